@@ -1,0 +1,148 @@
+/**
+ * UserHub — one Durable Object per user, holding that user's live-progress WebSockets.
+ *
+ * Uses the hibernation API: sockets are accepted with `ctx.acceptWebSocket`, so an idle hub is
+ * evicted from memory while its sockets stay open; per-socket state lives in the socket
+ * attachment; `ping` is answered with `pong` by the runtime without waking the object.
+ * The last message of every request is kept in the object's SQLite storage so a socket that
+ * subscribes late (or after the job finished) gets the current state at once.
+ *
+ * The Worker authenticates and authorises before forwarding the upgrade here; this class
+ * trusts the X-Hub-* headers because only the Worker can reach it.
+ */
+import { DurableObject } from "cloudflare:workers";
+
+export type ProgressStage =
+  | "queued"
+  | "processing_start"
+  | "plant_id_start"
+  | "plant_id_done"
+  | "plantnet_start"
+  | "plantnet_done"
+  | "merge_done"
+  | "enrich_start"
+  | "enrich_done"
+  | "enrich_skipped"
+  | "care_start"
+  | "care_done"
+  | "rate_limited"
+  | "retry_scheduled";
+
+export type HubMessage =
+  | { type: "progress"; request_id: string; stage: ProgressStage; status: string; data: Record<string, unknown> }
+  | { type: "completed"; request_id: string; status: string; results_count: number }
+  | { type: "error"; request_id: string; message: string };
+
+interface SocketAttachment {
+  /** null = the socket follows all of the user's requests (`/ws/`). */
+  requestId: string | null;
+  connectedAt: number;
+}
+
+const ALL_TAG = "all";
+const requestTag = (requestId: string) => `req:${requestId}`;
+/** Finished requests' states are kept this long for late subscribers. */
+const STATE_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+
+export class UserHub extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(
+      `CREATE TABLE IF NOT EXISTS request_state (
+         request_id TEXT PRIMARY KEY,
+         message TEXT NOT NULL,
+         updated_at INTEGER NOT NULL
+       )`,
+    );
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+  }
+
+  /** Accepts an upgrade forwarded by the Worker (already authenticated and authorised). */
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("Expected a WebSocket upgrade", { status: 426 });
+    }
+    const requestId = request.headers.get("X-Hub-Request-Id") || null;
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server, [requestId ? requestTag(requestId) : ALL_TAG]);
+    const attachment: SocketAttachment = { requestId, connectedAt: Date.now() };
+    server.serializeAttachment(attachment);
+
+    server.send(JSON.stringify({ type: "init", ...(requestId ? { request_id: requestId } : {}), message: "connected" }));
+    if (requestId) {
+      const last = this.lastMessage(requestId);
+      if (last) server.send(last);
+    }
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /**
+   * Records a request's newest state and delivers it to every socket following that request
+   * or all of the user's requests. Returns how many sockets it was sent to.
+   */
+  async publish(message: HubMessage): Promise<number> {
+    const text = JSON.stringify(message);
+    const now = Date.now();
+    this.sql.exec(
+      `INSERT INTO request_state (request_id, message, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT(request_id) DO UPDATE SET message = excluded.message, updated_at = excluded.updated_at`,
+      message.request_id,
+      text,
+      now,
+    );
+    this.sql.exec("DELETE FROM request_state WHERE updated_at < ?", now - STATE_RETENTION_MS);
+    let delivered = 0;
+    for (const tag of [requestTag(message.request_id), ALL_TAG]) {
+      for (const ws of this.ctx.getWebSockets(tag)) {
+        try {
+          ws.send(text);
+          delivered++;
+        } catch {
+          // A socket closing concurrently; its close handler cleans up.
+        }
+      }
+    }
+    return delivered;
+  }
+
+  /** Closes the sockets that follow one request (e.g. it was deleted). */
+  async closeRequest(requestId: string, code: number, reason: string): Promise<void> {
+    this.sql.exec("DELETE FROM request_state WHERE request_id = ?", requestId);
+    for (const ws of this.ctx.getWebSockets(requestTag(requestId))) ws.close(code, reason);
+  }
+
+  async connectionCount(): Promise<number> {
+    return this.ctx.getWebSockets().length;
+  }
+
+  lastState(requestId: string): HubMessage | null {
+    const text = this.lastMessage(requestId);
+    return text ? (JSON.parse(text) as HubMessage) : null;
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    // `ping` is answered by the auto-response without waking us; a JSON ping from clients that
+    // cannot send bare text frames gets the same answer.
+    if (typeof message === "string" && message.includes('"ping"')) ws.send(JSON.stringify({ type: "pong" }));
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    // Complete the closing handshake; 1005/1006 are reserved and cannot be sent back.
+    ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    ws.close(1011, "socket error");
+  }
+
+  private lastMessage(requestId: string): string | null {
+    const row = this.sql
+      .exec<{ message: string }>("SELECT message FROM request_state WHERE request_id = ?", requestId)
+      .toArray()[0];
+    return row?.message ?? null;
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * Builds the Hono application: middleware order, the one error envelope, route mounting and
+ * the OpenAPI document. Middleware runs outermost first:
+ *   request id → access log → security headers → CORS → body size limit → routes.
+ * Routes answer with and without a trailing slash (`strict: false`).
+ */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import { HTTPException } from "hono/http-exception";
+import { secureHeaders } from "hono/secure-headers";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { z } from "zod";
+import { getConfig } from "./config";
+import type { AppEnv } from "./env";
+import { AppError, errorEnvelope, STATUS_DEFAULTS, type FieldErrors } from "./lib/errors";
+import { createLogger, describeError } from "./lib/logger";
+import { uuidv7 } from "./lib/ids";
+import { docsRoutes } from "./routes/docs";
+import { healthRoutes } from "./routes/health";
+
+const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
+
+/** Turns zod issues into the envelope's `errors: {field: [messages]}` map. */
+export function fieldErrorsFrom(error: z.ZodError): FieldErrors {
+  const out: FieldErrors = {};
+  for (const issue of error.issues) {
+    const key = issue.path.length > 0 ? issue.path.join(".") : "non_field_errors";
+    (out[key] ??= []).push(issue.message);
+  }
+  return out;
+}
+
+export function createApp() {
+  const app = new OpenAPIHono<AppEnv>({
+    strict: false,
+    // Validation failures from every route's zod schemas become one 400 envelope.
+    defaultHook: (result) => {
+      if (!result.success) {
+        throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrorsFrom(result.error));
+      }
+    },
+  });
+
+  app.use("*", async (c, next) => {
+    const incoming = c.req.header("X-Request-ID");
+    const requestId = incoming && CLIENT_REQUEST_ID.test(incoming) ? incoming : uuidv7();
+    const logger = createLogger({ request_id: requestId }, getConfig(c.env).LOG_LEVEL);
+    c.set("requestId", requestId);
+    c.set("logger", logger);
+    const started = Date.now();
+    await next();
+    c.res.headers.set("X-Request-ID", requestId);
+    logger.info("request", {
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      duration_ms: Date.now() - started,
+      colo: (c.req.raw.cf as { colo?: string } | undefined)?.colo,
+    });
+  });
+
+  const localHeaders = buildSecureHeaders(false);
+  const deployedHeaders = buildSecureHeaders(true);
+  app.use("*", (c, next) => (getConfig(c.env).isLocal ? localHeaders : deployedHeaders)(c, next));
+
+  // Only listed origins get CORS headers at all (and so credentials); a refused origin's
+  // preflight gets a bare 204 that the browser treats as a denial.
+  app.use("*", async (c, next) => {
+    const origin = c.req.header("Origin");
+    const allowed = getConfig(c.env).CORS_ORIGINS;
+    if (origin && !allowed.includes(origin)) {
+      if (c.req.method === "OPTIONS" && c.req.header("Access-Control-Request-Method")) {
+        return c.body(null, 204, { Vary: "Origin" });
+      }
+      await next();
+      c.res.headers.append("Vary", "Origin");
+      return;
+    }
+    return cors({
+      origin: (o) => (allowed.includes(o) ? o : null),
+      credentials: true,
+      allowMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+      allowHeaders: ["Content-Type", "Authorization", "X-CSRFToken", "X-Request-ID"],
+      exposeHeaders: ["X-Request-ID", "Retry-After", "WWW-Authenticate"],
+      maxAge: 600,
+    })(c, next);
+  });
+
+  // Uploads (multipart) get the upload budget — five 10 MiB images plus form overhead — and
+  // everything else the JSON budget. The limit also counts streamed bytes, not just
+  // Content-Length, so a lying client cannot slip past it.
+  app.use("*", (c, next) => {
+    const config = getConfig(c.env);
+    const isMultipart = (c.req.header("Content-Type") ?? "").toLowerCase().startsWith("multipart/");
+    const maxSize = isMultipart ? config.MAX_UPLOAD_BODY_BYTES : config.MAX_JSON_BODY_BYTES;
+    return bodyLimit({
+      maxSize,
+      onError: () => {
+        throw new AppError(
+          "PAYLOAD_TOO_LARGE",
+          413,
+          `Request body too large. Maximum size: ${formatBytes(maxSize)}.`,
+        );
+      },
+    })(c, next);
+  });
+
+  app.route("/", healthRoutes());
+  app.route("/", docsRoutes());
+
+  app.doc31("/api/openapi.json", (c) => ({
+    openapi: "3.1.0",
+    info: {
+      title: "Plant Community API",
+      version: getConfig(c.env).APP_VERSION,
+      description:
+        "Plant identification, care and community. Errors use one envelope " +
+        "`{error, code, message, status_code, errors?, request_id}`. Every route answers with and without a trailing slash.",
+    },
+    servers: [{ url: new URL(c.req.url).origin }],
+  }));
+
+  app.notFound((c) => {
+    const allow = allowedMethodsFor(app, c.req.path);
+    if (allow.length > 0) {
+      return respondError(c, new AppError("METHOD_NOT_ALLOWED", 405, `Method "${c.req.method}" not allowed.`, undefined, {
+        Allow: allow.join(", "),
+      }));
+    }
+    return respondError(c, new AppError("NOT_FOUND", 404, `No route for ${c.req.method} ${c.req.path}.`));
+  });
+
+  app.onError((err, c) => {
+    if (err instanceof AppError) return respondError(c, err);
+    if (err instanceof HTTPException) {
+      const status = err.status;
+      const defaults = STATUS_DEFAULTS[status] ?? STATUS_DEFAULTS[500]!;
+      const malformed = status === 400 && /malformed/i.test(err.message);
+      return respondError(
+        c,
+        new AppError(malformed ? "MALFORMED_REQUEST" : defaults.code, status, err.message || defaults.message),
+      );
+    }
+    c.get("logger")?.error("unhandled error", describeError(err));
+    return respondError(c, new AppError("INTERNAL_ERROR", 500, STATUS_DEFAULTS[500]!.message));
+  });
+
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;
+
+function respondError(c: Context<AppEnv>, err: AppError): Response {
+  const requestId = c.get("requestId") ?? uuidv7();
+  const body = errorEnvelope(err.code, err.status, err.message, requestId, err.fieldErrors);
+  const res = c.json(body, err.status as ContentfulStatusCode);
+  res.headers.set("X-Request-ID", requestId);
+  for (const [name, value] of Object.entries(err.headers ?? {})) res.headers.set(name, value);
+  if (err.status === 401 && !res.headers.has("WWW-Authenticate")) {
+    res.headers.set("WWW-Authenticate", 'Bearer realm="plant-community"');
+  }
+  return res;
+}
+
+function buildSecureHeaders(deployed: boolean) {
+  return secureHeaders({
+    // API answers are JSON: nothing may be loaded or framed. HTML routes (docs, the
+    // identification page) set their own CSP, which `overwrite: false` keeps.
+    contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+    strictTransportSecurity: deployed ? "max-age=63072000; includeSubDomains; preload" : false,
+    xFrameOptions: "DENY",
+    xContentTypeOptions: "nosniff",
+    referrerPolicy: "strict-origin-when-cross-origin",
+    crossOriginResourcePolicy: "same-site",
+    removePoweredBy: true,
+    overwrite: false,
+  });
+}
+
+/** For a path that exists under other methods, the methods it does answer (for 405 + Allow). */
+function allowedMethodsFor(app: OpenAPIHono<AppEnv>, path: string): string[] {
+  const normalised = path.length > 1 ? path.replace(/\/+$/, "") : path;
+  const methods = new Set<string>();
+  for (const route of app.routes) {
+    if (route.method === "ALL" || route.path.includes("*")) continue;
+    if (routePattern(route.path).test(normalised)) methods.add(route.method);
+  }
+  if (methods.has("GET")) methods.add("HEAD");
+  if (methods.size > 0) methods.add("OPTIONS");
+  return [...methods].sort();
+}
+
+const patternCache = new Map<string, RegExp>();
+function routePattern(routePath: string): RegExp {
+  let re = patternCache.get(routePath);
+  if (!re) {
+    const trimmed = routePath.length > 1 ? routePath.replace(/\/+$/, "") : routePath;
+    const source = trimmed
+      .split("/")
+      .map((seg) => (seg.startsWith(":") ? "[^/]+" : seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+      .join("/");
+    re = new RegExp(`^${source}$`);
+    patternCache.set(routePath, re);
+  }
+  return re;
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${(bytes / (1024 * 1024)).toFixed(0)}MB` : `${Math.round(bytes / 1024)}KB`;
+}

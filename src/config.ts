@@ -1,0 +1,75 @@
+/**
+ * Typed, validated settings read from the Worker's vars and secrets (API.md §7). Parsed once
+ * per isolate per env object: a typo in a number or URL fails loudly at the first request
+ * instead of silently becoming NaN deep inside a provider client.
+ */
+import { z } from "zod";
+import type { Bindings } from "./env";
+
+const ms = z.coerce.number().int().positive();
+const flag = z
+  .enum(["true", "false", "1", "0", ""])
+  .transform((v) => v === "true" || v === "1");
+const url = z.url();
+const optionalSecret = z.string().optional().transform((v) => v ?? "");
+
+const ConfigSchema = z.object({
+  ENVIRONMENT: z.enum(["local", "test", "staging", "production"]),
+  APP_VERSION: z.string().min(1),
+  PLANT_ID_API_URL: url,
+  PLANTNET_API_URL: url,
+  TREFLE_API_URL: url,
+  OPENAI_API_URL: url,
+  OPENAI_MODEL: z.string().min(1),
+  EMAIL_API_URL: url,
+  EMAIL_FROM: z.string().min(3),
+  PLANT_ID_TIMEOUT_MS: ms,
+  PLANTNET_TIMEOUT_MS: ms,
+  TREFLE_TIMEOUT_MS: ms,
+  OPENAI_TIMEOUT_MS: ms,
+  PLANT_ID_CACHE_TTL_S: z.coerce.number().int().min(60), // KV's minimum expirationTtl
+  PLANTNET_CACHE_TTL_S: z.coerce.number().int().min(60),
+  ALLOW_ANONYMOUS_IDENTIFY: flag,
+  CORS_ORIGINS: z.string().transform((v) =>
+    v
+      .split(",")
+      .map((o) => o.trim())
+      .filter(Boolean),
+  ),
+  FRONTEND_URL: url,
+  JWT_ISSUER: z.string().min(1),
+  JWT_AUDIENCE: z.string().min(1),
+  JWT_ACCESS_TTL_S: z.coerce.number().int().positive(),
+  JWT_REFRESH_TTL_S: z.coerce.number().int().positive(),
+  COOKIE_SAMESITE: z.enum(["Lax", "Strict", "None"]),
+  MAX_JSON_BODY_BYTES: z.coerce.number().int().positive(),
+  MAX_UPLOAD_BODY_BYTES: z.coerce.number().int().positive(),
+  SENTRY_DSN: z.string().optional().default(""),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).optional().default("info"),
+  JWT_SECRET: optionalSecret,
+  PLANT_ID_API_KEY: optionalSecret,
+  PLANTNET_API_KEY: optionalSecret,
+  TREFLE_API_KEY: optionalSecret,
+  OPENAI_API_KEY: optionalSecret,
+  EMAIL_API_KEY: optionalSecret,
+});
+
+export type Config = z.infer<typeof ConfigSchema> & { isLocal: boolean };
+
+const cache = new WeakMap<object, Config>();
+
+export function getConfig(env: Bindings): Config {
+  const hit = cache.get(env);
+  if (hit) return hit;
+  const parsed = ConfigSchema.safeParse(env);
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new Error(`Invalid configuration: ${detail}`);
+  }
+  const config: Config = {
+    ...parsed.data,
+    isLocal: parsed.data.ENVIRONMENT === "local" || parsed.data.ENVIRONMENT === "test",
+  };
+  cache.set(env, config);
+  return config;
+}

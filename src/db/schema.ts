@@ -1,0 +1,218 @@
+/**
+ * The data model at a glance. Every id a client sees is a UUID (v7, so rows sort by creation);
+ * times are ISO-8601 UTC strings; lists and objects that are read whole are JSON text.
+ * Migrations in /migrations are generated from this file by drizzle-kit and reviewed by hand.
+ */
+import { sql } from "drizzle-orm";
+import { index, integer, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+const now = sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`;
+
+const timestamps = {
+  createdAt: text("created_at").notNull().default(now),
+  updatedAt: text("updated_at").notNull().default(now),
+};
+
+export const users = sqliteTable(
+  "users",
+  {
+    id: text("id").primaryKey(),
+    username: text("username").notNull(),
+    email: text("email").notNull(),
+    passwordHash: text("password_hash"), // null for OAuth-only accounts
+    firstName: text("first_name").notNull().default(""),
+    lastName: text("last_name").notNull().default(""),
+    bio: text("bio").notNull().default(""),
+    location: text("location").notNull().default(""),
+    website: text("website").notNull().default(""),
+    gardeningExperience: text("gardening_experience").notNull().default("beginner"),
+    profileVisibility: text("profile_visibility").notNull().default("public"),
+    avatarKey: text("avatar_key"),
+    role: text("role", { enum: ["user", "moderator", "editor", "admin"] }).notNull().default("user"),
+    trustLevel: text("trust_level", { enum: ["new", "basic", "trusted", "veteran"] })
+      .notNull()
+      .default("new"),
+    isActive: integer("is_active", { mode: "boolean" }).notNull().default(true),
+    emailVerified: integer("email_verified", { mode: "boolean" }).notNull().default(false),
+    plantsIdentified: integer("plants_identified").notNull().default(0),
+    identificationsHelped: integer("identifications_helped").notNull().default(0),
+    postCount: integer("post_count").notNull().default(0),
+    dateJoined: text("date_joined").notNull().default(now),
+    lastLogin: text("last_login"),
+    updatedAt: text("updated_at").notNull().default(now),
+  },
+  (t) => [
+    // Usernames and emails are unique case-insensitively.
+    uniqueIndex("users_username_lower_unique").on(sql`lower(${t.username})`),
+    uniqueIndex("users_email_lower_unique").on(sql`lower(${t.email})`),
+  ],
+);
+
+export const species = sqliteTable(
+  "species",
+  {
+    id: text("id").primaryKey(),
+    scientificName: text("scientific_name").notNull(),
+    commonNames: text("common_names", { mode: "json" }).$type<string[]>().notNull().default(sql`'[]'`),
+    family: text("family").notNull().default(""),
+    genus: text("genus").notNull().default(""),
+    gbifId: integer("gbif_id"),
+    trefleId: integer("trefle_id"),
+    plantType: text("plant_type"),
+    lightRequirements: text("light_requirements", {
+      enum: ["full_sun", "partial_sun", "partial_shade", "full_shade"],
+    }),
+    waterRequirements: text("water_requirements", { enum: ["low", "moderate", "high"] }),
+    hardinessZoneMin: integer("hardiness_zone_min"),
+    hardinessZoneMax: integer("hardiness_zone_max"),
+    soilPhMin: real("soil_ph_min"),
+    soilPhMax: real("soil_ph_max"),
+    matureHeightMinCm: integer("mature_height_min_cm"),
+    matureHeightMaxCm: integer("mature_height_max_cm"),
+    bloomTime: text("bloom_time"),
+    flowerColor: text("flower_color"),
+    description: text("description").notNull().default(""),
+    imageUrl: text("image_url"),
+    identificationCount: integer("identification_count").notNull().default(0),
+    isVerified: integer("is_verified", { mode: "boolean" }).notNull().default(false),
+    source: text("source").notNull().default("seed"),
+    ...timestamps,
+  },
+  (t) => [
+    // Scientific names are unique however they are capitalised.
+    uniqueIndex("species_scientific_name_unique").on(sql`lower(${t.scientificName})`),
+    // The seed system's idx_species_popularity: catalogue order is popularity, then name.
+    index("species_popularity_idx").on(t.identificationCount, t.scientificName),
+    index("species_family_idx").on(t.family),
+  ],
+);
+
+export const identificationRequests = sqliteTable(
+  "identification_requests",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id").references(() => users.id, { onDelete: "cascade" }),
+    status: text("status", {
+      enum: ["pending", "processing", "identified", "needs_help", "failed"],
+    })
+      .notNull()
+      .default("pending"),
+    /** SHA-256 hex digests of the uploaded images, in upload order (R2 keys derive from them). */
+    imageHashes: text("image_hashes", { mode: "json" }).$type<string[]>().notNull(),
+    organs: text("organs", { mode: "json" }).$type<string[]>().notNull().default(sql`'[]'`),
+    latitude: real("latitude"),
+    longitude: real("longitude"),
+    location: text("location").notNull().default(""),
+    description: text("description").notNull().default(""),
+    plantSize: text("plant_size").notNull().default(""),
+    habitat: text("habitat").notNull().default(""),
+    isSharedWithCommunity: integer("is_shared_with_community", { mode: "boolean" })
+      .notNull()
+      .default(false),
+    attempts: integer("attempts").notNull().default(0),
+    errorMessage: text("error_message"),
+    processedAt: text("processed_at"),
+    ...timestamps,
+  },
+  (t) => [
+    // The seed system's idx_request_user_created: a user's history, newest first.
+    index("requests_user_created_idx").on(t.userId, t.createdAt),
+    index("requests_status_idx").on(t.status),
+  ],
+);
+
+export const identificationResults = sqliteTable(
+  "identification_results",
+  {
+    id: text("id").primaryKey(),
+    requestId: text("request_id")
+      .notNull()
+      .references(() => identificationRequests.id, { onDelete: "cascade" }),
+    speciesId: text("species_id").references(() => species.id, { onDelete: "set null" }),
+    scientificName: text("scientific_name").notNull(),
+    plantName: text("plant_name").notNull().default(""),
+    commonNames: text("common_names", { mode: "json" }).$type<string[]>().notNull().default(sql`'[]'`),
+    family: text("family").notNull().default(""),
+    genus: text("genus").notNull().default(""),
+    gbifId: integer("gbif_id"),
+    confidenceScore: real("confidence_score").notNull(),
+    identificationSource: text("identification_source", {
+      enum: ["ai_plant_id", "ai_plantnet", "ai_combined", "community", "expert", "user_manual"],
+    }).notNull(),
+    rank: integer("rank").notNull(),
+    isPrimary: integer("is_primary", { mode: "boolean" }).notNull().default(false),
+    isAccepted: integer("is_accepted", { mode: "boolean" }).notNull().default(false),
+    upvotes: integer("upvotes").notNull().default(0),
+    downvotes: integer("downvotes").notNull().default(0),
+    /** Provider details kept for display: similar images, per-provider scores, care hints. */
+    details: text("details", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [
+    // The seed system's idx_result_confidence.
+    index("results_confidence_idx").on(t.confidenceScore),
+    // Idempotent job writes: one row per species per request, however often a job re-runs.
+    uniqueIndex("results_request_species_unique").on(t.requestId, sql`lower(${t.scientificName})`),
+    index("results_request_rank_idx").on(t.requestId, t.rank),
+  ],
+);
+
+export const votes = sqliteTable(
+  "votes",
+  {
+    id: text("id").primaryKey(),
+    resultId: text("result_id")
+      .notNull()
+      .references(() => identificationResults.id, { onDelete: "cascade" }),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    voteType: text("vote_type", { enum: ["upvote", "downvote"] }).notNull(),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [uniqueIndex("votes_result_user_unique").on(t.resultId, t.userId)],
+);
+
+export const collections = sqliteTable(
+  "collections",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    description: text("description").notNull().default(""),
+    isPublic: integer("is_public", { mode: "boolean" }).notNull().default(false),
+    isDefault: integer("is_default", { mode: "boolean" }).notNull().default(false),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex("collections_user_name_unique").on(t.userId, sql`lower(${t.name})`)],
+);
+
+export const userPlants = sqliteTable(
+  "user_plants",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    collectionId: text("collection_id")
+      .notNull()
+      .references(() => collections.id, { onDelete: "cascade" }),
+    speciesId: text("species_id").references(() => species.id, { onDelete: "set null" }),
+    resultId: text("result_id").references(() => identificationResults.id, { onDelete: "set null" }),
+    nickname: text("nickname").notNull().default(""),
+    acquisitionDate: text("acquisition_date"),
+    locationInHome: text("location_in_home").notNull().default(""),
+    notes: text("notes").notNull().default(""),
+    isAlive: integer("is_alive", { mode: "boolean" }).notNull().default(true),
+    imageKey: text("image_key"),
+    careInstructionsJson: text("care_instructions_json", { mode: "json" }).$type<Record<string, unknown>>(),
+    ...timestamps,
+  },
+  (t) => [
+    index("user_plants_user_idx").on(t.userId, t.createdAt),
+    // add_to_collection is idempotent per (collection, result).
+    uniqueIndex("user_plants_collection_result_unique").on(t.collectionId, t.resultId),
+  ],
+);

@@ -1,0 +1,21 @@
+/**
+ * The Worker: HTTP (Hono app), queue consumers and cron, plus the Durable Object classes the
+ * runtime must find on the main module.
+ */
+import { createApp } from "./app";
+import type { Bindings } from "./env";
+import { runHousekeeping } from "./jobs/housekeeping";
+import { createLogger } from "./lib/logger";
+
+export { UserHub } from "../durable-objects/user-hub";
+
+const app = createApp();
+
+export default {
+  fetch: (request, env, ctx) => app.fetch(request, env, ctx),
+
+  async scheduled(controller, env, ctx) {
+    const logger = createLogger({ cron: controller.cron });
+    ctx.waitUntil(runHousekeeping(env, logger));
+  },
+} satisfies ExportedHandler<Bindings>;

@@ -1,0 +1,31 @@
+/**
+ * Cron housekeeping (wrangler.toml [triggers]). Each task is idempotent and bounded so a
+ * missed or doubled run is harmless.
+ */
+import type { Bindings } from "../env";
+import type { Logger } from "../lib/logger";
+
+/** A job that has not reported for this long is taken to have died with its isolate. */
+export const STALE_PROCESSING_MS = 15 * 60 * 1000;
+
+/**
+ * API.md §2.2: a request never stays in `processing` after its job ends. Queue retries end a
+ * crashed job normally; this catches the rest (e.g. an isolate killed mid-write).
+ */
+export async function failStaleProcessingRequests(env: Bindings, now = Date.now()): Promise<number> {
+  const cutoff = new Date(now - STALE_PROCESSING_MS).toISOString();
+  const result = await env.DB.prepare(
+    `UPDATE identification_requests
+        SET status = 'failed', error_message = 'Processing timed out. Please retry.',
+            updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+      WHERE status = 'processing' AND updated_at < ?`,
+  )
+    .bind(cutoff)
+    .run();
+  return result.meta.changes ?? 0;
+}
+
+export async function runHousekeeping(env: Bindings, logger: Logger): Promise<void> {
+  const failed = await failStaleProcessingRequests(env);
+  logger.info("housekeeping", { stale_requests_failed: failed });
+}

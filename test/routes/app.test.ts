@@ -1,0 +1,101 @@
+import { exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+
+const BASE = "https://api.test";
+
+function call(path: string, init?: RequestInit) {
+  return exports.default.fetch(new Request(`${BASE}${path}`, init));
+}
+
+async function expectEnvelope(res: Response, status: number, code: string) {
+  expect(res.status).toBe(status);
+  expect(res.headers.get("content-type")).toMatch(/application\/json/);
+  const requestId = res.headers.get("X-Request-ID");
+  expect(requestId).toBeTruthy();
+  const body = (await res.json()) as Record<string, unknown>;
+  expect(body).toMatchObject({ error: true, code, status_code: status, request_id: requestId });
+  expect(typeof body.message).toBe("string");
+  expect(JSON.stringify(body)).not.toMatch(/at .*\.(ts|js):\d+/); // no stack traces
+  return body;
+}
+
+describe("health", () => {
+  it("reports every storage binding, with and without a trailing slash", async () => {
+    for (const path of ["/api/v1/health/", "/api/v1/health"]) {
+      const res = await call(path);
+      expect(res.status).toBe(200);
+      const body = await res.json();
+      expect(body).toMatchObject({ status: "ok", checks: { d1: "ok", kv: "ok", r2: "ok", queue: "ok" } });
+    }
+  });
+});
+
+describe("error envelope", () => {
+  it("404 for an unknown route", async () => {
+    await expectEnvelope(await call("/api/v1/nope/"), 404, "NOT_FOUND");
+  });
+
+  it("405 with Allow for a known path and the wrong method", async () => {
+    const res = await call("/api/v1/health/", { method: "DELETE" });
+    await expectEnvelope(res, 405, "METHOD_NOT_ALLOWED");
+    expect(res.headers.get("Allow")).toContain("GET");
+  });
+
+  it("echoes a sane client request id and replaces a hostile one", async () => {
+    const ok = await call("/api/v1/nope", { headers: { "X-Request-ID": "client-abc-12345" } });
+    expect(ok.headers.get("X-Request-ID")).toBe("client-abc-12345");
+    const bad = await call("/api/v1/nope", { headers: { "X-Request-ID": "<script>alert(1)</script>" } });
+    expect(bad.headers.get("X-Request-ID")).not.toContain("<");
+  });
+});
+
+describe("security headers and CORS", () => {
+  it("sets the security headers on API responses", async () => {
+    const res = await call("/api/v1/health/");
+    expect(res.headers.get("X-Content-Type-Options")).toBe("nosniff");
+    expect(res.headers.get("Content-Security-Policy")).toContain("frame-ancestors 'none'");
+    expect(res.headers.get("Referrer-Policy")).toBeTruthy();
+    // HSTS only outside local development.
+    expect(res.headers.get("Strict-Transport-Security")).toBeNull();
+  });
+
+  it("allows the web client's origin with credentials", async () => {
+    const res = await call("/api/v1/health/", {
+      method: "OPTIONS",
+      headers: {
+        Origin: "http://localhost:5173",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,x-csrftoken",
+      },
+    });
+    expect(res.status).toBeLessThan(300);
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBe("http://localhost:5173");
+    expect(res.headers.get("Access-Control-Allow-Credentials")).toBe("true");
+    expect(res.headers.get("Access-Control-Allow-Headers")?.toLowerCase()).toContain("x-csrftoken");
+  });
+
+  it("refuses an origin that is not on the list", async () => {
+    const res = await call("/api/v1/health/", { headers: { Origin: "https://evil.example" } });
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBeNull();
+    expect(res.headers.get("Access-Control-Allow-Credentials")).not.toBe("true");
+  });
+});
+
+describe("OpenAPI and docs", () => {
+  it("serves an OpenAPI 3.1 document", async () => {
+    const res = await call("/api/openapi.json");
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, unknown> };
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths)).toContain("/api/v1/health");
+  });
+
+  it("serves the interactive docs page", async () => {
+    const res = await call("/api/docs");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/text\/html/);
+    const html = await res.text();
+    expect(html).toContain("swagger-ui-bundle.js");
+    expect(res.headers.get("Content-Security-Policy")).toContain("script-src 'self'");
+  });
+});

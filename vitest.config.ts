@@ -1,0 +1,39 @@
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+// Tests run inside workerd with the real bindings of wrangler.toml (local D1, KV, R2, Queues,
+// Durable Objects). Outbound provider calls go to *.emulator.test hosts, which test/setup.ts
+// routes to the emulators in emulators/ — the same handlers `npm start` serves over HTTP.
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations("./migrations");
+  return {
+    plugins: [
+      cloudflareTest({
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          bindings: {
+            ENVIRONMENT: "test",
+            LOG_LEVEL: "warn",
+            TEST_MIGRATIONS: migrations,
+            PLANT_ID_API_URL: "https://plant-id.emulator.test/v3",
+            PLANTNET_API_URL: "https://plantnet.emulator.test",
+            TREFLE_API_URL: "https://trefle.emulator.test/api/v1",
+            OPENAI_API_URL: "https://openai.emulator.test/v1",
+            EMAIL_API_URL: "https://email.emulator.test",
+            PLANT_ID_API_KEY: "emulator-key",
+            PLANTNET_API_KEY: "emulator-key",
+            TREFLE_API_KEY: "emulator-key",
+            OPENAI_API_KEY: "emulator-key",
+            EMAIL_API_KEY: "emulator-key",
+            JWT_SECRET: "test-secret-0123456789abcdef0123456789abcdef",
+          },
+        },
+      }),
+    ],
+    test: {
+      setupFiles: ["./test/setup.ts"],
+      include: ["test/**/*.test.ts"],
+      testTimeout: 20_000,
+    },
+  };
+});
