@@ -17,8 +17,11 @@ import type { AppEnv } from "./env";
 import { AppError, errorEnvelope, STATUS_DEFAULTS, type FieldErrors } from "./lib/errors";
 import { createLogger, describeError } from "./lib/logger";
 import { uuidv7 } from "./lib/ids";
+import { authenticate, csrfProtection } from "./middleware/auth";
+import { authRoutes } from "./routes/auth";
 import { docsRoutes } from "./routes/docs";
 import { healthRoutes } from "./routes/health";
+import { mediaRoutes } from "./routes/media";
 
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 
@@ -107,8 +110,25 @@ export function createApp() {
     })(c, next);
   });
 
+  // Coarse per-address limit in front of everything (Workers rate limiting binding); the exact
+  // per-action limits live in services/rate-limits.ts.
+  app.use("/api/*", async (c, next) => {
+    const ip = c.req.header("CF-Connecting-IP");
+    if (ip && c.env.API_RATE_LIMITER) {
+      const { success } = await c.env.API_RATE_LIMITER.limit({ key: ip });
+      if (!success) throw new AppError("RATE_LIMITED", 429, "Too many requests. Please slow down.", undefined, { "Retry-After": "60" });
+    }
+    await next();
+  });
+  app.use("/api/*", authenticate, csrfProtection);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "cookieAuth", { type: "apiKey", in: "cookie", name: "access_token" });
+
   app.route("/", healthRoutes());
   app.route("/", docsRoutes());
+  app.route("/", authRoutes());
+  app.route("/", mediaRoutes());
 
   app.doc31("/api/openapi.json", (c) => ({
     openapi: "3.1.0",

@@ -11,6 +11,14 @@ const flag = z
   .enum(["true", "false", "1", "0", ""])
   .transform((v) => v === "true" || v === "1");
 const url = z.url();
+/** "limit/windowSeconds", e.g. "5/900" = 5 per 15 minutes. */
+const rate = z
+  .string()
+  .regex(/^\d+\/\d+$/, 'expected "limit/windowSeconds"')
+  .transform((v) => {
+    const [limit, windowS] = v.split("/").map(Number) as [number, number];
+    return { limit, windowMs: windowS * 1000 };
+  });
 const optionalSecret = z.string().optional().transform((v) => v ?? "");
 
 const ConfigSchema = z.object({
@@ -46,6 +54,26 @@ const ConfigSchema = z.object({
   MAX_UPLOAD_BODY_BYTES: z.coerce.number().int().positive(),
   SENTRY_DSN: z.string().optional().default(""),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).optional().default("info"),
+  LOGIN_RATE_LIMIT: rate,
+  REGISTER_RATE_LIMIT: rate,
+  REFRESH_RATE_LIMIT: rate,
+  IDENTIFY_RATE_LIMIT: rate,
+  CARE_REGENERATE_RATE_LIMIT: rate,
+  LOCKOUT_THRESHOLD: z.coerce.number().int().positive(),
+  LOCKOUT_WINDOW_S: z.coerce.number().int().positive(),
+  LOCKOUT_DURATION_S: z.coerce.number().int().positive(),
+  PASSWORD_RESET_TTL_S: z.coerce.number().int().positive(),
+  GOOGLE_CLIENT_ID: z.string().optional().default(""),
+  GOOGLE_AUTH_URL: url,
+  GOOGLE_TOKEN_URL: url,
+  GOOGLE_JWKS_URL: url,
+  GOOGLE_ISSUER: z.string().min(1),
+  GITHUB_CLIENT_ID: z.string().optional().default(""),
+  GITHUB_AUTHORIZE_URL: url,
+  GITHUB_TOKEN_URL: url,
+  GITHUB_API_URL: url,
+  GOOGLE_CLIENT_SECRET: optionalSecret,
+  GITHUB_CLIENT_SECRET: optionalSecret,
   JWT_SECRET: optionalSecret,
   PLANT_ID_API_KEY: optionalSecret,
   PLANTNET_API_KEY: optionalSecret,
@@ -65,6 +93,9 @@ export function getConfig(env: Bindings): Config {
   if (!parsed.success) {
     const detail = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
     throw new Error(`Invalid configuration: ${detail}`);
+  }
+  if (parsed.data.JWT_SECRET.length < 32) {
+    throw new Error("Invalid configuration: JWT_SECRET must be at least 32 characters");
   }
   const config: Config = {
     ...parsed.data,

@@ -7,6 +7,7 @@ import type { Bindings } from "./env";
 import { runHousekeeping } from "./jobs/housekeeping";
 import { createLogger } from "./lib/logger";
 
+export { RateLimiter } from "../durable-objects/rate-limiter";
 export { UserHub } from "../durable-objects/user-hub";
 
 const app = createApp();

@@ -39,6 +39,10 @@ export const users = sqliteTable(
     postCount: integer("post_count").notNull().default(0),
     dateJoined: text("date_joined").notNull().default(now),
     lastLogin: text("last_login"),
+    /** Epoch seconds; access tokens issued before it are refused (password change, lockout). */
+    tokensValidAfter: integer("tokens_valid_after").notNull().default(0),
+    /** Sent at most once per lockout period. */
+    lockoutNotifiedAt: integer("lockout_notified_at"),
     updatedAt: text("updated_at").notNull().default(now),
   },
   (t) => [
@@ -214,5 +218,87 @@ export const userPlants = sqliteTable(
     index("user_plants_user_idx").on(t.userId, t.createdAt),
     // add_to_collection is idempotent per (collection, result).
     uniqueIndex("user_plants_collection_result_unique").on(t.collectionId, t.resultId),
+  ],
+);
+
+// ---------------------------------------------------------------------------------------------
+// Accounts and sessions
+
+/** Every refresh token ever issued; rotation links them into families (theft detection). */
+export const refreshTokens = sqliteTable(
+  "refresh_tokens",
+  {
+    jti: text("jti").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    familyId: text("family_id").notNull(),
+    expiresAt: integer("expires_at").notNull(), // epoch seconds, as in the JWT
+    revokedAt: integer("revoked_at"),
+    replacedBy: text("replaced_by"),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [index("refresh_tokens_family_idx").on(t.familyId), index("refresh_tokens_user_idx").on(t.userId)],
+);
+
+/** Revoked access-token jtis, remembered until the token would have expired anyway. */
+export const revokedTokens = sqliteTable(
+  "revoked_tokens",
+  {
+    jti: text("jti").primaryKey(),
+    expiresAt: integer("expires_at").notNull(),
+  },
+  (t) => [index("revoked_tokens_expires_idx").on(t.expiresAt)],
+);
+
+export const passwordResetTokens = sqliteTable(
+  "password_reset_tokens",
+  {
+    tokenHash: text("token_hash").primaryKey(), // SHA-256 of the emailed token; the token itself is never stored
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    expiresAt: integer("expires_at").notNull(),
+    usedAt: integer("used_at"),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [index("password_reset_user_idx").on(t.userId)],
+);
+
+/** Single-use, 60-second tickets that let a browser open a WebSocket without a token in the URL. */
+export const wsTickets = sqliteTable("ws_tickets", {
+  ticketHash: text("ticket_hash").primaryKey(),
+  userId: text("user_id")
+    .notNull()
+    .references(() => users.id, { onDelete: "cascade" }),
+  expiresAt: integer("expires_at").notNull(),
+  usedAt: integer("used_at"),
+});
+
+/** OAuth `state` + PKCE verifier between /login and /callback (single use, 10 minutes). */
+export const oauthStates = sqliteTable("oauth_states", {
+  stateHash: text("state_hash").primaryKey(),
+  provider: text("provider", { enum: ["google", "github"] }).notNull(),
+  codeVerifier: text("code_verifier").notNull(),
+  nonce: text("nonce").notNull(),
+  expiresAt: integer("expires_at").notNull(),
+  usedAt: integer("used_at"),
+});
+
+export const oauthAccounts = sqliteTable(
+  "oauth_accounts",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    provider: text("provider", { enum: ["google", "github"] }).notNull(),
+    providerUserId: text("provider_user_id").notNull(),
+    email: text("email").notNull().default(""),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [
+    uniqueIndex("oauth_accounts_provider_user_unique").on(t.provider, t.providerUserId),
+    index("oauth_accounts_user_idx").on(t.userId),
   ],
 );

@@ -4,6 +4,7 @@
  */
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
+import { purgeExpiredTokens } from "../services/tokens";
 
 /** A job that has not reported for this long is taken to have died with its isolate. */
 export const STALE_PROCESSING_MS = 15 * 60 * 1000;
@@ -27,5 +28,6 @@ export async function failStaleProcessingRequests(env: Bindings, now = Date.now(
 
 export async function runHousekeeping(env: Bindings, logger: Logger): Promise<void> {
   const failed = await failStaleProcessingRequests(env);
+  await purgeExpiredTokens(env);
   logger.info("housekeeping", { stale_requests_failed: failed });
 }

@@ -1,0 +1,103 @@
+/**
+ * Authentication for every request: `Authorization: Bearer <access>` (mobile/API) or the
+ * `access_token` cookie (web). A valid token sets `user` on the context; routes that need a
+ * user add `requireAuth`, staff routes `requireRole`. Cookie-authenticated unsafe requests must
+ * carry the CSRF double-submit header (API.md §1); bearer requests need none.
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import { getCookie } from "hono/cookie";
+import { getConfig } from "../config";
+import type { AppEnv, AuthenticatedUser } from "../env";
+import { AppError } from "../lib/errors";
+import { timingSafeEqualStrings } from "../lib/hash";
+import { verifyToken, type TokenClaims } from "../services/tokens";
+import type { Role } from "../services/users";
+
+export const ACCESS_COOKIE = "access_token";
+export const REFRESH_COOKIE = "refresh_token";
+export const CSRF_COOKIE = "csrftoken";
+export const CSRF_HEADER = "X-CSRFToken";
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+interface AuthRow {
+  id: string;
+  username: string;
+  role: Role;
+  is_active: number;
+  tokens_valid_after: number;
+  revoked: number | null;
+}
+
+/** Resolves an access token to a live user: one D1 read covering revocation and deactivation. */
+export async function userFromAccessToken(c: Context<AppEnv>, token: string): Promise<{ user: AuthenticatedUser; claims: TokenClaims }> {
+  const claims = await verifyToken(getConfig(c.env), token, "access");
+  const row = await c.env.DB.prepare(
+    `SELECT id, username, role, is_active, tokens_valid_after,
+            (SELECT 1 FROM revoked_tokens WHERE jti = ?) AS revoked
+       FROM users WHERE id = ?`,
+  )
+    .bind(claims.jti, claims.sub)
+    .first<AuthRow>();
+  if (!row || !row.is_active || row.revoked || claims.iat < row.tokens_valid_after) {
+    throw new AppError("TOKEN_INVALID", 401, "Token is invalid or has been revoked.");
+  }
+  return { user: { id: row.id, username: row.username, role: row.role }, claims };
+}
+
+export function bearerToken(c: Context<AppEnv>): string | null {
+  const header = c.req.header("Authorization");
+  if (!header) return null;
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  return match ? match[1]! : null;
+}
+
+/** Sets `user` when credentials are valid. Invalid credentials are remembered, not thrown, so
+ * anonymous routes still work; `requireAuth` turns them into a 401 with the precise reason. */
+export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const bearer = bearerToken(c);
+  const cookie = bearer ? null : getCookie(c, ACCESS_COOKIE);
+  const token = bearer ?? cookie;
+  if (token) {
+    try {
+      const { user, claims } = await userFromAccessToken(c, token);
+      c.set("user", user);
+      c.set("authMethod", bearer ? "bearer" : "cookie");
+      c.set("accessClaims", claims);
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      c.set("authError", err);
+    }
+  }
+  await next();
+};
+
+export const requireAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (!c.get("user")) {
+    throw c.get("authError") ?? new AppError("AUTHENTICATION_REQUIRED", 401, "Authentication credentials were not provided.");
+  }
+  await next();
+};
+
+export function requireRole(...roles: Role[]): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const user = c.get("user");
+    if (!user) throw c.get("authError") ?? new AppError("AUTHENTICATION_REQUIRED", 401, "Authentication credentials were not provided.");
+    if (!roles.includes(user.role)) throw new AppError("FORBIDDEN", 403, "You do not have permission to perform this action.");
+    await next();
+  };
+}
+
+/** Throws 403 CSRF_FAILED unless the X-CSRFToken header matches the csrftoken cookie. */
+export function assertCsrf(c: Context<AppEnv>): void {
+  const cookie = getCookie(c, CSRF_COOKIE);
+  const header = c.req.header(CSRF_HEADER);
+  if (!cookie || !header || !timingSafeEqualStrings(cookie, header)) {
+    throw new AppError("CSRF_FAILED", 403, "CSRF verification failed. Send the X-CSRFToken header matching the csrftoken cookie.");
+  }
+}
+
+/** Double-submit CSRF for cookie-authenticated unsafe requests. */
+export const csrfProtection: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (c.get("authMethod") === "cookie" && !SAFE_METHODS.has(c.req.method)) assertCsrf(c);
+  await next();
+};

@@ -1,0 +1,46 @@
+/**
+ * Email through an HTTP sending API (Resend's `POST /emails` shape; any provider with the same
+ * contract works by changing EMAIL_API_URL). Local runs and tests use emulators/email.ts.
+ */
+export interface EmailMessage {
+  to: string;
+  subject: string;
+  text: string;
+  html?: string;
+}
+
+export interface EmailSettings {
+  apiUrl: string;
+  apiKey: string;
+  from: string;
+  timeoutMs?: number;
+}
+
+export class EmailError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = "EmailError";
+  }
+}
+
+export async function sendEmail(settings: EmailSettings, message: EmailMessage): Promise<{ id: string }> {
+  if (!settings.apiKey) throw new EmailError("Email is not configured (EMAIL_API_KEY is empty)");
+  let res: Response;
+  try {
+    res = await fetch(`${settings.apiUrl.replace(/\/+$/, "")}/emails`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${settings.apiKey}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ from: settings.from, to: message.to, subject: message.subject, text: message.text, html: message.html }),
+      signal: AbortSignal.timeout(settings.timeoutMs ?? 10_000),
+    });
+  } catch (err) {
+    throw new EmailError(`Email provider unreachable: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!res.ok) throw new EmailError(`Email provider answered ${res.status}`, res.status);
+  const body = (await res.json().catch(() => null)) as { id?: unknown } | null;
+  if (!body || typeof body.id !== "string") throw new EmailError("Email provider sent a malformed answer", res.status);
+  return { id: body.id };
+}

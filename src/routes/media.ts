@@ -1,0 +1,41 @@
+/**
+ * GET /api/v1/media/{key} — serves stored images (avatars, identification photos) from R2.
+ * Keys are content addressed (SHA-256), so responses are immutable and cache forever.
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { AppEnv } from "../env";
+import { AppError } from "../lib/errors";
+import { ErrorSchema } from "./schemas";
+
+const KEY_RE = /^(avatars|images)\/[0-9a-f]{64}\.(jpg|png|webp)$/;
+
+export function mediaRoutes() {
+  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/media/{kind}/{file}",
+      tags: ["Media"],
+      summary: "A stored image",
+      request: { params: z.object({ kind: z.enum(["avatars", "images"]), file: z.string().max(80) }) },
+      responses: {
+        200: { description: "The image", content: { "image/*": { schema: z.any().openapi({ type: "string", format: "binary" }) } } },
+        404: { description: "No such image", content: { "application/json": { schema: ErrorSchema } } },
+      },
+    }),
+    async (c) => {
+      const { kind, file } = c.req.valid("param");
+      const key = `${kind}/${file}`;
+      if (!KEY_RE.test(key)) throw new AppError("NOT_FOUND", 404, "Image not found.");
+      const object = await c.env.IMAGES.get(key);
+      if (!object) throw new AppError("NOT_FOUND", 404, "Image not found.");
+      const headers = new Headers();
+      object.writeHttpMetadata(headers);
+      headers.set("ETag", object.httpEtag);
+      headers.set("Cache-Control", "public, max-age=31536000, immutable");
+      headers.set("Content-Security-Policy", "default-src 'none'; sandbox");
+      return new Response(object.body, { status: 200, headers }) as never;
+    },
+  );
+  return app;
+}
