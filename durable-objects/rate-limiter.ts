@@ -29,15 +29,19 @@ interface BucketState {
   hits: number[];
   failures: number[];
   lockedUntil: number | null;
+  /** Epoch ms after which nothing stored here matters any more. */
+  expiresAt: number;
 }
 
+const EMPTY: BucketState = { hits: [], failures: [], lockedUntil: null, expiresAt: 0 };
+
 export class RateLimiter extends DurableObject<Env> {
-  private state: BucketState = { hits: [], failures: [], lockedUntil: null };
+  private state: BucketState = { ...EMPTY };
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => {
-      this.state = (await ctx.storage.get<BucketState>("state")) ?? this.state;
+      this.state = { ...EMPTY, ...(await ctx.storage.get<BucketState>("state")) };
     });
   }
 
@@ -89,17 +93,18 @@ export class RateLimiter extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    const now = Date.now();
-    const live = this.state.hits.some((t) => t > now - 24 * 3600_000) || (this.state.lockedUntil ?? 0) > now;
-    if (!live) {
-      this.state = { hits: [], failures: [], lockedUntil: null };
-      await this.ctx.storage.deleteAll();
+    if (Date.now() < this.state.expiresAt) {
+      await this.ctx.storage.setAlarm(this.state.expiresAt);
+      return;
     }
+    this.state = { ...EMPTY };
+    await this.ctx.storage.deleteAll();
   }
 
   private async save(expiresAt: number): Promise<void> {
+    this.state.expiresAt = Math.max(this.state.expiresAt, expiresAt);
     await this.ctx.storage.put("state", this.state);
     const alarm = await this.ctx.storage.getAlarm();
-    if (alarm === null || alarm < expiresAt) await this.ctx.storage.setAlarm(expiresAt);
+    if (alarm === null || alarm < this.state.expiresAt) await this.ctx.storage.setAlarm(this.state.expiresAt);
   }
 }

@@ -18,6 +18,7 @@ import { AppError, errorEnvelope, STATUS_DEFAULTS, type FieldErrors } from "./li
 import { createLogger, describeError } from "./lib/logger";
 import { uuidv7 } from "./lib/ids";
 import { authenticate, csrfProtection } from "./middleware/auth";
+import { adminRoutes } from "./routes/admin";
 import { authRoutes } from "./routes/auth";
 import { docsRoutes } from "./routes/docs";
 import { healthRoutes } from "./routes/health";
@@ -129,6 +130,7 @@ export function createApp() {
   app.route("/", docsRoutes());
   app.route("/", authRoutes());
   app.route("/", mediaRoutes());
+  app.route("/", adminRoutes());
 
   app.doc31("/api/openapi.json", (c) => ({
     openapi: "3.1.0",

@@ -119,6 +119,10 @@ const ProfilePatch = z
   .strict()
   .openapi("ProfileUpdate");
 
+const AvatarForm = z
+  .object({ avatar: z.any().optional().openapi({ type: "string", format: "binary", description: "JPEG, PNG or WebP, ≤ 2 MiB" }) })
+  .openapi("AvatarUpload");
+
 const PasswordChangeBody = z
   .object({ old_password: z.string().min(1).max(1024), new_password: z.string().min(1).max(1024) })
   .openapi("PasswordChange");
@@ -372,7 +376,7 @@ export function authRoutes() {
         body: {
           content: {
             "application/json": { schema: ProfilePatch },
-            "multipart/form-data": { schema: z.object({ avatar: z.any().openapi({ type: "string", format: "binary" }) }) },
+            "multipart/form-data": { schema: AvatarForm },
           },
           required: true,
         },
@@ -383,21 +387,9 @@ export function authRoutes() {
       const user = await currentUserRow(c);
       const contentType = c.req.header("Content-Type") ?? "";
       if (contentType.toLowerCase().startsWith("multipart/form-data")) {
-        await updateAvatar(c, user);
+        await updateAvatar(c, user, (c.req.valid("form") as z.infer<typeof AvatarForm>).avatar);
       } else {
-        let raw: unknown;
-        try {
-          raw = await c.req.json();
-        } catch {
-          throw new AppError("MALFORMED_REQUEST", 400, "Malformed JSON in request body");
-        }
-        const parsed = ProfilePatch.safeParse(raw);
-        if (!parsed.success) {
-          const fieldErrors: Record<string, string[]> = {};
-          for (const issue of parsed.error.issues) (fieldErrors[issue.path.join(".") || "non_field_errors"] ??= []).push(issue.message);
-          throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrors);
-        }
-        const patch = parsed.data;
+        const patch = c.req.valid("json") as z.infer<typeof ProfilePatch>;
         if (patch.email && patch.email.toLowerCase() !== user.email.toLowerCase()) {
           const taken = await uniquenessErrors(c.env, null, patch.email, user.id);
           if (taken.email) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", taken);
@@ -405,6 +397,7 @@ export function authRoutes() {
         const columns = Object.entries(patch).filter(([, v]) => v !== undefined);
         if (columns.length > 0) {
           const emailChanged = patch.email !== undefined && patch.email.toLowerCase() !== user.email.toLowerCase();
+          // Column names come from the strict zod schema's keys, never from the client.
           const sets = columns.map(([k]) => `${k} = ?`);
           if (emailChanged) sets.push("email_verified = 0");
           await c.env.DB.prepare(`UPDATE users SET ${sets.join(", ")}, updated_at = ? WHERE id = ?`)
@@ -557,11 +550,7 @@ async function sendPasswordReset(c: Context<AppEnv>, address: string): Promise<v
   }
 }
 
-async function updateAvatar(c: Context<AppEnv>, user: UserRow): Promise<void> {
-  const form = await c.req.formData().catch(() => {
-    throw new AppError("MALFORMED_REQUEST", 400, "Malformed multipart body.");
-  });
-  const file = form.get("avatar");
+async function updateAvatar(c: Context<AppEnv>, user: UserRow, file: unknown): Promise<void> {
   if (!(file instanceof File)) {
     throw new AppError("VALIDATION_ERROR", 400, "No avatar file provided.", { avatar: ["No file was submitted."] });
   }

@@ -1,0 +1,75 @@
+/**
+ * /api/v1/admin — staff tools. Listing users is for moderators and up; changing roles is for
+ * admins only (the CLI `npm run admin -- grant-role` bootstraps the first admin).
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { AppEnv } from "../env";
+import { AppError } from "../lib/errors";
+import { requireRole } from "../middleware/auth";
+import { findUserById, userProfile, type UserRow } from "../services/users";
+import { UserProfileSchema } from "./auth";
+import { pageOf, PaginationQuery } from "./pagination";
+import { ErrorSchema, jsonBody, pageSchema } from "./schemas";
+
+const tags = ["Admin"];
+const errors = {
+  401: { description: "Not authenticated", content: { "application/json": { schema: ErrorSchema } } },
+  403: { description: "Wrong role", content: { "application/json": { schema: ErrorSchema } } },
+  404: { description: "No such user", content: { "application/json": { schema: ErrorSchema } } },
+};
+
+export function adminRoutes() {
+  const app = new OpenAPIHono<AppEnv>({ strict: false });
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/admin/users",
+      tags,
+      summary: "List users (staff)",
+      middleware: [requireRole("moderator", "editor", "admin")] as const,
+      request: { query: PaginationQuery.extend({ search: z.string().max(100).optional() }) },
+      responses: { 200: jsonBody(pageSchema(UserProfileSchema, "UserPage"), "Users"), ...errors },
+    }),
+    async (c) => {
+      const { page, page_size, search } = c.req.valid("query");
+      const where = search ? "WHERE lower(username) LIKE ? ESCAPE '\\' OR lower(email) LIKE ? ESCAPE '\\'" : "";
+      const pattern = search ? `%${search.toLowerCase().replace(/[\\%_]/g, (m) => `\\${m}`)}%` : undefined;
+      const binds = pattern ? [pattern, pattern] : [];
+      const [count, rows] = await c.env.DB.batch([
+        c.env.DB.prepare(`SELECT count(*) AS n FROM users ${where}`).bind(...binds),
+        c.env.DB.prepare(`SELECT * FROM users ${where} ORDER BY date_joined DESC, id DESC LIMIT ? OFFSET ?`).bind(
+          ...binds,
+          page_size,
+          (page - 1) * page_size,
+        ),
+      ]);
+      const total = (count!.results[0] as { n: number }).n;
+      return c.json(pageOf(c.req.url, page, page_size, total, (rows!.results as unknown as UserRow[]).map(userProfile)), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: "/api/v1/admin/users/{id}/role",
+      tags,
+      summary: "Change a user's role (admin)",
+      middleware: [requireRole("admin")] as const,
+      request: {
+        params: z.object({ id: z.uuid() }),
+        body: { content: { "application/json": { schema: z.object({ role: z.enum(["user", "moderator", "editor", "admin"]) }) } }, required: true },
+      },
+      responses: { 200: jsonBody(UserProfileSchema, "Updated user"), ...errors },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const { role } = c.req.valid("json");
+      const result = await c.env.DB.prepare("UPDATE users SET role = ?, updated_at = ? WHERE id = ?").bind(role, new Date().toISOString(), id).run();
+      if ((result.meta.changes ?? 0) === 0) throw new AppError("NOT_FOUND", 404, "User not found.");
+      return c.json(userProfile((await findUserById(c.env, id))!), 200);
+    },
+  );
+
+  return app;
+}

@@ -1,0 +1,131 @@
+/**
+ * /api/v1/auth/oauth — sign-in with Google and GitHub (API.md §1). The rules (state, PKCE,
+ * ID-token checks, account linking) live in services/oauth.ts; this file is HTTP only.
+ *
+ * The callback is a browser navigation coming back from the provider, so it never answers with
+ * JSON: success and every failure alike end in a redirect to the frontend, which shows the
+ * outcome (`?success=true` or `?error=<code>`).
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { getConfig } from "../config";
+import type { AppEnv } from "../env";
+import { AppError } from "../lib/errors";
+import { describeError } from "../lib/logger";
+import { setSessionCookies } from "../lib/session-cookies";
+import { buildAuthorizationUrl, completeOAuth, isOAuthConfigured, OAUTH_PROVIDERS, OAuthError, type OAuthProvider } from "../services/oauth";
+import { issueTokenPair } from "../services/tokens";
+import { ErrorSchema, jsonBody } from "./schemas";
+
+const ProviderParams = z.object({
+  provider: z.enum(OAUTH_PROVIDERS).openapi({ param: { name: "provider", in: "path" }, example: "google" }),
+});
+
+const OAuthLoginSchema = z
+  .object({
+    oauth_url: z.url().openapi({ description: "Send the browser here; it comes back to the callback route." }),
+    provider: z.enum(OAUTH_PROVIDERS),
+  })
+  .openapi("OAuthLogin");
+
+// Every field optional: a malformed callback must still end in a redirect, not a JSON 400.
+const CallbackQuery = z.object({
+  code: z.string().optional(),
+  state: z.string().optional(),
+  error: z.string().optional().openapi({ description: "Set by the provider when the user denied access." }),
+});
+
+const PROVIDER_NAMES: Record<OAuthProvider, string> = { google: "Google", github: "GitHub" };
+
+/** Identical in the authorization request and the code exchange, as providers require. */
+function callbackUrl(c: Context<AppEnv>, provider: OAuthProvider): string {
+  return `${new URL(c.req.url).origin}/api/v1/auth/oauth/${provider}/callback/`;
+}
+
+const tags = ["Auth"];
+
+export function oauthRoutes() {
+  const app = new OpenAPIHono<AppEnv>({ strict: false });
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/auth/oauth/{provider}/login",
+      tags,
+      summary: "Start signing in with Google or GitHub",
+      description:
+        "Returns the provider URL (with `state` and a PKCE S256 challenge; Google also gets a `nonce`). " +
+        "The pending sign-in expires after 10 minutes.",
+      request: { params: ProviderParams },
+      responses: {
+        200: jsonBody(OAuthLoginSchema, "Provider URL"),
+        400: jsonBody(ErrorSchema, "Unknown provider"),
+        503: jsonBody(ErrorSchema, "OAUTH_NOT_CONFIGURED: this provider has no client id or secret"),
+      },
+    }),
+    async (c) => {
+      const { provider } = c.req.valid("param");
+      const config = getConfig(c.env);
+      if (!isOAuthConfigured(config, provider)) {
+        throw new AppError("OAUTH_NOT_CONFIGURED", 503, `Sign-in with ${PROVIDER_NAMES[provider]} is not configured.`);
+      }
+      const oauthUrl = await buildAuthorizationUrl(c.env, config, provider, callbackUrl(c, provider));
+      // The URL carries a live state; no cache may keep it.
+      c.header("Cache-Control", "no-store");
+      return c.json({ oauth_url: oauthUrl, provider }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/auth/oauth/{provider}/callback",
+      tags,
+      summary: "Where the provider sends the browser back; signs in and redirects to the frontend",
+      description:
+        "On success sets the session cookies and redirects to `FRONTEND_URL/auth/{provider}/callback?success=true`. " +
+        "On failure redirects to `…?error=<code>`, one of: access_denied, invalid_request, invalid_state, " +
+        "token_exchange_failed, invalid_id_token, profile_fetch_failed, email_required, email_not_verified, " +
+        "account_disabled, not_configured, server_error. An existing account is linked only when the provider " +
+        "says the email is verified.",
+      request: { params: ProviderParams, query: CallbackQuery },
+      responses: {
+        302: { description: "Redirect to the frontend with the outcome", headers: z.object({ Location: z.string() }) },
+        400: jsonBody(ErrorSchema, "Unknown provider"),
+      },
+    }),
+    async (c) => {
+      const { provider } = c.req.valid("param");
+      const { code, state, error } = c.req.valid("query");
+      const config = getConfig(c.env);
+      const logger = c.get("logger").child({ provider });
+      const backToFrontend = (outcome: string) => {
+        c.header("Cache-Control", "no-store");
+        return c.redirect(`${config.FRONTEND_URL.replace(/\/+$/, "")}/auth/${provider}/callback?${outcome}`, 302);
+      };
+
+      if (error) {
+        logger.info("oauth sign-in declined at the provider", { provider_error: error.slice(0, 100) });
+        return backToFrontend("error=access_denied");
+      }
+      if (!state) return backToFrontend("error=invalid_state");
+      if (!code) return backToFrontend("error=invalid_request");
+
+      try {
+        const user = await completeOAuth(c.env, config, provider, { code, state, redirectUri: callbackUrl(c, provider) });
+        setSessionCookies(c, await issueTokenPair(c.env, config, user.id));
+        logger.info("oauth sign-in", { user_id: user.id });
+        return backToFrontend("success=true");
+      } catch (err) {
+        if (err instanceof OAuthError) {
+          logger.warn("oauth sign-in refused", { code: err.code, reason: err.message });
+          return backToFrontend(`error=${err.code}`);
+        }
+        logger.error("oauth sign-in failed", describeError(err));
+        return backToFrontend("error=server_error");
+      }
+    },
+  );
+
+  return app;
+}

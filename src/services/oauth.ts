@@ -1,0 +1,438 @@
+/**
+ * Sign-in with Google and GitHub (API.md §1): the authorization code flow with `state` and
+ * PKCE (S256), Google's ID token verified against its JWKS, and the account-linking rules.
+ *
+ * The original system had no state, no PKCE and linked accounts by any email the provider
+ * reported (API.md §8). Here:
+ * - `state` is stored hashed, bound to one provider, expires after 10 minutes and is consumed
+ *   by one atomic UPDATE, so a replayed or forged callback finds nothing;
+ * - the PKCE verifier never leaves the server until the code exchange;
+ * - an existing account is linked only when the provider says the email is verified, so an
+ *   attacker cannot take over an account by adding its address, unverified, to their own
+ *   provider account.
+ */
+import { createRemoteJWKSet, jwtVerify, type JWTPayload } from "jose";
+import { z } from "zod";
+import type { Config } from "../config";
+import type { Bindings } from "../env";
+import { AppError } from "../lib/errors";
+import { base64UrlEncode, randomToken, sha256Hex } from "../lib/hash";
+import { uuidv7 } from "../lib/ids";
+import { createUser, findUserByEmail, findUserById, type UserRow } from "./users";
+
+export const OAUTH_PROVIDERS = ["google", "github"] as const;
+export type OAuthProvider = (typeof OAUTH_PROVIDERS)[number];
+
+/** Sent to the frontend as `?error=<code>`, so these are part of the API. */
+export type OAuthErrorCode =
+  | "not_configured"
+  | "invalid_state"
+  | "token_exchange_failed"
+  | "invalid_id_token"
+  | "profile_fetch_failed"
+  | "email_required"
+  | "email_not_verified"
+  | "account_disabled";
+
+export class OAuthError extends Error {
+  constructor(
+    readonly code: OAuthErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "OAuthError";
+  }
+}
+
+const STATE_TTL_S = 600;
+const PROVIDER_TIMEOUT_MS = 10_000;
+const GOOGLE_SCOPES = "openid email profile";
+const GITHUB_SCOPES = "read:user user:email";
+/** GitHub's REST API refuses requests without a User-Agent. */
+const USER_AGENT = "plant-community";
+const USERNAME_MAX = 150;
+const NAME_MAX = 150;
+/** Room left at the end of a derived username for a uniqueness suffix. */
+const USERNAME_SUFFIX_ROOM = 6;
+const USERNAME_ATTEMPTS = 3;
+
+/** What a provider tells us about the person signing in. */
+export interface ProviderIdentity {
+  provider: OAuthProvider;
+  providerUserId: string;
+  email: string | null;
+  /** The provider's own statement that the person controls `email`. */
+  emailVerified: boolean;
+  firstName: string;
+  lastName: string;
+  /** Where a new account's username comes from: the email local part or the GitHub login. */
+  usernameHint: string;
+}
+
+export interface OAuthCallback {
+  code: string;
+  state: string;
+  /** Must be the redirect URI of the authorization request, byte for byte. */
+  redirectUri: string;
+}
+
+export function isOAuthConfigured(config: Config, provider: OAuthProvider): boolean {
+  return provider === "google"
+    ? config.GOOGLE_CLIENT_ID !== "" && config.GOOGLE_CLIENT_SECRET !== ""
+    : config.GITHUB_CLIENT_ID !== "" && config.GITHUB_CLIENT_SECRET !== "";
+}
+
+function assertConfigured(config: Config, provider: OAuthProvider) {
+  if (!isOAuthConfigured(config, provider)) throw new OAuthError("not_configured", `${provider} sign-in is not configured.`);
+}
+
+// ---- Step 1: the provider URL -----------------------------------------------------------------
+
+/**
+ * Creates a pending sign-in (state, PKCE verifier, and for Google a nonce) and returns the
+ * provider URL to send the browser to.
+ */
+export async function buildAuthorizationUrl(
+  env: Bindings,
+  config: Config,
+  provider: OAuthProvider,
+  redirectUri: string,
+): Promise<string> {
+  assertConfigured(config, provider);
+  const state = randomToken(32);
+  const codeVerifier = randomToken(32);
+  const nonce = provider === "google" ? randomToken(32) : "";
+  await env.DB.prepare(
+    "INSERT INTO oauth_states (state_hash, provider, code_verifier, nonce, expires_at) VALUES (?, ?, ?, ?, ?)",
+  )
+    .bind(await sha256Hex(state), provider, codeVerifier, nonce, nowS() + STATE_TTL_S)
+    .run();
+
+  const challenge = base64UrlEncode(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(codeVerifier))));
+  const common = {
+    client_id: provider === "google" ? config.GOOGLE_CLIENT_ID : config.GITHUB_CLIENT_ID,
+    redirect_uri: redirectUri,
+    state,
+    code_challenge: challenge,
+    code_challenge_method: "S256",
+  };
+  const url =
+    provider === "google"
+      ? withParams(config.GOOGLE_AUTH_URL, { ...common, response_type: "code", scope: GOOGLE_SCOPES, nonce })
+      : withParams(config.GITHUB_AUTHORIZE_URL, { ...common, scope: GITHUB_SCOPES });
+  return url.toString();
+}
+
+// ---- Step 2: the callback ---------------------------------------------------------------------
+
+/**
+ * Completes a sign-in: consumes the state, exchanges the code, learns who the person is and
+ * returns their account (linked, or created). Throws OAuthError for every expected failure.
+ */
+export async function completeOAuth(
+  env: Bindings,
+  config: Config,
+  provider: OAuthProvider,
+  callback: OAuthCallback,
+): Promise<UserRow> {
+  assertConfigured(config, provider);
+  const pending = await consumeState(env, provider, callback.state);
+  const identity =
+    provider === "google"
+      ? await googleIdentity(config, callback, pending)
+      : await githubIdentity(config, callback, pending.code_verifier);
+  return signInWithIdentity(env, identity);
+}
+
+interface PendingSignIn {
+  code_verifier: string;
+  nonce: string;
+}
+
+/** Single use, one provider, unexpired — checked and spent in one statement, so races cannot double-spend. */
+async function consumeState(env: Bindings, provider: OAuthProvider, state: string): Promise<PendingSignIn> {
+  const now = nowS();
+  const pending = await env.DB.prepare(
+    `UPDATE oauth_states SET used_at = ?
+      WHERE state_hash = ? AND provider = ? AND used_at IS NULL AND expires_at > ?
+      RETURNING code_verifier, nonce`,
+  )
+    .bind(now, await sha256Hex(state), provider, now)
+    .first<PendingSignIn>();
+  if (!pending) throw new OAuthError("invalid_state", "Unknown, used or expired state.");
+  return pending;
+}
+
+const GoogleTokenResponse = z.object({ access_token: z.string().min(1), id_token: z.string().min(1) });
+const GitHubTokenResponse = z.object({ access_token: z.string().min(1) });
+
+async function googleIdentity(config: Config, callback: OAuthCallback, pending: PendingSignIn): Promise<ProviderIdentity> {
+  const tokens = await exchangeCode(config.GOOGLE_TOKEN_URL, GoogleTokenResponse, {
+    grant_type: "authorization_code",
+    code: callback.code,
+    redirect_uri: callback.redirectUri,
+    client_id: config.GOOGLE_CLIENT_ID,
+    client_secret: config.GOOGLE_CLIENT_SECRET,
+    code_verifier: pending.code_verifier,
+  });
+  const claims = await verifyGoogleIdToken(config, tokens.id_token, pending.nonce);
+  const email = typeof claims.email === "string" && claims.email !== "" ? claims.email : null;
+  return {
+    provider: "google",
+    providerUserId: claims.sub,
+    email,
+    // Only a real boolean true counts; anything else is not a statement of verification.
+    emailVerified: claims.email_verified === true,
+    firstName: nameClaim(claims.given_name),
+    lastName: nameClaim(claims.family_name),
+    usernameHint: email?.split("@")[0] ?? "",
+  };
+}
+
+type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>;
+/** One key set per JWKS URL for the isolate's lifetime: jose caches the keys and refetches on an unknown kid. */
+const googleKeySets = new Map<string, RemoteKeySet>();
+
+function googleKeySet(jwksUrl: string): RemoteKeySet {
+  let keySet = googleKeySets.get(jwksUrl);
+  if (!keySet) {
+    keySet = createRemoteJWKSet(new URL(jwksUrl), { timeoutDuration: PROVIDER_TIMEOUT_MS });
+    googleKeySets.set(jwksUrl, keySet);
+  }
+  return keySet;
+}
+
+/** Google documents both spellings of its issuer and may send either. */
+function googleIssuers(configured: string): string[] {
+  return configured === "https://accounts.google.com" ? [configured, "accounts.google.com"] : [configured];
+}
+
+async function verifyGoogleIdToken(config: Config, idToken: string, expectedNonce: string): Promise<JWTPayload & { sub: string }> {
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(idToken, googleKeySet(config.GOOGLE_JWKS_URL), {
+      algorithms: ["RS256"],
+      issuer: googleIssuers(config.GOOGLE_ISSUER),
+      audience: config.GOOGLE_CLIENT_ID,
+      requiredClaims: ["sub", "iat", "exp"],
+    }));
+  } catch (err) {
+    // Also covers an unreachable JWKS: a token we cannot check is a token we do not trust.
+    throw new OAuthError("invalid_id_token", `ID token rejected: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  // The nonce ties the token to this browser's sign-in attempt, defeating token replay.
+  if (expectedNonce === "" || payload.nonce !== expectedNonce) throw new OAuthError("invalid_id_token", "ID token nonce mismatch.");
+  if (typeof payload.sub !== "string" || payload.sub === "") throw new OAuthError("invalid_id_token", "ID token has no subject.");
+  return payload as JWTPayload & { sub: string };
+}
+
+const GitHubProfile = z.object({
+  id: z.number().int(),
+  login: z.string(),
+  name: z.string().nullish(),
+  email: z.string().nullish(),
+});
+const GitHubEmails = z.array(z.object({ email: z.string(), primary: z.boolean(), verified: z.boolean() }));
+
+async function githubIdentity(config: Config, callback: OAuthCallback, codeVerifier: string): Promise<ProviderIdentity> {
+  const tokens = await exchangeCode(config.GITHUB_TOKEN_URL, GitHubTokenResponse, {
+    client_id: config.GITHUB_CLIENT_ID,
+    client_secret: config.GITHUB_CLIENT_SECRET,
+    code: callback.code,
+    redirect_uri: callback.redirectUri,
+    code_verifier: codeVerifier,
+  });
+  const [profile, emails] = await Promise.all([
+    githubApi(config, "/user", tokens.access_token, GitHubProfile),
+    githubApi(config, "/user/emails", tokens.access_token, GitHubEmails),
+  ]);
+  // The public profile email carries no verification statement of its own, so it is never
+  // trusted for linking; the primary address GitHub marks verified is.
+  const primaryVerified = emails.find((e) => e.primary && e.verified);
+  const email = primaryVerified?.email ?? (profile.email || null);
+  const [firstName = "", ...rest] = (profile.name ?? "").trim().split(/\s+/);
+  return {
+    provider: "github",
+    providerUserId: String(profile.id),
+    email,
+    emailVerified: primaryVerified !== undefined,
+    firstName: nameClaim(firstName),
+    lastName: nameClaim(rest.join(" ")),
+    usernameHint: profile.login,
+  };
+}
+
+/**
+ * POSTs the code exchange as a form and insists on a JSON answer of `shape`. GitHub reports
+ * errors as 200 + `{error}`, so an `error` field fails the exchange whatever the status.
+ */
+async function exchangeCode<T>(tokenUrl: string, shape: z.ZodType<T>, params: Record<string, string>): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(tokenUrl, {
+      method: "POST",
+      headers: { Accept: "application/json", "Content-Type": "application/x-www-form-urlencoded", "User-Agent": USER_AGENT },
+      body: new URLSearchParams(params).toString(),
+      signal: AbortSignal.timeout(PROVIDER_TIMEOUT_MS),
+    });
+  } catch (err) {
+    throw new OAuthError("token_exchange_failed", `Token endpoint unreachable: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const body: unknown = await response.json().catch(() => null);
+  const providerError = typeof body === "object" && body !== null && "error" in body ? String(body.error) : null;
+  const parsed = shape.safeParse(body);
+  if (!response.ok || providerError !== null || !parsed.success) {
+    throw new OAuthError(
+      "token_exchange_failed",
+      `Token endpoint refused the code (HTTP ${response.status}${providerError ? `, ${providerError}` : ""}).`,
+    );
+  }
+  return parsed.data;
+}
+
+async function githubApi<T>(config: Config, path: string, accessToken: string, shape: z.ZodType<T>): Promise<T> {
+  const url = `${config.GITHUB_API_URL.replace(/\/+$/, "")}${path}`;
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      headers: {
+        Authorization: `Bearer ${accessToken}`,
+        Accept: "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+        "User-Agent": USER_AGENT,
+      },
+      signal: AbortSignal.timeout(PROVIDER_TIMEOUT_MS),
+    });
+  } catch (err) {
+    throw new OAuthError("profile_fetch_failed", `GitHub ${path} unreachable: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const parsed = shape.safeParse(await response.json().catch(() => null));
+  if (!response.ok || !parsed.success) throw new OAuthError("profile_fetch_failed", `GitHub ${path} answered HTTP ${response.status}.`);
+  return parsed.data;
+}
+
+// ---- Step 3: the account ----------------------------------------------------------------------
+
+/**
+ * Linking rules, in order:
+ * 1. this provider identity was seen before → its account;
+ * 2. an account has the same email (case-insensitive) → linked only when the provider verified
+ *    the email, otherwise `email_not_verified` (never take over an account by an unverified address);
+ * 3. otherwise a new account (no password, default collection) linked to the identity.
+ */
+export async function signInWithIdentity(env: Bindings, identity: ProviderIdentity): Promise<UserRow> {
+  const user = (await findLinkedUser(env, identity)) ?? (await linkOrCreateAccount(env, identity));
+  assertActive(user);
+  const lastLogin = new Date().toISOString();
+  await env.DB.prepare("UPDATE users SET last_login = ? WHERE id = ?").bind(lastLogin, user.id).run();
+  return { ...user, last_login: lastLogin };
+}
+
+async function findLinkedUser(env: Bindings, identity: ProviderIdentity): Promise<UserRow | null> {
+  return env.DB.prepare(
+    `SELECT u.* FROM oauth_accounts a JOIN users u ON u.id = a.user_id
+      WHERE a.provider = ? AND a.provider_user_id = ?`,
+  )
+    .bind(identity.provider, identity.providerUserId)
+    .first<UserRow>();
+}
+
+async function linkOrCreateAccount(env: Bindings, identity: ProviderIdentity): Promise<UserRow> {
+  if (!identity.email) throw new OAuthError("email_required", `${identity.provider} did not share an email address.`);
+  const existing = await findUserByEmail(env, identity.email);
+  if (existing) {
+    if (!identity.emailVerified) {
+      throw new OAuthError("email_not_verified", "An account with this email exists, and the provider has not verified the email.");
+    }
+    assertActive(existing);
+    return linkIdentity(env, existing.id, identity, { markEmailVerified: true });
+  }
+  const created = await createOAuthUser(env, identity, identity.email);
+  return linkIdentity(env, created.id, identity, { markEmailVerified: false });
+}
+
+/**
+ * Records the link and returns the account the identity is linked to afterwards — normally
+ * `userId`, or the winner when a concurrent callback linked the same identity first.
+ */
+async function linkIdentity(
+  env: Bindings,
+  userId: string,
+  identity: ProviderIdentity,
+  { markEmailVerified }: { markEmailVerified: boolean },
+): Promise<UserRow> {
+  const statements = [
+    env.DB.prepare(
+      `INSERT INTO oauth_accounts (id, user_id, provider, provider_user_id, email) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (provider, provider_user_id) DO NOTHING`,
+    ).bind(uuidv7(), userId, identity.provider, identity.providerUserId, identity.email ?? ""),
+  ];
+  // The provider has just vouched for the address the account already uses.
+  if (markEmailVerified) statements.push(env.DB.prepare("UPDATE users SET email_verified = 1 WHERE id = ?").bind(userId));
+  await env.DB.batch(statements);
+  const linked = (await findLinkedUser(env, identity)) ?? (await findUserById(env, userId));
+  if (!linked) throw new Error("linked account vanished");
+  return linked;
+}
+
+async function createOAuthUser(env: Bindings, identity: ProviderIdentity, email: string): Promise<UserRow> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await createUser(env, {
+        username: await availableUsername(env, identity.usernameHint),
+        email,
+        passwordHash: null,
+        firstName: identity.firstName,
+        lastName: identity.lastName,
+        emailVerified: identity.emailVerified,
+      });
+    } catch (err) {
+      // Someone took the chosen username between our check and the insert: pick again.
+      const lostUsernameRace = err instanceof AppError && err.fieldErrors?.username !== undefined && err.fieldErrors.email === undefined;
+      if (!lostUsernameRace || attempt >= USERNAME_ATTEMPTS) throw err;
+    }
+  }
+}
+
+/** The registration rules' alphabet ([\w.@+-], 3–150 chars), accents folded ("José" → "Jose"). */
+export function usernameBase(hint: string): string {
+  const folded = hint.normalize("NFKD").replace(/[\u0300-\u036f]/g, "");
+  const cleaned = folded.replace(/[^\w.@+-]/g, "").slice(0, USERNAME_MAX - USERNAME_SUFFIX_ROOM);
+  if (cleaned.length >= 3) return cleaned;
+  return cleaned ? `gardener_${cleaned}` : "gardener";
+}
+
+/** `base`, or `base2`, `base3`… — the first one nobody has (case-insensitively). */
+async function availableUsername(env: Bindings, hint: string): Promise<string> {
+  const base = usernameBase(hint);
+  // The base alphabet has no GLOB metacharacters, so it can be used in the pattern as is.
+  const { results } = await env.DB.prepare(
+    "SELECT lower(username) AS name FROM users WHERE lower(username) = ?1 OR lower(username) GLOB ?1 || '[0-9]*'",
+  )
+    .bind(base.toLowerCase())
+    .all<{ name: string }>();
+  const taken = new Set(results.map((row) => row.name));
+  if (!taken.has(base.toLowerCase())) return base;
+  for (let suffix = 2; ; suffix++) {
+    const candidate = `${base}${suffix}`;
+    if (!taken.has(candidate.toLowerCase())) return candidate;
+  }
+}
+
+function assertActive(user: UserRow) {
+  if (!user.is_active) throw new OAuthError("account_disabled", "This account is disabled.");
+}
+
+// ---- Helpers ----------------------------------------------------------------------------------
+
+function nameClaim(value: unknown): string {
+  return typeof value === "string" ? value.trim().slice(0, NAME_MAX) : "";
+}
+
+function withParams(base: string, params: Record<string, string>): URL {
+  const url = new URL(base);
+  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+  return url;
+}
+
+const nowS = () => Math.floor(Date.now() / 1000);

@@ -1,0 +1,78 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import seedSpecies from "../../seed/species.json";
+import { seedSpeciesId, speciesSeedStatements, type SeedSpecies } from "../../src/db/seed";
+
+describe("migrations", () => {
+  it("created every table and the seed system's indexes", async () => {
+    const { results } = await env.DB.prepare("SELECT type, name FROM sqlite_master WHERE type IN ('table','index')").all<{
+      type: string;
+      name: string;
+    }>();
+    const names = new Set(results.map((r) => r.name));
+    for (const table of [
+      "users", "species", "identification_requests", "identification_results", "votes", "collections", "user_plants",
+      "refresh_tokens", "revoked_tokens", "password_reset_tokens", "ws_tickets", "oauth_states", "oauth_accounts",
+    ]) {
+      expect(names, table).toContain(table);
+    }
+    for (const index of [
+      "requests_user_created_idx", "results_confidence_idx", "species_popularity_idx",
+      "species_scientific_name_unique", "votes_result_user_unique",
+    ]) {
+      expect(names, index).toContain(index);
+    }
+  });
+
+  it("enforces one vote per user per result and unique scientific names", async () => {
+    await env.DB.prepare("INSERT INTO species (id, scientific_name) VALUES ('s-1', 'Monstera deliciosa')").run();
+    await expect(env.DB.prepare("INSERT INTO species (id, scientific_name) VALUES ('s-2', 'MONSTERA DELICIOSA')").run()).rejects.toThrow(
+      /UNIQUE/,
+    );
+    await env.DB.batch([
+      env.DB.prepare("INSERT INTO users (id, username, email) VALUES ('u-1', 'voter', 'voter@example.com')"),
+      env.DB.prepare("INSERT INTO identification_requests (id, user_id, image_hashes) VALUES ('r-1', 'u-1', '[]')"),
+      env.DB.prepare(
+        "INSERT INTO identification_results (id, request_id, scientific_name, confidence_score, identification_source, rank) VALUES ('res-1', 'r-1', 'Monstera deliciosa', 0.9, 'ai_combined', 1)",
+      ),
+      env.DB.prepare("INSERT INTO votes (id, result_id, user_id, vote_type) VALUES ('v-1', 'res-1', 'u-1', 'upvote')"),
+    ]);
+    await expect(
+      env.DB.prepare("INSERT INTO votes (id, result_id, user_id, vote_type) VALUES ('v-2', 'res-1', 'u-1', 'downvote')").run(),
+    ).rejects.toThrow(/UNIQUE/);
+  });
+});
+
+describe("species seed", () => {
+  it("ships at least 300 real species with light and water needs", () => {
+    const entries = seedSpecies as SeedSpecies[];
+    expect(entries.length).toBeGreaterThanOrEqual(300);
+    const withCare = entries.filter((s) => s.light_requirements && s.water_requirements);
+    expect(withCare.length / entries.length).toBeGreaterThan(0.9);
+    expect(entries.every((s) => s.scientific_name.split(" ")[0] === s.genus)).toBe(true);
+  });
+
+  it("loads into D1 idempotently with stable ids", async () => {
+    const statements = await speciesSeedStatements(seedSpecies as SeedSpecies[]);
+    await env.DB.batch(statements.map((s) => env.DB.prepare(s)));
+    await env.DB.batch(statements.map((s) => env.DB.prepare(s))); // second run changes nothing
+    const count = await env.DB.prepare("SELECT count(*) AS n FROM species WHERE source = 'seed'").first<{ n: number }>();
+    expect(count?.n).toBe((seedSpecies as SeedSpecies[]).length);
+    const rose = await env.DB.prepare("SELECT id, family, common_names FROM species WHERE scientific_name = 'Rosa canina'").first<{
+      id: string;
+      family: string;
+      common_names: string;
+    }>();
+    if (rose) {
+      expect(rose.family).toBe("Rosaceae");
+      expect(rose.id).toBe(await seedSpeciesId("Rosa canina"));
+      expect(JSON.parse(rose.common_names)).toBeInstanceOf(Array);
+    }
+    // Names with quotes survive SQL literal escaping.
+    const anyWithQuote = (seedSpecies as SeedSpecies[]).find((s) => s.description.includes("'"));
+    if (anyWithQuote) {
+      const row = await env.DB.prepare("SELECT description FROM species WHERE scientific_name = ?").bind(anyWithQuote.scientific_name).first<{ description: string }>();
+      expect(row?.description).toBe(anyWithQuote.description);
+    }
+  });
+});

@@ -1,0 +1,77 @@
+/** Calling the Worker end to end through its default export, as a client would. */
+import { exports } from "cloudflare:workers";
+
+export const BASE = "https://api.test";
+let ipCounter = 0;
+
+/** A fresh client address, so per-IP limits of one test do not leak into another. */
+export function freshIp(): string {
+  ipCounter++;
+  return `198.51.${Math.floor(ipCounter / 250) % 250}.${(ipCounter % 250) + 1}`;
+}
+
+export interface CallOptions {
+  method?: string;
+  json?: unknown;
+  body?: BodyInit;
+  headers?: Record<string, string>;
+  cookies?: Record<string, string>;
+  bearer?: string;
+  ip?: string;
+}
+
+export function call(path: string, opts: CallOptions = {}): Promise<Response> {
+  const headers = new Headers(opts.headers);
+  if (opts.json !== undefined) headers.set("Content-Type", "application/json");
+  if (opts.cookies) {
+    headers.set(
+      "Cookie",
+      Object.entries(opts.cookies)
+        .map(([k, v]) => `${k}=${v}`)
+        .join("; "),
+    );
+  }
+  if (opts.bearer) headers.set("Authorization", `Bearer ${opts.bearer}`);
+  headers.set("CF-Connecting-IP", opts.ip ?? freshIp());
+  return exports.default.fetch(
+    new Request(`${BASE}${path}`, {
+      method: opts.method ?? (opts.json !== undefined || opts.body !== undefined ? "POST" : "GET"),
+      headers,
+      body: opts.json !== undefined ? JSON.stringify(opts.json) : opts.body,
+      redirect: "manual",
+    }),
+  );
+}
+
+export interface SetCookie {
+  name: string;
+  value: string;
+  attributes: Record<string, string | true>;
+}
+
+export function setCookies(res: Response): Record<string, SetCookie> {
+  const out: Record<string, SetCookie> = {};
+  for (const line of res.headers.getSetCookie()) {
+    const [pair, ...attrs] = line.split(";").map((p) => p.trim());
+    const eq = pair!.indexOf("=");
+    const name = pair!.slice(0, eq);
+    const attributes: Record<string, string | true> = {};
+    for (const a of attrs) {
+      const i = a.indexOf("=");
+      if (i === -1) attributes[a.toLowerCase()] = true;
+      else attributes[a.slice(0, i).toLowerCase()] = a.slice(i + 1);
+    }
+    out[name] = { name, value: decodeURIComponent(pair!.slice(eq + 1)), attributes };
+  }
+  return out;
+}
+
+export async function expectError(res: Response, status: number, code: string) {
+  const { expect } = await import("vitest");
+  expect(res.status, await res.clone().text()).toBe(status);
+  const body = (await res.json()) as { error: boolean; code: string; message: string; request_id: string; errors?: Record<string, string[]> };
+  expect(body.error).toBe(true);
+  expect(body.code).toBe(code);
+  expect(body.request_id).toBe(res.headers.get("X-Request-ID"));
+  return body;
+}

@@ -1,0 +1,44 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { call, expectError } from "../helpers/http";
+import { bearerUser } from "../helpers/users";
+
+async function withRole(role: string) {
+  const u = await bearerUser();
+  await env.DB.prepare("UPDATE users SET role = ? WHERE id = ?").bind(role, u.userId).run();
+  return u;
+}
+
+describe("staff routes guard by role", () => {
+  it("403 for a plain user, 200 for a moderator, role change for admins only", async () => {
+    const plain = await bearerUser();
+    await expectError(await call("/api/v1/admin/users/", { bearer: plain.access }), 403, "FORBIDDEN");
+    await expectError(await call("/api/v1/admin/users/"), 401, "AUTHENTICATION_REQUIRED");
+
+    const moderator = await withRole("moderator");
+    const list = await call(`/api/v1/admin/users/?search=${moderator.username}&page_size=5`, { bearer: moderator.access });
+    expect(list.status).toBe(200);
+    const page = (await list.json()) as { count: number; results: { username: string; is_staff: boolean }[]; next: string | null };
+    expect(page.count).toBe(1);
+    expect(page.results[0]).toMatchObject({ username: moderator.username, is_staff: true });
+
+    const grant = { method: "PATCH", json: { role: "editor" } };
+    await expectError(await call(`/api/v1/admin/users/${plain.userId}/role/`, { ...grant, bearer: moderator.access }), 403, "FORBIDDEN");
+    const admin = await withRole("admin");
+    const ok = await call(`/api/v1/admin/users/${plain.userId}/role/`, { ...grant, bearer: admin.access });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ role: "editor", is_staff: true });
+    const missing = await call(`/api/v1/admin/users/00000000-0000-4000-8000-000000000000/role/`, { ...grant, bearer: admin.access });
+    await expectError(missing, 404, "NOT_FOUND");
+    const badRole = await call(`/api/v1/admin/users/${plain.userId}/role/`, { method: "PATCH", json: { role: "overlord" }, bearer: admin.access });
+    await expectError(badRole, 400, "VALIDATION_ERROR");
+    const notUuid = await call(`/api/v1/admin/users/42/role/`, { ...grant, bearer: admin.access });
+    await expectError(notUuid, 400, "VALIDATION_ERROR");
+  });
+
+  it("search treats % and _ literally", async () => {
+    const admin = await withRole("admin");
+    const res = await call("/api/v1/admin/users/?search=%25", { bearer: admin.access });
+    expect(((await res.json()) as { count: number }).count).toBe(0);
+  });
+});
