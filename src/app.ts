@@ -23,6 +23,7 @@ import { authRoutes } from "./routes/auth";
 import { docsRoutes } from "./routes/docs";
 import { healthRoutes } from "./routes/health";
 import { mediaRoutes } from "./routes/media";
+import { oauthRoutes } from "./routes/oauth";
 
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 
@@ -129,6 +130,7 @@ export function createApp() {
   app.route("/", healthRoutes());
   app.route("/", docsRoutes());
   app.route("/", authRoutes());
+  app.route("/", oauthRoutes());
   app.route("/", mediaRoutes());
   app.route("/", adminRoutes());
 

@@ -19,6 +19,7 @@ import { AppError } from "../lib/errors";
 import { base64UrlEncode, randomToken, sha256Hex } from "../lib/hash";
 import { uuidv7 } from "../lib/ids";
 import { createUser, findUserByEmail, findUserById, type UserRow } from "./users";
+import { revokeAllForUserStatements } from "./tokens";
 
 export const OAUTH_PROVIDERS = ["google", "github"] as const;
 export type OAuthProvider = (typeof OAUTH_PROVIDERS)[number];
@@ -345,10 +346,10 @@ async function linkOrCreateAccount(env: Bindings, identity: ProviderIdentity): P
       throw new OAuthError("email_not_verified", "An account with this email exists, and the provider has not verified the email.");
     }
     assertActive(existing);
-    return linkIdentity(env, existing.id, identity, { markEmailVerified: true });
+    return linkIdentity(env, existing.id, identity, { markEmailVerified: true, distrustLocalPassword: !existing.email_verified });
   }
   const created = await createOAuthUser(env, identity, identity.email);
-  return linkIdentity(env, created.id, identity, { markEmailVerified: false });
+  return linkIdentity(env, created.id, identity, { markEmailVerified: false, distrustLocalPassword: false });
 }
 
 /**
@@ -359,7 +360,7 @@ async function linkIdentity(
   env: Bindings,
   userId: string,
   identity: ProviderIdentity,
-  { markEmailVerified }: { markEmailVerified: boolean },
+  { markEmailVerified, distrustLocalPassword }: { markEmailVerified: boolean; distrustLocalPassword: boolean },
 ): Promise<UserRow> {
   const statements = [
     env.DB.prepare(
@@ -369,6 +370,16 @@ async function linkIdentity(
   ];
   // The provider has just vouched for the address the account already uses.
   if (markEmailVerified) statements.push(env.DB.prepare("UPDATE users SET email_verified = 1 WHERE id = ?").bind(userId));
+  // Pre-registration takeover: someone may have registered the victim's address with a password
+  // before the victim's first OAuth sign-in. The local address was never proven, the provider's
+  // is, so the unproven password and every session it opened are dropped; the owner can set a
+  // new password through the reset flow.
+  if (distrustLocalPassword) {
+    statements.push(
+      env.DB.prepare("UPDATE users SET password_hash = NULL WHERE id = ?").bind(userId),
+      ...revokeAllForUserStatements(env, userId),
+    );
+  }
   await env.DB.batch(statements);
   const linked = (await findLinkedUser(env, identity)) ?? (await findUserById(env, userId));
   if (!linked) throw new Error("linked account vanished");
