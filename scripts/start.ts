@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { emulatorBaseUrls, LOCAL_OAUTH_CLIENT } from "../emulators/index";
 import { startEmulatorServer } from "../emulators/server";
 import { speciesSeedStatements, type SeedSpecies } from "../src/db/seed";
 
@@ -18,7 +19,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const port = Number(process.env.PORT ?? 8787);
 const emulatorPort = Number(process.env.EMULATOR_PORT ?? 8790);
 const stateDir = join(root, ".wrangler");
-const childEnv = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
+// No prompts, no telemetry, and no fetch of the `Request.cf` sample from the internet.
+const childEnv = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
 
 /** Settings of API.md §7 that the process environment may override. */
 const OVERRIDABLE = [
@@ -29,8 +31,10 @@ const OVERRIDABLE = [
   "FRONTEND_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_ACCESS_TTL_S", "JWT_REFRESH_TTL_S",
   "COOKIE_SAMESITE", "SENTRY_DSN", "EMAIL_API_URL", "EMAIL_API_KEY", "EMAIL_FROM", "LOG_LEVEL",
   "MAX_JSON_BODY_BYTES", "MAX_UPLOAD_BODY_BYTES", "GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET",
-  "GOOGLE_OAUTH_URL", "GOOGLE_TOKEN_URL", "GOOGLE_JWKS_URL", "GITHUB_CLIENT_ID", "GITHUB_CLIENT_SECRET",
-  "GITHUB_OAUTH_URL", "GITHUB_TOKEN_URL", "GITHUB_API_URL",
+  "GOOGLE_AUTH_URL", "GOOGLE_TOKEN_URL", "GOOGLE_JWKS_URL", "GOOGLE_ISSUER", "GITHUB_CLIENT_ID",
+  "GITHUB_CLIENT_SECRET", "GITHUB_AUTHORIZE_URL", "GITHUB_TOKEN_URL", "GITHUB_API_URL",
+  "LOGIN_RATE_LIMIT", "REGISTER_RATE_LIMIT", "REFRESH_RATE_LIMIT", "IDENTIFY_RATE_LIMIT",
+  "CARE_REGENERATE_RATE_LIMIT", "LOCKOUT_THRESHOLD", "LOCKOUT_WINDOW_S", "LOCKOUT_DURATION_S",
 ] as const;
 
 const children = new Set<ChildProcess>();
@@ -40,9 +44,21 @@ function log(msg: string) {
   process.stdout.write(`[start] ${msg}\n`);
 }
 
+const wrangler = join(root, "node_modules", ".bin", "wrangler");
+
+/** Stops a child and everything it started (each child leads its own process group). */
+function stop(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM") {
+  if (child.pid === undefined || child.exitCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    child.kill(signal);
+  }
+}
+
 function run(cmd: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: root, env: childEnv, stdio: ["ignore", "inherit", "inherit"] });
+    const child = spawn(cmd, args, { cwd: root, env: childEnv, stdio: ["ignore", "inherit", "inherit"], detached: true });
     children.add(child);
     child.on("error", reject);
     child.on("exit", (code) => {
@@ -54,11 +70,18 @@ function run(cmd: string, args: string[]): Promise<void> {
 
 function localSettings(emulatorUrl: string): Record<string, string> {
   const defaults: Record<string, string> = {
-    PLANT_ID_API_URL: `${emulatorUrl}/plant-id/v3`,
-    PLANTNET_API_URL: `${emulatorUrl}/plantnet`,
-    TREFLE_API_URL: `${emulatorUrl}/trefle/api/v1`,
-    OPENAI_API_URL: `${emulatorUrl}/openai/v1`,
-    EMAIL_API_URL: `${emulatorUrl}/email`,
+    ...emulatorBaseUrls(emulatorUrl),
+    GOOGLE_CLIENT_ID: LOCAL_OAUTH_CLIENT.clientId,
+    GOOGLE_CLIENT_SECRET: LOCAL_OAUTH_CLIENT.clientSecret,
+    GOOGLE_AUTH_URL: `${emulatorUrl}/google/o/oauth2/v2/auth`,
+    GOOGLE_TOKEN_URL: `${emulatorUrl}/google/token`,
+    GOOGLE_JWKS_URL: `${emulatorUrl}/google/oauth2/v3/certs`,
+    GOOGLE_ISSUER: `${emulatorUrl}/google`,
+    GITHUB_CLIENT_ID: LOCAL_OAUTH_CLIENT.clientId,
+    GITHUB_CLIENT_SECRET: LOCAL_OAUTH_CLIENT.clientSecret,
+    GITHUB_AUTHORIZE_URL: `${emulatorUrl}/github/login/oauth/authorize`,
+    GITHUB_TOKEN_URL: `${emulatorUrl}/github/login/oauth/access_token`,
+    GITHUB_API_URL: `${emulatorUrl}/github`,
     PLANT_ID_API_KEY: "emulator-key",
     PLANTNET_API_KEY: "emulator-key",
     TREFLE_API_KEY: "emulator-key",
@@ -78,7 +101,7 @@ async function seedSpecies(): Promise<void> {
   const entries = JSON.parse(readFileSync(join(root, "seed", "species.json"), "utf8")) as SeedSpecies[];
   const file = join(stateDir, "seed-species.sql");
   writeFileSync(file, (await speciesSeedStatements(entries)).join("\n") + "\n");
-  await run("npx", ["wrangler", "d1", "execute", "DB", "--local", `--file=${file}`]);
+  await run(wrangler, ["d1", "execute", "DB", "--local", `--file=${file}`]);
   log(`species catalogue seeded (${entries.length} species)`);
 }
 
@@ -93,9 +116,13 @@ async function main() {
     if (stopping) return;
     stopping = true;
     log(`${signal}: stopping`);
-    for (const child of children) child.kill("SIGTERM");
+    for (const child of children) stop(child);
     await emulators.close();
-    setTimeout(() => process.exit(0), 3000).unref();
+    // Anything still alive after 5 s is killed outright.
+    setTimeout(() => {
+      for (const child of children) stop(child, "SIGKILL");
+      process.exit(0);
+    }, 5000).unref();
     await Promise.all(
       [...children].map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : c.on("exit", resolve)))),
     );
@@ -103,8 +130,15 @@ async function main() {
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGHUP", () => void shutdown("SIGHUP"));
+  // If whatever started us (npm, a terminal) dies without passing a signal on, we are
+  // re-parented; stop too rather than leave a server running nobody owns.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) void shutdown("parent exited");
+  }, 1000).unref();
 
-  await run("npx", ["wrangler", "d1", "migrations", "apply", "DB", "--local"]);
+  await run(wrangler, ["d1", "migrations", "apply", "DB", "--local"]);
   await seedSpecies();
 
   // Settings go through an env file (not --var) so values with colons and commas survive.
@@ -120,10 +154,10 @@ async function main() {
   if (overridden.length > 0) log(`from the environment: ${overridden.join(", ")}`);
 
   const dev = spawn(
-    "npx",
-    ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1", "--env-file", envFile,
+    wrangler,
+    ["dev", "--port", String(port), "--ip", "127.0.0.1", "--env-file", envFile,
       "--show-interactive-dev-session=false", "--log-level", process.env.WRANGLER_LOG_LEVEL ?? "info"],
-    { cwd: root, env: childEnv, stdio: ["ignore", "pipe", "inherit"] },
+    { cwd: root, env: childEnv, stdio: ["ignore", "pipe", "inherit"], detached: true },
   );
   children.add(dev);
   let announced = false;
@@ -145,6 +179,6 @@ async function main() {
 
 main().catch(async (err) => {
   console.error(`[start] failed: ${err instanceof Error ? err.message : String(err)}`);
-  for (const child of children) child.kill("SIGTERM");
+  for (const child of children) stop(child);
   process.exit(1);
 });

@@ -7,7 +7,9 @@ import type { Bindings } from "./env";
 import { runHousekeeping } from "./jobs/housekeeping";
 import { createLogger } from "./lib/logger";
 
+export { ProviderCircuit } from "../durable-objects/provider-circuit";
 export { RateLimiter } from "../durable-objects/rate-limiter";
+export { SingleFlight } from "../durable-objects/single-flight";
 export { UserHub } from "../durable-objects/user-hub";
 
 const app = createApp();

@@ -1,0 +1,128 @@
+/**
+ * ProviderCircuit — one Durable Object per outside provider ("plant_id", "plantnet"), shared by
+ * every isolate: the circuit breaker of API.md §2.3 plus exact cache hit/miss counters.
+ *
+ *   closed ──N consecutive failures──▶ open ──after openMs──▶ half_open
+ *   half_open ──M successes──▶ closed        half_open ──any failure──▶ open
+ *
+ * While open no upstream call is made (callers still serve cached answers). In half-open a
+ * single probe is in flight at a time so a recovering provider is not stampeded.
+ */
+import { DurableObject } from "cloudflare:workers";
+
+export type CircuitState = "closed" | "open" | "half_open";
+
+export interface CircuitPolicy {
+  failureThreshold: number;
+  openMs: number;
+  successesToClose: number;
+}
+
+export interface CircuitSnapshot {
+  state: CircuitState;
+  consecutiveFailures: number;
+  openedAt: number | null;
+  halfOpenSuccesses: number;
+}
+
+export interface CacheCounters {
+  hits: number;
+  misses: number;
+  since: string;
+}
+
+interface Stored {
+  circuit: CircuitSnapshot;
+  cache: CacheCounters;
+}
+
+/** A probe that never reports back (isolate died) stops blocking others after this. */
+const PROBE_LEASE_MS = 60_000;
+
+export class ProviderCircuit extends DurableObject<Env> {
+  private data: Stored = {
+    circuit: { state: "closed", consecutiveFailures: 0, openedAt: null, halfOpenSuccesses: 0 },
+    cache: { hits: 0, misses: 0, since: new Date().toISOString() },
+  };
+  private probeUntil = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => {
+      const stored = await ctx.storage.get<Stored>("data");
+      if (stored) this.data = stored;
+    });
+  }
+
+  /** May the caller make an upstream call now? Moves open → half_open when the time is up. */
+  async acquire(policy: CircuitPolicy, now = Date.now()): Promise<{ allowed: boolean; state: CircuitState }> {
+    const c = this.data.circuit;
+    if (c.state === "open" && c.openedAt !== null && now - c.openedAt >= policy.openMs) {
+      c.state = "half_open";
+      c.halfOpenSuccesses = 0;
+      this.probeUntil = 0;
+      await this.save();
+    }
+    if (c.state === "open") return { allowed: false, state: c.state };
+    if (c.state === "half_open") {
+      if (now < this.probeUntil) return { allowed: false, state: c.state };
+      this.probeUntil = now + PROBE_LEASE_MS;
+    }
+    return { allowed: true, state: c.state };
+  }
+
+  async recordSuccess(policy: CircuitPolicy): Promise<CircuitState> {
+    const c = this.data.circuit;
+    c.consecutiveFailures = 0;
+    if (c.state === "half_open") {
+      this.probeUntil = 0;
+      c.halfOpenSuccesses++;
+      if (c.halfOpenSuccesses >= policy.successesToClose) {
+        c.state = "closed";
+        c.openedAt = null;
+        c.halfOpenSuccesses = 0;
+      }
+    }
+    await this.save();
+    return c.state;
+  }
+
+  async recordFailure(policy: CircuitPolicy, now = Date.now()): Promise<CircuitState> {
+    const c = this.data.circuit;
+    c.consecutiveFailures++;
+    if (c.state === "half_open" || (c.state === "closed" && c.consecutiveFailures >= policy.failureThreshold)) {
+      c.state = "open";
+      c.openedAt = now;
+      c.halfOpenSuccesses = 0;
+      this.probeUntil = 0;
+    }
+    await this.save();
+    return c.state;
+  }
+
+  async snapshot(policy?: CircuitPolicy, now = Date.now()): Promise<CircuitSnapshot> {
+    const c = { ...this.data.circuit };
+    // Report half_open as soon as it is due, even before the next call moves it.
+    if (policy && c.state === "open" && c.openedAt !== null && now - c.openedAt >= policy.openMs) c.state = "half_open";
+    return c;
+  }
+
+  async countCache(hit: boolean): Promise<void> {
+    if (hit) this.data.cache.hits++;
+    else this.data.cache.misses++;
+    await this.save();
+  }
+
+  async cacheCounters(): Promise<CacheCounters> {
+    return { ...this.data.cache };
+  }
+
+  async resetCacheCounters(): Promise<void> {
+    this.data.cache = { hits: 0, misses: 0, since: new Date().toISOString() };
+    await this.save();
+  }
+
+  private async save(): Promise<void> {
+    await this.ctx.storage.put("data", this.data);
+  }
+}

@@ -1,0 +1,164 @@
+// HTTP email API emulator modelled on Resend (https://api.resend.com): `POST /emails` sends.
+// The emulator keeps every accepted message in an outbox, readable in-process (`outbox`) and
+// over HTTP (`GET /emails`, `GET /emails/{id}`), so tests and local runs can follow the links
+// in password-reset and notification mails.
+//
+// Differences from Resend, on purpose: an unknown key is 401 `invalid_api_key` (Resend answers
+// 403), every body problem is 422 `validation_error`, and `GET /emails` (not a Resend route)
+// lists the outbox in send order, optionally filtered by `?to=`.
+
+import {
+  COMMON_FAILURES,
+  DEFAULT_API_KEY,
+  bearerToken,
+  defineEmulator,
+  isRecord,
+  jsonResponse,
+  readJsonBody,
+  type CommonFailure,
+  type Emulator,
+} from "./common";
+
+export interface EmailEmulatorOptions {
+  apiKeys?: string[];
+}
+
+export interface SentEmail {
+  id: string;
+  object: "email";
+  from: string;
+  to: string[];
+  subject: string;
+  html: string | null;
+  text: string | null;
+  reply_to: string[] | null;
+  headers: Record<string, string> | null;
+  created_at: string;
+  last_event: "delivered";
+}
+
+export type EmailEmulator = Emulator<CommonFailure> & {
+  /** Accepted messages in send order. */
+  readonly outbox: readonly SentEmail[];
+};
+
+const MAX_RECIPIENTS = 50;
+/** `user@example.com` or `Name <user@example.com>`. */
+const ADDRESS = /^(?:[^<>]*<\s*[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+\s*>|[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+)$/;
+
+export function createEmailEmulator(options: EmailEmulatorOptions = {}): EmailEmulator {
+  const apiKeys = new Set(options.apiKeys ?? [DEFAULT_API_KEY]);
+  let outbox: SentEmail[] = [];
+
+  async function route(req: Request): Promise<Response> {
+    const url = new URL(req.url);
+    const path = url.pathname.replace(/\/+$/, "");
+    const idMatch = /^\/emails\/([^/]+)$/.exec(path);
+    if (path !== "/emails" && !idMatch) return resendError(404, "not_found", "The requested endpoint does not exist.");
+
+    const key = bearerToken(req);
+    if (!key) return resendError(401, "missing_api_key", "Missing API key in the authorization header. Include the following header in the request: Authorization: Bearer YOUR_API_KEY.");
+    if (!apiKeys.has(key)) return resendError(401, "invalid_api_key", "API key is invalid");
+
+    if (idMatch) {
+      if (req.method !== "GET") return resendError(405, "method_not_allowed", "Method is not allowed for the requested path.");
+      const email = outbox.find((sent) => sent.id === decodeURIComponent(idMatch[1] as string));
+      return email ? jsonResponse(email) : resendError(404, "not_found", "Email not found");
+    }
+    if (req.method === "GET") {
+      const to = url.searchParams.get("to")?.toLowerCase();
+      const data = to ? outbox.filter((email) => email.to.some((address) => addressOf(address) === to)) : outbox;
+      return jsonResponse({ object: "list", data });
+    }
+    if (req.method !== "POST") return resendError(405, "method_not_allowed", "Method is not allowed for the requested path.");
+
+    const parsed = await parseEmail(req);
+    if (!parsed.ok) return resendError(422, "validation_error", parsed.error);
+    outbox.push(parsed.email);
+    return jsonResponse({ id: parsed.email.id });
+  }
+
+  const emulator = defineEmulator<CommonFailure>({
+    name: "email",
+    failures: COMMON_FAILURES,
+    route,
+    faults: {
+      rateLimited: (retryAfterSeconds) =>
+        resendError(429, "rate_limit_exceeded", "Too many requests. You can only make 2 requests per second. See rate limit response headers for more information.", {
+          "ratelimit-limit": "2",
+          "ratelimit-remaining": "0",
+          "ratelimit-reset": String(Math.ceil(retryAfterSeconds)),
+          "retry-after": String(Math.ceil(retryAfterSeconds)),
+        }),
+      serverError: () => resendError(500, "application_error", "An unexpected error occurred, please try again later."),
+      malformedSample: { id: "00000000-0000-4000-8000-000000000000" },
+    },
+    resetState() {
+      outbox = [];
+    },
+  });
+  return Object.defineProperty(emulator, "outbox", { get: () => outbox, enumerable: true }) as EmailEmulator;
+}
+
+function resendError(statusCode: number, name: string, message: string, headers: Record<string, string> = {}): Response {
+  return jsonResponse({ statusCode, name, message }, statusCode, headers);
+}
+
+/** The bare, lower-cased address of `Name <user@example.com>` or `user@example.com`. */
+function addressOf(address: string): string {
+  return (/<([^>]+)>/.exec(address)?.[1] ?? address).trim().toLowerCase();
+}
+
+type ParsedEmail = { ok: true; email: SentEmail } | { ok: false; error: string };
+
+async function parseEmail(req: Request): Promise<ParsedEmail> {
+  const json = await readJsonBody(req);
+  if (!json.ok || !isRecord(json.value)) return { ok: false, error: "Invalid JSON body." };
+  const body = json.value;
+
+  const addressError = (field: string) =>
+    `Invalid \`${field}\` field. The email address needs to follow the \`email@example.com\` or \`Name <email@example.com>\` format.`;
+  const addressList = (value: unknown): string[] | null =>
+    typeof value === "string" ? [value] : Array.isArray(value) && value.every((v) => typeof v === "string") ? (value as string[]) : null;
+
+  if (body.from === undefined || body.from === "") return { ok: false, error: "Missing `from` field." };
+  if (typeof body.from !== "string" || !ADDRESS.test(body.from)) return { ok: false, error: addressError("from") };
+  if (body.to === undefined || (Array.isArray(body.to) && body.to.length === 0) || body.to === "") return { ok: false, error: "Missing `to` field." };
+  const to = addressList(body.to);
+  if (!to || !to.every((address) => ADDRESS.test(address))) return { ok: false, error: addressError("to") };
+  if (to.length > MAX_RECIPIENTS) return { ok: false, error: `Too many recipients. The \`to\` field can contain at most ${MAX_RECIPIENTS} addresses.` };
+  if (typeof body.subject !== "string" || body.subject === "") return { ok: false, error: "Missing `subject` field." };
+  const html = typeof body.html === "string" && body.html !== "" ? body.html : null;
+  const text = typeof body.text === "string" && body.text !== "" ? body.text : null;
+  if (html === null && text === null) return { ok: false, error: "Missing `html` or `text` field." };
+
+  let replyTo: string[] | null = null;
+  if (body.reply_to !== undefined) {
+    replyTo = addressList(body.reply_to);
+    if (!replyTo || !replyTo.every((address) => ADDRESS.test(address))) return { ok: false, error: addressError("reply_to") };
+  }
+  let headers: Record<string, string> | null = null;
+  if (body.headers !== undefined) {
+    if (!isRecord(body.headers) || !Object.values(body.headers).every((v) => typeof v === "string")) {
+      return { ok: false, error: "Invalid `headers` field. Expected an object of string values." };
+    }
+    headers = body.headers as Record<string, string>;
+  }
+
+  return {
+    ok: true,
+    email: {
+      id: crypto.randomUUID(),
+      object: "email",
+      from: body.from,
+      to,
+      subject: body.subject,
+      html,
+      text,
+      reply_to: replyTo,
+      headers,
+      created_at: new Date().toISOString(),
+      last_event: "delivered",
+    },
+  };
+}

@@ -1,0 +1,87 @@
+/**
+ * The one suggestion shape every identification provider is normalised to, and the typed
+ * errors their clients throw. Provider clients know nothing about D1, KV or HTTP routes.
+ */
+export type ProviderName = "plant_id" | "plantnet";
+
+export interface SimilarImage {
+  url: string;
+  url_small?: string;
+  similarity?: number;
+  license?: string;
+  citation?: string;
+}
+
+export interface ProviderSuggestion {
+  /** Scientific name without authorship, e.g. "Monstera deliciosa". */
+  scientificName: string;
+  authorship: string;
+  commonNames: string[];
+  family: string;
+  genus: string;
+  gbifId: number | null;
+  /** The provider's own score, 0..1. */
+  probability: number;
+  description: string;
+  url: string | null;
+  similarImages: SimilarImage[];
+  watering: { min: number; max: number } | null;
+  propagationMethods: string[];
+  edibleParts: string[];
+}
+
+export interface DiseaseSuggestion {
+  name: string;
+  probability: number;
+  description: string;
+  treatment: string;
+  classification: string[];
+  commonNames: string[];
+}
+
+export interface HealthAssessment {
+  isHealthy: boolean;
+  isHealthyProbability: number;
+  diseases: DiseaseSuggestion[];
+}
+
+export interface ProviderAnswer {
+  provider: ProviderName;
+  /** false when the provider says the image is not a plant (Plant.id is_plant, Pl@ntNet 404). */
+  isPlant: boolean;
+  suggestions: ProviderSuggestion[];
+  health: HealthAssessment | null;
+}
+
+export type ProviderErrorKind = "timeout" | "rate_limited" | "auth" | "server" | "malformed" | "network" | "bad_request" | "circuit_open";
+
+export class ProviderError extends Error {
+  constructor(
+    readonly provider: ProviderName | "trefle" | "openai",
+    readonly kind: ProviderErrorKind,
+    message: string,
+    readonly status?: number,
+    /** Seconds the provider asked us to wait (429 Retry-After). */
+    readonly retryAfterS?: number,
+  ) {
+    super(message);
+    this.name = "ProviderError";
+  }
+
+  /** Worth retrying later (a queue job backs off); auth and bad requests are not. */
+  get retryable(): boolean {
+    return this.kind !== "auth" && this.kind !== "bad_request";
+  }
+
+  toJSON() {
+    return { provider: this.provider, kind: this.kind, message: this.message, status: this.status, retryAfterS: this.retryAfterS };
+  }
+}
+
+/** Parses Retry-After (seconds or an HTTP date) into seconds; undefined when absent or bad. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
+}
