@@ -107,6 +107,13 @@ export class ProviderCircuit extends DurableObject<Env> {
     return c;
   }
 
+  /** Closes the circuit and forgets failures (operators, after fixing a provider key). */
+  async resetCircuit(): Promise<void> {
+    this.data.circuit = { state: "closed", consecutiveFailures: 0, openedAt: null, halfOpenSuccesses: 0 };
+    this.probeUntil = 0;
+    await this.save();
+  }
+
   async countCache(hit: boolean): Promise<void> {
     if (hit) this.data.cache.hits++;
     else this.data.cache.misses++;

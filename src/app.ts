@@ -22,6 +22,7 @@ import { adminRoutes } from "./routes/admin";
 import { authRoutes } from "./routes/auth";
 import { docsRoutes } from "./routes/docs";
 import { healthRoutes } from "./routes/health";
+import { identifyRoutes } from "./routes/identify";
 import { mediaRoutes } from "./routes/media";
 import { oauthRoutes } from "./routes/oauth";
 
@@ -133,6 +134,7 @@ export function createApp() {
   app.route("/", oauthRoutes());
   app.route("/", mediaRoutes());
   app.route("/", adminRoutes());
+  app.route("/", identifyRoutes());
 
   app.doc31("/api/openapi.json", (c) => ({
     openapi: "3.1.0",

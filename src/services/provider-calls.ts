@@ -28,6 +28,8 @@ interface JobBase {
   cacheKey: string;
   ttlS: number;
   images: { bytes: Uint8Array; mime: ImageMime }[];
+  /** Taken from the caller's configuration, so the call behaves the same wherever it runs. */
+  settings: { baseUrl: string; apiKey: string; timeoutMs: number };
 }
 
 export type ProviderJob =
@@ -48,10 +50,12 @@ export async function plantIdJob(
   opts: { latitude: number | null; longitude: number | null; language: string },
 ): Promise<ProviderJob> {
   const digest = await imagesDigest(images);
+  const config = getConfig(env);
   return {
     provider: "plant_id",
+    settings: { baseUrl: config.PLANT_ID_API_URL, apiKey: config.PLANT_ID_API_KEY, timeoutMs: config.PLANT_ID_TIMEOUT_MS },
     cacheKey: `plant_id:${PLANT_ID_API_VERSION}:${digest}:health=all:lang=${opts.language}:loc=${coord(opts.latitude)},${coord(opts.longitude)}`,
-    ttlS: getConfig(env).PLANT_ID_CACHE_TTL_S,
+    ttlS: config.PLANT_ID_CACHE_TTL_S,
     images: images.map(({ bytes, mime }) => ({ bytes, mime })),
     ...opts,
   };
@@ -63,12 +67,14 @@ export async function plantNetJob(
   opts: { project: string; organs: PlantNetOrgan[]; language: string; includeRelatedImages: boolean; maxResults: number },
 ): Promise<ProviderJob> {
   const digest = await imagesDigest(images);
+  const config = getConfig(env);
   return {
     provider: "plantnet",
+    settings: { baseUrl: config.PLANTNET_API_URL, apiKey: config.PLANTNET_API_KEY, timeoutMs: config.PLANTNET_TIMEOUT_MS },
     cacheKey:
       `plantnet:${PLANTNET_API_VERSION}:${opts.project}:${digest}:${opts.organs.join(",")}:` +
       `related=${opts.includeRelatedImages}:lang=${opts.language}:n=${opts.maxResults}`,
-    ttlS: getConfig(env).PLANTNET_CACHE_TTL_S,
+    ttlS: config.PLANTNET_CACHE_TTL_S,
     images: images.map(({ bytes, mime }) => ({ bytes, mime })),
     ...opts,
   };
@@ -83,7 +89,6 @@ export function circuitFor(env: Bindings, provider: ProviderName) {
  * once per cache key however many callers wait.
  */
 export async function callProviderUpstream(env: Bindings, job: ProviderJob): Promise<ProviderAnswer> {
-  const config = getConfig(env);
   const policy = CIRCUIT_POLICIES[job.provider];
   const circuit = circuitFor(env, job.provider);
   const gate = await circuit.acquire(policy);
@@ -92,11 +97,11 @@ export async function callProviderUpstream(env: Bindings, job: ProviderJob): Pro
     const answer =
       job.provider === "plant_id"
         ? await identifyWithPlantId(
-            { baseUrl: config.PLANT_ID_API_URL, apiKey: config.PLANT_ID_API_KEY, timeoutMs: config.PLANT_ID_TIMEOUT_MS },
+            job.settings,
             { images: job.images.map((i) => i.bytes), latitude: job.latitude, longitude: job.longitude, language: job.language },
           )
         : await identifyWithPlantNet(
-            { baseUrl: config.PLANTNET_API_URL, apiKey: config.PLANTNET_API_KEY, timeoutMs: config.PLANTNET_TIMEOUT_MS },
+            job.settings,
             {
               images: job.images,
               organs: job.organs,

@@ -3,11 +3,13 @@ import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { makePng } from "../helpers/images";
 import { call, expectError, freshIp, setCookies } from "../helpers/http";
+import { eventually, useEmulators } from "../helpers/outbound";
 import { bearerUser, GOOD_PASSWORD, registerWeb, tokenLogin, uniqueName } from "../helpers/users";
 
 const ISS = "plant-community";
 const AUD = "plant-community-api";
 const SECRET = new TextEncoder().encode(env.JWT_SECRET!);
+const emulators = useEmulators();
 
 describe("register → login → user → refresh → reuse → logout (web, cookies)", () => {
   it("runs the whole cookie session lifecycle", async () => {
@@ -268,8 +270,12 @@ describe("login limits and lockout", () => {
     expect(Number(locked.headers.get("Retry-After"))).toBeGreaterThan(3500);
     // Mobile sign-in is locked too.
     await expectError(await call("/api/v1/auth/token/", { json: { username: s.username, password: GOOD_PASSWORD } }), 429, "ACCOUNT_LOCKED");
-    const notified = await env.DB.prepare("SELECT lockout_notified_at FROM users WHERE id = ?").bind(s.userId).first<{ lockout_notified_at: number | null }>();
-    expect(notified?.lockout_notified_at).not.toBeNull();
+    const mail = await eventually(() => emulators.email.outbox.find((m) => m.to.includes(s.email)));
+    expect(mail.subject).toMatch(/locked/i);
+    // More attempts while locked send no second mail.
+    await call("/api/v1/auth/login/", { json: { username: s.username, password: "Wrong-Password-x" } });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(emulators.email.outbox.filter((m) => m.to.includes(s.email))).toHaveLength(1);
   });
 
   it("locks unknown usernames too, answering exactly like a real account", async () => {
@@ -350,5 +356,65 @@ describe("profile", () => {
     const bad = await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, body: fake });
     const err = await expectError(bad, 400, "INVALID_IMAGE");
     expect(err.message).toMatch(/Invalid file type/);
+  });
+});
+
+describe("password reset", () => {
+  function tokenFrom(text: string | null): string {
+    const match = /Reset token: (\S+)/.exec(text ?? "");
+    if (!match) throw new Error("no token in the mail");
+    return match[1]!;
+  }
+
+  it("mails a single-use token that sets a new password and signs out every session", async () => {
+    const u = await bearerUser();
+    const res = await call("/api/v1/auth/password/reset/", { json: { email: u.email.toUpperCase() } });
+    expect(res.status).toBe(200);
+    const mail = await eventually(() => emulators.email.outbox.find((m) => m.to.includes(u.email)));
+    expect(mail.text).toContain("http://localhost:5173/reset-password?token=");
+    const token = tokenFrom(mail.text);
+
+    const weak = await call("/api/v1/auth/password/reset/confirm/", { json: { token, new_password: "password12345" } });
+    expect((await expectError(weak, 400, "VALIDATION_ERROR")).errors?.new_password).toBeDefined();
+
+    await new Promise((r) => setTimeout(r, 1100)); // a new second, so old tokens' iat is older
+    const ok = await call("/api/v1/auth/password/reset/confirm/", { json: { token, new_password: "Brand-New-Bramble-9" } });
+    expect(ok.status).toBe(200);
+    expect((await call("/api/v1/auth/user/", { bearer: u.access })).status).toBe(401);
+    expect((await call("/api/v1/auth/token/", { json: { username: u.username, password: "Brand-New-Bramble-9" } })).status).toBe(200);
+    expect((await call("/api/v1/auth/token/", { json: { username: u.username, password: GOOD_PASSWORD } })).status).toBe(401);
+
+    // Single use.
+    const again = await call("/api/v1/auth/password/reset/confirm/", { json: { token, new_password: "Another-New-Bramble-9" } });
+    await expectError(again, 400, "INVALID_TOKEN");
+  });
+
+  it("answers the same for an unknown address and sends nothing", async () => {
+    const known = await registerWeb();
+    const a = await call("/api/v1/auth/password/reset/", { json: { email: known.email } });
+    const b = await call("/api/v1/auth/password/reset/", { json: { email: "nobody-here@example.com" } });
+    expect(a.status).toBe(200);
+    expect(b.status).toBe(200);
+    expect(await a.json()).toEqual(await b.json());
+    await eventually(() => emulators.email.outbox.find((m) => m.to.includes(known.email)));
+    expect(emulators.email.outbox.some((m) => m.to.includes("nobody-here@example.com"))).toBe(false);
+  });
+
+  it("refuses a made-up or expired token", async () => {
+    const bogus = await call("/api/v1/auth/password/reset/confirm/", { json: { token: "x".repeat(43), new_password: "Brand-New-Bramble-9" } });
+    await expectError(bogus, 400, "INVALID_TOKEN");
+    const u = await registerWeb();
+    await call("/api/v1/auth/password/reset/", { json: { email: u.email } });
+    const mail = await eventually(() => emulators.email.outbox.find((m) => m.to.includes(u.email)));
+    await env.DB.prepare("UPDATE password_reset_tokens SET expires_at = 0 WHERE user_id = ?").bind(u.userId).run();
+    const expired = await call("/api/v1/auth/password/reset/confirm/", { json: { token: tokenFrom(mail.text), new_password: "Brand-New-Bramble-9" } });
+    await expectError(expired, 400, "INVALID_TOKEN");
+  });
+
+  it("a failing email provider loses nothing and still answers 200", async () => {
+    emulators.email.setMode({ failure: "500" });
+    const u = await registerWeb();
+    const res = await call("/api/v1/auth/password/reset/", { json: { email: u.email } });
+    expect(res.status).toBe(200);
   });
 });

@@ -1,0 +1,292 @@
+/**
+ * POST /api/v1/plant-identification/identify — the synchronous, seed-compatible endpoint the
+ * existing React client uses (multipart field `image`, answers `{success, …}` rather than the
+ * error envelope; API.md §2.1). Also the provider health and cache statistics routes.
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { getConfig } from "../config";
+import type { AppEnv } from "../env";
+import { AppError } from "../lib/errors";
+import { NO_IMAGE_MESSAGE, UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
+import { requireRole } from "../middleware/auth";
+import type { ProviderName } from "../providers/types";
+import { ruleBasedCare, type CatalogueCareFields } from "../services/care";
+import { identifyPlant, type IdentifyOutcome } from "../services/identification";
+import { CIRCUIT_POLICIES, circuitFor } from "../services/provider-calls";
+import { clientIp, enforceRateLimit } from "../services/rate-limits";
+import { completeRequest, insertRequest, storeImages } from "../services/requests";
+import { ErrorSchema, jsonBody } from "./schemas";
+
+const tags = ["Identification"];
+const PROVIDERS: ProviderName[] = ["plant_id", "plantnet"];
+
+const SimilarImageSchema = z.object({ url: z.string(), url_small: z.string().optional(), similarity: z.number().optional() });
+export const SuggestionSchema = z
+  .object({
+    plant_name: z.string(),
+    scientific_name: z.string(),
+    probability: z.number(),
+    common_names: z.array(z.string()),
+    description: z.string(),
+    family: z.string(),
+    genus: z.string(),
+    gbif_id: z.number().optional(),
+    similar_images: z.array(SimilarImageSchema),
+    watering: z.object({ min: z.number(), max: z.number() }).optional(),
+    propagation_methods: z.array(z.string()).optional(),
+    url: z.string().optional(),
+    sources: z.array(z.enum(["plant_id", "plantnet"])),
+    plant_id_probability: z.number().optional(),
+    plantnet_score: z.number().optional(),
+    rank: z.number().int(),
+  })
+  .openapi("Suggestion");
+
+const IdentifySuccess = z
+  .object({
+    success: z.literal(true),
+    plant_name: z.string(),
+    scientific_name: z.string(),
+    confidence: z.number(),
+    suggestions: z.array(SuggestionSchema),
+    care_instructions: z.record(z.string(), z.unknown()).nullable(),
+    disease_detection: z
+      .object({
+        is_healthy: z.boolean(),
+        is_plant: z.boolean(),
+        disease_name: z.string().nullable(),
+        probability: z.number().nullable(),
+        description: z.string().nullable(),
+        treatment: z.string().nullable(),
+      })
+      .nullable(),
+    disease_suggestions: z.array(z.object({ name: z.string(), probability: z.number(), description: z.string() })),
+    summary: z.string(),
+    cached: z.object({ plant_id: z.boolean(), plantnet: z.boolean() }),
+    request_id: z.string().optional(),
+  })
+  .openapi("IdentifyResult");
+
+const IdentifyFailure = z.object({ success: z.literal(false), error: z.string(), code: z.string().optional() }).openapi("IdentifyFailure");
+
+/** The seed-compatible failure shape; the status code still tells machines what happened. */
+function failure(c: Context<AppEnv>, status: 200 | 400 | 401 | 413 | 429 | 503, error: string, code: string, headers: Record<string, string> = {}) {
+  for (const [k, v] of Object.entries(headers)) c.header(k, v);
+  return c.json({ success: false as const, error, code }, status);
+}
+
+function summarise(outcome: IdentifyOutcome): string {
+  const top = outcome.suggestions[0]!;
+  const pct = Math.round(top.probability * 100);
+  const name = top.plant_name !== top.scientific_name ? `${top.plant_name} (${top.scientific_name})` : top.scientific_name;
+  const agreement =
+    top.sources.length > 1
+      ? "Plant.id and Pl@ntNet agree."
+      : `Identified by ${top.sources[0] === "plant_id" ? "Plant.id" : "Pl@ntNet"}${outcome.suggestions.length > 1 ? "; see the other suggestions too" : ""}.`;
+  const health = outcome.health && !outcome.health.isHealthy && outcome.health.diseases[0] ? ` Possible problem: ${outcome.health.diseases[0].name}.` : "";
+  return `${name} — ${pct}% confidence. ${agreement}${health}`;
+}
+
+function diseaseDetection(outcome: IdentifyOutcome) {
+  const health = outcome.health;
+  if (!health) return null;
+  const top = health.isHealthy ? undefined : health.diseases[0];
+  return {
+    is_healthy: health.isHealthy,
+    is_plant: outcome.isPlant,
+    disease_name: top?.name ?? null,
+    probability: top?.probability ?? null,
+    description: top?.description ?? null,
+    treatment: top?.treatment ?? null,
+  };
+}
+
+export function identifyRoutes() {
+  const app = new OpenAPIHono<AppEnv>({ strict: false });
+
+  // Registered in the OpenAPI document but routed with plain `app.post`: the route reads its
+  // own multipart body, so even a malformed upload is answered in the seed shape.
+  const identifyRoute = createRoute({
+      method: "post",
+      path: "/api/v1/plant-identification/identify",
+      tags,
+      summary: "Identify a plant photo now (seed-compatible; parallel Plant.id + Pl@ntNet)",
+      description:
+        "Multipart field `image`. Answers `{success: true, …}` or `{success: false, error}` (not the error envelope). " +
+        "Signed-in callers' identifications are saved and `request_id` returned.",
+      request: {
+        body: {
+          content: { "multipart/form-data": { schema: z.object({ image: z.any().openapi({ type: "string", format: "binary" }) }) } },
+          required: true,
+        },
+      },
+      responses: {
+        200: { description: "Identified, or `success: false` when nothing matched", content: { "application/json": { schema: z.union([IdentifySuccess, IdentifyFailure]) } } },
+        400: { description: "No or invalid image", content: { "application/json": { schema: IdentifyFailure } } },
+        401: { description: "Sign-in required (anonymous use disabled)", content: { "application/json": { schema: IdentifyFailure } } },
+        429: { description: "Rate limited", content: { "application/json": { schema: IdentifyFailure } } },
+        503: { description: "Both providers unavailable", content: { "application/json": { schema: IdentifyFailure } } },
+      },
+    });
+  app.openAPIRegistry.registerPath(identifyRoute);
+  app.post(identifyRoute.path, async (c) => {
+      const config = getConfig(c.env);
+      const user = c.get("user");
+      if (!user && !config.ALLOW_ANONYMOUS_IDENTIFY) {
+        c.header("WWW-Authenticate", 'Bearer realm="plant-community"');
+        return failure(c, 401, "Authentication required. Please sign in to identify plants.", "AUTHENTICATION_REQUIRED");
+      }
+      try {
+        await enforceRateLimit(c.env, user ? `identify:user:${user.id}` : `identify:ip:${clientIp(c.req.raw)}`, config.IDENTIFY_RATE_LIMIT);
+      } catch (err) {
+        if (err instanceof AppError) return failure(c, 429, err.message, err.code, err.headers);
+        throw err;
+      }
+
+      const image = await readImage(c);
+      if (!image.ok) return failure(c, 400, image.message, image.code);
+
+      const outcome = await identifyPlant(c.env, (p) => c.executionCtx.waitUntil(p), {
+        images: [{ bytes: image.image.bytes, mime: image.image.mime, sha256: image.image.sha256 }],
+      });
+      const cached = { plant_id: outcome.providers.plant_id.cached, plantnet: outcome.providers.plantnet.cached };
+      if (outcome.allFailed) {
+        return failure(c, 503, "Plant identification is temporarily unavailable. Please try again in a few minutes.", "PROVIDERS_UNAVAILABLE", {
+          "Retry-After": "30",
+        });
+      }
+      if (outcome.suggestions.length === 0) {
+        return failure(c, 200, "Unable to identify plant. Please try a clearer image.", outcome.isPlant ? "NO_MATCH" : "NOT_A_PLANT");
+      }
+
+      const top = outcome.suggestions[0]!;
+      const catalogue = await c.env.DB.prepare(
+        `SELECT scientific_name, common_names, light_requirements, water_requirements, hardiness_zone_min, hardiness_zone_max, plant_type
+           FROM species WHERE lower(scientific_name) = lower(?)`,
+      )
+        .bind(top.scientific_name)
+        .first<CatalogueCareFields>();
+
+      let requestId: string | undefined;
+      if (user) {
+        await storeImages(c.env, [image.image]);
+        requestId = await insertRequest(c.env, { userId: user.id, images: [image.image], organs: ["auto"], status: "processing" });
+        await completeRequest(c.env, requestId, user.id, outcome.suggestions);
+      }
+
+      return c.json(
+        {
+          success: true as const,
+          plant_name: top.plant_name,
+          scientific_name: top.scientific_name,
+          confidence: top.probability,
+          suggestions: outcome.suggestions,
+          care_instructions: catalogue ? ruleBasedCare(catalogue) : null,
+          disease_detection: diseaseDetection(outcome),
+          disease_suggestions: (outcome.health?.diseases ?? []).map((d) => ({ name: d.name, probability: d.probability, description: d.description })),
+          summary: summarise(outcome),
+          cached,
+          ...(requestId ? { request_id: requestId } : {}),
+        },
+        200,
+      );
+  });
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/plant-identification/identify/health",
+      tags,
+      summary: "Provider availability and circuit-breaker states",
+      responses: {
+        200: jsonBody(
+          z
+            .object({
+              status: z.enum(["ok", "degraded", "unavailable"]),
+              plant_id_available: z.boolean(),
+              plantnet_available: z.boolean(),
+              circuits: z.object({ plant_id: z.string(), plantnet: z.string() }),
+            })
+            .openapi("IdentifyHealth"),
+          "Provider health",
+        ),
+      },
+    }),
+    async (c) => {
+      const snapshots = await Promise.all(PROVIDERS.map((p) => circuitFor(c.env, p).snapshot(CIRCUIT_POLICIES[p])));
+      const [plantId, plantNet] = snapshots as [(typeof snapshots)[0], (typeof snapshots)[0]];
+      const available = (s: typeof plantId) => s.state !== "open";
+      const up = [available(plantId), available(plantNet)].filter(Boolean).length;
+      c.header("Cache-Control", "no-store");
+      return c.json(
+        {
+          status: up === 2 ? ("ok" as const) : up === 1 ? ("degraded" as const) : ("unavailable" as const),
+          plant_id_available: available(plantId),
+          plantnet_available: available(plantNet),
+          circuits: { plant_id: plantId.state, plantnet: plantNet.state },
+        },
+        200,
+      );
+    },
+  );
+
+  const CounterSchema = z.object({ hits: z.number().int(), misses: z.number().int(), hit_rate: z.number(), since: z.string() });
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/plant-identification/cache/stats",
+      tags,
+      summary: "Exact provider-cache hit/miss counters (staff)",
+      middleware: [requireRole("moderator", "editor", "admin")] as const,
+      request: { query: z.object({ reset: z.enum(["true", "false"]).optional() }) },
+      responses: {
+        200: jsonBody(
+          z.object({ plant_id: CounterSchema, plantnet: CounterSchema, total: CounterSchema.omit({ since: true }) }).openapi("CacheStats"),
+          "Counters since the last reset",
+        ),
+        401: { description: "Not signed in", content: { "application/json": { schema: ErrorSchema } } },
+        403: { description: "Not staff", content: { "application/json": { schema: ErrorSchema } } },
+      },
+    }),
+    async (c) => {
+      const counters = await Promise.all(PROVIDERS.map((p) => circuitFor(c.env, p).cacheCounters()));
+      if (c.req.valid("query").reset === "true") await Promise.all(PROVIDERS.map((p) => circuitFor(c.env, p).resetCacheCounters()));
+      const rate = (hits: number, misses: number) => (hits + misses === 0 ? 0 : Math.round((hits / (hits + misses)) * 10_000) / 10_000);
+      const [pid, pn] = counters as [(typeof counters)[0], (typeof counters)[0]];
+      const hits = pid.hits + pn.hits;
+      const misses = pid.misses + pn.misses;
+      return c.json(
+        {
+          plant_id: { ...pid, hit_rate: rate(pid.hits, pid.misses) },
+          plantnet: { ...pn, hit_rate: rate(pn.hits, pn.misses) },
+          total: { hits, misses, hit_rate: rate(hits, misses) },
+        },
+        200,
+      );
+    },
+  );
+
+  return app;
+}
+
+type ImageRead = { ok: true; image: ValidatedImage } | { ok: false; code: string; message: string };
+
+/** Reads and validates the one `image` part; nothing is stored for a rejected upload. */
+async function readImage(c: Context<AppEnv>): Promise<ImageRead> {
+  const type = (c.req.header("Content-Type") ?? "").toLowerCase();
+  if (!type.startsWith("multipart/form-data")) return { ok: false, code: "NO_IMAGE", message: NO_IMAGE_MESSAGE };
+  let form: FormData;
+  try {
+    form = await c.req.formData();
+  } catch {
+    return { ok: false, code: "MALFORMED_REQUEST", message: "Malformed multipart body. Please upload the image again." };
+  }
+  const file = form.get("image");
+  if (!(file instanceof File)) return { ok: false, code: "NO_IMAGE", message: NO_IMAGE_MESSAGE };
+  const result = await validateImageUpload(
+    { bytes: new Uint8Array(await file.arrayBuffer()), declaredType: file.type, filename: file.name },
+    UPLOAD_RULES,
+  );
+  return result;
+}

@@ -1,0 +1,110 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { CIRCUIT_POLICIES, circuitFor } from "../../src/services/provider-calls";
+import { makePng } from "../helpers/images";
+import { call } from "../helpers/http";
+import { useEmulators } from "../helpers/outbound";
+
+const emulators = useEmulators();
+let n = 0;
+const photo = async () => makePng(300, 300, { seed: `circuit-${++n}-${Math.random()}` });
+
+async function identify(bytes: Uint8Array) {
+  const f = new FormData();
+  f.append("image", new File([bytes], "p.png", { type: "image/png" }));
+  const res = await call("/api/v1/plant-identification/identify/", { method: "POST", body: f });
+  return { res, body: (await res.json()) as { success: boolean; cached?: { plant_id: boolean }; suggestions?: { sources: string[] }[] } };
+}
+
+async function health() {
+  return (await (await call("/api/v1/plant-identification/identify/health/")).json()) as {
+    status: string;
+    plant_id_available: boolean;
+    circuits: { plant_id: string; plantnet: string };
+  };
+}
+
+describe("circuit breaker through the Worker", () => {
+  it("opens Plant.id after 3 consecutive failures; while open no upstream call is made but cached answers are served", async () => {
+    const cachedPhoto = await photo();
+    expect((await identify(cachedPhoto)).body.success).toBe(true); // warm the cache
+
+    emulators.plantId.setMode({ failure: "500" });
+    for (let i = 0; i < 3; i++) await identify(await photo());
+    expect(await health()).toMatchObject({ status: "degraded", plant_id_available: false, circuits: { plant_id: "open", plantnet: "closed" } });
+
+    const callsWhenOpen = emulators.plantId.calls;
+    const { body } = await identify(await photo());
+    expect(emulators.plantId.calls).toBe(callsWhenOpen); // no upstream call while open
+    expect(body.success).toBe(true); // Pl@ntNet still answers
+    expect(body.suggestions!.every((s) => s.sources.join() === "plantnet")).toBe(true);
+
+    const cached = await identify(cachedPhoto);
+    expect(cached.body.cached?.plant_id).toBe(true);
+    expect(cached.body.suggestions![0]!.sources).toContain("plant_id");
+  });
+
+  it("Pl@ntNet needs 5 failures; a 404 'no match' is not a failure", async () => {
+    emulators.plantnet.setMode({ failure: "500" });
+    for (let i = 0; i < 4; i++) await identify(await photo());
+    expect((await health()).circuits.plantnet).toBe("closed");
+    await identify(await photo());
+    expect((await health()).circuits.plantnet).toBe("open");
+  });
+});
+
+describe("ProviderCircuit state machine (time injected)", () => {
+  it("closed → open → half_open after the wait → closed after 2 successes; a half-open failure reopens", async () => {
+    const policy = CIRCUIT_POLICIES.plant_id;
+    const circuit = env.PROVIDER_CIRCUIT.get(env.PROVIDER_CIRCUIT.idFromName("state-machine-test"));
+    const t0 = Date.now();
+    for (let i = 0; i < 3; i++) await circuit.recordFailure(policy, t0);
+    expect((await circuit.acquire(policy, t0 + 1000)).allowed).toBe(false);
+    expect((await circuit.snapshot(policy, t0 + 59_000)).state).toBe("open");
+    expect((await circuit.snapshot(policy, t0 + 60_000)).state).toBe("half_open");
+
+    // Half-open admits one probe at a time.
+    expect(await circuit.acquire(policy, t0 + 60_000)).toEqual({ allowed: true, state: "half_open" });
+    expect((await circuit.acquire(policy, t0 + 60_001)).allowed).toBe(false);
+    expect(await circuit.recordFailure(policy, t0 + 60_002)).toBe("open");
+
+    expect((await circuit.acquire(policy, t0 + 120_002)).allowed).toBe(true);
+    expect(await circuit.recordSuccess(policy)).toBe("half_open");
+    expect((await circuit.acquire(policy, t0 + 120_003)).allowed).toBe(true);
+    expect(await circuit.recordSuccess(policy)).toBe("closed");
+    expect((await circuit.acquire(policy, t0 + 120_004)).allowed).toBe(true);
+  });
+
+  it("a success in closed state resets the consecutive-failure count", async () => {
+    const policy = CIRCUIT_POLICIES.plant_id;
+    const circuit = circuitFor(env, "plant_id");
+    await circuit.resetCircuit();
+    await circuit.recordFailure(policy);
+    await circuit.recordFailure(policy);
+    await circuit.recordSuccess(policy);
+    await circuit.recordFailure(policy);
+    await circuit.recordFailure(policy);
+    expect((await circuit.snapshot()).state).toBe("closed");
+  });
+});
+
+describe("cache stats", () => {
+  it("counts exact hits and misses per provider (staff only)", async () => {
+    const { bearerUser } = await import("../helpers/users");
+    const staff = await bearerUser();
+    await env.DB.prepare("UPDATE users SET role = 'moderator' WHERE id = ?").bind(staff.userId).run();
+    await call("/api/v1/plant-identification/cache/stats/?reset=true", { bearer: staff.access });
+    const bytes = await photo();
+    await identify(bytes);
+    await identify(bytes);
+    await identify(bytes);
+    await new Promise((r) => setTimeout(r, 100)); // counters are written after the response
+    const res = await call("/api/v1/plant-identification/cache/stats/", { bearer: staff.access });
+    const stats = (await res.json()) as Record<string, { hits: number; misses: number; hit_rate: number }>;
+    expect(stats.plant_id).toMatchObject({ hits: 2, misses: 1, hit_rate: 0.6667 });
+    expect(stats.plantnet).toMatchObject({ hits: 2, misses: 1 });
+    expect(stats.total).toMatchObject({ hits: 4, misses: 2 });
+    const plain = await bearerUser();
+    expect((await call("/api/v1/plant-identification/cache/stats/", { bearer: plain.access })).status).toBe(403);
+  });
+});

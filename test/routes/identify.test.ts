@@ -1,0 +1,280 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { createApp } from "../../src/app";
+import { makeJpeg, makePng, makePngHeaderOnly, padToSize } from "../helpers/images";
+import { call, freshIp } from "../helpers/http";
+import { useEmulators } from "../helpers/outbound";
+import { bearerUser } from "../helpers/users";
+
+const emulators = useEmulators();
+const PATH = "/api/v1/plant-identification/identify/";
+let seedCounter = 0;
+
+async function photo(opts: { text?: string; width?: number; height?: number } = {}): Promise<Uint8Array> {
+  seedCounter++;
+  return makePng(opts.width ?? 320, opts.height ?? 240, { seed: `identify-${seedCounter}-${Math.random()}`, ...(opts.text ? { text: opts.text } : {}) });
+}
+
+function form(bytes: Uint8Array, name = "leaf.png", type = "image/png", field = "image"): FormData {
+  const f = new FormData();
+  f.append(field, new File([bytes], name, { type }));
+  return f;
+}
+
+interface IdentifyBody {
+  success: boolean;
+  error?: string;
+  code?: string;
+  plant_name?: string;
+  scientific_name?: string;
+  confidence?: number;
+  suggestions?: {
+    scientific_name: string;
+    probability: number;
+    sources: string[];
+    plant_id_probability?: number;
+    plantnet_score?: number;
+    rank: number;
+    similar_images: unknown[];
+  }[];
+  disease_detection?: { is_healthy: boolean } | null;
+  cached?: { plant_id: boolean; plantnet: boolean };
+  request_id?: string;
+  summary?: string;
+}
+
+async function identify(bytes: Uint8Array, init: { bearer?: string; ip?: string; name?: string; type?: string } = {}) {
+  const res = await call(PATH, { method: "POST", body: form(bytes, init.name, init.type), bearer: init.bearer, ip: init.ip });
+  return { res, body: (await res.json()) as IdentifyBody };
+}
+
+/** Calls the app with some settings overridden (timeouts, limits) for one request. */
+async function identifyWith(overrides: Record<string, string>, bytes: Uint8Array) {
+  const ctx = createExecutionContext();
+  const res = await createApp().request(
+    PATH,
+    { method: "POST", body: form(bytes), headers: { "CF-Connecting-IP": freshIp() } },
+    { ...env, ...overrides },
+    ctx,
+  );
+  await waitOnExecutionContext(ctx);
+  return { res, body: (await res.json()) as IdentifyBody };
+}
+
+describe("POST identify/ (synchronous, seed-compatible)", () => {
+  it("merges both providers; agreement raises confidence above either alone", async () => {
+    const { res, body } = await identify(await photo(), { ip: freshIp() });
+    expect(res.status).toBe(200);
+    expect(body.success).toBe(true);
+    const top = body.suggestions![0]!;
+    expect(top.rank).toBe(1);
+    expect(top.sources).toEqual(["plant_id", "plantnet"]);
+    expect(top.probability).toBeGreaterThan(top.plant_id_probability!);
+    expect(top.probability).toBeGreaterThan(top.plantnet_score!);
+    expect(body.confidence).toBe(top.probability);
+    expect(body.scientific_name).toBe(top.scientific_name);
+    // A species only one provider proposes keeps exactly that provider's score.
+    for (const s of body.suggestions!) {
+      if (s.sources.length === 1) expect(s.probability).toBe(s.plant_id_probability ?? s.plantnet_score);
+    }
+    const ranks = body.suggestions!.map((s) => s.rank);
+    expect(ranks).toEqual(ranks.map((_, i) => i + 1));
+    expect(body.suggestions!.map((s) => s.probability)).toEqual([...body.suggestions!.map((s) => s.probability)].sort((a, b) => b - a));
+    expect(body.cached).toEqual({ plant_id: false, plantnet: false });
+    expect(body.disease_detection).toMatchObject({ is_healthy: expect.any(Boolean) });
+    expect(body.summary).toContain(top.scientific_name);
+    // Pl@ntNet got multipart with its key in the query and options in the query.
+    const plantnetCall = emulators.plantnet.requests.at(-1)!;
+    expect(plantnetCall.path).toBe("/v2/identify/all");
+    expect(plantnetCall.search).toContain("include-related-images=true");
+    expect(emulators.plantId.requests.at(-1)!.search).toContain("details=");
+  });
+
+  it("answers the web client's CORS request from http://localhost:5173 without credentials", async () => {
+    const res = await call(PATH, { method: "POST", body: form(await photo()), headers: { Origin: "http://localhost:5173" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBe("http://localhost:5173");
+  });
+
+  it("serves identical bytes from the cache with zero upstream calls", async () => {
+    const bytes = await photo();
+    await identify(bytes);
+    const before = { plantId: emulators.plantId.calls, plantnet: emulators.plantnet.calls };
+    const { body } = await identify(bytes);
+    expect(body.success).toBe(true);
+    expect(body.cached).toEqual({ plant_id: true, plantnet: true });
+    expect({ plantId: emulators.plantId.calls, plantnet: emulators.plantnet.calls }).toEqual(before);
+  });
+
+  it("makes one upstream call per provider for 5 concurrent identical uploads (single flight)", async () => {
+    const bytes = await photo();
+    emulators.plantId.setMode({ latencyMs: 150 });
+    emulators.plantnet.setMode({ latencyMs: 150 });
+    const results = await Promise.all(Array.from({ length: 5 }, () => identify(bytes)));
+    expect(results.every((r) => r.body.success)).toBe(true);
+    expect(new Set(results.map((r) => r.body.scientific_name)).size).toBe(1);
+    expect(emulators.plantId.calls).toBe(1);
+    expect(emulators.plantnet.calls).toBe(1);
+  });
+
+  it("calls the two providers in parallel (each fake waits for the other to start)", async () => {
+    let started = 0;
+    let release!: () => void;
+    const bothStarted = new Promise<void>((r) => (release = r));
+    const barrier = async () => {
+      started++;
+      if (started === 2) release();
+      // Sequential calls would never see the second start: fail instead of hanging.
+      await Promise.race([bothStarted, new Promise((_, reject) => setTimeout(() => reject(new Error("not parallel")), 3000))]);
+    };
+    emulators.overrides["plant-id.emulator.test"] = async (req) => {
+      await barrier().catch(() => {
+        throw new Error("Plant.id called while Pl@ntNet was not");
+      });
+      return emulators.plantId.handle(req);
+    };
+    emulators.overrides["plantnet.emulator.test"] = async (req) => {
+      await barrier().catch(() => {
+        throw new Error("Pl@ntNet called while Plant.id was not");
+      });
+      return emulators.plantnet.handle(req);
+    };
+    const { body } = await identify(await photo());
+    expect(started).toBe(2);
+    expect(body.success).toBe(true);
+    expect(body.suggestions![0]!.sources).toEqual(["plant_id", "plantnet"]);
+  });
+
+  it("returns the other provider's suggestions when one fails (partial result)", async () => {
+    emulators.plantnet.setMode({ failure: "500" });
+    const a = await identify(await photo());
+    expect(a.body.success).toBe(true);
+    expect(a.body.suggestions!.every((s) => s.sources.join() === "plant_id")).toBe(true);
+
+    emulators.plantnet.setMode({ failure: "none" });
+    emulators.plantId.setMode({ failure: "malformed" });
+    const b = await identify(await photo());
+    expect(b.body.success).toBe(true);
+    expect(b.body.suggestions!.every((s) => s.sources.join() === "plantnet")).toBe(true);
+
+    emulators.plantId.setMode({ failure: "429", retryAfterSeconds: 7 });
+    const c = await identify(await photo());
+    expect(c.body.success).toBe(true);
+    expect(c.body.suggestions!.every((s) => s.sources.join() === "plantnet")).toBe(true);
+  });
+
+  it("answers 503 in the seed shape when both providers are down — never a 500 or made-up result", async () => {
+    emulators.plantId.setMode({ failure: "500", times: 1 });
+    emulators.plantnet.setMode({ failure: "malformed", times: 1 });
+    const { res, body } = await identify(await photo());
+    expect(res.status).toBe(503);
+    expect(body).toMatchObject({ success: false, error: expect.stringMatching(/temporarily unavailable/) });
+    expect(res.headers.get("Retry-After")).toBeTruthy();
+  });
+
+  it("a provider that does not answer in time is cut off by its timeout", async () => {
+    emulators.plantnet.setMode({ failure: "hang" });
+    const started = Date.now();
+    const { body } = await identifyWith({ PLANTNET_TIMEOUT_MS: "300" }, await photo());
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(body.success).toBe(true);
+    expect(body.suggestions!.every((s) => s.sources.join() === "plant_id")).toBe(true);
+  });
+
+  it("treats Pl@ntNet's 404 'Species not found' as no match, not an outage", async () => {
+    const { res, body } = await identify(await photo({ text: "NOTAPLANT" }));
+    expect(res.status).toBe(200);
+    expect(body).toMatchObject({ success: false, error: "Unable to identify plant. Please try a clearer image." });
+    expect(emulators.plantnet.calls).toBe(1);
+  });
+
+  it("saves the identification for a signed-in user and returns request_id", async () => {
+    const u = await bearerUser();
+    const bytes = await photo();
+    const { body } = await identify(bytes, { bearer: u.access });
+    expect(body.request_id).toMatch(/^[0-9a-f-]{36}$/);
+    const row = await env.DB.prepare("SELECT user_id, status, image_hashes FROM identification_requests WHERE id = ?").bind(body.request_id).first<{
+      user_id: string;
+      status: string;
+      image_hashes: string;
+    }>();
+    expect(row?.user_id).toBe(u.userId);
+    expect(["identified", "needs_help"]).toContain(row?.status);
+    const [stored] = JSON.parse(row!.image_hashes) as string[];
+    expect(await env.IMAGES.head(`images/${stored}`)).not.toBeNull();
+    const results = await env.DB.prepare("SELECT scientific_name, rank, is_primary FROM identification_results WHERE request_id = ? ORDER BY rank").bind(body.request_id).all<{
+      scientific_name: string;
+      rank: number;
+      is_primary: number;
+    }>();
+    expect(results.results.map((r) => r.scientific_name)).toEqual(body.suggestions!.map((s) => s.scientific_name));
+    expect(results.results[0]!.is_primary).toBe(1);
+    const species = await env.DB.prepare("SELECT identification_count FROM species WHERE lower(scientific_name) = lower(?)").bind(body.scientific_name).first<{
+      identification_count: number;
+    }>();
+    expect(species?.identification_count).toBeGreaterThanOrEqual(1);
+  });
+
+  it("refuses anonymous callers when ALLOW_ANONYMOUS_IDENTIFY is false", async () => {
+    const { res, body } = await identifyWith({ ALLOW_ANONYMOUS_IDENTIFY: "false" }, await photo());
+    expect(res.status).toBe(401);
+    expect(body.success).toBe(false);
+    expect(res.headers.get("WWW-Authenticate")).toMatch(/^Bearer/);
+  });
+
+  it("limits identifications per address with 429 and Retry-After", async () => {
+    const ip = freshIp();
+    const ctxs: Response[] = [];
+    for (let i = 0; i < 3; i++) {
+      const ctx = createExecutionContext();
+      ctxs.push(
+        await createApp().request(PATH, { method: "POST", body: form(await photo()), headers: { "CF-Connecting-IP": ip } }, { ...env, IDENTIFY_RATE_LIMIT: "2/3600" }, ctx),
+      );
+      await waitOnExecutionContext(ctx);
+    }
+    expect(ctxs.map((r) => r.status)).toEqual([200, 200, 429]);
+    expect(Number(ctxs[2]!.headers.get("Retry-After"))).toBeGreaterThan(3000);
+    expect(((await ctxs[2]!.json()) as IdentifyBody).success).toBe(false);
+  });
+});
+
+describe("bad uploads (API.md §2.4): clear message, nothing written", () => {
+  async function counts() {
+    const rows = await env.DB.prepare("SELECT count(*) AS n FROM identification_requests").first<{ n: number }>();
+    const objects = await env.IMAGES.list({ prefix: "images/" });
+    return { rows: rows?.n ?? 0, objects: objects.objects.length };
+  }
+
+  it("rejects each bad upload with its message and stores nothing", async () => {
+    const u = await bearerUser();
+    const before = await counts();
+    const cases: { name: string; body: FormData | string; headers?: Record<string, string>; message: RegExp }[] = [
+      { name: "no file", body: (() => { const f = new FormData(); f.append("other", "x"); return f; })(), message: /No image file provided/ },
+      { name: "not multipart", body: "{}", headers: { "Content-Type": "application/json" }, message: /No image file provided/ },
+      { name: "text file", body: form(new TextEncoder().encode("just some text, definitely not an image"), "plant.txt", "text/plain"), message: /Invalid file type: text\/plain\. Allowed types: JPEG, PNG, WebP/ },
+      { name: "spoofed type", body: form(await photo(), "plant.jpg", "image/jpeg"), message: /does not match/ },
+      { name: "too small", body: form(await makePng(120, 90), "tiny.png"), message: /Image too small: 120x90px/ },
+      { name: "too wide", body: form(makePngHeaderOnly(9000, 300), "wide.png"), message: /Image too large: 9000x300px/ },
+      { name: "aspect", body: form(makePngHeaderOnly(5000, 400), "strip.png"), message: /aspect ratio too extreme/ },
+      { name: "too big", body: form(padToSize(makeJpeg(400, 300), 12.3 * 1024 * 1024), "big.jpg", "image/jpeg"), message: /File too large: 12\.3MB\. Maximum size: 10MB/ },
+      { name: "empty", body: form(new Uint8Array(0), "empty.png"), message: /empty/ },
+    ];
+    for (const c of cases) {
+      const res = await call(PATH, { method: "POST", body: c.body, headers: c.headers, bearer: u.access });
+      expect(res.status, c.name).toBe(400);
+      const body = (await res.json()) as IdentifyBody;
+      expect(body.success, c.name).toBe(false);
+      expect(body.error, c.name).toMatch(c.message);
+    }
+    expect(await counts()).toEqual(before);
+    expect(emulators.plantId.calls + emulators.plantnet.calls).toBe(0);
+  });
+});
+
+describe("identify/health", () => {
+  it("reports both providers available with closed circuits", async () => {
+    const res = await call("/api/v1/plant-identification/identify/health/");
+    expect(await res.json()).toEqual({ status: "ok", plant_id_available: true, plantnet_available: true, circuits: { plant_id: "closed", plantnet: "closed" } });
+  });
+});
