@@ -74,7 +74,7 @@ export class UserHub extends DurableObject<Env> {
 
     server.send(JSON.stringify({ type: "init", ...(requestId ? { request_id: requestId } : {}), message: "connected" }));
     if (requestId) {
-      const last = this.lastMessage(requestId);
+      const last = this.lastMessage(requestId) ?? request.headers.get("X-Hub-Final-State");
       if (last) server.send(last);
     }
     return new Response(null, { status: 101, webSocket: client });

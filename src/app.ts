@@ -23,6 +23,8 @@ import { authRoutes } from "./routes/auth";
 import { docsRoutes } from "./routes/docs";
 import { healthRoutes } from "./routes/health";
 import { identifyRoutes } from "./routes/identify";
+import { requestRoutes } from "./routes/requests";
+import { wsRoutes } from "./routes/ws";
 import { mediaRoutes } from "./routes/media";
 import { oauthRoutes } from "./routes/oauth";
 
@@ -135,6 +137,8 @@ export function createApp() {
   app.route("/", mediaRoutes());
   app.route("/", adminRoutes());
   app.route("/", identifyRoutes());
+  app.route("/", requestRoutes());
+  app.route("/", wsRoutes());
 
   app.doc31("/api/openapi.json", (c) => ({
     openapi: "3.1.0",

@@ -115,6 +115,8 @@ export const identificationRequests = sqliteTable(
       .default(false),
     attempts: integer("attempts").notNull().default(0),
     errorMessage: text("error_message"),
+    /** Plant.id's health assessment of the photo (disease hints), when it gave one. */
+    health: text("health", { mode: "json" }).$type<Record<string, unknown>>(),
     processedAt: text("processed_at"),
     ...timestamps,
   },

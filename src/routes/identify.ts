@@ -172,7 +172,7 @@ export function identifyRoutes() {
       if (user) {
         await storeImages(c.env, [image.image]);
         requestId = await insertRequest(c.env, { userId: user.id, images: [image.image], organs: ["auto"], status: "processing" });
-        await completeRequest(c.env, requestId, user.id, outcome.suggestions);
+        await completeRequest(c.env, requestId, user.id, outcome.suggestions, outcome.health);
       }
 
       return c.json(

@@ -7,6 +7,7 @@
 import type { Bindings } from "../env";
 import { uuidv7 } from "../lib/ids";
 import { IMAGE_EXTENSION, type ImageMime, type ImageType } from "../lib/images";
+import type { HealthAssessment } from "../providers/types";
 import type { MergedSuggestion } from "./merge";
 
 export type RequestStatus = "pending" | "processing" | "identified" | "needs_help" | "failed";
@@ -53,6 +54,7 @@ export interface RequestRow {
   is_shared_with_community: number;
   attempts: number;
   error_message: string | null;
+  health: string | null;
   processed_at: string | null;
   created_at: string;
   updated_at: string;
@@ -147,6 +149,7 @@ export async function completeRequest(
   requestId: string,
   userId: string | null,
   suggestions: MergedSuggestion[],
+  health: HealthAssessment | null = null,
 ): Promise<{ status: "identified" | "needs_help"; written: boolean }> {
   const status = finalStatusFor(suggestions);
   const guard = "EXISTS (SELECT 1 FROM identification_requests WHERE id = ? AND status = 'processing')";
@@ -233,11 +236,11 @@ export async function completeRequest(
     db
       .prepare(
         `UPDATE identification_requests
-            SET status = ?, error_message = NULL, processed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+            SET status = ?, health = ?, error_message = NULL, processed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
           WHERE id = ? AND status = 'processing'`,
       )
-      .bind(status, requestId),
+      .bind(status, health ? JSON.stringify(health) : null, requestId),
   );
   const results = await db.batch(statements);
   const written = (results.at(-1)?.meta.changes ?? 0) > 0;

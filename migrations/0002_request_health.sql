@@ -1,0 +1,1 @@
+ALTER TABLE `identification_requests` ADD `health` text;

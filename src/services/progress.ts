@@ -1,0 +1,23 @@
+/**
+ * Live progress to a user's UserHub Durable Object (API.md §3). Best effort: a hub that
+ * cannot be reached must never fail or slow an identification job beyond one RPC.
+ */
+import type { HubMessage, ProgressStage } from "../../durable-objects/user-hub";
+import type { Bindings } from "../env";
+import type { Logger } from "../lib/logger";
+
+export function userHub(env: Bindings, userId: string) {
+  return env.USER_HUB.get(env.USER_HUB.idFromName(userId));
+}
+
+export async function publish(env: Bindings, userId: string, message: HubMessage, logger?: Logger): Promise<void> {
+  try {
+    await userHub(env, userId).publish(message);
+  } catch (err) {
+    logger?.warn("progress publish failed", { user_id: userId, request_id: message.request_id, error: String(err) });
+  }
+}
+
+export function progress(requestId: string, stage: ProgressStage, status: string, data: Record<string, unknown> = {}): HubMessage {
+  return { type: "progress", request_id: requestId, stage, status, data };
+}

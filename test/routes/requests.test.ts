@@ -1,0 +1,377 @@
+import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import worker from "../../src/index";
+import { makePng } from "../helpers/images";
+import { BASE, call, expectError } from "../helpers/http";
+import { eventually, useEmulators } from "../helpers/outbound";
+import { bearerUser } from "../helpers/users";
+
+const emulators = useEmulators();
+let seed = 0;
+const photo = (text?: string) => makePng(320, 240, { seed: `req-${++seed}-${Math.random()}`, ...(text ? { text } : {}) });
+
+async function upload(bearer: string, files: Uint8Array[], extra: Record<string, string> = {}) {
+  const form = new FormData();
+  files.forEach((bytes, i) => form.append(`image_${i + 1}`, new File([bytes], `p${i}.png`, { type: "image/png" })));
+  for (const [k, v] of Object.entries(extra)) form.append(k, v);
+  return call("/api/v1/plant-identification/requests/", { method: "POST", body: form, bearer });
+}
+
+interface Socket {
+  ws: WebSocket;
+  messages: Record<string, unknown>[];
+  closed: Promise<{ code: number; reason: string }>;
+}
+
+async function openSocket(path: string, auth: { bearer?: string; cookie?: string } = {}): Promise<Socket> {
+  const headers: Record<string, string> = { Upgrade: "websocket" };
+  if (auth.bearer) headers.Authorization = `Bearer ${auth.bearer}`;
+  if (auth.cookie) headers.Cookie = auth.cookie;
+  const res = await exports.default.fetch(new Request(`${BASE}${path}`, { headers }));
+  expect(res.status).toBe(101);
+  const ws = res.webSocket!;
+  const messages: Record<string, unknown>[] = [];
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason })),
+  );
+  ws.addEventListener("message", (e) => {
+    if (typeof e.data === "string") messages.push(e.data === "pong" ? { type: "pong" } : (JSON.parse(e.data) as Record<string, unknown>));
+  });
+  ws.accept();
+  return { ws, messages, closed };
+}
+
+describe("async requests: upload → queue → live progress → results", () => {
+  it("streams the whole progress sequence over the user's socket and stores the results", async () => {
+    const u = await bearerUser();
+    const socket = await openSocket("/ws/", { bearer: u.access });
+    await eventually(() => socket.messages.find((m) => m.type === "init"));
+
+    const res = await upload(u.access, [await photo()], { organs: "leaf", latitude: "48.85", longitude: "2.35" });
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as { request_id: string; status: string; ws_url: string; images: { url: string }[] };
+    expect(body.status).toBe("pending");
+    expect(body.ws_url).toBe(`/ws/plant-identification/requests/${body.request_id}/`);
+
+    const completed = await eventually(() => socket.messages.find((m) => m.type === "completed" && m.request_id === body.request_id), 15_000);
+    const stages = socket.messages.filter((m) => m.type === "progress").map((m) => m.stage);
+    expect(stages[0]).toBe("queued");
+    for (const stage of ["processing_start", "plant_id_start", "plant_id_done", "plantnet_start", "plantnet_done", "merge_done"]) {
+      expect(stages).toContain(stage);
+    }
+    expect(stages.some((s) => String(s).startsWith("enrich_"))).toBe(true);
+    expect(stages.indexOf("merge_done")).toBeGreaterThan(stages.indexOf("processing_start"));
+    expect(["identified", "needs_help"]).toContain(completed.status);
+    expect(completed.results_count).toBeGreaterThan(0);
+
+    // Location chose the regional Pl@ntNet project and reached Plant.id.
+    expect(emulators.plantnet.requests.at(-1)!.path).toBe("/v2/identify/weurope");
+
+    const results = await call(`/api/v1/plant-identification/requests/${body.request_id}/results/`, { bearer: u.access });
+    const r = (await results.json()) as { status: string; results: { confidence_score: number; rank: number; sources: string[] }[]; disease_detection: unknown };
+    expect(r.status).toBe(completed.status);
+    expect(r.results).toHaveLength(completed.results_count as number);
+    expect(r.results.map((x) => x.confidence_score)).toEqual([...r.results.map((x) => x.confidence_score)].sort((a, b) => b - a));
+
+    // A socket opened after the end gets init then completed at once (late subscriber).
+    const late = await openSocket(body.ws_url, { bearer: u.access });
+    await eventually(() => late.messages.find((m) => m.type === "completed"));
+    expect(late.messages[0]).toMatchObject({ type: "init", request_id: body.request_id });
+    expect(late.messages[1]).toMatchObject({ type: "completed", request_id: body.request_id, status: completed.status });
+
+    // History shows it with the best result.
+    const history = (await (await call("/api/v1/plant-identification/history/", { bearer: u.access })).json()) as {
+      results: { id: string; scientific_name: string; image_url: string }[];
+    };
+    expect(history.results[0]).toMatchObject({ id: body.request_id });
+    expect(history.results[0]!.image_url).toBe(body.images[0]!.url);
+    socket.ws.close(1000, "done");
+    late.ws.close(1000, "done");
+  });
+
+  it("answers ping with pong", async () => {
+    const u = await bearerUser();
+    const socket = await openSocket("/ws/", { bearer: u.access });
+    socket.ws.send("ping");
+    await eventually(() => socket.messages.find((m) => m.type === "pong"));
+    socket.ws.close(1000);
+  });
+});
+
+describe("WebSocket authentication and close codes", () => {
+  it("4401 without credentials, 4403 for another user's request, 4404 for an unknown one", async () => {
+    const owner = await bearerUser();
+    const other = await bearerUser();
+    const res = await upload(owner.access, [await photo()]);
+    const { request_id } = (await res.json()) as { request_id: string };
+
+    const anon = await openSocket(`/ws/plant-identification/requests/${request_id}/`);
+    expect((await anon.closed).code).toBe(4401);
+    const forged = await openSocket(`/ws/`, { bearer: "not-a-token" });
+    expect((await forged.closed).code).toBe(4401);
+    const stranger = await openSocket(`/ws/plant-identification/requests/${request_id}/`, { bearer: other.access });
+    expect((await stranger.closed).code).toBe(4403);
+    const unknown = await openSocket(`/ws/plant-identification/requests/00000000-0000-4000-8000-000000000000/`, { bearer: owner.access });
+    expect((await unknown.closed).code).toBe(4404);
+    const notUpgrade = await call(`/ws/`, { bearer: owner.access });
+    expect(notUpgrade.status).toBe(426);
+  });
+
+  it("accepts a single-use ticket exactly once", async () => {
+    const u = await bearerUser();
+    const { ticket } = (await (await call("/api/v1/auth/ws-ticket/", { method: "POST", bearer: u.access })).json()) as { ticket: string };
+    const first = await openSocket(`/ws/?ticket=${ticket}`);
+    await eventually(() => first.messages.find((m) => m.type === "init"));
+    const replay = await openSocket(`/ws/?ticket=${ticket}`);
+    expect((await replay.closed).code).toBe(4401);
+    first.ws.close(1000);
+  });
+
+  it("authenticates by the access_token cookie", async () => {
+    const { registerWeb } = await import("../helpers/users");
+    const s = await registerWeb();
+    const socket = await openSocket("/ws/", { cookie: `access_token=${s.cookies.access_token}` });
+    await eventually(() => socket.messages.find((m) => m.type === "init"));
+    socket.ws.close(1000);
+  });
+});
+
+describe("bad uploads to requests/", () => {
+  it("rejects invalid input with field errors and writes nothing", async () => {
+    const u = await bearerUser();
+    const before = (await env.DB.prepare("SELECT count(*) AS n FROM identification_requests").first<{ n: number }>())!.n;
+    const cases: [Promise<Response>, number, string][] = [
+      [upload(u.access, []), 400, "image_1"],
+      [upload(u.access, [await photo(), new TextEncoder().encode("not an image at all, really")]), 400, "image_2"],
+      [upload(u.access, [await photo()], { organs: "leaf,flower" }), 400, "organs"],
+      [upload(u.access, [await photo()], { organs: "root" }), 400, "organs"],
+      [upload(u.access, [await photo()], { latitude: "123", longitude: "2" }), 400, "latitude"],
+      [upload(u.access, [await photo()], { latitude: "12" }), 400, "latitude"],
+    ];
+    for (const [pending, status, field] of cases) {
+      const body = await expectError(await pending, status, "VALIDATION_ERROR");
+      expect(Object.keys(body.errors ?? {}), field).toContain(field);
+    }
+    await expectError(await upload("", [await photo()]), 401, "AUTHENTICATION_REQUIRED");
+    const after = (await env.DB.prepare("SELECT count(*) AS n FROM identification_requests").first<{ n: number }>())!.n;
+    expect(after).toBe(before);
+  });
+});
+
+// ---- The queue consumer, driven directly with message batches ------------------------------
+
+async function pendingRequest(userId: string, bytes?: Uint8Array) {
+  const image = bytes ?? (await photo());
+  const { sha256Hex } = await import("../../src/lib/hash");
+  const sha = await sha256Hex(image);
+  await env.IMAGES.put(`images/${sha}.png`, image);
+  const id = crypto.randomUUID();
+  await env.DB.prepare("INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'pending', ?, '[\"auto\"]')")
+    .bind(id, userId, JSON.stringify([`${sha}.png`]))
+    .run();
+  return id;
+}
+
+async function deliver(requestId: string, userId: string, attempts = 1, queue = "plant-identify", times = 1) {
+  const messages = Array.from({ length: times }, (_, i) => ({
+    id: `msg-${requestId}-${attempts}-${i}`,
+    timestamp: new Date(),
+    attempts,
+    body: { type: "identify", request_id: requestId, user_id: userId },
+  }));
+  const batch = createMessageBatch(queue, messages);
+  const delays = recordRetryDelays(batch);
+  const ctx = createExecutionContext();
+  await worker.queue(batch, env, ctx);
+  await waitOnExecutionContext(ctx);
+  const result = await getQueueResult(batch, ctx);
+  // The test harness records which messages were retried but not their delay; add it.
+  return { ...result, retryMessages: result.retryMessages.map((m) => ({ ...m, delaySeconds: delays.get(m.msgId) })) };
+}
+
+function recordRetryDelays(batch: MessageBatch<unknown>): Map<string, number | undefined> {
+  const delays = new Map<string, number | undefined>();
+  for (const message of batch.messages) {
+    const retry = message.retry.bind(message);
+    Object.defineProperty(message, "retry", {
+      value: (options?: QueueRetryOptions) => {
+        delays.set(message.id, options?.delaySeconds);
+        retry(options);
+      },
+    });
+  }
+  return delays;
+}
+
+async function status(id: string) {
+  return (await env.DB.prepare("SELECT status, attempts, error_message FROM identification_requests WHERE id = ?").bind(id).first<{
+    status: string;
+    attempts: number;
+    error_message: string | null;
+  }>())!;
+}
+
+describe("queue consumer", () => {
+  it("is idempotent: duplicate delivery never duplicates results or counts", async () => {
+    const u = await bearerUser();
+    const id = await pendingRequest(u.userId);
+    const first = await deliver(id, u.userId, 1, "plant-identify", 2); // the same job twice in one batch
+    expect(first.explicitAcks.length).toBe(2);
+    const again = await deliver(id, u.userId); // and re-delivered later
+    expect(again.explicitAcks.length).toBe(1);
+    const rows = await env.DB.prepare("SELECT scientific_name FROM identification_results WHERE request_id = ?").bind(id).all<{ scientific_name: string }>();
+    const names = rows.results.map((r) => r.scientific_name.toLowerCase());
+    expect(new Set(names).size).toBe(names.length);
+    const top = rows.results[0]!.scientific_name;
+    const { n } = (await env.DB.prepare(
+      "SELECT count(*) AS n FROM identification_results WHERE request_id = ? AND lower(scientific_name) = lower(?)",
+    ).bind(id, top).first<{ n: number }>())!;
+    expect(n).toBe(1);
+    expect(["identified", "needs_help"]).toContain((await status(id)).status);
+    const user = await env.DB.prepare("SELECT plants_identified FROM users WHERE id = ?").bind(u.userId).first<{ plants_identified: number }>();
+    expect(user!.plants_identified).toBeLessThanOrEqual(1);
+  });
+
+  it("retries with backoff when both providers are down, back to pending (never stuck processing)", async () => {
+    const u = await bearerUser();
+    const id = await pendingRequest(u.userId);
+    emulators.plantId.setMode({ failure: "500" });
+    emulators.plantnet.setMode({ failure: "500" });
+    const result = await deliver(id, u.userId, 1);
+    expect(result.retryMessages).toHaveLength(1);
+    const delay = result.retryMessages[0]!.delaySeconds!;
+    expect(delay).toBeGreaterThanOrEqual(2);
+    expect(delay).toBeLessThanOrEqual(8);
+    expect((await status(id)).status).toBe("pending");
+    const later = await deliver(id, u.userId, 3);
+    expect(later.retryMessages[0]!.delaySeconds).toBeGreaterThanOrEqual(10);
+  });
+
+  it("honours a provider's Retry-After on 429, capped at 300 s", async () => {
+    const u = await bearerUser();
+    const id = await pendingRequest(u.userId);
+    const socket = await openSocket("/ws/", { bearer: u.access });
+    emulators.plantId.setMode({ failure: "429", retryAfterSeconds: 42 });
+    emulators.plantnet.setMode({ failure: "500" });
+    const result = await deliver(id, u.userId);
+    expect(result.retryMessages[0]!.delaySeconds).toBe(42);
+    await eventually(() => socket.messages.find((m) => m.stage === "rate_limited"));
+    await eventually(() => socket.messages.find((m) => m.stage === "retry_scheduled"));
+
+    const id2 = await pendingRequest(u.userId);
+    emulators.plantId.setMode({ failure: "429", retryAfterSeconds: 4000 });
+    expect((await deliver(id2, u.userId)).retryMessages[0]!.delaySeconds).toBe(300);
+    socket.ws.close(1000);
+  });
+
+  it("fails the request after the last attempt and tells the owner", async () => {
+    const u = await bearerUser();
+    const id = await pendingRequest(u.userId);
+    const socket = await openSocket("/ws/", { bearer: u.access });
+    emulators.plantId.setMode({ failure: "hang" });
+    emulators.plantnet.setMode({ failure: "500" });
+    const ctx = createExecutionContext();
+    const batch = createMessageBatch("plant-identify", [{ id: "last", timestamp: new Date(), attempts: 5, body: { type: "identify", request_id: id, user_id: u.userId } }]);
+    await worker.queue(batch, { ...env, PLANT_ID_TIMEOUT_MS: "200" }, ctx);
+    await waitOnExecutionContext(ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toHaveLength(1);
+    expect((await status(id)).status).toBe("failed");
+    await eventually(() => socket.messages.find((m) => m.type === "error" && m.request_id === id));
+    await eventually(() => socket.messages.find((m) => m.type === "completed" && m.status === "failed"));
+    socket.ws.close(1000);
+  });
+
+  it("dead-lettered jobs end failed and the owner is told", async () => {
+    const u = await bearerUser();
+    const id = await pendingRequest(u.userId);
+    await env.DB.prepare("UPDATE identification_requests SET status = 'processing' WHERE id = ?").bind(id).run();
+    const socket = await openSocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
+    const result = await deliver(id, u.userId, 1, "plant-identify-dlq");
+    expect(result.explicitAcks).toHaveLength(1);
+    expect((await status(id)).status).toBe("failed");
+    await eventually(() => socket.messages.find((m) => m.type === "error"));
+    socket.ws.close(1000);
+  });
+
+  it("acks malformed messages and jobs for deleted requests without work", async () => {
+    const batch = createMessageBatch("plant-identify", [
+      { id: "junk", timestamp: new Date(), attempts: 1, body: { hello: "world" } },
+      { id: "gone", timestamp: new Date(), attempts: 1, body: { type: "identify", request_id: crypto.randomUUID(), user_id: crypto.randomUUID() } },
+    ]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks.sort()).toEqual(["gone", "junk"]);
+    expect(emulators.plantId.calls).toBe(0);
+  });
+});
+
+describe("request management", () => {
+  it("lists, reads, retries, votes, accepts, adds to a collection and deletes — and hides other users' requests", async () => {
+    const u = await bearerUser();
+    const other = await bearerUser();
+    const bytes = await photo();
+    const id = await pendingRequest(u.userId, bytes);
+    await deliver(id, u.userId);
+
+    const list = (await (await call("/api/v1/plant-identification/requests/?page_size=1", { bearer: u.access })).json()) as { count: number; results: { request_id: string }[] };
+    expect(list.count).toBe(1);
+    expect(list.results[0]!.request_id).toBe(id);
+    await expectError(await call(`/api/v1/plant-identification/requests/${id}/`, { bearer: other.access }), 404, "NOT_FOUND");
+    await expectError(await call(`/api/v1/plant-identification/requests/${id}/results/`, { bearer: other.access }), 404, "NOT_FOUND");
+    await expectError(await call(`/api/v1/plant-identification/requests/not-a-uuid/`, { bearer: u.access }), 400, "VALIDATION_ERROR");
+
+    const results = (await (await call(`/api/v1/plant-identification/requests/${id}/results/`, { bearer: u.access })).json()) as { results: { id: string }[] };
+    const resultId = results.results[0]!.id;
+
+    // Votes: toggle and switch; strangers cannot vote on private requests.
+    const vote = (bearer: string, vote_type: string) => call(`/api/v1/plant-identification/results/${resultId}/vote/`, { bearer, json: { vote_type } });
+    expect(await (await vote(u.access, "upvote")).json()).toMatchObject({ vote: "upvote", upvotes: 1, downvotes: 0 });
+    expect(await (await vote(u.access, "downvote")).json()).toMatchObject({ vote: "downvote", upvotes: 0, downvotes: 1 });
+    expect(await (await vote(u.access, "downvote")).json()).toMatchObject({ vote: null, upvotes: 0, downvotes: 0 });
+    await expectError(await vote(u.access, "sideways"), 400, "VALIDATION_ERROR");
+    await expectError(await vote(other.access, "upvote"), 404, "NOT_FOUND");
+    await env.DB.prepare("UPDATE identification_requests SET is_shared_with_community = 1 WHERE id = ?").bind(id).run();
+    expect(await (await vote(other.access, "upvote")).json()).toMatchObject({ vote: "upvote", upvotes: 1 });
+
+    // Accept → identified; accepted results cannot be voted on.
+    const accepted = await call(`/api/v1/plant-identification/results/${resultId}/accept/`, { method: "POST", bearer: u.access });
+    expect(await accepted.json()).toMatchObject({ is_accepted: true, is_primary: true });
+    expect((await status(id)).status).toBe("identified");
+    await expectError(await vote(u.access, "upvote"), 400, "VALIDATION_ERROR");
+    await expectError(await call(`/api/v1/plant-identification/results/${resultId}/accept/`, { method: "POST", bearer: other.access }), 404, "NOT_FOUND");
+
+    // Add to collection: default collection, idempotent.
+    const add = () => call(`/api/v1/plant-identification/results/${resultId}/add_to_collection/`, { method: "POST", bearer: u.access, json: { nickname: "Fernando" } });
+    const firstAdd = await add();
+    expect(firstAdd.status).toBe(201);
+    const again = await add();
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { id: string }).id).toBe(((await firstAdd.json()) as { id: string }).id);
+
+    // Retry only from failed / needs_help.
+    await expectError(await call(`/api/v1/plant-identification/requests/${id}/retry/`, { method: "POST", bearer: u.access }), 409, "INVALID_STATE");
+    await env.DB.prepare("UPDATE identification_requests SET status = 'failed' WHERE id = ?").bind(id).run();
+    const retried = await call(`/api/v1/plant-identification/requests/${id}/retry/`, { method: "POST", bearer: u.access });
+    expect(retried.status).toBe(202);
+
+    // Delete: gone, and its image too (no other request uses it).
+    const { sha256Hex } = await import("../../src/lib/hash");
+    const key = `images/${await sha256Hex(bytes)}.png`;
+    await expectError(await call(`/api/v1/plant-identification/requests/${id}/`, { method: "DELETE", bearer: other.access }), 404, "NOT_FOUND");
+    expect((await call(`/api/v1/plant-identification/requests/${id}/`, { method: "DELETE", bearer: u.access })).status).toBe(204);
+    expect(await env.IMAGES.head(key)).toBeNull();
+    await expectError(await call(`/api/v1/plant-identification/requests/${id}/`, { bearer: u.access }), 404, "NOT_FOUND");
+  });
+
+  it("keeps an image another request still uses", async () => {
+    const u = await bearerUser();
+    const bytes = await photo();
+    const a = await pendingRequest(u.userId, bytes);
+    await pendingRequest(u.userId, bytes);
+    const { sha256Hex } = await import("../../src/lib/hash");
+    expect((await call(`/api/v1/plant-identification/requests/${a}/`, { method: "DELETE", bearer: u.access })).status).toBe(204);
+    expect(await env.IMAGES.head(`images/${await sha256Hex(bytes)}.png`)).not.toBeNull();
+  });
+});
