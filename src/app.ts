@@ -119,7 +119,7 @@ export function createApp() {
   // per-action limits live in services/rate-limits.ts.
   app.use("/api/*", async (c, next) => {
     const ip = c.req.header("CF-Connecting-IP");
-    if (ip && c.env.API_RATE_LIMITER) {
+    if (ip && c.env.API_RATE_LIMITER && getConfig(c.env).EDGE_RATE_LIMIT_ENABLED) {
       const { success } = await c.env.API_RATE_LIMITER.limit({ key: ip });
       if (!success) throw new AppError("RATE_LIMITED", 429, "Too many requests. Please slow down.", undefined, { "Retry-After": "60" });
     }

@@ -38,6 +38,7 @@ const ConfigSchema = z.object({
   PLANT_ID_CACHE_TTL_S: z.coerce.number().int().min(60), // KV's minimum expirationTtl
   PLANTNET_CACHE_TTL_S: z.coerce.number().int().min(60),
   ALLOW_ANONYMOUS_IDENTIFY: flag,
+  EDGE_RATE_LIMIT_ENABLED: flag.optional().default(true),
   CORS_ORIGINS: z.string().transform((v) =>
     v
       .split(",")
