@@ -8,12 +8,12 @@
  * and stops everything it started on SIGINT/SIGTERM.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { emulatorBaseUrls, LOCAL_OAUTH_CLIENT } from "../emulators/index";
 import { startEmulatorServer } from "../emulators/server";
-import { speciesSeedStatements, type SeedSpecies } from "../src/db/seed";
+import { writeSpeciesSeedSql } from "./seed-sql";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const port = Number(process.env.PORT ?? 8787);
@@ -98,11 +98,9 @@ function localSettings(emulatorUrl: string): Record<string, string> {
 }
 
 async function seedSpecies(): Promise<void> {
-  const entries = JSON.parse(readFileSync(join(root, "seed", "species.json"), "utf8")) as SeedSpecies[];
-  const file = join(stateDir, "seed-species.sql");
-  writeFileSync(file, (await speciesSeedStatements(entries)).join("\n") + "\n");
+  const { file, count } = await writeSpeciesSeedSql();
   await run(wrangler, ["d1", "execute", "DB", "--local", `--file=${file}`]);
-  log(`species catalogue seeded (${entries.length} species)`);
+  log(`species catalogue seeded (${count} species)`);
 }
 
 async function main() {
