@@ -8,7 +8,7 @@ import { AppError } from "../lib/errors";
 import { requireRole } from "../middleware/auth";
 import { findUserById, userProfile, type UserRow } from "../services/users";
 import { UserProfileSchema } from "./auth";
-import { pageOf, PaginationQuery } from "./pagination";
+import { pageOf, PaginationQuery, queryPage } from "./pagination";
 import { ErrorSchema, jsonBody, pageSchema } from "./schemas";
 
 const tags = ["Admin"];
@@ -35,17 +35,15 @@ export function adminRoutes() {
       const { page, page_size, search } = c.req.valid("query");
       const where = search ? "WHERE lower(username) LIKE ? ESCAPE '\\' OR lower(email) LIKE ? ESCAPE '\\'" : "";
       const pattern = search ? `%${search.toLowerCase().replace(/[\\%_]/g, (m) => `\\${m}`)}%` : undefined;
-      const binds = pattern ? [pattern, pattern] : [];
-      const [count, rows] = await c.env.DB.batch([
-        c.env.DB.prepare(`SELECT count(*) AS n FROM users ${where}`).bind(...binds),
-        c.env.DB.prepare(`SELECT * FROM users ${where} ORDER BY date_joined DESC, id DESC LIMIT ? OFFSET ?`).bind(
-          ...binds,
-          page_size,
-          (page - 1) * page_size,
-        ),
-      ]);
-      const total = (count!.results[0] as { n: number }).n;
-      return c.json(pageOf(c.req.url, page, page_size, total, (rows!.results as unknown as UserRow[]).map(userProfile)), 200);
+      const { count, rows } = await queryPage<UserRow>(c.env.DB, {
+        select: "*",
+        from: `FROM users ${where}`,
+        order: "date_joined DESC, id DESC",
+        binds: pattern ? [pattern, pattern] : [],
+        page,
+        pageSize: page_size,
+      });
+      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(userProfile)), 200);
     },
   );
 

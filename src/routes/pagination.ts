@@ -20,3 +20,18 @@ export function pageOf<T>(requestUrl: string, page: number, pageSize: number, co
     results,
   };
 }
+
+/**
+ * Runs a page query and its count in one D1 round trip. `from` is the FROM/WHERE part shared by
+ * both; `select` and `order` complete the page query.
+ */
+export async function queryPage<Row>(
+  db: D1Database,
+  q: { select: string; from: string; order: string; binds: unknown[]; page: number; pageSize: number },
+): Promise<{ count: number; rows: Row[] }> {
+  const [count, rows] = await db.batch([
+    db.prepare(`SELECT count(*) AS n ${q.from}`).bind(...q.binds),
+    db.prepare(`SELECT ${q.select} ${q.from} ORDER BY ${q.order} LIMIT ? OFFSET ?`).bind(...q.binds, q.pageSize, (q.page - 1) * q.pageSize),
+  ]);
+  return { count: (count!.results[0] as { n: number }).n, rows: rows!.results as Row[] };
+}

@@ -25,7 +25,7 @@ import {
   type RequestRow,
 } from "../services/requests";
 import type { IdentifyJob } from "../jobs/identify-consumer";
-import { pageOf, PaginationQuery } from "./pagination";
+import { pageOf, PaginationQuery, queryPage } from "./pagination";
 import { ErrorSchema, jsonBody, pageSchema } from "./schemas";
 
 const tags = ["Identification requests"];
@@ -326,18 +326,15 @@ export function requestRoutes() {
     async (c) => {
       const { page, page_size, status } = c.req.valid("query");
       const userId = c.get("user")!.id;
-      const where = status ? "WHERE user_id = ? AND status = ?" : "WHERE user_id = ?";
-      const binds = status ? [userId, status] : [userId];
-      const [count, rows] = await c.env.DB.batch([
-        c.env.DB.prepare(`SELECT count(*) AS n FROM identification_requests ${where}`).bind(...binds),
-        c.env.DB.prepare(`SELECT * FROM identification_requests ${where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`).bind(
-          ...binds,
-          page_size,
-          (page - 1) * page_size,
-        ),
-      ]);
-      const total = (count!.results[0] as { n: number }).n;
-      return c.json(pageOf(c.req.url, page, page_size, total, (rows!.results as unknown as RequestRow[]).map(requestBody)), 200);
+      const { count, rows } = await queryPage<RequestRow>(c.env.DB, {
+        select: "*",
+        from: status ? "FROM identification_requests WHERE user_id = ? AND status = ?" : "FROM identification_requests WHERE user_id = ?",
+        order: "created_at DESC, id DESC",
+        binds: status ? [userId, status] : [userId],
+        page,
+        pageSize: page_size,
+      });
+      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(requestBody)), 200);
     },
   );
 
@@ -462,18 +459,20 @@ export function requestRoutes() {
     async (c) => {
       const { page, page_size } = c.req.valid("query");
       const userId = c.get("user")!.id;
-      const [count, rows] = await c.env.DB.batch([
-        c.env.DB.prepare("SELECT count(*) AS n FROM identification_requests WHERE user_id = ?").bind(userId),
-        c.env.DB.prepare(
-          `SELECT q.id, q.status, q.created_at, q.image_hashes, r.plant_name, r.scientific_name, r.confidence_score
-             FROM identification_requests q
-             LEFT JOIN identification_results r ON r.request_id = q.id AND r.id = (
-               SELECT id FROM identification_results WHERE request_id = q.id ORDER BY is_accepted DESC, confidence_score DESC LIMIT 1)
-            WHERE q.user_id = ? ORDER BY q.created_at DESC, q.id DESC LIMIT ? OFFSET ?`,
-        ).bind(userId, page_size, (page - 1) * page_size),
-      ]);
       type Row = { id: string; status: RequestRow["status"]; created_at: string; image_hashes: string; plant_name: string | null; scientific_name: string | null; confidence_score: number | null };
-      const items = (rows!.results as unknown as Row[]).map((r) => {
+      // The best result per request: the accepted one, else the most confident.
+      const { count, rows } = await queryPage<Row>(c.env.DB, {
+        select: "q.id, q.status, q.created_at, q.image_hashes, r.plant_name, r.scientific_name, r.confidence_score",
+        from: `FROM identification_requests q
+               LEFT JOIN identification_results r ON r.request_id = q.id AND r.id = (
+                 SELECT id FROM identification_results WHERE request_id = q.id ORDER BY is_accepted DESC, confidence_score DESC LIMIT 1)
+              WHERE q.user_id = ?`,
+        order: "q.created_at DESC, q.id DESC",
+        binds: [userId],
+        page,
+        pageSize: page_size,
+      });
+      const items = rows.map((r) => {
         const first = decodeImages(r)[0];
         return {
           id: r.id,
@@ -485,7 +484,7 @@ export function requestRoutes() {
           status: r.status,
         };
       });
-      return c.json(pageOf(c.req.url, page, page_size, (count!.results[0] as { n: number }).n, items), 200);
+      return c.json(pageOf(c.req.url, page, page_size, count, items), 200);
     },
   );
 

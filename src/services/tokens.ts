@@ -82,14 +82,10 @@ export async function verifyToken(config: Config, token: string, expected: Token
 
 const nowS = () => Math.floor(Date.now() / 1000);
 
-/** Issues an access + refresh pair and records the refresh token (new family unless given). */
-export async function issueTokenPair(env: Bindings, config: Config, userId: string, familyId = uuidv7()): Promise<TokenPair> {
-  const now = nowS();
+/** Signs a new access + refresh pair in `familyId` (nothing is stored yet). */
+async function signPair(config: Config, userId: string, familyId: string, now: number): Promise<TokenPair> {
   const access = await sign(config, { sub: userId, type: "access" }, config.JWT_ACCESS_TTL_S, now);
   const refresh = await sign(config, { sub: userId, type: "refresh", fam: familyId }, config.JWT_REFRESH_TTL_S, now);
-  await env.DB.prepare("INSERT INTO refresh_tokens (jti, user_id, family_id, expires_at) VALUES (?, ?, ?, ?)")
-    .bind(refresh.jti, userId, familyId, now + config.JWT_REFRESH_TTL_S)
-    .run();
   return {
     access: access.token,
     refresh: refresh.token,
@@ -99,6 +95,16 @@ export async function issueTokenPair(env: Bindings, config: Config, userId: stri
     refreshJti: refresh.jti,
     familyId,
   };
+}
+
+/** Issues an access + refresh pair and records the refresh token (new family unless given). */
+export async function issueTokenPair(env: Bindings, config: Config, userId: string, familyId = uuidv7()): Promise<TokenPair> {
+  const now = nowS();
+  const pair = await signPair(config, userId, familyId, now);
+  await env.DB.prepare("INSERT INTO refresh_tokens (jti, user_id, family_id, expires_at) VALUES (?, ?, ?, ?)")
+    .bind(pair.refreshJti, userId, familyId, now + config.JWT_REFRESH_TTL_S)
+    .run();
+  return pair;
 }
 
 /**
@@ -125,16 +131,15 @@ export async function rotateRefreshToken(env: Bindings, config: Config, token: s
   }
 
   const now = nowS();
-  const access = await sign(config, { sub: row.user_id, type: "access" }, config.JWT_ACCESS_TTL_S, now);
-  const refresh = await sign(config, { sub: row.user_id, type: "refresh", fam: row.family_id }, config.JWT_REFRESH_TTL_S, now);
+  const pair = await signPair(config, row.user_id, row.family_id, now);
   const [inserted] = await env.DB.batch([
     env.DB.prepare(
       `INSERT INTO refresh_tokens (jti, user_id, family_id, expires_at)
        SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE jti = ? AND revoked_at IS NULL)`,
-    ).bind(refresh.jti, row.user_id, row.family_id, now + config.JWT_REFRESH_TTL_S, claims.jti),
+    ).bind(pair.refreshJti, row.user_id, row.family_id, now + config.JWT_REFRESH_TTL_S, claims.jti),
     env.DB.prepare("UPDATE refresh_tokens SET revoked_at = ?, replaced_by = ? WHERE jti = ? AND revoked_at IS NULL").bind(
       now,
-      refresh.jti,
+      pair.refreshJti,
       claims.jti,
     ),
   ]);
@@ -142,16 +147,7 @@ export async function rotateRefreshToken(env: Bindings, config: Config, token: s
     await revokeFamily(env, row.family_id);
     throw new AppError("TOKEN_REUSED", 401, "Refresh token has already been used. Please sign in again.");
   }
-  return {
-    userId: row.user_id,
-    access: access.token,
-    refresh: refresh.token,
-    accessExpiresIn: config.JWT_ACCESS_TTL_S,
-    refreshExpiresIn: config.JWT_REFRESH_TTL_S,
-    accessJti: access.jti,
-    refreshJti: refresh.jti,
-    familyId: row.family_id,
-  };
+  return { ...pair, userId: row.user_id };
 }
 
 export async function revokeFamily(env: Bindings, familyId: string): Promise<void> {
