@@ -20,6 +20,7 @@ import { uuidv7 } from "./lib/ids";
 import { authenticate, csrfProtection } from "./middleware/auth";
 import { adminRoutes } from "./routes/admin";
 import { authRoutes } from "./routes/auth";
+import { careRoutes } from "./routes/care";
 import { docsRoutes } from "./routes/docs";
 import { healthRoutes } from "./routes/health";
 import { identifyRoutes } from "./routes/identify";
@@ -138,6 +139,7 @@ export function createApp() {
   app.route("/", adminRoutes());
   app.route("/", identifyRoutes());
   app.route("/", requestRoutes());
+  app.route("/", careRoutes());
   app.route("/", wsRoutes());
 
   app.doc31("/api/openapi.json", (c) => ({

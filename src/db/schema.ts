@@ -304,3 +304,22 @@ export const oauthAccounts = sqliteTable(
     index("oauth_accounts_user_idx").on(t.userId),
   ],
 );
+
+// ---------------------------------------------------------------------------------------------
+// Care
+
+/** AI-written care guides, one per species and language (regenerated on demand, rate limited). */
+export const careGuides = sqliteTable(
+  "care_guides",
+  {
+    id: text("id").primaryKey(),
+    speciesId: text("species_id")
+      .notNull()
+      .references(() => species.id, { onDelete: "cascade" }),
+    language: text("language").notNull(),
+    content: text("content", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+    model: text("model").notNull(),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex("care_guides_species_language_unique").on(t.speciesId, t.language)],
+);

@@ -18,6 +18,7 @@ import type { ProviderError } from "../providers/types";
 import { identifyPlant, type IdentifyOutcome } from "../services/identification";
 import { progress, publish } from "../services/progress";
 import { claimForProcessing, completeRequest, countResults, decodeImages, failRequest, imageKey, type RequestRow } from "../services/requests";
+import { careInstructionsFor, findSpeciesForCare } from "../services/care-guides";
 import { enrichSpecies } from "../services/enrichment";
 
 export interface IdentifyJob {
@@ -106,6 +107,7 @@ export async function processJob(job: IdentifyJob, attempt: number, env: Binding
   const { status } = await completeRequest(env, job.request_id, job.user_id, outcome.suggestions, outcome.health);
   // After completion, so species new to the catalogue exist to be enriched.
   await enrichSpecies(env, job.request_id, outcome.suggestions, say, logger);
+  await prepareCare(env, job.request_id, outcome.suggestions[0]?.scientific_name, say, logger);
   const results = await countResults(env, job.request_id);
   await say({ type: "completed", request_id: job.request_id, status, results_count: results });
   logger.info("identification completed", { status, results });
@@ -142,6 +144,21 @@ async function retryOrFail(
     .run();
   await say(progress(job.request_id, "retry_scheduled", "pending", { delay_seconds: delayS, attempt, max_attempts: MAX_ATTEMPTS }));
   return { kind: "retry", delayS };
+}
+
+/** Writes the AI care guide for the best suggestion once, so the results page has it ready. */
+async function prepareCare(
+  env: Bindings,
+  requestId: string,
+  scientificName: string | undefined,
+  say: (m: Parameters<typeof publish>[2]) => Promise<void>,
+  logger: Logger,
+): Promise<void> {
+  if (!scientificName) return;
+  await say(progress(requestId, "care_start", "processing", { scientific_name: scientificName }));
+  const species = await findSpeciesForCare(env, { scientificName });
+  const care = species ? await careInstructionsFor(env, species, "en", logger) : null;
+  await say(progress(requestId, "care_done", "processing", { source: care?.source ?? null }));
 }
 
 async function loadImages(env: Bindings, request: RequestRow) {

@@ -12,6 +12,8 @@ import { uuidv7 } from "../lib/ids";
 import { UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
 import { requireAuth } from "../middleware/auth";
 import { PLANTNET_ORGANS, type PlantNetOrgan } from "../providers/plantnet";
+import { ruleBasedCare } from "../services/care";
+import { findSpeciesForCare, storedCareGuide } from "../services/care-guides";
 import { progress, publish, userHub } from "../services/progress";
 import { enforceRateLimit } from "../services/rate-limits";
 import {
@@ -359,7 +361,13 @@ export function requestRoutes() {
       request: { params: Id },
       responses: {
         200: jsonBody(
-          z.object({ request_id: z.uuid(), status: STATUS, results: z.array(ResultSchema), disease_detection: z.record(z.string(), z.unknown()).nullable() }),
+          z.object({
+            request_id: z.uuid(),
+            status: STATUS,
+            results: z.array(ResultSchema),
+            disease_detection: z.record(z.string(), z.unknown()).nullable(),
+            care_instructions: z.record(z.string(), z.unknown()).nullable(),
+          }),
           "Results",
         ),
         ...errors,
@@ -372,7 +380,13 @@ export function requestRoutes() {
       )
         .bind(row.id)
         .all<ResultRow>();
-      return c.json({ request_id: row.id, status: row.status, results: results.map(resultBody), disease_detection: requestBody(row).disease_detection }, 200);
+      const primary = results.find((r) => r.is_accepted) ?? results.find((r) => r.is_primary) ?? results[0];
+      const species = primary?.species_id ? await findSpeciesForCare(c.env, { id: primary.species_id }) : null;
+      const care = species ? ((await storedCareGuide(c.env, species.id, "en")) ?? ruleBasedCare(species)) : null;
+      return c.json(
+        { request_id: row.id, status: row.status, results: results.map(resultBody), disease_detection: requestBody(row).disease_detection, care_instructions: care },
+        200,
+      );
     },
   );
 

@@ -61,6 +61,8 @@ describe("async requests: upload → queue → live progress → results", () =>
       expect(stages).toContain(stage);
     }
     expect(stages.some((s) => String(s).startsWith("enrich_"))).toBe(true);
+    expect(stages).toContain("care_start");
+    expect(stages).toContain("care_done");
     expect(stages.indexOf("merge_done")).toBeGreaterThan(stages.indexOf("processing_start"));
     expect(["identified", "needs_help"]).toContain(completed.status);
     expect(completed.results_count).toBeGreaterThan(0);
@@ -69,7 +71,19 @@ describe("async requests: upload → queue → live progress → results", () =>
     expect(emulators.plantnet.requests.at(-1)!.path).toBe("/v2/identify/weurope");
 
     const results = await call(`/api/v1/plant-identification/requests/${body.request_id}/results/`, { bearer: u.access });
-    const r = (await results.json()) as { status: string; results: { confidence_score: number; rank: number; sources: string[] }[]; disease_detection: unknown };
+    const r = (await results.json()) as {
+      status: string;
+      results: { confidence_score: number; rank: number; sources: string[]; scientific_name: string }[];
+      disease_detection: unknown;
+      care_instructions: { source: string } | null;
+    };
+    // The job wrote an AI care guide for the best suggestion, served with the results.
+    expect(r.care_instructions).toMatchObject({ source: "openai" });
+    // Trefle filled in the new species' light and water needs.
+    const enriched = await env.DB.prepare("SELECT trefle_id, light_requirements FROM species WHERE lower(scientific_name) = lower(?)")
+      .bind(r.results[0]!.scientific_name)
+      .first<{ trefle_id: number | null; light_requirements: string | null }>();
+    expect(enriched?.trefle_id).not.toBeNull();
     expect(r.status).toBe(completed.status);
     expect(r.results).toHaveLength(completed.results_count as number);
     expect(r.results.map((x) => x.confidence_score)).toEqual([...r.results.map((x) => x.confidence_score)].sort((a, b) => b - a));

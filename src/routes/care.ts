@@ -1,0 +1,65 @@
+/**
+ * GET /api/v1/plant-identification/species/{id}/care — care instructions for a species
+ * (API.md §4): the stored AI guide, generated on first request when OpenAI is configured, else
+ * rule-based advice from the catalogue. `?regenerate=true` asks for a fresh AI guide (limited
+ * per user, CARE_REGENERATE_RATE_LIMIT).
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { getConfig } from "../config";
+import type { AppEnv } from "../env";
+import { AppError } from "../lib/errors";
+import { requireAuth } from "../middleware/auth";
+import { ProviderError } from "../providers/types";
+import { careInstructionsFor, findSpeciesForCare, generateAndStoreCareGuide } from "../services/care-guides";
+import { enforceRateLimit } from "../services/rate-limits";
+import { ErrorSchema, jsonBody } from "./schemas";
+
+export function careRoutes() {
+  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/plant-identification/species/{id}/care",
+      tags: ["Species"],
+      summary: "Care instructions for a species (AI guide, or rule-based with source: rules)",
+      middleware: [requireAuth] as const,
+      request: {
+        params: z.object({ id: z.uuid() }),
+        query: z.object({
+          language: z.string().regex(/^[a-z]{2}$/, "Use a two-letter language code.").default("en"),
+          regenerate: z.enum(["true", "false"]).default("false"),
+        }),
+      },
+      responses: {
+        200: jsonBody(
+          z.object({ species_id: z.uuid(), scientific_name: z.string(), care_instructions: z.record(z.string(), z.unknown()).nullable() }).openapi("CareInstructions"),
+          "Care instructions",
+        ),
+        401: { description: "Not signed in", content: { "application/json": { schema: ErrorSchema } } },
+        404: { description: "Unknown species", content: { "application/json": { schema: ErrorSchema } } },
+        429: { description: "Too many regenerations", content: { "application/json": { schema: ErrorSchema } } },
+        503: { description: "AI care unavailable for a regeneration", content: { "application/json": { schema: ErrorSchema } } },
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const { language, regenerate } = c.req.valid("query");
+      const species = await findSpeciesForCare(c.env, { id });
+      if (!species) throw new AppError("NOT_FOUND", 404, "Species not found.");
+      let care;
+      if (regenerate === "true") {
+        await enforceRateLimit(c.env, `care:user:${c.get("user")!.id}`, getConfig(c.env).CARE_REGENERATE_RATE_LIMIT);
+        try {
+          care = await generateAndStoreCareGuide(c.env, species, language);
+        } catch (err) {
+          if (!(err instanceof ProviderError)) throw err;
+          throw new AppError("CARE_UNAVAILABLE", 503, "AI care instructions are unavailable right now. Please try again later.", undefined, { "Retry-After": "60" });
+        }
+      } else {
+        care = await careInstructionsFor(c.env, species, language, c.get("logger"));
+      }
+      return c.json({ species_id: species.id, scientific_name: species.scientific_name, care_instructions: care }, 200);
+    },
+  );
+  return app;
+}

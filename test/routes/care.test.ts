@@ -1,0 +1,90 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { generateCareGuide } from "../../src/providers/openai";
+import { ProviderError } from "../../src/providers/types";
+import { call, expectError } from "../helpers/http";
+import { useEmulators } from "../helpers/outbound";
+import { bearerUser } from "../helpers/users";
+
+const emulators = useEmulators();
+
+async function species(light: string | null = "partial_shade", water: string | null = "moderate") {
+  const id = crypto.randomUUID();
+  await env.DB.prepare(
+    "INSERT INTO species (id, scientific_name, common_names, light_requirements, water_requirements) VALUES (?, ?, '[\"Swiss cheese plant\"]', ?, ?)",
+  )
+    .bind(id, `Monstera testii ${id.slice(0, 8)}`, light, water)
+    .run();
+  return id;
+}
+
+const careOf = async (res: Response) => ((await res.json()) as { care_instructions: Record<string, unknown> | null }).care_instructions;
+
+describe("species care instructions", () => {
+  it("generates an AI guide once (structured output of our schema) and serves it from D1 afterwards", async () => {
+    const u = await bearerUser();
+    const id = await species();
+    const first = await careOf(await call(`/api/v1/plant-identification/species/${id}/care/`, { bearer: u.access }));
+    expect(first).toMatchObject({ source: "openai", difficulty_level: expect.any(String), light: { requirement: expect.any(String) } });
+    expect(emulators.openai.calls).toBe(1);
+    const second = await careOf(await call(`/api/v1/plant-identification/species/${id}/care/`, { bearer: u.access }));
+    expect(second).toEqual(first);
+    expect(emulators.openai.calls).toBe(1);
+  });
+
+  it("falls back to rule-based advice when OpenAI fails, and says so", async () => {
+    const u = await bearerUser();
+    const id = await species("full_sun", "low");
+    emulators.openai.setMode({ failure: "500" });
+    const care = await careOf(await call(`/api/v1/plant-identification/species/${id}/care/`, { bearer: u.access }));
+    expect(care).toMatchObject({ source: "rules", light_requirements: "full_sun", water_requirements: "low" });
+    expect(String(care!.water)).toMatch(/sparingly/);
+    emulators.openai.setMode({ failure: "insufficient_quota" });
+    expect(await careOf(await call(`/api/v1/plant-identification/species/${id}/care/`, { bearer: u.access }))).toMatchObject({ source: "rules" });
+  });
+
+  it("limits regeneration to 5 a minute per user; a refusal is a clear 503", async () => {
+    const u = await bearerUser();
+    const id = await species();
+    for (let i = 0; i < 5; i++) {
+      const res = await call(`/api/v1/plant-identification/species/${id}/care/?regenerate=true`, { bearer: u.access });
+      expect(res.status, `regeneration ${i + 1}`).toBe(200);
+    }
+    expect(emulators.openai.calls).toBe(5);
+    const limited = await call(`/api/v1/plant-identification/species/${id}/care/?regenerate=true`, { bearer: u.access });
+    await expectError(limited, 429, "RATE_LIMITED");
+    expect(limited.headers.get("Retry-After")).toBeTruthy();
+
+    const other = await bearerUser();
+    emulators.openai.setMode({ failure: "refusal" });
+    const refused = await call(`/api/v1/plant-identification/species/${id}/care/?regenerate=true`, { bearer: other.access });
+    await expectError(refused, 503, "CARE_UNAVAILABLE");
+  });
+
+  it("404 for an unknown species, 400 for a bad id, 401 without a session", async () => {
+    const u = await bearerUser();
+    await expectError(await call(`/api/v1/plant-identification/species/${crypto.randomUUID()}/care/`, { bearer: u.access }), 404, "NOT_FOUND");
+    await expectError(await call(`/api/v1/plant-identification/species/42/care/`, { bearer: u.access }), 400, "VALIDATION_ERROR");
+    await expectError(await call(`/api/v1/plant-identification/species/${crypto.randomUUID()}/care/`), 401, "AUTHENTICATION_REQUIRED");
+  });
+});
+
+describe("OpenAI client", () => {
+  const settings = { baseUrl: env.OPENAI_API_URL, apiKey: "emulator-key", model: "gpt-5-mini", timeoutMs: 5000 };
+
+  it("turns truncated output, refusals, quota and bad keys into typed errors", async () => {
+    const plant = { scientificName: "Monstera deliciosa", language: "en" };
+    emulators.openai.setMode({ failure: "length", times: 1 });
+    await expect(generateCareGuide(settings, plant)).rejects.toMatchObject({ kind: "malformed" });
+    emulators.openai.setMode({ failure: "refusal", times: 1 });
+    await expect(generateCareGuide(settings, plant)).rejects.toMatchObject({ kind: "bad_request" });
+    emulators.openai.setMode({ failure: "insufficient_quota", times: 1 });
+    const quota = await generateCareGuide(settings, plant).catch((e: ProviderError) => e);
+    expect(quota).toMatchObject({ kind: "auth" });
+    expect((quota as ProviderError).retryable).toBe(false);
+    emulators.openai.setMode({ failure: "429", times: 1, retryAfterSeconds: 3 });
+    await expect(generateCareGuide(settings, plant)).rejects.toMatchObject({ kind: "rate_limited", retryAfterS: 3 });
+    await expect(generateCareGuide({ ...settings, apiKey: "wrong" }, plant)).rejects.toMatchObject({ kind: "auth" });
+    expect(await generateCareGuide(settings, plant)).toMatchObject({ overview: expect.any(String) });
+  });
+});
