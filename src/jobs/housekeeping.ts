@@ -4,6 +4,7 @@
  */
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
+import { publish } from "../services/progress";
 import { purgeExpiredTokens } from "../services/tokens";
 
 /** A job that has not reported for this long is taken to have died with its isolate. */
@@ -13,21 +14,31 @@ export const STALE_PROCESSING_MS = 15 * 60 * 1000;
  * API.md §2.2: a request never stays in `processing` after its job ends. Queue retries end a
  * crashed job normally; this catches the rest (e.g. an isolate killed mid-write).
  */
-export async function failStaleProcessingRequests(env: Bindings, now = Date.now()): Promise<number> {
+export async function failStaleProcessingRequests(env: Bindings, logger?: Logger, now = Date.now()): Promise<number> {
   const cutoff = new Date(now - STALE_PROCESSING_MS).toISOString();
-  const result = await env.DB.prepare(
+  const message = "Processing timed out. Please retry.";
+  const { results } = await env.DB.prepare(
     `UPDATE identification_requests
-        SET status = 'failed', error_message = 'Processing timed out. Please retry.',
-            updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-      WHERE status = 'processing' AND updated_at < ?`,
+        SET status = 'failed', error_message = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+      WHERE status = 'processing' AND updated_at < ?
+      RETURNING id, user_id`,
   )
-    .bind(cutoff)
-    .run();
-  return result.meta.changes ?? 0;
+    .bind(message, cutoff)
+    .all<{ id: string; user_id: string | null }>();
+  // Their owners are told, as for any other failure.
+  await Promise.all(
+    results
+      .filter((r) => r.user_id)
+      .map(async (r) => {
+        await publish(env, r.user_id!, { type: "error", request_id: r.id, message }, logger);
+        await publish(env, r.user_id!, { type: "completed", request_id: r.id, status: "failed", results_count: 0 }, logger);
+      }),
+  );
+  return results.length;
 }
 
 export async function runHousekeeping(env: Bindings, logger: Logger): Promise<void> {
-  const failed = await failStaleProcessingRequests(env);
+  const failed = await failStaleProcessingRequests(env, logger);
   await purgeExpiredTokens(env);
   logger.info("housekeeping", { stale_requests_failed: failed });
 }

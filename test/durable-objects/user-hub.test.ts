@@ -1,0 +1,70 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { UserHub } from "../../durable-objects/user-hub";
+
+function hub(name: string) {
+  return env.USER_HUB.get(env.USER_HUB.idFromName(name));
+}
+
+async function connect(stub: ReturnType<typeof hub>, requestId?: string) {
+  const headers: Record<string, string> = { Upgrade: "websocket" };
+  if (requestId) headers["X-Hub-Request-Id"] = requestId;
+  const res = await stub.fetch("https://user-hub/connect", { headers });
+  const ws = res.webSocket!;
+  const messages: { type: string; request_id?: string; stage?: string }[] = [];
+  ws.addEventListener("message", (e) => messages.push(JSON.parse(e.data as string)));
+  ws.accept();
+  return { ws, messages };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 50));
+
+describe("UserHub (RPC and hibernatable sockets)", () => {
+  it("delivers a request's messages to its followers and to all-events sockets only", async () => {
+    const stub = hub("hub-user-1");
+    const all = await connect(stub);
+    const followA = await connect(stub, "req-a");
+    const followB = await connect(stub, "req-b");
+    expect(await stub.connectionCount()).toBe(3);
+
+    const delivered = await stub.publish({ type: "progress", request_id: "req-a", stage: "queued", status: "pending", data: {} });
+    expect(delivered).toBe(2);
+    await settle();
+    expect(all.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued"]);
+    expect(followA.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued"]);
+    expect(followB.messages.map((m) => m.type)).toEqual(["init"]);
+  });
+
+  it("replays the last state to a late subscriber and forgets a deleted request", async () => {
+    const stub = hub("hub-user-2");
+    await stub.publish({ type: "completed", request_id: "req-done", status: "identified", results_count: 4 });
+    const late = await connect(stub, "req-done");
+    await settle();
+    expect(late.messages).toEqual([
+      { type: "init", request_id: "req-done", message: "connected" },
+      { type: "completed", request_id: "req-done", status: "identified", results_count: 4 },
+    ]);
+    const closed = new Promise<number>((resolve) => late.ws.addEventListener("close", (e) => resolve(e.code)));
+    await stub.closeRequest("req-done", 4404, "request deleted");
+    expect(await closed).toBe(4404);
+    await runInDurableObject(stub, async (instance: UserHub) => {
+      expect(instance.lastState("req-done")).toBeNull();
+    });
+  });
+
+  it("uses the hibernation API: sockets are tracked by the runtime with tags and attachments", async () => {
+    const stub = hub("hub-user-3");
+    await connect(stub, "req-x");
+    await runInDurableObject(stub, async (_instance: UserHub, state) => {
+      const sockets = state.getWebSockets("req:req-x");
+      expect(sockets).toHaveLength(1);
+      expect(sockets[0]!.deserializeAttachment()).toMatchObject({ requestId: "req-x" });
+      expect(state.getWebSocketAutoResponse()).not.toBeNull();
+    });
+  });
+
+  it("refuses a plain HTTP request", async () => {
+    expect((await hub("hub-user-4").fetch("https://user-hub/connect")).status).toBe(426);
+  });
+});
