@@ -2,38 +2,17 @@
 // but the images are real PNG/JPEG files so the same helpers serve upload tests elsewhere.
 
 import { NOT_A_PLANT_MARKER } from "../../emulators/common";
+import { bytesToBase64 } from "../../src/lib/images";
+import { concatBytes, crc32, pngChunk } from "../helpers/images";
 
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k += 1) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
+export { crc32 };
 
-export function crc32(bytes: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (const byte of bytes) crc = (CRC_TABLE[(crc ^ byte) & 0xff] as number) ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
+const concat = (parts: Uint8Array[]) => concatBytes(...parts);
 
 function u32(value: number): Uint8Array {
   const out = new Uint8Array(4);
   new DataView(out.buffer).setUint32(0, value);
   return out;
-}
-
-function pngChunk(type: string, data: Uint8Array): Uint8Array {
-  const typeAndData = concat([new TextEncoder().encode(type), data]);
-  return concat([u32(data.length), typeAndData, u32(crc32(typeAndData))]);
 }
 
 /** zlib stream made of stored (uncompressed) deflate blocks. */
@@ -125,11 +104,7 @@ export async function inflate(bytes: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-export function toBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary);
-}
+export const toBase64 = bytesToBase64;
 
 export function fromBase64(text: string): Uint8Array {
   return Uint8Array.from(atob(text), (char) => char.charCodeAt(0));
