@@ -4,8 +4,10 @@
  * Uses the hibernation API: sockets are accepted with `ctx.acceptWebSocket`, so an idle hub is
  * evicted from memory while its sockets stay open; per-socket state lives in the socket
  * attachment; `ping` is answered with `pong` by the runtime without waking the object.
- * The last message of every request is kept in the object's SQLite storage so a socket that
- * subscribes late (or after the job finished) gets the current state at once.
+ * Every request's messages are kept in the object's SQLite storage, so a socket that subscribes
+ * late gets the current state at once: the final `completed` alone when the job has finished,
+ * or every progress message so far when it is still running (so a client that connects a
+ * moment after submitting still sees each stage).
  *
  * The Worker authenticates and authorises before forwarding the upgrade here; this class
  * trusts the X-Hub-* headers because only the Worker can reach it.
@@ -55,7 +57,14 @@ export class UserHub extends DurableObject<Env> {
          request_id TEXT PRIMARY KEY,
          message TEXT NOT NULL,
          updated_at INTEGER NOT NULL
-       )`,
+       );
+       CREATE TABLE IF NOT EXISTS request_events (
+         seq INTEGER PRIMARY KEY AUTOINCREMENT,
+         request_id TEXT NOT NULL,
+         message TEXT NOT NULL,
+         created_at INTEGER NOT NULL
+       );
+       CREATE INDEX IF NOT EXISTS request_events_request ON request_events (request_id, seq);`,
     );
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
@@ -73,10 +82,7 @@ export class UserHub extends DurableObject<Env> {
     server.serializeAttachment(attachment);
 
     server.send(JSON.stringify({ type: "init", ...(requestId ? { request_id: requestId } : {}), message: "connected" }));
-    if (requestId) {
-      const last = this.lastMessage(requestId) ?? request.headers.get("X-Hub-Final-State");
-      if (last) server.send(last);
-    }
+    if (requestId) for (const message of this.replayFor(requestId, request.headers.get("X-Hub-Final-State"))) server.send(message);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -94,7 +100,9 @@ export class UserHub extends DurableObject<Env> {
       text,
       now,
     );
+    this.sql.exec("INSERT INTO request_events (request_id, message, created_at) VALUES (?, ?, ?)", message.request_id, text, now);
     this.sql.exec("DELETE FROM request_state WHERE updated_at < ?", now - STATE_RETENTION_MS);
+    this.sql.exec("DELETE FROM request_events WHERE created_at < ?", now - STATE_RETENTION_MS);
     let delivered = 0;
     for (const tag of [requestTag(message.request_id), ALL_TAG]) {
       for (const ws of this.ctx.getWebSockets(tag)) {
@@ -112,6 +120,7 @@ export class UserHub extends DurableObject<Env> {
   /** Closes the sockets that follow one request (e.g. it was deleted). */
   async closeRequest(requestId: string, code: number, reason: string): Promise<void> {
     this.sql.exec("DELETE FROM request_state WHERE request_id = ?", requestId);
+    this.sql.exec("DELETE FROM request_events WHERE request_id = ?", requestId);
     for (const ws of this.ctx.getWebSockets(requestTag(requestId))) ws.close(code, reason);
   }
 
@@ -137,6 +146,17 @@ export class UserHub extends DurableObject<Env> {
 
   override async webSocketError(ws: WebSocket): Promise<void> {
     ws.close(1011, "socket error");
+  }
+
+  /** Finished: the final state only. Running: every message so far, in order. */
+  private replayFor(requestId: string, finalFromD1: string | null): string[] {
+    const last = this.lastMessage(requestId);
+    if (!last) return finalFromD1 ? [finalFromD1] : [];
+    if ((JSON.parse(last) as HubMessage).type === "completed") return [last];
+    return this.sql
+      .exec<{ message: string }>("SELECT message FROM request_events WHERE request_id = ? ORDER BY seq", requestId)
+      .toArray()
+      .map((r) => r.message);
   }
 
   private lastMessage(requestId: string): string | null {

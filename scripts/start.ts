@@ -9,7 +9,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { emulatorBaseUrls, LOCAL_OAUTH_CLIENT } from "../emulators/index";
 import { startEmulatorServer } from "../emulators/server";
@@ -18,7 +18,13 @@ import { writeSpeciesSeedSql } from "./seed-sql";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const port = Number(process.env.PORT ?? 8787);
 const emulatorPort = Number(process.env.EMULATOR_PORT ?? 8790);
-const stateDir = join(root, ".wrangler");
+/**
+ * Local storage (D1, KV, R2, Queues, Durable Objects) and the files this script writes. Give
+ * each concurrent stack its own STATE_DIR (tests and benchmarks do) so counters and data of
+ * one run never leak into another.
+ */
+const stateDir = resolve(root, process.env.STATE_DIR ?? join(".wrangler", "state"));
+const persist = ["--persist-to", stateDir];
 // No prompts, no telemetry, and no fetch of the `Request.cf` sample from the internet.
 const childEnv = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
 
@@ -98,8 +104,8 @@ function localSettings(emulatorUrl: string): Record<string, string> {
 }
 
 async function seedSpecies(): Promise<void> {
-  const { file, count } = await writeSpeciesSeedSql();
-  await run(wrangler, ["d1", "execute", "DB", "--local", `--file=${file}`]);
+  const { file, count } = await writeSpeciesSeedSql(join(stateDir, "seed-species.sql"));
+  await run(wrangler, ["d1", "execute", "DB", "--local", ...persist, `--file=${file}`]);
   log(`species catalogue seeded (${count} species)`);
 }
 
@@ -136,7 +142,7 @@ async function main() {
     if (process.ppid !== parent) void shutdown("parent exited");
   }, 1000).unref();
 
-  await run(wrangler, ["d1", "migrations", "apply", "DB", "--local"]);
+  await run(wrangler, ["d1", "migrations", "apply", "DB", "--local", ...persist]);
   await seedSpecies();
 
   // Settings go through an env file (not --var) so values with colons and commas survive.
@@ -153,7 +159,7 @@ async function main() {
 
   const dev = spawn(
     wrangler,
-    ["dev", "--port", String(port), "--ip", "127.0.0.1", "--env-file", envFile,
+    ["dev", "--port", String(port), "--ip", "127.0.0.1", "--env-file", envFile, ...persist,
       "--show-interactive-dev-session=false", "--log-level", process.env.WRANGLER_LOG_LEVEL ?? "info"],
     { cwd: root, env: childEnv, stdio: ["ignore", "pipe", "inherit"], detached: true },
   );

@@ -282,9 +282,14 @@ export async function validateImageUpload(
   const type = sniffImageType(bytes);
   const declared = normalizeMime(input.declaredType);
   if (!type) {
+    // A file that claims to be an image but is not one: name what it is not, rather than
+    // repeating the claimed type as if that type were the problem.
+    const claimsImage = declared && MIME_TO_TYPE[declared] !== undefined;
     return fail(
       "INVALID_FILE_TYPE",
-      `Invalid file type: ${declared || "unknown"}. Allowed types: JPEG, PNG, WebP`,
+      claimsImage
+        ? `Invalid file type: the content is not a JPEG, PNG or WebP image (it was sent as ${declared}). Allowed types: JPEG, PNG, WebP`
+        : `Invalid file type: ${declared || "unknown"}. Allowed types: JPEG, PNG, WebP`,
     );
   }
 

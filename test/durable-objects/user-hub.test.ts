@@ -53,6 +53,16 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     });
   });
 
+  it("replays every message so far to a socket that joins a running request", async () => {
+    const stub = hub("hub-user-5");
+    await stub.publish({ type: "progress", request_id: "req-run", stage: "queued", status: "pending", data: {} });
+    await stub.publish({ type: "progress", request_id: "req-run", stage: "processing_start", status: "processing", data: {} });
+    const late = await connect(stub, "req-run");
+    await stub.publish({ type: "progress", request_id: "req-run", stage: "plant_id_start", status: "processing", data: {} });
+    await settle();
+    expect(late.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start", "plant_id_start"]);
+  });
+
   it("uses the hibernation API: sockets are tracked by the runtime with tags and attachments", async () => {
     const stub = hub("hub-user-3");
     await connect(stub, "req-x");

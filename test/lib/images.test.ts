@@ -266,7 +266,7 @@ describe("validateImageUpload", () => {
     await expectRejected(
       { bytes: text("just some text, honestly"), declaredType: "image/jpeg", filename: "plant.jpg" },
       "INVALID_FILE_TYPE",
-      "Invalid file type: image/jpeg. Allowed types: JPEG, PNG, WebP",
+      "Invalid file type: the content is not a JPEG, PNG or WebP image (it was sent as image/jpeg). Allowed types: JPEG, PNG, WebP",
     );
   });
 

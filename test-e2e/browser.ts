@@ -1,0 +1,55 @@
+/**
+ * Headless Chromium for end-to-end tests: the distribution's `chromium` package (installed on
+ * demand with apt — tests and CI run as root), driven by playwright-core (no bundled browser
+ * download). `launch()` gives every run a fresh, throw-away user data directory.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { chromium, type Browser } from "playwright-core";
+
+export const CHROMIUM_PATH = "/usr/bin/chromium";
+const INSTALL_TIMEOUT_MS = 10 * 60 * 1000;
+
+function run(command: string, args: string[]): void {
+  const result = spawnSync(command, args, {
+    stdio: "inherit",
+    timeout: INSTALL_TIMEOUT_MS,
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
+  if (result.error) throw new Error(`${command} ${args.join(" ")} failed: ${result.error.message}`);
+  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} exited with ${result.status ?? result.signal}`);
+}
+
+/** Installs Debian's chromium package when it is missing. */
+export function ensureChromium(): string {
+  if (existsSync(CHROMIUM_PATH)) return CHROMIUM_PATH;
+  try {
+    run("apt-get", ["update"]);
+    run("apt-get", ["install", "-y", "chromium"]);
+  } catch (err) {
+    throw new Error(
+      `Chromium is not installed at ${CHROMIUM_PATH} and installing it failed ` +
+        `(${err instanceof Error ? err.message : String(err)}). Install it by hand as root: ` +
+        "apt-get update && apt-get install -y chromium",
+    );
+  }
+  if (!existsSync(CHROMIUM_PATH)) throw new Error(`apt-get installed chromium but ${CHROMIUM_PATH} does not exist`);
+  return CHROMIUM_PATH;
+}
+
+export async function launchBrowser(): Promise<Browser> {
+  const executablePath = ensureChromium();
+  return chromium.launch({
+    executablePath,
+    args: [
+      "--headless=new",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
