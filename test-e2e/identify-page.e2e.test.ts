@@ -7,11 +7,11 @@
  *      WebSocket → results from requests/{id}/results/ → sign out;
  *   c. a text file named .png → the server's own error message on the page.
  */
-import { deflateSync } from "node:zlib";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser } from "./browser";
-import { startStack, type Stack } from "./stack";
+import { startStack, type Stack } from "../scripts/local-stack";
+import { makePng } from "../test/helpers/images";
 
 let stack: Stack;
 let browser: Browser;
@@ -21,7 +21,7 @@ beforeAll(async () => {
   // Registration and identification limits are per address, and every browser here is
   // 127.0.0.1: lift them so repeated runs within the hour do not trip them.
   [stack, browser] = await Promise.all([
-    startStack({ env: { REGISTER_RATE_LIMIT: "1000/3600", LOGIN_RATE_LIMIT: "1000/900", IDENTIFY_RATE_LIMIT: "1000/3600" } }),
+    startStack({ purpose: "e2e", env: { REGISTER_RATE_LIMIT: "1000/3600", LOGIN_RATE_LIMIT: "1000/900", IDENTIFY_RATE_LIMIT: "1000/3600" } }),
     launchBrowser(),
   ]);
 });
@@ -36,50 +36,10 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-// ---- A real, decodable PNG (8-bit RGB): leafy stripes, `seed` varies the bytes ----------------
+// ---- A real, decodable PNG; `seed` varies the bytes ------------------------------------------
 
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const body = Buffer.concat([Buffer.from(type, "latin1"), data]);
-  let crc = 0xffffffff;
-  for (const byte of body) crc = CRC_TABLE[(crc ^ byte) & 0xff]! ^ (crc >>> 8);
-  const out = Buffer.alloc(body.length + 8);
-  out.writeUInt32BE(data.length, 0);
-  body.copy(out, 4);
-  out.writeUInt32BE((crc ^ 0xffffffff) >>> 0, body.length + 4);
-  return out;
-}
-
-function makePng(width: number, height: number, seed: string): Buffer {
-  let s = 0;
-  for (const ch of seed) s = (s * 31 + ch.charCodeAt(0)) & 0xff;
-  const raw = Buffer.alloc((width * 3 + 1) * height);
-  for (let y = 0; y < height; y++) {
-    const row = y * (width * 3 + 1); // filter byte 0 (None) first
-    for (let x = 0; x < width; x++) {
-      const p = row + 1 + x * 3;
-      const stripe = ((x + y + s) >> 4) & 1;
-      raw[p] = 40 + Math.floor((x * 60) / width);
-      raw[p + 1] = stripe ? 150 : 110 + Math.floor((y * 80) / height);
-      raw[p + 2] = 50 + (s >> 3);
-    }
-  }
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit, truecolour, deflate, filter 0, no interlace
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk("IHDR", ihdr),
-    pngChunk("tEXt", Buffer.from(`Seed\0${seed}`, "latin1")),
-    pngChunk("IDAT", deflateSync(raw)),
-    pngChunk("IEND", Buffer.alloc(0)),
-  ]);
+async function photo(width: number, height: number, seed: string): Promise<Buffer> {
+  return Buffer.from(await makePng(width, height, { seed }));
 }
 
 // ---- Page helpers -------------------------------------------------------------------------
@@ -166,7 +126,7 @@ describe("identification page", () => {
     const { page, problems } = await openIdentifyPage();
     expect(await page.textContent("#session-status")).toBe("Not signed in");
 
-    await choosePhoto(page, "garden-plant.png", "image/png", makePng(480, 360, `e2e-anon-${Date.now()}`));
+    await choosePhoto(page, "garden-plant.png", "image/png", await photo(480, 360, `e2e-anon-${Date.now()}`));
     const answer = page.waitForResponse((r) => r.url().includes("/api/v1/plant-identification/identify") && r.request().method() === "POST");
     await page.click("#identify-button");
     const res = await answer;
@@ -228,7 +188,7 @@ describe("identification page", () => {
       }).observe(document.getElementById("progress-list")!, { childList: true });
     });
 
-    await choosePhoto(page, "leaf.png", "image/png", makePng(400, 320, `e2e-live-${Date.now()}`));
+    await choosePhoto(page, "leaf.png", "image/png", await photo(400, 320, `e2e-live-${Date.now()}`));
     await page.selectOption("#organ-select", "leaf");
     const accepted = page.waitForResponse(
       (r) => /\/api\/v1\/plant-identification\/requests\/?$/.test(new URL(r.url()).pathname) && r.request().method() === "POST",
@@ -321,7 +281,7 @@ describe("identification page", () => {
     expect(await page.textContent("#identify-error")).toBe("That file is text/plain. Please choose a JPEG, PNG or WebP photo.");
     expect(await page.isDisabled("#identify-button")).toBe(true);
 
-    await drop("dropped.png", "image/png", makePng(320, 240, `e2e-drop-${Date.now()}`).toString("base64"));
+    await drop("dropped.png", "image/png", (await photo(320, 240, `e2e-drop-${Date.now()}`)).toString("base64"));
     await page.waitForSelector("#preview:not([hidden])");
     expect(await page.textContent("#preview-name")).toMatch(/^dropped\.png · \d+ KB$/);
     expect(await page.textContent("#identify-error")).toBe("");
@@ -368,7 +328,7 @@ describe("identification page", () => {
       if (r.method() === "GET" && /\/plant-identification\/requests\/[0-9a-f-]+\/?$/.test(new URL(r.url()).pathname)) polls.push(r.url());
     });
 
-    await choosePhoto(page, "bark.png", "image/png", makePng(360, 480, `e2e-poll-${Date.now()}`));
+    await choosePhoto(page, "bark.png", "image/png", await photo(360, 480, `e2e-poll-${Date.now()}`));
     await page.selectOption("#organ-select", "bark");
     await page.click("#identify-button");
     await page.waitForSelector("#results-panel:not([hidden]) .card", { timeout: 90_000 });

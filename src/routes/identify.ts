@@ -8,6 +8,7 @@ import type { Context } from "hono";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
+import { describeError } from "../lib/logger";
 import { NO_IMAGE_MESSAGE, UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
 import { requireRole } from "../middleware/auth";
 import type { ProviderName } from "../providers/types";
@@ -71,7 +72,7 @@ const IdentifySuccess = z
 const IdentifyFailure = z.object({ success: z.literal(false), error: z.string(), code: z.string().optional() }).openapi("IdentifyFailure");
 
 /** The seed-compatible failure shape; the status code still tells machines what happened. */
-function failure(c: Context<AppEnv>, status: 200 | 400 | 401 | 413 | 429 | 503, error: string, code: string, headers: Record<string, string> = {}) {
+function failure(c: Context<AppEnv>, status: 200 | 400 | 401 | 413 | 429 | 500 | 503, error: string, code: string, headers: Record<string, string> = {}) {
   for (const [k, v] of Object.entries(headers)) c.header(k, v);
   return c.json({ success: false as const, error, code }, status);
 }
@@ -126,72 +127,84 @@ export function identifyRoutes() {
         400: { description: "No or invalid image", content: { "application/json": { schema: IdentifyFailure } } },
         401: { description: "Sign-in required (anonymous use disabled)", content: { "application/json": { schema: IdentifyFailure } } },
         429: { description: "Rate limited", content: { "application/json": { schema: IdentifyFailure } } },
+        500: { description: "Our own failure (seed shape)", content: { "application/json": { schema: IdentifyFailure } } },
         503: { description: "Both providers unavailable", content: { "application/json": { schema: IdentifyFailure } } },
       },
     });
   app.openAPIRegistry.registerPath(identifyRoute);
   app.post(identifyRoute.path, async (c) => {
-      const config = getConfig(c.env);
-      const user = c.get("user");
-      if (!user && !config.ALLOW_ANONYMOUS_IDENTIFY) {
-        c.header("WWW-Authenticate", 'Bearer realm="plant-community"');
-        return failure(c, 401, "Authentication required. Please sign in to identify plants.", "AUTHENTICATION_REQUIRED");
-      }
-      try {
-        await enforceRateLimit(c.env, user ? `identify:user:${user.id}` : `identify:ip:${clientIp(c.req.raw)}`, config.IDENTIFY_RATE_LIMIT);
-      } catch (err) {
-        if (err instanceof AppError) return failure(c, 429, err.message, err.code, err.headers);
-        throw err;
-      }
-
-      const image = await readImage(c);
-      if (!image.ok) return failure(c, 400, image.message, image.code);
-
-      const outcome = await identifyPlant(c.env, (p) => c.executionCtx.waitUntil(p), {
-        images: [{ bytes: image.image.bytes, mime: image.image.mime, sha256: image.image.sha256 }],
-      });
-      const cached = { plant_id: outcome.providers.plant_id.cached, plantnet: outcome.providers.plantnet.cached };
-      if (outcome.allFailed) {
-        return failure(c, 503, "Plant identification is temporarily unavailable. Please try again in a few minutes.", "PROVIDERS_UNAVAILABLE", {
-          "Retry-After": "30",
-        });
-      }
-      if (outcome.suggestions.length === 0) {
-        return failure(c, 200, "Unable to identify plant. Please try a clearer image.", outcome.isPlant ? "NO_MATCH" : "NOT_A_PLANT");
-      }
-
-      const top = outcome.suggestions[0]!;
-      const catalogue = await c.env.DB.prepare(
-        `SELECT scientific_name, common_names, light_requirements, water_requirements, hardiness_zone_min, hardiness_zone_max, plant_type
-           FROM species WHERE lower(scientific_name) = lower(?)`,
-      )
-        .bind(top.scientific_name)
-        .first<CatalogueCareFields>();
-
-      let requestId: string | undefined;
-      if (user) {
-        await storeImages(c.env, [image.image]);
-        requestId = await insertRequest(c.env, { userId: user.id, images: [image.image], organs: ["auto"], status: "processing" });
-        await completeRequest(c.env, requestId, user.id, outcome.suggestions, outcome.health);
-      }
-
-      return c.json(
-        {
-          success: true as const,
-          plant_name: top.plant_name,
-          scientific_name: top.scientific_name,
-          confidence: top.probability,
-          suggestions: outcome.suggestions,
-          care_instructions: catalogue ? ruleBasedCare(catalogue) : null,
-          disease_detection: diseaseDetection(outcome),
-          disease_suggestions: (outcome.health?.diseases ?? []).map((d) => ({ name: d.name, probability: d.probability, description: d.description })),
-          summary: summarise(outcome),
-          cached,
-          ...(requestId ? { request_id: requestId } : {}),
-        },
-        200,
-      );
+    try {
+      return await identifyHandler(c);
+    } catch (err) {
+      // Even our own failures keep the seed client's shape (it only reads `success`/`error`).
+      if (err instanceof AppError) return failure(c, err.status as 400, err.message, err.code, err.headers);
+      c.get("logger").error("identify failed", describeError(err));
+      return failure(c, 500, "Something went wrong while identifying your plant. Please try again.", "INTERNAL_ERROR");
+    }
   });
+
+  async function identifyHandler(c: Context<AppEnv>) {
+    const config = getConfig(c.env);
+    const user = c.get("user");
+    if (!user && !config.ALLOW_ANONYMOUS_IDENTIFY) {
+      c.header("WWW-Authenticate", 'Bearer realm="plant-community"');
+      return failure(c, 401, "Authentication required. Please sign in to identify plants.", "AUTHENTICATION_REQUIRED");
+    }
+    try {
+      await enforceRateLimit(c.env, user ? `identify:user:${user.id}` : `identify:ip:${clientIp(c.req.raw)}`, config.IDENTIFY_RATE_LIMIT);
+    } catch (err) {
+      if (err instanceof AppError) return failure(c, 429, err.message, err.code, err.headers);
+      throw err;
+    }
+
+    const image = await readImage(c);
+    if (!image.ok) return failure(c, 400, image.message, image.code);
+
+    const outcome = await identifyPlant(c.env, (p) => c.executionCtx.waitUntil(p), {
+      images: [{ bytes: image.image.bytes, mime: image.image.mime, sha256: image.image.sha256 }],
+    });
+    const cached = { plant_id: outcome.providers.plant_id.cached, plantnet: outcome.providers.plantnet.cached };
+    if (outcome.allFailed) {
+      return failure(c, 503, "Plant identification is temporarily unavailable. Please try again in a few minutes.", "PROVIDERS_UNAVAILABLE", {
+        "Retry-After": "30",
+      });
+    }
+    if (outcome.suggestions.length === 0) {
+      return failure(c, 200, "Unable to identify plant. Please try a clearer image.", outcome.isPlant ? "NO_MATCH" : "NOT_A_PLANT");
+    }
+
+    const top = outcome.suggestions[0]!;
+    const catalogue = await c.env.DB.prepare(
+      `SELECT scientific_name, common_names, light_requirements, water_requirements, hardiness_zone_min, hardiness_zone_max, plant_type
+         FROM species WHERE lower(scientific_name) = lower(?)`,
+    )
+      .bind(top.scientific_name)
+      .first<CatalogueCareFields>();
+
+    let requestId: string | undefined;
+    if (user) {
+      await storeImages(c.env, [image.image]);
+      requestId = await insertRequest(c.env, { userId: user.id, images: [image.image], organs: ["auto"], status: "processing" });
+      await completeRequest(c.env, requestId, user.id, outcome.suggestions, outcome.health);
+    }
+
+    return c.json(
+      {
+        success: true as const,
+        plant_name: top.plant_name,
+        scientific_name: top.scientific_name,
+        confidence: top.probability,
+        suggestions: outcome.suggestions,
+        care_instructions: catalogue ? ruleBasedCare(catalogue) : null,
+        disease_detection: diseaseDetection(outcome),
+        disease_suggestions: (outcome.health?.diseases ?? []).map((d) => ({ name: d.name, probability: d.probability, description: d.description })),
+        summary: summarise(outcome),
+        cached,
+        ...(requestId ? { request_id: requestId } : {}),
+      },
+      200,
+    );
+  }
 
   app.openapi(
     createRoute({

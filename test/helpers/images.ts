@@ -105,7 +105,7 @@ async function zlibStream(chunks: Iterable<Uint8Array>): Promise<Uint8Array> {
   const cs = new CompressionStream("deflate");
   const writer = cs.writable.getWriter();
   const output = new Response(cs.readable).arrayBuffer(); // read concurrently: no backpressure stall
-  for (const chunk of chunks) await writer.write(chunk);
+  for (const chunk of chunks) await writer.write(chunk as Uint8Array<ArrayBuffer>);
   await writer.close();
   return new Uint8Array(await output);
 }

@@ -239,6 +239,23 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
   });
 });
 
+describe("our own failures", () => {
+  it("answer 500 in the seed shape, never a stack trace", async () => {
+    const brokenDb = { prepare: () => ({ bind: () => ({ first: () => Promise.reject(new Error("D1 down")) }) }) } as unknown as D1Database;
+    const ctx = createExecutionContext();
+    const res = await createApp().request(
+      PATH,
+      { method: "POST", body: form(await photo()), headers: { "CF-Connecting-IP": freshIp() } },
+      { ...env, DB: brokenDb },
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(500);
+    const body = (await res.json()) as IdentifyBody;
+    expect(body).toEqual({ success: false, error: expect.stringMatching(/went wrong/), code: "INTERNAL_ERROR" });
+  });
+});
+
 describe("bad uploads (API.md §2.4): clear message, nothing written", () => {
   async function counts() {
     const rows = await env.DB.prepare("SELECT count(*) AS n FROM identification_requests").first<{ n: number }>();

@@ -1,8 +1,8 @@
 /**
- * Starts the whole service for end-to-end tests, exactly as `npm start` does (provider
- * emulators, local D1 migrations and seed, `wrangler dev`), on free ports so it can run next to
- * a developer's own `npm start`. Output goes to a log file under /tmp; when startup fails the
- * error carries the log's tail.
+ * Starts the whole service exactly as `npm start` does (provider emulators, local D1 migrations
+ * and seed, `wrangler dev`) on free ports and with its own fresh local storage, so it can run
+ * next to a developer's own `npm start`. Used by the end-to-end tests and the benchmarks.
+ * Output goes to a log file under /tmp; when startup fails the error carries the log's tail.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
@@ -20,6 +20,8 @@ export interface Stack {
   baseUrl: string;
   port: number;
   emulatorPort: number;
+  /** The process group leader (scripts/start.ts). */
+  pid: number;
   logFile: string;
   /** The last `lines` lines of the stack's output. */
   logTail(lines?: number): string;
@@ -30,6 +32,8 @@ export interface StartStackOptions {
   /** Extra environment for scripts/start.ts (e.g. API.md §7 overrides). */
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Names the log file: /tmp/plant-community-<purpose>-<port>.log. */
+  purpose?: string;
 }
 
 /** A port nobody listens on right now (the OS picks it; we release it at once). */
@@ -71,7 +75,7 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
   let emulatorPort = await freePort();
   while (emulatorPort === port) emulatorPort = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
-  const logFile = join(tmpdir(), `plant-community-e2e-${port}.log`);
+  const logFile = join(tmpdir(), `plant-community-${options.purpose ?? "stack"}-${port}.log`);
   // Fresh local storage per stack: no rate-limit counters or data from earlier runs.
   const stateDir = mkdtempSync(join(tmpdir(), "plant-community-state-"));
   const out = openSync(logFile, "w");
@@ -122,7 +126,7 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
       const res = await fetch(`${baseUrl}/api/v1/health/`, { signal: AbortSignal.timeout(5_000) });
       await res.arrayBuffer();
       if (res.status === 200) {
-        return { baseUrl, port, emulatorPort, logFile, logTail: (lines = 60) => tail(logFile, lines), stop };
+        return { baseUrl, port, emulatorPort, pid, logFile, logTail: (lines = 60) => tail(logFile, lines), stop };
       }
       lastError = `health answered ${res.status}`;
     } catch (err) {

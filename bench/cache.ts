@@ -1,0 +1,82 @@
+/**
+ * Benchmark 1 — cache hit. One 1 MiB PNG, identical bytes every time, anonymous
+ * `POST identify/`: one warm-up miss, then N hits interleaved with N `GET /health/` so both
+ * see the same machine conditions. Target: hit p50 ≤ 3 × health p50. Every hit must say
+ * `cached: {plant_id: true, plantnet: true}` and make no upstream call (emulator counters).
+ */
+import { benchImage, Budget, emulatorCalls, fmtMs, imageForm, request, summarize } from "./lib";
+import { row, verdict, type Benchmark } from "./types";
+
+const N = 200;
+const IMAGE_BYTES = 1024 * 1024;
+const TIME_LIMIT_MS = 180_000;
+const TARGET_RATIO = 3;
+
+interface IdentifyBody {
+  success?: boolean;
+  error?: string;
+  cached?: { plant_id?: boolean; plantnet?: boolean };
+  scientific_name?: string;
+}
+
+export const cacheBench: Benchmark = async ({ stack, log }, result) => {
+  const budget = new Budget("cache", TIME_LIMIT_MS);
+  const base = stack.baseUrl;
+  const image = await benchImage(`cache-hit-${Date.now()}`, IMAGE_BYTES); // fresh per attempt: the warm-up is a real miss
+  const identify = () =>
+    request<IdentifyBody>(`${base}/api/v1/plant-identification/identify/`, { method: "POST", body: imageForm("image", image) });
+  const health = () => request(`${base}/api/v1/health/`);
+
+  for (let i = 0; i < 5; i++) await health();
+  const warm = await identify();
+  log(`cache: warm-up ${warm.status} in ${fmtMs(warm.ms)}, cached=${JSON.stringify(warm.body.cached)}`);
+  if (warm.status !== 200 || warm.body.success !== true) {
+    result.failures.push(`cache: warm-up identify answered ${warm.status} ${JSON.stringify(warm.body).slice(0, 300)}`);
+    return;
+  }
+  const warmWasMiss = warm.body.cached?.plant_id === false && warm.body.cached?.plantnet === false;
+  const callsBefore = stack.emulatorUrl ? await emulatorCalls(stack.emulatorUrl) : null;
+
+  const healthMs: number[] = [];
+  const hitMs: number[] = [];
+  const bad: string[] = [];
+  let notCached = 0;
+  for (let i = 0; i < N; i++) {
+    budget.check(`request ${i + 1} of ${N}`);
+    const h = await health();
+    if (h.status === 200) healthMs.push(h.ms);
+    else bad.push(`health #${i}: ${h.status}`);
+    const r = await identify();
+    if (r.status !== 200 || r.body.success !== true) {
+      bad.push(`identify #${i}: ${r.status} ${JSON.stringify(r.body).slice(0, 200)} (X-Request-ID ${r.headers.get("x-request-id")})`);
+      continue;
+    }
+    hitMs.push(r.ms);
+    if (r.body.cached?.plant_id !== true || r.body.cached?.plantnet !== true) notCached++;
+  }
+  const callsAfter = stack.emulatorUrl ? await emulatorCalls(stack.emulatorUrl) : null;
+
+  const hs = summarize(healthMs);
+  const cs = summarize(hitMs);
+  const ratio = cs.p50 / hs.p50;
+  const upstream = callsBefore && callsAfter
+    ? { plant_id: (callsAfter["plant-id"] ?? 0) - (callsBefore["plant-id"] ?? 0), plantnet: (callsAfter.plantnet ?? 0) - (callsBefore.plantnet ?? 0) }
+    : null;
+
+  result.rows.push(
+    row("image", `${IMAGE_BYTES} B PNG, identical bytes, anonymous`),
+    row("warm-up (miss)", `${fmtMs(warm.ms)}${warmWasMiss ? "" : " (was already cached)"}`),
+    row(`health p50 / p99 (n=${hs.n})`, `${fmtMs(hs.p50)} / ${fmtMs(hs.p99)}`),
+    row(`cache hit p50 / p99 (n=${cs.n})`, `${fmtMs(cs.p50)} / ${fmtMs(cs.p99)}`),
+    row("hit p50 ÷ health p50", `${ratio.toFixed(2)}×`, `≤ ${TARGET_RATIO}×`, verdict(ratio <= TARGET_RATIO)),
+    row("answers with cached {plant_id,plantnet} = true", `${cs.n - notCached} / ${N}`, `${N} / ${N}`, verdict(notCached === 0 && cs.n === N)),
+    row("upstream calls during hits", upstream ? `plant-id ${upstream.plant_id}, plantnet ${upstream.plantnet}` : "n/a (no emulator URL)", "0, 0", upstream ? verdict(upstream.plant_id === 0 && upstream.plantnet === 0) : "info"),
+  );
+  result.data = { n: N, imageBytes: IMAGE_BYTES, warmUp: { ms: warm.ms, miss: warmWasMiss }, healthMs: hs, hitMs: cs, ratio, targetRatio: TARGET_RATIO, notCached, upstream, errors: bad };
+  if (bad.length > 0) result.failures.push(`cache: ${bad.length} failed request(s), e.g. ${bad.slice(0, 3).join("; ")}`);
+  if (notCached > 0) result.failures.push(`cache: ${notCached} of ${N} repeat answers were not cached on both providers`);
+  if (upstream && (upstream.plant_id !== 0 || upstream.plantnet !== 0)) {
+    // On a shared stack (BENCH_URL) someone else's traffic may have moved the counters.
+    (stack.owned ? result.failures : result.notes).push(`cache: identical bytes still reached the providers (${JSON.stringify(upstream)} upstream calls during ${N} hits)`);
+  }
+};
