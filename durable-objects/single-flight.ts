@@ -1,52 +1,68 @@
 /**
  * SingleFlight — one Durable Object per provider cache key (SHA-256 of the image bytes plus
- * every answer-changing parameter). However many identical uploads arrive at once, from however
- * many isolates, they all land here and exactly one upstream call is made; the others wait for
- * its answer. The answer is written to KV (the cache) and also kept here for a minute, because
- * KV is eventually consistent across locations and a follower may not see the write yet.
+ * every answer-changing parameter). It only coordinates: however many identical uploads arrive
+ * at once, from however many isolates, the first caller becomes the leader and makes the one
+ * upstream call itself; the others wait here for the leader's answer. No image bytes pass
+ * through the object, so coordination costs two small RPCs.
  *
- * The object holds no durable storage: it exists only while calls are in flight.
+ * The answer is also kept here for a minute after it is settled, because KV (the cache the
+ * leader writes) is eventually consistent across locations and a follower elsewhere may not see
+ * the write yet. A leader that never settles (its isolate died) loses its lease after
+ * `leaseMs`, and the next caller leads instead. No durable storage is used.
  */
 import { DurableObject } from "cloudflare:workers";
-import { callProviderUpstream, type ProviderJob } from "../src/services/provider-calls";
 import type { ProviderAnswer } from "../src/providers/types";
-import { ProviderError } from "../src/providers/types";
 
-export type FlightResult =
-  | { ok: true; answer: ProviderAnswer; upstream: boolean }
-  | { ok: false; error: ReturnType<ProviderError["toJSON"]>; upstream: boolean };
+export type FlightOutcome = { ok: true; answer: ProviderAnswer } | { ok: false; error: { kind: string; message: string; status?: number; retryAfterS?: number } };
+
+export type JoinResult = { role: "leader"; token: string } | { role: "follower"; outcome: FlightOutcome };
 
 const RECENT_MS = 60_000;
 
+interface Flight {
+  token: string;
+  leaseUntil: number;
+  settled: Promise<FlightOutcome>;
+  settle: (outcome: FlightOutcome) => void;
+}
+
 export class SingleFlight extends DurableObject<Env> {
-  private inflight: Promise<FlightResult> | null = null;
+  private flight: Flight | null = null;
   private recent: { answer: ProviderAnswer; until: number } | null = null;
 
-  async run(job: ProviderJob): Promise<FlightResult> {
-    if (this.recent && this.recent.until > Date.now()) return { ok: true, answer: this.recent.answer, upstream: false };
-    if (this.inflight) {
-      const shared = await this.inflight;
-      return { ...shared, upstream: false };
-    }
-    this.inflight = this.lead(job);
-    try {
-      return await this.inflight;
-    } finally {
-      this.inflight = null;
+  /** Become the leader, or wait for the current leader's outcome. */
+  async join(leaseMs: number): Promise<JoinResult> {
+    for (;;) {
+      const now = Date.now();
+      if (this.recent && this.recent.until > now) return { role: "follower", outcome: { ok: true, answer: this.recent.answer } };
+      const flight = this.flight;
+      if (!flight || flight.leaseUntil <= now) return { role: "leader", token: this.lead(leaseMs) };
+      const outcome = await Promise.race([
+        flight.settled,
+        new Promise<null>((resolve) => setTimeout(() => resolve(null), Math.max(0, flight.leaseUntil - now))),
+      ]);
+      if (outcome) return { role: "follower", outcome };
+      // The leader's lease ran out (its isolate died): loop, and lead if nobody else has.
     }
   }
 
-  private async lead(job: ProviderJob): Promise<FlightResult> {
-    const cached = await this.env.CACHE.get<ProviderAnswer>(job.cacheKey, "json");
-    if (cached) return { ok: true, answer: cached, upstream: false };
-    try {
-      const answer = await callProviderUpstream(this.env, job);
-      this.recent = { answer, until: Date.now() + RECENT_MS };
-      await this.env.CACHE.put(job.cacheKey, JSON.stringify(answer), { expirationTtl: job.ttlS });
-      return { ok: true, answer, upstream: true };
-    } catch (err) {
-      const error = err instanceof ProviderError ? err : new ProviderError(job.provider, "server", err instanceof Error ? err.message : String(err));
-      return { ok: false, error: error.toJSON(), upstream: error.kind !== "circuit_open" };
-    }
+  /** The leader reports its outcome; followers waiting on it are released. */
+  async settle(token: string, outcome: FlightOutcome): Promise<void> {
+    const flight = this.flight;
+    if (!flight || flight.token !== token) return;
+    this.flight = null;
+    // Callers already waiting share the outcome, failure included (so five identical uploads
+    // to a dead provider cost one timeout, not five in a row). Only answers are remembered for
+    // later callers; after a failure the next caller tries again, behind the circuit breaker.
+    if (outcome.ok) this.recent = { answer: outcome.answer, until: Date.now() + RECENT_MS };
+    flight.settle(outcome);
+  }
+
+  private lead(leaseMs: number): string {
+    let settle!: (outcome: FlightOutcome) => void;
+    const settled = new Promise<FlightOutcome>((resolve) => (settle = resolve));
+    const token = crypto.randomUUID();
+    this.flight = { token, leaseUntil: Date.now() + leaseMs, settled, settle };
+    return token;
   }
 }

@@ -9,7 +9,7 @@ import { sha256Hex } from "../lib/hash";
 import type { ImageMime } from "../lib/images";
 import { identifyWithPlantId, PLANT_ID_API_VERSION } from "../providers/plant-id";
 import { identifyWithPlantNet, PLANTNET_API_VERSION, type PlantNetOrgan } from "../providers/plantnet";
-import { ProviderError, type ProviderAnswer, type ProviderName } from "../providers/types";
+import { ProviderError, type ProviderAnswer, type ProviderErrorKind, type ProviderName } from "../providers/types";
 import type { CircuitPolicy } from "../../durable-objects/provider-circuit";
 
 /** API.md §2.3: Plant.id opens after 3 failures for 60 s, Pl@ntNet after 5 for 30 s; 2 successes close. */
@@ -28,7 +28,7 @@ interface JobBase {
   cacheKey: string;
   ttlS: number;
   images: { bytes: Uint8Array; mime: ImageMime }[];
-  /** Taken from the caller's configuration, so the call behaves the same wherever it runs. */
+  /** The provider's URL, key and timeout from the caller's configuration. */
   settings: { baseUrl: string; apiKey: string; timeoutMs: number };
 }
 
@@ -85,8 +85,8 @@ export function circuitFor(env: Bindings, provider: ProviderName) {
 }
 
 /**
- * The upstream call itself, behind the circuit breaker. Runs inside SingleFlight, so it happens
- * once per cache key however many callers wait.
+ * The upstream call itself, behind the circuit breaker. Only the single-flight leader of a
+ * cache key makes it, so it happens once however many identical requests wait.
  */
 export async function callProviderUpstream(env: Bindings, job: ProviderJob): Promise<ProviderAnswer> {
   const policy = CIRCUIT_POLICIES[job.provider];
@@ -128,9 +128,14 @@ export interface CachedCallResult {
   cached: boolean;
 }
 
+/** How long followers wait for a leader before taking over: its timeout plus a margin. */
+const LEASE_MARGIN_MS = 5_000;
+
 /**
- * KV first (the fast path: a hit costs one KV read), then single flight. Counters are updated
- * after the response via waitUntil so they cost the caller nothing.
+ * KV first (the fast path: a hit costs one KV read); on a miss, single flight: the SingleFlight
+ * object for this cache key makes this request the leader (which calls the provider, behind the
+ * circuit breaker, and caches the answer) or lets it wait for the leader's outcome. Counters are
+ * updated after the response via waitUntil so they cost the caller nothing.
  */
 export async function cachedProviderCall(env: Bindings, waitUntil: (p: Promise<unknown>) => void, job: ProviderJob): Promise<CachedCallResult> {
   const circuit = circuitFor(env, job.provider);
@@ -140,14 +145,28 @@ export async function cachedProviderCall(env: Bindings, waitUntil: (p: Promise<u
     return { provider: job.provider, answer: hit, error: null, cached: true };
   }
   const flight = env.SINGLE_FLIGHT.get(env.SINGLE_FLIGHT.idFromName(job.cacheKey));
-  const result = await flight.run(job);
-  waitUntil(circuit.countCache(!result.upstream));
-  if (result.ok) return { provider: job.provider, answer: result.answer, error: null, cached: !result.upstream };
-  const e = result.error;
-  return {
-    provider: job.provider,
-    answer: null,
-    error: new ProviderError(e.provider, e.kind, e.message, e.status, e.retryAfterS),
-    cached: false,
-  };
+  const joined = await flight.join(job.settings.timeoutMs + LEASE_MARGIN_MS);
+  if (joined.role === "follower") {
+    const outcome = joined.outcome;
+    if (outcome.ok) {
+      waitUntil(circuit.countCache(true));
+      return { provider: job.provider, answer: outcome.answer, error: null, cached: true };
+    }
+    const e = outcome.error;
+    return { provider: job.provider, answer: null, error: new ProviderError(job.provider, e.kind as ProviderErrorKind, e.message, e.status, e.retryAfterS), cached: false };
+  }
+
+  let result: CachedCallResult;
+  try {
+    const answer = await callProviderUpstream(env, job);
+    result = { provider: job.provider, answer, error: null, cached: false };
+    await flight.settle(joined.token, { ok: true, answer });
+    waitUntil(env.CACHE.put(job.cacheKey, JSON.stringify(answer), { expirationTtl: job.ttlS }));
+  } catch (err) {
+    const error = err instanceof ProviderError ? err : new ProviderError(job.provider, "server", err instanceof Error ? err.message : String(err));
+    result = { provider: job.provider, answer: null, error, cached: false };
+    await flight.settle(joined.token, { ok: false, error: { kind: error.kind, message: error.message, status: error.status, retryAfterS: error.retryAfterS } });
+  }
+  if (result.error?.kind !== "circuit_open") waitUntil(circuit.countCache(false));
+  return result;
 }

@@ -118,6 +118,15 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
     expect(emulators.plantnet.calls).toBe(1);
   });
 
+  it("shares one failed upstream call among concurrent identical uploads", async () => {
+    const bytes = await photo();
+    emulators.plantId.setMode({ failure: "500", latencyMs: 150 });
+    const results = await Promise.all(Array.from({ length: 5 }, () => identify(bytes)));
+    expect(emulators.plantId.calls).toBe(1);
+    expect(emulators.plantnet.calls).toBe(1);
+    for (const r of results) expect(r.body.suggestions!.every((s) => s.sources.join() === "plantnet")).toBe(true);
+  });
+
   it("calls the two providers in parallel (each fake waits for the other to start)", async () => {
     let started = 0;
     let release!: () => void;
