@@ -8,9 +8,12 @@
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { deleteCookie, getCookie, setCookie } from "hono/cookie";
+import type { CookieOptions } from "hono/utils/cookie";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
+import { timingSafeEqualStrings } from "../lib/hash";
 import { describeError } from "../lib/logger";
 import { setSessionCookies } from "../lib/session-cookies";
 import { buildAuthorizationUrl, completeOAuth, isOAuthConfigured, OAUTH_PROVIDERS, OAuthError, type OAuthProvider } from "../services/oauth";
@@ -44,6 +47,24 @@ function callbackUrl(c: Context<AppEnv>, provider: OAuthProvider): string {
 
 const tags = ["Auth"];
 
+const stateCookieName = (provider: OAuthProvider) => `oauth_state_${provider}`;
+
+/**
+ * Lax (not the session cookies' Strict): the callback is a cross-site navigation from the
+ * provider, which Strict cookies do not accompany. `None` deployments keep `None` + Secure.
+ */
+function stateCookieOptions(c: Context<AppEnv>, provider: OAuthProvider, maxAge: number): CookieOptions {
+  const config = getConfig(c.env);
+  const sameSite = config.COOKIE_SAMESITE === "None" ? "None" : "Lax";
+  return {
+    httpOnly: true,
+    secure: !config.isLocal || sameSite === "None",
+    sameSite,
+    path: `/api/v1/auth/oauth/${provider}/`,
+    maxAge,
+  };
+}
+
 export function oauthRoutes() {
   const app = new OpenAPIHono<AppEnv>({ strict: false });
 
@@ -70,6 +91,10 @@ export function oauthRoutes() {
         throw new AppError("OAUTH_NOT_CONFIGURED", 503, `Sign-in with ${PROVIDER_NAMES[provider]} is not configured.`);
       }
       const oauthUrl = await buildAuthorizationUrl(c.env, config, provider, callbackUrl(c, provider));
+      // Bind the sign-in to this browser: the callback must come back with the same state in a
+      // cookie, or an attacker could make a victim's browser finish the attacker's sign-in
+      // (login CSRF) with a code and state the attacker obtained.
+      setCookie(c, stateCookieName(provider), new URL(oauthUrl).searchParams.get("state")!, stateCookieOptions(c, provider, 600));
       // The URL carries a live state; no cache may keep it.
       c.header("Cache-Control", "no-store");
       return c.json({ oauth_url: oauthUrl, provider }, 200);
@@ -108,7 +133,9 @@ export function oauthRoutes() {
         logger.info("oauth sign-in declined at the provider", { provider_error: error.slice(0, 100) });
         return backToFrontend("error=access_denied");
       }
-      if (!state) return backToFrontend("error=invalid_state");
+      const boundState = getCookie(c, stateCookieName(provider));
+      deleteCookie(c, stateCookieName(provider), stateCookieOptions(c, provider, 0));
+      if (!state || !boundState || !timingSafeEqualStrings(boundState, state)) return backToFrontend("error=invalid_state");
       if (!code) return backToFrontend("error=invalid_request");
 
       try {

@@ -87,7 +87,11 @@ async function startLogin(provider: OAuthProvider, ip: string) {
   const res = await call(`/api/v1/auth/oauth/${provider}/login/`, { ip });
   expect(res.status, await res.clone().text()).toBe(200);
   const body = (await res.json()) as { oauth_url: string; provider: string };
-  return { res, body, url: new URL(body.oauth_url) };
+  const stateCookie = setCookies(res)[`oauth_state_${provider}`]!;
+  expect(stateCookie.attributes).toMatchObject({ httponly: true, samesite: "Lax", path: `/api/v1/auth/oauth/${provider}/` });
+  const url = new URL(body.oauth_url);
+  expect(stateCookie.value).toBe(url.searchParams.get("state"));
+  return { res, body, url, browserCookies: { [`oauth_state_${provider}`]: stateCookie.value } };
 }
 
 /** The browser at the provider: consent, then the provider's redirect back to our callback. */
@@ -99,18 +103,25 @@ async function consentAtProvider(provider: OAuthProvider, oauthUrl: URL) {
   return { code: back.searchParams.get("code")!, state: back.searchParams.get("state")!, callbackPath: back.pathname + back.search };
 }
 
-function callback(provider: OAuthProvider, params: Record<string, string>, ip: string) {
-  return call(`/api/v1/auth/oauth/${provider}/callback/?${new URLSearchParams(params)}`, { ip });
+function callback(provider: OAuthProvider, params: Record<string, string>, ip: string, cookies?: Record<string, string>) {
+  return call(`/api/v1/auth/oauth/${provider}/callback/?${new URLSearchParams(params)}`, { ip, cookies });
 }
 
 /** login → provider consent → callback; `beforeCallback` may tamper with the pending sign-in. */
 async function signIn(provider: OAuthProvider, options: { ip?: string; beforeCallback?: (state: string) => Promise<void> } = {}) {
   const ip = options.ip ?? freshIp();
-  const { url } = await startLogin(provider, ip);
+  const { url, browserCookies } = await startLogin(provider, ip);
   const consent = await consentAtProvider(provider, url);
   await options.beforeCallback?.(consent.state);
-  const res = await call(consent.callbackPath, { ip });
-  return { res, ...consent, ip };
+  const res = await call(consent.callbackPath, { ip, cookies: browserCookies });
+  return { res, ...consent, ip, browserCookies };
+}
+
+/** No session was started (the one-time state cookie is always cleared, so look for the session). */
+function expectNoSession(res: Response) {
+  const cookies = setCookies(res);
+  expect(cookies.access_token).toBeUndefined();
+  expect(cookies.refresh_token).toBeUndefined();
 }
 
 function expectFrontendRedirect(res: Response, provider: OAuthProvider, outcome: Record<string, string>) {
@@ -300,34 +311,49 @@ describe("full sign-in", () => {
     await env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(profile.id).run();
     const { res } = await signIn("google");
     expectFrontendRedirect(res, "google", { error: "account_disabled" });
-    expect(res.headers.getSetCookie()).toEqual([]);
+    expectNoSession(res);
   });
 });
 
 describe("state and PKCE", () => {
   it("a forged state is refused before any code exchange", async () => {
     const ip = freshIp();
-    const { url } = await startLogin("google", ip);
+    const { url, browserCookies } = await startLogin("google", ip);
     const { code } = await consentAtProvider("google", url);
-    const res = await callback("google", { code, state: "forged-state" }, ip);
+    const res = await callback("google", { code, state: "forged-state" }, ip, browserCookies);
     expectFrontendRedirect(res, "google", { error: "invalid_state" });
-    expect(res.headers.getSetCookie()).toEqual([]);
+    expectNoSession(res);
     // The code was never presented to the provider.
     expect(google.issuedCodes.get(code)?.used).toBe(false);
   });
 
   it("a state works once: replaying the callback is refused", async () => {
-    const { res, code, state, ip } = await signIn("github");
+    const { res, code, state, ip, browserCookies } = await signIn("github");
     expectFrontendRedirect(res, "github", { success: "true" });
     expect((await statePending(state))?.used_at).not.toBeNull();
-    expectFrontendRedirect(await callback("github", { code, state }, ip), "github", { error: "invalid_state" });
+    expectFrontendRedirect(await callback("github", { code, state }, ip, browserCookies), "github", { error: "invalid_state" });
   });
 
   it("a state is bound to its provider", async () => {
     const ip = freshIp();
     const { url } = await startLogin("google", ip);
     const { code, state } = await consentAtProvider("google", url);
-    expectFrontendRedirect(await callback("github", { code, state }, ip), "github", { error: "invalid_state" });
+    expectFrontendRedirect(await callback("github", { code, state }, ip, { oauth_state_github: state }), "github", { error: "invalid_state" });
+  });
+
+  it("a sign-in is bound to the browser that started it (no login CSRF)", async () => {
+    // The attacker starts a sign-in and gets a valid code + state, then makes the victim's
+    // browser (which has no matching state cookie) open the callback.
+    const { url } = await startLogin("google", freshIp());
+    const { code, state } = await consentAtProvider("google", url);
+    const victimIp = freshIp();
+    const res = await callback("google", { code, state }, victimIp);
+    expectFrontendRedirect(res, "google", { error: "invalid_state" });
+    expectNoSession(res);
+    const otherBrowser = await startLogin("google", victimIp);
+    const mismatched = await callback("google", { code, state }, victimIp, otherBrowser.browserCookies);
+    expectFrontendRedirect(mismatched, "google", { error: "invalid_state" });
+    expect(google.issuedCodes.get(code)?.used).toBe(false);
   });
 
   it("an expired state is refused", async () => {
@@ -342,16 +368,16 @@ describe("state and PKCE", () => {
       beforeCallback: (state) => tamperState(state, "code_verifier", "a-verifier-the-provider-never-saw-0123456789"),
     });
     expectFrontendRedirect(res, provider, { error: "token_exchange_failed" });
-    expect(res.headers.getSetCookie()).toEqual([]);
+    expectNoSession(res);
     expect(emulatorFor(provider).issuedCodes.get(code)?.used).toBe(true);
   });
 
   it("an unreachable token endpoint fails the sign-in cleanly", async () => {
     routeProviders({ ...defaultHosts, "google.emulator.test": async () => new Response("upstream down", { status: 503 }) });
     const ip = freshIp();
-    const { url } = await startLogin("google", ip);
+    const { url, browserCookies } = await startLogin("google", ip);
     const { code, state } = await consentAtProvider("google", url);
-    expectFrontendRedirect(await callback("google", { code, state }, ip), "google", { error: "token_exchange_failed" });
+    expectFrontendRedirect(await callback("google", { code, state }, ip, browserCookies), "google", { error: "token_exchange_failed" });
   });
 
   it("the provider's refusal (user denied access) becomes access_denied", async () => {
@@ -363,8 +389,8 @@ describe("state and PKCE", () => {
 
   it("a callback without a code is an invalid request", async () => {
     const ip = freshIp();
-    const { url } = await startLogin("google", ip);
-    expectFrontendRedirect(await callback("google", { state: url.searchParams.get("state")! }, ip), "google", {
+    const { url, browserCookies } = await startLogin("google", ip);
+    expectFrontendRedirect(await callback("google", { state: url.searchParams.get("state")! }, ip, browserCookies), "google", {
       error: "invalid_request",
     });
   });
@@ -384,12 +410,12 @@ describe("Google ID token", () => {
       "google.emulator.test": (req) => (new URL(req.url).pathname === "/oauth2/v3/certs" ? google.handle(req) : impostor.handle(req)),
     });
     const ip = freshIp();
-    const { url } = await startLogin("google", ip);
+    const { url, browserCookies } = await startLogin("google", ip);
     const authorize = await impostor.handle(new Request(url));
     const back = new URL(authorize.headers.get("Location")!);
-    const res = await call(back.pathname + back.search, { ip });
+    const res = await call(back.pathname + back.search, { ip, cookies: browserCookies });
     expectFrontendRedirect(res, "google", { error: "invalid_id_token" });
-    expect(res.headers.getSetCookie()).toEqual([]);
+    expectNoSession(res);
   });
 
   it("a token whose nonce is not this sign-in's is refused", async () => {
@@ -450,7 +476,7 @@ describe("linking to an existing account", () => {
     google.setNextUser(user);
     const { res } = await signIn("google");
     expectFrontendRedirect(res, "google", { error: "email_not_verified" });
-    expect(res.headers.getSetCookie()).toEqual([]);
+    expectNoSession(res);
     const links = await env.DB.prepare("SELECT count(*) AS n FROM oauth_accounts WHERE user_id = ? OR provider_user_id = ?")
       .bind(existing.id, user.sub)
       .first<{ n: number }>();
@@ -532,7 +558,7 @@ describe("services/oauth linking rules (called directly)", () => {
 describe("emulators", () => {
   it("Google refuses an authorization without PKCE and a reused code", async () => {
     const ip = freshIp();
-    const { url } = await startLogin("google", ip);
+    const { url, browserCookies } = await startLogin("google", ip);
     const withoutPkce = new URL(url);
     withoutPkce.searchParams.delete("code_challenge");
     const refused = await google.handle(new Request(withoutPkce));
@@ -540,7 +566,7 @@ describe("emulators", () => {
     expect(await refused.json()).toMatchObject({ error: "invalid_request" });
 
     const { code, state } = await consentAtProvider("google", url);
-    expectFrontendRedirect(await callback("google", { code, state }, ip), "google", { success: "true" });
+    expectFrontendRedirect(await callback("google", { code, state }, ip, browserCookies), "google", { success: "true" });
     const replay = await google.handle(
       new Request("https://google.emulator.test/token", {
         method: "POST",
