@@ -25,6 +25,7 @@ import { docsRoutes } from "./routes/docs";
 import { healthRoutes } from "./routes/health";
 import { identifyRoutes } from "./routes/identify";
 import { requestRoutes } from "./routes/requests";
+import { speciesRoutes } from "./routes/species";
 import { wsRoutes } from "./routes/ws";
 import { mediaRoutes } from "./routes/media";
 import { oauthRoutes } from "./routes/oauth";
@@ -140,6 +141,7 @@ export function createApp() {
   app.route("/", identifyRoutes());
   app.route("/", requestRoutes());
   app.route("/", careRoutes());
+  app.route("/", speciesRoutes());
   app.route("/", wsRoutes());
 
   app.doc31("/api/openapi.json", (c) => ({

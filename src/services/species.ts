@@ -1,0 +1,110 @@
+/**
+ * The species catalogue: listing (popularity, then name), detail, and typo-tolerant search.
+ *
+ * Search uses the FTS5 trigram index (migrations/0004): the query is cut into its trigrams and
+ * any of them may match, ranked by bm25 — so "monstra" still finds Monstera (it shares "mon",
+ * "ons", "nst") — and exact substring matches rank first, most identified first. Queries shorter than three
+ * characters, which have no trigram, fall back to a prefix LIKE in which `_` and `%` are literal.
+ */
+import type { Bindings } from "../env";
+
+export interface SpeciesRow {
+  id: string;
+  scientific_name: string;
+  common_names: string;
+  family: string;
+  genus: string;
+  gbif_id: number | null;
+  trefle_id: number | null;
+  plant_type: string | null;
+  light_requirements: string | null;
+  water_requirements: string | null;
+  hardiness_zone_min: number | null;
+  hardiness_zone_max: number | null;
+  soil_ph_min: number | null;
+  soil_ph_max: number | null;
+  mature_height_min_cm: number | null;
+  mature_height_max_cm: number | null;
+  bloom_time: string | null;
+  flower_color: string | null;
+  description: string;
+  image_url: string | null;
+  identification_count: number;
+  is_verified: number;
+  source: string;
+}
+
+export function speciesBody(row: SpeciesRow) {
+  return {
+    id: row.id,
+    scientific_name: row.scientific_name,
+    common_names: JSON.parse(row.common_names || "[]") as string[],
+    family: row.family,
+    genus: row.genus,
+    gbif_id: row.gbif_id,
+    trefle_id: row.trefle_id,
+    plant_type: row.plant_type,
+    light_requirements: row.light_requirements,
+    water_requirements: row.water_requirements,
+    hardiness_zone_min: row.hardiness_zone_min,
+    hardiness_zone_max: row.hardiness_zone_max,
+    soil_ph_min: row.soil_ph_min,
+    soil_ph_max: row.soil_ph_max,
+    mature_height_min_cm: row.mature_height_min_cm,
+    mature_height_max_cm: row.mature_height_max_cm,
+    bloom_time: row.bloom_time,
+    flower_color: row.flower_color,
+    description: row.description,
+    image_url: row.image_url,
+    identification_count: row.identification_count,
+    is_verified: Boolean(row.is_verified),
+    source: row.source,
+  };
+}
+
+/** `%`, `_` and `\` match themselves in LIKE patterns built from user input. */
+export function likeLiteral(text: string): string {
+  return text.replace(/[\\%_]/g, (m) => `\\${m}`);
+}
+
+/** Trigrams of the query, each quoted as an FTS5 string (quotes doubled). */
+function trigramQuery(q: string): string | null {
+  const text = q.toLowerCase().replace(/\s+/g, " ").trim();
+  if ([...text].length < 3) return null;
+  const chars = [...text];
+  const grams = new Set<string>();
+  for (let i = 0; i + 3 <= chars.length; i++) grams.add(chars.slice(i, i + 3).join(""));
+  return [...grams].map((g) => `"${g.replaceAll('"', '""')}"`).join(" OR ");
+}
+
+export async function searchSpecies(env: Bindings, q: string, limit: number): Promise<{ rows: SpeciesRow[]; total: number }> {
+  const match = trigramQuery(q);
+  if (!match) {
+    const pattern = `${likeLiteral(q.toLowerCase())}%`;
+    const where = "WHERE lower(scientific_name) LIKE ? ESCAPE '\\' OR lower(common_names) LIKE ? ESCAPE '\\' OR lower(family) LIKE ? ESCAPE '\\'";
+    const [count, rows] = await env.DB.batch([
+      env.DB.prepare(`SELECT count(*) AS n FROM species ${where}`).bind(pattern, `%"${likeLiteral(q.toLowerCase())}%`, pattern),
+      env.DB.prepare(`SELECT * FROM species ${where} ORDER BY identification_count DESC, scientific_name LIMIT ?`).bind(
+        pattern,
+        `%"${likeLiteral(q.toLowerCase())}%`,
+        pattern,
+        limit,
+      ),
+    ]);
+    return { rows: rows!.results as unknown as SpeciesRow[], total: (count!.results[0] as { n: number }).n };
+  }
+  // A literal substring hit outranks a fuzzy one; then bm25 (lower is better), then popularity.
+  const substring = `%${likeLiteral(q.toLowerCase().trim())}%`;
+  const [count, rows] = await env.DB.batch([
+    env.DB.prepare("SELECT count(*) AS n FROM species_fts WHERE species_fts MATCH ?").bind(match),
+    env.DB.prepare(
+      `SELECT s.*, (lower(s.scientific_name) LIKE ?1 ESCAPE '\\' OR lower(s.common_names) LIKE ?1 ESCAPE '\\' OR lower(s.family) LIKE ?1 ESCAPE '\\') AS exact
+         FROM species_fts f JOIN species s ON s.rowid = f.rowid
+        WHERE species_fts MATCH ?2
+        ORDER BY exact DESC, CASE WHEN exact THEN s.identification_count ELSE 0 END DESC,
+                 bm25(species_fts, 10.0, 5.0, 1.0), s.identification_count DESC, s.scientific_name
+        LIMIT ?3`,
+    ).bind(substring, match, limit),
+  ]);
+  return { rows: rows!.results as unknown as SpeciesRow[], total: (count!.results[0] as { n: number }).n };
+}
