@@ -39,7 +39,7 @@ export const users = sqliteTable(
     postCount: integer("post_count").notNull().default(0),
     dateJoined: text("date_joined").notNull().default(now),
     lastLogin: text("last_login"),
-    /** Epoch seconds; access tokens issued before it are refused (password change, lockout). */
+    /** Epoch ms; tokens issued before it (by their UUID v7 jti) are refused (password change, reset). */
     tokensValidAfter: integer("tokens_valid_after").notNull().default(0),
     /** Sent at most once per lockout period. */
     lockoutNotifiedAt: integer("lockout_notified_at"),

@@ -18,3 +18,9 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-
 export function isUuid(value: string): boolean {
   return UUID_RE.test(value);
 }
+
+/** The creation time (epoch ms) carried in a UUID v7's first 48 bits; NaN for other ids. */
+export function uuidv7Timestamp(id: string): number {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-7/i.test(id)) return Number.NaN;
+  return Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}

@@ -10,7 +10,7 @@ import { getConfig } from "../config";
 import type { AppEnv, AuthenticatedUser } from "../env";
 import { AppError } from "../lib/errors";
 import { timingSafeEqualStrings } from "../lib/hash";
-import { verifyToken, type TokenClaims } from "../services/tokens";
+import { issuedBefore, verifyToken, type TokenClaims } from "../services/tokens";
 import type { Role } from "../services/users";
 
 export const ACCESS_COOKIE = "access_token";
@@ -38,7 +38,7 @@ export async function userFromAccessToken(c: Context<AppEnv>, token: string): Pr
   )
     .bind(claims.jti, claims.sub)
     .first<AuthRow>();
-  if (!row || !row.is_active || row.revoked || claims.iat < row.tokens_valid_after) {
+  if (!row || !row.is_active || row.revoked || issuedBefore(claims, row.tokens_valid_after)) {
     throw new AppError("TOKEN_INVALID", 401, "Token is invalid or has been revoked.");
   }
   return { user: { id: row.id, username: row.username, role: row.role }, claims };

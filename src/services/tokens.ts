@@ -13,7 +13,7 @@ import { errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from "jose"
 import type { Config } from "../config";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
-import { uuidv7 } from "../lib/ids";
+import { uuidv7, uuidv7Timestamp } from "../lib/ids";
 
 export type TokenType = "access" | "refresh";
 const ALGORITHM = "HS256";
@@ -125,7 +125,7 @@ export async function rotateRefreshToken(env: Bindings, config: Config, token: s
     await revokeFamily(env, row.family_id);
     throw new AppError("TOKEN_REUSED", 401, "Refresh token has already been used. Please sign in again.");
   }
-  if (!row.is_active || claims.iat < row.tokens_valid_after) {
+  if (!row.is_active || issuedBefore(claims, row.tokens_valid_after)) {
     await revokeFamily(env, row.family_id);
     throw new AppError("TOKEN_INVALID", 401, "Token is invalid.");
   }
@@ -158,11 +158,20 @@ export async function revokeFamily(env: Bindings, familyId: string): Promise<voi
 
 /** Sign-out everywhere: every refresh token revoked, every access token issued so far refused. */
 export function revokeAllForUserStatements(env: Bindings, userId: string): D1PreparedStatement[] {
-  const now = nowS();
   return [
-    env.DB.prepare("UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL").bind(now, userId),
-    env.DB.prepare("UPDATE users SET tokens_valid_after = ? WHERE id = ?").bind(now, userId),
+    env.DB.prepare("UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL").bind(nowS(), userId),
+    env.DB.prepare("UPDATE users SET tokens_valid_after = ? WHERE id = ?").bind(Date.now(), userId),
   ];
+}
+
+/**
+ * Was the token issued before `validAfterMs` (a sign-out-everywhere)? `iat` has one-second
+ * resolution, so a token from the same second as a password change would survive it; the jti
+ * is a UUID v7 whose first 48 bits are its issue time in milliseconds, which closes that gap.
+ */
+export function issuedBefore(claims: Pick<TokenClaims, "jti" | "iat">, validAfterMs: number): boolean {
+  const issuedMs = uuidv7Timestamp(claims.jti);
+  return (Number.isNaN(issuedMs) ? claims.iat * 1000 : issuedMs) < validAfterMs;
 }
 
 /** Remembers a revoked access-token jti until the token would expire anyway. */
