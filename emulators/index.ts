@@ -17,6 +17,7 @@ import { parseModePatch, type Emulator, type EmulatorName } from "./common";
 import { createEmailEmulator, type EmailEmulator, type EmailEmulatorOptions } from "./email";
 import { createGitHubOAuthEmulator, type GitHubOAuthEmulator } from "./oauth-github";
 import { createGoogleOAuthEmulator, type GoogleOAuthEmulator } from "./oauth-google";
+import { createSentryEmulator, type SentryEmulator } from "./sentry";
 import { createOpenAIEmulator, type OpenAIEmulator, type OpenAIEmulatorOptions } from "./openai";
 import { createPlantIdEmulator, type PlantIdEmulator, type PlantIdEmulatorOptions } from "./plant-id";
 import { createPlantNetEmulator, type PlantNetEmulator, type PlantNetEmulatorOptions } from "./plantnet";
@@ -58,6 +59,8 @@ export interface Emulators {
   email: EmailEmulator;
   google: GoogleOAuthEmulator | null;
   github: GitHubOAuthEmulator | null;
+  /** Error reports (prefix /sentry; DSN `http://emulatorkey@HOST:PORT/sentry/1`). */
+  sentry: SentryEmulator;
   byName: Readonly<Record<EmulatorName, AnyEmulator>>;
   /** The combined server: path prefixes per emulator plus the control API (see above). */
   route(req: Request): Promise<Response>;
@@ -76,8 +79,10 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
   const oauthClient = { clientId: options.oauth?.clientId ?? LOCAL_OAUTH_CLIENT.clientId, clientSecret: options.oauth?.clientSecret ?? LOCAL_OAUTH_CLIENT.clientSecret };
   const google = options.oauth ? createGoogleOAuthEmulator({ ...oauthClient, issuer: options.oauth.googleIssuer }) : null;
   const github = options.oauth ? createGitHubOAuthEmulator(oauthClient) : null;
+  const sentry = createSentryEmulator();
   const reset = () => {
     EMULATOR_NAMES.forEach((name) => byName[name].reset());
+    sentry.reset();
     google?.reset();
     github?.reset();
   };
@@ -89,6 +94,10 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
     if (first === "__control") return control(req, rest.join("/"));
     if (first === "google" && google) return google.handle(await withPath(req, `/${rest.join("/")}`));
     if (first === "github" && github) return github.handle(await withPath(req, `/${rest.join("/")}`));
+    if (first === "sentry") {
+      if (req.method === "GET" && rest.join("/") === "events") return json({ events: sentry.events });
+      return sentry.handle(await withPath(req, `/${rest.join("/")}`));
+    }
     if (!isEmulatorName(first)) return json({ error: `no emulator at ${url.pathname}; prefixes: ${EMULATOR_NAMES.map((n) => `/${n}`).join(", ")}` }, 404);
     return byName[first].handle(await withPath(req, `/${rest.join("/")}`));
   }
@@ -125,7 +134,7 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
     };
   }
 
-  return { plantId, plantnet, trefle, openai, email, google, github, byName, route, reset };
+  return { plantId, plantnet, trefle, openai, email, google, github, sentry, byName, route, reset };
 }
 
 function isEmulatorName(value: string): value is EmulatorName {

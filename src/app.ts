@@ -16,6 +16,7 @@ import { getConfig } from "./config";
 import type { AppEnv } from "./env";
 import { AppError, errorEnvelope, STATUS_DEFAULTS, type FieldErrors } from "./lib/errors";
 import { createLogger, describeError } from "./lib/logger";
+import { reportError } from "./services/error-reporting";
 import { uuidv7 } from "./lib/ids";
 import { authenticate, csrfProtection } from "./middleware/auth";
 import { adminRoutes } from "./routes/admin";
@@ -178,6 +179,7 @@ export function createApp() {
       );
     }
     c.get("logger")?.error("unhandled error", describeError(err));
+    reportError(c, err);
     return respondError(c, new AppError("INTERNAL_ERROR", 500, STATUS_DEFAULTS[500]!.message));
   });
 

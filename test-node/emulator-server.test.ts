@@ -30,6 +30,18 @@ describe("emulator HTTP server (what npm start runs)", () => {
     expect(mail.status).toBe(200);
   });
 
+  it("takes Sentry envelopes and lists them", async () => {
+    const { reportToSentry } = await import("../src/providers/sentry");
+    const sent = await reportToSentry(`http://emulatorkey@${new URL(server.url).host}/sentry/1`, {
+      error: new Error("local boom"),
+      environment: "local",
+      release: "test",
+    });
+    expect(sent).toBe(true);
+    const events = (await (await fetch(`${server.url}/sentry/events`)).json()) as { events: { event: { exception: { values: { value: string }[] } } }[] };
+    expect(events.events.at(-1)!.event.exception.values[0]!.value).toBe("local boom");
+  });
+
   it("switches failure modes through the control API", async () => {
     const set = await fetch(`${server.url}/__control/plant-id`, { method: "POST", body: JSON.stringify({ failure: "429", retryAfterSeconds: 9, times: 1 }) });
     expect(set.status).toBe(200);

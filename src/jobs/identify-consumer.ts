@@ -10,7 +10,9 @@
  * for its Retry-After instead, capped at 300 s. After MAX_ATTEMPTS the request fails and its
  * owner is told. Between attempts the request is back in `pending`, never left `processing`.
  */
+import { getConfig } from "../config";
 import type { Bindings } from "../env";
+import { reportToSentry } from "../providers/sentry";
 import { createLogger, describeError, type Logger } from "../lib/logger";
 import { IMAGE_MIME } from "../lib/images";
 import type { PlantNetOrgan } from "../providers/plantnet";
@@ -63,6 +65,17 @@ async function handleMessage(message: Message<unknown>, env: Bindings, ctx: Exec
     // Our own infrastructure failed (D1, R2…). Put the request back to pending so it is not
     // left processing, and let the queue retry (and dead-letter after max_retries).
     logger.error("identification job crashed", describeError(err));
+    const config = getConfig(env);
+    if (config.SENTRY_DSN) {
+      ctx.waitUntil(
+        reportToSentry(config.SENTRY_DSN, {
+          error: err,
+          environment: config.ENVIRONMENT,
+          release: config.APP_VERSION,
+          tags: { queue: "identify", request_id: job.request_id },
+        }),
+      );
+    }
     await env.DB.prepare("UPDATE identification_requests SET status = 'pending' WHERE id = ? AND status = 'processing'")
       .bind(job.request_id)
       .run()

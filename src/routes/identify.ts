@@ -17,6 +17,7 @@ import { identifyPlant, type IdentifyOutcome } from "../services/identification"
 import { CIRCUIT_POLICIES, circuitFor } from "../services/provider-calls";
 import { clientIp, enforceRateLimit } from "../services/rate-limits";
 import { completeRequest, insertRequest, storeImages } from "../services/requests";
+import { reportError } from "../services/error-reporting";
 import { ErrorSchema, jsonBody } from "./schemas";
 
 const tags = ["Identification"];
@@ -139,6 +140,7 @@ export function identifyRoutes() {
       // Even our own failures keep the seed client's shape (it only reads `success`/`error`).
       if (err instanceof AppError) return failure(c, err.status as 400, err.message, err.code, err.headers);
       c.get("logger").error("identify failed", describeError(err));
+      reportError(c, err);
       return failure(c, 500, "Something went wrong while identifying your plant. Please try again.", "INTERNAL_ERROR");
     }
   });

@@ -1,0 +1,71 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import { createSentryEmulator } from "../../emulators/sentry";
+import { createApp } from "../../src/app";
+import { parseSentryDsn, sentryEnvelope } from "../../src/providers/sentry";
+import { makePng } from "../helpers/images";
+import { freshIp } from "../helpers/http";
+import { useEmulators } from "../helpers/outbound";
+
+const sentry = createSentryEmulator();
+const emulators = useEmulators({ overrides: { "sentry.emulator.test": (req) => sentry.handle(req) } });
+const DSN = "https://emulatorkey@sentry.emulator.test/4242";
+
+beforeEach(() => sentry.reset());
+
+describe("Sentry DSN and envelope", () => {
+  it("parses DSNs into the envelope endpoint and auth header", () => {
+    expect(parseSentryDsn(DSN)).toEqual({
+      url: "https://sentry.emulator.test/api/4242/envelope/",
+      auth: "Sentry sentry_version=7, sentry_key=emulatorkey, sentry_client=plant-community/1.0",
+      dsn: DSN,
+    });
+    expect(parseSentryDsn("https://key@self-hosted.example/sentry/7")?.url).toBe("https://self-hosted.example/sentry/api/7/envelope/");
+    expect(parseSentryDsn("")).toBeNull();
+    expect(parseSentryDsn("not a url")).toBeNull();
+    expect(parseSentryDsn("https://sentry.example/1")).toBeNull(); // no key
+  });
+
+  it("builds a three-line envelope with the exception and its frames", () => {
+    const envelope = sentryEnvelope(parseSentryDsn(DSN)!, { error: new TypeError("boom"), environment: "test", release: "1", requestId: "req-1" });
+    const [header, item, event] = envelope.split("\n").map((l) => JSON.parse(l));
+    expect(header).toMatchObject({ dsn: DSN });
+    expect(item).toEqual({ type: "event" });
+    expect(event).toMatchObject({ level: "error", environment: "test", tags: { request_id: "req-1" }, exception: { values: [{ type: "TypeError", value: "boom" }] } });
+    expect(event.exception.values[0].stacktrace.frames.length).toBeGreaterThan(0);
+  });
+});
+
+describe("unexpected errors are reported when SENTRY_DSN is set", () => {
+  it("reports a 500 with its request id and keeps the client answer clean", async () => {
+    const brokenDb = { prepare: () => ({ bind: () => ({ first: () => Promise.reject(new Error("D1 exploded")) }) }) } as unknown as D1Database;
+    const form = new FormData();
+    form.append("image", new File([await makePng(300, 300, { seed: "sentry" })], "p.png", { type: "image/png" }));
+    const ctx = createExecutionContext();
+    const res = await createApp().request(
+      "/api/v1/plant-identification/identify/",
+      { method: "POST", body: form, headers: { "CF-Connecting-IP": freshIp() } },
+      { ...env, DB: brokenDb, SENTRY_DSN: DSN },
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(500);
+    expect(JSON.stringify(await res.json())).not.toContain("D1 exploded");
+    expect(sentry.events).toHaveLength(1);
+    expect(sentry.events[0]!.event).toMatchObject({
+      tags: { request_id: res.headers.get("X-Request-ID") },
+      exception: { values: [{ value: "D1 exploded" }] },
+      request: { method: "POST", url: "/api/v1/plant-identification/identify/" },
+    });
+    expect(emulators.plantId.calls).toBe(1);
+  });
+
+  it("sends nothing without a DSN", async () => {
+    const brokenDb = { prepare: () => ({ first: () => Promise.reject(new Error("D1 down")) }) } as unknown as D1Database;
+    const ctx = createExecutionContext();
+    await createApp().request("/api/v1/health/", {}, { ...env, DB: brokenDb }, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(sentry.events).toHaveLength(0);
+  });
+});
