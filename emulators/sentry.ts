@@ -26,7 +26,8 @@ export function createSentryEmulator(options: { publicKeys?: string[] } = {}): S
     if (req.method !== "POST") return Response.json({ detail: "method not allowed" }, { status: 405 });
     const key = /sentry_key=([^,\s]+)/.exec(req.headers.get("X-Sentry-Auth") ?? "")?.[1];
     if (!key || !keys.has(key)) return Response.json({ detail: "invalid api key" }, { status: 401 });
-    const lines = (await req.text()).split("\n").filter((l) => l.trim() !== "");
+    // Envelopes are newline-separated JSON; read bytes (their content type is not text/*).
+    const lines = new TextDecoder().decode(await req.arrayBuffer()).split("\n").filter((l) => l.trim() !== "");
     try {
       const [header, itemHeader, item] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
       if (!header || !itemHeader || !item || typeof itemHeader.type !== "string") throw new Error("incomplete envelope");

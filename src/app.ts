@@ -9,6 +9,7 @@ import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
+import { matchedRoutes } from "hono/route";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
@@ -16,6 +17,7 @@ import { getConfig } from "./config";
 import type { AppEnv } from "./env";
 import { AppError, errorEnvelope, STATUS_DEFAULTS, type FieldErrors } from "./lib/errors";
 import { createLogger, describeError } from "./lib/logger";
+import { recordRequestMetric } from "./lib/metrics";
 import { reportError } from "./services/error-reporting";
 import { uuidv7 } from "./lib/ids";
 import { authenticate, csrfProtection } from "./middleware/auth";
@@ -63,13 +65,10 @@ export function createApp() {
     const started = Date.now();
     await next();
     c.res.headers.set("X-Request-ID", requestId);
-    logger.info("request", {
-      method: c.req.method,
-      path: c.req.path,
-      status: c.res.status,
-      duration_ms: Date.now() - started,
-      colo: (c.req.raw.cf as { colo?: string } | undefined)?.colo,
-    });
+    const durationMs = Date.now() - started;
+    const colo = (c.req.raw.cf as { colo?: string } | undefined)?.colo;
+    logger.info("request", { method: c.req.method, path: c.req.path, status: c.res.status, duration_ms: durationMs, colo });
+    recordRequestMetric(c.env.METRICS, { route: matchedRoutePattern(c), method: c.req.method, status: c.res.status, durationMs, colo });
   });
 
   const localHeaders = buildSecureHeaders(false);
@@ -198,6 +197,14 @@ function respondError(c: Context<AppEnv>, err: AppError): Response {
     res.headers.set("WWW-Authenticate", 'Bearer realm="plant-community"');
   }
   return res;
+}
+
+/** The pattern of the route that answered (e.g. `/api/v1/…/requests/:id`), not the raw URL. */
+function matchedRoutePattern(c: Context<AppEnv>): string {
+  const route = matchedRoutes(c)
+    .filter((r) => r.method !== "ALL" && !r.path.includes("*"))
+    .at(-1);
+  return route?.path ?? "(unmatched)";
 }
 
 function buildSecureHeaders(deployed: boolean) {

@@ -7,6 +7,7 @@ import { getConfig } from "../config";
 import type { Bindings } from "../env";
 import { sha256Hex } from "../lib/hash";
 import type { ImageMime } from "../lib/images";
+import { recordProviderMetric } from "../lib/metrics";
 import { identifyWithPlantId, PLANT_ID_API_VERSION } from "../providers/plant-id";
 import { identifyWithPlantNet, PLANTNET_API_VERSION, type PlantNetOrgan } from "../providers/plantnet";
 import { ProviderError, type ProviderAnswer, type ProviderErrorKind, type ProviderName } from "../providers/types";
@@ -138,6 +139,14 @@ const LEASE_MARGIN_MS = 5_000;
  * updated after the response via waitUntil so they cost the caller nothing.
  */
 export async function cachedProviderCall(env: Bindings, waitUntil: (p: Promise<unknown>) => void, job: ProviderJob): Promise<CachedCallResult> {
+  const started = Date.now();
+  const result = await cachedProviderCallInner(env, waitUntil, job);
+  const outcome = result.error ? `error:${result.error.kind}` : result.cached ? "hit" : "miss";
+  recordProviderMetric(env.METRICS, { provider: job.provider, outcome, durationMs: Date.now() - started });
+  return result;
+}
+
+async function cachedProviderCallInner(env: Bindings, waitUntil: (p: Promise<unknown>) => void, job: ProviderJob): Promise<CachedCallResult> {
   const circuit = circuitFor(env, job.provider);
   const hit = await env.CACHE.get<ProviderAnswer>(job.cacheKey, "json");
   if (hit) {

@@ -69,3 +69,25 @@ describe("unexpected errors are reported when SENTRY_DSN is set", () => {
     expect(sentry.events).toHaveLength(0);
   });
 });
+
+describe("metrics to Analytics Engine", () => {
+  it("writes one point per request (route pattern, not URL) and one per provider call", async () => {
+    const points: AnalyticsEngineDataPoint[] = [];
+    const METRICS = { writeDataPoint: (p?: AnalyticsEngineDataPoint) => void points.push(p!) } as AnalyticsEngineDataset;
+    const form = new FormData();
+    form.append("image", new File([await makePng(300, 300, { seed: `metrics-${Math.random()}` })], "p.png", { type: "image/png" }));
+    const ctx = createExecutionContext();
+    const app = createApp();
+    await app.request("/api/v1/plant-identification/identify/", { method: "POST", body: form, headers: { "CF-Connecting-IP": freshIp() } }, { ...env, METRICS }, ctx);
+    await app.request(`/api/v1/plant-identification/species/${crypto.randomUUID()}/`, {}, { ...env, METRICS }, ctx);
+    await waitOnExecutionContext(ctx);
+    const requests = points.filter((p) => p.blobs?.[0] === "request");
+    expect(requests.map((p) => p.blobs?.slice(1, 4))).toEqual([
+      ["POST", "/api/v1/plant-identification/identify", "200"],
+      ["GET", "/api/v1/plant-identification/species/:id", "404"],
+    ]);
+    const providers = points.filter((p) => p.blobs?.[0] === "provider").map((p) => [p.blobs?.[1], p.blobs?.[2]]);
+    expect(providers).toEqual(expect.arrayContaining([["plant_id", "miss"], ["plantnet", "miss"]]));
+    expect(requests[0]!.doubles![0]).toBeGreaterThanOrEqual(0);
+  });
+});
