@@ -12,6 +12,7 @@ import { identifyWithPlantId, PLANT_ID_API_VERSION } from "../providers/plant-id
 import { identifyWithPlantNet, PLANTNET_API_VERSION, type PlantNetOrgan } from "../providers/plantnet";
 import { ProviderError, type ProviderAnswer, type ProviderErrorKind, type ProviderName } from "../providers/types";
 import type { CircuitPolicy } from "../../durable-objects/provider-circuit";
+import type { FlightOutcome } from "../../durable-objects/single-flight";
 
 /** API.md §2.3: Plant.id opens after 3 failures for 60 s, Pl@ntNet after 5 for 30 s; 2 successes close. */
 export const CIRCUIT_POLICIES: Record<ProviderName, CircuitPolicy> = {
@@ -166,16 +167,20 @@ async function cachedProviderCallInner(env: Bindings, waitUntil: (p: Promise<unk
   }
 
   let result: CachedCallResult;
+  let outcome: FlightOutcome;
   try {
     const answer = await callProviderUpstream(env, job);
     result = { provider: job.provider, answer, error: null, cached: false };
-    await flight.settle(joined.token, { ok: true, answer });
+    outcome = { ok: true, answer };
     waitUntil(env.CACHE.put(job.cacheKey, JSON.stringify(answer), { expirationTtl: job.ttlS }));
   } catch (err) {
     const error = err instanceof ProviderError ? err : new ProviderError(job.provider, "server", err instanceof Error ? err.message : String(err));
     result = { provider: job.provider, answer: null, error, cached: false };
-    await flight.settle(joined.token, { ok: false, error: { kind: error.kind, message: error.message, status: error.status, retryAfterS: error.retryAfterS } });
+    outcome = { ok: false, error: { kind: error.kind, message: error.message, status: error.status, retryAfterS: error.retryAfterS } };
   }
+  // Releasing the followers is best effort: if it fails they take over when the lease ends,
+  // and this request still has its own answer.
+  await flight.settle(joined.token, outcome).catch(() => {});
   if (result.error?.kind !== "circuit_open") waitUntil(circuit.countCache(false));
   return result;
 }
