@@ -101,8 +101,11 @@ export class UserHub extends DurableObject<Env> {
       now,
     );
     this.sql.exec("INSERT INTO request_events (request_id, message, created_at) VALUES (?, ?, ?)", message.request_id, text, now);
-    this.sql.exec("DELETE FROM request_state WHERE updated_at < ?", now - STATE_RETENTION_MS);
-    this.sql.exec("DELETE FROM request_events WHERE created_at < ?", now - STATE_RETENTION_MS);
+    // Pruning once per finished request keeps the per-progress-message path to two writes.
+    if (message.type === "completed") {
+      this.sql.exec("DELETE FROM request_state WHERE updated_at < ?", now - STATE_RETENTION_MS);
+      this.sql.exec("DELETE FROM request_events WHERE created_at < ?", now - STATE_RETENTION_MS);
+    }
     let delivered = 0;
     for (const tag of [requestTag(message.request_id), ALL_TAG]) {
       for (const ws of this.ctx.getWebSockets(tag)) {

@@ -172,12 +172,13 @@ async function authenticateCredentials(c: Context<AppEnv>, identifier: string, p
     throw INVALID_CREDENTIALS();
   }
   await clearLoginFailures(c.env, accountKey);
-  const statements = [c.env.DB.prepare("UPDATE users SET last_login = ? WHERE id = ?").bind(new Date().toISOString(), user.id)];
+  const lastLogin = new Date().toISOString();
+  const statements = [c.env.DB.prepare("UPDATE users SET last_login = ? WHERE id = ?").bind(lastLogin, user.id)];
   if (needsRehash(user.password_hash!)) {
     statements.push(c.env.DB.prepare("UPDATE users SET password_hash = ? WHERE id = ?").bind(await hashPassword(password), user.id));
   }
   await c.env.DB.batch(statements);
-  return user;
+  return { ...user, last_login: lastLogin };
 }
 
 async function notifyLockout(c: Context<AppEnv>, user: UserRow) {
@@ -275,7 +276,7 @@ export function authRoutes() {
       const body = c.req.valid("json");
       const user = await authenticateCredentials(c, (body.username ?? body.email)!, body.password);
       setSessionCookies(c, await issueTokenPair(c.env, getConfig(c.env), user.id));
-      return c.json({ message: "Login successful.", user: userProfile((await findUserById(c.env, user.id)) ?? user) }, 200);
+      return c.json({ message: "Login successful.", user: userProfile(user) }, 200);
     },
   );
 

@@ -186,7 +186,7 @@ export function identifyRoutes() {
     let requestId: string | undefined;
     if (user) {
       await storeImages(c.env, [image.image]);
-      requestId = await insertRequest(c.env, { userId: user.id, images: [image.image], organs: ["auto"], status: "processing" });
+      requestId = (await insertRequest(c.env, { userId: user.id, images: [image.image], organs: ["auto"], status: "processing" })).id;
       await completeRequest(c.env, requestId, user.id, outcome.suggestions, outcome.health);
     }
 

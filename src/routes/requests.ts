@@ -299,7 +299,7 @@ export function requestRoutes() {
     await enforceRateLimit(c.env, `identify:user:${user.id}`, getConfig(c.env).IDENTIFY_RATE_LIMIT);
     const upload = await readUpload(c);
     await storeImages(c.env, upload.images);
-    const id = await insertRequest(c.env, {
+    const row = await insertRequest(c.env, {
       userId: user.id,
       images: upload.images,
       organs: upload.organs,
@@ -311,8 +311,7 @@ export function requestRoutes() {
       habitat: upload.meta.habitat,
       status: "pending",
     });
-    await enqueue(c, id, user.id);
-    const row = (await getRequest(c.env, id))!;
+    await enqueue(c, row.id, user.id);
     return c.json(requestBody(row), 202);
   });
 
@@ -432,15 +431,16 @@ export function requestRoutes() {
       await enforceRateLimit(c.env, `identify:user:${user.id}`, getConfig(c.env).IDENTIFY_RATE_LIMIT);
       const updated = await c.env.DB.prepare(
         `UPDATE identification_requests SET status = 'pending', error_message = NULL, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-          WHERE id = ? AND status IN ('failed', 'needs_help')`,
+          WHERE id = ? AND status IN ('failed', 'needs_help')
+          RETURNING *`,
       )
         .bind(row.id)
-        .run();
-      if ((updated.meta.changes ?? 0) === 0) {
+        .first<RequestRow>();
+      if (!updated) {
         throw new AppError("INVALID_STATE", 409, `Only failed or needs-help requests can be retried (this one is ${row.status}).`);
       }
       await enqueue(c, row.id, user.id);
-      return c.json(requestBody((await getRequest(c.env, row.id))!), 202);
+      return c.json(requestBody(updated), 202);
     },
   );
 

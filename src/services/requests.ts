@@ -87,12 +87,13 @@ export function decodeImages(row: Pick<RequestRow, "image_hashes">): StoredImage
   });
 }
 
-export async function insertRequest(env: Bindings, input: NewRequest): Promise<string> {
+export async function insertRequest(env: Bindings, input: NewRequest): Promise<RequestRow> {
   const id = uuidv7();
-  await env.DB.prepare(
+  const row = await env.DB.prepare(
     `INSERT INTO identification_requests
        (id, user_id, status, image_hashes, organs, latitude, longitude, location, description, plant_size, habitat)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     RETURNING *`,
   )
     .bind(
       id,
@@ -107,8 +108,9 @@ export async function insertRequest(env: Bindings, input: NewRequest): Promise<s
       input.plantSize ?? "",
       input.habitat ?? "",
     )
-    .run();
-  return id;
+    .first<RequestRow>();
+  if (!row) throw new Error("insert returned no row");
+  return row;
 }
 
 export async function getRequest(env: Bindings, id: string): Promise<RequestRow | null> {

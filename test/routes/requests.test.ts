@@ -321,6 +321,59 @@ describe("queue consumer", () => {
   });
 });
 
+describe("unhappy paths around the job", () => {
+  it("a queue that refuses the job fails the request (never left pending) and answers 503", async () => {
+    const u = await bearerUser();
+    const { createApp } = await import("../../src/app");
+    const brokenQueue = { send: () => Promise.reject(new Error("queue down")) } as unknown as Queue;
+    const form = new FormData();
+    form.append("image_1", new File([await photo()], "p.png", { type: "image/png" }));
+    const ctx = createExecutionContext();
+    const res = await createApp().request(
+      "/api/v1/plant-identification/requests/",
+      { method: "POST", body: form, headers: { Authorization: `Bearer ${u.access}`, "CF-Connecting-IP": "203.0.113.9" } },
+      { ...env, IDENTIFY_QUEUE: brokenQueue },
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    await expectError(res, 503, "QUEUE_UNAVAILABLE");
+    expect(res.headers.get("Retry-After")).toBeTruthy();
+    const rows = await env.DB.prepare("SELECT status FROM identification_requests WHERE user_id = ?").bind(u.userId).all<{ status: string }>();
+    expect(rows.results).toEqual([{ status: "failed" }]);
+  });
+
+  it("a job whose images vanished from R2 ends failed and tells the owner, without calling providers", async () => {
+    const u = await bearerUser();
+    const bytes = await photo();
+    const id = await pendingRequest(u.userId, bytes);
+    const { sha256Hex } = await import("../../src/lib/hash");
+    await env.IMAGES.delete(`images/${await sha256Hex(bytes)}.png`);
+    const socket = await openSocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
+    const result = await deliver(id, u.userId);
+    expect(result.explicitAcks).toHaveLength(1);
+    expect(await status(id)).toMatchObject({ status: "failed", error_message: expect.stringMatching(/no longer available/) });
+    await eventually(() => socket.messages.find((m) => m.type === "completed" && m.status === "failed"));
+    expect(emulators.plantId.calls + emulators.plantnet.calls).toBe(0);
+    socket.ws.close(1000);
+  });
+
+  it("Trefle and OpenAI being down never fail a job: enrichment is skipped, care falls back to rules", async () => {
+    const u = await bearerUser();
+    const id = await pendingRequest(u.userId);
+    emulators.trefle.setMode({ failure: "500" });
+    emulators.openai.setMode({ failure: "500" });
+    const socket = await openSocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
+    const result = await deliver(id, u.userId);
+    expect(result.explicitAcks).toHaveLength(1);
+    expect(["identified", "needs_help"]).toContain((await status(id)).status);
+    const skipped = await eventually(() => socket.messages.find((m) => m.stage === "enrich_skipped"));
+    expect(skipped.data).toMatchObject({ reason: "Trefle unavailable" });
+    await eventually(() => socket.messages.find((m) => m.type === "completed"));
+    expect(socket.messages.find((m) => m.stage === "care_done")?.data).not.toMatchObject({ source: "openai" });
+    socket.ws.close(1000);
+  });
+});
+
 describe("request management", () => {
   it("lists, reads, retries, votes, accepts, adds to a collection and deletes — and hides other users' requests", async () => {
     const u = await bearerUser();
