@@ -360,6 +360,9 @@ describe("unhappy paths around the job", () => {
   it("Trefle and OpenAI being down never fail a job: enrichment is skipped, care falls back to rules", async () => {
     const u = await bearerUser();
     const id = await pendingRequest(u.userId);
+    // Earlier jobs in this file may have filled in care data for whichever species the photo
+    // turns out to be; without this the job would skip Trefle for that reason instead.
+    await env.DB.prepare("UPDATE species SET light_requirements = NULL, water_requirements = NULL").run();
     emulators.trefle.setMode({ failure: "500" });
     emulators.openai.setMode({ failure: "500" });
     const socket = await openSocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
