@@ -86,40 +86,22 @@ export function circuitFor(env: Bindings, provider: ProviderName) {
   return env.PROVIDER_CIRCUIT.get(env.PROVIDER_CIRCUIT.idFromName(provider));
 }
 
-/**
- * The upstream call itself, behind the circuit breaker. Only the single-flight leader of a
- * cache key makes it, so it happens once however many identical requests wait.
- */
-export async function callProviderUpstream(env: Bindings, job: ProviderJob): Promise<ProviderAnswer> {
-  const policy = CIRCUIT_POLICIES[job.provider];
-  const circuit = circuitFor(env, job.provider);
-  const gate = await circuit.acquire(policy);
-  if (!gate.allowed) throw new ProviderError(job.provider, "circuit_open", `${job.provider} is temporarily unavailable (circuit ${gate.state})`);
-  try {
-    const answer =
-      job.provider === "plant_id"
-        ? await identifyWithPlantId(
-            job.settings,
-            { images: job.images.map((i) => i.bytes), latitude: job.latitude, longitude: job.longitude, language: job.language },
-          )
-        : await identifyWithPlantNet(
-            job.settings,
-            {
-              images: job.images,
-              organs: job.organs,
-              project: job.project,
-              language: job.language,
-              includeRelatedImages: job.includeRelatedImages,
-              maxResults: job.maxResults,
-            },
-          );
-    await circuit.recordSuccess(policy);
-    return answer;
-  } catch (err) {
-    // A request we got wrong (4xx other than 429) says nothing about the provider's health.
-    if (!(err instanceof ProviderError && err.kind === "bad_request")) await circuit.recordFailure(policy);
-    throw err;
-  }
+/** The upstream call itself: the provider's client with this job's parameters. */
+function callUpstream(job: ProviderJob): Promise<ProviderAnswer> {
+  return job.provider === "plant_id"
+    ? identifyWithPlantId(job.settings, { images: job.images.map((i) => i.bytes), latitude: job.latitude, longitude: job.longitude, language: job.language })
+    : identifyWithPlantNet(job.settings, {
+        images: job.images,
+        organs: job.organs,
+        project: job.project,
+        language: job.language,
+        includeRelatedImages: job.includeRelatedImages,
+        maxResults: job.maxResults,
+      });
+}
+
+function asProviderError(provider: ProviderName, err: unknown): ProviderError {
+  return err instanceof ProviderError ? err : new ProviderError(provider, "server", err instanceof Error ? err.message : String(err));
 }
 
 export interface CachedCallResult {
@@ -166,21 +148,35 @@ async function cachedProviderCallInner(env: Bindings, waitUntil: (p: Promise<unk
     return { provider: job.provider, answer: null, error: new ProviderError(job.provider, e.kind as ProviderErrorKind, e.message, e.status, e.retryAfterS), cached: false };
   }
 
+  // The leader calls upstream, behind the circuit breaker shared by every isolate.
+  const policy = CIRCUIT_POLICIES[job.provider];
   let result: CachedCallResult;
   let outcome: FlightOutcome;
-  try {
-    const answer = await callProviderUpstream(env, job);
-    result = { provider: job.provider, answer, error: null, cached: false };
-    outcome = { ok: true, answer };
-    waitUntil(env.CACHE.put(job.cacheKey, JSON.stringify(answer), { expirationTtl: job.ttlS }));
-  } catch (err) {
-    const error = err instanceof ProviderError ? err : new ProviderError(job.provider, "server", err instanceof Error ? err.message : String(err));
+  let circuitUpdate: Promise<unknown> = Promise.resolve();
+  const gate = await circuit.acquire(policy);
+  if (!gate.allowed) {
+    const error = new ProviderError(job.provider, "circuit_open", `${job.provider} is temporarily unavailable (circuit ${gate.state})`);
     result = { provider: job.provider, answer: null, error, cached: false };
-    outcome = { ok: false, error: { kind: error.kind, message: error.message, status: error.status, retryAfterS: error.retryAfterS } };
+    outcome = { ok: false, error: { kind: error.kind, message: error.message } };
+  } else {
+    try {
+      const answer = await callUpstream(job);
+      result = { provider: job.provider, answer, error: null, cached: false };
+      outcome = { ok: true, answer };
+      circuitUpdate = circuit.recordSuccess(policy);
+      waitUntil(env.CACHE.put(job.cacheKey, JSON.stringify(answer), { expirationTtl: job.ttlS }));
+    } catch (err) {
+      const error = asProviderError(job.provider, err);
+      result = { provider: job.provider, answer: null, error, cached: false };
+      outcome = { ok: false, error: { kind: error.kind, message: error.message, status: error.status, retryAfterS: error.retryAfterS } };
+      // A request we got wrong (4xx other than 429) says nothing about the provider's health.
+      if (error.kind !== "bad_request") circuitUpdate = circuit.recordFailure(policy);
+    }
+    waitUntil(circuit.countCache(false));
   }
-  // Releasing the followers is best effort: if it fails they take over when the lease ends,
-  // and this request still has its own answer.
-  await flight.settle(joined.token, outcome).catch(() => {});
-  if (result.error?.kind !== "circuit_open") waitUntil(circuit.countCache(false));
+  // The circuit's bookkeeping and releasing the followers share one round trip. Both are best
+  // effort: this request keeps its own answer, and unreleased followers take over when the
+  // lease ends.
+  await Promise.all([circuitUpdate.catch(() => {}), flight.settle(joined.token, outcome).catch(() => {})]);
   return result;
 }

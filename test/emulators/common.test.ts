@@ -55,6 +55,10 @@ describe("hashing and base64", () => {
     expect(decodeBase64("")).toBeNull();
     expect(decodeBase64("not base64!")).toBeNull();
     expect(decodeBase64("abc")).toBeNull();
+    expect(decodeBase64("A===")).toBeNull();
+    expect(decodeBase64("ab=c")).toBeNull();
+    expect(decodeBase64("ab==cdef")).toBeNull();
+    expect(decodeBase64("abc=")).toEqual(new Uint8Array([0x69, 0xb7]));
     expect(decodeBase64("data:image/png;base64,iVBORw0KGgo=")).toBeNull();
   });
 });
