@@ -160,7 +160,7 @@ async function main() {
   const dev = spawn(
     wrangler,
     ["dev", "--port", String(port), "--ip", "127.0.0.1", "--env-file", envFile, ...persist,
-      "--show-interactive-dev-session=false", "--log-level", process.env.WRANGLER_LOG_LEVEL ?? "info"],
+      "--show-interactive-dev-session=false", "--log-level", process.env.WRANGLER_LOG_LEVEL ?? "log"],
     { cwd: root, env: childEnv, stdio: ["ignore", "pipe", "inherit"], detached: true },
   );
   children.add(dev);

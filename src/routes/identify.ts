@@ -152,14 +152,17 @@ export function identifyRoutes() {
       c.header("WWW-Authenticate", 'Bearer realm="plant-community"');
       return failure(c, 401, "Authentication required. Please sign in to identify plants.", "AUTHENTICATION_REQUIRED");
     }
-    try {
-      await enforceRateLimit(c.env, user ? `identify:user:${user.id}` : `identify:ip:${clientIp(c.req.raw)}`, config.IDENTIFY_RATE_LIMIT);
-    } catch (err) {
-      if (err instanceof AppError) return failure(c, 429, err.message, err.code, err.headers);
-      throw err;
-    }
-
-    const image = await readImage(c);
+    // The limiter's round trip overlaps reading and hashing the upload; its verdict still
+    // comes first.
+    const [limited, image] = await Promise.all([
+      enforceRateLimit(c.env, user ? `identify:user:${user.id}` : `identify:ip:${clientIp(c.req.raw)}`, config.IDENTIFY_RATE_LIMIT).then(
+        () => null,
+        (err: unknown) => err,
+      ),
+      readImage(c),
+    ]);
+    if (limited instanceof AppError) return failure(c, 429, limited.message, limited.code, limited.headers);
+    if (limited) throw limited;
     if (!image.ok) return failure(c, 400, image.message, image.code);
 
     const outcome = await identifyPlant(c.env, (p) => c.executionCtx.waitUntil(p), {
