@@ -10,7 +10,7 @@ import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
 import { describeError } from "../lib/logger";
 import { NO_IMAGE_MESSAGE, UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
-import { requireRole } from "../middleware/auth";
+import { assertCsrf, requireRole } from "../middleware/auth";
 import type { ProviderName } from "../providers/types";
 import { ruleBasedCare, type CatalogueCareFields } from "../services/care";
 import { identifyPlant, type IdentifyOutcome } from "../services/identification";
@@ -73,7 +73,7 @@ const IdentifySuccess = z
 const IdentifyFailure = z.object({ success: z.literal(false), error: z.string(), code: z.string().optional() }).openapi("IdentifyFailure");
 
 /** The seed-compatible failure shape; the status code still tells machines what happened. */
-function failure(c: Context<AppEnv>, status: 200 | 400 | 401 | 413 | 429 | 500 | 503, error: string, code: string, headers: Record<string, string> = {}) {
+function failure(c: Context<AppEnv>, status: 200 | 400 | 401 | 403 | 413 | 429 | 500 | 503, error: string, code: string, headers: Record<string, string> = {}) {
   for (const [k, v] of Object.entries(headers)) c.header(k, v);
   return c.json({ success: false as const, error, code }, status);
 }
@@ -127,6 +127,7 @@ export function identifyRoutes() {
         200: { description: "Identified, or `success: false` when nothing matched", content: { "application/json": { schema: z.union([IdentifySuccess, IdentifyFailure]) } } },
         400: { description: "No or invalid image", content: { "application/json": { schema: IdentifyFailure } } },
         401: { description: "Sign-in required (anonymous use disabled)", content: { "application/json": { schema: IdentifyFailure } } },
+        403: { description: "Cookie-authenticated call without a matching X-CSRFToken header (`CSRF_FAILED`)", content: { "application/json": { schema: IdentifyFailure } } },
         429: { description: "Rate limited", content: { "application/json": { schema: IdentifyFailure } } },
         500: { description: "Our own failure (seed shape)", content: { "application/json": { schema: IdentifyFailure } } },
         503: { description: "Both providers unavailable", content: { "application/json": { schema: IdentifyFailure } } },
@@ -138,7 +139,7 @@ export function identifyRoutes() {
       return await identifyHandler(c);
     } catch (err) {
       // Even our own failures keep the seed client's shape (it only reads `success`/`error`).
-      if (err instanceof AppError) return failure(c, err.status as 400, err.message, err.code, err.headers);
+      if (err instanceof AppError) return failure(c, err.status as 403, err.message, err.code, err.headers);
       c.get("logger").error("identify failed", describeError(err));
       reportError(c, err);
       return failure(c, 500, "Something went wrong while identifying your plant. Please try again.", "INTERNAL_ERROR");
@@ -147,6 +148,9 @@ export function identifyRoutes() {
 
   async function identifyHandler(c: Context<AppEnv>) {
     const config = getConfig(c.env);
+    // Cookie-authenticated callers prove the request is theirs (double-submit CSRF); a failure
+    // is thrown as AppError and answered in the seed shape like every other failure here.
+    if (c.get("authMethod") === "cookie") assertCsrf(c);
     const user = c.get("user");
     if (!user && !config.ALLOW_ANONYMOUS_IDENTIFY) {
       c.header("WWW-Authenticate", 'Bearer realm="plant-community"');
