@@ -42,8 +42,13 @@ const SpeciesDetail = z.object({
 });
 const SpeciesList = z.object({ data: z.array(z.object({ id: z.number(), scientific_name: z.string() }).passthrough()) });
 
-export interface TrefleCare {
+/** What Trefle knows of one species: its names and the care data we keep. */
+export interface TrefleSpecies {
   trefleId: number;
+  scientificName: string;
+  commonName: string | null;
+  family: string | null;
+  genus: string | null;
   lightRequirements: "full_sun" | "partial_sun" | "partial_shade" | "full_shade" | null;
   waterRequirements: "low" | "moderate" | "high" | null;
   soilPhMin: number | null;
@@ -56,7 +61,7 @@ export interface TrefleCare {
 }
 
 /** Trefle's light scale is 0 (no light) … 10 (very intensive insolation). */
-function lightFrom(value: number | null | undefined): TrefleCare["lightRequirements"] {
+function lightFrom(value: number | null | undefined): TrefleSpecies["lightRequirements"] {
   if (value == null) return null;
   if (value >= 8) return "full_sun";
   if (value >= 6) return "partial_sun";
@@ -65,7 +70,7 @@ function lightFrom(value: number | null | undefined): TrefleCare["lightRequireme
 }
 
 /** soil_humidity: 0 (xerophile) … 10 (subaquatic). */
-function waterFrom(value: number | null | undefined): TrefleCare["waterRequirements"] {
+function waterFrom(value: number | null | undefined): TrefleSpecies["waterRequirements"] {
   if (value == null) return null;
   if (value >= 7) return "high";
   if (value >= 4) return "moderate";
@@ -84,8 +89,8 @@ async function get(settings: TrefleSettings, path: string, query: Record<string,
   return readJson("trefle", res, settings.timeoutMs);
 }
 
-/** Care data for an exact scientific name, or null when Trefle does not know the species. */
-export async function trefleCareFor(settings: TrefleSettings, scientificName: string): Promise<TrefleCare | null> {
+/** The species with this exact scientific name, or null when Trefle does not know it. */
+export async function trefleSpeciesFor(settings: TrefleSettings, scientificName: string): Promise<TrefleSpecies | null> {
   if (!settings.token) throw new ProviderError("trefle", "auth", "TREFLE_API_KEY is not configured");
   const list = SpeciesList.safeParse(await get(settings, "/species", { "filter[scientific_name]": scientificName }));
   if (!list.success) throw new ProviderError("trefle", "malformed", "Trefle species list has an unexpected shape");
@@ -99,6 +104,10 @@ export async function trefleCareFor(settings: TrefleSettings, scientificName: st
   const months = d.growth?.bloom_months ?? [];
   return {
     trefleId: d.id,
+    scientificName: d.scientific_name,
+    commonName: d.common_name ?? null,
+    family: d.family ?? null,
+    genus: d.genus ?? null,
     lightRequirements: lightFrom(d.growth?.light),
     waterRequirements: waterFrom(d.growth?.soil_humidity),
     soilPhMin: d.growth?.ph_minimum ?? null,

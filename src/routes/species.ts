@@ -4,7 +4,8 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
-import { likeLiteral, searchSpecies, speciesBody, type SpeciesRow } from "../services/species";
+import { ProviderError } from "../providers/types";
+import { likeLiteral, lookupSpecies, normaliseScientificName, searchSpecies, speciesBody, type SpeciesRow } from "../services/species";
 import { pageOf, PaginationQuery, queryPage } from "./pagination";
 import { ErrorSchema, jsonBody, pageSchema } from "./schemas";
 
@@ -73,6 +74,58 @@ export function speciesRoutes() {
       });
       c.header("Cache-Control", "public, max-age=60");
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(speciesBody)), 200);
+    },
+  );
+
+  // Before species/{id}, which would otherwise claim "lookup" as an (invalid) id.
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/plant-identification/species/lookup",
+      tags,
+      summary: "Find a species by scientific name: the catalogue first, else Trefle (stored as a new unverified species)",
+      description:
+        "Case and spacing are forgiven (`monstera  DELICIOSA` finds *Monstera deliciosa*). A species found only on Trefle is added to " +
+        "the catalogue with `source: \"trefle\"` and `is_verified: false`; Trefle's answers (including \"unknown\") are cached for 24 h.",
+      request: {
+        query: z.object({
+          scientific_name: z
+            .string()
+            .trim()
+            .min(3, "Enter a scientific name, e.g. Monstera deliciosa.")
+            .max(150)
+            .regex(/^[\p{L}][\p{L} .'×-]*$/u, "A scientific name has letters, spaces, hyphens, apostrophes, dots and ×."),
+        }),
+      },
+      responses: {
+        200: jsonBody(SpeciesSchema, "The species"),
+        400: jsonBody(ErrorSchema, "Missing or invalid name"),
+        404: jsonBody(ErrorSchema, "Neither the catalogue nor Trefle knows it"),
+        503: jsonBody(ErrorSchema, "Not in the catalogue, and Trefle is unavailable (Retry-After)"),
+      },
+    }),
+    async (c) => {
+      const name = normaliseScientificName(c.req.valid("query").scientific_name);
+      let result: Awaited<ReturnType<typeof lookupSpecies>>;
+      try {
+        result = await lookupSpecies(c.env, name);
+      } catch (err) {
+        if (!(err instanceof ProviderError)) throw err;
+        c.get("logger").warn("trefle lookup failed", { species: name, error: String(err) });
+        const retryAfter = String(Math.min(Math.max(err.retryAfterS ?? 30, 1), 300));
+        throw new AppError("SPECIES_LOOKUP_UNAVAILABLE", 503, `${name} is not in our catalogue and the botanical database is unavailable right now. Please try again later.`, undefined, {
+          "Retry-After": retryAfter,
+        });
+      }
+      if (result.found === "none") {
+        throw new AppError(
+          "NOT_FOUND",
+          404,
+          result.reason === "unknown" ? `No species named ${name} in our catalogue or in Trefle.` : `No species named ${name} in our catalogue.`,
+        );
+      }
+      c.header("Cache-Control", "public, max-age=60");
+      return c.json(speciesBody(result.row), 200);
     },
   );
 

@@ -7,11 +7,9 @@ import type { HubMessage } from "../../durable-objects/user-hub";
 import { getConfig } from "../config";
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
-import { trefleCareFor, type TrefleCare } from "../providers/trefle";
 import type { MergedSuggestion } from "./merge";
 import { progress } from "./progress";
-
-const TREFLE_CACHE_TTL_S = 24 * 3600;
+import { cachedTrefleSpecies } from "./species";
 
 export async function enrichSpecies(
   env: Bindings,
@@ -35,15 +33,8 @@ export async function enrichSpecies(
 
   await say(progress(requestId, "enrich_start", "processing", { source: "trefle", scientific_name: top.scientific_name }));
   try {
-    const cacheKey = `trefle:v1:species:${top.scientific_name.toLowerCase()}`;
-    let care = await env.CACHE.get<TrefleCare | { none: true }>(cacheKey, "json");
-    if (!care) {
-      care = (await trefleCareFor({ baseUrl: config.TREFLE_API_URL, token: config.TREFLE_API_KEY, timeoutMs: config.TREFLE_TIMEOUT_MS }, top.scientific_name)) ?? {
-        none: true,
-      };
-      await env.CACHE.put(cacheKey, JSON.stringify(care), { expirationTtl: TREFLE_CACHE_TTL_S });
-    }
-    if ("none" in care) return say(progress(requestId, "enrich_skipped", "processing", { reason: "unknown to Trefle" }));
+    const care = await cachedTrefleSpecies(env, top.scientific_name);
+    if (!care) return say(progress(requestId, "enrich_skipped", "processing", { reason: "unknown to Trefle" }));
     await env.DB.prepare(
       `UPDATE species SET
          trefle_id = coalesce(trefle_id, ?), light_requirements = coalesce(light_requirements, ?),

@@ -6,7 +6,11 @@
  * "ons", "nst") — and exact substring matches rank first, most identified first. Queries shorter than three
  * characters, which have no trigram, fall back to a prefix LIKE in which `_` and `%` are literal.
  */
+import { getConfig } from "../config";
 import type { Bindings } from "../env";
+import { uuidv7 } from "../lib/ids";
+import { trefleSpeciesFor, type TrefleSpecies } from "../providers/trefle";
+import { ProviderError } from "../providers/types";
 
 export interface SpeciesRow {
   id: string;
@@ -107,4 +111,77 @@ export async function searchSpecies(env: Bindings, q: string, limit: number): Pr
     ).bind(substring, match, limit),
   ]);
   return { rows: rows!.results as unknown as SpeciesRow[], total: (count!.results[0] as { n: number }).n };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trefle: names and care data for species the catalogue lacks (API.md §4 `species/lookup/`) and
+// for enrichment of identification jobs. Answers are cached in KV for 24 h, "unknown to Trefle"
+// included, so a name costs Trefle at most one search + one detail call a day.
+
+const TREFLE_CACHE_TTL_S = 24 * 3600;
+
+/** A scientific name as people type it: "monstera  Deliciosa " → "Monstera deliciosa". */
+export function normaliseScientificName(name: string): string {
+  const words = name.trim().replace(/\s+/g, " ").split(" ");
+  return words.map((w, i) => (i === 0 ? w.charAt(0).toUpperCase() + w.slice(1).toLowerCase() : w.toLowerCase())).join(" ");
+}
+
+/**
+ * What Trefle knows of a species (null: unknown to Trefle), through the 24 h KV cache.
+ * Throws ProviderError when Trefle is not configured, down, slow or answers nonsense.
+ */
+export async function cachedTrefleSpecies(env: Bindings, scientificName: string): Promise<TrefleSpecies | null> {
+  const config = getConfig(env);
+  if (!config.TREFLE_API_KEY) throw new ProviderError("trefle", "auth", "TREFLE_API_KEY is not configured");
+  const cacheKey = `trefle:v1:species:${scientificName.toLowerCase()}`;
+  const cached = await env.CACHE.get<{ species: TrefleSpecies | null }>(cacheKey, "json");
+  if (cached && "species" in cached) return cached.species;
+  const species = await trefleSpeciesFor({ baseUrl: config.TREFLE_API_URL, token: config.TREFLE_API_KEY, timeoutMs: config.TREFLE_TIMEOUT_MS }, scientificName);
+  await env.CACHE.put(cacheKey, JSON.stringify({ species }), { expirationTtl: TREFLE_CACHE_TTL_S });
+  return species;
+}
+
+export type LookupResult = { found: "local"; row: SpeciesRow } | { found: "trefle"; row: SpeciesRow } | { found: "none"; reason: "unknown" | "catalogue_only" };
+
+/**
+ * `species/lookup/`: the catalogue first; else Trefle, whose species is stored as a new,
+ * unverified catalogue entry (source "trefle"). Concurrent lookups of one name store it once.
+ */
+export async function lookupSpecies(env: Bindings, scientificName: string): Promise<LookupResult> {
+  const local = await env.DB.prepare("SELECT * FROM species WHERE lower(scientific_name) = lower(?)").bind(scientificName).first<SpeciesRow>();
+  if (local) return { found: "local", row: local };
+  if (!getConfig(env).TREFLE_API_KEY) return { found: "none", reason: "catalogue_only" };
+
+  const t = await cachedTrefleSpecies(env, scientificName);
+  if (!t) return { found: "none", reason: "unknown" };
+  const [row] = (
+    await env.DB.batch([
+      env.DB.prepare(
+        `INSERT INTO species (id, scientific_name, common_names, family, genus, trefle_id, light_requirements, water_requirements,
+                              soil_ph_min, soil_ph_max, mature_height_min_cm, mature_height_max_cm, bloom_time, flower_color,
+                              image_url, source, is_verified)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'trefle', 0)
+         ON CONFLICT DO NOTHING`,
+      ).bind(
+        uuidv7(),
+        t.scientificName,
+        JSON.stringify(t.commonName ? [t.commonName] : []),
+        t.family ?? "",
+        t.genus ?? t.scientificName.split(" ")[0] ?? "",
+        t.trefleId,
+        t.lightRequirements,
+        t.waterRequirements,
+        t.soilPhMin,
+        t.soilPhMax,
+        t.matureHeightMinCm,
+        t.matureHeightMaxCm,
+        t.bloomTime,
+        t.flowerColor,
+        t.imageUrl,
+      ),
+      env.DB.prepare("SELECT * FROM species WHERE lower(scientific_name) = lower(?)").bind(t.scientificName),
+    ])
+  )[1]!.results as SpeciesRow[];
+  if (!row) throw new Error(`species ${t.scientificName} vanished right after its insert`);
+  return { found: "trefle", row };
 }
