@@ -18,7 +18,14 @@ async function connect(stub: ReturnType<typeof hub>, requestId?: string) {
   return { ws, messages };
 }
 
-const settle = () => new Promise((r) => setTimeout(r, 50));
+/** Waits until `messages` holds at least `count` messages (socket delivery is asynchronous). */
+async function received(messages: unknown[], count: number, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (messages.length < count) {
+    if (Date.now() > deadline) throw new Error(`expected ${count} messages, got ${messages.length}: ${JSON.stringify(messages)}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 describe("UserHub (RPC and hibernatable sockets)", () => {
   it("delivers a request's messages to its followers and to all-events sockets only", async () => {
@@ -30,7 +37,9 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
 
     const delivered = await stub.publish({ type: "progress", request_id: "req-a", stage: "queued", status: "pending", data: {} });
     expect(delivered).toBe(2);
-    await settle();
+    await received(all.messages, 2);
+    await received(followA.messages, 2);
+    await received(followB.messages, 1);
     expect(all.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued"]);
     expect(followA.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued"]);
     expect(followB.messages.map((m) => m.type)).toEqual(["init"]);
@@ -40,7 +49,7 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     const stub = hub("hub-user-2");
     await stub.publish({ type: "completed", request_id: "req-done", status: "identified", results_count: 4 });
     const late = await connect(stub, "req-done");
-    await settle();
+    await received(late.messages, 2);
     expect(late.messages).toEqual([
       { type: "init", request_id: "req-done", message: "connected" },
       { type: "completed", request_id: "req-done", status: "identified", results_count: 4 },
@@ -59,7 +68,7 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     await stub.publish({ type: "progress", request_id: "req-run", stage: "processing_start", status: "processing", data: {} });
     const late = await connect(stub, "req-run");
     await stub.publish({ type: "progress", request_id: "req-run", stage: "plant_id_start", status: "processing", data: {} });
-    await settle();
+    await received(late.messages, 4);
     expect(late.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start", "plant_id_start"]);
   });
 

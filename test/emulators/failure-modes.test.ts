@@ -104,7 +104,7 @@ describe.each(CASES)("$name failure modes", ({ create, request, checkRateLimited
     const { value, ms } = await timed(() => emulator.handle(request()));
     expect(value.status).toBe(200);
     expect(ms).toBeGreaterThanOrEqual(140);
-    expect(ms).toBeLessThan(3000);
+    expect(ms).toBeLessThan(10_000); // a sanity bound, loose enough for a loaded machine
   });
 
   it("answers 429 in the provider's shape with Retry-After (default 1 s)", async () => {
@@ -133,7 +133,7 @@ describe.each(CASES)("$name failure modes", ({ create, request, checkRateLimited
     const { value, ms } = await timed(() => emulator.handle(request(AbortSignal.timeout(100))).then(() => "answered", (error: unknown) => error));
     expect(value).toMatchObject({ name: "TimeoutError" });
     expect(ms).toBeGreaterThanOrEqual(90);
-    expect(ms).toBeLessThan(3000);
+    expect(ms).toBeLessThan(10_000); // a sanity bound, loose enough for a loaded machine
     expect(emulator.calls).toBe(1);
   });
 

@@ -40,8 +40,11 @@ export function useEmulators(options: OutboundOptions = {}): Emulators & { overr
   return Object.assign(emulators, { overrides });
 }
 
-/** Waits until `check` returns a value (for work the Worker does in waitUntil). */
-export async function eventually<T>(check: () => T | undefined | null | Promise<T | undefined | null>, timeoutMs = 5000): Promise<T> {
+/**
+ * Waits until `check` returns a value (for work the Worker does in waitUntil). The default
+ * deadline is generous for a loaded CI machine; it costs nothing when the condition is met.
+ */
+export async function eventually<T>(check: () => T | undefined | null | Promise<T | undefined | null>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { CIRCUIT_POLICIES, circuitFor } from "../../src/services/provider-calls";
 import { makePng } from "../helpers/images";
 import { call } from "../helpers/http";
-import { useEmulators } from "../helpers/outbound";
+import { eventually, useEmulators } from "../helpers/outbound";
 
 const emulators = useEmulators();
 let n = 0;
@@ -98,9 +98,14 @@ describe("cache stats", () => {
     await identify(bytes);
     await identify(bytes);
     await identify(bytes);
-    await new Promise((r) => setTimeout(r, 100)); // counters are written after the response
-    const res = await call("/api/v1/plant-identification/cache/stats/", { bearer: staff.access });
-    const stats = (await res.json()) as Record<string, { hits: number; misses: number; hit_rate: number }>;
+    // The counters are written after each response (waitUntil): wait until all six lookups have
+    // been counted, then check the exact split (a seventh count would still fail the test).
+    type Stats = Record<string, { hits: number; misses: number; hit_rate: number }>;
+    const readStats = async () => (await (await call("/api/v1/plant-identification/cache/stats/", { bearer: staff.access })).json()) as Stats;
+    const stats = await eventually(async () => {
+      const s = await readStats();
+      return s.total && s.total.hits + s.total.misses >= 6 ? s : null;
+    });
     expect(stats.plant_id).toMatchObject({ hits: 2, misses: 1, hit_rate: 0.6667 });
     expect(stats.plantnet).toMatchObject({ hits: 2, misses: 1 });
     expect(stats.total).toMatchObject({ hits: 4, misses: 2 });

@@ -54,7 +54,7 @@ describe("async requests: upload → queue → live progress → results", () =>
     expect(body.status).toBe("pending");
     expect(body.ws_url).toBe(`/ws/plant-identification/requests/${body.request_id}/`);
 
-    const completed = await eventually(() => socket.messages.find((m) => m.type === "completed" && m.request_id === body.request_id), 15_000);
+    const completed = await eventually(() => socket.messages.find((m) => m.type === "completed" && m.request_id === body.request_id), 30_000);
     const stages = socket.messages.filter((m) => m.type === "progress").map((m) => m.stage);
     expect(stages[0]).toBe("queued");
     for (const stage of ["processing_start", "plant_id_start", "plant_id_done", "plantnet_start", "plantnet_done", "merge_done"]) {
@@ -102,7 +102,7 @@ describe("async requests: upload → queue → live progress → results", () =>
     expect(history.results[0]!.image_url).toBe(body.images[0]!.url);
     socket.ws.close(1000, "done");
     late.ws.close(1000, "done");
-  });
+  }, 60_000); // a real queue round trip (1 s batching) plus the whole job: generous for a loaded CI box
 
   it("answers ping with pong", async () => {
     const u = await bearerUser();
@@ -117,8 +117,9 @@ describe("WebSocket authentication and close codes", () => {
   it("4401 without credentials, 4403 for another user's request, 4404 for an unknown one", async () => {
     const owner = await bearerUser();
     const other = await bearerUser();
-    const res = await upload(owner.access, [await photo()]);
-    const { request_id } = (await res.json()) as { request_id: string };
+    // A request row without a queued job: an upload here would leave a real job running in the
+    // background, calling the shared emulators (and their circuit breakers) during later tests.
+    const request_id = await pendingRequest(owner.userId);
 
     const anon = await openSocket(`/ws/plant-identification/requests/${request_id}/`);
     expect((await anon.closed).code).toBe(4401);
@@ -360,9 +361,16 @@ describe("unhappy paths around the job", () => {
   it("Trefle and OpenAI being down never fail a job: enrichment is skipped, care falls back to rules", async () => {
     const u = await bearerUser();
     const id = await pendingRequest(u.userId);
-    // Earlier jobs in this file may have filled in care data for whichever species the photo
-    // turns out to be; without this the job would skip Trefle for that reason instead.
-    await env.DB.prepare("UPDATE species SET light_requirements = NULL, water_requirements = NULL").run();
+    // Earlier jobs in this file may have enriched whichever species the photo turns out to be:
+    // care data in D1 (the job would skip Trefle "already has care data"), Trefle's answer in the
+    // KV cache (the job would not call Trefle at all) and an AI care guide (served as "openai"
+    // without calling OpenAI). Forget all three so the outage is what the job meets.
+    await env.DB.batch([
+      env.DB.prepare("UPDATE species SET light_requirements = NULL, water_requirements = NULL"),
+      env.DB.prepare("DELETE FROM care_guides"),
+    ]);
+    const trefleCache = await env.CACHE.list({ prefix: "trefle:" });
+    await Promise.all(trefleCache.keys.map((k) => env.CACHE.delete(k.name)));
     emulators.trefle.setMode({ failure: "500" });
     emulators.openai.setMode({ failure: "500" });
     const socket = await openSocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
