@@ -332,9 +332,18 @@ export function toHex(bytes: Uint8Array): string {
  */
 const BASE64_CHARS = /^[A-Za-z0-9+/]*={0,2}$/;
 
+/** The runtime's own decoder: Uint8Array.fromBase64 (workerd's V8), else Node's Buffer (npm start). */
+const nativeFromBase64: ((text: string) => Uint8Array) | null = (() => {
+  const fromBase64 = (Uint8Array as unknown as { fromBase64?: (text: string) => Uint8Array }).fromBase64;
+  if (fromBase64) return (text: string) => fromBase64.call(Uint8Array, text);
+  const buffer = (globalThis as { Buffer?: { from(text: string, encoding: "base64"): Uint8Array } }).Buffer;
+  return buffer ? (text: string) => new Uint8Array(buffer.from(text, "base64")) : null;
+})();
+
 /** Strict standard base64 (no data: prefix, no whitespace); null when it does not decode. */
 export function decodeBase64(text: string): Uint8Array | null {
   if (text.length === 0 || text.length % 4 !== 0 || !BASE64_CHARS.test(text)) return null;
+  if (nativeFromBase64) return nativeFromBase64(text);
   const binary = atob(text);
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);

@@ -4,6 +4,7 @@ import {
   AVATAR_RULES,
   UPLOAD_RULES,
   bytesToBase64,
+  portableBytesToBase64,
   readImageDimensions,
   sniffImageType,
   validateImageUpload,
@@ -434,6 +435,14 @@ describe("bytesToBase64", () => {
     for (let i = 0; i < binary.length; i++) back[i] = binary.charCodeAt(i);
     expect(back.length).toBe(png.length);
     expect(await sha256Hex(back)).toBe(await sha256Hex(png)); // a 1 MB toEqual is slow
+  });
+
+  it("the portable encoder (for runtimes without Uint8Array.prototype.toBase64) says the same, also for views", async () => {
+    const png = padToSize(await makePng(120, 80), 300_001);
+    expect(portableBytesToBase64(png)).toBe(bytesToBase64(png));
+    const view = png.subarray(7, 70_007);
+    expect(portableBytesToBase64(view)).toBe(bytesToBase64(view));
+    expect(bytesToBase64(view).length).toBe(Math.ceil(70_000 / 3) * 4);
   });
 });
 
