@@ -27,6 +27,9 @@ export type ProgressStage =
   | "enrich_skipped"
   | "care_start"
   | "care_done"
+  // Disease requests (Plant.id health assessment).
+  | "health_start"
+  | "health_done"
   | "rate_limited"
   | "retry_scheduled";
 

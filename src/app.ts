@@ -24,6 +24,7 @@ import { authenticate, csrfProtection } from "./middleware/auth";
 import { adminRoutes } from "./routes/admin";
 import { authRoutes } from "./routes/auth";
 import { careRoutes } from "./routes/care";
+import { diseaseRoutes } from "./routes/diseases";
 import { docsRoutes } from "./routes/docs";
 import { healthRoutes } from "./routes/health";
 import { identifyRoutes } from "./routes/identify";
@@ -140,6 +141,7 @@ export function createApp() {
   app.route("/", adminRoutes());
   app.route("/", identifyRoutes());
   app.route("/", requestRoutes());
+  app.route("/", diseaseRoutes());
   app.route("/", careRoutes());
   app.route("/", speciesRoutes());
   app.route("/", wsRoutes());

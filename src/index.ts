@@ -5,7 +5,7 @@
 import { createApp } from "./app";
 import type { Bindings } from "./env";
 import { runHousekeeping } from "./jobs/housekeeping";
-import { handleDeadLetterBatch, handleIdentifyBatch } from "./jobs/identify-consumer";
+import { handleDeadLetterBatch, handleJobBatch } from "./jobs/queue";
 import { createLogger } from "./lib/logger";
 
 export { ProviderCircuit } from "../durable-objects/provider-circuit";
@@ -18,10 +18,10 @@ const app = createApp();
 export default {
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),
 
-  /** Identification jobs and their dead letters (queue names differ per environment). */
+  /** Identification and diagnosis jobs and their dead letters (queue names differ per environment). */
   async queue(batch, env, ctx) {
     if (batch.queue.endsWith("-dlq")) await handleDeadLetterBatch(batch, env);
-    else await handleIdentifyBatch(batch, env, ctx);
+    else await handleJobBatch(batch, env, ctx);
   },
 
   async scheduled(controller, env, ctx) {

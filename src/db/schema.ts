@@ -323,3 +323,86 @@ export const careGuides = sqliteTable(
   },
   (t) => [uniqueIndex("care_guides_species_language_unique").on(t.speciesId, t.language)],
 );
+
+// ---------------------------------------------------------------------------------------------
+// Plant health (API.md §4 disease requests)
+
+/**
+ * A photo-based health diagnosis, processed by the same queue as identifications (job type
+ * `diagnose`) with Plant.id's `/health_assessment`. Same status machine as identification
+ * requests (API.md §2.2): `identified` = a diagnosis was made (the plant looks healthy, or the
+ * best suggestion is at least 0.5 likely).
+ */
+export const diseaseRequests = sqliteTable(
+  "disease_requests",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    status: text("status", {
+      enum: ["pending", "processing", "identified", "needs_help", "failed"],
+    })
+      .notNull()
+      .default("pending"),
+    /** "<sha256>.<ext>" of each photo in upload order, as identification requests store them. */
+    imageHashes: text("image_hashes", { mode: "json" }).$type<string[]>().notNull(),
+    symptomsDescription: text("symptoms_description").notNull(),
+    plantCondition: text("plant_condition", { enum: ["mild", "moderate", "severe", "dying"] }),
+    location: text("location").notNull().default(""),
+    /** Plant.id's verdicts, null until the assessment is stored. */
+    isPlant: integer("is_plant", { mode: "boolean" }),
+    isHealthy: integer("is_healthy", { mode: "boolean" }),
+    isHealthyProbability: real("is_healthy_probability"),
+    attempts: integer("attempts").notNull().default(0),
+    errorMessage: text("error_message"),
+    processedAt: text("processed_at"),
+    ...timestamps,
+  },
+  (t) => [
+    // A user's diagnoses, newest first.
+    index("disease_requests_user_created_idx").on(t.userId, t.createdAt),
+    index("disease_requests_status_idx").on(t.status),
+  ],
+);
+
+/** Plant.id's disease suggestions for one diagnosis, one row per disease name. */
+export const diseaseResults = sqliteTable(
+  "disease_results",
+  {
+    id: text("id").primaryKey(),
+    requestId: text("request_id")
+      .notNull()
+      .references(() => diseaseRequests.id, { onDelete: "cascade" }),
+    /** Plant.id's 16-hex entity id of the disease (stable across assessments). */
+    entityId: text("entity_id"),
+    name: text("name").notNull(),
+    commonNames: text("common_names", { mode: "json" }).$type<string[]>().notNull().default(sql`'[]'`),
+    probability: real("probability").notNull(),
+    description: text("description").notNull().default(""),
+    /** `{biological: [], chemical: [], prevention: []}` as Plant.id splits it. */
+    treatment: text("treatment", { mode: "json" }).$type<Record<string, string[]>>().notNull().default(sql`'{}'`),
+    /** From general to specific, e.g. ["Fungi", "Ascomycota", "Erysiphales"]. */
+    classification: text("classification", { mode: "json" }).$type<string[]>().notNull().default(sql`'[]'`),
+    /** Derived from the classification, for the disease database's `type` filter. */
+    diseaseType: text("disease_type", {
+      enum: ["fungal", "bacterial", "viral", "oomycete", "pest", "abiotic", "other"],
+    })
+      .notNull()
+      .default("other"),
+    cause: text("cause"),
+    url: text("url"),
+    similarImages: text("similar_images", { mode: "json" }).$type<Record<string, unknown>[]>().notNull().default(sql`'[]'`),
+    rank: integer("rank").notNull(),
+    /** The owner's confirmed diagnosis (at most one per request); feeds the disease database. */
+    isConfirmed: integer("is_confirmed", { mode: "boolean" }).notNull().default(false),
+    confirmedAt: text("confirmed_at"),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [
+    // Idempotent job writes: a re-delivered job upserts, never duplicates.
+    uniqueIndex("disease_results_request_name_unique").on(t.requestId, sql`lower(${t.name})`),
+    uniqueIndex("disease_results_one_confirmed_per_request").on(t.requestId).where(sql`${t.isConfirmed} = 1`),
+    index("disease_results_confirmed_idx").on(t.isConfirmed, t.diseaseType),
+  ],
+);

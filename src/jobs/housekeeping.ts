@@ -4,6 +4,7 @@
  */
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
+import { failStaleDiseaseRequests } from "../services/diseases";
 import { publish } from "../services/progress";
 import { purgeExpiredTokens } from "../services/tokens";
 
@@ -25,6 +26,7 @@ export async function failStaleProcessingRequests(env: Bindings, logger?: Logger
   )
     .bind(message, cutoff)
     .all<{ id: string; user_id: string | null }>();
+  results.push(...(await failStaleDiseaseRequests(env, cutoff, message)));
   // Their owners are told, as for any other failure.
   await Promise.all(
     results

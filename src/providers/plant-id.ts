@@ -1,12 +1,13 @@
 /**
- * Plant.id v3 (Kindwise) client — PROVIDERS.md §1. One call does species and health:
- * `POST /identification` with `health: "all"` and the details we display. Images go as raw
- * base64 (no data: prefix); auth is the `Api-Key` header.
+ * Plant.id v3 (Kindwise) client — PROVIDERS.md §1. Identification is one call for species and
+ * health: `POST /identification` with `health: "all"` and the details we display. Disease
+ * requests use `POST /health_assessment` (§1.5), which answers the health part only. Images go
+ * as raw base64 (no data: prefix); auth is the `Api-Key` header.
  */
 import { z } from "zod";
 import { bytesToBase64 } from "../lib/images";
 import { errorFromResponse, fetchWithTimeout, readJson } from "./http";
-import { ProviderError, type DiseaseSuggestion, type ProviderAnswer, type ProviderSuggestion } from "./types";
+import { ProviderError, type DiseaseSuggestion, type ProviderAnswer, type ProviderSuggestion, type SimilarImage, type TreatmentPlan } from "./types";
 
 export const PLANT_ID_API_VERSION = "v3";
 export const PLANT_ID_DETAILS = [
@@ -22,6 +23,8 @@ export const PLANT_ID_DETAILS = [
   "classification",
   "cause",
 ] as const;
+/** Disease details for `/health_assessment` (PROVIDERS.md §1.5). */
+export const PLANT_ID_HEALTH_DETAILS = ["local_name", "description", "url", "treatment", "classification", "common_names", "cause"] as const;
 
 export interface PlantIdSettings {
   baseUrl: string;
@@ -39,12 +42,13 @@ export interface PlantIdQuery {
 // Only the fields we read are checked; everything else the provider adds is ignored.
 const Probability = z.object({ probability: z.number(), binary: z.boolean().optional() });
 const Described = z.union([z.string(), z.object({ value: z.string().nullish() }).passthrough()]).nullish();
+const SimilarImagesSchema = z
+  .array(z.object({ url: z.string(), url_small: z.string().nullish(), similarity: z.number().nullish(), license_name: z.string().nullish(), citation: z.string().nullish() }).passthrough())
+  .nullish();
 const SuggestionSchema = z.object({
   name: z.string(),
   probability: z.number(),
-  similar_images: z
-    .array(z.object({ url: z.string(), url_small: z.string().nullish(), similarity: z.number().nullish(), license_name: z.string().nullish(), citation: z.string().nullish() }).passthrough())
-    .nullish(),
+  similar_images: SimilarImagesSchema,
   details: z
     .object({
       common_names: z.array(z.string()).nullish(),
@@ -59,9 +63,13 @@ const SuggestionSchema = z.object({
     .passthrough()
     .nullish(),
 });
+// The fields added for disease requests (id, url, cause, similar images) are display extras:
+// an unexpected shape there degrades to "absent" instead of failing a whole identification.
 const DiseaseSchema = z.object({
+  id: z.string().nullish().catch(null),
   name: z.string(),
   probability: z.number(),
+  similar_images: SimilarImagesSchema.catch(null),
   details: z
     .object({
       local_name: z.string().nullish(),
@@ -69,6 +77,8 @@ const DiseaseSchema = z.object({
       treatment: z.record(z.string(), z.array(z.string()).nullish()).nullish(),
       classification: z.array(z.string()).nullish(),
       common_names: z.array(z.string()).nullish(),
+      url: z.string().nullish().catch(null),
+      cause: z.string().nullish().catch(null),
     })
     .passthrough()
     .nullish(),
@@ -78,6 +88,14 @@ const ResponseSchema = z.object({
     is_plant: Probability,
     classification: z.object({ suggestions: z.array(SuggestionSchema) }),
     is_healthy: Probability.nullish(),
+    disease: z.object({ suggestions: z.array(DiseaseSchema) }).nullish(),
+  }),
+});
+/** `/health_assessment` answers `{is_plant, is_healthy, disease}` without a classification. */
+const HealthResponseSchema = z.object({
+  result: z.object({
+    is_plant: Probability,
+    is_healthy: Probability,
     disease: z.object({ suggestions: z.array(DiseaseSchema) }).nullish(),
   }),
 });
@@ -99,25 +117,34 @@ function normaliseSuggestion(s: z.infer<typeof SuggestionSchema>): ProviderSugge
     probability: clamp01(s.probability),
     description: text(d.description),
     url: d.url ?? null,
-    similarImages: (s.similar_images ?? []).map((img) => ({
-      url: img.url,
-      ...(img.url_small ? { url_small: img.url_small } : {}),
-      ...(img.similarity != null ? { similarity: img.similarity } : {}),
-      ...(img.license_name ? { license: img.license_name } : {}),
-      ...(img.citation ? { citation: img.citation } : {}),
-    })),
+    similarImages: similarImages(s.similar_images),
     watering: d.watering ?? null,
     propagationMethods: d.propagation_methods ?? [],
     edibleParts: d.edible_parts ?? [],
   };
 }
 
+function similarImages(images: z.infer<typeof SimilarImagesSchema>): SimilarImage[] {
+  return (images ?? []).map((img) => ({
+    url: img.url,
+    ...(img.url_small ? { url_small: img.url_small } : {}),
+    ...(img.similarity != null ? { similarity: img.similarity } : {}),
+    ...(img.license_name ? { license: img.license_name } : {}),
+    ...(img.citation ? { citation: img.citation } : {}),
+  }));
+}
+
 function normaliseDisease(s: z.infer<typeof DiseaseSchema>): DiseaseSuggestion {
   const d = s.details ?? {};
   const treatment = d.treatment ?? {};
   // Plant.id splits treatment into biological / chemical / prevention lists.
-  const treatmentText = ["biological", "chemical", "prevention"]
-    .flatMap((k) => (treatment[k] ?? []).map((line) => `${k[0]!.toUpperCase()}${k.slice(1)}: ${line}`))
+  const plan: TreatmentPlan = {
+    biological: treatment.biological ?? [],
+    chemical: treatment.chemical ?? [],
+    prevention: treatment.prevention ?? [],
+  };
+  const treatmentText = (["biological", "chemical", "prevention"] as const)
+    .flatMap((k) => plan[k].map((line) => `${k[0]!.toUpperCase()}${k.slice(1)}: ${line}`))
     .join("\n");
   return {
     name: d.local_name ?? s.name,
@@ -126,21 +153,33 @@ function normaliseDisease(s: z.infer<typeof DiseaseSchema>): DiseaseSuggestion {
     treatment: treatmentText,
     classification: d.classification ?? [],
     commonNames: d.common_names ?? [],
+    entityId: s.id ?? null,
+    treatmentPlan: plan,
+    cause: d.cause ?? null,
+    url: d.url ?? null,
+    similarImages: similarImages(s.similar_images),
   };
 }
 
 const clamp01 = (n: number) => Math.min(1, Math.max(0, n));
 
-export async function identifyWithPlantId(settings: PlantIdSettings, query: PlantIdQuery, signal?: AbortSignal): Promise<ProviderAnswer> {
+/**
+ * One POST to Plant.id v3 — images as raw base64 JSON, `Api-Key` auth, `details` and `language`
+ * in the query — answering the JSON body, or throwing a typed ProviderError.
+ */
+async function postToPlantId(
+  settings: PlantIdSettings,
+  endpoint: "identification" | "health_assessment",
+  details: readonly string[],
+  query: PlantIdQuery,
+  extra: Record<string, unknown>,
+  signal?: AbortSignal,
+): Promise<{ json: unknown; status: number }> {
   if (!settings.apiKey) throw new ProviderError("plant_id", "auth", "PLANT_ID_API_KEY is not configured");
-  const url = new URL(`${settings.baseUrl.replace(/\/+$/, "")}/identification`);
-  url.searchParams.set("details", PLANT_ID_DETAILS.join(","));
+  const url = new URL(`${settings.baseUrl.replace(/\/+$/, "")}/${endpoint}`);
+  url.searchParams.set("details", details.join(","));
   url.searchParams.set("language", query.language);
-  const body: Record<string, unknown> = {
-    images: query.images.map(bytesToBase64),
-    similar_images: true,
-    health: "all",
-  };
+  const body: Record<string, unknown> = { images: query.images.map(bytesToBase64), similar_images: true, ...extra };
   if (query.latitude != null && query.longitude != null) {
     body.latitude = query.latitude;
     body.longitude = query.longitude;
@@ -153,8 +192,13 @@ export async function identifyWithPlantId(settings: PlantIdSettings, query: Plan
     signal,
   );
   if (!res.ok) throw await errorFromResponse("plant_id", res);
-  const parsed = ResponseSchema.safeParse(await readJson("plant_id", res, settings.timeoutMs));
-  if (!parsed.success) throw new ProviderError("plant_id", "malformed", "Plant.id answer does not have the v3 shape", res.status);
+  return { json: await readJson("plant_id", res, settings.timeoutMs), status: res.status };
+}
+
+export async function identifyWithPlantId(settings: PlantIdSettings, query: PlantIdQuery, signal?: AbortSignal): Promise<ProviderAnswer> {
+  const { json, status } = await postToPlantId(settings, "identification", PLANT_ID_DETAILS, query, { health: "all" }, signal);
+  const parsed = ResponseSchema.safeParse(json);
+  if (!parsed.success) throw new ProviderError("plant_id", "malformed", "Plant.id answer does not have the v3 shape", status);
   const result = parsed.data.result;
   const isPlant = result.is_plant.binary ?? result.is_plant.probability >= 0.5;
   return {
@@ -168,5 +212,28 @@ export async function identifyWithPlantId(settings: PlantIdSettings, query: Plan
           diseases: (result.disease?.suggestions ?? []).map(normaliseDisease),
         }
       : null,
+  };
+}
+
+/**
+ * `POST /health_assessment` (PROVIDERS.md §1.5): the same body as identification, disease
+ * details in `details`. Normalised to a ProviderAnswer with no species suggestions and the
+ * assessment in `health`, so it shares the cache, single flight and circuit of identification.
+ */
+export async function assessHealthWithPlantId(settings: PlantIdSettings, query: PlantIdQuery, signal?: AbortSignal): Promise<ProviderAnswer> {
+  const { json, status } = await postToPlantId(settings, "health_assessment", PLANT_ID_HEALTH_DETAILS, query, {}, signal);
+  const parsed = HealthResponseSchema.safeParse(json);
+  if (!parsed.success) throw new ProviderError("plant_id", "malformed", "Plant.id health assessment does not have the v3 shape", status);
+  const result = parsed.data.result;
+  const diseases = (result.disease?.suggestions ?? []).map(normaliseDisease).sort((a, b) => b.probability - a.probability);
+  return {
+    provider: "plant_id",
+    isPlant: result.is_plant.binary ?? result.is_plant.probability >= 0.5,
+    suggestions: [],
+    health: {
+      isHealthy: result.is_healthy.binary ?? result.is_healthy.probability >= 0.5,
+      isHealthyProbability: clamp01(result.is_healthy.probability),
+      diseases,
+    },
   };
 }

@@ -34,9 +34,23 @@ export interface DiseaseSuggestion {
   name: string;
   probability: number;
   description: string;
+  /** The treatment lists joined into one text (the identify endpoints' `treatment`). */
   treatment: string;
   classification: string[];
   commonNames: string[];
+  /** Plant.id's entity id (16 hex), stable across assessments. */
+  entityId?: string | null;
+  /** Treatment as Plant.id splits it; lists absent upstream are empty. */
+  treatmentPlan?: TreatmentPlan;
+  cause?: string | null;
+  url?: string | null;
+  similarImages?: SimilarImage[];
+}
+
+export interface TreatmentPlan {
+  biological: string[];
+  chemical: string[];
+  prevention: string[];
 }
 
 export interface HealthAssessment {

@@ -8,13 +8,13 @@ import type { Context } from "hono";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
+import { enqueueJob } from "./enqueue";
 import { uuidv7 } from "../lib/ids";
-import { UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
 import { requireAuth } from "../middleware/auth";
 import { PLANTNET_ORGANS, type PlantNetOrgan } from "../providers/plantnet";
 import { ruleBasedCare } from "../services/care";
 import { findSpeciesForCare, storedCareGuide } from "../services/care-guides";
-import { progress, publish, userHub } from "../services/progress";
+import { userHub } from "../services/progress";
 import { enforceRateLimit } from "../services/rate-limits";
 import {
   decodeImages,
@@ -26,12 +26,11 @@ import {
   storeImages,
   type RequestRow,
 } from "../services/requests";
-import type { IdentifyJob } from "../jobs/identify-consumer";
 import { pageOf, PaginationQuery, queryPage } from "./pagination";
 import { ErrorSchema, jsonBody, pageSchema } from "./schemas";
+import { MAX_IMAGES, readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
 
 const tags = ["Identification requests"];
-const MAX_IMAGES = 5;
 const STATUS = z.enum(["pending", "processing", "identified", "needs_help", "failed"]);
 const Id = z.object({ id: z.uuid() });
 const errors = {
@@ -237,30 +236,10 @@ const MetaSchema = z.object({
 
 /** Reads and validates every part before anything is written: one bad image rejects the lot. */
 async function readUpload(c: Context<AppEnv>) {
-  if (!(c.req.header("Content-Type") ?? "").toLowerCase().startsWith("multipart/form-data")) {
-    throw new AppError("VALIDATION_ERROR", 400, "Upload the photo as multipart/form-data.", { image_1: ["This field is required."] });
-  }
-  let form: FormData;
-  try {
-    form = await c.req.formData();
-  } catch {
-    throw new AppError("MALFORMED_REQUEST", 400, "Malformed multipart body.");
-  }
-  const images: ValidatedImage[] = [];
+  const form = await readMultipartForm(c);
   const fieldErrors: Record<string, string[]> = {};
-  for (let i = 1; i <= MAX_IMAGES; i++) {
-    const file = form.get(`image_${i}`);
-    if (file === null) continue;
-    if (!(file instanceof File)) {
-      fieldErrors[`image_${i}`] = ["Expected a file."];
-      continue;
-    }
-    const result = await validateImageUpload({ bytes: new Uint8Array(await file.arrayBuffer()), declaredType: file.type, filename: file.name }, UPLOAD_RULES);
-    if (result.ok) images.push(result.image);
-    else fieldErrors[`image_${i}`] = [result.message];
-  }
-  if (!form.get("image_1") && !fieldErrors.image_1) fieldErrors.image_1 = ["No image file provided. Please upload an image."];
-  const meta = MetaSchema.safeParse(Object.fromEntries([...form.entries()].filter(([k, v]) => !k.startsWith("image_") && typeof v === "string")));
+  const images = await readImageParts(form, fieldErrors, MAX_IMAGES);
+  const meta = MetaSchema.safeParse(textFields(form));
   if (!meta.success) for (const issue of meta.error.issues) (fieldErrors[String(issue.path[0] ?? "non_field_errors")] ??= []).push(issue.message);
   const organs = meta.success ? meta.data.organs : undefined;
   if (organs && organs.length !== images.length && Object.keys(fieldErrors).length === 0) {
@@ -269,11 +248,7 @@ async function readUpload(c: Context<AppEnv>) {
   if (meta.success && (meta.data.latitude === undefined) !== (meta.data.longitude === undefined)) {
     fieldErrors.latitude = ["Give both latitude and longitude, or neither."];
   }
-  if (Object.keys(fieldErrors).length > 0) {
-    const first = Object.values(fieldErrors)[0]![0]!;
-    const tooLarge = Object.values(fieldErrors).flat().some((m) => m.startsWith("File too large"));
-    throw new AppError(tooLarge ? "FILE_TOO_LARGE" : "VALIDATION_ERROR", tooLarge ? 413 : 400, first, fieldErrors);
-  }
+  throwIfFieldErrors(fieldErrors);
   return { images, organs: organs ?? images.map(() => "auto" as const), meta: meta.data! };
 }
 
@@ -311,7 +286,7 @@ export function requestRoutes() {
       habitat: upload.meta.habitat,
       status: "pending",
     });
-    await enqueue(c, row.id, user.id);
+    await enqueueJob(c, { type: "identify", request_id: row.id, user_id: user.id }, (message) => failRequest(c.env, row.id, message), "identification");
     return c.json(requestBody(row), 202);
   });
 
@@ -402,9 +377,13 @@ export function requestRoutes() {
       const row = await ownRequest(c, c.req.valid("param").id);
       await c.env.DB.prepare("DELETE FROM identification_requests WHERE id = ?").bind(row.id).run();
       const images = decodeImages(row);
+      // Photos are content-addressed and shared: keep any another request (or diagnosis) still uses.
       const stillUsed = await c.env.DB.prepare(
-        `SELECT DISTINCT value AS entry FROM identification_requests, json_each(identification_requests.image_hashes)
-          WHERE value IN (SELECT value FROM json_each(?))`,
+        `SELECT value AS entry FROM identification_requests, json_each(identification_requests.image_hashes)
+          WHERE value IN (SELECT value FROM json_each(?1))
+         UNION
+         SELECT value AS entry FROM disease_requests, json_each(disease_requests.image_hashes)
+          WHERE value IN (SELECT value FROM json_each(?1))`,
       )
         .bind(row.image_hashes)
         .all<{ entry: string }>();
@@ -439,7 +418,7 @@ export function requestRoutes() {
       if (!updated) {
         throw new AppError("INVALID_STATE", 409, `Only failed or needs-help requests can be retried (this one is ${row.status}).`);
       }
-      await enqueue(c, row.id, user.id);
+      await enqueueJob(c, { type: "identify", request_id: row.id, user_id: user.id }, (message) => failRequest(c.env, row.id, message), "identification");
       return c.json(requestBody(updated), 202);
     },
   );
@@ -620,17 +599,4 @@ export function requestRoutes() {
   );
 
   return app;
-}
-
-async function enqueue(c: Context<AppEnv>, requestId: string, userId: string) {
-  const job: IdentifyJob = { type: "identify", request_id: requestId, user_id: userId };
-  try {
-    await c.env.IDENTIFY_QUEUE.send(job, { contentType: "json" });
-  } catch (err) {
-    // Never leave a request pending with no job behind it.
-    c.get("logger").error("enqueue failed", { request_id: requestId, error: String(err) });
-    await failRequest(c.env, requestId, "Could not queue the identification. Please retry.");
-    throw new AppError("QUEUE_UNAVAILABLE", 503, "Could not queue the identification right now. Please retry in a moment.", undefined, { "Retry-After": "10" });
-  }
-  await publish(c.env, userId, progress(requestId, "queued", "pending", {}), c.get("logger"));
 }

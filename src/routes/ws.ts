@@ -1,5 +1,6 @@
 /**
- * WebSocket routes (API.md §3): `/ws/plant-identification/requests/{id}/` follows one request,
+ * WebSocket routes (API.md §3): `/ws/plant-identification/requests/{id}/` follows one request
+ * (identification or disease request),
  * `/ws/` all of the caller's. Authenticated by the access_token cookie, a bearer header, or a
  * single-use `?ticket=` from /auth/ws-ticket/ (long-lived tokens never go in URLs). The socket
  * itself lives in the caller's UserHub Durable Object.
@@ -15,6 +16,7 @@ import { sha256Hex } from "../lib/hash";
 import { isUuid } from "../lib/ids";
 import { ACCESS_COOKIE, bearerToken, userFromAccessToken } from "../middleware/auth";
 import { userHub } from "../services/progress";
+import { countDiseaseResults, getDiseaseRequest } from "../services/diseases";
 import { countResults, FINAL_STATUSES, getRequest } from "../services/requests";
 
 /** Accepts the socket only to close it with an application close code the client can read. */
@@ -56,16 +58,16 @@ async function connect(c: Context<AppEnv>, requestId: string | null): Promise<Re
   const headers = new Headers({ Upgrade: "websocket" });
   if (requestId) {
     if (!isUuid(requestId)) return refuse(4404, "unknown request");
-    const request = await getRequest(c.env, requestId);
+    // Identification and disease requests share this route (their UUIDs never collide).
+    const identification = await getRequest(c.env, requestId);
+    const request = identification ?? (await getDiseaseRequest(c.env, requestId));
     if (!request) return refuse(4404, "unknown request");
     if (request.user_id !== userId) return refuse(4403, "not your request");
     headers.set("X-Hub-Request-Id", requestId);
     // If the hub has forgotten a finished request (state is kept 7 days), D1 still knows.
     if ((FINAL_STATUSES as readonly string[]).includes(request.status)) {
-      headers.set(
-        "X-Hub-Final-State",
-        JSON.stringify({ type: "completed", request_id: requestId, status: request.status, results_count: await countResults(c.env, requestId) }),
-      );
+      const count = identification ? await countResults(c.env, requestId) : await countDiseaseResults(c.env, requestId);
+      headers.set("X-Hub-Final-State", JSON.stringify({ type: "completed", request_id: requestId, status: request.status, results_count: count }));
     }
   }
   return userHub(c.env, userId).fetch(new Request("https://user-hub/connect", { headers }));

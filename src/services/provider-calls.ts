@@ -8,7 +8,7 @@ import type { Bindings } from "../env";
 import { sha256Hex } from "../lib/hash";
 import type { ImageMime } from "../lib/images";
 import { recordProviderMetric } from "../lib/metrics";
-import { identifyWithPlantId, PLANT_ID_API_VERSION } from "../providers/plant-id";
+import { assessHealthWithPlantId, identifyWithPlantId, PLANT_ID_API_VERSION, PLANT_ID_HEALTH_DETAILS } from "../providers/plant-id";
 import { identifyWithPlantNet, PLANTNET_API_VERSION, type PlantNetOrgan } from "../providers/plantnet";
 import { ProviderError, type ProviderAnswer, type ProviderErrorKind, type ProviderName } from "../providers/types";
 import type { CircuitPolicy } from "../../durable-objects/provider-circuit";
@@ -35,7 +35,14 @@ interface JobBase {
 }
 
 export type ProviderJob =
-  | (JobBase & { provider: "plant_id"; latitude: number | null; longitude: number | null; language: string })
+  | (JobBase & {
+      provider: "plant_id";
+      /** Which Plant.id call: species + health (`/identification`) or health only (`/health_assessment`). */
+      endpoint: "identification" | "health_assessment";
+      latitude: number | null;
+      longitude: number | null;
+      language: string;
+    })
   | (JobBase & { provider: "plantnet"; project: string; organs: PlantNetOrgan[]; language: string; includeRelatedImages: boolean; maxResults: number });
 
 /** Several images hash to one digest over their digests, in order. */
@@ -46,17 +53,29 @@ async function imagesDigest(images: ProviderImage[]): Promise<string> {
 /** Coordinates change Plant.id's answer; two decimals (~1 km) keep nearby photos cacheable. */
 const coord = (v: number | null) => (v == null ? "none" : v.toFixed(2));
 
+/**
+ * A Plant.id call: `identification` (species, with `health: "all"`) or `health_assessment`
+ * (disease requests). Each endpoint has its own cache key — the health one names the endpoint
+ * and the disease details asked for, so neither ever serves the other's answer — and both share
+ * the TTL, single flight and `plant_id` circuit breaker.
+ */
 export async function plantIdJob(
   env: Bindings,
   images: ProviderImage[],
   opts: { latitude: number | null; longitude: number | null; language: string },
+  endpoint: "identification" | "health_assessment" = "identification",
 ): Promise<ProviderJob> {
   const digest = await imagesDigest(images);
   const config = getConfig(env);
+  const where = `lang=${opts.language}:loc=${coord(opts.latitude)},${coord(opts.longitude)}`;
   return {
     provider: "plant_id",
+    endpoint,
     settings: { baseUrl: config.PLANT_ID_API_URL, apiKey: config.PLANT_ID_API_KEY, timeoutMs: config.PLANT_ID_TIMEOUT_MS },
-    cacheKey: `plant_id:${PLANT_ID_API_VERSION}:${digest}:health=all:lang=${opts.language}:loc=${coord(opts.latitude)},${coord(opts.longitude)}`,
+    cacheKey:
+      endpoint === "identification"
+        ? `plant_id:${PLANT_ID_API_VERSION}:${digest}:health=all:${where}`
+        : `plant_id:${PLANT_ID_API_VERSION}:health_assessment:${digest}:details=${PLANT_ID_HEALTH_DETAILS.join(",")}:${where}`,
     ttlS: config.PLANT_ID_CACHE_TTL_S,
     images: images.map(({ bytes, mime }) => ({ bytes, mime })),
     ...opts,
@@ -88,16 +107,18 @@ export function circuitFor(env: Bindings, provider: ProviderName) {
 
 /** The upstream call itself: the provider's client with this job's parameters. */
 function callUpstream(job: ProviderJob): Promise<ProviderAnswer> {
-  return job.provider === "plant_id"
-    ? identifyWithPlantId(job.settings, { images: job.images.map((i) => i.bytes), latitude: job.latitude, longitude: job.longitude, language: job.language })
-    : identifyWithPlantNet(job.settings, {
-        images: job.images,
-        organs: job.organs,
-        project: job.project,
-        language: job.language,
-        includeRelatedImages: job.includeRelatedImages,
-        maxResults: job.maxResults,
-      });
+  if (job.provider === "plant_id") {
+    const query = { images: job.images.map((i) => i.bytes), latitude: job.latitude, longitude: job.longitude, language: job.language };
+    return job.endpoint === "health_assessment" ? assessHealthWithPlantId(job.settings, query) : identifyWithPlantId(job.settings, query);
+  }
+  return identifyWithPlantNet(job.settings, {
+    images: job.images,
+    organs: job.organs,
+    project: job.project,
+    language: job.language,
+    includeRelatedImages: job.includeRelatedImages,
+    maxResults: job.maxResults,
+  });
 }
 
 function asProviderError(provider: ProviderName, err: unknown): ProviderError {

@@ -6,7 +6,7 @@
  */
 import type { Bindings } from "../env";
 import { uuidv7 } from "../lib/ids";
-import { IMAGE_EXTENSION, type ImageMime, type ImageType } from "../lib/images";
+import { IMAGE_EXTENSION, IMAGE_MIME, type ImageMime, type ImageType } from "../lib/images";
 import type { HealthAssessment } from "../providers/types";
 import type { MergedSuggestion } from "./merge";
 
@@ -74,7 +74,7 @@ export interface NewRequest {
 }
 
 /** Image hashes are stored as "<sha256>.<ext>" so the R2 key and type survive with them. */
-function encodeImages(images: StoredImage[]): string {
+export function encodeImages(images: StoredImage[]): string {
   return JSON.stringify(images.map((i) => `${i.sha256}.${IMAGE_EXTENSION[i.type]}`));
 }
 
@@ -85,6 +85,19 @@ export function decodeImages(row: Pick<RequestRow, "image_hashes">): StoredImage
     const [sha256, ext] = entry.split(".");
     return { sha256: sha256!, type: EXT_TYPE[ext ?? "jpg"] ?? "jpeg" };
   });
+}
+
+/** A request's photos from R2, in upload order; null when any of them is gone. */
+export async function loadStoredImages(
+  env: Bindings,
+  row: Pick<RequestRow, "image_hashes">,
+): Promise<{ bytes: Uint8Array; mime: ImageMime; sha256: string }[] | null> {
+  const stored = decodeImages(row);
+  const objects = await Promise.all(stored.map((img) => env.IMAGES.get(imageKey(img))));
+  if (objects.some((o) => o === null)) return null;
+  return Promise.all(
+    objects.map(async (o, i) => ({ bytes: new Uint8Array(await o!.arrayBuffer()), mime: IMAGE_MIME[stored[i]!.type], sha256: stored[i]!.sha256 })),
+  );
 }
 
 export async function insertRequest(env: Bindings, input: NewRequest): Promise<RequestRow> {

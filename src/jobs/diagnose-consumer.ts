@@ -1,0 +1,108 @@
+/**
+ * Disease diagnosis jobs (API.md §4), run by the shared queue consumer (jobs/queue.ts) on the
+ * identification queue with `type: "diagnose"`. One Plant.id `/health_assessment` call behind
+ * the same KV cache, single flight and `plant_id` circuit breaker as identification.
+ *
+ * Progress to the owner's UserHub: queued (at upload) → processing_start → health_start →
+ * health_done → completed; on a retryable provider failure rate_limited? → retry_scheduled and
+ * the request waits in `pending`; after MAX_ATTEMPTS (or a failure retrying cannot fix) it ends
+ * `failed` with an `error` then `completed` message. Idempotent like identification jobs.
+ */
+import type { Bindings } from "../env";
+import type { Logger } from "../lib/logger";
+import { ProviderError } from "../providers/types";
+import {
+  claimDiseaseRequest,
+  completeDiseaseRequest,
+  countDiseaseResults,
+  failDiseaseRequest,
+  releaseDiseaseRequest,
+} from "../services/diseases";
+import { progress, publish } from "../services/progress";
+import { cachedProviderCall, plantIdJob } from "../services/provider-calls";
+import { loadStoredImages } from "../services/requests";
+import { MAX_ATTEMPTS, retryDelayFor, type JobKind, type JobResult } from "./job-policy";
+
+export interface DiagnoseJob {
+  type: "diagnose";
+  request_id: string;
+  user_id: string;
+}
+
+function isDiagnoseJob(body: unknown): body is DiagnoseJob {
+  const b = body as Partial<DiagnoseJob> | null;
+  return !!b && b.type === "diagnose" && typeof b.request_id === "string" && typeof b.user_id === "string";
+}
+
+export const diagnoseJobs: JobKind<DiagnoseJob> = {
+  name: "diagnose",
+  matches: isDiagnoseJob,
+  process: processDiagnoseJob,
+  release: (env, job) => releaseDiseaseRequest(env, job.request_id),
+  fail: (env, job, message) => failDiseaseRequest(env, job.request_id, message),
+  deadLetterMessage: "Diagnosis failed after several attempts. Please submit the photos again.",
+};
+
+type Say = (m: Parameters<typeof publish>[2]) => Promise<void>;
+
+export async function processDiagnoseJob(job: DiagnoseJob, attempt: number, env: Bindings, ctx: ExecutionContext, logger: Logger): Promise<JobResult> {
+  const request = await claimDiseaseRequest(env, job.request_id);
+  if (!request) {
+    logger.info("diagnosis already finished or request deleted; acking");
+    return { kind: "done" };
+  }
+  const say: Say = (m) => publish(env, job.user_id, m, logger);
+  await say(progress(job.request_id, "processing_start", "processing", { attempt }));
+
+  const images = await loadStoredImages(env, request);
+  if (!images) return fail(env, job, "The uploaded images are no longer available.", say);
+
+  await say(progress(job.request_id, "health_start", "processing", {}));
+  const call = await cachedProviderCall(
+    env,
+    (p) => ctx.waitUntil(p),
+    await plantIdJob(env, images, { latitude: null, longitude: null, language: "en" }, "health_assessment"),
+  );
+  const health = call.answer?.health ?? null;
+  await say(
+    progress(
+      job.request_id,
+      "health_done",
+      "processing",
+      call.error || !health
+        ? { ok: false, error: call.error?.kind ?? "malformed", cached: false }
+        : { ok: true, cached: call.cached, suggestions: health.diseases.length, is_healthy: health.isHealthy, is_plant: call.answer!.isPlant },
+    ),
+  );
+
+  if (call.error || !call.answer || !health) {
+    const error = call.error ?? new ProviderError("plant_id", "malformed", "Plant.id answered without a health assessment");
+    if (!error.retryable || attempt >= MAX_ATTEMPTS) {
+      logger.warn("diagnosis failed", { error: error.toJSON() });
+      return fail(
+        env,
+        job,
+        error.retryable ? "The plant health service is unavailable. Please retry later." : "Plant health diagnosis is misconfigured. Please contact support.",
+        say,
+      );
+    }
+    const { delayS, rateLimited } = retryDelayFor([error], attempt);
+    if (rateLimited) await say(progress(job.request_id, "rate_limited", "pending", { retry_after: delayS }));
+    await releaseDiseaseRequest(env, job.request_id, `Plant health service unavailable; retrying in ${delayS} s`);
+    await say(progress(job.request_id, "retry_scheduled", "pending", { delay_seconds: delayS, attempt, max_attempts: MAX_ATTEMPTS }));
+    return { kind: "retry", delayS };
+  }
+
+  const { status } = await completeDiseaseRequest(env, job.request_id, health, call.answer.isPlant);
+  const results = await countDiseaseResults(env, job.request_id);
+  await say({ type: "completed", request_id: job.request_id, status, results_count: results });
+  logger.info("diagnosis completed", { status, results });
+  return { kind: "done" };
+}
+
+async function fail(env: Bindings, job: DiagnoseJob, message: string, say: Say): Promise<JobResult> {
+  await failDiseaseRequest(env, job.request_id, message);
+  await say({ type: "error", request_id: job.request_id, message });
+  await say({ type: "completed", request_id: job.request_id, status: "failed", results_count: 0 });
+  return { kind: "done" };
+}

@@ -1,0 +1,54 @@
+/**
+ * Multipart photo uploads shared by identification and disease requests: every `image_N` part
+ * validated by lib/images (API.md §2.4) before anything is written, field errors collected so
+ * the client sees all that is wrong at once, and one error for the lot.
+ */
+import type { Context } from "hono";
+import type { AppEnv } from "../env";
+import { AppError, type FieldErrors } from "../lib/errors";
+import { NO_IMAGE_MESSAGE, UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
+
+export const MAX_IMAGES = 5;
+
+/** The form of a multipart request; 400 for another content type or a body that does not parse. */
+export async function readMultipartForm(c: Context<AppEnv>): Promise<FormData> {
+  if (!(c.req.header("Content-Type") ?? "").toLowerCase().startsWith("multipart/form-data")) {
+    throw new AppError("VALIDATION_ERROR", 400, "Upload the photo as multipart/form-data.", { image_1: ["This field is required."] });
+  }
+  try {
+    return await c.req.formData();
+  } catch {
+    throw new AppError("MALFORMED_REQUEST", 400, "Malformed multipart body.");
+  }
+}
+
+/** Validates `image_1` (required) … `image_N`; problems go into `fieldErrors`. */
+export async function readImageParts(form: FormData, fieldErrors: FieldErrors, max = MAX_IMAGES): Promise<ValidatedImage[]> {
+  const images: ValidatedImage[] = [];
+  for (let i = 1; i <= max; i++) {
+    const file = form.get(`image_${i}`);
+    if (file === null) continue;
+    if (!(file instanceof File)) {
+      fieldErrors[`image_${i}`] = ["Expected a file."];
+      continue;
+    }
+    const result = await validateImageUpload({ bytes: new Uint8Array(await file.arrayBuffer()), declaredType: file.type, filename: file.name }, UPLOAD_RULES);
+    if (result.ok) images.push(result.image);
+    else fieldErrors[`image_${i}`] = [result.message];
+  }
+  if (!form.get("image_1") && !fieldErrors.image_1) fieldErrors.image_1 = [NO_IMAGE_MESSAGE];
+  return images;
+}
+
+/** The text parts of the form (everything but the images), for a zod schema. */
+export function textFields(form: FormData): Record<string, string> {
+  return Object.fromEntries([...form.entries()].filter((e): e is [string, string] => !e[0].startsWith("image_") && typeof e[1] === "string"));
+}
+
+/** 413 FILE_TOO_LARGE when any image was too big, else 400 VALIDATION_ERROR; the first message leads. */
+export function throwIfFieldErrors(fieldErrors: FieldErrors): void {
+  if (Object.keys(fieldErrors).length === 0) return;
+  const first = Object.values(fieldErrors)[0]![0]!;
+  const tooLarge = Object.values(fieldErrors).flat().some((m) => m.startsWith("File too large"));
+  throw new AppError(tooLarge ? "FILE_TOO_LARGE" : "VALIDATION_ERROR", tooLarge ? 413 : 400, first, fieldErrors);
+}
