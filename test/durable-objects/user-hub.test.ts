@@ -13,7 +13,9 @@ async function connect(stub: ReturnType<typeof hub>, requestId?: string) {
   const res = await stub.fetch("https://user-hub/connect", { headers });
   const ws = res.webSocket!;
   const messages: { type: string; request_id?: string; stage?: string }[] = [];
-  ws.addEventListener("message", (e) => messages.push(JSON.parse(e.data as string)));
+  ws.addEventListener("message", (e) => {
+    messages.push(JSON.parse(e.data as string));
+  });
   ws.accept();
   return { ws, messages };
 }
