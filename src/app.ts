@@ -12,10 +12,9 @@ import { HTTPException } from "hono/http-exception";
 import { matchedRoutes } from "hono/route";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { z } from "zod";
 import { getConfig } from "./config";
 import type { AppEnv } from "./env";
-import { AppError, errorEnvelope, STATUS_DEFAULTS, type FieldErrors } from "./lib/errors";
+import { AppError, errorEnvelope, fieldErrorsFrom, STATUS_DEFAULTS } from "./lib/errors";
 import { createLogger, describeError } from "./lib/logger";
 import { recordRequestMetric } from "./lib/metrics";
 import { reportError } from "./services/error-reporting";
@@ -28,23 +27,15 @@ import { diseaseRoutes } from "./routes/diseases";
 import { docsRoutes } from "./routes/docs";
 import { healthRoutes } from "./routes/health";
 import { identifyRoutes } from "./routes/identify";
+import { collectionRoutes } from "./routes/collections";
 import { requestRoutes } from "./routes/requests";
+import { savedCareRoutes } from "./routes/saved-care";
 import { speciesRoutes } from "./routes/species";
 import { wsRoutes } from "./routes/ws";
 import { mediaRoutes } from "./routes/media";
 import { oauthRoutes } from "./routes/oauth";
 
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
-
-/** Turns zod issues into the envelope's `errors: {field: [messages]}` map. */
-export function fieldErrorsFrom(error: z.ZodError): FieldErrors {
-  const out: FieldErrors = {};
-  for (const issue of error.issues) {
-    const key = issue.path.length > 0 ? issue.path.join(".") : "non_field_errors";
-    (out[key] ??= []).push(issue.message);
-  }
-  return out;
-}
 
 export function createApp() {
   const app = new OpenAPIHono<AppEnv>({
@@ -144,6 +135,8 @@ export function createApp() {
   app.route("/", diseaseRoutes());
   app.route("/", careRoutes());
   app.route("/", speciesRoutes());
+  app.route("/", collectionRoutes());
+  app.route("/", savedCareRoutes());
   app.route("/", wsRoutes());
 
   app.doc31("/api/openapi.json", (c) => ({

@@ -218,6 +218,8 @@ export const userPlants = sqliteTable(
   },
   (t) => [
     index("user_plants_user_idx").on(t.userId, t.createdAt),
+    // A collection's plants, newest first (owner filter and the public collection page).
+    index("user_plants_collection_created_idx").on(t.collectionId, t.createdAt),
     // add_to_collection is idempotent per (collection, result).
     uniqueIndex("user_plants_collection_result_unique").on(t.collectionId, t.resultId),
   ],
@@ -322,6 +324,31 @@ export const careGuides = sqliteTable(
     ...timestamps,
   },
   (t) => [uniqueIndex("care_guides_species_language_unique").on(t.speciesId, t.language)],
+);
+
+/**
+ * Care cards a user saved for later (API.md §5 "Saved care cards"): a copy of the instructions
+ * as they were shown, so the card survives the species or the guide changing. One card per
+ * scientific name per user, however it is capitalised.
+ */
+export const savedCareInstructions = sqliteTable(
+  "saved_care_instructions",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    scientificName: text("scientific_name").notNull(),
+    commonName: text("common_name").notNull().default(""),
+    careInstructions: text("care_instructions", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
+    isFavorite: integer("is_favorite", { mode: "boolean" }).notNull().default(false),
+    personalNotes: text("personal_notes").notNull().default(""),
+    ...timestamps,
+  },
+  (t) => [
+    uniqueIndex("saved_care_user_name_unique").on(t.userId, sql`lower(${t.scientificName})`),
+    index("saved_care_user_created_idx").on(t.userId, t.createdAt),
+  ],
 );
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,24 @@
  * One error type for the whole service. Anything thrown as an AppError reaches the client as
  * the envelope of API.md §0; anything else becomes a 500 with no internals in it.
  */
+import type { z } from "zod";
+
 export type FieldErrors = Record<string, string[]>;
+
+/** Turns zod issues into the envelope's `errors: {field: [messages]}` map. */
+export function fieldErrorsFrom(error: z.ZodError): FieldErrors {
+  const out: FieldErrors = {};
+  for (const issue of error.issues) {
+    const key = issue.path.length > 0 ? issue.path.join(".") : "non_field_errors";
+    (out[key] ??= []).push(issue.message);
+  }
+  return out;
+}
+
+/** A D1 write refused by a unique index (a duplicate the caller should hear about as 409). */
+export function isUniqueViolation(err: unknown): boolean {
+  return err instanceof Error && /UNIQUE constraint failed/i.test(err.message);
+}
 
 export class AppError extends Error {
   constructor(

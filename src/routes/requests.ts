@@ -16,11 +16,11 @@ import { ruleBasedCare } from "../services/care";
 import { findSpeciesForCare, storedCareGuide } from "../services/care-guides";
 import { userHub } from "../services/progress";
 import { enforceRateLimit } from "../services/rate-limits";
+import { deleteUnusedImages } from "../services/stored-images";
 import {
   decodeImages,
   failRequest,
   getRequest,
-  imageKey,
   imageUrl,
   insertRequest,
   storeImages,
@@ -376,20 +376,8 @@ export function requestRoutes() {
     async (c) => {
       const row = await ownRequest(c, c.req.valid("param").id);
       await c.env.DB.prepare("DELETE FROM identification_requests WHERE id = ?").bind(row.id).run();
-      const images = decodeImages(row);
-      // Photos are content-addressed and shared: keep any another request (or diagnosis) still uses.
-      const stillUsed = await c.env.DB.prepare(
-        `SELECT value AS entry FROM identification_requests, json_each(identification_requests.image_hashes)
-          WHERE value IN (SELECT value FROM json_each(?1))
-         UNION
-         SELECT value AS entry FROM disease_requests, json_each(disease_requests.image_hashes)
-          WHERE value IN (SELECT value FROM json_each(?1))`,
-      )
-        .bind(row.image_hashes)
-        .all<{ entry: string }>();
-      const used = new Set(stillUsed.results.map((r) => r.entry.split(".")[0]));
-      const orphans = images.filter((img) => !used.has(img.sha256)).map(imageKey);
-      if (orphans.length > 0) await c.env.IMAGES.delete(orphans);
+      // Photos are content-addressed and shared: keep any another request, diagnosis or plant still uses.
+      await deleteUnusedImages(c.env, decodeImages(row));
       c.executionCtx.waitUntil(userHub(c.env, row.user_id!).closeRequest(row.id, 4404, "request deleted").catch(() => {}));
       return c.body(null, 204);
     },

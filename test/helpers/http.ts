@@ -75,3 +75,18 @@ export async function expectError(res: Response, status: number, code: string) {
   expect(body.request_id).toBe(res.headers.get("X-Request-ID"));
   return body;
 }
+
+/** A paginated list (API.md §0). */
+export interface Page<T> {
+  count: number;
+  next: string | null;
+  previous: string | null;
+  results: T[];
+}
+
+/** Asserts the status (showing the body when it differs) and returns the parsed JSON body. */
+export async function jsonWithStatus<T>(res: Response, status: number): Promise<T> {
+  const { expect } = await import("vitest");
+  expect(res.status, await res.clone().text()).toBe(status);
+  return (await res.json()) as T;
+}

@@ -1,0 +1,484 @@
+/**
+ * Collections and plants (API.md §5): the owner's CRUD under /plant-identification/, and the
+ * read-only public view of a user's public collections under /users/{username}/. Other users'
+ * collections and plants answer 404, never 403. Plants are written as JSON, or as multipart
+ * when they carry a photo (`image`, validated like every upload, stored content-addressed in R2).
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import type { AppEnv } from "../env";
+import { AppError, fieldErrorsFrom, type FieldErrors } from "../lib/errors";
+import { UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
+import { requireAuth } from "../middleware/auth";
+import {
+  checkPlantReferences,
+  collectionBody,
+  collectionPageQuery,
+  createCollection,
+  defaultCollectionId,
+  deleteCollection,
+  deletePlant,
+  insertPlant,
+  ownCollection,
+  ownPlant,
+  plantBody,
+  plantPageQuery,
+  publicCollection,
+  publicCollectionOwner,
+  publicPlantBody,
+  releaseImage,
+  updateCollection,
+  updatePlant,
+  type CollectionRow,
+  type PlantFields,
+  type PlantRow,
+} from "../services/collections";
+import { imageKey, storeImages } from "../services/requests";
+import { pageOf, PaginationQuery, queryPage } from "./pagination";
+import { BooleanQuery, boundedJsonObject, ErrorSchema, jsonBody, pageSchema } from "./schemas";
+import { readMultipartForm, throwIfFieldErrors } from "./uploads";
+
+const tags = ["Collections and plants"];
+const Id = z.object({ id: z.uuid() });
+const CARE_JSON_MAX_BYTES = 16 * 1024;
+const errorBody = (description: string) => ({ description, content: { "application/json": { schema: ErrorSchema } } });
+const errors = {
+  400: errorBody("Invalid input"),
+  401: errorBody("Not signed in"),
+  404: errorBody("Not found (or not yours)"),
+};
+
+// ---------------------------------------------------------------------------------------------
+// Schemas
+
+const CollectionSchema = z
+  .object({
+    id: z.uuid(),
+    name: z.string(),
+    description: z.string(),
+    is_public: z.boolean(),
+    is_default: z.boolean().openapi({ description: "The collection made at registration; it cannot be deleted." }),
+    plant_count: z.number().int(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("Collection");
+
+const collectionFields = {
+  name: z.string().trim().min(1, "This field may not be blank.").max(100, "Ensure this field has no more than 100 characters."),
+  description: z.string().max(1000, "Ensure this field has no more than 1000 characters."),
+  is_public: z.boolean(),
+};
+const CollectionCreate = z
+  .object({ name: collectionFields.name, description: collectionFields.description.optional(), is_public: collectionFields.is_public.optional() })
+  .strict()
+  .openapi("CollectionCreate");
+const CollectionPatch = z.object(collectionFields).partial().strict().openapi("CollectionUpdate");
+
+const PlantSchema = z
+  .object({
+    id: z.uuid(),
+    collection: z.uuid(),
+    species: z.uuid().nullable(),
+    species_scientific_name: z.string().nullable(),
+    result_id: z.uuid().nullable().openapi({ description: "The identification result the plant was added from, if any." }),
+    nickname: z.string(),
+    acquisition_date: z.string().nullable().openapi({ format: "date" }),
+    location_in_home: z.string(),
+    notes: z.string(),
+    is_alive: z.boolean(),
+    image_url: z.string().nullable(),
+    care_instructions_json: z.record(z.string(), z.unknown()).nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("Plant");
+
+const PublicPlantSchema = z
+  .object({
+    id: z.uuid(),
+    collection: z.uuid(),
+    species: z.uuid().nullable(),
+    species_scientific_name: z.string().nullable(),
+    nickname: z.string(),
+    acquisition_date: z.string().nullable(),
+    is_alive: z.boolean(),
+    image_url: z.string().nullable(),
+    created_at: z.string(),
+  })
+  .openapi("PublicPlant", { description: "A plant as others see it: notes, location and care notes stay private." });
+
+/** The furthest-ahead time zone is UTC+14: a date after "today" there is in the future everywhere. */
+function latestPastDate(): string {
+  return new Date(Date.now() + 14 * 3_600_000).toISOString().slice(0, 10);
+}
+
+const plantFields = {
+  collection: z.uuid().openapi({ description: "One of your collections (default: your default collection)." }),
+  species: z.uuid().nullable().openapi({ description: "A species id from /species/." }),
+  nickname: z.string().trim().max(100, "Ensure this field has no more than 100 characters."),
+  acquisition_date: z.iso
+    .date("Enter a date as YYYY-MM-DD.")
+    .refine((d) => d <= latestPastDate(), "Acquisition date cannot be in the future.")
+    .nullable(),
+  location_in_home: z.string().max(100, "Ensure this field has no more than 100 characters."),
+  notes: z.string().max(2000, "Ensure this field has no more than 2000 characters."),
+  is_alive: z.boolean(),
+  care_instructions_json: boundedJsonObject(CARE_JSON_MAX_BYTES).nullable(),
+};
+const PlantCreate = z.object(plantFields).partial().strict().openapi("PlantCreate");
+const PlantPatch = z
+  .object({ ...plantFields, image: z.null().openapi({ description: "null removes the photo (JSON only)." }) })
+  .partial()
+  .strict()
+  .openapi("PlantUpdate");
+
+const PlantUpload = z
+  .object({
+    image: z.any().optional().openapi({ type: "string", format: "binary", description: "JPEG, PNG or WebP (upload rules of §2.4)" }),
+    collection: z.string().optional(),
+    species: z.string().optional().openapi({ description: "Species id; empty for none." }),
+    nickname: z.string().optional(),
+    acquisition_date: z.string().optional().openapi({ description: "YYYY-MM-DD; empty for none." }),
+    location_in_home: z.string().optional(),
+    notes: z.string().optional(),
+    is_alive: z.string().optional().openapi({ description: "true or false" }),
+    care_instructions_json: z.string().optional().openapi({ description: "A JSON object (≤ 16 KiB); empty for none." }),
+  })
+  .openapi("PlantUpload");
+
+// ---------------------------------------------------------------------------------------------
+// Plant bodies: JSON, or multipart with a photo
+
+interface PlantInput {
+  fields: PlantFields;
+  image: ValidatedImage | null;
+  removeImage: boolean;
+}
+
+/** Multipart parts are text: turn them into the JSON shapes the schemas check. */
+function formFieldValue(name: string, value: string, fieldErrors: FieldErrors): unknown {
+  if (name === "is_alive") return value === "true" || value === "1" ? true : value === "false" || value === "0" ? false : value;
+  if ((name === "species" || name === "acquisition_date" || name === "care_instructions_json") && value === "") return null;
+  if (name === "care_instructions_json") {
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      fieldErrors[name] = ["Enter a valid JSON object."];
+      return undefined;
+    }
+  }
+  return value;
+}
+
+/**
+ * Reads and validates the whole body — fields and photo — before anything is written, so a
+ * rejected upload stores nothing. 413 when the photo is too large, else 400 with every problem.
+ */
+async function readPlantInput(c: Context<AppEnv>, schema: typeof PlantCreate | typeof PlantPatch): Promise<PlantInput> {
+  const contentType = (c.req.header("Content-Type") ?? "").toLowerCase();
+  const fieldErrors: FieldErrors = {};
+  if (contentType.startsWith("multipart/form-data")) {
+    const form = await readMultipartForm(c);
+    let image: ValidatedImage | null = null;
+    const text: Record<string, unknown> = {};
+    for (const [name, value] of form.entries()) {
+      if (name === "image") {
+        if (!(value instanceof File)) {
+          fieldErrors.image = ["Expected a file."];
+          continue;
+        }
+        const result = await validateImageUpload({ bytes: new Uint8Array(await value.arrayBuffer()), declaredType: value.type, filename: value.name }, UPLOAD_RULES);
+        if (result.ok) image = result.image;
+        else fieldErrors.image = [result.message];
+      } else if (typeof value !== "string") {
+        fieldErrors[name] = ["Expected text, not a file."];
+      } else {
+        const converted = formFieldValue(name, value, fieldErrors);
+        if (converted !== undefined) text[name] = converted;
+      }
+    }
+    const parsed = schema.safeParse(text);
+    if (!parsed.success) for (const [k, msgs] of Object.entries(fieldErrorsFrom(parsed.error))) (fieldErrors[k] ??= []).push(...msgs);
+    throwIfFieldErrors(fieldErrors);
+    return { fields: parsed.data as PlantFields, image, removeImage: false };
+  }
+  if (/^application\/([a-z.-]+\+)?json/.test(contentType)) {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      throw new AppError("MALFORMED_REQUEST", 400, "Malformed JSON body.");
+    }
+    const parsed = schema.safeParse(body);
+    if (!parsed.success) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrorsFrom(parsed.error));
+    const { image, ...fields } = parsed.data as PlantFields & { image?: null };
+    return { fields, image: null, removeImage: image === null };
+  }
+  throw new AppError("UNSUPPORTED_MEDIA_TYPE", 415, "Send the plant as application/json, or as multipart/form-data with an image.");
+}
+
+function plantIdParam(c: Context<AppEnv>): string {
+  const parsed = Id.safeParse({ id: c.req.param("id") });
+  if (!parsed.success) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrorsFrom(parsed.error));
+  return parsed.data.id;
+}
+
+/** Stores the photo, then runs `write`; if the write fails the photo is released again. */
+async function withStoredImage(c: Context<AppEnv>, image: ValidatedImage | null, write: (key: string | null) => Promise<PlantRow>): Promise<PlantRow> {
+  if (!image) return write(null);
+  await storeImages(c.env, [image]);
+  const key = imageKey(image);
+  try {
+    return await write(key);
+  } catch (err) {
+    await releaseImage(c.env, key);
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+
+export function collectionRoutes() {
+  const app = new OpenAPIHono<AppEnv>({ strict: false });
+
+  // Collections (owner) ------------------------------------------------------------------------
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/plant-identification/collections",
+      tags,
+      summary: "Your collections (default first, then oldest first)",
+      middleware: [requireAuth] as const,
+      request: { query: PaginationQuery },
+      responses: { 200: jsonBody(pageSchema(CollectionSchema, "CollectionPage"), "Page of collections"), ...errors },
+    }),
+    async (c) => {
+      const { page, page_size } = c.req.valid("query");
+      const { count, rows } = await queryPage<CollectionRow>(c.env.DB, { ...collectionPageQuery(c.get("user")!.id, false), page, pageSize: page_size });
+      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(collectionBody)), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/plant-identification/collections",
+      tags,
+      summary: "Create a collection (names are unique per user, case-insensitively)",
+      middleware: [requireAuth] as const,
+      request: { body: { content: { "application/json": { schema: CollectionCreate } }, required: true } },
+      responses: { 201: jsonBody(CollectionSchema, "Created"), 409: errorBody("You already have a collection with this name"), ...errors },
+    }),
+    async (c) => c.json(collectionBody(await createCollection(c.env, c.get("user")!.id, c.req.valid("json"))), 201),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/plant-identification/collections/{id}",
+      tags,
+      summary: "One of your collections (its plants: /plants/?collection={id})",
+      middleware: [requireAuth] as const,
+      request: { params: Id },
+      responses: { 200: jsonBody(CollectionSchema, "Collection"), ...errors },
+    }),
+    async (c) => c.json(collectionBody(await ownCollection(c.env, c.get("user")!.id, c.req.valid("param").id)), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: "/api/v1/plant-identification/collections/{id}",
+      tags,
+      summary: "Rename, describe or publish one of your collections",
+      middleware: [requireAuth] as const,
+      request: { params: Id, body: { content: { "application/json": { schema: CollectionPatch } }, required: true } },
+      responses: { 200: jsonBody(CollectionSchema, "Updated"), 409: errorBody("You already have a collection with this name"), ...errors },
+    }),
+    async (c) => c.json(collectionBody(await updateCollection(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json"))), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: "/api/v1/plant-identification/collections/{id}",
+      tags,
+      summary: "Delete one of your collections",
+      description:
+        "An empty collection is deleted. One with plants answers 409 `COLLECTION_NOT_EMPTY` unless `delete_plants=true`, " +
+        "which deletes its plants too (move plants elsewhere first with PATCH /plants/{id} `collection` to keep them). " +
+        "The default collection cannot be deleted (409 `DEFAULT_COLLECTION`).",
+      middleware: [requireAuth] as const,
+      request: { params: Id, query: z.object({ delete_plants: BooleanQuery.optional() }) },
+      responses: { 204: { description: "Deleted" }, 409: errorBody("Default collection, or not empty"), ...errors },
+    }),
+    async (c) => {
+      await deleteCollection(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("query").delete_plants === "true");
+      return c.body(null, 204);
+    },
+  );
+
+  // Plants (owner) -----------------------------------------------------------------------------
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/plant-identification/plants",
+      tags,
+      summary: "Your plants, newest first",
+      middleware: [requireAuth] as const,
+      request: {
+        query: PaginationQuery.extend({
+          collection: z.uuid().optional().openapi({ description: "Only this collection (must be yours, else 404)" }),
+          is_alive: BooleanQuery.optional(),
+        }),
+      },
+      responses: { 200: jsonBody(pageSchema(PlantSchema, "PlantPage"), "Page of plants"), ...errors },
+    }),
+    async (c) => {
+      const { page, page_size, collection, is_alive } = c.req.valid("query");
+      const userId = c.get("user")!.id;
+      if (collection) await ownCollection(c.env, userId, collection);
+      const query = plantPageQuery({ userId, collectionId: collection, isAlive: is_alive === undefined ? undefined : is_alive === "true" });
+      const { count, rows } = await queryPage<PlantRow>(c.env.DB, { ...query, page, pageSize: page_size });
+      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(plantBody)), 200);
+    },
+  );
+
+  const createPlantRoute = createRoute({
+    method: "post",
+    path: "/api/v1/plant-identification/plants",
+    tags,
+    summary: "Add a plant (JSON, or multipart with an `image`)",
+    request: {
+      body: { content: { "application/json": { schema: PlantCreate }, "multipart/form-data": { schema: PlantUpload } }, required: true },
+    },
+    responses: { 201: jsonBody(PlantSchema, "Created"), 413: errorBody("Image too large"), 415: errorBody("Neither JSON nor multipart"), ...errors },
+  });
+  // Registered for the document, routed by hand: one schema checks both body kinds.
+  app.openAPIRegistry.registerPath(createPlantRoute);
+  app.post(createPlantRoute.path, requireAuth, async (c) => {
+    const userId = c.get("user")!.id;
+    const input = await readPlantInput(c, PlantCreate);
+    await checkPlantReferences(c.env, userId, input.fields);
+    const collectionId = input.fields.collection ?? (await defaultCollectionId(c.env, userId));
+    if (!collectionId) throw new AppError("VALIDATION_ERROR", 400, "Choose a collection.", { collection: ["This field is required."] });
+    const row = await withStoredImage(c, input.image, (key) => insertPlant(c.env, userId, collectionId, input.fields, key));
+    return c.json(plantBody(row), 201);
+  });
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/plant-identification/plants/{id}",
+      tags,
+      summary: "One of your plants",
+      middleware: [requireAuth] as const,
+      request: { params: Id },
+      responses: { 200: jsonBody(PlantSchema, "Plant"), ...errors },
+    }),
+    async (c) => c.json(plantBody(await ownPlant(c.env, c.get("user")!.id, c.req.valid("param").id)), 200),
+  );
+
+  const patchPlantRoute = createRoute({
+    method: "patch",
+    path: "/api/v1/plant-identification/plants/{id}",
+    tags,
+    summary: "Update one of your plants; `collection` moves it; a multipart `image` replaces the photo, JSON `image: null` removes it",
+    request: {
+      params: Id,
+      body: { content: { "application/json": { schema: PlantPatch }, "multipart/form-data": { schema: PlantUpload } }, required: true },
+    },
+    responses: {
+      200: jsonBody(PlantSchema, "Updated"),
+      409: errorBody("The target collection already holds this identified plant"),
+      413: errorBody("Image too large"),
+      415: errorBody("Neither JSON nor multipart"),
+      ...errors,
+    },
+  });
+  app.openAPIRegistry.registerPath(patchPlantRoute);
+  app.patch("/api/v1/plant-identification/plants/:id", requireAuth, async (c) => {
+    const userId = c.get("user")!.id;
+    const before = await ownPlant(c.env, userId, plantIdParam(c));
+    const input = await readPlantInput(c, PlantPatch);
+    await checkPlantReferences(c.env, userId, input.fields);
+    const row = await withStoredImage(c, input.image, (key) =>
+      updatePlant(c.env, userId, before.id, input.fields, key ?? (input.removeImage ? null : undefined)),
+    );
+    if (before.image_key && before.image_key !== row.image_key) await releaseImage(c.env, before.image_key);
+    return c.json(plantBody(row), 200);
+  });
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: "/api/v1/plant-identification/plants/{id}",
+      tags,
+      summary: "Delete one of your plants (and its photo unless something else uses it)",
+      middleware: [requireAuth] as const,
+      request: { params: Id },
+      responses: { 204: { description: "Deleted" }, ...errors },
+    }),
+    async (c) => {
+      await deletePlant(c.env, c.get("user")!.id, c.req.valid("param").id);
+      return c.body(null, 204);
+    },
+  );
+
+  // Public collections -------------------------------------------------------------------------
+
+  const Username = z.object({ username: z.string().min(1).max(150) });
+  const publicErrors = { 400: errors[400], 404: errorBody("No such user, profile not public, or collection not public") };
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/users/{username}/collections",
+      tags,
+      summary: "A user's public collections (anyone; users with a non-public profile show none: 404)",
+      request: { params: Username, query: PaginationQuery },
+      responses: { 200: jsonBody(pageSchema(CollectionSchema, "PublicCollectionPage"), "Page of public collections"), ...publicErrors },
+    }),
+    async (c) => {
+      const { page, page_size } = c.req.valid("query");
+      const ownerId = await publicCollectionOwner(c.env, c.req.valid("param").username, c.get("user")?.id ?? null);
+      const { count, rows } = await queryPage<CollectionRow>(c.env.DB, { ...collectionPageQuery(ownerId, true), page, pageSize: page_size });
+      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(collectionBody)), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/users/{username}/collections/{id}",
+      tags,
+      summary: "One public collection with a page of its plants (newest first); private collections answer 404",
+      request: { params: Username.extend(Id.shape), query: PaginationQuery },
+      responses: {
+        200: jsonBody(
+          CollectionSchema.extend({ plants: pageSchema(PublicPlantSchema, "PublicPlantPage") }).openapi("PublicCollection"),
+          "Collection and its plants",
+        ),
+        ...publicErrors,
+      },
+    }),
+    async (c) => {
+      const { username, id } = c.req.valid("param");
+      const { page, page_size } = c.req.valid("query");
+      const ownerId = await publicCollectionOwner(c.env, username, c.get("user")?.id ?? null);
+      const collection = await publicCollection(c.env, ownerId, id);
+      const { count, rows } = await queryPage<PlantRow>(c.env.DB, {
+        ...plantPageQuery({ userId: ownerId, collectionId: collection.id }),
+        page,
+        pageSize: page_size,
+      });
+      return c.json({ ...collectionBody(collection), plants: pageOf(c.req.url, page, page_size, count, rows.map(publicPlantBody)) }, 200);
+    },
+  );
+
+  return app;
+}
