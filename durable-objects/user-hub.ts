@@ -1,5 +1,6 @@
 /**
- * UserHub — one Durable Object per user, holding that user's live-progress WebSockets.
+ * UserHub — one Durable Object per user, holding that user's live-progress WebSockets. Sockets
+ * on `/ws/` (all of the user's events) also get new in-app notifications (`notify`).
  *
  * Uses the hibernation API: sockets are accepted with `ctx.acceptWebSocket`, so an idle hub is
  * evicted from memory while its sockets stay open; per-socket state lives in the socket
@@ -37,6 +38,24 @@ export type HubMessage =
   | { type: "progress"; request_id: string; stage: ProgressStage; status: string; data: Record<string, unknown> }
   | { type: "completed"; request_id: string; status: string; results_count: number }
   | { type: "error"; request_id: string; message: string };
+
+/** An in-app notification as the API shows it (API.md §5 "Notifications"). */
+export interface NotificationPayload {
+  id: string;
+  type: "care_reminder";
+  title: string;
+  body: string;
+  data: Record<string, unknown>;
+  is_read: boolean;
+  created_at: string;
+  read_at: string | null;
+}
+
+/** Sent to the user's `/ws/` sockets when a notification is created; not replayed (the list API has them). */
+export interface NotificationMessage {
+  type: "notification";
+  notification: NotificationPayload;
+}
 
 interface SocketAttachment {
   /** null = the socket follows all of the user's requests (`/ws/`). */
@@ -114,6 +133,25 @@ export class UserHub extends DurableObject<Env> {
       for (const ws of this.ctx.getWebSockets(tag)) {
         try {
           ws.send(text);
+          delivered++;
+        } catch {
+          // A socket closing concurrently; its close handler cleans up.
+        }
+      }
+    }
+    return delivered;
+  }
+
+  /**
+   * Delivers new notifications to the sockets following all of the user's events (`/ws/`).
+   * Nothing is stored: notifications live in D1. Returns how many messages were sent.
+   */
+  async notify(notifications: NotificationPayload[]): Promise<number> {
+    let delivered = 0;
+    for (const ws of this.ctx.getWebSockets(ALL_TAG)) {
+      for (const notification of notifications) {
+        try {
+          ws.send(JSON.stringify({ type: "notification", notification } satisfies NotificationMessage));
           delivered++;
         } catch {
           // A socket closing concurrently; its close handler cleans up.

@@ -28,6 +28,8 @@ import { docsRoutes } from "./routes/docs";
 import { healthRoutes } from "./routes/health";
 import { identifyRoutes } from "./routes/identify";
 import { collectionRoutes } from "./routes/collections";
+import { notificationRoutes } from "./routes/notifications";
+import { reminderRoutes } from "./routes/reminders";
 import { requestRoutes } from "./routes/requests";
 import { savedCareRoutes } from "./routes/saved-care";
 import { speciesRoutes } from "./routes/species";
@@ -137,6 +139,8 @@ export function createApp() {
   app.route("/", speciesRoutes());
   app.route("/", collectionRoutes());
   app.route("/", savedCareRoutes());
+  app.route("/", reminderRoutes());
+  app.route("/", notificationRoutes());
   app.route("/", wsRoutes());
 
   app.doc31("/api/openapi.json", (c) => ({

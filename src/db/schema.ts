@@ -433,3 +433,72 @@ export const diseaseResults = sqliteTable(
     index("disease_results_confirmed_idx").on(t.isConfirmed, t.diseaseType),
   ],
 );
+
+// ---------------------------------------------------------------------------------------------
+// Care reminders and notifications (API.md §5)
+
+/**
+ * A recurring care task for one of the user's plants. `next_due_at` is the one occurrence that
+ * matters: actions and the cron move it forward. `anchor_day` is the day of the month a monthly
+ * series is pinned to, so Jan 31 → Feb 28 → Mar 31 does not drift to the 28th.
+ */
+export const careReminders = sqliteTable(
+  "care_reminders",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    plantId: text("plant_id")
+      .notNull()
+      .references(() => userPlants.id, { onDelete: "cascade" }),
+    reminderType: text("reminder_type", { enum: ["water", "fertilize", "prune", "repot", "mist", "custom"] }).notNull(),
+    frequency: text("frequency", { enum: ["daily", "weekly", "biweekly", "monthly", "custom"] }).notNull(),
+    /** Only for `custom` frequency (1..365). */
+    customIntervalDays: integer("custom_interval_days"),
+    title: text("title").notNull(),
+    nextDueAt: text("next_due_at").notNull(),
+    anchorDay: integer("anchor_day").notNull(),
+    isActive: integer("is_active", { mode: "boolean" }).notNull().default(true),
+    streak: integer("streak").notNull().default(0),
+    lastCompletedAt: text("last_completed_at"),
+    /** The `next_due_at` the cron last delivered a notification for. */
+    notifiedDueAt: text("notified_due_at"),
+    ...timestamps,
+  },
+  (t) => [
+    index("care_reminders_user_due_idx").on(t.userId, t.nextDueAt),
+    index("care_reminders_plant_idx").on(t.plantId),
+    // The cron's work list: active reminders whose current occurrence is not yet delivered.
+    index("care_reminders_pending_idx")
+      .on(t.nextDueAt)
+      .where(sql`${t.isActive} = 1 AND ${t.notifiedDueAt} IS NOT ${t.nextDueAt}`),
+  ],
+);
+
+/**
+ * In-app notifications. `dedupe_key` makes delivery idempotent: a care reminder's occurrence is
+ * `care_reminder:<reminder id>:<due at>`, so a doubled or overlapping cron run inserts nothing new.
+ */
+export const notifications = sqliteTable(
+  "notifications",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    type: text("type", { enum: ["care_reminder"] }).notNull(),
+    title: text("title").notNull(),
+    body: text("body").notNull().default(""),
+    data: text("data", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
+    dedupeKey: text("dedupe_key"),
+    isRead: integer("is_read", { mode: "boolean" }).notNull().default(false),
+    readAt: text("read_at"),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [
+    uniqueIndex("notifications_dedupe_key_unique").on(t.dedupeKey),
+    index("notifications_user_created_idx").on(t.userId, t.createdAt),
+    index("notifications_user_unread_idx").on(t.userId).where(sql`${t.isRead} = 0`),
+  ],
+);

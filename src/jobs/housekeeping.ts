@@ -6,6 +6,7 @@ import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 import { failStaleDiseaseRequests } from "../services/diseases";
 import { publish } from "../services/progress";
+import { deliverDueReminders } from "../services/reminders";
 import { purgeExpiredTokens } from "../services/tokens";
 
 /** A job that has not reported for this long is taken to have died with its isolate. */
@@ -42,5 +43,6 @@ export async function failStaleProcessingRequests(env: Bindings, logger?: Logger
 export async function runHousekeeping(env: Bindings, logger: Logger): Promise<void> {
   const failed = await failStaleProcessingRequests(env, logger);
   await purgeExpiredTokens(env);
-  logger.info("housekeeping", { stale_requests_failed: failed });
+  const reminders = await deliverDueReminders(env, logger);
+  logger.info("housekeeping", { stale_requests_failed: failed, reminder_notifications: reminders });
 }

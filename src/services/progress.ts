@@ -2,7 +2,7 @@
  * Live progress to a user's UserHub Durable Object (API.md §3). Best effort: a hub that
  * cannot be reached must never fail or slow an identification job beyond one RPC.
  */
-import type { HubMessage, ProgressStage } from "../../durable-objects/user-hub";
+import type { HubMessage, NotificationPayload, ProgressStage } from "../../durable-objects/user-hub";
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 
@@ -20,4 +20,13 @@ export async function publish(env: Bindings, userId: string, message: HubMessage
 
 export function progress(requestId: string, stage: ProgressStage, status: string, data: Record<string, unknown> = {}): HubMessage {
   return { type: "progress", request_id: requestId, stage, status, data };
+}
+
+/** New notifications to the user's `/ws/` sockets. Best effort, like progress. */
+export async function notifyUser(env: Bindings, userId: string, notifications: NotificationPayload[], logger?: Logger): Promise<void> {
+  try {
+    await userHub(env, userId).notify(notifications);
+  } catch (err) {
+    logger?.warn("notification push failed", { user_id: userId, count: notifications.length, error: String(err) });
+  }
 }

@@ -20,6 +20,7 @@ import { makePng, padToSize } from "../helpers/images";
 import { BASE, call, expectError } from "../helpers/http";
 import { eventually, useEmulators } from "../helpers/outbound";
 import { bearerUser } from "../helpers/users";
+import { openReadySocket } from "../helpers/ws";
 
 const emulators = useEmulators();
 const DISEASES = "/api/v1/plant-identification/disease-requests";
@@ -94,23 +95,7 @@ async function row(id: string) {
   }>())!;
 }
 
-interface Socket {
-  ws: WebSocket;
-  messages: Record<string, unknown>[];
-}
 
-async function openSocket(path: string, bearer: string): Promise<Socket> {
-  const res = await exports.default.fetch(new Request(`${BASE}${path}`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${bearer}` } }));
-  expect(res.status).toBe(101);
-  const ws = res.webSocket!;
-  const messages: Record<string, unknown>[] = [];
-  ws.addEventListener("message", (e) => {
-    if (typeof e.data === "string" && e.data !== "pong") messages.push(JSON.parse(e.data) as Record<string, unknown>);
-  });
-  ws.accept();
-  await eventually(() => messages.find((m) => m.type === "init"));
-  return { ws, messages };
-}
 
 interface ExpectedDisease {
   name: string;
@@ -162,7 +147,7 @@ describe("disease requests: upload → queue → live progress → ranked result
   it("runs the whole flow and reports every stage on the user's socket", async () => {
     const u = await bearerUser();
     const bytes = await photo("e2e");
-    const socket = await openSocket("/ws/", u.access);
+    const socket = await openReadySocket("/ws/", { bearer: u.access });
 
     const { res, jobs } = await submit(u.access, [bytes], { symptoms_description: `   ${SYMPTOMS}   `, plant_condition: "Moderate", location: "Kitchen window" });
     expect(res.status).toBe(202);
@@ -209,7 +194,7 @@ describe("disease requests: upload → queue → live progress → ranked result
     expect(list).toMatchObject({ count: 1, results: [{ request_id: body.request_id }] });
 
     // The per-request socket serves disease requests too: a late subscriber gets init then completed.
-    const late = await openSocket(body.ws_url, u.access);
+    const late = await openReadySocket(body.ws_url, { bearer: u.access });
     await eventually(() => late.messages.find((m) => m.type === "completed"));
     expect(late.messages[0]).toMatchObject({ type: "init", request_id: body.request_id });
     expect(late.messages[1]).toMatchObject({ type: "completed", request_id: body.request_id, status: expected.status });
@@ -227,7 +212,7 @@ describe("disease requests: upload → queue → live progress → ranked result
     const digest = await sha256Hex(bytes);
     expect(keys.some((k) => k.includes(digest))).toBe(true);
 
-    const socket = await openSocket("/ws/", u.access);
+    const socket = await openReadySocket("/ws/", { bearer: u.access });
     const second = await pendingDisease(u.userId, bytes);
     await deliver(diagnose(second, u.userId));
     expect(emulators.plantId.calls).toBe(1);
@@ -356,7 +341,7 @@ describe("the diagnosis job when Plant.id misbehaves", () => {
   it("retries with backoff on 500, back to pending, then fails on the last attempt and tells the owner", async () => {
     const u = await bearerUser();
     const id = await pendingDisease(u.userId, await photo("down"));
-    const socket = await openSocket(`/ws/plant-identification/requests/${id}/`, u.access);
+    const socket = await openReadySocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
     emulators.plantId.setMode({ failure: "500" });
 
     const first = await deliver(diagnose(id, u.userId));
@@ -379,7 +364,7 @@ describe("the diagnosis job when Plant.id misbehaves", () => {
 
   it("honours Retry-After on 429 (capped at 300 s) and says so on the socket", async () => {
     const u = await bearerUser();
-    const socket = await openSocket("/ws/", u.access);
+    const socket = await openReadySocket("/ws/", { bearer: u.access });
     const id = await pendingDisease(u.userId, await photo("429"));
     emulators.plantId.setMode({ failure: "429", retryAfterSeconds: 42 });
     expect((await deliver(diagnose(id, u.userId))).retryMessages[0]!.delaySeconds).toBe(42);
@@ -447,7 +432,7 @@ describe("queue delivery", () => {
   it("dead-lettered diagnoses end failed and the owner is told once; finished ones are left alone", async () => {
     const u = await bearerUser();
     const id = await pendingDisease(u.userId, await photo("dlq"), "processing");
-    const socket = await openSocket(`/ws/plant-identification/requests/${id}/`, u.access);
+    const socket = await openReadySocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
     const result = await deliver(diagnose(id, u.userId), { queue: "plant-identify-dlq" });
     expect(result.explicitAcks).toHaveLength(1);
     expect(await row(id)).toMatchObject({ status: "failed", error_message: expect.stringMatching(/several attempts/) });

@@ -1,11 +1,12 @@
 import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { makePng } from "../helpers/images";
-import { BASE, call, expectError } from "../helpers/http";
+import { call, expectError } from "../helpers/http";
 import { eventually, useEmulators } from "../helpers/outbound";
 import { bearerUser } from "../helpers/users";
+import { openSocket } from "../helpers/ws";
 
 const emulators = useEmulators();
 let seed = 0;
@@ -18,29 +19,7 @@ async function upload(bearer: string, files: Uint8Array[], extra: Record<string,
   return call("/api/v1/plant-identification/requests/", { method: "POST", body: form, bearer });
 }
 
-interface Socket {
-  ws: WebSocket;
-  messages: Record<string, unknown>[];
-  closed: Promise<{ code: number; reason: string }>;
-}
 
-async function openSocket(path: string, auth: { bearer?: string; cookie?: string } = {}): Promise<Socket> {
-  const headers: Record<string, string> = { Upgrade: "websocket" };
-  if (auth.bearer) headers.Authorization = `Bearer ${auth.bearer}`;
-  if (auth.cookie) headers.Cookie = auth.cookie;
-  const res = await exports.default.fetch(new Request(`${BASE}${path}`, { headers }));
-  expect(res.status).toBe(101);
-  const ws = res.webSocket!;
-  const messages: Record<string, unknown>[] = [];
-  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-    ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason })),
-  );
-  ws.addEventListener("message", (e) => {
-    if (typeof e.data === "string") messages.push(e.data === "pong" ? { type: "pong" } : (JSON.parse(e.data) as Record<string, unknown>));
-  });
-  ws.accept();
-  return { ws, messages, closed };
-}
 
 describe("async requests: upload → queue → live progress → results", () => {
   it("streams the whole progress sequence over the user's socket and stores the results", async () => {

@@ -1,0 +1,91 @@
+/**
+ * In-app notifications (API.md §5): `/api/v1/notifications/` list (newest first, `?unread=`),
+ * `unread-count/`, `{id}/read/` and `read-all/`. Owner only; other users' answer 404.
+ * New notifications also reach the owner's `/ws/` sockets as `{type:"notification", notification}`.
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { AppEnv } from "../env";
+import { requireAuth } from "../middleware/auth";
+import { markAllRead, markRead, notificationBody, notificationPageQuery, unreadCount, type NotificationRow } from "../services/notifications";
+import { pageOf, PaginationQuery, queryPage } from "./pagination";
+import { BooleanQuery, ErrorSchema, jsonBody, pageSchema } from "./schemas";
+
+const tags = ["Notifications"];
+const Id = z.object({ id: z.uuid() });
+const errorBody = (description: string) => ({ description, content: { "application/json": { schema: ErrorSchema } } });
+const errors = { 400: errorBody("Invalid input"), 401: errorBody("Not signed in"), 404: errorBody("Not found (or not yours)") };
+
+const NotificationSchema = z
+  .object({
+    id: z.uuid(),
+    type: z.enum(["care_reminder"]),
+    title: z.string(),
+    body: z.string(),
+    data: z.record(z.string(), z.unknown()).openapi({ description: "care_reminder: {reminder_id, plant_id, due_at}" }),
+    is_read: z.boolean(),
+    created_at: z.string(),
+    read_at: z.string().nullable(),
+  })
+  .openapi("Notification");
+
+export function notificationRoutes() {
+  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const base = "/api/v1/notifications";
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: base,
+      tags,
+      summary: "Your notifications, newest first",
+      middleware: [requireAuth] as const,
+      request: { query: PaginationQuery.extend({ unread: BooleanQuery.optional().openapi({ description: "true: unread only; false: read only" }) }) },
+      responses: { 200: jsonBody(pageSchema(NotificationSchema, "NotificationPage"), "Page of notifications"), ...errors },
+    }),
+    async (c) => {
+      const { page, page_size, unread } = c.req.valid("query");
+      const query = notificationPageQuery(c.get("user")!.id, unread === undefined ? undefined : unread === "true");
+      const { count, rows } = await queryPage<NotificationRow>(c.env.DB, { ...query, page, pageSize: page_size });
+      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(notificationBody)), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: `${base}/unread-count`,
+      tags,
+      summary: "How many of your notifications are unread",
+      middleware: [requireAuth] as const,
+      responses: { 200: jsonBody(z.object({ unread_count: z.number().int() }).openapi("UnreadCount"), "Unread count"), 401: errors[401] },
+    }),
+    async (c) => c.json({ unread_count: await unreadCount(c.env, c.get("user")!.id) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: `${base}/read-all`,
+      tags,
+      summary: "Mark all your notifications read",
+      middleware: [requireAuth] as const,
+      responses: { 200: jsonBody(z.object({ marked_read: z.number().int() }).openapi("MarkedRead"), "How many were unread"), 401: errors[401] },
+    }),
+    async (c) => c.json({ marked_read: await markAllRead(c.env, c.get("user")!.id) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: `${base}/{id}/read`,
+      tags,
+      summary: "Mark one of your notifications read (again: no change)",
+      middleware: [requireAuth] as const,
+      request: { params: Id },
+      responses: { 200: jsonBody(NotificationSchema, "The notification"), ...errors },
+    }),
+    async (c) => c.json(notificationBody(await markRead(c.env, c.get("user")!.id, c.req.valid("param").id)), 200),
+  );
+
+  return app;
+}

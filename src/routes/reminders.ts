@@ -1,0 +1,302 @@
+/**
+ * Care reminders (API.md §5): `/api/v1/reminders/` CRUD on the caller's plants, actions
+ * (complete, snooze, skip), an RFC 5545 calendar export and a preview of the coming
+ * occurrences. Other users' plants and reminders answer 404.
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { AppEnv } from "../env";
+import { requireAuth } from "../middleware/auth";
+import { ownPlant } from "../services/collections";
+import {
+  activeReminders,
+  createReminder,
+  deleteReminder,
+  FREQUENCIES,
+  ownReminder,
+  performAction,
+  previewOccurrences,
+  REMINDER_ACTIONS,
+  REMINDER_TYPES,
+  reminderBody,
+  reminderPageQuery,
+  remindersCalendar,
+  updateReminder,
+  type ReminderRow,
+} from "../services/reminders";
+import { pageOf, PaginationQuery, queryPage } from "./pagination";
+import { BooleanQuery, ErrorSchema, jsonBody, pageSchema } from "./schemas";
+
+const tags = ["Care reminders"];
+const Id = z.object({ id: z.uuid() });
+const errorBody = (description: string) => ({ description, content: { "application/json": { schema: ErrorSchema } } });
+const errors = { 400: errorBody("Invalid input"), 401: errorBody("Not signed in"), 404: errorBody("Not found (or not yours)") };
+const DAY_MS = 86_400_000;
+
+const ReminderSchema = z
+  .object({
+    id: z.uuid(),
+    plant_id: z.uuid(),
+    plant_name: z.string().openapi({ description: "The plant's nickname, else its species' scientific name." }),
+    reminder_type: z.enum(REMINDER_TYPES),
+    frequency: z.enum(FREQUENCIES),
+    custom_interval_days: z.number().int().nullable(),
+    interval_days: z.number().int().nullable().openapi({ description: "Days between occurrences; null for monthly (calendar months)." }),
+    title: z.string(),
+    next_due_at: z.string().openapi({ format: "date-time" }),
+    is_active: z.boolean(),
+    streak: z.number().int().openapi({ description: "Completions in a row; a skip resets it, a snooze keeps it." }),
+    last_completed_at: z.string().nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("CareReminder");
+
+/** Due times are ISO-8601 with an offset (stored as UTC), within a year back and five years ahead. */
+const dueTime = z.iso
+  .datetime({ offset: true, message: "Enter an ISO-8601 date-time, e.g. 2026-11-26T08:00:00Z." })
+  .refine((v) => {
+    const t = Date.parse(v);
+    return t >= Date.now() - 366 * DAY_MS && t <= Date.now() + 5 * 366 * DAY_MS;
+  }, "Must be within a year in the past and five years in the future.");
+
+const fields = {
+  reminder_type: z.enum(REMINDER_TYPES),
+  frequency: z.enum(FREQUENCIES),
+  custom_interval_days: z.number().int().min(1, "Between 1 and 365 days.").max(365, "Between 1 and 365 days."),
+  title: z.string().trim().max(100, "Ensure this field has no more than 100 characters.").openapi({ description: "Empty or absent: e.g. \"Water Monstera\"." }),
+};
+
+const ReminderCreate = z
+  .object({
+    plant_id: z.uuid().openapi({ description: "One of your plants (else 404)." }),
+    reminder_type: fields.reminder_type,
+    frequency: fields.frequency,
+    custom_interval_days: fields.custom_interval_days.optional().openapi({ description: "Required with frequency `custom`, forbidden otherwise." }),
+    title: fields.title.optional(),
+    first_due_at: dueTime.optional().openapi({ description: "First occurrence (default: one interval from now)." }),
+  })
+  .strict()
+  .superRefine((body, ctx) => {
+    if (body.frequency === "custom" && body.custom_interval_days === undefined) {
+      ctx.addIssue({ code: "custom", path: ["custom_interval_days"], message: "Required when frequency is custom (1..365)." });
+    }
+    if (body.frequency !== "custom" && body.custom_interval_days !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["custom_interval_days"], message: "Only allowed when frequency is custom." });
+    }
+  })
+  .openapi("CareReminderCreate");
+
+const ReminderPatch = z
+  .object({
+    reminder_type: fields.reminder_type,
+    frequency: fields.frequency,
+    custom_interval_days: fields.custom_interval_days.nullable(),
+    title: fields.title,
+    is_active: z.boolean(),
+    next_due_at: dueTime.openapi({ description: "Reschedule the next occurrence." }),
+  })
+  .partial()
+  .strict()
+  .openapi("CareReminderUpdate");
+
+const ActionBody = z
+  .object({
+    action: z.enum(REMINDER_ACTIONS).openapi({
+      description: "complete: next due = now + one interval, streak +1. skip: next due moves one interval on, streak 0. snooze: next due = now + hours.",
+    }),
+    hours: z.number().int().min(1, "Between 1 and 168 hours.").max(168, "Between 1 and 168 hours.").optional().openapi({ description: "Snooze only (1..168)." }),
+  })
+  .strict()
+  .superRefine((body, ctx) => {
+    if (body.action === "snooze" && body.hours === undefined) ctx.addIssue({ code: "custom", path: ["hours"], message: "Required for snooze (1..168)." });
+    if (body.action !== "snooze" && body.hours !== undefined) ctx.addIssue({ code: "custom", path: ["hours"], message: "Only allowed for snooze." });
+  })
+  .openapi("CareReminderAction");
+
+const OccurrenceSchema = z
+  .object({
+    reminder_id: z.uuid(),
+    plant_id: z.uuid(),
+    plant_name: z.string(),
+    reminder_type: z.enum(REMINDER_TYPES),
+    title: z.string(),
+    due_at: z.string().openapi({ format: "date-time" }),
+    overdue: z.boolean(),
+  })
+  .openapi("CareReminderOccurrence");
+
+const PreviewSchema = z
+  .object({
+    days: z.number().int(),
+    from: z.string(),
+    to: z.string(),
+    count: z.number().int(),
+    truncated: z.boolean().openapi({ description: "More occurrences than the response holds (2000)." }),
+    results: z.array(OccurrenceSchema),
+  })
+  .openapi("CareReminderPreview");
+
+export function reminderRoutes() {
+  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const base = "/api/v1/reminders";
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: base,
+      tags,
+      summary: "Your care reminders, soonest due first",
+      middleware: [requireAuth] as const,
+      request: {
+        query: PaginationQuery.extend({
+          plant: z.uuid().optional().openapi({ description: "Only this plant's reminders (must be yours, else 404)" }),
+          due_before: z.iso.datetime({ offset: true }).optional().openapi({ description: "Only reminders whose next_due_at is before this time" }),
+          is_active: BooleanQuery.optional(),
+        }),
+      },
+      responses: { 200: jsonBody(pageSchema(ReminderSchema, "CareReminderPage"), "Page of reminders"), ...errors },
+    }),
+    async (c) => {
+      const { page, page_size, plant, due_before, is_active } = c.req.valid("query");
+      const userId = c.get("user")!.id;
+      if (plant) await ownPlant(c.env, userId, plant);
+      const query = reminderPageQuery({
+        userId,
+        plantId: plant,
+        dueBefore: due_before ? new Date(due_before).toISOString() : undefined,
+        isActive: is_active === undefined ? undefined : is_active === "true",
+      });
+      const { count, rows } = await queryPage<ReminderRow>(c.env.DB, { ...query, page, pageSize: page_size });
+      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(reminderBody)), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: base,
+      tags,
+      summary: "Create a reminder for one of your plants",
+      middleware: [requireAuth] as const,
+      request: { body: { content: { "application/json": { schema: ReminderCreate } }, required: true } },
+      responses: { 201: jsonBody(ReminderSchema, "Created"), 409: errorBody("Too many reminders"), ...errors },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      const row = await createReminder(c.env, c.get("user")!.id, {
+        ...body,
+        first_due_at: body.first_due_at ? new Date(body.first_due_at).toISOString() : undefined,
+      });
+      return c.json(reminderBody(row), 201);
+    },
+  );
+
+  // Fixed paths before `{id}`: both would match, and the first registered answers.
+  const calendarRoute = createRoute({
+    method: "get",
+    path: `${base}/calendar.ics`,
+    tags,
+    summary: "Your active reminders as an iCalendar file (RFC 5545), one recurring event each",
+    responses: {
+      200: { description: "VCALENDAR with one VEVENT (with RRULE) per active reminder", content: { "text/calendar": { schema: z.string() } } },
+      401: errors[401],
+    },
+  });
+  app.openAPIRegistry.registerPath(calendarRoute);
+  app.get(calendarRoute.path, requireAuth, async (c) => {
+    const text = remindersCalendar(await activeReminders(c.env, c.get("user")!.id), Date.now());
+    return c.body(text, 200, {
+      "Content-Type": "text/calendar; charset=utf-8",
+      "Content-Disposition": 'attachment; filename="plant-care.ics"',
+      "Cache-Control": "private, no-store",
+    });
+  });
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: `${base}/preview`,
+      tags,
+      summary: "Occurrences due in the next `days` days across your active reminders, soonest first (overdue ones included)",
+      middleware: [requireAuth] as const,
+      request: { query: z.object({ days: z.coerce.number().int().min(1).max(90).default(7) }) },
+      responses: { 200: jsonBody(PreviewSchema, "Coming occurrences"), ...errors },
+    }),
+    async (c) => {
+      const { days } = c.req.valid("query");
+      const now = Date.now();
+      const { results, truncated } = previewOccurrences(await activeReminders(c.env, c.get("user")!.id), now, days);
+      return c.json(
+        { days, from: new Date(now).toISOString(), to: new Date(now + days * DAY_MS).toISOString(), count: results.length, truncated, results },
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: `${base}/{id}`,
+      tags,
+      summary: "One of your reminders",
+      middleware: [requireAuth] as const,
+      request: { params: Id },
+      responses: { 200: jsonBody(ReminderSchema, "Reminder"), ...errors },
+    }),
+    async (c) => c.json(reminderBody(await ownReminder(c.env, c.get("user")!.id, c.req.valid("param").id)), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: `${base}/{id}`,
+      tags,
+      summary: "Change a reminder (changing frequency or next_due_at restarts the series from next_due_at)",
+      middleware: [requireAuth] as const,
+      request: { params: Id, body: { content: { "application/json": { schema: ReminderPatch } }, required: true } },
+      responses: { 200: jsonBody(ReminderSchema, "Updated"), ...errors },
+    }),
+    async (c) => {
+      const patch = c.req.valid("json");
+      const row = await updateReminder(c.env, c.get("user")!.id, c.req.valid("param").id, {
+        ...patch,
+        next_due_at: patch.next_due_at ? new Date(patch.next_due_at).toISOString() : undefined,
+      });
+      return c.json(reminderBody(row), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: `${base}/{id}`,
+      tags,
+      summary: "Delete one of your reminders",
+      middleware: [requireAuth] as const,
+      request: { params: Id },
+      responses: { 204: { description: "Deleted" }, ...errors },
+    }),
+    async (c) => {
+      await deleteReminder(c.env, c.get("user")!.id, c.req.valid("param").id);
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: `${base}/{id}/action`,
+      tags,
+      summary: "Complete, snooze (hours 1..168) or skip the next occurrence",
+      middleware: [requireAuth] as const,
+      request: { params: Id, body: { content: { "application/json": { schema: ActionBody } }, required: true } },
+      responses: { 200: jsonBody(ReminderSchema, "The reminder after the action"), 409: errorBody("Changed meanwhile; retry"), ...errors },
+    }),
+    async (c) => {
+      const { action, hours } = c.req.valid("json");
+      return c.json(reminderBody(await performAction(c.env, c.get("user")!.id, c.req.valid("param").id, action, hours)), 200);
+    },
+  );
+
+  return app;
+}

@@ -1,0 +1,38 @@
+/** Real WebSockets to the Worker (through its default export), recording every message. */
+import { exports } from "cloudflare:workers";
+import { expect } from "vitest";
+import { BASE } from "./http";
+import { eventually } from "./outbound";
+
+export interface Socket {
+  ws: WebSocket;
+  /** Parsed JSON frames in arrival order; the auto-response "pong" is recorded as {type: "pong"}. */
+  messages: Record<string, unknown>[];
+  closed: Promise<{ code: number; reason: string }>;
+}
+
+/** Opens `path` with a bearer token or a Cookie header; expects the upgrade (101). */
+export async function openSocket(path: string, auth: { bearer?: string; cookie?: string } = {}): Promise<Socket> {
+  const headers: Record<string, string> = { Upgrade: "websocket" };
+  if (auth.bearer) headers.Authorization = `Bearer ${auth.bearer}`;
+  if (auth.cookie) headers.Cookie = auth.cookie;
+  const res = await exports.default.fetch(new Request(`${BASE}${path}`, { headers }));
+  expect(res.status).toBe(101);
+  const ws = res.webSocket!;
+  const messages: Record<string, unknown>[] = [];
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason })),
+  );
+  ws.addEventListener("message", (e) => {
+    if (typeof e.data === "string") messages.push(e.data === "pong" ? { type: "pong" } : (JSON.parse(e.data) as Record<string, unknown>));
+  });
+  ws.accept();
+  return { ws, messages, closed };
+}
+
+/** openSocket, then waits for the hub's `init`. */
+export async function openReadySocket(path: string, auth: { bearer?: string; cookie?: string }): Promise<Socket> {
+  const socket = await openSocket(path, auth);
+  await eventually(() => socket.messages.find((m) => m.type === "init"));
+  return socket;
+}
