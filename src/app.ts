@@ -28,6 +28,7 @@ import { docsRoutes } from "./routes/docs";
 import { healthRoutes } from "./routes/health";
 import { identifyRoutes } from "./routes/identify";
 import { collectionRoutes } from "./routes/collections";
+import { forumRoutes } from "./routes/forum";
 import { notificationRoutes } from "./routes/notifications";
 import { reminderRoutes } from "./routes/reminders";
 import { requestRoutes } from "./routes/requests";
@@ -141,6 +142,7 @@ export function createApp() {
   app.route("/", savedCareRoutes());
   app.route("/", reminderRoutes());
   app.route("/", notificationRoutes());
+  app.route("/", forumRoutes());
   app.route("/", wsRoutes());
 
   app.doc31("/api/openapi.json", (c) => ({

@@ -60,6 +60,7 @@ const ConfigSchema = z.object({
   REFRESH_RATE_LIMIT: rate,
   IDENTIFY_RATE_LIMIT: rate,
   CARE_REGENERATE_RATE_LIMIT: rate,
+  FORUM_POST_RATE_LIMIT: rate,
   LOCKOUT_THRESHOLD: z.coerce.number().int().positive(),
   LOCKOUT_WINDOW_S: z.coerce.number().int().positive(),
   LOCKOUT_DURATION_S: z.coerce.number().int().positive(),

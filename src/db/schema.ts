@@ -502,3 +502,118 @@ export const notifications = sqliteTable(
     index("notifications_user_unread_idx").on(t.userId).where(sql`${t.isRead} = 0`),
   ],
 );
+
+// ---------------------------------------------------------------------------------------------
+// Forum (API.md §5)
+
+/** Forum sections; seeded by migration 0008 so every environment has the same set. */
+export const forumCategories = sqliteTable(
+  "forum_categories",
+  {
+    id: text("id").primaryKey(),
+    slug: text("slug").notNull(),
+    name: text("name").notNull(),
+    description: text("description").notNull().default(""),
+    position: integer("position").notNull().default(0),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [uniqueIndex("forum_categories_slug_unique").on(t.slug)],
+);
+
+/**
+ * A thread. Its opening text is its first post (`forum_posts.is_first = 1`). `reply_count` and
+ * `last_activity_at` are recomputed from the posts in the same batch as every post write.
+ * `solution_post_id` has no foreign key (it would make the two tables reference each other);
+ * the service clears it when that post is soft-deleted.
+ */
+export const forumTopics = sqliteTable(
+  "forum_topics",
+  {
+    id: text("id").primaryKey(),
+    categoryId: text("category_id")
+      .notNull()
+      .references(() => forumCategories.id, { onDelete: "cascade" }),
+    authorId: text("author_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    title: text("title").notNull(),
+    isLocked: integer("is_locked", { mode: "boolean" }).notNull().default(false),
+    isPinned: integer("is_pinned", { mode: "boolean" }).notNull().default(false),
+    replyCount: integer("reply_count").notNull().default(0),
+    lastActivityAt: text("last_activity_at").notNull().default(now),
+    solutionPostId: text("solution_post_id"),
+    ...timestamps,
+  },
+  (t) => [index("forum_topics_category_order_idx").on(t.categoryId, t.isPinned, t.lastActivityAt)],
+);
+
+/** A post's `body` is stored already sanitised (src/lib/sanitise.ts); deleted posts keep their row. */
+export const forumPosts = sqliteTable(
+  "forum_posts",
+  {
+    id: text("id").primaryKey(),
+    topicId: text("topic_id")
+      .notNull()
+      .references(() => forumTopics.id, { onDelete: "cascade" }),
+    authorId: text("author_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    body: text("body").notNull(),
+    isFirst: integer("is_first", { mode: "boolean" }).notNull().default(false),
+    isDeleted: integer("is_deleted", { mode: "boolean" }).notNull().default(false),
+    deletedAt: text("deleted_at"),
+    editedAt: text("edited_at"),
+    ...timestamps,
+  },
+  (t) => [index("forum_posts_topic_created_idx").on(t.topicId, t.createdAt), index("forum_posts_author_idx").on(t.authorId)],
+);
+
+/** One reaction per (post, user, type): the unique index makes concurrent toggles safe. */
+export const forumReactions = sqliteTable(
+  "forum_reactions",
+  {
+    postId: text("post_id")
+      .notNull()
+      .references(() => forumPosts.id, { onDelete: "cascade" }),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    type: text("type", { enum: ["like", "love", "helpful", "thanks"] }).notNull(),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [uniqueIndex("forum_reactions_post_user_type_unique").on(t.postId, t.userId, t.type)],
+);
+
+export const forumSubscriptions = sqliteTable(
+  "forum_subscriptions",
+  {
+    topicId: text("topic_id")
+      .notNull()
+      .references(() => forumTopics.id, { onDelete: "cascade" }),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [uniqueIndex("forum_subscriptions_topic_user_unique").on(t.topicId, t.userId), index("forum_subscriptions_user_idx").on(t.userId)],
+);
+
+/** Reports for moderation: one per (post, reporter). */
+export const forumReports = sqliteTable(
+  "forum_reports",
+  {
+    id: text("id").primaryKey(),
+    postId: text("post_id")
+      .notNull()
+      .references(() => forumPosts.id, { onDelete: "cascade" }),
+    reporterId: text("reporter_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    reason: text("reason").notNull(),
+    status: text("status", { enum: ["open", "resolved", "dismissed"] }).notNull().default("open"),
+    resolvedBy: text("resolved_by").references(() => users.id, { onDelete: "set null" }),
+    resolvedAt: text("resolved_at"),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [uniqueIndex("forum_reports_post_reporter_unique").on(t.postId, t.reporterId), index("forum_reports_status_created_idx").on(t.status, t.createdAt)],
+);

@@ -1,0 +1,468 @@
+/**
+ * Forum (API.md §5) under /api/v1/forum/: categories, topics, posts, reactions, solutions,
+ * subscriptions, reports and moderation. Reads are public; writes need a user (cookie writes
+ * carry CSRF, checked by middleware) and are rate limited per user (FORUM_POST_RATE_LIMIT).
+ * Post bodies are sanitised HTML (src/lib/sanitise.ts). Rules the spec leaves open are listed
+ * in src/services/forum.ts.
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { getConfig } from "../config";
+import type { AppEnv } from "../env";
+import { requireAuth, requireRole } from "../middleware/auth";
+import {
+  categoryBody,
+  categoryBySlug,
+  createReply,
+  createTopic,
+  deletePost,
+  deleteTopic,
+  editPost,
+  firstPost,
+  FORUM_MODERATOR_ROLES,
+  getTopic,
+  isSubscribed,
+  listCategories,
+  moderateTopic,
+  postBody,
+  postPageQuery,
+  REACTION_TYPES,
+  reactionsFor,
+  REPORT_STATUSES,
+  reportBody,
+  reportPageQuery,
+  reportPost,
+  resolveReport,
+  setSolution,
+  setSubscription,
+  toggleReaction,
+  topicBody,
+  topicPageQuery,
+  updateTopicTitle,
+  type PostRow,
+  type ReportRow,
+  type TopicRow,
+} from "../services/forum";
+import { enforceRateLimit } from "../services/rate-limits";
+import { pageOf, PaginationQuery, queryPage } from "./pagination";
+import { ErrorSchema, jsonBody, pageSchema } from "./schemas";
+
+const tags = ["Forum"];
+const base = "/api/v1/forum";
+const Id = z.object({ id: z.uuid() });
+const Slug = z.object({ slug: z.string().min(1).max(100).openapi({ example: "houseplants" }) });
+const errorBody = (description: string) => ({ description, content: { "application/json": { schema: ErrorSchema } } });
+const readErrors = { 400: errorBody("Invalid input"), 404: errorBody("Not found") };
+const writeErrors = {
+  ...readErrors,
+  401: errorBody("Not signed in"),
+  403: errorBody("Not allowed (not yours, not staff, topic locked, edit window closed) or CSRF failed"),
+  429: errorBody("Too many forum writes"),
+};
+const json = <T extends z.ZodType>(schema: T) => ({ body: { content: { "application/json": { schema } }, required: true } });
+
+// ---------------------------------------------------------------------------------------------
+// Schemas
+
+const AuthorSchema = z
+  .object({ id: z.uuid(), username: z.string(), display_name: z.string(), avatar_url: z.string().nullable() })
+  .openapi("ForumAuthor");
+
+const CategorySchema = z
+  .object({ id: z.uuid(), slug: z.string(), name: z.string(), description: z.string(), position: z.number().int(), topic_count: z.number().int() })
+  .openapi("ForumCategory");
+
+const TopicSchema = z
+  .object({
+    id: z.uuid(),
+    category: z.string().openapi({ description: "The category's slug." }),
+    title: z.string(),
+    author: AuthorSchema.nullable(),
+    is_locked: z.boolean(),
+    is_pinned: z.boolean(),
+    reply_count: z.number().int().openapi({ description: "Replies (not counting the opening post), deleted ones excluded." }),
+    last_activity_at: z.string().openapi({ format: "date-time" }),
+    solution_post_id: z.uuid().nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("ForumTopic");
+
+const ReactionCountsSchema = z.object({ like: z.number().int(), love: z.number().int(), helpful: z.number().int(), thanks: z.number().int() }).openapi("ForumReactionCounts");
+
+const PostSchema = z
+  .object({
+    id: z.uuid(),
+    topic_id: z.uuid(),
+    author: AuthorSchema.nullable().openapi({ description: "null for deleted posts." }),
+    body: z.string().openapi({ description: 'Sanitised HTML, safe to render as-is; "[deleted]" for deleted posts.' }),
+    is_first_post: z.boolean().openapi({ description: "The topic's opening post." }),
+    is_deleted: z.boolean(),
+    is_solution: z.boolean(),
+    reactions: ReactionCountsSchema,
+    my_reactions: z.array(z.enum(REACTION_TYPES)).openapi({ description: "The caller's reactions (empty when anonymous)." }),
+    edited_at: z.string().nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("ForumPost");
+
+const TopicDetailSchema = TopicSchema.extend({
+  first_post: PostSchema.nullable().openapi({ description: "The opening post." }),
+  is_subscribed: z.boolean().openapi({ description: "Whether the caller follows the topic (false when anonymous)." }),
+}).openapi("ForumTopicDetail");
+
+const title = z.string().trim().min(5, "Ensure this field has at least 5 characters.").max(200, "Ensure this field has no more than 200 characters.");
+const body = z
+  .string()
+  .trim()
+  .min(1, "This field may not be blank.")
+  .max(20000, "Ensure this field has no more than 20000 characters.")
+  .openapi({ description: "Plain text (newlines kept) or a small HTML subset: p, br, hr, b/strong, i/em, u, s/del, code, pre, blockquote, ul/ol/li, h2–h4, a[href] (http, https, mailto, relative). Everything else is removed." });
+
+const TopicCreate = z.object({ title, body }).strict().openapi("ForumTopicCreate");
+const TopicPatch = z.object({ title }).strict().openapi("ForumTopicUpdate");
+const PostCreate = z.object({ body }).strict().openapi("ForumPostCreate");
+const ReactionBody = z.object({ type: z.enum(REACTION_TYPES) }).strict().openapi("ForumReactionToggle");
+const ReactionResult = z
+  .object({ post_id: z.uuid(), type: z.enum(REACTION_TYPES), reacted: z.boolean().openapi({ description: "true: added; false: removed." }), reactions: ReactionCountsSchema, my_reactions: z.array(z.enum(REACTION_TYPES)) })
+  .openapi("ForumReactionResult");
+const SolutionBody = z.object({ post_id: z.uuid() }).strict().openapi("ForumSolution");
+const ModerateBody = z
+  .object({ is_locked: z.boolean().optional(), is_pinned: z.boolean().optional() })
+  .strict()
+  .refine((b) => b.is_locked !== undefined || b.is_pinned !== undefined, { message: "Send is_locked and/or is_pinned." })
+  .openapi("ForumTopicModerate");
+const SubscriptionSchema = z.object({ topic_id: z.uuid(), subscribed: z.boolean() }).openapi("ForumSubscription");
+const ReportCreate = z
+  .object({ reason: z.string().trim().min(1, "This field may not be blank.").max(500, "Ensure this field has no more than 500 characters.") })
+  .strict()
+  .openapi("ForumReportCreate");
+const ReportSchema = z
+  .object({
+    id: z.uuid(),
+    post_id: z.uuid(),
+    topic_id: z.uuid(),
+    reporter: z.object({ id: z.uuid(), username: z.string() }),
+    reason: z.string(),
+    status: z.enum(REPORT_STATUSES),
+    post_body: z.string().openapi({ description: "The reported post's sanitised body (kept for moderators even when deleted)." }),
+    post_is_deleted: z.boolean(),
+    resolved_by: z.uuid().nullable(),
+    resolved_at: z.string().nullable(),
+    created_at: z.string(),
+  })
+  .openapi("ForumReport");
+const ReportPatch = z.object({ status: z.enum(REPORT_STATUSES) }).strict().openapi("ForumReportUpdate");
+
+// ---------------------------------------------------------------------------------------------
+
+async function limitWrites(c: Context<AppEnv>, bucket: "post" | "react") {
+  await enforceRateLimit(c.env, `forum-${bucket}:user:${c.get("user")!.id}`, getConfig(c.env).FORUM_POST_RATE_LIMIT);
+}
+
+async function postsWithReactions(c: Context<AppEnv>, rows: PostRow[], solutionPostId: string | null) {
+  const { counts, mine } = await reactionsFor(c.env, rows.filter((r) => !r.is_deleted).map((r) => r.id), c.get("user")?.id);
+  return rows.map((r) => postBody(r, solutionPostId, counts.get(r.id), mine.get(r.id)));
+}
+
+async function topicDetail(c: Context<AppEnv>, topic: TopicRow) {
+  const userId = c.get("user")?.id;
+  const [first, subscribed] = await Promise.all([firstPost(c.env, topic.id), userId ? isSubscribed(c.env, topic.id, userId) : false]);
+  const [firstBody] = first ? await postsWithReactions(c, [first], topic.solution_post_id) : [];
+  return { ...topicBody(topic), first_post: firstBody ?? null, is_subscribed: subscribed };
+}
+
+export function forumRoutes() {
+  const app = new OpenAPIHono<AppEnv>({ strict: false });
+
+  // Categories and topics -----------------------------------------------------------------------
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: `${base}/categories`,
+      tags,
+      summary: "Forum categories with their topic counts",
+      responses: { 200: jsonBody(z.object({ results: z.array(CategorySchema) }).openapi("ForumCategoryList"), "All categories") },
+    }),
+    async (c) => c.json({ results: (await listCategories(c.env)).map(categoryBody) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: `${base}/categories/{slug}/topics`,
+      tags,
+      summary: "Topics in a category: pinned first, then by latest activity",
+      request: { params: Slug, query: PaginationQuery },
+      responses: { 200: jsonBody(pageSchema(TopicSchema, "ForumTopicPage"), "Page of topics"), ...readErrors },
+    }),
+    async (c) => {
+      const { page, page_size } = c.req.valid("query");
+      const category = await categoryBySlug(c.env, c.req.valid("param").slug);
+      const { count, rows } = await queryPage<TopicRow>(c.env.DB, { ...topicPageQuery(category.id), page, pageSize: page_size });
+      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(topicBody)), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: `${base}/categories/{slug}/topics`,
+      tags,
+      summary: "Start a topic (its body becomes the opening post; you are subscribed to it)",
+      middleware: [requireAuth] as const,
+      request: { params: Slug, ...json(TopicCreate) },
+      responses: { 201: jsonBody(TopicDetailSchema, "Created"), ...writeErrors },
+    }),
+    async (c) => {
+      const { title, body } = c.req.valid("json");
+      const category = await categoryBySlug(c.env, c.req.valid("param").slug);
+      await limitWrites(c, "post");
+      const topic = await createTopic(c.env, c.get("user")!, category.id, title, body);
+      return c.json(await topicDetail(c, topic), 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: `${base}/topics/{id}`,
+      tags,
+      summary: "A topic with its opening post",
+      request: { params: Id },
+      responses: { 200: jsonBody(TopicDetailSchema, "The topic"), ...readErrors },
+    }),
+    async (c) => c.json(await topicDetail(c, await getTopic(c.env, c.req.valid("param").id)), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: `${base}/topics/{id}`,
+      tags,
+      summary: "Change a topic's title (its author or a moderator)",
+      middleware: [requireAuth] as const,
+      request: { params: Id, ...json(TopicPatch) },
+      responses: { 200: jsonBody(TopicDetailSchema, "Updated"), ...writeErrors },
+    }),
+    async (c) => {
+      const topic = await updateTopicTitle(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").title);
+      return c.json(await topicDetail(c, topic), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: `${base}/topics/{id}`,
+      tags,
+      summary: "Delete a topic (its author while nobody else has replied, or a moderator)",
+      middleware: [requireAuth] as const,
+      request: { params: Id },
+      responses: { 204: { description: "Deleted" }, 409: errorBody("Others have replied (TOPIC_HAS_REPLIES)"), ...writeErrors },
+    }),
+    async (c) => {
+      await deleteTopic(c.env, c.get("user")!, c.req.valid("param").id);
+      return c.body(null, 204);
+    },
+  );
+
+  // Posts ---------------------------------------------------------------------------------------
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: `${base}/topics/{id}/posts`,
+      tags,
+      summary: "A topic's posts, oldest first (the opening post first); deleted ones as placeholders",
+      request: { params: Id, query: PaginationQuery },
+      responses: { 200: jsonBody(pageSchema(PostSchema, "ForumPostPage"), "Page of posts"), ...readErrors },
+    }),
+    async (c) => {
+      const { page, page_size } = c.req.valid("query");
+      const topic = await getTopic(c.env, c.req.valid("param").id);
+      const { count, rows } = await queryPage<PostRow>(c.env.DB, { ...postPageQuery(topic.id), page, pageSize: page_size });
+      return c.json(pageOf(c.req.url, page, page_size, count, await postsWithReactions(c, rows, topic.solution_post_id)), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: `${base}/topics/{id}/posts`,
+      tags,
+      summary: "Reply to a topic (locked topics: moderators only)",
+      middleware: [requireAuth] as const,
+      request: { params: Id, ...json(PostCreate) },
+      responses: { 201: jsonBody(PostSchema, "Created"), ...writeErrors },
+    }),
+    async (c) => {
+      const topicId = c.req.valid("param").id;
+      await getTopic(c.env, topicId);
+      await limitWrites(c, "post");
+      const post = await createReply(c.env, c.get("user")!, topicId, c.req.valid("json").body);
+      return c.json(postBody(post, null), 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: `${base}/posts/{id}`,
+      tags,
+      summary: "Edit a post (its author within the edit window of their trust level, or a moderator); sets edited_at",
+      middleware: [requireAuth] as const,
+      request: { params: Id, ...json(PostCreate.openapi("ForumPostUpdate")) },
+      responses: { 200: jsonBody(PostSchema, "Updated"), 409: errorBody("The post is deleted"), ...writeErrors },
+    }),
+    async (c) => {
+      await limitWrites(c, "post");
+      const { post, topic } = await editPost(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").body);
+      const [out] = await postsWithReactions(c, [post], topic.solution_post_id);
+      return c.json(out!, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: `${base}/posts/{id}`,
+      tags,
+      summary: 'Delete a post (its author or a moderator); the thread keeps a "[deleted]" placeholder',
+      middleware: [requireAuth] as const,
+      request: { params: Id },
+      responses: { 204: { description: "Deleted" }, 409: errorBody("Already deleted"), ...writeErrors },
+    }),
+    async (c) => {
+      await deletePost(c.env, c.get("user")!, c.req.valid("param").id);
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: `${base}/posts/{id}/reactions`,
+      tags,
+      summary: "Toggle a reaction (like, love, helpful, thanks): the same request again removes it",
+      middleware: [requireAuth] as const,
+      request: { params: Id, ...json(ReactionBody) },
+      responses: { 200: jsonBody(ReactionResult, "The reaction state and the post's counts"), 409: errorBody("The post is deleted"), ...writeErrors },
+    }),
+    async (c) => {
+      await limitWrites(c, "react");
+      return c.json(await toggleReaction(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json").type), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: `${base}/posts/{id}/report`,
+      tags,
+      summary: "Report a post to the moderators (once per post)",
+      middleware: [requireAuth] as const,
+      request: { params: Id, ...json(ReportCreate) },
+      responses: { 201: jsonBody(z.object({ id: z.uuid(), post_id: z.uuid(), status: z.enum(REPORT_STATUSES), created_at: z.string() }).openapi("ForumReportReceipt"), "Reported"), 409: errorBody("Already reported"), ...writeErrors },
+    }),
+    async (c) => {
+      await limitWrites(c, "post");
+      const report = await reportPost(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json").reason);
+      return c.json({ id: report.id, post_id: report.post_id, status: report.status, created_at: report.created_at }, 201);
+    },
+  );
+
+  // Solution, subscriptions, moderation ------------------------------------------------------------
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: `${base}/topics/{id}/solution`,
+      tags,
+      summary: "Mark a reply as the topic's solution (its author or a moderator); marking another moves it",
+      middleware: [requireAuth] as const,
+      request: { params: Id, ...json(SolutionBody) },
+      responses: { 200: jsonBody(TopicSchema, "The topic"), ...writeErrors },
+    }),
+    async (c) => c.json(topicBody(await setSolution(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").post_id)), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: `${base}/topics/{id}/solution`,
+      tags,
+      summary: "Unmark the topic's solution",
+      middleware: [requireAuth] as const,
+      request: { params: Id },
+      responses: { 200: jsonBody(TopicSchema, "The topic"), ...writeErrors },
+    }),
+    async (c) => c.json(topicBody(await setSolution(c.env, c.get("user")!, c.req.valid("param").id, null)), 200),
+  );
+
+  for (const method of ["post", "delete"] as const) {
+    app.openapi(
+      createRoute({
+        method,
+        path: `${base}/topics/{id}/subscribe`,
+        tags,
+        summary: method === "post" ? "Follow a topic (idempotent)" : "Stop following a topic (idempotent)",
+        middleware: [requireAuth] as const,
+        request: { params: Id },
+        responses: { 200: jsonBody(SubscriptionSchema, "Subscription state"), ...writeErrors },
+      }),
+      async (c) => {
+        const topicId = c.req.valid("param").id;
+        await setSubscription(c.env, c.get("user")!.id, topicId, method === "post");
+        return c.json({ topic_id: topicId, subscribed: method === "post" }, 200);
+      },
+    );
+  }
+
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: `${base}/topics/{id}/moderate`,
+      tags,
+      summary: "Lock or pin a topic (moderators)",
+      middleware: [requireRole(...FORUM_MODERATOR_ROLES)] as const,
+      request: { params: Id, ...json(ModerateBody) },
+      responses: { 200: jsonBody(TopicSchema, "The topic"), ...writeErrors },
+    }),
+    async (c) => c.json(topicBody(await moderateTopic(c.env, c.req.valid("param").id, c.req.valid("json"))), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: `${base}/reports`,
+      tags,
+      summary: "Reports for moderation, oldest first (moderators)",
+      middleware: [requireRole(...FORUM_MODERATOR_ROLES)] as const,
+      request: { query: PaginationQuery.extend({ status: z.enum(REPORT_STATUSES).default("open") }) },
+      responses: { 200: jsonBody(pageSchema(ReportSchema, "ForumReportPage"), "Page of reports"), ...writeErrors },
+    }),
+    async (c) => {
+      const { page, page_size, status } = c.req.valid("query");
+      const { count, rows } = await queryPage<ReportRow>(c.env.DB, { ...reportPageQuery(status), page, pageSize: page_size });
+      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(reportBody)), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: `${base}/reports/{id}`,
+      tags,
+      summary: "Resolve or dismiss a report (or reopen it) (moderators)",
+      middleware: [requireRole(...FORUM_MODERATOR_ROLES)] as const,
+      request: { params: Id, ...json(ReportPatch) },
+      responses: { 200: jsonBody(ReportSchema, "The report"), ...writeErrors },
+    }),
+    async (c) => c.json(reportBody(await resolveReport(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json").status)), 200),
+  );
+
+  return app;
+}
