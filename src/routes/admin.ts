@@ -6,7 +6,6 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
 import { requireRole } from "../middleware/auth";
-import { likeLiteral } from "../services/species";
 import { findUserById, userProfile, type UserRow } from "../services/users";
 import { UserProfileSchema } from "./auth";
 import { pageOf, PaginationQuery, queryPage } from "./pagination";
@@ -34,8 +33,9 @@ export function adminRoutes() {
     }),
     async (c) => {
       const { page, page_size, search } = c.req.valid("query");
-      const where = search ? "WHERE lower(username) LIKE ? ESCAPE '\\' OR lower(email) LIKE ? ESCAPE '\\'" : "";
-      const pattern = search ? `%${likeLiteral(search.toLowerCase())}%` : undefined;
+      // A literal substring: instr, not LIKE (D1 refuses LIKE patterns over 50 bytes).
+      const where = search ? "WHERE instr(lower(username), ?) > 0 OR instr(lower(email), ?) > 0" : "";
+      const pattern = search ? search.toLowerCase() : undefined;
       const { count, rows } = await queryPage<UserRow>(c.env.DB, {
         select: "*",
         from: `FROM users ${where}`,

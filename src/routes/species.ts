@@ -5,7 +5,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
 import { ProviderError } from "../providers/types";
-import { likeLiteral, lookupSpecies, normaliseScientificName, searchSpecies, speciesBody, type SpeciesRow } from "../services/species";
+import { lookupSpecies, normaliseScientificName, searchSpecies, speciesBody, type SpeciesRow } from "../services/species";
 import { pageOf, PaginationQuery, queryPage } from "./pagination";
 import { ErrorSchema, jsonBody, pageSchema } from "./schemas";
 
@@ -56,9 +56,11 @@ export function speciesRoutes() {
       const conditions: string[] = [];
       const binds: unknown[] = [];
       if (search) {
-        const pattern = `%${likeLiteral(search.toLowerCase())}%`;
-        conditions.push("(lower(scientific_name) LIKE ? ESCAPE '\\' OR lower(common_names) LIKE ? ESCAPE '\\')");
-        binds.push(pattern, pattern);
+        // A literal substring: instr, not LIKE — D1 refuses LIKE patterns over 50 bytes, and
+        // `%` and `_` must match themselves anyway.
+        const needle = search.toLowerCase();
+        conditions.push("(instr(lower(scientific_name), ?) > 0 OR instr(lower(common_names), ?) > 0)");
+        binds.push(needle, needle);
       }
       if (family) {
         conditions.push("lower(family) = lower(?)");

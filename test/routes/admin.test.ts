@@ -40,5 +40,10 @@ describe("staff routes guard by role", () => {
     const admin = await withRole("admin");
     const res = await call("/api/v1/admin/users/?search=%25", { bearer: admin.access });
     expect(((await res.json()) as { count: number }).count).toBe(0);
+    // Longer than D1's 50-byte LIKE limit, and still found by a case-insensitive substring.
+    const long = await call(`/api/v1/admin/users/?search=${"x".repeat(100)}`, { bearer: admin.access });
+    expect(long.status).toBe(200);
+    const own = await call(`/api/v1/admin/users/?search=${admin.username.slice(2).toUpperCase()}`, { bearer: admin.access });
+    expect(((await own.json()) as { results: { username: string }[] }).results.map((u) => u.username)).toContain(admin.username);
   });
 });

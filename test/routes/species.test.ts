@@ -42,6 +42,14 @@ describe("species catalogue", () => {
 
     const literal = (await (await call("/api/v1/plant-identification/species/?search=%25")).json()) as Page;
     expect(literal.count).toBe(0);
+    const underscore = (await (await call("/api/v1/plant-identification/species/?search=_")).json()) as Page;
+    expect(underscore.count).toBe(0);
+    const substring = (await (await call("/api/v1/plant-identification/species/?search=ONSTERA%20DELIC")).json()) as Page;
+    expect(substring.results.map((r) => r.scientific_name)).toContain("Monstera deliciosa");
+    // D1 refuses LIKE patterns over 50 bytes: the longest allowed search must still answer 200.
+    const long = await call(`/api/v1/plant-identification/species/?search=${"a".repeat(100)}`);
+    expect(long.status).toBe(200);
+    expect(((await long.json()) as Page).count).toBe(0);
 
     const detail = await call(`/api/v1/plant-identification/species/${first.results[0]!.id}/`);
     expect(await detail.json()).toMatchObject({ scientific_name: "Monstera deliciosa", identification_count: 42 });
