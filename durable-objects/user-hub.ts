@@ -42,7 +42,7 @@ export type HubMessage =
 /** An in-app notification as the API shows it (API.md §5 "Notifications"). */
 export interface NotificationPayload {
   id: string;
-  type: "care_reminder";
+  type: "care_reminder" | "forum_reply";
   title: string;
   body: string;
   data: Record<string, unknown>;

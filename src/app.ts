@@ -22,6 +22,7 @@ import { uuidv7 } from "./lib/ids";
 import { authenticate, csrfProtection } from "./middleware/auth";
 import { adminRoutes } from "./routes/admin";
 import { authRoutes } from "./routes/auth";
+import { calendarRoutes } from "./routes/calendar";
 import { careRoutes } from "./routes/care";
 import { diseaseRoutes } from "./routes/diseases";
 import { docsRoutes } from "./routes/docs";
@@ -33,6 +34,7 @@ import { notificationRoutes } from "./routes/notifications";
 import { reminderRoutes } from "./routes/reminders";
 import { requestRoutes } from "./routes/requests";
 import { savedCareRoutes } from "./routes/saved-care";
+import { searchRoutes } from "./routes/search";
 import { speciesRoutes } from "./routes/species";
 import { wsRoutes } from "./routes/ws";
 import { mediaRoutes } from "./routes/media";
@@ -141,8 +143,10 @@ export function createApp() {
   app.route("/", collectionRoutes());
   app.route("/", savedCareRoutes());
   app.route("/", reminderRoutes());
+  app.route("/", calendarRoutes());
   app.route("/", notificationRoutes());
   app.route("/", forumRoutes());
+  app.route("/", searchRoutes());
   app.route("/", wsRoutes());
 
   app.doc31("/api/openapi.json", (c) => ({

@@ -487,7 +487,7 @@ export const notifications = sqliteTable(
     userId: text("user_id")
       .notNull()
       .references(() => users.id, { onDelete: "cascade" }),
-    type: text("type", { enum: ["care_reminder"] }).notNull(),
+    type: text("type", { enum: ["care_reminder", "forum_reply"] }).notNull(),
     title: text("title").notNull(),
     body: text("body").notNull().default(""),
     data: text("data", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
@@ -616,4 +616,70 @@ export const forumReports = sqliteTable(
     createdAt: text("created_at").notNull().default(now),
   },
   (t) => [uniqueIndex("forum_reports_post_reporter_unique").on(t.postId, t.reporterId), index("forum_reports_status_created_idx").on(t.status, t.createdAt)],
+);
+
+// ---------------------------------------------------------------------------------------------
+// Garden calendar (API.md §5)
+
+/**
+ * A community event. `starts_at`/`ends_at` are ISO-8601 UTC strings, so string comparison is
+ * time order (the feed's overlap query relies on it). `capacity` limits `going` RSVPs only;
+ * null means unlimited.
+ */
+export const calendarEvents = sqliteTable(
+  "calendar_events",
+  {
+    id: text("id").primaryKey(),
+    organizerId: text("organizer_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    title: text("title").notNull(),
+    description: text("description").notNull().default(""),
+    startsAt: text("starts_at").notNull(),
+    endsAt: text("ends_at").notNull(),
+    location: text("location").notNull().default(""),
+    privacy: text("privacy", { enum: ["public", "followers", "private"] }).notNull().default("public"),
+    capacity: integer("capacity"),
+    ...timestamps,
+  },
+  (t) => [
+    index("calendar_events_starts_idx").on(t.startsAt),
+    index("calendar_events_organizer_starts_idx").on(t.organizerId, t.startsAt),
+  ],
+);
+
+/** One RSVP per (event, user): the unique index is what the conditional upsert conflicts on. */
+export const calendarRsvps = sqliteTable(
+  "calendar_rsvps",
+  {
+    eventId: text("event_id")
+      .notNull()
+      .references(() => calendarEvents.id, { onDelete: "cascade" }),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    status: text("status", { enum: ["going", "maybe", "not_going"] }).notNull(),
+    ...timestamps,
+  },
+  (t) => [
+    uniqueIndex("calendar_rsvps_event_user_unique").on(t.eventId, t.userId),
+    index("calendar_rsvps_event_status_idx").on(t.eventId, t.status),
+    index("calendar_rsvps_user_idx").on(t.userId),
+  ],
+);
+
+/** Seasonal gardening tasks per month and hemisphere; seeded by migration 0009. */
+export const seasonalTaskTemplates = sqliteTable(
+  "seasonal_task_templates",
+  {
+    id: text("id").primaryKey(),
+    month: integer("month").notNull(),
+    hemisphere: text("hemisphere", { enum: ["north", "south"] }).notNull(),
+    title: text("title").notNull(),
+    description: text("description").notNull().default(""),
+    taskType: text("task_type", { enum: ["sow", "plant", "prune", "fertilize", "water", "harvest", "protect", "maintenance"] }).notNull(),
+    position: integer("position").notNull().default(0),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [index("seasonal_task_templates_hemisphere_month_idx").on(t.hemisphere, t.month, t.position)],
 );

@@ -3,6 +3,8 @@
  * statements load local D1 on `npm start` (through `wrangler d1 execute --file`) and the
  * test database in test/db/seed.test.ts. Re-running is harmless: existing names are skipped.
  */
+import { stableUuid } from "../lib/ids";
+
 export interface SeedSpecies {
   scientific_name: string;
   family: string;
@@ -26,14 +28,8 @@ function sqlLiteral(value: string | number | boolean | null): string {
 }
 
 /** A stable UUID (v8 layout) from the scientific name, so every machine seeds the same ids. */
-export async function seedSpeciesId(scientificName: string): Promise<string> {
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`species:${scientificName.toLowerCase()}`)),
-  );
-  digest[6] = (digest[6]! & 0x0f) | 0x80;
-  digest[8] = (digest[8]! & 0x3f) | 0x80;
-  const hex = [...digest.subarray(0, 16)].map((b) => b.toString(16).padStart(2, "0")).join("");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+export function seedSpeciesId(scientificName: string): Promise<string> {
+  return stableUuid(`species:${scientificName.toLowerCase()}`);
 }
 
 export async function speciesSeedStatements(entries: SeedSpecies[]): Promise<string[]> {

@@ -24,3 +24,12 @@ export function uuidv7Timestamp(id: string): number {
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-7/i.test(id)) return Number.NaN;
   return Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
 }
+
+/** A stable UUID (v8 layout: SHA-256 of `key`), so the same key always names the same thing. */
+export async function stableUuid(key: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key)));
+  digest[6] = (digest[6]! & 0x0f) | 0x80;
+  digest[8] = (digest[8]! & 0x3f) | 0x80;
+  const hex = [...digest.subarray(0, 16)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}

@@ -181,6 +181,18 @@ function parseTag(html: string, from: number): { attrs: Map<string, string>; sel
   return null;
 }
 
+/**
+ * Every fixed piece of markup `sanitisePostBody` emits (a link's URL aside), so SQL can strip the
+ * tags from stored bodies with `replace()` — text never holds a raw `<`, so none of these occur in it.
+ */
+export const EMITTED_MARKUP: readonly string[] = [
+  ...[...ALLOWED].filter((t) => t !== "a").flatMap((t) => (VOID.has(t) ? [`<${t}>`] : [`<${t}>`, `</${t}>`])),
+  "<a>",
+  '<a href="',
+  `" rel="${LINK_REL}">`,
+  "</a>",
+];
+
 /** Sanitises a post body into safe HTML (see the module comment for the rules). */
 export function sanitisePostBody(input: string): string {
   const tokens = tokenize(input.replace(/\r\n?/g, "\n"));
@@ -223,4 +235,18 @@ export function sanitisePostBody(input: string): string {
 /** The visible text of sanitised HTML (for "is there anything left?" checks and excerpts). */
 export function visibleText(html: string): string {
   return decodeEntities(html.replace(/<[^>]*>/g, " ")).replace(/\s+/g, " ").trim();
+}
+
+/** Plain text cut to at most `max` characters (code points), at a word boundary when one is near, with "…". */
+export function truncateText(text: string, max: number): string {
+  const chars = [...text];
+  if (chars.length <= max) return text;
+  const cut = chars.slice(0, max - 1).join("");
+  const space = cut.lastIndexOf(" ");
+  return `${(space >= max * 0.6 ? cut.slice(0, space) : cut).trimEnd()}…`;
+}
+
+/** A short plain-text excerpt of sanitised HTML (notifications, search snippets): no markup survives. */
+export function excerpt(html: string, max: number): string {
+  return truncateText(visibleText(html), max);
 }

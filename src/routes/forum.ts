@@ -43,6 +43,7 @@ import {
   type ReportRow,
   type TopicRow,
 } from "../services/forum";
+import { pushInserted } from "../services/notifications";
 import { enforceRateLimit } from "../services/rate-limits";
 import { pageOf, PaginationQuery, queryPage } from "./pagination";
 import { ErrorSchema, jsonBody, pageSchema } from "./schemas";
@@ -293,7 +294,7 @@ export function forumRoutes() {
       method: "post",
       path: `${base}/topics/{id}/posts`,
       tags,
-      summary: "Reply to a topic (locked topics: moderators only)",
+      summary: "Reply to a topic (locked topics: moderators only); its subscribers, except you, get a forum_reply notification",
       middleware: [requireAuth] as const,
       request: { params: Id, ...json(PostCreate) },
       responses: { 201: jsonBody(PostSchema, "Created"), ...writeErrors },
@@ -302,7 +303,9 @@ export function forumRoutes() {
       const topicId = c.req.valid("param").id;
       await getTopic(c.env, topicId);
       await limitWrites(c, "post");
-      const post = await createReply(c.env, c.get("user")!, topicId, c.req.valid("json").body);
+      const { post, notifications } = await createReply(c.env, c.get("user")!, topicId, c.req.valid("json").body);
+      // Stored with the reply already; the live push to subscribers' sockets must not delay the answer.
+      if (notifications.length > 0) c.executionCtx.waitUntil(pushInserted(c.env, notifications, c.get("logger")));
       return c.json(postBody(post, null), 201);
     },
   );

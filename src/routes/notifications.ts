@@ -6,7 +6,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
 import { requireAuth } from "../middleware/auth";
-import { markAllRead, markRead, notificationBody, notificationPageQuery, unreadCount, type NotificationRow } from "../services/notifications";
+import { markAllRead, markRead, NOTIFICATION_TYPES, notificationBody, notificationPageQuery, unreadCount, type NotificationRow } from "../services/notifications";
 import { pageOf, PaginationQuery, queryPage } from "./pagination";
 import { BooleanQuery, ErrorSchema, jsonBody, pageSchema } from "./schemas";
 
@@ -18,10 +18,10 @@ const errors = { 400: errorBody("Invalid input"), 401: errorBody("Not signed in"
 const NotificationSchema = z
   .object({
     id: z.uuid(),
-    type: z.enum(["care_reminder"]),
+    type: z.enum(NOTIFICATION_TYPES),
     title: z.string(),
     body: z.string(),
-    data: z.record(z.string(), z.unknown()).openapi({ description: "care_reminder: {reminder_id, plant_id, due_at}" }),
+    data: z.record(z.string(), z.unknown()).openapi({ description: "care_reminder: {reminder_id, plant_id, due_at}; forum_reply: {topic_id, post_id, category_slug}" }),
     is_read: z.boolean(),
     created_at: z.string(),
     read_at: z.string().nullable(),

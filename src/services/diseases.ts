@@ -9,7 +9,6 @@ import type { Bindings } from "../env";
 import { uuidv7 } from "../lib/ids";
 import type { DiseaseSuggestion, HealthAssessment, TreatmentPlan } from "../providers/types";
 import { encodeImages, type RequestStatus, type StoredImage } from "./requests";
-import { likeLiteral } from "./species";
 
 export const PLANT_CONDITIONS = ["mild", "moderate", "severe", "dying"] as const;
 export type PlantCondition = (typeof PLANT_CONDITIONS)[number];
@@ -266,9 +265,10 @@ export function confirmedDiseasesQuery(q: { search?: string; type?: DiseaseType 
   const conditions = ["is_confirmed = 1"];
   const binds: unknown[] = [];
   if (q.search) {
-    const pattern = `%${likeLiteral(q.search.toLowerCase())}%`;
-    conditions.push("(lower(name) LIKE ? ESCAPE '\\' OR lower(common_names) LIKE ? ESCAPE '\\' OR lower(description) LIKE ? ESCAPE '\\')");
-    binds.push(pattern, pattern, pattern);
+    // A literal substring (instr, not LIKE: D1 refuses LIKE patterns over 50 bytes).
+    const needle = q.search.toLowerCase();
+    conditions.push("(instr(lower(name), ?) > 0 OR instr(lower(common_names), ?) > 0 OR instr(lower(description), ?) > 0)");
+    binds.push(needle, needle, needle);
   }
   if (q.type) {
     conditions.push("disease_type = ?");

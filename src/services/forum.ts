@@ -20,7 +20,8 @@
 import type { Bindings, AuthenticatedUser } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
-import { sanitisePostBody, visibleText } from "../lib/sanitise";
+import { excerpt, sanitisePostBody, truncateText, visibleText } from "../lib/sanitise";
+import { insertNotificationsStatement, type NotificationRow } from "./notifications";
 import { avatarUrl, computeTrustLevel, type Role, type TrustLevel, type UserRow } from "./users";
 
 export const FORUM_MODERATOR_ROLES: Role[] = ["moderator", "admin"];
@@ -294,18 +295,47 @@ function lockedError() {
   return new AppError("TOPIC_LOCKED", 403, "This topic is locked.");
 }
 
-export async function createReply(env: Bindings, user: AuthenticatedUser, topicId: string, rawBody: string): Promise<PostRow> {
+/** Subscribers notified of one reply, at most: a huge topic must not turn a reply into a mass write. */
+export const MAX_REPLY_NOTIFICATIONS = 200;
+const REPLY_EXCERPT_CHARS = 140;
+
+/**
+ * Posts a reply and, in the same atomic batch, one `forum_reply` notification for each of the
+ * topic's subscribers except the replier (active accounts, longest subscribed first, at most
+ * MAX_REPLY_NOTIFICATIONS). The dedupe key `forum_reply:<post id>:<user id>` means a post can
+ * notify each user once; edits and deletions never notify. Returns the inserted notifications
+ * for the caller to push live.
+ */
+export async function createReply(env: Bindings, user: AuthenticatedUser, topicId: string, rawBody: string): Promise<{ post: PostRow; notifications: NotificationRow[] }> {
   const topic = await getTopic(env, topicId);
   if (topic.is_locked && !isForumModerator(user)) throw lockedError();
   const body = cleanBody(rawBody);
   const id = uuidv7();
   const now = new Date().toISOString();
-  await env.DB.batch([
-    env.DB.prepare(`INSERT INTO forum_posts (id, topic_id, author_id, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`).bind(id, topicId, user.id, body, now, now),
+  const db = env.DB;
+  const title = truncateText(`${user.username} replied to "${truncateText(topic.title, 80)}"`, 120);
+  const results = await db.batch([
+    db.prepare(`INSERT INTO forum_posts (id, topic_id, author_id, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`).bind(id, topicId, user.id, body, now, now),
     refreshTopicCounters(env, topicId, now),
     countPost(env, user.id),
+    insertNotificationsStatement(
+      db,
+      "forum_reply",
+      {
+        userId: "s.user_id",
+        title: "?",
+        body: "?",
+        data: "json_object('topic_id', ?, 'post_id', ?, 'category_slug', ?)",
+        dedupeKey: "'forum_reply:' || ? || ':' || s.user_id",
+        createdAt: "?",
+      },
+      `FROM forum_subscriptions s JOIN users u ON u.id = s.user_id
+        WHERE s.topic_id = ? AND s.user_id != ? AND u.is_active = 1
+        ORDER BY s.created_at, s.user_id
+        LIMIT ?`,
+    ).bind(title, excerpt(body, REPLY_EXCERPT_CHARS), topicId, id, topic.category_slug, id, now, topicId, user.id, MAX_REPLY_NOTIFICATIONS),
   ]);
-  return getPost(env, id);
+  return { post: await getPost(env, id), notifications: results[3]!.results as NotificationRow[] };
 }
 
 /** The post, its topic, and a 409 when it is already deleted. */

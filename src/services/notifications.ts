@@ -9,10 +9,17 @@ import { AppError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
 import { notifyUser } from "./progress";
 
+/**
+ * What a notification is about. The `type` column has no CHECK constraint (migrations/0007), so a
+ * new type needs no migration; the drizzle enum in src/db/schema.ts is only a TypeScript hint.
+ */
+export const NOTIFICATION_TYPES = ["care_reminder", "forum_reply"] as const;
+export type NotificationType = (typeof NOTIFICATION_TYPES)[number];
+
 export interface NotificationRow {
   id: string;
   user_id: string;
-  type: "care_reminder";
+  type: NotificationType;
   title: string;
   body: string;
   data: string;
@@ -35,6 +42,45 @@ export function notificationBody(row: NotificationRow): NotificationPayload {
 }
 
 const COLUMNS = "id, user_id, type, title, body, data, is_read, read_at, created_at";
+
+/** A random UUID v4 made by SQLite, so one INSERT … SELECT can create many notifications. */
+const SQL_UUID_V4 = `lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-'
+  || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))`;
+
+/** SQL expressions (over the `source` rows) for the columns of each new notification. */
+export interface NotificationColumns {
+  userId: string;
+  title: string;
+  body: string;
+  /** A JSON object, e.g. `json_object('k', r.v)`. */
+  data: string;
+  /** Unique per event and recipient: a second insert of the same one is skipped. */
+  dedupeKey: string;
+  createdAt: string;
+}
+
+/**
+ * The one way notifications are written: `INSERT … SELECT` one row per `source` row, skipping
+ * any whose `dedupe_key` exists already, returning only the rows really inserted (so callers
+ * push exactly those live). `source` is the FROM/WHERE/ORDER/LIMIT part; its parameters and
+ * those of `columns` are bound by the caller, in text order. A statement, not a call, so callers
+ * put it in the same `db.batch` as the write that causes it.
+ */
+export function insertNotificationsStatement(db: D1Database, type: NotificationType, columns: NotificationColumns, source: string): D1PreparedStatement {
+  // `source` must contain WHERE: SQLite needs it to parse ON CONFLICT after INSERT … SELECT.
+  return db.prepare(
+    `INSERT INTO notifications (id, user_id, type, title, body, data, dedupe_key, created_at)
+     SELECT ${SQL_UUID_V4}, ${columns.userId}, '${type}', ${columns.title}, ${columns.body}, ${columns.data}, ${columns.dedupeKey}, ${columns.createdAt}
+     ${source}
+     ON CONFLICT (dedupe_key) DO NOTHING
+     RETURNING ${COLUMNS}`,
+  );
+}
+
+/** Pushes the rows an insert returned to their owners' live sockets (best effort). */
+export function pushInserted(env: Bindings, rows: NotificationRow[], logger?: Logger): Promise<void> {
+  return pushNotifications(env, rows.map((row) => ({ userId: row.user_id, notification: notificationBody(row) })), logger);
+}
 
 export function notificationPageQuery(userId: string, unread?: boolean) {
   const where = ["user_id = ?"];

@@ -19,7 +19,7 @@ import { buildCalendar, type CalendarEvent, type RecurrenceRule } from "../lib/i
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { ownPlant } from "./collections";
-import { notificationBody, pushNotifications, type NotificationRow } from "./notifications";
+import { insertNotificationsStatement, pushInserted, type NotificationRow } from "./notifications";
 
 export const REMINDER_TYPES = ["water", "fertilize", "prune", "repot", "mist", "custom"] as const;
 export const FREQUENCIES = ["daily", "weekly", "biweekly", "monthly", "custom"] as const;
@@ -409,9 +409,6 @@ export function remindersCalendar(rows: ReminderRow[], now: number): string {
 // ---------------------------------------------------------------------------------------------
 // Cron delivery
 
-/** A random UUID v4 made by SQLite, so one INSERT … SELECT can create every notification. */
-const SQL_UUID_V4 = `lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-'
-  || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))`;
 const PENDING = "r.is_active = 1 AND r.notified_due_at IS NOT r.next_due_at AND r.next_due_at <= ?1";
 const DEDUPE_KEY = "'care_reminder:' || r.id || ':' || r.next_due_at";
 
@@ -425,24 +422,25 @@ export async function deliverDueReminders(env: Bindings, logger?: Logger, option
   const nowIso = new Date(options.now ?? Date.now()).toISOString();
   const db = env.DB;
   const [inserted] = await db.batch<NotificationRow>([
-    db
-      .prepare(
-        `INSERT INTO notifications (id, user_id, type, title, body, data, dedupe_key, created_at)
-         SELECT ${SQL_UUID_V4}, r.user_id, 'care_reminder', r.title,
-                'Time to ' || CASE r.reminder_type WHEN 'custom' THEN 'look after' ELSE r.reminder_type END || ' ' || ${PLANT_NAME} || '.',
-                json_object('reminder_id', r.id, 'plant_id', r.plant_id, 'due_at', r.next_due_at),
-                ${DEDUPE_KEY}, ?1
-           FROM care_reminders r
-           JOIN users u ON u.id = r.user_id
-           JOIN user_plants p ON p.id = r.plant_id
-           LEFT JOIN species s ON s.id = p.species_id
-          WHERE ${PENDING} AND u.is_active = 1
-          ORDER BY r.next_due_at, r.id
-          LIMIT ?2
-         ON CONFLICT (dedupe_key) DO NOTHING
-         RETURNING id, user_id, type, title, body, data, is_read, read_at, created_at`,
-      )
-      .bind(nowIso, options.limit ?? DELIVERY_BATCH),
+    insertNotificationsStatement(
+      db,
+      "care_reminder",
+      {
+        userId: "r.user_id",
+        title: "r.title",
+        body: `'Time to ' || CASE r.reminder_type WHEN 'custom' THEN 'look after' ELSE r.reminder_type END || ' ' || ${PLANT_NAME} || '.'`,
+        data: "json_object('reminder_id', r.id, 'plant_id', r.plant_id, 'due_at', r.next_due_at)",
+        dedupeKey: DEDUPE_KEY,
+        createdAt: "?1",
+      },
+      `FROM care_reminders r
+       JOIN users u ON u.id = r.user_id
+       JOIN user_plants p ON p.id = r.plant_id
+       LEFT JOIN species s ON s.id = p.species_id
+      WHERE ${PENDING} AND u.is_active = 1
+      ORDER BY r.next_due_at, r.id
+      LIMIT ?2`,
+    ).bind(nowIso, options.limit ?? DELIVERY_BATCH),
     db
       .prepare(
         `UPDATE care_reminders AS r SET notified_due_at = r.next_due_at
@@ -451,6 +449,6 @@ export async function deliverDueReminders(env: Bindings, logger?: Logger, option
       .bind(nowIso),
   ]);
   const rows = inserted!.results;
-  await pushNotifications(env, rows.map((row) => ({ userId: row.user_id, notification: notificationBody(row) })), logger);
+  await pushInserted(env, rows, logger);
   return rows.length;
 }

@@ -98,11 +98,12 @@ export async function searchSpecies(env: Bindings, q: string, limit: number): Pr
     return { rows: rows!.results as unknown as SpeciesRow[], total: (count!.results[0] as { n: number }).n };
   }
   // A literal substring hit outranks a fuzzy one; then bm25 (lower is better), then popularity.
-  const substring = `%${likeLiteral(q.toLowerCase().trim())}%`;
+  // instr, not LIKE: D1 refuses LIKE patterns over 50 bytes, and queries may be 100 characters.
+  const substring = q.toLowerCase().trim();
   const [count, rows] = await env.DB.batch([
     env.DB.prepare("SELECT count(*) AS n FROM species_fts WHERE species_fts MATCH ?").bind(match),
     env.DB.prepare(
-      `SELECT s.*, (lower(s.scientific_name) LIKE ?1 ESCAPE '\\' OR lower(s.common_names) LIKE ?1 ESCAPE '\\' OR lower(s.family) LIKE ?1 ESCAPE '\\') AS exact
+      `SELECT s.*, (instr(lower(s.scientific_name), ?1) > 0 OR instr(lower(s.common_names), ?1) > 0 OR instr(lower(s.family), ?1) > 0) AS exact
          FROM species_fts f JOIN species s ON s.rowid = f.rowid
         WHERE species_fts MATCH ?2
         ORDER BY exact DESC, CASE WHEN exact THEN s.identification_count ELSE 0 END DESC,

@@ -1,6 +1,7 @@
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { NotificationPayload } from "../../durable-objects/user-hub";
 import worker from "../../src/index";
 import { deliverDueReminders } from "../../src/services/reminders";
 import { call, expectError, jsonWithStatus, type Page } from "../helpers/http";
@@ -8,16 +9,7 @@ import { eventually } from "../helpers/outbound";
 import { bearerUser } from "../helpers/users";
 import { openSocket } from "../helpers/ws";
 
-interface Notification {
-  id: string;
-  type: string;
-  title: string;
-  body: string;
-  data: { reminder_id: string; plant_id: string; due_at: string };
-  is_read: boolean;
-  created_at: string;
-  read_at: string | null;
-}
+type Notification = NotificationPayload;
 
 const HOUR = 3_600_000;
 

@@ -1,0 +1,366 @@
+/**
+ * Garden calendar (API.md §5): `/api/v1/calendar/` — community events (list, create, detail,
+ * update, delete), RSVPs, a date-range feed and seasonal task templates. Reading is open to
+ * anonymous callers (public events only); writing needs a user. Visibility and RSVP rules live
+ * in services/calendar.ts.
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { AppEnv } from "../env";
+import { requireAuth } from "../middleware/auth";
+import {
+  calendarFeed,
+  createEvent,
+  deleteEvent,
+  deleteRsvp,
+  EVENT_PRIVACY,
+  eventBody,
+  eventPageQuery,
+  FEED_MAX_EVENTS,
+  HEMISPHERES,
+  RSVP_STATUSES,
+  seasonalTaskPageQuery,
+  TASK_TYPES,
+  updateEvent,
+  upsertRsvp,
+  visibleEvent,
+  type EventRow,
+  type SeasonalTaskRow,
+} from "../services/calendar";
+import { pageOf, PaginationQuery, queryPage } from "./pagination";
+import { BooleanQuery, ErrorSchema, jsonBody, pageSchema } from "./schemas";
+
+const tags = ["Garden calendar"];
+const Id = z.object({ id: z.uuid() });
+const DAY_MS = 86_400_000;
+const FEED_MAX_DAYS = 92;
+/** Clock skew allowed when a new start time must not be in the past. */
+const START_GRACE_MS = 5 * 60_000;
+const errorBody = (description: string) => ({ description, content: { "application/json": { schema: ErrorSchema } } });
+const errors = { 400: errorBody("Invalid input"), 404: errorBody("Not found (or not visible to you)") };
+const authErrors = { ...errors, 401: errorBody("Not signed in") };
+
+// ---------------------------------------------------------------------------------------------
+// Schemas
+
+const RsvpStatus = z.enum(RSVP_STATUSES);
+
+const EventSchema = z
+  .object({
+    id: z.uuid(),
+    title: z.string(),
+    description: z.string(),
+    start: z.string().openapi({ format: "date-time" }),
+    end: z.string().openapi({ format: "date-time" }),
+    location: z.string(),
+    privacy: z.enum(EVENT_PRIVACY).openapi({
+      description:
+        "public: everyone. followers: the organiser, people with an RSVP and moderators (no follow graph yet — share the id; " +
+        "any signed-in user with it may RSVP and then sees the event). private: the organiser only.",
+    }),
+    capacity: z.number().int().nullable().openapi({ description: "Maximum `going` RSVPs; null for unlimited." }),
+    organizer: z.object({ id: z.uuid(), username: z.string() }),
+    rsvp_counts: z.object({ going: z.number().int(), maybe: z.number().int(), not_going: z.number().int() }),
+    spots_left: z.number().int().nullable().openapi({ description: "capacity − going; null for unlimited." }),
+    my_rsvp: RsvpStatus.nullable().openapi({ description: "The caller's own RSVP; null when none or anonymous." }),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("CalendarEvent");
+
+/** ISO-8601 with an offset (stored as UTC), at most five years ahead. */
+const eventTime = z.iso
+  .datetime({ offset: true, message: "Enter an ISO-8601 date-time with an offset, e.g. 2026-11-26T08:00:00Z." })
+  .refine((v) => Date.parse(v) <= Date.now() + 5 * 366 * DAY_MS, "Must be within five years from now.");
+/** A start set by create or PATCH may not lie in the past. */
+const startTime = eventTime.refine((v) => Date.parse(v) >= Date.now() - START_GRACE_MS, "Start cannot be in the past.");
+
+const fields = {
+  title: z.string().trim().min(3, "Ensure this field has at least 3 characters.").max(200, "Ensure this field has no more than 200 characters."),
+  description: z.string().max(5000, "Ensure this field has no more than 5000 characters."),
+  location: z.string().trim().max(200, "Ensure this field has no more than 200 characters."),
+  privacy: z.enum(EVENT_PRIVACY),
+  capacity: z.number().int().min(1, "Between 1 and 10000.").max(10_000, "Between 1 and 10000."),
+};
+
+const startBeforeEnd = (body: { start?: string; end?: string }, ctx: z.RefinementCtx) => {
+  if (body.start === undefined || body.end === undefined) return;
+  const s = Date.parse(body.start);
+  const e = Date.parse(body.end);
+  if (!(s < e)) ctx.addIssue({ code: "custom", path: ["end"], message: "Must be after start." });
+  else if (e - s > 14 * DAY_MS) ctx.addIssue({ code: "custom", path: ["end"], message: "An event may last at most 14 days." });
+};
+
+const EventCreate = z
+  .object({
+    title: fields.title,
+    description: fields.description.optional(),
+    start: startTime,
+    end: eventTime,
+    location: fields.location.optional(),
+    privacy: fields.privacy.optional().openapi({ description: "Default public." }),
+    capacity: fields.capacity.nullable().optional().openapi({ description: "1..10000; absent or null for unlimited." }),
+  })
+  .strict()
+  .superRefine(startBeforeEnd)
+  .openapi("CalendarEventCreate");
+
+const EventPatch = z
+  .object({
+    title: fields.title,
+    description: fields.description,
+    start: startTime,
+    end: eventTime,
+    location: fields.location,
+    privacy: fields.privacy,
+    capacity: fields.capacity.nullable().openapi({ description: "null removes the limit; below the current `going` count → 409." }),
+  })
+  .partial()
+  .strict()
+  .superRefine(startBeforeEnd)
+  .openapi("CalendarEventUpdate");
+
+const RsvpBody = z.object({ status: RsvpStatus }).strict().openapi("CalendarRsvp");
+
+const SeasonalTaskSchema = z
+  .object({
+    id: z.uuid(),
+    month: z.number().int().openapi({ description: "1..12" }),
+    hemisphere: z.enum(HEMISPHERES),
+    title: z.string(),
+    description: z.string(),
+    task_type: z.enum(TASK_TYPES),
+  })
+  .openapi("SeasonalTask");
+
+const FeedSchema = z
+  .object({
+    from: z.string().openapi({ format: "date-time" }),
+    to: z.string().openapi({ format: "date-time" }),
+    hemisphere: z.enum(HEMISPHERES),
+    events: z.array(EventSchema),
+    truncated: z.boolean().openapi({ description: `More than ${FEED_MAX_EVENTS} events overlap the range; narrow it.` }),
+    seasonal_tasks: z.array(z.object({ year: z.number().int(), month: z.number().int(), tasks: z.array(SeasonalTaskSchema) })),
+  })
+  .openapi("CalendarFeed");
+
+/** A day (`YYYY-MM-DD`, UTC) or an ISO-8601 date-time with an offset. */
+const feedBound = z.union([z.iso.date(), z.iso.datetime({ offset: true })], {
+  error: "Enter a date (YYYY-MM-DD) or an ISO-8601 date-time with an offset.",
+});
+
+/** A bare date as a bound: `from` means 00:00 UTC that day, `to` includes the whole day. */
+function feedRange(q: { from: string; to: string }): { from: Date; to: Date } {
+  const from = new Date(q.from.length === 10 ? `${q.from}T00:00:00Z` : q.from);
+  const to = new Date(q.to.length === 10 ? Date.parse(`${q.to}T00:00:00Z`) + DAY_MS : Date.parse(q.to));
+  return { from, to };
+}
+
+const FeedQuery = z
+  .object({
+    from: feedBound.openapi({ description: "Range start (inclusive). A bare date means 00:00 UTC that day." }),
+    to: feedBound.openapi({ description: "Range end (exclusive). A bare date includes that whole day (UTC)." }),
+    hemisphere: z.enum(HEMISPHERES).default("north").openapi({ description: "For the seasonal tasks (default north)." }),
+  })
+  .superRefine((q, ctx) => {
+    const { from, to } = feedRange(q);
+    if (!(from < to)) ctx.addIssue({ code: "custom", path: ["to"], message: "Must be after from." });
+    else if (to.getTime() - from.getTime() > FEED_MAX_DAYS * DAY_MS) ctx.addIssue({ code: "custom", path: ["to"], message: `The range may span at most ${FEED_MAX_DAYS} days.` });
+  });
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+
+function toUtc<T extends { start?: string; end?: string }>(body: T): T {
+  return {
+    ...body,
+    ...(body.start !== undefined ? { start: new Date(body.start).toISOString() } : {}),
+    ...(body.end !== undefined ? { end: new Date(body.end).toISOString() } : {}),
+  };
+}
+
+export function calendarRoutes() {
+  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const base = "/api/v1/calendar";
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: `${base}/events`,
+      tags,
+      summary: "Events you can see, soonest first (anonymous: public events only); ended events only with include_past=true",
+      request: { query: PaginationQuery.extend({ include_past: BooleanQuery.optional() }) },
+      responses: { 200: jsonBody(pageSchema(EventSchema, "CalendarEventPage"), "Page of events"), 400: errors[400] },
+    }),
+    async (c) => {
+      const { page, page_size, include_past } = c.req.valid("query");
+      const query = eventPageQuery(c.get("user"), { includePast: include_past === "true", now: Date.now() });
+      const { count, rows } = await queryPage<EventRow>(c.env.DB, { ...query, page, pageSize: page_size });
+      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(eventBody)), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: `${base}/events`,
+      tags,
+      summary: "Organise an event (start < end, at most 14 days, start not in the past)",
+      middleware: [requireAuth] as const,
+      request: { body: { content: { "application/json": { schema: EventCreate } }, required: true } },
+      responses: { 201: jsonBody(EventSchema, "Created"), 400: errors[400], 401: authErrors[401] },
+    }),
+    async (c) => {
+      const body = toUtc(c.req.valid("json"));
+      const row = await createEvent(c.env, c.get("user")!, {
+        title: body.title,
+        description: body.description ?? "",
+        start: body.start,
+        end: body.end,
+        location: body.location ?? "",
+        privacy: body.privacy ?? "public",
+        capacity: body.capacity ?? null,
+      });
+      return c.json(eventBody(row), 201);
+    },
+  );
+
+  // Fixed paths: none collide with `events/{id}`, but keep them before the parameterised ones.
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: `${base}/feed`,
+      tags,
+      summary: `Your visible events overlapping [from, to) (at most ${FEED_MAX_DAYS} days) and the seasonal tasks of the months it touches`,
+      request: { query: FeedQuery },
+      responses: { 200: jsonBody(FeedSchema, "Feed"), 400: errors[400] },
+    }),
+    async (c) => {
+      const query = c.req.valid("query");
+      const { from, to } = feedRange(query);
+      const hemisphere = query.hemisphere;
+      const feed = await calendarFeed(c.env, c.get("user"), from, to, hemisphere);
+      return c.json(
+        {
+          from: from.toISOString(),
+          to: to.toISOString(),
+          hemisphere,
+          events: feed.events.map(eventBody),
+          truncated: feed.truncated,
+          seasonal_tasks: feed.seasonal.map((m) => ({ ...m, tasks: m.tasks.map(seasonalTaskBody) })),
+        },
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: `${base}/seasonal-tasks`,
+      tags,
+      summary: "Seasonal gardening task templates, by month (all months when absent) and hemisphere (default north)",
+      request: {
+        query: PaginationQuery.extend({
+          month: z.coerce.number().int().min(1, "Between 1 and 12.").max(12, "Between 1 and 12.").optional(),
+          hemisphere: z.enum(HEMISPHERES).default("north"),
+        }),
+      },
+      responses: { 200: jsonBody(pageSchema(SeasonalTaskSchema, "SeasonalTaskPage"), "Page of tasks"), 400: errors[400] },
+    }),
+    async (c) => {
+      const { page, page_size, month, hemisphere } = c.req.valid("query");
+      const { count, rows } = await queryPage<SeasonalTaskRow>(c.env.DB, { ...seasonalTaskPageQuery(hemisphere, month), page, pageSize: page_size });
+      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(seasonalTaskBody)), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: `${base}/events/{id}`,
+      tags,
+      summary: "One event you can see, with RSVP counts and your own RSVP",
+      request: { params: Id },
+      responses: { 200: jsonBody(EventSchema, "Event"), ...errors },
+    }),
+    async (c) => c.json(eventBody(await visibleEvent(c.env, c.get("user"), c.req.valid("param").id)), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: `${base}/events/{id}`,
+      tags,
+      summary: "Change an event (its organiser or a moderator)",
+      middleware: [requireAuth] as const,
+      request: { params: Id, body: { content: { "application/json": { schema: EventPatch } }, required: true } },
+      responses: {
+        200: jsonBody(EventSchema, "Updated"),
+        403: errorBody("Visible to you but not yours"),
+        409: errorBody("Capacity below the current going count (CAPACITY_BELOW_GOING)"),
+        ...authErrors,
+      },
+    }),
+    async (c) => {
+      const row = await updateEvent(c.env, c.get("user")!, c.req.valid("param").id, toUtc(c.req.valid("json")));
+      return c.json(eventBody(row), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: `${base}/events/{id}`,
+      tags,
+      summary: "Delete an event and its RSVPs (its organiser or a moderator)",
+      middleware: [requireAuth] as const,
+      request: { params: Id },
+      responses: { 204: { description: "Deleted" }, 403: errorBody("Visible to you but not yours"), ...authErrors },
+    }),
+    async (c) => {
+      await deleteEvent(c.env, c.get("user")!, c.req.valid("param").id);
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: `${base}/events/{id}/rsvp`,
+      tags,
+      summary: "RSVP (or change your RSVP) to an event; one per user",
+      description:
+        "Refused: your own event (400 CANNOT_RSVP_OWN_EVENT), an event that has started (409 EVENT_STARTED), " +
+        "`going` to an event whose going count has reached capacity (409 EVENT_FULL). `maybe`/`not_going` are never limited.",
+      middleware: [requireAuth] as const,
+      request: { params: Id, body: { content: { "application/json": { schema: RsvpBody } }, required: true } },
+      responses: { 200: jsonBody(EventSchema, "The event with your RSVP and the new counts"), 409: errorBody("Event full or started"), ...authErrors },
+    }),
+    async (c) => {
+      const row = await upsertRsvp(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").status);
+      return c.json(eventBody(row), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: `${base}/events/{id}/rsvp`,
+      tags,
+      summary: "Withdraw your RSVP (404 when you have none)",
+      middleware: [requireAuth] as const,
+      request: { params: Id },
+      responses: { 204: { description: "Withdrawn" }, ...authErrors },
+    }),
+    async (c) => {
+      await deleteRsvp(c.env, c.get("user")!, c.req.valid("param").id);
+      return c.body(null, 204);
+    },
+  );
+
+  return app;
+}
+
+function seasonalTaskBody(row: SeasonalTaskRow) {
+  return { id: row.id, month: row.month, hemisphere: row.hemisphere, title: row.title, description: row.description, task_type: row.task_type };
+}

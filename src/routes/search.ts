@@ -1,0 +1,140 @@
+/**
+ * Unified search (API.md §5 "Search") under /api/v1/search/: ranked hits per type with counts,
+ * and completions at `suggestions/`. Anonymous and cacheable for 30 s. Ranking rules are in
+ * src/services/search.ts.
+ *
+ * `types=blog` is accepted (the spec's example lists it) but the blog does not exist yet: its
+ * group is answered empty with a note in `notes.blog`, so clients need no change when it comes.
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { AppEnv } from "../env";
+import { DISEASE_TYPES } from "../services/diseases";
+import { MAX_SUGGESTIONS, SEARCH_TYPES, searchSuggestions, UNAVAILABLE_SEARCH_TYPES, unifiedSearch, type SearchType } from "../services/search";
+import { ErrorSchema, jsonBody } from "./schemas";
+
+const tags = ["Search"];
+const base = "/api/v1/search";
+const CACHE_CONTROL = "public, max-age=30";
+const ACCEPTED_TYPES: readonly string[] = [...SEARCH_TYPES, ...UNAVAILABLE_SEARCH_TYPES];
+const BLOG_NOTE = "Blog search is not available yet; this group is always empty.";
+
+const q = z
+  .string()
+  .trim()
+  .min(1, "Enter something to search for.")
+  .max(100, "Ensure this field has no more than 100 characters.")
+  .openapi({ description: "Trimmed, 1..100 characters. Case-insensitive; `%` and `_` match literally.", example: "monstera" });
+
+const types = z
+  .string()
+  .max(200)
+  .optional()
+  .transform((raw, ctx) => {
+    const list = [...new Set((raw ?? "").split(",").map((t) => t.trim().toLowerCase()).filter(Boolean))];
+    const unknown = list.filter((t) => !ACCEPTED_TYPES.includes(t));
+    if (unknown.length > 0) {
+      ctx.addIssue({ code: "custom", message: `Unknown type(s): ${unknown.join(", ")}. Use ${ACCEPTED_TYPES.join(", ")}.` });
+      return z.NEVER;
+    }
+    return list.length > 0 ? list : [...SEARCH_TYPES];
+  })
+  .openapi({
+    type: "string",
+    description: `Comma-separated: ${ACCEPTED_TYPES.join(", ")} (default: ${SEARCH_TYPES.join(",")}). \`blog\` is accepted but not searchable yet (empty group, see \`notes\`).`,
+    example: "species,forum",
+  });
+
+const Hit = {
+  id: z.string().openapi({ description: "The species' or topic's id; for a disease, a stable UUID of its name." }),
+  title: z.string(),
+  snippet: z.string().openapi({ description: "Short plain text (no markup)." }),
+  url: z.string().openapi({ description: "API path of the thing found." }),
+  score: z.number().openapi({ description: "0..1, higher is better; comparable within one type only (1 exact, 0.8 prefix, 0.7 a word of a species name starts with it, 0.6 contains, 0.4 body/description only, 0.3 typo-tolerant species)." }),
+};
+const SpeciesHit = z
+  .object({ type: z.literal("species"), ...Hit, common_names: z.array(z.string()), family: z.string() })
+  .openapi("SearchSpeciesHit");
+const ForumHit = z
+  .object({
+    type: z.literal("forum"),
+    ...Hit,
+    category: z.string().openapi({ description: "The topic's category slug." }),
+    post_id: z.string().nullable().openapi({ description: "The post whose text matched (null when only the title did)." }),
+    last_activity_at: z.string(),
+  })
+  .openapi("SearchForumHit");
+const DiseaseHit = z
+  .object({ type: z.literal("diseases"), ...Hit, disease_type: z.enum(DISEASE_TYPES), confirmed_diagnoses: z.number().int() })
+  .openapi("SearchDiseaseHit");
+
+const SearchResponse = z
+  .object({
+    query: z.string(),
+    results: z
+      .object({
+        species: z.array(SpeciesHit).optional(),
+        forum: z.array(ForumHit).optional(),
+        diseases: z.array(DiseaseHit).optional(),
+        blog: z.array(z.object({})).max(0).optional().openapi({ description: "Always empty: blog search is not available yet." }),
+      })
+      .openapi({ description: "One list per requested type, best first, at most `limit` each." }),
+    counts: z
+      .object({ species: z.number().int().optional(), forum: z.number().int().optional(), diseases: z.number().int().optional(), blog: z.number().int().optional() })
+      .openapi({ description: "All matches per requested type (not only those listed)." }),
+    total: z.number().int().openapi({ description: "Sum of counts." }),
+    notes: z.record(z.string(), z.string()).optional().openapi({ description: "Per-type remarks, e.g. that blog search is not available yet." }),
+  })
+  .openapi("SearchResults");
+
+const SuggestionsResponse = z
+  .object({ query: z.string(), suggestions: z.array(z.object({ text: z.string(), type: z.enum(["species", "forum"]) })) })
+  .openapi("SearchSuggestions");
+
+export function searchRoutes() {
+  const app = new OpenAPIHono<AppEnv>({ strict: false });
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: base,
+      tags,
+      summary: "Search species, forum topics and confirmed diseases at once: ranked hits and counts per type",
+      request: { query: z.object({ q, types, limit: z.coerce.number().int().min(1).max(20).default(5).openapi({ description: "Hits per type, 1..20." }) }) },
+      responses: { 200: jsonBody(SearchResponse, "Hits grouped by type"), 400: jsonBody(ErrorSchema, "Missing or invalid query, unknown type or bad limit") },
+    }),
+    async (c) => {
+      const { q, types, limit } = c.req.valid("query");
+      const searchable = types.filter((t): t is SearchType => (SEARCH_TYPES as readonly string[]).includes(t));
+      const found = await unifiedSearch(c.env, q, searchable, limit);
+      const results: Record<string, unknown[]> = {};
+      const counts: Record<string, number> = {};
+      for (const type of types) {
+        const group = found[type as SearchType];
+        results[type] = group?.hits ?? [];
+        counts[type] = group?.total ?? 0;
+      }
+      const total = Object.values(counts).reduce((a, b) => a + b, 0);
+      c.header("Cache-Control", CACHE_CONTROL);
+      return c.json({ query: q, results, counts, total, ...(types.includes("blog") ? { notes: { blog: BLOG_NOTE } } : {}) }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: `${base}/suggestions`,
+      tags,
+      summary: `Up to ${MAX_SUGGESTIONS} completions: species names and forum topic titles starting with the query`,
+      request: { query: z.object({ q }) },
+      responses: { 200: jsonBody(SuggestionsResponse, "Completions"), 400: jsonBody(ErrorSchema, "Missing or too long query") },
+    }),
+    async (c) => {
+      const { q } = c.req.valid("query");
+      const suggestions = await searchSuggestions(c.env, q);
+      c.header("Cache-Control", CACHE_CONTROL);
+      return c.json({ query: q, suggestions }, 200);
+    },
+  );
+
+  return app;
+}

@@ -1,0 +1,277 @@
+/**
+ * Unified search (API.md §5 "Search"): species, forum topics and confirmed diseases, each ranked
+ * on its own, plus name/title completions. Reuses each area's own query: `searchSpecies` (FTS5
+ * trigram, typo-tolerant) and `confirmedDiseasesQuery` (the `disease-database/` rows).
+ *
+ * Rules the spec leaves open, decided here:
+ * - `score` is in 0..1 and comparable only within one type: 1 exact name/title, 0.8 prefix,
+ *   0.7 a word of a species name starts with the query, 0.6 contains it, 0.4 only the body or
+ *   description does, 0.3 a species found only by typo tolerance. Ties keep each area's own
+ *   order (bm25 and popularity, latest activity, confirmations).
+ * - Forum: a hit is a topic, found by its title or by a non-deleted post's visible text (tags
+ *   are stripped in SQL; entities are matched in their stored, escaped form). Deleted posts
+ *   never match and never feed a snippet. All categories are public, so all topics are visible.
+ * - Diseases have no id of their own (an entry is a name): theirs is a stable UUID of the name.
+ * - Matching is literal (`%`, `_` are plain characters) and case-insensitive for ASCII only
+ *   (SQLite's lower()), like the rest of the API. It uses instr(), not LIKE: D1 refuses LIKE
+ *   patterns longer than 50 bytes, and a query may be 100 characters.
+ */
+import type { Bindings } from "../env";
+import { stableUuid } from "../lib/ids";
+import { EMITTED_MARKUP, escapeHtml, truncateText, visibleText } from "../lib/sanitise";
+import { confirmedDiseasesQuery, type DiseaseEntryRow, type DiseaseType } from "./diseases";
+import { searchSpecies, type SpeciesRow } from "./species";
+
+export const SEARCH_TYPES = ["species", "forum", "diseases"] as const;
+export type SearchType = (typeof SEARCH_TYPES)[number];
+/** Accepted in `types` for clients that follow the spec's example; answered empty until the blog exists. */
+export const UNAVAILABLE_SEARCH_TYPES = ["blog"] as const;
+
+const SNIPPET_CHARS = 160;
+export const MAX_SUGGESTIONS = 10;
+
+interface HitBase {
+  id: string;
+  title: string;
+  snippet: string;
+  url: string;
+  score: number;
+}
+export interface SpeciesHit extends HitBase {
+  type: "species";
+  common_names: string[];
+  family: string;
+}
+export interface ForumHit extends HitBase {
+  type: "forum";
+  category: string;
+  post_id: string | null;
+  last_activity_at: string;
+}
+export interface DiseaseHit extends HitBase {
+  type: "diseases";
+  disease_type: DiseaseType;
+  confirmed_diagnoses: number;
+}
+export interface Group<T> {
+  hits: T[];
+  total: number;
+}
+
+/** Species found only by typo tolerance: below every literal match, in FTS5's bm25 order. */
+const TYPO_SCORE = 0.3;
+
+/** A window of `text` around the first occurrence of `q` (case-insensitive), else its start. */
+export function snippetAround(text: string, q: string, max = SNIPPET_CHARS): string {
+  const at = text.toLowerCase().indexOf(q.toLowerCase());
+  if (at <= max / 3) return truncateText(text, max);
+  let start = Math.max(0, at - Math.floor(max / 3));
+  const space = text.indexOf(" ", start);
+  if (space !== -1 && space < at) start = space + 1;
+  return `…${truncateText(text.slice(start), max - 1)}`;
+}
+
+function speciesScore(row: SpeciesRow, commonNames: string[], q: string): number {
+  const ql = q.toLowerCase();
+  const names = [row.scientific_name, ...commonNames].map((n) => n.toLowerCase());
+  if (names.some((n) => n === ql)) return 1;
+  if (names.some((n) => n.startsWith(ql))) return 0.8;
+  if (names.some((n) => n.split(/[\s-]+/).some((w) => w.startsWith(ql)))) return 0.7;
+  if (names.some((n) => n.includes(ql)) || row.family.toLowerCase().includes(ql)) return 0.6;
+  return TYPO_SCORE;
+}
+
+/** How many catalogue rows to re-rank: searchSpecies orders substring hits by popularity, so a prefix hit may sit a little further down. */
+const SPECIES_WINDOW = 60;
+
+export async function searchSpeciesGroup(env: Bindings, q: string, limit: number): Promise<Group<SpeciesHit>> {
+  const { rows, total } = await searchSpecies(env, q, Math.max(limit, SPECIES_WINDOW));
+  const hits = rows.map((row): SpeciesHit => {
+    const commonNames = JSON.parse(row.common_names || "[]") as string[];
+    const about = [commonNames.slice(0, 3).join(", "), row.family].filter(Boolean).join(" · ");
+    return {
+      type: "species",
+      id: row.id,
+      title: row.scientific_name,
+      snippet: truncateText(about, SNIPPET_CHARS),
+      url: `/api/v1/plant-identification/species/${row.id}/`,
+      score: speciesScore(row, commonNames, q),
+      common_names: commonNames,
+      family: row.family,
+    };
+  });
+  hits.sort((a, b) => b.score - a.score); // stable: equal scores keep searchSpecies' order
+  return { hits: hits.slice(0, limit), total };
+}
+
+/**
+ * A post body as visible text, lower-cased (SQL): the sanitiser's tags become spaces and runs of
+ * up to 8 spaces collapse, as visibleText does. Entities stay escaped; the query is escaped to match.
+ */
+const STRIPPED_BODY = (() => {
+  // Closing tags first become opening ones, which keeps the expression within SQLite's depth limit.
+  let expr = EMITTED_MARKUP.filter((markup) => !markup.startsWith("</")).reduce((inner, markup) => {
+    if (markup.includes("'")) throw new Error("markup with a quote cannot be inlined");
+    return `replace(${inner}, '${markup}', ' ')`;
+  }, "replace(p.body, '</', '<')");
+  for (let i = 0; i < 3; i++) expr = `replace(${expr}, '  ', ' ')`;
+  return `lower(${expr})`;
+})();
+/**
+ * ?2: the query as stored text (HTML-escaped); ?3: its longest word, which the raw body of every
+ * match contains too, so the costly tag stripping only runs on candidates.
+ */
+const POST_MATCHES = `p.is_deleted = 0 AND instr(lower(p.body), ?3) > 0 AND instr(${STRIPPED_BODY}, ?2) > 0`;
+const TOPIC_MATCHES = `(instr(lower(t.title), ?1) > 0 OR EXISTS (SELECT 1 FROM forum_posts p WHERE p.topic_id = t.id AND ${POST_MATCHES}))`;
+
+interface ForumRow {
+  id: string;
+  title: string;
+  category_slug: string;
+  last_activity_at: string;
+  score: number;
+  post_id: string | null;
+  post_body: string | null;
+  first_body: string | null;
+}
+
+export async function searchForumGroup(env: Bindings, q: string, limit: number): Promise<Group<ForumHit>> {
+  const ql = q.toLowerCase().replace(/\s+/g, " ");
+  const stored = escapeHtml(ql);
+  const longestWord = stored.split(" ").reduce((a, b) => (b.length > a.length ? b : a), "");
+  const binds = [ql, stored, longestWord];
+  const db = env.DB;
+  const [count, page] = await db.batch([
+    db.prepare(`SELECT count(*) AS n FROM forum_topics t WHERE ${TOPIC_MATCHES}`).bind(...binds),
+    db
+      .prepare(
+        `SELECT h.*, mp.id AS post_id, mp.body AS post_body, fp.body AS first_body
+           FROM (SELECT t.id, t.title, c.slug AS category_slug, t.last_activity_at,
+                        CASE WHEN lower(t.title) = ?1 THEN 1.0 WHEN instr(lower(t.title), ?1) = 1 THEN 0.8
+                             WHEN instr(lower(t.title), ?1) > 0 THEN 0.6 ELSE 0.4 END AS score
+                   FROM forum_topics t JOIN forum_categories c ON c.id = t.category_id
+                  WHERE ${TOPIC_MATCHES}
+                  ORDER BY score DESC, t.last_activity_at DESC, t.id DESC
+                  LIMIT ?4) h
+           LEFT JOIN forum_posts mp ON mp.id = (
+                SELECT p.id FROM forum_posts p WHERE p.topic_id = h.id AND ${POST_MATCHES}
+                 ORDER BY p.is_first DESC, p.created_at, p.id LIMIT 1)
+           LEFT JOIN forum_posts fp ON fp.topic_id = h.id AND fp.is_first = 1 AND fp.is_deleted = 0
+          ORDER BY h.score DESC, h.last_activity_at DESC, h.id DESC`,
+      )
+      .bind(...binds, limit),
+  ]);
+  const rows = page!.results as unknown as ForumRow[];
+  return {
+    total: (count!.results[0] as { n: number }).n,
+    hits: rows.map((row) => ({
+      type: "forum",
+      id: row.id,
+      title: row.title,
+      snippet: row.post_body !== null ? snippetAround(visibleText(row.post_body), q) : row.first_body !== null ? truncateText(visibleText(row.first_body), SNIPPET_CHARS) : "",
+      url: `/api/v1/forum/topics/${row.id}/`,
+      score: row.score,
+      category: row.category_slug,
+      post_id: row.post_id,
+      last_activity_at: row.last_activity_at,
+    })),
+  };
+}
+
+export async function searchDiseasesGroup(env: Bindings, q: string, limit: number): Promise<Group<DiseaseHit>> {
+  const ql = q.toLowerCase();
+  const quoted = JSON.stringify(ql); // common_names is a JSON array of strings
+  const base = confirmedDiseasesQuery({ search: q });
+  // Numbered, so the query's own `?` parameters that follow are ?4, ?5, … in text order.
+  const score = `CASE WHEN lower(name) = ?1 OR instr(lower(common_names), ?2) > 0 THEN 1.0
+                      WHEN instr(lower(name), ?1) = 1 OR instr(lower(common_names), ?3) > 0 THEN 0.8
+                      WHEN instr(lower(name), ?1) > 0 OR instr(lower(common_names), ?1) > 0 THEN 0.6 ELSE 0.4 END`;
+  const scoreBinds = [ql, quoted, quoted.slice(0, -1)];
+  const db = env.DB;
+  const [count, page] = await db.batch([
+    db.prepare(`SELECT count(*) AS n ${base.from}`).bind(...base.binds),
+    db.prepare(`SELECT ${base.select}, ${score} AS score ${base.from} ORDER BY score DESC, ${base.order} LIMIT ?`).bind(...scoreBinds, ...base.binds, limit),
+  ]);
+  const rows = page!.results as unknown as (DiseaseEntryRow & { score: number })[];
+  const hits = await Promise.all(
+    rows.map(async (row): Promise<DiseaseHit> => {
+      const commonNames = JSON.parse(row.common_names || "[]") as string[];
+      const text = visibleText(row.description) || commonNames.join(", ");
+      return {
+        type: "diseases",
+        id: await stableUuid(`disease:${row.name.toLowerCase()}`),
+        title: row.name,
+        snippet: snippetAround(text, q),
+        url: `/api/v1/plant-identification/disease-database/?search=${encodeURIComponent(row.name)}`,
+        score: row.score,
+        disease_type: row.disease_type,
+        confirmed_diagnoses: row.confirmations,
+      };
+    }),
+  );
+  return { hits, total: (count!.results[0] as { n: number }).n };
+}
+
+export interface SearchResult {
+  species?: Group<SpeciesHit>;
+  forum?: Group<ForumHit>;
+  diseases?: Group<DiseaseHit>;
+}
+
+/** The requested groups, their queries run concurrently. */
+export async function unifiedSearch(env: Bindings, q: string, types: SearchType[], limit: number): Promise<SearchResult> {
+  const run = { species: searchSpeciesGroup, forum: searchForumGroup, diseases: searchDiseasesGroup } as const;
+  const groups = await Promise.all(types.map(async (type) => [type, await run[type](env, q, limit)] as const));
+  return Object.fromEntries(groups) as SearchResult;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Suggestions
+
+export interface Suggestion {
+  text: string;
+  type: "species" | "forum";
+}
+
+/**
+ * Up to MAX_SUGGESTIONS names and titles that start with `q` (case-insensitive): species'
+ * scientific names, their common names (most identified species first) and forum topic titles
+ * (most recently active first), taken in turn so one kind cannot crowd out the others, without
+ * duplicates (case-insensitive).
+ */
+export async function searchSuggestions(env: Bindings, q: string): Promise<Suggestion[]> {
+  const ql = q.toLowerCase();
+  const db = env.DB;
+  // Prefix tests with instr, not LIKE: D1 refuses LIKE patterns over 50 bytes.
+  const [scientific, common, topics] = await db.batch<{ text: string }>([
+    db
+      .prepare(`SELECT scientific_name AS text FROM species WHERE instr(lower(scientific_name), ?1) = 1 ORDER BY identification_count DESC, scientific_name LIMIT ?2`)
+      .bind(ql, MAX_SUGGESTIONS),
+    db
+      .prepare(
+        `SELECT j.value AS text FROM species s, json_each(s.common_names) j
+          WHERE instr(lower(s.common_names), ?2) > 0 AND instr(lower(j.value), ?1) = 1
+          ORDER BY s.identification_count DESC, j.value LIMIT ?3`,
+      )
+      .bind(ql, JSON.stringify(ql).slice(0, -1), MAX_SUGGESTIONS),
+    db
+      .prepare(`SELECT title AS text FROM forum_topics WHERE instr(lower(title), ?1) = 1 ORDER BY last_activity_at DESC, id DESC LIMIT ?2`)
+      .bind(ql, MAX_SUGGESTIONS),
+  ]);
+  const lists: Suggestion[][] = [
+    scientific!.results.map((r) => ({ text: r.text, type: "species" as const })),
+    common!.results.map((r) => ({ text: r.text, type: "species" as const })),
+    topics!.results.map((r) => ({ text: r.text, type: "forum" as const })),
+  ];
+  const out: Suggestion[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; out.length < MAX_SUGGESTIONS && lists.some((l) => i < l.length); i++) {
+    for (const list of lists) {
+      const s = list[i];
+      if (!s || out.length >= MAX_SUGGESTIONS || seen.has(s.text.toLowerCase())) continue;
+      seen.add(s.text.toLowerCase());
+      out.push(s);
+    }
+  }
+  return out;
+}

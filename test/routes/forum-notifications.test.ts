@@ -1,0 +1,121 @@
+/**
+ * Forum reply notifications: a reply notifies the topic's subscribers (not the replier), once
+ * per post, in the same request, and reaches their live `/ws/` sockets.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { NotificationPayload } from "../../durable-objects/user-hub";
+import { call, jsonWithStatus as json, type Page } from "../helpers/http";
+import { eventually } from "../helpers/outbound";
+import { bearerUser } from "../helpers/users";
+import { openReadySocket } from "../helpers/ws";
+
+const API = "/api/v1/forum";
+
+type Notification = NotificationPayload;
+
+const newTopic = async (bearer: string, title = "Brown tips on my calathea", slug = "houseplants") =>
+  json<{ id: string }>(await call(`${API}/categories/${slug}/topics/`, { bearer, json: { title, body: "Tap water, bright shade." } }), 201);
+const reply = async (bearer: string, topicId: string, body: string) => json<{ id: string }>(await call(`${API}/topics/${topicId}/posts/`, { bearer, json: { body } }), 201);
+const subscribe = async (bearer: string, topicId: string, on = true) =>
+  json<{ subscribed: boolean }>(await call(`${API}/topics/${topicId}/subscribe/`, { method: on ? "POST" : "DELETE", bearer }), 200);
+const forumNotifications = async (bearer: string) =>
+  (await json<Page<Notification>>(await call("/api/v1/notifications/?page_size=100", { bearer }), 200)).results.filter((n) => n.type === "forum_reply");
+
+describe("forum reply notifications", () => {
+  it("notify each subscriber but the replier, once, with plain-text title and body", async () => {
+    const author = await bearerUser();
+    const follower = await bearerUser();
+    const quitter = await bearerUser();
+    const replier = await bearerUser();
+    const topic = await newTopic(author.access);
+    await subscribe(follower.access, topic.id);
+    await subscribe(quitter.access, topic.id);
+    await subscribe(quitter.access, topic.id, false);
+    await subscribe(replier.access, topic.id); // subscribed, yet never notified of their own reply
+
+    const body = `<p>Try <strong>rain water</strong> &amp; more humidity.</p><script>alert(1)</script>${" Calatheas hate fluoride.".repeat(12)}`;
+    const post = await reply(replier.access, topic.id, body);
+
+    for (const user of [author, follower]) {
+      const list = await forumNotifications(user.access);
+      expect(list).toHaveLength(1);
+      const n = list[0]!;
+      expect(n).toMatchObject({ type: "forum_reply", is_read: false, data: { topic_id: topic.id, post_id: post.id, category_slug: "houseplants" } });
+      expect(n.title).toBe(`${replier.username} replied to "Brown tips on my calathea"`);
+      expect(n.body.startsWith("Try rain water & more humidity. Calatheas hate fluoride.")).toBe(true);
+      expect(n.body).not.toMatch(/[<>]|alert|&amp;/);
+      expect([...n.body].length).toBeLessThanOrEqual(140);
+      expect(n.body.endsWith("…")).toBe(true);
+    }
+    expect(await forumNotifications(quitter.access)).toEqual([]);
+    expect(await forumNotifications(replier.access)).toEqual([]);
+    const rows = await env.DB.prepare("SELECT user_id, dedupe_key FROM notifications WHERE type = 'forum_reply' AND json_extract(data, '$.post_id') = ? ORDER BY user_id")
+      .bind(post.id)
+      .all<{ user_id: string; dedupe_key: string }>();
+    expect(rows.results).toEqual(
+      [author.userId, follower.userId].sort().map((id) => ({ user_id: id, dedupe_key: `forum_reply:${post.id}:${id}` })),
+    );
+
+    // The topic's author replying notifies the others, not themselves.
+    const second = await reply(author.access, topic.id, "Thanks, will try!");
+    expect((await forumNotifications(author.access)).map((n) => n.data.post_id)).toEqual([post.id]);
+    expect((await forumNotifications(follower.access)).map((n) => n.data.post_id)).toEqual([second.id, post.id]);
+    expect((await forumNotifications(replier.access)).map((n) => n.data.post_id)).toEqual([second.id]);
+  });
+
+  it("editing or deleting a post notifies nobody again; deactivated subscribers get nothing", async () => {
+    const author = await bearerUser();
+    const gone = await bearerUser();
+    const replier = await bearerUser();
+    const topic = await newTopic(author.access, "Repotting a root-bound ficus");
+    await subscribe(gone.access, topic.id);
+    await env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(gone.userId).run();
+    const post = await reply(replier.access, topic.id, "Go one pot size up.");
+    expect(await forumNotifications(author.access)).toHaveLength(1);
+
+    expect((await call(`${API}/posts/${post.id}/`, { method: "PATCH", bearer: replier.access, json: { body: "Go one or two pot sizes up." } })).status).toBe(200);
+    expect((await call(`${API}/posts/${post.id}/`, { method: "DELETE", bearer: replier.access })).status).toBe(204);
+    expect(await forumNotifications(author.access)).toHaveLength(1);
+    const forGone = await env.DB.prepare("SELECT count(*) AS n FROM notifications WHERE user_id = ?").bind(gone.userId).first<{ n: number }>();
+    expect(forGone!.n).toBe(0);
+  });
+
+  it("notifies at most 200 subscribers of one reply", async () => {
+    const author = await bearerUser();
+    const replier = await bearerUser();
+    const topic = await newTopic(author.access, "Huge thread about monstera variegation");
+    // 210 more subscribers, written directly: registering that many through the API is slow.
+    const ids = Array.from({ length: 210 }, () => crypto.randomUUID());
+    const statements = ids.flatMap((id, i) => [
+      env.DB.prepare("INSERT INTO users (id, username, email) VALUES (?, ?, ?)").bind(id, `bulk${i}${id.slice(0, 8)}`, `${id}@example.com`),
+      env.DB.prepare("INSERT INTO forum_subscriptions (topic_id, user_id, created_at) VALUES (?, ?, ?)").bind(topic.id, id, new Date(Date.now() + 1000 + i).toISOString()),
+    ]);
+    await env.DB.batch(statements);
+    const post = await reply(replier.access, topic.id, "Nice plants everyone.");
+    const { n } = (await env.DB.prepare("SELECT count(*) AS n FROM notifications WHERE json_extract(data, '$.post_id') = ?").bind(post.id).first<{ n: number }>())!;
+    expect(n).toBe(200);
+    // Longest subscribed first: the author (subscribed on creation) is among them.
+    expect(await forumNotifications(author.access)).toHaveLength(1);
+  });
+
+  it("pushes the notification to the subscriber's live socket, not the replier's", async () => {
+    const author = await bearerUser();
+    const replier = await bearerUser();
+    const topic = await newTopic(author.access, "Fungus gnats everywhere");
+    await subscribe(replier.access, topic.id);
+    const authorSocket = await openReadySocket("/ws/", { bearer: author.access });
+    const replierSocket = await openReadySocket("/ws/", { bearer: replier.access });
+
+    const post = await reply(replier.access, topic.id, "Let the soil dry out between waterings.");
+    const message = await eventually(() => authorSocket.messages.find((m) => m.type === "notification"));
+    const [stored] = await forumNotifications(author.access);
+    expect(message).toEqual({ type: "notification", notification: stored });
+    expect(stored!.data).toEqual({ topic_id: topic.id, post_id: post.id, category_slug: "houseplants" });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(authorSocket.messages.filter((m) => m.type === "notification")).toHaveLength(1);
+    expect(replierSocket.messages.filter((m) => m.type === "notification")).toHaveLength(0);
+    authorSocket.ws.close(1000);
+    replierSocket.ws.close(1000);
+  });
+});
