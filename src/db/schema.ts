@@ -584,6 +584,27 @@ export const forumReactions = sqliteTable(
   (t) => [uniqueIndex("forum_reactions_post_user_type_unique").on(t.postId, t.userId, t.type)],
 );
 
+/**
+ * Photos attached to a post (API.md §5: at most 6, trust level basic and up), in upload order.
+ * `image` is "<sha256>.<ext>" like identification requests' `image_hashes`: the R2 object
+ * `images/<image>` is content-addressed and shared, and deleteUnusedImages keeps it while any
+ * attachment refers to it. A soft-deleted post keeps its rows but shows none.
+ */
+export const forumAttachments = sqliteTable(
+  "forum_attachments",
+  {
+    postId: text("post_id")
+      .notNull()
+      .references(() => forumPosts.id, { onDelete: "cascade" }),
+    position: integer("position").notNull(),
+    image: text("image").notNull(),
+    width: integer("width").notNull(),
+    height: integer("height").notNull(),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [uniqueIndex("forum_attachments_post_position_unique").on(t.postId, t.position), index("forum_attachments_image_idx").on(t.image)],
+);
+
 export const forumSubscriptions = sqliteTable(
   "forum_subscriptions",
   {

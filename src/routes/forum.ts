@@ -4,13 +4,22 @@
  * carry CSRF, checked by middleware) and are rate limited per user (FORUM_POST_RATE_LIMIT).
  * Post bodies are sanitised HTML (src/lib/sanitise.ts). Rules the spec leaves open are listed
  * in src/services/forum.ts.
+ *
+ * Starting a topic and replying take JSON, or multipart with the same text fields plus photos
+ * `image_1` … `image_6` (API.md §2.4 rules, trust level basic and up). Those two routes are
+ * registered for the document and routed by hand, because one handler reads both body kinds;
+ * every part is validated before anything is written.
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
+import { AppError, fieldErrorsFrom, type FieldErrors } from "../lib/errors";
+import type { ValidatedImage } from "../lib/images";
 import { requireAuth, requireRole } from "../middleware/auth";
 import {
+  assertMayAttachImages,
+  attachmentsFor,
   categoryBody,
   categoryBySlug,
   createReply,
@@ -23,6 +32,7 @@ import {
   getTopic,
   isSubscribed,
   listCategories,
+  MAX_ATTACHMENTS,
   moderateTopic,
   postBody,
   postPageQuery,
@@ -47,6 +57,7 @@ import { pushInserted } from "../services/notifications";
 import { enforceRateLimit } from "../services/rate-limits";
 import { pageOf, PaginationQuery, queryPage } from "./pagination";
 import { ErrorSchema, jsonBody, pageSchema } from "./schemas";
+import { readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
 
 const tags = ["Forum"];
 const base = "/api/v1/forum";
@@ -89,6 +100,15 @@ const TopicSchema = z
   })
   .openapi("ForumTopic");
 
+const AttachmentSchema = z
+  .object({
+    url: z.string().openapi({ description: "Served by GET /api/v1/media/images/{file}.", example: "/api/v1/media/images/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08.jpg" }),
+    width: z.number().int(),
+    height: z.number().int(),
+    content_type: z.enum(["image/jpeg", "image/png", "image/webp"]),
+  })
+  .openapi("ForumAttachment");
+
 const ReactionCountsSchema = z.object({ like: z.number().int(), love: z.number().int(), helpful: z.number().int(), thanks: z.number().int() }).openapi("ForumReactionCounts");
 
 const PostSchema = z
@@ -102,6 +122,7 @@ const PostSchema = z
     is_solution: z.boolean(),
     reactions: ReactionCountsSchema,
     my_reactions: z.array(z.enum(REACTION_TYPES)).openapi({ description: "The caller's reactions (empty when anonymous)." }),
+    attachments: z.array(AttachmentSchema).openapi({ description: "Attached photos in upload order (empty for deleted posts)." }),
     edited_at: z.string().nullable(),
     created_at: z.string(),
     updated_at: z.string(),
@@ -124,6 +145,17 @@ const body = z
 const TopicCreate = z.object({ title, body }).strict().openapi("ForumTopicCreate");
 const TopicPatch = z.object({ title }).strict().openapi("ForumTopicUpdate");
 const PostCreate = z.object({ body }).strict().openapi("ForumPostCreate");
+const binary = (n: number) =>
+  z
+    .any()
+    .optional()
+    .openapi({ type: "string", format: "binary", description: n === 1 ? `Photo (JPEG, PNG or WebP; API.md §2.4). Up to ${MAX_ATTACHMENTS}: image_1 … image_${MAX_ATTACHMENTS}, kept in that order; trust level basic and up.` : `Photo ${n}.` });
+const imageFields = Object.fromEntries(Array.from({ length: MAX_ATTACHMENTS }, (_, i) => [`image_${i + 1}`, binary(i + 1)]));
+const TopicUpload = z.object({ title, body, ...imageFields }).openapi("ForumTopicUpload");
+const PostUpload = z.object({ body, ...imageFields }).openapi("ForumPostUpload");
+const withImages = <J extends z.ZodType, M extends z.ZodType>(jsonSchema: J, multipartSchema: M) => ({
+  body: { content: { "application/json": { schema: jsonSchema }, "multipart/form-data": { schema: multipartSchema } }, required: true },
+});
 const ReactionBody = z.object({ type: z.enum(REACTION_TYPES) }).strict().openapi("ForumReactionToggle");
 const ReactionResult = z
   .object({ post_id: z.uuid(), type: z.enum(REACTION_TYPES), reacted: z.boolean().openapi({ description: "true: added; false: removed." }), reactions: ReactionCountsSchema, my_reactions: z.array(z.enum(REACTION_TYPES)) })
@@ -158,13 +190,67 @@ const ReportPatch = z.object({ status: z.enum(REPORT_STATUSES) }).strict().opena
 
 // ---------------------------------------------------------------------------------------------
 
+const IMAGE_PART = /^image_(\d+)$/;
+
+/**
+ * A new topic's or reply's body: JSON, or multipart with the same text fields and photos
+ * `image_1` … `image_6`. Sending photos needs trust level basic (403 TRUST_LEVEL_TOO_LOW, checked
+ * before the photos are read); every part is validated before anything is written (400 with
+ * every problem, 413 when a photo is too large).
+ */
+async function readPostInput<T extends typeof TopicCreate | typeof PostCreate>(c: Context<AppEnv>, schema: T): Promise<{ fields: z.infer<T>; images: ValidatedImage[] }> {
+  const contentType = (c.req.header("Content-Type") ?? "").toLowerCase();
+  if (contentType.startsWith("multipart/form-data")) {
+    const form = await readMultipartForm(c);
+    const fieldErrors: FieldErrors = {};
+    let sendsImages = false;
+    for (const [name, value] of form.entries()) {
+      const n = IMAGE_PART.exec(name);
+      if (n) {
+        sendsImages = true;
+        const i = Number(n[1]);
+        if (i < 1 || i > MAX_ATTACHMENTS) fieldErrors[name] = [`At most ${MAX_ATTACHMENTS} images per post (image_1 … image_${MAX_ATTACHMENTS}).`];
+        else if (form.getAll(name).length > 1) fieldErrors[name] = ["Send one file per field."];
+      } else if (typeof value !== "string") {
+        fieldErrors[name] = ["Expected text, not a file."];
+      }
+    }
+    if (sendsImages) await assertMayAttachImages(c.env, c.get("user")!.id);
+    const images = await readImageParts(form, fieldErrors, MAX_ATTACHMENTS, false);
+    const parsed = schema.safeParse(textFields(form));
+    if (!parsed.success) for (const [k, msgs] of Object.entries(fieldErrorsFrom(parsed.error))) (fieldErrors[k] ??= []).push(...msgs);
+    throwIfFieldErrors(fieldErrors);
+    return { fields: parsed.data as z.infer<T>, images };
+  }
+  if (/^application\/([a-z.-]+\+)?json/.test(contentType)) {
+    let raw: unknown;
+    try {
+      raw = await c.req.json();
+    } catch {
+      throw new AppError("MALFORMED_REQUEST", 400, "Malformed JSON in request body");
+    }
+    const parsed = schema.safeParse(raw);
+    if (!parsed.success) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrorsFrom(parsed.error));
+    return { fields: parsed.data as z.infer<T>, images: [] };
+  }
+  throw new AppError("UNSUPPORTED_MEDIA_TYPE", 415, "Send the post as application/json, or as multipart/form-data with images.");
+}
+
+/** A path parameter checked like the validated routes do (400 VALIDATION_ERROR). */
+function param<S extends typeof Id | typeof Slug>(c: Context<AppEnv>, schema: S): z.infer<S> {
+  const parsed = schema.safeParse(c.req.param());
+  if (!parsed.success) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrorsFrom(parsed.error));
+  return parsed.data as z.infer<S>;
+}
+
 async function limitWrites(c: Context<AppEnv>, bucket: "post" | "react") {
   await enforceRateLimit(c.env, `forum-${bucket}:user:${c.get("user")!.id}`, getConfig(c.env).FORUM_POST_RATE_LIMIT);
 }
 
 async function postsWithReactions(c: Context<AppEnv>, rows: PostRow[], solutionPostId: string | null) {
-  const { counts, mine } = await reactionsFor(c.env, rows.filter((r) => !r.is_deleted).map((r) => r.id), c.get("user")?.id);
-  return rows.map((r) => postBody(r, solutionPostId, counts.get(r.id), mine.get(r.id)));
+  const live = rows.filter((r) => !r.is_deleted).map((r) => r.id);
+  const [{ counts, mine }, attachments] = await Promise.all([reactionsFor(c.env, live, c.get("user")?.id), attachmentsFor(c.env, live)]);
+  return rows.map((r) => postBody(r, solutionPostId, counts.get(r.id), mine.get(r.id), attachments.get(r.id)));
 }
 
 async function topicDetail(c: Context<AppEnv>, topic: TopicRow) {
@@ -207,24 +293,30 @@ export function forumRoutes() {
     },
   );
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: `${base}/categories/{slug}/topics`,
-      tags,
-      summary: "Start a topic (its body becomes the opening post; you are subscribed to it)",
-      middleware: [requireAuth] as const,
-      request: { params: Slug, ...json(TopicCreate) },
-      responses: { 201: jsonBody(TopicDetailSchema, "Created"), ...writeErrors },
-    }),
-    async (c) => {
-      const { title, body } = c.req.valid("json");
-      const category = await categoryBySlug(c.env, c.req.valid("param").slug);
-      await limitWrites(c, "post");
-      const topic = await createTopic(c.env, c.get("user")!, category.id, title, body);
-      return c.json(await topicDetail(c, topic), 201);
+  const createTopicRoute = createRoute({
+    method: "post",
+    path: `${base}/categories/{slug}/topics`,
+    tags,
+    summary: "Start a topic (its body becomes the opening post; you are subscribed to it); JSON, or multipart with photos image_1 … image_6",
+    request: { params: Slug, ...withImages(TopicCreate, TopicUpload) },
+    responses: {
+      201: jsonBody(TopicDetailSchema, "Created"),
+      ...writeErrors,
+      403: errorBody("CSRF failed, or photos sent below trust level basic (TRUST_LEVEL_TOO_LOW)"),
+      413: errorBody("A photo is too large"),
+      415: errorBody("Neither JSON nor multipart"),
     },
-  );
+  });
+  // Registered for the document, routed by hand: one handler reads JSON and multipart bodies.
+  app.openAPIRegistry.registerPath(createTopicRoute);
+  app.post(`${base}/categories/:slug/topics`, requireAuth, async (c) => {
+    const { slug } = param(c, Slug);
+    const { fields, images } = await readPostInput(c, TopicCreate);
+    const category = await categoryBySlug(c.env, slug);
+    await limitWrites(c, "post");
+    const topic = await createTopic(c.env, c.get("user")!, category.id, fields.title, fields.body, images);
+    return c.json(await topicDetail(c, topic), 201);
+  });
 
   app.openapi(
     createRoute({
@@ -289,26 +381,33 @@ export function forumRoutes() {
     },
   );
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: `${base}/topics/{id}/posts`,
-      tags,
-      summary: "Reply to a topic (locked topics: moderators only); its subscribers, except you, get a forum_reply notification",
-      middleware: [requireAuth] as const,
-      request: { params: Id, ...json(PostCreate) },
-      responses: { 201: jsonBody(PostSchema, "Created"), ...writeErrors },
-    }),
-    async (c) => {
-      const topicId = c.req.valid("param").id;
-      await getTopic(c.env, topicId);
-      await limitWrites(c, "post");
-      const { post, notifications } = await createReply(c.env, c.get("user")!, topicId, c.req.valid("json").body);
-      // Stored with the reply already; the live push to subscribers' sockets must not delay the answer.
-      if (notifications.length > 0) c.executionCtx.waitUntil(pushInserted(c.env, notifications, c.get("logger")));
-      return c.json(postBody(post, null), 201);
+  const createReplyRoute = createRoute({
+    method: "post",
+    path: `${base}/topics/{id}/posts`,
+    tags,
+    summary: "Reply to a topic (locked topics: moderators only); its subscribers, except you, get a forum_reply notification; JSON, or multipart with photos image_1 … image_6",
+    request: { params: Id, ...withImages(PostCreate, PostUpload) },
+    responses: {
+      201: jsonBody(PostSchema, "Created"),
+      ...writeErrors,
+      403: errorBody("Not allowed (topic locked), CSRF failed, or photos sent below trust level basic (TRUST_LEVEL_TOO_LOW)"),
+      413: errorBody("A photo is too large"),
+      415: errorBody("Neither JSON nor multipart"),
     },
-  );
+  });
+  // Registered for the document, routed by hand: one handler reads JSON and multipart bodies.
+  app.openAPIRegistry.registerPath(createReplyRoute);
+  app.post(`${base}/topics/:id/posts`, requireAuth, async (c) => {
+    const topicId = param(c, Id).id;
+    const { fields, images } = await readPostInput(c, PostCreate);
+    await getTopic(c.env, topicId);
+    await limitWrites(c, "post");
+    const { post, notifications } = await createReply(c.env, c.get("user")!, topicId, fields.body, images);
+    // Stored with the reply already; the live push to subscribers' sockets must not delay the answer.
+    if (notifications.length > 0) c.executionCtx.waitUntil(pushInserted(c.env, notifications, c.get("logger")));
+    const attachments = await attachmentsFor(c.env, [post.id]);
+    return c.json(postBody(post, null, undefined, undefined, attachments.get(post.id)), 201);
+  });
 
   app.openapi(
     createRoute({

@@ -22,8 +22,8 @@ export async function readMultipartForm(c: Context<AppEnv>): Promise<FormData> {
   }
 }
 
-/** Validates `image_1` (required) … `image_N`; problems go into `fieldErrors`. */
-export async function readImageParts(form: FormData, fieldErrors: FieldErrors, max = MAX_IMAGES): Promise<ValidatedImage[]> {
+/** Validates `image_1` (required unless `required` is false) … `image_N`; problems go into `fieldErrors`. */
+export async function readImageParts(form: FormData, fieldErrors: FieldErrors, max = MAX_IMAGES, required = true): Promise<ValidatedImage[]> {
   const images: ValidatedImage[] = [];
   for (let i = 1; i <= max; i++) {
     const file = form.get(`image_${i}`);
@@ -36,7 +36,7 @@ export async function readImageParts(form: FormData, fieldErrors: FieldErrors, m
     if (result.ok) images.push(result.image);
     else fieldErrors[`image_${i}`] = [result.message];
   }
-  if (!form.get("image_1") && !fieldErrors.image_1) fieldErrors.image_1 = [NO_IMAGE_MESSAGE];
+  if (required && !form.get("image_1") && !fieldErrors.image_1) fieldErrors.image_1 = [NO_IMAGE_MESSAGE];
   return images;
 }
 

@@ -16,19 +16,32 @@
  * - Authors edit their posts within a window that grows with trust: new 24 h, basic 7 days,
  *   trusted and veteran without limit (403 EDIT_WINDOW_CLOSED after it). Moderators always can.
  * - Every new post (topic or reply) counts towards the author's `post_count` (trust levels).
+ * - Image attachments (at most MAX_ATTACHMENTS, authors of trust level ATTACHMENT_MIN_TRUST and
+ *   up, else 403 TRUST_LEVEL_TOO_LOW) are given only when the post is written; edits keep them.
+ *   The photos go to R2 (content-addressed, shared with requests and plants) only after every
+ *   check has passed, and the rows are written in the same batch as the post; if that batch
+ *   fails, photos nothing else uses are deleted again. A deleted post shows no attachments (its
+ *   rows stay, like its body, and keep the photos alive); deleting a topic removes them and
+ *   releases photos that nothing else uses.
  */
 import type { Bindings, AuthenticatedUser } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
+import { IMAGE_MIME, type ImageMime, type ValidatedImage } from "../lib/images";
 import { excerpt, sanitisePostBody, truncateText, visibleText } from "../lib/sanitise";
 import { insertNotificationsStatement, type NotificationRow } from "./notifications";
-import { avatarUrl, computeTrustLevel, type Role, type TrustLevel, type UserRow } from "./users";
+import { imageUrl, storeImages } from "./requests";
+import { deleteUnusedImages, storedImageFromKey } from "./stored-images";
+import { avatarUrl, computeTrustLevel, TRUST_ORDER, type Role, type TrustLevel, type UserRow } from "./users";
 
 export const FORUM_MODERATOR_ROLES: Role[] = ["moderator", "admin"];
 export const REACTION_TYPES = ["like", "love", "helpful", "thanks"] as const;
 export type ReactionType = (typeof REACTION_TYPES)[number];
 export const REPORT_STATUSES = ["open", "resolved", "dismissed"] as const;
 export const DELETED_PLACEHOLDER = "[deleted]";
+/** API.md §5: at most this many photos per post, from authors of at least this trust level. */
+export const MAX_ATTACHMENTS = 6;
+export const ATTACHMENT_MIN_TRUST: TrustLevel = "basic";
 
 const HOUR_MS = 3_600_000;
 /** How long an author may edit a post, by trust level (null: no limit). */
@@ -115,7 +128,20 @@ export function topicBody(row: TopicRow) {
 export type ReactionCounts = Record<ReactionType, number>;
 const noReactions = (): ReactionCounts => ({ like: 0, love: 0, helpful: 0, thanks: 0 });
 
-export function postBody(row: PostRow, solutionPostId: string | null, reactions: ReactionCounts = noReactions(), mine: ReactionType[] = []) {
+export interface Attachment {
+  url: string;
+  width: number;
+  height: number;
+  content_type: ImageMime;
+}
+
+export function postBody(
+  row: PostRow,
+  solutionPostId: string | null,
+  reactions: ReactionCounts = noReactions(),
+  mine: ReactionType[] = [],
+  attachments: Attachment[] = [],
+) {
   const deleted = Boolean(row.is_deleted);
   return {
     id: row.id,
@@ -127,6 +153,7 @@ export function postBody(row: PostRow, solutionPostId: string | null, reactions:
     is_solution: row.id === solutionPostId,
     reactions: deleted ? noReactions() : reactions,
     my_reactions: deleted ? [] : mine,
+    attachments: deleted ? [] : attachments,
     edited_at: row.edited_at,
     created_at: row.created_at,
     updated_at: row.updated_at,
@@ -215,6 +242,37 @@ export async function reactionsFor(env: Bindings, postIds: string[], userId?: st
   return { counts, mine };
 }
 
+/** Attachments per post, in position order, for one page of posts (deleted posts: pass none). */
+export async function attachmentsFor(env: Bindings, postIds: string[]): Promise<Map<string, Attachment[]>> {
+  const out = new Map<string, Attachment[]>();
+  if (postIds.length === 0) return out;
+  const chunks: string[][] = [];
+  for (let i = 0; i < postIds.length; i += 50) chunks.push(postIds.slice(i, i + 50));
+  const answers = await env.DB.batch<{ post_id: string; image: string; width: number; height: number }>(
+    chunks.map((ids) =>
+      env.DB.prepare(`SELECT post_id, image, width, height FROM forum_attachments WHERE post_id IN (${ids.map(() => "?").join(", ")}) ORDER BY post_id, position`).bind(...ids),
+    ),
+  );
+  for (const r of answers.flatMap((a) => a.results)) {
+    const image = storedImageFromKey(`images/${r.image}`);
+    if (!image) continue; // only ever written from validated uploads; never expose a malformed key
+    const list = out.get(r.post_id) ?? [];
+    list.push({ url: imageUrl(image), width: r.width, height: r.height, content_type: IMAGE_MIME[image.type] });
+    out.set(r.post_id, list);
+  }
+  return out;
+}
+
+/** 403 TRUST_LEVEL_TOO_LOW unless the user may attach images (API.md §5). */
+export async function assertMayAttachImages(env: Bindings, userId: string, now = Date.now()): Promise<void> {
+  const row = await env.DB.prepare("SELECT post_count, date_joined, trust_level FROM users WHERE id = ?")
+    .bind(userId)
+    .first<Pick<UserRow, "post_count" | "date_joined" | "trust_level">>();
+  if (!row || TRUST_ORDER.indexOf(computeTrustLevel(row, now)) < TRUST_ORDER.indexOf(ATTACHMENT_MIN_TRUST)) {
+    throw new AppError("TRUST_LEVEL_TOO_LOW", 403, `Image attachments need trust level "${ATTACHMENT_MIN_TRUST}" or above.`);
+  }
+}
+
 export async function isSubscribed(env: Bindings, topicId: string, userId: string): Promise<boolean> {
   const row = await env.DB.prepare("SELECT 1 AS x FROM forum_subscriptions WHERE topic_id = ? AND user_id = ?").bind(topicId, userId).first();
   return row !== null;
@@ -245,25 +303,63 @@ function countPost(env: Bindings, userId: string) {
   return env.DB.prepare("UPDATE users SET post_count = post_count + 1 WHERE id = ?").bind(userId);
 }
 
-export async function createTopic(env: Bindings, user: AuthenticatedUser, categoryId: string, title: string, rawBody: string): Promise<TopicRow> {
+/** One row per photo, positions 1..n in upload order (for the same batch as the post insert). */
+function insertAttachments(env: Bindings, postId: string, images: ValidatedImage[], now: string) {
+  return images.map((img, i) =>
+    env.DB.prepare("INSERT INTO forum_attachments (post_id, position, image, width, height, created_at) VALUES (?, ?, ?, ?, ?, ?)").bind(
+      postId,
+      i + 1,
+      `${img.sha256}.${img.extension}`, // "<sha256>.<ext>", as requests store their images
+      img.width,
+      img.height,
+      now,
+    ),
+  );
+}
+
+/**
+ * Stores the photos in R2, then runs the D1 write; when the write fails, the photos no row uses
+ * are deleted again, so a failed post leaves nothing behind.
+ */
+async function withStoredImages<T>(env: Bindings, images: ValidatedImage[], write: () => Promise<T>): Promise<T> {
+  if (images.length === 0) return write();
+  await storeImages(env, images);
+  try {
+    return await write();
+  } catch (err) {
+    await deleteUnusedImages(env, images).catch(() => {});
+    throw err;
+  }
+}
+
+export async function createTopic(
+  env: Bindings,
+  user: AuthenticatedUser,
+  categoryId: string,
+  title: string,
+  rawBody: string,
+  images: ValidatedImage[] = [],
+): Promise<TopicRow> {
   const body = cleanBody(rawBody);
   const topicId = uuidv7();
+  const postId = uuidv7();
   const now = new Date().toISOString();
-  await env.DB.batch([
+  await withStoredImages(env, images, () => env.DB.batch([
     env.DB.prepare(
       `INSERT INTO forum_topics (id, category_id, author_id, title, last_activity_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ).bind(topicId, categoryId, user.id, title, now, now, now),
     env.DB.prepare(`INSERT INTO forum_posts (id, topic_id, author_id, body, is_first, created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?)`).bind(
-      uuidv7(),
+      postId,
       topicId,
       user.id,
       body,
       now,
       now,
     ),
+    ...insertAttachments(env, postId, images, now),
     env.DB.prepare("INSERT INTO forum_subscriptions (topic_id, user_id, created_at) VALUES (?, ?, ?)").bind(topicId, user.id, now),
     countPost(env, user.id),
-  ]);
+  ]));
   return getTopic(env, topicId);
 }
 
@@ -288,7 +384,13 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
       .first<{ n: number }>();
     if (others!.n > 0) throw new AppError("TOPIC_HAS_REPLIES", 409, "This topic has replies from others; ask a moderator to remove it.");
   }
-  await env.DB.prepare("DELETE FROM forum_topics WHERE id = ?").bind(id).run();
+  // The posts and their attachments go with the topic (cascade); then release photos nothing else uses.
+  const [attached] = await env.DB.batch<{ image: string }>([
+    env.DB.prepare("SELECT DISTINCT a.image FROM forum_attachments a JOIN forum_posts p ON p.id = a.post_id WHERE p.topic_id = ?").bind(id),
+    env.DB.prepare("DELETE FROM forum_topics WHERE id = ?").bind(id),
+  ]);
+  const images = attached!.results.map((r) => storedImageFromKey(`images/${r.image}`)).filter((img) => img !== null);
+  await deleteUnusedImages(env, images);
 }
 
 function lockedError() {
@@ -306,7 +408,13 @@ const REPLY_EXCERPT_CHARS = 140;
  * notify each user once; edits and deletions never notify. Returns the inserted notifications
  * for the caller to push live.
  */
-export async function createReply(env: Bindings, user: AuthenticatedUser, topicId: string, rawBody: string): Promise<{ post: PostRow; notifications: NotificationRow[] }> {
+export async function createReply(
+  env: Bindings,
+  user: AuthenticatedUser,
+  topicId: string,
+  rawBody: string,
+  images: ValidatedImage[] = [],
+): Promise<{ post: PostRow; notifications: NotificationRow[] }> {
   const topic = await getTopic(env, topicId);
   if (topic.is_locked && !isForumModerator(user)) throw lockedError();
   const body = cleanBody(rawBody);
@@ -314,8 +422,9 @@ export async function createReply(env: Bindings, user: AuthenticatedUser, topicI
   const now = new Date().toISOString();
   const db = env.DB;
   const title = truncateText(`${user.username} replied to "${truncateText(topic.title, 80)}"`, 120);
-  const results = await db.batch([
+  const results = await withStoredImages(env, images, () => db.batch([
     db.prepare(`INSERT INTO forum_posts (id, topic_id, author_id, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`).bind(id, topicId, user.id, body, now, now),
+    ...insertAttachments(env, id, images, now),
     refreshTopicCounters(env, topicId, now),
     countPost(env, user.id),
     insertNotificationsStatement(
@@ -334,8 +443,8 @@ export async function createReply(env: Bindings, user: AuthenticatedUser, topicI
         ORDER BY s.created_at, s.user_id
         LIMIT ?`,
     ).bind(title, excerpt(body, REPLY_EXCERPT_CHARS), topicId, id, topic.category_slug, id, now, topicId, user.id, MAX_REPLY_NOTIFICATIONS),
-  ]);
-  return { post: await getPost(env, id), notifications: results[3]!.results as NotificationRow[] };
+  ]));
+  return { post: await getPost(env, id), notifications: results[results.length - 1]!.results as NotificationRow[] };
 }
 
 /** The post, its topic, and a 409 when it is already deleted. */

@@ -1,6 +1,6 @@
 /**
  * Lifetime of the photos in R2. They are content-addressed (`images/<sha256>.<ext>`) and shared:
- * the same photo may belong to identification requests, diagnoses and plants of any user, so a
+ * the same photo may belong to identification requests, diagnoses, plants and forum posts of any user, so a
  * photo is deleted only when no row refers to it any more.
  */
 import type { Bindings } from "../env";
@@ -16,7 +16,7 @@ export function storedImageFromKey(key: string): StoredImage | null {
   return match ? { sha256: match[1]!, type: EXT_TYPE[match[2]!]! } : null;
 }
 
-/** Deletes those of `images` that no identification request, diagnosis or plant refers to. */
+/** Deletes those of `images` that no identification request, diagnosis, plant or forum post attachment refers to. */
 export async function deleteUnusedImages(env: Bindings, images: StoredImage[]): Promise<void> {
   if (images.length === 0) return;
   const entries = JSON.stringify(images.map((img) => imageKey(img).slice("images/".length)));
@@ -28,7 +28,10 @@ export async function deleteUnusedImages(env: Bindings, images: StoredImage[]): 
       WHERE value IN (SELECT value FROM json_each(?1))
      UNION
      SELECT substr(image_key, 8) AS entry FROM user_plants
-      WHERE image_key IN (SELECT 'images/' || value FROM json_each(?1))`,
+      WHERE image_key IN (SELECT 'images/' || value FROM json_each(?1))
+     UNION
+     SELECT image AS entry FROM forum_attachments
+      WHERE image IN (SELECT value FROM json_each(?1))`,
   )
     .bind(entries)
     .all<{ entry: string }>();

@@ -43,7 +43,7 @@ const TRUST_RULES: { level: TrustLevel; posts: number; days: number }[] = [
   { level: "trusted", posts: 25, days: 30 },
   { level: "basic", posts: 5, days: 7 },
 ];
-const TRUST_ORDER: TrustLevel[] = ["new", "basic", "trusted", "veteran"];
+export const TRUST_ORDER: readonly TrustLevel[] = ["new", "basic", "trusted", "veteran"];
 
 /** The level earned by activity, never below the stored one (no automatic downgrades). */
 export function computeTrustLevel(user: Pick<UserRow, "post_count" | "date_joined" | "trust_level">, now = Date.now()): TrustLevel {
