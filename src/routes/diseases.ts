@@ -26,7 +26,7 @@ import {
 } from "../services/diseases";
 import { enforceRateLimit } from "../services/rate-limits";
 import { decodeImages, imageUrl, storeImages } from "../services/requests";
-import { pageOf, PaginationQuery, queryPage } from "./pagination";
+import { pageOf, PaginationQuery, queryPage, ownRequestsPage } from "./pagination";
 import { ErrorSchema, jsonBody, pageSchema } from "./schemas";
 import { MAX_IMAGES, readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
 
@@ -261,17 +261,7 @@ export function diseaseRoutes() {
       responses: { 200: jsonBody(pageSchema(DiseaseRequestSchema, "DiseaseRequestPage"), "Page of disease requests"), ...errors },
     }),
     async (c) => {
-      const { page, page_size, status } = c.req.valid("query");
-      const userId = c.get("user")!.id;
-      const { count, rows } = await queryPage<DiseaseRequestRow>(c.env.DB, {
-        select: "*",
-        from: status ? "FROM disease_requests WHERE user_id = ? AND status = ?" : "FROM disease_requests WHERE user_id = ?",
-        order: "created_at DESC, id DESC",
-        binds: status ? [userId, status] : [userId],
-        page,
-        pageSize: page_size,
-      });
-      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(requestBody)), 200);
+      return c.json(await ownRequestsPage(c, "disease_requests", c.get("user")!.id, c.req.valid("query"), requestBody), 200);
     },
   );
 

@@ -35,3 +35,26 @@ export async function queryPage<Row>(
   ]);
   return { count: (count!.results[0] as { n: number }).n, rows: rows!.results as Row[] };
 }
+
+/**
+ * `GET …/requests/` and `GET …/disease-requests/`: a page of the caller's own requests, newest
+ * first, optionally of one status, answered as API.md §0's page.
+ */
+export async function ownRequestsPage<Row, Body>(
+  c: { env: { DB: D1Database }; req: { url: string } },
+  table: "identification_requests" | "disease_requests",
+  userId: string,
+  query: { page: number; page_size: number; status?: string | undefined },
+  toBody: (row: Row) => Body,
+) {
+  const { page, page_size, status } = query;
+  const { count, rows } = await queryPage<Row>(c.env.DB, {
+    select: "*",
+    from: `FROM ${table} WHERE user_id = ?${status ? " AND status = ?" : ""}`,
+    order: "created_at DESC, id DESC",
+    binds: status ? [userId, status] : [userId],
+    page,
+    pageSize: page_size,
+  });
+  return pageOf(c.req.url, page, page_size, count, rows.map(toBody));
+}
