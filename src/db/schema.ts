@@ -43,6 +43,8 @@ export const users = sqliteTable(
     tokensValidAfter: integer("tokens_valid_after").notNull().default(0),
     /** Sent at most once per lockout period. */
     lockoutNotifiedAt: integer("lockout_notified_at"),
+    /** An email change waiting for the new address to confirm; it claims nothing until then. */
+    pendingEmail: text("pending_email"),
     updatedAt: text("updated_at").notNull().default(now),
   },
   (t) => [
@@ -240,6 +242,8 @@ export const refreshTokens = sqliteTable(
     expiresAt: integer("expires_at").notNull(), // epoch seconds, as in the JWT
     revokedAt: integer("revoked_at"),
     replacedBy: text("replaced_by"),
+    /** The access jti issued with `replacedBy`, so a refresh inside the reuse window can re-send the same pair. */
+    replacedAccessJti: text("replaced_access_jti"),
     createdAt: text("created_at").notNull().default(now),
   },
   (t) => [index("refresh_tokens_family_idx").on(t.familyId), index("refresh_tokens_user_idx").on(t.userId)],
@@ -253,6 +257,35 @@ export const revokedTokens = sqliteTable(
     expiresAt: integer("expires_at").notNull(),
   },
   (t) => [index("revoked_tokens_expires_idx").on(t.expiresAt)],
+);
+
+/**
+ * Sessions (refresh-token families) ended by sign-out or theft detection, remembered until
+ * their last access token would have expired, so those access tokens stop working at once.
+ */
+export const revokedSessions = sqliteTable(
+  "revoked_sessions",
+  {
+    familyId: text("family_id").primaryKey(),
+    expiresAt: integer("expires_at").notNull(),
+  },
+  (t) => [index("revoked_sessions_expires_idx").on(t.expiresAt)],
+);
+
+/** A requested email change: the emailed link (SHA-256 stored) must come back before it applies. */
+export const emailChangeTokens = sqliteTable(
+  "email_change_tokens",
+  {
+    tokenHash: text("token_hash").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    newEmail: text("new_email").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+    usedAt: integer("used_at"),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [index("email_change_user_idx").on(t.userId)],
 );
 
 export const passwordResetTokens = sqliteTable(
@@ -275,6 +308,8 @@ export const wsTickets = sqliteTable("ws_tickets", {
   userId: text("user_id")
     .notNull()
     .references(() => users.id, { onDelete: "cascade" }),
+  /** The session (refresh family) that asked for it; its sign-out closes the socket. */
+  sessionId: text("session_id"),
   expiresAt: integer("expires_at").notNull(),
   usedAt: integer("used_at"),
 });
