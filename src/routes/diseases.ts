@@ -27,7 +27,7 @@ import {
 import { enforceRateLimit } from "../services/rate-limits";
 import { decodeImages, imageUrl, storeImages } from "../services/requests";
 import { pageOf, PaginationQuery, queryPage, ownRequestsPage } from "./pagination";
-import { ErrorSchema, jsonBody, pageSchema } from "./schemas";
+import { ErrorSchema, jsonBody, pageSchema, searchText } from "./schemas";
 import { MAX_IMAGES, readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
 
 const tags = ["Plant health"];
@@ -351,7 +351,7 @@ export function diseaseRoutes() {
       summary: "Diseases the community has confirmed at least once, with treatments (most confirmed first)",
       request: {
         query: PaginationQuery.extend({
-          search: z.string().trim().max(100).optional().openapi({ description: "Matches name, common names and description; `%` and `_` match literally." }),
+          search: searchText(100).optional().openapi({ description: "Matches name, common names and description; `%` and `_` match literally." }),
           type: DISEASE_TYPE.optional(),
         }),
       },

@@ -40,3 +40,28 @@ export function boundedJsonObject(maxBytes: number) {
 
 /** `?flag=true|false` query parameters (compare with "true" after validation). */
 export const BooleanQuery = z.enum(["true", "false"]);
+
+/**
+ * C0 control characters and DEL (U+0000–U+001F, U+007F). No one types them into a search box;
+ * a NUL in particular ends an FTS5 query string early and made the species search answer 500.
+ */
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+export const CONTROL_CHARACTERS_MESSAGE = "Must not contain control characters (such as NUL, tabs or line breaks).";
+
+export function hasControlCharacters(text: string): boolean {
+  return CONTROL_CHARACTER.test(text);
+}
+
+/**
+ * Free search text from a query string (`?q=`, `?search=`), shared by every route that searches
+ * text so they all refuse the same hostile bytes with the same field error. Leading and trailing
+ * whitespace is trimmed first (a pasted trailing newline is forgiven), then what remains may not
+ * hold a control character. Callers add `.min(1, …)` when the text is required.
+ */
+export function searchText(max = 100) {
+  return z
+    .string()
+    .trim()
+    .max(max, `Ensure this field has no more than ${max} characters.`)
+    .refine((text) => !hasControlCharacters(text), { message: CONTROL_CHARACTERS_MESSAGE });
+}

@@ -10,7 +10,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
 import { DISEASE_TYPES } from "../services/diseases";
 import { MAX_SUGGESTIONS, SEARCH_TYPES, searchSuggestions, UNAVAILABLE_SEARCH_TYPES, unifiedSearch, type SearchType } from "../services/search";
-import { ErrorSchema, jsonBody } from "./schemas";
+import { ErrorSchema, jsonBody, searchText } from "./schemas";
 
 const tags = ["Search"];
 const base = "/api/v1/search";
@@ -18,12 +18,9 @@ const CACHE_CONTROL = "public, max-age=30";
 const ACCEPTED_TYPES: readonly string[] = [...SEARCH_TYPES, ...UNAVAILABLE_SEARCH_TYPES];
 const BLOG_NOTE = "Blog search is not available yet; this group is always empty.";
 
-const q = z
-  .string()
-  .trim()
+const q = searchText(100)
   .min(1, "Enter something to search for.")
-  .max(100, "Ensure this field has no more than 100 characters.")
-  .openapi({ description: "Trimmed, 1..100 characters. Case-insensitive; `%` and `_` match literally.", example: "monstera" });
+  .openapi({ description: "Trimmed, 1..100 characters, no control characters. Case-insensitive; `%` and `_` match literally.", example: "monstera" });
 
 const types = z
   .string()

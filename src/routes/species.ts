@@ -7,7 +7,7 @@ import { AppError } from "../lib/errors";
 import { ProviderError } from "../providers/types";
 import { lookupSpecies, normaliseScientificName, searchSpecies, speciesBody, type SpeciesRow } from "../services/species";
 import { pageOf, PaginationQuery, queryPage } from "./pagination";
-import { ErrorSchema, jsonBody, pageSchema } from "./schemas";
+import { ErrorSchema, hasControlCharacters, jsonBody, pageSchema, searchText, CONTROL_CHARACTERS_MESSAGE } from "./schemas";
 
 const tags = ["Species"];
 
@@ -48,7 +48,7 @@ export function speciesRoutes() {
       path: "/api/v1/plant-identification/species",
       tags,
       summary: "The species catalogue, most identified first",
-      request: { query: PaginationQuery.extend({ search: z.string().max(100).optional(), family: z.string().max(100).optional() }) },
+      request: { query: PaginationQuery.extend({ search: searchText(100).optional(), family: z.string().max(100).optional() }) },
       responses: { 200: jsonBody(pageSchema(SpeciesSchema, "SpeciesPage"), "Species"), 400: jsonBody(ErrorSchema, "Invalid query") },
     }),
     async (c) => {
@@ -96,6 +96,8 @@ export function speciesRoutes() {
             .trim()
             .min(3, "Enter a scientific name, e.g. Monstera deliciosa.")
             .max(150)
+            // Before the regex, so a control character gets the same message as on every search.
+            .refine((name) => !hasControlCharacters(name), { message: CONTROL_CHARACTERS_MESSAGE, abort: true })
             .regex(/^[\p{L}][\p{L} .'×-]*$/u, "A scientific name has letters, spaces, hyphens, apostrophes, dots and ×."),
         }),
       },
@@ -155,7 +157,7 @@ export function speciesRoutes() {
       summary: "Typo-tolerant search over scientific names, common names and families",
       request: {
         query: z.object({
-          q: z.string().trim().min(1, "Enter something to search for.").max(100),
+          q: searchText(100).min(1, "Enter something to search for."),
           limit: z.coerce.number().int().min(1).max(50).default(20),
         }),
       },

@@ -20,7 +20,7 @@ import type { Bindings } from "../env";
 import { stableUuid } from "../lib/ids";
 import { EMITTED_MARKUP, escapeHtml, truncateText, visibleText } from "../lib/sanitise";
 import { confirmedDiseasesQuery, type DiseaseEntryRow, type DiseaseType } from "./diseases";
-import { searchSpecies, type SpeciesRow } from "./species";
+import { searchSpecies, withoutControlCharacters, type SpeciesRow } from "./species";
 
 export const SEARCH_TYPES = ["species", "forum", "diseases"] as const;
 export type SearchType = (typeof SEARCH_TYPES)[number];
@@ -219,7 +219,8 @@ export interface SearchResult {
 }
 
 /** The requested groups, their queries run concurrently. */
-export async function unifiedSearch(env: Bindings, q: string, types: SearchType[], limit: number): Promise<SearchResult> {
+export async function unifiedSearch(env: Bindings, query: string, types: SearchType[], limit: number): Promise<SearchResult> {
+  const q = withoutControlCharacters(query); // the route refuses them; never let one reach SQL anyway
   const run = { species: searchSpeciesGroup, forum: searchForumGroup, diseases: searchDiseasesGroup } as const;
   const groups = await Promise.all(types.map(async (type) => [type, await run[type](env, q, limit)] as const));
   return Object.fromEntries(groups) as SearchResult;
@@ -240,7 +241,7 @@ export interface Suggestion {
  * duplicates (case-insensitive).
  */
 export async function searchSuggestions(env: Bindings, q: string): Promise<Suggestion[]> {
-  const ql = q.toLowerCase();
+  const ql = withoutControlCharacters(q).toLowerCase();
   const db = env.DB;
   // Prefix tests with instr, not LIKE: D1 refuses LIKE patterns over 50 bytes.
   const [scientific, common, topics] = await db.batch<{ text: string }>([

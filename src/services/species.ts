@@ -71,6 +71,15 @@ export function likeLiteral(text: string): string {
   return text.replace(/[\\%_]/g, (m) => `\\${m}`);
 }
 
+/**
+ * C0 control characters and DEL become spaces. FTS5's query parser ends a string at a NUL
+ * ("unterminated string", a 500), and SQLite's text functions stop at one too. The routes refuse
+ * such queries with a 400 first; this keeps every other caller of the search functions safe.
+ */
+export function withoutControlCharacters(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f]/g, " ");
+}
+
 /** Trigrams of the query, each quoted as an FTS5 string (quotes doubled). */
 function trigramQuery(q: string): string | null {
   const text = q.toLowerCase().replace(/\s+/g, " ").trim();
@@ -81,7 +90,8 @@ function trigramQuery(q: string): string | null {
   return [...grams].map((g) => `"${g.replaceAll('"', '""')}"`).join(" OR ");
 }
 
-export async function searchSpecies(env: Bindings, q: string, limit: number): Promise<{ rows: SpeciesRow[]; total: number }> {
+export async function searchSpecies(env: Bindings, query: string, limit: number): Promise<{ rows: SpeciesRow[]; total: number }> {
+  const q = withoutControlCharacters(query);
   const match = trigramQuery(q);
   if (!match) {
     const pattern = `${likeLiteral(q.toLowerCase())}%`;
