@@ -1,7 +1,8 @@
 /**
  * Builds the Hono application: middleware order, the one error envelope, route mounting and
  * the OpenAPI document. Middleware runs outermost first:
- *   request id → access log → security headers → CORS → body size limit → routes.
+ *   request id → access log → security headers → cache control → CORS → body size limit →
+ *   authentication → routes, and for paths no route serves, the static files in public/.
  * Routes answer with and without a trailing slash (`strict: false`).
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
@@ -15,10 +16,12 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { getConfig } from "./config";
 import type { AppEnv } from "./env";
 import { AppError, errorEnvelope, fieldErrorsFrom, STATUS_DEFAULTS } from "./lib/errors";
+import { cacheControl } from "./lib/http-caching";
 import { createLogger, describeError } from "./lib/logger";
 import { recordRequestMetric } from "./lib/metrics";
 import { reportError } from "./services/error-reporting";
 import { uuidv7 } from "./lib/ids";
+import { serveStaticAsset } from "./lib/static-assets";
 import { authenticate, csrfProtection } from "./middleware/auth";
 import { adminRoutes } from "./routes/admin";
 import { authRoutes } from "./routes/auth";
@@ -71,6 +74,7 @@ export function createApp() {
   const localHeaders = buildSecureHeaders(false);
   const deployedHeaders = buildSecureHeaders(true);
   app.use("*", (c, next) => (getConfig(c.env).isLocal ? localHeaders : deployedHeaders)(c, next));
+  app.use("*", cacheControl);
 
   // Only listed origins get CORS headers at all (and so credentials); a refused origin's
   // preflight gets a bare 204 that the browser treats as a denial.
@@ -161,7 +165,9 @@ export function createApp() {
     servers: [{ url: new URL(c.req.url).origin }],
   }));
 
-  app.notFound((c) => {
+  app.notFound(async (c) => {
+    const asset = await serveStaticAsset(c);
+    if (asset) return asset;
     const allow = allowedMethodsFor(app, c.req.path);
     if (allow.length > 0) {
       return respondError(c, new AppError("METHOD_NOT_ALLOWED", 405, `Method "${c.req.method}" not allowed.`, undefined, {
@@ -214,8 +220,8 @@ function matchedRoutePattern(c: Context<AppEnv>): string {
 
 function buildSecureHeaders(deployed: boolean) {
   return secureHeaders({
-    // API answers are JSON: nothing may be loaded or framed. HTML routes (docs, the
-    // identification page) set their own CSP, which `overwrite: false` keeps.
+    // API answers are JSON: nothing may be loaded or framed. HTML (the docs route, the pages
+    // of public/ via lib/static-assets.ts) sets its own CSP, which `overwrite: false` keeps.
     contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
     strictTransportSecurity: deployed ? "max-age=63072000; includeSubDomains; preload" : false,
     xFrameOptions: "DENY",
