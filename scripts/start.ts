@@ -5,6 +5,8 @@
  *   3. applies D1 migrations to local storage and loads the species seed,
  *   4. runs `wrangler dev` on PORT (default 8787) with every API.md §7 setting taken from the
  *      process environment when set there, else pointed at the emulators,
+ *   5. runs the cron trigger's scheduled handler once when ready and then every 5 minutes
+ *      (wrangler dev does not fire cron triggers),
  * and stops everything it started on SIGINT/SIGTERM.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -109,6 +111,32 @@ async function seedSpecies(): Promise<void> {
   log(`species catalogue seeded (${count} species)`);
 }
 
+/**
+ * wrangler.toml's cron trigger. `wrangler dev` never fires cron triggers, so the Worker's
+ * scheduled handler (housekeeping: the stuck-request sweep, due reminders, token purge) is run
+ * through wrangler's /__scheduled endpoint instead: once as soon as the Worker is ready — so a
+ * restart recovers requests whose queue messages were lost with the previous process — and then
+ * on the trigger's schedule.
+ */
+const CRON = "*/5 * * * *";
+const CRON_INTERVAL_MS = 5 * 60_000;
+
+async function runCron(): Promise<void> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/__scheduled?cron=${encodeURIComponent(CRON)}`, { signal: AbortSignal.timeout(60_000) });
+    await res.arrayBuffer();
+    if (!res.ok) log(`cron: /__scheduled answered ${res.status}`);
+  } catch (err) {
+    if (!stopping) log(`cron: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+function startCron(): void {
+  log(`running the cron trigger (${CRON}) now and every ${CRON_INTERVAL_MS / 60_000} minutes`);
+  void runCron();
+  setInterval(() => void runCron(), CRON_INTERVAL_MS).unref();
+}
+
 async function main() {
   mkdirSync(stateDir, { recursive: true });
   await run("node", ["scripts/vendor-assets.mjs"]);
@@ -159,7 +187,8 @@ async function main() {
 
   const dev = spawn(
     wrangler,
-    ["dev", "--port", String(port), "--ip", "127.0.0.1", "--env-file", envFile, ...persist,
+    // --test-scheduled: cron triggers do not fire under `wrangler dev`; /__scheduled runs them (runCron).
+    ["dev", "--port", String(port), "--ip", "127.0.0.1", "--env-file", envFile, ...persist, "--test-scheduled",
       "--show-interactive-dev-session=false", "--log-level", process.env.WRANGLER_LOG_LEVEL ?? "log"],
     { cwd: root, env: childEnv, stdio: ["ignore", "pipe", "inherit"], detached: true },
   );
@@ -170,6 +199,7 @@ async function main() {
     if (!announced && /Ready on/i.test(chunk.toString())) {
       announced = true;
       log(`Plant Community is running at http://127.0.0.1:${port} (health: http://127.0.0.1:${port}/api/v1/health/, docs: http://127.0.0.1:${port}/api/docs)`);
+      startCron();
     }
   });
   dev.on("exit", (code) => {

@@ -26,6 +26,6 @@ export default {
 
   async scheduled(controller, env, ctx) {
     const logger = createLogger({ cron: controller.cron });
-    ctx.waitUntil(runHousekeeping(env, logger));
+    ctx.waitUntil(runHousekeeping(env, logger, controller.scheduledTime));
   },
 } satisfies ExportedHandler<Bindings>;

@@ -116,6 +116,10 @@ export const identificationRequests = sqliteTable(
       .notNull()
       .default(false),
     attempts: integer("attempts").notNull().default(0),
+    /** Queue lease (migration 0012): when the pending message is deliverable / the claim runs out. */
+    leaseExpiresAt: text("lease_expires_at"),
+    /** Times the cron sweep re-queued it after its message was lost (bounded). */
+    requeueCount: integer("requeue_count").notNull().default(0),
     errorMessage: text("error_message"),
     /** Plant.id's health assessment of the photo (disease hints), when it gave one. */
     health: text("health", { mode: "json" }).$type<Record<string, unknown>>(),
@@ -417,6 +421,10 @@ export const diseaseRequests = sqliteTable(
     isHealthy: integer("is_healthy", { mode: "boolean" }),
     isHealthyProbability: real("is_healthy_probability"),
     attempts: integer("attempts").notNull().default(0),
+    /** Queue lease (migration 0012): when the pending message is deliverable / the claim runs out. */
+    leaseExpiresAt: text("lease_expires_at"),
+    /** Times the cron sweep re-queued it after its message was lost (bounded). */
+    requeueCount: integer("requeue_count").notNull().default(0),
     errorMessage: text("error_message"),
     processedAt: text("processed_at"),
     ...timestamps,

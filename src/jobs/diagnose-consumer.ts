@@ -38,7 +38,7 @@ export const diagnoseJobs: JobKind<DiagnoseJob> = {
   name: "diagnose",
   matches: isDiagnoseJob,
   process: processDiagnoseJob,
-  release: (env, job) => releaseDiseaseRequest(env, job.request_id),
+  release: (env, job, delayS) => releaseDiseaseRequest(env, job.request_id, delayS),
   fail: (env, job, message) => failDiseaseRequest(env, job.request_id, message),
   deadLetterMessage: "Diagnosis failed after several attempts. Please submit the photos again.",
 };
@@ -48,7 +48,7 @@ type Say = (m: Parameters<typeof publish>[2]) => Promise<void>;
 export async function processDiagnoseJob(job: DiagnoseJob, attempt: number, env: Bindings, ctx: ExecutionContext, logger: Logger): Promise<JobResult> {
   const request = await claimDiseaseRequest(env, job.request_id);
   if (!request) {
-    logger.info("diagnosis already finished or request deleted; acking");
+    logger.info("diagnosis already finished, running under another delivery's lease, or request deleted; acking");
     return { kind: "done" };
   }
   const say: Say = (m) => publish(env, job.user_id, m, logger);
@@ -88,7 +88,7 @@ export async function processDiagnoseJob(job: DiagnoseJob, attempt: number, env:
     }
     const { delayS, rateLimited } = retryDelayFor([error], attempt);
     if (rateLimited) await say(progress(job.request_id, "rate_limited", "pending", { retry_after: delayS }));
-    await releaseDiseaseRequest(env, job.request_id, `Plant health service unavailable; retrying in ${delayS} s`);
+    await releaseDiseaseRequest(env, job.request_id, delayS, `Plant health service unavailable; retrying in ${delayS} s`);
     await say(progress(job.request_id, "retry_scheduled", "pending", { delay_seconds: delayS, attempt, max_attempts: MAX_ATTEMPTS }));
     return { kind: "retry", delayS };
   }

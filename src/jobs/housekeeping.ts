@@ -1,48 +1,23 @@
 /**
- * Cron housekeeping (wrangler.toml [triggers]). Each task is idempotent and bounded so a
- * missed or doubled run is harmless.
+ * Cron housekeeping (wrangler.toml [triggers], every 5 minutes; under `npm start`, which runs
+ * `wrangler dev` where cron triggers do not fire, scripts/start.ts calls the same handler once
+ * at start and then on the same schedule). Each task is idempotent and bounded so a missed or
+ * doubled run is harmless.
  */
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
-import { failStaleDiseaseRequests } from "../services/diseases";
-import { publish } from "../services/progress";
 import { deliverDueReminders } from "../services/reminders";
 import { purgeExpiredTokens } from "../services/tokens";
-
-/** A job that has not reported for this long is taken to have died with its isolate. */
-export const STALE_PROCESSING_MS = 15 * 60 * 1000;
+import { sweepStuckRequests } from "./stuck-requests";
 
 /**
- * API.md §2.2: a request never stays in `processing` after its job ends. Queue retries end a
- * crashed job normally; this catches the rest (e.g. an isolate killed mid-write).
+ * @param now the sweep's clock: the cron's scheduled time (tests pass later times to play a
+ *   series of sweeps).
  */
-export async function failStaleProcessingRequests(env: Bindings, logger?: Logger, now = Date.now()): Promise<number> {
-  const cutoff = new Date(now - STALE_PROCESSING_MS).toISOString();
-  const message = "Processing timed out. Please retry.";
-  const { results } = await env.DB.prepare(
-    `UPDATE identification_requests
-        SET status = 'failed', error_message = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-      WHERE status = 'processing' AND updated_at < ?
-      RETURNING id, user_id`,
-  )
-    .bind(message, cutoff)
-    .all<{ id: string; user_id: string | null }>();
-  results.push(...(await failStaleDiseaseRequests(env, cutoff, message)));
-  // Their owners are told, as for any other failure.
-  await Promise.all(
-    results
-      .filter((r) => r.user_id)
-      .map(async (r) => {
-        await publish(env, r.user_id!, { type: "error", request_id: r.id, message }, logger);
-        await publish(env, r.user_id!, { type: "completed", request_id: r.id, status: "failed", results_count: 0 }, logger);
-      }),
-  );
-  return results.length;
-}
-
-export async function runHousekeeping(env: Bindings, logger: Logger): Promise<void> {
-  const failed = await failStaleProcessingRequests(env, logger);
+export async function runHousekeeping(env: Bindings, logger: Logger, now = Date.now()): Promise<void> {
+  // API.md §2.2: a request never stays pending/processing after its job is gone.
+  const stuck = await sweepStuckRequests(env, logger, now);
   await purgeExpiredTokens(env);
   const reminders = await deliverDueReminders(env, logger);
-  logger.info("housekeeping", { stale_requests_failed: failed, reminder_notifications: reminders });
+  logger.info("housekeeping", { stuck_requests_requeued: stuck.requeued, stuck_requests_failed: stuck.failed, reminder_notifications: reminders });
 }

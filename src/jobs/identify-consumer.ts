@@ -15,7 +15,7 @@ import type { PlantNetOrgan } from "../providers/plantnet";
 import type { ProviderError } from "../providers/types";
 import { identifyPlant, type IdentifyOutcome } from "../services/identification";
 import { progress, publish } from "../services/progress";
-import { claimForProcessing, completeRequest, countResults, failRequest, loadStoredImages } from "../services/requests";
+import { claimForProcessing, completeRequest, countResults, failRequest, loadStoredImages, releaseRequest } from "../services/requests";
 import { careInstructionsFor, findSpeciesForCare } from "../services/care-guides";
 import { enrichSpecies } from "../services/enrichment";
 import { MAX_ATTEMPTS, retryDelayFor, type JobKind, type JobResult } from "./job-policy";
@@ -38,9 +38,7 @@ export const identifyJobs: JobKind<IdentifyJob> = {
   name: "identify",
   matches: isIdentifyJob,
   process: processJob,
-  async release(env, job) {
-    await env.DB.prepare("UPDATE identification_requests SET status = 'pending' WHERE id = ? AND status = 'processing'").bind(job.request_id).run();
-  },
+  release: (env, job, delayS) => releaseRequest(env, job.request_id, delayS),
   fail: (env, job, message) => failRequest(env, job.request_id, message),
   deadLetterMessage: "Identification failed after several attempts. Please retry.",
 };
@@ -48,7 +46,7 @@ export const identifyJobs: JobKind<IdentifyJob> = {
 export async function processJob(job: IdentifyJob, attempt: number, env: Bindings, ctx: ExecutionContext, logger: Logger): Promise<JobResult> {
   const request = await claimForProcessing(env, job.request_id);
   if (!request) {
-    logger.info("job already finished or request deleted; acking");
+    logger.info("job already finished, running under another delivery's lease, or request deleted; acking");
     return { kind: "done" };
   }
   const say = (m: Parameters<typeof publish>[2]) => publish(env, job.user_id, m, logger);
@@ -108,11 +106,7 @@ async function retryOrFail(
   }
   const { delayS, rateLimited } = retryDelayFor(errors, attempt);
   if (rateLimited) await say(progress(job.request_id, "rate_limited", "pending", { retry_after: delayS }));
-  await env.DB.prepare(
-    "UPDATE identification_requests SET status = 'pending', error_message = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? AND status = 'processing'",
-  )
-    .bind(`Providers unavailable; retrying in ${delayS} s`, job.request_id)
-    .run();
+  await releaseRequest(env, job.request_id, delayS, `Providers unavailable; retrying in ${delayS} s`);
   await say(progress(job.request_id, "retry_scheduled", "pending", { delay_seconds: delayS, attempt, max_attempts: MAX_ATTEMPTS }));
   return { kind: "retry", delayS };
 }

@@ -23,6 +23,37 @@ export function retryDelayFor(errors: ProviderError[], attempt: number): { delay
   return { delayS: backoffDelayS(attempt), rateLimited: false };
 }
 
+/**
+ * Leases (migration 0012). A consumer's claim on a request (`processing`) lasts JOB_LEASE_MS,
+ * well beyond the longest job (both providers in parallel ≤ 35 s, a single-flight wait ≤ 40 s,
+ * Trefle 8 s, OpenAI 45 s: about 2 minutes at worst), so a live job is never taken over. While
+ * the lease is live another delivery of the same job is acked without work (the one holding it,
+ * its retry message or the sweep carries the job on); once it has run out the job can be claimed
+ * again. A `pending` request's deadline is when its message becomes deliverable.
+ */
+export const JOB_LEASE_MS = 5 * 60_000;
+
+/**
+ * A `pending`/`processing` request whose deadline passed more than this long ago has no live
+ * queue message: twice the longest delay any message is ever given (MAX_DELAY_S, the Retry-After
+ * cap; backoff and circuit waits are shorter, wrangler.toml's retry_delay is 5–10 s), which also
+ * covers delivery latency and a modest backlog. A request wrongly judged stuck costs one more
+ * delivery, which the exclusive claim and the status-guarded completion make harmless.
+ */
+export const STUCK_MARGIN_MS = 2 * MAX_DELAY_S * 1000;
+
+/** SQL condition (one bind: stuckCutoff(now)) for a request whose queue message is lost. */
+export const STUCK_CONDITION = "status IN ('pending', 'processing') AND coalesce(lease_expires_at, updated_at) < ?";
+
+export function stuckCutoff(now = Date.now()): string {
+  return new Date(now - STUCK_MARGIN_MS).toISOString();
+}
+
+/** An ISO timestamp `ms` from `now`, in the format D1 rows use (strftime %f). */
+export function isoIn(ms: number, now = Date.now()): string {
+  return new Date(now + ms).toISOString();
+}
+
 export type JobResult = { kind: "done" } | { kind: "retry"; delayS: number };
 
 /** A kind of queue job: how to recognise its messages, run one, and clean up after it. */
@@ -31,8 +62,11 @@ export interface JobKind<J extends { request_id: string; user_id: string }> {
   name: string;
   matches(body: unknown): body is J;
   process(job: J, attempt: number, env: Bindings, ctx: ExecutionContext, logger: Logger): Promise<JobResult>;
-  /** After a crash of our own infrastructure: put the request back to pending (never left processing). */
-  release(env: Bindings, job: J): Promise<void>;
+  /**
+   * After a crash of our own infrastructure: put the request back to pending (never left
+   * processing), deliverable again in `delayS` (its retry's delay).
+   */
+  release(env: Bindings, job: J, delayS: number): Promise<void>;
   /** Dead-lettered: end the request failed. Returns true when it changed (so the owner is told once). */
   fail(env: Bindings, job: J, message: string): Promise<boolean>;
   deadLetterMessage: string;

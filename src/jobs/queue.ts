@@ -56,8 +56,9 @@ async function handleMessage(message: Message<unknown>, env: Bindings, ctx: Exec
         }),
       );
     }
-    await kind.release(env, job).catch(() => {});
-    message.retry({ delaySeconds: backoffDelayS(message.attempts) });
+    const delayS = backoffDelayS(message.attempts);
+    await kind.release(env, job, delayS).catch(() => {});
+    message.retry({ delaySeconds: delayS });
   }
 }
 

@@ -23,6 +23,7 @@ import {
   getRequest,
   imageUrl,
   insertRequest,
+  requeueForRetry,
   storeImages,
   type RequestRow,
 } from "../services/requests";
@@ -378,7 +379,11 @@ export function requestRoutes() {
       method: "post",
       path: "/api/v1/plant-identification/requests/{id}/retry",
       tags,
-      summary: "Queue a failed or needs-help request again",
+      summary: "Queue a failed, needs-help or stuck request again",
+      description:
+        "Accepted for a `failed` or `needs_help` request, and for a `pending`/`processing` one whose job was lost: its queue message " +
+        "or the consumer's lease should have moved it on more than 10 minutes ago (the rule the cron sweep re-queues by). " +
+        "A request whose job is still alive answers 409.",
       request: { params: Id },
       responses: { 202: jsonBody(RequestSchema, "Queued again"), 409: errors[400], ...errors },
     }),
@@ -386,15 +391,13 @@ export function requestRoutes() {
       const row = await ownRequest(c, c.req.valid("param").id);
       const user = c.get("user")!;
       await enforceRateLimit(c.env, `identify:user:${user.id}`, getConfig(c.env).IDENTIFY_RATE_LIMIT);
-      const updated = await c.env.DB.prepare(
-        `UPDATE identification_requests SET status = 'pending', error_message = NULL, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-          WHERE id = ? AND status IN ('failed', 'needs_help')
-          RETURNING *`,
-      )
-        .bind(row.id)
-        .first<RequestRow>();
+      const updated = await requeueForRetry(c.env, row.id);
       if (!updated) {
-        throw new AppError("INVALID_STATE", 409, `Only failed or needs-help requests can be retried (this one is ${row.status}).`);
+        throw new AppError(
+          "INVALID_STATE",
+          409,
+          `Only failed or needs-help requests, or pending/processing ones whose job was lost, can be retried (this one is ${row.status}).`,
+        );
       }
       await enqueueJob(c, { type: "identify", request_id: row.id, user_id: user.id }, (message) => failRequest(c.env, row.id, message), "identification");
       return c.json(requestBody(updated), 202);

@@ -6,6 +6,7 @@
  * re-delivered job never writes twice. The disease database is read from confirmed results.
  */
 import type { Bindings } from "../env";
+import { isoIn, JOB_LEASE_MS } from "../jobs/job-policy";
 import { uuidv7 } from "../lib/ids";
 import type { DiseaseSuggestion, HealthAssessment, TreatmentPlan } from "../providers/types";
 import { encodeImages, type RequestStatus, type StoredImage } from "./requests";
@@ -33,6 +34,8 @@ export interface DiseaseRequestRow {
   is_healthy: number | null;
   is_healthy_probability: number | null;
   attempts: number;
+  lease_expires_at: string | null;
+  requeue_count: number;
   error_message: string | null;
   processed_at: string | null;
   created_at: string;
@@ -80,21 +83,31 @@ export function getDiseaseRequest(env: Bindings, id: string): Promise<DiseaseReq
   return env.DB.prepare("SELECT * FROM disease_requests WHERE id = ?").bind(id).first<DiseaseRequestRow>();
 }
 
-/** pending/processing → processing (one more attempt); null when already final or deleted. */
-export function claimDiseaseRequest(env: Bindings, id: string): Promise<DiseaseRequestRow | null> {
+/**
+ * pending → processing with a lease (one more attempt); a `processing` request only once its
+ * lease ran out. Null when another delivery holds a live lease, or the request is final or
+ * deleted: the caller acks without work. Same rules as identification's claimForProcessing.
+ */
+export function claimDiseaseRequest(env: Bindings, id: string, now = Date.now()): Promise<DiseaseRequestRow | null> {
   return env.DB.prepare(
-    `UPDATE disease_requests SET status = 'processing', attempts = attempts + 1, updated_at = ${NOW}
-      WHERE id = ? AND status IN ('pending', 'processing')
+    `UPDATE disease_requests SET status = 'processing', attempts = attempts + 1, lease_expires_at = ?, updated_at = ${NOW}
+      WHERE id = ? AND (status = 'pending' OR (status = 'processing' AND (lease_expires_at IS NULL OR lease_expires_at <= ?)))
       RETURNING *`,
   )
-    .bind(id)
+    .bind(isoIn(JOB_LEASE_MS, now), id, isoIn(0, now))
     .first<DiseaseRequestRow>();
 }
 
-/** Between attempts a request waits in `pending`, never `processing`. */
-export async function releaseDiseaseRequest(env: Bindings, id: string, message: string | null = null): Promise<void> {
-  await env.DB.prepare(`UPDATE disease_requests SET status = 'pending', error_message = coalesce(?, error_message), updated_at = ${NOW} WHERE id = ? AND status = 'processing'`)
-    .bind(message, id)
+/**
+ * Between attempts a request waits in `pending`, never `processing`, with the moment its retry
+ * message becomes deliverable as its deadline (so the sweep does not take it for lost).
+ */
+export async function releaseDiseaseRequest(env: Bindings, id: string, delayS: number, message: string | null = null): Promise<void> {
+  await env.DB.prepare(
+    `UPDATE disease_requests SET status = 'pending', error_message = coalesce(?, error_message), lease_expires_at = ?, updated_at = ${NOW}
+      WHERE id = ? AND status = 'processing'`,
+  )
+    .bind(message, isoIn(delayS * 1000), id)
     .run();
 }
 
@@ -284,16 +297,4 @@ export function confirmedDiseasesQuery(q: { search?: string; type?: DiseaseType 
     order: "confirmations DESC, lower(name) ASC",
     binds,
   };
-}
-
-/** Disease requests still `processing` long after their job should have ended (housekeeping). */
-export async function failStaleDiseaseRequests(env: Bindings, cutoffIso: string, message: string): Promise<{ id: string; user_id: string }[]> {
-  const { results } = await env.DB.prepare(
-    `UPDATE disease_requests SET status = 'failed', error_message = ?, processed_at = ${NOW}, updated_at = ${NOW}
-      WHERE status = 'processing' AND updated_at < ?
-      RETURNING id, user_id`,
-  )
-    .bind(message, cutoffIso)
-    .all<{ id: string; user_id: string }>();
-  return results;
 }

@@ -5,6 +5,7 @@
  * re-delivered queue message can never count or insert anything twice.
  */
 import type { Bindings } from "../env";
+import { isoIn, JOB_LEASE_MS, STUCK_CONDITION, stuckCutoff } from "../jobs/job-policy";
 import { uuidv7 } from "../lib/ids";
 import { IMAGE_EXTENSION, IMAGE_MIME, type ImageMime, type ImageType } from "../lib/images";
 import type { HealthAssessment } from "../providers/types";
@@ -53,6 +54,8 @@ export interface RequestRow {
   habitat: string;
   is_shared_with_community: number;
   attempts: number;
+  lease_expires_at: string | null;
+  requeue_count: number;
   error_message: string | null;
   health: string | null;
   processed_at: string | null;
@@ -131,17 +134,55 @@ export async function getRequest(env: Bindings, id: string): Promise<RequestRow 
 }
 
 /**
- * Moves pending (or a retried failed/needs_help) request to processing. Returns false when
- * another delivery already finished it, so the caller can ack without work.
+ * Claims a request for one job run: `pending` → `processing` with a lease of JOB_LEASE_MS (and
+ * one more attempt). A request already `processing` is claimed only when its lease has run out
+ * (the delivery holding it died); while the lease is live, or once the request is final or
+ * deleted, this returns null and the caller acks without work. D1 runs the UPDATE atomically,
+ * so of several deliveries of one job (a duplicate, an old message turning up after the sweep
+ * re-queued it) exactly one runs it.
  */
-export async function claimForProcessing(env: Bindings, id: string): Promise<RequestRow | null> {
+export async function claimForProcessing(env: Bindings, id: string, now = Date.now()): Promise<RequestRow | null> {
   return env.DB.prepare(
     `UPDATE identification_requests
-        SET status = 'processing', attempts = attempts + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-      WHERE id = ? AND status IN ('pending', 'processing')
+        SET status = 'processing', attempts = attempts + 1, lease_expires_at = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+      WHERE id = ? AND (status = 'pending' OR (status = 'processing' AND (lease_expires_at IS NULL OR lease_expires_at <= ?)))
       RETURNING *`,
   )
-    .bind(id)
+    .bind(isoIn(JOB_LEASE_MS, now), id, isoIn(0, now))
+    .first<RequestRow>();
+}
+
+/**
+ * Between attempts a request waits in `pending`, never `processing`; its deadline becomes the
+ * moment its retry message is deliverable, so the sweep does not take it for lost meanwhile.
+ */
+export async function releaseRequest(env: Bindings, id: string, delayS: number, message: string | null = null): Promise<void> {
+  await env.DB.prepare(
+    `UPDATE identification_requests
+        SET status = 'pending', error_message = coalesce(?, error_message), lease_expires_at = ?,
+            updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+      WHERE id = ? AND status = 'processing'`,
+  )
+    .bind(message, isoIn(delayS * 1000), id)
+    .run();
+}
+
+/**
+ * The owner's retry/ (API.md §2.2, widened): a `failed` or `needs_help` request, or one whose
+ * job was lost — `pending`/`processing` with its deadline passed by the sweep's margin
+ * (STUCK_CONDITION), i.e. exactly what the cron sweep would re-queue. A request with a live
+ * message or lease is refused (null), so a retry never races a running job. The sweep's
+ * re-queue count starts again: this is the owner's explicit (rate-limited) request.
+ */
+export async function requeueForRetry(env: Bindings, id: string, now = Date.now()): Promise<RequestRow | null> {
+  return env.DB.prepare(
+    `UPDATE identification_requests
+        SET status = 'pending', error_message = NULL, lease_expires_at = ?, requeue_count = 0,
+            updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+      WHERE id = ? AND (status IN ('failed', 'needs_help') OR (${STUCK_CONDITION}))
+      RETURNING *`,
+  )
+    .bind(isoIn(0, now), id, stuckCutoff(now))
     .first<RequestRow>();
 }
 

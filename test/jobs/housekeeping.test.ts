@@ -6,18 +6,20 @@ import worker from "../../src/index";
 
 describe("cron housekeeping", () => {
   it("fails identification and disease requests stuck in processing and purges expired tokens", async () => {
+    // The stuck rows were created (not only last touched) in 2020: too old to re-queue, so the
+    // sweep fails them (re-queuing lost jobs is covered in stuck-requests.test.ts).
     await env.DB.batch([
       env.DB.prepare("INSERT INTO users (id, username, email) VALUES ('hk-user', 'housekeeper', 'hk@example.com')"),
       env.DB.prepare(
-        "INSERT INTO identification_requests (id, user_id, status, image_hashes, updated_at) VALUES ('stuck', 'hk-user', 'processing', '[]', '2020-01-01T00:00:00.000Z')",
+        "INSERT INTO identification_requests (id, user_id, status, image_hashes, created_at, updated_at) VALUES ('stuck', 'hk-user', 'processing', '[]', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z')",
       ),
       env.DB.prepare("INSERT INTO identification_requests (id, user_id, status, image_hashes) VALUES ('fresh', 'hk-user', 'processing', '[]')"),
       env.DB.prepare("INSERT INTO revoked_tokens (jti, expires_at) VALUES ('old', 1), ('new', 9999999999)"),
       env.DB.prepare(
-        `INSERT INTO disease_requests (id, user_id, status, image_hashes, symptoms_description, updated_at)
-         VALUES ('stuck-diagnosis', 'hk-user', 'processing', '[]', 'yellow spots on leaves', '2020-01-01T00:00:00.000Z'),
-                ('fresh-diagnosis', 'hk-user', 'processing', '[]', 'yellow spots on leaves', strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-                ('old-but-done', 'hk-user', 'identified', '[]', 'yellow spots on leaves', '2020-01-01T00:00:00.000Z')`,
+        `INSERT INTO disease_requests (id, user_id, status, image_hashes, symptoms_description, created_at, updated_at)
+         VALUES ('stuck-diagnosis', 'hk-user', 'processing', '[]', 'yellow spots on leaves', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z'),
+                ('fresh-diagnosis', 'hk-user', 'processing', '[]', 'yellow spots on leaves', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+                ('old-but-done', 'hk-user', 'identified', '[]', 'yellow spots on leaves', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z')`,
       ),
     ]);
     const ctx = createExecutionContext();

@@ -422,6 +422,51 @@ describe("request management", () => {
     await expectError(await call(`/api/v1/plant-identification/requests/${id}/`, { bearer: u.access }), 404, "NOT_FOUND");
   });
 
+  it("retry/ also takes a request whose job was lost (lease expired past the margin), never a live one", async () => {
+    const u = await bearerUser();
+    const id = await pendingRequest(u.userId);
+    const retry = () => call(`/api/v1/plant-identification/requests/${id}/retry/`, { method: "POST", bearer: u.access });
+    const set = (sql: string, ...binds: unknown[]) => env.DB.prepare(`UPDATE identification_requests SET ${sql} WHERE id = ?`).bind(...binds, id).run();
+    const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
+    // Just queued, or claimed with a live lease: its message is alive, so 409.
+    await expectError(await retry(), 409, "INVALID_STATE");
+    await set("status = 'processing', lease_expires_at = ?, updated_at = ?", new Date(Date.now() + 240_000).toISOString(), ago(60_000));
+    await expectError(await retry(), 409, "INVALID_STATE");
+    // Claimed, but its lease ran out 11 minutes ago (the consumer died): retry is accepted.
+    await set("status = 'processing', lease_expires_at = ?, updated_at = ?, requeue_count = 2", ago(11 * 60_000), ago(16 * 60_000));
+    const res = await retry();
+    expect(res.status).toBe(202);
+    expect(await res.json()).toMatchObject({ status: "pending" });
+    const row = await env.DB.prepare("SELECT status, requeue_count, lease_expires_at FROM identification_requests WHERE id = ?").bind(id).first<{
+      status: string;
+      requeue_count: number;
+      lease_expires_at: string;
+    }>();
+    // A fresh start: the sweep's count begins again and the new message's deadline is now.
+    expect(row).toMatchObject({ requeue_count: 0 });
+    expect(Date.parse(row!.lease_expires_at)).toBeGreaterThan(Date.now() - 60_000);
+    // The retry sent a real job: it completes.
+    await eventually(async () => {
+      const s = await status(id);
+      return ["identified", "needs_help"].includes(s.status) ? s : null;
+    }, 30_000);
+    // A pending request whose message became deliverable 20 minutes ago and never ran: accepted too.
+    const lost = await pendingRequest(u.userId);
+    await env.DB.prepare("UPDATE identification_requests SET updated_at = ? WHERE id = ?").bind(ago(20 * 60_000), lost).run();
+    const { createApp } = await import("../../src/app");
+    const jobs: unknown[] = [];
+    const ctx = createExecutionContext();
+    const res2 = await createApp().request(
+      `/api/v1/plant-identification/requests/${lost}/retry/`,
+      { method: "POST", headers: { Authorization: `Bearer ${u.access}`, "CF-Connecting-IP": "203.0.113.77" } },
+      { ...env, IDENTIFY_QUEUE: { send: async (body: unknown) => void jobs.push(body) } as unknown as Queue },
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(res2.status).toBe(202);
+    expect(jobs).toEqual([{ type: "identify", request_id: lost, user_id: u.userId }]);
+  }, 60_000);
+
   it("keeps an image another request still uses", async () => {
     const u = await bearerUser();
     const bytes = await photo();
