@@ -4,6 +4,7 @@ import {
   AVATAR_RULES,
   UPLOAD_RULES,
   bytesToBase64,
+  imageStructureProblem,
   portableBytesToBase64,
   readImageDimensions,
   sniffImageType,
@@ -415,6 +416,175 @@ describe("validateImageUpload", () => {
       expect(UPLOAD_RULES).toEqual({ maxBytes: 10 * MIB, minSide: 200, maxSide: 8000, maxPixels: 40_000_000, maxAspectRatio: 10 });
       expect(AVATAR_RULES).toEqual({ maxBytes: 2 * MIB, minSide: 50, maxSide: 8000, maxPixels: 40_000_000, maxAspectRatio: 10 });
     });
+  });
+});
+
+describe("image structure: truncated or corrupted files are refused (item 11)", () => {
+  const u32 = (n: number) => new Uint8Array([(n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
+  const le32 = (n: number) => new Uint8Array([n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff]);
+  const corrupted = (problem: string) => `The image file is incomplete or corrupted: ${problem}. Please upload the whole file again.`;
+  /** The byte offset just after the IHDR chunk (signature 8 + chunk 25): from here on dimensions read. */
+  const AFTER_IHDR = 33;
+
+  it("accepts every generated image whole: PNG, header-only PNG, padded PNG and JPEG, each WebP kind", async () => {
+    const whole = [
+      ["png", await makePng(200, 200, { seed: 1, text: "t" })],
+      ["png", makePngHeaderOnly(9000, 300)],
+      ["png", padToSize(await makePng(200, 200), 100_000)],
+      ["jpeg", makeJpeg(400, 300, { comment: "c" })],
+      ["jpeg", padToSize(makeJpeg(400, 300), 70_000)],
+      ["webp", makeWebp("VP8", 400, 300)],
+      ["webp", makeWebp("VP8L", 400, 300)],
+      ["webp", makeWebp("VP8X", 400, 300)],
+    ] as const;
+    for (const [type, bytes] of whole) expect(imageStructureProblem(bytes, type), `${type} ${bytes.length}`).toBeNull();
+  });
+
+  describe("PNG", () => {
+    it("refuses every truncation that still has a readable IHDR", async () => {
+      const png = await makePng(40, 30, { seed: "cut" });
+      for (let n = 24; n < png.length; n++) expect(imageStructureProblem(png.subarray(0, n), "png"), `cut at ${n}`).not.toBeNull();
+      expect(imageStructureProblem(png, "png")).toBeNull();
+    });
+
+    it("names the problem: a chunk past the end, no IEND, a bad IEND, no IDAT, a bad chunk type or length", async () => {
+      const png = await makePng(40, 30);
+      const iend = png.length - 12;
+      expect(imageStructureProblem(png.subarray(0, iend - 5), "png")).toBe("a PNG chunk runs past the end of the file");
+      expect(imageStructureProblem(png.subarray(0, iend), "png")).toBe("the PNG ends before its IEND chunk");
+      expect(imageStructureProblem(png.subarray(0, png.length - 1), "png")).toBe("the PNG ends before its IEND chunk");
+
+      const badCrc = png.slice();
+      badCrc[png.length - 1]! ^= 0x01;
+      expect(imageStructureProblem(badCrc, "png")).toBe("the PNG's IEND chunk is corrupted");
+      const iendWithData = concatBytes(png.subarray(0, iend), pngChunk("IEND", new Uint8Array([1])));
+      expect(imageStructureProblem(iendWithData, "png")).toBe("the PNG's IEND chunk is corrupted");
+
+      const noIdat = concatBytes(png.subarray(0, AFTER_IHDR), pngChunk("IEND", new Uint8Array(0)));
+      expect(imageStructureProblem(noIdat, "png")).toBe("the PNG has no image data (IDAT)");
+
+      const badType = png.slice();
+      badType.set(text("ID@T"), AFTER_IHDR + 4);
+      expect(imageStructureProblem(badType, "png")).toBe("a PNG chunk has an invalid type");
+      const hugeLength = png.slice();
+      hugeLength.set(u32(0x80000000), AFTER_IHDR);
+      expect(imageStructureProblem(hugeLength, "png")).toBe("a PNG chunk has an invalid length");
+      // A length that skips over the real IEND into nothing.
+      const longLength = png.slice();
+      longLength.set(u32(png.length), AFTER_IHDR);
+      expect(imageStructureProblem(longLength, "png")).toBe("a PNG chunk runs past the end of the file");
+    });
+
+    it("ignores bytes after a valid IEND, as decoders do", async () => {
+      const png = await makePng(40, 30);
+      expect(imageStructureProblem(concatBytes(png, text("trailing bytes")), "png")).toBeNull();
+    });
+
+    it("refuses a truncated 200x200 PNG through validateImageUpload with INVALID_IMAGE", async () => {
+      const png = await makePng(200, 200, { seed: "upload" });
+      await expectRejected({ bytes: png.subarray(0, png.length - 100), declaredType: "image/png", filename: "cut.png" }, "INVALID_IMAGE", corrupted("a PNG chunk runs past the end of the file"));
+      await expectRejected({ bytes: png.subarray(0, png.length - 4) }, "INVALID_IMAGE", corrupted("the PNG ends before its IEND chunk"));
+    });
+  });
+
+  describe("JPEG", () => {
+    const SOI = new Uint8Array([0xff, 0xd8]);
+    const EOI = new Uint8Array([0xff, 0xd9]);
+
+    it("refuses every truncation after the frame header", () => {
+      const jpeg = makeJpeg(300, 200, { comment: "cut" });
+      const sofAt = jpeg.findIndex((b, i) => b === 0xff && jpeg[i + 1] === 0xc0);
+      for (let n = sofAt + 9; n < jpeg.length; n++) expect(imageStructureProblem(jpeg.subarray(0, n), "jpeg"), `cut at ${n}`).not.toBeNull();
+    });
+
+    it("names the problem: no scan, EOI before the scan, a segment past the end, no EOI after the scan", () => {
+      const jpeg = makeJpeg(300, 200);
+      const sosAt = jpeg.findIndex((b, i) => b === 0xff && jpeg[i + 1] === 0xda);
+      const headers = jpeg.subarray(0, sosAt);
+      expect(imageStructureProblem(headers, "jpeg")).toBe("the JPEG ends before its image data (no start of scan)");
+      expect(imageStructureProblem(concatBytes(headers, EOI), "jpeg")).toBe("the JPEG ends before its image data (EOI before any scan)");
+      expect(imageStructureProblem(jpeg.subarray(0, sosAt + 6), "jpeg")).toBe("a JPEG segment runs past the end of the file");
+      expect(imageStructureProblem(jpeg.subarray(0, jpeg.length - 2), "jpeg")).toBe("the JPEG ends before its end-of-image marker (EOI)");
+      expect(imageStructureProblem(jpeg.subarray(0, jpeg.length - 1), "jpeg")).toBe("the JPEG ends before its end-of-image marker (EOI)");
+      expect(imageStructureProblem(concatBytes(SOI, new Uint8Array([0xff, 0xe0, 0x00, 0x01])), "jpeg")).toBe("a JPEG segment has an invalid length");
+    });
+
+    it("does not count an EOI that sits before the scan (an EXIF thumbnail's)", () => {
+      const jpeg = makeJpeg(300, 200);
+      const thumbnail = jpegSegment(0xe1, concatBytes(text("Exif\0\0"), makeJpeg(16, 16)));
+      const withThumbnail = concatBytes(SOI, thumbnail, jpeg.subarray(2));
+      expect(imageStructureProblem(withThumbnail, "jpeg")).toBeNull();
+      expect(imageStructureProblem(withThumbnail.subarray(0, withThumbnail.length - 2), "jpeg")).toBe("the JPEG ends before its end-of-image marker (EOI)");
+    });
+
+    it("accepts bytes after the EOI (camera trailers) and restart markers in the scan", () => {
+      const jpeg = makeJpeg(300, 200);
+      expect(imageStructureProblem(concatBytes(jpeg, text("SEFT trailer"), new Uint8Array(100)), "jpeg")).toBeNull();
+      const withRst = concatBytes(jpeg.subarray(0, jpeg.length - 2), new Uint8Array([0xff, 0xd0, 0x12, 0xff, 0x00]), EOI);
+      expect(imageStructureProblem(withRst, "jpeg")).toBeNull();
+      expect(imageStructureProblem(withRst.subarray(0, withRst.length - 2), "jpeg")).not.toBeNull();
+    });
+
+    it("refuses a truncated 400x300 JPEG through validateImageUpload with INVALID_IMAGE", async () => {
+      const jpeg = makeJpeg(400, 300);
+      await expectRejected({ bytes: jpeg.subarray(0, jpeg.length - 3), declaredType: "image/jpeg", filename: "cut.jpg" }, "INVALID_IMAGE", corrupted("the JPEG ends before its end-of-image marker (EOI)"));
+    });
+  });
+
+  describe("WebP", () => {
+    it("refuses every truncation, and any byte beyond the RIFF size", () => {
+      for (const kind of ["VP8", "VP8L", "VP8X"] as const) {
+        const webp = makeWebp(kind, 300, 200);
+        const need = kind === "VP8L" ? 25 : 30; // where the dimensions become readable
+        for (let n = need; n < webp.length; n++) {
+          expect(imageStructureProblem(webp.subarray(0, n), "webp"), `${kind} cut at ${n}`).toBe("the WebP file is shorter than its RIFF header says");
+        }
+        expect(imageStructureProblem(concatBytes(webp, new Uint8Array(2)), "webp")).toBe("the WebP file is longer than its RIFF header says");
+      }
+    });
+
+    it("allows the RIFF pad byte after an odd size, and an unpadded last chunk", () => {
+      const webp = makeWebp("VP8L", 300, 200); // VP8L payload of 13 bytes + 1 pad byte
+      const unpadded = webp.slice(0, webp.length - 1);
+      unpadded.set(le32(unpadded.length - 8), 4);
+      expect(imageStructureProblem(unpadded, "webp")).toBeNull();
+      expect(imageStructureProblem(concatBytes(unpadded, new Uint8Array(1)), "webp")).toBeNull();
+      expect(imageStructureProblem(concatBytes(unpadded, new Uint8Array(2)), "webp")).toBe("the WebP file is longer than its RIFF header says");
+    });
+
+    it("refuses a chunk that runs past the RIFF payload even when the RIFF size matches the file", () => {
+      const webp = makeWebp("VP8X", 300, 200);
+      const overlong = webp.slice();
+      overlong.set(le32(1000), 30 + 4); // the VP8 chunk after the 18-byte VP8X chunk at 12
+      expect(imageStructureProblem(overlong, "webp")).toBe("a WebP chunk runs past the end of the file");
+      const dangling = concatBytes(webp, text("ALP"));
+      dangling.set(le32(dangling.length - 8), 4);
+      expect(imageStructureProblem(dangling, "webp")).toBe("a WebP chunk header runs past the end of the file");
+    });
+
+    it("refuses a truncated 400x300 WebP through validateImageUpload with INVALID_IMAGE", async () => {
+      const webp = makeWebp("VP8", 400, 300);
+      await expectRejected({ bytes: webp.subarray(0, webp.length - 8), declaredType: "image/webp", filename: "cut.webp" }, "INVALID_IMAGE", corrupted("the WebP file is shorter than its RIFF header says"));
+    });
+  });
+
+  it("checks structure before the dimension limits: a cut-off file is reported as such", async () => {
+    const small = await makePng(120, 90);
+    await expectRejected({ bytes: small.subarray(0, small.length - 12) }, "INVALID_IMAGE", corrupted("the PNG ends before its IEND chunk"));
+  });
+
+  it("never throws and always terminates on adversarial bytes", () => {
+    const ffRun = concatBytes(makeJpeg(300, 200).subarray(0, -2), new Uint8Array(1 << 20).fill(0xff));
+    expect(imageStructureProblem(ffRun, "jpeg")).toBe("the JPEG ends before its end-of-image marker (EOI)");
+    const zeroChunks = concatBytes(makePngHeaderOnly(300, 200).subarray(0, AFTER_IHDR), new Uint8Array(1 << 20));
+    // Zero bytes are no chunk type: the walk stops at the first one.
+    expect(imageStructureProblem(zeroChunks, "png")).toBe("a PNG chunk has an invalid type");
+    const emptyChunks: Uint8Array[] = [makePngHeaderOnly(300, 200).subarray(0, AFTER_IHDR)];
+    for (let i = 0; i < 50_000; i++) emptyChunks.push(pngChunk("zzZz", new Uint8Array(0)));
+    expect(imageStructureProblem(concatBytes(...emptyChunks), "png")).toBe("the PNG ends before its IEND chunk");
+    const tinyWebpChunks = concatBytes(makeWebp("VP8", 300, 200), ...Array.from({ length: 10_000 }, () => concatBytes(text("JUNK"), le32(0))));
+    tinyWebpChunks.set(le32(tinyWebpChunks.length - 8), 4);
+    expect(imageStructureProblem(tinyWebpChunks, "webp")).toBeNull();
   });
 });
 
