@@ -13,6 +13,8 @@ export default defineConfig(async () => {
         miniflare: {
           bindings: {
             ENVIRONMENT: "test",
+            // The tests' own public URL (test/helpers/http.ts BASE): links and redirect URIs use it.
+            PUBLIC_API_URL: "https://api.test",
             LOG_LEVEL: "warn",
             TEST_MIGRATIONS: migrations,
             PLANT_ID_API_URL: "https://plant-id.emulator.test/v3",

@@ -36,7 +36,7 @@ const OVERRIDABLE = [
   "TREFLE_API_URL", "TREFLE_API_KEY", "OPENAI_API_URL", "OPENAI_API_KEY", "OPENAI_MODEL",
   "PLANT_ID_TIMEOUT_MS", "PLANTNET_TIMEOUT_MS", "TREFLE_TIMEOUT_MS", "OPENAI_TIMEOUT_MS",
   "PLANT_ID_CACHE_TTL_S", "PLANTNET_CACHE_TTL_S", "ALLOW_ANONYMOUS_IDENTIFY", "CORS_ORIGINS",
-  "FRONTEND_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_ACCESS_TTL_S", "JWT_REFRESH_TTL_S",
+  "FRONTEND_URL", "PUBLIC_API_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_ACCESS_TTL_S", "JWT_REFRESH_TTL_S",
   "COOKIE_SAMESITE", "SENTRY_DSN", "EDGE_RATE_LIMIT_ENABLED", "PASSWORD_RESET_TTL_S", "EMAIL_API_URL", "EMAIL_API_KEY", "EMAIL_FROM", "LOG_LEVEL",
   "MAX_JSON_BODY_BYTES", "MAX_UPLOAD_BODY_BYTES", "GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET",
   "GOOGLE_AUTH_URL", "GOOGLE_TOKEN_URL", "GOOGLE_JWKS_URL", "GOOGLE_ISSUER", "GITHUB_CLIENT_ID",
@@ -96,6 +96,8 @@ function localSettings(emulatorUrl: string): Record<string, string> {
     OPENAI_API_KEY: "emulator-key",
     EMAIL_API_KEY: "emulator-key",
     CORS_ORIGINS: `http://localhost:5173,http://127.0.0.1:5173,http://localhost:${port},http://127.0.0.1:${port}`,
+    // The URL this stack really answers on (links and OAuth redirect URIs are built on it).
+    PUBLIC_API_URL: `http://127.0.0.1:${port}`,
   };
   const settings: Record<string, string> = {};
   for (const name of OVERRIDABLE) {

@@ -1,8 +1,9 @@
 /**
  * Builds the Hono application: middleware order, the one error envelope, route mounting and
  * the OpenAPI document. Middleware runs outermost first:
- *   request id → access log → security headers → cache control → CORS → body size limit →
- *   authentication → routes, and for paths no route serves, the static files in public/.
+ *   public URL → request id → access log → security headers → cache control → CORS →
+ *   body size limit → authentication → routes, and for paths no route serves, the static
+ *   files in public/.
  * Routes answer with and without a trailing slash (`strict: false`).
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
@@ -18,6 +19,7 @@ import type { AppEnv } from "./env";
 import { AppError, errorEnvelope, fieldErrorsFrom, STATUS_DEFAULTS } from "./lib/errors";
 import { cacheControl } from "./lib/http-caching";
 import { createLogger, describeError } from "./lib/logger";
+import { canonicalRequestUrl } from "./lib/public-url";
 import { recordRequestMetric } from "./lib/metrics";
 import { reportError } from "./services/error-reporting";
 import { uuidv7 } from "./lib/ids";
@@ -55,6 +57,9 @@ export function createApp() {
       }
     },
   });
+
+  // Before anything reads the URL: links are built on PUBLIC_API_URL, not the Host header.
+  app.use("*", canonicalRequestUrl);
 
   app.use("*", async (c, next) => {
     const incoming = c.req.header("X-Request-ID");
@@ -162,7 +167,7 @@ export function createApp() {
         "Plant identification, care and community. Errors use one envelope " +
         "`{error, code, message, status_code, errors?, request_id}`. Every route answers with and without a trailing slash.",
     },
-    servers: [{ url: new URL(c.req.url).origin }],
+    servers: [{ url: getConfig(c.env).PUBLIC_API_URL }],
   }));
 
   app.notFound(async (c) => {

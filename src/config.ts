@@ -20,6 +20,21 @@ const rate = z
     return { limit, windowMs: windowS * 1000 };
   });
 const optionalSecret = z.string().optional().transform((v) => v ?? "");
+/**
+ * Where clients reach this API, as an origin: `https://api.example.com` (no path, no trailing
+ * slash). Every absolute URL the API hands out is built on it, never on the Host header.
+ */
+const publicOrigin = z.string().refine(
+  (v) => {
+    try {
+      const u = new URL(v);
+      return (u.protocol === "https:" || u.protocol === "http:") && u.origin === v;
+    } catch {
+      return false;
+    }
+  },
+  "expected an absolute http(s) URL without path or trailing slash, e.g. https://api.example.com",
+);
 
 const ConfigSchema = z.object({
   ENVIRONMENT: z.enum(["local", "test", "staging", "production"]),
@@ -46,6 +61,7 @@ const ConfigSchema = z.object({
       .filter(Boolean),
   ),
   FRONTEND_URL: url,
+  PUBLIC_API_URL: publicOrigin,
   JWT_ISSUER: z.string().min(1),
   JWT_AUDIENCE: z.string().min(1),
   JWT_ACCESS_TTL_S: z.coerce.number().int().positive(),

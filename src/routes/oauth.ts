@@ -16,7 +16,15 @@ import { AppError } from "../lib/errors";
 import { timingSafeEqualStrings } from "../lib/hash";
 import { describeError } from "../lib/logger";
 import { setSessionCookies } from "../lib/session-cookies";
-import { buildAuthorizationUrl, completeOAuth, isOAuthConfigured, OAUTH_PROVIDERS, OAuthError, type OAuthProvider } from "../services/oauth";
+import {
+  buildAuthorizationUrl,
+  completeOAuth,
+  isOAuthConfigured,
+  OAUTH_PROVIDERS,
+  OAuthError,
+  oauthRedirectUri,
+  type OAuthProvider,
+} from "../services/oauth";
 import { issueTokenPair } from "../services/tokens";
 import { ErrorSchema, jsonBody } from "./schemas";
 
@@ -42,7 +50,7 @@ const PROVIDER_NAMES: Record<OAuthProvider, string> = { google: "Google", github
 
 /** Identical in the authorization request and the code exchange, as providers require. */
 function callbackUrl(c: Context<AppEnv>, provider: OAuthProvider): string {
-  return `${new URL(c.req.url).origin}/api/v1/auth/oauth/${provider}/callback/`;
+  return oauthRedirectUri(getConfig(c.env), provider);
 }
 
 const tags = ["Auth"];

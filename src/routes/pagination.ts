@@ -6,6 +6,10 @@ export const PaginationQuery = z.object({
   page_size: z.coerce.number().int().min(1).max(100).default(20),
 });
 
+/**
+ * `requestUrl` is the route's `c.req.url`, which app.ts has rebased onto PUBLIC_API_URL
+ * (lib/public-url.ts): the links keep the client's path and filters but never its Host.
+ */
 export function pageOf<T>(requestUrl: string, page: number, pageSize: number, count: number, results: T[]) {
   const link = (p: number) => {
     const url = new URL(requestUrl);

@@ -90,6 +90,14 @@ function assertConfigured(config: Config, provider: OAuthProvider) {
 // ---- Step 1: the provider URL -----------------------------------------------------------------
 
 /**
+ * Our callback as registered with the provider, on PUBLIC_API_URL (never the request's Host):
+ * sent in the authorization request and, byte for byte, again in the code exchange.
+ */
+export function oauthRedirectUri(config: Config, provider: OAuthProvider): string {
+  return `${config.PUBLIC_API_URL}/api/v1/auth/oauth/${provider}/callback/`;
+}
+
+/**
  * Creates a pending sign-in (state, PKCE verifier, and for Google a nonce) and returns the
  * provider URL to send the browser to.
  */
