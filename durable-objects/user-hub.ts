@@ -60,8 +60,16 @@ export interface NotificationMessage {
 interface SocketAttachment {
   /** null = the socket follows all of the user's requests (`/ws/`). */
   requestId: string | null;
+  /** The session (refresh family) that opened it; null for tokens from before sessions had ids. */
+  sessionId?: string | null;
   connectedAt: number;
 }
+
+/** Which sockets a sign-out ends: one session's, or every session's but (optionally) one. */
+export type SessionScope = { sessionId: string } | { exceptSessionId?: string };
+
+/** Close code for a socket whose session ended (API.md §3: 4401 = not authenticated). */
+export const SESSION_ENDED_CODE = 4401;
 
 const ALL_TAG = "all";
 const requestTag = (requestId: string) => `req:${requestId}`;
@@ -97,10 +105,11 @@ export class UserHub extends DurableObject<Env> {
       return new Response("Expected a WebSocket upgrade", { status: 426 });
     }
     const requestId = request.headers.get("X-Hub-Request-Id") || null;
+    const sessionId = request.headers.get("X-Hub-Session-Id") || null;
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server, [requestId ? requestTag(requestId) : ALL_TAG]);
-    const attachment: SocketAttachment = { requestId, connectedAt: Date.now() };
+    const attachment: SocketAttachment = { requestId, sessionId, connectedAt: Date.now() };
     server.serializeAttachment(attachment);
 
     server.send(JSON.stringify({ type: "init", ...(requestId ? { request_id: requestId } : {}), message: "connected" }));
@@ -166,6 +175,27 @@ export class UserHub extends DurableObject<Env> {
     this.sql.exec("DELETE FROM request_state WHERE request_id = ?", requestId);
     this.sql.exec("DELETE FROM request_events WHERE request_id = ?", requestId);
     for (const ws of this.ctx.getWebSockets(requestTag(requestId))) ws.close(code, reason);
+  }
+
+  /**
+   * Ends the sockets of signed-out sessions with 4401: one session (sign-out, a family revoked
+   * for reuse), or all of them but the caller's own (password change), or all (sign-out
+   * everywhere, reset, deactivation). Returns how many were closed.
+   */
+  async closeSessions(scope: SessionScope, reason = "session ended"): Promise<number> {
+    let closed = 0;
+    for (const ws of this.ctx.getWebSockets()) {
+      const sessionId = (ws.deserializeAttachment() as SocketAttachment | null)?.sessionId ?? null;
+      const ends = "sessionId" in scope ? sessionId === scope.sessionId : scope.exceptSessionId === undefined || sessionId !== scope.exceptSessionId;
+      if (!ends) continue;
+      try {
+        ws.close(SESSION_ENDED_CODE, reason);
+        closed++;
+      } catch {
+        // Already closing.
+      }
+    }
+    return closed;
   }
 
   async connectionCount(): Promise<number> {

@@ -91,7 +91,9 @@ export function createApp() {
         return c.body(null, 204, { Vary: "Origin" });
       }
       await next();
-      c.res.headers.append("Vary", "Origin");
+      // A WebSocket upgrade's 101 comes from the Durable Object with immutable headers (and
+      // caches never see it); writing to it would throw.
+      if (c.res.status !== 101) c.res.headers.append("Vary", "Origin");
       return;
     }
     return cors({

@@ -187,14 +187,20 @@
     return { ok: res.ok, status: res.status, data, headers: res.headers };
   }
 
-  /** The csrftoken cookie, fetched from csrf/ when the browser has none yet. */
+  /**
+   * The CSRF cookie (`__Host-csrftoken` when served over HTTPS, `csrftoken` in local
+   * development), fetched from csrf/ when the browser has none yet.
+   */
+  function csrfCookie() {
+    return getCookie("__Host-csrftoken") || getCookie("csrftoken");
+  }
   async function csrfToken() {
-    const existing = getCookie("csrftoken");
+    const existing = csrfCookie();
     if (existing) return existing;
     try {
       const res = await fetch(API + "/auth/csrf/", { credentials: "same-origin", cache: "no-store" });
       const data = await res.json();
-      return getCookie("csrftoken") || (data && typeof data.csrfToken === "string" ? data.csrfToken : "");
+      return csrfCookie() || (data && typeof data.csrfToken === "string" ? data.csrfToken : "");
     } catch {
       return "";
     }

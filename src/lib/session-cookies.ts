@@ -1,16 +1,22 @@
 /**
  * Web session cookies (API.md §1): HttpOnly access and refresh cookies — the refresh cookie
  * scoped to /api/v1/auth/ so browsers send it to the refresh route and nowhere else — plus the
- * readable `csrftoken` for double-submit. Secure outside local development.
+ * readable CSRF cookie for double-submit. Secure outside local development.
+ *
+ * The CSRF token of a session is an HMAC of the session id (the refresh family), and the cookie
+ * is named `__Host-csrftoken` outside local development. Plain double-submit trusts any cookie
+ * the browser holds, and a sibling subdomain can toss one in; a `__Host-` cookie can only be set
+ * by this host over HTTPS, and a token bound to the session is worthless in another session.
  */
 import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { CookieOptions } from "hono/utils/cookie";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
-import { ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE } from "../middleware/auth";
-import { randomToken } from "./hash";
+import { base64UrlEncode, randomToken } from "./hash";
 
+export const ACCESS_COOKIE = "access_token";
+export const REFRESH_COOKIE = "refresh_token";
 export const REFRESH_COOKIE_PATH = "/api/v1/auth/";
 
 function baseOptions(c: Context<AppEnv>): CookieOptions {
@@ -24,7 +30,28 @@ function baseOptions(c: Context<AppEnv>): CookieOptions {
   };
 }
 
-export function setSessionCookies(c: Context<AppEnv>, tokens: { access: string; refresh: string; accessExpiresIn: number; refreshExpiresIn: number }) {
+/** `csrftoken` in local development (plain http), `__Host-csrftoken` everywhere else. */
+export function csrfCookieName(config: { isLocal: boolean }): string {
+  return config.isLocal ? "csrftoken" : "__Host-csrftoken";
+}
+
+const csrfKeys = new Map<string, Promise<CryptoKey>>();
+
+/** The session's CSRF token: HMAC-SHA-256(JWT_SECRET, "csrf:" + session id), base64url. */
+export async function csrfTokenForSession(secret: string, sessionId: string): Promise<string> {
+  let key = csrfKeys.get(secret);
+  if (!key) {
+    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    csrfKeys.set(secret, key);
+  }
+  const mac = await crypto.subtle.sign("HMAC", await key, new TextEncoder().encode(`csrf:${sessionId}`));
+  return base64UrlEncode(new Uint8Array(mac));
+}
+
+export async function setSessionCookies(
+  c: Context<AppEnv>,
+  tokens: { access: string; refresh: string; accessExpiresIn: number; refreshExpiresIn: number; familyId: string },
+): Promise<string> {
   const base = baseOptions(c);
   setCookie(c, ACCESS_COOKIE, tokens.access, { ...base, httpOnly: true, maxAge: tokens.accessExpiresIn });
   setCookie(c, REFRESH_COOKIE, tokens.refresh, {
@@ -33,16 +60,26 @@ export function setSessionCookies(c: Context<AppEnv>, tokens: { access: string; 
     path: REFRESH_COOKIE_PATH,
     maxAge: tokens.refreshExpiresIn,
   });
-  ensureCsrfCookie(c);
+  return setCsrfCookie(c, await csrfTokenForSession(getConfig(c.env).JWT_SECRET, tokens.familyId));
 }
 
-/** Returns the CSRF token, issuing a cookie when the client has none. */
-export function ensureCsrfCookie(c: Context<AppEnv>): string {
-  const existing = getCookie(c, CSRF_COOKIE);
-  if (existing && /^[A-Za-z0-9_-]{32,64}$/.test(existing)) return existing;
-  const token = randomToken(32);
-  setCookie(c, CSRF_COOKIE, token, { ...baseOptions(c), httpOnly: false, maxAge: 365 * 24 * 3600 });
+function setCsrfCookie(c: Context<AppEnv>, token: string): string {
+  setCookie(c, csrfCookieName(getConfig(c.env)), token, { ...baseOptions(c), httpOnly: false, maxAge: 365 * 24 * 3600 });
   return token;
+}
+
+/**
+ * The CSRF token for this client: the session's own when it is signed in with a cookie session
+ * (`sessionId`), else the existing anonymous cookie or a new random one (nothing to protect yet).
+ */
+export async function ensureCsrfCookie(c: Context<AppEnv>, sessionId?: string): Promise<string> {
+  const existing = getCookie(c, csrfCookieName(getConfig(c.env)));
+  if (sessionId) {
+    const token = await csrfTokenForSession(getConfig(c.env).JWT_SECRET, sessionId);
+    return existing === token ? token : setCsrfCookie(c, token);
+  }
+  if (existing && /^[A-Za-z0-9_-]{32,64}$/.test(existing)) return existing;
+  return setCsrfCookie(c, randomToken(32));
 }
 
 export function clearSessionCookies(c: Context<AppEnv>) {

@@ -10,12 +10,10 @@ import { getConfig } from "../config";
 import type { AppEnv, AuthenticatedUser } from "../env";
 import { AppError } from "../lib/errors";
 import { timingSafeEqualStrings } from "../lib/hash";
+import { ACCESS_COOKIE, csrfCookieName, csrfTokenForSession } from "../lib/session-cookies";
 import { issuedBefore, verifyToken, type TokenClaims } from "../services/tokens";
 import type { Role } from "../services/users";
 
-export const ACCESS_COOKIE = "access_token";
-export const REFRESH_COOKIE = "refresh_token";
-export const CSRF_COOKIE = "csrftoken";
 export const CSRF_HEADER = "X-CSRFToken";
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
@@ -26,6 +24,7 @@ interface AuthRow {
   is_active: number;
   tokens_valid_after: number;
   revoked: number | null;
+  session_revoked: number | null;
 }
 
 /** Resolves an access token to a live user: one D1 read covering revocation and deactivation. */
@@ -33,12 +32,13 @@ export async function userFromAccessToken(c: Context<AppEnv>, token: string): Pr
   const claims = await verifyToken(getConfig(c.env), token, "access");
   const row = await c.env.DB.prepare(
     `SELECT id, username, role, is_active, tokens_valid_after,
-            (SELECT 1 FROM revoked_tokens WHERE jti = ?) AS revoked
-       FROM users WHERE id = ?`,
+            (SELECT 1 FROM revoked_tokens WHERE jti = ?1) AS revoked,
+            (SELECT 1 FROM revoked_sessions WHERE family_id = ?2) AS session_revoked
+       FROM users WHERE id = ?3`,
   )
-    .bind(claims.jti, claims.sub)
+    .bind(claims.jti, claims.sid ?? "", claims.sub)
     .first<AuthRow>();
-  if (!row || !row.is_active || row.revoked || issuedBefore(claims, row.tokens_valid_after)) {
+  if (!row || !row.is_active || row.revoked || row.session_revoked || issuedBefore(claims, row.tokens_valid_after)) {
     throw new AppError("TOKEN_INVALID", 401, "Token is invalid or has been revoked.");
   }
   return { user: { id: row.id, username: row.username, role: row.role }, claims };
@@ -87,13 +87,20 @@ export function requireRole(...roles: Role[]): MiddlewareHandler<AppEnv> {
   };
 }
 
-/** Throws 403 CSRF_FAILED unless the X-CSRFToken header matches the csrftoken cookie. */
-export function assertCsrf(c: Context<AppEnv>): void {
-  const cookie = getCookie(c, CSRF_COOKIE);
+/**
+ * Throws 403 CSRF_FAILED unless the X-CSRFToken header matches the CSRF cookie and, for a
+ * session (`sessionId`: the access token's `sid`, or the refresh token's family), is that
+ * session's own token — so a cookie tossed in by a sibling domain, or one from another
+ * session, is refused. Tokens from before sessions had ids get the double-submit check alone.
+ */
+export async function assertCsrf(c: Context<AppEnv>, sessionId: string | undefined = c.get("accessClaims")?.sid): Promise<void> {
+  const config = getConfig(c.env);
+  const cookie = getCookie(c, csrfCookieName(config));
   const header = c.req.header(CSRF_HEADER);
-  if (!cookie || !header || !timingSafeEqualStrings(cookie, header)) {
-    throw new AppError("CSRF_FAILED", 403, "CSRF verification failed. Send the X-CSRFToken header matching the csrftoken cookie.");
-  }
+  const fail = () =>
+    new AppError("CSRF_FAILED", 403, "CSRF verification failed. Send the X-CSRFToken header matching the csrftoken cookie.");
+  if (!cookie || !header || !timingSafeEqualStrings(cookie, header)) throw fail();
+  if (sessionId && !timingSafeEqualStrings(header, await csrfTokenForSession(config.JWT_SECRET, sessionId))) throw fail();
 }
 
 /**
@@ -104,6 +111,6 @@ const CHECKS_OWN_CSRF = /^\/api\/v1\/plant-identification\/identify\/?$/;
 
 /** Double-submit CSRF for cookie-authenticated unsafe requests. */
 export const csrfProtection: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (c.get("authMethod") === "cookie" && !SAFE_METHODS.has(c.req.method) && !CHECKS_OWN_CSRF.test(c.req.path)) assertCsrf(c);
+  if (c.get("authMethod") === "cookie" && !SAFE_METHODS.has(c.req.method) && !CHECKS_OWN_CSRF.test(c.req.path)) await assertCsrf(c);
   await next();
 };

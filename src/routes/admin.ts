@@ -6,6 +6,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
 import { requireRole } from "../middleware/auth";
+import { setAccountActive } from "../services/accounts";
 import { findUserById, userProfile, type UserRow } from "../services/users";
 import { UserProfileSchema } from "./auth";
 import { pageOf, PaginationQuery, queryPage } from "./pagination";
@@ -67,6 +68,30 @@ export function adminRoutes() {
       const result = await c.env.DB.prepare("UPDATE users SET role = ?, updated_at = ? WHERE id = ?").bind(role, new Date().toISOString(), id).run();
       if ((result.meta.changes ?? 0) === 0) throw new AppError("NOT_FOUND", 404, "User not found.");
       return c.json(userProfile((await findUserById(c.env, id))!), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: "/api/v1/admin/users/{id}/active",
+      tags,
+      summary: "Deactivate or reactivate an account (admin)",
+      description:
+        "Deactivation ends every session of the account at once: its refresh and access tokens stop working and its " +
+        "WebSockets close with 4401. A deactivated account cannot sign in until reactivated.",
+      middleware: [requireRole("admin")] as const,
+      request: {
+        params: z.object({ id: z.uuid() }),
+        body: { content: { "application/json": { schema: z.object({ is_active: z.boolean() }).openapi("AccountActive") } }, required: true },
+      },
+      responses: { 200: jsonBody(UserProfileSchema, "Updated user"), ...errors },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      if (id === c.get("user")!.id) throw new AppError("VALIDATION_ERROR", 400, "You cannot deactivate your own account here.", { id: ["Choose another account."] });
+      const user = await setAccountActive(c.env, id, c.req.valid("json").is_active, c.get("logger"));
+      return c.json(userProfile(user), 200);
     },
   );
 

@@ -9,28 +9,26 @@ import { getCookie } from "hono/cookie";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
-import { randomToken, sha256Hex } from "../lib/hash";
-import { AVATAR_RULES, validateImageUpload } from "../lib/images";
-import { clearSessionCookies, ensureCsrfCookie, setSessionCookies } from "../lib/session-cookies";
-import { assertCsrf, REFRESH_COOKIE, requireAuth } from "../middleware/auth";
-import { sendEmail } from "../providers/email";
-import { burnPasswordCheck, hashPassword, needsRehash, passwordPolicyErrors, verifyPassword } from "../services/passwords";
+import { clearSessionCookies, ensureCsrfCookie, REFRESH_COOKIE, setSessionCookies } from "../lib/session-cookies";
+import { assertCsrf, requireAuth } from "../middleware/auth";
 import {
-  assertNotLocked,
-  clearLoginFailures,
-  clientIp,
-  enforceRateLimit,
-  recordLoginFailure,
-} from "../services/rate-limits";
-import {
-  issueTokenPair,
-  revokeAccessToken,
-  revokeAllForUserStatements,
-  revokeFamily,
-  rotateRefreshToken,
-  verifyToken,
-} from "../services/tokens";
-import { createUser, findUserByEmail, findUserById, findUserByLogin, publicUser, uniquenessErrors, userProfile, type UserRow } from "../services/users";
+  assertPasswordPolicy,
+  changePassword,
+  confirmEmailChange,
+  confirmPasswordReset,
+  issueWsTicket,
+  requestEmailChange,
+  requestPasswordReset,
+  signInWithPassword,
+  updateAvatar,
+  updateProfile,
+  WS_TICKET_TTL_S,
+} from "../services/accounts";
+import { hashPassword } from "../services/passwords";
+import { clientIp, enforceRateLimit } from "../services/rate-limits";
+import { endEverySession, endSession } from "../services/sessions";
+import { issueTokenPair, revokeAccessToken, rotateRefreshToken, verifyToken, type TokenPair } from "../services/tokens";
+import { createUser, findUserById, publicUser, userProfile, type UserRow } from "../services/users";
 import { ErrorSchema, jsonBody, MessageSchema } from "./schemas";
 
 // ---- Schemas --------------------------------------------------------------------------------
@@ -60,6 +58,7 @@ const UserProfileSchema = PublicUserSchema.extend({
   role: z.enum(["user", "moderator", "editor", "admin"]),
   is_staff: z.boolean(),
   email_verified: z.boolean(),
+  pending_email: z.string().nullable().openapi({ description: "An email change waiting for the new address to confirm the emailed link" }),
   last_login: z.string().nullable(),
 }).openapi("UserProfile");
 
@@ -126,6 +125,7 @@ const AvatarForm = z
 const PasswordChangeBody = z
   .object({ old_password: z.string().min(1).max(1024), new_password: z.string().min(1).max(1024) })
   .openapi("PasswordChange");
+const EmailConfirmBody = z.object({ token: z.string().min(10).max(200) }).openapi("EmailChangeConfirm");
 const PasswordResetBody = z.object({ email: z.string().trim().min(1).max(254) }).openapi("PasswordResetRequest");
 const PasswordResetConfirmBody = z
   .object({
@@ -144,69 +144,14 @@ const errors = {
 
 // ---- Helpers --------------------------------------------------------------------------------
 
-function policyCheck(password: string, confirm: string | undefined, user: { username?: string; email?: string }, field: string) {
-  const fieldErrors: Record<string, string[]> = {};
-  const problems = passwordPolicyErrors(password, user);
-  if (problems.length > 0) fieldErrors[field] = problems;
-  if (confirm !== undefined && confirm !== password) fieldErrors[`${field}_confirm`] = ["Passwords do not match."];
-  if (Object.keys(fieldErrors).length > 0) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrors);
-}
-
-const INVALID_CREDENTIALS = () => new AppError("INVALID_CREDENTIALS", 401, "Invalid username or password.");
-
-/**
- * The shared sign-in check for /login and /token: per-IP limit, account lockout (also for
- * unknown names, so lockout does not reveal which names exist), constant-work password check.
- */
-async function authenticateCredentials(c: Context<AppEnv>, identifier: string, password: string): Promise<UserRow> {
-  const config = getConfig(c.env);
-  await enforceRateLimit(c.env, `login:ip:${clientIp(c.req.raw)}`, config.LOGIN_RATE_LIMIT);
-  const user = await findUserByLogin(c.env, identifier);
-  const accountKey = user ? `user:${user.id}` : `name:${identifier.toLowerCase()}`;
-  await assertNotLocked(c.env, accountKey);
-
-  const ok = user?.password_hash ? await verifyPassword(password, user.password_hash) : await burnPasswordCheck(password);
-  if (!ok || !user || !user.is_active) {
-    const failure = await recordLoginFailure(c.env, config, accountKey);
-    if (failure.justLocked && user) c.executionCtx.waitUntil(notifyLockout(c, user));
-    throw INVALID_CREDENTIALS();
-  }
-  await clearLoginFailures(c.env, accountKey);
-  const lastLogin = new Date().toISOString();
-  const statements = [c.env.DB.prepare("UPDATE users SET last_login = ? WHERE id = ?").bind(lastLogin, user.id)];
-  if (needsRehash(user.password_hash!)) {
-    statements.push(c.env.DB.prepare("UPDATE users SET password_hash = ? WHERE id = ?").bind(await hashPassword(password), user.id));
-  }
-  await c.env.DB.batch(statements);
-  return { ...user, last_login: lastLogin };
-}
-
-async function notifyLockout(c: Context<AppEnv>, user: UserRow) {
-  const config = getConfig(c.env);
-  const logger = c.get("logger");
-  try {
-    // One email per lockout period, however many attempts keep arriving.
-    const now = Math.floor(Date.now() / 1000);
-    const claimed = await c.env.DB.prepare(
-      "UPDATE users SET lockout_notified_at = ? WHERE id = ? AND (lockout_notified_at IS NULL OR lockout_notified_at < ?)",
-    )
-      .bind(now, user.id, now - config.LOCKOUT_DURATION_S)
-      .run();
-    if ((claimed.meta.changes ?? 0) === 0) return;
-    await sendEmail(
-      { apiUrl: config.EMAIL_API_URL, apiKey: config.EMAIL_API_KEY, from: config.EMAIL_FROM },
-      {
-        to: user.email,
-        subject: "Your Plant Community account was locked",
-        text:
-          `Hello ${user.username},\n\nWe saw ${config.LOCKOUT_THRESHOLD} failed sign-in attempts on your account and locked it ` +
-          `for ${Math.round(config.LOCKOUT_DURATION_S / 60)} minutes. If this was not you, consider resetting your password:\n` +
-          `${config.FRONTEND_URL}/forgot-password\n`,
-      },
-    );
-  } catch (err) {
-    logger.warn("lockout email failed", { user_id: user.id, error: String(err) });
-  }
+function signIn(c: Context<AppEnv>, identifier: string, password: string): Promise<UserRow> {
+  return signInWithPassword(
+    c.env,
+    getConfig(c.env),
+    { identifier, password, clientKey: clientIp(c.req.raw) },
+    (work) => c.executionCtx.waitUntil(work),
+    c.get("logger"),
+  );
 }
 
 function tokenPairBody(pair: { access: string; refresh: string; accessExpiresIn: number }) {
@@ -234,7 +179,7 @@ export function authRoutes() {
       summary: "Issue the csrftoken cookie",
       responses: { 200: jsonBody(z.object({ csrfToken: z.string() }), "CSRF token (also set as the csrftoken cookie)") },
     }),
-    (c) => c.json({ csrfToken: ensureCsrfCookie(c) }, 200),
+    async (c) => c.json({ csrfToken: await ensureCsrfCookie(c, c.get("authMethod") === "cookie" ? c.get("accessClaims")?.sid : undefined) }, 200),
   );
 
   app.openapi(
@@ -250,7 +195,7 @@ export function authRoutes() {
       const config = getConfig(c.env);
       await enforceRateLimit(c.env, `register:ip:${clientIp(c.req.raw)}`, config.REGISTER_RATE_LIMIT);
       const body = c.req.valid("json");
-      policyCheck(body.password, body.password_confirm, { username: body.username, email: body.email }, "password");
+      assertPasswordPolicy(body.password, body.password_confirm, { username: body.username, email: body.email }, "password");
       const user = await createUser(c.env, {
         username: body.username,
         email: body.email,
@@ -258,7 +203,7 @@ export function authRoutes() {
         firstName: body.first_name,
         lastName: body.last_name,
       });
-      setSessionCookies(c, await issueTokenPair(c.env, config, user.id));
+      await setSessionCookies(c, await issueTokenPair(c.env, config, user.id));
       return c.json({ message: "Registration successful.", user: userProfile(user) }, 201);
     },
   );
@@ -274,8 +219,8 @@ export function authRoutes() {
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const user = await authenticateCredentials(c, (body.username ?? body.email)!, body.password);
-      setSessionCookies(c, await issueTokenPair(c.env, getConfig(c.env), user.id));
+      const user = await signIn(c, (body.username ?? body.email)!, body.password);
+      await setSessionCookies(c, await issueTokenPair(c.env, getConfig(c.env), user.id));
       return c.json({ message: "Login successful.", user: userProfile(user) }, 200);
     },
   );
@@ -291,7 +236,7 @@ export function authRoutes() {
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const user = await authenticateCredentials(c, (body.username ?? body.email)!, body.password);
+      const user = await signIn(c, (body.username ?? body.email)!, body.password);
       return c.json(tokenPairBody(await issueTokenPair(c.env, getConfig(c.env), user.id)), 200);
     },
   );
@@ -303,8 +248,10 @@ export function authRoutes() {
       tags,
       summary: "Rotate a refresh token (cookie or body)",
       description:
-        "The presented refresh token is revoked and a new pair issued. Presenting a revoked token revokes its whole family. " +
-        "Cookie-based refresh needs the X-CSRFToken header and answers with cookies; body-based refresh answers with tokens.",
+        "The presented refresh token is revoked and a new pair issued. Presenting it again within 20 seconds (two tabs " +
+        "refreshing at once) returns the same new pair; later, it counts as theft and revokes the whole family (the session " +
+        "ends everywhere, its WebSockets close with 4401). Cookie-based refresh needs the session's X-CSRFToken header and " +
+        "answers with cookies; body-based refresh answers with tokens.",
       request: { body: { content: { "application/json": { schema: RefreshBody } }, required: false } },
       responses: {
         200: jsonBody(z.union([TokenPairSchema, z.object({ message: z.string(), expires_in: z.number() })]), "New token pair"),
@@ -320,10 +267,12 @@ export function authRoutes() {
       if (!token) {
         throw new AppError("VALIDATION_ERROR", 400, "No refresh token provided.", { refresh: ["This field is required."] });
       }
-      if (fromCookie) assertCsrf(c);
-      const pair = await rotateRefreshToken(c.env, config, token);
+      if (fromCookie) await assertCsrf(c, (await verifyToken(config, token, "refresh").catch(() => null))?.fam);
+      const pair = await rotateRefreshToken(c.env, config, token, (userId, familyId) =>
+        endSession(c.env, config, userId, familyId, c.get("logger")),
+      );
       if (fromCookie) {
-        setSessionCookies(c, pair);
+        await setSessionCookies(c, pair);
         return c.json({ message: "Token refreshed.", expires_in: pair.accessExpiresIn }, 200);
       }
       return c.json(tokenPairBody(pair), 200);
@@ -335,7 +284,7 @@ export function authRoutes() {
       method: "post",
       path: "/api/v1/auth/logout",
       tags,
-      summary: "Sign out: revoke the session's refresh token family and the current access token",
+      summary: "Sign out: end this session (its refresh and access tokens, its WebSockets)",
       middleware: [requireAuth] as const,
       request: { body: { content: { "application/json": { schema: RefreshBody } }, required: false } },
       responses: { 200: jsonBody(MessageSchema, "Signed out"), ...errors },
@@ -344,13 +293,32 @@ export function authRoutes() {
       const config = getConfig(c.env);
       const claims = c.get("accessClaims")!;
       const refresh = c.req.valid("json")?.refresh ?? getCookie(c, REFRESH_COOKIE);
+      const families = new Set<string>(claims.sid ? [claims.sid] : []);
       if (refresh) {
         const refreshClaims = await verifyToken(config, refresh, "refresh").catch(() => null);
-        if (refreshClaims?.fam && refreshClaims.sub === claims.sub) await revokeFamily(c.env, refreshClaims.fam);
+        if (refreshClaims?.fam && refreshClaims.sub === claims.sub) families.add(refreshClaims.fam);
       }
       await revokeAccessToken(c.env, claims.jti, claims.exp);
+      for (const family of families) await endSession(c.env, config, claims.sub, family, c.get("logger"));
       clearSessionCookies(c);
       return c.json({ message: "Logged out." }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/auth/logout-all",
+      tags,
+      summary: "Sign out everywhere: end every session of this account, this one included",
+      description: "Every refresh and access token of the account stops working at once and every WebSocket closes with 4401.",
+      middleware: [requireAuth] as const,
+      responses: { 200: jsonBody(MessageSchema, "Signed out everywhere"), ...errors },
+    }),
+    async (c) => {
+      await endEverySession(c.env, c.get("user")!.id, { logger: c.get("logger") });
+      clearSessionCookies(c);
+      return c.json({ message: "Logged out everywhere." }, 200);
     },
   );
 
@@ -388,25 +356,36 @@ export function authRoutes() {
       const user = await currentUserRow(c);
       const contentType = c.req.header("Content-Type") ?? "";
       if (contentType.toLowerCase().startsWith("multipart/form-data")) {
-        await updateAvatar(c, user, (c.req.valid("form") as z.infer<typeof AvatarForm>).avatar);
+        await updateAvatar(c.env, user.id, (c.req.valid("form") as z.infer<typeof AvatarForm>).avatar);
       } else {
-        const patch = c.req.valid("json") as z.infer<typeof ProfilePatch>;
-        if (patch.email && patch.email.toLowerCase() !== user.email.toLowerCase()) {
-          const taken = await uniquenessErrors(c.env, null, patch.email, user.id);
-          if (taken.email) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", taken);
-        }
-        const columns = Object.entries(patch).filter(([, v]) => v !== undefined);
-        if (columns.length > 0) {
-          const emailChanged = patch.email !== undefined && patch.email.toLowerCase() !== user.email.toLowerCase();
-          // Column names come from the strict zod schema's keys, never from the client.
-          const sets = columns.map(([k]) => `${k} = ?`);
-          if (emailChanged) sets.push("email_verified = 0");
-          await c.env.DB.prepare(`UPDATE users SET ${sets.join(", ")}, updated_at = ? WHERE id = ?`)
-            .bind(...columns.map(([, v]) => v as string), new Date().toISOString(), user.id)
-            .run();
-        }
+        const { email: newEmail, ...changes } = c.req.valid("json") as z.infer<typeof ProfilePatch>;
+        // The address changes only when the new one confirms the emailed link (see pending_email).
+        if (newEmail !== undefined) await requestEmailChange(c.env, getConfig(c.env), user, newEmail, c.get("logger"));
+        await updateProfile(c.env, user.id, changes);
       }
       return c.json(userProfile(await currentUserRow(c)), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/auth/email/confirm",
+      tags,
+      summary: "Confirm an email change with the token from the link sent to the new address (single use)",
+      description:
+        "Until this call the account keeps its old address, and the new one claims nothing (registration, sign-in, OAuth " +
+        "linking and password reset ignore it). Confirming marks the address verified and invalidates outstanding reset links.",
+      request: { body: { content: { "application/json": { schema: EmailConfirmBody } }, required: true } },
+      responses: {
+        200: jsonBody(z.object({ message: z.string(), email: z.string() }), "Email changed"),
+        409: { description: "Another account has this address now", content: { "application/json": { schema: ErrorSchema } } },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const user = await confirmEmailChange(c.env, c.req.valid("json").token);
+      return c.json({ message: "Your email address has been changed.", email: user.email }, 200);
     },
   );
 
@@ -421,25 +400,17 @@ export function authRoutes() {
       responses: { 200: jsonBody(z.object({ message: z.string() }).passthrough(), "Changed"), ...errors },
     }),
     async (c) => {
-      const config = getConfig(c.env);
       const body = c.req.valid("json");
-      const user = await currentUserRow(c);
-      if (!user.password_hash || !(await verifyPassword(body.old_password, user.password_hash))) {
-        throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { old_password: ["Your old password was entered incorrectly."] });
-      }
-      policyCheck(body.new_password, undefined, user, "new_password");
-      await c.env.DB.batch([
-        c.env.DB.prepare("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?").bind(
-          await hashPassword(body.new_password),
-          new Date().toISOString(),
-          user.id,
-        ),
-        ...revokeAllForUserStatements(c.env, user.id),
-      ]);
-      // This client stays signed in with a fresh session; every other one is out.
-      const pair = await issueTokenPair(c.env, config, user.id);
+      const pair = await changePassword(
+        c.env,
+        getConfig(c.env),
+        await currentUserRow(c),
+        { oldPassword: body.old_password, newPassword: body.new_password, sessionId: c.get("accessClaims")?.sid },
+        c.get("logger"),
+      );
+      // This client stays signed in (same session, fresh pair); every other session is out.
       if (c.get("authMethod") === "cookie") {
-        setSessionCookies(c, pair);
+        await setSessionCookies(c, pair);
         return c.json({ message: "Password changed." }, 200);
       }
       return c.json({ message: "Password changed.", ...tokenPairBody(pair) }, 200);
@@ -460,7 +431,7 @@ export function authRoutes() {
       await enforceRateLimit(c.env, `reset:ip:${clientIp(c.req.raw)}`, config.REGISTER_RATE_LIMIT);
       const { email: address } = c.req.valid("json");
       // The lookup and mail happen after the response, so timing does not reveal accounts.
-      c.executionCtx.waitUntil(sendPasswordReset(c, address));
+      c.executionCtx.waitUntil(requestPasswordReset(c.env, config, address, c.get("logger")));
       return c.json({ message: "If an account exists for that email, a password reset link has been sent." }, 200);
     },
   );
@@ -476,29 +447,11 @@ export function authRoutes() {
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const tokenHash = await sha256Hex(body.token);
-      const now = Math.floor(Date.now() / 1000);
-      const invalid = () => new AppError("INVALID_TOKEN", 400, "The password reset link is invalid or has expired.");
-      const pending = await c.env.DB.prepare(
-        "SELECT user_id FROM password_reset_tokens WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
-      )
-        .bind(tokenHash, now)
-        .first<{ user_id: string }>();
-      if (!pending) throw invalid();
-      const user = await findUserById(c.env, pending.user_id);
-      if (!user) throw invalid();
-      policyCheck(body.new_password, body.new_password_confirm, user, "new_password");
-      const newHash = await hashPassword(body.new_password);
-      // Consuming the token and setting the password are one atomic batch; the conditional
-      // update makes a second use (even a concurrent one) change nothing.
-      const [consumed] = await c.env.DB.batch([
-        c.env.DB.prepare("UPDATE password_reset_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL").bind(now, tokenHash),
-        c.env.DB.prepare(
-          "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND EXISTS (SELECT 1 FROM password_reset_tokens WHERE token_hash = ? AND used_at = ?)",
-        ).bind(newHash, new Date().toISOString(), user.id, tokenHash, now),
-        ...revokeAllForUserStatements(c.env, user.id),
-      ]);
-      if (!consumed || (consumed.meta.changes ?? 0) === 0) throw invalid();
+      await confirmPasswordReset(
+        c.env,
+        { token: body.token, newPassword: body.new_password, confirm: body.new_password_confirm },
+        c.get("logger"),
+      );
       return c.json({ message: "Your password has been reset. You can now sign in." }, 200);
     },
   );
@@ -513,62 +466,12 @@ export function authRoutes() {
       responses: { 200: jsonBody(z.object({ ticket: z.string(), expires_in: z.literal(60) }), "Ticket"), ...errors },
     }),
     async (c) => {
-      const ticket = randomToken(32);
-      await c.env.DB.prepare("INSERT INTO ws_tickets (ticket_hash, user_id, expires_at) VALUES (?, ?, ?)")
-        .bind(await sha256Hex(ticket), c.get("user")!.id, Math.floor(Date.now() / 1000) + 60)
-        .run();
-      return c.json({ ticket, expires_in: 60 as const }, 200);
+      const ticket = await issueWsTicket(c.env, c.get("user")!.id, c.get("accessClaims")?.sid);
+      return c.json({ ticket, expires_in: WS_TICKET_TTL_S as 60 }, 200);
     },
   );
 
   return app;
-}
-
-async function sendPasswordReset(c: Context<AppEnv>, address: string): Promise<void> {
-  const config = getConfig(c.env);
-  const logger = c.get("logger");
-  try {
-    const user = await findUserByEmail(c.env, address);
-    if (!user || !user.is_active) return;
-    const token = randomToken(32);
-    await c.env.DB.prepare("INSERT INTO password_reset_tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)")
-      .bind(await sha256Hex(token), user.id, Math.floor(Date.now() / 1000) + config.PASSWORD_RESET_TTL_S)
-      .run();
-    const link = `${config.FRONTEND_URL}/reset-password?token=${encodeURIComponent(token)}`;
-    await sendEmail(
-      { apiUrl: config.EMAIL_API_URL, apiKey: config.EMAIL_API_KEY, from: config.EMAIL_FROM },
-      {
-        to: user.email,
-        subject: "Reset your Plant Community password",
-        text:
-          `Hello ${user.username},\n\nUse this link to choose a new password (valid for ` +
-          `${Math.round(config.PASSWORD_RESET_TTL_S / 60)} minutes, once):\n${link}\n\nReset token: ${token}\n\n` +
-          `If you did not ask for this, ignore this email.\n`,
-      },
-    );
-  } catch (err) {
-    logger.error("password reset email failed", { error: String(err) });
-  }
-}
-
-async function updateAvatar(c: Context<AppEnv>, user: UserRow, file: unknown): Promise<void> {
-  if (!(file instanceof File)) {
-    throw new AppError("VALIDATION_ERROR", 400, "No avatar file provided.", { avatar: ["No file was submitted."] });
-  }
-  const result = await validateImageUpload(
-    { bytes: new Uint8Array(await file.arrayBuffer()), declaredType: file.type, filename: file.name },
-    AVATAR_RULES,
-  );
-  if (!result.ok) {
-    throw new AppError(result.code === "FILE_TOO_LARGE" ? "FILE_TOO_LARGE" : "INVALID_IMAGE", result.code === "FILE_TOO_LARGE" ? 413 : 400, result.message, {
-      avatar: [result.message],
-    });
-  }
-  const key = `avatars/${result.image.sha256}.${result.image.extension}`;
-  await c.env.IMAGES.put(key, result.image.bytes, { httpMetadata: { contentType: result.image.mime } });
-  await c.env.DB.prepare("UPDATE users SET avatar_key = ?, updated_at = ? WHERE id = ?")
-    .bind(key, new Date().toISOString(), user.id)
-    .run();
 }
 
 export { PublicUserSchema, UserProfileSchema, publicUser };

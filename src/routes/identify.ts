@@ -150,7 +150,7 @@ export function identifyRoutes() {
     const config = getConfig(c.env);
     // Cookie-authenticated callers prove the request is theirs (double-submit CSRF); a failure
     // is thrown as AppError and answered in the seed shape like every other failure here.
-    if (c.get("authMethod") === "cookie") assertCsrf(c);
+    if (c.get("authMethod") === "cookie") await assertCsrf(c);
     const user = c.get("user");
     if (!user && !config.ALLOW_ANONYMOUS_IDENTIFY) {
       c.header("WWW-Authenticate", 'Bearer realm="plant-community"');

@@ -148,7 +148,7 @@ export function oauthRoutes() {
 
       try {
         const user = await completeOAuth(c.env, config, provider, { code, state, redirectUri: callbackUrl(c, provider) });
-        setSessionCookies(c, await issueTokenPair(c.env, config, user.id));
+        await setSessionCookies(c, await issueTokenPair(c.env, config, user.id));
         logger.info("oauth sign-in", { user_id: user.id });
         return backToFrontend("success=true");
       } catch (err) {

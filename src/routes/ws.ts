@@ -7,14 +7,25 @@
  *
  * Refusals after an upgrade request are sent as WebSocket close codes, because browsers hide
  * the HTTP status of a failed handshake: 4401 unauthenticated, 4403 not yours, 4404 unknown.
+ *
+ * Cross-site WebSocket hijacking: a browser attaches cookies to an upgrade from any page, and
+ * WebSockets are not covered by CORS. So an upgrade authenticated by cookie or ticket (the
+ * browser's ways) must come from an allowed Origin — this site or a CORS_ORIGINS entry — or it
+ * is refused with 403 before anything is opened. Bearer clients are not browsers' ambient
+ * credentials, so their Origin (if any) does not matter.
+ *
+ * Every socket is tagged with the session (refresh family) that opened it, so ending the
+ * session closes it (4401).
  */
 import { Hono, type Context } from "hono";
 import { getCookie } from "hono/cookie";
 import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
-import { sha256Hex } from "../lib/hash";
+import { getConfig } from "../config";
 import { isUuid } from "../lib/ids";
-import { ACCESS_COOKIE, bearerToken, userFromAccessToken } from "../middleware/auth";
+import { ACCESS_COOKIE } from "../lib/session-cookies";
+import { bearerToken, userFromAccessToken } from "../middleware/auth";
+import { consumeWsTicket } from "../services/accounts";
 import { userHub } from "../services/progress";
 import { countDiseaseResults, getDiseaseRequest } from "../services/diseases";
 import { countResults, FINAL_STATUSES, getRequest } from "../services/requests";
@@ -28,21 +39,31 @@ function refuse(code: 4401 | 4403 | 4404, reason: string): Response {
   return new Response(null, { status: 101, webSocket: pair[0] });
 }
 
-async function socketUser(c: Context<AppEnv>): Promise<string | null> {
+interface SocketIdentity {
+  userId: string;
+  sessionId: string | null;
+  via: "ticket" | "bearer" | "cookie";
+}
+
+/** The Origin may open a cookie- or ticket-authenticated socket: this site or an allowed client. */
+function originAllowed(c: Context<AppEnv>): boolean {
+  const origin = c.req.header("Origin");
+  if (origin === undefined) return true; // not a browser: nothing ambient to abuse
+  return origin === new URL(c.req.url).origin || getConfig(c.env).CORS_ORIGINS.includes(origin);
+}
+
+async function socketUser(c: Context<AppEnv>): Promise<SocketIdentity | null> {
   const ticket = c.req.query("ticket");
   if (ticket) {
-    // Atomic single use: the first upgrade with this ticket wins, any replay finds it used.
-    const row = await c.env.DB.prepare(
-      "UPDATE ws_tickets SET used_at = ? WHERE ticket_hash = ? AND used_at IS NULL AND expires_at > ? RETURNING user_id",
-    )
-      .bind(Math.floor(Date.now() / 1000), await sha256Hex(ticket), Math.floor(Date.now() / 1000))
-      .first<{ user_id: string }>();
-    return row?.user_id ?? null;
+    const consumed = await consumeWsTicket(c.env, ticket);
+    return consumed ? { ...consumed, via: "ticket" } : null;
   }
-  const token = bearerToken(c) ?? getCookie(c, ACCESS_COOKIE);
+  const bearer = bearerToken(c);
+  const token = bearer ?? getCookie(c, ACCESS_COOKIE);
   if (!token) return null;
   try {
-    return (await userFromAccessToken(c, token)).user.id;
+    const { user, claims } = await userFromAccessToken(c, token);
+    return { userId: user.id, sessionId: claims.sid ?? null, via: bearer ? "bearer" : "cookie" };
   } catch (err) {
     if (err instanceof AppError) return null;
     throw err;
@@ -53,9 +74,16 @@ async function connect(c: Context<AppEnv>, requestId: string | null): Promise<Re
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
     throw new AppError("UPGRADE_REQUIRED", 426, "This endpoint speaks WebSocket only.", undefined, { Upgrade: "websocket" });
   }
-  const userId = await socketUser(c);
-  if (!userId) return refuse(4401, "authentication required");
+  // Checked before a ticket is consumed, so a hijacking page cannot even burn one.
+  const browserCredentials = Boolean(c.req.query("ticket")) || !bearerToken(c);
+  if (browserCredentials && !originAllowed(c)) {
+    throw new AppError("FORBIDDEN", 403, "WebSocket connections from this origin are not allowed.");
+  }
+  const identity = await socketUser(c);
+  if (!identity) return refuse(4401, "authentication required");
+  const { userId } = identity;
   const headers = new Headers({ Upgrade: "websocket" });
+  if (identity.sessionId) headers.set("X-Hub-Session-Id", identity.sessionId);
   if (requestId) {
     if (!isUuid(requestId)) return refuse(4404, "unknown request");
     // Identification and disease requests share this route (their UUIDs never collide).
@@ -70,7 +98,10 @@ async function connect(c: Context<AppEnv>, requestId: string | null): Promise<Re
       headers.set("X-Hub-Final-State", JSON.stringify({ type: "completed", request_id: requestId, status: request.status, results_count: count }));
     }
   }
-  return userHub(c.env, userId).fetch(new Request("https://user-hub/connect", { headers }));
+  const upgraded = await userHub(c.env, userId).fetch(new Request("https://user-hub/connect", { headers }));
+  // A Response that crossed from the Durable Object has immutable headers; re-wrap it so the
+  // app's middleware (security headers, CORS, request id) can add theirs as on any response.
+  return new Response(null, { status: upgraded.status, webSocket: upgraded.webSocket, headers: upgraded.headers });
 }
 
 export function wsRoutes() {

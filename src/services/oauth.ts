@@ -19,7 +19,7 @@ import { AppError } from "../lib/errors";
 import { base64UrlEncode, randomToken, sha256Hex } from "../lib/hash";
 import { uuidv7 } from "../lib/ids";
 import { createUser, findUserByEmail, findUserById, type UserRow } from "./users";
-import { revokeAllForUserStatements } from "./tokens";
+import { endEverySession } from "./sessions";
 
 export const OAUTH_PROVIDERS = ["google", "github"] as const;
 export type OAuthProvider = (typeof OAUTH_PROVIDERS)[number];
@@ -354,10 +354,10 @@ async function linkOrCreateAccount(env: Bindings, identity: ProviderIdentity): P
       throw new OAuthError("email_not_verified", "An account with this email exists, and the provider has not verified the email.");
     }
     assertActive(existing);
-    return linkIdentity(env, existing.id, identity, { markEmailVerified: true, distrustLocalPassword: !existing.email_verified });
+    return linkIdentity(env, existing.id, identity, { markEmailVerified: true, takeOver: !existing.email_verified });
   }
   const created = await createOAuthUser(env, identity, identity.email);
-  return linkIdentity(env, created.id, identity, { markEmailVerified: false, distrustLocalPassword: false });
+  return linkIdentity(env, created.id, identity, { markEmailVerified: false, takeOver: false });
 }
 
 /**
@@ -368,7 +368,7 @@ async function linkIdentity(
   env: Bindings,
   userId: string,
   identity: ProviderIdentity,
-  { markEmailVerified, distrustLocalPassword }: { markEmailVerified: boolean; distrustLocalPassword: boolean },
+  { markEmailVerified, takeOver }: { markEmailVerified: boolean; takeOver: boolean },
 ): Promise<UserRow> {
   const statements = [
     env.DB.prepare(
@@ -378,17 +378,26 @@ async function linkIdentity(
   ];
   // The provider has just vouched for the address the account already uses.
   if (markEmailVerified) statements.push(env.DB.prepare("UPDATE users SET email_verified = 1 WHERE id = ?").bind(userId));
-  // Pre-registration takeover: someone may have registered the victim's address with a password
-  // before the victim's first OAuth sign-in. The local address was never proven, the provider's
-  // is, so the unproven password and every session it opened are dropped; the owner can set a
+  // Pre-registration takeover: someone may have set up an account on the victim's address before
+  // the victim's first OAuth sign-in. The local address was never proven, the provider's is, so
+  // the account becomes the provider's person's alone: the unproven password, every other linked
+  // provider, every session, reset link and pending email change are dropped. The owner can set a
   // new password through the reset flow.
-  if (distrustLocalPassword) {
+  if (takeOver) {
     statements.push(
-      env.DB.prepare("UPDATE users SET password_hash = NULL WHERE id = ?").bind(userId),
-      ...revokeAllForUserStatements(env, userId),
+      env.DB.prepare("UPDATE users SET password_hash = NULL, pending_email = NULL WHERE id = ?").bind(userId),
+      env.DB.prepare("DELETE FROM oauth_accounts WHERE user_id = ? AND NOT (provider = ? AND provider_user_id = ?)").bind(
+        userId,
+        identity.provider,
+        identity.providerUserId,
+      ),
+      env.DB.prepare("DELETE FROM password_reset_tokens WHERE user_id = ?").bind(userId),
+      env.DB.prepare("DELETE FROM email_change_tokens WHERE user_id = ?").bind(userId),
     );
+    await endEverySession(env, userId, { also: statements });
+  } else {
+    await env.DB.batch(statements);
   }
-  await env.DB.batch(statements);
   const linked = (await findLinkedUser(env, identity)) ?? (await findUserById(env, userId));
   if (!linked) throw new Error("linked account vanished");
   return linked;

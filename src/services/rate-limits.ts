@@ -30,9 +30,39 @@ export async function enforceRateLimit(env: Bindings, name: string, rate: Rate):
   }
 }
 
-/** The client's address as Cloudflare saw it; one shared bucket only when it is truly unknown. */
+/**
+ * The rate-limit key for the client's address as Cloudflare saw it: an IPv4 address as is, an
+ * IPv6 address as its /64 — one subscriber usually gets a whole /64, so keying by the full
+ * address would hand an attacker 2^64 fresh buckets. One shared bucket only when truly unknown.
+ */
 export function clientIp(request: Request): string {
-  return request.headers.get("CF-Connecting-IP") ?? "unknown";
+  const address = request.headers.get("CF-Connecting-IP")?.trim();
+  if (!address) return "unknown";
+  return address.includes(":") ? ipv6Prefix64(address) ?? "unknown" : address;
+}
+
+/** `2001:db8:a:b:1:2:3:4` → `2001:db8:a:b::/64`; null for something that is not IPv6. */
+export function ipv6Prefix64(address: string): string | null {
+  let text = address.toLowerCase().replace(/^\[|\]$/g, "").replace(/%.*$/, "");
+  // An embedded IPv4 tail (::ffff:192.0.2.1) is two hextets.
+  const v4 = /(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    if ([a, b, c, d].some((n) => n > 255)) return null;
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const halves = text.split("::");
+  if (halves.length > 2) return null;
+  const head = halves[0] ? halves[0].split(":") : [];
+  const tail = halves.length === 2 && halves[1] ? halves[1].split(":") : [];
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return null;
+  const groups = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill("0"), ...tail];
+  if (groups.some((g) => !/^[0-9a-f]{1,4}$/.test(g))) return null;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(":")}::/64`;
 }
 
 // ---- Account lockout: N failed sign-ins for one account (or unknown name) lock it. ----

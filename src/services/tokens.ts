@@ -26,7 +26,17 @@ export interface TokenClaims extends JWTPayload {
   type: TokenType;
   /** Refresh tokens only: the rotation family. */
   fam?: string;
+  /** Access tokens: the session (refresh family) they belong to, so ending it ends them too. */
+  sid?: string;
 }
+
+/**
+ * Two tabs (or a retrying phone) may refresh with the same token at once. Inside this window a
+ * second use of a just-rotated token gets the very pair the first use received instead of being
+ * treated as theft; after it, reuse revokes the family. Short, because a thief inside the window
+ * gets nothing new either: the same pair, in a family the owner still holds.
+ */
+export const REFRESH_REUSE_WINDOW_S = 20;
 
 export interface TokenPair {
   access: string;
@@ -48,9 +58,8 @@ function signingKey(config: Config): Uint8Array {
   return key;
 }
 
-async function sign(config: Config, claims: { sub: string; type: TokenType; fam?: string }, ttlS: number, now: number) {
-  const jti = uuidv7();
-  const token = await new SignJWT({ type: claims.type, ...(claims.fam ? { fam: claims.fam } : {}) })
+async function sign(config: Config, claims: { sub: string; type: TokenType; fam?: string; sid?: string }, ttlS: number, now: number, jti = uuidv7()) {
+  const token = await new SignJWT({ type: claims.type, ...(claims.fam ? { fam: claims.fam } : {}), ...(claims.sid ? { sid: claims.sid } : {}) })
     .setProtectedHeader({ alg: ALGORITHM, typ: "JWT" })
     .setSubject(claims.sub)
     .setJti(jti)
@@ -82,10 +91,13 @@ export async function verifyToken(config: Config, token: string, expected: Token
 
 const nowS = () => Math.floor(Date.now() / 1000);
 
-/** Signs a new access + refresh pair in `familyId` (nothing is stored yet). */
-async function signPair(config: Config, userId: string, familyId: string, now: number): Promise<TokenPair> {
-  const access = await sign(config, { sub: userId, type: "access" }, config.JWT_ACCESS_TTL_S, now);
-  const refresh = await sign(config, { sub: userId, type: "refresh", fam: familyId }, config.JWT_REFRESH_TTL_S, now);
+/**
+ * Signs an access + refresh pair in `familyId` (nothing is stored yet). HS256 is deterministic,
+ * so the same jtis and `now` give byte-identical tokens (the refresh reuse window relies on it).
+ */
+async function signPair(config: Config, userId: string, familyId: string, now: number, jtis?: { access: string; refresh: string }): Promise<TokenPair> {
+  const access = await sign(config, { sub: userId, type: "access", sid: familyId }, config.JWT_ACCESS_TTL_S, now, jtis?.access);
+  const refresh = await sign(config, { sub: userId, type: "refresh", fam: familyId }, config.JWT_REFRESH_TTL_S, now, jtis?.refresh);
   return {
     access: access.token,
     refresh: refresh.token,
@@ -107,28 +119,63 @@ export async function issueTokenPair(env: Bindings, config: Config, userId: stri
   return pair;
 }
 
+/** A new (or, inside the reuse window, the same) pair and whose it is. */
+export type RotationOutcome = TokenPair & { userId: string };
+
 /**
  * Rotates a refresh token. The new row is inserted only if the old one was still live, in the
  * same atomic batch that revokes it, so two concurrent refreshes with one token cannot both win:
- * the loser is treated as reuse and revokes the family.
+ * the loser either falls inside the reuse window (and gets the winner's pair) or is treated as
+ * reuse, which revokes the family. `onFamilyRevoked` lets the caller end that session's sockets.
  */
-export async function rotateRefreshToken(env: Bindings, config: Config, token: string): Promise<TokenPair & { userId: string }> {
+export async function rotateRefreshToken(
+  env: Bindings,
+  config: Config,
+  token: string,
+  onFamilyRevoked?: (userId: string, familyId: string) => Promise<void>,
+): Promise<RotationOutcome> {
   const claims = await verifyToken(config, token, "refresh");
   const row = await env.DB.prepare(
-    `SELECT r.user_id, r.family_id, r.revoked_at, u.is_active, u.tokens_valid_after
+    `SELECT r.user_id, r.family_id, r.revoked_at, r.replaced_by, r.replaced_access_jti, u.is_active, u.tokens_valid_after,
+            (SELECT revoked_at FROM refresh_tokens n WHERE n.jti = r.replaced_by) AS next_revoked_at,
+            (SELECT 1 FROM revoked_sessions s WHERE s.family_id = r.family_id) AS family_revoked
        FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.jti = ?`,
   )
     .bind(claims.jti)
-    .first<{ user_id: string; family_id: string; revoked_at: number | null; is_active: number; tokens_valid_after: number }>();
+    .first<{
+      user_id: string;
+      family_id: string;
+      revoked_at: number | null;
+      replaced_by: string | null;
+      replaced_access_jti: string | null;
+      is_active: number;
+      tokens_valid_after: number;
+      next_revoked_at: number | null;
+      family_revoked: number | null;
+    }>();
   if (!row || row.user_id !== claims.sub) throw new AppError("TOKEN_INVALID", 401, "Token is invalid.");
-  if (row.revoked_at !== null) {
-    await revokeFamily(env, row.family_id);
-    throw new AppError("TOKEN_REUSED", 401, "Refresh token has already been used. Please sign in again.");
-  }
+  const revokeAndRefuse = async (error: AppError): Promise<never> => {
+    await revokeFamily(env, config, row.family_id);
+    await onFamilyRevoked?.(row.user_id, row.family_id);
+    throw error;
+  };
+  const reused = () => new AppError("TOKEN_REUSED", 401, "Refresh token has already been used. Please sign in again.");
   if (!row.is_active || issuedBefore(claims, row.tokens_valid_after)) {
-    await revokeFamily(env, row.family_id);
-    throw new AppError("TOKEN_INVALID", 401, "Token is invalid.");
+    return revokeAndRefuse(new AppError("TOKEN_INVALID", 401, "Token is invalid."));
   }
+  if (row.revoked_at !== null) {
+    // Rotated moments ago, and its replacement is still the live one: a concurrent tab, not a thief.
+    const withinWindow = nowS() - row.revoked_at <= REFRESH_REUSE_WINDOW_S;
+    if (withinWindow && row.replaced_by && row.replaced_access_jti && row.next_revoked_at === null && !row.family_revoked) {
+      const pair = await signPair(config, row.user_id, row.family_id, row.revoked_at, {
+        access: row.replaced_access_jti,
+        refresh: row.replaced_by,
+      });
+      return { ...pair, userId: row.user_id };
+    }
+    return revokeAndRefuse(reused());
+  }
+  if (row.family_revoked) return revokeAndRefuse(new AppError("TOKEN_INVALID", 401, "Token is invalid."));
 
   const now = nowS();
   const pair = await signPair(config, row.user_id, row.family_id, now);
@@ -137,23 +184,34 @@ export async function rotateRefreshToken(env: Bindings, config: Config, token: s
       `INSERT INTO refresh_tokens (jti, user_id, family_id, expires_at)
        SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE jti = ? AND revoked_at IS NULL)`,
     ).bind(pair.refreshJti, row.user_id, row.family_id, now + config.JWT_REFRESH_TTL_S, claims.jti),
-    env.DB.prepare("UPDATE refresh_tokens SET revoked_at = ?, replaced_by = ? WHERE jti = ? AND revoked_at IS NULL").bind(
-      now,
-      pair.refreshJti,
-      claims.jti,
-    ),
+    env.DB.prepare(
+      "UPDATE refresh_tokens SET revoked_at = ?, replaced_by = ?, replaced_access_jti = ? WHERE jti = ? AND revoked_at IS NULL",
+    ).bind(now, pair.refreshJti, pair.accessJti, claims.jti),
   ]);
   if (!inserted || (inserted.meta.changes ?? 0) === 0) {
-    await revokeFamily(env, row.family_id);
-    throw new AppError("TOKEN_REUSED", 401, "Refresh token has already been used. Please sign in again.");
+    // Lost a race with a concurrent refresh of the same token: the winner's pair is in the row now.
+    return rotateRefreshToken(env, config, token, onFamilyRevoked);
   }
   return { ...pair, userId: row.user_id };
 }
 
-export async function revokeFamily(env: Bindings, familyId: string): Promise<void> {
-  await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL")
-    .bind(nowS(), familyId)
-    .run();
+/**
+ * Ends one session: its refresh tokens are revoked and the family is remembered until its last
+ * access token would have expired, so those access tokens are refused at once too.
+ */
+export async function revokeFamily(env: Bindings, config: Config, familyId: string): Promise<void> {
+  await env.DB.batch(revokeFamilyStatements(env, config, familyId));
+}
+
+export function revokeFamilyStatements(env: Bindings, config: Config, familyId: string): D1PreparedStatement[] {
+  const now = nowS();
+  return [
+    env.DB.prepare("UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL").bind(now, familyId),
+    env.DB.prepare("INSERT INTO revoked_sessions (family_id, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING").bind(
+      familyId,
+      now + config.JWT_ACCESS_TTL_S,
+    ),
+  ];
 }
 
 /** Sign-out everywhere: every refresh token revoked, every access token issued so far refused. */
@@ -184,6 +242,8 @@ export async function purgeExpiredTokens(env: Bindings): Promise<void> {
   const now = nowS();
   await env.DB.batch([
     env.DB.prepare("DELETE FROM revoked_tokens WHERE expires_at < ?").bind(now),
+    env.DB.prepare("DELETE FROM revoked_sessions WHERE expires_at < ?").bind(now),
+    env.DB.prepare("DELETE FROM email_change_tokens WHERE expires_at < ?").bind(now),
     env.DB.prepare("DELETE FROM refresh_tokens WHERE expires_at < ?").bind(now),
     env.DB.prepare("DELETE FROM password_reset_tokens WHERE expires_at < ?").bind(now),
     env.DB.prepare("DELETE FROM ws_tickets WHERE expires_at < ?").bind(now),

@@ -35,6 +35,7 @@ export interface UserRow {
   last_login: string | null;
   tokens_valid_after: number;
   lockout_notified_at: number | null;
+  pending_email: string | null;
 }
 
 /** Trust thresholds (API.md §1): posts and account age, highest level first. */
@@ -84,6 +85,8 @@ export function userProfile(user: UserRow) {
     role: user.role,
     is_staff: STAFF_ROLES.includes(user.role),
     email_verified: Boolean(user.email_verified),
+    /** An email change waiting for the new address to confirm (the account still uses `email`). */
+    pending_email: user.pending_email ?? null,
     last_login: user.last_login,
   };
 }
@@ -92,10 +95,17 @@ export async function findUserById(env: Bindings, id: string): Promise<UserRow |
   return env.DB.prepare("SELECT * FROM users WHERE id = ?").bind(id).first<UserRow>();
 }
 
-/** Sign-in identifier: a username or an email, matched case-insensitively. */
+/**
+ * Sign-in identifier: an email or a username, matched case-insensitively. Usernames may contain
+ * "@", so an identifier is looked up as both; an account's email wins over another's username.
+ * A pending (unconfirmed) email change is never matched.
+ */
 export async function findUserByLogin(env: Bindings, identifier: string): Promise<UserRow | null> {
-  const column = identifier.includes("@") ? "email" : "username";
-  return env.DB.prepare(`SELECT * FROM users WHERE lower(${column}) = lower(?)`).bind(identifier).first<UserRow>();
+  return env.DB.prepare(
+    "SELECT * FROM users WHERE lower(email) = lower(?1) OR lower(username) = lower(?1) ORDER BY lower(email) = lower(?1) DESC LIMIT 1",
+  )
+    .bind(identifier)
+    .first<UserRow>();
 }
 
 export async function findUserByEmail(env: Bindings, email: string): Promise<UserRow | null> {

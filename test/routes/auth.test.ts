@@ -37,7 +37,9 @@ describe("register → login → user → refresh → reuse → logout (web, coo
     const login = await call("/api/v1/auth/login/", { json: { username, password: GOOD_PASSWORD }, ip });
     expect(login.status).toBe(200);
     const session = setCookies(login);
-    const csrf = cookies.csrftoken!.value;
+    // The CSRF token belongs to the session: sign-in sets a new one.
+    const csrf = session.csrftoken!.value;
+    expect(csrf).not.toBe(cookies.csrftoken!.value);
     const jar = { access_token: session.access_token!.value, refresh_token: session.refresh_token!.value, csrftoken: csrf };
 
     const me = await call("/api/v1/auth/user/", { cookies: jar });
@@ -55,16 +57,21 @@ describe("register → login → user → refresh → reuse → logout (web, coo
     const rotated = setCookies(refreshed);
     expect(rotated.refresh_token!.value).not.toBe(jar.refresh_token);
 
-    // Reusing the old refresh token is theft: 401, and the whole family is revoked.
+    // Reusing the old refresh token after the reuse window is theft: 401, and the whole family is revoked.
+    await ageRotations(regBody.user.id, 60);
     const reuse = await call("/api/v1/auth/token/refresh/", { json: { refresh: jar.refresh_token } });
     await expectError(reuse, 401, "TOKEN_REUSED");
     const afterTheft = await call("/api/v1/auth/token/refresh/", { json: { refresh: rotated.refresh_token!.value } });
     await expectError(afterTheft, 401, "TOKEN_REUSED");
 
+    // The revoked family's access token stops working at once, not when it expires.
+    await expectError(await call("/api/v1/auth/user/", { cookies: { ...jar, access_token: rotated.access_token!.value } }), 401, "TOKEN_INVALID");
+
     // Logout (cookie-authenticated → CSRF required) revokes and clears.
-    const jar2 = { ...jar, access_token: rotated.access_token!.value };
+    const again = setCookies(await call("/api/v1/auth/login/", { json: { username, password: GOOD_PASSWORD }, ip }));
+    const jar2 = { access_token: again.access_token!.value, refresh_token: again.refresh_token!.value, csrftoken: again.csrftoken!.value };
     await expectError(await call("/api/v1/auth/logout/", { method: "POST", cookies: jar2 }), 403, "CSRF_FAILED");
-    const logout = await call("/api/v1/auth/logout/", { method: "POST", cookies: jar2, headers: { "X-CSRFToken": csrf } });
+    const logout = await call("/api/v1/auth/logout/", { method: "POST", cookies: jar2, headers: { "X-CSRFToken": jar2.csrftoken } });
     expect(logout.status).toBe(200);
     const cleared = setCookies(logout);
     expect(cleared.access_token!.attributes["max-age"]).toBe("0");
@@ -79,6 +86,13 @@ describe("register → login → user → refresh → reuse → logout (web, coo
     expect(setCookies(res).csrftoken!.value).toBe(body.csrfToken);
   });
 });
+
+/** Pretends the user's refresh rotations happened `seconds` ago (past the reuse window). */
+async function ageRotations(userId: string, seconds: number) {
+  await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - ? WHERE user_id = ? AND revoked_at IS NOT NULL")
+    .bind(seconds, userId)
+    .run();
+}
 
 describe("mobile tokens", () => {
   it("token/ returns a bearer pair, which works without CSRF", async () => {

@@ -1,0 +1,397 @@
+/**
+ * Account rules (API.md §1): sign-in with lockout and rehash, password change and reset, email
+ * change, profile and avatar, WebSocket tickets, deactivation. No HTTP here: routes parse and
+ * shape, this module decides.
+ *
+ * The rules that protect an account from takeover live together here:
+ * - an email address claims an account only once proven: a change applies when the new address
+ *   confirms the emailed link (until then registration, OAuth linking and reset ignore it);
+ * - a password reset link is single-use, only the newest one is valid, and every one dies when
+ *   the password or the email changes, a reset succeeds or a verified provider takes over;
+ * - a successful reset proves the address, so on an account whose address was never proven it
+ *   also removes every other way in (linked providers), and it ends every session.
+ */
+import type { Config } from "../config";
+import type { Bindings } from "../env";
+import { AppError } from "../lib/errors";
+import { randomToken, sha256Hex } from "../lib/hash";
+import { AVATAR_RULES, validateImageUpload } from "../lib/images";
+import type { Logger } from "../lib/logger";
+import { sendEmail } from "../providers/email";
+import { burnPasswordCheck, hashPassword, needsRehash, passwordPolicyErrors, verifyPassword } from "./passwords";
+import { assertNotLocked, clearLoginFailures, enforceRateLimit, recordLoginFailure } from "./rate-limits";
+import { endEverySession } from "./sessions";
+import { issueTokenPair, type TokenPair } from "./tokens";
+import { findUserByEmail, findUserById, findUserByLogin, uniquenessErrors, type UserRow } from "./users";
+
+/** How long an email-change link stays valid. */
+export const EMAIL_CHANGE_TTL_S = 24 * 3600;
+/** How long a WebSocket ticket stays valid (API.md §1). */
+export const WS_TICKET_TTL_S = 60;
+
+const nowS = () => Math.floor(Date.now() / 1000);
+const emailSettings = (config: Config) => ({ apiUrl: config.EMAIL_API_URL, apiKey: config.EMAIL_API_KEY, from: config.EMAIL_FROM });
+
+/** Throws 400 with field errors when `password` breaks the policy or does not match `confirm`. */
+export function assertPasswordPolicy(
+  password: string,
+  confirm: string | undefined,
+  user: { username?: string; email?: string },
+  field: string,
+): void {
+  const fieldErrors: Record<string, string[]> = {};
+  const problems = passwordPolicyErrors(password, user);
+  if (problems.length > 0) fieldErrors[field] = problems;
+  if (confirm !== undefined && confirm !== password) fieldErrors[`${field}_confirm`] = ["Passwords do not match."];
+  if (Object.keys(fieldErrors).length > 0) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrors);
+}
+
+const invalidCredentials = () => new AppError("INVALID_CREDENTIALS", 401, "Invalid username or password.");
+
+/**
+ * The sign-in check for /login and /token: per-address limit, account lockout — one bucket per
+ * account whatever name or email is typed, and one per unknown name, so lockout answers the
+ * same for names that exist and names that don't — and constant work whether the user exists.
+ * `defer` runs the lockout email after the response.
+ */
+export async function signInWithPassword(
+  env: Bindings,
+  config: Config,
+  input: { identifier: string; password: string; clientKey: string },
+  defer: (work: Promise<unknown>) => void,
+  logger?: Logger,
+): Promise<UserRow> {
+  await enforceRateLimit(env, `login:ip:${input.clientKey}`, config.LOGIN_RATE_LIMIT);
+  const user = await findUserByLogin(env, input.identifier);
+  const accountKey = user ? `user:${user.id}` : `name:${input.identifier.toLowerCase()}`;
+  await assertNotLocked(env, accountKey);
+
+  const ok = user?.password_hash ? await verifyPassword(input.password, user.password_hash) : await burnPasswordCheck(input.password);
+  if (!ok || !user || !user.is_active) {
+    const failure = await recordLoginFailure(env, config, accountKey);
+    if (failure.justLocked && user) defer(notifyLockout(env, config, user, logger));
+    throw invalidCredentials();
+  }
+  await clearLoginFailures(env, accountKey);
+  const lastLogin = new Date().toISOString();
+  const statements = [env.DB.prepare("UPDATE users SET last_login = ? WHERE id = ?").bind(lastLogin, user.id)];
+  if (needsRehash(user.password_hash!)) {
+    statements.push(env.DB.prepare("UPDATE users SET password_hash = ? WHERE id = ?").bind(await hashPassword(input.password), user.id));
+  }
+  await env.DB.batch(statements);
+  return { ...user, last_login: lastLogin };
+}
+
+async function notifyLockout(env: Bindings, config: Config, user: UserRow, logger?: Logger): Promise<void> {
+  try {
+    // One email per lockout period, however many attempts keep arriving.
+    const now = nowS();
+    const claimed = await env.DB.prepare(
+      "UPDATE users SET lockout_notified_at = ? WHERE id = ? AND (lockout_notified_at IS NULL OR lockout_notified_at < ?)",
+    )
+      .bind(now, user.id, now - config.LOCKOUT_DURATION_S)
+      .run();
+    if ((claimed.meta.changes ?? 0) === 0) return;
+    await sendEmail(emailSettings(config), {
+      to: user.email,
+      subject: "Your Plant Community account was locked",
+      text:
+        `Hello ${user.username},\n\nWe saw ${config.LOCKOUT_THRESHOLD} failed sign-in attempts on your account and locked it ` +
+        `for ${Math.round(config.LOCKOUT_DURATION_S / 60)} minutes. If this was not you, consider resetting your password:\n` +
+        `${config.FRONTEND_URL}/forgot-password\n`,
+    });
+  } catch (err) {
+    logger?.warn("lockout email failed", { user_id: user.id, error: String(err) });
+  }
+}
+
+/** Statements that kill every outstanding password-reset link and email-change request. */
+function forgetEmailedLinks(env: Bindings, userId: string): D1PreparedStatement[] {
+  return [
+    env.DB.prepare("DELETE FROM password_reset_tokens WHERE user_id = ?").bind(userId),
+    env.DB.prepare("DELETE FROM email_change_tokens WHERE user_id = ?").bind(userId),
+    env.DB.prepare("UPDATE users SET pending_email = NULL WHERE id = ?").bind(userId),
+  ];
+}
+
+/**
+ * Changes the password after checking the old one. Every other session ends (tokens and
+ * sockets), every emailed link dies; the caller's own session continues with a fresh pair in
+ * the same family, so its sockets stay open.
+ */
+export async function changePassword(
+  env: Bindings,
+  config: Config,
+  user: UserRow,
+  input: { oldPassword: string; newPassword: string; sessionId: string | undefined },
+  logger?: Logger,
+): Promise<TokenPair> {
+  if (!user.password_hash || !(await verifyPassword(input.oldPassword, user.password_hash))) {
+    throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { old_password: ["Your old password was entered incorrectly."] });
+  }
+  assertPasswordPolicy(input.newPassword, undefined, user, "new_password");
+  await endEverySession(env, user.id, {
+    also: [
+      env.DB.prepare("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?").bind(
+        await hashPassword(input.newPassword),
+        new Date().toISOString(),
+        user.id,
+      ),
+      ...forgetEmailedLinks(env, user.id),
+    ],
+    keepSocketsOf: input.sessionId,
+    logger,
+  });
+  return issueTokenPair(env, config, user.id, input.sessionId);
+}
+
+/**
+ * Emails a reset link to the account that owns `address` now (a pending email change claims
+ * nothing). Only the newest link is valid: issuing one deletes the others. Errors are logged,
+ * never shown, so the answer cannot reveal whether an account exists.
+ */
+export async function requestPasswordReset(env: Bindings, config: Config, address: string, logger?: Logger): Promise<void> {
+  try {
+    const user = await findUserByEmail(env, address);
+    if (!user || !user.is_active) return;
+    const token = randomToken(32);
+    await env.DB.batch([
+      env.DB.prepare("DELETE FROM password_reset_tokens WHERE user_id = ?").bind(user.id),
+      env.DB.prepare("INSERT INTO password_reset_tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)").bind(
+        await sha256Hex(token),
+        user.id,
+        nowS() + config.PASSWORD_RESET_TTL_S,
+      ),
+    ]);
+    const link = `${config.FRONTEND_URL}/reset-password?token=${encodeURIComponent(token)}`;
+    await sendEmail(emailSettings(config), {
+      to: user.email,
+      subject: "Reset your Plant Community password",
+      text:
+        `Hello ${user.username},\n\nUse this link to choose a new password (valid for ` +
+        `${Math.round(config.PASSWORD_RESET_TTL_S / 60)} minutes, once):\n${link}\n\nReset token: ${token}\n\n` +
+        `If you did not ask for this, ignore this email.\n`,
+    });
+  } catch (err) {
+    logger?.error("password reset email failed", { error: String(err) });
+  }
+}
+
+/**
+ * Sets a new password with an emailed reset token. The token is consumed and the password set in
+ * one atomic batch (a second use, even a concurrent one, changes nothing). The reset proves the
+ * address: every session ends, every other link dies, and on an account whose address was never
+ * proven every linked provider is removed — whoever set the account up before cannot keep a way in.
+ */
+export async function confirmPasswordReset(
+  env: Bindings,
+  input: { token: string; newPassword: string; confirm: string | undefined },
+  logger?: Logger,
+): Promise<void> {
+  const tokenHash = await sha256Hex(input.token);
+  const now = nowS();
+  const invalid = () => new AppError("INVALID_TOKEN", 400, "The password reset link is invalid or has expired.");
+  const pending = await env.DB.prepare("SELECT user_id FROM password_reset_tokens WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?")
+    .bind(tokenHash, now)
+    .first<{ user_id: string }>();
+  if (!pending) throw invalid();
+  const user = await findUserById(env, pending.user_id);
+  if (!user) throw invalid();
+  assertPasswordPolicy(input.newPassword, input.confirm, user, "new_password");
+  const newHash = await hashPassword(input.newPassword);
+  // Claim the token with one conditional write: of two concurrent uses exactly one gets the row.
+  const claimed = await env.DB.prepare(
+    "UPDATE password_reset_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? RETURNING user_id",
+  )
+    .bind(now, tokenHash, now)
+    .first<{ user_id: string }>();
+  if (!claimed) throw invalid();
+  await endEverySession(env, user.id, {
+    also: [
+      env.DB.prepare("UPDATE users SET password_hash = ?, email_verified = 1, updated_at = ? WHERE id = ?").bind(
+        newHash,
+        new Date().toISOString(),
+        user.id,
+      ),
+      ...(user.email_verified ? [] : [env.DB.prepare("DELETE FROM oauth_accounts WHERE user_id = ?").bind(user.id)]),
+      ...forgetEmailedLinks(env, user.id),
+    ],
+    logger,
+  });
+}
+
+/**
+ * Asks for an email change: nothing changes yet. The new address gets a single-use link (the
+ * newest request replaces older ones); the current address is told, so an intruder's attempt is
+ * seen. The new address must be free now and again when the link comes back.
+ */
+export async function requestEmailChange(env: Bindings, config: Config, user: UserRow, newEmail: string, logger?: Logger): Promise<void> {
+  if (newEmail.toLowerCase() === user.email.toLowerCase()) {
+    // Asking for the address you already have cancels a pending change.
+    await env.DB.batch([
+      env.DB.prepare("DELETE FROM email_change_tokens WHERE user_id = ?").bind(user.id),
+      env.DB.prepare("UPDATE users SET pending_email = NULL WHERE id = ?").bind(user.id),
+    ]);
+    return;
+  }
+  const taken = await uniquenessErrors(env, null, newEmail, user.id);
+  if (taken.email) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", taken);
+  const token = randomToken(32);
+  await env.DB.batch([
+    env.DB.prepare("DELETE FROM email_change_tokens WHERE user_id = ?").bind(user.id),
+    env.DB.prepare("INSERT INTO email_change_tokens (token_hash, user_id, new_email, expires_at) VALUES (?, ?, ?, ?)").bind(
+      await sha256Hex(token),
+      user.id,
+      newEmail,
+      nowS() + EMAIL_CHANGE_TTL_S,
+    ),
+    env.DB.prepare("UPDATE users SET pending_email = ?, updated_at = ? WHERE id = ?").bind(newEmail, new Date().toISOString(), user.id),
+  ]);
+  const link = `${config.FRONTEND_URL}/confirm-email?token=${encodeURIComponent(token)}`;
+  const hours = Math.round(EMAIL_CHANGE_TTL_S / 3600);
+  const results = await Promise.allSettled([
+    sendEmail(emailSettings(config), {
+      to: newEmail,
+      subject: "Confirm your new Plant Community email address",
+      text:
+        `Hello ${user.username},\n\nConfirm that this is your new address for Plant Community (the link is valid for ${hours} hours, once):\n` +
+        `${link}\n\nConfirmation token: ${token}\n\nUntil you confirm, your account keeps its current address. ` +
+        `If you did not ask for this, ignore this email.\n`,
+    }),
+    sendEmail(emailSettings(config), {
+      to: user.email,
+      subject: "A change of your Plant Community email address was requested",
+      text:
+        `Hello ${user.username},\n\nSomeone signed in to your account asked to change its email address to ${newEmail}. ` +
+        `Nothing changes unless that address confirms.\nIf this was not you, change your password now:\n${config.FRONTEND_URL}/forgot-password\n`,
+    }),
+  ]);
+  for (const result of results) {
+    if (result.status === "rejected") logger?.error("email change mail failed", { user_id: user.id, error: String(result.reason) });
+  }
+}
+
+/**
+ * Applies an email change when its link comes back. The address is proven by this, so it is
+ * marked verified; outstanding reset links (sent to the old address) die with the old address.
+ */
+export async function confirmEmailChange(env: Bindings, token: string): Promise<UserRow> {
+  const tokenHash = await sha256Hex(token);
+  const now = nowS();
+  const invalid = () => new AppError("INVALID_TOKEN", 400, "The email confirmation link is invalid or has expired.");
+  const pending = await env.DB.prepare(
+    "SELECT user_id, new_email FROM email_change_tokens WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
+  )
+    .bind(tokenHash, now)
+    .first<{ user_id: string; new_email: string }>();
+  if (!pending) throw invalid();
+  const taken = await uniquenessErrors(env, null, pending.new_email, pending.user_id);
+  if (taken.email) {
+    throw new AppError("EMAIL_TAKEN", 409, "Another account confirmed this email address first.", taken);
+  }
+  // Claim the link with one conditional write, then apply it; a concurrent second use finds it used.
+  const claimed = await env.DB.prepare(
+    "UPDATE email_change_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? RETURNING user_id",
+  )
+    .bind(now, tokenHash, now)
+    .first<{ user_id: string }>();
+  if (!claimed) throw invalid();
+  try {
+    await env.DB.batch([
+      env.DB.prepare("UPDATE users SET email = ?, email_verified = 1, pending_email = NULL, updated_at = ? WHERE id = ?").bind(
+        pending.new_email,
+        new Date().toISOString(),
+        pending.user_id,
+      ),
+      env.DB.prepare("DELETE FROM password_reset_tokens WHERE user_id = ?").bind(pending.user_id),
+      env.DB.prepare("DELETE FROM email_change_tokens WHERE user_id = ? AND token_hash <> ?").bind(pending.user_id, tokenHash),
+    ]);
+  } catch (err) {
+    // Lost a race with another account confirming (or registering) the same address.
+    if (err instanceof Error && /UNIQUE/i.test(err.message)) {
+      throw new AppError("EMAIL_TAKEN", 409, "Another account confirmed this email address first.", {
+        email: ["A user with that email already exists."],
+      });
+    }
+    throw err;
+  }
+  const user = await findUserById(env, pending.user_id);
+  if (!user) throw invalid();
+  return user;
+}
+
+/** Profile fields a user may edit (the email goes through `requestEmailChange`). */
+export interface ProfileChanges {
+  first_name?: string;
+  last_name?: string;
+  bio?: string;
+  location?: string;
+  website?: string;
+  gardening_experience?: string;
+  profile_visibility?: string;
+}
+
+const PROFILE_COLUMNS = ["first_name", "last_name", "bio", "location", "website", "gardening_experience", "profile_visibility"] as const;
+
+export async function updateProfile(env: Bindings, userId: string, changes: ProfileChanges): Promise<void> {
+  // Column names come from this fixed list, never from the client.
+  const columns = PROFILE_COLUMNS.filter((column) => changes[column] !== undefined);
+  if (columns.length === 0) return;
+  await env.DB.prepare(`UPDATE users SET ${columns.map((c) => `${c} = ?`).join(", ")}, updated_at = ? WHERE id = ?`)
+    .bind(...columns.map((c) => changes[c]!), new Date().toISOString(), userId)
+    .run();
+}
+
+/** Validates and stores an avatar (content-addressed in R2) and points the profile at it. */
+export async function updateAvatar(env: Bindings, userId: string, file: unknown): Promise<void> {
+  if (!(file instanceof File)) {
+    throw new AppError("VALIDATION_ERROR", 400, "No avatar file provided.", { avatar: ["No file was submitted."] });
+  }
+  const result = await validateImageUpload(
+    { bytes: new Uint8Array(await file.arrayBuffer()), declaredType: file.type, filename: file.name },
+    AVATAR_RULES,
+  );
+  if (!result.ok) {
+    const tooLarge = result.code === "FILE_TOO_LARGE";
+    throw new AppError(tooLarge ? "FILE_TOO_LARGE" : "INVALID_IMAGE", tooLarge ? 413 : 400, result.message, { avatar: [result.message] });
+  }
+  const key = `avatars/${result.image.sha256}.${result.image.extension}`;
+  await env.IMAGES.put(key, result.image.bytes, { httpMetadata: { contentType: result.image.mime } });
+  await env.DB.prepare("UPDATE users SET avatar_key = ?, updated_at = ? WHERE id = ?").bind(key, new Date().toISOString(), userId).run();
+}
+
+/** A single-use ticket for opening a WebSocket from a browser, tied to the session that asked. */
+export async function issueWsTicket(env: Bindings, userId: string, sessionId: string | undefined): Promise<string> {
+  const ticket = randomToken(32);
+  await env.DB.prepare("INSERT INTO ws_tickets (ticket_hash, user_id, session_id, expires_at) VALUES (?, ?, ?, ?)")
+    .bind(await sha256Hex(ticket), userId, sessionId ?? null, nowS() + WS_TICKET_TTL_S)
+    .run();
+  return ticket;
+}
+
+/**
+ * Consumes a ticket (the first upgrade with it wins; a replay finds it used). The session that
+ * issued it must still be live and the account active.
+ */
+export async function consumeWsTicket(env: Bindings, ticket: string): Promise<{ userId: string; sessionId: string | null } | null> {
+  const now = nowS();
+  const row = await env.DB.prepare(
+    `UPDATE ws_tickets SET used_at = ?1 WHERE ticket_hash = ?2 AND used_at IS NULL AND expires_at > ?1
+       AND EXISTS (SELECT 1 FROM users u WHERE u.id = ws_tickets.user_id AND u.is_active = 1)
+       AND (session_id IS NULL OR NOT EXISTS (SELECT 1 FROM revoked_sessions s WHERE s.family_id = ws_tickets.session_id))
+     RETURNING user_id, session_id`,
+  )
+    .bind(now, await sha256Hex(ticket))
+    .first<{ user_id: string; session_id: string | null }>();
+  return row ? { userId: row.user_id, sessionId: row.session_id } : null;
+}
+
+/** Deactivates (or reactivates) an account; deactivation ends every session and socket at once. */
+export async function setAccountActive(env: Bindings, userId: string, active: boolean, logger?: Logger): Promise<UserRow> {
+  const user = await findUserById(env, userId);
+  if (!user) throw new AppError("NOT_FOUND", 404, "No such user.");
+  const update = env.DB.prepare("UPDATE users SET is_active = ?, updated_at = ? WHERE id = ?").bind(active ? 1 : 0, new Date().toISOString(), userId);
+  if (active) await update.run();
+  else await endEverySession(env, userId, { also: [update], logger });
+  return (await findUserById(env, userId))!;
+}

@@ -1,0 +1,47 @@
+/**
+ * Ending sessions everywhere they live. A session is one refresh-token family; its access tokens
+ * carry its id (`sid`), and so do the WebSockets it opened (in the user's UserHub). Ending a
+ * session revokes its refresh tokens, refuses its access tokens at once (revoked_sessions) and
+ * closes its sockets with 4401 — so a signed-out tab stops receiving private events within the
+ * round trip of one RPC, not when a 15-minute access token runs out.
+ */
+import type { SessionScope } from "../../durable-objects/user-hub";
+import type { Config } from "../config";
+import type { Bindings } from "../env";
+import type { Logger } from "../lib/logger";
+import { userHub } from "./progress";
+import { revokeAllForUserStatements, revokeFamilyStatements } from "./tokens";
+
+/**
+ * Closes the user's sockets in `scope`. A hub that cannot be reached is logged, not thrown: the
+ * tokens are already refused, and a socket can do nothing but listen.
+ */
+export async function closeSessionSockets(env: Bindings, userId: string, scope: SessionScope, logger?: Logger): Promise<number> {
+  try {
+    return await userHub(env, userId).closeSessions(scope);
+  } catch (err) {
+    logger?.warn("closing session sockets failed", { user_id: userId, error: String(err) });
+    return 0;
+  }
+}
+
+/** Sign-out of one session (and a family revoked for refresh-token reuse). */
+export async function endSession(env: Bindings, config: Config, userId: string, familyId: string, logger?: Logger): Promise<void> {
+  await env.DB.batch(revokeFamilyStatements(env, config, familyId));
+  await closeSessionSockets(env, userId, { sessionId: familyId }, logger);
+}
+
+/**
+ * Every session of the user ends (sign-out everywhere, password change or reset, takeover by a
+ * verified provider, deactivation). `also` are writes that must happen in the same atomic batch;
+ * `keepSocketsOf` spares the sockets of the session that asked (a password change keeps its
+ * own session alive with a fresh pair in the same family).
+ */
+export async function endEverySession(
+  env: Bindings,
+  userId: string,
+  options: { also?: D1PreparedStatement[]; keepSocketsOf?: string; logger?: Logger } = {},
+): Promise<void> {
+  await env.DB.batch([...revokeAllForUserStatements(env, userId), ...(options.also ?? [])]);
+  await closeSessionSockets(env, userId, options.keepSocketsOf ? { exceptSessionId: options.keepSocketsOf } : {}, options.logger);
+}

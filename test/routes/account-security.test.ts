@@ -1,0 +1,527 @@
+// The attacks of the security review, each replayed end to end through the Worker: account
+// takeover through an unproven email, reset links that outlive what they were for, sessions that
+// survive on WebSockets and in access tokens, cross-site WebSocket hijacking, rate-limit keys,
+// and CSRF tokens that a tossed cookie could satisfy. Providers (OAuth, email) are the emulators.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { createApp } from "../../src/app";
+import { hashPassword } from "../../src/services/passwords";
+import { ipv6Prefix64 } from "../../src/services/rate-limits";
+import { createUser } from "../../src/services/users";
+import { BASE, call, expectError, freshIp, setCookies } from "../helpers/http";
+import { createOAuthEmulators, githubIdentity, googleIdentity, oauthSignIn } from "../helpers/oauth";
+import { eventually, useEmulators } from "../helpers/outbound";
+import { bearerUser, GOOD_PASSWORD, registerWeb, tokenLogin, uniqueName } from "../helpers/users";
+
+const oauth = createOAuthEmulators();
+const emulators = useEmulators({ overrides: oauth.hosts });
+
+function mailTo(address: string, subject: RegExp) {
+  return eventually(() => emulators.email.outbox.find((m) => m.to.some((to) => to.toLowerCase() === address.toLowerCase()) && subject.test(m.subject)));
+}
+function tokenIn(text: string | null, label: "Reset token" | "Confirmation token"): string {
+  const match = new RegExp(`${label}: (\\S+)`).exec(text ?? "");
+  if (!match) throw new Error(`no ${label} in the mail`);
+  return match[1]!;
+}
+async function resetTokenFor(address: string): Promise<string> {
+  const before = emulators.email.outbox.length;
+  expect((await call("/api/v1/auth/password/reset/", { json: { email: address } })).status).toBe(200);
+  const mail = await eventually(() => emulators.email.outbox.slice(before).find((m) => m.to.includes(address) && /Reset/.test(m.subject)));
+  return tokenIn(mail.text, "Reset token");
+}
+const confirmReset = (token: string, password = "Brand-New-Bramble-9") =>
+  call("/api/v1/auth/password/reset/confirm/", { json: { token, new_password: password } });
+const profile = async (bearer: string) => (await (await call("/api/v1/auth/user/", { bearer })).json()) as Record<string, unknown>;
+
+interface OpenSocket {
+  ws: WebSocket;
+  messages: Record<string, unknown>[];
+  closed: Promise<{ code: number; reason: string; at: number }>;
+  isOpen: () => boolean;
+}
+
+/** Opens a socket with whatever credentials and headers; returns the raw response if refused. */
+async function upgrade(path: string, headers: Record<string, string> = {}): Promise<Response> {
+  return exports.default.fetch(new Request(`${BASE}${path}`, { headers: { Upgrade: "websocket", ...headers } }));
+}
+async function socket(path: string, headers: Record<string, string>): Promise<OpenSocket> {
+  const res = await upgrade(path, headers);
+  expect(res.status, res.status === 101 ? "" : await res.text()).toBe(101);
+  const ws = res.webSocket!;
+  const messages: Record<string, unknown>[] = [];
+  let open = true;
+  const closed = new Promise<{ code: number; reason: string; at: number }>((resolve) =>
+    ws.addEventListener("close", (e) => {
+      open = false;
+      resolve({ code: e.code, reason: e.reason, at: Date.now() });
+    }),
+  );
+  ws.addEventListener("message", (e) => messages.push(e.data === "pong" ? { type: "pong" } : JSON.parse(e.data as string)));
+  ws.accept();
+  await eventually(() => messages.find((m) => m.type === "init"));
+  return { ws, messages, closed, isOpen: () => open };
+}
+const bearerSocket = (access: string) => socket("/ws/", { Authorization: `Bearer ${access}` });
+
+/** Closed with 4401 within a second of `since`. */
+async function expectClosedBySignOut(s: OpenSocket, since: number) {
+  const closed = await Promise.race([s.closed, new Promise<null>((r) => setTimeout(() => r(null), 5000))]);
+  expect(closed, "socket was not closed").not.toBeNull();
+  expect(closed!.code).toBe(4401);
+  expect(closed!.at - since).toBeLessThan(1000);
+}
+/** Still open and served: a ping gets its pong. */
+async function expectStillOpen(s: OpenSocket) {
+  const pongs = s.messages.filter((m) => m.type === "pong").length;
+  s.ws.send("ping");
+  await eventually(() => s.messages.filter((m) => m.type === "pong").length > pongs || null);
+  expect(s.isOpen()).toBe(true);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe("account takeover through an unproven email", () => {
+  it("(a) an email change claims nothing until the new address confirms: the victim registers, resets and signs in to their own account", async () => {
+    const attacker = await bearerUser();
+    const victimEmail = `${uniqueName("victim")}@example.com`;
+
+    const patched = await call("/api/v1/auth/user/", { method: "PATCH", bearer: attacker.access, json: { email: victimEmail } });
+    expect(patched.status).toBe(200);
+    expect(await patched.json()).toMatchObject({ email: attacker.email, pending_email: victimEmail });
+    // The new address is asked to confirm; the current one is told.
+    const confirmation = await mailTo(victimEmail, /Confirm your new/);
+    await mailTo(attacker.email, /change of your .* email address was requested/);
+
+    // The attacker cannot sign in with it, and a reset for it reaches nobody.
+    await expectError(await call("/api/v1/auth/token/", { json: { email: victimEmail, password: GOOD_PASSWORD } }), 401, "INVALID_CREDENTIALS");
+    expect((await call("/api/v1/auth/password/reset/", { json: { email: victimEmail } })).status).toBe(200);
+
+    // The address is not "taken": the victim registers with it.
+    const victim = await registerWeb({ email: victimEmail, password: "Victims-First-Ivy-30" });
+    expect(victim.userId).not.toBe(attacker.userId);
+
+    // A reset for the address reaches the victim's account, not the attacker's.
+    expect((await confirmReset(await resetTokenFor(victimEmail), "Victims-Own-Ivy-31")).status).toBe(200);
+    const signedIn = await tokenLogin(victimEmail, "Victims-Own-Ivy-31");
+    expect((await profile(signedIn.access)).id).toBe(victim.userId);
+    // The attacker's password is untouched by the victim's reset.
+    expect((await tokenLogin(attacker.username)).access).toBeTruthy();
+
+    // The link the attacker asked for arrives too late: the address has an owner now.
+    const late = await call("/api/v1/auth/email/confirm/", { json: { token: tokenIn(confirmation.text, "Confirmation token") } });
+    await expectError(late, 409, "EMAIL_TAKEN");
+    expect((await profile(attacker.access)).email).toBe(attacker.email);
+  });
+
+  it("(b) GitHub link + reset token + email change, then the victim's first Google sign-in: the victim gets an account of their own", async () => {
+    const attackerEmail = `${uniqueName("mallory")}@example.com`;
+    oauth.github.setNextUser(githubIdentity(attackerEmail));
+    const attackerSignIn = await oauthSignIn("github", oauth.github);
+    expect(attackerSignIn.location.searchParams.get("success")).toBe("true");
+    const attacker = await profile(attackerSignIn.access!);
+    const attackerReset = await resetTokenFor(attackerEmail);
+
+    const victimEmail = `${uniqueName("victim")}@example.com`;
+    const patched = await call("/api/v1/auth/user/", { method: "PATCH", bearer: attackerSignIn.access!, json: { email: victimEmail } });
+    expect(await patched.json()).toMatchObject({ email: attackerEmail, pending_email: victimEmail });
+
+    oauth.google.setNextUser(googleIdentity({ email: victimEmail, emailVerified: true }));
+    const victimSignIn = await oauthSignIn("google", oauth.google);
+    expect(victimSignIn.location.searchParams.get("success")).toBe("true");
+    const victim = await profile(victimSignIn.access!);
+    expect(victim.id).not.toBe(attacker.id);
+    expect(victim).toMatchObject({ email: victimEmail, email_verified: true });
+
+    // Neither of the attacker's ways in reaches the victim's account.
+    const links = await env.DB.prepare("SELECT provider FROM oauth_accounts WHERE user_id = ?").bind(victim.id).all<{ provider: string }>();
+    expect(links.results.map((r) => r.provider)).toEqual(["google"]);
+    expect((await confirmReset(attackerReset)).status).toBe(200);
+    const viaReset = await tokenLogin(attackerEmail, "Brand-New-Bramble-9");
+    expect((await profile(viaReset.access)).id).toBe(attacker.id);
+  });
+
+  it("a verified provider taking over an unverified account removes every other way in: password, links, sessions, sockets, reset links", async () => {
+    // Set up as the old code allowed: the attacker's account holds the victim's address, unproven,
+    // with a password, a GitHub link, a live session with a socket and an outstanding reset link.
+    const victimEmail = `${uniqueName("victim")}@example.com`;
+    const attacker = await createUser(env, { username: uniqueName("squatter"), email: victimEmail, passwordHash: await hashPassword(GOOD_PASSWORD) });
+    await env.DB.prepare("INSERT INTO oauth_accounts (id, user_id, provider, provider_user_id, email) VALUES (?, ?, 'github', ?, ?)")
+      .bind(crypto.randomUUID(), attacker.id, `gh-${attacker.id}`, "mallory@example.com")
+      .run();
+    const resetToken = await resetTokenFor(victimEmail);
+    const session = await tokenLogin(attacker.username);
+    const ws = await bearerSocket(session.access);
+
+    oauth.google.setNextUser(googleIdentity({ email: victimEmail, emailVerified: true }));
+    const started = Date.now();
+    const victimSignIn = await oauthSignIn("google", oauth.google);
+    expect(victimSignIn.location.searchParams.get("success")).toBe("true");
+    const victim = await profile(victimSignIn.access!);
+    expect(victim.id).toBe(attacker.id);
+
+    await expectClosedBySignOut(ws, started);
+    await expectError(await call("/api/v1/auth/user/", { bearer: session.access }), 401, "TOKEN_INVALID");
+    expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: session.refresh } })).status).toBe(401);
+    await expectError(await call("/api/v1/auth/token/", { json: { username: attacker.username, password: GOOD_PASSWORD } }), 401, "INVALID_CREDENTIALS");
+    await expectError(await confirmReset(resetToken), 400, "INVALID_TOKEN");
+    const links = await env.DB.prepare("SELECT provider FROM oauth_accounts WHERE user_id = ?").bind(attacker.id).all<{ provider: string }>();
+    expect(links.results.map((r) => r.provider)).toEqual(["google"]);
+    // The new owner's own session works.
+    expect((await call("/api/v1/auth/user/", { cookies: { access_token: victimSignIn.access! } })).status).toBe(200);
+  });
+
+  it("a reset on an account whose address was never proven proves it, and removes linked providers and every session", async () => {
+    const owner = await bearerUser();
+    await env.DB.prepare("INSERT INTO oauth_accounts (id, user_id, provider, provider_user_id, email) VALUES (?, ?, 'github', ?, ?)")
+      .bind(crypto.randomUUID(), owner.userId, `gh-${owner.userId}`, "someone-else@example.com")
+      .run();
+    const ws = await bearerSocket(owner.access);
+    const started = Date.now();
+    expect((await confirmReset(await resetTokenFor(owner.email))).status).toBe(200);
+    await expectClosedBySignOut(ws, started);
+    const row = await env.DB.prepare(
+      "SELECT email_verified, (SELECT count(*) FROM oauth_accounts WHERE user_id = users.id) AS links FROM users WHERE id = ?",
+    )
+      .bind(owner.userId)
+      .first<{ email_verified: number; links: number }>();
+    expect(row).toEqual({ email_verified: 1, links: 0 });
+  });
+
+  it("a confirmed email change applies once, marks the address verified and kills reset links", async () => {
+    const u = await bearerUser();
+    const oldReset = await resetTokenFor(u.email);
+    const newEmail = `${uniqueName("moved")}@example.com`;
+    await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: newEmail } });
+    const token = tokenIn((await mailTo(newEmail, /Confirm your new/)).text, "Confirmation token");
+
+    const ok = await call("/api/v1/auth/email/confirm/", { json: { token } });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ email: newEmail });
+    expect(await profile(u.access)).toMatchObject({ email: newEmail, email_verified: true, pending_email: null });
+    await expectError(await call("/api/v1/auth/email/confirm/", { json: { token } }), 400, "INVALID_TOKEN");
+    await expectError(await confirmReset(oldReset), 400, "INVALID_TOKEN");
+    // The old address is free again and signs nobody in.
+    await expectError(await call("/api/v1/auth/token/", { json: { email: u.email, password: GOOD_PASSWORD } }), 401, "INVALID_CREDENTIALS");
+    expect((await tokenLogin(newEmail)).access).toBeTruthy();
+  });
+
+  it("only the newest email-change link is valid, and asking for the current address cancels it", async () => {
+    const u = await bearerUser();
+    const first = `${uniqueName("first")}@example.com`;
+    const second = `${uniqueName("second")}@example.com`;
+    await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: first } });
+    const firstToken = tokenIn((await mailTo(first, /Confirm your new/)).text, "Confirmation token");
+    await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: second } });
+    const secondToken = tokenIn((await mailTo(second, /Confirm your new/)).text, "Confirmation token");
+    await expectError(await call("/api/v1/auth/email/confirm/", { json: { token: firstToken } }), 400, "INVALID_TOKEN");
+    const cancel = await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: u.email.toUpperCase() } });
+    expect(await cancel.json()).toMatchObject({ email: u.email, pending_email: null });
+    await expectError(await call("/api/v1/auth/email/confirm/", { json: { token: secondToken } }), 400, "INVALID_TOKEN");
+  });
+});
+
+describe("password reset links", () => {
+  it("only the newest is valid", async () => {
+    const u = await registerWeb();
+    const older = await resetTokenFor(u.email);
+    const newer = await resetTokenFor(u.email);
+    await expectError(await confirmReset(older), 400, "INVALID_TOKEN");
+    expect((await confirmReset(newer)).status).toBe(200);
+  });
+
+  it("die when the password is changed", async () => {
+    const u = await bearerUser();
+    const token = await resetTokenFor(u.email);
+    const changed = await call("/api/v1/auth/password/change/", { bearer: u.access, json: { old_password: GOOD_PASSWORD, new_password: "Another-Fine-Fern-77" } });
+    expect(changed.status).toBe(200);
+    await expectError(await confirmReset(token), 400, "INVALID_TOKEN");
+  });
+
+  it("two concurrent uses of one link: exactly one sets its password", async () => {
+    const u = await registerWeb();
+    const token = await resetTokenFor(u.email);
+    const answers = await Promise.all([confirmReset(token, "First-Racer-Fern-11"), confirmReset(token, "Second-Racer-Fern-22")]);
+    expect(answers.map((r) => r.status).sort()).toEqual([200, 400]);
+    const winner = answers[0]!.status === 200 ? "First-Racer-Fern-11" : "Second-Racer-Fern-22";
+    const loser = winner === "First-Racer-Fern-11" ? "Second-Racer-Fern-22" : "First-Racer-Fern-11";
+    expect((await call("/api/v1/auth/token/", { json: { username: u.username, password: winner } })).status).toBe(200);
+    expect((await call("/api/v1/auth/token/", { json: { username: u.username, password: loser } })).status).toBe(401);
+  });
+});
+
+describe("ending a session reaches its sockets and its access tokens", () => {
+  it("sign-out closes this session's sockets (4401) within a second and refuses its tokens; another session is untouched", async () => {
+    const u = await bearerUser();
+    const other = await tokenLogin(u.username);
+    const mine = await bearerSocket(u.access);
+    const theirs = await bearerSocket(other.access);
+
+    const started = Date.now();
+    expect((await call("/api/v1/auth/logout/", { method: "POST", bearer: u.access, json: { refresh: u.refresh } })).status).toBe(200);
+    await expectClosedBySignOut(mine, started);
+    await expectStillOpen(theirs);
+    expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: u.refresh } })).status).toBe(401);
+    expect((await call("/api/v1/auth/user/", { bearer: other.access })).status).toBe(200);
+  });
+
+  it("sign-out revokes every access token of the session, not only the one presented", async () => {
+    const u = await bearerUser();
+    const refreshed = (await (await call("/api/v1/auth/token/refresh/", { json: { refresh: u.refresh } })).json()) as { access: string; refresh: string };
+    // Sign out with the newer token; the older access token of the same session must stop too.
+    expect((await call("/api/v1/auth/logout/", { method: "POST", bearer: refreshed.access })).status).toBe(200);
+    await expectError(await call("/api/v1/auth/user/", { bearer: u.access }), 401, "TOKEN_INVALID");
+    expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: refreshed.refresh } })).status).toBe(401);
+  });
+
+  it("sign-out everywhere closes every socket and refuses every token", async () => {
+    const u = await bearerUser();
+    const other = await tokenLogin(u.username);
+    const sockets = [await bearerSocket(u.access), await bearerSocket(other.access)];
+    const started = Date.now();
+    expect((await call("/api/v1/auth/logout-all/", { method: "POST", bearer: u.access })).status).toBe(200);
+    for (const s of sockets) await expectClosedBySignOut(s, started);
+    for (const t of [u, other]) {
+      expect((await call("/api/v1/auth/user/", { bearer: t.access })).status).toBe(401);
+      expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: t.refresh } })).status).toBe(401);
+    }
+  });
+
+  it("a password change closes the other sessions' sockets and keeps the caller's", async () => {
+    const u = await bearerUser();
+    const other = await tokenLogin(u.username);
+    const mine = await bearerSocket(u.access);
+    const theirs = await bearerSocket(other.access);
+    const started = Date.now();
+    const changed = await call("/api/v1/auth/password/change/", { bearer: u.access, json: { old_password: GOOD_PASSWORD, new_password: "Another-Fine-Fern-77" } });
+    expect(changed.status).toBe(200);
+    await expectClosedBySignOut(theirs, started);
+    await expectStillOpen(mine);
+    const fresh = (await changed.json()) as { access: string };
+    expect((await call("/api/v1/auth/user/", { bearer: fresh.access })).status).toBe(200);
+  });
+
+  it("a refresh token reused after the window revokes its family: sockets close and its access tokens stop at once", async () => {
+    const u = await bearerUser();
+    const rotated = (await (await call("/api/v1/auth/token/refresh/", { json: { refresh: u.refresh } })).json()) as { access: string; refresh: string };
+    const ws = await bearerSocket(rotated.access);
+    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 60 WHERE user_id = ? AND revoked_at IS NOT NULL").bind(u.userId).run();
+    const started = Date.now();
+    await expectError(await call("/api/v1/auth/token/refresh/", { json: { refresh: u.refresh } }), 401, "TOKEN_REUSED");
+    await expectClosedBySignOut(ws, started);
+    await expectError(await call("/api/v1/auth/user/", { bearer: rotated.access }), 401, "TOKEN_INVALID");
+  });
+
+  it("two tabs refreshing with one token at once both get the same new pair, and stay signed in", async () => {
+    const s = await registerWeb();
+    const login = setCookies(await call("/api/v1/auth/login/", { json: { username: s.username, password: GOOD_PASSWORD } }));
+    const jar = { refresh_token: login.refresh_token!.value, csrftoken: login.csrftoken!.value };
+    const tab = () => call("/api/v1/auth/token/refresh/", { method: "POST", cookies: jar, headers: { "X-CSRFToken": jar.csrftoken } });
+    const [a, b] = await Promise.all([tab(), tab()]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    const [ca, cb] = [setCookies(a), setCookies(b)];
+    expect(ca.refresh_token!.value).toBe(cb.refresh_token!.value);
+    expect(ca.access_token!.value).toBe(cb.access_token!.value);
+    expect(ca.refresh_token!.value).not.toBe(jar.refresh_token);
+    // A third tab a moment later still gets that pair; the pair keeps working and rotates on.
+    const c = setCookies(await tab());
+    expect(c.refresh_token!.value).toBe(ca.refresh_token!.value);
+    expect((await call("/api/v1/auth/user/", { cookies: { access_token: ca.access_token!.value } })).status).toBe(200);
+    const next = await call("/api/v1/auth/token/refresh/", { json: { refresh: ca.refresh_token!.value } });
+    expect(next.status).toBe(200);
+    // Once the replacement has itself been used, the first token is theft even inside the window.
+    await expectError(await tab(), 401, "TOKEN_REUSED");
+  });
+
+  it("deactivating an account closes its sockets and refuses its tokens and sign-ins", async () => {
+    const admin = await bearerUser();
+    await env.DB.prepare("UPDATE users SET role = 'admin' WHERE id = ?").bind(admin.userId).run();
+    const u = await bearerUser();
+    const ws = await bearerSocket(u.access);
+    const started = Date.now();
+    const res = await call(`/api/v1/admin/users/${u.userId}/active/`, { method: "PATCH", bearer: admin.access, json: { is_active: false } });
+    expect(res.status, await res.clone().text()).toBe(200);
+    await expectClosedBySignOut(ws, started);
+    expect((await call("/api/v1/auth/user/", { bearer: u.access })).status).toBe(401);
+    await expectError(await call("/api/v1/auth/token/", { json: { username: u.username, password: GOOD_PASSWORD } }), 401, "INVALID_CREDENTIALS");
+    // Only admins may, and not on themselves.
+    await expectError(await call(`/api/v1/admin/users/${admin.userId}/active/`, { method: "PATCH", bearer: (await bearerUser()).access, json: { is_active: false } }), 403, "FORBIDDEN");
+    await expectError(await call(`/api/v1/admin/users/${admin.userId}/active/`, { method: "PATCH", bearer: admin.access, json: { is_active: false } }), 400, "VALIDATION_ERROR");
+    const back = await call(`/api/v1/admin/users/${u.userId}/active/`, { method: "PATCH", bearer: admin.access, json: { is_active: true } });
+    expect(back.status).toBe(200);
+    expect((await tokenLogin(u.username)).access).toBeTruthy();
+  });
+
+  it("a socket opened with a ticket belongs to the session that asked for the ticket", async () => {
+    const u = await bearerUser();
+    const other = await tokenLogin(u.username);
+    const ticketOf = async (access: string) => ((await (await call("/api/v1/auth/ws-ticket/", { method: "POST", bearer: access })).json()) as { ticket: string }).ticket;
+    const mine = await socket(`/ws/?ticket=${await ticketOf(u.access)}`, {});
+    const theirs = await socket(`/ws/?ticket=${await ticketOf(other.access)}`, {});
+    const started = Date.now();
+    await call("/api/v1/auth/logout/", { method: "POST", bearer: u.access });
+    await expectClosedBySignOut(mine, started);
+    await expectStillOpen(theirs);
+    // A ticket of an ended session opens nothing.
+    const stale = await ticketOf(other.access);
+    await call("/api/v1/auth/logout/", { method: "POST", bearer: other.access });
+    const late = await upgrade(`/ws/?ticket=${stale}`);
+    expect(late.status).toBe(101);
+    const ws = late.webSocket!;
+    const closed = new Promise<number>((r) => ws.addEventListener("close", (e) => r(e.code)));
+    ws.accept();
+    expect(await closed).toBe(4401);
+  });
+});
+
+describe("WebSocket Origin", () => {
+  it("a bearer upgrade from any Origin is served (it used to be a 500)", async () => {
+    const u = await bearerUser();
+    const s = await socket("/ws/", { Authorization: `Bearer ${u.access}`, Origin: "https://evil.example" });
+    await expectStillOpen(s);
+  });
+
+  it("a cookie upgrade from a foreign Origin is refused with 403; this site and allowed clients are served", async () => {
+    const s = await registerWeb();
+    const cookie = `access_token=${s.cookies.access_token}`;
+    const refused = await upgrade("/ws/", { Cookie: cookie, Origin: "https://evil.example" });
+    await expectError(refused, 403, "FORBIDDEN");
+    for (const origin of [BASE, "http://localhost:5173"]) {
+      const ok = await socket("/ws/", { Cookie: cookie, Origin: origin });
+      await expectStillOpen(ok);
+    }
+  });
+
+  it("a ticket upgrade from a foreign Origin is refused without spending the ticket", async () => {
+    const u = await bearerUser();
+    const { ticket } = (await (await call("/api/v1/auth/ws-ticket/", { method: "POST", bearer: u.access })).json()) as { ticket: string };
+    await expectError(await upgrade(`/ws/?ticket=${ticket}`, { Origin: "https://evil.example" }), 403, "FORBIDDEN");
+    const ok = await socket(`/ws/?ticket=${ticket}`, { Origin: "http://localhost:5173" });
+    await expectStillOpen(ok);
+  });
+});
+
+describe("rate-limit keys", () => {
+  it.each([
+    ["2001:db8:a:b:1:2:3:4", "2001:db8:a:b::/64"],
+    ["2001:DB8:A:B::1", "2001:db8:a:b::/64"],
+    ["[2001:db8::1]", "2001:db8:0:0::/64"],
+    ["::1", "0:0:0:0::/64"],
+    ["::ffff:192.0.2.1", "0:0:0:0::/64"],
+    ["fe80::1%eth0", "fe80:0:0:0::/64"],
+    ["2001:db8::1::2", null],
+    ["not-an-address", null],
+  ])("%s is keyed as %s", (address, key) => {
+    expect(ipv6Prefix64(address)).toBe(key);
+  });
+
+  it("IPv6 clients share one login bucket per /64", async () => {
+    const s = await registerWeb();
+    const prefix = `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:${Math.floor(Math.random() * 0xffff).toString(16)}`;
+    for (let i = 1; i <= 5; i++) {
+      const res = await call("/api/v1/auth/login/", { json: { username: s.username, password: GOOD_PASSWORD }, ip: `${prefix}::${i}` });
+      expect(res.status, `attempt ${i}`).toBe(200);
+    }
+    await expectError(
+      await call("/api/v1/auth/login/", { json: { username: s.username, password: GOOD_PASSWORD }, ip: `${prefix}:ffff:ffff:ffff:ffff` }),
+      429,
+      "RATE_LIMITED",
+    );
+    // The next /64 is another subscriber.
+    const neighbour = await call("/api/v1/auth/login/", { json: { username: s.username, password: GOOD_PASSWORD }, ip: `2001:db9::1` });
+    expect(neighbour.status).toBe(200);
+  });
+
+  it("one lockout bucket per account, whether the username or the email is typed, in any case", async () => {
+    const s = await registerWeb();
+    const typed = [s.username, s.email, s.username.toUpperCase(), s.email.toUpperCase()];
+    for (let i = 0; i < 10; i++) {
+      const identifier = typed[i % typed.length]!;
+      const res = await call("/api/v1/auth/login/", { json: { username: identifier, password: `Wrong-Password-${i}` } });
+      expect(res.status, `failure ${i + 1}`).toBe(401);
+    }
+    for (const identifier of typed) {
+      await expectError(await call("/api/v1/auth/login/", { json: { username: identifier, password: GOOD_PASSWORD } }), 429, "ACCOUNT_LOCKED");
+    }
+  });
+
+  it("lockout answers the same for a real account and an unknown name, attempt by attempt", async () => {
+    const real = await registerWeb();
+    const ghost = uniqueName("ghost");
+    const answers = async (username: string) => {
+      const out: unknown[] = [];
+      for (let i = 0; i < 11; i++) {
+        const res = await call("/api/v1/auth/login/", { json: { username, password: "Wrong-Password-123" } });
+        const body = (await res.json()) as Record<string, unknown>;
+        out.push({ status: res.status, code: body.code, message: body.message, retry: res.headers.has("Retry-After") });
+      }
+      return out;
+    };
+    const [a, b] = [await answers(real.username), await answers(ghost)];
+    expect(a).toEqual(b);
+    expect((a[10] as { code: string }).code).toBe("ACCOUNT_LOCKED");
+  });
+
+  it("a username with an @ in it can sign in by that username", async () => {
+    const name = `${uniqueName("at")}@garden`;
+    const s = await registerWeb({ username: name, email: `${uniqueName("plain")}@example.com` });
+    expect((await tokenLogin(name)).access).toBeTruthy();
+    expect((await tokenLogin(s.email)).access).toBeTruthy();
+  });
+});
+
+describe("CSRF tokens bound to the session", () => {
+  it("a matching cookie and header from another session, or an anonymous token, are refused", async () => {
+    const alice = await registerWeb();
+    const mallory = await registerWeb();
+    const write = (cookies: Record<string, string>, csrf: string) =>
+      call("/api/v1/plant-identification/collections/", { cookies, headers: { "X-CSRFToken": csrf }, json: { name: uniqueName("c") } });
+
+    // Mallory's own pair, tossed into Alice's browser next to Alice's session cookie.
+    await expectError(await write({ access_token: alice.cookies.access_token!, csrftoken: mallory.csrf }, mallory.csrf), 403, "CSRF_FAILED");
+    // A fresh anonymous token from csrf/ does not fit a session either.
+    const anon = ((await (await call("/api/v1/auth/csrf/")).json()) as { csrfToken: string }).csrfToken;
+    await expectError(await write({ access_token: alice.cookies.access_token!, csrftoken: anon }, anon), 403, "CSRF_FAILED");
+    // Alice's own works; csrf/ called with her session hands her that same token.
+    expect((await write(alice.cookies, alice.csrf)).status).toBe(201);
+    const mine = await call("/api/v1/auth/csrf/", { cookies: { access_token: alice.cookies.access_token! } });
+    expect(((await mine.json()) as { csrfToken: string }).csrfToken).toBe(alice.csrf);
+  });
+
+  it("outside local development the cookie is __Host-csrftoken (Secure, Path=/, no Domain) and the plain name is ignored", async () => {
+    const app = createApp();
+    const staging = { ...env, ENVIRONMENT: "staging" } as typeof env;
+    const fetchStaging = async (path: string, init: RequestInit & { cookies?: Record<string, string> } = {}) => {
+      const headers = new Headers(init.headers);
+      headers.set("CF-Connecting-IP", freshIp());
+      if (init.cookies) headers.set("Cookie", Object.entries(init.cookies).map(([k, v]) => `${k}=${v}`).join("; "));
+      const ctx = createExecutionContext();
+      const res = await app.fetch(new Request(`https://api.test${path}`, { ...init, headers }), staging, ctx);
+      await waitOnExecutionContext(ctx);
+      return res;
+    };
+    const username = uniqueName("stager");
+    const reg = await fetchStaging("/api/v1/auth/register/", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username, email: `${username}@example.com`, password: GOOD_PASSWORD }),
+    });
+    expect(reg.status, await reg.clone().text()).toBe(201);
+    const cookies = setCookies(reg);
+    expect(cookies.csrftoken).toBeUndefined();
+    const csrf = cookies["__Host-csrftoken"]!;
+    expect(csrf.attributes).toMatchObject({ secure: true, path: "/" });
+    expect(csrf.attributes.domain).toBeUndefined();
+
+    const write = (cookieName: string) =>
+      fetchStaging("/api/v1/plant-identification/collections/", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf.value },
+        cookies: { access_token: cookies.access_token!.value, [cookieName]: csrf.value },
+        body: JSON.stringify({ name: uniqueName("c") }),
+      });
+    await expectError(await write("csrftoken"), 403, "CSRF_FAILED");
+    expect((await write("__Host-csrftoken")).status).toBe(201);
+  });
+});
