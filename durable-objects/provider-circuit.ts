@@ -5,8 +5,10 @@
  *   closed ──N consecutive failures──▶ open ──after openMs──▶ half_open
  *   half_open ──M successes──▶ closed        half_open ──any failure──▶ open
  *
- * While open no upstream call is made (callers still serve cached answers). In half-open a
- * single probe is in flight at a time so a recovering provider is not stampeded.
+ * While open no upstream call is made (callers still serve cached answers); a refused caller is
+ * told how long until a call may be allowed, so queued jobs wait for that instead of spending
+ * attempts. In half-open a single probe is in flight at a time so a recovering provider is not
+ * stampeded. A 429 is rate limiting, not a failure: it never opens the circuit.
  */
 import { DurableObject } from "cloudflare:workers";
 
@@ -38,6 +40,15 @@ interface Stored {
 
 /** A probe that never reports back (isolate died) stops blocking others after this. */
 const PROBE_LEASE_MS = 60_000;
+/** While a half-open probe is in flight, others are told to look again this soon (it settles within a provider timeout). */
+const PROBE_RECHECK_MS = 5_000;
+
+export interface CircuitGate {
+  allowed: boolean;
+  state: CircuitState;
+  /** When refused: how long until a call may be allowed (open: until half-open; half-open: until the probe settles). */
+  retryAfterMs?: number;
+}
 
 export class ProviderCircuit extends DurableObject<Env> {
   private data: Stored = {
@@ -55,7 +66,7 @@ export class ProviderCircuit extends DurableObject<Env> {
   }
 
   /** May the caller make an upstream call now? Moves open → half_open when the time is up. */
-  async acquire(policy: CircuitPolicy, now = Date.now()): Promise<{ allowed: boolean; state: CircuitState }> {
+  async acquire(policy: CircuitPolicy, now = Date.now()): Promise<CircuitGate> {
     const c = this.data.circuit;
     if (c.state === "open" && c.openedAt !== null && now - c.openedAt >= policy.openMs) {
       c.state = "half_open";
@@ -63,9 +74,9 @@ export class ProviderCircuit extends DurableObject<Env> {
       this.probeUntil = 0;
       await this.save();
     }
-    if (c.state === "open") return { allowed: false, state: c.state };
+    if (c.state === "open") return { allowed: false, state: c.state, retryAfterMs: Math.max(0, (c.openedAt ?? now) + policy.openMs - now) };
     if (c.state === "half_open") {
-      if (now < this.probeUntil) return { allowed: false, state: c.state };
+      if (now < this.probeUntil) return { allowed: false, state: c.state, retryAfterMs: Math.min(this.probeUntil - now, PROBE_RECHECK_MS) };
       this.probeUntil = now + PROBE_LEASE_MS;
     }
     return { allowed: true, state: c.state };
@@ -98,6 +109,16 @@ export class ProviderCircuit extends DurableObject<Env> {
     }
     await this.save();
     return c.state;
+  }
+
+  /**
+   * The provider answered 429 (rate limiting): it is up and telling us to slow down, which the
+   * caller honours through Retry-After. Neither a failure (it must not open the circuit) nor a
+   * success (it proves nothing about recovery); a half-open probe's slot is freed for the next.
+   */
+  async recordRateLimited(): Promise<CircuitState> {
+    this.probeUntil = 0;
+    return this.data.circuit.state;
   }
 
   async snapshot(policy?: CircuitPolicy, now = Date.now()): Promise<CircuitSnapshot> {

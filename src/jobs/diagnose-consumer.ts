@@ -5,7 +5,8 @@
  *
  * Progress to the owner's UserHub: queued (at upload) → processing_start → health_start →
  * health_done → completed; on a retryable provider failure rate_limited? → retry_scheduled and
- * the request waits in `pending`; after MAX_ATTEMPTS (or a failure retrying cannot fix) it ends
+ * the request waits in `pending` (an open circuit: retry_scheduled with reason circuit_open, a
+ * wait that spends no attempt); after MAX_ATTEMPTS (or a failure retrying cannot fix) it ends
  * `failed` with an `error` then `completed` message. Idempotent like identification jobs.
  */
 import type { Bindings } from "../env";
@@ -21,9 +22,9 @@ import {
 import { progress, publish } from "../services/progress";
 import { cachedProviderCall, plantIdJob } from "../services/provider-calls";
 import { loadStoredImages } from "../services/requests";
-import { MAX_ATTEMPTS, retryDelayFor, type JobKind, type JobResult } from "./job-policy";
+import { circuitWaitDelayS, counter, MAX_ATTEMPTS, retryDelayFor, type JobCounters, type JobKind, type JobResult } from "./job-policy";
 
-export interface DiagnoseJob {
+export interface DiagnoseJob extends JobCounters {
   type: "diagnose";
   request_id: string;
   user_id: string;
@@ -77,6 +78,16 @@ export async function processDiagnoseJob(job: DiagnoseJob, attempt: number, env:
 
   if (call.error || !call.answer || !health) {
     const error = call.error ?? new ProviderError("plant_id", "malformed", "Plant.id answered without a health assessment");
+    // Plant.id's circuit is open: nothing was tried, so wait until it may half-open without
+    // spending an attempt (even on the last one).
+    const waits = counter(job.circuit_waits);
+    const waitS = circuitWaitDelayS([error], waits);
+    if (waitS !== null) {
+      await releaseDiseaseRequest(env, job.request_id, waitS, `Plant health service unavailable (circuit open); retrying in ${waitS} s`);
+      await say(progress(job.request_id, "retry_scheduled", "pending", { delay_seconds: waitS, attempt, max_attempts: MAX_ATTEMPTS, reason: "circuit_open" }));
+      logger.info("circuit open; diagnosis waits", { delay_s: waitS, circuit_waits: waits + 1 });
+      return { kind: "wait", delayS: waitS, body: { ...job, failures: attempt - 1, circuit_waits: waits + 1 } satisfies DiagnoseJob };
+    }
     if (!error.retryable || attempt >= MAX_ATTEMPTS) {
       logger.warn("diagnosis failed", { error: error.toJSON() });
       return fail(

@@ -6,8 +6,10 @@
  * a re-delivered message never duplicates anything.
  *
  * Retries (jobs/job-policy.ts): exponential backoff with jitter; a provider 429 waits for its
- * Retry-After instead, capped at 300 s. After MAX_ATTEMPTS the request fails and its owner is
- * told. Between attempts the request is back in `pending`, never left `processing`.
+ * Retry-After instead, capped at 300 s; when both providers' circuits are open the job waits
+ * until one may half-open, without spending an attempt. After MAX_ATTEMPTS the request fails
+ * and its owner is told. Between attempts the request is back in `pending`, never left
+ * `processing`.
  */
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
@@ -18,11 +20,11 @@ import { progress, publish } from "../services/progress";
 import { claimForProcessing, completeRequest, countResults, failRequest, loadStoredImages, releaseRequest } from "../services/requests";
 import { careInstructionsFor, findSpeciesForCare } from "../services/care-guides";
 import { enrichSpecies } from "../services/enrichment";
-import { MAX_ATTEMPTS, retryDelayFor, type JobKind, type JobResult } from "./job-policy";
+import { circuitWaitDelayS, counter, MAX_ATTEMPTS, retryDelayFor, type JobCounters, type JobKind, type JobResult } from "./job-policy";
 
 export { backoffDelayS, MAX_ATTEMPTS } from "./job-policy";
 
-export interface IdentifyJob {
+export interface IdentifyJob extends JobCounters {
   type: "identify";
   request_id: string;
   user_id: string;
@@ -93,6 +95,16 @@ async function retryOrFail(
   logger: Logger,
 ): Promise<JobResult> {
   const errors = [outcome.providers.plant_id.error, outcome.providers.plantnet.error].filter((e): e is ProviderError => e !== null);
+  // Every provider refused with an open circuit: nothing failed, so wait for the half-open
+  // without spending an attempt (even on the last one).
+  const waits = counter(job.circuit_waits);
+  const waitS = circuitWaitDelayS(errors, waits);
+  if (waitS !== null) {
+    await releaseRequest(env, job.request_id, waitS, `Providers unavailable (circuit open); retrying in ${waitS} s`);
+    await say(progress(job.request_id, "retry_scheduled", "pending", { delay_seconds: waitS, attempt, max_attempts: MAX_ATTEMPTS, reason: "circuit_open" }));
+    logger.info("circuit open; job waits", { delay_s: waitS, circuit_waits: waits + 1 });
+    return { kind: "wait", delayS: waitS, body: { ...job, failures: attempt - 1, circuit_waits: waits + 1 } satisfies IdentifyJob };
+  }
   const retryable = errors.some((e) => e.retryable);
   if (!retryable || attempt >= MAX_ATTEMPTS) {
     const message = retryable

@@ -1,7 +1,8 @@
 /**
  * What every queue job kind shares (API.md §2.3): at most MAX_ATTEMPTS attempts, exponential
  * backoff with jitter (5 s, 10 s, 20 s, 40 s ± 50 %), a provider 429 waits for its Retry-After
- * instead, capped at 300 s; and the shape a job kind plugs into the dispatcher (jobs/queue.ts).
+ * instead, capped at 300 s; an open circuit breaker makes the job wait until it may half-open
+ * without spending an attempt; and the shape a job kind plugs into the dispatcher (jobs/queue.ts).
  */
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
@@ -16,11 +17,47 @@ export function backoffDelayS(attempt: number, random = Math.random()): number {
   return Math.min(MAX_DELAY_S, Math.max(1, Math.round(exponential * (0.5 + random))));
 }
 
-/** The wait before the next attempt after these provider errors; `rateLimited` when a 429 set it. */
+/**
+ * The wait before the next attempt after these provider errors; `rateLimited` when a 429 set it.
+ * An open circuit among them is a floor: retrying before it may half-open would only meet it
+ * again and spend an attempt.
+ */
 export function retryDelayFor(errors: ProviderError[], attempt: number): { delayS: number; rateLimited: boolean } {
   const rateLimits = errors.filter((e) => e.kind === "rate_limited" && e.retryAfterS !== undefined).map((e) => e.retryAfterS!);
-  if (rateLimits.length > 0) return { delayS: Math.min(MAX_DELAY_S, Math.max(1, ...rateLimits)), rateLimited: true };
-  return { delayS: backoffDelayS(attempt), rateLimited: false };
+  const circuitFloor = Math.max(0, ...errors.filter((e) => e.kind === "circuit_open" && e.retryAfterS !== undefined).map((e) => e.retryAfterS!));
+  if (rateLimits.length > 0) return { delayS: Math.min(MAX_DELAY_S, Math.max(1, circuitFloor, ...rateLimits)), rateLimited: true };
+  return { delayS: Math.min(MAX_DELAY_S, Math.max(backoffDelayS(attempt), circuitFloor)), rateLimited: false };
+}
+
+/**
+ * Circuit waits (API.md §2.3 with the breaker): when every provider a job needed refused because
+ * its circuit is open, nothing was tried and nothing failed, so the job waits until the first
+ * circuit may half-open (plus jitter, so waiting jobs do not all arrive for the one probe at
+ * once) without spending an attempt. Bounded, so a provider that never recovers cannot keep a
+ * job waiting forever: after MAX_CIRCUIT_WAITS an open circuit counts as a failed attempt again.
+ */
+export const MAX_CIRCUIT_WAITS = 30;
+const CIRCUIT_JITTER_S = 5;
+
+/** Counters a job message carries across re-sends (see jobs/queue.ts). */
+export interface JobCounters {
+  /** Failed attempts (real provider failures, crashes) before this message was sent. */
+  failures?: number;
+  /** Circuit waits so far. */
+  circuit_waits?: number;
+}
+
+/** The delay of a circuit wait, or null when these errors are not all open circuits (or the job waited enough). */
+export function circuitWaitDelayS(errors: ProviderError[], waitsSoFar: number, random = Math.random()): number | null {
+  if (errors.length === 0 || waitsSoFar >= MAX_CIRCUIT_WAITS || !errors.every((e) => e.kind === "circuit_open")) return null;
+  // The earliest moment any of them may let a call through (one provider answering is enough).
+  const untilHalfOpenS = Math.min(...errors.map((e) => e.retryAfterS ?? BASE_DELAY_S));
+  return Math.min(MAX_DELAY_S, Math.max(1, untilHalfOpenS) + 1 + Math.floor(random * CIRCUIT_JITTER_S));
+}
+
+/** A counter from a message body: a non-negative integer, else 0 (old or hand-made messages). */
+export function counter(value: unknown): number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 0 ? value : 0;
 }
 
 /**
@@ -54,7 +91,11 @@ export function isoIn(ms: number, now = Date.now()): string {
   return new Date(now + ms).toISOString();
 }
 
-export type JobResult = { kind: "done" } | { kind: "retry"; delayS: number };
+/**
+ * done: ack. retry: the queue retries this message (counts in message.attempts). wait: ack and
+ * send `body` again after `delayS` (a circuit wait that must not count; see jobs/queue.ts).
+ */
+export type JobResult = { kind: "done" } | { kind: "retry"; delayS: number } | { kind: "wait"; delayS: number; body: unknown };
 
 /** A kind of queue job: how to recognise its messages, run one, and clean up after it. */
 export interface JobKind<J extends { request_id: string; user_id: string }> {

@@ -15,9 +15,9 @@ import { reportToSentry } from "../providers/sentry";
 import { publish } from "../services/progress";
 import { diagnoseJobs } from "./diagnose-consumer";
 import { identifyJobs } from "./identify-consumer";
-import { backoffDelayS, type JobKind } from "./job-policy";
+import { backoffDelayS, counter, type JobKind } from "./job-policy";
 
-type AnyJob = { request_id: string; user_id: string };
+type AnyJob = { request_id: string; user_id: string; failures?: number };
 const KINDS: JobKind<AnyJob>[] = [identifyJobs, diagnoseJobs];
 
 function kindOf(body: unknown): JobKind<AnyJob> | undefined {
@@ -38,10 +38,14 @@ async function handleMessage(message: Message<unknown>, env: Bindings, ctx: Exec
     return;
   }
   const job = message.body as AnyJob;
-  const logger = parent.child({ request_id: job.request_id, attempt: message.attempts, job: kind.name });
+  // The job's attempt number: failed attempts carried by the message (it may be a re-send after
+  // a circuit wait) plus this message's own deliveries.
+  const attempt = counter(job.failures) + message.attempts;
+  const logger = parent.child({ request_id: job.request_id, attempt, job: kind.name });
   try {
-    const outcome = await kind.process(job, message.attempts, env, ctx, logger);
+    const outcome = await kind.process(job, attempt, env, ctx, logger);
     if (outcome.kind === "retry") message.retry({ delaySeconds: outcome.delayS });
+    else if (outcome.kind === "wait") await waitAsNewMessage(message, outcome.body, outcome.delayS, env, logger);
     else message.ack();
   } catch (err) {
     logger.error(`${kind.name} job crashed`, describeError(err));
@@ -56,8 +60,28 @@ async function handleMessage(message: Message<unknown>, env: Bindings, ctx: Exec
         }),
       );
     }
-    const delayS = backoffDelayS(message.attempts);
+    const delayS = backoffDelayS(attempt);
     await kind.release(env, job, delayS).catch(() => {});
+    message.retry({ delaySeconds: delayS });
+  }
+}
+
+/**
+ * A circuit wait. Queues counts every retry of a message in `message.attempts` and dead-letters
+ * it after max_retries (wrangler.toml: 5) whatever the reason, so waiting out an open circuit
+ * with message.retry() would spend the job's attempts on calls never made — a 45-second outage
+ * (the circuit stays open 60 s) could exhaust them. Instead the message is acked and the job
+ * sent again with the delay, carrying its own counters (failures so far, circuit waits), from
+ * which the next delivery computes its attempt number; the queue's own retries and dead-letter
+ * queue still catch crashes. Send first, then ack: a crash in between leaves two messages, which
+ * the exclusive claim makes harmless; a failed send falls back to an ordinary retry.
+ */
+async function waitAsNewMessage(message: Message<unknown>, body: unknown, delayS: number, env: Bindings, logger: Logger): Promise<void> {
+  try {
+    await env.IDENTIFY_QUEUE.send(body, { contentType: "json", delaySeconds: delayS });
+    message.ack();
+  } catch (err) {
+    logger.warn("could not re-send a waiting job; retrying it instead", { error: String(err) });
     message.retry({ delaySeconds: delayS });
   }
 }

@@ -176,9 +176,11 @@ async function cachedProviderCallInner(env: Bindings, waitUntil: (p: Promise<unk
   let circuitUpdate: Promise<unknown> = Promise.resolve();
   const gate = await circuit.acquire(policy);
   if (!gate.allowed) {
-    const error = new ProviderError(job.provider, "circuit_open", `${job.provider} is temporarily unavailable (circuit ${gate.state})`);
+    // retryAfterS: when the circuit may let a call through (half-open), so a queued job waits that long.
+    const retryAfterS = gate.retryAfterMs === undefined ? undefined : Math.ceil(gate.retryAfterMs / 1000);
+    const error = new ProviderError(job.provider, "circuit_open", `${job.provider} is temporarily unavailable (circuit ${gate.state})`, undefined, retryAfterS);
     result = { provider: job.provider, answer: null, error, cached: false };
-    outcome = { ok: false, error: { kind: error.kind, message: error.message } };
+    outcome = { ok: false, error: { kind: error.kind, message: error.message, retryAfterS } };
   } else {
     try {
       const answer = await callUpstream(job);
@@ -190,8 +192,11 @@ async function cachedProviderCallInner(env: Bindings, waitUntil: (p: Promise<unk
       const error = asProviderError(job.provider, err);
       result = { provider: job.provider, answer: null, error, cached: false };
       outcome = { ok: false, error: { kind: error.kind, message: error.message, status: error.status, retryAfterS: error.retryAfterS } };
-      // A request we got wrong (4xx other than 429) says nothing about the provider's health.
-      if (error.kind !== "bad_request") circuitUpdate = circuit.recordFailure(policy);
+      // A request we got wrong (4xx other than 429) says nothing about the provider's health, and
+      // a 429 is rate limiting (its Retry-After is honoured by the caller), not an outage: neither
+      // counts toward opening the circuit.
+      if (error.kind === "rate_limited") circuitUpdate = circuit.recordRateLimited();
+      else if (error.kind !== "bad_request") circuitUpdate = circuit.recordFailure(policy);
     }
     waitUntil(circuit.countCache(false));
   }
