@@ -481,29 +481,35 @@ export function requestRoutes() {
       const result = await loadResult(c, id);
       if (result.owner_id !== user.id && !result.shared) throw new AppError("NOT_FOUND", 404, "Result not found.");
       if (result.is_accepted) throw new AppError("VALIDATION_ERROR", 400, "Accepted results cannot be voted on.", { vote_type: ["This result is already accepted."] });
-      const existing = await c.env.DB.prepare("SELECT vote_type FROM votes WHERE result_id = ? AND user_id = ?").bind(id, user.id).first<{ vote_type: string }>();
-      const next = existing?.vote_type === vote_type ? null : vote_type;
       const db = c.env.DB;
-      // The tallies are recomputed from the votes in the same batch, so they can never drift.
-      const recount = db
-        .prepare(
-          `UPDATE identification_results SET
-             upvotes = (SELECT count(*) FROM votes WHERE result_id = ? AND vote_type = 'upvote'),
-             downvotes = (SELECT count(*) FROM votes WHERE result_id = ? AND vote_type = 'downvote')
-           WHERE id = ?`,
-        )
-        .bind(id, id, id);
-      const change = next
-        ? db
-            .prepare(
-              `INSERT INTO votes (id, result_id, user_id, vote_type) VALUES (?, ?, ?, ?)
-               ON CONFLICT (result_id, user_id) DO UPDATE SET vote_type = excluded.vote_type`,
-            )
-            .bind(uuidv7(), id, user.id, next)
-        : db.prepare("DELETE FROM votes WHERE result_id = ? AND user_id = ?").bind(id, user.id);
-      await db.batch([change, recount]);
-      const tally = (await db.prepare("SELECT upvotes, downvotes FROM identification_results WHERE id = ?").bind(id).first<{ upvotes: number; downvotes: number }>())!;
-      return c.json({ result_id: id, vote: next, ...tally }, 200);
+      // One batch, which D1 runs as one transaction: concurrent votes behave as votes one after
+      // the other, and the answer is the state this vote left (reading the old vote first let
+      // two identical votes both "add"). (1) The same vote again is removed; (2) otherwise —
+      // changes() = 0, (1) deleted nothing — it is inserted or switches the other one; (3) the
+      // tallies are recomputed from the votes, so they can never drift; (4) the answer is read.
+      const [, , , state] = await db.batch<{ vote: "upvote" | "downvote" | null; upvotes: number; downvotes: number }>([
+        db.prepare("DELETE FROM votes WHERE result_id = ? AND user_id = ? AND vote_type = ?").bind(id, user.id, vote_type),
+        db
+          .prepare(
+            `INSERT INTO votes (id, result_id, user_id, vote_type) SELECT ?, ?, ?, ? WHERE changes() = 0
+             ON CONFLICT (result_id, user_id) DO UPDATE SET vote_type = excluded.vote_type`,
+          )
+          .bind(uuidv7(), id, user.id, vote_type),
+        db
+          .prepare(
+            `UPDATE identification_results SET
+               upvotes = (SELECT count(*) FROM votes WHERE result_id = ?1 AND vote_type = 'upvote'),
+               downvotes = (SELECT count(*) FROM votes WHERE result_id = ?1 AND vote_type = 'downvote')
+             WHERE id = ?1`,
+          )
+          .bind(id),
+        db
+          .prepare("SELECT v.vote_type AS vote, r.upvotes, r.downvotes FROM identification_results r LEFT JOIN votes v ON v.result_id = r.id AND v.user_id = ? WHERE r.id = ?")
+          .bind(user.id, id),
+      ]);
+      const tally = state!.results[0];
+      if (!tally) throw new AppError("NOT_FOUND", 404, "Result not found.");
+      return c.json({ result_id: id, vote: tally.vote, upvotes: tally.upvotes, downvotes: tally.downvotes }, 200);
     },
   );
 

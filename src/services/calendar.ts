@@ -226,30 +226,34 @@ async function rsvpTarget(env: Bindings, user: AuthenticatedUser, id: string): P
 /**
  * Upserts the caller's RSVP. The capacity, start-time and organiser checks run inside the one
  * INSERT … SELECT … WHERE statement, so concurrent `going` RSVPs can never exceed capacity; when
- * it writes nothing the event is re-read to say why.
+ * it writes nothing the event is re-read to say why. The answer is read in the same batch (one
+ * transaction), so it is the state this RSVP left — not a later concurrent one's, which a
+ * separate re-read could return (e.g. `going` answered with `my_rsvp: "maybe"`).
  */
 export async function upsertRsvp(env: Bindings, user: AuthenticatedUser, id: string, status: RsvpStatus, now = Date.now()): Promise<EventRow> {
   const event = await rsvpTarget(env, user, id);
   if (event.organizer_id === user.id) throw new AppError("CANNOT_RSVP_OWN_EVENT", 400, "You cannot RSVP to your own event.");
   const nowIso = new Date(now).toISOString();
-  const written = await env.DB.prepare(
-    `INSERT INTO calendar_rsvps (event_id, user_id, status, created_at, updated_at)
-     SELECT e.id, ?, ?, ?, ? FROM calendar_events e
-      WHERE e.id = ? AND e.organizer_id <> ? AND e.starts_at > ?
-        AND (? <> 'going' OR e.capacity IS NULL
-             OR (SELECT count(*) FROM calendar_rsvps r WHERE r.event_id = e.id AND r.status = 'going' AND r.user_id <> ?) < e.capacity)
-     ON CONFLICT (event_id, user_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at
-     RETURNING status`,
-  )
-    .bind(user.id, status, nowIso, nowIso, id, user.id, nowIso, status, user.id)
-    .first();
-  if (!written) {
+  const [written, state] = await env.DB.batch<EventRow>([
+    env.DB.prepare(
+      `INSERT INTO calendar_rsvps (event_id, user_id, status, created_at, updated_at)
+       SELECT e.id, ?, ?, ?, ? FROM calendar_events e
+        WHERE e.id = ? AND e.organizer_id <> ? AND e.starts_at > ?
+          AND (? <> 'going' OR e.capacity IS NULL
+               OR (SELECT count(*) FROM calendar_rsvps r WHERE r.event_id = e.id AND r.status = 'going' AND r.user_id <> ?) < e.capacity)
+       ON CONFLICT (event_id, user_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at
+       RETURNING status`,
+    ).bind(user.id, status, nowIso, nowIso, id, user.id, nowIso, status, user.id),
+    env.DB.prepare(`SELECT ${EVENT_COLUMNS} ${EVENT_FROM} WHERE e.id = ?`).bind(user.id, id),
+  ]);
+  if (written!.results.length === 0) {
     const fresh = await loadEvent(env, user, id);
     if (!fresh) throw notFound();
     if (fresh.starts_at <= nowIso) throw new AppError("EVENT_STARTED", 409, "RSVPs are closed: this event has already started.");
     throw new AppError("EVENT_FULL", 409, "This event is full.");
   }
-  return (await loadEvent(env, user, id))!;
+  // The insert selected the event in this same transaction, so the read finds it.
+  return state!.results[0]!;
 }
 
 /** Withdraws the caller's RSVP; 404 when there is none (or the event is not visible). */

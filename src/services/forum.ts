@@ -486,21 +486,40 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
 }
 
 /**
- * Adds the reaction, or removes it if the user already has it. Concurrent identical toggles
- * cannot duplicate (unique index + ON CONFLICT DO NOTHING) and never fail.
+ * Adds the reaction, or removes it if the user already has it, and answers the state this toggle
+ * left. One D1 batch, which runs as one transaction, serialised with every other write:
+ *   1. delete the reaction if it is there;
+ *   2. insert it only if (1) deleted nothing — `changes()` is the row count of the statement just
+ *      before, on the same connection — and only while the post is live;
+ *   3. read the post's counts and the caller's reactions.
+ * So N concurrent toggles behave as N toggles one after the other: they alternate added/removed,
+ * never duplicate a row, and each answer's `reacted`, counts and `my_reactions` are the state
+ * right after that toggle (a read-then-write, as before, let two toggles both "add" one row).
  */
 export async function toggleReaction(env: Bindings, userId: string, postId: string, type: ReactionType) {
   await livePost(env, postId);
-  const removed = await env.DB.prepare("DELETE FROM forum_reactions WHERE post_id = ? AND user_id = ? AND type = ? RETURNING type")
-    .bind(postId, userId, type)
-    .first();
-  if (!removed) {
-    await env.DB.prepare("INSERT INTO forum_reactions (post_id, user_id, type, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
-      .bind(postId, userId, type, new Date().toISOString())
-      .run();
+  const db = env.DB;
+  const [removed, added, state] = await db.batch<{ type: ReactionType; n?: number; mine?: number }>([
+    db.prepare("DELETE FROM forum_reactions WHERE post_id = ? AND user_id = ? AND type = ? RETURNING type").bind(postId, userId, type),
+    db
+      .prepare(
+        `INSERT INTO forum_reactions (post_id, user_id, type, created_at)
+         SELECT ?1, ?2, ?3, ?4 WHERE changes() = 0 AND EXISTS (SELECT 1 FROM forum_posts WHERE id = ?1 AND is_deleted = 0)
+         RETURNING type`,
+      )
+      .bind(postId, userId, type, new Date().toISOString()),
+    db.prepare("SELECT type, count(*) AS n, max(user_id = ?) AS mine FROM forum_reactions WHERE post_id = ? GROUP BY type ORDER BY type").bind(userId, postId),
+  ]);
+  const reacted = added!.results.length > 0;
+  // Neither removed nor added: the post was deleted between the check above and the batch.
+  if (!reacted && removed!.results.length === 0) throw new AppError("POST_DELETED", 409, "This post has been deleted.");
+  const reactions = noReactions();
+  const mine: ReactionType[] = [];
+  for (const row of state!.results) {
+    reactions[row.type] = row.n ?? 0;
+    if (row.mine) mine.push(row.type);
   }
-  const { counts, mine } = await reactionsFor(env, [postId], userId);
-  return { post_id: postId, type, reacted: !removed, reactions: counts.get(postId) ?? noReactions(), my_reactions: mine.get(postId) ?? [] };
+  return { post_id: postId, type, reacted, reactions, my_reactions: mine };
 }
 
 export async function setSolution(env: Bindings, user: AuthenticatedUser, topicId: string, postId: string | null): Promise<TopicRow> {

@@ -92,20 +92,25 @@ export async function createSavedCare(env: Bindings, userId: string, fields: Sav
   return ownSavedCare(env, userId, id);
 }
 
+/**
+ * Applies the given fields and answers the row as this update left it (RETURNING), not as a
+ * re-read would find it after a concurrent update of the same card (a favourite set to true
+ * could then be answered as false). 404 when the card is not the caller's, or is gone.
+ */
 export async function updateSavedCare(env: Bindings, userId: string, id: string, fields: SavedCareFields): Promise<SavedCareRow> {
-  await ownSavedCare(env, userId, id);
   const cols = columns(fields);
-  if (cols.length > 0) {
-    try {
-      await env.DB.prepare(`UPDATE saved_care_instructions SET ${cols.map(([k]) => `${k} = ?`).join(", ")}, updated_at = ? WHERE id = ? AND user_id = ?`)
-        .bind(...cols.map(([, v]) => v), new Date().toISOString(), id, userId)
-        .run();
-    } catch (err) {
-      if (isUniqueViolation(err)) throw duplicate(fields.scientific_name ?? "");
-      throw err;
-    }
+  if (cols.length === 0) return ownSavedCare(env, userId, id);
+  let row: SavedCareRow | null;
+  try {
+    row = await env.DB.prepare(`UPDATE saved_care_instructions SET ${cols.map(([k]) => `${k} = ?`).join(", ")}, updated_at = ? WHERE id = ? AND user_id = ? RETURNING *`)
+      .bind(...cols.map(([, v]) => v), new Date().toISOString(), id, userId)
+      .first<SavedCareRow>();
+  } catch (err) {
+    if (isUniqueViolation(err)) throw duplicate(fields.scientific_name ?? "");
+    throw err;
   }
-  return ownSavedCare(env, userId, id);
+  if (!row) throw new AppError("NOT_FOUND", 404, "Saved care card not found.");
+  return row;
 }
 
 export async function deleteSavedCare(env: Bindings, userId: string, id: string): Promise<void> {
