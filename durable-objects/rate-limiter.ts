@@ -85,6 +85,26 @@ export class RateLimiter extends DurableObject<Env> {
     return { locked: justLocked, lockedUntil: justLocked ? this.state.lockedUntil : null, justLocked, failures: failures.length };
   }
 
+  /**
+   * Reserves one sign-in attempt before its password is checked, counting it as a failure up
+   * front: the check and the count are one step, so a burst of concurrent guesses cannot all
+   * pass "not locked yet" before any failure is recorded. `allowed` is false while locked.
+   * A correct password then calls `attemptSucceeded`, which forgets the failures (and lifts the
+   * lock if this very attempt set it).
+   */
+  async beginAttempt(threshold: number, windowMs: number, lockMs: number, now = Date.now()): Promise<FailureResult & { allowed: boolean }> {
+    const current = await this.lockedUntil(now);
+    if (current !== null) return { allowed: false, locked: true, lockedUntil: current, justLocked: false, failures: this.state.failures.length };
+    return { allowed: true, ...(await this.recordFailure(threshold, windowMs, lockMs, now)) };
+  }
+
+  /** The reserved attempt had the right password: failures are forgotten, and a lock it set is lifted. */
+  async attemptSucceeded(liftLock: boolean): Promise<void> {
+    this.state.failures = [];
+    if (liftLock) this.state.lockedUntil = null;
+    await this.ctx.storage.put("state", this.state);
+  }
+
   /** Forgets failures (after a successful login). A running lock stays. */
   async clearFailures(): Promise<void> {
     if (this.state.failures.length === 0) return;

@@ -22,6 +22,7 @@ import { createLogger, describeError } from "./lib/logger";
 import { canonicalRequestUrl } from "./lib/public-url";
 import { recordRequestMetric } from "./lib/metrics";
 import { reportError } from "./services/error-reporting";
+import { clientIp } from "./services/rate-limits";
 import { uuidv7 } from "./lib/ids";
 import { serveStaticAsset } from "./lib/static-assets";
 import { authenticate, csrfProtection } from "./middleware/auth";
@@ -128,8 +129,9 @@ export function createApp() {
   // Coarse per-address limit in front of everything (Workers rate limiting binding); the exact
   // per-action limits live in services/rate-limits.ts.
   app.use("/api/*", async (c, next) => {
-    const ip = c.req.header("CF-Connecting-IP");
-    if (ip && c.env.API_RATE_LIMITER && getConfig(c.env).EDGE_RATE_LIMIT_ENABLED) {
+    // Keyed like every other per-address limit: an IPv6 client by its /64.
+    const ip = clientIp(c.req.raw);
+    if (ip !== "unknown" && c.env.API_RATE_LIMITER && getConfig(c.env).EDGE_RATE_LIMIT_ENABLED) {
       const { success } = await c.env.API_RATE_LIMITER.limit({ key: ip });
       if (!success) throw new AppError("RATE_LIMITED", 429, "Too many requests. Please slow down.", undefined, { "Retry-After": "60" });
     }

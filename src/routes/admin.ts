@@ -10,7 +10,7 @@ import { setAccountActive } from "../services/accounts";
 import { findUserById, userProfile, type UserRow } from "../services/users";
 import { UserProfileSchema } from "./auth";
 import { pageOf, PaginationQuery, queryPage } from "./pagination";
-import { ErrorSchema, jsonBody, pageSchema } from "./schemas";
+import { ErrorSchema, jsonBody, pageSchema, searchText } from "./schemas";
 
 const tags = ["Admin"];
 const errors = {
@@ -29,7 +29,7 @@ export function adminRoutes() {
       tags,
       summary: "List users (staff)",
       middleware: [requireRole("moderator", "editor", "admin")] as const,
-      request: { query: PaginationQuery.extend({ search: z.string().max(100).optional() }) },
+      request: { query: PaginationQuery.extend({ search: searchText(100).optional() }) },
       responses: { 200: jsonBody(pageSchema(UserProfileSchema, "UserPage"), "Users"), ...errors },
     }),
     async (c) => {

@@ -113,6 +113,10 @@ const ProfilePatch = z
     gardening_experience: z.enum(["beginner", "intermediate", "advanced", "expert"]),
     profile_visibility: z.enum(["public", "followers", "private"]),
     email,
+    current_password: z
+      .string()
+      .max(1024)
+      .openapi({ description: "Required with `email` on accounts that have a password: a bare access token cannot move the account" }),
   })
   .partial()
   .strict()
@@ -358,9 +362,11 @@ export function authRoutes() {
       if (contentType.toLowerCase().startsWith("multipart/form-data")) {
         await updateAvatar(c.env, user.id, (c.req.valid("form") as z.infer<typeof AvatarForm>).avatar);
       } else {
-        const { email: newEmail, ...changes } = c.req.valid("json") as z.infer<typeof ProfilePatch>;
+        const { email: newEmail, current_password: currentPassword, ...changes } = c.req.valid("json") as z.infer<typeof ProfilePatch>;
         // The address changes only when the new one confirms the emailed link (see pending_email).
-        if (newEmail !== undefined) await requestEmailChange(c.env, getConfig(c.env), user, newEmail, c.get("logger"));
+        if (newEmail !== undefined) {
+          await requestEmailChange(c.env, getConfig(c.env), user, { newEmail, currentPassword }, c.get("logger"));
+        }
         await updateProfile(c.env, user.id, changes);
       }
       return c.json(userProfile(await currentUserRow(c)), 200);
@@ -394,7 +400,7 @@ export function authRoutes() {
       method: "post",
       path: "/api/v1/auth/password/change",
       tags,
-      summary: "Change the password; signs out every other session",
+      summary: "Change the password; ends every session (this one continues with the returned pair)",
       middleware: [requireAuth] as const,
       request: { body: { content: { "application/json": { schema: PasswordChangeBody } }, required: true } },
       responses: { 200: jsonBody(z.object({ message: z.string() }).passthrough(), "Changed"), ...errors },
@@ -405,10 +411,10 @@ export function authRoutes() {
         c.env,
         getConfig(c.env),
         await currentUserRow(c),
-        { oldPassword: body.old_password, newPassword: body.new_password, sessionId: c.get("accessClaims")?.sid },
+        { oldPassword: body.old_password, newPassword: body.new_password },
         c.get("logger"),
       );
-      // This client stays signed in (same session, fresh pair); every other session is out.
+      // This client continues in a new session with the returned pair; every session before it is out.
       if (c.get("authMethod") === "cookie") {
         await setSessionCookies(c, pair);
         return c.json({ message: "Password changed." }, 200);

@@ -19,7 +19,7 @@ import { AVATAR_RULES, validateImageUpload } from "../lib/images";
 import type { Logger } from "../lib/logger";
 import { sendEmail } from "../providers/email";
 import { burnPasswordCheck, hashPassword, needsRehash, passwordPolicyErrors, verifyPassword } from "./passwords";
-import { assertNotLocked, clearLoginFailures, enforceRateLimit, recordLoginFailure } from "./rate-limits";
+import { beginLoginAttempt, enforceRateLimit, loginAttemptSucceeded } from "./rate-limits";
 import { endEverySession } from "./sessions";
 import { issueTokenPair, type TokenPair } from "./tokens";
 import { findUserByEmail, findUserById, findUserByLogin, uniquenessErrors, type UserRow } from "./users";
@@ -64,15 +64,14 @@ export async function signInWithPassword(
   await enforceRateLimit(env, `login:ip:${input.clientKey}`, config.LOGIN_RATE_LIMIT);
   const user = await findUserByLogin(env, input.identifier);
   const accountKey = user ? `user:${user.id}` : `name:${input.identifier.toLowerCase()}`;
-  await assertNotLocked(env, accountKey);
+  const attempt = await beginLoginAttempt(env, config, accountKey);
 
   const ok = user?.password_hash ? await verifyPassword(input.password, user.password_hash) : await burnPasswordCheck(input.password);
   if (!ok || !user || !user.is_active) {
-    const failure = await recordLoginFailure(env, config, accountKey);
-    if (failure.justLocked && user) defer(notifyLockout(env, config, user, logger));
+    if (attempt.justLocked && user) defer(notifyLockout(env, config, user, logger));
     throw invalidCredentials();
   }
-  await clearLoginFailures(env, accountKey);
+  await loginAttemptSucceeded(env, accountKey, attempt);
   const lastLogin = new Date().toISOString();
   const statements = [env.DB.prepare("UPDATE users SET last_login = ? WHERE id = ?").bind(lastLogin, user.id)];
   if (needsRehash(user.password_hash!)) {
@@ -115,15 +114,16 @@ function forgetEmailedLinks(env: Bindings, userId: string): D1PreparedStatement[
 }
 
 /**
- * Changes the password after checking the old one. Every other session ends (tokens and
- * sockets), every emailed link dies; the caller's own session continues with a fresh pair in
- * the same family, so its sockets stay open.
+ * Changes the password after checking the old one. Every session ends (tokens and sockets, the
+ * caller's included: a thief's socket opened with a token of the caller's own session must not
+ * outlive the change) and every emailed link dies; the caller continues in a new session with
+ * the returned pair, and reconnects its sockets with it.
  */
 export async function changePassword(
   env: Bindings,
   config: Config,
   user: UserRow,
-  input: { oldPassword: string; newPassword: string; sessionId: string | undefined },
+  input: { oldPassword: string; newPassword: string },
   logger?: Logger,
 ): Promise<TokenPair> {
   if (!user.password_hash || !(await verifyPassword(input.oldPassword, user.password_hash))) {
@@ -139,10 +139,9 @@ export async function changePassword(
       ),
       ...forgetEmailedLinks(env, user.id),
     ],
-    keepSocketsOf: input.sessionId,
     logger,
   });
-  return issueTokenPair(env, config, user.id, input.sessionId);
+  return issueTokenPair(env, config, user.id);
 }
 
 /**
@@ -155,14 +154,16 @@ export async function requestPasswordReset(env: Bindings, config: Config, addres
     const user = await findUserByEmail(env, address);
     if (!user || !user.is_active) return;
     const token = randomToken(32);
-    await env.DB.batch([
+    // Inserted only while the address is still the account's: an email change confirmed since
+    // the lookup must not leave a live link in the old inbox.
+    const [, inserted] = await env.DB.batch([
       env.DB.prepare("DELETE FROM password_reset_tokens WHERE user_id = ?").bind(user.id),
-      env.DB.prepare("INSERT INTO password_reset_tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)").bind(
-        await sha256Hex(token),
-        user.id,
-        nowS() + config.PASSWORD_RESET_TTL_S,
-      ),
+      env.DB.prepare(
+        `INSERT INTO password_reset_tokens (token_hash, user_id, expires_at)
+         SELECT ?1, id, ?2 FROM users WHERE id = ?3 AND lower(email) = lower(?4) AND is_active = 1`,
+      ).bind(await sha256Hex(token), nowS() + config.PASSWORD_RESET_TTL_S, user.id, user.email),
     ]);
+    if ((inserted?.meta.changes ?? 0) === 0) return;
     const link = `${config.FRONTEND_URL}/reset-password?token=${encodeURIComponent(token)}`;
     await sendEmail(emailSettings(config), {
       to: user.email,
@@ -225,7 +226,14 @@ export async function confirmPasswordReset(
  * newest request replaces older ones); the current address is told, so an intruder's attempt is
  * seen. The new address must be free now and again when the link comes back.
  */
-export async function requestEmailChange(env: Bindings, config: Config, user: UserRow, newEmail: string, logger?: Logger): Promise<void> {
+export async function requestEmailChange(
+  env: Bindings,
+  config: Config,
+  user: UserRow,
+  input: { newEmail: string; currentPassword: string | undefined },
+  logger?: Logger,
+): Promise<void> {
+  const { newEmail } = input;
   if (newEmail.toLowerCase() === user.email.toLowerCase()) {
     // Asking for the address you already have cancels a pending change.
     await env.DB.batch([
@@ -233,6 +241,14 @@ export async function requestEmailChange(env: Bindings, config: Config, user: Us
       env.DB.prepare("UPDATE users SET pending_email = NULL WHERE id = ?").bind(user.id),
     ]);
     return;
+  }
+  // A bare access token (stolen by XSS, left on a shared device) must not be enough to move the
+  // account to another inbox: an account with a password proves it. Accounts that sign in only
+  // through a provider have no password to ask for; their change still needs the new inbox.
+  if (user.password_hash && !(input.currentPassword && (await verifyPassword(input.currentPassword, user.password_hash)))) {
+    throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
+      current_password: [input.currentPassword ? "Your password was entered incorrectly." : "Enter your current password to change your email address."],
+    });
   }
   const taken = await uniquenessErrors(env, null, newEmail, user.id);
   if (taken.email) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", taken);

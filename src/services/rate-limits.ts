@@ -71,21 +71,23 @@ export function lockoutBucketName(accountKey: string): string {
   return `lockout:${accountKey}`;
 }
 
-export async function assertNotLocked(env: Bindings, accountKey: string): Promise<void> {
-  const until = await bucket(env, lockoutBucketName(accountKey)).lockedUntil();
-  if (until !== null) throw lockedError(until);
-}
-
-export async function recordLoginFailure(env: Bindings, config: Config, accountKey: string) {
-  return bucket(env, lockoutBucketName(accountKey)).recordFailure(
+/**
+ * Reserves a sign-in attempt for `accountKey` before the password is checked (the attempt counts
+ * as a failure until `loginAttemptSucceeded`), or throws 429 ACCOUNT_LOCKED while locked. One
+ * Durable Object call, so concurrent guesses cannot slip past the threshold.
+ */
+export async function beginLoginAttempt(env: Bindings, config: Config, accountKey: string): Promise<{ justLocked: boolean }> {
+  const attempt = await bucket(env, lockoutBucketName(accountKey)).beginAttempt(
     config.LOCKOUT_THRESHOLD,
     config.LOCKOUT_WINDOW_S * 1000,
     config.LOCKOUT_DURATION_S * 1000,
   );
+  if (!attempt.allowed) throw lockedError(attempt.lockedUntil ?? Date.now());
+  return { justLocked: attempt.justLocked };
 }
 
-export async function clearLoginFailures(env: Bindings, accountKey: string): Promise<void> {
-  await bucket(env, lockoutBucketName(accountKey)).clearFailures();
+export async function loginAttemptSucceeded(env: Bindings, accountKey: string, attempt: { justLocked: boolean }): Promise<void> {
+  await bucket(env, lockoutBucketName(accountKey)).attemptSucceeded(attempt.justLocked);
 }
 
 export function lockedError(until: number): AppError {

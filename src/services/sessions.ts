@@ -42,6 +42,14 @@ export async function endEverySession(
   userId: string,
   options: { also?: D1PreparedStatement[]; keepSocketsOf?: string; logger?: Logger } = {},
 ): Promise<void> {
-  await env.DB.batch([...revokeAllForUserStatements(env, userId), ...(options.also ?? [])]);
+  await env.DB.batch([
+    ...revokeAllForUserStatements(env, userId),
+    // Whatever was handed out under those sessions goes with them: unspent socket tickets and
+    // pending email changes (an intruder's change must not survive the owner signing out).
+    env.DB.prepare("DELETE FROM ws_tickets WHERE user_id = ?").bind(userId),
+    env.DB.prepare("DELETE FROM email_change_tokens WHERE user_id = ?").bind(userId),
+    env.DB.prepare("UPDATE users SET pending_email = NULL WHERE id = ?").bind(userId),
+    ...(options.also ?? []),
+  ]);
   await closeSessionSockets(env, userId, options.keepSocketsOf ? { exceptSessionId: options.keepSocketsOf } : {}, options.logger);
 }

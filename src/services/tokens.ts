@@ -38,6 +38,9 @@ export interface TokenClaims extends JWTPayload {
  */
 export const REFRESH_REUSE_WINDOW_S = 20;
 
+/** revoked_sessions rows outlive the longest access token a deployment may configure (1 day). */
+const MAX_ACCESS_TTL_S = 86_400;
+
 export interface TokenPair {
   access: string;
   refresh: string;
@@ -182,7 +185,8 @@ export async function rotateRefreshToken(
   const [inserted] = await env.DB.batch([
     env.DB.prepare(
       `INSERT INTO refresh_tokens (jti, user_id, family_id, expires_at)
-       SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE jti = ? AND revoked_at IS NULL)`,
+       SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE jti = ?5 AND revoked_at IS NULL)
+         AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE family_id = ?3)`,
     ).bind(pair.refreshJti, row.user_id, row.family_id, now + config.JWT_REFRESH_TTL_S, claims.jti),
     env.DB.prepare(
       "UPDATE refresh_tokens SET revoked_at = ?, replaced_by = ?, replaced_access_jti = ? WHERE jti = ? AND revoked_at IS NULL",
@@ -214,9 +218,17 @@ export function revokeFamilyStatements(env: Bindings, config: Config, familyId: 
   ];
 }
 
-/** Sign-out everywhere: every refresh token revoked, every access token issued so far refused. */
+/**
+ * Sign-out everywhere: every refresh token revoked, every access token issued so far refused —
+ * by time (tokens_valid_after) and by session (every family in revoked_sessions, which also
+ * stops a refresh racing this batch from minting a pair in a family that just ended).
+ */
 export function revokeAllForUserStatements(env: Bindings, userId: string): D1PreparedStatement[] {
   return [
+    env.DB.prepare(
+      `INSERT INTO revoked_sessions (family_id, expires_at)
+       SELECT DISTINCT family_id, ?1 FROM refresh_tokens WHERE user_id = ?2 AND expires_at > ?3 ON CONFLICT DO NOTHING`,
+    ).bind(nowS() + MAX_ACCESS_TTL_S, userId, nowS()),
     env.DB.prepare("UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL").bind(nowS(), userId),
     env.DB.prepare("UPDATE users SET tokens_valid_after = ? WHERE id = ?").bind(Date.now(), userId),
   ];

@@ -87,7 +87,7 @@ describe("account takeover through an unproven email", () => {
     const attacker = await bearerUser();
     const victimEmail = `${uniqueName("victim")}@example.com`;
 
-    const patched = await call("/api/v1/auth/user/", { method: "PATCH", bearer: attacker.access, json: { email: victimEmail } });
+    const patched = await call("/api/v1/auth/user/", { method: "PATCH", bearer: attacker.access, json: { email: victimEmail, current_password: GOOD_PASSWORD } });
     expect(patched.status).toBe(200);
     expect(await patched.json()).toMatchObject({ email: attacker.email, pending_email: victimEmail });
     // The new address is asked to confirm; the current one is told.
@@ -193,7 +193,7 @@ describe("account takeover through an unproven email", () => {
     const u = await bearerUser();
     const oldReset = await resetTokenFor(u.email);
     const newEmail = `${uniqueName("moved")}@example.com`;
-    await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: newEmail } });
+    await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: newEmail, current_password: GOOD_PASSWORD } });
     const token = tokenIn((await mailTo(newEmail, /Confirm your new/)).text, "Confirmation token");
 
     const ok = await call("/api/v1/auth/email/confirm/", { json: { token } });
@@ -211,9 +211,9 @@ describe("account takeover through an unproven email", () => {
     const u = await bearerUser();
     const first = `${uniqueName("first")}@example.com`;
     const second = `${uniqueName("second")}@example.com`;
-    await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: first } });
+    await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: first, current_password: GOOD_PASSWORD } });
     const firstToken = tokenIn((await mailTo(first, /Confirm your new/)).text, "Confirmation token");
-    await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: second } });
+    await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: second, current_password: GOOD_PASSWORD } });
     const secondToken = tokenIn((await mailTo(second, /Confirm your new/)).text, "Confirmation token");
     await expectError(await call("/api/v1/auth/email/confirm/", { json: { token: firstToken } }), 400, "INVALID_TOKEN");
     const cancel = await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: u.email.toUpperCase() } });
@@ -288,7 +288,7 @@ describe("ending a session reaches its sockets and its access tokens", () => {
     }
   });
 
-  it("a password change closes the other sessions' sockets and keeps the caller's", async () => {
+  it("a password change closes every socket (the caller's too) and the caller continues with the returned pair", async () => {
     const u = await bearerUser();
     const other = await tokenLogin(u.username);
     const mine = await bearerSocket(u.access);
@@ -297,9 +297,22 @@ describe("ending a session reaches its sockets and its access tokens", () => {
     const changed = await call("/api/v1/auth/password/change/", { bearer: u.access, json: { old_password: GOOD_PASSWORD, new_password: "Another-Fine-Fern-77" } });
     expect(changed.status).toBe(200);
     await expectClosedBySignOut(theirs, started);
-    await expectStillOpen(mine);
+    // A thief's socket opened with a token of the caller's own session must not survive either.
+    await expectClosedBySignOut(mine, started);
     const fresh = (await changed.json()) as { access: string };
     expect((await call("/api/v1/auth/user/", { bearer: fresh.access })).status).toBe(200);
+    await expectStillOpen(await bearerSocket(fresh.access));
+    await expectError(await call("/api/v1/auth/user/", { bearer: u.access }), 401, "TOKEN_INVALID");
+  });
+
+  it("an email change needs the current password on an account that has one", async () => {
+    const u = await bearerUser();
+    const to = `${uniqueName("elsewhere")}@example.com`;
+    const missing = await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: to } });
+    expect((await expectError(missing, 400, "VALIDATION_ERROR")).errors?.current_password).toBeDefined();
+    const wrong = await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: to, current_password: "Not-The-Password-1" } });
+    expect((await expectError(wrong, 400, "VALIDATION_ERROR")).errors?.current_password).toBeDefined();
+    expect(await profile(u.access)).toMatchObject({ email: u.email, pending_email: null });
   });
 
   it("a refresh token reused after the window revokes its family: sockets close and its access tokens stop at once", async () => {

@@ -341,7 +341,7 @@ describe("profile", () => {
     expect(await ok.json()).toMatchObject({ bio: "Ferns and moss.", location: "Oslo", website: "https://moss.example" });
     const long = await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { bio: "x".repeat(501) } });
     expect((await expectError(long, 400, "VALIDATION_ERROR")).errors?.bio).toBeDefined();
-    const taken = await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: other.email.toUpperCase() } });
+    const taken = await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: other.email.toUpperCase(), current_password: GOOD_PASSWORD } });
     expect((await expectError(taken, 400, "VALIDATION_ERROR")).errors?.email).toBeDefined();
     const unknownField = await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { role: "admin" } });
     await expectError(unknownField, 400, "VALIDATION_ERROR");

@@ -154,5 +154,6 @@ describe("staff user search", () => {
     await env.DB.prepare("UPDATE users SET role = 'admin' WHERE id = ?").bind(admin.userId).run();
     const res = await call(`/api/v1/admin/users/?search=${encodeURIComponent(input)}`, { bearer: admin.access });
     expect(res.status, await res.clone().text()).toBeLessThan(500);
+    if (input.includes("\u0000")) expect((await expectError(res, 400, "VALIDATION_ERROR")).errors?.search).toBeDefined();
   });
 });
