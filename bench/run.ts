@@ -206,11 +206,11 @@ async function main(): Promise<number> {
   mkdirSync(dir, { recursive: true });
   writeFileSync(
     join(dir, "latest.json"),
-    JSON.stringify(
+    `${JSON.stringify(
       { runId: RUN_ID, finishedAt: new Date().toISOString(), machine: { ...info, loadavgAtEnd: loadAtEnd }, stack: { baseUrl: stack.baseUrl, owned: stack.owned, logFile: stack.logFile, settings: SETTINGS }, results, log: findings, table: output },
       null,
       2,
-    ) + "\n",
+    )}\n`,
   );
   log(`results written to bench/results/latest.json`);
   return failures.length > 0 ? 1 : 0;

@@ -120,7 +120,7 @@ export function workerdProcesses(port: number): WorkerdProcess[] {
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     const cmdline = readProc(Number(entry), "cmdline");
-    if (!cmdline || !cmdline.includes("workerd")) continue;
+    if (!cmdline?.includes("workerd")) continue;
     const argv = cmdline.split("\0").filter(Boolean);
     if (argv[0] && basename(argv[0]) === "workerd") all.push({ pid: Number(entry), argv });
   }

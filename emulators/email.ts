@@ -125,7 +125,7 @@ async function parseEmail(req: Request): Promise<ParsedEmail> {
   if (typeof body.from !== "string" || !ADDRESS.test(body.from)) return { ok: false, error: addressError("from") };
   if (body.to === undefined || (Array.isArray(body.to) && body.to.length === 0) || body.to === "") return { ok: false, error: "Missing `to` field." };
   const to = addressList(body.to);
-  if (!to || !to.every((address) => ADDRESS.test(address))) return { ok: false, error: addressError("to") };
+  if (!to?.every((address) => ADDRESS.test(address))) return { ok: false, error: addressError("to") };
   if (to.length > MAX_RECIPIENTS) return { ok: false, error: `Too many recipients. The \`to\` field can contain at most ${MAX_RECIPIENTS} addresses.` };
   if (typeof body.subject !== "string" || body.subject === "") return { ok: false, error: "Missing `subject` field." };
   const html = typeof body.html === "string" && body.html !== "" ? body.html : null;
@@ -135,7 +135,7 @@ async function parseEmail(req: Request): Promise<ParsedEmail> {
   let replyTo: string[] | null = null;
   if (body.reply_to !== undefined) {
     replyTo = addressList(body.reply_to);
-    if (!replyTo || !replyTo.every((address) => ADDRESS.test(address))) return { ok: false, error: addressError("reply_to") };
+    if (!replyTo?.every((address) => ADDRESS.test(address))) return { ok: false, error: addressError("reply_to") };
   }
   let headers: Record<string, string> | null = null;
   if (body.headers !== undefined) {

@@ -101,7 +101,7 @@ function modeFieldsFromEnv(env: Record<string, string | undefined>, name: Emulat
     const value = env[prefix + suffix];
     if (value !== undefined && value !== "") fields[field] = Number(value);
   }
-  const failure = env[prefix + "FAILURE"];
+  const failure = env[`${prefix}FAILURE`];
   if (failure) fields.failure = failure;
   return Object.keys(fields).length > 0 ? fields : null;
 }

@@ -12,7 +12,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 export async function writeSpeciesSeedSql(file = join(root, ".wrangler", "seed-species.sql")): Promise<{ file: string; count: number }> {
   const entries = JSON.parse(readFileSync(join(root, "seed", "species.json"), "utf8")) as SeedSpecies[];
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, (await speciesSeedStatements(entries)).join("\n") + "\n");
+  writeFileSync(file, `${(await speciesSeedStatements(entries)).join("\n")}\n`);
   return { file, count: entries.length };
 }
 

@@ -180,9 +180,9 @@ async function main() {
   const settings = localSettings(emulators.url);
   writeFileSync(
     envFile,
-    Object.entries(settings)
+    `${Object.entries(settings)
       .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
-      .join("\n") + "\n",
+      .join("\n")}\n`,
   );
   const overridden = OVERRIDABLE.filter((n) => process.env[n] !== undefined);
   if (overridden.length > 0) log(`from the environment: ${overridden.join(", ")}`);

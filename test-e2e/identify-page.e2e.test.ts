@@ -171,7 +171,7 @@ describe("identification page", () => {
       });
     });
 
-    const username = await registerThroughPage(page);
+    const _username = await registerThroughPage(page);
 
     // Record each progress step as it is added, with the time, before the upload starts.
     await page.evaluate(() => {

@@ -10,9 +10,9 @@
  *     when the socket cannot be used, poll the request every 2 s instead;
  *   - anonymous: POST identify/ and render its answer directly.
  */
-"use strict";
 
-(function () {
+
+(() => {
   const API = "/api/v1";
   const ALLOWED_TYPES = ["image/jpeg", "image/png", "image/webp"];
   const MAX_BYTES = 10 * 1024 * 1024;
@@ -143,7 +143,7 @@
 
   /** own-property lookup: server strings such as "constructor" must not reach the prototype. */
   function lookup(table, key) {
-    return Object.prototype.hasOwnProperty.call(table, key) ? table[key] : undefined;
+    return  Object.hasOwn(table, key) ? table[key] : undefined;
   }
 
   function percent(value) {
@@ -198,7 +198,7 @@
     const existing = csrfCookie();
     if (existing) return existing;
     try {
-      const res = await fetch(API + "/auth/csrf/", { credentials: "same-origin", cache: "no-store" });
+      const res = await fetch(`${API}/auth/csrf/`, { credentials: "same-origin", cache: "no-store" });
       const data = await res.json();
       return csrfCookie() || (data && typeof data.csrfToken === "string" ? data.csrfToken : "");
     } catch {
@@ -219,7 +219,7 @@
   }
 
   function withRetryAfter(message, result) {
-    const retry = Number(result.headers && result.headers.get("Retry-After"));
+    const retry = Number(result.headers?.get("Retry-After"));
     if (result.status === 429 && Number.isFinite(retry) && retry > 0 && !/\btry again in\b/i.test(message)) {
       const wait = retry >= 120 ? `${Math.ceil(retry / 60)} minutes` : `${retry} seconds`;
       return `${message} Try again in ${wait}.`;
@@ -314,7 +314,7 @@
 
   /** Field errors of the envelope go under their inputs; the rest into the form's alert. */
   function showAuthErrors(result) {
-    const fieldErrors = (result.data && result.data.errors) || {};
+    const fieldErrors = (result.data?.errors) || {};
     const unplaced = [];
     for (const [field, messages] of Object.entries(fieldErrors)) {
       const text = Array.isArray(messages) ? messages.join(" ") : String(messages);
@@ -358,7 +358,7 @@
       const res = register
         ? await api("/auth/register/", { method: "POST", json: { username, email, password } })
         : await api("/auth/login/", { method: "POST", json: { username, password } });
-      if (res.ok && res.data && res.data.user) {
+      if (res.ok && res.data?.user) {
         el.authPassword.value = "";
         setUser(res.data.user);
       } else {
@@ -578,7 +578,7 @@
       return;
     }
     if (res.status !== 202 || !res.data || !res.data.request_id) {
-      const fieldErrors = (res.data && res.data.errors) || {};
+      const fieldErrors = (res.data?.errors) || {};
       const details = Object.values(fieldErrors).flat().filter((m) => typeof m === "string");
       const base = errorText(res, "The photo could not be uploaded. Please try again.");
       failRun(details.length > 0 && !details.includes(base) ? `${base} ${details.join(" ")}` : base);
@@ -959,7 +959,7 @@
   el.identifyForm.addEventListener("submit", onIdentifySubmit);
 
   el.photoInput.addEventListener("change", () => {
-    chooseFile(el.photoInput.files && el.photoInput.files[0]);
+    chooseFile(el.photoInput.files?.[0]);
   });
   el.previewImg.addEventListener("error", () => {
     // Not decodable by the browser; the server will say precisely what is wrong with it.
@@ -986,7 +986,7 @@
     event.preventDefault();
     dragDepth = 0;
     el.dropzone.classList.remove("is-dragging");
-    const file = event.dataTransfer && event.dataTransfer.files && event.dataTransfer.files[0];
+    const file = event.dataTransfer?.files?.[0];
     if (file) chooseFile(file);
   });
   // A photo dropped next to the drop zone must not navigate away from the page.

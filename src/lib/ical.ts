@@ -93,7 +93,7 @@ export function buildCalendar(calendar: Calendar): string {
     lines.push("END:VEVENT");
   }
   lines.push("END:VCALENDAR");
-  return lines.map(foldLine).join("\r\n") + "\r\n";
+  return `${lines.map(foldLine).join("\r\n")}\r\n`;
 }
 
 // ---------------------------------------------------------------------------------------------

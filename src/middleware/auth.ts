@@ -38,7 +38,7 @@ export async function userFromAccessToken(c: Context<AppEnv>, token: string): Pr
   )
     .bind(claims.jti, claims.sid ?? "", claims.sub)
     .first<AuthRow>();
-  if (!row || !row.is_active || row.revoked || row.session_revoked || issuedBefore(claims, row.tokens_valid_after)) {
+  if (!row?.is_active || row.revoked || row.session_revoked || issuedBefore(claims, row.tokens_valid_after)) {
     throw new AppError("TOKEN_INVALID", 401, "Token is invalid or has been revoked.");
   }
   return { user: { id: row.id, username: row.username, role: row.role }, claims };

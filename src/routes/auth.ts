@@ -27,7 +27,7 @@ import {
 import { hashPassword } from "../services/passwords";
 import { clientIp, enforceRateLimit } from "../services/rate-limits";
 import { endEverySession, endSession } from "../services/sessions";
-import { issueTokenPair, revokeAccessToken, rotateRefreshToken, verifyToken, type TokenPair } from "../services/tokens";
+import { issueTokenPair, revokeAccessToken, rotateRefreshToken, verifyToken, } from "../services/tokens";
 import { createUser, findUserById, publicUser, userProfile, type UserRow } from "../services/users";
 import { ErrorSchema, jsonBody, MessageSchema } from "./schemas";
 

@@ -46,7 +46,7 @@ export function careRoutes() {
       const { language, regenerate } = c.req.valid("query");
       const species = await findSpeciesForCare(c.env, { id });
       if (!species) throw new AppError("NOT_FOUND", 404, "Species not found.");
-      let care;
+      let care: Awaited<ReturnType<typeof careInstructionsFor>>;
       if (regenerate === "true") {
         await enforceRateLimit(c.env, `care:user:${c.get("user")!.id}`, getConfig(c.env).CARE_REGENERATE_RATE_LIMIT);
         try {

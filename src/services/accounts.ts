@@ -67,7 +67,7 @@ export async function signInWithPassword(
   const attempt = await beginLoginAttempt(env, config, accountKey);
 
   const ok = user?.password_hash ? await verifyPassword(input.password, user.password_hash) : await burnPasswordCheck(input.password);
-  if (!ok || !user || !user.is_active) {
+  if (!ok || !user?.is_active) {
     if (attempt.justLocked && user) defer(notifyLockout(env, config, user, logger));
     throw invalidCredentials();
   }
@@ -152,7 +152,7 @@ export async function changePassword(
 export async function requestPasswordReset(env: Bindings, config: Config, address: string, logger?: Logger): Promise<void> {
   try {
     const user = await findUserByEmail(env, address);
-    if (!user || !user.is_active) return;
+    if (!user?.is_active) return;
     const token = randomToken(32);
     // Inserted only while the address is still the account's: an email change confirmed since
     // the lookup must not leave a live link in the old inbox.

@@ -165,9 +165,18 @@ export async function updateCollection(
   await ownCollection(env, userId, id);
   const sets: string[] = [];
   const binds: unknown[] = [];
-  if (patch.name !== undefined) (sets.push("name = ?"), binds.push(patch.name));
-  if (patch.description !== undefined) (sets.push("description = ?"), binds.push(patch.description));
-  if (patch.is_public !== undefined) (sets.push("is_public = ?"), binds.push(patch.is_public ? 1 : 0));
+  if (patch.name !== undefined) {
+    sets.push("name = ?");
+    binds.push(patch.name);
+  }
+  if (patch.description !== undefined) {
+    sets.push("description = ?");
+    binds.push(patch.description);
+  }
+  if (patch.is_public !== undefined) {
+    sets.push("is_public = ?");
+    binds.push(patch.is_public ? 1 : 0);
+  }
   if (sets.length > 0) {
     try {
       await env.DB.prepare(`UPDATE collections SET ${sets.join(", ")}, updated_at = ? WHERE id = ? AND user_id = ?`)
@@ -235,7 +244,7 @@ export async function publicCollectionOwner(env: Bindings, username: string, vie
 
 export async function publicCollection(env: Bindings, ownerId: string, id: string): Promise<CollectionRow> {
   const row = await findCollection(env, ownerId, id);
-  if (!row || !row.is_public) throw new AppError("NOT_FOUND", 404, "Collection not found.");
+  if (!row?.is_public) throw new AppError("NOT_FOUND", 404, "Collection not found.");
   return row;
 }
 
@@ -245,8 +254,14 @@ export async function publicCollection(env: Bindings, ownerId: string, id: strin
 export function plantPageQuery(filter: { userId: string; collectionId?: string; isAlive?: boolean }) {
   const where = ["p.user_id = ?"];
   const binds: unknown[] = [filter.userId];
-  if (filter.collectionId) (where.push("p.collection_id = ?"), binds.push(filter.collectionId));
-  if (filter.isAlive !== undefined) (where.push("p.is_alive = ?"), binds.push(filter.isAlive ? 1 : 0));
+  if (filter.collectionId) {
+    where.push("p.collection_id = ?");
+    binds.push(filter.collectionId);
+  }
+  if (filter.isAlive !== undefined) {
+    where.push("p.is_alive = ?");
+    binds.push(filter.isAlive ? 1 : 0);
+  }
   return { select: PLANT_COLUMNS, from: `${PLANT_FROM} WHERE ${where.join(" AND ")}`, order: "p.created_at DESC, p.id DESC", binds };
 }
 
@@ -322,7 +337,10 @@ export async function updatePlant(env: Bindings, userId: string, id: string, fie
   const entries = (Object.keys(PLANT_COLUMN_OF) as (keyof PlantFields)[]).filter((k) => fields[k] !== undefined);
   const sets = entries.map((k) => `${PLANT_COLUMN_OF[k]} = ?`);
   const binds = entries.map((k) => columnValue(k, fields[k]));
-  if (imageKey !== undefined) (sets.push("image_key = ?"), binds.push(imageKey));
+  if (imageKey !== undefined) {
+    sets.push("image_key = ?");
+    binds.push(imageKey);
+  }
   if (sets.length > 0) {
     try {
       await env.DB.prepare(`UPDATE user_plants SET ${sets.join(", ")}, updated_at = ? WHERE id = ? AND user_id = ?`)

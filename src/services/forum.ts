@@ -540,8 +540,14 @@ export async function moderateTopic(env: Bindings, topicId: string, patch: { is_
   await getTopic(env, topicId);
   const sets: string[] = [];
   const binds: unknown[] = [];
-  if (patch.is_locked !== undefined) (sets.push("is_locked = ?"), binds.push(patch.is_locked ? 1 : 0));
-  if (patch.is_pinned !== undefined) (sets.push("is_pinned = ?"), binds.push(patch.is_pinned ? 1 : 0));
+  if (patch.is_locked !== undefined) {
+    sets.push("is_locked = ?");
+    binds.push(patch.is_locked ? 1 : 0);
+  }
+  if (patch.is_pinned !== undefined) {
+    sets.push("is_pinned = ?");
+    binds.push(patch.is_pinned ? 1 : 0);
+  }
   await env.DB.prepare(`UPDATE forum_topics SET ${sets.join(", ")}, updated_at = ? WHERE id = ?`)
     .bind(...binds, new Date().toISOString(), topicId)
     .run();

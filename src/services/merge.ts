@@ -92,7 +92,7 @@ export function mergeSuggestions(answers: { plant_id?: ProviderAnswer | null; pl
     const nameKey = normaliseScientificName(s.scientificName);
     let bucket = (s.gbifId != null ? byGbif.get(s.gbifId) : undefined) ?? byName.get(nameKey);
     // A provider's own list never merges with itself (two entries, one species: keep the first).
-    if (bucket && bucket[provider === "plant_id" ? "plantId" : "plantnet"]) return;
+    if (bucket?.[provider === "plant_id" ? "plantId" : "plantnet"]) return;
     if (!bucket) {
       bucket = { key: nameKey };
       buckets.push(bucket);

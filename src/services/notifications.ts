@@ -85,7 +85,10 @@ export function pushInserted(env: Bindings, rows: NotificationRow[], logger?: Lo
 export function notificationPageQuery(userId: string, unread?: boolean) {
   const where = ["user_id = ?"];
   const binds: unknown[] = [userId];
-  if (unread !== undefined) (where.push("is_read = ?"), binds.push(unread ? 0 : 1));
+  if (unread !== undefined) {
+    where.push("is_read = ?");
+    binds.push(unread ? 0 : 1);
+  }
   return { select: COLUMNS, from: `FROM notifications WHERE ${where.join(" AND ")}`, order: "created_at DESC, id DESC", binds };
 }
 

@@ -191,9 +191,18 @@ export function defaultTitle(type: ReminderType, plantName: string): string {
 export function reminderPageQuery(filter: { userId: string; plantId?: string; dueBefore?: string; isActive?: boolean }) {
   const where = ["r.user_id = ?"];
   const binds: unknown[] = [filter.userId];
-  if (filter.plantId) (where.push("r.plant_id = ?"), binds.push(filter.plantId));
-  if (filter.dueBefore) (where.push("r.next_due_at < ?"), binds.push(filter.dueBefore));
-  if (filter.isActive !== undefined) (where.push("r.is_active = ?"), binds.push(filter.isActive ? 1 : 0));
+  if (filter.plantId) {
+    where.push("r.plant_id = ?");
+    binds.push(filter.plantId);
+  }
+  if (filter.dueBefore) {
+    where.push("r.next_due_at < ?");
+    binds.push(filter.dueBefore);
+  }
+  if (filter.isActive !== undefined) {
+    where.push("r.is_active = ?");
+    binds.push(filter.isActive ? 1 : 0);
+  }
   return { select: REMINDER_COLUMNS, from: `${REMINDER_FROM} WHERE ${where.join(" AND ")}`, order: "r.next_due_at ASC, r.id ASC", binds };
 }
 
@@ -290,9 +299,18 @@ export async function updateReminder(env: Bindings, userId: string, id: string, 
   }
   const sets: string[] = ["frequency = ?", "custom_interval_days = ?"];
   const binds: unknown[] = [frequency, customIntervalDays];
-  if (patch.reminder_type !== undefined) (sets.push("reminder_type = ?"), binds.push(patch.reminder_type));
-  if (patch.title !== undefined) (sets.push("title = ?"), binds.push(patch.title || defaultTitle(patch.reminder_type ?? row.reminder_type, row.plant_name)));
-  if (patch.is_active !== undefined) (sets.push("is_active = ?"), binds.push(patch.is_active ? 1 : 0));
+  if (patch.reminder_type !== undefined) {
+    sets.push("reminder_type = ?");
+    binds.push(patch.reminder_type);
+  }
+  if (patch.title !== undefined) {
+    sets.push("title = ?");
+    binds.push(patch.title || defaultTitle(patch.reminder_type ?? row.reminder_type, row.plant_name));
+  }
+  if (patch.is_active !== undefined) {
+    sets.push("is_active = ?");
+    binds.push(patch.is_active ? 1 : 0);
+  }
   if (patch.next_due_at !== undefined || patch.frequency !== undefined) {
     // A new base for the series: the monthly anchor follows the (new) due day.
     const nextDueAt = patch.next_due_at ?? row.next_due_at;

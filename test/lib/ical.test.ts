@@ -23,18 +23,18 @@ describe("line folding (RFC 5545 §3.1)", () => {
   });
 
   it("folds longer lines at 75 octets, continuations starting with one space", () => {
-    const line = "SUMMARY:" + "a".repeat(200);
+    const line = `SUMMARY:${"a".repeat(200)}`;
     const folded = foldLine(line);
     const physical = folded.split("\r\n");
     expect(physical.length).toBe(3);
     for (const p of physical) expect(octets(p)).toBeLessThanOrEqual(75);
     expect(octets(physical[0]!)).toBe(75);
     expect(physical.slice(1).every((p) => p.startsWith(" "))).toBe(true);
-    expect(unfold(folded + "\r\n")).toEqual([line]);
+    expect(unfold(`${folded}\r\n`)).toEqual([line]);
   });
 
   it("counts octets, not characters, and never splits a UTF-8 character", () => {
-    const line = "SUMMARY:" + "🌵é".repeat(40); // 4 + 2 octets each
+    const line = `SUMMARY:${"🌵é".repeat(40)}`; // 4 + 2 octets each
     const physical = foldLine(line).split("\r\n");
     expect(physical.length).toBeGreaterThan(3);
     for (const p of physical) {
@@ -42,7 +42,7 @@ describe("line folding (RFC 5545 §3.1)", () => {
       expect(p).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])/); // no lone high surrogate
       expect(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(new TextEncoder().encode(p))).toBe(p);
     }
-    expect(unfold(foldLine(line) + "\r\n")).toEqual([line]);
+    expect(unfold(`${foldLine(line)}\r\n`)).toEqual([line]);
   });
 });
 
@@ -55,7 +55,7 @@ describe("calendar", () => {
   });
 
   it("builds a VCALENDAR with CRLF line endings, one VEVENT per event, escaped and folded", () => {
-    const summary = "Water the big, thirsty; fern\n" + "🌿".repeat(30);
+    const summary = `Water the big, thirsty; fern\n${"🌿".repeat(30)}`;
     const text = buildCalendar({
       prodId: "-//Test//Test//EN",
       name: "Care",

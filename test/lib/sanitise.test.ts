@@ -90,7 +90,7 @@ describe("sanitisePostBody", () => {
     expect(clean("<p>unclosed <strong>bold")).toBe("<p>unclosed <strong>bold</strong></p>");
     expect(clean("</p></div>text</b>")).toBe("text");
     expect(clean("<a href='/a'>1<a href='/b'>2</a></a>")).toBe('<a href="/a" rel="nofollow ugc noopener noreferrer">12</a>');
-    const deep = "<b>".repeat(100) + "x";
+    const deep = `${"<b>".repeat(100)}x`;
     const out = clean(deep);
     expect(out.match(/<b>/g)!.length).toBe(20);
     expect(out.match(/<\/b>/g)!.length).toBe(20);
@@ -125,7 +125,7 @@ describe("sanitisePostBody", () => {
       '<details open ontoggle="alert(1)">',
       '<video><source onerror="alert(1)"></video>',
     ]) {
-      expectInert(clean(html + "ok"));
+      expectInert(clean(`${html}ok`));
     }
   });
 

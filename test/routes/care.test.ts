@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { generateCareGuide } from "../../src/providers/openai";
-import { ProviderError } from "../../src/providers/types";
+import type { ProviderError } from "../../src/providers/types";
 import { call, expectError } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 import { bearerUser } from "../helpers/users";

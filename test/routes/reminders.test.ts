@@ -196,7 +196,7 @@ describe("care reminders: calendar and preview", () => {
   it("exports active reminders as RFC 5545 (CRLF, folding, escaping, RRULE per frequency)", async () => {
     const u = await bearerUser();
     const plant = await newPlant(u.access, "Big, bold; leafy \\ Monstera");
-    const longTitle = "Water deeply, then drain; check the saucer \\ " + "🌱".repeat(20);
+    const longTitle = `Water deeply, then drain; check the saucer \\ ${"🌱".repeat(20)}`;
     const due = "2026-12-31T09:00:00.000Z";
     const inFuture = (d: string) => (Date.parse(d) > Date.now() + DAY ? d : new Date(Date.now() + 10 * DAY).toISOString());
     const monthly = await newReminder(u.access, { plant_id: plant, reminder_type: "water", frequency: "monthly", title: longTitle, first_due_at: inFuture(due) });
