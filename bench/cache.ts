@@ -59,9 +59,13 @@ export const cacheBench: Benchmark = async ({ stack, log }, result) => {
   const hs = summarize(healthMs);
   const cs = summarize(hitMs);
   const ratio = cs.p50 / hs.p50;
-  const upstream = callsBefore && callsAfter
-    ? { plant_id: (callsAfter["plant-id"] ?? 0) - (callsBefore["plant-id"] ?? 0), plantnet: (callsAfter.plantnet ?? 0) - (callsBefore.plantnet ?? 0) }
-    : null;
+  const upstream =
+    callsBefore && callsAfter
+      ? {
+          plant_id: (callsAfter["plant-id"] ?? 0) - (callsBefore["plant-id"] ?? 0),
+          plantnet: (callsAfter.plantnet ?? 0) - (callsBefore.plantnet ?? 0),
+        }
+      : null;
 
   result.rows.push(
     row("image", `${IMAGE_BYTES} B PNG, identical bytes, anonymous`),
@@ -69,14 +73,37 @@ export const cacheBench: Benchmark = async ({ stack, log }, result) => {
     row(`health p50 / p99 (n=${hs.n})`, `${fmtMs(hs.p50)} / ${fmtMs(hs.p99)}`),
     row(`cache hit p50 / p99 (n=${cs.n})`, `${fmtMs(cs.p50)} / ${fmtMs(cs.p99)}`),
     row("hit p50 ÷ health p50", `${ratio.toFixed(2)}×`, `≤ ${TARGET_RATIO}×`, verdict(ratio <= TARGET_RATIO)),
-    row("answers with cached {plant_id,plantnet} = true", `${cs.n - notCached} / ${N}`, `${N} / ${N}`, verdict(notCached === 0 && cs.n === N)),
-    row("upstream calls during hits", upstream ? `plant-id ${upstream.plant_id}, plantnet ${upstream.plantnet}` : "n/a (no emulator URL)", "0, 0", upstream ? verdict(upstream.plant_id === 0 && upstream.plantnet === 0) : "info"),
+    row(
+      "answers with cached {plant_id,plantnet} = true",
+      `${cs.n - notCached} / ${N}`,
+      `${N} / ${N}`,
+      verdict(notCached === 0 && cs.n === N),
+    ),
+    row(
+      "upstream calls during hits",
+      upstream ? `plant-id ${upstream.plant_id}, plantnet ${upstream.plantnet}` : "n/a (no emulator URL)",
+      "0, 0",
+      upstream ? verdict(upstream.plant_id === 0 && upstream.plantnet === 0) : "info",
+    ),
   );
-  result.data = { n: N, imageBytes: IMAGE_BYTES, warmUp: { ms: warm.ms, miss: warmWasMiss }, healthMs: hs, hitMs: cs, ratio, targetRatio: TARGET_RATIO, notCached, upstream, errors: bad };
+  result.data = {
+    n: N,
+    imageBytes: IMAGE_BYTES,
+    warmUp: { ms: warm.ms, miss: warmWasMiss },
+    healthMs: hs,
+    hitMs: cs,
+    ratio,
+    targetRatio: TARGET_RATIO,
+    notCached,
+    upstream,
+    errors: bad,
+  };
   if (bad.length > 0) result.failures.push(`cache: ${bad.length} failed request(s), e.g. ${bad.slice(0, 3).join("; ")}`);
   if (notCached > 0) result.failures.push(`cache: ${notCached} of ${N} repeat answers were not cached on both providers`);
   if (upstream && (upstream.plant_id !== 0 || upstream.plantnet !== 0)) {
     // On a shared stack (BENCH_URL) someone else's traffic may have moved the counters.
-    (stack.owned ? result.failures : result.notes).push(`cache: identical bytes still reached the providers (${JSON.stringify(upstream)} upstream calls during ${N} hits)`);
+    (stack.owned ? result.failures : result.notes).push(
+      `cache: identical bytes still reached the providers (${JSON.stringify(upstream)} upstream calls during ${N} hits)`,
+    );
   }
 };

@@ -45,14 +45,21 @@ export const fanoutBench: Benchmark = async ({ stack, log }, result) => {
 
   const miss = async (label: string): Promise<number | null> => {
     const img = await benchImage(`fanout-${stamp}-${next++}`, IMAGE_BYTES);
-    const r = await request<IdentifyBody>(`${base}/api/v1/plant-identification/identify/`, { method: "POST", body: imageForm("image", img) });
+    const r = await request<IdentifyBody>(`${base}/api/v1/plant-identification/identify/`, {
+      method: "POST",
+      body: imageForm("image", img),
+    });
     if (r.status !== 200 || r.body.success !== true) {
       bad.push(`${label}: ${r.status} ${JSON.stringify(r.body).slice(0, 200)} (X-Request-ID ${r.headers.get("x-request-id")})`);
       return null;
     }
     counted++;
     if (r.body.cached?.plant_id !== false || r.body.cached?.plantnet !== false) notMiss++;
-    if (r.body.suggestions?.some((s) => s.sources?.includes("plant_id")) && r.body.suggestions?.some((s) => s.sources?.includes("plantnet"))) bothSources++;
+    if (
+      r.body.suggestions?.some((s) => s.sources?.includes("plant_id")) &&
+      r.body.suggestions?.some((s) => s.sources?.includes("plantnet"))
+    )
+      bothSources++;
     return r.ms;
   };
   const run = async (n: number, concurrency: number, label: string) => {
@@ -77,7 +84,10 @@ export const fanoutBench: Benchmark = async ({ stack, log }, result) => {
     const serial = await run(N, 1, "miss");
     const concurrent = await run(CONCURRENT_N, CONCURRENCY, "concurrent miss");
     const callsAfter = await emulatorCalls(emu);
-    const upstream = { plant_id: (callsAfter["plant-id"] ?? 0) - (callsBefore["plant-id"] ?? 0), plantnet: (callsAfter.plantnet ?? 0) - (callsBefore.plantnet ?? 0) };
+    const upstream = {
+      plant_id: (callsAfter["plant-id"] ?? 0) - (callsBefore["plant-id"] ?? 0),
+      plantnet: (callsAfter.plantnet ?? 0) - (callsBefore.plantnet ?? 0),
+    };
     const expected = N + CONCURRENT_N;
 
     const bs: Summary = baseline.s;
@@ -88,13 +98,31 @@ export const fanoutBench: Benchmark = async ({ stack, log }, result) => {
     result.rows.push(
       row("image", `${IMAGE_BYTES} B PNG, distinct every request`),
       row(`miss p50 / p99, emulators at 0 ms, 1 in flight (n=${bs.n})`, `${fmtMs(bs.p50)} / ${fmtMs(bs.p99)}`, "", "info"),
-      row(`miss p50, Plant.id ${PLANT_ID_MS} ms ∥ Pl@ntNet ${PLANTNET_MS} ms, 1 in flight (n=${ms.n})`, fmtMs(ms.p50), `≤ ${TARGET_MS.toFixed(0)} ms`, verdict(ms.p50 <= TARGET_MS)),
+      row(
+        `miss p50, Plant.id ${PLANT_ID_MS} ms ∥ Pl@ntNet ${PLANTNET_MS} ms, 1 in flight (n=${ms.n})`,
+        fmtMs(ms.p50),
+        `≤ ${TARGET_MS.toFixed(0)} ms`,
+        verdict(ms.p50 <= TARGET_MS),
+      ),
       row("miss p99 / max, 1 in flight", `${fmtMs(ms.p99)} / ${fmtMs(ms.max)}`),
       row("provider wait added to p50 (with − without latency)", fmtMs(added), `≈ ${SLOWER} parallel, ≈ ${SUM} serial`, verdict(parallel)),
-      row(`miss p50 / p99, ${CONCURRENCY} in flight (n=${concurrent.s.n})`, `${fmtMs(concurrent.s.p50)} / ${fmtMs(concurrent.s.p99)}; ${(concurrent.s.n / concurrent.wallS).toFixed(2)} misses/s`),
-      row("answers that were misses on both providers", `${counted - notMiss} / ${expected}`, `${expected} / ${expected}`, verdict(notMiss === 0 && counted === expected)),
+      row(
+        `miss p50 / p99, ${CONCURRENCY} in flight (n=${concurrent.s.n})`,
+        `${fmtMs(concurrent.s.p50)} / ${fmtMs(concurrent.s.p99)}; ${(concurrent.s.n / concurrent.wallS).toFixed(2)} misses/s`,
+      ),
+      row(
+        "answers that were misses on both providers",
+        `${counted - notMiss} / ${expected}`,
+        `${expected} / ${expected}`,
+        verdict(notMiss === 0 && counted === expected),
+      ),
       row("answers merging both providers' suggestions", `${bothSources} / ${counted}`),
-      row("upstream calls (plant-id, plantnet)", `${upstream.plant_id}, ${upstream.plantnet}`, `${expected}, ${expected}`, verdict(upstream.plant_id === expected && upstream.plantnet === expected)),
+      row(
+        "upstream calls (plant-id, plantnet)",
+        `${upstream.plant_id}, ${upstream.plantnet}`,
+        `${expected}, ${expected}`,
+        verdict(upstream.plant_id === expected && upstream.plantnet === expected),
+      ),
     );
     result.data = {
       n: N,
@@ -113,8 +141,11 @@ export const fanoutBench: Benchmark = async ({ stack, log }, result) => {
     if (bad.length > 0) result.failures.push(`fanout: ${bad.length} failed request(s), e.g. ${bad.slice(0, 3).join("; ")}`);
     if (notMiss > 0) result.failures.push(`fanout: ${notMiss} answers for never-seen images claimed a cache hit`);
     // Exactly one upstream call per provider per miss; on a shared stack (BENCH_URL) other traffic may add calls.
-    const wrongCalls = stack.owned ? upstream.plant_id !== counted || upstream.plantnet !== counted : upstream.plant_id < counted || upstream.plantnet < counted;
-    if (wrongCalls) result.failures.push(`fanout: ${JSON.stringify(upstream)} upstream calls for ${counted} misses (expected one per provider per miss)`);
+    const wrongCalls = stack.owned
+      ? upstream.plant_id !== counted || upstream.plantnet !== counted
+      : upstream.plant_id < counted || upstream.plantnet < counted;
+    if (wrongCalls)
+      result.failures.push(`fanout: ${JSON.stringify(upstream)} upstream calls for ${counted} misses (expected one per provider per miss)`);
   } finally {
     await emulatorControl(emu, "plant-id", { latencyMs: 0 }).catch(() => {});
     await emulatorControl(emu, "plantnet", { latencyMs: 0 }).catch(() => {});

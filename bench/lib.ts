@@ -111,7 +111,9 @@ export async function request<T = unknown>(url: string, init: RequestInit = {}):
 
 export function expectStatus(res: JsonResponse, status: number, what: string): void {
   if (res.status !== status) {
-    throw new BenchFailure(`${what}: expected HTTP ${status}, got ${res.status}: ${JSON.stringify(res.body).slice(0, 500)} (X-Request-ID ${res.headers.get("x-request-id")})`);
+    throw new BenchFailure(
+      `${what}: expected HTTP ${status}, got ${res.status}: ${JSON.stringify(res.body).slice(0, 500)} (X-Request-ID ${res.headers.get("x-request-id")})`,
+    );
   }
 }
 
@@ -301,7 +303,10 @@ export async function openSocket(baseUrl: string, token: string, owner: string, 
 }
 
 /** Closes every socket with 1000 and waits (bounded) for the closing handshakes. */
-export async function closeAll(sockets: BenchSocket[], timeoutMs = 15_000): Promise<{ clean: number; unclean: number; timedOut: number; ms: number }> {
+export async function closeAll(
+  sockets: BenchSocket[],
+  timeoutMs = 15_000,
+): Promise<{ clean: number; unclean: number; timedOut: number; ms: number }> {
   const started = now();
   for (const s of sockets) {
     if (s.closeInfo === null) {

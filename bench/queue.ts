@@ -66,7 +66,10 @@ export const queueBench: Benchmark = async ({ stack, log }, result) => {
   log(`queue: submitting ${N} requests (${SUBMIT_CONCURRENCY} in flight)`);
 
   const t0 = performance.now();
-  const submitted = await pool(N, SUBMIT_CONCURRENCY, budget, async (i) => ({ ...(await submitRequest(base, token, images[i]!)), acceptedAt: performance.now() }));
+  const submitted = await pool(N, SUBMIT_CONCURRENCY, budget, async (i) => ({
+    ...(await submitRequest(base, token, images[i]!)),
+    acceptedAt: performance.now(),
+  }));
   const tSubmitted = performance.now();
   const ids = submitted.map((s) => s.id);
   const distinct = new Set(ids);
@@ -83,8 +86,11 @@ export const queueBench: Benchmark = async ({ stack, log }, result) => {
     const seen: string[] = [];
     const now = new Map<string, string>();
     for (let page = 1; page <= Math.ceil(N / 100) + 1; page++) {
-      const res = await request<Page>(`${base}/api/v1/plant-identification/requests/?page_size=100&page=${page}`, { headers: bearer(token) });
-      if (res.status !== 200) throw new BenchFailure(`queue: list page ${page} answered ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
+      const res = await request<Page>(`${base}/api/v1/plant-identification/requests/?page_size=100&page=${page}`, {
+        headers: bearer(token),
+      });
+      if (res.status !== 200)
+        throw new BenchFailure(`queue: list page ${page} answered ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
       listedCount = res.body.count;
       for (const r of res.body.results) {
         seen.push(r.request_id);
@@ -130,7 +136,8 @@ export const queueBench: Benchmark = async ({ stack, log }, result) => {
     const ranks = res.body.results.map((r) => r.rank);
     if (new Set(ranks).size !== ranks.length) dupResults.push(`${id}: duplicate ranks ${JSON.stringify(ranks)}`);
     const done = completed.get(id)?.[0];
-    if (done && done.results_count !== names.length) countMismatch.push(`${id}: completed.results_count ${done.results_count}, results/ has ${names.length}`);
+    if (done && done.results_count !== names.length)
+      countMismatch.push(`${id}: completed.results_count ${done.results_count}, results/ has ${names.length}`);
     if (done && done.status !== res.body.status) statusMismatch.push(`${id}: completed.status ${done.status}, request ${res.body.status}`);
   });
 
@@ -150,14 +157,41 @@ export const queueBench: Benchmark = async ({ stack, log }, result) => {
   log(`queue: ${N} final in ${e2eS.toFixed(1)} s (${(N / e2eS).toFixed(1)} req/s); ${JSON.stringify(byStatus)}`);
   result.rows.push(
     row("requests / image", `${N}, one ${IMAGE_BYTES} B PNG each, ${SUBMIT_CONCURRENCY} submits in flight`),
-    row("submit (202) p50 / p99", `${fmtMs(submitMs.p50)} / ${fmtMs(submitMs.p99)}; all ${N} accepted in ${submitS.toFixed(1)} s (${(N / submitS).toFixed(1)}/s)`),
-    row("throughput, first submit → last final", Number.isFinite(e2eS) ? `${(N / e2eS).toFixed(2)} req/s (${e2eS.toFixed(1)} s)` : "n/a", "report"),
+    row(
+      "submit (202) p50 / p99",
+      `${fmtMs(submitMs.p50)} / ${fmtMs(submitMs.p99)}; all ${N} accepted in ${submitS.toFixed(1)} s (${(N / submitS).toFixed(1)}/s)`,
+    ),
+    row(
+      "throughput, first submit → last final",
+      Number.isFinite(e2eS) ? `${(N / e2eS).toFixed(2)} req/s (${e2eS.toFixed(1)} s)` : "n/a",
+      "report",
+    ),
     row("per request, 202 → completed p50 / p99", `${fmtMs(latency.p50)} / ${fmtMs(latency.p99)}`),
-    row("final statuses", Object.entries(byStatus).map(([k, v]) => `${k} ${v}`).join(", ")),
+    row(
+      "final statuses",
+      Object.entries(byStatus)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", "),
+    ),
     row("failed", String(failed), "report", "info"),
-    row("lost (not listed / not final / no completed msg)", `${missingFromList.length} / ${notFinal.length} / ${noCompleted.length}`, "0 / 0 / 0", verdict(missingFromList.length + notFinal.length + noCompleted.length === 0)),
-    row("duplicated (ids / list rows / completed msgs / results)", `${N - distinct.size} / ${listedTwice} / ${twiceCompleted.length} / ${dupResults.length}`, "0 / 0 / 0 / 0", verdict(N - distinct.size + listedTwice + twiceCompleted.length + dupResults.length === 0)),
-    row("results_count consistent with results/", `${N - countMismatch.length - noCompleted.length} / ${N}`, `${N} / ${N}`, verdict(countMismatch.length + statusMismatch.length + noCompleted.length === 0)),
+    row(
+      "lost (not listed / not final / no completed msg)",
+      `${missingFromList.length} / ${notFinal.length} / ${noCompleted.length}`,
+      "0 / 0 / 0",
+      verdict(missingFromList.length + notFinal.length + noCompleted.length === 0),
+    ),
+    row(
+      "duplicated (ids / list rows / completed msgs / results)",
+      `${N - distinct.size} / ${listedTwice} / ${twiceCompleted.length} / ${dupResults.length}`,
+      "0 / 0 / 0 / 0",
+      verdict(N - distinct.size + listedTwice + twiceCompleted.length + dupResults.length === 0),
+    ),
+    row(
+      "results_count consistent with results/",
+      `${N - countMismatch.length - noCompleted.length} / ${N}`,
+      `${N} / ${N}`,
+      verdict(countMismatch.length + statusMismatch.length + noCompleted.length === 0),
+    ),
   );
   result.data = {
     n: N,
@@ -179,13 +213,28 @@ export const queueBench: Benchmark = async ({ stack, log }, result) => {
     statusMismatch,
     monitorClose: closing,
   };
-  if (missingFromList.length > 0) result.failures.push(`queue: ${missingFromList.length} submitted request(s) missing from the list, e.g. ${missingFromList.slice(0, 3).join(", ")}`);
+  if (missingFromList.length > 0)
+    result.failures.push(
+      `queue: ${missingFromList.length} submitted request(s) missing from the list, e.g. ${missingFromList.slice(0, 3).join(", ")}`,
+    );
   if (notFinal.length > 0)
-    result.failures.push(`queue: ${notFinal.length} request(s) not final at the end, e.g. ${notFinal.slice(0, 3).map((id) => `${id}=${statuses.get(id)}`).join(", ")}`);
-  if (noCompleted.length > 0) result.failures.push(`queue: ${noCompleted.length} request(s) never announced "completed" on /ws/, e.g. ${noCompleted.slice(0, 3).join(", ")}`);
+    result.failures.push(
+      `queue: ${notFinal.length} request(s) not final at the end, e.g. ${notFinal
+        .slice(0, 3)
+        .map((id) => `${id}=${statuses.get(id)}`)
+        .join(", ")}`,
+    );
+  if (noCompleted.length > 0)
+    result.failures.push(
+      `queue: ${noCompleted.length} request(s) never announced "completed" on /ws/, e.g. ${noCompleted.slice(0, 3).join(", ")}`,
+    );
   if (listedTwice > 0) result.failures.push(`queue: ${listedTwice} request(s) listed twice across pages`);
-  if (twiceCompleted.length > 0) result.failures.push(`queue: ${twiceCompleted.length} request(s) announced "completed" more than once, e.g. ${twiceCompleted.slice(0, 3).join(", ")}`);
+  if (twiceCompleted.length > 0)
+    result.failures.push(
+      `queue: ${twiceCompleted.length} request(s) announced "completed" more than once, e.g. ${twiceCompleted.slice(0, 3).join(", ")}`,
+    );
   if (dupResults.length > 0) result.failures.push(`queue: duplicated results: ${dupResults.slice(0, 3).join("; ")}`);
   if (countMismatch.length > 0) result.failures.push(`queue: results_count inconsistent: ${countMismatch.slice(0, 3).join("; ")}`);
-  if (statusMismatch.length > 0) result.failures.push(`queue: completed status differs from the request: ${statusMismatch.slice(0, 3).join("; ")}`);
+  if (statusMismatch.length > 0)
+    result.failures.push(`queue: completed status differs from the request: ${statusMismatch.slice(0, 3).join("; ")}`);
 };

@@ -38,7 +38,13 @@ function log(msg: string) {
 function machine() {
   const cpuModel = (() => {
     try {
-      return readFileSync("/proc/cpuinfo", "utf8").match(/^model name\s*:\s*(.+)$/m)?.[1]?.trim() ?? cpus()[0]?.model ?? "unknown";
+      return (
+        readFileSync("/proc/cpuinfo", "utf8")
+          .match(/^model name\s*:\s*(.+)$/m)?.[1]
+          ?.trim() ??
+        cpus()[0]?.model ??
+        "unknown"
+      );
     } catch {
       return cpus()[0]?.model ?? "unknown";
     }
@@ -99,11 +105,19 @@ function table(results: BenchResult[]): string {
     value: Math.max(5, ...all.map((r) => r.value.length)),
     target: Math.max(6, ...all.map((r) => r.target.length)),
   };
-  const line = (a: string, b: string, c: string, d: string) => `| ${a.padEnd(w.metric)} | ${b.padEnd(w.value)} | ${c.padEnd(w.target)} | ${d.padEnd(7)} |`;
+  const line = (a: string, b: string, c: string, d: string) =>
+    `| ${a.padEnd(w.metric)} | ${b.padEnd(w.value)} | ${c.padEnd(w.target)} | ${d.padEnd(7)} |`;
   const out: string[] = [];
   for (const r of results) {
-    out.push("", `### ${r.title}  (${(r.durationMs / 1000).toFixed(0)} s${r.failures.length ? `, ${r.failures.length} correctness failure(s)` : ""})`, "");
-    out.push(line("Metric", "Value", "Target", "Verdict"), `|${"-".repeat(w.metric + 2)}|${"-".repeat(w.value + 2)}|${"-".repeat(w.target + 2)}|---------|`);
+    out.push(
+      "",
+      `### ${r.title}  (${(r.durationMs / 1000).toFixed(0)} s${r.failures.length ? `, ${r.failures.length} correctness failure(s)` : ""})`,
+      "",
+    );
+    out.push(
+      line("Metric", "Value", "Target", "Verdict"),
+      `|${"-".repeat(w.metric + 2)}|${"-".repeat(w.value + 2)}|${"-".repeat(w.target + 2)}|---------|`,
+    );
     for (const x of r.rows) out.push(line(x.metric, x.value, x.target, x.verdict === "info" ? "" : x.verdict));
     for (const f of r.failures) out.push(`  FAIL: ${f}`);
     for (const n of r.notes) out.push(`  note: ${n}`);
@@ -120,7 +134,9 @@ async function main(): Promise<number> {
   }
   const selected = args.length > 0 ? Object.keys(BENCHMARKS).filter((k) => args.includes(k)) : Object.keys(BENCHMARKS);
   const info = machine();
-  log(`machine: ${info.cpus} CPUs (${info.cpuModel}), Node ${info.node}, workerd ${info.workerd}, wrangler ${info.wrangler}; load ${info.loadavgAtStart.join(" ")}`);
+  log(
+    `machine: ${info.cpus} CPUs (${info.cpuModel}), Node ${info.node}, workerd ${info.workerd}, wrangler ${info.wrangler}; load ${info.loadavgAtStart.join(" ")}`,
+  );
 
   let stack: BenchStack;
   try {
@@ -159,16 +175,21 @@ async function main(): Promise<number> {
         try {
           await bench.run(ctx, result);
         } catch (err) {
-          const message = err instanceof BenchFailure ? err.message : `${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
+          const message =
+            err instanceof BenchFailure ? err.message : `${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
           result.failures.push(message);
         }
         result.durationMs = performance.now() - started;
         const pidsAfter = workerPids(stack);
         const reloaded = pidsBefore !== "" && pidsBefore !== pidsAfter;
         if (reloaded) {
-          result.notes.push(`wrangler dev reloaded the Worker during this benchmark (workerd ${pidsBefore} → ${pidsAfter}; someone changed src/?): figures and checks are unreliable`);
+          result.notes.push(
+            `wrangler dev reloaded the Worker during this benchmark (workerd ${pidsBefore} → ${pidsAfter}; someone changed src/?): figures and checks are unreliable`,
+          );
         }
-        log(`${name}: done in ${(result.durationMs / 1000).toFixed(1)} s${result.failures.length ? ` with ${result.failures.length} failure(s)` : ""}${reloaded ? " (Worker reloaded meanwhile)" : ""}`);
+        log(
+          `${name}: done in ${(result.durationMs / 1000).toFixed(1)} s${result.failures.length ? ` with ${result.failures.length} failure(s)` : ""}${reloaded ? " (Worker reloaded meanwhile)" : ""}`,
+        );
         if (reloaded && attempt === 1) {
           log(`${name}: running it again because the Worker reloaded`);
           discarded = [
@@ -190,16 +211,24 @@ async function main(): Promise<number> {
   const header = [
     `Plant Community benchmarks — run ${RUN_ID}, ${new Date().toISOString()}`,
     `Machine: ${info.cpus} CPUs (${info.cpuModel}), ${info.memoryGiB} GiB; Node ${info.node}; workerd ${info.workerd}; wrangler ${info.wrangler}; load average at start ${info.loadavgAtStart.join(" ")}, at end ${loadAtEnd.join(" ")}`,
-    `Stack: ${stack.owned ? "started by the benchmark (scripts/start.ts, wrangler dev, emulators); settings" : `existing stack at ${stack.baseUrl}; expected settings`} ${Object.entries(SETTINGS).map(([k, v]) => `${k}=${v}`).join(" ")}`,
+    `Stack: ${stack.owned ? "started by the benchmark (scripts/start.ts, wrangler dev, emulators); settings" : `existing stack at ${stack.baseUrl}; expected settings`} ${Object.entries(
+      SETTINGS,
+    )
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ")}`,
   ].join("\n");
   const output = `${header}\n${table(results)}\n`;
   process.stdout.write(`\n${output}\n`);
   if (findings) {
-    process.stdout.write(`Stack log (${stack.logFile}): ${findings.errors} error line(s), ${findings.warnings} warning line(s) during the run\n`);
+    process.stdout.write(
+      `Stack log (${stack.logFile}): ${findings.errors} error line(s), ${findings.warnings} warning line(s) during the run\n`,
+    );
     for (const l of findings.errorLines.slice(0, 5)) process.stdout.write(`  ${l.slice(0, 300)}\n`);
   }
   process.stdout.write(
-    failures.length > 0 ? `\nCORRECTNESS: ${failures.length} failure(s) — exit code 1\n` : "\nCORRECTNESS: all checks passed (figures are informational)\n",
+    failures.length > 0
+      ? `\nCORRECTNESS: ${failures.length} failure(s) — exit code 1\n`
+      : "\nCORRECTNESS: all checks passed (figures are informational)\n",
   );
 
   const dir = join(root, "bench", "results");
@@ -207,7 +236,15 @@ async function main(): Promise<number> {
   writeFileSync(
     join(dir, "latest.json"),
     `${JSON.stringify(
-      { runId: RUN_ID, finishedAt: new Date().toISOString(), machine: { ...info, loadavgAtEnd: loadAtEnd }, stack: { baseUrl: stack.baseUrl, owned: stack.owned, logFile: stack.logFile, settings: SETTINGS }, results, log: findings, table: output },
+      {
+        runId: RUN_ID,
+        finishedAt: new Date().toISOString(),
+        machine: { ...info, loadavgAtEnd: loadAtEnd },
+        stack: { baseUrl: stack.baseUrl, owned: stack.owned, logFile: stack.logFile, settings: SETTINGS },
+        results,
+        log: findings,
+        table: output,
+      },
       null,
       2,
     )}\n`,

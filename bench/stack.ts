@@ -63,8 +63,18 @@ export async function startBenchStack(log: (msg: string) => void = () => {}): Pr
     const problem = await healthy(baseUrl);
     if (problem) throw new Error(`BENCH_URL ${baseUrl} is not healthy: ${problem}`);
     const emulatorUrl = process.env.BENCH_EMULATOR_URL?.replace(/\/+$/, "") ?? null;
-    log(`using the running stack at ${baseUrl}${emulatorUrl ? ` (emulators ${emulatorUrl})` : " (no BENCH_EMULATOR_URL: fan-out is skipped)"}`);
-    return { baseUrl, emulatorUrl, port: Number(new URL(baseUrl).port || 80), owned: false, logFile: null, pid: null, stop: async () => {} };
+    log(
+      `using the running stack at ${baseUrl}${emulatorUrl ? ` (emulators ${emulatorUrl})` : " (no BENCH_EMULATOR_URL: fan-out is skipped)"}`,
+    );
+    return {
+      baseUrl,
+      emulatorUrl,
+      port: Number(new URL(baseUrl).port || 80),
+      owned: false,
+      logFile: null,
+      pid: null,
+      stop: async () => {},
+    };
   }
   const started = Date.now();
   log("starting the stack (emulators, migrations, seed, wrangler dev) with fresh local storage");

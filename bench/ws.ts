@@ -86,7 +86,10 @@ async function openMany(ctx: BenchContext, budget: Budget, count: number, who: (
 
 /** Message texts of the given requests on one socket, sorted (a multiset fingerprint). */
 function textsFor(socket: BenchSocket, ids: ReadonlySet<string>): string[] {
-  return socket.messages.filter((m) => m.request_id !== undefined && ids.has(m.request_id)).map((m) => m.text).sort();
+  return socket.messages
+    .filter((m) => m.request_id !== undefined && ids.has(m.request_id))
+    .map((m) => m.text)
+    .sort();
 }
 
 function completedAt(socket: BenchSocket, id: string): number | undefined {
@@ -111,7 +114,10 @@ export async function partA(ctx: BenchContext, result: BenchResult): Promise<Rec
   const sockets = open.sockets;
   await sleep(500);
   const opened = memory(ctx, `(a) ${sockets.length} sockets open`);
-  if (open.errors.length > 0) result.failures.push(`ws (a): ${open.errors.length} of ${A_SOCKETS} sockets failed to open, e.g. ${open.errors.slice(0, 3).join("; ")}`);
+  if (open.errors.length > 0)
+    result.failures.push(
+      `ws (a): ${open.errors.length} of ${A_SOCKETS} sockets failed to open, e.g. ${open.errors.slice(0, 3).join("; ")}`,
+    );
 
   const ids: string[] = [];
   for (const img of images) ids.push((await submitRequest(base, token, img)).id);
@@ -154,15 +160,39 @@ export async function partA(ctx: BenchContext, result: BenchResult): Promise<Rec
   const ok = allDone && socketsMissing === 0 && socketsWithDuplicates === 0 && foreign === 0 && open.errors.length === 0;
   result.rows.push(
     row("(a) sockets open (1 user)", `${sockets.length} / ${A_SOCKETS}`, `${A_SOCKETS}`, verdict(sockets.length === A_SOCKETS)),
-    row("(a) setup: all sockets (ticket + upgrade + init)", `${(open.wallMs / 1000).toFixed(1)} s with ${CONNECT_CONCURRENCY} in flight; per socket p50 ${fmtMs(open.setup.p50)}, p99 ${fmtMs(open.setup.p99)}`),
+    row(
+      "(a) setup: all sockets (ticket + upgrade + init)",
+      `${(open.wallMs / 1000).toFixed(1)} s with ${CONNECT_CONCURRENCY} in flight; per socket p50 ${fmtMs(open.setup.p50)}, p99 ${fmtMs(open.setup.p99)}`,
+    ),
     row("(a) messages per request (every socket)", `${perRequest.toFixed(1)} distinct: ${stagesSeen.length} kinds`),
-    row("(a) delivered", `${delivered} messages = ${sockets.length} sockets × ${reference.length}`, "every socket, every message", verdict(ok)),
-    row("(a) sockets missing messages / with duplicates / foreign msgs", `${socketsMissing} / ${socketsWithDuplicates} / ${foreign}`, "0 / 0 / 0", verdict(socketsMissing + socketsWithDuplicates + foreign === 0)),
-    row("(a) fan-out: first → last socket's completed", `max ${fmtMs(fanout.max)} (per request ${spreads.map((v) => v.toFixed(1)).join(", ")} ms)`),
-    row("(a) workerd RSS before / open / after msgs / closed", `${mib(before.sumKiB)} / ${mib(opened.sumKiB)} / ${mib(afterMessages.sumKiB)} / ${mib(afterClose.sumKiB)}`),
+    row(
+      "(a) delivered",
+      `${delivered} messages = ${sockets.length} sockets × ${reference.length}`,
+      "every socket, every message",
+      verdict(ok),
+    ),
+    row(
+      "(a) sockets missing messages / with duplicates / foreign msgs",
+      `${socketsMissing} / ${socketsWithDuplicates} / ${foreign}`,
+      "0 / 0 / 0",
+      verdict(socketsMissing + socketsWithDuplicates + foreign === 0),
+    ),
+    row(
+      "(a) fan-out: first → last socket's completed",
+      `max ${fmtMs(fanout.max)} (per request ${spreads.map((v) => v.toFixed(1)).join(", ")} ms)`,
+    ),
+    row(
+      "(a) workerd RSS before / open / after msgs / closed",
+      `${mib(before.sumKiB)} / ${mib(opened.sumKiB)} / ${mib(afterMessages.sumKiB)} / ${mib(afterClose.sumKiB)}`,
+    ),
     row("(a) RSS by process, before → open", byProcess(before, opened)),
     row("(a) RSS per open socket", `${((opened.sumKiB - before.sumKiB) / Math.max(1, sockets.length)).toFixed(1)} KiB`),
-    row("(a) clean close (1000)", `${closing.clean} / ${sockets.length} in ${fmtMs(closing.ms)}`, `${sockets.length}`, verdict(closing.clean === sockets.length)),
+    row(
+      "(a) clean close (1000)",
+      `${closing.clean} / ${sockets.length} in ${fmtMs(closing.ms)}`,
+      `${sockets.length}`,
+      verdict(closing.clean === sockets.length),
+    ),
   );
   if (!allDone) {
     const lacking = sockets.filter((s) => !ids.every((id) => completedAt(s, id) !== undefined)).length;
@@ -210,7 +240,8 @@ export async function partB(ctx: BenchContext, result: BenchResult): Promise<Rec
   const sockets = open.sockets;
   await sleep(500);
   const opened = memory(ctx, `(b) ${sockets.length} sockets open`);
-  if (open.errors.length > 0) result.failures.push(`ws (b): ${open.errors.length} of ${total} sockets failed to open, e.g. ${open.errors.slice(0, 3).join("; ")}`);
+  if (open.errors.length > 0)
+    result.failures.push(`ws (b): ${open.errors.length} of ${total} sockets failed to open, e.g. ${open.errors.slice(0, 3).join("; ")}`);
 
   const submitStarted = performance.now();
   const requestOf = new Map<string, string>(); // username → request id
@@ -260,20 +291,54 @@ export async function partB(ctx: BenchContext, result: BenchResult): Promise<Rec
 
   const ok = allDone && socketsMissing === 0 && foreign === 0 && socketsWithDuplicates === 0 && open.errors.length === 0;
   result.rows.push(
-    row(`(b) sockets open (${B_USERS} users × ${B_SOCKETS_PER_USER})`, `${sockets.length} / ${total}`, `${total}`, verdict(sockets.length === total)),
-    row("(b) setup: all sockets (ticket + upgrade + init)", `${(open.wallMs / 1000).toFixed(1)} s with ${CONNECT_CONCURRENCY} in flight; per socket p50 ${fmtMs(open.setup.p50)}, p99 ${fmtMs(open.setup.p99)}`),
-    row("(b) delivered", `${delivered} messages; all ${B_USERS} requests completed on every socket ${allDone ? `${allDoneS.toFixed(1)} s after the first submit` : "NOT within the limit"}`, "every socket, own messages only", verdict(ok)),
-    row("(b) sockets missing messages / with duplicates / foreign msgs", `${socketsMissing} / ${socketsWithDuplicates} / ${foreign}`, "0 / 0 / 0", verdict(socketsMissing + socketsWithDuplicates + foreign === 0)),
-    row("(b) fan-out within a user: first → last socket's completed", `p50 ${fmtMs(fanout.p50)}, p99 ${fmtMs(fanout.p99)}, max ${fmtMs(fanout.max)}`),
-    row("(b) workerd RSS before / open / after msgs / closed", `${mib(before.sumKiB)} / ${mib(opened.sumKiB)} / ${mib(afterMessages.sumKiB)} / ${mib(afterClose.sumKiB)}`),
+    row(
+      `(b) sockets open (${B_USERS} users × ${B_SOCKETS_PER_USER})`,
+      `${sockets.length} / ${total}`,
+      `${total}`,
+      verdict(sockets.length === total),
+    ),
+    row(
+      "(b) setup: all sockets (ticket + upgrade + init)",
+      `${(open.wallMs / 1000).toFixed(1)} s with ${CONNECT_CONCURRENCY} in flight; per socket p50 ${fmtMs(open.setup.p50)}, p99 ${fmtMs(open.setup.p99)}`,
+    ),
+    row(
+      "(b) delivered",
+      `${delivered} messages; all ${B_USERS} requests completed on every socket ${allDone ? `${allDoneS.toFixed(1)} s after the first submit` : "NOT within the limit"}`,
+      "every socket, own messages only",
+      verdict(ok),
+    ),
+    row(
+      "(b) sockets missing messages / with duplicates / foreign msgs",
+      `${socketsMissing} / ${socketsWithDuplicates} / ${foreign}`,
+      "0 / 0 / 0",
+      verdict(socketsMissing + socketsWithDuplicates + foreign === 0),
+    ),
+    row(
+      "(b) fan-out within a user: first → last socket's completed",
+      `p50 ${fmtMs(fanout.p50)}, p99 ${fmtMs(fanout.p99)}, max ${fmtMs(fanout.max)}`,
+    ),
+    row(
+      "(b) workerd RSS before / open / after msgs / closed",
+      `${mib(before.sumKiB)} / ${mib(opened.sumKiB)} / ${mib(afterMessages.sumKiB)} / ${mib(afterClose.sumKiB)}`,
+    ),
     row("(b) RSS by process, before → open", byProcess(before, opened)),
     row("(b) RSS per open socket (200 hubs)", `${((opened.sumKiB - before.sumKiB) / Math.max(1, sockets.length)).toFixed(1)} KiB`),
-    row("(b) clean close (1000)", `${closing.clean} / ${sockets.length} in ${fmtMs(closing.ms)}`, `${sockets.length}`, verdict(closing.clean === sockets.length)),
+    row(
+      "(b) clean close (1000)",
+      `${closing.clean} / ${sockets.length} in ${fmtMs(closing.ms)}`,
+      `${sockets.length}`,
+      verdict(closing.clean === sockets.length),
+    ),
   );
-  if (!allDone) result.failures.push(`ws (b): ${sockets.filter((s) => completedAt(s, requestOf.get(s.owner)!) === undefined).length} socket(s) never received their request's "completed"`);
-  if (socketsMissing > 0) result.failures.push(`ws (b): ${socketsMissing} socket(s) missed ${messagesMissing} message(s) of their own request`);
+  if (!allDone)
+    result.failures.push(
+      `ws (b): ${sockets.filter((s) => completedAt(s, requestOf.get(s.owner)!) === undefined).length} socket(s) never received their request's "completed"`,
+    );
+  if (socketsMissing > 0)
+    result.failures.push(`ws (b): ${socketsMissing} socket(s) missed ${messagesMissing} message(s) of their own request`);
   if (socketsWithDuplicates > 0) result.failures.push(`ws (b): ${socketsWithDuplicates} socket(s) received a message twice`);
-  if (foreign > 0) result.failures.push(`ws (b): ${foreign} message(s) reached sockets of another user, e.g. ${foreignExamples.join("; ")}`);
+  if (foreign > 0)
+    result.failures.push(`ws (b): ${foreign} message(s) reached sockets of another user, e.g. ${foreignExamples.join("; ")}`);
   if (closing.clean !== sockets.length) result.notes.push(`(b) close: ${JSON.stringify(closing)}`);
   return {
     users: B_USERS,
@@ -300,7 +365,8 @@ export const wsBench: Benchmark = async (ctx, result) => {
     await emulatorControl(ctx.stack.emulatorUrl, "plant-id", { latencyMs: 0 });
     await emulatorControl(ctx.stack.emulatorUrl, "plantnet", { latencyMs: 0 });
   }
-  if (workerdProcesses(ctx.stack.port).length === 0) result.notes.push(`no workerd process with --socket-addr=entry=127.0.0.1:${ctx.stack.port} found: memory figures are empty`);
+  if (workerdProcesses(ctx.stack.port).length === 0)
+    result.notes.push(`no workerd process with --socket-addr=entry=127.0.0.1:${ctx.stack.port} found: memory figures are empty`);
   const a = await partA(ctx, result);
   const b = await partB(ctx, result).catch((err) => {
     if (err instanceof BenchFailure) {

@@ -94,7 +94,8 @@ export class RateLimiter extends DurableObject<Env> {
    */
   async beginAttempt(threshold: number, windowMs: number, lockMs: number, now = Date.now()): Promise<FailureResult & { allowed: boolean }> {
     const current = await this.lockedUntil(now);
-    if (current !== null) return { allowed: false, locked: true, lockedUntil: current, justLocked: false, failures: this.state.failures.length };
+    if (current !== null)
+      return { allowed: false, locked: true, lockedUntil: current, justLocked: false, failures: this.state.failures.length };
     return { allowed: true, ...(await this.recordFailure(threshold, windowMs, lockMs, now)) };
   }
 

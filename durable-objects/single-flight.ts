@@ -13,7 +13,9 @@
 import { DurableObject } from "cloudflare:workers";
 import type { ProviderAnswer } from "../src/providers/types";
 
-export type FlightOutcome = { ok: true; answer: ProviderAnswer } | { ok: false; error: { kind: string; message: string; status?: number; retryAfterS?: number } };
+export type FlightOutcome =
+  | { ok: true; answer: ProviderAnswer }
+  | { ok: false; error: { kind: string; message: string; status?: number; retryAfterS?: number } };
 
 export type JoinResult = { role: "leader"; token: string } | { role: "follower"; outcome: FlightOutcome };
 

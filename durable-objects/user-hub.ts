@@ -186,7 +186,8 @@ export class UserHub extends DurableObject<Env> {
     let closed = 0;
     for (const ws of this.ctx.getWebSockets()) {
       const sessionId = (ws.deserializeAttachment() as SocketAttachment | null)?.sessionId ?? null;
-      const ends = "sessionId" in scope ? sessionId === scope.sessionId : scope.exceptSessionId === undefined || sessionId !== scope.exceptSessionId;
+      const ends =
+        "sessionId" in scope ? sessionId === scope.sessionId : scope.exceptSessionId === undefined || sessionId !== scope.exceptSessionId;
       if (!ends) continue;
       try {
         ws.close(SESSION_ENDED_CODE, reason);
@@ -234,9 +235,7 @@ export class UserHub extends DurableObject<Env> {
   }
 
   private lastMessage(requestId: string): string | null {
-    const row = this.sql
-      .exec<{ message: string }>("SELECT message FROM request_state WHERE request_id = ?", requestId)
-      .toArray()[0];
+    const row = this.sql.exec<{ message: string }>("SELECT message FROM request_state WHERE request_id = ?", requestId).toArray()[0];
     return row?.message ?? null;
   }
 }

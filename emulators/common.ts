@@ -426,13 +426,7 @@ const round4 = (value: number) => Math.round(value * 10000) / 10000;
  * `count` descending probabilities: the first in [topMin, topMax], the rest sharing what is
  * left, each seeded from hash bytes starting at `seedIndex`.
  */
-export function descendingScores(
-  hash: Uint8Array,
-  seedIndex: number,
-  count: number,
-  topMin: number,
-  topMax: number,
-): number[] {
+export function descendingScores(hash: Uint8Array, seedIndex: number, count: number, topMin: number, topMax: number): number[] {
   const top = topMin + (topMax - topMin) * unit(hash, seedIndex);
   const scores = [top];
   let left = Math.max(0, Math.min(1, 1 - top));

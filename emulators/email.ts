@@ -57,7 +57,12 @@ export function createEmailEmulator(options: EmailEmulatorOptions = {}): EmailEm
     if (path !== "/emails" && !idMatch) return resendError(404, "not_found", "The requested endpoint does not exist.");
 
     const key = bearerToken(req);
-    if (!key) return resendError(401, "missing_api_key", "Missing API key in the authorization header. Include the following header in the request: Authorization: Bearer YOUR_API_KEY.");
+    if (!key)
+      return resendError(
+        401,
+        "missing_api_key",
+        "Missing API key in the authorization header. Include the following header in the request: Authorization: Bearer YOUR_API_KEY.",
+      );
     if (!apiKeys.has(key)) return resendError(401, "invalid_api_key", "API key is invalid");
 
     if (idMatch) {
@@ -84,12 +89,17 @@ export function createEmailEmulator(options: EmailEmulatorOptions = {}): EmailEm
     route,
     faults: {
       rateLimited: (retryAfterSeconds) =>
-        resendError(429, "rate_limit_exceeded", "Too many requests. You can only make 2 requests per second. See rate limit response headers for more information.", {
-          "ratelimit-limit": "2",
-          "ratelimit-remaining": "0",
-          "ratelimit-reset": String(Math.ceil(retryAfterSeconds)),
-          "retry-after": String(Math.ceil(retryAfterSeconds)),
-        }),
+        resendError(
+          429,
+          "rate_limit_exceeded",
+          "Too many requests. You can only make 2 requests per second. See rate limit response headers for more information.",
+          {
+            "ratelimit-limit": "2",
+            "ratelimit-remaining": "0",
+            "ratelimit-reset": String(Math.ceil(retryAfterSeconds)),
+            "retry-after": String(Math.ceil(retryAfterSeconds)),
+          },
+        ),
       serverError: () => resendError(500, "application_error", "An unexpected error occurred, please try again later."),
       malformedSample: { id: "00000000-0000-4000-8000-000000000000" },
     },
@@ -123,10 +133,12 @@ async function parseEmail(req: Request): Promise<ParsedEmail> {
 
   if (body.from === undefined || body.from === "") return { ok: false, error: "Missing `from` field." };
   if (typeof body.from !== "string" || !ADDRESS.test(body.from)) return { ok: false, error: addressError("from") };
-  if (body.to === undefined || (Array.isArray(body.to) && body.to.length === 0) || body.to === "") return { ok: false, error: "Missing `to` field." };
+  if (body.to === undefined || (Array.isArray(body.to) && body.to.length === 0) || body.to === "")
+    return { ok: false, error: "Missing `to` field." };
   const to = addressList(body.to);
   if (!to?.every((address) => ADDRESS.test(address))) return { ok: false, error: addressError("to") };
-  if (to.length > MAX_RECIPIENTS) return { ok: false, error: `Too many recipients. The \`to\` field can contain at most ${MAX_RECIPIENTS} addresses.` };
+  if (to.length > MAX_RECIPIENTS)
+    return { ok: false, error: `Too many recipients. The \`to\` field can contain at most ${MAX_RECIPIENTS} addresses.` };
   if (typeof body.subject !== "string" || body.subject === "") return { ok: false, error: "Missing `subject` field." };
   const html = typeof body.html === "string" && body.html !== "" ? body.html : null;
   const text = typeof body.text === "string" && body.text !== "" ? body.text : null;

@@ -76,7 +76,10 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
   const openai = createOpenAIEmulator({ ...shared, ...options.openai });
   const email = createEmailEmulator({ ...shared, ...options.email });
   const byName: Record<EmulatorName, AnyEmulator> = { "plant-id": plantId, plantnet, trefle, openai, email };
-  const oauthClient = { clientId: options.oauth?.clientId ?? LOCAL_OAUTH_CLIENT.clientId, clientSecret: options.oauth?.clientSecret ?? LOCAL_OAUTH_CLIENT.clientSecret };
+  const oauthClient = {
+    clientId: options.oauth?.clientId ?? LOCAL_OAUTH_CLIENT.clientId,
+    clientSecret: options.oauth?.clientSecret ?? LOCAL_OAUTH_CLIENT.clientSecret,
+  };
   const google = options.oauth ? createGoogleOAuthEmulator({ ...oauthClient, issuer: options.oauth.googleIssuer }) : null;
   const github = options.oauth ? createGitHubOAuthEmulator(oauthClient) : null;
   const sentry = createSentryEmulator();
@@ -98,7 +101,8 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
       if (req.method === "GET" && rest.join("/") === "events") return json({ events: sentry.events });
       return sentry.handle(await withPath(req, `/${rest.join("/")}`));
     }
-    if (!isEmulatorName(first)) return json({ error: `no emulator at ${url.pathname}; prefixes: ${EMULATOR_NAMES.map((n) => `/${n}`).join(", ")}` }, 404);
+    if (!isEmulatorName(first))
+      return json({ error: `no emulator at ${url.pathname}; prefixes: ${EMULATOR_NAMES.map((n) => `/${n}`).join(", ")}` }, 404);
     return byName[first].handle(await withPath(req, `/${rest.join("/")}`));
   }
 
@@ -112,7 +116,8 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
       reset();
       return json(state());
     }
-    if (!isEmulatorName(target)) return json({ error: `unknown emulator "${target}"; expected one of ${EMULATOR_NAMES.join(", ")} or reset` }, 404);
+    if (!isEmulatorName(target))
+      return json({ error: `unknown emulator "${target}"; expected one of ${EMULATOR_NAMES.join(", ")} or reset` }, 404);
     let body: unknown;
     try {
       body = JSON.parse(await req.text());

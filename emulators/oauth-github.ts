@@ -150,7 +150,8 @@ export function createGitHubOAuthEmulator(options: GitHubOAuthEmulatorOptions): 
   async function token(req: Request, url: URL): Promise<Response> {
     const params = await tokenParams(req, url);
     const wantsJson = (req.headers.get("accept") ?? "").toLowerCase().includes("application/json");
-    const refuse = (error: TokenErrorCode) => tokenAnswer(wantsJson, { error, error_description: TOKEN_ERRORS[error], error_uri: `${DOCS}#${error.replaceAll("_", "-")}` });
+    const refuse = (error: TokenErrorCode) =>
+      tokenAnswer(wantsJson, { error, error_description: TOKEN_ERRORS[error], error_uri: `${DOCS}#${error.replaceAll("_", "-")}` });
 
     if (params.get("client_id") !== options.clientId || params.get("client_secret") !== options.clientSecret) {
       return refuse("incorrect_client_credentials");
@@ -173,7 +174,8 @@ export function createGitHubOAuthEmulator(options: GitHubOAuthEmulatorOptions): 
   }
 
   function api(req: Request, path: string): Response {
-    if (!req.headers.get("user-agent")) return new Response(USER_AGENT_REQUIRED, { status: 403, headers: { "content-type": "text/plain" } });
+    if (!req.headers.get("user-agent"))
+      return new Response(USER_AGENT_REQUIRED, { status: 403, headers: { "content-type": "text/plain" } });
     const presented = apiToken(req);
     if (presented === null) return unauthorized("Requires authentication");
     const grant = accessTokens.get(presented);

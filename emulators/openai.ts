@@ -78,7 +78,11 @@ export function createOpenAIEmulator(options: OpenAIEmulatorOptions = {}): OpenA
           { "retry-after": String(Math.ceil(retryAfterSeconds)), "x-ratelimit-remaining-requests": "0" },
         ),
       serverError: () => openaiError(500, "The server had an error while processing your request. Sorry about that!", "server_error"),
-      malformedSample: { id: "chatcmpl-emulator", object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content: "{}" } }] },
+      malformedSample: {
+        id: "chatcmpl-emulator",
+        object: "chat.completion",
+        choices: [{ index: 0, message: { role: "assistant", content: "{}" } }],
+      },
       extra: {
         // Billing, not pacing: no Retry-After, and retrying will not help.
         insufficient_quota: () =>
@@ -146,7 +150,13 @@ const INVALID_JSON_BODY =
   "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)";
 
 function modelNotFound(model: string): Response {
-  return openaiError(404, `The model \`${model}\` does not exist or you do not have access to it.`, "invalid_request_error", null, "model_not_found");
+  return openaiError(
+    404,
+    `The model \`${model}\` does not exist or you do not have access to it.`,
+    "invalid_request_error",
+    null,
+    "model_not_found",
+  );
 }
 
 const isRetired = (model: string) => RETIRED_MODELS.some((pattern) => pattern.test(model));
@@ -166,11 +176,19 @@ async function chatCompletion(req: Request, takeScriptedFailure: () => OpenAIFai
   }
   if (isRetired(body.model) || IMAGE_MODELS.includes(body.model)) return modelNotFound(body.model);
 
-  if (!Array.isArray(body.messages)) return openaiError(400, "Missing required parameter: 'messages'.", "invalid_request_error", "messages", "missing_required_parameter");
-  if (body.messages.length === 0) return openaiError(400, "[] is too short - 'messages'", "invalid_request_error", "messages", "empty_array");
+  if (!Array.isArray(body.messages))
+    return openaiError(400, "Missing required parameter: 'messages'.", "invalid_request_error", "messages", "missing_required_parameter");
+  if (body.messages.length === 0)
+    return openaiError(400, "[] is too short - 'messages'", "invalid_request_error", "messages", "empty_array");
   for (const [index, message] of body.messages.entries()) {
     if (!isRecord(message) || !MESSAGE_ROLES.includes(message.role as string)) {
-      return openaiError(400, `Invalid value for 'messages[${index}].role'.`, "invalid_request_error", `messages[${index}].role`, "invalid_value");
+      return openaiError(
+        400,
+        `Invalid value for 'messages[${index}].role'.`,
+        "invalid_request_error",
+        `messages[${index}].role`,
+        "invalid_value",
+      );
     }
   }
   const messages = body.messages as Record<string, unknown>[];
@@ -181,7 +199,12 @@ async function chatCompletion(req: Request, takeScriptedFailure: () => OpenAIFai
     return openaiError(400, "Invalid 'n': expected an integer between 1 and 128.", "invalid_request_error", "n", "invalid_value");
   }
 
-  const plant = plantNameIn(messages.filter((m) => m.role === "user").map((m) => messageText(m.content)).join("\n"));
+  const plant = plantNameIn(
+    messages
+      .filter((m) => m.role === "user")
+      .map((m) => messageText(m.content))
+      .join("\n"),
+  );
   const content = completionContent(body.response_format, promptText, plant);
   if (!content.ok) return content.response;
 
@@ -190,7 +213,12 @@ async function chatCompletion(req: Request, takeScriptedFailure: () => OpenAIFai
     scripted === "refusal"
       ? { role: "assistant", content: null, refusal: REFUSAL_MESSAGE, annotations: [] }
       : // "length": the model ran out of tokens mid-answer, so JSON content does not parse.
-        { role: "assistant", content: scripted === "length" ? content.text.slice(0, Math.ceil(content.text.length / 2)) : content.text, refusal: null, annotations: [] };
+        {
+          role: "assistant",
+          content: scripted === "length" ? content.text.slice(0, Math.ceil(content.text.length / 2)) : content.text,
+          refusal: null,
+          annotations: [],
+        };
   const completionText = message.content ?? REFUSAL_MESSAGE;
   const promptTokens = Math.ceil(promptText.length / 4) + 7 * messages.length;
   const completionTokens = Math.ceil(completionText.length / 4) * (n as number);
@@ -242,7 +270,16 @@ type Content = { ok: true; text: string } | { ok: false; response: Response };
 function completionContent(responseFormat: unknown, promptText: string, plant: string): Content {
   if (responseFormat === undefined || responseFormat === null) return { ok: true, text: plainAnswer(plant) };
   if (!isRecord(responseFormat)) {
-    return { ok: false, response: openaiError(400, "Invalid type for 'response_format': expected an object.", "invalid_request_error", "response_format", "invalid_type") };
+    return {
+      ok: false,
+      response: openaiError(
+        400,
+        "Invalid type for 'response_format': expected an object.",
+        "invalid_request_error",
+        "response_format",
+        "invalid_type",
+      ),
+    };
   }
   switch (responseFormat.type) {
     case "text":
@@ -251,7 +288,12 @@ function completionContent(responseFormat: unknown, promptText: string, plant: s
       if (!/json/i.test(promptText)) {
         return {
           ok: false,
-          response: openaiError(400, "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.", "invalid_request_error", "messages"),
+          response: openaiError(
+            400,
+            "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
+            "invalid_request_error",
+            "messages",
+          ),
         };
       }
       return {
@@ -265,21 +307,54 @@ function completionContent(responseFormat: unknown, promptText: string, plant: s
     case "json_schema": {
       const spec = responseFormat.json_schema;
       if (!isRecord(spec)) {
-        return { ok: false, response: openaiError(400, "Missing required parameter: 'response_format.json_schema'.", "invalid_request_error", "response_format.json_schema", "missing_required_parameter") };
+        return {
+          ok: false,
+          response: openaiError(
+            400,
+            "Missing required parameter: 'response_format.json_schema'.",
+            "invalid_request_error",
+            "response_format.json_schema",
+            "missing_required_parameter",
+          ),
+        };
       }
       if (typeof spec.name !== "string" || !SCHEMA_NAME.test(spec.name)) {
         return {
           ok: false,
-          response: openaiError(400, "Invalid 'response_format.json_schema.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.", "invalid_request_error", "response_format.json_schema.name", "invalid_value"),
+          response: openaiError(
+            400,
+            "Invalid 'response_format.json_schema.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+            "invalid_request_error",
+            "response_format.json_schema.name",
+            "invalid_value",
+          ),
         };
       }
       if (!isRecord(spec.schema)) {
-        return { ok: false, response: openaiError(400, "Missing required parameter: 'response_format.json_schema.schema'.", "invalid_request_error", "response_format.json_schema.schema", "missing_required_parameter") };
+        return {
+          ok: false,
+          response: openaiError(
+            400,
+            "Missing required parameter: 'response_format.json_schema.schema'.",
+            "invalid_request_error",
+            "response_format.json_schema.schema",
+            "missing_required_parameter",
+          ),
+        };
       }
       if (spec.strict === true) {
         const problem = strictSchemaProblem(spec.schema, spec.schema, []);
         if (problem) {
-          return { ok: false, response: openaiError(400, `Invalid schema for response_format '${spec.name}': ${problem}`, "invalid_request_error", "response_format", "invalid_json_schema") };
+          return {
+            ok: false,
+            response: openaiError(
+              400,
+              `Invalid schema for response_format '${spec.name}': ${problem}`,
+              "invalid_request_error",
+              "response_format",
+              "invalid_json_schema",
+            ),
+          };
         }
       }
       return { ok: true, text: JSON.stringify(instanceOf(spec.schema, { root: spec.schema, plant, path: [], depth: 0 })) };
@@ -287,7 +362,13 @@ function completionContent(responseFormat: unknown, promptText: string, plant: s
     default:
       return {
         ok: false,
-        response: openaiError(400, `Invalid value: '${String(responseFormat.type)}'. Supported values are: 'text', 'json_object', and 'json_schema'.`, "invalid_request_error", "response_format.type", "invalid_value"),
+        response: openaiError(
+          400,
+          `Invalid value: '${String(responseFormat.type)}'. Supported values are: 'text', 'json_object', and 'json_schema'.`,
+          "invalid_request_error",
+          "response_format.type",
+          "invalid_value",
+        ),
       };
   }
 }
@@ -318,10 +399,12 @@ function strictSchemaProblem(schema: Record<string, unknown>, root: Record<strin
     const properties = isRecord(schema.properties) ? schema.properties : {};
     const required = Array.isArray(schema.required) ? schema.required : [];
     const missing = Object.keys(properties).find((key) => !required.includes(key));
-    if (missing !== undefined) return `${context}, 'required' is required to be supplied and to be an array including every key in properties. Missing '${missing}'.`;
+    if (missing !== undefined)
+      return `${context}, 'required' is required to be supplied and to be an array including every key in properties. Missing '${missing}'.`;
   }
   const children: [string, unknown][] = [];
-  if (isRecord(schema.properties)) for (const [key, child] of Object.entries(schema.properties)) children.push([`properties/${key}`, child]);
+  if (isRecord(schema.properties))
+    for (const [key, child] of Object.entries(schema.properties)) children.push([`properties/${key}`, child]);
   if (schema.items !== undefined) children.push(["items", schema.items]);
   for (const keyword of ["anyOf", "oneOf", "allOf"] as const) {
     const branches = schema[keyword];
@@ -380,7 +463,8 @@ function instanceOf(schemaInput: unknown, ctx: InstanceContext): unknown {
   const types = Array.isArray(schema.type) ? schema.type : schema.type === undefined ? [] : [schema.type];
   const nullable = types.includes("null");
   let type = types.find((t) => t !== "null") as string | undefined;
-  if (type === undefined && types.length === 0) type = isRecord(schema.properties) ? "object" : schema.items !== undefined ? "array" : "string";
+  if (type === undefined && types.length === 0)
+    type = isRecord(schema.properties) ? "object" : schema.items !== undefined ? "array" : "string";
   if (type === undefined || (nullable && ctx.depth >= MAX_SCHEMA_DEPTH)) return null;
 
   switch (type) {
@@ -399,7 +483,9 @@ function instanceOf(schemaInput: unknown, ctx: InstanceContext): unknown {
     }
     case "object": {
       const properties = isRecord(schema.properties) ? schema.properties : {};
-      return Object.fromEntries(Object.entries(properties).map(([key, child]) => [key, instanceOf(child, { ...deeper, path: [...ctx.path, key] })]));
+      return Object.fromEntries(
+        Object.entries(properties).map(([key, child]) => [key, instanceOf(child, { ...deeper, path: [...ctx.path, key] })]),
+      );
     }
     default:
       return null;
@@ -451,14 +537,27 @@ async function imageGeneration(req: Request): Promise<Response> {
   const model = typeof body.model === "string" ? body.model : "dall-e-2";
   if (isRetired(model)) return modelNotFound(model);
   if (!model.startsWith("gpt-image")) {
-    return openaiError(400, `Invalid value: '${model}'. Supported values are: ${IMAGE_MODELS.map((m) => `'${m}'`).join(", ")}.`, "invalid_request_error", "model", "invalid_value");
+    return openaiError(
+      400,
+      `Invalid value: '${model}'. Supported values are: ${IMAGE_MODELS.map((m) => `'${m}'`).join(", ")}.`,
+      "invalid_request_error",
+      "model",
+      "invalid_value",
+    );
   }
-  if (body.response_format !== undefined) return openaiError(400, "Unknown parameter: 'response_format'.", "invalid_request_error", "response_format", "unknown_parameter");
+  if (body.response_format !== undefined)
+    return openaiError(400, "Unknown parameter: 'response_format'.", "invalid_request_error", "response_format", "unknown_parameter");
   if (typeof body.prompt !== "string" || body.prompt === "") {
     return openaiError(400, "Missing required parameter: 'prompt'.", "invalid_request_error", "prompt", "missing_required_parameter");
   }
   if (body.prompt.length > 32_000) {
-    return openaiError(400, "Invalid 'prompt': string too long. Expected a string with maximum length 32000.", "invalid_request_error", "prompt", "string_above_max_length");
+    return openaiError(
+      400,
+      "Invalid 'prompt': string too long. Expected a string with maximum length 32000.",
+      "invalid_request_error",
+      "prompt",
+      "string_above_max_length",
+    );
   }
   const n = body.n ?? 1;
   if (!Number.isInteger(n) || (n as number) < 1 || (n as number) > 10) {
@@ -466,11 +565,23 @@ async function imageGeneration(req: Request): Promise<Response> {
   }
   const size = body.size ?? "auto";
   if (typeof size !== "string" || !(IMAGE_SIZES.includes(size) || /^\d{2,4}x\d{2,4}$/.test(size))) {
-    return openaiError(400, `Invalid value: '${String(size)}'. Supported values are: ${IMAGE_SIZES.map((s) => `'${s}'`).join(", ")}.`, "invalid_request_error", "size", "invalid_value");
+    return openaiError(
+      400,
+      `Invalid value: '${String(size)}'. Supported values are: ${IMAGE_SIZES.map((s) => `'${s}'`).join(", ")}.`,
+      "invalid_request_error",
+      "size",
+      "invalid_value",
+    );
   }
   const quality = body.quality ?? "auto";
   if (typeof quality !== "string" || !IMAGE_QUALITIES.includes(quality)) {
-    return openaiError(400, `Invalid value: '${String(quality)}'. Supported values are: ${IMAGE_QUALITIES.map((q) => `'${q}'`).join(", ")}.`, "invalid_request_error", "quality", "invalid_value");
+    return openaiError(
+      400,
+      `Invalid value: '${String(quality)}'. Supported values are: ${IMAGE_QUALITIES.map((q) => `'${q}'`).join(", ")}.`,
+      "invalid_request_error",
+      "quality",
+      "invalid_value",
+    );
   }
 
   const inputTokens = Math.ceil(body.prompt.length / 4);

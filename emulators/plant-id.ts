@@ -134,7 +134,11 @@ export function createPlantIdEmulator(options: PlantIdEmulatorOptions = {}): Pla
     faults: {
       rateLimited: () => textError(429, CREDITS_MESSAGE),
       serverError: () => textError(500, "Internal server error"),
-      malformedSample: { access_token: "emulatorSample1", model_version: PLANT_ID_MODEL_VERSION, result: { is_plant: { probability: 0.99, binary: true, threshold: 0.5 } } },
+      malformedSample: {
+        access_token: "emulatorSample1",
+        model_version: PLANT_ID_MODEL_VERSION,
+        result: { is_plant: { probability: 0.99, binary: true, threshold: 0.5 } },
+      },
     },
     resetState() {
       creditsUsed = 0;
@@ -245,7 +249,10 @@ function renderOptions(url: URL): Omit<RenderOptions, "asyncCreated"> {
     .map((key) => key.trim())
     .filter((key) => key !== "");
   // Up to 3 languages may be asked for; details use the first one the emulator has data for.
-  const requested = (url.searchParams.get("language") ?? "en").split(",").map((code) => code.trim().toLowerCase()).slice(0, 3);
+  const requested = (url.searchParams.get("language") ?? "en")
+    .split(",")
+    .map((code) => code.trim().toLowerCase())
+    .slice(0, 3);
   const language = (requested.find((code) => (LANGUAGES as readonly string[]).includes(code)) ?? "en") as Language;
   return { details, language, fullDiseaseList: url.searchParams.get("full_disease_list") === "true" };
 }
@@ -307,9 +314,9 @@ function speciesProbabilities(draw: ImageDraw): number[] {
 
 function renderClassification(record: IdentificationRecord, options: RenderOptions): Record<string, unknown> {
   const probabilities = speciesProbabilities(record.draw);
-  const species = record.draw.ranking.slice(0, probabilities.length).map((s, i) =>
-    speciesSuggestion(s, probabilities[i] as number, record, options),
-  );
+  const species = record.draw.ranking
+    .slice(0, probabilities.length)
+    .map((s, i) => speciesSuggestion(s, probabilities[i] as number, record, options));
   const genera = genusSuggestions(record.draw.ranking.slice(0, probabilities.length), probabilities, record, options);
   if (record.classificationRaw) {
     return record.classificationLevel === "all" ? { genus: genera, species, infraspecies: [] } : { genus: genera, species };
@@ -318,9 +325,26 @@ function renderClassification(record: IdentificationRecord, options: RenderOptio
 }
 
 const PLANT_DETAIL_KEYS = new Set([
-  "common_names", "url", "description", "taxonomy", "name_authority", "rank", "gbif_id", "inaturalist_id", "image",
-  "images", "synonyms", "edible_parts", "propagation_methods", "watering", "best_watering", "best_light_condition",
-  "best_soil_type", "common_uses", "toxicity", "cultural_significance",
+  "common_names",
+  "url",
+  "description",
+  "taxonomy",
+  "name_authority",
+  "rank",
+  "gbif_id",
+  "inaturalist_id",
+  "image",
+  "images",
+  "synonyms",
+  "edible_parts",
+  "propagation_methods",
+  "watering",
+  "best_watering",
+  "best_light_condition",
+  "best_soil_type",
+  "common_uses",
+  "toxicity",
+  "cultural_significance",
 ]);
 const DISEASE_DETAIL_KEYS = new Set(["local_name", "description", "url", "treatment", "classification", "common_names", "cause"]);
 
@@ -430,14 +454,20 @@ function plantDetailValues(species: Species, language: Language): Record<string,
     gbif_id: species.gbifId,
     inaturalist_id: species.inaturalistId,
     image: { value: imageUrl, citation: url, license_name: "CC BY-SA 4.0", license_url: "https://creativecommons.org/licenses/by-sa/4.0/" },
-    images: [{ value: imageUrl, citation: url, license_name: "CC BY-SA 4.0", license_url: "https://creativecommons.org/licenses/by-sa/4.0/" }],
+    images: [
+      { value: imageUrl, citation: url, license_name: "CC BY-SA 4.0", license_url: "https://creativecommons.org/licenses/by-sa/4.0/" },
+    ],
     synonyms: species.synonyms,
     edible_parts: species.edibleParts,
     propagation_methods: species.propagationMethods,
     watering: species.watering,
     best_watering: wateringAdvice(species),
     best_light_condition:
-      growth.light >= 8 ? "Full sun for most of the day." : growth.light >= 5 ? "Bright light, out of harsh midday sun." : "Tolerates shade and low indoor light.",
+      growth.light >= 8
+        ? "Full sun for most of the day."
+        : growth.light >= 5
+          ? "Bright light, out of harsh midday sun."
+          : "Tolerates shade and low indoor light.",
     best_soil_type: `Well-drained soil with a pH between ${growth.phMinimum} and ${growth.phMaximum}.`,
     common_uses: species.commonUses,
     toxicity: TOXICITY_TEXT[species.toxicity],
@@ -512,7 +542,8 @@ function usageInfo(creditLimit: number | null, used: number) {
     active: true,
     credit_limits: { day: null, week: null, month: creditLimit, total: null },
     used: { day: used, week: used, month: used, total: used },
-    can_use_credits: creditLimit === null || used < creditLimit ? { value: true, reason: null } : { value: false, reason: "Credit limit reached" },
+    can_use_credits:
+      creditLimit === null || used < creditLimit ? { value: true, reason: null } : { value: false, reason: "Credit limit reached" },
     remaining: { day: null, week: null, month: creditLimit === null ? null : Math.max(0, creditLimit - used), total: null },
   };
 }

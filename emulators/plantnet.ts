@@ -55,11 +55,39 @@ interface Project {
 
 export const PLANTNET_PROJECTS: readonly Project[] = [
   { id: "all", name: "All", description: "All floras combined", nbSpecies: 78_412, nbImages: 14_873_204, referential: "k-world-flora" },
-  { id: "k-world-flora", name: "World flora", description: "Plants of the world", nbSpecies: 77_905, nbImages: 14_512_077, referential: "k-world-flora" },
-  { id: "weurope", name: "Western Europe", description: "Flora of Western Europe", nbSpecies: 7_904, nbImages: 6_210_335, referential: "weurope" },
-  { id: "k-middle-europe", name: "Middle Europe", description: "Flora of Middle Europe", nbSpecies: 6_120, nbImages: 5_402_118, referential: "k-middle-europe" },
+  {
+    id: "k-world-flora",
+    name: "World flora",
+    description: "Plants of the world",
+    nbSpecies: 77_905,
+    nbImages: 14_512_077,
+    referential: "k-world-flora",
+  },
+  {
+    id: "weurope",
+    name: "Western Europe",
+    description: "Flora of Western Europe",
+    nbSpecies: 7_904,
+    nbImages: 6_210_335,
+    referential: "weurope",
+  },
+  {
+    id: "k-middle-europe",
+    name: "Middle Europe",
+    description: "Flora of Middle Europe",
+    nbSpecies: 6_120,
+    nbImages: 5_402_118,
+    referential: "k-middle-europe",
+  },
   { id: "canada", name: "Canada", description: "Flora of Canada", nbSpecies: 4_877, nbImages: 1_120_456, referential: "canada" },
-  { id: "useful", name: "Useful plants", description: "Cultivated and useful plants of the world", nbSpecies: 5_931, nbImages: 2_348_902, referential: "useful" },
+  {
+    id: "useful",
+    name: "Useful plants",
+    description: "Cultivated and useful plants of the world",
+    nbSpecies: 5_931,
+    nbImages: 2_348_902,
+    referential: "useful",
+  },
 ];
 
 const PREDICTABLE_ORGANS = ["leaf", "flower", "fruit", "bark"] as const;
@@ -95,13 +123,19 @@ export function createPlantNetEmulator(options: PlantNetEmulatorOptions = {}): P
     }
 
     const declaredLength = Number(req.headers.get("content-length") ?? "0");
-    if (declaredLength > PLANTNET_MAX_TOTAL_BYTES) return boom(413, "Request Entity Too Large", "Payload content length greater than maximum allowed: 52428800");
+    if (declaredLength > PLANTNET_MAX_TOTAL_BYTES)
+      return boom(413, "Request Entity Too Large", "Payload content length greater than maximum allowed: 52428800");
 
     const query = parseQuery(url);
     if (!query.ok) return boom(400, "Bad Request", query.error);
 
     const form = await parseMultipart(req);
-    if (!form.ok) return boom(form.status, form.status === 413 ? "Request Entity Too Large" : form.status === 415 ? "Unsupported Media Type" : "Bad Request", form.error);
+    if (!form.ok)
+      return boom(
+        form.status,
+        form.status === 413 ? "Request Entity Too Large" : form.status === 415 ? "Unsupported Media Type" : "Bad Request",
+        form.error,
+      );
 
     // Quota counts every accepted identify call, including those answered "Species not found".
     remaining -= 1;
@@ -111,7 +145,9 @@ export function createPlantNetEmulator(options: PlantNetEmulatorOptions = {}): P
 
     const imageHashes = await Promise.all(form.images.map(async (image) => (await sha256Hex(image.bytes)).slice(0, 32)));
     const ranked = rankForPlantNet(draw);
-    const scores = draw.isPlant ? descendingScores(draw.hash, 24, ranked.length, 0.35, 0.9) : descendingScores(draw.hash, 24, ranked.length, 0.005, 0.05);
+    const scores = draw.isPlant
+      ? descendingScores(draw.hash, 24, ranked.length, 0.35, 0.9)
+      : descendingScores(draw.hash, 24, ranked.length, 0.005, 0.05);
     const results = ranked.slice(0, query.nbResults).map((species, i) => result(species, scores[i] as number, query, draw));
     const top = ranked[0] as Species;
 
@@ -149,9 +185,17 @@ export function createPlantNetEmulator(options: PlantNetEmulatorOptions = {}): P
     route,
     faults: {
       rateLimited: (retryAfterSeconds) =>
-        boom(429, "Too Many Requests", "Too many requests", { ...quotaHeaders(dailyQuota, 0, DEFAULT_API_KEY), "retry-after": String(Math.ceil(retryAfterSeconds)) }),
+        boom(429, "Too Many Requests", "Too many requests", {
+          ...quotaHeaders(dailyQuota, 0, DEFAULT_API_KEY),
+          "retry-after": String(Math.ceil(retryAfterSeconds)),
+        }),
       serverError: () => boom(500, "Internal Server Error", "An internal server error occurred"),
-      malformedSample: { query: { project: "all", images: [], organs: ["leaf"] }, language: "en", preferedReferential: "k-world-flora", results: [] },
+      malformedSample: {
+        query: { project: "all", images: [], organs: ["leaf"] },
+        language: "en",
+        preferedReferential: "k-world-flora",
+        results: [],
+      },
     },
     resetState() {
       remaining = dailyQuota;
@@ -193,7 +237,7 @@ interface IdentifyQuery {
   type: string | null;
 }
 
-function parseQuery(url: URL): { ok: true } & IdentifyQuery | { ok: false; error: string } {
+function parseQuery(url: URL): ({ ok: true } & IdentifyQuery) | { ok: false; error: string } {
   const params = url.searchParams;
   const flags: Record<string, boolean> = {};
   for (const name of ["include-related-images", "no-reject"]) {
@@ -205,7 +249,8 @@ function parseQuery(url: URL): { ok: true } & IdentifyQuery | { ok: false; error
   const rawNbResults = params.get("nb-results");
   if (rawNbResults !== null) {
     nbResults = Number(rawNbResults);
-    if (!Number.isInteger(nbResults) || nbResults < 1) return { ok: false, error: '"nb-results" must be an integer greater than or equal to 1' };
+    if (!Number.isInteger(nbResults) || nbResults < 1)
+      return { ok: false, error: '"nb-results" must be an integer greater than or equal to 1' };
   }
   const lang = params.get("lang") ?? "en";
   if (!SUPPORTED_LANGUAGES.includes(lang)) return { ok: false, error: `"lang" must be one of [${SUPPORTED_LANGUAGES.join(", ")}]` };
@@ -239,7 +284,8 @@ async function parseMultipart(req: Request): Promise<ParsedForm> {
   const parts = form.getAll("images");
   const organs = form.getAll("organs").map(String);
   if (parts.length === 0) return { ok: false, status: 400, error: '"images" is required' };
-  if (parts.length > PLANTNET_MAX_IMAGES) return { ok: false, status: 400, error: `"images" must contain at most ${PLANTNET_MAX_IMAGES} items` };
+  if (parts.length > PLANTNET_MAX_IMAGES)
+    return { ok: false, status: 400, error: `"images" must contain at most ${PLANTNET_MAX_IMAGES} items` };
   if (organs.length !== parts.length) return { ok: false, status: 400, error: '"organs" and "images" must have the same number of items' };
   const badOrgan = organs.find((organ) => !(PLANTNET_ORGANS as readonly string[]).includes(organ));
   if (badOrgan !== undefined) return { ok: false, status: 400, error: `"organs" must be one of [${PLANTNET_ORGANS.join(", ")}]` };
@@ -249,12 +295,14 @@ async function parseMultipart(req: Request): Promise<ParsedForm> {
   for (const part of parts) {
     if (typeof part === "string") return { ok: false, status: 400, error: '"images" must be files' };
     const type = part.type.split(";")[0]?.trim().toLowerCase() ?? "";
-    if (!ACCEPTED_IMAGE_TYPES.has(type)) return { ok: false, status: 415, error: `Unsupported image type: ${type || "unknown"}. Allowed: image/jpeg, image/png` };
+    if (!ACCEPTED_IMAGE_TYPES.has(type))
+      return { ok: false, status: 415, error: `Unsupported image type: ${type || "unknown"}. Allowed: image/jpeg, image/png` };
     const bytes = new Uint8Array(await part.arrayBuffer());
     totalBytes += bytes.byteLength;
     images.push({ bytes, filename: part.name });
   }
-  if (totalBytes > PLANTNET_MAX_TOTAL_BYTES) return { ok: false, status: 413, error: "Payload content length greater than maximum allowed: 52428800" };
+  if (totalBytes > PLANTNET_MAX_TOTAL_BYTES)
+    return { ok: false, status: 413, error: "Payload content length greater than maximum allowed: 52428800" };
   return { ok: true, images, organs };
 }
 

@@ -27,7 +27,10 @@ export function createSentryEmulator(options: { publicKeys?: string[] } = {}): S
     const key = /sentry_key=([^,\s]+)/.exec(req.headers.get("X-Sentry-Auth") ?? "")?.[1];
     if (!key || !keys.has(key)) return Response.json({ detail: "invalid api key" }, { status: 401 });
     // Envelopes are newline-separated JSON; read bytes (their content type is not text/*).
-    const lines = new TextDecoder().decode(await req.arrayBuffer()).split("\n").filter((l) => l.trim() !== "");
+    const lines = new TextDecoder()
+      .decode(await req.arrayBuffer())
+      .split("\n")
+      .filter((l) => l.trim() !== "");
     try {
       const [header, itemHeader, item] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
       if (!header || !itemHeader || !item || typeof itemHeader.type !== "string") throw new Error("incomplete envelope");

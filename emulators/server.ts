@@ -50,7 +50,9 @@ export interface EmulatorServer {
 
 export async function startEmulatorServer(options: StartEmulatorServerOptions = {}): Promise<EmulatorServer> {
   const env = options.env ?? process.env;
-  const apiKeys = env.EMULATOR_API_KEYS?.split(",").map((key) => key.trim()).filter(Boolean);
+  const apiKeys = env.EMULATOR_API_KEYS?.split(",")
+    .map((key) => key.trim())
+    .filter(Boolean);
   const port = options.port ?? Number(env.EMULATOR_PORT ?? DEFAULT_EMULATOR_PORT);
   const emulators =
     options.emulators ??
@@ -96,7 +98,11 @@ export async function startEmulatorServer(options: StartEmulatorServerOptions = 
 function modeFieldsFromEnv(env: Record<string, string | undefined>, name: EmulatorName): Record<string, unknown> | null {
   const prefix = `EMULATOR_${name.replace("-", "_").toUpperCase()}_`;
   const fields: Record<string, unknown> = {};
-  const numeric: [string, string][] = [["LATENCY_MS", "latencyMs"], ["RETRY_AFTER_SECONDS", "retryAfterSeconds"], ["TIMES", "times"]];
+  const numeric: [string, string][] = [
+    ["LATENCY_MS", "latencyMs"],
+    ["RETRY_AFTER_SECONDS", "retryAfterSeconds"],
+    ["TIMES", "times"],
+  ];
   for (const [suffix, field] of numeric) {
     const value = env[prefix + suffix];
     if (value !== undefined && value !== "") fields[field] = Number(value);

@@ -6,15 +6,7 @@
 // `limit` is honoured only by the search routes, as upstream; the throttle is a token bucket
 // of `requestsPerMinute` per token (upstream: a 60 s fixed window per IP + token).
 
-import {
-  COMMON_FAILURES,
-  DEFAULT_API_KEY,
-  bearerToken,
-  defineEmulator,
-  jsonResponse,
-  type CommonFailure,
-  type Emulator,
-} from "./common";
+import { COMMON_FAILURES, DEFAULT_API_KEY, bearerToken, defineEmulator, jsonResponse, type CommonFailure, type Emulator } from "./common";
 import { SPECIES, findSpeciesByTrefleIdOrSlug, type Species } from "./species";
 
 export interface TrefleEmulatorOptions {
@@ -35,11 +27,35 @@ const TOO_MANY_REQUESTS = "Too many requests. Please visit https://trefle.io/abo
 
 /** Upstream's permit list; any other `filter[...]` key is silently dropped. */
 const FILTERABLE_FIELDS = new Set([
-  "author", "bloom_months", "common_name", "days_to_harvest", "duration", "establishment", "edible", "edible_part",
-  "family_common_name", "family_name", "flower_color", "flower_conspicuous", "foliage_color", "foliage_texture",
-  "fruit_color", "fruit_conspicuous", "fruit_months", "fruit_seed_persistence", "genus_name", "growth_form",
-  "growth_habit", "growth_months", "growth_rate", "leaf_retention", "ligneous_type", "rank", "scientific_name",
-  "status", "vegetable",
+  "author",
+  "bloom_months",
+  "common_name",
+  "days_to_harvest",
+  "duration",
+  "establishment",
+  "edible",
+  "edible_part",
+  "family_common_name",
+  "family_name",
+  "flower_color",
+  "flower_conspicuous",
+  "foliage_color",
+  "foliage_texture",
+  "fruit_color",
+  "fruit_conspicuous",
+  "fruit_months",
+  "fruit_seed_persistence",
+  "genus_name",
+  "growth_form",
+  "growth_habit",
+  "growth_months",
+  "growth_rate",
+  "leaf_retention",
+  "ligneous_type",
+  "rank",
+  "scientific_name",
+  "status",
+  "vegetable",
 ]);
 
 export function createTrefleEmulator(options: TrefleEmulatorOptions = {}): TrefleEmulator {
@@ -135,9 +151,14 @@ function search(url: URL): Response {
 
 /** 0 exact name, 1 prefix, 2 substring (scientific, common names, synonyms, family, genus). */
 function searchRank(species: Species, q: string): number | null {
-  const names = [species.scientificName, ...species.commonNames.en, ...species.commonNames.fr, ...species.synonyms, species.family, species.genus].map(
-    (name) => name.toLowerCase(),
-  );
+  const names = [
+    species.scientificName,
+    ...species.commonNames.en,
+    ...species.commonNames.fr,
+    ...species.synonyms,
+    species.family,
+    species.genus,
+  ].map((name) => name.toLowerCase());
   if (names.includes(q)) return 0;
   if (names.some((name) => name.startsWith(q))) return 1;
   if (names.some((name) => name.includes(q))) return 2;
@@ -158,7 +179,14 @@ function list(url: URL): Response {
   return paginate(url, items, TREFLE_PAGE_SIZE);
 }
 
-const EDIBLE_PART_NAMES: Record<string, string> = { fruit: "fruits", leaves: "leaves", seeds: "seeds", flowers: "flowers", roots: "roots", stem: "stem" };
+const EDIBLE_PART_NAMES: Record<string, string> = {
+  fruit: "fruits",
+  leaves: "leaves",
+  seeds: "seeds",
+  flowers: "flowers",
+  roots: "roots",
+  stem: "stem",
+};
 
 /** The filterable value(s) of a species; null where Trefle would hold no data. */
 function filterValues(species: Species, field: string): string[] | null {
@@ -325,13 +353,24 @@ function speciesDetail(species: Species) {
       id: 100 + ((species.trefleId + index) % 300),
       name,
       slug,
-      tdwg_code: name.replace(/[^A-Za-z]/g, "").slice(0, 3).toUpperCase(),
+      tdwg_code: name
+        .replace(/[^A-Za-z]/g, "")
+        .slice(0, 3)
+        .toUpperCase(),
       tdwg_level: 3,
       species_count: 1000 + ((species.trefleId * (index + 1)) % 9000),
-      links: { self: `/api/v1/distributions/${slug}`, plants: `/api/v1/distributions/${slug}/plants`, species: `/api/v1/distributions/${slug}/species` },
+      links: {
+        self: `/api/v1/distributions/${slug}`,
+        plants: `/api/v1/distributions/${slug}/plants`,
+        species: `/api/v1/distributions/${slug}/species`,
+      },
     };
   };
-  const image = (kind: string) => ({ id: species.trefleId * 10 + kind.length, image_url: `${TREFLE_IMAGE_HOST}/image/o/${species.slug}-${kind}.jpg`, copyright: "Emulator Contributor / cc-by-sa 4.0" });
+  const image = (kind: string) => ({
+    id: species.trefleId * 10 + kind.length,
+    image_url: `${TREFLE_IMAGE_HOST}/image/o/${species.slug}-${kind}.jpg`,
+    copyright: "Emulator Contributor / cc-by-sa 4.0",
+  });
   return {
     ...speciesLight(species),
     synonyms: species.synonyms.map((name, i) => ({ id: species.trefleId * 100 + i, name, author: null, sources: [] })),
@@ -355,7 +394,13 @@ function speciesDetail(species: Species) {
     foliage: { texture: null, color: growth.foliageColor, leaf_retention: null },
     fruit_or_seed: { conspicuous: null, color: null, shape: null, seed_persistence: null },
     sources: [
-      { id: "powo", name: "POWO", url: `https://powo.science.kew.org/taxon/urn:lsid:ipni.org:names:${species.powoId}`, citation: null, last_update: LAST_MODIFIED },
+      {
+        id: "powo",
+        name: "POWO",
+        url: `https://powo.science.kew.org/taxon/urn:lsid:ipni.org:names:${species.powoId}`,
+        citation: null,
+        last_update: LAST_MODIFIED,
+      },
       { id: "gbif", name: "GBIF", url: `https://www.gbif.org/species/${species.gbifId}`, citation: null, last_update: LAST_MODIFIED },
     ],
     specifications: {
@@ -412,13 +457,22 @@ function plantDetail(species: Species) {
     genus_id: species.genusId,
     observations: species.nativeRange.join(", "),
     vegetable: species.vegetable,
-    links: { self: `/api/v1/plants/${species.slug}`, species: `/api/v1/plants/${species.slug}/species`, genus: `/api/v1/genus/${genusSlug}` },
+    links: {
+      self: `/api/v1/plants/${species.slug}`,
+      species: `/api/v1/plants/${species.slug}/species`,
+      genus: `/api/v1/genus/${genusSlug}`,
+    },
     main_species: speciesDetail(species),
     genus: {
       id: species.genusId,
       name: species.genus,
       slug: genusSlug,
-      links: { self: `/api/v1/genus/${genusSlug}`, plants: `/api/v1/genus/${genusSlug}/plants`, species: `/api/v1/genus/${genusSlug}/species`, family: `/api/v1/families/${familySlug}` },
+      links: {
+        self: `/api/v1/genus/${genusSlug}`,
+        plants: `/api/v1/genus/${genusSlug}/plants`,
+        species: `/api/v1/genus/${genusSlug}/species`,
+        family: `/api/v1/families/${familySlug}`,
+      },
     },
     family: {
       id: species.genusId * 7,

@@ -32,17 +32,60 @@ const childEnv = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", N
 
 /** Settings of API.md §7 that the process environment may override. */
 const OVERRIDABLE = [
-  "PLANT_ID_API_URL", "PLANT_ID_API_KEY", "PLANTNET_API_URL", "PLANTNET_API_KEY",
-  "TREFLE_API_URL", "TREFLE_API_KEY", "OPENAI_API_URL", "OPENAI_API_KEY", "OPENAI_MODEL",
-  "PLANT_ID_TIMEOUT_MS", "PLANTNET_TIMEOUT_MS", "TREFLE_TIMEOUT_MS", "OPENAI_TIMEOUT_MS",
-  "PLANT_ID_CACHE_TTL_S", "PLANTNET_CACHE_TTL_S", "ALLOW_ANONYMOUS_IDENTIFY", "CORS_ORIGINS",
-  "FRONTEND_URL", "PUBLIC_API_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_ACCESS_TTL_S", "JWT_REFRESH_TTL_S",
-  "COOKIE_SAMESITE", "SENTRY_DSN", "EDGE_RATE_LIMIT_ENABLED", "PASSWORD_RESET_TTL_S", "EMAIL_API_URL", "EMAIL_API_KEY", "EMAIL_FROM", "LOG_LEVEL",
-  "MAX_JSON_BODY_BYTES", "MAX_UPLOAD_BODY_BYTES", "GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET",
-  "GOOGLE_AUTH_URL", "GOOGLE_TOKEN_URL", "GOOGLE_JWKS_URL", "GOOGLE_ISSUER", "GITHUB_CLIENT_ID",
-  "GITHUB_CLIENT_SECRET", "GITHUB_AUTHORIZE_URL", "GITHUB_TOKEN_URL", "GITHUB_API_URL",
-  "LOGIN_RATE_LIMIT", "REGISTER_RATE_LIMIT", "REFRESH_RATE_LIMIT", "IDENTIFY_RATE_LIMIT",
-  "CARE_REGENERATE_RATE_LIMIT", "FORUM_POST_RATE_LIMIT", "LOCKOUT_THRESHOLD", "LOCKOUT_WINDOW_S", "LOCKOUT_DURATION_S",
+  "PLANT_ID_API_URL",
+  "PLANT_ID_API_KEY",
+  "PLANTNET_API_URL",
+  "PLANTNET_API_KEY",
+  "TREFLE_API_URL",
+  "TREFLE_API_KEY",
+  "OPENAI_API_URL",
+  "OPENAI_API_KEY",
+  "OPENAI_MODEL",
+  "PLANT_ID_TIMEOUT_MS",
+  "PLANTNET_TIMEOUT_MS",
+  "TREFLE_TIMEOUT_MS",
+  "OPENAI_TIMEOUT_MS",
+  "PLANT_ID_CACHE_TTL_S",
+  "PLANTNET_CACHE_TTL_S",
+  "ALLOW_ANONYMOUS_IDENTIFY",
+  "CORS_ORIGINS",
+  "FRONTEND_URL",
+  "PUBLIC_API_URL",
+  "JWT_SECRET",
+  "JWT_ISSUER",
+  "JWT_AUDIENCE",
+  "JWT_ACCESS_TTL_S",
+  "JWT_REFRESH_TTL_S",
+  "COOKIE_SAMESITE",
+  "SENTRY_DSN",
+  "EDGE_RATE_LIMIT_ENABLED",
+  "PASSWORD_RESET_TTL_S",
+  "EMAIL_API_URL",
+  "EMAIL_API_KEY",
+  "EMAIL_FROM",
+  "LOG_LEVEL",
+  "MAX_JSON_BODY_BYTES",
+  "MAX_UPLOAD_BODY_BYTES",
+  "GOOGLE_CLIENT_ID",
+  "GOOGLE_CLIENT_SECRET",
+  "GOOGLE_AUTH_URL",
+  "GOOGLE_TOKEN_URL",
+  "GOOGLE_JWKS_URL",
+  "GOOGLE_ISSUER",
+  "GITHUB_CLIENT_ID",
+  "GITHUB_CLIENT_SECRET",
+  "GITHUB_AUTHORIZE_URL",
+  "GITHUB_TOKEN_URL",
+  "GITHUB_API_URL",
+  "LOGIN_RATE_LIMIT",
+  "REGISTER_RATE_LIMIT",
+  "REFRESH_RATE_LIMIT",
+  "IDENTIFY_RATE_LIMIT",
+  "CARE_REGENERATE_RATE_LIMIT",
+  "FORUM_POST_RATE_LIMIT",
+  "LOCKOUT_THRESHOLD",
+  "LOCKOUT_WINDOW_S",
+  "LOCKOUT_DURATION_S",
 ] as const;
 
 const children = new Set<ChildProcess>();
@@ -125,7 +168,9 @@ const CRON_INTERVAL_MS = 5 * 60_000;
 
 async function runCron(): Promise<void> {
   try {
-    const res = await fetch(`http://127.0.0.1:${port}/__scheduled?cron=${encodeURIComponent(CRON)}`, { signal: AbortSignal.timeout(60_000) });
+    const res = await fetch(`http://127.0.0.1:${port}/__scheduled?cron=${encodeURIComponent(CRON)}`, {
+      signal: AbortSignal.timeout(60_000),
+    });
     await res.arrayBuffer();
     if (!res.ok) log(`cron: /__scheduled answered ${res.status}`);
   } catch (err) {
@@ -157,9 +202,7 @@ async function main() {
       for (const child of children) stop(child, "SIGKILL");
       process.exit(0);
     }, 5000).unref();
-    await Promise.all(
-      [...children].map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : c.on("exit", resolve)))),
-    );
+    await Promise.all([...children].map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : c.on("exit", resolve)))));
     process.exit(0);
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));
@@ -190,8 +233,20 @@ async function main() {
   const dev = spawn(
     wrangler,
     // --test-scheduled: cron triggers do not fire under `wrangler dev`; /__scheduled runs them (runCron).
-    ["dev", "--port", String(port), "--ip", "127.0.0.1", "--env-file", envFile, ...persist, "--test-scheduled",
-      "--show-interactive-dev-session=false", "--log-level", process.env.WRANGLER_LOG_LEVEL ?? "log"],
+    [
+      "dev",
+      "--port",
+      String(port),
+      "--ip",
+      "127.0.0.1",
+      "--env-file",
+      envFile,
+      ...persist,
+      "--test-scheduled",
+      "--show-interactive-dev-session=false",
+      "--log-level",
+      process.env.WRANGLER_LOG_LEVEL ?? "log",
+    ],
     { cwd: root, env: childEnv, stdio: ["ignore", "pipe", "inherit"], detached: true },
   );
   children.add(dev);
@@ -200,7 +255,9 @@ async function main() {
     process.stdout.write(chunk);
     if (!announced && /Ready on/i.test(chunk.toString())) {
       announced = true;
-      log(`Plant Community is running at http://127.0.0.1:${port} (health: http://127.0.0.1:${port}/api/v1/health/, docs: http://127.0.0.1:${port}/api/docs)`);
+      log(
+        `Plant Community is running at http://127.0.0.1:${port} (health: http://127.0.0.1:${port}/api/v1/health/, docs: http://127.0.0.1:${port}/api/docs)`,
+      );
       startCron();
     }
   });

@@ -117,11 +117,7 @@ export function createApp() {
     return bodyLimit({
       maxSize,
       onError: () => {
-        throw new AppError(
-          "PAYLOAD_TOO_LARGE",
-          413,
-          `Request body too large. Maximum size: ${formatBytes(maxSize)}.`,
-        );
+        throw new AppError("PAYLOAD_TOO_LARGE", 413, `Request body too large. Maximum size: ${formatBytes(maxSize)}.`);
       },
     })(c, next);
   });
@@ -179,9 +175,12 @@ export function createApp() {
     if (asset) return asset;
     const allow = allowedMethodsFor(app, c.req.path);
     if (allow.length > 0) {
-      return respondError(c, new AppError("METHOD_NOT_ALLOWED", 405, `Method "${c.req.method}" not allowed.`, undefined, {
-        Allow: allow.join(", "),
-      }));
+      return respondError(
+        c,
+        new AppError("METHOD_NOT_ALLOWED", 405, `Method "${c.req.method}" not allowed.`, undefined, {
+          Allow: allow.join(", "),
+        }),
+      );
     }
     return respondError(c, new AppError("NOT_FOUND", 404, `No route for ${c.req.method} ${c.req.path}.`));
   });
@@ -192,10 +191,7 @@ export function createApp() {
       const status = err.status;
       const defaults = STATUS_DEFAULTS[status] ?? STATUS_DEFAULTS[500]!;
       const malformed = status === 400 && /malformed/i.test(err.message);
-      return respondError(
-        c,
-        new AppError(malformed ? "MALFORMED_REQUEST" : defaults.code, status, err.message || defaults.message),
-      );
+      return respondError(c, new AppError(malformed ? "MALFORMED_REQUEST" : defaults.code, status, err.message || defaults.message));
     }
     c.get("logger")?.error("unhandled error", describeError(err));
     reportError(c, err);

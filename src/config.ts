@@ -7,9 +7,7 @@ import { z } from "zod";
 import type { Bindings } from "./env";
 
 const ms = z.coerce.number().int().positive();
-const flag = z
-  .enum(["true", "false", "1", "0", ""])
-  .transform((v) => v === "true" || v === "1");
+const flag = z.enum(["true", "false", "1", "0", ""]).transform((v) => v === "true" || v === "1");
 const url = z.url();
 /** "limit/windowSeconds", e.g. "5/900" = 5 per 15 minutes. */
 const rate = z
@@ -19,22 +17,22 @@ const rate = z
     const [limit, windowS] = v.split("/").map(Number) as [number, number];
     return { limit, windowMs: windowS * 1000 };
   });
-const optionalSecret = z.string().optional().transform((v) => v ?? "");
+const optionalSecret = z
+  .string()
+  .optional()
+  .transform((v) => v ?? "");
 /**
  * Where clients reach this API, as an origin: `https://api.example.com` (no path, no trailing
  * slash). Every absolute URL the API hands out is built on it, never on the Host header.
  */
-const publicOrigin = z.string().refine(
-  (v) => {
-    try {
-      const u = new URL(v);
-      return (u.protocol === "https:" || u.protocol === "http:") && u.origin === v;
-    } catch {
-      return false;
-    }
-  },
-  "expected an absolute http(s) URL without path or trailing slash, e.g. https://api.example.com",
-);
+const publicOrigin = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return (u.protocol === "https:" || u.protocol === "http:") && u.origin === v;
+  } catch {
+    return false;
+  }
+}, "expected an absolute http(s) URL without path or trailing slash, e.g. https://api.example.com");
 
 const ConfigSchema = z.object({
   ENVIRONMENT: z.enum(["local", "test", "staging", "production"]),

@@ -21,7 +21,10 @@ beforeAll(async () => {
   // Registration and identification limits are per address, and every browser here is
   // 127.0.0.1: lift them so repeated runs within the hour do not trip them.
   [stack, browser] = await Promise.all([
-    startStack({ purpose: "e2e", env: { REGISTER_RATE_LIMIT: "1000/3600", LOGIN_RATE_LIMIT: "1000/900", IDENTIFY_RATE_LIMIT: "1000/3600" } }),
+    startStack({
+      purpose: "e2e",
+      env: { REGISTER_RATE_LIMIT: "1000/3600", LOGIN_RATE_LIMIT: "1000/900", IDENTIFY_RATE_LIMIT: "1000/3600" },
+    }),
     launchBrowser(),
   ]);
 });
@@ -127,7 +130,9 @@ describe("identification page", () => {
     expect(await page.textContent("#session-status")).toBe("Not signed in");
 
     await choosePhoto(page, "garden-plant.png", "image/png", await photo(480, 360, `e2e-anon-${Date.now()}`));
-    const answer = page.waitForResponse((r) => r.url().includes("/api/v1/plant-identification/identify") && r.request().method() === "POST");
+    const answer = page.waitForResponse(
+      (r) => r.url().includes("/api/v1/plant-identification/identify") && r.request().method() === "POST",
+    );
     await page.click("#identify-button");
     const res = await answer;
     expect(res.status()).toBe(200);
@@ -200,9 +205,7 @@ describe("identification page", () => {
 
     await page.waitForSelector("#results-panel:not([hidden]) .card", { timeout: 90_000 });
 
-    const steps = await page.evaluate(
-      () => (window as unknown as { __steps: { stage: string; source: string; at: number }[] }).__steps,
-    );
+    const steps = await page.evaluate(() => (window as unknown as { __steps: { stage: string; source: string; at: number }[] }).__steps);
     const stages = steps.map((s) => s.stage);
     const serverStages = steps.filter((s) => s.source === "server").map((s) => s.stage);
     // Live: the socket reported the job starting, each before the final state was shown.
@@ -246,7 +249,9 @@ describe("identification page", () => {
     const { page, problems } = await openIdentifyPage();
     await choosePhoto(page, "notes.png", "image/png", Buffer.from("These are my garden notes, not a photo.\n"));
 
-    const answer = page.waitForResponse((r) => r.url().includes("/api/v1/plant-identification/identify") && r.request().method() === "POST");
+    const answer = page.waitForResponse(
+      (r) => r.url().includes("/api/v1/plant-identification/identify") && r.request().method() === "POST",
+    );
     await page.click("#identify-button");
     const res = await answer;
     expect(res.status()).toBe(400);

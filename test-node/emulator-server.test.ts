@@ -38,12 +38,17 @@ describe("emulator HTTP server (what npm start runs)", () => {
       release: "test",
     });
     expect(sent).toBe(true);
-    const events = (await (await fetch(`${server.url}/sentry/events`)).json()) as { events: { event: { exception: { values: { value: string }[] } } }[] };
+    const events = (await (await fetch(`${server.url}/sentry/events`)).json()) as {
+      events: { event: { exception: { values: { value: string }[] } } }[];
+    };
     expect(events.events.at(-1)!.event.exception.values[0]!.value).toBe("local boom");
   });
 
   it("switches failure modes through the control API", async () => {
-    const set = await fetch(`${server.url}/__control/plant-id`, { method: "POST", body: JSON.stringify({ failure: "429", retryAfterSeconds: 9, times: 1 }) });
+    const set = await fetch(`${server.url}/__control/plant-id`, {
+      method: "POST",
+      body: JSON.stringify({ failure: "429", retryAfterSeconds: 9, times: 1 }),
+    });
     expect(set.status).toBe(200);
     const limited = await fetch(`${server.url}/plant-id/v3/usage_info`, { headers: { "Api-Key": "emulator-key" } });
     expect(limited.status).toBe(429);

@@ -27,9 +27,15 @@ describe("image structure checks are fast", () => {
   it("a whole 1 MiB PNG or JPEG in well under a millisecond", async () => {
     const png = padToSize(await makePng(400, 300), MIB);
     const jpeg = padToSize(makeJpeg(400, 300), MIB);
-    for (const [type, bytes] of [["png", png], ["jpeg", jpeg]] as [ImageType, Uint8Array][]) {
+    for (const [type, bytes] of [
+      ["png", png],
+      ["jpeg", jpeg],
+    ] as [ImageType, Uint8Array][]) {
       expect(imageStructureProblem(bytes, type)).toBeNull();
-      expect(medianMs(() => imageStructureProblem(bytes, type)), type).toBeLessThan(1);
+      expect(
+        medianMs(() => imageStructureProblem(bytes, type)),
+        type,
+      ).toBeLessThan(1);
     }
   });
 

@@ -11,7 +11,6 @@
  *   - anonymous: POST identify/ and render its answer directly.
  */
 
-
 (() => {
   const API = "/api/v1";
   const ALLOWED_TYPES = ["image/jpeg", "image/png", "image/webp"];
@@ -143,7 +142,7 @@
 
   /** own-property lookup: server strings such as "constructor" must not reach the prototype. */
   function lookup(table, key) {
-    return  Object.hasOwn(table, key) ? table[key] : undefined;
+    return Object.hasOwn(table, key) ? table[key] : undefined;
   }
 
   function percent(value) {
@@ -314,7 +313,7 @@
 
   /** Field errors of the envelope go under their inputs; the rest into the form's alert. */
   function showAuthErrors(result) {
-    const fieldErrors = (result.data?.errors) || {};
+    const fieldErrors = result.data?.errors || {};
     const unplaced = [];
     for (const [field, messages] of Object.entries(fieldErrors)) {
       const text = Array.isArray(messages) ? messages.join(" ") : String(messages);
@@ -330,7 +329,8 @@
     }
     const placed = Object.keys(fieldErrors).length > unplaced.length;
     const general = errorText(result, "That did not work. Please try again.");
-    el.authError.textContent = unplaced.length > 0 ? `${general} ${unplaced.join(" ")}` : placed ? "Please correct the highlighted fields." : general;
+    el.authError.textContent =
+      unplaced.length > 0 ? `${general} ${unplaced.join(" ")}` : placed ? "Please correct the highlighted fields." : general;
     const firstInvalid = el.authForm.querySelector("[aria-invalid='true']");
     if (firstInvalid) firstInvalid.focus();
   }
@@ -486,7 +486,8 @@
       parts.push(`${data.suggestions} suggestion${data.suggestions === 1 ? "" : "s"}`);
     }
     if (stage === "enrich_skipped" && typeof data.reason === "string") parts.push(data.reason);
-    if (stage === "enrich_start" && typeof data.source === "string") parts.push(`from ${data.source === "trefle" ? "Trefle" : data.source}`);
+    if (stage === "enrich_start" && typeof data.source === "string")
+      parts.push(`from ${data.source === "trefle" ? "Trefle" : data.source}`);
     if (stage === "rate_limited" && Number(data.retry_after) > 0) parts.push(`retrying in ${data.retry_after} s`);
     if (stage === "retry_scheduled") {
       if (Number(data.delay_seconds) > 0) parts.push(`in ${data.delay_seconds} s`);
@@ -578,8 +579,10 @@
       return;
     }
     if (res.status !== 202 || !res.data || !res.data.request_id) {
-      const fieldErrors = (res.data?.errors) || {};
-      const details = Object.values(fieldErrors).flat().filter((m) => typeof m === "string");
+      const fieldErrors = res.data?.errors || {};
+      const details = Object.values(fieldErrors)
+        .flat()
+        .filter((m) => typeof m === "string");
       const base = errorText(res, "The photo could not be uploaded. Please try again.");
       failRun(details.length > 0 && !details.includes(base) ? `${base} ${details.join(" ")}` : base);
       return;
@@ -634,13 +637,19 @@
         const tick = async () => {
           if (finished || run !== state.run) return;
           let res = await api(`/plant-identification/requests/${encodeURIComponent(requestId)}/`);
-          if (res.status === 401 && (await refreshSession())) res = await api(`/plant-identification/requests/${encodeURIComponent(requestId)}/`);
+          if (res.status === 401 && (await refreshSession()))
+            res = await api(`/plant-identification/requests/${encodeURIComponent(requestId)}/`);
           if (finished || run !== state.run) return;
           if (res.ok && res.data) {
             const status = res.data.status;
             if (status !== lastStatus) {
               lastStatus = status;
-              addStep(`status_${status}`, lookup(STATUS_TEXT, status) || String(status), "", FINAL_STATUSES.includes(status) ? "done" : "current");
+              addStep(
+                `status_${status}`,
+                lookup(STATUS_TEXT, status) || String(status),
+                "",
+                FINAL_STATUSES.includes(status) ? "done" : "current",
+              );
               if (status === "processing") setPercent(40);
             }
             if (FINAL_STATUSES.includes(status)) {
@@ -735,7 +744,9 @@
           resolve();
           return;
         }
-        startPolling(reason ? `live updates closed: ${reason}` : opened ? "the live connection closed" : "could not open a live connection");
+        startPolling(
+          reason ? `live updates closed: ${reason}` : opened ? "the live connection closed" : "could not open a live connection",
+        );
       });
     });
   }
@@ -753,7 +764,12 @@
       return;
     }
     const results = Array.isArray(res.data.results) ? res.data.results : [];
-    addStep("completed", lookup(STATUS_TEXT, status) || "Finished", `${results.length} suggestion${results.length === 1 ? "" : "s"}`, "done");
+    addStep(
+      "completed",
+      lookup(STATUS_TEXT, status) || "Finished",
+      `${results.length} suggestion${results.length === 1 ? "" : "s"}`,
+      "done",
+    );
     setPercent(100);
     finishSteps(status === "needs_help" ? "warn" : "done");
     const top = results[0];
@@ -769,7 +785,8 @@
         family: r.family,
         commonNames: r.common_names,
         confidence: r.confidence_score,
-        sources: Array.isArray(r.sources) && r.sources.length > 0 ? r.sources : lookup(IDENTIFICATION_SOURCES, r.identification_source) || [],
+        sources:
+          Array.isArray(r.sources) && r.sources.length > 0 ? r.sources : lookup(IDENTIFICATION_SOURCES, r.identification_source) || [],
         images: r.similar_images,
         description: r.description,
         rank: r.rank,
@@ -831,7 +848,10 @@
     if (disease.is_healthy) {
       el.health.classList.add("health--ok");
       el.health.append(h("span", "health__icon"), h("div", "health__body"));
-      el.health.lastChild.append(h("strong", "health__title", "Looks healthy"), h("p", "health__text", "We found no sign of disease or pests in this photo."));
+      el.health.lastChild.append(
+        h("strong", "health__title", "Looks healthy"),
+        h("p", "health__text", "We found no sign of disease or pests in this photo."),
+      );
       return;
     }
     el.health.classList.add("health--problem");
@@ -890,7 +910,8 @@
     if (sources.length > 0) {
       const list = h("ul", "badges");
       list.setAttribute("aria-label", "Identified by");
-      for (const source of sources) list.append(h("li", `badge badge--${source.replace(/[^a-z_]/g, "")}`, lookup(SOURCE_NAMES, source) || source));
+      for (const source of sources)
+        list.append(h("li", `badge badge--${source.replace(/[^a-z_]/g, "")}`, lookup(SOURCE_NAMES, source) || source));
       item.append(list);
     }
 

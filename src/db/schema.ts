@@ -28,7 +28,9 @@ export const users = sqliteTable(
     gardeningExperience: text("gardening_experience").notNull().default("beginner"),
     profileVisibility: text("profile_visibility").notNull().default("public"),
     avatarKey: text("avatar_key"),
-    role: text("role", { enum: ["user", "moderator", "editor", "admin"] }).notNull().default("user"),
+    role: text("role", { enum: ["user", "moderator", "editor", "admin"] })
+      .notNull()
+      .default("user"),
     trustLevel: text("trust_level", { enum: ["new", "basic", "trusted", "veteran"] })
       .notNull()
       .default("new"),
@@ -112,9 +114,7 @@ export const identificationRequests = sqliteTable(
     description: text("description").notNull().default(""),
     plantSize: text("plant_size").notNull().default(""),
     habitat: text("habitat").notNull().default(""),
-    isSharedWithCommunity: integer("is_shared_with_community", { mode: "boolean" })
-      .notNull()
-      .default(false),
+    isSharedWithCommunity: integer("is_shared_with_community", { mode: "boolean" }).notNull().default(false),
     attempts: integer("attempts").notNull().default(0),
     /** Queue lease (migration 0012): when the pending message is deliverable / the claim runs out. */
     leaseExpiresAt: text("lease_expires_at"),
@@ -513,9 +513,7 @@ export const careReminders = sqliteTable(
     index("care_reminders_user_due_idx").on(t.userId, t.nextDueAt),
     index("care_reminders_plant_idx").on(t.plantId),
     // The cron's work list: active reminders whose current occurrence is not yet delivered.
-    index("care_reminders_pending_idx")
-      .on(t.nextDueAt)
-      .where(sql`${t.isActive} = 1 AND ${t.notifiedDueAt} IS NOT ${t.nextDueAt}`),
+    index("care_reminders_pending_idx").on(t.nextDueAt).where(sql`${t.isActive} = 1 AND ${t.notifiedDueAt} IS NOT ${t.nextDueAt}`),
   ],
 );
 
@@ -674,12 +672,17 @@ export const forumReports = sqliteTable(
       .notNull()
       .references(() => users.id, { onDelete: "cascade" }),
     reason: text("reason").notNull(),
-    status: text("status", { enum: ["open", "resolved", "dismissed"] }).notNull().default("open"),
+    status: text("status", { enum: ["open", "resolved", "dismissed"] })
+      .notNull()
+      .default("open"),
     resolvedBy: text("resolved_by").references(() => users.id, { onDelete: "set null" }),
     resolvedAt: text("resolved_at"),
     createdAt: text("created_at").notNull().default(now),
   },
-  (t) => [uniqueIndex("forum_reports_post_reporter_unique").on(t.postId, t.reporterId), index("forum_reports_status_created_idx").on(t.status, t.createdAt)],
+  (t) => [
+    uniqueIndex("forum_reports_post_reporter_unique").on(t.postId, t.reporterId),
+    index("forum_reports_status_created_idx").on(t.status, t.createdAt),
+  ],
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -702,14 +705,13 @@ export const calendarEvents = sqliteTable(
     startsAt: text("starts_at").notNull(),
     endsAt: text("ends_at").notNull(),
     location: text("location").notNull().default(""),
-    privacy: text("privacy", { enum: ["public", "followers", "private"] }).notNull().default("public"),
+    privacy: text("privacy", { enum: ["public", "followers", "private"] })
+      .notNull()
+      .default("public"),
     capacity: integer("capacity"),
     ...timestamps,
   },
-  (t) => [
-    index("calendar_events_starts_idx").on(t.startsAt),
-    index("calendar_events_organizer_starts_idx").on(t.organizerId, t.startsAt),
-  ],
+  (t) => [index("calendar_events_starts_idx").on(t.startsAt), index("calendar_events_organizer_starts_idx").on(t.organizerId, t.startsAt)],
 );
 
 /** One RSVP per (event, user): the unique index is what the conditional upsert conflicts on. */

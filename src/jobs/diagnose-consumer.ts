@@ -46,7 +46,13 @@ export const diagnoseJobs: JobKind<DiagnoseJob> = {
 
 type Say = (m: Parameters<typeof publish>[2]) => Promise<void>;
 
-export async function processDiagnoseJob(job: DiagnoseJob, attempt: number, env: Bindings, ctx: ExecutionContext, logger: Logger): Promise<JobResult> {
+export async function processDiagnoseJob(
+  job: DiagnoseJob,
+  attempt: number,
+  env: Bindings,
+  ctx: ExecutionContext,
+  logger: Logger,
+): Promise<JobResult> {
   const request = await claimDiseaseRequest(env, job.request_id);
   if (!request) {
     logger.info("diagnosis already finished, running under another delivery's lease, or request deleted; acking");
@@ -72,7 +78,13 @@ export async function processDiagnoseJob(job: DiagnoseJob, attempt: number, env:
       "processing",
       call.error || !health
         ? { ok: false, error: call.error?.kind ?? "malformed", cached: false }
-        : { ok: true, cached: call.cached, suggestions: health.diseases.length, is_healthy: health.isHealthy, is_plant: call.answer!.isPlant },
+        : {
+            ok: true,
+            cached: call.cached,
+            suggestions: health.diseases.length,
+            is_healthy: health.isHealthy,
+            is_plant: call.answer!.isPlant,
+          },
     ),
   );
 
@@ -84,7 +96,14 @@ export async function processDiagnoseJob(job: DiagnoseJob, attempt: number, env:
     const waitS = circuitWaitDelayS([error], waits);
     if (waitS !== null) {
       await releaseDiseaseRequest(env, job.request_id, waitS, `Plant health service unavailable (circuit open); retrying in ${waitS} s`);
-      await say(progress(job.request_id, "retry_scheduled", "pending", { delay_seconds: waitS, attempt, max_attempts: MAX_ATTEMPTS, reason: "circuit_open" }));
+      await say(
+        progress(job.request_id, "retry_scheduled", "pending", {
+          delay_seconds: waitS,
+          attempt,
+          max_attempts: MAX_ATTEMPTS,
+          reason: "circuit_open",
+        }),
+      );
       logger.info("circuit open; diagnosis waits", { delay_s: waitS, circuit_waits: waits + 1 });
       return { kind: "wait", delayS: waitS, body: { ...job, failures: attempt - 1, circuit_waits: waits + 1 } satisfies DiagnoseJob };
     }
@@ -93,7 +112,9 @@ export async function processDiagnoseJob(job: DiagnoseJob, attempt: number, env:
       return fail(
         env,
         job,
-        error.retryable ? "The plant health service is unavailable. Please retry later." : "Plant health diagnosis is misconfigured. Please contact support.",
+        error.retryable
+          ? "The plant health service is unavailable. Please retry later."
+          : "Plant health diagnosis is misconfigured. Please contact support.",
         say,
       );
     }

@@ -19,5 +19,9 @@ export async function runHousekeeping(env: Bindings, logger: Logger, now = Date.
   const stuck = await sweepStuckRequests(env, logger, now);
   await purgeExpiredTokens(env);
   const reminders = await deliverDueReminders(env, logger);
-  logger.info("housekeeping", { stuck_requests_requeued: stuck.requeued, stuck_requests_failed: stuck.failed, reminder_notifications: reminders });
+  logger.info("housekeeping", {
+    stuck_requests_requeued: stuck.requeued,
+    stuck_requests_failed: stuck.failed,
+    reminder_notifications: reminders,
+  });
 }

@@ -45,7 +45,13 @@ export const identifyJobs: JobKind<IdentifyJob> = {
   deadLetterMessage: "Identification failed after several attempts. Please retry.",
 };
 
-export async function processJob(job: IdentifyJob, attempt: number, env: Bindings, ctx: ExecutionContext, logger: Logger): Promise<JobResult> {
+export async function processJob(
+  job: IdentifyJob,
+  attempt: number,
+  env: Bindings,
+  ctx: ExecutionContext,
+  logger: Logger,
+): Promise<JobResult> {
   const request = await claimForProcessing(env, job.request_id);
   if (!request) {
     logger.info("job already finished, running under another delivery's lease, or request deleted; acking");
@@ -101,7 +107,14 @@ async function retryOrFail(
   const waitS = circuitWaitDelayS(errors, waits);
   if (waitS !== null) {
     await releaseRequest(env, job.request_id, waitS, `Providers unavailable (circuit open); retrying in ${waitS} s`);
-    await say(progress(job.request_id, "retry_scheduled", "pending", { delay_seconds: waitS, attempt, max_attempts: MAX_ATTEMPTS, reason: "circuit_open" }));
+    await say(
+      progress(job.request_id, "retry_scheduled", "pending", {
+        delay_seconds: waitS,
+        attempt,
+        max_attempts: MAX_ATTEMPTS,
+        reason: "circuit_open",
+      }),
+    );
     logger.info("circuit open; job waits", { delay_s: waitS, circuit_waits: waits + 1 });
     return { kind: "wait", delayS: waitS, body: { ...job, failures: attempt - 1, circuit_waits: waits + 1 } satisfies IdentifyJob };
   }

@@ -24,7 +24,10 @@ export function backoffDelayS(attempt: number, random = Math.random()): number {
  */
 export function retryDelayFor(errors: ProviderError[], attempt: number): { delayS: number; rateLimited: boolean } {
   const rateLimits = errors.filter((e) => e.kind === "rate_limited" && e.retryAfterS !== undefined).map((e) => e.retryAfterS!);
-  const circuitFloor = Math.max(0, ...errors.filter((e) => e.kind === "circuit_open" && e.retryAfterS !== undefined).map((e) => e.retryAfterS!));
+  const circuitFloor = Math.max(
+    0,
+    ...errors.filter((e) => e.kind === "circuit_open" && e.retryAfterS !== undefined).map((e) => e.retryAfterS!),
+  );
   if (rateLimits.length > 0) return { delayS: Math.min(MAX_DELAY_S, Math.max(1, circuitFloor, ...rateLimits)), rateLimited: true };
   return { delayS: Math.min(MAX_DELAY_S, Math.max(backoffDelayS(attempt), circuitFloor)), rateLimited: false };
 }

@@ -94,7 +94,9 @@ async function sweepTable(env: Bindings, table: Table, logger: Logger | undefine
   if (requeued.length > 0) {
     // `queued` first, so the job's first stage can never overtake it (as at upload).
     await Promise.all(
-      requeued.map((r) => publish(env, r.user_id, progress(r.id, "queued", "pending", { requeued: true, requeue_count: r.requeue_count }), logger)),
+      requeued.map((r) =>
+        publish(env, r.user_id, progress(r.id, "queued", "pending", { requeued: true, requeue_count: r.requeue_count }), logger),
+      ),
     );
     try {
       await env.IDENTIFY_QUEUE.sendBatch(requeued.map((r) => ({ body: table.job(r), contentType: "json" as const })));

@@ -43,13 +43,7 @@ export interface ErrorEnvelope {
   request_id: string;
 }
 
-export function errorEnvelope(
-  code: string,
-  status: number,
-  message: string,
-  requestId: string,
-  fieldErrors?: FieldErrors,
-): ErrorEnvelope {
+export function errorEnvelope(code: string, status: number, message: string, requestId: string, fieldErrors?: FieldErrors): ErrorEnvelope {
   return {
     error: true,
     code,

@@ -9,13 +9,15 @@ const MAX_LINE_OCTETS = 75;
 
 /** TEXT escaping (§3.3.11): backslash, semicolon, comma, newline; other control characters go. */
 export function escapeText(value: string): string {
-  return value
-    .replace(/\\/g, "\\\\")
-    .replace(/;/g, "\\;")
-    .replace(/,/g, "\\,")
-    .replace(/\r\n|\r|\n/g, "\\n")
-    // §3.3.11: TEXT allows no control characters except HTAB.
-    .replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, "");
+  return (
+    value
+      .replace(/\\/g, "\\\\")
+      .replace(/;/g, "\\;")
+      .replace(/,/g, "\\,")
+      .replace(/\r\n|\r|\n/g, "\\n")
+      // §3.3.11: TEXT allows no control characters except HTAB.
+      .replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, "")
+  );
 }
 
 /**
@@ -45,7 +47,10 @@ export function foldLine(line: string): string {
 
 /** A UTC DATE-TIME in basic format: 20261126T080000Z. */
 export function formatDateTime(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
+  return date
+    .toISOString()
+    .replace(/\.\d{3}Z$/, "Z")
+    .replace(/[-:]/g, "");
 }
 
 export interface RecurrenceRule {

@@ -61,9 +61,7 @@ export type ImageValidationCode =
   | "IMAGE_TOO_LARGE"
   | "INVALID_ASPECT_RATIO";
 
-export type ImageValidationResult =
-  | { ok: true; image: ValidatedImage }
-  | { ok: false; code: ImageValidationCode; message: string };
+export type ImageValidationResult = { ok: true; image: ValidatedImage } | { ok: false; code: ImageValidationCode; message: string };
 
 export interface ImageUploadInput {
   bytes: Uint8Array;
@@ -394,20 +392,14 @@ function webpStructureProblem(b: Uint8Array): string | null {
  * and extension against the content, readable dimensions, whole structure, side limits, pixel
  * count, aspect ratio.
  */
-export async function validateImageUpload(
-  input: ImageUploadInput,
-  rules: ImageRules,
-): Promise<ImageValidationResult> {
+export async function validateImageUpload(input: ImageUploadInput, rules: ImageRules): Promise<ImageValidationResult> {
   const { bytes } = input;
   const size = bytes.byteLength;
 
   if (size === 0) return fail("EMPTY_FILE", "The uploaded file is empty.");
 
   if (size > rules.maxBytes) {
-    return fail(
-      "FILE_TOO_LARGE",
-      `File too large: ${(size / MIB).toFixed(1)}MB. Maximum size: ${formatWholeMb(rules.maxBytes)}MB`,
-    );
+    return fail("FILE_TOO_LARGE", `File too large: ${(size / MIB).toFixed(1)}MB. Maximum size: ${formatWholeMb(rules.maxBytes)}MB`);
   }
 
   const type = sniffImageType(bytes);
@@ -425,18 +417,12 @@ export async function validateImageUpload(
   }
 
   if (declared && !GENERIC_MIME.has(declared) && MIME_TO_TYPE[declared] !== type) {
-    return fail(
-      "FILE_TYPE_MISMATCH",
-      `File content (${TYPE_LABEL[type]}) does not match its declared type (${declared})`,
-    );
+    return fail("FILE_TYPE_MISMATCH", `File content (${TYPE_LABEL[type]}) does not match its declared type (${declared})`);
   }
 
   const extension = fileExtension(input.filename);
   if (extension !== null && EXTENSION_TO_TYPE[extension] !== type) {
-    return fail(
-      "FILE_TYPE_MISMATCH",
-      `File content (${TYPE_LABEL[type]}) does not match its extension (.${extension})`,
-    );
+    return fail("FILE_TYPE_MISMATCH", `File content (${TYPE_LABEL[type]}) does not match its extension (.${extension})`);
   }
 
   const dims = readImageDimensions(bytes, type);
@@ -452,16 +438,10 @@ export async function validateImageUpload(
   }
 
   if (width < rules.minSide || height < rules.minSide) {
-    return fail(
-      "IMAGE_TOO_SMALL",
-      `Image too small: ${width}x${height}px. Minimum: ${rules.minSide}px per side`,
-    );
+    return fail("IMAGE_TOO_SMALL", `Image too small: ${width}x${height}px. Minimum: ${rules.minSide}px per side`);
   }
   if (width > rules.maxSide || height > rules.maxSide) {
-    return fail(
-      "IMAGE_TOO_LARGE",
-      `Image too large: ${width}x${height}px. Maximum: ${rules.maxSide}px per side`,
-    );
+    return fail("IMAGE_TOO_LARGE", `Image too large: ${width}x${height}px. Maximum: ${rules.maxSide}px per side`);
   }
   const pixels = width * height;
   if (pixels > rules.maxPixels) {

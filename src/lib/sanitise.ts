@@ -15,22 +15,98 @@
  *   and capped in depth.
  */
 
-const ALLOWED = new Set(["p", "br", "hr", "strong", "b", "em", "i", "u", "s", "del", "code", "pre", "blockquote", "ul", "ol", "li", "a", "h2", "h3", "h4"]);
+const ALLOWED = new Set([
+  "p",
+  "br",
+  "hr",
+  "strong",
+  "b",
+  "em",
+  "i",
+  "u",
+  "s",
+  "del",
+  "code",
+  "pre",
+  "blockquote",
+  "ul",
+  "ol",
+  "li",
+  "a",
+  "h2",
+  "h3",
+  "h4",
+]);
 const VOID = new Set(["br", "hr"]);
 const BLOCK = new Set(["p", "hr", "pre", "blockquote", "ul", "ol", "li", "h2", "h3", "h4"]);
 /** Dropped together with their content: code, styles, foreign markup, embedded documents. */
 const DROP_WITH_CONTENT = new Set([
-  "script", "style", "svg", "math", "iframe", "frame", "frameset", "object", "embed", "applet", "template",
-  "noscript", "noembed", "noframes", "textarea", "title", "xmp", "plaintext", "select", "head", "audio", "video", "canvas",
+  "script",
+  "style",
+  "svg",
+  "math",
+  "iframe",
+  "frame",
+  "frameset",
+  "object",
+  "embed",
+  "applet",
+  "template",
+  "noscript",
+  "noembed",
+  "noframes",
+  "textarea",
+  "title",
+  "xmp",
+  "plaintext",
+  "select",
+  "head",
+  "audio",
+  "video",
+  "canvas",
 ]);
 const MAX_DEPTH = 20;
 const LINK_REL = "nofollow ugc noopener noreferrer";
 
 const NAMED_ENTITIES: Record<string, string> = {
-  amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: "\u00a0", colon: ":", tab: "\t", newline: "\n",
-  sol: "/", lpar: "(", rpar: ")", period: ".", comma: ",", excl: "!", num: "#", percnt: "%", semi: ";", equals: "=",
-  copy: "©", reg: "®", trade: "™", hellip: "…", mdash: "—", ndash: "–", lsquo: "‘", rsquo: "’", ldquo: "“", rdquo: "”",
-  laquo: "«", raquo: "»", deg: "°", times: "×", middot: "·", bull: "•", euro: "€", pound: "£", frac12: "½",
+  amp: "&",
+  lt: "<",
+  gt: ">",
+  quot: '"',
+  apos: "'",
+  nbsp: "\u00a0",
+  colon: ":",
+  tab: "\t",
+  newline: "\n",
+  sol: "/",
+  lpar: "(",
+  rpar: ")",
+  period: ".",
+  comma: ",",
+  excl: "!",
+  num: "#",
+  percnt: "%",
+  semi: ";",
+  equals: "=",
+  copy: "©",
+  reg: "®",
+  trade: "™",
+  hellip: "…",
+  mdash: "—",
+  ndash: "–",
+  lsquo: "‘",
+  rsquo: "’",
+  ldquo: "“",
+  rdquo: "”",
+  laquo: "«",
+  raquo: "»",
+  deg: "°",
+  times: "×",
+  middot: "·",
+  bull: "•",
+  euro: "€",
+  pound: "£",
+  frac12: "½",
 };
 
 /** Decodes character references the way browsers do for text and attribute values (the common subset). */
@@ -57,7 +133,9 @@ export function escapeHtml(text: string): string {
  * and control character removed, because browsers ignore them there (`java\tscript:`).
  */
 export function safeHref(raw: string): string | null {
-  const decoded = decodeEntities(raw).replace(/[\u0000-\u001f\u007f]/g, "").trim();
+  const decoded = decodeEntities(raw)
+    .replace(/[\u0000-\u001f\u007f]/g, "")
+    .trim();
   if (decoded === "") return null;
   const compact = decoded.replace(/[\s\u0000-\u0020\u00a0\u1680\u2000-\u200f\u2028\u2029\u202f\u205f\u3000\ufeff]/g, "").toLowerCase();
   const scheme = /^([a-z][a-z0-9+.-]*):/.exec(compact);
@@ -234,7 +312,9 @@ export function sanitisePostBody(input: string): string {
 
 /** The visible text of sanitised HTML (for "is there anything left?" checks and excerpts). */
 export function visibleText(html: string): string {
-  return decodeEntities(html.replace(/<[^>]*>/g, " ")).replace(/\s+/g, " ").trim();
+  return decodeEntities(html.replace(/<[^>]*>/g, " "))
+    .replace(/\s+/g, " ")
+    .trim();
 }
 
 /** Plain text cut to at most `max` characters (code points), at a word boundary when one is near, with "…". */

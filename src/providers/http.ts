@@ -4,7 +4,13 @@ import { parseRetryAfter, ProviderError } from "./types";
 type Provider = ProviderError["provider"];
 
 /** fetch with a hard timeout; network failures and timeouts become ProviderErrors. */
-export async function fetchWithTimeout(provider: Provider, url: string, init: RequestInit, timeoutMs: number, signal?: AbortSignal): Promise<Response> {
+export async function fetchWithTimeout(
+  provider: Provider,
+  url: string,
+  init: RequestInit,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<Response> {
   const timeout = AbortSignal.timeout(timeoutMs);
   const combined = signal ? AbortSignal.any([timeout, signal]) : timeout;
   try {

@@ -7,7 +7,14 @@
 import { z } from "zod";
 import { bytesToBase64 } from "../lib/images";
 import { errorFromResponse, fetchWithTimeout, readJson } from "./http";
-import { ProviderError, type DiseaseSuggestion, type ProviderAnswer, type ProviderSuggestion, type SimilarImage, type TreatmentPlan } from "./types";
+import {
+  ProviderError,
+  type DiseaseSuggestion,
+  type ProviderAnswer,
+  type ProviderSuggestion,
+  type SimilarImage,
+  type TreatmentPlan,
+} from "./types";
 
 export const PLANT_ID_API_VERSION = "v3";
 export const PLANT_ID_DETAILS = [
@@ -24,7 +31,15 @@ export const PLANT_ID_DETAILS = [
   "cause",
 ] as const;
 /** Disease details for `/health_assessment` (PROVIDERS.md §1.5). */
-export const PLANT_ID_HEALTH_DETAILS = ["local_name", "description", "url", "treatment", "classification", "common_names", "cause"] as const;
+export const PLANT_ID_HEALTH_DETAILS = [
+  "local_name",
+  "description",
+  "url",
+  "treatment",
+  "classification",
+  "common_names",
+  "cause",
+] as const;
 
 export interface PlantIdSettings {
   baseUrl: string;
@@ -43,7 +58,17 @@ export interface PlantIdQuery {
 const Probability = z.object({ probability: z.number(), binary: z.boolean().optional() });
 const Described = z.union([z.string(), z.object({ value: z.string().nullish() }).passthrough()]).nullish();
 const SimilarImagesSchema = z
-  .array(z.object({ url: z.string(), url_small: z.string().nullish(), similarity: z.number().nullish(), license_name: z.string().nullish(), citation: z.string().nullish() }).passthrough())
+  .array(
+    z
+      .object({
+        url: z.string(),
+        url_small: z.string().nullish(),
+        similarity: z.number().nullish(),
+        license_name: z.string().nullish(),
+        citation: z.string().nullish(),
+      })
+      .passthrough(),
+  )
   .nullish();
 const SuggestionSchema = z.object({
   name: z.string(),
@@ -220,7 +245,11 @@ export async function identifyWithPlantId(settings: PlantIdSettings, query: Plan
  * details in `details`. Normalised to a ProviderAnswer with no species suggestions and the
  * assessment in `health`, so it shares the cache, single flight and circuit of identification.
  */
-export async function assessHealthWithPlantId(settings: PlantIdSettings, query: PlantIdQuery, signal?: AbortSignal): Promise<ProviderAnswer> {
+export async function assessHealthWithPlantId(
+  settings: PlantIdSettings,
+  query: PlantIdQuery,
+  signal?: AbortSignal,
+): Promise<ProviderAnswer> {
   const { json, status } = await postToPlantId(settings, "health_assessment", PLANT_ID_HEALTH_DETAILS, query, {}, signal);
   const parsed = HealthResponseSchema.safeParse(json);
   if (!parsed.success) throw new ProviderError("plant_id", "malformed", "Plant.id health assessment does not have the v3 shape", status);

@@ -101,7 +101,11 @@ function normalise(r: z.infer<typeof ResultSchema>): ProviderSuggestion {
   };
 }
 
-export async function identifyWithPlantNet(settings: PlantNetSettings, query: PlantNetQuery, signal?: AbortSignal): Promise<ProviderAnswer> {
+export async function identifyWithPlantNet(
+  settings: PlantNetSettings,
+  query: PlantNetQuery,
+  signal?: AbortSignal,
+): Promise<ProviderAnswer> {
   if (!settings.apiKey) throw new ProviderError("plantnet", "auth", "PLANTNET_API_KEY is not configured");
   if (query.images.length === 0 || query.images.length !== query.organs.length) {
     throw new ProviderError("plantnet", "bad_request", "Pl@ntNet needs one organ per image");

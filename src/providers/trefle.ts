@@ -23,7 +23,10 @@ const SpeciesDetail = z.object({
     family: z.string().nullish(),
     genus: z.string().nullish(),
     image_url: z.string().nullish(),
-    flower: z.object({ color: z.array(z.string()).nullish() }).passthrough().nullish(),
+    flower: z
+      .object({ color: z.array(z.string()).nullish() })
+      .passthrough()
+      .nullish(),
     specifications: z
       .object({ average_height: z.object({ cm: nullableNumber }).nullish(), maximum_height: z.object({ cm: nullableNumber }).nullish() })
       .passthrough()
@@ -80,7 +83,12 @@ function waterFrom(value: number | null | undefined): TrefleSpecies["waterRequir
 async function get(settings: TrefleSettings, path: string, query: Record<string, string>): Promise<unknown> {
   const url = new URL(`${settings.baseUrl.replace(/\/+$/, "")}${path}`);
   for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
-  const res = await fetchWithTimeout("trefle", url.toString(), { headers: { Authorization: `Bearer ${settings.token}` } }, settings.timeoutMs);
+  const res = await fetchWithTimeout(
+    "trefle",
+    url.toString(),
+    { headers: { Authorization: `Bearer ${settings.token}` } },
+    settings.timeoutMs,
+  );
   if (res.status === 404) {
     await res.body?.cancel();
     return null;

@@ -58,14 +58,19 @@ export function adminRoutes() {
       middleware: [requireRole("admin")] as const,
       request: {
         params: z.object({ id: z.uuid() }),
-        body: { content: { "application/json": { schema: z.object({ role: z.enum(["user", "moderator", "editor", "admin"]) }) } }, required: true },
+        body: {
+          content: { "application/json": { schema: z.object({ role: z.enum(["user", "moderator", "editor", "admin"]) }) } },
+          required: true,
+        },
       },
       responses: { 200: jsonBody(UserProfileSchema, "Updated user"), ...errors },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
       const { role } = c.req.valid("json");
-      const result = await c.env.DB.prepare("UPDATE users SET role = ?, updated_at = ? WHERE id = ?").bind(role, new Date().toISOString(), id).run();
+      const result = await c.env.DB.prepare("UPDATE users SET role = ?, updated_at = ? WHERE id = ?")
+        .bind(role, new Date().toISOString(), id)
+        .run();
       if ((result.meta.changes ?? 0) === 0) throw new AppError("NOT_FOUND", 404, "User not found.");
       return c.json(userProfile((await findUserById(c.env, id))!), 200);
     },
@@ -83,13 +88,17 @@ export function adminRoutes() {
       middleware: [requireRole("admin")] as const,
       request: {
         params: z.object({ id: z.uuid() }),
-        body: { content: { "application/json": { schema: z.object({ is_active: z.boolean() }).openapi("AccountActive") } }, required: true },
+        body: {
+          content: { "application/json": { schema: z.object({ is_active: z.boolean() }).openapi("AccountActive") } },
+          required: true,
+        },
       },
       responses: { 200: jsonBody(UserProfileSchema, "Updated user"), ...errors },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      if (id === c.get("user")!.id) throw new AppError("VALIDATION_ERROR", 400, "You cannot deactivate your own account here.", { id: ["Choose another account."] });
+      if (id === c.get("user")!.id)
+        throw new AppError("VALIDATION_ERROR", 400, "You cannot deactivate your own account here.", { id: ["Choose another account."] });
       const user = await setAccountActive(c.env, id, c.req.valid("json").is_active, c.get("logger"));
       return c.json(userProfile(user), 200);
     },

@@ -27,7 +27,7 @@ import {
 import { hashPassword } from "../services/passwords";
 import { clientIp, enforceRateLimit } from "../services/rate-limits";
 import { endEverySession, endSession } from "../services/sessions";
-import { issueTokenPair, revokeAccessToken, rotateRefreshToken, verifyToken, } from "../services/tokens";
+import { issueTokenPair, revokeAccessToken, rotateRefreshToken, verifyToken } from "../services/tokens";
 import { createUser, findUserById, publicUser, userProfile, type UserRow } from "../services/users";
 import { ErrorSchema, jsonBody, MessageSchema } from "./schemas";
 
@@ -70,7 +70,10 @@ const username = z
   .min(3, "Username must be at least 3 characters.")
   .max(150, "Username must be at most 150 characters.")
   .regex(/^[\w.@+-]+$/, "Enter a valid username. It may contain only letters, digits and @/./+/-/_ characters.");
-const email = z.email("Enter a valid email address.").max(254).transform((v) => v.trim());
+const email = z
+  .email("Enter a valid email address.")
+  .max(254)
+  .transform((v) => v.trim());
 
 const RegisterBody = z
   .object({
@@ -183,7 +186,8 @@ export function authRoutes() {
       summary: "Issue the csrftoken cookie",
       responses: { 200: jsonBody(z.object({ csrfToken: z.string() }), "CSRF token (also set as the csrftoken cookie)") },
     }),
-    async (c) => c.json({ csrfToken: await ensureCsrfCookie(c, c.get("authMethod") === "cookie" ? c.get("accessClaims")?.sid : undefined) }, 200),
+    async (c) =>
+      c.json({ csrfToken: await ensureCsrfCookie(c, c.get("authMethod") === "cookie" ? c.get("accessClaims")?.sid : undefined) }, 200),
   );
 
   app.openapi(

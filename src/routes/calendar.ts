@@ -75,7 +75,11 @@ const eventTime = z.iso
 const startTime = eventTime.refine((v) => Date.parse(v) >= Date.now() - START_GRACE_MS, "Start cannot be in the past.");
 
 const fields = {
-  title: z.string().trim().min(3, "Ensure this field has at least 3 characters.").max(200, "Ensure this field has no more than 200 characters."),
+  title: z
+    .string()
+    .trim()
+    .min(3, "Ensure this field has at least 3 characters.")
+    .max(200, "Ensure this field has no more than 200 characters."),
   description: z.string().max(5000, "Ensure this field has no more than 5000 characters."),
   location: z.string().trim().max(200, "Ensure this field has no more than 200 characters."),
   privacy: z.enum(EVENT_PRIVACY),
@@ -164,7 +168,8 @@ const FeedQuery = z
   .superRefine((q, ctx) => {
     const { from, to } = feedRange(q);
     if (!(from < to)) ctx.addIssue({ code: "custom", path: ["to"], message: "Must be after from." });
-    else if (to.getTime() - from.getTime() > FEED_MAX_DAYS * DAY_MS) ctx.addIssue({ code: "custom", path: ["to"], message: `The range may span at most ${FEED_MAX_DAYS} days.` });
+    else if (to.getTime() - from.getTime() > FEED_MAX_DAYS * DAY_MS)
+      ctx.addIssue({ code: "custom", path: ["to"], message: `The range may span at most ${FEED_MAX_DAYS} days.` });
   });
 
 // ---------------------------------------------------------------------------------------------
@@ -269,7 +274,11 @@ export function calendarRoutes() {
     }),
     async (c) => {
       const { page, page_size, month, hemisphere } = c.req.valid("query");
-      const { count, rows } = await queryPage<SeasonalTaskRow>(c.env.DB, { ...seasonalTaskPageQuery(hemisphere, month), page, pageSize: page_size });
+      const { count, rows } = await queryPage<SeasonalTaskRow>(c.env.DB, {
+        ...seasonalTaskPageQuery(hemisphere, month),
+        page,
+        pageSize: page_size,
+      });
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(seasonalTaskBody)), 200);
     },
   );
@@ -334,7 +343,11 @@ export function calendarRoutes() {
         "`going` to an event whose going count has reached capacity (409 EVENT_FULL). `maybe`/`not_going` are never limited.",
       middleware: [requireAuth] as const,
       request: { params: Id, body: { content: { "application/json": { schema: RsvpBody } }, required: true } },
-      responses: { 200: jsonBody(EventSchema, "The event with your RSVP and the new counts"), 409: errorBody("Event full or started"), ...authErrors },
+      responses: {
+        200: jsonBody(EventSchema, "The event with your RSVP and the new counts"),
+        409: errorBody("Event full or started"),
+        ...authErrors,
+      },
     }),
     async (c) => {
       const row = await upsertRsvp(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").status);
@@ -362,5 +375,12 @@ export function calendarRoutes() {
 }
 
 function seasonalTaskBody(row: SeasonalTaskRow) {
-  return { id: row.id, month: row.month, hemisphere: row.hemisphere, title: row.title, description: row.description, task_type: row.task_type };
+  return {
+    id: row.id,
+    month: row.month,
+    hemisphere: row.hemisphere,
+    title: row.title,
+    description: row.description,
+    task_type: row.task_type,
+  };
 }

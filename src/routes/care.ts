@@ -26,13 +26,18 @@ export function careRoutes() {
       request: {
         params: z.object({ id: z.uuid() }),
         query: z.object({
-          language: z.string().regex(/^[a-z]{2}$/, "Use a two-letter language code.").default("en"),
+          language: z
+            .string()
+            .regex(/^[a-z]{2}$/, "Use a two-letter language code.")
+            .default("en"),
           regenerate: z.enum(["true", "false"]).default("false"),
         }),
       },
       responses: {
         200: jsonBody(
-          z.object({ species_id: z.uuid(), scientific_name: z.string(), care_instructions: z.record(z.string(), z.unknown()).nullable() }).openapi("CareInstructions"),
+          z
+            .object({ species_id: z.uuid(), scientific_name: z.string(), care_instructions: z.record(z.string(), z.unknown()).nullable() })
+            .openapi("CareInstructions"),
           "Care instructions",
         ),
         401: { description: "Not signed in", content: { "application/json": { schema: ErrorSchema } } },
@@ -53,7 +58,13 @@ export function careRoutes() {
           care = await generateAndStoreCareGuide(c.env, species, language);
         } catch (err) {
           if (!(err instanceof ProviderError)) throw err;
-          throw new AppError("CARE_UNAVAILABLE", 503, "AI care instructions are unavailable right now. Please try again later.", undefined, { "Retry-After": "60" });
+          throw new AppError(
+            "CARE_UNAVAILABLE",
+            503,
+            "AI care instructions are unavailable right now. Please try again later.",
+            undefined,
+            { "Retry-After": "60" },
+          );
         }
       } else {
         care = await careInstructionsFor(c.env, species, language, c.get("logger"));

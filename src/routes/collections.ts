@@ -70,7 +70,11 @@ const collectionFields = {
   is_public: z.boolean(),
 };
 const CollectionCreate = z
-  .object({ name: collectionFields.name, description: collectionFields.description.optional(), is_public: collectionFields.is_public.optional() })
+  .object({
+    name: collectionFields.name,
+    description: collectionFields.description.optional(),
+    is_public: collectionFields.is_public.optional(),
+  })
   .strict()
   .openapi("CollectionCreate");
 const CollectionPatch = z.object(collectionFields).partial().strict().openapi("CollectionUpdate");
@@ -188,7 +192,10 @@ async function readPlantInput(c: Context<AppEnv>, schema: typeof PlantCreate | t
           fieldErrors.image = ["Expected a file."];
           continue;
         }
-        const result = await validateImageUpload({ bytes: new Uint8Array(await value.arrayBuffer()), declaredType: value.type, filename: value.name }, UPLOAD_RULES);
+        const result = await validateImageUpload(
+          { bytes: new Uint8Array(await value.arrayBuffer()), declaredType: value.type, filename: value.name },
+          UPLOAD_RULES,
+        );
         if (result.ok) image = result.image;
         else fieldErrors.image = [result.message];
       } else if (typeof value !== "string") {
@@ -225,7 +232,11 @@ function plantIdParam(c: Context<AppEnv>): string {
 }
 
 /** Stores the photo, then runs `write`; if the write fails the photo is released again. */
-async function withStoredImage(c: Context<AppEnv>, image: ValidatedImage | null, write: (key: string | null) => Promise<PlantRow>): Promise<PlantRow> {
+async function withStoredImage(
+  c: Context<AppEnv>,
+  image: ValidatedImage | null,
+  write: (key: string | null) => Promise<PlantRow>,
+): Promise<PlantRow> {
   if (!image) return write(null);
   await storeImages(c.env, [image]);
   const key = imageKey(image);
@@ -257,7 +268,11 @@ export function collectionRoutes() {
     }),
     async (c) => {
       const { page, page_size } = c.req.valid("query");
-      const { count, rows } = await queryPage<CollectionRow>(c.env.DB, { ...collectionPageQuery(c.get("user")!.id, false), page, pageSize: page_size });
+      const { count, rows } = await queryPage<CollectionRow>(c.env.DB, {
+        ...collectionPageQuery(c.get("user")!.id, false),
+        page,
+        pageSize: page_size,
+      });
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(collectionBody)), 200);
     },
   );
@@ -298,7 +313,8 @@ export function collectionRoutes() {
       request: { params: Id, body: { content: { "application/json": { schema: CollectionPatch } }, required: true } },
       responses: { 200: jsonBody(CollectionSchema, "Updated"), 409: errorBody("You already have a collection with this name"), ...errors },
     }),
-    async (c) => c.json(collectionBody(await updateCollection(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json"))), 200),
+    async (c) =>
+      c.json(collectionBody(await updateCollection(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json"))), 200),
   );
 
   app.openapi(
@@ -356,7 +372,12 @@ export function collectionRoutes() {
     request: {
       body: { content: { "application/json": { schema: PlantCreate }, "multipart/form-data": { schema: PlantUpload } }, required: true },
     },
-    responses: { 201: jsonBody(PlantSchema, "Created"), 413: errorBody("Image too large"), 415: errorBody("Neither JSON nor multipart"), ...errors },
+    responses: {
+      201: jsonBody(PlantSchema, "Created"),
+      413: errorBody("Image too large"),
+      415: errorBody("Neither JSON nor multipart"),
+      ...errors,
+    },
   });
   // Registered for the document, routed by hand: one schema checks both body kinds.
   app.openAPIRegistry.registerPath(createPlantRoute);
@@ -446,7 +467,11 @@ export function collectionRoutes() {
     async (c) => {
       const { page, page_size } = c.req.valid("query");
       const ownerId = await publicCollectionOwner(c.env, c.req.valid("param").username, c.get("user")?.id ?? null);
-      const { count, rows } = await queryPage<CollectionRow>(c.env.DB, { ...collectionPageQuery(ownerId, true), page, pageSize: page_size });
+      const { count, rows } = await queryPage<CollectionRow>(c.env.DB, {
+        ...collectionPageQuery(ownerId, true),
+        page,
+        pageSize: page_size,
+      });
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(collectionBody)), 200);
     },
   );

@@ -34,9 +34,17 @@ const tags = ["Plant health"];
 const BASE = "/api/v1/plant-identification";
 const STATUS = z
   .enum(["pending", "processing", "identified", "needs_help", "failed"])
-  .openapi({ description: "`identified`: a diagnosis was made (the plant looks healthy, or the best suggestion is ≥ 0.5 likely); `needs_help` otherwise, including photos that are not of a plant." });
+  .openapi({
+    description:
+      "`identified`: a diagnosis was made (the plant looks healthy, or the best suggestion is ≥ 0.5 likely); `needs_help` otherwise, including photos that are not of a plant.",
+  });
 const CONDITION = z.enum(PLANT_CONDITIONS).openapi({ description: "How badly the plant is affected, as the owner sees it." });
-const DISEASE_TYPE = z.enum(DISEASE_TYPES).openapi({ description: "From Plant.id's classification: Fungi → fungal, Bacteria → bacterial, viruses → viral, Oomycota/Chromista (water moulds) → oomycete, Animalia → pest, Abiotic → abiotic." });
+const DISEASE_TYPE = z
+  .enum(DISEASE_TYPES)
+  .openapi({
+    description:
+      "From Plant.id's classification: Fungi → fungal, Bacteria → bacterial, viruses → viral, Oomycota/Chromista (water moulds) → oomycete, Animalia → pest, Abiotic → abiotic.",
+  });
 const Id = z.object({ id: z.uuid() });
 const errorBody = (description: string) => ({ description, content: { "application/json": { schema: ErrorSchema } } });
 const errors = {
@@ -208,7 +216,8 @@ async function readUpload(c: Context<AppEnv>) {
   const fieldErrors: Record<string, string[]> = {};
   const images = await readImageParts(form, fieldErrors, MAX_IMAGES);
   const meta = MetaSchema.safeParse(textFields(form));
-  if (!meta.success) for (const issue of meta.error.issues) (fieldErrors[String(issue.path[0] ?? "non_field_errors")] ??= []).push(issue.message);
+  if (!meta.success)
+    for (const issue of meta.error.issues) (fieldErrors[String(issue.path[0] ?? "non_field_errors")] ??= []).push(issue.message);
   throwIfFieldErrors(fieldErrors);
   return { images, meta: meta.data! };
 }
@@ -247,7 +256,12 @@ export function diseaseRoutes() {
       plantCondition: upload.meta.plant_condition ?? null,
       location: upload.meta.location ?? "",
     });
-    await enqueueJob(c, { type: "diagnose", request_id: row.id, user_id: user.id }, (message) => failDiseaseRequest(c.env, row.id, message), "diagnosis");
+    await enqueueJob(
+      c,
+      { type: "diagnose", request_id: row.id, user_id: user.id },
+      (message) => failDiseaseRequest(c.env, row.id, message),
+      "diagnosis",
+    );
     return c.json(requestBody(row), 202);
   });
 
@@ -327,9 +341,16 @@ export function diseaseRoutes() {
         "Owner only; the request must be diagnosed (`identified` or `needs_help`). Confirming another result of the same request moves the confirmation. The request becomes `identified`.",
       request: {
         params: Id,
-        body: { content: { "application/json": { schema: z.object({ result_id: z.uuid() }).openapi("DiseaseConfirmation") } }, required: true },
+        body: {
+          content: { "application/json": { schema: z.object({ result_id: z.uuid() }).openapi("DiseaseConfirmation") } },
+          required: true,
+        },
       },
-      responses: { 200: jsonBody(DiseaseResultSchema, "The confirmed result"), 409: errorBody("The request is not diagnosed yet (or failed)"), ...errors },
+      responses: {
+        200: jsonBody(DiseaseResultSchema, "The confirmed result"),
+        409: errorBody("The request is not diagnosed yet (or failed)"),
+        ...errors,
+      },
     }),
     async (c) => {
       const row = await ownRequest(c, c.req.valid("param").id);
@@ -351,7 +372,9 @@ export function diseaseRoutes() {
       summary: "Diseases the community has confirmed at least once, with treatments (most confirmed first)",
       request: {
         query: PaginationQuery.extend({
-          search: searchText(100).optional().openapi({ description: "Matches name, common names and description; `%` and `_` match literally." }),
+          search: searchText(100)
+            .optional()
+            .openapi({ description: "Matches name, common names and description; `%` and `_` match literally." }),
           type: DISEASE_TYPE.optional(),
         }),
       },
@@ -359,7 +382,11 @@ export function diseaseRoutes() {
     }),
     async (c) => {
       const { page, page_size, search, type } = c.req.valid("query");
-      const { count, rows } = await queryPage<DiseaseEntryRow>(c.env.DB, { ...confirmedDiseasesQuery({ search: search || undefined, type }), page, pageSize: page_size });
+      const { count, rows } = await queryPage<DiseaseEntryRow>(c.env.DB, {
+        ...confirmedDiseasesQuery({ search: search || undefined, type }),
+        page,
+        pageSize: page_size,
+      });
       c.header("Cache-Control", "public, max-age=60");
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(entryBody)), 200);
     },

@@ -29,6 +29,8 @@ export async function enqueueJob(
     await fail(message);
     await publish(c.env, job.user_id, { type: "error", request_id: job.request_id, message }, logger);
     await publish(c.env, job.user_id, { type: "completed", request_id: job.request_id, status: "failed", results_count: 0 }, logger);
-    throw new AppError("QUEUE_UNAVAILABLE", 503, `Could not queue the ${noun} right now. Please retry in a moment.`, undefined, { "Retry-After": "10" });
+    throw new AppError("QUEUE_UNAVAILABLE", 503, `Could not queue the ${noun} right now. Please retry in a moment.`, undefined, {
+      "Retry-After": "10",
+    });
   }
 }

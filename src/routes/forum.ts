@@ -81,7 +81,14 @@ const AuthorSchema = z
   .openapi("ForumAuthor");
 
 const CategorySchema = z
-  .object({ id: z.uuid(), slug: z.string(), name: z.string(), description: z.string(), position: z.number().int(), topic_count: z.number().int() })
+  .object({
+    id: z.uuid(),
+    slug: z.string(),
+    name: z.string(),
+    description: z.string(),
+    position: z.number().int(),
+    topic_count: z.number().int(),
+  })
   .openapi("ForumCategory");
 
 const TopicSchema = z
@@ -102,14 +109,21 @@ const TopicSchema = z
 
 const AttachmentSchema = z
   .object({
-    url: z.string().openapi({ description: "Served by GET /api/v1/media/images/{file}.", example: "/api/v1/media/images/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08.jpg" }),
+    url: z
+      .string()
+      .openapi({
+        description: "Served by GET /api/v1/media/images/{file}.",
+        example: "/api/v1/media/images/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08.jpg",
+      }),
     width: z.number().int(),
     height: z.number().int(),
     content_type: z.enum(["image/jpeg", "image/png", "image/webp"]),
   })
   .openapi("ForumAttachment");
 
-const ReactionCountsSchema = z.object({ like: z.number().int(), love: z.number().int(), helpful: z.number().int(), thanks: z.number().int() }).openapi("ForumReactionCounts");
+const ReactionCountsSchema = z
+  .object({ like: z.number().int(), love: z.number().int(), helpful: z.number().int(), thanks: z.number().int() })
+  .openapi("ForumReactionCounts");
 
 const PostSchema = z
   .object({
@@ -134,13 +148,20 @@ const TopicDetailSchema = TopicSchema.extend({
   is_subscribed: z.boolean().openapi({ description: "Whether the caller follows the topic (false when anonymous)." }),
 }).openapi("ForumTopicDetail");
 
-const title = z.string().trim().min(5, "Ensure this field has at least 5 characters.").max(200, "Ensure this field has no more than 200 characters.");
+const title = z
+  .string()
+  .trim()
+  .min(5, "Ensure this field has at least 5 characters.")
+  .max(200, "Ensure this field has no more than 200 characters.");
 const body = z
   .string()
   .trim()
   .min(1, "This field may not be blank.")
   .max(20000, "Ensure this field has no more than 20000 characters.")
-  .openapi({ description: "Plain text (newlines kept) or a small HTML subset: p, br, hr, b/strong, i/em, u, s/del, code, pre, blockquote, ul/ol/li, h2–h4, a[href] (http, https, mailto, relative). Everything else is removed." });
+  .openapi({
+    description:
+      "Plain text (newlines kept) or a small HTML subset: p, br, hr, b/strong, i/em, u, s/del, code, pre, blockquote, ul/ol/li, h2–h4, a[href] (http, https, mailto, relative). Everything else is removed.",
+  });
 
 const TopicCreate = z.object({ title, body }).strict().openapi("ForumTopicCreate");
 const TopicPatch = z.object({ title }).strict().openapi("ForumTopicUpdate");
@@ -149,16 +170,32 @@ const binary = (n: number) =>
   z
     .any()
     .optional()
-    .openapi({ type: "string", format: "binary", description: n === 1 ? `Photo (JPEG, PNG or WebP; API.md §2.4). Up to ${MAX_ATTACHMENTS}: image_1 … image_${MAX_ATTACHMENTS}, kept in that order; trust level basic and up.` : `Photo ${n}.` });
+    .openapi({
+      type: "string",
+      format: "binary",
+      description:
+        n === 1
+          ? `Photo (JPEG, PNG or WebP; API.md §2.4). Up to ${MAX_ATTACHMENTS}: image_1 … image_${MAX_ATTACHMENTS}, kept in that order; trust level basic and up.`
+          : `Photo ${n}.`,
+    });
 const imageFields = Object.fromEntries(Array.from({ length: MAX_ATTACHMENTS }, (_, i) => [`image_${i + 1}`, binary(i + 1)]));
 const TopicUpload = z.object({ title, body, ...imageFields }).openapi("ForumTopicUpload");
 const PostUpload = z.object({ body, ...imageFields }).openapi("ForumPostUpload");
 const withImages = <J extends z.ZodType, M extends z.ZodType>(jsonSchema: J, multipartSchema: M) => ({
   body: { content: { "application/json": { schema: jsonSchema }, "multipart/form-data": { schema: multipartSchema } }, required: true },
 });
-const ReactionBody = z.object({ type: z.enum(REACTION_TYPES) }).strict().openapi("ForumReactionToggle");
+const ReactionBody = z
+  .object({ type: z.enum(REACTION_TYPES) })
+  .strict()
+  .openapi("ForumReactionToggle");
 const ReactionResult = z
-  .object({ post_id: z.uuid(), type: z.enum(REACTION_TYPES), reacted: z.boolean().openapi({ description: "true: added; false: removed." }), reactions: ReactionCountsSchema, my_reactions: z.array(z.enum(REACTION_TYPES)) })
+  .object({
+    post_id: z.uuid(),
+    type: z.enum(REACTION_TYPES),
+    reacted: z.boolean().openapi({ description: "true: added; false: removed." }),
+    reactions: ReactionCountsSchema,
+    my_reactions: z.array(z.enum(REACTION_TYPES)),
+  })
   .openapi("ForumReactionResult");
 const SolutionBody = z.object({ post_id: z.uuid() }).strict().openapi("ForumSolution");
 const ModerateBody = z
@@ -168,7 +205,9 @@ const ModerateBody = z
   .openapi("ForumTopicModerate");
 const SubscriptionSchema = z.object({ topic_id: z.uuid(), subscribed: z.boolean() }).openapi("ForumSubscription");
 const ReportCreate = z
-  .object({ reason: z.string().trim().min(1, "This field may not be blank.").max(500, "Ensure this field has no more than 500 characters.") })
+  .object({
+    reason: z.string().trim().min(1, "This field may not be blank.").max(500, "Ensure this field has no more than 500 characters."),
+  })
   .strict()
   .openapi("ForumReportCreate");
 const ReportSchema = z
@@ -186,7 +225,10 @@ const ReportSchema = z
     created_at: z.string(),
   })
   .openapi("ForumReport");
-const ReportPatch = z.object({ status: z.enum(REPORT_STATUSES) }).strict().openapi("ForumReportUpdate");
+const ReportPatch = z
+  .object({ status: z.enum(REPORT_STATUSES) })
+  .strict()
+  .openapi("ForumReportUpdate");
 
 // ---------------------------------------------------------------------------------------------
 
@@ -198,7 +240,10 @@ const IMAGE_PART = /^image_(\d+)$/;
  * before the photos are read); every part is validated before anything is written (400 with
  * every problem, 413 when a photo is too large).
  */
-async function readPostInput<T extends typeof TopicCreate | typeof PostCreate>(c: Context<AppEnv>, schema: T): Promise<{ fields: z.infer<T>; images: ValidatedImage[] }> {
+async function readPostInput<T extends typeof TopicCreate | typeof PostCreate>(
+  c: Context<AppEnv>,
+  schema: T,
+): Promise<{ fields: z.infer<T>; images: ValidatedImage[] }> {
   const contentType = (c.req.header("Content-Type") ?? "").toLowerCase();
   if (contentType.startsWith("multipart/form-data")) {
     const form = await readMultipartForm(c);
@@ -209,7 +254,8 @@ async function readPostInput<T extends typeof TopicCreate | typeof PostCreate>(c
       if (n) {
         sendsImages = true;
         const i = Number(n[1]);
-        if (i < 1 || i > MAX_ATTACHMENTS) fieldErrors[name] = [`At most ${MAX_ATTACHMENTS} images per post (image_1 … image_${MAX_ATTACHMENTS}).`];
+        if (i < 1 || i > MAX_ATTACHMENTS)
+          fieldErrors[name] = [`At most ${MAX_ATTACHMENTS} images per post (image_1 … image_${MAX_ATTACHMENTS}).`];
         else if (form.getAll(name).length > 1) fieldErrors[name] = ["Send one file per field."];
       } else if (typeof value !== "string") {
         fieldErrors[name] = ["Expected text, not a file."];
@@ -297,7 +343,8 @@ export function forumRoutes() {
     method: "post",
     path: `${base}/categories/{slug}/topics`,
     tags,
-    summary: "Start a topic (its body becomes the opening post; you are subscribed to it); JSON, or multipart with photos image_1 … image_6",
+    summary:
+      "Start a topic (its body becomes the opening post; you are subscribed to it); JSON, or multipart with photos image_1 … image_6",
     request: { params: Slug, ...withImages(TopicCreate, TopicUpload) },
     responses: {
       201: jsonBody(TopicDetailSchema, "Created"),
@@ -385,7 +432,8 @@ export function forumRoutes() {
     method: "post",
     path: `${base}/topics/{id}/posts`,
     tags,
-    summary: "Reply to a topic (locked topics: moderators only); its subscribers, except you, get a forum_reply notification; JSON, or multipart with photos image_1 … image_6",
+    summary:
+      "Reply to a topic (locked topics: moderators only); its subscribers, except you, get a forum_reply notification; JSON, or multipart with photos image_1 … image_6",
     request: { params: Id, ...withImages(PostCreate, PostUpload) },
     responses: {
       201: jsonBody(PostSchema, "Created"),
@@ -451,7 +499,11 @@ export function forumRoutes() {
       summary: "Toggle a reaction (like, love, helpful, thanks): the same request again removes it",
       middleware: [requireAuth] as const,
       request: { params: Id, ...json(ReactionBody) },
-      responses: { 200: jsonBody(ReactionResult, "The reaction state and the post's counts"), 409: errorBody("The post is deleted"), ...writeErrors },
+      responses: {
+        200: jsonBody(ReactionResult, "The reaction state and the post's counts"),
+        409: errorBody("The post is deleted"),
+        ...writeErrors,
+      },
     }),
     async (c) => {
       await limitWrites(c, "react");
@@ -467,7 +519,16 @@ export function forumRoutes() {
       summary: "Report a post to the moderators (once per post)",
       middleware: [requireAuth] as const,
       request: { params: Id, ...json(ReportCreate) },
-      responses: { 201: jsonBody(z.object({ id: z.uuid(), post_id: z.uuid(), status: z.enum(REPORT_STATUSES), created_at: z.string() }).openapi("ForumReportReceipt"), "Reported"), 409: errorBody("Already reported"), ...writeErrors },
+      responses: {
+        201: jsonBody(
+          z
+            .object({ id: z.uuid(), post_id: z.uuid(), status: z.enum(REPORT_STATUSES), created_at: z.string() })
+            .openapi("ForumReportReceipt"),
+          "Reported",
+        ),
+        409: errorBody("Already reported"),
+        ...writeErrors,
+      },
     }),
     async (c) => {
       await limitWrites(c, "post");
@@ -563,7 +624,8 @@ export function forumRoutes() {
       request: { params: Id, ...json(ReportPatch) },
       responses: { 200: jsonBody(ReportSchema, "The report"), ...writeErrors },
     }),
-    async (c) => c.json(reportBody(await resolveReport(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json").status)), 200),
+    async (c) =>
+      c.json(reportBody(await resolveReport(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json").status)), 200),
   );
 
   return app;

@@ -34,10 +34,7 @@ const probes: Record<CheckName, (env: Bindings) => Promise<unknown>> = {
 async function runCheck(env: Bindings, name: CheckName): Promise<{ ok: boolean; ms: number }> {
   const started = Date.now();
   try {
-    await Promise.race([
-      probes[name](env),
-      new Promise((_, reject) => setTimeout(() => reject(new Error("timeout")), CHECK_TIMEOUT_MS)),
-    ]);
+    await Promise.race([probes[name](env), new Promise((_, reject) => setTimeout(() => reject(new Error("timeout")), CHECK_TIMEOUT_MS))]);
     return { ok: true, ms: Date.now() - started };
   } catch {
     return { ok: false, ms: Date.now() - started };
@@ -59,10 +56,7 @@ export function healthRoutes() {
   return new OpenAPIHono<AppEnv>({ strict: false }).openapi(healthRoute, async (c) => {
     const names: CheckName[] = ["d1", "kv", "r2", "queue"];
     const results = await Promise.all(names.map((n) => runCheck(c.env, n)));
-    const checks = Object.fromEntries(names.map((n, i) => [n, results[i]!.ok ? "ok" : "error"])) as Record<
-      CheckName,
-      "ok" | "error"
-    >;
+    const checks = Object.fromEntries(names.map((n, i) => [n, results[i]!.ok ? "ok" : "error"])) as Record<CheckName, "ok" | "error">;
     const latency = Object.fromEntries(names.map((n, i) => [n, results[i]!.ms])) as Record<CheckName, number>;
     const healthy = results.every((r) => r.ok);
     const body = {

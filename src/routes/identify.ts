@@ -73,7 +73,13 @@ const IdentifySuccess = z
 const IdentifyFailure = z.object({ success: z.literal(false), error: z.string(), code: z.string().optional() }).openapi("IdentifyFailure");
 
 /** The seed-compatible failure shape; the status code still tells machines what happened. */
-function failure(c: Context<AppEnv>, status: 200 | 400 | 401 | 403 | 413 | 429 | 500 | 503, error: string, code: string, headers: Record<string, string> = {}) {
+function failure(
+  c: Context<AppEnv>,
+  status: 200 | 400 | 401 | 403 | 413 | 429 | 500 | 503,
+  error: string,
+  code: string,
+  headers: Record<string, string> = {},
+) {
   for (const [k, v] of Object.entries(headers)) c.header(k, v);
   return c.json({ success: false as const, error, code }, status);
 }
@@ -86,7 +92,10 @@ function summarise(outcome: IdentifyOutcome): string {
     top.sources.length > 1
       ? "Plant.id and Pl@ntNet agree."
       : `Identified by ${top.sources[0] === "plant_id" ? "Plant.id" : "Pl@ntNet"}${outcome.suggestions.length > 1 ? "; see the other suggestions too" : ""}.`;
-  const health = outcome.health && !outcome.health.isHealthy && outcome.health.diseases[0] ? ` Possible problem: ${outcome.health.diseases[0].name}.` : "";
+  const health =
+    outcome.health && !outcome.health.isHealthy && outcome.health.diseases[0]
+      ? ` Possible problem: ${outcome.health.diseases[0].name}.`
+      : "";
   return `${name} — ${pct}% confidence. ${agreement}${health}`;
 }
 
@@ -110,29 +119,35 @@ export function identifyRoutes() {
   // Registered in the OpenAPI document but routed with plain `app.post`: the route reads its
   // own multipart body, so even a malformed upload is answered in the seed shape.
   const identifyRoute = createRoute({
-      method: "post",
-      path: "/api/v1/plant-identification/identify",
-      tags,
-      summary: "Identify a plant photo now (seed-compatible; parallel Plant.id + Pl@ntNet)",
-      description:
-        "Multipart field `image`. Answers `{success: true, …}` or `{success: false, error}` (not the error envelope). " +
-        "Signed-in callers' identifications are saved and `request_id` returned.",
-      request: {
-        body: {
-          content: { "multipart/form-data": { schema: z.object({ image: z.any().openapi({ type: "string", format: "binary" }) }) } },
-          required: true,
-        },
+    method: "post",
+    path: "/api/v1/plant-identification/identify",
+    tags,
+    summary: "Identify a plant photo now (seed-compatible; parallel Plant.id + Pl@ntNet)",
+    description:
+      "Multipart field `image`. Answers `{success: true, …}` or `{success: false, error}` (not the error envelope). " +
+      "Signed-in callers' identifications are saved and `request_id` returned.",
+    request: {
+      body: {
+        content: { "multipart/form-data": { schema: z.object({ image: z.any().openapi({ type: "string", format: "binary" }) }) } },
+        required: true,
       },
-      responses: {
-        200: { description: "Identified, or `success: false` when nothing matched", content: { "application/json": { schema: z.union([IdentifySuccess, IdentifyFailure]) } } },
-        400: { description: "No or invalid image", content: { "application/json": { schema: IdentifyFailure } } },
-        401: { description: "Sign-in required (anonymous use disabled)", content: { "application/json": { schema: IdentifyFailure } } },
-        403: { description: "Cookie-authenticated call without a matching X-CSRFToken header (`CSRF_FAILED`)", content: { "application/json": { schema: IdentifyFailure } } },
-        429: { description: "Rate limited", content: { "application/json": { schema: IdentifyFailure } } },
-        500: { description: "Our own failure (seed shape)", content: { "application/json": { schema: IdentifyFailure } } },
-        503: { description: "Both providers unavailable", content: { "application/json": { schema: IdentifyFailure } } },
+    },
+    responses: {
+      200: {
+        description: "Identified, or `success: false` when nothing matched",
+        content: { "application/json": { schema: z.union([IdentifySuccess, IdentifyFailure]) } },
       },
-    });
+      400: { description: "No or invalid image", content: { "application/json": { schema: IdentifyFailure } } },
+      401: { description: "Sign-in required (anonymous use disabled)", content: { "application/json": { schema: IdentifyFailure } } },
+      403: {
+        description: "Cookie-authenticated call without a matching X-CSRFToken header (`CSRF_FAILED`)",
+        content: { "application/json": { schema: IdentifyFailure } },
+      },
+      429: { description: "Rate limited", content: { "application/json": { schema: IdentifyFailure } } },
+      500: { description: "Our own failure (seed shape)", content: { "application/json": { schema: IdentifyFailure } } },
+      503: { description: "Both providers unavailable", content: { "application/json": { schema: IdentifyFailure } } },
+    },
+  });
   app.openAPIRegistry.registerPath(identifyRoute);
   app.post(identifyRoute.path, async (c) => {
     try {
@@ -174,9 +189,15 @@ export function identifyRoutes() {
     });
     const cached = { plant_id: outcome.providers.plant_id.cached, plantnet: outcome.providers.plantnet.cached };
     if (outcome.allFailed) {
-      return failure(c, 503, "Plant identification is temporarily unavailable. Please try again in a few minutes.", "PROVIDERS_UNAVAILABLE", {
-        "Retry-After": "30",
-      });
+      return failure(
+        c,
+        503,
+        "Plant identification is temporarily unavailable. Please try again in a few minutes.",
+        "PROVIDERS_UNAVAILABLE",
+        {
+          "Retry-After": "30",
+        },
+      );
     }
     if (outcome.suggestions.length === 0) {
       return failure(c, 200, "Unable to identify plant. Please try a clearer image.", outcome.isPlant ? "NO_MATCH" : "NOT_A_PLANT");
@@ -206,7 +227,11 @@ export function identifyRoutes() {
         suggestions: outcome.suggestions,
         care_instructions: catalogue ? ruleBasedCare(catalogue) : null,
         disease_detection: diseaseDetection(outcome),
-        disease_suggestions: (outcome.health?.diseases ?? []).map((d) => ({ name: d.name, probability: d.probability, description: d.description })),
+        disease_suggestions: (outcome.health?.diseases ?? []).map((d) => ({
+          name: d.name,
+          probability: d.probability,
+          description: d.description,
+        })),
         summary: summarise(outcome),
         cached,
         ...(requestId ? { request_id: requestId } : {}),

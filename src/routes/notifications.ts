@@ -6,7 +6,15 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
 import { requireAuth } from "../middleware/auth";
-import { markAllRead, markRead, NOTIFICATION_TYPES, notificationBody, notificationPageQuery, unreadCount, type NotificationRow } from "../services/notifications";
+import {
+  markAllRead,
+  markRead,
+  NOTIFICATION_TYPES,
+  notificationBody,
+  notificationPageQuery,
+  unreadCount,
+  type NotificationRow,
+} from "../services/notifications";
 import { pageOf, PaginationQuery, queryPage } from "./pagination";
 import { BooleanQuery, ErrorSchema, jsonBody, pageSchema } from "./schemas";
 
@@ -21,7 +29,9 @@ const NotificationSchema = z
     type: z.enum(NOTIFICATION_TYPES),
     title: z.string(),
     body: z.string(),
-    data: z.record(z.string(), z.unknown()).openapi({ description: "care_reminder: {reminder_id, plant_id, due_at}; forum_reply: {topic_id, post_id, category_slug}" }),
+    data: z
+      .record(z.string(), z.unknown())
+      .openapi({ description: "care_reminder: {reminder_id, plant_id, due_at}; forum_reply: {topic_id, post_id, category_slug}" }),
     is_read: z.boolean(),
     created_at: z.string(),
     read_at: z.string().nullable(),
@@ -39,7 +49,9 @@ export function notificationRoutes() {
       tags,
       summary: "Your notifications, newest first",
       middleware: [requireAuth] as const,
-      request: { query: PaginationQuery.extend({ unread: BooleanQuery.optional().openapi({ description: "true: unread only; false: read only" }) }) },
+      request: {
+        query: PaginationQuery.extend({ unread: BooleanQuery.optional().openapi({ description: "true: unread only; false: read only" }) }),
+      },
       responses: { 200: jsonBody(pageSchema(NotificationSchema, "NotificationPage"), "Page of notifications"), ...errors },
     }),
     async (c) => {
@@ -69,7 +81,10 @@ export function notificationRoutes() {
       tags,
       summary: "Mark all your notifications read",
       middleware: [requireAuth] as const,
-      responses: { 200: jsonBody(z.object({ marked_read: z.number().int() }).openapi("MarkedRead"), "How many were unread"), 401: errors[401] },
+      responses: {
+        200: jsonBody(z.object({ marked_read: z.number().int() }).openapi("MarkedRead"), "How many were unread"),
+        401: errors[401],
+      },
     }),
     async (c) => c.json({ marked_read: await markAllRead(c.env, c.get("user")!.id) }, 200),
   );

@@ -52,18 +52,20 @@ const ReminderSchema = z
   .openapi("CareReminder");
 
 /** Due times are ISO-8601 with an offset (stored as UTC), within a year back and five years ahead. */
-const dueTime = z.iso
-  .datetime({ offset: true, message: "Enter an ISO-8601 date-time, e.g. 2026-11-26T08:00:00Z." })
-  .refine((v) => {
-    const t = Date.parse(v);
-    return t >= Date.now() - 366 * DAY_MS && t <= Date.now() + 5 * 366 * DAY_MS;
-  }, "Must be within a year in the past and five years in the future.");
+const dueTime = z.iso.datetime({ offset: true, message: "Enter an ISO-8601 date-time, e.g. 2026-11-26T08:00:00Z." }).refine((v) => {
+  const t = Date.parse(v);
+  return t >= Date.now() - 366 * DAY_MS && t <= Date.now() + 5 * 366 * DAY_MS;
+}, "Must be within a year in the past and five years in the future.");
 
 const fields = {
   reminder_type: z.enum(REMINDER_TYPES),
   frequency: z.enum(FREQUENCIES),
   custom_interval_days: z.number().int().min(1, "Between 1 and 365 days.").max(365, "Between 1 and 365 days."),
-  title: z.string().trim().max(100, "Ensure this field has no more than 100 characters.").openapi({ description: "Empty or absent: e.g. \"Water Monstera\"." }),
+  title: z
+    .string()
+    .trim()
+    .max(100, "Ensure this field has no more than 100 characters.")
+    .openapi({ description: 'Empty or absent: e.g. "Water Monstera".' }),
 };
 
 const ReminderCreate = z
@@ -71,7 +73,9 @@ const ReminderCreate = z
     plant_id: z.uuid().openapi({ description: "One of your plants (else 404)." }),
     reminder_type: fields.reminder_type,
     frequency: fields.frequency,
-    custom_interval_days: fields.custom_interval_days.optional().openapi({ description: "Required with frequency `custom`, forbidden otherwise." }),
+    custom_interval_days: fields.custom_interval_days
+      .optional()
+      .openapi({ description: "Required with frequency `custom`, forbidden otherwise." }),
     title: fields.title.optional(),
     first_due_at: dueTime.optional().openapi({ description: "First occurrence (default: one interval from now)." }),
   })
@@ -102,14 +106,23 @@ const ReminderPatch = z
 const ActionBody = z
   .object({
     action: z.enum(REMINDER_ACTIONS).openapi({
-      description: "complete: next due = now + one interval, streak +1. skip: next due moves one interval on, streak 0. snooze: next due = now + hours.",
+      description:
+        "complete: next due = now + one interval, streak +1. skip: next due moves one interval on, streak 0. snooze: next due = now + hours.",
     }),
-    hours: z.number().int().min(1, "Between 1 and 168 hours.").max(168, "Between 1 and 168 hours.").optional().openapi({ description: "Snooze only (1..168)." }),
+    hours: z
+      .number()
+      .int()
+      .min(1, "Between 1 and 168 hours.")
+      .max(168, "Between 1 and 168 hours.")
+      .optional()
+      .openapi({ description: "Snooze only (1..168)." }),
   })
   .strict()
   .superRefine((body, ctx) => {
-    if (body.action === "snooze" && body.hours === undefined) ctx.addIssue({ code: "custom", path: ["hours"], message: "Required for snooze (1..168)." });
-    if (body.action !== "snooze" && body.hours !== undefined) ctx.addIssue({ code: "custom", path: ["hours"], message: "Only allowed for snooze." });
+    if (body.action === "snooze" && body.hours === undefined)
+      ctx.addIssue({ code: "custom", path: ["hours"], message: "Required for snooze (1..168)." });
+    if (body.action !== "snooze" && body.hours !== undefined)
+      ctx.addIssue({ code: "custom", path: ["hours"], message: "Only allowed for snooze." });
   })
   .openapi("CareReminderAction");
 
@@ -150,7 +163,10 @@ export function reminderRoutes() {
       request: {
         query: PaginationQuery.extend({
           plant: z.uuid().optional().openapi({ description: "Only this plant's reminders (must be yours, else 404)" }),
-          due_before: z.iso.datetime({ offset: true }).optional().openapi({ description: "Only reminders whose next_due_at is before this time" }),
+          due_before: z.iso
+            .datetime({ offset: true })
+            .optional()
+            .openapi({ description: "Only reminders whose next_due_at is before this time" }),
           is_active: BooleanQuery.optional(),
         }),
       },
@@ -198,7 +214,10 @@ export function reminderRoutes() {
     tags,
     summary: "Your active reminders as an iCalendar file (RFC 5545), one recurring event each",
     responses: {
-      200: { description: "VCALENDAR with one VEVENT (with RRULE) per active reminder", content: { "text/calendar": { schema: z.string() } } },
+      200: {
+        description: "VCALENDAR with one VEVENT (with RRULE) per active reminder",
+        content: { "text/calendar": { schema: z.string() } },
+      },
       401: errors[401],
     },
   });
@@ -227,7 +246,14 @@ export function reminderRoutes() {
       const now = Date.now();
       const { results, truncated } = previewOccurrences(await activeReminders(c.env, c.get("user")!.id), now, days);
       return c.json(
-        { days, from: new Date(now).toISOString(), to: new Date(now + days * DAY_MS).toISOString(), count: results.length, truncated, results },
+        {
+          days,
+          from: new Date(now).toISOString(),
+          to: new Date(now + days * DAY_MS).toISOString(),
+          count: results.length,
+          truncated,
+          results,
+        },
         200,
       );
     },

@@ -112,7 +112,12 @@ interface ResultRow {
 }
 
 function requestBody(row: RequestRow) {
-  const health = row.health ? (JSON.parse(row.health) as { isHealthy: boolean; diseases: { name: string; probability: number; description: string; treatment: string }[] }) : null;
+  const health = row.health
+    ? (JSON.parse(row.health) as {
+        isHealthy: boolean;
+        diseases: { name: string; probability: number; description: string; treatment: string }[];
+      })
+    : null;
   const top = health && !health.isHealthy ? health.diseases[0] : undefined;
   return {
     request_id: row.id,
@@ -228,7 +233,11 @@ const MetaSchema = z.object({
       return list as PlantNetOrgan[];
     }),
   latitude: z.coerce.number().min(-90, "Latitude must be between -90 and 90.").max(90, "Latitude must be between -90 and 90.").optional(),
-  longitude: z.coerce.number().min(-180, "Longitude must be between -180 and 180.").max(180, "Longitude must be between -180 and 180.").optional(),
+  longitude: z.coerce
+    .number()
+    .min(-180, "Longitude must be between -180 and 180.")
+    .max(180, "Longitude must be between -180 and 180.")
+    .optional(),
   location: z.string().max(200).optional(),
   description: z.string().max(2000).optional(),
   plant_size: z.string().max(50).optional(),
@@ -241,7 +250,8 @@ async function readUpload(c: Context<AppEnv>) {
   const fieldErrors: Record<string, string[]> = {};
   const images = await readImageParts(form, fieldErrors, MAX_IMAGES);
   const meta = MetaSchema.safeParse(textFields(form));
-  if (!meta.success) for (const issue of meta.error.issues) (fieldErrors[String(issue.path[0] ?? "non_field_errors")] ??= []).push(issue.message);
+  if (!meta.success)
+    for (const issue of meta.error.issues) (fieldErrors[String(issue.path[0] ?? "non_field_errors")] ??= []).push(issue.message);
   const organs = meta.success ? meta.data.organs : undefined;
   if (organs && organs.length !== images.length && Object.keys(fieldErrors).length === 0) {
     fieldErrors.organs = [`Give one organ per image (${images.length} image(s), ${organs.length} organ(s)).`];
@@ -287,7 +297,12 @@ export function requestRoutes() {
       habitat: upload.meta.habitat,
       status: "pending",
     });
-    await enqueueJob(c, { type: "identify", request_id: row.id, user_id: user.id }, (message) => failRequest(c.env, row.id, message), "identification");
+    await enqueueJob(
+      c,
+      { type: "identify", request_id: row.id, user_id: user.id },
+      (message) => failRequest(c.env, row.id, message),
+      "identification",
+    );
     return c.json(requestBody(row), 202);
   });
 
@@ -349,7 +364,13 @@ export function requestRoutes() {
       const species = primary?.species_id ? await findSpeciesForCare(c.env, { id: primary.species_id }) : null;
       const care = species ? ((await storedCareGuide(c.env, species.id, "en")) ?? ruleBasedCare(species)) : null;
       return c.json(
-        { request_id: row.id, status: row.status, results: results.map(resultBody), disease_detection: requestBody(row).disease_detection, care_instructions: care },
+        {
+          request_id: row.id,
+          status: row.status,
+          results: results.map(resultBody),
+          disease_detection: requestBody(row).disease_detection,
+          care_instructions: care,
+        },
         200,
       );
     },
@@ -369,7 +390,11 @@ export function requestRoutes() {
       await c.env.DB.prepare("DELETE FROM identification_requests WHERE id = ?").bind(row.id).run();
       // Photos are content-addressed and shared: keep any another request, diagnosis or plant still uses.
       await deleteUnusedImages(c.env, decodeImages(row));
-      c.executionCtx.waitUntil(userHub(c.env, row.user_id!).closeRequest(row.id, 4404, "request deleted").catch(() => {}));
+      c.executionCtx.waitUntil(
+        userHub(c.env, row.user_id!)
+          .closeRequest(row.id, 4404, "request deleted")
+          .catch(() => {}),
+      );
       return c.body(null, 204);
     },
   );
@@ -399,7 +424,12 @@ export function requestRoutes() {
           `Only failed or needs-help requests, or pending/processing ones whose job was lost, can be retried (this one is ${row.status}).`,
         );
       }
-      await enqueueJob(c, { type: "identify", request_id: row.id, user_id: user.id }, (message) => failRequest(c.env, row.id, message), "identification");
+      await enqueueJob(
+        c,
+        { type: "identify", request_id: row.id, user_id: user.id },
+        (message) => failRequest(c.env, row.id, message),
+        "identification",
+      );
       return c.json(requestBody(updated), 202);
     },
   );
@@ -433,7 +463,15 @@ export function requestRoutes() {
     async (c) => {
       const { page, page_size } = c.req.valid("query");
       const userId = c.get("user")!.id;
-      type Row = { id: string; status: RequestRow["status"]; created_at: string; image_hashes: string; plant_name: string | null; scientific_name: string | null; confidence_score: number | null };
+      type Row = {
+        id: string;
+        status: RequestRow["status"];
+        created_at: string;
+        image_hashes: string;
+        plant_name: string | null;
+        scientific_name: string | null;
+        confidence_score: number | null;
+      };
       // The best result per request: the accepted one, else the most confident.
       const { count, rows } = await queryPage<Row>(c.env.DB, {
         select: "q.id, q.status, q.created_at, q.image_hashes, r.plant_name, r.scientific_name, r.confidence_score",
@@ -468,9 +506,20 @@ export function requestRoutes() {
       path: "/api/v1/plant-identification/results/{id}/vote",
       tags,
       summary: "Vote on a result: same vote again removes it, the opposite switches",
-      request: { params: Id, body: { content: { "application/json": { schema: z.object({ vote_type: z.enum(["upvote", "downvote"]) }) } }, required: true } },
+      request: {
+        params: Id,
+        body: { content: { "application/json": { schema: z.object({ vote_type: z.enum(["upvote", "downvote"]) }) } }, required: true },
+      },
       responses: {
-        200: jsonBody(z.object({ result_id: z.uuid(), vote: z.enum(["upvote", "downvote"]).nullable(), upvotes: z.number().int(), downvotes: z.number().int() }), "Vote state"),
+        200: jsonBody(
+          z.object({
+            result_id: z.uuid(),
+            vote: z.enum(["upvote", "downvote"]).nullable(),
+            upvotes: z.number().int(),
+            downvotes: z.number().int(),
+          }),
+          "Vote state",
+        ),
         ...errors,
       },
     }),
@@ -480,7 +529,10 @@ export function requestRoutes() {
       const user = c.get("user")!;
       const result = await loadResult(c, id);
       if (result.owner_id !== user.id && !result.shared) throw new AppError("NOT_FOUND", 404, "Result not found.");
-      if (result.is_accepted) throw new AppError("VALIDATION_ERROR", 400, "Accepted results cannot be voted on.", { vote_type: ["This result is already accepted."] });
+      if (result.is_accepted)
+        throw new AppError("VALIDATION_ERROR", 400, "Accepted results cannot be voted on.", {
+          vote_type: ["This result is already accepted."],
+        });
       const db = c.env.DB;
       // One batch, which D1 runs as one transaction: concurrent votes behave as votes one after
       // the other, and the answer is the state this vote left (reading the old vote first let
@@ -504,7 +556,9 @@ export function requestRoutes() {
           )
           .bind(id),
         db
-          .prepare("SELECT v.vote_type AS vote, r.upvotes, r.downvotes FROM identification_results r LEFT JOIN votes v ON v.result_id = r.id AND v.user_id = ? WHERE r.id = ?")
+          .prepare(
+            "SELECT v.vote_type AS vote, r.upvotes, r.downvotes FROM identification_results r LEFT JOIN votes v ON v.result_id = r.id AND v.user_id = ? WHERE r.id = ?",
+          )
           .bind(user.id, id),
       ]);
       const tally = state!.results[0];
@@ -527,7 +581,11 @@ export function requestRoutes() {
       const result = await loadResult(c, id);
       if (result.owner_id !== c.get("user")!.id) throw new AppError("NOT_FOUND", 404, "Result not found.");
       await c.env.DB.batch([
-        c.env.DB.prepare("UPDATE identification_results SET is_accepted = (id = ?), is_primary = (id = ?) WHERE request_id = ?").bind(id, id, result.request_id),
+        c.env.DB.prepare("UPDATE identification_results SET is_accepted = (id = ?), is_primary = (id = ?) WHERE request_id = ?").bind(
+          id,
+          id,
+          result.request_id,
+        ),
         c.env.DB.prepare(
           "UPDATE identification_requests SET status = 'identified', updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? AND status IN ('identified', 'needs_help')",
         ).bind(result.request_id),
@@ -548,15 +606,41 @@ export function requestRoutes() {
         body: {
           content: {
             "application/json": {
-              schema: z.object({ collection_id: z.uuid().optional(), nickname: z.string().max(100).optional(), notes: z.string().max(2000).optional() }),
+              schema: z.object({
+                collection_id: z.uuid().optional(),
+                nickname: z.string().max(100).optional(),
+                notes: z.string().max(2000).optional(),
+              }),
             },
           },
           required: false,
         },
       },
       responses: {
-        201: jsonBody(z.object({ id: z.uuid(), collection_id: z.uuid(), species_id: z.string().nullable(), result_id: z.uuid(), nickname: z.string(), notes: z.string(), created: z.boolean() }), "Plant added"),
-        200: jsonBody(z.object({ id: z.uuid(), collection_id: z.uuid(), species_id: z.string().nullable(), result_id: z.uuid(), nickname: z.string(), notes: z.string(), created: z.boolean() }), "Already in that collection"),
+        201: jsonBody(
+          z.object({
+            id: z.uuid(),
+            collection_id: z.uuid(),
+            species_id: z.string().nullable(),
+            result_id: z.uuid(),
+            nickname: z.string(),
+            notes: z.string(),
+            created: z.boolean(),
+          }),
+          "Plant added",
+        ),
+        200: jsonBody(
+          z.object({
+            id: z.uuid(),
+            collection_id: z.uuid(),
+            species_id: z.string().nullable(),
+            result_id: z.uuid(),
+            nickname: z.string(),
+            notes: z.string(),
+            created: z.boolean(),
+          }),
+          "Already in that collection",
+        ),
         ...errors,
       },
     }),
@@ -567,8 +651,12 @@ export function requestRoutes() {
       const result = await loadResult(c, id);
       if (result.owner_id !== user.id) throw new AppError("NOT_FOUND", 404, "Result not found.");
       const collection = body.collection_id
-        ? await c.env.DB.prepare("SELECT id FROM collections WHERE id = ? AND user_id = ?").bind(body.collection_id, user.id).first<{ id: string }>()
-        : await c.env.DB.prepare("SELECT id FROM collections WHERE user_id = ? ORDER BY is_default DESC, created_at ASC LIMIT 1").bind(user.id).first<{ id: string }>();
+        ? await c.env.DB.prepare("SELECT id FROM collections WHERE id = ? AND user_id = ?")
+            .bind(body.collection_id, user.id)
+            .first<{ id: string }>()
+        : await c.env.DB.prepare("SELECT id FROM collections WHERE user_id = ? ORDER BY is_default DESC, created_at ASC LIMIT 1")
+            .bind(user.id)
+            .first<{ id: string }>();
       if (!collection) throw new AppError("NOT_FOUND", 404, "Collection not found.");
       const plantId = uuidv7();
       const inserted = await c.env.DB.prepare(
@@ -578,7 +666,9 @@ export function requestRoutes() {
         .bind(plantId, user.id, collection.id, result.species_id, id, body.nickname ?? result.plant_name, body.notes ?? "")
         .run();
       const created = (inserted.meta.changes ?? 0) > 0;
-      const plant = (await c.env.DB.prepare("SELECT id, collection_id, species_id, result_id, nickname, notes FROM user_plants WHERE collection_id = ? AND result_id = ?")
+      const plant = (await c.env.DB.prepare(
+        "SELECT id, collection_id, species_id, result_id, nickname, notes FROM user_plants WHERE collection_id = ? AND result_id = ?",
+      )
         .bind(collection.id, id)
         .first<{ id: string; collection_id: string; species_id: string | null; result_id: string; nickname: string; notes: string }>())!;
       return created ? c.json({ ...plant, created }, 201) : c.json({ ...plant, created }, 200);

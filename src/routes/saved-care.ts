@@ -5,7 +5,15 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
 import { requireAuth } from "../middleware/auth";
-import { createSavedCare, deleteSavedCare, ownSavedCare, savedCareBody, savedCarePageQuery, updateSavedCare, type SavedCareRow } from "../services/saved-care";
+import {
+  createSavedCare,
+  deleteSavedCare,
+  ownSavedCare,
+  savedCareBody,
+  savedCarePageQuery,
+  updateSavedCare,
+  type SavedCareRow,
+} from "../services/saved-care";
 import { pageOf, PaginationQuery, queryPage } from "./pagination";
 import { BooleanQuery, boundedJsonObject, ErrorSchema, jsonBody, pageSchema } from "./schemas";
 

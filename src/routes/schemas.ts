@@ -31,11 +31,9 @@ export function pageSchema<T extends z.ZodType>(item: T, name: string) {
 
 /** A JSON object of at most `maxBytes` once serialised (care instructions and the like). */
 export function boundedJsonObject(maxBytes: number) {
-  return z
-    .record(z.string(), z.unknown())
-    .refine((value) => new TextEncoder().encode(JSON.stringify(value)).length <= maxBytes, {
-      message: `Must be a JSON object of at most ${Math.round(maxBytes / 1024)} KiB.`,
-    });
+  return z.record(z.string(), z.unknown()).refine((value) => new TextEncoder().encode(JSON.stringify(value)).length <= maxBytes, {
+    message: `Must be a JSON object of at most ${Math.round(maxBytes / 1024)} KiB.`,
+  });
 }
 
 /** `?flag=true|false` query parameters (compare with "true" after validation). */

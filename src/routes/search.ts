@@ -9,7 +9,14 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
 import { DISEASE_TYPES } from "../services/diseases";
-import { MAX_SUGGESTIONS, SEARCH_TYPES, searchSuggestions, UNAVAILABLE_SEARCH_TYPES, unifiedSearch, type SearchType } from "../services/search";
+import {
+  MAX_SUGGESTIONS,
+  SEARCH_TYPES,
+  searchSuggestions,
+  UNAVAILABLE_SEARCH_TYPES,
+  unifiedSearch,
+  type SearchType,
+} from "../services/search";
 import { ErrorSchema, jsonBody, searchText } from "./schemas";
 
 const tags = ["Search"];
@@ -20,14 +27,24 @@ const BLOG_NOTE = "Blog search is not available yet; this group is always empty.
 
 const q = searchText(100)
   .min(1, "Enter something to search for.")
-  .openapi({ description: "Trimmed, 1..100 characters, no control characters. Case-insensitive; `%` and `_` match literally.", example: "monstera" });
+  .openapi({
+    description: "Trimmed, 1..100 characters, no control characters. Case-insensitive; `%` and `_` match literally.",
+    example: "monstera",
+  });
 
 const types = z
   .string()
   .max(200)
   .optional()
   .transform((raw, ctx) => {
-    const list = [...new Set((raw ?? "").split(",").map((t) => t.trim().toLowerCase()).filter(Boolean))];
+    const list = [
+      ...new Set(
+        (raw ?? "")
+          .split(",")
+          .map((t) => t.trim().toLowerCase())
+          .filter(Boolean),
+      ),
+    ];
     const unknown = list.filter((t) => !ACCEPTED_TYPES.includes(t));
     if (unknown.length > 0) {
       ctx.addIssue({ code: "custom", message: `Unknown type(s): ${unknown.join(", ")}. Use ${ACCEPTED_TYPES.join(", ")}.` });
@@ -46,7 +63,12 @@ const Hit = {
   title: z.string(),
   snippet: z.string().openapi({ description: "Short plain text (no markup)." }),
   url: z.string().openapi({ description: "API path of the thing found." }),
-  score: z.number().openapi({ description: "0..1, higher is better; comparable within one type only (1 exact, 0.8 prefix, 0.7 a word of a species name starts with it, 0.6 contains, 0.4 body/description only, 0.3 typo-tolerant species)." }),
+  score: z
+    .number()
+    .openapi({
+      description:
+        "0..1, higher is better; comparable within one type only (1 exact, 0.8 prefix, 0.7 a word of a species name starts with it, 0.6 contains, 0.4 body/description only, 0.3 typo-tolerant species).",
+    }),
 };
 const SpeciesHit = z
   .object({ type: z.literal("species"), ...Hit, common_names: z.array(z.string()), family: z.string() })
@@ -76,10 +98,18 @@ const SearchResponse = z
       })
       .openapi({ description: "One list per requested type, best first, at most `limit` each." }),
     counts: z
-      .object({ species: z.number().int().optional(), forum: z.number().int().optional(), diseases: z.number().int().optional(), blog: z.number().int().optional() })
+      .object({
+        species: z.number().int().optional(),
+        forum: z.number().int().optional(),
+        diseases: z.number().int().optional(),
+        blog: z.number().int().optional(),
+      })
       .openapi({ description: "All matches per requested type (not only those listed)." }),
     total: z.number().int().openapi({ description: "Sum of counts." }),
-    notes: z.record(z.string(), z.string()).optional().openapi({ description: "Per-type remarks, e.g. that blog search is not available yet." }),
+    notes: z
+      .record(z.string(), z.string())
+      .optional()
+      .openapi({ description: "Per-type remarks, e.g. that blog search is not available yet." }),
   })
   .openapi("SearchResults");
 
@@ -96,8 +126,17 @@ export function searchRoutes() {
       path: base,
       tags,
       summary: "Search species, forum topics and confirmed diseases at once: ranked hits and counts per type",
-      request: { query: z.object({ q, types, limit: z.coerce.number().int().min(1).max(20).default(5).openapi({ description: "Hits per type, 1..20." }) }) },
-      responses: { 200: jsonBody(SearchResponse, "Hits grouped by type"), 400: jsonBody(ErrorSchema, "Missing or invalid query, unknown type or bad limit") },
+      request: {
+        query: z.object({
+          q,
+          types,
+          limit: z.coerce.number().int().min(1).max(20).default(5).openapi({ description: "Hits per type, 1..20." }),
+        }),
+      },
+      responses: {
+        200: jsonBody(SearchResponse, "Hits grouped by type"),
+        400: jsonBody(ErrorSchema, "Missing or invalid query, unknown type or bad limit"),
+      },
     }),
     async (c) => {
       const { q, types, limit } = c.req.valid("query");

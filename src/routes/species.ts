@@ -88,7 +88,7 @@ export function speciesRoutes() {
       summary: "Find a species by scientific name: the catalogue first, else Trefle (stored as a new unverified species)",
       description:
         "Case and spacing are forgiven (`monstera  DELICIOSA` finds *Monstera deliciosa*). A species found only on Trefle is added to " +
-        "the catalogue with `source: \"trefle\"` and `is_verified: false`; Trefle's answers (including \"unknown\") are cached for 24 h.",
+        'the catalogue with `source: "trefle"` and `is_verified: false`; Trefle\'s answers (including "unknown") are cached for 24 h.',
       request: {
         query: z.object({
           scientific_name: z
@@ -117,15 +117,23 @@ export function speciesRoutes() {
         if (!(err instanceof ProviderError)) throw err;
         c.get("logger").warn("trefle lookup failed", { species: name, error: String(err) });
         const retryAfter = String(Math.min(Math.max(err.retryAfterS ?? 30, 1), 300));
-        throw new AppError("SPECIES_LOOKUP_UNAVAILABLE", 503, `${name} is not in our catalogue and the botanical database is unavailable right now. Please try again later.`, undefined, {
-          "Retry-After": retryAfter,
-        });
+        throw new AppError(
+          "SPECIES_LOOKUP_UNAVAILABLE",
+          503,
+          `${name} is not in our catalogue and the botanical database is unavailable right now. Please try again later.`,
+          undefined,
+          {
+            "Retry-After": retryAfter,
+          },
+        );
       }
       if (result.found === "none") {
         throw new AppError(
           "NOT_FOUND",
           404,
-          result.reason === "unknown" ? `No species named ${name} in our catalogue or in Trefle.` : `No species named ${name} in our catalogue.`,
+          result.reason === "unknown"
+            ? `No species named ${name} in our catalogue or in Trefle.`
+            : `No species named ${name} in our catalogue.`,
         );
       }
       c.header("Cache-Control", "public, max-age=60");
@@ -140,7 +148,11 @@ export function speciesRoutes() {
       tags,
       summary: "One species",
       request: { params: z.object({ id: z.uuid() }) },
-      responses: { 200: jsonBody(SpeciesSchema, "Species"), 400: jsonBody(ErrorSchema, "Bad id"), 404: jsonBody(ErrorSchema, "Unknown species") },
+      responses: {
+        200: jsonBody(SpeciesSchema, "Species"),
+        400: jsonBody(ErrorSchema, "Bad id"),
+        404: jsonBody(ErrorSchema, "Unknown species"),
+      },
     }),
     async (c) => {
       const row = await c.env.DB.prepare("SELECT * FROM species WHERE id = ?").bind(c.req.valid("param").id).first<SpeciesRow>();
@@ -163,7 +175,9 @@ export function speciesRoutes() {
       },
       responses: {
         200: jsonBody(
-          z.object({ results: z.array(SpeciesSchema), total: z.number().int(), search_query: z.string(), source: z.literal("local") }).openapi("PlantSearch"),
+          z
+            .object({ results: z.array(SpeciesSchema), total: z.number().int(), search_query: z.string(), source: z.literal("local") })
+            .openapi("PlantSearch"),
           "Matches, best first",
         ),
         400: jsonBody(ErrorSchema, "Missing or too long query"),

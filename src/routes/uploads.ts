@@ -23,7 +23,12 @@ export async function readMultipartForm(c: Context<AppEnv>): Promise<FormData> {
 }
 
 /** Validates `image_1` (required unless `required` is false) … `image_N`; problems go into `fieldErrors`. */
-export async function readImageParts(form: FormData, fieldErrors: FieldErrors, max = MAX_IMAGES, required = true): Promise<ValidatedImage[]> {
+export async function readImageParts(
+  form: FormData,
+  fieldErrors: FieldErrors,
+  max = MAX_IMAGES,
+  required = true,
+): Promise<ValidatedImage[]> {
   const images: ValidatedImage[] = [];
   for (let i = 1; i <= max; i++) {
     const file = form.get(`image_${i}`);
@@ -32,7 +37,10 @@ export async function readImageParts(form: FormData, fieldErrors: FieldErrors, m
       fieldErrors[`image_${i}`] = ["Expected a file."];
       continue;
     }
-    const result = await validateImageUpload({ bytes: new Uint8Array(await file.arrayBuffer()), declaredType: file.type, filename: file.name }, UPLOAD_RULES);
+    const result = await validateImageUpload(
+      { bytes: new Uint8Array(await file.arrayBuffer()), declaredType: file.type, filename: file.name },
+      UPLOAD_RULES,
+    );
     if (result.ok) images.push(result.image);
     else fieldErrors[`image_${i}`] = [result.message];
   }
@@ -42,13 +50,17 @@ export async function readImageParts(form: FormData, fieldErrors: FieldErrors, m
 
 /** The text parts of the form (everything but the images), for a zod schema. */
 export function textFields(form: FormData): Record<string, string> {
-  return Object.fromEntries([...form.entries()].filter((e): e is [string, string] => !e[0].startsWith("image_") && typeof e[1] === "string"));
+  return Object.fromEntries(
+    [...form.entries()].filter((e): e is [string, string] => !e[0].startsWith("image_") && typeof e[1] === "string"),
+  );
 }
 
 /** 413 FILE_TOO_LARGE when any image was too big, else 400 VALIDATION_ERROR; the first message leads. */
 export function throwIfFieldErrors(fieldErrors: FieldErrors): void {
   if (Object.keys(fieldErrors).length === 0) return;
   const first = Object.values(fieldErrors)[0]![0]!;
-  const tooLarge = Object.values(fieldErrors).flat().some((m) => m.startsWith("File too large"));
+  const tooLarge = Object.values(fieldErrors)
+    .flat()
+    .some((m) => m.startsWith("File too large"));
   throw new AppError(tooLarge ? "FILE_TOO_LARGE" : "VALIDATION_ERROR", tooLarge ? 413 : 400, first, fieldErrors);
 }

@@ -95,7 +95,10 @@ async function connect(c: Context<AppEnv>, requestId: string | null): Promise<Re
     // If the hub has forgotten a finished request (state is kept 7 days), D1 still knows.
     if ((FINAL_STATUSES as readonly string[]).includes(request.status)) {
       const count = identification ? await countResults(c.env, requestId) : await countDiseaseResults(c.env, requestId);
-      headers.set("X-Hub-Final-State", JSON.stringify({ type: "completed", request_id: requestId, status: request.status, results_count: count }));
+      headers.set(
+        "X-Hub-Final-State",
+        JSON.stringify({ type: "completed", request_id: requestId, status: request.status, results_count: count }),
+      );
     }
   }
   const upgraded = await userHub(c.env, userId).fetch(new Request("https://user-hub/connect", { headers }));

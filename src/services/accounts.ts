@@ -192,7 +192,9 @@ export async function confirmPasswordReset(
   const tokenHash = await sha256Hex(input.token);
   const now = nowS();
   const invalid = () => new AppError("INVALID_TOKEN", 400, "The password reset link is invalid or has expired.");
-  const pending = await env.DB.prepare("SELECT user_id FROM password_reset_tokens WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?")
+  const pending = await env.DB.prepare(
+    "SELECT user_id FROM password_reset_tokens WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
+  )
     .bind(tokenHash, now)
     .first<{ user_id: string }>();
   if (!pending) throw invalid();
@@ -247,7 +249,9 @@ export async function requestEmailChange(
   // through a provider have no password to ask for; their change still needs the new inbox.
   if (user.password_hash && !(input.currentPassword && (await verifyPassword(input.currentPassword, user.password_hash)))) {
     throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
-      current_password: [input.currentPassword ? "Your password was entered incorrectly." : "Enter your current password to change your email address."],
+      current_password: [
+        input.currentPassword ? "Your password was entered incorrectly." : "Enter your current password to change your email address.",
+      ],
     });
   }
   const taken = await uniquenessErrors(env, null, newEmail, user.id);
@@ -406,7 +410,11 @@ export async function consumeWsTicket(env: Bindings, ticket: string): Promise<{ 
 export async function setAccountActive(env: Bindings, userId: string, active: boolean, logger?: Logger): Promise<UserRow> {
   const user = await findUserById(env, userId);
   if (!user) throw new AppError("NOT_FOUND", 404, "No such user.");
-  const update = env.DB.prepare("UPDATE users SET is_active = ?, updated_at = ? WHERE id = ?").bind(active ? 1 : 0, new Date().toISOString(), userId);
+  const update = env.DB.prepare("UPDATE users SET is_active = ?, updated_at = ? WHERE id = ?").bind(
+    active ? 1 : 0,
+    new Date().toISOString(),
+    userId,
+  );
   if (active) await update.run();
   else await endEverySession(env, userId, { also: [update], logger });
   return (await findUserById(env, userId))!;

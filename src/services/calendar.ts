@@ -116,7 +116,9 @@ export function eventPageQuery(viewer: AuthenticatedUser | undefined, opts: { in
 }
 
 async function loadEvent(env: Bindings, viewer: AuthenticatedUser | undefined, id: string): Promise<EventRow | null> {
-  return env.DB.prepare(`SELECT ${EVENT_COLUMNS} ${EVENT_FROM} WHERE e.id = ?`).bind(viewer?.id ?? null, id).first<EventRow>();
+  return env.DB.prepare(`SELECT ${EVENT_COLUMNS} ${EVENT_FROM} WHERE e.id = ?`)
+    .bind(viewer?.id ?? null, id)
+    .first<EventRow>();
 }
 
 const notFound = () => new AppError("NOT_FOUND", 404, "Event not found.");
@@ -156,7 +158,8 @@ export function assertEventTimes(start: string, end: string): void {
   const s = Date.parse(start);
   const e = Date.parse(end);
   if (!(s < e)) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { end: ["Must be after start."] });
-  if (e - s > MAX_EVENT_DURATION_MS) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { end: ["An event may last at most 14 days."] });
+  if (e - s > MAX_EVENT_DURATION_MS)
+    throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { end: ["An event may last at most 14 days."] });
 }
 
 export async function createEvent(env: Bindings, organizer: AuthenticatedUser, fields: EventFields): Promise<EventRow> {
@@ -167,14 +170,27 @@ export async function createEvent(env: Bindings, organizer: AuthenticatedUser, f
     `INSERT INTO calendar_events (id, organizer_id, title, description, starts_at, ends_at, location, privacy, capacity, created_at, updated_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   )
-    .bind(id, organizer.id, fields.title, fields.description, fields.start, fields.end, fields.location, fields.privacy, fields.capacity, ts, ts)
+    .bind(
+      id,
+      organizer.id,
+      fields.title,
+      fields.description,
+      fields.start,
+      fields.end,
+      fields.location,
+      fields.privacy,
+      fields.capacity,
+      ts,
+      ts,
+    )
     .run();
   return (await loadEvent(env, organizer, id))!;
 }
 
 export async function updateEvent(env: Bindings, viewer: AuthenticatedUser, id: string, patch: Partial<EventFields>): Promise<EventRow> {
   const current = await manageableEvent(env, viewer, id);
-  if (patch.start !== undefined || patch.end !== undefined) assertEventTimes(patch.start ?? current.starts_at, patch.end ?? current.ends_at);
+  if (patch.start !== undefined || patch.end !== undefined)
+    assertEventTimes(patch.start ?? current.starts_at, patch.end ?? current.ends_at);
   const columns: Record<keyof EventFields, string> = {
     title: "title",
     description: "description",
@@ -230,7 +246,13 @@ async function rsvpTarget(env: Bindings, user: AuthenticatedUser, id: string): P
  * transaction), so it is the state this RSVP left — not a later concurrent one's, which a
  * separate re-read could return (e.g. `going` answered with `my_rsvp: "maybe"`).
  */
-export async function upsertRsvp(env: Bindings, user: AuthenticatedUser, id: string, status: RsvpStatus, now = Date.now()): Promise<EventRow> {
+export async function upsertRsvp(
+  env: Bindings,
+  user: AuthenticatedUser,
+  id: string,
+  status: RsvpStatus,
+  now = Date.now(),
+): Promise<EventRow> {
   const event = await rsvpTarget(env, user, id);
   if (event.organizer_id === user.id) throw new AppError("CANNOT_RSVP_OWN_EVENT", 400, "You cannot RSVP to your own event.");
   const nowIso = new Date(now).toISOString();
@@ -259,7 +281,9 @@ export async function upsertRsvp(env: Bindings, user: AuthenticatedUser, id: str
 /** Withdraws the caller's RSVP; 404 when there is none (or the event is not visible). */
 export async function deleteRsvp(env: Bindings, user: AuthenticatedUser, id: string): Promise<void> {
   await visibleEvent(env, user, id);
-  const deleted = await env.DB.prepare("DELETE FROM calendar_rsvps WHERE event_id = ? AND user_id = ? RETURNING event_id").bind(id, user.id).first();
+  const deleted = await env.DB.prepare("DELETE FROM calendar_rsvps WHERE event_id = ? AND user_id = ? RETURNING event_id")
+    .bind(id, user.id)
+    .first();
   if (!deleted) throw new AppError("NOT_FOUND", 404, "You have no RSVP for this event.");
 }
 
@@ -307,13 +331,9 @@ export async function calendarFeed(env: Bindings, viewer: AuthenticatedUser | un
   const months = monthsInRange(from, to);
   const monthNumbers = [...new Set(months.map((m) => m.month))];
   const [events, tasks] = await env.DB.batch([
-    env.DB.prepare(`SELECT ${EVENT_COLUMNS} ${EVENT_FROM} WHERE ${VISIBLE} AND e.starts_at < ? AND e.ends_at > ? ORDER BY e.starts_at, e.id LIMIT ?`).bind(
-      viewer?.id ?? null,
-      ...visibilityBinds(viewer),
-      to.toISOString(),
-      from.toISOString(),
-      FEED_MAX_EVENTS + 1,
-    ),
+    env.DB.prepare(
+      `SELECT ${EVENT_COLUMNS} ${EVENT_FROM} WHERE ${VISIBLE} AND e.starts_at < ? AND e.ends_at > ? ORDER BY e.starts_at, e.id LIMIT ?`,
+    ).bind(viewer?.id ?? null, ...visibilityBinds(viewer), to.toISOString(), from.toISOString(), FEED_MAX_EVENTS + 1),
     env.DB.prepare(
       `SELECT id, month, hemisphere, title, description, task_type FROM seasonal_task_templates
         WHERE hemisphere = ? AND month IN (${monthNumbers.map(() => "?").join(", ")}) ORDER BY month, position, id`,

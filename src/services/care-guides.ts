@@ -19,17 +19,22 @@ export type CareInstructions =
   | NonNullable<ReturnType<typeof ruleBasedCare>>;
 
 export async function findSpeciesForCare(env: Bindings, by: { id?: string; scientificName?: string }): Promise<SpeciesForCare | null> {
-  const columns = "id, scientific_name, common_names, light_requirements, water_requirements, hardiness_zone_min, hardiness_zone_max, plant_type";
+  const columns =
+    "id, scientific_name, common_names, light_requirements, water_requirements, hardiness_zone_min, hardiness_zone_max, plant_type";
   return by.id
     ? env.DB.prepare(`SELECT ${columns} FROM species WHERE id = ?`).bind(by.id).first<SpeciesForCare>()
-    : env.DB.prepare(`SELECT ${columns} FROM species WHERE lower(scientific_name) = lower(?)`).bind(by.scientificName ?? "").first<SpeciesForCare>();
+    : env.DB.prepare(`SELECT ${columns} FROM species WHERE lower(scientific_name) = lower(?)`)
+        .bind(by.scientificName ?? "")
+        .first<SpeciesForCare>();
 }
 
 export async function storedCareGuide(env: Bindings, speciesId: string, language: string): Promise<CareInstructions | null> {
   const row = await env.DB.prepare("SELECT content, model, updated_at FROM care_guides WHERE species_id = ? AND language = ?")
     .bind(speciesId, language)
     .first<{ content: string; model: string; updated_at: string }>();
-  return row ? { ...(JSON.parse(row.content) as Record<string, unknown>), source: "openai", model: row.model, generated_at: row.updated_at } : null;
+  return row
+    ? { ...(JSON.parse(row.content) as Record<string, unknown>), source: "openai", model: row.model, generated_at: row.updated_at }
+    : null;
 }
 
 /** Asks OpenAI for a guide and stores it (replacing any older one). Throws ProviderError. */
@@ -54,7 +59,12 @@ export async function generateAndStoreCareGuide(env: Bindings, species: SpeciesF
  * The stored guide, else a new AI guide when OpenAI is configured, else (or on any failure)
  * the rule-based advice. Never throws for provider trouble.
  */
-export async function careInstructionsFor(env: Bindings, species: SpeciesForCare, language: string, logger?: Logger): Promise<CareInstructions | null> {
+export async function careInstructionsFor(
+  env: Bindings,
+  species: SpeciesForCare,
+  language: string,
+  logger?: Logger,
+): Promise<CareInstructions | null> {
   const stored = await storedCareGuide(env, species.id, language);
   if (stored) return stored;
   if (getConfig(env).OPENAI_API_KEY) {

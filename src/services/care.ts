@@ -35,8 +35,8 @@ export function ruleBasedCare(species: CatalogueCareFields) {
   return {
     source: "rules" as const,
     scientific_name: species.scientific_name,
-    light: species.light_requirements ? LIGHT[species.light_requirements] ?? null : null,
-    water: species.water_requirements ? WATER[species.water_requirements] ?? null : null,
+    light: species.light_requirements ? (LIGHT[species.light_requirements] ?? null) : null,
+    water: species.water_requirements ? (WATER[species.water_requirements] ?? null) : null,
     light_requirements: species.light_requirements,
     water_requirements: species.water_requirements,
     hardiness: zones,

@@ -115,7 +115,9 @@ export function collectionPageQuery(userId: string, publicOnly: boolean) {
 }
 
 export async function findCollection(env: Bindings, userId: string, id: string): Promise<CollectionRow | null> {
-  return env.DB.prepare(`SELECT ${COLLECTION_COLUMNS} FROM collections c WHERE c.id = ? AND c.user_id = ?`).bind(id, userId).first<CollectionRow>();
+  return env.DB.prepare(`SELECT ${COLLECTION_COLUMNS} FROM collections c WHERE c.id = ? AND c.user_id = ?`)
+    .bind(id, userId)
+    .first<CollectionRow>();
 }
 
 /** The caller's own collection, or 404 (also for other users' collections). */
@@ -322,7 +324,13 @@ function alreadyInCollection(): AppError {
   });
 }
 
-export async function insertPlant(env: Bindings, userId: string, collectionId: string, fields: PlantFields, imageKey: string | null): Promise<PlantRow> {
+export async function insertPlant(
+  env: Bindings,
+  userId: string,
+  collectionId: string,
+  fields: PlantFields,
+  imageKey: string | null,
+): Promise<PlantRow> {
   const id = uuidv7();
   const entries = (Object.keys(PLANT_COLUMN_OF) as (keyof PlantFields)[]).filter((k) => k !== "collection" && fields[k] !== undefined);
   const columns = ["id", "user_id", "collection_id", "image_key", ...entries.map((k) => PLANT_COLUMN_OF[k])];
@@ -333,7 +341,13 @@ export async function insertPlant(env: Bindings, userId: string, collectionId: s
 }
 
 /** `imageKey`: undefined keeps the photo, null removes it, a key replaces it. */
-export async function updatePlant(env: Bindings, userId: string, id: string, fields: PlantFields, imageKey: string | null | undefined): Promise<PlantRow> {
+export async function updatePlant(
+  env: Bindings,
+  userId: string,
+  id: string,
+  fields: PlantFields,
+  imageKey: string | null | undefined,
+): Promise<PlantRow> {
   const entries = (Object.keys(PLANT_COLUMN_OF) as (keyof PlantFields)[]).filter((k) => fields[k] !== undefined);
   const sets = entries.map((k) => `${PLANT_COLUMN_OF[k]} = ?`);
   const binds = entries.map((k) => columnValue(k, fields[k]));
@@ -355,7 +369,9 @@ export async function updatePlant(env: Bindings, userId: string, id: string, fie
 }
 
 export async function deletePlant(env: Bindings, userId: string, id: string): Promise<void> {
-  const row = await env.DB.prepare("DELETE FROM user_plants WHERE id = ? AND user_id = ? RETURNING image_key").bind(id, userId).first<{ image_key: string | null }>();
+  const row = await env.DB.prepare("DELETE FROM user_plants WHERE id = ? AND user_id = ? RETURNING image_key")
+    .bind(id, userId)
+    .first<{ image_key: string | null }>();
   if (!row) throw new AppError("NOT_FOUND", 404, "Plant not found.");
   await releaseImage(env, row.image_key);
 }

@@ -258,9 +258,15 @@ export async function confirmDiseaseResult(env: Bindings, requestId: string, res
   if (!owned) return null;
   // Unconfirm first: the partial unique index allows one confirmed result per request at any time.
   await db.batch([
-    db.prepare("UPDATE disease_results SET is_confirmed = 0, confirmed_at = NULL WHERE request_id = ? AND id <> ? AND is_confirmed = 1").bind(requestId, resultId),
+    db
+      .prepare("UPDATE disease_results SET is_confirmed = 0, confirmed_at = NULL WHERE request_id = ? AND id <> ? AND is_confirmed = 1")
+      .bind(requestId, resultId),
     db.prepare(`UPDATE disease_results SET is_confirmed = 1, confirmed_at = coalesce(confirmed_at, ${NOW}) WHERE id = ?`).bind(resultId),
-    db.prepare(`UPDATE disease_requests SET status = 'identified', updated_at = ${NOW} WHERE id = ? AND status IN ('identified', 'needs_help')`).bind(requestId),
+    db
+      .prepare(
+        `UPDATE disease_requests SET status = 'identified', updated_at = ${NOW} WHERE id = ? AND status IN ('identified', 'needs_help')`,
+      )
+      .bind(requestId),
   ]);
   return db.prepare("SELECT * FROM disease_results WHERE id = ?").bind(resultId).first<DiseaseResultRow>();
 }
@@ -274,7 +280,12 @@ export interface DiseaseEntryRow extends DiseaseResultRow {
  * least one confirmed diagnosis, one entry per name (case-insensitive) with the details of its
  * most recent confirmation and how many confirmations it has; most confirmed first.
  */
-export function confirmedDiseasesQuery(q: { search?: string; type?: DiseaseType }): { select: string; from: string; order: string; binds: unknown[] } {
+export function confirmedDiseasesQuery(q: { search?: string; type?: DiseaseType }): {
+  select: string;
+  from: string;
+  order: string;
+  binds: unknown[];
+} {
   const conditions = ["is_confirmed = 1"];
   const binds: unknown[] = [];
   if (q.search) {

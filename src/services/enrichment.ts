@@ -59,7 +59,9 @@ export async function enrichSpecies(
         top.scientific_name,
       )
       .run();
-    await say(progress(requestId, "enrich_done", "processing", { source: "trefle", light: care.lightRequirements, water: care.waterRequirements }));
+    await say(
+      progress(requestId, "enrich_done", "processing", { source: "trefle", light: care.lightRequirements, water: care.waterRequirements }),
+    );
   } catch (err) {
     logger.warn("trefle enrichment failed", { error: String(err) });
     await say(progress(requestId, "enrich_skipped", "processing", { reason: "Trefle unavailable" }));

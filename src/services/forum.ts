@@ -45,7 +45,12 @@ export const ATTACHMENT_MIN_TRUST: TrustLevel = "basic";
 
 const HOUR_MS = 3_600_000;
 /** How long an author may edit a post, by trust level (null: no limit). */
-export const EDIT_WINDOW_MS: Record<TrustLevel, number | null> = { new: 24 * HOUR_MS, basic: 7 * 24 * HOUR_MS, trusted: null, veteran: null };
+export const EDIT_WINDOW_MS: Record<TrustLevel, number | null> = {
+  new: 24 * HOUR_MS,
+  basic: 7 * 24 * HOUR_MS,
+  trusted: null,
+  veteran: null,
+};
 
 export function isForumModerator(user: AuthenticatedUser): boolean {
   return FORUM_MODERATOR_ROLES.includes(user.role);
@@ -67,7 +72,12 @@ const AUTHOR_SELECT = `u.username AS author_username, u.first_name AS author_fir
 function author(row: AuthorColumns) {
   if (!row.author_id || !row.author_username) return null;
   const displayName = `${row.author_first_name ?? ""} ${row.author_last_name ?? ""}`.trim() || row.author_username;
-  return { id: row.author_id, username: row.author_username, display_name: displayName, avatar_url: avatarUrl({ avatar_key: row.author_avatar_key }) };
+  return {
+    id: row.author_id,
+    username: row.author_username,
+    display_name: displayName,
+    avatar_url: avatarUrl({ avatar_key: row.author_avatar_key }),
+  };
 }
 
 export interface CategoryRow {
@@ -190,7 +200,12 @@ const TOPIC_FROM = `FROM forum_topics t JOIN forum_categories c ON c.id = t.cate
 
 /** Pinned first, then the most recent activity. */
 export function topicPageQuery(categoryId: string) {
-  return { select: TOPIC_SELECT, from: `${TOPIC_FROM} WHERE t.category_id = ?`, order: "t.is_pinned DESC, t.last_activity_at DESC, t.id DESC", binds: [categoryId] };
+  return {
+    select: TOPIC_SELECT,
+    from: `${TOPIC_FROM} WHERE t.category_id = ?`,
+    order: "t.is_pinned DESC, t.last_activity_at DESC, t.id DESC",
+    binds: [categoryId],
+  };
 }
 
 export async function getTopic(env: Bindings, id: string): Promise<TopicRow> {
@@ -204,7 +219,12 @@ const POST_FROM = `FROM forum_posts p LEFT JOIN users u ON u.id = p.author_id`;
 
 /** Oldest first: the opening post, then the replies in the order they were written. */
 export function postPageQuery(topicId: string) {
-  return { select: POST_SELECT, from: `${POST_FROM} WHERE p.topic_id = ?`, order: "p.created_at ASC, p.is_first DESC, p.id ASC", binds: [topicId] };
+  return {
+    select: POST_SELECT,
+    from: `${POST_FROM} WHERE p.topic_id = ?`,
+    order: "p.created_at ASC, p.is_first DESC, p.id ASC",
+    binds: [topicId],
+  };
 }
 
 export async function getPost(env: Bindings, id: string): Promise<PostRow> {
@@ -250,7 +270,9 @@ export async function attachmentsFor(env: Bindings, postIds: string[]): Promise<
   for (let i = 0; i < postIds.length; i += 50) chunks.push(postIds.slice(i, i + 50));
   const answers = await env.DB.batch<{ post_id: string; image: string; width: number; height: number }>(
     chunks.map((ids) =>
-      env.DB.prepare(`SELECT post_id, image, width, height FROM forum_attachments WHERE post_id IN (${ids.map(() => "?").join(", ")}) ORDER BY post_id, position`).bind(...ids),
+      env.DB.prepare(
+        `SELECT post_id, image, width, height FROM forum_attachments WHERE post_id IN (${ids.map(() => "?").join(", ")}) ORDER BY post_id, position`,
+      ).bind(...ids),
     ),
   );
   for (const r of answers.flatMap((a) => a.results)) {
@@ -274,7 +296,9 @@ export async function assertMayAttachImages(env: Bindings, userId: string, now =
 }
 
 export async function isSubscribed(env: Bindings, topicId: string, userId: string): Promise<boolean> {
-  const row = await env.DB.prepare("SELECT 1 AS x FROM forum_subscriptions WHERE topic_id = ? AND user_id = ?").bind(topicId, userId).first();
+  const row = await env.DB.prepare("SELECT 1 AS x FROM forum_subscriptions WHERE topic_id = ? AND user_id = ?")
+    .bind(topicId, userId)
+    .first();
   return row !== null;
 }
 
@@ -284,7 +308,10 @@ export async function isSubscribed(env: Bindings, topicId: string, userId: strin
 /** Sanitises a body; a body with no visible text left (e.g. only a script) is refused. */
 export function cleanBody(raw: string): string {
   const html = sanitisePostBody(raw);
-  if (visibleText(html) === "") throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { body: ["The post has no text left after removing unsupported markup."] });
+  if (visibleText(html) === "")
+    throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
+      body: ["The post has no text left after removing unsupported markup."],
+    });
   return html;
 }
 
@@ -344,27 +371,25 @@ export async function createTopic(
   const topicId = uuidv7();
   const postId = uuidv7();
   const now = new Date().toISOString();
-  await withStoredImages(env, images, () => env.DB.batch([
-    env.DB.prepare(
-      `INSERT INTO forum_topics (id, category_id, author_id, title, last_activity_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    ).bind(topicId, categoryId, user.id, title, now, now, now),
-    env.DB.prepare(`INSERT INTO forum_posts (id, topic_id, author_id, body, is_first, created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?)`).bind(
-      postId,
-      topicId,
-      user.id,
-      body,
-      now,
-      now,
-    ),
-    ...insertAttachments(env, postId, images, now),
-    env.DB.prepare("INSERT INTO forum_subscriptions (topic_id, user_id, created_at) VALUES (?, ?, ?)").bind(topicId, user.id, now),
-    countPost(env, user.id),
-  ]));
+  await withStoredImages(env, images, () =>
+    env.DB.batch([
+      env.DB.prepare(
+        `INSERT INTO forum_topics (id, category_id, author_id, title, last_activity_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ).bind(topicId, categoryId, user.id, title, now, now, now),
+      env.DB.prepare(
+        `INSERT INTO forum_posts (id, topic_id, author_id, body, is_first, created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?)`,
+      ).bind(postId, topicId, user.id, body, now, now),
+      ...insertAttachments(env, postId, images, now),
+      env.DB.prepare("INSERT INTO forum_subscriptions (topic_id, user_id, created_at) VALUES (?, ?, ?)").bind(topicId, user.id, now),
+      countPost(env, user.id),
+    ]),
+  );
   return getTopic(env, topicId);
 }
 
 function assertTopicAuthorOrModerator(user: AuthenticatedUser, topic: TopicRow, action: string) {
-  if (topic.author_id !== user.id && !isForumModerator(user)) throw new AppError("FORBIDDEN", 403, `Only the topic's author or a moderator can ${action}.`);
+  if (topic.author_id !== user.id && !isForumModerator(user))
+    throw new AppError("FORBIDDEN", 403, `Only the topic's author or a moderator can ${action}.`);
 }
 
 export async function updateTopicTitle(env: Bindings, user: AuthenticatedUser, id: string, title: string): Promise<TopicRow> {
@@ -422,28 +447,43 @@ export async function createReply(
   const now = new Date().toISOString();
   const db = env.DB;
   const title = truncateText(`${user.username} replied to "${truncateText(topic.title, 80)}"`, 120);
-  const results = await withStoredImages(env, images, () => db.batch([
-    db.prepare(`INSERT INTO forum_posts (id, topic_id, author_id, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`).bind(id, topicId, user.id, body, now, now),
-    ...insertAttachments(env, id, images, now),
-    refreshTopicCounters(env, topicId, now),
-    countPost(env, user.id),
-    insertNotificationsStatement(
-      db,
-      "forum_reply",
-      {
-        userId: "s.user_id",
-        title: "?",
-        body: "?",
-        data: "json_object('topic_id', ?, 'post_id', ?, 'category_slug', ?)",
-        dedupeKey: "'forum_reply:' || ? || ':' || s.user_id",
-        createdAt: "?",
-      },
-      `FROM forum_subscriptions s JOIN users u ON u.id = s.user_id
+  const results = await withStoredImages(env, images, () =>
+    db.batch([
+      db
+        .prepare(`INSERT INTO forum_posts (id, topic_id, author_id, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`)
+        .bind(id, topicId, user.id, body, now, now),
+      ...insertAttachments(env, id, images, now),
+      refreshTopicCounters(env, topicId, now),
+      countPost(env, user.id),
+      insertNotificationsStatement(
+        db,
+        "forum_reply",
+        {
+          userId: "s.user_id",
+          title: "?",
+          body: "?",
+          data: "json_object('topic_id', ?, 'post_id', ?, 'category_slug', ?)",
+          dedupeKey: "'forum_reply:' || ? || ':' || s.user_id",
+          createdAt: "?",
+        },
+        `FROM forum_subscriptions s JOIN users u ON u.id = s.user_id
         WHERE s.topic_id = ? AND s.user_id != ? AND u.is_active = 1
         ORDER BY s.created_at, s.user_id
         LIMIT ?`,
-    ).bind(title, excerpt(body, REPLY_EXCERPT_CHARS), topicId, id, topic.category_slug, id, now, topicId, user.id, MAX_REPLY_NOTIFICATIONS),
-  ]));
+      ).bind(
+        title,
+        excerpt(body, REPLY_EXCERPT_CHARS),
+        topicId,
+        id,
+        topic.category_slug,
+        id,
+        now,
+        topicId,
+        user.id,
+        MAX_REPLY_NOTIFICATIONS,
+      ),
+    ]),
+  );
   return { post: await getPost(env, id), notifications: results[results.length - 1]!.results as NotificationRow[] };
 }
 
@@ -454,7 +494,13 @@ async function livePost(env: Bindings, id: string): Promise<{ post: PostRow; top
   return { post, topic: await getTopic(env, post.topic_id) };
 }
 
-export async function editPost(env: Bindings, user: AuthenticatedUser, id: string, rawBody: string, now = Date.now()): Promise<{ post: PostRow; topic: TopicRow }> {
+export async function editPost(
+  env: Bindings,
+  user: AuthenticatedUser,
+  id: string,
+  rawBody: string,
+  now = Date.now(),
+): Promise<{ post: PostRow; topic: TopicRow }> {
   const { post, topic } = await livePost(env, id);
   if (!isForumModerator(user)) {
     if (post.author_id !== user.id) throw new AppError("FORBIDDEN", 403, "You can only edit your own posts.");
@@ -478,7 +524,11 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
   if (post.author_id !== user.id && !isForumModerator(user)) throw new AppError("FORBIDDEN", 403, "You can only delete your own posts.");
   const now = new Date().toISOString();
   await env.DB.batch([
-    env.DB.prepare("UPDATE forum_posts SET is_deleted = 1, deleted_at = ?, updated_at = ? WHERE id = ? AND is_deleted = 0").bind(now, now, id),
+    env.DB.prepare("UPDATE forum_posts SET is_deleted = 1, deleted_at = ?, updated_at = ? WHERE id = ? AND is_deleted = 0").bind(
+      now,
+      now,
+      id,
+    ),
     env.DB.prepare("DELETE FROM forum_reactions WHERE post_id = ?").bind(id),
     env.DB.prepare("UPDATE forum_topics SET solution_post_id = NULL WHERE id = ? AND solution_post_id = ?").bind(post.topic_id, id),
     refreshTopicCounters(env, post.topic_id, now),
@@ -508,7 +558,9 @@ export async function toggleReaction(env: Bindings, userId: string, postId: stri
          RETURNING type`,
       )
       .bind(postId, userId, type, new Date().toISOString()),
-    db.prepare("SELECT type, count(*) AS n, max(user_id = ?) AS mine FROM forum_reactions WHERE post_id = ? GROUP BY type ORDER BY type").bind(userId, postId),
+    db
+      .prepare("SELECT type, count(*) AS n, max(user_id = ?) AS mine FROM forum_reactions WHERE post_id = ? GROUP BY type ORDER BY type")
+      .bind(userId, postId),
   ]);
   const reacted = added!.results.length > 0;
   // Neither removed nor added: the post was deleted between the check above and the batch.
@@ -529,14 +581,26 @@ export async function setSolution(env: Bindings, user: AuthenticatedUser, topicI
     const post = await env.DB.prepare("SELECT is_first, is_deleted FROM forum_posts WHERE id = ? AND topic_id = ?")
       .bind(postId, topicId)
       .first<{ is_first: number; is_deleted: number }>();
-    const problem = !post ? "No such post in this topic." : post.is_first ? "The opening post cannot be the solution." : post.is_deleted ? "A deleted post cannot be the solution." : null;
+    const problem = !post
+      ? "No such post in this topic."
+      : post.is_first
+        ? "The opening post cannot be the solution."
+        : post.is_deleted
+          ? "A deleted post cannot be the solution."
+          : null;
     if (problem) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { post_id: [problem] });
   }
-  await env.DB.prepare("UPDATE forum_topics SET solution_post_id = ?, updated_at = ? WHERE id = ?").bind(postId, new Date().toISOString(), topicId).run();
+  await env.DB.prepare("UPDATE forum_topics SET solution_post_id = ?, updated_at = ? WHERE id = ?")
+    .bind(postId, new Date().toISOString(), topicId)
+    .run();
   return getTopic(env, topicId);
 }
 
-export async function moderateTopic(env: Bindings, topicId: string, patch: { is_locked?: boolean; is_pinned?: boolean }): Promise<TopicRow> {
+export async function moderateTopic(
+  env: Bindings,
+  topicId: string,
+  patch: { is_locked?: boolean; is_pinned?: boolean },
+): Promise<TopicRow> {
   await getTopic(env, topicId);
   const sets: string[] = [];
   const binds: unknown[] = [];
@@ -627,7 +691,12 @@ export async function reportPost(env: Bindings, userId: string, postId: string, 
   return getReport(env, id);
 }
 
-export async function resolveReport(env: Bindings, moderatorId: string, id: string, status: "resolved" | "dismissed" | "open"): Promise<ReportRow> {
+export async function resolveReport(
+  env: Bindings,
+  moderatorId: string,
+  id: string,
+  status: "resolved" | "dismissed" | "open",
+): Promise<ReportRow> {
   await getReport(env, id);
   const open = status === "open";
   await env.DB.prepare("UPDATE forum_reports SET status = ?, resolved_by = ?, resolved_at = ? WHERE id = ?")

@@ -109,5 +109,10 @@ function settledOutcome(provider: ProviderName, settled: PromiseSettledResult<Pr
 
 function summary(result: CachedCallResult): Record<string, unknown> {
   if (result.error) return { ok: false, error: result.error.kind, cached: false };
-  return { ok: true, cached: result.cached, suggestions: result.answer?.suggestions.length ?? 0, is_plant: result.answer?.isPlant ?? false };
+  return {
+    ok: true,
+    cached: result.cached,
+    suggestions: result.answer?.suggestions.length ?? 0,
+    is_plant: result.answer?.isPlant ?? false,
+  };
 }

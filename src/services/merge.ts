@@ -40,13 +40,7 @@ const MAX_SIMILAR_IMAGES = 6;
 
 /** "Monstera deliciosa Liebm." → "monstera deliciosa"; "Mentha × piperita" → "mentha x piperita". */
 export function normaliseScientificName(name: string): string {
-  const words = name
-    .normalize("NFKC")
-    .replace(/[×✕]/g, " x ")
-    .replace(/\s+/g, " ")
-    .trim()
-    .toLowerCase()
-    .split(" ");
+  const words = name.normalize("NFKC").replace(/[×✕]/g, " x ").replace(/\s+/g, " ").trim().toLowerCase().split(" ");
   // Keep genus, optional hybrid marker, epithet and infraspecific rank + name; drop authorship
   // (which starts with a capital or parenthesis in the original, but we only have lower case
   // here, so stop at the first token that is not a plain epithet).

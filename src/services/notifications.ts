@@ -66,7 +66,12 @@ export interface NotificationColumns {
  * those of `columns` are bound by the caller, in text order. A statement, not a call, so callers
  * put it in the same `db.batch` as the write that causes it.
  */
-export function insertNotificationsStatement(db: D1Database, type: NotificationType, columns: NotificationColumns, source: string): D1PreparedStatement {
+export function insertNotificationsStatement(
+  db: D1Database,
+  type: NotificationType,
+  columns: NotificationColumns,
+  source: string,
+): D1PreparedStatement {
   // `source` must contain WHERE: SQLite needs it to parse ON CONFLICT after INSERT … SELECT.
   return db.prepare(
     `INSERT INTO notifications (id, user_id, type, title, body, data, dedupe_key, created_at)
@@ -79,7 +84,11 @@ export function insertNotificationsStatement(db: D1Database, type: NotificationT
 
 /** Pushes the rows an insert returned to their owners' live sockets (best effort). */
 export function pushInserted(env: Bindings, rows: NotificationRow[], logger?: Logger): Promise<void> {
-  return pushNotifications(env, rows.map((row) => ({ userId: row.user_id, notification: notificationBody(row) })), logger);
+  return pushNotifications(
+    env,
+    rows.map((row) => ({ userId: row.user_id, notification: notificationBody(row) })),
+    logger,
+  );
 }
 
 export function notificationPageQuery(userId: string, unread?: boolean) {
@@ -93,7 +102,9 @@ export function notificationPageQuery(userId: string, unread?: boolean) {
 }
 
 export async function unreadCount(env: Bindings, userId: string): Promise<number> {
-  const row = await env.DB.prepare("SELECT count(*) AS n FROM notifications WHERE user_id = ? AND is_read = 0").bind(userId).first<{ n: number }>();
+  const row = await env.DB.prepare("SELECT count(*) AS n FROM notifications WHERE user_id = ? AND is_read = 0")
+    .bind(userId)
+    .first<{ n: number }>();
   return row!.n;
 }
 
@@ -119,7 +130,11 @@ export async function markAllRead(env: Bindings, userId: string, now = Date.now(
 const PUSH_CONCURRENCY = 6;
 
 /** Pushes new notifications to their owners' live sockets, one hub call per user. Best effort. */
-export async function pushNotifications(env: Bindings, items: { userId: string; notification: NotificationPayload }[], logger?: Logger): Promise<void> {
+export async function pushNotifications(
+  env: Bindings,
+  items: { userId: string; notification: NotificationPayload }[],
+  logger?: Logger,
+): Promise<void> {
   const byUser = new Map<string, NotificationPayload[]>();
   for (const item of items) {
     const list = byUser.get(item.userId) ?? [];

@@ -101,19 +101,12 @@ export function oauthRedirectUri(config: Config, provider: OAuthProvider): strin
  * Creates a pending sign-in (state, PKCE verifier, and for Google a nonce) and returns the
  * provider URL to send the browser to.
  */
-export async function buildAuthorizationUrl(
-  env: Bindings,
-  config: Config,
-  provider: OAuthProvider,
-  redirectUri: string,
-): Promise<string> {
+export async function buildAuthorizationUrl(env: Bindings, config: Config, provider: OAuthProvider, redirectUri: string): Promise<string> {
   assertConfigured(config, provider);
   const state = randomToken(32);
   const codeVerifier = randomToken(32);
   const nonce = provider === "google" ? randomToken(32) : "";
-  await env.DB.prepare(
-    "INSERT INTO oauth_states (state_hash, provider, code_verifier, nonce, expires_at) VALUES (?, ?, ?, ?, ?)",
-  )
+  await env.DB.prepare("INSERT INTO oauth_states (state_hash, provider, code_verifier, nonce, expires_at) VALUES (?, ?, ?, ?, ?)")
     .bind(await sha256Hex(state), provider, codeVerifier, nonce, nowS() + STATE_TTL_S)
     .run();
 
@@ -138,18 +131,11 @@ export async function buildAuthorizationUrl(
  * Completes a sign-in: consumes the state, exchanges the code, learns who the person is and
  * returns their account (linked, or created). Throws OAuthError for every expected failure.
  */
-export async function completeOAuth(
-  env: Bindings,
-  config: Config,
-  provider: OAuthProvider,
-  callback: OAuthCallback,
-): Promise<UserRow> {
+export async function completeOAuth(env: Bindings, config: Config, provider: OAuthProvider, callback: OAuthCallback): Promise<UserRow> {
   assertConfigured(config, provider);
   const pending = await consumeState(env, provider, callback.state);
   const identity =
-    provider === "google"
-      ? await googleIdentity(config, callback, pending)
-      : await githubIdentity(config, callback, pending.code_verifier);
+    provider === "google" ? await googleIdentity(config, callback, pending) : await githubIdentity(config, callback, pending.code_verifier);
   return signInWithIdentity(env, identity);
 }
 

@@ -22,9 +22,7 @@ function unb64(text: string): Uint8Array {
 }
 
 async function derive(password: string, salt: Uint8Array, iterations: number): Promise<Uint8Array> {
-  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(password), "PBKDF2", false, [
-    "deriveBits",
-  ]);
+  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(password), "PBKDF2", false, ["deriveBits"]);
   const bits = await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations }, key, KEY_BYTES * 8);
   return new Uint8Array(bits);
 }
@@ -81,7 +79,7 @@ export function passwordPolicyErrors(password: string, context: { username?: str
   const lower = password.toLowerCase();
   const similar = [context.username, context.email, context.email?.split("@")[0]]
     .filter((v): v is string => Boolean(v && v.length >= 3))
-    .some((v) => lower === v.toLowerCase() || lower.includes(v.toLowerCase()) && v.length >= lower.length / 2);
+    .some((v) => lower === v.toLowerCase() || (lower.includes(v.toLowerCase()) && v.length >= lower.length / 2));
   if (similar) errors.push("The password is too similar to the username or email.");
   const base = lower.replace(/[\d\W_]+$/u, "").replace(/^[\d\W_]+/u, "");
   if (COMMON_PASSWORDS.has(lower) || COMMON_BASE_WORDS.has(base) || /^(.)\1+$/.test(lower)) {

@@ -43,7 +43,14 @@ export type ProviderJob =
       longitude: number | null;
       language: string;
     })
-  | (JobBase & { provider: "plantnet"; project: string; organs: PlantNetOrgan[]; language: string; includeRelatedImages: boolean; maxResults: number });
+  | (JobBase & {
+      provider: "plantnet";
+      project: string;
+      organs: PlantNetOrgan[];
+      language: string;
+      includeRelatedImages: boolean;
+      maxResults: number;
+    });
 
 /** Several images hash to one digest over their digests, in order. */
 async function imagesDigest(images: ProviderImage[]): Promise<string> {
@@ -142,7 +149,11 @@ const LEASE_MARGIN_MS = 5_000;
  * circuit breaker, and caches the answer) or lets it wait for the leader's outcome. Counters are
  * updated after the response via waitUntil so they cost the caller nothing.
  */
-export async function cachedProviderCall(env: Bindings, waitUntil: (p: Promise<unknown>) => void, job: ProviderJob): Promise<CachedCallResult> {
+export async function cachedProviderCall(
+  env: Bindings,
+  waitUntil: (p: Promise<unknown>) => void,
+  job: ProviderJob,
+): Promise<CachedCallResult> {
   const started = Date.now();
   const result = await cachedProviderCallInner(env, waitUntil, job);
   const outcome = result.error ? `error:${result.error.kind}` : result.cached ? "hit" : "miss";
@@ -150,7 +161,11 @@ export async function cachedProviderCall(env: Bindings, waitUntil: (p: Promise<u
   return result;
 }
 
-async function cachedProviderCallInner(env: Bindings, waitUntil: (p: Promise<unknown>) => void, job: ProviderJob): Promise<CachedCallResult> {
+async function cachedProviderCallInner(
+  env: Bindings,
+  waitUntil: (p: Promise<unknown>) => void,
+  job: ProviderJob,
+): Promise<CachedCallResult> {
   const circuit = circuitFor(env, job.provider);
   const hit = await env.CACHE.get<ProviderAnswer>(job.cacheKey, "json");
   if (hit) {
@@ -166,7 +181,12 @@ async function cachedProviderCallInner(env: Bindings, waitUntil: (p: Promise<unk
       return { provider: job.provider, answer: outcome.answer, error: null, cached: true };
     }
     const e = outcome.error;
-    return { provider: job.provider, answer: null, error: new ProviderError(job.provider, e.kind as ProviderErrorKind, e.message, e.status, e.retryAfterS), cached: false };
+    return {
+      provider: job.provider,
+      answer: null,
+      error: new ProviderError(job.provider, e.kind as ProviderErrorKind, e.message, e.status, e.retryAfterS),
+      cached: false,
+    };
   }
 
   // The leader calls upstream, behind the circuit breaker shared by every isolate.
@@ -178,7 +198,13 @@ async function cachedProviderCallInner(env: Bindings, waitUntil: (p: Promise<unk
   if (!gate.allowed) {
     // retryAfterS: when the circuit may let a call through (half-open), so a queued job waits that long.
     const retryAfterS = gate.retryAfterMs === undefined ? undefined : Math.ceil(gate.retryAfterMs / 1000);
-    const error = new ProviderError(job.provider, "circuit_open", `${job.provider} is temporarily unavailable (circuit ${gate.state})`, undefined, retryAfterS);
+    const error = new ProviderError(
+      job.provider,
+      "circuit_open",
+      `${job.provider} is temporarily unavailable (circuit ${gate.state})`,
+      undefined,
+      retryAfterS,
+    );
     result = { provider: job.provider, answer: null, error, cached: false };
     outcome = { ok: false, error: { kind: error.kind, message: error.message, retryAfterS } };
   } else {

@@ -20,13 +20,9 @@ function bucket(env: Bindings, name: string) {
 export async function enforceRateLimit(env: Bindings, name: string, rate: Rate): Promise<void> {
   const result = await bucket(env, name).consume(rate.limit, rate.windowMs);
   if (!result.allowed) {
-    throw new AppError(
-      "RATE_LIMITED",
-      429,
-      `Too many requests. Please try again in ${result.retryAfterS} seconds.`,
-      undefined,
-      { "Retry-After": String(result.retryAfterS) },
-    );
+    throw new AppError("RATE_LIMITED", 429, `Too many requests. Please try again in ${result.retryAfterS} seconds.`, undefined, {
+      "Retry-After": String(result.retryAfterS),
+    });
   }
 }
 
@@ -38,12 +34,15 @@ export async function enforceRateLimit(env: Bindings, name: string, rate: Rate):
 export function clientIp(request: Request): string {
   const address = request.headers.get("CF-Connecting-IP")?.trim();
   if (!address) return "unknown";
-  return address.includes(":") ? ipv6Prefix64(address) ?? "unknown" : address;
+  return address.includes(":") ? (ipv6Prefix64(address) ?? "unknown") : address;
 }
 
 /** `2001:db8:a:b:1:2:3:4` → `2001:db8:a:b::/64`; null for something that is not IPv6. */
 export function ipv6Prefix64(address: string): string | null {
-  let text = address.toLowerCase().replace(/^\[|\]$/g, "").replace(/%.*$/, "");
+  let text = address
+    .toLowerCase()
+    .replace(/^\[|\]$/g, "")
+    .replace(/%.*$/, "");
   // An embedded IPv4 tail (::ffff:192.0.2.1) is two hextets.
   const v4 = /(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
   if (v4) {

@@ -90,7 +90,11 @@ export function recurrenceFor(schedule: Schedule): RecurrenceRule {
     case "monthly":
       if (schedule.anchorDay <= 28) return { freq: "MONTHLY" };
       // "The 31st, or the month's last day when it is shorter": the last of those days that exists.
-      return { freq: "MONTHLY", byMonthDay: Array.from({ length: schedule.anchorDay - 27 }, (_, i) => schedule.anchorDay - i), bySetPos: -1 };
+      return {
+        freq: "MONTHLY",
+        byMonthDay: Array.from({ length: schedule.anchorDay - 27 }, (_, i) => schedule.anchorDay - i),
+        bySetPos: -1,
+      };
   }
 }
 
@@ -112,10 +116,20 @@ export function applyActionToSchedule(
   switch (action) {
     case "complete": {
       const anchorDay = nowDate.getUTCDate();
-      return { nextDueAt: addIntervals(nowDate, { ...state.schedule, anchorDay }), anchorDay, streak: state.streak + 1, lastCompletedAt: nowDate };
+      return {
+        nextDueAt: addIntervals(nowDate, { ...state.schedule, anchorDay }),
+        anchorDay,
+        streak: state.streak + 1,
+        lastCompletedAt: nowDate,
+      };
     }
     case "skip":
-      return { nextDueAt: addIntervals(state.nextDueAt, state.schedule), anchorDay: state.schedule.anchorDay, streak: 0, lastCompletedAt: state.lastCompletedAt };
+      return {
+        nextDueAt: addIntervals(state.nextDueAt, state.schedule),
+        anchorDay: state.schedule.anchorDay,
+        streak: 0,
+        lastCompletedAt: state.lastCompletedAt,
+      };
     case "snooze": {
       const nextDueAt = new Date(now + (hours ?? 0) * HOUR_MS);
       return { nextDueAt, anchorDay: nextDueAt.getUTCDate(), streak: state.streak, lastCompletedAt: state.lastCompletedAt };
@@ -208,13 +222,17 @@ export function reminderPageQuery(filter: { userId: string; plantId?: string; du
 
 /** The caller's own reminder, or 404 (also for other users' reminders). */
 export async function ownReminder(env: Bindings, userId: string, id: string): Promise<ReminderRow> {
-  const row = await env.DB.prepare(`SELECT ${REMINDER_COLUMNS} ${REMINDER_FROM} WHERE r.id = ? AND r.user_id = ?`).bind(id, userId).first<ReminderRow>();
+  const row = await env.DB.prepare(`SELECT ${REMINDER_COLUMNS} ${REMINDER_FROM} WHERE r.id = ? AND r.user_id = ?`)
+    .bind(id, userId)
+    .first<ReminderRow>();
   if (!row) throw new AppError("NOT_FOUND", 404, "Reminder not found.");
   return row;
 }
 
 export async function activeReminders(env: Bindings, userId: string): Promise<ReminderRow[]> {
-  const { results } = await env.DB.prepare(`SELECT ${REMINDER_COLUMNS} ${REMINDER_FROM} WHERE r.user_id = ? AND r.is_active = 1 ORDER BY r.next_due_at, r.id`)
+  const { results } = await env.DB.prepare(
+    `SELECT ${REMINDER_COLUMNS} ${REMINDER_FROM} WHERE r.user_id = ? AND r.is_active = 1 ORDER BY r.next_due_at, r.id`,
+  )
     .bind(userId)
     .all<ReminderRow>();
   return results;
@@ -287,12 +305,25 @@ export interface ReminderPatch {
   next_due_at?: string;
 }
 
-export async function updateReminder(env: Bindings, userId: string, id: string, patch: ReminderPatch, now = Date.now()): Promise<ReminderRow> {
+export async function updateReminder(
+  env: Bindings,
+  userId: string,
+  id: string,
+  patch: ReminderPatch,
+  now = Date.now(),
+): Promise<ReminderRow> {
   const row = await ownReminder(env, userId, id);
   const frequency = patch.frequency ?? row.frequency;
-  const customIntervalDays = patch.custom_interval_days !== undefined ? patch.custom_interval_days : patch.frequency && patch.frequency !== "custom" ? null : row.custom_interval_days;
+  const customIntervalDays =
+    patch.custom_interval_days !== undefined
+      ? patch.custom_interval_days
+      : patch.frequency && patch.frequency !== "custom"
+        ? null
+        : row.custom_interval_days;
   if (frequency === "custom" && customIntervalDays === null) {
-    throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { custom_interval_days: ["Required when frequency is custom (1..365)."] });
+    throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
+      custom_interval_days: ["Required when frequency is custom (1..365)."],
+    });
   }
   if (frequency !== "custom" && customIntervalDays !== null) {
     throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { custom_interval_days: ["Only allowed when frequency is custom."] });
@@ -328,10 +359,22 @@ export async function deleteReminder(env: Bindings, userId: string, id: string):
   if (!deleted) throw new AppError("NOT_FOUND", 404, "Reminder not found.");
 }
 
-export async function performAction(env: Bindings, userId: string, id: string, action: ReminderAction, hours: number | undefined, now = Date.now()): Promise<ReminderRow> {
+export async function performAction(
+  env: Bindings,
+  userId: string,
+  id: string,
+  action: ReminderAction,
+  hours: number | undefined,
+  now = Date.now(),
+): Promise<ReminderRow> {
   const row = await ownReminder(env, userId, id);
   const outcome = applyActionToSchedule(
-    { schedule: scheduleOf(row), nextDueAt: new Date(row.next_due_at), streak: row.streak, lastCompletedAt: row.last_completed_at ? new Date(row.last_completed_at) : null },
+    {
+      schedule: scheduleOf(row),
+      nextDueAt: new Date(row.next_due_at),
+      streak: row.streak,
+      lastCompletedAt: row.last_completed_at ? new Date(row.last_completed_at) : null,
+    },
     action,
     now,
     hours,
@@ -375,7 +418,12 @@ export interface Occurrence {
  * current `next_due_at` is listed even when it is already past (flagged `overdue`); later
  * occurrences follow the schedule from it, as skipping would.
  */
-export function previewOccurrences(rows: ReminderRow[], now: number, days: number, max = 2000): { results: Occurrence[]; truncated: boolean } {
+export function previewOccurrences(
+  rows: ReminderRow[],
+  now: number,
+  days: number,
+  max = 2000,
+): { results: Occurrence[]; truncated: boolean } {
   const end = now + days * DAY_MS;
   const out: Occurrence[] = [];
   for (const row of rows) {

@@ -99,7 +99,11 @@ export async function loadStoredImages(
   const objects = await Promise.all(stored.map((img) => env.IMAGES.get(imageKey(img))));
   if (objects.some((o) => o === null)) return null;
   return Promise.all(
-    objects.map(async (o, i) => ({ bytes: new Uint8Array(await o!.arrayBuffer()), mime: IMAGE_MIME[stored[i]!.type], sha256: stored[i]!.sha256 })),
+    objects.map(async (o, i) => ({
+      bytes: new Uint8Array(await o!.arrayBuffer()),
+      mime: IMAGE_MIME[stored[i]!.type],
+      sha256: stored[i]!.sha256,
+    })),
   );
 }
 
@@ -221,7 +225,17 @@ export async function completeRequest(
            SELECT ?, ?, ?, ?, ?, ?, ?, ?, 0 WHERE ${guard}
            ON CONFLICT DO NOTHING`,
         )
-        .bind(uuidv7(), s.scientific_name, JSON.stringify(s.common_names), s.family, s.genus, s.gbif_id ?? null, s.description.slice(0, 2000), s.sources.join("+"), requestId),
+        .bind(
+          uuidv7(),
+          s.scientific_name,
+          JSON.stringify(s.common_names),
+          s.family,
+          s.genus,
+          s.gbif_id ?? null,
+          s.description.slice(0, 2000),
+          s.sources.join("+"),
+          requestId,
+        ),
     );
   }
   const top = suggestions[0];
@@ -286,7 +300,9 @@ export async function completeRequest(
     );
   }
   if (userId && status === "identified") {
-    statements.push(db.prepare(`UPDATE users SET plants_identified = plants_identified + 1 WHERE id = ? AND ${guard}`).bind(userId, requestId));
+    statements.push(
+      db.prepare(`UPDATE users SET plants_identified = plants_identified + 1 WHERE id = ? AND ${guard}`).bind(userId, requestId),
+    );
   }
   statements.push(
     db
@@ -317,6 +333,8 @@ export async function failRequest(env: Bindings, requestId: string, message: str
 }
 
 export async function countResults(env: Bindings, requestId: string): Promise<number> {
-  const row = await env.DB.prepare("SELECT count(*) AS n FROM identification_results WHERE request_id = ?").bind(requestId).first<{ n: number }>();
+  const row = await env.DB.prepare("SELECT count(*) AS n FROM identification_results WHERE request_id = ?")
+    .bind(requestId)
+    .first<{ n: number }>();
   return row?.n ?? 0;
 }

@@ -42,7 +42,10 @@ export function savedCareBody(row: SavedCareRow) {
 export function savedCarePageQuery(userId: string, isFavorite?: boolean) {
   return {
     select: "*",
-    from: isFavorite === undefined ? "FROM saved_care_instructions WHERE user_id = ?" : "FROM saved_care_instructions WHERE user_id = ? AND is_favorite = ?",
+    from:
+      isFavorite === undefined
+        ? "FROM saved_care_instructions WHERE user_id = ?"
+        : "FROM saved_care_instructions WHERE user_id = ? AND is_favorite = ?",
     order: "created_at DESC, id DESC",
     binds: isFavorite === undefined ? [userId] : [userId, isFavorite ? 1 : 0],
   };
@@ -50,7 +53,9 @@ export function savedCarePageQuery(userId: string, isFavorite?: boolean) {
 
 /** The caller's own card, or 404 (also for other users' cards). */
 export async function ownSavedCare(env: Bindings, userId: string, id: string): Promise<SavedCareRow> {
-  const row = await env.DB.prepare("SELECT * FROM saved_care_instructions WHERE id = ? AND user_id = ?").bind(id, userId).first<SavedCareRow>();
+  const row = await env.DB.prepare("SELECT * FROM saved_care_instructions WHERE id = ? AND user_id = ?")
+    .bind(id, userId)
+    .first<SavedCareRow>();
   if (!row) throw new AppError("NOT_FOUND", 404, "Saved care card not found.");
   return row;
 }
@@ -75,7 +80,11 @@ function columns(fields: SavedCareFields): [string, unknown][] {
     .map((k) => [k, (COLUMN_VALUE[k] as (v: unknown) => unknown)(fields[k])]);
 }
 
-export async function createSavedCare(env: Bindings, userId: string, fields: SavedCareFields & { scientific_name: string }): Promise<SavedCareRow> {
+export async function createSavedCare(
+  env: Bindings,
+  userId: string,
+  fields: SavedCareFields & { scientific_name: string },
+): Promise<SavedCareRow> {
   const id = uuidv7();
   // Column names come from COLUMN_VALUE's keys, never from the client.
   const cols = columns(fields);
@@ -102,7 +111,9 @@ export async function updateSavedCare(env: Bindings, userId: string, id: string,
   if (cols.length === 0) return ownSavedCare(env, userId, id);
   let row: SavedCareRow | null;
   try {
-    row = await env.DB.prepare(`UPDATE saved_care_instructions SET ${cols.map(([k]) => `${k} = ?`).join(", ")}, updated_at = ? WHERE id = ? AND user_id = ? RETURNING *`)
+    row = await env.DB.prepare(
+      `UPDATE saved_care_instructions SET ${cols.map(([k]) => `${k} = ?`).join(", ")}, updated_at = ? WHERE id = ? AND user_id = ? RETURNING *`,
+    )
       .bind(...cols.map(([, v]) => v), new Date().toISOString(), id, userId)
       .first<SavedCareRow>();
   } catch (err) {
@@ -114,6 +125,8 @@ export async function updateSavedCare(env: Bindings, userId: string, id: string,
 }
 
 export async function deleteSavedCare(env: Bindings, userId: string, id: string): Promise<void> {
-  const row = await env.DB.prepare("DELETE FROM saved_care_instructions WHERE id = ? AND user_id = ? RETURNING id").bind(id, userId).first();
+  const row = await env.DB.prepare("DELETE FROM saved_care_instructions WHERE id = ? AND user_id = ? RETURNING id")
+    .bind(id, userId)
+    .first();
   if (!row) throw new AppError("NOT_FOUND", 404, "Saved care card not found.");
 }

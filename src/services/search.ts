@@ -168,7 +168,12 @@ export async function searchForumGroup(env: Bindings, q: string, limit: number):
       type: "forum",
       id: row.id,
       title: row.title,
-      snippet: row.post_body !== null ? snippetAround(visibleText(row.post_body), q) : row.first_body !== null ? truncateText(visibleText(row.first_body), SNIPPET_CHARS) : "",
+      snippet:
+        row.post_body !== null
+          ? snippetAround(visibleText(row.post_body), q)
+          : row.first_body !== null
+            ? truncateText(visibleText(row.first_body), SNIPPET_CHARS)
+            : "",
       url: `/api/v1/forum/topics/${row.id}/`,
       score: row.score,
       category: row.category_slug,
@@ -190,7 +195,9 @@ export async function searchDiseasesGroup(env: Bindings, q: string, limit: numbe
   const db = env.DB;
   const [count, page] = await db.batch([
     db.prepare(`SELECT count(*) AS n ${base.from}`).bind(...base.binds),
-    db.prepare(`SELECT ${base.select}, ${score} AS score ${base.from} ORDER BY score DESC, ${base.order} LIMIT ?`).bind(...scoreBinds, ...base.binds, limit),
+    db
+      .prepare(`SELECT ${base.select}, ${score} AS score ${base.from} ORDER BY score DESC, ${base.order} LIMIT ?`)
+      .bind(...scoreBinds, ...base.binds, limit),
   ]);
   const rows = page!.results as unknown as (DiseaseEntryRow & { score: number })[];
   const hits = await Promise.all(
@@ -246,7 +253,9 @@ export async function searchSuggestions(env: Bindings, q: string): Promise<Sugge
   // Prefix tests with instr, not LIKE: D1 refuses LIKE patterns over 50 bytes.
   const [scientific, common, topics] = await db.batch<{ text: string }>([
     db
-      .prepare(`SELECT scientific_name AS text FROM species WHERE instr(lower(scientific_name), ?1) = 1 ORDER BY identification_count DESC, scientific_name LIMIT ?2`)
+      .prepare(
+        `SELECT scientific_name AS text FROM species WHERE instr(lower(scientific_name), ?1) = 1 ORDER BY identification_count DESC, scientific_name LIMIT ?2`,
+      )
       .bind(ql, MAX_SUGGESTIONS),
     db
       .prepare(

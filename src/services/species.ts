@@ -95,7 +95,8 @@ export async function searchSpecies(env: Bindings, query: string, limit: number)
   const match = trigramQuery(q);
   if (!match) {
     const pattern = `${likeLiteral(q.toLowerCase())}%`;
-    const where = "WHERE lower(scientific_name) LIKE ? ESCAPE '\\' OR lower(common_names) LIKE ? ESCAPE '\\' OR lower(family) LIKE ? ESCAPE '\\'";
+    const where =
+      "WHERE lower(scientific_name) LIKE ? ESCAPE '\\' OR lower(common_names) LIKE ? ESCAPE '\\' OR lower(family) LIKE ? ESCAPE '\\'";
     const [count, rows] = await env.DB.batch([
       env.DB.prepare(`SELECT count(*) AS n FROM species ${where}`).bind(pattern, `%"${likeLiteral(q.toLowerCase())}%`, pattern),
       env.DB.prepare(`SELECT * FROM species ${where} ORDER BY identification_count DESC, scientific_name LIMIT ?`).bind(
@@ -147,19 +148,27 @@ export async function cachedTrefleSpecies(env: Bindings, scientificName: string)
   const cacheKey = `trefle:v1:species:${scientificName.toLowerCase()}`;
   const cached = await env.CACHE.get<{ species: TrefleSpecies | null }>(cacheKey, "json");
   if (cached && "species" in cached) return cached.species;
-  const species = await trefleSpeciesFor({ baseUrl: config.TREFLE_API_URL, token: config.TREFLE_API_KEY, timeoutMs: config.TREFLE_TIMEOUT_MS }, scientificName);
+  const species = await trefleSpeciesFor(
+    { baseUrl: config.TREFLE_API_URL, token: config.TREFLE_API_KEY, timeoutMs: config.TREFLE_TIMEOUT_MS },
+    scientificName,
+  );
   await env.CACHE.put(cacheKey, JSON.stringify({ species }), { expirationTtl: TREFLE_CACHE_TTL_S });
   return species;
 }
 
-export type LookupResult = { found: "local"; row: SpeciesRow } | { found: "trefle"; row: SpeciesRow } | { found: "none"; reason: "unknown" | "catalogue_only" };
+export type LookupResult =
+  | { found: "local"; row: SpeciesRow }
+  | { found: "trefle"; row: SpeciesRow }
+  | { found: "none"; reason: "unknown" | "catalogue_only" };
 
 /**
  * `species/lookup/`: the catalogue first; else Trefle, whose species is stored as a new,
  * unverified catalogue entry (source "trefle"). Concurrent lookups of one name store it once.
  */
 export async function lookupSpecies(env: Bindings, scientificName: string): Promise<LookupResult> {
-  const local = await env.DB.prepare("SELECT * FROM species WHERE lower(scientific_name) = lower(?)").bind(scientificName).first<SpeciesRow>();
+  const local = await env.DB.prepare("SELECT * FROM species WHERE lower(scientific_name) = lower(?)")
+    .bind(scientificName)
+    .first<SpeciesRow>();
   if (local) return { found: "local", row: local };
   if (!getConfig(env).TREFLE_API_KEY) return { found: "none", reason: "catalogue_only" };
 

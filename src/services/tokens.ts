@@ -61,8 +61,18 @@ function signingKey(config: Config): Uint8Array {
   return key;
 }
 
-async function sign(config: Config, claims: { sub: string; type: TokenType; fam?: string; sid?: string }, ttlS: number, now: number, jti = uuidv7()) {
-  const token = await new SignJWT({ type: claims.type, ...(claims.fam ? { fam: claims.fam } : {}), ...(claims.sid ? { sid: claims.sid } : {}) })
+async function sign(
+  config: Config,
+  claims: { sub: string; type: TokenType; fam?: string; sid?: string },
+  ttlS: number,
+  now: number,
+  jti = uuidv7(),
+) {
+  const token = await new SignJWT({
+    type: claims.type,
+    ...(claims.fam ? { fam: claims.fam } : {}),
+    ...(claims.sid ? { sid: claims.sid } : {}),
+  })
     .setProtectedHeader({ alg: ALGORITHM, typ: "JWT" })
     .setSubject(claims.sub)
     .setJti(jti)
@@ -98,7 +108,13 @@ const nowS = () => Math.floor(Date.now() / 1000);
  * Signs an access + refresh pair in `familyId` (nothing is stored yet). HS256 is deterministic,
  * so the same jtis and `now` give byte-identical tokens (the refresh reuse window relies on it).
  */
-async function signPair(config: Config, userId: string, familyId: string, now: number, jtis?: { access: string; refresh: string }): Promise<TokenPair> {
+async function signPair(
+  config: Config,
+  userId: string,
+  familyId: string,
+  now: number,
+  jtis?: { access: string; refresh: string },
+): Promise<TokenPair> {
   const access = await sign(config, { sub: userId, type: "access", sid: familyId }, config.JWT_ACCESS_TTL_S, now, jtis?.access);
   const refresh = await sign(config, { sub: userId, type: "refresh", fam: familyId }, config.JWT_REFRESH_TTL_S, now, jtis?.refresh);
   return {

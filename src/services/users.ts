@@ -125,9 +125,7 @@ export interface NewUser {
 export async function uniquenessErrors(env: Bindings, username: string | null, email: string | null, exceptUserId?: string) {
   const errors: Record<string, string[]> = {};
   const [byName, byEmail] = await Promise.all([
-    username
-      ? env.DB.prepare("SELECT id FROM users WHERE lower(username) = lower(?)").bind(username).first<{ id: string }>()
-      : null,
+    username ? env.DB.prepare("SELECT id FROM users WHERE lower(username) = lower(?)").bind(username).first<{ id: string }>() : null,
     email ? env.DB.prepare("SELECT id FROM users WHERE lower(email) = lower(?)").bind(email).first<{ id: string }>() : null,
   ]);
   if (byName && byName.id !== exceptUserId) errors.username = ["A user with that username already exists."];

@@ -11,14 +11,28 @@ describe("migrations", () => {
     }>();
     const names = new Set(results.map((r) => r.name));
     for (const table of [
-      "users", "species", "identification_requests", "identification_results", "votes", "collections", "user_plants",
-      "refresh_tokens", "revoked_tokens", "password_reset_tokens", "ws_tickets", "oauth_states", "oauth_accounts",
+      "users",
+      "species",
+      "identification_requests",
+      "identification_results",
+      "votes",
+      "collections",
+      "user_plants",
+      "refresh_tokens",
+      "revoked_tokens",
+      "password_reset_tokens",
+      "ws_tickets",
+      "oauth_states",
+      "oauth_accounts",
     ]) {
       expect(names, table).toContain(table);
     }
     for (const index of [
-      "requests_user_created_idx", "results_confidence_idx", "species_popularity_idx",
-      "species_scientific_name_unique", "votes_result_user_unique",
+      "requests_user_created_idx",
+      "results_confidence_idx",
+      "species_popularity_idx",
+      "species_scientific_name_unique",
+      "votes_result_user_unique",
     ]) {
       expect(names, index).toContain(index);
     }
@@ -71,7 +85,9 @@ describe("species seed", () => {
     // Names with quotes survive SQL literal escaping.
     const anyWithQuote = (seedSpecies as SeedSpecies[]).find((s) => s.description.includes("'"));
     if (anyWithQuote) {
-      const row = await env.DB.prepare("SELECT description FROM species WHERE scientific_name = ?").bind(anyWithQuote.scientific_name).first<{ description: string }>();
+      const row = await env.DB.prepare("SELECT description FROM species WHERE scientific_name = ?")
+        .bind(anyWithQuote.scientific_name)
+        .first<{ description: string }>();
       expect(row?.description).toBe(anyWithQuote.description);
     }
   });

@@ -7,7 +7,11 @@ const AUTH = { authorization: "Bearer emulator-key" };
 
 function send(emulator: EmailEmulator, body: unknown, headers: Record<string, string> = AUTH) {
   return emulator.handle(
-    new Request(`${BASE}/emails`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) }),
+    new Request(`${BASE}/emails`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+    }),
   );
 }
 

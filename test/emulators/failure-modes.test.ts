@@ -130,7 +130,12 @@ describe.each(CASES)("$name failure modes", ({ create, request, checkRateLimited
   it("hangs until the caller's signal aborts", async () => {
     const emulator = create();
     emulator.setMode({ failure: "hang" });
-    const { value, ms } = await timed(() => emulator.handle(request(AbortSignal.timeout(100))).then(() => "answered", (error: unknown) => error));
+    const { value, ms } = await timed(() =>
+      emulator.handle(request(AbortSignal.timeout(100))).then(
+        () => "answered",
+        (error: unknown) => error,
+      ),
+    );
     expect(value).toMatchObject({ name: "TimeoutError" });
     expect(ms).toBeGreaterThanOrEqual(90);
     expect(ms).toBeLessThan(10_000); // a sanity bound, loose enough for a loaded machine

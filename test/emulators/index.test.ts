@@ -7,7 +7,10 @@ const ORIGIN = "http://127.0.0.1:8790";
 
 function control(emulators: ReturnType<typeof createEmulators>, path: string, body?: unknown) {
   return emulators.route(
-    new Request(`${ORIGIN}/__control${path}`, body === undefined ? {} : { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body) }),
+    new Request(
+      `${ORIGIN}/__control${path}`,
+      body === undefined ? {} : { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body) },
+    ),
   );
 }
 
@@ -27,7 +30,10 @@ describe("combined server routing", () => {
     expect(emulators.plantId.requests).toEqual([{ method: "POST", path: "/v3/identification", search: "?details=url" }]);
 
     const plantnet = await emulators.route(
-      new Request(`${urls.PLANTNET_API_URL}/v2/identify/all?api-key=emulator-key`, { method: "POST", body: plantNetForm([{ bytes: makePng(4, 4) }]) }),
+      new Request(`${urls.PLANTNET_API_URL}/v2/identify/all?api-key=emulator-key`, {
+        method: "POST",
+        body: plantNetForm([{ bytes: makePng(4, 4) }]),
+      }),
     );
     expect(plantnet.status).toBe(200);
     expect(emulators.plantnet.requests[0]?.path).toBe("/v2/identify/all");
@@ -37,7 +43,9 @@ describe("combined server routing", () => {
     // Trefle links are server-relative to the emulator, exactly as upstream.
     expect(((await trefle.json()) as any).data.links.self).toBe("/api/v1/species/quercus-robur");
 
-    const openai = await emulators.route(new Request(`${urls.OPENAI_API_URL}/models`, { headers: { authorization: "Bearer emulator-key" } }));
+    const openai = await emulators.route(
+      new Request(`${urls.OPENAI_API_URL}/models`, { headers: { authorization: "Bearer emulator-key" } }),
+    );
     expect(openai.status).toBe(200);
 
     const email = await emulators.route(
@@ -89,7 +97,15 @@ describe("control API", () => {
 
   it("rejects bad input with 400 and unknown emulators with 404", async () => {
     const emulators = createEmulators();
-    for (const body of ["{oops", { failure: "teapot" }, { failure: "refusal" }, { latencyMs: "slow" }, { times: 0 }, { colour: "red" }, [1]]) {
+    for (const body of [
+      "{oops",
+      { failure: "teapot" },
+      { failure: "refusal" },
+      { latencyMs: "slow" },
+      { times: 0 },
+      { colour: "red" },
+      [1],
+    ]) {
       const response = await control(emulators, "/plant-id", body);
       expect(response.status, JSON.stringify(body)).toBe(400);
       expect(await response.json()).toEqual({ error: expect.any(String) });

@@ -15,12 +15,15 @@ function post(emulator: OpenAIEmulator, path: string, body: unknown, key: string
 function validate(schema: Record<string, any>, value: unknown, root = schema, path = "$"): string[] {
   if (schema.$ref) return validate(root.$defs[schema.$ref.replace("#/$defs/", "")], value, root, path);
   if (schema.anyOf) {
-    return schema.anyOf.some((branch: Record<string, any>) => validate(branch, value, root, path).length === 0) ? [] : [`${path}: matches no anyOf branch`];
+    return schema.anyOf.some((branch: Record<string, any>) => validate(branch, value, root, path).length === 0)
+      ? []
+      : [`${path}: matches no anyOf branch`];
   }
   if (schema.enum && !schema.enum.includes(value)) return [`${path}: ${JSON.stringify(value)} not in enum`];
   const types: string[] = Array.isArray(schema.type) ? schema.type : [schema.type];
   const actual = value === null ? "null" : Array.isArray(value) ? "array" : Number.isInteger(value) ? "integer" : typeof value;
-  if (!types.includes(actual) && !(actual === "integer" && types.includes("number"))) return [`${path}: expected ${types.join("|")}, got ${actual}`];
+  if (!types.includes(actual) && !(actual === "integer" && types.includes("number")))
+    return [`${path}: expected ${types.join("|")}, got ${actual}`];
   const errors: string[] = [];
   if (typeof value === "number") {
     if (schema.minimum !== undefined && value < schema.minimum) errors.push(`${path}: below minimum`);
@@ -98,7 +101,9 @@ describe("OpenAI emulator: chat completions", () => {
       object: "chat.completion",
       created: expect.any(Number),
       model: "gpt-5-mini",
-      choices: [{ index: 0, message: { role: "assistant", content: expect.any(String), refusal: null }, finish_reason: "stop", logprobs: null }],
+      choices: [
+        { index: 0, message: { role: "assistant", content: expect.any(String), refusal: null }, finish_reason: "stop", logprobs: null },
+      ],
       usage: { prompt_tokens: expect.any(Number), completion_tokens: expect.any(Number), total_tokens: expect.any(Number) },
     });
     expect(body.usage.total_tokens).toBe(body.usage.prompt_tokens + body.usage.completion_tokens);
@@ -114,14 +119,23 @@ describe("OpenAI emulator: chat completions", () => {
 
   it("rejects strict schemas that break the Structured Outputs rules", async () => {
     const emulator = createOpenAIEmulator();
-    const open = await post(emulator, "/chat/completions", careRequest({ type: "object", properties: { a: { type: "string" } }, required: ["a"] }));
+    const open = await post(
+      emulator,
+      "/chat/completions",
+      careRequest({ type: "object", properties: { a: { type: "string" } }, required: ["a"] }),
+    );
     expect(open.status).toBe(400);
     expect(((await open.json()) as any).error.message).toContain("'additionalProperties' is required to be supplied and to be false");
 
     const notRequired = await post(
       emulator,
       "/chat/completions",
-      careRequest({ type: "object", additionalProperties: false, properties: { a: { type: "string" }, b: { type: "string" } }, required: ["a"] }),
+      careRequest({
+        type: "object",
+        additionalProperties: false,
+        properties: { a: { type: "string" }, b: { type: "string" } },
+        required: ["a"],
+      }),
     );
     expect(notRequired.status).toBe(400);
     expect(((await notRequired.json()) as any).error.message).toContain("Missing 'b'");
@@ -149,7 +163,10 @@ describe("OpenAI emulator: chat completions", () => {
   });
 
   it("answers plain text without response_format", async () => {
-    const response = await post(createOpenAIEmulator(), "/chat/completions", { model: "gpt-5-mini", messages: [{ role: "user", content: "Tell me about Aloe vera" }] });
+    const response = await post(createOpenAIEmulator(), "/chat/completions", {
+      model: "gpt-5-mini",
+      messages: [{ role: "user", content: "Tell me about Aloe vera" }],
+    });
     const body = (await response.json()) as any;
     expect(body.choices[0].message.content).toContain("Aloe vera");
   });
@@ -162,7 +179,11 @@ describe("OpenAI emulator: chat completions", () => {
       [{ model: "gpt-5-mini", messages: [] }, 400, "empty_array"],
       [{ model: "gpt-5-mini", messages: [{ role: "wizard", content: "hi" }] }, 400, "invalid_value"],
       [{ model: "gpt-3.5-turbo", messages: [{ role: "user", content: "hi" }] }, 404, "model_not_found"],
-      [{ ...careRequest(), response_format: { type: "json_schema", json_schema: { name: "bad name!", schema: {} } } }, 400, "invalid_value"],
+      [
+        { ...careRequest(), response_format: { type: "json_schema", json_schema: { name: "bad name!", schema: {} } } },
+        400,
+        "invalid_value",
+      ],
       [{ ...careRequest(), response_format: { type: "xml" } }, 400, "invalid_value"],
     ];
     for (const [body, status, code] of cases) {
@@ -210,12 +231,22 @@ describe("OpenAI emulator: auth, images, models", () => {
     const wrong = await post(emulator, "/chat/completions", careRequest(), "sk-wrong-key-123456");
     expect(wrong.status).toBe(401);
     const error = ((await wrong.json()) as any).error;
-    expect(error).toEqual({ message: expect.stringContaining("Incorrect API key provided"), type: "invalid_request_error", param: null, code: "invalid_api_key" });
+    expect(error).toEqual({
+      message: expect.stringContaining("Incorrect API key provided"),
+      type: "invalid_request_error",
+      param: null,
+      code: "invalid_api_key",
+    });
     expect(error.message).not.toContain("sk-wrong-key-123456");
   });
 
   it("generates a tiny valid PNG as b64_json", async () => {
-    const response = await post(createOpenAIEmulator(), "/images/generations", { model: "gpt-image-1", prompt: "A botanical photo of a fern", size: "1024x1024", n: 2 });
+    const response = await post(createOpenAIEmulator(), "/images/generations", {
+      model: "gpt-image-1",
+      prompt: "A botanical photo of a fern",
+      size: "1024x1024",
+      n: 2,
+    });
     expect(response.status).toBe(200);
     const body = (await response.json()) as any;
     expect(body).toMatchObject({
@@ -229,7 +260,10 @@ describe("OpenAI emulator: auth, images, models", () => {
     const chunks = readPngChunks(fromBase64(body.data[0].b64_json));
     expect(chunks?.map((c) => c.type)).toEqual(["IHDR", "IDAT", "IEND"]);
     expect(chunks?.every((c) => c.crcValid)).toBe(true);
-    const [width, height] = [new DataView(chunks![0]!.data.buffer, chunks![0]!.data.byteOffset).getUint32(0), new DataView(chunks![0]!.data.buffer, chunks![0]!.data.byteOffset).getUint32(4)];
+    const [width, height] = [
+      new DataView(chunks![0]!.data.buffer, chunks![0]!.data.byteOffset).getUint32(0),
+      new DataView(chunks![0]!.data.buffer, chunks![0]!.data.byteOffset).getUint32(4),
+    ];
     expect([width, height]).toEqual([1, 1]);
     expect((await inflate(chunks![1]!.data)).length).toBe(1 + width * 3);
   });
@@ -250,7 +284,9 @@ describe("OpenAI emulator: auth, images, models", () => {
 
   it("lists models and answers 404 for unknown routes", async () => {
     const emulator = createOpenAIEmulator();
-    const models = (await (await emulator.handle(new Request(`${BASE}/models`, { headers: { authorization: "Bearer emulator-key" } }))).json()) as any;
+    const models = (await (
+      await emulator.handle(new Request(`${BASE}/models`, { headers: { authorization: "Bearer emulator-key" } }))
+    ).json()) as any;
     expect(models.object).toBe("list");
     expect(models.data[0]).toMatchObject({ id: expect.any(String), object: "model", owned_by: expect.any(String) });
     const unknown = await post(emulator, "/embeddings", {});

@@ -32,16 +32,26 @@ async function identify(emulator: PlantIdEmulator, images: Uint8Array[], query =
 describe("Plant.id emulator: identification", () => {
   it("answers the documented envelope with suggestions sorted by probability", async () => {
     const emulator = createPlantIdEmulator();
-    const body = await identify(emulator, [makePng(8, 8, { seed: 1 })], "?details=common_names,taxonomy,url,description,watering,propagation_methods,edible_parts", {
-      latitude: 50.08,
-      longitude: 14.42,
-    });
+    const body = await identify(
+      emulator,
+      [makePng(8, 8, { seed: 1 })],
+      "?details=common_names,taxonomy,url,description,watering,propagation_methods,edible_parts",
+      {
+        latitude: 50.08,
+        longitude: 14.42,
+      },
+    );
 
     expect(body).toMatchObject({
       access_token: expect.any(String),
       model_version: expect.stringMatching(/^plant_id:/),
       custom_id: null,
-      input: { latitude: 50.08, longitude: 14.42, similar_images: true, images: [expect.stringMatching(/^https:\/\/plant-id\.emulator\.invalid\//)] },
+      input: {
+        latitude: 50.08,
+        longitude: 14.42,
+        similar_images: true,
+        images: [expect.stringMatching(/^https:\/\/plant-id\.emulator\.invalid\//)],
+      },
       status: "COMPLETED",
       sla_compliant_client: true,
       sla_compliant_system: true,
@@ -71,7 +81,12 @@ describe("Plant.id emulator: identification", () => {
       entity_id: top!.id,
       common_names: expect.arrayContaining([expect.any(String)]),
       taxonomy: { kingdom: "Plantae", genus: top!.name.split(" ")[0] },
-      description: { value: expect.any(String), citation: expect.any(String), license_name: expect.any(String), license_url: expect.any(String) },
+      description: {
+        value: expect.any(String),
+        citation: expect.any(String),
+        license_name: expect.any(String),
+        license_url: expect.any(String),
+      },
       watering: { min: expect.any(Number), max: expect.any(Number) },
     });
   });
@@ -112,7 +127,8 @@ describe("Plant.id emulator: identification", () => {
     expect(second.access_token).not.toBe(first.access_token);
 
     const tops = new Set<string>();
-    for (let seed = 0; seed < 12; seed += 1) tops.add((await identify(emulator, [makePng(4, 4, { seed })])).result.classification.suggestions[0].name);
+    for (let seed = 0; seed < 12; seed += 1)
+      tops.add((await identify(emulator, [makePng(4, 4, { seed })])).result.classification.suggestions[0].name);
     expect(tops.size).toBeGreaterThan(1);
   });
 
@@ -129,7 +145,11 @@ describe("Plant.id emulator: identification", () => {
     expect(body.result.classification.suggestions.length).toBeGreaterThan(0);
     expect(body.result.is_healthy).toEqual({ probability: expect.any(Number), binary: expect.any(Boolean), threshold: 0.525 });
     const disease = body.result.disease.suggestions[0];
-    expect(disease.details).toMatchObject({ treatment: { prevention: expect.any(Array) }, common_names: expect.any(Array), language: "en" });
+    expect(disease.details).toMatchObject({
+      treatment: { prevention: expect.any(Array) },
+      common_names: expect.any(Array),
+      language: "en",
+    });
     expect(disease.details).toHaveProperty("cause");
     // Disease-only keys stay off plant suggestions; shared keys appear on both.
     expect(body.result.classification.suggestions[0].details).not.toHaveProperty("treatment");

@@ -18,10 +18,23 @@ async function identifyJson(emulator: PlantNetEmulator, form: FormData, query = 
 describe("Pl@ntNet emulator: identify", () => {
   it("answers the documented shape with results sorted by score", async () => {
     const emulator = createPlantNetEmulator();
-    const body = await identifyJson(emulator, plantNetForm([{ bytes: makePng(8, 8, { seed: 2 }), organ: "leaf" }, { bytes: makeJpeg(800, 600), type: "image/jpeg", organ: "auto" }]));
+    const body = await identifyJson(
+      emulator,
+      plantNetForm([
+        { bytes: makePng(8, 8, { seed: 2 }), organ: "leaf" },
+        { bytes: makeJpeg(800, 600), type: "image/jpeg", organ: "auto" },
+      ]),
+    );
 
     expect(body).toMatchObject({
-      query: { project: "all", images: [expect.any(String), expect.any(String)], organs: ["leaf", "auto"], includeRelatedImages: false, noReject: false, type: null },
+      query: {
+        project: "all",
+        images: [expect.any(String), expect.any(String)],
+        organs: ["leaf", "auto"],
+        includeRelatedImages: false,
+        noReject: false,
+        type: null,
+      },
       language: "en",
       preferedReferential: "k-world-flora",
       bestMatch: expect.any(String),
@@ -30,7 +43,12 @@ describe("Pl@ntNet emulator: identify", () => {
     });
     expect(body.predictedOrgans).toEqual([
       { image: body.query.images[0], filename: "photo_0.png", organ: "leaf", score: expect.any(Number) },
-      { image: body.query.images[1], filename: "photo_1.png", organ: expect.stringMatching(/^(leaf|flower|fruit|bark)$/), score: expect.any(Number) },
+      {
+        image: body.query.images[1],
+        filename: "photo_1.png",
+        organ: expect.stringMatching(/^(leaf|flower|fruit|bark)$/),
+        score: expect.any(Number),
+      },
     ]);
 
     const results = body.results as Record<string, any>[];
@@ -101,7 +119,9 @@ describe("Pl@ntNet emulator: identify", () => {
     const response = await emulator.handle(new Request(`${BASE}/v2/projects?api-key=emulator-key`));
     expect(response.status).toBe(200);
     const projects = (await response.json()) as { id: string }[];
-    expect(projects.map((p) => p.id)).toEqual(expect.arrayContaining(["all", "k-world-flora", "weurope", "k-middle-europe", "canada", "useful"]));
+    expect(projects.map((p) => p.id)).toEqual(
+      expect.arrayContaining(["all", "k-world-flora", "weurope", "k-middle-europe", "canada", "useful"]),
+    );
     expect(emulator.remainingIdentificationRequests).toBe(500);
 
     const regional = await identifyJson(emulator, plantNetForm([{ bytes: makePng(4, 4) }]), "api-key=emulator-key");
@@ -124,11 +144,14 @@ describe("Pl@ntNet emulator: errors and quota", () => {
 
   it.each([
     ["no images", () => new FormData()],
-    ["more images than organs", () => {
-      const form = plantNetForm([{ bytes: makePng(4, 4) }]);
-      form.append("images", new Blob([makePng(4, 4, { seed: 1 })], { type: "image/png" }), "extra.png");
-      return form;
-    }],
+    [
+      "more images than organs",
+      () => {
+        const form = plantNetForm([{ bytes: makePng(4, 4) }]);
+        form.append("images", new Blob([makePng(4, 4, { seed: 1 })], { type: "image/png" }), "extra.png");
+        return form;
+      },
+    ],
     ["six images", () => plantNetForm(Array.from({ length: 6 }, (_, seed) => ({ bytes: makePng(2, 2, { seed }) })))],
     ["an unknown organ", () => plantNetForm([{ bytes: makePng(4, 4), organ: "root" }])],
   ])("answers 400 for %s", async (_case, form) => {
@@ -145,7 +168,10 @@ describe("Pl@ntNet emulator: errors and quota", () => {
   });
 
   it("answers 415 for a part that is not JPEG or PNG", async () => {
-    const response = await identify(createPlantNetEmulator(), plantNetForm([{ bytes: new TextEncoder().encode("GIF89a"), type: "image/gif" }]));
+    const response = await identify(
+      createPlantNetEmulator(),
+      plantNetForm([{ bytes: new TextEncoder().encode("GIF89a"), type: "image/gif" }]),
+    );
     expect(response.status).toBe(415);
     expect(await response.json()).toMatchObject({ statusCode: 415 });
   });

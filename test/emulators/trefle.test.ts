@@ -12,8 +12,22 @@ async function get(emulator: TrefleEmulator, pathAndQuery: string, init: Request
 }
 
 const SPECIES_LIGHT_KEYS = [
-  "id", "common_name", "slug", "scientific_name", "year", "bibliography", "author", "status", "rank",
-  "family_common_name", "family", "genus_id", "genus", "image_url", "synonyms", "links",
+  "id",
+  "common_name",
+  "slug",
+  "scientific_name",
+  "year",
+  "bibliography",
+  "author",
+  "status",
+  "rank",
+  "family_common_name",
+  "family",
+  "genus_id",
+  "genus",
+  "image_url",
+  "synonyms",
+  "links",
 ].sort();
 
 describe("Trefle emulator: search and lists", () => {
@@ -155,7 +169,10 @@ describe("Trefle emulator: auth and throttle", () => {
 
     const missing = await emulator.handle(new Request(`${BASE}/plants/search?q=oak`));
     expect(missing.status).toBe(401);
-    expect(await missing.json()).toEqual({ error: true, messages: "An access token is required to access this resource. See https://trefle.io" });
+    expect(await missing.json()).toEqual({
+      error: true,
+      messages: "An access token is required to access this resource. See https://trefle.io",
+    });
     const wrong = await emulator.handle(new Request(`${BASE}/plants/search?q=oak&token=nope`));
     expect(wrong.status).toBe(401);
     expect(await wrong.json()).toEqual({ error: true, messages: "Invalid access token" });

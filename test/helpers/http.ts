@@ -69,7 +69,13 @@ export function setCookies(res: Response): Record<string, SetCookie> {
 export async function expectError(res: Response, status: number, code: string) {
   const { expect } = await import("vitest");
   expect(res.status, await res.clone().text()).toBe(status);
-  const body = (await res.json()) as { error: boolean; code: string; message: string; request_id: string; errors?: Record<string, string[]> };
+  const body = (await res.json()) as {
+    error: boolean;
+    code: string;
+    message: string;
+    request_id: string;
+    errors?: Record<string, string[]>;
+  };
   expect(body.error).toBe(true);
   expect(body.code).toBe(code);
   expect(body.request_id).toBe(res.headers.get("X-Request-ID"));

@@ -12,7 +12,9 @@ export interface OutboundOptions {
   overrides?: Record<string, (request: Request) => Promise<Response>>;
 }
 
-export function useEmulators(options: OutboundOptions = {}): Emulators & { overrides: Record<string, (request: Request) => Promise<Response>> } {
+export function useEmulators(
+  options: OutboundOptions = {},
+): Emulators & { overrides: Record<string, (request: Request) => Promise<Response>> } {
   const emulators = createEmulators();
   const route = hostMap(emulators);
   const overrides: Record<string, (request: Request) => Promise<Response>> = { ...options.overrides };

@@ -44,7 +44,9 @@ async function storedPhoto(): Promise<string> {
 
 async function pendingDiagnosis(userId: string): Promise<string> {
   const id = crypto.randomUUID();
-  await env.DB.prepare("INSERT INTO disease_requests (id, user_id, status, image_hashes, symptoms_description) VALUES (?, ?, 'pending', ?, 'Brown spots.')")
+  await env.DB.prepare(
+    "INSERT INTO disease_requests (id, user_id, status, image_hashes, symptoms_description) VALUES (?, ?, 'pending', ?, 'Brown spots.')",
+  )
     .bind(id, userId, await storedPhoto())
     .run();
   return id;
@@ -52,7 +54,9 @@ async function pendingDiagnosis(userId: string): Promise<string> {
 
 async function pendingIdentification(userId: string): Promise<string> {
   const id = crypto.randomUUID();
-  await env.DB.prepare("INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'pending', ?, '[\"auto\"]')")
+  await env.DB.prepare(
+    "INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'pending', ?, '[\"auto\"]')",
+  )
     .bind(id, userId, await storedPhoto())
     .run();
   return id;
@@ -95,7 +99,8 @@ async function openCircuit(provider: "plant_id" | "plantnet"): Promise<number> {
 }
 
 /** Seconds until the circuit opened at `openedAt` may half-open, as of now. */
-const remainingS = (provider: "plant_id" | "plantnet", openedAt: number) => (openedAt + CIRCUIT_POLICIES[provider].openMs - Date.now()) / 1000;
+const remainingS = (provider: "plant_id" | "plantnet", openedAt: number) =>
+  (openedAt + CIRCUIT_POLICIES[provider].openMs - Date.now()) / 1000;
 
 /** Plays the circuit's clock forward by its open time (instead of waiting for it). */
 async function fastForwardCircuit(provider: "plant_id" | "plantnet") {
@@ -115,7 +120,10 @@ describe("a 429 is rate limiting, not a breaker failure", () => {
       expect(result.retries).toEqual([7]);
     }
     expect(emulators.plantId.calls).toBe(CIRCUIT_POLICIES.plant_id.failureThreshold + 1);
-    expect(await circuitFor(env, "plant_id").snapshot(CIRCUIT_POLICIES.plant_id)).toMatchObject({ state: "closed", consecutiveFailures: 0 });
+    expect(await circuitFor(env, "plant_id").snapshot(CIRCUIT_POLICIES.plant_id)).toMatchObject({
+      state: "closed",
+      consecutiveFailures: 0,
+    });
   });
 
   it("a 429 answering the half-open probe frees the probe slot and leaves the circuit half-open", async () => {

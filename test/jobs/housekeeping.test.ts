@@ -13,7 +13,9 @@ describe("cron housekeeping", () => {
       env.DB.prepare(
         "INSERT INTO identification_requests (id, user_id, status, image_hashes, created_at, updated_at) VALUES ('stuck', 'hk-user', 'processing', '[]', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z')",
       ),
-      env.DB.prepare("INSERT INTO identification_requests (id, user_id, status, image_hashes) VALUES ('fresh', 'hk-user', 'processing', '[]')"),
+      env.DB.prepare(
+        "INSERT INTO identification_requests (id, user_id, status, image_hashes) VALUES ('fresh', 'hk-user', 'processing', '[]')",
+      ),
       env.DB.prepare("INSERT INTO revoked_tokens (jti, expires_at) VALUES ('old', 1), ('new', 9999999999)"),
       env.DB.prepare(
         `INSERT INTO disease_requests (id, user_id, status, image_hashes, symptoms_description, created_at, updated_at)
@@ -30,7 +32,11 @@ describe("cron housekeeping", () => {
       { id: "fresh", status: "processing" },
       { id: "stuck", status: "failed" },
     ]);
-    const diagnoses = await env.DB.prepare("SELECT id, status, error_message FROM disease_requests ORDER BY id").all<{ id: string; status: string; error_message: string | null }>();
+    const diagnoses = await env.DB.prepare("SELECT id, status, error_message FROM disease_requests ORDER BY id").all<{
+      id: string;
+      status: string;
+      error_message: string | null;
+    }>();
     expect(diagnoses.results).toEqual([
       { id: "fresh-diagnosis", status: "processing", error_message: null },
       { id: "old-but-done", status: "identified", error_message: null },

@@ -6,7 +6,14 @@
  * is exclusive while a lease is live, so an old message that turns up after a re-queue writes
  * nothing twice.
  */
-import { createExecutionContext, createMessageBatch, createScheduledController, getQueueResult, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  createScheduledController,
+  getQueueResult,
+  runInDurableObject,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { UserHub } from "../../durable-objects/user-hub";
@@ -37,7 +44,11 @@ function recordingQueue() {
 
 async function sweep(opts: { env?: Partial<Env>; at?: number } = {}) {
   const ctx = createExecutionContext();
-  await worker.scheduled(createScheduledController({ cron: "*/5 * * * *", scheduledTime: opts.at ?? Date.now() }), { ...env, ...opts.env }, ctx);
+  await worker.scheduled(
+    createScheduledController({ cron: "*/5 * * * *", scheduledTime: opts.at ?? Date.now() }),
+    { ...env, ...opts.env },
+    ctx,
+  );
   await waitOnExecutionContext(ctx);
 }
 
@@ -62,7 +73,16 @@ async function identification(userId: string, init: RowInit): Promise<string> {
     `INSERT INTO identification_requests (id, user_id, status, image_hashes, organs, lease_expires_at, requeue_count, created_at, updated_at)
      VALUES (?, ?, ?, ?, '["auto"]', ?, ?, ?, ?)`,
   )
-    .bind(id, userId, init.status, await storedPhoto(), init.lease ?? null, init.requeues ?? 0, init.createdAt ?? init.updatedAt ?? iso(0), init.updatedAt ?? iso(0))
+    .bind(
+      id,
+      userId,
+      init.status,
+      await storedPhoto(),
+      init.lease ?? null,
+      init.requeues ?? 0,
+      init.createdAt ?? init.updatedAt ?? iso(0),
+      init.updatedAt ?? iso(0),
+    )
     .run();
   return id;
 }
@@ -73,16 +93,29 @@ async function diagnosis(userId: string, init: RowInit): Promise<string> {
     `INSERT INTO disease_requests (id, user_id, status, image_hashes, symptoms_description, lease_expires_at, requeue_count, created_at, updated_at)
      VALUES (?, ?, ?, ?, 'Yellow leaves with brown spots.', ?, ?, ?, ?)`,
   )
-    .bind(id, userId, init.status, await storedPhoto(), init.lease ?? null, init.requeues ?? 0, init.createdAt ?? init.updatedAt ?? iso(0), init.updatedAt ?? iso(0))
+    .bind(
+      id,
+      userId,
+      init.status,
+      await storedPhoto(),
+      init.lease ?? null,
+      init.requeues ?? 0,
+      init.createdAt ?? init.updatedAt ?? iso(0),
+      init.updatedAt ?? iso(0),
+    )
     .run();
   return id;
 }
 
 type Row = { status: string; requeue_count: number; lease_expires_at: string | null; attempts: number; error_message: string | null };
 const idRow = async (id: string) =>
-  (await env.DB.prepare("SELECT status, requeue_count, lease_expires_at, attempts, error_message FROM identification_requests WHERE id = ?").bind(id).first<Row>())!;
+  (await env.DB.prepare("SELECT status, requeue_count, lease_expires_at, attempts, error_message FROM identification_requests WHERE id = ?")
+    .bind(id)
+    .first<Row>())!;
 const dxRow = async (id: string) =>
-  (await env.DB.prepare("SELECT status, requeue_count, lease_expires_at, attempts, error_message FROM disease_requests WHERE id = ?").bind(id).first<Row>())!;
+  (await env.DB.prepare("SELECT status, requeue_count, lease_expires_at, attempts, error_message FROM disease_requests WHERE id = ?")
+    .bind(id)
+    .first<Row>())!;
 
 async function deliver(bodies: unknown[], attempts = 1) {
   const batch = createMessageBatch(
@@ -179,14 +212,19 @@ describe("the sweep", () => {
     // The job's last word (after enrichment and care) is `completed` on the owner's hub.
     const hub = env.USER_HUB.get(env.USER_HUB.idFromName(u.userId));
     const completed = await eventually(
-      () => runInDurableObject(hub, async (instance: UserHub) => (instance.lastState(id)?.type === "completed" ? instance.lastState(id) : null)),
+      () =>
+        runInDurableObject(hub, async (instance: UserHub) =>
+          instance.lastState(id)?.type === "completed" ? instance.lastState(id) : null,
+        ),
       30_000,
     );
     const done = await idRow(id);
     expect(["identified", "needs_help"]).toContain(done.status);
     expect(completed).toMatchObject({ status: done.status });
     expect(done).toMatchObject({ requeue_count: 1, attempts: 1 });
-    const { n } = (await env.DB.prepare("SELECT count(*) AS n FROM identification_results WHERE request_id = ?").bind(id).first<{ n: number }>())!;
+    const { n } = (await env.DB.prepare("SELECT count(*) AS n FROM identification_results WHERE request_id = ?")
+      .bind(id)
+      .first<{ n: number }>())!;
     expect(n).toBeGreaterThan(0);
   }, 60_000);
 });
@@ -237,7 +275,9 @@ describe("the consumer's claim is exclusive while a lease is live", () => {
     expect(["identified", "needs_help"]).toContain(row.status);
     // Exactly one delivery claimed the job.
     expect(row.attempts).toBe(1);
-    const names = await env.DB.prepare("SELECT lower(scientific_name) AS n FROM identification_results WHERE request_id = ?").bind(id).all<{ n: string }>();
+    const names = await env.DB.prepare("SELECT lower(scientific_name) AS n FROM identification_results WHERE request_id = ?")
+      .bind(id)
+      .all<{ n: string }>();
     expect(names.results.length).toBeGreaterThan(0);
     expect(new Set(names.results.map((r) => r.n)).size).toBe(names.results.length);
     expect(emulators.plantId.calls).toBe(1);

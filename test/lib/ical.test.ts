@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { buildCalendar, escapeText, foldLine, formatDateTime, formatRecurrence, parseEvents, unescapeText, unfold } from "../../src/lib/ical";
+import {
+  buildCalendar,
+  escapeText,
+  foldLine,
+  formatDateTime,
+  formatRecurrence,
+  parseEvents,
+  unescapeText,
+  unfold,
+} from "../../src/lib/ical";
 
 const octets = (s: string) => new TextEncoder().encode(s).length;
 
@@ -51,7 +60,9 @@ describe("calendar", () => {
     expect(formatDateTime(new Date("2026-11-26T08:05:09.123Z"))).toBe("20261126T080509Z");
     expect(formatRecurrence({ freq: "WEEKLY", interval: 2 })).toBe("FREQ=WEEKLY;INTERVAL=2");
     expect(formatRecurrence({ freq: "DAILY", interval: 1 })).toBe("FREQ=DAILY");
-    expect(formatRecurrence({ freq: "MONTHLY", byMonthDay: [31, 30, 29, 28], bySetPos: -1 })).toBe("FREQ=MONTHLY;BYMONTHDAY=31,30,29,28;BYSETPOS=-1");
+    expect(formatRecurrence({ freq: "MONTHLY", byMonthDay: [31, 30, 29, 28], bySetPos: -1 })).toBe(
+      "FREQ=MONTHLY;BYMONTHDAY=31,30,29,28;BYSETPOS=-1",
+    );
   });
 
   it("builds a VCALENDAR with CRLF line endings, one VEVENT per event, escaped and folded", () => {
@@ -61,7 +72,14 @@ describe("calendar", () => {
       name: "Care",
       stamp: new Date("2026-01-01T00:00:00Z"),
       events: [
-        { uid: "a@test", start: new Date("2026-01-31T09:00:00Z"), summary, description: "d", durationMinutes: 30, rrule: { freq: "MONTHLY" } },
+        {
+          uid: "a@test",
+          start: new Date("2026-01-31T09:00:00Z"),
+          summary,
+          description: "d",
+          durationMinutes: 30,
+          rrule: { freq: "MONTHLY" },
+        },
         { uid: "b@test", start: new Date("2026-02-01T09:00:00Z"), summary: "Mist" },
       ],
     });
@@ -73,7 +91,13 @@ describe("calendar", () => {
     expect(lines.at(-1)).toBe("END:VCALENDAR");
     const events = parseEvents(text);
     expect(events).toHaveLength(2);
-    expect(events[0]).toMatchObject({ UID: "a@test", DTSTAMP: "20260101T000000Z", DTSTART: "20260131T090000Z", DURATION: "PT30M", RRULE: "FREQ=MONTHLY" });
+    expect(events[0]).toMatchObject({
+      UID: "a@test",
+      DTSTAMP: "20260101T000000Z",
+      DTSTART: "20260131T090000Z",
+      DURATION: "PT30M",
+      RRULE: "FREQ=MONTHLY",
+    });
     expect(unescapeText(events[0]!.SUMMARY!)).toBe(summary);
     expect(events[1]!.RRULE).toBeUndefined();
   });

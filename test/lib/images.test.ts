@@ -11,17 +11,7 @@ import {
   validateImageUpload,
   type ImageRules,
 } from "../../src/lib/images";
-import {
-  concatBytes,
-  crc32,
-  jpegSegment,
-  makeJpeg,
-  makePng,
-  makePngHeaderOnly,
-  makeWebp,
-  padToSize,
-  pngChunk,
-} from "../helpers/images";
+import { concatBytes, crc32, jpegSegment, makeJpeg, makePng, makePngHeaderOnly, makeWebp, padToSize, pngChunk } from "../helpers/images";
 
 const MIB = 1024 * 1024;
 const text = (s: string) => new TextEncoder().encode(s);
@@ -337,8 +327,16 @@ describe("validateImageUpload", () => {
   });
 
   it("rejects images with a side above the maximum", async () => {
-    await expectRejected({ bytes: makePngHeaderOnly(9000, 300) }, "IMAGE_TOO_LARGE", "Image too large: 9000x300px. Maximum: 8000px per side");
-    await expectRejected({ bytes: makeWebp("VP8X", 2000, 8001) }, "IMAGE_TOO_LARGE", "Image too large: 2000x8001px. Maximum: 8000px per side");
+    await expectRejected(
+      { bytes: makePngHeaderOnly(9000, 300) },
+      "IMAGE_TOO_LARGE",
+      "Image too large: 9000x300px. Maximum: 8000px per side",
+    );
+    await expectRejected(
+      { bytes: makeWebp("VP8X", 2000, 8001) },
+      "IMAGE_TOO_LARGE",
+      "Image too large: 2000x8001px. Maximum: 8000px per side",
+    );
     const ok = await validateImageUpload({ bytes: makePngHeaderOnly(8000, 4000) }, UPLOAD_RULES);
     expect(ok).toMatchObject({ ok: true, image: { width: 8000, height: 4000 } });
   });
@@ -357,11 +355,7 @@ describe("validateImageUpload", () => {
   });
 
   it("rejects extreme aspect ratios", async () => {
-    await expectRejected(
-      { bytes: makeJpeg(2500, 200) },
-      "INVALID_ASPECT_RATIO",
-      "Image aspect ratio too extreme: 12.5:1. Maximum: 10:1",
-    );
+    await expectRejected({ bytes: makeJpeg(2500, 200) }, "INVALID_ASPECT_RATIO", "Image aspect ratio too extreme: 12.5:1. Maximum: 10:1");
     await expectRejected(
       { bytes: makeWebp("VP8", 200, 2500) },
       "INVALID_ASPECT_RATIO",
@@ -373,7 +367,11 @@ describe("validateImageUpload", () => {
 
   it("checks in order: size before type, type before dimensions, size limits before aspect", async () => {
     // Too large and not an image → size wins.
-    await expectRejected({ bytes: new Uint8Array(11 * MIB), declaredType: "text/plain" }, "FILE_TOO_LARGE", "File too large: 11.0MB. Maximum size: 10MB");
+    await expectRejected(
+      { bytes: new Uint8Array(11 * MIB), declaredType: "text/plain" },
+      "FILE_TOO_LARGE",
+      "File too large: 11.0MB. Maximum size: 10MB",
+    );
     // Mismatched and truncated → mismatch wins.
     await expectRejected(
       { bytes: (await makePng(300, 300)).subarray(0, 10), declaredType: "image/jpeg" },
@@ -401,13 +399,23 @@ describe("validateImageUpload", () => {
     });
 
     it("reject sides under 50px", async () => {
-      await expectRejected({ bytes: makeJpeg(49, 60) }, "IMAGE_TOO_SMALL", "Image too small: 49x60px. Minimum: 50px per side", AVATAR_RULES);
+      await expectRejected(
+        { bytes: makeJpeg(49, 60) },
+        "IMAGE_TOO_SMALL",
+        "Image too small: 49x60px. Minimum: 50px per side",
+        AVATAR_RULES,
+      );
     });
 
     it("reject files over 2 MiB", async () => {
       const jpeg = padToSize(makeJpeg(100, 100), Math.round(2.5 * MIB));
       expect(jpeg.length).toBe(Math.round(2.5 * MIB));
-      await expectRejected({ bytes: jpeg, declaredType: "image/jpeg" }, "FILE_TOO_LARGE", "File too large: 2.5MB. Maximum size: 2MB", AVATAR_RULES);
+      await expectRejected(
+        { bytes: jpeg, declaredType: "image/jpeg" },
+        "FILE_TOO_LARGE",
+        "File too large: 2.5MB. Maximum size: 2MB",
+        AVATAR_RULES,
+      );
       const exact = await validateImageUpload({ bytes: padToSize(makeJpeg(100, 100), 2 * MIB) }, AVATAR_RULES);
       expect(exact).toMatchObject({ ok: true, image: { sizeBytes: 2 * MIB, width: 100, height: 100 } });
     });
@@ -482,7 +490,11 @@ describe("image structure: truncated or corrupted files are refused (item 11)", 
 
     it("refuses a truncated 200x200 PNG through validateImageUpload with INVALID_IMAGE", async () => {
       const png = await makePng(200, 200, { seed: "upload" });
-      await expectRejected({ bytes: png.subarray(0, png.length - 100), declaredType: "image/png", filename: "cut.png" }, "INVALID_IMAGE", corrupted("a PNG chunk runs past the end of the file"));
+      await expectRejected(
+        { bytes: png.subarray(0, png.length - 100), declaredType: "image/png", filename: "cut.png" },
+        "INVALID_IMAGE",
+        corrupted("a PNG chunk runs past the end of the file"),
+      );
       await expectRejected({ bytes: png.subarray(0, png.length - 4) }, "INVALID_IMAGE", corrupted("the PNG ends before its IEND chunk"));
     });
   });
@@ -494,7 +506,8 @@ describe("image structure: truncated or corrupted files are refused (item 11)", 
     it("refuses every truncation after the frame header", () => {
       const jpeg = makeJpeg(300, 200, { comment: "cut" });
       const sofAt = jpeg.findIndex((b, i) => b === 0xff && jpeg[i + 1] === 0xc0);
-      for (let n = sofAt + 9; n < jpeg.length; n++) expect(imageStructureProblem(jpeg.subarray(0, n), "jpeg"), `cut at ${n}`).not.toBeNull();
+      for (let n = sofAt + 9; n < jpeg.length; n++)
+        expect(imageStructureProblem(jpeg.subarray(0, n), "jpeg"), `cut at ${n}`).not.toBeNull();
     });
 
     it("names the problem: no scan, EOI before the scan, a segment past the end, no EOI after the scan", () => {
@@ -506,7 +519,9 @@ describe("image structure: truncated or corrupted files are refused (item 11)", 
       expect(imageStructureProblem(jpeg.subarray(0, sosAt + 6), "jpeg")).toBe("a JPEG segment runs past the end of the file");
       expect(imageStructureProblem(jpeg.subarray(0, jpeg.length - 2), "jpeg")).toBe("the JPEG ends before its end-of-image marker (EOI)");
       expect(imageStructureProblem(jpeg.subarray(0, jpeg.length - 1), "jpeg")).toBe("the JPEG ends before its end-of-image marker (EOI)");
-      expect(imageStructureProblem(concatBytes(SOI, new Uint8Array([0xff, 0xe0, 0x00, 0x01])), "jpeg")).toBe("a JPEG segment has an invalid length");
+      expect(imageStructureProblem(concatBytes(SOI, new Uint8Array([0xff, 0xe0, 0x00, 0x01])), "jpeg")).toBe(
+        "a JPEG segment has an invalid length",
+      );
     });
 
     it("does not count an EOI that sits before the scan (an EXIF thumbnail's)", () => {
@@ -514,7 +529,9 @@ describe("image structure: truncated or corrupted files are refused (item 11)", 
       const thumbnail = jpegSegment(0xe1, concatBytes(text("Exif\0\0"), makeJpeg(16, 16)));
       const withThumbnail = concatBytes(SOI, thumbnail, jpeg.subarray(2));
       expect(imageStructureProblem(withThumbnail, "jpeg")).toBeNull();
-      expect(imageStructureProblem(withThumbnail.subarray(0, withThumbnail.length - 2), "jpeg")).toBe("the JPEG ends before its end-of-image marker (EOI)");
+      expect(imageStructureProblem(withThumbnail.subarray(0, withThumbnail.length - 2), "jpeg")).toBe(
+        "the JPEG ends before its end-of-image marker (EOI)",
+      );
     });
 
     it("accepts bytes after the EOI (camera trailers) and restart markers in the scan", () => {
@@ -527,7 +544,11 @@ describe("image structure: truncated or corrupted files are refused (item 11)", 
 
     it("refuses a truncated 400x300 JPEG through validateImageUpload with INVALID_IMAGE", async () => {
       const jpeg = makeJpeg(400, 300);
-      await expectRejected({ bytes: jpeg.subarray(0, jpeg.length - 3), declaredType: "image/jpeg", filename: "cut.jpg" }, "INVALID_IMAGE", corrupted("the JPEG ends before its end-of-image marker (EOI)"));
+      await expectRejected(
+        { bytes: jpeg.subarray(0, jpeg.length - 3), declaredType: "image/jpeg", filename: "cut.jpg" },
+        "INVALID_IMAGE",
+        corrupted("the JPEG ends before its end-of-image marker (EOI)"),
+      );
     });
   });
 
@@ -537,9 +558,13 @@ describe("image structure: truncated or corrupted files are refused (item 11)", 
         const webp = makeWebp(kind, 300, 200);
         const need = kind === "VP8L" ? 25 : 30; // where the dimensions become readable
         for (let n = need; n < webp.length; n++) {
-          expect(imageStructureProblem(webp.subarray(0, n), "webp"), `${kind} cut at ${n}`).toBe("the WebP file is shorter than its RIFF header says");
+          expect(imageStructureProblem(webp.subarray(0, n), "webp"), `${kind} cut at ${n}`).toBe(
+            "the WebP file is shorter than its RIFF header says",
+          );
         }
-        expect(imageStructureProblem(concatBytes(webp, new Uint8Array(2)), "webp")).toBe("the WebP file is longer than its RIFF header says");
+        expect(imageStructureProblem(concatBytes(webp, new Uint8Array(2)), "webp")).toBe(
+          "the WebP file is longer than its RIFF header says",
+        );
       }
     });
 
@@ -549,7 +574,9 @@ describe("image structure: truncated or corrupted files are refused (item 11)", 
       unpadded.set(le32(unpadded.length - 8), 4);
       expect(imageStructureProblem(unpadded, "webp")).toBeNull();
       expect(imageStructureProblem(concatBytes(unpadded, new Uint8Array(1)), "webp")).toBeNull();
-      expect(imageStructureProblem(concatBytes(unpadded, new Uint8Array(2)), "webp")).toBe("the WebP file is longer than its RIFF header says");
+      expect(imageStructureProblem(concatBytes(unpadded, new Uint8Array(2)), "webp")).toBe(
+        "the WebP file is longer than its RIFF header says",
+      );
     });
 
     it("refuses a chunk that runs past the RIFF payload even when the RIFF size matches the file", () => {
@@ -564,7 +591,11 @@ describe("image structure: truncated or corrupted files are refused (item 11)", 
 
     it("refuses a truncated 400x300 WebP through validateImageUpload with INVALID_IMAGE", async () => {
       const webp = makeWebp("VP8", 400, 300);
-      await expectRejected({ bytes: webp.subarray(0, webp.length - 8), declaredType: "image/webp", filename: "cut.webp" }, "INVALID_IMAGE", corrupted("the WebP file is shorter than its RIFF header says"));
+      await expectRejected(
+        { bytes: webp.subarray(0, webp.length - 8), declaredType: "image/webp", filename: "cut.webp" },
+        "INVALID_IMAGE",
+        corrupted("the WebP file is shorter than its RIFF header says"),
+      );
     });
   });
 
@@ -582,7 +613,10 @@ describe("image structure: truncated or corrupted files are refused (item 11)", 
     const emptyChunks: Uint8Array[] = [makePngHeaderOnly(300, 200).subarray(0, AFTER_IHDR)];
     for (let i = 0; i < 50_000; i++) emptyChunks.push(pngChunk("zzZz", new Uint8Array(0)));
     expect(imageStructureProblem(concatBytes(...emptyChunks), "png")).toBe("the PNG ends before its IEND chunk");
-    const tinyWebpChunks = concatBytes(makeWebp("VP8", 300, 200), ...Array.from({ length: 10_000 }, () => concatBytes(text("JUNK"), le32(0))));
+    const tinyWebpChunks = concatBytes(
+      makeWebp("VP8", 300, 200),
+      ...Array.from({ length: 10_000 }, () => concatBytes(text("JUNK"), le32(0))),
+    );
     tinyWebpChunks.set(le32(tinyWebpChunks.length - 8), 4);
     expect(imageStructureProblem(tinyWebpChunks, "webp")).toBeNull();
   });
@@ -642,7 +676,9 @@ describe("test image helpers", () => {
     const idatAt = 8 + 25; // after signature and IHDR
     const length = new DataView(png.buffer, png.byteOffset + idatAt).getUint32(0);
     const raw = new Uint8Array(
-      await new Response(new Blob([png.slice(idatAt + 8, idatAt + 8 + length)]).stream().pipeThrough(new DecompressionStream("deflate"))).arrayBuffer(),
+      await new Response(
+        new Blob([png.slice(idatAt + 8, idatAt + 8 + length)]).stream().pipeThrough(new DecompressionStream("deflate")),
+      ).arrayBuffer(),
     );
     expect(raw.length).toBe(5 * (1 + 13 * 3));
     for (let y = 0; y < 5; y++) expect(raw[y * (1 + 13 * 3)]).toBe(0);

@@ -18,7 +18,9 @@ const oauth = createOAuthEmulators();
 const emulators = useEmulators({ overrides: oauth.hosts });
 
 function mailTo(address: string, subject: RegExp) {
-  return eventually(() => emulators.email.outbox.find((m) => m.to.some((to) => to.toLowerCase() === address.toLowerCase()) && subject.test(m.subject)));
+  return eventually(() =>
+    emulators.email.outbox.find((m) => m.to.some((to) => to.toLowerCase() === address.toLowerCase()) && subject.test(m.subject)),
+  );
 }
 function tokenIn(text: string | null, label: "Reset token" | "Confirmation token"): string {
   const match = new RegExp(`${label}: (\\S+)`).exec(text ?? "");
@@ -87,7 +89,11 @@ describe("account takeover through an unproven email", () => {
     const attacker = await bearerUser();
     const victimEmail = `${uniqueName("victim")}@example.com`;
 
-    const patched = await call("/api/v1/auth/user/", { method: "PATCH", bearer: attacker.access, json: { email: victimEmail, current_password: GOOD_PASSWORD } });
+    const patched = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      bearer: attacker.access,
+      json: { email: victimEmail, current_password: GOOD_PASSWORD },
+    });
     expect(patched.status).toBe(200);
     expect(await patched.json()).toMatchObject({ email: attacker.email, pending_email: victimEmail });
     // The new address is asked to confirm; the current one is told.
@@ -95,7 +101,11 @@ describe("account takeover through an unproven email", () => {
     await mailTo(attacker.email, /change of your .* email address was requested/);
 
     // The attacker cannot sign in with it, and a reset for it reaches nobody.
-    await expectError(await call("/api/v1/auth/token/", { json: { email: victimEmail, password: GOOD_PASSWORD } }), 401, "INVALID_CREDENTIALS");
+    await expectError(
+      await call("/api/v1/auth/token/", { json: { email: victimEmail, password: GOOD_PASSWORD } }),
+      401,
+      "INVALID_CREDENTIALS",
+    );
     expect((await call("/api/v1/auth/password/reset/", { json: { email: victimEmail } })).status).toBe(200);
 
     // The address is not "taken": the victim registers with it.
@@ -146,7 +156,11 @@ describe("account takeover through an unproven email", () => {
     // Set up as the old code allowed: the attacker's account holds the victim's address, unproven,
     // with a password, a GitHub link, a live session with a socket and an outstanding reset link.
     const victimEmail = `${uniqueName("victim")}@example.com`;
-    const attacker = await createUser(env, { username: uniqueName("squatter"), email: victimEmail, passwordHash: await hashPassword(GOOD_PASSWORD) });
+    const attacker = await createUser(env, {
+      username: uniqueName("squatter"),
+      email: victimEmail,
+      passwordHash: await hashPassword(GOOD_PASSWORD),
+    });
     await env.DB.prepare("INSERT INTO oauth_accounts (id, user_id, provider, provider_user_id, email) VALUES (?, ?, 'github', ?, ?)")
       .bind(crypto.randomUUID(), attacker.id, `gh-${attacker.id}`, "mallory@example.com")
       .run();
@@ -164,9 +178,15 @@ describe("account takeover through an unproven email", () => {
     await expectClosedBySignOut(ws, started);
     await expectError(await call("/api/v1/auth/user/", { bearer: session.access }), 401, "TOKEN_INVALID");
     expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: session.refresh } })).status).toBe(401);
-    await expectError(await call("/api/v1/auth/token/", { json: { username: attacker.username, password: GOOD_PASSWORD } }), 401, "INVALID_CREDENTIALS");
+    await expectError(
+      await call("/api/v1/auth/token/", { json: { username: attacker.username, password: GOOD_PASSWORD } }),
+      401,
+      "INVALID_CREDENTIALS",
+    );
     await expectError(await confirmReset(resetToken), 400, "INVALID_TOKEN");
-    const links = await env.DB.prepare("SELECT provider FROM oauth_accounts WHERE user_id = ?").bind(attacker.id).all<{ provider: string }>();
+    const links = await env.DB.prepare("SELECT provider FROM oauth_accounts WHERE user_id = ?")
+      .bind(attacker.id)
+      .all<{ provider: string }>();
     expect(links.results.map((r) => r.provider)).toEqual(["google"]);
     // The new owner's own session works.
     expect((await call("/api/v1/auth/user/", { cookies: { access_token: victimSignIn.access! } })).status).toBe(200);
@@ -234,7 +254,10 @@ describe("password reset links", () => {
   it("die when the password is changed", async () => {
     const u = await bearerUser();
     const token = await resetTokenFor(u.email);
-    const changed = await call("/api/v1/auth/password/change/", { bearer: u.access, json: { old_password: GOOD_PASSWORD, new_password: "Another-Fine-Fern-77" } });
+    const changed = await call("/api/v1/auth/password/change/", {
+      bearer: u.access,
+      json: { old_password: GOOD_PASSWORD, new_password: "Another-Fine-Fern-77" },
+    });
     expect(changed.status).toBe(200);
     await expectError(await confirmReset(token), 400, "INVALID_TOKEN");
   });
@@ -268,7 +291,10 @@ describe("ending a session reaches its sockets and its access tokens", () => {
 
   it("sign-out revokes every access token of the session, not only the one presented", async () => {
     const u = await bearerUser();
-    const refreshed = (await (await call("/api/v1/auth/token/refresh/", { json: { refresh: u.refresh } })).json()) as { access: string; refresh: string };
+    const refreshed = (await (await call("/api/v1/auth/token/refresh/", { json: { refresh: u.refresh } })).json()) as {
+      access: string;
+      refresh: string;
+    };
     // Sign out with the newer token; the older access token of the same session must stop too.
     expect((await call("/api/v1/auth/logout/", { method: "POST", bearer: refreshed.access })).status).toBe(200);
     await expectError(await call("/api/v1/auth/user/", { bearer: u.access }), 401, "TOKEN_INVALID");
@@ -294,7 +320,10 @@ describe("ending a session reaches its sockets and its access tokens", () => {
     const mine = await bearerSocket(u.access);
     const theirs = await bearerSocket(other.access);
     const started = Date.now();
-    const changed = await call("/api/v1/auth/password/change/", { bearer: u.access, json: { old_password: GOOD_PASSWORD, new_password: "Another-Fine-Fern-77" } });
+    const changed = await call("/api/v1/auth/password/change/", {
+      bearer: u.access,
+      json: { old_password: GOOD_PASSWORD, new_password: "Another-Fine-Fern-77" },
+    });
     expect(changed.status).toBe(200);
     await expectClosedBySignOut(theirs, started);
     // A thief's socket opened with a token of the caller's own session must not survive either.
@@ -310,16 +339,25 @@ describe("ending a session reaches its sockets and its access tokens", () => {
     const to = `${uniqueName("elsewhere")}@example.com`;
     const missing = await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: to } });
     expect((await expectError(missing, 400, "VALIDATION_ERROR")).errors?.current_password).toBeDefined();
-    const wrong = await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: to, current_password: "Not-The-Password-1" } });
+    const wrong = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      bearer: u.access,
+      json: { email: to, current_password: "Not-The-Password-1" },
+    });
     expect((await expectError(wrong, 400, "VALIDATION_ERROR")).errors?.current_password).toBeDefined();
     expect(await profile(u.access)).toMatchObject({ email: u.email, pending_email: null });
   });
 
   it("a refresh token reused after the window revokes its family: sockets close and its access tokens stop at once", async () => {
     const u = await bearerUser();
-    const rotated = (await (await call("/api/v1/auth/token/refresh/", { json: { refresh: u.refresh } })).json()) as { access: string; refresh: string };
+    const rotated = (await (await call("/api/v1/auth/token/refresh/", { json: { refresh: u.refresh } })).json()) as {
+      access: string;
+      refresh: string;
+    };
     const ws = await bearerSocket(rotated.access);
-    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 60 WHERE user_id = ? AND revoked_at IS NOT NULL").bind(u.userId).run();
+    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 60 WHERE user_id = ? AND revoked_at IS NOT NULL")
+      .bind(u.userId)
+      .run();
     const started = Date.now();
     await expectError(await call("/api/v1/auth/token/refresh/", { json: { refresh: u.refresh } }), 401, "TOKEN_REUSED");
     await expectClosedBySignOut(ws, started);
@@ -353,15 +391,39 @@ describe("ending a session reaches its sockets and its access tokens", () => {
     const u = await bearerUser();
     const ws = await bearerSocket(u.access);
     const started = Date.now();
-    const res = await call(`/api/v1/admin/users/${u.userId}/active/`, { method: "PATCH", bearer: admin.access, json: { is_active: false } });
+    const res = await call(`/api/v1/admin/users/${u.userId}/active/`, {
+      method: "PATCH",
+      bearer: admin.access,
+      json: { is_active: false },
+    });
     expect(res.status, await res.clone().text()).toBe(200);
     await expectClosedBySignOut(ws, started);
     expect((await call("/api/v1/auth/user/", { bearer: u.access })).status).toBe(401);
-    await expectError(await call("/api/v1/auth/token/", { json: { username: u.username, password: GOOD_PASSWORD } }), 401, "INVALID_CREDENTIALS");
+    await expectError(
+      await call("/api/v1/auth/token/", { json: { username: u.username, password: GOOD_PASSWORD } }),
+      401,
+      "INVALID_CREDENTIALS",
+    );
     // Only admins may, and not on themselves.
-    await expectError(await call(`/api/v1/admin/users/${admin.userId}/active/`, { method: "PATCH", bearer: (await bearerUser()).access, json: { is_active: false } }), 403, "FORBIDDEN");
-    await expectError(await call(`/api/v1/admin/users/${admin.userId}/active/`, { method: "PATCH", bearer: admin.access, json: { is_active: false } }), 400, "VALIDATION_ERROR");
-    const back = await call(`/api/v1/admin/users/${u.userId}/active/`, { method: "PATCH", bearer: admin.access, json: { is_active: true } });
+    await expectError(
+      await call(`/api/v1/admin/users/${admin.userId}/active/`, {
+        method: "PATCH",
+        bearer: (await bearerUser()).access,
+        json: { is_active: false },
+      }),
+      403,
+      "FORBIDDEN",
+    );
+    await expectError(
+      await call(`/api/v1/admin/users/${admin.userId}/active/`, { method: "PATCH", bearer: admin.access, json: { is_active: false } }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    const back = await call(`/api/v1/admin/users/${u.userId}/active/`, {
+      method: "PATCH",
+      bearer: admin.access,
+      json: { is_active: true },
+    });
     expect(back.status).toBe(200);
     expect((await tokenLogin(u.username)).access).toBeTruthy();
   });
@@ -369,7 +431,8 @@ describe("ending a session reaches its sockets and its access tokens", () => {
   it("a socket opened with a ticket belongs to the session that asked for the ticket", async () => {
     const u = await bearerUser();
     const other = await tokenLogin(u.username);
-    const ticketOf = async (access: string) => ((await (await call("/api/v1/auth/ws-ticket/", { method: "POST", bearer: access })).json()) as { ticket: string }).ticket;
+    const ticketOf = async (access: string) =>
+      ((await (await call("/api/v1/auth/ws-ticket/", { method: "POST", bearer: access })).json()) as { ticket: string }).ticket;
     const mine = await socket(`/ws/?ticket=${await ticketOf(u.access)}`, {});
     const theirs = await socket(`/ws/?ticket=${await ticketOf(other.access)}`, {});
     const started = Date.now();
@@ -455,7 +518,11 @@ describe("rate-limit keys", () => {
       expect(res.status, `failure ${i + 1}`).toBe(401);
     }
     for (const identifier of typed) {
-      await expectError(await call("/api/v1/auth/login/", { json: { username: identifier, password: GOOD_PASSWORD } }), 429, "ACCOUNT_LOCKED");
+      await expectError(
+        await call("/api/v1/auth/login/", { json: { username: identifier, password: GOOD_PASSWORD } }),
+        429,
+        "ACCOUNT_LOCKED",
+      );
     }
   });
 
@@ -492,7 +559,11 @@ describe("CSRF tokens bound to the session", () => {
       call("/api/v1/plant-identification/collections/", { cookies, headers: { "X-CSRFToken": csrf }, json: { name: uniqueName("c") } });
 
     // Mallory's own pair, tossed into Alice's browser next to Alice's session cookie.
-    await expectError(await write({ access_token: alice.cookies.access_token!, csrftoken: mallory.csrf }, mallory.csrf), 403, "CSRF_FAILED");
+    await expectError(
+      await write({ access_token: alice.cookies.access_token!, csrftoken: mallory.csrf }, mallory.csrf),
+      403,
+      "CSRF_FAILED",
+    );
     // A fresh anonymous token from csrf/ does not fit a session either.
     const anon = ((await (await call("/api/v1/auth/csrf/")).json()) as { csrfToken: string }).csrfToken;
     await expectError(await write({ access_token: alice.cookies.access_token!, csrftoken: anon }, anon), 403, "CSRF_FAILED");
@@ -508,7 +579,13 @@ describe("CSRF tokens bound to the session", () => {
     const fetchStaging = async (path: string, init: RequestInit & { cookies?: Record<string, string> } = {}) => {
       const headers = new Headers(init.headers);
       headers.set("CF-Connecting-IP", freshIp());
-      if (init.cookies) headers.set("Cookie", Object.entries(init.cookies).map(([k, v]) => `${k}=${v}`).join("; "));
+      if (init.cookies)
+        headers.set(
+          "Cookie",
+          Object.entries(init.cookies)
+            .map(([k, v]) => `${k}=${v}`)
+            .join("; "),
+        );
       const ctx = createExecutionContext();
       const res = await app.fetch(new Request(`https://api.test${path}`, { ...init, headers }), staging, ctx);
       await waitOnExecutionContext(ctx);

@@ -30,7 +30,11 @@ describe("staff routes guard by role", () => {
     expect(await ok.json()).toMatchObject({ role: "editor", is_staff: true });
     const missing = await call(`/api/v1/admin/users/00000000-0000-4000-8000-000000000000/role/`, { ...grant, bearer: admin.access });
     await expectError(missing, 404, "NOT_FOUND");
-    const badRole = await call(`/api/v1/admin/users/${plain.userId}/role/`, { method: "PATCH", json: { role: "overlord" }, bearer: admin.access });
+    const badRole = await call(`/api/v1/admin/users/${plain.userId}/role/`, {
+      method: "PATCH",
+      json: { role: "overlord" },
+      bearer: admin.access,
+    });
     await expectError(badRole, 400, "VALIDATION_ERROR");
     const notUuid = await call(`/api/v1/admin/users/42/role/`, { ...grant, bearer: admin.access });
     await expectError(notUuid, 400, "VALIDATION_ERROR");

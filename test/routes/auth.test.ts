@@ -65,7 +65,11 @@ describe("register → login → user → refresh → reuse → logout (web, coo
     await expectError(afterTheft, 401, "TOKEN_REUSED");
 
     // The revoked family's access token stops working at once, not when it expires.
-    await expectError(await call("/api/v1/auth/user/", { cookies: { ...jar, access_token: rotated.access_token!.value } }), 401, "TOKEN_INVALID");
+    await expectError(
+      await call("/api/v1/auth/user/", { cookies: { ...jar, access_token: rotated.access_token!.value } }),
+      401,
+      "TOKEN_INVALID",
+    );
 
     // Logout (cookie-authenticated → CSRF required) revokes and clears.
     const again = setCookies(await call("/api/v1/auth/login/", { json: { username, password: GOOD_PASSWORD }, ip }));
@@ -227,11 +231,17 @@ describe("registration rules", () => {
     const ip = freshIp();
     for (let i = 0; i < 3; i++) {
       const name = uniqueName("reglimit");
-      const res = await call("/api/v1/auth/register/", { json: { username: name, email: `${name}@example.com`, password: GOOD_PASSWORD }, ip });
+      const res = await call("/api/v1/auth/register/", {
+        json: { username: name, email: `${name}@example.com`, password: GOOD_PASSWORD },
+        ip,
+      });
       expect(res.status).toBe(201);
     }
     const name = uniqueName("reglimit");
-    const res = await call("/api/v1/auth/register/", { json: { username: name, email: `${name}@example.com`, password: GOOD_PASSWORD }, ip });
+    const res = await call("/api/v1/auth/register/", {
+      json: { username: name, email: `${name}@example.com`, password: GOOD_PASSWORD },
+      ip,
+    });
     await expectError(res, 429, "RATE_LIMITED");
     expect(Number(res.headers.get("Retry-After"))).toBeGreaterThan(3500);
   });
@@ -283,7 +293,11 @@ describe("login limits and lockout", () => {
     await expectError(locked, 429, "ACCOUNT_LOCKED");
     expect(Number(locked.headers.get("Retry-After"))).toBeGreaterThan(3500);
     // Mobile sign-in is locked too.
-    await expectError(await call("/api/v1/auth/token/", { json: { username: s.username, password: GOOD_PASSWORD } }), 429, "ACCOUNT_LOCKED");
+    await expectError(
+      await call("/api/v1/auth/token/", { json: { username: s.username, password: GOOD_PASSWORD } }),
+      429,
+      "ACCOUNT_LOCKED",
+    );
     const mail = await eventually(() => emulators.email.outbox.find((m) => m.to.includes(s.email)));
     expect(mail.subject).toMatch(/locked/i);
     // More attempts while locked send no second mail.
@@ -297,7 +311,11 @@ describe("login limits and lockout", () => {
     for (let i = 0; i < 10; i++) {
       expect((await call("/api/v1/auth/login/", { json: { username: ghost, password: "Wrong-Password-123" } })).status).toBe(401);
     }
-    await expectError(await call("/api/v1/auth/login/", { json: { username: ghost, password: "Wrong-Password-123" } }), 429, "ACCOUNT_LOCKED");
+    await expectError(
+      await call("/api/v1/auth/login/", { json: { username: ghost, password: "Wrong-Password-123" } }),
+      429,
+      "ACCOUNT_LOCKED",
+    );
   });
 
   it("refresh is limited to 10 per hour per IP", async () => {
@@ -317,12 +335,21 @@ describe("password change", () => {
   it("checks the old password, applies the policy and signs out other sessions", async () => {
     const u = await bearerUser();
     const other = await tokenLogin(u.username);
-    const wrongOld = await call("/api/v1/auth/password/change/", { bearer: u.access, json: { old_password: "nope-nope-nope", new_password: "Another-Fine-Fern-77" } });
+    const wrongOld = await call("/api/v1/auth/password/change/", {
+      bearer: u.access,
+      json: { old_password: "nope-nope-nope", new_password: "Another-Fine-Fern-77" },
+    });
     expect((await expectError(wrongOld, 400, "VALIDATION_ERROR")).errors?.old_password).toBeDefined();
-    const weak = await call("/api/v1/auth/password/change/", { bearer: u.access, json: { old_password: GOOD_PASSWORD, new_password: "password1234" } });
+    const weak = await call("/api/v1/auth/password/change/", {
+      bearer: u.access,
+      json: { old_password: GOOD_PASSWORD, new_password: "password1234" },
+    });
     expect((await expectError(weak, 400, "VALIDATION_ERROR")).errors?.new_password).toBeDefined();
 
-    const ok = await call("/api/v1/auth/password/change/", { bearer: u.access, json: { old_password: GOOD_PASSWORD, new_password: "Another-Fine-Fern-77" } });
+    const ok = await call("/api/v1/auth/password/change/", {
+      bearer: u.access,
+      json: { old_password: GOOD_PASSWORD, new_password: "Another-Fine-Fern-77" },
+    });
     expect(ok.status).toBe(200);
     const fresh = (await ok.json()) as { access: string };
     expect((await call("/api/v1/auth/user/", { bearer: fresh.access })).status).toBe(200);
@@ -336,12 +363,20 @@ describe("profile", () => {
   it("updates profile fields with validation and email uniqueness", async () => {
     const u = await bearerUser();
     const other = await registerWeb();
-    const ok = await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { bio: "Ferns and moss.", location: "Oslo", website: "https://moss.example" } });
+    const ok = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      bearer: u.access,
+      json: { bio: "Ferns and moss.", location: "Oslo", website: "https://moss.example" },
+    });
     expect(ok.status).toBe(200);
     expect(await ok.json()).toMatchObject({ bio: "Ferns and moss.", location: "Oslo", website: "https://moss.example" });
     const long = await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { bio: "x".repeat(501) } });
     expect((await expectError(long, 400, "VALIDATION_ERROR")).errors?.bio).toBeDefined();
-    const taken = await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: other.email.toUpperCase(), current_password: GOOD_PASSWORD } });
+    const taken = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      bearer: u.access,
+      json: { email: other.email.toUpperCase(), current_password: GOOD_PASSWORD },
+    });
     expect((await expectError(taken, 400, "VALIDATION_ERROR")).errors?.email).toBeDefined();
     const unknownField = await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { role: "admin" } });
     await expectError(unknownField, 400, "VALIDATION_ERROR");
@@ -412,13 +447,17 @@ describe("password reset", () => {
   });
 
   it("refuses a made-up or expired token", async () => {
-    const bogus = await call("/api/v1/auth/password/reset/confirm/", { json: { token: "x".repeat(43), new_password: "Brand-New-Bramble-9" } });
+    const bogus = await call("/api/v1/auth/password/reset/confirm/", {
+      json: { token: "x".repeat(43), new_password: "Brand-New-Bramble-9" },
+    });
     await expectError(bogus, 400, "INVALID_TOKEN");
     const u = await registerWeb();
     await call("/api/v1/auth/password/reset/", { json: { email: u.email } });
     const mail = await eventually(() => emulators.email.outbox.find((m) => m.to.includes(u.email)));
     await env.DB.prepare("UPDATE password_reset_tokens SET expires_at = 0 WHERE user_id = ?").bind(u.userId).run();
-    const expired = await call("/api/v1/auth/password/reset/confirm/", { json: { token: tokenFrom(mail.text), new_password: "Brand-New-Bramble-9" } });
+    const expired = await call("/api/v1/auth/password/reset/confirm/", {
+      json: { token: tokenFrom(mail.text), new_password: "Brand-New-Bramble-9" },
+    });
     await expectError(expired, 400, "INVALID_TOKEN");
   });
 

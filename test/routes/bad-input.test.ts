@@ -22,9 +22,17 @@ const JUNK: { name: string; body?: string; type?: string; query?: string }[] = [
   { name: "malformed JSON", body: '{"a": ', type: "application/json" },
   { name: "JSON array", body: "[1, 2, 3]", type: "application/json" },
   { name: "JSON null", body: "null", type: "application/json" },
-  { name: "wrong types", body: JSON.stringify({ username: 5, password: [], email: {}, vote_type: 7, refresh: 1, page: "x" }), type: "application/json" },
+  {
+    name: "wrong types",
+    body: JSON.stringify({ username: 5, password: [], email: {}, vote_type: 7, refresh: 1, page: "x" }),
+    type: "application/json",
+  },
   { name: "plain text", body: "hello", type: "text/plain" },
-  { name: "broken multipart", body: "--xyz\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nnot closed", type: "multipart/form-data; boundary=xyz" },
+  {
+    name: "broken multipart",
+    body: '--xyz\r\nContent-Disposition: form-data; name="image"\r\n\r\nnot closed',
+    type: "multipart/form-data; boundary=xyz",
+  },
   { name: "junk query", query: "?page=-1&page_size=100000&search=%00%ff&language=zzz&regenerate=maybe" },
 ];
 
@@ -42,7 +50,10 @@ describe("bad input never gets a 500", () => {
             headers: junk.type ? { "Content-Type": junk.type } : {},
             bearer,
           });
-          if (res.status >= 500 && res.status !== 503) failures.push(`${op.method} ${op.path} (${junk.name}, ${bearer ? "signed in" : "anonymous"}): ${res.status} ${await res.text()}`);
+          if (res.status >= 500 && res.status !== 503)
+            failures.push(
+              `${op.method} ${op.path} (${junk.name}, ${bearer ? "signed in" : "anonymous"}): ${res.status} ${await res.text()}`,
+            );
           else await res.body?.cancel();
         }
       }

@@ -68,7 +68,12 @@ describe("creating events", () => {
     const startMs = Date.UTC(new Date().getUTCFullYear() + 1, 4, 10, 7, 30);
     const res = await call(`${BASE}/events`, {
       bearer: u.access,
-      json: { title: "Rose pruning workshop", start: new Date(startMs).toISOString().replace("07:30:00.000Z", "09:30:00+02:00"), end: new Date(startMs + 3 * HOUR).toISOString(), capacity: 12 },
+      json: {
+        title: "Rose pruning workshop",
+        start: new Date(startMs).toISOString().replace("07:30:00.000Z", "09:30:00+02:00"),
+        end: new Date(startMs + 3 * HOUR).toISOString(),
+        capacity: 12,
+      },
     });
     const event = await jsonWithStatus<CalendarEvent>(res, 201);
     expect(event).toMatchObject({
@@ -108,7 +113,11 @@ describe("creating events", () => {
       [{ organizer_id: u.userId }, "non_field_errors"],
     ];
     for (const [overrides, field] of cases) {
-      const body = await expectError(await call(`${BASE}/events/`, { json: eventBody(overrides), bearer: u.access }), 400, "VALIDATION_ERROR");
+      const body = await expectError(
+        await call(`${BASE}/events/`, { json: eventBody(overrides), bearer: u.access }),
+        400,
+        "VALIDATION_ERROR",
+      );
       expect(Object.keys(body.errors ?? {}), JSON.stringify(overrides)).toContain(field);
     }
     // Exactly 14 days is allowed.
@@ -127,7 +136,11 @@ describe("creating events", () => {
   it("answers 400 for ids that are not UUIDs and 404 for unknown ones", async () => {
     const u = await bearerUser();
     await expectError(await call(`${BASE}/events/42/`), 400, "VALIDATION_ERROR");
-    await expectError(await call(`${BASE}/events/42/`, { method: "PATCH", json: { title: "New title" }, bearer: u.access }), 400, "VALIDATION_ERROR");
+    await expectError(
+      await call(`${BASE}/events/42/`, { method: "PATCH", json: { title: "New title" }, bearer: u.access }),
+      400,
+      "VALIDATION_ERROR",
+    );
     await expectError(await rsvp(u, "not-a-uuid", "going"), 400, "VALIDATION_ERROR");
     await expectError(await call(`${BASE}/events/${crypto.randomUUID()}/`), 404, "NOT_FOUND");
   });
@@ -207,7 +220,8 @@ describe("changing and deleting events", () => {
     const pub = await createEvent(organiser);
     const followers = await createEvent(organiser, { privacy: "followers" });
     const priv = await createEvent(organiser, { privacy: "private" });
-    const patch = (user: User | undefined, id: string, json: unknown) => call(`${BASE}/events/${id}/`, { method: "PATCH", json, bearer: user?.access });
+    const patch = (user: User | undefined, id: string, json: unknown) =>
+      call(`${BASE}/events/${id}/`, { method: "PATCH", json, bearer: user?.access });
 
     await expectError(await patch(undefined, pub.id, { title: "Hijacked" }), 401, "AUTHENTICATION_REQUIRED");
     await expectError(await patch(other, pub.id, { title: "Hijacked" }), 403, "FORBIDDEN");
@@ -216,14 +230,25 @@ describe("changing and deleting events", () => {
     await expectError(await patch(moderator, priv.id, { title: "Hijacked" }), 404, "NOT_FOUND");
     await expectError(await call(`${BASE}/events/${pub.id}/`, { method: "DELETE", bearer: other.access }), 403, "FORBIDDEN");
 
-    const renamed = await jsonWithStatus<CalendarEvent>(await patch(organiser, priv.id, { title: "Private planting day", location: "Allotment 7", capacity: null }), 200);
+    const renamed = await jsonWithStatus<CalendarEvent>(
+      await patch(organiser, priv.id, { title: "Private planting day", location: "Allotment 7", capacity: null }),
+      200,
+    );
     expect(renamed).toMatchObject({ title: "Private planting day", location: "Allotment 7", capacity: null });
     const moderated = await jsonWithStatus<CalendarEvent>(await patch(moderator, followers.id, { title: "Edited by a moderator" }), 200);
     expect(moderated.title).toBe("Edited by a moderator");
 
     // start/end are checked on the merged values.
-    await expectError(await patch(organiser, pub.id, { end: new Date(Date.parse(pub.start) - HOUR).toISOString() }), 400, "VALIDATION_ERROR");
-    await expectError(await patch(organiser, pub.id, { end: new Date(Date.parse(pub.start) + 15 * DAY).toISOString() }), 400, "VALIDATION_ERROR");
+    await expectError(
+      await patch(organiser, pub.id, { end: new Date(Date.parse(pub.start) - HOUR).toISOString() }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    await expectError(
+      await patch(organiser, pub.id, { end: new Date(Date.parse(pub.start) + 15 * DAY).toISOString() }),
+      400,
+      "VALIDATION_ERROR",
+    );
     await expectError(await patch(organiser, pub.id, { organizer_id: other.userId }), 400, "VALIDATION_ERROR");
     const moved = new Date(Date.parse(pub.start) + DAY);
     const rescheduled = await jsonWithStatus<CalendarEvent>(
@@ -285,8 +310,15 @@ describe("RSVPs", () => {
     const other = await createEvent(organiser, { capacity: 3 });
     await jsonWithStatus(await rsvp(a, other.id, "going"), 200);
     await jsonWithStatus(await rsvp(b, other.id, "going"), 200);
-    await expectError(await call(`${BASE}/events/${other.id}/`, { method: "PATCH", json: { capacity: 1 }, bearer: organiser.access }), 409, "CAPACITY_BELOW_GOING");
-    await jsonWithStatus(await call(`${BASE}/events/${other.id}/`, { method: "PATCH", json: { capacity: 2 }, bearer: organiser.access }), 200);
+    await expectError(
+      await call(`${BASE}/events/${other.id}/`, { method: "PATCH", json: { capacity: 1 }, bearer: organiser.access }),
+      409,
+      "CAPACITY_BELOW_GOING",
+    );
+    await jsonWithStatus(
+      await call(`${BASE}/events/${other.id}/`, { method: "PATCH", json: { capacity: 2 }, bearer: organiser.access }),
+      200,
+    );
     // Moving from going to maybe frees the spot.
     await jsonWithStatus(await rsvp(a, ev.id, "not_going"), 200);
     const nowGoing = await jsonWithStatus<CalendarEvent>(await rsvp(b, ev.id, "going"), 200);
@@ -312,7 +344,9 @@ describe("RSVPs", () => {
     await Promise.all(responses.map((r) => r.body?.cancel()));
     expect(statuses.filter((s) => s === 200)).toHaveLength(4);
     expect(statuses.filter((s) => s === 409)).toHaveLength(8);
-    const going = await env.DB.prepare("SELECT count(*) AS n FROM calendar_rsvps WHERE event_id = ? AND status = 'going'").bind(ev.id).first<{ n: number }>();
+    const going = await env.DB.prepare("SELECT count(*) AS n FROM calendar_rsvps WHERE event_id = ? AND status = 'going'")
+      .bind(ev.id)
+      .first<{ n: number }>();
     expect(going?.n).toBe(4);
     const body = await jsonWithStatus<CalendarEvent>(await call(`${BASE}/events/${ev.id}/`), 200);
     expect(body).toMatchObject({ rsvp_counts: { going: 4 }, spots_left: 0 });
@@ -337,10 +371,20 @@ describe("feed", () => {
     await expectError(await feed(`from=${isoDay(from)}&to=${isoDay(new Date(from.getTime() - DAY))}`), 400, "VALIDATION_ERROR");
     // A bare `to` date includes that day: from + 91 days as a date spans 92 days, + 92 spans 93.
     expect((await feed(`from=${isoDay(from)}&to=${isoDay(new Date(from.getTime() + 91 * DAY))}`)).status).toBe(200);
-    const tooLong = await expectError(await feed(`from=${isoDay(from)}&to=${isoDay(new Date(from.getTime() + 92 * DAY))}`), 400, "VALIDATION_ERROR");
+    const tooLong = await expectError(
+      await feed(`from=${isoDay(from)}&to=${isoDay(new Date(from.getTime() + 92 * DAY))}`),
+      400,
+      "VALIDATION_ERROR",
+    );
     expect(tooLong.errors?.to).toBeDefined();
-    await expectError(await feed(`from=${isoDay(from)}&to=${isoDay(new Date(from.getTime() + DAY))}&hemisphere=east`), 400, "VALIDATION_ERROR");
-    const withOffset = await call(`${BASE}/feed/?from=${encodeURIComponent(`${isoDay(from)}T00:00:00+02:00`)}&to=${encodeURIComponent(`${isoDay(from)}T12:00:00Z`)}`);
+    await expectError(
+      await feed(`from=${isoDay(from)}&to=${isoDay(new Date(from.getTime() + DAY))}&hemisphere=east`),
+      400,
+      "VALIDATION_ERROR",
+    );
+    const withOffset = await call(
+      `${BASE}/feed/?from=${encodeURIComponent(`${isoDay(from)}T00:00:00+02:00`)}&to=${encodeURIComponent(`${isoDay(from)}T12:00:00Z`)}`,
+    );
     const body = await jsonWithStatus<{ from: string; to: string }>(withOffset, 200);
     expect(body.from).toBe(new Date(from.getTime() - 2 * HOUR).toISOString());
   });
@@ -360,7 +404,14 @@ describe("feed", () => {
     const after = await createEvent(organiser, { title: "After the range", ...at(41) });
     const priv = await createEvent(organiser, { title: "Private in range", privacy: "private", ...at(5) });
 
-    type Feed = { from: string; to: string; hemisphere: string; events: CalendarEvent[]; truncated: boolean; seasonal_tasks: { year: number; month: number; tasks: SeasonalTask[] }[] };
+    type Feed = {
+      from: string;
+      to: string;
+      hemisphere: string;
+      events: CalendarEvent[];
+      truncated: boolean;
+      seasonal_tasks: { year: number; month: number; tasks: SeasonalTask[] }[];
+    };
     const url = `${BASE}/feed/?from=${from.toISOString()}&to=${to.toISOString()}`;
     const mine = await jsonWithStatus<Feed>(await call(url, { bearer: organiser.access }), 200);
     const ids = mine.events.map((e) => e.id);
@@ -395,7 +446,10 @@ describe("feed", () => {
 describe("seasonal tasks", () => {
   it("covers every month in both hemispheres and filters by month", async () => {
     for (const hemisphere of ["north", "south"]) {
-      const all = await jsonWithStatus<Page<SeasonalTask>>(await call(`${BASE}/seasonal-tasks/?hemisphere=${hemisphere}&page_size=100`), 200);
+      const all = await jsonWithStatus<Page<SeasonalTask>>(
+        await call(`${BASE}/seasonal-tasks/?hemisphere=${hemisphere}&page_size=100`),
+        200,
+      );
       expect(all.count).toBeGreaterThanOrEqual(12);
       expect(new Set(all.results.map((t) => t.month))).toEqual(new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]));
       expect(all.results.every((t) => t.hemisphere === hemisphere && t.title.length > 0)).toBe(true);

@@ -40,7 +40,9 @@ describe("species care instructions", () => {
     expect(care).toMatchObject({ source: "rules", light_requirements: "full_sun", water_requirements: "low" });
     expect(String(care!.water)).toMatch(/sparingly/);
     emulators.openai.setMode({ failure: "insufficient_quota" });
-    expect(await careOf(await call(`/api/v1/plant-identification/species/${id}/care/`, { bearer: u.access }))).toMatchObject({ source: "rules" });
+    expect(await careOf(await call(`/api/v1/plant-identification/species/${id}/care/`, { bearer: u.access }))).toMatchObject({
+      source: "rules",
+    });
   });
 
   it("limits regeneration to 5 a minute per user; a refusal is a clear 503", async () => {
@@ -63,7 +65,11 @@ describe("species care instructions", () => {
 
   it("404 for an unknown species, 400 for a bad id, 401 without a session", async () => {
     const u = await bearerUser();
-    await expectError(await call(`/api/v1/plant-identification/species/${crypto.randomUUID()}/care/`, { bearer: u.access }), 404, "NOT_FOUND");
+    await expectError(
+      await call(`/api/v1/plant-identification/species/${crypto.randomUUID()}/care/`, { bearer: u.access }),
+      404,
+      "NOT_FOUND",
+    );
     await expectError(await call(`/api/v1/plant-identification/species/42/care/`, { bearer: u.access }), 400, "VALIDATION_ERROR");
     await expectError(await call(`/api/v1/plant-identification/species/${crypto.randomUUID()}/care/`), 401, "AUTHENTICATION_REQUIRED");
   });

@@ -35,8 +35,10 @@ interface Plant {
 }
 const json = jsonWithStatus;
 
-const newCollection = async (bearer: string, body: Record<string, unknown>) => json<Collection>(await call(`${API}/collections/`, { bearer, json: body }), 201);
-const newPlant = async (bearer: string, body: Record<string, unknown>) => json<Plant>(await call(`${API}/plants/`, { bearer, json: body }), 201);
+const newCollection = async (bearer: string, body: Record<string, unknown>) =>
+  json<Collection>(await call(`${API}/collections/`, { bearer, json: body }), 201);
+const newPlant = async (bearer: string, body: Record<string, unknown>) =>
+  json<Plant>(await call(`${API}/plants/`, { bearer, json: body }), 201);
 const listCollections = async (bearer: string) => json<Page<Collection>>(await call(`${API}/collections/`, { bearer }), 200);
 
 function plantForm(fields: Record<string, string>, image?: { bytes: Uint8Array; type?: string; name?: string }) {
@@ -56,7 +58,9 @@ const isoDay = (offsetDays: number) => new Date(Date.now() + offsetDays * 86_400
 const mediaKey = (url: string) => url.replace("/api/v1/media/", "");
 /** Rows made within the same millisecond would tie on created_at: pin the order the test asserts. */
 const pinCreatedAt = (table: "user_plants" | "collections", id: string, day: number) =>
-  env.DB.prepare(`UPDATE ${table} SET created_at = ? WHERE id = ?`).bind(`2026-01-${String(day).padStart(2, "0")}T00:00:00.000Z`, id).run();
+  env.DB.prepare(`UPDATE ${table} SET created_at = ? WHERE id = ?`)
+    .bind(`2026-01-${String(day).padStart(2, "0")}T00:00:00.000Z`, id)
+    .run();
 const plantRows = async (userId: string) =>
   (await env.DB.prepare("SELECT count(*) AS n FROM user_plants WHERE user_id = ?").bind(userId).first<{ n: number }>())!.n;
 
@@ -68,7 +72,13 @@ describe("collections", () => {
     expect(initial.results[0]).toMatchObject({ name: "My Plants", is_default: true, is_public: false, plant_count: 0 });
 
     const created = await newCollection(u.access, { name: "  Succulents ", description: "Desert friends" });
-    expect(created).toMatchObject({ name: "Succulents", description: "Desert friends", is_public: false, is_default: false, plant_count: 0 });
+    expect(created).toMatchObject({
+      name: "Succulents",
+      description: "Desert friends",
+      is_public: false,
+      is_default: false,
+      plant_count: 0,
+    });
     expect(created.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(await json<Collection>(await call(`${API}/collections/${created.id}/`, { bearer: u.access }), 200)).toEqual(created);
 
@@ -91,10 +101,18 @@ describe("collections", () => {
     const u = await bearerUser();
     const other = await bearerUser();
     const a = await newCollection(u.access, { name: "Herbs" });
-    const dup = await expectError(await call(`${API}/collections/`, { bearer: u.access, json: { name: "HERBS" } }), 409, "DUPLICATE_COLLECTION");
+    const dup = await expectError(
+      await call(`${API}/collections/`, { bearer: u.access, json: { name: "HERBS" } }),
+      409,
+      "DUPLICATE_COLLECTION",
+    );
     expect(dup.errors?.name).toBeDefined();
     await expectError(await call(`${API}/collections/`, { bearer: u.access, json: { name: "my plants" } }), 409, "DUPLICATE_COLLECTION");
-    await expectError(await call(`${API}/collections/${a.id}/`, { method: "PATCH", bearer: u.access, json: { name: "My Plants" } }), 409, "DUPLICATE_COLLECTION");
+    await expectError(
+      await call(`${API}/collections/${a.id}/`, { method: "PATCH", bearer: u.access, json: { name: "My Plants" } }),
+      409,
+      "DUPLICATE_COLLECTION",
+    );
     await newCollection(other.access, { name: "Herbs" });
     expect((await listCollections(u.access)).count).toBe(2);
   });
@@ -124,19 +142,36 @@ describe("collections", () => {
     const mine = await listCollections(u.access);
     const defaultId = mine.results[0]!.id;
     await expectError(await call(`${API}/collections/${defaultId}/`, { method: "DELETE", bearer: u.access }), 409, "DEFAULT_COLLECTION");
-    await expectError(await call(`${API}/collections/${defaultId}/?delete_plants=true`, { method: "DELETE", bearer: u.access }), 409, "DEFAULT_COLLECTION");
+    await expectError(
+      await call(`${API}/collections/${defaultId}/?delete_plants=true`, { method: "DELETE", bearer: u.access }),
+      409,
+      "DEFAULT_COLLECTION",
+    );
     // It can still be renamed.
-    expect((await call(`${API}/collections/${defaultId}/`, { method: "PATCH", bearer: u.access, json: { name: "Houseplants" } })).status).toBe(200);
+    expect(
+      (await call(`${API}/collections/${defaultId}/`, { method: "PATCH", bearer: u.access, json: { name: "Houseplants" } })).status,
+    ).toBe(200);
 
     const shelf = await newCollection(u.access, { name: "Shelf" });
     const bytes = await photo();
-    const withPhoto = await json<Plant>(await call(`${API}/plants/`, { method: "POST", bearer: u.access, body: plantForm({ collection: shelf.id }, { bytes }) }), 201);
+    const withPhoto = await json<Plant>(
+      await call(`${API}/plants/`, { method: "POST", bearer: u.access, body: plantForm({ collection: shelf.id }, { bytes }) }),
+      201,
+    );
     await newPlant(u.access, { collection: shelf.id, nickname: "Second" });
     expect((await json<Collection>(await call(`${API}/collections/${shelf.id}/`, { bearer: u.access }), 200)).plant_count).toBe(2);
 
-    const refused = await expectError(await call(`${API}/collections/${shelf.id}/`, { method: "DELETE", bearer: u.access }), 409, "COLLECTION_NOT_EMPTY");
+    const refused = await expectError(
+      await call(`${API}/collections/${shelf.id}/`, { method: "DELETE", bearer: u.access }),
+      409,
+      "COLLECTION_NOT_EMPTY",
+    );
     expect(refused.message).toContain("2 plant(s)");
-    await expectError(await call(`${API}/collections/${shelf.id}/?delete_plants=maybe`, { method: "DELETE", bearer: u.access }), 400, "VALIDATION_ERROR");
+    await expectError(
+      await call(`${API}/collections/${shelf.id}/?delete_plants=maybe`, { method: "DELETE", bearer: u.access }),
+      400,
+      "VALIDATION_ERROR",
+    );
     expect(await plantRows(u.userId)).toBe(2);
     expect(await env.IMAGES.head(mediaKey(withPhoto.image_url!))).not.toBeNull();
 
@@ -156,19 +191,34 @@ describe("collections", () => {
     await expectError(await call(path, { method: "PATCH", bearer: intruder.access, json: { name: "Mine now" } }), 404, "NOT_FOUND");
     await expectError(await call(path, { method: "DELETE", bearer: intruder.access }), 404, "NOT_FOUND");
     await expectError(await call(`${API}/plants/?collection=${theirs.id}`, { bearer: intruder.access }), 404, "NOT_FOUND");
-    await expectError(await call(`${API}/plants/`, { bearer: intruder.access, json: { collection: theirs.id, nickname: "Cuckoo" } }), 404, "NOT_FOUND");
+    await expectError(
+      await call(`${API}/plants/`, { bearer: intruder.access, json: { collection: theirs.id, nickname: "Cuckoo" } }),
+      404,
+      "NOT_FOUND",
+    );
 
     // Multipart with a valid photo: the 404 comes before anything is stored.
     const bytes = await photo();
-    const res = await call(`${API}/plants/`, { method: "POST", bearer: intruder.access, body: plantForm({ collection: theirs.id }, { bytes }) });
+    const res = await call(`${API}/plants/`, {
+      method: "POST",
+      bearer: intruder.access,
+      body: plantForm({ collection: theirs.id }, { bytes }),
+    });
     await expectError(res, 404, "NOT_FOUND");
     expect(await env.IMAGES.head(`images/${await sha256Hex(bytes)}.png`)).toBeNull();
 
     // Moving one's own plant into it.
     const mine = await newPlant(intruder.access, { nickname: "Mover" });
-    await expectError(await call(`${API}/plants/${mine.id}/`, { method: "PATCH", bearer: intruder.access, json: { collection: theirs.id } }), 404, "NOT_FOUND");
+    await expectError(
+      await call(`${API}/plants/${mine.id}/`, { method: "PATCH", bearer: intruder.access, json: { collection: theirs.id } }),
+      404,
+      "NOT_FOUND",
+    );
 
-    expect(await json<Collection>(await call(path, { bearer: owner.access }), 200)).toMatchObject({ name: "Private jungle", plant_count: 0 });
+    expect(await json<Collection>(await call(path, { bearer: owner.access }), 200)).toMatchObject({
+      name: "Private jungle",
+      plant_count: 0,
+    });
     expect(await plantRows(owner.userId)).toBe(0);
     expect((await json<Plant>(await call(`${API}/plants/${mine.id}/`, { bearer: intruder.access }), 200)).collection).not.toBe(theirs.id);
   });
@@ -197,7 +247,11 @@ describe("collections", () => {
       403,
       "CSRF_FAILED",
     );
-    const ok = await call(`${API}/collections/`, { cookies: web.cookies, headers: { "X-CSRFToken": web.csrf }, json: { name: "With token" } });
+    const ok = await call(`${API}/collections/`, {
+      cookies: web.cookies,
+      headers: { "X-CSRFToken": web.csrf },
+      json: { name: "With token" },
+    });
     expect(ok.status).toBe(201);
     expect((await json<Page<Collection>>(await call(`${API}/collections/`, { cookies: web.cookies }), 200)).count).toBe(2);
   });
@@ -236,10 +290,21 @@ describe("plants", () => {
 
     const shelf = await newCollection(u.access, { name: "Shelf" });
     const moved = await json<Plant>(
-      await call(`${API}/plants/${plant.id}/`, { method: "PATCH", bearer: u.access, json: { collection: shelf.id, is_alive: false, species: null, care_instructions_json: null } }),
+      await call(`${API}/plants/${plant.id}/`, {
+        method: "PATCH",
+        bearer: u.access,
+        json: { collection: shelf.id, is_alive: false, species: null, care_instructions_json: null },
+      }),
       200,
     );
-    expect(moved).toMatchObject({ collection: shelf.id, is_alive: false, species: null, species_scientific_name: null, care_instructions_json: null, nickname: "Figgy" });
+    expect(moved).toMatchObject({
+      collection: shelf.id,
+      is_alive: false,
+      species: null,
+      species_scientific_name: null,
+      care_instructions_json: null,
+      nickname: "Figgy",
+    });
     const counts = Object.fromEntries((await listCollections(u.access)).results.map((c) => [c.name, c.plant_count]));
     expect(counts).toEqual({ "My Plants": 1, Shelf: 1 });
 
@@ -273,8 +338,16 @@ describe("plants", () => {
     }
     // Just under the care JSON bound is fine.
     await newPlant(u.access, { care_instructions_json: { text: "x".repeat(16 * 1024 - 20) } });
-    await expectError(await call(`${API}/plants/`, { bearer: u.access, body: "{", headers: { "Content-Type": "application/json" } }), 400, "MALFORMED_REQUEST");
-    await expectError(await call(`${API}/plants/`, { bearer: u.access, body: "hello", headers: { "Content-Type": "text/plain" } }), 415, "UNSUPPORTED_MEDIA_TYPE");
+    await expectError(
+      await call(`${API}/plants/`, { bearer: u.access, body: "{", headers: { "Content-Type": "application/json" } }),
+      400,
+      "MALFORMED_REQUEST",
+    );
+    await expectError(
+      await call(`${API}/plants/`, { bearer: u.access, body: "hello", headers: { "Content-Type": "text/plain" } }),
+      415,
+      "UNSUPPORTED_MEDIA_TYPE",
+    );
     await expectError(await call(`${API}/plants/not-a-uuid/`, { method: "PATCH", bearer: u.access, json: {} }), 400, "VALIDATION_ERROR");
     await expectError(await call(`${API}/plants/not-a-uuid/`, { bearer: u.access }), 400, "VALIDATION_ERROR");
     expect(await plantRows(u.userId)).toBe(1);
@@ -289,25 +362,41 @@ describe("plants", () => {
       await call(`${API}/plants/`, {
         method: "POST",
         bearer: u.access,
-        body: plantForm({ nickname: "Snap", species: sp.id, is_alive: "true", acquisition_date: "", care_instructions_json: '{"water":"weekly"}' }, { bytes }),
+        body: plantForm(
+          { nickname: "Snap", species: sp.id, is_alive: "true", acquisition_date: "", care_instructions_json: '{"water":"weekly"}' },
+          { bytes },
+        ),
       }),
       201,
     );
-    expect(plant).toMatchObject({ nickname: "Snap", species: sp.id, is_alive: true, acquisition_date: null, care_instructions_json: { water: "weekly" } });
+    expect(plant).toMatchObject({
+      nickname: "Snap",
+      species: sp.id,
+      is_alive: true,
+      acquisition_date: null,
+      care_instructions_json: { water: "weekly" },
+    });
     expect(plant.image_url).toBe(`/api/v1/media/${key}`);
     const media = await call(plant.image_url!);
     expect(media.status).toBe(200);
     expect(new Uint8Array(await media.arrayBuffer())).toEqual(bytes);
 
     // A second plant with the same photo shares the object.
-    const twin = await json<Plant>(await call(`${API}/plants/`, { method: "POST", bearer: u.access, body: plantForm({ nickname: "Twin" }, { bytes }) }), 201);
+    const twin = await json<Plant>(
+      await call(`${API}/plants/`, { method: "POST", bearer: u.access, body: plantForm({ nickname: "Twin" }, { bytes }) }),
+      201,
+    );
     expect(twin.image_url).toBe(plant.image_url);
 
     // Replacing the first plant's photo keeps the shared object (the twin still uses it).
     const next = await photo();
     const nextKey = `images/${await sha256Hex(next)}.png`;
     const replaced = await json<Plant>(
-      await call(`${API}/plants/${plant.id}/`, { method: "PATCH", bearer: u.access, body: plantForm({ notes: "new pot", is_alive: "0" }, { bytes: next }) }),
+      await call(`${API}/plants/${plant.id}/`, {
+        method: "PATCH",
+        bearer: u.access,
+        body: plantForm({ notes: "new pot", is_alive: "0" }, { bytes: next }),
+      }),
       200,
     );
     expect(replaced).toMatchObject({ image_url: `/api/v1/media/${nextKey}`, notes: "new pot", is_alive: false, nickname: "Snap" });
@@ -316,7 +405,10 @@ describe("plants", () => {
     // Deleting the twin releases the old photo; JSON image:null releases the new one.
     expect((await call(`${API}/plants/${twin.id}/`, { method: "DELETE", bearer: u.access })).status).toBe(204);
     expect(await env.IMAGES.head(key)).toBeNull();
-    const cleared = await json<Plant>(await call(`${API}/plants/${plant.id}/`, { method: "PATCH", bearer: u.access, json: { image: null } }), 200);
+    const cleared = await json<Plant>(
+      await call(`${API}/plants/${plant.id}/`, { method: "PATCH", bearer: u.access, json: { image: null } }),
+      200,
+    );
     expect(cleared.image_url).toBeNull();
     expect(await env.IMAGES.head(nextKey)).toBeNull();
   });
@@ -325,9 +417,14 @@ describe("plants", () => {
     const u = await bearerUser();
     const bytes = await photo();
     const sha = await sha256Hex(bytes);
-    const plant = await json<Plant>(await call(`${API}/plants/`, { method: "POST", bearer: u.access, body: plantForm({}, { bytes }) }), 201);
+    const plant = await json<Plant>(
+      await call(`${API}/plants/`, { method: "POST", bearer: u.access, body: plantForm({}, { bytes }) }),
+      201,
+    );
     const requestId = uuidv7();
-    await env.DB.prepare("INSERT INTO identification_requests (id, user_id, image_hashes) VALUES (?, ?, ?)").bind(requestId, u.userId, JSON.stringify([`${sha}.png`])).run();
+    await env.DB.prepare("INSERT INTO identification_requests (id, user_id, image_hashes) VALUES (?, ?, ?)")
+      .bind(requestId, u.userId, JSON.stringify([`${sha}.png`]))
+      .run();
     expect((await call(`${API}/requests/${requestId}/`, { method: "DELETE", bearer: u.access })).status).toBe(204);
     expect(await env.IMAGES.head(mediaKey(plant.image_url!))).not.toBeNull();
   });
@@ -338,7 +435,12 @@ describe("plants", () => {
     const huge = padToSize(await photo(), 10 * 1024 * 1024 + 100);
     const good = await photo();
     const cases: [FormData, number, string, string][] = [
-      [plantForm({ nickname: "Text" }, { bytes: new TextEncoder().encode("not an image at all"), type: "text/plain", name: "a.txt" }), 400, "VALIDATION_ERROR", "Invalid file type"],
+      [
+        plantForm({ nickname: "Text" }, { bytes: new TextEncoder().encode("not an image at all"), type: "text/plain", name: "a.txt" }),
+        400,
+        "VALIDATION_ERROR",
+        "Invalid file type",
+      ],
       [plantForm({ nickname: "Tiny" }, { bytes: small }), 400, "VALIDATION_ERROR", "200"],
       [plantForm({ nickname: "Liar" }, { bytes: good, type: "image/jpeg", name: "p.jpg" }), 400, "VALIDATION_ERROR", ""],
       [plantForm({ nickname: "Huge" }, { bytes: huge }), 413, "FILE_TOO_LARGE", "File too large"],
@@ -354,7 +456,11 @@ describe("plants", () => {
     }
     const existing = await newPlant(u.access, { nickname: "Keep" });
     await expectError(
-      await call(`${API}/plants/${existing.id}/`, { method: "PATCH", bearer: u.access, body: plantForm({ nickname: "Changed" }, { bytes: small }) }),
+      await call(`${API}/plants/${existing.id}/`, {
+        method: "PATCH",
+        bearer: u.access,
+        body: plantForm({ nickname: "Changed" }, { bytes: small }),
+      }),
       400,
       "VALIDATION_ERROR",
     );
@@ -417,7 +523,10 @@ describe("plants", () => {
     const requestId = uuidv7();
     const resultId = uuidv7();
     await env.DB.batch([
-      env.DB.prepare("INSERT INTO identification_requests (id, user_id, image_hashes, status) VALUES (?, ?, '[]', 'identified')").bind(requestId, u.userId),
+      env.DB.prepare("INSERT INTO identification_requests (id, user_id, image_hashes, status) VALUES (?, ?, '[]', 'identified')").bind(
+        requestId,
+        u.userId,
+      ),
       env.DB.prepare(
         "INSERT INTO identification_results (id, request_id, scientific_name, plant_name, confidence_score, identification_source, rank) VALUES (?, ?, 'Monstera deliciosa', 'Monstera', 0.9, 'ai_combined', 1)",
       ).bind(resultId, requestId),
@@ -446,14 +555,21 @@ describe("public collections by username", () => {
     const secret = await newCollection(owner.access, { name: "Secret" });
     const bytes = await photo();
     const shown = await json<Plant>(
-      await call(`${API}/plants/`, { method: "POST", bearer: owner.access, body: plantForm({ collection: show.id, nickname: "Star", notes: "my diary", location_in_home: "bedroom" }, { bytes }) }),
+      await call(`${API}/plants/`, {
+        method: "POST",
+        bearer: owner.access,
+        body: plantForm({ collection: show.id, nickname: "Star", notes: "my diary", location_in_home: "bedroom" }, { bytes }),
+      }),
       201,
     );
     const hidden = await newPlant(owner.access, { collection: secret.id, nickname: "Hidden" });
     await newPlant(owner.access, { nickname: "In default" });
 
     for (const viewer of [undefined, stranger.access, owner.access]) {
-      const list = await json<Page<Collection>>(await call(`/api/v1/users/${owner.username.toUpperCase()}/collections/`, { bearer: viewer }), 200);
+      const list = await json<Page<Collection>>(
+        await call(`/api/v1/users/${owner.username.toUpperCase()}/collections/`, { bearer: viewer }),
+        200,
+      );
       expect(list.results.map((c) => [c.name, c.plant_count])).toEqual([["Show", 1]]);
 
       const detail = await json<Collection & { plants: Page<Record<string, unknown>> }>(
@@ -483,14 +599,19 @@ describe("public collections by username", () => {
   it("a private profile shows its public collections to its owner only", async () => {
     const owner = await bearerUser();
     await newCollection(owner.access, { name: "Open", is_public: true });
-    expect((await call("/api/v1/auth/user/", { method: "PATCH", bearer: owner.access, json: { profile_visibility: "private" } })).status).toBe(200);
+    expect(
+      (await call("/api/v1/auth/user/", { method: "PATCH", bearer: owner.access, json: { profile_visibility: "private" } })).status,
+    ).toBe(200);
     await expectError(await call(`/api/v1/users/${owner.username}/collections/`), 404, "NOT_FOUND");
-    expect((await json<Page<Collection>>(await call(`/api/v1/users/${owner.username}/collections/`, { bearer: owner.access }), 200)).count).toBe(1);
+    expect(
+      (await json<Page<Collection>>(await call(`/api/v1/users/${owner.username}/collections/`, { bearer: owner.access }), 200)).count,
+    ).toBe(1);
   });
 
   it("paginates a user's public collections", async () => {
     const owner = await bearerUser();
-    for (const [i, name] of ["A", "B", "C"].entries()) await pinCreatedAt("collections", (await newCollection(owner.access, { name, is_public: true })).id, i + 1);
+    for (const [i, name] of ["A", "B", "C"].entries())
+      await pinCreatedAt("collections", (await newCollection(owner.access, { name, is_public: true })).id, i + 1);
     const first = await json<Page<Collection>>(await call(`/api/v1/users/${owner.username}/collections/?page_size=2`), 200);
     expect(first.count).toBe(3);
     expect(first.results.map((c) => c.name)).toEqual(["A", "B"]);

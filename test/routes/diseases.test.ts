@@ -36,7 +36,12 @@ type Job = { type: string; request_id: string; user_id: string };
  * Submits through the Worker's app with a queue that records what the route sends, so the test
  * delivers the job itself (no background job racing the assertions).
  */
-async function submit(bearer: string, files: Uint8Array[], fields: Record<string, string> = { symptoms_description: SYMPTOMS }, envOverrides: Partial<Env> = {}) {
+async function submit(
+  bearer: string,
+  files: Uint8Array[],
+  fields: Record<string, string> = { symptoms_description: SYMPTOMS },
+  envOverrides: Partial<Env> = {},
+) {
   const jobs: Job[] = [];
   const queue = { send: async (body: Job) => void jobs.push(body) } as unknown as Queue;
   const form = new FormData();
@@ -45,7 +50,11 @@ async function submit(bearer: string, files: Uint8Array[], fields: Record<string
   const ctx = createExecutionContext();
   const res = await createApp().request(
     `${DISEASES}/`,
-    { method: "POST", body: form, headers: { Authorization: `Bearer ${bearer}`, "CF-Connecting-IP": `203.0.113.${(Math.random() * 250) | 0}` } },
+    {
+      method: "POST",
+      body: form,
+      headers: { Authorization: `Bearer ${bearer}`, "CF-Connecting-IP": `203.0.113.${(Math.random() * 250) | 0}` },
+    },
     { ...env, IDENTIFY_QUEUE: queue, ...envOverrides },
     ctx,
   );
@@ -66,7 +75,12 @@ async function pendingDisease(userId: string, bytes: Uint8Array, status = "pendi
 
 async function deliver(body: unknown, opts: { attempts?: number; queue?: string; times?: number; env?: Partial<Env> } = {}) {
   const attempts = opts.attempts ?? 1;
-  const messages = Array.from({ length: opts.times ?? 1 }, (_, i) => ({ id: `msg-${crypto.randomUUID()}-${i}`, timestamp: new Date(), attempts, body }));
+  const messages = Array.from({ length: opts.times ?? 1 }, (_, i) => ({
+    id: `msg-${crypto.randomUUID()}-${i}`,
+    timestamp: new Date(),
+    attempts,
+    body,
+  }));
   const batch = createMessageBatch(opts.queue ?? "plant-identify", messages);
   const delays = new Map<string, number | undefined>();
   for (const message of batch.messages) {
@@ -95,8 +109,6 @@ async function row(id: string) {
   }>())!;
 }
 
-
-
 interface ExpectedDisease {
   name: string;
   probability: number;
@@ -116,7 +128,9 @@ async function plantIdSays(bytes: Uint8Array) {
     result: {
       is_plant: { binary: boolean };
       is_healthy: { binary: boolean; probability: number };
-      disease: { suggestions: { name: string; probability: number; details: { local_name: string; treatment: ExpectedDisease["treatment"] } }[] };
+      disease: {
+        suggestions: { name: string; probability: number; details: { local_name: string; treatment: ExpectedDisease["treatment"] } }[];
+      };
     };
   };
   const diseases: ExpectedDisease[] = body.result.disease.suggestions
@@ -140,7 +154,13 @@ interface ResultBody {
 async function results(id: string, bearer: string) {
   const res = await call(`${DISEASES}/${id}/results/`, { bearer });
   expect(res.status).toBe(200);
-  return (await res.json()) as { request_id: string; status: string; is_healthy: boolean | null; is_plant: boolean | null; results: ResultBody[] };
+  return (await res.json()) as {
+    request_id: string;
+    status: string;
+    is_healthy: boolean | null;
+    is_plant: boolean | null;
+    results: ResultBody[];
+  };
 }
 
 describe("disease requests: upload → queue → live progress → ranked results with treatments", () => {
@@ -149,10 +169,27 @@ describe("disease requests: upload → queue → live progress → ranked result
     const bytes = await photo("e2e");
     const socket = await openReadySocket("/ws/", { bearer: u.access });
 
-    const { res, jobs } = await submit(u.access, [bytes], { symptoms_description: `   ${SYMPTOMS}   `, plant_condition: "Moderate", location: "Kitchen window" });
+    const { res, jobs } = await submit(u.access, [bytes], {
+      symptoms_description: `   ${SYMPTOMS}   `,
+      plant_condition: "Moderate",
+      location: "Kitchen window",
+    });
     expect(res.status).toBe(202);
-    const body = (await res.json()) as { request_id: string; status: string; ws_url: string; symptoms_description: string; plant_condition: string; location: string; images: { url: string }[] };
-    expect(body).toMatchObject({ status: "pending", symptoms_description: SYMPTOMS, plant_condition: "moderate", location: "Kitchen window" });
+    const body = (await res.json()) as {
+      request_id: string;
+      status: string;
+      ws_url: string;
+      symptoms_description: string;
+      plant_condition: string;
+      location: string;
+      images: { url: string }[];
+    };
+    expect(body).toMatchObject({
+      status: "pending",
+      symptoms_description: SYMPTOMS,
+      plant_condition: "moderate",
+      location: "Kitchen window",
+    });
     expect(body.ws_url).toBe(`/ws/plant-identification/requests/${body.request_id}/`);
     // The photo is stored content-addressed in R2, where the media route serves it.
     expect(body.images[0]!.url).toBe(`/api/v1/media/images/${await sha256Hex(bytes)}.png`);
@@ -167,8 +204,17 @@ describe("disease requests: upload → queue → live progress → ranked result
     const completed = await eventually(() => socket.messages.find((m) => m.type === "completed" && m.request_id === body.request_id));
     const stages = socket.messages.filter((m) => m.type === "progress" && m.request_id === body.request_id).map((m) => m.stage);
     expect(stages).toEqual(["queued", "processing_start", "health_start", "health_done"]);
-    expect(socket.messages.find((m) => m.stage === "health_done")!.data).toMatchObject({ ok: true, cached: false, suggestions: expected.diseases.length });
-    expect(completed).toEqual({ type: "completed", request_id: body.request_id, status: expected.status, results_count: expected.diseases.length });
+    expect(socket.messages.find((m) => m.stage === "health_done")!.data).toMatchObject({
+      ok: true,
+      cached: false,
+      suggestions: expected.diseases.length,
+    });
+    expect(completed).toEqual({
+      type: "completed",
+      request_id: body.request_id,
+      status: expected.status,
+      results_count: expected.diseases.length,
+    });
 
     // Exactly one upstream call, to /health_assessment with the disease details.
     expect(emulators.plantId.requests.map((r) => r.path)).toEqual(["/v3/health_assessment"]);
@@ -187,7 +233,11 @@ describe("disease requests: upload → queue → live progress → ranked result
       expect(x.is_confirmed).toBe(false);
     });
 
-    const read = (await (await call(`${DISEASES}/${body.request_id}/`, { bearer: u.access })).json()) as { status: string; attempts: number; processed_at: string | null };
+    const read = (await (await call(`${DISEASES}/${body.request_id}/`, { bearer: u.access })).json()) as {
+      status: string;
+      attempts: number;
+      processed_at: string | null;
+    };
     expect(read).toMatchObject({ status: expected.status, attempts: 1 });
     expect(read.processed_at).not.toBeNull();
     const list = (await (await call(`${DISEASES}/`, { bearer: u.access })).json()) as { count: number; results: { request_id: string }[] };
@@ -218,7 +268,9 @@ describe("disease requests: upload → queue → live progress → ranked result
     expect(emulators.plantId.calls).toBe(1);
     const done = await eventually(() => socket.messages.find((m) => m.stage === "health_done" && m.request_id === second));
     expect(done.data).toMatchObject({ ok: true, cached: true });
-    expect((await results(second, u.access)).results.map((x) => x.name)).toEqual((await results(first, u.access)).results.map((x) => x.name));
+    expect((await results(second, u.access)).results.map((x) => x.name)).toEqual(
+      (await results(first, u.access)).results.map((x) => x.name),
+    );
 
     // An identification of the same bytes is a different question: it reaches /identification.
     const form = new FormData();
@@ -260,7 +312,9 @@ describe("owner-only reads", () => {
 
     // Their sockets: the stranger is refused with 4403, like for identification requests.
     const res = await exports.default.fetch(
-      new Request(`${BASE}/ws/plant-identification/requests/${id}/`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${other.access}` } }),
+      new Request(`${BASE}/ws/plant-identification/requests/${id}/`, {
+        headers: { Upgrade: "websocket", Authorization: `Bearer ${other.access}` },
+      }),
     );
     const ws = res.webSocket!;
     const closed = new Promise<number>((resolve) => ws.addEventListener("close", (e) => resolve(e.code)));
@@ -422,7 +476,9 @@ describe("queue delivery", () => {
     const again = await deliver(diagnose(id, u.userId));
     expect(again.explicitAcks).toHaveLength(1);
     const expected = await plantIdSays(bytes);
-    const rows = await env.DB.prepare("SELECT lower(name) AS name FROM disease_results WHERE request_id = ?").bind(id).all<{ name: string }>();
+    const rows = await env.DB.prepare("SELECT lower(name) AS name FROM disease_results WHERE request_id = ?")
+      .bind(id)
+      .all<{ name: string }>();
     expect(rows.results.map((r) => r.name).sort()).toEqual(expected.diseases.map((d) => d.name.toLowerCase()).sort());
     expect(await row(id)).toMatchObject({ status: expected.status });
     // Single flight: one upstream call for the two concurrent copies, none for the late one.
@@ -451,7 +507,9 @@ describe("queue delivery", () => {
     const sha = await sha256Hex(bytes);
     await env.IMAGES.put(`images/${sha}.png`, bytes);
     const id = crypto.randomUUID();
-    await env.DB.prepare("INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'pending', ?, '[\"auto\"]')")
+    await env.DB.prepare(
+      "INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'pending', ?, '[\"auto\"]')",
+    )
       .bind(id, u.userId, JSON.stringify([`${sha}.png`]))
       .run();
     const result = await deliver({ request_id: id, user_id: u.userId });
@@ -469,7 +527,14 @@ describe("confirmation and the disease database", () => {
     const database = async (query = "") =>
       (await (await call(`${DATABASE}/${query}`)).json()) as {
         count: number;
-        results: { name: string; disease_type: string; treatment: ResultBody["treatment"]; confirmed_diagnoses: number; description: string; common_names: string[] }[];
+        results: {
+          name: string;
+          disease_type: string;
+          treatment: ResultBody["treatment"];
+          confirmed_diagnoses: number;
+          description: string;
+          common_names: string[];
+        }[];
       };
     // Two diagnoses of the same photo (same suggestions) and one of another photo.
     const bytes = await photo("database");
@@ -477,13 +542,18 @@ describe("confirmation and the disease database", () => {
     const b = await pendingDisease(owner.userId, bytes);
     const c = await pendingDisease(owner.userId, await photo("database-other"));
     for (const id of [a, b, c]) await deliver(diagnose(id, owner.userId));
-    const [ra, rb, rc] = [(await results(a, owner.access)).results, (await results(b, owner.access)).results, (await results(c, owner.access)).results];
+    const [ra, rb, rc] = [
+      (await results(a, owner.access)).results,
+      (await results(b, owner.access)).results,
+      (await results(c, owner.access)).results,
+    ];
     expect(ra.length).toBeGreaterThanOrEqual(2);
 
     // Nothing confirmed: nothing listed (diagnoses alone do not count).
     expect(await database()).toMatchObject({ count: 0, results: [] });
 
-    const confirm = (requestId: string, resultId: string, bearer = owner.access) => call(`${DISEASES}/${requestId}/confirm/`, { bearer, json: { result_id: resultId } });
+    const confirm = (requestId: string, resultId: string, bearer = owner.access) =>
+      call(`${DISEASES}/${requestId}/confirm/`, { bearer, json: { result_id: resultId } });
     const x = ra[1]!; // deliberately not the top suggestion
     const confirmed = await confirm(a, x.id);
     expect(confirmed.status).toBe(200);
@@ -492,7 +562,13 @@ describe("confirmation and the disease database", () => {
 
     let listed = await database();
     expect(listed.count).toBe(1);
-    expect(listed.results[0]).toMatchObject({ name: x.name, disease_type: x.disease_type, treatment: x.treatment, description: x.description, confirmed_diagnoses: 1 });
+    expect(listed.results[0]).toMatchObject({
+      name: x.name,
+      disease_type: x.disease_type,
+      treatment: x.treatment,
+      description: x.description,
+      confirmed_diagnoses: 1,
+    });
 
     // The same disease confirmed in another request: one entry, two confirmations.
     const sameInB = rb.find((r) => r.name === x.name)!;
@@ -504,7 +580,9 @@ describe("confirmation and the disease database", () => {
     // Confirming another result of request a moves its confirmation.
     const y = ra[0]!;
     expect((await confirm(a, y.id)).status).toBe(200);
-    const confirmedInA = await env.DB.prepare("SELECT id FROM disease_results WHERE request_id = ? AND is_confirmed = 1").bind(a).all<{ id: string }>();
+    const confirmedInA = await env.DB.prepare("SELECT id FROM disease_results WHERE request_id = ? AND is_confirmed = 1")
+      .bind(a)
+      .all<{ id: string }>();
     expect(confirmedInA.results).toEqual([{ id: y.id }]);
     listed = await database();
     expect(Object.fromEntries(listed.results.map((e) => [e.name, e.confirmed_diagnoses]))).toEqual({ [x.name]: 1, [y.name]: 1 });
@@ -533,8 +611,16 @@ describe("confirmation and the disease database", () => {
     // Confirmation rules: owner only, results of this request only, diagnosed requests only.
     await expectError(await confirm(a, y.id, other.access), 404, "NOT_FOUND");
     await expectError(await confirm(a, rc[0]!.id), 404, "NOT_FOUND");
-    await expectError(await call(`${DISEASES}/${a}/confirm/`, { bearer: owner.access, json: { result_id: "nope" } }), 400, "VALIDATION_ERROR");
-    await expectError(await call(`${DISEASES}/${a}/confirm/`, { method: "POST", json: { result_id: y.id } }), 401, "AUTHENTICATION_REQUIRED");
+    await expectError(
+      await call(`${DISEASES}/${a}/confirm/`, { bearer: owner.access, json: { result_id: "nope" } }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    await expectError(
+      await call(`${DISEASES}/${a}/confirm/`, { method: "POST", json: { result_id: y.id } }),
+      401,
+      "AUTHENTICATION_REQUIRED",
+    );
     const pending = await pendingDisease(owner.userId, await photo("database-pending"));
     await expectError(await confirm(pending, y.id), 409, "INVALID_STATE");
   });
@@ -547,7 +633,9 @@ describe("shared photos and the API document", () => {
     const sha = await sha256Hex(bytes);
     await pendingDisease(u.userId, bytes);
     const id = crypto.randomUUID();
-    await env.DB.prepare("INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'failed', ?, '[\"auto\"]')")
+    await env.DB.prepare(
+      "INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'failed', ?, '[\"auto\"]')",
+    )
       .bind(id, u.userId, JSON.stringify([`${sha}.png`]))
       .run();
     expect((await call(`/api/v1/plant-identification/requests/${id}/`, { method: "DELETE", bearer: u.access })).status).toBe(204);
@@ -558,7 +646,9 @@ describe("shared photos and the API document", () => {
     const app = createApp();
     const doc = app.getOpenAPI31Document({ openapi: "3.1.0", info: { title: "t", version: "t" } });
     const documented = new Set(
-      Object.entries(doc.paths ?? {}).flatMap(([path, item]) => Object.keys(item as object).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ":$1")}`)),
+      Object.entries(doc.paths ?? {}).flatMap(([path, item]) =>
+        Object.keys(item as object).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ":$1")}`),
+      ),
     );
     const served = app.routes
       .filter((r) => r.method !== "ALL" && /\/disease-(requests|database)/.test(r.path))

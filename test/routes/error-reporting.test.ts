@@ -28,18 +28,30 @@ describe("Sentry DSN and envelope", () => {
   });
 
   it("builds a three-line envelope with the exception and its frames", () => {
-    const envelope = sentryEnvelope(parseSentryDsn(DSN)!, { error: new TypeError("boom"), environment: "test", release: "1", requestId: "req-1" });
+    const envelope = sentryEnvelope(parseSentryDsn(DSN)!, {
+      error: new TypeError("boom"),
+      environment: "test",
+      release: "1",
+      requestId: "req-1",
+    });
     const [header, item, event] = envelope.split("\n").map((l) => JSON.parse(l));
     expect(header).toMatchObject({ dsn: DSN });
     expect(item).toEqual({ type: "event" });
-    expect(event).toMatchObject({ level: "error", environment: "test", tags: { request_id: "req-1" }, exception: { values: [{ type: "TypeError", value: "boom" }] } });
+    expect(event).toMatchObject({
+      level: "error",
+      environment: "test",
+      tags: { request_id: "req-1" },
+      exception: { values: [{ type: "TypeError", value: "boom" }] },
+    });
     expect(event.exception.values[0].stacktrace.frames.length).toBeGreaterThan(0);
   });
 });
 
 describe("unexpected errors are reported when SENTRY_DSN is set", () => {
   it("reports a 500 with its request id and keeps the client answer clean", async () => {
-    const brokenDb = { prepare: () => ({ bind: () => ({ first: () => Promise.reject(new Error("D1 exploded")) }) }) } as unknown as D1Database;
+    const brokenDb = {
+      prepare: () => ({ bind: () => ({ first: () => Promise.reject(new Error("D1 exploded")) }) }),
+    } as unknown as D1Database;
     const form = new FormData();
     form.append("image", new File([await makePng(300, 300, { seed: "sentry" })], "p.png", { type: "image/png" }));
     const ctx = createExecutionContext();
@@ -78,7 +90,12 @@ describe("metrics to Analytics Engine", () => {
     form.append("image", new File([await makePng(300, 300, { seed: `metrics-${Math.random()}` })], "p.png", { type: "image/png" }));
     const ctx = createExecutionContext();
     const app = createApp();
-    await app.request("/api/v1/plant-identification/identify/", { method: "POST", body: form, headers: { "CF-Connecting-IP": freshIp() } }, { ...env, METRICS }, ctx);
+    await app.request(
+      "/api/v1/plant-identification/identify/",
+      { method: "POST", body: form, headers: { "CF-Connecting-IP": freshIp() } },
+      { ...env, METRICS },
+      ctx,
+    );
     await app.request(`/api/v1/plant-identification/species/${crypto.randomUUID()}/`, {}, { ...env, METRICS }, ctx);
     await waitOnExecutionContext(ctx);
     const requests = points.filter((p) => p.blobs?.[0] === "request");
@@ -87,7 +104,12 @@ describe("metrics to Analytics Engine", () => {
       ["GET", "/api/v1/plant-identification/species/:id", "404"],
     ]);
     const providers = points.filter((p) => p.blobs?.[0] === "provider").map((p) => [p.blobs?.[1], p.blobs?.[2]]);
-    expect(providers).toEqual(expect.arrayContaining([["plant_id", "miss"], ["plantnet", "miss"]]));
+    expect(providers).toEqual(
+      expect.arrayContaining([
+        ["plant_id", "miss"],
+        ["plantnet", "miss"],
+      ]),
+    );
     expect(requests[0]!.doubles![0]).toBeGreaterThanOrEqual(0);
   });
 });

@@ -12,16 +12,36 @@ import { bearerUser } from "../helpers/users";
 
 const API = "/api/v1/forum";
 
-interface Attachment { url: string; width: number; height: number; content_type: string }
-interface Post { id: string; topic_id: string; body: string; is_first_post: boolean; is_deleted: boolean; attachments: Attachment[] }
-interface TopicDetail { id: string; title: string; first_post: Post | null }
+interface Attachment {
+  url: string;
+  width: number;
+  height: number;
+  content_type: string;
+}
+interface Post {
+  id: string;
+  topic_id: string;
+  body: string;
+  is_first_post: boolean;
+  is_deleted: boolean;
+  attachments: Attachment[];
+}
+interface TopicDetail {
+  id: string;
+  title: string;
+  first_post: Post | null;
+}
 
 let seq = 0;
 const uniq = () => `${++seq}-${crypto.randomUUID()}`;
 const png = (w = 320, h = 240) => makePng(w, h, { seed: `fa-${uniq()}` });
 const jpeg = (w = 400, h = 300) => makeJpeg(w, h, { seed: `fa-${uniq()}` });
 
-interface Part { bytes: Uint8Array; name?: string; type?: string }
+interface Part {
+  bytes: Uint8Array;
+  name?: string;
+  type?: string;
+}
 const file = (p: Part) => new File([p.bytes], p.name ?? "photo.png", { type: p.type ?? "image/png" });
 
 function form(text: Record<string, string>, images: (Part | null)[]): FormData {
@@ -33,8 +53,10 @@ function form(text: Record<string, string>, images: (Part | null)[]): FormData {
   return f;
 }
 
-const postTopic = (bearer: string, body: FormData, slug = "houseplants") => call(`${API}/categories/${slug}/topics/`, { method: "POST", bearer, body });
-const postReply = (bearer: string, topicId: string, body: FormData) => call(`${API}/topics/${topicId}/posts/`, { method: "POST", bearer, body });
+const postTopic = (bearer: string, body: FormData, slug = "houseplants") =>
+  call(`${API}/categories/${slug}/topics/`, { method: "POST", bearer, body });
+const postReply = (bearer: string, topicId: string, body: FormData) =>
+  call(`${API}/topics/${topicId}/posts/`, { method: "POST", bearer, body });
 const posts = async (topicId: string) => json<Page<Post>>(await call(`${API}/topics/${topicId}/posts/`), 200);
 
 /** A signed-in user at the given stored trust level (the computed level never drops below it). */
@@ -46,7 +68,10 @@ async function userAt(level: "new" | "basic" | "trusted") {
 
 const keyOf = async (bytes: Uint8Array, ext: string) => `images/${await sha256Hex(bytes)}.${ext}`;
 const urlOf = async (bytes: Uint8Array, ext: string) => `/api/v1/media/${await keyOf(bytes, ext)}`;
-const count = async (sql: string, ...binds: unknown[]) => (await env.DB.prepare(sql).bind(...binds).first<{ n: number }>())!.n;
+const count = async (sql: string, ...binds: unknown[]) =>
+  (await env.DB.prepare(sql)
+    .bind(...binds)
+    .first<{ n: number }>())!.n;
 
 describe("attachments on topics and replies", () => {
   it("stores them in upload order, returns them on every read, and /media serves them", async () => {
@@ -77,26 +102,36 @@ describe("attachments on topics and replies", () => {
 
     // A reply with its photos in a different order (one shared with the topic: stored once).
     const d = await png(800, 200);
-    const reply = await json<Post>(await postReply(u.access, topic.id, form({ body: "And the roots." }, [{ bytes: d }, { bytes: a }])), 201);
-    expect(reply.attachments).toEqual([
-      { url: await urlOf(d, "png"), width: 800, height: 200, content_type: "image/png" },
-      expected[0],
-    ]);
+    const reply = await json<Post>(
+      await postReply(u.access, topic.id, form({ body: "And the roots." }, [{ bytes: d }, { bytes: a }])),
+      201,
+    );
+    expect(reply.attachments).toEqual([{ url: await urlOf(d, "png"), width: 800, height: 200, content_type: "image/png" }, expected[0]]);
 
     // Every read shows them: the topic, the thread.
     expect((await json<TopicDetail>(await call(`${API}/topics/${topic.id}/`), 200)).first_post!.attachments).toEqual(expected);
     const thread = await posts(topic.id);
-    expect(thread.results.map((p) => p.attachments.map((x) => x.url))).toEqual([expected.map((x) => x.url), [await urlOf(d, "png"), expected[0]!.url]]);
+    expect(thread.results.map((p) => p.attachments.map((x) => x.url))).toEqual([
+      expected.map((x) => x.url),
+      [await urlOf(d, "png"), expected[0]!.url],
+    ]);
 
     // D1 holds one row per photo, positions 1..n, as "<sha256>.<ext>".
-    const rows = await env.DB.prepare("SELECT position, image, width, height FROM forum_attachments WHERE post_id = ? ORDER BY position").bind(reply.id).all();
+    const rows = await env.DB.prepare("SELECT position, image, width, height FROM forum_attachments WHERE post_id = ? ORDER BY position")
+      .bind(reply.id)
+      .all();
     expect(rows.results).toEqual([
       { position: 1, image: `${await sha256Hex(d)}.png`, width: 800, height: 200 },
       { position: 2, image: `${await sha256Hex(a)}.png`, width: 320, height: 240 },
     ]);
 
     // /media serves the exact bytes with the right type.
-    for (const [bytes, att] of [[a, expected[0]!], [b, expected[1]!], [c, expected[2]!], [d, reply.attachments[0]!]] as const) {
+    for (const [bytes, att] of [
+      [a, expected[0]!],
+      [b, expected[1]!],
+      [c, expected[2]!],
+      [d, reply.attachments[0]!],
+    ] as const) {
       const res = await call(att.url);
       expect(res.status).toBe(200);
       expect(res.headers.get("Content-Type")).toBe(att.content_type);
@@ -106,16 +141,35 @@ describe("attachments on topics and replies", () => {
 
   it("JSON and text-only multipart posts still work and have no attachments", async () => {
     const u = await userAt("new");
-    const viaJson = await json<TopicDetail>(await call(`${API}/categories/houseplants/topics/`, { bearer: u.access, json: { title: "Plain JSON topic", body: "No photos." } }), 201);
+    const viaJson = await json<TopicDetail>(
+      await call(`${API}/categories/houseplants/topics/`, { bearer: u.access, json: { title: "Plain JSON topic", body: "No photos." } }),
+      201,
+    );
     expect(viaJson.first_post!.attachments).toEqual([]);
-    const viaForm = await json<TopicDetail>(await postTopic(u.access, form({ title: "Plain form topic", body: "No photos either." }, [])), 201);
+    const viaForm = await json<TopicDetail>(
+      await postTopic(u.access, form({ title: "Plain form topic", body: "No photos either." }, [])),
+      201,
+    );
     expect(viaForm.first_post).toMatchObject({ body: "No photos either.", attachments: [] });
     const reply = await json<Post>(await postReply(u.access, viaForm.id, form({ body: "Form reply" }, [])), 201);
     expect(reply.attachments).toEqual([]);
     // Unknown text fields are refused as they are in JSON; so are other content types.
-    const e = await expectError(await postTopic(u.access, form({ title: "Plain form topic", body: "x", pinned: "1" }, [])), 400, "VALIDATION_ERROR");
+    const e = await expectError(
+      await postTopic(u.access, form({ title: "Plain form topic", body: "x", pinned: "1" }, [])),
+      400,
+      "VALIDATION_ERROR",
+    );
     expect(Object.keys(e.errors!)).toEqual(["non_field_errors"]);
-    await expectError(await call(`${API}/topics/${viaForm.id}/posts/`, { method: "POST", bearer: u.access, body: "hello", headers: { "Content-Type": "text/plain" } }), 415, "UNSUPPORTED_MEDIA_TYPE");
+    await expectError(
+      await call(`${API}/topics/${viaForm.id}/posts/`, {
+        method: "POST",
+        bearer: u.access,
+        body: "hello",
+        headers: { "Content-Type": "text/plain" },
+      }),
+      415,
+      "UNSUPPORTED_MEDIA_TYPE",
+    );
   });
 });
 
@@ -124,14 +178,23 @@ describe("who may attach, and how many", () => {
     const u = await userAt("new");
     const photo = await png();
     const before = await count("SELECT count(*) AS n FROM forum_posts WHERE author_id = ?", u.userId);
-    await expectError(await postTopic(u.access, form({ title: "Look at this leaf", body: "See photo." }, [{ bytes: photo }])), 403, "TRUST_LEVEL_TOO_LOW");
-    const topic = await json<TopicDetail>(await call(`${API}/categories/houseplants/topics/`, { bearer: u.access, json: { title: "Text only topic", body: "ok" } }), 201);
+    await expectError(
+      await postTopic(u.access, form({ title: "Look at this leaf", body: "See photo." }, [{ bytes: photo }])),
+      403,
+      "TRUST_LEVEL_TOO_LOW",
+    );
+    const topic = await json<TopicDetail>(
+      await call(`${API}/categories/houseplants/topics/`, { bearer: u.access, json: { title: "Text only topic", body: "ok" } }),
+      201,
+    );
     await expectError(await postReply(u.access, topic.id, form({ body: "See photo." }, [{ bytes: photo }])), 403, "TRUST_LEVEL_TOO_LOW");
     expect(await env.IMAGES.head(await keyOf(photo, "png"))).toBeNull();
     expect(await count("SELECT count(*) AS n FROM forum_posts WHERE author_id = ?", u.userId)).toBe(before + 1);
 
     // Earned by activity (≥ 5 posts, ≥ 7 days) although the stored level is still "new".
-    await env.DB.prepare("UPDATE users SET post_count = 5, date_joined = ? WHERE id = ?").bind(new Date(Date.now() - 8 * 86_400_000).toISOString(), u.userId).run();
+    await env.DB.prepare("UPDATE users SET post_count = 5, date_joined = ? WHERE id = ?")
+      .bind(new Date(Date.now() - 8 * 86_400_000).toISOString(), u.userId)
+      .run();
     const ok = await json<Post>(await postReply(u.access, topic.id, form({ body: "See photo." }, [{ bytes: photo }])), 201);
     expect(ok.attachments.map((x) => x.width)).toEqual([320]);
     expect(await env.IMAGES.head(await keyOf(photo, "png"))).not.toBeNull();
@@ -140,14 +203,44 @@ describe("who may attach, and how many", () => {
   it("accepts six photos and refuses seven (400), storing nothing", async () => {
     const u = await userAt("trusted");
     const six = await Promise.all(Array.from({ length: 6 }, (_, i) => png(300 + i, 300)));
-    const okTopic = await json<TopicDetail>(await postTopic(u.access, form({ title: "Six photos here", body: "A full set." }, six.map((bytes) => ({ bytes })))), 201);
+    const okTopic = await json<TopicDetail>(
+      await postTopic(
+        u.access,
+        form(
+          { title: "Six photos here", body: "A full set." },
+          six.map((bytes) => ({ bytes })),
+        ),
+      ),
+      201,
+    );
     expect(okTopic.first_post!.attachments.map((x) => x.width)).toEqual([300, 301, 302, 303, 304, 305]);
 
     const seven = await Promise.all(Array.from({ length: 7 }, () => png()));
     const postsBefore = await count("SELECT count(*) AS n FROM forum_posts");
-    const e = await expectError(await postTopic(u.access, form({ title: "Seven photos here", body: "Too many." }, seven.map((bytes) => ({ bytes })))), 400, "VALIDATION_ERROR");
+    const e = await expectError(
+      await postTopic(
+        u.access,
+        form(
+          { title: "Seven photos here", body: "Too many." },
+          seven.map((bytes) => ({ bytes })),
+        ),
+      ),
+      400,
+      "VALIDATION_ERROR",
+    );
     expect(Object.keys(e.errors!)).toEqual(["image_7"]);
-    await expectError(await postReply(u.access, okTopic.id, form({ body: "Too many." }, seven.map((bytes) => ({ bytes })))), 400, "VALIDATION_ERROR");
+    await expectError(
+      await postReply(
+        u.access,
+        okTopic.id,
+        form(
+          { body: "Too many." },
+          seven.map((bytes) => ({ bytes })),
+        ),
+      ),
+      400,
+      "VALIDATION_ERROR",
+    );
     expect(await count("SELECT count(*) AS n FROM forum_posts")).toBe(postsBefore);
     for (const bytes of seven) expect(await env.IMAGES.head(await keyOf(bytes, "png"))).toBeNull();
   });
@@ -156,7 +249,10 @@ describe("who may attach, and how many", () => {
 describe("all or nothing", () => {
   it("a bad image among good ones stores nothing in R2 or D1, and names every problem", async () => {
     const u = await userAt("basic");
-    const topic = await json<TopicDetail>(await call(`${API}/categories/houseplants/topics/`, { bearer: u.access, json: { title: "All or nothing", body: "ok" } }), 201);
+    const topic = await json<TopicDetail>(
+      await call(`${API}/categories/houseplants/topics/`, { bearer: u.access, json: { title: "All or nothing", body: "ok" } }),
+      201,
+    );
     const good1 = await png();
     const good2 = jpeg();
     const tiny = await png(100, 100);
@@ -165,7 +261,15 @@ describe("all or nothing", () => {
 
     const notImage: Part = { bytes: new TextEncoder().encode("not an image at all"), name: "notes.txt", type: "text/plain" };
     const e1 = await expectError(
-      await postTopic(u.access, form({ title: "Good and bad photos", body: "Mixed." }, [{ bytes: good1 }, notImage, { bytes: good2, name: "b.jpg", type: "image/jpeg" }, { bytes: tiny }])),
+      await postTopic(
+        u.access,
+        form({ title: "Good and bad photos", body: "Mixed." }, [
+          { bytes: good1 },
+          notImage,
+          { bytes: good2, name: "b.jpg", type: "image/jpeg" },
+          { bytes: tiny },
+        ]),
+      ),
       400,
       "VALIDATION_ERROR",
     );
@@ -175,20 +279,36 @@ describe("all or nothing", () => {
 
     await expectError(await postReply(u.access, topic.id, form({ body: "Mixed." }, [{ bytes: good1 }, notImage])), 400, "VALIDATION_ERROR");
     // Good photos with a bad text field: refused as well.
-    const e2 = await expectError(await postReply(u.access, topic.id, form({ body: "   " }, [{ bytes: good1 }, { bytes: good2, name: "b.jpg", type: "image/jpeg" }])), 400, "VALIDATION_ERROR");
+    const e2 = await expectError(
+      await postReply(u.access, topic.id, form({ body: "   " }, [{ bytes: good1 }, { bytes: good2, name: "b.jpg", type: "image/jpeg" }])),
+      400,
+      "VALIDATION_ERROR",
+    );
     expect(Object.keys(e2.errors!)).toEqual(["body"]);
     // A photo declared as something it is not.
-    const e3 = await expectError(await postReply(u.access, topic.id, form({ body: "Liar" }, [{ bytes: good1 }, { bytes: good2, name: "b.png", type: "image/png" }])), 400, "VALIDATION_ERROR");
+    const e3 = await expectError(
+      await postReply(u.access, topic.id, form({ body: "Liar" }, [{ bytes: good1 }, { bytes: good2, name: "b.png", type: "image/png" }])),
+      400,
+      "VALIDATION_ERROR",
+    );
     expect(e3.errors!.image_2![0]).toMatch(/does not match/);
 
-    for (const [bytes, ext] of [[good1, "png"], [good2, "jpg"], [tiny, "png"]] as const) expect(await env.IMAGES.head(await keyOf(bytes, ext))).toBeNull();
+    for (const [bytes, ext] of [
+      [good1, "png"],
+      [good2, "jpg"],
+      [tiny, "png"],
+    ] as const)
+      expect(await env.IMAGES.head(await keyOf(bytes, ext))).toBeNull();
     expect(await count("SELECT count(*) AS n FROM forum_posts")).toBe(postsBefore);
     expect(await count("SELECT count(*) AS n FROM forum_attachments")).toBe(attachmentsBefore);
   });
 
   it("a reply refused after validation (locked topic) stores no photo either", async () => {
     const u = await userAt("basic");
-    const topic = await json<TopicDetail>(await call(`${API}/categories/houseplants/topics/`, { bearer: u.access, json: { title: "Soon to be locked", body: "ok" } }), 201);
+    const topic = await json<TopicDetail>(
+      await call(`${API}/categories/houseplants/topics/`, { bearer: u.access, json: { title: "Soon to be locked", body: "ok" } }),
+      201,
+    );
     await env.DB.prepare("UPDATE forum_topics SET is_locked = 1 WHERE id = ?").bind(topic.id).run();
     const photo = await png();
     await expectError(await postReply(u.access, topic.id, form({ body: "Photo reply" }, [{ bytes: photo }])), 403, "TOPIC_LOCKED");
@@ -202,7 +322,10 @@ describe("deletes", () => {
     const u = await userAt("basic");
     const first = await png();
     const second = await png();
-    const topic = await json<TopicDetail>(await postTopic(u.access, form({ title: "Deleting a photo reply", body: "Opening." }, [{ bytes: first }])), 201);
+    const topic = await json<TopicDetail>(
+      await postTopic(u.access, form({ title: "Deleting a photo reply", body: "Opening." }, [{ bytes: first }])),
+      201,
+    );
     const reply = await json<Post>(await postReply(u.access, topic.id, form({ body: "Oops, wrong plant." }, [{ bytes: second }])), 201);
     expect(reply.attachments).toHaveLength(1);
     expect((await call(`${API}/posts/${reply.id}/`, { method: "DELETE", bearer: u.access })).status).toBe(204);
@@ -218,11 +341,16 @@ describe("deletes", () => {
     const u = await userAt("basic");
     const photo = await png();
     const key = await keyOf(photo, "png");
-    const topic = await json<TopicDetail>(await postTopic(u.access, form({ title: "Same photo as my ID", body: "What is it?" }, [{ bytes: photo }])), 201);
+    const topic = await json<TopicDetail>(
+      await postTopic(u.access, form({ title: "Same photo as my ID", body: "What is it?" }, [{ bytes: photo }])),
+      201,
+    );
 
     // An identification request of the same user with the same photo (content-addressed: one object).
     const requestId = crypto.randomUUID();
-    await env.DB.prepare("INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'pending', ?, '[\"auto\"]')")
+    await env.DB.prepare(
+      "INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'pending', ?, '[\"auto\"]')",
+    )
       .bind(requestId, u.userId, JSON.stringify([key.slice("images/".length)]))
       .run();
     expect((await call(`/api/v1/plant-identification/requests/${requestId}/`, { method: "DELETE", bearer: u.access })).status).toBe(204);

@@ -16,11 +16,14 @@ type Notification = NotificationPayload;
 
 const newTopic = async (bearer: string, title = "Brown tips on my calathea", slug = "houseplants") =>
   json<{ id: string }>(await call(`${API}/categories/${slug}/topics/`, { bearer, json: { title, body: "Tap water, bright shade." } }), 201);
-const reply = async (bearer: string, topicId: string, body: string) => json<{ id: string }>(await call(`${API}/topics/${topicId}/posts/`, { bearer, json: { body } }), 201);
+const reply = async (bearer: string, topicId: string, body: string) =>
+  json<{ id: string }>(await call(`${API}/topics/${topicId}/posts/`, { bearer, json: { body } }), 201);
 const subscribe = async (bearer: string, topicId: string, on = true) =>
   json<{ subscribed: boolean }>(await call(`${API}/topics/${topicId}/subscribe/`, { method: on ? "POST" : "DELETE", bearer }), 200);
 const forumNotifications = async (bearer: string) =>
-  (await json<Page<Notification>>(await call("/api/v1/notifications/?page_size=100", { bearer }), 200)).results.filter((n) => n.type === "forum_reply");
+  (await json<Page<Notification>>(await call("/api/v1/notifications/?page_size=100", { bearer }), 200)).results.filter(
+    (n) => n.type === "forum_reply",
+  );
 
 describe("forum reply notifications", () => {
   it("notify each subscriber but the replier, once, with plain-text title and body", async () => {
@@ -41,7 +44,11 @@ describe("forum reply notifications", () => {
       const list = await forumNotifications(user.access);
       expect(list).toHaveLength(1);
       const n = list[0]!;
-      expect(n).toMatchObject({ type: "forum_reply", is_read: false, data: { topic_id: topic.id, post_id: post.id, category_slug: "houseplants" } });
+      expect(n).toMatchObject({
+        type: "forum_reply",
+        is_read: false,
+        data: { topic_id: topic.id, post_id: post.id, category_slug: "houseplants" },
+      });
       expect(n.title).toBe(`${replier.username} replied to "Brown tips on my calathea"`);
       expect(n.body.startsWith("Try rain water & more humidity. Calatheas hate fluoride.")).toBe(true);
       expect(n.body).not.toMatch(/[<>]|alert|&amp;/);
@@ -50,7 +57,9 @@ describe("forum reply notifications", () => {
     }
     expect(await forumNotifications(quitter.access)).toEqual([]);
     expect(await forumNotifications(replier.access)).toEqual([]);
-    const rows = await env.DB.prepare("SELECT user_id, dedupe_key FROM notifications WHERE type = 'forum_reply' AND json_extract(data, '$.post_id') = ? ORDER BY user_id")
+    const rows = await env.DB.prepare(
+      "SELECT user_id, dedupe_key FROM notifications WHERE type = 'forum_reply' AND json_extract(data, '$.post_id') = ? ORDER BY user_id",
+    )
       .bind(post.id)
       .all<{ user_id: string; dedupe_key: string }>();
     expect(rows.results).toEqual(
@@ -74,10 +83,15 @@ describe("forum reply notifications", () => {
     const post = await reply(replier.access, topic.id, "Go one pot size up.");
     expect(await forumNotifications(author.access)).toHaveLength(1);
 
-    expect((await call(`${API}/posts/${post.id}/`, { method: "PATCH", bearer: replier.access, json: { body: "Go one or two pot sizes up." } })).status).toBe(200);
+    expect(
+      (await call(`${API}/posts/${post.id}/`, { method: "PATCH", bearer: replier.access, json: { body: "Go one or two pot sizes up." } }))
+        .status,
+    ).toBe(200);
     expect((await call(`${API}/posts/${post.id}/`, { method: "DELETE", bearer: replier.access })).status).toBe(204);
     expect(await forumNotifications(author.access)).toHaveLength(1);
-    const forGone = await env.DB.prepare("SELECT count(*) AS n FROM notifications WHERE user_id = ?").bind(gone.userId).first<{ n: number }>();
+    const forGone = await env.DB.prepare("SELECT count(*) AS n FROM notifications WHERE user_id = ?")
+      .bind(gone.userId)
+      .first<{ n: number }>();
     expect(forGone!.n).toBe(0);
   });
 
@@ -89,11 +103,17 @@ describe("forum reply notifications", () => {
     const ids = Array.from({ length: 210 }, () => crypto.randomUUID());
     const statements = ids.flatMap((id, i) => [
       env.DB.prepare("INSERT INTO users (id, username, email) VALUES (?, ?, ?)").bind(id, `bulk${i}${id.slice(0, 8)}`, `${id}@example.com`),
-      env.DB.prepare("INSERT INTO forum_subscriptions (topic_id, user_id, created_at) VALUES (?, ?, ?)").bind(topic.id, id, new Date(Date.now() + 1000 + i).toISOString()),
+      env.DB.prepare("INSERT INTO forum_subscriptions (topic_id, user_id, created_at) VALUES (?, ?, ?)").bind(
+        topic.id,
+        id,
+        new Date(Date.now() + 1000 + i).toISOString(),
+      ),
     ]);
     await env.DB.batch(statements);
     const post = await reply(replier.access, topic.id, "Nice plants everyone.");
-    const { n } = (await env.DB.prepare("SELECT count(*) AS n FROM notifications WHERE json_extract(data, '$.post_id') = ?").bind(post.id).first<{ n: number }>())!;
+    const { n } = (await env.DB.prepare("SELECT count(*) AS n FROM notifications WHERE json_extract(data, '$.post_id') = ?")
+      .bind(post.id)
+      .first<{ n: number }>())!;
     expect(n).toBe(200);
     // Longest subscribed first: the author (subscribed on creation) is among them.
     expect(await forumNotifications(author.access)).toHaveLength(1);

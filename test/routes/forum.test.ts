@@ -6,7 +6,10 @@ import { bearerUser, registerWeb } from "../helpers/users";
 const API = "/api/v1/forum";
 const REL = 'rel="nofollow ugc noopener noreferrer"';
 
-interface Author { id: string; username: string }
+interface Author {
+  id: string;
+  username: string;
+}
 interface Topic {
   id: string;
   category: string;
@@ -18,7 +21,10 @@ interface Topic {
   last_activity_at: string;
   solution_post_id: string | null;
 }
-interface TopicDetail extends Topic { first_post: Post | null; is_subscribed: boolean }
+interface TopicDetail extends Topic {
+  first_post: Post | null;
+  is_subscribed: boolean;
+}
 interface Post {
   id: string;
   topic_id: string;
@@ -31,7 +37,11 @@ interface Post {
   my_reactions: string[];
   edited_at: string | null;
 }
-interface Category { slug: string; name: string; topic_count: number }
+interface Category {
+  slug: string;
+  name: string;
+  topic_count: number;
+}
 
 async function moderator() {
   const u = await bearerUser();
@@ -41,14 +51,18 @@ async function moderator() {
 
 const newTopic = async (bearer: string, title = "Yellow leaves on my monstera", body = "What am I doing wrong?", slug = "houseplants") =>
   json<TopicDetail>(await call(`${API}/categories/${slug}/topics/`, { bearer, json: { title, body } }), 201);
-const reply = async (bearer: string, topicId: string, body: string) => json<Post>(await call(`${API}/topics/${topicId}/posts/`, { bearer, json: { body } }), 201);
-const posts = async (topicId: string, query = "", bearer?: string) => json<Page<Post>>(await call(`${API}/topics/${topicId}/posts/${query}`, { bearer }), 200);
+const reply = async (bearer: string, topicId: string, body: string) =>
+  json<Post>(await call(`${API}/topics/${topicId}/posts/`, { bearer, json: { body } }), 201);
+const posts = async (topicId: string, query = "", bearer?: string) =>
+  json<Page<Post>>(await call(`${API}/topics/${topicId}/posts/${query}`, { bearer }), 200);
 const topic = async (id: string, bearer?: string) => json<TopicDetail>(await call(`${API}/topics/${id}/`, { bearer }), 200);
 
 describe("categories and topics", () => {
   it("lists the seeded categories with topic counts, anonymously", async () => {
     const before = await json<{ results: Category[] }>(await call(`${API}/categories/`), 200);
-    expect(before.results.map((c) => c.slug)).toEqual(expect.arrayContaining(["houseplants", "pests-and-diseases", "plant-identification", "propagation"]));
+    expect(before.results.map((c) => c.slug)).toEqual(
+      expect.arrayContaining(["houseplants", "pests-and-diseases", "plant-identification", "propagation"]),
+    );
     const count = (r: { results: Category[] }) => r.results.find((c) => c.slug === "propagation")!.topic_count;
     const u = await bearerUser();
     await newTopic(u.access, "Rooting pothos in water", "Two weeks and no roots yet.", "propagation");
@@ -61,12 +75,26 @@ describe("categories and topics", () => {
     await expectError(anon, 401, "AUTHENTICATION_REQUIRED");
     expect(anon.headers.get("WWW-Authenticate")).toMatch(/^Bearer/);
     const web = await registerWeb();
-    await expectError(await call(`${API}/categories/houseplants/topics/`, { cookies: web.cookies, json: { title: "Hello there", body: "x" } }), 403, "CSRF_FAILED");
+    await expectError(
+      await call(`${API}/categories/houseplants/topics/`, { cookies: web.cookies, json: { title: "Hello there", body: "x" } }),
+      403,
+      "CSRF_FAILED",
+    );
     const ok = await json<TopicDetail>(
-      await call(`${API}/categories/houseplants/topics/`, { cookies: web.cookies, headers: { "X-CSRFToken": web.csrf }, json: { title: "Hello there", body: "Hi all" } }),
+      await call(`${API}/categories/houseplants/topics/`, {
+        cookies: web.cookies,
+        headers: { "X-CSRFToken": web.csrf },
+        json: { title: "Hello there", body: "Hi all" },
+      }),
       201,
     );
-    expect(ok).toMatchObject({ title: "Hello there", category: "houseplants", author: { username: web.username }, is_subscribed: true, reply_count: 0 });
+    expect(ok).toMatchObject({
+      title: "Hello there",
+      category: "houseplants",
+      author: { username: web.username },
+      is_subscribed: true,
+      reply_count: 0,
+    });
     expect(ok.first_post).toMatchObject({ body: "Hi all", is_first_post: true, is_solution: false });
     // Reading needs nobody.
     expect((await topic(ok.id)).is_subscribed).toBe(false);
@@ -76,18 +104,34 @@ describe("categories and topics", () => {
   it("validates input: title length, blank body, unknown fields, unknown category, bad ids", async () => {
     const u = await bearerUser();
     const post = (path: string, body: unknown) => call(path, { bearer: u.access, json: body });
-    const e1 = await expectError(await post(`${API}/categories/houseplants/topics/`, { title: "  Hi  ", body: "  " }), 400, "VALIDATION_ERROR");
+    const e1 = await expectError(
+      await post(`${API}/categories/houseplants/topics/`, { title: "  Hi  ", body: "  " }),
+      400,
+      "VALIDATION_ERROR",
+    );
     expect(Object.keys(e1.errors!).sort()).toEqual(["body", "title"]);
     await expectError(await post(`${API}/categories/houseplants/topics/`, { title: "x".repeat(201), body: "ok" }), 400, "VALIDATION_ERROR");
-    await expectError(await post(`${API}/categories/houseplants/topics/`, { title: "Fine title", body: "y".repeat(20001) }), 400, "VALIDATION_ERROR");
-    await expectError(await post(`${API}/categories/houseplants/topics/`, { title: "Fine title", body: "ok", pinned: true }), 400, "VALIDATION_ERROR");
+    await expectError(
+      await post(`${API}/categories/houseplants/topics/`, { title: "Fine title", body: "y".repeat(20001) }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    await expectError(
+      await post(`${API}/categories/houseplants/topics/`, { title: "Fine title", body: "ok", pinned: true }),
+      400,
+      "VALIDATION_ERROR",
+    );
     await expectError(await post(`${API}/categories/no-such-thing/topics/`, { title: "Fine title", body: "ok" }), 404, "NOT_FOUND");
     await expectError(await call(`${API}/categories/no-such-thing/topics/`), 404, "NOT_FOUND");
     await expectError(await call(`${API}/topics/42/`), 400, "VALIDATION_ERROR");
     await expectError(await call(`${API}/topics/${crypto.randomUUID()}/`), 404, "NOT_FOUND");
     await expectError(await call(`${API}/topics/${crypto.randomUUID()}/posts/`), 404, "NOT_FOUND");
     // A body that is nothing but removed markup is empty.
-    const e2 = await expectError(await post(`${API}/categories/houseplants/topics/`, { title: "Fine title", body: "<script>alert(1)</script>" }), 400, "VALIDATION_ERROR");
+    const e2 = await expectError(
+      await post(`${API}/categories/houseplants/topics/`, { title: "Fine title", body: "<script>alert(1)</script>" }),
+      400,
+      "VALIDATION_ERROR",
+    );
     expect(e2.errors!.body).toBeDefined();
   });
 
@@ -100,7 +144,11 @@ describe("categories and topics", () => {
     const a = await newTopic(u.access, "Topic A is first", "a", slug);
     const b = await newTopic(u.access, "Topic B is second", "b", slug);
     const c = await newTopic(u.access, "Topic C is third", "c", slug);
-    for (const [t, day] of [[a, 1], [b, 2], [c, 3]] as const) {
+    for (const [t, day] of [
+      [a, 1],
+      [b, 2],
+      [c, 3],
+    ] as const) {
       const at = `2026-01-0${day}T00:00:00.000Z`;
       await env.DB.prepare("UPDATE forum_posts SET created_at = ? WHERE topic_id = ?").bind(at, t.id).run();
       await env.DB.prepare("UPDATE forum_topics SET last_activity_at = ? WHERE id = ?").bind(at, t.id).run();
@@ -157,7 +205,10 @@ describe("posts", () => {
     const r3 = await reply(other.access, t.id, "third reply");
     // Same-millisecond writes would tie: pin the times the order depends on.
     const ids = [t.first_post!.id, r1.id, r2.id, r3.id];
-    for (const [i, id] of ids.entries()) await env.DB.prepare("UPDATE forum_posts SET created_at = ? WHERE id = ?").bind(`2026-02-0${i + 1}T00:00:00.000Z`, id).run();
+    for (const [i, id] of ids.entries())
+      await env.DB.prepare("UPDATE forum_posts SET created_at = ? WHERE id = ?")
+        .bind(`2026-02-0${i + 1}T00:00:00.000Z`, id)
+        .run();
     const all = await posts(t.id);
     expect(all.results.map((p) => p.id)).toEqual(ids);
     expect(all.results[0]!.is_first_post).toBe(true);
@@ -203,7 +254,9 @@ describe("posts", () => {
     expect(edited.body).toBe("original <b>text</b>");
     expect(edited.edited_at).not.toBeNull();
     // A new user's window is 24 hours.
-    await env.DB.prepare("UPDATE forum_posts SET created_at = ? WHERE id = ?").bind(new Date(Date.now() - 25 * 3_600_000).toISOString(), p.id).run();
+    await env.DB.prepare("UPDATE forum_posts SET created_at = ? WHERE id = ?")
+      .bind(new Date(Date.now() - 25 * 3_600_000).toISOString(), p.id)
+      .run();
     await expectError(await edit(author.access, "too late"), 403, "EDIT_WINDOW_CLOSED");
     expect((await json<Post>(await edit(mod.access, "moderator fix"), 200)).body).toBe("moderator fix");
     // Trusted users have no window.
@@ -232,7 +285,11 @@ describe("posts", () => {
     const placeholder = list.results.find((p) => p.id === mine.id)!;
     expect(placeholder).toMatchObject({ body: "[deleted]", is_deleted: true, author: null, reactions: { like: 0 } });
     expect((await topic(t.id)).reply_count).toBe(0);
-    await expectError(await call(`${API}/posts/${mine.id}/`, { method: "PATCH", bearer: other.access, json: { body: "undo" } }), 409, "POST_DELETED");
+    await expectError(
+      await call(`${API}/posts/${mine.id}/`, { method: "PATCH", bearer: other.access, json: { body: "undo" } }),
+      409,
+      "POST_DELETED",
+    );
   });
 
   it("locked topics refuse replies and edits except from moderators; only moderators lock", async () => {
@@ -244,8 +301,16 @@ describe("posts", () => {
     await expectError(await lock(author.access, { is_locked: true }), 403, "FORBIDDEN");
     await expectError(await lock(mod.access, {}), 400, "VALIDATION_ERROR");
     expect((await json<Topic>(await lock(mod.access, { is_locked: true }), 200)).is_locked).toBe(true);
-    await expectError(await call(`${API}/topics/${t.id}/posts/`, { bearer: author.access, json: { body: "after lock" } }), 403, "TOPIC_LOCKED");
-    await expectError(await call(`${API}/posts/${p.id}/`, { method: "PATCH", bearer: author.access, json: { body: "edit after lock" } }), 403, "TOPIC_LOCKED");
+    await expectError(
+      await call(`${API}/topics/${t.id}/posts/`, { bearer: author.access, json: { body: "after lock" } }),
+      403,
+      "TOPIC_LOCKED",
+    );
+    await expectError(
+      await call(`${API}/posts/${p.id}/`, { method: "PATCH", bearer: author.access, json: { body: "edit after lock" } }),
+      403,
+      "TOPIC_LOCKED",
+    );
     await reply(mod.access, t.id, "Locking this: answered.");
     await json(await lock(mod.access, { is_locked: false }), 200);
     await reply(author.access, t.id, "thanks!");
@@ -259,26 +324,42 @@ describe("reactions", () => {
     const t = await newTopic(a.access);
     const p = await reply(a.access, t.id, "react to me");
     const react = (bearer: string, type: string) => call(`${API}/posts/${p.id}/reactions/`, { bearer, json: { type } });
-    expect(await json(await react(b.access, "helpful"), 200)).toMatchObject({ reacted: true, reactions: { helpful: 1, like: 0 }, my_reactions: ["helpful"] });
+    expect(await json(await react(b.access, "helpful"), 200)).toMatchObject({
+      reacted: true,
+      reactions: { helpful: 1, like: 0 },
+      my_reactions: ["helpful"],
+    });
     await json(await react(a.access, "helpful"), 200);
     await json(await react(b.access, "love"), 200);
-    expect(await json(await react(b.access, "helpful"), 200)).toMatchObject({ reacted: false, reactions: { helpful: 1, love: 1 }, my_reactions: ["love"] });
+    expect(await json(await react(b.access, "helpful"), 200)).toMatchObject({
+      reacted: false,
+      reactions: { helpful: 1, love: 1 },
+      my_reactions: ["love"],
+    });
     const listed = (await posts(t.id, "", b.access)).results.find((x) => x.id === p.id)!;
     expect(listed.reactions).toEqual({ like: 0, love: 1, helpful: 1, thanks: 0 });
     expect(listed.my_reactions).toEqual(["love"]);
     expect((await posts(t.id)).results.find((x) => x.id === p.id)!.my_reactions).toEqual([]);
     await expectError(await react(b.access, "dislike"), 400, "VALIDATION_ERROR");
     await expectError(await call(`${API}/posts/${p.id}/reactions/`, { json: { type: "like" } }), 401, "AUTHENTICATION_REQUIRED");
-    await expectError(await call(`${API}/posts/${crypto.randomUUID()}/reactions/`, { bearer: b.access, json: { type: "like" } }), 404, "NOT_FOUND");
+    await expectError(
+      await call(`${API}/posts/${crypto.randomUUID()}/reactions/`, { bearer: b.access, json: { type: "like" } }),
+      404,
+      "NOT_FOUND",
+    );
   });
 
   it("concurrent identical toggles never fail or duplicate", async () => {
     const a = await bearerUser();
     const t = await newTopic(a.access);
     const p = await reply(a.access, t.id, "race");
-    const results = await Promise.all(Array.from({ length: 6 }, () => call(`${API}/posts/${p.id}/reactions/`, { bearer: a.access, json: { type: "thanks" } })));
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () => call(`${API}/posts/${p.id}/reactions/`, { bearer: a.access, json: { type: "thanks" } })),
+    );
     expect(results.map((r) => r.status)).toEqual(Array(6).fill(200));
-    const n = await env.DB.prepare("SELECT count(*) AS n FROM forum_reactions WHERE post_id = ? AND user_id = ?").bind(p.id, a.userId).first<number>("n");
+    const n = await env.DB.prepare("SELECT count(*) AS n FROM forum_reactions WHERE post_id = ? AND user_id = ?")
+      .bind(p.id, a.userId)
+      .first<number>("n");
     expect(n === 0 || n === 1).toBe(true);
   });
 });
@@ -324,7 +405,9 @@ describe("solutions", () => {
     expect(e.errors!.post_id).toBeDefined();
     const elsewhere = await newTopic(author.access);
     await expectError(await mark(author.access, elsewhere.first_post!.id), 400, "VALIDATION_ERROR");
-    expect((await json<Topic>(await call(`${API}/topics/${t.id}/solution/`, { method: "DELETE", bearer: author.access }), 200)).solution_post_id).toBeNull();
+    expect(
+      (await json<Topic>(await call(`${API}/topics/${t.id}/solution/`, { method: "DELETE", bearer: author.access }), 200)).solution_post_id,
+    ).toBeNull();
     // Deleting the solution post clears it.
     await json(await mark(author.access, r1.id), 200);
     expect((await call(`${API}/posts/${r1.id}/`, { method: "DELETE", bearer: helper.access })).status).toBe(204);
@@ -346,9 +429,20 @@ describe("reports and moderation", () => {
     await expectError(await report(reporter.access, "Spam again"), 409, "ALREADY_REPORTED");
     await expectError(await call(`${API}/reports/`, { bearer: reporter.access }), 403, "FORBIDDEN");
     await expectError(await call(`${API}/reports/`), 401, "AUTHENTICATION_REQUIRED");
-    const open = await json<Page<{ id: string; post_id: string; reason: string; reporter: { username: string } }>>(await call(`${API}/reports/?page_size=100`, { bearer: mod.access }), 200);
-    expect(open.results.find((r) => r.id === created.id)).toMatchObject({ post_id: p.id, reason: "Spam", reporter: { username: reporter.username } });
-    await expectError(await call(`${API}/reports/${created.id}/`, { method: "PATCH", bearer: reporter.access, json: { status: "dismissed" } }), 403, "FORBIDDEN");
+    const open = await json<Page<{ id: string; post_id: string; reason: string; reporter: { username: string } }>>(
+      await call(`${API}/reports/?page_size=100`, { bearer: mod.access }),
+      200,
+    );
+    expect(open.results.find((r) => r.id === created.id)).toMatchObject({
+      post_id: p.id,
+      reason: "Spam",
+      reporter: { username: reporter.username },
+    });
+    await expectError(
+      await call(`${API}/reports/${created.id}/`, { method: "PATCH", bearer: reporter.access, json: { status: "dismissed" } }),
+      403,
+      "FORBIDDEN",
+    );
     const resolved = await json<{ status: string; resolved_by: string }>(
       await call(`${API}/reports/${created.id}/`, { method: "PATCH", bearer: mod.access, json: { status: "resolved" } }),
       200,
@@ -374,7 +468,11 @@ describe("subscriptions", () => {
     expect((await topic(t.id, reader.access)).is_subscribed).toBe(true);
     expect(await json(await sub("DELETE"), 200)).toEqual({ topic_id: t.id, subscribed: false });
     expect((await topic(t.id, reader.access)).is_subscribed).toBe(false);
-    await expectError(await call(`${API}/topics/${crypto.randomUUID()}/subscribe/`, { method: "POST", bearer: reader.access }), 404, "NOT_FOUND");
+    await expectError(
+      await call(`${API}/topics/${crypto.randomUUID()}/subscribe/`, { method: "POST", bearer: reader.access }),
+      404,
+      "NOT_FOUND",
+    );
   });
 });
 

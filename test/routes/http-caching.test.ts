@@ -22,7 +22,9 @@ describe("auth endpoints are never cached", () => {
     expectTokenResponseHeaders(csrf, "csrf");
 
     const username = uniqueName("cache");
-    const register = await call("/api/v1/auth/register/", { json: { username, email: `${username}@example.com`, password: GOOD_PASSWORD } });
+    const register = await call("/api/v1/auth/register/", {
+      json: { username, email: `${username}@example.com`, password: GOOD_PASSWORD },
+    });
     expect(register.status, await register.clone().text()).toBe(201);
     expect(setCookies(register).access_token).toBeDefined();
     expectTokenResponseHeaders(register, "register");

@@ -31,7 +31,11 @@ describe("circuit breaker through the Worker", () => {
 
     emulators.plantId.setMode({ failure: "500" });
     for (let i = 0; i < 3; i++) await identify(await photo());
-    expect(await health()).toMatchObject({ status: "degraded", plant_id_available: false, circuits: { plant_id: "open", plantnet: "closed" } });
+    expect(await health()).toMatchObject({
+      status: "degraded",
+      plant_id_available: false,
+      circuits: { plant_id: "open", plantnet: "closed" },
+    });
 
     const callsWhenOpen = emulators.plantId.calls;
     const { body } = await identify(await photo());
@@ -101,7 +105,8 @@ describe("cache stats", () => {
     // The counters are written after each response (waitUntil): wait until all six lookups have
     // been counted, then check the exact split (a seventh count would still fail the test).
     type Stats = Record<string, { hits: number; misses: number; hit_rate: number }>;
-    const readStats = async () => (await (await call("/api/v1/plant-identification/cache/stats/", { bearer: staff.access })).json()) as Stats;
+    const readStats = async () =>
+      (await (await call("/api/v1/plant-identification/cache/stats/", { bearer: staff.access })).json()) as Stats;
     const stats = await eventually(async () => {
       const s = await readStats();
       return s.total && s.total.hits + s.total.misses >= 6 ? s : null;

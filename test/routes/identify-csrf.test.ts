@@ -21,24 +21,38 @@ describe("identify/ with cookies (the web app signed in)", () => {
     expect(res.status).toBe(403);
     expect(await res.json()).toEqual({ success: false, error: expect.stringMatching(/CSRF/), code: "CSRF_FAILED" });
     expect(emulators.plantId.calls + emulators.plantnet.calls).toBe(0);
-    const saved = await env.DB.prepare("SELECT count(*) AS n FROM identification_requests WHERE user_id = ?").bind(session.userId).first<{ n: number }>();
+    const saved = await env.DB.prepare("SELECT count(*) AS n FROM identification_requests WHERE user_id = ?")
+      .bind(session.userId)
+      .first<{ n: number }>();
     expect(saved?.n).toBe(0);
   });
 
   it("with a wrong CSRF header: the same refusal", async () => {
     const session = await registerWeb();
-    const res = await call(PATH, { method: "POST", body: await upload(), cookies: session.cookies, headers: { "X-CSRFToken": "not-the-token" } });
+    const res = await call(PATH, {
+      method: "POST",
+      body: await upload(),
+      cookies: session.cookies,
+      headers: { "X-CSRFToken": "not-the-token" },
+    });
     expect(res.status).toBe(403);
     expect(await res.json()).toMatchObject({ success: false, code: "CSRF_FAILED" });
   });
 
   it("with the matching header: identified and saved for the signed-in user", async () => {
     const session = await registerWeb();
-    const res = await call(PATH, { method: "POST", body: await upload(), cookies: session.cookies, headers: { "X-CSRFToken": session.csrf } });
+    const res = await call(PATH, {
+      method: "POST",
+      body: await upload(),
+      cookies: session.cookies,
+      headers: { "X-CSRFToken": session.csrf },
+    });
     expect(res.status).toBe(200);
     const body = (await res.json()) as { success: boolean; request_id?: string };
     expect(body.success).toBe(true);
-    const row = await env.DB.prepare("SELECT user_id FROM identification_requests WHERE id = ?").bind(body.request_id ?? "").first<{ user_id: string }>();
+    const row = await env.DB.prepare("SELECT user_id FROM identification_requests WHERE id = ?")
+      .bind(body.request_id ?? "")
+      .first<{ user_id: string }>();
     expect(row?.user_id).toBe(session.userId);
   });
 

@@ -13,7 +13,10 @@ let seedCounter = 0;
 
 async function photo(opts: { text?: string; width?: number; height?: number } = {}): Promise<Uint8Array> {
   seedCounter++;
-  return makePng(opts.width ?? 320, opts.height ?? 240, { seed: `identify-${seedCounter}-${Math.random()}`, ...(opts.text ? { text: opts.text } : {}) });
+  return makePng(opts.width ?? 320, opts.height ?? 240, {
+    seed: `identify-${seedCounter}-${Math.random()}`,
+    ...(opts.text ? { text: opts.text } : {}),
+  });
 }
 
 function form(bytes: Uint8Array, name = "leaf.png", type = "image/png", field = "image"): FormData {
@@ -207,25 +210,33 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
     const bytes = await photo();
     const { body } = await identify(bytes, { bearer: u.access });
     expect(body.request_id).toMatch(/^[0-9a-f-]{36}$/);
-    const row = await env.DB.prepare("SELECT user_id, status, image_hashes FROM identification_requests WHERE id = ?").bind(body.request_id).first<{
-      user_id: string;
-      status: string;
-      image_hashes: string;
-    }>();
+    const row = await env.DB.prepare("SELECT user_id, status, image_hashes FROM identification_requests WHERE id = ?")
+      .bind(body.request_id)
+      .first<{
+        user_id: string;
+        status: string;
+        image_hashes: string;
+      }>();
     expect(row?.user_id).toBe(u.userId);
     expect(["identified", "needs_help"]).toContain(row?.status);
     const [stored] = JSON.parse(row!.image_hashes) as string[];
     expect(await env.IMAGES.head(`images/${stored}`)).not.toBeNull();
-    const results = await env.DB.prepare("SELECT scientific_name, rank, is_primary FROM identification_results WHERE request_id = ? ORDER BY rank").bind(body.request_id).all<{
-      scientific_name: string;
-      rank: number;
-      is_primary: number;
-    }>();
+    const results = await env.DB.prepare(
+      "SELECT scientific_name, rank, is_primary FROM identification_results WHERE request_id = ? ORDER BY rank",
+    )
+      .bind(body.request_id)
+      .all<{
+        scientific_name: string;
+        rank: number;
+        is_primary: number;
+      }>();
     expect(results.results.map((r) => r.scientific_name)).toEqual(body.suggestions!.map((s) => s.scientific_name));
     expect(results.results[0]!.is_primary).toBe(1);
-    const species = await env.DB.prepare("SELECT identification_count FROM species WHERE lower(scientific_name) = lower(?)").bind(body.scientific_name).first<{
-      identification_count: number;
-    }>();
+    const species = await env.DB.prepare("SELECT identification_count FROM species WHERE lower(scientific_name) = lower(?)")
+      .bind(body.scientific_name)
+      .first<{
+        identification_count: number;
+      }>();
     expect(species?.identification_count).toBeGreaterThanOrEqual(1);
   });
 
@@ -242,7 +253,12 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
     for (let i = 0; i < 3; i++) {
       const ctx = createExecutionContext();
       ctxs.push(
-        await createApp().request(PATH, { method: "POST", body: form(await photo()), headers: { "CF-Connecting-IP": ip } }, { ...env, IDENTIFY_RATE_LIMIT: "2/3600" }, ctx),
+        await createApp().request(
+          PATH,
+          { method: "POST", body: form(await photo()), headers: { "CF-Connecting-IP": ip } },
+          { ...env, IDENTIFY_RATE_LIMIT: "2/3600" },
+          ctx,
+        ),
       );
       await waitOnExecutionContext(ctx);
     }
@@ -280,14 +296,30 @@ describe("bad uploads (API.md §2.4): clear message, nothing written", () => {
     const u = await bearerUser();
     const before = await counts();
     const cases: { name: string; body: FormData | string; headers?: Record<string, string>; message: RegExp }[] = [
-      { name: "no file", body: (() => { const f = new FormData(); f.append("other", "x"); return f; })(), message: /No image file provided/ },
+      {
+        name: "no file",
+        body: (() => {
+          const f = new FormData();
+          f.append("other", "x");
+          return f;
+        })(),
+        message: /No image file provided/,
+      },
       { name: "not multipart", body: "{}", headers: { "Content-Type": "application/json" }, message: /No image file provided/ },
-      { name: "text file", body: form(new TextEncoder().encode("just some text, definitely not an image"), "plant.txt", "text/plain"), message: /Invalid file type: text\/plain\. Allowed types: JPEG, PNG, WebP/ },
+      {
+        name: "text file",
+        body: form(new TextEncoder().encode("just some text, definitely not an image"), "plant.txt", "text/plain"),
+        message: /Invalid file type: text\/plain\. Allowed types: JPEG, PNG, WebP/,
+      },
       { name: "spoofed type", body: form(await photo(), "plant.jpg", "image/jpeg"), message: /does not match/ },
       { name: "too small", body: form(await makePng(120, 90), "tiny.png"), message: /Image too small: 120x90px/ },
       { name: "too wide", body: form(makePngHeaderOnly(9000, 300), "wide.png"), message: /Image too large: 9000x300px/ },
       { name: "aspect", body: form(makePngHeaderOnly(5000, 400), "strip.png"), message: /aspect ratio too extreme/ },
-      { name: "too big", body: form(padToSize(makeJpeg(400, 300), 12.3 * 1024 * 1024), "big.jpg", "image/jpeg"), message: /File too large: 12\.3MB\. Maximum size: 10MB/ },
+      {
+        name: "too big",
+        body: form(padToSize(makeJpeg(400, 300), 12.3 * 1024 * 1024), "big.jpg", "image/jpeg"),
+        message: /File too large: 12\.3MB\. Maximum size: 10MB/,
+      },
       { name: "empty", body: form(new Uint8Array(0), "empty.png"), message: /empty/ },
     ];
     for (const c of cases) {
@@ -305,6 +337,11 @@ describe("bad uploads (API.md §2.4): clear message, nothing written", () => {
 describe("identify/health", () => {
   it("reports both providers available with closed circuits", async () => {
     const res = await call("/api/v1/plant-identification/identify/health/");
-    expect(await res.json()).toEqual({ status: "ok", plant_id_available: true, plantnet_available: true, circuits: { plant_id: "closed", plantnet: "closed" } });
+    expect(await res.json()).toEqual({
+      status: "ok",
+      plant_id_available: true,
+      plantnet_available: true,
+      circuits: { plant_id: "closed", plantnet: "closed" },
+    });
   });
 });

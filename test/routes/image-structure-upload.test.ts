@@ -24,9 +24,30 @@ async function truncatedImages() {
   const webp = makeWebp("VP8X", 400, 300);
   webp.set(new TextEncoder().encode(seed.slice(0, 8).padEnd(8, "x")).subarray(0, 8), webp.length - 8); // distinct bytes, same structure
   return [
-    { type: "image/png", name: "cut.png", ext: "png", whole: png, cut: png.subarray(0, png.length - 40), problem: "a PNG chunk runs past the end of the file" },
-    { type: "image/jpeg", name: "cut.jpg", ext: "jpg", whole: jpeg, cut: jpeg.subarray(0, jpeg.length - 2), problem: "the JPEG ends before its end-of-image marker (EOI)" },
-    { type: "image/webp", name: "cut.webp", ext: "webp", whole: webp, cut: webp.subarray(0, webp.length - 6), problem: "the WebP file is shorter than its RIFF header says" },
+    {
+      type: "image/png",
+      name: "cut.png",
+      ext: "png",
+      whole: png,
+      cut: png.subarray(0, png.length - 40),
+      problem: "a PNG chunk runs past the end of the file",
+    },
+    {
+      type: "image/jpeg",
+      name: "cut.jpg",
+      ext: "jpg",
+      whole: jpeg,
+      cut: jpeg.subarray(0, jpeg.length - 2),
+      problem: "the JPEG ends before its end-of-image marker (EOI)",
+    },
+    {
+      type: "image/webp",
+      name: "cut.webp",
+      ext: "webp",
+      whole: webp,
+      cut: webp.subarray(0, webp.length - 6),
+      problem: "the WebP file is shorter than its RIFF header says",
+    },
   ];
 }
 
@@ -40,12 +61,20 @@ describe("truncated photos are refused before anything is stored", () => {
     for (const image of await truncatedImages()) {
       const form = new FormData();
       form.append("image_1", new File([image.cut], image.name, { type: image.type }));
-      const err = await expectError(await call(`${API}/requests/`, { method: "POST", body: form, bearer: u.access }), 400, "VALIDATION_ERROR");
-      expect(err.message, image.type).toBe(`The image file is incomplete or corrupted: ${image.problem}. Please upload the whole file again.`);
+      const err = await expectError(
+        await call(`${API}/requests/`, { method: "POST", body: form, bearer: u.access }),
+        400,
+        "VALIDATION_ERROR",
+      );
+      expect(err.message, image.type).toBe(
+        `The image file is incomplete or corrupted: ${image.problem}. Please upload the whole file again.`,
+      );
       expect(Object.keys(err.errors ?? {})).toEqual(["image_1"]);
       expect(await storedUnder(await sha256Hex(image.cut))).toEqual([]);
     }
-    const rows = await env.DB.prepare("SELECT count(*) AS n FROM identification_requests WHERE user_id = ?").bind(u.userId).first<{ n: number }>();
+    const rows = await env.DB.prepare("SELECT count(*) AS n FROM identification_requests WHERE user_id = ?")
+      .bind(u.userId)
+      .first<{ n: number }>();
     expect(rows?.n).toBe(0);
   });
 
@@ -56,7 +85,11 @@ describe("truncated photos are refused before anything is stored", () => {
       const form = new FormData();
       form.append("nickname", `Cut ${image.ext}`);
       form.append("image", new File([image.cut], image.name, { type: image.type }));
-      const err = await expectError(await call(`${API}/plants/`, { method: "POST", body: form, bearer: u.access }), 400, "VALIDATION_ERROR");
+      const err = await expectError(
+        await call(`${API}/plants/`, { method: "POST", body: form, bearer: u.access }),
+        400,
+        "VALIDATION_ERROR",
+      );
       expect(err.message, image.type).toContain("incomplete or corrupted");
       expect(await storedUnder(await sha256Hex(image.cut))).toEqual([]);
     }

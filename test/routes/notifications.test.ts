@@ -20,7 +20,10 @@ async function runCron(): Promise<void> {
 }
 
 async function dueReminder(bearer: string, nickname = "Calathea", type = "water") {
-  const plant = await jsonWithStatus<{ id: string }>(await call("/api/v1/plant-identification/plants/", { json: { nickname }, bearer }), 201);
+  const plant = await jsonWithStatus<{ id: string }>(
+    await call("/api/v1/plant-identification/plants/", { json: { nickname }, bearer }),
+    201,
+  );
   const first_due_at = new Date(Date.now() - HOUR).toISOString();
   const reminder = await jsonWithStatus<{ id: string; next_due_at: string; title: string }>(
     await call("/api/v1/reminders/", { json: { plant_id: plant.id, reminder_type: type, frequency: "weekly", first_due_at }, bearer }),
@@ -29,9 +32,10 @@ async function dueReminder(bearer: string, nickname = "Calathea", type = "water"
   return { plantId: plant.id, reminder };
 }
 
-const list = async (bearer: string, query = "") => jsonWithStatus<Page<Notification>>(await call(`/api/v1/notifications/${query}`, { bearer }), 200);
-const unread = async (bearer: string) => (await jsonWithStatus<{ unread_count: number }>(await call("/api/v1/notifications/unread-count/", { bearer }), 200)).unread_count;
-
+const list = async (bearer: string, query = "") =>
+  jsonWithStatus<Page<Notification>>(await call(`/api/v1/notifications/${query}`, { bearer }), 200);
+const unread = async (bearer: string) =>
+  (await jsonWithStatus<{ unread_count: number }>(await call("/api/v1/notifications/unread-count/", { bearer }), 200)).unread_count;
 
 describe("due reminders become notifications (cron)", () => {
   it("delivers exactly one notification per due occurrence, however often the cron runs", async () => {
@@ -61,7 +65,10 @@ describe("due reminders become notifications (cron)", () => {
     expect(page.results.some((x) => x.data.reminder_id === notYet.id)).toBe(false);
 
     // The next occurrence is a new one: skip moves the due time a week on; make it due and run again.
-    const skipped = await jsonWithStatus<{ next_due_at: string }>(await call(`/api/v1/reminders/${reminder.id}/action/`, { json: { action: "skip" }, bearer: u.access }), 200);
+    const skipped = await jsonWithStatus<{ next_due_at: string }>(
+      await call(`/api/v1/reminders/${reminder.id}/action/`, { json: { action: "skip" }, bearer: u.access }),
+      200,
+    );
     await runCron();
     expect((await list(u.access)).count).toBe(1);
     const nextDue = new Date(Date.now() - 60_000).toISOString();
@@ -136,16 +143,24 @@ describe("notifications API", () => {
     await runCron();
     const page = await list(u.access);
     expect(page.count).toBe(3);
-    const sorted = [...page.results].sort((a, b) => (a.created_at === b.created_at ? (a.id < b.id ? 1 : -1) : a.created_at < b.created_at ? 1 : -1));
+    const sorted = [...page.results].sort((a, b) =>
+      a.created_at === b.created_at ? (a.id < b.id ? 1 : -1) : a.created_at < b.created_at ? 1 : -1,
+    );
     expect(page.results.map((n) => n.id)).toEqual(sorted.map((n) => n.id));
     expect(page.results.at(-1)!.title).toBe("Water A");
     expect(await unread(u.access)).toBe(3);
 
     const target = page.results[1]!;
-    const read = await jsonWithStatus<Notification>(await call(`/api/v1/notifications/${target.id}/read/`, { method: "POST", bearer: u.access }), 200);
+    const read = await jsonWithStatus<Notification>(
+      await call(`/api/v1/notifications/${target.id}/read/`, { method: "POST", bearer: u.access }),
+      200,
+    );
     expect(read.is_read).toBe(true);
     expect(Math.abs(Date.parse(read.read_at!) - Date.now())).toBeLessThan(60_000);
-    const again = await jsonWithStatus<Notification>(await call(`/api/v1/notifications/${target.id}/read/`, { method: "POST", bearer: u.access }), 200);
+    const again = await jsonWithStatus<Notification>(
+      await call(`/api/v1/notifications/${target.id}/read/`, { method: "POST", bearer: u.access }),
+      200,
+    );
     expect(again.read_at).toBe(read.read_at);
     expect(await unread(u.access)).toBe(2);
     expect((await list(u.access, "?unread=true")).results.map((n) => n.id)).not.toContain(target.id);
@@ -154,7 +169,10 @@ describe("notifications API", () => {
     expect(small.results).toHaveLength(2);
     expect(small.next).toContain("page=2");
 
-    const all = await jsonWithStatus<{ marked_read: number }>(await call("/api/v1/notifications/read-all/", { method: "POST", bearer: u.access }), 200);
+    const all = await jsonWithStatus<{ marked_read: number }>(
+      await call("/api/v1/notifications/read-all/", { method: "POST", bearer: u.access }),
+      200,
+    );
     expect(all.marked_read).toBe(2);
     expect(await unread(u.access)).toBe(0);
     expect((await list(u.access, "?unread=true")).count).toBe(0);
@@ -170,7 +188,14 @@ describe("notifications API", () => {
     await expectError(await call(`/api/v1/notifications/${n!.id}/read/`, { method: "POST", bearer: stranger.access }), 404, "NOT_FOUND");
     expect((await list(stranger.access)).count).toBe(0);
     expect(await unread(stranger.access)).toBe(0);
-    expect((await jsonWithStatus<{ marked_read: number }>(await call("/api/v1/notifications/read-all/", { method: "POST", bearer: stranger.access }), 200)).marked_read).toBe(0);
+    expect(
+      (
+        await jsonWithStatus<{ marked_read: number }>(
+          await call("/api/v1/notifications/read-all/", { method: "POST", bearer: stranger.access }),
+          200,
+        )
+      ).marked_read,
+    ).toBe(0);
     expect(await unread(owner.access)).toBe(1);
 
     for (const [method, path] of [

@@ -138,7 +138,14 @@ async function profileFromCookies(res: Response) {
   expect(cookies.refresh_token?.attributes).toMatchObject({ httponly: true, path: "/api/v1/auth/" });
   const me = await call("/api/v1/auth/user/", { cookies: { access_token: cookies.access_token!.value } });
   expect(me.status).toBe(200);
-  return (await me.json()) as { id: string; username: string; email: string; email_verified: boolean; first_name: string; last_name: string };
+  return (await me.json()) as {
+    id: string;
+    username: string;
+    email: string;
+    email_verified: boolean;
+    first_name: string;
+    last_name: string;
+  };
 }
 
 async function statePending(state: string) {
@@ -148,12 +155,17 @@ async function statePending(state: string) {
 }
 
 async function tamperState(state: string, column: "code_verifier" | "nonce" | "expires_at", value: string | number) {
-  await env.DB.prepare(`UPDATE oauth_states SET ${column} = ? WHERE state_hash = ?`).bind(value, await sha256Hex(state)).run();
+  await env.DB.prepare(`UPDATE oauth_states SET ${column} = ? WHERE state_hash = ?`)
+    .bind(value, await sha256Hex(state))
+    .run();
 }
 
 async function s256(verifier: string): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
-  return btoa(String.fromCharCode(...digest)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  return btoa(String.fromCharCode(...digest))
+    .replaceAll("+", "-")
+    .replaceAll("/", "_")
+    .replace(/=+$/, "");
 }
 
 async function passwordAccount(email: string) {
@@ -338,7 +350,9 @@ describe("state and PKCE", () => {
     const ip = freshIp();
     const { url } = await startLogin("google", ip);
     const { code, state } = await consentAtProvider("google", url);
-    expectFrontendRedirect(await callback("github", { code, state }, ip, { oauth_state_github: state }), "github", { error: "invalid_state" });
+    expectFrontendRedirect(await callback("github", { code, state }, ip, { oauth_state_github: state }), "github", {
+      error: "invalid_state",
+    });
   });
 
   it("a sign-in is bound to the browser that started it (no login CSRF)", async () => {
@@ -455,7 +469,9 @@ describe("linking to an existing account", () => {
       email_verified: number;
     }>();
     expect(row).toEqual({ password_hash: null, email_verified: 1 });
-    const session = await env.DB.prepare("SELECT revoked_at FROM refresh_tokens WHERE jti = 'attacker-jti'").first<{ revoked_at: number | null }>();
+    const session = await env.DB.prepare("SELECT revoked_at FROM refresh_tokens WHERE jti = 'attacker-jti'").first<{
+      revoked_at: number | null;
+    }>();
     expect(session?.revoked_at).not.toBeNull();
   });
 
@@ -465,7 +481,9 @@ describe("linking to an existing account", () => {
     await env.DB.prepare("UPDATE users SET email_verified = 1 WHERE id = ?").bind(owner.id).run();
     google.setNextUser(googleUser({ email, emailVerified: true }));
     expectFrontendRedirect((await signIn("google")).res, "google", { success: "true" });
-    const row = await env.DB.prepare("SELECT password_hash FROM users WHERE id = ?").bind(owner.id).first<{ password_hash: string | null }>();
+    const row = await env.DB.prepare("SELECT password_hash FROM users WHERE id = ?")
+      .bind(owner.id)
+      .first<{ password_hash: string | null }>();
     expect(row?.password_hash).toBe("pbkdf2$not-used-here");
   });
 
@@ -595,7 +613,12 @@ describe("emulators", () => {
 
     const fern = googleUser();
     const rosa = googleUser();
-    const twoGoogleAccounts = createGoogleOAuthEmulator({ clientId: "c", clientSecret: "s", issuer: "https://issuer.test", users: [fern, rosa] });
+    const twoGoogleAccounts = createGoogleOAuthEmulator({
+      clientId: "c",
+      clientSecret: "s",
+      issuer: "https://issuer.test",
+      users: [fern, rosa],
+    });
     const googleParams = {
       client_id: "c",
       redirect_uri: `${BASE}/cb/`,
@@ -608,14 +631,23 @@ describe("emulators", () => {
     const googleAuthorizeUrl = "https://google.emulator.test/o/oauth2/v2/auth";
     const byDefault = await twoGoogleAccounts.handle(new Request(authorizeUrl(googleAuthorizeUrl, googleParams)));
     expect(twoGoogleAccounts.issuedCodes.get(codeOf(byDefault))?.user.sub).toBe(fern.sub);
-    const hinted = await twoGoogleAccounts.handle(new Request(authorizeUrl(googleAuthorizeUrl, { ...googleParams, login_hint: rosa.email })));
+    const hinted = await twoGoogleAccounts.handle(
+      new Request(authorizeUrl(googleAuthorizeUrl, { ...googleParams, login_hint: rosa.email })),
+    );
     expect(twoGoogleAccounts.issuedCodes.get(codeOf(hinted))?.user.sub).toBe(rosa.sub);
 
     const moss = githubUser();
     const ivy = githubUser();
     const twoGitHubAccounts = createGitHubOAuthEmulator({ clientId: "c", clientSecret: "s", users: [moss, ivy] });
     const named = await twoGitHubAccounts.handle(
-      new Request(authorizeUrl("https://github.emulator.test/login/oauth/authorize", { client_id: "c", redirect_uri: `${BASE}/cb/`, state: "s", login: ivy.login })),
+      new Request(
+        authorizeUrl("https://github.emulator.test/login/oauth/authorize", {
+          client_id: "c",
+          redirect_uri: `${BASE}/cb/`,
+          state: "s",
+          login: ivy.login,
+        }),
+      ),
     );
     expect(twoGitHubAccounts.issuedCodes.get(codeOf(named))?.user.id).toBe(ivy.id);
   });

@@ -14,7 +14,13 @@ function fromEvilHost(path: string, init: { method?: string; bearer?: string; js
   const headers = new Headers({ Host: "evil.example", "X-Forwarded-Host": "evil.example", "CF-Connecting-IP": freshIp() });
   if (init.bearer) headers.set("Authorization", `Bearer ${init.bearer}`);
   if (init.json !== undefined) headers.set("Content-Type", "application/json");
-  if (init.cookies) headers.set("Cookie", Object.entries(init.cookies).map(([k, v]) => `${k}=${v}`).join("; "));
+  if (init.cookies)
+    headers.set(
+      "Cookie",
+      Object.entries(init.cookies)
+        .map(([k, v]) => `${k}=${v}`)
+        .join("; "),
+    );
   return exports.default.fetch(
     new Request(`${EVIL}${path}`, {
       method: init.method ?? (init.json !== undefined ? "POST" : "GET"),
@@ -88,7 +94,14 @@ describe("links come from PUBLIC_API_URL", () => {
 });
 
 describe("PUBLIC_API_URL is validated", () => {
-  for (const bad of ["", "api.example.com", "ftp://api.example.com", "https://api.example.com/", "https://api.example.com/v1", "https://api.example.com?x=1"]) {
+  for (const bad of [
+    "",
+    "api.example.com",
+    "ftp://api.example.com",
+    "https://api.example.com/",
+    "https://api.example.com/v1",
+    "https://api.example.com?x=1",
+  ]) {
     it(`refuses ${JSON.stringify(bad)}`, () => {
       expect(() => getConfig({ ...env, PUBLIC_API_URL: bad })).toThrow(/PUBLIC_API_URL/);
     });

@@ -23,7 +23,10 @@ const DAY = 86_400_000;
 const HOUR = 3_600_000;
 
 async function newPlant(bearer: string, nickname = "Monstera"): Promise<string> {
-  const plant = await jsonWithStatus<{ id: string }>(await call("/api/v1/plant-identification/plants/", { json: { nickname }, bearer }), 201);
+  const plant = await jsonWithStatus<{ id: string }>(
+    await call("/api/v1/plant-identification/plants/", { json: { nickname }, bearer }),
+    201,
+  );
   return plant.id;
 }
 
@@ -38,14 +41,32 @@ describe("care reminders: CRUD", () => {
     const u = await bearerUser();
     const plant = await newPlant(u.access);
     const created = await newReminder(u.access, { plant_id: plant, reminder_type: "water", frequency: "weekly" });
-    expect(created).toMatchObject({ plant_id: plant, plant_name: "Monstera", reminder_type: "water", frequency: "weekly", custom_interval_days: null, interval_days: 7, title: "Water Monstera", is_active: true, streak: 0, last_completed_at: null });
+    expect(created).toMatchObject({
+      plant_id: plant,
+      plant_name: "Monstera",
+      reminder_type: "water",
+      frequency: "weekly",
+      custom_interval_days: null,
+      interval_days: 7,
+      title: "Water Monstera",
+      is_active: true,
+      streak: 0,
+      last_completed_at: null,
+    });
     near(created.next_due_at, Date.now() + 7 * DAY);
 
     const detail = await jsonWithStatus<Reminder>(await call(`/api/v1/reminders/${created.id}/`, { bearer: u.access }), 200);
     expect(detail).toEqual(created);
 
     const due = new Date(Date.now() + 2 * DAY).toISOString();
-    const other = await newReminder(u.access, { plant_id: plant, reminder_type: "custom", frequency: "custom", custom_interval_days: 3, title: "  Rotate pot  ", first_due_at: due });
+    const other = await newReminder(u.access, {
+      plant_id: plant,
+      reminder_type: "custom",
+      frequency: "custom",
+      custom_interval_days: 3,
+      title: "  Rotate pot  ",
+      first_due_at: due,
+    });
     expect(other).toMatchObject({ title: "Rotate pot", next_due_at: due, interval_days: 3 });
     const secondPlant = await newPlant(u.access, "Fern");
     await newReminder(u.access, { plant_id: secondPlant, reminder_type: "mist", frequency: "daily" });
@@ -55,18 +76,34 @@ describe("care reminders: CRUD", () => {
     expect(all.results.map((r) => r.next_due_at)).toEqual([...all.results.map((r) => r.next_due_at)].sort()); // soonest first
     const forPlant = await jsonWithStatus<Page<Reminder>>(await call(`/api/v1/reminders/?plant=${plant}`, { bearer: u.access }), 200);
     expect(forPlant.results.map((r) => r.id).sort()).toEqual([created.id, other.id].sort());
-    const soon = await jsonWithStatus<Page<Reminder>>(await call(`/api/v1/reminders/?due_before=${encodeURIComponent(new Date(Date.now() + 3 * DAY).toISOString())}`, { bearer: u.access }), 200);
+    const soon = await jsonWithStatus<Page<Reminder>>(
+      await call(`/api/v1/reminders/?due_before=${encodeURIComponent(new Date(Date.now() + 3 * DAY).toISOString())}`, { bearer: u.access }),
+      200,
+    );
     expect(soon.results.map((r) => r.id).sort()).toEqual([other.id, all.results.find((r) => r.frequency === "daily")!.id].sort());
     const paged = await jsonWithStatus<Page<Reminder>>(await call("/api/v1/reminders/?page_size=2", { bearer: u.access }), 200);
     expect(paged.results).toHaveLength(2);
     expect(paged.next).toContain("page=2");
 
     const patched = await jsonWithStatus<Reminder>(
-      await call(`/api/v1/reminders/${created.id}/`, { method: "PATCH", json: { frequency: "custom", custom_interval_days: 10, is_active: false, title: "Soak" }, bearer: u.access }),
+      await call(`/api/v1/reminders/${created.id}/`, {
+        method: "PATCH",
+        json: { frequency: "custom", custom_interval_days: 10, is_active: false, title: "Soak" },
+        bearer: u.access,
+      }),
       200,
     );
-    expect(patched).toMatchObject({ frequency: "custom", custom_interval_days: 10, is_active: false, title: "Soak", next_due_at: created.next_due_at });
-    const back = await jsonWithStatus<Reminder>(await call(`/api/v1/reminders/${created.id}/`, { method: "PATCH", json: { frequency: "monthly" }, bearer: u.access }), 200);
+    expect(patched).toMatchObject({
+      frequency: "custom",
+      custom_interval_days: 10,
+      is_active: false,
+      title: "Soak",
+      next_due_at: created.next_due_at,
+    });
+    const back = await jsonWithStatus<Reminder>(
+      await call(`/api/v1/reminders/${created.id}/`, { method: "PATCH", json: { frequency: "monthly" }, bearer: u.access }),
+      200,
+    );
     expect(back).toMatchObject({ frequency: "monthly", custom_interval_days: null, interval_days: null });
     const inactive = await jsonWithStatus<Page<Reminder>>(await call("/api/v1/reminders/?is_active=false", { bearer: u.access }), 200);
     expect(inactive.results.map((r) => r.id)).toEqual([created.id]);
@@ -78,11 +115,23 @@ describe("care reminders: CRUD", () => {
   it("works with cookie sessions (CSRF header required for writes)", async () => {
     const s = await registerWeb();
     const plant = await jsonWithStatus<{ id: string }>(
-      await call("/api/v1/plant-identification/plants/", { json: { nickname: "Cactus" }, cookies: s.cookies, headers: { "X-CSRFToken": s.csrf } }),
+      await call("/api/v1/plant-identification/plants/", {
+        json: { nickname: "Cactus" },
+        cookies: s.cookies,
+        headers: { "X-CSRFToken": s.csrf },
+      }),
       201,
     );
-    await expectError(await call("/api/v1/reminders/", { json: { plant_id: plant.id, reminder_type: "water", frequency: "weekly" }, cookies: s.cookies }), 403, "CSRF_FAILED");
-    const ok = await call("/api/v1/reminders/", { json: { plant_id: plant.id, reminder_type: "water", frequency: "weekly" }, cookies: s.cookies, headers: { "X-CSRFToken": s.csrf } });
+    await expectError(
+      await call("/api/v1/reminders/", { json: { plant_id: plant.id, reminder_type: "water", frequency: "weekly" }, cookies: s.cookies }),
+      403,
+      "CSRF_FAILED",
+    );
+    const ok = await call("/api/v1/reminders/", {
+      json: { plant_id: plant.id, reminder_type: "water", frequency: "weekly" },
+      cookies: s.cookies,
+      headers: { "X-CSRFToken": s.csrf },
+    });
     expect(ok.status).toBe(201);
   });
 
@@ -105,17 +154,36 @@ describe("care reminders: CRUD", () => {
     await bad({ ...base, first_due_at: "2001-01-01T00:00:00Z" }, "first_due_at");
     await bad({ ...base, plant_id: "123" }, "plant_id");
     await expectError(await call("/api/v1/reminders/", { json: { ...base, streak: 99 }, bearer: u.access }), 400, "VALIDATION_ERROR");
-    await expectError(await call("/api/v1/reminders/", { body: "{", headers: { "Content-Type": "application/json" }, bearer: u.access }), 400, "MALFORMED_REQUEST");
+    await expectError(
+      await call("/api/v1/reminders/", { body: "{", headers: { "Content-Type": "application/json" }, bearer: u.access }),
+      400,
+      "MALFORMED_REQUEST",
+    );
     await expectError(await call("/api/v1/reminders/not-a-uuid/", { bearer: u.access }), 400, "VALIDATION_ERROR");
     await expectError(await call("/api/v1/reminders/?due_before=soon", { bearer: u.access }), 400, "VALIDATION_ERROR");
 
     const r = await newReminder(u.access, base);
-    const patchErr = await expectError(await call(`/api/v1/reminders/${r.id}/`, { method: "PATCH", json: { frequency: "custom" }, bearer: u.access }), 400, "VALIDATION_ERROR");
+    const patchErr = await expectError(
+      await call(`/api/v1/reminders/${r.id}/`, { method: "PATCH", json: { frequency: "custom" }, bearer: u.access }),
+      400,
+      "VALIDATION_ERROR",
+    );
     expect(patchErr.errors).toHaveProperty("custom_interval_days");
-    await expectError(await call(`/api/v1/reminders/${r.id}/`, { method: "PATCH", json: { custom_interval_days: 4 }, bearer: u.access }), 400, "VALIDATION_ERROR");
-    await expectError(await call(`/api/v1/reminders/${r.id}/`, { method: "PATCH", json: { plant_id: plant }, bearer: u.access }), 400, "VALIDATION_ERROR");
+    await expectError(
+      await call(`/api/v1/reminders/${r.id}/`, { method: "PATCH", json: { custom_interval_days: 4 }, bearer: u.access }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    await expectError(
+      await call(`/api/v1/reminders/${r.id}/`, { method: "PATCH", json: { plant_id: plant }, bearer: u.access }),
+      400,
+      "VALIDATION_ERROR",
+    );
     // Offsets are accepted and stored as UTC.
-    const moved = await jsonWithStatus<Reminder>(await call(`/api/v1/reminders/${r.id}/`, { method: "PATCH", json: { next_due_at: "2027-03-01T10:00:00+02:00" }, bearer: u.access }), 200);
+    const moved = await jsonWithStatus<Reminder>(
+      await call(`/api/v1/reminders/${r.id}/`, { method: "PATCH", json: { next_due_at: "2027-03-01T10:00:00+02:00" }, bearer: u.access }),
+      200,
+    );
     expect(moved.next_due_at).toBe("2027-03-01T08:00:00.000Z");
   });
 
@@ -137,17 +205,31 @@ describe("care reminders: CRUD", () => {
     }
     expect((await call(`/api/v1/reminders/${r.id}/action/`, { json: { action: "complete" } })).status).toBe(401);
 
-    await expectError(await call("/api/v1/reminders/", { json: { plant_id: plant, reminder_type: "water", frequency: "daily" }, bearer: stranger.access }), 404, "NOT_FOUND");
+    await expectError(
+      await call("/api/v1/reminders/", { json: { plant_id: plant, reminder_type: "water", frequency: "daily" }, bearer: stranger.access }),
+      404,
+      "NOT_FOUND",
+    );
     await expectError(await call(`/api/v1/reminders/?plant=${plant}`, { bearer: stranger.access }), 404, "NOT_FOUND");
     await expectError(await call(`/api/v1/reminders/${r.id}/`, { bearer: stranger.access }), 404, "NOT_FOUND");
-    await expectError(await call(`/api/v1/reminders/${r.id}/`, { method: "PATCH", json: { title: "mine" }, bearer: stranger.access }), 404, "NOT_FOUND");
-    await expectError(await call(`/api/v1/reminders/${r.id}/action/`, { json: { action: "complete" }, bearer: stranger.access }), 404, "NOT_FOUND");
+    await expectError(
+      await call(`/api/v1/reminders/${r.id}/`, { method: "PATCH", json: { title: "mine" }, bearer: stranger.access }),
+      404,
+      "NOT_FOUND",
+    );
+    await expectError(
+      await call(`/api/v1/reminders/${r.id}/action/`, { json: { action: "complete" }, bearer: stranger.access }),
+      404,
+      "NOT_FOUND",
+    );
     await expectError(await call(`/api/v1/reminders/${r.id}/`, { method: "DELETE", bearer: stranger.access }), 404, "NOT_FOUND");
     expect((await jsonWithStatus<Page<Reminder>>(await call("/api/v1/reminders/", { bearer: stranger.access }), 200)).count).toBe(0);
     const strangerCal = await (await call("/api/v1/reminders/calendar.ics", { bearer: stranger.access })).text();
     expect(parseEvents(strangerCal)).toEqual([]);
     // The owner's reminder is untouched.
-    expect((await jsonWithStatus<Reminder>(await call(`/api/v1/reminders/${r.id}/`, { bearer: owner.access }), 200)).title).toBe("Water Monstera");
+    expect((await jsonWithStatus<Reminder>(await call(`/api/v1/reminders/${r.id}/`, { bearer: owner.access }), 200)).title).toBe(
+      "Water Monstera",
+    );
   });
 
   it("deleting the plant deletes its reminders", async () => {
@@ -186,7 +268,15 @@ describe("care reminders: actions", () => {
     expect(snoozed.streak).toBe(1);
     near(snoozed.next_due_at, Date.now() + 5 * HOUR);
 
-    for (const body of [{ action: "snooze" }, { action: "snooze", hours: 0 }, { action: "snooze", hours: 169 }, { action: "snooze", hours: 1.5 }, { action: "skip", hours: 2 }, { action: "water" }, {}]) {
+    for (const body of [
+      { action: "snooze" },
+      { action: "snooze", hours: 0 },
+      { action: "snooze", hours: 169 },
+      { action: "snooze", hours: 1.5 },
+      { action: "skip", hours: 2 },
+      { action: "water" },
+      {},
+    ]) {
       await expectError(await act(body), 400, "VALIDATION_ERROR");
     }
   });
@@ -199,7 +289,13 @@ describe("care reminders: calendar and preview", () => {
     const longTitle = `Water deeply, then drain; check the saucer \\ ${"🌱".repeat(20)}`;
     const due = "2026-12-31T09:00:00.000Z";
     const inFuture = (d: string) => (Date.parse(d) > Date.now() + DAY ? d : new Date(Date.now() + 10 * DAY).toISOString());
-    const monthly = await newReminder(u.access, { plant_id: plant, reminder_type: "water", frequency: "monthly", title: longTitle, first_due_at: inFuture(due) });
+    const monthly = await newReminder(u.access, {
+      plant_id: plant,
+      reminder_type: "water",
+      frequency: "monthly",
+      title: longTitle,
+      first_due_at: inFuture(due),
+    });
     const daily = await newReminder(u.access, { plant_id: plant, reminder_type: "mist", frequency: "daily" });
     const biweekly = await newReminder(u.access, { plant_id: plant, reminder_type: "fertilize", frequency: "biweekly" });
     const custom = await newReminder(u.access, { plant_id: plant, reminder_type: "custom", frequency: "custom", custom_interval_days: 9 });
@@ -233,7 +329,9 @@ describe("care reminders: calendar and preview", () => {
     expect(unescapeText(m.DESCRIPTION!)).toBe("Water: Big, bold; leafy \\ Monstera");
     expect(m.DTSTART).toBe(monthly.next_due_at.replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, ""));
     const day = new Date(monthly.next_due_at).getUTCDate();
-    expect(m.RRULE).toBe(day <= 28 ? "FREQ=MONTHLY" : `FREQ=MONTHLY;BYMONTHDAY=${Array.from({ length: day - 27 }, (_, i) => day - i).join(",")};BYSETPOS=-1`);
+    expect(m.RRULE).toBe(
+      day <= 28 ? "FREQ=MONTHLY" : `FREQ=MONTHLY;BYMONTHDAY=${Array.from({ length: day - 27 }, (_, i) => day - i).join(",")};BYSETPOS=-1`,
+    );
     expect(byUid[`${daily.id}@plant-community`]!.RRULE).toBe("FREQ=DAILY");
     expect(byUid[`${biweekly.id}@plant-community`]!.RRULE).toBe("FREQ=WEEKLY;INTERVAL=2");
     expect(byUid[`${custom.id}@plant-community`]!.RRULE).toBe("FREQ=DAILY;INTERVAL=9");
@@ -244,25 +342,51 @@ describe("care reminders: calendar and preview", () => {
     const plant = await newPlant(u.access);
     const r = await newReminder(u.access, { plant_id: plant, reminder_type: "fertilize", frequency: "monthly" });
     // Pin the series to a 31st directly: the API only accepts due times near now.
-    await env.DB.prepare("UPDATE care_reminders SET next_due_at = '2027-01-31T09:00:00.000Z', anchor_day = 31 WHERE id = ?").bind(r.id).run();
+    await env.DB.prepare("UPDATE care_reminders SET next_due_at = '2027-01-31T09:00:00.000Z', anchor_day = 31 WHERE id = ?")
+      .bind(r.id)
+      .run();
     const [event] = parseEvents(await (await call("/api/v1/reminders/calendar.ics", { bearer: u.access })).text());
     expect(event).toMatchObject({ DTSTART: "20270131T090000Z", RRULE: "FREQ=MONTHLY;BYMONTHDAY=31,30,29,28;BYSETPOS=-1" });
-    const skipped = await jsonWithStatus<Reminder>(await call(`/api/v1/reminders/${r.id}/action/`, { json: { action: "skip" }, bearer: u.access }), 200);
+    const skipped = await jsonWithStatus<Reminder>(
+      await call(`/api/v1/reminders/${r.id}/action/`, { json: { action: "skip" }, bearer: u.access }),
+      200,
+    );
     expect(skipped.next_due_at).toBe("2027-02-28T09:00:00.000Z");
-    const again = await jsonWithStatus<Reminder>(await call(`/api/v1/reminders/${r.id}/action/`, { json: { action: "skip" }, bearer: u.access }), 200);
+    const again = await jsonWithStatus<Reminder>(
+      await call(`/api/v1/reminders/${r.id}/action/`, { json: { action: "skip" }, bearer: u.access }),
+      200,
+    );
     expect(again.next_due_at).toBe("2027-03-31T09:00:00.000Z");
   });
 
   it("previews the occurrences of the next N days, sorted, and validates days", async () => {
     const u = await bearerUser();
     const plant = await newPlant(u.access);
-    const weekly = await newReminder(u.access, { plant_id: plant, reminder_type: "water", frequency: "weekly", first_due_at: new Date(Date.now() + DAY).toISOString() });
-    const custom = await newReminder(u.access, { plant_id: plant, reminder_type: "mist", frequency: "custom", custom_interval_days: 4, first_due_at: new Date(Date.now() + 2 * DAY).toISOString() });
-    const later = await newReminder(u.access, { plant_id: plant, reminder_type: "repot", frequency: "monthly", first_due_at: new Date(Date.now() + 60 * DAY).toISOString() });
-    const body = await jsonWithStatus<{ days: number; count: number; truncated: boolean; results: { reminder_id: string; due_at: string; overdue: boolean }[] }>(
-      await call("/api/v1/reminders/preview/?days=14", { bearer: u.access }),
-      200,
-    );
+    const weekly = await newReminder(u.access, {
+      plant_id: plant,
+      reminder_type: "water",
+      frequency: "weekly",
+      first_due_at: new Date(Date.now() + DAY).toISOString(),
+    });
+    const custom = await newReminder(u.access, {
+      plant_id: plant,
+      reminder_type: "mist",
+      frequency: "custom",
+      custom_interval_days: 4,
+      first_due_at: new Date(Date.now() + 2 * DAY).toISOString(),
+    });
+    const later = await newReminder(u.access, {
+      plant_id: plant,
+      reminder_type: "repot",
+      frequency: "monthly",
+      first_due_at: new Date(Date.now() + 60 * DAY).toISOString(),
+    });
+    const body = await jsonWithStatus<{
+      days: number;
+      count: number;
+      truncated: boolean;
+      results: { reminder_id: string; due_at: string; overdue: boolean }[];
+    }>(await call("/api/v1/reminders/preview/?days=14", { bearer: u.access }), 200);
     expect(body.days).toBe(14);
     const weeklyDue = body.results.filter((o) => o.reminder_id === weekly.id).map((o) => Date.parse(o.due_at));
     expect(weeklyDue).toEqual([Date.parse(weekly.next_due_at), Date.parse(weekly.next_due_at) + 7 * DAY]);
@@ -272,8 +396,12 @@ describe("care reminders: calendar and preview", () => {
     expect(body.results.map((o) => o.due_at)).toEqual(body.results.map((o) => o.due_at).sort());
     expect(body.results.every((o) => !o.overdue)).toBe(true);
 
-    const wide = await jsonWithStatus<{ results: { reminder_id: string }[] }>(await call("/api/v1/reminders/preview/?days=90", { bearer: u.access }), 200);
+    const wide = await jsonWithStatus<{ results: { reminder_id: string }[] }>(
+      await call("/api/v1/reminders/preview/?days=90", { bearer: u.access }),
+      200,
+    );
     expect(wide.results.filter((o) => o.reminder_id === later.id).length).toBeGreaterThanOrEqual(1);
-    for (const days of ["0", "91", "x", "-3"]) await expectError(await call(`/api/v1/reminders/preview/?days=${days}`, { bearer: u.access }), 400, "VALIDATION_ERROR");
+    for (const days of ["0", "91", "x", "-3"])
+      await expectError(await call(`/api/v1/reminders/preview/?days=${days}`, { bearer: u.access }), 400, "VALIDATION_ERROR");
   });
 });

@@ -19,8 +19,6 @@ async function upload(bearer: string, files: Uint8Array[], extra: Record<string,
   return call("/api/v1/plant-identification/requests/", { method: "POST", body: form, bearer });
 }
 
-
-
 describe("async requests: upload → queue → live progress → results", () => {
   it("streams the whole progress sequence over the user's socket and stores the results", async () => {
     const u = await bearerUser();
@@ -33,7 +31,10 @@ describe("async requests: upload → queue → live progress → results", () =>
     expect(body.status).toBe("pending");
     expect(body.ws_url).toBe(`/ws/plant-identification/requests/${body.request_id}/`);
 
-    const completed = await eventually(() => socket.messages.find((m) => m.type === "completed" && m.request_id === body.request_id), 30_000);
+    const completed = await eventually(
+      () => socket.messages.find((m) => m.type === "completed" && m.request_id === body.request_id),
+      30_000,
+    );
     const stages = socket.messages.filter((m) => m.type === "progress").map((m) => m.stage);
     expect(stages[0]).toBe("queued");
     for (const stage of ["processing_start", "plant_id_start", "plant_id_done", "plantnet_start", "plantnet_done", "merge_done"]) {
@@ -161,7 +162,9 @@ async function pendingRequest(userId: string, bytes?: Uint8Array) {
   const sha = await sha256Hex(image);
   await env.IMAGES.put(`images/${sha}.png`, image);
   const id = crypto.randomUUID();
-  await env.DB.prepare("INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'pending', ?, '[\"auto\"]')")
+  await env.DB.prepare(
+    "INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'pending', ?, '[\"auto\"]')",
+  )
     .bind(id, userId, JSON.stringify([`${sha}.png`]))
     .run();
   return id;
@@ -214,16 +217,22 @@ describe("queue consumer", () => {
     expect(first.explicitAcks.length).toBe(2);
     const again = await deliver(id, u.userId); // and re-delivered later
     expect(again.explicitAcks.length).toBe(1);
-    const rows = await env.DB.prepare("SELECT scientific_name FROM identification_results WHERE request_id = ?").bind(id).all<{ scientific_name: string }>();
+    const rows = await env.DB.prepare("SELECT scientific_name FROM identification_results WHERE request_id = ?")
+      .bind(id)
+      .all<{ scientific_name: string }>();
     const names = rows.results.map((r) => r.scientific_name.toLowerCase());
     expect(new Set(names).size).toBe(names.length);
     const top = rows.results[0]!.scientific_name;
     const { n } = (await env.DB.prepare(
       "SELECT count(*) AS n FROM identification_results WHERE request_id = ? AND lower(scientific_name) = lower(?)",
-    ).bind(id, top).first<{ n: number }>())!;
+    )
+      .bind(id, top)
+      .first<{ n: number }>())!;
     expect(n).toBe(1);
     expect(["identified", "needs_help"]).toContain((await status(id)).status);
-    const user = await env.DB.prepare("SELECT plants_identified FROM users WHERE id = ?").bind(u.userId).first<{ plants_identified: number }>();
+    const user = await env.DB.prepare("SELECT plants_identified FROM users WHERE id = ?")
+      .bind(u.userId)
+      .first<{ plants_identified: number }>();
     expect(user!.plants_identified).toBeLessThanOrEqual(1);
   });
 
@@ -266,7 +275,9 @@ describe("queue consumer", () => {
     emulators.plantId.setMode({ failure: "hang" });
     emulators.plantnet.setMode({ failure: "500" });
     const ctx = createExecutionContext();
-    const batch = createMessageBatch("plant-identify", [{ id: "last", timestamp: new Date(), attempts: 5, body: { type: "identify", request_id: id, user_id: u.userId } }]);
+    const batch = createMessageBatch("plant-identify", [
+      { id: "last", timestamp: new Date(), attempts: 5, body: { type: "identify", request_id: id, user_id: u.userId } },
+    ]);
     await worker.queue(batch, { ...env, PLANT_ID_TIMEOUT_MS: "200" }, ctx);
     await waitOnExecutionContext(ctx);
     expect((await getQueueResult(batch, ctx)).explicitAcks).toHaveLength(1);
@@ -291,7 +302,12 @@ describe("queue consumer", () => {
   it("acks malformed messages and jobs for deleted requests without work", async () => {
     const batch = createMessageBatch("plant-identify", [
       { id: "junk", timestamp: new Date(), attempts: 1, body: { hello: "world" } },
-      { id: "gone", timestamp: new Date(), attempts: 1, body: { type: "identify", request_id: crypto.randomUUID(), user_id: crypto.randomUUID() } },
+      {
+        id: "gone",
+        timestamp: new Date(),
+        attempts: 1,
+        body: { type: "identify", request_id: crypto.randomUUID(), user_id: crypto.randomUUID() },
+      },
     ]);
     const ctx = createExecutionContext();
     await worker.queue(batch, env, ctx);
@@ -318,7 +334,9 @@ describe("unhappy paths around the job", () => {
     await waitOnExecutionContext(ctx);
     await expectError(res, 503, "QUEUE_UNAVAILABLE");
     expect(res.headers.get("Retry-After")).toBeTruthy();
-    const rows = await env.DB.prepare("SELECT status FROM identification_requests WHERE user_id = ?").bind(u.userId).all<{ status: string }>();
+    const rows = await env.DB.prepare("SELECT status FROM identification_requests WHERE user_id = ?")
+      .bind(u.userId)
+      .all<{ status: string }>();
     expect(rows.results).toEqual([{ status: "failed" }]);
   });
 
@@ -372,18 +390,24 @@ describe("request management", () => {
     const id = await pendingRequest(u.userId, bytes);
     await deliver(id, u.userId);
 
-    const list = (await (await call("/api/v1/plant-identification/requests/?page_size=1", { bearer: u.access })).json()) as { count: number; results: { request_id: string }[] };
+    const list = (await (await call("/api/v1/plant-identification/requests/?page_size=1", { bearer: u.access })).json()) as {
+      count: number;
+      results: { request_id: string }[];
+    };
     expect(list.count).toBe(1);
     expect(list.results[0]!.request_id).toBe(id);
     await expectError(await call(`/api/v1/plant-identification/requests/${id}/`, { bearer: other.access }), 404, "NOT_FOUND");
     await expectError(await call(`/api/v1/plant-identification/requests/${id}/results/`, { bearer: other.access }), 404, "NOT_FOUND");
     await expectError(await call(`/api/v1/plant-identification/requests/not-a-uuid/`, { bearer: u.access }), 400, "VALIDATION_ERROR");
 
-    const results = (await (await call(`/api/v1/plant-identification/requests/${id}/results/`, { bearer: u.access })).json()) as { results: { id: string }[] };
+    const results = (await (await call(`/api/v1/plant-identification/requests/${id}/results/`, { bearer: u.access })).json()) as {
+      results: { id: string }[];
+    };
     const resultId = results.results[0]!.id;
 
     // Votes: toggle and switch; strangers cannot vote on private requests.
-    const vote = (bearer: string, vote_type: string) => call(`/api/v1/plant-identification/results/${resultId}/vote/`, { bearer, json: { vote_type } });
+    const vote = (bearer: string, vote_type: string) =>
+      call(`/api/v1/plant-identification/results/${resultId}/vote/`, { bearer, json: { vote_type } });
     expect(await (await vote(u.access, "upvote")).json()).toMatchObject({ vote: "upvote", upvotes: 1, downvotes: 0 });
     expect(await (await vote(u.access, "downvote")).json()).toMatchObject({ vote: "downvote", upvotes: 0, downvotes: 1 });
     expect(await (await vote(u.access, "downvote")).json()).toMatchObject({ vote: null, upvotes: 0, downvotes: 0 });
@@ -397,10 +421,19 @@ describe("request management", () => {
     expect(await accepted.json()).toMatchObject({ is_accepted: true, is_primary: true });
     expect((await status(id)).status).toBe("identified");
     await expectError(await vote(u.access, "upvote"), 400, "VALIDATION_ERROR");
-    await expectError(await call(`/api/v1/plant-identification/results/${resultId}/accept/`, { method: "POST", bearer: other.access }), 404, "NOT_FOUND");
+    await expectError(
+      await call(`/api/v1/plant-identification/results/${resultId}/accept/`, { method: "POST", bearer: other.access }),
+      404,
+      "NOT_FOUND",
+    );
 
     // Add to collection: default collection, idempotent.
-    const add = () => call(`/api/v1/plant-identification/results/${resultId}/add_to_collection/`, { method: "POST", bearer: u.access, json: { nickname: "Fernando" } });
+    const add = () =>
+      call(`/api/v1/plant-identification/results/${resultId}/add_to_collection/`, {
+        method: "POST",
+        bearer: u.access,
+        json: { nickname: "Fernando" },
+      });
     const firstAdd = await add();
     expect(firstAdd.status).toBe(201);
     const again = await add();
@@ -408,7 +441,11 @@ describe("request management", () => {
     expect(((await again.json()) as { id: string }).id).toBe(((await firstAdd.json()) as { id: string }).id);
 
     // Retry only from failed / needs_help.
-    await expectError(await call(`/api/v1/plant-identification/requests/${id}/retry/`, { method: "POST", bearer: u.access }), 409, "INVALID_STATE");
+    await expectError(
+      await call(`/api/v1/plant-identification/requests/${id}/retry/`, { method: "POST", bearer: u.access }),
+      409,
+      "INVALID_STATE",
+    );
     await env.DB.prepare("UPDATE identification_requests SET status = 'failed' WHERE id = ?").bind(id).run();
     const retried = await call(`/api/v1/plant-identification/requests/${id}/retry/`, { method: "POST", bearer: u.access });
     expect(retried.status).toBe(202);
@@ -416,7 +453,11 @@ describe("request management", () => {
     // Delete: gone, and its image too (no other request uses it).
     const { sha256Hex } = await import("../../src/lib/hash");
     const key = `images/${await sha256Hex(bytes)}.png`;
-    await expectError(await call(`/api/v1/plant-identification/requests/${id}/`, { method: "DELETE", bearer: other.access }), 404, "NOT_FOUND");
+    await expectError(
+      await call(`/api/v1/plant-identification/requests/${id}/`, { method: "DELETE", bearer: other.access }),
+      404,
+      "NOT_FOUND",
+    );
     expect((await call(`/api/v1/plant-identification/requests/${id}/`, { method: "DELETE", bearer: u.access })).status).toBe(204);
     expect(await env.IMAGES.head(key)).toBeNull();
     await expectError(await call(`/api/v1/plant-identification/requests/${id}/`, { bearer: u.access }), 404, "NOT_FOUND");
@@ -426,7 +467,10 @@ describe("request management", () => {
     const u = await bearerUser();
     const id = await pendingRequest(u.userId);
     const retry = () => call(`/api/v1/plant-identification/requests/${id}/retry/`, { method: "POST", bearer: u.access });
-    const set = (sql: string, ...binds: unknown[]) => env.DB.prepare(`UPDATE identification_requests SET ${sql} WHERE id = ?`).bind(...binds, id).run();
+    const set = (sql: string, ...binds: unknown[]) =>
+      env.DB.prepare(`UPDATE identification_requests SET ${sql} WHERE id = ?`)
+        .bind(...binds, id)
+        .run();
     const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
     // Just queued, or claimed with a live lease: its message is alive, so 409.
     await expectError(await retry(), 409, "INVALID_STATE");
@@ -437,11 +481,13 @@ describe("request management", () => {
     const res = await retry();
     expect(res.status).toBe(202);
     expect(await res.json()).toMatchObject({ status: "pending" });
-    const row = await env.DB.prepare("SELECT status, requeue_count, lease_expires_at FROM identification_requests WHERE id = ?").bind(id).first<{
-      status: string;
-      requeue_count: number;
-      lease_expires_at: string;
-    }>();
+    const row = await env.DB.prepare("SELECT status, requeue_count, lease_expires_at FROM identification_requests WHERE id = ?")
+      .bind(id)
+      .first<{
+        status: string;
+        requeue_count: number;
+        lease_expires_at: string;
+      }>();
     // A fresh start: the sweep's count begins again and the new message's deadline is now.
     expect(row).toMatchObject({ requeue_count: 0 });
     expect(Date.parse(row!.lease_expires_at)).toBeGreaterThan(Date.now() - 60_000);
@@ -449,13 +495,19 @@ describe("request management", () => {
     const { runInDurableObject } = await import("cloudflare:test");
     const hub = env.USER_HUB.get(env.USER_HUB.idFromName(u.userId));
     await eventually(
-      () => runInDurableObject(hub, async (instance: import("../../durable-objects/user-hub").UserHub) => instance.lastState(id)?.type === "completed"),
+      () =>
+        runInDurableObject(
+          hub,
+          async (instance: import("../../durable-objects/user-hub").UserHub) => instance.lastState(id)?.type === "completed",
+        ),
       30_000,
     );
     expect(["identified", "needs_help"]).toContain((await status(id)).status);
     // A pending request whose message became deliverable 20 minutes ago and never ran: accepted too.
     const lost = await pendingRequest(u.userId);
-    await env.DB.prepare("UPDATE identification_requests SET updated_at = ? WHERE id = ?").bind(ago(20 * 60_000), lost).run();
+    await env.DB.prepare("UPDATE identification_requests SET updated_at = ? WHERE id = ?")
+      .bind(ago(20 * 60_000), lost)
+      .run();
     const { createApp } = await import("../../src/app");
     const jobs: unknown[] = [];
     const ctx = createExecutionContext();

@@ -21,13 +21,19 @@ const save = async (bearer: string, body: Record<string, unknown>) => json<Card>
 const list = async (bearer: string, query = "") => json<Page<Card>>(await call(`${BASE}/${query}`, { bearer }), 200);
 /** Cards saved within one millisecond would tie on created_at: pin the order the test asserts. */
 const pinCreatedAt = (id: string, day: number) =>
-  env.DB.prepare("UPDATE saved_care_instructions SET created_at = ? WHERE id = ?").bind(`2026-02-${String(day).padStart(2, "0")}T00:00:00.000Z`, id).run();
+  env.DB.prepare("UPDATE saved_care_instructions SET created_at = ? WHERE id = ?")
+    .bind(`2026-02-${String(day).padStart(2, "0")}T00:00:00.000Z`, id)
+    .run();
 
 describe("saved care cards", () => {
   it("saves, reads, updates and deletes a card", async () => {
     const u = await bearerUser();
     const care = { watering: { frequency: "weekly" }, light: "bright indirect", tips: ["wipe leaves"] };
-    const card = await save(u.access, { scientific_name: " Monstera deliciosa ", common_name: "Swiss cheese plant", care_instructions: care });
+    const card = await save(u.access, {
+      scientific_name: " Monstera deliciosa ",
+      common_name: "Swiss cheese plant",
+      care_instructions: care,
+    });
     expect(card).toMatchObject({
       scientific_name: "Monstera deliciosa",
       common_name: "Swiss cheese plant",
@@ -39,13 +45,27 @@ describe("saved care cards", () => {
     expect(await json<Card>(await call(`${BASE}/${card.id}/`, { bearer: u.access }), 200)).toEqual(card);
 
     const updated = await json<Card>(
-      await call(`${BASE}/${card.id}`, { method: "PATCH", bearer: u.access, json: { is_favorite: true, personal_notes: "Repot in spring" } }),
+      await call(`${BASE}/${card.id}`, {
+        method: "PATCH",
+        bearer: u.access,
+        json: { is_favorite: true, personal_notes: "Repot in spring" },
+      }),
       200,
     );
-    expect(updated).toMatchObject({ id: card.id, is_favorite: true, personal_notes: "Repot in spring", care_instructions: care, scientific_name: "Monstera deliciosa" });
+    expect(updated).toMatchObject({
+      id: card.id,
+      is_favorite: true,
+      personal_notes: "Repot in spring",
+      care_instructions: care,
+      scientific_name: "Monstera deliciosa",
+    });
 
     // Only the scientific name is required.
-    expect(await save(u.access, { scientific_name: "Ficus lyrata" })).toMatchObject({ common_name: "", care_instructions: {}, is_favorite: false });
+    expect(await save(u.access, { scientific_name: "Ficus lyrata" })).toMatchObject({
+      common_name: "",
+      care_instructions: {},
+      is_favorite: false,
+    });
     expect((await list(u.access)).count).toBe(2);
 
     expect((await call(`${BASE}/${card.id}/`, { method: "DELETE", bearer: u.access })).status).toBe(204);
@@ -58,7 +78,11 @@ describe("saved care cards", () => {
     const u = await bearerUser();
     const other = await bearerUser();
     await save(u.access, { scientific_name: "Pilea peperomioides" });
-    const dup = await expectError(await call(`${BASE}/`, { bearer: u.access, json: { scientific_name: "PILEA PEPEROMIOIDES" } }), 409, "DUPLICATE_CARE_CARD");
+    const dup = await expectError(
+      await call(`${BASE}/`, { bearer: u.access, json: { scientific_name: "PILEA PEPEROMIOIDES" } }),
+      409,
+      "DUPLICATE_CARE_CARD",
+    );
     expect(dup.errors?.scientific_name).toBeDefined();
     const second = await save(u.access, { scientific_name: "Calathea orbifolia" });
     await expectError(
@@ -67,7 +91,9 @@ describe("saved care cards", () => {
       "DUPLICATE_CARE_CARD",
     );
     // Re-saving one's own name (a no-op rename) is fine.
-    expect((await call(`${BASE}/${second.id}/`, { method: "PATCH", bearer: u.access, json: { scientific_name: "Calathea Orbifolia" } })).status).toBe(200);
+    expect(
+      (await call(`${BASE}/${second.id}/`, { method: "PATCH", bearer: u.access, json: { scientific_name: "Calathea Orbifolia" } })).status,
+    ).toBe(200);
     await save(other.access, { scientific_name: "Pilea peperomioides" });
     expect((await list(u.access)).count).toBe(2);
     expect((await list(other.access)).count).toBe(1);
@@ -121,11 +147,23 @@ describe("saved care cards", () => {
       const err = await expectError(await call(`${BASE}/`, { bearer: u.access, json: body }), 400, "VALIDATION_ERROR");
       expect(Object.keys(err.errors ?? {}), JSON.stringify(body).slice(0, 80)).toContain(field);
     }
-    await expectError(await call(`${BASE}/`, { bearer: u.access, body: "[1,", headers: { "Content-Type": "application/json" } }), 400, "MALFORMED_REQUEST");
+    await expectError(
+      await call(`${BASE}/`, { bearer: u.access, body: "[1,", headers: { "Content-Type": "application/json" } }),
+      400,
+      "MALFORMED_REQUEST",
+    );
     await expectError(await call(`${BASE}/not-a-uuid/`, { bearer: u.access }), 400, "VALIDATION_ERROR");
     const card = await save(u.access, { scientific_name: "Hoya carnosa", care_instructions: { text: "x".repeat(16 * 1024 - 20) } });
-    await expectError(await call(`${BASE}/${card.id}/`, { method: "PATCH", bearer: u.access, json: { id: crypto.randomUUID() } }), 400, "VALIDATION_ERROR");
-    await expectError(await call(`${BASE}/${card.id}/`, { method: "PATCH", bearer: u.access, json: { scientific_name: "" } }), 400, "VALIDATION_ERROR");
+    await expectError(
+      await call(`${BASE}/${card.id}/`, { method: "PATCH", bearer: u.access, json: { id: crypto.randomUUID() } }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    await expectError(
+      await call(`${BASE}/${card.id}/`, { method: "PATCH", bearer: u.access, json: { scientific_name: "" } }),
+      400,
+      "VALIDATION_ERROR",
+    );
     expect((await list(u.access)).results.map((c) => c.scientific_name)).toEqual(["Hoya carnosa"]);
   });
 

@@ -28,7 +28,17 @@ const ROUTES = [
 ] as const;
 
 /** Control characters, alone, inside a word, and enough of them to make FTS5 trigrams. */
-const CONTROL_INPUTS = ["a\u0000b", "monstera\u0000", "\u0000\u0000\u0000", "abc\u0000def ghi", "ab\u0001cd", "abc\u001fdef", "abc\u007fdef", "mon\tstera", "mon\nstera"];
+const CONTROL_INPUTS = [
+  "a\u0000b",
+  "monstera\u0000",
+  "\u0000\u0000\u0000",
+  "abc\u0000def ghi",
+  "ab\u0001cd",
+  "abc\u001fdef",
+  "abc\u007fdef",
+  "mon\tstera",
+  "mon\nstera",
+];
 
 /** FTS5 query syntax and other bytes a parser could trip on; all must be searched as plain text. */
 const SYNTAX_INPUTS = [
@@ -69,11 +79,16 @@ beforeAll(async () => {
   await env.DB.batch(statements.map((s) => env.DB.prepare(s)));
   // A forum topic and a confirmed disease, so the forum and disease searches have rows to scan.
   const writer = await bearerUser();
-  const topic = await call("/api/v1/forum/categories/houseplants/topics/", { bearer: writer.access, json: { title: "abc def monstera", body: "NEAR abc * def" } });
+  const topic = await call("/api/v1/forum/categories/houseplants/topics/", {
+    bearer: writer.access,
+    json: { title: "abc def monstera", body: "NEAR abc * def" },
+  });
   expect(topic.status, await topic.clone().text()).toBe(201);
   const requestId = crypto.randomUUID();
   await env.DB.batch([
-    env.DB.prepare("INSERT INTO disease_requests (id, user_id, status, image_hashes, symptoms_description) VALUES (?, ?, 'identified', '[]', 'spots')").bind(requestId, writer.userId),
+    env.DB.prepare(
+      "INSERT INTO disease_requests (id, user_id, status, image_hashes, symptoms_description) VALUES (?, ?, 'identified', '[]', 'spots')",
+    ).bind(requestId, writer.userId),
     env.DB.prepare(
       `INSERT INTO disease_results (id, request_id, name, common_names, probability, description, disease_type, rank, is_confirmed, confirmed_at)
        VALUES (?, ?, 'Abc blight', '["abc rot"]', 0.9, 'abc def', 'fungal', 1, 1, ?)`,
@@ -128,7 +143,9 @@ describe("FTS5 syntax in search text is plain text", () => {
     const res = await call(`/api/v1/search/?q=${encodeURIComponent("abc def")}&types=forum`);
     const body = (await res.json()) as { counts: { forum: number } };
     expect(body.counts.forum).toBe(1);
-    const star = (await (await call(`/api/v1/search/?q=${encodeURIComponent("NEAR abc *")}&types=forum`)).json()) as { counts: { forum: number } };
+    const star = (await (await call(`/api/v1/search/?q=${encodeURIComponent("NEAR abc *")}&types=forum`)).json()) as {
+      counts: { forum: number };
+    };
     expect(star.counts.forum).toBe(1);
   });
 });

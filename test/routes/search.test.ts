@@ -38,13 +38,24 @@ const q = (text: string, extra = "") => search(`q=${encodeURIComponent(text)}${e
 
 let writer: Awaited<ReturnType<typeof bearerUser>>;
 const topic = async (title: string, body: string, slug = "houseplants") =>
-  json<{ id: string; first_post: { id: string } }>(await call(`${API}/categories/${slug}/topics/`, { bearer: writer.access, json: { title, body } }), 201);
-const reply = async (topicId: string, body: string) => json<{ id: string }>(await call(`${API}/topics/${topicId}/posts/`, { bearer: writer.access, json: { body } }), 201);
+  json<{ id: string; first_post: { id: string } }>(
+    await call(`${API}/categories/${slug}/topics/`, { bearer: writer.access, json: { title, body } }),
+    201,
+  );
+const reply = async (topicId: string, body: string) =>
+  json<{ id: string }>(await call(`${API}/topics/${topicId}/posts/`, { bearer: writer.access, json: { body } }), 201);
 
-async function confirmedDisease(userId: string, name: string, description: string, opts: { confirmed?: boolean; commonNames?: string[]; type?: string } = {}) {
+async function confirmedDisease(
+  userId: string,
+  name: string,
+  description: string,
+  opts: { confirmed?: boolean; commonNames?: string[]; type?: string } = {},
+) {
   const requestId = crypto.randomUUID();
   await env.DB.batch([
-    env.DB.prepare("INSERT INTO disease_requests (id, user_id, status, image_hashes, symptoms_description) VALUES (?, ?, 'identified', '[]', 'spots')").bind(requestId, userId),
+    env.DB.prepare(
+      "INSERT INTO disease_requests (id, user_id, status, image_hashes, symptoms_description) VALUES (?, ?, 'identified', '[]', 'spots')",
+    ).bind(requestId, userId),
     env.DB.prepare(
       `INSERT INTO disease_results (id, request_id, name, common_names, probability, description, disease_type, rank, is_confirmed, confirmed_at)
        VALUES (?, ?, ?, ?, 0.9, ?, ?, 1, ?, ?)`,
@@ -93,7 +104,13 @@ describe("unified search", () => {
     const scores = species.map((s) => s.score);
     expect(scores).toEqual([...scores].sort((a, b) => b - a));
 
-    expect(body.results.forum![0]).toMatchObject({ type: "forum", title: "Rosemary cuttings won't root", score: 0.8, category: "propagation", post_id: null });
+    expect(body.results.forum![0]).toMatchObject({
+      type: "forum",
+      title: "Rosemary cuttings won't root",
+      score: 0.8,
+      category: "propagation",
+      post_id: null,
+    });
     expect(body.results.forum![0]!.snippet).toBe("I put them in water two weeks ago.");
     expect(body.results.diseases![0]).toMatchObject({
       type: "diseases",
@@ -124,7 +141,10 @@ describe("unified search", () => {
     const exact = await topic("Mealybug invasion", "Cotton-like clusters on the stems.");
     const contains = await topic("Help: mealybug invasion on cactus", "They are in every crevice.");
     const prefix = await topic("Mealybug invasion again this spring", "Same plant as last year.");
-    const bodyOnly = await topic("Sticky leaves on my hoya", "<p>I think it is a <strong>mealybug invasion</strong> &amp; maybe scale.</p>");
+    const bodyOnly = await topic(
+      "Sticky leaves on my hoya",
+      "<p>I think it is a <strong>mealybug invasion</strong> &amp; maybe scale.</p>",
+    );
     const unrelated = await topic("Watering schedule for succulents", "Once every two weeks.");
     const deleted = await reply(unrelated.id, "Secret word: grubwormzz and a mealybug invasion story.");
     expect((await call(`${API}/posts/${deleted.id}/`, { method: "DELETE", bearer: writer.access })).status).toBe(204);
@@ -143,7 +163,10 @@ describe("unified search", () => {
     // A deleted post's words find nothing, and an edited post is found by its new text only.
     expect((await q("grubwormzz", "&types=forum")).counts.forum).toBe(0);
     const edited = await reply(unrelated.id, "Original wording: oldwordqq.");
-    expect((await call(`${API}/posts/${edited.id}/`, { method: "PATCH", bearer: writer.access, json: { body: "New wording: newwordqq." } })).status).toBe(200);
+    expect(
+      (await call(`${API}/posts/${edited.id}/`, { method: "PATCH", bearer: writer.access, json: { body: "New wording: newwordqq." } }))
+        .status,
+    ).toBe(200);
     expect((await q("oldwordqq", "&types=forum")).counts.forum).toBe(0);
     expect((await q("newwordqq", "&types=forum")).results.forum!.map((h) => [h.id, h.post_id])).toEqual([[unrelated.id, edited.id]]);
 
@@ -208,10 +231,20 @@ describe("unified search", () => {
   });
 
   it("rejects bad input with 400", async () => {
-    for (const query of ["", "q=", "q=%20%20", `q=${"a".repeat(101)}`, "q=rose&types=plants", "q=rose&limit=0", "q=rose&limit=21", "q=rose&limit=x"]) {
+    for (const query of [
+      "",
+      "q=",
+      "q=%20%20",
+      `q=${"a".repeat(101)}`,
+      "q=rose&types=plants",
+      "q=rose&limit=0",
+      "q=rose&limit=21",
+      "q=rose&limit=x",
+    ]) {
       await expectError(await call(`/api/v1/search/?${query}`), 400, "VALIDATION_ERROR");
     }
-    for (const query of ["", "q=", `q=${"a".repeat(101)}`]) await expectError(await call(`/api/v1/search/suggestions/?${query}`), 400, "VALIDATION_ERROR");
+    for (const query of ["", "q=", `q=${"a".repeat(101)}`])
+      await expectError(await call(`/api/v1/search/suggestions/?${query}`), 400, "VALIDATION_ERROR");
     // 100 characters after trimming is fine, also when rows match (D1 refuses LIKE patterns over 50 bytes);
     // so is a query of only LIKE and FTS specials.
     await topic("Monstera deliciosa monstera deliciosa monstera deliciosa tips", "Long title.");

@@ -33,7 +33,9 @@ function trefleSpecies() {
 describe("GET species/lookup/", () => {
   it("finds a catalogue species without asking Trefle, forgiving case and spacing", async () => {
     const id = crypto.randomUUID();
-    await env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus, source, is_verified) VALUES (?, 'Lookupia localis', 'Testaceae', 'Lookupia', 'seed', 1)")
+    await env.DB.prepare(
+      "INSERT INTO species (id, scientific_name, family, genus, source, is_verified) VALUES (?, 'Lookupia localis', 'Testaceae', 'Lookupia', 'seed', 1)",
+    )
       .bind(id)
       .run();
     const res = await lookup("  lookupia   LOCALIS ");
@@ -47,7 +49,13 @@ describe("GET species/lookup/", () => {
     const res = await lookup(known.scientificName.toUpperCase());
     expect(res.status).toBe(200);
     const body = (await res.json()) as SpeciesBody;
-    expect(body).toMatchObject({ scientific_name: known.scientificName, family: known.family, genus: known.genus, source: "trefle", is_verified: false });
+    expect(body).toMatchObject({
+      scientific_name: known.scientificName,
+      family: known.family,
+      genus: known.genus,
+      source: "trefle",
+      is_verified: false,
+    });
     expect(body.trefle_id).toEqual(expect.any(Number));
     expect(body.light_requirements).toMatch(/^(full_sun|partial_sun|partial_shade|full_shade)$/);
     expect(body.water_requirements).toMatch(/^(low|moderate|high)$/);
@@ -58,7 +66,9 @@ describe("GET species/lookup/", () => {
     const again = await lookup(known.scientificName);
     expect(((await again.json()) as SpeciesBody).id).toBe(body.id);
     expect(emulators.trefle.calls).toBe(callsAfterFirst);
-    const rows = await env.DB.prepare("SELECT count(*) AS n FROM species WHERE lower(scientific_name) = lower(?)").bind(known.scientificName).first<{ n: number }>();
+    const rows = await env.DB.prepare("SELECT count(*) AS n FROM species WHERE lower(scientific_name) = lower(?)")
+      .bind(known.scientificName)
+      .first<{ n: number }>();
     expect(rows?.n).toBe(1);
   });
 
@@ -68,7 +78,9 @@ describe("GET species/lookup/", () => {
     const ids = await Promise.all(answers.map(async (r) => ((await r.json()) as SpeciesBody).id));
     expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200]);
     expect(new Set(ids).size).toBe(1);
-    const rows = await env.DB.prepare("SELECT count(*) AS n FROM species WHERE lower(scientific_name) = lower(?)").bind(known.scientificName).first<{ n: number }>();
+    const rows = await env.DB.prepare("SELECT count(*) AS n FROM species WHERE lower(scientific_name) = lower(?)")
+      .bind(known.scientificName)
+      .first<{ n: number }>();
     expect(rows?.n).toBe(1);
   });
 
@@ -78,7 +90,9 @@ describe("GET species/lookup/", () => {
     expect(calls).toBeGreaterThan(0);
     await expectError(await lookup("nonexistia imaginaria"), 404, "NOT_FOUND");
     expect(emulators.trefle.calls).toBe(calls);
-    const stored = await env.DB.prepare("SELECT count(*) AS n FROM species WHERE lower(scientific_name) = 'nonexistia imaginaria'").first<{ n: number }>();
+    const stored = await env.DB.prepare("SELECT count(*) AS n FROM species WHERE lower(scientific_name) = 'nonexistia imaginaria'").first<{
+      n: number;
+    }>();
     expect(stored?.n).toBe(0);
   });
 
@@ -95,7 +109,9 @@ describe("GET species/lookup/", () => {
     const throttled = await lookup(known.scientificName);
     await expectError(throttled, 503, "SPECIES_LOOKUP_UNAVAILABLE");
     expect(throttled.headers.get("Retry-After")).toBe("7");
-    const stored = await env.DB.prepare("SELECT count(*) AS n FROM species WHERE lower(scientific_name) = lower(?)").bind(known.scientificName).first<{ n: number }>();
+    const stored = await env.DB.prepare("SELECT count(*) AS n FROM species WHERE lower(scientific_name) = lower(?)")
+      .bind(known.scientificName)
+      .first<{ n: number }>();
     expect(stored?.n).toBe(0);
 
     emulators.trefle.setMode({ failure: "none" });
@@ -104,7 +120,12 @@ describe("GET species/lookup/", () => {
 
   it("without a Trefle key it searches the catalogue only", async () => {
     const ctx = createExecutionContext();
-    const res = await createApp().request(`${LOOKUP}?scientific_name=${encodeURIComponent(trefleSpecies().scientificName)}`, { headers: { "CF-Connecting-IP": freshIp() } }, { ...env, TREFLE_API_KEY: "" }, ctx);
+    const res = await createApp().request(
+      `${LOOKUP}?scientific_name=${encodeURIComponent(trefleSpecies().scientificName)}`,
+      { headers: { "CF-Connecting-IP": freshIp() } },
+      { ...env, TREFLE_API_KEY: "" },
+      ctx,
+    );
     await waitOnExecutionContext(ctx);
     const body = await expectError(res, 404, "NOT_FOUND");
     expect(body.message).toMatch(/in our catalogue\.$/);

@@ -23,7 +23,8 @@ beforeAll(async () => {
   await env.DB.prepare("UPDATE species SET identification_count = 42 WHERE scientific_name = 'Monstera deliciosa'").run();
 });
 
-const search = async (q: string) => (await (await call(`/api/v1/plant-identification/search/plants/?q=${encodeURIComponent(q)}`)).json()) as Search;
+const search = async (q: string) =>
+  (await (await call(`/api/v1/plant-identification/search/plants/?q=${encodeURIComponent(q)}`)).json()) as Search;
 
 describe("species catalogue", () => {
   it("lists by popularity then name, paginated, with family filter and literal search", async () => {
@@ -75,7 +76,14 @@ describe("plant search (FTS5 trigram)", () => {
   it("handles short queries, wildcards and junk safely", async () => {
     const short = await search("ro");
     expect(short.total).toBeGreaterThan(0);
-    expect(short.results.every((r) => /^ro/i.test(r.scientific_name) || r.common_names.some((n) => /^ro/i.test(n)) || /^ro/i.test((r as unknown as { family: string }).family))).toBe(true);
+    expect(
+      short.results.every(
+        (r) =>
+          /^ro/i.test(r.scientific_name) ||
+          r.common_names.some((n) => /^ro/i.test(n)) ||
+          /^ro/i.test((r as unknown as { family: string }).family),
+      ),
+    ).toBe(true);
     expect((await search("%")).total).toBe(0);
     expect((await search("_")).total).toBe(0);
     expect((await search('"; DROP TABLE species; --')).results).toBeInstanceOf(Array);

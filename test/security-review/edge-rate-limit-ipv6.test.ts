@@ -13,7 +13,9 @@ describe("edge rate limit and IPv6", () => {
     let limited = 0;
     for (let batch = 0; batch < (LIMIT + 60) / 60; batch++) {
       const answers = await Promise.all(
-        Array.from({ length: 60 }, (_, i) => call("/api/v1/auth/csrf/", { ip: `${prefix}:${(batch + 1).toString(16)}:0:0:${(i + 1).toString(16)}` })),
+        Array.from({ length: 60 }, (_, i) =>
+          call("/api/v1/auth/csrf/", { ip: `${prefix}:${(batch + 1).toString(16)}:0:0:${(i + 1).toString(16)}` }),
+        ),
       );
       limited += answers.filter((r) => r.status === 429).length;
     }

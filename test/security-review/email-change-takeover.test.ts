@@ -12,7 +12,9 @@ import { bearerUser, GOOD_PASSWORD, uniqueName } from "../helpers/users";
 const emulators = useEmulators();
 
 function mailTo(address: string, subject: RegExp) {
-  return eventually(() => emulators.email.outbox.find((m) => m.to.some((to) => to.toLowerCase() === address.toLowerCase()) && subject.test(m.subject)));
+  return eventually(() =>
+    emulators.email.outbox.find((m) => m.to.some((to) => to.toLowerCase() === address.toLowerCase()) && subject.test(m.subject)),
+  );
 }
 function tokenIn(text: string | null, label: "Reset token" | "Confirmation token"): string {
   const match = new RegExp(`${label}: (\\S+)`).exec(text ?? "");
@@ -25,12 +27,18 @@ describe("email change as a takeover path", () => {
     const victim = await bearerUser();
     const intruderAccess = victim.access; // e.g. phished together with the password
     const intruderEmail = `${uniqueName("mallory")}@example.com`;
-    const patched = await call("/api/v1/auth/user/", { method: "PATCH", bearer: intruderAccess, json: { email: intruderEmail, current_password: GOOD_PASSWORD } });
+    const patched = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      bearer: intruderAccess,
+      json: { email: intruderEmail, current_password: GOOD_PASSWORD },
+    });
     expect(patched.status).toBe(200);
     const link = tokenIn((await mailTo(intruderEmail, /Confirm your new/)).text, "Confirmation token");
 
     // The victim sees the warning mail and signs out everywhere.
-    const fresh = (await (await call("/api/v1/auth/token/", { json: { username: victim.username, password: GOOD_PASSWORD } })).json()) as { access: string };
+    const fresh = (await (await call("/api/v1/auth/token/", { json: { username: victim.username, password: GOOD_PASSWORD } })).json()) as {
+      access: string;
+    };
     expect((await call("/api/v1/auth/logout-all/", { method: "POST", bearer: fresh.access })).status).toBe(200);
     expect((await call("/api/v1/auth/user/", { bearer: intruderAccess })).status).toBe(401);
 
@@ -48,10 +56,14 @@ describe("email change as a takeover path", () => {
       expect((await call("/api/v1/auth/email/confirm/", { json: { token: link } })).status).toBe(200);
       expect((await call("/api/v1/auth/password/reset/", { json: { email: intruderEmail } })).status).toBe(200);
       const reset = tokenIn((await mailTo(intruderEmail, /Reset your/)).text, "Reset token");
-      expect((await call("/api/v1/auth/password/reset/confirm/", { json: { token: reset, new_password: "Mallorys-Own-Fern-88" } })).status).toBe(200);
+      expect(
+        (await call("/api/v1/auth/password/reset/confirm/", { json: { token: reset, new_password: "Mallorys-Own-Fern-88" } })).status,
+      ).toBe(200);
       // The owner is locked out of their account for good.
       expect((await call("/api/v1/auth/token/", { json: { username: victim.username, password: GOOD_PASSWORD } })).status).toBe(401);
-      expect((await call("/api/v1/auth/token/", { json: { username: victim.username, password: "Mallorys-Own-Fern-88" } })).status).toBe(200);
+      expect((await call("/api/v1/auth/token/", { json: { username: victim.username, password: "Mallorys-Own-Fern-88" } })).status).toBe(
+        200,
+      );
     }
     expect(patched.status, "email change accepted without the current password").toBe(400);
   });

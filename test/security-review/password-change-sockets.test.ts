@@ -15,7 +15,9 @@ describe("password change and the caller's own session", () => {
   it("a socket opened with a now-refused access token of the caller's session is closed", async () => {
     const victim = await bearerUser();
     const stolen = victim.access; // the thief holds a copy of the victim's current access token
-    const res = await exports.default.fetch(new Request(`${BASE}/ws/`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${stolen}` } }));
+    const res = await exports.default.fetch(
+      new Request(`${BASE}/ws/`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${stolen}` } }),
+    );
     expect(res.status).toBe(101);
     const ws = res.webSocket!;
     const messages: string[] = [];

@@ -69,7 +69,11 @@ describe("WebSocket tickets survive the end of every session", () => {
 
   it("a squatter's ticket survives a verified provider taking the account over", async () => {
     const victimEmail = `${uniqueName("victim")}@example.com`;
-    const squatter = await createUser(env, { username: uniqueName("squatter"), email: victimEmail, passwordHash: await hashPassword(GOOD_PASSWORD) });
+    const squatter = await createUser(env, {
+      username: uniqueName("squatter"),
+      email: victimEmail,
+      passwordHash: await hashPassword(GOOD_PASSWORD),
+    });
     const session = await tokenLogin(squatter.username);
     const ticket = await ticketOf(session.access);
 

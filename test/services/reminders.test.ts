@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { addIntervals, applyActionToSchedule, previewOccurrences, recurrenceFor, type ReminderRow, type Schedule } from "../../src/services/reminders";
+import {
+  addIntervals,
+  applyActionToSchedule,
+  previewOccurrences,
+  recurrenceFor,
+  type ReminderRow,
+  type Schedule,
+} from "../../src/services/reminders";
 
 const at = (iso: string) => new Date(iso);
 const iso = (d: Date) => d.toISOString();
@@ -42,7 +49,12 @@ describe("schedule arithmetic", () => {
 
 describe("actions", () => {
   const now = Date.parse("2026-01-31T10:00:00.000Z");
-  const state = { schedule: { frequency: "weekly" as const, customIntervalDays: null, anchorDay: 28 }, nextDueAt: at("2026-01-28T08:00:00.000Z"), streak: 4, lastCompletedAt: null };
+  const state = {
+    schedule: { frequency: "weekly" as const, customIntervalDays: null, anchorDay: 28 },
+    nextDueAt: at("2026-01-28T08:00:00.000Z"),
+    streak: 4,
+    lastCompletedAt: null,
+  };
 
   it("complete: now + one interval, streak +1, completion time recorded", () => {
     const out = applyActionToSchedule(state, "complete", now);
@@ -96,7 +108,15 @@ describe("preview", () => {
 
   it("lists each occurrence in the window, sorted across reminders", () => {
     const { results, truncated } = previewOccurrences(
-      [row({}), row({ id: "00000000-0000-4000-8000-000000000002", frequency: "custom", custom_interval_days: 10, next_due_at: "2026-03-05T12:00:00.000Z" })],
+      [
+        row({}),
+        row({
+          id: "00000000-0000-4000-8000-000000000002",
+          frequency: "custom",
+          custom_interval_days: 10,
+          next_due_at: "2026-03-05T12:00:00.000Z",
+        }),
+      ],
       now,
       14,
     );
@@ -110,7 +130,10 @@ describe("preview", () => {
 
   it("includes an overdue occurrence flagged, then only future ones; skips inactive reminders", () => {
     const { results } = previewOccurrences(
-      [row({ frequency: "daily", next_due_at: "2026-02-20T08:00:00.000Z" }), row({ id: "00000000-0000-4000-8000-000000000003", is_active: 0 })],
+      [
+        row({ frequency: "daily", next_due_at: "2026-02-20T08:00:00.000Z" }),
+        row({ id: "00000000-0000-4000-8000-000000000003", is_active: 0 }),
+      ],
       now,
       2,
     );
