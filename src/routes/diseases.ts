@@ -32,19 +32,15 @@ import { MAX_IMAGES, readImageParts, readMultipartForm, textFields, throwIfField
 
 const tags = ["Plant health"];
 const BASE = "/api/v1/plant-identification";
-const STATUS = z
-  .enum(["pending", "processing", "identified", "needs_help", "failed"])
-  .openapi({
-    description:
-      "`identified`: a diagnosis was made (the plant looks healthy, or the best suggestion is ≥ 0.5 likely); `needs_help` otherwise, including photos that are not of a plant.",
-  });
+const STATUS = z.enum(["pending", "processing", "identified", "needs_help", "failed"]).openapi({
+  description:
+    "`identified`: a diagnosis was made (the plant looks healthy, or the best suggestion is ≥ 0.5 likely); `needs_help` otherwise, including photos that are not of a plant.",
+});
 const CONDITION = z.enum(PLANT_CONDITIONS).openapi({ description: "How badly the plant is affected, as the owner sees it." });
-const DISEASE_TYPE = z
-  .enum(DISEASE_TYPES)
-  .openapi({
-    description:
-      "From Plant.id's classification: Fungi → fungal, Bacteria → bacterial, viruses → viral, Oomycota/Chromista (water moulds) → oomycete, Animalia → pest, Abiotic → abiotic.",
-  });
+const DISEASE_TYPE = z.enum(DISEASE_TYPES).openapi({
+  description:
+    "From Plant.id's classification: Fungi → fungal, Bacteria → bacterial, viruses → viral, Oomycota/Chromista (water moulds) → oomycete, Animalia → pest, Abiotic → abiotic.",
+});
 const Id = z.object({ id: z.uuid() });
 const errorBody = (description: string) => ({ description, content: { "application/json": { schema: ErrorSchema } } });
 const errors = {

@@ -109,12 +109,10 @@ const TopicSchema = z
 
 const AttachmentSchema = z
   .object({
-    url: z
-      .string()
-      .openapi({
-        description: "Served by GET /api/v1/media/images/{file}.",
-        example: "/api/v1/media/images/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08.jpg",
-      }),
+    url: z.string().openapi({
+      description: "Served by GET /api/v1/media/images/{file}.",
+      example: "/api/v1/media/images/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08.jpg",
+    }),
     width: z.number().int(),
     height: z.number().int(),
     content_type: z.enum(["image/jpeg", "image/png", "image/webp"]),

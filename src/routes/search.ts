@@ -25,12 +25,10 @@ const CACHE_CONTROL = "public, max-age=30";
 const ACCEPTED_TYPES: readonly string[] = [...SEARCH_TYPES, ...UNAVAILABLE_SEARCH_TYPES];
 const BLOG_NOTE = "Blog search is not available yet; this group is always empty.";
 
-const q = searchText(100)
-  .min(1, "Enter something to search for.")
-  .openapi({
-    description: "Trimmed, 1..100 characters, no control characters. Case-insensitive; `%` and `_` match literally.",
-    example: "monstera",
-  });
+const q = searchText(100).min(1, "Enter something to search for.").openapi({
+  description: "Trimmed, 1..100 characters, no control characters. Case-insensitive; `%` and `_` match literally.",
+  example: "monstera",
+});
 
 const types = z
   .string()
@@ -63,12 +61,10 @@ const Hit = {
   title: z.string(),
   snippet: z.string().openapi({ description: "Short plain text (no markup)." }),
   url: z.string().openapi({ description: "API path of the thing found." }),
-  score: z
-    .number()
-    .openapi({
-      description:
-        "0..1, higher is better; comparable within one type only (1 exact, 0.8 prefix, 0.7 a word of a species name starts with it, 0.6 contains, 0.4 body/description only, 0.3 typo-tolerant species).",
-    }),
+  score: z.number().openapi({
+    description:
+      "0..1, higher is better; comparable within one type only (1 exact, 0.8 prefix, 0.7 a word of a species name starts with it, 0.6 contains, 0.4 body/description only, 0.3 typo-tolerant species).",
+  }),
 };
 const SpeciesHit = z
   .object({ type: z.literal("species"), ...Hit, common_names: z.array(z.string()), family: z.string() })
