@@ -33,14 +33,13 @@ export async function endSession(env: Bindings, config: Config, userId: string, 
 
 /**
  * Every session of the user ends (sign-out everywhere, password change or reset, takeover by a
- * verified provider, deactivation). `also` are writes that must happen in the same atomic batch;
- * `keepSocketsOf` spares the sockets of the session that asked (a password change keeps its
- * own session alive with a fresh pair in the same family).
+ * verified provider, deactivation): tokens, sockets, unspent socket tickets and pending email
+ * changes. `also` are writes that must happen in the same atomic batch.
  */
 export async function endEverySession(
   env: Bindings,
   userId: string,
-  options: { also?: D1PreparedStatement[]; keepSocketsOf?: string; logger?: Logger } = {},
+  options: { also?: D1PreparedStatement[]; logger?: Logger } = {},
 ): Promise<void> {
   await env.DB.batch([
     ...revokeAllForUserStatements(env, userId),
@@ -51,5 +50,5 @@ export async function endEverySession(
     env.DB.prepare("UPDATE users SET pending_email = NULL WHERE id = ?").bind(userId),
     ...(options.also ?? []),
   ]);
-  await closeSessionSockets(env, userId, options.keepSocketsOf ? { exceptSessionId: options.keepSocketsOf } : {}, options.logger);
+  await closeSessionSockets(env, userId, {}, options.logger);
 }
