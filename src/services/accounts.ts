@@ -11,7 +11,10 @@
  * - a successful reset proves the address, so on an account whose address was never proven it
  *   also removes every other way in (linked providers), and it ends every session.
  */
+import { and, eq, gt, isNull, lt, ne, or, sql } from "drizzle-orm";
 import type { Config } from "../config";
+import { changes, database, runBatch, type Statement } from "../db/client";
+import { emailChangeTokens, oauthAccounts, passwordResetTokens, users, wsTickets } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { randomToken, sha256Hex } from "../lib/hash";
@@ -73,11 +76,13 @@ export async function signInWithPassword(
   }
   await loginAttemptSucceeded(env, accountKey, attempt);
   const lastLogin = new Date().toISOString();
-  const statements = [env.DB.prepare("UPDATE users SET last_login = ? WHERE id = ?").bind(lastLogin, user.id)];
-  if (needsRehash(user.password_hash!)) {
-    statements.push(env.DB.prepare("UPDATE users SET password_hash = ? WHERE id = ?").bind(await hashPassword(input.password), user.id));
-  }
-  await env.DB.batch(statements);
+  const db = database(env);
+  // A stored hash with weaker parameters than today's is replaced while the password is at hand.
+  const rehashed = needsRehash(user.password_hash!) ? { passwordHash: await hashPassword(input.password) } : {};
+  await db
+    .update(users)
+    .set({ lastLogin, ...rehashed })
+    .where(eq(users.id, user.id));
   return { ...user, last_login: lastLogin };
 }
 
@@ -85,12 +90,11 @@ async function notifyLockout(env: Bindings, config: Config, user: UserRow, logge
   try {
     // One email per lockout period, however many attempts keep arriving.
     const now = nowS();
-    const claimed = await env.DB.prepare(
-      "UPDATE users SET lockout_notified_at = ? WHERE id = ? AND (lockout_notified_at IS NULL OR lockout_notified_at < ?)",
-    )
-      .bind(now, user.id, now - config.LOCKOUT_DURATION_S)
-      .run();
-    if ((claimed.meta.changes ?? 0) === 0) return;
+    const claimed = await database(env)
+      .update(users)
+      .set({ lockoutNotifiedAt: now })
+      .where(and(eq(users.id, user.id), or(isNull(users.lockoutNotifiedAt), lt(users.lockoutNotifiedAt, now - config.LOCKOUT_DURATION_S))));
+    if (changes(claimed) === 0) return;
     await sendEmail(emailSettings(config), {
       to: user.email,
       subject: "Your Plant Community account was locked",
@@ -105,11 +109,12 @@ async function notifyLockout(env: Bindings, config: Config, user: UserRow, logge
 }
 
 /** Statements that kill every outstanding password-reset link and email-change request. */
-function forgetEmailedLinks(env: Bindings, userId: string): D1PreparedStatement[] {
+function forgetEmailedLinks(env: Bindings, userId: string): Statement[] {
+  const db = database(env);
   return [
-    env.DB.prepare("DELETE FROM password_reset_tokens WHERE user_id = ?").bind(userId),
-    env.DB.prepare("DELETE FROM email_change_tokens WHERE user_id = ?").bind(userId),
-    env.DB.prepare("UPDATE users SET pending_email = NULL WHERE id = ?").bind(userId),
+    db.delete(passwordResetTokens).where(eq(passwordResetTokens.userId, userId)),
+    db.delete(emailChangeTokens).where(eq(emailChangeTokens.userId, userId)),
+    db.update(users).set({ pendingEmail: null }).where(eq(users.id, userId)),
   ];
 }
 
@@ -132,11 +137,10 @@ export async function changePassword(
   assertPasswordPolicy(input.newPassword, undefined, user, "new_password");
   await endEverySession(env, user.id, {
     also: [
-      env.DB.prepare("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?").bind(
-        await hashPassword(input.newPassword),
-        new Date().toISOString(),
-        user.id,
-      ),
+      database(env)
+        .update(users)
+        .set({ passwordHash: await hashPassword(input.newPassword), updatedAt: new Date().toISOString() })
+        .where(eq(users.id, user.id)),
       ...forgetEmailedLinks(env, user.id),
     ],
     logger,
@@ -156,14 +160,23 @@ export async function requestPasswordReset(env: Bindings, config: Config, addres
     const token = randomToken(32);
     // Inserted only while the address is still the account's: an email change confirmed since
     // the lookup must not leave a live link in the old inbox.
-    const [, inserted] = await env.DB.batch([
-      env.DB.prepare("DELETE FROM password_reset_tokens WHERE user_id = ?").bind(user.id),
-      env.DB.prepare(
-        `INSERT INTO password_reset_tokens (token_hash, user_id, expires_at)
-         SELECT ?1, id, ?2 FROM users WHERE id = ?3 AND lower(email) = lower(?4) AND is_active = 1`,
-      ).bind(await sha256Hex(token), nowS() + config.PASSWORD_RESET_TTL_S, user.id, user.email),
+    const db = database(env);
+    const [, inserted] = await runBatch(db, [
+      db.delete(passwordResetTokens).where(eq(passwordResetTokens.userId, user.id)),
+      db.insert(passwordResetTokens).select(
+        db
+          .select({
+            tokenHash: sql<string>`${await sha256Hex(token)}`.as("token_hash"),
+            userId: users.id,
+            expiresAt: sql<number>`${nowS() + config.PASSWORD_RESET_TTL_S}`.as("expires_at"),
+            usedAt: sql<null>`NULL`.as("used_at"),
+            createdAt: sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`.as("created_at"),
+          })
+          .from(users)
+          .where(and(eq(users.id, user.id), sql`lower(${users.email}) = lower(${user.email})`, eq(users.isActive, true))),
+      ),
     ]);
-    if ((inserted?.meta.changes ?? 0) === 0) return;
+    if (changes(inserted) === 0) return;
     const link = `${config.FRONTEND_URL}/reset-password?token=${encodeURIComponent(token)}`;
     await sendEmail(emailSettings(config), {
       to: user.email,
@@ -192,31 +205,33 @@ export async function confirmPasswordReset(
   const tokenHash = await sha256Hex(input.token);
   const now = nowS();
   const invalid = () => new AppError("INVALID_TOKEN", 400, "The password reset link is invalid or has expired.");
-  const pending = await env.DB.prepare(
-    "SELECT user_id FROM password_reset_tokens WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
-  )
-    .bind(tokenHash, now)
-    .first<{ user_id: string }>();
+  const db = database(env);
+  const live = and(
+    eq(passwordResetTokens.tokenHash, tokenHash),
+    isNull(passwordResetTokens.usedAt),
+    gt(passwordResetTokens.expiresAt, now),
+  );
+  const pending = await db.select({ userId: passwordResetTokens.userId }).from(passwordResetTokens).where(live).get();
   if (!pending) throw invalid();
-  const user = await findUserById(env, pending.user_id);
+  const user = await findUserById(env, pending.userId);
   if (!user) throw invalid();
   assertPasswordPolicy(input.newPassword, input.confirm, user, "new_password");
   const newHash = await hashPassword(input.newPassword);
   // Claim the token with one conditional write: of two concurrent uses exactly one gets the row.
-  const claimed = await env.DB.prepare(
-    "UPDATE password_reset_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? RETURNING user_id",
-  )
-    .bind(now, tokenHash, now)
-    .first<{ user_id: string }>();
+  const claimed = await db
+    .update(passwordResetTokens)
+    .set({ usedAt: now })
+    .where(live)
+    .returning({ userId: passwordResetTokens.userId })
+    .get();
   if (!claimed) throw invalid();
   await endEverySession(env, user.id, {
     also: [
-      env.DB.prepare("UPDATE users SET password_hash = ?, email_verified = 1, updated_at = ? WHERE id = ?").bind(
-        newHash,
-        new Date().toISOString(),
-        user.id,
-      ),
-      ...(user.email_verified ? [] : [env.DB.prepare("DELETE FROM oauth_accounts WHERE user_id = ?").bind(user.id)]),
+      db
+        .update(users)
+        .set({ passwordHash: newHash, emailVerified: true, updatedAt: new Date().toISOString() })
+        .where(eq(users.id, user.id)),
+      ...(user.email_verified ? [] : [db.delete(oauthAccounts).where(eq(oauthAccounts.userId, user.id))]),
       ...forgetEmailedLinks(env, user.id),
     ],
     logger,
@@ -238,9 +253,10 @@ export async function requestEmailChange(
   const { newEmail } = input;
   if (newEmail.toLowerCase() === user.email.toLowerCase()) {
     // Asking for the address you already have cancels a pending change.
-    await env.DB.batch([
-      env.DB.prepare("DELETE FROM email_change_tokens WHERE user_id = ?").bind(user.id),
-      env.DB.prepare("UPDATE users SET pending_email = NULL WHERE id = ?").bind(user.id),
+    const db = database(env);
+    await runBatch(db, [
+      db.delete(emailChangeTokens).where(eq(emailChangeTokens.userId, user.id)),
+      db.update(users).set({ pendingEmail: null }).where(eq(users.id, user.id)),
     ]);
     return;
   }
@@ -257,15 +273,16 @@ export async function requestEmailChange(
   const taken = await uniquenessErrors(env, null, newEmail, user.id);
   if (taken.email) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", taken);
   const token = randomToken(32);
-  await env.DB.batch([
-    env.DB.prepare("DELETE FROM email_change_tokens WHERE user_id = ?").bind(user.id),
-    env.DB.prepare("INSERT INTO email_change_tokens (token_hash, user_id, new_email, expires_at) VALUES (?, ?, ?, ?)").bind(
-      await sha256Hex(token),
-      user.id,
+  const db = database(env);
+  await runBatch(db, [
+    db.delete(emailChangeTokens).where(eq(emailChangeTokens.userId, user.id)),
+    db.insert(emailChangeTokens).values({
+      tokenHash: await sha256Hex(token),
+      userId: user.id,
       newEmail,
-      nowS() + EMAIL_CHANGE_TTL_S,
-    ),
-    env.DB.prepare("UPDATE users SET pending_email = ?, updated_at = ? WHERE id = ?").bind(newEmail, new Date().toISOString(), user.id),
+      expiresAt: nowS() + EMAIL_CHANGE_TTL_S,
+    }),
+    db.update(users).set({ pendingEmail: newEmail, updatedAt: new Date().toISOString() }).where(eq(users.id, user.id)),
   ]);
   const link = `${config.FRONTEND_URL}/confirm-email?token=${encodeURIComponent(token)}`;
   const hours = Math.round(EMAIL_CHANGE_TTL_S / 3600);
@@ -299,32 +316,29 @@ export async function confirmEmailChange(env: Bindings, token: string): Promise<
   const tokenHash = await sha256Hex(token);
   const now = nowS();
   const invalid = () => new AppError("INVALID_TOKEN", 400, "The email confirmation link is invalid or has expired.");
-  const pending = await env.DB.prepare(
-    "SELECT user_id, new_email FROM email_change_tokens WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
-  )
-    .bind(tokenHash, now)
-    .first<{ user_id: string; new_email: string }>();
+  const db = database(env);
+  const live = and(eq(emailChangeTokens.tokenHash, tokenHash), isNull(emailChangeTokens.usedAt), gt(emailChangeTokens.expiresAt, now));
+  const pending = await db
+    .select({ user_id: emailChangeTokens.userId, new_email: emailChangeTokens.newEmail })
+    .from(emailChangeTokens)
+    .where(live)
+    .get();
   if (!pending) throw invalid();
   const taken = await uniquenessErrors(env, null, pending.new_email, pending.user_id);
   if (taken.email) {
     throw new AppError("EMAIL_TAKEN", 409, "Another account confirmed this email address first.", taken);
   }
   // Claim the link with one conditional write, then apply it; a concurrent second use finds it used.
-  const claimed = await env.DB.prepare(
-    "UPDATE email_change_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? RETURNING user_id",
-  )
-    .bind(now, tokenHash, now)
-    .first<{ user_id: string }>();
+  const claimed = await db.update(emailChangeTokens).set({ usedAt: now }).where(live).returning({ userId: emailChangeTokens.userId }).get();
   if (!claimed) throw invalid();
   try {
-    await env.DB.batch([
-      env.DB.prepare("UPDATE users SET email = ?, email_verified = 1, pending_email = NULL, updated_at = ? WHERE id = ?").bind(
-        pending.new_email,
-        new Date().toISOString(),
-        pending.user_id,
-      ),
-      env.DB.prepare("DELETE FROM password_reset_tokens WHERE user_id = ?").bind(pending.user_id),
-      env.DB.prepare("DELETE FROM email_change_tokens WHERE user_id = ? AND token_hash <> ?").bind(pending.user_id, tokenHash),
+    await runBatch(db, [
+      db
+        .update(users)
+        .set({ email: pending.new_email, emailVerified: true, pendingEmail: null, updatedAt: new Date().toISOString() })
+        .where(eq(users.id, pending.user_id)),
+      db.delete(passwordResetTokens).where(eq(passwordResetTokens.userId, pending.user_id)),
+      db.delete(emailChangeTokens).where(and(eq(emailChangeTokens.userId, pending.user_id), ne(emailChangeTokens.tokenHash, tokenHash))),
     ]);
   } catch (err) {
     // Lost a race with another account confirming (or registering) the same address.
@@ -351,15 +365,22 @@ export interface ProfileChanges {
   profile_visibility?: string;
 }
 
-const PROFILE_COLUMNS = ["first_name", "last_name", "bio", "location", "website", "gardening_experience", "profile_visibility"] as const;
-
-export async function updateProfile(env: Bindings, userId: string, changes: ProfileChanges): Promise<void> {
-  // Column names come from this fixed list, never from the client.
-  const columns = PROFILE_COLUMNS.filter((column) => changes[column] !== undefined);
-  if (columns.length === 0) return;
-  await env.DB.prepare(`UPDATE users SET ${columns.map((c) => `${c} = ?`).join(", ")}, updated_at = ? WHERE id = ?`)
-    .bind(...columns.map((c) => changes[c]!), new Date().toISOString(), userId)
-    .run();
+export async function updateProfile(env: Bindings, userId: string, profile: ProfileChanges): Promise<void> {
+  const set = {
+    firstName: profile.first_name,
+    lastName: profile.last_name,
+    bio: profile.bio,
+    location: profile.location,
+    website: profile.website,
+    gardeningExperience: profile.gardening_experience,
+    profileVisibility: profile.profile_visibility,
+  };
+  // drizzle leaves undefined fields out of the SET list; nothing given, nothing written.
+  if (Object.values(set).every((value) => value === undefined)) return;
+  await database(env)
+    .update(users)
+    .set({ ...set, updatedAt: new Date().toISOString() })
+    .where(eq(users.id, userId));
 }
 
 /** Validates and stores an avatar (content-addressed in R2) and points the profile at it. */
@@ -377,15 +398,15 @@ export async function updateAvatar(env: Bindings, userId: string, file: unknown)
   }
   const key = `avatars/${result.image.sha256}.${result.image.extension}`;
   await env.IMAGES.put(key, result.image.bytes, { httpMetadata: { contentType: result.image.mime } });
-  await env.DB.prepare("UPDATE users SET avatar_key = ?, updated_at = ? WHERE id = ?").bind(key, new Date().toISOString(), userId).run();
+  await database(env).update(users).set({ avatarKey: key, updatedAt: new Date().toISOString() }).where(eq(users.id, userId));
 }
 
 /** A single-use ticket for opening a WebSocket from a browser, tied to the session that asked. */
 export async function issueWsTicket(env: Bindings, userId: string, sessionId: string | undefined): Promise<string> {
   const ticket = randomToken(32);
-  await env.DB.prepare("INSERT INTO ws_tickets (ticket_hash, user_id, session_id, expires_at) VALUES (?, ?, ?, ?)")
-    .bind(await sha256Hex(ticket), userId, sessionId ?? null, nowS() + WS_TICKET_TTL_S)
-    .run();
+  await database(env)
+    .insert(wsTickets)
+    .values({ ticketHash: await sha256Hex(ticket), userId, sessionId: sessionId ?? null, expiresAt: nowS() + WS_TICKET_TTL_S });
   return ticket;
 }
 
@@ -395,27 +416,30 @@ export async function issueWsTicket(env: Bindings, userId: string, sessionId: st
  */
 export async function consumeWsTicket(env: Bindings, ticket: string): Promise<{ userId: string; sessionId: string | null } | null> {
   const now = nowS();
-  const row = await env.DB.prepare(
-    `UPDATE ws_tickets SET used_at = ?1 WHERE ticket_hash = ?2 AND used_at IS NULL AND expires_at > ?1
-       AND EXISTS (SELECT 1 FROM users u WHERE u.id = ws_tickets.user_id AND u.is_active = 1)
-       AND (session_id IS NULL OR NOT EXISTS (SELECT 1 FROM revoked_sessions s WHERE s.family_id = ws_tickets.session_id))
-     RETURNING user_id, session_id`,
-  )
-    .bind(now, await sha256Hex(ticket))
-    .first<{ user_id: string; session_id: string | null }>();
-  return row ? { userId: row.user_id, sessionId: row.session_id } : null;
+  const row = await database(env)
+    .update(wsTickets)
+    .set({ usedAt: now })
+    .where(
+      and(
+        eq(wsTickets.ticketHash, await sha256Hex(ticket)),
+        isNull(wsTickets.usedAt),
+        gt(wsTickets.expiresAt, now),
+        // SQL for the two correlated checks: the owner is active, the issuing session not ended.
+        sql`EXISTS (SELECT 1 FROM users u WHERE u.id = ${wsTickets.userId} AND u.is_active = 1)`,
+        sql`(${wsTickets.sessionId} IS NULL OR NOT EXISTS (SELECT 1 FROM revoked_sessions s WHERE s.family_id = ${wsTickets.sessionId}))`,
+      ),
+    )
+    .returning({ userId: wsTickets.userId, sessionId: wsTickets.sessionId })
+    .get();
+  return row ?? null;
 }
 
 /** Deactivates (or reactivates) an account; deactivation ends every session and socket at once. */
 export async function setAccountActive(env: Bindings, userId: string, active: boolean, logger?: Logger): Promise<UserRow> {
   const user = await findUserById(env, userId);
   if (!user) throw new AppError("NOT_FOUND", 404, "No such user.");
-  const update = env.DB.prepare("UPDATE users SET is_active = ?, updated_at = ? WHERE id = ?").bind(
-    active ? 1 : 0,
-    new Date().toISOString(),
-    userId,
-  );
-  if (active) await update.run();
+  const update = database(env).update(users).set({ isActive: active, updatedAt: new Date().toISOString() }).where(eq(users.id, userId));
+  if (active) await update;
   else await endEverySession(env, userId, { also: [update], logger });
   return (await findUserById(env, userId))!;
 }

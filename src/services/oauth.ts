@@ -13,7 +13,10 @@
  */
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from "jose";
 import { z } from "zod";
+import { and, eq, gt, isNull, not, or, sql } from "drizzle-orm";
 import type { Config } from "../config";
+import { database, runBatch, type Statement } from "../db/client";
+import { emailChangeTokens, oauthAccounts, oauthStates, passwordResetTokens, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { base64UrlEncode, randomToken, sha256Hex } from "../lib/hash";
@@ -106,9 +109,9 @@ export async function buildAuthorizationUrl(env: Bindings, config: Config, provi
   const state = randomToken(32);
   const codeVerifier = randomToken(32);
   const nonce = provider === "google" ? randomToken(32) : "";
-  await env.DB.prepare("INSERT INTO oauth_states (state_hash, provider, code_verifier, nonce, expires_at) VALUES (?, ?, ?, ?, ?)")
-    .bind(await sha256Hex(state), provider, codeVerifier, nonce, nowS() + STATE_TTL_S)
-    .run();
+  await database(env)
+    .insert(oauthStates)
+    .values({ stateHash: await sha256Hex(state), provider, codeVerifier, nonce, expiresAt: nowS() + STATE_TTL_S });
 
   const challenge = base64UrlEncode(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(codeVerifier))));
   const common = {
@@ -147,13 +150,19 @@ interface PendingSignIn {
 /** Single use, one provider, unexpired — checked and spent in one statement, so races cannot double-spend. */
 async function consumeState(env: Bindings, provider: OAuthProvider, state: string): Promise<PendingSignIn> {
   const now = nowS();
-  const pending = await env.DB.prepare(
-    `UPDATE oauth_states SET used_at = ?
-      WHERE state_hash = ? AND provider = ? AND used_at IS NULL AND expires_at > ?
-      RETURNING code_verifier, nonce`,
-  )
-    .bind(now, await sha256Hex(state), provider, now)
-    .first<PendingSignIn>();
+  const pending = await database(env)
+    .update(oauthStates)
+    .set({ usedAt: now })
+    .where(
+      and(
+        eq(oauthStates.stateHash, await sha256Hex(state)),
+        eq(oauthStates.provider, provider),
+        isNull(oauthStates.usedAt),
+        gt(oauthStates.expiresAt, now),
+      ),
+    )
+    .returning({ code_verifier: oauthStates.codeVerifier, nonce: oauthStates.nonce })
+    .get();
   if (!pending) throw new OAuthError("invalid_state", "Unknown, used or expired state.");
   return pending;
 }
@@ -319,10 +328,11 @@ export async function signInWithIdentity(env: Bindings, identity: ProviderIdenti
   const user = (await findLinkedUser(env, identity)) ?? (await linkOrCreateAccount(env, identity));
   assertActive(user);
   const lastLogin = new Date().toISOString();
-  await env.DB.prepare("UPDATE users SET last_login = ? WHERE id = ?").bind(lastLogin, user.id).run();
+  await database(env).update(users).set({ lastLogin }).where(eq(users.id, user.id));
   return { ...user, last_login: lastLogin };
 }
 
+// Raw SQL until users.ts reads rows through the schema: callers expect the UserRow (column-named) shape.
 async function findLinkedUser(env: Bindings, identity: ProviderIdentity): Promise<UserRow | null> {
   return env.DB.prepare(
     `SELECT u.* FROM oauth_accounts a JOIN users u ON u.id = a.user_id
@@ -356,14 +366,15 @@ async function linkIdentity(
   identity: ProviderIdentity,
   { markEmailVerified, takeOver }: { markEmailVerified: boolean; takeOver: boolean },
 ): Promise<UserRow> {
-  const statements = [
-    env.DB.prepare(
-      `INSERT INTO oauth_accounts (id, user_id, provider, provider_user_id, email) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (provider, provider_user_id) DO NOTHING`,
-    ).bind(uuidv7(), userId, identity.provider, identity.providerUserId, identity.email ?? ""),
+  const db = database(env);
+  const statements: Statement[] = [
+    db
+      .insert(oauthAccounts)
+      .values({ id: uuidv7(), userId, provider: identity.provider, providerUserId: identity.providerUserId, email: identity.email ?? "" })
+      .onConflictDoNothing({ target: [oauthAccounts.provider, oauthAccounts.providerUserId] }),
   ];
   // The provider has just vouched for the address the account already uses.
-  if (markEmailVerified) statements.push(env.DB.prepare("UPDATE users SET email_verified = 1 WHERE id = ?").bind(userId));
+  if (markEmailVerified) statements.push(db.update(users).set({ emailVerified: true }).where(eq(users.id, userId)));
   // Pre-registration takeover: someone may have set up an account on the victim's address before
   // the victim's first OAuth sign-in. The local address was never proven, the provider's is, so
   // the account becomes the provider's person's alone: the unproven password, every other linked
@@ -371,18 +382,21 @@ async function linkIdentity(
   // new password through the reset flow.
   if (takeOver) {
     statements.push(
-      env.DB.prepare("UPDATE users SET password_hash = NULL, pending_email = NULL WHERE id = ?").bind(userId),
-      env.DB.prepare("DELETE FROM oauth_accounts WHERE user_id = ? AND NOT (provider = ? AND provider_user_id = ?)").bind(
-        userId,
-        identity.provider,
-        identity.providerUserId,
-      ),
-      env.DB.prepare("DELETE FROM password_reset_tokens WHERE user_id = ?").bind(userId),
-      env.DB.prepare("DELETE FROM email_change_tokens WHERE user_id = ?").bind(userId),
+      db.update(users).set({ passwordHash: null, pendingEmail: null }).where(eq(users.id, userId)),
+      db
+        .delete(oauthAccounts)
+        .where(
+          and(
+            eq(oauthAccounts.userId, userId),
+            not(and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId))!),
+          ),
+        ),
+      db.delete(passwordResetTokens).where(eq(passwordResetTokens.userId, userId)),
+      db.delete(emailChangeTokens).where(eq(emailChangeTokens.userId, userId)),
     );
     await endEverySession(env, userId, { also: statements });
   } else {
-    await env.DB.batch(statements);
+    await runBatch(db, statements);
   }
   const linked = (await findLinkedUser(env, identity)) ?? (await findUserById(env, userId));
   if (!linked) throw new Error("linked account vanished");
@@ -420,11 +434,11 @@ export function usernameBase(hint: string): string {
 async function availableUsername(env: Bindings, hint: string): Promise<string> {
   const base = usernameBase(hint);
   // The base alphabet has no GLOB metacharacters, so it can be used in the pattern as is.
-  const { results } = await env.DB.prepare(
-    "SELECT lower(username) AS name FROM users WHERE lower(username) = ?1 OR lower(username) GLOB ?1 || '[0-9]*'",
-  )
-    .bind(base.toLowerCase())
-    .all<{ name: string }>();
+  const lower = base.toLowerCase();
+  const results = await database(env)
+    .select({ name: sql<string>`lower(${users.username})` })
+    .from(users)
+    .where(or(sql`lower(${users.username}) = ${lower}`, sql`lower(${users.username}) GLOB ${`${lower}[0-9]*`}`));
   const taken = new Set(results.map((row) => row.name));
   if (!taken.has(base.toLowerCase())) return base;
   for (let suffix = 2; ; suffix++) {

@@ -6,7 +6,10 @@
  * round trip of one RPC, not when a 15-minute access token runs out.
  */
 import type { SessionScope } from "../../durable-objects/user-hub";
+import { eq } from "drizzle-orm";
 import type { Config } from "../config";
+import { database, runBatch, type Statement } from "../db/client";
+import { emailChangeTokens, users, wsTickets } from "../db/schema";
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 import { userHub } from "./progress";
@@ -27,7 +30,7 @@ export async function closeSessionSockets(env: Bindings, userId: string, scope: 
 
 /** Sign-out of one session (and a family revoked for refresh-token reuse). */
 export async function endSession(env: Bindings, config: Config, userId: string, familyId: string, logger?: Logger): Promise<void> {
-  await env.DB.batch(revokeFamilyStatements(env, config, familyId));
+  await runBatch(database(env), revokeFamilyStatements(env, config, familyId));
   await closeSessionSockets(env, userId, { sessionId: familyId }, logger);
 }
 
@@ -36,18 +39,15 @@ export async function endSession(env: Bindings, config: Config, userId: string, 
  * verified provider, deactivation): tokens, sockets, unspent socket tickets and pending email
  * changes. `also` are writes that must happen in the same atomic batch.
  */
-export async function endEverySession(
-  env: Bindings,
-  userId: string,
-  options: { also?: D1PreparedStatement[]; logger?: Logger } = {},
-): Promise<void> {
-  await env.DB.batch([
+export async function endEverySession(env: Bindings, userId: string, options: { also?: Statement[]; logger?: Logger } = {}): Promise<void> {
+  const db = database(env);
+  await runBatch(db, [
     ...revokeAllForUserStatements(env, userId),
     // Whatever was handed out under those sessions goes with them: unspent socket tickets and
     // pending email changes (an intruder's change must not survive the owner signing out).
-    env.DB.prepare("DELETE FROM ws_tickets WHERE user_id = ?").bind(userId),
-    env.DB.prepare("DELETE FROM email_change_tokens WHERE user_id = ?").bind(userId),
-    env.DB.prepare("UPDATE users SET pending_email = NULL WHERE id = ?").bind(userId),
+    db.delete(wsTickets).where(eq(wsTickets.userId, userId)),
+    db.delete(emailChangeTokens).where(eq(emailChangeTokens.userId, userId)),
+    db.update(users).set({ pendingEmail: null }).where(eq(users.id, userId)),
     ...(options.also ?? []),
   ]);
   await closeSessionSockets(env, userId, {}, options.logger);

@@ -10,7 +10,20 @@
  * whole family is revoked and the user must sign in again.
  */
 import { errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from "jose";
+import { and, eq, gt, isNull, lt, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/sqlite-core";
 import type { Config } from "../config";
+import { changes, database, runBatch, type Statement } from "../db/client";
+import {
+  emailChangeTokens,
+  oauthStates,
+  passwordResetTokens,
+  refreshTokens,
+  revokedSessions,
+  revokedTokens,
+  users,
+  wsTickets,
+} from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { uuidv7, uuidv7Timestamp } from "../lib/ids";
@@ -132,9 +145,9 @@ async function signPair(
 export async function issueTokenPair(env: Bindings, config: Config, userId: string, familyId = uuidv7()): Promise<TokenPair> {
   const now = nowS();
   const pair = await signPair(config, userId, familyId, now);
-  await env.DB.prepare("INSERT INTO refresh_tokens (jti, user_id, family_id, expires_at) VALUES (?, ?, ?, ?)")
-    .bind(pair.refreshJti, userId, familyId, now + config.JWT_REFRESH_TTL_S)
-    .run();
+  await database(env)
+    .insert(refreshTokens)
+    .values({ jti: pair.refreshJti, userId, familyId, expiresAt: now + config.JWT_REFRESH_TTL_S });
   return pair;
 }
 
@@ -154,65 +167,72 @@ export async function rotateRefreshToken(
   onFamilyRevoked?: (userId: string, familyId: string) => Promise<void>,
 ): Promise<RotationOutcome> {
   const claims = await verifyToken(config, token, "refresh");
-  const row = await env.DB.prepare(
-    `SELECT r.user_id, r.family_id, r.revoked_at, r.replaced_by, r.replaced_access_jti, u.is_active, u.tokens_valid_after,
-            (SELECT revoked_at FROM refresh_tokens n WHERE n.jti = r.replaced_by) AS next_revoked_at,
-            (SELECT 1 FROM revoked_sessions s WHERE s.family_id = r.family_id) AS family_revoked
-       FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.jti = ?`,
-  )
-    .bind(claims.jti)
-    .first<{
-      user_id: string;
-      family_id: string;
-      revoked_at: number | null;
-      replaced_by: string | null;
-      replaced_access_jti: string | null;
-      is_active: number;
-      tokens_valid_after: number;
-      next_revoked_at: number | null;
-      family_revoked: number | null;
-    }>();
-  if (!row || row.user_id !== claims.sub) throw new AppError("TOKEN_INVALID", 401, "Token is invalid.");
+  const db = database(env);
+  const next = alias(refreshTokens, "next");
+  const row = await db
+    .select({
+      userId: refreshTokens.userId,
+      familyId: refreshTokens.familyId,
+      revokedAt: refreshTokens.revokedAt,
+      replacedBy: refreshTokens.replacedBy,
+      replacedAccessJti: refreshTokens.replacedAccessJti,
+      isActive: users.isActive,
+      tokensValidAfter: users.tokensValidAfter,
+      nextRevokedAt: next.revokedAt,
+      revokedFamily: revokedSessions.familyId,
+    })
+    .from(refreshTokens)
+    .innerJoin(users, eq(users.id, refreshTokens.userId))
+    .leftJoin(next, eq(next.jti, refreshTokens.replacedBy))
+    .leftJoin(revokedSessions, eq(revokedSessions.familyId, refreshTokens.familyId))
+    .where(eq(refreshTokens.jti, claims.jti))
+    .get();
+  if (!row || row.userId !== claims.sub) throw new AppError("TOKEN_INVALID", 401, "Token is invalid.");
+  const familyRevoked = row.revokedFamily !== null;
   const revokeAndRefuse = async (error: AppError): Promise<never> => {
-    await revokeFamily(env, config, row.family_id);
-    await onFamilyRevoked?.(row.user_id, row.family_id);
+    await revokeFamily(env, config, row.familyId);
+    await onFamilyRevoked?.(row.userId, row.familyId);
     throw error;
   };
   const reused = () => new AppError("TOKEN_REUSED", 401, "Refresh token has already been used. Please sign in again.");
-  if (!row.is_active || issuedBefore(claims, row.tokens_valid_after)) {
+  if (!row.isActive || issuedBefore(claims, row.tokensValidAfter)) {
     return revokeAndRefuse(new AppError("TOKEN_INVALID", 401, "Token is invalid."));
   }
-  if (row.revoked_at !== null) {
+  if (row.revokedAt !== null) {
     // Rotated moments ago, and its replacement is still the live one: a concurrent tab, not a thief.
-    const withinWindow = nowS() - row.revoked_at <= REFRESH_REUSE_WINDOW_S;
-    if (withinWindow && row.replaced_by && row.replaced_access_jti && row.next_revoked_at === null && !row.family_revoked) {
-      const pair = await signPair(config, row.user_id, row.family_id, row.revoked_at, {
-        access: row.replaced_access_jti,
-        refresh: row.replaced_by,
+    const withinWindow = nowS() - row.revokedAt <= REFRESH_REUSE_WINDOW_S;
+    if (withinWindow && row.replacedBy && row.replacedAccessJti && row.nextRevokedAt === null && !familyRevoked) {
+      const pair = await signPair(config, row.userId, row.familyId, row.revokedAt, {
+        access: row.replacedAccessJti,
+        refresh: row.replacedBy,
       });
-      return { ...pair, userId: row.user_id };
+      return { ...pair, userId: row.userId };
     }
     return revokeAndRefuse(reused());
   }
-  if (row.family_revoked) return revokeAndRefuse(new AppError("TOKEN_INVALID", 401, "Token is invalid."));
+  if (familyRevoked) return revokeAndRefuse(new AppError("TOKEN_INVALID", 401, "Token is invalid."));
 
   const now = nowS();
-  const pair = await signPair(config, row.user_id, row.family_id, now);
-  const [inserted] = await env.DB.batch([
-    env.DB.prepare(
-      `INSERT INTO refresh_tokens (jti, user_id, family_id, expires_at)
-       SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE jti = ?5 AND revoked_at IS NULL)
-         AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE family_id = ?3)`,
-    ).bind(pair.refreshJti, row.user_id, row.family_id, now + config.JWT_REFRESH_TTL_S, claims.jti),
-    env.DB.prepare(
-      "UPDATE refresh_tokens SET revoked_at = ?, replaced_by = ?, replaced_access_jti = ? WHERE jti = ? AND revoked_at IS NULL",
-    ).bind(now, pair.refreshJti, pair.accessJti, claims.jti),
+  const pair = await signPair(config, row.userId, row.familyId, now);
+  const [inserted] = await runBatch(db, [
+    // SQL because the insert is conditional: only while the presented token is still live and
+    // its family not ended, decided inside the same transaction as the revocation below.
+    db.insert(refreshTokens).select(
+      sql`SELECT ${pair.refreshJti}, ${row.userId}, ${row.familyId}, ${now + config.JWT_REFRESH_TTL_S}, NULL, NULL, NULL,
+                 strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+          WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE jti = ${claims.jti} AND revoked_at IS NULL)
+            AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE family_id = ${row.familyId})`,
+    ),
+    db
+      .update(refreshTokens)
+      .set({ revokedAt: now, replacedBy: pair.refreshJti, replacedAccessJti: pair.accessJti })
+      .where(and(eq(refreshTokens.jti, claims.jti), isNull(refreshTokens.revokedAt))),
   ]);
-  if (!inserted || (inserted.meta.changes ?? 0) === 0) {
+  if (changes(inserted) === 0) {
     // Lost a race with a concurrent refresh of the same token: the winner's pair is in the row now.
     return rotateRefreshToken(env, config, token, onFamilyRevoked);
   }
-  return { ...pair, userId: row.user_id };
+  return { ...pair, userId: row.userId };
 }
 
 /**
@@ -220,17 +240,21 @@ export async function rotateRefreshToken(
  * access token would have expired, so those access tokens are refused at once too.
  */
 export async function revokeFamily(env: Bindings, config: Config, familyId: string): Promise<void> {
-  await env.DB.batch(revokeFamilyStatements(env, config, familyId));
+  await runBatch(database(env), revokeFamilyStatements(env, config, familyId));
 }
 
-export function revokeFamilyStatements(env: Bindings, config: Config, familyId: string): D1PreparedStatement[] {
+export function revokeFamilyStatements(env: Bindings, config: Config, familyId: string): Statement[] {
+  const db = database(env);
   const now = nowS();
   return [
-    env.DB.prepare("UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL").bind(now, familyId),
-    env.DB.prepare("INSERT INTO revoked_sessions (family_id, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING").bind(
-      familyId,
-      now + config.JWT_ACCESS_TTL_S,
-    ),
+    db
+      .update(refreshTokens)
+      .set({ revokedAt: now })
+      .where(and(eq(refreshTokens.familyId, familyId), isNull(refreshTokens.revokedAt))),
+    db
+      .insert(revokedSessions)
+      .values({ familyId, expiresAt: now + config.JWT_ACCESS_TTL_S })
+      .onConflictDoNothing(),
   ];
 }
 
@@ -239,14 +263,24 @@ export function revokeFamilyStatements(env: Bindings, config: Config, familyId: 
  * by time (tokens_valid_after) and by session (every family in revoked_sessions, which also
  * stops a refresh racing this batch from minting a pair in a family that just ended).
  */
-export function revokeAllForUserStatements(env: Bindings, userId: string): D1PreparedStatement[] {
+export function revokeAllForUserStatements(env: Bindings, userId: string): Statement[] {
+  const db = database(env);
+  const now = nowS();
   return [
-    env.DB.prepare(
-      `INSERT INTO revoked_sessions (family_id, expires_at)
-       SELECT DISTINCT family_id, ?1 FROM refresh_tokens WHERE user_id = ?2 AND expires_at > ?3 ON CONFLICT DO NOTHING`,
-    ).bind(nowS() + MAX_ACCESS_TTL_S, userId, nowS()),
-    env.DB.prepare("UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL").bind(nowS(), userId),
-    env.DB.prepare("UPDATE users SET tokens_valid_after = ? WHERE id = ?").bind(Date.now(), userId),
+    db
+      .insert(revokedSessions)
+      .select(
+        db
+          .selectDistinct({ familyId: refreshTokens.familyId, expiresAt: sql<number>`${now + MAX_ACCESS_TTL_S}`.as("expires_at") })
+          .from(refreshTokens)
+          .where(and(eq(refreshTokens.userId, userId), gt(refreshTokens.expiresAt, now))),
+      )
+      .onConflictDoNothing(),
+    db
+      .update(refreshTokens)
+      .set({ revokedAt: now })
+      .where(and(eq(refreshTokens.userId, userId), isNull(refreshTokens.revokedAt))),
+    db.update(users).set({ tokensValidAfter: Date.now() }).where(eq(users.id, userId)),
   ];
 }
 
@@ -262,19 +296,20 @@ export function issuedBefore(claims: Pick<TokenClaims, "jti" | "iat">, validAfte
 
 /** Remembers a revoked access-token jti until the token would expire anyway. */
 export async function revokeAccessToken(env: Bindings, jti: string, exp: number): Promise<void> {
-  await env.DB.prepare("INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING").bind(jti, exp).run();
+  await database(env).insert(revokedTokens).values({ jti, expiresAt: exp }).onConflictDoNothing();
 }
 
-/** Cron: forget revocations and refresh rows whose tokens have expired. */
+/** Cron: forget revocations, tokens and tickets that have expired. */
 export async function purgeExpiredTokens(env: Bindings): Promise<void> {
+  const db = database(env);
   const now = nowS();
-  await env.DB.batch([
-    env.DB.prepare("DELETE FROM revoked_tokens WHERE expires_at < ?").bind(now),
-    env.DB.prepare("DELETE FROM revoked_sessions WHERE expires_at < ?").bind(now),
-    env.DB.prepare("DELETE FROM email_change_tokens WHERE expires_at < ?").bind(now),
-    env.DB.prepare("DELETE FROM refresh_tokens WHERE expires_at < ?").bind(now),
-    env.DB.prepare("DELETE FROM password_reset_tokens WHERE expires_at < ?").bind(now),
-    env.DB.prepare("DELETE FROM ws_tickets WHERE expires_at < ?").bind(now),
-    env.DB.prepare("DELETE FROM oauth_states WHERE expires_at < ?").bind(now),
+  await runBatch(db, [
+    db.delete(revokedTokens).where(lt(revokedTokens.expiresAt, now)),
+    db.delete(revokedSessions).where(lt(revokedSessions.expiresAt, now)),
+    db.delete(emailChangeTokens).where(lt(emailChangeTokens.expiresAt, now)),
+    db.delete(refreshTokens).where(lt(refreshTokens.expiresAt, now)),
+    db.delete(passwordResetTokens).where(lt(passwordResetTokens.expiresAt, now)),
+    db.delete(wsTickets).where(lt(wsTickets.expiresAt, now)),
+    db.delete(oauthStates).where(lt(oauthStates.expiresAt, now)),
   ]);
 }

@@ -1,0 +1,38 @@
+/**
+ * The data layer's entry: a drizzle client over the D1 binding, typed by the schema, and the
+ * one way to run an atomic batch. D1 has no interactive transactions; `db.batch` runs its
+ * statements in order as one transaction, so every multi-write rule is one batch.
+ *
+ * Row types come from the schema (`typeof table.$inferSelect`): booleans and JSON columns are
+ * converted by their column modes, never by hand.
+ */
+import type { BatchItem } from "drizzle-orm/batch";
+import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
+import type { Bindings } from "../env";
+import * as schema from "./schema";
+
+export type Database = DrizzleD1Database<typeof schema>;
+export type Statement = BatchItem<"sqlite">;
+
+const clients = new WeakMap<D1Database, Database>();
+
+/** The drizzle client for this environment's D1 database (one per binding, reused). */
+export function database(env: Pick<Bindings, "DB">): Database {
+  let db = clients.get(env.DB);
+  if (!db) {
+    db = drizzle(env.DB, { schema });
+    clients.set(env.DB, db);
+  }
+  return db;
+}
+
+/** Runs `statements` as one atomic D1 batch, in order; returns each statement's result. */
+export async function runBatch(db: Database, statements: Statement[]): Promise<unknown[]> {
+  if (statements.length === 0) return [];
+  return db.batch(statements as [Statement, ...Statement[]]);
+}
+
+/** Rows changed by a run statement's result (D1's `meta.changes`). */
+export function changes(result: unknown): number {
+  return (result as { meta?: { changes?: number } } | undefined)?.meta?.changes ?? 0;
+}
