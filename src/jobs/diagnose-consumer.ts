@@ -22,7 +22,7 @@ import {
 import { progress, publish } from "../services/progress";
 import { cachedProviderCall, plantIdJob } from "../services/provider-calls";
 import { loadStoredImages } from "../services/requests";
-import { circuitWaitDelayS, counter, MAX_ATTEMPTS, retryDelayFor, type JobCounters, type JobKind, type JobResult } from "./job-policy";
+import { MAX_ATTEMPTS, retryDelayFor, type JobCounters, type JobKind, type JobResult, waitForCircuit } from "./job-policy";
 
 export interface DiagnoseJob extends JobCounters {
   type: "diagnose";
@@ -90,23 +90,13 @@ export async function processDiagnoseJob(
 
   if (call.error || !call.answer || !health) {
     const error = call.error ?? new ProviderError("plant_id", "malformed", "Plant.id answered without a health assessment");
-    // Plant.id's circuit is open: nothing was tried, so wait until it may half-open without
-    // spending an attempt (even on the last one).
-    const waits = counter(job.circuit_waits);
-    const waitS = circuitWaitDelayS([error], waits);
-    if (waitS !== null) {
-      await releaseDiseaseRequest(env, job.request_id, waitS, `Plant health service unavailable (circuit open); retrying in ${waitS} s`);
-      await say(
-        progress(job.request_id, "retry_scheduled", "pending", {
-          delay_seconds: waitS,
-          attempt,
-          max_attempts: MAX_ATTEMPTS,
-          reason: "circuit_open",
-        }),
-      );
-      logger.info("circuit open; diagnosis waits", { delay_s: waitS, circuit_waits: waits + 1 });
-      return { kind: "wait", delayS: waitS, body: { ...job, failures: attempt - 1, circuit_waits: waits + 1 } satisfies DiagnoseJob };
-    }
+    const waited = await waitForCircuit(job, [error], attempt, {
+      release: (delayS, reason) => releaseDiseaseRequest(env, job.request_id, delayS, reason),
+      say,
+      logger,
+      what: "Plant health service",
+    });
+    if (waited) return waited;
     if (!error.retryable || attempt >= MAX_ATTEMPTS) {
       logger.warn("diagnosis failed", { error: error.toJSON() });
       return fail(

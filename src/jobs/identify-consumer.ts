@@ -20,7 +20,7 @@ import { progress, publish } from "../services/progress";
 import { claimForProcessing, completeRequest, countResults, failRequest, loadStoredImages, releaseRequest } from "../services/requests";
 import { careInstructionsFor, findSpeciesForCare } from "../services/care-guides";
 import { enrichSpecies } from "../services/enrichment";
-import { circuitWaitDelayS, counter, MAX_ATTEMPTS, retryDelayFor, type JobCounters, type JobKind, type JobResult } from "./job-policy";
+import { MAX_ATTEMPTS, retryDelayFor, type JobCounters, type JobKind, type JobResult, waitForCircuit } from "./job-policy";
 
 export { backoffDelayS, MAX_ATTEMPTS } from "./job-policy";
 
@@ -101,23 +101,13 @@ async function retryOrFail(
   logger: Logger,
 ): Promise<JobResult> {
   const errors = [outcome.providers.plant_id.error, outcome.providers.plantnet.error].filter((e): e is ProviderError => e !== null);
-  // Every provider refused with an open circuit: nothing failed, so wait for the half-open
-  // without spending an attempt (even on the last one).
-  const waits = counter(job.circuit_waits);
-  const waitS = circuitWaitDelayS(errors, waits);
-  if (waitS !== null) {
-    await releaseRequest(env, job.request_id, waitS, `Providers unavailable (circuit open); retrying in ${waitS} s`);
-    await say(
-      progress(job.request_id, "retry_scheduled", "pending", {
-        delay_seconds: waitS,
-        attempt,
-        max_attempts: MAX_ATTEMPTS,
-        reason: "circuit_open",
-      }),
-    );
-    logger.info("circuit open; job waits", { delay_s: waitS, circuit_waits: waits + 1 });
-    return { kind: "wait", delayS: waitS, body: { ...job, failures: attempt - 1, circuit_waits: waits + 1 } satisfies IdentifyJob };
-  }
+  const waited = await waitForCircuit(job, errors, attempt, {
+    release: (delayS, reason) => releaseRequest(env, job.request_id, delayS, reason),
+    say,
+    logger,
+    what: "Providers",
+  });
+  if (waited) return waited;
   const retryable = errors.some((e) => e.retryable);
   if (!retryable || attempt >= MAX_ATTEMPTS) {
     const message = retryable

@@ -7,6 +7,7 @@
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 import type { ProviderError } from "../providers/types";
+import { progress } from "../services/progress";
 
 export const MAX_ATTEMPTS = 5;
 const BASE_DELAY_S = 5;
@@ -56,6 +57,39 @@ export function circuitWaitDelayS(errors: ProviderError[], waitsSoFar: number, r
   // The earliest moment any of them may let a call through (one provider answering is enough).
   const untilHalfOpenS = Math.min(...errors.map((e) => e.retryAfterS ?? BASE_DELAY_S));
   return Math.min(MAX_DELAY_S, Math.max(1, untilHalfOpenS) + 1 + Math.floor(random * CIRCUIT_JITTER_S));
+}
+
+/**
+ * An open circuit on every provider the job needed means nothing was tried: the request goes
+ * back to `pending` with the half-open as its deadline, the owner hears `retry_scheduled`, and
+ * the job is re-sent carrying its counters, so the wait spends no attempt (even on the last
+ * one). Null when the job must retry or fail the ordinary way.
+ */
+export async function waitForCircuit<J extends JobCounters>(
+  job: J & { request_id: string },
+  errors: ProviderError[],
+  attempt: number,
+  hooks: {
+    release: (delayS: number, reason: string) => Promise<void>;
+    say: (m: ReturnType<typeof progress>) => Promise<void>;
+    logger: Logger;
+    what: string;
+  },
+): Promise<JobResult | null> {
+  const waits = counter(job.circuit_waits);
+  const waitS = circuitWaitDelayS(errors, waits);
+  if (waitS === null) return null;
+  await hooks.release(waitS, `${hooks.what} unavailable (circuit open); retrying in ${waitS} s`);
+  await hooks.say(
+    progress(job.request_id, "retry_scheduled", "pending", {
+      delay_seconds: waitS,
+      attempt,
+      max_attempts: MAX_ATTEMPTS,
+      reason: "circuit_open",
+    }),
+  );
+  hooks.logger.info("circuit open; job waits", { delay_s: waitS, circuit_waits: waits + 1 });
+  return { kind: "wait", delayS: waitS, body: { ...job, failures: attempt - 1, circuit_waits: waits + 1 } };
 }
 
 /** A counter from a message body: a non-negative integer, else 0 (old or hand-made messages). */
