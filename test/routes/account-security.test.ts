@@ -11,22 +11,14 @@ import { ipv6Prefix64 } from "../../src/services/rate-limits";
 import { createUser } from "../../src/services/users";
 import { BASE, call, expectError, freshIp, setCookies } from "../helpers/http";
 import { createOAuthEmulators, githubIdentity, googleIdentity, oauthSignIn } from "../helpers/oauth";
+import { mailTo as mailToIn, tokenIn } from "../helpers/mail";
 import { eventually, useEmulators } from "../helpers/outbound";
 import { bearerUser, GOOD_PASSWORD, registerWeb, tokenLogin, uniqueName } from "../helpers/users";
 
 const oauth = createOAuthEmulators();
 const emulators = useEmulators({ overrides: oauth.hosts });
 
-function mailTo(address: string, subject: RegExp) {
-  return eventually(() =>
-    emulators.email.outbox.find((m) => m.to.some((to) => to.toLowerCase() === address.toLowerCase()) && subject.test(m.subject)),
-  );
-}
-function tokenIn(text: string | null, label: "Reset token" | "Confirmation token"): string {
-  const match = new RegExp(`${label}: (\\S+)`).exec(text ?? "");
-  if (!match) throw new Error(`no ${label} in the mail`);
-  return match[1]!;
-}
+const mailTo = (address: string, subject: RegExp) => mailToIn(emulators.email, address, subject);
 async function resetTokenFor(address: string): Promise<string> {
   const before = emulators.email.outbox.length;
   expect((await call("/api/v1/auth/password/reset/", { json: { email: address } })).status).toBe(200);

@@ -6,21 +6,13 @@
 // confirm → reset to the new address → the owner is locked out.
 import { describe, expect, it } from "vitest";
 import { call, expectError } from "../helpers/http";
-import { eventually, useEmulators } from "../helpers/outbound";
+import { mailTo as mailToIn, tokenIn } from "../helpers/mail";
+import { useEmulators } from "../helpers/outbound";
 import { bearerUser, GOOD_PASSWORD, uniqueName } from "../helpers/users";
 
 const emulators = useEmulators();
 
-function mailTo(address: string, subject: RegExp) {
-  return eventually(() =>
-    emulators.email.outbox.find((m) => m.to.some((to) => to.toLowerCase() === address.toLowerCase()) && subject.test(m.subject)),
-  );
-}
-function tokenIn(text: string | null, label: "Reset token" | "Confirmation token"): string {
-  const match = new RegExp(`${label}: (\\S+)`).exec(text ?? "");
-  if (!match) throw new Error(`no ${label} in the mail`);
-  return match[1]!;
-}
+const mailTo = (address: string, subject: RegExp) => mailToIn(emulators.email, address, subject);
 
 describe("email change as a takeover path", () => {
   it("sign-out everywhere cancels an intruder's pending email change", async () => {
