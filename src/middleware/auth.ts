@@ -11,37 +11,16 @@ import type { AppEnv, AuthenticatedUser } from "../env";
 import { AppError } from "../lib/errors";
 import { timingSafeEqualStrings } from "../lib/hash";
 import { ACCESS_COOKIE, csrfCookieName, csrfTokenForSession } from "../lib/session-cookies";
-import { issuedBefore, verifyToken, type TokenClaims } from "../services/tokens";
+import { authenticateAccessToken } from "../services/sessions";
+import type { TokenClaims } from "../services/tokens";
 import type { Role } from "../services/users";
 
 export const CSRF_HEADER = "X-CSRFToken";
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
-interface AuthRow {
-  id: string;
-  username: string;
-  role: Role;
-  is_active: number;
-  tokens_valid_after: number;
-  revoked: number | null;
-  session_revoked: number | null;
-}
-
-/** Resolves an access token to a live user: one D1 read covering revocation and deactivation. */
-export async function userFromAccessToken(c: Context<AppEnv>, token: string): Promise<{ user: AuthenticatedUser; claims: TokenClaims }> {
-  const claims = await verifyToken(getConfig(c.env), token, "access");
-  const row = await c.env.DB.prepare(
-    `SELECT id, username, role, is_active, tokens_valid_after,
-            (SELECT 1 FROM revoked_tokens WHERE jti = ?1) AS revoked,
-            (SELECT 1 FROM revoked_sessions WHERE family_id = ?2) AS session_revoked
-       FROM users WHERE id = ?3`,
-  )
-    .bind(claims.jti, claims.sid ?? "", claims.sub)
-    .first<AuthRow>();
-  if (!row?.is_active || row.revoked || row.session_revoked || issuedBefore(claims, row.tokens_valid_after)) {
-    throw new AppError("TOKEN_INVALID", 401, "Token is invalid or has been revoked.");
-  }
-  return { user: { id: row.id, username: row.username, role: row.role }, claims };
+/** Resolves an access token to a live user (services/sessions' `authenticateAccessToken`). */
+export function userFromAccessToken(c: Context<AppEnv>, token: string): Promise<{ user: AuthenticatedUser; claims: TokenClaims }> {
+  return authenticateAccessToken(c.env, getConfig(c.env), token);
 }
 
 export function bearerToken(c: Context<AppEnv>): string | null {

@@ -7,9 +7,9 @@ import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
 import { requireRole } from "../middleware/auth";
 import { setAccountActive } from "../services/accounts";
-import { findUserById, userProfile, type UserRow } from "../services/users";
+import { listUsers, setUserRole, userProfile } from "../services/users";
 import { UserProfileSchema } from "./auth";
-import { pageOf, PaginationQuery, queryPage } from "./pagination";
+import { pageOf, PaginationQuery } from "./pagination";
 import { ErrorSchema, jsonBody, pageSchema, searchText } from "./schemas";
 
 const tags = ["Admin"];
@@ -34,17 +34,7 @@ export function adminRoutes() {
     }),
     async (c) => {
       const { page, page_size, search } = c.req.valid("query");
-      // A literal substring: instr, not LIKE (D1 refuses LIKE patterns over 50 bytes).
-      const where = search ? "WHERE instr(lower(username), ?) > 0 OR instr(lower(email), ?) > 0" : "";
-      const pattern = search ? search.toLowerCase() : undefined;
-      const { count, rows } = await queryPage<UserRow>(c.env.DB, {
-        select: "*",
-        from: `FROM users ${where}`,
-        order: "date_joined DESC, id DESC",
-        binds: pattern ? [pattern, pattern] : [],
-        page,
-        pageSize: page_size,
-      });
+      const { count, rows } = await listUsers(c.env, search, { page, pageSize: page_size });
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(userProfile)), 200);
     },
   );
@@ -68,11 +58,7 @@ export function adminRoutes() {
     async (c) => {
       const { id } = c.req.valid("param");
       const { role } = c.req.valid("json");
-      const result = await c.env.DB.prepare("UPDATE users SET role = ?, updated_at = ? WHERE id = ?")
-        .bind(role, new Date().toISOString(), id)
-        .run();
-      if ((result.meta.changes ?? 0) === 0) throw new AppError("NOT_FOUND", 404, "User not found.");
-      return c.json(userProfile((await findUserById(c.env, id))!), 200);
+      return c.json(userProfile(await setUserRole(c.env, id, role)), 200);
     },
   );
 

@@ -1,5 +1,7 @@
 /** `?page=N&page_size=M` (default 20, max 100) → `{count, next, previous, results}` (API.md §0). */
 import { z } from "@hono/zod-openapi";
+import { ownRequestRows } from "../db/pagination";
+import type { Bindings } from "../env";
 
 export const PaginationQuery = z.object({
   page: z.coerce.number().int().min(1).max(100_000).default(1),
@@ -26,39 +28,23 @@ export function pageOf<T>(requestUrl: string, page: number, pageSize: number, co
 }
 
 /**
- * Runs a page query and its count in one D1 round trip. `from` is the FROM/WHERE part shared by
- * both; `select` and `order` complete the page query.
+ * Routes not yet moved to the service side still run their page queries through this; the query
+ * itself lives with the data layer now.
  */
-export async function queryPage<Row>(
-  db: D1Database,
-  q: { select: string; from: string; order: string; binds: unknown[]; page: number; pageSize: number },
-): Promise<{ count: number; rows: Row[] }> {
-  const [count, rows] = await db.batch([
-    db.prepare(`SELECT count(*) AS n ${q.from}`).bind(...q.binds),
-    db.prepare(`SELECT ${q.select} ${q.from} ORDER BY ${q.order} LIMIT ? OFFSET ?`).bind(...q.binds, q.pageSize, (q.page - 1) * q.pageSize),
-  ]);
-  return { count: (count!.results[0] as { n: number }).n, rows: rows!.results as Row[] };
-}
+export { queryPage } from "../db/pagination";
 
 /**
  * `GET …/requests/` and `GET …/disease-requests/`: a page of the caller's own requests, newest
  * first, optionally of one status, answered as API.md §0's page.
  */
 export async function ownRequestsPage<Row, Body>(
-  c: { env: { DB: D1Database }; req: { url: string } },
+  c: { env: Pick<Bindings, "DB">; req: { url: string } },
   table: "identification_requests" | "disease_requests",
   userId: string,
   query: { page: number; page_size: number; status?: string | undefined },
   toBody: (row: Row) => Body,
 ) {
   const { page, page_size, status } = query;
-  const { count, rows } = await queryPage<Row>(c.env.DB, {
-    select: "*",
-    from: `FROM ${table} WHERE user_id = ?${status ? " AND status = ?" : ""}`,
-    order: "created_at DESC, id DESC",
-    binds: status ? [userId, status] : [userId],
-    page,
-    pageSize: page_size,
-  });
+  const { count, rows } = await ownRequestRows<Row>(c.env, table, userId, { status }, { page, pageSize: page_size });
   return pageOf(c.req.url, page, page_size, count, rows.map(toBody));
 }

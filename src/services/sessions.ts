@@ -10,10 +10,12 @@ import { eq } from "drizzle-orm";
 import type { Config } from "../config";
 import { database, runBatch, type Statement } from "../db/client";
 import { emailChangeTokens, users, wsTickets } from "../db/schema";
-import type { Bindings } from "../env";
+import type { AuthenticatedUser, Bindings } from "../env";
+import { AppError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
 import { userHub } from "./progress";
-import { revokeAllForUserStatements, revokeFamilyStatements } from "./tokens";
+import { issuedBefore, revokeAllForUserStatements, revokeFamilyStatements, type TokenClaims, verifyToken } from "./tokens";
+import type { Role } from "./users";
 
 /**
  * Closes the user's sockets in `scope`. A hub that cannot be reached is logged, not thrown: the
@@ -51,4 +53,38 @@ export async function endEverySession(env: Bindings, userId: string, options: { 
     ...(options.also ?? []),
   ]);
   await closeSessionSockets(env, userId, {}, options.logger);
+}
+
+interface AuthRow {
+  id: string;
+  username: string;
+  role: Role;
+  is_active: number;
+  tokens_valid_after: number;
+  revoked: number | null;
+  session_revoked: number | null;
+}
+
+/**
+ * Resolves an access token to a live user: one D1 read covering revocation (of the token and of
+ * its session) and deactivation. Throws 401 TOKEN_INVALID otherwise.
+ */
+export async function authenticateAccessToken(
+  env: Bindings,
+  config: Config,
+  token: string,
+): Promise<{ user: AuthenticatedUser; claims: TokenClaims }> {
+  const claims = await verifyToken(config, token, "access");
+  const row = await env.DB.prepare(
+    `SELECT id, username, role, is_active, tokens_valid_after,
+            (SELECT 1 FROM revoked_tokens WHERE jti = ?1) AS revoked,
+            (SELECT 1 FROM revoked_sessions WHERE family_id = ?2) AS session_revoked
+       FROM users WHERE id = ?3`,
+  )
+    .bind(claims.jti, claims.sid ?? "", claims.sub)
+    .first<AuthRow>();
+  if (!row?.is_active || row.revoked || row.session_revoked || issuedBefore(claims, row.tokens_valid_after)) {
+    throw new AppError("TOKEN_INVALID", 401, "Token is invalid or has been revoked.");
+  }
+  return { user: { id: row.id, username: row.username, role: row.role }, claims };
 }

@@ -2,6 +2,7 @@
  * Accounts: creation (with the default "My Plants" collection), lookup for sign-in, the public
  * and private user shapes of API.md §1, and trust levels.
  */
+import { fetchPage, type Page, type PageRequest } from "../db/pagination";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
@@ -160,4 +161,25 @@ export async function createUser(env: Bindings, input: NewUser): Promise<UserRow
   const user = await findUserById(env, id);
   if (!user) throw new Error("user vanished after insert");
   return user;
+}
+
+/** The staff listing: newest accounts first, optionally those whose username or email contains `search`. */
+export function listUsers(env: Bindings, search: string | undefined, page: PageRequest): Promise<Page<UserRow>> {
+  // A literal substring: instr, not LIKE (D1 refuses LIKE patterns over 50 bytes).
+  const where = search ? "WHERE instr(lower(username), ?) > 0 OR instr(lower(email), ?) > 0" : "";
+  const pattern = search ? search.toLowerCase() : undefined;
+  return fetchPage<UserRow>(
+    env,
+    { select: "*", from: `FROM users ${where}`, order: "date_joined DESC, id DESC", binds: pattern ? [pattern, pattern] : [] },
+    page,
+  );
+}
+
+/** Gives the user `role`; 404 NOT_FOUND when there is no such user. */
+export async function setUserRole(env: Bindings, id: string, role: Role): Promise<UserRow> {
+  const result = await env.DB.prepare("UPDATE users SET role = ?, updated_at = ? WHERE id = ?")
+    .bind(role, new Date().toISOString(), id)
+    .run();
+  if ((result.meta.changes ?? 0) === 0) throw new AppError("NOT_FOUND", 404, "User not found.");
+  return (await findUserById(env, id))!;
 }
