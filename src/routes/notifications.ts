@@ -6,16 +6,8 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
 import { requireAuth } from "../middleware/auth";
-import {
-  markAllRead,
-  markRead,
-  NOTIFICATION_TYPES,
-  notificationBody,
-  notificationPageQuery,
-  unreadCount,
-  type NotificationRow,
-} from "../services/notifications";
-import { pageOf, PaginationQuery, queryPage } from "./pagination";
+import { markAllRead, markRead, NOTIFICATION_TYPES, notificationBody, listNotifications, unreadCount } from "../services/notifications";
+import { pageOf, PaginationQuery } from "./pagination";
 import { BooleanQuery, ErrorSchema, jsonBody, pageSchema } from "./schemas";
 
 const tags = ["Notifications"];
@@ -56,8 +48,8 @@ export function notificationRoutes() {
     }),
     async (c) => {
       const { page, page_size, unread } = c.req.valid("query");
-      const query = notificationPageQuery(c.get("user")!.id, unread === undefined ? undefined : unread === "true");
-      const { count, rows } = await queryPage<NotificationRow>(c.env.DB, { ...query, page, pageSize: page_size });
+      const isUnread = unread === undefined ? undefined : unread === "true";
+      const { count, rows } = await listNotifications(c.env, c.get("user")!.id, isUnread, { page, pageSize: page_size });
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(notificationBody)), 200);
     },
   );

@@ -5,16 +5,8 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
 import { requireAuth } from "../middleware/auth";
-import {
-  createSavedCare,
-  deleteSavedCare,
-  ownSavedCare,
-  savedCareBody,
-  savedCarePageQuery,
-  updateSavedCare,
-  type SavedCareRow,
-} from "../services/saved-care";
-import { pageOf, PaginationQuery, queryPage } from "./pagination";
+import { createSavedCare, deleteSavedCare, ownSavedCare, savedCareBody, listSavedCare, updateSavedCare } from "../services/saved-care";
+import { pageOf, PaginationQuery } from "./pagination";
 import { BooleanQuery, boundedJsonObject, ErrorSchema, jsonBody, pageSchema } from "./schemas";
 
 const tags = ["Saved care cards"];
@@ -72,8 +64,8 @@ export function savedCareRoutes() {
     }),
     async (c) => {
       const { page, page_size, is_favorite } = c.req.valid("query");
-      const query = savedCarePageQuery(c.get("user")!.id, is_favorite === undefined ? undefined : is_favorite === "true");
-      const { count, rows } = await queryPage<SavedCareRow>(c.env.DB, { ...query, page, pageSize: page_size });
+      const isFavorite = is_favorite === undefined ? undefined : is_favorite === "true";
+      const { count, rows } = await listSavedCare(c.env, c.get("user")!.id, isFavorite, { page, pageSize: page_size });
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(savedCareBody)), 200);
     },
   );

@@ -4,6 +4,7 @@
  * notifications are "not found".
  */
 import type { NotificationPayload } from "../../durable-objects/user-hub";
+import { fetchPage, type Page, type PageRequest } from "../db/pagination";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
@@ -91,7 +92,17 @@ export function pushInserted(env: Bindings, rows: NotificationRow[], logger?: Lo
   );
 }
 
-export function notificationPageQuery(userId: string, unread?: boolean) {
+/** The user's notifications, newest first; `unread` keeps only unread (true) or read (false) ones. */
+export function listNotifications(
+  env: Bindings,
+  userId: string,
+  unread: boolean | undefined,
+  page: PageRequest,
+): Promise<Page<NotificationRow>> {
+  return fetchPage<NotificationRow>(env, notificationPageQuery(userId, unread), page);
+}
+
+function notificationPageQuery(userId: string, unread?: boolean) {
   const where = ["user_id = ?"];
   const binds: unknown[] = [userId];
   if (unread !== undefined) {

@@ -2,6 +2,7 @@
  * Saved care cards (API.md §5): a user's copies of care instructions, one per scientific name
  * (case-insensitive, enforced by a unique index so concurrent saves cannot both win).
  */
+import { fetchPage, type Page, type PageRequest } from "../db/pagination";
 import type { Bindings } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
@@ -39,7 +40,17 @@ export function savedCareBody(row: SavedCareRow) {
   };
 }
 
-export function savedCarePageQuery(userId: string, isFavorite?: boolean) {
+/** The user's saved care cards, newest first; `isFavorite` keeps only favourites (true) or the rest (false). */
+export function listSavedCare(
+  env: Bindings,
+  userId: string,
+  isFavorite: boolean | undefined,
+  page: PageRequest,
+): Promise<Page<SavedCareRow>> {
+  return fetchPage<SavedCareRow>(env, savedCarePageQuery(userId, isFavorite), page);
+}
+
+function savedCarePageQuery(userId: string, isFavorite?: boolean) {
   return {
     select: "*",
     from:
