@@ -14,19 +14,18 @@ import {
   deleteRsvp,
   EVENT_PRIVACY,
   eventBody,
-  eventPageQuery,
+  listEvents,
   FEED_MAX_EVENTS,
   HEMISPHERES,
   RSVP_STATUSES,
-  seasonalTaskPageQuery,
+  listSeasonalTasks,
   TASK_TYPES,
   updateEvent,
   upsertRsvp,
   visibleEvent,
-  type EventRow,
   type SeasonalTaskRow,
 } from "../services/calendar";
-import { pageOf, PaginationQuery, queryPage } from "./pagination";
+import { pageOf, PaginationQuery } from "./pagination";
 import { BooleanQuery, ErrorSchema, jsonBody, pageSchema } from "./schemas";
 
 const tags = ["Garden calendar"];
@@ -198,8 +197,8 @@ export function calendarRoutes() {
     }),
     async (c) => {
       const { page, page_size, include_past } = c.req.valid("query");
-      const query = eventPageQuery(c.get("user"), { includePast: include_past === "true", now: Date.now() });
-      const { count, rows } = await queryPage<EventRow>(c.env.DB, { ...query, page, pageSize: page_size });
+      const opts = { includePast: include_past === "true", now: Date.now() };
+      const { count, rows } = await listEvents(c.env, c.get("user"), opts, { page, pageSize: page_size });
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(eventBody)), 200);
     },
   );
@@ -274,11 +273,7 @@ export function calendarRoutes() {
     }),
     async (c) => {
       const { page, page_size, month, hemisphere } = c.req.valid("query");
-      const { count, rows } = await queryPage<SeasonalTaskRow>(c.env.DB, {
-        ...seasonalTaskPageQuery(hemisphere, month),
-        page,
-        pageSize: page_size,
-      });
+      const { count, rows } = await listSeasonalTasks(c.env, hemisphere, month, { page, pageSize: page_size });
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(seasonalTaskBody)), 200);
     },
   );

@@ -6,9 +6,9 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
 import { requireAuth } from "../middleware/auth";
-import { ownPlant } from "../services/collections";
 import {
   activeReminders,
+  listReminders,
   createReminder,
   deleteReminder,
   FREQUENCIES,
@@ -18,12 +18,10 @@ import {
   REMINDER_ACTIONS,
   REMINDER_TYPES,
   reminderBody,
-  reminderPageQuery,
   remindersCalendar,
   updateReminder,
-  type ReminderRow,
 } from "../services/reminders";
-import { pageOf, PaginationQuery, queryPage } from "./pagination";
+import { pageOf, PaginationQuery } from "./pagination";
 import { BooleanQuery, ErrorSchema, jsonBody, pageSchema } from "./schemas";
 
 const tags = ["Care reminders"];
@@ -175,14 +173,13 @@ export function reminderRoutes() {
     async (c) => {
       const { page, page_size, plant, due_before, is_active } = c.req.valid("query");
       const userId = c.get("user")!.id;
-      if (plant) await ownPlant(c.env, userId, plant);
-      const query = reminderPageQuery({
+      const filter = {
         userId,
         plantId: plant,
         dueBefore: due_before ? new Date(due_before).toISOString() : undefined,
         isActive: is_active === undefined ? undefined : is_active === "true",
-      });
-      const { count, rows } = await queryPage<ReminderRow>(c.env.DB, { ...query, page, pageSize: page_size });
+      };
+      const { count, rows } = await listReminders(c.env, filter, { page, pageSize: page_size });
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(reminderBody)), 200);
     },
   );

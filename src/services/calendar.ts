@@ -17,6 +17,7 @@
  * - Lowering capacity below the current number of `going` RSVPs is refused (409
  *   CAPACITY_BELOW_GOING); nobody is silently dropped.
  */
+import { fetchPage, type Page, type PageRequest } from "../db/pagination";
 import type { AuthenticatedUser, Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
@@ -104,8 +105,18 @@ export function eventBody(row: EventRow) {
   };
 }
 
-/** Paged list query (for `queryPage`): visible events, soonest first; past ones only on request. */
-export function eventPageQuery(viewer: AuthenticatedUser | undefined, opts: { includePast: boolean; now: number }) {
+/** The events `viewer` may see, soonest first; ended ones only on request. */
+export function listEvents(
+  env: Bindings,
+  viewer: AuthenticatedUser | undefined,
+  opts: { includePast: boolean; now: number },
+  page: PageRequest,
+): Promise<Page<EventRow>> {
+  return fetchPage<EventRow>(env, eventPageQuery(viewer, opts), page);
+}
+
+/** Paged list query: visible events, soonest first; past ones only on request. */
+function eventPageQuery(viewer: AuthenticatedUser | undefined, opts: { includePast: boolean; now: number }) {
   const binds: unknown[] = [viewer?.id ?? null, ...visibilityBinds(viewer)];
   let where = `WHERE ${VISIBLE}`;
   if (!opts.includePast) {
@@ -299,7 +310,17 @@ export interface SeasonalTaskRow {
   task_type: (typeof TASK_TYPES)[number];
 }
 
-export function seasonalTaskPageQuery(hemisphere: Hemisphere, month: number | undefined) {
+/** Seasonal task templates of one hemisphere, in calendar order; of one month when `month` is given. */
+export function listSeasonalTasks(
+  env: Bindings,
+  hemisphere: Hemisphere,
+  month: number | undefined,
+  page: PageRequest,
+): Promise<Page<SeasonalTaskRow>> {
+  return fetchPage<SeasonalTaskRow>(env, seasonalTaskPageQuery(hemisphere, month), page);
+}
+
+function seasonalTaskPageQuery(hemisphere: Hemisphere, month: number | undefined) {
   const binds: unknown[] = [hemisphere];
   let from = "FROM seasonal_task_templates WHERE hemisphere = ?";
   if (month !== undefined) {

@@ -13,6 +13,7 @@
  * - Each occurrence (reminder, next_due_at) is notified at most once; an overdue reminder does
  *   not nag again until it is acted on or rescheduled.
  */
+import { fetchPage, type Page, type PageRequest } from "../db/pagination";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { buildCalendar, type CalendarEvent, type RecurrenceRule } from "../lib/ical";
@@ -202,7 +203,23 @@ export function defaultTitle(type: ReminderType, plantName: string): string {
 // ---------------------------------------------------------------------------------------------
 // Reads
 
-export function reminderPageQuery(filter: { userId: string; plantId?: string; dueBefore?: string; isActive?: boolean }) {
+export interface ReminderFilter {
+  userId: string;
+  plantId?: string | undefined;
+  dueBefore?: string | undefined;
+  isActive?: boolean | undefined;
+}
+
+/**
+ * The user's reminders, soonest due first. Filtering by a plant that is not the user's answers
+ * 404, as the plant's own routes do.
+ */
+export async function listReminders(env: Bindings, filter: ReminderFilter, page: PageRequest): Promise<Page<ReminderRow>> {
+  if (filter.plantId) await ownPlant(env, filter.userId, filter.plantId);
+  return fetchPage<ReminderRow>(env, reminderPageQuery(filter), page);
+}
+
+function reminderPageQuery(filter: ReminderFilter) {
   const where = ["r.user_id = ?"];
   const binds: unknown[] = [filter.userId];
   if (filter.plantId) {
