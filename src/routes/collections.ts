@@ -13,7 +13,6 @@ import { requireAuth } from "../middleware/auth";
 import {
   checkPlantReferences,
   collectionBody,
-  collectionPageQuery,
   createCollection,
   defaultCollectionId,
   deleteCollection,
@@ -22,19 +21,19 @@ import {
   ownCollection,
   ownPlant,
   plantBody,
-  plantPageQuery,
-  publicCollection,
-  publicCollectionOwner,
+  listCollections,
+  listPlants,
+  listPublicCollections,
+  publicCollectionWithPlants,
   publicPlantBody,
   releaseImage,
   updateCollection,
   updatePlant,
-  type CollectionRow,
   type PlantFields,
   type PlantRow,
 } from "../services/collections";
 import { imageKey, storeImages } from "../services/requests";
-import { pageOf, PaginationQuery, queryPage } from "./pagination";
+import { pageOf, PaginationQuery } from "./pagination";
 import { BooleanQuery, boundedJsonObject, ErrorSchema, jsonBody, pageSchema } from "./schemas";
 import { readMultipartForm, throwIfFieldErrors } from "./uploads";
 
@@ -268,11 +267,7 @@ export function collectionRoutes() {
     }),
     async (c) => {
       const { page, page_size } = c.req.valid("query");
-      const { count, rows } = await queryPage<CollectionRow>(c.env.DB, {
-        ...collectionPageQuery(c.get("user")!.id, false),
-        page,
-        pageSize: page_size,
-      });
+      const { count, rows } = await listCollections(c.env, c.get("user")!.id, { page, pageSize: page_size });
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(collectionBody)), 200);
     },
   );
@@ -357,9 +352,8 @@ export function collectionRoutes() {
     async (c) => {
       const { page, page_size, collection, is_alive } = c.req.valid("query");
       const userId = c.get("user")!.id;
-      if (collection) await ownCollection(c.env, userId, collection);
-      const query = plantPageQuery({ userId, collectionId: collection, isAlive: is_alive === undefined ? undefined : is_alive === "true" });
-      const { count, rows } = await queryPage<PlantRow>(c.env.DB, { ...query, page, pageSize: page_size });
+      const filter = { userId, collectionId: collection, isAlive: is_alive === undefined ? undefined : is_alive === "true" };
+      const { count, rows } = await listPlants(c.env, filter, { page, pageSize: page_size });
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(plantBody)), 200);
     },
   );
@@ -466,12 +460,8 @@ export function collectionRoutes() {
     }),
     async (c) => {
       const { page, page_size } = c.req.valid("query");
-      const ownerId = await publicCollectionOwner(c.env, c.req.valid("param").username, c.get("user")?.id ?? null);
-      const { count, rows } = await queryPage<CollectionRow>(c.env.DB, {
-        ...collectionPageQuery(ownerId, true),
-        page,
-        pageSize: page_size,
-      });
+      const viewerId = c.get("user")?.id ?? null;
+      const { count, rows } = await listPublicCollections(c.env, c.req.valid("param").username, viewerId, { page, pageSize: page_size });
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(collectionBody)), 200);
     },
   );
@@ -494,14 +484,10 @@ export function collectionRoutes() {
     async (c) => {
       const { username, id } = c.req.valid("param");
       const { page, page_size } = c.req.valid("query");
-      const ownerId = await publicCollectionOwner(c.env, username, c.get("user")?.id ?? null);
-      const collection = await publicCollection(c.env, ownerId, id);
-      const { count, rows } = await queryPage<PlantRow>(c.env.DB, {
-        ...plantPageQuery({ userId: ownerId, collectionId: collection.id }),
-        page,
-        pageSize: page_size,
-      });
-      return c.json({ ...collectionBody(collection), plants: pageOf(c.req.url, page, page_size, count, rows.map(publicPlantBody)) }, 200);
+      const viewerId = c.get("user")?.id ?? null;
+      const { collection, plants } = await publicCollectionWithPlants(c.env, username, viewerId, id, { page, pageSize: page_size });
+      const plantPage = pageOf(c.req.url, page, page_size, plants.count, plants.rows.map(publicPlantBody));
+      return c.json({ ...collectionBody(collection), plants: plantPage }, 200);
     },
   );
 

@@ -9,6 +9,7 @@
  * - A collection with plants is deleted only with `delete_plants`; otherwise 409. Plants are never
  *   deleted as a side effect the client did not ask for.
  */
+import { fetchPage, type Page, type PageRequest } from "../db/pagination";
 import type { Bindings } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
@@ -104,7 +105,7 @@ export function publicPlantBody(row: PlantRow) {
 // ---------------------------------------------------------------------------------------------
 // Collections
 
-export function collectionPageQuery(userId: string, publicOnly: boolean) {
+function collectionPageQuery(userId: string, publicOnly: boolean) {
   return {
     select: COLLECTION_COLUMNS,
     from: publicOnly ? "FROM collections c WHERE c.user_id = ? AND c.is_public = 1" : "FROM collections c WHERE c.user_id = ?",
@@ -112,6 +113,11 @@ export function collectionPageQuery(userId: string, publicOnly: boolean) {
     order: "c.is_default DESC, c.created_at ASC, c.id ASC",
     binds: [userId],
   };
+}
+
+/** The user's own collections, all of them. */
+export function listCollections(env: Bindings, userId: string, page: PageRequest): Promise<Page<CollectionRow>> {
+  return fetchPage<CollectionRow>(env, collectionPageQuery(userId, false), page);
 }
 
 export async function findCollection(env: Bindings, userId: string, id: string): Promise<CollectionRow | null> {
@@ -250,10 +256,47 @@ export async function publicCollection(env: Bindings, ownerId: string, id: strin
   return row;
 }
 
+/** `username`'s public collections as `viewerId` (null: anonymous) may see them, or 404. */
+export async function listPublicCollections(
+  env: Bindings,
+  username: string,
+  viewerId: string | null,
+  page: PageRequest,
+): Promise<Page<CollectionRow>> {
+  const ownerId = await publicCollectionOwner(env, username, viewerId);
+  return fetchPage<CollectionRow>(env, collectionPageQuery(ownerId, true), page);
+}
+
+/** One of `username`'s public collections and a page of its plants, or 404. */
+export async function publicCollectionWithPlants(
+  env: Bindings,
+  username: string,
+  viewerId: string | null,
+  id: string,
+  page: PageRequest,
+): Promise<{ collection: CollectionRow; plants: Page<PlantRow> }> {
+  const ownerId = await publicCollectionOwner(env, username, viewerId);
+  const collection = await publicCollection(env, ownerId, id);
+  const plants = await fetchPage<PlantRow>(env, plantPageQuery({ userId: ownerId, collectionId: collection.id }), page);
+  return { collection, plants };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Plants
 
-export function plantPageQuery(filter: { userId: string; collectionId?: string; isAlive?: boolean }) {
+export interface PlantFilter {
+  userId: string;
+  collectionId?: string | undefined;
+  isAlive?: boolean | undefined;
+}
+
+/** The user's plants, newest first. Filtering by a collection that is not the user's answers 404. */
+export async function listPlants(env: Bindings, filter: PlantFilter, page: PageRequest): Promise<Page<PlantRow>> {
+  if (filter.collectionId) await ownCollection(env, filter.userId, filter.collectionId);
+  return fetchPage<PlantRow>(env, plantPageQuery(filter), page);
+}
+
+function plantPageQuery(filter: PlantFilter) {
   const where = ["p.user_id = ?"];
   const binds: unknown[] = [filter.userId];
   if (filter.collectionId) {
