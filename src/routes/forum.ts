@@ -35,27 +35,26 @@ import {
   MAX_ATTACHMENTS,
   moderateTopic,
   postBody,
-  postPageQuery,
+  listPosts,
   REACTION_TYPES,
   reactionsFor,
   REPORT_STATUSES,
   reportBody,
-  reportPageQuery,
+  listReports,
   reportPost,
   resolveReport,
   setSolution,
   setSubscription,
   toggleReaction,
   topicBody,
-  topicPageQuery,
+  listTopics,
   updateTopicTitle,
   type PostRow,
-  type ReportRow,
   type TopicRow,
 } from "../services/forum";
 import { pushInserted } from "../services/notifications";
 import { enforceRateLimit } from "../services/rate-limits";
-import { pageOf, PaginationQuery, queryPage } from "./pagination";
+import { pageOf, PaginationQuery } from "./pagination";
 import { ErrorSchema, jsonBody, pageSchema } from "./schemas";
 import { readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
 
@@ -332,7 +331,7 @@ export function forumRoutes() {
     async (c) => {
       const { page, page_size } = c.req.valid("query");
       const category = await categoryBySlug(c.env, c.req.valid("param").slug);
-      const { count, rows } = await queryPage<TopicRow>(c.env.DB, { ...topicPageQuery(category.id), page, pageSize: page_size });
+      const { count, rows } = await listTopics(c.env, category.id, { page, pageSize: page_size });
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(topicBody)), 200);
     },
   );
@@ -421,7 +420,7 @@ export function forumRoutes() {
     async (c) => {
       const { page, page_size } = c.req.valid("query");
       const topic = await getTopic(c.env, c.req.valid("param").id);
-      const { count, rows } = await queryPage<PostRow>(c.env.DB, { ...postPageQuery(topic.id), page, pageSize: page_size });
+      const { count, rows } = await listPosts(c.env, topic.id, { page, pageSize: page_size });
       return c.json(pageOf(c.req.url, page, page_size, count, await postsWithReactions(c, rows, topic.solution_post_id)), 200);
     },
   );
@@ -607,7 +606,7 @@ export function forumRoutes() {
     }),
     async (c) => {
       const { page, page_size, status } = c.req.valid("query");
-      const { count, rows } = await queryPage<ReportRow>(c.env.DB, { ...reportPageQuery(status), page, pageSize: page_size });
+      const { count, rows } = await listReports(c.env, status, { page, pageSize: page_size });
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(reportBody)), 200);
     },
   );

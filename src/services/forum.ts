@@ -24,6 +24,7 @@
  *   rows stay, like its body, and keep the photos alive); deleting a topic removes them and
  *   releases photos that nothing else uses.
  */
+import { fetchPage, type Page, type PageRequest } from "../db/pagination";
 import type { Bindings, AuthenticatedUser } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
@@ -198,8 +199,12 @@ const TOPIC_SELECT = `t.id, t.category_id, c.slug AS category_slug, t.title, t.i
   t.last_activity_at, t.solution_post_id, t.created_at, t.updated_at, t.author_id, ${AUTHOR_SELECT}`;
 const TOPIC_FROM = `FROM forum_topics t JOIN forum_categories c ON c.id = t.category_id LEFT JOIN users u ON u.id = t.author_id`;
 
-/** Pinned first, then the most recent activity. */
-export function topicPageQuery(categoryId: string) {
+/** A category's topics: pinned first, then the most recent activity. */
+export function listTopics(env: Bindings, categoryId: string, page: PageRequest): Promise<Page<TopicRow>> {
+  return fetchPage<TopicRow>(env, topicPageQuery(categoryId), page);
+}
+
+function topicPageQuery(categoryId: string) {
   return {
     select: TOPIC_SELECT,
     from: `${TOPIC_FROM} WHERE t.category_id = ?`,
@@ -217,8 +222,12 @@ export async function getTopic(env: Bindings, id: string): Promise<TopicRow> {
 const POST_SELECT = `p.id, p.topic_id, p.body, p.is_first, p.is_deleted, p.deleted_at, p.edited_at, p.created_at, p.updated_at, p.author_id, ${AUTHOR_SELECT}`;
 const POST_FROM = `FROM forum_posts p LEFT JOIN users u ON u.id = p.author_id`;
 
-/** Oldest first: the opening post, then the replies in the order they were written. */
-export function postPageQuery(topicId: string) {
+/** A topic's posts, oldest first: the opening post, then the replies in the order they were written. */
+export function listPosts(env: Bindings, topicId: string, page: PageRequest): Promise<Page<PostRow>> {
+  return fetchPage<PostRow>(env, postPageQuery(topicId), page);
+}
+
+function postPageQuery(topicId: string) {
   return {
     select: POST_SELECT,
     from: `${POST_FROM} WHERE p.topic_id = ?`,
@@ -667,7 +676,12 @@ export function reportBody(row: ReportRow) {
   };
 }
 
-export function reportPageQuery(status: (typeof REPORT_STATUSES)[number]) {
+/** Reports of one status, oldest first. */
+export function listReports(env: Bindings, status: (typeof REPORT_STATUSES)[number], page: PageRequest): Promise<Page<ReportRow>> {
+  return fetchPage<ReportRow>(env, reportPageQuery(status), page);
+}
+
+function reportPageQuery(status: (typeof REPORT_STATUSES)[number]) {
   return { select: REPORT_SELECT, from: `${REPORT_FROM} WHERE r.status = ?`, order: "r.created_at ASC, r.id ASC", binds: [status] };
 }
 
