@@ -27,17 +27,15 @@ import {
   deletePost,
   deleteTopic,
   editPost,
-  firstPost,
   FORUM_MODERATOR_ROLES,
   getTopic,
-  isSubscribed,
   listCategories,
   MAX_ATTACHMENTS,
   moderateTopic,
+  postBodies,
   postBody,
   listPosts,
   REACTION_TYPES,
-  reactionsFor,
   REPORT_STATUSES,
   reportBody,
   listReports,
@@ -47,10 +45,9 @@ import {
   setSubscription,
   toggleReaction,
   topicBody,
+  topicDetail,
   listTopics,
   updateTopicTitle,
-  type PostRow,
-  type TopicRow,
 } from "../services/forum";
 import { pushInserted } from "../services/notifications";
 import { enforceRateLimit } from "../services/rate-limits";
@@ -290,19 +287,6 @@ async function limitWrites(c: Context<AppEnv>, bucket: "post" | "react") {
   await enforceRateLimit(c.env, `forum-${bucket}:user:${c.get("user")!.id}`, getConfig(c.env).FORUM_POST_RATE_LIMIT);
 }
 
-async function postsWithReactions(c: Context<AppEnv>, rows: PostRow[], solutionPostId: string | null) {
-  const live = rows.filter((r) => !r.is_deleted).map((r) => r.id);
-  const [{ counts, mine }, attachments] = await Promise.all([reactionsFor(c.env, live, c.get("user")?.id), attachmentsFor(c.env, live)]);
-  return rows.map((r) => postBody(r, solutionPostId, counts.get(r.id), mine.get(r.id), attachments.get(r.id)));
-}
-
-async function topicDetail(c: Context<AppEnv>, topic: TopicRow) {
-  const userId = c.get("user")?.id;
-  const [first, subscribed] = await Promise.all([firstPost(c.env, topic.id), userId ? isSubscribed(c.env, topic.id, userId) : false]);
-  const [firstBody] = first ? await postsWithReactions(c, [first], topic.solution_post_id) : [];
-  return { ...topicBody(topic), first_post: firstBody ?? null, is_subscribed: subscribed };
-}
-
 export function forumRoutes() {
   const app = new OpenAPIHono<AppEnv>({ strict: false });
 
@@ -359,7 +343,7 @@ export function forumRoutes() {
     const category = await categoryBySlug(c.env, slug);
     await limitWrites(c, "post");
     const topic = await createTopic(c.env, c.get("user")!, category.id, fields.title, fields.body, images);
-    return c.json(await topicDetail(c, topic), 201);
+    return c.json(await topicDetail(c.env, topic, c.get("user")?.id), 201);
   });
 
   app.openapi(
@@ -371,7 +355,7 @@ export function forumRoutes() {
       request: { params: Id },
       responses: { 200: jsonBody(TopicDetailSchema, "The topic"), ...readErrors },
     }),
-    async (c) => c.json(await topicDetail(c, await getTopic(c.env, c.req.valid("param").id)), 200),
+    async (c) => c.json(await topicDetail(c.env, await getTopic(c.env, c.req.valid("param").id), c.get("user")?.id), 200),
   );
 
   app.openapi(
@@ -386,7 +370,7 @@ export function forumRoutes() {
     }),
     async (c) => {
       const topic = await updateTopicTitle(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").title);
-      return c.json(await topicDetail(c, topic), 200);
+      return c.json(await topicDetail(c.env, topic, c.get("user")?.id), 200);
     },
   );
 
@@ -421,7 +405,10 @@ export function forumRoutes() {
       const { page, page_size } = c.req.valid("query");
       const topic = await getTopic(c.env, c.req.valid("param").id);
       const { count, rows } = await listPosts(c.env, topic.id, { page, pageSize: page_size });
-      return c.json(pageOf(c.req.url, page, page_size, count, await postsWithReactions(c, rows, topic.solution_post_id)), 200);
+      return c.json(
+        pageOf(c.req.url, page, page_size, count, await postBodies(c.env, rows, topic.solution_post_id, c.get("user")?.id)),
+        200,
+      );
     },
   );
 
@@ -467,7 +454,7 @@ export function forumRoutes() {
     async (c) => {
       await limitWrites(c, "post");
       const { post, topic } = await editPost(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").body);
-      const [out] = await postsWithReactions(c, [post], topic.solution_post_id);
+      const [out] = await postBodies(c.env, [post], topic.solution_post_id, c.get("user")?.id);
       return c.json(out!, 200);
     },
   );

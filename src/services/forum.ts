@@ -304,6 +304,23 @@ export async function assertMayAttachImages(env: Bindings, userId: string, now =
   }
 }
 
+/**
+ * Posts as the API shows them to `viewerId` (undefined: anonymous): with their reactions, the
+ * viewer's own, and their photos. Deleted posts are placeholders and carry neither.
+ */
+export async function postBodies(env: Bindings, rows: PostRow[], solutionPostId: string | null, viewerId: string | undefined) {
+  const live = rows.filter((r) => !r.is_deleted).map((r) => r.id);
+  const [{ counts, mine }, attachments] = await Promise.all([reactionsFor(env, live, viewerId), attachmentsFor(env, live)]);
+  return rows.map((r) => postBody(r, solutionPostId, counts.get(r.id), mine.get(r.id), attachments.get(r.id)));
+}
+
+/** A topic with its opening post and whether `viewerId` follows it. */
+export async function topicDetail(env: Bindings, topic: TopicRow, viewerId: string | undefined) {
+  const [first, subscribed] = await Promise.all([firstPost(env, topic.id), viewerId ? isSubscribed(env, topic.id, viewerId) : false]);
+  const [firstBody] = first ? await postBodies(env, [first], topic.solution_post_id, viewerId) : [];
+  return { ...topicBody(topic), first_post: firstBody ?? null, is_subscribed: subscribed };
+}
+
 export async function isSubscribed(env: Bindings, topicId: string, userId: string): Promise<boolean> {
   const row = await env.DB.prepare("SELECT 1 AS x FROM forum_subscriptions WHERE topic_id = ? AND user_id = ?")
     .bind(topicId, userId)
