@@ -11,13 +11,12 @@ import { AppError, fieldErrorsFrom, type FieldErrors } from "../lib/errors";
 import { UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
 import { requireAuth } from "../middleware/auth";
 import {
-  checkPlantReferences,
+  addPlant,
+  changePlant,
   collectionBody,
   createCollection,
-  defaultCollectionId,
   deleteCollection,
   deletePlant,
-  insertPlant,
   ownCollection,
   ownPlant,
   plantBody,
@@ -26,13 +25,9 @@ import {
   listPublicCollections,
   publicCollectionWithPlants,
   publicPlantBody,
-  releaseImage,
   updateCollection,
-  updatePlant,
   type PlantFields,
-  type PlantRow,
 } from "../services/collections";
-import { imageKey, storeImages } from "../services/requests";
 import { pageOf, PaginationQuery } from "./pagination";
 import { BooleanQuery, boundedJsonObject, ErrorSchema, jsonBody, pageSchema } from "./schemas";
 import { readMultipartForm, throwIfFieldErrors } from "./uploads";
@@ -230,23 +225,6 @@ function plantIdParam(c: Context<AppEnv>): string {
   return parsed.data.id;
 }
 
-/** Stores the photo, then runs `write`; if the write fails the photo is released again. */
-async function withStoredImage(
-  c: Context<AppEnv>,
-  image: ValidatedImage | null,
-  write: (key: string | null) => Promise<PlantRow>,
-): Promise<PlantRow> {
-  if (!image) return write(null);
-  await storeImages(c.env, [image]);
-  const key = imageKey(image);
-  try {
-    return await write(key);
-  } catch (err) {
-    await releaseImage(c.env, key);
-    throw err;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Routes
 
@@ -378,10 +356,7 @@ export function collectionRoutes() {
   app.post(createPlantRoute.path, requireAuth, async (c) => {
     const userId = c.get("user")!.id;
     const input = await readPlantInput(c, PlantCreate);
-    await checkPlantReferences(c.env, userId, input.fields);
-    const collectionId = input.fields.collection ?? (await defaultCollectionId(c.env, userId));
-    if (!collectionId) throw new AppError("VALIDATION_ERROR", 400, "Choose a collection.", { collection: ["This field is required."] });
-    const row = await withStoredImage(c, input.image, (key) => insertPlant(c.env, userId, collectionId, input.fields, key));
+    const row = await addPlant(c.env, userId, input.fields, input.image);
     return c.json(plantBody(row), 201);
   });
 
@@ -420,11 +395,7 @@ export function collectionRoutes() {
     const userId = c.get("user")!.id;
     const before = await ownPlant(c.env, userId, plantIdParam(c));
     const input = await readPlantInput(c, PlantPatch);
-    await checkPlantReferences(c.env, userId, input.fields);
-    const row = await withStoredImage(c, input.image, (key) =>
-      updatePlant(c.env, userId, before.id, input.fields, key ?? (input.removeImage ? null : undefined)),
-    );
-    if (before.image_key && before.image_key !== row.image_key) await releaseImage(c.env, before.image_key);
+    const row = await changePlant(c.env, userId, before, input.fields, input.image, input.removeImage);
     return c.json(plantBody(row), 200);
   });
 

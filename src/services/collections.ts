@@ -13,7 +13,8 @@ import { fetchPage, type Page, type PageRequest } from "../db/pagination";
 import type { Bindings } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
-import { imageUrl } from "./requests";
+import type { ValidatedImage } from "../lib/images";
+import { imageKey, imageUrl, storeImages } from "./requests";
 import { deleteUnusedImages, storedImageFromKey } from "./stored-images";
 
 export interface CollectionRow {
@@ -417,6 +418,54 @@ export async function deletePlant(env: Bindings, userId: string, id: string): Pr
     .first<{ image_key: string | null }>();
   if (!row) throw new AppError("NOT_FOUND", 404, "Plant not found.");
   await releaseImage(env, row.image_key);
+}
+
+/**
+ * A new plant in `fields.collection`, or in the user's default collection when none is named
+ * (400 when the user has none), with its photo when one was sent.
+ */
+export async function addPlant(env: Bindings, userId: string, fields: PlantFields, image: ValidatedImage | null): Promise<PlantRow> {
+  await checkPlantReferences(env, userId, fields);
+  const collectionId = fields.collection ?? (await defaultCollectionId(env, userId));
+  if (!collectionId) throw new AppError("VALIDATION_ERROR", 400, "Choose a collection.", { collection: ["This field is required."] });
+  return withStoredImage(env, image, (key) => insertPlant(env, userId, collectionId, fields, key));
+}
+
+/**
+ * Changes the user's plant `before`: a sent photo replaces the old one, `removeImage` drops it,
+ * and a photo the plant no longer shows is released.
+ */
+export async function changePlant(
+  env: Bindings,
+  userId: string,
+  before: PlantRow,
+  fields: PlantFields,
+  image: ValidatedImage | null,
+  removeImage: boolean,
+): Promise<PlantRow> {
+  await checkPlantReferences(env, userId, fields);
+  const row = await withStoredImage(env, image, (key) =>
+    updatePlant(env, userId, before.id, fields, key ?? (removeImage ? null : undefined)),
+  );
+  if (before.image_key && before.image_key !== row.image_key) await releaseImage(env, before.image_key);
+  return row;
+}
+
+/** Stores the photo, then runs `write`; if the write fails the photo is released again. */
+async function withStoredImage(
+  env: Bindings,
+  image: ValidatedImage | null,
+  write: (key: string | null) => Promise<PlantRow>,
+): Promise<PlantRow> {
+  if (!image) return write(null);
+  await storeImages(env, [image]);
+  const key = imageKey(image);
+  try {
+    return await write(key);
+  } catch (err) {
+    await releaseImage(env, key);
+    throw err;
+  }
 }
 
 /** Removes a photo a plant no longer shows, unless another row still uses it. */
