@@ -17,8 +17,12 @@ export function fieldErrorsFrom(error: z.ZodError): FieldErrors {
 }
 
 /** A D1 write refused by a unique index (a duplicate the caller should hear about as 409). */
+/** A UNIQUE constraint refused the write; drizzle wraps D1's error, so the cause chain is searched. */
 export function isUniqueViolation(err: unknown): boolean {
-  return err instanceof Error && /UNIQUE constraint failed/i.test(err.message);
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (/UNIQUE constraint failed/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 export class AppError extends Error {

@@ -2,22 +2,15 @@
  * Saved care cards (API.md §5): a user's copies of care instructions, one per scientific name
  * (case-insensitive, enforced by a unique index so concurrent saves cannot both win).
  */
-import { fetchPage, type Page, type PageRequest } from "../db/pagination";
+import { and, desc, eq } from "drizzle-orm";
+import { database } from "../db/client";
+import { type Page, type PageRequest, tablePage } from "../db/pagination";
+import { savedCareInstructions } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 
-export interface SavedCareRow {
-  id: string;
-  user_id: string;
-  scientific_name: string;
-  common_name: string;
-  care_instructions: string;
-  is_favorite: number;
-  personal_notes: string;
-  created_at: string;
-  updated_at: string;
-}
+export type SavedCareRow = typeof savedCareInstructions.$inferSelect;
 
 export interface SavedCareFields {
   scientific_name?: string;
@@ -30,13 +23,13 @@ export interface SavedCareFields {
 export function savedCareBody(row: SavedCareRow) {
   return {
     id: row.id,
-    scientific_name: row.scientific_name,
-    common_name: row.common_name,
-    care_instructions: JSON.parse(row.care_instructions) as Record<string, unknown>,
-    is_favorite: Boolean(row.is_favorite),
-    personal_notes: row.personal_notes,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
+    scientific_name: row.scientificName,
+    common_name: row.commonName,
+    care_instructions: row.careInstructions,
+    is_favorite: row.isFavorite,
+    personal_notes: row.personalNotes,
+    created_at: row.createdAt,
+    updated_at: row.updatedAt,
   };
 }
 
@@ -47,28 +40,25 @@ export function listSavedCare(
   isFavorite: boolean | undefined,
   page: PageRequest,
 ): Promise<Page<SavedCareRow>> {
-  return fetchPage<SavedCareRow>(env, savedCarePageQuery(userId, isFavorite), page);
-}
-
-function savedCarePageQuery(userId: string, isFavorite?: boolean) {
-  return {
-    select: "*",
-    from:
-      isFavorite === undefined
-        ? "FROM saved_care_instructions WHERE user_id = ?"
-        : "FROM saved_care_instructions WHERE user_id = ? AND is_favorite = ?",
-    order: "created_at DESC, id DESC",
-    binds: isFavorite === undefined ? [userId] : [userId, isFavorite ? 1 : 0],
-  };
+  const t = savedCareInstructions;
+  const where = and(eq(t.userId, userId), isFavorite === undefined ? undefined : eq(t.isFavorite, isFavorite));
+  return tablePage(database(env), t, where, [desc(t.createdAt), desc(t.id)], page);
 }
 
 /** The caller's own card, or 404 (also for other users' cards). */
 export async function ownSavedCare(env: Bindings, userId: string, id: string): Promise<SavedCareRow> {
-  const row = await env.DB.prepare("SELECT * FROM saved_care_instructions WHERE id = ? AND user_id = ?")
-    .bind(id, userId)
-    .first<SavedCareRow>();
-  if (!row) throw new AppError("NOT_FOUND", 404, "Saved care card not found.");
+  const t = savedCareInstructions;
+  const row = await database(env)
+    .select()
+    .from(t)
+    .where(and(eq(t.id, id), eq(t.userId, userId)))
+    .get();
+  if (!row) throw notFound();
   return row;
+}
+
+function notFound(): AppError {
+  return new AppError("NOT_FOUND", 404, "Saved care card not found.");
 }
 
 function duplicate(name: string): AppError {
@@ -77,18 +67,15 @@ function duplicate(name: string): AppError {
   });
 }
 
-const COLUMN_VALUE: { [K in keyof SavedCareFields]-?: (v: NonNullable<SavedCareFields[K]>) => unknown } = {
-  scientific_name: (v) => v,
-  common_name: (v) => v,
-  care_instructions: (v) => JSON.stringify(v),
-  is_favorite: (v) => (v ? 1 : 0),
-  personal_notes: (v) => v,
-};
-
-function columns(fields: SavedCareFields): [string, unknown][] {
-  return (Object.keys(COLUMN_VALUE) as (keyof SavedCareFields)[])
-    .filter((k) => fields[k] !== undefined)
-    .map((k) => [k, (COLUMN_VALUE[k] as (v: unknown) => unknown)(fields[k])]);
+/** The given API fields as the table's columns (absent fields stay absent). */
+function columns(fields: SavedCareFields) {
+  return {
+    scientificName: fields.scientific_name,
+    commonName: fields.common_name,
+    careInstructions: fields.care_instructions,
+    isFavorite: fields.is_favorite,
+    personalNotes: fields.personal_notes,
+  };
 }
 
 export async function createSavedCare(
@@ -96,20 +83,16 @@ export async function createSavedCare(
   userId: string,
   fields: SavedCareFields & { scientific_name: string },
 ): Promise<SavedCareRow> {
-  const id = uuidv7();
-  // Column names come from COLUMN_VALUE's keys, never from the client.
-  const cols = columns(fields);
   try {
-    await env.DB.prepare(
-      `INSERT INTO saved_care_instructions (id, user_id, ${cols.map(([k]) => k).join(", ")}) VALUES (?, ?, ${cols.map(() => "?").join(", ")})`,
-    )
-      .bind(id, userId, ...cols.map(([, v]) => v))
-      .run();
+    return await database(env)
+      .insert(savedCareInstructions)
+      .values({ ...columns(fields), id: uuidv7(), userId, scientificName: fields.scientific_name })
+      .returning()
+      .get();
   } catch (err) {
     if (isUniqueViolation(err)) throw duplicate(fields.scientific_name);
     throw err;
   }
-  return ownSavedCare(env, userId, id);
 }
 
 /**
@@ -118,26 +101,31 @@ export async function createSavedCare(
  * could then be answered as false). 404 when the card is not the caller's, or is gone.
  */
 export async function updateSavedCare(env: Bindings, userId: string, id: string, fields: SavedCareFields): Promise<SavedCareRow> {
-  const cols = columns(fields);
-  if (cols.length === 0) return ownSavedCare(env, userId, id);
-  let row: SavedCareRow | null;
+  const set = Object.fromEntries(Object.entries(columns(fields)).filter(([, v]) => v !== undefined));
+  if (Object.keys(set).length === 0) return ownSavedCare(env, userId, id);
+  const t = savedCareInstructions;
+  let row: SavedCareRow | undefined;
   try {
-    row = await env.DB.prepare(
-      `UPDATE saved_care_instructions SET ${cols.map(([k]) => `${k} = ?`).join(", ")}, updated_at = ? WHERE id = ? AND user_id = ? RETURNING *`,
-    )
-      .bind(...cols.map(([, v]) => v), new Date().toISOString(), id, userId)
-      .first<SavedCareRow>();
+    row = await database(env)
+      .update(t)
+      .set({ ...set, updatedAt: new Date().toISOString() })
+      .where(and(eq(t.id, id), eq(t.userId, userId)))
+      .returning()
+      .get();
   } catch (err) {
     if (isUniqueViolation(err)) throw duplicate(fields.scientific_name ?? "");
     throw err;
   }
-  if (!row) throw new AppError("NOT_FOUND", 404, "Saved care card not found.");
+  if (!row) throw notFound();
   return row;
 }
 
 export async function deleteSavedCare(env: Bindings, userId: string, id: string): Promise<void> {
-  const row = await env.DB.prepare("DELETE FROM saved_care_instructions WHERE id = ? AND user_id = ? RETURNING id")
-    .bind(id, userId)
-    .first();
-  if (!row) throw new AppError("NOT_FOUND", 404, "Saved care card not found.");
+  const t = savedCareInstructions;
+  const row = await database(env)
+    .delete(t)
+    .where(and(eq(t.id, id), eq(t.userId, userId)))
+    .returning({ id: t.id })
+    .get();
+  if (!row) throw notFound();
 }
