@@ -6,12 +6,13 @@
  * Row types come from the schema (`typeof table.$inferSelect`): booleans and JSON columns are
  * converted by their column modes, never by hand.
  */
+import { is, SQL, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
 import type { Bindings } from "../env";
 import * as schema from "./schema";
 
-export type Database = DrizzleD1Database<typeof schema>;
+export type Database = DrizzleD1Database<typeof schema> & { $client: D1Database };
 export type Statement = BatchItem<"sqlite">;
 
 const clients = new WeakMap<D1Database, Database>();
@@ -26,13 +27,26 @@ export function database(env: Pick<Bindings, "DB">): Database {
   return db;
 }
 
-/** Runs `statements` as one atomic D1 batch, in order; returns each statement's result. */
-export async function runBatch(db: Database, statements: Statement[]): Promise<unknown[]> {
+/**
+ * Runs `statements` as one atomic D1 batch, in order; returns each statement's result. A
+ * statement may be raw `sql` (a guarded INSERT … SELECT, a json_each check): drizzle's own
+ * batch cannot bind those, so a batch holding one goes to D1 as prepared statements, and its
+ * results are D1's (read them with `changes`, or `.results` for rows).
+ */
+export async function runBatch(db: Database, statements: (Statement | SQL)[]): Promise<unknown[]> {
   if (statements.length === 0) return [];
-  return db.batch(statements as [Statement, ...Statement[]]);
+  if (!statements.some((s) => is(s, SQL))) return db.batch(statements as [Statement, ...Statement[]]);
+  const prepared = statements.map((s) => {
+    const q = is(s, SQL) ? db.run(s).getQuery() : (s as unknown as { toSQL(): { sql: string; params: unknown[] } }).toSQL();
+    return db.$client.prepare(q.sql).bind(...q.params);
+  });
+  return db.$client.batch(prepared);
 }
 
 /** Rows changed by a run statement's result (D1's `meta.changes`). */
 export function changes(result: unknown): number {
   return (result as { meta?: { changes?: number } } | undefined)?.meta?.changes ?? 0;
 }
+
+/** The database's clock as rows store times (ISO-8601 UTC with milliseconds), for writes that stamp a time. */
+export const sqlNow = sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`;

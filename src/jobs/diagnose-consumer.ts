@@ -12,23 +12,23 @@
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 import { ProviderError } from "../providers/types";
-import {
-  claimDiseaseRequest,
-  completeDiseaseRequest,
-  countDiseaseResults,
-  failDiseaseRequest,
-  releaseDiseaseRequest,
-} from "../services/diseases";
+import { completeDiseaseRequest } from "../services/diseases";
+import { loadPhotos } from "../services/photos";
 import { progress, publish } from "../services/progress";
 import { cachedProviderCall, plantIdJob } from "../services/provider-calls";
-import { loadStoredImages } from "../services/requests";
-import { MAX_ATTEMPTS, retryDelayFor, type JobCounters, type JobKind, type JobResult, waitForCircuit } from "./job-policy";
+import {
+  claimRequest,
+  countRequestResults,
+  DiseaseRequests,
+  failRequest,
+  releaseRequest,
+  type RequestJob,
+  requestPhotos,
+  tellFailed,
+} from "../services/queued-requests";
+import { MAX_ATTEMPTS, retryDelayFor, type JobKind, type JobResult, waitForCircuit } from "./job-policy";
 
-export interface DiagnoseJob extends JobCounters {
-  type: "diagnose";
-  request_id: string;
-  user_id: string;
-}
+export type DiagnoseJob = RequestJob<"diagnose">;
 
 function isDiagnoseJob(body: unknown): body is DiagnoseJob {
   const b = body as Partial<DiagnoseJob> | null;
@@ -39,8 +39,8 @@ export const diagnoseJobs: JobKind<DiagnoseJob> = {
   name: "diagnose",
   matches: isDiagnoseJob,
   process: processDiagnoseJob,
-  release: (env, job, delayS) => releaseDiseaseRequest(env, job.request_id, delayS),
-  fail: (env, job, message) => failDiseaseRequest(env, job.request_id, message),
+  release: (env, job, delayS) => releaseRequest(env, DiseaseRequests, job.request_id, delayS),
+  fail: (env, job, message) => failRequest(env, DiseaseRequests, job.request_id, message),
   deadLetterMessage: "Diagnosis failed after several attempts. Please submit the photos again.",
 };
 
@@ -53,7 +53,7 @@ export async function processDiagnoseJob(
   ctx: ExecutionContext,
   logger: Logger,
 ): Promise<JobResult> {
-  const request = await claimDiseaseRequest(env, job.request_id);
+  const request = await claimRequest(env, DiseaseRequests, job.request_id);
   if (!request) {
     logger.info("diagnosis already finished, running under another delivery's lease, or request deleted; acking");
     return { kind: "done" };
@@ -61,8 +61,8 @@ export async function processDiagnoseJob(
   const say: Say = (m) => publish(env, job.user_id, m, logger);
   await say(progress(job.request_id, "processing_start", "processing", { attempt }));
 
-  const images = await loadStoredImages(env, request);
-  if (!images) return fail(env, job, "The uploaded images are no longer available.", say);
+  const images = await loadPhotos(env, requestPhotos(request));
+  if (!images) return fail(env, job, "The uploaded images are no longer available.", logger);
 
   await say(progress(job.request_id, "health_start", "processing", {}));
   const call = await cachedProviderCall(
@@ -91,7 +91,7 @@ export async function processDiagnoseJob(
   if (call.error || !call.answer || !health) {
     const error = call.error ?? new ProviderError("plant_id", "malformed", "Plant.id answered without a health assessment");
     const waited = await waitForCircuit(job, [error], attempt, {
-      release: (delayS, reason) => releaseDiseaseRequest(env, job.request_id, delayS, reason),
+      release: (delayS, reason) => releaseRequest(env, DiseaseRequests, job.request_id, delayS, reason),
       say,
       logger,
       what: "Plant health service",
@@ -105,26 +105,25 @@ export async function processDiagnoseJob(
         error.retryable
           ? "The plant health service is unavailable. Please retry later."
           : "Plant health diagnosis is misconfigured. Please contact support.",
-        say,
+        logger,
       );
     }
     const { delayS, rateLimited } = retryDelayFor([error], attempt);
     if (rateLimited) await say(progress(job.request_id, "rate_limited", "pending", { retry_after: delayS }));
-    await releaseDiseaseRequest(env, job.request_id, delayS, `Plant health service unavailable; retrying in ${delayS} s`);
+    await releaseRequest(env, DiseaseRequests, job.request_id, delayS, `Plant health service unavailable; retrying in ${delayS} s`);
     await say(progress(job.request_id, "retry_scheduled", "pending", { delay_seconds: delayS, attempt, max_attempts: MAX_ATTEMPTS }));
     return { kind: "retry", delayS };
   }
 
   const { status } = await completeDiseaseRequest(env, job.request_id, health, call.answer.isPlant);
-  const results = await countDiseaseResults(env, job.request_id);
+  const results = await countRequestResults(env, DiseaseRequests, job.request_id);
   await say({ type: "completed", request_id: job.request_id, status, results_count: results });
   logger.info("diagnosis completed", { status, results });
   return { kind: "done" };
 }
 
-async function fail(env: Bindings, job: DiagnoseJob, message: string, say: Say): Promise<JobResult> {
-  await failDiseaseRequest(env, job.request_id, message);
-  await say({ type: "error", request_id: job.request_id, message });
-  await say({ type: "completed", request_id: job.request_id, status: "failed", results_count: 0 });
+async function fail(env: Bindings, job: DiagnoseJob, message: string, logger: Logger): Promise<JobResult> {
+  await failRequest(env, DiseaseRequests, job.request_id, message);
+  await tellFailed(env, job.user_id, job.request_id, message, logger);
   return { kind: "done" };
 }

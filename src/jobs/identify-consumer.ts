@@ -17,18 +17,24 @@ import type { PlantNetOrgan } from "../providers/plantnet";
 import type { ProviderError } from "../providers/types";
 import { identifyPlant, type IdentifyOutcome } from "../services/identification";
 import { progress, publish } from "../services/progress";
-import { claimForProcessing, completeRequest, countResults, failRequest, loadStoredImages, releaseRequest } from "../services/requests";
+import { completeIdentificationRequest, countIdentificationResults } from "../services/identification-requests";
+import { loadPhotos } from "../services/photos";
+import {
+  claimRequest,
+  failRequest,
+  IdentificationRequests,
+  releaseRequest,
+  type RequestJob,
+  requestPhotos,
+  tellFailed,
+} from "../services/queued-requests";
 import { careInstructionsFor, findSpeciesForCare } from "../services/care-guides";
 import { enrichSpecies } from "../services/enrichment";
-import { MAX_ATTEMPTS, retryDelayFor, type JobCounters, type JobKind, type JobResult, waitForCircuit } from "./job-policy";
+import { MAX_ATTEMPTS, retryDelayFor, type JobKind, type JobResult, waitForCircuit } from "./job-policy";
 
 export { backoffDelayS, MAX_ATTEMPTS } from "./job-policy";
 
-export interface IdentifyJob extends JobCounters {
-  type: "identify";
-  request_id: string;
-  user_id: string;
-}
+export type IdentifyJob = RequestJob<"identify">;
 
 /** Messages queued before job kinds existed carry no `type`: they are identification jobs. */
 function isIdentifyJob(body: unknown): body is IdentifyJob {
@@ -40,8 +46,8 @@ export const identifyJobs: JobKind<IdentifyJob> = {
   name: "identify",
   matches: isIdentifyJob,
   process: processJob,
-  release: (env, job, delayS) => releaseRequest(env, job.request_id, delayS),
-  fail: (env, job, message) => failRequest(env, job.request_id, message),
+  release: (env, job, delayS) => releaseRequest(env, IdentificationRequests, job.request_id, delayS),
+  fail: (env, job, message) => failRequest(env, IdentificationRequests, job.request_id, message),
   deadLetterMessage: "Identification failed after several attempts. Please retry.",
 };
 
@@ -52,7 +58,7 @@ export async function processJob(
   ctx: ExecutionContext,
   logger: Logger,
 ): Promise<JobResult> {
-  const request = await claimForProcessing(env, job.request_id);
+  const request = await claimRequest(env, IdentificationRequests, job.request_id);
   if (!request) {
     logger.info("job already finished, running under another delivery's lease, or request deleted; acking");
     return { kind: "done" };
@@ -60,11 +66,11 @@ export async function processJob(
   const say = (m: Parameters<typeof publish>[2]) => publish(env, job.user_id, m, logger);
   await say(progress(job.request_id, "processing_start", "processing", { attempt }));
 
-  const images = await loadStoredImages(env, request);
+  const images = await loadPhotos(env, requestPhotos(request));
   if (!images) {
-    await failRequest(env, job.request_id, "The uploaded images are no longer available.");
-    await say({ type: "error", request_id: job.request_id, message: "The uploaded images are no longer available." });
-    await say({ type: "completed", request_id: job.request_id, status: "failed", results_count: 0 });
+    const message = "The uploaded images are no longer available.";
+    await failRequest(env, IdentificationRequests, job.request_id, message);
+    await tellFailed(env, job.user_id, job.request_id, message, logger);
     return { kind: "done" };
   }
 
@@ -73,7 +79,7 @@ export async function processJob(
     (p) => ctx.waitUntil(p),
     {
       images,
-      organs: JSON.parse(request.organs) as PlantNetOrgan[],
+      organs: request.organs as PlantNetOrgan[],
       latitude: request.latitude,
       longitude: request.longitude,
     },
@@ -82,11 +88,11 @@ export async function processJob(
 
   if (outcome.allFailed) return retryOrFail(job, attempt, outcome, env, say, logger);
 
-  const { status } = await completeRequest(env, job.request_id, job.user_id, outcome.suggestions, outcome.health);
+  const { status } = await completeIdentificationRequest(env, job.request_id, job.user_id, outcome.suggestions, outcome.health);
   // After completion, so species new to the catalogue exist to be enriched.
   await enrichSpecies(env, job.request_id, outcome.suggestions, say, logger);
   await prepareCare(env, job.request_id, outcome.suggestions[0]?.scientific_name, say, logger);
-  const results = await countResults(env, job.request_id);
+  const results = await countIdentificationResults(env, job.request_id);
   await say({ type: "completed", request_id: job.request_id, status, results_count: results });
   logger.info("identification completed", { status, results });
   return { kind: "done" };
@@ -102,7 +108,7 @@ async function retryOrFail(
 ): Promise<JobResult> {
   const errors = [outcome.providers.plant_id.error, outcome.providers.plantnet.error].filter((e): e is ProviderError => e !== null);
   const waited = await waitForCircuit(job, errors, attempt, {
-    release: (delayS, reason) => releaseRequest(env, job.request_id, delayS, reason),
+    release: (delayS, reason) => releaseRequest(env, IdentificationRequests, job.request_id, delayS, reason),
     say,
     logger,
     what: "Providers",
@@ -113,15 +119,14 @@ async function retryOrFail(
     const message = retryable
       ? "Plant identification services are unavailable. Please retry later."
       : "Plant identification is misconfigured. Please contact support.";
-    await failRequest(env, job.request_id, message);
-    await say({ type: "error", request_id: job.request_id, message });
-    await say({ type: "completed", request_id: job.request_id, status: "failed", results_count: 0 });
+    await failRequest(env, IdentificationRequests, job.request_id, message);
+    await tellFailed(env, job.user_id, job.request_id, message, logger);
     logger.warn("identification failed", { errors: errors.map((e) => e.toJSON()) });
     return { kind: "done" };
   }
   const { delayS, rateLimited } = retryDelayFor(errors, attempt);
   if (rateLimited) await say(progress(job.request_id, "rate_limited", "pending", { retry_after: delayS }));
-  await releaseRequest(env, job.request_id, delayS, `Providers unavailable; retrying in ${delayS} s`);
+  await releaseRequest(env, IdentificationRequests, job.request_id, delayS, `Providers unavailable; retrying in ${delayS} s`);
   await say(progress(job.request_id, "retry_scheduled", "pending", { delay_seconds: delayS, attempt, max_attempts: MAX_ATTEMPTS }));
   return { kind: "retry", delayS };
 }

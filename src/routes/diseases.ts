@@ -6,27 +6,29 @@
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
-import { enqueueJob } from "./enqueue";
 import { requireAuth } from "../middleware/auth";
 import {
   confirmDiseaseResult,
-  confirmedDiseasesQuery,
+  confirmedDiseases,
   DISEASE_TYPES,
-  failDiseaseRequest,
-  getDiseaseRequest,
-  insertDiseaseRequest,
+  type DiseaseEntryRow,
+  type DiseaseResultRow,
   listDiseaseResults,
   PLANT_CONDITIONS,
-  type DiseaseEntryRow,
-  type DiseaseRequestRow,
-  type DiseaseResultRow,
 } from "../services/diseases";
-import { enforceRateLimit } from "../services/rate-limits";
-import { decodeImages, imageUrl, storeImages } from "../services/requests";
-import { pageOf, PaginationQuery, queryPage, ownRequestsPage } from "./pagination";
+import {
+  DiseaseRequests,
+  type DiseaseRequestRow,
+  listOwnRequests,
+  ownRequest,
+  requestImagesBody,
+  requestWsUrl,
+  spendRequestBudget,
+  submitRequest,
+} from "../services/queued-requests";
+import { pageOf, PaginationQuery } from "./pagination";
 import { ErrorSchema, jsonBody, pageSchema, searchText } from "./schemas";
 import { MAX_IMAGES, readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
 
@@ -111,72 +113,63 @@ const DiseaseEntrySchema = z
   .openapi("DiseaseDatabaseEntry");
 
 function requestBody(row: DiseaseRequestRow) {
-  const bool = (v: number | null) => (v === null ? null : Boolean(v));
   return {
     request_id: row.id,
     status: row.status,
-    ws_url: `/ws/plant-identification/requests/${row.id}/`,
-    images: decodeImages(row).map((img) => ({ url: imageUrl(img) })),
-    symptoms_description: row.symptoms_description,
-    plant_condition: row.plant_condition,
+    ws_url: requestWsUrl(row.id),
+    images: requestImagesBody(row),
+    symptoms_description: row.symptomsDescription,
+    plant_condition: row.plantCondition,
     location: row.location,
-    is_plant: bool(row.is_plant),
-    is_healthy: bool(row.is_healthy),
-    is_healthy_probability: row.is_healthy_probability,
+    is_plant: row.isPlant,
+    is_healthy: row.isHealthy,
+    is_healthy_probability: row.isHealthyProbability,
     attempts: row.attempts,
-    error_message: row.error_message,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-    processed_at: row.processed_at,
+    error_message: row.errorMessage,
+    created_at: row.createdAt,
+    updated_at: row.updatedAt,
+    processed_at: row.processedAt,
   };
 }
 
-function treatmentOf(json: string) {
-  const t = JSON.parse(json) as Partial<Record<"biological" | "chemical" | "prevention", string[]>>;
+function treatmentOf(t: Partial<Record<"biological" | "chemical" | "prevention", string[]>>) {
   return { biological: t.biological ?? [], chemical: t.chemical ?? [], prevention: t.prevention ?? [] };
 }
 
 function resultBody(row: DiseaseResultRow) {
   return {
     id: row.id,
-    request_id: row.request_id,
+    request_id: row.requestId,
     name: row.name,
-    common_names: JSON.parse(row.common_names) as string[],
+    common_names: row.commonNames,
     probability: row.probability,
     rank: row.rank,
     description: row.description,
     treatment: treatmentOf(row.treatment),
-    classification: JSON.parse(row.classification) as string[],
-    disease_type: row.disease_type,
+    classification: row.classification,
+    disease_type: row.diseaseType,
     cause: row.cause,
     url: row.url,
-    similar_images: JSON.parse(row.similar_images) as { url: string; url_small?: string }[],
-    is_confirmed: Boolean(row.is_confirmed),
-    confirmed_at: row.confirmed_at,
-    created_at: row.created_at,
+    similar_images: row.similarImages as { url: string; url_small?: string }[],
+    is_confirmed: row.isConfirmed,
+    confirmed_at: row.confirmedAt,
+    created_at: row.createdAt,
   };
 }
 
 function entryBody(row: DiseaseEntryRow) {
   return {
     name: row.name,
-    common_names: JSON.parse(row.common_names) as string[],
-    disease_type: row.disease_type,
+    common_names: row.commonNames,
+    disease_type: row.diseaseType,
     description: row.description,
     treatment: treatmentOf(row.treatment),
-    classification: JSON.parse(row.classification) as string[],
+    classification: row.classification,
     cause: row.cause,
     url: row.url,
     confirmed_diagnoses: row.confirmations,
-    last_confirmed_at: row.confirmed_at!,
+    last_confirmed_at: row.confirmedAt!,
   };
-}
-
-/** The caller's own disease request, or 404 (also for other users': no existence leak). */
-async function ownRequest(c: Context<AppEnv>, id: string): Promise<DiseaseRequestRow> {
-  const row = await getDiseaseRequest(c.env, id);
-  if (!row || row.user_id !== c.get("user")!.id) throw new AppError("NOT_FOUND", 404, "Disease request not found.");
-  return row;
 }
 
 const UploadForm = z
@@ -241,22 +234,21 @@ export function diseaseRoutes() {
   // Registered for the document, routed with app.post: the body is validated part by part.
   app.openAPIRegistry.registerPath(createDiseaseRequest);
   app.post(createDiseaseRequest.path, async (c) => {
-    const user = c.get("user")!;
-    await enforceRateLimit(c.env, `identify:user:${user.id}`, getConfig(c.env).IDENTIFY_RATE_LIMIT);
+    const userId = c.get("user")!.id;
+    await spendRequestBudget(c.env, userId);
     const upload = await readUpload(c);
-    await storeImages(c.env, upload.images);
-    const row = await insertDiseaseRequest(c.env, {
-      userId: user.id,
-      images: upload.images,
-      symptoms: upload.meta.symptoms_description,
-      plantCondition: upload.meta.plant_condition ?? null,
-      location: upload.meta.location ?? "",
-    });
-    await enqueueJob(
-      c,
-      { type: "diagnose", request_id: row.id, user_id: user.id },
-      (message) => failDiseaseRequest(c.env, row.id, message),
-      "diagnosis",
+    const row = await submitRequest(
+      c.env,
+      DiseaseRequests,
+      userId,
+      upload.images,
+      {
+        status: "pending",
+        symptomsDescription: upload.meta.symptoms_description,
+        plantCondition: upload.meta.plant_condition ?? null,
+        location: upload.meta.location ?? "",
+      },
+      c.get("logger"),
     );
     return c.json(requestBody(row), 202);
   });
@@ -271,7 +263,9 @@ export function diseaseRoutes() {
       responses: { 200: jsonBody(pageSchema(DiseaseRequestSchema, "DiseaseRequestPage"), "Page of disease requests"), ...errors },
     }),
     async (c) => {
-      return c.json(await ownRequestsPage(c, "disease_requests", c.get("user")!.id, c.req.valid("query"), requestBody), 200);
+      const { page, page_size, status } = c.req.valid("query");
+      const { count, rows } = await listOwnRequests(c.env, DiseaseRequests, c.get("user")!.id, status, { page, pageSize: page_size });
+      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(requestBody)), 200);
     },
   );
 
@@ -284,7 +278,7 @@ export function diseaseRoutes() {
       request: { params: Id },
       responses: { 200: jsonBody(DiseaseRequestSchema, "Disease request"), ...errors },
     }),
-    async (c) => c.json(requestBody(await ownRequest(c, c.req.valid("param").id)), 200),
+    async (c) => c.json(requestBody(await ownRequest(c.env, DiseaseRequests, c.get("user")!.id, c.req.valid("param").id)), 200),
   );
 
   app.openapi(
@@ -310,7 +304,7 @@ export function diseaseRoutes() {
       },
     }),
     async (c) => {
-      const row = await ownRequest(c, c.req.valid("param").id);
+      const row = await ownRequest(c.env, DiseaseRequests, c.get("user")!.id, c.req.valid("param").id);
       const body = requestBody(row);
       const results = await listDiseaseResults(c.env, row.id);
       return c.json(
@@ -349,7 +343,7 @@ export function diseaseRoutes() {
       },
     }),
     async (c) => {
-      const row = await ownRequest(c, c.req.valid("param").id);
+      const row = await ownRequest(c.env, DiseaseRequests, c.get("user")!.id, c.req.valid("param").id);
       const { result_id } = c.req.valid("json");
       if (row.status !== "identified" && row.status !== "needs_help") {
         throw new AppError("INVALID_STATE", 409, `Only a diagnosed request can be confirmed (this one is ${row.status}).`);
@@ -378,11 +372,7 @@ export function diseaseRoutes() {
     }),
     async (c) => {
       const { page, page_size, search, type } = c.req.valid("query");
-      const { count, rows } = await queryPage<DiseaseEntryRow>(c.env.DB, {
-        ...confirmedDiseasesQuery({ search: search || undefined, type }),
-        page,
-        pageSize: page_size,
-      });
+      const { count, rows } = await confirmedDiseases(c.env, { search: search || undefined, type }, { page, pageSize: page_size });
       c.header("Cache-Control", "public, max-age=60");
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(entryBody)), 200);
     },

@@ -12,11 +12,10 @@ import { describeError } from "../lib/logger";
 import { NO_IMAGE_MESSAGE, UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
 import { assertCsrf, requireRole } from "../middleware/auth";
 import type { ProviderName } from "../providers/types";
-import { ruleBasedCare, type CatalogueCareFields } from "../services/care";
 import { identifyPlant, type IdentifyOutcome } from "../services/identification";
 import { CIRCUIT_POLICIES, circuitFor } from "../services/provider-calls";
 import { clientIp, enforceRateLimit } from "../services/rate-limits";
-import { completeRequest, insertRequest, storeImages } from "../services/requests";
+import { catalogueCare, recordIdentification } from "../services/identification-requests";
 import { reportError } from "../services/error-reporting";
 import { ErrorSchema, jsonBody } from "./schemas";
 
@@ -204,19 +203,8 @@ export function identifyRoutes() {
     }
 
     const top = outcome.suggestions[0]!;
-    const catalogue = await c.env.DB.prepare(
-      `SELECT scientific_name, common_names, light_requirements, water_requirements, hardiness_zone_min, hardiness_zone_max, plant_type
-         FROM species WHERE lower(scientific_name) = lower(?)`,
-    )
-      .bind(top.scientific_name)
-      .first<CatalogueCareFields>();
-
-    let requestId: string | undefined;
-    if (user) {
-      await storeImages(c.env, [image.image]);
-      requestId = (await insertRequest(c.env, { userId: user.id, images: [image.image], organs: ["auto"], status: "processing" })).id;
-      await completeRequest(c.env, requestId, user.id, outcome.suggestions, outcome.health);
-    }
+    const careInstructions = await catalogueCare(c.env, top.scientific_name);
+    const requestId = user ? await recordIdentification(c.env, user.id, image.image, outcome.suggestions, outcome.health) : undefined;
 
     return c.json(
       {
@@ -225,7 +213,7 @@ export function identifyRoutes() {
         scientific_name: top.scientific_name,
         confidence: top.probability,
         suggestions: outcome.suggestions,
-        care_instructions: catalogue ? ruleBasedCare(catalogue) : null,
+        care_instructions: careInstructions,
         disease_detection: diseaseDetection(outcome),
         disease_suggestions: (outcome.health?.diseases ?? []).map((d) => ({
           name: d.name,

@@ -5,29 +5,31 @@
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { getConfig } from "../config";
 import type { AppEnv } from "../env";
-import { AppError } from "../lib/errors";
-import { enqueueJob } from "./enqueue";
-import { uuidv7 } from "../lib/ids";
 import { requireAuth } from "../middleware/auth";
 import { PLANTNET_ORGANS, type PlantNetOrgan } from "../providers/plantnet";
-import { ruleBasedCare } from "../services/care";
-import { findSpeciesForCare, storedCareGuide } from "../services/care-guides";
-import { userHub } from "../services/progress";
-import { enforceRateLimit } from "../services/rate-limits";
-import { deleteUnusedImages } from "../services/stored-images";
 import {
-  decodeImages,
-  failRequest,
-  getRequest,
-  imageUrl,
-  insertRequest,
-  requeueForRetry,
-  storeImages,
-  type RequestRow,
-} from "../services/requests";
-import { pageOf, PaginationQuery, queryPage, ownRequestsPage } from "./pagination";
+  acceptResult,
+  addResultToCollection,
+  identificationHistory,
+  identificationResultsOf,
+  type IdentificationResultRow,
+  type ResultDetails,
+  voteOnResult,
+} from "../services/identification-requests";
+import {
+  deleteOwnRequest,
+  IdentificationRequests,
+  type IdentificationRequestRow,
+  listOwnRequests,
+  ownRequest,
+  requestImagesBody,
+  requestWsUrl,
+  retryOwnRequest,
+  spendRequestBudget,
+  submitRequest,
+} from "../services/queued-requests";
+import { pageOf, PaginationQuery } from "./pagination";
 import { ErrorSchema, jsonBody, pageSchema } from "./schemas";
 import { MAX_IMAGES, readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
 
@@ -90,49 +92,26 @@ const ResultSchema = z
   })
   .openapi("IdentificationResult");
 
-interface ResultRow {
-  id: string;
-  request_id: string;
-  species_id: string | null;
-  scientific_name: string;
-  plant_name: string;
-  common_names: string;
-  family: string;
-  genus: string;
-  gbif_id: number | null;
-  confidence_score: number;
-  identification_source: string;
-  rank: number;
-  is_primary: number;
-  is_accepted: number;
-  upvotes: number;
-  downvotes: number;
-  details: string;
-  created_at: string;
-}
-
-function requestBody(row: RequestRow) {
-  const health = row.health
-    ? (JSON.parse(row.health) as {
-        isHealthy: boolean;
-        diseases: { name: string; probability: number; description: string; treatment: string }[];
-      })
-    : null;
+function requestBody(row: IdentificationRequestRow) {
+  const health = row.health as {
+    isHealthy: boolean;
+    diseases: { name: string; probability: number; description: string; treatment: string }[];
+  } | null;
   const top = health && !health.isHealthy ? health.diseases[0] : undefined;
   return {
     request_id: row.id,
     status: row.status,
-    ws_url: `/ws/plant-identification/requests/${row.id}/`,
-    images: decodeImages(row).map((img) => ({ url: imageUrl(img) })),
-    organs: JSON.parse(row.organs) as string[],
+    ws_url: requestWsUrl(row.id),
+    images: requestImagesBody(row),
+    organs: row.organs,
     latitude: row.latitude,
     longitude: row.longitude,
     location: row.location,
     description: row.description,
-    plant_size: row.plant_size,
+    plant_size: row.plantSize,
     habitat: row.habitat,
     attempts: row.attempts,
-    error_message: row.error_message,
+    error_message: row.errorMessage,
     disease_detection: health
       ? {
           is_healthy: health.isHealthy,
@@ -143,35 +122,29 @@ function requestBody(row: RequestRow) {
           suggestions: health.diseases.map((d) => ({ name: d.name, probability: d.probability, description: d.description })),
         }
       : null,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-    processed_at: row.processed_at,
+    created_at: row.createdAt,
+    updated_at: row.updatedAt,
+    processed_at: row.processedAt,
   };
 }
 
-function resultBody(row: ResultRow) {
-  const details = JSON.parse(row.details) as {
-    description?: string;
-    similar_images?: { url: string; url_small?: string }[];
-    sources?: string[];
-    plant_id_probability?: number | null;
-    plantnet_score?: number | null;
-  };
+function resultBody(row: IdentificationResultRow) {
+  const details = row.details as ResultDetails;
   return {
     id: row.id,
-    request_id: row.request_id,
-    species_id: row.species_id,
-    scientific_name: row.scientific_name,
-    plant_name: row.plant_name,
-    common_names: JSON.parse(row.common_names) as string[],
+    request_id: row.requestId,
+    species_id: row.speciesId,
+    scientific_name: row.scientificName,
+    plant_name: row.plantName,
+    common_names: row.commonNames,
     family: row.family,
     genus: row.genus,
-    gbif_id: row.gbif_id,
-    confidence_score: row.confidence_score,
-    identification_source: row.identification_source,
+    gbif_id: row.gbifId,
+    confidence_score: row.confidenceScore,
+    identification_source: row.identificationSource,
     rank: row.rank,
-    is_primary: Boolean(row.is_primary),
-    is_accepted: Boolean(row.is_accepted),
+    is_primary: row.isPrimary,
+    is_accepted: row.isAccepted,
     upvotes: row.upvotes,
     downvotes: row.downvotes,
     description: details.description ?? "",
@@ -179,26 +152,8 @@ function resultBody(row: ResultRow) {
     sources: details.sources ?? [],
     plant_id_probability: details.plant_id_probability ?? null,
     plantnet_score: details.plantnet_score ?? null,
-    created_at: row.created_at,
+    created_at: row.createdAt,
   };
-}
-
-/** The caller's own request, or 404 (also for other users' requests: no existence leak). */
-async function ownRequest(c: Context<AppEnv>, id: string): Promise<RequestRow> {
-  const row = await getRequest(c.env, id);
-  if (!row || row.user_id !== c.get("user")!.id) throw new AppError("NOT_FOUND", 404, "Identification request not found.");
-  return row;
-}
-
-async function loadResult(c: Context<AppEnv>, resultId: string) {
-  const row = await c.env.DB.prepare(
-    `SELECT r.*, q.user_id AS owner_id, q.is_shared_with_community AS shared
-       FROM identification_results r JOIN identification_requests q ON q.id = r.request_id WHERE r.id = ?`,
-  )
-    .bind(resultId)
-    .first<ResultRow & { owner_id: string | null; shared: number }>();
-  if (!row) throw new AppError("NOT_FOUND", 404, "Result not found.");
-  return row;
 }
 
 const UploadForm = z
@@ -281,27 +236,24 @@ export function requestRoutes() {
   // Registered for the document, routed with app.post: the body is validated part by part.
   app.openAPIRegistry.registerPath(createRequestRoute);
   app.post(createRequestRoute.path, async (c) => {
-    const user = c.get("user")!;
-    await enforceRateLimit(c.env, `identify:user:${user.id}`, getConfig(c.env).IDENTIFY_RATE_LIMIT);
+    await spendRequestBudget(c.env, c.get("user")!.id);
     const upload = await readUpload(c);
-    await storeImages(c.env, upload.images);
-    const row = await insertRequest(c.env, {
-      userId: user.id,
-      images: upload.images,
-      organs: upload.organs,
-      latitude: upload.meta.latitude ?? null,
-      longitude: upload.meta.longitude ?? null,
-      location: upload.meta.location,
-      description: upload.meta.description,
-      plantSize: upload.meta.plant_size,
-      habitat: upload.meta.habitat,
-      status: "pending",
-    });
-    await enqueueJob(
-      c,
-      { type: "identify", request_id: row.id, user_id: user.id },
-      (message) => failRequest(c.env, row.id, message),
-      "identification",
+    const row = await submitRequest(
+      c.env,
+      IdentificationRequests,
+      c.get("user")!.id,
+      upload.images,
+      {
+        status: "pending",
+        organs: upload.organs,
+        latitude: upload.meta.latitude ?? null,
+        longitude: upload.meta.longitude ?? null,
+        location: upload.meta.location,
+        description: upload.meta.description,
+        plantSize: upload.meta.plant_size,
+        habitat: upload.meta.habitat,
+      },
+      c.get("logger"),
     );
     return c.json(requestBody(row), 202);
   });
@@ -316,7 +268,12 @@ export function requestRoutes() {
       responses: { 200: jsonBody(pageSchema(RequestSchema, "IdentificationRequestPage"), "Page of requests"), ...errors },
     }),
     async (c) => {
-      return c.json(await ownRequestsPage(c, "identification_requests", c.get("user")!.id, c.req.valid("query"), requestBody), 200);
+      const { page, page_size, status } = c.req.valid("query");
+      const { count, rows } = await listOwnRequests(c.env, IdentificationRequests, c.get("user")!.id, status, {
+        page,
+        pageSize: page_size,
+      });
+      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(requestBody)), 200);
     },
   );
 
@@ -329,7 +286,7 @@ export function requestRoutes() {
       request: { params: Id },
       responses: { 200: jsonBody(RequestSchema, "Request"), ...errors },
     }),
-    async (c) => c.json(requestBody(await ownRequest(c, c.req.valid("param").id)), 200),
+    async (c) => c.json(requestBody(await ownRequest(c.env, IdentificationRequests, c.get("user")!.id, c.req.valid("param").id)), 200),
   );
 
   app.openapi(
@@ -354,21 +311,13 @@ export function requestRoutes() {
       },
     }),
     async (c) => {
-      const row = await ownRequest(c, c.req.valid("param").id);
-      const { results } = await c.env.DB.prepare(
-        "SELECT * FROM identification_results WHERE request_id = ? ORDER BY confidence_score DESC, rank ASC",
-      )
-        .bind(row.id)
-        .all<ResultRow>();
-      const primary = results.find((r) => r.is_accepted) ?? results.find((r) => r.is_primary) ?? results[0];
-      const species = primary?.species_id ? await findSpeciesForCare(c.env, { id: primary.species_id }) : null;
-      const care = species ? ((await storedCareGuide(c.env, species.id, "en")) ?? ruleBasedCare(species)) : null;
+      const { request, results, care } = await identificationResultsOf(c.env, c.get("user")!.id, c.req.valid("param").id);
       return c.json(
         {
-          request_id: row.id,
-          status: row.status,
+          request_id: request.id,
+          status: request.status,
           results: results.map(resultBody),
-          disease_detection: requestBody(row).disease_detection,
+          disease_detection: requestBody(request).disease_detection,
           care_instructions: care,
         },
         200,
@@ -386,15 +335,7 @@ export function requestRoutes() {
       responses: { 204: { description: "Deleted" }, ...errors },
     }),
     async (c) => {
-      const row = await ownRequest(c, c.req.valid("param").id);
-      await c.env.DB.prepare("DELETE FROM identification_requests WHERE id = ?").bind(row.id).run();
-      // Photos are content-addressed and shared: keep any another request, diagnosis or plant still uses.
-      await deleteUnusedImages(c.env, decodeImages(row));
-      c.executionCtx.waitUntil(
-        userHub(c.env, row.user_id!)
-          .closeRequest(row.id, 4404, "request deleted")
-          .catch(() => {}),
-      );
+      await deleteOwnRequest(c.env, IdentificationRequests, c.get("user")!.id, c.req.valid("param").id, (p) => c.executionCtx.waitUntil(p));
       return c.body(null, 204);
     },
   );
@@ -413,23 +354,7 @@ export function requestRoutes() {
       responses: { 202: jsonBody(RequestSchema, "Queued again"), 409: errors[400], ...errors },
     }),
     async (c) => {
-      const row = await ownRequest(c, c.req.valid("param").id);
-      const user = c.get("user")!;
-      await enforceRateLimit(c.env, `identify:user:${user.id}`, getConfig(c.env).IDENTIFY_RATE_LIMIT);
-      const updated = await requeueForRetry(c.env, row.id);
-      if (!updated) {
-        throw new AppError(
-          "INVALID_STATE",
-          409,
-          `Only failed or needs-help requests, or pending/processing ones whose job was lost, can be retried (this one is ${row.status}).`,
-        );
-      }
-      await enqueueJob(
-        c,
-        { type: "identify", request_id: row.id, user_id: user.id },
-        (message) => failRequest(c.env, row.id, message),
-        "identification",
-      );
+      const updated = await retryOwnRequest(c.env, IdentificationRequests, c.get("user")!.id, c.req.valid("param").id, c.get("logger"));
       return c.json(requestBody(updated), 202);
     },
   );
@@ -462,40 +387,7 @@ export function requestRoutes() {
     }),
     async (c) => {
       const { page, page_size } = c.req.valid("query");
-      const userId = c.get("user")!.id;
-      type Row = {
-        id: string;
-        status: RequestRow["status"];
-        created_at: string;
-        image_hashes: string;
-        plant_name: string | null;
-        scientific_name: string | null;
-        confidence_score: number | null;
-      };
-      // The best result per request: the accepted one, else the most confident.
-      const { count, rows } = await queryPage<Row>(c.env.DB, {
-        select: "q.id, q.status, q.created_at, q.image_hashes, r.plant_name, r.scientific_name, r.confidence_score",
-        from: `FROM identification_requests q
-               LEFT JOIN identification_results r ON r.request_id = q.id AND r.id = (
-                 SELECT id FROM identification_results WHERE request_id = q.id ORDER BY is_accepted DESC, confidence_score DESC LIMIT 1)
-              WHERE q.user_id = ?`,
-        order: "q.created_at DESC, q.id DESC",
-        binds: [userId],
-        page,
-        pageSize: page_size,
-      });
-      const items = rows.map((r) => {
-        const first = decodeImages(r)[0];
-        return {
-          id: r.id,
-          plant_name: r.plant_name,
-          scientific_name: r.scientific_name,
-          confidence: r.confidence_score,
-          image_url: first ? imageUrl(first) : null,
-          created_at: r.created_at,
-          status: r.status,
-        };
-      });
+      const { count, rows: items } = await identificationHistory(c.env, c.get("user")!.id, { page, pageSize: page_size });
       return c.json(pageOf(c.req.url, page, page_size, count, items), 200);
     },
   );
@@ -525,45 +417,7 @@ export function requestRoutes() {
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      const { vote_type } = c.req.valid("json");
-      const user = c.get("user")!;
-      const result = await loadResult(c, id);
-      if (result.owner_id !== user.id && !result.shared) throw new AppError("NOT_FOUND", 404, "Result not found.");
-      if (result.is_accepted)
-        throw new AppError("VALIDATION_ERROR", 400, "Accepted results cannot be voted on.", {
-          vote_type: ["This result is already accepted."],
-        });
-      const db = c.env.DB;
-      // One batch, which D1 runs as one transaction: concurrent votes behave as votes one after
-      // the other, and the answer is the state this vote left (reading the old vote first let
-      // two identical votes both "add"). (1) The same vote again is removed; (2) otherwise —
-      // changes() = 0, (1) deleted nothing — it is inserted or switches the other one; (3) the
-      // tallies are recomputed from the votes, so they can never drift; (4) the answer is read.
-      const [, , , state] = await db.batch<{ vote: "upvote" | "downvote" | null; upvotes: number; downvotes: number }>([
-        db.prepare("DELETE FROM votes WHERE result_id = ? AND user_id = ? AND vote_type = ?").bind(id, user.id, vote_type),
-        db
-          .prepare(
-            `INSERT INTO votes (id, result_id, user_id, vote_type) SELECT ?, ?, ?, ? WHERE changes() = 0
-             ON CONFLICT (result_id, user_id) DO UPDATE SET vote_type = excluded.vote_type`,
-          )
-          .bind(uuidv7(), id, user.id, vote_type),
-        db
-          .prepare(
-            `UPDATE identification_results SET
-               upvotes = (SELECT count(*) FROM votes WHERE result_id = ?1 AND vote_type = 'upvote'),
-               downvotes = (SELECT count(*) FROM votes WHERE result_id = ?1 AND vote_type = 'downvote')
-             WHERE id = ?1`,
-          )
-          .bind(id),
-        db
-          .prepare(
-            "SELECT v.vote_type AS vote, r.upvotes, r.downvotes FROM identification_results r LEFT JOIN votes v ON v.result_id = r.id AND v.user_id = ? WHERE r.id = ?",
-          )
-          .bind(user.id, id),
-      ]);
-      const tally = state!.results[0];
-      if (!tally) throw new AppError("NOT_FOUND", 404, "Result not found.");
-      return c.json({ result_id: id, vote: tally.vote, upvotes: tally.upvotes, downvotes: tally.downvotes }, 200);
+      return c.json(await voteOnResult(c.env, c.get("user")!.id, id, c.req.valid("json").vote_type), 200);
     },
   );
 
@@ -577,21 +431,7 @@ export function requestRoutes() {
       responses: { 200: jsonBody(ResultSchema, "Accepted result"), ...errors },
     }),
     async (c) => {
-      const { id } = c.req.valid("param");
-      const result = await loadResult(c, id);
-      if (result.owner_id !== c.get("user")!.id) throw new AppError("NOT_FOUND", 404, "Result not found.");
-      await c.env.DB.batch([
-        c.env.DB.prepare("UPDATE identification_results SET is_accepted = (id = ?), is_primary = (id = ?) WHERE request_id = ?").bind(
-          id,
-          id,
-          result.request_id,
-        ),
-        c.env.DB.prepare(
-          "UPDATE identification_requests SET status = 'identified', updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? AND status IN ('identified', 'needs_help')",
-        ).bind(result.request_id),
-      ]);
-      const row = (await c.env.DB.prepare("SELECT * FROM identification_results WHERE id = ?").bind(id).first<ResultRow>())!;
-      return c.json(resultBody(row), 200);
+      return c.json(resultBody(await acceptResult(c.env, c.get("user")!.id, c.req.valid("param").id)), 200);
     },
   );
 
@@ -645,32 +485,7 @@ export function requestRoutes() {
       },
     }),
     async (c) => {
-      const { id } = c.req.valid("param");
-      const body = c.req.valid("json") ?? {};
-      const user = c.get("user")!;
-      const result = await loadResult(c, id);
-      if (result.owner_id !== user.id) throw new AppError("NOT_FOUND", 404, "Result not found.");
-      const collection = body.collection_id
-        ? await c.env.DB.prepare("SELECT id FROM collections WHERE id = ? AND user_id = ?")
-            .bind(body.collection_id, user.id)
-            .first<{ id: string }>()
-        : await c.env.DB.prepare("SELECT id FROM collections WHERE user_id = ? ORDER BY is_default DESC, created_at ASC LIMIT 1")
-            .bind(user.id)
-            .first<{ id: string }>();
-      if (!collection) throw new AppError("NOT_FOUND", 404, "Collection not found.");
-      const plantId = uuidv7();
-      const inserted = await c.env.DB.prepare(
-        `INSERT INTO user_plants (id, user_id, collection_id, species_id, result_id, nickname, notes) VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (collection_id, result_id) DO NOTHING`,
-      )
-        .bind(plantId, user.id, collection.id, result.species_id, id, body.nickname ?? result.plant_name, body.notes ?? "")
-        .run();
-      const created = (inserted.meta.changes ?? 0) > 0;
-      const plant = (await c.env.DB.prepare(
-        "SELECT id, collection_id, species_id, result_id, nickname, notes FROM user_plants WHERE collection_id = ? AND result_id = ?",
-      )
-        .bind(collection.id, id)
-        .first<{ id: string; collection_id: string; species_id: string | null; result_id: string; nickname: string; notes: string }>())!;
+      const { plant, created } = await addResultToCollection(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json") ?? {});
       return created ? c.json({ ...plant, created }, 201) : c.json({ ...plant, created }, 200);
     },
   );

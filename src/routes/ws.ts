@@ -27,8 +27,7 @@ import { ACCESS_COOKIE } from "../lib/session-cookies";
 import { bearerToken, userFromAccessToken } from "../middleware/auth";
 import { consumeWsTicket } from "../services/accounts";
 import { userHub } from "../services/progress";
-import { countDiseaseResults, getDiseaseRequest } from "../services/diseases";
-import { countResults, FINAL_STATUSES, getRequest } from "../services/requests";
+import { requestToFollow } from "../services/queued-requests";
 
 /** Accepts the socket only to close it with an application close code the client can read. */
 function refuse(code: 4401 | 4403 | 4404, reason: string): Response {
@@ -86,20 +85,12 @@ async function connect(c: Context<AppEnv>, requestId: string | null): Promise<Re
   if (identity.sessionId) headers.set("X-Hub-Session-Id", identity.sessionId);
   if (requestId) {
     if (!isUuid(requestId)) return refuse(4404, "unknown request");
-    // Identification and disease requests share this route (their UUIDs never collide).
-    const identification = await getRequest(c.env, requestId);
-    const request = identification ?? (await getDiseaseRequest(c.env, requestId));
+    const request = await requestToFollow(c.env, requestId);
     if (!request) return refuse(4404, "unknown request");
-    if (request.user_id !== userId) return refuse(4403, "not your request");
+    if (request.userId !== userId) return refuse(4403, "not your request");
     headers.set("X-Hub-Request-Id", requestId);
     // If the hub has forgotten a finished request (state is kept 7 days), D1 still knows.
-    if ((FINAL_STATUSES as readonly string[]).includes(request.status)) {
-      const count = identification ? await countResults(c.env, requestId) : await countDiseaseResults(c.env, requestId);
-      headers.set(
-        "X-Hub-Final-State",
-        JSON.stringify({ type: "completed", request_id: requestId, status: request.status, results_count: count }),
-      );
-    }
+    if (request.final) headers.set("X-Hub-Final-State", JSON.stringify(request.final));
   }
   const upgraded = await userHub(c.env, userId).fetch(new Request("https://user-hub/connect", { headers }));
   // A Response that crossed from the Durable Object has immutable headers; re-wrap it so the

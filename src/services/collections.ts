@@ -9,7 +9,10 @@
  * - A collection with plants is deleted only with `delete_plants`; otherwise 409. Plants are never
  *   deleted as a side effect the client did not ask for.
  */
+import { and, eq } from "drizzle-orm";
+import { changes, database } from "../db/client";
 import { fetchPage, type Page, type PageRequest } from "../db/pagination";
+import { userPlants } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
@@ -472,4 +475,47 @@ async function withStoredImage(
 export async function releaseImage(env: Bindings, key: string | null): Promise<void> {
   const image = key ? storedImageFromKey(key) : null;
   if (image) await deleteUnusedImages(env, [image]);
+}
+
+/**
+ * An identification result becomes a plant in one of the user's collections (the default one
+ * when none is named): idempotent per (collection, result), so a second call answers the plant
+ * the first one made, with `created: false`.
+ */
+export async function addIdentifiedPlant(
+  env: Bindings,
+  userId: string,
+  input: { collectionId?: string | undefined; resultId: string; speciesId: string | null; nickname: string; notes: string },
+) {
+  const collectionId = input.collectionId
+    ? (await findCollection(env, userId, input.collectionId))?.id
+    : await defaultCollectionId(env, userId);
+  if (!collectionId) throw new AppError("NOT_FOUND", 404, "Collection not found.");
+  const db = database(env);
+  const p = userPlants;
+  const inserted = await db
+    .insert(p)
+    .values({
+      id: uuidv7(),
+      userId,
+      collectionId,
+      speciesId: input.speciesId,
+      resultId: input.resultId,
+      nickname: input.nickname,
+      notes: input.notes,
+    })
+    .onConflictDoNothing({ target: [p.collectionId, p.resultId] });
+  const plant = await db
+    .select({
+      id: p.id,
+      collection_id: p.collectionId,
+      species_id: p.speciesId,
+      result_id: p.resultId,
+      nickname: p.nickname,
+      notes: p.notes,
+    })
+    .from(p)
+    .where(and(eq(p.collectionId, collectionId), eq(p.resultId, input.resultId)))
+    .get();
+  return { plant: { ...plant!, result_id: plant!.result_id! }, created: changes(inserted) > 0 };
 }

@@ -5,11 +5,13 @@
  * request still being `processing`, with results upserted per (request, lower(name)), so a
  * re-delivered job never writes twice. The disease database is read from confirmed results.
  */
+import { and, asc, count, desc, eq, ne, type SQL, sql } from "drizzle-orm";
+import { changes, database, runBatch, type Statement, sqlNow } from "../db/client";
+import { type Page, type PageRequest, selectPage } from "../db/pagination";
+import { diseaseRequests, diseaseResults } from "../db/schema";
 import type { Bindings } from "../env";
-import { isoIn, JOB_LEASE_MS } from "../jobs/job-policy";
 import { uuidv7 } from "../lib/ids";
 import type { DiseaseSuggestion, HealthAssessment, TreatmentPlan } from "../providers/types";
-import { encodeImages, type RequestStatus, type StoredImage } from "./requests";
 
 export const PLANT_CONDITIONS = ["mild", "moderate", "severe", "dying"] as const;
 export type PlantCondition = (typeof PLANT_CONDITIONS)[number];
@@ -22,105 +24,7 @@ export const DIAGNOSED_THRESHOLD = 0.5;
 /** Plant.id returns a handful of suggestions; more than this is noise for the owner. */
 const MAX_RESULTS = 10;
 
-export interface DiseaseRequestRow {
-  id: string;
-  user_id: string;
-  status: RequestStatus;
-  image_hashes: string;
-  symptoms_description: string;
-  plant_condition: PlantCondition | null;
-  location: string;
-  is_plant: number | null;
-  is_healthy: number | null;
-  is_healthy_probability: number | null;
-  attempts: number;
-  lease_expires_at: string | null;
-  requeue_count: number;
-  error_message: string | null;
-  processed_at: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface DiseaseResultRow {
-  id: string;
-  request_id: string;
-  entity_id: string | null;
-  name: string;
-  common_names: string;
-  probability: number;
-  description: string;
-  treatment: string;
-  classification: string;
-  disease_type: DiseaseType;
-  cause: string | null;
-  url: string | null;
-  similar_images: string;
-  rank: number;
-  is_confirmed: number;
-  confirmed_at: string | null;
-  created_at: string;
-}
-
-const NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
-
-export async function insertDiseaseRequest(
-  env: Bindings,
-  input: { userId: string; images: StoredImage[]; symptoms: string; plantCondition: PlantCondition | null; location: string },
-): Promise<DiseaseRequestRow> {
-  const row = await env.DB.prepare(
-    `INSERT INTO disease_requests (id, user_id, status, image_hashes, symptoms_description, plant_condition, location)
-     VALUES (?, ?, 'pending', ?, ?, ?, ?)
-     RETURNING *`,
-  )
-    .bind(uuidv7(), input.userId, encodeImages(input.images), input.symptoms, input.plantCondition, input.location)
-    .first<DiseaseRequestRow>();
-  if (!row) throw new Error("insert returned no row");
-  return row;
-}
-
-export function getDiseaseRequest(env: Bindings, id: string): Promise<DiseaseRequestRow | null> {
-  return env.DB.prepare("SELECT * FROM disease_requests WHERE id = ?").bind(id).first<DiseaseRequestRow>();
-}
-
-/**
- * pending → processing with a lease (one more attempt); a `processing` request only once its
- * lease ran out. Null when another delivery holds a live lease, or the request is final or
- * deleted: the caller acks without work. Same rules as identification's claimForProcessing.
- */
-export function claimDiseaseRequest(env: Bindings, id: string, now = Date.now()): Promise<DiseaseRequestRow | null> {
-  return env.DB.prepare(
-    `UPDATE disease_requests SET status = 'processing', attempts = attempts + 1, lease_expires_at = ?, updated_at = ${NOW}
-      WHERE id = ? AND (status = 'pending' OR (status = 'processing' AND (lease_expires_at IS NULL OR lease_expires_at <= ?)))
-      RETURNING *`,
-  )
-    .bind(isoIn(JOB_LEASE_MS, now), id, isoIn(0, now))
-    .first<DiseaseRequestRow>();
-}
-
-/**
- * Between attempts a request waits in `pending`, never `processing`, with the moment its retry
- * message becomes deliverable as its deadline (so the sweep does not take it for lost).
- */
-export async function releaseDiseaseRequest(env: Bindings, id: string, delayS: number, message: string | null = null): Promise<void> {
-  await env.DB.prepare(
-    `UPDATE disease_requests SET status = 'pending', error_message = coalesce(?, error_message), lease_expires_at = ?, updated_at = ${NOW}
-      WHERE id = ? AND status = 'processing'`,
-  )
-    .bind(message, isoIn(delayS * 1000), id)
-    .run();
-}
-
-/** Ends a request as failed. No-op (false) once it is final. */
-export async function failDiseaseRequest(env: Bindings, id: string, message: string): Promise<boolean> {
-  const result = await env.DB.prepare(
-    `UPDATE disease_requests SET status = 'failed', error_message = ?, processed_at = ${NOW}, updated_at = ${NOW}
-      WHERE id = ? AND status IN ('pending', 'processing')`,
-  )
-    .bind(message.slice(0, 500), id)
-    .run();
-  return (result.meta.changes ?? 0) > 0;
-}
+export type DiseaseResultRow = typeof diseaseResults.$inferSelect;
 
 /** Plant.id classifies from general to specific ("Fungi", "Ascomycota", …); the kingdom decides. */
 export function diseaseTypeOf(classification: string[]): DiseaseType {
@@ -174,111 +78,166 @@ export async function completeDiseaseRequest(
   health: HealthAssessment,
   isPlant: boolean,
 ): Promise<{ status: "identified" | "needs_help"; written: boolean }> {
-  const db = env.DB;
+  const db = database(env);
   const status = diagnosisStatus(health, isPlant);
   const diseases = isPlant ? rankedDiseases(health.diseases) : [];
-  const guard = "EXISTS (SELECT 1 FROM disease_requests WHERE id = ? AND status = 'processing')";
-  const statements: D1PreparedStatement[] = [
-    // A re-run that sees different suggestions drops the ones no longer suggested (never a confirmed one).
-    db
-      .prepare(
-        `DELETE FROM disease_results WHERE request_id = ? AND is_confirmed = 0
-           AND lower(name) NOT IN (SELECT value FROM json_each(?)) AND ${guard}`,
-      )
-      .bind(requestId, JSON.stringify(diseases.map((d) => d.name.trim().toLowerCase())), requestId),
+  // The guard every write of the batch carries: SQL's EXISTS, evaluated inside the transaction.
+  const guard = sql`EXISTS (SELECT 1 FROM disease_requests WHERE id = ${requestId} AND status = 'processing')`;
+  const names = JSON.stringify(diseases.map((d) => d.name.trim().toLowerCase()));
+  const statements: (Statement | SQL)[] = [
+    // json_each: a re-run that sees other suggestions drops the ones no longer suggested (never a confirmed one).
+    sql`DELETE FROM disease_results WHERE request_id = ${requestId} AND is_confirmed = 0
+          AND lower(name) NOT IN (SELECT value FROM json_each(${names})) AND ${guard}`,
   ];
   diseases.forEach((d, i) => {
-    statements.push(
-      db
-        .prepare(
-          `INSERT INTO disease_results
-             (id, request_id, entity_id, name, common_names, probability, description, treatment, classification,
-              disease_type, cause, url, similar_images, rank)
-           SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ${guard}
-           ON CONFLICT (request_id, lower(name)) DO UPDATE SET
-             entity_id = excluded.entity_id, common_names = excluded.common_names, probability = excluded.probability,
-             description = excluded.description, treatment = excluded.treatment, classification = excluded.classification,
-             disease_type = excluded.disease_type, cause = excluded.cause, url = excluded.url,
-             similar_images = excluded.similar_images, rank = excluded.rank`,
-        )
-        .bind(
-          uuidv7(),
-          requestId,
-          d.entityId ?? null,
-          d.name.trim(),
-          JSON.stringify(d.commonNames),
-          d.probability,
-          d.description.slice(0, 4000),
-          JSON.stringify(planOf(d)),
-          JSON.stringify(d.classification),
-          diseaseTypeOf(d.classification),
-          d.cause ?? null,
-          d.url ?? null,
-          JSON.stringify(d.similarImages ?? []),
-          i + 1,
-          requestId,
-        ),
-    );
+    // Guarded upsert by (request, lower(name)).
+    statements.push(sql`INSERT INTO disease_results
+        (id, request_id, entity_id, name, common_names, probability, description, treatment, classification,
+         disease_type, cause, url, similar_images, rank)
+      SELECT ${uuidv7()}, ${requestId}, ${d.entityId ?? null}, ${d.name.trim()}, ${JSON.stringify(d.commonNames)}, ${d.probability},
+             ${d.description.slice(0, 4000)}, ${JSON.stringify(planOf(d))}, ${JSON.stringify(d.classification)},
+             ${diseaseTypeOf(d.classification)}, ${d.cause ?? null}, ${d.url ?? null}, ${JSON.stringify(d.similarImages ?? [])}, ${i + 1}
+       WHERE ${guard}
+      ON CONFLICT (request_id, lower(name)) DO UPDATE SET
+        entity_id = excluded.entity_id, common_names = excluded.common_names, probability = excluded.probability,
+        description = excluded.description, treatment = excluded.treatment, classification = excluded.classification,
+        disease_type = excluded.disease_type, cause = excluded.cause, url = excluded.url,
+        similar_images = excluded.similar_images, rank = excluded.rank`);
   });
+  const q = diseaseRequests;
   statements.push(
     db
-      .prepare(
-        `UPDATE disease_requests
-            SET status = ?, is_plant = ?, is_healthy = ?, is_healthy_probability = ?, error_message = NULL,
-                processed_at = ${NOW}, updated_at = ${NOW}
-          WHERE id = ? AND status = 'processing'`,
-      )
-      .bind(status, isPlant ? 1 : 0, health.isHealthy ? 1 : 0, health.isHealthyProbability, requestId),
+      .update(q)
+      .set({
+        status,
+        isPlant,
+        isHealthy: health.isHealthy,
+        isHealthyProbability: health.isHealthyProbability,
+        errorMessage: null,
+        processedAt: sqlNow,
+        updatedAt: sqlNow,
+      })
+      .where(and(eq(q.id, requestId), eq(q.status, "processing"))),
   );
-  const results = await db.batch(statements);
-  return { status, written: (results.at(-1)?.meta.changes ?? 0) > 0 };
-}
-
-export async function countDiseaseResults(env: Bindings, requestId: string): Promise<number> {
-  const row = await env.DB.prepare("SELECT count(*) AS n FROM disease_results WHERE request_id = ?").bind(requestId).first<{ n: number }>();
-  return row?.n ?? 0;
+  const results = await runBatch(db, statements);
+  return { status, written: changes(results.at(-1)) > 0 };
 }
 
 /** Most likely first (rank breaks ties). */
 export async function listDiseaseResults(env: Bindings, requestId: string): Promise<DiseaseResultRow[]> {
-  const { results } = await env.DB.prepare("SELECT * FROM disease_results WHERE request_id = ? ORDER BY probability DESC, rank ASC")
-    .bind(requestId)
-    .all<DiseaseResultRow>();
-  return results;
+  const r = diseaseResults;
+  return database(env).select().from(r).where(eq(r.requestId, requestId)).orderBy(desc(r.probability), asc(r.rank));
 }
 
 /**
  * The owner confirms one result as the diagnosis: it becomes the only confirmed result of the
- * request (a later confirmation switches) and the request is `identified`. Null when the result
- * is not one of this request's.
+ * request (a later confirmation switches) and the request is `identified`. Undefined when the
+ * result is not one of this request's.
  */
-export async function confirmDiseaseResult(env: Bindings, requestId: string, resultId: string): Promise<DiseaseResultRow | null> {
-  const db = env.DB;
-  const owned = await db.prepare("SELECT id FROM disease_results WHERE id = ? AND request_id = ?").bind(resultId, requestId).first();
-  if (!owned) return null;
+export async function confirmDiseaseResult(env: Bindings, requestId: string, resultId: string): Promise<DiseaseResultRow | undefined> {
+  const db = database(env);
+  const r = diseaseResults;
+  const q = diseaseRequests;
+  const owned = await db
+    .select({ id: r.id })
+    .from(r)
+    .where(and(eq(r.id, resultId), eq(r.requestId, requestId)))
+    .get();
+  if (!owned) return undefined;
   // Unconfirm first: the partial unique index allows one confirmed result per request at any time.
-  await db.batch([
+  const [, , , confirmed] = await runBatch(db, [
     db
-      .prepare("UPDATE disease_results SET is_confirmed = 0, confirmed_at = NULL WHERE request_id = ? AND id <> ? AND is_confirmed = 1")
-      .bind(requestId, resultId),
-    db.prepare(`UPDATE disease_results SET is_confirmed = 1, confirmed_at = coalesce(confirmed_at, ${NOW}) WHERE id = ?`).bind(resultId),
+      .update(r)
+      .set({ isConfirmed: false, confirmedAt: null })
+      .where(and(eq(r.requestId, requestId), ne(r.id, resultId), eq(r.isConfirmed, true))),
     db
-      .prepare(
-        `UPDATE disease_requests SET status = 'identified', updated_at = ${NOW} WHERE id = ? AND status IN ('identified', 'needs_help')`,
-      )
-      .bind(requestId),
+      .update(r)
+      .set({ isConfirmed: true, confirmedAt: sql`coalesce(${r.confirmedAt}, ${sqlNow})` })
+      .where(eq(r.id, resultId)),
+    db
+      .update(q)
+      .set({ status: "identified", updatedAt: sqlNow })
+      .where(and(eq(q.id, requestId), sql`${q.status} IN ('identified', 'needs_help')`)),
+    db.select().from(r).where(eq(r.id, resultId)),
   ]);
-  return db.prepare("SELECT * FROM disease_results WHERE id = ?").bind(resultId).first<DiseaseResultRow>();
+  return (confirmed as DiseaseResultRow[])[0];
 }
 
-export interface DiseaseEntryRow extends DiseaseResultRow {
-  confirmations: number;
+export type DiseaseEntryRow = DiseaseResultRow & { confirmations: number };
+
+/**
+ * The disease database: diseases with at least one confirmed diagnosis, one entry per name
+ * (case-insensitive) with the details of its most recent confirmation and how many
+ * confirmations it has; most confirmed first.
+ */
+export async function confirmedDiseases(
+  env: Bindings,
+  filter: { search?: string | undefined; type?: DiseaseType | undefined },
+  page: PageRequest,
+): Promise<Page<DiseaseEntryRow>> {
+  const db = database(env);
+  const r = diseaseResults;
+  const conditions: SQL[] = [eq(r.isConfirmed, true)];
+  if (filter.search) {
+    // A literal substring (instr, not LIKE: D1 refuses LIKE patterns over 50 bytes).
+    const needle = filter.search.toLowerCase();
+    conditions.push(
+      sql`(instr(lower(${r.name}), ${needle}) > 0 OR instr(lower(${r.commonNames}), ${needle}) > 0 OR instr(lower(${r.description}), ${needle}) > 0)`,
+    );
+  }
+  if (filter.type) conditions.push(eq(r.diseaseType, filter.type));
+  // Window functions are the point: the latest confirmation per name, and the count per name.
+  const ranked = db
+    .select({
+      ...getColumns(),
+      latest: sql<number>`row_number() OVER (PARTITION BY lower(${r.name}) ORDER BY ${r.confirmedAt} DESC, ${r.id} DESC)`.as("latest"),
+      confirmations: sql<number>`count(*) OVER (PARTITION BY lower(${r.name}))`.as("confirmations"),
+    })
+    .from(r)
+    .where(and(...conditions))
+    .as("ranked");
+  const page_ = await selectPage(
+    db,
+    {
+      rows: db
+        .select()
+        .from(ranked)
+        .where(eq(ranked.latest, 1))
+        .orderBy(desc(ranked.confirmations), asc(sql`lower(${ranked.name})`))
+        .$dynamic(),
+      count: db.select({ n: count() }).from(ranked).where(eq(ranked.latest, 1)).$dynamic(),
+    },
+    page,
+  );
+  return page_ as unknown as Page<DiseaseEntryRow>;
+
+  function getColumns() {
+    const { ...columns } = r;
+    return {
+      id: columns.id,
+      requestId: columns.requestId,
+      entityId: columns.entityId,
+      name: columns.name,
+      commonNames: columns.commonNames,
+      probability: columns.probability,
+      description: columns.description,
+      treatment: columns.treatment,
+      classification: columns.classification,
+      diseaseType: columns.diseaseType,
+      cause: columns.cause,
+      url: columns.url,
+      similarImages: columns.similarImages,
+      rank: columns.rank,
+      isConfirmed: columns.isConfirmed,
+      confirmedAt: columns.confirmedAt,
+      createdAt: columns.createdAt,
+    };
+  }
 }
 
 /**
- * The disease database as a page query (for routes/pagination's queryPage): diseases with at
- * least one confirmed diagnosis, one entry per name (case-insensitive) with the details of its
- * most recent confirmation and how many confirmations it has; most confirmed first.
+ * @deprecated (search's disease group still builds on it; moving to `confirmedDiseases`) The
+ * disease database as string SQL: one entry per name with its latest confirmation.
  */
 export function confirmedDiseasesQuery(q: { search?: string; type?: DiseaseType }): {
   select: string;
@@ -289,7 +248,6 @@ export function confirmedDiseasesQuery(q: { search?: string; type?: DiseaseType 
   const conditions = ["is_confirmed = 1"];
   const binds: unknown[] = [];
   if (q.search) {
-    // A literal substring (instr, not LIKE: D1 refuses LIKE patterns over 50 bytes).
     const needle = q.search.toLowerCase();
     conditions.push("(instr(lower(name), ?) > 0 OR instr(lower(common_names), ?) > 0 OR instr(lower(description), ?) > 0)");
     binds.push(needle, needle, needle);

@@ -19,7 +19,7 @@
 import type { Bindings } from "../env";
 import { stableUuid } from "../lib/ids";
 import { EMITTED_MARKUP, escapeHtml, truncateText, visibleText } from "../lib/sanitise";
-import { confirmedDiseasesQuery, type DiseaseEntryRow, type DiseaseType } from "./diseases";
+import { confirmedDiseasesQuery, type DiseaseType } from "./diseases";
 import { searchSpecies, withoutControlCharacters, type SpeciesRow } from "./species";
 
 export const SEARCH_TYPES = ["species", "forum", "diseases"] as const;
@@ -199,7 +199,14 @@ export async function searchDiseasesGroup(env: Bindings, q: string, limit: numbe
       .prepare(`SELECT ${base.select}, ${score} AS score ${base.from} ORDER BY score DESC, ${base.order} LIMIT ?`)
       .bind(...scoreBinds, ...base.binds, limit),
   ]);
-  const rows = page!.results as unknown as (DiseaseEntryRow & { score: number })[];
+  const rows = page!.results as unknown as {
+    name: string;
+    common_names: string;
+    description: string;
+    disease_type: DiseaseType;
+    confirmations: number;
+    score: number;
+  }[];
   const hits = await Promise.all(
     rows.map(async (row): Promise<DiseaseHit> => {
       const commonNames = JSON.parse(row.common_names || "[]") as string[];

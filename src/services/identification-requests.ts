@@ -1,0 +1,333 @@
+/**
+ * Identification requests (API.md §2.2): what is particular to them — their results (written
+ * by the job, or by the synchronous identify endpoint), votes, acceptance, the history page and
+ * turning a result into a plant. The lifecycle they share with diagnoses (submit, claim,
+ * release, fail, retry, delete) is services/queued-requests.ts.
+ *
+ * Completion is one atomic batch whose every statement is guarded by the request still being
+ * `processing`, with the status change last, so a re-delivered job never counts or writes twice.
+ */
+import { and, asc, count, desc, eq, type SQL, sql } from "drizzle-orm";
+import { changes, database, runBatch, type Statement, sqlNow } from "../db/client";
+import { type Page, type PageRequest, selectPage } from "../db/pagination";
+import { identificationRequests, identificationResults, species, users, votes } from "../db/schema";
+import type { Bindings } from "../env";
+import { AppError } from "../lib/errors";
+import { uuidv7 } from "../lib/ids";
+import type { HealthAssessment } from "../providers/types";
+import { ruleBasedCare } from "./care";
+import { findSpeciesForCare, storedCareGuide } from "./care-guides";
+import { addIdentifiedPlant } from "./collections";
+import type { MergedSuggestion } from "./merge";
+import { imageUrl, photoRef, photosOf, storeImages } from "./photos";
+import { countRequestResults, IdentificationRequests, type IdentificationRequestRow, ownRequest } from "./queued-requests";
+
+/** API.md §2.2: `identified` when the best result is at least this confident. */
+export const IDENTIFIED_THRESHOLD = 0.5;
+
+export type IdentificationResultRow = typeof identificationResults.$inferSelect;
+
+/** What a result keeps of the providers' answer for display (the `details` column). */
+export interface ResultDetails {
+  common_names?: string[];
+  description?: string;
+  similar_images?: { url: string; url_small?: string }[];
+  sources?: string[];
+  plant_id_probability?: number | null;
+  plantnet_score?: number | null;
+  url?: string | null;
+  watering?: { min: number; max: number } | null;
+  propagation_methods?: string[];
+}
+
+function resultSource(s: MergedSuggestion): "ai_combined" | "ai_plant_id" | "ai_plantnet" {
+  if (s.sources.length > 1) return "ai_combined";
+  return s.sources[0] === "plantnet" ? "ai_plantnet" : "ai_plant_id";
+}
+
+export function finalStatusFor(suggestions: MergedSuggestion[]): "identified" | "needs_help" {
+  return (suggestions[0]?.probability ?? 0) >= IDENTIFIED_THRESHOLD ? "identified" : "needs_help";
+}
+
+/**
+ * Writes the merged suggestions and finishes the request in one atomic batch. Each statement
+ * is guarded by the request still being `processing`; the status change comes last, so a
+ * second run of the same job finds nothing to do.
+ */
+export async function completeIdentificationRequest(
+  env: Bindings,
+  requestId: string,
+  userId: string | null,
+  suggestions: MergedSuggestion[],
+  health: HealthAssessment | null = null,
+): Promise<{ status: "identified" | "needs_help"; written: boolean }> {
+  const status = finalStatusFor(suggestions);
+  const db = database(env);
+  // The guard every write of the batch carries: SQL's EXISTS, evaluated inside the transaction.
+  const guard = sql`EXISTS (SELECT 1 FROM identification_requests WHERE id = ${requestId} AND status = 'processing')`;
+  const statements: (Statement | SQL)[] = [];
+
+  for (const s of suggestions) {
+    // Guarded INSERT … SELECT: new names join the catalogue unverified; its own data is never overwritten.
+    statements.push(sql`INSERT INTO species (id, scientific_name, common_names, family, genus, gbif_id, description, source, is_verified)
+      SELECT ${uuidv7()}, ${s.scientific_name}, ${JSON.stringify(s.common_names)}, ${s.family}, ${s.genus}, ${s.gbif_id ?? null},
+             ${s.description.slice(0, 2000)}, ${s.sources.join("+")}, 0 WHERE ${guard}
+      ON CONFLICT DO NOTHING`);
+  }
+  const top = suggestions[0];
+  if (top) {
+    statements.push(
+      db
+        .update(species)
+        .set({ identificationCount: sql`${species.identificationCount} + 1` })
+        .where(and(sql`lower(${species.scientificName}) = lower(${top.scientific_name})`, guard)),
+    );
+  }
+  const names = JSON.stringify(suggestions.map((s) => s.scientific_name.toLowerCase()));
+  // json_each: a re-run that sees other suggestions drops the AI results no longer suggested.
+  statements.push(sql`DELETE FROM identification_results
+     WHERE request_id = ${requestId} AND is_accepted = 0 AND identification_source LIKE 'ai_%'
+       AND lower(scientific_name) NOT IN (SELECT value FROM json_each(${names})) AND ${guard}`);
+  for (const s of suggestions) {
+    const details: ResultDetails = {
+      common_names: s.common_names,
+      description: s.description,
+      similar_images: s.similar_images,
+      sources: s.sources,
+      plant_id_probability: s.plant_id_probability ?? null,
+      plantnet_score: s.plantnet_score ?? null,
+      url: s.url ?? null,
+      watering: s.watering ?? null,
+      propagation_methods: s.propagation_methods ?? [],
+    };
+    // Guarded upsert by (request, lower(name)), linking the catalogue's species by name.
+    statements.push(sql`INSERT INTO identification_results
+        (id, request_id, species_id, scientific_name, plant_name, common_names, family, genus, gbif_id,
+         confidence_score, identification_source, rank, is_primary, details)
+      SELECT ${uuidv7()}, ${requestId}, (SELECT id FROM species WHERE lower(scientific_name) = lower(${s.scientific_name})),
+             ${s.scientific_name}, ${s.plant_name}, ${JSON.stringify(s.common_names)}, ${s.family}, ${s.genus}, ${s.gbif_id ?? null},
+             ${s.probability}, ${resultSource(s)}, ${s.rank}, ${s.rank === 1 ? 1 : 0}, ${JSON.stringify(details)}
+       WHERE ${guard}
+      ON CONFLICT (request_id, lower(scientific_name)) DO UPDATE SET
+        confidence_score = excluded.confidence_score, rank = excluded.rank, is_primary = excluded.is_primary,
+        identification_source = excluded.identification_source, details = excluded.details`);
+  }
+  if (userId && status === "identified") {
+    statements.push(
+      db
+        .update(users)
+        .set({ plantsIdentified: sql`${users.plantsIdentified} + 1` })
+        .where(and(eq(users.id, userId), guard)),
+    );
+  }
+  const t = identificationRequests;
+  statements.push(
+    db
+      .update(t)
+      .set({ status, health: health as Record<string, unknown> | null, errorMessage: null, processedAt: sqlNow, updatedAt: sqlNow })
+      .where(and(eq(t.id, requestId), eq(t.status, "processing"))),
+  );
+  const results = await runBatch(db, statements);
+  return { status, written: changes(results.at(-1)) > 0 };
+}
+
+export function countIdentificationResults(env: Bindings, requestId: string): Promise<number> {
+  return countRequestResults(env, IdentificationRequests, requestId);
+}
+
+/**
+ * The synchronous identify endpoint's record for a signed-in user: the photo stored and a
+ * request written straight to its final state with the results (no job: they are known).
+ */
+export async function recordIdentification(
+  env: Bindings,
+  userId: string,
+  image: Parameters<typeof storeImages>[1][number],
+  suggestions: MergedSuggestion[],
+  health: HealthAssessment | null,
+): Promise<string> {
+  await storeImages(env, [image]);
+  const t = identificationRequests;
+  const row = await database(env)
+    .insert(t)
+    .values({ id: uuidv7(), userId, status: "processing", imageHashes: [photoRef(image)], organs: ["auto"] })
+    .returning({ id: t.id })
+    .get();
+  await completeIdentificationRequest(env, row.id, userId, suggestions, health);
+  return row.id;
+}
+
+/** The catalogue's rule-based care for a name, when the catalogue knows it. */
+export async function catalogueCare(env: Bindings, scientificName: string) {
+  const found = await findSpeciesForCare(env, { scientificName });
+  return found ? ruleBasedCare(found) : null;
+}
+
+/**
+ * The results of the caller's own request, most confident first, and care instructions for the
+ * primary one (accepted, else primary, else first): the stored AI guide, else the rule-based one.
+ */
+export async function identificationResultsOf(env: Bindings, userId: string, requestId: string) {
+  const request = await ownRequest(env, IdentificationRequests, userId, requestId);
+  const r = identificationResults;
+  const results = await database(env).select().from(r).where(eq(r.requestId, request.id)).orderBy(desc(r.confidenceScore), asc(r.rank));
+  const primary = results.find((x) => x.isAccepted) ?? results.find((x) => x.isPrimary) ?? results[0];
+  const found = primary?.speciesId ? await findSpeciesForCare(env, { id: primary.speciesId }) : null;
+  const care = found ? ((await storedCareGuide(env, found.id, "en")) ?? ruleBasedCare(found)) : null;
+  return { request, results, care };
+}
+
+/** A result with its request's owner and sharing; 404 when there is none. */
+async function loadResult(env: Bindings, resultId: string) {
+  const r = identificationResults;
+  const q = identificationRequests;
+  const row = await database(env)
+    .select({ result: r, ownerId: q.userId, shared: q.isSharedWithCommunity })
+    .from(r)
+    .innerJoin(q, eq(q.id, r.requestId))
+    .where(eq(r.id, resultId))
+    .get();
+  if (!row) throw resultNotFound();
+  return row;
+}
+
+function resultNotFound(): AppError {
+  return new AppError("NOT_FOUND", 404, "Result not found.");
+}
+
+export type VoteType = (typeof votes.$inferSelect)["voteType"];
+
+/**
+ * Votes on a result of the caller's own or a shared request: the same vote again removes it,
+ * the opposite one switches. Accepted results take no votes.
+ *
+ * One batch, which D1 runs as one transaction: concurrent votes behave as votes one after the
+ * other, and the answer is the state this vote left (reading the old vote first let two
+ * identical votes both "add"). (1) The same vote again is removed; (2) otherwise — changes() = 0,
+ * (1) deleted nothing — it is inserted or switches the other one; (3) the tallies are recomputed
+ * from the votes, so they can never drift; (4) the answer is read.
+ */
+export async function voteOnResult(env: Bindings, userId: string, resultId: string, voteType: VoteType) {
+  const { result, ownerId, shared } = await loadResult(env, resultId);
+  if (ownerId !== userId && !shared) throw resultNotFound();
+  if (result.isAccepted) {
+    throw new AppError("VALIDATION_ERROR", 400, "Accepted results cannot be voted on.", {
+      vote_type: ["This result is already accepted."],
+    });
+  }
+  const db = database(env);
+  const v = votes;
+  const r = identificationResults;
+  const tally = (type: VoteType) => sql<number>`(SELECT count(*) FROM votes WHERE result_id = ${resultId} AND vote_type = ${type})`;
+  const [, , , state] = await runBatch(db, [
+    db.delete(v).where(and(eq(v.resultId, resultId), eq(v.userId, userId), eq(v.voteType, voteType))),
+    // changes() is the point: insert only when (1) removed nothing, in the same transaction.
+    sql`INSERT INTO votes (id, result_id, user_id, vote_type) SELECT ${uuidv7()}, ${resultId}, ${userId}, ${voteType} WHERE changes() = 0
+        ON CONFLICT (result_id, user_id) DO UPDATE SET vote_type = excluded.vote_type`,
+    // Counters recomputed from the votes in one statement.
+    db
+      .update(r)
+      .set({ upvotes: tally("upvote"), downvotes: tally("downvote") })
+      .where(eq(r.id, resultId)),
+    // Read inside the same transaction (a raw batch answers rows by these aliases).
+    sql`SELECT v.vote_type AS vote, r.upvotes, r.downvotes FROM identification_results r
+          LEFT JOIN votes v ON v.result_id = r.id AND v.user_id = ${userId} WHERE r.id = ${resultId}`,
+  ]);
+  const row = (state as { results: { vote: VoteType | null; upvotes: number; downvotes: number }[] }).results[0];
+  if (!row) throw resultNotFound();
+  return { result_id: resultId, vote: row.vote, upvotes: row.upvotes, downvotes: row.downvotes };
+}
+
+/** The owner accepts one result as the identification: it alone is accepted and primary, and the request is `identified`. */
+export async function acceptResult(env: Bindings, userId: string, resultId: string): Promise<IdentificationResultRow> {
+  const { result, ownerId } = await loadResult(env, resultId);
+  if (ownerId !== userId) throw resultNotFound();
+  const db = database(env);
+  const r = identificationResults;
+  const q = identificationRequests;
+  const [, , accepted] = await runBatch(db, [
+    db
+      .update(r)
+      .set({ isAccepted: sql`(${r.id} = ${resultId})`, isPrimary: sql`(${r.id} = ${resultId})` })
+      .where(eq(r.requestId, result.requestId)),
+    db
+      .update(q)
+      .set({ status: "identified", updatedAt: sqlNow })
+      .where(and(eq(q.id, result.requestId), sql`${q.status} IN ('identified', 'needs_help')`)),
+    db.select().from(r).where(eq(r.id, resultId)),
+  ]);
+  return (accepted as IdentificationResultRow[])[0]!;
+}
+
+/** The compact history page: each request with its best result (the accepted one, else the most confident). */
+export async function identificationHistory(env: Bindings, userId: string, page: PageRequest) {
+  const db = database(env);
+  const q = identificationRequests;
+  const r = identificationResults;
+  // A correlated subquery picks each request's best result: the accepted one, else the most confident.
+  const bestOf = sql`(SELECT best.id FROM identification_results best WHERE best.request_id = ${q.id}
+                       ORDER BY best.is_accepted DESC, best.confidence_score DESC LIMIT 1)`;
+  const rows: Page<{
+    id: string;
+    status: IdentificationRequestRow["status"];
+    createdAt: string;
+    imageHashes: string[];
+    plantName: string | null;
+    scientificName: string | null;
+    confidenceScore: number | null;
+  }> = await selectPage(
+    db,
+    {
+      rows: db
+        .select({
+          id: q.id,
+          status: q.status,
+          createdAt: q.createdAt,
+          imageHashes: q.imageHashes,
+          plantName: r.plantName,
+          scientificName: r.scientificName,
+          confidenceScore: r.confidenceScore,
+        })
+        .from(q)
+        .leftJoin(r, and(eq(r.requestId, q.id), eq(r.id, bestOf)))
+        .where(eq(q.userId, userId))
+        .orderBy(desc(q.createdAt), desc(q.id))
+        .$dynamic(),
+      count: db.select({ n: count() }).from(q).where(eq(q.userId, userId)).$dynamic(),
+    },
+    page,
+  );
+  return {
+    count: rows.count,
+    rows: rows.rows.map((row) => {
+      const first = photosOf(row.imageHashes)[0];
+      return {
+        id: row.id,
+        plant_name: row.plantName,
+        scientific_name: row.scientificName,
+        confidence: row.confidenceScore,
+        image_url: first ? imageUrl(first) : null,
+        created_at: row.createdAt,
+        status: row.status,
+      };
+    }),
+  };
+}
+
+/** The owner adds the plant a result names to a collection (services/collections.ts). */
+export async function addResultToCollection(
+  env: Bindings,
+  userId: string,
+  resultId: string,
+  body: { collection_id?: string | undefined; nickname?: string | undefined; notes?: string | undefined },
+) {
+  const { result, ownerId } = await loadResult(env, resultId);
+  if (ownerId !== userId) throw resultNotFound();
+  return addIdentifiedPlant(env, userId, {
+    collectionId: body.collection_id,
+    resultId,
+    speciesId: result.speciesId,
+    nickname: body.nickname ?? result.plantName,
+    notes: body.notes ?? "",
+  });
+}

@@ -1,0 +1,344 @@
+/**
+ * The queued-request lifecycle, one for both kinds of request that run as a queue job:
+ * identification (`identification_requests`, job `identify`) and diagnosis (`disease_requests`,
+ * job `diagnose`). Each kind is a small descriptor; everything else is shared:
+ *
+ *   submit ─ photos stored, row inserted `pending`, `queued` told, job sent (or failed at once)
+ *   claim ── `pending` → `processing` with a lease (JOB_LEASE_MS), one more attempt
+ *   release  `processing` → `pending` until the retry message is deliverable
+ *   complete the kind's own (services/identification-requests.ts, services/diseases.ts)
+ *   fail ─── `pending`/`processing` → `failed` (job gave up, dead letter, queue refused)
+ *   retry ── the owner re-queues a failed, needs-help or lost request
+ *   delete ─ the owner deletes it: photos released, sockets closed
+ *   sweep ── a request whose message was lost is re-queued or failed (jobs/stuck-requests.ts)
+ *
+ * Every transition is one conditional UPDATE … RETURNING, so of several deliveries of one job
+ * exactly one does the work, and a final request is never moved again.
+ */
+import { and, count, desc, eq, inArray, isNull, lt, lte, or, type SQL, sql } from "drizzle-orm";
+import { getConfig } from "../config";
+import { changes, database, sqlNow } from "../db/client";
+import { type Page, type PageRequest, tablePage } from "../db/pagination";
+import { diseaseRequests, diseaseResults, identificationRequests, identificationResults } from "../db/schema";
+import type { Bindings } from "../env";
+import { isoIn, JOB_LEASE_MS, type JobCounters, stuckCutoff } from "../jobs/job-policy";
+import { AppError } from "../lib/errors";
+import { uuidv7 } from "../lib/ids";
+import type { Logger } from "../lib/logger";
+import { imageUrl, photoRef, photosOf, type StoredImage, storeImages } from "./photos";
+import { progress, publish, userHub } from "./progress";
+import { enforceRateLimit } from "./rate-limits";
+import { deleteUnusedImages } from "./stored-images";
+
+export type RequestStatus = (typeof identificationRequests.$inferSelect)["status"];
+export const FINAL_STATUSES: readonly RequestStatus[] = ["identified", "needs_help", "failed"];
+
+type RequestTable = typeof identificationRequests | typeof diseaseRequests;
+
+export interface RequestKind<T extends RequestTable = RequestTable> {
+  table: T;
+  /** The queue message's `type`. */
+  job: "identify" | "diagnose";
+  /** How messages to the user name it. */
+  noun: "identification" | "diagnosis";
+  /** The 404 message for someone else's, or a missing, request. */
+  notFound: string;
+  /** Where its job's results go (one row per suggestion, `request_id` → the request). */
+  results: typeof identificationResults | typeof diseaseResults;
+}
+
+export const IdentificationRequests: RequestKind<typeof identificationRequests> = {
+  table: identificationRequests,
+  job: "identify",
+  noun: "identification",
+  notFound: "Identification request not found.",
+  results: identificationResults,
+};
+
+export const DiseaseRequests: RequestKind<typeof diseaseRequests> = {
+  table: diseaseRequests,
+  job: "diagnose",
+  noun: "diagnosis",
+  notFound: "Disease request not found.",
+  results: diseaseResults,
+};
+
+export const REQUEST_KINDS: readonly RequestKind[] = [IdentificationRequests, DiseaseRequests];
+
+export type IdentificationRequestRow = typeof identificationRequests.$inferSelect;
+export type DiseaseRequestRow = typeof diseaseRequests.$inferSelect;
+type RowOf<T extends RequestTable> = T["$inferSelect"];
+
+/** The queue message of a request's job. */
+export interface RequestJob<Type extends RequestKind["job"] = RequestKind["job"]> extends JobCounters {
+  type: Type;
+  request_id: string;
+  user_id: string;
+}
+
+/**
+ * Both tables carry the lifecycle columns with the same types (checked below); the shared
+ * statements are written against them once, through this view of the kind's table.
+ */
+function lifecycle(kind: RequestKind): typeof identificationRequests {
+  return kind.table as typeof identificationRequests;
+}
+type LifecycleColumns = "id" | "status" | "imageHashes" | "attempts" | "leaseExpiresAt" | "requeueCount" | "errorMessage" | "processedAt";
+const _sameLifecycle: Pick<DiseaseRequestRow, LifecycleColumns> = {} as Pick<IdentificationRequestRow, LifecycleColumns>;
+void _sameLifecycle;
+
+/** The request's photos, in upload order. */
+export function requestPhotos(row: { imageHashes: string[] }): StoredImage[] {
+  return photosOf(row.imageHashes);
+}
+
+/** Its photos as the API shows them. */
+export function requestImagesBody(row: { imageHashes: string[] }) {
+  return requestPhotos(row).map((img) => ({ url: imageUrl(img) }));
+}
+
+/** Where the request's progress is streamed (API.md §2.3). */
+export function requestWsUrl(id: string): string {
+  return `/ws/plant-identification/requests/${id}/`;
+}
+
+export async function getRequest<T extends RequestTable>(env: Bindings, kind: RequestKind<T>, id: string): Promise<RowOf<T> | undefined> {
+  const t = lifecycle(kind);
+  return (await database(env).select().from(t).where(eq(t.id, id)).get()) as RowOf<T> | undefined;
+}
+
+/** The caller's own request, or 404 (also for other users' requests: no existence leak). */
+export async function ownRequest<T extends RequestTable>(
+  env: Bindings,
+  kind: RequestKind<T>,
+  userId: string,
+  id: string,
+): Promise<RowOf<T>> {
+  const row = await getRequest(env, kind, id);
+  if (!row || row.userId !== userId) throw new AppError("NOT_FOUND", 404, kind.notFound);
+  return row;
+}
+
+/** A page of the user's own requests, newest first, optionally of one status. */
+export function listOwnRequests<T extends RequestTable>(
+  env: Bindings,
+  kind: RequestKind<T>,
+  userId: string,
+  status: RequestStatus | undefined,
+  page: PageRequest,
+): Promise<Page<RowOf<T>>> {
+  const t = lifecycle(kind);
+  const where = and(eq(t.userId, userId), status ? eq(t.status, status) : undefined);
+  return tablePage(database(env), t, where, [desc(t.createdAt), desc(t.id)], page) as Promise<Page<RowOf<T>>>;
+}
+
+/**
+ * A new request: its photos stored (content-addressed), its row inserted with `values`, its job
+ * queued. The caller spends the submitter's budget first (`spendRequestBudget`), before the
+ * upload is even read.
+ */
+export async function submitRequest<T extends RequestTable>(
+  env: Bindings,
+  kind: RequestKind<T>,
+  userId: string,
+  photos: readonly Parameters<typeof storeImages>[1][number][],
+  values: Omit<T["$inferInsert"], "id" | "userId" | "imageHashes">,
+  logger: Logger,
+): Promise<RowOf<T>> {
+  await storeImages(env, photos);
+  const t = lifecycle(kind);
+  const row = (await database(env)
+    .insert(t)
+    .values({ ...(values as object), id: uuidv7(), userId, imageHashes: photos.map(photoRef) } as typeof t.$inferInsert)
+    .returning()
+    .get()) as RowOf<T>;
+  await enqueueRequestJob(env, kind, row.id, userId, logger);
+  return row;
+}
+
+/** Identification and diagnosis share one budget of Plant.id calls per user (429 when spent). */
+export function spendRequestBudget(env: Bindings, userId: string): Promise<void> {
+  return enforceRateLimit(env, `identify:user:${userId}`, getConfig(env).IDENTIFY_RATE_LIMIT);
+}
+
+/**
+ * `queued` goes to the owner's sockets before the send, so a fast consumer's first stage can
+ * never overtake it. If the queue refuses the job, the request is failed at once (never left
+ * pending with no job behind it), the sockets hear so, and the caller gets 503 with Retry-After.
+ */
+export async function enqueueRequestJob(
+  env: Bindings,
+  kind: RequestKind,
+  requestId: string,
+  userId: string,
+  logger: Logger,
+): Promise<void> {
+  const job: RequestJob = { type: kind.job, request_id: requestId, user_id: userId };
+  await publish(env, userId, progress(requestId, "queued", "pending", {}), logger);
+  try {
+    await env.IDENTIFY_QUEUE.send(job, { contentType: "json" });
+  } catch (err) {
+    logger.error("enqueue failed", { request_id: requestId, error: String(err) });
+    const message = `Could not queue the ${kind.noun}. Please retry.`;
+    await failRequest(env, kind, requestId, message);
+    await tellFailed(env, userId, requestId, message, logger);
+    throw new AppError("QUEUE_UNAVAILABLE", 503, `Could not queue the ${kind.noun} right now. Please retry in a moment.`, undefined, {
+      "Retry-After": "10",
+    });
+  }
+}
+
+/** The owner's sockets hear that the request failed: `error`, then the final `completed`. */
+export async function tellFailed(env: Bindings, userId: string, requestId: string, message: string, logger?: Logger): Promise<void> {
+  await publish(env, userId, { type: "error", request_id: requestId, message }, logger);
+  await publish(env, userId, { type: "completed", request_id: requestId, status: "failed", results_count: 0 }, logger);
+}
+
+/**
+ * Claims a request for one job run: `pending` → `processing` with a lease of JOB_LEASE_MS (and
+ * one more attempt). A request already `processing` is claimed only when its lease has run out
+ * (the delivery holding it died); while the lease is live, or once the request is final or
+ * deleted, this returns undefined and the caller acks without work.
+ */
+export async function claimRequest<T extends RequestTable>(
+  env: Bindings,
+  kind: RequestKind<T>,
+  id: string,
+  now = Date.now(),
+): Promise<RowOf<T> | undefined> {
+  const t = lifecycle(kind);
+  const leaseOver = or(isNull(t.leaseExpiresAt), lte(t.leaseExpiresAt, isoIn(0, now)));
+  return (await database(env)
+    .update(t)
+    .set({ status: "processing", attempts: sql`${t.attempts} + 1`, leaseExpiresAt: isoIn(JOB_LEASE_MS, now), updatedAt: sqlNow })
+    .where(and(eq(t.id, id), or(eq(t.status, "pending"), and(eq(t.status, "processing"), leaseOver))))
+    .returning()
+    .get()) as RowOf<T> | undefined;
+}
+
+/**
+ * Between attempts a request waits in `pending`, never `processing`; its deadline becomes the
+ * moment its retry message is deliverable, so the sweep does not take it for lost meanwhile.
+ */
+export async function releaseRequest(
+  env: Bindings,
+  kind: RequestKind,
+  id: string,
+  delayS: number,
+  message: string | null = null,
+): Promise<void> {
+  const t = lifecycle(kind);
+  await database(env)
+    .update(t)
+    .set({
+      status: "pending",
+      errorMessage: sql`coalesce(${message}, ${t.errorMessage})`,
+      leaseExpiresAt: isoIn(delayS * 1000),
+      updatedAt: sqlNow,
+    })
+    .where(and(eq(t.id, id), eq(t.status, "processing")));
+}
+
+/** Ends a request as failed (job gave up, dead-lettered, queue refused). False once it is final. */
+export async function failRequest(env: Bindings, kind: RequestKind, id: string, message: string): Promise<boolean> {
+  const t = lifecycle(kind);
+  const result = await database(env)
+    .update(t)
+    .set({ status: "failed", errorMessage: message.slice(0, 500), processedAt: sqlNow, updatedAt: sqlNow })
+    .where(and(eq(t.id, id), inArray(t.status, ["pending", "processing"])));
+  return changes(result) > 0;
+}
+
+/**
+ * A request whose queue message is lost: `pending`/`processing` with its deadline (the lease,
+ * else the last update) passed by the sweep's margin.
+ */
+export function stuckCondition(kind: RequestKind, now = Date.now()): SQL {
+  const t = lifecycle(kind);
+  return and(inArray(t.status, ["pending", "processing"]), lt(sql`coalesce(${t.leaseExpiresAt}, ${t.updatedAt})`, stuckCutoff(now)))!;
+}
+
+/**
+ * The owner's retry/ (API.md §2.2, widened): a `failed` or `needs_help` request, or one whose
+ * job was lost (stuckCondition) — exactly what the cron sweep would re-queue. A request with a
+ * live message or lease is refused with 409, so a retry never races a running job. The sweep's
+ * re-queue count starts again: this is the owner's explicit (rate-limited) request.
+ */
+export async function retryOwnRequest<T extends RequestTable>(
+  env: Bindings,
+  kind: RequestKind<T>,
+  userId: string,
+  id: string,
+  logger: Logger,
+  now = Date.now(),
+): Promise<RowOf<T>> {
+  const before = await ownRequest(env, kind, userId, id);
+  await spendRequestBudget(env, userId);
+  const t = lifecycle(kind);
+  const updated = (await database(env)
+    .update(t)
+    .set({ status: "pending", errorMessage: null, leaseExpiresAt: isoIn(0, now), requeueCount: 0, updatedAt: sqlNow })
+    .where(and(eq(t.id, id), or(inArray(t.status, ["failed", "needs_help"]), stuckCondition(kind, now))))
+    .returning()
+    .get()) as RowOf<T> | undefined;
+  if (!updated) {
+    throw new AppError(
+      "INVALID_STATE",
+      409,
+      `Only failed or needs-help requests, or pending/processing ones whose job was lost, can be retried (this one is ${before.status}).`,
+    );
+  }
+  await enqueueRequestJob(env, kind, id, userId, logger);
+  return updated;
+}
+
+/**
+ * The owner deletes a request: its row (results and votes go with it), the photos no other row
+ * uses, and its progress sockets (closed with 4404, in the background via `waitUntil`).
+ */
+export async function deleteOwnRequest(
+  env: Bindings,
+  kind: RequestKind,
+  userId: string,
+  id: string,
+  waitUntil: (p: Promise<unknown>) => void,
+): Promise<void> {
+  const row = await ownRequest(env, kind, userId, id);
+  const t = lifecycle(kind);
+  await database(env).delete(t).where(eq(t.id, id));
+  await deleteUnusedImages(env, requestPhotos(row));
+  waitUntil(
+    userHub(env, userId)
+      .closeRequest(id, 4404, "request deleted")
+      .catch(() => {}),
+  );
+}
+
+/** How many results the request's job left. */
+export async function countRequestResults(env: Bindings, kind: RequestKind, requestId: string): Promise<number> {
+  const r = kind.results as typeof identificationResults;
+  const row = await database(env).select({ n: count() }).from(r).where(eq(r.requestId, requestId)).get();
+  return row?.n ?? 0;
+}
+
+/**
+ * A request of either kind, for following it over a WebSocket (identification and disease
+ * request ids never collide): its owner and status, and for a final one the `completed`
+ * message the hub would have sent.
+ */
+export async function requestToFollow(env: Bindings, requestId: string) {
+  for (const kind of REQUEST_KINDS) {
+    const row = await getRequest(env, kind, requestId);
+    if (!row) continue;
+    const final = FINAL_STATUSES.includes(row.status)
+      ? {
+          type: "completed" as const,
+          request_id: requestId,
+          status: row.status,
+          results_count: await countRequestResults(env, kind, requestId),
+        }
+      : null;
+    return { userId: row.userId, status: row.status, final };
+  }
+  return null;
+}
