@@ -11,16 +11,14 @@ import { AppError } from "../lib/errors";
 import { describeError } from "../lib/logger";
 import { NO_IMAGE_MESSAGE, UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
 import { assertCsrf, requireRole } from "../middleware/auth";
-import type { ProviderName } from "../providers/types";
 import { identifyPlant, type IdentifyOutcome } from "../services/identification";
-import { CIRCUIT_POLICIES, circuitFor } from "../services/provider-calls";
+import { identificationProviderHealth, providerCacheCounters } from "../services/provider-calls";
 import { clientIp, enforceRateLimit } from "../services/rate-limits";
 import { catalogueCare, recordIdentification } from "../services/identification-requests";
 import { reportError } from "../services/error-reporting";
 import { ErrorSchema, jsonBody } from "./schemas";
 
 const tags = ["Identification"];
-const PROVIDERS: ProviderName[] = ["plant_id", "plantnet"];
 
 const SimilarImageSchema = z.object({ url: z.string(), url_small: z.string().optional(), similarity: z.number().optional() });
 export const SuggestionSchema = z
@@ -249,17 +247,15 @@ export function identifyRoutes() {
       },
     }),
     async (c) => {
-      const snapshots = await Promise.all(PROVIDERS.map((p) => circuitFor(c.env, p).snapshot(CIRCUIT_POLICIES[p])));
-      const [plantId, plantNet] = snapshots as [(typeof snapshots)[0], (typeof snapshots)[0]];
-      const available = (s: typeof plantId) => s.state !== "open";
-      const up = [available(plantId), available(plantNet)].filter(Boolean).length;
+      const health = await identificationProviderHealth(c.env);
+      const up = [health.plant_id.available, health.plantnet.available].filter(Boolean).length;
       c.header("Cache-Control", "no-store");
       return c.json(
         {
           status: up === 2 ? ("ok" as const) : up === 1 ? ("degraded" as const) : ("unavailable" as const),
-          plant_id_available: available(plantId),
-          plantnet_available: available(plantNet),
-          circuits: { plant_id: plantId.state, plantnet: plantNet.state },
+          plant_id_available: health.plant_id.available,
+          plantnet_available: health.plantnet.available,
+          circuits: { plant_id: health.plant_id.state, plantnet: health.plantnet.state },
         },
         200,
       );
@@ -285,10 +281,8 @@ export function identifyRoutes() {
       },
     }),
     async (c) => {
-      const counters = await Promise.all(PROVIDERS.map((p) => circuitFor(c.env, p).cacheCounters()));
-      if (c.req.valid("query").reset === "true") await Promise.all(PROVIDERS.map((p) => circuitFor(c.env, p).resetCacheCounters()));
+      const { plant_id: pid, plantnet: pn } = await providerCacheCounters(c.env, c.req.valid("query").reset === "true");
       const rate = (hits: number, misses: number) => (hits + misses === 0 ? 0 : Math.round((hits / (hits + misses)) * 10_000) / 10_000);
-      const [pid, pn] = counters as [(typeof counters)[0], (typeof counters)[0]];
       const hits = pid.hits + pn.hits;
       const misses = pid.misses + pn.misses;
       return c.json(

@@ -1,13 +1,13 @@
 /**
- * GET /api/v1/media/{key} — serves stored images (avatars, identification photos) from R2.
+ * GET /api/v1/media/images/{ref} — serves stored photos (of requests, plants, posts, avatars) from R2;
+ * `avatars/{ref}` is the older path of avatars, kept for links already handed out.
  * Keys are content addressed (SHA-256), so responses are immutable and cache forever.
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
+import { photoObject } from "../services/photos";
 import { ErrorSchema } from "./schemas";
-
-const KEY_RE = /^(avatars|images)\/[0-9a-f]{64}\.(jpg|png|webp)$/;
 
 export function mediaRoutes() {
   const app = new OpenAPIHono<AppEnv>({ strict: false });
@@ -24,10 +24,7 @@ export function mediaRoutes() {
       },
     }),
     async (c) => {
-      const { kind, file } = c.req.valid("param");
-      const key = `${kind}/${file}`;
-      if (!KEY_RE.test(key)) throw new AppError("NOT_FOUND", 404, "Image not found.");
-      const object = await c.env.IMAGES.get(key);
+      const object = await photoObject(c.env, c.req.valid("param").file);
       if (!object) throw new AppError("NOT_FOUND", 404, "Image not found.");
       const headers = new Headers();
       object.writeHttpMetadata(headers);

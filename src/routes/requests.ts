@@ -7,7 +7,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { requireAuth } from "../middleware/auth";
-import { PLANTNET_ORGANS, type PlantNetOrgan } from "../providers/plantnet";
+import { PLANT_ORGANS, type PlantOrgan } from "../services/identification";
 import {
   acceptResult,
   addResultToCollection,
@@ -180,12 +180,12 @@ const MetaSchema = z.object({
     .transform((v, ctx) => {
       if (!v) return undefined;
       const list = v.split(",").map((o) => o.trim().toLowerCase());
-      const bad = list.filter((o) => !(PLANTNET_ORGANS as readonly string[]).includes(o));
+      const bad = list.filter((o) => !(PLANT_ORGANS as readonly string[]).includes(o));
       if (bad.length > 0) {
         ctx.addIssue({ code: "custom", message: `Unknown organ(s): ${bad.join(", ")}. Use leaf, flower, fruit, bark or auto.` });
         return z.NEVER;
       }
-      return list as PlantNetOrgan[];
+      return list as PlantOrgan[];
     }),
   latitude: z.coerce.number().min(-90, "Latitude must be between -90 and 90.").max(90, "Latitude must be between -90 and 90.").optional(),
   longitude: z.coerce

@@ -5,8 +5,10 @@
  * are no suggestions, and callers report failure.
  */
 import type { Bindings } from "../env";
-import type { PlantNetOrgan } from "../providers/plantnet";
-import { plantNetProjectFor } from "../providers/plantnet";
+import { type PlantNetOrgan, plantNetProjectFor } from "../providers/plantnet";
+
+/** The organs a photo may show (Pl@ntNet's list), for validating uploads. */
+export { PLANTNET_ORGANS as PLANT_ORGANS, type PlantNetOrgan as PlantOrgan } from "../providers/plantnet";
 import { ProviderError, type HealthAssessment, type ProviderAnswer, type ProviderName } from "../providers/types";
 import { mergeSuggestions, type MergedSuggestion } from "./merge";
 import { cachedProviderCall, plantIdJob, plantNetJob, type CachedCallResult, type ProviderImage } from "./provider-calls";

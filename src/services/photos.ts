@@ -3,8 +3,11 @@
  * post, an avatar — is kept once in R2, content-addressed, and referred to by one form: its
  * reference `<sha256>.<ext>` (`PhotoRef`), the R2 key being `images/<ref>`. Photos are shared
  * (the same picture may belong to rows of any user), so one is deleted only when no row refers
- * to it any more; which rows can refer to a photo is the declared list in photo-references.ts.
+ * to it any more; which rows can refer to a photo is the declared list PHOTO_REFERENCES below.
  */
+import { sql } from "drizzle-orm";
+import { database } from "../db/client";
+import { diseaseRequests, forumAttachments, identificationRequests, userPlants, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { IMAGE_EXTENSION, IMAGE_MIME, type ImageMime, type ImageType } from "../lib/images";
 
@@ -74,4 +77,76 @@ export async function loadPhotos(
       sha256: images[i]!.sha256,
     })),
   );
+}
+
+/**
+ * Every column that can refer to a photo, and how: `ref` holds one reference, `refs` a JSON
+ * array of them. A new feature that keeps photos adds its column here, and the store keeps its
+ * photos while its rows refer to them.
+ */
+export const PHOTO_REFERENCES = [
+  { table: identificationRequests, column: identificationRequests.imageHashes, form: "refs" },
+  { table: diseaseRequests, column: diseaseRequests.imageHashes, form: "refs" },
+  { table: userPlants, column: userPlants.imageKey, form: "ref" },
+  { table: forumAttachments, column: forumAttachments.image, form: "ref" },
+  { table: users, column: users.avatarKey, form: "ref" },
+] as const;
+
+/** Those of `images` that some row in PHOTO_REFERENCES still refers to. */
+async function referencedPhotos(env: Bindings, images: readonly StoredImage[]): Promise<Set<string>> {
+  const wanted = JSON.stringify(images.map(photoRef));
+  // json_each is the point: one UNION over the declared columns, each matched against the wanted list.
+  const parts = PHOTO_REFERENCES.map(({ table, column, form }) =>
+    form === "refs"
+      ? sql`SELECT j.value AS ref FROM ${table}, json_each(${column}) j WHERE j.value IN (SELECT value FROM json_each(${wanted}))`
+      : sql`SELECT ${column} AS ref FROM ${table} WHERE ${column} IN (SELECT value FROM json_each(${wanted}))`,
+  );
+  const rows = await database(env).all<{ ref: string }>(sql.join(parts, sql` UNION `));
+  return new Set(rows.map((r) => r.ref));
+}
+
+/** Deletes those of `images` that no row refers to any more (photos are shared: only the last reference frees one). */
+export async function releasePhotos(env: Bindings, images: readonly (StoredImage | null)[]): Promise<void> {
+  const candidates = images.filter((img): img is StoredImage => img !== null);
+  if (candidates.length === 0) return;
+  const used = await referencedPhotos(env, candidates);
+  const unused = candidates.filter((img) => !used.has(photoRef(img)));
+  const orphans = [...new Set(unused.flatMap((img) => [imageKey(img), LEGACY_AVATAR_PREFIX + photoRef(img)]))];
+  if (orphans.length > 0) await env.IMAGES.delete(orphans);
+}
+
+/** `releasePhotos` for stored references (null and non-references are skipped). */
+export function releasePhotoRefs(env: Bindings, refs: readonly (string | null)[]): Promise<void> {
+  return releasePhotos(env, photosOf(refs.filter((r): r is string => r !== null)));
+}
+
+/**
+ * Stores `images`, then runs `write` (the rows that refer to them); if the write fails, the
+ * upload is undone — the photos are released again, so a failed request leaves nothing behind.
+ */
+export async function withStoredPhotos<T>(
+  env: Bindings,
+  images: readonly (StoredImage & { mime: ImageMime; bytes: Uint8Array })[],
+  write: () => Promise<T>,
+): Promise<T> {
+  await storeImages(env, images);
+  try {
+    return await write();
+  } catch (err) {
+    await releasePhotos(env, images).catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * Avatars stored before migration 0013 live under this R2 prefix (their rows now hold plain
+ * references); they are served and released there too.
+ */
+const LEGACY_AVATAR_PREFIX = "avatars/";
+
+/** A stored photo's object, for serving it; null when it is not a photo reference or is gone. */
+export async function photoObject(env: Bindings, ref: string): Promise<R2ObjectBody | null> {
+  const image = parsePhotoRef(ref);
+  if (!image) return null;
+  return (await env.IMAGES.get(imageKey(image))) ?? env.IMAGES.get(LEGACY_AVATAR_PREFIX + photoRef(image));
 }

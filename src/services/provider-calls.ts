@@ -232,3 +232,22 @@ async function cachedProviderCallInner(
   await Promise.all([circuitUpdate.catch(() => {}), flight.settle(joined.token, outcome).catch(() => {})]);
   return result;
 }
+
+/** The identification providers, in the order health and statistics list them. */
+export const IDENTIFICATION_PROVIDERS = ["plant_id", "plantnet"] as const satisfies readonly ProviderName[];
+
+/** Each identification provider's circuit state, and whether it may be called (not open). */
+export async function identificationProviderHealth(env: Bindings) {
+  const [plantId, plantNet] = await Promise.all(IDENTIFICATION_PROVIDERS.map((p) => circuitFor(env, p).snapshot(CIRCUIT_POLICIES[p])));
+  return {
+    plant_id: { state: plantId!.state, available: plantId!.state !== "open" },
+    plantnet: { state: plantNet!.state, available: plantNet!.state !== "open" },
+  };
+}
+
+/** The exact provider-cache counters since the last reset (and a reset, when asked). */
+export async function providerCacheCounters(env: Bindings, reset: boolean) {
+  const [plantId, plantNet] = await Promise.all(IDENTIFICATION_PROVIDERS.map((p) => circuitFor(env, p).cacheCounters()));
+  if (reset) await Promise.all(IDENTIFICATION_PROVIDERS.map((p) => circuitFor(env, p).resetCacheCounters()));
+  return { plant_id: plantId!, plantnet: plantNet! };
+}

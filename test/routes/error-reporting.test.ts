@@ -47,11 +47,16 @@ describe("Sentry DSN and envelope", () => {
   });
 });
 
+/** A D1 binding whose every statement fails with `message`, however it is run (raw D1 or drizzle). */
+function failingD1(message: string): D1Database {
+  const fail = () => Promise.reject(new Error(message));
+  const statement = { bind: () => statement, first: fail, all: fail, raw: fail, run: fail };
+  return { prepare: () => statement, batch: fail, exec: fail } as unknown as D1Database;
+}
+
 describe("unexpected errors are reported when SENTRY_DSN is set", () => {
   it("reports a 500 with its request id and keeps the client answer clean", async () => {
-    const brokenDb = {
-      prepare: () => ({ bind: () => ({ first: () => Promise.reject(new Error("D1 exploded")) }) }),
-    } as unknown as D1Database;
+    const brokenDb = failingD1("D1 exploded");
     const form = new FormData();
     form.append("image", new File([await makePng(300, 300, { seed: "sentry" })], "p.png", { type: "image/png" }));
     const ctx = createExecutionContext();
@@ -74,7 +79,7 @@ describe("unexpected errors are reported when SENTRY_DSN is set", () => {
   });
 
   it("sends nothing without a DSN", async () => {
-    const brokenDb = { prepare: () => ({ first: () => Promise.reject(new Error("D1 down")) }) } as unknown as D1Database;
+    const brokenDb = failingD1("D1 down");
     const ctx = createExecutionContext();
     await createApp().request("/api/v1/health/", {}, { ...env, DB: brokenDb }, ctx);
     await waitOnExecutionContext(ctx);
