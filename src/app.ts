@@ -190,8 +190,9 @@ export function createApp() {
     if (err instanceof HTTPException) {
       const status = err.status;
       const defaults = STATUS_DEFAULTS[status] ?? STATUS_DEFAULTS[500]!;
-      const malformed = status === 400 && /malformed/i.test(err.message);
-      return respondError(c, new AppError(malformed ? "MALFORMED_REQUEST" : defaults.code, status, err.message || defaults.message));
+      // Hono raises a 400 only when it cannot parse a body (JSON, form): that is what the code says.
+      const code = status === 400 ? "MALFORMED_REQUEST" : defaults.code;
+      return respondError(c, new AppError(code, status, err.message || defaults.message));
     }
     c.get("logger")?.error("unhandled error", describeError(err));
     reportError(c, err);

@@ -16,7 +16,6 @@ export function fieldErrorsFrom(error: z.ZodError): FieldErrors {
   return out;
 }
 
-/** A D1 write refused by a unique index (a duplicate the caller should hear about as 409). */
 /** A UNIQUE constraint refused the write; drizzle wraps D1's error, so the cause chain is searched. */
 export function isUniqueViolation(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
@@ -25,9 +24,69 @@ export function isUniqueViolation(err: unknown): boolean {
   return false;
 }
 
+/**
+ * Every error code the service answers with, and its one meaning. Clients branch on these, so
+ * a code is never reused for something else; the API guide (docs/) lists the same table.
+ */
+export const ERROR_CODES = {
+  VALIDATION_ERROR: "A field or the body failed validation; `errors` names the fields (400).",
+  MALFORMED_REQUEST: "The body could not be parsed as the declared content type (400).",
+  BAD_REQUEST: "The request could not be understood (400).",
+  INVALID_TOKEN:
+    "A single-use emailed link (password reset, email confirmation) is unknown, spent or expired (400). Not a session credential: see TOKEN_INVALID.",
+  INVALID_IMAGE: "An uploaded file is not a well-formed JPEG, PNG or WebP within the limits (400).",
+  NO_IMAGE: "No image part was sent (400, identify endpoint).",
+  CANNOT_RSVP_OWN_EVENT: "Organisers do not RSVP to their own event (400).",
+  AUTHENTICATION_REQUIRED: "No credentials were sent (401).",
+  INVALID_CREDENTIALS: "The username/email and password do not match (401).",
+  TOKEN_INVALID:
+    "A session credential (access or refresh token) is malformed, of the wrong type, revoked or its session ended (401). Not an emailed link: see INVALID_TOKEN.",
+  TOKEN_EXPIRED: "A session credential has expired; refresh it (401).",
+  TOKEN_REUSED: "A refresh token was used twice; its whole session is ended (401).",
+  FORBIDDEN: "Signed in, but not allowed (403).",
+  CSRF_FAILED: "A cookie-authenticated write without the matching X-CSRFToken (403).",
+  EDIT_WINDOW_CLOSED: "The forum post can no longer be edited by its author (403).",
+  TOPIC_LOCKED: "The forum topic is locked (403).",
+  TRUST_LEVEL_TOO_LOW: "The forum action needs a higher trust level (403).",
+  ACCOUNT_DISABLED: "The account is deactivated (403).",
+  NOT_FOUND: "No such resource, or not the caller's (404; never 403, so existence does not leak).",
+  METHOD_NOT_ALLOWED: "The path exists, the method does not (405).",
+  CONFLICT: "The request conflicts with the current state (409).",
+  INVALID_STATE: "The resource is not in a state that allows this (409).",
+  ALREADY_REPORTED: "The caller already reported this post (409).",
+  CAPACITY_BELOW_GOING: "An event's capacity cannot drop below the people going (409).",
+  DEFAULT_COLLECTION: "The default collection cannot be deleted (409).",
+  COLLECTION_NOT_EMPTY: "The collection still holds plants: move them first, or delete them with it (409).",
+  DUPLICATE_CARE_CARD: "A care card for this plant is already saved (409).",
+  DUPLICATE_COLLECTION: "A collection with this name exists (409).",
+  DUPLICATE_PLANT: "The plant is already in that collection (409).",
+  EMAIL_TAKEN: "The email address belongs to another account (409).",
+  USERNAME_TAKEN: "The username belongs to another account (409).",
+  EVENT_FULL: "The event has no places left (409).",
+  EVENT_STARTED: "The event has already started (409).",
+  POST_DELETED: "The forum post was deleted (409).",
+  REMINDER_LIMIT: "The plant has the most reminders allowed (409).",
+  TOPIC_HAS_REPLIES: "A topic with replies cannot be deleted by its author (409).",
+  FILE_TOO_LARGE: "An uploaded file is over the size limit (413).",
+  PAYLOAD_TOO_LARGE: "The body is over the size limit (413).",
+  UNSUPPORTED_MEDIA_TYPE: "The body's content type is not accepted here (415).",
+  UPGRADE_REQUIRED: "A WebSocket path was called without an upgrade (426).",
+  RATE_LIMITED: "Too many requests; see Retry-After (429).",
+  ACCOUNT_LOCKED: "Too many failed sign-ins; see Retry-After (429).",
+  INTERNAL_ERROR: "Something failed on the server; reported, never detailed (500).",
+  SERVICE_UNAVAILABLE: "A dependency is down; see Retry-After (503).",
+  QUEUE_UNAVAILABLE: "The job queue refused the job; the request failed, retry (503).",
+  OAUTH_NOT_CONFIGURED: "The OAuth provider is not configured on this deployment (503).",
+  PROVIDERS_UNAVAILABLE: "Both identification providers are down (503, identify endpoint).",
+  CARE_UNAVAILABLE: "AI care instructions cannot be generated right now (503).",
+  SPECIES_LOOKUP_UNAVAILABLE: "Trefle is down, rate-limited or malformed (503).",
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
 export class AppError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ErrorCode,
     readonly status: number,
     message: string,
     readonly fieldErrors?: FieldErrors,
@@ -40,14 +99,20 @@ export class AppError extends Error {
 
 export interface ErrorEnvelope {
   error: true;
-  code: string;
+  code: ErrorCode;
   message: string;
   status_code: number;
   errors?: FieldErrors;
   request_id: string;
 }
 
-export function errorEnvelope(code: string, status: number, message: string, requestId: string, fieldErrors?: FieldErrors): ErrorEnvelope {
+export function errorEnvelope(
+  code: ErrorCode,
+  status: number,
+  message: string,
+  requestId: string,
+  fieldErrors?: FieldErrors,
+): ErrorEnvelope {
   return {
     error: true,
     code,
@@ -59,7 +124,7 @@ export function errorEnvelope(code: string, status: number, message: string, req
 }
 
 /** Default code and message for statuses raised by the framework rather than by our code. */
-export const STATUS_DEFAULTS: Record<number, { code: string; message: string }> = {
+export const STATUS_DEFAULTS: Record<number, { code: ErrorCode; message: string }> = {
   400: { code: "BAD_REQUEST", message: "The request could not be understood." },
   401: { code: "AUTHENTICATION_REQUIRED", message: "Authentication credentials were not provided or are invalid." },
   403: { code: "FORBIDDEN", message: "You do not have permission to perform this action." },

@@ -2,25 +2,25 @@
  * /api/v1/admin — staff tools. Listing users is for moderators and up; changing roles is for
  * admins only (the CLI `npm run admin -- grant-role` bootstraps the first admin).
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { AppEnv } from "../env";
+import { createRoute, z } from "@hono/zod-openapi";
+import { createRouter } from "./router";
 import { AppError } from "../lib/errors";
 import { requireRole } from "../middleware/auth";
 import { setAccountActive } from "../services/accounts";
 import { listUsers, setUserRole, userProfile } from "../services/users";
 import { UserProfileSchema } from "./auth";
 import { pageOf, PaginationQuery } from "./pagination";
-import { ErrorSchema, jsonBody, pageSchema, searchText } from "./schemas";
+import { jsonBody, pageSchema, searchText, errorResponse } from "./schemas";
 
 const tags = ["Admin"];
 const errors = {
-  401: { description: "Not authenticated", content: { "application/json": { schema: ErrorSchema } } },
-  403: { description: "Wrong role", content: { "application/json": { schema: ErrorSchema } } },
-  404: { description: "No such user", content: { "application/json": { schema: ErrorSchema } } },
+  401: errorResponse("Not authenticated"),
+  403: errorResponse("Wrong role"),
+  404: errorResponse("No such user"),
 };
 
 export function adminRoutes() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const app = createRouter();
 
   app.openapi(
     createRoute({

@@ -3,11 +3,12 @@
  * CSRF token; mobile clients use /token/ and bearer headers. Business rules live in
  * services/ (users, tokens, passwords, rate-limits); this file is HTTP only.
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { getCookie } from "hono/cookie";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
+import { createRouter } from "./router";
 import { AppError } from "../lib/errors";
 import { clearSessionCookies, ensureCsrfCookie, REFRESH_COOKIE, setSessionCookies } from "../lib/session-cookies";
 import { assertCsrf, requireAuth } from "../middleware/auth";
@@ -29,7 +30,7 @@ import { clientIp, enforceRateLimit } from "../services/rate-limits";
 import { endEverySession, endSession } from "../services/sessions";
 import { issueTokenPair, revokeAccessToken, rotateRefreshToken, verifyToken } from "../services/tokens";
 import { createUser, findUserById, publicUser, userProfile, type UserRow } from "../services/users";
-import { ErrorSchema, jsonBody, MessageSchema } from "./schemas";
+import { jsonBody, MessageSchema, errorResponse } from "./schemas";
 
 // ---- Schemas --------------------------------------------------------------------------------
 
@@ -143,10 +144,10 @@ const PasswordResetConfirmBody = z
   .openapi("PasswordResetConfirm");
 
 const errors = {
-  400: { description: "Invalid input", content: { "application/json": { schema: ErrorSchema } } },
-  401: { description: "Not authenticated", content: { "application/json": { schema: ErrorSchema } } },
-  403: { description: "CSRF failure", content: { "application/json": { schema: ErrorSchema } } },
-  429: { description: "Rate limited or account locked", content: { "application/json": { schema: ErrorSchema } } },
+  400: errorResponse("Invalid input"),
+  401: errorResponse("Not authenticated"),
+  403: errorResponse("CSRF failure"),
+  429: errorResponse("Rate limited or account locked"),
 };
 
 // ---- Helpers --------------------------------------------------------------------------------
@@ -176,7 +177,7 @@ async function currentUserRow(c: Context<AppEnv>): Promise<UserRow> {
 const tags = ["Auth"];
 
 export function authRoutes() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const app = createRouter();
 
   app.openapi(
     createRoute({
@@ -389,7 +390,7 @@ export function authRoutes() {
       request: { body: { content: { "application/json": { schema: EmailConfirmBody } }, required: true } },
       responses: {
         200: jsonBody(z.object({ message: z.string(), email: z.string() }), "Email changed"),
-        409: { description: "Another account has this address now", content: { "application/json": { schema: ErrorSchema } } },
+        409: errorResponse("Another account has this address now"),
         ...errors,
       },
     }),

@@ -4,8 +4,8 @@
  * anonymous callers (public events only); writing needs a user. Visibility and RSVP rules live
  * in services/calendar.ts.
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { AppEnv } from "../env";
+import { createRoute, z } from "@hono/zod-openapi";
+import { createRouter } from "./router";
 import { requireAuth } from "../middleware/auth";
 import {
   calendarFeed,
@@ -26,7 +26,7 @@ import {
   type SeasonalTaskRow,
 } from "../services/calendar";
 import { pageOf, PaginationQuery } from "./pagination";
-import { BooleanQuery, ErrorSchema, jsonBody, pageSchema } from "./schemas";
+import { BooleanQuery, jsonBody, pageSchema, errorResponse } from "./schemas";
 
 const tags = ["Garden calendar"];
 const Id = z.object({ id: z.uuid() });
@@ -34,9 +34,8 @@ const DAY_MS = 86_400_000;
 const FEED_MAX_DAYS = 92;
 /** Clock skew allowed when a new start time must not be in the past. */
 const START_GRACE_MS = 5 * 60_000;
-const errorBody = (description: string) => ({ description, content: { "application/json": { schema: ErrorSchema } } });
-const errors = { 400: errorBody("Invalid input"), 404: errorBody("Not found (or not visible to you)") };
-const authErrors = { ...errors, 401: errorBody("Not signed in") };
+const errors = { 400: errorResponse("Invalid input"), 404: errorResponse("Not found (or not visible to you)") };
+const authErrors = { ...errors, 401: errorResponse("Not signed in") };
 
 // ---------------------------------------------------------------------------------------------
 // Schemas
@@ -183,7 +182,7 @@ function toUtc<T extends { start?: string; end?: string }>(body: T): T {
 }
 
 export function calendarRoutes() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const app = createRouter();
   const base = "/api/v1/calendar";
 
   app.openapi(
@@ -300,8 +299,8 @@ export function calendarRoutes() {
       request: { params: Id, body: { content: { "application/json": { schema: EventPatch } }, required: true } },
       responses: {
         200: jsonBody(EventSchema, "Updated"),
-        403: errorBody("Visible to you but not yours"),
-        409: errorBody("Capacity below the current going count (CAPACITY_BELOW_GOING)"),
+        403: errorResponse("Visible to you but not yours"),
+        409: errorResponse("Capacity below the current going count (CAPACITY_BELOW_GOING)"),
         ...authErrors,
       },
     }),
@@ -319,7 +318,7 @@ export function calendarRoutes() {
       summary: "Delete an event and its RSVPs (its organiser or a moderator)",
       middleware: [requireAuth] as const,
       request: { params: Id },
-      responses: { 204: { description: "Deleted" }, 403: errorBody("Visible to you but not yours"), ...authErrors },
+      responses: { 204: { description: "Deleted" }, 403: errorResponse("Visible to you but not yours"), ...authErrors },
     }),
     async (c) => {
       await deleteEvent(c.env, c.get("user")!, c.req.valid("param").id);
@@ -340,7 +339,7 @@ export function calendarRoutes() {
       request: { params: Id, body: { content: { "application/json": { schema: RsvpBody } }, required: true } },
       responses: {
         200: jsonBody(EventSchema, "The event with your RSVP and the new counts"),
-        409: errorBody("Event full or started"),
+        409: errorResponse("Event full or started"),
         ...authErrors,
       },
     }),

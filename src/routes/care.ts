@@ -4,18 +4,18 @@
  * rule-based advice from the catalogue. `?regenerate=true` asks for a fresh AI guide (limited
  * per user, CARE_REGENERATE_RATE_LIMIT).
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import { getConfig } from "../config";
-import type { AppEnv } from "../env";
+import { createRouter } from "./router";
 import { AppError } from "../lib/errors";
 import { requireAuth } from "../middleware/auth";
 import { ProviderError } from "../providers/types";
 import { careInstructionsFor, findSpeciesForCare, generateAndStoreCareGuide } from "../services/care-guides";
 import { enforceRateLimit } from "../services/rate-limits";
-import { ErrorSchema, jsonBody } from "./schemas";
+import { jsonBody, errorResponse } from "./schemas";
 
 export function careRoutes() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const app = createRouter();
   app.openapi(
     createRoute({
       method: "get",
@@ -40,10 +40,10 @@ export function careRoutes() {
             .openapi("CareInstructions"),
           "Care instructions",
         ),
-        401: { description: "Not signed in", content: { "application/json": { schema: ErrorSchema } } },
-        404: { description: "Unknown species", content: { "application/json": { schema: ErrorSchema } } },
-        429: { description: "Too many regenerations", content: { "application/json": { schema: ErrorSchema } } },
-        503: { description: "AI care unavailable for a regeneration", content: { "application/json": { schema: ErrorSchema } } },
+        401: errorResponse("Not signed in"),
+        404: errorResponse("Unknown species"),
+        429: errorResponse("Too many regenerations"),
+        503: errorResponse("AI care unavailable for a regeneration"),
       },
     }),
     async (c) => {

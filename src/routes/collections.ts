@@ -4,9 +4,10 @@
  * collections and plants answer 404, never 403. Plants are written as JSON, or as multipart
  * when they carry a photo (`image`, validated like every upload, stored content-addressed in R2).
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
+import { createRouter } from "./router";
 import { AppError, fieldErrorsFrom, type FieldErrors } from "../lib/errors";
 import { UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
 import { requireAuth } from "../middleware/auth";
@@ -29,17 +30,16 @@ import {
   type PlantFields,
 } from "../services/collections";
 import { pageOf, PaginationQuery } from "./pagination";
-import { BooleanQuery, boundedJsonObject, ErrorSchema, jsonBody, pageSchema } from "./schemas";
+import { BooleanQuery, boundedJsonObject, jsonBody, pageSchema, errorResponse } from "./schemas";
 import { readMultipartForm, throwIfFieldErrors } from "./uploads";
 
 const tags = ["Collections and plants"];
 const Id = z.object({ id: z.uuid() });
 const CARE_JSON_MAX_BYTES = 16 * 1024;
-const errorBody = (description: string) => ({ description, content: { "application/json": { schema: ErrorSchema } } });
 const errors = {
-  400: errorBody("Invalid input"),
-  401: errorBody("Not signed in"),
-  404: errorBody("Not found (or not yours)"),
+  400: errorResponse("Invalid input"),
+  401: errorResponse("Not signed in"),
+  404: errorResponse("Not found (or not yours)"),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ function plantIdParam(c: Context<AppEnv>): string {
 // Routes
 
 export function collectionRoutes() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const app = createRouter();
 
   // Collections (owner) ------------------------------------------------------------------------
 
@@ -258,7 +258,11 @@ export function collectionRoutes() {
       summary: "Create a collection (names are unique per user, case-insensitively)",
       middleware: [requireAuth] as const,
       request: { body: { content: { "application/json": { schema: CollectionCreate } }, required: true } },
-      responses: { 201: jsonBody(CollectionSchema, "Created"), 409: errorBody("You already have a collection with this name"), ...errors },
+      responses: {
+        201: jsonBody(CollectionSchema, "Created"),
+        409: errorResponse("You already have a collection with this name"),
+        ...errors,
+      },
     }),
     async (c) => c.json(collectionBody(await createCollection(c.env, c.get("user")!.id, c.req.valid("json"))), 201),
   );
@@ -284,7 +288,11 @@ export function collectionRoutes() {
       summary: "Rename, describe or publish one of your collections",
       middleware: [requireAuth] as const,
       request: { params: Id, body: { content: { "application/json": { schema: CollectionPatch } }, required: true } },
-      responses: { 200: jsonBody(CollectionSchema, "Updated"), 409: errorBody("You already have a collection with this name"), ...errors },
+      responses: {
+        200: jsonBody(CollectionSchema, "Updated"),
+        409: errorResponse("You already have a collection with this name"),
+        ...errors,
+      },
     }),
     async (c) =>
       c.json(collectionBody(await updateCollection(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json"))), 200),
@@ -302,7 +310,7 @@ export function collectionRoutes() {
         "The default collection cannot be deleted (409 `DEFAULT_COLLECTION`).",
       middleware: [requireAuth] as const,
       request: { params: Id, query: z.object({ delete_plants: BooleanQuery.optional() }) },
-      responses: { 204: { description: "Deleted" }, 409: errorBody("Default collection, or not empty"), ...errors },
+      responses: { 204: { description: "Deleted" }, 409: errorResponse("Default collection, or not empty"), ...errors },
     }),
     async (c) => {
       await deleteCollection(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("query").delete_plants === "true");
@@ -346,8 +354,8 @@ export function collectionRoutes() {
     },
     responses: {
       201: jsonBody(PlantSchema, "Created"),
-      413: errorBody("Image too large"),
-      415: errorBody("Neither JSON nor multipart"),
+      413: errorResponse("Image too large"),
+      415: errorResponse("Neither JSON nor multipart"),
       ...errors,
     },
   });
@@ -384,9 +392,9 @@ export function collectionRoutes() {
     },
     responses: {
       200: jsonBody(PlantSchema, "Updated"),
-      409: errorBody("The target collection already holds this identified plant"),
-      413: errorBody("Image too large"),
-      415: errorBody("Neither JSON nor multipart"),
+      409: errorResponse("The target collection already holds this identified plant"),
+      413: errorResponse("Image too large"),
+      415: errorResponse("Neither JSON nor multipart"),
       ...errors,
     },
   });
@@ -418,7 +426,7 @@ export function collectionRoutes() {
   // Public collections -------------------------------------------------------------------------
 
   const Username = z.object({ username: z.string().min(1).max(150) });
-  const publicErrors = { 400: errors[400], 404: errorBody("No such user, profile not public, or collection not public") };
+  const publicErrors = { 400: errors[400], 404: errorResponse("No such user, profile not public, or collection not public") };
 
   app.openapi(
     createRoute({

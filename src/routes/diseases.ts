@@ -4,9 +4,10 @@
  * results with treatments), the owner's confirmation of a diagnosis, and the public disease
  * database built from confirmed diagnoses. Other users' requests answer 404, never 403.
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
+import { createRouter } from "./router";
 import { AppError } from "../lib/errors";
 import { requireAuth } from "../middleware/auth";
 import {
@@ -29,7 +30,7 @@ import {
   submitRequest,
 } from "../services/queued-requests";
 import { pageOf, PaginationQuery } from "./pagination";
-import { ErrorSchema, jsonBody, pageSchema, searchText } from "./schemas";
+import { jsonBody, pageSchema, searchText, errorResponse } from "./schemas";
 import { MAX_IMAGES, readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
 
 const tags = ["Plant health"];
@@ -44,12 +45,11 @@ const DISEASE_TYPE = z.enum(DISEASE_TYPES).openapi({
     "From Plant.id's classification: Fungi → fungal, Bacteria → bacterial, viruses → viral, Oomycota/Chromista (water moulds) → oomycete, Animalia → pest, Abiotic → abiotic.",
 });
 const Id = z.object({ id: z.uuid() });
-const errorBody = (description: string) => ({ description, content: { "application/json": { schema: ErrorSchema } } });
 const errors = {
-  400: errorBody("Invalid input"),
-  401: errorBody("Not signed in"),
-  404: errorBody("Not found (or not yours)"),
-  429: errorBody("Rate limited"),
+  400: errorResponse("Invalid input"),
+  401: errorResponse("Not signed in"),
+  404: errorResponse("Not found (or not yours)"),
+  429: errorResponse("Rate limited"),
 };
 
 const TreatmentSchema = z
@@ -212,7 +212,7 @@ async function readUpload(c: Context<AppEnv>) {
 }
 
 export function diseaseRoutes() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const app = createRouter();
   app.use(`${BASE}/disease-requests`, requireAuth);
   app.use(`${BASE}/disease-requests/*`, requireAuth);
 
@@ -226,8 +226,8 @@ export function diseaseRoutes() {
     request: { body: { content: { "multipart/form-data": { schema: UploadForm } }, required: true } },
     responses: {
       202: jsonBody(DiseaseRequestSchema, "Accepted; follow ws_url (or /ws/) for progress"),
-      413: errorBody("An image is too large"),
-      503: errorBody("The job queue is unavailable (retry after Retry-After)"),
+      413: errorResponse("An image is too large"),
+      503: errorResponse("The job queue is unavailable (retry after Retry-After)"),
       ...errors,
     },
   });
@@ -338,7 +338,7 @@ export function diseaseRoutes() {
       },
       responses: {
         200: jsonBody(DiseaseResultSchema, "The confirmed result"),
-        409: errorBody("The request is not diagnosed yet (or failed)"),
+        409: errorResponse("The request is not diagnosed yet (or failed)"),
         ...errors,
       },
     }),

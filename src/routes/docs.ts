@@ -1,10 +1,4 @@
-/**
- * GET /api/docs — interactive API reference (Swagger UI) for /api/openapi.json. The UI's
- * scripts are served from our own static assets (copied from swagger-ui-dist by
- * scripts/vendor-assets.mjs) so the page works offline and under a strict CSP.
- */
-import { OpenAPIHono } from "@hono/zod-openapi";
-import type { AppEnv } from "../env";
+import { createRouter } from "./router";
 
 const DOCS_HTML = `<!doctype html>
 <html lang="en">
@@ -34,7 +28,7 @@ const DOCS_CSP = [
 ].join("; ");
 
 export function docsRoutes() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const app = createRouter();
   app.get("/api/docs", (c) => {
     c.header("Content-Security-Policy", DOCS_CSP);
     return c.html(DOCS_HTML);

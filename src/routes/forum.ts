@@ -10,10 +10,11 @@
  * registered for the document and routed by hand, because one handler reads both body kinds;
  * every part is validated before anything is written.
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
+import { createRouter } from "./router";
 import { AppError, fieldErrorsFrom, type FieldErrors } from "../lib/errors";
 import type { ValidatedImage } from "../lib/images";
 import { requireAuth, requireRole } from "../middleware/auth";
@@ -52,20 +53,19 @@ import {
 import { pushInserted } from "../services/notifications";
 import { enforceRateLimit } from "../services/rate-limits";
 import { pageOf, PaginationQuery } from "./pagination";
-import { ErrorSchema, jsonBody, pageSchema } from "./schemas";
+import { jsonBody, pageSchema, errorResponse } from "./schemas";
 import { readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
 
 const tags = ["Forum"];
 const base = "/api/v1/forum";
 const Id = z.object({ id: z.uuid() });
 const Slug = z.object({ slug: z.string().min(1).max(100).openapi({ example: "houseplants" }) });
-const errorBody = (description: string) => ({ description, content: { "application/json": { schema: ErrorSchema } } });
-const readErrors = { 400: errorBody("Invalid input"), 404: errorBody("Not found") };
+const readErrors = { 400: errorResponse("Invalid input"), 404: errorResponse("Not found") };
 const writeErrors = {
   ...readErrors,
-  401: errorBody("Not signed in"),
-  403: errorBody("Not allowed (not yours, not staff, topic locked, edit window closed) or CSRF failed"),
-  429: errorBody("Too many forum writes"),
+  401: errorResponse("Not signed in"),
+  403: errorResponse("Not allowed (not yours, not staff, topic locked, edit window closed) or CSRF failed"),
+  429: errorResponse("Too many forum writes"),
 };
 const json = <T extends z.ZodType>(schema: T) => ({ body: { content: { "application/json": { schema } }, required: true } });
 
@@ -288,7 +288,7 @@ async function limitWrites(c: Context<AppEnv>, bucket: "post" | "react") {
 }
 
 export function forumRoutes() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const app = createRouter();
 
   // Categories and topics -----------------------------------------------------------------------
 
@@ -330,9 +330,9 @@ export function forumRoutes() {
     responses: {
       201: jsonBody(TopicDetailSchema, "Created"),
       ...writeErrors,
-      403: errorBody("CSRF failed, or photos sent below trust level basic (TRUST_LEVEL_TOO_LOW)"),
-      413: errorBody("A photo is too large"),
-      415: errorBody("Neither JSON nor multipart"),
+      403: errorResponse("CSRF failed, or photos sent below trust level basic (TRUST_LEVEL_TOO_LOW)"),
+      413: errorResponse("A photo is too large"),
+      415: errorResponse("Neither JSON nor multipart"),
     },
   });
   // Registered for the document, routed by hand: one handler reads JSON and multipart bodies.
@@ -382,7 +382,7 @@ export function forumRoutes() {
       summary: "Delete a topic (its author while nobody else has replied, or a moderator)",
       middleware: [requireAuth] as const,
       request: { params: Id },
-      responses: { 204: { description: "Deleted" }, 409: errorBody("Others have replied (TOPIC_HAS_REPLIES)"), ...writeErrors },
+      responses: { 204: { description: "Deleted" }, 409: errorResponse("Others have replied (TOPIC_HAS_REPLIES)"), ...writeErrors },
     }),
     async (c) => {
       await deleteTopic(c.env, c.get("user")!, c.req.valid("param").id);
@@ -422,9 +422,9 @@ export function forumRoutes() {
     responses: {
       201: jsonBody(PostSchema, "Created"),
       ...writeErrors,
-      403: errorBody("Not allowed (topic locked), CSRF failed, or photos sent below trust level basic (TRUST_LEVEL_TOO_LOW)"),
-      413: errorBody("A photo is too large"),
-      415: errorBody("Neither JSON nor multipart"),
+      403: errorResponse("Not allowed (topic locked), CSRF failed, or photos sent below trust level basic (TRUST_LEVEL_TOO_LOW)"),
+      413: errorResponse("A photo is too large"),
+      415: errorResponse("Neither JSON nor multipart"),
     },
   });
   // Registered for the document, routed by hand: one handler reads JSON and multipart bodies.
@@ -449,7 +449,7 @@ export function forumRoutes() {
       summary: "Edit a post (its author within the edit window of their trust level, or a moderator); sets edited_at",
       middleware: [requireAuth] as const,
       request: { params: Id, ...json(PostCreate.openapi("ForumPostUpdate")) },
-      responses: { 200: jsonBody(PostSchema, "Updated"), 409: errorBody("The post is deleted"), ...writeErrors },
+      responses: { 200: jsonBody(PostSchema, "Updated"), 409: errorResponse("The post is deleted"), ...writeErrors },
     }),
     async (c) => {
       await limitWrites(c, "post");
@@ -467,7 +467,7 @@ export function forumRoutes() {
       summary: 'Delete a post (its author or a moderator); the thread keeps a "[deleted]" placeholder',
       middleware: [requireAuth] as const,
       request: { params: Id },
-      responses: { 204: { description: "Deleted" }, 409: errorBody("Already deleted"), ...writeErrors },
+      responses: { 204: { description: "Deleted" }, 409: errorResponse("Already deleted"), ...writeErrors },
     }),
     async (c) => {
       await deletePost(c.env, c.get("user")!, c.req.valid("param").id);
@@ -485,7 +485,7 @@ export function forumRoutes() {
       request: { params: Id, ...json(ReactionBody) },
       responses: {
         200: jsonBody(ReactionResult, "The reaction state and the post's counts"),
-        409: errorBody("The post is deleted"),
+        409: errorResponse("The post is deleted"),
         ...writeErrors,
       },
     }),
@@ -510,7 +510,7 @@ export function forumRoutes() {
             .openapi("ForumReportReceipt"),
           "Reported",
         ),
-        409: errorBody("Already reported"),
+        409: errorResponse("Already reported"),
         ...writeErrors,
       },
     }),

@@ -2,9 +2,9 @@
  * GET /api/v1/health — liveness of every storage binding the service depends on, for load
  * balancers and for `npm start` to know the stack is up.
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import { getConfig } from "../config";
-import type { AppEnv } from "../env";
+import { createRouter } from "./router";
 import { checkDependencies, type DependencyName } from "../services/health";
 
 const CheckState = z.enum(["ok", "error"]);
@@ -30,7 +30,7 @@ const healthRoute = createRoute({
 });
 
 export function healthRoutes() {
-  return new OpenAPIHono<AppEnv>({ strict: false }).openapi(healthRoute, async (c) => {
+  return createRouter().openapi(healthRoute, async (c) => {
     const results = await checkDependencies(c.env);
     const checks = Object.fromEntries(results.map((r) => [r.name, r.ok ? "ok" : "error"])) as Record<DependencyName, "ok" | "error">;
     const latency = Object.fromEntries(results.map((r) => [r.name, r.ms])) as Record<DependencyName, number>;

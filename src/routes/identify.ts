@@ -3,10 +3,11 @@
  * existing React client uses (multipart field `image`, answers `{success, …}` rather than the
  * error envelope; API.md §2.1). Also the provider health and cache statistics routes.
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
+import { createRouter } from "./router";
 import { AppError } from "../lib/errors";
 import { describeError } from "../lib/logger";
 import { NO_IMAGE_MESSAGE, UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
@@ -16,7 +17,7 @@ import { identificationProviderHealth, providerCacheCounters } from "../services
 import { clientIp, enforceRateLimit } from "../services/rate-limits";
 import { catalogueCare, recordIdentification } from "../services/identification-requests";
 import { reportError } from "../services/error-reporting";
-import { ErrorSchema, jsonBody } from "./schemas";
+import { jsonBody, errorResponse } from "./schemas";
 
 const tags = ["Identification"];
 
@@ -111,7 +112,7 @@ function diseaseDetection(outcome: IdentifyOutcome) {
 }
 
 export function identifyRoutes() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const app = createRouter();
 
   // Registered in the OpenAPI document but routed with plain `app.post`: the route reads its
   // own multipart body, so even a malformed upload is answered in the seed shape.
@@ -276,8 +277,8 @@ export function identifyRoutes() {
           z.object({ plant_id: CounterSchema, plantnet: CounterSchema, total: CounterSchema.omit({ since: true }) }).openapi("CacheStats"),
           "Counters since the last reset",
         ),
-        401: { description: "Not signed in", content: { "application/json": { schema: ErrorSchema } } },
-        403: { description: "Not staff", content: { "application/json": { schema: ErrorSchema } } },
+        401: errorResponse("Not signed in"),
+        403: errorResponse("Not staff"),
       },
     }),
     async (c) => {

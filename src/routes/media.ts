@@ -3,14 +3,14 @@
  * `avatars/{ref}` is the older path of avatars, kept for links already handed out.
  * Keys are content addressed (SHA-256), so responses are immutable and cache forever.
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { AppEnv } from "../env";
+import { createRoute, z } from "@hono/zod-openapi";
+import { createRouter } from "./router";
 import { AppError } from "../lib/errors";
 import { photoObject } from "../services/photos";
-import { ErrorSchema } from "./schemas";
+import { errorResponse } from "./schemas";
 
 export function mediaRoutes() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const app = createRouter();
   app.openapi(
     createRoute({
       method: "get",
@@ -20,7 +20,7 @@ export function mediaRoutes() {
       request: { params: z.object({ kind: z.enum(["avatars", "images"]), file: z.string().max(80) }) },
       responses: {
         200: { description: "The image", content: { "image/*": { schema: z.any().openapi({ type: "string", format: "binary" }) } } },
-        404: { description: "No such image", content: { "application/json": { schema: ErrorSchema } } },
+        404: errorResponse("No such image"),
       },
     }),
     async (c) => {

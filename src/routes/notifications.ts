@@ -3,17 +3,16 @@
  * `unread-count/`, `{id}/read/` and `read-all/`. Owner only; other users' answer 404.
  * New notifications also reach the owner's `/ws/` sockets as `{type:"notification", notification}`.
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { AppEnv } from "../env";
+import { createRoute, z } from "@hono/zod-openapi";
+import { createRouter } from "./router";
 import { requireAuth } from "../middleware/auth";
 import { markAllRead, markRead, NOTIFICATION_TYPES, notificationBody, listNotifications, unreadCount } from "../services/notifications";
 import { pageOf, PaginationQuery } from "./pagination";
-import { BooleanQuery, ErrorSchema, jsonBody, pageSchema } from "./schemas";
+import { BooleanQuery, jsonBody, pageSchema, errorResponse } from "./schemas";
 
 const tags = ["Notifications"];
 const Id = z.object({ id: z.uuid() });
-const errorBody = (description: string) => ({ description, content: { "application/json": { schema: ErrorSchema } } });
-const errors = { 400: errorBody("Invalid input"), 401: errorBody("Not signed in"), 404: errorBody("Not found (or not yours)") };
+const errors = { 400: errorResponse("Invalid input"), 401: errorResponse("Not signed in"), 404: errorResponse("Not found (or not yours)") };
 
 const NotificationSchema = z
   .object({
@@ -31,7 +30,7 @@ const NotificationSchema = z
   .openapi("Notification");
 
 export function notificationRoutes() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const app = createRouter();
   const base = "/api/v1/notifications";
 
   app.openapi(

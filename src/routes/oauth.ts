@@ -6,12 +6,13 @@
  * JSON: success and every failure alike end in a redirect to the frontend, which shows the
  * outcome (`?success=true` or `?error=<code>`).
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { CookieOptions } from "hono/utils/cookie";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
+import { createRouter } from "./router";
 import { AppError } from "../lib/errors";
 import { timingSafeEqualStrings } from "../lib/hash";
 import { describeError } from "../lib/logger";
@@ -26,7 +27,7 @@ import {
   type OAuthProvider,
 } from "../services/oauth";
 import { issueTokenPair } from "../services/tokens";
-import { ErrorSchema, jsonBody } from "./schemas";
+import { jsonBody, errorResponse } from "./schemas";
 
 const ProviderParams = z.object({
   provider: z.enum(OAUTH_PROVIDERS).openapi({ param: { name: "provider", in: "path" }, example: "google" }),
@@ -74,7 +75,7 @@ function stateCookieOptions(c: Context<AppEnv>, provider: OAuthProvider, maxAge:
 }
 
 export function oauthRoutes() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const app = createRouter();
 
   app.openapi(
     createRoute({
@@ -88,8 +89,8 @@ export function oauthRoutes() {
       request: { params: ProviderParams },
       responses: {
         200: jsonBody(OAuthLoginSchema, "Provider URL"),
-        400: jsonBody(ErrorSchema, "Unknown provider"),
-        503: jsonBody(ErrorSchema, "OAUTH_NOT_CONFIGURED: this provider has no client id or secret"),
+        400: errorResponse("Unknown provider"),
+        503: errorResponse("OAUTH_NOT_CONFIGURED: this provider has no client id or secret"),
       },
     }),
     async (c) => {
@@ -124,7 +125,7 @@ export function oauthRoutes() {
       request: { params: ProviderParams, query: CallbackQuery },
       responses: {
         302: { description: "Redirect to the frontend with the outcome", headers: z.object({ Location: z.string() }) },
-        400: jsonBody(ErrorSchema, "Unknown provider"),
+        400: errorResponse("Unknown provider"),
       },
     }),
     async (c) => {

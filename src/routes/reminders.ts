@@ -3,8 +3,8 @@
  * (complete, snooze, skip), an RFC 5545 calendar export and a preview of the coming
  * occurrences. Other users' plants and reminders answer 404.
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { AppEnv } from "../env";
+import { createRoute, z } from "@hono/zod-openapi";
+import { createRouter } from "./router";
 import { requireAuth } from "../middleware/auth";
 import {
   activeReminders,
@@ -22,12 +22,11 @@ import {
   updateReminder,
 } from "../services/reminders";
 import { pageOf, PaginationQuery } from "./pagination";
-import { BooleanQuery, ErrorSchema, jsonBody, pageSchema } from "./schemas";
+import { BooleanQuery, jsonBody, pageSchema, errorResponse } from "./schemas";
 
 const tags = ["Care reminders"];
 const Id = z.object({ id: z.uuid() });
-const errorBody = (description: string) => ({ description, content: { "application/json": { schema: ErrorSchema } } });
-const errors = { 400: errorBody("Invalid input"), 401: errorBody("Not signed in"), 404: errorBody("Not found (or not yours)") };
+const errors = { 400: errorResponse("Invalid input"), 401: errorResponse("Not signed in"), 404: errorResponse("Not found (or not yours)") };
 const DAY_MS = 86_400_000;
 
 const ReminderSchema = z
@@ -148,7 +147,7 @@ const PreviewSchema = z
   .openapi("CareReminderPreview");
 
 export function reminderRoutes() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const app = createRouter();
   const base = "/api/v1/reminders";
 
   app.openapi(
@@ -192,7 +191,7 @@ export function reminderRoutes() {
       summary: "Create a reminder for one of your plants",
       middleware: [requireAuth] as const,
       request: { body: { content: { "application/json": { schema: ReminderCreate } }, required: true } },
-      responses: { 201: jsonBody(ReminderSchema, "Created"), 409: errorBody("Too many reminders"), ...errors },
+      responses: { 201: jsonBody(ReminderSchema, "Created"), 409: errorResponse("Too many reminders"), ...errors },
     }),
     async (c) => {
       const body = c.req.valid("json");
@@ -313,7 +312,11 @@ export function reminderRoutes() {
       summary: "Complete, snooze (hours 1..168) or skip the next occurrence",
       middleware: [requireAuth] as const,
       request: { params: Id, body: { content: { "application/json": { schema: ActionBody } }, required: true } },
-      responses: { 200: jsonBody(ReminderSchema, "The reminder after the action"), 409: errorBody("Changed meanwhile; retry"), ...errors },
+      responses: {
+        200: jsonBody(ReminderSchema, "The reminder after the action"),
+        409: errorResponse("Changed meanwhile; retry"),
+        ...errors,
+      },
     }),
     async (c) => {
       const { action, hours } = c.req.valid("json");

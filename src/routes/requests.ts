@@ -3,9 +3,10 @@
  * job → live progress over the WebSocket → results; plus history, votes, accept and
  * add-to-collection. Other users' requests answer 404, never 403.
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
+import { createRouter } from "./router";
 import { requireAuth } from "../middleware/auth";
 import { PLANT_ORGANS, type PlantOrgan } from "../services/identification";
 import {
@@ -30,17 +31,17 @@ import {
   submitRequest,
 } from "../services/queued-requests";
 import { pageOf, PaginationQuery } from "./pagination";
-import { ErrorSchema, jsonBody, pageSchema } from "./schemas";
+import { jsonBody, pageSchema, errorResponse } from "./schemas";
 import { MAX_IMAGES, readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
 
 const tags = ["Identification requests"];
 const STATUS = z.enum(["pending", "processing", "identified", "needs_help", "failed"]);
 const Id = z.object({ id: z.uuid() });
 const errors = {
-  400: { description: "Invalid input", content: { "application/json": { schema: ErrorSchema } } },
-  401: { description: "Not signed in", content: { "application/json": { schema: ErrorSchema } } },
-  404: { description: "Not found (or not yours)", content: { "application/json": { schema: ErrorSchema } } },
-  429: { description: "Rate limited", content: { "application/json": { schema: ErrorSchema } } },
+  400: errorResponse("Invalid input"),
+  401: errorResponse("Not signed in"),
+  404: errorResponse("Not found (or not yours)"),
+  429: errorResponse("Rate limited"),
 };
 
 const RequestSchema = z
@@ -219,7 +220,7 @@ async function readUpload(c: Context<AppEnv>) {
 }
 
 export function requestRoutes() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const app = createRouter();
   app.use("/api/v1/plant-identification/requests/*", requireAuth);
   app.use("/api/v1/plant-identification/requests", requireAuth);
   app.use("/api/v1/plant-identification/results/*", requireAuth);

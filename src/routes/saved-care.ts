@@ -2,19 +2,18 @@
  * Saved care cards (API.md §5): `/plant-identification/saved-care-instructions/` CRUD for the
  * signed-in user, one card per scientific name (409 on duplicates), `?is_favorite=` filter.
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { AppEnv } from "../env";
+import { createRoute, z } from "@hono/zod-openapi";
+import { createRouter } from "./router";
 import { requireAuth } from "../middleware/auth";
 import { createSavedCare, deleteSavedCare, ownSavedCare, savedCareBody, listSavedCare, updateSavedCare } from "../services/saved-care";
 import { pageOf, PaginationQuery } from "./pagination";
-import { BooleanQuery, boundedJsonObject, ErrorSchema, jsonBody, pageSchema } from "./schemas";
+import { BooleanQuery, boundedJsonObject, jsonBody, pageSchema, errorResponse } from "./schemas";
 
 const tags = ["Saved care cards"];
 const Id = z.object({ id: z.uuid() });
 const CARE_MAX_BYTES = 16 * 1024;
-const errorBody = (description: string) => ({ description, content: { "application/json": { schema: ErrorSchema } } });
-const errors = { 400: errorBody("Invalid input"), 401: errorBody("Not signed in"), 404: errorBody("Not found (or not yours)") };
-const duplicate = { 409: errorBody("You already saved a card for this scientific name") };
+const errors = { 400: errorResponse("Invalid input"), 401: errorResponse("Not signed in"), 404: errorResponse("Not found (or not yours)") };
+const duplicate = { 409: errorResponse("You already saved a card for this scientific name") };
 
 const SavedCareSchema = z
   .object({
@@ -49,7 +48,7 @@ const SavedCareCreate = z
 const SavedCarePatch = z.object(fields).partial().strict().openapi("SavedCareInstructionsUpdate");
 
 export function savedCareRoutes() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const app = createRouter();
   const base = "/api/v1/plant-identification/saved-care-instructions";
 
   app.openapi(

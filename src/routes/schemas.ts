@@ -1,16 +1,44 @@
 /** OpenAPI pieces shared by every route file. */
 import { z } from "@hono/zod-openapi";
+import { ERROR_CODES, type ErrorCode } from "../lib/errors";
 
 export const ErrorSchema = z
   .object({
     error: z.literal(true),
-    code: z.string().openapi({ example: "VALIDATION_ERROR" }),
+    code: z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]).openapi({ example: "VALIDATION_ERROR" }),
     message: z.string(),
     status_code: z.number().int(),
     errors: z.record(z.string(), z.array(z.string())).optional(),
     request_id: z.string(),
   })
   .openapi("Error");
+
+/** What each error status means on any route; a route lists the ones it can answer. */
+const ERROR_STATUSES = {
+  400: "Invalid input (field errors in `errors`)",
+  401: "Not signed in, or the credential is invalid",
+  403: "Not allowed",
+  404: "Not found (or not yours)",
+  409: "Conflicts with the current state",
+  413: "Too large",
+  415: "Unsupported content type",
+  429: "Rate limited (see Retry-After)",
+  503: "Temporarily unavailable (see Retry-After)",
+} as const;
+
+type ErrorStatus = keyof typeof ERROR_STATUSES;
+
+/** The error responses of a route, all with the one error envelope: `...errorResponses(400, 401, 404)`. */
+export function errorResponses<S extends ErrorStatus>(...statuses: S[]) {
+  return Object.fromEntries(statuses.map((s) => [s, errorResponse(ERROR_STATUSES[s])])) as unknown as {
+    [K in S]: ReturnType<typeof errorResponse>;
+  };
+}
+
+/** One error response with a route's own description, in the one error envelope. */
+export function errorResponse(description: string) {
+  return { description, content: { "application/json": { schema: ErrorSchema } } };
+}
 
 export const MessageSchema = z.object({ message: z.string() }).openapi("Message");
 

@@ -6,8 +6,8 @@
  * `types=blog` is accepted (the spec's example lists it) but the blog does not exist yet: its
  * group is answered empty with a note in `notes.blog`, so clients need no change when it comes.
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { AppEnv } from "../env";
+import { createRoute, z } from "@hono/zod-openapi";
+import { createRouter } from "./router";
 import { DISEASE_TYPES } from "../services/diseases";
 import {
   MAX_SUGGESTIONS,
@@ -17,7 +17,7 @@ import {
   unifiedSearch,
   type SearchType,
 } from "../services/search";
-import { ErrorSchema, jsonBody, searchText } from "./schemas";
+import { jsonBody, searchText, errorResponse } from "./schemas";
 
 const tags = ["Search"];
 const base = "/api/v1/search";
@@ -114,7 +114,7 @@ const SuggestionsResponse = z
   .openapi("SearchSuggestions");
 
 export function searchRoutes() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const app = createRouter();
 
   app.openapi(
     createRoute({
@@ -131,7 +131,7 @@ export function searchRoutes() {
       },
       responses: {
         200: jsonBody(SearchResponse, "Hits grouped by type"),
-        400: jsonBody(ErrorSchema, "Missing or invalid query, unknown type or bad limit"),
+        400: errorResponse("Missing or invalid query, unknown type or bad limit"),
       },
     }),
     async (c) => {
@@ -158,7 +158,7 @@ export function searchRoutes() {
       tags,
       summary: `Up to ${MAX_SUGGESTIONS} completions: species names and forum topic titles starting with the query`,
       request: { query: z.object({ q }) },
-      responses: { 200: jsonBody(SuggestionsResponse, "Completions"), 400: jsonBody(ErrorSchema, "Missing or too long query") },
+      responses: { 200: jsonBody(SuggestionsResponse, "Completions"), 400: errorResponse("Missing or too long query") },
     }),
     async (c) => {
       const { q } = c.req.valid("query");

@@ -1,13 +1,13 @@
 /**
  * The species catalogue (API.md §4): list, detail and typo-tolerant search. Public.
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { AppEnv } from "../env";
+import { createRoute, z } from "@hono/zod-openapi";
+import { createRouter } from "./router";
 import { AppError } from "../lib/errors";
 import { ProviderError } from "../providers/types";
 import { lookupSpecies, normaliseScientificName, searchSpecies, speciesBody, type SpeciesRow } from "../services/species";
 import { pageOf, PaginationQuery, queryPage } from "./pagination";
-import { ErrorSchema, hasControlCharacters, jsonBody, pageSchema, searchText, CONTROL_CHARACTERS_MESSAGE } from "./schemas";
+import { hasControlCharacters, jsonBody, pageSchema, searchText, CONTROL_CHARACTERS_MESSAGE, errorResponse } from "./schemas";
 
 const tags = ["Species"];
 
@@ -40,7 +40,7 @@ export const SpeciesSchema = z
   .openapi("Species");
 
 export function speciesRoutes() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const app = createRouter();
 
   app.openapi(
     createRoute({
@@ -49,7 +49,7 @@ export function speciesRoutes() {
       tags,
       summary: "The species catalogue, most identified first",
       request: { query: PaginationQuery.extend({ search: searchText(100).optional(), family: z.string().max(100).optional() }) },
-      responses: { 200: jsonBody(pageSchema(SpeciesSchema, "SpeciesPage"), "Species"), 400: jsonBody(ErrorSchema, "Invalid query") },
+      responses: { 200: jsonBody(pageSchema(SpeciesSchema, "SpeciesPage"), "Species"), 400: errorResponse("Invalid query") },
     }),
     async (c) => {
       const { page, page_size, search, family } = c.req.valid("query");
@@ -103,9 +103,9 @@ export function speciesRoutes() {
       },
       responses: {
         200: jsonBody(SpeciesSchema, "The species"),
-        400: jsonBody(ErrorSchema, "Missing or invalid name"),
-        404: jsonBody(ErrorSchema, "Neither the catalogue nor Trefle knows it"),
-        503: jsonBody(ErrorSchema, "Not in the catalogue, and Trefle is unavailable (Retry-After)"),
+        400: errorResponse("Missing or invalid name"),
+        404: errorResponse("Neither the catalogue nor Trefle knows it"),
+        503: errorResponse("Not in the catalogue, and Trefle is unavailable (Retry-After)"),
       },
     }),
     async (c) => {
@@ -150,8 +150,8 @@ export function speciesRoutes() {
       request: { params: z.object({ id: z.uuid() }) },
       responses: {
         200: jsonBody(SpeciesSchema, "Species"),
-        400: jsonBody(ErrorSchema, "Bad id"),
-        404: jsonBody(ErrorSchema, "Unknown species"),
+        400: errorResponse("Bad id"),
+        404: errorResponse("Unknown species"),
       },
     }),
     async (c) => {
@@ -180,7 +180,7 @@ export function speciesRoutes() {
             .openapi("PlantSearch"),
           "Matches, best first",
         ),
-        400: jsonBody(ErrorSchema, "Missing or too long query"),
+        400: errorResponse("Missing or too long query"),
       },
     }),
     async (c) => {
