@@ -628,7 +628,7 @@ export const forumReactions = sqliteTable(
 /**
  * Photos attached to a post (API.md §5: at most 6, trust level basic and up), in upload order.
  * `image` is "<sha256>.<ext>" like identification requests' `image_hashes`: the R2 object
- * `images/<image>` is content-addressed and shared, and deleteUnusedImages keeps it while any
+ * `images/<image>` is content-addressed and shared, and the photo store (services/photos.ts) keeps it while any
  * attachment refers to it. A soft-deleted post keeps its rows but shows none.
  */
 export const forumAttachments = sqliteTable(

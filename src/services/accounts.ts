@@ -18,6 +18,7 @@ import { emailChangeTokens, oauthAccounts, passwordResetTokens, users, wsTickets
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { randomToken, sha256Hex } from "../lib/hash";
+import { photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 import { AVATAR_RULES, validateImageUpload } from "../lib/images";
 import type { Logger } from "../lib/logger";
 import { sendEmail } from "../providers/email";
@@ -383,7 +384,7 @@ export async function updateProfile(env: Bindings, userId: string, profile: Prof
     .where(eq(users.id, userId));
 }
 
-/** Validates and stores an avatar (content-addressed in R2) and points the profile at it. */
+/** Validates and stores an avatar in the photo store, points the profile at it, and releases the one it replaces. */
 export async function updateAvatar(env: Bindings, userId: string, file: unknown): Promise<void> {
   if (!(file instanceof File)) {
     throw new AppError("VALIDATION_ERROR", 400, "No avatar file provided.", { avatar: ["No file was submitted."] });
@@ -396,9 +397,13 @@ export async function updateAvatar(env: Bindings, userId: string, file: unknown)
     const tooLarge = result.code === "FILE_TOO_LARGE";
     throw new AppError(tooLarge ? "FILE_TOO_LARGE" : "INVALID_IMAGE", tooLarge ? 413 : 400, result.message, { avatar: [result.message] });
   }
-  const key = `avatars/${result.image.sha256}.${result.image.extension}`;
-  await env.IMAGES.put(key, result.image.bytes, { httpMetadata: { contentType: result.image.mime } });
-  await database(env).update(users).set({ avatarKey: key, updatedAt: new Date().toISOString() }).where(eq(users.id, userId));
+  const ref = photoRef(result.image);
+  const before = await database(env).select({ avatarKey: users.avatarKey }).from(users).where(eq(users.id, userId)).get();
+  await withStoredPhotos(env, [result.image], () =>
+    database(env).update(users).set({ avatarKey: ref, updatedAt: new Date().toISOString() }).where(eq(users.id, userId)),
+  );
+  // The avatar it replaces is released (kept while anything else still shows it).
+  if (before?.avatarKey && before.avatarKey !== ref) await releasePhotoRefs(env, [before.avatarKey]);
 }
 
 /** A single-use ticket for opening a WebSocket from a browser, tied to the session that asked. */

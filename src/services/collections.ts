@@ -17,8 +17,7 @@ import type { Bindings } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import type { ValidatedImage } from "../lib/images";
-import { imageKey, imageUrl, storeImages } from "./requests";
-import { deleteUnusedImages, storedImageFromKey } from "./stored-images";
+import { imageUrl, parsePhotoRef, photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 
 export interface CollectionRow {
   id: string;
@@ -68,7 +67,7 @@ export function collectionBody(row: CollectionRow) {
 }
 
 function plantImageUrl(row: Pick<PlantRow, "image_key">): string | null {
-  const image = row.image_key ? storedImageFromKey(row.image_key) : null;
+  const image = row.image_key ? parsePhotoRef(row.image_key) : null;
   return image ? imageUrl(image) : null;
 }
 
@@ -235,8 +234,10 @@ export async function deleteCollection(env: Bindings, userId: string, id: string
     db.prepare("DELETE FROM user_plants WHERE collection_id = ? AND user_id = ? RETURNING image_key").bind(id, userId),
     db.prepare("DELETE FROM collections WHERE id = ? AND user_id = ? AND is_default = 0").bind(id, userId),
   ]);
-  const images = plants!.results.map((p) => (p.image_key ? storedImageFromKey(p.image_key) : null)).filter((img) => img !== null);
-  await deleteUnusedImages(env, images);
+  await releasePhotoRefs(
+    env,
+    plants!.results.map((p) => p.image_key),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -420,7 +421,7 @@ export async function deletePlant(env: Bindings, userId: string, id: string): Pr
     .bind(id, userId)
     .first<{ image_key: string | null }>();
   if (!row) throw new AppError("NOT_FOUND", 404, "Plant not found.");
-  await releaseImage(env, row.image_key);
+  await releasePhotoRefs(env, [row.image_key]);
 }
 
 /**
@@ -450,31 +451,14 @@ export async function changePlant(
   const row = await withStoredImage(env, image, (key) =>
     updatePlant(env, userId, before.id, fields, key ?? (removeImage ? null : undefined)),
   );
-  if (before.image_key && before.image_key !== row.image_key) await releaseImage(env, before.image_key);
+  if (before.image_key && before.image_key !== row.image_key) await releasePhotoRefs(env, [before.image_key]);
   return row;
 }
 
-/** Stores the photo, then runs `write`; if the write fails the photo is released again. */
-async function withStoredImage(
-  env: Bindings,
-  image: ValidatedImage | null,
-  write: (key: string | null) => Promise<PlantRow>,
-): Promise<PlantRow> {
+/** Stores the photo (if any), then runs `write` with its reference; a failed write releases it again. */
+function withStoredImage(env: Bindings, image: ValidatedImage | null, write: (ref: string | null) => Promise<PlantRow>): Promise<PlantRow> {
   if (!image) return write(null);
-  await storeImages(env, [image]);
-  const key = imageKey(image);
-  try {
-    return await write(key);
-  } catch (err) {
-    await releaseImage(env, key);
-    throw err;
-  }
-}
-
-/** Removes a photo a plant no longer shows, unless another row still uses it. */
-export async function releaseImage(env: Bindings, key: string | null): Promise<void> {
-  const image = key ? storedImageFromKey(key) : null;
-  if (image) await deleteUnusedImages(env, [image]);
+  return withStoredPhotos(env, [image], () => write(photoRef(image)));
 }
 
 /**

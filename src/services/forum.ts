@@ -31,8 +31,7 @@ import { uuidv7 } from "../lib/ids";
 import { IMAGE_MIME, type ImageMime, type ValidatedImage } from "../lib/images";
 import { excerpt, sanitisePostBody, truncateText, visibleText } from "../lib/sanitise";
 import { insertNotificationsStatement, type NotificationRow } from "./notifications";
-import { imageUrl, storeImages } from "./requests";
-import { deleteUnusedImages, storedImageFromKey } from "./stored-images";
+import { imageUrl, parsePhotoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 import { avatarUrl, computeTrustLevel, TRUST_ORDER, type Role, type TrustLevel, type UserRow } from "./users";
 
 export const FORUM_MODERATOR_ROLES: Role[] = ["moderator", "admin"];
@@ -285,7 +284,7 @@ export async function attachmentsFor(env: Bindings, postIds: string[]): Promise<
     ),
   );
   for (const r of answers.flatMap((a) => a.results)) {
-    const image = storedImageFromKey(`images/${r.image}`);
+    const image = parsePhotoRef(r.image);
     if (!image) continue; // only ever written from validated uploads; never expose a malformed key
     const list = out.get(r.post_id) ?? [];
     list.push({ url: imageUrl(image), width: r.width, height: r.height, content_type: IMAGE_MIME[image.type] });
@@ -370,19 +369,9 @@ function insertAttachments(env: Bindings, postId: string, images: ValidatedImage
   );
 }
 
-/**
- * Stores the photos in R2, then runs the D1 write; when the write fails, the photos no row uses
- * are deleted again, so a failed post leaves nothing behind.
- */
-async function withStoredImages<T>(env: Bindings, images: ValidatedImage[], write: () => Promise<T>): Promise<T> {
-  if (images.length === 0) return write();
-  await storeImages(env, images);
-  try {
-    return await write();
-  } catch (err) {
-    await deleteUnusedImages(env, images).catch(() => {});
-    throw err;
-  }
+/** Stores the photos, then runs the D1 write; a failed write releases them again (photos.ts). */
+function withStoredImages<T>(env: Bindings, images: ValidatedImage[], write: () => Promise<T>): Promise<T> {
+  return images.length === 0 ? write() : withStoredPhotos(env, images, write);
 }
 
 export async function createTopic(
@@ -440,8 +429,10 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
     env.DB.prepare("SELECT DISTINCT a.image FROM forum_attachments a JOIN forum_posts p ON p.id = a.post_id WHERE p.topic_id = ?").bind(id),
     env.DB.prepare("DELETE FROM forum_topics WHERE id = ?").bind(id),
   ]);
-  const images = attached!.results.map((r) => storedImageFromKey(`images/${r.image}`)).filter((img) => img !== null);
-  await deleteUnusedImages(env, images);
+  await releasePhotoRefs(
+    env,
+    attached!.results.map((r) => r.image),
+  );
 }
 
 function lockedError() {

@@ -25,10 +25,9 @@ import { isoIn, JOB_LEASE_MS, type JobCounters, stuckCutoff } from "../jobs/job-
 import { AppError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
-import { imageUrl, photoRef, photosOf, type StoredImage, storeImages } from "./photos";
+import { imageUrl, photoRef, photosOf, releasePhotos, type StoredImage, storeImages } from "./photos";
 import { progress, publish, userHub } from "./progress";
 import { enforceRateLimit } from "./rate-limits";
-import { deleteUnusedImages } from "./stored-images";
 
 export type RequestStatus = (typeof identificationRequests.$inferSelect)["status"];
 export const FINAL_STATUSES: readonly RequestStatus[] = ["identified", "needs_help", "failed"];
@@ -306,7 +305,7 @@ export async function deleteOwnRequest(
   const row = await ownRequest(env, kind, userId, id);
   const t = lifecycle(kind);
   await database(env).delete(t).where(eq(t.id, id));
-  await deleteUnusedImages(env, requestPhotos(row));
+  await releasePhotos(env, requestPhotos(row));
   waitUntil(
     userHub(env, userId)
       .closeRequest(id, 4404, "request deleted")

@@ -2,6 +2,7 @@
  * Accounts: creation (with the default "My Plants" collection), lookup for sign-in, the public
  * and private user shapes of API.md §1, and trust levels.
  */
+import { parsePhotoRef, photoRef } from "./photos";
 import { fetchPage, type Page, type PageRequest } from "../db/pagination";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
@@ -54,8 +55,10 @@ export function computeTrustLevel(user: Pick<UserRow, "post_count" | "date_joine
   return TRUST_ORDER.indexOf(earned) > TRUST_ORDER.indexOf(user.trust_level) ? earned : user.trust_level;
 }
 
+/** Avatars are served under their own path (`/api/v1/media/avatars/<ref>`); the photo is in the photo store like any other. */
 export function avatarUrl(user: Pick<UserRow, "avatar_key">): string | null {
-  return user.avatar_key ? `/api/v1/media/${user.avatar_key}` : null;
+  const photo = user.avatar_key ? parsePhotoRef(user.avatar_key) : null;
+  return photo ? `/api/v1/media/avatars/${photoRef(photo)}` : null;
 }
 
 export function publicUser(user: UserRow) {

@@ -92,3 +92,39 @@ describe("species seed", () => {
     }
   });
 });
+
+describe("0013: one reference form for photos", () => {
+  it("rewrites plants' R2 keys and avatars' old keys to plain references, and leaves references alone", async () => {
+    const migration = (env.TEST_MIGRATIONS as { name: string; queries: string[] }[]).find((m) => m.name.startsWith("0013_"))!;
+    expect(migration).toBeDefined();
+    const sha = "a".repeat(64);
+    const userId = crypto.randomUUID();
+    const collectionId = crypto.randomUUID();
+    await env.DB.batch([
+      env.DB.prepare("INSERT INTO users (id, username, email, password_hash, avatar_key) VALUES (?, ?, ?, '', ?)").bind(
+        userId,
+        `legacy${Date.now()}`,
+        `legacy${Date.now()}@example.com`,
+        `avatars/${sha}.png`,
+      ),
+      env.DB.prepare("INSERT INTO collections (id, user_id, name) VALUES (?, ?, 'Legacy')").bind(collectionId, userId),
+      env.DB.prepare("INSERT INTO user_plants (id, user_id, collection_id, image_key) VALUES (?, ?, ?, ?)").bind(
+        crypto.randomUUID(),
+        userId,
+        collectionId,
+        `images/${sha}.jpg`,
+      ),
+      env.DB.prepare("INSERT INTO user_plants (id, user_id, collection_id, image_key) VALUES (?, ?, ?, ?)").bind(
+        crypto.randomUUID(),
+        userId,
+        collectionId,
+        `${sha}.webp`,
+      ),
+    ]);
+    for (const query of migration.queries) await env.DB.prepare(query).run();
+    const plants = await env.DB.prepare("SELECT image_key FROM user_plants WHERE user_id = ? ORDER BY image_key").bind(userId).all();
+    expect(plants.results.map((r) => r.image_key)).toEqual([`${sha}.jpg`, `${sha}.webp`]);
+    const user = await env.DB.prepare("SELECT avatar_key FROM users WHERE id = ?").bind(userId).first();
+    expect(user!.avatar_key).toBe(`${sha}.png`);
+  });
+});

@@ -391,7 +391,8 @@ describe("profile", () => {
     expect(res.status).toBe(200);
     const body = (await res.json()) as { avatar_url: string };
     expect(body.avatar_url).toMatch(/^\/api\/v1\/media\/avatars\/[0-9a-f]{64}\.png$/);
-    const key = body.avatar_url.replace("/api/v1/media/", "");
+    // Avatars live in the photo store with every other photo (images/<ref>); the URL keeps its avatars/ path.
+    const key = body.avatar_url.replace("/api/v1/media/avatars/", "images/");
     expect(await env.IMAGES.head(key)).not.toBeNull();
     const served = await call(body.avatar_url);
     expect(served.status).toBe(200);

@@ -1,0 +1,124 @@
+/**
+ * The photo store (src/services/photos.ts): one reference form, a declared list of the columns
+ * that refer to photos, release only when nothing refers to a photo, and store-or-undo.
+ */
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { sha256Hex } from "../../src/lib/hash";
+import {
+  imageKey,
+  PHOTO_REFERENCES,
+  parsePhotoRef,
+  photoObject,
+  photoRef,
+  releasePhotoRefs,
+  releasePhotos,
+  type StoredImage,
+  withStoredPhotos,
+} from "../../src/services/photos";
+import { call } from "../helpers/http";
+import { makePng } from "../helpers/images";
+import { bearerUser } from "../helpers/users";
+
+async function photo(seed: string) {
+  const bytes = await makePng(8, 8, { seed });
+  const sha256 = await sha256Hex(bytes);
+  return { sha256, type: "png" as const, mime: "image/png" as const, bytes };
+}
+
+const stored = async (image: StoredImage) => (await env.IMAGES.head(imageKey(image))) !== null;
+
+async function avatar(access: string, seed: string): Promise<string> {
+  const form = new FormData();
+  form.append("avatar", new File([await makePng(64, 64, { seed })], "me.png", { type: "image/png" }));
+  const res = await call("/api/v1/auth/user/", { method: "PATCH", bearer: access, body: form });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { avatar_url: string }).avatar_url.split("/").at(-1)!;
+}
+
+describe("references", () => {
+  it("one form: <sha256>.<ext>, R2 key images/<ref>", async () => {
+    const p = await photo("ref-form");
+    expect(photoRef(p)).toBe(`${p.sha256}.png`);
+    expect(imageKey(p)).toBe(`images/${p.sha256}.png`);
+    expect(parsePhotoRef(photoRef(p))).toEqual({ sha256: p.sha256, type: "png" });
+  });
+
+  it.each(["images/0123.png", `${"a".repeat(64)}.gif`, `${"A".repeat(64)}.png`, `../${"a".repeat(64)}.png`, `${"a".repeat(63)}.png`, ""])(
+    "refuses %j as a reference",
+    (ref) => {
+      expect(parsePhotoRef(ref)).toBeNull();
+    },
+  );
+
+  it("declares every column that can refer to a photo", () => {
+    expect(PHOTO_REFERENCES.map((r) => `${r.column.name}:${r.form}`).sort()).toEqual(
+      ["avatar_key:ref", "image:ref", "image_hashes:refs", "image_hashes:refs", "image_key:ref"].sort(),
+    );
+  });
+});
+
+describe("release", () => {
+  it("deletes a photo nothing refers to, and keeps one a declared column still uses", async () => {
+    const free = await photo("release-free");
+    const used = await photo("release-used");
+    await withStoredPhotos(env, [free, used], async () => {});
+    const u = await bearerUser();
+    // An avatar is one of the declared references; any of them keeps the photo.
+    await env.DB.prepare("UPDATE users SET avatar_key = ? WHERE id = ?").bind(photoRef(used), u.userId).run();
+    await releasePhotos(env, [free, used]);
+    expect(await stored(free)).toBe(false);
+    expect(await stored(used)).toBe(true);
+  });
+
+  it("keeps a photo an identification request holds in its JSON list", async () => {
+    const p = await photo("release-request");
+    await withStoredPhotos(env, [p], async () => {});
+    const u = await bearerUser();
+    await env.DB.prepare("INSERT INTO identification_requests (id, user_id, status, image_hashes) VALUES (?, ?, 'identified', ?)")
+      .bind(crypto.randomUUID(), u.userId, JSON.stringify(["x", photoRef(p)]))
+      .run();
+    await releasePhotoRefs(env, [photoRef(p), null, "not-a-ref"]);
+    expect(await stored(p)).toBe(true);
+  });
+
+  it("a failed write undoes the upload; a successful one keeps it", async () => {
+    const p = await photo("undo");
+    await expect(
+      withStoredPhotos(env, [p], async () => {
+        throw new Error("write failed");
+      }),
+    ).rejects.toThrow("write failed");
+    expect(await stored(p)).toBe(false);
+    expect(await withStoredPhotos(env, [p], async () => "written")).toBe("written");
+    expect(await stored(p)).toBe(true);
+  });
+});
+
+describe("avatars are photos like any other", () => {
+  it("a replaced avatar is released, unless something else shows it", async () => {
+    const u = await bearerUser();
+    const first = parsePhotoRef(await avatar(u.access, `first-${u.username}`))!;
+    expect(await stored(first)).toBe(true);
+    const second = parsePhotoRef(await avatar(u.access, `second-${u.username}`))!;
+    expect(await stored(first)).toBe(false);
+    expect(await stored(second)).toBe(true);
+
+    // Another user shows the same picture: replacing it here keeps it for them.
+    const other = await bearerUser();
+    await env.DB.prepare("UPDATE users SET avatar_key = ? WHERE id = ?").bind(photoRef(second), other.userId).run();
+    await avatar(u.access, `third-${u.username}`);
+    expect(await stored(second)).toBe(true);
+  });
+
+  it("serves an avatar stored under the pre-0013 avatars/ prefix, and releases it there", async () => {
+    const p = await photo("legacy-avatar");
+    await env.IMAGES.put(`avatars/${photoRef(p)}`, p.bytes, { httpMetadata: { contentType: "image/png" } });
+    const served = await call(`/api/v1/media/avatars/${photoRef(p)}`);
+    expect(served.status).toBe(200);
+    expect(new Uint8Array(await served.arrayBuffer())).toEqual(p.bytes);
+    expect(await photoObject(env, photoRef(p))).not.toBeNull();
+    await releasePhotos(env, [p]);
+    expect(await env.IMAGES.head(`avatars/${photoRef(p)}`)).toBeNull();
+  });
+});
