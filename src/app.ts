@@ -138,25 +138,25 @@ export function createApp() {
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.openAPIRegistry.registerComponent("securitySchemes", "cookieAuth", { type: "apiKey", in: "cookie", name: "access_token" });
 
-  app.route("/", healthRoutes());
-  app.route("/", docsRoutes());
-  app.route("/", authRoutes());
-  app.route("/", oauthRoutes());
-  app.route("/", mediaRoutes());
-  app.route("/", adminRoutes());
-  app.route("/", identifyRoutes());
-  app.route("/", requestRoutes());
-  app.route("/", diseaseRoutes());
-  app.route("/", careRoutes());
-  app.route("/", speciesRoutes());
-  app.route("/", collectionRoutes());
-  app.route("/", savedCareRoutes());
-  app.route("/", reminderRoutes());
-  app.route("/", calendarRoutes());
-  app.route("/", notificationRoutes());
-  app.route("/", forumRoutes());
-  app.route("/", searchRoutes());
-  app.route("/", wsRoutes());
+  app.route("/api/v1", healthRoutes());
+  app.route("/api", docsRoutes());
+  app.route("/api/v1/auth", authRoutes());
+  app.route("/api/v1/auth/oauth", oauthRoutes());
+  app.route("/api/v1/media", mediaRoutes());
+  app.route("/api/v1/admin", adminRoutes());
+  app.route("/api/v1/plant-identification", identifyRoutes());
+  app.route("/api/v1/plant-identification", requestRoutes());
+  app.route("/api/v1/plant-identification", diseaseRoutes());
+  app.route("/api/v1/plant-identification", careRoutes());
+  app.route("/api/v1/plant-identification", speciesRoutes());
+  app.route("/api/v1", collectionRoutes());
+  app.route("/api/v1/plant-identification/saved-care-instructions", savedCareRoutes());
+  app.route("/api/v1/reminders", reminderRoutes());
+  app.route("/api/v1/calendar", calendarRoutes());
+  app.route("/api/v1/notifications", notificationRoutes());
+  app.route("/api/v1/forum", forumRoutes());
+  app.route("/api/v1/search", searchRoutes());
+  app.route("/ws", wsRoutes());
 
   app.doc31("/api/openapi.json", (c) => ({
     openapi: "3.1.0",

@@ -25,7 +25,7 @@ export function adminRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/admin/users",
+      path: "/users",
       tags,
       summary: "List users (staff)",
       middleware: [requireRole("moderator", "editor", "admin")] as const,
@@ -42,7 +42,7 @@ export function adminRoutes() {
   app.openapi(
     createRoute({
       method: "patch",
-      path: "/api/v1/admin/users/{id}/role",
+      path: "/users/{id}/role",
       tags,
       summary: "Change a user's role (admin)",
       middleware: [requireRole("admin")] as const,
@@ -65,7 +65,7 @@ export function adminRoutes() {
   app.openapi(
     createRoute({
       method: "patch",
-      path: "/api/v1/admin/users/{id}/active",
+      path: "/users/{id}/active",
       tags,
       summary: "Deactivate or reactivate an account (admin)",
       description:

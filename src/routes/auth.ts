@@ -182,7 +182,7 @@ export function authRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/auth/csrf",
+      path: "/csrf",
       tags,
       summary: "Issue the csrftoken cookie",
       responses: { 200: jsonBody(z.object({ csrfToken: z.string() }), "CSRF token (also set as the csrftoken cookie)") },
@@ -194,7 +194,7 @@ export function authRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: "/api/v1/auth/register",
+      path: "/register",
       tags,
       summary: "Create an account (web: sets session cookies)",
       request: { body: { content: { "application/json": { schema: RegisterBody } }, required: true } },
@@ -220,7 +220,7 @@ export function authRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: "/api/v1/auth/login",
+      path: "/login",
       tags,
       summary: "Sign in (web: sets session cookies)",
       request: { body: { content: { "application/json": { schema: LoginBody } }, required: true } },
@@ -237,7 +237,7 @@ export function authRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: "/api/v1/auth/token",
+      path: "/token",
       tags,
       summary: "Sign in for mobile/API clients (tokens in the body, no cookies)",
       request: { body: { content: { "application/json": { schema: LoginBody } }, required: true } },
@@ -253,7 +253,7 @@ export function authRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: "/api/v1/auth/token/refresh",
+      path: "/token/refresh",
       tags,
       summary: "Rotate a refresh token (cookie or body)",
       description:
@@ -291,7 +291,7 @@ export function authRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: "/api/v1/auth/logout",
+      path: "/logout",
       tags,
       summary: "Sign out: end this session (its refresh and access tokens, its WebSockets)",
       middleware: [requireAuth] as const,
@@ -317,7 +317,7 @@ export function authRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: "/api/v1/auth/logout-all",
+      path: "/logout-all",
       tags,
       summary: "Sign out everywhere: end every session of this account, this one included",
       description: "Every refresh and access token of the account stops working at once and every WebSocket closes with 4401.",
@@ -334,7 +334,7 @@ export function authRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/auth/user",
+      path: "/user",
       tags,
       summary: "The signed-in user's profile",
       middleware: [requireAuth] as const,
@@ -346,7 +346,7 @@ export function authRoutes() {
   app.openapi(
     createRoute({
       method: "patch",
-      path: "/api/v1/auth/user",
+      path: "/user",
       tags,
       summary: "Update the profile (JSON), or upload an avatar (multipart field `avatar`)",
       middleware: [requireAuth] as const,
@@ -381,7 +381,7 @@ export function authRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: "/api/v1/auth/email/confirm",
+      path: "/email/confirm",
       tags,
       summary: "Confirm an email change with the token from the link sent to the new address (single use)",
       description:
@@ -403,7 +403,7 @@ export function authRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: "/api/v1/auth/password/change",
+      path: "/password/change",
       tags,
       summary: "Change the password; ends every session (this one continues with the returned pair)",
       middleware: [requireAuth] as const,
@@ -431,7 +431,7 @@ export function authRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: "/api/v1/auth/password/reset",
+      path: "/password/reset",
       tags,
       summary: "Email a single-use reset link (always 200: no account enumeration)",
       request: { body: { content: { "application/json": { schema: PasswordResetBody } }, required: true } },
@@ -450,7 +450,7 @@ export function authRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: "/api/v1/auth/password/reset/confirm",
+      path: "/password/reset/confirm",
       tags,
       summary: "Set a new password with an emailed reset token (single use)",
       request: { body: { content: { "application/json": { schema: PasswordResetConfirmBody } }, required: true } },
@@ -470,7 +470,7 @@ export function authRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: "/api/v1/auth/ws-ticket",
+      path: "/ws-ticket",
       tags,
       summary: "A single-use, 60-second ticket for opening a WebSocket from a browser",
       middleware: [requireAuth] as const,

@@ -183,12 +183,11 @@ function toUtc<T extends { start?: string; end?: string }>(body: T): T {
 
 export function calendarRoutes() {
   const app = createRouter();
-  const base = "/api/v1/calendar";
 
   app.openapi(
     createRoute({
       method: "get",
-      path: `${base}/events`,
+      path: `/events`,
       tags,
       summary: "Events you can see, soonest first (anonymous: public events only); ended events only with include_past=true",
       request: { query: PaginationQuery.extend({ include_past: BooleanQuery.optional() }) },
@@ -205,7 +204,7 @@ export function calendarRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: `${base}/events`,
+      path: `/events`,
       tags,
       summary: "Organise an event (start < end, at most 14 days, start not in the past)",
       middleware: [requireAuth] as const,
@@ -231,7 +230,7 @@ export function calendarRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: `${base}/feed`,
+      path: `/feed`,
       tags,
       summary: `Your visible events overlapping [from, to) (at most ${FEED_MAX_DAYS} days) and the seasonal tasks of the months it touches`,
       request: { query: FeedQuery },
@@ -259,7 +258,7 @@ export function calendarRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: `${base}/seasonal-tasks`,
+      path: `/seasonal-tasks`,
       tags,
       summary: "Seasonal gardening task templates, by month (all months when absent) and hemisphere (default north)",
       request: {
@@ -280,7 +279,7 @@ export function calendarRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: `${base}/events/{id}`,
+      path: `/events/{id}`,
       tags,
       summary: "One event you can see, with RSVP counts and your own RSVP",
       request: { params: Id },
@@ -292,7 +291,7 @@ export function calendarRoutes() {
   app.openapi(
     createRoute({
       method: "patch",
-      path: `${base}/events/{id}`,
+      path: `/events/{id}`,
       tags,
       summary: "Change an event (its organiser or a moderator)",
       middleware: [requireAuth] as const,
@@ -313,7 +312,7 @@ export function calendarRoutes() {
   app.openapi(
     createRoute({
       method: "delete",
-      path: `${base}/events/{id}`,
+      path: `/events/{id}`,
       tags,
       summary: "Delete an event and its RSVPs (its organiser or a moderator)",
       middleware: [requireAuth] as const,
@@ -329,7 +328,7 @@ export function calendarRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: `${base}/events/{id}/rsvp`,
+      path: `/events/{id}/rsvp`,
       tags,
       summary: "RSVP (or change your RSVP) to an event; one per user",
       description:
@@ -352,7 +351,7 @@ export function calendarRoutes() {
   app.openapi(
     createRoute({
       method: "delete",
-      path: `${base}/events/{id}/rsvp`,
+      path: `/events/{id}/rsvp`,
       tags,
       summary: "Withdraw your RSVP (404 when you have none)",
       middleware: [requireAuth] as const,

@@ -19,7 +19,7 @@ export function careRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/plant-identification/species/{id}/care",
+      path: "/species/{id}/care",
       tags: ["Species"],
       summary: "Care instructions for a species (AI guide, or rule-based with source: rules)",
       middleware: [requireAuth] as const,

@@ -236,7 +236,7 @@ export function collectionRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/plant-identification/collections",
+      path: "/plant-identification/collections",
       tags,
       summary: "Your collections (default first, then oldest first)",
       middleware: [requireAuth] as const,
@@ -253,7 +253,7 @@ export function collectionRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: "/api/v1/plant-identification/collections",
+      path: "/plant-identification/collections",
       tags,
       summary: "Create a collection (names are unique per user, case-insensitively)",
       middleware: [requireAuth] as const,
@@ -270,7 +270,7 @@ export function collectionRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/plant-identification/collections/{id}",
+      path: "/plant-identification/collections/{id}",
       tags,
       summary: "One of your collections (its plants: /plants/?collection={id})",
       middleware: [requireAuth] as const,
@@ -283,7 +283,7 @@ export function collectionRoutes() {
   app.openapi(
     createRoute({
       method: "patch",
-      path: "/api/v1/plant-identification/collections/{id}",
+      path: "/plant-identification/collections/{id}",
       tags,
       summary: "Rename, describe or publish one of your collections",
       middleware: [requireAuth] as const,
@@ -301,7 +301,7 @@ export function collectionRoutes() {
   app.openapi(
     createRoute({
       method: "delete",
-      path: "/api/v1/plant-identification/collections/{id}",
+      path: "/plant-identification/collections/{id}",
       tags,
       summary: "Delete one of your collections",
       description:
@@ -323,7 +323,7 @@ export function collectionRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/plant-identification/plants",
+      path: "/plant-identification/plants",
       tags,
       summary: "Your plants, newest first",
       middleware: [requireAuth] as const,
@@ -346,7 +346,7 @@ export function collectionRoutes() {
 
   const createPlantRoute = createRoute({
     method: "post",
-    path: "/api/v1/plant-identification/plants",
+    path: "/plant-identification/plants",
     tags,
     summary: "Add a plant (JSON, or multipart with an `image`)",
     request: {
@@ -371,7 +371,7 @@ export function collectionRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/plant-identification/plants/{id}",
+      path: "/plant-identification/plants/{id}",
       tags,
       summary: "One of your plants",
       middleware: [requireAuth] as const,
@@ -383,7 +383,7 @@ export function collectionRoutes() {
 
   const patchPlantRoute = createRoute({
     method: "patch",
-    path: "/api/v1/plant-identification/plants/{id}",
+    path: "/plant-identification/plants/{id}",
     tags,
     summary: "Update one of your plants; `collection` moves it; a multipart `image` replaces the photo, JSON `image: null` removes it",
     request: {
@@ -399,7 +399,7 @@ export function collectionRoutes() {
     },
   });
   app.openAPIRegistry.registerPath(patchPlantRoute);
-  app.patch("/api/v1/plant-identification/plants/:id", requireAuth, async (c) => {
+  app.patch("/plant-identification/plants/:id", requireAuth, async (c) => {
     const userId = c.get("user")!.id;
     const before = await ownPlant(c.env, userId, plantIdParam(c));
     const input = await readPlantInput(c, PlantPatch);
@@ -410,7 +410,7 @@ export function collectionRoutes() {
   app.openapi(
     createRoute({
       method: "delete",
-      path: "/api/v1/plant-identification/plants/{id}",
+      path: "/plant-identification/plants/{id}",
       tags,
       summary: "Delete one of your plants (and its photo unless something else uses it)",
       middleware: [requireAuth] as const,
@@ -431,7 +431,7 @@ export function collectionRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/users/{username}/collections",
+      path: "/users/{username}/collections",
       tags,
       summary: "A user's public collections (anyone; users with a non-public profile show none: 404)",
       request: { params: Username, query: PaginationQuery },
@@ -448,7 +448,7 @@ export function collectionRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/users/{username}/collections/{id}",
+      path: "/users/{username}/collections/{id}",
       tags,
       summary: "One public collection with a page of its plants (newest first); private collections answer 404",
       request: { params: Username.extend(Id.shape), query: PaginationQuery },

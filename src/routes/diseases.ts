@@ -34,7 +34,6 @@ import { jsonBody, pageSchema, searchText, errorResponse } from "./schemas";
 import { MAX_IMAGES, readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
 
 const tags = ["Plant health"];
-const BASE = "/api/v1/plant-identification";
 const STATUS = z.enum(["pending", "processing", "identified", "needs_help", "failed"]).openapi({
   description:
     "`identified`: a diagnosis was made (the plant looks healthy, or the best suggestion is ≥ 0.5 likely); `needs_help` otherwise, including photos that are not of a plant.",
@@ -213,12 +212,12 @@ async function readUpload(c: Context<AppEnv>) {
 
 export function diseaseRoutes() {
   const app = createRouter();
-  app.use(`${BASE}/disease-requests`, requireAuth);
-  app.use(`${BASE}/disease-requests/*`, requireAuth);
 
   const createDiseaseRequest = createRoute({
     method: "post",
-    path: `${BASE}/disease-requests`,
+    path: `/disease-requests`,
+
+    middleware: [requireAuth] as const,
     tags,
     summary: "Submit photos and symptoms for a health diagnosis (queued; progress over the WebSocket)",
     description:
@@ -233,7 +232,7 @@ export function diseaseRoutes() {
   });
   // Registered for the document, routed with app.post: the body is validated part by part.
   app.openAPIRegistry.registerPath(createDiseaseRequest);
-  app.post(createDiseaseRequest.path, async (c) => {
+  app.post(createDiseaseRequest.path, requireAuth, async (c) => {
     const userId = c.get("user")!.id;
     await spendRequestBudget(c.env, userId);
     const upload = await readUpload(c);
@@ -256,7 +255,9 @@ export function diseaseRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: `${BASE}/disease-requests`,
+      path: `/disease-requests`,
+
+      middleware: [requireAuth] as const,
       tags,
       summary: "Your disease requests, newest first",
       request: { query: PaginationQuery.extend({ status: STATUS.optional() }) },
@@ -272,7 +273,9 @@ export function diseaseRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: `${BASE}/disease-requests/{id}`,
+      path: `/disease-requests/{id}`,
+
+      middleware: [requireAuth] as const,
       tags,
       summary: "One of your disease requests",
       request: { params: Id },
@@ -284,7 +287,9 @@ export function diseaseRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: `${BASE}/disease-requests/{id}/results`,
+      path: `/disease-requests/{id}/results`,
+
+      middleware: [requireAuth] as const,
       tags,
       summary: "The diagnosis of one of your requests: suggestions most likely first, with treatments",
       request: { params: Id },
@@ -324,7 +329,9 @@ export function diseaseRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: `${BASE}/disease-requests/{id}/confirm`,
+      path: `/disease-requests/{id}/confirm`,
+
+      middleware: [requireAuth] as const,
       tags,
       summary: "Confirm one suggestion as the diagnosis (it then counts in the disease database)",
       description:
@@ -357,7 +364,7 @@ export function diseaseRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: `${BASE}/disease-database`,
+      path: `/disease-database`,
       tags,
       summary: "Diseases the community has confirmed at least once, with treatments (most confirmed first)",
       request: {

@@ -29,7 +29,7 @@ const DOCS_CSP = [
 
 export function docsRoutes() {
   const app = createRouter();
-  app.get("/api/docs", (c) => {
+  app.get("/docs", (c) => {
     c.header("Content-Security-Policy", DOCS_CSP);
     return c.html(DOCS_HTML);
   });

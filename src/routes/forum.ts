@@ -57,7 +57,6 @@ import { jsonBody, pageSchema, errorResponse } from "./schemas";
 import { readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
 
 const tags = ["Forum"];
-const base = "/api/v1/forum";
 const Id = z.object({ id: z.uuid() });
 const Slug = z.object({ slug: z.string().min(1).max(100).openapi({ example: "houseplants" }) });
 const readErrors = { 400: errorResponse("Invalid input"), 404: errorResponse("Not found") };
@@ -295,7 +294,7 @@ export function forumRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: `${base}/categories`,
+      path: `/categories`,
       tags,
       summary: "Forum categories with their topic counts",
       responses: { 200: jsonBody(z.object({ results: z.array(CategorySchema) }).openapi("ForumCategoryList"), "All categories") },
@@ -306,7 +305,7 @@ export function forumRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: `${base}/categories/{slug}/topics`,
+      path: `/categories/{slug}/topics`,
       tags,
       summary: "Topics in a category: pinned first, then by latest activity",
       request: { params: Slug, query: PaginationQuery },
@@ -322,7 +321,7 @@ export function forumRoutes() {
 
   const createTopicRoute = createRoute({
     method: "post",
-    path: `${base}/categories/{slug}/topics`,
+    path: `/categories/{slug}/topics`,
     tags,
     summary:
       "Start a topic (its body becomes the opening post; you are subscribed to it); JSON, or multipart with photos image_1 … image_6",
@@ -337,7 +336,7 @@ export function forumRoutes() {
   });
   // Registered for the document, routed by hand: one handler reads JSON and multipart bodies.
   app.openAPIRegistry.registerPath(createTopicRoute);
-  app.post(`${base}/categories/:slug/topics`, requireAuth, async (c) => {
+  app.post(`/categories/:slug/topics`, requireAuth, async (c) => {
     const { slug } = param(c, Slug);
     const { fields, images } = await readPostInput(c, TopicCreate);
     const category = await categoryBySlug(c.env, slug);
@@ -349,7 +348,7 @@ export function forumRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: `${base}/topics/{id}`,
+      path: `/topics/{id}`,
       tags,
       summary: "A topic with its opening post",
       request: { params: Id },
@@ -361,7 +360,7 @@ export function forumRoutes() {
   app.openapi(
     createRoute({
       method: "patch",
-      path: `${base}/topics/{id}`,
+      path: `/topics/{id}`,
       tags,
       summary: "Change a topic's title (its author or a moderator)",
       middleware: [requireAuth] as const,
@@ -377,7 +376,7 @@ export function forumRoutes() {
   app.openapi(
     createRoute({
       method: "delete",
-      path: `${base}/topics/{id}`,
+      path: `/topics/{id}`,
       tags,
       summary: "Delete a topic (its author while nobody else has replied, or a moderator)",
       middleware: [requireAuth] as const,
@@ -395,7 +394,7 @@ export function forumRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: `${base}/topics/{id}/posts`,
+      path: `/topics/{id}/posts`,
       tags,
       summary: "A topic's posts, oldest first (the opening post first); deleted ones as placeholders",
       request: { params: Id, query: PaginationQuery },
@@ -414,7 +413,7 @@ export function forumRoutes() {
 
   const createReplyRoute = createRoute({
     method: "post",
-    path: `${base}/topics/{id}/posts`,
+    path: `/topics/{id}/posts`,
     tags,
     summary:
       "Reply to a topic (locked topics: moderators only); its subscribers, except you, get a forum_reply notification; JSON, or multipart with photos image_1 … image_6",
@@ -429,7 +428,7 @@ export function forumRoutes() {
   });
   // Registered for the document, routed by hand: one handler reads JSON and multipart bodies.
   app.openAPIRegistry.registerPath(createReplyRoute);
-  app.post(`${base}/topics/:id/posts`, requireAuth, async (c) => {
+  app.post(`/topics/:id/posts`, requireAuth, async (c) => {
     const topicId = param(c, Id).id;
     const { fields, images } = await readPostInput(c, PostCreate);
     await getTopic(c.env, topicId);
@@ -444,7 +443,7 @@ export function forumRoutes() {
   app.openapi(
     createRoute({
       method: "patch",
-      path: `${base}/posts/{id}`,
+      path: `/posts/{id}`,
       tags,
       summary: "Edit a post (its author within the edit window of their trust level, or a moderator); sets edited_at",
       middleware: [requireAuth] as const,
@@ -462,7 +461,7 @@ export function forumRoutes() {
   app.openapi(
     createRoute({
       method: "delete",
-      path: `${base}/posts/{id}`,
+      path: `/posts/{id}`,
       tags,
       summary: 'Delete a post (its author or a moderator); the thread keeps a "[deleted]" placeholder',
       middleware: [requireAuth] as const,
@@ -478,7 +477,7 @@ export function forumRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: `${base}/posts/{id}/reactions`,
+      path: `/posts/{id}/reactions`,
       tags,
       summary: "Toggle a reaction (like, love, helpful, thanks): the same request again removes it",
       middleware: [requireAuth] as const,
@@ -498,7 +497,7 @@ export function forumRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: `${base}/posts/{id}/report`,
+      path: `/posts/{id}/report`,
       tags,
       summary: "Report a post to the moderators (once per post)",
       middleware: [requireAuth] as const,
@@ -526,7 +525,7 @@ export function forumRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: `${base}/topics/{id}/solution`,
+      path: `/topics/{id}/solution`,
       tags,
       summary: "Mark a reply as the topic's solution (its author or a moderator); marking another moves it",
       middleware: [requireAuth] as const,
@@ -539,7 +538,7 @@ export function forumRoutes() {
   app.openapi(
     createRoute({
       method: "delete",
-      path: `${base}/topics/{id}/solution`,
+      path: `/topics/{id}/solution`,
       tags,
       summary: "Unmark the topic's solution",
       middleware: [requireAuth] as const,
@@ -553,7 +552,7 @@ export function forumRoutes() {
     app.openapi(
       createRoute({
         method,
-        path: `${base}/topics/{id}/subscribe`,
+        path: `/topics/{id}/subscribe`,
         tags,
         summary: method === "post" ? "Follow a topic (idempotent)" : "Stop following a topic (idempotent)",
         middleware: [requireAuth] as const,
@@ -571,7 +570,7 @@ export function forumRoutes() {
   app.openapi(
     createRoute({
       method: "patch",
-      path: `${base}/topics/{id}/moderate`,
+      path: `/topics/{id}/moderate`,
       tags,
       summary: "Lock or pin a topic (moderators)",
       middleware: [requireRole(...FORUM_MODERATOR_ROLES)] as const,
@@ -584,7 +583,7 @@ export function forumRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: `${base}/reports`,
+      path: `/reports`,
       tags,
       summary: "Reports for moderation, oldest first (moderators)",
       middleware: [requireRole(...FORUM_MODERATOR_ROLES)] as const,
@@ -601,7 +600,7 @@ export function forumRoutes() {
   app.openapi(
     createRoute({
       method: "patch",
-      path: `${base}/reports/{id}`,
+      path: `/reports/{id}`,
       tags,
       summary: "Resolve or dismiss a report (or reopen it) (moderators)",
       middleware: [requireRole(...FORUM_MODERATOR_ROLES)] as const,

@@ -20,7 +20,7 @@ const HealthSchema = z
 
 const healthRoute = createRoute({
   method: "get",
-  path: "/api/v1/health",
+  path: "/health",
   tags: ["Operations"],
   summary: "Service health",
   responses: {

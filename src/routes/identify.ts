@@ -118,7 +118,7 @@ export function identifyRoutes() {
   // own multipart body, so even a malformed upload is answered in the seed shape.
   const identifyRoute = createRoute({
     method: "post",
-    path: "/api/v1/plant-identification/identify",
+    path: "/identify",
     tags,
     summary: "Identify a plant photo now (seed-compatible; parallel Plant.id + Pl@ntNet)",
     description:
@@ -230,7 +230,7 @@ export function identifyRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/plant-identification/identify/health",
+      path: "/identify/health",
       tags,
       summary: "Provider availability and circuit-breaker states",
       responses: {
@@ -267,7 +267,7 @@ export function identifyRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/plant-identification/cache/stats",
+      path: "/cache/stats",
       tags,
       summary: "Exact provider-cache hit/miss counters (staff)",
       middleware: [requireRole("moderator", "editor", "admin")] as const,

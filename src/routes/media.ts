@@ -14,7 +14,7 @@ export function mediaRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/media/{kind}/{file}",
+      path: "/{kind}/{file}",
       tags: ["Media"],
       summary: "A stored image",
       request: { params: z.object({ kind: z.enum(["avatars", "images"]), file: z.string().max(80) }) },

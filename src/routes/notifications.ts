@@ -31,12 +31,11 @@ const NotificationSchema = z
 
 export function notificationRoutes() {
   const app = createRouter();
-  const base = "/api/v1/notifications";
 
   app.openapi(
     createRoute({
       method: "get",
-      path: base,
+      path: "/",
       tags,
       summary: "Your notifications, newest first",
       middleware: [requireAuth] as const,
@@ -56,7 +55,7 @@ export function notificationRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: `${base}/unread-count`,
+      path: `/unread-count`,
       tags,
       summary: "How many of your notifications are unread",
       middleware: [requireAuth] as const,
@@ -68,7 +67,7 @@ export function notificationRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: `${base}/read-all`,
+      path: `/read-all`,
       tags,
       summary: "Mark all your notifications read",
       middleware: [requireAuth] as const,
@@ -83,7 +82,7 @@ export function notificationRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: `${base}/{id}/read`,
+      path: `/{id}/read`,
       tags,
       summary: "Mark one of your notifications read (again: no change)",
       middleware: [requireAuth] as const,

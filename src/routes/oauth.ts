@@ -80,7 +80,7 @@ export function oauthRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/auth/oauth/{provider}/login",
+      path: "/{provider}/login",
       tags,
       summary: "Start signing in with Google or GitHub",
       description:
@@ -113,7 +113,7 @@ export function oauthRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/auth/oauth/{provider}/callback",
+      path: "/{provider}/callback",
       tags,
       summary: "Where the provider sends the browser back; signs in and redirects to the frontend",
       description:

@@ -148,12 +148,11 @@ const PreviewSchema = z
 
 export function reminderRoutes() {
   const app = createRouter();
-  const base = "/api/v1/reminders";
 
   app.openapi(
     createRoute({
       method: "get",
-      path: base,
+      path: "/",
       tags,
       summary: "Your care reminders, soonest due first",
       middleware: [requireAuth] as const,
@@ -186,7 +185,7 @@ export function reminderRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: base,
+      path: "/",
       tags,
       summary: "Create a reminder for one of your plants",
       middleware: [requireAuth] as const,
@@ -206,7 +205,7 @@ export function reminderRoutes() {
   // Fixed paths before `{id}`: both would match, and the first registered answers.
   const calendarRoute = createRoute({
     method: "get",
-    path: `${base}/calendar.ics`,
+    path: `/calendar.ics`,
     tags,
     summary: "Your active reminders as an iCalendar file (RFC 5545), one recurring event each",
     responses: {
@@ -230,7 +229,7 @@ export function reminderRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: `${base}/preview`,
+      path: `/preview`,
       tags,
       summary: "Occurrences due in the next `days` days across your active reminders, soonest first (overdue ones included)",
       middleware: [requireAuth] as const,
@@ -258,7 +257,7 @@ export function reminderRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: `${base}/{id}`,
+      path: `/{id}`,
       tags,
       summary: "One of your reminders",
       middleware: [requireAuth] as const,
@@ -271,7 +270,7 @@ export function reminderRoutes() {
   app.openapi(
     createRoute({
       method: "patch",
-      path: `${base}/{id}`,
+      path: `/{id}`,
       tags,
       summary: "Change a reminder (changing frequency or next_due_at restarts the series from next_due_at)",
       middleware: [requireAuth] as const,
@@ -291,7 +290,7 @@ export function reminderRoutes() {
   app.openapi(
     createRoute({
       method: "delete",
-      path: `${base}/{id}`,
+      path: `/{id}`,
       tags,
       summary: "Delete one of your reminders",
       middleware: [requireAuth] as const,
@@ -307,7 +306,7 @@ export function reminderRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: `${base}/{id}/action`,
+      path: `/{id}/action`,
       tags,
       summary: "Complete, snooze (hours 1..168) or skip the next occurrence",
       middleware: [requireAuth] as const,

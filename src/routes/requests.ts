@@ -221,14 +221,12 @@ async function readUpload(c: Context<AppEnv>) {
 
 export function requestRoutes() {
   const app = createRouter();
-  app.use("/api/v1/plant-identification/requests/*", requireAuth);
-  app.use("/api/v1/plant-identification/requests", requireAuth);
-  app.use("/api/v1/plant-identification/results/*", requireAuth);
-  app.use("/api/v1/plant-identification/history", requireAuth);
 
   const createRequestRoute = createRoute({
     method: "post",
-    path: "/api/v1/plant-identification/requests",
+    path: "/requests",
+
+    middleware: [requireAuth] as const,
     tags,
     summary: "Submit photos for identification (queued; progress over the WebSocket)",
     request: { body: { content: { "multipart/form-data": { schema: UploadForm } }, required: true } },
@@ -236,7 +234,7 @@ export function requestRoutes() {
   });
   // Registered for the document, routed with app.post: the body is validated part by part.
   app.openAPIRegistry.registerPath(createRequestRoute);
-  app.post(createRequestRoute.path, async (c) => {
+  app.post(createRequestRoute.path, requireAuth, async (c) => {
     await spendRequestBudget(c.env, c.get("user")!.id);
     const upload = await readUpload(c);
     const row = await submitRequest(
@@ -262,7 +260,9 @@ export function requestRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/plant-identification/requests",
+      path: "/requests",
+
+      middleware: [requireAuth] as const,
       tags,
       summary: "Your identification requests, newest first",
       request: { query: PaginationQuery.extend({ status: STATUS.optional() }) },
@@ -281,7 +281,9 @@ export function requestRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/plant-identification/requests/{id}",
+      path: "/requests/{id}",
+
+      middleware: [requireAuth] as const,
       tags,
       summary: "One of your requests",
       request: { params: Id },
@@ -293,7 +295,9 @@ export function requestRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/plant-identification/requests/{id}/results",
+      path: "/requests/{id}/results",
+
+      middleware: [requireAuth] as const,
       tags,
       summary: "Results of one of your requests, most confident first",
       request: { params: Id },
@@ -329,7 +333,9 @@ export function requestRoutes() {
   app.openapi(
     createRoute({
       method: "delete",
-      path: "/api/v1/plant-identification/requests/{id}",
+      path: "/requests/{id}",
+
+      middleware: [requireAuth] as const,
       tags,
       summary: "Delete a request, its results and any images no other request uses",
       request: { params: Id },
@@ -344,7 +350,9 @@ export function requestRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: "/api/v1/plant-identification/requests/{id}/retry",
+      path: "/requests/{id}/retry",
+
+      middleware: [requireAuth] as const,
       tags,
       summary: "Queue a failed, needs-help or stuck request again",
       description:
@@ -363,7 +371,9 @@ export function requestRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/plant-identification/history",
+      path: "/history",
+
+      middleware: [requireAuth] as const,
       tags,
       summary: "Compact identification history (the web client's history page)",
       request: { query: PaginationQuery },
@@ -396,7 +406,9 @@ export function requestRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: "/api/v1/plant-identification/results/{id}/vote",
+      path: "/results/{id}/vote",
+
+      middleware: [requireAuth] as const,
       tags,
       summary: "Vote on a result: same vote again removes it, the opposite switches",
       request: {
@@ -425,7 +437,9 @@ export function requestRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: "/api/v1/plant-identification/results/{id}/accept",
+      path: "/results/{id}/accept",
+
+      middleware: [requireAuth] as const,
       tags,
       summary: "Accept a result as the identification of your request",
       request: { params: Id },
@@ -439,7 +453,9 @@ export function requestRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: "/api/v1/plant-identification/results/{id}/add_to_collection",
+      path: "/results/{id}/add_to_collection",
+
+      middleware: [requireAuth] as const,
       tags,
       summary: "Add the identified plant to one of your collections (default: My Plants); idempotent",
       request: {

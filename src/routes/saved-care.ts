@@ -49,12 +49,11 @@ const SavedCarePatch = z.object(fields).partial().strict().openapi("SavedCareIns
 
 export function savedCareRoutes() {
   const app = createRouter();
-  const base = "/api/v1/plant-identification/saved-care-instructions";
 
   app.openapi(
     createRoute({
       method: "get",
-      path: base,
+      path: "/",
       tags,
       summary: "Your saved care cards, newest first",
       middleware: [requireAuth] as const,
@@ -72,7 +71,7 @@ export function savedCareRoutes() {
   app.openapi(
     createRoute({
       method: "post",
-      path: base,
+      path: "/",
       tags,
       summary: "Save a care card (one per scientific name, case-insensitive)",
       middleware: [requireAuth] as const,
@@ -85,7 +84,7 @@ export function savedCareRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: `${base}/{id}`,
+      path: `/{id}`,
       tags,
       summary: "One of your saved care cards",
       middleware: [requireAuth] as const,
@@ -98,7 +97,7 @@ export function savedCareRoutes() {
   app.openapi(
     createRoute({
       method: "patch",
-      path: `${base}/{id}`,
+      path: `/{id}`,
       tags,
       summary: "Update one of your saved care cards (favourite, notes, …)",
       middleware: [requireAuth] as const,
@@ -111,7 +110,7 @@ export function savedCareRoutes() {
   app.openapi(
     createRoute({
       method: "delete",
-      path: `${base}/{id}`,
+      path: `/{id}`,
       tags,
       summary: "Delete one of your saved care cards",
       middleware: [requireAuth] as const,

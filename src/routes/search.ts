@@ -20,7 +20,6 @@ import {
 import { jsonBody, searchText, errorResponse } from "./schemas";
 
 const tags = ["Search"];
-const base = "/api/v1/search";
 const CACHE_CONTROL = "public, max-age=30";
 const ACCEPTED_TYPES: readonly string[] = [...SEARCH_TYPES, ...UNAVAILABLE_SEARCH_TYPES];
 const BLOG_NOTE = "Blog search is not available yet; this group is always empty.";
@@ -119,7 +118,7 @@ export function searchRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: base,
+      path: "/",
       tags,
       summary: "Search species, forum topics and confirmed diseases at once: ranked hits and counts per type",
       request: {
@@ -154,7 +153,7 @@ export function searchRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: `${base}/suggestions`,
+      path: `/suggestions`,
       tags,
       summary: `Up to ${MAX_SUGGESTIONS} completions: species names and forum topic titles starting with the query`,
       request: { query: z.object({ q }) },

@@ -45,7 +45,7 @@ export function speciesRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/plant-identification/species",
+      path: "/species",
       tags,
       summary: "The species catalogue, most identified first",
       request: { query: PaginationQuery.extend({ search: searchText(100).optional(), family: z.string().max(100).optional() }) },
@@ -83,7 +83,7 @@ export function speciesRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/plant-identification/species/lookup",
+      path: "/species/lookup",
       tags,
       summary: "Find a species by scientific name: the catalogue first, else Trefle (stored as a new unverified species)",
       description:
@@ -144,7 +144,7 @@ export function speciesRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/plant-identification/species/{id}",
+      path: "/species/{id}",
       tags,
       summary: "One species",
       request: { params: z.object({ id: z.uuid() }) },
@@ -164,7 +164,7 @@ export function speciesRoutes() {
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/v1/plant-identification/search/plants",
+      path: "/search/plants",
       tags,
       summary: "Typo-tolerant search over scientific names, common names and families",
       request: {

@@ -100,7 +100,7 @@ async function connect(c: Context<AppEnv>, requestId: string | null): Promise<Re
 
 export function wsRoutes() {
   const app = new Hono<AppEnv>({ strict: false });
-  app.get("/ws", (c) => connect(c, null));
-  app.get("/ws/plant-identification/requests/:id", (c) => connect(c, c.req.param("id")));
+  app.get("/", (c) => connect(c, null));
+  app.get("/plant-identification/requests/:id", (c) => connect(c, c.req.param("id")));
   return app;
 }
