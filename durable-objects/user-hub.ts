@@ -15,47 +15,16 @@
  */
 import { DurableObject } from "cloudflare:workers";
 
-export type ProgressStage =
-  | "queued"
-  | "processing_start"
-  | "plant_id_start"
-  | "plant_id_done"
-  | "plantnet_start"
-  | "plantnet_done"
-  | "merge_done"
-  | "enrich_start"
-  | "enrich_done"
-  | "enrich_skipped"
-  | "care_start"
-  | "care_done"
-  // Disease requests (Plant.id health assessment).
-  | "health_start"
-  | "health_done"
-  | "rate_limited"
-  | "retry_scheduled";
+import {
+  type ClientMessage,
+  CLOSE_CODES,
+  type HubMessage,
+  type NotificationMessage,
+  type NotificationPayload,
+  type SessionScope,
+} from "./user-hub-protocol";
 
-export type HubMessage =
-  | { type: "progress"; request_id: string; stage: ProgressStage; status: string; data: Record<string, unknown> }
-  | { type: "completed"; request_id: string; status: string; results_count: number }
-  | { type: "error"; request_id: string; message: string };
-
-/** An in-app notification as the API shows it (API.md §5 "Notifications"). */
-export interface NotificationPayload {
-  id: string;
-  type: "care_reminder" | "forum_reply";
-  title: string;
-  body: string;
-  data: Record<string, unknown>;
-  is_read: boolean;
-  created_at: string;
-  read_at: string | null;
-}
-
-/** Sent to the user's `/ws/` sockets when a notification is created; not replayed (the list API has them). */
-export interface NotificationMessage {
-  type: "notification";
-  notification: NotificationPayload;
-}
+export type { HubMessage, NotificationPayload, ProgressStage, SessionScope } from "./user-hub-protocol";
 
 interface SocketAttachment {
   /** null = the socket follows all of the user's requests (`/ws/`). */
@@ -64,12 +33,6 @@ interface SocketAttachment {
   sessionId?: string | null;
   connectedAt: number;
 }
-
-/** Which sockets a sign-out ends: one session's, or every session's but (optionally) one. */
-export type SessionScope = { sessionId: string } | { exceptSessionId?: string };
-
-/** Close code for a socket whose session ended (API.md §3: 4401 = not authenticated). */
-export const SESSION_ENDED_CODE = 4401;
 
 const ALL_TAG = "all";
 const requestTag = (requestId: string) => `req:${requestId}`;
@@ -139,14 +102,7 @@ export class UserHub extends DurableObject<Env> {
     }
     let delivered = 0;
     for (const tag of [requestTag(message.request_id), ALL_TAG]) {
-      for (const ws of this.ctx.getWebSockets(tag)) {
-        try {
-          ws.send(text);
-          delivered++;
-        } catch {
-          // A socket closing concurrently; its close handler cleans up.
-        }
-      }
+      for (const ws of this.ctx.getWebSockets(tag)) if (this.send(ws, text)) delivered++;
     }
     return delivered;
   }
@@ -157,15 +113,9 @@ export class UserHub extends DurableObject<Env> {
    */
   async notify(notifications: NotificationPayload[]): Promise<number> {
     let delivered = 0;
+    const texts = notifications.map((notification) => JSON.stringify({ type: "notification", notification } satisfies NotificationMessage));
     for (const ws of this.ctx.getWebSockets(ALL_TAG)) {
-      for (const notification of notifications) {
-        try {
-          ws.send(JSON.stringify({ type: "notification", notification } satisfies NotificationMessage));
-          delivered++;
-        } catch {
-          // A socket closing concurrently; its close handler cleans up.
-        }
-      }
+      for (const text of texts) if (this.send(ws, text)) delivered++;
     }
     return delivered;
   }
@@ -190,7 +140,7 @@ export class UserHub extends DurableObject<Env> {
         "sessionId" in scope ? sessionId === scope.sessionId : scope.exceptSessionId === undefined || sessionId !== scope.exceptSessionId;
       if (!ends) continue;
       try {
-        ws.close(SESSION_ENDED_CODE, reason);
+        ws.close(CLOSE_CODES.SESSION_ENDED, reason);
         closed++;
       } catch {
         // Already closing.
@@ -209,9 +159,28 @@ export class UserHub extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    // `ping` is answered by the auto-response without waking us; a JSON ping from clients that
-    // cannot send bare text frames gets the same answer.
-    if (typeof message === "string" && message.includes('"ping"')) ws.send(JSON.stringify({ type: "pong" }));
+    // `ping` is answered by the auto-response without waking us; a JSON ping `{"type":"ping"}`
+    // (from clients that send only JSON) gets the same answer. Anything else is ignored.
+    if (parseClientMessage(message)?.type === "ping") this.send(ws, JSON.stringify({ type: "pong" }));
+  }
+
+  /**
+   * Sends to one socket if it is open. A send that fails means the socket is broken: it is
+   * closed with 1011 so the client reconnects instead of waiting on a socket that hears nothing.
+   */
+  private send(ws: WebSocket, text: string): boolean {
+    if (ws.readyState !== WebSocket.OPEN) return false;
+    try {
+      ws.send(text);
+      return true;
+    } catch {
+      try {
+        ws.close(CLOSE_CODES.SEND_FAILED, "send failed");
+      } catch {
+        // Already gone.
+      }
+      return false;
+    }
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -220,7 +189,7 @@ export class UserHub extends DurableObject<Env> {
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
-    ws.close(1011, "socket error");
+    ws.close(CLOSE_CODES.SEND_FAILED, "socket error");
   }
 
   /** Finished: the final state only. Running: every message so far, in order. */
@@ -237,5 +206,16 @@ export class UserHub extends DurableObject<Env> {
   private lastMessage(requestId: string): string | null {
     const row = this.sql.exec<{ message: string }>("SELECT message FROM request_state WHERE request_id = ?", requestId).toArray()[0];
     return row?.message ?? null;
+  }
+}
+
+/** A client's frame as the protocol reads it; null for anything that is not a known message. */
+export function parseClientMessage(message: string | ArrayBuffer): ClientMessage | null {
+  if (typeof message !== "string" || message.length > 1024) return null;
+  try {
+    const parsed = JSON.parse(message) as unknown;
+    return typeof parsed === "object" && parsed !== null && (parsed as { type?: unknown }).type === "ping" ? { type: "ping" } : null;
+  } catch {
+    return null;
   }
 }

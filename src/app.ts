@@ -21,7 +21,7 @@ import { cacheControl } from "./lib/http-caching";
 import { createLogger, describeError } from "./lib/logger";
 import { canonicalRequestUrl } from "./lib/public-url";
 import { recordRequestMetric } from "./lib/metrics";
-import { reportError } from "./services/error-reporting";
+import { reportRequestError } from "./middleware/error-reporting";
 import { clientIp } from "./services/rate-limits";
 import { uuidv7 } from "./lib/ids";
 import { serveStaticAsset } from "./lib/static-assets";
@@ -195,7 +195,7 @@ export function createApp() {
       return respondError(c, new AppError(code, status, err.message || defaults.message));
     }
     c.get("logger")?.error("unhandled error", describeError(err));
-    reportError(c, err);
+    reportRequestError(c, err);
     return respondError(c, new AppError("INTERNAL_ERROR", 500, STATUS_DEFAULTS[500]!.message));
   });
 

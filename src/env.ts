@@ -4,7 +4,7 @@
  */
 import type { AppError } from "./lib/errors";
 import type { Logger } from "./lib/logger";
-import type { TokenClaims } from "./services/tokens";
+import type { TokenClaims } from "./lib/token-claims";
 
 export type Bindings = Env;
 

@@ -8,10 +8,9 @@
  * (D1, R2…) puts the request back to pending and lets the queue retry, then dead-letter; the
  * dead-letter consumer ends the request failed and tells its owner.
  */
-import { getConfig } from "../config";
 import type { Bindings } from "../env";
 import { createLogger, describeError, type Logger } from "../lib/logger";
-import { reportToSentry } from "../providers/sentry";
+import { reportError } from "../services/error-reporting";
 import { publish } from "../services/progress";
 import { diagnoseJobs } from "./diagnose-consumer";
 import { identifyJobs } from "./identify-consumer";
@@ -49,17 +48,7 @@ async function handleMessage(message: Message<unknown>, env: Bindings, ctx: Exec
     else message.ack();
   } catch (err) {
     logger.error(`${kind.name} job crashed`, describeError(err));
-    const config = getConfig(env);
-    if (config.SENTRY_DSN) {
-      ctx.waitUntil(
-        reportToSentry(config.SENTRY_DSN, {
-          error: err,
-          environment: config.ENVIRONMENT,
-          release: config.APP_VERSION,
-          tags: { queue: kind.name, request_id: job.request_id },
-        }),
-      );
-    }
+    reportError(env, err, { tags: { queue: kind.name, request_id: job.request_id } }, (p) => ctx.waitUntil(p));
     const delayS = backoffDelayS(attempt);
     await kind.release(env, job, delayS).catch(() => {});
     message.retry({ delaySeconds: delayS });

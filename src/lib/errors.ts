@@ -2,6 +2,7 @@
  * One error type for the whole service. Anything thrown as an AppError reaches the client as
  * the envelope of API.md §0; anything else becomes a 500 with no internals in it.
  */
+import { DrizzleQueryError } from "drizzle-orm/errors";
 import type { z } from "zod";
 
 export type FieldErrors = Record<string, string[]>;
@@ -137,3 +138,11 @@ export const STATUS_DEFAULTS: Record<number, { code: ErrorCode; message: string 
   500: { code: "INTERNAL_ERROR", message: "Something went wrong on our side." },
   503: { code: "SERVICE_UNAVAILABLE", message: "The service is temporarily unavailable." },
 };
+
+/**
+ * The error to log or report: a failed query's driver error, without drizzle's wrapper, whose
+ * message carries the SQL and its parameters (which may be personal data or token hashes).
+ */
+export function reportableError(err: unknown): unknown {
+  return err instanceof DrizzleQueryError && err.cause !== undefined ? err.cause : err;
+}

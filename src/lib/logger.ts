@@ -2,6 +2,7 @@
  * Structured JSON logs: one object per line so Workers Logs / Logpush can filter by field.
  * Every line carries the request id that is also returned in X-Request-ID and error bodies.
  */
+import { reportableError } from "./errors";
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 export interface Logger {
@@ -32,7 +33,8 @@ export function createLogger(base: Record<string, unknown> = {}, minLevel: LogLe
 }
 
 /** Serialises an unknown thrown value for a log line without leaking it to clients. */
-export function describeError(err: unknown): Record<string, unknown> {
+export function describeError(error: unknown): Record<string, unknown> {
+  const err = reportableError(error);
   if (err instanceof Error) return { error_name: err.name, error_message: err.message, stack: err.stack };
   return { error_message: String(err) };
 }

@@ -12,7 +12,7 @@ import { AppError } from "../lib/errors";
 import { timingSafeEqualStrings } from "../lib/hash";
 import { ACCESS_COOKIE, csrfCookieName, csrfTokenForSession } from "../lib/session-cookies";
 import { authenticateAccessToken } from "../services/sessions";
-import type { TokenClaims } from "../services/tokens";
+import type { TokenClaims } from "../lib/token-claims";
 import type { Role } from "../services/users";
 
 export const CSRF_HEADER = "X-CSRFToken";

@@ -16,7 +16,7 @@ import { identifyPlant, type IdentifyOutcome } from "../services/identification"
 import { identificationProviderHealth, providerCacheCounters } from "../services/provider-calls";
 import { clientIp, enforceRateLimit } from "../services/rate-limits";
 import { catalogueCare, recordIdentification } from "../services/identification-requests";
-import { reportError } from "../services/error-reporting";
+import { reportRequestError } from "../middleware/error-reporting";
 import { jsonBody, errorResponse } from "./schemas";
 
 const tags = ["Identification"];
@@ -154,7 +154,7 @@ export function identifyRoutes() {
       // Even our own failures keep the seed client's shape (it only reads `success`/`error`).
       if (err instanceof AppError) return failure(c, err.status as 403, err.message, err.code, err.headers);
       c.get("logger").error("identify failed", describeError(err));
-      reportError(c, err);
+      reportRequestError(c, err);
       return failure(c, 500, "Something went wrong while identifying your plant. Please try again.", "INTERNAL_ERROR");
     }
   });

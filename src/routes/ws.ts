@@ -18,6 +18,7 @@
  * session closes it (4401).
  */
 import { Hono, type Context } from "hono";
+import { CLOSE_CODES } from "../../durable-objects/user-hub-protocol";
 import { getCookie } from "hono/cookie";
 import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
@@ -30,7 +31,7 @@ import { userHub } from "../services/progress";
 import { requestToFollow } from "../services/queued-requests";
 
 /** Accepts the socket only to close it with an application close code the client can read. */
-function refuse(code: 4401 | 4403 | 4404, reason: string): Response {
+function refuse(code: (typeof CLOSE_CODES)[keyof typeof CLOSE_CODES], reason: string): Response {
   const pair = new WebSocketPair();
   const server = pair[1];
   server.accept();
@@ -79,15 +80,15 @@ async function connect(c: Context<AppEnv>, requestId: string | null): Promise<Re
     throw new AppError("FORBIDDEN", 403, "WebSocket connections from this origin are not allowed.");
   }
   const identity = await socketUser(c);
-  if (!identity) return refuse(4401, "authentication required");
+  if (!identity) return refuse(CLOSE_CODES.SESSION_ENDED, "authentication required");
   const { userId } = identity;
   const headers = new Headers({ Upgrade: "websocket" });
   if (identity.sessionId) headers.set("X-Hub-Session-Id", identity.sessionId);
   if (requestId) {
-    if (!isUuid(requestId)) return refuse(4404, "unknown request");
+    if (!isUuid(requestId)) return refuse(CLOSE_CODES.REQUEST_GONE, "unknown request");
     const request = await requestToFollow(c.env, requestId);
-    if (!request) return refuse(4404, "unknown request");
-    if (request.userId !== userId) return refuse(4403, "not your request");
+    if (!request) return refuse(CLOSE_CODES.REQUEST_GONE, "unknown request");
+    if (request.userId !== userId) return refuse(CLOSE_CODES.NOT_YOURS, "not your request");
     headers.set("X-Hub-Request-Id", requestId);
     // If the hub has forgotten a finished request (state is kept 7 days), D1 still knows.
     if (request.final) headers.set("X-Hub-Final-State", JSON.stringify(request.final));

@@ -3,7 +3,7 @@
  * care data, ask Trefle (cached in KV for 24 h) and fill in only the missing fields. Optional
  * by design: any failure is reported as `enrich_skipped` and the job goes on.
  */
-import type { HubMessage } from "../../durable-objects/user-hub";
+import type { HubMessage } from "../../durable-objects/user-hub-protocol";
 import { getConfig } from "../config";
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";

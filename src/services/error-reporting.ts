@@ -1,25 +1,33 @@
 /**
- * Unexpected errors go to Sentry when SENTRY_DSN is set (API.md §6), after the response, so
- * reporting never slows or breaks the request that failed.
+ * Unexpected errors go to Sentry when SENTRY_DSN is set (API.md §6), in the background
+ * (`waitUntil`), so reporting never slows or breaks the request or job that failed. One reporter
+ * for both: requests pass their id, method and path; queue jobs their queue and request id.
  */
-import type { Context } from "hono";
 import { getConfig } from "../config";
-import type { AppEnv } from "../env";
+import type { Bindings } from "../env";
+import { reportableError } from "../lib/errors";
 import { reportToSentry } from "../providers/sentry";
 
-export function reportError(c: Context<AppEnv>, err: unknown): void {
-  const config = getConfig(c.env);
+export interface ErrorContext {
+  requestId?: string;
+  request?: { method: string; url: string };
+  tags?: Record<string, string>;
+}
+
+export function reportError(
+  env: Bindings,
+  err: unknown,
+  context: ErrorContext,
+  waitUntil: ((p: Promise<unknown>) => void) | undefined,
+): void {
+  const config = getConfig(env);
   if (!config.SENTRY_DSN) return;
   const report = reportToSentry(config.SENTRY_DSN, {
-    error: err,
-    requestId: c.get("requestId"),
+    error: reportableError(err),
     environment: config.ENVIRONMENT,
     release: config.APP_VERSION,
-    request: { method: c.req.method, url: new URL(c.req.url).pathname },
+    ...context,
   });
-  try {
-    c.executionCtx.waitUntil(report);
-  } catch {
-    // No execution context (app.request in a script): the report still runs unawaited.
-  }
+  // Without an execution context (app.request in a script) the report still runs, unawaited.
+  waitUntil?.(report);
 }

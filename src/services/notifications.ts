@@ -3,7 +3,7 @@
  * marks, plus the live push of new ones to the owner's UserHub (`/ws/` sockets). Other users'
  * notifications are "not found".
  */
-import type { NotificationPayload } from "../../durable-objects/user-hub";
+import type { NotificationPayload } from "../../durable-objects/user-hub-protocol";
 import { fetchPage, type Page, type PageRequest } from "../db/pagination";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";

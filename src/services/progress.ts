@@ -2,7 +2,7 @@
  * Live progress to a user's UserHub Durable Object (API.md §3). Best effort: a hub that
  * cannot be reached must never fail or slow an identification job beyond one RPC.
  */
-import type { HubMessage, NotificationPayload, ProgressStage } from "../../durable-objects/user-hub";
+import type { HubMessage, NotificationPayload, ProgressStage } from "../../durable-objects/user-hub-protocol";
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 

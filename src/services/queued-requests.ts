@@ -17,6 +17,7 @@
  */
 import { and, count, desc, eq, inArray, isNull, lt, lte, or, type SQL, sql } from "drizzle-orm";
 import { getConfig } from "../config";
+import { CLOSE_CODES } from "../../durable-objects/user-hub-protocol";
 import { changes, database, sqlNow } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
 import { diseaseRequests, diseaseResults, identificationRequests, identificationResults } from "../db/schema";
@@ -308,7 +309,7 @@ export async function deleteOwnRequest(
   await releasePhotos(env, requestPhotos(row));
   waitUntil(
     userHub(env, userId)
-      .closeRequest(id, 4404, "request deleted")
+      .closeRequest(id, CLOSE_CODES.REQUEST_GONE, "request deleted")
       .catch(() => {}),
   );
 }

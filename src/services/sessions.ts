@@ -5,7 +5,7 @@
  * closes its sockets with 4401 — so a signed-out tab stops receiving private events within the
  * round trip of one RPC, not when a 15-minute access token runs out.
  */
-import type { SessionScope } from "../../durable-objects/user-hub";
+import type { SessionScope } from "../../durable-objects/user-hub-protocol";
 import { eq } from "drizzle-orm";
 import type { Config } from "../config";
 import { database, runBatch, type Statement } from "../db/client";

@@ -9,7 +9,7 @@
  * family. Presenting an already-revoked refresh token means it was stolen (or replayed), so the
  * whole family is revoked and the user must sign in again.
  */
-import { errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from "jose";
+import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import { and, eq, gt, isNull, lt, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import type { Config } from "../config";
@@ -27,21 +27,11 @@ import {
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { uuidv7, uuidv7Timestamp } from "../lib/ids";
+import type { TokenClaims, TokenType } from "../lib/token-claims";
 
-export type TokenType = "access" | "refresh";
+export type { TokenClaims, TokenType } from "../lib/token-claims";
+
 const ALGORITHM = "HS256";
-
-export interface TokenClaims extends JWTPayload {
-  sub: string;
-  jti: string;
-  iat: number;
-  exp: number;
-  type: TokenType;
-  /** Refresh tokens only: the rotation family. */
-  fam?: string;
-  /** Access tokens: the session (refresh family) they belong to, so ending it ends them too. */
-  sid?: string;
-}
 
 /**
  * Two tabs (or a retrying phone) may refresh with the same token at once. Inside this window a

@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createSentryEmulator } from "../../emulators/sentry";
 import { createApp } from "../../src/app";
+import { handleJobBatch } from "../../src/jobs/queue";
 import { parseSentryDsn, sentryEnvelope } from "../../src/providers/sentry";
 import { makePng } from "../helpers/images";
 import { freshIp } from "../helpers/http";
@@ -84,6 +85,36 @@ describe("unexpected errors are reported when SENTRY_DSN is set", () => {
     await createApp().request("/api/v1/health/", {}, { ...env, DB: brokenDb }, ctx);
     await waitOnExecutionContext(ctx);
     expect(sentry.events).toHaveLength(0);
+  });
+});
+
+describe("queue jobs report through the same reporter", () => {
+  it("a job that crashes on our own infrastructure is reported with its queue and request, and retried", async () => {
+    const requestId = crypto.randomUUID();
+    const outcomes: string[] = [];
+    const message = {
+      id: "m1",
+      timestamp: new Date(),
+      attempts: 1,
+      body: { type: "identify", request_id: requestId, user_id: crypto.randomUUID() },
+      ack: () => outcomes.push("ack"),
+      retry: () => outcomes.push("retry"),
+    };
+    const ctx = createExecutionContext();
+    await handleJobBatch(
+      { queue: "plant-identify", messages: [message] } as unknown as MessageBatch<unknown>,
+      { ...env, DB: failingD1("D1 crashed mid-job"), SENTRY_DSN: DSN },
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(outcomes).toEqual(["retry"]);
+    expect(sentry.events).toHaveLength(1);
+    expect(sentry.events[0]!.event).toMatchObject({
+      tags: { queue: "identify", request_id: requestId },
+      exception: { values: [{ value: "D1 crashed mid-job" }] },
+    });
+    // The report carries the driver's error, never drizzle's wrapper with the SQL and its parameters.
+    expect(JSON.stringify(sentry.events[0])).not.toMatch(/Failed query|identification_requests|params:/);
   });
 });
 
