@@ -3,8 +3,11 @@
  * marks, plus the live push of new ones to the owner's UserHub (`/ws/` sockets). Other users'
  * notifications are "not found".
  */
+import { and, count, desc, eq, type SQL, sql } from "drizzle-orm";
 import type { NotificationPayload } from "../../durable-objects/user-hub-protocol";
-import { fetchPage, type Page, type PageRequest } from "../db/pagination";
+import { changes, type Database, database } from "../db/client";
+import { type Page, type PageRequest, tablePage } from "../db/pagination";
+import { notifications } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
@@ -17,32 +20,20 @@ import { notifyUser } from "./progress";
 export const NOTIFICATION_TYPES = ["care_reminder", "forum_reply"] as const;
 export type NotificationType = (typeof NOTIFICATION_TYPES)[number];
 
-export interface NotificationRow {
-  id: string;
-  user_id: string;
-  type: NotificationType;
-  title: string;
-  body: string;
-  data: string;
-  is_read: number;
-  read_at: string | null;
-  created_at: string;
-}
+export type Notification = typeof notifications.$inferSelect;
 
-export function notificationBody(row: NotificationRow): NotificationPayload {
+export function notificationBody(row: Notification): NotificationPayload {
   return {
     id: row.id,
     type: row.type,
     title: row.title,
     body: row.body,
-    data: JSON.parse(row.data) as Record<string, unknown>,
-    is_read: Boolean(row.is_read),
-    created_at: row.created_at,
-    read_at: row.read_at,
+    data: row.data,
+    is_read: row.isRead,
+    created_at: row.createdAt,
+    read_at: row.readAt,
   };
 }
-
-const COLUMNS = "id, user_id, type, title, body, data, is_read, read_at, created_at";
 
 /** A random UUID v4 made by SQLite, so one INSERT … SELECT can create many notifications. */
 const SQL_UUID_V4 = `lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-'
@@ -50,44 +41,41 @@ const SQL_UUID_V4 = `lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-
 
 /** SQL expressions (over the `source` rows) for the columns of each new notification. */
 export interface NotificationColumns {
-  userId: string;
-  title: string;
-  body: string;
+  userId: SQL;
+  title: SQL;
+  body: SQL;
   /** A JSON object, e.g. `json_object('k', r.v)`. */
-  data: string;
+  data: SQL;
   /** Unique per event and recipient: a second insert of the same one is skipped. */
-  dedupeKey: string;
+  dedupeKey: SQL;
+  /** ISO-8601 UTC, as every other timestamp. */
   createdAt: string;
 }
 
 /**
  * The one way notifications are written: `INSERT … SELECT` one row per `source` row, skipping
  * any whose `dedupe_key` exists already, returning only the rows really inserted (so callers
- * push exactly those live). `source` is the FROM/WHERE/ORDER/LIMIT part; its parameters and
- * those of `columns` are bound by the caller, in text order. A statement, not a call, so callers
- * put it in the same `db.batch` as the write that causes it.
+ * push exactly those live). `source` is the FROM/WHERE/ORDER/LIMIT part. A statement, not a
+ * call (no await), so callers put it in the same `runBatch` as the write that causes it.
  */
-export function insertNotificationsStatement(
-  db: D1Database,
-  type: NotificationType,
-  columns: NotificationColumns,
-  source: string,
-): D1PreparedStatement {
-  // `source` must contain WHERE: SQLite needs it to parse ON CONFLICT after INSERT … SELECT.
-  return db.prepare(
-    `INSERT INTO notifications (id, user_id, type, title, body, data, dedupe_key, created_at)
-     SELECT ${SQL_UUID_V4}, ${columns.userId}, '${type}', ${columns.title}, ${columns.body}, ${columns.data}, ${columns.dedupeKey}, ${columns.createdAt}
-     ${source}
-     ON CONFLICT (dedupe_key) DO NOTHING
-     RETURNING ${COLUMNS}`,
-  );
+export function insertNotifications(db: Database, type: NotificationType, columns: NotificationColumns, source: SQL) {
+  // -- fan-out: one notification per source row in one statement, so SQL is the point. The
+  // select lists every column in table order (drizzle names them all); `source` must contain
+  // WHERE: SQLite needs it to parse ON CONFLICT after INSERT … SELECT.
+  return db
+    .insert(notifications)
+    .select(
+      sql`SELECT ${sql.raw(SQL_UUID_V4)}, ${columns.userId}, ${type}, ${columns.title}, ${columns.body}, ${columns.data}, ${columns.dedupeKey}, 0, NULL, ${columns.createdAt} ${source}`,
+    )
+    .onConflictDoNothing({ target: notifications.dedupeKey })
+    .returning();
 }
 
-/** Pushes the rows an insert returned to their owners' live sockets (best effort). */
-export function pushInserted(env: Bindings, rows: NotificationRow[], logger?: Logger): Promise<void> {
+/** Pushes the rows `insertNotifications` returned to their owners' live sockets (best effort). */
+export function pushNotificationRows(env: Bindings, rows: Notification[], logger?: Logger): Promise<void> {
   return pushNotifications(
     env,
-    rows.map((row) => ({ userId: row.user_id, notification: notificationBody(row) })),
+    rows.map((row) => ({ userId: row.userId, notification: notificationBody(row) })),
     logger,
   );
 }
@@ -98,43 +86,43 @@ export function listNotifications(
   userId: string,
   unread: boolean | undefined,
   page: PageRequest,
-): Promise<Page<NotificationRow>> {
-  return fetchPage<NotificationRow>(env, notificationPageQuery(userId, unread), page);
-}
-
-function notificationPageQuery(userId: string, unread?: boolean) {
-  const where = ["user_id = ?"];
-  const binds: unknown[] = [userId];
-  if (unread !== undefined) {
-    where.push("is_read = ?");
-    binds.push(unread ? 0 : 1);
-  }
-  return { select: COLUMNS, from: `FROM notifications WHERE ${where.join(" AND ")}`, order: "created_at DESC, id DESC", binds };
+): Promise<Page<Notification>> {
+  const n = notifications;
+  const where = and(eq(n.userId, userId), unread === undefined ? undefined : eq(n.isRead, !unread));
+  return tablePage(database(env), n, where, [desc(n.createdAt), desc(n.id)], page);
 }
 
 export async function unreadCount(env: Bindings, userId: string): Promise<number> {
-  const row = await env.DB.prepare("SELECT count(*) AS n FROM notifications WHERE user_id = ? AND is_read = 0")
-    .bind(userId)
-    .first<{ n: number }>();
-  return row!.n;
+  const n = notifications;
+  const row = await database(env)
+    .select({ n: count() })
+    .from(n)
+    .where(and(eq(n.userId, userId), eq(n.isRead, false)))
+    .get();
+  return row?.n ?? 0;
 }
 
 /** Marks one of the caller's notifications read; marking it again keeps the first `read_at`. */
-export async function markRead(env: Bindings, userId: string, id: string, now = Date.now()): Promise<NotificationRow> {
-  const row = await env.DB.prepare(
-    `UPDATE notifications SET is_read = 1, read_at = COALESCE(read_at, ?) WHERE id = ? AND user_id = ? RETURNING ${COLUMNS}`,
-  )
-    .bind(new Date(now).toISOString(), id, userId)
-    .first<NotificationRow>();
+export async function markRead(env: Bindings, userId: string, id: string, now = Date.now()): Promise<Notification> {
+  const n = notifications;
+  const row = await database(env)
+    .update(n)
+    .set({ isRead: true, readAt: sql`COALESCE(${n.readAt}, ${new Date(now).toISOString()})` })
+    .where(and(eq(n.id, id), eq(n.userId, userId)))
+    .returning()
+    .get();
   if (!row) throw new AppError("NOT_FOUND", 404, "Notification not found.");
   return row;
 }
 
 export async function markAllRead(env: Bindings, userId: string, now = Date.now()): Promise<number> {
-  const result = await env.DB.prepare("UPDATE notifications SET is_read = 1, read_at = ? WHERE user_id = ? AND is_read = 0")
-    .bind(new Date(now).toISOString(), userId)
+  const n = notifications;
+  const result = await database(env)
+    .update(n)
+    .set({ isRead: true, readAt: new Date(now).toISOString() })
+    .where(and(eq(n.userId, userId), eq(n.isRead, false)))
     .run();
-  return result.meta.changes;
+  return changes(result);
 }
 
 /** Hubs reached at once: a cron run may have notifications for hundreds of users. */
@@ -156,4 +144,57 @@ export async function pushNotifications(
   for (let i = 0; i < users.length; i += PUSH_CONCURRENCY) {
     await Promise.all(users.slice(i, i + PUSH_CONCURRENCY).map(([userId, list]) => notifyUser(env, userId, list, logger)));
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transitional: services/forum.ts (and its route) still write notifications through raw D1 and
+// pass snake_case rows. Remove this section once forum.ts moves to `insertNotifications`.
+
+/** @deprecated use `Notification` (rows of `insertNotifications`). */
+export interface NotificationRow {
+  id: string;
+  user_id: string;
+  type: NotificationType;
+  title: string;
+  body: string;
+  data: string;
+  is_read: number;
+  read_at: string | null;
+  created_at: string;
+}
+
+/** @deprecated use `insertNotifications` (a drizzle statement). Same SQL, D1 statement, string column expressions. */
+export function insertNotificationsStatement(
+  db: D1Database,
+  type: NotificationType,
+  columns: { userId: string; title: string; body: string; data: string; dedupeKey: string; createdAt: string },
+  source: string,
+): D1PreparedStatement {
+  return db.prepare(
+    `INSERT INTO notifications (id, user_id, type, title, body, data, dedupe_key, created_at)
+     SELECT ${SQL_UUID_V4}, ${columns.userId}, '${type}', ${columns.title}, ${columns.body}, ${columns.data}, ${columns.dedupeKey}, ${columns.createdAt}
+     ${source}
+     ON CONFLICT (dedupe_key) DO NOTHING
+     RETURNING id, user_id, type, title, body, data, is_read, read_at, created_at`,
+  );
+}
+
+/** @deprecated use `pushNotificationRows`. Pushes raw D1 rows of `insertNotificationsStatement`. */
+export function pushInserted(env: Bindings, rows: NotificationRow[], logger?: Logger): Promise<void> {
+  return pushNotificationRows(
+    env,
+    rows.map((row) => ({
+      id: row.id,
+      userId: row.user_id,
+      type: row.type,
+      title: row.title,
+      body: row.body,
+      data: JSON.parse(row.data) as Record<string, unknown>,
+      dedupeKey: null,
+      isRead: Boolean(row.is_read),
+      readAt: row.read_at,
+      createdAt: row.created_at,
+    })),
+    logger,
+  );
 }
