@@ -3,55 +3,71 @@
  * written once by the identification job or on request), else rule-based advice from the
  * catalogue's light and water data (`source: "rules"`).
  */
+import { and, eq, sql } from "drizzle-orm";
 import { getConfig } from "../config";
+import { database } from "../db/client";
+import { careGuides, species } from "../db/schema";
 import type { Bindings } from "../env";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { generateCareGuide } from "../providers/openai";
-import { ruleBasedCare, type CatalogueCareFields } from "./care";
+import { ruleBasedCare } from "./care";
 
-export interface SpeciesForCare extends CatalogueCareFields {
-  id: string;
-}
+/** The catalogue fields care advice needs, named as `ruleBasedCare` reads them (API field names). */
+const speciesForCare = {
+  id: species.id,
+  scientific_name: species.scientificName,
+  common_names: species.commonNames,
+  light_requirements: species.lightRequirements,
+  water_requirements: species.waterRequirements,
+  hardiness_zone_min: species.hardinessZoneMin,
+  hardiness_zone_max: species.hardinessZoneMax,
+  plant_type: species.plantType,
+};
+
+export type SpeciesForCare = NonNullable<Awaited<ReturnType<typeof findSpeciesForCare>>>;
 
 export type CareInstructions =
   | ({ source: "openai"; model: string; generated_at: string } & Record<string, unknown>)
   | NonNullable<ReturnType<typeof ruleBasedCare>>;
 
-export async function findSpeciesForCare(env: Bindings, by: { id?: string; scientificName?: string }): Promise<SpeciesForCare | null> {
-  const columns =
-    "id, scientific_name, common_names, light_requirements, water_requirements, hardiness_zone_min, hardiness_zone_max, plant_type";
-  return by.id
-    ? env.DB.prepare(`SELECT ${columns} FROM species WHERE id = ?`).bind(by.id).first<SpeciesForCare>()
-    : env.DB.prepare(`SELECT ${columns} FROM species WHERE lower(scientific_name) = lower(?)`)
-        .bind(by.scientificName ?? "")
-        .first<SpeciesForCare>();
+export async function findSpeciesForCare(env: Bindings, by: { id?: string; scientificName?: string }) {
+  const s = species;
+  const row = await database(env)
+    .select(speciesForCare)
+    .from(s)
+    // Scientific names match however they are capitalised (the unique index is on lower()).
+    .where(by.id ? eq(s.id, by.id) : eq(sql`lower(${s.scientificName})`, sql`lower(${by.scientificName ?? ""})`))
+    .get();
+  return row ?? null;
 }
 
 export async function storedCareGuide(env: Bindings, speciesId: string, language: string): Promise<CareInstructions | null> {
-  const row = await env.DB.prepare("SELECT content, model, updated_at FROM care_guides WHERE species_id = ? AND language = ?")
-    .bind(speciesId, language)
-    .first<{ content: string; model: string; updated_at: string }>();
-  return row
-    ? { ...(JSON.parse(row.content) as Record<string, unknown>), source: "openai", model: row.model, generated_at: row.updated_at }
-    : null;
+  const g = careGuides;
+  const row = await database(env)
+    .select({ content: g.content, model: g.model, updatedAt: g.updatedAt })
+    .from(g)
+    .where(and(eq(g.speciesId, speciesId), eq(g.language, language)))
+    .get();
+  return row ? { ...row.content, source: "openai", model: row.model, generated_at: row.updatedAt } : null;
 }
 
 /** Asks OpenAI for a guide and stores it (replacing any older one). Throws ProviderError. */
 export async function generateAndStoreCareGuide(env: Bindings, species: SpeciesForCare, language: string): Promise<CareInstructions> {
   const config = getConfig(env);
-  const commonName = (JSON.parse(species.common_names || "[]") as string[])[0];
+  const commonName = species.common_names[0];
   const guide = await generateCareGuide(
     { baseUrl: config.OPENAI_API_URL, apiKey: config.OPENAI_API_KEY, model: config.OPENAI_MODEL, timeoutMs: config.OPENAI_TIMEOUT_MS },
     { scientificName: species.scientific_name, commonName, language },
   );
   const now = new Date().toISOString();
-  await env.DB.prepare(
-    `INSERT INTO care_guides (id, species_id, language, content, model, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (species_id, language) DO UPDATE SET content = excluded.content, model = excluded.model, updated_at = excluded.updated_at`,
-  )
-    .bind(uuidv7(), species.id, language, JSON.stringify(guide), config.OPENAI_MODEL, now, now)
-    .run();
+  await database(env)
+    .insert(careGuides)
+    .values({ id: uuidv7(), speciesId: species.id, language, content: guide, model: config.OPENAI_MODEL, createdAt: now, updatedAt: now })
+    .onConflictDoUpdate({
+      target: [careGuides.speciesId, careGuides.language],
+      set: { content: guide, model: config.OPENAI_MODEL, updatedAt: now },
+    });
   return { ...guide, source: "openai", model: config.OPENAI_MODEL, generated_at: now };
 }
 

@@ -5,7 +5,6 @@
  */
 export interface CatalogueCareFields {
   scientific_name: string;
-  common_names: string;
   light_requirements: string | null;
   water_requirements: string | null;
   hardiness_zone_min: number | null;
