@@ -4,9 +4,15 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { createRouter } from "./router";
 import { AppError } from "../lib/errors";
-import { ProviderError } from "../providers/types";
-import { lookupSpecies, normaliseScientificName, searchSpecies, speciesBody, type SpeciesRow } from "../services/species";
-import { pageOf, PaginationQuery, queryPage } from "./pagination";
+import {
+  getSpecies,
+  listSpecies,
+  lookupSpeciesOrUnavailable,
+  normaliseScientificName,
+  searchSpecies,
+  speciesBody,
+} from "../services/species";
+import { pageOf, PaginationQuery } from "./pagination";
 import { hasControlCharacters, jsonBody, pageSchema, searchText, CONTROL_CHARACTERS_MESSAGE, errorResponse } from "./schemas";
 
 const tags = ["Species"];
@@ -53,27 +59,7 @@ export function speciesRoutes() {
     }),
     async (c) => {
       const { page, page_size, search, family } = c.req.valid("query");
-      const conditions: string[] = [];
-      const binds: unknown[] = [];
-      if (search) {
-        // A literal substring: instr, not LIKE — D1 refuses LIKE patterns over 50 bytes, and
-        // `%` and `_` must match themselves anyway.
-        const needle = search.toLowerCase();
-        conditions.push("(instr(lower(scientific_name), ?) > 0 OR instr(lower(common_names), ?) > 0)");
-        binds.push(needle, needle);
-      }
-      if (family) {
-        conditions.push("lower(family) = lower(?)");
-        binds.push(family);
-      }
-      const { count, rows } = await queryPage<SpeciesRow>(c.env.DB, {
-        select: "*",
-        from: `FROM species ${conditions.length ? `WHERE ${conditions.join(" AND ")}` : ""}`,
-        order: "identification_count DESC, scientific_name ASC",
-        binds,
-        page,
-        pageSize: page_size,
-      });
+      const { count, rows } = await listSpecies(c.env, { search, family }, { page, pageSize: page_size });
       c.header("Cache-Control", "public, max-age=60");
       return c.json(pageOf(c.req.url, page, page_size, count, rows.map(speciesBody)), 200);
     },
@@ -110,23 +96,7 @@ export function speciesRoutes() {
     }),
     async (c) => {
       const name = normaliseScientificName(c.req.valid("query").scientific_name);
-      let result: Awaited<ReturnType<typeof lookupSpecies>>;
-      try {
-        result = await lookupSpecies(c.env, name);
-      } catch (err) {
-        if (!(err instanceof ProviderError)) throw err;
-        c.get("logger").warn("trefle lookup failed", { species: name, error: String(err) });
-        const retryAfter = String(Math.min(Math.max(err.retryAfterS ?? 30, 1), 300));
-        throw new AppError(
-          "SPECIES_LOOKUP_UNAVAILABLE",
-          503,
-          `${name} is not in our catalogue and the botanical database is unavailable right now. Please try again later.`,
-          undefined,
-          {
-            "Retry-After": retryAfter,
-          },
-        );
-      }
+      const result = await lookupSpeciesOrUnavailable(c.env, name, c.get("logger"));
       if (result.found === "none") {
         throw new AppError(
           "NOT_FOUND",
@@ -155,9 +125,7 @@ export function speciesRoutes() {
       },
     }),
     async (c) => {
-      const row = await c.env.DB.prepare("SELECT * FROM species WHERE id = ?").bind(c.req.valid("param").id).first<SpeciesRow>();
-      if (!row) throw new AppError("NOT_FOUND", 404, "Species not found.");
-      return c.json(speciesBody(row), 200);
+      return c.json(speciesBody(await getSpecies(c.env, c.req.valid("param").id)), 200);
     },
   );
 

@@ -73,7 +73,7 @@ export function snippetAround(text: string, q: string, max = SNIPPET_CHARS): str
 
 function speciesScore(row: SpeciesRow, commonNames: string[], q: string): number {
   const ql = q.toLowerCase();
-  const names = [row.scientific_name, ...commonNames].map((n) => n.toLowerCase());
+  const names = [row.scientificName, ...commonNames].map((n) => n.toLowerCase());
   if (names.some((n) => n === ql)) return 1;
   if (names.some((n) => n.startsWith(ql))) return 0.8;
   if (names.some((n) => n.split(/[\s-]+/).some((w) => w.startsWith(ql)))) return 0.7;
@@ -87,12 +87,12 @@ const SPECIES_WINDOW = 60;
 export async function searchSpeciesGroup(env: Bindings, q: string, limit: number): Promise<Group<SpeciesHit>> {
   const { rows, total } = await searchSpecies(env, q, Math.max(limit, SPECIES_WINDOW));
   const hits = rows.map((row): SpeciesHit => {
-    const commonNames = JSON.parse(row.common_names || "[]") as string[];
+    const commonNames = row.commonNames;
     const about = [commonNames.slice(0, 3).join(", "), row.family].filter(Boolean).join(" · ");
     return {
       type: "species",
       id: row.id,
-      title: row.scientific_name,
+      title: row.scientificName,
       snippet: truncateText(about, SNIPPET_CHARS),
       url: `/api/v1/plant-identification/species/${row.id}/`,
       score: speciesScore(row, commonNames, q),

@@ -6,64 +6,76 @@
  * "ons", "nst") — and exact substring matches rank first, most identified first. Queries shorter than three
  * characters, which have no trigram, fall back to a prefix LIKE in which `_` and `%` are literal.
  */
+import { and, count, desc, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
 import { getConfig } from "../config";
+import { database } from "../db/client";
+import { type Page, type PageRequest, tablePage } from "../db/pagination";
+import { species } from "../db/schema";
 import type { Bindings } from "../env";
+import { AppError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
-import { trefleSpeciesFor, type TrefleSpecies } from "../providers/trefle";
+import type { Logger } from "../lib/logger";
+import { type TrefleSpecies, trefleSpeciesFor } from "../providers/trefle";
 import { ProviderError } from "../providers/types";
 
-export interface SpeciesRow {
-  id: string;
-  scientific_name: string;
-  common_names: string;
-  family: string;
-  genus: string;
-  gbif_id: number | null;
-  trefle_id: number | null;
-  plant_type: string | null;
-  light_requirements: string | null;
-  water_requirements: string | null;
-  hardiness_zone_min: number | null;
-  hardiness_zone_max: number | null;
-  soil_ph_min: number | null;
-  soil_ph_max: number | null;
-  mature_height_min_cm: number | null;
-  mature_height_max_cm: number | null;
-  bloom_time: string | null;
-  flower_color: string | null;
-  description: string;
-  image_url: string | null;
-  identification_count: number;
-  is_verified: number;
-  source: string;
-}
+export type SpeciesRow = typeof species.$inferSelect;
 
 export function speciesBody(row: SpeciesRow) {
   return {
     id: row.id,
-    scientific_name: row.scientific_name,
-    common_names: JSON.parse(row.common_names || "[]") as string[],
+    scientific_name: row.scientificName,
+    common_names: row.commonNames,
     family: row.family,
     genus: row.genus,
-    gbif_id: row.gbif_id,
-    trefle_id: row.trefle_id,
-    plant_type: row.plant_type,
-    light_requirements: row.light_requirements,
-    water_requirements: row.water_requirements,
-    hardiness_zone_min: row.hardiness_zone_min,
-    hardiness_zone_max: row.hardiness_zone_max,
-    soil_ph_min: row.soil_ph_min,
-    soil_ph_max: row.soil_ph_max,
-    mature_height_min_cm: row.mature_height_min_cm,
-    mature_height_max_cm: row.mature_height_max_cm,
-    bloom_time: row.bloom_time,
-    flower_color: row.flower_color,
+    gbif_id: row.gbifId,
+    trefle_id: row.trefleId,
+    plant_type: row.plantType,
+    light_requirements: row.lightRequirements,
+    water_requirements: row.waterRequirements,
+    hardiness_zone_min: row.hardinessZoneMin,
+    hardiness_zone_max: row.hardinessZoneMax,
+    soil_ph_min: row.soilPhMin,
+    soil_ph_max: row.soilPhMax,
+    mature_height_min_cm: row.matureHeightMinCm,
+    mature_height_max_cm: row.matureHeightMaxCm,
+    bloom_time: row.bloomTime,
+    flower_color: row.flowerColor,
     description: row.description,
-    image_url: row.image_url,
-    identification_count: row.identification_count,
-    is_verified: Boolean(row.is_verified),
+    image_url: row.imageUrl,
+    identification_count: row.identificationCount,
+    is_verified: row.isVerified,
     source: row.source,
   };
+}
+
+/** The catalogue, most identified first, optionally filtered by a literal substring and a family. */
+export function listSpecies(
+  env: Bindings,
+  filter: { search?: string | undefined; family?: string | undefined },
+  page: PageRequest,
+): Promise<Page<SpeciesRow>> {
+  const s = species;
+  const conditions: SQL[] = [];
+  if (filter.search) {
+    // A literal substring: instr, not LIKE — D1 refuses LIKE patterns over 50 bytes, and `%`
+    // and `_` must match themselves anyway.
+    const needle = filter.search.toLowerCase();
+    conditions.push(sql`(instr(lower(${s.scientificName}), ${needle}) > 0 OR instr(lower(${s.commonNames}), ${needle}) > 0)`);
+  }
+  if (filter.family) conditions.push(sql`lower(${s.family}) = lower(${filter.family})`);
+  return tablePage(database(env), s, and(...conditions), [desc(s.identificationCount), s.scientificName], page);
+}
+
+/** One species, or 404. */
+export async function getSpecies(env: Bindings, id: string): Promise<SpeciesRow> {
+  const row = await database(env).select().from(species).where(eq(species.id, id)).get();
+  if (!row) throw new AppError("NOT_FOUND", 404, "Species not found.");
+  return row;
+}
+
+/** The catalogue's species of this name (case-insensitive), if any. */
+export function speciesNamed(env: Bindings, scientificName: string): Promise<SpeciesRow | undefined> {
+  return database(env).select().from(species).where(sql`lower(${species.scientificName}) = lower(${scientificName})`).get();
 }
 
 /** `%`, `_` and `\` match themselves in LIKE patterns built from user input. */
@@ -91,38 +103,44 @@ function trigramQuery(q: string): string | null {
 }
 
 export async function searchSpecies(env: Bindings, query: string, limit: number): Promise<{ rows: SpeciesRow[]; total: number }> {
+  const db = database(env);
+  const s = species;
   const q = withoutControlCharacters(query);
   const match = trigramQuery(q);
   if (!match) {
-    const pattern = `${likeLiteral(q.toLowerCase())}%`;
-    const where =
-      "WHERE lower(scientific_name) LIKE ? ESCAPE '\\' OR lower(common_names) LIKE ? ESCAPE '\\' OR lower(family) LIKE ? ESCAPE '\\'";
-    const [count, rows] = await env.DB.batch([
-      env.DB.prepare(`SELECT count(*) AS n FROM species ${where}`).bind(pattern, `%"${likeLiteral(q.toLowerCase())}%`, pattern),
-      env.DB.prepare(`SELECT * FROM species ${where} ORDER BY identification_count DESC, scientific_name LIMIT ?`).bind(
-        pattern,
-        `%"${likeLiteral(q.toLowerCase())}%`,
-        pattern,
-        limit,
-      ),
+    // No trigram to match: a prefix LIKE with `%` and `_` literal (ESCAPE is the point).
+    const prefix = `${likeLiteral(q.toLowerCase())}%`;
+    const word = `%"${likeLiteral(q.toLowerCase())}%`;
+    const where = sql`lower(${s.scientificName}) LIKE ${prefix} ESCAPE '\\' OR lower(${s.commonNames}) LIKE ${word} ESCAPE '\\'
+                      OR lower(${s.family}) LIKE ${prefix} ESCAPE '\\'`;
+    const [counted, rows] = await db.batch([
+      db.select({ n: count() }).from(s).where(where),
+      db.select().from(s).where(where).orderBy(desc(s.identificationCount), s.scientificName).limit(limit),
     ]);
-    return { rows: rows!.results as unknown as SpeciesRow[], total: (count!.results[0] as { n: number }).n };
+    return { rows, total: counted[0]?.n ?? 0 };
   }
-  // A literal substring hit outranks a fuzzy one; then bm25 (lower is better), then popularity.
-  // instr, not LIKE: D1 refuses LIKE patterns over 50 bytes, and queries may be 100 characters.
+  // FTS5 MATCH is the point. A literal substring hit outranks a fuzzy one; then bm25 (lower is
+  // better), then popularity. instr, not LIKE: D1 refuses LIKE patterns over 50 bytes.
   const substring = q.toLowerCase().trim();
-  const [count, rows] = await env.DB.batch([
-    env.DB.prepare("SELECT count(*) AS n FROM species_fts WHERE species_fts MATCH ?").bind(match),
-    env.DB.prepare(
-      `SELECT s.*, (instr(lower(s.scientific_name), ?1) > 0 OR instr(lower(s.common_names), ?1) > 0 OR instr(lower(s.family), ?1) > 0) AS exact
-         FROM species_fts f JOIN species s ON s.rowid = f.rowid
-        WHERE species_fts MATCH ?2
-        ORDER BY exact DESC, CASE WHEN exact THEN s.identification_count ELSE 0 END DESC,
-                 bm25(species_fts, 10.0, 5.0, 1.0), s.identification_count DESC, s.scientific_name
-        LIMIT ?3`,
-    ).bind(substring, match, limit),
+  const exact = sql<number>`(instr(lower(${s.scientificName}), ${substring}) > 0 OR instr(lower(${s.commonNames}), ${substring}) > 0
+                            OR instr(lower(${s.family}), ${substring}) > 0)`;
+  const [counted, rows] = await db.batch([
+    db.select({ n: count() }).from(sql`species_fts`).where(sql`species_fts MATCH ${match}`),
+    db
+      .select({ ...getTableColumns(s), exact })
+      .from(s)
+      .innerJoin(sql`species_fts`, sql`species_fts.rowid = ${s}.rowid`)
+      .where(sql`species_fts MATCH ${match}`)
+      .orderBy(
+        desc(exact),
+        sql`CASE WHEN ${exact} THEN ${s.identificationCount} ELSE 0 END DESC`,
+        sql`bm25(species_fts, 10.0, 5.0, 1.0)`,
+        desc(s.identificationCount),
+        s.scientificName,
+      )
+      .limit(limit),
   ]);
-  return { rows: rows!.results as unknown as SpeciesRow[], total: (count!.results[0] as { n: number }).n };
+  return { rows: rows.map(({ exact: _, ...row }) => row), total: counted[0]?.n ?? 0 };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -166,42 +184,60 @@ export type LookupResult =
  * unverified catalogue entry (source "trefle"). Concurrent lookups of one name store it once.
  */
 export async function lookupSpecies(env: Bindings, scientificName: string): Promise<LookupResult> {
-  const local = await env.DB.prepare("SELECT * FROM species WHERE lower(scientific_name) = lower(?)")
-    .bind(scientificName)
-    .first<SpeciesRow>();
+  const local = await speciesNamed(env, scientificName);
   if (local) return { found: "local", row: local };
   if (!getConfig(env).TREFLE_API_KEY) return { found: "none", reason: "catalogue_only" };
 
   const t = await cachedTrefleSpecies(env, scientificName);
   if (!t) return { found: "none", reason: "unknown" };
-  const [row] = (
-    await env.DB.batch([
-      env.DB.prepare(
-        `INSERT INTO species (id, scientific_name, common_names, family, genus, trefle_id, light_requirements, water_requirements,
-                              soil_ph_min, soil_ph_max, mature_height_min_cm, mature_height_max_cm, bloom_time, flower_color,
-                              image_url, source, is_verified)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'trefle', 0)
-         ON CONFLICT DO NOTHING`,
-      ).bind(
-        uuidv7(),
-        t.scientificName,
-        JSON.stringify(t.commonName ? [t.commonName] : []),
-        t.family ?? "",
-        t.genus ?? t.scientificName.split(" ")[0] ?? "",
-        t.trefleId,
-        t.lightRequirements,
-        t.waterRequirements,
-        t.soilPhMin,
-        t.soilPhMax,
-        t.matureHeightMinCm,
-        t.matureHeightMaxCm,
-        t.bloomTime,
-        t.flowerColor,
-        t.imageUrl,
-      ),
-      env.DB.prepare("SELECT * FROM species WHERE lower(scientific_name) = lower(?)").bind(t.scientificName),
-    ])
-  )[1]!.results as SpeciesRow[];
+  const db = database(env);
+  const [, stored] = await db.batch([
+    db
+      .insert(species)
+      .values({
+        id: uuidv7(),
+        scientificName: t.scientificName,
+        commonNames: t.commonName ? [t.commonName] : [],
+        family: t.family ?? "",
+        genus: t.genus ?? t.scientificName.split(" ")[0] ?? "",
+        trefleId: t.trefleId,
+        lightRequirements: t.lightRequirements as SpeciesRow["lightRequirements"],
+        waterRequirements: t.waterRequirements as SpeciesRow["waterRequirements"],
+        soilPhMin: t.soilPhMin,
+        soilPhMax: t.soilPhMax,
+        matureHeightMinCm: t.matureHeightMinCm,
+        matureHeightMaxCm: t.matureHeightMaxCm,
+        bloomTime: t.bloomTime,
+        flowerColor: t.flowerColor,
+        imageUrl: t.imageUrl,
+        source: "trefle",
+        isVerified: false,
+      })
+      .onConflictDoNothing(),
+    db.select().from(species).where(sql`lower(${species.scientificName}) = lower(${t.scientificName})`),
+  ]);
+  const row = stored[0];
   if (!row) throw new Error(`species ${t.scientificName} vanished right after its insert`);
   return { found: "trefle", row };
+}
+
+/**
+ * `lookupSpecies` for the API: a Trefle outage while the catalogue lacks the name is a 503 with
+ * Retry-After (Trefle's own, within 1–300 s), never a 500.
+ */
+export async function lookupSpeciesOrUnavailable(env: Bindings, scientificName: string, logger?: Logger): Promise<LookupResult> {
+  try {
+    return await lookupSpecies(env, scientificName);
+  } catch (err) {
+    if (!(err instanceof ProviderError)) throw err;
+    logger?.warn("trefle lookup failed", { species: scientificName, error: String(err) });
+    const retryAfter = String(Math.min(Math.max(err.retryAfterS ?? 30, 1), 300));
+    throw new AppError(
+      "SPECIES_LOOKUP_UNAVAILABLE",
+      503,
+      `${scientificName} is not in our catalogue and the botanical database is unavailable right now. Please try again later.`,
+      undefined,
+      { "Retry-After": retryAfter },
+    );
+  }
 }

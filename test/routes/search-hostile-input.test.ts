@@ -155,8 +155,8 @@ describe("the search services never hand a control character to SQL", () => {
     // Called directly, as a job or a future route might: the route's 400 is not the only guard.
     const withNul = await searchSpecies(env, "monstera\u0000deliciosa", 5);
     const withSpace = await searchSpecies(env, "monstera deliciosa", 5);
-    expect(withNul.rows.map((r) => r.scientific_name)).toEqual(withSpace.rows.map((r) => r.scientific_name));
-    expect(withNul.rows[0]?.scientific_name).toBe("Monstera deliciosa");
+    expect(withNul.rows.map((r) => r.scientificName)).toEqual(withSpace.rows.map((r) => r.scientificName));
+    expect(withNul.rows[0]?.scientificName).toBe("Monstera deliciosa");
     const unified = await unifiedSearch(env, "abc\u0000def", ["species", "forum", "diseases"], 5);
     expect(unified.forum?.total).toBe(1); // the title "abc def monstera"
     expect(unified.diseases?.total).toBe(1); // "Abc blight", described as "abc def"
