@@ -70,8 +70,8 @@ export async function signInWithPassword(
   const accountKey = user ? `user:${user.id}` : `name:${input.identifier.toLowerCase()}`;
   const attempt = await beginLoginAttempt(env, config, accountKey);
 
-  const ok = user?.password_hash ? await verifyPassword(input.password, user.password_hash) : await burnPasswordCheck(input.password);
-  if (!ok || !user?.is_active) {
+  const ok = user?.passwordHash ? await verifyPassword(input.password, user.passwordHash) : await burnPasswordCheck(input.password);
+  if (!ok || !user?.isActive) {
     if (attempt.justLocked && user) defer(notifyLockout(env, config, user, logger));
     throw invalidCredentials();
   }
@@ -79,12 +79,12 @@ export async function signInWithPassword(
   const lastLogin = new Date().toISOString();
   const db = database(env);
   // A stored hash with weaker parameters than today's is replaced while the password is at hand.
-  const rehashed = needsRehash(user.password_hash!) ? { passwordHash: await hashPassword(input.password) } : {};
+  const rehashed = needsRehash(user.passwordHash!) ? { passwordHash: await hashPassword(input.password) } : {};
   await db
     .update(users)
     .set({ lastLogin, ...rehashed })
     .where(eq(users.id, user.id));
-  return { ...user, last_login: lastLogin };
+  return { ...user, lastLogin };
 }
 
 async function notifyLockout(env: Bindings, config: Config, user: UserRow, logger?: Logger): Promise<void> {
@@ -132,7 +132,7 @@ export async function changePassword(
   input: { oldPassword: string; newPassword: string },
   logger?: Logger,
 ): Promise<TokenPair> {
-  if (!user.password_hash || !(await verifyPassword(input.oldPassword, user.password_hash))) {
+  if (!user.passwordHash || !(await verifyPassword(input.oldPassword, user.passwordHash))) {
     throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { old_password: ["Your old password was entered incorrectly."] });
   }
   assertPasswordPolicy(input.newPassword, undefined, user, "new_password");
@@ -157,7 +157,7 @@ export async function changePassword(
 export async function requestPasswordReset(env: Bindings, config: Config, address: string, logger?: Logger): Promise<void> {
   try {
     const user = await findUserByEmail(env, address);
-    if (!user?.is_active) return;
+    if (!user?.isActive) return;
     const token = randomToken(32);
     // Inserted only while the address is still the account's: an email change confirmed since
     // the lookup must not leave a live link in the old inbox.
@@ -232,7 +232,7 @@ export async function confirmPasswordReset(
         .update(users)
         .set({ passwordHash: newHash, emailVerified: true, updatedAt: new Date().toISOString() })
         .where(eq(users.id, user.id)),
-      ...(user.email_verified ? [] : [db.delete(oauthAccounts).where(eq(oauthAccounts.userId, user.id))]),
+      ...(user.emailVerified ? [] : [db.delete(oauthAccounts).where(eq(oauthAccounts.userId, user.id))]),
       ...forgetEmailedLinks(env, user.id),
     ],
     logger,
@@ -264,7 +264,7 @@ export async function requestEmailChange(
   // A bare access token (stolen by XSS, left on a shared device) must not be enough to move the
   // account to another inbox: an account with a password proves it. Accounts that sign in only
   // through a provider have no password to ask for; their change still needs the new inbox.
-  if (user.password_hash && !(input.currentPassword && (await verifyPassword(input.currentPassword, user.password_hash)))) {
+  if (user.passwordHash && !(input.currentPassword && (await verifyPassword(input.currentPassword, user.passwordHash)))) {
     throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
       current_password: [
         input.currentPassword ? "Your password was entered incorrectly." : "Enter your current password to change your email address.",

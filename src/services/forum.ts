@@ -32,7 +32,7 @@ import { IMAGE_MIME, type ImageMime, type ValidatedImage } from "../lib/images";
 import { excerpt, sanitisePostBody, truncateText, visibleText } from "../lib/sanitise";
 import { insertNotificationsStatement, type NotificationRow } from "./notifications";
 import { imageUrl, parsePhotoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
-import { avatarUrl, computeTrustLevel, TRUST_ORDER, type Role, type TrustLevel, type UserRow } from "./users";
+import { avatarUrl, type Role, TRUST_ORDER, type TrustLevel, trustLevelOf } from "./users";
 
 export const FORUM_MODERATOR_ROLES: Role[] = ["moderator", "admin"];
 export const REACTION_TYPES = ["like", "love", "helpful", "thanks"] as const;
@@ -76,7 +76,7 @@ function author(row: AuthorColumns) {
     id: row.author_id,
     username: row.author_username,
     display_name: displayName,
-    avatar_url: avatarUrl({ avatar_key: row.author_avatar_key }),
+    avatar_url: avatarUrl({ avatarKey: row.author_avatar_key }),
   };
 }
 
@@ -295,10 +295,8 @@ export async function attachmentsFor(env: Bindings, postIds: string[]): Promise<
 
 /** 403 TRUST_LEVEL_TOO_LOW unless the user may attach images (API.md §5). */
 export async function assertMayAttachImages(env: Bindings, userId: string, now = Date.now()): Promise<void> {
-  const row = await env.DB.prepare("SELECT post_count, date_joined, trust_level FROM users WHERE id = ?")
-    .bind(userId)
-    .first<Pick<UserRow, "post_count" | "date_joined" | "trust_level">>();
-  if (!row || TRUST_ORDER.indexOf(computeTrustLevel(row, now)) < TRUST_ORDER.indexOf(ATTACHMENT_MIN_TRUST)) {
+  const level = await trustLevelOf(env, userId, now);
+  if (!level || TRUST_ORDER.indexOf(level) < TRUST_ORDER.indexOf(ATTACHMENT_MIN_TRUST)) {
     throw new AppError("TRUST_LEVEL_TOO_LOW", 403, `Image attachments need trust level "${ATTACHMENT_MIN_TRUST}" or above.`);
   }
 }
@@ -522,10 +520,7 @@ export async function editPost(
   if (!isForumModerator(user)) {
     if (post.author_id !== user.id) throw new AppError("FORBIDDEN", 403, "You can only edit your own posts.");
     if (topic.is_locked) throw lockedError();
-    const row = await env.DB.prepare("SELECT post_count, date_joined, trust_level FROM users WHERE id = ?")
-      .bind(user.id)
-      .first<Pick<UserRow, "post_count" | "date_joined" | "trust_level">>();
-    const window = EDIT_WINDOW_MS[computeTrustLevel(row!, now)];
+    const window = EDIT_WINDOW_MS[(await trustLevelOf(env, user.id, now)) ?? "new"];
     if (window !== null && now - Date.parse(post.created_at) > window) {
       throw new AppError("EDIT_WINDOW_CLOSED", 403, `Posts can be edited for ${window / HOUR_MS} hours at your trust level.`);
     }

@@ -329,17 +329,17 @@ export async function signInWithIdentity(env: Bindings, identity: ProviderIdenti
   assertActive(user);
   const lastLogin = new Date().toISOString();
   await database(env).update(users).set({ lastLogin }).where(eq(users.id, user.id));
-  return { ...user, last_login: lastLogin };
+  return { ...user, lastLogin };
 }
 
-// Raw SQL until users.ts reads rows through the schema: callers expect the UserRow (column-named) shape.
 async function findLinkedUser(env: Bindings, identity: ProviderIdentity): Promise<UserRow | null> {
-  return env.DB.prepare(
-    `SELECT u.* FROM oauth_accounts a JOIN users u ON u.id = a.user_id
-      WHERE a.provider = ? AND a.provider_user_id = ?`,
-  )
-    .bind(identity.provider, identity.providerUserId)
-    .first<UserRow>();
+  const row = await database(env)
+    .select({ user: users })
+    .from(oauthAccounts)
+    .innerJoin(users, eq(users.id, oauthAccounts.userId))
+    .where(and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId)))
+    .get();
+  return row?.user ?? null;
 }
 
 async function linkOrCreateAccount(env: Bindings, identity: ProviderIdentity): Promise<UserRow> {
@@ -350,7 +350,7 @@ async function linkOrCreateAccount(env: Bindings, identity: ProviderIdentity): P
       throw new OAuthError("email_not_verified", "An account with this email exists, and the provider has not verified the email.");
     }
     assertActive(existing);
-    return linkIdentity(env, existing.id, identity, { markEmailVerified: true, takeOver: !existing.email_verified });
+    return linkIdentity(env, existing.id, identity, { markEmailVerified: true, takeOver: !existing.emailVerified });
   }
   const created = await createOAuthUser(env, identity, identity.email);
   return linkIdentity(env, created.id, identity, { markEmailVerified: false, takeOver: false });
@@ -448,7 +448,7 @@ async function availableUsername(env: Bindings, hint: string): Promise<string> {
 }
 
 function assertActive(user: UserRow) {
-  if (!user.is_active) throw new OAuthError("account_disabled", "This account is disabled.");
+  if (!user.isActive) throw new OAuthError("account_disabled", "This account is disabled.");
 }
 
 // ---- Helpers ----------------------------------------------------------------------------------

@@ -6,10 +6,10 @@
  * round trip of one RPC, not when a 15-minute access token runs out.
  */
 import type { SessionScope } from "../../durable-objects/user-hub-protocol";
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { database, runBatch, type Statement } from "../db/client";
-import { emailChangeTokens, users, wsTickets } from "../db/schema";
+import { emailChangeTokens, revokedSessions, revokedTokens, users, wsTickets } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
@@ -55,16 +55,6 @@ export async function endEverySession(env: Bindings, userId: string, options: { 
   await closeSessionSockets(env, userId, {}, options.logger);
 }
 
-interface AuthRow {
-  id: string;
-  username: string;
-  role: Role;
-  is_active: number;
-  tokens_valid_after: number;
-  revoked: number | null;
-  session_revoked: number | null;
-}
-
 /**
  * Resolves an access token to a live user: one D1 read covering revocation (of the token and of
  * its session) and deactivation. Throws 401 TOKEN_INVALID otherwise.
@@ -75,15 +65,21 @@ export async function authenticateAccessToken(
   token: string,
 ): Promise<{ user: AuthenticatedUser; claims: TokenClaims }> {
   const claims = await verifyToken(config, token, "access");
-  const row = await env.DB.prepare(
-    `SELECT id, username, role, is_active, tokens_valid_after,
-            (SELECT 1 FROM revoked_tokens WHERE jti = ?1) AS revoked,
-            (SELECT 1 FROM revoked_sessions WHERE family_id = ?2) AS session_revoked
-       FROM users WHERE id = ?3`,
-  )
-    .bind(claims.jti, claims.sid ?? "", claims.sub)
-    .first<AuthRow>();
-  if (!row?.is_active || row.revoked || row.session_revoked || issuedBefore(claims, row.tokens_valid_after)) {
+  // One read covers deactivation, the token's own revocation and its session's.
+  const row = await database(env)
+    .select({
+      id: users.id,
+      username: users.username,
+      role: users.role,
+      isActive: users.isActive,
+      tokensValidAfter: users.tokensValidAfter,
+      revoked: sql<number | null>`(SELECT 1 FROM ${revokedTokens} WHERE ${revokedTokens.jti} = ${claims.jti})`,
+      sessionRevoked: sql<number | null>`(SELECT 1 FROM ${revokedSessions} WHERE ${revokedSessions.familyId} = ${claims.sid ?? ""})`,
+    })
+    .from(users)
+    .where(eq(users.id, claims.sub))
+    .get();
+  if (!row?.isActive || row.revoked || row.sessionRevoked || issuedBefore(claims, row.tokensValidAfter)) {
     throw new AppError("TOKEN_INVALID", 401, "Token is invalid or has been revoked.");
   }
   return { user: { id: row.id, username: row.username, role: row.role }, claims };

@@ -2,43 +2,21 @@
  * Accounts: creation (with the default "My Plants" collection), lookup for sign-in, the public
  * and private user shapes of API.md §1, and trust levels.
  */
-import { parsePhotoRef, photoRef } from "./photos";
-import { fetchPage, type Page, type PageRequest } from "../db/pagination";
+import { and, desc, eq, ne, or, sql } from "drizzle-orm";
+import { database } from "../db/client";
+import { type Page, type PageRequest, tablePage } from "../db/pagination";
+import { collections, users } from "../db/schema";
 import type { Bindings } from "../env";
-import { AppError } from "../lib/errors";
+import { AppError, isUniqueViolation } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
+import { parsePhotoRef, photoRef } from "./photos";
 
 export type Role = "user" | "moderator" | "editor" | "admin";
 export type TrustLevel = "new" | "basic" | "trusted" | "veteran";
 export const STAFF_ROLES: readonly Role[] = ["moderator", "editor", "admin"];
 export const DEFAULT_COLLECTION_NAME = "My Plants";
 
-export interface UserRow {
-  id: string;
-  username: string;
-  email: string;
-  password_hash: string | null;
-  first_name: string;
-  last_name: string;
-  bio: string;
-  location: string;
-  website: string;
-  gardening_experience: string;
-  profile_visibility: string;
-  avatar_key: string | null;
-  role: Role;
-  trust_level: TrustLevel;
-  is_active: number;
-  email_verified: number;
-  plants_identified: number;
-  identifications_helped: number;
-  post_count: number;
-  date_joined: string;
-  last_login: string | null;
-  tokens_valid_after: number;
-  lockout_notified_at: number | null;
-  pending_email: string | null;
-}
+export type UserRow = typeof users.$inferSelect;
 
 /** Trust thresholds (API.md §1): posts and account age, highest level first. */
 const TRUST_RULES: { level: TrustLevel; posts: number; days: number }[] = [
@@ -49,34 +27,34 @@ const TRUST_RULES: { level: TrustLevel; posts: number; days: number }[] = [
 export const TRUST_ORDER: readonly TrustLevel[] = ["new", "basic", "trusted", "veteran"];
 
 /** The level earned by activity, never below the stored one (no automatic downgrades). */
-export function computeTrustLevel(user: Pick<UserRow, "post_count" | "date_joined" | "trust_level">, now = Date.now()): TrustLevel {
-  const days = (now - Date.parse(user.date_joined)) / 86_400_000;
-  const earned = TRUST_RULES.find((r) => user.post_count >= r.posts && days >= r.days)?.level ?? "new";
-  return TRUST_ORDER.indexOf(earned) > TRUST_ORDER.indexOf(user.trust_level) ? earned : user.trust_level;
+export function computeTrustLevel(user: Pick<UserRow, "postCount" | "dateJoined" | "trustLevel">, now = Date.now()): TrustLevel {
+  const days = (now - Date.parse(user.dateJoined)) / 86_400_000;
+  const earned = TRUST_RULES.find((r) => user.postCount >= r.posts && days >= r.days)?.level ?? "new";
+  return TRUST_ORDER.indexOf(earned) > TRUST_ORDER.indexOf(user.trustLevel) ? earned : user.trustLevel;
 }
 
 /** Avatars are served under their own path (`/api/v1/media/avatars/<ref>`); the photo is in the photo store like any other. */
-export function avatarUrl(user: Pick<UserRow, "avatar_key">): string | null {
-  const photo = user.avatar_key ? parsePhotoRef(user.avatar_key) : null;
+export function avatarUrl(user: Pick<UserRow, "avatarKey">): string | null {
+  const photo = user.avatarKey ? parsePhotoRef(user.avatarKey) : null;
   return photo ? `/api/v1/media/avatars/${photoRef(photo)}` : null;
 }
 
 export function publicUser(user: UserRow) {
-  const displayName = `${user.first_name} ${user.last_name}`.trim() || user.username;
+  const displayName = `${user.firstName} ${user.lastName}`.trim() || user.username;
   return {
     id: user.id,
     username: user.username,
     display_name: displayName,
-    first_name: user.first_name,
-    last_name: user.last_name,
+    first_name: user.firstName,
+    last_name: user.lastName,
     bio: user.bio,
     location: user.location,
     avatar_url: avatarUrl(user),
-    gardening_experience: user.gardening_experience,
+    gardening_experience: user.gardeningExperience,
     trust_level: computeTrustLevel(user),
-    date_joined: user.date_joined,
-    plants_identified: user.plants_identified,
-    identifications_helped: user.identifications_helped,
+    date_joined: user.dateJoined,
+    plants_identified: user.plantsIdentified,
+    identifications_helped: user.identificationsHelped,
   };
 }
 
@@ -85,18 +63,18 @@ export function userProfile(user: UserRow) {
     ...publicUser(user),
     email: user.email,
     website: user.website,
-    profile_visibility: user.profile_visibility,
+    profile_visibility: user.profileVisibility,
     role: user.role,
     is_staff: STAFF_ROLES.includes(user.role),
-    email_verified: Boolean(user.email_verified),
+    email_verified: user.emailVerified,
     /** An email change waiting for the new address to confirm (the account still uses `email`). */
-    pending_email: user.pending_email ?? null,
-    last_login: user.last_login,
+    pending_email: user.pendingEmail ?? null,
+    last_login: user.lastLogin,
   };
 }
 
 export async function findUserById(env: Bindings, id: string): Promise<UserRow | null> {
-  return env.DB.prepare("SELECT * FROM users WHERE id = ?").bind(id).first<UserRow>();
+  return (await database(env).select().from(users).where(eq(users.id, id)).get()) ?? null;
 }
 
 /**
@@ -105,15 +83,20 @@ export async function findUserById(env: Bindings, id: string): Promise<UserRow |
  * A pending (unconfirmed) email change is never matched.
  */
 export async function findUserByLogin(env: Bindings, identifier: string): Promise<UserRow | null> {
-  return env.DB.prepare(
-    "SELECT * FROM users WHERE lower(email) = lower(?1) OR lower(username) = lower(?1) ORDER BY lower(email) = lower(?1) DESC LIMIT 1",
-  )
-    .bind(identifier)
-    .first<UserRow>();
+  const byEmail = sql`lower(${users.email}) = lower(${identifier})`;
+  const row = await database(env)
+    .select()
+    .from(users)
+    .where(or(byEmail, sql`lower(${users.username}) = lower(${identifier})`))
+    .orderBy(desc(byEmail))
+    .limit(1)
+    .get();
+  return row ?? null;
 }
 
 export async function findUserByEmail(env: Bindings, email: string): Promise<UserRow | null> {
-  return env.DB.prepare("SELECT * FROM users WHERE lower(email) = lower(?)").bind(email).first<UserRow>();
+  const row = await database(env).select().from(users).where(sql`lower(${users.email}) = lower(${email})`).get();
+  return row ?? null;
 }
 
 export interface NewUser {
@@ -128,12 +111,19 @@ export interface NewUser {
 /** Field errors for a username/email already taken (case-insensitive). */
 export async function uniquenessErrors(env: Bindings, username: string | null, email: string | null, exceptUserId?: string) {
   const errors: Record<string, string[]> = {};
+  const db = database(env);
+  const other = (column: typeof users.username | typeof users.email, value: string) =>
+    db
+      .select({ id: users.id })
+      .from(users)
+      .where(and(sql`lower(${column}) = lower(${value})`, exceptUserId ? ne(users.id, exceptUserId) : undefined))
+      .get();
   const [byName, byEmail] = await Promise.all([
-    username ? env.DB.prepare("SELECT id FROM users WHERE lower(username) = lower(?)").bind(username).first<{ id: string }>() : null,
-    email ? env.DB.prepare("SELECT id FROM users WHERE lower(email) = lower(?)").bind(email).first<{ id: string }>() : null,
+    username ? other(users.username, username) : null,
+    email ? other(users.email, email) : null,
   ]);
-  if (byName && byName.id !== exceptUserId) errors.username = ["A user with that username already exists."];
-  if (byEmail && byEmail.id !== exceptUserId) errors.email = ["A user with that email already exists."];
+  if (byName) errors.username = ["A user with that username already exists."];
+  if (byEmail) errors.email = ["A user with that email already exists."];
   return errors;
 }
 
@@ -142,47 +132,59 @@ export async function createUser(env: Bindings, input: NewUser): Promise<UserRow
   const errors = await uniquenessErrors(env, input.username, input.email);
   if (Object.keys(errors).length > 0) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", errors);
   const id = uuidv7();
+  const db = database(env);
   try {
-    await env.DB.batch([
-      env.DB.prepare(
-        `INSERT INTO users (id, username, email, password_hash, first_name, last_name, email_verified)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      ).bind(id, input.username, input.email, input.passwordHash, input.firstName ?? "", input.lastName ?? "", input.emailVerified ? 1 : 0),
-      env.DB.prepare("INSERT INTO collections (id, user_id, name, is_default) VALUES (?, ?, ?, 1)").bind(
-        uuidv7(),
-        id,
-        DEFAULT_COLLECTION_NAME,
-      ),
+    const [[user]] = await db.batch([
+      db
+        .insert(users)
+        .values({
+          id,
+          username: input.username,
+          email: input.email,
+          passwordHash: input.passwordHash,
+          firstName: input.firstName ?? "",
+          lastName: input.lastName ?? "",
+          emailVerified: input.emailVerified ?? false,
+        })
+        .returning(),
+      db.insert(collections).values({ id: uuidv7(), userId: id, name: DEFAULT_COLLECTION_NAME, isDefault: true }),
     ]);
+    return user!;
   } catch (err) {
     // Lost a race with a concurrent registration of the same name or email.
-    if (err instanceof Error && /UNIQUE/i.test(err.message)) {
+    if (isUniqueViolation(err)) {
       throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", await uniquenessErrors(env, input.username, input.email));
     }
     throw err;
   }
-  const user = await findUserById(env, id);
-  if (!user) throw new Error("user vanished after insert");
-  return user;
 }
 
 /** The staff listing: newest accounts first, optionally those whose username or email contains `search`. */
 export function listUsers(env: Bindings, search: string | undefined, page: PageRequest): Promise<Page<UserRow>> {
   // A literal substring: instr, not LIKE (D1 refuses LIKE patterns over 50 bytes).
-  const where = search ? "WHERE instr(lower(username), ?) > 0 OR instr(lower(email), ?) > 0" : "";
-  const pattern = search ? search.toLowerCase() : undefined;
-  return fetchPage<UserRow>(
-    env,
-    { select: "*", from: `FROM users ${where}`, order: "date_joined DESC, id DESC", binds: pattern ? [pattern, pattern] : [] },
-    page,
-  );
+  const needle = search?.toLowerCase();
+  const where = needle ? sql`instr(lower(${users.username}), ${needle}) > 0 OR instr(lower(${users.email}), ${needle}) > 0` : undefined;
+  return tablePage(database(env), users, where, [desc(users.dateJoined), desc(users.id)], page);
 }
 
 /** Gives the user `role`; 404 NOT_FOUND when there is no such user. */
 export async function setUserRole(env: Bindings, id: string, role: Role): Promise<UserRow> {
-  const result = await env.DB.prepare("UPDATE users SET role = ?, updated_at = ? WHERE id = ?")
-    .bind(role, new Date().toISOString(), id)
-    .run();
-  if ((result.meta.changes ?? 0) === 0) throw new AppError("NOT_FOUND", 404, "User not found.");
-  return (await findUserById(env, id))!;
+  const row = await database(env)
+    .update(users)
+    .set({ role, updatedAt: new Date().toISOString() })
+    .where(eq(users.id, id))
+    .returning()
+    .get();
+  if (!row) throw new AppError("NOT_FOUND", 404, "User not found.");
+  return row;
+}
+
+/** The user's trust level now (earned by activity, never below the stored one); null for no such user. */
+export async function trustLevelOf(env: Bindings, userId: string, now = Date.now()): Promise<TrustLevel | null> {
+  const row = await database(env)
+    .select({ postCount: users.postCount, dateJoined: users.dateJoined, trustLevel: users.trustLevel })
+    .from(users)
+    .where(eq(users.id, userId))
+    .get();
+  return row ? computeTrustLevel(row, now) : null;
 }
