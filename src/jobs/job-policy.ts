@@ -116,9 +116,6 @@ export const JOB_LEASE_MS = 5 * 60_000;
  */
 export const STUCK_MARGIN_MS = 2 * MAX_DELAY_S * 1000;
 
-/** SQL condition (one bind: stuckCutoff(now)) for a request whose queue message is lost. */
-export const STUCK_CONDITION = "status IN ('pending', 'processing') AND coalesce(lease_expires_at, updated_at) < ?";
-
 export function stuckCutoff(now = Date.now()): string {
   return new Date(now - STUCK_MARGIN_MS).toISOString();
 }

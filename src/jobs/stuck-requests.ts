@@ -17,12 +17,14 @@
  * lease) and completion is guarded by the status, so nothing is written twice. Each request is
  * moved by one conditional UPDATE … RETURNING, so two overlapping sweeps never both re-queue it.
  */
+import { and, asc, inArray, isNull, lt, or, sql } from "drizzle-orm";
+import { database, sqlNow } from "../db/client";
+import type { identificationRequests } from "../db/schema";
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 import { progress, publish } from "../services/progress";
-import type { DiagnoseJob } from "./diagnose-consumer";
-import type { IdentifyJob } from "./identify-consumer";
-import { isoIn, STUCK_CONDITION, stuckCutoff } from "./job-policy";
+import { REQUEST_KINDS, type RequestJob, type RequestKind, stuckCondition, tellFailed } from "../services/queued-requests";
+import { isoIn } from "./job-policy";
 
 /** After this many sweeps re-queued a request (its message lost each time), it fails instead. */
 export const MAX_REQUEUES = 3;
@@ -32,18 +34,6 @@ export const MAX_REQUEST_AGE_MS = 24 * 60 * 60 * 1000;
 const SWEEP_BATCH = 100;
 export const STUCK_MESSAGE = "Processing timed out. Please retry.";
 
-const NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
-
-interface Table {
-  name: "identification_requests" | "disease_requests";
-  job: (row: { id: string; user_id: string }) => IdentifyJob | DiagnoseJob;
-}
-
-const TABLES: Table[] = [
-  { name: "identification_requests", job: (r) => ({ type: "identify", request_id: r.id, user_id: r.user_id }) },
-  { name: "disease_requests", job: (r) => ({ type: "diagnose", request_id: r.id, user_id: r.user_id }) },
-];
-
 export interface SweepResult {
   requeued: number;
   failed: number;
@@ -51,61 +41,56 @@ export interface SweepResult {
 
 export async function sweepStuckRequests(env: Bindings, logger?: Logger, now = Date.now()): Promise<SweepResult> {
   const total: SweepResult = { requeued: 0, failed: 0 };
-  for (const table of TABLES) {
-    const { requeued, failed } = await sweepTable(env, table, logger, now);
+  for (const kind of REQUEST_KINDS) {
+    const { requeued, failed } = await sweepKind(env, kind, logger, now);
     total.requeued += requeued;
     total.failed += failed;
   }
   return total;
 }
 
-async function sweepTable(env: Bindings, table: Table, logger: Logger | undefined, now: number): Promise<SweepResult> {
-  const cutoff = stuckCutoff(now);
+async function sweepKind(env: Bindings, kind: RequestKind, logger: Logger | undefined, now: number): Promise<SweepResult> {
+  const db = database(env);
+  // Both kinds share the lifecycle columns (services/queued-requests.ts).
+  const t = kind.table as typeof identificationRequests;
+  const stuck = stuckCondition(kind, now);
   const tooOld = new Date(now - MAX_REQUEST_AGE_MS).toISOString();
 
   // Give up on the ones re-queued too often, too old, or without an owner to run them for.
-  const { results: failed } = await env.DB.prepare(
-    `UPDATE ${table.name}
-        SET status = 'failed', error_message = ?, lease_expires_at = NULL, processed_at = ${NOW}, updated_at = ${NOW}
-      WHERE ${STUCK_CONDITION} AND (requeue_count >= ? OR created_at < ? OR user_id IS NULL)
-      RETURNING id, user_id`,
-  )
-    .bind(STUCK_MESSAGE, cutoff, MAX_REQUEUES, tooOld)
-    .all<{ id: string; user_id: string | null }>();
-  await Promise.all(
-    failed
-      .filter((r) => r.user_id)
-      .map(async (r) => {
-        await publish(env, r.user_id!, { type: "error", request_id: r.id, message: STUCK_MESSAGE }, logger);
-        await publish(env, r.user_id!, { type: "completed", request_id: r.id, status: "failed", results_count: 0 }, logger);
-      }),
-  );
+  const failed = await db
+    .update(t)
+    .set({ status: "failed", errorMessage: STUCK_MESSAGE, leaseExpiresAt: null, processedAt: sqlNow, updatedAt: sqlNow })
+    .where(and(stuck, or(sql`${t.requeueCount} >= ${MAX_REQUEUES}`, lt(t.createdAt, tooOld), isNull(t.userId))))
+    .returning({ id: t.id, userId: t.userId });
+  await Promise.all(failed.filter((r) => r.userId).map((r) => tellFailed(env, r.userId!, r.id, STUCK_MESSAGE, logger)));
 
   // Re-queue the rest (oldest first, bounded): pending again, deliverable now.
-  const { results: requeued } = await env.DB.prepare(
-    `UPDATE ${table.name}
-        SET status = 'pending', requeue_count = requeue_count + 1, lease_expires_at = ?, updated_at = ${NOW}
-      WHERE id IN (SELECT id FROM ${table.name} WHERE ${STUCK_CONDITION} ORDER BY created_at LIMIT ${SWEEP_BATCH})
-        AND ${STUCK_CONDITION}
-      RETURNING id, user_id, requeue_count`,
-  )
-    .bind(isoIn(0, now), cutoff, cutoff)
-    .all<{ id: string; user_id: string; requeue_count: number }>();
+  const oldest = db.select({ id: t.id }).from(t).where(stuck).orderBy(asc(t.createdAt)).limit(SWEEP_BATCH);
+  const requeued = await db
+    .update(t)
+    .set({ status: "pending", requeueCount: sql`${t.requeueCount} + 1`, leaseExpiresAt: isoIn(0, now), updatedAt: sqlNow })
+    .where(and(inArray(t.id, oldest), stuck))
+    .returning({ id: t.id, userId: t.userId, requeueCount: t.requeueCount });
   if (requeued.length > 0) {
     // `queued` first, so the job's first stage can never overtake it (as at upload).
     await Promise.all(
       requeued.map((r) =>
-        publish(env, r.user_id, progress(r.id, "queued", "pending", { requeued: true, requeue_count: r.requeue_count }), logger),
+        publish(env, r.userId!, progress(r.id, "queued", "pending", { requeued: true, requeue_count: r.requeueCount }), logger),
       ),
     );
     try {
-      await env.IDENTIFY_QUEUE.sendBatch(requeued.map((r) => ({ body: table.job(r), contentType: "json" as const })));
+      await env.IDENTIFY_QUEUE.sendBatch(
+        requeued.map((r) => ({
+          body: { type: kind.job, request_id: r.id, user_id: r.userId! } satisfies RequestJob,
+          contentType: "json" as const,
+        })),
+      );
     } catch (err) {
       // They stay pending with a deadline of now: the next sweep after the margin tries again,
       // and the count already taken bounds how often.
-      logger?.error("re-queue failed", { table: table.name, count: requeued.length, error: String(err) });
+      logger?.error("re-queue failed", { kind: kind.job, count: requeued.length, error: String(err) });
     }
-    logger?.warn("re-queued requests whose queue message was lost", { table: table.name, ids: requeued.map((r) => r.id) });
+    logger?.warn("re-queued requests whose queue message was lost", { kind: kind.job, ids: requeued.map((r) => r.id) });
   }
   return { requeued: requeued.length, failed: failed.length };
 }

@@ -4,12 +4,16 @@
  * by design: any failure is reported as `enrich_skipped` and the job goes on.
  */
 import type { HubMessage } from "../../durable-objects/user-hub-protocol";
+import { sql } from "drizzle-orm";
+import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { getConfig } from "../config";
+import { database, sqlNow } from "../db/client";
+import { species } from "../db/schema";
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 import type { MergedSuggestion } from "./merge";
 import { progress } from "./progress";
-import { cachedTrefleSpecies } from "./species";
+import { cachedTrefleSpecies, speciesNamed } from "./species";
 
 export async function enrichSpecies(
   env: Bindings,
@@ -21,12 +25,8 @@ export async function enrichSpecies(
   const top = suggestions[0];
   const config = getConfig(env);
   if (!top) return say(progress(requestId, "enrich_skipped", "processing", { reason: "no suggestion" }));
-  const existing = await env.DB.prepare(
-    "SELECT light_requirements, water_requirements, trefle_id FROM species WHERE lower(scientific_name) = lower(?)",
-  )
-    .bind(top.scientific_name)
-    .first<{ light_requirements: string | null; water_requirements: string | null; trefle_id: number | null }>();
-  if (existing?.light_requirements && existing.water_requirements) {
+  const existing = await speciesNamed(env, top.scientific_name);
+  if (existing?.lightRequirements && existing.waterRequirements) {
     return say(progress(requestId, "enrich_skipped", "processing", { reason: "catalogue already has care data" }));
   }
   if (!config.TREFLE_API_KEY) return say(progress(requestId, "enrich_skipped", "processing", { reason: "Trefle not configured" }));
@@ -35,30 +35,25 @@ export async function enrichSpecies(
   try {
     const care = await cachedTrefleSpecies(env, top.scientific_name);
     if (!care) return say(progress(requestId, "enrich_skipped", "processing", { reason: "unknown to Trefle" }));
-    await env.DB.prepare(
-      `UPDATE species SET
-         trefle_id = coalesce(trefle_id, ?), light_requirements = coalesce(light_requirements, ?),
-         water_requirements = coalesce(water_requirements, ?), soil_ph_min = coalesce(soil_ph_min, ?),
-         soil_ph_max = coalesce(soil_ph_max, ?), mature_height_min_cm = coalesce(mature_height_min_cm, ?),
-         mature_height_max_cm = coalesce(mature_height_max_cm, ?), bloom_time = coalesce(bloom_time, ?),
-         flower_color = coalesce(flower_color, ?), image_url = coalesce(image_url, ?),
-         updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-       WHERE lower(scientific_name) = lower(?)`,
-    )
-      .bind(
-        care.trefleId,
-        care.lightRequirements,
-        care.waterRequirements,
-        care.soilPhMin,
-        care.soilPhMax,
-        care.matureHeightMinCm,
-        care.matureHeightMaxCm,
-        care.bloomTime,
-        care.flowerColor,
-        care.imageUrl,
-        top.scientific_name,
-      )
-      .run();
+    // Only the missing fields are filled: the catalogue's own data always wins.
+    const fill = <T>(column: SQLiteColumn, value: T) => sql`coalesce(${column}, ${value})`;
+    const s = species;
+    await database(env)
+      .update(s)
+      .set({
+        trefleId: fill(s.trefleId, care.trefleId),
+        lightRequirements: fill(s.lightRequirements, care.lightRequirements),
+        waterRequirements: fill(s.waterRequirements, care.waterRequirements),
+        soilPhMin: fill(s.soilPhMin, care.soilPhMin),
+        soilPhMax: fill(s.soilPhMax, care.soilPhMax),
+        matureHeightMinCm: fill(s.matureHeightMinCm, care.matureHeightMinCm),
+        matureHeightMaxCm: fill(s.matureHeightMaxCm, care.matureHeightMaxCm),
+        bloomTime: fill(s.bloomTime, care.bloomTime),
+        flowerColor: fill(s.flowerColor, care.flowerColor),
+        imageUrl: fill(s.imageUrl, care.imageUrl),
+        updatedAt: sqlNow,
+      })
+      .where(sql`lower(${s.scientificName}) = lower(${top.scientific_name})`);
     await say(
       progress(requestId, "enrich_done", "processing", { source: "trefle", light: care.lightRequirements, water: care.waterRequirements }),
     );

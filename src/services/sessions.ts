@@ -15,7 +15,6 @@ import { AppError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
 import { userHub } from "./progress";
 import { issuedBefore, revokeAllForUserStatements, revokeFamilyStatements, type TokenClaims, verifyToken } from "./tokens";
-import type { Role } from "./users";
 
 /**
  * Closes the user's sockets in `scope`. A hub that cannot be reached is logged, not thrown: the
