@@ -13,14 +13,17 @@
  * - Each occurrence (reminder, next_due_at) is notified at most once; an overdue reminder does
  *   not nag again until it is acted on or rescheduled.
  */
-import { fetchPage, type Page, type PageRequest } from "../db/pagination";
+import { and, asc, count, eq, exists, lt, lte, type SQL, sql } from "drizzle-orm";
+import { changes, type Database, database, runBatch } from "../db/client";
+import { type Page, type PageRequest, selectPage } from "../db/pagination";
+import { careReminders, notifications, species, userPlants, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { buildCalendar, type CalendarEvent, type RecurrenceRule } from "../lib/ical";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { ownPlant } from "./collections";
-import { insertNotificationsStatement, pushInserted, type NotificationRow } from "./notifications";
+import { insertNotifications, type Notification, pushNotificationRows } from "./notifications";
 
 export const REMINDER_TYPES = ["water", "fertilize", "prune", "repot", "mist", "custom"] as const;
 export const FREQUENCIES = ["daily", "weekly", "biweekly", "monthly", "custom"] as const;
@@ -141,49 +144,58 @@ export function applyActionToSchedule(
 // ---------------------------------------------------------------------------------------------
 // Rows and bodies
 
-export interface ReminderRow {
-  id: string;
-  user_id: string;
-  plant_id: string;
-  plant_name: string;
-  reminder_type: ReminderType;
-  frequency: Frequency;
-  custom_interval_days: number | null;
-  title: string;
-  next_due_at: string;
-  anchor_day: number;
-  is_active: number;
-  streak: number;
-  last_completed_at: string | null;
-  created_at: string;
-  updated_at: string;
+const r = careReminders;
+const p = userPlants;
+const s = species;
+
+/** The name a reminder shows for its plant: the nickname, else the species, else a stand-in. */
+const plantName = sql<string>`COALESCE(NULLIF(${p.nickname}, ''), ${s.scientificName}, 'your plant')`;
+
+/** A reminder as read: its columns (not the cron's `notifiedDueAt`) and its plant's name. */
+const reminderColumns = {
+  id: r.id,
+  userId: r.userId,
+  plantId: r.plantId,
+  plantName,
+  reminderType: r.reminderType,
+  frequency: r.frequency,
+  customIntervalDays: r.customIntervalDays,
+  title: r.title,
+  nextDueAt: r.nextDueAt,
+  anchorDay: r.anchorDay,
+  isActive: r.isActive,
+  streak: r.streak,
+  lastCompletedAt: r.lastCompletedAt,
+  createdAt: r.createdAt,
+  updatedAt: r.updatedAt,
+};
+
+function selectReminders(db: Database, where: SQL | undefined) {
+  return db.select(reminderColumns).from(r).innerJoin(p, eq(p.id, r.plantId)).leftJoin(s, eq(s.id, p.speciesId)).where(where).$dynamic();
 }
 
-const PLANT_NAME = "COALESCE(NULLIF(p.nickname, ''), s.scientific_name, 'your plant')";
-const REMINDER_COLUMNS = `r.id, r.user_id, r.plant_id, ${PLANT_NAME} AS plant_name, r.reminder_type, r.frequency, r.custom_interval_days,
-  r.title, r.next_due_at, r.anchor_day, r.is_active, r.streak, r.last_completed_at, r.created_at, r.updated_at`;
-const REMINDER_FROM = "FROM care_reminders r JOIN user_plants p ON p.id = r.plant_id LEFT JOIN species s ON s.id = p.species_id";
+export type ReminderRow = Awaited<ReturnType<typeof selectReminders>>[number];
 
-export function scheduleOf(row: Pick<ReminderRow, "frequency" | "custom_interval_days" | "anchor_day">): Schedule {
-  return { frequency: row.frequency, customIntervalDays: row.custom_interval_days, anchorDay: row.anchor_day };
+export function scheduleOf(row: Pick<ReminderRow, "frequency" | "customIntervalDays" | "anchorDay">): Schedule {
+  return { frequency: row.frequency, customIntervalDays: row.customIntervalDays, anchorDay: row.anchorDay };
 }
 
 export function reminderBody(row: ReminderRow) {
   return {
     id: row.id,
-    plant_id: row.plant_id,
-    plant_name: row.plant_name,
-    reminder_type: row.reminder_type,
+    plant_id: row.plantId,
+    plant_name: row.plantName,
+    reminder_type: row.reminderType,
     frequency: row.frequency,
-    custom_interval_days: row.custom_interval_days,
+    custom_interval_days: row.customIntervalDays,
     interval_days: intervalDays(scheduleOf(row)),
     title: row.title,
-    next_due_at: row.next_due_at,
-    is_active: Boolean(row.is_active),
+    next_due_at: row.nextDueAt,
+    is_active: row.isActive,
     streak: row.streak,
-    last_completed_at: row.last_completed_at,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
+    last_completed_at: row.lastCompletedAt,
+    created_at: row.createdAt,
+    updated_at: row.updatedAt,
   };
 }
 
@@ -216,43 +228,32 @@ export interface ReminderFilter {
  */
 export async function listReminders(env: Bindings, filter: ReminderFilter, page: PageRequest): Promise<Page<ReminderRow>> {
   if (filter.plantId) await ownPlant(env, filter.userId, filter.plantId);
-  return fetchPage<ReminderRow>(env, reminderPageQuery(filter), page);
-}
-
-function reminderPageQuery(filter: ReminderFilter) {
-  const where = ["r.user_id = ?"];
-  const binds: unknown[] = [filter.userId];
-  if (filter.plantId) {
-    where.push("r.plant_id = ?");
-    binds.push(filter.plantId);
-  }
-  if (filter.dueBefore) {
-    where.push("r.next_due_at < ?");
-    binds.push(filter.dueBefore);
-  }
-  if (filter.isActive !== undefined) {
-    where.push("r.is_active = ?");
-    binds.push(filter.isActive ? 1 : 0);
-  }
-  return { select: REMINDER_COLUMNS, from: `${REMINDER_FROM} WHERE ${where.join(" AND ")}`, order: "r.next_due_at ASC, r.id ASC", binds };
+  const where = and(
+    eq(r.userId, filter.userId),
+    filter.plantId ? eq(r.plantId, filter.plantId) : undefined,
+    filter.dueBefore ? lt(r.nextDueAt, filter.dueBefore) : undefined,
+    filter.isActive !== undefined ? eq(r.isActive, filter.isActive) : undefined,
+  );
+  const db = database(env);
+  return selectPage(
+    db,
+    {
+      rows: selectReminders(db, where).orderBy(asc(r.nextDueAt), asc(r.id)),
+      count: db.select({ n: count() }).from(r).innerJoin(p, eq(p.id, r.plantId)).where(where).$dynamic(),
+    },
+    page,
+  );
 }
 
 /** The caller's own reminder, or 404 (also for other users' reminders). */
 export async function ownReminder(env: Bindings, userId: string, id: string): Promise<ReminderRow> {
-  const row = await env.DB.prepare(`SELECT ${REMINDER_COLUMNS} ${REMINDER_FROM} WHERE r.id = ? AND r.user_id = ?`)
-    .bind(id, userId)
-    .first<ReminderRow>();
+  const row = await selectReminders(database(env), and(eq(r.id, id), eq(r.userId, userId))).get();
   if (!row) throw new AppError("NOT_FOUND", 404, "Reminder not found.");
   return row;
 }
 
 export async function activeReminders(env: Bindings, userId: string): Promise<ReminderRow[]> {
-  const { results } = await env.DB.prepare(
-    `SELECT ${REMINDER_COLUMNS} ${REMINDER_FROM} WHERE r.user_id = ? AND r.is_active = 1 ORDER BY r.next_due_at, r.id`,
-  )
-    .bind(userId)
-    .all<ReminderRow>();
-  return results;
+  return selectReminders(database(env), and(eq(r.userId, userId), eq(r.isActive, true))).orderBy(asc(r.nextDueAt), asc(r.id));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,30 +284,19 @@ export async function createReminder(env: Bindings, userId: string, input: Remin
   }
   const id = uuidv7();
   const stamp = new Date(now).toISOString();
-  // Conditional on the plant still being the caller's and on the per-user cap, in one statement.
-  const result = await env.DB.prepare(
-    `INSERT INTO care_reminders (id, user_id, plant_id, reminder_type, frequency, custom_interval_days, title, next_due_at, anchor_day, created_at, updated_at)
-     SELECT ?, ?, p.id, ?, ?, ?, ?, ?, ?, ?, ? FROM user_plants p
-      WHERE p.id = ? AND p.user_id = ? AND (SELECT count(*) FROM care_reminders WHERE user_id = ?) < ?`,
-  )
-    .bind(
-      id,
-      userId,
-      input.reminder_type,
-      input.frequency,
-      customIntervalDays,
-      input.title || defaultTitle(input.reminder_type, plantName),
-      nextDueAt.toISOString(),
-      anchorDay,
-      stamp,
-      stamp,
-      plant.id,
-      userId,
-      userId,
-      MAX_REMINDERS_PER_USER,
+  const title = input.title || defaultTitle(input.reminder_type, plantName);
+  // -- conditional insert: only while the plant is still the caller's and under the per-user
+  // cap, decided in the one statement. Every column in table order (drizzle lists them all).
+  const result = await database(env)
+    .insert(r)
+    .select(
+      sql`SELECT ${id}, ${userId}, ${p.id}, ${input.reminder_type}, ${input.frequency}, ${customIntervalDays}, ${title},
+          ${nextDueAt.toISOString()}, ${anchorDay}, 1, 0, NULL, NULL, ${stamp}, ${stamp}
+         FROM ${p} WHERE ${p.id} = ${plant.id} AND ${p.userId} = ${userId}
+          AND (SELECT count(*) FROM ${r} WHERE ${r.userId} = ${userId}) < ${MAX_REMINDERS_PER_USER}`,
     )
     .run();
-  if (result.meta.changes === 0) {
+  if (changes(result) === 0) {
     await ownPlant(env, userId, input.plant_id); // deleted meanwhile → 404
     throw new AppError("REMINDER_LIMIT", 409, `You can have at most ${MAX_REMINDERS_PER_USER} reminders. Delete some first.`);
   }
@@ -336,7 +326,7 @@ export async function updateReminder(
       ? patch.custom_interval_days
       : patch.frequency && patch.frequency !== "custom"
         ? null
-        : row.custom_interval_days;
+        : row.customIntervalDays;
   if (frequency === "custom" && customIntervalDays === null) {
     throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
       custom_interval_days: ["Required when frequency is custom (1..365)."],
@@ -345,34 +335,29 @@ export async function updateReminder(
   if (frequency !== "custom" && customIntervalDays !== null) {
     throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { custom_interval_days: ["Only allowed when frequency is custom."] });
   }
-  const sets: string[] = ["frequency = ?", "custom_interval_days = ?"];
-  const binds: unknown[] = [frequency, customIntervalDays];
-  if (patch.reminder_type !== undefined) {
-    sets.push("reminder_type = ?");
-    binds.push(patch.reminder_type);
-  }
-  if (patch.title !== undefined) {
-    sets.push("title = ?");
-    binds.push(patch.title || defaultTitle(patch.reminder_type ?? row.reminder_type, row.plant_name));
-  }
-  if (patch.is_active !== undefined) {
-    sets.push("is_active = ?");
-    binds.push(patch.is_active ? 1 : 0);
-  }
+  const set: Partial<typeof r.$inferInsert> = { frequency, customIntervalDays };
+  if (patch.reminder_type !== undefined) set.reminderType = patch.reminder_type;
+  if (patch.title !== undefined) set.title = patch.title || defaultTitle(patch.reminder_type ?? row.reminderType, row.plantName);
+  if (patch.is_active !== undefined) set.isActive = patch.is_active;
   if (patch.next_due_at !== undefined || patch.frequency !== undefined) {
     // A new base for the series: the monthly anchor follows the (new) due day.
-    const nextDueAt = patch.next_due_at ?? row.next_due_at;
-    sets.push("next_due_at = ?", "anchor_day = ?");
-    binds.push(nextDueAt, new Date(nextDueAt).getUTCDate());
+    const nextDueAt = patch.next_due_at ?? row.nextDueAt;
+    set.nextDueAt = nextDueAt;
+    set.anchorDay = new Date(nextDueAt).getUTCDate();
   }
-  await env.DB.prepare(`UPDATE care_reminders SET ${sets.join(", ")}, updated_at = ? WHERE id = ? AND user_id = ?`)
-    .bind(...binds, new Date(now).toISOString(), id, userId)
-    .run();
+  await database(env)
+    .update(r)
+    .set({ ...set, updatedAt: new Date(now).toISOString() })
+    .where(and(eq(r.id, id), eq(r.userId, userId)));
   return ownReminder(env, userId, id);
 }
 
 export async function deleteReminder(env: Bindings, userId: string, id: string): Promise<void> {
-  const deleted = await env.DB.prepare("DELETE FROM care_reminders WHERE id = ? AND user_id = ? RETURNING id").bind(id, userId).first();
+  const deleted = await database(env)
+    .delete(r)
+    .where(and(eq(r.id, id), eq(r.userId, userId)))
+    .returning({ id: r.id })
+    .get();
   if (!deleted) throw new AppError("NOT_FOUND", 404, "Reminder not found.");
 }
 
@@ -388,32 +373,27 @@ export async function performAction(
   const outcome = applyActionToSchedule(
     {
       schedule: scheduleOf(row),
-      nextDueAt: new Date(row.next_due_at),
+      nextDueAt: new Date(row.nextDueAt),
       streak: row.streak,
-      lastCompletedAt: row.last_completed_at ? new Date(row.last_completed_at) : null,
+      lastCompletedAt: row.lastCompletedAt ? new Date(row.lastCompletedAt) : null,
     },
     action,
     now,
     hours,
   );
   // Conditional on the state we computed from, so two simultaneous actions cannot both apply.
-  const result = await env.DB.prepare(
-    `UPDATE care_reminders SET next_due_at = ?, anchor_day = ?, streak = ?, last_completed_at = ?, updated_at = ?
-      WHERE id = ? AND user_id = ? AND next_due_at = ? AND streak = ?`,
-  )
-    .bind(
-      outcome.nextDueAt.toISOString(),
-      outcome.anchorDay,
-      outcome.streak,
-      outcome.lastCompletedAt?.toISOString() ?? null,
-      new Date(now).toISOString(),
-      id,
-      userId,
-      row.next_due_at,
-      row.streak,
-    )
+  const result = await database(env)
+    .update(r)
+    .set({
+      nextDueAt: outcome.nextDueAt.toISOString(),
+      anchorDay: outcome.anchorDay,
+      streak: outcome.streak,
+      lastCompletedAt: outcome.lastCompletedAt?.toISOString() ?? null,
+      updatedAt: new Date(now).toISOString(),
+    })
+    .where(and(eq(r.id, id), eq(r.userId, userId), eq(r.nextDueAt, row.nextDueAt), eq(r.streak, row.streak)))
     .run();
-  if (result.meta.changes === 0) throw new AppError("CONFLICT", 409, "The reminder changed meanwhile. Reload it and try again.");
+  if (changes(result) === 0) throw new AppError("CONFLICT", 409, "The reminder changed meanwhile. Reload it and try again.");
   return ownReminder(env, userId, id);
 }
 
@@ -444,14 +424,14 @@ export function previewOccurrences(
   const end = now + days * DAY_MS;
   const out: Occurrence[] = [];
   for (const row of rows) {
-    if (!row.is_active) continue;
-    const base = new Date(row.next_due_at);
+    if (!row.isActive) continue;
+    const base = new Date(row.nextDueAt);
     if (base.getTime() > end) continue;
     const item = (due: Date): Occurrence => ({
       reminder_id: row.id,
-      plant_id: row.plant_id,
-      plant_name: row.plant_name,
-      reminder_type: row.reminder_type,
+      plant_id: row.plantId,
+      plant_name: row.plantName,
+      reminder_type: row.reminderType,
       title: row.title,
       due_at: due.toISOString(),
       overdue: due.getTime() < now,
@@ -477,13 +457,13 @@ export function previewOccurrences(
 
 export function remindersCalendar(rows: ReminderRow[], now: number): string {
   const events: CalendarEvent[] = rows
-    .filter((row) => row.is_active)
+    .filter((row) => row.isActive)
     .map((row) => ({
       uid: `${row.id}@plant-community`,
-      start: new Date(row.next_due_at),
+      start: new Date(row.nextDueAt),
       durationMinutes: 30,
       summary: row.title,
-      description: `${TYPE_LABEL[row.reminder_type]}: ${row.plant_name}`,
+      description: `${TYPE_LABEL[row.reminderType]}: ${row.plantName}`,
       rrule: recurrenceFor(scheduleOf(row)),
     }));
   return buildCalendar({ prodId: "-//Plant Community//Care reminders//EN", name: "Plant care reminders", stamp: new Date(now), events });
@@ -492,8 +472,12 @@ export function remindersCalendar(rows: ReminderRow[], now: number): string {
 // ---------------------------------------------------------------------------------------------
 // Cron delivery
 
-const PENDING = "r.is_active = 1 AND r.notified_due_at IS NOT r.next_due_at AND r.next_due_at <= ?1";
-const DEDUPE_KEY = "'care_reminder:' || r.id || ':' || r.next_due_at";
+/** Active, due by `nowIso`, and this occurrence not yet delivered (NULL-safe `IS NOT`). */
+function pending(nowIso: string): SQL | undefined {
+  return and(eq(r.isActive, true), sql`${r.notifiedDueAt} IS NOT ${r.nextDueAt}`, lte(r.nextDueAt, nowIso));
+}
+
+const dedupeKey = sql`'care_reminder:' || ${r.id} || ':' || ${r.nextDueAt}`;
 
 /**
  * Turns due reminder occurrences into notifications: at most `limit` per run, oldest due first.
@@ -503,35 +487,32 @@ const DEDUPE_KEY = "'care_reminder:' || r.id || ':' || r.next_due_at";
  */
 export async function deliverDueReminders(env: Bindings, logger?: Logger, options: { now?: number; limit?: number } = {}): Promise<number> {
   const nowIso = new Date(options.now ?? Date.now()).toISOString();
-  const db = env.DB;
-  const [inserted] = await db.batch<NotificationRow>([
-    insertNotificationsStatement(
+  const db = database(env);
+  const [inserted] = (await runBatch(db, [
+    insertNotifications(
       db,
       "care_reminder",
       {
-        userId: "r.user_id",
-        title: "r.title",
-        body: `'Time to ' || CASE r.reminder_type WHEN 'custom' THEN 'look after' ELSE r.reminder_type END || ' ' || ${PLANT_NAME} || '.'`,
-        data: "json_object('reminder_id', r.id, 'plant_id', r.plant_id, 'due_at', r.next_due_at)",
-        dedupeKey: DEDUPE_KEY,
-        createdAt: "?1",
+        userId: sql`${r.userId}`,
+        title: sql`${r.title}`,
+        body: sql`'Time to ' || CASE ${r.reminderType} WHEN 'custom' THEN 'look after' ELSE ${r.reminderType} END || ' ' || ${plantName} || '.'`,
+        data: sql`json_object('reminder_id', ${r.id}, 'plant_id', ${r.plantId}, 'due_at', ${r.nextDueAt})`,
+        dedupeKey,
+        createdAt: nowIso,
       },
-      `FROM care_reminders r
-       JOIN users u ON u.id = r.user_id
-       JOIN user_plants p ON p.id = r.plant_id
-       LEFT JOIN species s ON s.id = p.species_id
-      WHERE ${PENDING} AND u.is_active = 1
-      ORDER BY r.next_due_at, r.id
-      LIMIT ?2`,
-    ).bind(nowIso, options.limit ?? DELIVERY_BATCH),
+      sql`FROM ${r}
+       JOIN ${users} ON ${users.id} = ${r.userId}
+       JOIN ${p} ON ${p.id} = ${r.plantId}
+       LEFT JOIN ${s} ON ${s.id} = ${p.speciesId}
+      WHERE ${pending(nowIso)} AND ${users.isActive} = 1
+      ORDER BY ${r.nextDueAt}, ${r.id}
+      LIMIT ${options.limit ?? DELIVERY_BATCH}`,
+    ),
     db
-      .prepare(
-        `UPDATE care_reminders AS r SET notified_due_at = r.next_due_at
-          WHERE ${PENDING} AND EXISTS (SELECT 1 FROM notifications n WHERE n.dedupe_key = ${DEDUPE_KEY})`,
-      )
-      .bind(nowIso),
-  ]);
-  const rows = inserted!.results;
-  await pushInserted(env, rows, logger);
-  return rows.length;
+      .update(r)
+      .set({ notifiedDueAt: sql`${r.nextDueAt}` })
+      .where(and(pending(nowIso), exists(db.select({ one: sql`1` }).from(notifications).where(eq(notifications.dedupeKey, dedupeKey))))),
+  ])) as [Notification[], unknown];
+  await pushNotificationRows(env, inserted, logger);
+  return inserted.length;
 }

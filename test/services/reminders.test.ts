@@ -88,20 +88,20 @@ describe("actions", () => {
 describe("preview", () => {
   const row = (over: Partial<ReminderRow>): ReminderRow => ({
     id: "00000000-0000-4000-8000-000000000001",
-    user_id: "u",
-    plant_id: "00000000-0000-4000-8000-0000000000aa",
-    plant_name: "Fern",
-    reminder_type: "water",
+    userId: "u",
+    plantId: "00000000-0000-4000-8000-0000000000aa",
+    plantName: "Fern",
+    reminderType: "water",
     frequency: "weekly",
-    custom_interval_days: null,
+    customIntervalDays: null,
     title: "Water Fern",
-    next_due_at: "2026-03-02T08:00:00.000Z",
-    anchor_day: 2,
-    is_active: 1,
+    nextDueAt: "2026-03-02T08:00:00.000Z",
+    anchorDay: 2,
+    isActive: true,
     streak: 0,
-    last_completed_at: null,
-    created_at: "",
-    updated_at: "",
+    lastCompletedAt: null,
+    createdAt: "",
+    updatedAt: "",
     ...over,
   });
   const now = Date.parse("2026-03-01T00:00:00.000Z");
@@ -113,8 +113,8 @@ describe("preview", () => {
         row({
           id: "00000000-0000-4000-8000-000000000002",
           frequency: "custom",
-          custom_interval_days: 10,
-          next_due_at: "2026-03-05T12:00:00.000Z",
+          customIntervalDays: 10,
+          nextDueAt: "2026-03-05T12:00:00.000Z",
         }),
       ],
       now,
@@ -131,8 +131,8 @@ describe("preview", () => {
   it("includes an overdue occurrence flagged, then only future ones; skips inactive reminders", () => {
     const { results } = previewOccurrences(
       [
-        row({ frequency: "daily", next_due_at: "2026-02-20T08:00:00.000Z" }),
-        row({ id: "00000000-0000-4000-8000-000000000003", is_active: 0 }),
+        row({ frequency: "daily", nextDueAt: "2026-02-20T08:00:00.000Z" }),
+        row({ id: "00000000-0000-4000-8000-000000000003", isActive: false }),
       ],
       now,
       2,
@@ -145,7 +145,7 @@ describe("preview", () => {
   });
 
   it("follows the monthly clamp and caps the list", () => {
-    const monthlyRow = row({ frequency: "monthly", next_due_at: "2026-01-31T08:00:00.000Z", anchor_day: 31 });
+    const monthlyRow = row({ frequency: "monthly", nextDueAt: "2026-01-31T08:00:00.000Z", anchorDay: 31 });
     const { results } = previewOccurrences([monthlyRow], Date.parse("2026-01-30T00:00:00.000Z"), 90);
     expect(results.map((r) => r.due_at.slice(0, 10))).toEqual(["2026-01-31", "2026-02-28", "2026-03-31"]);
     const capped = previewOccurrences([row({ frequency: "daily" })], now, 90, 10);
