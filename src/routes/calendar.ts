@@ -374,6 +374,6 @@ function seasonalTaskBody(row: SeasonalTaskRow) {
     hemisphere: row.hemisphere,
     title: row.title,
     description: row.description,
-    task_type: row.task_type,
+    task_type: row.taskType,
   };
 }

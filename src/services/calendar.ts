@@ -17,7 +17,11 @@
  * - Lowering capacity below the current number of `going` RSVPs is refused (409
  *   CAPACITY_BELOW_GOING); nobody is silently dropped.
  */
-import { fetchPage, type Page, type PageRequest } from "../db/pagination";
+import { and, asc, count, eq, gt, inArray, isNotNull, lt, or, type SQL, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/sqlite-core";
+import { type Database, database, runBatch } from "../db/client";
+import { type Page, type PageRequest, selectPage, tablePage } from "../db/pagination";
+import { calendarEvents, calendarRsvps, seasonalTaskTemplates, users } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
@@ -41,49 +45,65 @@ const isModerator = (user: AuthenticatedUser | undefined) => !!user && CALENDAR_
 // ---------------------------------------------------------------------------------------------
 // Reading events
 
-export interface EventRow {
-  id: string;
-  organizer_id: string;
-  organizer_username: string;
-  title: string;
-  description: string;
-  starts_at: string;
-  ends_at: string;
-  location: string;
-  privacy: EventPrivacy;
-  capacity: number | null;
-  going_count: number;
-  maybe_count: number;
-  not_going_count: number;
-  my_rsvp: RsvpStatus | null;
-  created_at: string;
-  updated_at: string;
+const e = calendarEvents;
+const rsvp = calendarRsvps;
+/** The viewer's own RSVP, joined to each event. */
+const mine = alias(calendarRsvps, "mine");
+
+/** RSVPs of one status to the event of the row (a correlated count). */
+// Named: D1's batch answers rows as objects keyed by column name, and the three would share one.
+const rsvpCount = (status: RsvpStatus) =>
+  sql<number>`(SELECT count(*) FROM ${rsvp} WHERE ${rsvp.eventId} = ${e.id} AND ${rsvp.status} = ${status})`.as(`${status}_count`);
+
+const eventColumns = {
+  id: e.id,
+  organizerId: e.organizerId,
+  organizerUsername: users.username,
+  title: e.title,
+  description: e.description,
+  startsAt: e.startsAt,
+  endsAt: e.endsAt,
+  location: e.location,
+  privacy: e.privacy,
+  capacity: e.capacity,
+  createdAt: e.createdAt,
+  updatedAt: e.updatedAt,
+  myRsvp: mine.status,
+  goingCount: rsvpCount("going"),
+  maybeCount: rsvpCount("maybe"),
+  notGoingCount: rsvpCount("not_going"),
+};
+
+/** Joins the viewer's own RSVP as `mine` (none for anonymous viewers). */
+const mineOn = (viewer: AuthenticatedUser | undefined) => and(eq(mine.eventId, e.id), sql`${mine.userId} = ${viewer?.id ?? null}`);
+
+/** Events with their organiser and the viewer's RSVP (`mine`); every event read goes through here. */
+function selectEvents(db: Database, viewer: AuthenticatedUser | undefined, where: SQL | undefined) {
+  return db
+    .select(eventColumns)
+    .from(e)
+    .innerJoin(users, eq(users.id, e.organizerId))
+    .leftJoin(mine, mineOn(viewer))
+    .where(where)
+    .$dynamic();
 }
 
-const EVENT_COLUMNS = `e.id, e.organizer_id, u.username AS organizer_username, e.title, e.description, e.starts_at, e.ends_at,
-  e.location, e.privacy, e.capacity, e.created_at, e.updated_at, mine.status AS my_rsvp,
-  (SELECT count(*) FROM calendar_rsvps r WHERE r.event_id = e.id AND r.status = 'going') AS going_count,
-  (SELECT count(*) FROM calendar_rsvps r WHERE r.event_id = e.id AND r.status = 'maybe') AS maybe_count,
-  (SELECT count(*) FROM calendar_rsvps r WHERE r.event_id = e.id AND r.status = 'not_going') AS not_going_count`;
+export type EventRow = Awaited<ReturnType<typeof selectEvents>>[number];
 
-/** FROM part shared by every event read; binds: [viewer id or null]. `mine` is the viewer's RSVP. */
-const EVENT_FROM = `FROM calendar_events e
-  JOIN users u ON u.id = e.organizer_id
-  LEFT JOIN calendar_rsvps mine ON mine.event_id = e.id AND mine.user_id = ?`;
-
-/** The visibility rules above as SQL; binds: [viewer id or null, 1 if moderator else 0]. */
-const VISIBLE = `(e.privacy = 'public' OR e.organizer_id = ?
-  OR (e.privacy = 'followers' AND (mine.user_id IS NOT NULL OR ? = 1)))`;
-
-function visibilityBinds(viewer: AuthenticatedUser | undefined): unknown[] {
-  return [viewer?.id ?? null, isModerator(viewer) ? 1 : 0];
+/** The visibility rules above, over the joined `mine` RSVP. */
+function visible(viewer: AuthenticatedUser | undefined): SQL | undefined {
+  return or(
+    eq(e.privacy, "public"),
+    viewer ? eq(e.organizerId, viewer.id) : undefined,
+    and(eq(e.privacy, "followers"), isModerator(viewer) ? undefined : isNotNull(mine.userId)),
+  );
 }
 
-export function canSee(row: Pick<EventRow, "privacy" | "organizer_id" | "my_rsvp">, viewer: AuthenticatedUser | undefined): boolean {
+export function canSee(row: Pick<EventRow, "privacy" | "organizerId" | "myRsvp">, viewer: AuthenticatedUser | undefined): boolean {
   if (row.privacy === "public") return true;
   if (!viewer) return false;
-  if (row.organizer_id === viewer.id) return true;
-  return row.privacy === "followers" && (row.my_rsvp !== null || isModerator(viewer));
+  if (row.organizerId === viewer.id) return true;
+  return row.privacy === "followers" && (row.myRsvp !== null || isModerator(viewer));
 }
 
 export function eventBody(row: EventRow) {
@@ -91,17 +111,17 @@ export function eventBody(row: EventRow) {
     id: row.id,
     title: row.title,
     description: row.description,
-    start: row.starts_at,
-    end: row.ends_at,
+    start: row.startsAt,
+    end: row.endsAt,
     location: row.location,
     privacy: row.privacy,
     capacity: row.capacity,
-    organizer: { id: row.organizer_id, username: row.organizer_username },
-    rsvp_counts: { going: row.going_count, maybe: row.maybe_count, not_going: row.not_going_count },
-    spots_left: row.capacity === null ? null : Math.max(0, row.capacity - row.going_count),
-    my_rsvp: row.my_rsvp,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
+    organizer: { id: row.organizerId, username: row.organizerUsername },
+    rsvp_counts: { going: row.goingCount, maybe: row.maybeCount, not_going: row.notGoingCount },
+    spots_left: row.capacity === null ? null : Math.max(0, row.capacity - row.goingCount),
+    my_rsvp: row.myRsvp,
+    created_at: row.createdAt,
+    updated_at: row.updatedAt,
   };
 }
 
@@ -112,24 +132,26 @@ export function listEvents(
   opts: { includePast: boolean; now: number },
   page: PageRequest,
 ): Promise<Page<EventRow>> {
-  return fetchPage<EventRow>(env, eventPageQuery(viewer, opts), page);
-}
-
-/** Paged list query: visible events, soonest first; past ones only on request. */
-function eventPageQuery(viewer: AuthenticatedUser | undefined, opts: { includePast: boolean; now: number }) {
-  const binds: unknown[] = [viewer?.id ?? null, ...visibilityBinds(viewer)];
-  let where = `WHERE ${VISIBLE}`;
-  if (!opts.includePast) {
-    where += " AND e.ends_at > ?";
-    binds.push(new Date(opts.now).toISOString());
-  }
-  return { select: EVENT_COLUMNS, from: `${EVENT_FROM} ${where}`, order: "e.starts_at, e.id", binds };
+  const db = database(env);
+  const where = and(visible(viewer), opts.includePast ? undefined : gt(e.endsAt, new Date(opts.now).toISOString()));
+  return selectPage(
+    db,
+    {
+      rows: selectEvents(db, viewer, where).orderBy(asc(e.startsAt), asc(e.id)),
+      count: db
+        .select({ n: count() })
+        .from(e)
+        .innerJoin(users, eq(users.id, e.organizerId))
+        .leftJoin(mine, mineOn(viewer))
+        .where(where)
+        .$dynamic(),
+    },
+    page,
+  );
 }
 
 async function loadEvent(env: Bindings, viewer: AuthenticatedUser | undefined, id: string): Promise<EventRow | null> {
-  return env.DB.prepare(`SELECT ${EVENT_COLUMNS} ${EVENT_FROM} WHERE e.id = ?`)
-    .bind(viewer?.id ?? null, id)
-    .first<EventRow>();
+  return (await selectEvents(database(env), viewer, eq(e.id, id)).get()) ?? null;
 }
 
 const notFound = () => new AppError("NOT_FOUND", 404, "Event not found.");
@@ -144,7 +166,7 @@ export async function visibleEvent(env: Bindings, viewer: AuthenticatedUser | un
 /** An event the viewer may change (organiser or moderator): 404 when invisible, 403 when only visible. */
 async function manageableEvent(env: Bindings, viewer: AuthenticatedUser, id: string): Promise<EventRow> {
   const row = await visibleEvent(env, viewer, id);
-  if (row.organizer_id !== viewer.id && !isModerator(viewer)) {
+  if (row.organizerId !== viewer.id && !isModerator(viewer)) {
     throw new AppError("FORBIDDEN", 403, "Only the event's organiser or a moderator can change it.");
   }
   return row;
@@ -177,57 +199,52 @@ export async function createEvent(env: Bindings, organizer: AuthenticatedUser, f
   assertEventTimes(fields.start, fields.end);
   const id = uuidv7();
   const ts = new Date().toISOString();
-  await env.DB.prepare(
-    `INSERT INTO calendar_events (id, organizer_id, title, description, starts_at, ends_at, location, privacy, capacity, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  )
-    .bind(
-      id,
-      organizer.id,
-      fields.title,
-      fields.description,
-      fields.start,
-      fields.end,
-      fields.location,
-      fields.privacy,
-      fields.capacity,
-      ts,
-      ts,
-    )
-    .run();
+  await database(env).insert(e).values({
+    id,
+    organizerId: organizer.id,
+    title: fields.title,
+    description: fields.description,
+    startsAt: fields.start,
+    endsAt: fields.end,
+    location: fields.location,
+    privacy: fields.privacy,
+    capacity: fields.capacity,
+    createdAt: ts,
+    updatedAt: ts,
+  });
   return (await loadEvent(env, organizer, id))!;
 }
 
 export async function updateEvent(env: Bindings, viewer: AuthenticatedUser, id: string, patch: Partial<EventFields>): Promise<EventRow> {
   const current = await manageableEvent(env, viewer, id);
-  if (patch.start !== undefined || patch.end !== undefined)
-    assertEventTimes(patch.start ?? current.starts_at, patch.end ?? current.ends_at);
-  const columns: Record<keyof EventFields, string> = {
-    title: "title",
-    description: "description",
-    start: "starts_at",
-    end: "ends_at",
-    location: "location",
-    privacy: "privacy",
-    capacity: "capacity",
-  };
-  const sets: string[] = [];
-  const binds: unknown[] = [];
-  for (const key of Object.keys(columns) as (keyof EventFields)[]) {
-    if (patch[key] === undefined) continue;
-    sets.push(`${columns[key]} = ?`);
-    binds.push(patch[key]);
-  }
-  if (sets.length === 0) return current;
+  if (patch.start !== undefined || patch.end !== undefined) assertEventTimes(patch.start ?? current.startsAt, patch.end ?? current.endsAt);
+  const set = Object.fromEntries(
+    Object.entries({
+      title: patch.title,
+      description: patch.description,
+      startsAt: patch.start,
+      endsAt: patch.end,
+      location: patch.location,
+      privacy: patch.privacy,
+      capacity: patch.capacity,
+    }).filter(([, v]) => v !== undefined),
+  ) as Partial<typeof e.$inferInsert>;
+  if (Object.keys(set).length === 0) return current;
   // The capacity guard sits in the UPDATE itself so a concurrent RSVP cannot slip under it.
   const capacity = patch.capacity ?? null;
-  const updated = await env.DB.prepare(
-    `UPDATE calendar_events SET ${sets.join(", ")}, updated_at = ?
-      WHERE id = ? AND (? IS NULL OR ? >= (SELECT count(*) FROM calendar_rsvps WHERE event_id = ? AND status = 'going'))
-      RETURNING id`,
-  )
-    .bind(...binds, new Date().toISOString(), id, capacity, capacity, id)
-    .first();
+  const updated = await database(env)
+    .update(e)
+    .set({ ...set, updatedAt: new Date().toISOString() })
+    .where(
+      and(
+        eq(e.id, id),
+        capacity === null
+          ? undefined
+          : sql`${capacity} >= (SELECT count(*) FROM ${rsvp} WHERE ${rsvp.eventId} = ${id} AND ${rsvp.status} = 'going')`,
+      ),
+    )
+    .returning({ id: e.id })
+    .get();
   if (!updated) {
     if (!(await loadEvent(env, viewer, id))) throw notFound();
     throw new AppError("CAPACITY_BELOW_GOING", 409, "Capacity cannot be lower than the number of people already going.");
@@ -237,7 +254,7 @@ export async function updateEvent(env: Bindings, viewer: AuthenticatedUser, id: 
 
 export async function deleteEvent(env: Bindings, viewer: AuthenticatedUser, id: string): Promise<void> {
   await manageableEvent(env, viewer, id);
-  await env.DB.prepare("DELETE FROM calendar_events WHERE id = ?").bind(id).run();
+  await database(env).delete(e).where(eq(e.id, id));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -265,50 +282,54 @@ export async function upsertRsvp(
   now = Date.now(),
 ): Promise<EventRow> {
   const event = await rsvpTarget(env, user, id);
-  if (event.organizer_id === user.id) throw new AppError("CANNOT_RSVP_OWN_EVENT", 400, "You cannot RSVP to your own event.");
+  if (event.organizerId === user.id) throw new AppError("CANNOT_RSVP_OWN_EVENT", 400, "You cannot RSVP to your own event.");
   const nowIso = new Date(now).toISOString();
-  const [written, state] = await env.DB.batch<EventRow>([
-    env.DB.prepare(
-      `INSERT INTO calendar_rsvps (event_id, user_id, status, created_at, updated_at)
-       SELECT e.id, ?, ?, ?, ? FROM calendar_events e
-        WHERE e.id = ? AND e.organizer_id <> ? AND e.starts_at > ?
-          AND (? <> 'going' OR e.capacity IS NULL
-               OR (SELECT count(*) FROM calendar_rsvps r WHERE r.event_id = e.id AND r.status = 'going' AND r.user_id <> ?) < e.capacity)
-       ON CONFLICT (event_id, user_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at
-       RETURNING status`,
-    ).bind(user.id, status, nowIso, nowIso, id, user.id, nowIso, status, user.id),
-    env.DB.prepare(`SELECT ${EVENT_COLUMNS} ${EVENT_FROM} WHERE e.id = ?`).bind(user.id, id),
-  ]);
-  if (written!.results.length === 0) {
+  const db = database(env);
+  const [written, state] = (await runBatch(db, [
+    // -- conditional upsert: the capacity, start-time and organiser checks are the statement's
+    // own WHERE, so concurrent RSVPs cannot overshoot. Columns in table order (drizzle lists them all).
+    db
+      .insert(rsvp)
+      .select(
+        sql`SELECT ${e.id}, ${user.id}, ${status}, ${nowIso}, ${nowIso} FROM ${e}
+         WHERE ${e.id} = ${id} AND ${e.organizerId} <> ${user.id} AND ${e.startsAt} > ${nowIso}
+           AND (${status} <> 'going' OR ${e.capacity} IS NULL
+                OR (SELECT count(*) FROM ${rsvp} WHERE ${rsvp.eventId} = ${e.id} AND ${rsvp.status} = 'going' AND ${rsvp.userId} <> ${user.id}) < ${e.capacity})`,
+      )
+      .onConflictDoUpdate({
+        target: [rsvp.eventId, rsvp.userId],
+        set: { status: sql`excluded.status`, updatedAt: sql`excluded.updated_at` },
+      })
+      .returning({ status: rsvp.status }),
+    selectEvents(db, user, eq(e.id, id)),
+  ])) as [{ status: RsvpStatus }[], EventRow[]];
+  if (written.length === 0) {
     const fresh = await loadEvent(env, user, id);
     if (!fresh) throw notFound();
-    if (fresh.starts_at <= nowIso) throw new AppError("EVENT_STARTED", 409, "RSVPs are closed: this event has already started.");
+    if (fresh.startsAt <= nowIso) throw new AppError("EVENT_STARTED", 409, "RSVPs are closed: this event has already started.");
     throw new AppError("EVENT_FULL", 409, "This event is full.");
   }
   // The insert selected the event in this same transaction, so the read finds it.
-  return state!.results[0]!;
+  return state[0]!;
 }
 
 /** Withdraws the caller's RSVP; 404 when there is none (or the event is not visible). */
 export async function deleteRsvp(env: Bindings, user: AuthenticatedUser, id: string): Promise<void> {
   await visibleEvent(env, user, id);
-  const deleted = await env.DB.prepare("DELETE FROM calendar_rsvps WHERE event_id = ? AND user_id = ? RETURNING event_id")
-    .bind(id, user.id)
-    .first();
+  const deleted = await database(env)
+    .delete(rsvp)
+    .where(and(eq(rsvp.eventId, id), eq(rsvp.userId, user.id)))
+    .returning({ eventId: rsvp.eventId })
+    .get();
   if (!deleted) throw new AppError("NOT_FOUND", 404, "You have no RSVP for this event.");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Seasonal tasks and the feed
 
-export interface SeasonalTaskRow {
-  id: string;
-  month: number;
-  hemisphere: Hemisphere;
-  title: string;
-  description: string;
-  task_type: (typeof TASK_TYPES)[number];
-}
+export type SeasonalTaskRow = typeof seasonalTaskTemplates.$inferSelect;
+
+const tasksOrder = () => [asc(seasonalTaskTemplates.month), asc(seasonalTaskTemplates.position), asc(seasonalTaskTemplates.id)];
 
 /** Seasonal task templates of one hemisphere, in calendar order; of one month when `month` is given. */
 export function listSeasonalTasks(
@@ -317,17 +338,9 @@ export function listSeasonalTasks(
   month: number | undefined,
   page: PageRequest,
 ): Promise<Page<SeasonalTaskRow>> {
-  return fetchPage<SeasonalTaskRow>(env, seasonalTaskPageQuery(hemisphere, month), page);
-}
-
-function seasonalTaskPageQuery(hemisphere: Hemisphere, month: number | undefined) {
-  const binds: unknown[] = [hemisphere];
-  let from = "FROM seasonal_task_templates WHERE hemisphere = ?";
-  if (month !== undefined) {
-    from += " AND month = ?";
-    binds.push(month);
-  }
-  return { select: "id, month, hemisphere, title, description, task_type", from, order: "month, position, id", binds };
+  const t = seasonalTaskTemplates;
+  const where = and(eq(t.hemisphere, hemisphere), month === undefined ? undefined : eq(t.month, month));
+  return tablePage(database(env), t, where, tasksOrder(), page);
 }
 
 /** Each (year, month) the half-open range [from, to) touches, in order. */
@@ -351,17 +364,18 @@ export function monthsInRange(from: Date, to: Date): { year: number; month: numb
 export async function calendarFeed(env: Bindings, viewer: AuthenticatedUser | undefined, from: Date, to: Date, hemisphere: Hemisphere) {
   const months = monthsInRange(from, to);
   const monthNumbers = [...new Set(months.map((m) => m.month))];
-  const [events, tasks] = await env.DB.batch([
-    env.DB.prepare(
-      `SELECT ${EVENT_COLUMNS} ${EVENT_FROM} WHERE ${VISIBLE} AND e.starts_at < ? AND e.ends_at > ? ORDER BY e.starts_at, e.id LIMIT ?`,
-    ).bind(viewer?.id ?? null, ...visibilityBinds(viewer), to.toISOString(), from.toISOString(), FEED_MAX_EVENTS + 1),
-    env.DB.prepare(
-      `SELECT id, month, hemisphere, title, description, task_type FROM seasonal_task_templates
-        WHERE hemisphere = ? AND month IN (${monthNumbers.map(() => "?").join(", ")}) ORDER BY month, position, id`,
-    ).bind(hemisphere, ...monthNumbers),
-  ]);
-  const eventRows = events!.results as unknown as EventRow[];
-  const taskRows = tasks!.results as unknown as SeasonalTaskRow[];
+  const db = database(env);
+  const t = seasonalTaskTemplates;
+  const [eventRows, taskRows] = (await runBatch(db, [
+    selectEvents(db, viewer, and(visible(viewer), lt(e.startsAt, to.toISOString()), gt(e.endsAt, from.toISOString())))
+      .orderBy(asc(e.startsAt), asc(e.id))
+      .limit(FEED_MAX_EVENTS + 1),
+    db
+      .select()
+      .from(t)
+      .where(and(eq(t.hemisphere, hemisphere), inArray(t.month, monthNumbers)))
+      .orderBy(...tasksOrder()),
+  ])) as [EventRow[], SeasonalTaskRow[]];
   return {
     events: eventRows.slice(0, FEED_MAX_EVENTS),
     truncated: eventRows.length > FEED_MAX_EVENTS,
