@@ -9,84 +9,78 @@
  * - A collection with plants is deleted only with `delete_plants`; otherwise 409. Plants are never
  *   deleted as a side effect the client did not ask for.
  */
-import { and, eq } from "drizzle-orm";
-import { changes, database } from "../db/client";
-import { fetchPage, type Page, type PageRequest } from "../db/pagination";
-import { userPlants } from "../db/schema";
+import { and, asc, count, desc, eq, getTableColumns, not, notExists, or, type SQL, sql } from "drizzle-orm";
+import { changes, type Database, database, runBatch } from "../db/client";
+import { type Page, type PageRequest, selectPage } from "../db/pagination";
+import { collections, species, userPlants, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import type { ValidatedImage } from "../lib/images";
 import { imageUrl, parsePhotoRef, photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 
-export interface CollectionRow {
-  id: string;
-  user_id: string;
-  name: string;
-  description: string;
-  is_public: number;
-  is_default: number;
-  created_at: string;
-  updated_at: string;
-  plant_count: number;
+const c = collections;
+const p = userPlants;
+
+/** A collection's columns and how many plants it holds. */
+const collectionColumns = {
+  ...getTableColumns(c),
+  // -- correlated count; spelled out because drizzle writes a one-table select's columns unqualified.
+  plantCount: sql<number>`(SELECT count(*) FROM user_plants p WHERE p.collection_id = collections.id)`,
+};
+
+function selectCollections(db: Database, where: SQL | undefined) {
+  return db.select(collectionColumns).from(c).where(where).$dynamic();
 }
 
-export interface PlantRow {
-  id: string;
-  user_id: string;
-  collection_id: string;
-  species_id: string | null;
-  species_scientific_name: string | null;
-  result_id: string | null;
-  nickname: string;
-  acquisition_date: string | null;
-  location_in_home: string;
-  notes: string;
-  is_alive: number;
-  image_key: string | null;
-  care_instructions_json: string | null;
-  created_at: string;
-  updated_at: string;
+export type CollectionRow = Awaited<ReturnType<typeof selectCollections>>[number];
+
+/** A plant's columns and its species' scientific name. */
+function selectPlants(db: Database, where: SQL | undefined) {
+  return db
+    .select({ ...getTableColumns(p), speciesScientificName: species.scientificName })
+    .from(p)
+    .leftJoin(species, eq(species.id, p.speciesId))
+    .where(where)
+    .$dynamic();
 }
 
-const COLLECTION_COLUMNS = "c.*, (SELECT count(*) FROM user_plants p WHERE p.collection_id = c.id) AS plant_count";
-const PLANT_COLUMNS = "p.*, s.scientific_name AS species_scientific_name";
-const PLANT_FROM = "FROM user_plants p LEFT JOIN species s ON s.id = p.species_id";
+export type PlantRow = Awaited<ReturnType<typeof selectPlants>>[number];
 
 export function collectionBody(row: CollectionRow) {
   return {
     id: row.id,
     name: row.name,
     description: row.description,
-    is_public: Boolean(row.is_public),
-    is_default: Boolean(row.is_default),
-    plant_count: row.plant_count,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
+    is_public: row.isPublic,
+    is_default: row.isDefault,
+    plant_count: row.plantCount,
+    created_at: row.createdAt,
+    updated_at: row.updatedAt,
   };
 }
 
-function plantImageUrl(row: Pick<PlantRow, "image_key">): string | null {
-  const image = row.image_key ? parsePhotoRef(row.image_key) : null;
+function plantImageUrl(row: Pick<PlantRow, "imageKey">): string | null {
+  const image = row.imageKey ? parsePhotoRef(row.imageKey) : null;
   return image ? imageUrl(image) : null;
 }
 
 export function plantBody(row: PlantRow) {
   return {
     id: row.id,
-    collection: row.collection_id,
-    species: row.species_id,
-    species_scientific_name: row.species_scientific_name,
-    result_id: row.result_id,
+    collection: row.collectionId,
+    species: row.speciesId,
+    species_scientific_name: row.speciesScientificName,
+    result_id: row.resultId,
     nickname: row.nickname,
-    acquisition_date: row.acquisition_date,
-    location_in_home: row.location_in_home,
+    acquisition_date: row.acquisitionDate,
+    location_in_home: row.locationInHome,
     notes: row.notes,
-    is_alive: Boolean(row.is_alive),
+    is_alive: row.isAlive,
     image_url: plantImageUrl(row),
-    care_instructions_json: row.care_instructions_json ? (JSON.parse(row.care_instructions_json) as Record<string, unknown>) : null,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
+    care_instructions_json: row.careInstructionsJson,
+    created_at: row.createdAt,
+    updated_at: row.updatedAt,
   };
 }
 
@@ -94,39 +88,41 @@ export function plantBody(row: PlantRow) {
 export function publicPlantBody(row: PlantRow) {
   return {
     id: row.id,
-    collection: row.collection_id,
-    species: row.species_id,
-    species_scientific_name: row.species_scientific_name,
+    collection: row.collectionId,
+    species: row.speciesId,
+    species_scientific_name: row.speciesScientificName,
     nickname: row.nickname,
-    acquisition_date: row.acquisition_date,
-    is_alive: Boolean(row.is_alive),
+    acquisition_date: row.acquisitionDate,
+    is_alive: row.isAlive,
     image_url: plantImageUrl(row),
-    created_at: row.created_at,
+    created_at: row.createdAt,
   };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Collections
 
-function collectionPageQuery(userId: string, publicOnly: boolean) {
-  return {
-    select: COLLECTION_COLUMNS,
-    from: publicOnly ? "FROM collections c WHERE c.user_id = ? AND c.is_public = 1" : "FROM collections c WHERE c.user_id = ?",
-    // The default collection first, then in the order they were made.
-    order: "c.is_default DESC, c.created_at ASC, c.id ASC",
-    binds: [userId],
-  };
+/** The user's collections (public ones only when `publicOnly`): the default first, then in the order they were made. */
+function collectionPage(env: Bindings, userId: string, publicOnly: boolean, page: PageRequest): Promise<Page<CollectionRow>> {
+  const db = database(env);
+  const where = and(eq(c.userId, userId), publicOnly ? eq(c.isPublic, true) : undefined);
+  return selectPage(
+    db,
+    {
+      rows: selectCollections(db, where).orderBy(desc(c.isDefault), asc(c.createdAt), asc(c.id)),
+      count: db.select({ n: count() }).from(c).where(where).$dynamic(),
+    },
+    page,
+  );
 }
 
 /** The user's own collections, all of them. */
 export function listCollections(env: Bindings, userId: string, page: PageRequest): Promise<Page<CollectionRow>> {
-  return fetchPage<CollectionRow>(env, collectionPageQuery(userId, false), page);
+  return collectionPage(env, userId, false, page);
 }
 
 export async function findCollection(env: Bindings, userId: string, id: string): Promise<CollectionRow | null> {
-  return env.DB.prepare(`SELECT ${COLLECTION_COLUMNS} FROM collections c WHERE c.id = ? AND c.user_id = ?`)
-    .bind(id, userId)
-    .first<CollectionRow>();
+  return (await selectCollections(database(env), and(eq(c.id, id), eq(c.userId, userId))).get()) ?? null;
 }
 
 /** The caller's own collection, or 404 (also for other users' collections). */
@@ -138,9 +134,13 @@ export async function ownCollection(env: Bindings, userId: string, id: string): 
 
 /** Where plants go when the client names no collection: the default one (else the oldest). */
 export async function defaultCollectionId(env: Bindings, userId: string): Promise<string | null> {
-  const row = await env.DB.prepare("SELECT id FROM collections WHERE user_id = ? ORDER BY is_default DESC, created_at ASC LIMIT 1")
-    .bind(userId)
-    .first<{ id: string }>();
+  const row = await database(env)
+    .select({ id: c.id })
+    .from(c)
+    .where(eq(c.userId, userId))
+    .orderBy(desc(c.isDefault), asc(c.createdAt))
+    .limit(1)
+    .get();
   return row?.id ?? null;
 }
 
@@ -157,9 +157,9 @@ export async function createCollection(
 ): Promise<CollectionRow> {
   const id = uuidv7();
   try {
-    await env.DB.prepare("INSERT INTO collections (id, user_id, name, description, is_public) VALUES (?, ?, ?, ?, ?)")
-      .bind(id, userId, input.name, input.description ?? "", input.is_public ? 1 : 0)
-      .run();
+    await database(env)
+      .insert(c)
+      .values({ id, userId, name: input.name, description: input.description ?? "", isPublic: input.is_public ?? false });
   } catch (err) {
     if (isUniqueViolation(err)) throw duplicateName(input.name);
     throw err;
@@ -174,25 +174,15 @@ export async function updateCollection(
   patch: { name?: string; description?: string; is_public?: boolean },
 ): Promise<CollectionRow> {
   await ownCollection(env, userId, id);
-  const sets: string[] = [];
-  const binds: unknown[] = [];
-  if (patch.name !== undefined) {
-    sets.push("name = ?");
-    binds.push(patch.name);
-  }
-  if (patch.description !== undefined) {
-    sets.push("description = ?");
-    binds.push(patch.description);
-  }
-  if (patch.is_public !== undefined) {
-    sets.push("is_public = ?");
-    binds.push(patch.is_public ? 1 : 0);
-  }
-  if (sets.length > 0) {
+  const set = Object.fromEntries(
+    Object.entries({ name: patch.name, description: patch.description, isPublic: patch.is_public }).filter(([, v]) => v !== undefined),
+  ) as Partial<typeof c.$inferInsert>;
+  if (Object.keys(set).length > 0) {
     try {
-      await env.DB.prepare(`UPDATE collections SET ${sets.join(", ")}, updated_at = ? WHERE id = ? AND user_id = ?`)
-        .bind(...binds, new Date().toISOString(), id, userId)
-        .run();
+      await database(env)
+        .update(c)
+        .set({ ...set, updatedAt: new Date().toISOString() })
+        .where(and(eq(c.id, id), eq(c.userId, userId)));
     } catch (err) {
       if (isUniqueViolation(err)) throw duplicateName(patch.name ?? "");
       throw err;
@@ -208,35 +198,37 @@ export async function updateCollection(
  */
 export async function deleteCollection(env: Bindings, userId: string, id: string, deletePlants: boolean): Promise<void> {
   const row = await ownCollection(env, userId, id);
-  if (row.is_default) {
+  if (row.isDefault) {
     throw new AppError("DEFAULT_COLLECTION", 409, "The default collection cannot be deleted. Rename it or make it private instead.");
   }
-  const db = env.DB;
+  const db = database(env);
+  const thisCollection = and(eq(c.id, id), eq(c.userId, userId), not(c.isDefault));
   if (!deletePlants) {
     const deleted = await db
-      .prepare(
-        `DELETE FROM collections WHERE id = ? AND user_id = ? AND is_default = 0
-           AND NOT EXISTS (SELECT 1 FROM user_plants WHERE collection_id = ?) RETURNING id`,
-      )
-      .bind(id, userId, id)
-      .first<{ id: string }>();
+      .delete(c)
+      .where(and(thisCollection, notExists(db.select({ one: sql`1` }).from(p).where(eq(p.collectionId, id)))))
+      .returning({ id: c.id })
+      .get();
     if (!deleted) {
-      const { n } = (await db.prepare("SELECT count(*) AS n FROM user_plants WHERE collection_id = ?").bind(id).first<{ n: number }>())!;
+      const counted = await db.select({ n: count() }).from(p).where(eq(p.collectionId, id)).get();
       throw new AppError(
         "COLLECTION_NOT_EMPTY",
         409,
-        `This collection has ${n} plant(s). Move them to another collection first, or delete them with ?delete_plants=true.`,
+        `This collection has ${counted?.n ?? 0} plant(s). Move them to another collection first, or delete them with ?delete_plants=true.`,
       );
     }
     return;
   }
-  const [plants] = await db.batch<{ image_key: string | null }>([
-    db.prepare("DELETE FROM user_plants WHERE collection_id = ? AND user_id = ? RETURNING image_key").bind(id, userId),
-    db.prepare("DELETE FROM collections WHERE id = ? AND user_id = ? AND is_default = 0").bind(id, userId),
-  ]);
+  const [plants] = (await runBatch(db, [
+    db
+      .delete(p)
+      .where(and(eq(p.collectionId, id), eq(p.userId, userId)))
+      .returning({ imageKey: p.imageKey }),
+    db.delete(c).where(thisCollection),
+  ])) as [{ imageKey: string | null }[], unknown];
   await releasePhotoRefs(
     env,
-    plants!.results.map((p) => p.image_key),
+    plants.map((plant) => plant.imageKey),
   );
 }
 
@@ -246,18 +238,26 @@ export async function deleteCollection(env: Bindings, userId: string, id: string
 /** The id of the user whose public collections `viewerId` may see, or 404. Only public profiles
  * (and the owner themselves) show them; inactive accounts show nothing. */
 export async function publicCollectionOwner(env: Bindings, username: string, viewerId: string | null): Promise<string> {
-  const row = await env.DB.prepare(
-    "SELECT id FROM users WHERE lower(username) = lower(?) AND is_active = 1 AND (profile_visibility = 'public' OR id = ?)",
-  )
-    .bind(username, viewerId)
-    .first<{ id: string }>();
+  const u = users;
+  const row = await database(env)
+    .select({ id: u.id })
+    .from(u)
+    .where(
+      and(
+        // Usernames match however they are capitalised (the unique index is on lower()).
+        eq(sql`lower(${u.username})`, sql`lower(${username})`),
+        eq(u.isActive, true),
+        or(eq(u.profileVisibility, "public"), viewerId === null ? undefined : eq(u.id, viewerId)),
+      ),
+    )
+    .get();
   if (!row) throw new AppError("NOT_FOUND", 404, "User not found.");
   return row.id;
 }
 
 export async function publicCollection(env: Bindings, ownerId: string, id: string): Promise<CollectionRow> {
   const row = await findCollection(env, ownerId, id);
-  if (!row?.is_public) throw new AppError("NOT_FOUND", 404, "Collection not found.");
+  if (!row?.isPublic) throw new AppError("NOT_FOUND", 404, "Collection not found.");
   return row;
 }
 
@@ -269,7 +269,7 @@ export async function listPublicCollections(
   page: PageRequest,
 ): Promise<Page<CollectionRow>> {
   const ownerId = await publicCollectionOwner(env, username, viewerId);
-  return fetchPage<CollectionRow>(env, collectionPageQuery(ownerId, true), page);
+  return collectionPage(env, ownerId, true, page);
 }
 
 /** One of `username`'s public collections and a page of its plants, or 404. */
@@ -282,7 +282,7 @@ export async function publicCollectionWithPlants(
 ): Promise<{ collection: CollectionRow; plants: Page<PlantRow> }> {
   const ownerId = await publicCollectionOwner(env, username, viewerId);
   const collection = await publicCollection(env, ownerId, id);
-  const plants = await fetchPage<PlantRow>(env, plantPageQuery({ userId: ownerId, collectionId: collection.id }), page);
+  const plants = await plantPage(env, { userId: ownerId, collectionId: collection.id }, page);
   return { collection, plants };
 }
 
@@ -298,25 +298,28 @@ export interface PlantFilter {
 /** The user's plants, newest first. Filtering by a collection that is not the user's answers 404. */
 export async function listPlants(env: Bindings, filter: PlantFilter, page: PageRequest): Promise<Page<PlantRow>> {
   if (filter.collectionId) await ownCollection(env, filter.userId, filter.collectionId);
-  return fetchPage<PlantRow>(env, plantPageQuery(filter), page);
+  return plantPage(env, filter, page);
 }
 
-function plantPageQuery(filter: PlantFilter) {
-  const where = ["p.user_id = ?"];
-  const binds: unknown[] = [filter.userId];
-  if (filter.collectionId) {
-    where.push("p.collection_id = ?");
-    binds.push(filter.collectionId);
-  }
-  if (filter.isAlive !== undefined) {
-    where.push("p.is_alive = ?");
-    binds.push(filter.isAlive ? 1 : 0);
-  }
-  return { select: PLANT_COLUMNS, from: `${PLANT_FROM} WHERE ${where.join(" AND ")}`, order: "p.created_at DESC, p.id DESC", binds };
+function plantPage(env: Bindings, filter: PlantFilter, page: PageRequest): Promise<Page<PlantRow>> {
+  const db = database(env);
+  const where = and(
+    eq(p.userId, filter.userId),
+    filter.collectionId ? eq(p.collectionId, filter.collectionId) : undefined,
+    filter.isAlive !== undefined ? eq(p.isAlive, filter.isAlive) : undefined,
+  );
+  return selectPage(
+    db,
+    {
+      rows: selectPlants(db, where).orderBy(desc(p.createdAt), desc(p.id)),
+      count: db.select({ n: count() }).from(p).where(where).$dynamic(),
+    },
+    page,
+  );
 }
 
 export async function findPlant(env: Bindings, userId: string, id: string): Promise<PlantRow | null> {
-  return env.DB.prepare(`SELECT ${PLANT_COLUMNS} ${PLANT_FROM} WHERE p.id = ? AND p.user_id = ?`).bind(id, userId).first<PlantRow>();
+  return (await selectPlants(database(env), and(eq(p.id, id), eq(p.userId, userId))).get()) ?? null;
 }
 
 /** The caller's own plant, or 404 (also for other users' plants). */
@@ -344,26 +347,23 @@ export interface PlantFields {
 export async function checkPlantReferences(env: Bindings, userId: string, fields: PlantFields): Promise<void> {
   if (fields.collection !== undefined) await ownCollection(env, userId, fields.collection);
   if (fields.species) {
-    const species = await env.DB.prepare("SELECT id FROM species WHERE id = ?").bind(fields.species).first<{ id: string }>();
-    if (!species) throw new AppError("VALIDATION_ERROR", 400, "Species not found.", { species: ["No species with this id."] });
+    const found = await database(env).select({ id: species.id }).from(species).where(eq(species.id, fields.species)).get();
+    if (!found) throw new AppError("VALIDATION_ERROR", 400, "Species not found.", { species: ["No species with this id."] });
   }
 }
 
-const PLANT_COLUMN_OF: Record<keyof PlantFields, string> = {
-  collection: "collection_id",
-  species: "species_id",
-  nickname: "nickname",
-  acquisition_date: "acquisition_date",
-  location_in_home: "location_in_home",
-  notes: "notes",
-  is_alive: "is_alive",
-  care_instructions_json: "care_instructions_json",
-};
-
-function columnValue(key: keyof PlantFields, value: unknown): unknown {
-  if (key === "is_alive") return value ? 1 : 0;
-  if (key === "care_instructions_json") return value === null ? null : JSON.stringify(value);
-  return value;
+/** The given API fields as the table's columns (absent fields stay absent). */
+function plantColumns(fields: PlantFields) {
+  return {
+    collectionId: fields.collection,
+    speciesId: fields.species,
+    nickname: fields.nickname,
+    acquisitionDate: fields.acquisition_date,
+    locationInHome: fields.location_in_home,
+    notes: fields.notes,
+    isAlive: fields.is_alive,
+    careInstructionsJson: fields.care_instructions_json,
+  };
 }
 
 function alreadyInCollection(): AppError {
@@ -380,11 +380,9 @@ export async function insertPlant(
   imageKey: string | null,
 ): Promise<PlantRow> {
   const id = uuidv7();
-  const entries = (Object.keys(PLANT_COLUMN_OF) as (keyof PlantFields)[]).filter((k) => k !== "collection" && fields[k] !== undefined);
-  const columns = ["id", "user_id", "collection_id", "image_key", ...entries.map((k) => PLANT_COLUMN_OF[k])];
-  await env.DB.prepare(`INSERT INTO user_plants (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`)
-    .bind(id, userId, collectionId, imageKey, ...entries.map((k) => columnValue(k, fields[k])))
-    .run();
+  await database(env)
+    .insert(p)
+    .values({ ...plantColumns(fields), id, userId, collectionId, imageKey });
   return (await findPlant(env, userId, id))!;
 }
 
@@ -396,18 +394,15 @@ export async function updatePlant(
   fields: PlantFields,
   imageKey: string | null | undefined,
 ): Promise<PlantRow> {
-  const entries = (Object.keys(PLANT_COLUMN_OF) as (keyof PlantFields)[]).filter((k) => fields[k] !== undefined);
-  const sets = entries.map((k) => `${PLANT_COLUMN_OF[k]} = ?`);
-  const binds = entries.map((k) => columnValue(k, fields[k]));
-  if (imageKey !== undefined) {
-    sets.push("image_key = ?");
-    binds.push(imageKey);
-  }
-  if (sets.length > 0) {
+  const set = Object.fromEntries(Object.entries({ ...plantColumns(fields), imageKey }).filter(([, v]) => v !== undefined)) as Partial<
+    typeof p.$inferInsert
+  >;
+  if (Object.keys(set).length > 0) {
     try {
-      await env.DB.prepare(`UPDATE user_plants SET ${sets.join(", ")}, updated_at = ? WHERE id = ? AND user_id = ?`)
-        .bind(...binds, new Date().toISOString(), id, userId)
-        .run();
+      await database(env)
+        .update(p)
+        .set({ ...set, updatedAt: new Date().toISOString() })
+        .where(and(eq(p.id, id), eq(p.userId, userId)));
     } catch (err) {
       if (isUniqueViolation(err)) throw alreadyInCollection();
       throw err;
@@ -417,11 +412,13 @@ export async function updatePlant(
 }
 
 export async function deletePlant(env: Bindings, userId: string, id: string): Promise<void> {
-  const row = await env.DB.prepare("DELETE FROM user_plants WHERE id = ? AND user_id = ? RETURNING image_key")
-    .bind(id, userId)
-    .first<{ image_key: string | null }>();
+  const row = await database(env)
+    .delete(p)
+    .where(and(eq(p.id, id), eq(p.userId, userId)))
+    .returning({ imageKey: p.imageKey })
+    .get();
   if (!row) throw new AppError("NOT_FOUND", 404, "Plant not found.");
-  await releasePhotoRefs(env, [row.image_key]);
+  await releasePhotoRefs(env, [row.imageKey]);
 }
 
 /**
@@ -451,7 +448,7 @@ export async function changePlant(
   const row = await withStoredImage(env, image, (key) =>
     updatePlant(env, userId, before.id, fields, key ?? (removeImage ? null : undefined)),
   );
-  if (before.image_key && before.image_key !== row.image_key) await releasePhotoRefs(env, [before.image_key]);
+  if (before.imageKey && before.imageKey !== row.imageKey) await releasePhotoRefs(env, [before.imageKey]);
   return row;
 }
 

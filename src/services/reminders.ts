@@ -271,7 +271,7 @@ export interface ReminderCreate {
 
 export async function createReminder(env: Bindings, userId: string, input: ReminderCreate, now = Date.now()): Promise<ReminderRow> {
   const plant = await ownPlant(env, userId, input.plant_id);
-  const plantName = plant.nickname || plant.species_scientific_name || "your plant";
+  const plantName = plant.nickname || plant.speciesScientificName || "your plant";
   const customIntervalDays = input.frequency === "custom" ? (input.custom_interval_days ?? null) : null;
   let nextDueAt: Date;
   let anchorDay: number;
