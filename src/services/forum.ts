@@ -24,14 +24,26 @@
  *   rows stay, like its body, and keep the photos alive); deleting a topic removes them and
  *   releases photos that nothing else uses.
  */
-import { fetchPage, type Page, type PageRequest } from "../db/pagination";
-import type { Bindings, AuthenticatedUser } from "../env";
+import { and, asc, count, desc, eq, inArray, ne, sql } from "drizzle-orm";
+import { database, runBatch } from "../db/client";
+import { type Page, type PageRequest, selectPage } from "../db/pagination";
+import {
+  forumAttachments,
+  forumCategories,
+  forumPosts,
+  forumReactions,
+  forumReports,
+  forumSubscriptions,
+  forumTopics,
+  users,
+} from "../db/schema";
+import type { AuthenticatedUser, Bindings } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import { IMAGE_MIME, type ImageMime, type ValidatedImage } from "../lib/images";
 import { excerpt, sanitisePostBody, truncateText, visibleText } from "../lib/sanitise";
-import { insertNotificationsStatement, type NotificationRow } from "./notifications";
-import { imageUrl, parsePhotoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
+import { insertNotifications, type Notification } from "./notifications";
+import { imageUrl, parsePhotoRef, photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 import { avatarUrl, type Role, TRUST_ORDER, type TrustLevel, trustLevelOf } from "./users";
 
 export const FORUM_MODERATOR_ROLES: Role[] = ["moderator", "admin"];
@@ -59,6 +71,14 @@ export function isForumModerator(user: AuthenticatedUser): boolean {
 // ---------------------------------------------------------------------------------------------
 // Rows and response shapes
 
+/** The author's columns every topic and post is read with (a left join: authors may be gone). */
+const authorColumns = {
+  author_username: users.username,
+  author_first_name: users.firstName,
+  author_last_name: users.lastName,
+  author_avatar_key: users.avatarKey,
+};
+
 interface AuthorColumns {
   author_id: string | null;
   author_username: string | null;
@@ -66,8 +86,6 @@ interface AuthorColumns {
   author_last_name: string | null;
   author_avatar_key: string | null;
 }
-
-const AUTHOR_SELECT = `u.username AS author_username, u.first_name AS author_first_name, u.last_name AS author_last_name, u.avatar_key AS author_avatar_key`;
 
 function author(row: AuthorColumns) {
   if (!row.author_id || !row.author_username) return null;
@@ -80,40 +98,89 @@ function author(row: AuthorColumns) {
   };
 }
 
-export interface CategoryRow {
-  id: string;
-  slug: string;
-  name: string;
-  description: string;
-  position: number;
-  topic_count: number;
+const categoryColumns = {
+  id: forumCategories.id,
+  slug: forumCategories.slug,
+  name: forumCategories.name,
+  description: forumCategories.description,
+  position: forumCategories.position,
+  // Counted from the topics, so it cannot drift. Written out: drizzle leaves a single-table
+  // select's columns unqualified, which inside the subquery would name the topic's own id.
+  topic_count: sql<number>`(SELECT count(*) FROM forum_topics t WHERE t.category_id = forum_categories.id)`,
+};
+
+const topicColumns = {
+  id: forumTopics.id,
+  category_id: forumTopics.categoryId,
+  category_slug: forumCategories.slug,
+  title: forumTopics.title,
+  is_locked: forumTopics.isLocked,
+  is_pinned: forumTopics.isPinned,
+  reply_count: forumTopics.replyCount,
+  last_activity_at: forumTopics.lastActivityAt,
+  solution_post_id: forumTopics.solutionPostId,
+  created_at: forumTopics.createdAt,
+  updated_at: forumTopics.updatedAt,
+  author_id: forumTopics.authorId,
+  ...authorColumns,
+};
+
+const postColumns = {
+  id: forumPosts.id,
+  topic_id: forumPosts.topicId,
+  body: forumPosts.body,
+  is_first: forumPosts.isFirst,
+  is_deleted: forumPosts.isDeleted,
+  deleted_at: forumPosts.deletedAt,
+  edited_at: forumPosts.editedAt,
+  created_at: forumPosts.createdAt,
+  updated_at: forumPosts.updatedAt,
+  author_id: forumPosts.authorId,
+  ...authorColumns,
+};
+
+const reportColumns = {
+  id: forumReports.id,
+  post_id: forumReports.postId,
+  topic_id: forumPosts.topicId,
+  reporter_id: forumReports.reporterId,
+  reporter_username: users.username,
+  reason: forumReports.reason,
+  status: forumReports.status,
+  resolved_by: forumReports.resolvedBy,
+  resolved_at: forumReports.resolvedAt,
+  created_at: forumReports.createdAt,
+  post_body: forumPosts.body,
+  post_is_deleted: forumPosts.isDeleted,
+};
+
+function selectTopics(env: Bindings) {
+  return database(env)
+    .select(topicColumns)
+    .from(forumTopics)
+    .innerJoin(forumCategories, eq(forumCategories.id, forumTopics.categoryId))
+    .leftJoin(users, eq(users.id, forumTopics.authorId))
+    .$dynamic();
 }
 
-export interface TopicRow extends AuthorColumns {
-  id: string;
-  category_id: string;
-  category_slug: string;
-  title: string;
-  is_locked: number;
-  is_pinned: number;
-  reply_count: number;
-  last_activity_at: string;
-  solution_post_id: string | null;
-  created_at: string;
-  updated_at: string;
+function selectPosts(env: Bindings) {
+  return database(env).select(postColumns).from(forumPosts).leftJoin(users, eq(users.id, forumPosts.authorId)).$dynamic();
 }
 
-export interface PostRow extends AuthorColumns {
-  id: string;
-  topic_id: string;
-  body: string;
-  is_first: number;
-  is_deleted: number;
-  deleted_at: string | null;
-  edited_at: string | null;
-  created_at: string;
-  updated_at: string;
+function selectReports(env: Bindings) {
+  return database(env)
+    .select(reportColumns)
+    .from(forumReports)
+    .innerJoin(forumPosts, eq(forumPosts.id, forumReports.postId))
+    .innerJoin(users, eq(users.id, forumReports.reporterId))
+    .$dynamic();
 }
+
+/** Rows as the forum reads them: typed by their selects over the schema. */
+export type CategoryRow = Awaited<ReturnType<typeof listCategories>>[number];
+export type TopicRow = Awaited<ReturnType<ReturnType<typeof selectTopics>["get"]>> & {};
+export type PostRow = Awaited<ReturnType<ReturnType<typeof selectPosts>["get"]>> & {};
+export type ReportRow = Awaited<ReturnType<ReturnType<typeof selectReports>["get"]>> & {};
 
 export function categoryBody(row: CategoryRow) {
   return { id: row.id, slug: row.slug, name: row.name, description: row.description, position: row.position, topic_count: row.topic_count };
@@ -173,76 +240,69 @@ export function postBody(
 // ---------------------------------------------------------------------------------------------
 // Reads
 
-export async function listCategories(env: Bindings): Promise<CategoryRow[]> {
-  const { results } = await env.DB.prepare(
-    `SELECT c.id, c.slug, c.name, c.description, c.position,
-            (SELECT count(*) FROM forum_topics t WHERE t.category_id = c.id) AS topic_count
-       FROM forum_categories c ORDER BY c.position, c.name`,
-  ).all<CategoryRow>();
-  return results;
+export function listCategories(env: Bindings) {
+  return database(env).select(categoryColumns).from(forumCategories).orderBy(asc(forumCategories.position), asc(forumCategories.name));
 }
 
 export async function categoryBySlug(env: Bindings, slug: string): Promise<CategoryRow> {
-  const row = await env.DB.prepare(
-    `SELECT c.id, c.slug, c.name, c.description, c.position,
-            (SELECT count(*) FROM forum_topics t WHERE t.category_id = c.id) AS topic_count
-       FROM forum_categories c WHERE c.slug = ?`,
-  )
-    .bind(slug)
-    .first<CategoryRow>();
+  const row = await database(env).select(categoryColumns).from(forumCategories).where(eq(forumCategories.slug, slug)).get();
   if (!row) throw new AppError("NOT_FOUND", 404, "Category not found.");
   return row;
 }
 
-const TOPIC_SELECT = `t.id, t.category_id, c.slug AS category_slug, t.title, t.is_locked, t.is_pinned, t.reply_count,
-  t.last_activity_at, t.solution_post_id, t.created_at, t.updated_at, t.author_id, ${AUTHOR_SELECT}`;
-const TOPIC_FROM = `FROM forum_topics t JOIN forum_categories c ON c.id = t.category_id LEFT JOIN users u ON u.id = t.author_id`;
-
 /** A category's topics: pinned first, then the most recent activity. */
-export function listTopics(env: Bindings, categoryId: string, page: PageRequest): Promise<Page<TopicRow>> {
-  return fetchPage<TopicRow>(env, topicPageQuery(categoryId), page);
+export function listTopics(env: Bindings, categoryId: string, page: PageRequest): Promise<Page<NonNullable<TopicRow>>> {
+  const t = forumTopics;
+  const where = eq(t.categoryId, categoryId);
+  return selectPage(
+    database(env),
+    {
+      rows: selectTopics(env).where(where).orderBy(desc(t.isPinned), desc(t.lastActivityAt), desc(t.id)),
+      count: database(env).select({ n: count() }).from(t).where(where).$dynamic(),
+    },
+    page,
+  ) as Promise<Page<NonNullable<TopicRow>>>;
 }
 
-function topicPageQuery(categoryId: string) {
-  return {
-    select: TOPIC_SELECT,
-    from: `${TOPIC_FROM} WHERE t.category_id = ?`,
-    order: "t.is_pinned DESC, t.last_activity_at DESC, t.id DESC",
-    binds: [categoryId],
-  };
-}
-
-export async function getTopic(env: Bindings, id: string): Promise<TopicRow> {
-  const row = await env.DB.prepare(`SELECT ${TOPIC_SELECT} ${TOPIC_FROM} WHERE t.id = ?`).bind(id).first<TopicRow>();
+export async function getTopic(env: Bindings, id: string): Promise<NonNullable<TopicRow>> {
+  const row = await selectTopics(env).where(eq(forumTopics.id, id)).get();
   if (!row) throw new AppError("NOT_FOUND", 404, "Topic not found.");
   return row;
 }
 
-const POST_SELECT = `p.id, p.topic_id, p.body, p.is_first, p.is_deleted, p.deleted_at, p.edited_at, p.created_at, p.updated_at, p.author_id, ${AUTHOR_SELECT}`;
-const POST_FROM = `FROM forum_posts p LEFT JOIN users u ON u.id = p.author_id`;
-
 /** A topic's posts, oldest first: the opening post, then the replies in the order they were written. */
-export function listPosts(env: Bindings, topicId: string, page: PageRequest): Promise<Page<PostRow>> {
-  return fetchPage<PostRow>(env, postPageQuery(topicId), page);
+export function listPosts(env: Bindings, topicId: string, page: PageRequest): Promise<Page<NonNullable<PostRow>>> {
+  const p = forumPosts;
+  const where = eq(p.topicId, topicId);
+  return selectPage(
+    database(env),
+    {
+      rows: selectPosts(env).where(where).orderBy(asc(p.createdAt), desc(p.isFirst), asc(p.id)),
+      count: database(env).select({ n: count() }).from(p).where(where).$dynamic(),
+    },
+    page,
+  ) as Promise<Page<NonNullable<PostRow>>>;
 }
 
-function postPageQuery(topicId: string) {
-  return {
-    select: POST_SELECT,
-    from: `${POST_FROM} WHERE p.topic_id = ?`,
-    order: "p.created_at ASC, p.is_first DESC, p.id ASC",
-    binds: [topicId],
-  };
-}
-
-export async function getPost(env: Bindings, id: string): Promise<PostRow> {
-  const row = await env.DB.prepare(`SELECT ${POST_SELECT} ${POST_FROM} WHERE p.id = ?`).bind(id).first<PostRow>();
+export async function getPost(env: Bindings, id: string): Promise<NonNullable<PostRow>> {
+  const row = await selectPosts(env).where(eq(forumPosts.id, id)).get();
   if (!row) throw new AppError("NOT_FOUND", 404, "Post not found.");
   return row;
 }
 
-export async function firstPost(env: Bindings, topicId: string): Promise<PostRow | null> {
-  return env.DB.prepare(`SELECT ${POST_SELECT} ${POST_FROM} WHERE p.topic_id = ? AND p.is_first = 1`).bind(topicId).first<PostRow>();
+export async function firstPost(env: Bindings, topicId: string): Promise<NonNullable<PostRow> | null> {
+  return (
+    (await selectPosts(env)
+      .where(and(eq(forumPosts.topicId, topicId), eq(forumPosts.isFirst, true)))
+      .get()) ?? null
+  );
+}
+
+/** D1 binds at most 100 parameters per statement: ids go in chunks of 50 (a page holds up to 100 posts). */
+function chunked(ids: string[]): string[][] {
+  const chunks: string[][] = [];
+  for (let i = 0; i < ids.length; i += 50) chunks.push(ids.slice(i, i + 50));
+  return chunks;
 }
 
 /** Reaction counts per post and the caller's own reactions, for one page of posts in one query. */
@@ -250,22 +310,22 @@ export async function reactionsFor(env: Bindings, postIds: string[], userId?: st
   const counts = new Map<string, ReactionCounts>();
   const mine = new Map<string, ReactionType[]>();
   if (postIds.length === 0) return { counts, mine };
-  // D1 binds at most 100 parameters per statement: chunk the ids (a page holds up to 100 posts).
-  const chunks: string[][] = [];
-  for (let i = 0; i < postIds.length; i += 50) chunks.push(postIds.slice(i, i + 50));
-  const answers = await env.DB.batch<{ post_id: string; type: ReactionType; n: number; mine: number }>(
-    chunks.map((ids) =>
-      env.DB.prepare(
-        `SELECT post_id, type, count(*) AS n, max(user_id = ?) AS mine FROM forum_reactions WHERE post_id IN (${ids.map(() => "?").join(", ")}) GROUP BY post_id, type`,
-      ).bind(userId ?? "", ...ids),
+  const db = database(env);
+  const r = forumReactions;
+  const answers = await Promise.all(
+    chunked(postIds).map((ids) =>
+      db
+        .select({ postId: r.postId, type: r.type, n: count(), mine: sql<number>`max(${r.userId} = ${userId ?? ""})` })
+        .from(r)
+        .where(inArray(r.postId, ids))
+        .groupBy(r.postId, r.type),
     ),
   );
-  const results = answers.flatMap((a) => a.results);
-  for (const r of results) {
-    const c = counts.get(r.post_id) ?? noReactions();
-    c[r.type] = r.n;
-    counts.set(r.post_id, c);
-    if (r.mine) mine.set(r.post_id, [...(mine.get(r.post_id) ?? []), r.type]);
+  for (const row of answers.flat()) {
+    const c = counts.get(row.postId) ?? noReactions();
+    c[row.type] = row.n;
+    counts.set(row.postId, c);
+    if (row.mine) mine.set(row.postId, [...(mine.get(row.postId) ?? []), row.type]);
   }
   return { counts, mine };
 }
@@ -274,21 +334,23 @@ export async function reactionsFor(env: Bindings, postIds: string[], userId?: st
 export async function attachmentsFor(env: Bindings, postIds: string[]): Promise<Map<string, Attachment[]>> {
   const out = new Map<string, Attachment[]>();
   if (postIds.length === 0) return out;
-  const chunks: string[][] = [];
-  for (let i = 0; i < postIds.length; i += 50) chunks.push(postIds.slice(i, i + 50));
-  const answers = await env.DB.batch<{ post_id: string; image: string; width: number; height: number }>(
-    chunks.map((ids) =>
-      env.DB.prepare(
-        `SELECT post_id, image, width, height FROM forum_attachments WHERE post_id IN (${ids.map(() => "?").join(", ")}) ORDER BY post_id, position`,
-      ).bind(...ids),
+  const db = database(env);
+  const a = forumAttachments;
+  const answers = await Promise.all(
+    chunked(postIds).map((ids) =>
+      db
+        .select({ postId: a.postId, image: a.image, width: a.width, height: a.height })
+        .from(a)
+        .where(inArray(a.postId, ids))
+        .orderBy(a.postId, a.position),
     ),
   );
-  for (const r of answers.flatMap((a) => a.results)) {
+  for (const r of answers.flat()) {
     const image = parsePhotoRef(r.image);
     if (!image) continue; // only ever written from validated uploads; never expose a malformed key
-    const list = out.get(r.post_id) ?? [];
+    const list = out.get(r.postId) ?? [];
     list.push({ url: imageUrl(image), width: r.width, height: r.height, content_type: IMAGE_MIME[image.type] });
-    out.set(r.post_id, list);
+    out.set(r.postId, list);
   }
   return out;
 }
@@ -319,10 +381,13 @@ export async function topicDetail(env: Bindings, topic: TopicRow, viewerId: stri
 }
 
 export async function isSubscribed(env: Bindings, topicId: string, userId: string): Promise<boolean> {
-  const row = await env.DB.prepare("SELECT 1 AS x FROM forum_subscriptions WHERE topic_id = ? AND user_id = ?")
-    .bind(topicId, userId)
-    .first();
-  return row !== null;
+  const s = forumSubscriptions;
+  const row = await database(env)
+    .select({ topicId: s.topicId })
+    .from(s)
+    .where(and(eq(s.topicId, topicId), eq(s.userId, userId)))
+    .get();
+  return row !== undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -338,33 +403,37 @@ export function cleanBody(raw: string): string {
   return html;
 }
 
-/** Recomputes a topic's counters from its posts (run in the same batch as the post write). */
+/** Recomputes a topic's counters from its posts (a statement for the same batch as the post write). */
 function refreshTopicCounters(env: Bindings, topicId: string, now: string) {
-  return env.DB.prepare(
-    `UPDATE forum_topics SET
-       reply_count = (SELECT count(*) FROM forum_posts WHERE topic_id = ? AND is_first = 0 AND is_deleted = 0),
-       last_activity_at = COALESCE((SELECT max(created_at) FROM forum_posts WHERE topic_id = ? AND is_deleted = 0), created_at),
-       updated_at = ?
-     WHERE id = ?`,
-  ).bind(topicId, topicId, now, topicId);
+  const t = forumTopics;
+  // Counters recomputed from the source rows in one statement, so they can never drift.
+  return database(env)
+    .update(t)
+    .set({
+      replyCount: sql`(SELECT count(*) FROM ${forumPosts} WHERE ${forumPosts.topicId} = ${topicId} AND ${forumPosts.isFirst} = 0 AND ${forumPosts.isDeleted} = 0)`,
+      lastActivityAt: sql`COALESCE((SELECT max(${forumPosts.createdAt}) FROM ${forumPosts} WHERE ${forumPosts.topicId} = ${topicId} AND ${forumPosts.isDeleted} = 0), ${t.createdAt})`,
+      updatedAt: now,
+    })
+    .where(eq(t.id, topicId));
 }
 
 function countPost(env: Bindings, userId: string) {
-  return env.DB.prepare("UPDATE users SET post_count = post_count + 1 WHERE id = ?").bind(userId);
+  return database(env)
+    .update(users)
+    .set({ postCount: sql`${users.postCount} + 1` })
+    .where(eq(users.id, userId));
 }
 
 /** One row per photo, positions 1..n in upload order (for the same batch as the post insert). */
 function insertAttachments(env: Bindings, postId: string, images: ValidatedImage[], now: string) {
-  return images.map((img, i) =>
-    env.DB.prepare("INSERT INTO forum_attachments (post_id, position, image, width, height, created_at) VALUES (?, ?, ?, ?, ?, ?)").bind(
-      postId,
-      i + 1,
-      `${img.sha256}.${img.extension}`, // "<sha256>.<ext>", as requests store their images
-      img.width,
-      img.height,
-      now,
-    ),
-  );
+  if (images.length === 0) return [];
+  return [
+    database(env)
+      .insert(forumAttachments)
+      .values(
+        images.map((img, i) => ({ postId, position: i + 1, image: photoRef(img), width: img.width, height: img.height, createdAt: now })),
+      ),
+  ];
 }
 
 /** Stores the photos, then runs the D1 write; a failed write releases them again (photos.ts). */
@@ -384,16 +453,15 @@ export async function createTopic(
   const topicId = uuidv7();
   const postId = uuidv7();
   const now = new Date().toISOString();
+  const db = database(env);
   await withStoredImages(env, images, () =>
-    env.DB.batch([
-      env.DB.prepare(
-        `INSERT INTO forum_topics (id, category_id, author_id, title, last_activity_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      ).bind(topicId, categoryId, user.id, title, now, now, now),
-      env.DB.prepare(
-        `INSERT INTO forum_posts (id, topic_id, author_id, body, is_first, created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?)`,
-      ).bind(postId, topicId, user.id, body, now, now),
+    runBatch(db, [
+      db
+        .insert(forumTopics)
+        .values({ id: topicId, categoryId, authorId: user.id, title, lastActivityAt: now, createdAt: now, updatedAt: now }),
+      db.insert(forumPosts).values({ id: postId, topicId, authorId: user.id, body, isFirst: true, createdAt: now, updatedAt: now }),
       ...insertAttachments(env, postId, images, now),
-      env.DB.prepare("INSERT INTO forum_subscriptions (topic_id, user_id, created_at) VALUES (?, ?, ?)").bind(topicId, user.id, now),
+      db.insert(forumSubscriptions).values({ topicId, userId: user.id, createdAt: now }),
       countPost(env, user.id),
     ]),
   );
@@ -409,27 +477,35 @@ export async function updateTopicTitle(env: Bindings, user: AuthenticatedUser, i
   const topic = await getTopic(env, id);
   assertTopicAuthorOrModerator(user, topic, "change its title");
   if (topic.is_locked && !isForumModerator(user)) throw lockedError();
-  await env.DB.prepare("UPDATE forum_topics SET title = ?, updated_at = ? WHERE id = ?").bind(title, new Date().toISOString(), id).run();
+  await database(env).update(forumTopics).set({ title, updatedAt: new Date().toISOString() }).where(eq(forumTopics.id, id));
   return getTopic(env, id);
 }
 
 export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: string): Promise<void> {
   const topic = await getTopic(env, id);
   assertTopicAuthorOrModerator(user, topic, "delete it");
+  const db = database(env);
+  const p = forumPosts;
   if (!isForumModerator(user)) {
-    const others = await env.DB.prepare("SELECT count(*) AS n FROM forum_posts WHERE topic_id = ? AND author_id != ? AND is_deleted = 0")
-      .bind(id, user.id)
-      .first<{ n: number }>();
+    const others = await db
+      .select({ n: count() })
+      .from(p)
+      .where(and(eq(p.topicId, id), ne(p.authorId, user.id), eq(p.isDeleted, false)))
+      .get();
     if (others!.n > 0) throw new AppError("TOPIC_HAS_REPLIES", 409, "This topic has replies from others; ask a moderator to remove it.");
   }
   // The posts and their attachments go with the topic (cascade); then release photos nothing else uses.
-  const [attached] = await env.DB.batch<{ image: string }>([
-    env.DB.prepare("SELECT DISTINCT a.image FROM forum_attachments a JOIN forum_posts p ON p.id = a.post_id WHERE p.topic_id = ?").bind(id),
-    env.DB.prepare("DELETE FROM forum_topics WHERE id = ?").bind(id),
+  const [attached] = await db.batch([
+    db
+      .selectDistinct({ image: forumAttachments.image })
+      .from(forumAttachments)
+      .innerJoin(p, eq(p.id, forumAttachments.postId))
+      .where(eq(p.topicId, id)),
+    db.delete(forumTopics).where(eq(forumTopics.id, id)),
   ]);
   await releasePhotoRefs(
     env,
-    attached!.results.map((r) => r.image),
+    attached.map((r) => r.image),
   );
 }
 
@@ -454,56 +530,44 @@ export async function createReply(
   topicId: string,
   rawBody: string,
   images: ValidatedImage[] = [],
-): Promise<{ post: PostRow; notifications: NotificationRow[] }> {
+): Promise<{ post: NonNullable<PostRow>; notifications: Notification[] }> {
   const topic = await getTopic(env, topicId);
   if (topic.is_locked && !isForumModerator(user)) throw lockedError();
   const body = cleanBody(rawBody);
   const id = uuidv7();
   const now = new Date().toISOString();
-  const db = env.DB;
+  const db = database(env);
   const title = truncateText(`${user.username} replied to "${truncateText(topic.title, 80)}"`, 120);
+  const subscriber = sql.raw("s.user_id");
   const results = await withStoredImages(env, images, () =>
-    db.batch([
-      db
-        .prepare(`INSERT INTO forum_posts (id, topic_id, author_id, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`)
-        .bind(id, topicId, user.id, body, now, now),
+    runBatch(db, [
+      db.insert(forumPosts).values({ id, topicId, authorId: user.id, body, createdAt: now, updatedAt: now }),
       ...insertAttachments(env, id, images, now),
       refreshTopicCounters(env, topicId, now),
       countPost(env, user.id),
-      insertNotificationsStatement(
+      insertNotifications(
         db,
         "forum_reply",
         {
-          userId: "s.user_id",
-          title: "?",
-          body: "?",
-          data: "json_object('topic_id', ?, 'post_id', ?, 'category_slug', ?)",
-          dedupeKey: "'forum_reply:' || ? || ':' || s.user_id",
-          createdAt: "?",
+          userId: subscriber,
+          title: sql`${title}`,
+          body: sql`${excerpt(body, REPLY_EXCERPT_CHARS)}`,
+          data: sql`json_object('topic_id', ${topicId}, 'post_id', ${id}, 'category_slug', ${topic.category_slug})`,
+          dedupeKey: sql`'forum_reply:' || ${id} || ':' || ${subscriber}`,
+          createdAt: now,
         },
-        `FROM forum_subscriptions s JOIN users u ON u.id = s.user_id
-        WHERE s.topic_id = ? AND s.user_id != ? AND u.is_active = 1
-        ORDER BY s.created_at, s.user_id
-        LIMIT ?`,
-      ).bind(
-        title,
-        excerpt(body, REPLY_EXCERPT_CHARS),
-        topicId,
-        id,
-        topic.category_slug,
-        id,
-        now,
-        topicId,
-        user.id,
-        MAX_REPLY_NOTIFICATIONS,
+        sql`FROM forum_subscriptions s JOIN users u ON u.id = s.user_id
+             WHERE s.topic_id = ${topicId} AND s.user_id != ${user.id} AND u.is_active = 1
+             ORDER BY s.created_at, s.user_id
+             LIMIT ${MAX_REPLY_NOTIFICATIONS}`,
       ),
     ]),
   );
-  return { post: await getPost(env, id), notifications: results[results.length - 1]!.results as NotificationRow[] };
+  return { post: await getPost(env, id), notifications: results.at(-1) as Notification[] };
 }
 
 /** The post, its topic, and a 409 when it is already deleted. */
-async function livePost(env: Bindings, id: string): Promise<{ post: PostRow; topic: TopicRow }> {
+async function livePost(env: Bindings, id: string): Promise<{ post: NonNullable<PostRow>; topic: NonNullable<TopicRow> }> {
   const post = await getPost(env, id);
   if (post.is_deleted) throw new AppError("POST_DELETED", 409, "This post has been deleted.");
   return { post, topic: await getTopic(env, post.topic_id) };
@@ -515,7 +579,7 @@ export async function editPost(
   id: string,
   rawBody: string,
   now = Date.now(),
-): Promise<{ post: PostRow; topic: TopicRow }> {
+): Promise<{ post: NonNullable<PostRow>; topic: NonNullable<TopicRow> }> {
   const { post, topic } = await livePost(env, id);
   if (!isForumModerator(user)) {
     if (post.author_id !== user.id) throw new AppError("FORBIDDEN", 403, "You can only edit your own posts.");
@@ -527,7 +591,7 @@ export async function editPost(
   }
   const body = cleanBody(rawBody);
   const at = new Date(now).toISOString();
-  await env.DB.prepare("UPDATE forum_posts SET body = ?, edited_at = ?, updated_at = ? WHERE id = ?").bind(body, at, at, id).run();
+  await database(env).update(forumPosts).set({ body, editedAt: at, updatedAt: at }).where(eq(forumPosts.id, id));
   return { post: await getPost(env, id), topic };
 }
 
@@ -535,14 +599,17 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
   const { post } = await livePost(env, id);
   if (post.author_id !== user.id && !isForumModerator(user)) throw new AppError("FORBIDDEN", 403, "You can only delete your own posts.");
   const now = new Date().toISOString();
-  await env.DB.batch([
-    env.DB.prepare("UPDATE forum_posts SET is_deleted = 1, deleted_at = ?, updated_at = ? WHERE id = ? AND is_deleted = 0").bind(
-      now,
-      now,
-      id,
-    ),
-    env.DB.prepare("DELETE FROM forum_reactions WHERE post_id = ?").bind(id),
-    env.DB.prepare("UPDATE forum_topics SET solution_post_id = NULL WHERE id = ? AND solution_post_id = ?").bind(post.topic_id, id),
+  const db = database(env);
+  await runBatch(db, [
+    db
+      .update(forumPosts)
+      .set({ isDeleted: true, deletedAt: now, updatedAt: now })
+      .where(and(eq(forumPosts.id, id), eq(forumPosts.isDeleted, false))),
+    db.delete(forumReactions).where(eq(forumReactions.postId, id)),
+    db
+      .update(forumTopics)
+      .set({ solutionPostId: null })
+      .where(and(eq(forumTopics.id, post.topic_id), eq(forumTopics.solutionPostId, id))),
     refreshTopicCounters(env, post.topic_id, now),
   ]);
 }
@@ -560,20 +627,21 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
  */
 export async function toggleReaction(env: Bindings, userId: string, postId: string, type: ReactionType) {
   await livePost(env, postId);
-  const db = env.DB;
-  const [removed, added, state] = await db.batch<{ type: ReactionType; n?: number; mine?: number }>([
-    db.prepare("DELETE FROM forum_reactions WHERE post_id = ? AND user_id = ? AND type = ? RETURNING type").bind(postId, userId, type),
+  const db = database(env);
+  const r = forumReactions;
+  const [removed, added, state] = (await runBatch(db, [
     db
-      .prepare(
-        `INSERT INTO forum_reactions (post_id, user_id, type, created_at)
-         SELECT ?1, ?2, ?3, ?4 WHERE changes() = 0 AND EXISTS (SELECT 1 FROM forum_posts WHERE id = ?1 AND is_deleted = 0)
-         RETURNING type`,
-      )
-      .bind(postId, userId, type, new Date().toISOString()),
-    db
-      .prepare("SELECT type, count(*) AS n, max(user_id = ?) AS mine FROM forum_reactions WHERE post_id = ? GROUP BY type ORDER BY type")
-      .bind(userId, postId),
-  ]);
+      .delete(r)
+      .where(and(eq(r.postId, postId), eq(r.userId, userId), eq(r.type, type)))
+      .returning({ type: r.type }),
+    // changes() is the point: insert only when the delete just before removed nothing, in the same transaction.
+    sql`INSERT INTO forum_reactions (post_id, user_id, type, created_at)
+        SELECT ${postId}, ${userId}, ${type}, ${new Date().toISOString()}
+         WHERE changes() = 0 AND EXISTS (SELECT 1 FROM forum_posts WHERE id = ${postId} AND is_deleted = 0)
+        RETURNING type`,
+    // Read inside the same transaction (a raw batch answers rows by these aliases).
+    sql`SELECT type, count(*) AS n, max(user_id = ${userId}) AS mine FROM forum_reactions WHERE post_id = ${postId} GROUP BY type ORDER BY type`,
+  ])) as { results: { type: ReactionType; n?: number; mine?: number }[] }[];
   const reacted = added!.results.length > 0;
   // Neither removed nor added: the post was deleted between the check above and the batch.
   if (!reacted && removed!.results.length === 0) throw new AppError("POST_DELETED", 409, "This post has been deleted.");
@@ -590,9 +658,11 @@ export async function setSolution(env: Bindings, user: AuthenticatedUser, topicI
   const topic = await getTopic(env, topicId);
   assertTopicAuthorOrModerator(user, topic, "mark the solution");
   if (postId !== null) {
-    const post = await env.DB.prepare("SELECT is_first, is_deleted FROM forum_posts WHERE id = ? AND topic_id = ?")
-      .bind(postId, topicId)
-      .first<{ is_first: number; is_deleted: number }>();
+    const post = await database(env)
+      .select({ is_first: forumPosts.isFirst, is_deleted: forumPosts.isDeleted })
+      .from(forumPosts)
+      .where(and(eq(forumPosts.id, postId), eq(forumPosts.topicId, topicId)))
+      .get();
     const problem = !post
       ? "No such post in this topic."
       : post.is_first
@@ -602,9 +672,10 @@ export async function setSolution(env: Bindings, user: AuthenticatedUser, topicI
           : null;
     if (problem) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { post_id: [problem] });
   }
-  await env.DB.prepare("UPDATE forum_topics SET solution_post_id = ?, updated_at = ? WHERE id = ?")
-    .bind(postId, new Date().toISOString(), topicId)
-    .run();
+  await database(env)
+    .update(forumTopics)
+    .set({ solutionPostId: postId, updatedAt: new Date().toISOString() })
+    .where(eq(forumTopics.id, topicId));
   return getTopic(env, topicId);
 }
 
@@ -614,54 +685,26 @@ export async function moderateTopic(
   patch: { is_locked?: boolean; is_pinned?: boolean },
 ): Promise<TopicRow> {
   await getTopic(env, topicId);
-  const sets: string[] = [];
-  const binds: unknown[] = [];
-  if (patch.is_locked !== undefined) {
-    sets.push("is_locked = ?");
-    binds.push(patch.is_locked ? 1 : 0);
-  }
-  if (patch.is_pinned !== undefined) {
-    sets.push("is_pinned = ?");
-    binds.push(patch.is_pinned ? 1 : 0);
-  }
-  await env.DB.prepare(`UPDATE forum_topics SET ${sets.join(", ")}, updated_at = ? WHERE id = ?`)
-    .bind(...binds, new Date().toISOString(), topicId)
-    .run();
+  await database(env)
+    .update(forumTopics)
+    .set({ isLocked: patch.is_locked, isPinned: patch.is_pinned, updatedAt: new Date().toISOString() })
+    .where(eq(forumTopics.id, topicId));
   return getTopic(env, topicId);
 }
 
 export async function setSubscription(env: Bindings, userId: string, topicId: string, subscribed: boolean): Promise<void> {
   await getTopic(env, topicId);
+  const db = database(env);
+  const sub = forumSubscriptions;
   if (subscribed) {
-    await env.DB.prepare("INSERT INTO forum_subscriptions (topic_id, user_id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-      .bind(topicId, userId, new Date().toISOString())
-      .run();
+    await db.insert(sub).values({ topicId, userId, createdAt: new Date().toISOString() }).onConflictDoNothing();
   } else {
-    await env.DB.prepare("DELETE FROM forum_subscriptions WHERE topic_id = ? AND user_id = ?").bind(topicId, userId).run();
+    await db.delete(sub).where(and(eq(sub.topicId, topicId), eq(sub.userId, userId)));
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Reports
-
-export interface ReportRow {
-  id: string;
-  post_id: string;
-  topic_id: string;
-  reporter_id: string;
-  reporter_username: string;
-  reason: string;
-  status: (typeof REPORT_STATUSES)[number];
-  resolved_by: string | null;
-  resolved_at: string | null;
-  created_at: string;
-  post_body: string;
-  post_is_deleted: number;
-}
-
-const REPORT_SELECT = `r.id, r.post_id, p.topic_id, r.reporter_id, u.username AS reporter_username, r.reason, r.status, r.resolved_by,
-  r.resolved_at, r.created_at, p.body AS post_body, p.is_deleted AS post_is_deleted`;
-const REPORT_FROM = `FROM forum_reports r JOIN forum_posts p ON p.id = r.post_id JOIN users u ON u.id = r.reporter_id`;
 
 export function reportBody(row: ReportRow) {
   return {
@@ -680,27 +723,33 @@ export function reportBody(row: ReportRow) {
 }
 
 /** Reports of one status, oldest first. */
-export function listReports(env: Bindings, status: (typeof REPORT_STATUSES)[number], page: PageRequest): Promise<Page<ReportRow>> {
-  return fetchPage<ReportRow>(env, reportPageQuery(status), page);
+export function listReports(
+  env: Bindings,
+  status: (typeof REPORT_STATUSES)[number],
+  page: PageRequest,
+): Promise<Page<NonNullable<ReportRow>>> {
+  const where = eq(forumReports.status, status);
+  return selectPage(
+    database(env),
+    {
+      rows: selectReports(env).where(where).orderBy(asc(forumReports.createdAt), asc(forumReports.id)),
+      count: database(env).select({ n: count() }).from(forumReports).where(where).$dynamic(),
+    },
+    page,
+  ) as Promise<Page<NonNullable<ReportRow>>>;
 }
 
-function reportPageQuery(status: (typeof REPORT_STATUSES)[number]) {
-  return { select: REPORT_SELECT, from: `${REPORT_FROM} WHERE r.status = ?`, order: "r.created_at ASC, r.id ASC", binds: [status] };
-}
-
-async function getReport(env: Bindings, id: string): Promise<ReportRow> {
-  const row = await env.DB.prepare(`SELECT ${REPORT_SELECT} ${REPORT_FROM} WHERE r.id = ?`).bind(id).first<ReportRow>();
+async function getReport(env: Bindings, id: string): Promise<NonNullable<ReportRow>> {
+  const row = await selectReports(env).where(eq(forumReports.id, id)).get();
   if (!row) throw new AppError("NOT_FOUND", 404, "Report not found.");
   return row;
 }
 
-export async function reportPost(env: Bindings, userId: string, postId: string, reason: string): Promise<ReportRow> {
+export async function reportPost(env: Bindings, userId: string, postId: string, reason: string): Promise<NonNullable<ReportRow>> {
   await getPost(env, postId);
   const id = uuidv7();
   try {
-    await env.DB.prepare("INSERT INTO forum_reports (id, post_id, reporter_id, reason, created_at) VALUES (?, ?, ?, ?, ?)")
-      .bind(id, postId, userId, reason, new Date().toISOString())
-      .run();
+    await database(env).insert(forumReports).values({ id, postId, reporterId: userId, reason, createdAt: new Date().toISOString() });
   } catch (err) {
     if (isUniqueViolation(err)) throw new AppError("ALREADY_REPORTED", 409, "You have already reported this post.");
     throw err;
@@ -713,11 +762,12 @@ export async function resolveReport(
   moderatorId: string,
   id: string,
   status: "resolved" | "dismissed" | "open",
-): Promise<ReportRow> {
+): Promise<NonNullable<ReportRow>> {
   await getReport(env, id);
   const open = status === "open";
-  await env.DB.prepare("UPDATE forum_reports SET status = ?, resolved_by = ?, resolved_at = ? WHERE id = ?")
-    .bind(status, open ? null : moderatorId, open ? null : new Date().toISOString(), id)
-    .run();
+  await database(env)
+    .update(forumReports)
+    .set({ status, resolvedBy: open ? null : moderatorId, resolvedAt: open ? null : new Date().toISOString() })
+    .where(eq(forumReports.id, id));
   return getReport(env, id);
 }
