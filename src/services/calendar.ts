@@ -74,7 +74,7 @@ const eventColumns = {
   notGoingCount: rsvpCount("not_going"),
 };
 
-/** Joins the viewer's own RSVP as `mine` (none for anonymous viewers). */
+/** Joins the viewer's own RSVP as `mine` (none for anonymous viewers: `= NULL` matches nothing). */
 const mineOn = (viewer: AuthenticatedUser | undefined) => and(eq(mine.eventId, e.id), sql`${mine.userId} = ${viewer?.id ?? null}`);
 
 /** Events with their organiser and the viewer's RSVP (`mine`); every event read goes through here. */

@@ -107,6 +107,7 @@ export async function markRead(env: Bindings, userId: string, id: string, now = 
   const n = notifications;
   const row = await database(env)
     .update(n)
+    // -- COALESCE in the UPDATE keeps the first read time without a read-then-write race.
     .set({ isRead: true, readAt: sql`COALESCE(${n.readAt}, ${new Date(now).toISOString()})` })
     .where(and(eq(n.id, id), eq(n.userId, userId)))
     .returning()

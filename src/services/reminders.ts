@@ -477,6 +477,7 @@ function pending(nowIso: string): SQL | undefined {
   return and(eq(r.isActive, true), sql`${r.notifiedDueAt} IS NOT ${r.nextDueAt}`, lte(r.nextDueAt, nowIso));
 }
 
+/** -- computed per row inside the fan-out and the mark, so both name the same occurrence. */
 const dedupeKey = sql`'care_reminder:' || ${r.id} || ':' || ${r.nextDueAt}`;
 
 /**
@@ -489,6 +490,7 @@ export async function deliverDueReminders(env: Bindings, logger?: Logger, option
   const nowIso = new Date(options.now ?? Date.now()).toISOString();
   const db = database(env);
   const [inserted] = (await runBatch(db, [
+    // -- INSERT … SELECT fan-out: one notification per due reminder in one statement.
     insertNotifications(
       db,
       "care_reminder",
