@@ -24,9 +24,3 @@ export function pageOf<T>(requestUrl: string, page: number, pageSize: number, co
     results,
   };
 }
-
-/**
- * Routes not yet moved to the service side still run their page queries through this; the query
- * itself lives with the data layer now.
- */
-export { queryPage } from "../db/pagination";

@@ -5,8 +5,8 @@
  * request still being `processing`, with results upserted per (request, lower(name)), so a
  * re-delivered job never writes twice. The disease database is read from confirmed results.
  */
-import { and, asc, count, desc, eq, ne, type SQL, sql } from "drizzle-orm";
-import { changes, database, runBatch, type Statement, sqlNow } from "../db/client";
+import { and, asc, count, desc, eq, getTableColumns, ne, type SQL, sql } from "drizzle-orm";
+import { changes, type Database, database, runBatch, type Statement, sqlNow } from "../db/client";
 import { type Page, type PageRequest, selectPage } from "../db/pagination";
 import { diseaseRequests, diseaseResults } from "../db/schema";
 import type { Bindings } from "../env";
@@ -170,33 +170,42 @@ export type DiseaseEntryRow = DiseaseResultRow & { confirmations: number };
  * (case-insensitive) with the details of its most recent confirmation and how many
  * confirmations it has; most confirmed first.
  */
-export async function confirmedDiseases(
-  env: Bindings,
-  filter: { search?: string | undefined; type?: DiseaseType | undefined },
-  page: PageRequest,
-): Promise<Page<DiseaseEntryRow>> {
-  const db = database(env);
+/**
+ * The disease database as a subquery: one row per disease name (case-insensitive) with the
+ * details of its most recent confirmation (`latest` = 1) and how many confirmations it has.
+ * Window functions are the point here. `search` is a literal substring of name, common names
+ * or description (instr, not LIKE: D1 refuses LIKE patterns over 50 bytes).
+ */
+export function confirmedDiseaseEntries(db: Database, filter: { search?: string | undefined; type?: DiseaseType | undefined }) {
   const r = diseaseResults;
   const conditions: SQL[] = [eq(r.isConfirmed, true)];
   if (filter.search) {
-    // A literal substring (instr, not LIKE: D1 refuses LIKE patterns over 50 bytes).
     const needle = filter.search.toLowerCase();
     conditions.push(
       sql`(instr(lower(${r.name}), ${needle}) > 0 OR instr(lower(${r.commonNames}), ${needle}) > 0 OR instr(lower(${r.description}), ${needle}) > 0)`,
     );
   }
   if (filter.type) conditions.push(eq(r.diseaseType, filter.type));
-  // Window functions are the point: the latest confirmation per name, and the count per name.
-  const ranked = db
+  return db
     .select({
-      ...getColumns(),
+      ...getTableColumns(r),
       latest: sql<number>`row_number() OVER (PARTITION BY lower(${r.name}) ORDER BY ${r.confirmedAt} DESC, ${r.id} DESC)`.as("latest"),
       confirmations: sql<number>`count(*) OVER (PARTITION BY lower(${r.name}))`.as("confirmations"),
     })
     .from(r)
     .where(and(...conditions))
     .as("ranked");
-  const page_ = await selectPage(
+}
+
+/** The disease database's page: most confirmed first, then by name. */
+export async function confirmedDiseases(
+  env: Bindings,
+  filter: { search?: string | undefined; type?: DiseaseType | undefined },
+  page: PageRequest,
+): Promise<Page<DiseaseEntryRow>> {
+  const db = database(env);
+  const ranked = confirmedDiseaseEntries(db, filter);
+  const result = await selectPage(
     db,
     {
       rows: db
@@ -209,61 +218,5 @@ export async function confirmedDiseases(
     },
     page,
   );
-  return page_ as unknown as Page<DiseaseEntryRow>;
-
-  function getColumns() {
-    const { ...columns } = r;
-    return {
-      id: columns.id,
-      requestId: columns.requestId,
-      entityId: columns.entityId,
-      name: columns.name,
-      commonNames: columns.commonNames,
-      probability: columns.probability,
-      description: columns.description,
-      treatment: columns.treatment,
-      classification: columns.classification,
-      diseaseType: columns.diseaseType,
-      cause: columns.cause,
-      url: columns.url,
-      similarImages: columns.similarImages,
-      rank: columns.rank,
-      isConfirmed: columns.isConfirmed,
-      confirmedAt: columns.confirmedAt,
-      createdAt: columns.createdAt,
-    };
-  }
-}
-
-/**
- * @deprecated (search's disease group still builds on it; moving to `confirmedDiseases`) The
- * disease database as string SQL: one entry per name with its latest confirmation.
- */
-export function confirmedDiseasesQuery(q: { search?: string; type?: DiseaseType }): {
-  select: string;
-  from: string;
-  order: string;
-  binds: unknown[];
-} {
-  const conditions = ["is_confirmed = 1"];
-  const binds: unknown[] = [];
-  if (q.search) {
-    const needle = q.search.toLowerCase();
-    conditions.push("(instr(lower(name), ?) > 0 OR instr(lower(common_names), ?) > 0 OR instr(lower(description), ?) > 0)");
-    binds.push(needle, needle, needle);
-  }
-  if (q.type) {
-    conditions.push("disease_type = ?");
-    binds.push(q.type);
-  }
-  return {
-    select: "*",
-    from: `FROM (
-             SELECT *, row_number() OVER (PARTITION BY lower(name) ORDER BY confirmed_at DESC, id DESC) AS latest,
-                    count(*) OVER (PARTITION BY lower(name)) AS confirmations
-               FROM disease_results WHERE ${conditions.join(" AND ")}
-           ) WHERE latest = 1`,
-    order: "confirmations DESC, lower(name) ASC",
-    binds,
-  };
+  return result as unknown as Page<DiseaseEntryRow>;
 }

@@ -16,10 +16,13 @@
  *   (SQLite's lower()), like the rest of the API. It uses instr(), not LIKE: D1 refuses LIKE
  *   patterns longer than 50 bytes, and a query may be 100 characters.
  */
+import { asc, count, desc, eq, type SQL, sql } from "drizzle-orm";
+import { database, runBatch } from "../db/client";
+import { forumTopics, species } from "../db/schema";
 import type { Bindings } from "../env";
 import { stableUuid } from "../lib/ids";
 import { EMITTED_MARKUP, escapeHtml, truncateText, visibleText } from "../lib/sanitise";
-import { confirmedDiseasesQuery, type DiseaseType } from "./diseases";
+import { confirmedDiseaseEntries, type DiseaseType } from "./diseases";
 import { searchSpecies, withoutControlCharacters, type SpeciesRow } from "./species";
 
 export const SEARCH_TYPES = ["species", "forum", "diseases"] as const;
@@ -118,11 +121,16 @@ const STRIPPED_BODY = (() => {
   return `lower(${expr})`;
 })();
 /**
- * ?2: the query as stored text (HTML-escaped); ?3: its longest word, which the raw body of every
- * match contains too, so the costly tag stripping only runs on candidates.
+ * Whether a topic matches: its title contains `ql`, or one of its live posts does — `stored` is
+ * the query as stored text (HTML-escaped), `longestWord` its longest word, which the raw body of
+ * every match contains too, so the costly tag stripping only runs on candidates.
  */
-const POST_MATCHES = `p.is_deleted = 0 AND instr(lower(p.body), ?3) > 0 AND instr(${STRIPPED_BODY}, ?2) > 0`;
-const TOPIC_MATCHES = `(instr(lower(t.title), ?1) > 0 OR EXISTS (SELECT 1 FROM forum_posts p WHERE p.topic_id = t.id AND ${POST_MATCHES}))`;
+function postMatches(stored: string, longestWord: string): SQL {
+  return sql`p.is_deleted = 0 AND instr(lower(p.body), ${longestWord}) > 0 AND instr(${sql.raw(STRIPPED_BODY)}, ${stored}) > 0`;
+}
+function topicMatches(ql: string, stored: string, longestWord: string): SQL {
+  return sql`(instr(lower(t.title), ${ql}) > 0 OR EXISTS (SELECT 1 FROM forum_posts p WHERE p.topic_id = t.id AND ${postMatches(stored, longestWord)}))`;
+}
 
 interface ForumRow {
   id: string;
@@ -139,31 +147,27 @@ export async function searchForumGroup(env: Bindings, q: string, limit: number):
   const ql = q.toLowerCase().replace(/\s+/g, " ");
   const stored = escapeHtml(ql);
   const longestWord = stored.split(" ").reduce((a, b) => (b.length > a.length ? b : a), "");
-  const binds = [ql, stored, longestWord];
-  const db = env.DB;
-  const [count, page] = await db.batch([
-    db.prepare(`SELECT count(*) AS n FROM forum_topics t WHERE ${TOPIC_MATCHES}`).bind(...binds),
-    db
-      .prepare(
-        `SELECT h.*, mp.id AS post_id, mp.body AS post_body, fp.body AS first_body
-           FROM (SELECT t.id, t.title, c.slug AS category_slug, t.last_activity_at,
-                        CASE WHEN lower(t.title) = ?1 THEN 1.0 WHEN instr(lower(t.title), ?1) = 1 THEN 0.8
-                             WHEN instr(lower(t.title), ?1) > 0 THEN 0.6 ELSE 0.4 END AS score
-                   FROM forum_topics t JOIN forum_categories c ON c.id = t.category_id
-                  WHERE ${TOPIC_MATCHES}
-                  ORDER BY score DESC, t.last_activity_at DESC, t.id DESC
-                  LIMIT ?4) h
-           LEFT JOIN forum_posts mp ON mp.id = (
-                SELECT p.id FROM forum_posts p WHERE p.topic_id = h.id AND ${POST_MATCHES}
-                 ORDER BY p.is_first DESC, p.created_at, p.id LIMIT 1)
-           LEFT JOIN forum_posts fp ON fp.topic_id = h.id AND fp.is_first = 1 AND fp.is_deleted = 0
-          ORDER BY h.score DESC, h.last_activity_at DESC, h.id DESC`,
-      )
-      .bind(...binds, limit),
-  ]);
-  const rows = page!.results as unknown as ForumRow[];
+  const matches = topicMatches(ql, stored, longestWord);
+  // Text search over sanitised HTML: SQL is the point (tag stripping and substring tests in one pass).
+  const [counted, page] = (await runBatch(database(env), [
+    sql`SELECT count(*) AS n FROM forum_topics t WHERE ${matches}`,
+    sql`SELECT h.*, mp.id AS post_id, mp.body AS post_body, fp.body AS first_body
+          FROM (SELECT t.id, t.title, c.slug AS category_slug, t.last_activity_at,
+                       CASE WHEN lower(t.title) = ${ql} THEN 1.0 WHEN instr(lower(t.title), ${ql}) = 1 THEN 0.8
+                            WHEN instr(lower(t.title), ${ql}) > 0 THEN 0.6 ELSE 0.4 END AS score
+                  FROM forum_topics t JOIN forum_categories c ON c.id = t.category_id
+                 WHERE ${matches}
+                 ORDER BY score DESC, t.last_activity_at DESC, t.id DESC
+                 LIMIT ${limit}) h
+          LEFT JOIN forum_posts mp ON mp.id = (
+               SELECT p.id FROM forum_posts p WHERE p.topic_id = h.id AND ${postMatches(stored, longestWord)}
+                ORDER BY p.is_first DESC, p.created_at, p.id LIMIT 1)
+          LEFT JOIN forum_posts fp ON fp.topic_id = h.id AND fp.is_first = 1 AND fp.is_deleted = 0
+         ORDER BY h.score DESC, h.last_activity_at DESC, h.id DESC`,
+  ])) as { results: unknown[] }[];
+  const rows = page!.results as ForumRow[];
   return {
-    total: (count!.results[0] as { n: number }).n,
+    total: (counted!.results[0] as { n: number }).n,
     hits: rows.map((row) => ({
       type: "forum",
       id: row.id,
@@ -186,30 +190,32 @@ export async function searchForumGroup(env: Bindings, q: string, limit: number):
 export async function searchDiseasesGroup(env: Bindings, q: string, limit: number): Promise<Group<DiseaseHit>> {
   const ql = q.toLowerCase();
   const quoted = JSON.stringify(ql); // common_names is a JSON array of strings
-  const base = confirmedDiseasesQuery({ search: q });
-  // Numbered, so the query's own `?` parameters that follow are ?4, ?5, … in text order.
-  const score = `CASE WHEN lower(name) = ?1 OR instr(lower(common_names), ?2) > 0 THEN 1.0
-                      WHEN instr(lower(name), ?1) = 1 OR instr(lower(common_names), ?3) > 0 THEN 0.8
-                      WHEN instr(lower(name), ?1) > 0 OR instr(lower(common_names), ?1) > 0 THEN 0.6 ELSE 0.4 END`;
-  const scoreBinds = [ql, quoted, quoted.slice(0, -1)];
-  const db = env.DB;
-  const [count, page] = await db.batch([
-    db.prepare(`SELECT count(*) AS n ${base.from}`).bind(...base.binds),
+  const db = database(env);
+  const ranked = confirmedDiseaseEntries(db, { search: q });
+  const name = sql`lower(${ranked.name})`;
+  const names = sql`lower(${ranked.commonNames})`;
+  const score = sql<number>`CASE WHEN ${name} = ${ql} OR instr(${names}, ${quoted}) > 0 THEN 1.0
+                      WHEN instr(${name}, ${ql}) = 1 OR instr(${names}, ${quoted.slice(0, -1)}) > 0 THEN 0.8
+                      WHEN instr(${name}, ${ql}) > 0 OR instr(${names}, ${ql}) > 0 THEN 0.6 ELSE 0.4 END`;
+  const [counted, rows] = await db.batch([
+    db.select({ n: count() }).from(ranked).where(eq(ranked.latest, 1)),
     db
-      .prepare(`SELECT ${base.select}, ${score} AS score ${base.from} ORDER BY score DESC, ${base.order} LIMIT ?`)
-      .bind(...scoreBinds, ...base.binds, limit),
+      .select({
+        name: ranked.name,
+        commonNames: ranked.commonNames,
+        description: ranked.description,
+        diseaseType: ranked.diseaseType,
+        confirmations: ranked.confirmations,
+        score,
+      })
+      .from(ranked)
+      .where(eq(ranked.latest, 1))
+      .orderBy(desc(score), desc(ranked.confirmations), asc(name))
+      .limit(limit),
   ]);
-  const rows = page!.results as unknown as {
-    name: string;
-    common_names: string;
-    description: string;
-    disease_type: DiseaseType;
-    confirmations: number;
-    score: number;
-  }[];
   const hits = await Promise.all(
     rows.map(async (row): Promise<DiseaseHit> => {
-      const commonNames = JSON.parse(row.common_names || "[]") as string[];
+      const commonNames = row.commonNames;
       const text = visibleText(row.description) || commonNames.join(", ");
       return {
         type: "diseases",
@@ -218,12 +224,12 @@ export async function searchDiseasesGroup(env: Bindings, q: string, limit: numbe
         snippet: snippetAround(text, q),
         url: `/api/v1/plant-identification/disease-database/?search=${encodeURIComponent(row.name)}`,
         score: row.score,
-        disease_type: row.disease_type,
+        disease_type: row.diseaseType,
         confirmed_diagnoses: row.confirmations,
       };
     }),
   );
-  return { hits, total: (count!.results[0] as { n: number }).n };
+  return { hits, total: counted[0]?.n ?? 0 };
 }
 
 export interface SearchResult {
@@ -256,29 +262,35 @@ export interface Suggestion {
  */
 export async function searchSuggestions(env: Bindings, q: string): Promise<Suggestion[]> {
   const ql = withoutControlCharacters(q).toLowerCase();
-  const db = env.DB;
+  const db = database(env);
+  const sp = species;
+  const t = forumTopics;
   // Prefix tests with instr, not LIKE: D1 refuses LIKE patterns over 50 bytes.
-  const [scientific, common, topics] = await db.batch<{ text: string }>([
+  const [scientific, common, topics] = await db.batch([
     db
-      .prepare(
-        `SELECT scientific_name AS text FROM species WHERE instr(lower(scientific_name), ?1) = 1 ORDER BY identification_count DESC, scientific_name LIMIT ?2`,
-      )
-      .bind(ql, MAX_SUGGESTIONS),
+      .select({ text: sp.scientificName })
+      .from(sp)
+      .where(sql`instr(lower(${sp.scientificName}), ${ql}) = 1`)
+      .orderBy(desc(sp.identificationCount), asc(sp.scientificName))
+      .limit(MAX_SUGGESTIONS),
+    // json_each is the point: each common name of the JSON list is a candidate of its own.
     db
-      .prepare(
-        `SELECT j.value AS text FROM species s, json_each(s.common_names) j
-          WHERE instr(lower(s.common_names), ?2) > 0 AND instr(lower(j.value), ?1) = 1
-          ORDER BY s.identification_count DESC, j.value LIMIT ?3`,
-      )
-      .bind(ql, JSON.stringify(ql).slice(0, -1), MAX_SUGGESTIONS),
+      .select({ text: sql<string>`j.value` })
+      .from(sql`species s, json_each(s.common_names) j`)
+      .where(sql`instr(lower(s.common_names), ${JSON.stringify(ql).slice(0, -1)}) > 0 AND instr(lower(j.value), ${ql}) = 1`)
+      .orderBy(sql`s.identification_count DESC, j.value`)
+      .limit(MAX_SUGGESTIONS),
     db
-      .prepare(`SELECT title AS text FROM forum_topics WHERE instr(lower(title), ?1) = 1 ORDER BY last_activity_at DESC, id DESC LIMIT ?2`)
-      .bind(ql, MAX_SUGGESTIONS),
+      .select({ text: t.title })
+      .from(t)
+      .where(sql`instr(lower(${t.title}), ${ql}) = 1`)
+      .orderBy(desc(t.lastActivityAt), desc(t.id))
+      .limit(MAX_SUGGESTIONS),
   ]);
   const lists: Suggestion[][] = [
-    scientific!.results.map((r) => ({ text: r.text, type: "species" as const })),
-    common!.results.map((r) => ({ text: r.text, type: "species" as const })),
-    topics!.results.map((r) => ({ text: r.text, type: "forum" as const })),
+    scientific.map((r) => ({ text: r.text, type: "species" as const })),
+    common.map((r) => ({ text: r.text, type: "species" as const })),
+    topics.map((r) => ({ text: r.text, type: "forum" as const })),
   ];
   const out: Suggestion[] = [];
   const seen = new Set<string>();
