@@ -1,0 +1,119 @@
+/**
+ * The forum edit window (src/services/forum.ts, API.md §5), tested through the service with a
+ * fixed clock: authors edit within 24 h (new) or 7 days (basic), trusted and veteran without
+ * limit; the window is inclusive (`now − created_at > window` closes it). Forum moderators
+ * (moderator, admin) are not bound; editors (blog staff) are.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { AuthenticatedUser } from "../../src/env";
+import { categoryBySlug, createTopic, EDIT_WINDOW_MS, editPost, firstPost, getPost } from "../../src/services/forum";
+import { createUser, type TrustLevel } from "../../src/services/users";
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+const CREATED = Date.parse("2026-03-01T10:00:00.000Z");
+
+async function member(role: AuthenticatedUser["role"] = "user", trustLevel: TrustLevel = "new"): Promise<AuthenticatedUser> {
+  const name = `edit${crypto.randomUUID().slice(0, 8)}`;
+  const user = await createUser(env, { username: name, email: `${name}@example.com`, passwordHash: null });
+  // Joined long before the post; the trust level is the stored one (a few posts earn nothing more).
+  await env.DB.prepare("UPDATE users SET role = ?, trust_level = ?, date_joined = ? WHERE id = ?")
+    .bind(role, trustLevel, new Date(CREATED - 365 * DAY_MS).toISOString(), user.id)
+    .run();
+  return { id: user.id, username: name, role };
+}
+
+/** A topic by `author` whose opening post was written at CREATED; returns that post's id. */
+async function postBy(author: AuthenticatedUser): Promise<string> {
+  const category = await categoryBySlug(env, "houseplants");
+  const topic = await createTopic(env, author, category.id, "Drooping calathea", "Leaves curl at night.");
+  const post = (await firstPost(env, topic.id))!;
+  await env.DB.prepare("UPDATE forum_posts SET created_at = ? WHERE id = ?").bind(new Date(CREATED).toISOString(), post.id).run();
+  return post.id;
+}
+
+describe("EDIT_WINDOW_MS", () => {
+  it("is 24 hours for new, 7 days for basic, unlimited for trusted and veteran", () => {
+    expect(EDIT_WINDOW_MS).toEqual({ new: 24 * HOUR_MS, basic: 7 * DAY_MS, trusted: null, veteran: null });
+  });
+});
+
+describe("editPost: the author's window by trust level", () => {
+  it.each([
+    // [trust level, ms after the post was written, allowed]
+    ["new", 0, true],
+    ["new", 24 * HOUR_MS - 1, true],
+    ["new", 24 * HOUR_MS, true],
+    ["new", 24 * HOUR_MS + 1, false],
+    ["new", 7 * DAY_MS, false],
+    ["basic", 24 * HOUR_MS + 1, true],
+    ["basic", 7 * DAY_MS - 1, true],
+    ["basic", 7 * DAY_MS, true],
+    ["basic", 7 * DAY_MS + 1, false],
+    ["trusted", 7 * DAY_MS + 1, true],
+    ["trusted", 3650 * DAY_MS, true],
+    ["veteran", 7 * DAY_MS + 1, true],
+    ["veteran", 3650 * DAY_MS, true],
+  ] as const)("%s author, %i ms after writing → allowed: %s", async (level, afterMs, allowed) => {
+    const author = await member("user", level);
+    const id = await postBy(author);
+    const at = CREATED + afterMs;
+    if (allowed) {
+      const { post } = await editPost(env, author, id, "Edited text.", at);
+      expect(post.body).toBe("Edited text.");
+      expect(post.edited_at).toBe(new Date(at).toISOString());
+    } else {
+      const hours = EDIT_WINDOW_MS[level]! / HOUR_MS;
+      await expect(editPost(env, author, id, "Too late.", at)).rejects.toMatchObject({
+        code: "EDIT_WINDOW_CLOSED",
+        status: 403,
+        message: `Posts can be edited for ${hours} hours at your trust level.`,
+      });
+      const post = await getPost(env, id);
+      expect(post.body).toBe("Leaves curl at night.");
+      expect(post.edited_at).toBeNull();
+    }
+  });
+
+  it("trust earned since (5 posts, 7 days) widens a new author's window to basic's 7 days", async () => {
+    const author = await member("user", "new");
+    const id = await postBy(author);
+    await env.DB.prepare("UPDATE users SET post_count = 5 WHERE id = ?").bind(author.id).run();
+    const { post } = await editPost(env, author, id, "Still mine to fix.", CREATED + 24 * HOUR_MS + 1);
+    expect(post.body).toBe("Still mine to fix.");
+    await expect(editPost(env, author, id, "Too late.", CREATED + 7 * DAY_MS + 1)).rejects.toMatchObject({ code: "EDIT_WINDOW_CLOSED" });
+  });
+});
+
+describe("editPost: staff", () => {
+  it.each(["moderator", "admin"] as const)("a %s edits anyone's post, and their own, long after any window", async (role) => {
+    const staff = await member(role, "new");
+    const author = await member("user", "new");
+    const theirs = await postBy(author);
+    const own = await postBy(staff);
+    const at = CREATED + 3650 * DAY_MS;
+    expect((await editPost(env, staff, theirs, "Moderated.", at)).post.body).toBe("Moderated.");
+    expect((await editPost(env, staff, own, "Own, years later.", at)).post.body).toBe("Own, years later.");
+  });
+
+  it("an editor (blog staff, not a forum moderator) is bound by the window and cannot edit others' posts", async () => {
+    const editor = await member("editor", "new");
+    const author = await member("user", "new");
+    const own = await postBy(editor);
+    const theirs = await postBy(author);
+    await expect(editPost(env, editor, own, "Late.", CREATED + 24 * HOUR_MS + 1)).rejects.toMatchObject({
+      code: "EDIT_WINDOW_CLOSED",
+      status: 403,
+    });
+    await expect(editPost(env, editor, theirs, "Not mine.", CREATED)).rejects.toMatchObject({ code: "FORBIDDEN", status: 403 });
+    expect((await editPost(env, editor, own, "In time.", CREATED + 24 * HOUR_MS)).post.body).toBe("In time.");
+  });
+
+  it("another user may not edit the post even inside the window", async () => {
+    const author = await member("user", "veteran");
+    const other = await member("user", "veteran");
+    const id = await postBy(author);
+    await expect(editPost(env, other, id, "Vandalised.", CREATED)).rejects.toMatchObject({ code: "FORBIDDEN", status: 403 });
+  });
+});
