@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { parseClientMessage, type UserHub } from "../../durable-objects/user-hub";
 import { CLOSE_CODES } from "../../durable-objects/user-hub-protocol";
+import { eventually } from "../helpers/wait";
 
 function hub(name: string) {
   return env.USER_HUB.get(env.USER_HUB.idFromName(name));
@@ -24,11 +25,11 @@ async function connect(stub: ReturnType<typeof hub>, requestId?: string, session
 
 /** Waits until `messages` holds at least `count` messages (socket delivery is asynchronous). */
 async function received(messages: unknown[], count: number, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (messages.length < count) {
-    if (Date.now() > deadline) throw new Error(`expected ${count} messages, got ${messages.length}: ${JSON.stringify(messages)}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await eventually(
+    () => messages.length >= count,
+    timeoutMs,
+    () => `expected ${count} messages, got ${messages.length}: ${JSON.stringify(messages)}`,
+  );
 }
 
 describe("UserHub (RPC and hibernatable sockets)", () => {

@@ -1,6 +1,6 @@
 /** Reading what the Worker mailed, from the email emulator's outbox. */
 import type { EmailEmulator } from "../../emulators/email";
-import { eventually } from "./outbound";
+import { eventually } from "./wait";
 
 /** Waits for a mail to `address` whose subject matches. */
 export function mailTo(outbox: Pick<EmailEmulator, "outbox">, address: string, subject: RegExp) {

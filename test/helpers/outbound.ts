@@ -41,17 +41,3 @@ export function useEmulators(
 
   return Object.assign(emulators, { overrides });
 }
-
-/**
- * Waits until `check` returns a value (for work the Worker does in waitUntil). The default
- * deadline is generous for a loaded CI machine; it costs nothing when the condition is met.
- */
-export async function eventually<T>(check: () => T | undefined | null | Promise<T | undefined | null>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== null && value !== false) return value as T;
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}

@@ -2,7 +2,7 @@
 import { exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import { BASE } from "./http";
-import { eventually } from "./outbound";
+import { eventually } from "./wait";
 
 export interface Socket {
   ws: WebSocket;

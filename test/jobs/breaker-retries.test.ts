@@ -14,7 +14,8 @@ import { sha256Hex } from "../../src/lib/hash";
 import { MAX_ATTEMPTS } from "../../src/jobs/job-policy";
 import { CIRCUIT_POLICIES, circuitFor } from "../../src/services/provider-calls";
 import { makePng } from "../helpers/images";
-import { eventually, useEmulators } from "../helpers/outbound";
+import { useEmulators } from "../helpers/outbound";
+import { eventually } from "../helpers/wait";
 import { bearerUser } from "../helpers/users";
 import { openReadySocket } from "../helpers/ws";
 

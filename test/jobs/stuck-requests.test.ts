@@ -20,7 +20,8 @@ import type { UserHub } from "../../durable-objects/user-hub";
 import worker from "../../src/index";
 import { sha256Hex } from "../../src/lib/hash";
 import { makePng } from "../helpers/images";
-import { eventually, useEmulators } from "../helpers/outbound";
+import { useEmulators } from "../helpers/outbound";
+import { eventually } from "../helpers/wait";
 import { bearerUser } from "../helpers/users";
 
 const emulators = useEmulators();

@@ -12,7 +12,8 @@ import { createUser } from "../../src/services/users";
 import { BASE, call, expectError, freshIp, setCookies } from "../helpers/http";
 import { createOAuthEmulators, githubIdentity, googleIdentity, oauthSignIn } from "../helpers/oauth";
 import { mailTo as mailToIn, tokenIn } from "../helpers/mail";
-import { eventually, useEmulators } from "../helpers/outbound";
+import { useEmulators } from "../helpers/outbound";
+import { eventually } from "../helpers/wait";
 import { bearerUser, GOOD_PASSWORD, registerWeb, tokenLogin, uniqueName } from "../helpers/users";
 
 const oauth = createOAuthEmulators();

@@ -3,7 +3,8 @@ import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { makePng } from "../helpers/images";
 import { call, expectError, freshIp, setCookies } from "../helpers/http";
-import { eventually, useEmulators } from "../helpers/outbound";
+import { useEmulators } from "../helpers/outbound";
+import { eventually } from "../helpers/wait";
 import { bearerUser, GOOD_PASSWORD, registerWeb, tokenLogin, uniqueName } from "../helpers/users";
 
 const ISS = "plant-community";

@@ -18,7 +18,8 @@ import { bytesToBase64 } from "../../src/lib/images";
 import { PLANT_ID_HEALTH_DETAILS } from "../../src/providers/plant-id";
 import { makePng, padToSize } from "../helpers/images";
 import { BASE, call, expectError } from "../helpers/http";
-import { eventually, useEmulators } from "../helpers/outbound";
+import { useEmulators } from "../helpers/outbound";
+import { eventually } from "../helpers/wait";
 import { bearerUser } from "../helpers/users";
 import { openReadySocket } from "../helpers/ws";
 

@@ -6,7 +6,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { NotificationPayload } from "../../durable-objects/user-hub";
 import { call, jsonWithStatus as json, type Page } from "../helpers/http";
-import { eventually } from "../helpers/outbound";
+import { eventually } from "../helpers/wait";
 import { bearerUser } from "../helpers/users";
 import { openReadySocket } from "../helpers/ws";
 

@@ -3,7 +3,8 @@ import { describe, expect, it } from "vitest";
 import { CIRCUIT_POLICIES, circuitFor } from "../../src/services/provider-calls";
 import { makePng } from "../helpers/images";
 import { call } from "../helpers/http";
-import { eventually, useEmulators } from "../helpers/outbound";
+import { useEmulators } from "../helpers/outbound";
+import { eventually } from "../helpers/wait";
 
 const emulators = useEmulators();
 let n = 0;

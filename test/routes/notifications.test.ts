@@ -5,7 +5,7 @@ import type { NotificationPayload } from "../../durable-objects/user-hub";
 import worker from "../../src/index";
 import { deliverDueReminders } from "../../src/services/reminders";
 import { call, expectError, jsonWithStatus, type Page } from "../helpers/http";
-import { eventually } from "../helpers/outbound";
+import { eventually } from "../helpers/wait";
 import { bearerUser } from "../helpers/users";
 import { openSocket } from "../helpers/ws";
 

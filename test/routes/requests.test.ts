@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { makePng } from "../helpers/images";
 import { call, expectError } from "../helpers/http";
-import { eventually, useEmulators } from "../helpers/outbound";
+import { useEmulators } from "../helpers/outbound";
+import { eventually } from "../helpers/wait";
 import { bearerUser } from "../helpers/users";
 import { openSocket } from "../helpers/ws";
 

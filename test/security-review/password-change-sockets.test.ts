@@ -6,7 +6,8 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { BASE, call } from "../helpers/http";
-import { eventually, useEmulators } from "../helpers/outbound";
+import { useEmulators } from "../helpers/outbound";
+import { eventually } from "../helpers/wait";
 import { bearerUser, GOOD_PASSWORD } from "../helpers/users";
 
 useEmulators();
