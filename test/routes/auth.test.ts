@@ -144,29 +144,37 @@ describe("forged and misused tokens are refused", () => {
       .sign(opts.key ?? SECRET);
   }
 
-  it("rejects alg none, wrong key, wrong aud/iss, type confusion and expiry", async () => {
+  type Forgery = (u: Awaited<ReturnType<typeof bearerUser>>, now: number) => Promise<string> | string;
+  const b64 = (o: unknown) => btoa(JSON.stringify(o)).replaceAll("=", "").replaceAll("+", "-").replaceAll("/", "_");
+  const forgeries: [string, Forgery][] = [
+    [
+      "none",
+      (u, now) =>
+        `${b64({ alg: "none", typ: "JWT" })}.${b64({ sub: u.userId, jti: "x", iat: now, exp: now + 600, iss: ISS, aud: AUD, type: "access" })}.`,
+    ],
+    ["wrongKey", (u) => forge({ sub: u.userId }, { key: new TextEncoder().encode("another-secret-another-secret-another-secret") })],
+    ["wrongAud", (u) => forge({ sub: u.userId, aud: "someone-else" })],
+    ["wrongIss", (u) => forge({ sub: u.userId, iss: "https://evil.example" })],
+    ["refreshAsAccess", (u) => u.refresh],
+    ["expired", (u, now) => forge({ sub: u.userId }, { exp: now - 5 })],
+    ["hs512", (u) => forge({ sub: u.userId }, { alg: "HS512" })],
+    ["garbage", () => "not-a-jwt"],
+  ];
+
+  it.each(forgeries)("rejects a forged or misused access token: %s", async (name, make) => {
     const u = await bearerUser();
-    const b64 = (o: unknown) => btoa(JSON.stringify(o)).replaceAll("=", "").replaceAll("+", "-").replaceAll("/", "_");
-    const now = Math.floor(Date.now() / 1000);
-    const none = `${b64({ alg: "none", typ: "JWT" })}.${b64({ sub: u.userId, jti: "x", iat: now, exp: now + 600, iss: ISS, aud: AUD, type: "access" })}.`;
-    const cases: Record<string, string> = {
-      none,
-      wrongKey: await forge({ sub: u.userId }, { key: new TextEncoder().encode("another-secret-another-secret-another-secret") }),
-      wrongAud: await forge({ sub: u.userId, aud: "someone-else" }),
-      wrongIss: await forge({ sub: u.userId, iss: "https://evil.example" }),
-      refreshAsAccess: u.refresh,
-      expired: await forge({ sub: u.userId }, { exp: now - 5 }),
-      hs512: await forge({ sub: u.userId }, { alg: "HS512" }),
-      garbage: "not-a-jwt",
-    };
-    for (const [name, token] of Object.entries(cases)) {
-      const res = await call("/api/v1/auth/user/", { bearer: token });
-      expect(res.status, name).toBe(401);
-      expect(res.headers.get("WWW-Authenticate"), name).toMatch(/^Bearer/);
-      const body = (await res.json()) as { code: string };
-      expect(["TOKEN_INVALID", "TOKEN_EXPIRED"], name).toContain(body.code);
-    }
-    // An access token used as a refresh token is refused too.
+    const token = await make(u, Math.floor(Date.now() / 1000));
+    const res = await call("/api/v1/auth/user/", { bearer: token });
+    expect(res.status, name).toBe(401);
+    expect(res.headers.get("WWW-Authenticate"), name).toMatch(/^Bearer/);
+    const body = (await res.json()) as { code: string };
+    expect(["TOKEN_INVALID", "TOKEN_EXPIRED"], name).toContain(body.code);
+    // The genuine token still works.
+    expect((await call("/api/v1/auth/user/", { bearer: u.access })).status).toBe(200);
+  });
+
+  it("an access token used as a refresh token is refused too", async () => {
+    const u = await bearerUser();
     await expectError(await call("/api/v1/auth/token/refresh/", { json: { refresh: u.access } }), 401, "TOKEN_INVALID");
     // The genuine token still works.
     expect((await call("/api/v1/auth/user/", { bearer: u.access })).status).toBe(200);
@@ -180,19 +188,22 @@ describe("forged and misused tokens are refused", () => {
 });
 
 describe("registration rules", () => {
-  it("enforces the password policy with field errors", async () => {
+  it.each<[string, (username: string) => string, RegExp]>([
+    ["too short", () => "short-Pw1!", /too short/],
+    ["entirely numeric", () => "123456789012345", /entirely numeric/],
+    ["too common", () => "password123456", /too common/],
+    ["too similar to the username", (username) => `${username}-x`, /too similar/],
+  ])("enforces the password policy with field errors: %s", async (_label, password, message) => {
     const username = uniqueName("policy");
-    const cases: [string, RegExp][] = [
-      ["short-Pw1!", /too short/],
-      ["123456789012345", /entirely numeric/],
-      ["password123456", /too common/],
-      [`${username}-x`, /too similar/],
-    ];
-    for (const [password, message] of cases) {
-      const res = await call("/api/v1/auth/register/", { json: { username, email: `${username}@example.com`, password } });
-      const body = await expectError(res, 400, "VALIDATION_ERROR");
-      expect(body.errors?.password?.join(" ")).toMatch(message);
-    }
+    const res = await call("/api/v1/auth/register/", {
+      json: { username, email: `${username}@example.com`, password: password(username) },
+    });
+    const body = await expectError(res, 400, "VALIDATION_ERROR");
+    expect(body.errors?.password?.join(" ")).toMatch(message);
+  });
+
+  it("a password confirmation that differs is a field error", async () => {
+    const username = uniqueName("policy");
     const mismatch = await call("/api/v1/auth/register/", {
       json: { username, email: `${username}@example.com`, password: GOOD_PASSWORD, password_confirm: "different" },
     });
