@@ -64,6 +64,16 @@ const pinCreatedAt = (table: "user_plants" | "collections", id: string, day: num
 const plantRows = async (userId: string) =>
   (await env.DB.prepare("SELECT count(*) AS n FROM user_plants WHERE user_id = ?").bind(userId).first<{ n: number }>())!.n;
 
+const badCollections: [unknown, string][] = [
+  [{ name: "" }, "name"],
+  [{ name: "   " }, "name"],
+  [{ name: "x".repeat(101) }, "name"],
+  [{ name: "ok", description: "d".repeat(1001) }, "description"],
+  [{ name: "ok", is_public: "yes" }, "is_public"],
+  [{ name: "ok", owner: "someone" }, "non_field_errors"],
+  [{}, "name"],
+];
+
 describe("collections", () => {
   it("lists the default collection, creates, reads, renames, publishes and deletes", async () => {
     const u = await bearerUser();
@@ -117,21 +127,18 @@ describe("collections", () => {
     expect((await listCollections(u.access)).count).toBe(2);
   });
 
-  it("rejects bad input with 400 and never writes", async () => {
-    const u = await bearerUser();
-    const cases: [unknown, string][] = [
-      [{ name: "" }, "name"],
-      [{ name: "   " }, "name"],
-      [{ name: "x".repeat(101) }, "name"],
-      [{ name: "ok", description: "d".repeat(1001) }, "description"],
-      [{ name: "ok", is_public: "yes" }, "is_public"],
-      [{ name: "ok", owner: "someone" }, "non_field_errors"],
-      [{}, "name"],
-    ];
-    for (const [body, field] of cases) {
+  it.each(badCollections.map(([body, field]) => ({ body, field, label: JSON.stringify(body).slice(0, 60) })))(
+    "rejects $label with 400 on $field and writes nothing",
+    async ({ body, field }) => {
+      const u = await bearerUser();
       const err = await expectError(await call(`${API}/collections/`, { bearer: u.access, json: body }), 400, "VALIDATION_ERROR");
       expect(Object.keys(err.errors ?? {}), JSON.stringify(body)).toContain(field);
-    }
+      expect((await listCollections(u.access)).count).toBe(1);
+    },
+  );
+
+  it("rejects bad input with 400 and never writes", async () => {
+    const u = await bearerUser();
     await expectError(await call(`${API}/collections/not-a-uuid/`, { bearer: u.access }), 400, "VALIDATION_ERROR");
     await expectError(await call(`${API}/collections/?page=0`, { bearer: u.access }), 400, "VALIDATION_ERROR");
     expect((await listCollections(u.access)).count).toBe(1);
@@ -257,6 +264,22 @@ describe("collections", () => {
   });
 });
 
+const badPlants: [unknown, string][] = [
+  [{ species: crypto.randomUUID() }, "species"],
+  [{ species: "not-a-uuid" }, "species"],
+  [{ acquisition_date: isoDay(3) }, "acquisition_date"],
+  [{ acquisition_date: "2024-02-30" }, "acquisition_date"],
+  [{ acquisition_date: "2024-01-01T00:00:00Z" }, "acquisition_date"],
+  [{ nickname: "n".repeat(101) }, "nickname"],
+  [{ location_in_home: "l".repeat(101) }, "location_in_home"],
+  [{ notes: "n".repeat(2001) }, "notes"],
+  [{ is_alive: "yes" }, "is_alive"],
+  [{ care_instructions_json: ["water"] }, "care_instructions_json"],
+  [{ care_instructions_json: "water weekly" }, "care_instructions_json"],
+  [{ care_instructions_json: { text: "x".repeat(16 * 1024) } }, "care_instructions_json"],
+  [{ image: null }, "non_field_errors"],
+];
+
 describe("plants", () => {
   it("creates with JSON (default collection when none is given), reads, updates, moves and deletes", async () => {
     const u = await bearerUser();
@@ -314,28 +337,21 @@ describe("plants", () => {
     expect(await plantRows(u.userId)).toBe(1);
   });
 
-  it("rejects bad fields with 400 (nothing written): unknown species, future dates, lengths, care JSON size, unknown fields", async () => {
-    const u = await bearerUser();
-    const cases: [unknown, string][] = [
-      [{ species: crypto.randomUUID() }, "species"],
-      [{ species: "not-a-uuid" }, "species"],
-      [{ acquisition_date: isoDay(3) }, "acquisition_date"],
-      [{ acquisition_date: "2024-02-30" }, "acquisition_date"],
-      [{ acquisition_date: "2024-01-01T00:00:00Z" }, "acquisition_date"],
-      [{ nickname: "n".repeat(101) }, "nickname"],
-      [{ location_in_home: "l".repeat(101) }, "location_in_home"],
-      [{ notes: "n".repeat(2001) }, "notes"],
-      [{ is_alive: "yes" }, "is_alive"],
-      [{ care_instructions_json: ["water"] }, "care_instructions_json"],
-      [{ care_instructions_json: "water weekly" }, "care_instructions_json"],
-      [{ care_instructions_json: { text: "x".repeat(16 * 1024) } }, "care_instructions_json"],
-      [{ user_id: u.userId }, "non_field_errors"],
-      [{ image: null }, "non_field_errors"],
-    ];
-    for (const [body, field] of cases) {
+  it.each(badPlants.map(([body, field]) => ({ body, field, label: JSON.stringify(body).slice(0, 60) })))(
+    "rejects $label with 400 on $field and writes nothing",
+    async ({ body, field }) => {
+      const u = await bearerUser();
       const err = await expectError(await call(`${API}/plants/`, { bearer: u.access, json: body }), 400, "VALIDATION_ERROR");
       expect(Object.keys(err.errors ?? {}), JSON.stringify(body).slice(0, 80)).toContain(field);
-    }
+      expect(await plantRows(u.userId)).toBe(0);
+    },
+  );
+
+  it("rejects bad fields with 400 (nothing written): unknown species, future dates, lengths, care JSON size, unknown fields", async () => {
+    const u = await bearerUser();
+    // The caller's own user id is still not a field.
+    const own = await expectError(await call(`${API}/plants/`, { bearer: u.access, json: { user_id: u.userId } }), 400, "VALIDATION_ERROR");
+    expect(Object.keys(own.errors ?? {})).toContain("non_field_errors");
     // Just under the care JSON bound is fine.
     await newPlant(u.access, { care_instructions_json: { text: "x".repeat(16 * 1024 - 20) } });
     await expectError(

@@ -25,6 +25,20 @@ const pinCreatedAt = (id: string, day: number) =>
     .bind(`2026-02-${String(day).padStart(2, "0")}T00:00:00.000Z`, id)
     .run();
 
+const badCards: [unknown, string][] = [
+  [{}, "scientific_name"],
+  [{ scientific_name: "" }, "scientific_name"],
+  [{ scientific_name: "   " }, "scientific_name"],
+  [{ scientific_name: "x".repeat(201) }, "scientific_name"],
+  [{ scientific_name: "Ok", common_name: "c".repeat(201) }, "common_name"],
+  [{ scientific_name: "Ok", personal_notes: "n".repeat(2001) }, "personal_notes"],
+  [{ scientific_name: "Ok", is_favorite: "yes" }, "is_favorite"],
+  [{ scientific_name: "Ok", care_instructions: ["water"] }, "care_instructions"],
+  [{ scientific_name: "Ok", care_instructions: "water weekly" }, "care_instructions"],
+  [{ scientific_name: "Ok", care_instructions: null }, "care_instructions"],
+  [{ scientific_name: "Ok", care_instructions: { text: "x".repeat(16 * 1024) } }, "care_instructions"],
+];
+
 describe("saved care cards", () => {
   it("saves, reads, updates and deletes a card", async () => {
     const u = await bearerUser();
@@ -127,26 +141,25 @@ describe("saved care cards", () => {
     await expectError(await call(`${BASE}/?page_size=101`, { bearer: u.access }), 400, "VALIDATION_ERROR");
   });
 
-  it("rejects bad input with 400 and writes nothing", async () => {
-    const u = await bearerUser();
-    const cases: [unknown, string][] = [
-      [{}, "scientific_name"],
-      [{ scientific_name: "" }, "scientific_name"],
-      [{ scientific_name: "   " }, "scientific_name"],
-      [{ scientific_name: "x".repeat(201) }, "scientific_name"],
-      [{ scientific_name: "Ok", common_name: "c".repeat(201) }, "common_name"],
-      [{ scientific_name: "Ok", personal_notes: "n".repeat(2001) }, "personal_notes"],
-      [{ scientific_name: "Ok", is_favorite: "yes" }, "is_favorite"],
-      [{ scientific_name: "Ok", care_instructions: ["water"] }, "care_instructions"],
-      [{ scientific_name: "Ok", care_instructions: "water weekly" }, "care_instructions"],
-      [{ scientific_name: "Ok", care_instructions: null }, "care_instructions"],
-      [{ scientific_name: "Ok", care_instructions: { text: "x".repeat(16 * 1024) } }, "care_instructions"],
-      [{ scientific_name: "Ok", user_id: u.userId }, "non_field_errors"],
-    ];
-    for (const [body, field] of cases) {
+  it.each(badCards.map(([body, field]) => ({ body, field, label: JSON.stringify(body).slice(0, 60) })))(
+    "rejects $label with 400 on $field and writes nothing",
+    async ({ body, field }) => {
+      const u = await bearerUser();
       const err = await expectError(await call(`${BASE}/`, { bearer: u.access, json: body }), 400, "VALIDATION_ERROR");
       expect(Object.keys(err.errors ?? {}), JSON.stringify(body).slice(0, 80)).toContain(field);
-    }
+      expect((await list(u.access)).count).toBe(0);
+    },
+  );
+
+  it("rejects bad input with 400 and writes nothing", async () => {
+    const u = await bearerUser();
+    // The caller's own user id is still not a field of the card.
+    const own = await expectError(
+      await call(`${BASE}/`, { bearer: u.access, json: { scientific_name: "Ok", user_id: u.userId } }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    expect(Object.keys(own.errors ?? {})).toContain("non_field_errors");
     await expectError(
       await call(`${BASE}/`, { bearer: u.access, body: "[1,", headers: { "Content-Type": "application/json" } }),
       400,
