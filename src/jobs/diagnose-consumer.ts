@@ -23,26 +23,18 @@ import {
   failRequest,
   releaseRequest,
   type RequestJob,
+  requestJobKind,
   requestPhotos,
   tellFailed,
 } from "../services/queued-requests";
-import { MAX_ATTEMPTS, retryDelayFor, type JobKind, type JobResult, waitForCircuit } from "./job-policy";
+import { MAX_ATTEMPTS, retryDelayFor, type JobResult, waitForCircuit } from "./job-policy";
 
 export type DiagnoseJob = RequestJob<"diagnose">;
 
-function isDiagnoseJob(body: unknown): body is DiagnoseJob {
-  const b = body as Partial<DiagnoseJob> | null;
-  return !!b && b.type === "diagnose" && typeof b.request_id === "string" && typeof b.user_id === "string";
-}
-
-export const diagnoseJobs: JobKind<DiagnoseJob> = {
-  name: "diagnose",
-  matches: isDiagnoseJob,
-  process: processDiagnoseJob,
-  release: (env, job, delayS) => releaseRequest(env, DiseaseRequests, job.request_id, delayS),
-  fail: (env, job, message) => failRequest(env, DiseaseRequests, job.request_id, message),
+export const diagnoseJobs = requestJobKind(DiseaseRequests, {
+  process: (job, attempt, env, ctx, logger) => processDiagnoseJob(job, attempt, env, ctx, logger),
   deadLetterMessage: "Diagnosis failed after several attempts. Please submit the photos again.",
-};
+});
 
 type Say = (m: Parameters<typeof publish>[2]) => Promise<void>;
 

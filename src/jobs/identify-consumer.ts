@@ -25,31 +25,24 @@ import {
   IdentificationRequests,
   releaseRequest,
   type RequestJob,
+  requestJobKind,
   requestPhotos,
   tellFailed,
 } from "../services/queued-requests";
 import { careInstructionsFor, findSpeciesForCare } from "../services/care-guides";
 import { enrichSpecies } from "../services/enrichment";
-import { MAX_ATTEMPTS, retryDelayFor, type JobKind, type JobResult, waitForCircuit } from "./job-policy";
+import { MAX_ATTEMPTS, retryDelayFor, type JobResult, waitForCircuit } from "./job-policy";
 
 export { backoffDelayS, MAX_ATTEMPTS } from "./job-policy";
 
 export type IdentifyJob = RequestJob<"identify">;
 
 /** Messages queued before job kinds existed carry no `type`: they are identification jobs. */
-function isIdentifyJob(body: unknown): body is IdentifyJob {
-  const b = body as Partial<IdentifyJob> | null;
-  return !!b && (b.type === "identify" || b.type === undefined) && typeof b.request_id === "string" && typeof b.user_id === "string";
-}
-
-export const identifyJobs: JobKind<IdentifyJob> = {
-  name: "identify",
-  matches: isIdentifyJob,
-  process: processJob,
-  release: (env, job, delayS) => releaseRequest(env, IdentificationRequests, job.request_id, delayS),
-  fail: (env, job, message) => failRequest(env, IdentificationRequests, job.request_id, message),
+export const identifyJobs = requestJobKind(IdentificationRequests, {
+  process: (job, attempt, env, ctx, logger) => processJob(job, attempt, env, ctx, logger),
   deadLetterMessage: "Identification failed after several attempts. Please retry.",
-};
+  untyped: true,
+});
 
 export async function processJob(
   job: IdentifyJob,

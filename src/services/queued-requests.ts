@@ -22,7 +22,7 @@ import { changes, database, sqlNow } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
 import { diseaseRequests, diseaseResults, identificationRequests, identificationResults } from "../db/schema";
 import type { Bindings } from "../env";
-import { isoIn, JOB_LEASE_MS, type JobCounters, stuckCutoff } from "../jobs/job-policy";
+import { isoIn, JOB_LEASE_MS, type JobCounters, type JobKind, stuckCutoff } from "../jobs/job-policy";
 import { AppError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
@@ -47,7 +47,7 @@ export interface RequestKind<T extends RequestTable = RequestTable> {
   results: typeof identificationResults | typeof diseaseResults;
 }
 
-export const IdentificationRequests: RequestKind<typeof identificationRequests> = {
+export const IdentificationRequests: RequestKind<typeof identificationRequests> & { job: "identify" } = {
   table: identificationRequests,
   job: "identify",
   noun: "identification",
@@ -55,7 +55,7 @@ export const IdentificationRequests: RequestKind<typeof identificationRequests> 
   results: identificationResults,
 };
 
-export const DiseaseRequests: RequestKind<typeof diseaseRequests> = {
+export const DiseaseRequests: RequestKind<typeof diseaseRequests> & { job: "diagnose" } = {
   table: diseaseRequests,
   job: "diagnose",
   noun: "diagnosis",
@@ -341,4 +341,31 @@ export async function requestToFollow(env: Bindings, requestId: string) {
     return { userId: row.userId, status: row.status, final };
   }
   return null;
+}
+
+/**
+ * The queue side of a request kind: which messages are its jobs, and how a crashed or
+ * dead-lettered job puts its request back or ends it. `process` is the kind's own job.
+ * `untyped`: messages queued before job kinds existed carry no `type` (identification's).
+ */
+export function requestJobKind<Type extends RequestKind["job"]>(
+  kind: RequestKind & { job: Type },
+  job: { process: JobKind<RequestJob<Type>>["process"]; deadLetterMessage: string; untyped?: boolean },
+): JobKind<RequestJob<Type>> {
+  return {
+    name: kind.job,
+    matches: (body: unknown): body is RequestJob<Type> => {
+      const b = body as Partial<RequestJob> | null;
+      return (
+        !!b &&
+        (b.type === kind.job || (job.untyped === true && b.type === undefined)) &&
+        typeof b.request_id === "string" &&
+        typeof b.user_id === "string"
+      );
+    },
+    process: job.process,
+    release: (env, j, delayS) => releaseRequest(env, kind, j.request_id, delayS),
+    fail: (env, j, message) => failRequest(env, kind, j.request_id, message),
+    deadLetterMessage: job.deadLetterMessage,
+  };
 }
