@@ -217,7 +217,6 @@ export function diseaseRoutes() {
     method: "post",
     path: `/disease-requests`,
 
-    middleware: [requireAuth] as const,
     tags,
     summary: "Submit photos and symptoms for a health diagnosis (queued; progress over the WebSocket)",
     description:

@@ -226,7 +226,6 @@ export function requestRoutes() {
     method: "post",
     path: "/requests",
 
-    middleware: [requireAuth] as const,
     tags,
     summary: "Submit photos for identification (queued; progress over the WebSocket)",
     request: { body: { content: { "multipart/form-data": { schema: UploadForm } }, required: true } },
