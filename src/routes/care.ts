@@ -5,13 +5,9 @@
  * per user, CARE_REGENERATE_RATE_LIMIT).
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { getConfig } from "../config";
 import { createRouter } from "./router";
-import { AppError } from "../lib/errors";
 import { requireAuth } from "../middleware/auth";
-import { ProviderError } from "../providers/types";
-import { careInstructionsFor, findSpeciesForCare, generateAndStoreCareGuide } from "../services/care-guides";
-import { enforceRateLimit } from "../services/rate-limits";
+import { careForSpecies } from "../services/care-guides";
 import { jsonBody, errorResponse } from "./schemas";
 
 export function careRoutes() {
@@ -47,28 +43,12 @@ export function careRoutes() {
       },
     }),
     async (c) => {
-      const { id } = c.req.valid("param");
       const { language, regenerate } = c.req.valid("query");
-      const species = await findSpeciesForCare(c.env, { id });
-      if (!species) throw new AppError("NOT_FOUND", 404, "Species not found.");
-      let care: Awaited<ReturnType<typeof careInstructionsFor>>;
-      if (regenerate === "true") {
-        await enforceRateLimit(c.env, `care:user:${c.get("user")!.id}`, getConfig(c.env).CARE_REGENERATE_RATE_LIMIT);
-        try {
-          care = await generateAndStoreCareGuide(c.env, species, language);
-        } catch (err) {
-          if (!(err instanceof ProviderError)) throw err;
-          throw new AppError(
-            "CARE_UNAVAILABLE",
-            503,
-            "AI care instructions are unavailable right now. Please try again later.",
-            undefined,
-            { "Retry-After": "60" },
-          );
-        }
-      } else {
-        care = await careInstructionsFor(c.env, species, language, c.get("logger"));
-      }
+      const { species, care } = await careForSpecies(
+        c.env,
+        { speciesId: c.req.valid("param").id, language, regenerate: regenerate === "true", userId: c.get("user")!.id },
+        c.get("logger"),
+      );
       return c.json({ species_id: species.id, scientific_name: species.scientific_name, care_instructions: care }, 200);
     },
   );

@@ -8,10 +8,13 @@ import { getConfig } from "../config";
 import { database } from "../db/client";
 import { careGuides, species } from "../db/schema";
 import type { Bindings } from "../env";
+import { AppError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { generateCareGuide } from "../providers/openai";
+import { ProviderError } from "../providers/types";
 import { ruleBasedCare } from "./care";
+import { enforceRateLimit } from "./rate-limits";
 
 /** The catalogue fields care advice needs, named as `ruleBasedCare` reads them (API field names). */
 const speciesForCare = {
@@ -91,4 +94,28 @@ export async function careInstructionsFor(
     }
   }
   return ruleBasedCare(species);
+}
+
+/**
+ * Care instructions for a species as the care route answers them: 404 for an unknown species;
+ * `regenerate` (rate-limited per user) asks OpenAI again and answers 503 with Retry-After when
+ * it cannot; otherwise the stored guide, generated on first use, or the rule-based fallback.
+ */
+export async function careForSpecies(
+  env: Bindings,
+  request: { speciesId: string; language: string; regenerate: boolean; userId: string },
+  logger?: Logger,
+): Promise<{ species: SpeciesForCare; care: CareInstructions | null }> {
+  const species = await findSpeciesForCare(env, { id: request.speciesId });
+  if (!species) throw new AppError("NOT_FOUND", 404, "Species not found.");
+  if (!request.regenerate) return { species, care: await careInstructionsFor(env, species, request.language, logger) };
+  await enforceRateLimit(env, `care:user:${request.userId}`, getConfig(env).CARE_REGENERATE_RATE_LIMIT);
+  try {
+    return { species, care: await generateAndStoreCareGuide(env, species, request.language) };
+  } catch (err) {
+    if (!(err instanceof ProviderError)) throw err;
+    throw new AppError("CARE_UNAVAILABLE", 503, "AI care instructions are unavailable right now. Please try again later.", undefined, {
+      "Retry-After": "60",
+    });
+  }
 }
