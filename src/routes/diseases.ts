@@ -255,7 +255,6 @@ export function diseaseRoutes() {
     createRoute({
       method: "get",
       path: `/disease-requests`,
-
       middleware: [requireAuth] as const,
       tags,
       summary: "Your disease requests, newest first",
@@ -273,7 +272,6 @@ export function diseaseRoutes() {
     createRoute({
       method: "get",
       path: `/disease-requests/{id}`,
-
       middleware: [requireAuth] as const,
       tags,
       summary: "One of your disease requests",
@@ -287,7 +285,6 @@ export function diseaseRoutes() {
     createRoute({
       method: "get",
       path: `/disease-requests/{id}/results`,
-
       middleware: [requireAuth] as const,
       tags,
       summary: "The diagnosis of one of your requests: suggestions most likely first, with treatments",
@@ -329,7 +326,6 @@ export function diseaseRoutes() {
     createRoute({
       method: "post",
       path: `/disease-requests/{id}/confirm`,
-
       middleware: [requireAuth] as const,
       tags,
       summary: "Confirm one suggestion as the diagnosis (it then counts in the disease database)",

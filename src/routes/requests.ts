@@ -260,7 +260,6 @@ export function requestRoutes() {
     createRoute({
       method: "get",
       path: "/requests",
-
       middleware: [requireAuth] as const,
       tags,
       summary: "Your identification requests, newest first",
@@ -281,7 +280,6 @@ export function requestRoutes() {
     createRoute({
       method: "get",
       path: "/requests/{id}",
-
       middleware: [requireAuth] as const,
       tags,
       summary: "One of your requests",
@@ -295,7 +293,6 @@ export function requestRoutes() {
     createRoute({
       method: "get",
       path: "/requests/{id}/results",
-
       middleware: [requireAuth] as const,
       tags,
       summary: "Results of one of your requests, most confident first",
@@ -333,7 +330,6 @@ export function requestRoutes() {
     createRoute({
       method: "delete",
       path: "/requests/{id}",
-
       middleware: [requireAuth] as const,
       tags,
       summary: "Delete a request, its results and any images no other request uses",
@@ -350,7 +346,6 @@ export function requestRoutes() {
     createRoute({
       method: "post",
       path: "/requests/{id}/retry",
-
       middleware: [requireAuth] as const,
       tags,
       summary: "Queue a failed, needs-help or stuck request again",
@@ -371,7 +366,6 @@ export function requestRoutes() {
     createRoute({
       method: "get",
       path: "/history",
-
       middleware: [requireAuth] as const,
       tags,
       summary: "Compact identification history (the web client's history page)",
@@ -406,7 +400,6 @@ export function requestRoutes() {
     createRoute({
       method: "post",
       path: "/results/{id}/vote",
-
       middleware: [requireAuth] as const,
       tags,
       summary: "Vote on a result: same vote again removes it, the opposite switches",
@@ -437,7 +430,6 @@ export function requestRoutes() {
     createRoute({
       method: "post",
       path: "/results/{id}/accept",
-
       middleware: [requireAuth] as const,
       tags,
       summary: "Accept a result as the identification of your request",
@@ -453,7 +445,6 @@ export function requestRoutes() {
     createRoute({
       method: "post",
       path: "/results/{id}/add_to_collection",
-
       middleware: [requireAuth] as const,
       tags,
       summary: "Add the identified plant to one of your collections (default: My Plants); idempotent",
