@@ -10,9 +10,8 @@ import { is, SQL, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
 import type { Bindings } from "../env";
-import * as schema from "./schema";
 
-export type Database = DrizzleD1Database<typeof schema> & { $client: D1Database };
+export type Database = DrizzleD1Database & { $client: D1Database };
 export type Statement = BatchItem<"sqlite">;
 
 const clients = new WeakMap<D1Database, Database>();
@@ -21,7 +20,9 @@ const clients = new WeakMap<D1Database, Database>();
 export function database(env: Pick<Bindings, "DB">): Database {
   let db = clients.get(env.DB);
   if (!db) {
-    db = drizzle(env.DB, { schema });
+    // No relational schema: every query is a typed builder over the tables, so drizzle need not
+    // build the relations map (work it would repeat for every binding object it is given).
+    db = drizzle(env.DB);
     clients.set(env.DB, db);
   }
   return db;
