@@ -20,7 +20,7 @@ export default {
 
   /** Identification and diagnosis jobs and their dead letters (queue names differ per environment). */
   async queue(batch, env, ctx) {
-    if (batch.queue.endsWith("-dlq")) await handleDeadLetterBatch(batch, env);
+    if (batch.queue.endsWith("-dlq")) await handleDeadLetterBatch(batch, env, ctx);
     else await handleJobBatch(batch, env, ctx);
   },
 

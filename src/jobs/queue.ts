@@ -11,7 +11,7 @@
 import type { Bindings } from "../env";
 import { createLogger, describeError, type Logger } from "../lib/logger";
 import { reportError } from "../services/error-reporting";
-import { publish } from "../services/progress";
+import { tellFailed } from "../services/queued-requests";
 import { diagnoseJobs } from "./diagnose-consumer";
 import { identifyJobs } from "./identify-consumer";
 import { backoffDelayS, counter, type JobKind } from "./job-policy";
@@ -76,19 +76,23 @@ async function waitAsNewMessage(message: Message<unknown>, body: unknown, delayS
 }
 
 /** The dead-letter queue: jobs the queue gave up on. The request ends failed; the owner is told. */
-export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: Bindings): Promise<void> {
+export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: Bindings, ctx?: ExecutionContext): Promise<void> {
   const logger = createLogger({ queue: batch.queue });
   for (const message of batch.messages) {
     const kind = kindOf(message.body);
     if (kind) {
       const job = message.body as AnyJob;
       try {
-        if (await kind.fail(env, job, kind.deadLetterMessage)) {
-          await publish(env, job.user_id, { type: "error", request_id: job.request_id, message: kind.deadLetterMessage }, logger);
-          await publish(env, job.user_id, { type: "completed", request_id: job.request_id, status: "failed", results_count: 0 }, logger);
-        }
+        if (await kind.fail(env, job, kind.deadLetterMessage))
+          await tellFailed(env, job.user_id, job.request_id, kind.deadLetterMessage, logger);
       } catch (err) {
         logger.error("dead-letter handling failed", describeError(err));
+        reportError(
+          env,
+          err,
+          { tags: { queue: `${kind.name}-dead-letter`, request_id: job.request_id } },
+          ctx && ((p) => ctx.waitUntil(p)),
+        );
         message.retry();
         continue;
       }

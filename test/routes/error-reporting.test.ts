@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createSentryEmulator } from "../../emulators/sentry";
 import { createApp } from "../../src/app";
-import { handleJobBatch } from "../../src/jobs/queue";
+import { handleDeadLetterBatch, handleJobBatch } from "../../src/jobs/queue";
 import { parseSentryDsn, sentryEnvelope } from "../../src/providers/sentry";
 import { makePng } from "../helpers/images";
 import { freshIp } from "../helpers/http";
@@ -115,6 +115,34 @@ describe("queue jobs report through the same reporter", () => {
     });
     // The report carries the driver's error, never drizzle's wrapper with the SQL and its parameters.
     expect(JSON.stringify(sentry.events[0])).not.toMatch(/Failed query|identification_requests|params:/);
+  });
+});
+
+describe("dead letters report through the same reporter", () => {
+  it("a dead letter whose request cannot be failed is reported and retried, never silently acked", async () => {
+    const requestId = crypto.randomUUID();
+    const outcomes: string[] = [];
+    const message = {
+      id: "dl1",
+      timestamp: new Date(),
+      attempts: 1,
+      body: { type: "diagnose", request_id: requestId, user_id: crypto.randomUUID() },
+      ack: () => outcomes.push("ack"),
+      retry: () => outcomes.push("retry"),
+    };
+    const ctx = createExecutionContext();
+    await handleDeadLetterBatch(
+      { queue: "plant-identify-dlq", messages: [message] } as unknown as MessageBatch<unknown>,
+      { ...env, DB: failingD1("D1 down during dead-letter"), SENTRY_DSN: DSN },
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(outcomes).toEqual(["retry"]);
+    expect(sentry.events).toHaveLength(1);
+    expect(sentry.events[0]!.event).toMatchObject({
+      tags: { queue: "diagnose-dead-letter", request_id: requestId },
+      exception: { values: [{ value: "D1 down during dead-letter" }] },
+    });
   });
 });
 
