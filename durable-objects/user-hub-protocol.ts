@@ -1,5 +1,5 @@
 /**
- * The UserHub's protocol: the messages it sends to sockets (AsyncAPI: docs/asyncapi.yaml), what
+ * The UserHub's protocol: the messages it sends to sockets (API.md §3), what
  * clients may send it, how sign-outs are scoped and the close codes it uses. Services import
  * these, never the Durable Object class; the module has no runtime dependencies.
  */
