@@ -19,7 +19,7 @@ import { ruleBasedCare } from "./care";
 import { findSpeciesForCare, storedCareGuide } from "./care-guides";
 import { addIdentifiedPlant } from "./collections";
 import type { MergedSuggestion } from "./merge";
-import { imageUrl, photoRef, photosOf, storeImages } from "./photos";
+import { imageUrl, photoRef, photosOf, type storeImages, withStoredPhotos } from "./photos";
 import { countRequestResults, IdentificationRequests, type IdentificationRequestRow, ownRequest } from "./queued-requests";
 
 /** API.md §2.2: `identified` when the best result is at least this confident. */
@@ -146,13 +146,15 @@ export async function recordIdentification(
   suggestions: MergedSuggestion[],
   health: HealthAssessment | null,
 ): Promise<string> {
-  await storeImages(env, [image]);
   const t = identificationRequests;
-  const row = await database(env)
-    .insert(t)
-    .values({ id: uuidv7(), userId, status: "processing", imageHashes: [photoRef(image)], organs: ["auto"] })
-    .returning({ id: t.id })
-    .get();
+  // Store-or-undo: if the row cannot be written, the photo does not stay behind.
+  const row = await withStoredPhotos(env, [image], () =>
+    database(env)
+      .insert(t)
+      .values({ id: uuidv7(), userId, status: "processing", imageHashes: [photoRef(image)], organs: ["auto"] })
+      .returning({ id: t.id })
+      .get(),
+  );
   await completeIdentificationRequest(env, row.id, userId, suggestions, health);
   return row.id;
 }

@@ -26,7 +26,7 @@ import { isoIn, JOB_LEASE_MS, type JobCounters, type JobKind, stuckCutoff } from
 import { AppError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
-import { imageUrl, photoRef, photosOf, releasePhotos, type StoredImage, storeImages } from "./photos";
+import { imageUrl, photoRef, photosOf, releasePhotos, type StoredImage, type storeImages, withStoredPhotos } from "./photos";
 import { progress, publish, userHub } from "./progress";
 import { enforceRateLimit } from "./rate-limits";
 
@@ -145,13 +145,15 @@ export async function submitRequest<T extends RequestTable>(
   values: Omit<T["$inferInsert"], "id" | "userId" | "imageHashes">,
   logger: Logger,
 ): Promise<RowOf<T>> {
-  await storeImages(env, photos);
   const t = lifecycle(kind);
-  const row = (await database(env)
-    .insert(t)
-    .values({ ...(values as object), id: uuidv7(), userId, imageHashes: photos.map(photoRef) } as typeof t.$inferInsert)
-    .returning()
-    .get()) as RowOf<T>;
+  // The photo store's store-or-undo: a failed insert leaves no photo behind.
+  const row = (await withStoredPhotos(env, photos, () =>
+    database(env)
+      .insert(t)
+      .values({ ...(values as object), id: uuidv7(), userId, imageHashes: photos.map(photoRef) } as typeof t.$inferInsert)
+      .returning()
+      .get(),
+  )) as RowOf<T>;
   await enqueueRequestJob(env, kind, row.id, userId, logger);
   return row;
 }

@@ -16,6 +16,8 @@ import {
   type StoredImage,
   withStoredPhotos,
 } from "../../src/services/photos";
+import type { Logger } from "../../src/lib/logger";
+import { IdentificationRequests, submitRequest } from "../../src/services/queued-requests";
 import { call } from "../helpers/http";
 import { makePng } from "../helpers/images";
 import { bearerUser } from "../helpers/users";
@@ -120,5 +122,20 @@ describe("avatars are photos like any other", () => {
     expect(await photoObject(env, photoRef(p))).not.toBeNull();
     await releasePhotos(env, [p]);
     expect(await env.IMAGES.head(`avatars/${photoRef(p)}`)).toBeNull();
+  });
+});
+
+describe("the request lifecycle uses store-or-undo", () => {
+  it("a request row that cannot be written leaves no photo behind (no such owner: the foreign key refuses it)", async () => {
+    const p = await photo("submit-undo");
+    const logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => logger } as unknown as Logger;
+    await expect(
+      submitRequest(env, IdentificationRequests, crypto.randomUUID(), [p], { status: "pending", organs: ["auto"] }, logger),
+    ).rejects.toThrow();
+    expect(await stored(p)).toBe(false);
+    const rows = await env.DB.prepare("SELECT count(*) AS n FROM identification_requests WHERE instr(image_hashes, ?) > 0")
+      .bind(p.sha256)
+      .first<{ n: number }>();
+    expect(rows!.n).toBe(0);
   });
 });
