@@ -32,6 +32,7 @@ import { calendarRoutes } from "./routes/calendar";
 import { careRoutes } from "./routes/care";
 import { diseaseRoutes } from "./routes/diseases";
 import { docsRoutes } from "./routes/docs";
+import { registerSecuritySchemes } from "./routes/router";
 import { healthRoutes } from "./routes/health";
 import { identifyRoutes } from "./routes/identify";
 import { collectionRoutes } from "./routes/collections";
@@ -158,6 +159,7 @@ export function createApp() {
   app.route("/api/v1/search", searchRoutes());
   app.route("/ws", wsRoutes());
 
+  registerSecuritySchemes(app);
   app.doc31("/api/openapi.json", (c) => ({
     openapi: "3.1.0",
     info: {

@@ -1,11 +1,22 @@
 /**
- * The one way to make a route module: `createRouter()` gives an OpenAPI router whose zod
- * validation failures (params, query, JSON body) all become the 400 VALIDATION_ERROR envelope
- * with field errors. app.ts mounts each router under its own prefix.
+ * The one way to make a route module.
+ *
+ * - `createRouter()` gives an OpenAPI router whose zod validation failures (params, query, JSON
+ *   body) all become the 400 VALIDATION_ERROR envelope with field errors. app.ts mounts each
+ *   router under its own prefix.
+ * - `routeSet({ tags, errors })` declares a module's routes in one line each:
+ *   `open.get(path, summary, request, responses)`, with the module's tags and standard error
+ *   responses added. `.signedIn()` and `.forRoles(...)` give the same builder with the
+ *   authentication middleware attached (the one way to attach it) and the route's `security`
+ *   declared for the OpenAPI document.
  */
-import { OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, OpenAPIHono, type RouteConfig } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
 import { AppError, fieldErrorsFrom } from "../lib/errors";
+import type { Role } from "../services/users";
+import { ACCESS_COOKIE } from "../lib/session-cookies";
+import { CSRF_HEADER, requireAuth, requireRole } from "../middleware/auth";
 
 export function createRouter() {
   return new OpenAPIHono<AppEnv>({
@@ -14,4 +25,85 @@ export function createRouter() {
       if (!result.success) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrorsFrom(result.error));
     },
   });
+}
+
+type Responses = RouteConfig["responses"];
+type Request = NonNullable<RouteConfig["request"]>;
+type Method = "get" | "post" | "put" | "patch" | "delete";
+
+/**
+ * How a signed-in caller proves it, for the OpenAPI document: a bearer access token, or the
+ * session cookie together with the CSRF header (required on unsafe methods).
+ */
+export const SIGNED_IN_SECURITY: Record<string, string[]>[] = [{ bearerAuth: [] }, { cookieAuth: [], csrfHeader: [] }];
+
+/** Registers the schemes SIGNED_IN_SECURITY names, once, on the app that serves the document. */
+export function registerSecuritySchemes(app: OpenAPIHono<AppEnv>) {
+  const registry = app.openAPIRegistry;
+  registry.registerComponent("securitySchemes", "bearerAuth", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+    description: "The `access` token from `auth/login/` (or `auth/token/refresh/`).",
+  });
+  registry.registerComponent("securitySchemes", "cookieAuth", {
+    type: "apiKey",
+    in: "cookie",
+    name: ACCESS_COOKIE,
+    description: "The web session cookie set at sign-in.",
+  });
+  registry.registerComponent("securitySchemes", "csrfHeader", {
+    type: "apiKey",
+    in: "header",
+    name: CSRF_HEADER,
+    description: "With the session cookie, unsafe methods carry the CSRF token (from `auth/csrf/`) in this header.",
+  });
+}
+
+/** More of a route's OpenAPI description than a summary. */
+interface Details {
+  description?: string;
+}
+
+/** What a signed-in route adds: the middleware that checks the caller, and the document's note of it. */
+function signedInBy(check: MiddlewareHandler<AppEnv>) {
+  return { middleware: [check], security: SIGNED_IN_SECURITY };
+}
+
+function builder<const E extends Responses, const X extends Partial<ReturnType<typeof signedInBy>>>(tags: string[], errors: E, extra: X) {
+  const method =
+    <M extends Method>(method: M) =>
+    <P extends string, const Q extends Request, const R extends Responses>(
+      path: P,
+      summary: string,
+      request: Q,
+      responses: R,
+      details: Details = {},
+    ) =>
+      createRoute({ method, path, tags, summary, ...details, request, responses: { ...errors, ...responses }, ...extra });
+  return { get: method("get"), post: method("post"), put: method("put"), patch: method("patch"), delete: method("delete") };
+}
+
+/**
+ * A module's route builder. `errors` are the error responses every route of the module can give
+ * (a route's own entry for a status wins).
+ */
+export function routeSet<const E extends Responses>(options: { tags: string[]; errors: E }) {
+  const { tags, errors } = options;
+  return {
+    ...builder(tags, errors, {}),
+    /** The same routes, for a signed-in user (401 otherwise). */
+    signedIn: () => builder(tags, errors, signedInBy(requireAuth)),
+    /** The same routes, for a signed-in user with one of these roles (403 otherwise). */
+    forRoles: (...roles: Role[]) => builder(tags, errors, signedInBy(requireRole(...roles))),
+  };
+}
+
+/**
+ * A route for the OpenAPI document only, routed by hand (a handler that reads JSON or multipart
+ * itself): the document keeps its security, the middleware goes on the hand-written route.
+ */
+export function documentOnly<R extends RouteConfig>(route: R): Omit<R, "middleware"> {
+  const { middleware: _middleware, ...rest } = route;
+  return rest;
 }

@@ -2,17 +2,23 @@
  * Saved care cards (API.md §5): `/plant-identification/saved-care-instructions/` CRUD for the
  * signed-in user, one card per scientific name (409 on duplicates), `?is_favorite=` filter.
  */
-import { createRoute, z } from "@hono/zod-openapi";
-import { createRouter } from "./router";
-import { requireAuth } from "../middleware/auth";
+import { z } from "@hono/zod-openapi";
+import { createRouter, routeSet } from "./router";
 import { createSavedCare, deleteSavedCare, ownSavedCare, savedCareBody, listSavedCare, updateSavedCare } from "../services/saved-care";
 import { pageOf, PaginationQuery } from "./pagination";
-import { BooleanQuery, boundedJsonObject, jsonBody, pageSchema, errorResponse } from "./schemas";
+import {
+  BooleanQuery,
+  boundedJsonObject,
+  errorResponse,
+  errorResponses,
+  IdParam,
+  jsonBody,
+  noContent,
+  pageSchema,
+  requestJson,
+} from "./schemas";
 
-const tags = ["Saved care cards"];
-const Id = z.object({ id: z.uuid() });
 const CARE_MAX_BYTES = 16 * 1024;
-const errors = { 400: errorResponse("Invalid input"), 401: errorResponse("Not signed in"), 404: errorResponse("Not found (or not yours)") };
 const duplicate = { 409: errorResponse("You already saved a card for this scientific name") };
 
 const SavedCareSchema = z
@@ -49,17 +55,12 @@ const SavedCarePatch = z.object(fields).partial().strict().openapi("SavedCareIns
 
 export function savedCareRoutes() {
   const app = createRouter();
+  const mine = routeSet({ tags: ["Saved care cards"], errors: errorResponses(400, 401, 404) }).signedIn();
+  const page = pageSchema(SavedCareSchema, "SavedCareInstructionsPage");
+  const listQuery = PaginationQuery.extend({ is_favorite: BooleanQuery.optional() });
 
   app.openapi(
-    createRoute({
-      method: "get",
-      path: "/",
-      tags,
-      summary: "Your saved care cards, newest first",
-      middleware: [requireAuth] as const,
-      request: { query: PaginationQuery.extend({ is_favorite: BooleanQuery.optional() }) },
-      responses: { 200: jsonBody(pageSchema(SavedCareSchema, "SavedCareInstructionsPage"), "Page of cards"), ...errors },
-    }),
+    mine.get("/", "Your saved care cards, newest first", { query: listQuery }, { 200: jsonBody(page, "Page of cards") }),
     async (c) => {
       const { page, page_size, is_favorite } = c.req.valid("query");
       const isFavorite = is_favorite === undefined ? undefined : is_favorite === "true";
@@ -68,60 +69,33 @@ export function savedCareRoutes() {
     },
   );
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/",
-      tags,
-      summary: "Save a care card (one per scientific name, case-insensitive)",
-      middleware: [requireAuth] as const,
-      request: { body: { content: { "application/json": { schema: SavedCareCreate } }, required: true } },
-      responses: { 201: jsonBody(SavedCareSchema, "Saved"), ...duplicate, ...errors },
-    }),
-    async (c) => c.json(savedCareBody(await createSavedCare(c.env, c.get("user")!.id, c.req.valid("json"))), 201),
+  const createCard = mine.post(
+    "/",
+    "Save a care card (one per scientific name, case-insensitive)",
+    { body: requestJson(SavedCareCreate) },
+    { 201: jsonBody(SavedCareSchema, "Saved"), ...duplicate },
   );
+  app.openapi(createCard, async (c) => c.json(savedCareBody(await createSavedCare(c.env, c.get("user")!.id, c.req.valid("json"))), 201));
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/{id}`,
-      tags,
-      summary: "One of your saved care cards",
-      middleware: [requireAuth] as const,
-      request: { params: Id },
-      responses: { 200: jsonBody(SavedCareSchema, "Card"), ...errors },
-    }),
-    async (c) => c.json(savedCareBody(await ownSavedCare(c.env, c.get("user")!.id, c.req.valid("param").id)), 200),
-  );
+  const one = mine.get("/{id}", "One of your saved care cards", { params: IdParam }, { 200: jsonBody(SavedCareSchema, "Card") });
+  app.openapi(one, async (c) => c.json(savedCareBody(await ownSavedCare(c.env, c.get("user")!.id, c.req.valid("param").id)), 200));
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: `/{id}`,
-      tags,
-      summary: "Update one of your saved care cards (favourite, notes, …)",
-      middleware: [requireAuth] as const,
-      request: { params: Id, body: { content: { "application/json": { schema: SavedCarePatch } }, required: true } },
-      responses: { 200: jsonBody(SavedCareSchema, "Updated"), ...duplicate, ...errors },
-    }),
-    async (c) => c.json(savedCareBody(await updateSavedCare(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json"))), 200),
+  const update = mine.patch(
+    "/{id}",
+    "Update one of your saved care cards (favourite, notes, …)",
+    { params: IdParam, body: requestJson(SavedCarePatch) },
+    { 200: jsonBody(SavedCareSchema, "Updated"), ...duplicate },
   );
+  app.openapi(update, async (c) => {
+    const row = await updateSavedCare(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json"));
+    return c.json(savedCareBody(row), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: `/{id}`,
-      tags,
-      summary: "Delete one of your saved care cards",
-      middleware: [requireAuth] as const,
-      request: { params: Id },
-      responses: { 204: { description: "Deleted" }, ...errors },
-    }),
-    async (c) => {
-      await deleteSavedCare(c.env, c.get("user")!.id, c.req.valid("param").id);
-      return c.body(null, 204);
-    },
-  );
+  const remove = mine.delete("/{id}", "Delete one of your saved care cards", { params: IdParam }, noContent("Deleted"));
+  app.openapi(remove, async (c) => {
+    await deleteSavedCare(c.env, c.get("user")!.id, c.req.valid("param").id);
+    return c.body(null, 204);
+  });
 
   return app;
 }

@@ -40,10 +40,23 @@ export function errorResponse(description: string) {
   return { description, content: { "application/json": { schema: ErrorSchema } } };
 }
 
+/** `/{id}` path parameters: a UUID. */
+export const IdParam = z.object({ id: z.uuid() });
+
 export const MessageSchema = z.object({ message: z.string() }).openapi("Message");
 
 export function jsonBody<T extends z.ZodType>(schema: T, description: string) {
   return { description, content: { "application/json": { schema } } };
+}
+
+/** A JSON request body (`request: { body: requestJson(Schema) }`), required unless said otherwise. */
+export function requestJson<T extends z.ZodType, const Required extends boolean = true>(schema: T, required?: Required) {
+  return { content: { "application/json": { schema } }, required: (required ?? true) as Required };
+}
+
+/** A 204 answer with no body. */
+export function noContent(description: string) {
+  return { 204: { description } } as const;
 }
 
 export function pageSchema<T extends z.ZodType>(item: T, name: string) {
