@@ -31,4 +31,29 @@ describe("OpenAPI document", () => {
     const missing = [...served].filter((r) => !documented.has(r));
     expect(missing).toEqual([]);
   });
+
+  it("names the sign-in schemes it uses, and marks the operations a client must be signed in for", () => {
+    const schemes = Object.keys(doc.components?.securitySchemes ?? {});
+    expect(schemes.sort()).toEqual(["bearerAuth", "cookieAuth", "csrfHeader"]);
+    const protectedOps: string[] = [];
+    for (const [path, item] of Object.entries(doc.paths ?? {})) {
+      for (const [method, op] of Object.entries(item as Record<string, { security?: Record<string, string[]>[] }>)) {
+        if (!op.security) continue;
+        for (const requirement of op.security) expect(Object.keys(requirement).every((name) => schemes.includes(name))).toBe(true);
+        protectedOps.push(`${method.toUpperCase()} ${path}`);
+      }
+    }
+    for (const op of [
+      "GET /api/v1/auth/user",
+      "GET /api/v1/reminders",
+      "POST /api/v1/plant-identification/plants",
+      "POST /api/v1/forum/categories/{slug}/topics",
+      "GET /api/v1/notifications",
+      "PATCH /api/v1/forum/reports/{id}",
+    ]) {
+      expect(protectedOps).toContain(op);
+    }
+    expect(protectedOps).not.toContain("POST /api/v1/auth/login");
+    expect(protectedOps).not.toContain("GET /api/v1/forum/categories");
+  });
 });

@@ -2,10 +2,9 @@
  * /api/v1/admin — staff tools. Listing users is for moderators and up; changing roles is for
  * admins only (the CLI `npm run admin -- grant-role` bootstraps the first admin).
  */
-import { createRoute, z } from "@hono/zod-openapi";
-import { createRouter } from "./router";
+import { z } from "@hono/zod-openapi";
+import { createRouter, routeSet } from "./router";
 import { AppError } from "../lib/errors";
-import { requireRole } from "../middleware/auth";
 import { setAccountActive } from "../services/accounts";
 import { listUsers, setUserRole, userProfile } from "../services/users";
 import { UserProfileSchema } from "./auth";
@@ -21,74 +20,60 @@ const errors = {
 
 export function adminRoutes() {
   const app = createRouter();
+  const open = routeSet({ tags, errors });
+  const admins = open.forRoles("admin");
+  const staff = open.forRoles("moderator", "editor", "admin");
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/users",
-      tags,
-      summary: "List users (staff)",
-      middleware: [requireRole("moderator", "editor", "admin")] as const,
-      request: { query: PaginationQuery.extend({ search: searchText(100).optional() }) },
-      responses: { 200: jsonBody(pageSchema(UserProfileSchema, "UserPage"), "Users"), ...errors },
-    }),
-    async (c) => {
-      const { page, page_size, search } = c.req.valid("query");
-      const { count, rows } = await listUsers(c.env, search, { page, pageSize: page_size });
-      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(userProfile)), 200);
-    },
-  );
+  const getUsers = staff
+    .get("/users", "List users (staff)")
+    .io(
+      { query: PaginationQuery.extend({ search: searchText(100).optional() }) },
+      { 200: jsonBody(pageSchema(UserProfileSchema, "UserPage"), "Users") },
+    );
+  app.openapi(getUsers, async (c) => {
+    const { page, page_size, search } = c.req.valid("query");
+    const { count, rows } = await listUsers(c.env, search, { page, pageSize: page_size });
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(userProfile)), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: "/users/{id}/role",
-      tags,
-      summary: "Change a user's role (admin)",
-      middleware: [requireRole("admin")] as const,
-      request: {
-        params: z.object({ id: z.uuid() }),
-        body: {
-          content: { "application/json": { schema: z.object({ role: z.enum(["user", "moderator", "editor", "admin"]) }) } },
-          required: true,
-        },
+  const patchUsersByIdRole = admins.patch("/users/{id}/role", "Change a user's role (admin)").io(
+    {
+      params: z.object({ id: z.uuid() }),
+      body: {
+        content: { "application/json": { schema: z.object({ role: z.enum(["user", "moderator", "editor", "admin"]) }) } },
+        required: true,
       },
-      responses: { 200: jsonBody(UserProfileSchema, "Updated user"), ...errors },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const { role } = c.req.valid("json");
-      return c.json(userProfile(await setUserRole(c.env, id, role)), 200);
     },
+    { 200: jsonBody(UserProfileSchema, "Updated user") },
   );
+  app.openapi(patchUsersByIdRole, async (c) => {
+    const { id } = c.req.valid("param");
+    const { role } = c.req.valid("json");
+    return c.json(userProfile(await setUserRole(c.env, id, role)), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: "/users/{id}/active",
-      tags,
-      summary: "Deactivate or reactivate an account (admin)",
+  const patchUsersByIdActive = admins.patch("/users/{id}/active", "Deactivate or reactivate an account (admin)").io(
+    {
+      params: z.object({ id: z.uuid() }),
+      body: {
+        content: { "application/json": { schema: z.object({ is_active: z.boolean() }).openapi("AccountActive") } },
+        required: true,
+      },
+    },
+    { 200: jsonBody(UserProfileSchema, "Updated user") },
+    {
       description:
         "Deactivation ends every session of the account at once: its refresh and access tokens stop working and its " +
         "WebSockets close with 4401. A deactivated account cannot sign in until reactivated.",
-      middleware: [requireRole("admin")] as const,
-      request: {
-        params: z.object({ id: z.uuid() }),
-        body: {
-          content: { "application/json": { schema: z.object({ is_active: z.boolean() }).openapi("AccountActive") } },
-          required: true,
-        },
-      },
-      responses: { 200: jsonBody(UserProfileSchema, "Updated user"), ...errors },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      if (id === c.get("user")!.id)
-        throw new AppError("VALIDATION_ERROR", 400, "You cannot deactivate your own account here.", { id: ["Choose another account."] });
-      const user = await setAccountActive(c.env, id, c.req.valid("json").is_active, c.get("logger"));
-      return c.json(userProfile(user), 200);
     },
   );
+  app.openapi(patchUsersByIdActive, async (c) => {
+    const { id } = c.req.valid("param");
+    if (id === c.get("user")!.id)
+      throw new AppError("VALIDATION_ERROR", 400, "You cannot deactivate your own account here.", { id: ["Choose another account."] });
+    const user = await setAccountActive(c.env, id, c.req.valid("json").is_active, c.get("logger"));
+    return c.json(userProfile(user), 200);
+  });
 
   return app;
 }

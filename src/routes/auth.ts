@@ -3,15 +3,15 @@
  * CSRF token; mobile clients use /token/ and bearer headers. Business rules live in
  * services/ (users, tokens, passwords, rate-limits); this file is HTTP only.
  */
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { getCookie } from "hono/cookie";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
-import { createRouter } from "./router";
+import { createRouter, routeSet } from "./router";
 import { AppError } from "../lib/errors";
 import { clearSessionCookies, ensureCsrfCookie, REFRESH_COOKIE, setSessionCookies } from "../lib/session-cookies";
-import { assertCsrf, requireAuth } from "../middleware/auth";
+import { assertCsrf } from "../middleware/auth";
 import {
   assertPasswordPolicy,
   changePassword,
@@ -30,7 +30,7 @@ import { clientIp, enforceRateLimit } from "../services/rate-limits";
 import { endEverySession, endSession } from "../services/sessions";
 import { issueTokenPair, revokeAccessToken, rotateRefreshToken, verifyToken } from "../services/tokens";
 import { createUser, findUserById, publicUser, userProfile, type UserRow } from "../services/users";
-import { jsonBody, MessageSchema, errorResponse } from "./schemas";
+import { jsonBody, MessageSchema, errorResponse, requestJson } from "./schemas";
 
 // ---- Schemas --------------------------------------------------------------------------------
 
@@ -178,309 +178,219 @@ const tags = ["Auth"];
 
 export function authRoutes() {
   const app = createRouter();
+  const plain = routeSet({ tags, errors: {} });
+  const open = routeSet({ tags, errors });
+  const mine = open.signedIn();
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/csrf",
-      tags,
-      summary: "Issue the csrftoken cookie",
-      responses: { 200: jsonBody(z.object({ csrfToken: z.string() }), "CSRF token (also set as the csrftoken cookie)") },
-    }),
-    async (c) =>
-      c.json({ csrfToken: await ensureCsrfCookie(c, c.get("authMethod") === "cookie" ? c.get("accessClaims")?.sid : undefined) }, 200),
+  const getCsrf = plain
+    .get("/csrf", "Issue the csrftoken cookie")
+    .io({}, { 200: jsonBody(z.object({ csrfToken: z.string() }), "CSRF token (also set as the csrftoken cookie)") });
+  app.openapi(getCsrf, async (c) =>
+    c.json({ csrfToken: await ensureCsrfCookie(c, c.get("authMethod") === "cookie" ? c.get("accessClaims")?.sid : undefined) }, 200),
   );
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/register",
-      tags,
-      summary: "Create an account (web: sets session cookies)",
-      request: { body: { content: { "application/json": { schema: RegisterBody } }, required: true } },
-      responses: { 201: jsonBody(UserEnvelope, "Account created"), ...errors },
-    }),
-    async (c) => {
-      const config = getConfig(c.env);
-      await enforceRateLimit(c.env, `register:ip:${clientIp(c.req.raw)}`, config.REGISTER_RATE_LIMIT);
-      const body = c.req.valid("json");
-      assertPasswordPolicy(body.password, body.password_confirm, { username: body.username, email: body.email }, "password");
-      const user = await createUser(c.env, {
-        username: body.username,
-        email: body.email,
-        passwordHash: await hashPassword(body.password),
-        firstName: body.first_name,
-        lastName: body.last_name,
-      });
-      await setSessionCookies(c, await issueTokenPair(c.env, config, user.id));
-      return c.json({ message: "Registration successful.", user: userProfile(user) }, 201);
-    },
-  );
+  const postRegister = open
+    .post("/register", "Create an account (web: sets session cookies)")
+    .io({ body: requestJson(RegisterBody) }, { 201: jsonBody(UserEnvelope, "Account created") });
+  app.openapi(postRegister, async (c) => {
+    const config = getConfig(c.env);
+    await enforceRateLimit(c.env, `register:ip:${clientIp(c.req.raw)}`, config.REGISTER_RATE_LIMIT);
+    const body = c.req.valid("json");
+    assertPasswordPolicy(body.password, body.password_confirm, { username: body.username, email: body.email }, "password");
+    const user = await createUser(c.env, {
+      username: body.username,
+      email: body.email,
+      passwordHash: await hashPassword(body.password),
+      firstName: body.first_name,
+      lastName: body.last_name,
+    });
+    await setSessionCookies(c, await issueTokenPair(c.env, config, user.id));
+    return c.json({ message: "Registration successful.", user: userProfile(user) }, 201);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/login",
-      tags,
-      summary: "Sign in (web: sets session cookies)",
-      request: { body: { content: { "application/json": { schema: LoginBody } }, required: true } },
-      responses: { 200: jsonBody(UserEnvelope, "Signed in"), ...errors },
-    }),
-    async (c) => {
-      const body = c.req.valid("json");
-      const user = await signIn(c, (body.username ?? body.email)!, body.password);
-      await setSessionCookies(c, await issueTokenPair(c.env, getConfig(c.env), user.id));
-      return c.json({ message: "Login successful.", user: userProfile(user) }, 200);
-    },
-  );
+  const postLogin = open
+    .post("/login", "Sign in (web: sets session cookies)")
+    .io({ body: requestJson(LoginBody) }, { 200: jsonBody(UserEnvelope, "Signed in") });
+  app.openapi(postLogin, async (c) => {
+    const body = c.req.valid("json");
+    const user = await signIn(c, (body.username ?? body.email)!, body.password);
+    await setSessionCookies(c, await issueTokenPair(c.env, getConfig(c.env), user.id));
+    return c.json({ message: "Login successful.", user: userProfile(user) }, 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/token",
-      tags,
-      summary: "Sign in for mobile/API clients (tokens in the body, no cookies)",
-      request: { body: { content: { "application/json": { schema: LoginBody } }, required: true } },
-      responses: { 200: jsonBody(TokenPairSchema, "Token pair"), ...errors },
-    }),
-    async (c) => {
-      const body = c.req.valid("json");
-      const user = await signIn(c, (body.username ?? body.email)!, body.password);
-      return c.json(tokenPairBody(await issueTokenPair(c.env, getConfig(c.env), user.id)), 200);
-    },
-  );
+  const postToken = open
+    .post("/token", "Sign in for mobile/API clients (tokens in the body, no cookies)")
+    .io({ body: requestJson(LoginBody) }, { 200: jsonBody(TokenPairSchema, "Token pair") });
+  app.openapi(postToken, async (c) => {
+    const body = c.req.valid("json");
+    const user = await signIn(c, (body.username ?? body.email)!, body.password);
+    return c.json(tokenPairBody(await issueTokenPair(c.env, getConfig(c.env), user.id)), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/token/refresh",
-      tags,
-      summary: "Rotate a refresh token (cookie or body)",
+  const postTokenRefresh = open.post("/token/refresh", "Rotate a refresh token (cookie or body)").io(
+    { body: requestJson(RefreshBody, false) },
+    { 200: jsonBody(z.union([TokenPairSchema, z.object({ message: z.string(), expires_in: z.number() })]), "New token pair") },
+    {
       description:
         "The presented refresh token is revoked and a new pair issued. Presenting it again within 20 seconds (two tabs " +
         "refreshing at once) returns the same new pair; later, it counts as theft and revokes the whole family (the session " +
         "ends everywhere, its WebSockets close with 4401). Cookie-based refresh needs the session's X-CSRFToken header and " +
         "answers with cookies; body-based refresh answers with tokens.",
-      request: { body: { content: { "application/json": { schema: RefreshBody } }, required: false } },
-      responses: {
-        200: jsonBody(z.union([TokenPairSchema, z.object({ message: z.string(), expires_in: z.number() })]), "New token pair"),
-        ...errors,
-      },
-    }),
-    async (c) => {
-      const config = getConfig(c.env);
-      await enforceRateLimit(c.env, `refresh:ip:${clientIp(c.req.raw)}`, config.REFRESH_RATE_LIMIT);
-      const fromBody = c.req.valid("json")?.refresh;
-      const fromCookie = fromBody ? undefined : getCookie(c, REFRESH_COOKIE);
-      const token = fromBody ?? fromCookie;
-      if (!token) {
-        throw new AppError("VALIDATION_ERROR", 400, "No refresh token provided.", { refresh: ["This field is required."] });
-      }
-      if (fromCookie) await assertCsrf(c, (await verifyToken(config, token, "refresh").catch(() => null))?.fam);
-      const pair = await rotateRefreshToken(c.env, config, token, (userId, familyId) =>
-        endSession(c.env, config, userId, familyId, c.get("logger")),
-      );
-      if (fromCookie) {
-        await setSessionCookies(c, pair);
-        return c.json({ message: "Token refreshed.", expires_in: pair.accessExpiresIn }, 200);
-      }
-      return c.json(tokenPairBody(pair), 200);
     },
   );
+  app.openapi(postTokenRefresh, async (c) => {
+    const config = getConfig(c.env);
+    await enforceRateLimit(c.env, `refresh:ip:${clientIp(c.req.raw)}`, config.REFRESH_RATE_LIMIT);
+    const fromBody = c.req.valid("json")?.refresh;
+    const fromCookie = fromBody ? undefined : getCookie(c, REFRESH_COOKIE);
+    const token = fromBody ?? fromCookie;
+    if (!token) {
+      throw new AppError("VALIDATION_ERROR", 400, "No refresh token provided.", { refresh: ["This field is required."] });
+    }
+    if (fromCookie) await assertCsrf(c, (await verifyToken(config, token, "refresh").catch(() => null))?.fam);
+    const pair = await rotateRefreshToken(c.env, config, token, (userId, familyId) =>
+      endSession(c.env, config, userId, familyId, c.get("logger")),
+    );
+    if (fromCookie) {
+      await setSessionCookies(c, pair);
+      return c.json({ message: "Token refreshed.", expires_in: pair.accessExpiresIn }, 200);
+    }
+    return c.json(tokenPairBody(pair), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/logout",
-      tags,
-      summary: "Sign out: end this session (its refresh and access tokens, its WebSockets)",
-      middleware: [requireAuth] as const,
-      request: { body: { content: { "application/json": { schema: RefreshBody } }, required: false } },
-      responses: { 200: jsonBody(MessageSchema, "Signed out"), ...errors },
-    }),
-    async (c) => {
-      const config = getConfig(c.env);
-      const claims = c.get("accessClaims")!;
-      const refresh = c.req.valid("json")?.refresh ?? getCookie(c, REFRESH_COOKIE);
-      const families = new Set<string>(claims.sid ? [claims.sid] : []);
-      if (refresh) {
-        const refreshClaims = await verifyToken(config, refresh, "refresh").catch(() => null);
-        if (refreshClaims?.fam && refreshClaims.sub === claims.sub) families.add(refreshClaims.fam);
-      }
-      await revokeAccessToken(c.env, claims.jti, claims.exp);
-      for (const family of families) await endSession(c.env, config, claims.sub, family, c.get("logger"));
-      clearSessionCookies(c);
-      return c.json({ message: "Logged out." }, 200);
-    },
-  );
+  const postLogout = mine
+    .post("/logout", "Sign out: end this session (its refresh and access tokens, its WebSockets)")
+    .io({ body: requestJson(RefreshBody, false) }, { 200: jsonBody(MessageSchema, "Signed out") });
+  app.openapi(postLogout, async (c) => {
+    const config = getConfig(c.env);
+    const claims = c.get("accessClaims")!;
+    const refresh = c.req.valid("json")?.refresh ?? getCookie(c, REFRESH_COOKIE);
+    const families = new Set<string>(claims.sid ? [claims.sid] : []);
+    if (refresh) {
+      const refreshClaims = await verifyToken(config, refresh, "refresh").catch(() => null);
+      if (refreshClaims?.fam && refreshClaims.sub === claims.sub) families.add(refreshClaims.fam);
+    }
+    await revokeAccessToken(c.env, claims.jti, claims.exp);
+    for (const family of families) await endSession(c.env, config, claims.sub, family, c.get("logger"));
+    clearSessionCookies(c);
+    return c.json({ message: "Logged out." }, 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/logout-all",
-      tags,
-      summary: "Sign out everywhere: end every session of this account, this one included",
-      description: "Every refresh and access token of the account stops working at once and every WebSocket closes with 4401.",
-      middleware: [requireAuth] as const,
-      responses: { 200: jsonBody(MessageSchema, "Signed out everywhere"), ...errors },
-    }),
-    async (c) => {
-      await endEverySession(c.env, c.get("user")!.id, { logger: c.get("logger") });
-      clearSessionCookies(c);
-      return c.json({ message: "Logged out everywhere." }, 200);
-    },
-  );
+  const postLogoutAll = mine
+    .post("/logout-all", "Sign out everywhere: end every session of this account, this one included")
+    .io(
+      {},
+      { 200: jsonBody(MessageSchema, "Signed out everywhere") },
+      { description: "Every refresh and access token of the account stops working at once and every WebSocket closes with 4401." },
+    );
+  app.openapi(postLogoutAll, async (c) => {
+    await endEverySession(c.env, c.get("user")!.id, { logger: c.get("logger") });
+    clearSessionCookies(c);
+    return c.json({ message: "Logged out everywhere." }, 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/user",
-      tags,
-      summary: "The signed-in user's profile",
-      middleware: [requireAuth] as const,
-      responses: { 200: jsonBody(UserProfileSchema, "Profile"), ...errors },
-    }),
-    async (c) => c.json(userProfile(await currentUserRow(c)), 200),
-  );
+  const getUser = mine.get("/user", "The signed-in user's profile").io({}, { 200: jsonBody(UserProfileSchema, "Profile") });
+  app.openapi(getUser, async (c) => c.json(userProfile(await currentUserRow(c)), 200));
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: "/user",
-      tags,
-      summary: "Update the profile (JSON), or upload an avatar (multipart field `avatar`)",
-      middleware: [requireAuth] as const,
-      request: {
-        body: {
-          content: {
-            "application/json": { schema: ProfilePatch },
-            "multipart/form-data": { schema: AvatarForm },
-          },
-          required: true,
+  const patchUser = mine.patch("/user", "Update the profile (JSON), or upload an avatar (multipart field `avatar`)").io(
+    {
+      body: {
+        content: {
+          "application/json": { schema: ProfilePatch },
+          "multipart/form-data": { schema: AvatarForm },
         },
+        required: true,
       },
-      responses: { 200: jsonBody(UserProfileSchema, "Updated profile"), ...errors },
-    }),
-    async (c) => {
-      const user = await currentUserRow(c);
-      const contentType = c.req.header("Content-Type") ?? "";
-      if (contentType.toLowerCase().startsWith("multipart/form-data")) {
-        await updateAvatar(c.env, user.id, (c.req.valid("form") as z.infer<typeof AvatarForm>).avatar);
-      } else {
-        const { email: newEmail, current_password: currentPassword, ...changes } = c.req.valid("json") as z.infer<typeof ProfilePatch>;
-        // The address changes only when the new one confirms the emailed link (see pending_email).
-        if (newEmail !== undefined) {
-          await requestEmailChange(c.env, getConfig(c.env), user, { newEmail, currentPassword }, c.get("logger"));
-        }
-        await updateProfile(c.env, user.id, changes);
-      }
-      return c.json(userProfile(await currentUserRow(c)), 200);
     },
+    { 200: jsonBody(UserProfileSchema, "Updated profile") },
   );
+  app.openapi(patchUser, async (c) => {
+    const user = await currentUserRow(c);
+    const contentType = c.req.header("Content-Type") ?? "";
+    if (contentType.toLowerCase().startsWith("multipart/form-data")) {
+      await updateAvatar(c.env, user.id, (c.req.valid("form") as z.infer<typeof AvatarForm>).avatar);
+    } else {
+      const { email: newEmail, current_password: currentPassword, ...changes } = c.req.valid("json") as z.infer<typeof ProfilePatch>;
+      // The address changes only when the new one confirms the emailed link (see pending_email).
+      if (newEmail !== undefined) {
+        await requestEmailChange(c.env, getConfig(c.env), user, { newEmail, currentPassword }, c.get("logger"));
+      }
+      await updateProfile(c.env, user.id, changes);
+    }
+    return c.json(userProfile(await currentUserRow(c)), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/email/confirm",
-      tags,
-      summary: "Confirm an email change with the token from the link sent to the new address (single use)",
-      description:
-        "Until this call the account keeps its old address, and the new one claims nothing (registration, sign-in, OAuth " +
-        "linking and password reset ignore it). Confirming marks the address verified and invalidates outstanding reset links.",
-      request: { body: { content: { "application/json": { schema: EmailConfirmBody } }, required: true } },
-      responses: {
+  const postEmailConfirm = open
+    .post("/email/confirm", "Confirm an email change with the token from the link sent to the new address (single use)")
+    .io(
+      { body: requestJson(EmailConfirmBody) },
+      {
         200: jsonBody(z.object({ message: z.string(), email: z.string() }), "Email changed"),
         409: errorResponse("Another account has this address now"),
-        ...errors,
       },
-    }),
-    async (c) => {
-      const user = await confirmEmailChange(c.env, c.req.valid("json").token);
-      return c.json({ message: "Your email address has been changed.", email: user.email }, 200);
-    },
-  );
+      {
+        description:
+          "Until this call the account keeps its old address, and the new one claims nothing (registration, sign-in, OAuth " +
+          "linking and password reset ignore it). Confirming marks the address verified and invalidates outstanding reset links.",
+      },
+    );
+  app.openapi(postEmailConfirm, async (c) => {
+    const user = await confirmEmailChange(c.env, c.req.valid("json").token);
+    return c.json({ message: "Your email address has been changed.", email: user.email }, 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/password/change",
-      tags,
-      summary: "Change the password; ends every session (this one continues with the returned pair)",
-      middleware: [requireAuth] as const,
-      request: { body: { content: { "application/json": { schema: PasswordChangeBody } }, required: true } },
-      responses: { 200: jsonBody(z.object({ message: z.string() }).passthrough(), "Changed"), ...errors },
-    }),
-    async (c) => {
-      const body = c.req.valid("json");
-      const pair = await changePassword(
-        c.env,
-        getConfig(c.env),
-        await currentUserRow(c),
-        { oldPassword: body.old_password, newPassword: body.new_password },
-        c.get("logger"),
-      );
-      // This client continues in a new session with the returned pair; every session before it is out.
-      if (c.get("authMethod") === "cookie") {
-        await setSessionCookies(c, pair);
-        return c.json({ message: "Password changed." }, 200);
-      }
-      return c.json({ message: "Password changed.", ...tokenPairBody(pair) }, 200);
-    },
-  );
+  const postPasswordChange = mine
+    .post("/password/change", "Change the password; ends every session (this one continues with the returned pair)")
+    .io({ body: requestJson(PasswordChangeBody) }, { 200: jsonBody(z.object({ message: z.string() }).passthrough(), "Changed") });
+  app.openapi(postPasswordChange, async (c) => {
+    const body = c.req.valid("json");
+    const pair = await changePassword(
+      c.env,
+      getConfig(c.env),
+      await currentUserRow(c),
+      { oldPassword: body.old_password, newPassword: body.new_password },
+      c.get("logger"),
+    );
+    // This client continues in a new session with the returned pair; every session before it is out.
+    if (c.get("authMethod") === "cookie") {
+      await setSessionCookies(c, pair);
+      return c.json({ message: "Password changed." }, 200);
+    }
+    return c.json({ message: "Password changed.", ...tokenPairBody(pair) }, 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/password/reset",
-      tags,
-      summary: "Email a single-use reset link (always 200: no account enumeration)",
-      request: { body: { content: { "application/json": { schema: PasswordResetBody } }, required: true } },
-      responses: { 200: jsonBody(MessageSchema, "Request accepted"), ...errors },
-    }),
-    async (c) => {
-      const config = getConfig(c.env);
-      await enforceRateLimit(c.env, `reset:ip:${clientIp(c.req.raw)}`, config.REGISTER_RATE_LIMIT);
-      const { email: address } = c.req.valid("json");
-      // The lookup and mail happen after the response, so timing does not reveal accounts.
-      c.executionCtx.waitUntil(requestPasswordReset(c.env, config, address, c.get("logger")));
-      return c.json({ message: "If an account exists for that email, a password reset link has been sent." }, 200);
-    },
-  );
+  const postPasswordReset = open
+    .post("/password/reset", "Email a single-use reset link (always 200: no account enumeration)")
+    .io({ body: requestJson(PasswordResetBody) }, { 200: jsonBody(MessageSchema, "Request accepted") });
+  app.openapi(postPasswordReset, async (c) => {
+    const config = getConfig(c.env);
+    await enforceRateLimit(c.env, `reset:ip:${clientIp(c.req.raw)}`, config.REGISTER_RATE_LIMIT);
+    const { email: address } = c.req.valid("json");
+    // The lookup and mail happen after the response, so timing does not reveal accounts.
+    c.executionCtx.waitUntil(requestPasswordReset(c.env, config, address, c.get("logger")));
+    return c.json({ message: "If an account exists for that email, a password reset link has been sent." }, 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/password/reset/confirm",
-      tags,
-      summary: "Set a new password with an emailed reset token (single use)",
-      request: { body: { content: { "application/json": { schema: PasswordResetConfirmBody } }, required: true } },
-      responses: { 200: jsonBody(MessageSchema, "Password set"), ...errors },
-    }),
-    async (c) => {
-      const body = c.req.valid("json");
-      await confirmPasswordReset(
-        c.env,
-        { token: body.token, newPassword: body.new_password, confirm: body.new_password_confirm },
-        c.get("logger"),
-      );
-      return c.json({ message: "Your password has been reset. You can now sign in." }, 200);
-    },
-  );
+  const postPasswordResetConfirm = open
+    .post("/password/reset/confirm", "Set a new password with an emailed reset token (single use)")
+    .io({ body: requestJson(PasswordResetConfirmBody) }, { 200: jsonBody(MessageSchema, "Password set") });
+  app.openapi(postPasswordResetConfirm, async (c) => {
+    const body = c.req.valid("json");
+    await confirmPasswordReset(
+      c.env,
+      { token: body.token, newPassword: body.new_password, confirm: body.new_password_confirm },
+      c.get("logger"),
+    );
+    return c.json({ message: "Your password has been reset. You can now sign in." }, 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/ws-ticket",
-      tags,
-      summary: "A single-use, 60-second ticket for opening a WebSocket from a browser",
-      middleware: [requireAuth] as const,
-      responses: { 200: jsonBody(z.object({ ticket: z.string(), expires_in: z.literal(60) }), "Ticket"), ...errors },
-    }),
-    async (c) => {
-      const ticket = await issueWsTicket(c.env, c.get("user")!.id, c.get("accessClaims")?.sid);
-      return c.json({ ticket, expires_in: WS_TICKET_TTL_S as 60 }, 200);
-    },
-  );
+  const postWsTicket = mine
+    .post("/ws-ticket", "A single-use, 60-second ticket for opening a WebSocket from a browser")
+    .io({}, { 200: jsonBody(z.object({ ticket: z.string(), expires_in: z.literal(60) }), "Ticket") });
+  app.openapi(postWsTicket, async (c) => {
+    const ticket = await issueWsTicket(c.env, c.get("user")!.id, c.get("accessClaims")?.sid);
+    return c.json({ ticket, expires_in: WS_TICKET_TTL_S as 60 }, 200);
+  });
 
   return app;
 }

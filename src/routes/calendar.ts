@@ -4,9 +4,8 @@
  * anonymous callers (public events only); writing needs a user. Visibility and RSVP rules live
  * in services/calendar.ts.
  */
-import { createRoute, z } from "@hono/zod-openapi";
-import { createRouter } from "./router";
-import { requireAuth } from "../middleware/auth";
+import { z } from "@hono/zod-openapi";
+import { createRouter, routeSet } from "./router";
 import {
   calendarFeed,
   createEvent,
@@ -26,7 +25,7 @@ import {
   type SeasonalTaskRow,
 } from "../services/calendar";
 import { pageOf, PaginationQuery } from "./pagination";
-import { BooleanQuery, jsonBody, pageSchema, errorResponse } from "./schemas";
+import { BooleanQuery, jsonBody, pageSchema, errorResponse, requestJson, noContent } from "./schemas";
 
 const tags = ["Garden calendar"];
 const Id = z.object({ id: z.uuid() });
@@ -183,186 +182,131 @@ function toUtc<T extends { start?: string; end?: string }>(body: T): T {
 
 export function calendarRoutes() {
   const app = createRouter();
+  const plain = routeSet({ tags, errors: {} });
+  const auth = routeSet({ tags, errors: authErrors });
+  const open = routeSet({ tags, errors });
+  const plainSignedIn = plain.signedIn();
+  const mine = auth.signedIn();
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/events`,
-      tags,
-      summary: "Events you can see, soonest first (anonymous: public events only); ended events only with include_past=true",
-      request: { query: PaginationQuery.extend({ include_past: BooleanQuery.optional() }) },
-      responses: { 200: jsonBody(pageSchema(EventSchema, "CalendarEventPage"), "Page of events"), 400: errors[400] },
-    }),
-    async (c) => {
-      const { page, page_size, include_past } = c.req.valid("query");
-      const opts = { includePast: include_past === "true", now: Date.now() };
-      const { count, rows } = await listEvents(c.env, c.get("user"), opts, { page, pageSize: page_size });
-      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(eventBody)), 200);
-    },
-  );
+  const getEvents = plain
+    .get(`/events`, "Events you can see, soonest first (anonymous: public events only); ended events only with include_past=true")
+    .io(
+      { query: PaginationQuery.extend({ include_past: BooleanQuery.optional() }) },
+      { 200: jsonBody(pageSchema(EventSchema, "CalendarEventPage"), "Page of events"), 400: errors[400] },
+    );
+  app.openapi(getEvents, async (c) => {
+    const { page, page_size, include_past } = c.req.valid("query");
+    const opts = { includePast: include_past === "true", now: Date.now() };
+    const { count, rows } = await listEvents(c.env, c.get("user"), opts, { page, pageSize: page_size });
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(eventBody)), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: `/events`,
-      tags,
-      summary: "Organise an event (start < end, at most 14 days, start not in the past)",
-      middleware: [requireAuth] as const,
-      request: { body: { content: { "application/json": { schema: EventCreate } }, required: true } },
-      responses: { 201: jsonBody(EventSchema, "Created"), 400: errors[400], 401: authErrors[401] },
-    }),
-    async (c) => {
-      const body = toUtc(c.req.valid("json"));
-      const row = await createEvent(c.env, c.get("user")!, {
-        title: body.title,
-        description: body.description ?? "",
-        start: body.start,
-        end: body.end,
-        location: body.location ?? "",
-        privacy: body.privacy ?? "public",
-        capacity: body.capacity ?? null,
-      });
-      return c.json(eventBody(row), 201);
-    },
-  );
+  const postEvents = plainSignedIn
+    .post(`/events`, "Organise an event (start < end, at most 14 days, start not in the past)")
+    .io({ body: requestJson(EventCreate) }, { 201: jsonBody(EventSchema, "Created"), 400: errors[400], 401: authErrors[401] });
+  app.openapi(postEvents, async (c) => {
+    const body = toUtc(c.req.valid("json"));
+    const row = await createEvent(c.env, c.get("user")!, {
+      title: body.title,
+      description: body.description ?? "",
+      start: body.start,
+      end: body.end,
+      location: body.location ?? "",
+      privacy: body.privacy ?? "public",
+      capacity: body.capacity ?? null,
+    });
+    return c.json(eventBody(row), 201);
+  });
 
   // Fixed paths: none collide with `events/{id}`, but keep them before the parameterised ones.
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/feed`,
-      tags,
-      summary: `Your visible events overlapping [from, to) (at most ${FEED_MAX_DAYS} days) and the seasonal tasks of the months it touches`,
-      request: { query: FeedQuery },
-      responses: { 200: jsonBody(FeedSchema, "Feed"), 400: errors[400] },
-    }),
-    async (c) => {
-      const query = c.req.valid("query");
-      const { from, to } = feedRange(query);
-      const hemisphere = query.hemisphere;
-      const feed = await calendarFeed(c.env, c.get("user"), from, to, hemisphere);
-      return c.json(
-        {
-          from: from.toISOString(),
-          to: to.toISOString(),
-          hemisphere,
-          events: feed.events.map(eventBody),
-          truncated: feed.truncated,
-          seasonal_tasks: feed.seasonal.map((m) => ({ ...m, tasks: m.tasks.map(seasonalTaskBody) })),
-        },
-        200,
-      );
-    },
-  );
+  const getFeed = plain
+    .get(
+      `/feed`,
+      `Your visible events overlapping [from, to) (at most ${FEED_MAX_DAYS} days) and the seasonal tasks of the months it touches`,
+    )
+    .io({ query: FeedQuery }, { 200: jsonBody(FeedSchema, "Feed"), 400: errors[400] });
+  app.openapi(getFeed, async (c) => {
+    const query = c.req.valid("query");
+    const { from, to } = feedRange(query);
+    const hemisphere = query.hemisphere;
+    const feed = await calendarFeed(c.env, c.get("user"), from, to, hemisphere);
+    return c.json(
+      {
+        from: from.toISOString(),
+        to: to.toISOString(),
+        hemisphere,
+        events: feed.events.map(eventBody),
+        truncated: feed.truncated,
+        seasonal_tasks: feed.seasonal.map((m) => ({ ...m, tasks: m.tasks.map(seasonalTaskBody) })),
+      },
+      200,
+    );
+  });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/seasonal-tasks`,
-      tags,
-      summary: "Seasonal gardening task templates, by month (all months when absent) and hemisphere (default north)",
-      request: {
+  const getSeasonalTasks = plain
+    .get(`/seasonal-tasks`, "Seasonal gardening task templates, by month (all months when absent) and hemisphere (default north)")
+    .io(
+      {
         query: PaginationQuery.extend({
           month: z.coerce.number().int().min(1, "Between 1 and 12.").max(12, "Between 1 and 12.").optional(),
           hemisphere: z.enum(HEMISPHERES).default("north"),
         }),
       },
-      responses: { 200: jsonBody(pageSchema(SeasonalTaskSchema, "SeasonalTaskPage"), "Page of tasks"), 400: errors[400] },
-    }),
-    async (c) => {
-      const { page, page_size, month, hemisphere } = c.req.valid("query");
-      const { count, rows } = await listSeasonalTasks(c.env, hemisphere, month, { page, pageSize: page_size });
-      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(seasonalTaskBody)), 200);
+      { 200: jsonBody(pageSchema(SeasonalTaskSchema, "SeasonalTaskPage"), "Page of tasks"), 400: errors[400] },
+    );
+  app.openapi(getSeasonalTasks, async (c) => {
+    const { page, page_size, month, hemisphere } = c.req.valid("query");
+    const { count, rows } = await listSeasonalTasks(c.env, hemisphere, month, { page, pageSize: page_size });
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(seasonalTaskBody)), 200);
+  });
+
+  const getEventsById = open
+    .get(`/events/{id}`, "One event you can see, with RSVP counts and your own RSVP")
+    .io({ params: Id }, { 200: jsonBody(EventSchema, "Event") });
+  app.openapi(getEventsById, async (c) => c.json(eventBody(await visibleEvent(c.env, c.get("user"), c.req.valid("param").id)), 200));
+
+  const patchEventsById = mine.patch(`/events/{id}`, "Change an event (its organiser or a moderator)").io(
+    { params: Id, body: requestJson(EventPatch) },
+    {
+      200: jsonBody(EventSchema, "Updated"),
+      403: errorResponse("Visible to you but not yours"),
+      409: errorResponse("Capacity below the current going count (CAPACITY_BELOW_GOING)"),
     },
   );
+  app.openapi(patchEventsById, async (c) => {
+    const row = await updateEvent(c.env, c.get("user")!, c.req.valid("param").id, toUtc(c.req.valid("json")));
+    return c.json(eventBody(row), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/events/{id}`,
-      tags,
-      summary: "One event you can see, with RSVP counts and your own RSVP",
-      request: { params: Id },
-      responses: { 200: jsonBody(EventSchema, "Event"), ...errors },
-    }),
-    async (c) => c.json(eventBody(await visibleEvent(c.env, c.get("user"), c.req.valid("param").id)), 200),
-  );
+  const deleteEventsById = mine
+    .delete(`/events/{id}`, "Delete an event and its RSVPs (its organiser or a moderator)")
+    .io({ params: Id }, { ...noContent("Deleted"), 403: errorResponse("Visible to you but not yours") });
+  app.openapi(deleteEventsById, async (c) => {
+    await deleteEvent(c.env, c.get("user")!, c.req.valid("param").id);
+    return c.body(null, 204);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: `/events/{id}`,
-      tags,
-      summary: "Change an event (its organiser or a moderator)",
-      middleware: [requireAuth] as const,
-      request: { params: Id, body: { content: { "application/json": { schema: EventPatch } }, required: true } },
-      responses: {
-        200: jsonBody(EventSchema, "Updated"),
-        403: errorResponse("Visible to you but not yours"),
-        409: errorResponse("Capacity below the current going count (CAPACITY_BELOW_GOING)"),
-        ...authErrors,
-      },
-    }),
-    async (c) => {
-      const row = await updateEvent(c.env, c.get("user")!, c.req.valid("param").id, toUtc(c.req.valid("json")));
-      return c.json(eventBody(row), 200);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: `/events/{id}`,
-      tags,
-      summary: "Delete an event and its RSVPs (its organiser or a moderator)",
-      middleware: [requireAuth] as const,
-      request: { params: Id },
-      responses: { 204: { description: "Deleted" }, 403: errorResponse("Visible to you but not yours"), ...authErrors },
-    }),
-    async (c) => {
-      await deleteEvent(c.env, c.get("user")!, c.req.valid("param").id);
-      return c.body(null, 204);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: `/events/{id}/rsvp`,
-      tags,
-      summary: "RSVP (or change your RSVP) to an event; one per user",
+  const postEventsByIdRsvp = mine.post(`/events/{id}/rsvp`, "RSVP (or change your RSVP) to an event; one per user").io(
+    { params: Id, body: requestJson(RsvpBody) },
+    { 200: jsonBody(EventSchema, "The event with your RSVP and the new counts"), 409: errorResponse("Event full or started") },
+    {
       description:
         "Refused: your own event (400 CANNOT_RSVP_OWN_EVENT), an event that has started (409 EVENT_STARTED), " +
         "`going` to an event whose going count has reached capacity (409 EVENT_FULL). `maybe`/`not_going` are never limited.",
-      middleware: [requireAuth] as const,
-      request: { params: Id, body: { content: { "application/json": { schema: RsvpBody } }, required: true } },
-      responses: {
-        200: jsonBody(EventSchema, "The event with your RSVP and the new counts"),
-        409: errorResponse("Event full or started"),
-        ...authErrors,
-      },
-    }),
-    async (c) => {
-      const row = await upsertRsvp(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").status);
-      return c.json(eventBody(row), 200);
     },
   );
+  app.openapi(postEventsByIdRsvp, async (c) => {
+    const row = await upsertRsvp(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").status);
+    return c.json(eventBody(row), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: `/events/{id}/rsvp`,
-      tags,
-      summary: "Withdraw your RSVP (404 when you have none)",
-      middleware: [requireAuth] as const,
-      request: { params: Id },
-      responses: { 204: { description: "Withdrawn" }, ...authErrors },
-    }),
-    async (c) => {
-      await deleteRsvp(c.env, c.get("user")!, c.req.valid("param").id);
-      return c.body(null, 204);
-    },
-  );
+  const deleteEventsByIdRsvp = mine
+    .delete(`/events/{id}/rsvp`, "Withdraw your RSVP (404 when you have none)")
+    .io({ params: Id }, noContent("Withdrawn"));
+  app.openapi(deleteEventsByIdRsvp, async (c) => {
+    await deleteRsvp(c.env, c.get("user")!, c.req.valid("param").id);
+    return c.body(null, 204);
+  });
 
   return app;
 }

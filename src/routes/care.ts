@@ -4,53 +4,43 @@
  * rule-based advice from the catalogue. `?regenerate=true` asks for a fresh AI guide (limited
  * per user, CARE_REGENERATE_RATE_LIMIT).
  */
-import { createRoute, z } from "@hono/zod-openapi";
-import { createRouter } from "./router";
-import { requireAuth } from "../middleware/auth";
+import { z } from "@hono/zod-openapi";
 import { careForSpecies } from "../services/care-guides";
-import { jsonBody, errorResponse } from "./schemas";
+import { createRouter, routeSet } from "./router";
+import { errorResponse, errorResponses, IdParam, jsonBody } from "./schemas";
+
+const CareSchema = z
+  .object({ species_id: z.uuid(), scientific_name: z.string(), care_instructions: z.record(z.string(), z.unknown()).nullable() })
+  .openapi("CareInstructions");
+const CareQuery = z.object({
+  language: z
+    .string()
+    .regex(/^[a-z]{2}$/, "Use a two-letter language code.")
+    .default("en"),
+  regenerate: z.enum(["true", "false"]).default("false"),
+});
 
 export function careRoutes() {
   const app = createRouter();
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/species/{id}/care",
-      tags: ["Species"],
-      summary: "Care instructions for a species (AI guide, or rule-based with source: rules)",
-      middleware: [requireAuth] as const,
-      request: {
-        params: z.object({ id: z.uuid() }),
-        query: z.object({
-          language: z
-            .string()
-            .regex(/^[a-z]{2}$/, "Use a two-letter language code.")
-            .default("en"),
-          regenerate: z.enum(["true", "false"]).default("false"),
-        }),
-      },
-      responses: {
-        200: jsonBody(
-          z
-            .object({ species_id: z.uuid(), scientific_name: z.string(), care_instructions: z.record(z.string(), z.unknown()).nullable() })
-            .openapi("CareInstructions"),
-          "Care instructions",
-        ),
-        401: errorResponse("Not signed in"),
-        404: errorResponse("Unknown species"),
-        429: errorResponse("Too many regenerations"),
-        503: errorResponse("AI care unavailable for a regeneration"),
-      },
-    }),
-    async (c) => {
-      const { language, regenerate } = c.req.valid("query");
-      const { species, care } = await careForSpecies(
-        c.env,
-        { speciesId: c.req.valid("param").id, language, regenerate: regenerate === "true", userId: c.get("user")!.id },
-        c.get("logger"),
-      );
-      return c.json({ species_id: species.id, scientific_name: species.scientific_name, care_instructions: care }, 200);
+  const mine = routeSet({ tags: ["Species"], errors: errorResponses(401) }).signedIn();
+
+  const getCare = mine.get("/species/{id}/care", "Care instructions for a species (AI guide, or rule-based with source: rules)").io(
+    { params: IdParam, query: CareQuery },
+    {
+      200: jsonBody(CareSchema, "Care instructions"),
+      404: errorResponse("Unknown species"),
+      429: errorResponse("Too many regenerations"),
+      503: errorResponse("AI care unavailable for a regeneration"),
     },
   );
+  app.openapi(getCare, async (c) => {
+    const { language, regenerate } = c.req.valid("query");
+    const { species, care } = await careForSpecies(
+      c.env,
+      { speciesId: c.req.valid("param").id, language, regenerate: regenerate === "true", userId: c.get("user")!.id },
+      c.get("logger"),
+    );
+    return c.json({ species_id: species.id, scientific_name: species.scientific_name, care_instructions: care }, 200);
+  });
   return app;
 }

@@ -4,10 +4,10 @@
  * collections and plants answer 404, never 403. Plants are written as JSON, or as multipart
  * when they carry a photo (`image`, validated like every upload, stored content-addressed in R2).
  */
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
-import { createRouter } from "./router";
+import { createRouter, routeSet, documentOnly } from "./router";
 import { AppError, fieldErrorsFrom, type FieldErrors } from "../lib/errors";
 import { UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
 import { requireAuth } from "../middleware/auth";
@@ -30,7 +30,7 @@ import {
   type PlantFields,
 } from "../services/collections";
 import { pageOf, PaginationQuery } from "./pagination";
-import { BooleanQuery, boundedJsonObject, jsonBody, pageSchema, errorResponse } from "./schemas";
+import { BooleanQuery, boundedJsonObject, jsonBody, pageSchema, errorResponse, requestJson, noContent } from "./schemas";
 import { readMultipartForm, throwIfFieldErrors } from "./uploads";
 
 const tags = ["Collections and plants"];
@@ -230,137 +230,93 @@ function plantIdParam(c: Context<AppEnv>): string {
 
 export function collectionRoutes() {
   const app = createRouter();
+  const open = routeSet({ tags, errors });
+  const publicErrors = { 400: errors[400], 404: errorResponse("No such user, profile not public, or collection not public") };
+  const publicRead = routeSet({ tags, errors: publicErrors });
+  const mine = open.signedIn();
 
   // Collections (owner) ------------------------------------------------------------------------
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/plant-identification/collections",
-      tags,
-      summary: "Your collections (default first, then oldest first)",
-      middleware: [requireAuth] as const,
-      request: { query: PaginationQuery },
-      responses: { 200: jsonBody(pageSchema(CollectionSchema, "CollectionPage"), "Page of collections"), ...errors },
-    }),
-    async (c) => {
-      const { page, page_size } = c.req.valid("query");
-      const { count, rows } = await listCollections(c.env, c.get("user")!.id, { page, pageSize: page_size });
-      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(collectionBody)), 200);
-    },
+  const getPlantIdentificationCollections = mine
+    .get("/plant-identification/collections", "Your collections (default first, then oldest first)")
+    .io({ query: PaginationQuery }, { 200: jsonBody(pageSchema(CollectionSchema, "CollectionPage"), "Page of collections") });
+  app.openapi(getPlantIdentificationCollections, async (c) => {
+    const { page, page_size } = c.req.valid("query");
+    const { count, rows } = await listCollections(c.env, c.get("user")!.id, { page, pageSize: page_size });
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(collectionBody)), 200);
+  });
+
+  const postPlantIdentificationCollections = mine
+    .post("/plant-identification/collections", "Create a collection (names are unique per user, case-insensitively)")
+    .io(
+      { body: requestJson(CollectionCreate) },
+      { 201: jsonBody(CollectionSchema, "Created"), 409: errorResponse("You already have a collection with this name") },
+    );
+  app.openapi(postPlantIdentificationCollections, async (c) =>
+    c.json(collectionBody(await createCollection(c.env, c.get("user")!.id, c.req.valid("json"))), 201),
   );
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/plant-identification/collections",
-      tags,
-      summary: "Create a collection (names are unique per user, case-insensitively)",
-      middleware: [requireAuth] as const,
-      request: { body: { content: { "application/json": { schema: CollectionCreate } }, required: true } },
-      responses: {
-        201: jsonBody(CollectionSchema, "Created"),
-        409: errorResponse("You already have a collection with this name"),
-        ...errors,
+  const getPlantIdentificationCollectionsById = mine
+    .get("/plant-identification/collections/{id}", "One of your collections (its plants: /plants/?collection={id})")
+    .io({ params: Id }, { 200: jsonBody(CollectionSchema, "Collection") });
+  app.openapi(getPlantIdentificationCollectionsById, async (c) =>
+    c.json(collectionBody(await ownCollection(c.env, c.get("user")!.id, c.req.valid("param").id)), 200),
+  );
+
+  const patchPlantIdentificationCollectionsById = mine
+    .patch("/plant-identification/collections/{id}", "Rename, describe or publish one of your collections")
+    .io(
+      { params: Id, body: requestJson(CollectionPatch) },
+      { 200: jsonBody(CollectionSchema, "Updated"), 409: errorResponse("You already have a collection with this name") },
+    );
+  app.openapi(patchPlantIdentificationCollectionsById, async (c) =>
+    c.json(collectionBody(await updateCollection(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json"))), 200),
+  );
+
+  const deletePlantIdentificationCollectionsById = mine
+    .delete("/plant-identification/collections/{id}", "Delete one of your collections")
+    .io(
+      { params: Id, query: z.object({ delete_plants: BooleanQuery.optional() }) },
+      { ...noContent("Deleted"), 409: errorResponse("Default collection, or not empty") },
+      {
+        description:
+          "An empty collection is deleted. One with plants answers 409 `COLLECTION_NOT_EMPTY` unless `delete_plants=true`, " +
+          "which deletes its plants too (move plants elsewhere first with PATCH /plants/{id} `collection` to keep them). " +
+          "The default collection cannot be deleted (409 `DEFAULT_COLLECTION`).",
       },
-    }),
-    async (c) => c.json(collectionBody(await createCollection(c.env, c.get("user")!.id, c.req.valid("json"))), 201),
-  );
-
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/plant-identification/collections/{id}",
-      tags,
-      summary: "One of your collections (its plants: /plants/?collection={id})",
-      middleware: [requireAuth] as const,
-      request: { params: Id },
-      responses: { 200: jsonBody(CollectionSchema, "Collection"), ...errors },
-    }),
-    async (c) => c.json(collectionBody(await ownCollection(c.env, c.get("user")!.id, c.req.valid("param").id)), 200),
-  );
-
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: "/plant-identification/collections/{id}",
-      tags,
-      summary: "Rename, describe or publish one of your collections",
-      middleware: [requireAuth] as const,
-      request: { params: Id, body: { content: { "application/json": { schema: CollectionPatch } }, required: true } },
-      responses: {
-        200: jsonBody(CollectionSchema, "Updated"),
-        409: errorResponse("You already have a collection with this name"),
-        ...errors,
-      },
-    }),
-    async (c) =>
-      c.json(collectionBody(await updateCollection(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json"))), 200),
-  );
-
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: "/plant-identification/collections/{id}",
-      tags,
-      summary: "Delete one of your collections",
-      description:
-        "An empty collection is deleted. One with plants answers 409 `COLLECTION_NOT_EMPTY` unless `delete_plants=true`, " +
-        "which deletes its plants too (move plants elsewhere first with PATCH /plants/{id} `collection` to keep them). " +
-        "The default collection cannot be deleted (409 `DEFAULT_COLLECTION`).",
-      middleware: [requireAuth] as const,
-      request: { params: Id, query: z.object({ delete_plants: BooleanQuery.optional() }) },
-      responses: { 204: { description: "Deleted" }, 409: errorResponse("Default collection, or not empty"), ...errors },
-    }),
-    async (c) => {
-      await deleteCollection(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("query").delete_plants === "true");
-      return c.body(null, 204);
-    },
-  );
+    );
+  app.openapi(deletePlantIdentificationCollectionsById, async (c) => {
+    await deleteCollection(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("query").delete_plants === "true");
+    return c.body(null, 204);
+  });
 
   // Plants (owner) -----------------------------------------------------------------------------
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/plant-identification/plants",
-      tags,
-      summary: "Your plants, newest first",
-      middleware: [requireAuth] as const,
-      request: {
-        query: PaginationQuery.extend({
-          collection: z.uuid().optional().openapi({ description: "Only this collection (must be yours, else 404)" }),
-          is_alive: BooleanQuery.optional(),
-        }),
-      },
-      responses: { 200: jsonBody(pageSchema(PlantSchema, "PlantPage"), "Page of plants"), ...errors },
-    }),
-    async (c) => {
-      const { page, page_size, collection, is_alive } = c.req.valid("query");
-      const userId = c.get("user")!.id;
-      const filter = { userId, collectionId: collection, isAlive: is_alive === undefined ? undefined : is_alive === "true" };
-      const { count, rows } = await listPlants(c.env, filter, { page, pageSize: page_size });
-      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(plantBody)), 200);
+  const getPlantIdentificationPlants = mine.get("/plant-identification/plants", "Your plants, newest first").io(
+    {
+      query: PaginationQuery.extend({
+        collection: z.uuid().optional().openapi({ description: "Only this collection (must be yours, else 404)" }),
+        is_alive: BooleanQuery.optional(),
+      }),
     },
+    { 200: jsonBody(pageSchema(PlantSchema, "PlantPage"), "Page of plants") },
   );
+  app.openapi(getPlantIdentificationPlants, async (c) => {
+    const { page, page_size, collection, is_alive } = c.req.valid("query");
+    const userId = c.get("user")!.id;
+    const filter = { userId, collectionId: collection, isAlive: is_alive === undefined ? undefined : is_alive === "true" };
+    const { count, rows } = await listPlants(c.env, filter, { page, pageSize: page_size });
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(plantBody)), 200);
+  });
 
-  const createPlantRoute = createRoute({
-    method: "post",
-    path: "/plant-identification/plants",
-    tags,
-    summary: "Add a plant (JSON, or multipart with an `image`)",
-    request: {
+  const createPlantRoute = mine.post("/plant-identification/plants", "Add a plant (JSON, or multipart with an `image`)").io(
+    {
       body: { content: { "application/json": { schema: PlantCreate }, "multipart/form-data": { schema: PlantUpload } }, required: true },
     },
-    responses: {
-      201: jsonBody(PlantSchema, "Created"),
-      413: errorResponse("Image too large"),
-      415: errorResponse("Neither JSON nor multipart"),
-      ...errors,
-    },
-  });
+    { 201: jsonBody(PlantSchema, "Created"), 413: errorResponse("Image too large"), 415: errorResponse("Neither JSON nor multipart") },
+  );
   // Registered for the document, routed by hand: one schema checks both body kinds.
-  app.openAPIRegistry.registerPath(createPlantRoute);
+  app.openAPIRegistry.registerPath(documentOnly(createPlantRoute));
   app.post(createPlantRoute.path, requireAuth, async (c) => {
     const userId = c.get("user")!.id;
     const input = await readPlantInput(c, PlantCreate);
@@ -368,37 +324,31 @@ export function collectionRoutes() {
     return c.json(plantBody(row), 201);
   });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/plant-identification/plants/{id}",
-      tags,
-      summary: "One of your plants",
-      middleware: [requireAuth] as const,
-      request: { params: Id },
-      responses: { 200: jsonBody(PlantSchema, "Plant"), ...errors },
-    }),
-    async (c) => c.json(plantBody(await ownPlant(c.env, c.get("user")!.id, c.req.valid("param").id)), 200),
+  const getPlantIdentificationPlantsById = mine
+    .get("/plant-identification/plants/{id}", "One of your plants")
+    .io({ params: Id }, { 200: jsonBody(PlantSchema, "Plant") });
+  app.openapi(getPlantIdentificationPlantsById, async (c) =>
+    c.json(plantBody(await ownPlant(c.env, c.get("user")!.id, c.req.valid("param").id)), 200),
   );
 
-  const patchPlantRoute = createRoute({
-    method: "patch",
-    path: "/plant-identification/plants/{id}",
-    tags,
-    summary: "Update one of your plants; `collection` moves it; a multipart `image` replaces the photo, JSON `image: null` removes it",
-    request: {
-      params: Id,
-      body: { content: { "application/json": { schema: PlantPatch }, "multipart/form-data": { schema: PlantUpload } }, required: true },
-    },
-    responses: {
-      200: jsonBody(PlantSchema, "Updated"),
-      409: errorResponse("The target collection already holds this identified plant"),
-      413: errorResponse("Image too large"),
-      415: errorResponse("Neither JSON nor multipart"),
-      ...errors,
-    },
-  });
-  app.openAPIRegistry.registerPath(patchPlantRoute);
+  const patchPlantRoute = mine
+    .patch(
+      "/plant-identification/plants/{id}",
+      "Update one of your plants; `collection` moves it; a multipart `image` replaces the photo, JSON `image: null` removes it",
+    )
+    .io(
+      {
+        params: Id,
+        body: { content: { "application/json": { schema: PlantPatch }, "multipart/form-data": { schema: PlantUpload } }, required: true },
+      },
+      {
+        200: jsonBody(PlantSchema, "Updated"),
+        409: errorResponse("The target collection already holds this identified plant"),
+        413: errorResponse("Image too large"),
+        415: errorResponse("Neither JSON nor multipart"),
+      },
+    );
+  app.openAPIRegistry.registerPath(documentOnly(patchPlantRoute));
   app.patch("/plant-identification/plants/:id", requireAuth, async (c) => {
     const userId = c.get("user")!.id;
     const before = await ownPlant(c.env, userId, plantIdParam(c));
@@ -407,68 +357,53 @@ export function collectionRoutes() {
     return c.json(plantBody(row), 200);
   });
 
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: "/plant-identification/plants/{id}",
-      tags,
-      summary: "Delete one of your plants (and its photo unless something else uses it)",
-      middleware: [requireAuth] as const,
-      request: { params: Id },
-      responses: { 204: { description: "Deleted" }, ...errors },
-    }),
-    async (c) => {
-      await deletePlant(c.env, c.get("user")!.id, c.req.valid("param").id);
-      return c.body(null, 204);
-    },
-  );
+  const deletePlantIdentificationPlantsById = mine
+    .delete("/plant-identification/plants/{id}", "Delete one of your plants (and its photo unless something else uses it)")
+    .io({ params: Id }, noContent("Deleted"));
+  app.openapi(deletePlantIdentificationPlantsById, async (c) => {
+    await deletePlant(c.env, c.get("user")!.id, c.req.valid("param").id);
+    return c.body(null, 204);
+  });
 
   // Public collections -------------------------------------------------------------------------
 
   const Username = z.object({ username: z.string().min(1).max(150) });
-  const publicErrors = { 400: errors[400], 404: errorResponse("No such user, profile not public, or collection not public") };
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/users/{username}/collections",
-      tags,
-      summary: "A user's public collections (anyone; users with a non-public profile show none: 404)",
-      request: { params: Username, query: PaginationQuery },
-      responses: { 200: jsonBody(pageSchema(CollectionSchema, "PublicCollectionPage"), "Page of public collections"), ...publicErrors },
-    }),
-    async (c) => {
-      const { page, page_size } = c.req.valid("query");
-      const viewerId = c.get("user")?.id ?? null;
-      const { count, rows } = await listPublicCollections(c.env, c.req.valid("param").username, viewerId, { page, pageSize: page_size });
-      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(collectionBody)), 200);
-    },
-  );
+  const getUsersByUsernameCollections = publicRead
+    .get("/users/{username}/collections", "A user's public collections (anyone; users with a non-public profile show none: 404)")
+    .io(
+      { params: Username, query: PaginationQuery },
+      { 200: jsonBody(pageSchema(CollectionSchema, "PublicCollectionPage"), "Page of public collections") },
+    );
+  app.openapi(getUsersByUsernameCollections, async (c) => {
+    const { page, page_size } = c.req.valid("query");
+    const viewerId = c.get("user")?.id ?? null;
+    const { count, rows } = await listPublicCollections(c.env, c.req.valid("param").username, viewerId, { page, pageSize: page_size });
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(collectionBody)), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/users/{username}/collections/{id}",
-      tags,
-      summary: "One public collection with a page of its plants (newest first); private collections answer 404",
-      request: { params: Username.extend(Id.shape), query: PaginationQuery },
-      responses: {
+  const getUsersByUsernameCollectionsById = publicRead
+    .get(
+      "/users/{username}/collections/{id}",
+      "One public collection with a page of its plants (newest first); private collections answer 404",
+    )
+    .io(
+      { params: Username.extend(Id.shape), query: PaginationQuery },
+      {
         200: jsonBody(
           CollectionSchema.extend({ plants: pageSchema(PublicPlantSchema, "PublicPlantPage") }).openapi("PublicCollection"),
           "Collection and its plants",
         ),
-        ...publicErrors,
       },
-    }),
-    async (c) => {
-      const { username, id } = c.req.valid("param");
-      const { page, page_size } = c.req.valid("query");
-      const viewerId = c.get("user")?.id ?? null;
-      const { collection, plants } = await publicCollectionWithPlants(c.env, username, viewerId, id, { page, pageSize: page_size });
-      const plantPage = pageOf(c.req.url, page, page_size, plants.count, plants.rows.map(publicPlantBody));
-      return c.json({ ...collectionBody(collection), plants: plantPage }, 200);
-    },
-  );
+    );
+  app.openapi(getUsersByUsernameCollectionsById, async (c) => {
+    const { username, id } = c.req.valid("param");
+    const { page, page_size } = c.req.valid("query");
+    const viewerId = c.get("user")?.id ?? null;
+    const { collection, plants } = await publicCollectionWithPlants(c.env, username, viewerId, id, { page, pageSize: page_size });
+    const plantPage = pageOf(c.req.url, page, page_size, plants.count, plants.rows.map(publicPlantBody));
+    return c.json({ ...collectionBody(collection), plants: plantPage }, 200);
+  });
 
   return app;
 }

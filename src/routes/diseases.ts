@@ -4,10 +4,10 @@
  * results with treatments), the owner's confirmation of a diagnosis, and the public disease
  * database built from confirmed diagnoses. Other users' requests answer 404, never 403.
  */
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
-import { createRouter } from "./router";
+import { createRouter, routeSet, documentOnly } from "./router";
 import { AppError } from "../lib/errors";
 import { requireAuth } from "../middleware/auth";
 import {
@@ -212,25 +212,26 @@ async function readUpload(c: Context<AppEnv>) {
 
 export function diseaseRoutes() {
   const app = createRouter();
+  const plain = routeSet({ tags, errors: {} });
+  const open = routeSet({ tags, errors });
+  const mine = open.signedIn();
 
-  const createDiseaseRequest = createRoute({
-    method: "post",
-    path: `/disease-requests`,
-
-    tags,
-    summary: "Submit photos and symptoms for a health diagnosis (queued; progress over the WebSocket)",
-    description:
-      "Shares the identification rate limit (one budget of Plant.id calls per user). Photos follow the upload rules of identification requests.",
-    request: { body: { content: { "multipart/form-data": { schema: UploadForm } }, required: true } },
-    responses: {
-      202: jsonBody(DiseaseRequestSchema, "Accepted; follow ws_url (or /ws/) for progress"),
-      413: errorResponse("An image is too large"),
-      503: errorResponse("The job queue is unavailable (retry after Retry-After)"),
-      ...errors,
-    },
-  });
+  const createDiseaseRequest = mine
+    .post(`/disease-requests`, "Submit photos and symptoms for a health diagnosis (queued; progress over the WebSocket)")
+    .io(
+      { body: { content: { "multipart/form-data": { schema: UploadForm } }, required: true } },
+      {
+        202: jsonBody(DiseaseRequestSchema, "Accepted; follow ws_url (or /ws/) for progress"),
+        413: errorResponse("An image is too large"),
+        503: errorResponse("The job queue is unavailable (retry after Retry-After)"),
+      },
+      {
+        description:
+          "Shares the identification rate limit (one budget of Plant.id calls per user). Photos follow the upload rules of identification requests.",
+      },
+    );
   // Registered for the document, routed with app.post: the body is validated part by part.
-  app.openAPIRegistry.registerPath(createDiseaseRequest);
+  app.openAPIRegistry.registerPath(documentOnly(createDiseaseRequest));
   app.post(createDiseaseRequest.path, requireAuth, async (c) => {
     const userId = c.get("user")!.id;
     await spendRequestBudget(c.env, userId);
@@ -251,45 +252,30 @@ export function diseaseRoutes() {
     return c.json(requestBody(row), 202);
   });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/disease-requests`,
-      middleware: [requireAuth] as const,
-      tags,
-      summary: "Your disease requests, newest first",
-      request: { query: PaginationQuery.extend({ status: STATUS.optional() }) },
-      responses: { 200: jsonBody(pageSchema(DiseaseRequestSchema, "DiseaseRequestPage"), "Page of disease requests"), ...errors },
-    }),
-    async (c) => {
-      const { page, page_size, status } = c.req.valid("query");
-      const { count, rows } = await listOwnRequests(c.env, DiseaseRequests, c.get("user")!.id, status, { page, pageSize: page_size });
-      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(requestBody)), 200);
-    },
+  const getDiseaseRequests = mine
+    .get(`/disease-requests`, "Your disease requests, newest first")
+    .io(
+      { query: PaginationQuery.extend({ status: STATUS.optional() }) },
+      { 200: jsonBody(pageSchema(DiseaseRequestSchema, "DiseaseRequestPage"), "Page of disease requests") },
+    );
+  app.openapi(getDiseaseRequests, async (c) => {
+    const { page, page_size, status } = c.req.valid("query");
+    const { count, rows } = await listOwnRequests(c.env, DiseaseRequests, c.get("user")!.id, status, { page, pageSize: page_size });
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(requestBody)), 200);
+  });
+
+  const getDiseaseRequestsById = mine
+    .get(`/disease-requests/{id}`, "One of your disease requests")
+    .io({ params: Id }, { 200: jsonBody(DiseaseRequestSchema, "Disease request") });
+  app.openapi(getDiseaseRequestsById, async (c) =>
+    c.json(requestBody(await ownRequest(c.env, DiseaseRequests, c.get("user")!.id, c.req.valid("param").id)), 200),
   );
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/disease-requests/{id}`,
-      middleware: [requireAuth] as const,
-      tags,
-      summary: "One of your disease requests",
-      request: { params: Id },
-      responses: { 200: jsonBody(DiseaseRequestSchema, "Disease request"), ...errors },
-    }),
-    async (c) => c.json(requestBody(await ownRequest(c.env, DiseaseRequests, c.get("user")!.id, c.req.valid("param").id)), 200),
-  );
-
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/disease-requests/{id}/results`,
-      middleware: [requireAuth] as const,
-      tags,
-      summary: "The diagnosis of one of your requests: suggestions most likely first, with treatments",
-      request: { params: Id },
-      responses: {
+  const getDiseaseRequestsByIdResults = mine
+    .get(`/disease-requests/{id}/results`, "The diagnosis of one of your requests: suggestions most likely first, with treatments")
+    .io(
+      { params: Id },
+      {
         200: jsonBody(
           z.object({
             request_id: z.uuid(),
@@ -301,68 +287,56 @@ export function diseaseRoutes() {
           }),
           "Diagnosis",
         ),
-        ...errors,
       },
-    }),
-    async (c) => {
-      const row = await ownRequest(c.env, DiseaseRequests, c.get("user")!.id, c.req.valid("param").id);
-      const body = requestBody(row);
-      const results = await listDiseaseResults(c.env, row.id);
-      return c.json(
-        {
-          request_id: row.id,
-          status: row.status,
-          is_plant: body.is_plant,
-          is_healthy: body.is_healthy,
-          is_healthy_probability: body.is_healthy_probability,
-          results: results.map(resultBody),
-        },
-        200,
-      );
-    },
-  );
+    );
+  app.openapi(getDiseaseRequestsByIdResults, async (c) => {
+    const row = await ownRequest(c.env, DiseaseRequests, c.get("user")!.id, c.req.valid("param").id);
+    const body = requestBody(row);
+    const results = await listDiseaseResults(c.env, row.id);
+    return c.json(
+      {
+        request_id: row.id,
+        status: row.status,
+        is_plant: body.is_plant,
+        is_healthy: body.is_healthy,
+        is_healthy_probability: body.is_healthy_probability,
+        results: results.map(resultBody),
+      },
+      200,
+    );
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: `/disease-requests/{id}/confirm`,
-      middleware: [requireAuth] as const,
-      tags,
-      summary: "Confirm one suggestion as the diagnosis (it then counts in the disease database)",
-      description:
-        "Owner only; the request must be diagnosed (`identified` or `needs_help`). Confirming another result of the same request moves the confirmation. The request becomes `identified`.",
-      request: {
+  const postDiseaseRequestsByIdConfirm = mine
+    .post(`/disease-requests/{id}/confirm`, "Confirm one suggestion as the diagnosis (it then counts in the disease database)")
+    .io(
+      {
         params: Id,
         body: {
           content: { "application/json": { schema: z.object({ result_id: z.uuid() }).openapi("DiseaseConfirmation") } },
           required: true,
         },
       },
-      responses: {
-        200: jsonBody(DiseaseResultSchema, "The confirmed result"),
-        409: errorResponse("The request is not diagnosed yet (or failed)"),
-        ...errors,
+      { 200: jsonBody(DiseaseResultSchema, "The confirmed result"), 409: errorResponse("The request is not diagnosed yet (or failed)") },
+      {
+        description:
+          "Owner only; the request must be diagnosed (`identified` or `needs_help`). Confirming another result of the same request moves the confirmation. The request becomes `identified`.",
       },
-    }),
-    async (c) => {
-      const row = await ownRequest(c.env, DiseaseRequests, c.get("user")!.id, c.req.valid("param").id);
-      const { result_id } = c.req.valid("json");
-      if (row.status !== "identified" && row.status !== "needs_help") {
-        throw new AppError("INVALID_STATE", 409, `Only a diagnosed request can be confirmed (this one is ${row.status}).`);
-      }
-      const result = await confirmDiseaseResult(c.env, row.id, result_id);
-      if (!result) throw new AppError("NOT_FOUND", 404, "Result not found in this request.");
-      return c.json(resultBody(result), 200);
-    },
-  );
+    );
+  app.openapi(postDiseaseRequestsByIdConfirm, async (c) => {
+    const row = await ownRequest(c.env, DiseaseRequests, c.get("user")!.id, c.req.valid("param").id);
+    const { result_id } = c.req.valid("json");
+    if (row.status !== "identified" && row.status !== "needs_help") {
+      throw new AppError("INVALID_STATE", 409, `Only a diagnosed request can be confirmed (this one is ${row.status}).`);
+    }
+    const result = await confirmDiseaseResult(c.env, row.id, result_id);
+    if (!result) throw new AppError("NOT_FOUND", 404, "Result not found in this request.");
+    return c.json(resultBody(result), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/disease-database`,
-      tags,
-      summary: "Diseases the community has confirmed at least once, with treatments (most confirmed first)",
-      request: {
+  const getDiseaseDatabase = plain
+    .get(`/disease-database`, "Diseases the community has confirmed at least once, with treatments (most confirmed first)")
+    .io(
+      {
         query: PaginationQuery.extend({
           search: searchText(100)
             .optional()
@@ -370,15 +344,14 @@ export function diseaseRoutes() {
           type: DISEASE_TYPE.optional(),
         }),
       },
-      responses: { 200: jsonBody(pageSchema(DiseaseEntrySchema, "DiseaseDatabasePage"), "Page of diseases"), 400: errors[400] },
-    }),
-    async (c) => {
-      const { page, page_size, search, type } = c.req.valid("query");
-      const { count, rows } = await confirmedDiseases(c.env, { search: search || undefined, type }, { page, pageSize: page_size });
-      c.header("Cache-Control", "public, max-age=60");
-      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(entryBody)), 200);
-    },
-  );
+      { 200: jsonBody(pageSchema(DiseaseEntrySchema, "DiseaseDatabasePage"), "Page of diseases"), 400: errors[400] },
+    );
+  app.openapi(getDiseaseDatabase, async (c) => {
+    const { page, page_size, search, type } = c.req.valid("query");
+    const { count, rows } = await confirmedDiseases(c.env, { search: search || undefined, type }, { page, pageSize: page_size });
+    c.header("Cache-Control", "public, max-age=60");
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(entryBody)), 200);
+  });
 
   return app;
 }

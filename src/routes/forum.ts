@@ -10,14 +10,14 @@
  * registered for the document and routed by hand, because one handler reads both body kinds;
  * every part is validated before anything is written.
  */
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
-import { createRouter } from "./router";
+import { createRouter, routeSet, documentOnly } from "./router";
 import { AppError, fieldErrorsFrom, type FieldErrors } from "../lib/errors";
 import type { ValidatedImage } from "../lib/images";
-import { requireAuth, requireRole } from "../middleware/auth";
+import { requireAuth } from "../middleware/auth";
 import {
   assertMayAttachImages,
   attachmentsFor,
@@ -53,7 +53,7 @@ import {
 import { pushNotificationRows } from "../services/notifications";
 import { enforceRateLimit } from "../services/rate-limits";
 import { pageOf, PaginationQuery } from "./pagination";
-import { jsonBody, pageSchema, errorResponse } from "./schemas";
+import { jsonBody, pageSchema, errorResponse, noContent } from "./schemas";
 import { readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
 
 const tags = ["Forum"];
@@ -288,54 +288,45 @@ async function limitWrites(c: Context<AppEnv>, bucket: "post" | "react") {
 
 export function forumRoutes() {
   const app = createRouter();
+  const plain = routeSet({ tags, errors: {} });
+  const read = routeSet({ tags, errors: readErrors });
+  const write = routeSet({ tags, errors: writeErrors });
+  const moderators = write.forRoles(...FORUM_MODERATOR_ROLES);
+  const signedIn = write.signedIn();
 
   // Categories and topics -----------------------------------------------------------------------
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/categories`,
-      tags,
-      summary: "Forum categories with their topic counts",
-      responses: { 200: jsonBody(z.object({ results: z.array(CategorySchema) }).openapi("ForumCategoryList"), "All categories") },
-    }),
-    async (c) => c.json({ results: (await listCategories(c.env)).map(categoryBody) }, 200),
-  );
+  const getCategories = plain
+    .get(`/categories`, "Forum categories with their topic counts")
+    .io({}, { 200: jsonBody(z.object({ results: z.array(CategorySchema) }).openapi("ForumCategoryList"), "All categories") });
+  app.openapi(getCategories, async (c) => c.json({ results: (await listCategories(c.env)).map(categoryBody) }, 200));
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/categories/{slug}/topics`,
-      tags,
-      summary: "Topics in a category: pinned first, then by latest activity",
-      request: { params: Slug, query: PaginationQuery },
-      responses: { 200: jsonBody(pageSchema(TopicSchema, "ForumTopicPage"), "Page of topics"), ...readErrors },
-    }),
-    async (c) => {
-      const { page, page_size } = c.req.valid("query");
-      const category = await categoryBySlug(c.env, c.req.valid("param").slug);
-      const { count, rows } = await listTopics(c.env, category.id, { page, pageSize: page_size });
-      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(topicBody)), 200);
-    },
-  );
-
-  const createTopicRoute = createRoute({
-    method: "post",
-    path: `/categories/{slug}/topics`,
-    tags,
-    summary:
-      "Start a topic (its body becomes the opening post; you are subscribed to it); JSON, or multipart with photos image_1 … image_6",
-    request: { params: Slug, ...withImages(TopicCreate, TopicUpload) },
-    responses: {
-      201: jsonBody(TopicDetailSchema, "Created"),
-      ...writeErrors,
-      403: errorResponse("CSRF failed, or photos sent below trust level basic (TRUST_LEVEL_TOO_LOW)"),
-      413: errorResponse("A photo is too large"),
-      415: errorResponse("Neither JSON nor multipart"),
-    },
+  const getCategoriesBySlugTopics = read
+    .get(`/categories/{slug}/topics`, "Topics in a category: pinned first, then by latest activity")
+    .io({ params: Slug, query: PaginationQuery }, { 200: jsonBody(pageSchema(TopicSchema, "ForumTopicPage"), "Page of topics") });
+  app.openapi(getCategoriesBySlugTopics, async (c) => {
+    const { page, page_size } = c.req.valid("query");
+    const category = await categoryBySlug(c.env, c.req.valid("param").slug);
+    const { count, rows } = await listTopics(c.env, category.id, { page, pageSize: page_size });
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(topicBody)), 200);
   });
+
+  const createTopicRoute = signedIn
+    .post(
+      `/categories/{slug}/topics`,
+      "Start a topic (its body becomes the opening post; you are subscribed to it); JSON, or multipart with photos image_1 … image_6",
+    )
+    .io(
+      { params: Slug, ...withImages(TopicCreate, TopicUpload) },
+      {
+        201: jsonBody(TopicDetailSchema, "Created"),
+        403: errorResponse("CSRF failed, or photos sent below trust level basic (TRUST_LEVEL_TOO_LOW)"),
+        413: errorResponse("A photo is too large"),
+        415: errorResponse("Neither JSON nor multipart"),
+      },
+    );
   // Registered for the document, routed by hand: one handler reads JSON and multipart bodies.
-  app.openAPIRegistry.registerPath(createTopicRoute);
+  app.openAPIRegistry.registerPath(documentOnly(createTopicRoute));
   app.post(`/categories/:slug/topics`, requireAuth, async (c) => {
     const { slug } = param(c, Slug);
     const { fields, images } = await readPostInput(c, TopicCreate);
@@ -345,89 +336,57 @@ export function forumRoutes() {
     return c.json(await topicDetail(c.env, topic, c.get("user")?.id), 201);
   });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/topics/{id}`,
-      tags,
-      summary: "A topic with its opening post",
-      request: { params: Id },
-      responses: { 200: jsonBody(TopicDetailSchema, "The topic"), ...readErrors },
-    }),
-    async (c) => c.json(await topicDetail(c.env, await getTopic(c.env, c.req.valid("param").id), c.get("user")?.id), 200),
+  const getTopicsById = read
+    .get(`/topics/{id}`, "A topic with its opening post")
+    .io({ params: Id }, { 200: jsonBody(TopicDetailSchema, "The topic") });
+  app.openapi(getTopicsById, async (c) =>
+    c.json(await topicDetail(c.env, await getTopic(c.env, c.req.valid("param").id), c.get("user")?.id), 200),
   );
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: `/topics/{id}`,
-      tags,
-      summary: "Change a topic's title (its author or a moderator)",
-      middleware: [requireAuth] as const,
-      request: { params: Id, ...json(TopicPatch) },
-      responses: { 200: jsonBody(TopicDetailSchema, "Updated"), ...writeErrors },
-    }),
-    async (c) => {
-      const topic = await updateTopicTitle(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").title);
-      return c.json(await topicDetail(c.env, topic, c.get("user")?.id), 200);
-    },
-  );
+  const patchTopicsById = signedIn
+    .patch(`/topics/{id}`, "Change a topic's title (its author or a moderator)")
+    .io({ params: Id, ...json(TopicPatch) }, { 200: jsonBody(TopicDetailSchema, "Updated") });
+  app.openapi(patchTopicsById, async (c) => {
+    const topic = await updateTopicTitle(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").title);
+    return c.json(await topicDetail(c.env, topic, c.get("user")?.id), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: `/topics/{id}`,
-      tags,
-      summary: "Delete a topic (its author while nobody else has replied, or a moderator)",
-      middleware: [requireAuth] as const,
-      request: { params: Id },
-      responses: { 204: { description: "Deleted" }, 409: errorResponse("Others have replied (TOPIC_HAS_REPLIES)"), ...writeErrors },
-    }),
-    async (c) => {
-      await deleteTopic(c.env, c.get("user")!, c.req.valid("param").id);
-      return c.body(null, 204);
-    },
-  );
+  const deleteTopicsById = signedIn
+    .delete(`/topics/{id}`, "Delete a topic (its author while nobody else has replied, or a moderator)")
+    .io({ params: Id }, { ...noContent("Deleted"), 409: errorResponse("Others have replied (TOPIC_HAS_REPLIES)") });
+  app.openapi(deleteTopicsById, async (c) => {
+    await deleteTopic(c.env, c.get("user")!, c.req.valid("param").id);
+    return c.body(null, 204);
+  });
 
   // Posts ---------------------------------------------------------------------------------------
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/topics/{id}/posts`,
-      tags,
-      summary: "A topic's posts, oldest first (the opening post first); deleted ones as placeholders",
-      request: { params: Id, query: PaginationQuery },
-      responses: { 200: jsonBody(pageSchema(PostSchema, "ForumPostPage"), "Page of posts"), ...readErrors },
-    }),
-    async (c) => {
-      const { page, page_size } = c.req.valid("query");
-      const topic = await getTopic(c.env, c.req.valid("param").id);
-      const { count, rows } = await listPosts(c.env, topic.id, { page, pageSize: page_size });
-      return c.json(
-        pageOf(c.req.url, page, page_size, count, await postBodies(c.env, rows, topic.solution_post_id, c.get("user")?.id)),
-        200,
-      );
-    },
-  );
-
-  const createReplyRoute = createRoute({
-    method: "post",
-    path: `/topics/{id}/posts`,
-    tags,
-    summary:
-      "Reply to a topic (locked topics: moderators only); its subscribers, except you, get a forum_reply notification; JSON, or multipart with photos image_1 … image_6",
-    request: { params: Id, ...withImages(PostCreate, PostUpload) },
-    responses: {
-      201: jsonBody(PostSchema, "Created"),
-      ...writeErrors,
-      403: errorResponse("Not allowed (topic locked), CSRF failed, or photos sent below trust level basic (TRUST_LEVEL_TOO_LOW)"),
-      413: errorResponse("A photo is too large"),
-      415: errorResponse("Neither JSON nor multipart"),
-    },
+  const getTopicsByIdPosts = read
+    .get(`/topics/{id}/posts`, "A topic's posts, oldest first (the opening post first); deleted ones as placeholders")
+    .io({ params: Id, query: PaginationQuery }, { 200: jsonBody(pageSchema(PostSchema, "ForumPostPage"), "Page of posts") });
+  app.openapi(getTopicsByIdPosts, async (c) => {
+    const { page, page_size } = c.req.valid("query");
+    const topic = await getTopic(c.env, c.req.valid("param").id);
+    const { count, rows } = await listPosts(c.env, topic.id, { page, pageSize: page_size });
+    return c.json(pageOf(c.req.url, page, page_size, count, await postBodies(c.env, rows, topic.solution_post_id, c.get("user")?.id)), 200);
   });
+
+  const createReplyRoute = signedIn
+    .post(
+      `/topics/{id}/posts`,
+      "Reply to a topic (locked topics: moderators only); its subscribers, except you, get a forum_reply notification; JSON, or multipart with photos image_1 … image_6",
+    )
+    .io(
+      { params: Id, ...withImages(PostCreate, PostUpload) },
+      {
+        201: jsonBody(PostSchema, "Created"),
+        403: errorResponse("Not allowed (topic locked), CSRF failed, or photos sent below trust level basic (TRUST_LEVEL_TOO_LOW)"),
+        413: errorResponse("A photo is too large"),
+        415: errorResponse("Neither JSON nor multipart"),
+      },
+    );
   // Registered for the document, routed by hand: one handler reads JSON and multipart bodies.
-  app.openAPIRegistry.registerPath(createReplyRoute);
+  app.openAPIRegistry.registerPath(documentOnly(createReplyRoute));
   app.post(`/topics/:id/posts`, requireAuth, async (c) => {
     const topicId = param(c, Id).id;
     const { fields, images } = await readPostInput(c, PostCreate);
@@ -440,175 +399,109 @@ export function forumRoutes() {
     return c.json(postBody(post, null, undefined, undefined, attachments.get(post.id)), 201);
   });
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: `/posts/{id}`,
-      tags,
-      summary: "Edit a post (its author within the edit window of their trust level, or a moderator); sets edited_at",
-      middleware: [requireAuth] as const,
-      request: { params: Id, ...json(PostCreate.openapi("ForumPostUpdate")) },
-      responses: { 200: jsonBody(PostSchema, "Updated"), 409: errorResponse("The post is deleted"), ...writeErrors },
-    }),
-    async (c) => {
-      await limitWrites(c, "post");
-      const { post, topic } = await editPost(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").body);
-      const [out] = await postBodies(c.env, [post], topic.solution_post_id, c.get("user")?.id);
-      return c.json(out!, 200);
-    },
-  );
+  const patchPostsById = signedIn
+    .patch(`/posts/{id}`, "Edit a post (its author within the edit window of their trust level, or a moderator); sets edited_at")
+    .io(
+      { params: Id, ...json(PostCreate.openapi("ForumPostUpdate")) },
+      { 200: jsonBody(PostSchema, "Updated"), 409: errorResponse("The post is deleted") },
+    );
+  app.openapi(patchPostsById, async (c) => {
+    await limitWrites(c, "post");
+    const { post, topic } = await editPost(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").body);
+    const [out] = await postBodies(c.env, [post], topic.solution_post_id, c.get("user")?.id);
+    return c.json(out!, 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: `/posts/{id}`,
-      tags,
-      summary: 'Delete a post (its author or a moderator); the thread keeps a "[deleted]" placeholder',
-      middleware: [requireAuth] as const,
-      request: { params: Id },
-      responses: { 204: { description: "Deleted" }, 409: errorResponse("Already deleted"), ...writeErrors },
-    }),
-    async (c) => {
-      await deletePost(c.env, c.get("user")!, c.req.valid("param").id);
-      return c.body(null, 204);
-    },
-  );
+  const deletePostsById = signedIn
+    .delete(`/posts/{id}`, 'Delete a post (its author or a moderator); the thread keeps a "[deleted]" placeholder')
+    .io({ params: Id }, { ...noContent("Deleted"), 409: errorResponse("Already deleted") });
+  app.openapi(deletePostsById, async (c) => {
+    await deletePost(c.env, c.get("user")!, c.req.valid("param").id);
+    return c.body(null, 204);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: `/posts/{id}/reactions`,
-      tags,
-      summary: "Toggle a reaction (like, love, helpful, thanks): the same request again removes it",
-      middleware: [requireAuth] as const,
-      request: { params: Id, ...json(ReactionBody) },
-      responses: {
-        200: jsonBody(ReactionResult, "The reaction state and the post's counts"),
-        409: errorResponse("The post is deleted"),
-        ...writeErrors,
-      },
-    }),
-    async (c) => {
-      await limitWrites(c, "react");
-      return c.json(await toggleReaction(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json").type), 200);
-    },
-  );
+  const postPostsByIdReactions = signedIn
+    .post(`/posts/{id}/reactions`, "Toggle a reaction (like, love, helpful, thanks): the same request again removes it")
+    .io(
+      { params: Id, ...json(ReactionBody) },
+      { 200: jsonBody(ReactionResult, "The reaction state and the post's counts"), 409: errorResponse("The post is deleted") },
+    );
+  app.openapi(postPostsByIdReactions, async (c) => {
+    await limitWrites(c, "react");
+    return c.json(await toggleReaction(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json").type), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: `/posts/{id}/report`,
-      tags,
-      summary: "Report a post to the moderators (once per post)",
-      middleware: [requireAuth] as const,
-      request: { params: Id, ...json(ReportCreate) },
-      responses: {
-        201: jsonBody(
-          z
-            .object({ id: z.uuid(), post_id: z.uuid(), status: z.enum(REPORT_STATUSES), created_at: z.string() })
-            .openapi("ForumReportReceipt"),
-          "Reported",
-        ),
-        409: errorResponse("Already reported"),
-        ...writeErrors,
-      },
-    }),
-    async (c) => {
-      await limitWrites(c, "post");
-      const report = await reportPost(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json").reason);
-      return c.json({ id: report.id, post_id: report.post_id, status: report.status, created_at: report.created_at }, 201);
+  const postPostsByIdReport = signedIn.post(`/posts/{id}/report`, "Report a post to the moderators (once per post)").io(
+    { params: Id, ...json(ReportCreate) },
+    {
+      201: jsonBody(
+        z
+          .object({ id: z.uuid(), post_id: z.uuid(), status: z.enum(REPORT_STATUSES), created_at: z.string() })
+          .openapi("ForumReportReceipt"),
+        "Reported",
+      ),
+      409: errorResponse("Already reported"),
     },
   );
+  app.openapi(postPostsByIdReport, async (c) => {
+    await limitWrites(c, "post");
+    const report = await reportPost(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json").reason);
+    return c.json({ id: report.id, post_id: report.post_id, status: report.status, created_at: report.created_at }, 201);
+  });
 
   // Solution, subscriptions, moderation ------------------------------------------------------------
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: `/topics/{id}/solution`,
-      tags,
-      summary: "Mark a reply as the topic's solution (its author or a moderator); marking another moves it",
-      middleware: [requireAuth] as const,
-      request: { params: Id, ...json(SolutionBody) },
-      responses: { 200: jsonBody(TopicSchema, "The topic"), ...writeErrors },
-    }),
-    async (c) => c.json(topicBody(await setSolution(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").post_id)), 200),
+  const postTopicsByIdSolution = signedIn
+    .post(`/topics/{id}/solution`, "Mark a reply as the topic's solution (its author or a moderator); marking another moves it")
+    .io({ params: Id, ...json(SolutionBody) }, { 200: jsonBody(TopicSchema, "The topic") });
+  app.openapi(postTopicsByIdSolution, async (c) =>
+    c.json(topicBody(await setSolution(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").post_id)), 200),
   );
 
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: `/topics/{id}/solution`,
-      tags,
-      summary: "Unmark the topic's solution",
-      middleware: [requireAuth] as const,
-      request: { params: Id },
-      responses: { 200: jsonBody(TopicSchema, "The topic"), ...writeErrors },
-    }),
-    async (c) => c.json(topicBody(await setSolution(c.env, c.get("user")!, c.req.valid("param").id, null)), 200),
+  const deleteTopicsByIdSolution = signedIn
+    .delete(`/topics/{id}/solution`, "Unmark the topic's solution")
+    .io({ params: Id }, { 200: jsonBody(TopicSchema, "The topic") });
+  app.openapi(deleteTopicsByIdSolution, async (c) =>
+    c.json(topicBody(await setSolution(c.env, c.get("user")!, c.req.valid("param").id, null)), 200),
   );
 
   for (const method of ["post", "delete"] as const) {
-    app.openapi(
-      createRoute({
-        method,
-        path: `/topics/{id}/subscribe`,
-        tags,
-        summary: method === "post" ? "Follow a topic (idempotent)" : "Stop following a topic (idempotent)",
-        middleware: [requireAuth] as const,
-        request: { params: Id },
-        responses: { 200: jsonBody(SubscriptionSchema, "Subscription state"), ...writeErrors },
-      }),
-      async (c) => {
-        const topicId = c.req.valid("param").id;
-        await setSubscription(c.env, c.get("user")!.id, topicId, method === "post");
-        return c.json({ topic_id: topicId, subscribed: method === "post" }, 200);
-      },
+    const summary = method === "post" ? "Follow a topic (idempotent)" : "Stop following a topic (idempotent)";
+    const subscription = signedIn[method](`/topics/{id}/subscribe`, summary).io(
+      { params: Id },
+      { 200: jsonBody(SubscriptionSchema, "Subscription state") },
     );
+    app.openapi(subscription, async (c) => {
+      const topicId = c.req.valid("param").id;
+      await setSubscription(c.env, c.get("user")!.id, topicId, method === "post");
+      return c.json({ topic_id: topicId, subscribed: method === "post" }, 200);
+    });
   }
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: `/topics/{id}/moderate`,
-      tags,
-      summary: "Lock or pin a topic (moderators)",
-      middleware: [requireRole(...FORUM_MODERATOR_ROLES)] as const,
-      request: { params: Id, ...json(ModerateBody) },
-      responses: { 200: jsonBody(TopicSchema, "The topic"), ...writeErrors },
-    }),
-    async (c) => c.json(topicBody(await moderateTopic(c.env, c.req.valid("param").id, c.req.valid("json"))), 200),
+  const patchTopicsByIdModerate = moderators
+    .patch(`/topics/{id}/moderate`, "Lock or pin a topic (moderators)")
+    .io({ params: Id, ...json(ModerateBody) }, { 200: jsonBody(TopicSchema, "The topic") });
+  app.openapi(patchTopicsByIdModerate, async (c) =>
+    c.json(topicBody(await moderateTopic(c.env, c.req.valid("param").id, c.req.valid("json"))), 200),
   );
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/reports`,
-      tags,
-      summary: "Reports for moderation, oldest first (moderators)",
-      middleware: [requireRole(...FORUM_MODERATOR_ROLES)] as const,
-      request: { query: PaginationQuery.extend({ status: z.enum(REPORT_STATUSES).default("open") }) },
-      responses: { 200: jsonBody(pageSchema(ReportSchema, "ForumReportPage"), "Page of reports"), ...writeErrors },
-    }),
-    async (c) => {
-      const { page, page_size, status } = c.req.valid("query");
-      const { count, rows } = await listReports(c.env, status, { page, pageSize: page_size });
-      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(reportBody)), 200);
-    },
-  );
+  const getReports = moderators
+    .get(`/reports`, "Reports for moderation, oldest first (moderators)")
+    .io(
+      { query: PaginationQuery.extend({ status: z.enum(REPORT_STATUSES).default("open") }) },
+      { 200: jsonBody(pageSchema(ReportSchema, "ForumReportPage"), "Page of reports") },
+    );
+  app.openapi(getReports, async (c) => {
+    const { page, page_size, status } = c.req.valid("query");
+    const { count, rows } = await listReports(c.env, status, { page, pageSize: page_size });
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(reportBody)), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: `/reports/{id}`,
-      tags,
-      summary: "Resolve or dismiss a report (or reopen it) (moderators)",
-      middleware: [requireRole(...FORUM_MODERATOR_ROLES)] as const,
-      request: { params: Id, ...json(ReportPatch) },
-      responses: { 200: jsonBody(ReportSchema, "The report"), ...writeErrors },
-    }),
-    async (c) =>
-      c.json(reportBody(await resolveReport(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json").status)), 200),
+  const patchReportsById = moderators
+    .patch(`/reports/{id}`, "Resolve or dismiss a report (or reopen it) (moderators)")
+    .io({ params: Id, ...json(ReportPatch) }, { 200: jsonBody(ReportSchema, "The report") });
+  app.openapi(patchReportsById, async (c) =>
+    c.json(reportBody(await resolveReport(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json").status)), 200),
   );
 
   return app;

@@ -3,15 +3,15 @@
  * existing React client uses (multipart field `image`, answers `{success, …}` rather than the
  * error envelope; API.md §2.1). Also the provider health and cache statistics routes.
  */
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
-import { createRouter } from "./router";
+import { createRouter, routeSet, documentOnly } from "./router";
 import { AppError } from "../lib/errors";
 import { describeError } from "../lib/logger";
 import { NO_IMAGE_MESSAGE, UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
-import { assertCsrf, requireRole } from "../middleware/auth";
+import { assertCsrf } from "../middleware/auth";
 import { identifyPlant, type IdentifyOutcome } from "../services/identification";
 import { identificationProviderHealth, providerCacheCounters } from "../services/provider-calls";
 import { clientIp, enforceRateLimit } from "../services/rate-limits";
@@ -113,24 +113,19 @@ function diseaseDetection(outcome: IdentifyOutcome) {
 
 export function identifyRoutes() {
   const app = createRouter();
+  const plain = routeSet({ tags, errors: {} });
+  const staff = plain.forRoles("moderator", "editor", "admin");
 
   // Registered in the OpenAPI document but routed with plain `app.post`: the route reads its
   // own multipart body, so even a malformed upload is answered in the seed shape.
-  const identifyRoute = createRoute({
-    method: "post",
-    path: "/identify",
-    tags,
-    summary: "Identify a plant photo now (seed-compatible; parallel Plant.id + Pl@ntNet)",
-    description:
-      "Multipart field `image`. Answers `{success: true, …}` or `{success: false, error}` (not the error envelope). " +
-      "Signed-in callers' identifications are saved and `request_id` returned.",
-    request: {
+  const identifyRoute = plain.post("/identify", "Identify a plant photo now (seed-compatible; parallel Plant.id + Pl@ntNet)").io(
+    {
       body: {
         content: { "multipart/form-data": { schema: z.object({ image: z.any().openapi({ type: "string", format: "binary" }) }) } },
         required: true,
       },
     },
-    responses: {
+    {
       200: {
         description: "Identified, or `success: false` when nothing matched",
         content: { "application/json": { schema: z.union([IdentifySuccess, IdentifyFailure]) } },
@@ -145,8 +140,13 @@ export function identifyRoutes() {
       500: { description: "Our own failure (seed shape)", content: { "application/json": { schema: IdentifyFailure } } },
       503: { description: "Both providers unavailable", content: { "application/json": { schema: IdentifyFailure } } },
     },
-  });
-  app.openAPIRegistry.registerPath(identifyRoute);
+    {
+      description:
+        "Multipart field `image`. Answers `{success: true, …}` or `{success: false, error}` (not the error envelope). " +
+        "Signed-in callers' identifications are saved and `request_id` returned.",
+    },
+  );
+  app.openAPIRegistry.registerPath(documentOnly(identifyRoute));
   app.post(identifyRoute.path, async (c) => {
     try {
       return await identifyHandler(c);
@@ -227,75 +227,63 @@ export function identifyRoutes() {
     );
   }
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/identify/health",
-      tags,
-      summary: "Provider availability and circuit-breaker states",
-      responses: {
-        200: jsonBody(
-          z
-            .object({
-              status: z.enum(["ok", "degraded", "unavailable"]),
-              plant_id_available: z.boolean(),
-              plantnet_available: z.boolean(),
-              circuits: z.object({ plant_id: z.string(), plantnet: z.string() }),
-            })
-            .openapi("IdentifyHealth"),
-          "Provider health",
-        ),
-      },
-    }),
-    async (c) => {
-      const health = await identificationProviderHealth(c.env);
-      const up = [health.plant_id.available, health.plantnet.available].filter(Boolean).length;
-      c.header("Cache-Control", "no-store");
-      return c.json(
-        {
-          status: up === 2 ? ("ok" as const) : up === 1 ? ("degraded" as const) : ("unavailable" as const),
-          plant_id_available: health.plant_id.available,
-          plantnet_available: health.plantnet.available,
-          circuits: { plant_id: health.plant_id.state, plantnet: health.plantnet.state },
-        },
-        200,
-      );
+  const getIdentifyHealth = plain.get("/identify/health", "Provider availability and circuit-breaker states").io(
+    {},
+    {
+      200: jsonBody(
+        z
+          .object({
+            status: z.enum(["ok", "degraded", "unavailable"]),
+            plant_id_available: z.boolean(),
+            plantnet_available: z.boolean(),
+            circuits: z.object({ plant_id: z.string(), plantnet: z.string() }),
+          })
+          .openapi("IdentifyHealth"),
+        "Provider health",
+      ),
     },
   );
+  app.openapi(getIdentifyHealth, async (c) => {
+    const health = await identificationProviderHealth(c.env);
+    const up = [health.plant_id.available, health.plantnet.available].filter(Boolean).length;
+    c.header("Cache-Control", "no-store");
+    return c.json(
+      {
+        status: up === 2 ? ("ok" as const) : up === 1 ? ("degraded" as const) : ("unavailable" as const),
+        plant_id_available: health.plant_id.available,
+        plantnet_available: health.plantnet.available,
+        circuits: { plant_id: health.plant_id.state, plantnet: health.plantnet.state },
+      },
+      200,
+    );
+  });
 
   const CounterSchema = z.object({ hits: z.number().int(), misses: z.number().int(), hit_rate: z.number(), since: z.string() });
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/cache/stats",
-      tags,
-      summary: "Exact provider-cache hit/miss counters (staff)",
-      middleware: [requireRole("moderator", "editor", "admin")] as const,
-      request: { query: z.object({ reset: z.enum(["true", "false"]).optional() }) },
-      responses: {
-        200: jsonBody(
-          z.object({ plant_id: CounterSchema, plantnet: CounterSchema, total: CounterSchema.omit({ since: true }) }).openapi("CacheStats"),
-          "Counters since the last reset",
-        ),
-        401: errorResponse("Not signed in"),
-        403: errorResponse("Not staff"),
-      },
-    }),
-    async (c) => {
-      const { plant_id: pid, plantnet: pn } = await providerCacheCounters(c.env, c.req.valid("query").reset === "true");
-      const rate = (hits: number, misses: number) => (hits + misses === 0 ? 0 : Math.round((hits / (hits + misses)) * 10_000) / 10_000);
-      const hits = pid.hits + pn.hits;
-      const misses = pid.misses + pn.misses;
-      return c.json(
-        {
-          plant_id: { ...pid, hit_rate: rate(pid.hits, pid.misses) },
-          plantnet: { ...pn, hit_rate: rate(pn.hits, pn.misses) },
-          total: { hits, misses, hit_rate: rate(hits, misses) },
-        },
-        200,
-      );
+  const getCacheStats = staff.get("/cache/stats", "Exact provider-cache hit/miss counters (staff)").io(
+    { query: z.object({ reset: z.enum(["true", "false"]).optional() }) },
+    {
+      200: jsonBody(
+        z.object({ plant_id: CounterSchema, plantnet: CounterSchema, total: CounterSchema.omit({ since: true }) }).openapi("CacheStats"),
+        "Counters since the last reset",
+      ),
+      401: errorResponse("Not signed in"),
+      403: errorResponse("Not staff"),
     },
   );
+  app.openapi(getCacheStats, async (c) => {
+    const { plant_id: pid, plantnet: pn } = await providerCacheCounters(c.env, c.req.valid("query").reset === "true");
+    const rate = (hits: number, misses: number) => (hits + misses === 0 ? 0 : Math.round((hits / (hits + misses)) * 10_000) / 10_000);
+    const hits = pid.hits + pn.hits;
+    const misses = pid.misses + pn.misses;
+    return c.json(
+      {
+        plant_id: { ...pid, hit_rate: rate(pid.hits, pid.misses) },
+        plantnet: { ...pn, hit_rate: rate(pn.hits, pn.misses) },
+        total: { hits, misses, hit_rate: rate(hits, misses) },
+      },
+      200,
+    );
+  });
 
   return app;
 }

@@ -3,9 +3,8 @@
  * `unread-count/`, `{id}/read/` and `read-all/`. Owner only; other users' answer 404.
  * New notifications also reach the owner's `/ws/` sockets as `{type:"notification", notification}`.
  */
-import { createRoute, z } from "@hono/zod-openapi";
-import { createRouter } from "./router";
-import { requireAuth } from "../middleware/auth";
+import { z } from "@hono/zod-openapi";
+import { createRouter, routeSet } from "./router";
 import { markAllRead, markRead, NOTIFICATION_TYPES, notificationBody, listNotifications, unreadCount } from "../services/notifications";
 import { pageOf, PaginationQuery } from "./pagination";
 import { BooleanQuery, jsonBody, pageSchema, errorResponse } from "./schemas";
@@ -31,66 +30,42 @@ const NotificationSchema = z
 
 export function notificationRoutes() {
   const app = createRouter();
+  const plain = routeSet({ tags, errors: {} });
+  const open = routeSet({ tags, errors });
+  const plainSignedIn = plain.signedIn();
+  const mine = open.signedIn();
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/",
-      tags,
-      summary: "Your notifications, newest first",
-      middleware: [requireAuth] as const,
-      request: {
-        query: PaginationQuery.extend({ unread: BooleanQuery.optional().openapi({ description: "true: unread only; false: read only" }) }),
-      },
-      responses: { 200: jsonBody(pageSchema(NotificationSchema, "NotificationPage"), "Page of notifications"), ...errors },
-    }),
-    async (c) => {
-      const { page, page_size, unread } = c.req.valid("query");
-      const isUnread = unread === undefined ? undefined : unread === "true";
-      const { count, rows } = await listNotifications(c.env, c.get("user")!.id, isUnread, { page, pageSize: page_size });
-      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(notificationBody)), 200);
+  const getRoot = mine.get("/", "Your notifications, newest first").io(
+    {
+      query: PaginationQuery.extend({ unread: BooleanQuery.optional().openapi({ description: "true: unread only; false: read only" }) }),
+    },
+    { 200: jsonBody(pageSchema(NotificationSchema, "NotificationPage"), "Page of notifications") },
+  );
+  app.openapi(getRoot, async (c) => {
+    const { page, page_size, unread } = c.req.valid("query");
+    const isUnread = unread === undefined ? undefined : unread === "true";
+    const { count, rows } = await listNotifications(c.env, c.get("user")!.id, isUnread, { page, pageSize: page_size });
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(notificationBody)), 200);
+  });
+
+  const getUnreadCount = plainSignedIn
+    .get(`/unread-count`, "How many of your notifications are unread")
+    .io({}, { 200: jsonBody(z.object({ unread_count: z.number().int() }).openapi("UnreadCount"), "Unread count"), 401: errors[401] });
+  app.openapi(getUnreadCount, async (c) => c.json({ unread_count: await unreadCount(c.env, c.get("user")!.id) }, 200));
+
+  const postReadAll = plainSignedIn.post(`/read-all`, "Mark all your notifications read").io(
+    {},
+    {
+      200: jsonBody(z.object({ marked_read: z.number().int() }).openapi("MarkedRead"), "How many were unread"),
+      401: errors[401],
     },
   );
+  app.openapi(postReadAll, async (c) => c.json({ marked_read: await markAllRead(c.env, c.get("user")!.id) }, 200));
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/unread-count`,
-      tags,
-      summary: "How many of your notifications are unread",
-      middleware: [requireAuth] as const,
-      responses: { 200: jsonBody(z.object({ unread_count: z.number().int() }).openapi("UnreadCount"), "Unread count"), 401: errors[401] },
-    }),
-    async (c) => c.json({ unread_count: await unreadCount(c.env, c.get("user")!.id) }, 200),
-  );
-
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: `/read-all`,
-      tags,
-      summary: "Mark all your notifications read",
-      middleware: [requireAuth] as const,
-      responses: {
-        200: jsonBody(z.object({ marked_read: z.number().int() }).openapi("MarkedRead"), "How many were unread"),
-        401: errors[401],
-      },
-    }),
-    async (c) => c.json({ marked_read: await markAllRead(c.env, c.get("user")!.id) }, 200),
-  );
-
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: `/{id}/read`,
-      tags,
-      summary: "Mark one of your notifications read (again: no change)",
-      middleware: [requireAuth] as const,
-      request: { params: Id },
-      responses: { 200: jsonBody(NotificationSchema, "The notification"), ...errors },
-    }),
-    async (c) => c.json(notificationBody(await markRead(c.env, c.get("user")!.id, c.req.valid("param").id)), 200),
-  );
+  const postByIdRead = mine
+    .post(`/{id}/read`, "Mark one of your notifications read (again: no change)")
+    .io({ params: Id }, { 200: jsonBody(NotificationSchema, "The notification") });
+  app.openapi(postByIdRead, async (c) => c.json(notificationBody(await markRead(c.env, c.get("user")!.id, c.req.valid("param").id)), 200));
 
   return app;
 }

@@ -6,13 +6,13 @@
  * JSON: success and every failure alike end in a redirect to the frontend, which shows the
  * outcome (`?success=true` or `?error=<code>`).
  */
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { CookieOptions } from "hono/utils/cookie";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
-import { createRouter } from "./router";
+import { createRouter, routeSet } from "./router";
 import { AppError } from "../lib/errors";
 import { timingSafeEqualStrings } from "../lib/hash";
 import { describeError } from "../lib/logger";
@@ -76,92 +76,87 @@ function stateCookieOptions(c: Context<AppEnv>, provider: OAuthProvider, maxAge:
 
 export function oauthRoutes() {
   const app = createRouter();
+  const plain = routeSet({ tags, errors: {} });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/{provider}/login",
-      tags,
-      summary: "Start signing in with Google or GitHub",
+  const getByProviderLogin = plain.get("/{provider}/login", "Start signing in with Google or GitHub").io(
+    { params: ProviderParams },
+    {
+      200: jsonBody(OAuthLoginSchema, "Provider URL"),
+      400: errorResponse("Unknown provider"),
+      503: errorResponse("OAUTH_NOT_CONFIGURED: this provider has no client id or secret"),
+    },
+    {
       description:
         "Returns the provider URL (with `state` and a PKCE S256 challenge; Google also gets a `nonce`). " +
         "The pending sign-in expires after 10 minutes.",
-      request: { params: ProviderParams },
-      responses: {
-        200: jsonBody(OAuthLoginSchema, "Provider URL"),
-        400: errorResponse("Unknown provider"),
-        503: errorResponse("OAUTH_NOT_CONFIGURED: this provider has no client id or secret"),
-      },
-    }),
-    async (c) => {
-      const { provider } = c.req.valid("param");
-      const config = getConfig(c.env);
-      if (!isOAuthConfigured(config, provider)) {
-        throw new AppError("OAUTH_NOT_CONFIGURED", 503, `Sign-in with ${PROVIDER_NAMES[provider]} is not configured.`);
-      }
-      const oauthUrl = await buildAuthorizationUrl(c.env, config, provider, callbackUrl(c, provider));
-      // Bind the sign-in to this browser: the callback must come back with the same state in a
-      // cookie, or an attacker could make a victim's browser finish the attacker's sign-in
-      // (login CSRF) with a code and state the attacker obtained.
-      setCookie(c, stateCookieName(provider), new URL(oauthUrl).searchParams.get("state")!, stateCookieOptions(c, provider, 600));
-      // The URL carries a live state; no cache may keep it.
-      c.header("Cache-Control", "no-store");
-      return c.json({ oauth_url: oauthUrl, provider }, 200);
     },
   );
+  app.openapi(getByProviderLogin, async (c) => {
+    const { provider } = c.req.valid("param");
+    const config = getConfig(c.env);
+    if (!isOAuthConfigured(config, provider)) {
+      throw new AppError("OAUTH_NOT_CONFIGURED", 503, `Sign-in with ${PROVIDER_NAMES[provider]} is not configured.`);
+    }
+    const oauthUrl = await buildAuthorizationUrl(c.env, config, provider, callbackUrl(c, provider));
+    // Bind the sign-in to this browser: the callback must come back with the same state in a
+    // cookie, or an attacker could make a victim's browser finish the attacker's sign-in
+    // (login CSRF) with a code and state the attacker obtained.
+    setCookie(c, stateCookieName(provider), new URL(oauthUrl).searchParams.get("state")!, stateCookieOptions(c, provider, 600));
+    // The URL carries a live state; no cache may keep it.
+    c.header("Cache-Control", "no-store");
+    return c.json({ oauth_url: oauthUrl, provider }, 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/{provider}/callback",
-      tags,
-      summary: "Where the provider sends the browser back; signs in and redirects to the frontend",
-      description:
-        "On success sets the session cookies and redirects to `FRONTEND_URL/auth/{provider}/callback?success=true`. " +
-        "On failure redirects to `…?error=<code>`, one of: access_denied, invalid_request, invalid_state, " +
-        "token_exchange_failed, invalid_id_token, profile_fetch_failed, email_required, email_not_verified, " +
-        "account_disabled, not_configured, server_error. An existing account is linked only when the provider " +
-        "says the email is verified.",
-      request: { params: ProviderParams, query: CallbackQuery },
-      responses: {
+  const getByProviderCallback = plain
+    .get("/{provider}/callback", "Where the provider sends the browser back; signs in and redirects to the frontend")
+    .io(
+      { params: ProviderParams, query: CallbackQuery },
+      {
         302: { description: "Redirect to the frontend with the outcome", headers: z.object({ Location: z.string() }) },
         400: errorResponse("Unknown provider"),
       },
-    }),
-    async (c) => {
-      const { provider } = c.req.valid("param");
-      const { code, state, error } = c.req.valid("query");
-      const config = getConfig(c.env);
-      const logger = c.get("logger").child({ provider });
-      const backToFrontend = (outcome: string) => {
-        c.header("Cache-Control", "no-store");
-        return c.redirect(`${config.FRONTEND_URL.replace(/\/+$/, "")}/auth/${provider}/callback?${outcome}`, 302);
-      };
+      {
+        description:
+          "On success sets the session cookies and redirects to `FRONTEND_URL/auth/{provider}/callback?success=true`. " +
+          "On failure redirects to `…?error=<code>`, one of: access_denied, invalid_request, invalid_state, " +
+          "token_exchange_failed, invalid_id_token, profile_fetch_failed, email_required, email_not_verified, " +
+          "account_disabled, not_configured, server_error. An existing account is linked only when the provider " +
+          "says the email is verified.",
+      },
+    );
+  app.openapi(getByProviderCallback, async (c) => {
+    const { provider } = c.req.valid("param");
+    const { code, state, error } = c.req.valid("query");
+    const config = getConfig(c.env);
+    const logger = c.get("logger").child({ provider });
+    const backToFrontend = (outcome: string) => {
+      c.header("Cache-Control", "no-store");
+      return c.redirect(`${config.FRONTEND_URL.replace(/\/+$/, "")}/auth/${provider}/callback?${outcome}`, 302);
+    };
 
-      if (error) {
-        logger.info("oauth sign-in declined at the provider", { provider_error: error.slice(0, 100) });
-        return backToFrontend("error=access_denied");
-      }
-      const boundState = getCookie(c, stateCookieName(provider));
-      deleteCookie(c, stateCookieName(provider), stateCookieOptions(c, provider, 0));
-      if (!state || !boundState || !timingSafeEqualStrings(boundState, state)) return backToFrontend("error=invalid_state");
-      if (!code) return backToFrontend("error=invalid_request");
+    if (error) {
+      logger.info("oauth sign-in declined at the provider", { provider_error: error.slice(0, 100) });
+      return backToFrontend("error=access_denied");
+    }
+    const boundState = getCookie(c, stateCookieName(provider));
+    deleteCookie(c, stateCookieName(provider), stateCookieOptions(c, provider, 0));
+    if (!state || !boundState || !timingSafeEqualStrings(boundState, state)) return backToFrontend("error=invalid_state");
+    if (!code) return backToFrontend("error=invalid_request");
 
-      try {
-        const user = await completeOAuth(c.env, config, provider, { code, state, redirectUri: callbackUrl(c, provider) });
-        await setSessionCookies(c, await issueTokenPair(c.env, config, user.id));
-        logger.info("oauth sign-in", { user_id: user.id });
-        return backToFrontend("success=true");
-      } catch (err) {
-        if (err instanceof OAuthError) {
-          logger.warn("oauth sign-in refused", { code: err.code, reason: err.message });
-          return backToFrontend(`error=${err.code}`);
-        }
-        logger.error("oauth sign-in failed", describeError(err));
-        return backToFrontend("error=server_error");
+    try {
+      const user = await completeOAuth(c.env, config, provider, { code, state, redirectUri: callbackUrl(c, provider) });
+      await setSessionCookies(c, await issueTokenPair(c.env, config, user.id));
+      logger.info("oauth sign-in", { user_id: user.id });
+      return backToFrontend("success=true");
+    } catch (err) {
+      if (err instanceof OAuthError) {
+        logger.warn("oauth sign-in refused", { code: err.code, reason: err.message });
+        return backToFrontend(`error=${err.code}`);
       }
-    },
-  );
+      logger.error("oauth sign-in failed", describeError(err));
+      return backToFrontend("error=server_error");
+    }
+  });
 
   return app;
 }

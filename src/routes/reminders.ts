@@ -3,8 +3,8 @@
  * (complete, snooze, skip), an RFC 5545 calendar export and a preview of the coming
  * occurrences. Other users' plants and reminders answer 404.
  */
-import { createRoute, z } from "@hono/zod-openapi";
-import { createRouter } from "./router";
+import { z } from "@hono/zod-openapi";
+import { createRouter, routeSet, documentOnly } from "./router";
 import { requireAuth } from "../middleware/auth";
 import {
   activeReminders,
@@ -22,7 +22,7 @@ import {
   updateReminder,
 } from "../services/reminders";
 import { pageOf, PaginationQuery } from "./pagination";
-import { BooleanQuery, jsonBody, pageSchema, errorResponse } from "./schemas";
+import { BooleanQuery, jsonBody, pageSchema, errorResponse, requestJson, noContent } from "./schemas";
 
 const tags = ["Care reminders"];
 const Id = z.object({ id: z.uuid() });
@@ -148,75 +148,62 @@ const PreviewSchema = z
 
 export function reminderRoutes() {
   const app = createRouter();
+  const open = routeSet({ tags, errors });
+  const mine = open.signedIn();
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/",
-      tags,
-      summary: "Your care reminders, soonest due first",
-      middleware: [requireAuth] as const,
-      request: {
-        query: PaginationQuery.extend({
-          plant: z.uuid().optional().openapi({ description: "Only this plant's reminders (must be yours, else 404)" }),
-          due_before: z.iso
-            .datetime({ offset: true })
-            .optional()
-            .openapi({ description: "Only reminders whose next_due_at is before this time" }),
-          is_active: BooleanQuery.optional(),
-        }),
-      },
-      responses: { 200: jsonBody(pageSchema(ReminderSchema, "CareReminderPage"), "Page of reminders"), ...errors },
-    }),
-    async (c) => {
-      const { page, page_size, plant, due_before, is_active } = c.req.valid("query");
-      const userId = c.get("user")!.id;
-      const filter = {
-        userId,
-        plantId: plant,
-        dueBefore: due_before ? new Date(due_before).toISOString() : undefined,
-        isActive: is_active === undefined ? undefined : is_active === "true",
-      };
-      const { count, rows } = await listReminders(c.env, filter, { page, pageSize: page_size });
-      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(reminderBody)), 200);
+  const getRoot = mine.get("/", "Your care reminders, soonest due first").io(
+    {
+      query: PaginationQuery.extend({
+        plant: z.uuid().optional().openapi({ description: "Only this plant's reminders (must be yours, else 404)" }),
+        due_before: z.iso
+          .datetime({ offset: true })
+          .optional()
+          .openapi({ description: "Only reminders whose next_due_at is before this time" }),
+        is_active: BooleanQuery.optional(),
+      }),
     },
+    { 200: jsonBody(pageSchema(ReminderSchema, "CareReminderPage"), "Page of reminders") },
   );
+  app.openapi(getRoot, async (c) => {
+    const { page, page_size, plant, due_before, is_active } = c.req.valid("query");
+    const userId = c.get("user")!.id;
+    const filter = {
+      userId,
+      plantId: plant,
+      dueBefore: due_before ? new Date(due_before).toISOString() : undefined,
+      isActive: is_active === undefined ? undefined : is_active === "true",
+    };
+    const { count, rows } = await listReminders(c.env, filter, { page, pageSize: page_size });
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(reminderBody)), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/",
-      tags,
-      summary: "Create a reminder for one of your plants",
-      middleware: [requireAuth] as const,
-      request: { body: { content: { "application/json": { schema: ReminderCreate } }, required: true } },
-      responses: { 201: jsonBody(ReminderSchema, "Created"), 409: errorResponse("Too many reminders"), ...errors },
-    }),
-    async (c) => {
-      const body = c.req.valid("json");
-      const row = await createReminder(c.env, c.get("user")!.id, {
-        ...body,
-        first_due_at: body.first_due_at ? new Date(body.first_due_at).toISOString() : undefined,
-      });
-      return c.json(reminderBody(row), 201);
-    },
-  );
+  const postRoot = mine
+    .post("/", "Create a reminder for one of your plants")
+    .io({ body: requestJson(ReminderCreate) }, { 201: jsonBody(ReminderSchema, "Created"), 409: errorResponse("Too many reminders") });
+  app.openapi(postRoot, async (c) => {
+    const body = c.req.valid("json");
+    const row = await createReminder(c.env, c.get("user")!.id, {
+      ...body,
+      first_due_at: body.first_due_at ? new Date(body.first_due_at).toISOString() : undefined,
+    });
+    return c.json(reminderBody(row), 201);
+  });
 
   // Fixed paths before `{id}`: both would match, and the first registered answers.
-  const calendarRoute = createRoute({
-    method: "get",
-    path: `/calendar.ics`,
-    tags,
-    summary: "Your active reminders as an iCalendar file (RFC 5545), one recurring event each",
-    responses: {
-      200: {
-        description: "VCALENDAR with one VEVENT (with RRULE) per active reminder",
-        content: { "text/calendar": { schema: z.string() } },
+  const calendarRoute = routeSet({ tags, errors: {} })
+    .signedIn()
+    .get(`/calendar.ics`, "Your active reminders as an iCalendar file (RFC 5545), one recurring event each")
+    .io(
+      {},
+      {
+        200: {
+          description: "VCALENDAR with one VEVENT (with RRULE) per active reminder",
+          content: { "text/calendar": { schema: z.string() } },
+        },
+        401: errors[401],
       },
-      401: errors[401],
-    },
-  });
-  app.openAPIRegistry.registerPath(calendarRoute);
+    );
+  app.openAPIRegistry.registerPath(documentOnly(calendarRoute));
   app.get(calendarRoute.path, requireAuth, async (c) => {
     const text = remindersCalendar(await activeReminders(c.env, c.get("user")!.id), Date.now());
     return c.body(text, 200, {
@@ -226,102 +213,60 @@ export function reminderRoutes() {
     });
   });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/preview`,
-      tags,
-      summary: "Occurrences due in the next `days` days across your active reminders, soonest first (overdue ones included)",
-      middleware: [requireAuth] as const,
-      request: { query: z.object({ days: z.coerce.number().int().min(1).max(90).default(7) }) },
-      responses: { 200: jsonBody(PreviewSchema, "Coming occurrences"), ...errors },
-    }),
-    async (c) => {
-      const { days } = c.req.valid("query");
-      const now = Date.now();
-      const { results, truncated } = previewOccurrences(await activeReminders(c.env, c.get("user")!.id), now, days);
-      return c.json(
-        {
-          days,
-          from: new Date(now).toISOString(),
-          to: new Date(now + days * DAY_MS).toISOString(),
-          count: results.length,
-          truncated,
-          results,
-        },
-        200,
-      );
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/{id}`,
-      tags,
-      summary: "One of your reminders",
-      middleware: [requireAuth] as const,
-      request: { params: Id },
-      responses: { 200: jsonBody(ReminderSchema, "Reminder"), ...errors },
-    }),
-    async (c) => c.json(reminderBody(await ownReminder(c.env, c.get("user")!.id, c.req.valid("param").id)), 200),
-  );
-
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: `/{id}`,
-      tags,
-      summary: "Change a reminder (changing frequency or next_due_at restarts the series from next_due_at)",
-      middleware: [requireAuth] as const,
-      request: { params: Id, body: { content: { "application/json": { schema: ReminderPatch } }, required: true } },
-      responses: { 200: jsonBody(ReminderSchema, "Updated"), ...errors },
-    }),
-    async (c) => {
-      const patch = c.req.valid("json");
-      const row = await updateReminder(c.env, c.get("user")!.id, c.req.valid("param").id, {
-        ...patch,
-        next_due_at: patch.next_due_at ? new Date(patch.next_due_at).toISOString() : undefined,
-      });
-      return c.json(reminderBody(row), 200);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: `/{id}`,
-      tags,
-      summary: "Delete one of your reminders",
-      middleware: [requireAuth] as const,
-      request: { params: Id },
-      responses: { 204: { description: "Deleted" }, ...errors },
-    }),
-    async (c) => {
-      await deleteReminder(c.env, c.get("user")!.id, c.req.valid("param").id);
-      return c.body(null, 204);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: `/{id}/action`,
-      tags,
-      summary: "Complete, snooze (hours 1..168) or skip the next occurrence",
-      middleware: [requireAuth] as const,
-      request: { params: Id, body: { content: { "application/json": { schema: ActionBody } }, required: true } },
-      responses: {
-        200: jsonBody(ReminderSchema, "The reminder after the action"),
-        409: errorResponse("Changed meanwhile; retry"),
-        ...errors,
+  const getPreview = mine
+    .get(`/preview`, "Occurrences due in the next `days` days across your active reminders, soonest first (overdue ones included)")
+    .io(
+      { query: z.object({ days: z.coerce.number().int().min(1).max(90).default(7) }) },
+      { 200: jsonBody(PreviewSchema, "Coming occurrences") },
+    );
+  app.openapi(getPreview, async (c) => {
+    const { days } = c.req.valid("query");
+    const now = Date.now();
+    const { results, truncated } = previewOccurrences(await activeReminders(c.env, c.get("user")!.id), now, days);
+    return c.json(
+      {
+        days,
+        from: new Date(now).toISOString(),
+        to: new Date(now + days * DAY_MS).toISOString(),
+        count: results.length,
+        truncated,
+        results,
       },
-    }),
-    async (c) => {
-      const { action, hours } = c.req.valid("json");
-      return c.json(reminderBody(await performAction(c.env, c.get("user")!.id, c.req.valid("param").id, action, hours)), 200);
-    },
-  );
+      200,
+    );
+  });
+
+  const getById = mine.get(`/{id}`, "One of your reminders").io({ params: Id }, { 200: jsonBody(ReminderSchema, "Reminder") });
+  app.openapi(getById, async (c) => c.json(reminderBody(await ownReminder(c.env, c.get("user")!.id, c.req.valid("param").id)), 200));
+
+  const patchById = mine
+    .patch(`/{id}`, "Change a reminder (changing frequency or next_due_at restarts the series from next_due_at)")
+    .io({ params: Id, body: requestJson(ReminderPatch) }, { 200: jsonBody(ReminderSchema, "Updated") });
+  app.openapi(patchById, async (c) => {
+    const patch = c.req.valid("json");
+    const row = await updateReminder(c.env, c.get("user")!.id, c.req.valid("param").id, {
+      ...patch,
+      next_due_at: patch.next_due_at ? new Date(patch.next_due_at).toISOString() : undefined,
+    });
+    return c.json(reminderBody(row), 200);
+  });
+
+  const deleteById = mine.delete(`/{id}`, "Delete one of your reminders").io({ params: Id }, noContent("Deleted"));
+  app.openapi(deleteById, async (c) => {
+    await deleteReminder(c.env, c.get("user")!.id, c.req.valid("param").id);
+    return c.body(null, 204);
+  });
+
+  const postByIdAction = mine
+    .post(`/{id}/action`, "Complete, snooze (hours 1..168) or skip the next occurrence")
+    .io(
+      { params: Id, body: requestJson(ActionBody) },
+      { 200: jsonBody(ReminderSchema, "The reminder after the action"), 409: errorResponse("Changed meanwhile; retry") },
+    );
+  app.openapi(postByIdAction, async (c) => {
+    const { action, hours } = c.req.valid("json");
+    return c.json(reminderBody(await performAction(c.env, c.get("user")!.id, c.req.valid("param").id, action, hours)), 200);
+  });
 
   return app;
 }

@@ -3,10 +3,10 @@
  * job → live progress over the WebSocket → results; plus history, votes, accept and
  * add-to-collection. Other users' requests answer 404, never 403.
  */
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
-import { createRouter } from "./router";
+import { createRouter, routeSet, documentOnly } from "./router";
 import { requireAuth } from "../middleware/auth";
 import { PLANT_ORGANS, type PlantOrgan } from "../services/identification";
 import {
@@ -31,7 +31,7 @@ import {
   submitRequest,
 } from "../services/queued-requests";
 import { pageOf, PaginationQuery } from "./pagination";
-import { jsonBody, pageSchema, errorResponse } from "./schemas";
+import { jsonBody, pageSchema, errorResponse, noContent } from "./schemas";
 import { MAX_IMAGES, readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
 
 const tags = ["Identification requests"];
@@ -221,18 +221,17 @@ async function readUpload(c: Context<AppEnv>) {
 
 export function requestRoutes() {
   const app = createRouter();
+  const open = routeSet({ tags, errors });
+  const mine = open.signedIn();
 
-  const createRequestRoute = createRoute({
-    method: "post",
-    path: "/requests",
-
-    tags,
-    summary: "Submit photos for identification (queued; progress over the WebSocket)",
-    request: { body: { content: { "multipart/form-data": { schema: UploadForm } }, required: true } },
-    responses: { 202: jsonBody(RequestSchema, "Accepted; follow ws_url for progress"), 413: errors[400], ...errors },
-  });
+  const createRequestRoute = mine
+    .post("/requests", "Submit photos for identification (queued; progress over the WebSocket)")
+    .io(
+      { body: { content: { "multipart/form-data": { schema: UploadForm } }, required: true } },
+      { 202: jsonBody(RequestSchema, "Accepted; follow ws_url for progress"), 413: errors[400] },
+    );
   // Registered for the document, routed with app.post: the body is validated part by part.
-  app.openAPIRegistry.registerPath(createRequestRoute);
+  app.openAPIRegistry.registerPath(documentOnly(createRequestRoute));
   app.post(createRequestRoute.path, requireAuth, async (c) => {
     await spendRequestBudget(c.env, c.get("user")!.id);
     const upload = await readUpload(c);
@@ -256,199 +255,139 @@ export function requestRoutes() {
     return c.json(requestBody(row), 202);
   });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/requests",
-      middleware: [requireAuth] as const,
-      tags,
-      summary: "Your identification requests, newest first",
-      request: { query: PaginationQuery.extend({ status: STATUS.optional() }) },
-      responses: { 200: jsonBody(pageSchema(RequestSchema, "IdentificationRequestPage"), "Page of requests"), ...errors },
-    }),
-    async (c) => {
-      const { page, page_size, status } = c.req.valid("query");
-      const { count, rows } = await listOwnRequests(c.env, IdentificationRequests, c.get("user")!.id, status, {
-        page,
-        pageSize: page_size,
-      });
-      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(requestBody)), 200);
+  const getRequests = mine
+    .get("/requests", "Your identification requests, newest first")
+    .io(
+      { query: PaginationQuery.extend({ status: STATUS.optional() }) },
+      { 200: jsonBody(pageSchema(RequestSchema, "IdentificationRequestPage"), "Page of requests") },
+    );
+  app.openapi(getRequests, async (c) => {
+    const { page, page_size, status } = c.req.valid("query");
+    const { count, rows } = await listOwnRequests(c.env, IdentificationRequests, c.get("user")!.id, status, {
+      page,
+      pageSize: page_size,
+    });
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(requestBody)), 200);
+  });
+
+  const getRequestsById = mine
+    .get("/requests/{id}", "One of your requests")
+    .io({ params: Id }, { 200: jsonBody(RequestSchema, "Request") });
+  app.openapi(getRequestsById, async (c) =>
+    c.json(requestBody(await ownRequest(c.env, IdentificationRequests, c.get("user")!.id, c.req.valid("param").id)), 200),
+  );
+
+  const getRequestsByIdResults = mine.get("/requests/{id}/results", "Results of one of your requests, most confident first").io(
+    { params: Id },
+    {
+      200: jsonBody(
+        z.object({
+          request_id: z.uuid(),
+          status: STATUS,
+          results: z.array(ResultSchema),
+          disease_detection: z.record(z.string(), z.unknown()).nullable(),
+          care_instructions: z.record(z.string(), z.unknown()).nullable(),
+        }),
+        "Results",
+      ),
     },
   );
-
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/requests/{id}",
-      middleware: [requireAuth] as const,
-      tags,
-      summary: "One of your requests",
-      request: { params: Id },
-      responses: { 200: jsonBody(RequestSchema, "Request"), ...errors },
-    }),
-    async (c) => c.json(requestBody(await ownRequest(c.env, IdentificationRequests, c.get("user")!.id, c.req.valid("param").id)), 200),
-  );
-
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/requests/{id}/results",
-      middleware: [requireAuth] as const,
-      tags,
-      summary: "Results of one of your requests, most confident first",
-      request: { params: Id },
-      responses: {
-        200: jsonBody(
-          z.object({
-            request_id: z.uuid(),
-            status: STATUS,
-            results: z.array(ResultSchema),
-            disease_detection: z.record(z.string(), z.unknown()).nullable(),
-            care_instructions: z.record(z.string(), z.unknown()).nullable(),
-          }),
-          "Results",
-        ),
-        ...errors,
+  app.openapi(getRequestsByIdResults, async (c) => {
+    const { request, results, care } = await identificationResultsOf(c.env, c.get("user")!.id, c.req.valid("param").id);
+    return c.json(
+      {
+        request_id: request.id,
+        status: request.status,
+        results: results.map(resultBody),
+        disease_detection: requestBody(request).disease_detection,
+        care_instructions: care,
       },
-    }),
-    async (c) => {
-      const { request, results, care } = await identificationResultsOf(c.env, c.get("user")!.id, c.req.valid("param").id);
-      return c.json(
-        {
-          request_id: request.id,
-          status: request.status,
-          results: results.map(resultBody),
-          disease_detection: requestBody(request).disease_detection,
-          care_instructions: care,
-        },
-        200,
-      );
-    },
-  );
+      200,
+    );
+  });
 
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: "/requests/{id}",
-      middleware: [requireAuth] as const,
-      tags,
-      summary: "Delete a request, its results and any images no other request uses",
-      request: { params: Id },
-      responses: { 204: { description: "Deleted" }, ...errors },
-    }),
-    async (c) => {
-      await deleteOwnRequest(c.env, IdentificationRequests, c.get("user")!.id, c.req.valid("param").id, (p) => c.executionCtx.waitUntil(p));
-      return c.body(null, 204);
-    },
-  );
+  const deleteRequestsById = mine
+    .delete("/requests/{id}", "Delete a request, its results and any images no other request uses")
+    .io({ params: Id }, noContent("Deleted"));
+  app.openapi(deleteRequestsById, async (c) => {
+    await deleteOwnRequest(c.env, IdentificationRequests, c.get("user")!.id, c.req.valid("param").id, (p) => c.executionCtx.waitUntil(p));
+    return c.body(null, 204);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/requests/{id}/retry",
-      middleware: [requireAuth] as const,
-      tags,
-      summary: "Queue a failed, needs-help or stuck request again",
+  const postRequestsByIdRetry = mine.post("/requests/{id}/retry", "Queue a failed, needs-help or stuck request again").io(
+    { params: Id },
+    { 202: jsonBody(RequestSchema, "Queued again"), 409: errors[400] },
+    {
       description:
         "Accepted for a `failed` or `needs_help` request, and for a `pending`/`processing` one whose job was lost: its queue message " +
         "or the consumer's lease should have moved it on more than 10 minutes ago (the rule the cron sweep re-queues by). " +
         "A request whose job is still alive answers 409.",
-      request: { params: Id },
-      responses: { 202: jsonBody(RequestSchema, "Queued again"), 409: errors[400], ...errors },
-    }),
-    async (c) => {
-      const updated = await retryOwnRequest(c.env, IdentificationRequests, c.get("user")!.id, c.req.valid("param").id, c.get("logger"));
-      return c.json(requestBody(updated), 202);
     },
   );
+  app.openapi(postRequestsByIdRetry, async (c) => {
+    const updated = await retryOwnRequest(c.env, IdentificationRequests, c.get("user")!.id, c.req.valid("param").id, c.get("logger"));
+    return c.json(requestBody(updated), 202);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/history",
-      middleware: [requireAuth] as const,
-      tags,
-      summary: "Compact identification history (the web client's history page)",
-      request: { query: PaginationQuery },
-      responses: {
-        200: jsonBody(
-          pageSchema(
-            z.object({
-              id: z.uuid(),
-              plant_name: z.string().nullable(),
-              scientific_name: z.string().nullable(),
-              confidence: z.number().nullable(),
-              image_url: z.string().nullable(),
-              created_at: z.string(),
-              status: STATUS,
-            }),
-            "HistoryPage",
-          ),
-          "History",
-        ),
-        ...errors,
-      },
-    }),
-    async (c) => {
-      const { page, page_size } = c.req.valid("query");
-      const { count, rows: items } = await identificationHistory(c.env, c.get("user")!.id, { page, pageSize: page_size });
-      return c.json(pageOf(c.req.url, page, page_size, count, items), 200);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/results/{id}/vote",
-      middleware: [requireAuth] as const,
-      tags,
-      summary: "Vote on a result: same vote again removes it, the opposite switches",
-      request: {
-        params: Id,
-        body: { content: { "application/json": { schema: z.object({ vote_type: z.enum(["upvote", "downvote"]) }) } }, required: true },
-      },
-      responses: {
-        200: jsonBody(
+  const getHistory = mine.get("/history", "Compact identification history (the web client's history page)").io(
+    { query: PaginationQuery },
+    {
+      200: jsonBody(
+        pageSchema(
           z.object({
-            result_id: z.uuid(),
-            vote: z.enum(["upvote", "downvote"]).nullable(),
-            upvotes: z.number().int(),
-            downvotes: z.number().int(),
+            id: z.uuid(),
+            plant_name: z.string().nullable(),
+            scientific_name: z.string().nullable(),
+            confidence: z.number().nullable(),
+            image_url: z.string().nullable(),
+            created_at: z.string(),
+            status: STATUS,
           }),
-          "Vote state",
+          "HistoryPage",
         ),
-        ...errors,
-      },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      return c.json(await voteOnResult(c.env, c.get("user")!.id, id, c.req.valid("json").vote_type), 200);
+        "History",
+      ),
     },
   );
+  app.openapi(getHistory, async (c) => {
+    const { page, page_size } = c.req.valid("query");
+    const { count, rows: items } = await identificationHistory(c.env, c.get("user")!.id, { page, pageSize: page_size });
+    return c.json(pageOf(c.req.url, page, page_size, count, items), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/results/{id}/accept",
-      middleware: [requireAuth] as const,
-      tags,
-      summary: "Accept a result as the identification of your request",
-      request: { params: Id },
-      responses: { 200: jsonBody(ResultSchema, "Accepted result"), ...errors },
-    }),
-    async (c) => {
-      return c.json(resultBody(await acceptResult(c.env, c.get("user")!.id, c.req.valid("param").id)), 200);
+  const postResultsByIdVote = mine.post("/results/{id}/vote", "Vote on a result: same vote again removes it, the opposite switches").io(
+    {
+      params: Id,
+      body: { content: { "application/json": { schema: z.object({ vote_type: z.enum(["upvote", "downvote"]) }) } }, required: true },
+    },
+    {
+      200: jsonBody(
+        z.object({
+          result_id: z.uuid(),
+          vote: z.enum(["upvote", "downvote"]).nullable(),
+          upvotes: z.number().int(),
+          downvotes: z.number().int(),
+        }),
+        "Vote state",
+      ),
     },
   );
+  app.openapi(postResultsByIdVote, async (c) => {
+    const { id } = c.req.valid("param");
+    return c.json(await voteOnResult(c.env, c.get("user")!.id, id, c.req.valid("json").vote_type), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/results/{id}/add_to_collection",
-      middleware: [requireAuth] as const,
-      tags,
-      summary: "Add the identified plant to one of your collections (default: My Plants); idempotent",
-      request: {
+  const postResultsByIdAccept = mine
+    .post("/results/{id}/accept", "Accept a result as the identification of your request")
+    .io({ params: Id }, { 200: jsonBody(ResultSchema, "Accepted result") });
+  app.openapi(postResultsByIdAccept, async (c) => {
+    return c.json(resultBody(await acceptResult(c.env, c.get("user")!.id, c.req.valid("param").id)), 200);
+  });
+
+  const postResultsByIdAddToCollection = mine
+    .post("/results/{id}/add_to_collection", "Add the identified plant to one of your collections (default: My Plants); idempotent")
+    .io(
+      {
         params: Id,
         body: {
           content: {
@@ -463,7 +402,7 @@ export function requestRoutes() {
           required: false,
         },
       },
-      responses: {
+      {
         201: jsonBody(
           z.object({
             id: z.uuid(),
@@ -488,14 +427,12 @@ export function requestRoutes() {
           }),
           "Already in that collection",
         ),
-        ...errors,
       },
-    }),
-    async (c) => {
-      const { plant, created } = await addResultToCollection(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json") ?? {});
-      return created ? c.json({ ...plant, created }, 201) : c.json({ ...plant, created }, 200);
-    },
-  );
+    );
+  app.openapi(postResultsByIdAddToCollection, async (c) => {
+    const { plant, created } = await addResultToCollection(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json") ?? {});
+    return created ? c.json({ ...plant, created }, 201) : c.json({ ...plant, created }, 200);
+  });
 
   return app;
 }

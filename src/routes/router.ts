@@ -4,8 +4,8 @@
  * - `createRouter()` gives an OpenAPI router whose zod validation failures (params, query, JSON
  *   body) all become the 400 VALIDATION_ERROR envelope with field errors. app.ts mounts each
  *   router under its own prefix.
- * - `routeSet({ tags, errors })` declares a module's routes in one line each:
- *   `open.get(path, summary, request, responses)`, with the module's tags and standard error
+ * - `routeSet({ tags, errors })` declares a module's routes compactly:
+ *   `open.get(path, summary).io(request, responses)`, with the module's tags and standard error
  *   responses added. `.signedIn()` and `.forRoles(...)` give the same builder with the
  *   authentication middleware attached (the one way to attach it) and the route's `security`
  *   declared for the OpenAPI document.
@@ -73,14 +73,11 @@ function signedInBy(check: MiddlewareHandler<AppEnv>) {
 function builder<const E extends Responses, const X extends Partial<ReturnType<typeof signedInBy>>>(tags: string[], errors: E, extra: X) {
   const method =
     <M extends Method>(method: M) =>
-    <P extends string, const Q extends Request, const R extends Responses>(
-      path: P,
-      summary: string,
-      request: Q,
-      responses: R,
-      details: Details = {},
-    ) =>
-      createRoute({ method, path, tags, summary, ...details, request, responses: { ...errors, ...responses }, ...extra });
+    <P extends string>(path: P, summary: string) => ({
+      /** What the route takes (params, query, body) and answers (its own responses; the module's errors are added). */
+      io: <const Q extends Request, const R extends Responses>(request: Q, responses: R, details: Details = {}) =>
+        createRoute({ method, path, tags, summary, ...details, request, responses: { ...errors, ...responses }, ...extra }),
+    });
   return { get: method("get"), post: method("post"), put: method("put"), patch: method("patch"), delete: method("delete") };
 }
 

@@ -56,43 +56,37 @@ const SavedCarePatch = z.object(fields).partial().strict().openapi("SavedCareIns
 export function savedCareRoutes() {
   const app = createRouter();
   const mine = routeSet({ tags: ["Saved care cards"], errors: errorResponses(400, 401, 404) }).signedIn();
-  const page = pageSchema(SavedCareSchema, "SavedCareInstructionsPage");
   const listQuery = PaginationQuery.extend({ is_favorite: BooleanQuery.optional() });
+  const cardPage = pageSchema(SavedCareSchema, "SavedCareInstructionsPage");
 
-  app.openapi(
-    mine.get("/", "Your saved care cards, newest first", { query: listQuery }, { 200: jsonBody(page, "Page of cards") }),
-    async (c) => {
-      const { page, page_size, is_favorite } = c.req.valid("query");
-      const isFavorite = is_favorite === undefined ? undefined : is_favorite === "true";
-      const { count, rows } = await listSavedCare(c.env, c.get("user")!.id, isFavorite, { page, pageSize: page_size });
-      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(savedCareBody)), 200);
-    },
-  );
+  const getRoot = mine
+    .get("/", "Your saved care cards, newest first")
+    .io({ query: listQuery }, { 200: jsonBody(cardPage, "Page of cards") });
+  app.openapi(getRoot, async (c) => {
+    const { page, page_size, is_favorite } = c.req.valid("query");
+    const isFavorite = is_favorite === undefined ? undefined : is_favorite === "true";
+    const { count, rows } = await listSavedCare(c.env, c.get("user")!.id, isFavorite, { page, pageSize: page_size });
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(savedCareBody)), 200);
+  });
 
-  const createCard = mine.post(
-    "/",
-    "Save a care card (one per scientific name, case-insensitive)",
-    { body: requestJson(SavedCareCreate) },
-    { 201: jsonBody(SavedCareSchema, "Saved"), ...duplicate },
-  );
-  app.openapi(createCard, async (c) => c.json(savedCareBody(await createSavedCare(c.env, c.get("user")!.id, c.req.valid("json"))), 201));
+  const postRoot = mine
+    .post("/", "Save a care card (one per scientific name, case-insensitive)")
+    .io({ body: requestJson(SavedCareCreate) }, { 201: jsonBody(SavedCareSchema, "Saved"), ...duplicate });
+  app.openapi(postRoot, async (c) => c.json(savedCareBody(await createSavedCare(c.env, c.get("user")!.id, c.req.valid("json"))), 201));
 
-  const one = mine.get("/{id}", "One of your saved care cards", { params: IdParam }, { 200: jsonBody(SavedCareSchema, "Card") });
-  app.openapi(one, async (c) => c.json(savedCareBody(await ownSavedCare(c.env, c.get("user")!.id, c.req.valid("param").id)), 200));
+  const getById = mine.get("/{id}", "One of your saved care cards").io({ params: IdParam }, { 200: jsonBody(SavedCareSchema, "Card") });
+  app.openapi(getById, async (c) => c.json(savedCareBody(await ownSavedCare(c.env, c.get("user")!.id, c.req.valid("param").id)), 200));
 
-  const update = mine.patch(
-    "/{id}",
-    "Update one of your saved care cards (favourite, notes, …)",
-    { params: IdParam, body: requestJson(SavedCarePatch) },
-    { 200: jsonBody(SavedCareSchema, "Updated"), ...duplicate },
-  );
-  app.openapi(update, async (c) => {
+  const patchById = mine
+    .patch("/{id}", "Update one of your saved care cards (favourite, notes, …)")
+    .io({ params: IdParam, body: requestJson(SavedCarePatch) }, { 200: jsonBody(SavedCareSchema, "Updated"), ...duplicate });
+  app.openapi(patchById, async (c) => {
     const row = await updateSavedCare(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json"));
     return c.json(savedCareBody(row), 200);
   });
 
-  const remove = mine.delete("/{id}", "Delete one of your saved care cards", { params: IdParam }, noContent("Deleted"));
-  app.openapi(remove, async (c) => {
+  const deleteById = mine.delete("/{id}", "Delete one of your saved care cards").io({ params: IdParam }, noContent("Deleted"));
+  app.openapi(deleteById, async (c) => {
     await deleteSavedCare(c.env, c.get("user")!.id, c.req.valid("param").id);
     return c.body(null, 204);
   });

@@ -6,8 +6,8 @@
  * `types=blog` is accepted (the spec's example lists it) but the blog does not exist yet: its
  * group is answered empty with a note in `notes.blog`, so clients need no change when it comes.
  */
-import { createRoute, z } from "@hono/zod-openapi";
-import { createRouter } from "./router";
+import { z } from "@hono/zod-openapi";
+import { createRouter, routeSet } from "./router";
 import { DISEASE_TYPES } from "../services/diseases";
 import {
   MAX_SUGGESTIONS,
@@ -114,58 +114,46 @@ const SuggestionsResponse = z
 
 export function searchRoutes() {
   const app = createRouter();
+  const plain = routeSet({ tags, errors: {} });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/",
-      tags,
-      summary: "Search species, forum topics and confirmed diseases at once: ranked hits and counts per type",
-      request: {
-        query: z.object({
-          q,
-          types,
-          limit: z.coerce.number().int().min(1).max(20).default(5).openapi({ description: "Hits per type, 1..20." }),
-        }),
-      },
-      responses: {
-        200: jsonBody(SearchResponse, "Hits grouped by type"),
-        400: errorResponse("Missing or invalid query, unknown type or bad limit"),
-      },
-    }),
-    async (c) => {
-      const { q, types, limit } = c.req.valid("query");
-      const searchable = types.filter((t): t is SearchType => (SEARCH_TYPES as readonly string[]).includes(t));
-      const found = await unifiedSearch(c.env, q, searchable, limit);
-      const results: Record<string, unknown[]> = {};
-      const counts: Record<string, number> = {};
-      for (const type of types) {
-        const group = found[type as SearchType];
-        results[type] = group?.hits ?? [];
-        counts[type] = group?.total ?? 0;
-      }
-      const total = Object.values(counts).reduce((a, b) => a + b, 0);
-      c.header("Cache-Control", CACHE_CONTROL);
-      return c.json({ query: q, results, counts, total, ...(types.includes("blog") ? { notes: { blog: BLOG_NOTE } } : {}) }, 200);
+  const getRoot = plain.get("/", "Search species, forum topics and confirmed diseases at once: ranked hits and counts per type").io(
+    {
+      query: z.object({
+        q,
+        types,
+        limit: z.coerce.number().int().min(1).max(20).default(5).openapi({ description: "Hits per type, 1..20." }),
+      }),
+    },
+    {
+      200: jsonBody(SearchResponse, "Hits grouped by type"),
+      400: errorResponse("Missing or invalid query, unknown type or bad limit"),
     },
   );
+  app.openapi(getRoot, async (c) => {
+    const { q, types, limit } = c.req.valid("query");
+    const searchable = types.filter((t): t is SearchType => (SEARCH_TYPES as readonly string[]).includes(t));
+    const found = await unifiedSearch(c.env, q, searchable, limit);
+    const results: Record<string, unknown[]> = {};
+    const counts: Record<string, number> = {};
+    for (const type of types) {
+      const group = found[type as SearchType];
+      results[type] = group?.hits ?? [];
+      counts[type] = group?.total ?? 0;
+    }
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    c.header("Cache-Control", CACHE_CONTROL);
+    return c.json({ query: q, results, counts, total, ...(types.includes("blog") ? { notes: { blog: BLOG_NOTE } } : {}) }, 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: `/suggestions`,
-      tags,
-      summary: `Up to ${MAX_SUGGESTIONS} completions: species names and forum topic titles starting with the query`,
-      request: { query: z.object({ q }) },
-      responses: { 200: jsonBody(SuggestionsResponse, "Completions"), 400: errorResponse("Missing or too long query") },
-    }),
-    async (c) => {
-      const { q } = c.req.valid("query");
-      const suggestions = await searchSuggestions(c.env, q);
-      c.header("Cache-Control", CACHE_CONTROL);
-      return c.json({ query: q, suggestions }, 200);
-    },
-  );
+  const getSuggestions = plain
+    .get(`/suggestions`, `Up to ${MAX_SUGGESTIONS} completions: species names and forum topic titles starting with the query`)
+    .io({ query: z.object({ q }) }, { 200: jsonBody(SuggestionsResponse, "Completions"), 400: errorResponse("Missing or too long query") });
+  app.openapi(getSuggestions, async (c) => {
+    const { q } = c.req.valid("query");
+    const suggestions = await searchSuggestions(c.env, q);
+    c.header("Cache-Control", CACHE_CONTROL);
+    return c.json({ query: q, suggestions }, 200);
+  });
 
   return app;
 }

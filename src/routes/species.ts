@@ -1,8 +1,8 @@
 /**
  * The species catalogue (API.md §4): list, detail and typo-tolerant search. Public.
  */
-import { createRoute, z } from "@hono/zod-openapi";
-import { createRouter } from "./router";
+import { z } from "@hono/zod-openapi";
+import { createRouter, routeSet } from "./router";
 import { AppError } from "../lib/errors";
 import {
   getSpecies,
@@ -47,35 +47,26 @@ export const SpeciesSchema = z
 
 export function speciesRoutes() {
   const app = createRouter();
+  const plain = routeSet({ tags, errors: {} });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/species",
-      tags,
-      summary: "The species catalogue, most identified first",
-      request: { query: PaginationQuery.extend({ search: searchText(100).optional(), family: z.string().max(100).optional() }) },
-      responses: { 200: jsonBody(pageSchema(SpeciesSchema, "SpeciesPage"), "Species"), 400: errorResponse("Invalid query") },
-    }),
-    async (c) => {
-      const { page, page_size, search, family } = c.req.valid("query");
-      const { count, rows } = await listSpecies(c.env, { search, family }, { page, pageSize: page_size });
-      c.header("Cache-Control", "public, max-age=60");
-      return c.json(pageOf(c.req.url, page, page_size, count, rows.map(speciesBody)), 200);
-    },
-  );
+  const getSpeciesList = plain
+    .get("/species", "The species catalogue, most identified first")
+    .io(
+      { query: PaginationQuery.extend({ search: searchText(100).optional(), family: z.string().max(100).optional() }) },
+      { 200: jsonBody(pageSchema(SpeciesSchema, "SpeciesPage"), "Species"), 400: errorResponse("Invalid query") },
+    );
+  app.openapi(getSpeciesList, async (c) => {
+    const { page, page_size, search, family } = c.req.valid("query");
+    const { count, rows } = await listSpecies(c.env, { search, family }, { page, pageSize: page_size });
+    c.header("Cache-Control", "public, max-age=60");
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(speciesBody)), 200);
+  });
 
   // Before species/{id}, which would otherwise claim "lookup" as an (invalid) id.
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/species/lookup",
-      tags,
-      summary: "Find a species by scientific name: the catalogue first, else Trefle (stored as a new unverified species)",
-      description:
-        "Case and spacing are forgiven (`monstera  DELICIOSA` finds *Monstera deliciosa*). A species found only on Trefle is added to " +
-        'the catalogue with `source: "trefle"` and `is_verified: false`; Trefle\'s answers (including "unknown") are cached for 24 h.',
-      request: {
+  const getSpeciesLookup = plain
+    .get("/species/lookup", "Find a species by scientific name: the catalogue first, else Trefle (stored as a new unverified species)")
+    .io(
+      {
         query: z.object({
           scientific_name: z
             .string()
@@ -87,76 +78,68 @@ export function speciesRoutes() {
             .regex(/^[\p{L}][\p{L} .'×-]*$/u, "A scientific name has letters, spaces, hyphens, apostrophes, dots and ×."),
         }),
       },
-      responses: {
+      {
         200: jsonBody(SpeciesSchema, "The species"),
         400: errorResponse("Missing or invalid name"),
         404: errorResponse("Neither the catalogue nor Trefle knows it"),
         503: errorResponse("Not in the catalogue, and Trefle is unavailable (Retry-After)"),
       },
-    }),
-    async (c) => {
-      const name = normaliseScientificName(c.req.valid("query").scientific_name);
-      const result = await lookupSpeciesOrUnavailable(c.env, name, c.get("logger"));
-      if (result.found === "none") {
-        throw new AppError(
-          "NOT_FOUND",
-          404,
-          result.reason === "unknown"
-            ? `No species named ${name} in our catalogue or in Trefle.`
-            : `No species named ${name} in our catalogue.`,
-        );
-      }
-      c.header("Cache-Control", "public, max-age=60");
-      return c.json(speciesBody(result.row), 200);
-    },
-  );
+      {
+        description:
+          "Case and spacing are forgiven (`monstera  DELICIOSA` finds *Monstera deliciosa*). A species found only on Trefle is added to " +
+          'the catalogue with `source: "trefle"` and `is_verified: false`; Trefle\'s answers (including "unknown") are cached for 24 h.',
+      },
+    );
+  app.openapi(getSpeciesLookup, async (c) => {
+    const name = normaliseScientificName(c.req.valid("query").scientific_name);
+    const result = await lookupSpeciesOrUnavailable(c.env, name, c.get("logger"));
+    if (result.found === "none") {
+      throw new AppError(
+        "NOT_FOUND",
+        404,
+        result.reason === "unknown"
+          ? `No species named ${name} in our catalogue or in Trefle.`
+          : `No species named ${name} in our catalogue.`,
+      );
+    }
+    c.header("Cache-Control", "public, max-age=60");
+    return c.json(speciesBody(result.row), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/species/{id}",
-      tags,
-      summary: "One species",
-      request: { params: z.object({ id: z.uuid() }) },
-      responses: {
-        200: jsonBody(SpeciesSchema, "Species"),
-        400: errorResponse("Bad id"),
-        404: errorResponse("Unknown species"),
-      },
-    }),
-    async (c) => {
-      return c.json(speciesBody(await getSpecies(c.env, c.req.valid("param").id)), 200);
+  const getSpeciesById = plain.get("/species/{id}", "One species").io(
+    { params: z.object({ id: z.uuid() }) },
+    {
+      200: jsonBody(SpeciesSchema, "Species"),
+      400: errorResponse("Bad id"),
+      404: errorResponse("Unknown species"),
     },
   );
+  app.openapi(getSpeciesById, async (c) => {
+    return c.json(speciesBody(await getSpecies(c.env, c.req.valid("param").id)), 200);
+  });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/search/plants",
-      tags,
-      summary: "Typo-tolerant search over scientific names, common names and families",
-      request: {
-        query: z.object({
-          q: searchText(100).min(1, "Enter something to search for."),
-          limit: z.coerce.number().int().min(1).max(50).default(20),
-        }),
-      },
-      responses: {
-        200: jsonBody(
-          z
-            .object({ results: z.array(SpeciesSchema), total: z.number().int(), search_query: z.string(), source: z.literal("local") })
-            .openapi("PlantSearch"),
-          "Matches, best first",
-        ),
-        400: errorResponse("Missing or too long query"),
-      },
-    }),
-    async (c) => {
-      const { q, limit } = c.req.valid("query");
-      const { rows, total } = await searchSpecies(c.env, q, limit);
-      return c.json({ results: rows.map(speciesBody), total, search_query: q, source: "local" as const }, 200);
+  const getSearchPlants = plain.get("/search/plants", "Typo-tolerant search over scientific names, common names and families").io(
+    {
+      query: z.object({
+        q: searchText(100).min(1, "Enter something to search for."),
+        limit: z.coerce.number().int().min(1).max(50).default(20),
+      }),
+    },
+    {
+      200: jsonBody(
+        z
+          .object({ results: z.array(SpeciesSchema), total: z.number().int(), search_query: z.string(), source: z.literal("local") })
+          .openapi("PlantSearch"),
+        "Matches, best first",
+      ),
+      400: errorResponse("Missing or too long query"),
     },
   );
+  app.openapi(getSearchPlants, async (c) => {
+    const { q, limit } = c.req.valid("query");
+    const { rows, total } = await searchSpecies(c.env, q, limit);
+    return c.json({ results: rows.map(speciesBody), total, search_query: q, source: "local" as const }, 200);
+  });
 
   return app;
 }
