@@ -23,7 +23,9 @@ describe("SingleFlight", () => {
     const stub = flight("sf:lease");
     const first = await stub.join(100);
     expect(first.role).toBe("leader");
-    const second = await stub.join(100); // waits out the lease, then leads
+    // Waits out the first lease, then leads with a lease long enough that the follower below
+    // meets it alive even on a loaded machine (a 100 ms one could lapse first and fail the test).
+    const second = await stub.join(5000);
     expect(second.role).toBe("leader");
     await stub.settle((first as { token: string }).token, { ok: true, answer }); // stale token: ignored
     const waiting = stub.join(5000);
