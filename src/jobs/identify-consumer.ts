@@ -15,23 +15,14 @@ import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 import type { PlantNetOrgan } from "../providers/plantnet";
 import type { ProviderError } from "../providers/types";
-import { identifyPlant, type IdentifyOutcome } from "../services/identification";
-import { progress, publish } from "../services/progress";
-import { completeIdentificationRequest, countIdentificationResults } from "../services/identification-requests";
-import { loadPhotos } from "../services/photos";
-import {
-  claimRequest,
-  failRequest,
-  IdentificationRequests,
-  releaseRequest,
-  type RequestJob,
-  requestJobKind,
-  requestPhotos,
-  tellFailed,
-} from "../services/queued-requests";
 import { careInstructionsFor, findSpeciesForCare } from "../services/care-guides";
 import { enrichSpecies } from "../services/enrichment";
-import { MAX_ATTEMPTS, retryDelayFor, type JobResult, waitForCircuit } from "./job-policy";
+import { completeIdentificationRequest } from "../services/identification-requests";
+import { identifyPlant } from "../services/identification";
+import { progress } from "../services/progress";
+import { IdentificationRequests, type RequestJob, requestJobKind } from "../services/queued-requests";
+import type { JobKind } from "./job-policy";
+import { finishRequestJob, retryOrFailRequestJob, type Say, startRequestJob } from "./request-job";
 
 export { backoffDelayS, MAX_ATTEMPTS } from "./job-policy";
 
@@ -44,28 +35,10 @@ export const identifyJobs = requestJobKind(IdentificationRequests, {
   untyped: true,
 });
 
-export async function processJob(
-  job: IdentifyJob,
-  attempt: number,
-  env: Bindings,
-  ctx: ExecutionContext,
-  logger: Logger,
-): Promise<JobResult> {
-  const request = await claimRequest(env, IdentificationRequests, job.request_id);
-  if (!request) {
-    logger.info("job already finished, running under another delivery's lease, or request deleted; acking");
-    return { kind: "done" };
-  }
-  const say = (m: Parameters<typeof publish>[2]) => publish(env, job.user_id, m, logger);
-  await say(progress(job.request_id, "processing_start", "processing", { attempt }));
-
-  const images = await loadPhotos(env, requestPhotos(request));
-  if (!images) {
-    const message = "The uploaded images are no longer available.";
-    await failRequest(env, IdentificationRequests, job.request_id, message);
-    await tellFailed(env, job.user_id, job.request_id, message, logger);
-    return { kind: "done" };
-  }
+export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, env, ctx, logger) => {
+  const started = await startRequestJob(env, IdentificationRequests, job, attempt, logger);
+  if (started.done) return started.done;
+  const { request, images, say } = started;
 
   const outcome = await identifyPlant(
     env,
@@ -79,59 +52,20 @@ export async function processJob(
     (stage, data) => say(progress(job.request_id, stage, "processing", data)),
   );
 
-  if (outcome.allFailed) return retryOrFail(job, attempt, outcome, env, say, logger);
+  if (outcome.allFailed) {
+    const errors = [outcome.providers.plant_id.error, outcome.providers.plantnet.error].filter((e): e is ProviderError => e !== null);
+    return retryOrFailRequestJob(env, IdentificationRequests, job, attempt, errors, { say, logger });
+  }
 
   const { status } = await completeIdentificationRequest(env, job.request_id, job.user_id, outcome.suggestions, outcome.health);
   // After completion, so species new to the catalogue exist to be enriched.
   await enrichSpecies(env, job.request_id, outcome.suggestions, say, logger);
   await prepareCare(env, job.request_id, outcome.suggestions[0]?.scientific_name, say, logger);
-  const results = await countIdentificationResults(env, job.request_id);
-  await say({ type: "completed", request_id: job.request_id, status, results_count: results });
-  logger.info("identification completed", { status, results });
-  return { kind: "done" };
-}
-
-async function retryOrFail(
-  job: IdentifyJob,
-  attempt: number,
-  outcome: IdentifyOutcome,
-  env: Bindings,
-  say: (m: Parameters<typeof publish>[2]) => Promise<void>,
-  logger: Logger,
-): Promise<JobResult> {
-  const errors = [outcome.providers.plant_id.error, outcome.providers.plantnet.error].filter((e): e is ProviderError => e !== null);
-  const waited = await waitForCircuit(job, errors, attempt, {
-    release: (delayS, reason) => releaseRequest(env, IdentificationRequests, job.request_id, delayS, reason),
-    say,
-    logger,
-    what: "Providers",
-  });
-  if (waited) return waited;
-  const retryable = errors.some((e) => e.retryable);
-  if (!retryable || attempt >= MAX_ATTEMPTS) {
-    const message = retryable
-      ? "Plant identification services are unavailable. Please retry later."
-      : "Plant identification is misconfigured. Please contact support.";
-    await failRequest(env, IdentificationRequests, job.request_id, message);
-    await tellFailed(env, job.user_id, job.request_id, message, logger);
-    logger.warn("identification failed", { errors: errors.map((e) => e.toJSON()) });
-    return { kind: "done" };
-  }
-  const { delayS, rateLimited } = retryDelayFor(errors, attempt);
-  if (rateLimited) await say(progress(job.request_id, "rate_limited", "pending", { retry_after: delayS }));
-  await releaseRequest(env, IdentificationRequests, job.request_id, delayS, `Providers unavailable; retrying in ${delayS} s`);
-  await say(progress(job.request_id, "retry_scheduled", "pending", { delay_seconds: delayS, attempt, max_attempts: MAX_ATTEMPTS }));
-  return { kind: "retry", delayS };
-}
+  return finishRequestJob(env, IdentificationRequests, job, status, { say, logger });
+};
 
 /** Writes the AI care guide for the best suggestion once, so the results page has it ready. */
-async function prepareCare(
-  env: Bindings,
-  requestId: string,
-  scientificName: string | undefined,
-  say: (m: Parameters<typeof publish>[2]) => Promise<void>,
-  logger: Logger,
-): Promise<void> {
+async function prepareCare(env: Bindings, requestId: string, scientificName: string | undefined, say: Say, logger: Logger): Promise<void> {
   if (!scientificName) return;
   await say(progress(requestId, "care_start", "processing", { scientific_name: scientificName }));
   const species = await findSpeciesForCare(env, { scientificName });

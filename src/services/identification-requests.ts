@@ -20,7 +20,7 @@ import { findSpeciesForCare, storedCareGuide } from "./care-guides";
 import { addIdentifiedPlant } from "./collections";
 import type { MergedSuggestion } from "./merge";
 import { imageUrl, photoRef, photosOf, type storeImages, withStoredPhotos } from "./photos";
-import { countRequestResults, IdentificationRequests, type IdentificationRequestRow, ownRequest } from "./queued-requests";
+import { IdentificationRequests, type IdentificationRequestRow, ownRequest } from "./queued-requests";
 
 /** API.md §2.2: `identified` when the best result is at least this confident. */
 export const IDENTIFIED_THRESHOLD = 0.5;
@@ -129,10 +129,6 @@ export async function completeIdentificationRequest(
   );
   const results = await runBatch(db, statements);
   return { status, written: changes(results.at(-1)) > 0 };
-}
-
-export function countIdentificationResults(env: Bindings, requestId: string): Promise<number> {
-  return countRequestResults(env, IdentificationRequests, requestId);
 }
 
 /**

@@ -1,0 +1,122 @@
+/**
+ * The steps every queued-request job takes, whatever its kind (identification, diagnosis): the
+ * kind's consumer supplies only the provider work between `startRequestJob` and
+ * `finishRequestJob`, and hands provider failures to `retryOrFailRequestJob`.
+ *
+ *   start:  claim the request (or ack: finished, leased by another delivery, deleted), say
+ *           processing_start, load the photos (gone → the request fails and the owner is told);
+ *   retry:  an open circuit waits without spending an attempt; a retryable failure is retried
+ *           with backoff (a 429 after its Retry-After) until MAX_ATTEMPTS; otherwise it fails;
+ *   finish: say `completed` with the number of results.
+ */
+import type { Bindings } from "../env";
+import type { Logger } from "../lib/logger";
+import type { ProviderError } from "../providers/types";
+import type { HubMessage } from "../../durable-objects/user-hub-protocol";
+import { loadPhotos } from "../services/photos";
+import { progress, publish } from "../services/progress";
+import {
+  claimRequest,
+  countRequestResults,
+  failRequest,
+  type RequestJob,
+  type RequestKind,
+  type RequestStatus,
+  releaseRequest,
+  requestPhotos,
+  tellFailed,
+} from "../services/queued-requests";
+import { type JobResult, MAX_ATTEMPTS, retryDelayFor, waitForCircuit } from "./job-policy";
+
+/** Sends a message to the request owner's sockets. */
+export type Say = (message: HubMessage) => Promise<void>;
+
+type Table = RequestKind["table"];
+
+export async function startRequestJob<T extends Table>(
+  env: Bindings,
+  kind: RequestKind<T>,
+  job: RequestJob,
+  attempt: number,
+  logger: Logger,
+) {
+  const request = await claimRequest(env, kind, job.request_id);
+  if (!request) {
+    logger.info(`${kind.noun} already finished, running under another delivery's lease, or request deleted; acking`);
+    return { done: { kind: "done" } as JobResult };
+  }
+  const say: Say = (message) => publish(env, job.user_id, message, logger);
+  await say(progress(job.request_id, "processing_start", "processing", { attempt }));
+  const images = await loadPhotos(env, requestPhotos(request));
+  if (!images) return { done: await failRequestJob(env, kind, job, "The uploaded images are no longer available.", logger) };
+  return { request, images, say };
+}
+
+/** The request fails with `message`, and its owner is told. */
+export async function failRequestJob(
+  env: Bindings,
+  kind: RequestKind,
+  job: RequestJob,
+  message: string,
+  logger: Logger,
+): Promise<JobResult> {
+  await failRequest(env, kind, job.request_id, message);
+  await tellFailed(env, job.user_id, job.request_id, message, logger);
+  return { kind: "done" };
+}
+
+/**
+ * What each kind tells its owner when its providers fail: who they are (`what`), the message
+ * when retrying could help but the attempts are spent (`unavailable`), and when retrying cannot
+ * help, such as a refused key (`misconfigured`).
+ */
+const FAILURE_WORDS: Record<RequestKind["job"], { what: string; unavailable: string; misconfigured: string }> = {
+  identify: {
+    what: "Providers",
+    unavailable: "Plant identification services are unavailable. Please retry later.",
+    misconfigured: "Plant identification is misconfigured. Please contact support.",
+  },
+  diagnose: {
+    what: "Plant health service",
+    unavailable: "The plant health service is unavailable. Please retry later.",
+    misconfigured: "Plant health diagnosis is misconfigured. Please contact support.",
+  },
+};
+
+export async function retryOrFailRequestJob(
+  env: Bindings,
+  kind: RequestKind,
+  job: RequestJob,
+  attempt: number,
+  errors: ProviderError[],
+  run: { say: Say; logger: Logger },
+): Promise<JobResult> {
+  const { say, logger } = run;
+  const words = FAILURE_WORDS[kind.job];
+  const release = (delayS: number, reason: string) => releaseRequest(env, kind, job.request_id, delayS, reason);
+  const waited = await waitForCircuit(job, errors, attempt, { release, say, logger, what: words.what });
+  if (waited) return waited;
+  const retryable = errors.some((e) => e.retryable);
+  if (!retryable || attempt >= MAX_ATTEMPTS) {
+    logger.warn(`${kind.noun} failed`, { errors: errors.map((e) => e.toJSON()) });
+    return failRequestJob(env, kind, job, retryable ? words.unavailable : words.misconfigured, logger);
+  }
+  const { delayS, rateLimited } = retryDelayFor(errors, attempt);
+  if (rateLimited) await say(progress(job.request_id, "rate_limited", "pending", { retry_after: delayS }));
+  await release(delayS, `${words.what} unavailable; retrying in ${delayS} s`);
+  await say(progress(job.request_id, "retry_scheduled", "pending", { delay_seconds: delayS, attempt, max_attempts: MAX_ATTEMPTS }));
+  return { kind: "retry", delayS };
+}
+
+export async function finishRequestJob(
+  env: Bindings,
+  kind: RequestKind,
+  job: RequestJob,
+  status: RequestStatus,
+  run: { say: Say; logger: Logger },
+): Promise<JobResult> {
+  const results = await countRequestResults(env, kind, job.request_id);
+  await run.say({ type: "completed", request_id: job.request_id, status, results_count: results });
+  run.logger.info(`${kind.noun} completed`, { status, results });
+  return { kind: "done" };
+}
