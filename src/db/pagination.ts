@@ -35,6 +35,19 @@ export async function selectPage<Q extends DynamicSelect>(
   return { count: Number((counted as { n: number }[])[0]?.n ?? 0), rows: rows as Awaited<Q>[number][] };
 }
 
+/**
+ * One page of `rows` (a filtered, ordered select over `count.from`, whose joins neither drop nor
+ * repeat a row of it), counted as `count.from`'s rows matching `count.where`.
+ */
+export function countedPage<Q extends DynamicSelect>(
+  db: Database,
+  rows: Q,
+  counted: { from: SQLiteTable; where: SQL | undefined },
+  page: PageRequest,
+): Promise<Page<Awaited<Q>[number]>> {
+  return selectPage(db, { rows, count: db.select({ n: count() }).from(counted.from).where(counted.where).$dynamic() }, page);
+}
+
 /** A page of one table's rows matching `where`, in `order`. */
 export function tablePage<T extends SQLiteTable>(
   db: Database,
@@ -43,21 +56,11 @@ export function tablePage<T extends SQLiteTable>(
   order: (SQLiteColumn | SQL)[],
   page: PageRequest,
 ): Promise<Page<T["$inferSelect"]>> {
-  return selectPage(
-    db,
-    {
-      rows: db
-        .select()
-        .from(table as SQLiteTable)
-        .where(where)
-        .orderBy(...order)
-        .$dynamic(),
-      count: db
-        .select({ n: count() })
-        .from(table as SQLiteTable)
-        .where(where)
-        .$dynamic(),
-    },
-    page,
-  ) as Promise<Page<T["$inferSelect"]>>;
+  const rows = db
+    .select()
+    .from(table as SQLiteTable)
+    .where(where)
+    .orderBy(...order)
+    .$dynamic();
+  return countedPage(db, rows, { from: table, where }, page) as Promise<Page<T["$inferSelect"]>>;
 }

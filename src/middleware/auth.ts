@@ -57,6 +57,13 @@ export const requireAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
+/** The signed-in caller's id, on a route behind `requireAuth` (or a role check). */
+export function userIdOf(c: Context<AppEnv>): string {
+  const user = c.get("user");
+  if (!user) throw new AppError("AUTHENTICATION_REQUIRED", 401, "Authentication credentials were not provided.");
+  return user.id;
+}
+
 export function requireRole(...roles: Role[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const user = c.get("user");

@@ -3,6 +3,7 @@
  * admins only (the CLI `npm run admin -- grant-role` bootstraps the first admin).
  */
 import { z } from "@hono/zod-openapi";
+import { userIdOf } from "../middleware/auth";
 import { createRouter, routeSet } from "./router";
 import { AppError } from "../lib/errors";
 import { setAccountActive } from "../services/accounts";
@@ -69,7 +70,7 @@ export function adminRoutes() {
   );
   app.openapi(patchUsersByIdActive, async (c) => {
     const { id } = c.req.valid("param");
-    if (id === c.get("user")!.id)
+    if (id === userIdOf(c))
       throw new AppError("VALIDATION_ERROR", 400, "You cannot deactivate your own account here.", { id: ["Choose another account."] });
     const user = await setAccountActive(c.env, id, c.req.valid("json").is_active, c.get("logger"));
     return c.json(userProfile(user), 200);

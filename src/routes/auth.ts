@@ -11,7 +11,7 @@ import type { AppEnv } from "../env";
 import { createRouter, routeSet } from "./router";
 import { AppError } from "../lib/errors";
 import { clearSessionCookies, ensureCsrfCookie, REFRESH_COOKIE, setSessionCookies } from "../lib/session-cookies";
-import { assertCsrf } from "../middleware/auth";
+import { assertCsrf, userIdOf } from "../middleware/auth";
 import {
   assertPasswordPolicy,
   changePassword,
@@ -167,7 +167,7 @@ function tokenPairBody(pair: { access: string; refresh: string; accessExpiresIn:
 }
 
 async function currentUserRow(c: Context<AppEnv>): Promise<UserRow> {
-  const user = await findUserById(c.env, c.get("user")!.id);
+  const user = await findUserById(c.env, userIdOf(c));
   if (!user) throw new AppError("AUTHENTICATION_REQUIRED", 401, "User no longer exists.");
   return user;
 }
@@ -284,7 +284,7 @@ export function authRoutes() {
       { description: "Every refresh and access token of the account stops working at once and every WebSocket closes with 4401." },
     );
   app.openapi(postLogoutAll, async (c) => {
-    await endEverySession(c.env, c.get("user")!.id, { logger: c.get("logger") });
+    await endEverySession(c.env, userIdOf(c), { logger: c.get("logger") });
     clearSessionCookies(c);
     return c.json({ message: "Logged out everywhere." }, 200);
   });
@@ -388,7 +388,7 @@ export function authRoutes() {
     .post("/ws-ticket", "A single-use, 60-second ticket for opening a WebSocket from a browser")
     .io({}, { 200: jsonBody(z.object({ ticket: z.string(), expires_in: z.literal(60) }), "Ticket") });
   app.openapi(postWsTicket, async (c) => {
-    const ticket = await issueWsTicket(c.env, c.get("user")!.id, c.get("accessClaims")?.sid);
+    const ticket = await issueWsTicket(c.env, userIdOf(c), c.get("accessClaims")?.sid);
     return c.json({ ticket, expires_in: WS_TICKET_TTL_S as 60 }, 200);
   });
 

@@ -4,6 +4,7 @@
  * anonymous callers (public events only); writing needs a user. Visibility and RSVP rules live
  * in services/calendar.ts.
  */
+import { apiFields } from "../lib/fields";
 import { z } from "@hono/zod-openapi";
 import { createRouter, routeSet } from "./router";
 import {
@@ -313,11 +314,6 @@ export function calendarRoutes() {
 
 function seasonalTaskBody(row: SeasonalTaskRow) {
   return {
-    id: row.id,
-    month: row.month,
-    hemisphere: row.hemisphere,
-    title: row.title,
-    description: row.description,
-    task_type: row.taskType,
+    ...apiFields(row, "id month hemisphere title description taskType"),
   };
 }

@@ -6,6 +6,7 @@
  */
 import { z } from "@hono/zod-openapi";
 import { careForSpecies } from "../services/care-guides";
+import { userIdOf } from "../middleware/auth";
 import { createRouter, routeSet } from "./router";
 import { errorResponse, errorResponses, IdParam, jsonBody } from "./schemas";
 
@@ -37,7 +38,7 @@ export function careRoutes() {
     const { language, regenerate } = c.req.valid("query");
     const { species, care } = await careForSpecies(
       c.env,
-      { speciesId: c.req.valid("param").id, language, regenerate: regenerate === "true", userId: c.get("user")!.id },
+      { speciesId: c.req.valid("param").id, language, regenerate: regenerate === "true", userId: userIdOf(c) },
       c.get("logger"),
     );
     return c.json({ species_id: species.id, scientific_name: species.scientific_name, care_instructions: care }, 200);

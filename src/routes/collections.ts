@@ -10,7 +10,7 @@ import type { AppEnv } from "../env";
 import { createRouter, routeSet, documentOnly } from "./router";
 import { AppError, fieldErrorsFrom, type FieldErrors } from "../lib/errors";
 import { UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
-import { requireAuth } from "../middleware/auth";
+import { requireAuth, userIdOf } from "../middleware/auth";
 import {
   addPlant,
   changePlant,
@@ -237,62 +237,58 @@ export function collectionRoutes() {
 
   // Collections (owner) ------------------------------------------------------------------------
 
-  const getPlantIdentificationCollections = mine
+  const getCollections = mine
     .get("/plant-identification/collections", "Your collections (default first, then oldest first)")
     .io({ query: PaginationQuery }, { 200: jsonBody(pageSchema(CollectionSchema, "CollectionPage"), "Page of collections") });
-  app.openapi(getPlantIdentificationCollections, async (c) => {
+  app.openapi(getCollections, async (c) => {
     const { page, page_size } = c.req.valid("query");
-    const { count, rows } = await listCollections(c.env, c.get("user")!.id, { page, pageSize: page_size });
+    const { count, rows } = await listCollections(c.env, userIdOf(c), { page, pageSize: page_size });
     return c.json(pageOf(c.req.url, page, page_size, count, rows.map(collectionBody)), 200);
   });
 
-  const postPlantIdentificationCollections = mine
+  const postCollections = mine
     .post("/plant-identification/collections", "Create a collection (names are unique per user, case-insensitively)")
     .io(
       { body: requestJson(CollectionCreate) },
       { 201: jsonBody(CollectionSchema, "Created"), 409: errorResponse("You already have a collection with this name") },
     );
-  app.openapi(postPlantIdentificationCollections, async (c) =>
-    c.json(collectionBody(await createCollection(c.env, c.get("user")!.id, c.req.valid("json"))), 201),
-  );
+  app.openapi(postCollections, async (c) => c.json(collectionBody(await createCollection(c.env, userIdOf(c), c.req.valid("json"))), 201));
 
-  const getPlantIdentificationCollectionsById = mine
+  const getCollectionsById = mine
     .get("/plant-identification/collections/{id}", "One of your collections (its plants: /plants/?collection={id})")
     .io({ params: Id }, { 200: jsonBody(CollectionSchema, "Collection") });
-  app.openapi(getPlantIdentificationCollectionsById, async (c) =>
-    c.json(collectionBody(await ownCollection(c.env, c.get("user")!.id, c.req.valid("param").id)), 200),
+  app.openapi(getCollectionsById, async (c) =>
+    c.json(collectionBody(await ownCollection(c.env, userIdOf(c), c.req.valid("param").id)), 200),
   );
 
-  const patchPlantIdentificationCollectionsById = mine
+  const patchCollectionsById = mine
     .patch("/plant-identification/collections/{id}", "Rename, describe or publish one of your collections")
     .io(
       { params: Id, body: requestJson(CollectionPatch) },
       { 200: jsonBody(CollectionSchema, "Updated"), 409: errorResponse("You already have a collection with this name") },
     );
-  app.openapi(patchPlantIdentificationCollectionsById, async (c) =>
-    c.json(collectionBody(await updateCollection(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json"))), 200),
+  app.openapi(patchCollectionsById, async (c) =>
+    c.json(collectionBody(await updateCollection(c.env, userIdOf(c), c.req.valid("param").id, c.req.valid("json"))), 200),
   );
 
-  const deletePlantIdentificationCollectionsById = mine
-    .delete("/plant-identification/collections/{id}", "Delete one of your collections")
-    .io(
-      { params: Id, query: z.object({ delete_plants: BooleanQuery.optional() }) },
-      { ...noContent("Deleted"), 409: errorResponse("Default collection, or not empty") },
-      {
-        description:
-          "An empty collection is deleted. One with plants answers 409 `COLLECTION_NOT_EMPTY` unless `delete_plants=true`, " +
-          "which deletes its plants too (move plants elsewhere first with PATCH /plants/{id} `collection` to keep them). " +
-          "The default collection cannot be deleted (409 `DEFAULT_COLLECTION`).",
-      },
-    );
-  app.openapi(deletePlantIdentificationCollectionsById, async (c) => {
-    await deleteCollection(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("query").delete_plants === "true");
+  const deleteCollectionsById = mine.delete("/plant-identification/collections/{id}", "Delete one of your collections").io(
+    { params: Id, query: z.object({ delete_plants: BooleanQuery.optional() }) },
+    { ...noContent("Deleted"), 409: errorResponse("Default collection, or not empty") },
+    {
+      description:
+        "An empty collection is deleted. One with plants answers 409 `COLLECTION_NOT_EMPTY` unless `delete_plants=true`, " +
+        "which deletes its plants too (move plants elsewhere first with PATCH /plants/{id} `collection` to keep them). " +
+        "The default collection cannot be deleted (409 `DEFAULT_COLLECTION`).",
+    },
+  );
+  app.openapi(deleteCollectionsById, async (c) => {
+    await deleteCollection(c.env, userIdOf(c), c.req.valid("param").id, c.req.valid("query").delete_plants === "true");
     return c.body(null, 204);
   });
 
   // Plants (owner) -----------------------------------------------------------------------------
 
-  const getPlantIdentificationPlants = mine.get("/plant-identification/plants", "Your plants, newest first").io(
+  const getPlants = mine.get("/plant-identification/plants", "Your plants, newest first").io(
     {
       query: PaginationQuery.extend({
         collection: z.uuid().optional().openapi({ description: "Only this collection (must be yours, else 404)" }),
@@ -301,9 +297,9 @@ export function collectionRoutes() {
     },
     { 200: jsonBody(pageSchema(PlantSchema, "PlantPage"), "Page of plants") },
   );
-  app.openapi(getPlantIdentificationPlants, async (c) => {
+  app.openapi(getPlants, async (c) => {
     const { page, page_size, collection, is_alive } = c.req.valid("query");
-    const userId = c.get("user")!.id;
+    const userId = userIdOf(c);
     const filter = { userId, collectionId: collection, isAlive: is_alive === undefined ? undefined : is_alive === "true" };
     const { count, rows } = await listPlants(c.env, filter, { page, pageSize: page_size });
     return c.json(pageOf(c.req.url, page, page_size, count, rows.map(plantBody)), 200);
@@ -318,18 +314,16 @@ export function collectionRoutes() {
   // Registered for the document, routed by hand: one schema checks both body kinds.
   app.openAPIRegistry.registerPath(documentOnly(createPlantRoute));
   app.post(createPlantRoute.path, requireAuth, async (c) => {
-    const userId = c.get("user")!.id;
+    const userId = userIdOf(c);
     const input = await readPlantInput(c, PlantCreate);
     const row = await addPlant(c.env, userId, input.fields, input.image);
     return c.json(plantBody(row), 201);
   });
 
-  const getPlantIdentificationPlantsById = mine
+  const getPlantsById = mine
     .get("/plant-identification/plants/{id}", "One of your plants")
     .io({ params: Id }, { 200: jsonBody(PlantSchema, "Plant") });
-  app.openapi(getPlantIdentificationPlantsById, async (c) =>
-    c.json(plantBody(await ownPlant(c.env, c.get("user")!.id, c.req.valid("param").id)), 200),
-  );
+  app.openapi(getPlantsById, async (c) => c.json(plantBody(await ownPlant(c.env, userIdOf(c), c.req.valid("param").id)), 200));
 
   const patchPlantRoute = mine
     .patch(
@@ -350,18 +344,18 @@ export function collectionRoutes() {
     );
   app.openAPIRegistry.registerPath(documentOnly(patchPlantRoute));
   app.patch("/plant-identification/plants/:id", requireAuth, async (c) => {
-    const userId = c.get("user")!.id;
+    const userId = userIdOf(c);
     const before = await ownPlant(c.env, userId, plantIdParam(c));
     const input = await readPlantInput(c, PlantPatch);
     const row = await changePlant(c.env, userId, before, input.fields, input.image, input.removeImage);
     return c.json(plantBody(row), 200);
   });
 
-  const deletePlantIdentificationPlantsById = mine
+  const deletePlantsById = mine
     .delete("/plant-identification/plants/{id}", "Delete one of your plants (and its photo unless something else uses it)")
     .io({ params: Id }, noContent("Deleted"));
-  app.openapi(deletePlantIdentificationPlantsById, async (c) => {
-    await deletePlant(c.env, c.get("user")!.id, c.req.valid("param").id);
+  app.openapi(deletePlantsById, async (c) => {
+    await deletePlant(c.env, userIdOf(c), c.req.valid("param").id);
     return c.body(null, 204);
   });
 

@@ -9,7 +9,7 @@ import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { createRouter, routeSet, documentOnly } from "./router";
 import { AppError } from "../lib/errors";
-import { requireAuth } from "../middleware/auth";
+import { requireAuth, userIdOf } from "../middleware/auth";
 import {
   confirmDiseaseResult,
   confirmedDiseases,
@@ -24,17 +24,18 @@ import {
   type DiseaseRequestRow,
   listOwnRequests,
   ownRequest,
-  requestImagesBody,
-  requestWsUrl,
+  queuedRequestBody,
   spendRequestBudget,
   submitRequest,
 } from "../services/queued-requests";
 import { pageOf, PaginationQuery } from "./pagination";
+import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestStatus, requestErrors } from "./queued-request-schemas";
+import { apiFields } from "../lib/fields";
 import { jsonBody, pageSchema, searchText, errorResponse } from "./schemas";
 import { MAX_IMAGES, readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
 
 const tags = ["Plant health"];
-const STATUS = z.enum(["pending", "processing", "identified", "needs_help", "failed"]).openapi({
+const STATUS = RequestStatus.openapi({
   description:
     "`identified`: a diagnosis was made (the plant looks healthy, or the best suggestion is ≥ 0.5 likely); `needs_help` otherwise, including photos that are not of a plant.",
 });
@@ -44,36 +45,21 @@ const DISEASE_TYPE = z.enum(DISEASE_TYPES).openapi({
     "From Plant.id's classification: Fungi → fungal, Bacteria → bacterial, viruses → viral, Oomycota/Chromista (water moulds) → oomycete, Animalia → pest, Abiotic → abiotic.",
 });
 const Id = z.object({ id: z.uuid() });
-const errors = {
-  400: errorResponse("Invalid input"),
-  401: errorResponse("Not signed in"),
-  404: errorResponse("Not found (or not yours)"),
-  429: errorResponse("Rate limited"),
-};
+const errors = requestErrors;
 
 const TreatmentSchema = z
   .object({ biological: z.array(z.string()), chemical: z.array(z.string()), prevention: z.array(z.string()) })
   .openapi("DiseaseTreatment");
 
-const DiseaseRequestSchema = z
-  .object({
-    request_id: z.uuid(),
-    status: STATUS,
-    ws_url: z.string().openapi({ description: "Progress of this request; `/ws/` carries it too." }),
-    images: z.array(z.object({ url: z.string() })),
-    symptoms_description: z.string(),
-    plant_condition: CONDITION.nullable(),
-    location: z.string(),
-    is_plant: z.boolean().nullable(),
-    is_healthy: z.boolean().nullable(),
-    is_healthy_probability: z.number().nullable(),
-    attempts: z.number().int(),
-    error_message: z.string().nullable(),
-    created_at: z.string(),
-    updated_at: z.string(),
-    processed_at: z.string().nullable(),
-  })
-  .openapi("DiseaseRequest");
+const DiseaseRequestSchema = queuedRequestSchema("DiseaseRequest", {
+  status: STATUS,
+  symptoms_description: z.string(),
+  plant_condition: CONDITION.nullable(),
+  location: z.string(),
+  is_plant: z.boolean().nullable(),
+  is_healthy: z.boolean().nullable(),
+  is_healthy_probability: z.number().nullable(),
+});
 
 const DiseaseResultSchema = z
   .object({
@@ -113,21 +99,8 @@ const DiseaseEntrySchema = z
 
 function requestBody(row: DiseaseRequestRow) {
   return {
-    request_id: row.id,
-    status: row.status,
-    ws_url: requestWsUrl(row.id),
-    images: requestImagesBody(row),
-    symptoms_description: row.symptomsDescription,
-    plant_condition: row.plantCondition,
-    location: row.location,
-    is_plant: row.isPlant,
-    is_healthy: row.isHealthy,
-    is_healthy_probability: row.isHealthyProbability,
-    attempts: row.attempts,
-    error_message: row.errorMessage,
-    created_at: row.createdAt,
-    updated_at: row.updatedAt,
-    processed_at: row.processedAt,
+    ...queuedRequestBody(row),
+    ...apiFields(row, "symptomsDescription plantCondition location isPlant isHealthy isHealthyProbability"),
   };
 }
 
@@ -137,35 +110,19 @@ function treatmentOf(t: Partial<Record<"biological" | "chemical" | "prevention",
 
 function resultBody(row: DiseaseResultRow) {
   return {
-    id: row.id,
-    request_id: row.requestId,
-    name: row.name,
-    common_names: row.commonNames,
-    probability: row.probability,
-    rank: row.rank,
-    description: row.description,
+    ...apiFields(row, "id requestId name commonNames probability rank description"),
     treatment: treatmentOf(row.treatment),
-    classification: row.classification,
-    disease_type: row.diseaseType,
-    cause: row.cause,
-    url: row.url,
+    ...apiFields(row, "classification diseaseType cause url"),
     similar_images: row.similarImages as { url: string; url_small?: string }[],
-    is_confirmed: row.isConfirmed,
-    confirmed_at: row.confirmedAt,
-    created_at: row.createdAt,
+    ...apiFields(row, "isConfirmed confirmedAt createdAt"),
   };
 }
 
 function entryBody(row: DiseaseEntryRow) {
   return {
-    name: row.name,
-    common_names: row.commonNames,
-    disease_type: row.diseaseType,
-    description: row.description,
+    ...apiFields(row, "name commonNames diseaseType description"),
     treatment: treatmentOf(row.treatment),
-    classification: row.classification,
-    cause: row.cause,
-    url: row.url,
+    ...apiFields(row, "classification cause url"),
     confirmed_diagnoses: row.confirmations,
     last_confirmed_at: row.confirmedAt!,
   };
@@ -173,11 +130,7 @@ function entryBody(row: DiseaseEntryRow) {
 
 const UploadForm = z
   .object({
-    image_1: z.any().openapi({ type: "string", format: "binary" }),
-    image_2: z.any().optional().openapi({ type: "string", format: "binary" }),
-    image_3: z.any().optional().openapi({ type: "string", format: "binary" }),
-    image_4: z.any().optional().openapi({ type: "string", format: "binary" }),
-    image_5: z.any().optional().openapi({ type: "string", format: "binary" }),
+    ...REQUEST_PHOTO_PARTS,
     symptoms_description: z.string().openapi({ description: "What is wrong, 10–2000 characters (trimmed)." }),
     plant_condition: CONDITION.optional(),
     location: z.string().optional().openapi({ description: "Where the plant grows (free text, ≤ 200 characters)." }),
@@ -233,7 +186,7 @@ export function diseaseRoutes() {
   // Registered for the document, routed with app.post: the body is validated part by part.
   app.openAPIRegistry.registerPath(documentOnly(createDiseaseRequest));
   app.post(createDiseaseRequest.path, requireAuth, async (c) => {
-    const userId = c.get("user")!.id;
+    const userId = userIdOf(c);
     await spendRequestBudget(c.env, userId);
     const upload = await readUpload(c);
     const row = await submitRequest(
@@ -260,7 +213,7 @@ export function diseaseRoutes() {
     );
   app.openapi(getDiseaseRequests, async (c) => {
     const { page, page_size, status } = c.req.valid("query");
-    const { count, rows } = await listOwnRequests(c.env, DiseaseRequests, c.get("user")!.id, status, { page, pageSize: page_size });
+    const { count, rows } = await listOwnRequests(c.env, DiseaseRequests, userIdOf(c), status, { page, pageSize: page_size });
     return c.json(pageOf(c.req.url, page, page_size, count, rows.map(requestBody)), 200);
   });
 
@@ -268,7 +221,7 @@ export function diseaseRoutes() {
     .get(`/disease-requests/{id}`, "One of your disease requests")
     .io({ params: Id }, { 200: jsonBody(DiseaseRequestSchema, "Disease request") });
   app.openapi(getDiseaseRequestsById, async (c) =>
-    c.json(requestBody(await ownRequest(c.env, DiseaseRequests, c.get("user")!.id, c.req.valid("param").id)), 200),
+    c.json(requestBody(await ownRequest(c.env, DiseaseRequests, userIdOf(c), c.req.valid("param").id)), 200),
   );
 
   const getDiseaseRequestsByIdResults = mine
@@ -290,7 +243,7 @@ export function diseaseRoutes() {
       },
     );
   app.openapi(getDiseaseRequestsByIdResults, async (c) => {
-    const row = await ownRequest(c.env, DiseaseRequests, c.get("user")!.id, c.req.valid("param").id);
+    const row = await ownRequest(c.env, DiseaseRequests, userIdOf(c), c.req.valid("param").id);
     const body = requestBody(row);
     const results = await listDiseaseResults(c.env, row.id);
     return c.json(
@@ -323,7 +276,7 @@ export function diseaseRoutes() {
       },
     );
   app.openapi(postDiseaseRequestsByIdConfirm, async (c) => {
-    const row = await ownRequest(c.env, DiseaseRequests, c.get("user")!.id, c.req.valid("param").id);
+    const row = await ownRequest(c.env, DiseaseRequests, userIdOf(c), c.req.valid("param").id);
     const { result_id } = c.req.valid("json");
     if (row.status !== "identified" && row.status !== "needs_help") {
       throw new AppError("INVALID_STATE", 409, `Only a diagnosed request can be confirmed (this one is ${row.status}).`);

@@ -17,7 +17,7 @@ import type { AppEnv } from "../env";
 import { createRouter, routeSet, documentOnly } from "./router";
 import { AppError, fieldErrorsFrom, type FieldErrors } from "../lib/errors";
 import type { ValidatedImage } from "../lib/images";
-import { requireAuth } from "../middleware/auth";
+import { requireAuth, userIdOf } from "../middleware/auth";
 import {
   assertMayAttachImages,
   attachmentsFor,
@@ -254,7 +254,7 @@ async function readPostInput<T extends typeof TopicCreate | typeof PostCreate>(
         fieldErrors[name] = ["Expected text, not a file."];
       }
     }
-    if (sendsImages) await assertMayAttachImages(c.env, c.get("user")!.id);
+    if (sendsImages) await assertMayAttachImages(c.env, userIdOf(c));
     const images = await readImageParts(form, fieldErrors, MAX_ATTACHMENTS, false);
     const parsed = schema.safeParse(textFields(form));
     if (!parsed.success) for (const [k, msgs] of Object.entries(fieldErrorsFrom(parsed.error))) (fieldErrors[k] ??= []).push(...msgs);
@@ -283,7 +283,7 @@ function param<S extends typeof Id | typeof Slug>(c: Context<AppEnv>, schema: S)
 }
 
 async function limitWrites(c: Context<AppEnv>, bucket: "post" | "react") {
-  await enforceRateLimit(c.env, `forum-${bucket}:user:${c.get("user")!.id}`, getConfig(c.env).FORUM_POST_RATE_LIMIT);
+  await enforceRateLimit(c.env, `forum-${bucket}:user:${userIdOf(c)}`, getConfig(c.env).FORUM_POST_RATE_LIMIT);
 }
 
 export function forumRoutes() {
@@ -428,7 +428,7 @@ export function forumRoutes() {
     );
   app.openapi(postPostsByIdReactions, async (c) => {
     await limitWrites(c, "react");
-    return c.json(await toggleReaction(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json").type), 200);
+    return c.json(await toggleReaction(c.env, userIdOf(c), c.req.valid("param").id, c.req.valid("json").type), 200);
   });
 
   const postPostsByIdReport = signedIn.post(`/posts/{id}/report`, "Report a post to the moderators (once per post)").io(
@@ -445,7 +445,7 @@ export function forumRoutes() {
   );
   app.openapi(postPostsByIdReport, async (c) => {
     await limitWrites(c, "post");
-    const report = await reportPost(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json").reason);
+    const report = await reportPost(c.env, userIdOf(c), c.req.valid("param").id, c.req.valid("json").reason);
     return c.json({ id: report.id, post_id: report.post_id, status: report.status, created_at: report.created_at }, 201);
   });
 
@@ -473,7 +473,7 @@ export function forumRoutes() {
     );
     app.openapi(subscription, async (c) => {
       const topicId = c.req.valid("param").id;
-      await setSubscription(c.env, c.get("user")!.id, topicId, method === "post");
+      await setSubscription(c.env, userIdOf(c), topicId, method === "post");
       return c.json({ topic_id: topicId, subscribed: method === "post" }, 200);
     });
   }
@@ -501,7 +501,7 @@ export function forumRoutes() {
     .patch(`/reports/{id}`, "Resolve or dismiss a report (or reopen it) (moderators)")
     .io({ params: Id, ...json(ReportPatch) }, { 200: jsonBody(ReportSchema, "The report") });
   app.openapi(patchReportsById, async (c) =>
-    c.json(reportBody(await resolveReport(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json").status)), 200),
+    c.json(reportBody(await resolveReport(c.env, userIdOf(c), c.req.valid("param").id, c.req.valid("json").status)), 200),
   );
 
   return app;

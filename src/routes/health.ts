@@ -2,9 +2,10 @@
  * GET /api/v1/health — liveness of every storage binding the service depends on, for load
  * balancers and for `npm start` to know the stack is up.
  */
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { getConfig } from "../config";
-import { createRouter } from "./router";
+import { createRouter, routeSet } from "./router";
+import { jsonBody } from "./schemas";
 import { checkDependencies, type DependencyName } from "../services/health";
 
 const CheckState = z.enum(["ok", "error"]);
@@ -18,16 +19,9 @@ const HealthSchema = z
   })
   .openapi("Health");
 
-const healthRoute = createRoute({
-  method: "get",
-  path: "/health",
-  tags: ["Operations"],
-  summary: "Service health",
-  responses: {
-    200: { description: "All dependencies answer", content: { "application/json": { schema: HealthSchema } } },
-    503: { description: "At least one dependency failed", content: { "application/json": { schema: HealthSchema } } },
-  },
-});
+const healthRoute = routeSet({ tags: ["Operations"], errors: {} })
+  .get("/health", "Service health")
+  .io({}, { 200: jsonBody(HealthSchema, "All dependencies answer"), 503: jsonBody(HealthSchema, "At least one dependency failed") });
 
 export function healthRoutes() {
   return createRouter().openapi(healthRoute, async (c) => {

@@ -4,6 +4,7 @@
  * New notifications also reach the owner's `/ws/` sockets as `{type:"notification", notification}`.
  */
 import { z } from "@hono/zod-openapi";
+import { userIdOf } from "../middleware/auth";
 import { createRouter, routeSet } from "./router";
 import { markAllRead, markRead, NOTIFICATION_TYPES, notificationBody, listNotifications, unreadCount } from "../services/notifications";
 import { pageOf, PaginationQuery } from "./pagination";
@@ -44,14 +45,14 @@ export function notificationRoutes() {
   app.openapi(getRoot, async (c) => {
     const { page, page_size, unread } = c.req.valid("query");
     const isUnread = unread === undefined ? undefined : unread === "true";
-    const { count, rows } = await listNotifications(c.env, c.get("user")!.id, isUnread, { page, pageSize: page_size });
+    const { count, rows } = await listNotifications(c.env, userIdOf(c), isUnread, { page, pageSize: page_size });
     return c.json(pageOf(c.req.url, page, page_size, count, rows.map(notificationBody)), 200);
   });
 
   const getUnreadCount = plainSignedIn
     .get(`/unread-count`, "How many of your notifications are unread")
     .io({}, { 200: jsonBody(z.object({ unread_count: z.number().int() }).openapi("UnreadCount"), "Unread count"), 401: errors[401] });
-  app.openapi(getUnreadCount, async (c) => c.json({ unread_count: await unreadCount(c.env, c.get("user")!.id) }, 200));
+  app.openapi(getUnreadCount, async (c) => c.json({ unread_count: await unreadCount(c.env, userIdOf(c)) }, 200));
 
   const postReadAll = plainSignedIn.post(`/read-all`, "Mark all your notifications read").io(
     {},
@@ -60,12 +61,12 @@ export function notificationRoutes() {
       401: errors[401],
     },
   );
-  app.openapi(postReadAll, async (c) => c.json({ marked_read: await markAllRead(c.env, c.get("user")!.id) }, 200));
+  app.openapi(postReadAll, async (c) => c.json({ marked_read: await markAllRead(c.env, userIdOf(c)) }, 200));
 
   const postByIdRead = mine
     .post(`/{id}/read`, "Mark one of your notifications read (again: no change)")
     .io({ params: Id }, { 200: jsonBody(NotificationSchema, "The notification") });
-  app.openapi(postByIdRead, async (c) => c.json(notificationBody(await markRead(c.env, c.get("user")!.id, c.req.valid("param").id)), 200));
+  app.openapi(postByIdRead, async (c) => c.json(notificationBody(await markRead(c.env, userIdOf(c), c.req.valid("param").id)), 200));
 
   return app;
 }

@@ -5,7 +5,7 @@
  */
 import { z } from "@hono/zod-openapi";
 import { createRouter, routeSet, documentOnly } from "./router";
-import { requireAuth } from "../middleware/auth";
+import { requireAuth, userIdOf } from "../middleware/auth";
 import {
   activeReminders,
   listReminders,
@@ -166,7 +166,7 @@ export function reminderRoutes() {
   );
   app.openapi(getRoot, async (c) => {
     const { page, page_size, plant, due_before, is_active } = c.req.valid("query");
-    const userId = c.get("user")!.id;
+    const userId = userIdOf(c);
     const filter = {
       userId,
       plantId: plant,
@@ -182,7 +182,7 @@ export function reminderRoutes() {
     .io({ body: requestJson(ReminderCreate) }, { 201: jsonBody(ReminderSchema, "Created"), 409: errorResponse("Too many reminders") });
   app.openapi(postRoot, async (c) => {
     const body = c.req.valid("json");
-    const row = await createReminder(c.env, c.get("user")!.id, {
+    const row = await createReminder(c.env, userIdOf(c), {
       ...body,
       first_due_at: body.first_due_at ? new Date(body.first_due_at).toISOString() : undefined,
     });
@@ -205,7 +205,7 @@ export function reminderRoutes() {
     );
   app.openAPIRegistry.registerPath(documentOnly(calendarRoute));
   app.get(calendarRoute.path, requireAuth, async (c) => {
-    const text = remindersCalendar(await activeReminders(c.env, c.get("user")!.id), Date.now());
+    const text = remindersCalendar(await activeReminders(c.env, userIdOf(c)), Date.now());
     return c.body(text, 200, {
       "Content-Type": "text/calendar; charset=utf-8",
       "Content-Disposition": 'attachment; filename="plant-care.ics"',
@@ -222,7 +222,7 @@ export function reminderRoutes() {
   app.openapi(getPreview, async (c) => {
     const { days } = c.req.valid("query");
     const now = Date.now();
-    const { results, truncated } = previewOccurrences(await activeReminders(c.env, c.get("user")!.id), now, days);
+    const { results, truncated } = previewOccurrences(await activeReminders(c.env, userIdOf(c)), now, days);
     return c.json(
       {
         days,
@@ -237,14 +237,14 @@ export function reminderRoutes() {
   });
 
   const getById = mine.get(`/{id}`, "One of your reminders").io({ params: Id }, { 200: jsonBody(ReminderSchema, "Reminder") });
-  app.openapi(getById, async (c) => c.json(reminderBody(await ownReminder(c.env, c.get("user")!.id, c.req.valid("param").id)), 200));
+  app.openapi(getById, async (c) => c.json(reminderBody(await ownReminder(c.env, userIdOf(c), c.req.valid("param").id)), 200));
 
   const patchById = mine
     .patch(`/{id}`, "Change a reminder (changing frequency or next_due_at restarts the series from next_due_at)")
     .io({ params: Id, body: requestJson(ReminderPatch) }, { 200: jsonBody(ReminderSchema, "Updated") });
   app.openapi(patchById, async (c) => {
     const patch = c.req.valid("json");
-    const row = await updateReminder(c.env, c.get("user")!.id, c.req.valid("param").id, {
+    const row = await updateReminder(c.env, userIdOf(c), c.req.valid("param").id, {
       ...patch,
       next_due_at: patch.next_due_at ? new Date(patch.next_due_at).toISOString() : undefined,
     });
@@ -253,7 +253,7 @@ export function reminderRoutes() {
 
   const deleteById = mine.delete(`/{id}`, "Delete one of your reminders").io({ params: Id }, noContent("Deleted"));
   app.openapi(deleteById, async (c) => {
-    await deleteReminder(c.env, c.get("user")!.id, c.req.valid("param").id);
+    await deleteReminder(c.env, userIdOf(c), c.req.valid("param").id);
     return c.body(null, 204);
   });
 
@@ -265,7 +265,7 @@ export function reminderRoutes() {
     );
   app.openapi(postByIdAction, async (c) => {
     const { action, hours } = c.req.valid("json");
-    return c.json(reminderBody(await performAction(c.env, c.get("user")!.id, c.req.valid("param").id, action, hours)), 200);
+    return c.json(reminderBody(await performAction(c.env, userIdOf(c), c.req.valid("param").id, action, hours)), 200);
   });
 
   return app;

@@ -7,7 +7,7 @@ import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { createRouter, routeSet, documentOnly } from "./router";
-import { requireAuth } from "../middleware/auth";
+import { requireAuth, userIdOf } from "../middleware/auth";
 import { PLANT_ORGANS, type PlantOrgan } from "../services/identification";
 import {
   acceptResult,
@@ -24,47 +24,32 @@ import {
   type IdentificationRequestRow,
   listOwnRequests,
   ownRequest,
-  requestImagesBody,
-  requestWsUrl,
+  queuedRequestBody,
   retryOwnRequest,
   spendRequestBudget,
   submitRequest,
 } from "../services/queued-requests";
 import { pageOf, PaginationQuery } from "./pagination";
-import { jsonBody, pageSchema, errorResponse, noContent } from "./schemas";
+import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestStatus, requestErrors } from "./queued-request-schemas";
+import { apiFields } from "../lib/fields";
+import { jsonBody, pageSchema, noContent, requestJson } from "./schemas";
 import { MAX_IMAGES, readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
 
 const tags = ["Identification requests"];
-const STATUS = z.enum(["pending", "processing", "identified", "needs_help", "failed"]);
+const STATUS = RequestStatus;
 const Id = z.object({ id: z.uuid() });
-const errors = {
-  400: errorResponse("Invalid input"),
-  401: errorResponse("Not signed in"),
-  404: errorResponse("Not found (or not yours)"),
-  429: errorResponse("Rate limited"),
-};
+const errors = requestErrors;
 
-const RequestSchema = z
-  .object({
-    request_id: z.uuid(),
-    status: STATUS,
-    ws_url: z.string(),
-    images: z.array(z.object({ url: z.string() })),
-    organs: z.array(z.string()),
-    latitude: z.number().nullable(),
-    longitude: z.number().nullable(),
-    location: z.string(),
-    description: z.string(),
-    plant_size: z.string(),
-    habitat: z.string(),
-    attempts: z.number().int(),
-    error_message: z.string().nullable(),
-    disease_detection: z.record(z.string(), z.unknown()).nullable(),
-    created_at: z.string(),
-    updated_at: z.string(),
-    processed_at: z.string().nullable(),
-  })
-  .openapi("IdentificationRequest");
+const RequestSchema = queuedRequestSchema("IdentificationRequest", {
+  organs: z.array(z.string()),
+  latitude: z.number().nullable(),
+  longitude: z.number().nullable(),
+  location: z.string(),
+  description: z.string(),
+  plant_size: z.string(),
+  habitat: z.string(),
+  disease_detection: z.record(z.string(), z.unknown()).nullable(),
+});
 
 const ResultSchema = z
   .object({
@@ -93,6 +78,23 @@ const ResultSchema = z
   })
   .openapi("IdentificationResult");
 
+const AddToCollectionBody = z.object({
+  collection_id: z.uuid().optional(),
+  nickname: z.string().max(100).optional(),
+  notes: z.string().max(2000).optional(),
+});
+const AddedPlantSchema = z
+  .object({
+    id: z.uuid(),
+    collection_id: z.uuid(),
+    species_id: z.string().nullable(),
+    result_id: z.uuid(),
+    nickname: z.string(),
+    notes: z.string(),
+    created: z.boolean(),
+  })
+  .openapi("AddedPlant");
+
 function requestBody(row: IdentificationRequestRow) {
   const health = row.health as {
     isHealthy: boolean;
@@ -100,19 +102,8 @@ function requestBody(row: IdentificationRequestRow) {
   } | null;
   const top = health && !health.isHealthy ? health.diseases[0] : undefined;
   return {
-    request_id: row.id,
-    status: row.status,
-    ws_url: requestWsUrl(row.id),
-    images: requestImagesBody(row),
-    organs: row.organs,
-    latitude: row.latitude,
-    longitude: row.longitude,
-    location: row.location,
-    description: row.description,
-    plant_size: row.plantSize,
-    habitat: row.habitat,
-    attempts: row.attempts,
-    error_message: row.errorMessage,
+    ...queuedRequestBody(row),
+    ...apiFields(row, "organs latitude longitude location description plantSize habitat"),
     disease_detection: health
       ? {
           is_healthy: health.isHealthy,
@@ -123,47 +114,25 @@ function requestBody(row: IdentificationRequestRow) {
           suggestions: health.diseases.map((d) => ({ name: d.name, probability: d.probability, description: d.description })),
         }
       : null,
-    created_at: row.createdAt,
-    updated_at: row.updatedAt,
-    processed_at: row.processedAt,
   };
 }
 
 function resultBody(row: IdentificationResultRow) {
   const details = row.details as ResultDetails;
   return {
-    id: row.id,
-    request_id: row.requestId,
-    species_id: row.speciesId,
-    scientific_name: row.scientificName,
-    plant_name: row.plantName,
-    common_names: row.commonNames,
-    family: row.family,
-    genus: row.genus,
-    gbif_id: row.gbifId,
-    confidence_score: row.confidenceScore,
-    identification_source: row.identificationSource,
-    rank: row.rank,
-    is_primary: row.isPrimary,
-    is_accepted: row.isAccepted,
-    upvotes: row.upvotes,
-    downvotes: row.downvotes,
+    ...apiFields(row, "id requestId speciesId scientificName plantName commonNames family genus gbifId"),
+    ...apiFields(row, "confidenceScore identificationSource rank isPrimary isAccepted upvotes downvotes createdAt"),
     description: details.description ?? "",
     similar_images: details.similar_images ?? [],
     sources: details.sources ?? [],
     plant_id_probability: details.plant_id_probability ?? null,
     plantnet_score: details.plantnet_score ?? null,
-    created_at: row.createdAt,
   };
 }
 
 const UploadForm = z
   .object({
-    image_1: z.any().openapi({ type: "string", format: "binary" }),
-    image_2: z.any().optional().openapi({ type: "string", format: "binary" }),
-    image_3: z.any().optional().openapi({ type: "string", format: "binary" }),
-    image_4: z.any().optional().openapi({ type: "string", format: "binary" }),
-    image_5: z.any().optional().openapi({ type: "string", format: "binary" }),
+    ...REQUEST_PHOTO_PARTS,
     organs: z.string().optional().openapi({ description: "Comma list, one per image: leaf, flower, fruit, bark, auto" }),
     latitude: z.string().optional(),
     longitude: z.string().optional(),
@@ -233,12 +202,12 @@ export function requestRoutes() {
   // Registered for the document, routed with app.post: the body is validated part by part.
   app.openAPIRegistry.registerPath(documentOnly(createRequestRoute));
   app.post(createRequestRoute.path, requireAuth, async (c) => {
-    await spendRequestBudget(c.env, c.get("user")!.id);
+    await spendRequestBudget(c.env, userIdOf(c));
     const upload = await readUpload(c);
     const row = await submitRequest(
       c.env,
       IdentificationRequests,
-      c.get("user")!.id,
+      userIdOf(c),
       upload.images,
       {
         status: "pending",
@@ -263,7 +232,7 @@ export function requestRoutes() {
     );
   app.openapi(getRequests, async (c) => {
     const { page, page_size, status } = c.req.valid("query");
-    const { count, rows } = await listOwnRequests(c.env, IdentificationRequests, c.get("user")!.id, status, {
+    const { count, rows } = await listOwnRequests(c.env, IdentificationRequests, userIdOf(c), status, {
       page,
       pageSize: page_size,
     });
@@ -274,7 +243,7 @@ export function requestRoutes() {
     .get("/requests/{id}", "One of your requests")
     .io({ params: Id }, { 200: jsonBody(RequestSchema, "Request") });
   app.openapi(getRequestsById, async (c) =>
-    c.json(requestBody(await ownRequest(c.env, IdentificationRequests, c.get("user")!.id, c.req.valid("param").id)), 200),
+    c.json(requestBody(await ownRequest(c.env, IdentificationRequests, userIdOf(c), c.req.valid("param").id)), 200),
   );
 
   const getRequestsByIdResults = mine.get("/requests/{id}/results", "Results of one of your requests, most confident first").io(
@@ -293,7 +262,7 @@ export function requestRoutes() {
     },
   );
   app.openapi(getRequestsByIdResults, async (c) => {
-    const { request, results, care } = await identificationResultsOf(c.env, c.get("user")!.id, c.req.valid("param").id);
+    const { request, results, care } = await identificationResultsOf(c.env, userIdOf(c), c.req.valid("param").id);
     return c.json(
       {
         request_id: request.id,
@@ -310,7 +279,7 @@ export function requestRoutes() {
     .delete("/requests/{id}", "Delete a request, its results and any images no other request uses")
     .io({ params: Id }, noContent("Deleted"));
   app.openapi(deleteRequestsById, async (c) => {
-    await deleteOwnRequest(c.env, IdentificationRequests, c.get("user")!.id, c.req.valid("param").id, (p) => c.executionCtx.waitUntil(p));
+    await deleteOwnRequest(c.env, IdentificationRequests, userIdOf(c), c.req.valid("param").id, (p) => c.executionCtx.waitUntil(p));
     return c.body(null, 204);
   });
 
@@ -325,7 +294,7 @@ export function requestRoutes() {
     },
   );
   app.openapi(postRequestsByIdRetry, async (c) => {
-    const updated = await retryOwnRequest(c.env, IdentificationRequests, c.get("user")!.id, c.req.valid("param").id, c.get("logger"));
+    const updated = await retryOwnRequest(c.env, IdentificationRequests, userIdOf(c), c.req.valid("param").id, c.get("logger"));
     return c.json(requestBody(updated), 202);
   });
 
@@ -351,7 +320,7 @@ export function requestRoutes() {
   );
   app.openapi(getHistory, async (c) => {
     const { page, page_size } = c.req.valid("query");
-    const { count, rows: items } = await identificationHistory(c.env, c.get("user")!.id, { page, pageSize: page_size });
+    const { count, rows: items } = await identificationHistory(c.env, userIdOf(c), { page, pageSize: page_size });
     return c.json(pageOf(c.req.url, page, page_size, count, items), 200);
   });
 
@@ -374,63 +343,24 @@ export function requestRoutes() {
   );
   app.openapi(postResultsByIdVote, async (c) => {
     const { id } = c.req.valid("param");
-    return c.json(await voteOnResult(c.env, c.get("user")!.id, id, c.req.valid("json").vote_type), 200);
+    return c.json(await voteOnResult(c.env, userIdOf(c), id, c.req.valid("json").vote_type), 200);
   });
 
   const postResultsByIdAccept = mine
     .post("/results/{id}/accept", "Accept a result as the identification of your request")
     .io({ params: Id }, { 200: jsonBody(ResultSchema, "Accepted result") });
   app.openapi(postResultsByIdAccept, async (c) => {
-    return c.json(resultBody(await acceptResult(c.env, c.get("user")!.id, c.req.valid("param").id)), 200);
+    return c.json(resultBody(await acceptResult(c.env, userIdOf(c), c.req.valid("param").id)), 200);
   });
 
-  const postResultsByIdAddToCollection = mine
+  const addToCollection = mine
     .post("/results/{id}/add_to_collection", "Add the identified plant to one of your collections (default: My Plants); idempotent")
     .io(
-      {
-        params: Id,
-        body: {
-          content: {
-            "application/json": {
-              schema: z.object({
-                collection_id: z.uuid().optional(),
-                nickname: z.string().max(100).optional(),
-                notes: z.string().max(2000).optional(),
-              }),
-            },
-          },
-          required: false,
-        },
-      },
-      {
-        201: jsonBody(
-          z.object({
-            id: z.uuid(),
-            collection_id: z.uuid(),
-            species_id: z.string().nullable(),
-            result_id: z.uuid(),
-            nickname: z.string(),
-            notes: z.string(),
-            created: z.boolean(),
-          }),
-          "Plant added",
-        ),
-        200: jsonBody(
-          z.object({
-            id: z.uuid(),
-            collection_id: z.uuid(),
-            species_id: z.string().nullable(),
-            result_id: z.uuid(),
-            nickname: z.string(),
-            notes: z.string(),
-            created: z.boolean(),
-          }),
-          "Already in that collection",
-        ),
-      },
+      { params: Id, body: requestJson(AddToCollectionBody, false) },
+      { 201: jsonBody(AddedPlantSchema, "Plant added"), 200: jsonBody(AddedPlantSchema, "Already in that collection") },
     );
-  app.openapi(postResultsByIdAddToCollection, async (c) => {
-    const { plant, created } = await addResultToCollection(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json") ?? {});
+  app.openapi(addToCollection, async (c) => {
+    const { plant, created } = await addResultToCollection(c.env, userIdOf(c), c.req.valid("param").id, c.req.valid("json") ?? {});
     return created ? c.json({ ...plant, created }, 201) : c.json({ ...plant, created }, 200);
   });
 

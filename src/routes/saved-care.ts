@@ -3,6 +3,7 @@
  * signed-in user, one card per scientific name (409 on duplicates), `?is_favorite=` filter.
  */
 import { z } from "@hono/zod-openapi";
+import { userIdOf } from "../middleware/auth";
 import { createRouter, routeSet } from "./router";
 import { createSavedCare, deleteSavedCare, ownSavedCare, savedCareBody, listSavedCare, updateSavedCare } from "../services/saved-care";
 import { pageOf, PaginationQuery } from "./pagination";
@@ -65,29 +66,29 @@ export function savedCareRoutes() {
   app.openapi(getRoot, async (c) => {
     const { page, page_size, is_favorite } = c.req.valid("query");
     const isFavorite = is_favorite === undefined ? undefined : is_favorite === "true";
-    const { count, rows } = await listSavedCare(c.env, c.get("user")!.id, isFavorite, { page, pageSize: page_size });
+    const { count, rows } = await listSavedCare(c.env, userIdOf(c), isFavorite, { page, pageSize: page_size });
     return c.json(pageOf(c.req.url, page, page_size, count, rows.map(savedCareBody)), 200);
   });
 
   const postRoot = mine
     .post("/", "Save a care card (one per scientific name, case-insensitive)")
     .io({ body: requestJson(SavedCareCreate) }, { 201: jsonBody(SavedCareSchema, "Saved"), ...duplicate });
-  app.openapi(postRoot, async (c) => c.json(savedCareBody(await createSavedCare(c.env, c.get("user")!.id, c.req.valid("json"))), 201));
+  app.openapi(postRoot, async (c) => c.json(savedCareBody(await createSavedCare(c.env, userIdOf(c), c.req.valid("json"))), 201));
 
   const getById = mine.get("/{id}", "One of your saved care cards").io({ params: IdParam }, { 200: jsonBody(SavedCareSchema, "Card") });
-  app.openapi(getById, async (c) => c.json(savedCareBody(await ownSavedCare(c.env, c.get("user")!.id, c.req.valid("param").id)), 200));
+  app.openapi(getById, async (c) => c.json(savedCareBody(await ownSavedCare(c.env, userIdOf(c), c.req.valid("param").id)), 200));
 
   const patchById = mine
     .patch("/{id}", "Update one of your saved care cards (favourite, notes, …)")
     .io({ params: IdParam, body: requestJson(SavedCarePatch) }, { 200: jsonBody(SavedCareSchema, "Updated"), ...duplicate });
   app.openapi(patchById, async (c) => {
-    const row = await updateSavedCare(c.env, c.get("user")!.id, c.req.valid("param").id, c.req.valid("json"));
+    const row = await updateSavedCare(c.env, userIdOf(c), c.req.valid("param").id, c.req.valid("json"));
     return c.json(savedCareBody(row), 200);
   });
 
   const deleteById = mine.delete("/{id}", "Delete one of your saved care cards").io({ params: IdParam }, noContent("Deleted"));
   app.openapi(deleteById, async (c) => {
-    await deleteSavedCare(c.env, c.get("user")!.id, c.req.valid("param").id);
+    await deleteSavedCare(c.env, userIdOf(c), c.req.valid("param").id);
     return c.body(null, 204);
   });
 

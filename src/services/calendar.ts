@@ -17,6 +17,7 @@
  * - Lowering capacity below the current number of `going` RSVPs is refused (409
  *   CAPACITY_BELOW_GOING); nobody is silently dropped.
  */
+import { apiFields } from "../lib/fields";
 import { and, asc, count, eq, gt, inArray, isNotNull, lt, or, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import { type Database, database, runBatch } from "../db/client";
@@ -108,20 +109,14 @@ export function canSee(row: Pick<EventRow, "privacy" | "organizerId" | "myRsvp">
 
 export function eventBody(row: EventRow) {
   return {
-    id: row.id,
-    title: row.title,
-    description: row.description,
+    ...apiFields(row, "id title description"),
     start: row.startsAt,
     end: row.endsAt,
-    location: row.location,
-    privacy: row.privacy,
-    capacity: row.capacity,
+    ...apiFields(row, "location privacy capacity"),
     organizer: { id: row.organizerId, username: row.organizerUsername },
     rsvp_counts: { going: row.goingCount, maybe: row.maybeCount, not_going: row.notGoingCount },
     spots_left: row.capacity === null ? null : Math.max(0, row.capacity - row.goingCount),
-    my_rsvp: row.myRsvp,
-    created_at: row.createdAt,
-    updated_at: row.updatedAt,
+    ...apiFields(row, "myRsvp createdAt updatedAt"),
   };
 }
 

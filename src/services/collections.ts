@@ -9,9 +9,10 @@
  * - A collection with plants is deleted only with `delete_plants`; otherwise 409. Plants are never
  *   deleted as a side effect the client did not ask for.
  */
+import { apiFields, columnFields } from "../lib/fields";
 import { and, asc, count, desc, eq, getTableColumns, not, notExists, or, type SQL, sql } from "drizzle-orm";
 import { changes, type Database, database, runBatch } from "../db/client";
-import { type Page, type PageRequest, selectPage } from "../db/pagination";
+import { type Page, type PageRequest, countedPage } from "../db/pagination";
 import { collections, species, userPlants, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
@@ -49,14 +50,7 @@ export type PlantRow = Awaited<ReturnType<typeof selectPlants>>[number];
 
 export function collectionBody(row: CollectionRow) {
   return {
-    id: row.id,
-    name: row.name,
-    description: row.description,
-    is_public: row.isPublic,
-    is_default: row.isDefault,
-    plant_count: row.plantCount,
-    created_at: row.createdAt,
-    updated_at: row.updatedAt,
+    ...apiFields(row, "id name description isPublic isDefault plantCount createdAt updatedAt"),
   };
 }
 
@@ -70,17 +64,9 @@ export function plantBody(row: PlantRow) {
     id: row.id,
     collection: row.collectionId,
     species: row.speciesId,
-    species_scientific_name: row.speciesScientificName,
-    result_id: row.resultId,
-    nickname: row.nickname,
-    acquisition_date: row.acquisitionDate,
-    location_in_home: row.locationInHome,
-    notes: row.notes,
-    is_alive: row.isAlive,
+    ...apiFields(row, "speciesScientificName resultId nickname acquisitionDate locationInHome notes isAlive"),
     image_url: plantImageUrl(row),
-    care_instructions_json: row.careInstructionsJson,
-    created_at: row.createdAt,
-    updated_at: row.updatedAt,
+    ...apiFields(row, "careInstructionsJson createdAt updatedAt"),
   };
 }
 
@@ -90,10 +76,7 @@ export function publicPlantBody(row: PlantRow) {
     id: row.id,
     collection: row.collectionId,
     species: row.speciesId,
-    species_scientific_name: row.speciesScientificName,
-    nickname: row.nickname,
-    acquisition_date: row.acquisitionDate,
-    is_alive: row.isAlive,
+    ...apiFields(row, "speciesScientificName nickname acquisitionDate isAlive"),
     image_url: plantImageUrl(row),
     created_at: row.createdAt,
   };
@@ -106,14 +89,7 @@ export function publicPlantBody(row: PlantRow) {
 function collectionPage(env: Bindings, userId: string, publicOnly: boolean, page: PageRequest): Promise<Page<CollectionRow>> {
   const db = database(env);
   const where = and(eq(c.userId, userId), publicOnly ? eq(c.isPublic, true) : undefined);
-  return selectPage(
-    db,
-    {
-      rows: selectCollections(db, where).orderBy(desc(c.isDefault), asc(c.createdAt), asc(c.id)),
-      count: db.select({ n: count() }).from(c).where(where).$dynamic(),
-    },
-    page,
-  );
+  return countedPage(db, selectCollections(db, where).orderBy(desc(c.isDefault), asc(c.createdAt), asc(c.id)), { from: c, where }, page);
 }
 
 /** The user's own collections, all of them. */
@@ -308,14 +284,7 @@ function plantPage(env: Bindings, filter: PlantFilter, page: PageRequest): Promi
     filter.collectionId ? eq(p.collectionId, filter.collectionId) : undefined,
     filter.isAlive !== undefined ? eq(p.isAlive, filter.isAlive) : undefined,
   );
-  return selectPage(
-    db,
-    {
-      rows: selectPlants(db, where).orderBy(desc(p.createdAt), desc(p.id)),
-      count: db.select({ n: count() }).from(p).where(where).$dynamic(),
-    },
-    page,
-  );
+  return countedPage(db, selectPlants(db, where).orderBy(desc(p.createdAt), desc(p.id)), { from: p, where }, page);
 }
 
 export async function findPlant(env: Bindings, userId: string, id: string): Promise<PlantRow | null> {
@@ -357,12 +326,7 @@ function plantColumns(fields: PlantFields) {
   return {
     collectionId: fields.collection,
     speciesId: fields.species,
-    nickname: fields.nickname,
-    acquisitionDate: fields.acquisition_date,
-    locationInHome: fields.location_in_home,
-    notes: fields.notes,
-    isAlive: fields.is_alive,
-    careInstructionsJson: fields.care_instructions_json,
+    ...columnFields(fields, "nickname acquisition_date location_in_home notes is_alive care_instructions_json"),
   };
 }
 

@@ -26,7 +26,7 @@
  */
 import { and, asc, count, desc, eq, inArray, ne, sql } from "drizzle-orm";
 import { database, runBatch } from "../db/client";
-import { type Page, type PageRequest, selectPage } from "../db/pagination";
+import { type Page, type PageRequest, countedPage } from "../db/pagination";
 import {
   forumAttachments,
   forumCategories,
@@ -254,12 +254,10 @@ export async function categoryBySlug(env: Bindings, slug: string): Promise<Categ
 export function listTopics(env: Bindings, categoryId: string, page: PageRequest): Promise<Page<NonNullable<TopicRow>>> {
   const t = forumTopics;
   const where = eq(t.categoryId, categoryId);
-  return selectPage(
+  return countedPage(
     database(env),
-    {
-      rows: selectTopics(env).where(where).orderBy(desc(t.isPinned), desc(t.lastActivityAt), desc(t.id)),
-      count: database(env).select({ n: count() }).from(t).where(where).$dynamic(),
-    },
+    selectTopics(env).where(where).orderBy(desc(t.isPinned), desc(t.lastActivityAt), desc(t.id)),
+    { from: t, where },
     page,
   ) as Promise<Page<NonNullable<TopicRow>>>;
 }
@@ -274,12 +272,10 @@ export async function getTopic(env: Bindings, id: string): Promise<NonNullable<T
 export function listPosts(env: Bindings, topicId: string, page: PageRequest): Promise<Page<NonNullable<PostRow>>> {
   const p = forumPosts;
   const where = eq(p.topicId, topicId);
-  return selectPage(
+  return countedPage(
     database(env),
-    {
-      rows: selectPosts(env).where(where).orderBy(asc(p.createdAt), desc(p.isFirst), asc(p.id)),
-      count: database(env).select({ n: count() }).from(p).where(where).$dynamic(),
-    },
+    selectPosts(env).where(where).orderBy(asc(p.createdAt), desc(p.isFirst), asc(p.id)),
+    { from: p, where },
     page,
   ) as Promise<Page<NonNullable<PostRow>>>;
 }
@@ -729,12 +725,10 @@ export function listReports(
   page: PageRequest,
 ): Promise<Page<NonNullable<ReportRow>>> {
   const where = eq(forumReports.status, status);
-  return selectPage(
+  return countedPage(
     database(env),
-    {
-      rows: selectReports(env).where(where).orderBy(asc(forumReports.createdAt), asc(forumReports.id)),
-      count: database(env).select({ n: count() }).from(forumReports).where(where).$dynamic(),
-    },
+    selectReports(env).where(where).orderBy(asc(forumReports.createdAt), asc(forumReports.id)),
+    { from: forumReports, where },
     page,
   ) as Promise<Page<NonNullable<ReportRow>>>;
 }

@@ -3,6 +3,7 @@
  * marks, plus the live push of new ones to the owner's UserHub (`/ws/` sockets). Other users'
  * notifications are "not found".
  */
+import { apiFields } from "../lib/fields";
 import { and, count, desc, eq, type SQL, sql } from "drizzle-orm";
 import type { NotificationPayload } from "../../durable-objects/user-hub-protocol";
 import { changes, type Database, database } from "../db/client";
@@ -24,14 +25,7 @@ export type Notification = typeof notifications.$inferSelect;
 
 export function notificationBody(row: Notification): NotificationPayload {
   return {
-    id: row.id,
-    type: row.type,
-    title: row.title,
-    body: row.body,
-    data: row.data,
-    is_read: row.isRead,
-    created_at: row.createdAt,
-    read_at: row.readAt,
+    ...apiFields(row, "id type title body data isRead createdAt readAt"),
   };
 }
 

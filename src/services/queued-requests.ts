@@ -24,6 +24,7 @@ import { diseaseRequests, diseaseResults, identificationRequests, identification
 import type { Bindings } from "../env";
 import { isoIn, JOB_LEASE_MS, type JobCounters, type JobKind, stuckCutoff } from "../jobs/job-policy";
 import { AppError } from "../lib/errors";
+import { apiFields } from "../lib/fields";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { imageUrl, photoRef, photosOf, releasePhotos, type StoredImage, type storeImages, withStoredPhotos } from "./photos";
@@ -100,6 +101,17 @@ export function requestImagesBody(row: { imageHashes: string[] }) {
 /** Where the request's progress is streamed (API.md §2.3). */
 export function requestWsUrl(id: string): string {
   return `/ws/plant-identification/requests/${id}/`;
+}
+
+/** The fields every request's body has, whatever its kind; each kind adds its own. */
+export function queuedRequestBody(row: IdentificationRequestRow | DiseaseRequestRow) {
+  return {
+    request_id: row.id,
+    status: row.status,
+    ws_url: requestWsUrl(row.id),
+    images: requestImagesBody(row),
+    ...apiFields(row, "attempts errorMessage createdAt updatedAt processedAt"),
+  };
 }
 
 export async function getRequest<T extends RequestTable>(env: Bindings, kind: RequestKind<T>, id: string): Promise<RowOf<T> | undefined> {

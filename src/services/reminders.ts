@@ -13,6 +13,7 @@
  * - Each occurrence (reminder, next_due_at) is notified at most once; an overdue reminder does
  *   not nag again until it is acted on or rescheduled.
  */
+import { apiFields } from "../lib/fields";
 import { and, asc, count, eq, exists, lt, lte, type SQL, sql } from "drizzle-orm";
 import { changes, type Database, database, runBatch } from "../db/client";
 import { type Page, type PageRequest, selectPage } from "../db/pagination";
@@ -182,20 +183,9 @@ export function scheduleOf(row: Pick<ReminderRow, "frequency" | "customIntervalD
 
 export function reminderBody(row: ReminderRow) {
   return {
-    id: row.id,
-    plant_id: row.plantId,
-    plant_name: row.plantName,
-    reminder_type: row.reminderType,
-    frequency: row.frequency,
-    custom_interval_days: row.customIntervalDays,
+    ...apiFields(row, "id plantId plantName reminderType frequency customIntervalDays"),
     interval_days: intervalDays(scheduleOf(row)),
-    title: row.title,
-    next_due_at: row.nextDueAt,
-    is_active: row.isActive,
-    streak: row.streak,
-    last_completed_at: row.lastCompletedAt,
-    created_at: row.createdAt,
-    updated_at: row.updatedAt,
+    ...apiFields(row, "title nextDueAt isActive streak lastCompletedAt createdAt updatedAt"),
   };
 }
 

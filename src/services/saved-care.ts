@@ -2,6 +2,7 @@
  * Saved care cards (API.md §5): a user's copies of care instructions, one per scientific name
  * (case-insensitive, enforced by a unique index so concurrent saves cannot both win).
  */
+import { apiFields, columnFields } from "../lib/fields";
 import { and, desc, eq } from "drizzle-orm";
 import { database } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
@@ -22,14 +23,7 @@ export interface SavedCareFields {
 
 export function savedCareBody(row: SavedCareRow) {
   return {
-    id: row.id,
-    scientific_name: row.scientificName,
-    common_name: row.commonName,
-    care_instructions: row.careInstructions,
-    is_favorite: row.isFavorite,
-    personal_notes: row.personalNotes,
-    created_at: row.createdAt,
-    updated_at: row.updatedAt,
+    ...apiFields(row, "id scientificName commonName careInstructions isFavorite personalNotes createdAt updatedAt"),
   };
 }
 
@@ -69,13 +63,7 @@ function duplicate(name: string): AppError {
 
 /** The given API fields as the table's columns (absent fields stay absent). */
 function columns(fields: SavedCareFields) {
-  return {
-    scientificName: fields.scientific_name,
-    commonName: fields.common_name,
-    careInstructions: fields.care_instructions,
-    isFavorite: fields.is_favorite,
-    personalNotes: fields.personal_notes,
-  };
+  return columnFields(fields, "scientific_name common_name care_instructions is_favorite personal_notes");
 }
 
 export async function createSavedCare(
@@ -101,7 +89,7 @@ export async function createSavedCare(
  * could then be answered as false). 404 when the card is not the caller's, or is gone.
  */
 export async function updateSavedCare(env: Bindings, userId: string, id: string, fields: SavedCareFields): Promise<SavedCareRow> {
-  const set = Object.fromEntries(Object.entries(columns(fields)).filter(([, v]) => v !== undefined));
+  const set = columns(fields);
   if (Object.keys(set).length === 0) return ownSavedCare(env, userId, id);
   const t = savedCareInstructions;
   let row: SavedCareRow | undefined;

@@ -6,6 +6,7 @@
  * "ons", "nst") — and exact substring matches rank first, most identified first. Queries shorter than three
  * characters, which have no trigram, fall back to a prefix LIKE in which `_` and `%` are literal.
  */
+import { apiFields } from "../lib/fields";
 import { and, count, desc, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { database } from "../db/client";
@@ -22,29 +23,9 @@ export type SpeciesRow = typeof species.$inferSelect;
 
 export function speciesBody(row: SpeciesRow) {
   return {
-    id: row.id,
-    scientific_name: row.scientificName,
-    common_names: row.commonNames,
-    family: row.family,
-    genus: row.genus,
-    gbif_id: row.gbifId,
-    trefle_id: row.trefleId,
-    plant_type: row.plantType,
-    light_requirements: row.lightRequirements,
-    water_requirements: row.waterRequirements,
-    hardiness_zone_min: row.hardinessZoneMin,
-    hardiness_zone_max: row.hardinessZoneMax,
-    soil_ph_min: row.soilPhMin,
-    soil_ph_max: row.soilPhMax,
-    mature_height_min_cm: row.matureHeightMinCm,
-    mature_height_max_cm: row.matureHeightMaxCm,
-    bloom_time: row.bloomTime,
-    flower_color: row.flowerColor,
-    description: row.description,
-    image_url: row.imageUrl,
-    identification_count: row.identificationCount,
-    is_verified: row.isVerified,
-    source: row.source,
+    ...apiFields(row, "id scientificName commonNames family genus gbifId trefleId plantType lightRequirements"),
+    ...apiFields(row, "waterRequirements hardinessZoneMin hardinessZoneMax soilPhMin soilPhMax matureHeightMinCm"),
+    ...apiFields(row, "matureHeightMaxCm bloomTime flowerColor description imageUrl identificationCount isVerified source"),
   };
 }
 
