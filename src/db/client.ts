@@ -6,7 +6,8 @@
  * Row types come from the schema (`typeof table.$inferSelect`): booleans and JSON columns are
  * converted by their column modes, never by hand.
  */
-import { is, SQL, sql } from "drizzle-orm";
+import { and, eq, is, SQL, sql } from "drizzle-orm";
+import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import type { BatchItem } from "drizzle-orm/batch";
 import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
 import type { Bindings } from "../env";
@@ -51,3 +52,13 @@ export function changes(result: unknown): number {
 
 /** The database's clock as rows store times (ISO-8601 UTC with milliseconds), for writes that stamp a time. */
 export const sqlNow = sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`;
+
+/** `column = value` when a filter value was given, else no condition (and() skips undefined). */
+export function eqIfGiven<T>(column: SQLiteColumn, value: T | undefined): SQL | undefined {
+  return value === undefined ? undefined : eq(column, value);
+}
+
+/** The row `id` of `table` when it belongs to `userId` (owner-scoped reads, updates, deletes). */
+export function ownedBy(table: { id: SQLiteColumn; userId: SQLiteColumn }, userId: string, id: string): SQL | undefined {
+  return and(eq(table.id, id), eq(table.userId, userId));
+}

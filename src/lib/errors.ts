@@ -146,3 +146,9 @@ export const STATUS_DEFAULTS: Record<number, { code: ErrorCode; message: string 
 export function reportableError(err: unknown): unknown {
   return err instanceof DrizzleQueryError && err.cause !== undefined ? err.cause : err;
 }
+
+/** `row` when there is one; otherwise the 404 `"<what> not found."` (also for what is not the caller's). */
+export function orNotFound<T>(row: T | null | undefined, what: string): T {
+  if (row === null || row === undefined) throw new AppError("NOT_FOUND", 404, `${what} not found.`);
+  return row;
+}

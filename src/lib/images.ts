@@ -159,16 +159,8 @@ export function sniffImageType(bytes: Uint8Array): ImageType | null {
 /** Width and height from the headers only; null when they cannot be read (truncated, corrupt). */
 export function readImageDimensions(bytes: Uint8Array, type: ImageType): ImageDimensions | null {
   try {
-    switch (type) {
-      case "png":
-        return readPngDimensions(bytes);
-      case "jpeg":
-        return readJpegDimensions(bytes);
-      case "webp":
-        return readWebpDimensions(bytes);
-      default:
-        return null;
-    }
+    const read = { png: readPngDimensions, jpeg: readJpegDimensions, webp: readWebpDimensions }[type];
+    return read ? read(bytes) : null;
   } catch {
     // The readers are bounds-checked; this is a last line of defence, never the normal path.
     return null;
@@ -274,16 +266,8 @@ const PNG_IEND_CRC = 0xae426082;
  * are checked) and always terminates (every step advances).
  */
 export function imageStructureProblem(bytes: Uint8Array, type: ImageType): string | null {
-  switch (type) {
-    case "png":
-      return pngStructureProblem(bytes);
-    case "jpeg":
-      return jpegStructureProblem(bytes);
-    case "webp":
-      return webpStructureProblem(bytes);
-    default:
-      return "unknown image type";
-  }
+  const check = { png: pngStructureProblem, jpeg: jpegStructureProblem, webp: webpStructureProblem }[type];
+  return check ? check(bytes) : "unknown image type";
 }
 
 function isAsciiLetter(c: number): boolean {

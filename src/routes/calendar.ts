@@ -257,7 +257,7 @@ export function calendarRoutes() {
     );
   app.openapi(getSeasonalTasks, async (c) => {
     const { page, page_size, month, hemisphere } = c.req.valid("query");
-    const { count, rows } = await listSeasonalTasks(c.env, hemisphere, month, { page, pageSize: page_size });
+    const { count, rows } = await listSeasonalTasks(c.env, { hemisphere, month }, { page, pageSize: page_size });
     return c.json(pageOf(c.req.url, page, page_size, count, rows.map(seasonalTaskBody)), 200);
   });
 

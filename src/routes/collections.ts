@@ -31,7 +31,7 @@ import {
 } from "../services/collections";
 import { pageOf, PaginationQuery } from "./pagination";
 import { BooleanQuery, boundedJsonObject, jsonBody, pageSchema, errorResponse, requestJson, noContent } from "./schemas";
-import { readMultipartForm, throwIfFieldErrors } from "./uploads";
+import { readMultipartForm, throwIfFieldErrors, parseFields, readJsonFields } from "./uploads";
 
 const tags = ["Collections and plants"];
 const Id = z.object({ id: z.uuid() });
@@ -199,21 +199,12 @@ async function readPlantInput(c: Context<AppEnv>, schema: typeof PlantCreate | t
         if (converted !== undefined) text[name] = converted;
       }
     }
-    const parsed = schema.safeParse(text);
-    if (!parsed.success) for (const [k, msgs] of Object.entries(fieldErrorsFrom(parsed.error))) (fieldErrors[k] ??= []).push(...msgs);
+    const fields = parseFields(schema, text, fieldErrors);
     throwIfFieldErrors(fieldErrors);
-    return { fields: parsed.data as PlantFields, image, removeImage: false };
+    return { fields: fields as PlantFields, image, removeImage: false };
   }
   if (/^application\/([a-z.-]+\+)?json/.test(contentType)) {
-    let body: unknown;
-    try {
-      body = await c.req.json();
-    } catch {
-      throw new AppError("MALFORMED_REQUEST", 400, "Malformed JSON body.");
-    }
-    const parsed = schema.safeParse(body);
-    if (!parsed.success) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrorsFrom(parsed.error));
-    const { image, ...fields } = parsed.data as PlantFields & { image?: null };
+    const { image, ...fields } = (await readJsonFields(c, schema, "Malformed JSON body.")) as PlantFields & { image?: null };
     return { fields, image: null, removeImage: image === null };
   }
   throw new AppError("UNSUPPORTED_MEDIA_TYPE", 415, "Send the plant as application/json, or as multipart/form-data with an image.");

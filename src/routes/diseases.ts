@@ -8,7 +8,7 @@ import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { createRouter, routeSet, documentOnly } from "./router";
-import { AppError } from "../lib/errors";
+import { AppError, type FieldErrors } from "../lib/errors";
 import { requireAuth, userIdOf } from "../middleware/auth";
 import {
   confirmDiseaseResult,
@@ -32,7 +32,7 @@ import { pageOf, PaginationQuery } from "./pagination";
 import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestStatus, requestErrors } from "./queued-request-schemas";
 import { apiFields } from "../lib/fields";
 import { jsonBody, pageSchema, searchText, errorResponse } from "./schemas";
-import { MAX_IMAGES, readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
+import { throwIfFieldErrors, readPhotoForm } from "./uploads";
 
 const tags = ["Plant health"];
 const STATUS = RequestStatus.openapi({
@@ -153,14 +153,10 @@ const MetaSchema = z.object({
 
 /** Every part is checked before anything is written: one bad image or field rejects the lot. */
 async function readUpload(c: Context<AppEnv>) {
-  const form = await readMultipartForm(c);
-  const fieldErrors: Record<string, string[]> = {};
-  const images = await readImageParts(form, fieldErrors, MAX_IMAGES);
-  const meta = MetaSchema.safeParse(textFields(form));
-  if (!meta.success)
-    for (const issue of meta.error.issues) (fieldErrors[String(issue.path[0] ?? "non_field_errors")] ??= []).push(issue.message);
+  const fieldErrors: FieldErrors = {};
+  const { images, fields } = await readPhotoForm(c, MetaSchema, fieldErrors);
   throwIfFieldErrors(fieldErrors);
-  return { images, meta: meta.data! };
+  return { images, meta: fields! };
 }
 
 export function diseaseRoutes() {

@@ -54,7 +54,7 @@ import { pushNotificationRows } from "../services/notifications";
 import { enforceRateLimit } from "../services/rate-limits";
 import { pageOf, PaginationQuery } from "./pagination";
 import { jsonBody, pageSchema, errorResponse, noContent } from "./schemas";
-import { readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
+import { readImageParts, readMultipartForm, textFields, throwIfFieldErrors, parseFields, readJsonFields } from "./uploads";
 
 const tags = ["Forum"];
 const Id = z.object({ id: z.uuid() });
@@ -256,21 +256,12 @@ async function readPostInput<T extends typeof TopicCreate | typeof PostCreate>(
     }
     if (sendsImages) await assertMayAttachImages(c.env, userIdOf(c));
     const images = await readImageParts(form, fieldErrors, MAX_ATTACHMENTS, false);
-    const parsed = schema.safeParse(textFields(form));
-    if (!parsed.success) for (const [k, msgs] of Object.entries(fieldErrorsFrom(parsed.error))) (fieldErrors[k] ??= []).push(...msgs);
+    const fields = parseFields(schema, textFields(form), fieldErrors);
     throwIfFieldErrors(fieldErrors);
-    return { fields: parsed.data as z.infer<T>, images };
+    return { fields: fields as z.infer<T>, images };
   }
   if (/^application\/([a-z.-]+\+)?json/.test(contentType)) {
-    let raw: unknown;
-    try {
-      raw = await c.req.json();
-    } catch {
-      throw new AppError("MALFORMED_REQUEST", 400, "Malformed JSON in request body");
-    }
-    const parsed = schema.safeParse(raw);
-    if (!parsed.success) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrorsFrom(parsed.error));
-    return { fields: parsed.data as z.infer<T>, images: [] };
+    return { fields: (await readJsonFields(c, schema, "Malformed JSON in request body")) as z.infer<T>, images: [] };
   }
   throw new AppError("UNSUPPORTED_MEDIA_TYPE", 415, "Send the post as application/json, or as multipart/form-data with images.");
 }
@@ -311,6 +302,7 @@ export function forumRoutes() {
     return c.json(pageOf(c.req.url, page, page_size, count, rows.map(topicBody)), 200);
   });
 
+  const photoPostErrors = { 413: errorResponse("A photo is too large"), 415: errorResponse("Neither JSON nor multipart") };
   const createTopicRoute = signedIn
     .post(
       `/categories/{slug}/topics`,
@@ -321,8 +313,7 @@ export function forumRoutes() {
       {
         201: jsonBody(TopicDetailSchema, "Created"),
         403: errorResponse("CSRF failed, or photos sent below trust level basic (TRUST_LEVEL_TOO_LOW)"),
-        413: errorResponse("A photo is too large"),
-        415: errorResponse("Neither JSON nor multipart"),
+        ...photoPostErrors,
       },
     );
   // Registered for the document, routed by hand: one handler reads JSON and multipart bodies.
@@ -381,8 +372,7 @@ export function forumRoutes() {
       {
         201: jsonBody(PostSchema, "Created"),
         403: errorResponse("Not allowed (topic locked), CSRF failed, or photos sent below trust level basic (TRUST_LEVEL_TOO_LOW)"),
-        413: errorResponse("A photo is too large"),
-        415: errorResponse("Neither JSON nor multipart"),
+        ...photoPostErrors,
       },
     );
   // Registered for the document, routed by hand: one handler reads JSON and multipart bodies.

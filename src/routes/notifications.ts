@@ -45,7 +45,7 @@ export function notificationRoutes() {
   app.openapi(getRoot, async (c) => {
     const { page, page_size, unread } = c.req.valid("query");
     const isUnread = unread === undefined ? undefined : unread === "true";
-    const { count, rows } = await listNotifications(c.env, userIdOf(c), isUnread, { page, pageSize: page_size });
+    const { count, rows } = await listNotifications(c.env, { userId: userIdOf(c), unread: isUnread }, { page, pageSize: page_size });
     return c.json(pageOf(c.req.url, page, page_size, count, rows.map(notificationBody)), 200);
   });
 

@@ -32,8 +32,9 @@ import {
 import { pageOf, PaginationQuery } from "./pagination";
 import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestStatus, requestErrors } from "./queued-request-schemas";
 import { apiFields } from "../lib/fields";
+import type { FieldErrors } from "../lib/errors";
 import { jsonBody, pageSchema, noContent, requestJson } from "./schemas";
-import { MAX_IMAGES, readImageParts, readMultipartForm, textFields, throwIfFieldErrors } from "./uploads";
+import { throwIfFieldErrors, readPhotoForm } from "./uploads";
 
 const tags = ["Identification requests"];
 const STATUS = RequestStatus;
@@ -171,21 +172,17 @@ const MetaSchema = z.object({
 
 /** Reads and validates every part before anything is written: one bad image rejects the lot. */
 async function readUpload(c: Context<AppEnv>) {
-  const form = await readMultipartForm(c);
-  const fieldErrors: Record<string, string[]> = {};
-  const images = await readImageParts(form, fieldErrors, MAX_IMAGES);
-  const meta = MetaSchema.safeParse(textFields(form));
-  if (!meta.success)
-    for (const issue of meta.error.issues) (fieldErrors[String(issue.path[0] ?? "non_field_errors")] ??= []).push(issue.message);
-  const organs = meta.success ? meta.data.organs : undefined;
+  const fieldErrors: FieldErrors = {};
+  const { images, fields: meta } = await readPhotoForm(c, MetaSchema, fieldErrors);
+  const organs = meta?.organs;
   if (organs && organs.length !== images.length && Object.keys(fieldErrors).length === 0) {
     fieldErrors.organs = [`Give one organ per image (${images.length} image(s), ${organs.length} organ(s)).`];
   }
-  if (meta.success && (meta.data.latitude === undefined) !== (meta.data.longitude === undefined)) {
+  if (meta && (meta.latitude === undefined) !== (meta.longitude === undefined)) {
     fieldErrors.latitude = ["Give both latitude and longitude, or neither."];
   }
   throwIfFieldErrors(fieldErrors);
-  return { images, organs: organs ?? images.map(() => "auto" as const), meta: meta.data! };
+  return { images, organs: organs ?? images.map(() => "auto" as const), meta: meta! };
 }
 
 export function requestRoutes() {

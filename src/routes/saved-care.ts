@@ -66,7 +66,7 @@ export function savedCareRoutes() {
   app.openapi(getRoot, async (c) => {
     const { page, page_size, is_favorite } = c.req.valid("query");
     const isFavorite = is_favorite === undefined ? undefined : is_favorite === "true";
-    const { count, rows } = await listSavedCare(c.env, userIdOf(c), isFavorite, { page, pageSize: page_size });
+    const { count, rows } = await listSavedCare(c.env, { userId: userIdOf(c), isFavorite }, { page, pageSize: page_size });
     return c.json(pageOf(c.req.url, page, page_size, count, rows.map(savedCareBody)), 200);
   });
 

@@ -3,9 +3,10 @@
  * validated by lib/images (API.md §2.4) before anything is written, field errors collected so
  * the client sees all that is wrong at once, and one error for the lot.
  */
+import type { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
-import { AppError, type FieldErrors } from "../lib/errors";
+import { AppError, type FieldErrors, fieldErrorsFrom } from "../lib/errors";
 import { NO_IMAGE_MESSAGE, UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
 
 export const MAX_IMAGES = 5;
@@ -63,4 +64,33 @@ export function throwIfFieldErrors(fieldErrors: FieldErrors): void {
     .flat()
     .some((m) => m.startsWith("File too large"));
   throw new AppError(tooLarge ? "FILE_TOO_LARGE" : "VALIDATION_ERROR", tooLarge ? 413 : 400, first, fieldErrors);
+}
+
+/** `input` checked by `schema`: its data, or undefined with the problems added to `fieldErrors`. */
+export function parseFields<T extends z.ZodType>(schema: T, input: unknown, fieldErrors: FieldErrors): z.infer<T> | undefined {
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  for (const [field, messages] of Object.entries(fieldErrorsFrom(parsed.error))) (fieldErrors[field] ??= []).push(...messages);
+  return undefined;
+}
+
+/** A JSON body checked by `schema`: 400 MALFORMED_REQUEST when it does not parse, 400 VALIDATION_ERROR when it does not fit. */
+export async function readJsonFields<T extends z.ZodType>(c: Context<AppEnv>, schema: T, malformed: string): Promise<z.infer<T>> {
+  let raw: unknown;
+  try {
+    raw = await c.req.json();
+  } catch {
+    throw new AppError("MALFORMED_REQUEST", 400, malformed);
+  }
+  const fieldErrors: FieldErrors = {};
+  const fields = parseFields(schema, raw, fieldErrors);
+  if (fields === undefined) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrors);
+  return fields;
+}
+
+/** A multipart request's photos and text fields, every problem collected into `fieldErrors` (nothing thrown yet). */
+export async function readPhotoForm<T extends z.ZodType>(c: Context<AppEnv>, schema: T, fieldErrors: FieldErrors, max = MAX_IMAGES) {
+  const form = await readMultipartForm(c);
+  const images = await readImageParts(form, fieldErrors, max);
+  return { images, fields: parseFields(schema, textFields(form), fieldErrors) };
 }

@@ -20,7 +20,7 @@
 import { apiFields } from "../lib/fields";
 import { and, asc, count, eq, gt, inArray, isNotNull, lt, or, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
-import { type Database, database, runBatch } from "../db/client";
+import { type Database, database, runBatch, eqIfGiven } from "../db/client";
 import { type Page, type PageRequest, selectPage, tablePage } from "../db/pagination";
 import { calendarEvents, calendarRsvps, seasonalTaskTemplates, users } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
@@ -326,15 +326,15 @@ export type SeasonalTaskRow = typeof seasonalTaskTemplates.$inferSelect;
 
 const tasksOrder = () => [asc(seasonalTaskTemplates.month), asc(seasonalTaskTemplates.position), asc(seasonalTaskTemplates.id)];
 
+export interface SeasonalTaskFilter {
+  hemisphere: Hemisphere;
+  month?: number;
+}
+
 /** Seasonal task templates of one hemisphere, in calendar order; of one month when `month` is given. */
-export function listSeasonalTasks(
-  env: Bindings,
-  hemisphere: Hemisphere,
-  month: number | undefined,
-  page: PageRequest,
-): Promise<Page<SeasonalTaskRow>> {
+export function listSeasonalTasks(env: Bindings, filter: SeasonalTaskFilter, page: PageRequest): Promise<Page<SeasonalTaskRow>> {
   const t = seasonalTaskTemplates;
-  const where = and(eq(t.hemisphere, hemisphere), month === undefined ? undefined : eq(t.month, month));
+  const where = and(eq(t.hemisphere, filter.hemisphere), eqIfGiven(t.month, filter.month));
   return tablePage(database(env), t, where, tasksOrder(), page);
 }
 

@@ -11,11 +11,11 @@
  */
 import { apiFields, columnFields } from "../lib/fields";
 import { and, asc, count, desc, eq, getTableColumns, not, notExists, or, type SQL, sql } from "drizzle-orm";
-import { changes, type Database, database, runBatch } from "../db/client";
+import { changes, type Database, database, runBatch, ownedBy } from "../db/client";
 import { type Page, type PageRequest, countedPage } from "../db/pagination";
 import { collections, species, userPlants, users } from "../db/schema";
 import type { Bindings } from "../env";
-import { AppError, isUniqueViolation } from "../lib/errors";
+import { AppError, isUniqueViolation, orNotFound } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import type { ValidatedImage } from "../lib/images";
 import { imageUrl, parsePhotoRef, photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
@@ -59,17 +59,6 @@ function plantImageUrl(row: Pick<PlantRow, "imageKey">): string | null {
   return image ? imageUrl(image) : null;
 }
 
-export function plantBody(row: PlantRow) {
-  return {
-    id: row.id,
-    collection: row.collectionId,
-    species: row.speciesId,
-    ...apiFields(row, "speciesScientificName resultId nickname acquisitionDate locationInHome notes isAlive"),
-    image_url: plantImageUrl(row),
-    ...apiFields(row, "careInstructionsJson createdAt updatedAt"),
-  };
-}
-
 /** What anyone may see of a plant in a public collection: personal notes and care notes stay private. */
 export function publicPlantBody(row: PlantRow) {
   return {
@@ -80,6 +69,11 @@ export function publicPlantBody(row: PlantRow) {
     image_url: plantImageUrl(row),
     created_at: row.createdAt,
   };
+}
+
+/** The owner's view of a plant: the public one and the private fields. */
+export function plantBody(row: PlantRow) {
+  return { ...publicPlantBody(row), ...apiFields(row, "resultId locationInHome notes careInstructionsJson updatedAt") };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -103,9 +97,7 @@ export async function findCollection(env: Bindings, userId: string, id: string):
 
 /** The caller's own collection, or 404 (also for other users' collections). */
 export async function ownCollection(env: Bindings, userId: string, id: string): Promise<CollectionRow> {
-  const row = await findCollection(env, userId, id);
-  if (!row) throw new AppError("NOT_FOUND", 404, "Collection not found.");
-  return row;
+  return orNotFound(await findCollection(env, userId, id), "Collection");
 }
 
 /** Where plants go when the client names no collection: the default one (else the oldest). */
@@ -293,9 +285,7 @@ export async function findPlant(env: Bindings, userId: string, id: string): Prom
 
 /** The caller's own plant, or 404 (also for other users' plants). */
 export async function ownPlant(env: Bindings, userId: string, id: string): Promise<PlantRow> {
-  const row = await findPlant(env, userId, id);
-  if (!row) throw new AppError("NOT_FOUND", 404, "Plant not found.");
-  return row;
+  return orNotFound(await findPlant(env, userId, id), "Plant");
 }
 
 export interface PlantFields {
@@ -376,12 +366,14 @@ export async function updatePlant(
 }
 
 export async function deletePlant(env: Bindings, userId: string, id: string): Promise<void> {
-  const row = await database(env)
-    .delete(p)
-    .where(and(eq(p.id, id), eq(p.userId, userId)))
-    .returning({ imageKey: p.imageKey })
-    .get();
-  if (!row) throw new AppError("NOT_FOUND", 404, "Plant not found.");
+  const row = orNotFound(
+    await database(env)
+      .delete(p)
+      .where(ownedBy(p, userId, id))
+      .returning({ imageKey: p.imageKey })
+      .get(),
+    "Plant",
+  );
   await releasePhotoRefs(env, [row.imageKey]);
 }
 

@@ -38,7 +38,7 @@ import {
   users,
 } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
-import { AppError, isUniqueViolation } from "../lib/errors";
+import { AppError, isUniqueViolation, orNotFound } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import { IMAGE_MIME, type ImageMime, type ValidatedImage } from "../lib/images";
 import { excerpt, sanitisePostBody, truncateText, visibleText } from "../lib/sanitise";
@@ -245,45 +245,33 @@ export function listCategories(env: Bindings) {
 }
 
 export async function categoryBySlug(env: Bindings, slug: string): Promise<CategoryRow> {
-  const row = await database(env).select(categoryColumns).from(forumCategories).where(eq(forumCategories.slug, slug)).get();
-  if (!row) throw new AppError("NOT_FOUND", 404, "Category not found.");
-  return row;
+  return orNotFound(
+    await database(env).select(categoryColumns).from(forumCategories).where(eq(forumCategories.slug, slug)).get(),
+    "Category",
+  );
 }
 
 /** A category's topics: pinned first, then the most recent activity. */
 export function listTopics(env: Bindings, categoryId: string, page: PageRequest): Promise<Page<NonNullable<TopicRow>>> {
-  const t = forumTopics;
-  const where = eq(t.categoryId, categoryId);
-  return countedPage(
-    database(env),
-    selectTopics(env).where(where).orderBy(desc(t.isPinned), desc(t.lastActivityAt), desc(t.id)),
-    { from: t, where },
-    page,
-  ) as Promise<Page<NonNullable<TopicRow>>>;
+  const { isPinned, lastActivityAt, id } = forumTopics;
+  const where = eq(forumTopics.categoryId, categoryId);
+  const rows = selectTopics(env).where(where).orderBy(desc(isPinned), desc(lastActivityAt), desc(id));
+  return countedPage(database(env), rows, { from: forumTopics, where }, page) as Promise<Page<NonNullable<TopicRow>>>;
 }
 
 export async function getTopic(env: Bindings, id: string): Promise<NonNullable<TopicRow>> {
-  const row = await selectTopics(env).where(eq(forumTopics.id, id)).get();
-  if (!row) throw new AppError("NOT_FOUND", 404, "Topic not found.");
-  return row;
+  return orNotFound(await selectTopics(env).where(eq(forumTopics.id, id)).get(), "Topic");
 }
 
 /** A topic's posts, oldest first: the opening post, then the replies in the order they were written. */
 export function listPosts(env: Bindings, topicId: string, page: PageRequest): Promise<Page<NonNullable<PostRow>>> {
-  const p = forumPosts;
-  const where = eq(p.topicId, topicId);
-  return countedPage(
-    database(env),
-    selectPosts(env).where(where).orderBy(asc(p.createdAt), desc(p.isFirst), asc(p.id)),
-    { from: p, where },
-    page,
-  ) as Promise<Page<NonNullable<PostRow>>>;
+  const where = eq(forumPosts.topicId, topicId);
+  const rows = selectPosts(env).where(where).orderBy(asc(forumPosts.createdAt), desc(forumPosts.isFirst), asc(forumPosts.id));
+  return countedPage(database(env), rows, { from: forumPosts, where }, page) as Promise<Page<NonNullable<PostRow>>>;
 }
 
 export async function getPost(env: Bindings, id: string): Promise<NonNullable<PostRow>> {
-  const row = await selectPosts(env).where(eq(forumPosts.id, id)).get();
-  if (!row) throw new AppError("NOT_FOUND", 404, "Post not found.");
-  return row;
+  return orNotFound(await selectPosts(env).where(eq(forumPosts.id, id)).get(), "Post");
 }
 
 export async function firstPost(env: Bindings, topicId: string): Promise<NonNullable<PostRow> | null> {
@@ -734,9 +722,7 @@ export function listReports(
 }
 
 async function getReport(env: Bindings, id: string): Promise<NonNullable<ReportRow>> {
-  const row = await selectReports(env).where(eq(forumReports.id, id)).get();
-  if (!row) throw new AppError("NOT_FOUND", 404, "Report not found.");
-  return row;
+  return orNotFound(await selectReports(env).where(eq(forumReports.id, id)).get(), "Report");
 }
 
 export async function reportPost(env: Bindings, userId: string, postId: string, reason: string): Promise<NonNullable<ReportRow>> {

@@ -6,7 +6,7 @@
 import { apiFields } from "../lib/fields";
 import { and, count, desc, eq, type SQL, sql } from "drizzle-orm";
 import type { NotificationPayload } from "../../durable-objects/user-hub-protocol";
-import { changes, type Database, database } from "../db/client";
+import { changes, type Database, database, eqIfGiven } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
 import { notifications } from "../db/schema";
 import type { Bindings } from "../env";
@@ -74,15 +74,15 @@ export function pushNotificationRows(env: Bindings, rows: Notification[], logger
   );
 }
 
+export interface NotificationFilter {
+  userId: string;
+  unread?: boolean;
+}
+
 /** The user's notifications, newest first; `unread` keeps only unread (true) or read (false) ones. */
-export function listNotifications(
-  env: Bindings,
-  userId: string,
-  unread: boolean | undefined,
-  page: PageRequest,
-): Promise<Page<Notification>> {
+export function listNotifications(env: Bindings, filter: NotificationFilter, page: PageRequest): Promise<Page<Notification>> {
   const n = notifications;
-  const where = and(eq(n.userId, userId), unread === undefined ? undefined : eq(n.isRead, !unread));
+  const where = and(eq(n.userId, filter.userId), eqIfGiven(n.isRead, filter.unread === undefined ? undefined : !filter.unread));
   return tablePage(database(env), n, where, [desc(n.createdAt), desc(n.id)], page);
 }
 

@@ -15,11 +15,11 @@
  */
 import { apiFields } from "../lib/fields";
 import { and, asc, count, eq, exists, lt, lte, type SQL, sql } from "drizzle-orm";
-import { changes, type Database, database, runBatch } from "../db/client";
+import { changes, type Database, database, runBatch, ownedBy } from "../db/client";
 import { type Page, type PageRequest, selectPage } from "../db/pagination";
 import { careReminders, notifications, species, userPlants, users } from "../db/schema";
 import type { Bindings } from "../env";
-import { AppError } from "../lib/errors";
+import { AppError, orNotFound } from "../lib/errors";
 import { buildCalendar, type CalendarEvent, type RecurrenceRule } from "../lib/ical";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
@@ -237,9 +237,7 @@ export async function listReminders(env: Bindings, filter: ReminderFilter, page:
 
 /** The caller's own reminder, or 404 (also for other users' reminders). */
 export async function ownReminder(env: Bindings, userId: string, id: string): Promise<ReminderRow> {
-  const row = await selectReminders(database(env), and(eq(r.id, id), eq(r.userId, userId))).get();
-  if (!row) throw new AppError("NOT_FOUND", 404, "Reminder not found.");
-  return row;
+  return orNotFound(await selectReminders(database(env), and(eq(r.id, id), eq(r.userId, userId))).get(), "Reminder");
 }
 
 export async function activeReminders(env: Bindings, userId: string): Promise<ReminderRow[]> {
@@ -343,12 +341,14 @@ export async function updateReminder(
 }
 
 export async function deleteReminder(env: Bindings, userId: string, id: string): Promise<void> {
-  const deleted = await database(env)
-    .delete(r)
-    .where(and(eq(r.id, id), eq(r.userId, userId)))
-    .returning({ id: r.id })
-    .get();
-  if (!deleted) throw new AppError("NOT_FOUND", 404, "Reminder not found.");
+  orNotFound(
+    await database(env)
+      .delete(r)
+      .where(ownedBy(r, userId, id))
+      .returning({ id: r.id })
+      .get(),
+    "Reminder",
+  );
 }
 
 export async function performAction(

@@ -4,7 +4,7 @@
  */
 import { apiFields, columnFields } from "../lib/fields";
 import { and, desc, eq } from "drizzle-orm";
-import { database } from "../db/client";
+import { database, eqIfGiven } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
 import { savedCareInstructions } from "../db/schema";
 import type { Bindings } from "../env";
@@ -27,15 +27,15 @@ export function savedCareBody(row: SavedCareRow) {
   };
 }
 
+export interface SavedCareFilter {
+  userId: string;
+  isFavorite?: boolean;
+}
+
 /** The user's saved care cards, newest first; `isFavorite` keeps only favourites (true) or the rest (false). */
-export function listSavedCare(
-  env: Bindings,
-  userId: string,
-  isFavorite: boolean | undefined,
-  page: PageRequest,
-): Promise<Page<SavedCareRow>> {
+export function listSavedCare(env: Bindings, filter: SavedCareFilter, page: PageRequest): Promise<Page<SavedCareRow>> {
   const t = savedCareInstructions;
-  const where = and(eq(t.userId, userId), isFavorite === undefined ? undefined : eq(t.isFavorite, isFavorite));
+  const where = and(eq(t.userId, filter.userId), eqIfGiven(t.isFavorite, filter.isFavorite));
   return tablePage(database(env), t, where, [desc(t.createdAt), desc(t.id)], page);
 }
 

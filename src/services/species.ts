@@ -13,7 +13,7 @@ import { database } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
 import { species } from "../db/schema";
 import type { Bindings } from "../env";
-import { AppError } from "../lib/errors";
+import { AppError, orNotFound } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { type TrefleSpecies, trefleSpeciesFor } from "../providers/trefle";
@@ -49,9 +49,7 @@ export function listSpecies(
 
 /** One species, or 404. */
 export async function getSpecies(env: Bindings, id: string): Promise<SpeciesRow> {
-  const row = await database(env).select().from(species).where(eq(species.id, id)).get();
-  if (!row) throw new AppError("NOT_FOUND", 404, "Species not found.");
-  return row;
+  return orNotFound(await database(env).select().from(species).where(eq(species.id, id)).get(), "Species");
 }
 
 /** The catalogue's species of this name (case-insensitive), if any. */
