@@ -150,7 +150,7 @@ export async function updateCollection(
       await database(env)
         .update(c)
         .set({ ...set, updatedAt: new Date().toISOString() })
-        .where(and(eq(c.id, id), eq(c.userId, userId)));
+        .where(ownedBy(c, userId, id));
     } catch (err) {
       if (isUniqueViolation(err)) throw duplicateName(patch.name ?? "");
       throw err;
@@ -356,7 +356,7 @@ export async function updatePlant(
       await database(env)
         .update(p)
         .set({ ...set, updatedAt: new Date().toISOString() })
-        .where(and(eq(p.id, id), eq(p.userId, userId)));
+        .where(ownedBy(p, userId, id));
     } catch (err) {
       if (isUniqueViolation(err)) throw alreadyInCollection();
       throw err;
@@ -366,14 +366,12 @@ export async function updatePlant(
 }
 
 export async function deletePlant(env: Bindings, userId: string, id: string): Promise<void> {
-  const row = orNotFound(
-    await database(env)
-      .delete(p)
-      .where(ownedBy(p, userId, id))
-      .returning({ imageKey: p.imageKey })
-      .get(),
-    "Plant",
-  );
+  const deleted = await database(env)
+    .delete(p)
+    .where(ownedBy(p, userId, id))
+    .returning({ imageKey: p.imageKey })
+    .get();
+  const row = orNotFound(deleted, "Plant");
   await releasePhotoRefs(env, [row.imageKey]);
 }
 

@@ -341,14 +341,12 @@ export async function updateReminder(
 }
 
 export async function deleteReminder(env: Bindings, userId: string, id: string): Promise<void> {
-  orNotFound(
-    await database(env)
-      .delete(r)
-      .where(ownedBy(r, userId, id))
-      .returning({ id: r.id })
-      .get(),
-    "Reminder",
-  );
+  const deleted = await database(env)
+    .delete(r)
+    .where(ownedBy(r, userId, id))
+    .returning({ id: r.id })
+    .get();
+  orNotFound(deleted, "Reminder");
 }
 
 export async function performAction(
