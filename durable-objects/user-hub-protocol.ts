@@ -132,11 +132,15 @@ export const CompletedMessage = z.object({
   results_count: Count,
 });
 
+export type CompletedMessage = z.infer<typeof CompletedMessage>;
+
 export const ErrorMessage = z.object({
   type: z.literal("error"),
   request_id: RequestId,
   message: z.string().describe("What went wrong, for people."),
 });
+
+export type ErrorMessage = z.infer<typeof ErrorMessage>;
 
 export const InitMessage = z.object({
   type: z.literal("init"),
@@ -165,10 +169,13 @@ export type NotificationPayload = z.infer<typeof NotificationPayload>;
 export const NotificationMessage = z.object({ type: z.literal("notification"), notification: NotificationPayload });
 export type NotificationMessage = z.infer<typeof NotificationMessage>;
 
+export type InitMessage = z.infer<typeof InitMessage>;
+
 export const PongMessage = z.object({ type: z.literal("pong") });
+export type PongMessage = z.infer<typeof PongMessage>;
 
 /** What the hub records per request and replays to late subscribers. */
-export type HubMessage = ProgressMessage | z.infer<typeof CompletedMessage> | z.infer<typeof ErrorMessage>;
+export type HubMessage = ProgressMessage | CompletedMessage | ErrorMessage;
 
 /** What a client may send as JSON (the bare text `ping` is answered by the runtime). */
 export const ClientPing = z.object({ type: z.literal("ping") });
