@@ -95,8 +95,18 @@ again), 4403 not your request, 4404 unknown or deleted request, 1011 the server 
 **Heartbeat.** Send the text \`ping\` (answered with the text \`pong\` without waking the server) or
 the JSON \`{"type":"ping"}\` (answered with \`{"type":"pong"}\`). Anything else a client sends is ignored.`;
 
+const built = new Map<string, ReturnType<typeof buildDocument>>();
+
 /** The AsyncAPI 3.0 document for a deployment reachable at `publicApiUrl` (an http(s) origin). */
-export function asyncApiDocument(opts: { publicApiUrl: string; version: string }) {
+export function asyncApiDocument(opts: { publicApiUrl: string; version: string }): ReturnType<typeof buildDocument> {
+  // A deployment has one URL and version: build once per isolate, not per request.
+  const key = `${opts.publicApiUrl} ${opts.version}`;
+  let doc = built.get(key);
+  if (!doc) built.set(key, (doc = buildDocument(opts)));
+  return doc;
+}
+
+function buildDocument(opts: { publicApiUrl: string; version: string }) {
   const url = new URL(opts.publicApiUrl);
   const serverMessages = Object.keys(SERVER_MESSAGES) as (keyof typeof SERVER_MESSAGES)[];
   const requestMessages = serverMessages.filter((name) => name !== "notification");
