@@ -88,9 +88,11 @@ client origin, else the upgrade is refused with HTTP 403 before a ticket is spen
 without \`Upgrade: websocket\` is answered 426.
 
 **Refusals and endings** arrive as close codes (browsers hide the HTTP status of a failed
-handshake), listed per channel under \`x-close-codes\`: 4401 not signed in or the session ended (sign in
-again), 4403 not your request, 4404 unknown or deleted request, 1011 the server could not send
-(reconnect).
+handshake), listed per channel under \`x-close-codes\`:
+
+${closeCodes(Object.keys(CLOSE_CODES) as CloseCodeName[])
+  .map(({ code, when, action }) => `- **${code}**: ${when} ${action}`)
+  .join("\n")}
 
 **Heartbeat.** Send the text \`ping\` (answered with the text \`pong\` without waking the server) or
 the JSON \`{"type":"ping"}\` (answered with \`{"type":"pong"}\`). Anything else a client sends is ignored.`;
