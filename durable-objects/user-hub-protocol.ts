@@ -1,61 +1,203 @@
 /**
- * The UserHub's protocol: the messages it sends to sockets (API.md §3), what
- * clients may send it, how sign-outs are scoped and the close codes it uses. Services import
- * these, never the Durable Object class; the module has no runtime dependencies.
+ * The UserHub's protocol: the messages it sends to sockets, what clients may send it, how
+ * sign-outs are scoped and the close codes it uses. Each message is a zod schema; the TypeScript
+ * types the services send are inferred from those schemas, and the AsyncAPI document served at
+ * `/api/asyncapi.json` (src/lib/asyncapi.ts) is generated from the same schemas, so the document,
+ * the types and what goes over the wire cannot drift apart. docs/api.md describes the protocol in
+ * prose. Services import this module, never the Durable Object class; it depends on zod only.
  */
+import { z } from "zod";
 
-export type ProgressStage =
-  | "queued"
-  | "processing_start"
-  | "plant_id_start"
-  | "plant_id_done"
-  | "plantnet_start"
-  | "plantnet_done"
-  | "merge_done"
-  | "enrich_start"
-  | "enrich_done"
-  | "enrich_skipped"
-  | "care_start"
-  | "care_done"
-  // Disease requests (Plant.id health assessment).
-  | "health_start"
-  | "health_done"
-  | "rate_limited"
-  | "retry_scheduled";
+const RequestId = z.string().describe("The identification or disease request's id (a UUID).");
+const Count = z.int().nonnegative();
 
-export type HubMessage =
-  | { type: "progress"; request_id: string; stage: ProgressStage; status: string; data: Record<string, unknown> }
-  | { type: "completed"; request_id: string; status: string; results_count: number }
-  | { type: "error"; request_id: string; message: string };
+/** Why a provider call failed (ProviderErrorKind in src/providers/types.ts). */
+const ProviderErrorKind = z.enum(["timeout", "rate_limited", "auth", "server", "malformed", "network", "bad_request", "circuit_open"]);
 
-/** An in-app notification as the API shows it (API.md §5 "Notifications"). */
-export interface NotificationPayload {
-  id: string;
-  type: "care_reminder" | "forum_reply";
-  title: string;
-  body: string;
-  data: Record<string, unknown>;
-  is_read: boolean;
-  created_at: string;
-  read_at: string | null;
-}
+/** What a provider call came to: an answer (from the cache or not) or a failure of some kind. */
+const ProviderCallSummary = z.union([
+  z.object({
+    ok: z.literal(true),
+    cached: z.boolean().describe("The answer came from the cache (no call to the provider)."),
+    suggestions: Count.describe("How many suggestions the provider gave."),
+    is_plant: z.boolean(),
+  }),
+  z.object({
+    ok: z.literal(false),
+    error: ProviderErrorKind,
+    cached: z.literal(false),
+  }),
+]);
+
+const HealthSummary = z.union([
+  z.object({
+    ok: z.literal(true),
+    cached: z.boolean(),
+    suggestions: Count.describe("How many disease suggestions Plant.id gave."),
+    is_healthy: z.boolean(),
+    is_plant: z.boolean(),
+  }),
+  z.object({
+    ok: z.literal(false),
+    error: ProviderErrorKind,
+    cached: z.literal(false),
+  }),
+]);
+
+const Empty = z.object({});
+
+/**
+ * Every progress stage with the shape of its `data`, in the order a job reports them. The keys
+ * are the stage names; `progress()` (services/progress.ts) only accepts the data of its stage.
+ */
+export const PROGRESS_STAGES = {
+  queued: {
+    description: "The request is waiting in the queue (again, after a lost delivery, when `requeued` is set).",
+    data: z.union([Empty, z.object({ requeued: z.literal(true), requeue_count: z.int().positive() })]),
+  },
+  processing_start: { description: "A job run started.", data: z.object({ attempt: z.int().positive() }) },
+  plant_id_start: { description: "Asking Plant.id.", data: Empty },
+  plant_id_done: { description: "Plant.id answered or failed.", data: ProviderCallSummary },
+  plantnet_start: { description: "Asking Pl@ntNet (JPEG and PNG photos only).", data: Empty },
+  plantnet_done: { description: "Pl@ntNet answered or failed.", data: ProviderCallSummary },
+  merge_done: { description: "Both answers merged and ranked.", data: z.object({ suggestions: Count }) },
+  enrich_start: {
+    description: "Asking Trefle for the best suggestion's care data.",
+    data: z.object({ source: z.literal("trefle"), scientific_name: z.string() }),
+  },
+  enrich_done: {
+    description: "Trefle's light and water needs filled in what the catalogue lacked.",
+    data: z.object({
+      source: z.literal("trefle"),
+      light: z.enum(["full_sun", "partial_sun", "partial_shade", "full_shade"]).nullable(),
+      water: z.enum(["low", "moderate", "high"]).nullable(),
+    }),
+  },
+  enrich_skipped: { description: "No enrichment, and why.", data: z.object({ reason: z.string() }) },
+  care_start: { description: "Writing the care guide for the best suggestion.", data: z.object({ scientific_name: z.string() }) },
+  care_done: {
+    description: "The care guide is ready (`openai`, or `rules` as the fallback), or there is none (null).",
+    data: z.object({ source: z.enum(["openai", "rules"]).nullable() }),
+  },
+  health_start: { description: "Asking Plant.id's health assessment (disease requests).", data: Empty },
+  health_done: { description: "The health assessment answered or failed (disease requests).", data: HealthSummary },
+  rate_limited: {
+    description: "A provider limited our rate; the job waits `retry_after` seconds.",
+    data: z.object({ retry_after: Count }),
+  },
+  retry_scheduled: {
+    description: "The job will run again in `delay_seconds` (`reason: circuit_open` when it waits for a provider's circuit to half-open).",
+    data: z.object({
+      delay_seconds: Count,
+      attempt: z.int().positive(),
+      max_attempts: z.int().positive(),
+      reason: z.literal("circuit_open").optional(),
+    }),
+  },
+} as const;
+
+export type ProgressStage = keyof typeof PROGRESS_STAGES;
+export type ProgressData<S extends ProgressStage> = z.infer<(typeof PROGRESS_STAGES)[S]["data"]>;
+const STAGE_NAMES = Object.keys(PROGRESS_STAGES) as [ProgressStage, ...ProgressStage[]];
+
+/** A request's status while its job runs, and once it is final. */
+const RunningStatus = z.enum(["pending", "processing"]);
+export const FinalStatus = z.enum(["identified", "needs_help", "failed"]);
+
+const progressVariant = <S extends ProgressStage>(stage: S) =>
+  z
+    .object({
+      type: z.literal("progress"),
+      request_id: RequestId,
+      stage: z.literal(stage),
+      status: RunningStatus,
+      data: PROGRESS_STAGES[stage].data,
+    })
+    .describe(PROGRESS_STAGES[stage].description);
+
+/** A progress message: `data` is the shape of its `stage` (a union over every stage). */
+export type ProgressMessage = {
+  [S in ProgressStage]: { type: "progress"; request_id: string; stage: S; status: z.infer<typeof RunningStatus>; data: ProgressData<S> };
+}[ProgressStage];
+
+export const ProgressMessage = z.discriminatedUnion(
+  "stage",
+  STAGE_NAMES.map(progressVariant) as unknown as [ReturnType<typeof progressVariant>, ...ReturnType<typeof progressVariant>[]],
+) as unknown as z.ZodType<ProgressMessage>;
+
+export const CompletedMessage = z.object({
+  type: z.literal("completed"),
+  request_id: RequestId,
+  status: FinalStatus.describe("`identified` (best confidence ≥ 0.5), `needs_help`, or `failed`."),
+  results_count: Count,
+});
+
+export type CompletedMessage = z.infer<typeof CompletedMessage>;
+
+export const ErrorMessage = z.object({
+  type: z.literal("error"),
+  request_id: RequestId,
+  message: z.string().describe("What went wrong, for people."),
+});
+
+export type ErrorMessage = z.infer<typeof ErrorMessage>;
+
+export const InitMessage = z.object({
+  type: z.literal("init"),
+  request_id: RequestId.optional().describe("Set on a request's channel."),
+  message: z.literal("connected"),
+});
+
+export const NOTIFICATION_TYPES = ["care_reminder", "forum_reply"] as const;
+
+/** An in-app notification as the API shows it (`GET /api/v1/notifications/`). */
+export const NotificationPayload = z.object({
+  id: z.uuid(),
+  type: z.enum(NOTIFICATION_TYPES),
+  title: z.string(),
+  body: z.string(),
+  data: z
+    .record(z.string(), z.unknown())
+    .describe("care_reminder: {reminder_id, plant_id, due_at}; forum_reply: {topic_id, post_id, category_slug}"),
+  is_read: z.boolean(),
+  created_at: z.string().describe("ISO-8601 UTC"),
+  read_at: z.string().nullable(),
+});
+export type NotificationPayload = z.infer<typeof NotificationPayload>;
 
 /** Sent to the user's `/ws/` sockets when a notification is created; not replayed (the list API has them). */
-export interface NotificationMessage {
-  type: "notification";
-  notification: NotificationPayload;
-}
+export const NotificationMessage = z.object({ type: z.literal("notification"), notification: NotificationPayload });
+export type NotificationMessage = z.infer<typeof NotificationMessage>;
 
-/** What a client may send: a ping (as the bare text `ping`, answered by the runtime, or as JSON). */
-export type ClientMessage = { type: "ping" };
+export type InitMessage = z.infer<typeof InitMessage>;
+
+export const PongMessage = z.object({ type: z.literal("pong") });
+export type PongMessage = z.infer<typeof PongMessage>;
+
+/** What the hub records per request and replays to late subscribers. */
+export type HubMessage = ProgressMessage | CompletedMessage | ErrorMessage;
+
+/** What a client may send as JSON (the bare text `ping` is answered by the runtime). */
+export const ClientPing = z.object({ type: z.literal("ping") });
+export type ClientMessage = z.infer<typeof ClientPing>;
+
+/** Every JSON message the server sends, by `type`: what the AsyncAPI document lists. */
+export const SERVER_MESSAGES = {
+  init: { schema: InitMessage, summary: "Sent once on connect." },
+  progress: { schema: ProgressMessage, summary: "One step of a request's job; `data` depends on `stage`." },
+  completed: { schema: CompletedMessage, summary: "The request is final; nothing more comes for it." },
+  error: { schema: ErrorMessage, summary: "The request failed; `completed` with status `failed` follows." },
+  notification: { schema: NotificationMessage, summary: "A new in-app notification (`/ws/` only, not replayed)." },
+  pong: { schema: PongMessage, summary: 'The answer to a JSON `{"type":"ping"}`.' },
+} as const;
 
 /** Which sockets a sign-out ends: one session's, or every session's but (optionally) one. */
 export type SessionScope = { sessionId: string } | { exceptSessionId?: string };
 
 /**
- * Close codes (API.md §3): 4401 the session ended or the socket was not authenticated, 4403 not
- * the caller's request, 4404 the request is unknown or was deleted; 1011 a send to the socket
- * failed (the server gave up on it).
+ * Close codes: 4401 the session ended or the socket was not authenticated, 4403 not the caller's
+ * request, 4404 the request is unknown or was deleted; 1011 a send to the socket failed (the
+ * server gave up on it).
  */
 export const CLOSE_CODES = {
   SESSION_ENDED: 4401,
@@ -63,6 +205,17 @@ export const CLOSE_CODES = {
   REQUEST_GONE: 4404,
   SEND_FAILED: 1011,
 } as const;
+
+/** What each close code means to a client and what it should do; the AsyncAPI document lists these. */
+export const CLOSE_CODE_MEANINGS = {
+  SESSION_ENDED: {
+    when: "Not signed in (no, invalid or spent credentials), or the session ended: sign-out, sign-out everywhere, a password change or reset, deactivation.",
+    action: "Sign in again before reconnecting.",
+  },
+  NOT_YOURS: { when: "The request belongs to another user (request channel only).", action: "Do not reconnect." },
+  REQUEST_GONE: { when: "The request is unknown or was deleted (request channel only).", action: "Do not reconnect." },
+  SEND_FAILED: { when: "The server could not send to the socket and gave up on it.", action: "Reconnect." },
+} satisfies Record<keyof typeof CLOSE_CODES, { when: string; action: string }>;
 
 /** Close code for a socket whose session ended. */
 export const SESSION_ENDED_CODE = CLOSE_CODES.SESSION_ENDED;

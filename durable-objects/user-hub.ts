@@ -19,8 +19,10 @@ import {
   type ClientMessage,
   CLOSE_CODES,
   type HubMessage,
+  type InitMessage,
   type NotificationMessage,
   type NotificationPayload,
+  type PongMessage,
   type SessionScope,
 } from "./user-hub-protocol";
 
@@ -75,7 +77,9 @@ export class UserHub extends DurableObject<Env> {
     const attachment: SocketAttachment = { requestId, sessionId, connectedAt: Date.now() };
     server.serializeAttachment(attachment);
 
-    server.send(JSON.stringify({ type: "init", ...(requestId ? { request_id: requestId } : {}), message: "connected" }));
+    server.send(
+      JSON.stringify({ type: "init", ...(requestId ? { request_id: requestId } : {}), message: "connected" } satisfies InitMessage),
+    );
     if (requestId) for (const message of this.replayFor(requestId, request.headers.get("X-Hub-Final-State"))) server.send(message);
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -161,7 +165,7 @@ export class UserHub extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     // `ping` is answered by the auto-response without waking us; a JSON ping `{"type":"ping"}`
     // (from clients that send only JSON) gets the same answer. Anything else is ignored.
-    if (parseClientMessage(message)?.type === "ping") this.send(ws, JSON.stringify({ type: "pong" }));
+    if (parseClientMessage(message)?.type === "ping") this.send(ws, JSON.stringify({ type: "pong" } satisfies PongMessage));
   }
 
   /**

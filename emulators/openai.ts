@@ -1,5 +1,5 @@
 // OpenAI API emulator, as seen under the base URL https://api.openai.com/v1.
-// Shapes follow /work/shared/spec/PROVIDERS.md §4 (read from the official openai-node SDK).
+// Shapes follow the official openai-node SDK.
 //
 // Chat completions answer `json_schema` requests with a generated instance of the caller's own
 // schema, so clients are tested against what they asked for. Strict schemas are checked for the

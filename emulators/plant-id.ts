@@ -1,5 +1,5 @@
 // Plant.id v3 (Kindwise) emulator, as seen under the base URL https://api.plant.id/v3.
-// Field names, statuses and quirks follow /work/shared/spec/PROVIDERS.md §1.
+// Field names, statuses and quirks follow the Plant.id v3 API.
 //
 // Error bodies are plain text (`text/plain`), the documented v2 format; the v3 format is
 // unconfirmed, so clients must read error bodies defensively either way.

@@ -1,5 +1,5 @@
 // Pl@ntNet identify API v2 emulator, as seen under the base URL https://my-api.plantnet.org.
-// Shapes and statuses follow /work/shared/spec/PROVIDERS.md §2.
+// Shapes and statuses follow the Pl@ntNet v2 API.
 //
 // Errors use the Hapi/Boom JSON shape `{statusCode, error, message}`. Only the 404 message
 // "Species not found" is confirmed upstream; the other messages, 413/415 as the codes for

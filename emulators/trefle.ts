@@ -1,5 +1,5 @@
 // Trefle v1 emulator, as seen under the base URL https://trefle.io/api/v1.
-// Shapes follow /work/shared/spec/PROVIDERS.md §3, which was read from Trefle's open-source
+// Shapes follow Trefle's open-source
 // server (serializers, pagy pagination, rack-attack throttle).
 //
 // Deliberate choices: lists page by 20 (the pagy default; the real size is unconfirmed);

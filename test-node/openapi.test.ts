@@ -25,7 +25,7 @@ describe("OpenAPI document", () => {
         .filter((r) => r.method !== "ALL" && !r.path.includes("*"))
         .map((r) => `${r.method} ${r.path}`)
         // Documentation endpoints and WebSocket upgrades are not JSON API operations.
-        .filter((r) => !/^GET \/(api\/openapi\.json|api\/docs|ws)/.test(r)),
+        .filter((r) => !/^GET \/(api\/openapi\.json|api\/asyncapi\.json|api\/docs|ws)/.test(r)),
     );
     expect(served.size).toBeGreaterThan(30);
     const missing = [...served].filter((r) => !documented.has(r));

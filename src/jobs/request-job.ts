@@ -12,7 +12,7 @@
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 import type { ProviderError } from "../providers/types";
-import type { HubMessage } from "../../durable-objects/user-hub-protocol";
+import type { CompletedMessage, HubMessage } from "../../durable-objects/user-hub-protocol";
 import { loadPhotos } from "../services/photos";
 import { progress, publish } from "../services/progress";
 import {
@@ -21,7 +21,6 @@ import {
   failRequest,
   type RequestJob,
   type RequestKind,
-  type RequestStatus,
   releaseRequest,
   requestPhotos,
   tellFailed,
@@ -112,7 +111,7 @@ export async function finishRequestJob(
   env: Bindings,
   kind: RequestKind,
   job: RequestJob,
-  status: RequestStatus,
+  status: CompletedMessage["status"],
   run: { say: Say; logger: Logger },
 ): Promise<JobResult> {
   const results = await countRequestResults(env, kind, job.request_id);

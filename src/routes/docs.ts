@@ -1,3 +1,5 @@
+import { getConfig } from "../config";
+import { asyncApiDocument } from "../lib/asyncapi";
 import { createRouter } from "./router";
 
 const DOCS_HTML = `<!doctype html>
@@ -9,6 +11,10 @@ const DOCS_HTML = `<!doctype html>
   <link rel="stylesheet" href="/vendor/swagger-ui/swagger-ui.css">
 </head>
 <body>
+  <nav style="font-family: sans-serif; padding: 12px 20px; border-bottom: 1px solid #ddd">
+    HTTP routes below (OpenAPI: <a href="/api/openapi.json">/api/openapi.json</a>) ·
+    WebSocket protocol (AsyncAPI 3.0): <a id="asyncapi-link" href="/api/asyncapi.json">/api/asyncapi.json</a>
+  </nav>
   <div id="swagger-ui" data-spec-url="/api/openapi.json"></div>
   <script src="/vendor/swagger-ui/swagger-ui-bundle.js"></script>
   <script src="/docs/init.js"></script>
@@ -32,6 +38,11 @@ export function docsRoutes() {
   app.get("/docs", (c) => {
     c.header("Content-Security-Policy", DOCS_CSP);
     return c.html(DOCS_HTML);
+  });
+  // The WebSocket protocol, generated from the UserHub protocol's zod schemas (src/lib/asyncapi.ts).
+  app.get("/asyncapi.json", (c) => {
+    const config = getConfig(c.env);
+    return c.json(asyncApiDocument({ publicApiUrl: config.PUBLIC_API_URL, version: config.APP_VERSION }));
   });
   return app;
 }

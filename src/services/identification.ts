@@ -4,6 +4,7 @@
  * and circuit breaker), then merged. Nothing is ever made up: when no provider answers there
  * are no suggestions, and callers report failure.
  */
+import type { ProgressData, ProgressStage } from "../../durable-objects/user-hub-protocol";
 import type { Bindings } from "../env";
 import { type PlantNetOrgan, plantNetProjectFor } from "../providers/plantnet";
 
@@ -21,8 +22,9 @@ export interface IdentifyInput {
   language?: string;
 }
 
-export type ProgressStage = "plant_id_start" | "plant_id_done" | "plantnet_start" | "plantnet_done" | "merge_done";
-export type ProgressReporter = (stage: ProgressStage, data: Record<string, unknown>) => Promise<void> | void;
+export type IdentifyStage = Extract<ProgressStage, "plant_id_start" | "plant_id_done" | "plantnet_start" | "plantnet_done" | "merge_done">;
+/** Hears each stage of an identification with the data the UserHub protocol declares for it. */
+export type ProgressReporter = <S extends IdentifyStage>(stage: S, data: ProgressData<S>) => Promise<void> | void;
 
 export interface ProviderOutcome {
   answer: ProviderAnswer | null;
@@ -109,7 +111,7 @@ function settledOutcome(provider: ProviderName, settled: PromiseSettledResult<Pr
   return { answer: null, cached: false, error: new ProviderError(provider, "server", message) };
 }
 
-function summary(result: CachedCallResult): Record<string, unknown> {
+function summary(result: CachedCallResult): ProgressData<"plant_id_done"> {
   if (result.error) return { ok: false, error: result.error.kind, cached: false };
   return {
     ok: true,

@@ -5,7 +5,7 @@
  */
 import { apiFields } from "../lib/fields";
 import { and, count, desc, eq, type SQL, sql } from "drizzle-orm";
-import type { NotificationPayload } from "../../durable-objects/user-hub-protocol";
+import { NOTIFICATION_TYPES, type NotificationPayload } from "../../durable-objects/user-hub-protocol";
 import { changes, type Database, database, eqIfGiven } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
 import { notifications } from "../db/schema";
@@ -15,10 +15,11 @@ import type { Logger } from "../lib/logger";
 import { notifyUser } from "./progress";
 
 /**
- * What a notification is about. The `type` column has no CHECK constraint (migrations/0007), so a
- * new type needs no migration; the drizzle enum in src/db/schema.ts is only a TypeScript hint.
+ * What a notification is about (declared with the WebSocket protocol, which pushes them). The
+ * `type` column has no CHECK constraint (migrations/0007), so a new type needs no migration; the
+ * drizzle enum in src/db/schema.ts is only a TypeScript hint.
  */
-export const NOTIFICATION_TYPES = ["care_reminder", "forum_reply"] as const;
+export { NOTIFICATION_TYPES };
 export type NotificationType = (typeof NOTIFICATION_TYPES)[number];
 
 export type Notification = typeof notifications.$inferSelect;

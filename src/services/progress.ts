@@ -2,7 +2,13 @@
  * Live progress to a user's UserHub Durable Object (API.md §3). Best effort: a hub that
  * cannot be reached must never fail or slow an identification job beyond one RPC.
  */
-import type { HubMessage, NotificationPayload, ProgressStage } from "../../durable-objects/user-hub-protocol";
+import type {
+  HubMessage,
+  NotificationPayload,
+  ProgressData,
+  ProgressMessage,
+  ProgressStage,
+} from "../../durable-objects/user-hub-protocol";
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 
@@ -18,8 +24,15 @@ export async function publish(env: Bindings, userId: string, message: HubMessage
   }
 }
 
-export function progress(requestId: string, stage: ProgressStage, status: string, data: Record<string, unknown> = {}): HubMessage {
-  return { type: "progress", request_id: requestId, stage, status, data };
+/** A progress message; `data` must have the shape the protocol declares for `stage`. */
+export function progress<S extends ProgressStage>(
+  requestId: string,
+  stage: S,
+  status: ProgressMessage["status"],
+  data: ProgressData<S>,
+): ProgressMessage {
+  // TypeScript cannot correlate the generic stage with its data across the union; the signature does.
+  return { type: "progress", request_id: requestId, stage, status, data } as ProgressMessage;
 }
 
 /** New notifications to the user's `/ws/` sockets. Best effort, like progress. */

@@ -17,7 +17,7 @@
  */
 import { and, count, desc, eq, inArray, isNull, lt, lte, or, type SQL, sql } from "drizzle-orm";
 import { getConfig } from "../config";
-import { CLOSE_CODES } from "../../durable-objects/user-hub-protocol";
+import { CLOSE_CODES, type CompletedMessage, FinalStatus } from "../../durable-objects/user-hub-protocol";
 import { changes, database, sqlNow } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
 import { diseaseRequests, diseaseResults, identificationRequests, identificationResults } from "../db/schema";
@@ -32,7 +32,6 @@ import { progress, publish, userHub } from "./progress";
 import { enforceRateLimit } from "./rate-limits";
 
 export type RequestStatus = (typeof identificationRequests.$inferSelect)["status"];
-export const FINAL_STATUSES: readonly RequestStatus[] = ["identified", "needs_help", "failed"];
 
 type RequestTable = typeof identificationRequests | typeof diseaseRequests;
 
@@ -344,11 +343,12 @@ export async function requestToFollow(env: Bindings, requestId: string) {
   for (const kind of REQUEST_KINDS) {
     const row = await getRequest(env, kind, requestId);
     if (!row) continue;
-    const final = FINAL_STATUSES.includes(row.status)
+    const finalStatus = FinalStatus.safeParse(row.status);
+    const final: CompletedMessage | null = finalStatus.success
       ? {
-          type: "completed" as const,
+          type: "completed",
           request_id: requestId,
-          status: row.status,
+          status: finalStatus.data,
           results_count: await countRequestResults(env, kind, requestId),
         }
       : null;

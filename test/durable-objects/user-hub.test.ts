@@ -70,7 +70,7 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
   it("replays every message so far to a socket that joins a running request", async () => {
     const stub = hub("hub-user-5");
     await stub.publish({ type: "progress", request_id: "req-run", stage: "queued", status: "pending", data: {} });
-    await stub.publish({ type: "progress", request_id: "req-run", stage: "processing_start", status: "processing", data: {} });
+    await stub.publish({ type: "progress", request_id: "req-run", stage: "processing_start", status: "processing", data: { attempt: 1 } });
     const late = await connect(stub, "req-run");
     await stub.publish({ type: "progress", request_id: "req-run", stage: "plant_id_start", status: "processing", data: {} });
     await received(late.messages, 4);
