@@ -61,6 +61,7 @@ export async function processDiagnoseJob(
     env,
     (p) => ctx.waitUntil(p),
     await plantIdJob(env, images, { latitude: null, longitude: null, language: "en" }, "health_assessment"),
+    logger,
   );
   const health = call.answer?.health ?? null;
   await say(

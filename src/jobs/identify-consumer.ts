@@ -77,6 +77,7 @@ export async function processJob(
       longitude: request.longitude,
     },
     (stage, data) => say(progress(job.request_id, stage, "processing", data)),
+    { logger },
   );
 
   if (outcome.allFailed) return retryOrFail(job, attempt, outcome, env, say, logger);
