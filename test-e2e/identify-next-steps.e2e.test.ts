@@ -331,3 +331,52 @@ describe("identification page, signed in", () => {
     expect(problems).toEqual([]);
   });
 });
+
+// Last: it leaves both circuit breakers open (Plant.id's for a minute), which later tests in this
+// stack would meet.
+describe("identification page, signed in, circuits open", () => {
+  it("says at once that the providers are paused, then tells the user when the waiting request completes", async () => {
+    // Open both circuits: Plant.id after 3 failures, Pl@ntNet after 5.
+    await emulator("plant-id", { failure: "500" });
+    await emulator("plantnet", { failure: "500" });
+    for (let i = 0; i < 5; i++) {
+      const form = new FormData();
+      form.append("image", new Blob([await photo(`open-${i}`)], { type: "image/png" }), "leaf.png");
+      const res = await fetch(`${stack.baseUrl}/api/v1/plant-identification/identify/`, { method: "POST", body: form });
+      expect(res.status).toBe(503);
+    }
+    const health = (await (await fetch(`${stack.baseUrl}/api/v1/plant-identification/identify/health/`)).json()) as { status: string };
+    expect(health.status).toBe("unavailable");
+    // The providers are healthy again, but the circuits stay open until they may half-open.
+    await emulator("reset", null);
+
+    const { page, problems } = await openPage();
+    await register(page);
+    await choose(page, "paused");
+    const submitted = Date.now();
+    await page.click("#identify-button");
+    await page.waitForSelector('#outage[data-state="waiting"]:not([hidden])', { timeout: 10_000 });
+    expect(Date.now() - submitted).toBeLessThan(10_000);
+    expect(await page.textContent("#progress-list")).toMatch(/Waiting for the identification services/);
+    // The user looks at another tab meanwhile.
+    await page.evaluate(() => {
+      Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+    });
+
+    // Pl@ntNet's circuit half-opens after 30 s; the job tries again then and completes.
+    await page.waitForSelector("#results-panel:not([hidden]) .card", { timeout: 100_000 });
+    await page.waitForSelector('#outage[data-state="done"]:not([hidden])');
+    expect(await page.textContent("#outage-title")).toBe("Your identification is complete");
+    // The tab's title tells them, until they come back.
+    expect(await page.title()).toMatch(/^Identified: .+ · Plant Community$/);
+    await page.evaluate(() => {
+      Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "visible" });
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
+    expect(await page.title()).toBe("Identify a plant · Plant Community");
+    const shown = await rows(page);
+    expect(shown.filter((r) => r.stage === "waiting")).toEqual([expect.objectContaining({ kind: "done" })]);
+    expect(shown.length, JSON.stringify(shown)).toBeLessThanOrEqual(14);
+    expect(problems).toEqual([]);
+  }, 180_000);
+});
