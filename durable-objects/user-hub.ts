@@ -7,8 +7,8 @@
  * attachment; `ping` is answered with `pong` by the runtime without waking the object.
  * Every request's messages are kept in the object's SQLite storage, so a socket that subscribes
  * late gets the current state at once: the final `completed` alone when the job has finished,
- * or every progress message so far when it is still running (so a client that connects a
- * moment after submitting still sees each stage).
+ * or every progress message of the current run so far when it is still running (so a client
+ * that connects a moment after submitting, or after retrying, sees each stage of this run).
  *
  * The Worker authenticates and authorises before forwarding the upgrade here; this class
  * trusts the X-Hub-* headers because only the Worker can reach it.
@@ -91,6 +91,11 @@ export class UserHub extends DurableObject<Env> {
   async publish(message: HubMessage): Promise<number> {
     const text = JSON.stringify(message);
     const now = Date.now();
+    // `queued` starts a run (a submit, or a retry of a finished request): the earlier run's story
+    // is over, and a socket joining now must not be replayed its stale `completed`.
+    if (message.type === "progress" && message.stage === "queued") {
+      this.sql.exec("DELETE FROM request_events WHERE request_id = ?", message.request_id);
+    }
     this.sql.exec(
       `INSERT INTO request_state (request_id, message, updated_at) VALUES (?, ?, ?)
        ON CONFLICT(request_id) DO UPDATE SET message = excluded.message, updated_at = excluded.updated_at`,

@@ -12,8 +12,11 @@
 //   GET  /__control                → current mode and call count of every emulator
 //   POST /__control/{name}         → JSON body = partial mode (see ModePatch); 400 when invalid
 //   POST /__control/reset          → every emulator back to its initial mode and state
+// Media (when createEmulators gets `mediaBaseUrl`, as the local server does):
+//   GET  /media/{plant-id,plantnet}/… → the image files the answers link to (SVG drawings)
 
 import { parseModePatch, type Emulator, type EmulatorName } from "./common";
+import { mediaResponse } from "./media";
 import { createEmailEmulator, type EmailEmulator, type EmailEmulatorOptions } from "./email";
 import { createGitHubOAuthEmulator, type GitHubOAuthEmulator } from "./oauth-github";
 import { createGoogleOAuthEmulator, type GoogleOAuthEmulator } from "./oauth-google";
@@ -46,6 +49,12 @@ export interface CreateEmulatorsOptions {
    * `iss` its ID tokens carry, which must equal the Worker's GOOGLE_ISSUER.
    */
   oauth?: { googleIssuer: string; clientId?: string; clientSecret?: string };
+  /**
+   * The combined server's media base, e.g. "http://127.0.0.1:8790/media": Plant.id and Pl@ntNet
+   * answers then link to images this server serves (under /media/plant-id and /media/plantnet)
+   * instead of hosts that never resolve.
+   */
+  mediaBaseUrl?: string;
 }
 
 /** Client credentials the local OAuth emulators accept (npm start configures the Worker with them). */
@@ -70,8 +79,9 @@ export interface Emulators {
 
 export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators {
   const shared = options.apiKeys ? { apiKeys: options.apiKeys } : {};
-  const plantId = createPlantIdEmulator({ ...shared, ...options.plantId });
-  const plantnet = createPlantNetEmulator({ ...shared, ...options.plantnet });
+  const media = options.mediaBaseUrl?.replace(/\/+$/, "");
+  const plantId = createPlantIdEmulator({ ...shared, ...(media ? { mediaBaseUrl: `${media}/plant-id` } : {}), ...options.plantId });
+  const plantnet = createPlantNetEmulator({ ...shared, ...(media ? { mediaBaseUrl: `${media}/plantnet` } : {}), ...options.plantnet });
   const trefle = createTrefleEmulator({ ...shared, ...options.trefle });
   const openai = createOpenAIEmulator({ ...shared, ...options.openai });
   const email = createEmailEmulator({ ...shared, ...options.email });
@@ -95,6 +105,7 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
     const [, first = "", ...rest] = url.pathname.split("/");
     if (first === "__health") return json({ status: "ok" });
     if (first === "__control") return control(req, rest.join("/"));
+    if (first === "media" && (rest[0] === "plant-id" || rest[0] === "plantnet") && rest.length > 1) return mediaResponse(req, url.pathname);
     if (first === "google" && google) return google.handle(await withPath(req, `/${rest.join("/")}`));
     if (first === "github" && github) return github.handle(await withPath(req, `/${rest.join("/")}`));
     if (first === "sentry") {

@@ -31,6 +31,12 @@ export interface PlantIdEmulatorOptions {
   apiKeys?: string[];
   /** Credits available before 429 (reported as the month limit by usage_info); null = unlimited. */
   creditLimit?: number | null;
+  /**
+   * Where the image URLs in answers point (similar images, entity and input images). Default
+   * PLANT_ID_CDN, a host that never resolves; the local server sets its own /media/plant-id so
+   * a browser shows real pictures.
+   */
+  mediaBaseUrl?: string;
 }
 
 export type PlantIdEmulator = Emulator<CommonFailure>;
@@ -62,6 +68,8 @@ interface IdentificationRecord {
   classificationLevel: ClassificationLevel | null;
   classificationRaw: boolean;
   draw: ImageDraw;
+  /** The image host of this emulator (options.mediaBaseUrl). */
+  cdn: string;
 }
 
 interface RenderOptions {
@@ -74,6 +82,7 @@ interface RenderOptions {
 export function createPlantIdEmulator(options: PlantIdEmulatorOptions = {}): PlantIdEmulator {
   const apiKeys = new Set(options.apiKeys ?? [DEFAULT_API_KEY]);
   const creditLimit = options.creditLimit ?? null;
+  const cdn = (options.mediaBaseUrl ?? PLANT_ID_CDN).replace(/\/+$/, "");
   let creditsUsed = 0;
   let identifications = new Map<string, IdentificationRecord>();
 
@@ -116,12 +125,13 @@ export function createPlantIdEmulator(options: PlantIdEmulatorOptions = {}): Pla
       latitude: body.latitude,
       longitude: body.longitude,
       datetime: body.datetime ?? new Date(created * 1000).toISOString(),
-      imageUrls: await Promise.all(body.images.map(async (bytes) => `${PLANT_ID_CDN}/media/imgs/${await sha256Hex(bytes)}.jpg`)),
+      imageUrls: await Promise.all(body.images.map(async (bytes) => `${cdn}/media/imgs/${await sha256Hex(bytes)}.jpg`)),
       similarImages: body.similarImages,
       health,
       classificationLevel: body.classificationLevel,
       classificationRaw: body.classificationRaw,
       draw: await drawFromImage(body.images[0] as Uint8Array),
+      cdn,
     };
     identifications.set(record.accessToken, record);
     return jsonResponse(render(record, { ...renderOptions(url), asyncCreated: url.searchParams.get("async") === "true" }));
@@ -373,12 +383,12 @@ function selectDetails(
 
 function speciesSuggestion(species: Species, probability: number, record: IdentificationRecord, options: RenderOptions) {
   const suggestion: Record<string, unknown> = { id: species.entityId, name: species.scientificName, probability };
-  if (record.similarImages) suggestion.similar_images = similarImages(species.entityId, probability);
+  if (record.similarImages) suggestion.similar_images = similarImages(record.cdn, species.entityId, probability);
   suggestion.details = selectDetails(
     options.details,
     PLANT_DETAIL_KEYS,
     DISEASE_DETAIL_KEYS,
-    plantDetailValues(species, options.language),
+    plantDetailValues(species, options.language, record.cdn),
     species.entityId,
     options.language,
   );
@@ -399,7 +409,7 @@ function genusSuggestions(ranked: Species[], probabilities: number[], record: Id
       const entityId = fnv1a64Hex(`genus:${species.genus}`);
       const rounded = Math.round(probability * 10000) / 10000;
       const suggestion: Record<string, unknown> = { id: entityId, name: species.genus, probability: rounded };
-      if (record.similarImages) suggestion.similar_images = similarImages(entityId, rounded);
+      if (record.similarImages) suggestion.similar_images = similarImages(record.cdn, entityId, rounded);
       const { genus: _genus, ...taxonomyAboveGenus } = species.taxonomy;
       suggestion.details = selectDetails(
         options.details,
@@ -413,10 +423,10 @@ function genusSuggestions(ranked: Species[], probabilities: number[], record: Id
     });
 }
 
-function similarImages(entityId: string, probability: number) {
+function similarImages(cdn: string, entityId: string, probability: number) {
   return [0, 1].map((index) => {
     const id = fnv1a64Hex(`similar:${entityId}:${index}`) + fnv1a64Hex(`similar:${index}:${entityId}`);
-    const base = `${PLANT_ID_CDN}/similar_images/${entityId}/${id}`;
+    const base = `${cdn}/similar_images/${entityId}/${id}`;
     return {
       id,
       url: `${base}.jpg`,
@@ -433,7 +443,7 @@ function wikipediaUrl(title: string, language: Language): string {
   return `https://${language}.wikipedia.org/wiki/${title.replace(/ /g, "_")}`;
 }
 
-function plantDetailValues(species: Species, language: Language): Record<string, unknown> {
+function plantDetailValues(species: Species, language: Language, cdn: string): Record<string, unknown> {
   const url = wikipediaUrl(species.scientificName, language);
   const licensed = (value: string) => ({
     value,
@@ -441,7 +451,7 @@ function plantDetailValues(species: Species, language: Language): Record<string,
     license_name: "CC BY-SA 3.0",
     license_url: "https://creativecommons.org/licenses/by-sa/3.0/",
   });
-  const imageUrl = `${PLANT_ID_CDN}/entity_images/${species.entityId}.jpg`;
+  const imageUrl = `${cdn}/entity_images/${species.entityId}.jpg`;
   const { growth } = species;
   return {
     common_names: species.commonNames[language],
@@ -517,7 +527,7 @@ function renderDiseases(record: IdentificationRecord, options: RenderOptions): R
 
 function diseaseSuggestion(disease: Disease, probability: number, record: IdentificationRecord, options: RenderOptions) {
   const suggestion: Record<string, unknown> = { id: disease.entityId, name: disease.name, probability };
-  if (record.similarImages) suggestion.similar_images = similarImages(disease.entityId, probability);
+  if (record.similarImages) suggestion.similar_images = similarImages(record.cdn, disease.entityId, probability);
   suggestion.details = selectDetails(
     options.details,
     DISEASE_DETAIL_KEYS,

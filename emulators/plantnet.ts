@@ -24,6 +24,11 @@ export interface PlantNetEmulatorOptions {
   apiKeys?: string[];
   /** Identify requests per day (free tier: 500). */
   dailyQuota?: number;
+  /**
+   * Where related-image URLs point. Default PLANTNET_IMAGE_HOST, a host that never resolves;
+   * the local server sets its own /media/plantnet so a browser shows real pictures.
+   */
+  mediaBaseUrl?: string;
 }
 
 export type PlantNetEmulator = Emulator<CommonFailure> & {
@@ -95,6 +100,7 @@ const PREDICTABLE_ORGANS = ["leaf", "flower", "fruit", "bark"] as const;
 export function createPlantNetEmulator(options: PlantNetEmulatorOptions = {}): PlantNetEmulator {
   const apiKeys = new Set(options.apiKeys ?? [DEFAULT_API_KEY]);
   const dailyQuota = options.dailyQuota ?? DEFAULT_DAILY_QUOTA;
+  const imageHost = (options.mediaBaseUrl ?? PLANTNET_IMAGE_HOST).replace(/\/+$/, "");
   let remaining = dailyQuota;
 
   async function route(req: Request): Promise<Response> {
@@ -148,7 +154,7 @@ export function createPlantNetEmulator(options: PlantNetEmulatorOptions = {}): P
     const scores = draw.isPlant
       ? descendingScores(draw.hash, 24, ranked.length, 0.35, 0.9)
       : descendingScores(draw.hash, 24, ranked.length, 0.005, 0.05);
-    const results = ranked.slice(0, query.nbResults).map((species, i) => result(species, scores[i] as number, query, draw));
+    const results = ranked.slice(0, query.nbResults).map((species, i) => result(species, scores[i] as number, query, draw, imageHost));
     const top = ranked[0] as Species;
 
     return jsonResponse(
@@ -312,7 +318,7 @@ function rankForPlantNet(draw: ImageDraw): Species[] {
   return (draw.hash[27] ?? 0) % 2 === 0 ? [first, second, third, ...rest] : [first, third, second, ...rest];
 }
 
-function result(species: Species, score: number, query: IdentifyQuery, draw: ImageDraw): Record<string, unknown> {
+function result(species: Species, score: number, query: IdentifyQuery, draw: ImageDraw, imageHost: string): Record<string, unknown> {
   const taxon = (name: string) => ({ scientificNameWithoutAuthor: name, scientificNameAuthorship: "", scientificName: name });
   const entry: Record<string, unknown> = {
     score,
@@ -329,11 +335,11 @@ function result(species: Species, score: number, query: IdentifyQuery, draw: Ima
     powo: { id: species.powoId },
   };
   if (species.iucn) entry.iucn = species.iucn;
-  if (query.includeRelatedImages) entry.images = relatedImages(species, draw);
+  if (query.includeRelatedImages) entry.images = relatedImages(species, draw, imageHost);
   return entry;
 }
 
-function relatedImages(species: Species, draw: ImageDraw) {
+function relatedImages(species: Species, draw: ImageDraw, imageHost: string) {
   return [0, 1, 2].map((index) => {
     const id = fnv1a64Hex(`plantnet:${species.scientificName}:${index}`);
     const organ = PREDICTABLE_ORGANS[(index + (draw.hash[30] ?? 0)) % PREDICTABLE_ORGANS.length];
@@ -345,9 +351,9 @@ function relatedImages(species: Species, draw: ImageDraw) {
       date: { timestamp, string: formatDate(new Date(timestamp)) },
       citation: "Emulator Contributor / Pl@ntNet, cc-by-sa",
       url: {
-        o: `${PLANTNET_IMAGE_HOST}/image/o/${id}`,
-        m: `${PLANTNET_IMAGE_HOST}/image/m/${id}`,
-        s: `${PLANTNET_IMAGE_HOST}/image/s/${id}`,
+        o: `${imageHost}/image/o/${id}`,
+        m: `${imageHost}/image/m/${id}`,
+        s: `${imageHost}/image/s/${id}`,
       },
     };
   });

@@ -60,6 +60,8 @@ export async function startEmulatorServer(options: StartEmulatorServerOptions = 
       ...(apiKeys && apiKeys.length > 0 ? { apiKeys } : {}),
       // Google's ID tokens name their issuer, so the sign-in emulators need the final address.
       ...(port !== 0 ? { oauth: { googleIssuer: `http://${HOST}:${port}/google` } } : {}),
+      // Similar images in answers link to this server, so a browser shows them.
+      ...(port !== 0 ? { mediaBaseUrl: `http://${HOST}:${port}/media` } : {}),
     });
   for (const name of EMULATOR_NAMES) {
     const fields = modeFieldsFromEnv(env, name);

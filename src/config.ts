@@ -48,6 +48,8 @@ const ConfigSchema = z.object({
   PLANTNET_TIMEOUT_MS: ms,
   TREFLE_TIMEOUT_MS: ms,
   OPENAI_TIMEOUT_MS: ms,
+  /** Synchronous identify/: how long to wait for the second provider once one has answered (0 = not at all). */
+  IDENTIFY_SECOND_PROVIDER_GRACE_MS: z.coerce.number().int().min(0).optional().default(2500),
   PLANT_ID_CACHE_TTL_S: z.coerce.number().int().min(60), // KV's minimum expirationTtl
   PLANTNET_CACHE_TTL_S: z.coerce.number().int().min(60),
   ALLOW_ANONYMOUS_IDENTIFY: flag,

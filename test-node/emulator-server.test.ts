@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmulatorServer, type EmulatorServer } from "../emulators/server";
+import { freePort } from "../scripts/local-stack";
+import { makePng } from "../test/helpers/images";
 
 let server: EmulatorServer;
 
@@ -55,5 +57,62 @@ describe("emulator HTTP server (what npm start runs)", () => {
     expect(limited.headers.get("Retry-After")).toBe("9");
     expect((await fetch(`${server.url}/plant-id/v3/usage_info`, { headers: { "Api-Key": "emulator-key" } })).status).toBe(200);
     expect((await fetch(`${server.url}/__control/plant-id`, { method: "POST", body: "{nope" })).status).toBe(400);
+  });
+});
+
+describe("emulator media (real image files for similar images)", () => {
+  let local: EmulatorServer;
+  beforeAll(async () => {
+    local = await startEmulatorServer({ port: await freePort(), env: {} });
+  });
+  afterAll(async () => {
+    await local.close();
+  });
+
+  it("links Plant.id and Pl@ntNet images to itself, and every link is an SVG picture", async () => {
+    const png = Buffer.from(await makePng(320, 240, { seed: "media" }));
+    const plantId = (await (
+      await fetch(`${local.url}/plant-id/v3/identification`, {
+        method: "POST",
+        headers: { "Api-Key": "emulator-key", "content-type": "application/json" },
+        body: JSON.stringify({ images: [png.toString("base64")] }),
+      })
+    ).json()) as { result: { classification: { suggestions: { similar_images: { url: string; url_small: string }[] }[] } } };
+    const form = new FormData();
+    form.append("images", new Blob([png], { type: "image/png" }), "leaf.png");
+    form.append("organs", "auto");
+    const plantnet = (await (
+      await fetch(`${local.url}/plantnet/v2/identify/all?api-key=emulator-key&include-related-images=true`, { method: "POST", body: form })
+    ).json()) as { results: { images: { url: { o: string; m: string; s: string } }[] }[] };
+
+    const urls = [
+      ...plantId.result.classification.suggestions.flatMap((s) => s.similar_images.flatMap((i) => [i.url, i.url_small])),
+      ...plantnet.results.flatMap((r) => r.images.flatMap((i) => [i.url.o, i.url.m, i.url.s])),
+    ];
+    expect(urls.length).toBeGreaterThan(10);
+    for (const url of urls) expect(url.startsWith(`${local.url}/media/`), url).toBe(true);
+    const bodies = new Set<string>();
+    for (const url of urls.slice(0, 12)) {
+      const res = await fetch(url);
+      expect(res.status, url).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(/^image\/svg\+xml/);
+      const svg = await res.text();
+      expect(svg).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+      bodies.add(svg);
+    }
+    // One picture per URL, not one for all.
+    expect(bodies.size).toBeGreaterThan(1);
+    expect((await fetch(`${local.url}/media/plantnet/image/s/abc`, { method: "POST" })).status).toBe(405);
+    expect((await fetch(`${local.url}/media/nobody/x.jpg`)).status).toBe(404);
+  });
+
+  it("keeps the never-resolving hosts when it does not know its own address (port 0)", async () => {
+    const png = Buffer.from(await makePng(320, 240, { seed: "media-0" }));
+    const res = await fetch(`${server.url}/plant-id/v3/identification`, {
+      method: "POST",
+      headers: { "Api-Key": "emulator-key", "content-type": "application/json" },
+      body: JSON.stringify({ images: [png.toString("base64")] }),
+    });
+    expect(JSON.stringify(await res.json())).toContain("https://plant-id.emulator.invalid/similar_images/");
   });
 });

@@ -58,6 +58,35 @@
     user_manual: ["user_manual"],
   };
 
+  const PROVIDER_NAMES = { plant_id: "Plant.id", plantnet: "Pl@ntNet" };
+  const FAILURE_TEXT = {
+    timeout: "did not answer in time",
+    rate_limited: "is busy (rate limited)",
+    server: "had an error",
+    malformed: "sent an answer we could not read",
+    network: "could not be reached",
+    auth: "refused our key",
+    bad_request: "refused the photo",
+    circuit_open: "is paused after repeated failures",
+  };
+  const CARE_FIELDS = [
+    ["overview", "Overview"],
+    ["difficulty_level", "Difficulty"],
+    ["light", "Light"],
+    ["water", "Water"],
+    ["soil", "Soil"],
+    ["temperature", "Temperature"],
+    ["humidity", "Humidity"],
+    ["fertilizer", "Fertilizer"],
+    ["pruning", "Pruning"],
+    ["repotting", "Repotting"],
+    ["propagation", "Propagation"],
+    ["common_issues", "Common issues"],
+    ["toxicity", "Toxicity"],
+    ["hardiness", "Hardiness"],
+    ["plant_type", "Plant type"],
+  ];
+
   const CLOSE_REASONS = {
     4401: "your session has expired",
     4403: "this identification belongs to another account",
@@ -106,6 +135,19 @@
     resultsSummary: $("results-summary"),
     health: $("health"),
     resultsList: $("results-list"),
+    retryButton: $("retry-button"),
+    outage: $("outage"),
+    outageTitle: $("outage-title"),
+    outageText: $("outage-text"),
+    care: $("care"),
+    careTitle: $("care-title"),
+    careSource: $("care-source"),
+    careList: $("care-list"),
+    historyPanel: $("history-panel"),
+    historyList: $("history-list"),
+    historyEmpty: $("history-empty"),
+    historyError: $("history-error"),
+    historyRefresh: $("history-refresh"),
   };
 
   const state = {
@@ -120,6 +162,12 @@
     socket: null,
     timers: [],
     percent: 0,
+    /** The signed-in user's collections (for "Save to"), loaded on first use. */
+    collections: null,
+    /** A failed saved request the "Try again" button queues again. */
+    retryRequestId: null,
+    /** The providers are down and the request waits for them: one row, updated in place. */
+    waiting: null,
   };
 
   // ------------------------------------------------------------------------------------------
@@ -284,6 +332,13 @@
     el.modeHint.textContent = signedIn
       ? "Your identification is saved to your history; progress appears live below."
       : "You are not signed in: the photo is identified right away and nothing is saved. The plant part is only used for saved identifications.";
+    state.collections = null;
+    el.historyPanel.hidden = !signedIn;
+    if (signedIn) void loadHistory();
+    else {
+      el.historyList.replaceChildren();
+      setRetry(null);
+    }
     updateIdentifyButton();
   }
 
@@ -503,30 +558,127 @@
   async function onIdentifySubmit(event) {
     event.preventDefault();
     if (!state.file || state.busy) return;
+    await runIdentification((run) => (state.user ? identifyLive(run) : identifyNow(run)));
+  }
+
+  /** One identification at a time: resets the page, runs `work(run)`, and frees the form after. */
+  async function runIdentification(work) {
     stopLive();
     const run = ++state.run;
     state.busy = true;
     updateIdentifyButton();
     el.identifyForm.setAttribute("aria-busy", "true");
     el.identifyError.textContent = "";
+    setRetry(null);
+    hideOutage();
+    state.waiting = null;
     el.resultsPanel.hidden = true;
     resetProgress();
     try {
-      if (state.user) await identifyLive(run);
-      else await identifyNow(run);
+      await work(run);
     } finally {
       if (run === state.run) {
         state.busy = false;
         el.identifyForm.removeAttribute("aria-busy");
         updateIdentifyButton();
+        if (state.user) void loadHistory();
       }
     }
   }
 
-  function failRun(message) {
+  /** "Try again" on a failed saved request: queue it again and follow it like a new one. */
+  async function retryRequest(requestId) {
+    if (!state.user || state.busy || !requestId) return;
+    await runIdentification(async (run) => {
+      addStep("retrying", "Queuing your photo again");
+      setPercent(5);
+      const path = `/plant-identification/requests/${encodeURIComponent(requestId)}/retry/`;
+      let res = await api(path, { method: "POST", json: {} });
+      if (res.status === 401 && (await refreshSession())) res = await api(path, { method: "POST", json: {} });
+      if (run !== state.run) return;
+      if (res.status !== 202 || !res.data || !res.data.request_id) {
+        failRun(errorText(res, "The identification could not be queued again. Please try later."));
+        return;
+      }
+      addStep("requeued", "Queued again", "", "done");
+      setPercent(10);
+      await followRequest(run, res.data);
+    });
+  }
+
+  /**
+   * The one place a failed identification is explained: the alert under the form. The progress
+   * list only marks where it stopped (the message is not repeated there). A saved request that
+   * failed can be queued again with "Try again".
+   */
+  function failRun(message, retryRequestId = null) {
     el.identifyError.textContent = message;
-    addStep("failed", "Stopped", message, "error");
+    addStep("failed", "Stopped", "", "error");
     finishSteps("failed");
+    setRetry(retryRequestId);
+  }
+
+  function setRetry(requestId) {
+    state.retryRequestId = state.user && requestId ? requestId : null;
+    el.retryButton.hidden = !state.retryRequestId;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Outage: the providers are down
+
+  /** Says at once that the providers are down and what happens next; one notice, not rows. */
+  function showOutage(kind) {
+    el.outage.hidden = false;
+    el.outage.dataset.state = kind;
+    if (kind === "anonymous") {
+      el.outageTitle.textContent = "Plant.id and Pl@ntNet are not answering right now";
+      el.outageText.textContent =
+        "Nothing was saved. Try again in a few minutes — or sign in: a signed-in identification waits for them and tells you here when it completes.";
+    } else if (kind === "waiting") {
+      el.outageTitle.textContent = "Plant.id and Pl@ntNet are not answering right now";
+      el.outageText.textContent =
+        "Your photo is saved. We keep trying and identify it as soon as they are back; this page tells you when it completes, and it stays in your history. You can leave this page.";
+    } else if (kind === "done") {
+      el.outageTitle.textContent = "Your identification is complete";
+      el.outageText.textContent = "The identification services answered again; the results are below.";
+    }
+  }
+
+  function hideOutage() {
+    el.outage.hidden = true;
+    delete el.outage.dataset.state;
+  }
+
+  /** Enters the waiting state: the notice, and one row whose detail says when the next try is. */
+  function startWaiting(detail) {
+    if (!state.waiting) {
+      showOutage("waiting");
+      const row = addStep("waiting", "Waiting for the identification services", detail || "", "warn", "client");
+      state.waiting = { row, since: Date.now() };
+    } else if (detail) {
+      updateWaiting(detail);
+    }
+  }
+
+  function updateWaiting(detail) {
+    if (!state.waiting) return;
+    const row = state.waiting.row;
+    let node = row.querySelector(".step__detail");
+    if (!node) {
+      node = h("span", "step__detail");
+      row.querySelector(".step__text").append(node);
+    }
+    node.textContent = detail;
+  }
+
+  /** A provider answered again: the waiting row is done and ordinary progress resumes. */
+  function stopWaiting() {
+    if (!state.waiting) return;
+    const row = state.waiting.row;
+    row.classList.remove("step--warn");
+    row.classList.add("step--done");
+    updateWaiting("they are back");
+    state.waiting = null;
   }
 
   /** Anonymous: the synchronous endpoint answers with everything at once (API.md §2.1). */
@@ -538,16 +690,25 @@
     const res = await api("/plant-identification/identify/", { method: "POST", form });
     if (run !== state.run) return;
     const data = res.data;
+    if (res.status === 503 && data && data.code === "PROVIDERS_UNAVAILABLE") {
+      // Both providers down: the notice says so and what to do; no second message.
+      showOutage("anonymous");
+      addStep("failed", "Stopped", "", "error");
+      finishSteps("failed");
+      return;
+    }
     if (!res.ok || !data || data.success !== true) {
       failRun(errorText(res, "The photo could not be identified. Please try again."));
       return;
     }
+    addProviderRows(data.providers);
     addStep("completed", "Done", `${data.suggestions.length} suggestion${data.suggestions.length === 1 ? "" : "s"}`, "done");
     setPercent(100);
     finishSteps("done");
     renderResults({
       summary: typeof data.summary === "string" ? data.summary : "",
       disease: data.disease_detection,
+      care: data.care_instructions,
       cards: (data.suggestions || []).map((s) => ({
         name: s.plant_name,
         scientific: s.scientific_name,
@@ -559,14 +720,41 @@
         description: s.description,
         rank: s.rank,
         primary: s.rank === 1,
+        url: s.url,
+        gbifId: s.gbif_id,
       })),
     });
+  }
+
+  /** One row per provider of a synchronous answer: answered, failed, still pending or not asked. */
+  function addProviderRows(providers) {
+    if (!providers || typeof providers !== "object") return;
+    for (const key of ["plant_id", "plantnet"]) {
+      const p = providers[key];
+      if (!p || typeof p !== "object") continue;
+      const name = PROVIDER_NAMES[key];
+      if (p.status === "answered") addStep(`provider_${key}`, `${name} answered`, "", "done");
+      else if (p.status === "failed") addStep(`provider_${key}`, `${name} failed`, providerFailure(p.error), "error");
+      else if (p.status === "pending")
+        addStep(`provider_${key}`, `${name} is slow`, "answered without it; the same photo again in a minute gets both", "warn");
+      else if (p.status === "skipped")
+        addStep(`provider_${key}`, `${name} not asked`, typeof p.reason === "string" ? p.reason : "", "warn");
+    }
+  }
+
+  function providerFailure(kind) {
+    return lookup(FAILURE_TEXT, String(kind || "")) || "had an error";
   }
 
   /** Signed in: upload → 202 → WebSocket progress (polling as the fallback) → results. */
   async function identifyLive(run) {
     addStep("uploading", "Uploading your photo");
     setPercent(5);
+    // Asked alongside the upload: when both circuits are open the page says so at once.
+    void api("/plant-identification/identify/health/").then((health) => {
+      if (run === state.run && state.busy && health.ok && health.data?.status === "unavailable")
+        startWaiting("both are paused after repeated failures");
+    });
     const form = new FormData();
     form.append("image_1", state.file, state.file.name || "photo");
     form.append("organs", el.organSelect.value || "auto");
@@ -605,6 +793,58 @@
       let stallTimer = null;
       let lastStatus = request.status;
       let errorMessage = "";
+      /** Providers asked, and those that failed, in the current attempt. */
+      let asked = new Set();
+      let failed = new Set();
+
+      /**
+       * Provider stages, retries and waits. A failed provider is a red row, never a tick; when
+       * every provider asked has failed (or a retry is scheduled) the page enters the waiting
+       * state: one notice and one row updated in place, instead of a row per stage per attempt.
+       * Returns true when the message needs no row of its own.
+       */
+      const onProviderProgress = (stage, data) => {
+        const d = data && typeof data === "object" ? data : {};
+        if (stage === "processing_start") {
+          asked = new Set();
+          failed = new Set();
+          if (state.waiting) {
+            updateWaiting(Number(d.attempt) > 1 ? `trying again now (attempt ${d.attempt})` : "trying again now");
+            return true;
+          }
+          return false;
+        }
+        if (stage === "plant_id_start" || stage === "plantnet_start") {
+          asked.add(stage.replace(/_start$/, ""));
+          return !!state.waiting;
+        }
+        if (stage === "plant_id_done" || stage === "plantnet_done") {
+          const key = stage.replace(/_done$/, "");
+          const name = PROVIDER_NAMES[key];
+          asked.add(key);
+          if (d.ok === false) {
+            failed.add(key);
+            if (!state.waiting) addStep(stage, `${name} failed`, providerFailure(d.error), "error", "server");
+            if (failed.size >= asked.size) startWaiting("");
+            return true;
+          }
+          stopWaiting();
+          addStep(stage, `${name} answered`, stageDetail(stage, d), "done", "server");
+          setPercent(50);
+          return true;
+        }
+        if (stage === "merge_done" && state.waiting) return true;
+        if (stage === "rate_limited" || stage === "retry_scheduled") {
+          const parts = [];
+          const delay = Number(stage === "rate_limited" ? d.retry_after : d.delay_seconds);
+          if (delay > 0) parts.push(`next try in ${formatWait(delay)}`);
+          if (d.attempt && d.max_attempts && d.reason !== "circuit_open") parts.push(`attempt ${d.attempt} of ${d.max_attempts}`);
+          startWaiting(parts.join(" · "));
+          updateWaiting(parts.join(" · "));
+          return true;
+        }
+        return false;
+      };
 
       const done = async (status) => {
         if (finished || run !== state.run) return;
@@ -715,16 +955,16 @@
             break;
           case "progress": {
             const stage = String(message.stage || "");
-            const info = lookup(STAGES, stage) || { label: stage.replace(/_/g, " "), pct: null };
-            const warn = stage === "rate_limited" || stage === "retry_scheduled";
-            addStep(stage, info.label, stageDetail(stage, message.data), warn ? "warn" : "current", "server");
-            if (info.pct !== null) setPercent(info.pct);
             if (message.status) lastStatus = message.status;
+            if (onProviderProgress(stage, message.data)) break;
+            const info = lookup(STAGES, stage) || { label: stage.replace(/_/g, " "), pct: null };
+            addStep(stage, info.label, stageDetail(stage, message.data), "current", "server");
+            if (info.pct !== null) setPercent(info.pct);
             break;
           }
           case "error":
+            // Shown once, by failRun when `completed` (failed) follows.
             errorMessage = typeof message.message === "string" ? message.message : "Identification failed.";
-            addStep("error", "Problem", errorMessage, "error", "server");
             break;
           case "completed":
             void done(String(message.status || "identified"));
@@ -752,10 +992,20 @@
   }
 
   async function showRequestResults(run, requestId, status, errorMessage) {
+    const outage = !el.outage.hidden;
+    if (state.waiting) {
+      state.waiting.row.classList.remove("step--warn");
+      state.waiting.row.classList.add(status === "failed" ? "step--error" : "step--done");
+      state.waiting = null;
+    }
     if (status === "failed") {
-      failRun(errorMessage || "Identification failed. Please try again.");
+      // The failure's own message (with "Try again") replaces the notice: one message, not two.
+      hideOutage();
+      failRun(errorMessage || "Identification failed. Please try again.", requestId);
+      tellCompleted("Identification failed");
       return;
     }
+    if (outage) showOutage("done");
     addStep("fetching", "Fetching the results");
     const res = await api(`/plant-identification/requests/${encodeURIComponent(requestId)}/results/`);
     if (run !== state.run) return;
@@ -773,7 +1023,9 @@
     setPercent(100);
     finishSteps(status === "needs_help" ? "warn" : "done");
     const top = results[0];
+    tellCompleted(top ? `Identified: ${top.plant_name || top.scientific_name}` : "Identification finished");
     renderResults({
+      care: res.data.care_instructions,
       summary: top
         ? `${top.plant_name && top.plant_name !== top.scientific_name ? `${top.plant_name} (${top.scientific_name})` : top.scientific_name} — ${percent(top.confidence_score)}% confidence.` +
           (status === "needs_help" ? " We are not sure; the community can help confirm it." : "")
@@ -791,6 +1043,8 @@
         description: r.description,
         rank: r.rank,
         primary: !!r.is_primary,
+        resultId: r.id,
+        gbifId: r.gbif_id,
       })),
     });
   }
@@ -822,6 +1076,25 @@
     }
   }
 
+  function formatWait(seconds) {
+    const s = Math.round(Number(seconds));
+    if (s >= 120) return `${Math.ceil(s / 60)} minutes`;
+    return `${s} second${s === 1 ? "" : "s"}`;
+  }
+
+  /**
+   * Tells someone who looked away that the identification finished: the tab's title says so
+   * until the page is looked at again.
+   */
+  const PAGE_TITLE = document.title;
+  function tellCompleted(text) {
+    if (document.visibilityState === "visible") return;
+    document.title = `${text} · Plant Community`;
+  }
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") document.title = PAGE_TITLE;
+  });
+
   // ------------------------------------------------------------------------------------------
   // Results
 
@@ -829,10 +1102,13 @@
     el.resultsSummary.textContent = view.summary || "";
     renderHealth(view.disease);
     el.resultsList.replaceChildren(...view.cards.map(renderCard));
+    const top = view.cards[0];
+    renderCare(view.care, top ? capitalise(top.name && top.name !== top.scientific ? top.name : top.scientific) : "");
     if (view.cards.length === 0) {
       el.resultsList.append(h("li", "cards__empty", "No suggestions were found. Try a clearer photo of one leaf or flower."));
     }
     el.resultsPanel.hidden = false;
+    foldLongDescriptions();
     el.resultsTitle.focus({ preventScroll: true });
     el.resultsPanel.scrollIntoView({ behavior: "smooth", block: "start" });
   }
@@ -920,14 +1196,28 @@
       item.append(description);
     }
 
+    const link = speciesLink(card);
+    if (link) {
+      const links = h("p", "card__links");
+      const a = h("a", "card__link", link.label);
+      a.href = link.href;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      a.setAttribute("aria-label", `${link.label}: ${card.scientific || name} (opens in a new tab)`);
+      links.append(a);
+      item.append(links);
+    }
+
+    if (state.user && card.resultId) item.append(saveControl(card));
+
     const images = (Array.isArray(card.images) ? card.images : [])
-      .map((img) => (img && (img.url_small || img.url)) || "")
-      .filter((url) => /^https?:\/\//i.test(url))
+      .filter((img) => img && /^https?:\/\//i.test(img.url_small || img.url || ""))
       .slice(0, MAX_SIMILAR_IMAGES);
     if (images.length > 0) {
-      const gallery = h("ul", "gallery");
+      const gallery = h("ul", "gallery gallery--credited");
       gallery.setAttribute("aria-label", "Similar photos");
-      images.forEach((url, i) => {
+      images.forEach((image, i) => {
+        const url = image.url_small || image.url;
         const cell = h("li", "gallery__item");
         const img = document.createElement("img");
         img.className = "gallery__img";
@@ -941,11 +1231,231 @@
         img.addEventListener("error", () => cell.classList.add("is-broken"), { once: true });
         img.src = url;
         cell.append(img);
+        const credit = imageCredit(image);
+        if (credit) cell.append(h("small", "gallery__credit", credit));
         gallery.append(cell);
       });
       item.append(gallery);
     }
     return item;
+  }
+
+  /**
+   * Descriptions longer than three lines start folded, with a "Show more" button that unfolds
+   * them (and tells screen readers so). Measured after layout, so it depends on the card's width.
+   */
+  function foldLongDescriptions() {
+    el.resultsList.querySelectorAll(".card__description").forEach((description, i) => {
+      description.classList.add("is-folded");
+      if (description.scrollHeight <= description.clientHeight + 1) {
+        description.classList.remove("is-folded");
+        return;
+      }
+      description.id = `description-${state.run}-${i}`;
+      const more = h("button", "link-button card__more", "Show more");
+      more.type = "button";
+      more.setAttribute("aria-expanded", "false");
+      more.setAttribute("aria-controls", description.id);
+      more.addEventListener("click", () => {
+        const open = description.classList.toggle("is-folded") === false;
+        more.setAttribute("aria-expanded", String(open));
+        more.textContent = open ? "Show less" : "Show more";
+      });
+      description.after(more);
+    });
+  }
+
+  /** Who took a similar photo and under which licence, as the provider credits it. */
+  function imageCredit(image) {
+    const citation = typeof image.citation === "string" ? image.citation.trim() : "";
+    const license = typeof image.license === "string" ? image.license.trim() : "";
+    if (citation && license && !citation.toLowerCase().includes(license.toLowerCase())) return `© ${citation} · ${license}`;
+    if (citation) return `© ${citation}`;
+    if (license) return `Licence: ${license}`;
+    return "";
+  }
+
+  /** Where to read about a species: the provider's page, else GBIF, else a Wikipedia search. */
+  function speciesLink(card) {
+    if (typeof card.url === "string" && /^https:\/\//i.test(card.url)) {
+      let host = "";
+      try {
+        host = new URL(card.url).hostname.replace(/^www\./, "");
+      } catch {
+        host = "";
+      }
+      return { href: card.url, label: /wikipedia\.org$/.test(host) ? "Read on Wikipedia" : "About this species" };
+    }
+    const gbif = Number(card.gbifId);
+    if (Number.isInteger(gbif) && gbif > 0) return { href: `https://www.gbif.org/species/${gbif}`, label: "About this species on GBIF" };
+    if (card.scientific) {
+      return {
+        href: `https://en.wikipedia.org/w/index.php?search=${encodeURIComponent(card.scientific)}`,
+        label: "Look it up on Wikipedia",
+      };
+    }
+    return null;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Care instructions
+
+  function careText(value) {
+    if (value === null || value === undefined) return "";
+    // Enum values such as "very_easy" read as words; prose is kept as written.
+    if (typeof value === "string") return /^[a-z_]+$/.test(value) ? value.replace(/_/g, " ") : value;
+    if (Array.isArray(value)) return value.filter((v) => typeof v === "string" && v).join("; ");
+    if (typeof value === "object") {
+      return Object.values(value)
+        .filter((v) => typeof v === "string" && v)
+        .join(" — ");
+    }
+    return String(value);
+  }
+
+  /** The care instructions the server wrote (AI guide) or derived (catalogue rules). */
+  function renderCare(care, name) {
+    el.careList.replaceChildren();
+    if (!care || typeof care !== "object") {
+      el.care.hidden = true;
+      return;
+    }
+    for (const [key, label] of CARE_FIELDS) {
+      const text = careText(care[key]);
+      if (!text) continue;
+      const row = h("div", "care__item");
+      row.dataset.field = key;
+      row.append(h("dt", "", label), h("dd", "", capitalise(text)));
+      el.careList.append(row);
+    }
+    if (el.careList.childElementCount === 0) {
+      el.care.hidden = true;
+      return;
+    }
+    el.careTitle.textContent = name ? `How to care for ${name}` : "How to care for it";
+    el.careSource.textContent =
+      care.source === "openai"
+        ? "A care guide written for this species. Check it against your own conditions."
+        : "General advice from our species catalogue.";
+    el.care.hidden = false;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Saving to a collection
+
+  async function loadCollections() {
+    if (state.collections) return state.collections;
+    const res = await api("/plant-identification/collections/?page_size=100");
+    if (!res.ok || !res.data || !Array.isArray(res.data.results)) return null;
+    // The default collection ("My Plants") first.
+    state.collections = [...res.data.results].sort((a, b) => Number(b.is_default) - Number(a.is_default));
+    return state.collections;
+  }
+
+  /** "Save to [collection] [Save]" for a saved result; idempotent on the server. */
+  function saveControl(card) {
+    const box = h("div", "save");
+    const id = `save-${card.resultId}`;
+    const label = h("label", "", "Save to");
+    label.htmlFor = id;
+    const select = document.createElement("select");
+    select.id = id;
+    select.disabled = true;
+    select.append(new Option("Loading…", ""));
+    const button = h("button", "button button--ghost save__button", "Save");
+    button.type = "button";
+    button.disabled = true;
+    const status = h("span", "save__status");
+    status.setAttribute("role", "status");
+    box.append(label, select, button, status);
+    void loadCollections().then((collections) => {
+      select.replaceChildren();
+      if (!collections || collections.length === 0) {
+        select.append(new Option("My Plants", ""));
+      } else {
+        for (const c of collections) select.append(new Option(c.name, c.id));
+      }
+      select.disabled = false;
+      button.disabled = false;
+    });
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      status.classList.remove("is-error");
+      status.textContent = "Saving…";
+      const body = select.value ? { collection_id: select.value } : {};
+      const path = `/plant-identification/results/${encodeURIComponent(card.resultId)}/add_to_collection/`;
+      let res = await api(path, { method: "POST", json: body });
+      if (res.status === 401 && (await refreshSession())) res = await api(path, { method: "POST", json: body });
+      button.disabled = false;
+      const where = select.selectedOptions[0]?.textContent || "your plants";
+      if (res.status === 201) {
+        status.textContent = `Saved to ${where}.`;
+        state.collections = null; // plant counts changed
+      } else if (res.ok) {
+        status.textContent = `Already in ${where}.`;
+      } else {
+        status.classList.add("is-error");
+        status.textContent = errorText(res, "Could not save. Please try again.");
+      }
+    });
+    return box;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // History
+
+  async function loadHistory() {
+    if (!state.user) return;
+    let res = await api("/plant-identification/history/?page_size=10");
+    if (res.status === 401 && (await refreshSession())) res = await api("/plant-identification/history/?page_size=10");
+    if (!state.user) return;
+    if (!res.ok || !res.data || !Array.isArray(res.data.results)) {
+      el.historyError.textContent = errorText(res, "Your history could not be loaded.");
+      return;
+    }
+    el.historyError.textContent = "";
+    const items = res.data.results;
+    el.historyEmpty.hidden = items.length > 0;
+    el.historyList.replaceChildren(...items.map(historyItem));
+  }
+
+  function historyItem(entry) {
+    const item = h("li", "history__item");
+    item.dataset.id = String(entry.id);
+    item.dataset.status = String(entry.status);
+    const text = h("div", "history__text");
+    const name =
+      entry.plant_name && entry.plant_name !== entry.scientific_name ? entry.plant_name : entry.scientific_name || "Not identified yet";
+    text.append(h("span", "history__name", capitalise(name)));
+    const meta = [lookup(STATUS_TEXT, entry.status) || String(entry.status)];
+    if (typeof entry.confidence === "number") meta.push(`${percent(entry.confidence)}%`);
+    const when = new Date(entry.created_at);
+    if (!Number.isNaN(when.getTime())) meta.push(when.toLocaleString([], { dateStyle: "medium", timeStyle: "short" }));
+    text.append(h("span", "history__meta", meta.join(" · ")));
+    item.append(text);
+    if (entry.status === "identified" || entry.status === "needs_help") {
+      const view = h("button", "button button--ghost history__view", "View");
+      view.type = "button";
+      view.addEventListener("click", () => viewRequest(entry.id, entry.status));
+      item.append(view);
+    }
+    if (entry.status === "failed" || entry.status === "needs_help") {
+      const retry = h("button", "button button--ghost history__retry", "Try again");
+      retry.type = "button";
+      retry.disabled = state.busy;
+      retry.addEventListener("click", () => void retryRequest(entry.id));
+      item.append(retry);
+    }
+    return item;
+  }
+
+  /** Shows the results of an earlier identification from the history. */
+  async function viewRequest(requestId, status) {
+    if (state.busy) return;
+    await runIdentification(async (run) => {
+      addStep("history", "Opening an earlier identification");
+      await showRequestResults(run, requestId, status, "");
+    });
   }
 
   function addFact(list, term, value) {
@@ -978,6 +1488,8 @@
     el.authUsername.focus({ preventScroll: true });
   });
   el.identifyForm.addEventListener("submit", onIdentifySubmit);
+  el.retryButton.addEventListener("click", () => void retryRequest(state.retryRequestId));
+  el.historyRefresh.addEventListener("click", () => void loadHistory());
 
   el.photoInput.addEventListener("change", () => {
     chooseFile(el.photoInput.files?.[0]);

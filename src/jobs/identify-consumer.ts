@@ -50,6 +50,7 @@ export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, 
       longitude: request.longitude,
     },
     (stage, data) => say(progress(job.request_id, stage, "processing", data)),
+    { logger },
   );
 
   if (outcome.allFailed) {

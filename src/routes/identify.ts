@@ -12,7 +12,7 @@ import { AppError } from "../lib/errors";
 import { describeError } from "../lib/logger";
 import { NO_IMAGE_MESSAGE, UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
 import { assertCsrf } from "../middleware/auth";
-import { identifyPlant, type IdentifyOutcome } from "../services/identification";
+import { identifyNow, providerStatuses, type IdentifyOutcome } from "../services/identification";
 import { identificationProviderHealth, providerCacheCounters } from "../services/provider-calls";
 import { clientIp, enforceRateLimit } from "../services/rate-limits";
 import { catalogueCare, recordIdentification } from "../services/identification-requests";
@@ -43,6 +43,22 @@ export const SuggestionSchema = z
   })
   .openapi("Suggestion");
 
+const ProviderStatusSchema = z
+  .object({
+    status: z.enum(["answered", "failed", "pending", "skipped"]),
+    error: z
+      .string()
+      .optional()
+      .openapi({ description: "Why it failed: timeout, rate_limited, server, malformed, network, circuit_open…" }),
+    reason: z.string().optional().openapi({ description: "Why it was not asked" }),
+  })
+  .openapi("IdentifyProviderStatus", {
+    description:
+      "How one provider took part. Anything but `answered` means its suggestions are missing from this answer: " +
+      "`failed` (see `error`), `pending` (it had not answered IDENTIFY_SECOND_PROVIDER_GRACE_MS after the other did; " +
+      "its call finishes in the background and fills the cache, so the same photo again gets both), `skipped` (not asked, see `reason`).",
+  });
+
 const IdentifySuccess = z
   .object({
     success: z.literal(true),
@@ -64,6 +80,7 @@ const IdentifySuccess = z
     disease_suggestions: z.array(z.object({ name: z.string(), probability: z.number(), description: z.string() })),
     summary: z.string(),
     cached: z.object({ plant_id: z.boolean(), plantnet: z.boolean() }),
+    providers: z.object({ plant_id: ProviderStatusSchema, plantnet: ProviderStatusSchema }),
     request_id: z.string().optional(),
   })
   .openapi("IdentifyResult");
@@ -182,9 +199,12 @@ export function identifyRoutes() {
     if (limited) throw limited;
     if (!image.ok) return failure(c, 400, image.message, image.code);
 
-    const outcome = await identifyPlant(c.env, (p) => c.executionCtx.waitUntil(p), {
-      images: [{ bytes: image.image.bytes, mime: image.image.mime, sha256: image.image.sha256 }],
-    });
+    const outcome = await identifyNow(
+      c.env,
+      (p) => c.executionCtx.waitUntil(p),
+      { images: [{ bytes: image.image.bytes, mime: image.image.mime, sha256: image.image.sha256 }] },
+      c.get("logger"),
+    );
     const cached = { plant_id: outcome.providers.plant_id.cached, plantnet: outcome.providers.plantnet.cached };
     if (outcome.allFailed) {
       return failure(
@@ -221,6 +241,7 @@ export function identifyRoutes() {
         })),
         summary: summarise(outcome),
         cached,
+        providers: providerStatuses(outcome),
         ...(requestId ? { request_id: requestId } : {}),
       },
       200,

@@ -5,12 +5,14 @@
  * are no suggestions, and callers report failure.
  */
 import type { ProgressData, ProgressStage } from "../../durable-objects/user-hub-protocol";
+import { getConfig } from "../config";
 import type { Bindings } from "../env";
+import { createLogger, type Logger } from "../lib/logger";
 import { type PlantNetOrgan, plantNetProjectFor } from "../providers/plantnet";
 
 /** The organs a photo may show (Pl@ntNet's list), for validating uploads. */
 export { PLANTNET_ORGANS as PLANT_ORGANS, type PlantNetOrgan as PlantOrgan } from "../providers/plantnet";
-import { ProviderError, type HealthAssessment, type ProviderAnswer, type ProviderName } from "../providers/types";
+import { ProviderError, type HealthAssessment, type ProviderAnswer, type ProviderErrorKind, type ProviderName } from "../providers/types";
 import { mergeSuggestions, type MergedSuggestion } from "./merge";
 import { cachedProviderCall, plantIdJob, plantNetJob, type CachedCallResult, type ProviderImage } from "./provider-calls";
 
@@ -32,6 +34,22 @@ export interface ProviderOutcome {
   cached: boolean;
   /** Why the provider was not asked at all (e.g. it cannot read WebP). */
   skipped?: string;
+  /**
+   * Still being asked when the caller stopped waiting (the synchronous grace, below): its call
+   * goes on in the background and fills the provider cache, so the next identical photo gets it.
+   */
+  late?: boolean;
+}
+
+export interface IdentifyOptions {
+  /**
+   * Once one provider has answered with suggestions, wait at most this long for the other and
+   * then answer without it (its call finishes in the background through `waitUntil`). Unset:
+   * wait for both, each up to its own timeout (queued jobs, where nobody is waiting).
+   */
+  secondProviderGraceMs?: number;
+  /** Where provider failures are logged; a plain logger at the configured level otherwise. */
+  logger?: Logger;
 }
 
 export interface IdentifyOutcome {
@@ -47,12 +65,31 @@ export interface IdentifyOutcome {
 
 const PLANTNET_MAX_RESULTS = 10;
 
+/**
+ * The synchronous identification (`identify/`): someone is waiting for the answer, so once one
+ * provider has answered the other gets `IDENTIFY_SECOND_PROVIDER_GRACE_MS` more, not its whole
+ * timeout (Plant.id's is 35 s).
+ */
+export function identifyNow(
+  env: Bindings,
+  waitUntil: (p: Promise<unknown>) => void,
+  input: IdentifyInput,
+  logger?: Logger,
+): Promise<IdentifyOutcome> {
+  return identifyPlant(env, waitUntil, input, undefined, {
+    secondProviderGraceMs: getConfig(env).IDENTIFY_SECOND_PROVIDER_GRACE_MS,
+    logger,
+  });
+}
+
 export async function identifyPlant(
   env: Bindings,
   waitUntil: (p: Promise<unknown>) => void,
   input: IdentifyInput,
   report: ProgressReporter = () => {},
+  options: IdentifyOptions = {},
 ): Promise<IdentifyOutcome> {
+  const logger = options.logger ?? createLogger({}, getConfig(env).LOG_LEVEL);
   const language = input.language ?? "en";
   const latitude = input.latitude ?? null;
   const longitude = input.longitude ?? null;
@@ -60,7 +97,8 @@ export async function identifyPlant(
 
   const plantIdCall = (async (): Promise<ProviderOutcome> => {
     await report("plant_id_start", {});
-    const result = await cachedProviderCall(env, waitUntil, await plantIdJob(env, input.images, { latitude, longitude, language }));
+    const job = await plantIdJob(env, input.images, { latitude, longitude, language });
+    const result = await cachedProviderCall(env, waitUntil, job, logger);
     await report("plant_id_done", summary(result));
     return result;
   })();
@@ -78,15 +116,17 @@ export async function identifyPlant(
       includeRelatedImages: true,
       maxResults: PLANTNET_MAX_RESULTS,
     });
-    const result = await cachedProviderCall(env, waitUntil, job);
+    const result = await cachedProviderCall(env, waitUntil, job, logger);
     await report("plantnet_done", summary(result));
     return result;
   })();
 
-  // allSettled: one provider's crash must never cost us the other's answer.
-  const [plantIdSettled, plantNetSettled] = await Promise.allSettled([plantIdCall, plantNetCall]);
-  const plantId = settledOutcome("plant_id", plantIdSettled);
-  const plantnet = settledOutcome("plantnet", plantNetSettled);
+  // One provider's crash must never cost us the other's answer: a rejection becomes a failed outcome.
+  const calls = [settledOutcome("plant_id", plantIdCall, logger), settledOutcome("plantnet", plantNetCall, logger)] as const;
+  const [plantId, plantnet] =
+    options.secondProviderGraceMs === undefined
+      ? await Promise.all(calls)
+      : await withGrace(calls, options.secondProviderGraceMs, waitUntil, logger);
 
   const suggestions = mergeSuggestions({ plant_id: plantId.answer, plantnet: plantnet.answer });
   await report("merge_done", { suggestions: suggestions.length });
@@ -103,12 +143,87 @@ export async function identifyPlant(
   };
 }
 
-function settledOutcome(provider: ProviderName, settled: PromiseSettledResult<ProviderOutcome>): ProviderOutcome {
-  if (settled.status === "fulfilled") return settled.value;
-  // cachedProviderCall turns provider failures into values; anything thrown here is our own
-  // infrastructure (KV, a Durable Object) and counts as this provider failing.
-  const message = settled.reason instanceof Error ? settled.reason.message : String(settled.reason);
-  return { answer: null, cached: false, error: new ProviderError(provider, "server", message) };
+async function settledOutcome(provider: ProviderName, call: Promise<ProviderOutcome>, logger: Logger): Promise<ProviderOutcome> {
+  try {
+    return await call;
+  } catch (err) {
+    // cachedProviderCall turns provider failures into values; anything thrown here is our own
+    // infrastructure (KV, a Durable Object) and counts as this provider failing.
+    const message = err instanceof Error ? err.message : String(err);
+    logger.warn("provider call failed", { provider, kind: "internal", detail: message.slice(0, 200) });
+    return { answer: null, cached: false, error: new ProviderError(provider, "server", message) };
+  }
+}
+
+/** An answer worth answering with: a provider that failed or found nothing starts no grace. */
+function hasSuggestions(outcome: ProviderOutcome): boolean {
+  return (outcome.answer?.suggestions.length ?? 0) > 0;
+}
+
+/**
+ * Both outcomes, except that once one provider has answered with suggestions the other has
+ * `graceMs` left; a provider still running then is `late` and its call is handed to
+ * `waitUntil`, so it completes (and caches its answer, or logs its failure) after the response.
+ * A provider that fails or finds nothing does not start the grace: the other is then the only
+ * hope and keeps its full timeout.
+ */
+function withGrace(
+  calls: readonly [Promise<ProviderOutcome>, Promise<ProviderOutcome>],
+  graceMs: number,
+  waitUntil: (p: Promise<unknown>) => void,
+  logger: Logger,
+): Promise<[ProviderOutcome, ProviderOutcome]> {
+  const providers: readonly ProviderName[] = ["plant_id", "plantnet"];
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const outcomes: (ProviderOutcome | undefined)[] = [undefined, undefined];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      outcomes.forEach((outcome, i) => {
+        if (outcome) return;
+        logger.info("provider late, answered without it", {
+          provider: providers[i],
+          waited_ms: Date.now() - started,
+          grace_ms: graceMs,
+        });
+        // Kept alive after the response: a late answer still reaches the cache.
+        waitUntil(calls[i]!);
+      });
+      resolve([
+        outcomes[0] ?? { answer: null, error: null, cached: false, late: true },
+        outcomes[1] ?? { answer: null, error: null, cached: false, late: true },
+      ]);
+    };
+    calls.forEach((call, i) => {
+      void call.then((outcome) => {
+        if (done) return;
+        outcomes[i] = outcome;
+        if (outcomes.every(Boolean)) finish();
+        else if (hasSuggestions(outcome) && timer === undefined) timer = setTimeout(finish, graceMs);
+      });
+    });
+  });
+}
+
+/** How each provider took part in an answer; anything but `answered` means its suggestions are missing. */
+export type ProviderStatus =
+  | { status: "answered" }
+  | { status: "failed"; error: ProviderErrorKind }
+  | { status: "pending" }
+  | { status: "skipped"; reason: string };
+
+export function providerStatuses(outcome: IdentifyOutcome): Record<ProviderName, ProviderStatus> {
+  const one = (o: ProviderOutcome): ProviderStatus => {
+    if (o.skipped) return { status: "skipped", reason: o.skipped };
+    if (o.late) return { status: "pending" };
+    if (o.error) return { status: "failed", error: o.error.kind };
+    return { status: "answered" };
+  };
+  return { plant_id: one(outcome.providers.plant_id), plantnet: one(outcome.providers.plantnet) };
 }
 
 function summary(result: CachedCallResult): ProgressData<"plant_id_done"> {

@@ -7,6 +7,7 @@ import { getConfig } from "../config";
 import type { Bindings } from "../env";
 import { sha256Hex } from "../lib/hash";
 import type { ImageMime } from "../lib/images";
+import { createLogger, type Logger } from "../lib/logger";
 import { recordProviderMetric } from "../lib/metrics";
 import { assessHealthWithPlantId, identifyWithPlantId, PLANT_ID_API_VERSION, PLANT_ID_HEALTH_DETAILS } from "../providers/plant-id";
 import { identifyWithPlantNet, PLANTNET_API_VERSION, type PlantNetOrgan } from "../providers/plantnet";
@@ -153,9 +154,10 @@ export async function cachedProviderCall(
   env: Bindings,
   waitUntil: (p: Promise<unknown>) => void,
   job: ProviderJob,
+  logger: Logger = createLogger({}, getConfig(env).LOG_LEVEL),
 ): Promise<CachedCallResult> {
   const started = Date.now();
-  const result = await cachedProviderCallInner(env, waitUntil, job);
+  const result = await cachedProviderCallInner(env, waitUntil, job, logger);
   const outcome = result.error ? `error:${result.error.kind}` : result.cached ? "hit" : "miss";
   recordProviderMetric(env.METRICS, { provider: job.provider, outcome, durationMs: Date.now() - started });
   return result;
@@ -165,6 +167,7 @@ async function cachedProviderCallInner(
   env: Bindings,
   waitUntil: (p: Promise<unknown>) => void,
   job: ProviderJob,
+  logger: Logger,
 ): Promise<CachedCallResult> {
   const circuit = circuitFor(env, job.provider);
   const hit = await env.CACHE.get<ProviderAnswer>(job.cacheKey, "json");
@@ -207,7 +210,9 @@ async function cachedProviderCallInner(
     );
     result = { provider: job.provider, answer: null, error, cached: false };
     outcome = { ok: false, error: { kind: error.kind, message: error.message, retryAfterS } };
+    logProviderFailure(logger, job, error, 0);
   } else {
+    const calledAt = Date.now();
     try {
       const answer = await callUpstream(job);
       result = { provider: job.provider, answer, error: null, cached: false };
@@ -216,6 +221,7 @@ async function cachedProviderCallInner(
       waitUntil(env.CACHE.put(job.cacheKey, JSON.stringify(answer), { expirationTtl: job.ttlS }));
     } catch (err) {
       const error = asProviderError(job.provider, err);
+      logProviderFailure(logger, job, error, Date.now() - calledAt);
       result = { provider: job.provider, answer: null, error, cached: false };
       outcome = { ok: false, error: { kind: error.kind, message: error.message, status: error.status, retryAfterS: error.retryAfterS } };
       // A request we got wrong (4xx other than 429) says nothing about the provider's health, and
@@ -231,6 +237,41 @@ async function cachedProviderCallInner(
   // lease ends.
   await Promise.all([circuitUpdate.catch(() => {}), flight.settle(joined.token, outcome).catch(() => {})]);
   return result;
+}
+
+/**
+ * What a failure log line calls a provider error, in an operator's words: `timeout`, `429`,
+ * `5xx`, `malformed`, `network`, and the rarer `auth`, `4xx` (a request we got wrong),
+ * `circuit_open` (refused without a call) and `internal` (the client itself threw).
+ */
+export function failureKind(error: ProviderError): string {
+  switch (error.kind) {
+    case "rate_limited":
+      return "429";
+    case "server":
+      return error.status !== undefined && error.status >= 500 ? "5xx" : "internal";
+    case "bad_request":
+      return "4xx";
+    default:
+      return error.kind;
+  }
+}
+
+/**
+ * One structured line per failed provider call (only the caller that made the call logs it:
+ * followers of a single flight share its outcome without a second line). `latency_ms` is the
+ * upstream call's duration, 0 when the circuit refused it.
+ */
+function logProviderFailure(logger: Logger, job: ProviderJob, error: ProviderError, latencyMs: number): void {
+  logger.warn("provider call failed", {
+    provider: job.provider,
+    ...(job.provider === "plant_id" ? { endpoint: job.endpoint } : {}),
+    kind: failureKind(error),
+    latency_ms: latencyMs,
+    ...(error.status !== undefined ? { status: error.status } : {}),
+    ...(error.retryAfterS !== undefined ? { retry_after_s: error.retryAfterS } : {}),
+    detail: error.message.slice(0, 200),
+  });
 }
 
 /** The identification providers, in the order health and statistics list them. */

@@ -77,6 +77,18 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     expect(late.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start", "plant_id_start"]);
   });
 
+  it("starts a fresh story when a finished request is queued again (a retry): no stale completed is replayed", async () => {
+    const stub = hub("hub-user-retry");
+    await stub.publish({ type: "progress", request_id: "req-again", stage: "queued", status: "pending", data: {} });
+    await stub.publish({ type: "error", request_id: "req-again", message: "Providers unavailable." });
+    await stub.publish({ type: "completed", request_id: "req-again", status: "failed", results_count: 0 });
+    await stub.publish({ type: "progress", request_id: "req-again", stage: "queued", status: "pending", data: {} });
+    await stub.publish({ type: "progress", request_id: "req-again", stage: "processing_start", status: "processing", data: { attempt: 1 } });
+    const late = await connect(stub, "req-again");
+    await received(late.messages, 3);
+    expect(late.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start"]);
+  });
+
   it("uses the hibernation API: sockets are tracked by the runtime with tags and attachments", async () => {
     const stub = hub("hub-user-3");
     await connect(stub, "req-x");
