@@ -1,0 +1,132 @@
+/**
+ * A labelled set of what gardeners type into species search, checked against the seeded
+ * catalogue (seed/species.json, every identification count 0, so popularity breaks no tie).
+ * Each query names the species a gardener means; `also` lists others that are equally right
+ * (a query that names a genus or a plant sold under several species). A query counts as a top-k
+ * hit when the intended species (or one of `also`) is among the first k results.
+ */
+export interface LabelledQuery {
+  q: string;
+  kind: "common" | "scientific" | "typo" | "partial";
+  want: string;
+  also?: string[];
+}
+
+export const GARDENER_QUERIES: LabelledQuery[] = [
+  // Common names as people write them (case, hyphens and apostrophes vary).
+  { q: "peace lily", kind: "common", want: "Spathiphyllum wallisii" },
+  { q: "monstera", kind: "common", want: "Monstera deliciosa" },
+  { q: "swiss cheese plant", kind: "common", want: "Monstera deliciosa" },
+  { q: "snake plant", kind: "common", want: "Dracaena trifasciata" },
+  { q: "fiddle leaf fig", kind: "common", want: "Ficus lyrata" },
+  { q: "rubber plant", kind: "common", want: "Ficus elastica" },
+  { q: "pothos", kind: "common", want: "Epipremnum aureum" },
+  { q: "devils ivy", kind: "common", want: "Epipremnum aureum" },
+  { q: "ZZ plant", kind: "common", want: "Zamioculcas zamiifolia" },
+  { q: "spider plant", kind: "common", want: "Chlorophytum comosum" },
+  { q: "jade plant", kind: "common", want: "Crassula ovata" },
+  { q: "aloe vera", kind: "common", want: "Aloe vera" },
+  { q: "string of pearls", kind: "common", want: "Curio rowleyanus" },
+  { q: "Chinese money plant", kind: "common", want: "Pilea peperomioides" },
+  { q: "prayer plant", kind: "common", want: "Maranta leuconeura" },
+  { q: "boston fern", kind: "common", want: "Nephrolepis exaltata" },
+  { q: "bird of paradise", kind: "common", want: "Strelitzia reginae" },
+  { q: "poinsettia", kind: "common", want: "Euphorbia pulcherrima" },
+  { q: "african violet", kind: "common", want: "Streptocarpus ionanthus" },
+  { q: "moth orchid", kind: "common", want: "Phalaenopsis amabilis" },
+  { q: "tomato", kind: "common", want: "Solanum lycopersicum" },
+  { q: "potato", kind: "common", want: "Solanum tuberosum" },
+  { q: "garlic", kind: "common", want: "Allium sativum" },
+  { q: "courgette", kind: "common", want: "Cucurbita pepo" },
+  { q: "rosemary", kind: "common", want: "Salvia rosmarinus" },
+  { q: "sunflower", kind: "common", want: "Helianthus annuus" },
+  { q: "foxglove", kind: "common", want: "Digitalis purpurea" },
+  { q: "lily of the valley", kind: "common", want: "Convallaria majalis" },
+  { q: "snowdrop", kind: "common", want: "Galanthus nivalis" },
+  { q: "english ivy", kind: "common", want: "Hedera helix" },
+  { q: "boxwood", kind: "common", want: "Buxus sempervirens" },
+  { q: "Japanese maple", kind: "common", want: "Acer palmatum" },
+  { q: "strawberry", kind: "common", want: "Fragaria × ananassa" },
+  { q: "blueberry", kind: "common", want: "Vaccinium corymbosum" },
+  { q: "sweet pea", kind: "common", want: "Lathyrus odoratus" },
+  { q: "snapdragon", kind: "common", want: "Antirrhinum majus" },
+  { q: "hollyhock", kind: "common", want: "Alcea rosea" },
+  { q: "lavender", kind: "common", want: "Lavandula angustifolia", also: ["Lavandula stoechas"] },
+  { q: "mother in laws tongue", kind: "common", want: "Dracaena trifasciata" },
+  { q: "sansevieria", kind: "common", want: "Dracaena trifasciata" },
+  { q: "money tree", kind: "common", want: "Pachira aquatica" },
+  { q: "bleeding heart", kind: "common", want: "Lamprocapnos spectabilis" },
+  { q: "peppermint", kind: "common", want: "Mentha × piperita" },
+  { q: "dumb cane", kind: "common", want: "Dieffenbachia seguine" },
+  // Scientific names, whole or genus only.
+  { q: "Monstera deliciosa", kind: "scientific", want: "Monstera deliciosa" },
+  { q: "ficus lyrata", kind: "scientific", want: "Ficus lyrata" },
+  { q: "Spathiphyllum wallisii", kind: "scientific", want: "Spathiphyllum wallisii" },
+  { q: "Chlorophytum comosum", kind: "scientific", want: "Chlorophytum comosum" },
+  { q: "Crassula ovata", kind: "scientific", want: "Crassula ovata" },
+  { q: "Lavandula angustifolia", kind: "scientific", want: "Lavandula angustifolia" },
+  { q: "Solanum lycopersicum", kind: "scientific", want: "Solanum lycopersicum" },
+  { q: "Hedera helix", kind: "scientific", want: "Hedera helix" },
+  { q: "Pilea peperomioides", kind: "scientific", want: "Pilea peperomioides" },
+  { q: "Zamioculcas", kind: "scientific", want: "Zamioculcas zamiifolia" },
+  { q: "Strelitzia", kind: "scientific", want: "Strelitzia reginae", also: ["Strelitzia nicolai"] },
+  // Typos: doubled or dropped letters, swapped letters, wrong vowels, a slip of the finger.
+  { q: "peace lilly", kind: "typo", want: "Spathiphyllum wallisii" },
+  { q: "monstra", kind: "typo", want: "Monstera deliciosa", also: ["Monstera adansonii"] },
+  { q: "lavendar", kind: "typo", want: "Lavandula angustifolia", also: ["Lavandula stoechas"] },
+  { q: "tomatoe", kind: "typo", want: "Solanum lycopersicum" },
+  { q: "poinsetta", kind: "typo", want: "Euphorbia pulcherrima" },
+  { q: "rhododendrun", kind: "typo", want: "Rhododendron ponticum" },
+  { q: "bouganvillea", kind: "typo", want: "Bougainvillea spectabilis", also: ["Bougainvillea glabra"] },
+  { q: "fidle leaf fig", kind: "typo", want: "Ficus lyrata" },
+  { q: "spidr plant", kind: "typo", want: "Chlorophytum comosum" },
+  { q: "snapdragn", kind: "typo", want: "Antirrhinum majus" },
+  { q: "foxglvoe", kind: "typo", want: "Digitalis purpurea" },
+  { q: "sunflwer", kind: "typo", want: "Helianthus annuus" },
+  { q: "rosmary", kind: "typo", want: "Salvia rosmarinus" },
+  { q: "hollyhok", kind: "typo", want: "Alcea rosea" },
+  { q: "monstera delicosa", kind: "typo", want: "Monstera deliciosa" },
+  { q: "boston fren", kind: "typo", want: "Nephrolepis exaltata" },
+  { q: "dafodil", kind: "typo", want: "Narcissus pseudonarcissus" },
+  { q: "chrysanthemun", kind: "typo", want: "Chrysanthemum × morifolium" },
+  { q: "corgette", kind: "typo", want: "Cucurbita pepo" },
+  {
+    q: "hydrangia",
+    kind: "typo",
+    want: "Hydrangea macrophylla",
+    also: ["Hydrangea paniculata", "Hydrangea arborescens", "Hydrangea quercifolia"],
+  },
+  { q: "bleeding hart", kind: "typo", want: "Lamprocapnos spectabilis" },
+  { q: "pepermint", kind: "typo", want: "Mentha × piperita" },
+  { q: "sansiveria", kind: "typo", want: "Dracaena trifasciata" },
+  { q: "dieffenbachia segiune", kind: "typo", want: "Dieffenbachia seguine" },
+  // Partial words, as typed into a search box before it is finished.
+  { q: "poinset", kind: "partial", want: "Euphorbia pulcherrima" },
+  { q: "spathiph", kind: "partial", want: "Spathiphyllum wallisii" },
+  { q: "chloroph", kind: "partial", want: "Chlorophytum comosum" },
+  { q: "fiddle", kind: "partial", want: "Ficus lyrata" },
+  { q: "peace li", kind: "partial", want: "Spathiphyllum wallisii" },
+  { q: "snowdr", kind: "partial", want: "Galanthus nivalis" },
+  { q: "hollyh", kind: "partial", want: "Alcea rosea" },
+  { q: "zamio", kind: "partial", want: "Zamioculcas zamiifolia" },
+  { q: "bleeding h", kind: "partial", want: "Lamprocapnos spectabilis" },
+  { q: "pepperm", kind: "partial", want: "Mentha × piperita" },
+  { q: "dieffenb", kind: "partial", want: "Dieffenbachia seguine" },
+  { q: "string of pe", kind: "partial", want: "Curio rowleyanus" },
+];
+
+/** Words that name no plant in the catalogue: each must find at most 3 species. */
+export const NON_PLANT_QUERIES = [
+  "mildew",
+  "keyboard",
+  "bicycle",
+  "fertiliser",
+  "repotting",
+  "watering",
+  "aphids",
+  "compost",
+  "sunlight",
+  "football",
+  "refrigerator",
+  "homework",
+];
