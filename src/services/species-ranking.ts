@@ -77,6 +77,9 @@ export function typoBudget(length: number): number {
   return 2;
 }
 
+/** Rows of the edit-distance table, reused across calls (grown on demand; nothing awaits in between). */
+let rows: [Int32Array, Int32Array, Int32Array] = [new Int32Array(64), new Int32Array(64), new Int32Array(64)];
+
 /**
  * Fewest edits (insert, delete, substitute, swap of neighbours) turning `a` into `b` — or into
  * any prefix of `b` when `prefix` — or `limit + 1` once it is sure to exceed `limit`.
@@ -87,24 +90,41 @@ export function editDistance(a: string, b: string, limit: number, prefix = false
   const n = a.length;
   const m = prefix ? Math.min(b.length, n + limit) : b.length;
   if (m < n - limit) return over;
-  let prev2: number[] = [];
-  let prev = Array.from({ length: m + 1 }, (_, j) => j);
+  if (rows[0].length < m + 1) rows = [new Int32Array(m + 1), new Int32Array(m + 1), new Int32Array(m + 1)];
+  let [prev2, prev, row] = rows;
+  for (let j = 0; j <= m; j++) prev[j] = j;
   for (let i = 1; i <= n; i++) {
-    const row = [i];
+    row[0] = i;
     let best = i;
+    const ai = a.charCodeAt(i - 1);
     for (let j = 1; j <= m; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, prev2[j - 2]! + 1);
-      row.push(v);
+      const bj = b.charCodeAt(j - 1);
+      let v = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (ai === bj ? 0 : 1));
+      if (i > 1 && j > 1 && ai === b.charCodeAt(j - 2) && a.charCodeAt(i - 2) === bj) v = Math.min(v, prev2[j - 2]! + 1);
+      row[j] = v;
       if (v < best) best = v;
     }
     if (best > limit) return over;
-    prev2 = prev;
-    prev = row;
+    [prev2, prev, row] = [prev, row, prev2];
   }
-  const d = prefix ? Math.min(...prev.slice(Math.max(0, n - limit))) : prev[m]!;
+  let d = prev[m]!;
+  if (prefix) for (let j = Math.max(0, n - limit); j < m; j++) d = Math.min(d, prev[j]!);
   return Math.min(d, over);
+}
+
+/** Normalised catalogue names, kept across requests: the catalogue changes rarely and slowly. */
+const NAME_CACHE_LIMIT = 50_000;
+const nameCache = new Map<string, { text: string; words: string[] }>();
+
+function normalisedName(raw: string): { text: string; words: string[] } {
+  let hit = nameCache.get(raw);
+  if (!hit) {
+    const text = normaliseSearchText(raw);
+    hit = { text, words: text.split(" ") };
+    if (nameCache.size >= NAME_CACHE_LIMIT) nameCache.clear();
+    nameCache.set(raw, hit);
+  }
+  return hit;
 }
 
 export interface Query {
@@ -158,7 +178,7 @@ function wordsTypoEdits(q: Query, words: string[]): { edits: number; head: boole
   return { edits, head };
 }
 
-function matchName(q: Query, name: string): NameMatch | null {
+function matchName(q: Query, name: string, words: string[]): NameMatch | null {
   if (!name) return null;
   const t = q.text;
   if (name === t) return { tier: MatchTier.exact, edits: 0, head: true };
@@ -169,7 +189,6 @@ function matchName(q: Query, name: string): NameMatch | null {
   if (q.short) return null;
   const at = padded.lastIndexOf(` ${t}`);
   if (at !== -1) return { tier: MatchTier.wordPrefix, edits: 0, head: !name.includes(" ", at + t.length) };
-  const words = name.split(" ");
   if (q.words.length > 1 && q.words.every((qw) => words.some((w) => w.startsWith(qw)))) {
     return { tier: MatchTier.allWords, edits: 0, head: words.at(-1)!.startsWith(q.words.at(-1)!) };
   }
@@ -192,10 +211,10 @@ export function matchCandidate<T extends RankCandidate>(q: Query, candidate: T):
     if (!best || compareMatches(next, best) < 0) best = next;
   };
   for (const raw of [candidate.scientificName, ...candidate.commonNames]) {
-    const name = normaliseSearchText(raw);
-    consider(matchName(q, name), name.length);
+    const name = normalisedName(raw);
+    consider(matchName(q, name.text, name.words), name.text.length);
   }
-  const family = normaliseSearchText(candidate.family);
+  const family = normalisedName(candidate.family).text;
   if (family && (q.short ? family.startsWith(q.text) : family.includes(q.text))) {
     consider({ tier: MatchTier.contains, edits: 0, head: false }, family.length);
   }
