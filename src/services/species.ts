@@ -94,8 +94,11 @@ export function withoutControlCharacters(text: string): string {
 }
 
 /**
- * The FTS5 query that finds every row the ranking could accept: any trigram of any query word
- * (each quoted as an FTS5 string), or null when no word has three characters.
+ * The FTS5 query that finds every row the ranking could accept, or null when no query word has
+ * three characters: a name sharing any trigram of any query word (typo tolerance), or a family
+ * holding all of them (families only match literally — every family ends in "-aceae", so a
+ * trigram such as "ace" alone would select the whole catalogue). Trigrams are quoted FTS5
+ * strings (quotes doubled).
  */
 function trigramQuery(words: readonly string[]): string | null {
   const grams = new Set<string>();
@@ -104,7 +107,8 @@ function trigramQuery(words: readonly string[]): string | null {
     for (let i = 0; i + 3 <= chars.length; i++) grams.add(chars.slice(i, i + 3).join(""));
   }
   if (grams.size === 0) return null;
-  return [...grams].map((g) => `"${g.replaceAll('"', '""')}"`).join(" OR ");
+  const quoted = [...grams].map((g) => `"${g.replaceAll('"', '""')}"`);
+  return `{scientific_name common_names} : (${quoted.join(" OR ")}) OR family : (${quoted.join(" AND ")})`;
 }
 
 export interface SpeciesSearchResult {
