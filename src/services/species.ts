@@ -6,7 +6,7 @@
  * Queries without a three-character word fall back to a prefix LIKE in which `_` and `%` are
  * literal. species-ranking.ts then ranks the candidates and drops those below its relevance floor.
  */
-import { and, desc, eq, inArray, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { database } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
@@ -17,7 +17,7 @@ import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { type TrefleSpecies, trefleSpeciesFor } from "../providers/trefle";
 import { ProviderError } from "../providers/types";
-import { parseQuery, type RankCandidate, rankCandidates } from "./species-ranking";
+import { parseQuery, rankCandidates } from "./species-ranking";
 
 export type SpeciesRow = typeof species.$inferSelect;
 
@@ -125,25 +125,19 @@ export interface SpeciesSearchResult {
  * words, prefix, word prefix, contained, then typos by edit count; then popularity. The index
  * only narrows the catalogue to rows sharing a trigram with the query (or, for queries without
  * one, starting like it); the ranking decides what is a hit, so words naming no plant find nothing.
+ * One read, whole rows: a second round trip for the listed rows cost more than the extra bytes.
  */
 export async function searchSpecies(env: Bindings, query: string, limit: number): Promise<SpeciesSearchResult> {
   const q = parseQuery(withoutControlCharacters(query));
   if (!q) return { rows: [], scores: [], total: 0 };
   const db = database(env);
   const s = species;
-  const light = {
-    id: s.id,
-    scientificName: s.scientificName,
-    commonNames: s.commonNames,
-    family: s.family,
-    identificationCount: s.identificationCount,
-  };
   const match = trigramQuery(q.words);
-  let candidates: RankCandidate[];
+  let candidates: SpeciesRow[];
   if (match) {
     // FTS5 MATCH is the point: the trigram index narrows the catalogue to possible hits.
     candidates = await db
-      .select(light)
+      .select(getTableColumns(s))
       .from(s)
       .innerJoin(sql`species_fts`, sql`species_fts.rowid = ${s}.rowid`)
       .where(sql`species_fts MATCH ${match}`);
@@ -153,7 +147,7 @@ export async function searchSpecies(env: Bindings, query: string, limit: number)
     const prefix = `${first}%`;
     const word = `%"${first}%`;
     candidates = await db
-      .select(light)
+      .select(getTableColumns(s))
       .from(s)
       .where(
         sql`lower(${s.scientificName}) LIKE ${prefix} ESCAPE '\\' OR lower(${s.commonNames}) LIKE ${word} ESCAPE '\\'
@@ -162,26 +156,7 @@ export async function searchSpecies(env: Bindings, query: string, limit: number)
   }
   const ranked = rankCandidates(q, candidates);
   const top = ranked.slice(0, limit);
-  if (top.length === 0) return { rows: [], scores: [], total: ranked.length };
-  const full = await db
-    .select()
-    .from(s)
-    .where(
-      inArray(
-        s.id,
-        top.map((m) => m.candidate.id),
-      ),
-    );
-  const byId = new Map(full.map((row) => [row.id, row]));
-  const rows: SpeciesRow[] = [];
-  const scores: number[] = [];
-  for (const m of top) {
-    const row = byId.get(m.candidate.id);
-    if (!row) continue; // deleted between the two reads
-    rows.push(row);
-    scores.push(m.score);
-  }
-  return { rows, scores, total: ranked.length };
+  return { rows: top.map((m) => m.candidate), scores: top.map((m) => m.score), total: ranked.length };
 }
 
 // ---------------------------------------------------------------------------------------------
