@@ -58,6 +58,15 @@ export const GARDENER_QUERIES: LabelledQuery[] = [
   { q: "bleeding heart", kind: "common", want: "Lamprocapnos spectabilis" },
   { q: "peppermint", kind: "common", want: "Mentha × piperita" },
   { q: "dumb cane", kind: "common", want: "Dieffenbachia seguine" },
+  { q: "air plant", kind: "common", want: "Tillandsia ionantha" },
+  { q: "lucky bamboo", kind: "common", want: "Dracaena braunii" },
+  { q: "venus flytrap", kind: "common", want: "Dionaea muscipula" },
+  { q: "mother of thousands", kind: "common", want: "Kalanchoe daigremontiana" },
+  { q: "burro's tail", kind: "common", want: "Sedum morganianum" },
+  { q: "calla lily", kind: "common", want: "Zantedeschia aethiopica" },
+  // An older name the catalogue does not hold ("wandering dude" is): a known miss, kept honest.
+  { q: "wandering jew", kind: "common", want: "Tradescantia zebrina" },
+  { q: "elephant ear", kind: "common", want: "Alocasia macrorrhizos", also: ["Alocasia zebrina", "Colocasia esculenta"] },
   // Scientific names, whole or genus only.
   { q: "Monstera deliciosa", kind: "scientific", want: "Monstera deliciosa" },
   { q: "ficus lyrata", kind: "scientific", want: "Ficus lyrata" },
@@ -100,6 +109,11 @@ export const GARDENER_QUERIES: LabelledQuery[] = [
   { q: "pepermint", kind: "typo", want: "Mentha × piperita" },
   { q: "sansiveria", kind: "typo", want: "Dracaena trifasciata" },
   { q: "dieffenbachia segiune", kind: "typo", want: "Dieffenbachia seguine" },
+  { q: "venus fly trap", kind: "typo", want: "Dionaea muscipula" },
+  { q: "hens and chicks", kind: "typo", want: "Echeveria elegans", also: ["Sempervivum tectorum"] },
+  { q: "snake plnat", kind: "typo", want: "Dracaena trifasciata" },
+  { q: "calla lilly", kind: "typo", want: "Zantedeschia aethiopica" },
+  { q: "burros tial", kind: "typo", want: "Sedum morganianum" },
   // Partial words, as typed into a search box before it is finished.
   { q: "poinset", kind: "partial", want: "Euphorbia pulcherrima" },
   { q: "spathiph", kind: "partial", want: "Spathiphyllum wallisii" },
