@@ -2,7 +2,7 @@
  * `npm run bench` — runs the benchmarks against the real local stack with the provider
  * emulators and prints their figures against the issue's targets.
  *
- *   npm run bench                 all four: cache fanout queue ws
+ *   npm run bench                 all five: cache fanout queue ws search
  *   npm run bench -- cache queue  a subset
  *   BENCH_URL=http://127.0.0.1:8787 BENCH_EMULATOR_URL=http://127.0.0.1:8790 npm run bench
  *                                 against an already-running stack (its limits must be raised)
@@ -19,6 +19,7 @@ import { cacheBench } from "./cache";
 import { fanoutBench } from "./fanout";
 import { BenchFailure, RUN_ID } from "./lib";
 import { queueBench } from "./queue";
+import { searchBench } from "./search";
 import { root, SETTINGS, startBenchStack, workerdProcesses, type BenchStack } from "./stack";
 import type { BenchContext, Benchmark, BenchResult, Row } from "./types";
 import { wsBench } from "./ws";
@@ -28,6 +29,7 @@ const BENCHMARKS: Record<string, { title: string; run: Benchmark }> = {
   fanout: { title: "2. Parallel provider fan-out (cache misses)", run: fanoutBench },
   queue: { title: "3. Queue throughput (200 async requests)", run: queueBench },
   ws: { title: "4. WebSockets (1 000 sockets; 200 users × 5)", run: wsBench },
+  search: { title: "5. Search latency (seeded catalogue)", run: searchBench },
 };
 
 const t0 = Date.now();

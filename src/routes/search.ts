@@ -62,7 +62,7 @@ const Hit = {
   url: z.string().openapi({ description: "API path of the thing found." }),
   score: z.number().openapi({
     description:
-      "0..1, higher is better; comparable within one type only (1 exact, 0.8 prefix, 0.7 a word of a species name starts with it, 0.6 contains, 0.4 body/description only, 0.3 typo-tolerant species).",
+      "0..1, higher is better; comparable within one type only (1 exact, 0.8 prefix or a species name holding it as whole words, 0.7 a word of a species name starts with it, 0.6 contains, 0.4 body/description only, 0.3 typo-tolerant species).",
   }),
 };
 const SpeciesHit = z
@@ -121,7 +121,7 @@ export function searchRoutes() {
       query: z.object({
         q,
         types,
-        limit: z.coerce.number().int().min(1).max(20).default(5).openapi({ description: "Hits per type, 1..20." }),
+        limit: z.coerce.number().int().min(1).max(50).default(5).openapi({ description: "Hits per type, 1..50." }),
       }),
     },
     {

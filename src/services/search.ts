@@ -1,13 +1,15 @@
 /**
  * Unified search (API.md §5 "Search"): species, forum topics and confirmed diseases, each ranked
  * on its own, plus name/title completions. Reuses each area's own query: `searchSpecies` (FTS5
- * trigram, typo-tolerant) and `confirmedDiseasesQuery` (the `disease-database/` rows).
+ * trigram candidates ranked by species-ranking.ts, typo-tolerant, with a relevance floor) and
+ * `confirmedDiseasesQuery` (the `disease-database/` rows).
  *
  * Rules the spec leaves open, decided here:
- * - `score` is in 0..1 and comparable only within one type: 1 exact name/title, 0.8 prefix,
- *   0.7 a word of a species name starts with the query, 0.6 contains it, 0.4 only the body or
+ * - `score` is in 0..1 and comparable only within one type: 1 exact name/title, 0.8 prefix (for
+ *   a species also: a name holds the query as whole words), 0.7 a word of a species name starts
+ *   with the query (or every query word starts one), 0.6 contains it, 0.4 only the body or
  *   description does, 0.3 a species found only by typo tolerance. Ties keep each area's own
- *   order (bm25 and popularity, latest activity, confirmations).
+ *   order (edits and popularity, latest activity, confirmations).
  * - Forum: a hit is a topic, found by its title or by a non-deleted post's visible text (tags
  *   are stripped in SQL; entities are matched in their stored, escaped form). Deleted posts
  *   never match and never feed a snippet. All categories are public, so all topics are visible.
@@ -23,7 +25,7 @@ import type { Bindings } from "../env";
 import { stableUuid } from "../lib/ids";
 import { EMITTED_MARKUP, escapeHtml, truncateText, visibleText } from "../lib/sanitise";
 import { confirmedDiseaseEntries, type DiseaseType } from "./diseases";
-import { searchSpecies, withoutControlCharacters, type SpeciesRow } from "./species";
+import { searchSpecies, withoutControlCharacters } from "./species";
 
 export const SEARCH_TYPES = ["species", "forum", "diseases"] as const;
 export type SearchType = (typeof SEARCH_TYPES)[number];
@@ -61,9 +63,6 @@ export interface Group<T> {
   total: number;
 }
 
-/** Species found only by typo tolerance: below every literal match, in FTS5's bm25 order. */
-const TYPO_SCORE = 0.3;
-
 /** A window of `text` around the first occurrence of `q` (case-insensitive), else its start. */
 export function snippetAround(text: string, q: string, max = SNIPPET_CHARS): string {
   const at = text.toLowerCase().indexOf(q.toLowerCase());
@@ -74,22 +73,10 @@ export function snippetAround(text: string, q: string, max = SNIPPET_CHARS): str
   return `…${truncateText(text.slice(start), max - 1)}`;
 }
 
-function speciesScore(row: SpeciesRow, commonNames: string[], q: string): number {
-  const ql = q.toLowerCase();
-  const names = [row.scientificName, ...commonNames].map((n) => n.toLowerCase());
-  if (names.some((n) => n === ql)) return 1;
-  if (names.some((n) => n.startsWith(ql))) return 0.8;
-  if (names.some((n) => n.split(/[\s-]+/).some((w) => w.startsWith(ql)))) return 0.7;
-  if (names.some((n) => n.includes(ql)) || row.family.toLowerCase().includes(ql)) return 0.6;
-  return TYPO_SCORE;
-}
-
-/** How many catalogue rows to re-rank: searchSpecies orders substring hits by popularity, so a prefix hit may sit a little further down. */
-const SPECIES_WINDOW = 60;
-
+/** Species in searchSpecies' order (match quality, then popularity), scored by match quality. */
 export async function searchSpeciesGroup(env: Bindings, q: string, limit: number): Promise<Group<SpeciesHit>> {
-  const { rows, total } = await searchSpecies(env, q, Math.max(limit, SPECIES_WINDOW));
-  const hits = rows.map((row): SpeciesHit => {
+  const { rows, scores, total } = await searchSpecies(env, q, limit);
+  const hits = rows.map((row, i): SpeciesHit => {
     const commonNames = row.commonNames;
     const about = [commonNames.slice(0, 3).join(", "), row.family].filter(Boolean).join(" · ");
     return {
@@ -98,13 +85,12 @@ export async function searchSpeciesGroup(env: Bindings, q: string, limit: number
       title: row.scientificName,
       snippet: truncateText(about, SNIPPET_CHARS),
       url: `/api/v1/plant-identification/species/${row.id}/`,
-      score: speciesScore(row, commonNames, q),
+      score: scores[i]!,
       common_names: commonNames,
       family: row.family,
     };
   });
-  hits.sort((a, b) => b.score - a.score); // stable: equal scores keep searchSpecies' order
-  return { hits: hits.slice(0, limit), total };
+  return { hits, total };
 }
 
 /**

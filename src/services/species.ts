@@ -1,13 +1,13 @@
 /**
  * The species catalogue: listing (popularity, then name), detail, and typo-tolerant search.
  *
- * Search uses the FTS5 trigram index (migrations/0004): the query is cut into its trigrams and
- * any of them may match, ranked by bm25 — so "monstra" still finds Monstera (it shares "mon",
- * "ons", "nst") — and exact substring matches rank first, most identified first. Queries shorter than three
- * characters, which have no trigram, fall back to a prefix LIKE in which `_` and `%` are literal.
+ * Search finds candidates through the FTS5 trigram index (migrations/0004): any trigram of any
+ * query word may match — so "monstra" still reaches Monstera (it shares "mon", "ons", "nst").
+ * Queries without a three-character word fall back to a prefix LIKE in which `_` and `%` are
+ * literal. species-ranking.ts then ranks the candidates and drops those below its relevance floor.
  */
 import { apiFields } from "../lib/fields";
-import { and, count, desc, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { database } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
@@ -18,6 +18,7 @@ import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { type TrefleSpecies, trefleSpeciesFor } from "../providers/trefle";
 import { ProviderError } from "../providers/types";
+import { parseQuery, rankCandidates } from "./species-ranking";
 
 export type SpeciesRow = typeof species.$inferSelect;
 
@@ -71,55 +72,70 @@ export function withoutControlCharacters(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f]/g, " ");
 }
 
-/** Trigrams of the query, each quoted as an FTS5 string (quotes doubled). */
-function trigramQuery(q: string): string | null {
-  const text = q.toLowerCase().replace(/\s+/g, " ").trim();
-  if ([...text].length < 3) return null;
-  const chars = [...text];
+/**
+ * The FTS5 query that finds every row the ranking could accept, or null when no query word has
+ * three characters: a name sharing any trigram of any query word (typo tolerance), or a family
+ * holding all of them (families only match literally — every family ends in "-aceae", so a
+ * trigram such as "ace" alone would select the whole catalogue). Trigrams are quoted FTS5
+ * strings (quotes doubled).
+ */
+function trigramQuery(words: readonly string[]): string | null {
   const grams = new Set<string>();
-  for (let i = 0; i + 3 <= chars.length; i++) grams.add(chars.slice(i, i + 3).join(""));
-  return [...grams].map((g) => `"${g.replaceAll('"', '""')}"`).join(" OR ");
+  for (const word of words) {
+    const chars = [...word];
+    for (let i = 0; i + 3 <= chars.length; i++) grams.add(chars.slice(i, i + 3).join(""));
+  }
+  if (grams.size === 0) return null;
+  const quoted = [...grams].map((g) => `"${g.replaceAll('"', '""')}"`);
+  return `{scientific_name common_names} : (${quoted.join(" OR ")}) OR family : (${quoted.join(" AND ")})`;
 }
 
-export async function searchSpecies(env: Bindings, query: string, limit: number): Promise<{ rows: SpeciesRow[]; total: number }> {
+export interface SpeciesSearchResult {
+  /** Best first (see species-ranking.ts), at most `limit`. */
+  rows: SpeciesRow[];
+  /** The unified search's 0..1 score of each row, by match quality. */
+  scores: number[];
+  /** Every row above the relevance floor, not only those listed. */
+  total: number;
+}
+
+/**
+ * Species ranked like a gardener thinks (src/services/species-ranking.ts): exact name, whole
+ * words, prefix, word prefix, contained, then typos by edit count; then popularity. The index
+ * only narrows the catalogue to rows sharing a trigram with the query (or, for queries without
+ * one, starting like it); the ranking decides what is a hit, so words naming no plant find nothing.
+ * One read, whole rows: a second round trip for the listed rows cost more than the extra bytes.
+ */
+export async function searchSpecies(env: Bindings, query: string, limit: number): Promise<SpeciesSearchResult> {
+  const q = parseQuery(withoutControlCharacters(query));
+  if (!q) return { rows: [], scores: [], total: 0 };
   const db = database(env);
   const s = species;
-  const q = withoutControlCharacters(query);
-  const match = trigramQuery(q);
-  if (!match) {
-    // No trigram to match: a prefix LIKE with `%` and `_` literal (ESCAPE is the point).
-    const prefix = `${likeLiteral(q.toLowerCase())}%`;
-    const word = `%"${likeLiteral(q.toLowerCase())}%`;
-    const where = sql`lower(${s.scientificName}) LIKE ${prefix} ESCAPE '\\' OR lower(${s.commonNames}) LIKE ${word} ESCAPE '\\'
-                      OR lower(${s.family}) LIKE ${prefix} ESCAPE '\\'`;
-    const [counted, rows] = await db.batch([
-      db.select({ n: count() }).from(s).where(where),
-      db.select().from(s).where(where).orderBy(desc(s.identificationCount), s.scientificName).limit(limit),
-    ]);
-    return { rows, total: counted[0]?.n ?? 0 };
-  }
-  // FTS5 MATCH is the point. A literal substring hit outranks a fuzzy one; then bm25 (lower is
-  // better), then popularity. instr, not LIKE: D1 refuses LIKE patterns over 50 bytes.
-  const substring = q.toLowerCase().trim();
-  const exact = sql<number>`(instr(lower(${s.scientificName}), ${substring}) > 0 OR instr(lower(${s.commonNames}), ${substring}) > 0
-                            OR instr(lower(${s.family}), ${substring}) > 0)`;
-  const [counted, rows] = await db.batch([
-    db.select({ n: count() }).from(sql`species_fts`).where(sql`species_fts MATCH ${match}`),
-    db
-      .select({ ...getTableColumns(s), exact })
+  const match = trigramQuery(q.words);
+  let candidates: SpeciesRow[];
+  if (match) {
+    // FTS5 MATCH is the point: the trigram index narrows the catalogue to possible hits.
+    candidates = await db
+      .select(getTableColumns(s))
       .from(s)
       .innerJoin(sql`species_fts`, sql`species_fts.rowid = ${s}.rowid`)
-      .where(sql`species_fts MATCH ${match}`)
-      .orderBy(
-        desc(exact),
-        sql`CASE WHEN ${exact} THEN ${s.identificationCount} ELSE 0 END DESC`,
-        sql`bm25(species_fts, 10.0, 5.0, 1.0)`,
-        desc(s.identificationCount),
-        s.scientificName,
-      )
-      .limit(limit),
-  ]);
-  return { rows: rows.map(({ exact: _, ...row }) => row), total: counted[0]?.n ?? 0 };
+      .where(sql`species_fts MATCH ${match}`);
+  } else {
+    // No trigram: names starting like the query's first word (LIKE with `%` and `_` literal; ESCAPE is the point).
+    const first = likeLiteral(q.words[0]!);
+    const prefix = `${first}%`;
+    const word = `%"${first}%`;
+    candidates = await db
+      .select(getTableColumns(s))
+      .from(s)
+      .where(
+        sql`lower(${s.scientificName}) LIKE ${prefix} ESCAPE '\\' OR lower(${s.commonNames}) LIKE ${word} ESCAPE '\\'
+            OR lower(${s.family}) LIKE ${prefix} ESCAPE '\\'`,
+      );
+  }
+  const ranked = rankCandidates(q, candidates);
+  const top = ranked.slice(0, limit);
+  return { rows: top.map((m) => m.candidate), scores: top.map((m) => m.score), total: ranked.length };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,245 @@
+/**
+ * How species search ranks a catalogue row for what a gardener typed. Pure: no database, so
+ * the same rules serve `search/plants/` and the unified search and can be tested on their own.
+ *
+ * Text is compared normalised: lower case, accents dropped, apostrophes removed ("devil's" =
+ * "devils"), every other run of non-letters/digits one space ("fiddle-leaf" = "fiddle leaf").
+ * A row's names are its scientific name and each common name; its family counts only as a
+ * literal match (never by typo).
+ *
+ * Match quality, best first (the unified search's `score` in brackets):
+ *   1. exact     — a name is the query                                   (1.0)
+ *   2. word      — a name holds the query as whole words                 (0.8)
+ *                  ("lavender" in "English lavender"); the name's last words before others
+ *   3. prefix    — a name starts with the query                          (0.8)
+ *   4. word-prefix — a word of a name starts with the query             (0.7)
+ *   5. all-words — every query word starts a word of one name, any order (0.7)
+ *   6. contains  — a name or the family contains the query               (0.6)
+ *   7. typo      — within the typo budget of a name or of its words      (0.3), fewer edits first
+ * Queries under three characters only complete names (tiers 1 and 3, and a family prefix).
+ * Ties: fewer edits, then popularity (identification count), then a match on the name's last
+ * word (its head noun: "dog rose" is a rose, "rose of Sharon" is not), then the shorter matched
+ * name, then the scientific name. Anything else is below the relevance floor and not a hit.
+ */
+
+export interface RankCandidate {
+  id: string;
+  scientificName: string;
+  commonNames: string[];
+  family: string;
+  identificationCount: number;
+}
+
+export const MatchTier = {
+  exact: 0,
+  word: 1,
+  prefix: 2,
+  wordPrefix: 3,
+  allWords: 4,
+  contains: 5,
+  typo: 6,
+} as const;
+export type MatchTier = (typeof MatchTier)[keyof typeof MatchTier];
+
+/** The unified search's 0..1 `score` of each tier (documented in docs/api.md). */
+const TIER_SCORE: Record<MatchTier, number> = { 0: 1, 1: 0.8, 2: 0.8, 3: 0.7, 4: 0.7, 5: 0.6, 6: 0.3 };
+export const tierScore = (tier: MatchTier): number => TIER_SCORE[tier];
+
+export interface RankedMatch<T extends RankCandidate = RankCandidate> {
+  candidate: T;
+  tier: MatchTier;
+  /** Edits (typo tier only; 0 otherwise). */
+  edits: number;
+  /** The match reaches the end of the matched name (its head word). */
+  head: boolean;
+  /** Length of the matched name: shorter is more specific. */
+  nameLength: number;
+  score: number;
+}
+
+/** Below this many characters a query only completes names. */
+export const SHORT_QUERY = 3;
+
+export function normaliseSearchText(text: string): string {
+  // Plain ASCII (nearly every name) needs no Unicode decomposition.
+  const folded = /^[\x20-\x7e]*$/.test(text) ? text : text.normalize("NFKD").replace(/\p{M}/gu, "");
+  return folded
+    .toLowerCase()
+    .replace(/['’ʼ`]/g, "")
+    .replace(/[^\p{L}\p{N}]+/gu, " ")
+    .trim();
+}
+
+/** Edits allowed for a word or phrase of this many characters. */
+export function typoBudget(length: number): number {
+  if (length <= 4) return 0;
+  if (length <= 8) return 1;
+  return 2;
+}
+
+/** Rows of the edit-distance table, reused across calls (grown on demand; nothing awaits in between). */
+let rows: [Int32Array, Int32Array, Int32Array] = [new Int32Array(64), new Int32Array(64), new Int32Array(64)];
+
+/**
+ * Fewest edits (insert, delete, substitute, swap of neighbours) turning `a` into `b` — or into
+ * any prefix of `b` when `prefix` — or `limit + 1` once it is sure to exceed `limit`.
+ */
+export function editDistance(a: string, b: string, limit: number, prefix = false): number {
+  const over = limit + 1;
+  if (!prefix && Math.abs(a.length - b.length) > limit) return over;
+  const n = a.length;
+  const m = prefix ? Math.min(b.length, n + limit) : b.length;
+  if (m < n - limit) return over;
+  if (rows[0].length < m + 1) rows = [new Int32Array(m + 1), new Int32Array(m + 1), new Int32Array(m + 1)];
+  let [prev2, prev, row] = rows;
+  for (let j = 0; j <= m; j++) prev[j] = j;
+  for (let i = 1; i <= n; i++) {
+    row[0] = i;
+    let best = i;
+    const ai = a.charCodeAt(i - 1);
+    for (let j = 1; j <= m; j++) {
+      const bj = b.charCodeAt(j - 1);
+      let v = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (ai === bj ? 0 : 1));
+      if (i > 1 && j > 1 && ai === b.charCodeAt(j - 2) && a.charCodeAt(i - 2) === bj) v = Math.min(v, prev2[j - 2]! + 1);
+      row[j] = v;
+      if (v < best) best = v;
+    }
+    if (best > limit) return over;
+    [prev2, prev, row] = [prev, row, prev2];
+  }
+  let d = prev[m]!;
+  if (prefix) for (let j = Math.max(0, n - limit); j < m; j++) d = Math.min(d, prev[j]!);
+  return Math.min(d, over);
+}
+
+/** Normalised catalogue names, kept across requests: the catalogue changes rarely and slowly. */
+const NAME_CACHE_LIMIT = 50_000;
+const nameCache = new Map<string, { text: string; words: string[] }>();
+
+function normalisedName(raw: string): { text: string; words: string[] } {
+  let hit = nameCache.get(raw);
+  if (!hit) {
+    const text = normaliseSearchText(raw);
+    hit = { text, words: text.split(" ") };
+    if (nameCache.size >= NAME_CACHE_LIMIT) nameCache.clear();
+    nameCache.set(raw, hit);
+  }
+  return hit;
+}
+
+export interface Query {
+  text: string;
+  words: string[];
+  short: boolean;
+}
+
+export function parseQuery(raw: string): Query | null {
+  const text = normaliseSearchText(raw);
+  if (!text) return null;
+  const words = [...new Set(text.split(" "))];
+  return { text, words, short: text.length < SHORT_QUERY };
+}
+
+interface NameMatch {
+  tier: MatchTier;
+  edits: number;
+  head: boolean;
+}
+
+const better = (a: NameMatch | null, b: NameMatch | null): NameMatch | null => {
+  if (!a) return b;
+  if (!b) return a;
+  return (a.tier - b.tier || a.edits - b.edits || Number(b.head) - Number(a.head)) <= 0 ? a : b;
+};
+
+/** Fewest edits matching each query word to a word of the name (complete words cost nothing extra), or null. */
+function wordsTypoEdits(q: Query, words: string[]): { edits: number; head: boolean } | null {
+  let edits = 0;
+  let head = false;
+  const last = words.length - 1;
+  for (const qw of q.words) {
+    const budget = typoBudget(qw.length);
+    let best = budget + 1;
+    let bestHead = false;
+    for (let i = 0; i <= last; i++) {
+      const w = words[i]!;
+      // A partial word must start like the word it completes; a whole word may be misspelt anywhere.
+      const whole = editDistance(qw, w, budget);
+      const d = whole <= budget ? whole : w[0] === qw[0] ? editDistance(qw, w, budget, true) : budget + 1;
+      if (d < best || (d === best && i === last && !bestHead)) {
+        best = d;
+        bestHead = i === last;
+      }
+    }
+    if (best > budget) return null;
+    edits += best;
+    head ||= bestHead;
+  }
+  return { edits, head };
+}
+
+function matchName(q: Query, name: string, words: string[]): NameMatch | null {
+  if (!name) return null;
+  const t = q.text;
+  if (name === t) return { tier: MatchTier.exact, edits: 0, head: true };
+  const padded = ` ${name} `;
+  const wordAt = padded.lastIndexOf(` ${t} `);
+  if (!q.short && wordAt !== -1) return { tier: MatchTier.word, edits: 0, head: wordAt + t.length + 2 === padded.length };
+  if (name.startsWith(t)) return { tier: MatchTier.prefix, edits: 0, head: !name.includes(" ", t.length) };
+  if (q.short) return null;
+  const at = padded.lastIndexOf(` ${t}`);
+  if (at !== -1) return { tier: MatchTier.wordPrefix, edits: 0, head: !name.includes(" ", at + t.length) };
+  if (q.words.length > 1 && q.words.every((qw) => words.some((w) => w.startsWith(qw)))) {
+    return { tier: MatchTier.allWords, edits: 0, head: words.at(-1)!.startsWith(q.words.at(-1)!) };
+  }
+  if (name.includes(t)) return { tier: MatchTier.contains, edits: 0, head: name.endsWith(t) };
+  // Typos: the whole query against the name (or its start, when the query starts like it), or word by word.
+  const budget = typoBudget(t.length);
+  const whole = editDistance(t, name, budget);
+  const start = whole <= budget ? whole : name[0] === t[0] ? editDistance(t, name, budget, true) : budget + 1;
+  const phrase: NameMatch | null = start <= budget ? { tier: MatchTier.typo, edits: start, head: whole <= budget } : null;
+  const byWord = wordsTypoEdits(q, words);
+  return better(phrase, byWord && { tier: MatchTier.typo, ...byWord });
+}
+
+/** How `candidate` matches the query at its best, or null when below the relevance floor. */
+export function matchCandidate<T extends RankCandidate>(q: Query, candidate: T): RankedMatch<T> | null {
+  let best: RankedMatch<T> | null = null;
+  const consider = (m: NameMatch | null, nameLength: number) => {
+    if (!m) return;
+    const next = { candidate, ...m, nameLength, score: tierScore(m.tier) };
+    if (!best || compareMatches(next, best) < 0) best = next;
+  };
+  for (const raw of [candidate.scientificName, ...candidate.commonNames]) {
+    const name = normalisedName(raw);
+    consider(matchName(q, name.text, name.words), name.text.length);
+  }
+  const family = normalisedName(candidate.family).text;
+  if (family && (q.short ? family.startsWith(q.text) : family.includes(q.text))) {
+    consider({ tier: MatchTier.contains, edits: 0, head: false }, family.length);
+  }
+  return best;
+}
+
+export function compareMatches(a: RankedMatch, b: RankedMatch): number {
+  return (
+    a.tier - b.tier ||
+    a.edits - b.edits ||
+    b.candidate.identificationCount - a.candidate.identificationCount ||
+    Number(b.head) - Number(a.head) ||
+    a.nameLength - b.nameLength ||
+    (a.candidate.scientificName < b.candidate.scientificName ? -1 : a.candidate.scientificName > b.candidate.scientificName ? 1 : 0)
+  );
+}
+
+/** The candidates that match, best first. */
+export function rankCandidates<T extends RankCandidate>(query: string | Query, candidates: readonly T[]): RankedMatch<T>[] {
+  const q = typeof query === "string" ? parseQuery(query) : query;
+  if (!q) return [];
+  const out: RankedMatch<T>[] = [];
+  for (const c of candidates) {
+    const m = matchCandidate(q, c);
+    if (m) out.push(m);
+  }
+  return out.sort(compareMatches);
+}
