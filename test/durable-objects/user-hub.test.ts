@@ -83,7 +83,13 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     await stub.publish({ type: "error", request_id: "req-again", message: "Providers unavailable." });
     await stub.publish({ type: "completed", request_id: "req-again", status: "failed", results_count: 0 });
     await stub.publish({ type: "progress", request_id: "req-again", stage: "queued", status: "pending", data: {} });
-    await stub.publish({ type: "progress", request_id: "req-again", stage: "processing_start", status: "processing", data: { attempt: 1 } });
+    await stub.publish({
+      type: "progress",
+      request_id: "req-again",
+      stage: "processing_start",
+      status: "processing",
+      data: { attempt: 1 },
+    });
     const late = await connect(stub, "req-again");
     await received(late.messages, 3);
     expect(late.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start"]);
