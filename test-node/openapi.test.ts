@@ -56,4 +56,32 @@ describe("OpenAPI document", () => {
     expect(protectedOps).not.toContain("POST /api/v1/auth/login");
     expect(protectedOps).not.toContain("GET /api/v1/forum/categories");
   });
+
+  it.each([
+    ["/api/v1/plant-identification/requests", "post", ["image_1"]],
+    ["/api/v1/plant-identification/disease-requests", "post", ["image_1", "symptoms_description"]],
+    ["/api/v1/plant-identification/identify", "post", ["image"]],
+    ["/api/v1/auth/user", "patch", ["avatar"]],
+  ])("marks the required parts of the multipart body of %s", (path, method, required) => {
+    const op = (doc.paths?.[path] as Record<string, { requestBody?: { content: Record<string, { schema: unknown }> } }>)[method];
+    let schema = op?.requestBody?.content["multipart/form-data"]?.schema as { $ref?: string; required?: string[] };
+    if (schema?.$ref) schema = doc.components?.schemas?.[schema.$ref.split("/").pop()!] as { required?: string[] };
+    expect(schema?.required ?? []).toEqual(expect.arrayContaining(required));
+    expect(schema?.required ?? []).not.toContain("image_2");
+  });
+
+  it("shows, for every error envelope response, an example of that status", () => {
+    for (const [path, item] of Object.entries(doc.paths ?? {})) {
+      for (const [method, op] of Object.entries(item as Record<string, { responses?: Record<string, unknown> }>)) {
+        for (const [status, response] of Object.entries(op.responses ?? {})) {
+          if (Number(status) < 400) continue;
+          type Json = { schema?: { $ref?: string }; example?: { status_code?: number } };
+          const json = (response as { content?: Record<string, Json> }).content?.["application/json"];
+          if (json?.schema?.$ref !== "#/components/schemas/Error") continue; // health's 503 answers its own body
+          const example = json.example;
+          expect(`${method} ${path} ${status}: ${example?.status_code}`).toBe(`${method} ${path} ${status}: ${status}`);
+        }
+      }
+    }
+  });
 });

@@ -14,9 +14,9 @@ import { jsonBody, pageSchema, searchText, errorResponse } from "./schemas";
 
 const tags = ["Admin"];
 const errors = {
-  401: errorResponse("Not authenticated"),
-  403: errorResponse("Wrong role"),
-  404: errorResponse("No such user"),
+  401: errorResponse(401, "Not authenticated"),
+  403: errorResponse(403, "Wrong role"),
+  404: errorResponse(404, "No such user"),
 };
 
 export function adminRoutes() {

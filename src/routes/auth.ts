@@ -30,7 +30,7 @@ import { clientIp, enforceRateLimit } from "../services/rate-limits";
 import { endEverySession, endSession } from "../services/sessions";
 import { issueTokenPair, revokeAccessToken, rotateRefreshToken, verifyToken } from "../services/tokens";
 import { createUser, findUserById, publicUser, userProfile, type UserRow } from "../services/users";
-import { jsonBody, MessageSchema, errorResponse, requestJson } from "./schemas";
+import { jsonBody, MessageSchema, errorResponse, requestJson, filePart } from "./schemas";
 
 // ---- Schemas --------------------------------------------------------------------------------
 
@@ -126,9 +126,7 @@ const ProfilePatch = z
   .strict()
   .openapi("ProfileUpdate");
 
-const AvatarForm = z
-  .object({ avatar: z.any().optional().openapi({ type: "string", format: "binary", description: "JPEG, PNG or WebP, ≤ 2 MiB" }) })
-  .openapi("AvatarUpload");
+const AvatarForm = z.object({ avatar: filePart("JPEG, PNG or WebP, ≤ 2 MiB") }).openapi("AvatarUpload");
 
 const PasswordChangeBody = z
   .object({ old_password: z.string().min(1).max(1024), new_password: z.string().min(1).max(1024) })
@@ -144,10 +142,10 @@ const PasswordResetConfirmBody = z
   .openapi("PasswordResetConfirm");
 
 const errors = {
-  400: errorResponse("Invalid input"),
-  401: errorResponse("Not authenticated"),
-  403: errorResponse("CSRF failure"),
-  429: errorResponse("Rate limited or account locked"),
+  400: errorResponse(400, "Invalid input"),
+  401: errorResponse(401, "Not authenticated"),
+  403: errorResponse(403, "CSRF failure"),
+  429: errorResponse(429, "Rate limited or account locked"),
 };
 
 // ---- Helpers --------------------------------------------------------------------------------
@@ -326,7 +324,7 @@ export function authRoutes() {
       { body: requestJson(EmailConfirmBody) },
       {
         200: jsonBody(z.object({ message: z.string(), email: z.string() }), "Email changed"),
-        409: errorResponse("Another account has this address now"),
+        409: errorResponse(409, "Another account has this address now"),
       },
       {
         description:

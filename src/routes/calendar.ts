@@ -34,8 +34,8 @@ const DAY_MS = 86_400_000;
 const FEED_MAX_DAYS = 92;
 /** Clock skew allowed when a new start time must not be in the past. */
 const START_GRACE_MS = 5 * 60_000;
-const errors = { 400: errorResponse("Invalid input"), 404: errorResponse("Not found (or not visible to you)") };
-const authErrors = { ...errors, 401: errorResponse("Not signed in") };
+const errors = { 400: errorResponse(400, "Invalid input"), 404: errorResponse(404, "Not found (or not visible to you)") };
+const authErrors = { ...errors, 401: errorResponse(401, "Not signed in") };
 
 // ---------------------------------------------------------------------------------------------
 // Schemas
@@ -270,8 +270,8 @@ export function calendarRoutes() {
     { params: Id, body: requestJson(EventPatch) },
     {
       200: jsonBody(EventSchema, "Updated"),
-      403: errorResponse("Visible to you but not yours"),
-      409: errorResponse("Capacity below the current going count (CAPACITY_BELOW_GOING)"),
+      403: errorResponse(403, "Visible to you but not yours"),
+      409: errorResponse(409, "Capacity below the current going count (CAPACITY_BELOW_GOING)"),
     },
   );
   app.openapi(patchEventsById, async (c) => {
@@ -281,7 +281,7 @@ export function calendarRoutes() {
 
   const deleteEventsById = mine
     .delete(`/events/{id}`, "Delete an event and its RSVPs (its organiser or a moderator)")
-    .io({ params: Id }, { ...noContent("Deleted"), 403: errorResponse("Visible to you but not yours") });
+    .io({ params: Id }, { ...noContent("Deleted"), 403: errorResponse(403, "Visible to you but not yours") });
   app.openapi(deleteEventsById, async (c) => {
     await deleteEvent(c.env, c.get("user")!, c.req.valid("param").id);
     return c.body(null, 204);
@@ -289,7 +289,7 @@ export function calendarRoutes() {
 
   const postEventsByIdRsvp = mine.post(`/events/{id}/rsvp`, "RSVP (or change your RSVP) to an event; one per user").io(
     { params: Id, body: requestJson(RsvpBody) },
-    { 200: jsonBody(EventSchema, "The event with your RSVP and the new counts"), 409: errorResponse("Event full or started") },
+    { 200: jsonBody(EventSchema, "The event with your RSVP and the new counts"), 409: errorResponse(409, "Event full or started") },
     {
       description:
         "Refused: your own event (400 CANNOT_RSVP_OWN_EVENT), an event that has started (409 EVENT_STARTED), " +

@@ -29,9 +29,9 @@ export function careRoutes() {
     { params: IdParam, query: CareQuery },
     {
       200: jsonBody(CareSchema, "Care instructions"),
-      404: errorResponse("Unknown species"),
-      429: errorResponse("Too many regenerations"),
-      503: errorResponse("AI care unavailable for a regeneration"),
+      404: errorResponse(404, "Unknown species"),
+      429: errorResponse(429, "Too many regenerations"),
+      503: errorResponse(503, "AI care unavailable for a regeneration"),
     },
   );
   app.openapi(getCare, async (c) => {

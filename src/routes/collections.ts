@@ -30,16 +30,16 @@ import {
   type PlantFields,
 } from "../services/collections";
 import { pageOf, PaginationQuery } from "./pagination";
-import { BooleanQuery, boundedJsonObject, jsonBody, pageSchema, errorResponse, requestJson, noContent } from "./schemas";
+import { BooleanQuery, boundedJsonObject, jsonBody, pageSchema, errorResponse, requestJson, noContent, filePart } from "./schemas";
 import { readMultipartForm, throwIfFieldErrors, parseFields, readJsonFields } from "./uploads";
 
 const tags = ["Collections and plants"];
 const Id = z.object({ id: z.uuid() });
 const CARE_JSON_MAX_BYTES = 16 * 1024;
 const errors = {
-  400: errorResponse("Invalid input"),
-  401: errorResponse("Not signed in"),
-  404: errorResponse("Not found (or not yours)"),
+  400: errorResponse(400, "Invalid input"),
+  401: errorResponse(401, "Not signed in"),
+  404: errorResponse(404, "Not found (or not yours)"),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -133,7 +133,7 @@ const PlantPatch = z
 
 const PlantUpload = z
   .object({
-    image: z.any().optional().openapi({ type: "string", format: "binary", description: "JPEG, PNG or WebP (upload rules of §2.4)" }),
+    image: filePart("JPEG, PNG or WebP (the upload rules of identification photos)").optional(),
     collection: z.string().optional(),
     species: z.string().optional().openapi({ description: "Species id; empty for none." }),
     nickname: z.string().optional(),
@@ -222,7 +222,7 @@ function plantIdParam(c: Context<AppEnv>): string {
 export function collectionRoutes() {
   const app = createRouter();
   const open = routeSet({ tags, errors });
-  const publicErrors = { 400: errors[400], 404: errorResponse("No such user, profile not public, or collection not public") };
+  const publicErrors = { 400: errors[400], 404: errorResponse(404, "No such user, profile not public, or collection not public") };
   const publicRead = routeSet({ tags, errors: publicErrors });
   const mine = open.signedIn();
 
@@ -241,7 +241,7 @@ export function collectionRoutes() {
     .post("/plant-identification/collections", "Create a collection (names are unique per user, case-insensitively)")
     .io(
       { body: requestJson(CollectionCreate) },
-      { 201: jsonBody(CollectionSchema, "Created"), 409: errorResponse("You already have a collection with this name") },
+      { 201: jsonBody(CollectionSchema, "Created"), 409: errorResponse(409, "You already have a collection with this name") },
     );
   app.openapi(postCollections, async (c) => c.json(collectionBody(await createCollection(c.env, userIdOf(c), c.req.valid("json"))), 201));
 
@@ -256,7 +256,7 @@ export function collectionRoutes() {
     .patch("/plant-identification/collections/{id}", "Rename, describe or publish one of your collections")
     .io(
       { params: Id, body: requestJson(CollectionPatch) },
-      { 200: jsonBody(CollectionSchema, "Updated"), 409: errorResponse("You already have a collection with this name") },
+      { 200: jsonBody(CollectionSchema, "Updated"), 409: errorResponse(409, "You already have a collection with this name") },
     );
   app.openapi(patchCollectionsById, async (c) =>
     c.json(collectionBody(await updateCollection(c.env, userIdOf(c), c.req.valid("param").id, c.req.valid("json"))), 200),
@@ -264,7 +264,7 @@ export function collectionRoutes() {
 
   const deleteCollectionsById = mine.delete("/plant-identification/collections/{id}", "Delete one of your collections").io(
     { params: Id, query: z.object({ delete_plants: BooleanQuery.optional() }) },
-    { ...noContent("Deleted"), 409: errorResponse("Default collection, or not empty") },
+    { ...noContent("Deleted"), 409: errorResponse(409, "Default collection, or not empty") },
     {
       description:
         "An empty collection is deleted. One with plants answers 409 `COLLECTION_NOT_EMPTY` unless `delete_plants=true`, " +
@@ -300,7 +300,11 @@ export function collectionRoutes() {
     {
       body: { content: { "application/json": { schema: PlantCreate }, "multipart/form-data": { schema: PlantUpload } }, required: true },
     },
-    { 201: jsonBody(PlantSchema, "Created"), 413: errorResponse("Image too large"), 415: errorResponse("Neither JSON nor multipart") },
+    {
+      201: jsonBody(PlantSchema, "Created"),
+      413: errorResponse(413, "Image too large", "FILE_TOO_LARGE"),
+      415: errorResponse(415, "Neither JSON nor multipart"),
+    },
   );
   // Registered for the document, routed by hand: one schema checks both body kinds.
   app.openAPIRegistry.registerPath(documentOnly(createPlantRoute));
@@ -328,9 +332,9 @@ export function collectionRoutes() {
       },
       {
         200: jsonBody(PlantSchema, "Updated"),
-        409: errorResponse("The target collection already holds this identified plant"),
-        413: errorResponse("Image too large"),
-        415: errorResponse("Neither JSON nor multipart"),
+        409: errorResponse(409, "The target collection already holds this identified plant"),
+        413: errorResponse(413, "Image too large", "FILE_TOO_LARGE"),
+        415: errorResponse(415, "Neither JSON nor multipart"),
       },
     );
   app.openAPIRegistry.registerPath(documentOnly(patchPlantRoute));

@@ -171,8 +171,8 @@ export function diseaseRoutes() {
       { body: { content: { "multipart/form-data": { schema: UploadForm } }, required: true } },
       {
         202: jsonBody(DiseaseRequestSchema, "Accepted; follow ws_url (or /ws/) for progress"),
-        413: errorResponse("An image is too large"),
-        503: errorResponse("The job queue is unavailable (retry after Retry-After)"),
+        413: errorResponse(413, "An image is too large", "FILE_TOO_LARGE"),
+        503: errorResponse(503, "The job queue is unavailable (retry after Retry-After)"),
       },
       {
         description:
@@ -265,7 +265,10 @@ export function diseaseRoutes() {
           required: true,
         },
       },
-      { 200: jsonBody(DiseaseResultSchema, "The confirmed result"), 409: errorResponse("The request is not diagnosed yet (or failed)") },
+      {
+        200: jsonBody(DiseaseResultSchema, "The confirmed result"),
+        409: errorResponse(409, "The request is not diagnosed yet (or failed)"),
+      },
       {
         description:
           "Owner only; the request must be diagnosed (`identified` or `needs_help`). Confirming another result of the same request moves the confirmation. The request becomes `identified`.",

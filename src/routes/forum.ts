@@ -59,12 +59,12 @@ import { readImageParts, readMultipartForm, textFields, throwIfFieldErrors, pars
 const tags = ["Forum"];
 const Id = z.object({ id: z.uuid() });
 const Slug = z.object({ slug: z.string().min(1).max(100).openapi({ example: "houseplants" }) });
-const readErrors = { 400: errorResponse("Invalid input"), 404: errorResponse("Not found") };
+const readErrors = { 400: errorResponse(400, "Invalid input"), 404: errorResponse(404, "Not found") };
 const writeErrors = {
   ...readErrors,
-  401: errorResponse("Not signed in"),
-  403: errorResponse("Not allowed (not yours, not staff, topic locked, edit window closed) or CSRF failed"),
-  429: errorResponse("Too many forum writes"),
+  401: errorResponse(401, "Not signed in"),
+  403: errorResponse(403, "Not allowed (not yours, not staff, topic locked, edit window closed) or CSRF failed"),
+  429: errorResponse(429, "Too many forum writes"),
 };
 const json = <T extends z.ZodType>(schema: T) => ({ body: { content: { "application/json": { schema } }, required: true } });
 
@@ -302,7 +302,10 @@ export function forumRoutes() {
     return c.json(pageOf(c.req.url, page, page_size, count, rows.map(topicBody)), 200);
   });
 
-  const photoPostErrors = { 413: errorResponse("A photo is too large"), 415: errorResponse("Neither JSON nor multipart") };
+  const photoPostErrors = {
+    413: errorResponse(413, "A photo is too large", "FILE_TOO_LARGE"),
+    415: errorResponse(415, "Neither JSON nor multipart"),
+  };
   const createTopicRoute = signedIn
     .post(
       `/categories/{slug}/topics`,
@@ -312,7 +315,7 @@ export function forumRoutes() {
       { params: Slug, ...withImages(TopicCreate, TopicUpload) },
       {
         201: jsonBody(TopicDetailSchema, "Created"),
-        403: errorResponse("CSRF failed, or photos sent below trust level basic (TRUST_LEVEL_TOO_LOW)"),
+        403: errorResponse(403, "CSRF failed, or photos sent below trust level basic (TRUST_LEVEL_TOO_LOW)"),
         ...photoPostErrors,
       },
     );
@@ -344,7 +347,7 @@ export function forumRoutes() {
 
   const deleteTopicsById = signedIn
     .delete(`/topics/{id}`, "Delete a topic (its author while nobody else has replied, or a moderator)")
-    .io({ params: Id }, { ...noContent("Deleted"), 409: errorResponse("Others have replied (TOPIC_HAS_REPLIES)") });
+    .io({ params: Id }, { ...noContent("Deleted"), 409: errorResponse(409, "Others have replied (TOPIC_HAS_REPLIES)") });
   app.openapi(deleteTopicsById, async (c) => {
     await deleteTopic(c.env, c.get("user")!, c.req.valid("param").id);
     return c.body(null, 204);
@@ -371,7 +374,7 @@ export function forumRoutes() {
       { params: Id, ...withImages(PostCreate, PostUpload) },
       {
         201: jsonBody(PostSchema, "Created"),
-        403: errorResponse("Not allowed (topic locked), CSRF failed, or photos sent below trust level basic (TRUST_LEVEL_TOO_LOW)"),
+        403: errorResponse(403, "Not allowed (topic locked), CSRF failed, or photos sent below trust level basic (TRUST_LEVEL_TOO_LOW)"),
         ...photoPostErrors,
       },
     );
@@ -393,7 +396,7 @@ export function forumRoutes() {
     .patch(`/posts/{id}`, "Edit a post (its author within the edit window of their trust level, or a moderator); sets edited_at")
     .io(
       { params: Id, ...json(PostCreate.openapi("ForumPostUpdate")) },
-      { 200: jsonBody(PostSchema, "Updated"), 409: errorResponse("The post is deleted") },
+      { 200: jsonBody(PostSchema, "Updated"), 409: errorResponse(409, "The post is deleted") },
     );
   app.openapi(patchPostsById, async (c) => {
     await limitWrites(c, "post");
@@ -404,7 +407,7 @@ export function forumRoutes() {
 
   const deletePostsById = signedIn
     .delete(`/posts/{id}`, 'Delete a post (its author or a moderator); the thread keeps a "[deleted]" placeholder')
-    .io({ params: Id }, { ...noContent("Deleted"), 409: errorResponse("Already deleted") });
+    .io({ params: Id }, { ...noContent("Deleted"), 409: errorResponse(409, "Already deleted") });
   app.openapi(deletePostsById, async (c) => {
     await deletePost(c.env, c.get("user")!, c.req.valid("param").id);
     return c.body(null, 204);
@@ -414,7 +417,7 @@ export function forumRoutes() {
     .post(`/posts/{id}/reactions`, "Toggle a reaction (like, love, helpful, thanks): the same request again removes it")
     .io(
       { params: Id, ...json(ReactionBody) },
-      { 200: jsonBody(ReactionResult, "The reaction state and the post's counts"), 409: errorResponse("The post is deleted") },
+      { 200: jsonBody(ReactionResult, "The reaction state and the post's counts"), 409: errorResponse(409, "The post is deleted") },
     );
   app.openapi(postPostsByIdReactions, async (c) => {
     await limitWrites(c, "react");
@@ -430,7 +433,7 @@ export function forumRoutes() {
           .openapi("ForumReportReceipt"),
         "Reported",
       ),
-      409: errorResponse("Already reported"),
+      409: errorResponse(409, "Already reported"),
     },
   );
   app.openapi(postPostsByIdReport, async (c) => {

@@ -17,7 +17,7 @@ import { identificationProviderHealth, providerCacheCounters } from "../services
 import { clientIp, enforceRateLimit } from "../services/rate-limits";
 import { catalogueCare, recordIdentification } from "../services/identification-requests";
 import { reportRequestError } from "../middleware/error-reporting";
-import { jsonBody, errorResponse } from "./schemas";
+import { jsonBody, errorResponse, filePart } from "./schemas";
 
 const tags = ["Identification"];
 
@@ -138,7 +138,7 @@ export function identifyRoutes() {
   const identifyRoute = plain.post("/identify", "Identify a plant photo now (seed-compatible; parallel Plant.id + Pl@ntNet)").io(
     {
       body: {
-        content: { "multipart/form-data": { schema: z.object({ image: z.any().openapi({ type: "string", format: "binary" }) }) } },
+        content: { "multipart/form-data": { schema: z.object({ image: filePart("The plant photo: JPEG, PNG or WebP") }) } },
         required: true,
       },
     },
@@ -287,8 +287,8 @@ export function identifyRoutes() {
         z.object({ plant_id: CounterSchema, plantnet: CounterSchema, total: CounterSchema.omit({ since: true }) }).openapi("CacheStats"),
         "Counters since the last reset",
       ),
-      401: errorResponse("Not signed in"),
-      403: errorResponse("Not staff"),
+      401: errorResponse(401, "Not signed in"),
+      403: errorResponse(403, "Not staff"),
     },
   );
   app.openapi(getCacheStats, async (c) => {

@@ -11,7 +11,7 @@ import { errorResponse } from "./schemas";
 
 export function mediaRoutes() {
   const app = createRouter();
-  const image = routeSet({ tags: ["Media"], errors: { 404: errorResponse("No such image") } })
+  const image = routeSet({ tags: ["Media"], errors: { 404: errorResponse(404, "No such image") } })
     .get("/{kind}/{file}", "A stored image")
     .io(
       { params: z.object({ kind: z.enum(["avatars", "images"]), file: z.string().max(80) }) },

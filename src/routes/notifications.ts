@@ -12,7 +12,11 @@ import { BooleanQuery, jsonBody, pageSchema, errorResponse } from "./schemas";
 
 const tags = ["Notifications"];
 const Id = z.object({ id: z.uuid() });
-const errors = { 400: errorResponse("Invalid input"), 401: errorResponse("Not signed in"), 404: errorResponse("Not found (or not yours)") };
+const errors = {
+  400: errorResponse(400, "Invalid input"),
+  401: errorResponse(401, "Not signed in"),
+  404: errorResponse(404, "Not found (or not yours)"),
+};
 
 const NotificationSchema = z
   .object({

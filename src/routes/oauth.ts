@@ -82,8 +82,8 @@ export function oauthRoutes() {
     { params: ProviderParams },
     {
       200: jsonBody(OAuthLoginSchema, "Provider URL"),
-      400: errorResponse("Unknown provider"),
-      503: errorResponse("OAUTH_NOT_CONFIGURED: this provider has no client id or secret"),
+      400: errorResponse(400, "Unknown provider"),
+      503: errorResponse(503, "OAUTH_NOT_CONFIGURED: this provider has no client id or secret"),
     },
     {
       description:
@@ -113,7 +113,7 @@ export function oauthRoutes() {
       { params: ProviderParams, query: CallbackQuery },
       {
         302: { description: "Redirect to the frontend with the outcome", headers: z.object({ Location: z.string() }) },
-        400: errorResponse("Unknown provider"),
+        400: errorResponse(400, "Unknown provider"),
       },
       {
         description:

@@ -4,19 +4,17 @@
  * (`queuedRequestBody`) fills the frame; each kind adds its own fields.
  */
 import { z } from "@hono/zod-openapi";
-import { errorResponses } from "./schemas";
+import { errorResponses, filePart } from "./schemas";
 
 export const RequestStatus = z.enum(["pending", "processing", "identified", "needs_help", "failed"]);
 
-const photoFile = () => z.any().openapi({ type: "string", format: "binary" });
-
 /** The multipart photo parts of a new request: `image_1` required, up to `image_5`. */
 export const REQUEST_PHOTO_PARTS = {
-  image_1: photoFile(),
-  image_2: photoFile().optional(),
-  image_3: photoFile().optional(),
-  image_4: photoFile().optional(),
-  image_5: photoFile().optional(),
+  image_1: filePart(),
+  image_2: filePart().optional(),
+  image_3: filePart().optional(),
+  image_4: filePart().optional(),
+  image_5: filePart().optional(),
 };
 
 /** Every request route can answer these. */

@@ -26,7 +26,11 @@ import { BooleanQuery, jsonBody, pageSchema, errorResponse, requestJson, noConte
 
 const tags = ["Care reminders"];
 const Id = z.object({ id: z.uuid() });
-const errors = { 400: errorResponse("Invalid input"), 401: errorResponse("Not signed in"), 404: errorResponse("Not found (or not yours)") };
+const errors = {
+  400: errorResponse(400, "Invalid input"),
+  401: errorResponse(401, "Not signed in"),
+  404: errorResponse(404, "Not found (or not yours)"),
+};
 const DAY_MS = 86_400_000;
 
 const ReminderSchema = z
@@ -179,7 +183,7 @@ export function reminderRoutes() {
 
   const postRoot = mine
     .post("/", "Create a reminder for one of your plants")
-    .io({ body: requestJson(ReminderCreate) }, { 201: jsonBody(ReminderSchema, "Created"), 409: errorResponse("Too many reminders") });
+    .io({ body: requestJson(ReminderCreate) }, { 201: jsonBody(ReminderSchema, "Created"), 409: errorResponse(409, "Too many reminders") });
   app.openapi(postRoot, async (c) => {
     const body = c.req.valid("json");
     const row = await createReminder(c.env, userIdOf(c), {
@@ -261,7 +265,7 @@ export function reminderRoutes() {
     .post(`/{id}/action`, "Complete, snooze (hours 1..168) or skip the next occurrence")
     .io(
       { params: Id, body: requestJson(ActionBody) },
-      { 200: jsonBody(ReminderSchema, "The reminder after the action"), 409: errorResponse("Changed meanwhile; retry") },
+      { 200: jsonBody(ReminderSchema, "The reminder after the action"), 409: errorResponse(409, "Changed meanwhile; retry") },
     );
   app.openapi(postByIdAction, async (c) => {
     const { action, hours } = c.req.valid("json");

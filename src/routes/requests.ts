@@ -33,7 +33,7 @@ import { pageOf, PaginationQuery } from "./pagination";
 import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestStatus, requestErrors } from "./queued-request-schemas";
 import { apiFields } from "../lib/fields";
 import type { FieldErrors } from "../lib/errors";
-import { jsonBody, pageSchema, noContent, requestJson } from "./schemas";
+import { errorResponse, jsonBody, noContent, pageSchema, requestJson } from "./schemas";
 import { throwIfFieldErrors, readPhotoForm } from "./uploads";
 
 const tags = ["Identification requests"];
@@ -190,12 +190,13 @@ export function requestRoutes() {
   const open = routeSet({ tags, errors });
   const mine = open.signedIn();
 
-  const createRequestRoute = mine
-    .post("/requests", "Submit photos for identification (queued; progress over the WebSocket)")
-    .io(
-      { body: { content: { "multipart/form-data": { schema: UploadForm } }, required: true } },
-      { 202: jsonBody(RequestSchema, "Accepted; follow ws_url for progress"), 413: errors[400] },
-    );
+  const createRequestRoute = mine.post("/requests", "Submit photos for identification (queued; progress over the WebSocket)").io(
+    { body: { content: { "multipart/form-data": { schema: UploadForm } }, required: true } },
+    {
+      202: jsonBody(RequestSchema, "Accepted; follow ws_url for progress"),
+      413: errorResponse(413, "An image is too large", "FILE_TOO_LARGE"),
+    },
+  );
   // Registered for the document, routed with app.post: the body is validated part by part.
   app.openAPIRegistry.registerPath(documentOnly(createRequestRoute));
   app.post(createRequestRoute.path, requireAuth, async (c) => {
@@ -282,7 +283,7 @@ export function requestRoutes() {
 
   const postRequestsByIdRetry = mine.post("/requests/{id}/retry", "Queue a failed, needs-help or stuck request again").io(
     { params: Id },
-    { 202: jsonBody(RequestSchema, "Queued again"), 409: errors[400] },
+    { 202: jsonBody(RequestSchema, "Queued again"), 409: errorResponse(409, "Not in a state that can be retried") },
     {
       description:
         "Accepted for a `failed` or `needs_help` request, and for a `pending`/`processing` one whose job was lost: its queue message " +

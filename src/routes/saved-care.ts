@@ -20,7 +20,7 @@ import {
 } from "./schemas";
 
 const CARE_MAX_BYTES = 16 * 1024;
-const duplicate = { 409: errorResponse("You already saved a card for this scientific name") };
+const duplicate = { 409: errorResponse(409, "You already saved a card for this scientific name") };
 
 const SavedCareSchema = z
   .object({

@@ -1,11 +1,11 @@
 /** OpenAPI pieces shared by every route file. */
 import { z } from "@hono/zod-openapi";
-import { ERROR_CODES, type ErrorCode } from "../lib/errors";
+import { ERROR_CODES, type ErrorCode, STATUS_DEFAULTS } from "../lib/errors";
 
 export const ErrorSchema = z
   .object({
     error: z.literal(true),
-    code: z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]).openapi({ example: "VALIDATION_ERROR" }),
+    code: z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]),
     message: z.string(),
     status_code: z.number().int(),
     errors: z.record(z.string(), z.array(z.string())).optional(),
@@ -30,14 +30,44 @@ type ErrorStatus = keyof typeof ERROR_STATUSES;
 
 /** The error responses of a route, all with the one error envelope: `...errorResponses(400, 401, 404)`. */
 export function errorResponses<S extends ErrorStatus>(...statuses: S[]) {
-  return Object.fromEntries(statuses.map((s) => [s, errorResponse(ERROR_STATUSES[s])])) as unknown as {
+  return Object.fromEntries(statuses.map((s) => [s, errorResponse(s, ERROR_STATUSES[s])])) as unknown as {
     [K in S]: ReturnType<typeof errorResponse>;
   };
 }
 
-/** One error response with a route's own description, in the one error envelope. */
-export function errorResponse(description: string) {
-  return { description, content: { "application/json": { schema: ErrorSchema } } };
+/** One error response with a route's own description, in the one error envelope, with an example of its status. */
+export function errorResponse(status: number, description: string, code?: ErrorCode) {
+  return { description, content: { "application/json": { schema: ErrorSchema, example: errorExample(status, code) } } };
+}
+
+/**
+ * What an error of this status looks like (the docs page shows it): the status's usual code and
+ * message; a 400 is shown as the field-error case, the one clients meet most.
+ */
+function errorExample(status: number, exampleCode?: ErrorCode) {
+  const request_id = "0190a0b4-5e6f-7a8b-9c0d-1e2f3a4b5c6d";
+  if (status === 400) {
+    return {
+      error: true,
+      code: "VALIDATION_ERROR",
+      message: "Invalid input.",
+      status_code: 400,
+      errors: { name: ["This field is required."] },
+      request_id,
+    };
+  }
+  const { code, message } = STATUS_DEFAULTS[status] ?? STATUS_DEFAULTS[500]!;
+  return { error: true, code: exampleCode ?? code, message, status_code: status, request_id };
+}
+
+/**
+ * A file part of a multipart body, for the OpenAPI document: required unless `.optional()`
+ * (a plain z.any() would always count as optional, and the docs would not mark it).
+ */
+export function filePart(description?: string) {
+  return z
+    .custom<File>((value) => value instanceof File, "No file was submitted.")
+    .openapi({ type: "string", format: "binary", description });
 }
 
 /** `/{id}` path parameters: a UUID. */

@@ -126,7 +126,7 @@ export function searchRoutes() {
     },
     {
       200: jsonBody(SearchResponse, "Hits grouped by type"),
-      400: errorResponse("Missing or invalid query, unknown type or bad limit"),
+      400: errorResponse(400, "Missing or invalid query, unknown type or bad limit"),
     },
   );
   app.openapi(getRoot, async (c) => {
@@ -147,7 +147,10 @@ export function searchRoutes() {
 
   const getSuggestions = plain
     .get(`/suggestions`, `Up to ${MAX_SUGGESTIONS} completions: species names and forum topic titles starting with the query`)
-    .io({ query: z.object({ q }) }, { 200: jsonBody(SuggestionsResponse, "Completions"), 400: errorResponse("Missing or too long query") });
+    .io(
+      { query: z.object({ q }) },
+      { 200: jsonBody(SuggestionsResponse, "Completions"), 400: errorResponse(400, "Missing or too long query") },
+    );
   app.openapi(getSuggestions, async (c) => {
     const { q } = c.req.valid("query");
     const suggestions = await searchSuggestions(c.env, q);

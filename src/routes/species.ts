@@ -53,7 +53,7 @@ export function speciesRoutes() {
     .get("/species", "The species catalogue, most identified first")
     .io(
       { query: PaginationQuery.extend({ search: searchText(100).optional(), family: z.string().max(100).optional() }) },
-      { 200: jsonBody(pageSchema(SpeciesSchema, "SpeciesPage"), "Species"), 400: errorResponse("Invalid query") },
+      { 200: jsonBody(pageSchema(SpeciesSchema, "SpeciesPage"), "Species"), 400: errorResponse(400, "Invalid query") },
     );
   app.openapi(getSpeciesList, async (c) => {
     const { page, page_size, search, family } = c.req.valid("query");
@@ -80,9 +80,9 @@ export function speciesRoutes() {
       },
       {
         200: jsonBody(SpeciesSchema, "The species"),
-        400: errorResponse("Missing or invalid name"),
-        404: errorResponse("Neither the catalogue nor Trefle knows it"),
-        503: errorResponse("Not in the catalogue, and Trefle is unavailable (Retry-After)"),
+        400: errorResponse(400, "Missing or invalid name"),
+        404: errorResponse(404, "Neither the catalogue nor Trefle knows it"),
+        503: errorResponse(503, "Not in the catalogue, and Trefle is unavailable (Retry-After)"),
       },
       {
         description:
@@ -110,8 +110,8 @@ export function speciesRoutes() {
     { params: z.object({ id: z.uuid() }) },
     {
       200: jsonBody(SpeciesSchema, "Species"),
-      400: errorResponse("Bad id"),
-      404: errorResponse("Unknown species"),
+      400: errorResponse(400, "Bad id"),
+      404: errorResponse(404, "Unknown species"),
     },
   );
   app.openapi(getSpeciesById, async (c) => {
@@ -132,7 +132,7 @@ export function speciesRoutes() {
           .openapi("PlantSearch"),
         "Matches, best first",
       ),
-      400: errorResponse("Missing or too long query"),
+      400: errorResponse(400, "Missing or too long query"),
     },
   );
   app.openapi(getSearchPlants, async (c) => {
