@@ -63,7 +63,7 @@ describe("OpenAPI document", () => {
     ["/api/v1/plant-identification/identify", "post", ["image"]],
     ["/api/v1/auth/user", "patch", ["avatar"]],
   ])("marks the required parts of the multipart body of %s", (path, method, required) => {
-    const op = (doc.paths?.[path] as Record<string, { requestBody?: { content: Record<string, { schema: unknown }> } }>)[method];
+    const op = ((doc.paths?.[path] ?? {}) as Record<string, { requestBody?: { content: Record<string, { schema: unknown }> } }>)[method];
     let schema = op?.requestBody?.content["multipart/form-data"]?.schema as { $ref?: string; required?: string[] };
     if (schema?.$ref) schema = doc.components?.schemas?.[schema.$ref.split("/").pop()!] as { required?: string[] };
     expect(schema?.required ?? []).toEqual(expect.arrayContaining(required));
