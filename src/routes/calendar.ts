@@ -26,10 +26,9 @@ import {
   type SeasonalTaskRow,
 } from "../services/calendar";
 import { pageOf, PaginationQuery } from "./pagination";
-import { BooleanQuery, jsonBody, pageSchema, errorResponse, requestJson, noContent } from "./schemas";
+import { BooleanQuery, jsonBody, pageSchema, errorResponse, requestJson, noContent, IdParam } from "./schemas";
 
 const tags = ["Garden calendar"];
-const Id = z.object({ id: z.uuid() });
 const DAY_MS = 86_400_000;
 const FEED_MAX_DAYS = 92;
 /** Clock skew allowed when a new start time must not be in the past. */
@@ -263,11 +262,11 @@ export function calendarRoutes() {
 
   const getEventsById = open
     .get(`/events/{id}`, "One event you can see, with RSVP counts and your own RSVP")
-    .io({ params: Id }, { 200: jsonBody(EventSchema, "Event") });
+    .io({ params: IdParam }, { 200: jsonBody(EventSchema, "Event") });
   app.openapi(getEventsById, async (c) => c.json(eventBody(await visibleEvent(c.env, c.get("user"), c.req.valid("param").id)), 200));
 
   const patchEventsById = mine.patch(`/events/{id}`, "Change an event (its organiser or a moderator)").io(
-    { params: Id, body: requestJson(EventPatch) },
+    { params: IdParam, body: requestJson(EventPatch) },
     {
       200: jsonBody(EventSchema, "Updated"),
       403: errorResponse(403, "Visible to you but not yours"),
@@ -281,14 +280,14 @@ export function calendarRoutes() {
 
   const deleteEventsById = mine
     .delete(`/events/{id}`, "Delete an event and its RSVPs (its organiser or a moderator)")
-    .io({ params: Id }, { ...noContent("Deleted"), 403: errorResponse(403, "Visible to you but not yours") });
+    .io({ params: IdParam }, { ...noContent("Deleted"), 403: errorResponse(403, "Visible to you but not yours") });
   app.openapi(deleteEventsById, async (c) => {
     await deleteEvent(c.env, c.get("user")!, c.req.valid("param").id);
     return c.body(null, 204);
   });
 
   const postEventsByIdRsvp = mine.post(`/events/{id}/rsvp`, "RSVP (or change your RSVP) to an event; one per user").io(
-    { params: Id, body: requestJson(RsvpBody) },
+    { params: IdParam, body: requestJson(RsvpBody) },
     { 200: jsonBody(EventSchema, "The event with your RSVP and the new counts"), 409: errorResponse(409, "Event full or started") },
     {
       description:
@@ -303,7 +302,7 @@ export function calendarRoutes() {
 
   const deleteEventsByIdRsvp = mine
     .delete(`/events/{id}/rsvp`, "Withdraw your RSVP (404 when you have none)")
-    .io({ params: Id }, noContent("Withdrawn"));
+    .io({ params: IdParam }, noContent("Withdrawn"));
   app.openapi(deleteEventsByIdRsvp, async (c) => {
     await deleteRsvp(c.env, c.get("user")!, c.req.valid("param").id);
     return c.body(null, 204);

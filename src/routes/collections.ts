@@ -30,17 +30,23 @@ import {
   type PlantFields,
 } from "../services/collections";
 import { pageOf, PaginationQuery } from "./pagination";
-import { BooleanQuery, boundedJsonObject, jsonBody, pageSchema, errorResponse, requestJson, noContent, filePart } from "./schemas";
+import {
+  BooleanQuery,
+  boundedJsonObject,
+  jsonBody,
+  pageSchema,
+  errorResponse,
+  requestJson,
+  noContent,
+  filePart,
+  IdParam,
+  errorResponses,
+} from "./schemas";
 import { readMultipartForm, throwIfFieldErrors, parseFields, readJsonFields } from "./uploads";
 
 const tags = ["Collections and plants"];
-const Id = z.object({ id: z.uuid() });
 const CARE_JSON_MAX_BYTES = 16 * 1024;
-const errors = {
-  400: errorResponse(400, "Invalid input"),
-  401: errorResponse(401, "Not signed in"),
-  404: errorResponse(404, "Not found (or not yours)"),
-};
+const errors = errorResponses(400, 401, 404);
 
 // ---------------------------------------------------------------------------------------------
 // Schemas
@@ -211,7 +217,7 @@ async function readPlantInput(c: Context<AppEnv>, schema: typeof PlantCreate | t
 }
 
 function plantIdParam(c: Context<AppEnv>): string {
-  const parsed = Id.safeParse({ id: c.req.param("id") });
+  const parsed = IdParam.safeParse({ id: c.req.param("id") });
   if (!parsed.success) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrorsFrom(parsed.error));
   return parsed.data.id;
 }
@@ -247,7 +253,7 @@ export function collectionRoutes() {
 
   const getCollectionsById = mine
     .get("/plant-identification/collections/{id}", "One of your collections (its plants: /plants/?collection={id})")
-    .io({ params: Id }, { 200: jsonBody(CollectionSchema, "Collection") });
+    .io({ params: IdParam }, { 200: jsonBody(CollectionSchema, "Collection") });
   app.openapi(getCollectionsById, async (c) =>
     c.json(collectionBody(await ownCollection(c.env, userIdOf(c), c.req.valid("param").id)), 200),
   );
@@ -255,7 +261,7 @@ export function collectionRoutes() {
   const patchCollectionsById = mine
     .patch("/plant-identification/collections/{id}", "Rename, describe or publish one of your collections")
     .io(
-      { params: Id, body: requestJson(CollectionPatch) },
+      { params: IdParam, body: requestJson(CollectionPatch) },
       { 200: jsonBody(CollectionSchema, "Updated"), 409: errorResponse(409, "You already have a collection with this name") },
     );
   app.openapi(patchCollectionsById, async (c) =>
@@ -263,7 +269,7 @@ export function collectionRoutes() {
   );
 
   const deleteCollectionsById = mine.delete("/plant-identification/collections/{id}", "Delete one of your collections").io(
-    { params: Id, query: z.object({ delete_plants: BooleanQuery.optional() }) },
+    { params: IdParam, query: z.object({ delete_plants: BooleanQuery.optional() }) },
     { ...noContent("Deleted"), 409: errorResponse(409, "Default collection, or not empty") },
     {
       description:
@@ -317,7 +323,7 @@ export function collectionRoutes() {
 
   const getPlantsById = mine
     .get("/plant-identification/plants/{id}", "One of your plants")
-    .io({ params: Id }, { 200: jsonBody(PlantSchema, "Plant") });
+    .io({ params: IdParam }, { 200: jsonBody(PlantSchema, "Plant") });
   app.openapi(getPlantsById, async (c) => c.json(plantBody(await ownPlant(c.env, userIdOf(c), c.req.valid("param").id)), 200));
 
   const patchPlantRoute = mine
@@ -327,7 +333,7 @@ export function collectionRoutes() {
     )
     .io(
       {
-        params: Id,
+        params: IdParam,
         body: { content: { "application/json": { schema: PlantPatch }, "multipart/form-data": { schema: PlantUpload } }, required: true },
       },
       {
@@ -348,7 +354,7 @@ export function collectionRoutes() {
 
   const deletePlantsById = mine
     .delete("/plant-identification/plants/{id}", "Delete one of your plants (and its photo unless something else uses it)")
-    .io({ params: Id }, noContent("Deleted"));
+    .io({ params: IdParam }, noContent("Deleted"));
   app.openapi(deletePlantsById, async (c) => {
     await deletePlant(c.env, userIdOf(c), c.req.valid("param").id);
     return c.body(null, 204);
@@ -377,7 +383,7 @@ export function collectionRoutes() {
       "One public collection with a page of its plants (newest first); private collections answer 404",
     )
     .io(
-      { params: Username.extend(Id.shape), query: PaginationQuery },
+      { params: Username.extend(IdParam.shape), query: PaginationQuery },
       {
         200: jsonBody(
           CollectionSchema.extend({ plants: pageSchema(PublicPlantSchema, "PublicPlantPage") }).openapi("PublicCollection"),

@@ -31,7 +31,7 @@ import {
 import { pageOf, PaginationQuery } from "./pagination";
 import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestStatus, requestErrors } from "./queued-request-schemas";
 import { apiFields } from "../lib/fields";
-import { jsonBody, pageSchema, searchText, errorResponse } from "./schemas";
+import { jsonBody, pageSchema, searchText, errorResponse, IdParam } from "./schemas";
 import { throwIfFieldErrors, readPhotoForm } from "./uploads";
 
 const tags = ["Plant health"];
@@ -44,7 +44,6 @@ const DISEASE_TYPE = z.enum(DISEASE_TYPES).openapi({
   description:
     "From Plant.id's classification: Fungi → fungal, Bacteria → bacterial, viruses → viral, Oomycota/Chromista (water moulds) → oomycete, Animalia → pest, Abiotic → abiotic.",
 });
-const Id = z.object({ id: z.uuid() });
 const errors = requestErrors;
 
 const TreatmentSchema = z
@@ -215,7 +214,7 @@ export function diseaseRoutes() {
 
   const getDiseaseRequestsById = mine
     .get(`/disease-requests/{id}`, "One of your disease requests")
-    .io({ params: Id }, { 200: jsonBody(DiseaseRequestSchema, "Disease request") });
+    .io({ params: IdParam }, { 200: jsonBody(DiseaseRequestSchema, "Disease request") });
   app.openapi(getDiseaseRequestsById, async (c) =>
     c.json(requestBody(await ownRequest(c.env, DiseaseRequests, userIdOf(c), c.req.valid("param").id)), 200),
   );
@@ -223,7 +222,7 @@ export function diseaseRoutes() {
   const getDiseaseRequestsByIdResults = mine
     .get(`/disease-requests/{id}/results`, "The diagnosis of one of your requests: suggestions most likely first, with treatments")
     .io(
-      { params: Id },
+      { params: IdParam },
       {
         200: jsonBody(
           z.object({
@@ -259,7 +258,7 @@ export function diseaseRoutes() {
     .post(`/disease-requests/{id}/confirm`, "Confirm one suggestion as the diagnosis (it then counts in the disease database)")
     .io(
       {
-        params: Id,
+        params: IdParam,
         body: {
           content: { "application/json": { schema: z.object({ result_id: z.uuid() }).openapi("DiseaseConfirmation") } },
           required: true,

@@ -53,11 +53,10 @@ import {
 import { pushNotificationRows } from "../services/notifications";
 import { enforceRateLimit } from "../services/rate-limits";
 import { pageOf, PaginationQuery } from "./pagination";
-import { jsonBody, pageSchema, errorResponse, noContent } from "./schemas";
+import { jsonBody, pageSchema, errorResponse, noContent, IdParam } from "./schemas";
 import { readImageParts, readMultipartForm, textFields, throwIfFieldErrors, parseFields, readJsonFields } from "./uploads";
 
 const tags = ["Forum"];
-const Id = z.object({ id: z.uuid() });
 const Slug = z.object({ slug: z.string().min(1).max(100).openapi({ example: "houseplants" }) });
 const readErrors = { 400: errorResponse(400, "Invalid input"), 404: errorResponse(404, "Not found") };
 const writeErrors = {
@@ -267,7 +266,7 @@ async function readPostInput<T extends typeof TopicCreate | typeof PostCreate>(
 }
 
 /** A path parameter checked like the validated routes do (400 VALIDATION_ERROR). */
-function param<S extends typeof Id | typeof Slug>(c: Context<AppEnv>, schema: S): z.infer<S> {
+function param<S extends typeof IdParam | typeof Slug>(c: Context<AppEnv>, schema: S): z.infer<S> {
   const parsed = schema.safeParse(c.req.param());
   if (!parsed.success) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrorsFrom(parsed.error));
   return parsed.data as z.infer<S>;
@@ -332,14 +331,14 @@ export function forumRoutes() {
 
   const getTopicsById = read
     .get(`/topics/{id}`, "A topic with its opening post")
-    .io({ params: Id }, { 200: jsonBody(TopicDetailSchema, "The topic") });
+    .io({ params: IdParam }, { 200: jsonBody(TopicDetailSchema, "The topic") });
   app.openapi(getTopicsById, async (c) =>
     c.json(await topicDetail(c.env, await getTopic(c.env, c.req.valid("param").id), c.get("user")?.id), 200),
   );
 
   const patchTopicsById = signedIn
     .patch(`/topics/{id}`, "Change a topic's title (its author or a moderator)")
-    .io({ params: Id, ...json(TopicPatch) }, { 200: jsonBody(TopicDetailSchema, "Updated") });
+    .io({ params: IdParam, ...json(TopicPatch) }, { 200: jsonBody(TopicDetailSchema, "Updated") });
   app.openapi(patchTopicsById, async (c) => {
     const topic = await updateTopicTitle(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").title);
     return c.json(await topicDetail(c.env, topic, c.get("user")?.id), 200);
@@ -347,7 +346,7 @@ export function forumRoutes() {
 
   const deleteTopicsById = signedIn
     .delete(`/topics/{id}`, "Delete a topic (its author while nobody else has replied, or a moderator)")
-    .io({ params: Id }, { ...noContent("Deleted"), 409: errorResponse(409, "Others have replied (TOPIC_HAS_REPLIES)") });
+    .io({ params: IdParam }, { ...noContent("Deleted"), 409: errorResponse(409, "Others have replied (TOPIC_HAS_REPLIES)") });
   app.openapi(deleteTopicsById, async (c) => {
     await deleteTopic(c.env, c.get("user")!, c.req.valid("param").id);
     return c.body(null, 204);
@@ -357,7 +356,7 @@ export function forumRoutes() {
 
   const getTopicsByIdPosts = read
     .get(`/topics/{id}/posts`, "A topic's posts, oldest first (the opening post first); deleted ones as placeholders")
-    .io({ params: Id, query: PaginationQuery }, { 200: jsonBody(pageSchema(PostSchema, "ForumPostPage"), "Page of posts") });
+    .io({ params: IdParam, query: PaginationQuery }, { 200: jsonBody(pageSchema(PostSchema, "ForumPostPage"), "Page of posts") });
   app.openapi(getTopicsByIdPosts, async (c) => {
     const { page, page_size } = c.req.valid("query");
     const topic = await getTopic(c.env, c.req.valid("param").id);
@@ -371,7 +370,7 @@ export function forumRoutes() {
       "Reply to a topic (locked topics: moderators only); its subscribers, except you, get a forum_reply notification; JSON, or multipart with photos image_1 … image_6",
     )
     .io(
-      { params: Id, ...withImages(PostCreate, PostUpload) },
+      { params: IdParam, ...withImages(PostCreate, PostUpload) },
       {
         201: jsonBody(PostSchema, "Created"),
         403: errorResponse(403, "Not allowed (topic locked), CSRF failed, or photos sent below trust level basic (TRUST_LEVEL_TOO_LOW)"),
@@ -381,7 +380,7 @@ export function forumRoutes() {
   // Registered for the document, routed by hand: one handler reads JSON and multipart bodies.
   app.openAPIRegistry.registerPath(documentOnly(createReplyRoute));
   app.post(`/topics/:id/posts`, requireAuth, async (c) => {
-    const topicId = param(c, Id).id;
+    const topicId = param(c, IdParam).id;
     const { fields, images } = await readPostInput(c, PostCreate);
     await getTopic(c.env, topicId);
     await limitWrites(c, "post");
@@ -395,7 +394,7 @@ export function forumRoutes() {
   const patchPostsById = signedIn
     .patch(`/posts/{id}`, "Edit a post (its author within the edit window of their trust level, or a moderator); sets edited_at")
     .io(
-      { params: Id, ...json(PostCreate.openapi("ForumPostUpdate")) },
+      { params: IdParam, ...json(PostCreate.openapi("ForumPostUpdate")) },
       { 200: jsonBody(PostSchema, "Updated"), 409: errorResponse(409, "The post is deleted") },
     );
   app.openapi(patchPostsById, async (c) => {
@@ -407,7 +406,7 @@ export function forumRoutes() {
 
   const deletePostsById = signedIn
     .delete(`/posts/{id}`, 'Delete a post (its author or a moderator); the thread keeps a "[deleted]" placeholder')
-    .io({ params: Id }, { ...noContent("Deleted"), 409: errorResponse(409, "Already deleted") });
+    .io({ params: IdParam }, { ...noContent("Deleted"), 409: errorResponse(409, "Already deleted") });
   app.openapi(deletePostsById, async (c) => {
     await deletePost(c.env, c.get("user")!, c.req.valid("param").id);
     return c.body(null, 204);
@@ -416,7 +415,7 @@ export function forumRoutes() {
   const postPostsByIdReactions = signedIn
     .post(`/posts/{id}/reactions`, "Toggle a reaction (like, love, helpful, thanks): the same request again removes it")
     .io(
-      { params: Id, ...json(ReactionBody) },
+      { params: IdParam, ...json(ReactionBody) },
       { 200: jsonBody(ReactionResult, "The reaction state and the post's counts"), 409: errorResponse(409, "The post is deleted") },
     );
   app.openapi(postPostsByIdReactions, async (c) => {
@@ -425,7 +424,7 @@ export function forumRoutes() {
   });
 
   const postPostsByIdReport = signedIn.post(`/posts/{id}/report`, "Report a post to the moderators (once per post)").io(
-    { params: Id, ...json(ReportCreate) },
+    { params: IdParam, ...json(ReportCreate) },
     {
       201: jsonBody(
         z
@@ -446,14 +445,14 @@ export function forumRoutes() {
 
   const postTopicsByIdSolution = signedIn
     .post(`/topics/{id}/solution`, "Mark a reply as the topic's solution (its author or a moderator); marking another moves it")
-    .io({ params: Id, ...json(SolutionBody) }, { 200: jsonBody(TopicSchema, "The topic") });
+    .io({ params: IdParam, ...json(SolutionBody) }, { 200: jsonBody(TopicSchema, "The topic") });
   app.openapi(postTopicsByIdSolution, async (c) =>
     c.json(topicBody(await setSolution(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").post_id)), 200),
   );
 
   const deleteTopicsByIdSolution = signedIn
     .delete(`/topics/{id}/solution`, "Unmark the topic's solution")
-    .io({ params: Id }, { 200: jsonBody(TopicSchema, "The topic") });
+    .io({ params: IdParam }, { 200: jsonBody(TopicSchema, "The topic") });
   app.openapi(deleteTopicsByIdSolution, async (c) =>
     c.json(topicBody(await setSolution(c.env, c.get("user")!, c.req.valid("param").id, null)), 200),
   );
@@ -461,7 +460,7 @@ export function forumRoutes() {
   for (const method of ["post", "delete"] as const) {
     const summary = method === "post" ? "Follow a topic (idempotent)" : "Stop following a topic (idempotent)";
     const subscription = signedIn[method](`/topics/{id}/subscribe`, summary).io(
-      { params: Id },
+      { params: IdParam },
       { 200: jsonBody(SubscriptionSchema, "Subscription state") },
     );
     app.openapi(subscription, async (c) => {
@@ -473,7 +472,7 @@ export function forumRoutes() {
 
   const patchTopicsByIdModerate = moderators
     .patch(`/topics/{id}/moderate`, "Lock or pin a topic (moderators)")
-    .io({ params: Id, ...json(ModerateBody) }, { 200: jsonBody(TopicSchema, "The topic") });
+    .io({ params: IdParam, ...json(ModerateBody) }, { 200: jsonBody(TopicSchema, "The topic") });
   app.openapi(patchTopicsByIdModerate, async (c) =>
     c.json(topicBody(await moderateTopic(c.env, c.req.valid("param").id, c.req.valid("json"))), 200),
   );
@@ -492,7 +491,7 @@ export function forumRoutes() {
 
   const patchReportsById = moderators
     .patch(`/reports/{id}`, "Resolve or dismiss a report (or reopen it) (moderators)")
-    .io({ params: Id, ...json(ReportPatch) }, { 200: jsonBody(ReportSchema, "The report") });
+    .io({ params: IdParam, ...json(ReportPatch) }, { 200: jsonBody(ReportSchema, "The report") });
   app.openapi(patchReportsById, async (c) =>
     c.json(reportBody(await resolveReport(c.env, userIdOf(c), c.req.valid("param").id, c.req.valid("json").status)), 200),
   );

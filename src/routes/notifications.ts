@@ -8,15 +8,10 @@ import { userIdOf } from "../middleware/auth";
 import { createRouter, routeSet } from "./router";
 import { markAllRead, markRead, NOTIFICATION_TYPES, notificationBody, listNotifications, unreadCount } from "../services/notifications";
 import { pageOf, PaginationQuery } from "./pagination";
-import { BooleanQuery, jsonBody, pageSchema, errorResponse } from "./schemas";
+import { BooleanQuery, jsonBody, pageSchema, IdParam, errorResponses } from "./schemas";
 
 const tags = ["Notifications"];
-const Id = z.object({ id: z.uuid() });
-const errors = {
-  400: errorResponse(400, "Invalid input"),
-  401: errorResponse(401, "Not signed in"),
-  404: errorResponse(404, "Not found (or not yours)"),
-};
+const errors = errorResponses(400, 401, 404);
 
 const NotificationSchema = z
   .object({
@@ -69,7 +64,7 @@ export function notificationRoutes() {
 
   const postByIdRead = mine
     .post(`/{id}/read`, "Mark one of your notifications read (again: no change)")
-    .io({ params: Id }, { 200: jsonBody(NotificationSchema, "The notification") });
+    .io({ params: IdParam }, { 200: jsonBody(NotificationSchema, "The notification") });
   app.openapi(postByIdRead, async (c) => c.json(notificationBody(await markRead(c.env, userIdOf(c), c.req.valid("param").id)), 200));
 
   return app;

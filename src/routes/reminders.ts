@@ -22,15 +22,10 @@ import {
   updateReminder,
 } from "../services/reminders";
 import { pageOf, PaginationQuery } from "./pagination";
-import { BooleanQuery, jsonBody, pageSchema, errorResponse, requestJson, noContent } from "./schemas";
+import { BooleanQuery, jsonBody, pageSchema, errorResponse, requestJson, noContent, IdParam, errorResponses } from "./schemas";
 
 const tags = ["Care reminders"];
-const Id = z.object({ id: z.uuid() });
-const errors = {
-  400: errorResponse(400, "Invalid input"),
-  401: errorResponse(401, "Not signed in"),
-  404: errorResponse(404, "Not found (or not yours)"),
-};
+const errors = errorResponses(400, 401, 404);
 const DAY_MS = 86_400_000;
 
 const ReminderSchema = z
@@ -240,12 +235,12 @@ export function reminderRoutes() {
     );
   });
 
-  const getById = mine.get(`/{id}`, "One of your reminders").io({ params: Id }, { 200: jsonBody(ReminderSchema, "Reminder") });
+  const getById = mine.get(`/{id}`, "One of your reminders").io({ params: IdParam }, { 200: jsonBody(ReminderSchema, "Reminder") });
   app.openapi(getById, async (c) => c.json(reminderBody(await ownReminder(c.env, userIdOf(c), c.req.valid("param").id)), 200));
 
   const patchById = mine
     .patch(`/{id}`, "Change a reminder (changing frequency or next_due_at restarts the series from next_due_at)")
-    .io({ params: Id, body: requestJson(ReminderPatch) }, { 200: jsonBody(ReminderSchema, "Updated") });
+    .io({ params: IdParam, body: requestJson(ReminderPatch) }, { 200: jsonBody(ReminderSchema, "Updated") });
   app.openapi(patchById, async (c) => {
     const patch = c.req.valid("json");
     const row = await updateReminder(c.env, userIdOf(c), c.req.valid("param").id, {
@@ -255,7 +250,7 @@ export function reminderRoutes() {
     return c.json(reminderBody(row), 200);
   });
 
-  const deleteById = mine.delete(`/{id}`, "Delete one of your reminders").io({ params: Id }, noContent("Deleted"));
+  const deleteById = mine.delete(`/{id}`, "Delete one of your reminders").io({ params: IdParam }, noContent("Deleted"));
   app.openapi(deleteById, async (c) => {
     await deleteReminder(c.env, userIdOf(c), c.req.valid("param").id);
     return c.body(null, 204);
@@ -264,7 +259,7 @@ export function reminderRoutes() {
   const postByIdAction = mine
     .post(`/{id}/action`, "Complete, snooze (hours 1..168) or skip the next occurrence")
     .io(
-      { params: Id, body: requestJson(ActionBody) },
+      { params: IdParam, body: requestJson(ActionBody) },
       { 200: jsonBody(ReminderSchema, "The reminder after the action"), 409: errorResponse(409, "Changed meanwhile; retry") },
     );
   app.openapi(postByIdAction, async (c) => {

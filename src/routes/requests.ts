@@ -33,12 +33,11 @@ import { pageOf, PaginationQuery } from "./pagination";
 import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestStatus, requestErrors } from "./queued-request-schemas";
 import { apiFields } from "../lib/fields";
 import type { FieldErrors } from "../lib/errors";
-import { errorResponse, jsonBody, noContent, pageSchema, requestJson } from "./schemas";
+import { errorResponse, jsonBody, noContent, pageSchema, requestJson, IdParam } from "./schemas";
 import { throwIfFieldErrors, readPhotoForm } from "./uploads";
 
 const tags = ["Identification requests"];
 const STATUS = RequestStatus;
-const Id = z.object({ id: z.uuid() });
 const errors = requestErrors;
 
 const RequestSchema = queuedRequestSchema("IdentificationRequest", {
@@ -239,13 +238,13 @@ export function requestRoutes() {
 
   const getRequestsById = mine
     .get("/requests/{id}", "One of your requests")
-    .io({ params: Id }, { 200: jsonBody(RequestSchema, "Request") });
+    .io({ params: IdParam }, { 200: jsonBody(RequestSchema, "Request") });
   app.openapi(getRequestsById, async (c) =>
     c.json(requestBody(await ownRequest(c.env, IdentificationRequests, userIdOf(c), c.req.valid("param").id)), 200),
   );
 
   const getRequestsByIdResults = mine.get("/requests/{id}/results", "Results of one of your requests, most confident first").io(
-    { params: Id },
+    { params: IdParam },
     {
       200: jsonBody(
         z.object({
@@ -275,14 +274,14 @@ export function requestRoutes() {
 
   const deleteRequestsById = mine
     .delete("/requests/{id}", "Delete a request, its results and any images no other request uses")
-    .io({ params: Id }, noContent("Deleted"));
+    .io({ params: IdParam }, noContent("Deleted"));
   app.openapi(deleteRequestsById, async (c) => {
     await deleteOwnRequest(c.env, IdentificationRequests, userIdOf(c), c.req.valid("param").id, (p) => c.executionCtx.waitUntil(p));
     return c.body(null, 204);
   });
 
   const postRequestsByIdRetry = mine.post("/requests/{id}/retry", "Queue a failed, needs-help or stuck request again").io(
-    { params: Id },
+    { params: IdParam },
     { 202: jsonBody(RequestSchema, "Queued again"), 409: errorResponse(409, "Not in a state that can be retried") },
     {
       description:
@@ -324,7 +323,7 @@ export function requestRoutes() {
 
   const postResultsByIdVote = mine.post("/results/{id}/vote", "Vote on a result: same vote again removes it, the opposite switches").io(
     {
-      params: Id,
+      params: IdParam,
       body: { content: { "application/json": { schema: z.object({ vote_type: z.enum(["upvote", "downvote"]) }) } }, required: true },
     },
     {
@@ -346,7 +345,7 @@ export function requestRoutes() {
 
   const postResultsByIdAccept = mine
     .post("/results/{id}/accept", "Accept a result as the identification of your request")
-    .io({ params: Id }, { 200: jsonBody(ResultSchema, "Accepted result") });
+    .io({ params: IdParam }, { 200: jsonBody(ResultSchema, "Accepted result") });
   app.openapi(postResultsByIdAccept, async (c) => {
     return c.json(resultBody(await acceptResult(c.env, userIdOf(c), c.req.valid("param").id)), 200);
   });
@@ -354,7 +353,7 @@ export function requestRoutes() {
   const addToCollection = mine
     .post("/results/{id}/add_to_collection", "Add the identified plant to one of your collections (default: My Plants); idempotent")
     .io(
-      { params: Id, body: requestJson(AddToCollectionBody, false) },
+      { params: IdParam, body: requestJson(AddToCollectionBody, false) },
       { 201: jsonBody(AddedPlantSchema, "Plant added"), 200: jsonBody(AddedPlantSchema, "Already in that collection") },
     );
   app.openapi(addToCollection, async (c) => {

@@ -91,6 +91,11 @@ function selectEvents(db: Database, viewer: AuthenticatedUser | undefined, where
 
 export type EventRow = Awaited<ReturnType<typeof selectEvents>>[number];
 
+export interface SeasonalTaskFilter {
+  hemisphere: Hemisphere;
+  month?: number;
+}
+
 /** The visibility rules above, over the joined `mine` RSVP. */
 function visible(viewer: AuthenticatedUser | undefined): SQL | undefined {
   return or(
@@ -325,11 +330,6 @@ export async function deleteRsvp(env: Bindings, user: AuthenticatedUser, id: str
 export type SeasonalTaskRow = typeof seasonalTaskTemplates.$inferSelect;
 
 const tasksOrder = () => [asc(seasonalTaskTemplates.month), asc(seasonalTaskTemplates.position), asc(seasonalTaskTemplates.id)];
-
-export interface SeasonalTaskFilter {
-  hemisphere: Hemisphere;
-  month?: number;
-}
 
 /** Seasonal task templates of one hemisphere, in calendar order; of one month when `month` is given. */
 export function listSeasonalTasks(env: Bindings, filter: SeasonalTaskFilter, page: PageRequest): Promise<Page<SeasonalTaskRow>> {

@@ -24,6 +24,11 @@ export type NotificationType = (typeof NOTIFICATION_TYPES)[number];
 
 export type Notification = typeof notifications.$inferSelect;
 
+export interface NotificationFilter {
+  userId: string;
+  unread?: boolean;
+}
+
 export function notificationBody(row: Notification): NotificationPayload {
   return {
     ...apiFields(row, "id type title body data isRead createdAt readAt"),
@@ -73,11 +78,6 @@ export function pushNotificationRows(env: Bindings, rows: Notification[], logger
     rows.map((row) => ({ userId: row.userId, notification: notificationBody(row) })),
     logger,
   );
-}
-
-export interface NotificationFilter {
-  userId: string;
-  unread?: boolean;
 }
 
 /** The user's notifications, newest first; `unread` keeps only unread (true) or read (false) ones. */

@@ -21,15 +21,15 @@ export interface SavedCareFields {
   personal_notes?: string;
 }
 
+export interface SavedCareFilter {
+  userId: string;
+  isFavorite?: boolean;
+}
+
 export function savedCareBody(row: SavedCareRow) {
   return {
     ...apiFields(row, "id scientificName commonName careInstructions isFavorite personalNotes createdAt updatedAt"),
   };
-}
-
-export interface SavedCareFilter {
-  userId: string;
-  isFavorite?: boolean;
 }
 
 /** The user's saved care cards, newest first; `isFavorite` keeps only favourites (true) or the rest (false). */
