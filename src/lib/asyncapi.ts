@@ -10,6 +10,12 @@ import { CLOSE_CODE_MEANINGS, CLOSE_CODES, ClientPing, SERVER_MESSAGES } from ".
 type JsonSchema = Record<string, unknown>;
 
 /** A zod schema as a draft-07 JSON Schema, without `$schema` (the document sets the format). */
+/** A plain-text frame whose whole content is one word (`ping`, `pong`): `pingText` carries "ping". */
+function textMessage(name: "pingText" | "pongText", title: string, summary: string) {
+  const word = name === "pingText" ? "ping" : "pong";
+  return { name, title, summary, contentType: "text/plain", payload: { type: "string", const: word } };
+}
+
 export function jsonSchemaOf(schema: z.ZodType): JsonSchema {
   const { $schema: _, ...rest } = z.toJSONSchema(schema, { target: "draft-7", io: "output" }) as JsonSchema;
   return rest;
@@ -124,13 +130,11 @@ function buildDocument(opts: { publicApiUrl: string; version: string }) {
       examples: [{ name, payload: MESSAGE_EXAMPLES[name] }],
     };
   }
-  messages.pongText = {
-    name: "pongText",
-    title: "Pong (text)",
-    summary: "The answer to the text `ping`, sent by the runtime without waking the server.",
-    contentType: "text/plain",
-    payload: { type: "string", const: "pong" },
-  };
+  messages.pongText = textMessage(
+    "pongText",
+    "Pong (text)",
+    "The answer to the text `ping`, sent by the runtime without waking the server.",
+  );
   messages.ping = {
     name: "ping",
     title: "Ping (JSON)",
@@ -139,13 +143,7 @@ function buildDocument(opts: { publicApiUrl: string; version: string }) {
     payload: jsonSchemaOf(ClientPing),
     examples: [{ name: "ping", payload: { type: "ping" } }],
   };
-  messages.pingText = {
-    name: "pingText",
-    title: "Ping (text)",
-    summary: "A heartbeat; answered with the text `pong`.",
-    contentType: "text/plain",
-    payload: { type: "string", const: "ping" },
-  };
+  messages.pingText = textMessage("pingText", "Ping (text)", "A heartbeat; answered with the text `pong`.");
 
   const channelMessages = (names: string[]) => Object.fromEntries(names.map((name) => [name, ref(`#/components/messages/${name}`)]));
   const wsBinding = {

@@ -150,11 +150,12 @@ const errors = {
 
 // ---- Helpers --------------------------------------------------------------------------------
 
-function signIn(c: Context<AppEnv>, identifier: string, password: string): Promise<UserRow> {
+/** Signs in with a login body (username or email, and password), with lockout and rehash (services/accounts). */
+function signIn(c: Context<AppEnv>, login: { username?: string; email?: string; password: string }): Promise<UserRow> {
   return signInWithPassword(
     c.env,
     getConfig(c.env),
-    { identifier, password, clientKey: clientIp(c.req.raw) },
+    { identifier: (login.username ?? login.email)!, password: login.password, clientKey: clientIp(c.req.raw) },
     (work) => c.executionCtx.waitUntil(work),
     c.get("logger"),
   );
@@ -210,8 +211,7 @@ export function authRoutes() {
     .post("/login", "Sign in (web: sets session cookies)")
     .io({ body: requestJson(LoginBody) }, { 200: jsonBody(UserEnvelope, "Signed in") });
   app.openapi(postLogin, async (c) => {
-    const body = c.req.valid("json");
-    const user = await signIn(c, (body.username ?? body.email)!, body.password);
+    const user = await signIn(c, c.req.valid("json"));
     await setSessionCookies(c, await issueTokenPair(c.env, getConfig(c.env), user.id));
     return c.json({ message: "Login successful.", user: userProfile(user) }, 200);
   });
@@ -220,8 +220,7 @@ export function authRoutes() {
     .post("/token", "Sign in for mobile/API clients (tokens in the body, no cookies)")
     .io({ body: requestJson(LoginBody) }, { 200: jsonBody(TokenPairSchema, "Token pair") });
   app.openapi(postToken, async (c) => {
-    const body = c.req.valid("json");
-    const user = await signIn(c, (body.username ?? body.email)!, body.password);
+    const user = await signIn(c, c.req.valid("json"));
     return c.json(tokenPairBody(await issueTokenPair(c.env, getConfig(c.env), user.id)), 200);
   });
 

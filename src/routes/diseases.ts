@@ -160,9 +160,8 @@ async function readUpload(c: Context<AppEnv>) {
 
 export function diseaseRoutes() {
   const app = createRouter();
+  const mine = routeSet({ tags, errors }).signedIn();
   const plain = routeSet({ tags, errors: {} });
-  const open = routeSet({ tags, errors });
-  const mine = open.signedIn();
 
   const createDiseaseRequest = mine
     .post(`/disease-requests`, "Submit photos and symptoms for a health diagnosis (queued; progress over the WebSocket)")
