@@ -6,7 +6,7 @@
  */
 import { apiFields } from "../lib/fields";
 import { z } from "@hono/zod-openapi";
-import { createRouter, routeSet } from "./router";
+import { createRouter, routeSet, noContentAfter } from "./router";
 import {
   calendarFeed,
   createEvent,
@@ -281,10 +281,7 @@ export function calendarRoutes() {
   const deleteEventsById = mine
     .delete(`/events/{id}`, "Delete an event and its RSVPs (its organiser or a moderator)")
     .io({ params: IdParam }, { ...noContent("Deleted"), 403: errorResponse(403, "Visible to you but not yours") });
-  app.openapi(deleteEventsById, async (c) => {
-    await deleteEvent(c.env, c.get("user")!, c.req.valid("param").id);
-    return c.body(null, 204);
-  });
+  app.openapi(deleteEventsById, (c) => noContentAfter(c, deleteEvent(c.env, c.get("user")!, c.req.valid("param").id)));
 
   const postEventsByIdRsvp = mine.post(`/events/{id}/rsvp`, "RSVP (or change your RSVP) to an event; one per user").io(
     { params: IdParam, body: requestJson(RsvpBody) },
@@ -303,10 +300,7 @@ export function calendarRoutes() {
   const deleteEventsByIdRsvp = mine
     .delete(`/events/{id}/rsvp`, "Withdraw your RSVP (404 when you have none)")
     .io({ params: IdParam }, noContent("Withdrawn"));
-  app.openapi(deleteEventsByIdRsvp, async (c) => {
-    await deleteRsvp(c.env, c.get("user")!, c.req.valid("param").id);
-    return c.body(null, 204);
-  });
+  app.openapi(deleteEventsByIdRsvp, (c) => noContentAfter(c, deleteRsvp(c.env, c.get("user")!, c.req.valid("param").id)));
 
   return app;
 }

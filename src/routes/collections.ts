@@ -7,7 +7,7 @@
 import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
-import { createRouter, routeSet, documentOnly } from "./router";
+import { createRouter, routeSet, documentOnly, noContentAfter } from "./router";
 import { AppError, fieldErrorsFrom, type FieldErrors } from "../lib/errors";
 import { UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
 import { requireAuth, userIdOf } from "../middleware/auth";
@@ -79,25 +79,6 @@ const CollectionCreate = z
   .openapi("CollectionCreate");
 const CollectionPatch = z.object(collectionFields).partial().strict().openapi("CollectionUpdate");
 
-const PlantSchema = z
-  .object({
-    id: z.uuid(),
-    collection: z.uuid(),
-    species: z.uuid().nullable(),
-    species_scientific_name: z.string().nullable(),
-    result_id: z.uuid().nullable().openapi({ description: "The identification result the plant was added from, if any." }),
-    nickname: z.string(),
-    acquisition_date: z.string().nullable().openapi({ format: "date" }),
-    location_in_home: z.string(),
-    notes: z.string(),
-    is_alive: z.boolean(),
-    image_url: z.string().nullable(),
-    care_instructions_json: z.record(z.string(), z.unknown()).nullable(),
-    created_at: z.string(),
-    updated_at: z.string(),
-  })
-  .openapi("Plant");
-
 const PublicPlantSchema = z
   .object({
     id: z.uuid(),
@@ -111,6 +92,15 @@ const PublicPlantSchema = z
     created_at: z.string(),
   })
   .openapi("PublicPlant", { description: "A plant as others see it: notes, location and care notes stay private." });
+
+/** The owner's view: the public one and the private fields (as services/collections' plantBody). */
+const PlantSchema = PublicPlantSchema.extend({
+  result_id: z.uuid().nullable().openapi({ description: "The identification result the plant was added from, if any." }),
+  location_in_home: z.string(),
+  notes: z.string(),
+  care_instructions_json: z.record(z.string(), z.unknown()).nullable(),
+  updated_at: z.string(),
+}).openapi("Plant", { description: "A plant as its owner sees it." });
 
 /** The furthest-ahead time zone is UTC+14: a date after "today" there is in the future everywhere. */
 function latestPastDate(): string {
@@ -278,10 +268,9 @@ export function collectionRoutes() {
         "The default collection cannot be deleted (409 `DEFAULT_COLLECTION`).",
     },
   );
-  app.openapi(deleteCollectionsById, async (c) => {
-    await deleteCollection(c.env, userIdOf(c), c.req.valid("param").id, c.req.valid("query").delete_plants === "true");
-    return c.body(null, 204);
-  });
+  app.openapi(deleteCollectionsById, (c) =>
+    noContentAfter(c, deleteCollection(c.env, userIdOf(c), c.req.valid("param").id, c.req.valid("query").delete_plants === "true")),
+  );
 
   // Plants (owner) -----------------------------------------------------------------------------
 
@@ -355,10 +344,7 @@ export function collectionRoutes() {
   const deletePlantsById = mine
     .delete("/plant-identification/plants/{id}", "Delete one of your plants (and its photo unless something else uses it)")
     .io({ params: IdParam }, noContent("Deleted"));
-  app.openapi(deletePlantsById, async (c) => {
-    await deletePlant(c.env, userIdOf(c), c.req.valid("param").id);
-    return c.body(null, 204);
-  });
+  app.openapi(deletePlantsById, (c) => noContentAfter(c, deletePlant(c.env, userIdOf(c), c.req.valid("param").id)));
 
   // Public collections -------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
-import { createRouter, routeSet, documentOnly } from "./router";
+import { createRouter, routeSet, documentOnly, noContentAfter } from "./router";
 import { AppError, fieldErrorsFrom, type FieldErrors } from "../lib/errors";
 import type { ValidatedImage } from "../lib/images";
 import { requireAuth, userIdOf } from "../middleware/auth";
@@ -347,10 +347,7 @@ export function forumRoutes() {
   const deleteTopicsById = signedIn
     .delete(`/topics/{id}`, "Delete a topic (its author while nobody else has replied, or a moderator)")
     .io({ params: IdParam }, { ...noContent("Deleted"), 409: errorResponse(409, "Others have replied (TOPIC_HAS_REPLIES)") });
-  app.openapi(deleteTopicsById, async (c) => {
-    await deleteTopic(c.env, c.get("user")!, c.req.valid("param").id);
-    return c.body(null, 204);
-  });
+  app.openapi(deleteTopicsById, (c) => noContentAfter(c, deleteTopic(c.env, c.get("user")!, c.req.valid("param").id)));
 
   // Posts ---------------------------------------------------------------------------------------
 
@@ -407,10 +404,7 @@ export function forumRoutes() {
   const deletePostsById = signedIn
     .delete(`/posts/{id}`, 'Delete a post (its author or a moderator); the thread keeps a "[deleted]" placeholder')
     .io({ params: IdParam }, { ...noContent("Deleted"), 409: errorResponse(409, "Already deleted") });
-  app.openapi(deletePostsById, async (c) => {
-    await deletePost(c.env, c.get("user")!, c.req.valid("param").id);
-    return c.body(null, 204);
-  });
+  app.openapi(deletePostsById, (c) => noContentAfter(c, deletePost(c.env, c.get("user")!, c.req.valid("param").id)));
 
   const postPostsByIdReactions = signedIn
     .post(`/posts/{id}/reactions`, "Toggle a reaction (like, love, helpful, thanks): the same request again removes it")

@@ -4,7 +4,7 @@
  * occurrences. Other users' plants and reminders answer 404.
  */
 import { z } from "@hono/zod-openapi";
-import { createRouter, routeSet, documentOnly } from "./router";
+import { createRouter, routeSet, documentOnly, noContentAfter } from "./router";
 import { requireAuth, userIdOf } from "../middleware/auth";
 import {
   activeReminders,
@@ -251,10 +251,7 @@ export function reminderRoutes() {
   });
 
   const deleteById = mine.delete(`/{id}`, "Delete one of your reminders").io({ params: IdParam }, noContent("Deleted"));
-  app.openapi(deleteById, async (c) => {
-    await deleteReminder(c.env, userIdOf(c), c.req.valid("param").id);
-    return c.body(null, 204);
-  });
+  app.openapi(deleteById, (c) => noContentAfter(c, deleteReminder(c.env, userIdOf(c), c.req.valid("param").id)));
 
   const postByIdAction = mine
     .post(`/{id}/action`, "Complete, snooze (hours 1..168) or skip the next occurrence")

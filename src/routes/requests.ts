@@ -6,7 +6,7 @@
 import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
-import { createRouter, routeSet, documentOnly } from "./router";
+import { createRouter, routeSet, documentOnly, noContentAfter } from "./router";
 import { requireAuth, userIdOf } from "../middleware/auth";
 import { PLANT_ORGANS, type PlantOrgan } from "../services/identification";
 import {
@@ -275,10 +275,12 @@ export function requestRoutes() {
   const deleteRequestsById = mine
     .delete("/requests/{id}", "Delete a request, its results and any images no other request uses")
     .io({ params: IdParam }, noContent("Deleted"));
-  app.openapi(deleteRequestsById, async (c) => {
-    await deleteOwnRequest(c.env, IdentificationRequests, userIdOf(c), c.req.valid("param").id, (p) => c.executionCtx.waitUntil(p));
-    return c.body(null, 204);
-  });
+  app.openapi(deleteRequestsById, (c) =>
+    noContentAfter(
+      c,
+      deleteOwnRequest(c.env, IdentificationRequests, userIdOf(c), c.req.valid("param").id, (p) => c.executionCtx.waitUntil(p)),
+    ),
+  );
 
   const postRequestsByIdRetry = mine.post("/requests/{id}/retry", "Queue a failed, needs-help or stuck request again").io(
     { params: IdParam },

@@ -11,7 +11,7 @@
  *   declared for the OpenAPI document.
  */
 import { createRoute, OpenAPIHono, type RouteConfig } from "@hono/zod-openapi";
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
 import { AppError, fieldErrorsFrom } from "../lib/errors";
 import type { Role } from "../services/users";
@@ -103,4 +103,10 @@ export function routeSet<const E extends Responses>(options: { tags: string[]; e
 export function documentOnly<R extends RouteConfig>(route: R): Omit<R, "middleware"> {
   const { middleware: _middleware, ...rest } = route;
   return rest;
+}
+
+/** The 204 answer once `work` (a delete, say) is done: `app.openapi(route, (c) => noContentAfter(c, deleteX(…)))`. */
+export async function noContentAfter<C extends Context>(c: C, work: Promise<unknown>) {
+  await work;
+  return c.body(null, 204);
 }

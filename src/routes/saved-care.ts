@@ -4,7 +4,7 @@
  */
 import { z } from "@hono/zod-openapi";
 import { userIdOf } from "../middleware/auth";
-import { createRouter, routeSet } from "./router";
+import { createRouter, routeSet, noContentAfter } from "./router";
 import { createSavedCare, deleteSavedCare, ownSavedCare, savedCareBody, listSavedCare, updateSavedCare } from "../services/saved-care";
 import { pageOf, PaginationQuery } from "./pagination";
 import {
@@ -87,10 +87,7 @@ export function savedCareRoutes() {
   });
 
   const deleteById = mine.delete("/{id}", "Delete one of your saved care cards").io({ params: IdParam }, noContent("Deleted"));
-  app.openapi(deleteById, async (c) => {
-    await deleteSavedCare(c.env, userIdOf(c), c.req.valid("param").id);
-    return c.body(null, 204);
-  });
+  app.openapi(deleteById, (c) => noContentAfter(c, deleteSavedCare(c.env, userIdOf(c), c.req.valid("param").id)));
 
   return app;
 }

@@ -135,6 +135,32 @@ export async function createCollection(
   return (await findCollection(env, userId, id))!;
 }
 
+/**
+ * Writes the given columns (absent ones are left alone) of the user's row `id`, stamping
+ * `updatedAt`; a UNIQUE clash becomes the resource's own error (`clash`). Nothing to write:
+ * nothing is written.
+ */
+async function updateOwned<T extends typeof c | typeof p>(
+  env: Bindings,
+  table: T,
+  userId: string,
+  id: string,
+  columns: Partial<T["$inferInsert"]>,
+  clash: () => AppError,
+): Promise<void> {
+  const set = Object.fromEntries(Object.entries(columns).filter(([, value]) => value !== undefined));
+  if (Object.keys(set).length === 0) return;
+  try {
+    await database(env)
+      .update(table as typeof c)
+      .set({ ...set, updatedAt: new Date().toISOString() })
+      .where(ownedBy(table, userId, id));
+  } catch (err) {
+    if (isUniqueViolation(err)) throw clash();
+    throw err;
+  }
+}
+
 export async function updateCollection(
   env: Bindings,
   userId: string,
@@ -142,20 +168,8 @@ export async function updateCollection(
   patch: { name?: string; description?: string; is_public?: boolean },
 ): Promise<CollectionRow> {
   await ownCollection(env, userId, id);
-  const set = Object.fromEntries(
-    Object.entries({ name: patch.name, description: patch.description, isPublic: patch.is_public }).filter(([, v]) => v !== undefined),
-  ) as Partial<typeof c.$inferInsert>;
-  if (Object.keys(set).length > 0) {
-    try {
-      await database(env)
-        .update(c)
-        .set({ ...set, updatedAt: new Date().toISOString() })
-        .where(ownedBy(c, userId, id));
-    } catch (err) {
-      if (isUniqueViolation(err)) throw duplicateName(patch.name ?? "");
-      throw err;
-    }
-  }
+  const set = { ...columnFields(patch, "name description"), isPublic: patch.is_public };
+  await updateOwned(env, c, userId, id, set, () => duplicateName(patch.name ?? ""));
   return ownCollection(env, userId, id);
 }
 
@@ -348,20 +362,7 @@ export async function updatePlant(
   fields: PlantFields,
   imageKey: string | null | undefined,
 ): Promise<PlantRow> {
-  const set = Object.fromEntries(Object.entries({ ...plantColumns(fields), imageKey }).filter(([, v]) => v !== undefined)) as Partial<
-    typeof p.$inferInsert
-  >;
-  if (Object.keys(set).length > 0) {
-    try {
-      await database(env)
-        .update(p)
-        .set({ ...set, updatedAt: new Date().toISOString() })
-        .where(ownedBy(p, userId, id));
-    } catch (err) {
-      if (isUniqueViolation(err)) throw alreadyInCollection();
-      throw err;
-    }
-  }
+  await updateOwned(env, p, userId, id, { ...plantColumns(fields), imageKey }, alreadyInCollection);
   return ownPlant(env, userId, id);
 }
 
