@@ -41,7 +41,7 @@ const authErrors = { ...errors, 401: errorResponse(401, "Not signed in") };
 
 const RsvpStatus = z.enum(RSVP_STATUSES);
 
-const EventSchema = z
+export const EventSchema = z
   .object({
     id: z.uuid(),
     title: z.string(),
@@ -122,7 +122,7 @@ const EventPatch = z
 
 const RsvpBody = z.object({ status: RsvpStatus }).strict().openapi("CalendarRsvp");
 
-const SeasonalTaskSchema = z
+export const SeasonalTaskSchema = z
   .object({
     id: z.uuid(),
     month: z.number().int().openapi({ description: "1..12" }),

@@ -51,7 +51,7 @@ const errors = errorResponses(400, 401, 404);
 // ---------------------------------------------------------------------------------------------
 // Schemas
 
-const CollectionSchema = z
+export const CollectionSchema = z
   .object({
     id: z.uuid(),
     name: z.string(),
@@ -94,7 +94,7 @@ const PublicPlantSchema = z
   .openapi("PublicPlant", { description: "A plant as others see it: notes, location and care notes stay private." });
 
 /** The owner's view: the public one and the private fields (as services/collections' plantBody). */
-const PlantSchema = PublicPlantSchema.extend({
+export const PlantSchema = PublicPlantSchema.extend({
   result_id: z.uuid().nullable().openapi({ description: "The identification result the plant was added from, if any." }),
   location_in_home: z.string(),
   notes: z.string(),

@@ -70,11 +70,11 @@ const json = <T extends z.ZodType>(schema: T) => ({ body: { content: { "applicat
 // ---------------------------------------------------------------------------------------------
 // Schemas
 
-const AuthorSchema = z
+export const AuthorSchema = z
   .object({ id: z.uuid(), username: z.string(), display_name: z.string(), avatar_url: z.string().nullable() })
   .openapi("ForumAuthor");
 
-const CategorySchema = z
+export const CategorySchema = z
   .object({
     id: z.uuid(),
     slug: z.string(),
@@ -85,7 +85,7 @@ const CategorySchema = z
   })
   .openapi("ForumCategory");
 
-const TopicSchema = z
+export const TopicSchema = z
   .object({
     id: z.uuid(),
     category: z.string().openapi({ description: "The category's slug." }),
@@ -101,7 +101,7 @@ const TopicSchema = z
   })
   .openapi("ForumTopic");
 
-const AttachmentSchema = z
+export const AttachmentSchema = z
   .object({
     url: z.string().openapi({
       description: "Served by GET /api/v1/media/images/{file}.",
@@ -117,7 +117,7 @@ const ReactionCountsSchema = z
   .object({ like: z.number().int(), love: z.number().int(), helpful: z.number().int(), thanks: z.number().int() })
   .openapi("ForumReactionCounts");
 
-const PostSchema = z
+export const PostSchema = z
   .object({
     id: z.uuid(),
     topic_id: z.uuid(),
@@ -135,7 +135,7 @@ const PostSchema = z
   })
   .openapi("ForumPost");
 
-const TopicDetailSchema = TopicSchema.extend({
+export const TopicDetailSchema = TopicSchema.extend({
   first_post: PostSchema.nullable().openapi({ description: "The opening post." }),
   is_subscribed: z.boolean().openapi({ description: "Whether the caller follows the topic (false when anonymous)." }),
 }).openapi("ForumTopicDetail");

@@ -28,7 +28,7 @@ const tags = ["Care reminders"];
 const errors = errorResponses(400, 401, 404);
 const DAY_MS = 86_400_000;
 
-const ReminderSchema = z
+export const ReminderSchema = z
   .object({
     id: z.uuid(),
     plant_id: z.uuid(),

@@ -22,7 +22,7 @@ import {
 const CARE_MAX_BYTES = 16 * 1024;
 const duplicate = { 409: errorResponse(409, "You already saved a card for this scientific name") };
 
-const SavedCareSchema = z
+export const SavedCareSchema = z
   .object({
     id: z.uuid(),
     scientific_name: z.string(),

@@ -2,32 +2,16 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call, expectError, jsonWithStatus, type Page } from "../helpers/http";
 import { bearerUser, registerWeb } from "../helpers/users";
+import type { z } from "zod";
+import type { EventSchema, SeasonalTaskSchema } from "../../src/routes/calendar";
 
 const BASE = "/api/v1/calendar";
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
-interface CalendarEvent {
-  id: string;
-  title: string;
-  start: string;
-  end: string;
-  location: string;
-  privacy: string;
-  capacity: number | null;
-  organizer: { id: string; username: string };
-  rsvp_counts: { going: number; maybe: number; not_going: number };
-  spots_left: number | null;
-  my_rsvp: string | null;
-}
+type CalendarEvent = z.infer<typeof EventSchema>;
 
-interface SeasonalTask {
-  id: string;
-  month: number;
-  hemisphere: string;
-  title: string;
-  task_type: string;
-}
+type SeasonalTask = z.infer<typeof SeasonalTaskSchema>;
 
 type User = Awaited<ReturnType<typeof bearerUser>>;
 

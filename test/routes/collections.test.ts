@@ -5,34 +5,15 @@ import { uuidv7 } from "../../src/lib/ids";
 import { makePng, padToSize } from "../helpers/images";
 import { call, expectError, jsonWithStatus, type Page } from "../helpers/http";
 import { bearerUser, registerWeb } from "../helpers/users";
+import type { z } from "zod";
+import type { CollectionSchema, PlantSchema } from "../../src/routes/collections";
 
 const API = "/api/v1/plant-identification";
 let seed = 0;
 const photo = () => makePng(320, 240, { seed: `plant-${++seed}-${Math.random()}` });
 
-interface Collection {
-  id: string;
-  name: string;
-  description: string;
-  is_public: boolean;
-  is_default: boolean;
-  plant_count: number;
-  created_at: string;
-  updated_at: string;
-}
-interface Plant {
-  id: string;
-  collection: string;
-  species: string | null;
-  species_scientific_name: string | null;
-  nickname: string;
-  acquisition_date: string | null;
-  location_in_home: string;
-  notes: string;
-  is_alive: boolean;
-  image_url: string | null;
-  care_instructions_json: Record<string, unknown> | null;
-}
+type Collection = z.infer<typeof CollectionSchema>;
+type Plant = z.infer<typeof PlantSchema>;
 const json = jsonWithStatus;
 
 const newCollection = async (bearer: string, body: Record<string, unknown>) =>

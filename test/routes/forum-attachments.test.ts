@@ -9,28 +9,14 @@ import { sha256Hex } from "../../src/lib/hash";
 import { call, expectError, jsonWithStatus as json, type Page } from "../helpers/http";
 import { makeJpeg, makePng, makeWebp } from "../helpers/images";
 import { bearerUser } from "../helpers/users";
+import type { z } from "zod";
+import type { AttachmentSchema, PostSchema, TopicDetailSchema } from "../../src/routes/forum";
 
 const API = "/api/v1/forum";
 
-interface Attachment {
-  url: string;
-  width: number;
-  height: number;
-  content_type: string;
-}
-interface Post {
-  id: string;
-  topic_id: string;
-  body: string;
-  is_first_post: boolean;
-  is_deleted: boolean;
-  attachments: Attachment[];
-}
-interface TopicDetail {
-  id: string;
-  title: string;
-  first_post: Post | null;
-}
+type Attachment = z.infer<typeof AttachmentSchema>;
+type Post = z.infer<typeof PostSchema>;
+type TopicDetail = z.infer<typeof TopicDetailSchema>;
 
 let seq = 0;
 const uniq = () => `${++seq}-${crypto.randomUUID()}`;

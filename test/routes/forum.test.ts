@@ -2,46 +2,17 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call, expectError, jsonWithStatus as json, type Page } from "../helpers/http";
 import { bearerUser, registerWeb } from "../helpers/users";
+import type { z } from "zod";
+import type { AuthorSchema, CategorySchema, PostSchema, TopicDetailSchema, TopicSchema } from "../../src/routes/forum";
 
 const API = "/api/v1/forum";
 const REL = 'rel="nofollow ugc noopener noreferrer"';
 
-interface Author {
-  id: string;
-  username: string;
-}
-interface Topic {
-  id: string;
-  category: string;
-  title: string;
-  author: Author | null;
-  is_locked: boolean;
-  is_pinned: boolean;
-  reply_count: number;
-  last_activity_at: string;
-  solution_post_id: string | null;
-}
-interface TopicDetail extends Topic {
-  first_post: Post | null;
-  is_subscribed: boolean;
-}
-interface Post {
-  id: string;
-  topic_id: string;
-  author: Author | null;
-  body: string;
-  is_first_post: boolean;
-  is_deleted: boolean;
-  is_solution: boolean;
-  reactions: Record<"like" | "love" | "helpful" | "thanks", number>;
-  my_reactions: string[];
-  edited_at: string | null;
-}
-interface Category {
-  slug: string;
-  name: string;
-  topic_count: number;
-}
+type Author = z.infer<typeof AuthorSchema>;
+type Topic = z.infer<typeof TopicSchema>;
+type TopicDetail = z.infer<typeof TopicDetailSchema>;
+type Post = z.infer<typeof PostSchema>;
+type Category = z.infer<typeof CategorySchema>;
 
 async function moderator() {
   const u = await bearerUser();

@@ -3,21 +3,10 @@ import { describe, expect, it } from "vitest";
 import { parseEvents, unescapeText, unfold } from "../../src/lib/ical";
 import { call, expectError, jsonWithStatus, type Page } from "../helpers/http";
 import { bearerUser, registerWeb } from "../helpers/users";
+import type { z } from "zod";
+import type { ReminderSchema } from "../../src/routes/reminders";
 
-interface Reminder {
-  id: string;
-  plant_id: string;
-  plant_name: string;
-  reminder_type: string;
-  frequency: string;
-  custom_interval_days: number | null;
-  interval_days: number | null;
-  title: string;
-  next_due_at: string;
-  is_active: boolean;
-  streak: number;
-  last_completed_at: string | null;
-}
+type Reminder = z.infer<typeof ReminderSchema>;
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;

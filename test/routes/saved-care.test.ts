@@ -2,19 +2,12 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call, expectError, jsonWithStatus, type Page } from "../helpers/http";
 import { bearerUser, registerWeb } from "../helpers/users";
+import type { z } from "zod";
+import type { SavedCareSchema } from "../../src/routes/saved-care";
 
 const BASE = "/api/v1/plant-identification/saved-care-instructions";
 
-interface Card {
-  id: string;
-  scientific_name: string;
-  common_name: string;
-  care_instructions: Record<string, unknown>;
-  is_favorite: boolean;
-  personal_notes: string;
-  created_at: string;
-  updated_at: string;
-}
+type Card = z.infer<typeof SavedCareSchema>;
 const json = jsonWithStatus;
 
 const save = async (bearer: string, body: Record<string, unknown>) => json<Card>(await call(`${BASE}/`, { bearer, json: body }), 201);
