@@ -61,7 +61,6 @@ describe("OpenAPI document", () => {
     ["/api/v1/plant-identification/requests", "post", ["image_1"]],
     ["/api/v1/plant-identification/disease-requests", "post", ["image_1", "symptoms_description"]],
     ["/api/v1/plant-identification/identify", "post", ["image"]],
-    ["/api/v1/auth/user", "patch", ["avatar"]],
   ])("marks the required parts of the multipart body of %s", (path, method, required) => {
     const op = ((doc.paths?.[path] ?? {}) as Record<string, { requestBody?: { content: Record<string, { schema: unknown }> } }>)[method];
     let schema = op?.requestBody?.content["multipart/form-data"]?.schema as { $ref?: string; required?: string[] };

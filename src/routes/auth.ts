@@ -30,7 +30,7 @@ import { clientIp, enforceRateLimit } from "../services/rate-limits";
 import { endEverySession, endSession } from "../services/sessions";
 import { issueTokenPair, revokeAccessToken, rotateRefreshToken, verifyToken } from "../services/tokens";
 import { createUser, findUserById, publicUser, userProfile, type UserRow } from "../services/users";
-import { jsonBody, MessageSchema, errorResponse, requestJson, filePart } from "./schemas";
+import { jsonBody, MessageSchema, errorResponse, requestJson } from "./schemas";
 
 // ---- Schemas --------------------------------------------------------------------------------
 
@@ -126,7 +126,10 @@ const ProfilePatch = z
   .strict()
   .openapi("ProfileUpdate");
 
-const AvatarForm = z.object({ avatar: filePart("JPEG, PNG or WebP, ≤ 2 MiB") }).openapi("AvatarUpload");
+// Optional for the validator: one route takes JSON or multipart, and a required part would refuse every JSON update.
+const AvatarForm = z
+  .object({ avatar: z.any().optional().openapi({ type: "string", format: "binary", description: "JPEG, PNG or WebP, ≤ 2 MiB" }) })
+  .openapi("AvatarUpload");
 
 const PasswordChangeBody = z
   .object({ old_password: z.string().min(1).max(1024), new_password: z.string().min(1).max(1024) })
