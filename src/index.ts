@@ -26,6 +26,6 @@ export default {
 
   async scheduled(controller, env, ctx) {
     const logger = createLogger({ cron: controller.cron });
-    ctx.waitUntil(runHousekeeping(env, logger, controller.scheduledTime));
+    ctx.waitUntil(runHousekeeping(env, logger, controller.scheduledTime, (p) => ctx.waitUntil(p)));
   },
 } satisfies ExportedHandler<Bindings>;

@@ -5,23 +5,41 @@
  * doubled run is harmless.
  */
 import type { Bindings } from "../env";
-import type { Logger } from "../lib/logger";
+import { describeError, type Logger } from "../lib/logger";
+import { reportError } from "../services/error-reporting";
 import { deliverDueReminders } from "../services/reminders";
 import { purgeExpiredTokens } from "../services/tokens";
 import { sweepStuckRequests } from "./stuck-requests";
 
 /**
+ * Runs every task even when one fails: a failure is logged and reported (Sentry, tagged with
+ * the task) and the others go on; the next run retries it.
+ *
  * @param now the sweep's clock: the cron's scheduled time (tests pass later times to play a
  *   series of sweeps).
  */
-export async function runHousekeeping(env: Bindings, logger: Logger, now = Date.now()): Promise<void> {
+export async function runHousekeeping(
+  env: Bindings,
+  logger: Logger,
+  now = Date.now(),
+  waitUntil?: (p: Promise<unknown>) => void,
+): Promise<void> {
+  const task = async <T>(name: string, work: () => Promise<T>): Promise<T | null> => {
+    try {
+      return await work();
+    } catch (err) {
+      logger.error("housekeeping task failed", { task: name, ...describeError(err) });
+      reportError(env, err, { tags: { cron: "housekeeping", task: name } }, waitUntil);
+      return null;
+    }
+  };
   // API.md §2.2: a request never stays pending/processing after its job is gone.
-  const stuck = await sweepStuckRequests(env, logger, now);
-  await purgeExpiredTokens(env);
-  const reminders = await deliverDueReminders(env, logger);
+  const stuck = await task("stuck_requests", () => sweepStuckRequests(env, logger, now));
+  await task("expired_tokens", () => purgeExpiredTokens(env));
+  const reminders = await task("care_reminders", () => deliverDueReminders(env, logger));
   logger.info("housekeeping", {
-    stuck_requests_requeued: stuck.requeued,
-    stuck_requests_failed: stuck.failed,
+    stuck_requests_requeued: stuck?.requeued ?? null,
+    stuck_requests_failed: stuck?.failed ?? null,
     reminder_notifications: reminders,
   });
 }

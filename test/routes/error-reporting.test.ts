@@ -5,6 +5,8 @@ import { createSentryEmulator } from "../../emulators/sentry";
 import { createApp } from "../../src/app";
 import { handleDeadLetterBatch, handleJobBatch } from "../../src/jobs/queue";
 import { parseSentryDsn, sentryEnvelope } from "../../src/providers/sentry";
+import { runHousekeeping } from "../../src/jobs/housekeeping";
+import { createLogger } from "../../src/lib/logger";
 import { makePng } from "../helpers/images";
 import { freshIp } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
@@ -175,5 +177,44 @@ describe("metrics to Analytics Engine", () => {
       ]),
     );
     expect(requests[0]!.doubles![0]).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe("cron housekeeping reports a failing task and runs the others", () => {
+  it("a token purge that fails is reported with its task, and the stuck-request sweep still runs", async () => {
+    await env.DB.batch([
+      env.DB.prepare("INSERT INTO users (id, username, email) VALUES ('hk-report', 'hk_report', 'hk-report@example.com')"),
+      env.DB.prepare(
+        "INSERT INTO identification_requests (id, user_id, status, image_hashes, created_at, updated_at) VALUES ('hk-report-stuck', 'hk-report', 'processing', '[]', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z')",
+      ),
+    ]);
+    // Every statement that touches revoked_tokens fails; the rest of D1 works.
+    const real = env.DB;
+    const tokensDown = new Proxy(real, {
+      get(target, key) {
+        if (key === "prepare") {
+          return (query: string) => {
+            if (query.includes("revoked_tokens")) throw new Error("revoked_tokens is unreachable");
+            return target.prepare(query);
+          };
+        }
+        const value = Reflect.get(target, key);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const ctx = createExecutionContext();
+    const logger = createLogger({ test: "housekeeping" });
+    await runHousekeeping({ ...env, DB: tokensDown, SENTRY_DSN: DSN }, logger, Date.now(), (p) => ctx.waitUntil(p));
+    await waitOnExecutionContext(ctx);
+
+    const stuck = await env.DB.prepare("SELECT status FROM identification_requests WHERE id = 'hk-report-stuck'").first<{
+      status: string;
+    }>();
+    expect(stuck?.status).toBe("failed");
+    expect(sentry.events).toHaveLength(1);
+    expect(sentry.events[0]!.event).toMatchObject({
+      tags: { cron: "housekeeping", task: "expired_tokens" },
+      exception: { values: [{ value: "revoked_tokens is unreachable" }] },
+    });
   });
 });
