@@ -120,6 +120,14 @@ function run(cmd: string, args: string[]): Promise<void> {
   });
 }
 
+/** Sign-up, sign-in and identification limits under `npm start` (wrangler.toml keeps production's for the tests). */
+const LOCAL_LIMITS = {
+  REGISTER_RATE_LIMIT: "100/3600",
+  LOGIN_RATE_LIMIT: "100/900",
+  REFRESH_RATE_LIMIT: "200/3600",
+  IDENTIFY_RATE_LIMIT: "1000/3600",
+};
+
 function localSettings(emulatorUrl: string): Record<string, string> {
   const defaults: Record<string, string> = {
     ...emulatorBaseUrls(emulatorUrl),
@@ -142,6 +150,10 @@ function localSettings(emulatorUrl: string): Record<string, string> {
     CORS_ORIGINS: `http://localhost:5173,http://127.0.0.1:5173,http://localhost:${port},http://127.0.0.1:${port}`,
     // The URL this stack really answers on (links and OAuth redirect URIs are built on it).
     PUBLIC_API_URL: `http://127.0.0.1:${port}`,
+    // Limits that fit a developer trying things out (production's 3 sign-ups an hour per address
+    // locked a local tester out after three tries). Lockout itself keeps its production rules, so
+    // it can be tried locally; the process environment can set any of these back.
+    ...LOCAL_LIMITS,
   };
   const settings: Record<string, string> = {};
   for (const name of OVERRIDABLE) {

@@ -130,7 +130,10 @@ export function createApp() {
     const ip = clientIp(c.req.raw);
     if (ip !== "unknown" && c.env.API_RATE_LIMITER && getConfig(c.env).EDGE_RATE_LIMIT_ENABLED) {
       const { success } = await c.env.API_RATE_LIMITER.limit({ key: ip });
-      if (!success) throw new AppError("RATE_LIMITED", 429, "Too many requests. Please slow down.", undefined, { "Retry-After": "60" });
+      if (!success)
+        throw new AppError("RATE_LIMITED", 429, "Too many requests. Please slow down and try again in 1 minute.", undefined, {
+          "Retry-After": "60",
+        });
     }
     await next();
   });

@@ -5,6 +5,7 @@
  */
 import type { Config } from "../config";
 import type { Bindings } from "../env";
+import { humanDuration } from "../lib/durations";
 import { AppError } from "../lib/errors";
 
 export interface Rate {
@@ -20,7 +21,7 @@ function bucket(env: Bindings, name: string) {
 export async function enforceRateLimit(env: Bindings, name: string, rate: Rate): Promise<void> {
   const result = await bucket(env, name).consume(rate.limit, rate.windowMs);
   if (!result.allowed) {
-    throw new AppError("RATE_LIMITED", 429, `Too many requests. Please try again in ${result.retryAfterS} seconds.`, undefined, {
+    throw new AppError("RATE_LIMITED", 429, `Too many requests. Please try again in ${humanDuration(result.retryAfterS)}.`, undefined, {
       "Retry-After": String(result.retryAfterS),
     });
   }
@@ -94,7 +95,7 @@ export function lockedError(until: number): AppError {
   return new AppError(
     "ACCOUNT_LOCKED",
     429,
-    "This account is temporarily locked after too many failed sign-in attempts. Please try again later.",
+    `This account is temporarily locked after too many failed sign-in attempts. Please try again in ${humanDuration(retryAfter)}.`,
     undefined,
     { "Retry-After": String(retryAfter) },
   );

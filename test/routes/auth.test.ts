@@ -254,8 +254,10 @@ describe("registration rules", () => {
       json: { username: name, email: `${name}@example.com`, password: GOOD_PASSWORD },
       ip,
     });
-    await expectError(res, 429, "RATE_LIMITED");
+    const refused = await expectError(res, 429, "RATE_LIMITED");
     expect(Number(res.headers.get("Retry-After"))).toBeGreaterThan(3500);
+    // People read the wait in minutes; programs read Retry-After.
+    expect(refused.message).toMatch(/^Too many requests\. Please try again in (59|60) minutes\.$/);
   });
 });
 
@@ -302,8 +304,9 @@ describe("login limits and lockout", () => {
       expect(res.status, `failure ${i + 1}`).toBe(401);
     }
     const locked = await call("/api/v1/auth/login/", { json: { username: s.username, password: GOOD_PASSWORD } });
-    await expectError(locked, 429, "ACCOUNT_LOCKED");
+    const lockedBody = await expectError(locked, 429, "ACCOUNT_LOCKED");
     expect(Number(locked.headers.get("Retry-After"))).toBeGreaterThan(3500);
+    expect(lockedBody.message).toMatch(/Please try again in (59|60) minutes\.$/);
     // Mobile sign-in is locked too.
     await expectError(
       await call("/api/v1/auth/token/", { json: { username: s.username, password: GOOD_PASSWORD } }),
