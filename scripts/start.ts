@@ -10,7 +10,9 @@
  * and stops everything it started on SIGINT/SIGTERM.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { emulatorBaseUrls, LOCAL_OAUTH_CLIENT } from "../emulators/index";
@@ -92,8 +94,41 @@ const OVERRIDABLE = [
 const children = new Set<ChildProcess>();
 let stopping = false;
 
+/**
+ * What the terminal shows: one line a step. Everything the tools print (migrations, the seed,
+ * wrangler's bindings and request log) goes to the log file instead, named at the start.
+ */
+const logFile = join(stateDir, "start.log");
+
 function log(msg: string) {
   process.stdout.write(`[start] ${msg}\n`);
+  appendFileSync(logFile, `[start] ${msg}\n`);
+}
+
+/** The last lines of the log file, for when a step fails. */
+function logTail(lines = 25): string {
+  try {
+    return readFileSync(logFile, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no output)";
+  }
+}
+
+/** Fails early, naming the setting, when a port this stack needs is taken. */
+function assertPortFree(port: number, setting: "PORT" | "EMULATOR_PORT"): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          err.code === "EADDRINUSE"
+            ? `port ${port} is already in use (${setting}); stop what uses it, or pick another: ${setting}=${port + 10} npm start`
+            : `cannot listen on port ${port} (${setting}): ${err.message}`,
+        ),
+      ),
+    );
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve()));
+  });
 }
 
 const wrangler = join(root, "node_modules", ".bin", "wrangler");
@@ -110,12 +145,14 @@ function stop(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM") {
 
 function run(cmd: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: root, env: childEnv, stdio: ["ignore", "inherit", "inherit"], detached: true });
+    const child = spawn(cmd, args, { cwd: root, env: childEnv, stdio: ["ignore", "pipe", "pipe"], detached: true });
     children.add(child);
+    child.stdout?.on("data", (chunk: Buffer) => appendFileSync(logFile, chunk));
+    child.stderr?.on("data", (chunk: Buffer) => appendFileSync(logFile, chunk));
     child.on("error", reject);
     child.on("exit", (code) => {
       children.delete(child);
-      code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(" ")} exited with ${code}`));
+      code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(" ")} exited with ${code}; its last lines:\n${logTail()}`));
     });
   });
 }
@@ -163,9 +200,53 @@ function localSettings(emulatorUrl: string): Record<string, string> {
   return settings;
 }
 
+/**
+ * What this state folder's local D1 already holds: the migrations applied and the seed loaded,
+ * recorded next to the database files (so deleting the database forgets it too). A warm start
+ * skips both steps when nothing changed; any change in migrations/ or the seed redoes them.
+ */
+const setupRecord = join(stateDir, "v3", "d1", "plant-community-setup.json");
+
+interface SetupRecord {
+  migrations?: string[];
+  seed?: string;
+}
+
+function readSetup(): SetupRecord {
+  try {
+    return JSON.parse(readFileSync(setupRecord, "utf8")) as SetupRecord;
+  } catch {
+    return {};
+  }
+}
+
+function recordSetup(change: SetupRecord): void {
+  mkdirSync(dirname(setupRecord), { recursive: true });
+  writeFileSync(setupRecord, JSON.stringify({ ...readSetup(), ...change }));
+}
+
+async function migrate(): Promise<void> {
+  const migrations = readdirSync(join(root, "migrations"))
+    .filter((f) => f.endsWith(".sql"))
+    .sort();
+  if (JSON.stringify(readSetup().migrations) === JSON.stringify(migrations)) {
+    log(`database up to date (${migrations.length} migrations, local D1 under ${stateDir})`);
+    return;
+  }
+  await run(wrangler, ["d1", "migrations", "apply", "DB", "--local", ...persist]);
+  recordSetup({ migrations });
+  log(`database migrated (${migrations.length} migrations in migrations/, local D1 under ${stateDir})`);
+}
+
 async function seedSpecies(): Promise<void> {
   const { file, count } = await writeSpeciesSeedSql(join(stateDir, "seed-species.sql"));
+  const seed = createHash("sha256").update(readFileSync(file)).digest("hex");
+  if (readSetup().seed === seed) {
+    log(`species catalogue already seeded (${count} species)`);
+    return;
+  }
   await run(wrangler, ["d1", "execute", "DB", "--local", ...persist, `--file=${file}`]);
+  recordSetup({ seed });
   log(`species catalogue seeded (${count} species)`);
 }
 
@@ -199,12 +280,16 @@ function startCron(): void {
 
 async function main() {
   mkdirSync(stateDir, { recursive: true });
+  writeFileSync(logFile, "");
+  log(`full output of every step: ${logFile}`);
+  await assertPortFree(port, "PORT");
+  await assertPortFree(emulatorPort, "EMULATOR_PORT");
   await run("node", ["scripts/vendor-assets.mjs"]);
 
   const emulators = await startEmulatorServer({ port: emulatorPort });
   log(`provider emulators on ${emulators.url}`);
 
-  const shutdown = async (signal: string) => {
+  const shutdown = async (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
     log(`${signal}: stopping`);
@@ -213,10 +298,10 @@ async function main() {
     // Anything still alive after 5 s is killed outright.
     setTimeout(() => {
       for (const child of children) stop(child, "SIGKILL");
-      process.exit(0);
+      process.exit(exitCode);
     }, 5000).unref();
     await Promise.all([...children].map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : c.on("exit", resolve)))));
-    process.exit(0);
+    process.exit(exitCode);
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
@@ -228,7 +313,7 @@ async function main() {
     if (process.ppid !== parent) void shutdown("parent exited");
   }, 1000).unref();
 
-  await run(wrangler, ["d1", "migrations", "apply", "DB", "--local", ...persist]);
+  await migrate();
   await seedSpecies();
 
   // Settings go through an env file (not --var) so values with colons and commas survive.
@@ -260,25 +345,33 @@ async function main() {
       "--log-level",
       process.env.WRANGLER_LOG_LEVEL ?? "log",
     ],
-    { cwd: root, env: childEnv, stdio: ["ignore", "pipe", "inherit"], detached: true },
+    { cwd: root, env: childEnv, stdio: ["ignore", "pipe", "pipe"], detached: true },
   );
   children.add(dev);
   let announced = false;
-  dev.stdout.on("data", (chunk: Buffer) => {
-    process.stdout.write(chunk);
-    if (!announced && /Ready on/i.test(chunk.toString())) {
+  const bindings = new Set<string>();
+  const watch = (chunk: Buffer) => {
+    appendFileSync(logFile, chunk);
+    const text = chunk.toString();
+    // wrangler lists the Worker's bindings as "env.NAME (…)  Kind  local" before it is ready.
+    for (const m of text.matchAll(/env\.(\w+)\s/g)) bindings.add(m[1]!);
+    if (!announced && /Ready on/i.test(text)) {
       announced = true;
+      log(`bindings: ${bindings.size} (D1, KV, R2, Queues, Durable Objects, rate limiters and settings), all local`);
       log(
         `Plant Community is running at http://127.0.0.1:${port} (health: http://127.0.0.1:${port}/api/v1/health/, docs: http://127.0.0.1:${port}/api/docs)`,
       );
+      log("requests and the Worker's logs: the log file above; Ctrl-C stops everything");
       startCron();
     }
-  });
+  };
+  dev.stdout?.on("data", watch);
+  dev.stderr?.on("data", watch);
   dev.on("exit", (code) => {
     children.delete(dev);
     if (!stopping) {
-      log(`wrangler dev exited with ${code}`);
-      void shutdown("wrangler exit").then(() => process.exit(code ?? 1));
+      log(`wrangler dev exited with ${code}; its last lines:\n${logTail()}`);
+      void shutdown("wrangler exit", code || 1);
     }
   });
 }

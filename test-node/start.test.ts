@@ -1,0 +1,96 @@
+/**
+ * `npm start` as a newcomer meets it (issue 12): a few summary lines before the URL and the
+ * rest in a log file, no colour codes when the output is not a terminal, a clear message naming
+ * the setting when a port is taken, and a non-zero exit when wrangler fails.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { freePort } from "../scripts/local-stack";
+
+const root = join(import.meta.dirname, "..");
+const stateDirs: string[] = [];
+
+afterAll(() => {
+  for (const dir of stateDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+interface Started {
+  output: string;
+  exitCode: number | null;
+  stateDir: string;
+}
+
+/** Runs scripts/start.ts until `until(output)` holds (then stops it) or it exits by itself. */
+async function start(env: Record<string, string>, until: (output: string) => boolean, timeoutMs = 150_000): Promise<Started> {
+  const stateDir = mkdtempSync(join(tmpdir(), "start-test-"));
+  stateDirs.push(stateDir);
+  const child = spawn(join(root, "node_modules", ".bin", "tsx"), ["scripts/start.ts"], {
+    cwd: root,
+    env: { ...process.env, STATE_DIR: stateDir, ...env },
+    stdio: ["ignore", "pipe", "pipe"], // not a terminal
+    detached: true,
+  });
+  let output = "";
+  child.stdout.on("data", (c: Buffer) => (output += c.toString()));
+  child.stderr.on("data", (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const deadline = Date.now() + timeoutMs;
+  while (child.exitCode === null && !until(output) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (child.exitCode === null) process.kill(-child.pid!, "SIGTERM");
+  const code = await exited;
+  return { output, exitCode: code, stateDir };
+}
+
+function occupy(port: number): Promise<Server> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(port, "127.0.0.1", () => resolve(server));
+  });
+}
+
+describe("npm start", () => {
+  it.each(["PORT", "EMULATOR_PORT"] as const)(
+    "names %s when that port is taken, and exits non-zero",
+    { timeout: 90_000 },
+    async (setting) => {
+      const [port, emulatorPort] = [await freePort(), await freePort()];
+      const taken = await occupy(setting === "PORT" ? port : emulatorPort);
+      try {
+        const run = await start({ PORT: String(port), EMULATOR_PORT: String(emulatorPort) }, () => false, 60_000);
+        expect(run.exitCode).not.toBe(0);
+        expect(run.output).toMatch(new RegExp(`port ${setting === "PORT" ? port : emulatorPort} is already in use \\(${setting}\\)`));
+      } finally {
+        taken.close();
+      }
+    },
+  );
+
+  it("prints a short summary before its URL, no colour codes when piped, and the rest to its log file", { timeout: 200_000 }, async () => {
+    const [port, emulatorPort] = [await freePort(), await freePort()];
+    const run = await start({ PORT: String(port), EMULATOR_PORT: String(emulatorPort) }, (out) => out.includes("is running at"));
+    const lines = run.output.split("\n");
+    const url = lines.findIndex((l) => l.includes(`is running at http://127.0.0.1:${port}`));
+    expect(url, run.output).toBeGreaterThan(0);
+    expect(url).toBeLessThanOrEqual(30);
+    expect(run.output).not.toMatch(/\u001b\[/);
+    const log = readFileSync(join(run.stateDir, "start.log"), "utf8");
+    expect(log).toMatch(/Migrations to be applied|No migrations to apply/); // wrangler's own output went there
+    expect(log.split("\n").length).toBeGreaterThan(lines.length);
+  });
+
+  it("exits non-zero, with wrangler's last lines, when wrangler dev fails", { timeout: 200_000 }, async () => {
+    const [port, emulatorPort] = [await freePort(), await freePort()];
+    // An unknown log level makes wrangler dev refuse to start: a real wrangler failure.
+    const run = await start({ PORT: String(port), EMULATOR_PORT: String(emulatorPort), WRANGLER_LOG_LEVEL: "not-a-level" }, (out) =>
+      out.includes("is running at"),
+    );
+    expect(run.output).not.toContain("is running at");
+    expect(run.output).toContain("wrangler dev exited with");
+    expect(run.exitCode).not.toBe(0);
+    expect(existsSync(join(run.stateDir, "start.log"))).toBe(true);
+  });
+});
