@@ -78,7 +78,10 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
   const logFile = join(tmpdir(), `plant-community-${options.purpose ?? "stack"}-${port}.log`);
   // Fresh local storage per stack: no rate-limit counters or data from earlier runs.
   const stateDir = mkdtempSync(join(tmpdir(), "plant-community-state-"));
-  const out = openSync(logFile, "w");
+  // start.ts writes every tool's output to START_LOG; its own terminal output (and anything
+  // printed before it could open the log) is kept beside it.
+  const terminalFile = `${logFile}.terminal`;
+  const out = openSync(terminalFile, "w");
 
   // node_modules/.bin first: wrangler needs the project's Node 22 (the `node` devDependency),
   // whatever `node` the machine has on its PATH.
@@ -91,6 +94,7 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
       PORT: String(port),
       EMULATOR_PORT: String(emulatorPort),
       STATE_DIR: stateDir,
+      START_LOG: logFile,
       ...options.env,
     },
     stdio: ["ignore", out, out],
@@ -136,6 +140,7 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
   }
   await stop();
   throw new Error(
-    `The stack did not become healthy at ${baseUrl}/api/v1/health/ (${lastError}). Last lines of ${logFile}:\n${tail(logFile, 60)}`,
+    `The stack did not become healthy at ${baseUrl}/api/v1/health/ (${lastError}). Last lines of ${logFile}:\n${tail(logFile, 60)}\n` +
+      `Its terminal output (${terminalFile}):\n${tail(terminalFile, 20)}`,
   );
 }

@@ -98,7 +98,7 @@ let stopping = false;
  * What the terminal shows: one line a step. Everything the tools print (migrations, the seed,
  * wrangler's bindings and request log) goes to the log file instead, named at the start.
  */
-const logFile = join(stateDir, "start.log");
+const logFile = resolve(root, process.env.START_LOG ?? join(stateDir, "start.log"));
 
 function log(msg: string) {
   process.stdout.write(`[start] ${msg}\n`);
@@ -280,6 +280,7 @@ function startCron(): void {
 
 async function main() {
   mkdirSync(stateDir, { recursive: true });
+  mkdirSync(dirname(logFile), { recursive: true });
   writeFileSync(logFile, "");
   log(`full output of every step: ${logFile}`);
   await assertPortFree(port, "PORT");
