@@ -27,7 +27,7 @@ import { uuidv7 } from "./lib/ids";
 import { serveStaticAsset } from "./lib/static-assets";
 import { authenticate, csrfProtection } from "./middleware/auth";
 import { adminRoutes } from "./routes/admin";
-import { authRoutes } from "./routes/auth";
+import { authRoutes, csrfRoutes } from "./routes/auth";
 import { calendarRoutes } from "./routes/calendar";
 import { careRoutes } from "./routes/care";
 import { diseaseRoutes } from "./routes/diseases";
@@ -46,6 +46,7 @@ import { speciesRoutes } from "./routes/species";
 import { wsRoutes } from "./routes/ws";
 import { mediaRoutes } from "./routes/media";
 import { oauthRoutes } from "./routes/oauth";
+import { OAUTH_MOUNTS } from "./services/oauth";
 
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 
@@ -145,7 +146,8 @@ export function createApp() {
   app.route("/api/v1", healthRoutes());
   app.route("/api", docsRoutes());
   app.route("/api/v1/auth", authRoutes());
-  app.route("/api/v1/auth/oauth", oauthRoutes());
+  app.route("/api", csrfRoutes());
+  for (const mount of OAUTH_MOUNTS) app.route(mount, oauthRoutes(mount));
   app.route("/api/v1/media", mediaRoutes());
   app.route("/api/v1/admin", adminRoutes());
   app.route("/api/v1/plant-identification", identifyRoutes());

@@ -178,18 +178,31 @@ async function currentUserRow(c: Context<AppEnv>): Promise<UserRow> {
 
 const tags = ["Auth"];
 
+const CsrfSchema = z.object({ csrfToken: z.string() }).openapi("CsrfToken");
+
+/** `GET …/csrf`: the CSRF cookie (bound to the session when there is one) and its value. */
+function addCsrfRoute(app: ReturnType<typeof createRouter>) {
+  const route = routeSet({ tags, errors: {} })
+    .get("/csrf", "Issue the csrftoken cookie")
+    .io({}, { 200: jsonBody(CsrfSchema, "CSRF token (also set as the csrftoken cookie)") });
+  app.openapi(route, async (c) =>
+    c.json({ csrfToken: await ensureCsrfCookie(c, c.get("authMethod") === "cookie" ? c.get("accessClaims")?.sid : undefined) }, 200),
+  );
+}
+
+/** The web client's own CSRF bootstrap, `GET /api/csrf/` (API.md §5d): the same as `auth/csrf/`. */
+export function csrfRoutes() {
+  const app = createRouter();
+  addCsrfRoute(app);
+  return app;
+}
+
 export function authRoutes() {
   const app = createRouter();
-  const plain = routeSet({ tags, errors: {} });
   const open = routeSet({ tags, errors });
   const mine = open.signedIn();
 
-  const getCsrf = plain
-    .get("/csrf", "Issue the csrftoken cookie")
-    .io({}, { 200: jsonBody(z.object({ csrfToken: z.string() }), "CSRF token (also set as the csrftoken cookie)") });
-  app.openapi(getCsrf, async (c) =>
-    c.json({ csrfToken: await ensureCsrfCookie(c, c.get("authMethod") === "cookie" ? c.get("accessClaims")?.sid : undefined) }, 200),
-  );
+  addCsrfRoute(app);
 
   const postRegister = open
     .post("/register", "Create an account (web: sets session cookies)")

@@ -27,6 +27,7 @@ export const SuggestionSchema = z
     plant_name: z.string(),
     scientific_name: z.string(),
     probability: z.number(),
+    confidence: z.number().openapi({ description: "The same as `probability` (the web client reads this name)." }),
     common_names: z.array(z.string()),
     description: z.string(),
     family: z.string(),
@@ -231,7 +232,7 @@ export function identifyRoutes() {
         plant_name: top.plant_name,
         scientific_name: top.scientific_name,
         confidence: top.probability,
-        suggestions: outcome.suggestions,
+        suggestions: outcome.suggestions.map((suggestion) => ({ ...suggestion, confidence: suggestion.probability })),
         care_instructions: careInstructions,
         disease_detection: diseaseDetection(outcome),
         disease_suggestions: (outcome.health?.diseases ?? []).map((d) => ({

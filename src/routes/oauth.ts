@@ -24,6 +24,7 @@ import {
   OAUTH_PROVIDERS,
   OAuthError,
   oauthRedirectUri,
+  type OAuthMount,
   type OAuthProvider,
 } from "../services/oauth";
 import { issueTokenPair } from "../services/tokens";
@@ -50,8 +51,8 @@ const CallbackQuery = z.object({
 const PROVIDER_NAMES: Record<OAuthProvider, string> = { google: "Google", github: "GitHub" };
 
 /** Identical in the authorization request and the code exchange, as providers require. */
-function callbackUrl(c: Context<AppEnv>, provider: OAuthProvider): string {
-  return oauthRedirectUri(getConfig(c.env), provider);
+function callbackUrl(c: Context<AppEnv>, provider: OAuthProvider, mount: OAuthMount): string {
+  return oauthRedirectUri(getConfig(c.env), provider, mount);
 }
 
 const tags = ["Auth"];
@@ -62,19 +63,20 @@ const stateCookieName = (provider: OAuthProvider) => `oauth_state_${provider}`;
  * Lax (not the session cookies' Strict): the callback is a cross-site navigation from the
  * provider, which Strict cookies do not accompany. `None` deployments keep `None` + Secure.
  */
-function stateCookieOptions(c: Context<AppEnv>, provider: OAuthProvider, maxAge: number): CookieOptions {
+function stateCookieOptions(c: Context<AppEnv>, provider: OAuthProvider, mount: OAuthMount, maxAge: number): CookieOptions {
   const config = getConfig(c.env);
   const sameSite = config.COOKIE_SAMESITE === "None" ? "None" : "Lax";
   return {
     httpOnly: true,
     secure: !config.isLocal || sameSite === "None",
     sameSite,
-    path: `/api/v1/auth/oauth/${provider}/`,
+    path: `${mount}/${provider}/`,
     maxAge,
   };
 }
 
-export function oauthRoutes() {
+/** The sign-in routes under `mount`; a sign-in started under one mount finishes under it. */
+export function oauthRoutes(mount: OAuthMount) {
   const app = createRouter();
   const plain = routeSet({ tags, errors: {} });
 
@@ -97,11 +99,11 @@ export function oauthRoutes() {
     if (!isOAuthConfigured(config, provider)) {
       throw new AppError("OAUTH_NOT_CONFIGURED", 503, `Sign-in with ${PROVIDER_NAMES[provider]} is not configured.`);
     }
-    const oauthUrl = await buildAuthorizationUrl(c.env, config, provider, callbackUrl(c, provider));
+    const oauthUrl = await buildAuthorizationUrl(c.env, config, provider, callbackUrl(c, provider, mount));
     // Bind the sign-in to this browser: the callback must come back with the same state in a
     // cookie, or an attacker could make a victim's browser finish the attacker's sign-in
     // (login CSRF) with a code and state the attacker obtained.
-    setCookie(c, stateCookieName(provider), new URL(oauthUrl).searchParams.get("state")!, stateCookieOptions(c, provider, 600));
+    setCookie(c, stateCookieName(provider), new URL(oauthUrl).searchParams.get("state")!, stateCookieOptions(c, provider, mount, 600));
     // The URL carries a live state; no cache may keep it.
     c.header("Cache-Control", "no-store");
     return c.json({ oauth_url: oauthUrl, provider }, 200);
@@ -139,12 +141,12 @@ export function oauthRoutes() {
       return backToFrontend("error=access_denied");
     }
     const boundState = getCookie(c, stateCookieName(provider));
-    deleteCookie(c, stateCookieName(provider), stateCookieOptions(c, provider, 0));
+    deleteCookie(c, stateCookieName(provider), stateCookieOptions(c, provider, mount, 0));
     if (!state || !boundState || !timingSafeEqualStrings(boundState, state)) return backToFrontend("error=invalid_state");
     if (!code) return backToFrontend("error=invalid_request");
 
     try {
-      const user = await completeOAuth(c.env, config, provider, { code, state, redirectUri: callbackUrl(c, provider) });
+      const user = await completeOAuth(c.env, config, provider, { code, state, redirectUri: callbackUrl(c, provider, mount) });
       await setSessionCookies(c, await issueTokenPair(c.env, config, user.id));
       logger.info("oauth sign-in", { user_id: user.id });
       return backToFrontend("success=true");

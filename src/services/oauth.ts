@@ -96,9 +96,18 @@ function assertConfigured(config: Config, provider: OAuthProvider) {
  * Our callback as registered with the provider, on PUBLIC_API_URL (never the request's Host):
  * sent in the authorization request and, byte for byte, again in the code exchange.
  */
-export function oauthRedirectUri(config: Config, provider: OAuthProvider): string {
-  return `${config.PUBLIC_API_URL}/api/v1/auth/oauth/${provider}/callback/`;
+/**
+ * The callback under the path the sign-in started on: `/api/v1/auth/oauth` (the API) or
+ * `/api/auth/oauth` (the web client's unversioned paths, API.md §5d). Register both with the
+ * providers to use both.
+ */
+export function oauthRedirectUri(config: Config, provider: OAuthProvider, mount: OAuthMount = "/api/v1/auth/oauth"): string {
+  return `${config.PUBLIC_API_URL}${mount}/${provider}/callback/`;
 }
+
+/** Where the OAuth routes are mounted. */
+export const OAUTH_MOUNTS = ["/api/v1/auth/oauth", "/api/auth/oauth"] as const;
+export type OAuthMount = (typeof OAUTH_MOUNTS)[number];
 
 /**
  * Creates a pending sign-in (state, PKCE verifier, and for Google a nonce) and returns the

@@ -85,10 +85,26 @@ describe("register → login → user → refresh → reuse → logout (web, coo
     expect(afterLogout.headers.get("WWW-Authenticate")).toMatch(/^Bearer/);
   });
 
-  it("csrf/ issues a readable csrftoken cookie", async () => {
-    const res = await call("/api/v1/auth/csrf/");
+  it.each(["/api/v1/auth/csrf/", "/api/csrf/"])("%s issues a readable csrftoken cookie", async (path) => {
+    const res = await call(path);
     const body = (await res.json()) as { csrfToken: string };
     expect(setCookies(res).csrftoken!.value).toBe(body.csrfToken);
+  });
+
+  it("the web client's /api/csrf/ token lets its cookie-authenticated write through", async () => {
+    const u = await registerWeb();
+    const csrf = await call("/api/csrf/", { cookies: { access_token: u.cookies.access_token! } });
+    const token = ((await csrf.json()) as { csrfToken: string }).csrfToken;
+    const cookies = { ...u.cookies, csrftoken: setCookies(csrf).csrftoken!.value };
+    const write = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      json: { first_name: "Ivy" },
+      cookies,
+      headers: { "X-CSRFToken": token },
+    });
+    expect(write.status, await write.clone().text()).toBe(200);
+    const refused = await call("/api/v1/auth/user/", { method: "PATCH", json: { first_name: "Ivy" }, cookies });
+    expect(refused.status).toBe(403);
   });
 });
 

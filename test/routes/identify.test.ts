@@ -35,6 +35,7 @@ interface IdentifyBody {
   suggestions?: {
     scientific_name: string;
     probability: number;
+    confidence: number;
     sources: string[];
     plant_id_probability?: number;
     plantnet_score?: number;
@@ -76,6 +77,8 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
     expect(top.probability).toBeGreaterThan(top.plant_id_probability!);
     expect(top.probability).toBeGreaterThan(top.plantnet_score!);
     expect(body.confidence).toBe(top.probability);
+    // API.md §5d: the web client reads each suggestion's `confidence`, the same as `probability`.
+    for (const suggestion of body.suggestions!) expect(suggestion.confidence).toBe(suggestion.probability);
     expect(body.scientific_name).toBe(top.scientific_name);
     // A species only one provider proposes keeps exactly that provider's score.
     for (const s of body.suggestions!) {

@@ -244,6 +244,40 @@ describe("configuration check", () => {
   });
 });
 
+describe("the web client's unversioned paths (/api/auth/oauth/…)", () => {
+  it.each(["google", "github"] as const)("%s: a sign-in started there comes back there and signs in", async (provider) => {
+    if (provider === "google") google.setNextUser(googleUser());
+    else github.setNextUser(githubUser());
+    const ip = freshIp();
+    const login = await call(`/api/auth/oauth/${provider}/login/`, { ip });
+    expect(login.status, await login.clone().text()).toBe(200);
+    const stateCookie = setCookies(login)[`oauth_state_${provider}`]!;
+    expect(stateCookie.attributes).toMatchObject({ httponly: true, samesite: "Lax", path: `/api/auth/oauth/${provider}/` });
+    const url = new URL(((await login.json()) as { oauth_url: string }).oauth_url);
+    expect(url.searchParams.get("redirect_uri")).toBe(`${BASE}/api/auth/oauth/${provider}/callback/`);
+
+    const consent = await emulatorFor(provider).handle(new Request(url));
+    const back = new URL(consent.headers.get("Location")!);
+    expect(back.pathname).toBe(`/api/auth/oauth/${provider}/callback/`);
+    const res = await call(back.pathname + back.search, { ip, cookies: { [`oauth_state_${provider}`]: stateCookie.value } });
+    expectFrontendRedirect(res, provider, { success: "true" });
+    expect(setCookies(res).access_token).toBeDefined();
+  });
+
+  it("a state bound under one path does not finish a sign-in under the other", async () => {
+    google.setNextUser(googleUser());
+    const ip = freshIp();
+    const { url, browserCookies } = await startLogin("google", ip); // versioned
+    const consent = await consentAtProvider("google", url);
+    // The browser would not send the versioned cookie to the unversioned path, and without it the
+    // state cannot be proven.
+    const res = await call(`/api/auth/oauth/google/callback/?${new URLSearchParams({ code: consent.code, state: consent.state })}`, { ip });
+    expectFrontendRedirect(res, "google", { error: "invalid_state" });
+    expectNoSession(res);
+    expect(browserCookies).toBeDefined();
+  });
+});
+
 describe("full sign-in", () => {
   it("Google: new account with cookies, profile from the ID token, default collection", async () => {
     const user = googleUser({ givenName: "Rosa", familyName: "Canina" });
