@@ -27,7 +27,6 @@ export const SuggestionSchema = z
     plant_name: z.string(),
     scientific_name: z.string(),
     probability: z.number(),
-    confidence: z.number().openapi({ description: "The same as `probability` (the web client reads this name)." }),
     common_names: z.array(z.string()),
     description: z.string(),
     family: z.string(),
@@ -41,6 +40,7 @@ export const SuggestionSchema = z
     plant_id_probability: z.number().optional(),
     plantnet_score: z.number().optional(),
     rank: z.number().int(),
+    confidence: z.number().openapi({ description: "The same as `probability` (the web client reads this name)." }),
   })
   .openapi("Suggestion");
 
