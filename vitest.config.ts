@@ -34,6 +34,8 @@ export default defineConfig(async () => {
             GOOGLE_TOKEN_URL: "https://google.emulator.test/token",
             GOOGLE_JWKS_URL: "https://google.emulator.test/oauth2/v3/certs",
             GOOGLE_ISSUER: "https://google.emulator.test",
+            FIREBASE_PROJECT_ID: "plant-community-test",
+            FIREBASE_JWKS_URL: "https://firebase.emulator.test/jwks",
             GITHUB_CLIENT_ID: "github-test-client",
             GITHUB_CLIENT_SECRET: "github-test-secret",
             GITHUB_AUTHORIZE_URL: "https://github.emulator.test/login/oauth/authorize",

@@ -19,6 +19,7 @@ import { parseModePatch, type Emulator, type EmulatorName } from "./common";
 import { mediaResponse } from "./media";
 import { createEmailEmulator, type EmailEmulator, type EmailEmulatorOptions } from "./email";
 import { createGitHubOAuthEmulator, type GitHubOAuthEmulator } from "./oauth-github";
+import { createFirebaseEmulator, type FirebaseEmulator } from "./firebase";
 import { createGoogleOAuthEmulator, type GoogleOAuthEmulator } from "./oauth-google";
 import { createSentryEmulator, type SentryEmulator } from "./sentry";
 import { createOpenAIEmulator, type OpenAIEmulator, type OpenAIEmulatorOptions } from "./openai";
@@ -60,6 +61,9 @@ export interface CreateEmulatorsOptions {
 /** Client credentials the local OAuth emulators accept (npm start configures the Worker with them). */
 export const LOCAL_OAUTH_CLIENT = { clientId: "emulator-client", clientSecret: "emulator-secret" } as const;
 
+/** The Firebase project the local Firebase emulator signs for (npm start configures the Worker with it). */
+export const LOCAL_FIREBASE_PROJECT = "plant-community-local";
+
 export interface Emulators {
   plantId: PlantIdEmulator;
   plantnet: PlantNetEmulator;
@@ -70,6 +74,8 @@ export interface Emulators {
   github: GitHubOAuthEmulator | null;
   /** Error reports (prefix /sentry; DSN `http://emulatorkey@HOST:PORT/sentry/1`). */
   sentry: SentryEmulator;
+  /** Firebase ID tokens and their JWKS for the mobile sign-in (prefix /firebase). */
+  firebase: FirebaseEmulator;
   byName: Readonly<Record<EmulatorName, AnyEmulator>>;
   /** The combined server: path prefixes per emulator plus the control API (see above). */
   route(req: Request): Promise<Response>;
@@ -93,6 +99,7 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
   const google = options.oauth ? createGoogleOAuthEmulator({ ...oauthClient, issuer: options.oauth.googleIssuer }) : null;
   const github = options.oauth ? createGitHubOAuthEmulator(oauthClient) : null;
   const sentry = createSentryEmulator();
+  const firebase = createFirebaseEmulator({ projectId: LOCAL_FIREBASE_PROJECT });
   const reset = () => {
     EMULATOR_NAMES.forEach((name) => byName[name].reset());
     sentry.reset();
@@ -108,6 +115,7 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
     if (first === "media" && (rest[0] === "plant-id" || rest[0] === "plantnet") && rest.length > 1) return mediaResponse(req, url.pathname);
     if (first === "google" && google) return google.handle(await withPath(req, `/${rest.join("/")}`));
     if (first === "github" && github) return github.handle(await withPath(req, `/${rest.join("/")}`));
+    if (first === "firebase") return firebase.handle(await withPath(req, `/${rest.join("/")}`));
     if (first === "sentry") {
       if (req.method === "GET" && rest.join("/") === "events") return json({ events: sentry.events });
       return sentry.handle(await withPath(req, `/${rest.join("/")}`));
@@ -150,7 +158,7 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
     };
   }
 
-  return { plantId, plantnet, trefle, openai, email, google, github, sentry, byName, route, reset };
+  return { plantId, plantnet, trefle, openai, email, google, github, sentry, firebase, byName, route, reset };
 }
 
 function isEmulatorName(value: string): value is EmulatorName {

@@ -15,7 +15,7 @@ import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } f
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { emulatorBaseUrls, LOCAL_OAUTH_CLIENT } from "../emulators/index";
+import { emulatorBaseUrls, LOCAL_FIREBASE_PROJECT, LOCAL_OAUTH_CLIENT } from "../emulators/index";
 import { startEmulatorServer } from "../emulators/server";
 import { writeSpeciesSeedSql } from "./seed-sql";
 
@@ -75,6 +75,8 @@ const OVERRIDABLE = [
   "GOOGLE_TOKEN_URL",
   "GOOGLE_JWKS_URL",
   "GOOGLE_ISSUER",
+  "FIREBASE_PROJECT_ID",
+  "FIREBASE_JWKS_URL",
   "GITHUB_CLIENT_ID",
   "GITHUB_CLIENT_SECRET",
   "GITHUB_AUTHORIZE_URL",
@@ -174,6 +176,8 @@ function localSettings(emulatorUrl: string): Record<string, string> {
     GOOGLE_TOKEN_URL: `${emulatorUrl}/google/token`,
     GOOGLE_JWKS_URL: `${emulatorUrl}/google/oauth2/v3/certs`,
     GOOGLE_ISSUER: `${emulatorUrl}/google`,
+    FIREBASE_PROJECT_ID: LOCAL_FIREBASE_PROJECT,
+    FIREBASE_JWKS_URL: `${emulatorUrl}/firebase/jwks`,
     GITHUB_CLIENT_ID: LOCAL_OAUTH_CLIENT.clientId,
     GITHUB_CLIENT_SECRET: LOCAL_OAUTH_CLIENT.clientSecret,
     GITHUB_AUTHORIZE_URL: `${emulatorUrl}/github/login/oauth/authorize`,

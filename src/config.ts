@@ -86,6 +86,9 @@ const ConfigSchema = z.object({
   GOOGLE_TOKEN_URL: url,
   GOOGLE_JWKS_URL: url,
   GOOGLE_ISSUER: z.string().min(1),
+  /** Firebase sign-in for the mobile app (API.md §5d): the project whose ID tokens are accepted; empty = off. */
+  FIREBASE_PROJECT_ID: z.string().default(""),
+  FIREBASE_JWKS_URL: url,
   GITHUB_CLIENT_ID: z.string().optional().default(""),
   GITHUB_AUTHORIZE_URL: url,
   GITHUB_TOKEN_URL: url,

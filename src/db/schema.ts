@@ -335,7 +335,7 @@ export const oauthAccounts = sqliteTable(
     userId: text("user_id")
       .notNull()
       .references(() => users.id, { onDelete: "cascade" }),
-    provider: text("provider", { enum: ["google", "github"] }).notNull(),
+    provider: text("provider", { enum: ["google", "github", "firebase"] }).notNull(),
     providerUserId: text("provider_user_id").notNull(),
     email: text("email").notNull().default(""),
     createdAt: text("created_at").notNull().default(now),

@@ -29,6 +29,7 @@ import { hashPassword } from "../services/passwords";
 import { clientIp, enforceRateLimit } from "../services/rate-limits";
 import { endEverySession, endSession } from "../services/sessions";
 import { issueTokenPair, revokeAccessToken, rotateRefreshToken, verifyToken } from "../services/tokens";
+import { signInWithFirebase } from "../services/firebase";
 import { createUser, findUserById, publicUser, userProfile, type UserRow } from "../services/users";
 import { jsonBody, MessageSchema, errorResponse, requestJson } from "./schemas";
 
@@ -176,6 +177,20 @@ async function currentUserRow(c: Context<AppEnv>): Promise<UserRow> {
 
 // ---- Routes ---------------------------------------------------------------------------------
 
+const FirebaseExchangeBody = z
+  .object({ firebase_token: z.string().min(20).max(4096) })
+  .strict()
+  .openapi("FirebaseTokenExchange");
+const FirebaseExchangeSchema = z
+  .object({
+    access_token: z.string(),
+    refresh_token: z.string(),
+    token_type: z.literal("Bearer"),
+    expires_in: z.number().int(),
+    user: UserProfileSchema,
+  })
+  .openapi("FirebaseSignIn");
+
 const tags = ["Auth"];
 
 const CsrfSchema = z.object({ csrfToken: z.string() }).openapi("CsrfToken");
@@ -238,6 +253,47 @@ export function authRoutes() {
   app.openapi(postToken, async (c) => {
     const user = await signIn(c, c.req.valid("json"));
     return c.json(tokenPairBody(await issueTokenPair(c.env, getConfig(c.env), user.id)), 200);
+  });
+
+  const firebaseExchange = open
+    .post("/firebase-token-exchange", "Sign in from the mobile app with a Firebase ID token (tokens in the body)")
+    .io(
+      { body: requestJson(FirebaseExchangeBody) },
+      {
+        200: jsonBody(FirebaseExchangeSchema, "Signed in: our token pair and the profile"),
+        401: errorResponse(
+          401,
+          "FIREBASE_TOKEN_INVALID: not signed by Firebase, for another project, or expired",
+          "FIREBASE_TOKEN_INVALID",
+        ),
+        403: errorResponse(
+          403,
+          "EMAIL_NOT_VERIFIED (an account has this email, unverified in Firebase) or ACCOUNT_DISABLED",
+          "EMAIL_NOT_VERIFIED",
+        ),
+        503: errorResponse(503, "FIREBASE_NOT_CONFIGURED on this deployment", "FIREBASE_NOT_CONFIGURED"),
+      },
+      {
+        description:
+          "The ID token is verified against Google's securetoken keys (RS256; aud = the Firebase project id; iss = https://securetoken.google.com/<project id>; exp, iat, auth_time, sub). " +
+          "A Firebase uid seen before signs in to its account; an existing account with the same email is linked only when Firebase verified the email; otherwise a new account is made.",
+      },
+    );
+  app.openapi(firebaseExchange, async (c) => {
+    const config = getConfig(c.env);
+    await enforceRateLimit(c.env, `firebase:ip:${clientIp(c.req.raw)}`, config.LOGIN_RATE_LIMIT);
+    const user = await signInWithFirebase(c.env, config, c.req.valid("json").firebase_token);
+    const pair = await issueTokenPair(c.env, config, user.id);
+    return c.json(
+      {
+        access_token: pair.access,
+        refresh_token: pair.refresh,
+        token_type: "Bearer" as const,
+        expires_in: pair.accessExpiresIn,
+        user: userProfile(user),
+      },
+      200,
+    );
   });
 
   const postTokenRefresh = open.post("/token/refresh", "Rotate a refresh token (cookie or body)").io(

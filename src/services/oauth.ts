@@ -62,7 +62,8 @@ const USERNAME_ATTEMPTS = 3;
 
 /** What a provider tells us about the person signing in. */
 export interface ProviderIdentity {
-  provider: OAuthProvider;
+  /** An OAuth provider, or Firebase (the mobile app's sign-in, services/firebase.ts). */
+  provider: OAuthProvider | "firebase";
   providerUserId: string;
   email: string | null;
   /** The provider's own statement that the person controls `email`. */

@@ -1,0 +1,96 @@
+/**
+ * Firebase sign-in for the mobile app (API.md §5d): POST /api/v1/auth/firebase-token-exchange/
+ * with a Firebase ID token. The emulator signs tokens like Firebase and publishes its JWKS like
+ * Google's securetoken service; every attack on the token is refused without creating anything.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { createFirebaseEmulator } from "../../emulators/firebase";
+import { call, expectError, freshIp } from "../helpers/http";
+import { useEmulators } from "../helpers/outbound";
+import { bearerUser, uniqueName } from "../helpers/users";
+
+const PATH = "/api/v1/auth/firebase-token-exchange/";
+// One emulator (one signing key) for the file: the service caches the JWKS per isolate, as it
+// would cache Google's.
+const firebase = createFirebaseEmulator({ projectId: env.FIREBASE_PROJECT_ID, keyId: "firebase-test-key" });
+useEmulators({ overrides: { "firebase.emulator.test": (req) => firebase.handle(req) } });
+
+interface Exchange {
+  access_token: string;
+  refresh_token: string;
+  token_type: string;
+  user: { id: string; email: string; username: string; email_verified: boolean };
+}
+
+const exchange = (firebase_token: string) => call(PATH, { json: { firebase_token }, ip: freshIp() });
+
+async function userCount(): Promise<number> {
+  return (await env.DB.prepare("SELECT COUNT(*) AS n FROM users").first<{ n: number }>())!.n;
+}
+
+describe("Firebase token exchange", () => {
+  it("signs a new person in with our own tokens, and the same Firebase uid again to the same account", async () => {
+    const email = `${uniqueName("fb")}@example.com`;
+    const token = await firebase.issueIdToken({ uid: `uid-${email}`, email, email_verified: true, name: "Ivy Green" });
+    const res = await exchange(token);
+    expect(res.status, await res.clone().text()).toBe(200);
+    const body = (await res.json()) as Exchange;
+    expect(body.token_type).toBe("Bearer");
+    expect(body.user).toMatchObject({ email, email_verified: true });
+    const me = await call("/api/v1/auth/user/", { bearer: body.access_token });
+    expect(((await me.json()) as { id: string }).id).toBe(body.user.id);
+
+    const again = (await (
+      await exchange(await firebase.issueIdToken({ uid: `uid-${email}`, email, email_verified: true }))
+    ).json()) as Exchange;
+    expect(again.user.id).toBe(body.user.id);
+    const linked = await env.DB.prepare("SELECT user_id FROM oauth_accounts WHERE provider = 'firebase' AND provider_user_id = ?")
+      .bind(`uid-${email}`)
+      .first<{ user_id: string }>();
+    expect(linked?.user_id).toBe(body.user.id);
+  });
+
+  it("links to an existing account only when Firebase verified the email", async () => {
+    const existing = await bearerUser();
+    const unverified = await exchange(await firebase.issueIdToken({ email: existing.email, email_verified: false }));
+    await expectError(unverified, 403, "EMAIL_NOT_VERIFIED");
+    const verified = await exchange(await firebase.issueIdToken({ email: existing.email, email_verified: true }));
+    expect(verified.status).toBe(200);
+    expect(((await verified.json()) as Exchange).user.id).toBe(existing.userId);
+  });
+
+  it.each([
+    ["another project's token (aud)", { claims: { aud: "someone-elses-project" } }],
+    ["another issuer (iss)", { claims: { iss: "https://securetoken.google.com/someone-elses-project" } }],
+    ["an expired token", { claims: { exp: Math.floor(Date.now() / 1000) - 600, iat: Math.floor(Date.now() / 1000) - 4200 } }],
+    ["a token issued in the future", { claims: { iat: Math.floor(Date.now() / 1000) + 3600, exp: Math.floor(Date.now() / 1000) + 7200 } }],
+    ["an auth_time in the future", { claims: { auth_time: Math.floor(Date.now() / 1000) + 3600 } }],
+    ["an empty subject", { claims: { sub: "" } }],
+    ["a token signed by a key Google did not publish", { signWithUnpublishedKey: true }],
+  ])("refuses %s with 401 FIREBASE_TOKEN_INVALID and creates nothing", async (_name, options) => {
+    const before = await userCount();
+    const token = await firebase.issueIdToken({ email: `${uniqueName("attacker")}@example.com`, email_verified: true }, options);
+    await expectError(await exchange(token), 401, "FIREBASE_TOKEN_INVALID");
+    expect(await userCount()).toBe(before);
+  });
+
+  it("refuses an unsigned token (alg none) and garbage", async () => {
+    const [header, payload] = (await firebase.issueIdToken({ email: "x@example.com", email_verified: true })).split(".");
+    const unsigned = `${btoa(JSON.stringify({ alg: "none", typ: "JWT" })).replace(/=+$/, "")}.${payload}.`;
+    await expectError(await exchange(unsigned), 401, "FIREBASE_TOKEN_INVALID");
+    await expectError(await exchange(`${header}.${payload}.bm90LWEtc2lnbmF0dXJl`), 401, "FIREBASE_TOKEN_INVALID");
+    await expectError(await exchange("x".repeat(40)), 401, "FIREBASE_TOKEN_INVALID");
+  });
+
+  it("answers a missing or oversized token with the validation envelope", async () => {
+    await expectError(await call(PATH, { json: {}, ip: freshIp() }), 400, "VALIDATION_ERROR");
+    await expectError(await call(PATH, { json: { firebase_token: "a".repeat(5000) }, ip: freshIp() }), 400, "VALIDATION_ERROR");
+  });
+
+  it("refuses a Firebase account without an email, creating nothing", async () => {
+    const before = await userCount();
+    await expectError(await exchange(await firebase.issueIdToken({ uid: "phone-only-user" })), 400, "VALIDATION_ERROR");
+    expect(await userCount()).toBe(before);
+  });
+});
