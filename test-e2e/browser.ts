@@ -5,7 +5,9 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chromium, type Browser } from "playwright-core";
+import { type Browser, type BrowserContext, type BrowserContextOptions, chromium } from "playwright-core";
+import { afterAll, afterEach, beforeAll } from "vitest";
+import { type Stack, type StartStackOptions, startStack } from "../scripts/local-stack";
 
 export const CHROMIUM_PATH = "/usr/bin/chromium";
 const INSTALL_TIMEOUT_MS = 10 * 60 * 1000;
@@ -52,4 +54,44 @@ export async function launchBrowser(): Promise<Browser> {
       "--disable-sync",
     ],
   });
+}
+
+/**
+ * One stack (`npm start`'s script on free ports, fresh storage) and one browser for an e2e file:
+ * both started before its tests and stopped after them. Browser contexts made with `newContext`
+ * are closed after each test, and a failing test prints the tail of the stack's log.
+ */
+export function useStackAndBrowser(options: StartStackOptions, hooks: { afterEachTest?: () => Promise<void> } = {}) {
+  let stack: Stack | undefined;
+  let browser: Browser | undefined;
+  const contexts: BrowserContext[] = [];
+
+  beforeAll(async () => {
+    [stack, browser] = await Promise.all([startStack(options), launchBrowser()]);
+  });
+
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state === "fail" && stack) console.error(`--- stack log tail (${stack.logFile}) ---\n${stack.logTail(80)}`);
+    await Promise.all(contexts.splice(0).map((c) => c.close().catch(() => {})));
+    if (stack) await hooks.afterEachTest?.();
+  });
+
+  afterAll(async () => {
+    await browser?.close().catch(() => {});
+    await stack?.stop();
+  });
+
+  return {
+    get stack(): Stack {
+      if (!stack) throw new Error("the stack is not started (use it inside a test)");
+      return stack;
+    },
+    /** A fresh browser context (cookies, storage), closed after the test. */
+    async newContext(contextOptions?: BrowserContextOptions): Promise<BrowserContext> {
+      if (!browser) throw new Error("the browser is not started (use it inside a test)");
+      const context = await browser.newContext(contextOptions);
+      contexts.push(context);
+      return context;
+    },
+  };
 }

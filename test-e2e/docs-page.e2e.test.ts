@@ -4,42 +4,21 @@
  * gets 200 with its own profile — possible only because the OpenAPI document declares the
  * security schemes on protected operations. Without authorizing, the same call answers 401.
  */
-import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startStack, type Stack } from "../scripts/local-stack";
-import { launchBrowser } from "./browser";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { useStackAndBrowser } from "./browser";
 
-let stack: Stack;
-let browser: Browser;
-const contexts: BrowserContext[] = [];
-
-beforeAll(async () => {
-  [stack, browser] = await Promise.all([
-    // No limit overrides: this stack runs npm start's own local limits, which the last test checks.
-    startStack({ purpose: "e2e" }),
-    launchBrowser(),
-  ]);
-});
-
-afterEach(async (ctx) => {
-  if (ctx.task.result?.state === "fail" && stack) console.error(`--- stack log tail (${stack.logFile}) ---\n${stack.logTail(80)}`);
-  await Promise.all(contexts.splice(0).map((c) => c.close().catch(() => {})));
-});
-
-afterAll(async () => {
-  await browser?.close().catch(() => {});
-  await stack?.stop();
-});
+const e2e = useStackAndBrowser({ purpose: "e2e" });
 
 async function accessToken(username: string): Promise<string> {
   const password = "Mossy-fern-grows-slowly-42";
-  const register = await fetch(`${stack.baseUrl}/api/v1/auth/register/`, {
+  const register = await fetch(`${e2e.stack.baseUrl}/api/v1/auth/register/`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ username, email: `${username}@example.com`, password, password_confirm: password }),
   });
   expect(register.status).toBe(201);
-  const token = await fetch(`${stack.baseUrl}/api/v1/auth/token/`, {
+  const token = await fetch(`${e2e.stack.baseUrl}/api/v1/auth/token/`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ username, password }),
@@ -49,8 +28,7 @@ async function accessToken(username: string): Promise<string> {
 }
 
 async function openDocs(): Promise<{ page: Page; problems: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  contexts.push(context);
+  const context = await e2e.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   const problems: string[] = [];
   page.on("pageerror", (err) => problems.push(err.message));
@@ -58,7 +36,7 @@ async function openDocs(): Promise<{ page: Page; problems: string[] }> {
     // The anonymous call's 401 is logged by the browser as a failed resource: expected here.
     if (msg.type() === "error" && !/401/.test(msg.text())) problems.push(msg.text());
   });
-  await page.goto(`${stack.baseUrl}/api/docs`);
+  await page.goto(`${e2e.stack.baseUrl}/api/docs`);
   await page.locator(".opblock-summary-path[data-path='/api/v1/auth/user']").first().waitFor({ timeout: 30_000 });
   return { page, problems };
 }
@@ -101,7 +79,7 @@ describe("the API docs page", () => {
   it("links the WebSocket protocol's AsyncAPI document", async () => {
     const { page } = await openDocs();
     const href = await page.locator("#asyncapi-link").getAttribute("href");
-    const res = await fetch(`${stack.baseUrl}${href}`);
+    const res = await fetch(`${e2e.stack.baseUrl}${href}`);
     expect(res.status).toBe(200);
     expect(((await res.json()) as { asyncapi: string }).asyncapi).toBe("3.0.0");
   });

@@ -9,40 +9,22 @@
  * error) fails a test, except the "server responded with a status" lines Chromium prints for an
  * API answer that is expected: the session check's 401 for a visitor, a 503 a test provoked.
  */
-import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startStack, type Stack } from "../scripts/local-stack";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
 import { makePng } from "../test/helpers/images";
-import { launchBrowser } from "./browser";
+import { useStackAndBrowser } from "./browser";
 
-let stack: Stack;
-let browser: Browser;
-const contexts: BrowserContext[] = [];
-
-beforeAll(async () => {
-  [stack, browser] = await Promise.all([
-    startStack({
-      purpose: "e2e-next-steps",
-      env: { REGISTER_RATE_LIMIT: "1000/3600", LOGIN_RATE_LIMIT: "1000/900", IDENTIFY_RATE_LIMIT: "1000/3600" },
-    }),
-    launchBrowser(),
-  ]);
-});
-
-afterEach(async (ctx) => {
-  if (ctx.task.result?.state === "fail" && stack) console.error(`--- stack log tail (${stack.logFile}) ---\n${stack.logTail(80)}`);
-  await Promise.all(contexts.splice(0).map((c) => c.close().catch(() => {})));
-  if (stack) await emulator("reset", null);
-});
-
-afterAll(async () => {
-  await browser?.close().catch(() => {});
-  await stack?.stop();
-});
+const e2e = useStackAndBrowser(
+  {
+    purpose: "e2e-next-steps",
+    env: { REGISTER_RATE_LIMIT: "1000/3600", LOGIN_RATE_LIMIT: "1000/900", IDENTIFY_RATE_LIMIT: "1000/3600" },
+  },
+  { afterEachTest: () => emulator("reset", null) },
+);
 
 /** Switches an emulator's failure mode (POST /__control/{name}); "reset" puts every one back. */
 async function emulator(name: "plant-id" | "plantnet" | "reset", mode: Record<string, unknown> | null) {
-  const res = await fetch(`http://127.0.0.1:${stack.emulatorPort}/__control/${name}`, {
+  const res = await fetch(`http://127.0.0.1:${e2e.stack.emulatorPort}/__control/${name}`, {
     method: "POST",
     body: mode ? JSON.stringify(mode) : "",
   });
@@ -58,8 +40,7 @@ interface OpenPage {
 }
 
 async function openPage(): Promise<OpenPage> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
-  contexts.push(context);
+  const context = await e2e.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
   const problems: string[] = [];
   page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
@@ -71,7 +52,7 @@ async function openPage(): Promise<OpenPage> {
     problems.push(`console: ${msg.text()}`);
   });
   page.on("requestfailed", (req) => problems.push(`requestfailed: ${req.url()} ${req.failure()?.errorText ?? ""}`));
-  await page.goto(`${stack.baseUrl}/identify/`, { waitUntil: "domcontentloaded" });
+  await page.goto(`${e2e.stack.baseUrl}/identify/`, { waitUntil: "domcontentloaded" });
   await page.waitForSelector('#session-status:not([data-state="unknown"])');
   return { page, problems };
 }
@@ -173,7 +154,7 @@ describe("identification page: results people can act on", () => {
     );
     expect(images.length).toBeGreaterThan(0);
     for (const image of images) {
-      expect(image.src.startsWith(`http://127.0.0.1:${stack.emulatorPort}/media/`), image.src).toBe(true);
+      expect(image.src.startsWith(`http://127.0.0.1:${e2e.stack.emulatorPort}/media/`), image.src).toBe(true);
       expect(image.width, image.src).toBeGreaterThan(0);
       expect(image.credit).toMatch(/^© \S/);
     }
@@ -342,10 +323,10 @@ describe("identification page, signed in, circuits open", () => {
     for (let i = 0; i < 5; i++) {
       const form = new FormData();
       form.append("image", new Blob([await photo(`open-${i}`)], { type: "image/png" }), "leaf.png");
-      const res = await fetch(`${stack.baseUrl}/api/v1/plant-identification/identify/`, { method: "POST", body: form });
+      const res = await fetch(`${e2e.stack.baseUrl}/api/v1/plant-identification/identify/`, { method: "POST", body: form });
       expect(res.status).toBe(503);
     }
-    const health = (await (await fetch(`${stack.baseUrl}/api/v1/plant-identification/identify/health/`)).json()) as { status: string };
+    const health = (await (await fetch(`${e2e.stack.baseUrl}/api/v1/plant-identification/identify/health/`)).json()) as { status: string };
     expect(health.status).toBe("unavailable");
     // The providers are healthy again, but the circuits stay open until they may half-open.
     await emulator("reset", null);

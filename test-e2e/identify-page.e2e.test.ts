@@ -7,36 +7,14 @@
  *      WebSocket → results from requests/{id}/results/ → sign out;
  *   c. a text file named .png → the server's own error message on the page.
  */
-import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { launchBrowser } from "./browser";
-import { startStack, type Stack } from "../scripts/local-stack";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { useStackAndBrowser } from "./browser";
 import { makePng } from "../test/helpers/images";
 
-let stack: Stack;
-let browser: Browser;
-const contexts: BrowserContext[] = [];
-
-beforeAll(async () => {
-  // Registration and identification limits are per address, and every browser here is
-  // 127.0.0.1: lift them so repeated runs within the hour do not trip them.
-  [stack, browser] = await Promise.all([
-    startStack({
-      purpose: "e2e",
-      env: { REGISTER_RATE_LIMIT: "1000/3600", LOGIN_RATE_LIMIT: "1000/900", IDENTIFY_RATE_LIMIT: "1000/3600" },
-    }),
-    launchBrowser(),
-  ]);
-});
-
-afterEach(async (ctx) => {
-  if (ctx.task.result?.state === "fail" && stack) console.error(`--- stack log tail (${stack.logFile}) ---\n${stack.logTail(80)}`);
-  await Promise.all(contexts.splice(0).map((c) => c.close().catch(() => {})));
-});
-
-afterAll(async () => {
-  await browser?.close().catch(() => {});
-  await stack?.stop();
+const e2e = useStackAndBrowser({
+  purpose: "e2e",
+  env: { REGISTER_RATE_LIMIT: "1000/3600", LOGIN_RATE_LIMIT: "1000/900", IDENTIFY_RATE_LIMIT: "1000/3600" },
 });
 
 // ---- A real, decodable PNG; `seed` varies the bytes ------------------------------------------
@@ -56,8 +34,7 @@ interface OpenPage {
 }
 
 async function openIdentifyPage(): Promise<OpenPage> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
-  contexts.push(context);
+  const context = await e2e.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
   const problems: string[] = [];
   page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
@@ -69,7 +46,7 @@ async function openIdentifyPage(): Promise<OpenPage> {
     if (/the server responded with a status of 40[01]/i.test(text)) return;
     problems.push(`console: ${text}`);
   });
-  const res = await page.goto(`${stack.baseUrl}/identify/`, { waitUntil: "domcontentloaded" });
+  const res = await page.goto(`${e2e.stack.baseUrl}/identify/`, { waitUntil: "domcontentloaded" });
   expect(res?.status()).toBe(200);
   // app.js has run once the session check has settled.
   await page.waitForSelector('#session-status:not([data-state="unknown"])');
@@ -116,10 +93,9 @@ async function cardSummaries(page: Page) {
 
 describe("identification page", () => {
   it("serves a landing page that links to the identification page and the API docs", async () => {
-    const context = await browser.newContext();
-    contexts.push(context);
+    const context = await e2e.newContext();
     const page = await context.newPage();
-    await page.goto(`${stack.baseUrl}/`, { waitUntil: "domcontentloaded" });
+    await page.goto(`${e2e.stack.baseUrl}/`, { waitUntil: "domcontentloaded" });
     const links = await page.$$eval("a", (as) => as.map((a) => a.getAttribute("href")));
     expect(links).toContain("/identify/");
     expect(links).toContain("/api/docs");
@@ -216,7 +192,7 @@ describe("identification page", () => {
     expect(firstLive.at).toBeLessThan(completed.at);
     expect(stages).not.toContain("polling");
 
-    expect(socketUrls).toEqual([`${stack.baseUrl.replace(/^http/, "ws")}${request.ws_url}`]);
+    expect(socketUrls).toEqual([`${e2e.stack.baseUrl.replace(/^http/, "ws")}${request.ws_url}`]);
     expect(frames[0]?.type).toBe("init");
     expect(frames.some((f) => f.type === "progress")).toBe(true);
     expect(frames.some((f) => f.type === "completed")).toBe(true);

@@ -7,26 +7,15 @@ import { z } from "@hono/zod-openapi";
 import { userIdOf } from "../middleware/auth";
 import { createRouter, routeSet } from "./router";
 import { markAllRead, markRead, NOTIFICATION_TYPES, notificationBody, listNotifications, unreadCount } from "../services/notifications";
+import { NotificationPayload } from "../../durable-objects/user-hub-protocol";
 import { pageOf, PaginationQuery } from "./pagination";
 import { BooleanQuery, jsonBody, pageSchema, IdParam, errorResponses } from "./schemas";
 
 const tags = ["Notifications"];
 const errors = errorResponses(400, 401, 404);
 
-const NotificationSchema = z
-  .object({
-    id: z.uuid(),
-    type: z.enum(NOTIFICATION_TYPES),
-    title: z.string(),
-    body: z.string(),
-    data: z
-      .record(z.string(), z.unknown())
-      .openapi({ description: "care_reminder: {reminder_id, plant_id, due_at}; forum_reply: {topic_id, post_id, category_slug}" }),
-    is_read: z.boolean(),
-    created_at: z.string(),
-    read_at: z.string().nullable(),
-  })
-  .openapi("Notification");
+/** The same schema the WebSocket protocol (and its AsyncAPI document) uses for pushed notifications. */
+const NotificationSchema = NotificationPayload.openapi("Notification");
 
 export function notificationRoutes() {
   const app = createRouter();
