@@ -6,7 +6,7 @@
 import { z } from "@hono/zod-openapi";
 import { userIdOf } from "../middleware/auth";
 import { createRouter, routeSet } from "./router";
-import { markAllRead, markRead, NOTIFICATION_TYPES, notificationBody, listNotifications, unreadCount } from "../services/notifications";
+import { markAllRead, markRead, notificationBody, listNotifications, unreadCount } from "../services/notifications";
 import { NotificationPayload } from "../../durable-objects/user-hub-protocol";
 import { pageOf, PaginationQuery } from "./pagination";
 import { BooleanQuery, jsonBody, pageSchema, IdParam, errorResponses } from "./schemas";

@@ -10,11 +10,10 @@ import { call, expectError, jsonWithStatus as json, type Page } from "../helpers
 import { makeJpeg, makePng, makeWebp } from "../helpers/images";
 import { bearerUser } from "../helpers/users";
 import type { z } from "zod";
-import type { AttachmentSchema, PostSchema, TopicDetailSchema } from "../../src/routes/forum";
+import type { PostSchema, TopicDetailSchema } from "../../src/routes/forum";
 
 const API = "/api/v1/forum";
 
-type Attachment = z.infer<typeof AttachmentSchema>;
 type Post = z.infer<typeof PostSchema>;
 type TopicDetail = z.infer<typeof TopicDetailSchema>;
 

@@ -3,12 +3,11 @@ import { describe, expect, it } from "vitest";
 import { call, expectError, jsonWithStatus as json, type Page } from "../helpers/http";
 import { bearerUser, registerWeb } from "../helpers/users";
 import type { z } from "zod";
-import type { AuthorSchema, CategorySchema, PostSchema, TopicDetailSchema, TopicSchema } from "../../src/routes/forum";
+import type { CategorySchema, PostSchema, TopicDetailSchema, TopicSchema } from "../../src/routes/forum";
 
 const API = "/api/v1/forum";
 const REL = 'rel="nofollow ugc noopener noreferrer"';
 
-type Author = z.infer<typeof AuthorSchema>;
 type Topic = z.infer<typeof TopicSchema>;
 type TopicDetail = z.infer<typeof TopicDetailSchema>;
 type Post = z.infer<typeof PostSchema>;

