@@ -5,12 +5,12 @@
  *   npm run admin -- grant-role USERNAME ROLE --remote   # production D1 (wrangler login needed)
  *   npm run admin -- grant-role USERNAME ROLE --remote --env staging
  *
- * ROLE is one of user, moderator, editor, admin. Runs one UPDATE through `wrangler d1 execute`
+ * ROLE is one of user, author, moderator, editor, admin. Runs one UPDATE through `wrangler d1 execute`
  * and prints the changed row; exits 1 when the user does not exist.
  */
 import { spawnSync } from "node:child_process";
 
-const ROLES = ["user", "moderator", "editor", "admin"] as const;
+const ROLES = ["user", "author", "moderator", "editor", "admin"] as const;
 const USERNAME_RE = /^[\w.@+-]{3,150}$/;
 
 function usage(message?: string): never {

@@ -11,7 +11,7 @@ export type Bindings = Env;
 export interface AuthenticatedUser {
   id: string;
   username: string;
-  role: "user" | "moderator" | "editor" | "admin";
+  role: "user" | "author" | "moderator" | "editor" | "admin";
 }
 
 export interface Variables {

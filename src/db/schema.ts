@@ -28,7 +28,7 @@ export const users = sqliteTable(
     gardeningExperience: text("gardening_experience").notNull().default("beginner"),
     profileVisibility: text("profile_visibility").notNull().default("public"),
     avatarKey: text("avatar_key"),
-    role: text("role", { enum: ["user", "moderator", "editor", "admin"] })
+    role: text("role", { enum: ["user", "author", "moderator", "editor", "admin"] })
       .notNull()
       .default("user"),
     trustLevel: text("trust_level", { enum: ["new", "basic", "trusted", "veteran"] })
@@ -748,4 +748,195 @@ export const seasonalTaskTemplates = sqliteTable(
     createdAt: text("created_at").notNull().default(now),
   },
   (t) => [index("seasonal_task_templates_hemisphere_month_idx").on(t.hemisphere, t.month, t.position)],
+);
+
+// ---------------------------------------------------------------------------------------------
+// Blog (API.md §5 Blog, §5a)
+
+/** Blog categories (a post may have several). */
+export const blogCategories = sqliteTable(
+  "blog_categories",
+  {
+    id: text("id").primaryKey(),
+    slug: text("slug").notNull(),
+    name: text("name").notNull(),
+    description: text("description").notNull().default(""),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [uniqueIndex("blog_categories_slug_unique").on(t.slug)],
+);
+
+/** An ordered series of posts (`blog_posts.series_order`). `cover_image` is a photo reference. */
+export const blogSeries = sqliteTable(
+  "blog_series",
+  {
+    id: text("id").primaryKey(),
+    slug: text("slug").notNull(),
+    title: text("title").notNull(),
+    description: text("description").notNull().default(""),
+    coverImage: text("cover_image"),
+    coverImageAlt: text("cover_image_alt").notNull().default(""),
+    isCompleted: integer("is_completed", { mode: "boolean" }).notNull().default(false),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex("blog_series_slug_unique").on(t.slug)],
+);
+
+/** One content block as stored: `value` is already validated and sanitised per type. */
+export interface StoredBlock {
+  id: string;
+  type: string;
+  value: unknown;
+}
+
+/**
+ * A post. `introduction` and the HTML inside `content_blocks` are stored sanitised; `excerpt`,
+ * `reading_time` and `search_text` (the plain text the FTS index reads) are computed on every
+ * save. Only `status = 'published'` rows are ever visible to readers; `scheduled_at` is when
+ * the cron trigger publishes a post (cleared when it does). `revision` is the number of the
+ * latest row in blog_revisions. `featured_image` is a photo reference (services/photos.ts).
+ */
+export const blogPosts = sqliteTable(
+  "blog_posts",
+  {
+    id: text("id").primaryKey(),
+    slug: text("slug").notNull(),
+    title: text("title").notNull(),
+    introduction: text("introduction").notNull().default(""),
+    contentBlocks: text("content_blocks", { mode: "json" }).$type<StoredBlock[]>().notNull().default(sql`'[]'`),
+    status: text("status", { enum: ["draft", "review", "published", "unpublished"] })
+      .notNull()
+      .default("draft"),
+    authorId: text("author_id").references(() => users.id, { onDelete: "set null" }),
+    featuredImage: text("featured_image"),
+    featuredImageAlt: text("featured_image_alt").notNull().default(""),
+    seriesId: text("series_id").references(() => blogSeries.id, { onDelete: "set null" }),
+    seriesOrder: integer("series_order"),
+    isFeatured: integer("is_featured", { mode: "boolean" }).notNull().default(false),
+    readingTime: integer("reading_time").notNull().default(1),
+    excerpt: text("excerpt").notNull().default(""),
+    searchText: text("search_text").notNull().default(""),
+    scheduledAt: text("scheduled_at"),
+    firstPublishedAt: text("first_published_at"),
+    lastPublishedAt: text("last_published_at"),
+    viewCount: integer("view_count").notNull().default(0),
+    commentCount: integer("comment_count").notNull().default(0),
+    revision: integer("revision").notNull().default(0),
+    ...timestamps,
+  },
+  (t) => [
+    uniqueIndex("blog_posts_slug_unique").on(t.slug),
+    index("blog_posts_status_published_idx").on(t.status, t.firstPublishedAt),
+    index("blog_posts_status_views_idx").on(t.status, t.viewCount),
+    index("blog_posts_author_idx").on(t.authorId, t.updatedAt),
+    index("blog_posts_series_idx").on(t.seriesId, t.seriesOrder),
+    index("blog_posts_scheduled_idx").on(t.scheduledAt).where(sql`${t.scheduledAt} IS NOT NULL`),
+  ],
+);
+
+export const blogPostCategories = sqliteTable(
+  "blog_post_categories",
+  {
+    postId: text("post_id")
+      .notNull()
+      .references(() => blogPosts.id, { onDelete: "cascade" }),
+    categoryId: text("category_id")
+      .notNull()
+      .references(() => blogCategories.id, { onDelete: "cascade" }),
+  },
+  (t) => [
+    uniqueIndex("blog_post_categories_unique").on(t.postId, t.categoryId),
+    index("blog_post_categories_category_idx").on(t.categoryId, t.postId),
+  ],
+);
+
+/** Tags are lower-case slugs, kept per post. */
+export const blogPostTags = sqliteTable(
+  "blog_post_tags",
+  {
+    postId: text("post_id")
+      .notNull()
+      .references(() => blogPosts.id, { onDelete: "cascade" }),
+    tag: text("tag").notNull(),
+  },
+  (t) => [uniqueIndex("blog_post_tags_unique").on(t.postId, t.tag), index("blog_post_tags_tag_idx").on(t.tag, t.postId)],
+);
+
+/** Every save of a post: the editable fields as they were after it (`snapshot`). */
+export const blogRevisions = sqliteTable(
+  "blog_revisions",
+  {
+    id: text("id").primaryKey(),
+    postId: text("post_id")
+      .notNull()
+      .references(() => blogPosts.id, { onDelete: "cascade" }),
+    number: integer("number").notNull(),
+    authorId: text("author_id").references(() => users.id, { onDelete: "set null" }),
+    snapshot: text("snapshot", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [uniqueIndex("blog_revisions_post_number_unique").on(t.postId, t.number)],
+);
+
+/** Exact views per post per UTC day: an UPSERT increment, never a read-modify-write. */
+export const blogPostViews = sqliteTable(
+  "blog_post_views",
+  {
+    postId: text("post_id")
+      .notNull()
+      .references(() => blogPosts.id, { onDelete: "cascade" }),
+    day: text("day").notNull(),
+    views: integer("views").notNull().default(0),
+  },
+  (t) => [uniqueIndex("blog_post_views_post_day_unique").on(t.postId, t.day), index("blog_post_views_day_idx").on(t.day, t.postId)],
+);
+
+/** Comments on published posts; `body` stored sanitised. `pending` ones await a moderator. */
+export const blogComments = sqliteTable(
+  "blog_comments",
+  {
+    id: text("id").primaryKey(),
+    postId: text("post_id")
+      .notNull()
+      .references(() => blogPosts.id, { onDelete: "cascade" }),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    parentId: text("parent_id"),
+    body: text("body").notNull(),
+    status: text("status", { enum: ["pending", "approved", "rejected"] })
+      .notNull()
+      .default("pending"),
+    moderatedBy: text("moderated_by").references(() => users.id, { onDelete: "set null" }),
+    moderatedAt: text("moderated_at"),
+    ...timestamps,
+  },
+  (t) => [
+    index("blog_comments_post_status_created_idx").on(t.postId, t.status, t.createdAt),
+    index("blog_comments_status_created_idx").on(t.status, t.createdAt),
+    index("blog_comments_user_created_idx").on(t.userId, t.createdAt),
+  ],
+);
+
+/** Reports on comments: one per (comment, reporter). */
+export const blogCommentReports = sqliteTable(
+  "blog_comment_reports",
+  {
+    id: text("id").primaryKey(),
+    commentId: text("comment_id")
+      .notNull()
+      .references(() => blogComments.id, { onDelete: "cascade" }),
+    reporterId: text("reporter_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    reason: text("reason").notNull(),
+    status: text("status", { enum: ["open", "resolved", "dismissed"] })
+      .notNull()
+      .default("open"),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [
+    uniqueIndex("blog_comment_reports_comment_reporter_unique").on(t.commentId, t.reporterId),
+    index("blog_comment_reports_status_created_idx").on(t.status, t.createdAt),
+  ],
 );

@@ -41,7 +41,7 @@ export function adminRoutes() {
     {
       params: z.object({ id: z.uuid() }),
       body: {
-        content: { "application/json": { schema: z.object({ role: z.enum(["user", "moderator", "editor", "admin"]) }) } },
+        content: { "application/json": { schema: z.object({ role: z.enum(["user", "author", "moderator", "editor", "admin"]) }) } },
         required: true,
       },
     },

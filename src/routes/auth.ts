@@ -57,7 +57,7 @@ const UserProfileSchema = PublicUserSchema.extend({
   email: z.string(),
   website: z.string(),
   profile_visibility: z.string(),
-  role: z.enum(["user", "moderator", "editor", "admin"]),
+  role: z.enum(["user", "author", "moderator", "editor", "admin"]),
   is_staff: z.boolean(),
   email_verified: z.boolean(),
   pending_email: z.string().nullable().openapi({ description: "An email change waiting for the new address to confirm the emailed link" }),

@@ -5,9 +5,18 @@
  * (the same picture may belong to rows of any user), so one is deleted only when no row refers
  * to it any more; which rows can refer to a photo is the declared list PHOTO_REFERENCES below.
  */
-import { sql } from "drizzle-orm";
-import { database } from "../db/client";
-import { diseaseRequests, forumAttachments, identificationRequests, userPlants, users } from "../db/schema";
+import { type SQL, sql } from "drizzle-orm";
+import { database, runBatch } from "../db/client";
+import {
+  blogPosts,
+  blogRevisions,
+  blogSeries,
+  diseaseRequests,
+  forumAttachments,
+  identificationRequests,
+  userPlants,
+  users,
+} from "../db/schema";
 import type { Bindings } from "../env";
 import { IMAGE_EXTENSION, IMAGE_MIME, type ImageMime, type ImageType } from "../lib/images";
 
@@ -81,7 +90,8 @@ export async function loadPhotos(
 
 /**
  * Every column that can refer to a photo, and how: `ref` holds one reference, `refs` a JSON
- * array of them. A new feature that keeps photos adds its column here, and the store keeps its
+ * array of them, `json` a JSON document any of whose string leaves may be one (a post's blocks;
+ * a revision's snapshot, so a restored revision still finds its images). A new feature that keeps photos adds its column here, and the store keeps its
  * photos while its rows refer to them.
  */
 export const PHOTO_REFERENCES = [
@@ -90,7 +100,14 @@ export const PHOTO_REFERENCES = [
   { table: userPlants, column: userPlants.imageKey, form: "ref" },
   { table: forumAttachments, column: forumAttachments.image, form: "ref" },
   { table: users, column: users.avatarKey, form: "ref" },
+  { table: blogPosts, column: blogPosts.featuredImage, form: "ref" },
+  { table: blogPosts, column: blogPosts.contentBlocks, form: "json" },
+  { table: blogRevisions, column: blogRevisions.snapshot, form: "json" },
+  { table: blogSeries, column: blogSeries.coverImage, form: "ref" },
 ] as const;
+
+/** SELECTs per compound query (D1 refused nine). */
+const COMPOUND_TERMS = 5;
 
 /** Those of `images` that some row in PHOTO_REFERENCES still refers to. */
 async function referencedPhotos(env: Bindings, images: readonly StoredImage[]): Promise<Set<string>> {
@@ -99,10 +116,15 @@ async function referencedPhotos(env: Bindings, images: readonly StoredImage[]): 
   const parts = PHOTO_REFERENCES.map(({ table, column, form }) =>
     form === "refs"
       ? sql`SELECT j.value AS ref FROM ${table}, json_each(${column}) j WHERE j.value IN (SELECT value FROM json_each(${wanted}))`
-      : sql`SELECT ${column} AS ref FROM ${table} WHERE ${column} IN (SELECT value FROM json_each(${wanted}))`,
+      : form === "json"
+        ? sql`SELECT j.value AS ref FROM ${table}, json_tree(${column}) j WHERE j.type = 'text' AND j.value IN (SELECT value FROM json_each(${wanted}))`
+        : sql`SELECT ${column} AS ref FROM ${table} WHERE ${column} IN (SELECT value FROM json_each(${wanted}))`,
   );
-  const rows = await database(env).all<{ ref: string }>(sql.join(parts, sql` UNION `));
-  return new Set(rows.map((r) => r.ref));
+  // D1 allows few terms in one compound SELECT, so the UNIONs go in groups, all in one round trip.
+  const groups: SQL[] = [];
+  for (let i = 0; i < parts.length; i += COMPOUND_TERMS) groups.push(sql.join(parts.slice(i, i + COMPOUND_TERMS), sql` UNION `));
+  const results = (await runBatch(database(env), groups)) as { results: { ref: string }[] }[];
+  return new Set(results.flatMap((r) => r.results.map((row) => row.ref)));
 }
 
 /** Deletes those of `images` that no row refers to any more (photos are shared: only the last reference frees one). */

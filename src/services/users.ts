@@ -11,7 +11,7 @@ import { AppError, isUniqueViolation } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import { parsePhotoRef, photoRef } from "./photos";
 
-export type Role = "user" | "moderator" | "editor" | "admin";
+export type Role = "user" | "author" | "moderator" | "editor" | "admin";
 export type TrustLevel = "new" | "basic" | "trusted" | "veteran";
 export const STAFF_ROLES: readonly Role[] = ["moderator", "editor", "admin"];
 export const DEFAULT_COLLECTION_NAME = "My Plants";

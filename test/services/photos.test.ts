@@ -55,7 +55,17 @@ describe("references", () => {
 
   it("declares every column that can refer to a photo", () => {
     expect(PHOTO_REFERENCES.map((r) => `${r.column.name}:${r.form}`).sort()).toEqual(
-      ["avatar_key:ref", "image:ref", "image_hashes:refs", "image_hashes:refs", "image_key:ref"].sort(),
+      [
+        "avatar_key:ref",
+        "image:ref",
+        "image_hashes:refs",
+        "image_hashes:refs",
+        "image_key:ref",
+        "featured_image:ref",
+        "content_blocks:json",
+        "snapshot:json",
+        "cover_image:ref",
+      ].sort(),
     );
   });
 });
