@@ -42,6 +42,9 @@ import { reminderRoutes } from "./routes/reminders";
 import { requestRoutes } from "./routes/requests";
 import { savedCareRoutes } from "./routes/saved-care";
 import { searchRoutes } from "./routes/search";
+import { blogRoutes } from "./routes/blog";
+import { blogCommentRoutes } from "./routes/blog-comments";
+import { blogPublicRoutes } from "./routes/blog-public";
 import { speciesRoutes } from "./routes/species";
 import { wsRoutes } from "./routes/ws";
 import { mediaRoutes } from "./routes/media";
@@ -162,6 +165,9 @@ export function createApp() {
   app.route("/api/v1/notifications", notificationRoutes());
   app.route("/api/v1/forum", forumRoutes());
   app.route("/api/v1/search", searchRoutes());
+  app.route("/api/v1/blog", blogRoutes());
+  app.route("/api/v1/blog", blogCommentRoutes());
+  app.route("/", blogPublicRoutes());
   app.route("/ws", wsRoutes());
 
   registerSecuritySchemes(app);
