@@ -1,28 +1,17 @@
 /**
  * Unified search (API.md §5 "Search") under /api/v1/search/: ranked hits per type with counts,
  * and completions at `suggestions/`. Anonymous and cacheable for 30 s. Ranking rules are in
- * src/services/search.ts.
- *
- * `types=blog` is accepted (the spec's example lists it) but the blog does not exist yet: its
- * group is answered empty with a note in `notes.blog`, so clients need no change when it comes.
+ * src/services/search.ts. Blog hits are published posts only.
  */
 import { z } from "@hono/zod-openapi";
 import { createRouter, routeSet } from "./router";
 import { DISEASE_TYPES } from "../services/diseases";
-import {
-  MAX_SUGGESTIONS,
-  SEARCH_TYPES,
-  searchSuggestions,
-  UNAVAILABLE_SEARCH_TYPES,
-  unifiedSearch,
-  type SearchType,
-} from "../services/search";
+import { MAX_SUGGESTIONS, SEARCH_TYPES, searchSuggestions, unifiedSearch, type SearchType } from "../services/search";
 import { jsonBody, searchText, errorResponse } from "./schemas";
 
 const tags = ["Search"];
 const CACHE_CONTROL = "public, max-age=30";
-const ACCEPTED_TYPES: readonly string[] = [...SEARCH_TYPES, ...UNAVAILABLE_SEARCH_TYPES];
-const BLOG_NOTE = "Blog search is not available yet; this group is always empty.";
+const ACCEPTED_TYPES: readonly string[] = SEARCH_TYPES;
 
 const q = searchText(100).min(1, "Enter something to search for.").openapi({
   description: "Trimmed, 1..100 characters, no control characters. Case-insensitive; `%` and `_` match literally.",
@@ -51,12 +40,12 @@ const types = z
   })
   .openapi({
     type: "string",
-    description: `Comma-separated: ${ACCEPTED_TYPES.join(", ")} (default: ${SEARCH_TYPES.join(",")}). \`blog\` is accepted but not searchable yet (empty group, see \`notes\`).`,
+    description: `Comma-separated: ${ACCEPTED_TYPES.join(", ")} (default: all).`,
     example: "species,forum",
   });
 
 const Hit = {
-  id: z.string().openapi({ description: "The species' or topic's id; for a disease, a stable UUID of its name." }),
+  id: z.string().openapi({ description: "The species', post's or topic's id; for a disease, a stable UUID of its name." }),
   title: z.string(),
   snippet: z.string().openapi({ description: "Short plain text (no markup)." }),
   url: z.string().openapi({ description: "API path of the thing found." }),
@@ -77,6 +66,14 @@ const ForumHit = z
     last_activity_at: z.string(),
   })
   .openapi("SearchForumHit");
+const BlogHit = z
+  .object({
+    type: z.literal("blog"),
+    ...Hit,
+    slug: z.string(),
+    publish_date: z.string().openapi({ description: "First published, YYYY-MM-DD." }),
+  })
+  .openapi("SearchBlogHit");
 const DiseaseHit = z
   .object({ type: z.literal("diseases"), ...Hit, disease_type: z.enum(DISEASE_TYPES), confirmed_diagnoses: z.number().int() })
   .openapi("SearchDiseaseHit");
@@ -89,7 +86,7 @@ const SearchResponse = z
         species: z.array(SpeciesHit).optional(),
         forum: z.array(ForumHit).optional(),
         diseases: z.array(DiseaseHit).optional(),
-        blog: z.array(z.object({})).max(0).optional().openapi({ description: "Always empty: blog search is not available yet." }),
+        blog: z.array(BlogHit).optional(),
       })
       .openapi({ description: "One list per requested type, best first, at most `limit` each." }),
     counts: z
@@ -101,38 +98,35 @@ const SearchResponse = z
       })
       .openapi({ description: "All matches per requested type (not only those listed)." }),
     total: z.number().int().openapi({ description: "Sum of counts." }),
-    notes: z
-      .record(z.string(), z.string())
-      .optional()
-      .openapi({ description: "Per-type remarks, e.g. that blog search is not available yet." }),
   })
   .openapi("SearchResults");
 
 const SuggestionsResponse = z
-  .object({ query: z.string(), suggestions: z.array(z.object({ text: z.string(), type: z.enum(["species", "forum"]) })) })
+  .object({ query: z.string(), suggestions: z.array(z.object({ text: z.string(), type: z.enum(["species", "blog", "forum"]) })) })
   .openapi("SearchSuggestions");
 
 export function searchRoutes() {
   const app = createRouter();
   const plain = routeSet({ tags, errors: {} });
 
-  const getRoot = plain.get("/", "Search species, forum topics and confirmed diseases at once: ranked hits and counts per type").io(
-    {
-      query: z.object({
-        q,
-        types,
-        limit: z.coerce.number().int().min(1).max(50).default(5).openapi({ description: "Hits per type, 1..50." }),
-      }),
-    },
-    {
-      200: jsonBody(SearchResponse, "Hits grouped by type"),
-      400: errorResponse(400, "Missing or invalid query, unknown type or bad limit"),
-    },
-  );
+  const getRoot = plain
+    .get("/", "Search species, published blog posts, forum topics and confirmed diseases at once: ranked hits and counts per type")
+    .io(
+      {
+        query: z.object({
+          q,
+          types,
+          limit: z.coerce.number().int().min(1).max(50).default(5).openapi({ description: "Hits per type, 1..50." }),
+        }),
+      },
+      {
+        200: jsonBody(SearchResponse, "Hits grouped by type"),
+        400: errorResponse(400, "Missing or invalid query, unknown type or bad limit"),
+      },
+    );
   app.openapi(getRoot, async (c) => {
     const { q, types, limit } = c.req.valid("query");
-    const searchable = types.filter((t): t is SearchType => (SEARCH_TYPES as readonly string[]).includes(t));
-    const found = await unifiedSearch(c.env, q, searchable, limit);
+    const found = await unifiedSearch(c.env, q, types as SearchType[], limit);
     const results: Record<string, unknown[]> = {};
     const counts: Record<string, number> = {};
     for (const type of types) {
@@ -142,11 +136,14 @@ export function searchRoutes() {
     }
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
     c.header("Cache-Control", CACHE_CONTROL);
-    return c.json({ query: q, results, counts, total, ...(types.includes("blog") ? { notes: { blog: BLOG_NOTE } } : {}) }, 200);
+    return c.json({ query: q, results, counts, total }, 200);
   });
 
   const getSuggestions = plain
-    .get(`/suggestions`, `Up to ${MAX_SUGGESTIONS} completions: species names and forum topic titles starting with the query`)
+    .get(
+      `/suggestions`,
+      `Up to ${MAX_SUGGESTIONS} completions: species names, published blog post titles and forum topic titles starting with the query`,
+    )
     .io(
       { query: z.object({ q }) },
       { 200: jsonBody(SuggestionsResponse, "Completions"), 400: errorResponse(400, "Missing or too long query") },

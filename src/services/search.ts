@@ -1,5 +1,5 @@
 /**
- * Unified search (API.md §5 "Search"): species, forum topics and confirmed diseases, each ranked
+ * Unified search (API.md §5 "Search"): species, blog posts, forum topics and confirmed diseases, each ranked
  * on its own, plus name/title completions. Reuses each area's own query: `searchSpecies` (FTS5
  * trigram candidates ranked by species-ranking.ts, typo-tolerant, with a relevance floor) and
  * `confirmedDiseasesQuery` (the `disease-database/` rows).
@@ -13,6 +13,10 @@
  * - Forum: a hit is a topic, found by its title or by a non-deleted post's visible text (tags
  *   are stripped in SQL; entities are matched in their stored, escaped form). Deleted posts
  *   never match and never feed a snippet. All categories are public, so all topics are visible.
+ * - Blog: only published posts, ever — the `blog_fts` index holds nothing else (migration 0014's
+ *   triggers keep it so on publish, edit, unpublish and delete). Title, introduction and block
+ *   text are searched; queries of 3+ characters use the FTS5 trigram index as one quoted phrase,
+ *   shorter ones a substring test over published rows. Newest first within a score.
  * - Diseases have no id of their own (an entry is a name): theirs is a stable UUID of the name.
  * - Matching is literal (`%`, `_` are plain characters) and case-insensitive for ASCII only
  *   (SQLite's lower()), like the rest of the API. It uses instr(), not LIKE: D1 refuses LIKE
@@ -20,17 +24,15 @@
  */
 import { asc, count, desc, eq, type SQL, sql } from "drizzle-orm";
 import { database, runBatch } from "../db/client";
-import { forumTopics, species } from "../db/schema";
+import { blogPosts, forumTopics, species } from "../db/schema";
 import type { Bindings } from "../env";
 import { stableUuid } from "../lib/ids";
 import { EMITTED_MARKUP, escapeHtml, truncateText, visibleText } from "../lib/sanitise";
 import { confirmedDiseaseEntries, type DiseaseType } from "./diseases";
 import { searchSpecies, withoutControlCharacters } from "./species";
 
-export const SEARCH_TYPES = ["species", "forum", "diseases"] as const;
+export const SEARCH_TYPES = ["species", "blog", "forum", "diseases"] as const;
 export type SearchType = (typeof SEARCH_TYPES)[number];
-/** Accepted in `types` for clients that follow the spec's example; answered empty until the blog exists. */
-export const UNAVAILABLE_SEARCH_TYPES = ["blog"] as const;
 
 const SNIPPET_CHARS = 160;
 export const MAX_SUGGESTIONS = 10;
@@ -52,6 +54,11 @@ export interface ForumHit extends HitBase {
   category: string;
   post_id: string | null;
   last_activity_at: string;
+}
+export interface BlogHit extends HitBase {
+  type: "blog";
+  slug: string;
+  publish_date: string;
 }
 export interface DiseaseHit extends HitBase {
   type: "diseases";
@@ -173,6 +180,52 @@ export async function searchForumGroup(env: Bindings, q: string, limit: number):
   };
 }
 
+interface BlogRow {
+  id: string;
+  slug: string;
+  title: string;
+  search_text: string;
+  first_published_at: string;
+  score: number;
+}
+
+/** An FTS5 query matching `q` as one phrase (inside a phrase only `"` is special: doubled). */
+const ftsPhrase = (q: string) => `"${q.replace(/"/g, '""')}"`;
+
+export async function searchBlogGroup(env: Bindings, q: string, limit: number): Promise<Group<BlogHit>> {
+  const ql = q.toLowerCase().replace(/\s+/g, " ");
+  // FTS5 (trigram) is the point: it finds substrings of 3+ characters without a scan, and holds
+  // published posts only; shorter queries cannot use trigrams and test published rows directly.
+  const matches =
+    [...ql].length >= 3
+      ? sql`p.rowid IN (SELECT rowid FROM blog_fts WHERE blog_fts MATCH ${ftsPhrase(ql)})`
+      : sql`p.status = 'published' AND (instr(lower(p.title), ${ql}) > 0 OR instr(lower(p.search_text), ${ql}) > 0)`;
+  const [counted, page] = (await runBatch(database(env), [
+    sql`SELECT count(*) AS n FROM blog_posts p WHERE ${matches} AND p.status = 'published'`,
+    sql`SELECT p.id, p.slug, p.title, p.search_text, p.first_published_at,
+               CASE WHEN lower(p.title) = ${ql} THEN 1.0 WHEN instr(lower(p.title), ${ql}) = 1 THEN 0.8
+                    WHEN instr(lower(p.title), ${ql}) > 0 THEN 0.6 ELSE 0.4 END AS score
+          FROM blog_posts p
+         WHERE ${matches} AND p.status = 'published'
+         ORDER BY score DESC, p.first_published_at DESC, p.id DESC
+         LIMIT ${limit}`,
+  ])) as { results: unknown[] }[];
+  const rows = page!.results as BlogRow[];
+  return {
+    total: (counted!.results[0] as { n: number }).n,
+    hits: rows.map((row) => ({
+      type: "blog",
+      id: row.id,
+      title: row.title,
+      snippet: snippetAround(row.search_text.replace(/\s+/g, " "), q),
+      url: `/api/v2/blog-posts/${row.id}/`,
+      score: row.score,
+      slug: row.slug,
+      publish_date: row.first_published_at.slice(0, 10),
+    })),
+  };
+}
+
 export async function searchDiseasesGroup(env: Bindings, q: string, limit: number): Promise<Group<DiseaseHit>> {
   const ql = q.toLowerCase();
   const quoted = JSON.stringify(ql); // common_names is a JSON array of strings
@@ -220,6 +273,7 @@ export async function searchDiseasesGroup(env: Bindings, q: string, limit: numbe
 
 export interface SearchResult {
   species?: Group<SpeciesHit>;
+  blog?: Group<BlogHit>;
   forum?: Group<ForumHit>;
   diseases?: Group<DiseaseHit>;
 }
@@ -227,7 +281,7 @@ export interface SearchResult {
 /** The requested groups, their queries run concurrently. */
 export async function unifiedSearch(env: Bindings, query: string, types: SearchType[], limit: number): Promise<SearchResult> {
   const q = withoutControlCharacters(query); // the route refuses them; never let one reach SQL anyway
-  const run = { species: searchSpeciesGroup, forum: searchForumGroup, diseases: searchDiseasesGroup } as const;
+  const run = { species: searchSpeciesGroup, blog: searchBlogGroup, forum: searchForumGroup, diseases: searchDiseasesGroup } as const;
   const groups = await Promise.all(types.map(async (type) => [type, await run[type](env, q, limit)] as const));
   return Object.fromEntries(groups) as SearchResult;
 }
@@ -237,13 +291,13 @@ export async function unifiedSearch(env: Bindings, query: string, types: SearchT
 
 export interface Suggestion {
   text: string;
-  type: "species" | "forum";
+  type: "species" | "blog" | "forum";
 }
 
 /**
  * Up to MAX_SUGGESTIONS names and titles that start with `q` (case-insensitive): species'
- * scientific names, their common names (most identified species first) and forum topic titles
- * (most recently active first), taken in turn so one kind cannot crowd out the others, without
+ * scientific names, their common names (most identified species first), published blog post titles
+ * (newest first) and forum topic titles (most recently active first), taken in turn so one kind cannot crowd out the others, without
  * duplicates (case-insensitive).
  */
 export async function searchSuggestions(env: Bindings, q: string): Promise<Suggestion[]> {
@@ -252,7 +306,8 @@ export async function searchSuggestions(env: Bindings, q: string): Promise<Sugge
   const sp = species;
   const t = forumTopics;
   // Prefix tests with instr, not LIKE: D1 refuses LIKE patterns over 50 bytes.
-  const [scientific, common, topics] = await db.batch([
+  const b = blogPosts;
+  const [scientific, common, posts, topics] = await db.batch([
     db
       .select({ text: sp.scientificName })
       .from(sp)
@@ -267,6 +322,12 @@ export async function searchSuggestions(env: Bindings, q: string): Promise<Sugge
       .orderBy(sql`s.identification_count DESC, j.value`)
       .limit(MAX_SUGGESTIONS),
     db
+      .select({ text: b.title })
+      .from(b)
+      .where(sql`${b.status} = 'published' AND instr(lower(${b.title}), ${ql}) = 1`)
+      .orderBy(desc(b.firstPublishedAt), desc(b.id))
+      .limit(MAX_SUGGESTIONS),
+    db
       .select({ text: t.title })
       .from(t)
       .where(sql`instr(lower(${t.title}), ${ql}) = 1`)
@@ -276,6 +337,7 @@ export async function searchSuggestions(env: Bindings, q: string): Promise<Sugge
   const lists: Suggestion[][] = [
     scientific.map((r) => ({ text: r.text, type: "species" as const })),
     common.map((r) => ({ text: r.text, type: "species" as const })),
+    posts.map((r) => ({ text: r.text, type: "blog" as const })),
     topics.map((r) => ({ text: r.text, type: "forum" as const })),
   ];
   const out: Suggestion[] = [];

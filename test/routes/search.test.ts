@@ -25,7 +25,6 @@ interface SearchBody {
   results: Record<string, Hit[]>;
   counts: Record<string, number>;
   total: number;
-  notes?: Record<string, string>;
 }
 interface Suggestions {
   query: string;
@@ -89,8 +88,8 @@ describe("unified search", () => {
     expect(res.headers.get("Cache-Control")).toBe("public, max-age=30");
     const body = await json<SearchBody>(res, 200);
     expect(body.query).toBe("Rosemary");
-    expect(Object.keys(body.results).sort()).toEqual(["diseases", "forum", "species"]);
-    expect(body.total).toBe(body.counts.species! + body.counts.forum! + body.counts.diseases!);
+    expect(Object.keys(body.results).sort()).toEqual(["blog", "diseases", "forum", "species"]);
+    expect(body.total).toBe(body.counts.species! + body.counts.blog! + body.counts.forum! + body.counts.diseases!);
     expect(body.counts.forum).toBe(1);
     expect(body.counts.diseases).toBe(1);
 
@@ -211,7 +210,7 @@ describe("unified search", () => {
     expect((await q("mildew rot", "&types=diseases")).counts.diseases).toBe(0);
   });
 
-  it("filters by types, limits per type, and answers blog empty with a note", async () => {
+  it("filters by types and limits per type", async () => {
     const only = await q("rose", "&types=species");
     expect(Object.keys(only.results)).toEqual(["species"]);
     expect(only.total).toBe(only.counts.species);
@@ -224,11 +223,8 @@ describe("unified search", () => {
     expect(full.results.species!.slice(0, 2)).toEqual(limited.results.species);
     expect(full.results.species![0]!.score).toBeGreaterThanOrEqual(0.8);
 
-    const blog = await q("rose", "&types=blog,%20Species");
-    expect(blog.results).toMatchObject({ blog: [], species: expect.any(Array) });
-    expect(blog.counts.blog).toBe(0);
-    expect(blog.notes?.blog).toMatch(/not available/);
-    expect((await q("rose")).notes).toBeUndefined();
+    const two = await q("rose", "&types=blog,%20Species");
+    expect(Object.keys(two.results).sort()).toEqual(["blog", "species"]);
   });
 
   it("rejects bad input with 400", async () => {
