@@ -22,7 +22,8 @@ import type { Bindings } from "../env";
 import { AppError, type FieldErrors } from "../lib/errors";
 import { uuidv7, isUuid } from "../lib/ids";
 import { readImageDimensions } from "../lib/images";
-import { safeHref, sanitisePostBody, visibleText } from "../lib/sanitise";
+import { safeHref, sanitisePostBody } from "../lib/sanitise";
+export { postExcerpt, postSearchText, readingTime, shorterExcerpt } from "../lib/blog-text";
 import { imageKey, parsePhotoRef } from "./photos";
 
 export const BLOCK_TYPES = ["heading", "paragraph", "quote", "code", "image", "plant_spotlight", "call_to_action", "care_tip"] as const;
@@ -35,9 +36,6 @@ export const BLOG_LIMITS = {
   maxCode: 20_000,
   /** Serialised content_blocks, in bytes. */
   maxContentBytes: 200_000,
-  wordsPerMinute: 200,
-  listExcerptWords: 30,
-  relatedExcerptWords: 20,
 } as const;
 
 const html = (max: number = BLOG_LIMITS.maxBlockHtml) => z.string().max(max);
@@ -221,69 +219,6 @@ export async function prepareBlocks(env: Bindings, raw: unknown[]): Promise<Stor
     });
   }
   return blocks;
-}
-
-/** The readable text of one stored block (for search, reading time and excerpts). */
-function blockText(block: StoredBlock): string {
-  const v = block.value as Record<string, string> & { value?: unknown };
-  switch (block.type) {
-    case "heading":
-      return String(block.value);
-    case "paragraph":
-      return visibleText(String(block.value));
-    case "quote":
-      return `${visibleText(v.quote_text ?? "")} ${v.attribution ?? ""}`;
-    case "code":
-      return v.code ?? "";
-    case "image":
-      return v.caption ?? "";
-    case "plant_spotlight":
-      return `${v.plant_name ?? ""} ${v.scientific_name ?? ""} ${visibleText(v.description ?? "")}`;
-    case "call_to_action":
-      return `${v.cta_title ?? ""} ${visibleText(v.cta_description ?? "")}`;
-    case "care_tip":
-      return `${v.title ?? ""} ${visibleText(v.text ?? "")}`;
-    default:
-      return "";
-  }
-}
-
-const words = (text: string) => text.split(/\s+/).filter(Boolean);
-
-/** Plain text of a post for the search index: introduction then every block. */
-export function postSearchText(introductionHtml: string, blocks: readonly StoredBlock[]): string {
-  return [visibleText(introductionHtml), ...blocks.map(blockText)]
-    .join("\n")
-    .replace(/[ \t]+/g, " ")
-    .trim();
-}
-
-/** Minutes to read (at least 1), at BLOG_LIMITS.wordsPerMinute. */
-export function readingTime(searchText: string): number {
-  return Math.max(1, Math.ceil(words(searchText).length / BLOG_LIMITS.wordsPerMinute));
-}
-
-/** A plain-text excerpt of at most `maxWords` words: the introduction, else the first paragraphs. */
-export function postExcerpt(
-  introductionHtml: string,
-  blocks: readonly StoredBlock[],
-  maxWords: number = BLOG_LIMITS.listExcerptWords,
-): string {
-  const intro = visibleText(introductionHtml);
-  const source =
-    intro ||
-    blocks
-      .filter((b) => b.type === "paragraph")
-      .map(blockText)
-      .join(" ");
-  const all = words(source);
-  return all.length <= maxWords ? all.join(" ") : `${all.slice(0, maxWords).join(" ")}…`;
-}
-
-/** Shortens a stored excerpt further (related posts show ≤ 20 words). */
-export function shorterExcerpt(excerpt: string, maxWords: number): string {
-  const all = words(excerpt.replace(/…$/, ""));
-  return all.length <= maxWords ? excerpt : `${all.slice(0, maxWords).join(" ")}…`;
 }
 
 /** A stored block as readers see it (§5a): images become `{id, url, alt, width, height}`. */
