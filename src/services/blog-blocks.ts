@@ -23,6 +23,7 @@ import { AppError, type FieldErrors } from "../lib/errors";
 import { uuidv7, isUuid } from "../lib/ids";
 import { readImageDimensions } from "../lib/images";
 import { safeHref, sanitisePostBody } from "../lib/sanitise";
+import { READING } from "../lib/blog-text";
 export { postExcerpt, postSearchText, readingTime, shorterExcerpt } from "../lib/blog-text";
 import { imageKey, parsePhotoRef } from "./photos";
 
@@ -36,6 +37,7 @@ export const BLOG_LIMITS = {
   maxCode: 20_000,
   /** Serialised content_blocks, in bytes. */
   maxContentBytes: 200_000,
+  ...READING,
 } as const;
 
 const html = (max: number = BLOG_LIMITS.maxBlockHtml) => z.string().max(max);
