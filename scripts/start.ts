@@ -243,15 +243,15 @@ async function migrate(): Promise<void> {
 }
 
 async function seedSpecies(): Promise<void> {
-  const { file, count } = await writeSpeciesSeedSql(join(stateDir, "seed-species.sql"));
+  const { file, count, posts } = await writeSpeciesSeedSql(join(stateDir, "seed-species.sql"));
   const seed = createHash("sha256").update(readFileSync(file)).digest("hex");
   if (readSetup().seed === seed) {
-    log(`species catalogue already seeded (${count} species)`);
+    log(`seed already loaded (${count} species, ${posts} blog posts)`);
     return;
   }
   await run(wrangler, ["d1", "execute", "DB", "--local", ...persist, `--file=${file}`]);
   recordSetup({ seed });
-  log(`species catalogue seeded (${count} species)`);
+  log(`seed loaded (${count} species, ${posts} blog posts)`);
 }
 
 /**
