@@ -5,10 +5,12 @@
  *   npm run admin -- grant-role USERNAME ROLE --remote   # production D1 (wrangler login needed)
  *   npm run admin -- grant-role USERNAME ROLE --remote --env staging
  *
- * ROLE is one of user, author, moderator, editor, admin. Runs one UPDATE through `wrangler d1 execute`
+ * ROLE is one of user, author, moderator, editor, admin. Locally it uses the state folder `npm start`
+ * uses (`.wrangler/state`, or STATE_DIR when set, as for npm start). Runs one UPDATE through `wrangler d1 execute`
  * and prints the changed row; exits 1 when the user does not exist.
  */
 import { spawnSync } from "node:child_process";
+import { join, resolve } from "node:path";
 
 const ROLES = ["user", "author", "moderator", "editor", "admin"] as const;
 const USERNAME_RE = /^[\w.@+-]{3,150}$/;
@@ -33,6 +35,7 @@ if (!role || !(ROLES as readonly string[]).includes(role)) usage(`ROLE must be o
 // Both values are validated against strict patterns above, so they are safe as SQL literals.
 const sql = `UPDATE users SET role = '${role}', updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE lower(username) = lower('${username}') RETURNING id, username, role`;
 const wranglerArgs = ["wrangler", "d1", "execute", "DB", remote ? "--remote" : "--local", "--json", "--command", sql];
+if (!remote) wranglerArgs.push("--persist-to", resolve(process.env.STATE_DIR ?? join(".wrangler", "state")));
 if (environment) wranglerArgs.push("--env", environment);
 
 const result = spawnSync("npx", wranglerArgs, { encoding: "utf8", env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" } });

@@ -23,6 +23,8 @@ export interface Stack {
   /** The process group leader (scripts/start.ts). */
   pid: number;
   logFile: string;
+  /** Its local storage (STATE_DIR): `npm run admin` with this STATE_DIR changes its data. */
+  stateDir: string;
   /** The last `lines` lines of the stack's output. */
   logTail(lines?: number): string;
   stop(): Promise<void>;
@@ -130,7 +132,7 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
       const res = await fetch(`${baseUrl}/api/v1/health/`, { signal: AbortSignal.timeout(5_000) });
       await res.arrayBuffer();
       if (res.status === 200) {
-        return { baseUrl, port, emulatorPort, pid, logFile, logTail: (lines = 60) => tail(logFile, lines), stop };
+        return { baseUrl, port, emulatorPort, pid, logFile, stateDir, logTail: (lines = 60) => tail(logFile, lines), stop };
       }
       lastError = `health answered ${res.status}`;
     } catch (err) {

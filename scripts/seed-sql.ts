@@ -10,7 +10,9 @@ import { blogSeedStatements, type SeedBlog, speciesSeedStatements, type SeedSpec
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
-export async function writeSpeciesSeedSql(file = join(root, ".wrangler", "seed-species.sql")): Promise<{ file: string; count: number; posts: number }> {
+export async function writeSpeciesSeedSql(
+  file = join(root, ".wrangler", "seed-species.sql"),
+): Promise<{ file: string; count: number; posts: number }> {
   const entries = JSON.parse(readFileSync(join(root, "seed", "species.json"), "utf8")) as SeedSpecies[];
   const blog = JSON.parse(readFileSync(join(root, "seed", "blog.json"), "utf8")) as SeedBlog;
   mkdirSync(dirname(file), { recursive: true });
