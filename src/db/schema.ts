@@ -940,3 +940,26 @@ export const blogCommentReports = sqliteTable(
     index("blog_comment_reports_status_created_idx").on(t.status, t.createdAt),
   ],
 );
+
+// ---------------------------------------------------------------------------------------------
+// Notification preferences (API.md §5b)
+
+/**
+ * A user's choices per notification type and channel, their email digest and time zone. One row
+ * per user, created on the first PUT; without one, NOTIFICATION_DEFAULTS apply. `types` holds only
+ * what the user changed from the defaults, so a new type gets its default for everyone.
+ */
+export const notificationPreferences = sqliteTable("notification_preferences", {
+  userId: text("user_id")
+    .primaryKey()
+    .references(() => users.id, { onDelete: "cascade" }),
+  types: text("types", { mode: "json" })
+    .$type<Record<string, Partial<Record<"in_app" | "email" | "push", boolean>>>>()
+    .notNull()
+    .default(sql`'{}'`),
+  digest: text("digest", { enum: ["immediate", "daily", "weekly", "off"] })
+    .notNull()
+    .default("daily"),
+  timeZone: text("time_zone").notNull().default("UTC"),
+  updatedAt: text("updated_at").notNull().default(now),
+});

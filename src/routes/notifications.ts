@@ -1,21 +1,61 @@
 /**
  * In-app notifications (API.md §5): `/api/v1/notifications/` list (newest first, `?unread=`),
  * `unread-count/`, `{id}/read/` and `read-all/`. Owner only; other users' answer 404.
+ * `preferences/` (GET, PUT): per type and channel, the email digest and the time zone (§5b).
  * New notifications also reach the owner's `/ws/` sockets as `{type:"notification", notification}`.
  */
 import { z } from "@hono/zod-openapi";
 import { userIdOf } from "../middleware/auth";
 import { createRouter, routeSet } from "./router";
 import { markAllRead, markRead, notificationBody, listNotifications, unreadCount } from "../services/notifications";
+import {
+  CHANNELS,
+  DIGESTS,
+  getPreferences,
+  NOTIFICATION_DEFAULTS,
+  PREFERENCE_TYPES,
+  updatePreferences,
+} from "../services/notification-preferences";
 import { NotificationPayload } from "../../durable-objects/user-hub-protocol";
 import { pageOf, PaginationQuery } from "./pagination";
-import { BooleanQuery, jsonBody, pageSchema, IdParam, errorResponses } from "./schemas";
+import { BooleanQuery, jsonBody, pageSchema, IdParam, errorResponses, requestJson } from "./schemas";
 
 const tags = ["Notifications"];
 const errors = errorResponses(400, 401, 404);
 
 /** The same schema the WebSocket protocol (and its AsyncAPI document) uses for pushed notifications. */
 const NotificationSchema = NotificationPayload.openapi("Notification");
+
+const ChannelChoice = z.object({ in_app: z.boolean(), email: z.boolean(), push: z.boolean() });
+const PreferencesSchema = z
+  .object({
+    types: z.object(
+      Object.fromEntries(PREFERENCE_TYPES.map((t) => [t, ChannelChoice])) as Record<
+        (typeof PREFERENCE_TYPES)[number],
+        typeof ChannelChoice
+      >,
+    ),
+    digest: z
+      .enum(DIGESTS)
+      .openapi({ description: "How non-urgent email arrives: at once, gathered daily or weekly (in your time zone), or not at all." }),
+    time_zone: z.string().openapi({ description: "IANA time zone for digests and dates in email.", example: "Europe/Berlin" }),
+  })
+  .openapi("NotificationPreferences", {
+    description: `Defaults: ${PREFERENCE_TYPES.map((t) => `${t} → ${CHANNELS.filter((ch) => NOTIFICATION_DEFAULTS[t][ch]).join("+")}`).join("; ")}; digest daily; time zone UTC. \`security\` email cannot be turned off.`,
+  });
+const PreferencesUpdate = z
+  .strictObject({
+    types: z
+      .record(z.string().max(64), z.record(z.string().max(32), z.unknown()))
+      .optional()
+      .openapi({
+        description: 'Only the types and channels to change, e.g. {"forum_reply": {"email": true}}.',
+        example: { forum_reply: { email: true } },
+      }),
+    digest: z.string().max(16).optional(),
+    time_zone: z.string().max(64).optional(),
+  })
+  .openapi("NotificationPreferencesUpdate");
 
 export function notificationRoutes() {
   const app = createRouter();
@@ -55,6 +95,23 @@ export function notificationRoutes() {
     .post(`/{id}/read`, "Mark one of your notifications read (again: no change)")
     .io({ params: IdParam }, { 200: jsonBody(NotificationSchema, "The notification") });
   app.openapi(postByIdRead, async (c) => c.json(notificationBody(await markRead(c.env, userIdOf(c), c.req.valid("param").id)), 200));
+
+  const getPrefs = mine
+    .get(`/preferences`, "Your notification preferences (defaults until you change them)")
+    .io({}, { 200: jsonBody(PreferencesSchema, "Per type and channel, digest and time zone") });
+  app.openapi(getPrefs, async (c) => c.json(await getPreferences(c.env, userIdOf(c)), 200));
+
+  const putPrefs = mine
+    .put(`/preferences`, "Change some of your notification preferences")
+    .io(
+      { body: requestJson(PreferencesUpdate) },
+      { 200: jsonBody(PreferencesSchema, "All your preferences after the change") },
+      {
+        description:
+          "Unknown types or channels, non-boolean values, turning off security email, an unknown digest or time zone: 400 naming each, nothing changed.",
+      },
+    );
+  app.openapi(putPrefs, async (c) => c.json(await updatePreferences(c.env, userIdOf(c), c.req.valid("json")), 200));
 
   return app;
 }

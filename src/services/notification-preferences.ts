@@ -1,0 +1,161 @@
+/**
+ * Who hears about what, and how (API.md §5b, issue 10 item 2): per notification type, three
+ * channels — in-app (the list and live sockets), email, and Web Push — plus an email digest
+ * setting and the user's time zone (digests and dates in emails use it).
+ *
+ * Decisions (documented in docs/api.md):
+ * - Defaults (NOTIFICATION_DEFAULTS): everything in-app; push for what is worth an interruption
+ *   (replies, mentions, due reminders, identification results, community answers, events starting);
+ *   email for what people would otherwise miss (mentions, identification failures, consensus on
+ *   your request, blog replies, event changes) — gathered into the daily digest unless the user
+ *   picks `immediate`.
+ * - Security mail (password changed, lockout, a new sign-in method) is always emailed at once and
+ *   cannot be turned off: such types accept only `email: true`.
+ * - A user without a row has the defaults; a PUT stores only what differs from them.
+ */
+import { eq } from "drizzle-orm";
+import { database } from "../db/client";
+import { notificationPreferences } from "../db/schema";
+import type { Bindings } from "../env";
+import { AppError, type FieldErrors } from "../lib/errors";
+
+export const CHANNELS = ["in_app", "email", "push"] as const;
+export type Channel = (typeof CHANNELS)[number];
+export type ChannelChoice = Record<Channel, boolean>;
+
+export const DIGESTS = ["immediate", "daily", "weekly", "off"] as const;
+export type Digest = (typeof DIGESTS)[number];
+
+const on = (in_app: boolean, email: boolean, push: boolean): ChannelChoice => ({ in_app, email, push });
+
+/** Every type a preference can be set for, with its default channels. */
+export const NOTIFICATION_DEFAULTS = {
+  forum_reply: on(true, false, true),
+  forum_mention: on(true, true, true),
+  care_reminder: on(true, false, true),
+  identification_completed: on(true, false, true),
+  identification_failed: on(true, true, true),
+  community_proposal: on(true, false, true),
+  community_agreement: on(true, false, false),
+  community_consensus: on(true, true, true),
+  blog_comment_approved: on(true, false, false),
+  blog_comment_reply: on(true, true, false),
+  calendar_event_changed: on(true, true, false),
+  calendar_event_starting: on(true, false, true),
+  security: on(true, true, false),
+} as const satisfies Record<string, ChannelChoice>;
+export type PreferenceType = keyof typeof NOTIFICATION_DEFAULTS;
+export const PREFERENCE_TYPES = Object.keys(NOTIFICATION_DEFAULTS) as PreferenceType[];
+
+/** Types whose email cannot be turned off. */
+export const ALWAYS_EMAILED: readonly PreferenceType[] = ["security"];
+
+export interface Preferences {
+  types: Record<PreferenceType, ChannelChoice>;
+  digest: Digest;
+  time_zone: string;
+}
+
+export const DEFAULT_DIGEST: Digest = "daily";
+export const DEFAULT_TIME_ZONE = "UTC";
+
+/** Whether `zone` is an IANA time zone this runtime knows (e.g. Europe/Berlin). */
+export function isTimeZone(zone: string): boolean {
+  if (!/^[A-Za-z_]+(?:\/[A-Za-z0-9_+-]+){0,2}$/.test(zone) && zone !== "UTC") return false;
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function withDefaults(overrides: Record<string, Partial<ChannelChoice>>): Record<PreferenceType, ChannelChoice> {
+  return Object.fromEntries(
+    PREFERENCE_TYPES.map((type) => {
+      const chosen = { ...NOTIFICATION_DEFAULTS[type], ...(overrides[type] ?? {}) };
+      if (ALWAYS_EMAILED.includes(type)) chosen.email = true;
+      return [type, chosen];
+    }),
+  ) as Record<PreferenceType, ChannelChoice>;
+}
+
+export async function getPreferences(env: Bindings, userId: string): Promise<Preferences> {
+  const row = await database(env).select().from(notificationPreferences).where(eq(notificationPreferences.userId, userId)).get();
+  return {
+    types: withDefaults(row?.types ?? {}),
+    digest: row?.digest ?? DEFAULT_DIGEST,
+    time_zone: row?.timeZone ?? DEFAULT_TIME_ZONE,
+  };
+}
+
+export interface PreferencesUpdate {
+  types?: Record<string, Record<string, unknown>>;
+  digest?: string;
+  time_zone?: string;
+}
+
+/**
+ * Applies a change: `types` may name some types and some channels (the rest stay as they are).
+ * Everything is checked first — an unknown type or channel, a non-boolean, turning off security
+ * email, an unknown digest or time zone — and one 400 names every problem; nothing is written.
+ */
+export async function updatePreferences(env: Bindings, userId: string, update: PreferencesUpdate): Promise<Preferences> {
+  const errors: FieldErrors = {};
+  const add = (key: string, message: string) => (errors[key] ??= []).push(message);
+  for (const [type, channels] of Object.entries(update.types ?? {})) {
+    if (!(PREFERENCE_TYPES as string[]).includes(type)) {
+      add(`types.${type}`, `Unknown notification type. Use one of: ${PREFERENCE_TYPES.join(", ")}.`);
+      continue;
+    }
+    if (typeof channels !== "object" || channels === null || Array.isArray(channels)) {
+      add(`types.${type}`, 'Must be an object of channels, e.g. {"email": false}.');
+      continue;
+    }
+    for (const [channel, value] of Object.entries(channels)) {
+      if (!(CHANNELS as readonly string[]).includes(channel))
+        add(`types.${type}.${channel}`, `Unknown channel. Use one of: ${CHANNELS.join(", ")}.`);
+      else if (typeof value !== "boolean") add(`types.${type}.${channel}`, "Must be true or false.");
+      else if (channel === "email" && value === false && ALWAYS_EMAILED.includes(type as PreferenceType))
+        add(`types.${type}.email`, "Security email cannot be turned off.");
+    }
+  }
+  if (update.digest !== undefined && !(DIGESTS as readonly string[]).includes(update.digest))
+    add("digest", `Use one of: ${DIGESTS.join(", ")}.`);
+  if (update.time_zone !== undefined && !isTimeZone(update.time_zone))
+    add("time_zone", "Not a known IANA time zone (e.g. Europe/Berlin, America/New_York, UTC).");
+  if (Object.keys(errors).length > 0) throw new AppError("VALIDATION_ERROR", 400, "Some preferences are not valid.", errors);
+
+  const db = database(env);
+  const current = await db.select().from(notificationPreferences).where(eq(notificationPreferences.userId, userId)).get();
+  const merged = withDefaults(current?.types ?? {});
+  for (const [type, channels] of Object.entries(update.types ?? {})) Object.assign(merged[type as PreferenceType], channels);
+  // Store only what differs from the defaults.
+  const overrides: Record<string, Partial<ChannelChoice>> = {};
+  for (const type of PREFERENCE_TYPES) {
+    for (const channel of CHANNELS) {
+      if (merged[type][channel] !== NOTIFICATION_DEFAULTS[type][channel]) (overrides[type] ??= {})[channel] = merged[type][channel];
+    }
+  }
+  const values = {
+    userId,
+    types: overrides,
+    digest: (update.digest as Digest | undefined) ?? current?.digest ?? DEFAULT_DIGEST,
+    timeZone: update.time_zone ?? current?.timeZone ?? DEFAULT_TIME_ZONE,
+    updatedAt: new Date().toISOString(),
+  };
+  await db
+    .insert(notificationPreferences)
+    .values(values)
+    .onConflictDoUpdate({
+      target: notificationPreferences.userId,
+      set: { types: values.types, digest: values.digest, timeZone: values.timeZone, updatedAt: values.updatedAt },
+    });
+  return { types: withDefaults(overrides), digest: values.digest, time_zone: values.timeZone };
+}
+
+/** Whether `userId` wants `type` on `channel` (security email: always). */
+export async function wants(env: Bindings, userId: string, type: PreferenceType, channel: Channel): Promise<boolean> {
+  if (channel === "email" && ALWAYS_EMAILED.includes(type)) return true;
+  return (await getPreferences(env, userId)).types[type][channel];
+}

@@ -1,0 +1,172 @@
+/**
+ * The blog editor (/editor/) in headless Chromium against the real stack (`npm start`'s script):
+ * an author writes a post with several block types and an uploaded image, reorders blocks, sees
+ * a field error for a `javascript:` link with nothing saved, previews the saved post (script
+ * stripped), and submits it; an editor opens it from "In review", publishes it (readers then see
+ * it in the Wagtail-shaped public read), changes it, compares two revisions and restores one;
+ * and a reader without a writing role is told so.
+ */
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { makePng } from "../test/helpers/images";
+import { useStackAndBrowser } from "./browser";
+
+const e2e = useStackAndBrowser({ purpose: "e2e-editor" });
+const root = join(import.meta.dirname, "..");
+const PASSWORD = "Mossy-fern-grows-slowly-42";
+
+async function register(username: string): Promise<void> {
+  const res = await fetch(`${e2e.stack.baseUrl}/api/v1/auth/register/`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username, email: `${username}@example.com`, password: PASSWORD, password_confirm: PASSWORD }),
+  });
+  expect(res.status, await res.text()).toBe(201);
+}
+
+/** `npm run admin -- grant-role` against the stack's own storage. */
+function grantRole(username: string, role: string): void {
+  const result = spawnSync(join(root, "node_modules", ".bin", "tsx"), ["scripts/admin.ts", "grant-role", username, role], {
+    cwd: root,
+    encoding: "utf8",
+    env: { ...process.env, STATE_DIR: e2e.stack.stateDir },
+    timeout: 60_000,
+  });
+  expect(result.status, `${result.stdout}\n${result.stderr}`).toBe(0);
+}
+
+async function openEditor(username: string): Promise<{ page: Page; problems: string[] }> {
+  const context = await e2e.newContext({ viewport: { width: 1280, height: 1000 } });
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on("pageerror", (err) => problems.push(err.message));
+  page.on("console", (msg) => {
+    // Expected refusals (the anonymous session check, the 400 for a bad link) are logged as failed resources.
+    if (msg.type() === "error" && !/\b(400|401)\b/.test(msg.text())) problems.push(msg.text());
+  });
+  page.on("dialog", (d) => void d.accept());
+  await page.goto(`${e2e.stack.baseUrl}/editor/`);
+  await page.waitForSelector("#signin-panel:not([hidden])");
+  await page.fill("#signin-username", username);
+  await page.fill("#signin-password", PASSWORD);
+  await page.click("#signin-submit");
+  await page.waitForSelector("#session-status[data-state='signed-in']");
+  return { page, problems };
+}
+
+/** The block at `index` (0-based) of the editor. */
+const block = (page: Page, index: number) => page.locator("#blocks > li").nth(index);
+
+async function addBlock(page: Page, type: string) {
+  await page.selectOption("#add-block-type", type);
+  await page.click("#add-block");
+}
+
+async function save(page: Page) {
+  const saved = page.waitForResponse((r) => /\/api\/v1\/blog\/posts\/?/.test(r.url()) && ["POST", "PATCH"].includes(r.request().method()));
+  await page.click("#save-post");
+  return (await saved).status();
+}
+
+describe("the blog editor page", () => {
+  it("an author writes, previews and submits; an editor publishes, compares and restores revisions", async () => {
+    const tag = Date.now().toString(36);
+    const author = `author_${tag}`;
+    const editor = `editor_${tag}`;
+    await register(author);
+    await register(editor);
+    grantRole(author, "author");
+    grantRole(editor, "editor");
+
+    // --- The author writes a post.
+    const { page, problems } = await openEditor(author);
+    await page.waitForSelector("#workspace:not([hidden])");
+    const title = `Growing basil on a windowsill ${tag}`;
+    await page.fill("#post-title", title);
+    await page.fill("#post-introduction", "<p>Basil wants <strong>sun</strong> and warmth.</p>");
+    await block(page, 0).locator("textarea").fill('<p>Pinch out the tips.</p><script>alert("x")</script><img src=x onerror=alert(1)>');
+    await addBlock(page, "heading");
+    await block(page, 1).locator("input").fill("Before you sow");
+    // Move the heading above the paragraph.
+    await block(page, 1).locator("button[data-action='up']").click();
+    await addBlock(page, "image");
+    const upload = page.waitForResponse((r) => r.url().includes("/api/v1/blog/images") && r.request().method() === "POST");
+    await block(page, 2)
+      .locator("input[type=file]")
+      .setInputFiles({ name: "basil.png", mimeType: "image/png", buffer: Buffer.from(await makePng(640, 480, { seed: tag })) });
+    expect((await upload).status()).toBe(201);
+    await block(page, 2).locator("[data-name='alt']").fill("Basil seedlings on a sunny sill");
+    await addBlock(page, "call_to_action");
+    const cta = block(page, 3);
+    await cta.locator("[data-name='cta_title']").fill("Grow along");
+    await cta.locator("[data-name='button_text']").fill("Click");
+    await cta.locator("[data-name='button_url']").fill("javascript:alert(document.cookie)");
+
+    // A dangerous link: a field error under it, nothing saved.
+    expect(await save(page)).toBe(400);
+    await page.waitForFunction(
+      () => document.querySelector("#blocks > li:nth-child(4) [data-block-field='button_url']")?.textContent !== "",
+    );
+    expect(await page.textContent("#post-status")).toBe("not saved");
+    await cta.locator("[data-name='button_url']").fill("/identify/");
+    expect(await save(page)).toBe(201);
+    await page.waitForSelector("#post-status[data-status='draft']");
+
+    // The preview is the saved post: heading first, the script and the handler gone, the image sized.
+    await page.waitForSelector("#preview-section:not([hidden])");
+    const preview = page.locator("#preview");
+    expect(await preview.locator("h2").first().textContent()).toBe("Before you sow");
+    const previewHtml = await preview.innerHTML();
+    expect(previewHtml).toContain("Pinch out the tips.");
+    expect(previewHtml).not.toMatch(/<script|onerror|javascript:/i);
+    const img = preview.locator("figure img");
+    expect(await img.getAttribute("alt")).toBe("Basil seedlings on a sunny sill");
+    expect(await img.getAttribute("src")).toMatch(/^\/media\/images\/[0-9a-f]{64}\.png$/);
+    expect(await img.evaluate((node: HTMLImageElement) => node.complete && node.naturalWidth)).toBe(640);
+
+    // Authors cannot publish; they submit for review.
+    expect(await page.isHidden("#publish-post")).toBe(true);
+    await page.click("#submit-post");
+    await page.waitForSelector("#post-status[data-status='review']");
+    expect(problems).toEqual([]);
+
+    // --- An editor publishes it from the review queue.
+    const ed = await openEditor(editor);
+    await ed.page.click("#status-tabs [data-status='review']");
+    await ed.page.click(`#post-items button:has-text("${title}")`);
+    await ed.page.waitForSelector("#post-status[data-status='review']");
+    await ed.page.click("#publish-post");
+    await ed.page.waitForSelector("#post-status[data-status='published']");
+    const slug = await ed.page.inputValue("#post-slug");
+    const read = await fetch(`${e2e.stack.baseUrl}/api/v2/blog-posts/?slug=${slug}`);
+    const listed = (await read.json()) as { meta: { total_count: number }; items: { title: string; content_blocks: { type: string }[] }[] };
+    expect(listed.meta.total_count).toBe(1);
+    expect(listed.items[0]!.content_blocks.map((b) => b.type)).toEqual(["heading", "paragraph", "image", "call_to_action"]);
+
+    // --- The editor changes the title, compares revisions 1 and 2, and restores 1.
+    await ed.page.fill("#post-title", `${title} (updated)`);
+    expect(await save(ed.page)).toBe(200);
+    await ed.page.waitForSelector("#revisions li:nth-child(2)");
+    const boxes = ed.page.locator("#revisions input[type=checkbox]");
+    await boxes.nth(0).check();
+    await boxes.nth(1).check();
+    await ed.page.click("#compare-revisions");
+    await ed.page.waitForSelector("#diff .diff__field");
+    expect(await ed.page.textContent("#diff")).toContain(`${title} (updated)`);
+    await ed.page.locator("#revisions button[data-revision='1']").click();
+    await ed.page.waitForFunction((t) => (document.querySelector("#post-title") as HTMLInputElement).value === t, title);
+    expect(await ed.page.textContent("#editor-message")).toMatch(/restored/);
+    expect(ed.problems).toEqual([]);
+  }, 180_000);
+
+  it("tells a signed-in reader without a writing role that the editor is not for them", async () => {
+    const reader = `reader_${Date.now().toString(36)}`;
+    await register(reader);
+    const { page, problems } = await openEditor(reader);
+    await page.waitForSelector("#no-access:not([hidden])");
+    expect(await page.isHidden("#workspace")).toBe(true);
+    expect(problems).toEqual([]);
+  });
+});

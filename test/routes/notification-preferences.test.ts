@@ -1,0 +1,96 @@
+/**
+ * Notification preferences (API.md §5b, issue 10 item 2): defaults, partial changes per type and
+ * channel, digest and time zone; every bad value refused with nothing changed; security email
+ * cannot be turned off; one user's preferences are theirs alone.
+ */
+import { describe, expect, it } from "vitest";
+import { NOTIFICATION_DEFAULTS, PREFERENCE_TYPES } from "../../src/services/notification-preferences";
+import { call, expectError, jsonWithStatus as json } from "../helpers/http";
+import { bearerUser } from "../helpers/users";
+
+const PATH = "/api/v1/notifications/preferences/";
+interface Prefs {
+  types: Record<string, { in_app: boolean; email: boolean; push: boolean }>;
+  digest: string;
+  time_zone: string;
+}
+const get = async (access: string) => json<Prefs>(await call(PATH, { bearer: access }), 200);
+const put = (access: string, body: unknown) => call(PATH, { method: "PUT", bearer: access, json: body });
+
+describe("notification preferences", () => {
+  it("start at the documented defaults", async () => {
+    const u = await bearerUser();
+    const prefs = await get(u.access);
+    expect(Object.keys(prefs.types).sort()).toEqual([...PREFERENCE_TYPES].sort());
+    expect(prefs.types).toEqual(NOTIFICATION_DEFAULTS);
+    expect(prefs).toMatchObject({ digest: "daily", time_zone: "UTC" });
+    expect(prefs.types.security!.email).toBe(true);
+  });
+
+  it("change only what is named, and keep it", async () => {
+    const u = await bearerUser();
+    const after = await json<Prefs>(
+      await put(u.access, {
+        types: { forum_reply: { email: true }, care_reminder: { push: false } },
+        digest: "weekly",
+        time_zone: "Europe/Berlin",
+      }),
+      200,
+    );
+    expect(after.types.forum_reply).toEqual({ ...NOTIFICATION_DEFAULTS.forum_reply, email: true });
+    expect(after.types.care_reminder).toEqual({ ...NOTIFICATION_DEFAULTS.care_reminder, push: false });
+    expect(after.types.forum_mention).toEqual(NOTIFICATION_DEFAULTS.forum_mention);
+    expect(after).toMatchObject({ digest: "weekly", time_zone: "Europe/Berlin" });
+    expect(await get(u.access)).toEqual(after);
+
+    // A second change keeps the first.
+    const again = await json<Prefs>(await put(u.access, { types: { forum_reply: { in_app: false } } }), 200);
+    expect(again.types.forum_reply).toEqual({ in_app: false, email: true, push: NOTIFICATION_DEFAULTS.forum_reply.push });
+    expect(again).toMatchObject({ digest: "weekly", time_zone: "Europe/Berlin" });
+    // Back to a default is stored as "no override".
+    const reset = await json<Prefs>(
+      await put(u.access, { types: { forum_reply: { in_app: true, email: false } }, digest: "daily", time_zone: "UTC" }),
+      200,
+    );
+    expect(reset.types).toEqual({ ...NOTIFICATION_DEFAULTS, care_reminder: { ...NOTIFICATION_DEFAULTS.care_reminder, push: false } });
+  });
+
+  it("refuse unknown types and channels, non-booleans, security email off, bad digests and time zones — nothing changed", async () => {
+    const u = await bearerUser();
+    await json(await put(u.access, { digest: "weekly" }), 200);
+    const before = await get(u.access);
+    const cases: [unknown, string][] = [
+      [{ types: { forum_replies: { email: true } } }, "types.forum_replies"],
+      [{ types: { forum_reply: { sms: true } } }, "types.forum_reply.sms"],
+      [{ types: { forum_reply: { email: "yes" } } }, "types.forum_reply.email"],
+      [{ types: { security: { email: false } } }, "types.security.email"],
+      [{ digest: "hourly" }, "digest"],
+      [{ time_zone: "Mars/Olympus_Mons" }, "time_zone"],
+      [{ time_zone: "../../etc/passwd" }, "time_zone"],
+    ];
+    for (const [body, field] of cases) {
+      const error = await expectError(
+        await put(u.access, {
+          ...(body as object),
+          types: { care_reminder: { push: false }, ...((body as { types?: object }).types ?? {}) },
+        }),
+        400,
+        "VALIDATION_ERROR",
+      );
+      expect(Object.keys(error.errors ?? {}), JSON.stringify(body)).toContain(field);
+    }
+    await expectError(await put(u.access, { types: { forum_reply: true } }), 400, "VALIDATION_ERROR");
+    await expectError(await put(u.access, { colour: "green" }), 400, "VALIDATION_ERROR");
+    await expectError(await put(u.access, [1, 2]), 400, "VALIDATION_ERROR");
+    // The valid part of each refused request (care_reminder.push) was not applied either.
+    expect(await get(u.access)).toEqual(before);
+  });
+
+  it("are private: signed-in only, and one user's change is not another's", async () => {
+    await expectError(await call(PATH), 401, "AUTHENTICATION_REQUIRED");
+    await expectError(await call(PATH, { method: "PUT", json: { digest: "off" } }), 401, "AUTHENTICATION_REQUIRED");
+    const [a, b] = [await bearerUser(), await bearerUser()];
+    await json(await put(a.access, { digest: "off", types: { forum_mention: { email: false } } }), 200);
+    expect(await get(b.access)).toMatchObject({ digest: "daily", types: { forum_mention: NOTIFICATION_DEFAULTS.forum_mention } });
+  });
+});
