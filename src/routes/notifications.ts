@@ -101,16 +101,14 @@ export function notificationRoutes() {
     .io({}, { 200: jsonBody(PreferencesSchema, "Per type and channel, digest and time zone") });
   app.openapi(getPrefs, async (c) => c.json(await getPreferences(c.env, userIdOf(c)), 200));
 
-  const putPrefs = mine
-    .put(`/preferences`, "Change some of your notification preferences")
-    .io(
-      { body: requestJson(PreferencesUpdate) },
-      { 200: jsonBody(PreferencesSchema, "All your preferences after the change") },
-      {
-        description:
-          "Unknown types or channels, non-boolean values, turning off security email, an unknown digest or time zone: 400 naming each, nothing changed.",
-      },
-    );
+  const putPrefs = mine.put(`/preferences`, "Change some of your notification preferences").io(
+    { body: requestJson(PreferencesUpdate) },
+    { 200: jsonBody(PreferencesSchema, "All your preferences after the change") },
+    {
+      description:
+        "Unknown types or channels, non-boolean values, turning off security email, an unknown digest or time zone: 400 naming each, nothing changed.",
+    },
+  );
   app.openapi(putPrefs, async (c) => c.json(await updatePreferences(c.env, userIdOf(c), c.req.valid("json")), 200));
 
   return app;
