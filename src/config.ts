@@ -44,6 +44,8 @@ const ConfigSchema = z.object({
   OPENAI_MODEL: z.string().min(1),
   EMAIL_API_URL: url,
   EMAIL_FROM: z.string().min(3),
+  /** The mailto: of List-Unsubscribe (RFC 8058); default: unsubscribe@ the EMAIL_FROM domain. */
+  EMAIL_UNSUBSCRIBE_ADDRESS: z.string().email().optional(),
   PLANT_ID_TIMEOUT_MS: ms,
   PLANTNET_TIMEOUT_MS: ms,
   TREFLE_TIMEOUT_MS: ms,
@@ -118,8 +120,10 @@ export function getConfig(env: Bindings): Config {
   if (parsed.data.JWT_SECRET.length < 32) {
     throw new Error("Invalid configuration: JWT_SECRET must be at least 32 characters");
   }
+  const fromDomain = /@([^>\s]+)>?\s*$/.exec(parsed.data.EMAIL_FROM)?.[1] ?? "localhost";
   const config: Config = {
     ...parsed.data,
+    EMAIL_UNSUBSCRIBE_ADDRESS: parsed.data.EMAIL_UNSUBSCRIBE_ADDRESS ?? `unsubscribe@${fromDomain}`,
     isLocal: parsed.data.ENVIRONMENT === "local" || parsed.data.ENVIRONMENT === "test",
   };
   cache.set(env, config);

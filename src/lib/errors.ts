@@ -34,7 +34,7 @@ export const ERROR_CODES = {
   MALFORMED_REQUEST: "The body could not be parsed as the declared content type (400).",
   BAD_REQUEST: "The request could not be understood (400).",
   INVALID_TOKEN:
-    "A single-use emailed link (password reset, email confirmation) is unknown, spent or expired (400). Not a session credential: see TOKEN_INVALID.",
+    "An emailed link (password reset, email confirmation, unsubscribe) is unknown, altered, spent or expired (400). Not a session credential: see TOKEN_INVALID.",
   INVALID_IMAGE: "An uploaded file is not a well-formed JPEG, PNG or WebP within the limits (400).",
   NO_IMAGE: "No image part was sent (400, identify endpoint).",
   CANNOT_RSVP_OWN_EVENT: "Organisers do not RSVP to their own event (400).",

@@ -90,10 +90,12 @@ export async function assertCsrf(c: Context<AppEnv>, sessionId: string | undefin
 }
 
 /**
- * The synchronous identify route answers every failure in the seed client's own shape, so it
- * calls assertCsrf itself instead of letting this middleware answer with the error envelope.
+ * Routes this middleware leaves alone: the synchronous identify route answers every failure in
+ * the seed client's own shape, so it calls assertCsrf itself; one-click unsubscribe (RFC 8058)
+ * and the email provider's webhook ignore the session entirely — a signed token or signature
+ * authorises them — so a cookie sent along proves nothing and must not block them.
  */
-const CHECKS_OWN_CSRF = /^\/api\/v1\/plant-identification\/identify\/?$/;
+const CHECKS_OWN_CSRF = /^\/api\/v1\/(plant-identification\/identify|notifications\/unsubscribe|notifications\/email-events)\/?$/;
 
 /** Double-submit CSRF for cookie-authenticated unsafe requests. */
 export const csrfProtection: MiddlewareHandler<AppEnv> = async (c, next) => {

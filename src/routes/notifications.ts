@@ -2,6 +2,7 @@
  * In-app notifications (API.md §5): `/api/v1/notifications/` list (newest first, `?unread=`),
  * `unread-count/`, `{id}/read/` and `read-all/`. Owner only; other users' answer 404.
  * `preferences/` (GET, PUT): per type and channel, the email digest and the time zone (§5b).
+ * `unsubscribe/?token=` (no sign-in; RFC 8058): GET a confirmation page, POST one click.
  * New notifications also reach the owner's `/ws/` sockets as `{type:"notification", notification}`.
  */
 import { z } from "@hono/zod-openapi";
@@ -18,6 +19,8 @@ import {
 } from "../services/notification-preferences";
 import { NotificationPayload } from "../../durable-objects/user-hub-protocol";
 import { pageOf, PaginationQuery } from "./pagination";
+import { escapeHtml } from "../lib/sanitise";
+import { unsubscribe, verifyUnsubscribeToken } from "../services/unsubscribe";
 import { BooleanQuery, jsonBody, pageSchema, IdParam, errorResponses, requestJson } from "./schemas";
 
 const tags = ["Notifications"];
@@ -110,6 +113,77 @@ export function notificationRoutes() {
     },
   );
   app.openapi(putPrefs, async (c) => c.json(await updatePreferences(c.env, userIdOf(c), c.req.valid("json")), 200));
+
+  // RFC 8058: the link itself authorises (a signed token), so no sign-in and no CSRF check.
+  const TokenQuery = z.object({
+    token: z.string().min(1).max(1024).openapi({ description: "The signed token from the email's List-Unsubscribe link." }),
+  });
+  const html = (description: string) => ({ description, content: { "text/html": { schema: z.string() } } });
+  const page = (title: string, body: string) =>
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots" content="noindex"><title>${escapeHtml(title)} · Plant Community</title></head><body><main><h1>${escapeHtml(title)}</h1>${body}</main></body></html>`;
+  const PAGE_CSP = "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+  const typeName = (scope: string) => (scope === "all" ? "all notification email" : `${scope.replaceAll("_", " ")} email`);
+
+  const getUnsubscribe = open
+    .get(`/unsubscribe`, "The confirmation page of an email's unsubscribe link (changes nothing)")
+    .io(
+      { query: TokenQuery },
+      { 200: html("A page with one button that unsubscribes") },
+      { description: "GET never unsubscribes (mail scanners follow links); the page's button POSTs. A tampered or expired token: 400." },
+    );
+  app.openapi(getUnsubscribe, async (c) => {
+    const { token } = c.req.valid("query");
+    const { scope } = await verifyUnsubscribeToken(c.env, token);
+    c.header("Content-Security-Policy", PAGE_CSP);
+    c.header("Cache-Control", "no-store");
+    c.header("Referrer-Policy", "no-referrer");
+    const action = `?token=${encodeURIComponent(token)}`;
+    return c.html(
+      page(
+        "Unsubscribe",
+        `<p>Stop ${escapeHtml(typeName(scope))} from Plant Community? Security email (password changes, sign-in alerts) is always sent.</p><form method="post" action="${escapeHtml(action)}"><input type="hidden" name="List-Unsubscribe" value="One-Click"><button type="submit">Unsubscribe</button></form>`,
+      ),
+      200,
+    ) as never;
+  });
+
+  const Unsubscribed = z
+    .object({
+      unsubscribed: z.literal(true),
+      scope: z.string(),
+      types: z.array(z.string()).openapi({ description: "The types now off by email." }),
+    })
+    .openapi("Unsubscribed");
+  const postUnsubscribe = open
+    .post(`/unsubscribe`, "One-click unsubscribe (RFC 8058): turns email off for the link's type, or all")
+    .io(
+      { query: TokenQuery },
+      {
+        200: {
+          description: "Done (JSON, or a small page when the client accepts HTML)",
+          content: { "application/json": { schema: Unsubscribed }, "text/html": { schema: z.string() } },
+        },
+      },
+      {
+        description:
+          "Mail clients POST `List-Unsubscribe=One-Click`; the body is not needed. A tampered or expired token: 400, nothing changed. Security email stays on.",
+      },
+    );
+  app.openapi(postUnsubscribe, async (c) => {
+    const result = await unsubscribe(c.env, c.req.valid("query").token);
+    c.header("Cache-Control", "no-store");
+    if ((c.req.header("Accept") ?? "").includes("text/html")) {
+      c.header("Content-Security-Policy", PAGE_CSP);
+      return c.html(
+        page(
+          "You are unsubscribed",
+          `<p>You will no longer get ${escapeHtml(typeName(result.scope))}. You can turn it back on in the app's notification settings.</p>`,
+        ),
+        200,
+      ) as never;
+    }
+    return c.json({ unsubscribed: true as const, ...result }, 200);
+  });
 
   return app;
 }

@@ -1,0 +1,146 @@
+/**
+ * One-click unsubscribe (RFC 8058, API.md §5b). Every notification email carries
+ *   List-Unsubscribe: <https://…/api/v1/notifications/unsubscribe/?token=…>, <mailto:…?subject=unsubscribe%20…>
+ *   List-Unsubscribe-Post: List-Unsubscribe=One-Click
+ * The token names the user and the notification type (or `all`) and an expiry, signed with
+ * HMAC-SHA-256 under a key derived (HKDF) from JWT_SECRET for this purpose only, so no new secret
+ * is needed and no token of another kind can be replayed here. Anyone holding the link may
+ * unsubscribe its owner — that is the point of the standard — but only from email, never
+ * anything else, and a tampered, truncated or expired token changes nothing.
+ *
+ * Unsubscribing sets `email: false` for the type (or for every type that can be turned off);
+ * security mail stays on (it cannot be turned off).
+ */
+import { getConfig } from "../config";
+import type { Bindings } from "../env";
+import { AppError } from "../lib/errors";
+import { base64UrlEncode } from "../lib/hash";
+import { ALWAYS_EMAILED, PREFERENCE_TYPES, type PreferenceType, updatePreferences } from "./notification-preferences";
+
+/** How long an emailed unsubscribe link works (people act on old mail). */
+export const UNSUBSCRIBE_TTL_S = 90 * 24 * 3600;
+
+export type UnsubscribeScope = PreferenceType | "all";
+
+interface Claims {
+  /** user id */
+  u: string;
+  /** type or "all" */
+  t: UnsubscribeScope;
+  /** expiry, seconds since the epoch */
+  e: number;
+}
+
+const keys = new Map<string, Promise<CryptoKey>>();
+function unsubscribeKey(secret: string): Promise<CryptoKey> {
+  let key = keys.get(secret);
+  if (!key) {
+    key = (async () => {
+      const base = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), "HKDF", false, ["deriveKey"]);
+      return crypto.subtle.deriveKey(
+        { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: new TextEncoder().encode("plant-community/unsubscribe/v1") },
+        base,
+        { name: "HMAC", hash: "SHA-256", length: 256 },
+        false,
+        ["sign", "verify"],
+      );
+    })();
+    keys.set(secret, key);
+  }
+  return key;
+}
+
+function base64UrlDecode(text: string): Uint8Array | null {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) return null;
+  try {
+    const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/") + "=".repeat((4 - (text.length % 4)) % 4));
+    return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  } catch {
+    return null;
+  }
+}
+
+/** A signed unsubscribe token for `userId` and `scope`, valid UNSUBSCRIBE_TTL_S from `now` (ms). */
+export async function unsubscribeToken(env: Bindings, userId: string, scope: UnsubscribeScope, now = Date.now()): Promise<string> {
+  const claims: Claims = { u: userId, t: scope, e: Math.floor(now / 1000) + UNSUBSCRIBE_TTL_S };
+  const payload = base64UrlEncode(new TextEncoder().encode(JSON.stringify(claims)));
+  const mac = await crypto.subtle.sign("HMAC", await unsubscribeKey(getConfig(env).JWT_SECRET), new TextEncoder().encode(payload));
+  return `${payload}.${base64UrlEncode(new Uint8Array(mac))}`;
+}
+
+const refused = (why: string) =>
+  new AppError(
+    "INVALID_TOKEN",
+    400,
+    `This unsubscribe link is not valid: ${why}. Use the link from a recent email, or change your preferences in the app.`,
+  );
+
+/** The token's user and scope; a 400 INVALID_TOKEN for anything tampered, malformed or expired. */
+export async function verifyUnsubscribeToken(
+  env: Bindings,
+  token: string,
+  now = Date.now(),
+): Promise<{ userId: string; scope: UnsubscribeScope }> {
+  const [payload, mac, extra] = token.split(".");
+  if (!payload || !mac || extra !== undefined || token.length > 1024) throw refused("it is malformed");
+  const macBytes = base64UrlDecode(mac);
+  if (!macBytes || macBytes.length !== 32) throw refused("it is malformed");
+  // crypto.subtle.verify compares in constant time.
+  const ok = await crypto.subtle.verify(
+    "HMAC",
+    await unsubscribeKey(getConfig(env).JWT_SECRET),
+    macBytes,
+    new TextEncoder().encode(payload),
+  );
+  if (!ok) throw refused("it has been altered");
+  const bytes = base64UrlDecode(payload);
+  let claims: Claims;
+  try {
+    claims = JSON.parse(new TextDecoder().decode(bytes ?? new Uint8Array())) as Claims;
+  } catch {
+    throw refused("it is malformed");
+  }
+  if (
+    typeof claims.u !== "string" ||
+    typeof claims.e !== "number" ||
+    !(claims.t === "all" || (PREFERENCE_TYPES as string[]).includes(claims.t))
+  ) {
+    throw refused("it is malformed");
+  }
+  if (claims.e * 1000 <= now) throw refused("it has expired");
+  return { userId: claims.u, scope: claims.t };
+}
+
+/**
+ * Turns email off for the token's scope. Answers which types are now off by email. A user
+ * deleted since the mail was sent: nothing to do (the same answer, so tokens reveal nothing).
+ */
+export async function unsubscribe(
+  env: Bindings,
+  token: string,
+  now = Date.now(),
+): Promise<{ scope: UnsubscribeScope; types: PreferenceType[] }> {
+  const { userId, scope } = await verifyUnsubscribeToken(env, token, now);
+  const types = (scope === "all" ? PREFERENCE_TYPES : [scope]).filter((t) => !ALWAYS_EMAILED.includes(t));
+  try {
+    await updatePreferences(env, userId, { types: Object.fromEntries(types.map((t) => [t, { email: false }])) });
+  } catch (err) {
+    // The account is gone (the preferences row's foreign key): nothing is sent to it anyway.
+    if (!(err instanceof Error && /FOREIGN KEY/i.test(err.message))) throw err;
+  }
+  return { scope, types };
+}
+
+/** The two List-Unsubscribe headers of RFC 8058 for one email. */
+export async function listUnsubscribeHeaders(
+  env: Bindings,
+  userId: string,
+  scope: UnsubscribeScope,
+  now = Date.now(),
+): Promise<Record<string, string>> {
+  const config = getConfig(env);
+  const token = await unsubscribeToken(env, userId, scope, now);
+  const url = `${config.PUBLIC_API_URL.replace(/\/$/, "")}/api/v1/notifications/unsubscribe/?token=${token}`;
+  const mailto = `mailto:${config.EMAIL_UNSUBSCRIBE_ADDRESS}?subject=${encodeURIComponent(`unsubscribe ${token}`)}`;
+  return { "List-Unsubscribe": `<${url}>, <${mailto}>`, "List-Unsubscribe-Post": "List-Unsubscribe=One-Click" };
+}

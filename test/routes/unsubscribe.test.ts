@@ -1,0 +1,107 @@
+/**
+ * One-click unsubscribe (RFC 8058, API.md §5b; issue 10 item 4), attacked: the link works without
+ * sign-in and only for email; GET changes nothing; tampered, truncated, foreign-key and expired
+ * tokens are refused with nothing changed; a cookie of another user neither blocks it nor is
+ * affected; security email stays on.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { NOTIFICATION_DEFAULTS, PREFERENCE_TYPES } from "../../src/services/notification-preferences";
+import { listUnsubscribeHeaders, UNSUBSCRIBE_TTL_S, unsubscribeToken } from "../../src/services/unsubscribe";
+import { call, expectError, jsonWithStatus as json } from "../helpers/http";
+import { bearerUser, registerWeb } from "../helpers/users";
+
+const PATH = "/api/v1/notifications/unsubscribe/";
+type Prefs = { types: Record<string, { in_app: boolean; email: boolean; push: boolean }> };
+const prefs = async (access: string) => json<Prefs>(await call("/api/v1/notifications/preferences/", { bearer: access }), 200);
+const oneClick = (token: string, init: { headers?: Record<string, string>; cookies?: Record<string, string> } = {}) =>
+  call(`${PATH}?token=${encodeURIComponent(token)}`, {
+    method: "POST",
+    body: "List-Unsubscribe=One-Click",
+    headers: { "Content-Type": "application/x-www-form-urlencoded", ...init.headers },
+    cookies: init.cookies,
+  });
+
+describe("one-click unsubscribe", () => {
+  it("builds both RFC 8058 headers from the public origin", async () => {
+    const headers = await listUnsubscribeHeaders(env, crypto.randomUUID(), "forum_reply");
+    expect(headers["List-Unsubscribe-Post"]).toBe("List-Unsubscribe=One-Click");
+    expect(headers["List-Unsubscribe"]).toMatch(
+      /^<https:\/\/api\.test\/api\/v1\/notifications\/unsubscribe\/\?token=[\w-]+\.[\w-]+>, <mailto:unsubscribe@[^?]+\?subject=unsubscribe%20[\w.-]+>$/,
+    );
+  });
+
+  it("GET shows a confirmation page and changes nothing; POST turns off that type's email only", async () => {
+    const u = await bearerUser();
+    const token = await unsubscribeToken(env, u.userId, "forum_mention");
+    const page = await call(`${PATH}?token=${token}`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("Content-Type")).toMatch(/text\/html/);
+    expect(page.headers.get("Content-Security-Policy")).toContain("form-action 'self'");
+    const text = await page.text();
+    expect(text).toContain('<form method="post"');
+    expect(text).toContain("forum mention email");
+    expect((await prefs(u.access)).types.forum_mention!.email).toBe(true);
+
+    const body = await json<{ unsubscribed: boolean; types: string[] }>(await oneClick(token), 200);
+    expect(body).toEqual({ unsubscribed: true, scope: "forum_mention", types: ["forum_mention"] });
+    const after = await prefs(u.access);
+    expect(after.types.forum_mention).toEqual({ ...NOTIFICATION_DEFAULTS.forum_mention, email: false });
+    expect(after.types.identification_failed).toEqual(NOTIFICATION_DEFAULTS.identification_failed);
+    // Again: the same answer, nothing else changes.
+    expect((await oneClick(token)).status).toBe(200);
+  });
+
+  it("`all` turns off every email that can be turned off — never security mail", async () => {
+    const u = await bearerUser();
+    const res = await oneClick(await unsubscribeToken(env, u.userId, "all"), { headers: { Accept: "text/html" } });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain("You are unsubscribed");
+    const after = await prefs(u.access);
+    for (const type of PREFERENCE_TYPES) expect(after.types[type]!.email, type).toBe(type === "security");
+    expect(after.types.forum_reply!.push).toBe(NOTIFICATION_DEFAULTS.forum_reply.push);
+  });
+
+  it("refuses tampered, truncated, re-signed, malformed and expired tokens with nothing changed", async () => {
+    const u = await bearerUser();
+    const victim = await bearerUser();
+    const good = await unsubscribeToken(env, u.userId, "forum_mention");
+    const [payload, mac] = good.split(".") as [string, string];
+    // Another user's id under the first user's signature.
+    const forgedPayload = btoa(JSON.stringify({ u: victim.userId, t: "all", e: Math.floor(Date.now() / 1000) + 3600 }))
+      .replaceAll("+", "-")
+      .replaceAll("/", "_")
+      .replace(/=+$/, "");
+    const flip = (s: string, i: number) => s.slice(0, i) + (s[i] === "A" ? "B" : "A") + s.slice(i + 1);
+    const foreign = await unsubscribeToken({ ...env, JWT_SECRET: "another-secret-0123456789abcdef0123456789" }, u.userId, "forum_mention");
+    const expired = await unsubscribeToken(env, u.userId, "forum_mention", Date.now() - (UNSUBSCRIBE_TTL_S + 60) * 1000);
+    for (const token of [
+      `${forgedPayload}.${mac}`,
+      `${flip(payload, 5)}.${mac}`,
+      `${payload}.${flip(mac, 3)}`,
+      `${payload}.${mac.slice(0, -4)}`,
+      payload,
+      `${payload}.${mac}.extra`,
+      `${payload}.!!!`,
+      foreign,
+      expired,
+    ]) {
+      const error = await expectError(await oneClick(token), 400, "INVALID_TOKEN");
+      expect(error.message).toMatch(/not valid/);
+      await expectError(await call(`${PATH}?token=${encodeURIComponent(token)}`), 400, "INVALID_TOKEN");
+    }
+    await expectError(await call(PATH, { method: "POST" }), 400, "VALIDATION_ERROR");
+    expect((await prefs(u.access)).types).toEqual(NOTIFICATION_DEFAULTS);
+    expect((await prefs(victim.access)).types).toEqual(NOTIFICATION_DEFAULTS);
+  });
+
+  it("works for the token's user even when a browser sends another user's session cookie without a CSRF header", async () => {
+    const owner = await bearerUser();
+    const other = await registerWeb();
+    const res = await oneClick(await unsubscribeToken(env, owner.userId, "forum_mention"), { cookies: other.cookies });
+    expect(res.status).toBe(200);
+    expect((await prefs(owner.access)).types.forum_mention!.email).toBe(false);
+    const otherPrefs = await json<Prefs>(await call("/api/v1/notifications/preferences/", { cookies: other.cookies }), 200);
+    expect(otherPrefs.types.forum_mention!.email).toBe(true);
+  });
+});
