@@ -27,6 +27,7 @@ export default defineConfig(async () => {
             TREFLE_API_KEY: "emulator-key",
             OPENAI_API_KEY: "emulator-key",
             EMAIL_API_KEY: "emulator-key",
+            EMAIL_WEBHOOK_SECRET: "whsec_dGVzdC13ZWJob29rLXNlY3JldC0wMTIzNDU2Nzg5YWI=",
             JWT_SECRET: "test-secret-0123456789abcdef0123456789abcdef",
             GOOGLE_CLIENT_ID: "google-test-client",
             GOOGLE_CLIENT_SECRET: "google-test-secret",

@@ -40,7 +40,33 @@ export interface SentEmail {
 export type EmailEmulator = Emulator<CommonFailure> & {
   /** Accepted messages in send order. */
   readonly outbox: readonly SentEmail[];
+  /**
+   * A webhook delivery about one of its emails, signed as Resend signs them (Svix: `svix-id`,
+   * `svix-timestamp`, `svix-signature: v1,<base64 HMAC-SHA-256 of "id.timestamp.body">` keyed
+   * with the base64 part of the `whsec_…` secret). Tests pass it to the Worker's webhook route;
+   * `POST /emails/{id}/events` `{type, url, secret}` sends one over HTTP (local runs).
+   */
+  webhook(
+    emailId: string,
+    type: WebhookType,
+    secret: string,
+    options?: { bounceType?: string; timestampS?: number; id?: string },
+  ): Promise<WebhookDelivery>;
 };
+
+export type WebhookType = "email.delivered" | "email.bounced" | "email.complained" | "email.delivery_delayed";
+export interface WebhookDelivery {
+  headers: Record<string, string>;
+  body: string;
+}
+
+async function svixSignature(secret: string, id: string, timestampS: number, body: string): Promise<string> {
+  if (!secret.startsWith("whsec_")) throw new Error("webhook secrets start with whsec_");
+  const raw = Uint8Array.from(atob(secret.slice(6)), (c) => c.charCodeAt(0));
+  const key = await crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`${id}.${timestampS}.${body}`)));
+  return `v1,${btoa(String.fromCharCode(...mac))}`;
+}
 
 const MAX_RECIPIENTS = 50;
 /** `user@example.com` or `Name <user@example.com>`. */
@@ -54,7 +80,8 @@ export function createEmailEmulator(options: EmailEmulatorOptions = {}): EmailEm
     const url = new URL(req.url);
     const path = url.pathname.replace(/\/+$/, "");
     const idMatch = /^\/emails\/([^/]+)$/.exec(path);
-    if (path !== "/emails" && !idMatch) return resendError(404, "not_found", "The requested endpoint does not exist.");
+    if (path !== "/emails" && !idMatch && !/^\/emails\/[^/]+\/events$/.test(path))
+      return resendError(404, "not_found", "The requested endpoint does not exist.");
 
     const key = bearerToken(req);
     if (!key)
@@ -65,6 +92,17 @@ export function createEmailEmulator(options: EmailEmulatorOptions = {}): EmailEm
       );
     if (!apiKeys.has(key)) return resendError(401, "invalid_api_key", "API key is invalid");
 
+    const eventMatch = /^\/emails\/([^/]+)\/events$/.exec(path);
+    if (eventMatch && req.method === "POST") {
+      const json = await readJsonBody(req);
+      const body = json.ok && isRecord(json.value) ? json.value : {};
+      const { type, url: target, secret } = body as { type?: unknown; url?: unknown; secret?: unknown };
+      if (typeof type !== "string" || typeof target !== "string" || typeof secret !== "string")
+        return resendError(422, "validation_error", "Send {type, url, secret}.");
+      const delivery = await webhook(decodeURIComponent(eventMatch[1] as string), type as WebhookType, secret);
+      const answer = await fetch(target, { method: "POST", headers: delivery.headers, body: delivery.body });
+      return jsonResponse({ delivered: answer.status, answer: await answer.text() });
+    }
     if (idMatch) {
       if (req.method !== "GET") return resendError(405, "method_not_allowed", "Method is not allowed for the requested path.");
       const email = outbox.find((sent) => sent.id === decodeURIComponent(idMatch[1] as string));
@@ -81,6 +119,36 @@ export function createEmailEmulator(options: EmailEmulatorOptions = {}): EmailEm
     if (!parsed.ok) return resendError(422, "validation_error", parsed.error);
     outbox.push(parsed.email);
     return jsonResponse({ id: parsed.email.id });
+  }
+
+  async function webhook(
+    emailId: string,
+    type: WebhookType,
+    secret: string,
+    options: { bounceType?: string; timestampS?: number; id?: string } = {},
+  ): Promise<WebhookDelivery> {
+    const email = outbox.find((sent) => sent.id === emailId);
+    const data: Record<string, unknown> = {
+      email_id: emailId,
+      from: email?.from ?? "",
+      to: email?.to ?? [],
+      subject: email?.subject ?? "",
+      created_at: email?.created_at ?? new Date().toISOString(),
+    };
+    if (type === "email.bounced")
+      data.bounce = { type: options.bounceType ?? "Permanent", message: "The recipient's mailbox does not exist." };
+    const body = JSON.stringify({ type, created_at: new Date().toISOString(), data });
+    const id = options.id ?? `msg_${crypto.randomUUID().replaceAll("-", "")}`;
+    const timestampS = options.timestampS ?? Math.floor(Date.now() / 1000);
+    return {
+      headers: {
+        "content-type": "application/json",
+        "svix-id": id,
+        "svix-timestamp": String(timestampS),
+        "svix-signature": await svixSignature(secret, id, timestampS, body),
+      },
+      body,
+    };
   }
 
   const emulator = defineEmulator<CommonFailure>({
@@ -107,6 +175,7 @@ export function createEmailEmulator(options: EmailEmulatorOptions = {}): EmailEm
       outbox = [];
     },
   });
+  Object.defineProperty(emulator, "webhook", { value: webhook, enumerable: true });
   return Object.defineProperty(emulator, "outbox", { get: () => outbox, enumerable: true }) as EmailEmulator;
 }
 

@@ -103,6 +103,8 @@ const ConfigSchema = z.object({
   TREFLE_API_KEY: optionalSecret,
   OPENAI_API_KEY: optionalSecret,
   EMAIL_API_KEY: optionalSecret,
+  /** The provider's webhook signing secret (`whsec_…`); without it the webhook answers 503. */
+  EMAIL_WEBHOOK_SECRET: z.string().optional(),
 });
 
 export type Config = z.infer<typeof ConfigSchema> & { isLocal: boolean };

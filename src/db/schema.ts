@@ -963,3 +963,18 @@ export const notificationPreferences = sqliteTable("notification_preferences", {
   timeZone: text("time_zone").notNull().default("UTC"),
   updatedAt: text("updated_at").notNull().default(now),
 });
+
+/** Addresses that hard-bounced or complained (the email provider's webhook): they get no email. */
+export const emailSuppressions = sqliteTable("email_suppressions", {
+  address: text("address").primaryKey(),
+  reason: text("reason", { enum: ["bounce", "complaint"] }).notNull(),
+  eventId: text("event_id").notNull(),
+  createdAt: text("created_at").notNull().default(now),
+});
+
+/** Webhook deliveries already processed, by their `svix-id`: a replay changes nothing. */
+export const emailWebhookEvents = sqliteTable("email_webhook_events", {
+  id: text("id").primaryKey(),
+  type: text("type").notNull(),
+  receivedAt: text("received_at").notNull().default(now),
+});

@@ -44,6 +44,7 @@ export const ERROR_CODES = {
     "A session credential (access or refresh token) is malformed, of the wrong type, revoked or its session ended (401). Not an emailed link: see INVALID_TOKEN.",
   TOKEN_EXPIRED: "A session credential has expired; refresh it (401).",
   TOKEN_REUSED: "A refresh token was used twice; its whole session is ended (401).",
+  INVALID_SIGNATURE: "A webhook delivery's signature is missing, does not match, or its timestamp is more than 5 minutes off (401).",
   FIREBASE_TOKEN_INVALID: "The Firebase ID token is malformed, not signed by Google, for another project, expired or not yet valid (401).",
   FORBIDDEN: "Signed in, but not allowed (403).",
   CSRF_FAILED: "A cookie-authenticated write without the matching X-CSRFToken (403).",

@@ -3,6 +3,7 @@
  * `unread-count/`, `{id}/read/` and `read-all/`. Owner only; other users' answer 404.
  * `preferences/` (GET, PUT): per type and channel, the email digest and the time zone (§5b).
  * `unsubscribe/?token=` (no sign-in; RFC 8058): GET a confirmation page, POST one click.
+ * `email-events/`: the email provider's signed delivery webhook (bounces and complaints).
  * New notifications also reach the owner's `/ws/` sockets as `{type:"notification", notification}`.
  */
 import { z } from "@hono/zod-openapi";
@@ -21,7 +22,8 @@ import { NotificationPayload } from "../../durable-objects/user-hub-protocol";
 import { pageOf, PaginationQuery } from "./pagination";
 import { escapeHtml } from "../lib/sanitise";
 import { unsubscribe, verifyUnsubscribeToken } from "../services/unsubscribe";
-import { BooleanQuery, jsonBody, pageSchema, IdParam, errorResponses, requestJson } from "./schemas";
+import { handleEmailEvent, verifyWebhook } from "../services/email-events";
+import { BooleanQuery, jsonBody, pageSchema, IdParam, errorResponse, errorResponses, requestJson } from "./schemas";
 
 const tags = ["Notifications"];
 const errors = errorResponses(400, 401, 404);
@@ -154,21 +156,19 @@ export function notificationRoutes() {
       types: z.array(z.string()).openapi({ description: "The types now off by email." }),
     })
     .openapi("Unsubscribed");
-  const postUnsubscribe = open
-    .post(`/unsubscribe`, "One-click unsubscribe (RFC 8058): turns email off for the link's type, or all")
-    .io(
-      { query: TokenQuery },
-      {
-        200: {
-          description: "Done (JSON, or a small page when the client accepts HTML)",
-          content: { "application/json": { schema: Unsubscribed }, "text/html": { schema: z.string() } },
-        },
+  const postUnsubscribe = open.post(`/unsubscribe`, "One-click unsubscribe (RFC 8058): turns email off for the link's type, or all").io(
+    { query: TokenQuery },
+    {
+      200: {
+        description: "Done (JSON, or a small page when the client accepts HTML)",
+        content: { "application/json": { schema: Unsubscribed }, "text/html": { schema: z.string() } },
       },
-      {
-        description:
-          "Mail clients POST `List-Unsubscribe=One-Click`; the body is not needed. A tampered or expired token: 400, nothing changed. Security email stays on.",
-      },
-    );
+    },
+    {
+      description:
+        "Mail clients POST `List-Unsubscribe=One-Click`; the body is not needed. A tampered or expired token: 400, nothing changed. Security email stays on.",
+    },
+  );
   app.openapi(postUnsubscribe, async (c) => {
     const result = await unsubscribe(c.env, c.req.valid("query").token);
     c.header("Cache-Control", "no-store");
@@ -183,6 +183,45 @@ export function notificationRoutes() {
       ) as never;
     }
     return c.json({ unsubscribed: true as const, ...result }, 200);
+  });
+
+  const EmailEventResult = z
+    .object({
+      received: z.literal(true),
+      type: z.string(),
+      suppressed: z.array(z.string()).openapi({ description: "Addresses that get no more email." }),
+    })
+    .openapi("EmailEventResult");
+  const postEmailEvents = routeSet({ tags, errors: errorResponses(400, 401) })
+    .post(`/email-events`, "The email provider's delivery webhook (Svix-signed): hard bounces and complaints suppress the address")
+    .io(
+      {
+        headers: z.object({
+          "svix-id": z.string().max(200).optional(),
+          "svix-timestamp": z.string().max(20).optional(),
+          "svix-signature": z.string().max(2000).optional(),
+        }),
+      },
+      {
+        200: jsonBody(EmailEventResult, "Processed"),
+        409: errorResponse(409, "This delivery (svix-id) was already processed; nothing changed", "CONFLICT"),
+        503: errorResponse(503, "No webhook secret is configured", "SERVICE_UNAVAILABLE"),
+      },
+      {
+        description:
+          "Body: the provider's event JSON (`{type, data: {to, bounce?}}`; `email.bounced`, `email.complained`, `email.delivered`, `email.delivery_delayed`). The signature covers `svix-id.svix-timestamp.body`; a timestamp more than 5 minutes off, a missing or wrong signature: 401, nothing changed.",
+      },
+    );
+  app.openapi(postEmailEvents, async (c) => {
+    const headers = c.req.valid("header");
+    const body = await c.req.text();
+    await verifyWebhook(
+      c.env,
+      { id: headers["svix-id"], timestamp: headers["svix-timestamp"], signature: headers["svix-signature"] },
+      body,
+    );
+    const result = await handleEmailEvent(c.env, headers["svix-id"]!, body);
+    return c.json({ received: true as const, ...result }, 200);
   });
 
   return app;

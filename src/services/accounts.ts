@@ -21,7 +21,7 @@ import { randomToken, sha256Hex } from "../lib/hash";
 import { photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 import { AVATAR_RULES, validateImageUpload } from "../lib/images";
 import type { Logger } from "../lib/logger";
-import { sendEmail } from "../providers/email";
+import { deliverEmail } from "./mailer";
 import { burnPasswordCheck, hashPassword, needsRehash, passwordPolicyErrors, verifyPassword } from "./passwords";
 import { beginLoginAttempt, enforceRateLimit, loginAttemptSucceeded } from "./rate-limits";
 import { endEverySession } from "./sessions";
@@ -34,7 +34,6 @@ export const EMAIL_CHANGE_TTL_S = 24 * 3600;
 export const WS_TICKET_TTL_S = 60;
 
 const nowS = () => Math.floor(Date.now() / 1000);
-const emailSettings = (config: Config) => ({ apiUrl: config.EMAIL_API_URL, apiKey: config.EMAIL_API_KEY, from: config.EMAIL_FROM });
 
 /** Throws 400 with field errors when `password` breaks the policy or does not match `confirm`. */
 export function assertPasswordPolicy(
@@ -96,7 +95,7 @@ async function notifyLockout(env: Bindings, config: Config, user: UserRow, logge
       .set({ lockoutNotifiedAt: now })
       .where(and(eq(users.id, user.id), or(isNull(users.lockoutNotifiedAt), lt(users.lockoutNotifiedAt, now - config.LOCKOUT_DURATION_S))));
     if (changes(claimed) === 0) return;
-    await sendEmail(emailSettings(config), {
+    await deliverEmail(env, {
       to: user.email,
       subject: "Your Plant Community account was locked",
       text:
@@ -179,7 +178,7 @@ export async function requestPasswordReset(env: Bindings, config: Config, addres
     ]);
     if (changes(inserted) === 0) return;
     const link = `${config.FRONTEND_URL}/reset-password?token=${encodeURIComponent(token)}`;
-    await sendEmail(emailSettings(config), {
+    await deliverEmail(env, {
       to: user.email,
       subject: "Reset your Plant Community password",
       text:
@@ -288,7 +287,7 @@ export async function requestEmailChange(
   const link = `${config.FRONTEND_URL}/confirm-email?token=${encodeURIComponent(token)}`;
   const hours = Math.round(EMAIL_CHANGE_TTL_S / 3600);
   const results = await Promise.allSettled([
-    sendEmail(emailSettings(config), {
+    deliverEmail(env, {
       to: newEmail,
       subject: "Confirm your new Plant Community email address",
       text:
@@ -296,7 +295,7 @@ export async function requestEmailChange(
         `${link}\n\nConfirmation token: ${token}\n\nUntil you confirm, your account keeps its current address. ` +
         `If you did not ask for this, ignore this email.\n`,
     }),
-    sendEmail(emailSettings(config), {
+    deliverEmail(env, {
       to: user.email,
       subject: "A change of your Plant Community email address was requested",
       text:

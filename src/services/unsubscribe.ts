@@ -84,7 +84,7 @@ export async function verifyUnsubscribeToken(
   const [payload, mac, extra] = token.split(".");
   if (!payload || !mac || extra !== undefined || token.length > 1024) throw refused("it is malformed");
   const macBytes = base64UrlDecode(mac);
-  if (!macBytes || macBytes.length !== 32) throw refused("it is malformed");
+  if (macBytes?.length !== 32) throw refused("it is malformed");
   // crypto.subtle.verify compares in constant time.
   const ok = await crypto.subtle.verify(
     "HMAC",
