@@ -1,0 +1,71 @@
+/** Notification email templates: every type renders both parts, escapes what users wrote, uses the recipient's time zone. */
+import { describe, expect, it } from "vitest";
+import { formatWhen, renderDigestEmail, renderNotificationEmail } from "../../src/services/email-templates";
+import { PREFERENCE_TYPES } from "../../src/services/notification-preferences";
+
+const links = { frontend: "https://app.example", unsubscribe: "https://api.example/api/v1/notifications/unsubscribe/?token=abc.def" };
+const to = { username: "fern_lover", timeZone: "America/New_York" };
+const note = (type: string, extra: Partial<{ title: string; body: string }> = {}) => ({
+  type,
+  title: extra.title ?? `A ${type} happened`,
+  body: extra.body ?? "Details of what happened.",
+  data: { topic_id: "t1", request_id: "r1", event_id: "e1", post_slug: "basil" },
+  createdAt: "2026-12-03T08:00:00.000Z",
+});
+
+describe("notification email templates", () => {
+  it("render every type with HTML and text, one action link, and the date in the recipient's zone", () => {
+    for (const type of PREFERENCE_TYPES) {
+      const mail = renderNotificationEmail(note(type), to, links);
+      expect(mail.subject, type).toBe(`A ${type} happened`);
+      expect(mail.html).toMatch(/^<!doctype html>\n<html lang="en">/);
+      expect(mail.html).not.toMatch(/<style|<script|class=/i);
+      expect(mail.html).toContain('role="presentation"');
+      expect(mail.html).toContain("3 December 2026, 03:00 (America/New_York)");
+      expect(mail.text).toContain("3 December 2026, 03:00 (America/New_York)");
+      expect(mail.text).toContain("Hello fern_lover,");
+      const action = /(https:\/\/app\.example\/[^\s]*)/.exec(mail.text)![1]!;
+      expect(mail.html).toContain(`href="${action}"`);
+    }
+  });
+
+  it("offer the unsubscribe link on every notification mail except security notices", () => {
+    const reply = renderNotificationEmail(note("forum_reply"), to, links);
+    expect(reply.html).toContain(`href="${links.unsubscribe}"`);
+    expect(reply.text).toContain(`Unsubscribe from these emails: ${links.unsubscribe}`);
+    const security = renderNotificationEmail(note("security", { title: "Your password was changed" }), to, links);
+    expect(security.html).not.toContain(links.unsubscribe);
+    expect(security.text).not.toContain("Unsubscribe");
+    expect(security.text).toContain("always sent");
+  });
+
+  it("escape everything users wrote", () => {
+    const mail = renderNotificationEmail(
+      note("forum_reply", { title: '<img src=x onerror=alert(1)> "hi"', body: "<script>alert(1)</script>\nline two" }),
+      { ...to, username: "<b>x</b>" },
+      links,
+    );
+    expect(mail.html).not.toMatch(/<img|<script|<b>/);
+    expect(mail.html).toContain("&lt;script&gt;alert(1)&lt;/script&gt;<br>line two");
+    expect(mail.html).toContain("Hello &lt;b&gt;x&lt;/b&gt;,");
+  });
+
+  it("fall back to UTC for a zone the runtime does not know", () => {
+    expect(formatWhen("2026-12-03T08:00:00.000Z", "Not/AZone")).toBe("3 December 2026, 08:00 (UTC)");
+    expect(formatWhen("2026-07-01T23:30:00.000Z", "Asia/Tokyo")).toBe("2 July 2026, 08:30 (Asia/Tokyo)");
+  });
+
+  it("gather a digest newest first with a count, each item with its own link", () => {
+    const items = [
+      { ...note("forum_reply", { title: "Older" }), createdAt: "2026-12-01T10:00:00.000Z" },
+      { ...note("care_reminder", { title: "Newer" }), createdAt: "2026-12-02T10:00:00.000Z" },
+    ];
+    const mail = renderDigestEmail(items, to, links, "daily");
+    expect(mail.subject).toBe("Your daily Plant Community digest: 2 updates");
+    expect(mail.text.indexOf("Newer")).toBeLessThan(mail.text.indexOf("Older"));
+    expect(mail.html.indexOf("Newer")).toBeLessThan(mail.html.indexOf("Older"));
+    expect(mail.text).toContain("https://app.example/reminders");
+    expect(mail.text).toContain("https://app.example/forum/topics/t1");
+    expect(mail.html).toContain(links.unsubscribe);
+  });
+});
