@@ -978,3 +978,17 @@ export const emailWebhookEvents = sqliteTable("email_webhook_events", {
   type: text("type").notNull(),
   receivedAt: text("received_at").notNull().default(now),
 });
+
+/**
+ * A user's calendar subscription (API.md §5b): calendar apps fetch `calendar.ics` at a signed URL
+ * naming this row. One per user; issuing a new one replaces it, deleting it revokes the URL.
+ */
+export const calendarFeeds = sqliteTable("calendar_feeds", {
+  id: text("id").primaryKey(),
+  userId: text("user_id")
+    .notNull()
+    .unique("calendar_feeds_user_unique")
+    .references(() => users.id, { onDelete: "cascade" }),
+  createdAt: text("created_at").notNull().default(now),
+  lastFetchedAt: text("last_fetched_at"),
+});

@@ -74,7 +74,12 @@ export interface CalendarEvent {
   summary: string;
   description?: string;
   durationMinutes?: number;
+  /** DTEND (instead of DURATION). */
+  end?: Date;
+  location?: string;
   rrule?: RecurrenceRule;
+  /** VALARMs (RFC 5545 §3.6.6): a display alarm this many minutes before the start (0: at it). */
+  alarms?: { minutesBefore: number; description: string }[];
 }
 
 export interface Calendar {
@@ -91,10 +96,16 @@ export function buildCalendar(calendar: Calendar): string {
   const stamp = formatDateTime(calendar.stamp);
   for (const event of calendar.events) {
     lines.push("BEGIN:VEVENT", `UID:${event.uid}`, `DTSTAMP:${stamp}`, `DTSTART:${formatDateTime(event.start)}`);
-    if (event.durationMinutes) lines.push(`DURATION:PT${event.durationMinutes}M`);
+    if (event.end) lines.push(`DTEND:${formatDateTime(event.end)}`);
+    else if (event.durationMinutes) lines.push(`DURATION:PT${event.durationMinutes}M`);
     if (event.rrule) lines.push(`RRULE:${formatRecurrence(event.rrule)}`);
     lines.push(`SUMMARY:${escapeText(event.summary)}`);
     if (event.description) lines.push(`DESCRIPTION:${escapeText(event.description)}`);
+    if (event.location) lines.push(`LOCATION:${escapeText(event.location)}`);
+    for (const alarm of event.alarms ?? []) {
+      const trigger = alarm.minutesBefore > 0 ? `-PT${alarm.minutesBefore}M` : "PT0S";
+      lines.push("BEGIN:VALARM", "ACTION:DISPLAY", `DESCRIPTION:${escapeText(alarm.description)}`, `TRIGGER:${trigger}`, "END:VALARM");
+    }
     lines.push("END:VEVENT");
   }
   lines.push("END:VCALENDAR");
@@ -115,19 +126,28 @@ export function unescapeText(value: string): string {
   return value.replace(/\\([\\;,nN])/g, (_, c: string) => (c === "n" || c === "N" ? "\n" : c));
 }
 
-/** The VEVENTs of a calendar as maps of property name → raw (still escaped) value. */
+/**
+ * The VEVENTs of a calendar as maps of property name → raw (still escaped) value. A VEVENT's
+ * VALARMs do not overwrite its own properties: their TRIGGERs are listed, comma-separated, under
+ * `VALARM:TRIGGER`.
+ */
 export function parseEvents(text: string): Record<string, string>[] {
   const events: Record<string, string>[] = [];
   let current: Record<string, string> | null = null;
+  let inAlarm = false;
   for (const line of unfold(text)) {
     if (line === "BEGIN:VEVENT") current = {};
     else if (line === "END:VEVENT") {
       if (current) events.push(current);
       current = null;
-    } else if (current) {
+    } else if (line === "BEGIN:VALARM") inAlarm = true;
+    else if (line === "END:VALARM") inAlarm = false;
+    else if (current) {
       const colon = line.indexOf(":");
       const name = line.slice(0, colon).split(";")[0]!;
-      current[name] = line.slice(colon + 1);
+      const value = line.slice(colon + 1);
+      if (!inAlarm) current[name] = value;
+      else if (name === "TRIGGER") current["VALARM:TRIGGER"] = current["VALARM:TRIGGER"] ? `${current["VALARM:TRIGGER"]},${value}` : value;
     }
   }
   return events;

@@ -22,6 +22,8 @@ import {
   updateReminder,
 } from "../services/reminders";
 import { pageOf, PaginationQuery } from "./pagination";
+import { feedCalendar, feedOwner, issueCalendarFeed, revokeCalendarFeed } from "../services/calendar-feed";
+import { AppError } from "../lib/errors";
 import { BooleanQuery, jsonBody, pageSchema, errorResponse, requestJson, noContent, IdParam, errorResponses } from "./schemas";
 
 const tags = ["Care reminders"];
@@ -210,6 +212,46 @@ export function reminderRoutes() {
       "Content-Disposition": 'attachment; filename="plant-care.ics"',
       "Cache-Control": "private, no-store",
     });
+  });
+
+  // A subscription URL for calendar apps (API.md §5b): signed, revocable, no headers needed.
+  const FeedSchema = z
+    .object({
+      url: z
+        .string()
+        .openapi({
+          description: "Subscribe to this in a calendar app. Anyone with the URL can read your calendar: revoke it with DELETE.",
+        }),
+      created_at: z.string(),
+    })
+    .openapi("CalendarFeed");
+  const postFeed = mine
+    .post(`/calendar-feed`, "Issue your calendar subscription URL (replaces and revokes an earlier one)")
+    .io({}, { 201: jsonBody(FeedSchema, "The new URL") });
+  app.openapi(postFeed, async (c) => c.json(await issueCalendarFeed(c.env, userIdOf(c)), 201));
+
+  const deleteFeed = mine
+    .delete(`/calendar-feed`, "Revoke your calendar subscription URL")
+    .io({}, noContent("Revoked (its URL answers 404 from now on)"));
+  app.openapi(deleteFeed, async (c) => {
+    if (!(await revokeCalendarFeed(c.env, userIdOf(c)))) throw new AppError("NOT_FOUND", 404, "You have no calendar feed.");
+    return c.body(null, 204);
+  });
+
+  const getFeed = open
+    .get(`/calendar-feed/{token}/plant-community.ics`, "A subscribed calendar: your reminders and the events you are going to, with alarms")
+    .io(
+      { params: z.object({ token: z.string().max(200) }) },
+      { 200: { description: "VCALENDAR (RFC 5545) with VALARMs", content: { "text/calendar": { schema: z.string() } } } },
+      { description: "No credentials: the signed URL is the credential. A forged, altered or revoked URL: 404." },
+    );
+  app.openapi(getFeed, async (c) => {
+    const userId = await feedOwner(c.env, c.req.valid("param").token);
+    return c.body(await feedCalendar(c.env, userId), 200, {
+      "Content-Type": "text/calendar; charset=utf-8",
+      "Cache-Control": "private, no-store",
+      "Referrer-Policy": "no-referrer",
+    }) as never;
   });
 
   const getPreview = mine

@@ -443,8 +443,9 @@ export function previewOccurrences(
   return { results: out.slice(0, max), truncated: out.length > max };
 }
 
-export function remindersCalendar(rows: ReminderRow[], now: number): string {
-  const events: CalendarEvent[] = rows
+/** Active reminders as recurring calendar events (one VEVENT with an RRULE each). */
+export function reminderCalendarEvents(rows: ReminderRow[]): CalendarEvent[] {
+  return rows
     .filter((row) => row.isActive)
     .map((row) => ({
       uid: `${row.id}@plant-community`,
@@ -454,7 +455,15 @@ export function remindersCalendar(rows: ReminderRow[], now: number): string {
       description: `${TYPE_LABEL[row.reminderType]}: ${row.plantName}`,
       rrule: recurrenceFor(scheduleOf(row)),
     }));
-  return buildCalendar({ prodId: "-//Plant Community//Care reminders//EN", name: "Plant care reminders", stamp: new Date(now), events });
+}
+
+export function remindersCalendar(rows: ReminderRow[], now: number): string {
+  return buildCalendar({
+    prodId: "-//Plant Community//Care reminders//EN",
+    name: "Plant care reminders",
+    stamp: new Date(now),
+    events: reminderCalendarEvents(rows),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,130 @@
+/**
+ * A calendar feed apps can subscribe to (API.md §5b, issue 10 item 8). Calendar apps fetch a URL
+ * on a schedule and send no headers, so the URL itself must say whose calendar it is and prove
+ * it: `/api/v1/reminders/calendar-feed/<feed id>.<HMAC>/plant-community.ics`. The HMAC (SHA-256,
+ * under a key derived from JWT_SECRET for this purpose only) makes the URL unforgeable and lets
+ * garbage be refused without a database read; the row it names makes it revocable — deleting the
+ * feed (or issuing a new one, which replaces it) ends the old URL at once.
+ *
+ * The calendar holds the user's active care reminders (recurring, with an alarm when due) and the
+ * events they are going to or might go to (with an alarm an hour before), with VALARMs.
+ */
+import { and, eq, gte, inArray } from "drizzle-orm";
+import { getConfig } from "../config";
+import { database } from "../db/client";
+import { calendarEvents, calendarFeeds, calendarRsvps } from "../db/schema";
+import type { Bindings } from "../env";
+import { AppError } from "../lib/errors";
+import { base64UrlEncode } from "../lib/hash";
+import { buildCalendar, type CalendarEvent } from "../lib/ical";
+import { uuidv7 } from "../lib/ids";
+import { activeReminders, reminderCalendarEvents } from "./reminders";
+
+const keys = new Map<string, Promise<CryptoKey>>();
+function feedKey(secret: string): Promise<CryptoKey> {
+  let key = keys.get(secret);
+  if (!key) {
+    key = (async () => {
+      const base = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), "HKDF", false, ["deriveKey"]);
+      return crypto.subtle.deriveKey(
+        { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: new TextEncoder().encode("plant-community/calendar-feed/v1") },
+        base,
+        { name: "HMAC", hash: "SHA-256", length: 256 },
+        false,
+        ["sign", "verify"],
+      );
+    })();
+    keys.set(secret, key);
+  }
+  return key;
+}
+
+async function sign(env: Bindings, feedId: string): Promise<string> {
+  const mac = await crypto.subtle.sign("HMAC", await feedKey(getConfig(env).JWT_SECRET), new TextEncoder().encode(feedId));
+  return base64UrlEncode(new Uint8Array(mac));
+}
+
+export function feedUrl(env: Bindings, token: string): string {
+  return `${getConfig(env).PUBLIC_API_URL.replace(/\/$/, "")}/api/v1/reminders/calendar-feed/${token}/plant-community.ics`;
+}
+
+/** Issues the user's feed URL, replacing (and so revoking) any earlier one. */
+export async function issueCalendarFeed(env: Bindings, userId: string): Promise<{ url: string; created_at: string }> {
+  const id = uuidv7();
+  const createdAt = new Date().toISOString();
+  await database(env)
+    .insert(calendarFeeds)
+    .values({ id, userId, createdAt })
+    .onConflictDoUpdate({ target: calendarFeeds.userId, set: { id, createdAt, lastFetchedAt: null } });
+  return { url: feedUrl(env, `${id}.${await sign(env, id)}`), created_at: createdAt };
+}
+
+/** Revokes the user's feed URL; false when there was none. */
+export async function revokeCalendarFeed(env: Bindings, userId: string): Promise<boolean> {
+  const gone = await database(env).delete(calendarFeeds).where(eq(calendarFeeds.userId, userId)).returning({ id: calendarFeeds.id });
+  return gone.length > 0;
+}
+
+const notFound = () => new AppError("NOT_FOUND", 404, "No such calendar feed (the link may have been revoked or replaced).");
+
+/** The owner of a feed token; 404 for a forged, altered or revoked one (the same answer for each). */
+export async function feedOwner(env: Bindings, token: string): Promise<string> {
+  const [id, mac, extra] = token.split(".");
+  if (!id || !mac || extra !== undefined || !/^[0-9a-f-]{36}$/.test(id)) throw notFound();
+  const expected = await sign(env, id);
+  const given = new TextEncoder().encode(mac);
+  const wanted = new TextEncoder().encode(expected);
+  if (given.length !== wanted.length || !crypto.subtle.timingSafeEqual(given, wanted)) throw notFound();
+  const db = database(env);
+  const row = await db.select({ userId: calendarFeeds.userId }).from(calendarFeeds).where(eq(calendarFeeds.id, id)).get();
+  if (!row) throw notFound();
+  await db.update(calendarFeeds).set({ lastFetchedAt: new Date().toISOString() }).where(eq(calendarFeeds.id, id));
+  return row.userId;
+}
+
+/** Events the user is going to (or might), from a month ago on, each with an alarm an hour before. */
+async function rsvpEvents(env: Bindings, userId: string, now: number): Promise<CalendarEvent[]> {
+  const rows = await database(env)
+    .select({
+      id: calendarEvents.id,
+      title: calendarEvents.title,
+      description: calendarEvents.description,
+      startsAt: calendarEvents.startsAt,
+      endsAt: calendarEvents.endsAt,
+      location: calendarEvents.location,
+      status: calendarRsvps.status,
+    })
+    .from(calendarRsvps)
+    .innerJoin(calendarEvents, eq(calendarEvents.id, calendarRsvps.eventId))
+    .where(
+      and(
+        eq(calendarRsvps.userId, userId),
+        inArray(calendarRsvps.status, ["going", "maybe"]),
+        gte(calendarEvents.endsAt, new Date(now - 30 * 86_400_000).toISOString()),
+      ),
+    )
+    .limit(500);
+  return rows.map((e) => ({
+    uid: `event-${e.id}@plant-community`,
+    start: new Date(e.startsAt),
+    end: new Date(e.endsAt),
+    summary: e.status === "maybe" ? `${e.title} (maybe)` : e.title,
+    description: e.description,
+    location: e.location || undefined,
+    alarms: [{ minutesBefore: 60, description: `${e.title} starts in an hour` }],
+  }));
+}
+
+/** The whole subscribed calendar of a user. */
+export async function feedCalendar(env: Bindings, userId: string, now = Date.now()): Promise<string> {
+  const [reminders, events] = await Promise.all([activeReminders(env, userId), rsvpEvents(env, userId, now)]);
+  return buildCalendar({
+    prodId: "-//Plant Community//Calendar feed//EN",
+    name: "Plant Community",
+    stamp: new Date(now),
+    events: [
+      ...reminderCalendarEvents(reminders).map((e) => ({ ...e, alarms: [{ minutesBefore: 0, description: e.summary }] })),
+      ...events,
+    ],
+  });
+}
