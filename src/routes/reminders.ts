@@ -217,11 +217,9 @@ export function reminderRoutes() {
   // A subscription URL for calendar apps (API.md §5b): signed, revocable, no headers needed.
   const FeedSchema = z
     .object({
-      url: z
-        .string()
-        .openapi({
-          description: "Subscribe to this in a calendar app. Anyone with the URL can read your calendar: revoke it with DELETE.",
-        }),
+      url: z.string().openapi({
+        description: "Subscribe to this in a calendar app. Anyone with the URL can read your calendar: revoke it with DELETE.",
+      }),
       created_at: z.string(),
     })
     .openapi("CalendarFeed");
