@@ -61,11 +61,14 @@ export interface NotificationColumns {
 export function insertNotifications(db: Database, type: NotificationType, columns: NotificationColumns, source: SQL) {
   // -- fan-out: one notification per source row in one statement, so SQL is the point. The
   // select lists every column in table order (drizzle names them all); `source` must contain
-  // WHERE: SQLite needs it to parse ON CONFLICT after INSERT … SELECT.
+  // WHERE: SQLite needs it to parse ON CONFLICT after INSERT … SELECT. Recipients who turned
+  // this type off in-app (notification_preferences stores only changes from the defaults, and
+  // every type is in-app by default) are left out in the same statement.
   return db
     .insert(notifications)
     .select(
-      sql`SELECT ${sql.raw(SQL_UUID_V4)}, ${columns.userId}, ${type}, ${columns.title}, ${columns.body}, ${columns.data}, ${columns.dedupeKey}, 0, NULL, ${columns.createdAt} ${source}`,
+      sql`SELECT n.* FROM (SELECT ${sql.raw(SQL_UUID_V4)} AS id, ${columns.userId} AS user_id, ${type} AS type, ${columns.title} AS title, ${columns.body} AS body, ${columns.data} AS data, ${columns.dedupeKey} AS dedupe_key, 0 AS is_read, NULL AS read_at, ${columns.createdAt} AS created_at ${source}) n
+          WHERE NOT EXISTS (SELECT 1 FROM notification_preferences p WHERE p.user_id = n.user_id AND json_extract(p.types, '$.' || n.type || '.in_app') = 0)`,
     )
     .onConflictDoNothing({ target: notifications.dedupeKey })
     .returning();

@@ -26,6 +26,35 @@ const forumNotifications = async (bearer: string) =>
   );
 
 describe("forum reply notifications", () => {
+  it("leave out subscribers who turned forum replies off in-app, and only them", async () => {
+    const author = await bearerUser();
+    const muted = await bearerUser();
+    const listening = await bearerUser();
+    const topic = await newTopic(author.access, "Fungus gnats in seed trays");
+    await subscribe(muted.access, topic.id);
+    await subscribe(listening.access, topic.id);
+    // Email on, in-app off: only the in-app switch decides the list.
+    await json(
+      await call("/api/v1/notifications/preferences/", {
+        method: "PUT",
+        bearer: muted.access,
+        json: { types: { forum_reply: { in_app: false, email: true } } },
+      }),
+      200,
+    );
+    await json(
+      await call("/api/v1/notifications/preferences/", {
+        method: "PUT",
+        bearer: listening.access,
+        json: { types: { forum_mention: { in_app: false } } },
+      }),
+      200,
+    );
+    const post = await reply(author.access, topic.id, "Let the top inch dry out.");
+    expect(await forumNotifications(muted.access)).toEqual([]);
+    expect((await forumNotifications(listening.access)).map((n) => n.data.post_id)).toEqual([post.id]);
+  });
+
   it("notify each subscriber but the replier, once, with plain-text title and body", async () => {
     const author = await bearerUser();
     const follower = await bearerUser();
