@@ -23,6 +23,7 @@ import {
   type RequestKind,
   releaseRequest,
   requestPhotos,
+  tellCompleted,
   tellFailed,
 } from "../services/queued-requests";
 import { type JobResult, MAX_ATTEMPTS, retryDelayFor, waitForCircuit } from "./job-policy";
@@ -60,7 +61,7 @@ export async function failRequestJob(
   logger: Logger,
 ): Promise<JobResult> {
   await failRequest(env, kind, job.request_id, message);
-  await tellFailed(env, job.user_id, job.request_id, message, logger);
+  await tellFailed(env, job.user_id, job.request_id, message, logger, kind.noun);
   return { kind: "done" };
 }
 
@@ -116,6 +117,7 @@ export async function finishRequestJob(
 ): Promise<JobResult> {
   const results = await countRequestResults(env, kind, job.request_id);
   await run.say({ type: "completed", request_id: job.request_id, status, results_count: results });
+  await tellCompleted(env, job.user_id, job.request_id, kind.noun, results, run.logger);
   run.logger.info(`${kind.noun} completed`, { status, results });
   return { kind: "done" };
 }

@@ -74,6 +74,34 @@ export function insertNotifications(db: Database, type: NotificationType, column
     .returning();
 }
 
+/**
+ * One notification for one user (an event about a single thing, e.g. a finished request), written
+ * through insertNotifications — so the user's in-app preference and the dedupe key hold — and
+ * pushed live. Returns whether it was created (false: a duplicate, or the user turned it off).
+ */
+export async function createNotification(
+  env: Bindings,
+  n: { userId: string; type: NotificationType; title: string; body: string; data: Record<string, unknown>; dedupeKey: string },
+  logger?: Logger,
+): Promise<boolean> {
+  const rows = await insertNotifications(
+    database(env),
+    n.type,
+    {
+      userId: sql`${n.userId}`,
+      title: sql`${n.title}`,
+      body: sql`${n.body}`,
+      data: sql`${JSON.stringify(n.data)}`,
+      dedupeKey: sql`${n.dedupeKey}`,
+      createdAt: new Date().toISOString(),
+    },
+    // The row exists only while the user does (a request may outlive a deleted account).
+    sql`FROM users u WHERE u.id = ${n.userId}`,
+  );
+  await pushNotificationRows(env, rows, logger);
+  return rows.length > 0;
+}
+
 /** Pushes the rows `insertNotifications` returned to their owners' live sockets (best effort). */
 export function pushNotificationRows(env: Bindings, rows: Notification[], logger?: Logger): Promise<void> {
   return pushNotifications(

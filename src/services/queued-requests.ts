@@ -28,6 +28,7 @@ import { apiFields } from "../lib/fields";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { imageUrl, photoRef, photosOf, releasePhotos, type StoredImage, type storeImages, withStoredPhotos } from "./photos";
+import { createNotification } from "./notifications";
 import { progress, publish, userHub } from "./progress";
 import { enforceRateLimit } from "./rate-limits";
 
@@ -201,10 +202,56 @@ export async function enqueueRequestJob(
   }
 }
 
-/** The owner's sockets hear that the request failed: `error`, then the final `completed`. */
-export async function tellFailed(env: Bindings, userId: string, requestId: string, message: string, logger?: Logger): Promise<void> {
+/**
+ * The owner hears that the request failed: their sockets get `error`, then the final `completed`,
+ * and a notification (once per request, whatever path failed it) says so where they look later.
+ */
+export async function tellFailed(
+  env: Bindings,
+  userId: string,
+  requestId: string,
+  message: string,
+  logger?: Logger,
+  noun: RequestKind["noun"] = "identification",
+): Promise<void> {
   await publish(env, userId, { type: "error", request_id: requestId, message }, logger);
   await publish(env, userId, { type: "completed", request_id: requestId, status: "failed", results_count: 0 }, logger);
+  await createNotification(
+    env,
+    {
+      userId,
+      type: "identification_failed",
+      title: noun === "diagnosis" ? "Your plant health check failed" : "Your identification failed",
+      body: message,
+      data: { request_id: requestId, kind: noun, message },
+      dedupeKey: `identification_failed:${requestId}`,
+    },
+    logger,
+  ).catch((err: unknown) => logger?.warn("failure notification not written", { request_id: requestId, error: String(err) }));
+}
+
+/** The owner hears that the request finished, once per request (redelivery writes nothing new). */
+export async function tellCompleted(
+  env: Bindings,
+  userId: string,
+  requestId: string,
+  noun: RequestKind["noun"],
+  results: number,
+  logger?: Logger,
+): Promise<void> {
+  const what = noun === "diagnosis" ? "plant health check" : "identification";
+  await createNotification(
+    env,
+    {
+      userId,
+      type: "identification_completed",
+      title: `Your ${what} is ready`,
+      body: results === 0 ? "No match was found this time." : `${results} ${results === 1 ? "suggestion" : "suggestions"} to look at.`,
+      data: { request_id: requestId, kind: noun, results_count: results },
+      dedupeKey: `identification_completed:${requestId}`,
+    },
+    logger,
+  ).catch((err: unknown) => logger?.warn("completion notification not written", { request_id: requestId, error: String(err) }));
 }
 
 /**

@@ -202,6 +202,16 @@ function recordRetryDelays(batch: MessageBatch<unknown>): Map<string, number | u
   return delays;
 }
 
+/** The notifications a request caused its owner (type and title). */
+async function notificationsOf(userId: string, requestId: string) {
+  const rows = await env.DB.prepare(
+    "SELECT type, title FROM notifications WHERE user_id = ? AND json_extract(data, '$.request_id') = ? ORDER BY created_at",
+  )
+    .bind(userId, requestId)
+    .all<{ type: string; title: string }>();
+  return rows.results;
+}
+
 async function status(id: string) {
   return (await env.DB.prepare("SELECT status, attempts, error_message FROM identification_requests WHERE id = ?").bind(id).first<{
     status: string;
@@ -235,6 +245,9 @@ describe("queue consumer", () => {
       .bind(u.userId)
       .first<{ plants_identified: number }>();
     expect(user!.plants_identified).toBeLessThanOrEqual(1);
+    // One "ready" notification for the three deliveries.
+    const notes = await notificationsOf(u.userId, id);
+    expect(notes).toEqual([{ type: "identification_completed", title: "Your identification is ready" }]);
   });
 
   it("retries with backoff when both providers are down, back to pending (never stuck processing)", async () => {
@@ -285,6 +298,7 @@ describe("queue consumer", () => {
     expect((await status(id)).status).toBe("failed");
     await eventually(() => socket.messages.find((m) => m.type === "error" && m.request_id === id));
     await eventually(() => socket.messages.find((m) => m.type === "completed" && m.status === "failed"));
+    expect(await notificationsOf(u.userId, id)).toEqual([{ type: "identification_failed", title: "Your identification failed" }]);
     socket.ws.close(1000);
   });
 
@@ -297,6 +311,10 @@ describe("queue consumer", () => {
     expect(result.explicitAcks).toHaveLength(1);
     expect((await status(id)).status).toBe("failed");
     await eventually(() => socket.messages.find((m) => m.type === "error"));
+    expect(await notificationsOf(u.userId, id)).toEqual([{ type: "identification_failed", title: "Your identification failed" }]);
+    // Delivered to the dead-letter queue again: still one notification.
+    await deliver(id, u.userId, 2, "plant-identify-dlq");
+    expect(await notificationsOf(u.userId, id)).toHaveLength(1);
     socket.ws.close(1000);
   });
 
