@@ -148,7 +148,13 @@ export const InitMessage = z.object({
   message: z.literal("connected"),
 });
 
-export const NOTIFICATION_TYPES = ["care_reminder", "forum_reply", "identification_completed", "identification_failed"] as const;
+export const NOTIFICATION_TYPES = [
+  "care_reminder",
+  "forum_reply",
+  "identification_completed",
+  "identification_failed",
+  "security",
+] as const;
 
 /** An in-app notification as the API shows it (`GET /api/v1/notifications/`). */
 export const NotificationPayload = z.object({
@@ -159,7 +165,7 @@ export const NotificationPayload = z.object({
   data: z
     .record(z.string(), z.unknown())
     .describe(
-      "care_reminder: {reminder_id, plant_id, due_at}; forum_reply: {topic_id, post_id, category_slug}; identification_completed: {request_id, kind (identification|diagnosis), results_count}; identification_failed: {request_id, kind, message}",
+      "care_reminder: {reminder_id, plant_id, due_at}; forum_reply: {topic_id, post_id, category_slug}; identification_completed: {request_id, kind (identification|diagnosis), results_count}; identification_failed: {request_id, kind, message}; security: {event (password_changed|password_reset|sign_in_method_linked), detail}",
     ),
   is_read: z.boolean(),
   created_at: z.string().describe("ISO-8601 UTC"),

@@ -22,6 +22,7 @@ import { photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 import { AVATAR_RULES, validateImageUpload } from "../lib/images";
 import type { Logger } from "../lib/logger";
 import { deliverEmail } from "./mailer";
+import { tellSecurityEvent } from "./security-notices";
 import { burnPasswordCheck, hashPassword, needsRehash, passwordPolicyErrors, verifyPassword } from "./passwords";
 import { beginLoginAttempt, enforceRateLimit, loginAttemptSucceeded } from "./rate-limits";
 import { endEverySession } from "./sessions";
@@ -145,6 +146,7 @@ export async function changePassword(
     ],
     logger,
   });
+  await tellSecurityEvent(env, user, "password_changed", "", logger);
   return issueTokenPair(env, config, user.id);
 }
 
@@ -236,6 +238,7 @@ export async function confirmPasswordReset(
     ],
     logger,
   });
+  await tellSecurityEvent(env, user, "password_reset", "", logger);
 }
 
 /**

@@ -22,6 +22,7 @@ import { AppError } from "../lib/errors";
 import { base64UrlEncode, randomToken, sha256Hex } from "../lib/hash";
 import { uuidv7 } from "../lib/ids";
 import { createUser, findUserByEmail, findUserById, type UserRow } from "./users";
+import { tellSecurityEvent } from "./security-notices";
 import { endEverySession } from "./sessions";
 
 export const OAUTH_PROVIDERS = ["google", "github"] as const;
@@ -360,7 +361,10 @@ async function linkOrCreateAccount(env: Bindings, identity: ProviderIdentity): P
       throw new OAuthError("email_not_verified", "An account with this email exists, and the provider has not verified the email.");
     }
     assertActive(existing);
-    return linkIdentity(env, existing.id, identity, { markEmailVerified: true, takeOver: !existing.emailVerified });
+    const linked = await linkIdentity(env, existing.id, identity, { markEmailVerified: true, takeOver: !existing.emailVerified });
+    // A new way into an existing account: its owner must hear of it.
+    if (linked.id === existing.id) await tellSecurityEvent(env, linked, "sign_in_method_linked", PROVIDER_NAMES[identity.provider]);
+    return linked;
   }
   const created = await createOAuthUser(env, identity, identity.email);
   return linkIdentity(env, created.id, identity, { markEmailVerified: false, takeOver: false });
@@ -370,6 +374,8 @@ async function linkOrCreateAccount(env: Bindings, identity: ProviderIdentity): P
  * Records the link and returns the account the identity is linked to afterwards — normally
  * `userId`, or the winner when a concurrent callback linked the same identity first.
  */
+const PROVIDER_NAMES: Record<ProviderIdentity["provider"], string> = { google: "Google", github: "GitHub", firebase: "Firebase" };
+
 async function linkIdentity(
   env: Bindings,
   userId: string,

@@ -476,7 +476,8 @@ describe("linking to an existing account", () => {
   it("links a password account when Google says the email is verified", async () => {
     const email = `${uniqueName("rose")}@example.com`;
     const existing = await passwordAccount(email);
-    google.setNextUser(googleUser({ email: email.toUpperCase(), emailVerified: true }));
+    const person = googleUser({ email: email.toUpperCase(), emailVerified: true });
+    google.setNextUser(person);
     const { res } = await signIn("google");
     expectFrontendRedirect(res, "google", { success: "true" });
     const profile = await profileFromCookies(res);
@@ -486,6 +487,23 @@ describe("linking to an existing account", () => {
     expect(profile.email_verified).toBe(true);
     const users = await env.DB.prepare("SELECT count(*) AS n FROM users WHERE lower(email) = lower(?)").bind(email).first<{ n: number }>();
     expect(users?.n).toBe(1);
+    // A new way into the account: its owner is told (a security notice, which cannot be turned off).
+    const notice = await env.DB.prepare("SELECT title, data FROM notifications WHERE user_id = ? AND type = 'security'")
+      .bind(existing.id)
+      .all<{ title: string; data: string }>();
+    expect(notice.results).toEqual([
+      {
+        title: "Google can now sign in to your Plant Community account",
+        data: JSON.stringify({ event: "sign_in_method_linked", detail: "Google" }),
+      },
+    ]);
+    // Signing in again with the same Google account links nothing new and tells nothing new.
+    google.setNextUser(person);
+    expectFrontendRedirect((await signIn("google")).res, "google", { success: "true" });
+    const again = await env.DB.prepare("SELECT count(*) AS n FROM notifications WHERE user_id = ? AND type = 'security'")
+      .bind(existing.id)
+      .first<{ n: number }>();
+    expect(again?.n).toBe(1);
   });
 
   it("drops the password and sessions of a pre-registered account whose own email was never verified", async () => {
