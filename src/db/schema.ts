@@ -992,3 +992,12 @@ export const calendarFeeds = sqliteTable("calendar_feeds", {
   createdAt: text("created_at").notNull().default(now),
   lastFetchedAt: text("last_fetched_at"),
 });
+
+/**
+ * The generation of the blog's edge cache (one row). Cached public reads are keyed with it, and
+ * every change readers can see bumps it, so a purge reaches every data centre at once.
+ */
+export const blogCacheState = sqliteTable("blog_cache_state", {
+  id: integer("id").primaryKey(),
+  version: integer("version").notNull().default(1),
+});

@@ -1,9 +1,19 @@
 /**
- * The edge cache of the blog's public reads (issue 9 item 6). `purgeBlogReads` is called by every
- * change that readers can see — publish (also by the scheduler), an edit of a published post,
- * unpublish, delete, and category/series/comment-count changes — after the change is committed.
+ * The edge cache of the blog's public reads (issue 9 item 6). Responses are kept in the Workers
+ * Cache API under a key that folds in a generation number (one D1 row, blog_cache_state), and
+ * `purgeBlogReads` — called after every change readers can see: publish (also by the scheduler),
+ * an edit of a published post, unpublish, delete, category/series and comment-count changes —
+ * bumps it. The Cache API's own delete reaches one data centre and one URL; a new generation
+ * makes every variant everywhere unreachable at once (old entries expire by their TTL).
+ *
+ * Each entry stores the body and its strong ETag (a SHA-256 of the body), so a hit answers 304
+ * to a matching If-None-Match without rebuilding anything.
  */
+import { eq, sql } from "drizzle-orm";
+import { database } from "../db/client";
+import { blogCacheState } from "../db/schema";
 import type { Bindings } from "../env";
+import { sha256Hex } from "../lib/hash";
 
 export interface BlogChange {
   /** Posts whose public shape changed (may be empty for category or series edits). */
@@ -12,4 +22,62 @@ export interface BlogChange {
   slugs: string[];
 }
 
-export async function purgeBlogReads(_env: Bindings, _change: BlogChange): Promise<void> {}
+/** How long the edge keeps an entry (a purge makes it unreachable sooner). */
+export const EDGE_TTL_S = 3600;
+/** What clients and shared caches may reuse without asking (short: a purge cannot reach them). */
+export const CLIENT_CACHE_CONTROL = "public, max-age=60, stale-while-revalidate=60";
+
+export async function cacheGeneration(env: Bindings): Promise<number> {
+  const row = await database(env).select({ version: blogCacheState.version }).from(blogCacheState).where(eq(blogCacheState.id, 1)).get();
+  return row?.version ?? 1;
+}
+
+/** Makes every cached public blog read unreachable (see the module comment). */
+export async function purgeBlogReads(env: Bindings, _change: BlogChange): Promise<void> {
+  await database(env)
+    .insert(blogCacheState)
+    .values({ id: 1, version: 2 })
+    .onConflictDoUpdate({ target: blogCacheState.id, set: { version: sql`${blogCacheState.version} + 1` } });
+}
+
+export interface CachedBody {
+  body: string;
+  etag: string;
+  contentType: string;
+  hit: boolean;
+}
+
+/**
+ * The cached answer for `key` (a path and normalised query), or `build`'s, stored for next time
+ * (in `waitUntil` when given). Only for public data: nothing user-specific may reach `build`.
+ */
+export async function cachedPublicRead(
+  env: Bindings,
+  key: string,
+  contentType: string,
+  build: () => Promise<string>,
+  waitUntil?: (p: Promise<unknown>) => void,
+): Promise<CachedBody> {
+  const cache = caches.default;
+  const request = new Request(`https://blog-cache.internal/g${await cacheGeneration(env)}${key}`);
+  const hit = await cache.match(request);
+  if (hit) return { body: await hit.text(), etag: hit.headers.get("ETag") ?? "", contentType, hit: true };
+  const body = await build();
+  const etag = `"${(await sha256Hex(body)).slice(0, 40)}"`;
+  const store = cache.put(
+    request,
+    new Response(body, { headers: { "Content-Type": contentType, ETag: etag, "Cache-Control": `public, max-age=${EDGE_TTL_S}` } }),
+  );
+  if (waitUntil) waitUntil(store.catch(() => {}));
+  else await store.catch(() => {});
+  return { body, etag, contentType, hit: false };
+}
+
+/** Whether an If-None-Match header names this strong ETag (or `*`). */
+export function matchesEtag(ifNoneMatch: string | undefined, etag: string): boolean {
+  if (!ifNoneMatch || !etag) return false;
+  return ifNoneMatch.split(",").some((t) => {
+    const tag = t.trim().replace(/^W\//, "");
+    return tag === "*" || tag === etag;
+  });
+}
