@@ -79,6 +79,8 @@ const ConfigSchema = z.object({
   IDENTIFY_RATE_LIMIT: rate,
   CARE_REGENERATE_RATE_LIMIT: rate,
   FORUM_POST_RATE_LIMIT: rate,
+  /** Blog comments per user (default 10 per 10 minutes). */
+  BLOG_COMMENT_RATE_LIMIT: z.string().default("10/600").pipe(rate),
   LOCKOUT_THRESHOLD: z.coerce.number().int().positive(),
   LOCKOUT_WINDOW_S: z.coerce.number().int().positive(),
   LOCKOUT_DURATION_S: z.coerce.number().int().positive(),

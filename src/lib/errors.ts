@@ -58,7 +58,7 @@ export const ERROR_CODES = {
   METHOD_NOT_ALLOWED: "The path exists, the method does not (405).",
   CONFLICT: "The request conflicts with the current state (409).",
   INVALID_STATE: "The resource is not in a state that allows this (409).",
-  ALREADY_REPORTED: "The caller already reported this post (409).",
+  ALREADY_REPORTED: "The caller already reported this forum post or blog comment (409).",
   CAPACITY_BELOW_GOING: "An event's capacity cannot drop below the people going (409).",
   DEFAULT_COLLECTION: "The default collection cannot be deleted (409).",
   COLLECTION_NOT_EMPTY: "The collection still holds plants: move them first, or delete them with it (409).",

@@ -1,0 +1,235 @@
+/**
+ * Comments on blog posts (issue 9 item 4). Rules:
+ * - Only published posts take and show comments; any other post is "not found".
+ * - Bodies go through the allow-list sanitiser (src/lib/sanitise.ts) and are stored sanitised;
+ *   a body with no visible text left is a 400.
+ * - A comment by an author of trust level `new` waits for moderation (`pending`); others are
+ *   `approved` at once. Readers see approved comments; authors also see their own pending ones.
+ * - A reply names an approved comment of the same post (`parent_id`).
+ * - `blog_posts.comment_count` is the count of approved comments, recomputed in the same batch
+ *   as every write that can change it — never read-modify-write — and the edge cache is purged.
+ * - Moderators (editor, moderator, admin) approve, reject and delete; approving or rejecting
+ *   resolves the comment's open reports. Anyone signed in may report a comment once (not their own).
+ */
+import { and, asc, count, desc, eq, or, type SQL, sql } from "drizzle-orm";
+import { database, runBatch } from "../db/client";
+import type { Page, PageRequest } from "../db/pagination";
+import { blogCommentReports, blogComments, blogPosts, users } from "../db/schema";
+import type { AuthenticatedUser, Bindings } from "../env";
+import { AppError, isUniqueViolation } from "../lib/errors";
+import { uuidv7 } from "../lib/ids";
+import { sanitisePostBody, visibleText } from "../lib/sanitise";
+import { purgeBlogReads } from "./blog-cache";
+import { avatarUrl, type Role, trustLevelOf } from "./users";
+
+export const COMMENT_MODERATOR_ROLES: Role[] = ["editor", "moderator", "admin"];
+export const COMMENT_MAX_CHARS = 5000;
+const isModerator = (user: AuthenticatedUser | undefined) => !!user && COMMENT_MODERATOR_ROLES.includes(user.role);
+
+const c = blogComments;
+
+const commentColumns = {
+  id: c.id,
+  postId: c.postId,
+  parentId: c.parentId,
+  body: c.body,
+  status: c.status,
+  createdAt: c.createdAt,
+  userId: c.userId,
+  username: users.username,
+  firstName: users.firstName,
+  lastName: users.lastName,
+  avatarKey: users.avatarKey,
+};
+type CommentRow = {
+  id: string;
+  postId: string;
+  parentId: string | null;
+  body: string;
+  status: "pending" | "approved" | "rejected";
+  createdAt: string;
+  userId: string;
+  username: string;
+  firstName: string;
+  lastName: string;
+  avatarKey: string | null;
+};
+
+export function commentBody(row: CommentRow) {
+  return {
+    id: row.id,
+    post_id: row.postId,
+    parent_id: row.parentId,
+    body: row.body,
+    status: row.status,
+    created_at: row.createdAt,
+    author: {
+      id: row.userId,
+      username: row.username,
+      display_name: `${row.firstName} ${row.lastName}`.trim() || row.username,
+      avatar_url: avatarUrl({ avatarKey: row.avatarKey }),
+    },
+  };
+}
+
+async function publishedPost(env: Bindings, postId: string) {
+  const post = await database(env)
+    .select({ id: blogPosts.id, slug: blogPosts.slug })
+    .from(blogPosts)
+    .where(and(eq(blogPosts.id, postId), eq(blogPosts.status, "published")))
+    .get();
+  if (!post) throw new AppError("NOT_FOUND", 404, "No published post with this id.");
+  return post;
+}
+
+/** The statement that sets a post's comment count from its approved comments. */
+function recount(env: Bindings, postId: string) {
+  const db = database(env);
+  return db
+    .update(blogPosts)
+    .set({
+      commentCount: sql`(SELECT count(*) FROM ${blogComments} WHERE ${blogComments.postId} = ${postId} AND ${blogComments.status} = 'approved')`,
+    })
+    .where(eq(blogPosts.id, postId));
+}
+
+function selectComments(env: Bindings) {
+  return database(env).select(commentColumns).from(c).innerJoin(users, eq(users.id, c.userId)).$dynamic();
+}
+
+/** Approved comments of a published post, oldest first; a signed-in reader also sees their own pending ones. */
+export async function listComments(
+  env: Bindings,
+  viewer: AuthenticatedUser | undefined,
+  postId: string,
+  page: PageRequest,
+): Promise<Page<ReturnType<typeof commentBody>>> {
+  await publishedPost(env, postId);
+  const visible: SQL = viewer
+    ? or(eq(c.status, "approved"), and(eq(c.status, "pending"), eq(c.userId, viewer.id)))!
+    : eq(c.status, "approved");
+  const where = and(eq(c.postId, postId), visible);
+  const db = database(env);
+  const [counted, rows] = await db.batch([
+    db.select({ n: count() }).from(c).where(where),
+    selectComments(env)
+      .where(where)
+      .orderBy(asc(c.createdAt), asc(c.id))
+      .limit(page.pageSize)
+      .offset((page.page - 1) * page.pageSize),
+  ]);
+  return { count: counted[0]?.n ?? 0, rows: (rows as CommentRow[]).map(commentBody) };
+}
+
+async function commentRow(env: Bindings, id: string): Promise<CommentRow | undefined> {
+  return (await selectComments(env).where(eq(c.id, id)).get()) as CommentRow | undefined;
+}
+
+export async function addComment(
+  env: Bindings,
+  user: AuthenticatedUser,
+  postId: string,
+  input: { body: string; parent_id?: string | null },
+) {
+  const post = await publishedPost(env, postId);
+  const body = sanitisePostBody(input.body);
+  if (visibleText(body) === "")
+    throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { body: ["The comment has no text (markup alone does not count)."] });
+  if (input.parent_id) {
+    const parent = await database(env)
+      .select({ id: c.id })
+      .from(c)
+      .where(and(eq(c.id, input.parent_id), eq(c.postId, postId), eq(c.status, "approved")))
+      .get();
+    if (!parent)
+      throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { parent_id: ["Must be an approved comment on the same post."] });
+  }
+  const held = (await trustLevelOf(env, user.id)) === "new";
+  const id = uuidv7();
+  const db = database(env);
+  await runBatch(db, [
+    db.insert(c).values({ id, postId, userId: user.id, parentId: input.parent_id ?? null, body, status: held ? "pending" : "approved" }),
+    recount(env, postId),
+  ]);
+  if (!held) await purgeBlogReads(env, { postIds: [postId], slugs: [post.slug] });
+  return commentBody((await commentRow(env, id))!);
+}
+
+/** The caller's own comment, or any comment for a moderator; others get "not found". */
+async function commentFor(env: Bindings, user: AuthenticatedUser, id: string): Promise<CommentRow> {
+  const row = await commentRow(env, id);
+  if (!row || (row.userId !== user.id && !isModerator(user))) throw new AppError("NOT_FOUND", 404, "No such comment.");
+  return row;
+}
+
+async function purgeFor(env: Bindings, postId: string) {
+  const post = await database(env).select({ slug: blogPosts.slug }).from(blogPosts).where(eq(blogPosts.id, postId)).get();
+  await purgeBlogReads(env, { postIds: [postId], slugs: post ? [post.slug] : [] });
+}
+
+export async function deleteComment(env: Bindings, user: AuthenticatedUser, id: string): Promise<void> {
+  const row = await commentFor(env, user, id);
+  const db = database(env);
+  await runBatch(db, [db.delete(c).where(eq(c.id, id)), recount(env, row.postId)]);
+  await purgeFor(env, row.postId);
+}
+
+export async function moderateComment(env: Bindings, moderator: AuthenticatedUser, id: string, status: "approved" | "rejected") {
+  if (!isModerator(moderator)) throw new AppError("FORBIDDEN", 403, "Only editors and moderators can moderate comments.");
+  const row = await commentRow(env, id);
+  if (!row) throw new AppError("NOT_FOUND", 404, "No such comment.");
+  const db = database(env);
+  await runBatch(db, [
+    db
+      .update(c)
+      .set({ status, moderatedBy: moderator.id, moderatedAt: new Date().toISOString(), updatedAt: new Date().toISOString() })
+      .where(eq(c.id, id)),
+    db
+      .update(blogCommentReports)
+      .set({ status: status === "rejected" ? "resolved" : "dismissed" })
+      .where(and(eq(blogCommentReports.commentId, id), eq(blogCommentReports.status, "open"))),
+    recount(env, row.postId),
+  ]);
+  await purgeFor(env, row.postId);
+  return commentBody((await commentRow(env, id))!);
+}
+
+export async function reportComment(env: Bindings, user: AuthenticatedUser, id: string, reason: string) {
+  const row = await commentRow(env, id);
+  // Only what the reporter can see can be reported: approved comments (and never their own).
+  if (row?.status !== "approved") throw new AppError("NOT_FOUND", 404, "No such comment.");
+  if (row.userId === user.id)
+    throw new AppError("VALIDATION_ERROR", 400, "You cannot report your own comment.", {
+      comment: ["You cannot report your own comment."],
+    });
+  try {
+    await database(env).insert(blogCommentReports).values({ id: uuidv7(), commentId: id, reporterId: user.id, reason });
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new AppError("ALREADY_REPORTED", 409, "You have already reported this comment.");
+    throw err;
+  }
+  return { reported: true as const };
+}
+
+/** The moderation queue: pending comments, or comments with open reports (with their report count), oldest first. */
+export async function moderationQueue(env: Bindings, moderator: AuthenticatedUser, status: "pending" | "reported", page: PageRequest) {
+  if (!isModerator(moderator)) throw new AppError("FORBIDDEN", 403, "Only editors and moderators can moderate comments.");
+  const db = database(env);
+  const reportsOpen = sql<number>`(SELECT count(*) FROM ${blogCommentReports} r WHERE r.comment_id = ${c.id} AND r.status = 'open')`;
+  const where = status === "pending" ? eq(c.status, "pending") : sql`${reportsOpen} > 0`;
+  const [counted, rows] = await db.batch([
+    db.select({ n: count() }).from(c).where(where),
+    database(env)
+      .select({ ...commentColumns, openReports: reportsOpen })
+      .from(c)
+      .innerJoin(users, eq(users.id, c.userId))
+      .where(where)
+      .orderBy(status === "pending" ? asc(c.createdAt) : desc(reportsOpen), asc(c.id))
+      .limit(page.pageSize)
+      .offset((page.page - 1) * page.pageSize),
+  ]);
+  return {
+    count: counted[0]?.n ?? 0,
+    rows: (rows as (CommentRow & { openReports: number })[]).map((r) => ({ ...commentBody(r), open_reports: r.openReports })),
+  };
+}
