@@ -48,19 +48,20 @@ export interface CachedBody {
 }
 
 /**
- * The cached answer for `key` (a path and normalised query), or `build`'s, stored for next time
- * (in `waitUntil` when given). Only for public data: nothing user-specific may reach `build`.
+ * The cached answer for `key` (a path and normalised query), or `build`'s, stored for next time.
+ * Only for public data: nothing user-specific may reach `build`.
  */
 export async function cachedPublicRead(
   env: Bindings,
   key: string,
   contentType: string,
   build: () => Promise<string>,
-  waitUntil?: (p: Promise<unknown>) => void,
+  /** The client asked for a fresh answer (`Cache-Control: no-cache`): build it, and store it for others. */
+  fresh = false,
 ): Promise<CachedBody> {
   const cache = caches.default;
   const request = new Request(`https://blog-cache.internal/g${await cacheGeneration(env)}${key}`);
-  const hit = await cache.match(request);
+  const hit = fresh ? undefined : await cache.match(request);
   if (hit) return { body: await hit.text(), etag: hit.headers.get("ETag") ?? "", contentType, hit: true };
   const body = await build();
   const etag = `"${(await sha256Hex(body)).slice(0, 40)}"`;
@@ -68,8 +69,9 @@ export async function cachedPublicRead(
     request,
     new Response(body, { headers: { "Content-Type": contentType, ETag: etag, "Cache-Control": `public, max-age=${EDGE_TTL_S}` } }),
   );
-  if (waitUntil) waitUntil(store.catch(() => {}));
-  else await store.catch(() => {});
+  // Awaited (a local write, ~1 ms, on misses only): the next read is then a hit for certain.
+  // A failed store only costs the next reader a rebuild.
+  await store.catch(() => {});
   return { body, etag, contentType, hit: false };
 }
 

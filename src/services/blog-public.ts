@@ -53,17 +53,18 @@ function filterConditions(f: V2Filters): SQL[] {
   const where: SQL[] = [published];
   if (f.slug !== undefined) where.push(eq(p.slug, f.slug));
   if (f.featured !== undefined) where.push(eq(p.isFeatured, f.featured));
+  // Filters are IN-subqueries over their own indexes (blog_post_categories by category,
+  // blog_post_tags by tag, posts by author or series), so a rare filter reads only its matches
+  // instead of testing every published post.
   if (f.category_slug !== undefined) {
     where.push(
-      sql`EXISTS (SELECT 1 FROM ${blogPostCategories} pc JOIN ${blogCategories} c ON c.id = pc.category_id WHERE pc.post_id = ${p.id} AND c.slug = ${f.category_slug})`,
+      sql`${p.id} IN (SELECT pc.post_id FROM ${blogPostCategories} pc WHERE pc.category_id = (SELECT c.id FROM ${blogCategories} c WHERE c.slug = ${f.category_slug}))`,
     );
   }
-  if (f.tag !== undefined)
-    where.push(sql`EXISTS (SELECT 1 FROM ${blogPostTags} t WHERE t.post_id = ${p.id} AND t.tag = ${f.tag.toLowerCase()})`);
+  if (f.tag !== undefined) where.push(sql`${p.id} IN (SELECT t.post_id FROM ${blogPostTags} t WHERE t.tag = ${f.tag.toLowerCase()})`);
   if (f.author_username !== undefined)
-    where.push(sql`EXISTS (SELECT 1 FROM ${users} u WHERE u.id = ${p.authorId} AND lower(u.username) = lower(${f.author_username}))`);
-  if (f.series_slug !== undefined)
-    where.push(sql`EXISTS (SELECT 1 FROM ${blogSeries} s WHERE s.id = ${p.seriesId} AND s.slug = ${f.series_slug})`);
+    where.push(sql`${p.authorId} IN (SELECT u.id FROM ${users} u WHERE lower(u.username) = lower(${f.author_username}))`);
+  if (f.series_slug !== undefined) where.push(sql`${p.seriesId} = (SELECT s.id FROM ${blogSeries} s WHERE s.slug = ${f.series_slug})`);
   if (f.search !== undefined) {
     const q = f.search.toLowerCase().replace(/\s+/g, " ").trim();
     // FTS5 (trigram) holds published posts only; queries shorter than a trigram test the rows.

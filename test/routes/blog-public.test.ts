@@ -250,6 +250,13 @@ describe("edge caching", () => {
     expect(revalidated.headers.get("ETag")).toBe(etag);
     expect(await revalidated.text()).toBe("");
     expect((await get(`/api/v2/blog-posts/${post.id}/`, { "If-None-Match": '"stale"' })).status).toBe(200);
+    // A client asking for a fresh answer (no-cache) gets one built now (view counts have moved
+    // on, so its ETag is new), and it is what the edge serves next.
+    const fresh = await get(`/api/v2/blog-posts/${post.id}/`, { "Cache-Control": "no-cache" });
+    expect(fresh.headers.get("X-Cache")).toBe("MISS");
+    const next = await get(`/api/v2/blog-posts/${post.id}/`);
+    expect(next.headers.get("X-Cache")).toBe("HIT");
+    expect(next.headers.get("ETag")).toBe(fresh.headers.get("ETag"));
   });
 
   it("is purged when a post changes: an unpublished post disappears from cached reads at once", async () => {
