@@ -2,7 +2,7 @@
  * `npm run bench` — runs the benchmarks against the real local stack with the provider
  * emulators and prints their figures against the issue's targets.
  *
- *   npm run bench                 all five: cache fanout queue ws search
+ *   npm run bench                 all six: cache fanout queue ws search blog
  *   npm run bench -- cache queue  a subset
  *   BENCH_URL=http://127.0.0.1:8787 BENCH_EMULATOR_URL=http://127.0.0.1:8790 npm run bench
  *                                 against an already-running stack (its limits must be raised)
@@ -15,6 +15,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
+import { blogBench } from "./blog";
 import { cacheBench } from "./cache";
 import { fanoutBench } from "./fanout";
 import { BenchFailure, RUN_ID } from "./lib";
@@ -30,6 +31,7 @@ const BENCHMARKS: Record<string, { title: string; run: Benchmark }> = {
   queue: { title: "3. Queue throughput (200 async requests)", run: queueBench },
   ws: { title: "4. WebSockets (1 000 sockets; 200 users × 5)", run: wsBench },
   search: { title: "5. Search latency (seeded catalogue)", run: searchBench },
+  blog: { title: "6. Blog public reads (cache hit vs health; listing at 100 and 10 000 posts)", run: blogBench },
 };
 
 const t0 = Date.now();

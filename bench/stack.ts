@@ -38,6 +38,8 @@ export interface BenchStack {
   logFile: string | null;
   /** pid of the process group leader (owned stacks only). */
   pid: number | null;
+  /** Its local storage (owned stacks only): `wrangler d1 execute --persist-to` reaches its D1. */
+  stateDir: string | null;
   stop(): Promise<void>;
 }
 
@@ -73,6 +75,7 @@ export async function startBenchStack(log: (msg: string) => void = () => {}): Pr
       owned: false,
       logFile: null,
       pid: null,
+      stateDir: null,
       stop: async () => {},
     };
   }
@@ -87,6 +90,7 @@ export async function startBenchStack(log: (msg: string) => void = () => {}): Pr
     owned: true,
     logFile: stack.logFile,
     pid: stack.pid,
+    stateDir: stack.stateDir,
     stop: stack.stop,
   };
 }

@@ -703,7 +703,7 @@
     ].filter(Boolean);
     article.push(h("p", "muted reader__meta", meta.join(" · ")));
     if (post.introduction) article.push(html("reader__intro", post.introduction));
-    for (const block of post.content_blocks || []) article.push(renderBlock(block));
+    for (const block of post.rendered_blocks || post.content_blocks || []) article.push(renderBlock(block));
     el.preview.replaceChildren(...article);
     el.previewSection.hidden = false;
   }

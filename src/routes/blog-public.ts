@@ -135,8 +135,11 @@ function cacheKey(path: string, query: Record<string, unknown>): string {
 }
 
 async function answer(c: Context<AppEnv>, key: string, contentType: string, build: () => Promise<string>) {
-  // RFC 9111 §5.2.1.4: a request's `no-cache` asks for an answer not taken from a cache.
-  const fresh = /\bno-cache\b/i.test(c.req.header("Cache-Control") ?? "") || c.req.header("Pragma") === "no-cache";
+  // RFC 9111 §5.2.1.4: a request's `no-cache` asks for an answer not taken from a cache. A
+  // conditional request is a revalidation already (and fetch() adds no-cache to every request
+  // with If-None-Match), so it is answered from the edge cache's ETag.
+  const fresh =
+    !c.req.header("If-None-Match") && (/\bno-cache\b/i.test(c.req.header("Cache-Control") ?? "") || c.req.header("Pragma") === "no-cache");
   const cached = await cachedPublicRead(c.env, key, contentType, build, fresh);
   const headers = { ETag: cached.etag, "Cache-Control": CLIENT_CACHE_CONTROL, "X-Cache": cached.hit ? "HIT" : "MISS" };
   if (matchesEtag(c.req.header("If-None-Match"), cached.etag)) return c.body(null, 304, headers);
