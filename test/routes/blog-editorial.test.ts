@@ -114,11 +114,23 @@ describe("writing a post", () => {
     const author = await withRole("author");
     const before = await postCount();
     const bad = async (body: Record<string, unknown>, field: string) => {
-      const e = await expectError(await call(`${API}/posts/`, { bearer: author.access, json: { title: "Bad", ...body } }), 400, "VALIDATION_ERROR");
+      const e = await expectError(
+        await call(`${API}/posts/`, { bearer: author.access, json: { title: "Bad", ...body } }),
+        400,
+        "VALIDATION_ERROR",
+      );
       expect(Object.keys(e.errors ?? {}), JSON.stringify(e)).toContain(field);
     };
     await bad({ content_blocks: [{ type: "marquee", value: "hi" }] }, "content_blocks.0.type");
-    await bad({ content_blocks: [{ type: "heading", value: "ok" }, { type: "quote", value: "not an object" }] }, "content_blocks.1.value");
+    await bad(
+      {
+        content_blocks: [
+          { type: "heading", value: "ok" },
+          { type: "quote", value: "not an object" },
+        ],
+      },
+      "content_blocks.1.value",
+    );
     await bad({ content_blocks: [{ type: "image", value: { image: "nope.png", alt: "x" } }] }, "content_blocks.0.value.image");
     await bad(
       { content_blocks: [{ type: "image", value: { image: `${"a".repeat(64)}.png`, alt: "never uploaded" } }] },
