@@ -6,6 +6,7 @@
  */
 import type { Bindings } from "../env";
 import { describeError, type Logger } from "../lib/logger";
+import { publishScheduledPosts } from "../services/blog-posts";
 import { reportError } from "../services/error-reporting";
 import { deliverDueReminders } from "../services/reminders";
 import { purgeExpiredTokens } from "../services/tokens";
@@ -37,9 +38,12 @@ export async function runHousekeeping(
   const stuck = await task("stuck_requests", () => sweepStuckRequests(env, logger, now));
   await task("expired_tokens", () => purgeExpiredTokens(env));
   const reminders = await task("care_reminders", () => deliverDueReminders(env, logger));
+  // Issue 9: scheduled blog posts whose time has come, each published by exactly one run.
+  const published = await task("scheduled_blog_posts", () => publishScheduledPosts(env, now));
   logger.info("housekeeping", {
     stuck_requests_requeued: stuck?.requeued ?? null,
     stuck_requests_failed: stuck?.failed ?? null,
     reminder_notifications: reminders,
+    blog_posts_published: published?.length ?? null,
   });
 }
