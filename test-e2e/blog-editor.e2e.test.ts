@@ -135,6 +135,7 @@ describe("the blog editor page", () => {
     // --- An editor publishes it from the review queue.
     const ed = await openEditor(editor);
     await ed.page.click("#status-tabs [data-status='review']");
+    await ed.page.waitForSelector("#post-items[data-status='review']");
     await ed.page.click(`#post-items button:has-text("${title}")`);
     await ed.page.waitForSelector("#post-status[data-status='review']");
     await ed.page.click("#publish-post");

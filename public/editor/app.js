@@ -212,8 +212,12 @@
   }
 
   async function loadPosts() {
-    const res = await api(`/blog/posts/?status=${encodeURIComponent(state.status)}&page_size=100`);
+    const status = state.status;
+    const res = await api(`/blog/posts/?status=${encodeURIComponent(status)}&page_size=100`);
+    // A slower answer for a tab no longer selected must not replace the current list.
+    if (status !== state.status) return;
     const posts = res.ok ? res.data.results || [] : [];
+    el.items.dataset.status = status;
     el.items.replaceChildren(
       ...posts.map((p) => {
         const li = h("li", "post-list__item");

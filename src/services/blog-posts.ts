@@ -88,8 +88,10 @@ const postColumns = {
   authorUsername: users.username,
   authorFirstName: users.firstName,
   authorLastName: users.lastName,
-  seriesSlug: blogSeries.slug,
-  seriesTitle: blogSeries.title,
+  // Aliased: D1 batches return rows keyed by column name, and the series' `slug` and `title`
+  // would overwrite the post's own.
+  seriesSlug: sql<string | null>`${blogSeries.slug}`.as("series_slug"),
+  seriesTitle: sql<string | null>`${blogSeries.title}`.as("series_title"),
 };
 
 function selectPosts(env: Bindings, withBlocks: boolean) {

@@ -237,6 +237,10 @@ describe("who sees what", () => {
     await expectError(await call(`${API}/posts/?status=secret`), 400, "VALIDATION_ERROR");
     const page = await json<Page<Post>>(await call(`${API}/posts/?category=${cat.slug}&page_size=1`), 200);
     expect(page).toMatchObject({ count: 1, next: null, previous: null });
+    // Each listed post carries its own title and slug (rows come from a batch keyed by column name).
+    expect(page.results[0]).toMatchObject({ id: live.id, title: live.title, slug: live.slug });
+    const drafts = await json<Page<Post>>(await call(`${API}/posts/?status=draft&category=${cat.slug}`, { bearer: author.access }), 200);
+    expect(drafts.results[0]).toMatchObject({ id: mine.id, title: mine.title, slug: mine.slug });
   });
 });
 
