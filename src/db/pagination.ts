@@ -14,6 +14,8 @@ import type { Database } from "./client";
 export interface PageRequest {
   page: number;
   pageSize: number;
+  /** Rows to skip, when the client counts in rows (Wagtail's `offset`) rather than pages. */
+  offset?: number;
 }
 
 /** One page of rows and how many rows there are in all. */
@@ -31,7 +33,10 @@ export async function selectPage<Q extends DynamicSelect>(
   query: { rows: Q; count: DynamicSelect },
   page: PageRequest,
 ): Promise<Page<Awaited<Q>[number]>> {
-  const [counted, rows] = await db.batch([query.count, query.rows.limit(page.pageSize).offset((page.page - 1) * page.pageSize)]);
+  const [counted, rows] = await db.batch([
+    query.count,
+    query.rows.limit(page.pageSize).offset(page.offset ?? (page.page - 1) * page.pageSize),
+  ]);
   return { count: Number((counted as { n: number }[])[0]?.n ?? 0), rows: rows as Awaited<Q>[number][] };
 }
 

@@ -43,3 +43,12 @@ export const cacheControl: MiddlewareHandler<AppEnv> = async (c, next) => {
 function presentedCredentials(c: Context<AppEnv>): boolean {
   return c.get("user") !== undefined || c.get("authError") !== undefined || c.req.header("Authorization") !== undefined;
 }
+
+/** Whether an If-None-Match header names this strong ETag (or `*`). */
+export function matchesEtag(ifNoneMatch: string | undefined, etag: string): boolean {
+  if (!ifNoneMatch || !etag) return false;
+  return ifNoneMatch.split(",").some((t) => {
+    const tag = t.trim().replace(/^W\//, "");
+    return tag === "*" || tag === etag;
+  });
+}

@@ -9,9 +9,9 @@ import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
-import { AppError } from "../lib/errors";
 import { escapeHtml } from "../lib/sanitise";
-import { CLIENT_CACHE_CONTROL, cachedPublicRead, matchesEtag } from "../services/blog-cache";
+import { matchesEtag } from "../lib/http-caching";
+import { CLIENT_CACHE_CONTROL, cachedPublicRead } from "../services/blog-cache";
 import {
   feedPosts,
   listCategories,
@@ -23,7 +23,7 @@ import {
   recordView,
   V2_ORDERS,
 } from "../services/blog-public";
-import { photoObject } from "../services/photos";
+import { storedImageResponse } from "./media";
 import { createRouter, routeSet } from "./router";
 import { BooleanQuery, errorResponse, searchText } from "./schemas";
 
@@ -277,17 +277,7 @@ export function blogPublicRoutes() {
       { params: z.object({ file: z.string().max(80) }) },
       { 200: { description: "The image", content: { "image/*": { schema: z.any().openapi({ type: "string", format: "binary" }) } } } },
     );
-  app.openapi(media, async (c) => {
-    const object = await photoObject(c.env, c.req.valid("param").file);
-    if (!object) throw new AppError("NOT_FOUND", 404, "Image not found.");
-    const headers = new Headers();
-    object.writeHttpMetadata(headers);
-    headers.set("ETag", object.httpEtag);
-    headers.set("Cache-Control", "public, max-age=31536000, immutable");
-    headers.set("Content-Security-Policy", "default-src 'none'; sandbox");
-    if (matchesEtag(c.req.header("If-None-Match"), object.httpEtag)) return c.body(null, 304, Object.fromEntries(headers)) as never;
-    return new Response(object.body, { status: 200, headers }) as never;
-  });
+  app.openapi(media, async (c) => (await storedImageResponse(c.env, c.req.valid("param").file, c.req.header("If-None-Match"))) as never);
 
   return app;
 }

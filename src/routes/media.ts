@@ -6,6 +6,8 @@
 import { z } from "@hono/zod-openapi";
 import { createRouter, routeSet } from "./router";
 import { AppError } from "../lib/errors";
+import type { Bindings } from "../env";
+import { matchesEtag } from "../lib/http-caching";
 import { photoObject } from "../services/photos";
 import { errorResponse } from "./schemas";
 
@@ -17,15 +19,22 @@ export function mediaRoutes() {
       { params: z.object({ kind: z.enum(["avatars", "images"]), file: z.string().max(80) }) },
       { 200: { description: "The image", content: { "image/*": { schema: z.any().openapi({ type: "string", format: "binary" }) } } } },
     );
-  app.openapi(image, async (c) => {
-    const object = await photoObject(c.env, c.req.valid("param").file);
-    if (!object) throw new AppError("NOT_FOUND", 404, "Image not found.");
-    const headers = new Headers();
-    object.writeHttpMetadata(headers);
-    headers.set("ETag", object.httpEtag);
-    headers.set("Cache-Control", "public, max-age=31536000, immutable");
-    headers.set("Content-Security-Policy", "default-src 'none'; sandbox");
-    return new Response(object.body, { status: 200, headers }) as never;
-  });
+  app.openapi(image, async (c) => (await storedImageResponse(c.env, c.req.valid("param").file, c.req.header("If-None-Match"))) as never);
   return app;
+}
+
+/**
+ * A stored photo as an HTTP answer (here and under /media/ for the blog): content-addressed, so
+ * immutable and cacheable forever; sandboxed; 304 for a matching If-None-Match; 404 otherwise.
+ */
+export async function storedImageResponse(env: Bindings, file: string, ifNoneMatch: string | undefined): Promise<Response> {
+  const object = await photoObject(env, file);
+  if (!object) throw new AppError("NOT_FOUND", 404, "Image not found.");
+  const headers = new Headers();
+  object.writeHttpMetadata(headers);
+  headers.set("ETag", object.httpEtag);
+  headers.set("Cache-Control", "public, max-age=31536000, immutable");
+  headers.set("Content-Security-Policy", "default-src 'none'; sandbox");
+  if (matchesEtag(ifNoneMatch, object.httpEtag)) return new Response(null, { status: 304, headers });
+  return new Response(object.body, { status: 200, headers });
 }

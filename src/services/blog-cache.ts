@@ -74,12 +74,3 @@ export async function cachedPublicRead(
   await store.catch(() => {});
   return { body, etag, contentType, hit: false };
 }
-
-/** Whether an If-None-Match header names this strong ETag (or `*`). */
-export function matchesEtag(ifNoneMatch: string | undefined, etag: string): boolean {
-  if (!ifNoneMatch || !etag) return false;
-  return ifNoneMatch.split(",").some((t) => {
-    const tag = t.trim().replace(/^W\//, "");
-    return tag === "*" || tag === etag;
-  });
-}

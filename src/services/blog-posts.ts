@@ -107,7 +107,7 @@ type PostSummaryRow = Awaited<ReturnType<ReturnType<typeof selectPosts>["get"]>>
 export type PostRow = PostSummaryRow & { contentBlocks: StoredBlock[] };
 
 /** A post's categories and tags, for many posts in one round trip. */
-async function taxonomyOf(env: Bindings, ids: string[]) {
+export async function taxonomyOf(env: Bindings, ids: string[]) {
   const db = database(env);
   const cats = new Map<string, { id: string; name: string; slug: string }[]>();
   const tags = new Map<string, string[]>();

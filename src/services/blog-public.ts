@@ -16,6 +16,7 @@
  */
 import { and, asc, count, desc, eq, exists, inArray, type SQL, sql } from "drizzle-orm";
 import { database, runBatch } from "../db/client";
+import { tablePage } from "../db/pagination";
 import {
   blogCategories,
   blogPostCategories,
@@ -29,6 +30,7 @@ import {
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { mediaUrl, renderBlock, shorterExcerpt, storedImageSize } from "./blog-blocks";
+import { taxonomyOf } from "./blog-posts";
 
 export const V2_ORDERS = ["-first_published_at", "first_published_at", "-view_count"] as const;
 export type V2Order = (typeof V2_ORDERS)[number];
@@ -136,34 +138,8 @@ async function imageShapes(env: Bindings, ref: string | null, alt: string) {
 
 const postUrl = (slug: string) => `/blog/${slug}/`;
 
-/** Categories and tags of many posts, in two queries. */
-async function taxonomyOf(env: Bindings, ids: string[]) {
-  if (ids.length === 0)
-    return { categories: new Map<string, { id: string; name: string; slug: string }[]>(), tags: new Map<string, string[]>() };
-  const db = database(env);
-  const [cats, tags] = await db.batch([
-    db
-      .select({ postId: blogPostCategories.postId, id: blogCategories.id, name: blogCategories.name, slug: blogCategories.slug })
-      .from(blogPostCategories)
-      .innerJoin(blogCategories, eq(blogCategories.id, blogPostCategories.categoryId))
-      .where(inArray(blogPostCategories.postId, ids))
-      .orderBy(asc(blogCategories.name)),
-    db
-      .select({ postId: blogPostTags.postId, tag: blogPostTags.tag })
-      .from(blogPostTags)
-      .where(inArray(blogPostTags.postId, ids))
-      .orderBy(asc(blogPostTags.tag)),
-  ]);
-  const categories = new Map<string, { id: string; name: string; slug: string }[]>();
-  for (const c of cats)
-    (categories.get(c.postId) ?? categories.set(c.postId, []).get(c.postId)!).push({ id: c.id, name: c.name, slug: c.slug });
-  const tagMap = new Map<string, string[]>();
-  for (const t of tags) (tagMap.get(t.postId) ?? tagMap.set(t.postId, []).get(t.postId)!).push(t.tag);
-  return { categories, tags: tagMap };
-}
-
 async function listItems(env: Bindings, rows: ListRow[]) {
-  const { categories, tags } = await taxonomyOf(
+  const { cats: categories, tags } = await taxonomyOf(
     env,
     rows.map((r) => r.id),
   );
@@ -260,24 +236,23 @@ export async function publishedIdBySlug(env: Bindings, slug: string): Promise<st
 async function relatedPosts(env: Bindings, id: string, categoryIds: string[], tags: string[]) {
   if (categoryIds.length === 0 && tags.length === 0) return [];
   const db = database(env);
-  const sameCategory =
-    categoryIds.length > 0
+  // 1 when the post shares any of `values` in the join table, as an ORDER BY key and a filter.
+  const sharesAny = <C extends typeof blogPostCategories.categoryId | typeof blogPostTags.tag>(
+    table: typeof blogPostCategories | typeof blogPostTags,
+    postId: typeof blogPostCategories.postId | typeof blogPostTags.postId,
+    column: C,
+    values: string[],
+  ) =>
+    values.length > 0
       ? exists(
           db
             .select({ one: sql`1` })
-            .from(blogPostCategories)
-            .where(and(eq(blogPostCategories.postId, p.id), inArray(blogPostCategories.categoryId, categoryIds))),
+            .from(table)
+            .where(and(eq(postId, p.id), inArray(column, values))),
         )
       : sql`0`;
-  const sameTag =
-    tags.length > 0
-      ? exists(
-          db
-            .select({ one: sql`1` })
-            .from(blogPostTags)
-            .where(and(eq(blogPostTags.postId, p.id), inArray(blogPostTags.tag, tags))),
-        )
-      : sql`0`;
+  const sameCategory = sharesAny(blogPostCategories, blogPostCategories.postId, blogPostCategories.categoryId, categoryIds);
+  const sameTag = sharesAny(blogPostTags, blogPostTags.postId, blogPostTags.tag, tags);
   const rows = await db
     .select({
       id: p.id,
@@ -328,22 +303,32 @@ function seriesItem(s: typeof blogSeries.$inferSelect) {
   };
 }
 
+/** A page of a whole small table (categories, series) in one round trip, via the shared page query. */
 export async function listCategories(env: Bindings, limit: number, offset: number) {
-  const db = database(env);
-  const [counted, rows] = await db.batch([
-    db.select({ n: count() }).from(blogCategories),
-    db.select().from(blogCategories).orderBy(asc(blogCategories.name), asc(blogCategories.id)).limit(limit).offset(offset),
-  ]);
-  return { total: counted[0]?.n ?? 0, items: rows.map((c) => ({ id: c.id, name: c.name, slug: c.slug, description: c.description })) };
+  const { count: total, rows } = await tablePage(
+    database(env),
+    blogCategories,
+    undefined,
+    [asc(blogCategories.name), asc(blogCategories.id)],
+    offsetPage(limit, offset),
+  );
+  return { total, items: rows.map((c) => ({ id: c.id, name: c.name, slug: c.slug, description: c.description })) };
 }
 
 export async function listSeries(env: Bindings, limit: number, offset: number) {
-  const db = database(env);
-  const [counted, rows] = await db.batch([
-    db.select({ n: count() }).from(blogSeries),
-    db.select().from(blogSeries).orderBy(asc(blogSeries.title), asc(blogSeries.id)).limit(limit).offset(offset),
-  ]);
-  return { total: counted[0]?.n ?? 0, items: rows.map(seriesItem) };
+  const { count: total, rows } = await tablePage(
+    database(env),
+    blogSeries,
+    undefined,
+    [asc(blogSeries.title), asc(blogSeries.id)],
+    offsetPage(limit, offset),
+  );
+  return { total, items: rows.map(seriesItem) };
+}
+
+/** Wagtail's limit/offset as a page request; offsets that are not a multiple of the limit are exact too. */
+function offsetPage(limit: number, offset: number) {
+  return { pageSize: limit, page: 1, offset };
 }
 
 /** Counts one view of a published post, exactly: the day's row and the total, in one batch. */

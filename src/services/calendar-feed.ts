@@ -14,30 +14,14 @@ import { getConfig } from "../config";
 import { database } from "../db/client";
 import { calendarEvents, calendarFeeds, calendarRsvps } from "../db/schema";
 import type { Bindings } from "../env";
+import { purposeKey } from "../lib/derived-keys";
 import { AppError } from "../lib/errors";
 import { base64UrlEncode } from "../lib/hash";
 import { buildCalendar, type CalendarEvent } from "../lib/ical";
 import { uuidv7 } from "../lib/ids";
 import { activeReminders, reminderCalendarEvents } from "./reminders";
 
-const keys = new Map<string, Promise<CryptoKey>>();
-function feedKey(secret: string): Promise<CryptoKey> {
-  let key = keys.get(secret);
-  if (!key) {
-    key = (async () => {
-      const base = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), "HKDF", false, ["deriveKey"]);
-      return crypto.subtle.deriveKey(
-        { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: new TextEncoder().encode("plant-community/calendar-feed/v1") },
-        base,
-        { name: "HMAC", hash: "SHA-256", length: 256 },
-        false,
-        ["sign", "verify"],
-      );
-    })();
-    keys.set(secret, key);
-  }
-  return key;
-}
+const feedKey = (secret: string) => purposeKey(secret, "calendar-feed/v1");
 
 async function sign(env: Bindings, feedId: string): Promise<string> {
   const mac = await crypto.subtle.sign("HMAC", await feedKey(getConfig(env).JWT_SECRET), new TextEncoder().encode(feedId));

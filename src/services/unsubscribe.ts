@@ -13,6 +13,7 @@
  */
 import { getConfig } from "../config";
 import type { Bindings } from "../env";
+import { purposeKey } from "../lib/derived-keys";
 import { AppError } from "../lib/errors";
 import { base64UrlEncode } from "../lib/hash";
 import { ALWAYS_EMAILED, PREFERENCE_TYPES, type PreferenceType, updatePreferences } from "./notification-preferences";
@@ -31,24 +32,7 @@ interface Claims {
   e: number;
 }
 
-const keys = new Map<string, Promise<CryptoKey>>();
-function unsubscribeKey(secret: string): Promise<CryptoKey> {
-  let key = keys.get(secret);
-  if (!key) {
-    key = (async () => {
-      const base = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), "HKDF", false, ["deriveKey"]);
-      return crypto.subtle.deriveKey(
-        { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: new TextEncoder().encode("plant-community/unsubscribe/v1") },
-        base,
-        { name: "HMAC", hash: "SHA-256", length: 256 },
-        false,
-        ["sign", "verify"],
-      );
-    })();
-    keys.set(secret, key);
-  }
-  return key;
-}
+const unsubscribeKey = (secret: string) => purposeKey(secret, "unsubscribe/v1");
 
 function base64UrlDecode(text: string): Uint8Array | null {
   if (!/^[A-Za-z0-9_-]*$/.test(text)) return null;
