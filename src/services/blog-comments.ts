@@ -10,6 +10,8 @@
  *   as every write that can change it — never read-modify-write — and the edge cache is purged.
  * - Moderators (editor, moderator, admin) approve, reject and delete; approving or rejecting
  *   resolves the comment's open reports. Anyone signed in may report a comment once (not their own).
+ * - Notifications: a held comment's author hears when it is approved; a comment's author hears
+ *   when someone else's reply to it is shown (at once, or when approved) — once each.
  */
 import { and, asc, count, desc, eq, or, type SQL, sql } from "drizzle-orm";
 import { database, runBatch } from "../db/client";
@@ -20,6 +22,7 @@ import { AppError, isUniqueViolation } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import { sanitisePostBody, visibleText } from "../lib/sanitise";
 import { purgeBlogReads } from "./blog-cache";
+import { createNotification } from "./notifications";
 import { avatarUrl, type Role, trustLevelOf } from "./users";
 
 export const COMMENT_MODERATOR_ROLES: Role[] = ["editor", "moderator", "admin"];
@@ -151,8 +154,27 @@ export async function addComment(
     db.insert(c).values({ id, postId, userId: user.id, parentId: input.parent_id ?? null, body, status: held ? "pending" : "approved" }),
     recount(env, postId),
   ]);
-  if (!held) await purgeBlogReads(env, { postIds: [postId], slugs: [post.slug] });
-  return commentBody((await commentRow(env, id))!);
+  const row = (await commentRow(env, id))!;
+  if (!held) {
+    await purgeBlogReads(env, { postIds: [postId], slugs: [post.slug] });
+    await tellParentAuthor(env, row, post.slug);
+  }
+  return commentBody(row);
+}
+
+/** The parent comment's author hears of a shown reply (not of their own), once. */
+async function tellParentAuthor(env: Bindings, reply: CommentRow, postSlug: string): Promise<void> {
+  if (!reply.parentId) return;
+  const parent = await database(env).select({ userId: c.userId }).from(c).where(eq(c.id, reply.parentId)).get();
+  if (!parent || parent.userId === reply.userId) return;
+  await createNotification(env, {
+    userId: parent.userId,
+    type: "blog_comment_reply",
+    title: `${reply.username} answered your comment`,
+    body: visibleText(reply.body).slice(0, 140),
+    data: { post_id: reply.postId, post_slug: postSlug, comment_id: reply.id },
+    dedupeKey: `blog_comment_reply:${reply.id}`,
+  }).catch(() => false); // best effort: the comment is written either way
 }
 
 /** The caller's own comment, or any comment for a moderator; others get "not found". */
@@ -191,7 +213,24 @@ export async function moderateComment(env: Bindings, moderator: AuthenticatedUse
     recount(env, row.postId),
   ]);
   await purgeFor(env, row.postId);
-  return commentBody((await commentRow(env, id))!);
+  const after = (await commentRow(env, id))!;
+  if (status === "approved" && row.status === "pending") {
+    const post = await database(env)
+      .select({ slug: blogPosts.slug, title: blogPosts.title })
+      .from(blogPosts)
+      .where(eq(blogPosts.id, row.postId))
+      .get();
+    await createNotification(env, {
+      userId: row.userId,
+      type: "blog_comment_approved",
+      title: `Your comment on "${post?.title ?? "a post"}" is published`,
+      body: visibleText(row.body).slice(0, 140),
+      data: { post_id: row.postId, post_slug: post?.slug ?? "", comment_id: row.id },
+      dedupeKey: `blog_comment_approved:${row.id}`,
+    }).catch(() => false); // best effort: the moderation is done either way
+    await tellParentAuthor(env, after, post?.slug ?? "");
+  }
+  return commentBody(after);
 }
 
 export async function reportComment(env: Bindings, user: AuthenticatedUser, id: string, reason: string) {

@@ -30,6 +30,15 @@ const comments = async (postId: string, access?: string) =>
   (await json<Page<Comment>>(await call(`/api/v1/blog/posts/${postId}/comments/?page_size=100`, { bearer: access }), 200)).results;
 const comment = (postId: string, access: string, body: unknown) =>
   call(`/api/v1/blog/posts/${postId}/comments/`, { bearer: access, json: body });
+const notes = async (access: string, type: string) =>
+  (
+    await json<Page<{ type: string; title: string; body: string; data: unknown }>>(
+      await call("/api/v1/notifications/?page_size=100", { bearer: access }),
+      200,
+    )
+  ).results
+    .filter((n) => n.type === type)
+    .map(({ title, body, data }) => ({ title, body, data }));
 const commentCount = async (postId: string) =>
   (await database(env).select({ n: blogPosts.commentCount }).from(blogPosts).where(eq(blogPosts.id, postId)).get())!.n;
 
@@ -86,12 +95,36 @@ describe("blog comments", () => {
     expect(await commentCount(post.id)).toBe(0);
   });
 
-  it("answers an approved comment with a reply", async () => {
+  it("answers an approved comment with a reply, and its author hears of it once", async () => {
     const post = await blogPost();
     const [a, b] = [await trusted(), await trusted()];
     const first = await json<Comment>(await comment(post.id, a.access, { body: "Which soil?" }), 201);
-    const reply = await json<Comment>(await comment(post.id, b.access, { body: "Bark mix.", parent_id: first.id }), 201);
+    const reply = await json<Comment>(await comment(post.id, b.access, { body: "<p>Bark mix.</p>", parent_id: first.id }), 201);
     expect(reply.parent_id).toBe(first.id);
+    // Answering yourself tells nobody.
+    await json<Comment>(await comment(post.id, a.access, { body: "Thanks!", parent_id: first.id }), 201);
+    expect(await notes(a.access, "blog_comment_reply")).toEqual([
+      {
+        title: `${b.username} answered your comment`,
+        body: "Bark mix.",
+        data: { post_id: post.id, post_slug: post.slug, comment_id: reply.id },
+      },
+    ]);
+  });
+
+  it("tells a held comment's author when it is approved, and the parent's author of the reply then", async () => {
+    const post = await blogPost({ title: "Orchid rescue" });
+    const [parentAuthor, mod] = [await trusted(), await trusted("moderator")];
+    const newcomer = await bearerUser();
+    const parent = await json<Comment>(await comment(post.id, parentAuthor.access, { body: "Any tips?" }), 201);
+    const held = await json<Comment>(await comment(post.id, newcomer.access, { body: "Soak the roots.", parent_id: parent.id }), 201);
+    expect(await notes(parentAuthor.access, "blog_comment_reply")).toEqual([]);
+    await json(await call(`/api/v1/blog/comments/${held.id}/approve/`, { method: "POST", bearer: mod.access }), 200);
+    await json(await call(`/api/v1/blog/comments/${held.id}/approve/`, { method: "POST", bearer: mod.access }), 200);
+    expect((await notes(newcomer.access, "blog_comment_approved")).map((n) => n.title)).toEqual([
+      'Your comment on "Orchid rescue" is published',
+    ]);
+    expect(await notes(parentAuthor.access, "blog_comment_reply")).toHaveLength(1);
   });
 
   it("keeps the count exact under 10 concurrent comments and deletes", async () => {
