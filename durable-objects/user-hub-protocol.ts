@@ -151,6 +151,7 @@ export const InitMessage = z.object({
 export const NOTIFICATION_TYPES = [
   "care_reminder",
   "forum_reply",
+  "forum_mention",
   "identification_completed",
   "identification_failed",
   "security",
@@ -167,7 +168,7 @@ export const NotificationPayload = z.object({
   data: z
     .record(z.string(), z.unknown())
     .describe(
-      "care_reminder: {reminder_id, plant_id, due_at}; forum_reply: {topic_id, post_id, category_slug}; identification_completed: {request_id, kind (identification|diagnosis), results_count}; identification_failed: {request_id, kind, message}; security: {event (password_changed|password_reset|sign_in_method_linked), detail}; blog_comment_approved / blog_comment_reply: {post_id, post_slug, comment_id}",
+      "care_reminder: {reminder_id, plant_id, due_at}; forum_reply, forum_mention: {topic_id, post_id, category_slug}; identification_completed: {request_id, kind (identification|diagnosis), results_count}; identification_failed: {request_id, kind, message}; security: {event (password_changed|password_reset|sign_in_method_linked), detail}; blog_comment_approved / blog_comment_reply: {post_id, post_slug, comment_id}",
     ),
   is_read: z.boolean(),
   created_at: z.string().describe("ISO-8601 UTC"),

@@ -25,7 +25,7 @@
  *   releases photos that nothing else uses.
  */
 import { and, asc, count, desc, eq, inArray, ne, sql } from "drizzle-orm";
-import { database, runBatch } from "../db/client";
+import { type Database, database, runBatch } from "../db/client";
 import { type Page, type PageRequest, countedPage } from "../db/pagination";
 import {
   forumAttachments,
@@ -545,9 +545,52 @@ export async function createReply(
              ORDER BY s.created_at, s.user_id
              LIMIT ${MAX_REPLY_NOTIFICATIONS}`,
       ),
+      mentionNotifications(db, { id, body, topicId, categorySlug: topic.category_slug, topicTitle: topic.title }, user, now),
     ]),
   );
-  return { post: await getPost(env, id), notifications: results.at(-1) as Notification[] };
+  return { post: await getPost(env, id), notifications: [...(results.at(-2) as Notification[]), ...(results.at(-1) as Notification[])] };
+}
+
+/** At most this many people are notified of a mention in one post. */
+export const MAX_MENTIONS = 10;
+
+/** The usernames a post mentions as `@name` (lower-cased, distinct, at most MAX_MENTIONS). */
+export function mentionedUsernames(bodyHtml: string): string[] {
+  const names = new Set<string>();
+  for (const match of visibleText(bodyHtml).matchAll(/(?:^|[^\w@])@([\w.@+-]{3,150})/g)) {
+    const name = match[1]!.replace(/[.@+-]+$/, "").toLowerCase();
+    if (name.length >= 3) names.add(name);
+    if (names.size >= MAX_MENTIONS) break;
+  }
+  return [...names];
+}
+
+/**
+ * One `forum_mention` notification for each active user a post mentions (not its author), in the
+ * caller's batch; the dedupe key `forum_mention:<post id>:<user id>` makes it once per post.
+ */
+function mentionNotifications(
+  db: Database,
+  post: { id: string; body: string; topicId: string; categorySlug: string; topicTitle: string },
+  author: AuthenticatedUser,
+  now: string,
+) {
+  const names = JSON.stringify(mentionedUsernames(post.body));
+  const mentioned = sql.raw("u.id");
+  return insertNotifications(
+    db,
+    "forum_mention",
+    {
+      userId: mentioned,
+      title: sql`${truncateText(`${author.username} mentioned you in "${truncateText(post.topicTitle, 80)}"`, 120)}`,
+      body: sql`${excerpt(post.body, REPLY_EXCERPT_CHARS)}`,
+      data: sql`json_object('topic_id', ${post.topicId}, 'post_id', ${post.id}, 'category_slug', ${post.categorySlug})`,
+      dedupeKey: sql`'forum_mention:' || ${post.id} || ':' || ${mentioned}`,
+      createdAt: now,
+    },
+    // json_each is the point: the mentioned names as a list to match in one statement.
+    sql`FROM users u WHERE lower(u.username) IN (SELECT value FROM json_each(${names})) AND u.id != ${author.id} AND u.is_active = 1`,
+  );
 }
 
 /** The post, its topic, and a 409 when it is already deleted. */

@@ -25,6 +25,41 @@ const forumNotifications = async (bearer: string) =>
     (n) => n.type === "forum_reply",
   );
 
+describe("forum mention notifications", () => {
+  it("tell each mentioned active user once (not the author, not unknown names), honouring in-app preferences", async () => {
+    const author = await bearerUser();
+    const [named, muted, replier] = [await bearerUser(), await bearerUser(), await bearerUser()];
+    await json(
+      await call("/api/v1/notifications/preferences/", {
+        method: "PUT",
+        bearer: muted.access,
+        json: { types: { forum_mention: { in_app: false } } },
+      }),
+      200,
+    );
+    const topic = await newTopic(author.access, "Who grows dahlias?");
+    const post = await reply(
+      replier.access,
+      topic.id,
+      `<p>Ask @${named.username.toUpperCase()}, or @${named.username}. Also @${muted.username}, @${replier.username} and @no_such_gardener_here.</p>`,
+    );
+    const mentions = async (u: { access: string }) =>
+      (await json<Page<Notification>>(await call("/api/v1/notifications/?page_size=100", { bearer: u.access }), 200)).results.filter(
+        (n) => n.type === "forum_mention",
+      );
+    const [got] = await mentions(named);
+    expect(got).toMatchObject({
+      type: "forum_mention",
+      title: `${replier.username} mentioned you in "Who grows dahlias?"`,
+      data: { topic_id: topic.id, post_id: post.id },
+    });
+    expect(await mentions(named)).toHaveLength(1);
+    expect(await mentions(muted)).toEqual([]);
+    expect(await mentions(replier)).toEqual([]);
+    expect(await mentions(author)).toEqual([]);
+  });
+});
+
 describe("forum reply notifications", () => {
   it("leave out subscribers who turned forum replies off in-app, and only them", async () => {
     const author = await bearerUser();
