@@ -16,6 +16,7 @@ import {
   assertPasswordPolicy,
   changePassword,
   confirmEmailChange,
+  sendVerificationEmail,
   confirmPasswordReset,
   issueWsTicket,
   requestEmailChange,
@@ -234,8 +235,9 @@ export function authRoutes() {
       firstName: body.first_name,
       lastName: body.last_name,
     });
+    await sendVerificationEmail(c.env, config, user, c.get("logger"));
     await setSessionCookies(c, await issueTokenPair(c.env, config, user.id));
-    return c.json({ message: "Registration successful.", user: userProfile(user) }, 201);
+    return c.json({ message: "Registration successful. We sent you an email to confirm your address.", user: userProfile(user) }, 201);
   });
 
   const postLogin = open
@@ -389,8 +391,24 @@ export function authRoutes() {
     return c.json(userProfile(await currentUserRow(c)), 200);
   });
 
+  const postVerify = mine.post("/email/verify", "Send the link that confirms your current email address again").io(
+    {},
+    {
+      202: jsonBody(z.object({ message: z.string() }), "Sent (confirm it with POST email/confirm/)"),
+      409: errorResponse(409, "Your address is already confirmed", "INVALID_STATE"),
+      429: errorResponse(429, "Asked too often; see Retry-After", "RATE_LIMITED"),
+    },
+  );
+  app.openapi(postVerify, async (c) => {
+    const user = await currentUserRow(c);
+    if (user.emailVerified) throw new AppError("INVALID_STATE", 409, "Your email address is already confirmed.");
+    await enforceRateLimit(c.env, `verify-email:user:${user.id}`, { limit: 3, windowMs: 3_600_000 });
+    await sendVerificationEmail(c.env, getConfig(c.env), user, c.get("logger"));
+    return c.json({ message: `We sent a confirmation link to ${user.email}.` }, 202);
+  });
+
   const postEmailConfirm = open
-    .post("/email/confirm", "Confirm an email change with the token from the link sent to the new address (single use)")
+    .post("/email/confirm", "Confirm an email change, or your address at sign-up, with the token from the emailed link (single use)")
     .io(
       { body: requestJson(EmailConfirmBody) },
       {
@@ -404,8 +422,9 @@ export function authRoutes() {
       },
     );
   app.openapi(postEmailConfirm, async (c) => {
-    const user = await confirmEmailChange(c.env, c.req.valid("json").token);
-    return c.json({ message: "Your email address has been changed.", email: user.email }, 200);
+    const before = c.req.valid("json").token;
+    const user = await confirmEmailChange(c.env, before);
+    return c.json({ message: "Your email address is confirmed.", email: user.email }, 200);
   });
 
   const postPasswordChange = mine

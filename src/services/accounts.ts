@@ -312,6 +312,34 @@ export async function requestEmailChange(
 }
 
 /**
+ * Emails a link that proves the account's current address (new accounts get one at sign-up; a
+ * signed-in user may ask again). It is an email-change link to the address already in use, so
+ * `POST auth/email/confirm/` confirms it; older verification links stay valid until they expire.
+ * Returns false when the address is already verified.
+ */
+export async function sendVerificationEmail(env: Bindings, config: Config, user: UserRow, logger?: Logger): Promise<boolean> {
+  if (user.emailVerified) return false;
+  const token = randomToken(32);
+  await database(env)
+    .insert(emailChangeTokens)
+    .values({ tokenHash: await sha256Hex(token), userId: user.id, newEmail: user.email, expiresAt: nowS() + EMAIL_CHANGE_TTL_S });
+  const link = `${config.FRONTEND_URL}/confirm-email?token=${encodeURIComponent(token)}`;
+  try {
+    await deliverEmail(env, {
+      to: user.email,
+      subject: "Confirm your email address for Plant Community",
+      text:
+        `Hello ${user.username},\n\nWelcome to Plant Community! Confirm that this address is yours (the link is valid for ` +
+        `${Math.round(EMAIL_CHANGE_TTL_S / 3600)} hours, once):\n${link}\n\nConfirmation token: ${token}\n\n` +
+        `Until you confirm, we send this address only account and security mail. If you did not sign up, ignore this email.\n`,
+    });
+  } catch (err) {
+    logger?.warn("verification email failed", { user_id: user.id, error: String(err) });
+  }
+  return true;
+}
+
+/**
  * Applies an email change when its link comes back. The address is proven by this, so it is
  * marked verified; outstanding reset links (sent to the old address) die with the old address.
  */
@@ -334,6 +362,13 @@ export async function confirmEmailChange(env: Bindings, token: string): Promise<
   // Claim the link with one conditional write, then apply it; a concurrent second use finds it used.
   const claimed = await db.update(emailChangeTokens).set({ usedAt: now }).where(live).returning({ userId: emailChangeTokens.userId }).get();
   if (!claimed) throw invalid();
+  const current = await findUserById(env, pending.user_id);
+  if (current && current.email.toLowerCase() === pending.new_email.toLowerCase()) {
+    // A verification link (sendVerificationEmail): the address the account already uses is proven;
+    // nothing else changes (a pending email change and reset links stay as they are).
+    await db.update(users).set({ emailVerified: true, updatedAt: new Date().toISOString() }).where(eq(users.id, current.id));
+    return { ...current, emailVerified: true };
+  }
   try {
     await runBatch(db, [
       db

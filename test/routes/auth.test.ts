@@ -329,12 +329,13 @@ describe("login limits and lockout", () => {
       429,
       "ACCOUNT_LOCKED",
     );
-    const mail = await eventually(() => emulators.email.outbox.find((m) => m.to.includes(s.email)));
+    const lockNotice = (m: { to: string[]; subject: string }) => m.to.includes(s.email) && /locked/i.test(m.subject);
+    const mail = await eventually(() => emulators.email.outbox.find(lockNotice));
     expect(mail.subject).toMatch(/locked/i);
     // More attempts while locked send no second mail.
     await call("/api/v1/auth/login/", { json: { username: s.username, password: "Wrong-Password-x" } });
     await new Promise((r) => setTimeout(r, 100));
-    expect(emulators.email.outbox.filter((m) => m.to.includes(s.email))).toHaveLength(1);
+    expect(emulators.email.outbox.filter(lockNotice)).toHaveLength(1);
   });
 
   it("locks unknown usernames too, answering exactly like a real account", async () => {
@@ -449,7 +450,7 @@ describe("password reset", () => {
     const u = await bearerUser();
     const res = await call("/api/v1/auth/password/reset/", { json: { email: u.email.toUpperCase() } });
     expect(res.status).toBe(200);
-    const mail = await eventually(() => emulators.email.outbox.find((m) => m.to.includes(u.email)));
+    const mail = await eventually(() => emulators.email.outbox.find((m) => m.to.includes(u.email) && /Reset/.test(m.subject)));
     expect(mail.text).toContain("http://localhost:5173/reset-password?token=");
     const token = tokenFrom(mail.text);
 
@@ -474,7 +475,7 @@ describe("password reset", () => {
     expect(a.status).toBe(200);
     expect(b.status).toBe(200);
     expect(await a.json()).toEqual(await b.json());
-    await eventually(() => emulators.email.outbox.find((m) => m.to.includes(known.email)));
+    await eventually(() => emulators.email.outbox.find((m) => m.to.includes(known.email) && /Reset/.test(m.subject)));
     expect(emulators.email.outbox.some((m) => m.to.includes("nobody-here@example.com"))).toBe(false);
   });
 
@@ -485,7 +486,7 @@ describe("password reset", () => {
     await expectError(bogus, 400, "INVALID_TOKEN");
     const u = await registerWeb();
     await call("/api/v1/auth/password/reset/", { json: { email: u.email } });
-    const mail = await eventually(() => emulators.email.outbox.find((m) => m.to.includes(u.email)));
+    const mail = await eventually(() => emulators.email.outbox.find((m) => m.to.includes(u.email) && /Reset/.test(m.subject)));
     await env.DB.prepare("UPDATE password_reset_tokens SET expires_at = 0 WHERE user_id = ?").bind(u.userId).run();
     const expired = await call("/api/v1/auth/password/reset/confirm/", {
       json: { token: tokenFrom(mail.text), new_password: "Brand-New-Bramble-9" },
