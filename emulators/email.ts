@@ -6,6 +6,10 @@
 // Differences from Resend, on purpose: an unknown key is 401 `invalid_api_key` (Resend answers
 // 403), every body problem is 422 `validation_error`, and `GET /emails` (not a Resend route)
 // lists the outbox in send order, optionally filtered by `?to=`.
+//
+// `Idempotency-Key` (as Resend documents it): a second `POST /emails` with the same key and the
+// same body answers the first email's id and sends nothing; the same key with another body is
+// 409 `invalid_idempotent_request`. Keys are kept until reset (Resend: 24 hours).
 
 import {
   COMMON_FAILURES,
@@ -75,6 +79,7 @@ const ADDRESS = /^(?:[^<>]*<\s*[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+\s*>|[^\s@<>]+@[^\s
 export function createEmailEmulator(options: EmailEmulatorOptions = {}): EmailEmulator {
   const apiKeys = new Set(options.apiKeys ?? [DEFAULT_API_KEY]);
   let outbox: SentEmail[] = [];
+  let idempotency = new Map<string, { body: string; id: string }>();
 
   async function route(req: Request): Promise<Response> {
     const url = new URL(req.url);
@@ -115,9 +120,20 @@ export function createEmailEmulator(options: EmailEmulatorOptions = {}): EmailEm
     }
     if (req.method !== "POST") return resendError(405, "method_not_allowed", "Method is not allowed for the requested path.");
 
+    const idemKey = req.headers.get("idempotency-key");
+    if (idemKey !== null && (idemKey.length === 0 || idemKey.length > 256))
+      return resendError(422, "validation_error", "The `Idempotency-Key` header must be 1 to 256 characters.");
+    const raw = await req.clone().text();
+    const seen = idemKey === null ? undefined : idempotency.get(idemKey);
+    if (seen) {
+      if (seen.body !== raw)
+        return resendError(409, "invalid_idempotent_request", "Same idempotency key used with a different request payload.");
+      return jsonResponse({ id: seen.id });
+    }
     const parsed = await parseEmail(req);
     if (!parsed.ok) return resendError(422, "validation_error", parsed.error);
     outbox.push(parsed.email);
+    if (idemKey !== null) idempotency.set(idemKey, { body: raw, id: parsed.email.id });
     return jsonResponse({ id: parsed.email.id });
   }
 
@@ -173,6 +189,7 @@ export function createEmailEmulator(options: EmailEmulatorOptions = {}): EmailEm
     },
     resetState() {
       outbox = [];
+      idempotency = new Map();
     },
   });
   Object.defineProperty(emulator, "webhook", { value: webhook, enumerable: true });

@@ -14,6 +14,9 @@
 //   POST /__control/reset          → every emulator back to its initial mode and state
 // Media (when createEmulators gets `mediaBaseUrl`, as the local server does):
 //   GET  /media/{plant-id,plantnet}/… → the image files the answers link to (SVG drawings)
+// Web Push (path kept, see emulators/push.ts):
+//   POST /push → a subscription whose endpoint is on this server; POST /push/{id} → a push message;
+//   GET  /push → the pushes received
 
 import { parseModePatch, type Emulator, type EmulatorName } from "./common";
 import { mediaResponse } from "./media";
@@ -23,6 +26,7 @@ import { createFirebaseEmulator, type FirebaseEmulator } from "./firebase";
 import { createGoogleOAuthEmulator, type GoogleOAuthEmulator } from "./oauth-google";
 import { createSentryEmulator, type SentryEmulator } from "./sentry";
 import { createOpenAIEmulator, type OpenAIEmulator, type OpenAIEmulatorOptions } from "./openai";
+import { createPushEmulator, PUSH_EMULATOR_HOST, type PushEmulator } from "./push";
 import { createPlantIdEmulator, type PlantIdEmulator, type PlantIdEmulatorOptions } from "./plant-id";
 import { createPlantNetEmulator, type PlantNetEmulator, type PlantNetEmulatorOptions } from "./plantnet";
 import { createTrefleEmulator, type TrefleEmulator, type TrefleEmulatorOptions } from "./trefle";
@@ -30,7 +34,8 @@ import { createTrefleEmulator, type TrefleEmulator, type TrefleEmulatorOptions }
 export type { CommonFailure, Emulator, EmulatorMode, EmulatorName, ModePatch, RecordedRequest } from "./common";
 export { DEFAULT_API_KEY, NOT_A_PLANT_MARKER } from "./common";
 export type { OpenAIFailure } from "./openai";
-export type { EmailEmulator, OpenAIEmulator, PlantIdEmulator, PlantNetEmulator, TrefleEmulator };
+export type { EmailEmulator, OpenAIEmulator, PlantIdEmulator, PlantNetEmulator, PushEmulator, TrefleEmulator };
+export type { EmulatedSubscription, ForcedPushStatus, ReceivedPush } from "./push";
 
 export const EMULATOR_NAMES: readonly EmulatorName[] = ["plant-id", "plantnet", "trefle", "openai", "email"];
 
@@ -56,6 +61,12 @@ export interface CreateEmulatorsOptions {
    * instead of hosts that never resolve.
    */
   mediaBaseUrl?: string;
+  /**
+   * Origin of the push endpoints `push.subscribe()` hands out, e.g. "http://127.0.0.1:8790" for
+   * the combined server (default https://push.emulator.test). `POST /push` over HTTP always
+   * uses the origin it was called on.
+   */
+  pushBaseUrl?: string;
 }
 
 /** Client credentials the local OAuth emulators accept (npm start configures the Worker with them). */
@@ -76,6 +87,8 @@ export interface Emulators {
   sentry: SentryEmulator;
   /** Firebase ID tokens and their JWKS for the mobile sign-in (prefix /firebase). */
   firebase: FirebaseEmulator;
+  /** A Web Push service with the browsers behind it (prefix /push, host push.emulator.test). */
+  push: PushEmulator;
   byName: Readonly<Record<EmulatorName, AnyEmulator>>;
   /** The combined server: path prefixes per emulator plus the control API (see above). */
   route(req: Request): Promise<Response>;
@@ -100,9 +113,11 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
   const github = options.oauth ? createGitHubOAuthEmulator(oauthClient) : null;
   const sentry = createSentryEmulator();
   const firebase = createFirebaseEmulator({ projectId: LOCAL_FIREBASE_PROJECT });
+  const push = createPushEmulator(options.pushBaseUrl ? { baseUrl: options.pushBaseUrl } : {});
   const reset = () => {
     EMULATOR_NAMES.forEach((name) => byName[name].reset());
     sentry.reset();
+    push.reset();
     google?.reset();
     github?.reset();
   };
@@ -115,6 +130,7 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
     if (first === "media" && (rest[0] === "plant-id" || rest[0] === "plantnet") && rest.length > 1) return mediaResponse(req, url.pathname);
     if (first === "google" && google) return google.handle(await withPath(req, `/${rest.join("/")}`));
     if (first === "github" && github) return github.handle(await withPath(req, `/${rest.join("/")}`));
+    if (first === "push") return push.handle(req);
     if (first === "firebase") return firebase.handle(await withPath(req, `/${rest.join("/")}`));
     if (first === "sentry") {
       if (req.method === "GET" && rest.join("/") === "events") return json({ events: sentry.events });
@@ -158,7 +174,7 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
     };
   }
 
-  return { plantId, plantnet, trefle, openai, email, google, github, sentry, firebase, byName, route, reset };
+  return { plantId, plantnet, trefle, openai, email, google, github, sentry, firebase, push, byName, route, reset };
 }
 
 function isEmulatorName(value: string): value is EmulatorName {
@@ -180,7 +196,10 @@ async function withPath(req: Request, pathname: string): Promise<Request> {
 // ---------------------------------------------------------------------------------------------
 // Host-based routing for tests
 
-/** Host names tests point the Worker at; each maps to one emulator with the path unchanged. */
+/**
+ * Host names tests point the Worker at; each maps to one emulator with the path unchanged.
+ * (push.emulator.test, where push endpoints live, is routed to `push` by hostMap.)
+ */
 export const EMULATOR_HOSTS: Readonly<Record<string, EmulatorName>> = {
   "plant-id.emulator.test": "plant-id",
   "plantnet.emulator.test": "plantnet",
@@ -218,7 +237,9 @@ export function emulatorBaseUrls(origin: string): Record<keyof typeof EMULATOR_T
 export function hostMap(emulators: Emulators): (input: RequestInfo | URL, init?: RequestInit) => Promise<Response> | undefined {
   return (input, init) => {
     const request = input instanceof Request && init === undefined ? input : new Request(input, init);
-    const name = EMULATOR_HOSTS[new URL(request.url).hostname];
+    const host = new URL(request.url).hostname;
+    if (host === PUSH_EMULATOR_HOST) return emulators.push.handle(request);
+    const name = EMULATOR_HOSTS[host];
     return name ? emulators.byName[name].handle(request) : undefined;
   };
 }

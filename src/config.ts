@@ -107,6 +107,17 @@ const ConfigSchema = z.object({
   EMAIL_API_KEY: optionalSecret,
   /** The provider's webhook signing secret (`whsec_…`); without it the webhook answers 503. */
   EMAIL_WEBHOOK_SECRET: z.string().optional(),
+  /**
+   * Web Push application server keys (RFC 8292), base64url: the uncompressed P-256 public key and
+   * its 32-byte private scalar. Without both, push subscriptions answer 503 and nothing is pushed.
+   */
+  VAPID_PUBLIC_KEY: optionalSecret,
+  VAPID_PRIVATE_KEY: optionalSecret,
+  /** The contact push services see in the VAPID token (`mailto:` or `https:`). */
+  VAPID_SUBJECT: z
+    .string()
+    .regex(/^(mailto:|https:)/, "must start with mailto: or https:")
+    .default("mailto:push@plantcommunity.local"),
 });
 
 export type Config = z.infer<typeof ConfigSchema> & { isLocal: boolean };

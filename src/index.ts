@@ -5,6 +5,7 @@
 import { createApp } from "./app";
 import type { Bindings } from "./env";
 import { runHousekeeping } from "./jobs/housekeeping";
+import { handleNotifyBatch, handleNotifyDeadLetters } from "./jobs/notify-consumer";
 import { handleDeadLetterBatch, handleJobBatch } from "./jobs/queue";
 import { createLogger } from "./lib/logger";
 
@@ -18,9 +19,14 @@ const app = createApp();
 export default {
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),
 
-  /** Identification and diagnosis jobs and their dead letters (queue names differ per environment). */
+  /**
+   * Identification and diagnosis jobs, notification deliveries (plant-notify…), and their dead
+   * letters (queue names differ per environment).
+   */
   async queue(batch, env, ctx) {
-    if (batch.queue.endsWith("-dlq")) await handleDeadLetterBatch(batch, env, ctx);
+    const dead = batch.queue.endsWith("-dlq");
+    if (batch.queue.startsWith("plant-notify")) await (dead ? handleNotifyDeadLetters(batch, env) : handleNotifyBatch(batch, env, ctx));
+    else if (dead) await handleDeadLetterBatch(batch, env, ctx);
     else await handleJobBatch(batch, env, ctx);
   },
 

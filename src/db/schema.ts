@@ -4,7 +4,7 @@
  * Migrations in /migrations are generated from this file by drizzle-kit and reviewed by hand.
  */
 import { sql } from "drizzle-orm";
-import { index, integer, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 const now = sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`;
 
@@ -533,6 +533,8 @@ export const notifications = sqliteTable(
     body: text("body").notNull().default(""),
     data: text("data", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
     dedupeKey: text("dedupe_key"),
+    /** False: the user turned this type off in-app; the row only carries the event to email and push. */
+    inApp: integer("in_app", { mode: "boolean" }).notNull().default(true),
     isRead: integer("is_read", { mode: "boolean" }).notNull().default(false),
     readAt: text("read_at"),
     createdAt: text("created_at").notNull().default(now),
@@ -1001,3 +1003,83 @@ export const blogCacheState = sqliteTable("blog_cache_state", {
   id: integer("id").primaryKey(),
   version: integer("version").notNull().default(1),
 });
+
+/** Per-type channel defaults, read by the delivery triggers (migrations/0020); equal to NOTIFICATION_DEFAULTS. */
+export const notificationTypeDefaults = sqliteTable("notification_type_defaults", {
+  type: text("type").primaryKey(),
+  inApp: integer("in_app", { mode: "boolean" }).notNull(),
+  email: integer("email", { mode: "boolean" }).notNull(),
+  push: integer("push", { mode: "boolean" }).notNull(),
+  urgent: integer("urgent", { mode: "boolean" }).notNull(),
+});
+
+export const DELIVERY_STATUSES = ["held", "queued", "sending", "sent", "skipped", "digested", "failed"] as const;
+
+/**
+ * One email or push message to send (written by the triggers on `notifications`), or one digest
+ * email gathering `held` emails (`digest_id` on them). See migrations/0020 for the states.
+ */
+export const notificationDeliveries = sqliteTable(
+  "notification_deliveries",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    notificationId: text("notification_id").references(() => notifications.id, { onDelete: "cascade" }),
+    channel: text("channel", { enum: ["email", "push"] }).notNull(),
+    /** The notification's type, or `digest`. */
+    type: text("type").notNull(),
+    dedupeKey: text("dedupe_key").notNull(),
+    status: text("status", { enum: DELIVERY_STATUSES }).notNull(),
+    digestId: text("digest_id"),
+    /** A digest's period (`daily:2026-12-03`, `weekly:2026-W49`). */
+    period: text("period"),
+    attempts: integer("attempts").notNull().default(0),
+    claimedAt: text("claimed_at"),
+    sentAt: text("sent_at"),
+    providerId: text("provider_id"),
+    detail: text("detail"),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [
+    uniqueIndex("notification_deliveries_dedupe_unique").on(t.dedupeKey),
+    index("notification_deliveries_notification_idx").on(t.notificationId),
+    index("notification_deliveries_user_status_idx").on(t.userId, t.status),
+    index("notification_deliveries_digest_idx").on(t.digestId).where(sql`${t.digestId} IS NOT NULL`),
+    index("notification_deliveries_open_idx").on(t.status, t.createdAt).where(sql`${t.status} IN ('held', 'queued', 'sending')`),
+  ],
+);
+
+/** A device's Web Push subscription (API.md §5b); an endpoint belongs to one user. */
+export const pushSubscriptions = sqliteTable(
+  "push_subscriptions",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    endpoint: text("endpoint").notNull(),
+    p256dh: text("p256dh").notNull(),
+    auth: text("auth").notNull(),
+    userAgent: text("user_agent"),
+    createdAt: text("created_at").notNull().default(now),
+    lastSuccessAt: text("last_success_at"),
+  },
+  (t) => [uniqueIndex("push_subscriptions_endpoint_unique").on(t.endpoint), index("push_subscriptions_user_idx").on(t.userId)],
+);
+
+/** The subscriptions a push delivery has reached, so a retry sends only to the others. */
+export const pushSends = sqliteTable(
+  "push_sends",
+  {
+    deliveryId: text("delivery_id")
+      .notNull()
+      .references(() => notificationDeliveries.id, { onDelete: "cascade" }),
+    subscriptionId: text("subscription_id")
+      .notNull()
+      .references(() => pushSubscriptions.id, { onDelete: "cascade" }),
+    sentAt: text("sent_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.deliveryId, t.subscriptionId] })],
+);

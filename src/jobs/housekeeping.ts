@@ -7,7 +7,9 @@
 import type { Bindings } from "../env";
 import { describeError, type Logger } from "../lib/logger";
 import { publishScheduledPosts } from "../services/blog-posts";
+import { notifyStartingEvents } from "../services/calendar";
 import { reportError } from "../services/error-reporting";
+import { gatherDigests, requeueStale } from "../services/notification-delivery";
 import { deliverDueReminders } from "../services/reminders";
 import { purgeExpiredTokens } from "../services/tokens";
 import { sweepStuckRequests } from "./stuck-requests";
@@ -40,7 +42,15 @@ export async function runHousekeeping(
   const reminders = await task("care_reminders", () => deliverDueReminders(env, logger));
   // Issue 9: scheduled blog posts whose time has come, each published by exactly one run.
   const published = await task("scheduled_blog_posts", () => publishScheduledPosts(env, now));
+  const starting = await task("calendar_events_starting", () => notifyStartingEvents(env, now, logger));
+  // Issue 10: email and push deliveries that never reached the queue or whose consumer died, then
+  // the digests whose period began.
+  const requeued = await task("notification_deliveries", () => requeueStale(env, now));
+  const digests = await task("notification_digests", () => gatherDigests(env, now));
   logger.info("housekeeping", {
+    calendar_starting_notifications: starting,
+    notification_deliveries_requeued: requeued,
+    notification_digests_queued: digests,
     stuck_requests_requeued: stuck?.requeued ?? null,
     stuck_requests_failed: stuck?.failed ?? null,
     reminder_notifications: reminders,

@@ -7,6 +7,13 @@ export interface EmailMessage {
   subject: string;
   text: string;
   html?: string;
+  /** Extra message headers (List-Unsubscribe, List-Unsubscribe-Post). */
+  headers?: Record<string, string>;
+  /**
+   * The provider's `Idempotency-Key`: a retried send with the same key is not sent again, so a
+   * job that crashed after the provider accepted its email cannot send it twice.
+   */
+  idempotencyKey?: string;
 }
 
 export interface EmailSettings {
@@ -32,8 +39,19 @@ export async function sendEmail(settings: EmailSettings, message: EmailMessage):
   try {
     res = await fetch(`${settings.apiUrl.replace(/\/+$/, "")}/emails`, {
       method: "POST",
-      headers: { Authorization: `Bearer ${settings.apiKey}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ from: settings.from, to: message.to, subject: message.subject, text: message.text, html: message.html }),
+      headers: {
+        Authorization: `Bearer ${settings.apiKey}`,
+        "Content-Type": "application/json",
+        ...(message.idempotencyKey ? { "Idempotency-Key": message.idempotencyKey } : {}),
+      },
+      body: JSON.stringify({
+        from: settings.from,
+        to: message.to,
+        subject: message.subject,
+        text: message.text,
+        html: message.html,
+        headers: message.headers,
+      }),
       signal: AbortSignal.timeout(settings.timeoutMs ?? 10_000),
     });
   } catch (err) {

@@ -50,7 +50,7 @@ import {
   listTopics,
   updateTopicTitle,
 } from "../services/forum";
-import { pushNotificationRows } from "../services/notifications";
+import { announceNotifications } from "../services/notifications";
 import { enforceRateLimit } from "../services/rate-limits";
 import { pageOf, PaginationQuery } from "./pagination";
 import { jsonBody, pageSchema, errorResponse, noContent, IdParam } from "./schemas";
@@ -383,7 +383,7 @@ export function forumRoutes() {
     await limitWrites(c, "post");
     const { post, notifications } = await createReply(c.env, c.get("user")!, topicId, fields.body, images);
     // Stored with the reply already; the live push to subscribers' sockets must not delay the answer.
-    if (notifications.length > 0) c.executionCtx.waitUntil(pushNotificationRows(c.env, notifications, c.get("logger")));
+    if (notifications.length > 0) c.executionCtx.waitUntil(announceNotifications(c.env, notifications, c.get("logger")));
     const attachments = await attachmentsFor(c.env, [post.id]);
     return c.json(postBody(post, null, undefined, undefined, attachments.get(post.id)), 201);
   });

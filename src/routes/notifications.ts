@@ -9,7 +9,17 @@
 import { z } from "@hono/zod-openapi";
 import { userIdOf } from "../middleware/auth";
 import { createRouter, routeSet } from "./router";
-import { markAllRead, markRead, notificationBody, listNotifications, unreadCount } from "../services/notifications";
+import {
+  decodeCursor,
+  encodeCursor,
+  listNotifications,
+  markAllRead,
+  markRead,
+  NOTIFICATION_TYPES,
+  notificationBody,
+  unreadCount,
+} from "../services/notifications";
+import { listDevices, subscribe, unsubscribeDevice, vapidPublicKey } from "../services/push-subscriptions";
 import {
   CHANNELS,
   DIGESTS,
@@ -69,17 +79,57 @@ export function notificationRoutes() {
   const plainSignedIn = plain.signedIn();
   const mine = open.signedIn();
 
+  const NotificationPage = pageSchema(NotificationSchema, "NotificationPageBase")
+    .extend({
+      next_cursor: z.string().nullable().openapi({
+        description: "Pass as `cursor` for the notifications after this page (null: none). Stable while new ones arrive.",
+      }),
+    })
+    .openapi("NotificationPage");
+  const TypeList = z
+    .string()
+    .max(400)
+    .refine((v) => v.split(",").every((t) => (NOTIFICATION_TYPES as readonly string[]).includes(t.trim())), {
+      message: `Comma-separated types, each one of: ${NOTIFICATION_TYPES.join(", ")}.`,
+    });
   const getRoot = mine.get("/", "Your notifications, newest first").io(
     {
-      query: PaginationQuery.extend({ unread: BooleanQuery.optional().openapi({ description: "true: unread only; false: read only" }) }),
+      query: PaginationQuery.extend({
+        unread: BooleanQuery.optional().openapi({ description: "true: unread only; false: read only" }),
+        type: TypeList.optional().openapi({ description: "Only these types (comma-separated), e.g. `forum_reply,forum_mention`." }),
+        cursor: z
+          .string()
+          .max(200)
+          .optional()
+          .openapi({ description: "Keyset pagination: the `next_cursor` of the previous page (then `page` is ignored)." }),
+      }),
     },
-    { 200: jsonBody(pageSchema(NotificationSchema, "NotificationPage"), "Page of notifications") },
+    { 200: jsonBody(NotificationPage, "Page of notifications") },
+    {
+      description:
+        "Two ways to page: `page`/`page_size` (numbers, `next`/`previous` links), or `cursor` (`next_cursor`, which does not shift when new notifications arrive; `count` is then how many remain from the cursor on).",
+    },
   );
   app.openapi(getRoot, async (c) => {
-    const { page, page_size, unread } = c.req.valid("query");
-    const isUnread = unread === undefined ? undefined : unread === "true";
-    const { count, rows } = await listNotifications(c.env, { userId: userIdOf(c), unread: isUnread }, { page, pageSize: page_size });
-    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(notificationBody)), 200);
+    const { page, page_size, unread, type, cursor } = c.req.valid("query");
+    const filter = {
+      userId: userIdOf(c),
+      unread: unread === undefined ? undefined : unread === "true",
+      types: type?.split(",").map((t) => t.trim()),
+      before: cursor ? decodeCursor(cursor) : undefined,
+    };
+    const { count, rows } = await listNotifications(c.env, filter, { page: cursor ? 1 : page, pageSize: page_size });
+    const last = rows.at(-1);
+    const more = cursor ? rows.length < count : page * page_size < count;
+    const next_cursor = last && more ? encodeCursor(last) : null;
+    if (!cursor) return c.json({ ...pageOf(c.req.url, page, page_size, count, rows.map(notificationBody)), next_cursor }, 200);
+    const nextUrl = new URL(c.req.url);
+    if (next_cursor) nextUrl.searchParams.set("cursor", next_cursor);
+    nextUrl.searchParams.delete("page");
+    return c.json(
+      { count, next: next_cursor ? nextUrl.toString() : null, previous: null, results: rows.map(notificationBody), next_cursor },
+      200,
+    );
   });
 
   const getUnreadCount = plainSignedIn
@@ -222,6 +272,71 @@ export function notificationRoutes() {
     );
     const result = await handleEmailEvent(c.env, headers["svix-id"]!, body);
     return c.json({ received: true as const, ...result }, 200);
+  });
+
+  // ---- Web Push (RFC 8030/8291/8292) ------------------------------------------------------
+  const unavailable = errorResponse(503, "Push is not configured on this server", "SERVICE_UNAVAILABLE");
+  const getVapid = routeSet({ tags, errors: {} })
+    .get(`/push/vapid-public-key`, "The VAPID public key to pass to PushManager.subscribe() as applicationServerKey")
+    .io(
+      {},
+      {
+        200: jsonBody(
+          z
+            .object({ public_key: z.string().openapi({ description: "base64url, the uncompressed P-256 point (65 bytes)" }) })
+            .openapi("VapidPublicKey"),
+          "The key",
+        ),
+        503: unavailable,
+      },
+    );
+  app.openapi(getVapid, (c) => c.json({ public_key: vapidPublicKey(c.env) }, 200));
+
+  const SubscriptionBody = z
+    .strictObject({
+      endpoint: z.string().max(2048).openapi({ description: "The push service URL (https)." }),
+      keys: z.strictObject({
+        p256dh: z.string().max(200).openapi({ description: "base64url, the 65-byte uncompressed P-256 public key" }),
+        auth: z.string().max(100).openapi({ description: "base64url, the 16-byte authentication secret" }),
+      }),
+      expirationTime: z.number().nullable().optional().openapi({ description: "As PushSubscription.toJSON() gives it; ignored." }),
+    })
+    .openapi("PushSubscription");
+  const Device = z
+    .object({ endpoint: z.string(), created_at: z.string(), last_success_at: z.string().nullable(), user_agent: z.string().nullable() })
+    .openapi("PushDevice");
+  const EndpointBody = z.strictObject({ endpoint: z.string().max(2048) }).openapi("PushEndpoint");
+
+  const getDevices = mine
+    .get(`/push/subscriptions`, "Your devices subscribed to push")
+    .io({}, { 200: jsonBody(z.object({ results: z.array(Device) }).openapi("PushDevices"), "Devices") });
+  app.openapi(getDevices, async (c) => c.json({ results: await listDevices(c.env, userIdOf(c)) }, 200));
+
+  const postSubscription = mine.post(`/push/subscriptions`, "Subscribe this device to push notifications").io(
+    { body: requestJson(SubscriptionBody) },
+    {
+      200: jsonBody(Device.pick({ endpoint: true }).extend({ created: z.literal(false) }), "Already subscribed (keys refreshed)"),
+      201: jsonBody(Device.pick({ endpoint: true }).extend({ created: z.literal(true) }), "Subscribed"),
+      503: unavailable,
+    },
+    {
+      description:
+        "The body is `PushSubscription.toJSON()`. A non-https endpoint, a p256dh that is not a 65-byte P-256 point, an auth secret that is not 16 bytes: 400 naming the field, nothing stored. An endpoint another account subscribed moves to you.",
+    },
+  );
+  app.openapi(postSubscription, async (c) => {
+    const result = await subscribe(c.env, userIdOf(c), c.req.valid("json"), c.req.header("User-Agent"));
+    return result.created
+      ? c.json({ endpoint: result.endpoint, created: true as const }, 201)
+      : c.json({ endpoint: result.endpoint, created: false as const }, 200);
+  });
+
+  const deleteSubscription = mine
+    .delete(`/push/subscriptions`, "Unsubscribe a device (by its endpoint)")
+    .io({ body: requestJson(EndpointBody) }, { 204: { description: "Removed" } });
+  app.openapi(deleteSubscription, async (c) => {
+    await unsubscribeDevice(c.env, userIdOf(c), c.req.valid("json").endpoint);
+    return c.body(null, 204);
   });
 
   return app;

@@ -96,14 +96,10 @@ async function notifyLockout(env: Bindings, config: Config, user: UserRow, logge
       .set({ lockoutNotifiedAt: now })
       .where(and(eq(users.id, user.id), or(isNull(users.lockoutNotifiedAt), lt(users.lockoutNotifiedAt, now - config.LOCKOUT_DURATION_S))));
     if (changes(claimed) === 0) return;
-    await deliverEmail(env, {
-      to: user.email,
-      subject: "Your Plant Community account was locked",
-      text:
-        `Hello ${user.username},\n\nWe saw ${config.LOCKOUT_THRESHOLD} failed sign-in attempts on your account and locked it ` +
-        `for ${Math.round(config.LOCKOUT_DURATION_S / 60)} minutes. If this was not you, consider resetting your password:\n` +
-        `${config.FRONTEND_URL}/forgot-password\n`,
-    });
+    const detail =
+      `We saw ${config.LOCKOUT_THRESHOLD} failed sign-in attempts on your account and locked it ` +
+      `for ${Math.round(config.LOCKOUT_DURATION_S / 60)} minutes.`;
+    await tellSecurityEvent(env, user, "account_locked", detail, logger);
   } catch (err) {
     logger?.warn("lockout email failed", { user_id: user.id, error: String(err) });
   }

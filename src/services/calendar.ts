@@ -25,6 +25,8 @@ import { type Page, type PageRequest, selectPage, tablePage } from "../db/pagina
 import { calendarEvents, calendarRsvps, seasonalTaskTemplates, users } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
 import { AppError } from "../lib/errors";
+import type { Logger } from "../lib/logger";
+import { announceNotifications, insertNotifications, type Notification } from "./notifications";
 import { uuidv7 } from "../lib/ids";
 
 export const EVENT_PRIVACY = ["public", "followers", "private"] as const;
@@ -232,9 +234,11 @@ export async function updateEvent(env: Bindings, viewer: AuthenticatedUser, id: 
   if (Object.keys(set).length === 0) return current;
   // The capacity guard sits in the UPDATE itself so a concurrent RSVP cannot slip under it.
   const capacity = patch.capacity ?? null;
-  const updated = await database(env)
+  const db = database(env);
+  const ts = new Date().toISOString();
+  const update = db
     .update(e)
-    .set({ ...set, updatedAt: new Date().toISOString() })
+    .set({ ...set, updatedAt: ts })
     .where(
       and(
         eq(e.id, id),
@@ -243,18 +247,96 @@ export async function updateEvent(env: Bindings, viewer: AuthenticatedUser, id: 
           : sql`${capacity} >= (SELECT count(*) FROM ${rsvp} WHERE ${rsvp.eventId} = ${id} AND ${rsvp.status} = 'going')`,
       ),
     )
-    .returning({ id: e.id })
-    .get();
-  if (!updated) {
+    .returning({ id: e.id });
+  // A change of time or place tells everyone going (or maybe), in the same batch as the change:
+  // the notification's source names this very update (updated_at = ts), so a refused update
+  // notifies nobody.
+  const material =
+    (set.startsAt !== undefined && set.startsAt !== current.startsAt) ||
+    (set.endsAt !== undefined && set.endsAt !== current.endsAt) ||
+    (set.location !== undefined && set.location !== current.location);
+  const [updated, told] = material
+    ? ((await runBatch(db, [update, eventNotice(db, id, "updated", ts, sql`${e.updatedAt} = ${ts}`)])) as [
+        { id: string }[],
+        Notification[],
+      ])
+    : [await update, [] as Notification[]];
+  if (updated.length === 0) {
     if (!(await loadEvent(env, viewer, id))) throw notFound();
     throw new AppError("CAPACITY_BELOW_GOING", 409, "Capacity cannot be lower than the number of people already going.");
   }
+  await announceNotifications(env, told);
   return (await loadEvent(env, viewer, id))!;
 }
 
 export async function deleteEvent(env: Bindings, viewer: AuthenticatedUser, id: string): Promise<void> {
   await manageableEvent(env, viewer, id);
-  await database(env).delete(e).where(eq(e.id, id));
+  const db = database(env);
+  // Everyone going hears of the cancellation, written before the RSVPs go with the event.
+  const [told] = (await runBatch(db, [
+    eventNotice(db, id, "cancelled", new Date().toISOString(), sql`1`),
+    db.delete(e).where(eq(e.id, id)),
+  ])) as [Notification[], unknown];
+  await announceNotifications(env, told);
+}
+
+/** What "when and where" reads like in a notification (UTC; emails add the reader's zone). */
+const whenWhere = sql`strftime('%Y-%m-%d %H:%M UTC', ${e.startsAt}) || CASE WHEN ${e.location} <> '' THEN ' · ' || ${e.location} ELSE '' END`;
+
+/** People going or maybe (not the organiser) of event `id`, as the source of a fan-out. */
+function attendees(id: string, extra: SQL) {
+  return sql`FROM ${rsvp} JOIN ${e} ON ${e.id} = ${rsvp.eventId} JOIN ${users} ON ${users.id} = ${rsvp.userId}
+    WHERE ${rsvp.eventId} = ${id} AND ${rsvp.status} IN ('going', 'maybe') AND ${rsvp.userId} <> ${e.organizerId}
+      AND ${users.isActive} = 1 AND ${extra}`;
+}
+
+/** A `calendar_event_changed` notification per attendee: the time or place changed, or the event is cancelled. */
+function eventNotice(db: Database, id: string, change: "updated" | "cancelled", ts: string, extra: SQL) {
+  return insertNotifications(
+    db,
+    "calendar_event_changed",
+    {
+      userId: sql`${rsvp.userId}`,
+      title: change === "cancelled" ? sql`'Cancelled: ' || ${e.title}` : sql`'Changed: ' || ${e.title}`,
+      body:
+        change === "cancelled" ? sql`'The organiser cancelled this event (' || ${whenWhere} || ').'` : sql`'Now: ' || ${whenWhere} || '.'`,
+      data: sql`json_object('event_id', ${e.id}, 'change', ${change}, 'starts_at', ${e.startsAt})`,
+      dedupeKey: sql`'calendar_changed:' || ${e.id} || ':' || ${ts} || ':' || ${rsvp.userId}`,
+      createdAt: ts,
+    },
+    attendees(id, extra),
+  );
+}
+
+/** How long before an event its attendees hear that it starts soon. */
+export const STARTING_SOON_MS = 60 * 60_000;
+
+/**
+ * Cron: `calendar_event_starting` for everyone going (or maybe) to an event that starts within
+ * the hour. The dedupe key names the start time, so each start is told once however many runs
+ * see it — and a moved event is told again for its new time.
+ */
+export async function notifyStartingEvents(env: Bindings, now = Date.now(), logger?: Logger): Promise<number> {
+  const db = database(env);
+  const nowIso = new Date(now).toISOString();
+  const soon = new Date(now + STARTING_SOON_MS).toISOString();
+  const inserted = await insertNotifications(
+    db,
+    "calendar_event_starting",
+    {
+      userId: sql`${rsvp.userId}`,
+      title: sql`'Starting soon: ' || ${e.title}`,
+      body: sql`${whenWhere}`,
+      data: sql`json_object('event_id', ${e.id}, 'starts_at', ${e.startsAt})`,
+      dedupeKey: sql`'calendar_starting:' || ${e.id} || ':' || ${e.startsAt} || ':' || ${rsvp.userId}`,
+      createdAt: nowIso,
+    },
+    sql`FROM ${rsvp} JOIN ${e} ON ${e.id} = ${rsvp.eventId} JOIN ${users} ON ${users.id} = ${rsvp.userId}
+      WHERE ${e.startsAt} > ${nowIso} AND ${e.startsAt} <= ${soon} AND ${rsvp.status} IN ('going', 'maybe') AND ${users.isActive} = 1
+      ORDER BY ${e.startsAt} LIMIT 1000`,
+  );
+  await announceNotifications(env, inserted, logger);
+  return inserted.length;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
  * notifications are "not found".
  */
 import { apiFields } from "../lib/fields";
-import { and, count, desc, eq, type SQL, sql } from "drizzle-orm";
+import { and, count, desc, eq, inArray, lt, or, type SQL, sql } from "drizzle-orm";
 import { NOTIFICATION_TYPES, type NotificationPayload } from "../../durable-objects/user-hub-protocol";
 import { changes, type Database, database, eqIfGiven } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
@@ -12,6 +12,7 @@ import { notifications } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
+import { dispatchDeliveries } from "./notification-delivery";
 import { notifyUser } from "./progress";
 
 /**
@@ -27,6 +28,30 @@ export type Notification = typeof notifications.$inferSelect;
 export interface NotificationFilter {
   userId: string;
   unread?: boolean;
+  /** Only these types. */
+  types?: string[];
+  /** Keyset pagination: only notifications older than this one (its `created_at` and `id`). */
+  before?: { createdAt: string; id: string };
+}
+
+/**
+ * An opaque cursor naming a position in the newest-first list. Unlike page numbers it does not
+ * shift when new notifications arrive while a client pages through.
+ */
+export function encodeCursor(row: { createdAt: string; id: string }): string {
+  return btoa(`${row.createdAt}|${row.id}`).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+export function decodeCursor(cursor: string): { createdAt: string; id: string } {
+  let text = "";
+  try {
+    text = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
+  } catch {
+    // falls through to the error below
+  }
+  const match = /^(\d{4}-\d{2}-\d{2}T[\d:.]+Z)\|([0-9a-f-]{36})$/.exec(text);
+  if (!match) throw new AppError("VALIDATION_ERROR", 400, "Invalid cursor.", { cursor: ["Use the next_cursor of a previous page."] });
+  return { createdAt: match[1] as string, id: match[2] as string };
 }
 
 export function notificationBody(row: Notification): NotificationPayload {
@@ -61,14 +86,18 @@ export interface NotificationColumns {
 export function insertNotifications(db: Database, type: NotificationType, columns: NotificationColumns, source: SQL) {
   // -- fan-out: one notification per source row in one statement, so SQL is the point. The
   // select lists every column in table order (drizzle names them all); `source` must contain
-  // WHERE: SQLite needs it to parse ON CONFLICT after INSERT … SELECT. Recipients who turned
+  // WHERE: SQLite needs it to parse ON CONFLICT after INSERT … SELECT. A recipient who turned
   // this type off in-app (notification_preferences stores only changes from the defaults, and
-  // every type is in-app by default) are left out in the same statement.
+  // every type is in-app by default) still gets the row — the delivery triggers (migrations/0020)
+  // turn it into their email and push — but with in_app = 0, already read, out of the list.
   return db
     .insert(notifications)
     .select(
-      sql`SELECT n.* FROM (SELECT ${sql.raw(SQL_UUID_V4)} AS id, ${columns.userId} AS user_id, ${type} AS type, ${columns.title} AS title, ${columns.body} AS body, ${columns.data} AS data, ${columns.dedupeKey} AS dedupe_key, 0 AS is_read, NULL AS read_at, ${columns.createdAt} AS created_at ${source}) n
-          WHERE NOT EXISTS (SELECT 1 FROM notification_preferences p WHERE p.user_id = n.user_id AND json_extract(p.types, '$.' || n.type || '.in_app') = 0)`,
+      sql`SELECT n.id, n.user_id, n.type, n.title, n.body, n.data, n.dedupe_key, n.in_app, 1 - n.in_app AS is_read,
+            CASE WHEN n.in_app = 0 THEN n.created_at END AS read_at, n.created_at
+          FROM (SELECT ${sql.raw(SQL_UUID_V4)} AS id, ${columns.userId} AS user_id, ${type} AS type, ${columns.title} AS title, ${columns.body} AS body, ${columns.data} AS data, ${columns.dedupeKey} AS dedupe_key, ${columns.createdAt} AS created_at,
+            NOT EXISTS (SELECT 1 FROM notification_preferences p WHERE p.user_id = ${columns.userId} AND json_extract(p.types, '$.' || ${type} || '.in_app') = 0) AS in_app
+          ${source}) n WHERE 1`,
     )
     .onConflictDoNothing({ target: notifications.dedupeKey })
     .returning();
@@ -77,7 +106,7 @@ export function insertNotifications(db: Database, type: NotificationType, column
 /**
  * One notification for one user (an event about a single thing, e.g. a finished request), written
  * through insertNotifications — so the user's in-app preference and the dedupe key hold — and
- * pushed live. Returns whether it was created (false: a duplicate, or the user turned it off).
+ * announced (pushed live, email and push queued). Returns whether it was created (false: a duplicate).
  */
 export async function createNotification(
   env: Bindings,
@@ -98,23 +127,42 @@ export async function createNotification(
     // The row exists only while the user does (a request may outlive a deleted account).
     sql`FROM users u WHERE u.id = ${n.userId}`,
   );
-  await pushNotificationRows(env, rows, logger);
+  await announceNotifications(env, rows, logger);
   return rows.length > 0;
 }
 
-/** Pushes the rows `insertNotifications` returned to their owners' live sockets (best effort). */
-export function pushNotificationRows(env: Bindings, rows: Notification[], logger?: Logger): Promise<void> {
-  return pushNotifications(
-    env,
-    rows.map((row) => ({ userId: row.userId, notification: notificationBody(row) })),
-    logger,
-  );
+/**
+ * What follows every write of notifications, with the rows `insertNotifications` returned: the
+ * in-app ones are pushed to their owners' live sockets, and the email and push deliveries the
+ * triggers wrote are queued. Best effort both (the delivery sweep catches what is missed).
+ */
+export async function announceNotifications(env: Bindings, rows: Notification[], logger?: Logger): Promise<void> {
+  await Promise.all([
+    pushNotifications(
+      env,
+      rows.filter((row) => row.inApp).map((row) => ({ userId: row.userId, notification: notificationBody(row) })),
+      logger,
+    ),
+    dispatchDeliveries(
+      env,
+      rows.map((row) => row.id),
+      logger,
+    ),
+  ]);
 }
 
 /** The user's notifications, newest first; `unread` keeps only unread (true) or read (false) ones. */
 export function listNotifications(env: Bindings, filter: NotificationFilter, page: PageRequest): Promise<Page<Notification>> {
   const n = notifications;
-  const where = and(eq(n.userId, filter.userId), eqIfGiven(n.isRead, filter.unread === undefined ? undefined : !filter.unread));
+  const where = and(
+    eq(n.userId, filter.userId),
+    eq(n.inApp, true),
+    eqIfGiven(n.isRead, filter.unread === undefined ? undefined : !filter.unread),
+    filter.types?.length ? inArray(sql`${n.type}`, filter.types) : undefined,
+    filter.before
+      ? or(lt(n.createdAt, filter.before.createdAt), and(eq(n.createdAt, filter.before.createdAt), lt(n.id, filter.before.id)))
+      : undefined,
+  );
   return tablePage(database(env), n, where, [desc(n.createdAt), desc(n.id)], page);
 }
 

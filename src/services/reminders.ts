@@ -24,7 +24,7 @@ import { buildCalendar, type CalendarEvent, type RecurrenceRule } from "../lib/i
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { ownPlant } from "./collections";
-import { insertNotifications, type Notification, pushNotificationRows } from "./notifications";
+import { insertNotifications, type Notification, announceNotifications } from "./notifications";
 
 export const REMINDER_TYPES = ["water", "fertilize", "prune", "repot", "mist", "custom"] as const;
 export const FREQUENCIES = ["daily", "weekly", "biweekly", "monthly", "custom"] as const;
@@ -512,6 +512,6 @@ export async function deliverDueReminders(env: Bindings, logger?: Logger, option
       .set({ notifiedDueAt: sql`${r.nextDueAt}` })
       .where(and(pending(nowIso), exists(db.select({ one: sql`1` }).from(notifications).where(eq(notifications.dedupeKey, dedupeKey))))),
   ])) as [Notification[], unknown];
-  await pushNotificationRows(env, inserted, logger);
+  await announceNotifications(env, inserted, logger);
   return inserted.length;
 }

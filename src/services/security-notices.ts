@@ -1,19 +1,16 @@
 /**
- * Security notices (issue 10 item 1): a password changed or reset, a new sign-in method linked.
- * Each is an in-app notification of type `security` and an email sent at once — security mail is
- * never batched into a digest and cannot be turned off (services/notification-preferences.ts),
- * so it carries no unsubscribe link. Best effort: a failed notice is logged and never undoes
- * the change it reports.
+ * Security notices (issue 10 item 1): a password changed or reset, an account locked, a new
+ * sign-in method linked. Each is a notification of type `security`; the delivery trigger
+ * (migrations/0020) emails it at once through the notification queue — security mail is never
+ * batched into a digest, reaches unverified addresses too, cannot be turned off
+ * (services/notification-preferences.ts) and so carries no unsubscribe link. Best effort: a
+ * failed notice is logged and never undoes the change it reports.
  */
-import { getConfig } from "../config";
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
-import { renderNotificationEmail } from "./email-templates";
-import { deliverEmail } from "./mailer";
-import { getPreferences } from "./notification-preferences";
 import { createNotification } from "./notifications";
 
-export type SecurityEvent = "password_changed" | "password_reset" | "sign_in_method_linked";
+export type SecurityEvent = "password_changed" | "password_reset" | "sign_in_method_linked" | "account_locked";
 
 const WORDS: Record<SecurityEvent, (detail: string) => { title: string; body: string }> = {
   password_changed: () => ({
@@ -24,6 +21,10 @@ const WORDS: Record<SecurityEvent, (detail: string) => { title: string; body: st
     title: "Your Plant Community password was reset",
     body: "Every session was signed out. If you did not ask for a reset, reset your password again and review your account.",
   }),
+  account_locked: (detail) => ({
+    title: "Your Plant Community account was locked",
+    body: `${detail} If this was not you, consider resetting your password.`,
+  }),
   sign_in_method_linked: (provider) => ({
     title: `${provider} can now sign in to your Plant Community account`,
     body: `A ${provider} account was linked to yours and can be used to sign in. If this was not you, reset your password and review your account.`,
@@ -32,7 +33,7 @@ const WORDS: Record<SecurityEvent, (detail: string) => { title: string; body: st
 
 export async function tellSecurityEvent(
   env: Bindings,
-  user: { id: string; username: string; email: string },
+  user: { id: string },
   event: SecurityEvent,
   detail = "",
   logger?: Logger,
@@ -45,13 +46,6 @@ export async function tellSecurityEvent(
       { userId: user.id, type: "security", title, body, data: { event, detail }, dedupeKey: `security:${event}:${user.id}:${at}` },
       logger,
     );
-    const { time_zone } = await getPreferences(env, user.id);
-    const mail = renderNotificationEmail(
-      { type: "security", title, body, data: { event }, createdAt: at },
-      { username: user.username, timeZone: time_zone },
-      { frontend: getConfig(env).FRONTEND_URL, unsubscribe: "" },
-    );
-    await deliverEmail(env, { to: user.email, subject: mail.subject, text: mail.text, html: mail.html });
   } catch (err) {
     logger?.warn("security notice failed", { user_id: user.id, event, error: String(err) });
   }

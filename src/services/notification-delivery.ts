@@ -1,0 +1,436 @@
+/**
+ * Notifications that leave the app (API.md §5b, issue 10 items 3 and 6): email — one at a time or
+ * gathered into a digest — and Web Push, each sent through the notification queue.
+ *
+ * The rows to send are written by triggers on `notifications` (migrations/0020) in the statement
+ * that creates the notification, so an event can never be recorded without them. Then:
+ * 1. `dispatchDeliveries` puts each `queued` row of new notifications on NOTIFY_QUEUE (best
+ *    effort; the sweep re-sends any that did not get there).
+ * 2. The consumer calls `sendDelivery`: it claims the row (`queued` → `sending`, one conditional
+ *    UPDATE, so of two deliveries of one message only one works), checks again that the user
+ *    still wants it, sends, and marks it `sent` or `skipped`. A failure puts it back to `queued`
+ *    and the queue retries it with backoff; the dead-letter queue marks it `failed`.
+ * 3. Exactly once: an email is sent with the row id as the provider's Idempotency-Key, so even a
+ *    consumer that crashes after the provider accepted it and is retried sends nothing twice;
+ *    a push records each device reached (push_sends), and a retry sends only to the others,
+ *    with the notification as the RFC 8030 Topic so a push service replaces, not repeats.
+ * 4. `gatherDigests` (cron): a daily or weekly reader's `held` emails become one digest email
+ *    per period in the reader's time zone. A period starts at 08:00 local time; the digest of a
+ *    period gathers what was held before it started, and its dedupe key (user + period) makes
+ *    a second cron run in the same period a no-op.
+ */
+import { and, eq, inArray, lt, or, sql } from "drizzle-orm";
+import { getConfig } from "../config";
+import { changes, database, runBatch } from "../db/client";
+import { notificationDeliveries, notifications, pushSends, pushSubscriptions, users } from "../db/schema";
+import type { Bindings } from "../env";
+import type { Logger } from "../lib/logger";
+import { sendPush } from "../lib/web-push";
+import { type EmailNotification, renderDigestEmail, renderNotificationEmail } from "./email-templates";
+import { deliverEmail } from "./mailer";
+import { ALWAYS_EMAILED, getPreferences, type PreferenceType } from "./notification-preferences";
+import { listUnsubscribeHeaders } from "./unsubscribe";
+
+export type Delivery = typeof notificationDeliveries.$inferSelect;
+
+/** The queue message: one delivery row. */
+export interface DeliveryJob {
+  delivery_id: string;
+}
+
+export function isDeliveryJob(body: unknown): body is DeliveryJob {
+  return typeof body === "object" && body !== null && typeof (body as DeliveryJob).delivery_id === "string";
+}
+
+/** A claimed row nobody finished in this long is taken again (a crashed consumer). */
+export const CLAIM_LEASE_MS = 2 * 60_000;
+/** `queued` rows still unclaimed after this long are put on the queue again by the sweep. */
+export const REQUEUE_AFTER_MS = 5 * 60_000;
+/** Local hour at which a digest period starts. */
+export const DIGEST_HOUR = 8;
+/** How long a push service keeps a push for an offline device. */
+const PUSH_TTL_S = 24 * 3600;
+const QUEUE_BATCH = 100;
+
+/** A failure worth retrying later (provider down, 429, 5xx); `delayS` when the provider said. */
+export class DeliveryRetry extends Error {
+  constructor(
+    message: string,
+    readonly delayS?: number,
+  ) {
+    super(message);
+    this.name = "DeliveryRetry";
+  }
+}
+
+// ---- Dispatch --------------------------------------------------------------------------------
+
+export async function enqueueDeliveries(env: Bindings, ids: string[]): Promise<void> {
+  for (let i = 0; i < ids.length; i += QUEUE_BATCH) {
+    await env.NOTIFY_QUEUE.sendBatch(
+      ids.slice(i, i + QUEUE_BATCH).map((id) => ({ body: { delivery_id: id } satisfies DeliveryJob, contentType: "json" as const })),
+    );
+  }
+}
+
+/** Queues the email and push deliveries the triggers wrote for these new notifications. */
+export async function dispatchDeliveries(env: Bindings, notificationIds: string[], logger?: Logger): Promise<void> {
+  if (notificationIds.length === 0) return;
+  try {
+    const d = notificationDeliveries;
+    const ids: string[] = [];
+    for (let i = 0; i < notificationIds.length; i += 90) {
+      const rows = await database(env)
+        .select({ id: d.id })
+        .from(d)
+        .where(and(inArray(d.notificationId, notificationIds.slice(i, i + 90)), eq(d.status, "queued")))
+        .all();
+      ids.push(...rows.map((r) => r.id));
+    }
+    await enqueueDeliveries(env, ids);
+  } catch (err) {
+    // The rows are written; the sweep queues them within REQUEUE_AFTER_MS.
+    logger?.warn("could not queue notification deliveries; the sweep will", { error: String(err) });
+  }
+}
+
+// ---- Sending ---------------------------------------------------------------------------------
+
+export type DeliveryOutcome = "sent" | "skipped" | "not_claimed";
+
+/** Claims a row: `queued`, or `sending` past its lease. Undefined when someone else has it or it is done. */
+async function claim(env: Bindings, id: string, now: number): Promise<Delivery | undefined> {
+  const d = notificationDeliveries;
+  return database(env)
+    .update(d)
+    .set({ status: "sending", claimedAt: new Date(now).toISOString(), attempts: sql`${d.attempts} + 1` })
+    .where(
+      and(
+        eq(d.id, id),
+        or(eq(d.status, "queued"), and(eq(d.status, "sending"), lt(d.claimedAt, new Date(now - CLAIM_LEASE_MS).toISOString()))),
+      ),
+    )
+    .returning()
+    .get();
+}
+
+async function finish(env: Bindings, id: string, status: "sent" | "skipped", detail: string | null, providerId: string | null = null) {
+  const d = notificationDeliveries;
+  await database(env)
+    .update(d)
+    .set({ status, detail, providerId, sentAt: status === "sent" ? new Date().toISOString() : null })
+    .where(and(eq(d.id, id), eq(d.status, "sending")));
+}
+
+/** Gives a claimed row back after a failure, for the queue's retry. */
+export async function releaseDelivery(env: Bindings, id: string, detail: string): Promise<void> {
+  const d = notificationDeliveries;
+  await database(env)
+    .update(d)
+    .set({ status: "queued", claimedAt: null, detail })
+    .where(and(eq(d.id, id), eq(d.status, "sending")));
+}
+
+/** The dead-letter queue gave up on it. */
+export async function failDelivery(env: Bindings, id: string, detail: string): Promise<boolean> {
+  const d = notificationDeliveries;
+  const result = await database(env)
+    .update(d)
+    .set({ status: "failed", detail })
+    .where(and(eq(d.id, id), inArray(d.status, ["queued", "sending"])))
+    .run();
+  return changes(result) > 0;
+}
+
+/**
+ * Sends one delivery. Throws DeliveryRetry (or anything else) for the queue to retry; the row is
+ * then back to `queued` only if the caller releases it (the consumer does).
+ */
+export async function sendDelivery(env: Bindings, id: string, logger?: Logger, now = Date.now()): Promise<DeliveryOutcome> {
+  const row = await claim(env, id, now);
+  if (!row) return "not_claimed";
+  const result = row.channel === "email" ? await sendEmailDelivery(env, row) : await sendPushDelivery(env, row, logger);
+  await finish(env, row.id, result.status, result.detail, result.providerId ?? null);
+  return result.status;
+}
+
+type Result = { status: "sent" | "skipped"; detail: string | null; providerId?: string };
+
+async function recipient(env: Bindings, userId: string) {
+  return database(env)
+    .select({ id: users.id, username: users.username, email: users.email, verified: users.emailVerified, active: users.isActive })
+    .from(users)
+    .where(eq(users.id, userId))
+    .get();
+}
+
+function asEmailNotification(n: typeof notifications.$inferSelect): EmailNotification {
+  return { type: n.type, title: n.title, body: n.body, data: n.data, createdAt: n.createdAt };
+}
+
+async function sendEmailDelivery(env: Bindings, row: Delivery): Promise<Result> {
+  const user = await recipient(env, row.userId);
+  if (!user?.active) return { status: "skipped", detail: "account inactive" };
+  const security = ALWAYS_EMAILED.includes(row.type as PreferenceType);
+  const prefs = await getPreferences(env, user.id);
+  // The user may have changed their mind (or address) since the event: ask again.
+  if (!security) {
+    if (!user.verified) return { status: "skipped", detail: "address not verified" };
+    if (prefs.digest === "off") return { status: "skipped", detail: "email turned off" };
+    if (row.type !== "digest" && !prefs.types[row.type as PreferenceType]?.email) return { status: "skipped", detail: "type turned off" };
+  }
+  const config = getConfig(env);
+  const recipientInfo = { username: user.username, timeZone: prefs.time_zone };
+  let mail: { subject: string; html: string; text: string };
+  let headers: Record<string, string> | undefined;
+  if (row.type === "digest") {
+    const items = await database(env)
+      .select({ n: notifications })
+      .from(notificationDeliveries)
+      .innerJoin(notifications, eq(notifications.id, notificationDeliveries.notificationId))
+      .where(eq(notificationDeliveries.digestId, row.id))
+      .all();
+    if (items.length === 0) return { status: "skipped", detail: "nothing gathered" };
+    headers = await listUnsubscribeHeaders(env, user.id, "all");
+    const period = row.period?.startsWith("weekly") ? "weekly" : "daily";
+    mail = renderDigestEmail(
+      items.map((i) => asEmailNotification(i.n)),
+      recipientInfo,
+      { frontend: config.FRONTEND_URL, unsubscribe: unsubscribeUrl(headers) },
+      period,
+    );
+  } else {
+    const n = row.notificationId
+      ? await database(env).select().from(notifications).where(eq(notifications.id, row.notificationId)).get()
+      : undefined;
+    if (!n) return { status: "skipped", detail: "notification gone" };
+    headers = security ? undefined : await listUnsubscribeHeaders(env, user.id, row.type as PreferenceType);
+    mail = renderNotificationEmail(asEmailNotification(n), recipientInfo, {
+      frontend: config.FRONTEND_URL,
+      unsubscribe: headers ? unsubscribeUrl(headers) : "",
+    });
+  }
+  try {
+    const sent = await deliverEmail(env, { to: user.email, ...mail, headers, idempotencyKey: row.id });
+    return sent.sent ? { status: "sent", detail: null, providerId: sent.id } : { status: "skipped", detail: `address ${sent.reason}` };
+  } catch (err) {
+    const status = (err as { status?: number }).status;
+    // 4xx other than 409/429 means this email can never be accepted as it is: retrying is useless.
+    if (status !== undefined && status >= 400 && status < 500 && status !== 409 && status !== 429)
+      return { status: "skipped", detail: `refused by the provider (${status})` };
+    throw new DeliveryRetry(err instanceof Error ? err.message : String(err));
+  }
+}
+
+function unsubscribeUrl(headers: Record<string, string>): string {
+  return /<(https?:[^>]+)>/.exec(headers["List-Unsubscribe"] ?? "")?.[1] ?? "";
+}
+
+/** What a device receives: small (a push is at most 4 KiB), with where a tap should lead. */
+export function pushPayload(n: typeof notifications.$inferSelect, frontend: string): string {
+  const payload = {
+    id: n.id,
+    type: n.type,
+    title: n.title.slice(0, 200),
+    body: n.body.slice(0, 1000),
+    data: n.data,
+    created_at: n.createdAt,
+    url: `${frontend}/notifications`,
+  };
+  const text = JSON.stringify(payload);
+  return text.length <= 3000 ? text : JSON.stringify({ ...payload, data: {} });
+}
+
+async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger): Promise<Result> {
+  const config = getConfig(env);
+  if (!config.VAPID_PUBLIC_KEY || !config.VAPID_PRIVATE_KEY) return { status: "skipped", detail: "push not configured" };
+  const prefs = await getPreferences(env, row.userId);
+  if (!prefs.types[row.type as PreferenceType]?.push) return { status: "skipped", detail: "type turned off" };
+  const n = row.notificationId
+    ? await database(env).select().from(notifications).where(eq(notifications.id, row.notificationId)).get()
+    : undefined;
+  if (!n) return { status: "skipped", detail: "notification gone" };
+  const db = database(env);
+  const s = pushSubscriptions;
+  const devices = await db
+    .select()
+    .from(s)
+    .where(
+      and(
+        eq(s.userId, row.userId),
+        sql`NOT EXISTS (SELECT 1 FROM ${pushSends} ps WHERE ps.delivery_id = ${row.id} AND ps.subscription_id = ${s.id})`,
+      ),
+    )
+    .all();
+  const payload = pushPayload(n, config.FRONTEND_URL);
+  const vapid = { publicKey: config.VAPID_PUBLIC_KEY, privateKey: config.VAPID_PRIVATE_KEY, subject: config.VAPID_SUBJECT };
+  // RFC 8030 Topic: ≤ 32 URL-safe characters; the notification id without dashes is exactly 32.
+  const topic = n.id.replaceAll("-", "").slice(0, 32);
+  const urgency = row.type === "security" || row.type === "calendar_event_starting" ? "high" : "normal";
+  let reached = 0;
+  let retryAfterS: number | undefined;
+  let transient = "";
+  for (const device of devices) {
+    let answer: { status: number; retryAfterS?: number };
+    try {
+      answer = await sendPush({ endpoint: device.endpoint, keys: { p256dh: device.p256dh, auth: device.auth } }, payload, vapid, {
+        ttlS: PUSH_TTL_S,
+        urgency,
+        topic,
+      });
+    } catch (err) {
+      transient = `push service unreachable: ${String(err)}`;
+      continue;
+    }
+    const at = new Date().toISOString();
+    if (answer.status >= 200 && answer.status < 300) {
+      reached += 1;
+      await runBatch(db, [
+        db.insert(pushSends).values({ deliveryId: row.id, subscriptionId: device.id, sentAt: at }).onConflictDoNothing(),
+        db.update(s).set({ lastSuccessAt: at }).where(eq(s.id, device.id)),
+      ]);
+    } else if (answer.status === 404 || answer.status === 410) {
+      // The subscription is gone for good (RFC 8030 §7.3): forget it.
+      await db.delete(s).where(eq(s.id, device.id));
+      logger?.info("push subscription expired; removed", { subscription_id: device.id, status: answer.status });
+    } else if (answer.status === 429 || answer.status >= 500) {
+      transient = `push service answered ${answer.status}`;
+      if (answer.retryAfterS !== undefined) retryAfterS = Math.max(retryAfterS ?? 0, answer.retryAfterS);
+    } else {
+      // 400/403/413: this message can never be delivered to this device; do not retry it.
+      await db.insert(pushSends).values({ deliveryId: row.id, subscriptionId: device.id, sentAt: at }).onConflictDoNothing();
+      logger?.warn("push refused", { subscription_id: device.id, status: answer.status });
+    }
+  }
+  if (transient) throw new DeliveryRetry(transient, retryAfterS);
+  const total = await db.select({ n: sql<number>`count(*)` }).from(pushSends).where(eq(pushSends.deliveryId, row.id)).get();
+  return (total?.n ?? 0) > 0 || reached > 0 ? { status: "sent", detail: null } : { status: "skipped", detail: "no device reached" };
+}
+
+// ---- Sweep and digests (cron) ----------------------------------------------------------------
+
+/** Puts back on the queue what never got there or whose consumer died. Returns how many. */
+export async function requeueStale(env: Bindings, now = Date.now()): Promise<number> {
+  const d = notificationDeliveries;
+  const before = new Date(now - REQUEUE_AFTER_MS).toISOString();
+  const leaseEnd = new Date(now - CLAIM_LEASE_MS).toISOString();
+  const rows = await database(env)
+    .select({ id: d.id })
+    .from(d)
+    .where(
+      or(
+        and(eq(d.status, "queued"), lt(d.createdAt, before), or(sql`${d.claimedAt} IS NULL`, lt(d.claimedAt, before))),
+        and(eq(d.status, "sending"), lt(d.claimedAt, leaseEnd)),
+      ),
+    )
+    .limit(500)
+    .all();
+  await enqueueDeliveries(
+    env,
+    rows.map((r) => r.id),
+  );
+  return rows.length;
+}
+
+/** The wall clock in `timeZone` as fields. */
+function localParts(at: number, timeZone: string) {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat("en-GB", {
+      timeZone,
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+      hourCycle: "h23",
+    })
+      .formatToParts(new Date(at))
+      .map((p) => [p.type, p.value]),
+  );
+  return {
+    y: Number(parts.year),
+    m: Number(parts.month),
+    d: Number(parts.day),
+    h: Number(parts.hour),
+    min: Number(parts.minute),
+    s: Number(parts.second),
+  };
+}
+
+/**
+ * The digest period `at` falls in, for a reader in `timeZone`, and the instant it started (UTC
+ * ms). Daily periods start at DIGEST_HOUR local time; weekly ones on Monday at that hour.
+ */
+export function digestPeriod(kind: "daily" | "weekly", timeZone: string, at: number): { key: string; startedAt: number } {
+  const p = localParts(at, timeZone);
+  const wall = Date.UTC(p.y, p.m - 1, p.d, p.h, p.min, p.s);
+  // The local calendar day the period belongs to: before 08:00 it is still yesterday's.
+  let start = Date.UTC(p.y, p.m - 1, p.d, DIGEST_HOUR);
+  if (wall < start) start -= 86_400_000;
+  if (kind === "weekly") {
+    const weekday = (new Date(start).getUTCDay() + 6) % 7; // Monday 0
+    start -= weekday * 86_400_000;
+  }
+  const day = new Date(start);
+  const key = kind === "daily" ? `daily:${day.toISOString().slice(0, 10)}` : `weekly:${isoWeek(day)}`;
+  // Wall-clock difference = real elapsed time, except across a DST change (off by its hour).
+  return { key, startedAt: at - (wall - start) };
+}
+
+function isoWeek(day: Date): string {
+  const thursday = new Date(Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), day.getUTCDate() + 3 - ((day.getUTCDay() + 6) % 7)));
+  const yearStart = Date.UTC(thursday.getUTCFullYear(), 0, 1);
+  const week = Math.floor((thursday.getTime() - yearStart) / 86_400_000 / 7) + 1;
+  return `${thursday.getUTCFullYear()}-W${String(week).padStart(2, "0")}`;
+}
+
+/**
+ * Gathers `held` emails into digests whose period has begun. For each reader with held mail:
+ * one batch inserts the period's digest row (skipped if that period's digest exists) and moves
+ * the mail held before the period started onto it — only while the digest is still `queued`, so
+ * nothing joins a digest already being sent. Readers who turned email off have their held mail
+ * skipped. Returns the digests that gathered something in this run (each is queued).
+ */
+export async function gatherDigests(env: Bindings, now = Date.now()): Promise<number> {
+  const db = database(env);
+  const readers = await db.all<{ user_id: string; digest: string; time_zone: string }>(sql`
+    SELECT h.user_id, COALESCE(p.digest, 'daily') AS digest, COALESCE(p.time_zone, 'UTC') AS time_zone
+    FROM (SELECT DISTINCT user_id FROM notification_deliveries WHERE status = 'held' LIMIT 1000) h
+    LEFT JOIN notification_preferences p ON p.user_id = h.user_id`);
+  const queued: string[] = [];
+  const d = notificationDeliveries;
+  for (const reader of readers) {
+    if (reader.digest === "off") {
+      await db
+        .update(d)
+        .set({ status: "skipped", detail: "email turned off" })
+        .where(and(eq(d.userId, reader.user_id), eq(d.status, "held")));
+      continue;
+    }
+    // A reader who switched to `immediate` gets what was held in the next daily digest.
+    const period = digestPeriod(reader.digest === "weekly" ? "weekly" : "daily", reader.time_zone, now);
+    const startedAt = new Date(period.startedAt).toISOString();
+    const dedupeKey = `digest:${reader.user_id}:${period.key}`;
+    const id = crypto.randomUUID();
+    const heldBefore = sql`user_id = ${reader.user_id} AND status = 'held' AND created_at < ${startedAt}`;
+    const openDigest = sql`(SELECT id FROM notification_deliveries WHERE dedupe_key = ${dedupeKey} AND status = 'queued')`;
+    const [, attached] = await runBatch(db, [
+      sql`INSERT INTO notification_deliveries (id, user_id, channel, type, dedupe_key, status, period, created_at)
+          SELECT ${id}, ${reader.user_id}, 'email', 'digest', ${dedupeKey}, 'queued', ${period.key}, ${new Date(now).toISOString()}
+          WHERE EXISTS (SELECT 1 FROM notification_deliveries WHERE ${heldBefore})
+          ON CONFLICT (dedupe_key) DO NOTHING`,
+      sql`UPDATE notification_deliveries SET status = 'digested', digest_id = ${openDigest}
+          WHERE ${heldBefore} AND ${openDigest} IS NOT NULL`,
+    ]);
+    if (changes(attached) === 0) continue;
+    const digest = await db
+      .select({ id: d.id })
+      .from(d)
+      .where(and(eq(d.dedupeKey, dedupeKey), eq(d.status, "queued")))
+      .get();
+    if (digest) queued.push(digest.id);
+  }
+  await enqueueDeliveries(env, queued);
+  return queued.length;
+}

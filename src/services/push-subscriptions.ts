@@ -1,0 +1,96 @@
+/**
+ * Web Push subscriptions (API.md §5b): a browser or app registers `{endpoint, keys: {p256dh,
+ * auth}}` from `PushManager.subscribe()` with this service's VAPID public key. Checked before
+ * anything is stored: an https endpoint (http to localhost only in local runs), a 65-byte P-256
+ * point on the curve, a 16-byte auth secret — a malformed one is a 400 naming the field, nothing
+ * written.
+ *
+ * An endpoint belongs to one browser profile, so it belongs to one user: subscribing it again
+ * (another account signed in on that browser) moves it. A user has at most MAX_DEVICES.
+ * Unsubscribing names the endpoint; only its owner can remove it (anyone else: 404).
+ */
+import { and, count, eq } from "drizzle-orm";
+import { getConfig } from "../config";
+import { changes, database } from "../db/client";
+import { pushSubscriptions } from "../db/schema";
+import type { Bindings } from "../env";
+import { AppError } from "../lib/errors";
+import { checkSubscription } from "../lib/web-push";
+
+export const MAX_DEVICES = 20;
+
+export interface SubscriptionInput {
+  endpoint: string;
+  keys: { p256dh: string; auth: string };
+}
+
+/** The VAPID public key browsers subscribe with; 503 when push is not configured. */
+export function vapidPublicKey(env: Bindings): string {
+  const config = getConfig(env);
+  if (!config.VAPID_PUBLIC_KEY || !config.VAPID_PRIVATE_KEY)
+    throw new AppError("SERVICE_UNAVAILABLE", 503, "Push notifications are not configured on this server.");
+  return config.VAPID_PUBLIC_KEY;
+}
+
+export async function subscribe(
+  env: Bindings,
+  userId: string,
+  input: SubscriptionInput,
+  userAgent?: string,
+): Promise<{ id: string; endpoint: string; created: boolean }> {
+  vapidPublicKey(env);
+  // Plain http reaches only a push service on this machine: allowed for local runs, never deployed.
+  const problem =
+    (await checkSubscription(input)) ??
+    (!getConfig(env).isLocal && !input.endpoint.startsWith("https:") ? "endpoint must be an https URL" : null);
+  if (problem) {
+    const field = /p256dh/i.test(problem) ? "keys.p256dh" : /auth/i.test(problem) ? "keys.auth" : "endpoint";
+    throw new AppError("VALIDATION_ERROR", 400, "Invalid push subscription.", { [field]: [problem] });
+  }
+  const db = database(env);
+  const s = pushSubscriptions;
+  const existing = await db.select().from(s).where(eq(s.endpoint, input.endpoint)).get();
+  if (!existing || existing.userId !== userId) {
+    const owned = await db.select({ n: count() }).from(s).where(eq(s.userId, userId)).get();
+    if ((owned?.n ?? 0) >= MAX_DEVICES)
+      throw new AppError("VALIDATION_ERROR", 400, `At most ${MAX_DEVICES} devices can receive push notifications; remove one first.`, {
+        endpoint: ["Too many subscribed devices."],
+      });
+  }
+  const row = await db
+    .insert(s)
+    .values({
+      id: crypto.randomUUID(),
+      userId,
+      endpoint: input.endpoint,
+      p256dh: input.keys.p256dh,
+      auth: input.keys.auth,
+      userAgent: userAgent?.slice(0, 300) ?? null,
+    })
+    .onConflictDoUpdate({
+      target: s.endpoint,
+      set: { userId, p256dh: input.keys.p256dh, auth: input.keys.auth, userAgent: userAgent?.slice(0, 300) ?? null },
+    })
+    .returning()
+    .get();
+  return { id: row.id, endpoint: row.endpoint, created: existing?.userId !== userId };
+}
+
+export async function unsubscribeDevice(env: Bindings, userId: string, endpoint: string): Promise<void> {
+  const s = pushSubscriptions;
+  const result = await database(env)
+    .delete(s)
+    .where(and(eq(s.endpoint, endpoint), eq(s.userId, userId)))
+    .run();
+  if (changes(result) === 0) throw new AppError("NOT_FOUND", 404, "No such push subscription.");
+}
+
+export async function listDevices(env: Bindings, userId: string) {
+  const s = pushSubscriptions;
+  return database(env)
+    .select({ endpoint: s.endpoint, created_at: s.createdAt, last_success_at: s.lastSuccessAt, user_agent: s.userAgent })
+    .from(s)
+    .where(eq(s.userId, userId))
+    .orderBy(s.createdAt)
+    .all();
+}

@@ -1,0 +1,291 @@
+/**
+ * Notification email through the queue (issue 10 item 3): each event's email as its preferences
+ * ask, rendered (HTML and text) with RFC 8058 headers; verified addresses only (security aside);
+ * exactly one email under duplicate delivery and after a crash mid-send; retries that give the
+ * row back; the dead-letter queue marking it failed; the digest, once per period in the reader's
+ * time zone, with everything it gathered.
+ */
+import { env } from "cloudflare:workers";
+import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
+import { eq, sql } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
+import { database, runBatch } from "../../src/db/client";
+import { notificationDeliveries, notificationTypeDefaults, users } from "../../src/db/schema";
+import { handleNotifyBatch, handleNotifyDeadLetters } from "../../src/jobs/notify-consumer";
+import { digestPeriod, gatherDigests, sendDelivery } from "../../src/services/notification-delivery";
+import { NOTIFICATION_DEFAULTS } from "../../src/services/notification-preferences";
+import { createNotification, insertNotifications, type NotificationType } from "../../src/services/notifications";
+import { call, jsonWithStatus as json, type Page } from "../helpers/http";
+import { mailTo } from "../helpers/mail";
+import { useEmulators } from "../helpers/outbound";
+import { bearerUser } from "../helpers/users";
+import { eventually } from "../helpers/wait";
+
+const emulators = useEmulators();
+const db = database(env);
+
+async function verifiedUser(prefs?: Record<string, unknown>) {
+  const u = await bearerUser();
+  await db.update(users).set({ emailVerified: true }).where(eq(users.id, u.userId));
+  if (prefs) await json(await call("/api/v1/notifications/preferences/", { method: "PUT", bearer: u.access, json: prefs }), 200);
+  return u;
+}
+
+/** A notification written as the services write them, but not announced: nothing is queued. */
+async function quietNotification(userId: string, type: NotificationType, title: string, at = new Date().toISOString()) {
+  const [rows] = (await runBatch(db, [
+    insertNotifications(
+      db,
+      type,
+      {
+        userId: sql`${userId}`,
+        title: sql`${title}`,
+        body: sql`'Something happened.'`,
+        data: sql`json_object('request_id', 'r-1', 'topic_id', 't-1', 'post_slug', 'a-post')`,
+        dedupeKey: sql`${`test:${crypto.randomUUID()}`}`,
+        createdAt: at,
+      },
+      sql`FROM users u WHERE u.id = ${userId}`,
+    ),
+  ])) as [{ id: string }[]];
+  return rows[0]!.id;
+}
+
+const deliveriesOf = (notificationId: string) =>
+  db.select().from(notificationDeliveries).where(eq(notificationDeliveries.notificationId, notificationId)).all();
+
+async function runJobs(ids: string[], queue = "plant-notify") {
+  const batch = createMessageBatch(
+    queue,
+    ids.map((id, i) => ({ id: `m-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body: { delivery_id: id } })),
+  );
+  const ctx = createExecutionContext();
+  if (queue.endsWith("-dlq")) await handleNotifyDeadLetters(batch, env);
+  else await handleNotifyBatch(batch, env, ctx);
+  await waitOnExecutionContext(ctx);
+  return getQueueResult(batch, ctx);
+}
+
+/** Notification mail to `address` (sign-up's address confirmation left out). */
+const mailsTo = (address: string) => emulators.email.outbox.filter((m) => m.to.includes(address) && !/^Confirm your/.test(m.subject));
+
+describe("delivery rules", () => {
+  it("the triggers' defaults table is NOTIFICATION_DEFAULTS, with security and starting-soon urgent", async () => {
+    const rows = await db.select().from(notificationTypeDefaults).all();
+    const table = Object.fromEntries(rows.map((r) => [r.type, { in_app: r.inApp, email: r.email, push: r.push }]));
+    expect(table).toEqual(NOTIFICATION_DEFAULTS);
+    expect(
+      rows
+        .filter((r) => r.urgent)
+        .map((r) => r.type)
+        .sort(),
+    ).toEqual(["calendar_event_starting", "security"]);
+  });
+
+  it("an immediate reader gets one email per event, rendered, with the RFC 8058 headers, through the real queue", async () => {
+    const u = await verifiedUser({ digest: "immediate", time_zone: "Asia/Tokyo" });
+    await createNotification(env, {
+      userId: u.userId,
+      type: "identification_failed",
+      title: "Your identification failed",
+      body: "Both engines were down. Try again.",
+      data: { request_id: "req-42" },
+      dedupeKey: `t:${crypto.randomUUID()}`,
+    });
+    const mail = await mailTo(emulators.email, u.email, /identification failed/);
+    expect(mail.headers?.["List-Unsubscribe-Post"]).toBe("List-Unsubscribe=One-Click");
+    const link = /<(https:\/\/api\.test\/api\/v1\/notifications\/unsubscribe\/\?token=[^>]+)>, <mailto:[^>]+>/.exec(
+      mail.headers?.["List-Unsubscribe"] ?? "",
+    );
+    expect(link).not.toBeNull();
+    expect(mail.text).toContain(`Hello ${u.username},`);
+    expect(mail.text).toContain("Both engines were down.");
+    expect(mail.text).toContain("/identify/requests/req-42");
+    expect(mail.text).toContain("(Asia/Tokyo)");
+    expect(mail.html).toContain('<html lang="en">');
+    expect(mail.html).toContain(link![1]!.replaceAll("&", "&amp;"));
+    // The link in the mail unsubscribes with one POST, no sign-in.
+    expect((await call(link![1]!.replace("https://api.test", ""), { method: "POST", body: "List-Unsubscribe=One-Click" })).status).toBe(
+      200,
+    );
+    const prefs = await json<{ types: Record<string, { email: boolean }> }>(
+      await call("/api/v1/notifications/preferences/", { bearer: u.access }),
+      200,
+    );
+    expect(prefs.types.identification_failed!.email).toBe(false);
+    const [row] = await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, u.userId)).all();
+    expect(row).toMatchObject({ channel: "email", status: "sent", attempts: 1 });
+  });
+
+  it("what a user turned off, or an unverified address, writes no email; security mail goes regardless", async () => {
+    const off = await verifiedUser({ digest: "immediate", types: { forum_mention: { email: false } } });
+    expect(await deliveriesOf(await quietNotification(off.userId, "forum_mention", "Mentioned"))).toEqual([]);
+    const digestOff = await verifiedUser({ digest: "off" });
+    expect(await deliveriesOf(await quietNotification(digestOff.userId, "forum_mention", "Mentioned"))).toEqual([]);
+    const unverified = await bearerUser();
+    expect(await deliveriesOf(await quietNotification(unverified.userId, "forum_mention", "Mentioned"))).toEqual([]);
+    const security = await deliveriesOf(await quietNotification(unverified.userId, "security", "Password changed"));
+    expect(security.map((d) => [d.channel, d.status])).toEqual([["email", "queued"]]);
+    // Unverified again (a changed address) before the job runs: asked again at send time.
+    const n = await quietNotification(off.userId, "identification_failed", "Failed");
+    expect(await deliveriesOf(n)).toHaveLength(1);
+    await db.update(users).set({ emailVerified: false }).where(eq(users.id, off.userId));
+    const [d] = await deliveriesOf(n);
+    await runJobs([d!.id]);
+    expect((await deliveriesOf(n))[0]).toMatchObject({ status: "skipped", detail: "address not verified" });
+    expect(mailsTo(off.email)).toEqual([]);
+  });
+
+  it("in-app off keeps the notification out of the list but still emails it", async () => {
+    const u = await verifiedUser({ digest: "immediate", types: { identification_failed: { in_app: false } } });
+    const n = await quietNotification(u.userId, "identification_failed", "Quietly failed");
+    const list = await json<Page<{ id: string }>>(await call("/api/v1/notifications/", { bearer: u.access }), 200);
+    expect(list.results.map((r) => r.id)).not.toContain(n);
+    expect(await json(await call("/api/v1/notifications/unread-count/", { bearer: u.access }), 200)).toEqual({ unread_count: 0 });
+    const [d] = await deliveriesOf(n);
+    await runJobs([d!.id]);
+    expect(mailsTo(u.email).map((m) => m.subject)).toEqual(["Quietly failed"]);
+  });
+});
+
+describe("exactly once", () => {
+  it("duplicate deliveries of one message, and the same message again later, send one email", async () => {
+    const u = await verifiedUser({ digest: "immediate" });
+    const [d] = await deliveriesOf(await quietNotification(u.userId, "forum_mention", "You were mentioned"));
+    const first = await runJobs([d!.id, d!.id, d!.id]);
+    expect(first.explicitAcks).toHaveLength(3);
+    await runJobs([d!.id]);
+    expect(mailsTo(u.email)).toHaveLength(1);
+    expect((await deliveriesOf(d!.notificationId!))[0]).toMatchObject({ status: "sent", attempts: 1 });
+  });
+
+  it("a consumer that died after the provider accepted the email: the retry re-sends with the same Idempotency-Key, and nothing new goes out", async () => {
+    const u = await verifiedUser({ digest: "immediate" });
+    const [d] = await deliveriesOf(await quietNotification(u.userId, "forum_mention", "Mentioned once"));
+    await runJobs([d!.id]);
+    const sent = mailsTo(u.email);
+    expect(sent).toHaveLength(1);
+    // Rewind to the state a crash between the provider's answer and the write would leave.
+    const past = new Date(Date.now() - 10 * 60_000).toISOString();
+    await db.update(notificationDeliveries).set({ status: "sending", claimedAt: past }).where(eq(notificationDeliveries.id, d!.id));
+    expect(await sendDelivery(env, d!.id)).toBe("sent");
+    expect(mailsTo(u.email)).toHaveLength(1);
+    expect((await deliveriesOf(d!.notificationId!))[0]).toMatchObject({ status: "sent", attempts: 2, providerId: sent[0]!.id });
+  });
+
+  it("a claim still within its lease is left alone (another consumer has it)", async () => {
+    const u = await verifiedUser({ digest: "immediate" });
+    const [d] = await deliveriesOf(await quietNotification(u.userId, "forum_mention", "Busy"));
+    await db
+      .update(notificationDeliveries)
+      .set({ status: "sending", claimedAt: new Date().toISOString() })
+      .where(eq(notificationDeliveries.id, d!.id));
+    expect(await sendDelivery(env, d!.id)).toBe("not_claimed");
+    expect(mailsTo(u.email)).toEqual([]);
+  });
+});
+
+describe("failures", () => {
+  it("a provider outage gives the row back for the queue's retry; the next attempt sends; the dead-letter queue marks failed", async () => {
+    const u = await verifiedUser({ digest: "immediate" });
+    const [d] = await deliveriesOf(await quietNotification(u.userId, "forum_mention", "Retry me"));
+    emulators.email.setMode({ failure: "500" });
+    const result = await runJobs([d!.id]);
+    expect(result.retryMessages).toHaveLength(1);
+    expect((await deliveriesOf(d!.notificationId!))[0]).toMatchObject({ status: "queued", attempts: 1 });
+    emulators.email.setMode({ failure: "none" });
+    await runJobs([d!.id]);
+    expect(mailsTo(u.email)).toHaveLength(1);
+
+    const [gone] = await deliveriesOf(await quietNotification(u.userId, "forum_mention", "Never"));
+    emulators.email.setMode({ failure: "500" });
+    await runJobs([gone!.id]);
+    await runJobs([gone!.id], "plant-notify-dlq");
+    expect((await deliveriesOf(gone!.notificationId!))[0]).toMatchObject({ status: "failed" });
+    emulators.email.setMode({ failure: "none" });
+    await runJobs([gone!.id]);
+    expect(mailsTo(u.email).map((m) => m.subject)).toEqual(["Retry me"]);
+  });
+
+  it("a malformed job is dropped, not retried forever", async () => {
+    const batch = createMessageBatch("plant-notify", [{ id: "junk", timestamp: new Date(), attempts: 1, body: { nope: 1 } }]);
+    const ctx = createExecutionContext();
+    await handleNotifyBatch(batch, env, ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["junk"]);
+  });
+});
+
+describe("digest", () => {
+  it("periods start at 08:00 in the reader's zone; weekly ones on Monday", () => {
+    // 2026-12-03 is a Thursday. 06:00 UTC = 15:00 in Tokyo (past 08:00) = 07:00 in Berlin (not yet).
+    const at = Date.parse("2026-12-03T06:00:00Z");
+    expect(digestPeriod("daily", "Asia/Tokyo", at)).toEqual({ key: "daily:2026-12-03", startedAt: Date.parse("2026-12-02T23:00:00Z") });
+    expect(digestPeriod("daily", "Europe/Berlin", at)).toEqual({ key: "daily:2026-12-02", startedAt: Date.parse("2026-12-02T07:00:00Z") });
+    expect(digestPeriod("weekly", "UTC", at)).toEqual({ key: "weekly:2026-W49", startedAt: Date.parse("2026-11-30T08:00:00Z") });
+    expect(digestPeriod("weekly", "UTC", Date.parse("2026-11-30T07:59:00Z")).key).toBe("weekly:2026-W48");
+  });
+
+  it("gathers what was held before the period began into one email, once per period", async () => {
+    const u = await verifiedUser({ time_zone: "Europe/Berlin" }); // daily by default
+    const yesterday = "2026-12-02T12:00:00.000Z";
+    const titles = ["Mentioned in Ferns", "Reply to your comment", "Identification failed"];
+    const types: NotificationType[] = ["forum_mention", "blog_comment_reply", "identification_failed"];
+    for (const [i, t] of types.entries()) await quietNotification(u.userId, t, titles[i]!, yesterday);
+    const late = await quietNotification(u.userId, "forum_mention", "After the period began", "2026-12-03T07:30:00.000Z");
+    const held = await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, u.userId)).all();
+    expect(held.map((h) => h.status)).toEqual(["held", "held", "held", "held"]);
+
+    const now = Date.parse("2026-12-03T08:30:00Z"); // 09:30 in Berlin: the 3 December period began at 07:00 UTC
+    expect(await gatherDigests(env, now)).toBeGreaterThanOrEqual(1);
+    expect(await gatherDigests(env, now + 60_000)).toBe(0);
+    const rows = await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, u.userId)).all();
+    const digest = rows.find((r) => r.type === "digest")!;
+    expect(digest).toMatchObject({ status: "queued", period: "daily:2026-12-03", channel: "email" });
+    expect(rows.filter((r) => r.digestId === digest.id)).toHaveLength(3);
+    expect(rows.find((r) => r.notificationId === late)!.status).toBe("held");
+
+    await runJobs([digest.id, digest.id]);
+    const mails = mailsTo(u.email);
+    expect(mails).toHaveLength(1);
+    expect(mails[0]!.subject).toBe("Your daily Plant Community digest: 3 updates");
+    for (const t of titles) expect(mails[0]!.text).toContain(t);
+    expect(mails[0]!.text).not.toContain("After the period began");
+    expect(mails[0]!.headers?.["List-Unsubscribe-Post"]).toBe("List-Unsubscribe=One-Click");
+    // The late one goes in the next day's digest, not in a second one today.
+    expect(await gatherDigests(env, now + 3600_000)).toBe(0);
+    await gatherDigests(env, Date.parse("2026-12-04T07:05:00Z"));
+    const next = (await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, u.userId)).all()).find(
+      (r) => r.period === "daily:2026-12-04",
+    );
+    expect(next?.status).toBe("queued");
+  });
+
+  it("a reader who turns email off has their held mail dropped, not sent", async () => {
+    const u = await verifiedUser();
+    const n = await quietNotification(u.userId, "forum_mention", "Held", "2026-12-01T10:00:00.000Z");
+    await json(await call("/api/v1/notifications/preferences/", { method: "PUT", bearer: u.access, json: { digest: "off" } }), 200);
+    await gatherDigests(env, Date.parse("2026-12-03T12:00:00Z"));
+    expect((await deliveriesOf(n))[0]).toMatchObject({ status: "skipped" });
+  });
+});
+
+describe("security mail through the queue", () => {
+  it("reaches an unverified address at once, with no unsubscribe headers", async () => {
+    const u = await bearerUser();
+    await quietNotification(u.userId, "security", "Your Plant Community password was changed");
+    const [d] = await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, u.userId)).all();
+    await runJobs([d!.id]);
+    const [mail] = mailsTo(u.email);
+    expect(mail!.headers?.["List-Unsubscribe"]).toBeUndefined();
+    expect(mail!.text).not.toMatch(/unsubscribe/i);
+  });
+
+  it("the sweep re-queues what never reached the queue", async () => {
+    const u = await verifiedUser({ digest: "immediate" });
+    const [d] = await deliveriesOf(await quietNotification(u.userId, "forum_mention", "Lost on the way", "2026-12-01T10:00:00.000Z"));
+    const { requeueStale } = await import("../../src/services/notification-delivery");
+    expect(await requeueStale(env, Date.parse("2026-12-01T10:10:00Z"))).toBeGreaterThanOrEqual(1);
+    await eventually(async () => (await deliveriesOf(d!.notificationId!))[0]!.status === "sent");
+    expect(mailsTo(u.email)).toHaveLength(1);
+  });
+});

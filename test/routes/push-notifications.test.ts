@@ -1,0 +1,163 @@
+/**
+ * Web Push end to end (issue 10 item 6): a device subscribes with the VAPID public key; an event
+ * the user wants pushed is encrypted (RFC 8291), signed (RFC 8292) and sent through the queue;
+ * the push-service emulator checks the VAPID token, decrypts and records it. 404/410 removes the
+ * subscription; 429/5xx retries only the devices not yet reached; malformed subscriptions are
+ * refused with nothing stored; one user cannot remove another's device.
+ */
+import { env } from "cloudflare:workers";
+import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
+import { eq, sql } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
+import { database, runBatch } from "../../src/db/client";
+import { notificationDeliveries, pushSubscriptions } from "../../src/db/schema";
+import { handleNotifyBatch } from "../../src/jobs/notify-consumer";
+import { createNotification, insertNotifications, type NotificationType } from "../../src/services/notifications";
+import { call, expectError, jsonWithStatus as json } from "../helpers/http";
+import { useEmulators } from "../helpers/outbound";
+import { bearerUser } from "../helpers/users";
+import { eventually } from "../helpers/wait";
+
+const emulators = useEmulators();
+const db = database(env);
+type User = Awaited<ReturnType<typeof bearerUser>>;
+const SUBS = "/api/v1/notifications/push/subscriptions/";
+
+async function device(u: User) {
+  const { public_key } = await json<{ public_key: string }>(await call("/api/v1/notifications/push/vapid-public-key/"), 200);
+  const sub = await emulators.push.subscribe({ applicationServerKey: public_key });
+  await json(await call(SUBS, { bearer: u.access, json: { ...sub, expirationTime: null } }), 201);
+  return sub;
+}
+
+async function quiet(userId: string, type: NotificationType, title: string) {
+  const [rows] = (await runBatch(db, [
+    insertNotifications(
+      db,
+      type,
+      {
+        userId: sql`${userId}`,
+        title: sql`${title}`,
+        body: sql`'Open the app to see it.'`,
+        data: sql`json_object('request_id', 'r-9')`,
+        dedupeKey: sql`${`push-test:${crypto.randomUUID()}`}`,
+        createdAt: new Date().toISOString(),
+      },
+      sql`FROM users u WHERE u.id = ${userId}`,
+    ),
+  ])) as [{ id: string }[]];
+  const id = rows[0]!.id;
+  return db.select().from(notificationDeliveries).where(eq(notificationDeliveries.notificationId, id)).all();
+}
+
+async function run(ids: string[]) {
+  const batch = createMessageBatch(
+    "plant-notify",
+    ids.map((id, i) => ({ id: `p-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body: { delivery_id: id } })),
+  );
+  const ctx = createExecutionContext();
+  await handleNotifyBatch(batch, env, ctx);
+  await waitOnExecutionContext(ctx);
+  return getQueueResult(batch, ctx);
+}
+
+describe("web push", () => {
+  it("an identification result reaches the subscribed device, encrypted and VAPID-signed, through the real queue", async () => {
+    const u = await bearerUser();
+    const sub = await device(u);
+    await createNotification(env, {
+      userId: u.userId,
+      type: "identification_completed",
+      title: "Your plant is identified",
+      body: "Monstera deliciosa, 94%.",
+      data: { request_id: "req-7" },
+      dedupeKey: `push:${crypto.randomUUID()}`,
+    });
+    const got = await eventually(() => emulators.push.received.find((p) => p.endpoint === sub.endpoint));
+    const payload = JSON.parse(got.payload);
+    expect(payload).toMatchObject({ type: "identification_completed", title: "Your plant is identified", data: { request_id: "req-7" } });
+    expect(got.ttl).toBeGreaterThan(0);
+    expect(got.topic).toMatch(/^[A-Za-z0-9_-]{1,32}$/);
+    const [row] = await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.endpoint, sub.endpoint)).all();
+    await eventually(async () => (await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.id, row!.id)).get())?.lastSuccessAt);
+  });
+
+  it("push follows preferences: a type turned off, or off by default, writes no push delivery", async () => {
+    const u = await bearerUser();
+    await device(u);
+    await json(
+      await call("/api/v1/notifications/preferences/", {
+        method: "PUT",
+        bearer: u.access,
+        json: { types: { forum_reply: { push: false } } },
+      }),
+      200,
+    );
+    expect((await quiet(u.userId, "forum_reply", "A reply")).filter((d) => d.channel === "push")).toEqual([]);
+    expect((await quiet(u.userId, "blog_comment_approved", "Approved")).filter((d) => d.channel === "push")).toEqual([]);
+    expect((await quiet(u.userId, "forum_mention", "Mention")).filter((d) => d.channel === "push")).toHaveLength(1);
+  });
+
+  it("410 from the push service removes the subscription; the delivery ends without retrying", async () => {
+    const u = await bearerUser();
+    const sub = await device(u);
+    emulators.push.expire(sub.endpoint);
+    const [d] = (await quiet(u.userId, "forum_mention", "Gone")).filter((x) => x.channel === "push");
+    const result = await run([d!.id]);
+    expect(result.explicitAcks).toHaveLength(1);
+    expect(await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.endpoint, sub.endpoint)).all()).toEqual([]);
+    const after = await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, d!.id)).get();
+    expect(after).toMatchObject({ status: "skipped", detail: "no device reached" });
+  });
+
+  it("a 429 on one device retries the job, and the retry reaches only the device not yet reached", async () => {
+    const u = await bearerUser();
+    const phone = await device(u);
+    const laptop = await device(u);
+    const [d] = (await quiet(u.userId, "forum_mention", "Twice?")).filter((x) => x.channel === "push");
+    emulators.push.failNext(429, 30);
+    const first = await run([d!.id]);
+    expect(first.retryMessages).toHaveLength(1);
+    expect(emulators.push.received.filter((p) => JSON.parse(p.payload).title === "Twice?")).toHaveLength(1);
+    await run([d!.id]);
+    const got = emulators.push.received.filter((p) => JSON.parse(p.payload).title === "Twice?").map((p) => p.endpoint);
+    expect(got.sort()).toEqual([phone.endpoint, laptop.endpoint].sort());
+    expect((await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, d!.id)).get())?.status).toBe("sent");
+  });
+});
+
+describe("push subscriptions", () => {
+  it("malformed subscriptions are refused naming the field, and nothing is stored", async () => {
+    const u = await bearerUser();
+    const good = await emulators.push.subscribe();
+    const bad = [
+      [{ ...good, endpoint: "ftp://push.example/x" }, "endpoint"],
+      [{ ...good, endpoint: "not a url" }, "endpoint"],
+      [{ ...good, keys: { ...good.keys, p256dh: good.keys.p256dh.slice(0, -4) } }, "keys.p256dh"],
+      [{ ...good, keys: { ...good.keys, p256dh: `BA${"A".repeat(85)}` } }, "keys.p256dh"],
+      [{ ...good, keys: { ...good.keys, auth: "AAAAAAAAAAAAAAAAAAAA" } }, "keys.auth"],
+      [{ ...good, keys: { p256dh: good.keys.p256dh } }, "keys.auth"],
+      [{ endpoint: good.endpoint, keys: good.keys, extra: 1 }, ""],
+    ] as const;
+    for (const [body, field] of bad) {
+      const res = await call(SUBS, { bearer: u.access, json: body });
+      const error = await expectError(res, 400, "VALIDATION_ERROR");
+      if (field) expect(Object.keys((error as { errors?: Record<string, unknown> }).errors ?? {}).join(" ")).toContain(field);
+    }
+    expect(await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.userId, u.userId)).all()).toEqual([]);
+  });
+
+  it("needs sign-in; subscribing again refreshes; only the owner removes; another account on the same browser takes it over", async () => {
+    const [a, b] = await Promise.all([bearerUser(), bearerUser()]);
+    const sub = await emulators.push.subscribe();
+    await expectError(await call(SUBS, { json: sub }), 401, "AUTHENTICATION_REQUIRED");
+    expect((await call(SUBS, { bearer: a.access, json: sub })).status).toBe(201);
+    expect((await call(SUBS, { bearer: a.access, json: sub })).status).toBe(200);
+    await expectError(await call(SUBS, { method: "DELETE", bearer: b.access, json: { endpoint: sub.endpoint } }), 404, "NOT_FOUND");
+    expect((await json<{ results: unknown[] }>(await call(SUBS, { bearer: a.access }), 200)).results).toHaveLength(1);
+    expect((await call(SUBS, { bearer: b.access, json: sub })).status).toBe(201);
+    expect((await json<{ results: unknown[] }>(await call(SUBS, { bearer: a.access }), 200)).results).toEqual([]);
+    expect((await call(SUBS, { method: "DELETE", bearer: b.access, json: { endpoint: sub.endpoint } })).status).toBe(204);
+    expect((await json<{ results: unknown[] }>(await call(SUBS, { bearer: b.access }), 200)).results).toEqual([]);
+  });
+});
