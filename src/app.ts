@@ -39,6 +39,7 @@ import { collectionRoutes } from "./routes/collections";
 import { forumRoutes } from "./routes/forum";
 import { notificationRoutes } from "./routes/notifications";
 import { reminderRoutes } from "./routes/reminders";
+import { communityRoutes } from "./routes/community";
 import { requestRoutes } from "./routes/requests";
 import { savedCareRoutes } from "./routes/saved-care";
 import { searchRoutes } from "./routes/search";
@@ -155,6 +156,7 @@ export function createApp() {
   app.route("/api/v1/admin", adminRoutes());
   app.route("/api/v1/plant-identification", identifyRoutes());
   app.route("/api/v1/plant-identification", requestRoutes());
+  app.route("/api/v1/plant-identification", communityRoutes());
   app.route("/api/v1/plant-identification", diseaseRoutes());
   app.route("/api/v1/plant-identification", careRoutes());
   app.route("/api/v1/plant-identification", speciesRoutes());

@@ -82,6 +82,8 @@ export const species = sqliteTable(
     description: text("description").notNull().default(""),
     imageUrl: text("image_url"),
     identificationCount: integer("identification_count").notNull().default(0),
+    /** Requests whose community consensus is this species (issue 11), recounted on every change. */
+    confirmedCount: integer("confirmed_count").notNull().default(0),
     isVerified: integer("is_verified", { mode: "boolean" }).notNull().default(false),
     source: text("source").notNull().default("seed"),
     ...timestamps,
@@ -115,6 +117,10 @@ export const identificationRequests = sqliteTable(
     plantSize: text("plant_size").notNull().default(""),
     habitat: text("habitat").notNull().default(""),
     isSharedWithCommunity: integer("is_shared_with_community", { mode: "boolean" }).notNull().default(false),
+    sharedAt: text("shared_at"),
+    /** The result the community confirmed (§5c consensus), recomputed on every vote; null: none. */
+    communityResultId: text("community_result_id"),
+    communityConfirmedAt: text("community_confirmed_at"),
     attempts: integer("attempts").notNull().default(0),
     /** Queue lease (migration 0012): when the pending message is deliverable / the claim runs out. */
     leaseExpiresAt: text("lease_expires_at"),
@@ -158,6 +164,11 @@ export const identificationResults = sqliteTable(
     downvotes: integer("downvotes").notNull().default(0),
     /** Provider details kept for display: similar images, per-provider scores, care hints. */
     details: text("details", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
+    /** A community proposal's author (source `community`). */
+    proposedBy: text("proposed_by").references(() => users.id, { onDelete: "set null" }),
+    comment: text("comment").notNull().default(""),
+    /** Hidden by a moderator: not shown to others and not counted. */
+    isHidden: integer("is_hidden", { mode: "boolean" }).notNull().default(false),
     createdAt: text("created_at").notNull().default(now),
   },
   (t) => [
@@ -1082,4 +1093,21 @@ export const pushSends = sqliteTable(
     sentAt: text("sent_at").notNull(),
   },
   (t) => [primaryKey({ columns: [t.deliveryId, t.subscriptionId] })],
+);
+
+/** A report on a community proposal; moderators hide the proposal or dismiss the reports. */
+export const proposalReports = sqliteTable(
+  "proposal_reports",
+  {
+    resultId: text("result_id")
+      .notNull()
+      .references(() => identificationResults.id, { onDelete: "cascade" }),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    reason: text("reason").notNull(),
+    createdAt: text("created_at").notNull().default(now),
+    resolvedAt: text("resolved_at"),
+  },
+  (t) => [primaryKey({ columns: [t.resultId, t.userId] })],
 );

@@ -49,6 +49,8 @@ const RequestSchema = queuedRequestSchema("IdentificationRequest", {
   plant_size: z.string(),
   habitat: z.string(),
   disease_detection: z.record(z.string(), z.unknown()).nullable(),
+  is_shared_with_community: z.boolean(),
+  community_result_id: z.string().nullable().openapi({ description: "The community-confirmed result (§5c), or null." }),
 });
 
 const ResultSchema = z
@@ -74,6 +76,8 @@ const ResultSchema = z
     sources: z.array(z.string()),
     plant_id_probability: z.number().nullable(),
     plantnet_score: z.number().nullable(),
+    proposed_by: z.string().nullable().openapi({ description: "A community proposal's author (source community)." }),
+    comment: z.string(),
     created_at: z.string(),
   })
   .openapi("IdentificationResult");
@@ -103,7 +107,7 @@ function requestBody(row: IdentificationRequestRow) {
   const top = health && !health.isHealthy ? health.diseases[0] : undefined;
   return {
     ...queuedRequestBody(row),
-    ...apiFields(row, "organs latitude longitude location description plantSize habitat"),
+    ...apiFields(row, "organs latitude longitude location description plantSize habitat isSharedWithCommunity communityResultId"),
     disease_detection: health
       ? {
           is_healthy: health.isHealthy,
@@ -121,7 +125,7 @@ function resultBody(row: IdentificationResultRow) {
   const details = row.details as ResultDetails;
   return {
     ...apiFields(row, "id requestId speciesId scientificName plantName commonNames family genus gbifId"),
-    ...apiFields(row, "confidenceScore identificationSource rank isPrimary isAccepted upvotes downvotes createdAt"),
+    ...apiFields(row, "confidenceScore identificationSource rank isPrimary isAccepted upvotes downvotes proposedBy comment createdAt"),
     description: details.description ?? "",
     similar_images: details.similar_images ?? [],
     sources: details.sources ?? [],
@@ -335,6 +339,9 @@ export function requestRoutes() {
           vote: z.enum(["upvote", "downvote"]).nullable(),
           upvotes: z.number().int(),
           downvotes: z.number().int(),
+          community_result_id: z.uuid().nullable().openapi({
+            description: "The result the community confirms for this request after the vote (§5c consensus), or null.",
+          }),
         }),
         "Vote state",
       ),
@@ -342,7 +349,7 @@ export function requestRoutes() {
   );
   app.openapi(postResultsByIdVote, async (c) => {
     const { id } = c.req.valid("param");
-    return c.json(await voteOnResult(c.env, userIdOf(c), id, c.req.valid("json").vote_type), 200);
+    return c.json(await voteOnResult(c.env, userIdOf(c), id, c.req.valid("json").vote_type, c.get("logger")), 200);
   });
 
   const postResultsByIdAccept = mine

@@ -14,10 +14,12 @@ import { identificationRequests, identificationResults, species, users, votes } 
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
+import type { Logger } from "../lib/logger";
 import type { HealthAssessment } from "../providers/types";
 import { ruleBasedCare } from "./care";
 import { findSpeciesForCare, storedCareGuide } from "./care-guides";
 import { addIdentifiedPlant } from "./collections";
+import { consensusChange, consensusStatements, tellAgreement, tellConsensus } from "./community";
 import type { MergedSuggestion } from "./merge";
 import { imageUrl, photoRef, photosOf, type storeImages, withStoredPhotos } from "./photos";
 import { IdentificationRequests, type IdentificationRequestRow, ownRequest } from "./queued-requests";
@@ -205,9 +207,9 @@ export type VoteType = (typeof votes.$inferSelect)["voteType"];
  * (1) deleted nothing — it is inserted or switches the other one; (3) the tallies are recomputed
  * from the votes, so they can never drift; (4) the answer is read.
  */
-export async function voteOnResult(env: Bindings, userId: string, resultId: string, voteType: VoteType) {
+export async function voteOnResult(env: Bindings, userId: string, resultId: string, voteType: VoteType, logger?: Logger) {
   const { result, ownerId, shared } = await loadResult(env, resultId);
-  if (ownerId !== userId && !shared) throw resultNotFound();
+  if (ownerId !== userId && (!shared || result.isHidden)) throw resultNotFound();
   if (result.isAccepted) {
     throw new AppError("VALIDATION_ERROR", 400, "Accepted results cannot be voted on.", {
       vote_type: ["This result is already accepted."],
@@ -217,7 +219,7 @@ export async function voteOnResult(env: Bindings, userId: string, resultId: stri
   const v = votes;
   const r = identificationResults;
   const tally = (type: VoteType) => sql<number>`(SELECT count(*) FROM votes WHERE result_id = ${resultId} AND vote_type = ${type})`;
-  const [, , , state] = await runBatch(db, [
+  const results = await runBatch(db, [
     db.delete(v).where(and(eq(v.resultId, resultId), eq(v.userId, userId), eq(v.voteType, voteType))),
     // changes() is the point: insert only when (1) removed nothing, in the same transaction.
     sql`INSERT INTO votes (id, result_id, user_id, vote_type) SELECT ${uuidv7()}, ${resultId}, ${userId}, ${voteType} WHERE changes() = 0
@@ -230,10 +232,21 @@ export async function voteOnResult(env: Bindings, userId: string, resultId: stri
     // Read inside the same transaction (a raw batch answers rows by these aliases).
     sql`SELECT v.vote_type AS vote, r.upvotes, r.downvotes FROM identification_results r
           LEFT JOIN votes v ON v.result_id = r.id AND v.user_id = ${userId} WHERE r.id = ${resultId}`,
+    // The community consensus (§5c) and its counters, recomputed in the same transaction.
+    ...consensusStatements(result.requestId),
   ]);
-  const row = (state as { results: { vote: VoteType | null; upvotes: number; downvotes: number }[] }).results[0];
+  const row = (results[3] as { results: { vote: VoteType | null; upvotes: number; downvotes: number }[] }).results[0];
   if (!row) throw resultNotFound();
-  return { result_id: resultId, vote: row.vote, upvotes: row.upvotes, downvotes: row.downvotes };
+  const change = consensusChange(results);
+  if (row.vote === "upvote") await tellAgreement(env, userId, resultId, logger);
+  await tellConsensus(env, result.requestId, change, logger);
+  return {
+    result_id: resultId,
+    vote: row.vote,
+    upvotes: row.upvotes,
+    downvotes: row.downvotes,
+    community_result_id: change.after,
+  };
 }
 
 /** The owner accepts one result as the identification: it alone is accepted and primary, and the request is `identified`. */

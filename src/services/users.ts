@@ -26,6 +26,12 @@ const TRUST_RULES: { level: TrustLevel; posts: number; days: number }[] = [
 ];
 export const TRUST_ORDER: readonly TrustLevel[] = ["new", "basic", "trusted", "veteran"];
 
+/**
+ * SQL over a `users` row aliased `u`: true when computeTrustLevel would answer something above
+ * `new` (a stored level above it, or the basic level earned by posts and account age).
+ */
+export const ABOVE_NEW_SQL = `(u.trust_level <> 'new' OR (u.post_count >= ${TRUST_RULES[2]!.posts} AND julianday('now') - julianday(u.date_joined) >= ${TRUST_RULES[2]!.days}))`;
+
 /** The level earned by activity, never below the stored one (no automatic downgrades). */
 export function computeTrustLevel(user: Pick<UserRow, "postCount" | "dateJoined" | "trustLevel">, now = Date.now()): TrustLevel {
   const days = (now - Date.parse(user.dateJoined)) / 86_400_000;

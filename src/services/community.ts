@@ -1,0 +1,506 @@
+/**
+ * Community identification (API.md §5c, issue 11): an owner shares a request; other people
+ * propose species and vote; the community confirms a species by consensus.
+ *
+ * Consensus. On a request, every counting account's *identifying votes* are its supports — a
+ * proposal it made, an upvote it gave (one per account and result) — and its disagreements (a
+ * downvote). A species (one result per species per request) is **community confirmed** when at
+ * least 2 accounts support it and its supports are more than 2/3 of all identifying votes on the
+ * request. Hidden proposals, and the votes of accounts with trust level `new` or deactivated, are
+ * shown but never counted.
+ *
+ * It is recomputed by `consensusStatements`, which every change that can move it (vote, proposal,
+ * hide, unhide) runs in the same D1 batch as the change: one transaction, so concurrent votes
+ * behave as votes one after the other and the stored state always equals a recount. In the same
+ * batch the counters are recounted from the rows, never incremented: the species' `confirmed_count`
+ * and each identifier's `identifications_helped` (requests of others whose consensus they
+ * supported).
+ */
+import { and, desc, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
+import { database, runBatch, sqlNow } from "../db/client";
+import { type Page, type PageRequest, selectPage } from "../db/pagination";
+import { identificationRequests, identificationResults, proposalReports, species, users } from "../db/schema";
+import type { AuthenticatedUser, Bindings } from "../env";
+import { AppError } from "../lib/errors";
+import { uuidv7 } from "../lib/ids";
+import type { Logger } from "../lib/logger";
+import { announceNotifications, insertNotifications, type Notification } from "./notifications";
+import { requestImagesBody } from "./queued-requests";
+import { lookupSpeciesOrUnavailable, type SpeciesRow } from "./species";
+import { ABOVE_NEW_SQL } from "./users";
+
+const q = identificationRequests;
+const r = identificationResults;
+
+/** Moderators of proposals (as of forum posts). */
+export const COMMUNITY_MODERATOR_ROLES = ["moderator", "admin"] as const;
+export const MAX_COMMENT = 2000;
+
+// ---- Consensus -------------------------------------------------------------------------------
+
+/** The counted identifying votes on request `rid`: (user, result, pro) rows. */
+function countedVotes(rid: SQL | string) {
+  return sql`WITH sup AS (
+      SELECT res.proposed_by AS user_id, res.id AS result_id FROM identification_results res
+       WHERE res.request_id = ${rid} AND res.is_hidden = 0 AND res.proposed_by IS NOT NULL
+      UNION
+      SELECT v.user_id, v.result_id FROM votes v JOIN identification_results res ON res.id = v.result_id
+       WHERE res.request_id = ${rid} AND res.is_hidden = 0 AND v.vote_type = 'upvote'),
+    idv AS (
+      SELECT user_id, result_id, 1 AS pro FROM sup
+      UNION ALL
+      SELECT v.user_id, v.result_id, 0 FROM votes v JOIN identification_results res ON res.id = v.result_id
+       WHERE res.request_id = ${rid} AND res.is_hidden = 0 AND v.vote_type = 'downvote'
+        AND NOT EXISTS (SELECT 1 FROM sup WHERE sup.user_id = v.user_id AND sup.result_id = v.result_id)),
+    counted AS (
+      SELECT idv.* FROM idv JOIN users u ON u.id = idv.user_id WHERE ${sql.raw(ABOVE_NEW_SQL)} AND u.is_active = 1)`;
+}
+
+/** The confirmed result of request `rid` by the §5c rule, or NULL. */
+function consensusOf(rid: string) {
+  return sql`(${countedVotes(rid)}
+    SELECT result_id FROM counted WHERE pro = 1 GROUP BY result_id
+    HAVING count(DISTINCT user_id) >= 2 AND 3 * count(*) > 2 * (SELECT count(*) FROM counted)
+    ORDER BY count(*) DESC, result_id LIMIT 1)`;
+}
+
+/**
+ * Statements that recompute request `rid`'s consensus and every counter it feeds. The first
+ * statement reads the consensus before, the second stores it, the last reads it after: callers
+ * compare the two to tell people when it is gained or changes.
+ */
+export function consensusStatements(rid: string): SQL[] {
+  return [
+    sql`SELECT community_result_id AS before FROM identification_requests WHERE id = ${rid}`,
+    sql`UPDATE identification_requests SET
+          community_confirmed_at = CASE WHEN community_result_id IS ${consensusOf(rid)} THEN community_confirmed_at
+                                        WHEN ${consensusOf(rid)} IS NULL THEN NULL ELSE ${sqlNow} END,
+          community_result_id = ${consensusOf(rid)}
+        WHERE id = ${rid}`,
+    // Species of this request's results: how many requests the community confirmed as them.
+    sql`UPDATE species SET confirmed_count = (
+          SELECT count(*) FROM identification_requests cq JOIN identification_results cr ON cr.id = cq.community_result_id
+           WHERE cr.species_id = species.id)
+        WHERE id IN (SELECT species_id FROM identification_results WHERE request_id = ${rid} AND species_id IS NOT NULL)`,
+    // Everyone who supported anything here: on how many other people's requests their support became the consensus.
+    sql`UPDATE users SET identifications_helped = (
+          SELECT count(DISTINCT cq.id) FROM identification_requests cq
+           WHERE cq.community_result_id IS NOT NULL AND cq.user_id IS NOT users.id
+             AND cq.community_result_id IN (
+               SELECT result_id FROM votes WHERE user_id = users.id AND vote_type = 'upvote'
+               UNION SELECT id FROM identification_results WHERE proposed_by = users.id AND is_hidden = 0))
+        WHERE id IN (
+          SELECT proposed_by FROM identification_results WHERE request_id = ${rid} AND proposed_by IS NOT NULL
+          UNION SELECT v.user_id FROM votes v JOIN identification_results res ON res.id = v.result_id WHERE res.request_id = ${rid})`,
+    sql`SELECT community_result_id AS after FROM identification_requests WHERE id = ${rid}`,
+  ];
+}
+
+type Rows<T> = { results: T[] };
+
+/** Reads (before, after) from the results of a batch that ended with consensusStatements. */
+export function consensusChange(results: unknown[]): { before: string | null; after: string | null } {
+  const n = results.length;
+  const before = (results[n - 5] as Rows<{ before: string | null }>).results[0]?.before ?? null;
+  const after = (results[n - 1] as Rows<{ after: string | null }>).results[0]?.after ?? null;
+  return { before, after };
+}
+
+/**
+ * When a request gains (or moves to) a consensus: its owner hears `community_consensus`, and so
+ * does everyone whose support it was ("your identification was confirmed").
+ */
+export async function tellConsensus(
+  env: Bindings,
+  requestId: string,
+  change: { before: string | null; after: string | null },
+  logger?: Logger,
+): Promise<void> {
+  if (!change.after || change.after === change.before) return;
+  const db = database(env);
+  const resultId = change.after;
+  const createdAt = new Date().toISOString();
+  const key = (who: SQL) => sql`'community_consensus:' || ${requestId} || ':' || ${resultId} || ':' || ${who}`;
+  const [owner, supporters] = (await runBatch(db, [
+    insertNotifications(
+      db,
+      "community_consensus",
+      {
+        userId: sql`${q.userId}`,
+        title: sql`'The community identified your plant: ' || ${r.scientificName}`,
+        body: sql`'At least two people agree, and more than two thirds of the votes support it.'`,
+        data: sql`json_object('request_id', ${q.id}, 'result_id', ${r.id}, 'scientific_name', ${r.scientificName})`,
+        dedupeKey: key(sql`${q.userId}`),
+        createdAt,
+      },
+      sql`FROM ${q} JOIN ${r} ON ${r.id} = ${resultId} WHERE ${q.id} = ${requestId} AND ${q.userId} IS NOT NULL`,
+    ),
+    insertNotifications(
+      db,
+      "community_consensus",
+      {
+        userId: sql`s.user_id`,
+        title: sql`'Your identification was confirmed: ' || ${r.scientificName}`,
+        body: sql`'The community reached consensus on a plant you helped identify.'`,
+        data: sql`json_object('request_id', ${r.requestId}, 'result_id', ${r.id}, 'scientific_name', ${r.scientificName})`,
+        dedupeKey: key(sql`s.user_id`),
+        createdAt,
+      },
+      sql`FROM (SELECT proposed_by AS user_id FROM identification_results WHERE id = ${resultId} AND proposed_by IS NOT NULL
+                UNION SELECT user_id FROM votes WHERE result_id = ${resultId} AND vote_type = 'upvote') s
+          JOIN ${r} ON ${r.id} = ${resultId} JOIN ${q} ON ${q.id} = ${r.requestId}
+          WHERE s.user_id IS NOT ${q.userId}`,
+    ),
+  ])) as [Notification[], Notification[]];
+  await announceNotifications(env, [...owner, ...supporters], logger);
+}
+
+// ---- Sharing and the feed ------------------------------------------------------------------
+
+/** Requests that can be shared: finished, with candidates to discuss. */
+const SHAREABLE = ["identified", "needs_help"] as const;
+
+export async function setShared(env: Bindings, userId: string, requestId: string, shared: boolean) {
+  const db = database(env);
+  const row = await db.select().from(q).where(eq(q.id, requestId)).get();
+  if (!row || row.userId !== userId) throw new AppError("NOT_FOUND", 404, "Identification request not found.");
+  if (shared && !(SHAREABLE as readonly string[]).includes(row.status))
+    throw new AppError("CONFLICT", 409, "Only a finished request (identified or needs help) can be shared.");
+  const updated = await db
+    .update(q)
+    .set({ isSharedWithCommunity: shared, sharedAt: shared ? (row.sharedAt ?? new Date().toISOString()) : null })
+    .where(eq(q.id, requestId))
+    .returning()
+    .get();
+  return { request_id: requestId, shared: updated!.isSharedWithCommunity, shared_at: updated!.sharedAt };
+}
+
+export interface FeedFilter {
+  /** One request only (the detail view). */
+  requestId?: string;
+  status?: "needs_id" | "confirmed";
+  family?: string;
+  near?: { lat: number; lon: number; km: number };
+}
+
+/** Shared requests' coordinates are shown and filtered only to 0.1° (about 11 km): nobody's garden is pinpointed. */
+export const COORDINATE_DECIMALS = 1;
+
+export interface FeedItem {
+  request_id: string;
+  owner: { username: string } | null;
+  shared_at: string | null;
+  status: "needs_id" | "confirmed";
+  images: { url: string }[];
+  location: string;
+  latitude: number | null;
+  longitude: number | null;
+  community_result_id: string | null;
+  accepted_result_id: string | null;
+  candidates: Candidate[];
+}
+
+export interface Candidate {
+  result_id: string;
+  scientific_name: string;
+  plant_name: string;
+  family: string;
+  identification_source: string;
+  confidence_score: number;
+  upvotes: number;
+  downvotes: number;
+  proposed_by: string | null;
+  community_confirmed: boolean;
+}
+
+const CANDIDATES = 3;
+
+/** The community feed: shared requests, newest shared first. Private requests never appear. */
+export async function communityFeed(env: Bindings, filter: FeedFilter, page: PageRequest): Promise<Page<FeedItem>> {
+  const db = database(env);
+  const lat = sql`round(${q.latitude}, ${COORDINATE_DECIMALS})`;
+  const lon = sql`round(${q.longitude}, ${COORDINATE_DECIMALS})`;
+  const where = and(
+    eq(q.isSharedWithCommunity, true),
+    filter.requestId ? eq(q.id, filter.requestId) : undefined,
+    filter.status === "confirmed" ? sql`${q.communityResultId} IS NOT NULL` : undefined,
+    filter.status === "needs_id" ? isNull(q.communityResultId) : undefined,
+    filter.family
+      ? sql`EXISTS (SELECT 1 FROM identification_results fr WHERE fr.request_id = ${q.id} AND fr.is_hidden = 0 AND lower(fr.family) = lower(${filter.family}))`
+      : undefined,
+    filter.near ? nearWhere(lat, lon, filter.near) : undefined,
+  );
+  const rows = await selectPage(
+    db,
+    {
+      rows: db
+        .select({ request: q, username: users.username })
+        .from(q)
+        .leftJoin(users, eq(users.id, q.userId))
+        .where(where)
+        .orderBy(desc(q.sharedAt), desc(q.id))
+        .$dynamic(),
+      count: db.select({ n: sql<number>`count(*)` }).from(q).where(where).$dynamic(),
+    },
+    page,
+  );
+  const ids = rows.rows.map((row) => row.request.id);
+  const results = ids.length
+    ? await db
+        .select()
+        .from(r)
+        .where(and(inArray(r.requestId, ids), eq(r.isHidden, false)))
+        .all()
+    : [];
+  const round = (v: number | null) => (v === null ? null : Math.round(v * 10 ** COORDINATE_DECIMALS) / 10 ** COORDINATE_DECIMALS);
+  return {
+    count: rows.count,
+    rows: rows.rows.map(({ request, username }) => {
+      const mine = results.filter((res) => res.requestId === request.id);
+      return {
+        request_id: request.id,
+        owner: username ? { username } : null,
+        shared_at: request.sharedAt,
+        status: request.communityResultId ? "confirmed" : "needs_id",
+        images: requestImagesBody(request),
+        location: request.location,
+        latitude: round(request.latitude),
+        longitude: round(request.longitude),
+        community_result_id: request.communityResultId,
+        accepted_result_id: mine.find((res) => res.isAccepted)?.id ?? null,
+        candidates: leading(mine, request.communityResultId).slice(0, CANDIDATES),
+      };
+    }),
+  };
+}
+
+/** One shared request as the community sees it, with every visible candidate. */
+export async function communityRequest(
+  env: Bindings,
+  requestId: string,
+): Promise<FeedItem & { candidates: (Candidate & { comment: string })[] }> {
+  const page = await communityFeed(env, { requestId }, { page: 1, pageSize: 1 });
+  const item = page.rows[0];
+  if (!item) throw new AppError("NOT_FOUND", 404, "Identification request not found.");
+  const results = await database(env)
+    .select()
+    .from(r)
+    .where(and(eq(r.requestId, requestId), eq(r.isHidden, false)))
+    .all();
+  const comments = new Map(results.map((res) => [res.id, res.comment]));
+  return {
+    ...item,
+    candidates: leading(results, item.community_result_id).map((c) => ({ ...c, comment: comments.get(c.result_id) ?? "" })),
+  };
+}
+
+/** Candidates by support: the confirmed one first, then net votes, then the engines' confidence. */
+export function leading(results: (typeof r.$inferSelect)[], confirmed: string | null): Candidate[] {
+  return [...results]
+    .sort(
+      (a, b) =>
+        Number(b.id === confirmed) - Number(a.id === confirmed) ||
+        b.upvotes - b.downvotes - (a.upvotes - a.downvotes) ||
+        b.confidenceScore - a.confidenceScore,
+    )
+    .map((res) => ({
+      result_id: res.id,
+      scientific_name: res.scientificName,
+      plant_name: res.plantName,
+      family: res.family,
+      identification_source: res.identificationSource,
+      confidence_score: res.confidenceScore,
+      upvotes: res.upvotes,
+      downvotes: res.downvotes,
+      proposed_by: res.proposedBy,
+      community_confirmed: res.id === confirmed,
+    }));
+}
+
+/** Within `km` of a point (equirectangular distance: exact enough below a few hundred km). */
+function nearWhere(lat: SQL, lon: SQL, near: { lat: number; lon: number; km: number }): SQL {
+  const kmPerDegree = 111.32;
+  const cos = Math.cos((near.lat * Math.PI) / 180);
+  const dLat = near.km / kmPerDegree;
+  // A box first (cheap), then the distance itself.
+  return sql`${lat} BETWEEN ${near.lat - dLat} AND ${near.lat + dLat}
+    AND ((${lat} - ${near.lat}) * ${kmPerDegree}) * ((${lat} - ${near.lat}) * ${kmPerDegree})
+      + ((${lon} - ${near.lon}) * ${kmPerDegree * cos}) * ((${lon} - ${near.lon}) * ${kmPerDegree * cos}) <= ${near.km * near.km}`;
+}
+
+// ---- Proposals -------------------------------------------------------------------------------
+
+export interface ProposalInput {
+  species_id?: string;
+  scientific_name?: string;
+  comment?: string;
+}
+
+/** A shared request someone else may identify, or 404 (private requests do not exist for others). */
+async function sharedRequestFor(env: Bindings, userId: string, requestId: string) {
+  const row = await database(env).select().from(q).where(eq(q.id, requestId)).get();
+  if (!row || (!row.isSharedWithCommunity && row.userId !== userId))
+    throw new AppError("NOT_FOUND", 404, "Identification request not found.");
+  if (row.userId === userId)
+    throw new AppError("FORBIDDEN", 403, "You cannot propose a species for your own request; accept or vote on its results instead.");
+  if (!row.isSharedWithCommunity) throw new AppError("NOT_FOUND", 404, "Identification request not found.");
+  return row;
+}
+
+async function speciesFor(env: Bindings, input: ProposalInput, logger?: Logger): Promise<SpeciesRow> {
+  if (input.species_id) {
+    const row = await database(env).select().from(species).where(eq(species.id, input.species_id)).get();
+    if (!row) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { species_id: ["No species with this id in the catalogue."] });
+    return row;
+  }
+  const name = input.scientific_name?.trim() ?? "";
+  const found = await lookupSpeciesOrUnavailable(env, name, logger);
+  if (found.found === "none")
+    throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
+      scientific_name: ["Not a species we know; check the spelling or search the catalogue (species/search/)."],
+    });
+  return found.row;
+}
+
+/**
+ * Proposes a species for someone else's shared request: a `community` result by the caller,
+ * counted as the proposer's support; consensus is recomputed in the same batch. The same species
+ * on a request is one result: proposing one that is already there is a 409 naming it (vote on it).
+ */
+export async function propose(env: Bindings, user: AuthenticatedUser, requestId: string, input: ProposalInput, logger?: Logger) {
+  const request = await sharedRequestFor(env, user.id, requestId);
+  const sp = await speciesFor(env, input, logger);
+  const db = database(env);
+  const existing = await db
+    .select({ id: r.id })
+    .from(r)
+    .where(and(eq(r.requestId, request.id), sql`lower(${r.scientificName}) = lower(${sp.scientificName})`))
+    .get();
+  if (existing)
+    throw new AppError("CONFLICT", 409, `${sp.scientificName} is already a candidate for this request; vote on it instead.`, {
+      result_id: [existing.id],
+    });
+  const id = uuidv7();
+  const rank = sql`(SELECT coalesce(max(rank), 0) + 1 FROM identification_results WHERE request_id = ${request.id})`;
+  const results = await runBatch(db, [
+    sql`INSERT INTO identification_results (id, request_id, species_id, scientific_name, plant_name, common_names, family, genus,
+          confidence_score, identification_source, rank, proposed_by, comment, details, created_at)
+        VALUES (${id}, ${request.id}, ${sp.id}, ${sp.scientificName}, ${sp.commonNames[0] ?? ""}, ${JSON.stringify(sp.commonNames)},
+          ${sp.family}, ${sp.genus}, 0, 'community', ${rank}, ${user.id}, ${input.comment ?? ""}, '{}', ${new Date().toISOString()})
+        ON CONFLICT DO NOTHING`,
+    ...consensusStatements(request.id),
+  ]);
+  const created = await db.select().from(r).where(eq(r.id, id)).get();
+  if (!created) throw new AppError("CONFLICT", 409, `${sp.scientificName} was just proposed for this request; vote on it instead.`);
+  const told = await insertNotifications(
+    db,
+    "community_proposal",
+    {
+      userId: sql`${q.userId}`,
+      title: sql`${`${user.username} suggests ${sp.scientificName}`}`,
+      body: sql`${(input.comment ?? "").slice(0, 300)}`,
+      data: sql`json_object('request_id', ${q.id}, 'result_id', ${id}, 'scientific_name', ${sp.scientificName})`,
+      dedupeKey: sql`${`community_proposal:${id}`}`,
+      createdAt: new Date().toISOString(),
+    },
+    sql`FROM ${q} WHERE ${q.id} = ${request.id} AND ${q.userId} IS NOT NULL`,
+  );
+  await announceNotifications(env, told, logger);
+  await tellConsensus(env, request.id, consensusChange(results), logger);
+  return created;
+}
+
+/** The proposer hears when someone else agrees with their proposal (once per voter). */
+export async function tellAgreement(env: Bindings, voterId: string, resultId: string, logger?: Logger): Promise<void> {
+  const db = database(env);
+  const told = await insertNotifications(
+    db,
+    "community_agreement",
+    {
+      userId: sql`${r.proposedBy}`,
+      title: sql`(SELECT username FROM users WHERE id = ${voterId}) || ' agrees: ' || ${r.scientificName}`,
+      body: sql`''`,
+      data: sql`json_object('request_id', ${r.requestId}, 'result_id', ${r.id})`,
+      dedupeKey: sql`'community_agreement:' || ${r.id} || ':' || ${voterId}`,
+      createdAt: new Date().toISOString(),
+    },
+    sql`FROM ${r} WHERE ${r.id} = ${resultId} AND ${r.proposedBy} IS NOT NULL AND ${r.proposedBy} <> ${voterId}`,
+  );
+  await announceNotifications(env, told, logger);
+}
+
+// ---- Moderation ------------------------------------------------------------------------------
+
+export async function reportProposal(env: Bindings, userId: string, resultId: string, reason: string) {
+  const db = database(env);
+  const row = await db
+    .select({ result: r, shared: q.isSharedWithCommunity, ownerId: q.userId })
+    .from(r)
+    .innerJoin(q, eq(q.id, r.requestId))
+    .where(eq(r.id, resultId))
+    .get();
+  if (!row || row.result.isHidden || (!row.shared && row.ownerId !== userId)) throw new AppError("NOT_FOUND", 404, "Result not found.");
+  if (row.result.identificationSource !== "community")
+    throw new AppError("VALIDATION_ERROR", 400, "Only community proposals can be reported.", { result_id: ["Not a proposal."] });
+  if (row.result.proposedBy === userId) throw new AppError("VALIDATION_ERROR", 400, "You cannot report your own proposal.");
+  const inserted = await db.insert(proposalReports).values({ resultId, userId, reason }).onConflictDoNothing().returning().get();
+  if (!inserted) throw new AppError("ALREADY_REPORTED", 409, "You already reported this proposal.");
+  return { result_id: resultId, reported: true as const };
+}
+
+/** Open reports, oldest first, one row per proposal with how many reported it. */
+export async function reportedProposals(env: Bindings, page: PageRequest) {
+  const db = database(env);
+  const pr = proposalReports;
+  const open = isNull(pr.resolvedAt);
+  return selectPage(
+    db,
+    {
+      rows: db
+        .select({
+          result_id: r.id,
+          request_id: r.requestId,
+          scientific_name: r.scientificName,
+          comment: r.comment,
+          proposed_by: r.proposedBy,
+          is_hidden: r.isHidden,
+          reports: sql<number>`count(*)`.as("reports"),
+          reasons: sql<string>`json_group_array(${pr.reason})`.as("reasons"),
+          first_reported_at: sql<string>`min(${pr.createdAt})`.as("first_reported_at"),
+        })
+        .from(pr)
+        .innerJoin(r, eq(r.id, pr.resultId))
+        .where(open)
+        .groupBy(r.id)
+        .orderBy(sql`min(${pr.createdAt})`)
+        .$dynamic(),
+      count: db
+        .select({ n: sql<number>`count(DISTINCT ${pr.resultId})` })
+        .from(pr)
+        .where(open)
+        .$dynamic(),
+    },
+    page,
+  );
+}
+
+/**
+ * A moderator hides a proposal (it stops counting and is not shown to others) or shows it again;
+ * either way its open reports are resolved and consensus is recomputed in the same batch.
+ */
+export async function moderateProposal(env: Bindings, resultId: string, hidden: boolean, logger?: Logger) {
+  const db = database(env);
+  const row = await db.select().from(r).where(eq(r.id, resultId)).get();
+  if (row?.identificationSource !== "community") throw new AppError("NOT_FOUND", 404, "Proposal not found.");
+  const results = await runBatch(db, [
+    db.update(r).set({ isHidden: hidden }).where(eq(r.id, resultId)),
+    db
+      .update(proposalReports)
+      .set({ resolvedAt: new Date().toISOString() })
+      .where(and(eq(proposalReports.resultId, resultId), isNull(proposalReports.resolvedAt))),
+    ...consensusStatements(row.requestId),
+  ]);
+  const change = consensusChange(results);
+  await tellConsensus(env, row.requestId, change, logger);
+  return { result_id: resultId, is_hidden: hidden, community_result_id: change.after };
+}

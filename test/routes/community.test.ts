@@ -1,0 +1,312 @@
+/**
+ * Community identification end to end (issue 11, API.md §5c): sharing and the feed (private
+ * requests never appear), proposals (not on your own, not twice), votes, consensus gained and
+ * lost, new accounts shown but not counted, the counters, notifications, and moderation.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { call, expectError, jsonWithStatus as json, type Page } from "../helpers/http";
+import { useEmulators } from "../helpers/outbound";
+import { bearerUser } from "../helpers/users";
+
+useEmulators();
+type User = Awaited<ReturnType<typeof bearerUser>>;
+const BASE = "/api/v1/plant-identification";
+
+interface Candidate {
+  result_id: string;
+  scientific_name: string;
+  upvotes: number;
+  community_confirmed: boolean;
+  proposed_by: string | null;
+}
+interface FeedItem {
+  request_id: string;
+  status: string;
+  latitude: number | null;
+  longitude: number | null;
+  community_result_id: string | null;
+  candidates: Candidate[];
+}
+
+/** A user whose votes count (trust level above `new`). */
+async function identifier(level = "basic"): Promise<User> {
+  const u = await bearerUser();
+  await env.DB.prepare("UPDATE users SET trust_level = ? WHERE id = ?").bind(level, u.userId).run();
+  return u;
+}
+
+async function aSpecies(name: string, family: string) {
+  const id = crypto.randomUUID();
+  await env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, ?, ?)")
+    .bind(id, name, family, name.split(" ")[0])
+    .run();
+  return id;
+}
+
+/** A finished request with two engine results, owned by `owner`. */
+async function finishedRequest(owner: User, opts: { lat?: number; lon?: number; family?: string } = {}) {
+  const id = crypto.randomUUID();
+  const hash = [...crypto.getRandomValues(new Uint8Array(32))].map((b) => b.toString(16).padStart(2, "0")).join("");
+  await env.DB.prepare(
+    "INSERT INTO identification_requests (id, user_id, status, image_hashes, latitude, longitude) VALUES (?, ?, 'needs_help', ?, ?, ?)",
+  )
+    .bind(id, owner.userId, JSON.stringify([hash]), opts.lat ?? null, opts.lon ?? null)
+    .run();
+  const family = opts.family ?? "Araceae";
+  const suffix = crypto.randomUUID().slice(0, 8);
+  const results: string[] = [];
+  for (const [rank, name] of [`Monstera deliciosa${suffix}`, `Philodendron bipinnatifidum${suffix}`].entries()) {
+    const rid = crypto.randomUUID();
+    const speciesId = await aSpecies(name, family);
+    await env.DB.prepare(
+      `INSERT INTO identification_results (id, request_id, species_id, scientific_name, family, confidence_score, identification_source, rank)
+       VALUES (?, ?, ?, ?, ?, ?, 'ai_combined', ?)`,
+    )
+      .bind(rid, id, speciesId, name, family, 0.45 - rank * 0.1, rank + 1)
+      .run();
+    results.push(rid);
+  }
+  return { id, results };
+}
+
+const share = (u: User, id: string, method = "POST") => call(`${BASE}/requests/${id}/share/`, { method, bearer: u.access });
+const vote = (u: User, resultId: string, vote_type = "upvote") =>
+  call(`${BASE}/results/${resultId}/vote/`, { bearer: u.access, json: { vote_type } });
+const feed = async (query = "") => json<Page<FeedItem>>(await call(`${BASE}/community/${query}`), 200);
+const detail = async (id: string) => json<FeedItem>(await call(`${BASE}/community/${id}/`), 200);
+const notes = async (u: User, type: string) =>
+  (await json<Page<{ type: string; title: string }>>(await call(`/api/v1/notifications/?type=${type}`, { bearer: u.access }), 200)).results;
+const helped = async (u: User) =>
+  (await json<{ identifications_helped: number }>(await call("/api/v1/auth/user/", { bearer: u.access }), 200)).identifications_helped;
+
+describe("sharing and the feed", () => {
+  it("only the owner shares; private requests never appear; unsharing takes it out; coordinates are rounded", async () => {
+    const [owner, other] = await Promise.all([bearerUser(), bearerUser()]);
+    const req = await finishedRequest(owner, { lat: 52.520008, lon: 13.404954 });
+    const hidden = await finishedRequest(owner);
+    await expectError(await share(other, req.id), 404, "NOT_FOUND");
+    expect((await feed("?page_size=100")).results.map((i) => i.request_id)).not.toContain(req.id);
+    await expectError(await call(`${BASE}/community/${req.id}/`), 404, "NOT_FOUND");
+    expect(await json(await share(owner, req.id), 200)).toMatchObject({ request_id: req.id, shared: true });
+    const item = (await feed("?page_size=100")).results.find((i) => i.request_id === req.id)!;
+    expect(item).toMatchObject({ status: "needs_id", latitude: 52.5, longitude: 13.4, community_result_id: null });
+    expect(item.candidates).toHaveLength(2);
+    expect((await feed("?page_size=100")).results.map((i) => i.request_id)).not.toContain(hidden.id);
+    // Near: Potsdam is ~27 km from Berlin.
+    expect((await feed("?near=52.39,13.06,40&page_size=100")).results.map((i) => i.request_id)).toContain(req.id);
+    expect((await feed("?near=52.39,13.06,10&page_size=100")).results.map((i) => i.request_id)).not.toContain(req.id);
+    await expectError(await call(`${BASE}/community/?near=95,0,10`), 400, "VALIDATION_ERROR");
+    // Others cannot vote on a private request's results.
+    await expectError(await vote(other, hidden.results[0]!), 404, "NOT_FOUND");
+    await json(await share(owner, req.id, "DELETE"), 200);
+    expect((await feed("?page_size=100")).results.map((i) => i.request_id)).not.toContain(req.id);
+    await expectError(await vote(other, req.results[0]!), 404, "NOT_FOUND");
+  });
+
+  it("a pending request cannot be shared", async () => {
+    const owner = await bearerUser();
+    const req = await finishedRequest(owner);
+    await env.DB.prepare("UPDATE identification_requests SET status = 'pending' WHERE id = ?").bind(req.id).run();
+    await expectError(await share(owner, req.id), 409, "CONFLICT");
+  });
+});
+
+describe("proposals", () => {
+  it("anyone but the owner proposes a catalogue species once; the owner hears of it", async () => {
+    const [owner, a] = await Promise.all([bearerUser(), identifier()]);
+    const req = await finishedRequest(owner, { family: "Marantaceae" });
+    await json(await share(owner, req.id), 200);
+    const sp = await aSpecies(`Calathea orbifolia${crypto.randomUUID().slice(0, 6)}`, "Marantaceae");
+    await expectError(
+      await call(`${BASE}/requests/${req.id}/propose/`, { bearer: owner.access, json: { species_id: sp } }),
+      403,
+      "FORBIDDEN",
+    );
+    const made = await json<{ result_id: string; identification_source: string }>(
+      await call(`${BASE}/requests/${req.id}/propose/`, { bearer: a.access, json: { species_id: sp, comment: "Round striped leaves." } }),
+      201,
+    );
+    expect(made.identification_source).toBe("community");
+    await expectError(await call(`${BASE}/requests/${req.id}/propose/`, { bearer: a.access, json: { species_id: sp } }), 409, "CONFLICT");
+    await expectError(
+      await call(`${BASE}/requests/${req.id}/propose/`, { bearer: a.access, json: { species_id: "no-such-species" } }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    await expectError(
+      await call(`${BASE}/requests/${req.id}/propose/`, { bearer: a.access, json: { species_id: sp, scientific_name: "X y" } }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    const d = await detail(req.id);
+    expect(d.candidates.find((c) => c.result_id === made.result_id)).toMatchObject({
+      proposed_by: a.userId,
+      comment: "Round striped leaves.",
+    });
+    expect((await notes(owner, "community_proposal")).map((n) => n.title)).toEqual([expect.stringContaining(`${a.username} suggests`)]);
+    expect((await feed("?family=marantaceae&page_size=100")).results.map((i) => i.request_id)).toContain(req.id);
+  });
+
+  it("a private request cannot be proposed for (404, as if absent)", async () => {
+    const [owner, a] = await Promise.all([bearerUser(), identifier()]);
+    const req = await finishedRequest(owner);
+    const sp = await aSpecies(`Ficus lyrata${crypto.randomUUID().slice(0, 6)}`, "Moraceae");
+    await expectError(await call(`${BASE}/requests/${req.id}/propose/`, { bearer: a.access, json: { species_id: sp } }), 404, "NOT_FOUND");
+  });
+});
+
+describe("consensus", () => {
+  it("is gained with 2 supporters and more than 2/3 of identifying votes, lost when a vote switches, and counts", async () => {
+    const [owner, a, b, c] = await Promise.all([bearerUser(), identifier(), identifier(), identifier()]);
+    const req = await finishedRequest(owner);
+    await json(await share(owner, req.id), 200);
+    const [monstera, philo] = req.results as [string, string];
+    const speciesOf = async (rid: string) =>
+      (await env.DB.prepare("SELECT species_id FROM identification_results WHERE id = ?").bind(rid).first<{ species_id: string }>())!
+        .species_id;
+    const confirmedCount = async (rid: string) =>
+      (await env.DB.prepare("SELECT confirmed_count AS n FROM species WHERE id = ?")
+        .bind(await speciesOf(rid))
+        .first<{ n: number }>())!.n;
+
+    expect(await json<{ community_result_id: string | null }>(await vote(a, monstera), 200)).toMatchObject({ community_result_id: null });
+    // Two supporters, 2 of 2 votes: confirmed.
+    expect(await json<{ community_result_id: string | null }>(await vote(b, monstera), 200)).toMatchObject({
+      community_result_id: monstera,
+    });
+    expect((await detail(req.id)).status).toBe("confirmed");
+    expect(await confirmedCount(monstera)).toBe(1);
+    expect(await helped(a)).toBe(1);
+    expect((await notes(owner, "community_consensus")).map((n) => n.title)).toEqual([expect.stringContaining("The community identified")]);
+    expect((await notes(a, "community_consensus")).map((n) => n.title)).toEqual([
+      expect.stringContaining("Your identification was confirmed"),
+    ]);
+    // A third opinion for another species: 2 of 3 is not more than 2/3 → lost.
+    expect(await json<{ community_result_id: string | null }>(await vote(c, philo), 200)).toMatchObject({ community_result_id: null });
+    expect(await confirmedCount(monstera)).toBe(0);
+    expect(await helped(a)).toBe(0);
+    // c switches to Monstera (3 of 3): confirmed again; the counters follow, and nobody is told twice.
+    await vote(c, philo); // removes
+    expect(await json<{ community_result_id: string | null }>(await vote(c, monstera), 200)).toMatchObject({
+      community_result_id: monstera,
+    });
+    expect(await helped(c)).toBe(1);
+    expect(await confirmedCount(monstera)).toBe(1);
+    expect(await notes(owner, "community_consensus")).toHaveLength(1);
+    // A downvote is a disagreeing identifying vote: 3 supports of 4 votes is still > 2/3 … a second one is not.
+    const [d, e] = await Promise.all([identifier(), identifier()]);
+    expect(await json<{ community_result_id: string | null }>(await vote(d, monstera, "downvote"), 200)).toMatchObject({
+      community_result_id: monstera,
+    });
+    expect(await json<{ community_result_id: string | null }>(await vote(e, monstera, "downvote"), 200)).toMatchObject({
+      community_result_id: null,
+    });
+  });
+
+  it("new accounts' votes are shown but do not count", async () => {
+    const [owner, fresh1, fresh2] = await Promise.all([bearerUser(), bearerUser(), bearerUser()]);
+    const req = await finishedRequest(owner);
+    await json(await share(owner, req.id), 200);
+    await vote(fresh1, req.results[0]!);
+    const after = await json<{ upvotes: number; community_result_id: string | null }>(await vote(fresh2, req.results[0]!), 200);
+    expect(after).toMatchObject({ upvotes: 2, community_result_id: null });
+    // An account that earned its level (5 posts, a week old) counts without a stored level.
+    await env.DB.prepare("UPDATE users SET post_count = 5, date_joined = '2026-01-01T00:00:00.000Z' WHERE id IN (?, ?)")
+      .bind(fresh1.userId, fresh2.userId)
+      .run();
+    await vote(fresh2, req.results[0]!); // remove …
+    expect(await json<{ community_result_id: string | null }>(await vote(fresh2, req.results[0]!), 200)).toMatchObject({
+      community_result_id: req.results[0],
+    }); // … and vote again: now both count
+  });
+
+  it("a proposal counts as its author's support; the proposer hears agreement", async () => {
+    const [owner, a, b] = await Promise.all([bearerUser(), identifier(), identifier()]);
+    const req = await finishedRequest(owner);
+    await json(await share(owner, req.id), 200);
+    const sp = await aSpecies(`Alocasia zebrina${crypto.randomUUID().slice(0, 6)}`, "Araceae");
+    const { result_id } = await json<{ result_id: string }>(
+      await call(`${BASE}/requests/${req.id}/propose/`, { bearer: a.access, json: { species_id: sp } }),
+      201,
+    );
+    expect(await json<{ community_result_id: string | null }>(await vote(b, result_id), 200)).toMatchObject({
+      community_result_id: result_id,
+    });
+    expect((await notes(a, "community_agreement")).map((n) => n.title)).toEqual([
+      `${b.username} agrees: ${(await detail(req.id)).candidates[0]!.scientific_name}`,
+    ]);
+    expect(await helped(a)).toBe(1);
+    expect(await helped(b)).toBe(1);
+    expect(await helped(owner)).toBe(0);
+  });
+
+  it("50 concurrent votes on one request end in the state a serial recount gives", async () => {
+    const owner = await bearerUser();
+    const req = await finishedRequest(owner);
+    await json(await share(owner, req.id), 200);
+    const voters = await Promise.all(Array.from({ length: 50 }, () => identifier()));
+    const choice = (i: number) => req.results[i % 4 === 0 ? 1 : 0]!;
+    const answers = await Promise.all(voters.map((v, i) => vote(v, choice(i))));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    const row = await env.DB.prepare(
+      "SELECT community_result_id AS c, (SELECT upvotes FROM identification_results WHERE id = ?) AS up FROM identification_requests WHERE id = ?",
+    )
+      .bind(req.results[0], req.id)
+      .first<{ c: string | null; up: number }>();
+    // 37 of 50 for the first (74% > 2/3): confirmed, and the tally equals the votes.
+    expect(row).toEqual({ c: req.results[0], up: 37 });
+  });
+});
+
+describe("moderation", () => {
+  it("a reported proposal reaches the moderators' queue; hiding it stops it counting and showing", async () => {
+    const [owner, a, b, reporter, mod] = await Promise.all([bearerUser(), identifier(), identifier(), bearerUser(), bearerUser()]);
+    await env.DB.prepare("UPDATE users SET role = 'moderator' WHERE id = ?").bind(mod.userId).run();
+    const req = await finishedRequest(owner);
+    await json(await share(owner, req.id), 200);
+    const sp = await aSpecies(`Pilea peperomioides${crypto.randomUUID().slice(0, 6)}`, "Urticaceae");
+    const { result_id } = await json<{ result_id: string }>(
+      await call(`${BASE}/requests/${req.id}/propose/`, {
+        bearer: a.access,
+        json: { species_id: sp, comment: "buy my course at spam.example" },
+      }),
+      201,
+    );
+    await vote(b, result_id);
+    expect((await detail(req.id)).community_result_id).toBe(result_id);
+    await expectError(
+      await call(`${BASE}/results/${result_id}/report/`, { bearer: a.access, json: { reason: "mine" } }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    await json(await call(`${BASE}/results/${result_id}/report/`, { bearer: reporter.access, json: { reason: "Spam link" } }), 201);
+    await expectError(
+      await call(`${BASE}/results/${result_id}/report/`, { bearer: reporter.access, json: { reason: "again" } }),
+      409,
+      "ALREADY_REPORTED",
+    );
+    await expectError(await call(`${BASE}/community/reports/`, { bearer: reporter.access }), 403, "FORBIDDEN");
+    await expectError(await call(`${BASE}/results/${result_id}/hide/`, { method: "POST", bearer: reporter.access }), 403, "FORBIDDEN");
+    const queue = await json<Page<{ result_id: string; reports: number; reasons: string[] }>>(
+      await call(`${BASE}/community/reports/?page_size=100`, { bearer: mod.access }),
+      200,
+    );
+    expect(queue.results.find((q) => q.result_id === result_id)).toMatchObject({ reports: 1, reasons: ["Spam link"] });
+    expect(await json(await call(`${BASE}/results/${result_id}/hide/`, { method: "POST", bearer: mod.access }), 200)).toMatchObject({
+      is_hidden: true,
+      community_result_id: null,
+    });
+    expect((await detail(req.id)).candidates.map((c) => c.result_id)).not.toContain(result_id);
+    await expectError(await vote(b, result_id), 404, "NOT_FOUND");
+    const after = await json<Page<{ result_id: string }>>(
+      await call(`${BASE}/community/reports/?page_size=100`, { bearer: mod.access }),
+      200,
+    );
+    expect(after.results.map((q) => q.result_id)).not.toContain(result_id);
+    expect(await helped(a)).toBe(0);
+    expect(await json(await call(`${BASE}/results/${result_id}/unhide/`, { method: "POST", bearer: mod.access }), 200)).toMatchObject({
+      community_result_id: result_id,
+    });
+  });
+});
