@@ -1111,3 +1111,18 @@ export const proposalReports = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.resultId, t.userId] })],
 );
+
+/** A fitted calibration map per provider and version (migrations/0022); the newest version is in use. */
+export const calibrations = sqliteTable(
+  "calibrations",
+  {
+    provider: text("provider", { enum: ["plant_id", "plantnet"] }).notNull(),
+    version: integer("version").notNull(),
+    method: text("method").notNull(),
+    samples: integer("samples").notNull(),
+    positives: integer("positives").notNull(),
+    points: text("points", { mode: "json" }).$type<[number, number][]>().notNull(),
+    fittedAt: text("fitted_at").notNull().default(now),
+  },
+  (t) => [primaryKey({ columns: [t.provider, t.version] })],
+);

@@ -7,6 +7,7 @@
 import type { Bindings } from "../env";
 import { describeError, type Logger } from "../lib/logger";
 import { publishScheduledPosts } from "../services/blog-posts";
+import { scheduledCalibrationFit } from "../services/calibration";
 import { notifyStartingEvents } from "../services/calendar";
 import { reportError } from "../services/error-reporting";
 import { gatherDigests, requeueStale } from "../services/notification-delivery";
@@ -47,7 +48,10 @@ export async function runHousekeeping(
   // the digests whose period began.
   const requeued = await task("notification_deliveries", () => requeueStale(env, now));
   const digests = await task("notification_digests", () => gatherDigests(env, now));
+  // Issue 11: the calibration maps, refitted daily from community-confirmed requests.
+  const calibration = await task("calibration_fit", () => scheduledCalibrationFit(env, now));
   logger.info("housekeeping", {
+    calibration_versions: calibration?.map((r) => `${r.provider}:${r.version ?? "raw"}`).join(",") ?? null,
     calendar_starting_notifications: starting,
     notification_deliveries_requeued: requeued,
     notification_digests_queued: digests,

@@ -39,6 +39,9 @@ export const SuggestionSchema = z
     sources: z.array(z.enum(["plant_id", "plantnet"])),
     plant_id_probability: z.number().optional(),
     plantnet_score: z.number().optional(),
+    calibration_version: z.string().openapi({
+      description: "Which calibration maps produced `probability`, e.g. `plant_id:v3,plantnet:raw` (raw: the provider's own score).",
+    }),
     rank: z.number().int(),
     confidence: z.number().openapi({ description: "The same as `probability` (the web client reads this name)." }),
   })

@@ -76,6 +76,7 @@ const ResultSchema = z
     sources: z.array(z.string()),
     plant_id_probability: z.number().nullable(),
     plantnet_score: z.number().nullable(),
+    calibration_version: z.string().nullable().openapi({ description: "Which calibration maps produced the confidence (engine results)." }),
     proposed_by: z.string().nullable().openapi({ description: "A community proposal's author (source community)." }),
     comment: z.string(),
     created_at: z.string(),
@@ -131,6 +132,7 @@ function resultBody(row: IdentificationResultRow) {
     sources: details.sources ?? [],
     plant_id_probability: details.plant_id_probability ?? null,
     plantnet_score: details.plantnet_score ?? null,
+    calibration_version: details.calibration_version ?? null,
   };
 }
 

@@ -37,6 +37,8 @@ export interface ResultDetails {
   sources?: string[];
   plant_id_probability?: number | null;
   plantnet_score?: number | null;
+  /** Which calibration maps produced the confidence (services/merge.ts). */
+  calibration_version?: string;
   url?: string | null;
   watering?: { min: number; max: number } | null;
   propagation_methods?: string[];
@@ -98,6 +100,7 @@ export async function completeIdentificationRequest(
       sources: s.sources,
       plant_id_probability: s.plant_id_probability ?? null,
       plantnet_score: s.plantnet_score ?? null,
+      calibration_version: s.calibration_version,
       url: s.url ?? null,
       watering: s.watering ?? null,
       propagation_methods: s.propagation_methods ?? [],

@@ -13,6 +13,7 @@ import { type PlantNetOrgan, plantNetProjectFor } from "../providers/plantnet";
 /** The organs a photo may show (Pl@ntNet's list), for validating uploads. */
 export { PLANTNET_ORGANS as PLANT_ORGANS, type PlantNetOrgan as PlantOrgan } from "../providers/plantnet";
 import { ProviderError, type HealthAssessment, type ProviderAnswer, type ProviderErrorKind, type ProviderName } from "../providers/types";
+import { currentCalibrations } from "./calibration";
 import { mergeSuggestions, type MergedSuggestion } from "./merge";
 import { cachedProviderCall, plantIdJob, plantNetJob, type CachedCallResult, type ProviderImage } from "./provider-calls";
 
@@ -128,7 +129,12 @@ export async function identifyPlant(
       ? await Promise.all(calls)
       : await withGrace(calls, options.secondProviderGraceMs, waitUntil, logger);
 
-  const suggestions = mergeSuggestions({ plant_id: plantId.answer, plantnet: plantnet.answer });
+  // Calibrated scores when maps are fitted; a failed read of them must not fail an identification.
+  const calibration = await currentCalibrations(env).catch((err) => {
+    logger.warn("calibration maps unavailable; using raw scores", { error: String(err) });
+    return {};
+  });
+  const suggestions = mergeSuggestions({ plant_id: plantId.answer, plantnet: plantnet.answer }, calibration);
   await report("merge_done", { suggestions: suggestions.length });
 
   const asked = [plantId, plantnet].filter((o) => !o.skipped);

@@ -13,8 +13,22 @@
  * always raises confidence above either provider alone (for scores in (0, 1)), while a species
  * only one provider proposes keeps exactly that provider's score — never inflated. Sorted by
  * confidence (ties: both providers first, then name) and ranked 1..n.
+ *
+ * Calibration (issue 11): when a provider has a fitted calibration map (services/calibration.ts),
+ * its raw score is first mapped to the probability that the species is right, as measured on
+ * community-confirmed requests, and the noisy-OR combines those. `plant_id_probability` and
+ * `plantnet_score` stay the providers' raw scores; `calibration_version` says which maps
+ * produced `probability` (`plant_id:v3,plantnet:raw`).
  */
+import { applyCalibration, type CalibrationMap } from "../lib/calibration";
 import type { ProviderAnswer, ProviderName, ProviderSuggestion, SimilarImage } from "../providers/types";
+
+/** The maps in use, per provider (absent: raw scores). */
+export type Calibrations = Partial<Record<ProviderName, { version: number; map: CalibrationMap }>>;
+
+export function calibrationVersion(calibrations: Calibrations): string {
+  return (["plant_id", "plantnet"] as const).map((p) => `${p}:${calibrations[p] ? `v${calibrations[p].version}` : "raw"}`).join(",");
+}
 
 export interface MergedSuggestion {
   plant_name: string;
@@ -32,6 +46,8 @@ export interface MergedSuggestion {
   sources: ProviderName[];
   plant_id_probability?: number;
   plantnet_score?: number;
+  /** Which calibration maps produced `probability`. */
+  calibration_version: string;
   rank: number;
 }
 
@@ -77,7 +93,13 @@ export function combinedConfidence(pPlantId?: number, pPlantNet?: number): numbe
   return 1 - (1 - pPlantId) * (1 - pPlantNet);
 }
 
-export function mergeSuggestions(answers: { plant_id?: ProviderAnswer | null; plantnet?: ProviderAnswer | null }): MergedSuggestion[] {
+export function mergeSuggestions(
+  answers: { plant_id?: ProviderAnswer | null; plantnet?: ProviderAnswer | null },
+  calibrations: Calibrations = {},
+): MergedSuggestion[] {
+  const version = calibrationVersion(calibrations);
+  const calibrated = (provider: ProviderName, score: number | undefined) =>
+    score === undefined ? undefined : applyCalibration(calibrations[provider]?.map, score);
   const buckets: Bucket[] = [];
   const byName = new Map<string, Bucket>();
   const byGbif = new Map<number, Bucket>();
@@ -112,13 +134,16 @@ export function mergeSuggestions(answers: { plant_id?: ProviderAnswer | null; pl
     const suggestion: MergedSuggestion = {
       plant_name: commonNames[0] ?? bestName(primary),
       scientific_name: primary.scientificName,
-      probability: round4(combinedConfidence(b.plantId?.probability, b.plantnet?.probability)),
+      probability: round4(
+        combinedConfidence(calibrated("plant_id", b.plantId?.probability), calibrated("plantnet", b.plantnet?.probability)),
+      ),
       common_names: commonNames,
       description: primary.description || other?.description || "",
       family: primary.family || other?.family || "",
       genus: primary.genus || other?.genus || "",
       similar_images: similar,
       sources,
+      calibration_version: version,
       rank: 0,
     };
     if (gbif != null) suggestion.gbif_id = gbif;

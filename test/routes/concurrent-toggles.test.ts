@@ -153,7 +153,14 @@ describe("identification result votes", () => {
       expect(added + removed).toBe(n);
       expect(added - removed).toBe(rows);
       expect(rows).toBe(n % 2);
-      for (const a of answers) expect(a).toEqual({ result_id: resultId, vote: a.vote, upvotes: a.vote === "upvote" ? 2 : 1, downvotes: 0, community_result_id: null });
+      for (const a of answers)
+        expect(a).toEqual({
+          result_id: resultId,
+          vote: a.vote,
+          upvotes: a.vote === "upvote" ? 2 : 1,
+          downvotes: 0,
+          community_result_id: null,
+        });
       const stored = await env.DB.prepare("SELECT upvotes, downvotes FROM identification_results WHERE id = ?").bind(resultId).first();
       expect(stored).toEqual({ upvotes: 1 + rows, downvotes: 0 });
     },

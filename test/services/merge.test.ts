@@ -267,6 +267,7 @@ describe("mergeSuggestions", () => {
       sources: ["plant_id", "plantnet"],
       plant_id_probability: 0.5,
       plantnet_score: 0.5,
+      calibration_version: "plant_id:raw,plantnet:raw",
       rank: 1,
     });
   });
@@ -288,7 +289,33 @@ describe("mergeSuggestions", () => {
       similar_images: [],
       sources: ["plantnet"],
       plantnet_score: 0.4,
+      calibration_version: "plant_id:raw,plantnet:raw",
       rank: 1,
     });
+  });
+
+  it("with calibration maps, combines calibrated scores, keeps the raw ones, and names the versions", () => {
+    const calibrations = {
+      plant_id: {
+        version: 3,
+        map: [
+          [0.3, 0.3],
+          [0.9, 0.5],
+        ] as [number, number][],
+      },
+      plantnet: { version: 1, map: [[0.4, 0.4]] as [number, number][] },
+    };
+    const merged = mergeSuggestions(
+      {
+        plant_id: answer("plant_id", [suggestion("Monstera deliciosa", 0.9), suggestion("Ficus lyrata", 0.6)]),
+        plantnet: answer("plantnet", [suggestion("Monstera deliciosa", 0.6)]),
+      },
+      calibrations,
+    );
+    // Monstera: 1 − (1 − 0.5)(1 − 0.4) = 0.7 instead of the raw 1 − 0.1 × 0.4 = 0.96.
+    expect(merged.map((m) => [m.scientific_name, m.probability, m.plant_id_probability, m.calibration_version])).toEqual([
+      ["Monstera deliciosa", 0.7, 0.9, "plant_id:v3,plantnet:v1"],
+      ["Ficus lyrata", 0.4, 0.6, "plant_id:v3,plantnet:v1"],
+    ]);
   });
 });
