@@ -2,7 +2,7 @@
  * Builds the Hono application: middleware order, the one error envelope, route mounting and
  * the OpenAPI document. Middleware runs outermost first:
  *   public URL → request id → access log → security headers → cache control → CORS →
- *   body size limit → authentication → routes, and for paths no route serves, the static
+ *   body size limit → authentication → Idempotency-Key → routes, and for paths no route serves, the static
  *   files in public/.
  * Routes answer with and without a trailing slash (`strict: false`).
  */
@@ -26,6 +26,7 @@ import { clientIp } from "./services/rate-limits";
 import { uuidv7 } from "./lib/ids";
 import { serveStaticAsset } from "./lib/static-assets";
 import { authenticate, csrfProtection } from "./middleware/auth";
+import { idempotency } from "./middleware/idempotency";
 import { adminRoutes } from "./routes/admin";
 import { authRoutes, csrfRoutes } from "./routes/auth";
 import { calendarRoutes } from "./routes/calendar";
@@ -107,8 +108,8 @@ export function createApp() {
       origin: (o) => (allowed.includes(o) ? o : null),
       credentials: true,
       allowMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-      allowHeaders: ["Content-Type", "Authorization", "X-CSRFToken", "X-Request-ID"],
-      exposeHeaders: ["X-Request-ID", "Retry-After", "WWW-Authenticate"],
+      allowHeaders: ["Content-Type", "Authorization", "X-CSRFToken", "X-Request-ID", "Idempotency-Key"],
+      exposeHeaders: ["X-Request-ID", "Retry-After", "WWW-Authenticate", "Idempotent-Replayed"],
       maxAge: 600,
     })(c, next);
   });
@@ -142,7 +143,7 @@ export function createApp() {
     }
     await next();
   });
-  app.use("/api/*", authenticate, csrfProtection);
+  app.use("/api/*", authenticate, csrfProtection, idempotency);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.openAPIRegistry.registerComponent("securitySchemes", "cookieAuth", { type: "apiKey", in: "cookie", name: "access_token" });

@@ -1126,3 +1126,24 @@ export const calibrations = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.provider, t.version] })],
 );
+
+/** Idempotency-Key claims and stored answers (migrations/0023; services/idempotency.ts). */
+export const idempotencyKeys = sqliteTable(
+  "idempotency_keys",
+  {
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    key: text("key").notNull(),
+    fingerprint: text("fingerprint").notNull(),
+    claim: text("claim").notNull(),
+    state: text("state", { enum: ["running", "done"] }).notNull(),
+    lockedUntil: text("locked_until").notNull(),
+    status: integer("status"),
+    headers: text("headers", { mode: "json" }).$type<[string, string][]>(),
+    body: text("body"),
+    createdAt: text("created_at").notNull().default(now),
+    expiresAt: text("expires_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.key] }), index("idempotency_keys_expires").on(t.expiresAt)],
+);

@@ -10,6 +10,7 @@ import { publishScheduledPosts } from "../services/blog-posts";
 import { scheduledCalibrationFit } from "../services/calibration";
 import { notifyStartingEvents } from "../services/calendar";
 import { reportError } from "../services/error-reporting";
+import { purgeExpiredIdempotencyKeys } from "../services/idempotency";
 import { gatherDigests, requeueStale } from "../services/notification-delivery";
 import { deliverDueReminders } from "../services/reminders";
 import { purgeExpiredTokens } from "../services/tokens";
@@ -40,6 +41,8 @@ export async function runHousekeeping(
   // API.md §2.2: a request never stays pending/processing after its job is gone.
   const stuck = await task("stuck_requests", () => sweepStuckRequests(env, logger, now));
   await task("expired_tokens", () => purgeExpiredTokens(env));
+  // Issue 13: stored Idempotency-Key answers past their 24 h.
+  const idempotencyKeys = await task("expired_idempotency_keys", () => purgeExpiredIdempotencyKeys(env, now));
   const reminders = await task("care_reminders", () => deliverDueReminders(env, logger));
   // Issue 9: scheduled blog posts whose time has come, each published by exactly one run.
   const published = await task("scheduled_blog_posts", () => publishScheduledPosts(env, now));
@@ -53,6 +56,7 @@ export async function runHousekeeping(
   logger.info("housekeeping", {
     calibration_versions: calibration?.map((r) => `${r.provider}:${r.version ?? "raw"}`).join(",") ?? null,
     calendar_starting_notifications: starting,
+    idempotency_keys_purged: idempotencyKeys,
     notification_deliveries_requeued: requeued,
     notification_digests_queued: digests,
     stuck_requests_requeued: stuck?.requeued ?? null,

@@ -10,13 +10,15 @@
  *   authentication middleware attached (the one way to attach it) and the route's `security`
  *   declared for the OpenAPI document.
  */
-import { createRoute, OpenAPIHono, type RouteConfig } from "@hono/zod-openapi";
+import { createRoute, OpenAPIHono, type RouteConfig, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
 import { AppError, fieldErrorsFrom } from "../lib/errors";
 import type { Role } from "../services/users";
 import { ACCESS_COOKIE } from "../lib/session-cookies";
 import { CSRF_HEADER, requireAuth, requireRole } from "../middleware/auth";
+import { IDEMPOTENCY_HEADER, REPLAYED_HEADER } from "../middleware/idempotency";
+import { errorResponse } from "./schemas";
 
 export function createRouter() {
   return new OpenAPIHono<AppEnv>({
@@ -70,13 +72,41 @@ function signedInBy(check: MiddlewareHandler<AppEnv>) {
   return { middleware: [check], security: SIGNED_IN_SECURITY };
 }
 
+/**
+ * The Idempotency-Key header (middleware/idempotency.ts), declared on every signed-in POST but
+ * the auth endpoints'. Validated by the middleware, which runs before the route; here it is
+ * documentation only, so it is optional and any string.
+ */
+const IdempotencyHeaders = z.object({
+  [IDEMPOTENCY_HEADER]: z
+    .string()
+    .optional()
+    .openapi({
+      description:
+        "Optional (IETF httpapi draft). 1–255 visible ASCII characters, unique per intended write. A retry with the same key and the same payload within 24 h gets the first successful answer again, marked `" +
+        REPLAYED_HEADER +
+        ": true`, without repeating the write; the same key with another payload is 422 IDEMPOTENCY_KEY_REUSED; a retry while the first is still running is 409 IDEMPOTENCY_KEY_IN_USE. Failed answers (4xx/5xx) are not kept: a retry runs again.",
+      example: "0190a0b4-5e6f-7a8b-9c0d-1e2f3a4b5c6d",
+    }),
+});
+const IDEMPOTENCY_REUSED = errorResponse(422, "The Idempotency-Key was already used for another request", "IDEMPOTENCY_KEY_REUSED");
+
+/** Whether a route takes Idempotency-Key: a signed-in POST outside the auth endpoints. */
+function takesIdempotencyKey(method: Method, tags: string[], extra: { security?: unknown }, request: Request): boolean {
+  return method === "post" && extra.security !== undefined && !tags.includes("Auth") && request.headers === undefined;
+}
+
 function builder<const E extends Responses, const X extends Partial<ReturnType<typeof signedInBy>>>(tags: string[], errors: E, extra: X) {
   const method =
     <M extends Method>(method: M) =>
     <P extends string>(path: P, summary: string) => ({
       /** What the route takes (params, query, body) and answers (its own responses; the module's errors are added). */
-      io: <const Q extends Request, const R extends Responses>(request: Q, responses: R, details: Details = {}) =>
-        createRoute({ method, path, tags, summary, ...details, request, responses: { ...errors, ...responses }, ...extra }),
+      io: <const Q extends Request, const R extends Responses>(request: Q, responses: R, details: Details = {}) => {
+        const idempotent = takesIdempotencyKey(method, tags, extra, request);
+        const withKey = idempotent ? { ...request, headers: IdempotencyHeaders } : request;
+        const withReused = idempotent ? { 422: IDEMPOTENCY_REUSED, ...errors, ...responses } : { ...errors, ...responses };
+        return createRoute({ method, path, tags, summary, ...details, request: withKey as Q, responses: withReused as E & R, ...extra });
+      },
     });
   return { get: method("get"), post: method("post"), put: method("put"), patch: method("patch"), delete: method("delete") };
 }

@@ -1,0 +1,120 @@
+/**
+ * The Idempotency-Key header on unsafe POSTs (services/idempotency.ts has the rules). Runs after
+ * authentication, for signed-in callers: keys are the caller's own, so one user's key can never
+ * replay another's answer. Anonymous POSTs and the auth endpoints (whose answers carry tokens
+ * and cookies, which must never be stored) ignore the header.
+ *
+ * The fingerprint covers method, path, query and payload. A JSON (or any non-multipart) body is
+ * hashed byte for byte; a multipart body is hashed by its parts — names, values, and each file's
+ * name, type and bytes — not its boundary, which a client re-encoding a retried upload chooses
+ * afresh. Reading the body here leaves it in Hono's body cache for the route.
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import type { AppEnv } from "../env";
+import { AppError } from "../lib/errors";
+import { sha256Hex } from "../lib/hash";
+import {
+  claimIdempotencyKey,
+  completeIdempotencyKey,
+  MAX_STORED_BODY_BYTES,
+  releaseIdempotencyKey,
+  type StoredAnswer,
+} from "../services/idempotency";
+
+export const IDEMPOTENCY_HEADER = "Idempotency-Key";
+export const REPLAYED_HEADER = "Idempotent-Replayed";
+const AUTH_PATH = /^\/api(\/v1)?\/auth(\/|$)/;
+/** Visible ASCII, 1–255 characters; a structured-field string (`"…"`) is unquoted first. */
+const KEY = /^[\x21-\x7e]{1,255}$/;
+/** Answer headers a replay repeats (the rest — request id, CORS, caching — are the replay's own). */
+const KEPT_HEADERS = ["content-type", "location", "content-location", "etag", "last-modified", "link"];
+const TEXT_TYPES = /^(application\/([\w.+-]*json|xml|[\w.+-]*\+xml)|text\/)/i;
+
+export function parseIdempotencyKey(header: string): string {
+  const trimmed = header.trim();
+  const quoted = /^"(.*)"$/.exec(trimmed);
+  const key = quoted ? quoted[1]!.replace(/\\(["\\])/g, "$1") : trimmed;
+  if (!KEY.test(key)) {
+    throw new AppError("IDEMPOTENCY_KEY_INVALID", 400, `${IDEMPOTENCY_HEADER} must be 1 to 255 visible ASCII characters.`);
+  }
+  return key;
+}
+
+export const idempotency: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const header = c.req.method === "POST" ? c.req.header(IDEMPOTENCY_HEADER) : undefined;
+  const user = c.get("user");
+  if (header === undefined || !user || AUTH_PATH.test(c.req.path)) return next();
+  const key = parseIdempotencyKey(header);
+  const fingerprint = await requestFingerprint(c);
+  const outcome = await claimIdempotencyKey(c.env, user.id, key, fingerprint);
+  if (outcome.kind === "reused") {
+    throw new AppError(
+      "IDEMPOTENCY_KEY_REUSED",
+      422,
+      `This ${IDEMPOTENCY_HEADER} was already used for a different request. Use a new key for a new request.`,
+    );
+  }
+  if (outcome.kind === "running") {
+    const seconds = Math.max(1, Math.ceil((Date.parse(outcome.lockedUntil) - Date.now()) / 1000));
+    throw new AppError(
+      "IDEMPOTENCY_KEY_IN_USE",
+      409,
+      `A request with this ${IDEMPOTENCY_HEADER} is still running. Retry when it has finished.`,
+      undefined,
+      {
+        "Retry-After": String(Math.min(seconds, 5)),
+      },
+    );
+  }
+  if (outcome.kind === "replay") {
+    const headers = new Headers(outcome.answer.headers);
+    headers.set(REPLAYED_HEADER, "true");
+    return new Response(outcome.answer.status === 204 ? null : outcome.answer.body, { status: outcome.answer.status, headers });
+  }
+  await next();
+  const answer = await storableAnswer(c.res);
+  if (answer) {
+    await completeIdempotencyKey(c.env, user.id, key, outcome.claim, answer);
+  } else {
+    await releaseIdempotencyKey(c.env, user.id, key, outcome.claim);
+  }
+};
+
+/** The answer to keep, or null when it must not be replayed (a failure, a cookie, a stream). */
+async function storableAnswer(res: Response): Promise<StoredAnswer | null> {
+  if (res.status >= 400 || res.status < 200 || res.headers.has("Set-Cookie")) return null;
+  const contentType = res.headers.get("Content-Type") ?? "";
+  if (res.status !== 204 && !TEXT_TYPES.test(contentType)) return null;
+  const declared = Number(res.headers.get("Content-Length") ?? "0");
+  if (declared > MAX_STORED_BODY_BYTES) return null;
+  const body = res.status === 204 ? "" : await res.clone().text();
+  if (body.length > MAX_STORED_BODY_BYTES) return null;
+  const headers: [string, string][] = [];
+  for (const name of KEPT_HEADERS) {
+    const value = res.headers.get(name);
+    if (value !== null) headers.push([name, value]);
+  }
+  return { status: res.status, headers, body };
+}
+
+/** SHA-256 over method, path, query, media type and payload (multipart by its parts). */
+async function requestFingerprint(c: Context<AppEnv>): Promise<string> {
+  const url = new URL(c.req.url);
+  const contentType = (c.req.header("Content-Type") ?? "").split(";")[0]!.trim().toLowerCase();
+  const parts = [c.req.method, url.pathname.replace(/\/+$/, ""), url.search, contentType];
+  if (contentType.startsWith("multipart/")) {
+    let form: FormData;
+    try {
+      form = await c.req.formData();
+    } catch {
+      throw new AppError("MALFORMED_REQUEST", 400, "The multipart body could not be parsed.");
+    }
+    for (const [name, value] of form.entries()) {
+      if (typeof value === "string") parts.push(`${name}=${await sha256Hex(value)}`);
+      else parts.push(`${name}=file:${value.name}:${value.type}:${value.size}:${await sha256Hex(await value.arrayBuffer())}`);
+    }
+  } else {
+    parts.push(await sha256Hex(await c.req.arrayBuffer()));
+  }
+  return sha256Hex(parts.join("\n"));
+}
