@@ -2,7 +2,7 @@
  * Builds the Hono application: middleware order, the one error envelope, route mounting and
  * the OpenAPI document. Middleware runs outermost first:
  *   public URL → request id → access log → security headers → cache control → CORS →
- *   body size limit → authentication → Idempotency-Key → routes, and for paths no route serves, the static
+ *   body size limit → D1 session → authentication → Idempotency-Key → routes, and for paths no route serves, the static
  *   files in public/.
  * Routes answer with and without a trailing slash (`strict: false`).
  */
@@ -26,6 +26,7 @@ import { clientIp } from "./services/rate-limits";
 import { uuidv7 } from "./lib/ids";
 import { serveStaticAsset } from "./lib/static-assets";
 import { authenticate, csrfProtection } from "./middleware/auth";
+import { d1Session } from "./middleware/d1-session";
 import { idempotency } from "./middleware/idempotency";
 import { adminRoutes } from "./routes/admin";
 import { authRoutes, csrfRoutes } from "./routes/auth";
@@ -108,8 +109,8 @@ export function createApp() {
       origin: (o) => (allowed.includes(o) ? o : null),
       credentials: true,
       allowMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-      allowHeaders: ["Content-Type", "Authorization", "X-CSRFToken", "X-Request-ID", "Idempotency-Key"],
-      exposeHeaders: ["X-Request-ID", "Retry-After", "WWW-Authenticate", "Idempotent-Replayed"],
+      allowHeaders: ["Content-Type", "Authorization", "X-CSRFToken", "X-Request-ID", "Idempotency-Key", "x-d1-bookmark"],
+      exposeHeaders: ["X-Request-ID", "Retry-After", "WWW-Authenticate", "Idempotent-Replayed", "x-d1-bookmark"],
       maxAge: 600,
     })(c, next);
   });
@@ -128,6 +129,9 @@ export function createApp() {
       },
     })(c, next);
   });
+
+  // Every request's D1 queries run in one session, from the client's bookmark when it sends one.
+  app.use("*", d1Session);
 
   // Coarse per-address limit in front of everything (Workers rate limiting binding); the exact
   // per-action limits live in services/rate-limits.ts.

@@ -144,3 +144,13 @@ export function getConfig(env: Bindings): Config {
   cache.set(env, config);
   return config;
 }
+
+/**
+ * The environment of one request that swaps a binding (its D1 session, middleware/d1-session.ts)
+ * and keeps every variable: it shares `base`'s parsed configuration instead of parsing it again.
+ */
+export function deriveEnv<E extends Bindings>(base: E, overrides: Partial<E>): E {
+  const derived = { ...base, ...overrides };
+  cache.set(derived, getConfig(base));
+  return derived;
+}

@@ -29,6 +29,24 @@ export function database(env: Pick<Bindings, "DB">): Database {
   return db;
 }
 
+const sessionBindings = new WeakMap<object, D1Database>();
+
+/**
+ * A D1 session (Sessions API) over `binding`, typed as the binding so the data layer takes it
+ * unchanged: its queries run in order with sequential consistency, starting from `constraint`
+ * (`first-primary`, `first-unconstrained` — any replica — or a client's bookmark).
+ */
+export function openSession(binding: D1Database, constraint: string): { db: D1Database; session: D1DatabaseSession } {
+  const session = binding.withSession(constraint);
+  sessionBindings.set(session, binding);
+  return { db: session as unknown as D1Database, session };
+}
+
+/** The binding behind a session (or the binding itself): one identity per database, for caches. */
+export function bindingOf(db: D1Database): D1Database {
+  return sessionBindings.get(db) ?? db;
+}
+
 /**
  * Runs `statements` as one atomic D1 batch, in order; returns each statement's result. A
  * statement may be raw `sql` (a guarded INSERT … SELECT, a json_each check): drizzle's own

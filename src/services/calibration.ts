@@ -10,7 +10,7 @@
  * Scheduled from the five-minute cron, but fitted at most once per FIT_INTERVAL_MS (a KV mark).
  */
 import { and, desc, eq, sql } from "drizzle-orm";
-import { database } from "../db/client";
+import { bindingOf, database } from "../db/client";
 import { calibrations } from "../db/schema";
 import type { Bindings } from "../env";
 import { type CalibrationMap, fitIsotonic, MIN_SAMPLES, type Sample } from "../lib/calibration";
@@ -98,7 +98,7 @@ let cached: { at: number; db: D1Database; value: Calibrations } | null = null;
 
 /** The newest map of each provider (none: raw), cached for a minute per isolate. */
 export async function currentCalibrations(env: Bindings, now = Date.now()): Promise<Calibrations> {
-  if (cached && cached.db === env.DB && now - cached.at < CACHE_MS) return cached.value;
+  if (cached && cached.db === bindingOf(env.DB) && now - cached.at < CACHE_MS) return cached.value;
   const rows = await database(env)
     .select()
     .from(calibrations)
@@ -111,7 +111,7 @@ export async function currentCalibrations(env: Bindings, now = Date.now()): Prom
     .all();
   const value: Calibrations = {};
   for (const row of rows) value[row.provider] = { version: row.version, map: row.points as CalibrationMap };
-  cached = { at: now, db: env.DB, value };
+  cached = { at: now, db: bindingOf(env.DB), value };
   return value;
 }
 

@@ -63,7 +63,7 @@ describe("Idempotency-Key", () => {
     await expectError(await postTopic(u.access, key, other), 422, "IDEMPOTENCY_KEY_REUSED");
     expect(await topicsTitled(other)).toBe(0);
 
-    const elsewhere = await call("/api/v1/collections/", {
+    const elsewhere = await call("/api/v1/plant-identification/collections/", {
       bearer: u.access,
       json: { name: `Balcony ${key}` },
       headers: { "Idempotency-Key": key },
