@@ -1147,3 +1147,9 @@ export const idempotencyKeys = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.userId, t.key] }), index("idempotency_keys_expires").on(t.expiresAt)],
 );
+
+/** Edge-cache generations per area of public reads (migrations/0025; services/public-cache.ts). */
+export const cacheGenerations = sqliteTable("cache_generations", {
+  area: text("area", { enum: ["species", "diseases", "forum"] }).primaryKey(),
+  version: integer("version").notNull().default(1),
+});

@@ -49,7 +49,7 @@ export const d1Session: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
   // A WebSocket upgrade's 101 has immutable headers (and its own lifetime).
   if (c.res.status === 101 || c.res.webSocket) return;
-  const bookmark = session.getBookmark() ?? (sent && BOOKMARK.test(sent) ? sent : null);
+  const bookmark = session?.getBookmark() ?? (sent && BOOKMARK.test(sent) ? sent : null);
   if (!bookmark) return;
   c.res.headers.set(BOOKMARK_HEADER, bookmark);
   if (webSession && bookmark !== sent) setBookmarkCookie(c, cookieName, bookmark, config);

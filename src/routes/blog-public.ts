@@ -10,8 +10,8 @@ import type { Context } from "hono";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { escapeHtml } from "../lib/sanitise";
-import { matchesEtag } from "../lib/http-caching";
 import { CLIENT_CACHE_CONTROL, cachedPublicRead } from "../services/blog-cache";
+import { cacheKey, cachedAnswer, notModified } from "./cached-reads";
 import {
   feedPosts,
   listCategories,
@@ -123,27 +123,9 @@ function cachedJsonResponse(description: string, schema: z.ZodType) {
     content: { "application/json": { schema } },
   };
 }
-const notModified = { 304: { description: "Not modified (If-None-Match matched the ETag)" } };
 
-/** The normalised cache key of a read: its path and the validated query, sorted. */
-function cacheKey(path: string, query: Record<string, unknown>): string {
-  const params = Object.entries(query)
-    .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => [k, String(v)] as [string, string])
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `${path}?${new URLSearchParams(params).toString()}`;
-}
-
-async function answer(c: Context<AppEnv>, key: string, contentType: string, build: () => Promise<string>) {
-  // RFC 9111 §5.2.1.4: a request's `no-cache` asks for an answer not taken from a cache. A
-  // conditional request is a revalidation already (and fetch() adds no-cache to every request
-  // with If-None-Match), so it is answered from the edge cache's ETag.
-  const fresh =
-    !c.req.header("If-None-Match") && (/\bno-cache\b/i.test(c.req.header("Cache-Control") ?? "") || c.req.header("Pragma") === "no-cache");
-  const cached = await cachedPublicRead(c.env, key, contentType, build, fresh);
-  const headers = { ETag: cached.etag, "Cache-Control": CLIENT_CACHE_CONTROL, "X-Cache": cached.hit ? "HIT" : "MISS" };
-  if (matchesEtag(c.req.header("If-None-Match"), cached.etag)) return c.body(null, 304, headers);
-  return c.body(cached.body, 200, { ...headers, "Content-Type": contentType });
+function answer(c: Context<AppEnv>, key: string, contentType: string, build: () => Promise<string>) {
+  return cachedAnswer(c, (fresh) => cachedPublicRead(c.env, key, contentType, build, fresh), CLIENT_CACHE_CONTROL);
 }
 
 const waitUntilOf = (c: Context<AppEnv>) => (p: Promise<unknown>) => c.executionCtx.waitUntil(p.catch(() => {}));

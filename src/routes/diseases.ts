@@ -28,6 +28,7 @@ import {
   spendRequestBudget,
   submitRequest,
 } from "../services/queued-requests";
+import { cacheKey, cachedJson, notModified } from "./cached-reads";
 import { pageOf, PaginationQuery } from "./pagination";
 import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestStatus, requestErrors } from "./queued-request-schemas";
 import { apiFields } from "../lib/fields";
@@ -294,13 +295,14 @@ export function diseaseRoutes() {
           type: DISEASE_TYPE.optional(),
         }),
       },
-      { 200: jsonBody(pageSchema(DiseaseEntrySchema, "DiseaseDatabasePage"), "Page of diseases"), 400: errors[400] },
+      { 200: jsonBody(pageSchema(DiseaseEntrySchema, "DiseaseDatabasePage"), "Page of diseases"), 400: errors[400], ...notModified },
     );
   app.openapi(getDiseaseDatabase, async (c) => {
     const { page, page_size, search, type } = c.req.valid("query");
-    const { count, rows } = await confirmedDiseases(c.env, { search: search || undefined, type }, { page, pageSize: page_size });
-    c.header("Cache-Control", "public, max-age=60");
-    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(entryBody)), 200);
+    return cachedJson(c, "diseases", cacheKey("/disease-database", { page, page_size, search, type }), async () => {
+      const { count, rows } = await confirmedDiseases(c.env, { search: search || undefined, type }, { page, pageSize: page_size });
+      return pageOf(c.req.url, page, page_size, count, rows.map(entryBody));
+    });
   });
 
   return app;

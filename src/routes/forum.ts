@@ -52,6 +52,8 @@ import {
 } from "../services/forum";
 import { announceNotifications } from "../services/notifications";
 import { enforceRateLimit } from "../services/rate-limits";
+import { cacheKey, cachedJson, notModified, presentsCredentials } from "./cached-reads";
+import { purgePublicReads } from "../services/public-cache";
 import { pageOf, PaginationQuery } from "./pagination";
 import { jsonBody, pageSchema, errorResponse, noContent, IdParam } from "./schemas";
 import { readImageParts, readMultipartForm, textFields, throwIfFieldErrors, parseFields, readJsonFields } from "./uploads";
@@ -276,8 +278,26 @@ async function limitWrites(c: Context<AppEnv>, bucket: "post" | "react") {
   await enforceRateLimit(c.env, `forum-${bucket}:user:${userIdOf(c)}`, getConfig(c.env).FORUM_POST_RATE_LIMIT);
 }
 
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * A forum read: from the edge cache for anonymous readers (the same answer for all of them, so
+ * `Vary` names the credentials), built fresh for a signed-in one (it carries their own reactions
+ * and subscriptions, and is private).
+ */
+function anonymousCached(c: Context<AppEnv>, key: string, build: () => Promise<unknown>): Promise<Response> {
+  if (presentsCredentials(c)) return build().then((body) => c.json(body as object, 200));
+  return cachedJson(c, "forum", key, build, { vary: "Authorization, Cookie" });
+}
+
 export function forumRoutes() {
   const app = createRouter();
+  // What anonymous readers see is cached at the edge (anonymousCached): every successful write
+  // through this API may change it, so each one moves the forum's cache generation.
+  app.use("*", async (c, next) => {
+    await next();
+    if (!SAFE_METHODS.has(c.req.method) && c.res.status < 400) await purgePublicReads(c.env, "forum");
+  });
   const plain = routeSet({ tags, errors: {} });
   const read = routeSet({ tags, errors: readErrors });
   const write = routeSet({ tags, errors: writeErrors });
@@ -288,17 +308,28 @@ export function forumRoutes() {
 
   const getCategories = plain
     .get(`/categories`, "Forum categories with their topic counts")
-    .io({}, { 200: jsonBody(z.object({ results: z.array(CategorySchema) }).openapi("ForumCategoryList"), "All categories") });
-  app.openapi(getCategories, async (c) => c.json({ results: (await listCategories(c.env)).map(categoryBody) }, 200));
+    .io(
+      {},
+      { 200: jsonBody(z.object({ results: z.array(CategorySchema) }).openapi("ForumCategoryList"), "All categories"), ...notModified },
+    );
+  app.openapi(getCategories, async (c) =>
+    anonymousCached(c, cacheKey("/forum/categories", {}), async () => ({ results: (await listCategories(c.env)).map(categoryBody) })),
+  );
 
   const getCategoriesBySlugTopics = read
     .get(`/categories/{slug}/topics`, "Topics in a category: pinned first, then by latest activity")
-    .io({ params: Slug, query: PaginationQuery }, { 200: jsonBody(pageSchema(TopicSchema, "ForumTopicPage"), "Page of topics") });
+    .io(
+      { params: Slug, query: PaginationQuery },
+      { 200: jsonBody(pageSchema(TopicSchema, "ForumTopicPage"), "Page of topics"), ...notModified },
+    );
   app.openapi(getCategoriesBySlugTopics, async (c) => {
     const { page, page_size } = c.req.valid("query");
-    const category = await categoryBySlug(c.env, c.req.valid("param").slug);
-    const { count, rows } = await listTopics(c.env, category.id, { page, pageSize: page_size });
-    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(topicBody)), 200);
+    const { slug } = c.req.valid("param");
+    return anonymousCached(c, cacheKey(`/forum/categories/${slug}/topics`, { page, page_size }), async () => {
+      const category = await categoryBySlug(c.env, slug);
+      const { count, rows } = await listTopics(c.env, category.id, { page, pageSize: page_size });
+      return pageOf(c.req.url, page, page_size, count, rows.map(topicBody));
+    });
   });
 
   const photoPostErrors = {
@@ -331,10 +362,13 @@ export function forumRoutes() {
 
   const getTopicsById = read
     .get(`/topics/{id}`, "A topic with its opening post")
-    .io({ params: IdParam }, { 200: jsonBody(TopicDetailSchema, "The topic") });
-  app.openapi(getTopicsById, async (c) =>
-    c.json(await topicDetail(c.env, await getTopic(c.env, c.req.valid("param").id), c.get("user")?.id), 200),
-  );
+    .io({ params: IdParam }, { 200: jsonBody(TopicDetailSchema, "The topic"), ...notModified });
+  app.openapi(getTopicsById, async (c) => {
+    const { id } = c.req.valid("param");
+    return anonymousCached(c, cacheKey(`/forum/topics/${id}`, {}), async () =>
+      topicDetail(c.env, await getTopic(c.env, id), c.get("user")?.id),
+    );
+  });
 
   const patchTopicsById = signedIn
     .patch(`/topics/{id}`, "Change a topic's title (its author or a moderator)")
@@ -353,12 +387,18 @@ export function forumRoutes() {
 
   const getTopicsByIdPosts = read
     .get(`/topics/{id}/posts`, "A topic's posts, oldest first (the opening post first); deleted ones as placeholders")
-    .io({ params: IdParam, query: PaginationQuery }, { 200: jsonBody(pageSchema(PostSchema, "ForumPostPage"), "Page of posts") });
+    .io(
+      { params: IdParam, query: PaginationQuery },
+      { 200: jsonBody(pageSchema(PostSchema, "ForumPostPage"), "Page of posts"), ...notModified },
+    );
   app.openapi(getTopicsByIdPosts, async (c) => {
     const { page, page_size } = c.req.valid("query");
-    const topic = await getTopic(c.env, c.req.valid("param").id);
-    const { count, rows } = await listPosts(c.env, topic.id, { page, pageSize: page_size });
-    return c.json(pageOf(c.req.url, page, page_size, count, await postBodies(c.env, rows, topic.solution_post_id, c.get("user")?.id)), 200);
+    const { id } = c.req.valid("param");
+    return anonymousCached(c, cacheKey(`/forum/topics/${id}/posts`, { page, page_size }), async () => {
+      const topic = await getTopic(c.env, id);
+      const { count, rows } = await listPosts(c.env, topic.id, { page, pageSize: page_size });
+      return pageOf(c.req.url, page, page_size, count, await postBodies(c.env, rows, topic.solution_post_id, c.get("user")?.id));
+    });
   });
 
   const createReplyRoute = signedIn

@@ -12,6 +12,7 @@ import {
   searchSpecies,
   speciesBody,
 } from "../services/species";
+import { cacheKey, cachedJson, notModified } from "./cached-reads";
 import { pageOf, PaginationQuery } from "./pagination";
 import { hasControlCharacters, jsonBody, pageSchema, searchText, CONTROL_CHARACTERS_MESSAGE, errorResponse } from "./schemas";
 
@@ -53,13 +54,15 @@ export function speciesRoutes() {
     .get("/species", "The species catalogue, most identified first")
     .io(
       { query: PaginationQuery.extend({ search: searchText(100).optional(), family: z.string().max(100).optional() }) },
-      { 200: jsonBody(pageSchema(SpeciesSchema, "SpeciesPage"), "Species"), 400: errorResponse(400, "Invalid query") },
+      { 200: jsonBody(pageSchema(SpeciesSchema, "SpeciesPage"), "Species"), 400: errorResponse(400, "Invalid query"), ...notModified },
     );
   app.openapi(getSpeciesList, async (c) => {
-    const { page, page_size, search, family } = c.req.valid("query");
-    const { count, rows } = await listSpecies(c.env, { search, family }, { page, pageSize: page_size });
-    c.header("Cache-Control", "public, max-age=60");
-    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(speciesBody)), 200);
+    const query = c.req.valid("query");
+    const { page, page_size, search, family } = query;
+    return cachedJson(c, "species", cacheKey("/species", query), async () => {
+      const { count, rows } = await listSpecies(c.env, { search, family }, { page, pageSize: page_size });
+      return pageOf(c.req.url, page, page_size, count, rows.map(speciesBody));
+    });
   });
 
   // Before species/{id}, which would otherwise claim "lookup" as an (invalid) id.
@@ -112,10 +115,12 @@ export function speciesRoutes() {
       200: jsonBody(SpeciesSchema, "Species"),
       400: errorResponse(400, "Bad id"),
       404: errorResponse(404, "Unknown species"),
+      ...notModified,
     },
   );
   app.openapi(getSpeciesById, async (c) => {
-    return c.json(speciesBody(await getSpecies(c.env, c.req.valid("param").id)), 200);
+    const { id } = c.req.valid("param");
+    return cachedJson(c, "species", cacheKey(`/species/${id}`, {}), async () => speciesBody(await getSpecies(c.env, id)));
   });
 
   const getSearchPlants = plain.get("/search/plants", "Typo-tolerant search over scientific names, common names and families").io(
@@ -133,12 +138,15 @@ export function speciesRoutes() {
         "Matches, best first",
       ),
       400: errorResponse(400, "Missing or too long query"),
+      ...notModified,
     },
   );
   app.openapi(getSearchPlants, async (c) => {
     const { q, limit } = c.req.valid("query");
-    const { rows, total } = await searchSpecies(c.env, q, limit);
-    return c.json({ results: rows.map(speciesBody), total, search_query: q, source: "local" as const }, 200);
+    return cachedJson(c, "species", cacheKey("/search/plants", { q, limit }), async () => {
+      const { rows, total } = await searchSpecies(c.env, q, limit);
+      return { results: rows.map(speciesBody), total, search_query: q, source: "local" as const };
+    });
   });
 
   return app;

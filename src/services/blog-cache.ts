@@ -1,6 +1,7 @@
 /**
  * The edge cache of the blog's public reads (issue 9 item 6). Responses are kept in the Workers
- * Cache API under a key that folds in a generation number (one D1 row, blog_cache_state), and
+ * Cache API (lib/edge-cache.ts) under a key that folds in a generation number (one D1 row,
+ * blog_cache_state), and
  * `purgeBlogReads` — called after every change readers can see: publish (also by the scheduler),
  * an edit of a published post, unpublish, delete, category/series and comment-count changes —
  * bumps it. The Cache API's own delete reaches one data centre and one URL; a new generation
@@ -13,7 +14,7 @@ import { eq, sql } from "drizzle-orm";
 import { database } from "../db/client";
 import { blogCacheState } from "../db/schema";
 import type { Bindings } from "../env";
-import { sha256Hex } from "../lib/hash";
+import { type CachedBody, readThrough } from "../lib/edge-cache";
 
 export interface BlogChange {
   /** Posts whose public shape changed (may be empty for category or series edits). */
@@ -40,13 +41,6 @@ export async function purgeBlogReads(env: Bindings, _change: BlogChange): Promis
     .onConflictDoUpdate({ target: blogCacheState.id, set: { version: sql`${blogCacheState.version} + 1` } });
 }
 
-export interface CachedBody {
-  body: string;
-  etag: string;
-  contentType: string;
-  hit: boolean;
-}
-
 /**
  * The cached answer for `key` (a path and normalised query), or `build`'s, stored for next time.
  * Only for public data: nothing user-specific may reach `build`.
@@ -59,18 +53,8 @@ export async function cachedPublicRead(
   /** The client asked for a fresh answer (`Cache-Control: no-cache`): build it, and store it for others. */
   fresh = false,
 ): Promise<CachedBody> {
-  const cache = caches.default;
-  const request = new Request(`https://blog-cache.internal/g${await cacheGeneration(env)}${key}`);
-  const hit = fresh ? undefined : await cache.match(request);
-  if (hit) return { body: await hit.text(), etag: hit.headers.get("ETag") ?? "", contentType, hit: true };
-  const body = await build();
-  const etag = `"${(await sha256Hex(body)).slice(0, 40)}"`;
-  const store = cache.put(
-    request,
-    new Response(body, { headers: { "Content-Type": contentType, ETag: etag, "Cache-Control": `public, max-age=${EDGE_TTL_S}` } }),
-  );
-  // Awaited (a local write, ~1 ms, on misses only): the next read is then a hit for certain.
-  // A failed store only costs the next reader a rebuild.
-  await store.catch(() => {});
-  return { body, etag, contentType, hit: false };
+  return readThrough(`https://blog-cache.internal/g${await cacheGeneration(env)}${key}`, contentType, build, {
+    ttlSeconds: EDGE_TTL_S,
+    fresh,
+  });
 }

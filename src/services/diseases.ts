@@ -12,6 +12,7 @@ import { diseaseRequests, diseaseResults } from "../db/schema";
 import type { Bindings } from "../env";
 import { uuidv7 } from "../lib/ids";
 import type { DiseaseSuggestion, HealthAssessment, TreatmentPlan } from "../providers/types";
+import { purgeStatement } from "./public-cache";
 
 export const PLANT_CONDITIONS = ["mild", "moderate", "severe", "dying"] as const;
 export type PlantCondition = (typeof PLANT_CONDITIONS)[number];
@@ -159,6 +160,8 @@ export async function confirmDiseaseResult(env: Bindings, requestId: string, res
       .set({ status: "identified", updatedAt: sqlNow })
       .where(and(eq(q.id, requestId), sql`${q.status} IN ('identified', 'needs_help')`)),
     db.select().from(r).where(eq(r.id, resultId)),
+    // The public disease database is read from confirmations: its cached pages go with this one.
+    purgeStatement(db, "diseases"),
   ]);
   return (confirmed as DiseaseResultRow[])[0];
 }

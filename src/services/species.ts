@@ -19,6 +19,7 @@ import type { Logger } from "../lib/logger";
 import { type TrefleSpecies, trefleSpeciesFor } from "../providers/trefle";
 import { ProviderError } from "../providers/types";
 import { parseQuery, rankCandidates } from "./species-ranking";
+import { purgeStatement } from "./public-cache";
 
 export type SpeciesRow = typeof species.$inferSelect;
 
@@ -210,6 +211,8 @@ export async function lookupSpecies(env: Bindings, scientificName: string): Prom
       })
       .onConflictDoNothing(),
     db.select().from(species).where(sql`lower(${species.scientificName}) = lower(${t.scientificName})`),
+    // A new catalogue entry: cached catalogue pages and searches go with it.
+    purgeStatement(db, "species"),
   ]);
   const row = stored[0];
   if (!row) throw new Error(`species ${t.scientificName} vanished right after its insert`);

@@ -1,0 +1,119 @@
+/**
+ * Edge caching of public reads (issue 13 item 3): the species catalogue, its search and the forum
+ * as anonymous readers see it are served from the Cache API with strong ETags, purged by the
+ * writes that change them, and never hold what a signed-in user sees. (The disease database's
+ * purge on confirmation is proven by diseases.test.ts, which reads it before and after.)
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { areaGeneration, purgePublicReads } from "../../src/services/public-cache";
+import { call } from "../helpers/http";
+import { bearerUser } from "../helpers/users";
+
+const SPECIES = "/api/v1/plant-identification/species/";
+const TOPICS = "/api/v1/forum/categories/houseplants/topics/";
+
+async function anySpeciesId(): Promise<string> {
+  const id = crypto.randomUUID();
+  await env.DB.prepare(
+    "INSERT INTO species (id, scientific_name, family, genus, source, is_verified) VALUES (?, ?, 'Cacheaceae', 'Cachea', 'seed', 1)",
+  )
+    .bind(id, `Cachea edgeii ${id.slice(0, 8)}`)
+    .run();
+  return id;
+}
+
+describe("edge cache of public reads", () => {
+  it("serves a species from the edge after the first read, with a strong ETag and 304 on revalidation", async () => {
+    const id = await anySpeciesId();
+    await purgePublicReads(env, "species");
+    const first = await call(`${SPECIES}${id}/`);
+    expect(first.status).toBe(200);
+    expect(first.headers.get("X-Cache")).toBe("MISS");
+    const etag = first.headers.get("ETag")!;
+    expect(etag).toMatch(/^"[0-9a-f]{40}"$/);
+    expect(first.headers.get("Cache-Control")).toBe("public, max-age=60");
+    const body = await first.json();
+
+    const second = await call(`${SPECIES}${id}/`);
+    expect(second.headers.get("X-Cache")).toBe("HIT");
+    expect(second.headers.get("ETag")).toBe(etag);
+    expect(await second.json()).toEqual(body);
+
+    const revalidated = await call(`${SPECIES}${id}/`, { headers: { "If-None-Match": etag } });
+    expect(revalidated.status).toBe(304);
+    expect(await revalidated.text()).toBe("");
+
+    // A client's no-cache gets a fresh build (stored for the next reader).
+    const fresh = await call(`${SPECIES}${id}/`, { headers: { "Cache-Control": "no-cache" } });
+    expect(fresh.headers.get("X-Cache")).toBe("MISS");
+    expect((await call(`${SPECIES}${id}/`)).headers.get("X-Cache")).toBe("HIT");
+  });
+
+  it("keys species lists and searches by their normalised query, and a catalogue change purges them all", async () => {
+    await purgePublicReads(env, "species");
+    const list = `${SPECIES}?page_size=5&page=1`;
+    const reordered = `${SPECIES}?page=1&page_size=5`;
+    const search = "/api/v1/plant-identification/search/plants/?q=fern&limit=5";
+    expect((await call(list)).headers.get("X-Cache")).toBe("MISS");
+    expect((await call(reordered)).headers.get("X-Cache")).toBe("HIT");
+    expect((await call(search)).headers.get("X-Cache")).toBe("MISS");
+    expect((await call(search)).headers.get("X-Cache")).toBe("HIT");
+
+    const before = await areaGeneration(env, "species");
+    await purgePublicReads(env, "species");
+    expect(await areaGeneration(env, "species")).toBe(before + 1);
+    expect((await call(list)).headers.get("X-Cache")).toBe("MISS");
+    expect((await call(search)).headers.get("X-Cache")).toBe("MISS");
+    // Unknown ids are 404s, and 404s are not cached.
+    const missing = await call(`${SPECIES}${crypto.randomUUID()}/`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get("X-Cache")).toBeNull();
+  });
+
+  it("caches the forum for anonymous readers only, and a new topic purges it", async () => {
+    const author = await bearerUser();
+    await purgePublicReads(env, "forum");
+    const first = await call(`${TOPICS}?page_size=50`);
+    expect(first.status).toBe(200);
+    expect(first.headers.get("X-Cache")).toBe("MISS");
+    expect(first.headers.get("Vary")).toContain("Authorization");
+    expect(first.headers.get("Vary")).toContain("Cookie");
+    expect((await call(`${TOPICS}?page_size=50`)).headers.get("X-Cache")).toBe("HIT");
+
+    // A signed-in reader is never served from (or stored in) the edge cache.
+    const signedIn = await call(`${TOPICS}?page_size=50`, { bearer: author.access });
+    expect(signedIn.headers.get("X-Cache")).toBeNull();
+    expect(signedIn.headers.get("Cache-Control")).toBe("private, no-store");
+
+    const title = `Fresh topic ${crypto.randomUUID()}`;
+    const created = await call(TOPICS, { bearer: author.access, json: { title, body: "Does this show up for everyone at once?" } });
+    expect(created.status).toBe(201);
+    const after = await call(`${TOPICS}?page_size=50`);
+    expect(after.headers.get("X-Cache")).toBe("MISS");
+    const { results } = (await after.json()) as { results: { title: string }[] };
+    expect(results.map((t) => t.title)).toContain(title);
+  });
+
+  it("never puts a signed-in reader's own state into what anonymous readers get", async () => {
+    const author = await bearerUser();
+    const topic = (await (
+      await call(TOPICS, { bearer: author.access, json: { title: `Mine ${crypto.randomUUID()}`, body: "A post to react to." } })
+    ).json()) as { id: string; first_post: { id: string } };
+    const reacted = await call(`/api/v1/forum/posts/${topic.first_post.id}/reactions/`, { bearer: author.access, json: { type: "like" } });
+    expect(reacted.status).toBe(200);
+
+    // The author reads first (their own reaction shown), then an anonymous reader.
+    const own = (await (await call(`/api/v1/forum/topics/${topic.id}/posts/`, { bearer: author.access })).json()) as {
+      results: { my_reactions: string[] }[];
+    };
+    expect(own.results[0]!.my_reactions).toEqual(["like"]);
+    for (let i = 0; i < 2; i++) {
+      const anon = await call(`/api/v1/forum/topics/${topic.id}/posts/`);
+      expect(anon.headers.get("X-Cache")).toBe(i === 0 ? "MISS" : "HIT");
+      const body = (await anon.json()) as { results: { my_reactions: string[]; reactions: Record<string, number> }[] };
+      expect(body.results[0]!.my_reactions).toEqual([]);
+      expect(body.results[0]!.reactions.like).toBe(1);
+    }
+  });
+});
