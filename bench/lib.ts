@@ -30,6 +30,16 @@ export interface Summary {
   mean: number;
 }
 
+/** A Server-Timing header's stages: `name;dur=ms, …` → [name, ms] pairs. */
+export function serverTimings(header: string | null): [string, number][] {
+  if (!header) return [];
+  return header.split(",").flatMap((part) => {
+    const [name, ...params] = part.trim().split(";");
+    const dur = params.map((p) => /^\s*dur=([\d.]+)\s*$/.exec(p)?.[1]).find((v) => v !== undefined);
+    return name && dur !== undefined ? [[name.trim(), Number(dur)] as [string, number]] : [];
+  });
+}
+
 export function summarize(samples: readonly number[]): Summary {
   const sorted = [...samples].sort((a, b) => a - b);
   const round = (v: number) => Math.round(v * 100) / 100;

@@ -7,6 +7,7 @@ import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
+import { StageTimer } from "../lib/server-timing";
 import { createRouter, routeSet, documentOnly } from "./router";
 import { AppError } from "../lib/errors";
 import { describeError } from "../lib/logger";
@@ -190,24 +191,31 @@ export function identifyRoutes() {
       c.header("WWW-Authenticate", 'Bearer realm="plant-community"');
       return failure(c, 401, "Authentication required. Please sign in to identify plants.", "AUTHENTICATION_REQUIRED");
     }
+    const timer = new StageTimer();
     // The limiter's round trip overlaps reading and hashing the upload; its verdict still
     // comes first.
     const [limited, image] = await Promise.all([
-      enforceRateLimit(c.env, user ? `identify:user:${user.id}` : `identify:ip:${clientIp(c.req.raw)}`, config.IDENTIFY_RATE_LIMIT).then(
-        () => null,
-        (err: unknown) => err,
+      timer.time(
+        "limit",
+        enforceRateLimit(c.env, user ? `identify:user:${user.id}` : `identify:ip:${clientIp(c.req.raw)}`, config.IDENTIFY_RATE_LIMIT).then(
+          () => null,
+          (err: unknown) => err,
+        ),
       ),
-      readImage(c),
+      timer.time("upload", readImage(c)),
     ]);
     if (limited instanceof AppError) return failure(c, 429, limited.message, limited.code, limited.headers);
     if (limited) throw limited;
     if (!image.ok) return failure(c, 400, image.message, image.code);
 
-    const outcome = await identifyNow(
-      c.env,
-      (p) => c.executionCtx.waitUntil(p),
-      { images: [{ bytes: image.image.bytes, mime: image.image.mime, sha256: image.image.sha256 }] },
-      c.get("logger"),
+    const outcome = await timer.time(
+      "providers",
+      identifyNow(
+        c.env,
+        (p) => c.executionCtx.waitUntil(p),
+        { images: [{ bytes: image.image.bytes, mime: image.image.mime, sha256: image.image.sha256 }] },
+        c.get("logger"),
+      ),
     );
     const cached = { plant_id: outcome.providers.plant_id.cached, plantnet: outcome.providers.plantnet.cached };
     if (outcome.allFailed) {
@@ -226,8 +234,11 @@ export function identifyRoutes() {
     }
 
     const top = outcome.suggestions[0]!;
-    const careInstructions = await catalogueCare(c.env, top.scientific_name);
-    const requestId = user ? await recordIdentification(c.env, user.id, image.image, outcome.suggestions, outcome.health) : undefined;
+    const careInstructions = await timer.time("care", catalogueCare(c.env, top.scientific_name));
+    const requestId = user
+      ? await timer.time("record", recordIdentification(c.env, user.id, image.image, outcome.suggestions, outcome.health))
+      : undefined;
+    c.header("Server-Timing", timer.header());
 
     return c.json(
       {

@@ -14,6 +14,7 @@ import { identificationRequests, identificationResults, species, users, votes } 
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
+import { TtlCache } from "../lib/ttl-cache";
 import type { Logger } from "../lib/logger";
 import type { HealthAssessment } from "../providers/types";
 import { ruleBasedCare } from "./care";
@@ -162,9 +163,21 @@ export async function recordIdentification(
 
 /** The catalogue's rule-based care for a name, when the catalogue knows it. */
 export async function catalogueCare(env: Bindings, scientificName: string) {
+  // On the synchronous identify path: a catalogue lookup per answer costs a database round trip
+  // (the largest stage of a cache hit); the rule-based guide follows the species row, which
+  // changes rarely, so each isolate keeps it for a minute.
+  // A species not (yet) in the catalogue is looked up again next time.
+  const key = scientificName.toLowerCase();
+  const kept = catalogueCareCache.get(key);
+  if (kept) return kept;
   const found = await findSpeciesForCare(env, { scientificName });
-  return found ? ruleBasedCare(found) : null;
+  if (!found) return null;
+  const care = ruleBasedCare(found);
+  catalogueCareCache.set(key, care);
+  return care;
 }
+
+const catalogueCareCache = new TtlCache<ReturnType<typeof ruleBasedCare>>(60_000, 1000);
 
 /**
  * The results of the caller's own request, most confident first, and care instructions for the

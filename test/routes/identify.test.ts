@@ -107,10 +107,14 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
     const bytes = await photo();
     await identify(bytes);
     const before = { plantId: emulators.plantId.calls, plantnet: emulators.plantnet.calls };
-    const { body } = await identify(bytes);
+    const { res, body } = await identify(bytes);
     expect(body.success).toBe(true);
     expect(body.cached).toEqual({ plant_id: true, plantnet: true });
     expect({ plantId: emulators.plantId.calls, plantnet: emulators.plantnet.calls }).toEqual(before);
+    // Each stage's time is in Server-Timing (bench/cache.ts reads it).
+    const stages = (res.headers.get("Server-Timing") ?? "").split(", ").map((s) => s.split(";")[0]);
+    expect([...stages].sort()).toEqual(["care", "limit", "providers", "total", "upload"]);
+    expect(res.headers.get("Server-Timing")).toMatch(/^(\w+;dur=\d+(, )?)+$/);
   });
 
   it("makes one upstream call per provider for 5 concurrent identical uploads (single flight)", async () => {
