@@ -20,6 +20,17 @@ export function cacheKey(path: string, query: Record<string, unknown>): string {
 }
 
 /**
+ * The request's URL with only the validated query, sorted: what a cached answer may build its
+ * links from. Built from the raw URL, a first reader's extra parameters would be baked into the
+ * links every later reader gets (cache poisoning); the cache key ignores them, so must the body.
+ */
+export function canonicalReadUrl(c: Context<AppEnv>, query: Record<string, unknown>): string {
+  const url = new URL(c.req.url);
+  url.search = cacheKey("", query).slice(1);
+  return url.toString();
+}
+
+/**
  * RFC 9111 §5.2.1.4: a request's `no-cache` asks for an answer not taken from a cache. A
  * conditional request is a revalidation already (and fetch() adds no-cache to every request
  * with If-None-Match), so it is answered from the edge cache's ETag.

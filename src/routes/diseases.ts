@@ -28,7 +28,7 @@ import {
   spendRequestBudget,
   submitRequest,
 } from "../services/queued-requests";
-import { cacheKey, cachedJson, notModified } from "./cached-reads";
+import { cacheKey, cachedJson, canonicalReadUrl, notModified } from "./cached-reads";
 import { pageOf, PaginationQuery } from "./pagination";
 import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestStatus, requestErrors } from "./queued-request-schemas";
 import { apiFields } from "../lib/fields";
@@ -301,7 +301,7 @@ export function diseaseRoutes() {
     const { page, page_size, search, type } = c.req.valid("query");
     return cachedJson(c, "diseases", cacheKey("/disease-database", { page, page_size, search, type }), async () => {
       const { count, rows } = await confirmedDiseases(c.env, { search: search || undefined, type }, { page, pageSize: page_size });
-      return pageOf(c.req.url, page, page_size, count, rows.map(entryBody));
+      return pageOf(canonicalReadUrl(c, { page, page_size, search, type }), page, page_size, count, rows.map(entryBody));
     });
   });
 

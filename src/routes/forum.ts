@@ -52,7 +52,7 @@ import {
 } from "../services/forum";
 import { announceNotifications } from "../services/notifications";
 import { enforceRateLimit } from "../services/rate-limits";
-import { cacheKey, cachedJson, notModified, presentsCredentials } from "./cached-reads";
+import { cacheKey, cachedJson, canonicalReadUrl, notModified, presentsCredentials } from "./cached-reads";
 import { purgePublicReads } from "../services/public-cache";
 import { pageOf, PaginationQuery } from "./pagination";
 import { jsonBody, pageSchema, errorResponse, noContent, IdParam } from "./schemas";
@@ -328,7 +328,7 @@ export function forumRoutes() {
     return anonymousCached(c, cacheKey(`/forum/categories/${slug}/topics`, { page, page_size }), async () => {
       const category = await categoryBySlug(c.env, slug);
       const { count, rows } = await listTopics(c.env, category.id, { page, pageSize: page_size });
-      return pageOf(c.req.url, page, page_size, count, rows.map(topicBody));
+      return pageOf(canonicalReadUrl(c, { page, page_size }), page, page_size, count, rows.map(topicBody));
     });
   });
 
@@ -397,7 +397,13 @@ export function forumRoutes() {
     return anonymousCached(c, cacheKey(`/forum/topics/${id}/posts`, { page, page_size }), async () => {
       const topic = await getTopic(c.env, id);
       const { count, rows } = await listPosts(c.env, topic.id, { page, pageSize: page_size });
-      return pageOf(c.req.url, page, page_size, count, await postBodies(c.env, rows, topic.solution_post_id, c.get("user")?.id));
+      return pageOf(
+        canonicalReadUrl(c, { page, page_size }),
+        page,
+        page_size,
+        count,
+        await postBodies(c.env, rows, topic.solution_post_id, c.get("user")?.id),
+      );
     });
   });
 

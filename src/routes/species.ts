@@ -12,7 +12,7 @@ import {
   searchSpecies,
   speciesBody,
 } from "../services/species";
-import { cacheKey, cachedJson, notModified } from "./cached-reads";
+import { cacheKey, cachedJson, canonicalReadUrl, notModified } from "./cached-reads";
 import { pageOf, PaginationQuery } from "./pagination";
 import { hasControlCharacters, jsonBody, pageSchema, searchText, CONTROL_CHARACTERS_MESSAGE, errorResponse } from "./schemas";
 
@@ -61,7 +61,7 @@ export function speciesRoutes() {
     const { page, page_size, search, family } = query;
     return cachedJson(c, "species", cacheKey("/species", query), async () => {
       const { count, rows } = await listSpecies(c.env, { search, family }, { page, pageSize: page_size });
-      return pageOf(c.req.url, page, page_size, count, rows.map(speciesBody));
+      return pageOf(canonicalReadUrl(c, query), page, page_size, count, rows.map(speciesBody));
     });
   });
 

@@ -71,6 +71,24 @@ describe("edge cache of public reads", () => {
     expect(missing.headers.get("X-Cache")).toBeNull();
   });
 
+  it("builds a cached answer's links from the validated query only, so nobody can poison them", async () => {
+    await anySpeciesId();
+    await anySpeciesId();
+    await purgePublicReads(env, "species");
+    const poisoned = await call(`${SPECIES}?page_size=1&page=1&utm_source=%22%3E%3Cscript%3E&next=https://evil.example`);
+    expect(poisoned.headers.get("X-Cache")).toBe("MISS");
+    const first = (await poisoned.json()) as { next: string | null };
+    const clean = await call(`${SPECIES}?page=1&page_size=1`);
+    expect(clean.headers.get("X-Cache")).toBe("HIT");
+    const second = (await clean.json()) as { next: string | null };
+    for (const next of [first.next, second.next]) {
+      expect(next).not.toBeNull();
+      const url = new URL(next!);
+      expect([...url.searchParams.keys()].sort()).toEqual(["page", "page_size"]);
+      expect(url.searchParams.get("page")).toBe("2");
+    }
+  });
+
   it("caches the forum for anonymous readers only, and a new topic purges it", async () => {
     const author = await bearerUser();
     await purgePublicReads(env, "forum");
