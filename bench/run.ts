@@ -2,7 +2,7 @@
  * `npm run bench` — runs the benchmarks against the real local stack with the provider
  * emulators and prints their figures against the issue's targets.
  *
- *   npm run bench                 all six: cache fanout queue ws search blog
+ *   npm run bench                 all seven: cache fanout queue ws search blog load
  *   npm run bench -- cache queue  a subset
  *   BENCH_URL=http://127.0.0.1:8787 BENCH_EMULATOR_URL=http://127.0.0.1:8790 npm run bench
  *                                 against an already-running stack (its limits must be raised)
@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { blogBench } from "./blog";
 import { cacheBench } from "./cache";
 import { fanoutBench } from "./fanout";
+import { loadBench } from "./load";
 import { BenchFailure, RUN_ID } from "./lib";
 import { queueBench } from "./queue";
 import { searchBench } from "./search";
@@ -32,6 +33,7 @@ const BENCHMARKS: Record<string, { title: string; run: Benchmark }> = {
   ws: { title: "4. WebSockets (1 000 sockets; 200 users × 5)", run: wsBench },
   search: { title: "5. Search latency (seeded catalogue)", run: searchBench },
   blog: { title: "6. Blog public reads (cache hit vs health; listing at 100 and 10 000 posts)", run: blogBench },
+  load: { title: "7. Mixed traffic (50 clients, 60 s)", run: loadBench },
 };
 
 const t0 = Date.now();
