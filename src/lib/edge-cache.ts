@@ -35,7 +35,8 @@ export async function readThrough(
 ): Promise<CachedBody> {
   const cache = caches.default;
   const request = new Request(url);
-  const hit = options.fresh ? undefined : await cache.match(request);
+  // A cache that fails to answer is a miss: public reads must not depend on it.
+  const hit = options.fresh ? undefined : await cache.match(request).catch(() => undefined);
   if (hit) return { body: await hit.text(), etag: hit.headers.get("ETag") ?? "", contentType, hit: true };
   const body = await build();
   const etag = await strongEtag(body);

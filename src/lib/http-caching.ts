@@ -40,7 +40,7 @@ export const cacheControl: MiddlewareHandler<AppEnv> = async (c, next) => {
  * The auth middleware's verdict (a user, or refused credentials). Answers given before it ran
  * (413, the edge 429) carry nothing of the user's; a bearer header still marks them private.
  */
-function presentedCredentials(c: Context<AppEnv>): boolean {
+export function presentedCredentials(c: Context<AppEnv>): boolean {
   return c.get("user") !== undefined || c.get("authError") !== undefined || c.req.header("Authorization") !== undefined;
 }
 

@@ -41,11 +41,6 @@ export function wantsFresh(c: Context<AppEnv>): boolean {
   );
 }
 
-/** Whether the caller presented credentials (a bearer header or a session cookie, valid or not). */
-export function presentsCredentials(c: Context<AppEnv>): boolean {
-  return c.get("user") !== undefined || c.get("authError") !== undefined || c.req.header("Authorization") !== undefined;
-}
-
 /**
  * Answers from `read` (given whether the client asked for a fresh answer): 304 when If-None-Match
  * names the entry's ETag, else the body. `vary` names request headers the answer depends on.

@@ -52,7 +52,8 @@ import {
 } from "../services/forum";
 import { announceNotifications } from "../services/notifications";
 import { enforceRateLimit } from "../services/rate-limits";
-import { cacheKey, cachedJson, canonicalReadUrl, notModified, presentsCredentials } from "./cached-reads";
+import { presentedCredentials } from "../lib/http-caching";
+import { cacheKey, cachedJson, canonicalReadUrl, notModified } from "./cached-reads";
 import { purgePublicReads } from "../services/public-cache";
 import { pageOf, PaginationQuery } from "./pagination";
 import { jsonBody, pageSchema, errorResponse, noContent, IdParam } from "./schemas";
@@ -286,7 +287,7 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  * and subscriptions, and is private).
  */
 function anonymousCached(c: Context<AppEnv>, key: string, build: () => Promise<unknown>): Promise<Response> {
-  if (presentsCredentials(c)) return build().then((body) => c.json(body as object, 200));
+  if (presentedCredentials(c)) return build().then((body) => c.json(body as object, 200));
   return cachedJson(c, "forum", key, build, { vary: "Authorization, Cookie" });
 }
 

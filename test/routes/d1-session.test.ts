@@ -10,7 +10,7 @@
  */
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { sessionConstraint } from "../../src/middleware/d1-session";
+import { sessionConstraint } from "../../src/services/db-sessions";
 import { call, setCookies } from "../helpers/http";
 import { bearerUser, registerWeb } from "../helpers/users";
 

@@ -214,6 +214,22 @@ describe("Idempotency-Key", () => {
     await expectError(mismatch, 422, "IDEMPOTENCY_KEY_REUSED");
   });
 
+  it("refuses a malformed multipart body with a key (400) and keeps no claim on the key", async () => {
+    const u = await bearerUser();
+    const key = newKey();
+    const res = await call("/api/v1/plant-identification/requests/", {
+      method: "POST",
+      body: "--nope\r\nnot a multipart body",
+      bearer: u.access,
+      headers: { "Content-Type": "multipart/form-data; boundary=xyz", "Idempotency-Key": key },
+    });
+    await expectError(res, 400, "MALFORMED_REQUEST");
+    const held = await env.DB.prepare("SELECT count(*) AS n FROM idempotency_keys WHERE user_id = ? AND key = ?")
+      .bind(u.userId, key)
+      .first<{ n: number }>();
+    expect(held!.n).toBe(0);
+  });
+
   it("ignores the header where keys cannot be a user's own: anonymous and auth requests", async () => {
     const u = await bearerUser();
     const key = newKey();

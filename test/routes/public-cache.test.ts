@@ -5,7 +5,7 @@
  * purge on confirmation is proven by diseases.test.ts, which reads it before and after.)
  */
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { areaGeneration, purgePublicReads } from "../../src/services/public-cache";
 import { call } from "../helpers/http";
 import { bearerUser } from "../helpers/users";
@@ -47,6 +47,21 @@ describe("edge cache of public reads", () => {
     // A client's no-cache gets a fresh build (stored for the next reader).
     const fresh = await call(`${SPECIES}${id}/`, { headers: { "Cache-Control": "no-cache" } });
     expect(fresh.headers.get("X-Cache")).toBe("MISS");
+    expect((await call(`${SPECIES}${id}/`)).headers.get("X-Cache")).toBe("HIT");
+  });
+
+  it("answers from the database when the edge cache fails, and still caches once it recovers", async () => {
+    const id = await anySpeciesId();
+    await purgePublicReads(env, "species");
+    const broken = vi.spyOn(caches.default, "match").mockRejectedValue(new Error("cache unavailable"));
+    try {
+      const res = await call(`${SPECIES}${id}/`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("X-Cache")).toBe("MISS");
+      expect(((await res.json()) as { id: string }).id).toBe(id);
+    } finally {
+      broken.mockRestore();
+    }
     expect((await call(`${SPECIES}${id}/`)).headers.get("X-Cache")).toBe("HIT");
   });
 
