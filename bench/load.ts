@@ -4,9 +4,12 @@
  * species), species and unified searches, cached identifications (one 1 MiB photo identified
  * once beforehand, then again and again) and signed-in writes (a new collection, each with an
  * Idempotency-Key). Reports requests/s overall and per kind, p50/p99 per kind, and the status
- * classes. Correctness (exit 1): no 5xx, every answer the status its kind expects.
+ * classes. Correctness (exit 1): no 5xx, every answer the status its kind expects, and the answer
+ * itself right under load: the species asked for, the same match counts a quiet search gave, an
+ * identification that is a cache hit on both providers with the warm-up's top suggestion and no
+ * upstream call during the run, and a write that returns what was sent.
  */
-import { benchImage, Budget, fmtMs, imageForm, registerUser, request, summarize, tokenFor } from "./lib";
+import { benchImage, Budget, emulatorCalls, fmtMs, imageForm, type JsonResponse, registerUser, request, summarize, tokenFor } from "./lib";
 import { row, verdict, type Benchmark } from "./types";
 
 const CLIENTS = 50;
@@ -42,11 +45,51 @@ export const loadBench: Benchmark = async ({ stack, log }, result) => {
     result.failures.push(`load: warm-up identify answered ${warm.status}`);
     return;
   }
+  const topName = (warm.body as IdentifyBody).scientific_name;
+  // What each search finds on a quiet stack: under load it must find the same (counts do not
+  // depend on ranking, so they cannot move while identification counters do).
+  const quietCounts = new Map<string, string>();
+  for (let n = 0; n < 2 * QUERIES.length; n++) {
+    const res = await searchOnce(base, n);
+    if (res.status !== 200) {
+      result.failures.push(`load: quiet search ${searchKey(n)} answered ${res.status}`);
+      return;
+    }
+    quietCounts.set(searchKey(n), searchCounts(res, n));
+  }
+  const callsBefore = stack.emulatorUrl ? await emulatorCalls(stack.emulatorUrl) : null;
 
   const samples: Record<Kind, number[]> = { read: [], search: [], identify: [], write: [] };
   const statuses: Record<string, number> = {};
   const bad: string[] = [];
   let seq = 0;
+  let wrongAnswers = 0;
+  const runTag = Date.now().toString(36);
+  const writeName = (n: number) => `Load ${runTag} ${n}`;
+  /** Why an answer with the expected status is still wrong, or null. */
+  const wrongAnswer = (kind: Kind, n: number, res: JsonResponse): string | null => {
+    const body = res.body as Record<string, unknown> | null;
+    switch (kind) {
+      case "read":
+        if (n % 2 === 0) return Array.isArray(body?.results) && body.results.length > 0 ? null : "an empty catalogue page";
+        return body?.id === speciesIds[n % speciesIds.length]
+          ? null
+          : `species ${String(body?.id)} instead of ${speciesIds[n % speciesIds.length]}`;
+      case "search": {
+        const counts = searchCounts(res, n);
+        const quiet = quietCounts.get(searchKey(n));
+        return counts === quiet ? null : `matches ${counts}, quiet ${quiet}`;
+      }
+      case "identify": {
+        const b = body as IdentifyBody | null;
+        if (b?.cached?.plant_id !== true || b.cached.plantnet !== true)
+          return `not a cache hit on both providers: ${JSON.stringify(b?.cached)}`;
+        return b.scientific_name === topName ? null : `top suggestion ${b.scientific_name}, warm-up ${topName}`;
+      }
+      case "write":
+        return typeof body?.id === "string" && body.name === writeName(n) ? null : `answered ${JSON.stringify(body).slice(0, 160)}`;
+    }
+  };
   const expected: Record<Kind, number> = { read: 200, search: 200, identify: 200, write: 201 };
 
   const once = async (kind: Kind, n: number) => {
@@ -55,12 +98,8 @@ export const loadBench: Benchmark = async ({ stack, log }, result) => {
         return n % 2 === 0
           ? request(`${base}/api/v1/plant-identification/species/?page=${(n % 5) + 1}&page_size=20`)
           : request(`${base}/api/v1/plant-identification/species/${speciesIds[n % speciesIds.length]}/`);
-      case "search": {
-        const q = encodeURIComponent(QUERIES[n % QUERIES.length]!);
-        return n % 2 === 0
-          ? request(`${base}/api/v1/plant-identification/search/plants/?q=${q}&limit=20`)
-          : request(`${base}/api/v1/search/?q=${q}&limit=5`);
-      }
+      case "search":
+        return searchOnce(base, n);
       case "identify":
         return identify();
       case "write": {
@@ -68,7 +107,7 @@ export const loadBench: Benchmark = async ({ stack, log }, result) => {
         return request(`${base}/api/v1/plant-identification/collections/`, {
           method: "POST",
           headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "idempotency-key": `load-${Date.now()}-${n}` },
-          body: JSON.stringify({ name: `Load ${Date.now()} ${n}` }),
+          body: JSON.stringify({ name: writeName(n) }),
         });
       }
     }
@@ -89,7 +128,14 @@ export const loadBench: Benchmark = async ({ stack, log }, result) => {
           const cls = `${Math.floor(res.status / 100)}xx`;
           statuses[cls] = (statuses[cls] ?? 0) + 1;
           if (res.status !== expected[kind]) bad.push(`${kind}: ${res.status} ${JSON.stringify(res.body).slice(0, 160)}`);
-          else samples[kind].push(res.ms);
+          else {
+            samples[kind].push(res.ms);
+            const wrong = wrongAnswer(kind, n, res);
+            if (wrong) {
+              wrongAnswers++;
+              bad.push(`${kind} #${n}: ${wrong}`);
+            }
+          }
         } catch (err) {
           statuses.error = (statuses.error ?? 0) + 1;
           bad.push(`${kind}: ${String(err).slice(0, 160)}`);
@@ -98,6 +144,11 @@ export const loadBench: Benchmark = async ({ stack, log }, result) => {
     }),
   );
   const seconds = (performance.now() - started) / 1000;
+  const callsAfter = stack.emulatorUrl ? await emulatorCalls(stack.emulatorUrl) : null;
+  const upstream =
+    callsBefore && callsAfter
+      ? (callsAfter["plant-id"] ?? 0) - (callsBefore["plant-id"] ?? 0) + (callsAfter.plantnet ?? 0) - (callsBefore.plantnet ?? 0)
+      : null;
   const total = Object.values(statuses).reduce((a, b) => a + b, 0);
   const fiveXx = statuses["5xx"] ?? 0;
 
@@ -116,12 +167,45 @@ export const loadBench: Benchmark = async ({ stack, log }, result) => {
         .join(", "),
     ),
     row("5xx", String(fiveXx), "0", verdict(fiveXx === 0)),
+    row("wrong answers (right status)", String(wrongAnswers), "0", verdict(wrongAnswers === 0)),
+    row(
+      "upstream provider calls during the run",
+      upstream === null ? "n/a (external stack)" : String(upstream),
+      "0",
+      verdict(upstream === null || upstream === 0),
+    ),
   );
   result.data = {
     clients: CLIENTS,
     seconds,
     statuses,
+    wrongAnswers,
+    upstreamCalls: upstream,
     perKind: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, summarize(v)])),
   };
   if (bad.length > 0) result.failures.push(`load: ${bad.length} unexpected answer(s), e.g. ${bad.slice(0, 3).join("; ")}`);
+  if (upstream) result.failures.push(`load: ${upstream} upstream provider call(s) while every identification should have been a cache hit`);
 };
+
+interface IdentifyBody {
+  cached?: { plant_id?: boolean; plantnet?: boolean };
+  scientific_name?: string;
+}
+
+/** Even n: species search; odd n: unified search; each over every query in turn. */
+const queryOf = (n: number) => QUERIES[Math.floor(n / 2) % QUERIES.length]!;
+
+function searchOnce(base: string, n: number) {
+  const q = encodeURIComponent(queryOf(n));
+  return n % 2 === 0
+    ? request(`${base}/api/v1/plant-identification/search/plants/?q=${q}&limit=20`)
+    : request(`${base}/api/v1/search/?q=${q}&limit=5`);
+}
+
+const searchKey = (n: number) => `${n % 2 === 0 ? "species" : "unified"}:${queryOf(n)}`;
+
+/** The match counts of a search answer: `total` for species search, per-type `counts` for unified. */
+function searchCounts(res: JsonResponse, n: number): string {
+  const body = res.body as { total?: unknown; counts?: unknown } | null;
+  return JSON.stringify(n % 2 === 0 ? body?.total : body?.counts);
+}
