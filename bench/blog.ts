@@ -8,29 +8,13 @@
  * Posts are generated in the stack's own D1 (`wrangler d1 execute --persist-to`), so part 2 needs
  * a stack this process started. Figures only; every answer must be 200/304 with the right shape.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Budget, fmtMs, request, summarize } from "./lib";
-import { root } from "./stack";
+import { d1 } from "./stack";
 import { row, verdict, type Benchmark } from "./types";
 
 const ROUNDS = 300;
 const LIST_ROUNDS = 200;
 const TIME_LIMIT_MS = 300_000;
-
-/** Runs SQL against the stack's local D1. */
-function d1(stateDir: string, sql: string, json = false): string {
-  const dir = mkdtempSync(join(tmpdir(), "bench-blog-"));
-  const file = join(dir, "q.sql");
-  writeFileSync(file, sql);
-  return execFileSync(
-    join(root, "node_modules", ".bin", "wrangler"),
-    ["d1", "execute", "DB", "--local", "--persist-to", stateDir, `--file=${file}`, ...(json ? ["--json"] : [])],
-    { cwd: root, encoding: "utf8", env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" }, timeout: 180_000 },
-  );
-}
 
 /** SQL generating `count` published posts numbered from `from`, spread over 10 categories and 20 tags. */
 function generatePosts(from: number, count: number): string {

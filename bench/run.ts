@@ -2,7 +2,7 @@
  * `npm run bench` — runs the benchmarks against the real local stack with the provider
  * emulators and prints their figures against the issue's targets.
  *
- *   npm run bench                 all seven: cache fanout queue ws search blog load
+ *   npm run bench                 all eight: cache fanout queue ws search blog load scale
  *   npm run bench -- cache queue  a subset
  *   BENCH_URL=http://127.0.0.1:8787 BENCH_EMULATOR_URL=http://127.0.0.1:8790 npm run bench
  *                                 against an already-running stack (its limits must be raised)
@@ -21,6 +21,7 @@ import { fanoutBench } from "./fanout";
 import { loadBench } from "./load";
 import { BenchFailure, RUN_ID } from "./lib";
 import { queueBench } from "./queue";
+import { scaleBench } from "./scale";
 import { searchBench } from "./search";
 import { root, SETTINGS, startBenchStack, workerdProcesses, type BenchStack } from "./stack";
 import type { BenchContext, Benchmark, BenchResult, Row } from "./types";
@@ -34,6 +35,7 @@ const BENCHMARKS: Record<string, { title: string; run: Benchmark }> = {
   search: { title: "5. Search latency (seeded catalogue)", run: searchBench },
   blog: { title: "6. Blog public reads (cache hit vs health; listing at 100 and 10 000 posts)", run: blogBench },
   load: { title: "7. Mixed traffic (50 clients, 60 s)", run: loadBench },
+  scale: { title: "8. Search at scale (1 000 / 10 000 / 100 000 species; +10 000 forum topics)", run: scaleBench },
 };
 
 const t0 = Date.now();

@@ -7,7 +7,9 @@
  * BENCH_EMULATOR_URL (e.g. http://127.0.0.1:8790) for its emulator control API; nothing is then
  * started or stopped. Its rate limits must be raised the same way (see SETTINGS below).
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startStack } from "../scripts/local-stack";
@@ -41,6 +43,24 @@ export interface BenchStack {
   /** Its local storage (owned stacks only): `wrangler d1 execute --persist-to` reaches its D1. */
   stateDir: string | null;
   stop(): Promise<void>;
+}
+
+/** Runs SQL (a file's worth) against the local D1 of a stack this process started; `--json` output when asked. */
+export function d1(stateDir: string, sql: string, json = false): string {
+  const dir = mkdtempSync(join(tmpdir(), "bench-d1-"));
+  const file = join(dir, "q.sql");
+  writeFileSync(file, sql);
+  return execFileSync(
+    join(root, "node_modules", ".bin", "wrangler"),
+    ["d1", "execute", "DB", "--local", "--persist-to", stateDir, `--file=${file}`, ...(json ? ["--json"] : [])],
+    {
+      cwd: root,
+      encoding: "utf8",
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+      timeout: 600_000,
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
 }
 
 export function logTail(file: string | null, lines = 40): string {
