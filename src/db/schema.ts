@@ -94,7 +94,24 @@ export const species = sqliteTable(
     // The seed system's idx_species_popularity: catalogue order is popularity, then name.
     index("species_popularity_idx").on(t.identificationCount, t.scientificName),
     index("species_family_idx").on(t.family),
+    // A short query's family prefix is an index range (migration 0026).
+    index("species_family_lower_idx").on(sql`lower(${t.family})`),
   ],
+);
+
+/**
+ * Each common name of a species as a row, lower-cased, so completions and short queries read an
+ * index range (migration 0026). Written only by triggers on `species`; never by the application.
+ */
+export const speciesCommonNames = sqliteTable(
+  "species_common_names",
+  {
+    speciesId: text("species_id").notNull(),
+    position: integer("position").notNull(),
+    name: text("name").notNull(),
+    nameLower: text("name_lower").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.speciesId, t.position] }), index("species_common_names_prefix_idx").on(t.nameLower)],
 );
 
 export const identificationRequests = sqliteTable(
@@ -598,7 +615,11 @@ export const forumTopics = sqliteTable(
     solutionPostId: text("solution_post_id"),
     ...timestamps,
   },
-  (t) => [index("forum_topics_category_order_idx").on(t.categoryId, t.isPinned, t.lastActivityAt)],
+  (t) => [
+    index("forum_topics_category_order_idx").on(t.categoryId, t.isPinned, t.lastActivityAt),
+    // Title completions are an index range (migration 0026).
+    index("forum_topics_title_lower_idx").on(sql`lower(${t.title})`),
+  ],
 );
 
 /** A post's `body` is stored already sanitised (src/lib/sanitise.ts); deleted posts keep their row. */
@@ -840,6 +861,8 @@ export const blogPosts = sqliteTable(
   (t) => [
     uniqueIndex("blog_posts_slug_unique").on(t.slug),
     index("blog_posts_status_published_idx").on(t.status, t.firstPublishedAt),
+    // Title completions are an index range (migration 0026).
+    index("blog_posts_title_lower_idx").on(sql`lower(${t.title})`),
     index("blog_posts_status_views_idx").on(t.status, t.viewCount),
     index("blog_posts_author_idx").on(t.authorId, t.updatedAt),
     index("blog_posts_series_idx").on(t.seriesId, t.seriesOrder),

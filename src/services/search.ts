@@ -22,9 +22,10 @@
  *   (SQLite's lower()), like the rest of the API. It uses instr(), not LIKE: D1 refuses LIKE
  *   patterns longer than 50 bytes, and a query may be 100 characters.
  */
-import { asc, count, desc, eq, type SQL, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, type SQL, sql } from "drizzle-orm";
 import { database, runBatch } from "../db/client";
-import { blogPosts, forumTopics, species } from "../db/schema";
+import { blogPosts, forumTopics, species, speciesCommonNames } from "../db/schema";
+import { startsWith } from "../db/text-match";
 import type { Bindings } from "../env";
 import { stableUuid } from "../lib/ids";
 import { EMITTED_MARKUP, escapeHtml, truncateText, visibleText } from "../lib/sanitise";
@@ -304,33 +305,34 @@ export async function searchSuggestions(env: Bindings, q: string): Promise<Sugge
   const ql = withoutControlCharacters(q).toLowerCase();
   const db = database(env);
   const sp = species;
+  const names = speciesCommonNames;
   const t = forumTopics;
-  // Prefix tests with instr, not LIKE: D1 refuses LIKE patterns over 50 bytes.
   const b = blogPosts;
+  // Each "starts with" is a range over an index of the lower-cased name or title (migration 0026).
   const [scientific, common, posts, topics] = await db.batch([
     db
       .select({ text: sp.scientificName })
       .from(sp)
-      .where(sql`instr(lower(${sp.scientificName}), ${ql}) = 1`)
+      .where(startsWith(sql`lower(${sp.scientificName})`, ql))
       .orderBy(desc(sp.identificationCount), asc(sp.scientificName))
       .limit(MAX_SUGGESTIONS),
-    // json_each is the point: each common name of the JSON list is a candidate of its own.
     db
-      .select({ text: sql<string>`j.value` })
-      .from(sql`species s, json_each(s.common_names) j`)
-      .where(sql`instr(lower(s.common_names), ${JSON.stringify(ql).slice(0, -1)}) > 0 AND instr(lower(j.value), ${ql}) = 1`)
-      .orderBy(sql`s.identification_count DESC, j.value`)
+      .select({ text: names.name })
+      .from(names)
+      .innerJoin(sp, eq(sp.id, names.speciesId))
+      .where(startsWith(names.nameLower, ql))
+      .orderBy(desc(sp.identificationCount), asc(names.name))
       .limit(MAX_SUGGESTIONS),
     db
       .select({ text: b.title })
       .from(b)
-      .where(sql`${b.status} = 'published' AND instr(lower(${b.title}), ${ql}) = 1`)
+      .where(and(eq(b.status, "published"), startsWith(sql`lower(${b.title})`, ql)))
       .orderBy(desc(b.firstPublishedAt), desc(b.id))
       .limit(MAX_SUGGESTIONS),
     db
       .select({ text: t.title })
       .from(t)
-      .where(sql`instr(lower(${t.title}), ${ql}) = 1`)
+      .where(startsWith(sql`lower(${t.title})`, ql))
       .orderBy(desc(t.lastActivityAt), desc(t.id))
       .limit(MAX_SUGGESTIONS),
   ]);

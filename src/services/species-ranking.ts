@@ -243,3 +243,104 @@ export function rankCandidates<T extends RankCandidate>(query: string | Query, c
   }
   return out.sort(compareMatches);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Candidates: what the trigram index must admit for the rules above to see every hit.
+
+/** The trigrams of a word (quoted FTS5 strings, quotes doubled), none under three characters. */
+function trigramsOf(word: string): string[] {
+  const chars = [...word];
+  const grams = new Set<string>();
+  for (let i = 0; i + 3 <= chars.length; i++) grams.add(chars.slice(i, i + 3).join(""));
+  return [...grams].map((gram) => `"${gram.replaceAll('"', '""')}"`);
+}
+
+/** FTS5: at least `m` of these phrases (`(a AND (b OR c)) OR (b AND c)` for 2 of 3). */
+function atLeast(m: number, grams: readonly string[]): string {
+  if (m <= 1) return grams.length === 1 ? grams[0]! : `(${grams.join(" OR ")})`;
+  if (grams.length === m) return `(${grams.join(" AND ")})`;
+  const [first, ...rest] = grams;
+  const withFirst = `(${first} AND ${atLeast(m - 1, rest)})`;
+  return rest.length >= m ? `(${withFirst} OR ${atLeast(m, rest)})` : withFirst;
+}
+
+/**
+ * At least `m` of these phrases, or a superset when the exact expression would be large: past six
+ * phrases, split in two halves, each needing at least ⌈m/2⌉ (a row with fewer in both halves has
+ * at most m − 1), and so on down. Exact "3 of 10" would be 120 conjunctions; this is 20.
+ */
+function atLeastBounded(m: number, grams: readonly string[]): string {
+  if (grams.length <= 6 || m <= 1) return atLeast(m, grams);
+  const mid = Math.ceil(grams.length / 2);
+  const need = Math.ceil(m / 2);
+  return `(${atLeastBounded(need, grams.slice(0, mid))} OR ${atLeastBounded(need, grams.slice(mid))})`;
+}
+
+/**
+ * What every single-edit misspelling of a word (and most with two edits) keeps of its trigrams.
+ * A substitution, insertion or deletion takes at most 3 consecutive ones: of a word of 5–6
+ * letters, two remain or else its first or its last; of 7–8 letters, n − 3; of longer words,
+ * which may hold two edits, half. A transposition takes up to 4, but leaves whole the trigrams
+ * before it or after it: the first and the last, or all from the fifth on, or all but the last
+ * four. So "mildew" admits names with "mil" or "dew" or two of its trigrams, not every "wild".
+ */
+function wordBound(grams: readonly string[]): string {
+  const n = grams.length;
+  if (n <= 2) return atLeast(1, grams);
+  if (n <= 4) return `(${atLeast(2, grams)} OR ${grams[0]} OR ${grams[n - 1]})`;
+  const most = atLeastBounded(n === 5 || n === 6 ? n - 3 : Math.ceil(n / 2), grams);
+  const all = (run: readonly string[]) => (run.length === 1 ? run[0]! : `(${run.join(" AND ")})`);
+  return `(${most} OR (${grams[0]} AND ${grams[n - 1]}) OR ${all(grams.slice(4))} OR ${all(grams.slice(0, n - 4))})`;
+}
+
+/**
+ * All but one of a word's trigrams. Past four trigrams a superset that stays small: split in
+ * three runs, one missing trigram leaves two runs whole.
+ */
+function nearlyAllOf(grams: readonly string[]): string {
+  if (grams.length <= 4) return atLeast(Math.max(1, grams.length - 1), grams);
+  const third = Math.ceil(grams.length / 3);
+  const runs = [grams.slice(0, third), grams.slice(third, 2 * third), grams.slice(2 * third)].map((run) => `(${run.join(" AND ")})`);
+  return `((${runs[0]} AND ${runs[1]}) OR (${runs[0]} AND ${runs[2]}) OR (${runs[1]} AND ${runs[2]}))`;
+}
+
+/** Above this many words the bound is simpler (one trigram of each word but one): the query is already narrow. */
+const FEW_WORDS = 4;
+
+/**
+ * The FTS5 query (over migration 0004's `species_fts`) that bounds the rows the ranking may
+ * accept, or null when no query word has three characters. Admitting a row for any one trigram
+ * of any word made the candidates grow with the catalogue — at 100 000 species "monstera"
+ * admitted 10 213 rows through "ter" and "era", for 3 hits — and each is fetched and ranked.
+ * Now a row's names must, for every query word of three or more characters,
+ * - keep what any single-edit misspelling of the word keeps (`wordBound`), or
+ * - (two to four words) hold all trigrams but one of every word but one, which may share none:
+ *   a transposition in a short word can take all its trigrams ("fren" shares none with "fern"),
+ *   and "boston fren" is still found;
+ * with more than four words, one trigram of every word but one. Every tier above but the typo
+ * tier holds each query word whole, so all its trigrams. What is lost: a short word misspelt in
+ * its middle when the query has no other word (the old bound lost most of these too), and two
+ * words each misspelt so in one query. The labelled queries of test/helpers/gardener-queries.ts
+ * and 344 generated one-edit typos of seeded names (BENCHMARKS.md) measure it. Families match
+ * only literally, so a family must hold every trigram (each ends in "-aceae": "ace" alone would
+ * select the whole catalogue).
+ */
+export function candidateMatch(q: Query): string | null {
+  const perWord = q.words.map(trigramsOf).filter((grams) => grams.length > 0);
+  if (perWord.length === 0) return null;
+  let names: string;
+  if (perWord.length === 1) {
+    const grams = perWord[0]!;
+    names = wordBound(grams);
+  } else if (perWord.length <= FEW_WORDS) {
+    const each = perWord.map(wordBound).join(" AND ");
+    const nearly = perWord.map(nearlyAllOf);
+    const allButOne = nearly.map((_, skip) => `(${nearly.filter((__, i) => i !== skip).join(" AND ")})`);
+    names = `(${each}) OR ${allButOne.join(" OR ")}`;
+  } else {
+    const any = perWord.map((grams) => atLeast(1, grams));
+    names = any.map((_, skip) => `(${any.filter((__, i) => i !== skip).join(" AND ")})`).join(" OR ");
+  }
+  const all = [...new Set(perWord.flat())];
+  return `{scientific_name common_names} : (${names}) OR family : (${all.join(" AND ")})`;
+}

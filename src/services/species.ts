@@ -1,24 +1,26 @@
 /**
  * The species catalogue: listing (popularity, then name), detail, and typo-tolerant search.
  *
- * Search finds candidates through the FTS5 trigram index (migrations/0004): any trigram of any
- * query word may match — so "monstra" still reaches Monstera (it shares "mon", "ons", "nst").
- * Queries without a three-character word fall back to a prefix LIKE in which `_` and `%` are
- * literal. species-ranking.ts then ranks the candidates and drops those below its relevance floor.
+ * Search finds candidates through the FTS5 trigram index (migrations/0004): a row's names must
+ * share a trigram with every query word but one (species-ranking.ts `candidateMatch`) — so
+ * "monstra" still reaches Monstera (it shares "mon", "ons", "nst"). Queries
+ * without a three-character word read name prefixes as index ranges (migration 0026).
+ * species-ranking.ts then ranks the candidates and drops those below its relevance floor.
  */
 import { apiFields } from "../lib/fields";
-import { and, desc, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, or, type SQL, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { database } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
-import { species } from "../db/schema";
+import { species, speciesCommonNames } from "../db/schema";
+import { startsWith } from "../db/text-match";
 import type { Bindings } from "../env";
 import { AppError, orNotFound } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { type TrefleSpecies, trefleSpeciesFor } from "../providers/trefle";
 import { ProviderError } from "../providers/types";
-import { parseQuery, rankCandidates } from "./species-ranking";
+import { candidateMatch, parseQuery, type RankCandidate, rankCandidates } from "./species-ranking";
 import { purgeStatement } from "./public-cache";
 
 export type SpeciesRow = typeof species.$inferSelect;
@@ -59,11 +61,6 @@ export function speciesNamed(env: Bindings, scientificName: string): Promise<Spe
   return database(env).select().from(species).where(sql`lower(${species.scientificName}) = lower(${scientificName})`).get();
 }
 
-/** `%`, `_` and `\` match themselves in LIKE patterns built from user input. */
-export function likeLiteral(text: string): string {
-  return text.replace(/[\\%_]/g, (m) => `\\${m}`);
-}
-
 /**
  * C0 control characters and DEL become spaces. FTS5's query parser ends a string at a NUL
  * ("unterminated string", a 500), and SQLite's text functions stop at one too. The routes refuse
@@ -71,24 +68,6 @@ export function likeLiteral(text: string): string {
  */
 export function withoutControlCharacters(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f]/g, " ");
-}
-
-/**
- * The FTS5 query that finds every row the ranking could accept, or null when no query word has
- * three characters: a name sharing any trigram of any query word (typo tolerance), or a family
- * holding all of them (families only match literally — every family ends in "-aceae", so a
- * trigram such as "ace" alone would select the whole catalogue). Trigrams are quoted FTS5
- * strings (quotes doubled).
- */
-function trigramQuery(words: readonly string[]): string | null {
-  const grams = new Set<string>();
-  for (const word of words) {
-    const chars = [...word];
-    for (let i = 0; i + 3 <= chars.length; i++) grams.add(chars.slice(i, i + 3).join(""));
-  }
-  if (grams.size === 0) return null;
-  const quoted = [...grams].map((g) => `"${g.replaceAll('"', '""')}"`);
-  return `{scientific_name common_names} : (${quoted.join(" OR ")}) OR family : (${quoted.join(" AND ")})`;
 }
 
 export interface SpeciesSearchResult {
@@ -103,40 +82,60 @@ export interface SpeciesSearchResult {
 /**
  * Species ranked like a gardener thinks (src/services/species-ranking.ts): exact name, whole
  * words, prefix, word prefix, contained, then typos by edit count; then popularity. The index
- * only narrows the catalogue to rows sharing a trigram with the query (or, for queries without
- * one, starting like it); the ranking decides what is a hit, so words naming no plant find nothing.
- * One read, whole rows: a second round trip for the listed rows cost more than the extra bytes.
+ * only narrows the catalogue to rows sharing a trigram with each query word but one (or, for queries
+ * without one, starting like it); the ranking decides what is a hit, so words naming no plant find
+ * nothing. Two reads: the candidates' names only, then the listed rows whole — at 100 000 species
+ * carrying every candidate's whole row cost more than the second round trip.
  */
 export async function searchSpecies(env: Bindings, query: string, limit: number): Promise<SpeciesSearchResult> {
   const q = parseQuery(withoutControlCharacters(query));
   if (!q) return { rows: [], scores: [], total: 0 };
   const db = database(env);
   const s = species;
-  const match = trigramQuery(q.words);
-  let candidates: SpeciesRow[];
+  // Only what the ranking reads: at 100 000 species a query may have thousands of candidates.
+  const rankColumns = {
+    id: s.id,
+    scientificName: s.scientificName,
+    commonNames: s.commonNames,
+    family: s.family,
+    identificationCount: s.identificationCount,
+  };
+  const match = candidateMatch(q);
+  let candidates: RankCandidate[];
   if (match) {
     // FTS5 MATCH is the point: the trigram index narrows the catalogue to possible hits.
     candidates = await db
-      .select(getTableColumns(s))
+      .select(rankColumns)
       .from(s)
-      .innerJoin(sql`species_fts`, sql`species_fts.rowid = ${s}.rowid`)
-      .where(sql`species_fts MATCH ${match}`);
+      .where(sql`${s}.rowid IN (SELECT rowid FROM species_fts WHERE species_fts MATCH ${match})`);
   } else {
-    // No trigram: names starting like the query's first word (LIKE with `%` and `_` literal; ESCAPE is the point).
-    const first = likeLiteral(q.words[0]!);
-    const prefix = `${first}%`;
-    const word = `%"${first}%`;
+    // No trigram: names starting like the query's first word, each an index range.
+    const first = q.words[0]!;
+    const commonName = db
+      .select({ id: speciesCommonNames.speciesId })
+      .from(speciesCommonNames)
+      .where(startsWith(speciesCommonNames.nameLower, first));
     candidates = await db
-      .select(getTableColumns(s))
+      .select(rankColumns)
       .from(s)
-      .where(
-        sql`lower(${s.scientificName}) LIKE ${prefix} ESCAPE '\\' OR lower(${s.commonNames}) LIKE ${word} ESCAPE '\\'
-            OR lower(${s.family}) LIKE ${prefix} ESCAPE '\\'`,
-      );
+      .where(or(startsWith(sql`lower(${s.scientificName})`, first), inArray(s.id, commonName), startsWith(sql`lower(${s.family})`, first)));
   }
   const ranked = rankCandidates(q, candidates);
   const top = ranked.slice(0, limit);
-  return { rows: top.map((m) => m.candidate), scores: top.map((m) => m.score), total: ranked.length };
+  if (top.length === 0) return { rows: [], scores: [], total: ranked.length };
+  // The listed rows whole, in one more read: cheaper than carrying every candidate's columns.
+  const rows = await db
+    .select()
+    .from(s)
+    .where(
+      inArray(
+        s.id,
+        top.map((m) => m.candidate.id),
+      ),
+    );
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  const listed = top.filter((m) => byId.has(m.candidate.id)); // a row deleted in between is not listed
+  return { rows: listed.map((m) => byId.get(m.candidate.id)!), scores: listed.map((m) => m.score), total: ranked.length };
 }
 
 // ---------------------------------------------------------------------------------------------
