@@ -232,6 +232,37 @@ export function compareMatches(a: RankedMatch, b: RankedMatch): number {
   );
 }
 
+/**
+ * The best `limit` matches, best first, and how many candidates match in all: the same order as
+ * `rankCandidates(…).slice(0, limit)` without sorting every match (a broad query such as "ro"
+ * matches thousands of rows at 100 000 species, and only a page is listed).
+ */
+export function rankTop<T extends RankCandidate>(
+  query: Query,
+  candidates: readonly T[],
+  limit: number,
+): { top: RankedMatch<T>[]; total: number } {
+  const top: RankedMatch<T>[] = [];
+  let total = 0;
+  for (const c of candidates) {
+    const m = matchCandidate(query, c);
+    if (!m) continue;
+    total++;
+    if (top.length >= limit && (limit === 0 || compareMatches(m, top[limit - 1]!) >= 0)) continue;
+    // Binary search for the first listed match that m comes before.
+    let lo = 0;
+    let hi = top.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compareMatches(m, top[mid]!) < 0) hi = mid;
+      else lo = mid + 1;
+    }
+    top.splice(lo, 0, m);
+    if (top.length > limit) top.pop();
+  }
+  return { top, total };
+}
+
 /** The candidates that match, best first. */
 export function rankCandidates<T extends RankCandidate>(query: string | Query, candidates: readonly T[]): RankedMatch<T>[] {
   const q = typeof query === "string" ? parseQuery(query) : query;

@@ -20,7 +20,7 @@ import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { type TrefleSpecies, trefleSpeciesFor } from "../providers/trefle";
 import { ProviderError } from "../providers/types";
-import { candidateMatch, parseQuery, type RankCandidate, rankCandidates } from "./species-ranking";
+import { candidateMatch, parseQuery, type RankCandidate, rankTop } from "./species-ranking";
 import { purgeStatement } from "./public-cache";
 
 export type SpeciesRow = typeof species.$inferSelect;
@@ -120,9 +120,8 @@ export async function searchSpecies(env: Bindings, query: string, limit: number)
       .from(s)
       .where(or(startsWith(sql`lower(${s.scientificName})`, first), inArray(s.id, commonName), startsWith(sql`lower(${s.family})`, first)));
   }
-  const ranked = rankCandidates(q, candidates);
-  const top = ranked.slice(0, limit);
-  if (top.length === 0) return { rows: [], scores: [], total: ranked.length };
+  const { top, total } = rankTop(q, candidates, limit);
+  if (top.length === 0) return { rows: [], scores: [], total };
   // The listed rows whole, in one more read: cheaper than carrying every candidate's columns.
   const rows = await db
     .select()
@@ -135,7 +134,7 @@ export async function searchSpecies(env: Bindings, query: string, limit: number)
     );
   const byId = new Map(rows.map((row) => [row.id, row]));
   const listed = top.filter((m) => byId.has(m.candidate.id)); // a row deleted in between is not listed
-  return { rows: listed.map((m) => byId.get(m.candidate.id)!), scores: listed.map((m) => m.score), total: ranked.length };
+  return { rows: listed.map((m) => byId.get(m.candidate.id)!), scores: listed.map((m) => m.score), total };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,7 +10,14 @@ import { beforeAll, describe, expect, it } from "vitest";
 import seedSpecies from "../../seed/species.json";
 import { speciesSeedStatements, type SeedSpecies } from "../../src/db/seed";
 import { searchSpecies } from "../../src/services/species";
-import { candidateMatch, normaliseSearchText, parseQuery, type RankCandidate, rankCandidates } from "../../src/services/species-ranking";
+import {
+  candidateMatch,
+  normaliseSearchText,
+  parseQuery,
+  type RankCandidate,
+  rankCandidates,
+  rankTop,
+} from "../../src/services/species-ranking";
 import { searchSuggestions } from "../../src/services/search";
 import { GARDENER_QUERIES } from "../helpers/gardener-queries";
 
@@ -146,6 +153,23 @@ describe("the candidate bound", () => {
     for (const q of ["a".repeat(100), "ab ".repeat(33), "abcdefgh ".repeat(11), `x"y'z ${"q".repeat(40)}`, "peace lily ".repeat(9)]) {
       const result = await searchSpecies(env, q.slice(0, 100), 10);
       expect(Array.isArray(result.rows)).toBe(true);
+    }
+  });
+});
+
+describe("rankTop", () => {
+  it("lists what the full ranking lists first, in the same order, and counts every match", () => {
+    for (const q of ["ro", "rose", "plant", "lavender", "peace lilly", "fern", "a", "zzzz"]) {
+      const query = parseQuery(q)!;
+      const full = rankCandidates(query, catalogue);
+      for (const limit of [0, 1, 5, 20, 50]) {
+        const { top, total } = rankTop(query, catalogue, limit);
+        expect(total, q).toBe(full.length);
+        expect(
+          top.map((m) => m.candidate.id),
+          `${q} limit ${limit}`,
+        ).toEqual(full.slice(0, limit).map((m) => m.candidate.id));
+      }
     }
   });
 });
