@@ -8,7 +8,7 @@
  * species-ranking.ts then ranks the candidates and drops those below its relevance floor.
  */
 import { apiFields } from "../lib/fields";
-import { and, desc, eq, inArray, or, type SQL, sql } from "drizzle-orm";
+import { and, count, desc, eq, inArray, not, or, type SQL, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { database } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
@@ -20,7 +20,7 @@ import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { type TrefleSpecies, trefleSpeciesFor } from "../providers/trefle";
 import { ProviderError } from "../providers/types";
-import { candidateMatch, parseQuery, type RankCandidate, rankTop } from "./species-ranking";
+import { candidateMatch, MatchTier, parseQuery, type RankedMatch, rankTop } from "./species-ranking";
 import { purgeStatement } from "./public-cache";
 
 export type SpeciesRow = typeof species.$inferSelect;
@@ -101,13 +101,14 @@ export async function searchSpecies(env: Bindings, query: string, limit: number)
     identificationCount: s.identificationCount,
   };
   const match = candidateMatch(q);
-  let candidates: RankCandidate[];
+  let ranked: { top: RankedMatch[]; total: number };
   if (match) {
     // FTS5 MATCH is the point: the trigram index narrows the catalogue to possible hits.
-    candidates = await db
+    const candidates = await db
       .select(rankColumns)
       .from(s)
       .where(sql`${s}.rowid IN (SELECT rowid FROM species_fts WHERE species_fts MATCH ${match})`);
+    ranked = rankTop(q, candidates, limit);
   } else {
     // No trigram: names starting like the query's first word, each an index range.
     const first = q.words[0]!;
@@ -115,12 +116,21 @@ export async function searchSpecies(env: Bindings, query: string, limit: number)
       .select({ id: speciesCommonNames.speciesId })
       .from(speciesCommonNames)
       .where(startsWith(speciesCommonNames.nameLower, first));
-    candidates = await db
-      .select(rankColumns)
-      .from(s)
-      .where(or(startsWith(sql`lower(${s.scientificName})`, first), inArray(s.id, commonName), startsWith(sql`lower(${s.family})`, first)));
+    const byName = or(startsWith(sql`lower(${s.scientificName})`, first), inArray(s.id, commonName));
+    const byFamilyOnly = and(startsWith(sql`lower(${s.family})`, first), not(byName!));
+    // A family prefix ranks below every name match, and "ro" holds the whole of Rosaceae: its
+    // rows are only read when the names do not fill the page; otherwise they are counted.
+    const [named, [familyOnly]] = await db.batch([
+      db.select(rankColumns).from(s).where(byName),
+      db.select({ n: count() }).from(s).where(byFamilyOnly),
+    ]);
+    ranked = rankTop(q, named, limit);
+    const filled = ranked.top.length === limit && limit > 0 && ranked.top[limit - 1]!.tier < MatchTier.contains;
+    if (filled) ranked.total += familyOnly?.n ?? 0;
+    else if ((familyOnly?.n ?? 0) > 0)
+      ranked = rankTop(q, [...named, ...(await db.select(rankColumns).from(s).where(byFamilyOnly))], limit);
   }
-  const { top, total } = rankTop(q, candidates, limit);
+  const { top, total } = ranked;
   if (top.length === 0) return { rows: [], scores: [], total };
   // The listed rows whole, in one more read: cheaper than carrying every candidate's columns.
   const rows = await db

@@ -157,6 +157,22 @@ describe("the candidate bound", () => {
   });
 });
 
+describe("short queries", () => {
+  it("list and count exactly what ranking the whole catalogue would, whether or not names fill the page", async () => {
+    for (const q of ["ro", "a", "ph", "zz", "ca", "ly", "s"]) {
+      const full = rankCandidates(parseQuery(q)!, catalogue);
+      for (const limit of [1, 5, 50]) {
+        const found = await searchSpecies(env, q, limit);
+        expect(found.total, `${q} total`).toBe(full.length);
+        expect(
+          found.rows.map((r) => r.id),
+          `${q} limit ${limit}`,
+        ).toEqual(full.slice(0, limit).map((m) => m.candidate.id));
+      }
+    }
+  });
+});
+
 describe("rankTop", () => {
   it("lists what the full ranking lists first, in the same order, and counts every match", () => {
     for (const q of ["ro", "rose", "plant", "lavender", "peace lilly", "fern", "a", "zzzz"]) {
