@@ -89,6 +89,20 @@ export class UserHub extends DurableObject<Env> {
    * or all of the user's requests. Returns how many sockets it was sent to.
    */
   async publish(message: HubMessage): Promise<number> {
+    return this.record(message);
+  }
+
+  /**
+   * `publish` for several messages in order, in one call: a job's progress said while an earlier
+   * call was in flight arrives together (src/services/progress.ts `progressChannel`).
+   */
+  async publishAll(messages: HubMessage[]): Promise<number> {
+    let delivered = 0;
+    for (const message of messages) delivered += this.record(message);
+    return delivered;
+  }
+
+  private record(message: HubMessage): number {
     const text = JSON.stringify(message);
     const now = Date.now();
     // `queued` starts a run (a submit, or a retry of a finished request): the earlier run's story

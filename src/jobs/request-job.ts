@@ -12,9 +12,9 @@
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 import type { ProviderError } from "../providers/types";
-import type { CompletedMessage, HubMessage } from "../../durable-objects/user-hub-protocol";
+import type { CompletedMessage } from "../../durable-objects/user-hub-protocol";
 import { loadPhotos } from "../services/photos";
-import { progress, publish } from "../services/progress";
+import { type ProgressChannel, progress, progressChannel } from "../services/progress";
 import {
   claimRequest,
   countRequestResults,
@@ -28,8 +28,8 @@ import {
 } from "../services/queued-requests";
 import { type JobResult, MAX_ATTEMPTS, retryDelayFor, waitForCircuit } from "./job-policy";
 
-/** Sends a message to the request owner's sockets. */
-export type Say = (message: HubMessage) => Promise<void>;
+/** Sends a message to the request owner's sockets (in order; `flush()` waits until sent). */
+export type Say = ProgressChannel;
 
 type Table = RequestKind["table"];
 
@@ -45,10 +45,10 @@ export async function startRequestJob<T extends Table>(
     logger.info(`${kind.noun} already finished, running under another delivery's lease, or request deleted; acking`);
     return { done: { kind: "done" } as JobResult };
   }
-  const say: Say = (message) => publish(env, job.user_id, message, logger);
+  const say = progressChannel(env, job.user_id, logger);
   await say(progress(job.request_id, "processing_start", "processing", { attempt }));
   const images = await loadPhotos(env, requestPhotos(request));
-  if (!images) return { done: await failRequestJob(env, kind, job, "The uploaded images are no longer available.", logger) };
+  if (!images) return { done: await failRequestJob(env, kind, job, "The uploaded images are no longer available.", logger, say) };
   return { request, images, say };
 }
 
@@ -59,7 +59,9 @@ export async function failRequestJob(
   job: RequestJob,
   message: string,
   logger: Logger,
+  say?: Say,
 ): Promise<JobResult> {
+  await say?.flush(); // the job's progress reaches the sockets before its end
   await failRequest(env, kind, job.request_id, message);
   await tellFailed(env, job.user_id, job.request_id, message, logger, kind.noun);
   return { kind: "done" };
@@ -95,16 +97,20 @@ export async function retryOrFailRequestJob(
   const words = FAILURE_WORDS[kind.job];
   const release = (delayS: number, reason: string) => releaseRequest(env, kind, job.request_id, delayS, reason);
   const waited = await waitForCircuit(job, errors, attempt, { release, say, logger, what: words.what });
-  if (waited) return waited;
+  if (waited) {
+    await say.flush();
+    return waited;
+  }
   const retryable = errors.some((e) => e.retryable);
   if (!retryable || attempt >= MAX_ATTEMPTS) {
     logger.warn(`${kind.noun} failed`, { errors: errors.map((e) => e.toJSON()) });
-    return failRequestJob(env, kind, job, retryable ? words.unavailable : words.misconfigured, logger);
+    return failRequestJob(env, kind, job, retryable ? words.unavailable : words.misconfigured, logger, say);
   }
   const { delayS, rateLimited } = retryDelayFor(errors, attempt);
   if (rateLimited) await say(progress(job.request_id, "rate_limited", "pending", { retry_after: delayS }));
   await release(delayS, `${words.what} unavailable; retrying in ${delayS} s`);
   await say(progress(job.request_id, "retry_scheduled", "pending", { delay_seconds: delayS, attempt, max_attempts: MAX_ATTEMPTS }));
+  await say.flush();
   return { kind: "retry", delayS };
 }
 
@@ -117,6 +123,7 @@ export async function finishRequestJob(
 ): Promise<JobResult> {
   const results = await countRequestResults(env, kind, job.request_id);
   await run.say({ type: "completed", request_id: job.request_id, status, results_count: results });
+  await run.say.flush();
   await tellCompleted(env, job.user_id, job.request_id, kind.noun, results, run.logger);
   run.logger.info(`${kind.noun} completed`, { status, results });
   return { kind: "done" };

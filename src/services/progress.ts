@@ -24,6 +24,48 @@ export async function publish(env: Bindings, userId: string, message: HubMessage
   }
 }
 
+/** Says messages to one user's hub in order; `flush()` resolves once everything said so far was sent. */
+export interface ProgressChannel {
+  (message: HubMessage): Promise<void>;
+  flush(): Promise<void>;
+}
+
+/**
+ * A job's messages to its owner's hub, in order, without the job waiting for each: saying
+ * resolves at once, and messages said while a call is in flight go together in the next one
+ * (`publishAll`). A job of ~11 messages makes 2–4 hub calls instead of 11 sequential ones.
+ * Best effort, like `publish`: a failed call is logged and its messages dropped. The job flushes
+ * before it ends, and before anything else tells the owner about the request.
+ */
+export function progressChannel(env: Bindings, userId: string, logger?: Logger): ProgressChannel {
+  let pending: HubMessage[] = [];
+  let sending: Promise<void> | null = null;
+  const pump = async () => {
+    while (pending.length > 0) {
+      const batch = pending;
+      pending = [];
+      try {
+        await userHub(env, userId).publishAll(batch);
+      } catch (err) {
+        logger?.warn("progress publish failed", {
+          user_id: userId,
+          request_id: batch[0]?.request_id,
+          count: batch.length,
+          error: String(err),
+        });
+      }
+    }
+    sending = null;
+  };
+  const say = ((message: HubMessage) => {
+    pending.push(message);
+    sending ??= pump();
+    return Promise.resolve();
+  }) as ProgressChannel;
+  say.flush = () => sending ?? Promise.resolve();
+  return say;
+}
+
 /** A progress message; `data` must have the shape the protocol declares for `stage`. */
 export function progress<S extends ProgressStage>(
   requestId: string,

@@ -1,0 +1,108 @@
+/**
+ * A job's progress channel (src/services/progress.ts `progressChannel`, issue 13 item 4): messages
+ * arrive in the order said, several to one hub call while an earlier call is in flight, the job
+ * never waits for a hub call to say the next thing, `flush()` waits for all of it, and a hub that
+ * fails loses only its batch, never the job. Then the real UserHub: `publishAll` records and
+ * delivers a batch exactly as the same `publish` calls would.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { HubMessage } from "../../durable-objects/user-hub-protocol";
+import type { Bindings } from "../../src/env";
+import { progress, progressChannel } from "../../src/services/progress";
+import { eventually } from "../helpers/wait";
+
+/** An env whose USER_HUB records each publishAll call; each call takes `delayMs`, and calls listed in `failing` throw. */
+function fakeHub(delayMs: number, failing: number[] = []) {
+  const calls: HubMessage[][] = [];
+  const hub = {
+    async publishAll(messages: HubMessage[]) {
+      calls.push(messages);
+      const n = calls.length;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      if (failing.includes(n)) throw new Error(`hub call ${n} failed`);
+      return messages.length;
+    },
+  };
+  const fake = { USER_HUB: { idFromName: (name: string) => name, get: () => hub } } as unknown as Bindings;
+  return { fake, calls };
+}
+
+const step = (i: number) => progress("req-1", "processing_start", "processing", { attempt: i });
+const warnings: unknown[][] = [];
+const logger = { warn: (...args: unknown[]) => warnings.push(args) } as never;
+
+describe("progressChannel", () => {
+  it("keeps the order, batches what is said during a call, and lets the job go on at once", async () => {
+    const { fake, calls } = fakeHub(20);
+    const say = progressChannel(fake, "user-1", logger);
+    const started = Date.now();
+    for (let i = 1; i <= 11; i++) await say(step(i));
+    expect(Date.now() - started).toBeLessThan(20); // saying never waits for the hub
+    await say.flush();
+    const sent = calls.flat().map((m) => (m as { data: { attempt: number } }).data.attempt);
+    expect(sent).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(calls.length).toBe(2); // the first message alone, then the ten said while it was in flight
+    // After a flush the channel starts again with the next message.
+    await say(step(12));
+    await say.flush();
+    expect(calls.length).toBe(3);
+    expect(calls[2]!.map((m) => (m as { data: { attempt: number } }).data.attempt)).toEqual([12]);
+  });
+
+  it("flush with nothing said resolves at once", async () => {
+    const { fake, calls } = fakeHub(5);
+    await progressChannel(fake, "user-1", logger).flush();
+    expect(calls).toEqual([]);
+  });
+
+  it("a failed hub call loses its batch only, is logged, and never throws into the job", async () => {
+    warnings.length = 0;
+    const { fake, calls } = fakeHub(10, [1]);
+    const say = progressChannel(fake, "user-1", logger);
+    await say(step(1));
+    await say(step(2));
+    await say.flush();
+    expect(calls.length).toBe(2);
+    expect(calls[1]!.map((m) => (m as { data: { attempt: number } }).data.attempt)).toEqual([2]);
+    expect(warnings.length).toBe(1);
+    expect(JSON.stringify(warnings[0])).toContain("hub call 1 failed");
+  });
+});
+
+describe("UserHub.publishAll", () => {
+  it("records and delivers a batch in order, as the same publish calls would", async () => {
+    const stub = env.USER_HUB.get(env.USER_HUB.idFromName("hub-batch-user"));
+    const res = await stub.fetch("https://user-hub/connect", { headers: { Upgrade: "websocket" } });
+    const ws = res.webSocket!;
+    const received: { type: string; stage?: string }[] = [];
+    ws.addEventListener("message", (e) => received.push(JSON.parse(e.data as string)));
+    ws.accept();
+    const batch: HubMessage[] = [
+      progress("req-b", "queued", "pending", {}),
+      progress("req-b", "processing_start", "processing", { attempt: 1 }),
+      { type: "completed", request_id: "req-b", status: "identified", results_count: 2 },
+    ];
+    expect(await stub.publishAll(batch)).toBe(3);
+    await eventually(
+      () => received.length >= 4,
+      10_000,
+      () => JSON.stringify(received),
+    );
+    expect(received.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start", "completed"]);
+    // A socket joining now is replayed the whole run, in order.
+    const late = await stub.fetch("https://user-hub/connect", { headers: { Upgrade: "websocket", "X-Hub-Request-Id": "req-b" } });
+    const lateWs = late.webSocket!;
+    const replayed: { type: string; stage?: string }[] = [];
+    lateWs.addEventListener("message", (e) => replayed.push(JSON.parse(e.data as string)));
+    lateWs.accept();
+    await eventually(
+      () => replayed.length >= 2,
+      10_000,
+      () => JSON.stringify(replayed),
+    );
+    expect(replayed.at(-1)).toEqual({ type: "completed", request_id: "req-b", status: "identified", results_count: 2 });
+    ws.close();
+    lateWs.close();
+  });
+});
