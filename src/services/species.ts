@@ -2,8 +2,8 @@
  * The species catalogue: listing (popularity, then name), detail, and typo-tolerant search.
  *
  * Search finds candidates through the FTS5 trigram index (migrations/0004): a row's names must
- * share a trigram with every query word but one (species-ranking.ts `candidateMatch`) — so
- * "monstra" still reaches Monstera (it shares "mon", "ons", "nst"). Queries
+ * keep what a one-edit misspelling keeps of each query word (species-ranking.ts
+ * `candidateMatch`) — so "monstra" still reaches Monstera (it keeps "mon", "ons", "nst"). Queries
  * without a three-character word read name prefixes as index ranges (migration 0026).
  * species-ranking.ts then ranks the candidates and drops those below its relevance floor.
  */
@@ -82,9 +82,9 @@ export interface SpeciesSearchResult {
 /**
  * Species ranked like a gardener thinks (src/services/species-ranking.ts): exact name, whole
  * words, prefix, word prefix, contained, then typos by edit count; then popularity. The index
- * only narrows the catalogue to rows sharing a trigram with each query word but one (or, for queries
- * without one, starting like it); the ranking decides what is a hit, so words naming no plant find
- * nothing. Two reads: the candidates' names only, then the listed rows whole — at 100 000 species
+ * only narrows the catalogue to rows that could be within a typo of the query (`candidateMatch`;
+ * for queries without a trigram, names starting like it); the ranking decides what is a hit, so
+ * words naming no plant find nothing. Two reads: the candidates' names only, then the listed rows whole — at 100 000 species
  * carrying every candidate's whole row cost more than the second round trip.
  */
 export async function searchSpecies(env: Bindings, query: string, limit: number): Promise<SpeciesSearchResult> {
