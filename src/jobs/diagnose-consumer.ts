@@ -14,7 +14,7 @@ export const diagnoseJobs = requestJobKind(DiseaseRequests, {
 });
 
 export const processDiagnoseJob: JobKind<DiagnoseJob>["process"] = async (job, attempt, env, ctx, logger) => {
-  const started = await startRequestJob(env, DiseaseRequests, job, attempt, logger);
+  const started = await startRequestJob(env, DiseaseRequests, job, attempt, logger, ctx);
   if (started.done) return started.done;
   const { images, say } = started;
 

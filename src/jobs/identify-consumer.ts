@@ -36,7 +36,7 @@ export const identifyJobs = requestJobKind(IdentificationRequests, {
 });
 
 export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, env, ctx, logger) => {
-  const started = await startRequestJob(env, IdentificationRequests, job, attempt, logger);
+  const started = await startRequestJob(env, IdentificationRequests, job, attempt, logger, ctx);
   if (started.done) return started.done;
   const { request, images, say } = started;
 

@@ -39,13 +39,14 @@ export async function startRequestJob<T extends Table>(
   job: RequestJob,
   attempt: number,
   logger: Logger,
+  ctx: Pick<ExecutionContext, "waitUntil">,
 ) {
   const request = await claimRequest(env, kind, job.request_id);
   if (!request) {
     logger.info(`${kind.noun} already finished, running under another delivery's lease, or request deleted; acking`);
     return { done: { kind: "done" } as JobResult };
   }
-  const say = progressChannel(env, job.user_id, logger);
+  const say = progressChannel(env, job.user_id, logger, (p) => ctx.waitUntil(p));
   await say(progress(job.request_id, "processing_start", "processing", { attempt }));
   const images = await loadPhotos(env, requestPhotos(request));
   if (!images) return { done: await failRequestJob(env, kind, job, "The uploaded images are no longer available.", logger, say) };
@@ -59,9 +60,9 @@ export async function failRequestJob(
   job: RequestJob,
   message: string,
   logger: Logger,
-  say?: Say,
+  say: Say,
 ): Promise<JobResult> {
-  await say?.flush(); // the job's progress reaches the sockets before its end
+  await say.flush(); // the job's progress reaches the sockets before its end
   await failRequest(env, kind, job.request_id, message);
   await tellFailed(env, job.user_id, job.request_id, message, logger, kind.noun);
   return { kind: "done" };

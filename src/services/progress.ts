@@ -35,9 +35,15 @@ export interface ProgressChannel {
  * resolves at once, and messages said while a call is in flight go together in the next one
  * (`publishAll`). A job of ~11 messages makes 2–4 hub calls instead of 11 sequential ones.
  * Best effort, like `publish`: a failed call is logged and its messages dropped. The job flushes
- * before it ends, and before anything else tells the owner about the request.
+ * before it ends, and before anything else tells the owner about the request. `waitUntil` keeps
+ * the sending alive past a job that crashes after saying something.
  */
-export function progressChannel(env: Bindings, userId: string, logger?: Logger): ProgressChannel {
+export function progressChannel(
+  env: Bindings,
+  userId: string,
+  logger?: Logger,
+  waitUntil?: (promise: Promise<unknown>) => void,
+): ProgressChannel {
   let pending: HubMessage[] = [];
   let sending: Promise<void> | null = null;
   const pump = async () => {
@@ -59,7 +65,10 @@ export function progressChannel(env: Bindings, userId: string, logger?: Logger):
   };
   const say = ((message: HubMessage) => {
     pending.push(message);
-    sending ??= pump();
+    if (!sending) {
+      sending = pump();
+      waitUntil?.(sending);
+    }
     return Promise.resolve();
   }) as ProgressChannel;
   say.flush = () => sending ?? Promise.resolve();

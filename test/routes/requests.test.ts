@@ -45,6 +45,18 @@ describe("async requests: upload → queue → live progress → results", () =>
     expect(stages).toContain("care_start");
     expect(stages).toContain("care_done");
     expect(stages.indexOf("merge_done")).toBeGreaterThan(stages.indexOf("processing_start"));
+    // Sent through the job's batching channel, the messages still arrive in the order said:
+    // processing_start before every provider stage, merge after both, care after merge, completed last.
+    const ofRequest = socket.messages.filter((m) => m.request_id === body.request_id).map((m) => m.stage ?? m.type);
+    const at = (name: string) => ofRequest.indexOf(name);
+    for (const stage of ["plant_id_start", "plant_id_done", "plantnet_start", "plantnet_done"]) {
+      expect(at(stage)).toBeGreaterThan(at("processing_start"));
+      expect(at(stage)).toBeLessThan(at("merge_done"));
+    }
+    expect(at("care_start")).toBeGreaterThan(at("merge_done"));
+    expect(at("care_done")).toBeGreaterThan(at("care_start"));
+    expect(ofRequest.at(-1)).toBe("completed");
+    expect(ofRequest.filter((m) => m === "completed")).toHaveLength(1);
     expect(["identified", "needs_help"]).toContain(completed.status);
     expect(completed.results_count).toBeGreaterThan(0);
 
@@ -299,6 +311,14 @@ describe("queue consumer", () => {
     await eventually(() => socket.messages.find((m) => m.type === "error" && m.request_id === id));
     await eventually(() => socket.messages.find((m) => m.type === "completed" && m.status === "failed"));
     expect(await notificationsOf(u.userId, id)).toEqual([{ type: "identification_failed", title: "Your identification failed" }]);
+    // The job's own progress (through its channel) reaches the socket before the error, and the
+    // final `completed` comes last.
+    const ofRequest = socket.messages.filter((m) => m.request_id === id).map((m) => m.stage ?? m.type);
+    expect(ofRequest.indexOf("processing_start")).toBeGreaterThanOrEqual(0);
+    expect(ofRequest.indexOf("plantnet_done")).toBeGreaterThanOrEqual(0);
+    expect(ofRequest.indexOf("plantnet_done")).toBeLessThan(ofRequest.indexOf("error"));
+    expect(ofRequest.indexOf("processing_start")).toBeLessThan(ofRequest.indexOf("error"));
+    expect(ofRequest.at(-1)).toBe("completed");
     socket.ws.close(1000);
   });
 

@@ -50,6 +50,18 @@ describe("progressChannel", () => {
     expect(calls[2]!.map((m) => (m as { data: { attempt: number } }).data.attempt)).toEqual([12]);
   });
 
+  it("hands each sending to waitUntil, so what a job said before it crashed is still sent", async () => {
+    const { fake, calls } = fakeHub(10);
+    const kept: Promise<unknown>[] = [];
+    const say = progressChannel(fake, "user-1", logger, (p) => kept.push(p));
+    await say(step(1));
+    await say(step(2));
+    // The job crashes here: it never flushes. The runtime waits for what waitUntil was given.
+    expect(kept.length).toBe(1);
+    await Promise.all(kept);
+    expect(calls.flat().map((m) => (m as { data: { attempt: number } }).data.attempt)).toEqual([1, 2]);
+  });
+
   it("flush with nothing said resolves at once", async () => {
     const { fake, calls } = fakeHub(5);
     await progressChannel(fake, "user-1", logger).flush();
