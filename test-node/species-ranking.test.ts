@@ -14,7 +14,6 @@ import {
 } from "../src/services/species-ranking";
 
 const species = (scientificName: string, commonNames: string[], identificationCount = 0, family = "Testaceae"): RankCandidate => ({
-  id: scientificName,
   scientificName,
   commonNames,
   family,
@@ -60,6 +59,26 @@ describe("rankCandidates", () => {
     species("Rosa canina", ["dog rose"], 0, "Rosaceae"),
     species("Hibiscus syriacus", ["rose of Sharon"], 0, "Malvaceae"),
   ];
+
+  it("ranks common names given as the catalogue's JSON text exactly as the parsed list, and a malformed list as none", () => {
+    const stored = catalogue.map((c) => ({ ...c, commonNames: JSON.stringify(c.commonNames) }));
+    for (const q of ["rosemary", "lavender", "lavendar", "peace lilly", "ro", "dog rose", "rosaceae", "regal"]) {
+      const fromText = rankCandidates(q, stored).map((m) => [m.candidate.scientificName, m.tier, m.edits, m.head, m.nameLength]);
+      const fromList = rankCandidates(q, catalogue).map((m) => [m.candidate.scientificName, m.tier, m.edits, m.head, m.nameLength]);
+      expect(fromText, q).toEqual(fromList);
+      expect(fromText.length, q).toBeGreaterThan(0);
+    }
+    const broken = [
+      species("Lavandula stoechas", []),
+      { ...species("Lavandula dentata", []), commonNames: '["French lavender"' },
+      { ...species("Lavandula latifolia", []), commonNames: '{"name": "spike lavender"}' },
+      { ...species("Lavandula multifida", []), commonNames: '["fernleaf lavender", 7, null]' },
+    ];
+    // Only the well-formed string entry counts; the rest never throw and never match.
+    expect(order("lavender", broken)).toEqual(["Lavandula multifida"]);
+    expect(order("french", broken)).toEqual([]);
+    expect(order("spike", broken)).toEqual([]);
+  });
 
   it("puts an exact name before popularity, whole words before a mere prefix, typos last", () => {
     expect(order("rosemary", catalogue)).toEqual(["Salvia rosmarinus", "Westringia fruticosa"]);

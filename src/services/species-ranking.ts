@@ -23,9 +23,13 @@
  */
 
 export interface RankCandidate {
-  id: string;
   scientificName: string;
-  commonNames: string[];
+  /**
+   * The common names, or their JSON text as the catalogue stores it: a search ranks thousands of
+   * rows, and parsing each row's list costs more than ranking it (the parsed, normalised list is
+   * kept per isolate, like the names themselves).
+   */
+  commonNames: readonly string[] | string;
   family: string;
   identificationCount: number;
 }
@@ -105,7 +109,10 @@ export function editDistance(a: string, b: string, limit: number, prefix = false
       if (v < best) best = v;
     }
     if (best > limit) return over;
-    [prev2, prev, row] = [prev, row, prev2];
+    const spare = prev2;
+    prev2 = prev;
+    prev = row;
+    row = spare;
   }
   let d = prev[m]!;
   if (prefix) for (let j = Math.max(0, n - limit); j < m; j++) d = Math.min(d, prev[j]!);
@@ -114,15 +121,40 @@ export function editDistance(a: string, b: string, limit: number, prefix = false
 
 /** Normalised catalogue names, kept across requests: the catalogue changes rarely and slowly. */
 const NAME_CACHE_LIMIT = 50_000;
-const nameCache = new Map<string, { text: string; words: string[] }>();
+interface NormalisedName {
+  text: string;
+  words: string[];
+}
+const nameCache = new Map<string, NormalisedName>();
 
-function normalisedName(raw: string): { text: string; words: string[] } {
+function normalisedName(raw: string): NormalisedName {
   let hit = nameCache.get(raw);
   if (!hit) {
     const text = normaliseSearchText(raw);
     hit = { text, words: text.split(" ") };
     if (nameCache.size >= NAME_CACHE_LIMIT) nameCache.clear();
     nameCache.set(raw, hit);
+  }
+  return hit;
+}
+
+/** Stored common-name lists (JSON text), parsed and normalised; malformed or non-string entries count as none. */
+const storedNamesCache = new Map<string, NormalisedName[]>();
+
+function commonNamesOf(candidate: RankCandidate): NormalisedName[] {
+  const names = candidate.commonNames;
+  if (typeof names !== "string") return names.map(normalisedName);
+  let hit = storedNamesCache.get(names);
+  if (!hit) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(names);
+    } catch {
+      parsed = [];
+    }
+    hit = Array.isArray(parsed) ? parsed.filter((n): n is string => typeof n === "string").map(normalisedName) : [];
+    if (storedNamesCache.size >= NAME_CACHE_LIMIT) storedNamesCache.clear();
+    storedNamesCache.set(names, hit);
   }
   return hit;
 }
@@ -204,21 +236,26 @@ function matchName(q: Query, name: string, words: string[]): NameMatch | null {
 
 /** How `candidate` matches the query at its best, or null when below the relevance floor. */
 export function matchCandidate<T extends RankCandidate>(q: Query, candidate: T): RankedMatch<T> | null {
-  let best: RankedMatch<T> | null = null;
-  const consider = (m: NameMatch | null, nameLength: number) => {
-    if (!m) return;
-    const next = { candidate, ...m, nameLength, score: tierScore(m.tier) };
-    if (!best || compareMatches(next, best) < 0) best = next;
-  };
-  for (const raw of [candidate.scientificName, ...candidate.commonNames]) {
-    const name = normalisedName(raw);
-    consider(matchName(q, name.text, name.words), name.text.length);
-  }
+  const scientific = normalisedName(candidate.scientificName);
+  let best = withName(candidate, matchName(q, scientific.text, scientific.words), scientific.text.length, null);
+  for (const name of commonNamesOf(candidate)) best = withName(candidate, matchName(q, name.text, name.words), name.text.length, best);
   const family = normalisedName(candidate.family).text;
   if (family && (q.short ? family.startsWith(q.text) : family.includes(q.text))) {
-    consider({ tier: MatchTier.contains, edits: 0, head: false }, family.length);
+    best = withName(candidate, { tier: MatchTier.contains, edits: 0, head: false }, family.length, best);
   }
   return best;
+}
+
+/** The better of `best` and a name's match (no closure per candidate: this runs thousands of times a search). */
+function withName<T extends RankCandidate>(
+  candidate: T,
+  m: NameMatch | null,
+  nameLength: number,
+  best: RankedMatch<T> | null,
+): RankedMatch<T> | null {
+  if (!m) return best;
+  const next: RankedMatch<T> = { candidate, tier: m.tier, edits: m.edits, head: m.head, nameLength, score: tierScore(m.tier) };
+  return !best || compareMatches(next, best) < 0 ? next : best;
 }
 
 export function compareMatches(a: RankedMatch, b: RankedMatch): number {

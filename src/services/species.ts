@@ -10,7 +10,7 @@
 import { apiFields } from "../lib/fields";
 import { and, count, desc, eq, inArray, not, or, type SQL, sql } from "drizzle-orm";
 import { getConfig } from "../config";
-import { database } from "../db/client";
+import { type Database, database } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
 import { species, speciesCommonNames } from "../db/schema";
 import { startsWith } from "../db/text-match";
@@ -20,7 +20,7 @@ import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { type TrefleSpecies, trefleSpeciesFor } from "../providers/trefle";
 import { ProviderError } from "../providers/types";
-import { candidateMatch, MatchTier, parseQuery, type RankedMatch, rankTop } from "./species-ranking";
+import { candidateMatch, MatchTier, parseQuery, type RankCandidate, type RankedMatch, rankTop } from "./species-ranking";
 import { purgeStatement } from "./public-cache";
 
 export type SpeciesRow = typeof species.$inferSelect;
@@ -84,31 +84,21 @@ export interface SpeciesSearchResult {
  * words, prefix, word prefix, contained, then typos by edit count; then popularity. The index
  * only narrows the catalogue to rows that could be within a typo of the query (`candidateMatch`;
  * for queries without a trigram, names starting like it); the ranking decides what is a hit, so
- * words naming no plant find nothing. Two reads: the candidates' names only, then the listed rows whole — at 100 000 species
- * carrying every candidate's whole row cost more than the second round trip.
+ * words naming no plant find nothing. Two reads: the candidates' ranked columns only, packed into one
+ * JSON value (`rankColumnsWhere`), then the listed rows whole — at 100 000 species carrying every
+ * candidate's whole row, or each candidate as a row of its own, cost more than the second round trip.
  */
 export async function searchSpecies(env: Bindings, query: string, limit: number): Promise<SpeciesSearchResult> {
   const q = parseQuery(withoutControlCharacters(query));
   if (!q) return { rows: [], scores: [], total: 0 };
   const db = database(env);
   const s = species;
-  // Only what the ranking reads: at 100 000 species a query may have thousands of candidates.
-  const rankColumns = {
-    id: s.id,
-    scientificName: s.scientificName,
-    commonNames: s.commonNames,
-    family: s.family,
-    identificationCount: s.identificationCount,
-  };
   const match = candidateMatch(q);
-  let ranked: { top: RankedMatch[]; total: number };
+  let ranked: { top: RankedMatch<SpeciesCandidate>[]; total: number };
   if (match) {
     // FTS5 MATCH is the point: the trigram index narrows the catalogue to possible hits.
-    const candidates = await db
-      .select(rankColumns)
-      .from(s)
-      .where(sql`${s}.rowid IN (SELECT rowid FROM species_fts WHERE species_fts MATCH ${match})`);
-    ranked = rankTop(q, candidates, limit);
+    const candidates = await rankColumnsWhere(db, sql`${s}.rowid IN (SELECT rowid FROM species_fts WHERE species_fts MATCH ${match})`);
+    ranked = rankTop(q, unpackCandidates(candidates), limit);
   } else {
     // No trigram: names starting like the query's first word, each an index range.
     const first = q.words[0]!;
@@ -116,35 +106,80 @@ export async function searchSpecies(env: Bindings, query: string, limit: number)
       .select({ id: speciesCommonNames.speciesId })
       .from(speciesCommonNames)
       .where(startsWith(speciesCommonNames.nameLower, first));
-    const byName = or(startsWith(sql`lower(${s.scientificName})`, first), inArray(s.id, commonName));
-    const byFamilyOnly = and(startsWith(sql`lower(${s.family})`, first), not(byName!));
+    const byName = or(startsWith(sql`lower(${s.scientificName})`, first), inArray(s.id, commonName))!;
+    const byFamilyOnly = and(startsWith(sql`lower(${s.family})`, first), not(byName))!;
     // A family prefix ranks below every name match, and "ro" holds the whole of Rosaceae: its
     // rows are only read when the names do not fill the page; otherwise they are counted.
-    const [named, [familyOnly]] = await db.batch([
-      db.select(rankColumns).from(s).where(byName),
+    const [packedNames, [familyOnly]] = await db.batch([
+      rankColumnsWhere(db, byName),
       db.select({ n: count() }).from(s).where(byFamilyOnly),
     ]);
+    const named = unpackCandidates(packedNames);
     ranked = rankTop(q, named, limit);
     const filled = ranked.top.length === limit && limit > 0 && ranked.top[limit - 1]!.tier < MatchTier.contains;
     if (filled) ranked.total += familyOnly?.n ?? 0;
-    else if ((familyOnly?.n ?? 0) > 0)
-      ranked = rankTop(q, [...named, ...(await db.select(rankColumns).from(s).where(byFamilyOnly))], limit);
+    else if ((familyOnly?.n ?? 0) > 0) {
+      ranked = rankTop(q, [...named, ...unpackCandidates(await rankColumnsWhere(db, byFamilyOnly))], limit);
+    }
   }
   const { top, total } = ranked;
   if (top.length === 0) return { rows: [], scores: [], total };
   // The listed rows whole, in one more read: cheaper than carrying every candidate's columns.
   const rows = await db
-    .select()
+    .select({ rowid: sql<number>`${s}.rowid`, row: s })
     .from(s)
     .where(
       inArray(
-        s.id,
-        top.map((m) => m.candidate.id),
+        sql`${s}.rowid`,
+        top.map((m) => m.candidate.rowid),
       ),
     );
-  const byId = new Map(rows.map((row) => [row.id, row]));
-  const listed = top.filter((m) => byId.has(m.candidate.id)); // a row deleted in between is not listed
-  return { rows: listed.map((m) => byId.get(m.candidate.id)!), scores: listed.map((m) => m.score), total };
+  const byRowid = new Map(rows.map(({ rowid, row }) => [rowid, row]));
+  const listed = top.filter((m) => byRowid.has(m.candidate.rowid)); // a row deleted in between is not listed
+  return { rows: listed.map((m) => byRowid.get(m.candidate.rowid)!), scores: listed.map((m) => m.score), total };
+}
+
+/** What the ranking reads of a row, and its rowid to read the row whole if it is listed. */
+interface SpeciesCandidate extends RankCandidate {
+  rowid: number;
+}
+
+/**
+ * The ranked columns of every row `where` selects, packed by SQLite into one JSON array in one
+ * row. At 100 000 species a broad query ("rose") has thousands of candidates, and D1 carries one
+ * value far more cheaply than thousands of rows of five cells. The common names stay the JSON
+ * text the catalogue stores (the ranking parses each distinct list once per isolate).
+ */
+function rankColumnsWhere(db: Database, where: SQL) {
+  const s = species;
+  return db
+    .select({
+      list: sql<
+        string | null
+      >`json_group_array(json_array(${s}.rowid, ${s.identificationCount}, ${s.scientificName}, ${s.commonNames}, ${s.family}))`,
+    })
+    .from(s)
+    .where(where);
+}
+
+type PackedCandidate = [
+  rowid: number,
+  identificationCount: number | null,
+  scientificName: string,
+  commonNames: string | null,
+  family: string | null,
+];
+
+function unpackCandidates(packed: { list: string | null }[]): SpeciesCandidate[] {
+  const list = packed[0]?.list;
+  if (!list) return [];
+  return (JSON.parse(list) as PackedCandidate[]).map(([rowid, identificationCount, scientificName, commonNames, family]) => ({
+    rowid,
+    identificationCount: identificationCount ?? 0,
+    scientificName,
+    commonNames: commonNames ?? "[]",
+    family: family ?? "",
+  }));
 }
 
 // ---------------------------------------------------------------------------------------------

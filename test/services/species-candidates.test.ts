@@ -22,6 +22,8 @@ import { searchSuggestions } from "../../src/services/search";
 import { GARDENER_QUERIES } from "../helpers/gardener-queries";
 
 interface Row extends RankCandidate {
+  id: string;
+  commonNames: string[];
   rowid: number;
 }
 let catalogue: Row[] = [];
@@ -228,6 +230,27 @@ describe("species_common_names", () => {
       .run();
     expect(await names(id)).toEqual([]);
     await env.DB.prepare("DELETE FROM species WHERE id = ?").bind(id).run();
+  });
+
+  it("carries names with quotes, backslashes and accents through the packed candidates unchanged", async () => {
+    const id = crypto.randomUUID();
+    const commonNames = ['Quillwort "blue" \\ star', "Çédille fougère", "x\u2028y zebrawood"];
+    await env.DB.prepare(
+      "INSERT INTO species (id, scientific_name, common_names, family, identification_count) VALUES (?, ?, ?, 'Quotaceae', 3)",
+    )
+      .bind(id, 'Testus "tertius"', JSON.stringify(commonNames))
+      .run();
+    try {
+      for (const q of ["quillwort blue", "cedille fougere", "zebrawood", 'testus "tertius"', "testus tertius", "quotaceae", "qu"]) {
+        const found = await searchSpecies(env, q, 50);
+        const row = found.rows.find((r) => r.id === id);
+        expect(row, q).toBeDefined();
+        expect(row!.commonNames, q).toEqual(commonNames);
+        expect(row!.scientificName, q).toBe('Testus "tertius"');
+      }
+    } finally {
+      await env.DB.prepare("DELETE FROM species WHERE id = ?").bind(id).run();
+    }
   });
 
   it("completes a short query from names that start with it, through the index range, and nothing that merely contains it", async () => {
