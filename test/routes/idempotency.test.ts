@@ -11,7 +11,7 @@ import { call, expectError } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 import { bearerUser } from "../helpers/users";
 
-useEmulators();
+const emulators = useEmulators();
 
 const TOPICS = "/api/v1/forum/categories/houseplants/topics/";
 let n = 0;
@@ -145,6 +145,47 @@ describe("Idempotency-Key", () => {
     const title = `Corrected ${key}`;
     expect((await postTopic(u.access, key, title)).status).toBe(201);
     expect(await topicsTitled(title)).toBe(1);
+  });
+
+  it("does not keep a server failure: a 503 releases its key, and the same retry then runs and is kept", async () => {
+    const u = await bearerUser();
+    const key = newKey();
+    const bytes = await makePng(320, 240, { seed: `idem-5xx-${key}` });
+    const identify = () => {
+      const form = new FormData();
+      form.append("image", new File([bytes], "leaf.png", { type: "image/png" }));
+      return call("/api/v1/plant-identification/identify/", {
+        method: "POST",
+        body: form,
+        bearer: u.access,
+        headers: { "Idempotency-Key": key },
+      });
+    };
+    const held = async () =>
+      (await env.DB.prepare("SELECT count(*) AS n FROM idempotency_keys WHERE user_id = ? AND key = ?")
+        .bind(u.userId, key)
+        .first<{ n: number }>())!.n;
+
+    emulators.plantId.setMode({ failure: "500", times: 1 });
+    emulators.plantnet.setMode({ failure: "500", times: 1 });
+    const failed = await identify();
+    expect(failed.status).toBe(503);
+    expect(failed.headers.get("Idempotent-Replayed")).toBeNull();
+    expect(await held()).toBe(0);
+
+    // The identical retry is not answered with the stored failure: it runs, reaches the providers and succeeds.
+    const callsBefore = emulators.plantId.calls;
+    const retry = await identify();
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get("Idempotent-Replayed")).toBeNull();
+    expect(((await retry.json()) as { success: boolean }).success).toBe(true);
+    expect(emulators.plantId.calls).toBeGreaterThan(callsBefore);
+    expect(await held()).toBe(1);
+
+    // Its success is what is kept now.
+    const again = await identify();
+    expect(again.status).toBe(200);
+    expect(again.headers.get("Idempotent-Replayed")).toBe("true");
   });
 
   it("keeps each user's keys their own: another user's identical key and payload is a write of theirs", async () => {
