@@ -101,6 +101,9 @@ export async function searchSpeciesGroup(env: Bindings, q: string, limit: number
   return { hits, total };
 }
 
+/** An FTS5 query matching `q` as one phrase (inside a phrase only `"` is special: doubled). */
+const ftsPhrase = (q: string) => `"${q.replace(/"/g, '""')}"`;
+
 /**
  * A post body as visible text, lower-cased (SQL): the sanitiser's tags become spaces and runs of
  * up to 8 spaces collapse, as visibleText does. Entities stay escaped; the query is escaped to match.
@@ -117,13 +120,20 @@ const STRIPPED_BODY = (() => {
 /**
  * Whether a topic matches: its title contains `ql`, or one of its live posts does — `stored` is
  * the query as stored text (HTML-escaped), `longestWord` its longest word, which the raw body of
- * every match contains too, so the costly tag stripping only runs on candidates.
+ * every match contains too, so the costly tag stripping only runs on candidates. A word of three
+ * or more characters finds those candidates through the trigram index (migration 0027), which
+ * holds every substring match of `instr(lower(body), word)` and more (it folds all cases, not
+ * only ASCII); the exact test then decides. A shorter word has no trigram: every live post is tested.
  */
 function postMatches(stored: string, longestWord: string): SQL {
-  return sql`p.is_deleted = 0 AND instr(lower(p.body), ${longestWord}) > 0 AND instr(${sql.raw(STRIPPED_BODY)}, ${stored}) > 0`;
+  const candidates =
+    [...longestWord].length >= 3
+      ? sql`p.rowid IN (SELECT rowid FROM forum_posts_fts WHERE forum_posts_fts MATCH ${ftsPhrase(longestWord)})`
+      : sql`instr(lower(p.body), ${longestWord}) > 0`;
+  return sql`p.is_deleted = 0 AND ${candidates} AND instr(${sql.raw(STRIPPED_BODY)}, ${stored}) > 0`;
 }
 function topicMatches(ql: string, stored: string, longestWord: string): SQL {
-  return sql`(instr(lower(t.title), ${ql}) > 0 OR EXISTS (SELECT 1 FROM forum_posts p WHERE p.topic_id = t.id AND ${postMatches(stored, longestWord)}))`;
+  return sql`(instr(lower(t.title), ${ql}) > 0 OR t.id IN (SELECT p.topic_id FROM forum_posts p WHERE ${postMatches(stored, longestWord)}))`;
 }
 
 interface ForumRow {
@@ -189,9 +199,6 @@ interface BlogRow {
   first_published_at: string;
   score: number;
 }
-
-/** An FTS5 query matching `q` as one phrase (inside a phrase only `"` is special: doubled). */
-const ftsPhrase = (q: string) => `"${q.replace(/"/g, '""')}"`;
 
 export async function searchBlogGroup(env: Bindings, q: string, limit: number): Promise<Group<BlogHit>> {
   const ql = q.toLowerCase().replace(/\s+/g, " ");

@@ -178,6 +178,40 @@ describe("unified search", () => {
     expect((await q("hiddenzz", "&types=forum")).counts.forum).toBe(0);
   });
 
+  it("finds through the post index exactly the topics that testing every live post finds, and the index follows every write", async () => {
+    const ficus = await topic("Leaf drop after moving", "My FICUS Lyrata drops leaves since the move.");
+    await reply(ficus.id, "Mine did the same, an ant trail too, and zz plant next to it.");
+    const basil = await topic("Herb trouble", "Über-fertilised basil turned yellow.");
+    const gone = await topic("To be removed", "Temporary text: vanishqq.");
+    // Hard delete: the topic's posts go by cascade, through the index's delete trigger.
+    await env.DB.prepare("DELETE FROM forum_topics WHERE id = ?").bind(gone.id).run();
+
+    // The yardstick: every live post tested with instr, as before the index (plain words, so
+    // markup stripping makes no difference).
+    const everyPost = async (text: string) => {
+      const ql = text.toLowerCase();
+      const longest = ql.split(" ").reduce((a, b) => (b.length > a.length ? b : a), "");
+      const row = await env.DB.prepare(
+        `SELECT count(*) AS n FROM forum_topics t WHERE instr(lower(t.title), ?1) > 0 OR EXISTS (
+           SELECT 1 FROM forum_posts p WHERE p.topic_id = t.id AND p.is_deleted = 0 AND instr(lower(p.body), ?2) > 0 AND instr(lower(p.body), ?1) > 0)`,
+      )
+        .bind(ql, longest)
+        .first<{ n: number }>();
+      return row!.n;
+    };
+    for (const text of ["ficus lyrata", "Ficus", "LYRATA DROPS", "ant", "zz", "zz plant", "über", "basil", "vanishqq", "the", "leaves"]) {
+      const found = await q(text, "&types=forum");
+      expect(found.counts.forum, text).toBe(await everyPost(text));
+    }
+    expect((await q("lyrata", "&types=forum")).results.forum!.map((h) => h.id)).toEqual([ficus.id]);
+    expect((await q("ant trail", "&types=forum")).results.forum!.map((h) => h.id)).toEqual([ficus.id]);
+    expect((await q("zz", "&types=forum")).results.forum!.map((h) => h.id)).toEqual([ficus.id]);
+    expect((await q("vanishqq", "&types=forum")).counts.forum).toBe(0);
+    expect((await q("basil", "&types=forum")).results.forum!.map((h) => h.id)).toEqual([basil.id]);
+    // The external-content index agrees with the posts it indexes after inserts, edits and deletes.
+    await env.DB.prepare("INSERT INTO forum_posts_fts (forum_posts_fts, rank) VALUES ('integrity-check', 1)").run();
+  });
+
   it("matches % and _ literally", async () => {
     const percent = await topic("Using 50% shade cloth for lettuce", "Keeps it from bolting.");
     await topic("Using 500 shade cloth rolls", "Not a percentage.");
