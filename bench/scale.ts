@@ -14,6 +14,7 @@
  * identified (count 0), the long tail of a real catalogue. Figures only; every answer must be 200
  * with a list, and no query may find fewer species than it found on the seeded catalogue.
  */
+import { loadavg } from "node:os";
 import { Budget, fmtMs, type JsonResponse, request, summarize, type Summary } from "./lib";
 import { SEARCH_BENCH_QUERIES } from "./search";
 import { candidateMatch, parseQuery } from "../src/services/species-ranking";
@@ -257,12 +258,16 @@ export const scaleBench: Benchmark = async ({ stack, log }, result) => {
       return `"${q}" ${out[0]!.results[0]!.n}`;
     });
     result.notes.push(`candidates the index admits at ${now} species: ${candidates.join(", ")}`);
+    // The machine's load during each size: a p99 is one of the slowest few requests, so another
+    // process busy during one size moves the ratio; the load says whether sizes were alike.
+    const loadBefore = loadavg()[0]!;
     bySize[size] = await measure(`${size} species`);
+    const loadAfter = loadavg()[0]!;
     const m = bySize[size]!;
     result.rows.push(
       row(
         `species search p50 / p99 at ${now.toLocaleString("en")} species (n=${m.search.n})`,
-        `${fmtMs(m.search.p50)} / ${fmtMs(m.search.p99)}`,
+        `${fmtMs(m.search.p50)} / ${fmtMs(m.search.p99)} (load ${loadBefore.toFixed(2)} → ${loadAfter.toFixed(2)})`,
       ),
       row(
         `suggestions p50 / p99 at ${now.toLocaleString("en")} species (n=${m.suggest.n})`,
