@@ -142,7 +142,7 @@ const speciesCandidateMatch = (q: string) => {
 const PLANS: [string, string][] = [
   [
     'species candidates ("mildew")',
-    `SELECT s.id, s.scientific_name, s.common_names, s.family, s.identification_count FROM species s
+    `SELECT json_group_array(json_array(s.rowid, s.identification_count, s.scientific_name, s.common_names, s.family)) FROM species s
       WHERE s.rowid IN (SELECT rowid FROM species_fts WHERE species_fts MATCH ${sqlText(speciesCandidateMatch("mildew")!)})`,
   ],
   [
@@ -151,7 +151,14 @@ const PLANS: [string, string][] = [
        OR s.id IN (SELECT species_id FROM species_common_names WHERE name_lower >= 'ro' AND name_lower < 'ro' || char(1114111))
        OR (lower(s.family) >= 'ro' AND lower(s.family) < 'ro' || char(1114111))`,
   ],
-  ["species rows of the page", "SELECT * FROM species WHERE id IN ('a', 'b', 'c')"],
+  ["species rows of the page", "SELECT rowid, * FROM species WHERE rowid IN (1, 2, 3)"],
+  [
+    'unified search: forum topics matching by a post ("repotting")',
+    `SELECT t.id, count(*) OVER () FROM forum_topics t JOIN forum_categories c ON c.id = t.category_id
+      WHERE instr(lower(t.title), 'repotting') > 0 OR t.id IN (SELECT p.topic_id FROM forum_posts p WHERE p.is_deleted = 0
+        AND p.rowid IN (SELECT rowid FROM forum_posts_fts WHERE forum_posts_fts MATCH '"repotting"') AND instr(lower(p.body), 'repotting') > 0)
+      ORDER BY t.last_activity_at DESC LIMIT 5`,
+  ],
   [
     "suggestions: scientific names",
     `SELECT scientific_name FROM species WHERE lower(scientific_name) >= 'phil' AND lower(scientific_name) < 'phil' || char(1114111)

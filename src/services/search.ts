@@ -142,6 +142,8 @@ interface ForumRow {
   category_slug: string;
   last_activity_at: string;
   score: number;
+  /** Every matching topic, not only the page's. */
+  total: number;
   post_id: string | null;
   post_body: string | null;
   first_body: string | null;
@@ -152,13 +154,15 @@ export async function searchForumGroup(env: Bindings, q: string, limit: number):
   const stored = escapeHtml(ql);
   const longestWord = stored.split(" ").reduce((a, b) => (b.length > a.length ? b : a), "");
   const matches = topicMatches(ql, stored, longestWord);
-  // Text search over sanitised HTML: SQL is the point (tag stripping and substring tests in one pass).
-  const [counted, page] = (await runBatch(database(env), [
-    sql`SELECT count(*) AS n FROM forum_topics t WHERE ${matches}`,
+  // Text search over sanitised HTML: SQL is the point (tag stripping and substring tests in one
+  // pass). One statement: the window count is every match, taken before the page's LIMIT, so the
+  // costly test runs once per topic rather than once for the count and once for the page.
+  const [page] = (await runBatch(database(env), [
     sql`SELECT h.*, mp.id AS post_id, mp.body AS post_body, fp.body AS first_body
           FROM (SELECT t.id, t.title, c.slug AS category_slug, t.last_activity_at,
                        CASE WHEN lower(t.title) = ${ql} THEN 1.0 WHEN instr(lower(t.title), ${ql}) = 1 THEN 0.8
-                            WHEN instr(lower(t.title), ${ql}) > 0 THEN 0.6 ELSE 0.4 END AS score
+                            WHEN instr(lower(t.title), ${ql}) > 0 THEN 0.6 ELSE 0.4 END AS score,
+                       count(*) OVER () AS total
                   FROM forum_topics t JOIN forum_categories c ON c.id = t.category_id
                  WHERE ${matches}
                  ORDER BY score DESC, t.last_activity_at DESC, t.id DESC
@@ -171,7 +175,7 @@ export async function searchForumGroup(env: Bindings, q: string, limit: number):
   ])) as { results: unknown[] }[];
   const rows = page!.results as ForumRow[];
   return {
-    total: (counted!.results[0] as { n: number }).n,
+    total: rows[0]?.total ?? 0,
     hits: rows.map((row) => ({
       type: "forum",
       id: row.id,

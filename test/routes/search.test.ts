@@ -202,7 +202,12 @@ describe("unified search", () => {
     for (const text of ["ficus lyrata", "Ficus", "LYRATA DROPS", "ant", "zz", "zz plant", "über", "basil", "vanishqq", "the", "leaves"]) {
       const found = await q(text, "&types=forum");
       expect(found.counts.forum, text).toBe(await everyPost(text));
+      // The count is every match, not the page's.
+      const one = await q(text, "&types=forum&limit=1");
+      expect(one.counts.forum, text).toBe(found.counts.forum);
+      expect(one.results.forum, text).toHaveLength(Math.min(1, found.counts.forum!));
     }
+    expect((await q("the", "&types=forum")).counts.forum).toBeGreaterThan(1);
     expect((await q("lyrata", "&types=forum")).results.forum!.map((h) => h.id)).toEqual([ficus.id]);
     expect((await q("ant trail", "&types=forum")).results.forum!.map((h) => h.id)).toEqual([ficus.id]);
     expect((await q("zz", "&types=forum")).results.forum!.map((h) => h.id)).toEqual([ficus.id]);
