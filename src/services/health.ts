@@ -5,6 +5,7 @@
 import { sql } from "drizzle-orm";
 import { database } from "../db/client";
 import type { Bindings } from "../env";
+import { withinDeadline } from "../lib/deadline";
 
 export type DependencyName = "d1" | "kv" | "r2" | "queue";
 export const DEPENDENCIES: readonly DependencyName[] = ["d1", "kv", "r2", "queue"];
@@ -31,7 +32,7 @@ export interface DependencyCheck {
 async function runCheck(env: Bindings, name: DependencyName): Promise<DependencyCheck> {
   const started = Date.now();
   try {
-    await Promise.race([probes[name](env), new Promise((_, reject) => setTimeout(() => reject(new Error("timeout")), CHECK_TIMEOUT_MS))]);
+    await withinDeadline(probes[name](env), CHECK_TIMEOUT_MS, name);
     return { name, ok: true, ms: Date.now() - started };
   } catch {
     return { name, ok: false, ms: Date.now() - started };

@@ -10,15 +10,23 @@ import type {
   ProgressStage,
 } from "../../durable-objects/user-hub-protocol";
 import type { Bindings } from "../env";
+import { withinDeadline } from "../lib/deadline";
 import type { Logger } from "../lib/logger";
 
 export function userHub(env: Bindings, userId: string) {
   return env.USER_HUB.get(env.USER_HUB.idFromName(userId));
 }
 
+/**
+ * How long one hub call may take before it is given up (logged, its messages dropped). Durable
+ * Object RPC has no deadline of its own, and a hub that never answers must not hold a job's final
+ * flush, or a request's answer, until the runtime's limits end it.
+ */
+export const HUB_CALL_TIMEOUT_MS = 5_000;
+
 export async function publish(env: Bindings, userId: string, message: HubMessage, logger?: Logger): Promise<void> {
   try {
-    await userHub(env, userId).publish(message);
+    await withinDeadline(userHub(env, userId).publish(message), HUB_CALL_TIMEOUT_MS, "user hub");
   } catch (err) {
     logger?.warn("progress publish failed", { user_id: userId, request_id: message.request_id, error: String(err) });
   }
@@ -34,7 +42,8 @@ export interface ProgressChannel {
  * A job's messages to its owner's hub, in order, without the job waiting for each: saying
  * resolves at once, and messages said while a call is in flight go together in the next one
  * (`publishAll`). A job of ~11 messages makes 2–4 hub calls instead of 11 sequential ones.
- * Best effort, like `publish`: a failed call is logged and its messages dropped. The job flushes
+ * Best effort, like `publish`: a failed call, or one unanswered after `deadlineMs`, is logged and
+ * its messages dropped; later messages still go. The job flushes
  * before it ends, and before anything else tells the owner about the request. `waitUntil` keeps
  * the sending alive past a job that crashes after saying something.
  */
@@ -43,6 +52,7 @@ export function progressChannel(
   userId: string,
   logger?: Logger,
   waitUntil?: (promise: Promise<unknown>) => void,
+  deadlineMs = HUB_CALL_TIMEOUT_MS,
 ): ProgressChannel {
   let pending: HubMessage[] = [];
   let sending: Promise<void> | null = null;
@@ -51,7 +61,7 @@ export function progressChannel(
       const batch = pending;
       pending = [];
       try {
-        await userHub(env, userId).publishAll(batch);
+        await withinDeadline(userHub(env, userId).publishAll(batch), deadlineMs, "user hub");
       } catch (err) {
         logger?.warn("progress publish failed", {
           user_id: userId,
@@ -89,7 +99,7 @@ export function progress<S extends ProgressStage>(
 /** New notifications to the user's `/ws/` sockets. Best effort, like progress. */
 export async function notifyUser(env: Bindings, userId: string, notifications: NotificationPayload[], logger?: Logger): Promise<void> {
   try {
-    await userHub(env, userId).notify(notifications);
+    await withinDeadline(userHub(env, userId).notify(notifications), HUB_CALL_TIMEOUT_MS, "user hub");
   } catch (err) {
     logger?.warn("notification push failed", { user_id: userId, count: notifications.length, error: String(err) });
   }

@@ -50,6 +50,30 @@ describe("progressChannel", () => {
     expect(calls[2]!.map((m) => (m as { data: { attempt: number } }).data.attempt)).toEqual([12]);
   });
 
+  it("gives up a hub call that never answers after its deadline, logs it, and still sends what is said next", async () => {
+    const calls: HubMessage[][] = [];
+    const hub = {
+      publishAll(messages: HubMessage[]) {
+        calls.push(messages);
+        // The first call never answers; later ones do.
+        return calls.length === 1 ? new Promise<number>(() => {}) : Promise.resolve(messages.length);
+      },
+    };
+    const fake = { USER_HUB: { idFromName: (name: string) => name, get: () => hub } } as unknown as Bindings;
+    warnings.length = 0;
+    const say = progressChannel(fake, "user-1", logger, undefined, 50);
+    await say(step(1));
+    await say(step(2));
+    const started = Date.now();
+    await say.flush(); // would never resolve without the deadline
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(calls.map((c) => c.length)).toEqual([1, 1]); // message 2 went in the next call
+    expect(JSON.stringify(warnings)).toContain("did not answer within 50 ms");
+    await say(step(3));
+    await say.flush();
+    expect(calls.length).toBe(3);
+  });
+
   it("hands each sending to waitUntil, so what a job said before it crashed is still sent", async () => {
     const { fake, calls } = fakeHub(10);
     const kept: Promise<unknown>[] = [];
