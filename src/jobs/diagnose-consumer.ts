@@ -16,14 +16,17 @@ export const diagnoseJobs = requestJobKind(DiseaseRequests, {
 export const processDiagnoseJob: JobKind<DiagnoseJob>["process"] = async (job, attempt, env, ctx, logger) => {
   const started = await startRequestJob(env, DiseaseRequests, job, attempt, logger, ctx);
   if (started.done) return started.done;
-  const { images, say } = started;
+  const { images, say, timer } = started;
 
   await say(progress(job.request_id, "health_start", "processing", {}));
-  const call = await cachedProviderCall(
-    env,
-    (p) => ctx.waitUntil(p),
-    await plantIdJob(env, images, { latitude: null, longitude: null, language: "en" }, "health_assessment"),
-    logger,
+  const call = await timer.time(
+    "providers",
+    cachedProviderCall(
+      env,
+      (p) => ctx.waitUntil(p),
+      await plantIdJob(env, images, { latitude: null, longitude: null, language: "en" }, "health_assessment"),
+      logger,
+    ),
   );
   const health = call.answer?.health ?? null;
   await say(
@@ -48,6 +51,6 @@ export const processDiagnoseJob: JobKind<DiagnoseJob>["process"] = async (job, a
     return retryOrFailRequestJob(env, DiseaseRequests, job, attempt, [error], { say, logger });
   }
 
-  const { status } = await completeDiseaseRequest(env, job.request_id, health, call.answer.isPlant);
-  return finishRequestJob(env, DiseaseRequests, job, status, { say, logger });
+  const { status } = await timer.time("complete", completeDiseaseRequest(env, job.request_id, health, call.answer.isPlant));
+  return finishRequestJob(env, DiseaseRequests, job, status, { say, logger, timer });
 };

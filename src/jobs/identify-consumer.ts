@@ -38,9 +38,9 @@ export const identifyJobs = requestJobKind(IdentificationRequests, {
 export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, env, ctx, logger) => {
   const started = await startRequestJob(env, IdentificationRequests, job, attempt, logger, ctx);
   if (started.done) return started.done;
-  const { request, images, say } = started;
+  const { request, images, say, timer } = started;
 
-  const outcome = await identifyPlant(
+  const outcome = await timer.time("providers", identifyPlant(
     env,
     (p) => ctx.waitUntil(p),
     {
@@ -51,18 +51,21 @@ export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, 
     },
     (stage, data) => say(progress(job.request_id, stage, "processing", data)),
     { logger },
-  );
+  ));
 
   if (outcome.allFailed) {
     const errors = [outcome.providers.plant_id.error, outcome.providers.plantnet.error].filter((e): e is ProviderError => e !== null);
     return retryOrFailRequestJob(env, IdentificationRequests, job, attempt, errors, { say, logger });
   }
 
-  const { status } = await completeIdentificationRequest(env, job.request_id, job.user_id, outcome.suggestions, outcome.health);
+  const { status } = await timer.time(
+    "complete",
+    completeIdentificationRequest(env, job.request_id, job.user_id, outcome.suggestions, outcome.health),
+  );
   // After completion, so species new to the catalogue exist to be enriched.
-  await enrichSpecies(env, job.request_id, outcome.suggestions, say, logger);
-  await prepareCare(env, job.request_id, outcome.suggestions[0]?.scientific_name, say, logger);
-  return finishRequestJob(env, IdentificationRequests, job, status, { say, logger });
+  await timer.time("enrich", enrichSpecies(env, job.request_id, outcome.suggestions, say, logger));
+  await timer.time("care", prepareCare(env, job.request_id, outcome.suggestions[0]?.scientific_name, say, logger));
+  return finishRequestJob(env, IdentificationRequests, job, status, { say, logger, timer });
 };
 
 /** Writes the AI care guide for the best suggestion once, so the results page has it ready. */

@@ -27,6 +27,7 @@ import { AppError } from "../lib/errors";
 import { apiFields } from "../lib/fields";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
+import { StageTimer } from "../lib/server-timing";
 import { imageUrl, photoRef, photosOf, releasePhotos, type StoredImage, type storeImages, withStoredPhotos } from "./photos";
 import { createNotification } from "./notifications";
 import { progress, publish, userHub } from "./progress";
@@ -156,17 +157,24 @@ export async function submitRequest<T extends RequestTable>(
   photos: readonly Parameters<typeof storeImages>[1][number][],
   values: Omit<T["$inferInsert"], "id" | "userId" | "imageHashes">,
   logger: Logger,
+  timer = new StageTimer(),
 ): Promise<RowOf<T>> {
   const t = lifecycle(kind);
-  // The photo store's store-or-undo: a failed insert leaves no photo behind.
-  const row = (await withStoredPhotos(env, photos, () =>
-    database(env)
-      .insert(t)
-      .values({ ...(values as object), id: uuidv7(), userId, imageHashes: photos.map(photoRef) } as typeof t.$inferInsert)
-      .returning()
-      .get(),
+  // The photo store's store-or-undo: a failed insert leaves no photo behind. (`store` includes `record`.)
+  const row = (await timer.time(
+    "store",
+    withStoredPhotos(env, photos, () =>
+      timer.time(
+        "record",
+        database(env)
+          .insert(t)
+          .values({ ...(values as object), id: uuidv7(), userId, imageHashes: photos.map(photoRef) } as typeof t.$inferInsert)
+          .returning()
+          .get(),
+      ),
+    ),
   )) as RowOf<T>;
-  await enqueueRequestJob(env, kind, row.id, userId, logger);
+  await timer.time("queue", enqueueRequestJob(env, kind, row.id, userId, logger));
   return row;
 }
 
