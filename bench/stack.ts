@@ -27,7 +27,7 @@ export const SETTINGS: Readonly<Record<string, string>> = {
   // BENCH_LOG_LEVEL=info keeps each queue job's `stages_ms` line in the stack log (and every
   // request's access line, which costs the Worker some CPU: figures are taken at warn).
   LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
-  WRANGLER_LOG_LEVEL: "warn",
+  WRANGLER_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
 };
 
 export interface BenchStack {

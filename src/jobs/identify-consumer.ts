@@ -40,18 +40,21 @@ export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, 
   if (started.done) return started.done;
   const { request, images, say, timer } = started;
 
-  const outcome = await timer.time("providers", identifyPlant(
-    env,
-    (p) => ctx.waitUntil(p),
-    {
-      images,
-      organs: request.organs as PlantNetOrgan[],
-      latitude: request.latitude,
-      longitude: request.longitude,
-    },
-    (stage, data) => say(progress(job.request_id, stage, "processing", data)),
-    { logger },
-  ));
+  const outcome = await timer.time(
+    "providers",
+    identifyPlant(
+      env,
+      (p) => ctx.waitUntil(p),
+      {
+        images,
+        organs: request.organs as PlantNetOrgan[],
+        latitude: request.latitude,
+        longitude: request.longitude,
+      },
+      (stage, data) => say(progress(job.request_id, stage, "processing", data)),
+      { logger },
+    ),
+  );
 
   if (outcome.allFailed) {
     const errors = [outcome.providers.plant_id.error, outcome.providers.plantnet.error].filter((e): e is ProviderError => e !== null);
