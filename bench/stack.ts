@@ -24,10 +24,11 @@ export const SETTINGS: Readonly<Record<string, string>> = {
   REGISTER_RATE_LIMIT: "100000/3600",
   LOGIN_RATE_LIMIT: "100000/900",
   REFRESH_RATE_LIMIT: "100000/3600",
-  // BENCH_LOG_LEVEL=info keeps each queue job's `stages_ms` line in the stack log (and every
-  // request's access line, which costs the Worker some CPU: figures are taken at warn).
+  // BENCH_LOG_LEVEL=info keeps each queue job's `stages_ms` line in the stack log (wrangler must
+  // then be at "log" to pass console.log through). Every request's access line is logged too,
+  // which costs the Worker some CPU: headline figures are taken at warn.
   LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
-  WRANGLER_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
+  WRANGLER_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ? "log" : "warn",
 };
 
 export interface BenchStack {
