@@ -51,6 +51,6 @@ export const processDiagnoseJob: JobKind<DiagnoseJob>["process"] = async (job, a
     return retryOrFailRequestJob(env, DiseaseRequests, job, attempt, [error], { say, logger });
   }
 
-  const { status } = await timer.time("complete", completeDiseaseRequest(env, job.request_id, health, call.answer.isPlant));
-  return finishRequestJob(env, DiseaseRequests, job, status, { say, logger, timer });
+  const { status, results } = await timer.time("complete", completeDiseaseRequest(env, job.request_id, health, call.answer.isPlant));
+  return finishRequestJob(env, DiseaseRequests, job, status, { say, logger, timer, results });
 };

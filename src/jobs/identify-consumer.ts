@@ -15,7 +15,7 @@ import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 import type { PlantNetOrgan } from "../providers/plantnet";
 import type { ProviderError } from "../providers/types";
-import { careInstructionsFor, findSpeciesForCare } from "../services/care-guides";
+import { careInstructionsFor, findSpeciesWithStoredGuide } from "../services/care-guides";
 import { enrichSpecies } from "../services/enrichment";
 import { completeIdentificationRequest } from "../services/identification-requests";
 import { identifyPlant } from "../services/identification";
@@ -61,21 +61,38 @@ export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, 
     return retryOrFailRequestJob(env, IdentificationRequests, job, attempt, errors, { say, logger });
   }
 
-  const { status } = await timer.time(
+  const { status, results } = await timer.time(
     "complete",
     completeIdentificationRequest(env, job.request_id, job.user_id, outcome.suggestions, outcome.health),
   );
-  // After completion, so species new to the catalogue exist to be enriched.
-  await timer.time("enrich", enrichSpecies(env, job.request_id, outcome.suggestions, say, logger));
-  await timer.time("care", prepareCare(env, job.request_id, outcome.suggestions[0]?.scientific_name, say, logger));
-  return finishRequestJob(env, IdentificationRequests, job, status, { say, logger, timer });
+  // After completion, so species new to the catalogue exist to be enriched. One read gives the
+  // best suggestion's catalogue entry and its stored care guide to both steps; only when
+  // enrichment filled in the entry is it read again for the care advice.
+  const top = outcome.suggestions[0]?.scientific_name;
+  const entry = top ? await timer.time("catalogue", findSpeciesWithStoredGuide(env, top, CARE_LANGUAGE)) : null;
+  const enriched = await timer.time("enrich", enrichSpecies(env, job.request_id, outcome.suggestions, say, logger, entry?.species ?? null));
+  await timer.time("care", prepareCare(env, job.request_id, top, enriched ? undefined : entry, say, logger));
+  return finishRequestJob(env, IdentificationRequests, job, status, { say, logger, timer, results });
 };
 
-/** Writes the AI care guide for the best suggestion once, so the results page has it ready. */
-async function prepareCare(env: Bindings, requestId: string, scientificName: string | undefined, say: Say, logger: Logger): Promise<void> {
+const CARE_LANGUAGE = "en";
+
+/**
+ * Writes the AI care guide for the best suggestion once, so the results page has it ready.
+ * `entry`: its catalogue entry and stored guide as just read (null: not in the catalogue); read
+ * here when undefined.
+ */
+async function prepareCare(
+  env: Bindings,
+  requestId: string,
+  scientificName: string | undefined,
+  entry: Awaited<ReturnType<typeof findSpeciesWithStoredGuide>> | undefined,
+  say: Say,
+  logger: Logger,
+): Promise<void> {
   if (!scientificName) return;
   await say(progress(requestId, "care_start", "processing", { scientific_name: scientificName }));
-  const species = await findSpeciesForCare(env, { scientificName });
-  const care = species ? await careInstructionsFor(env, species, "en", logger) : null;
+  const found = entry === undefined ? await findSpeciesWithStoredGuide(env, scientificName, CARE_LANGUAGE) : entry;
+  const care = found ? await careInstructionsFor(env, found.species, CARE_LANGUAGE, logger, found) : null;
   await say(progress(requestId, "care_done", "processing", { source: care?.source ?? null }));
 }

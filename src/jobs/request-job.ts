@@ -123,10 +123,11 @@ export async function finishRequestJob(
   kind: RequestKind,
   job: RequestJob,
   status: CompletedMessage["status"],
-  run: { say: Say; logger: Logger; timer: StageTimer },
+  run: { say: Say; logger: Logger; timer: StageTimer; results?: number },
 ): Promise<JobResult> {
   const { timer } = run;
-  const results = await timer.time("count", countRequestResults(env, kind, job.request_id));
+  // Completions count their results in their own batch; otherwise they are counted here.
+  const results = run.results ?? (await timer.time("count", countRequestResults(env, kind, job.request_id)));
   await run.say({ type: "completed", request_id: job.request_id, status, results_count: results });
   await timer.time("flush", run.say.flush());
   await timer.time("notify", tellCompleted(env, job.user_id, job.request_id, kind.noun, results, run.logger));

@@ -390,6 +390,20 @@ export async function countRequestResults(env: Bindings, kind: RequestKind, requ
 }
 
 /**
+ * `countRequestResults` as the last statement of a completion's batch, so the count the owner is
+ * told comes from the same transaction as the results, without a round trip of its own. Read the
+ * answer with `resultsCounted`.
+ */
+export function countResultsStatement(kind: RequestKind, requestId: string): SQL {
+  const r = kind.results as typeof identificationResults;
+  return sql`SELECT count(*) AS n FROM ${r} WHERE ${r.requestId} = ${requestId}`;
+}
+
+export function resultsCounted(result: unknown): number {
+  return (result as { results?: { n?: number }[] } | undefined)?.results?.[0]?.n ?? 0;
+}
+
+/**
  * A request of either kind, for following it over a WebSocket (identification and disease
  * request ids never collide): its owner and status, and for a final one the `completed`
  * message the hub would have sent.
