@@ -9,12 +9,12 @@ import { finishRequestJob, retryOrFailRequestJob, startRequestJob } from "./requ
 export type DiagnoseJob = RequestJob<"diagnose">;
 
 export const diagnoseJobs = requestJobKind(DiseaseRequests, {
-  process: (job, attempt, env, ctx, logger) => processDiagnoseJob(job, attempt, env, ctx, logger),
+  process: (job, attempt, env, ctx, logger, claimed) => processDiagnoseJob(job, attempt, env, ctx, logger, claimed),
   deadLetterMessage: "Diagnosis failed after several attempts. Please submit the photos again.",
 });
 
-export const processDiagnoseJob: JobKind<DiagnoseJob>["process"] = async (job, attempt, env, ctx, logger) => {
-  const started = await startRequestJob(env, DiseaseRequests, job, attempt, logger, ctx);
+export const processDiagnoseJob: JobKind<DiagnoseJob>["process"] = async (job, attempt, env, ctx, logger, claimed) => {
+  const started = await startRequestJob(env, DiseaseRequests, job, attempt, logger, ctx, claimed);
   if (started.done) return started.done;
   const { images, say, timer } = started;
 

@@ -30,13 +30,13 @@ export type IdentifyJob = RequestJob<"identify">;
 
 /** Messages queued before job kinds existed carry no `type`: they are identification jobs. */
 export const identifyJobs = requestJobKind(IdentificationRequests, {
-  process: (job, attempt, env, ctx, logger) => processJob(job, attempt, env, ctx, logger),
+  process: (job, attempt, env, ctx, logger, claimed) => processJob(job, attempt, env, ctx, logger, claimed),
   deadLetterMessage: "Identification failed after several attempts. Please retry.",
   untyped: true,
 });
 
-export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, env, ctx, logger) => {
-  const started = await startRequestJob(env, IdentificationRequests, job, attempt, logger, ctx);
+export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, env, ctx, logger, claimed) => {
+  const started = await startRequestJob(env, IdentificationRequests, job, attempt, logger, ctx, claimed);
   if (started.done) return started.done;
   const { request, images, say, timer } = started;
 

@@ -21,6 +21,11 @@ export class StageTimer {
     }
   }
 
+  /** Records a stage timed elsewhere (e.g. shared by several jobs). */
+  record(name: string, ms: number): void {
+    this.stages.push([name, ms]);
+  }
+
   /** Each stage, then `total` since the timer was made, in milliseconds (for a log line). */
   stagesMs(): Record<string, number> {
     return Object.fromEntries([...this.stages, ["total", Date.now() - this.started]]);

@@ -18,7 +18,7 @@
 import { and, count, desc, eq, inArray, isNull, lt, lte, or, type SQL, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { CLOSE_CODES, type CompletedMessage, FinalStatus } from "../../durable-objects/user-hub-protocol";
-import { changes, database, sqlNow } from "../db/client";
+import { changes, type Database, database, sqlNow } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
 import { diseaseRequests, diseaseResults, identificationRequests, identificationResults } from "../db/schema";
 import type { Bindings } from "../env";
@@ -274,14 +274,35 @@ export async function claimRequest<T extends RequestTable>(
   id: string,
   now = Date.now(),
 ): Promise<RowOf<T> | undefined> {
+  return (await claimStatement(database(env), kind, id, now).get()) as RowOf<T> | undefined;
+}
+
+/**
+ * `claimRequest` for the jobs of one queue batch, in one round trip: each id's claim is its own
+ * statement of one D1 batch, answered in order (undefined where that claim found nothing to
+ * take). An id given twice is claimed once, by its first statement.
+ */
+export async function claimRequests<T extends RequestTable>(
+  env: Bindings,
+  kind: RequestKind<T>,
+  ids: readonly string[],
+  now = Date.now(),
+): Promise<(RowOf<T> | undefined)[]> {
+  const [first, ...rest] = ids;
+  if (first === undefined) return [];
+  const db = database(env);
+  const results = await db.batch([claimStatement(db, kind, first, now), ...rest.map((id) => claimStatement(db, kind, id, now))]);
+  return results.map((rows) => (rows as RowOf<T>[])[0]);
+}
+
+function claimStatement(db: Database, kind: RequestKind, id: string, now: number) {
   const t = lifecycle(kind);
   const leaseOver = or(isNull(t.leaseExpiresAt), lte(t.leaseExpiresAt, isoIn(0, now)));
-  return (await database(env)
+  return db
     .update(t)
     .set({ status: "processing", attempts: sql`${t.attempts} + 1`, leaseExpiresAt: isoIn(JOB_LEASE_MS, now), updatedAt: sqlNow })
     .where(and(eq(t.id, id), or(eq(t.status, "pending"), and(eq(t.status, "processing"), leaseOver))))
-    .returning()
-    .get()) as RowOf<T> | undefined;
+    .returning();
 }
 
 /**
@@ -447,6 +468,12 @@ export function requestJobKind<Type extends RequestKind["job"]>(
       );
     },
     process: job.process,
+    claimAll: (env, jobs) =>
+      claimRequests(
+        env,
+        kind,
+        jobs.map((j) => j.request_id),
+      ),
     release: (env, j, delayS) => releaseRequest(env, kind, j.request_id, delayS),
     fail: (env, j, message) => failRequest(env, kind, j.request_id, message),
     deadLetterMessage: job.deadLetterMessage,
