@@ -185,7 +185,11 @@ export async function tokenFor(baseUrl: string, username: string): Promise<strin
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 /** POST requests/ with one image → 202 → request_id. */
-export async function submitRequest(baseUrl: string, token: string, image: Uint8Array): Promise<{ id: string; ms: number }> {
+export async function submitRequest(
+  baseUrl: string,
+  token: string,
+  image: Uint8Array,
+): Promise<{ id: string; ms: number; stages: [string, number][] }> {
   const res = await request<{ request_id: string; status: string }>(`${baseUrl}/api/v1/plant-identification/requests/`, {
     method: "POST",
     headers: bearer(token),
@@ -193,7 +197,7 @@ export async function submitRequest(baseUrl: string, token: string, image: Uint8
   });
   expectStatus(res, 202, "submit identification request");
   if (typeof res.body.request_id !== "string") throw new BenchFailure(`submit: no request_id in ${JSON.stringify(res.body)}`);
-  return { id: res.body.request_id, ms: res.ms };
+  return { id: res.body.request_id, ms: res.ms, stages: serverTimings(res.headers.get("server-timing")) };
 }
 
 // ---------------------------------------------------------------------------------------------

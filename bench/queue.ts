@@ -5,7 +5,10 @@
  * same user records each `completed` message (exact completion times and results_count).
  * Correctness: N distinct ids, all listed exactly once, all final, one `completed` each, no
  * duplicate scientific_name in any request's results, results count = `completed.results_count`.
+ * Where the time goes: each submit's Server-Timing stages, and each job's `stages_ms` from the
+ * stack log when it was started with BENCH_LOG_LEVEL=info.
  */
+import { readFileSync } from "node:fs";
 import {
   BenchFailure,
   benchImage,
@@ -21,6 +24,7 @@ import {
   sleep,
   submitRequest,
   summarize,
+  type Summary,
   tokenFor,
   type WsMessage,
 } from "./lib";
@@ -64,6 +68,7 @@ export const queueBench: Benchmark = async ({ stack, log }, result) => {
   };
   const images = await Promise.all(Array.from({ length: N }, (_, i) => benchImage(`queue-${i}`, IMAGE_BYTES)));
   log(`queue: submitting ${N} requests (${SUBMIT_CONCURRENCY} in flight)`);
+  const logStart = stack.logFile ? readFileSync(stack.logFile).length : 0;
 
   const t0 = performance.now();
   const submitted = await pool(N, SUBMIT_CONCURRENCY, budget, async (i) => ({
@@ -153,6 +158,8 @@ export const queueBench: Benchmark = async ({ stack, log }, result) => {
   const latency = summarize(submitted.map((s) => (completed.get(s.id)?.[0]?.at ?? NaN) - s.acceptedAt).filter(Number.isFinite));
   const failed = byStatus.failed ?? 0;
   const closing = await closeAll([monitor]);
+  const submitStages = stageSummaries(submitted.map((s) => s.stages));
+  const jobStages = stageSummaries(stack.logFile ? jobStageLines(stack.logFile, logStart, new Set(ids)) : []);
 
   log(`queue: ${N} final in ${e2eS.toFixed(1)} s (${(N / e2eS).toFixed(1)} req/s); ${JSON.stringify(byStatus)}`);
   result.rows.push(
@@ -167,6 +174,11 @@ export const queueBench: Benchmark = async ({ stack, log }, result) => {
       "report",
     ),
     row("per request, 202 → completed p50 / p99", `${fmtMs(latency.p50)} / ${fmtMs(latency.p99)}`),
+    row("submit stages inside the Worker, p50 (Server-Timing)", stageText(submitStages)),
+    row(
+      "job stages, p50 (stack log; BENCH_LOG_LEVEL=info)",
+      Object.keys(jobStages).length > 0 ? `${stageText(jobStages)} (${jobStages.total?.n ?? 0} jobs)` : "not logged",
+    ),
     row(
       "final statuses",
       Object.entries(byStatus)
@@ -202,6 +214,8 @@ export const queueBench: Benchmark = async ({ stack, log }, result) => {
     endToEndSeconds: e2eS,
     requestsPerSecond: N / e2eS,
     acceptedToCompletedMs: latency,
+    submitStages,
+    jobStages,
     byStatus,
     failed,
     listedCount,
@@ -238,3 +252,33 @@ export const queueBench: Benchmark = async ({ stack, log }, result) => {
   if (statusMismatch.length > 0)
     result.failures.push(`queue: completed status differs from the request: ${statusMismatch.slice(0, 3).join("; ")}`);
 };
+
+/** Per stage, the summary of its durations over every sample that has it. */
+function stageSummaries(samples: readonly (readonly [string, number][])[]): Record<string, Summary> {
+  const byStage: Record<string, number[]> = {};
+  for (const stages of samples) for (const [name, ms] of stages) (byStage[name] ??= []).push(ms);
+  return Object.fromEntries(Object.entries(byStage).map(([name, values]) => [name, summarize(values)]));
+}
+
+function stageText(stages: Record<string, Summary>): string {
+  const names = Object.keys(stages);
+  if (names.length === 0) return "none";
+  return names.map((name) => `${name} ${fmtMs(stages[name]!.p50)}`).join(", ");
+}
+
+/** The `stages_ms` of this run's completed jobs (their log lines, from `from` on). */
+function jobStageLines(logFile: string, from: number, ids: Set<string>): [string, number][][] {
+  const text = readFileSync(logFile).subarray(from).toString("utf8");
+  const out: [string, number][][] = [];
+  for (const line of text.split("\n")) {
+    const start = line.indexOf("{");
+    if (start < 0 || !line.includes("stages_ms")) continue;
+    try {
+      const entry = JSON.parse(line.slice(start)) as { request_id?: string; stages_ms?: Record<string, number> };
+      if (entry.request_id && ids.has(entry.request_id) && entry.stages_ms) out.push(Object.entries(entry.stages_ms));
+    } catch {
+      // not a JSON log line
+    }
+  }
+  return out;
+}

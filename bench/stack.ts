@@ -17,15 +17,24 @@ import { startStack } from "../scripts/local-stack";
 export const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const STARTUP_TIMEOUT_MS = 180_000;
 
-/** The process environment scripts/start.ts gets (every one an API.md §7 override). */
+/** The process environment scripts/start.ts gets (API.md §7 overrides, and wrangler's own switches). */
 export const SETTINGS: Readonly<Record<string, string>> = {
   EDGE_RATE_LIMIT_ENABLED: "false",
   IDENTIFY_RATE_LIMIT: "1000000/3600",
   REGISTER_RATE_LIMIT: "100000/3600",
   LOGIN_RATE_LIMIT: "100000/900",
   REFRESH_RATE_LIMIT: "100000/3600",
-  LOG_LEVEL: "warn",
-  WRANGLER_LOG_LEVEL: "warn",
+  // BENCH_LOG_LEVEL=info keeps each queue job's `stages_ms` line in the stack log (wrangler must
+  // then be at "log" to pass console.log through). Every request's access line is logged too,
+  // which costs the Worker some CPU: headline figures are taken at warn.
+  LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
+  WRANGLER_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ? "log" : "warn",
+  // wrangler dev (4.15x) traces every invocation into a local trace store for its explorer UI
+  // unless X_LOCAL_OBSERVABILITY is false. That collector runs on the Worker's own workerd
+  // thread: a CPU profile of the queue benchmark put ~20 % of that thread in its tail-stream
+  // reports. It is development tooling that deployed Workers do not run, so benchmarks turn it
+  // off; BENCH_LOCAL_OBSERVABILITY=true measures with it (BENCHMARKS.md gives both).
+  X_LOCAL_OBSERVABILITY: process.env.BENCH_LOCAL_OBSERVABILITY ?? "false",
 };
 
 export interface BenchStack {

@@ -82,8 +82,13 @@ export class ProviderCircuit extends DurableObject<Env> {
     return { allowed: true, state: c.state };
   }
 
-  async recordSuccess(policy: CircuitPolicy): Promise<CircuitState> {
+  /**
+   * `countedMiss`: the call was a cache miss, counted here as `countCache(false)` would, so the
+   * caller's bookkeeping after an upstream call is one call and one write.
+   */
+  async recordSuccess(policy: CircuitPolicy, countedMiss = false): Promise<CircuitState> {
     const c = this.data.circuit;
+    if (countedMiss) this.data.cache.misses++;
     c.consecutiveFailures = 0;
     if (c.state === "half_open") {
       this.probeUntil = 0;
@@ -98,8 +103,10 @@ export class ProviderCircuit extends DurableObject<Env> {
     return c.state;
   }
 
-  async recordFailure(policy: CircuitPolicy, now = Date.now()): Promise<CircuitState> {
+  /** `countedMiss` as for `recordSuccess`. */
+  async recordFailure(policy: CircuitPolicy, now = Date.now(), countedMiss = false): Promise<CircuitState> {
     const c = this.data.circuit;
+    if (countedMiss) this.data.cache.misses++;
     c.consecutiveFailures++;
     if (c.state === "half_open" || (c.state === "closed" && c.consecutiveFailures >= policy.failureThreshold)) {
       c.state = "open";

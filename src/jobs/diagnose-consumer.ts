@@ -9,21 +9,24 @@ import { finishRequestJob, retryOrFailRequestJob, startRequestJob } from "./requ
 export type DiagnoseJob = RequestJob<"diagnose">;
 
 export const diagnoseJobs = requestJobKind(DiseaseRequests, {
-  process: (job, attempt, env, ctx, logger) => processDiagnoseJob(job, attempt, env, ctx, logger),
+  process: (job, attempt, env, ctx, logger, claimed) => processDiagnoseJob(job, attempt, env, ctx, logger, claimed),
   deadLetterMessage: "Diagnosis failed after several attempts. Please submit the photos again.",
 });
 
-export const processDiagnoseJob: JobKind<DiagnoseJob>["process"] = async (job, attempt, env, ctx, logger) => {
-  const started = await startRequestJob(env, DiseaseRequests, job, attempt, logger, ctx);
+export const processDiagnoseJob: JobKind<DiagnoseJob>["process"] = async (job, attempt, env, ctx, logger, claimed) => {
+  const started = await startRequestJob(env, DiseaseRequests, job, attempt, logger, ctx, claimed);
   if (started.done) return started.done;
-  const { images, say } = started;
+  const { images, say, timer } = started;
 
   await say(progress(job.request_id, "health_start", "processing", {}));
-  const call = await cachedProviderCall(
-    env,
-    (p) => ctx.waitUntil(p),
-    await plantIdJob(env, images, { latitude: null, longitude: null, language: "en" }, "health_assessment"),
-    logger,
+  const call = await timer.time(
+    "providers",
+    cachedProviderCall(
+      env,
+      (p) => ctx.waitUntil(p),
+      await plantIdJob(env, images, { latitude: null, longitude: null, language: "en" }, "health_assessment"),
+      logger,
+    ),
   );
   const health = call.answer?.health ?? null;
   await say(
@@ -48,6 +51,6 @@ export const processDiagnoseJob: JobKind<DiagnoseJob>["process"] = async (job, a
     return retryOrFailRequestJob(env, DiseaseRequests, job, attempt, [error], { say, logger });
   }
 
-  const { status } = await completeDiseaseRequest(env, job.request_id, health, call.answer.isPlant);
-  return finishRequestJob(env, DiseaseRequests, job, status, { say, logger });
+  const { status, results } = await timer.time("complete", completeDiseaseRequest(env, job.request_id, health, call.answer.isPlant));
+  return finishRequestJob(env, DiseaseRequests, job, status, { say, logger, timer, results });
 };

@@ -15,7 +15,7 @@ import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 import type { PlantNetOrgan } from "../providers/plantnet";
 import type { ProviderError } from "../providers/types";
-import { careInstructionsFor, findSpeciesForCare } from "../services/care-guides";
+import { careInstructionsFor, findSpeciesWithStoredGuide } from "../services/care-guides";
 import { enrichSpecies } from "../services/enrichment";
 import { completeIdentificationRequest } from "../services/identification-requests";
 import { identifyPlant } from "../services/identification";
@@ -30,27 +30,30 @@ export type IdentifyJob = RequestJob<"identify">;
 
 /** Messages queued before job kinds existed carry no `type`: they are identification jobs. */
 export const identifyJobs = requestJobKind(IdentificationRequests, {
-  process: (job, attempt, env, ctx, logger) => processJob(job, attempt, env, ctx, logger),
+  process: (job, attempt, env, ctx, logger, claimed) => processJob(job, attempt, env, ctx, logger, claimed),
   deadLetterMessage: "Identification failed after several attempts. Please retry.",
   untyped: true,
 });
 
-export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, env, ctx, logger) => {
-  const started = await startRequestJob(env, IdentificationRequests, job, attempt, logger, ctx);
+export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, env, ctx, logger, claimed) => {
+  const started = await startRequestJob(env, IdentificationRequests, job, attempt, logger, ctx, claimed);
   if (started.done) return started.done;
-  const { request, images, say } = started;
+  const { request, images, say, timer } = started;
 
-  const outcome = await identifyPlant(
-    env,
-    (p) => ctx.waitUntil(p),
-    {
-      images,
-      organs: request.organs as PlantNetOrgan[],
-      latitude: request.latitude,
-      longitude: request.longitude,
-    },
-    (stage, data) => say(progress(job.request_id, stage, "processing", data)),
-    { logger },
+  const outcome = await timer.time(
+    "providers",
+    identifyPlant(
+      env,
+      (p) => ctx.waitUntil(p),
+      {
+        images,
+        organs: request.organs as PlantNetOrgan[],
+        latitude: request.latitude,
+        longitude: request.longitude,
+      },
+      (stage, data) => say(progress(job.request_id, stage, "processing", data)),
+      { logger },
+    ),
   );
 
   if (outcome.allFailed) {
@@ -58,18 +61,38 @@ export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, 
     return retryOrFailRequestJob(env, IdentificationRequests, job, attempt, errors, { say, logger });
   }
 
-  const { status } = await completeIdentificationRequest(env, job.request_id, job.user_id, outcome.suggestions, outcome.health);
-  // After completion, so species new to the catalogue exist to be enriched.
-  await enrichSpecies(env, job.request_id, outcome.suggestions, say, logger);
-  await prepareCare(env, job.request_id, outcome.suggestions[0]?.scientific_name, say, logger);
-  return finishRequestJob(env, IdentificationRequests, job, status, { say, logger });
+  const { status, results } = await timer.time(
+    "complete",
+    completeIdentificationRequest(env, job.request_id, job.user_id, outcome.suggestions, outcome.health),
+  );
+  // After completion, so species new to the catalogue exist to be enriched. One read gives the
+  // best suggestion's catalogue entry and its stored care guide to both steps; only when
+  // enrichment filled in the entry is it read again for the care advice.
+  const top = outcome.suggestions[0]?.scientific_name;
+  const entry = top ? await timer.time("catalogue", findSpeciesWithStoredGuide(env, top, CARE_LANGUAGE)) : null;
+  const enriched = await timer.time("enrich", enrichSpecies(env, job.request_id, outcome.suggestions, say, logger, entry?.species ?? null));
+  await timer.time("care", prepareCare(env, job.request_id, top, enriched ? undefined : entry, say, logger));
+  return finishRequestJob(env, IdentificationRequests, job, status, { say, logger, timer, results });
 };
 
-/** Writes the AI care guide for the best suggestion once, so the results page has it ready. */
-async function prepareCare(env: Bindings, requestId: string, scientificName: string | undefined, say: Say, logger: Logger): Promise<void> {
+const CARE_LANGUAGE = "en";
+
+/**
+ * Writes the AI care guide for the best suggestion once, so the results page has it ready.
+ * `entry`: its catalogue entry and stored guide as just read (null: not in the catalogue); read
+ * here when undefined.
+ */
+async function prepareCare(
+  env: Bindings,
+  requestId: string,
+  scientificName: string | undefined,
+  entry: Awaited<ReturnType<typeof findSpeciesWithStoredGuide>> | undefined,
+  say: Say,
+  logger: Logger,
+): Promise<void> {
   if (!scientificName) return;
   await say(progress(requestId, "care_start", "processing", { scientific_name: scientificName }));
-  const species = await findSpeciesForCare(env, { scientificName });
-  const care = species ? await careInstructionsFor(env, species, "en", logger) : null;
+  const found = entry === undefined ? await findSpeciesWithStoredGuide(env, scientificName, CARE_LANGUAGE) : entry;
+  const care = found ? await careInstructionsFor(env, found.species, CARE_LANGUAGE, logger, found) : null;
   await say(progress(requestId, "care_done", "processing", { source: care?.source ?? null }));
 }

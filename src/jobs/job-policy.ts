@@ -131,12 +131,28 @@ export function isoIn(ms: number, now = Date.now()): string {
  */
 export type JobResult = { kind: "done" } | { kind: "retry"; delayS: number } | { kind: "wait"; delayS: number; body: unknown };
 
+/** A job's request, claimed for it with the rest of its queue batch (`row` undefined: nothing to take), and how long that took. */
+export interface Claimed {
+  row: unknown;
+  ms: number;
+}
+
 /** A kind of queue job: how to recognise its messages, run one, and clean up after it. */
 export interface JobKind<J extends { request_id: string; user_id: string }> {
   /** For logs and error reports. */
   name: string;
   matches(body: unknown): body is J;
-  process(job: J, attempt: number, env: Bindings, ctx: ExecutionContext, logger: Logger): Promise<JobResult>;
+  /**
+   * `claimed`: the job's request as `claimAll` claimed it with the rest of its batch (then
+   * `process` does not claim again); absent, `process` claims it itself.
+   */
+  process(job: J, attempt: number, env: Bindings, ctx: ExecutionContext, logger: Logger, claimed?: Claimed): Promise<JobResult>;
+  /**
+   * Claims several jobs' requests in one round trip (optional): one entry per job, in order,
+   * each what the job's own claim would have returned (the row, or undefined: nothing to take).
+   * All or none: it throws when it claimed nothing.
+   */
+  claimAll?(env: Bindings, jobs: J[]): Promise<unknown[]>;
   /**
    * After a crash of our own infrastructure: put the request back to pending (never left
    * processing), deliverable again in `delayS` (its retry's delay).

@@ -3,7 +3,8 @@
  * queue; the message's `type` picks the kind, and messages without one are identification jobs
  * from before diagnosis existed).
  *
- * Each message is acked or retried on its own (a throw would retry the whole batch). Delivery
+ * The requests of a batch's jobs are claimed together, in one D1 round trip; after that each
+ * message is acked or retried on its own (a throw would retry the whole batch). Delivery
  * is at least once, so every kind's steps are idempotent. A crash of our own infrastructure
  * (D1, R2…) puts the request back to pending and lets the queue retry, then dead-letter; the
  * dead-letter consumer ends the request failed and tells its owner.
@@ -14,7 +15,7 @@ import { reportError } from "../services/error-reporting";
 import { tellFailed } from "../services/queued-requests";
 import { diagnoseJobs } from "./diagnose-consumer";
 import { identifyJobs } from "./identify-consumer";
-import { backoffDelayS, counter, type JobKind } from "./job-policy";
+import { backoffDelayS, type Claimed, counter, type JobKind } from "./job-policy";
 
 type AnyJob = { request_id: string; user_id: string; failures?: number };
 const KINDS: JobKind<AnyJob>[] = [identifyJobs, diagnoseJobs];
@@ -25,11 +26,49 @@ function kindOf(body: unknown): JobKind<AnyJob> | undefined {
 
 export async function handleJobBatch(batch: MessageBatch<unknown>, env: Bindings, ctx: ExecutionContext): Promise<void> {
   const logger = createLogger({ queue: batch.queue });
+  const claims = await claimBatch(batch.messages, env);
   // Messages of one batch are independent: run them concurrently.
-  await Promise.all(batch.messages.map((message) => handleMessage(message, env, ctx, logger)));
+  await Promise.all(batch.messages.map((message, i) => handleMessage(message, env, ctx, logger, claims[i])));
 }
 
-async function handleMessage(message: Message<unknown>, env: Bindings, ctx: ExecutionContext, parent: Logger): Promise<void> {
+/** What the batch claim gave one message: its claim, or the error that claimed nothing. */
+type BatchClaim = { claimed: Claimed } | { failed: unknown } | undefined;
+
+/**
+ * Each kind's jobs of the batch claimed in one round trip (a lone job claims for itself). The
+ * claim is all or nothing: when it fails, every job it was for is handled as one whose own claim
+ * crashed — released and retried with backoff — exactly as before it was batched.
+ */
+async function claimBatch(messages: readonly Message<unknown>[], env: Bindings): Promise<BatchClaim[]> {
+  const claims: BatchClaim[] = messages.map(() => undefined);
+  await Promise.all(
+    KINDS.map(async (kind) => {
+      if (!kind.claimAll) return;
+      const mine = messages.flatMap((m, i) => (kindOf(m.body) === kind ? [i] : []));
+      if (mine.length < 2) return;
+      const started = Date.now();
+      try {
+        const rows = await kind.claimAll(
+          env,
+          mine.map((i) => messages[i]!.body as AnyJob),
+        );
+        const ms = Date.now() - started;
+        mine.forEach((i, n) => (claims[i] = { claimed: { row: rows[n], ms } }));
+      } catch (err) {
+        for (const i of mine) claims[i] = { failed: err };
+      }
+    }),
+  );
+  return claims;
+}
+
+async function handleMessage(
+  message: Message<unknown>,
+  env: Bindings,
+  ctx: ExecutionContext,
+  parent: Logger,
+  batchClaim?: BatchClaim,
+): Promise<void> {
   const kind = kindOf(message.body);
   if (!kind) {
     parent.error("dropping malformed job", { message_id: message.id });
@@ -42,7 +81,8 @@ async function handleMessage(message: Message<unknown>, env: Bindings, ctx: Exec
   const attempt = counter(job.failures) + message.attempts;
   const logger = parent.child({ request_id: job.request_id, attempt, job: kind.name });
   try {
-    const outcome = await kind.process(job, attempt, env, ctx, logger);
+    if (batchClaim && "failed" in batchClaim) throw batchClaim.failed;
+    const outcome = await kind.process(job, attempt, env, ctx, logger, batchClaim?.claimed);
     if (outcome.kind === "retry") message.retry({ delaySeconds: outcome.delayS });
     else if (outcome.kind === "wait") await waitAsNewMessage(message, outcome.body, outcome.delayS, env, logger);
     else message.ack();

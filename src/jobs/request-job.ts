@@ -11,6 +11,7 @@
  */
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
+import { StageTimer } from "../lib/server-timing";
 import type { ProviderError } from "../providers/types";
 import type { CompletedMessage } from "../../durable-objects/user-hub-protocol";
 import { loadPhotos } from "../services/photos";
@@ -26,12 +27,13 @@ import {
   tellCompleted,
   tellFailed,
 } from "../services/queued-requests";
-import { type JobResult, MAX_ATTEMPTS, retryDelayFor, waitForCircuit } from "./job-policy";
+import { type Claimed, type JobResult, MAX_ATTEMPTS, retryDelayFor, waitForCircuit } from "./job-policy";
 
 /** Sends a message to the request owner's sockets (in order; `flush()` waits until sent). */
 export type Say = ProgressChannel;
 
 type Table = RequestKind["table"];
+type RowOf<T extends Table> = T["$inferSelect"];
 
 export async function startRequestJob<T extends Table>(
   env: Bindings,
@@ -40,17 +42,25 @@ export async function startRequestJob<T extends Table>(
   attempt: number,
   logger: Logger,
   ctx: Pick<ExecutionContext, "waitUntil">,
+  claimed?: Claimed,
 ) {
-  const request = await claimRequest(env, kind, job.request_id);
+  // Each stage's time goes into the job's completion log line (`stages_ms`).
+  const timer = new StageTimer();
+  let request: RowOf<T> | undefined;
+  if (claimed) {
+    // Claimed with the rest of its queue batch (jobs/queue.ts).
+    request = claimed.row as RowOf<T> | undefined;
+    timer.record("claim", claimed.ms);
+  } else request = await timer.time("claim", claimRequest(env, kind, job.request_id));
   if (!request) {
     logger.info(`${kind.noun} already finished, running under another delivery's lease, or request deleted; acking`);
     return { done: { kind: "done" } as JobResult };
   }
   const say = progressChannel(env, job.user_id, logger, (p) => ctx.waitUntil(p));
   await say(progress(job.request_id, "processing_start", "processing", { attempt }));
-  const images = await loadPhotos(env, requestPhotos(request));
+  const images = await timer.time("photos", loadPhotos(env, requestPhotos(request)));
   if (!images) return { done: await failRequestJob(env, kind, job, "The uploaded images are no longer available.", logger, say) };
-  return { request, images, say };
+  return { request, images, say, timer };
 }
 
 /** The request fails with `message`, and its owner is told. */
@@ -120,12 +130,14 @@ export async function finishRequestJob(
   kind: RequestKind,
   job: RequestJob,
   status: CompletedMessage["status"],
-  run: { say: Say; logger: Logger },
+  run: { say: Say; logger: Logger; timer: StageTimer; results?: number },
 ): Promise<JobResult> {
-  const results = await countRequestResults(env, kind, job.request_id);
+  const { timer } = run;
+  // Completions count their results in their own batch; otherwise they are counted here.
+  const results = run.results ?? (await timer.time("count", countRequestResults(env, kind, job.request_id)));
   await run.say({ type: "completed", request_id: job.request_id, status, results_count: results });
-  await run.say.flush();
-  await tellCompleted(env, job.user_id, job.request_id, kind.noun, results, run.logger);
-  run.logger.info(`${kind.noun} completed`, { status, results });
+  await timer.time("flush", run.say.flush());
+  await timer.time("notify", tellCompleted(env, job.user_id, job.request_id, kind.noun, results, run.logger));
+  run.logger.info(`${kind.noun} completed`, { status, results, stages_ms: timer.stagesMs() });
   return { kind: "done" };
 }

@@ -1,6 +1,7 @@
 /**
  * Per-stage timings of one request as a `Server-Timing` header (W3C Server Timing), so clients,
- * browsers' developer tools and `bench/` see where a request's time went without logs.
+ * browsers' developer tools and `bench/` see where a request's time went without logs; queue
+ * jobs log theirs (`stagesMs`).
  *
  * Workers' clocks advance only across I/O (a Spectre mitigation): a stage that only computes
  * reads 0 ms, and its cost shows in the stage whose I/O follows it. Stages that overlap each
@@ -18,6 +19,16 @@ export class StageTimer {
     } finally {
       this.stages.push([name, Date.now() - at]);
     }
+  }
+
+  /** Records a stage timed elsewhere (e.g. shared by several jobs). */
+  record(name: string, ms: number): void {
+    this.stages.push([name, ms]);
+  }
+
+  /** Each stage, then `total` since the timer was made, in milliseconds (for a log line). */
+  stagesMs(): Record<string, number> {
+    return Object.fromEntries([...this.stages, ["total", Date.now() - this.started]]);
   }
 
   /** The header's value: each stage, then `total` since the timer was made. */

@@ -32,6 +32,7 @@ import { cacheKey, cachedJson, canonicalReadUrl, notModified } from "./cached-re
 import { pageOf, PaginationQuery } from "./pagination";
 import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestStatus, requestErrors } from "./queued-request-schemas";
 import { apiFields } from "../lib/fields";
+import { StageTimer } from "../lib/server-timing";
 import { jsonBody, pageSchema, searchText, errorResponse, IdParam } from "./schemas";
 import { throwIfFieldErrors, readPhotoForm } from "./uploads";
 
@@ -182,8 +183,9 @@ export function diseaseRoutes() {
   app.openAPIRegistry.registerPath(documentOnly(createDiseaseRequest));
   app.post(createDiseaseRequest.path, requireAuth, async (c) => {
     const userId = userIdOf(c);
-    await spendRequestBudget(c.env, userId);
-    const upload = await readUpload(c);
+    const timer = new StageTimer();
+    await timer.time("limit", spendRequestBudget(c.env, userId));
+    const upload = await timer.time("upload", readUpload(c));
     const row = await submitRequest(
       c.env,
       DiseaseRequests,
@@ -196,7 +198,9 @@ export function diseaseRoutes() {
         location: upload.meta.location ?? "",
       },
       c.get("logger"),
+      timer,
     );
+    c.header("Server-Timing", timer.header());
     return c.json(requestBody(row), 202);
   });
 

@@ -32,6 +32,7 @@ import {
 import { pageOf, PaginationQuery } from "./pagination";
 import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestStatus, requestErrors } from "./queued-request-schemas";
 import { apiFields } from "../lib/fields";
+import { StageTimer } from "../lib/server-timing";
 import type { FieldErrors } from "../lib/errors";
 import { errorResponse, jsonBody, noContent, pageSchema, requestJson, IdParam } from "./schemas";
 import { throwIfFieldErrors, readPhotoForm } from "./uploads";
@@ -205,8 +206,9 @@ export function requestRoutes() {
   // Registered for the document, routed with app.post: the body is validated part by part.
   app.openAPIRegistry.registerPath(documentOnly(createRequestRoute));
   app.post(createRequestRoute.path, requireAuth, async (c) => {
-    await spendRequestBudget(c.env, userIdOf(c));
-    const upload = await readUpload(c);
+    const timer = new StageTimer();
+    await timer.time("limit", spendRequestBudget(c.env, userIdOf(c)));
+    const upload = await timer.time("upload", readUpload(c));
     const row = await submitRequest(
       c.env,
       IdentificationRequests,
@@ -223,7 +225,9 @@ export function requestRoutes() {
         habitat: upload.meta.habitat,
       },
       c.get("logger"),
+      timer,
     );
+    c.header("Server-Timing", timer.header());
     return c.json(requestBody(row), 202);
   });
 

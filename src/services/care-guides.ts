@@ -45,6 +45,32 @@ export async function findSpeciesForCare(env: Bindings, by: { id?: string; scien
   return row ?? null;
 }
 
+/**
+ * `findSpeciesForCare` by name and `storedCareGuide` for it in one read (the identification job
+ * needs both right after completion): the species, or null, with its stored guide, or null.
+ */
+export async function findSpeciesWithStoredGuide(
+  env: Bindings,
+  scientificName: string,
+  language: string,
+): Promise<{ species: SpeciesForCare; guide: CareInstructions | null } | null> {
+  const s = species;
+  const g = careGuides;
+  const row = await database(env)
+    .select({ ...speciesForCare, guideContent: g.content, guideModel: g.model, guideUpdatedAt: g.updatedAt })
+    .from(s)
+    .leftJoin(g, and(eq(g.speciesId, s.id), eq(g.language, language)))
+    .where(eq(sql`lower(${s.scientificName})`, sql`lower(${scientificName})`))
+    .get();
+  if (!row) return null;
+  const { guideContent, guideModel, guideUpdatedAt, ...found } = row;
+  const guide: CareInstructions | null =
+    guideContent && guideModel !== null && guideUpdatedAt !== null
+      ? { ...guideContent, source: "openai", model: guideModel, generated_at: guideUpdatedAt }
+      : null;
+  return { species: found, guide };
+}
+
 export async function storedCareGuide(env: Bindings, speciesId: string, language: string): Promise<CareInstructions | null> {
   const g = careGuides;
   const row = await database(env)
@@ -83,8 +109,10 @@ export async function careInstructionsFor(
   species: SpeciesForCare,
   language: string,
   logger?: Logger,
+  /** The stored guide when the caller has just read it (`findSpeciesWithStoredGuide`); read here otherwise. */
+  known?: { guide: CareInstructions | null },
 ): Promise<CareInstructions | null> {
-  const stored = await storedCareGuide(env, species.id, language);
+  const stored = known ? known.guide : await storedCareGuide(env, species.id, language);
   if (stored) return stored;
   if (getConfig(env).OPENAI_API_KEY) {
     try {

@@ -13,6 +13,7 @@ import type { Bindings } from "../env";
 import { uuidv7 } from "../lib/ids";
 import type { DiseaseSuggestion, HealthAssessment, TreatmentPlan } from "../providers/types";
 import { purgeStatement } from "./public-cache";
+import { countResultsStatement, DiseaseRequests, resultsCounted } from "./queued-requests";
 
 export const PLANT_CONDITIONS = ["mild", "moderate", "severe", "dying"] as const;
 export type PlantCondition = (typeof PLANT_CONDITIONS)[number];
@@ -78,7 +79,7 @@ export async function completeDiseaseRequest(
   requestId: string,
   health: HealthAssessment,
   isPlant: boolean,
-): Promise<{ status: "identified" | "needs_help"; written: boolean }> {
+): Promise<{ status: "identified" | "needs_help"; written: boolean; results: number }> {
   const db = database(env);
   const status = diagnosisStatus(health, isPlant);
   const diseases = isPlant ? rankedDiseases(health.diseases) : [];
@@ -120,8 +121,10 @@ export async function completeDiseaseRequest(
       })
       .where(and(eq(q.id, requestId), eq(q.status, "processing"))),
   );
+  // The number of results the owner is told, read in the same transaction (no round trip of its own).
+  statements.push(countResultsStatement(DiseaseRequests, requestId));
   const results = await runBatch(db, statements);
-  return { status, written: changes(results.at(-1)) > 0 };
+  return { status, written: changes(results.at(-2)) > 0, results: resultsCounted(results.at(-1)) };
 }
 
 /** Most likely first (rank breaks ties). */

@@ -15,26 +15,39 @@ import type { MergedSuggestion } from "./merge";
 import { progress } from "./progress";
 import { cachedTrefleSpecies, speciesNamed } from "./species";
 
+/**
+ * Returns true when it filled in catalogue fields. `known`: the best suggestion's catalogue entry
+ * (its light and water data, or null when it is not in the catalogue) when the caller has just
+ * read it; read here otherwise.
+ */
 export async function enrichSpecies(
   env: Bindings,
   requestId: string,
   suggestions: MergedSuggestion[],
   say: (m: HubMessage) => Promise<void>,
   logger: Logger,
-): Promise<void> {
+  known?: { light_requirements: string | null; water_requirements: string | null } | null,
+): Promise<boolean> {
   const top = suggestions[0];
   const config = getConfig(env);
-  if (!top) return say(progress(requestId, "enrich_skipped", "processing", { reason: "no suggestion" }));
-  const existing = await speciesNamed(env, top.scientific_name);
-  if (existing?.lightRequirements && existing.waterRequirements) {
-    return say(progress(requestId, "enrich_skipped", "processing", { reason: "catalogue already has care data" }));
-  }
-  if (!config.TREFLE_API_KEY) return say(progress(requestId, "enrich_skipped", "processing", { reason: "Trefle not configured" }));
+  const skipped = async (reason: string) => {
+    await say(progress(requestId, "enrich_skipped", "processing", { reason }));
+    return false;
+  };
+  if (!top) return skipped("no suggestion");
+  const existing =
+    known === undefined
+      ? await speciesNamed(env, top.scientific_name).then((row) =>
+          row ? { light_requirements: row.lightRequirements, water_requirements: row.waterRequirements } : null,
+        )
+      : known;
+  if (existing?.light_requirements && existing.water_requirements) return skipped("catalogue already has care data");
+  if (!config.TREFLE_API_KEY) return skipped("Trefle not configured");
 
   await say(progress(requestId, "enrich_start", "processing", { source: "trefle", scientific_name: top.scientific_name }));
   try {
     const care = await cachedTrefleSpecies(env, top.scientific_name);
-    if (!care) return say(progress(requestId, "enrich_skipped", "processing", { reason: "unknown to Trefle" }));
+    if (!care) return skipped("unknown to Trefle");
     // Only the missing fields are filled: the catalogue's own data always wins.
     const fill = <T>(column: SQLiteColumn, value: T) => sql`coalesce(${column}, ${value})`;
     const s = species;
@@ -57,8 +70,9 @@ export async function enrichSpecies(
     await say(
       progress(requestId, "enrich_done", "processing", { source: "trefle", light: care.lightRequirements, water: care.waterRequirements }),
     );
+    return true;
   } catch (err) {
     logger.warn("trefle enrichment failed", { error: String(err) });
-    await say(progress(requestId, "enrich_skipped", "processing", { reason: "Trefle unavailable" }));
+    return skipped("Trefle unavailable");
   }
 }

@@ -5,7 +5,8 @@
  * release, fail, retry, delete) is services/queued-requests.ts.
  *
  * Completion is one atomic batch whose every statement is guarded by the request still being
- * `processing`, with the status change last, so a re-delivered job never counts or writes twice.
+ * `processing`, with the status change last (then only the count of results the owner is told),
+ * so a re-delivered job never counts or writes twice.
  */
 import { and, asc, count, desc, eq, type SQL, sql } from "drizzle-orm";
 import { changes, database, runBatch, type Statement, sqlNow } from "../db/client";
@@ -23,7 +24,13 @@ import { addIdentifiedPlant } from "./collections";
 import { consensusChange, consensusStatements, tellAgreement, tellConsensus } from "./community";
 import type { MergedSuggestion } from "./merge";
 import { imageUrl, photoRef, photosOf, type storeImages, withStoredPhotos } from "./photos";
-import { IdentificationRequests, type IdentificationRequestRow, ownRequest } from "./queued-requests";
+import {
+  countResultsStatement,
+  IdentificationRequests,
+  type IdentificationRequestRow,
+  ownRequest,
+  resultsCounted,
+} from "./queued-requests";
 
 /** API.md §2.2: `identified` when the best result is at least this confident. */
 export const IDENTIFIED_THRESHOLD = 0.5;
@@ -65,7 +72,7 @@ export async function completeIdentificationRequest(
   userId: string | null,
   suggestions: MergedSuggestion[],
   health: HealthAssessment | null = null,
-): Promise<{ status: "identified" | "needs_help"; written: boolean }> {
+): Promise<{ status: "identified" | "needs_help"; written: boolean; results: number }> {
   const status = finalStatusFor(suggestions);
   const db = database(env);
   // The guard every write of the batch carries: SQL's EXISTS, evaluated inside the transaction.
@@ -133,8 +140,9 @@ export async function completeIdentificationRequest(
       .set({ status, health: health as Record<string, unknown> | null, errorMessage: null, processedAt: sqlNow, updatedAt: sqlNow })
       .where(and(eq(t.id, requestId), eq(t.status, "processing"))),
   );
+  statements.push(countResultsStatement(IdentificationRequests, requestId));
   const results = await runBatch(db, statements);
-  return { status, written: changes(results.at(-1)) > 0 };
+  return { status, written: changes(results.at(-2)) > 0, results: resultsCounted(results.at(-1)) };
 }
 
 /**

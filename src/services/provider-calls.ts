@@ -213,11 +213,14 @@ async function cachedProviderCallInner(
     logProviderFailure(logger, job, error, 0);
   } else {
     const calledAt = Date.now();
+    // The miss is counted with the circuit's own update when there is one (one call, one write).
+    let missCounted = false;
     try {
       const answer = await callUpstream(job);
       result = { provider: job.provider, answer, error: null, cached: false };
       outcome = { ok: true, answer };
-      circuitUpdate = circuit.recordSuccess(policy);
+      circuitUpdate = circuit.recordSuccess(policy, true);
+      missCounted = true;
       waitUntil(env.CACHE.put(job.cacheKey, JSON.stringify(answer), { expirationTtl: job.ttlS }));
     } catch (err) {
       const error = asProviderError(job.provider, err);
@@ -228,9 +231,12 @@ async function cachedProviderCallInner(
       // a 429 is rate limiting (its Retry-After is honoured by the caller), not an outage: neither
       // counts toward opening the circuit.
       if (error.kind === "rate_limited") circuitUpdate = circuit.recordRateLimited();
-      else if (error.kind !== "bad_request") circuitUpdate = circuit.recordFailure(policy);
+      else if (error.kind !== "bad_request") {
+        circuitUpdate = circuit.recordFailure(policy, undefined, true); // the object's own clock
+        missCounted = true;
+      }
     }
-    waitUntil(circuit.countCache(false));
+    if (!missCounted) waitUntil(circuit.countCache(false));
   }
   // The circuit's bookkeeping and releasing the followers share one round trip. Both are best
   // effort: this request keeps its own answer, and unreleased followers take over when the

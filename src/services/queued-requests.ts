@@ -18,7 +18,7 @@
 import { and, count, desc, eq, inArray, isNull, lt, lte, or, type SQL, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { CLOSE_CODES, type CompletedMessage, FinalStatus } from "../../durable-objects/user-hub-protocol";
-import { changes, database, sqlNow } from "../db/client";
+import { changes, type Database, database, sqlNow } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
 import { diseaseRequests, diseaseResults, identificationRequests, identificationResults } from "../db/schema";
 import type { Bindings } from "../env";
@@ -27,6 +27,7 @@ import { AppError } from "../lib/errors";
 import { apiFields } from "../lib/fields";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
+import { StageTimer } from "../lib/server-timing";
 import { imageUrl, photoRef, photosOf, releasePhotos, type StoredImage, type storeImages, withStoredPhotos } from "./photos";
 import { createNotification } from "./notifications";
 import { progress, publish, userHub } from "./progress";
@@ -156,17 +157,24 @@ export async function submitRequest<T extends RequestTable>(
   photos: readonly Parameters<typeof storeImages>[1][number][],
   values: Omit<T["$inferInsert"], "id" | "userId" | "imageHashes">,
   logger: Logger,
+  timer = new StageTimer(),
 ): Promise<RowOf<T>> {
   const t = lifecycle(kind);
-  // The photo store's store-or-undo: a failed insert leaves no photo behind.
-  const row = (await withStoredPhotos(env, photos, () =>
-    database(env)
-      .insert(t)
-      .values({ ...(values as object), id: uuidv7(), userId, imageHashes: photos.map(photoRef) } as typeof t.$inferInsert)
-      .returning()
-      .get(),
+  // The photo store's store-or-undo: a failed insert leaves no photo behind. (`store` includes `record`.)
+  const row = (await timer.time(
+    "store",
+    withStoredPhotos(env, photos, () =>
+      timer.time(
+        "record",
+        database(env)
+          .insert(t)
+          .values({ ...(values as object), id: uuidv7(), userId, imageHashes: photos.map(photoRef) } as typeof t.$inferInsert)
+          .returning()
+          .get(),
+      ),
+    ),
   )) as RowOf<T>;
-  await enqueueRequestJob(env, kind, row.id, userId, logger);
+  await timer.time("queue", enqueueRequestJob(env, kind, row.id, userId, logger));
   return row;
 }
 
@@ -266,14 +274,35 @@ export async function claimRequest<T extends RequestTable>(
   id: string,
   now = Date.now(),
 ): Promise<RowOf<T> | undefined> {
+  return (await claimStatement(database(env), kind, id, now).get()) as RowOf<T> | undefined;
+}
+
+/**
+ * `claimRequest` for the jobs of one queue batch, in one round trip: each id's claim is its own
+ * statement of one D1 batch, answered in order (undefined where that claim found nothing to
+ * take). An id given twice is claimed once, by its first statement.
+ */
+export async function claimRequests<T extends RequestTable>(
+  env: Bindings,
+  kind: RequestKind<T>,
+  ids: readonly string[],
+  now = Date.now(),
+): Promise<(RowOf<T> | undefined)[]> {
+  const [first, ...rest] = ids;
+  if (first === undefined) return [];
+  const db = database(env);
+  const results = await db.batch([claimStatement(db, kind, first, now), ...rest.map((id) => claimStatement(db, kind, id, now))]);
+  return results.map((rows) => (rows as RowOf<T>[])[0]);
+}
+
+function claimStatement(db: Database, kind: RequestKind, id: string, now: number) {
   const t = lifecycle(kind);
   const leaseOver = or(isNull(t.leaseExpiresAt), lte(t.leaseExpiresAt, isoIn(0, now)));
-  return (await database(env)
+  return db
     .update(t)
     .set({ status: "processing", attempts: sql`${t.attempts} + 1`, leaseExpiresAt: isoIn(JOB_LEASE_MS, now), updatedAt: sqlNow })
     .where(and(eq(t.id, id), or(eq(t.status, "pending"), and(eq(t.status, "processing"), leaseOver))))
-    .returning()
-    .get()) as RowOf<T> | undefined;
+    .returning();
 }
 
 /**
@@ -382,6 +411,20 @@ export async function countRequestResults(env: Bindings, kind: RequestKind, requ
 }
 
 /**
+ * `countRequestResults` as the last statement of a completion's batch, so the count the owner is
+ * told comes from the same transaction as the results, without a round trip of its own. Read the
+ * answer with `resultsCounted`.
+ */
+export function countResultsStatement(kind: RequestKind, requestId: string): SQL {
+  const r = kind.results as typeof identificationResults;
+  return sql`SELECT count(*) AS n FROM ${r} WHERE ${r.requestId} = ${requestId}`;
+}
+
+export function resultsCounted(result: unknown): number {
+  return (result as { results?: { n?: number }[] } | undefined)?.results?.[0]?.n ?? 0;
+}
+
+/**
  * A request of either kind, for following it over a WebSocket (identification and disease
  * request ids never collide): its owner and status, and for a final one the `completed`
  * message the hub would have sent.
@@ -425,6 +468,12 @@ export function requestJobKind<Type extends RequestKind["job"]>(
       );
     },
     process: job.process,
+    claimAll: (env, jobs) =>
+      claimRequests(
+        env,
+        kind,
+        jobs.map((j) => j.request_id),
+      ),
     release: (env, j, delayS) => releaseRequest(env, kind, j.request_id, delayS),
     fail: (env, j, message) => failRequest(env, kind, j.request_id, message),
     deadLetterMessage: job.deadLetterMessage,

@@ -1,0 +1,96 @@
+/**
+ * The jobs of one queue batch claim their requests together, in one D1 round trip
+ * (jobs/queue.ts `claimBatch`). Each message is still acked or retried on its own; a message
+ * delivered twice in one batch does its work once; and a batch claim that fails leaves every
+ * request pending and every message retried, as a job whose own claim crashed.
+ */
+import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import worker from "../../src/index";
+import { sha256Hex } from "../../src/lib/hash";
+import { makePng } from "../helpers/images";
+import { useEmulators } from "../helpers/outbound";
+import { bearerUser } from "../helpers/users";
+
+useEmulators();
+
+type Body = { type: string; request_id: string; user_id: string };
+
+async function pendingIdentification(userId: string): Promise<string> {
+  const bytes = await makePng(320, 240, { seed: `batch-claim-${Math.random()}` });
+  const sha = await sha256Hex(bytes);
+  await env.IMAGES.put(`images/${sha}.png`, bytes);
+  const id = crypto.randomUUID();
+  await env.DB.prepare(
+    "INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'pending', ?, '[\"auto\"]')",
+  )
+    .bind(id, userId, JSON.stringify([`${sha}.png`]))
+    .run();
+  return id;
+}
+
+const row = async (id: string) =>
+  (await env.DB.prepare(
+    "SELECT status, attempts, (SELECT count(*) FROM identification_results r WHERE r.request_id = q.id) AS results FROM identification_requests q WHERE id = ?",
+  )
+    .bind(id)
+    .first<{ status: string; attempts: number; results: number }>())!;
+
+/** Delivers the bodies as one batch; returns the ids of acked and retried messages. */
+async function deliverBatch(bodies: Body[], db: D1Database = env.DB) {
+  const batch = createMessageBatch(
+    "plant-identify",
+    bodies.map((body, i) => ({ id: `m-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body })),
+  );
+  const ctx = createExecutionContext();
+  const queue = { send: async () => {}, sendBatch: async () => {} } as unknown as Queue;
+  await worker.queue(batch, { ...env, DB: db, IDENTIFY_QUEUE: queue }, ctx);
+  await waitOnExecutionContext(ctx);
+  const result = await getQueueResult(batch, ctx);
+  return { ids: batch.messages.map((m) => m.id), acked: result.explicitAcks, retried: result.retryMessages.map((m) => m.msgId) };
+}
+
+describe("claiming a queue batch's requests together", () => {
+  it("runs every job of the batch once, acks each message, and a duplicate delivery does no work", async () => {
+    const u = await bearerUser();
+    const [a, b, c] = [await pendingIdentification(u.userId), await pendingIdentification(u.userId), await pendingIdentification(u.userId)];
+    const job = (id: string) => ({ type: "identify", request_id: id, user_id: u.userId });
+    const result = await deliverBatch([job(a), job(b), job(a), job(c)]);
+    expect(result.retried).toEqual([]);
+    expect(result.acked.sort()).toEqual([...result.ids].sort());
+    for (const id of [a, b, c]) {
+      const r = await row(id);
+      expect(r.status).toBe("identified");
+      expect(r.attempts).toBe(1); // the duplicate of `a` claimed nothing
+      expect(r.results).toBeGreaterThan(0);
+    }
+  });
+
+  it("when the batch claim fails, every message is retried and every request stays pending", async () => {
+    const u = await bearerUser();
+    const ids = [await pendingIdentification(u.userId), await pendingIdentification(u.userId)];
+    // D1 refuses the first batch it is sent (the claim); everything else goes through.
+    let refused = false;
+    const db = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "batch" && !refused) {
+          refused = true;
+          return async () => {
+            throw new Error("D1_ERROR: simulated outage");
+          };
+        }
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const result = await deliverBatch(
+      ids.map((id) => ({ type: "identify", request_id: id, user_id: u.userId })),
+      db,
+    );
+    expect(refused).toBe(true);
+    expect(result.acked).toEqual([]);
+    expect(result.retried.sort()).toEqual([...result.ids].sort());
+    for (const id of ids) expect(await row(id)).toMatchObject({ status: "pending", attempts: 0, results: 0 });
+  });
+});
