@@ -6,6 +6,9 @@
  * reads 0 ms, and its cost shows in the stage whose I/O follows it. Stages that overlap each
  * report their own duration.
  */
+/** Hears how long one named stage took; services take one so routes can report their stages. */
+export type StageRecorder = (name: string, ms: number) => void;
+
 export class StageTimer {
   private readonly started = Date.now();
   private readonly stages: [string, number][] = [];
@@ -18,6 +21,11 @@ export class StageTimer {
     } finally {
       this.stages.push([name, Date.now() - at]);
     }
+  }
+
+  /** Records a stage measured elsewhere (e.g. by a service through `StageRecorder`). */
+  record(name: string, ms: number): void {
+    this.stages.push([name, ms]);
   }
 
   /** The header's value: each stage, then `total` since the timer was made. */

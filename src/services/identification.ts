@@ -8,6 +8,7 @@ import type { ProgressData, ProgressStage } from "../../durable-objects/user-hub
 import { getConfig } from "../config";
 import type { Bindings } from "../env";
 import { createLogger, type Logger } from "../lib/logger";
+import type { StageRecorder } from "../lib/server-timing";
 import { type PlantNetOrgan, plantNetProjectFor } from "../providers/plantnet";
 
 /** The organs a photo may show (Pl@ntNet's list), for validating uploads. */
@@ -51,6 +52,8 @@ export interface IdentifyOptions {
   secondProviderGraceMs?: number;
   /** Where provider failures are logged; a plain logger at the configured level otherwise. */
   logger?: Logger;
+  /** Hears each provider call's steps (cachedProviderCall names them), e.g. for Server-Timing. */
+  stages?: StageRecorder;
 }
 
 export interface IdentifyOutcome {
@@ -76,10 +79,12 @@ export function identifyNow(
   waitUntil: (p: Promise<unknown>) => void,
   input: IdentifyInput,
   logger?: Logger,
+  stages?: StageRecorder,
 ): Promise<IdentifyOutcome> {
   return identifyPlant(env, waitUntil, input, undefined, {
     secondProviderGraceMs: getConfig(env).IDENTIFY_SECOND_PROVIDER_GRACE_MS,
     logger,
+    stages,
   });
 }
 
@@ -99,7 +104,7 @@ export async function identifyPlant(
   const plantIdCall = (async (): Promise<ProviderOutcome> => {
     await report("plant_id_start", {});
     const job = await plantIdJob(env, input.images, { latitude, longitude, language });
-    const result = await cachedProviderCall(env, waitUntil, job, logger);
+    const result = await cachedProviderCall(env, waitUntil, job, logger, options.stages);
     await report("plant_id_done", summary(result));
     return result;
   })();
@@ -117,7 +122,7 @@ export async function identifyPlant(
       includeRelatedImages: true,
       maxResults: PLANTNET_MAX_RESULTS,
     });
-    const result = await cachedProviderCall(env, waitUntil, job, logger);
+    const result = await cachedProviderCall(env, waitUntil, job, logger, options.stages);
     await report("plantnet_done", summary(result));
     return result;
   })();

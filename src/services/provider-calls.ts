@@ -8,6 +8,7 @@ import type { Bindings } from "../env";
 import { sha256Hex } from "../lib/hash";
 import type { ImageMime } from "../lib/images";
 import { createLogger, type Logger } from "../lib/logger";
+import type { StageRecorder } from "../lib/server-timing";
 import { recordProviderMetric } from "../lib/metrics";
 import { assessHealthWithPlantId, identifyWithPlantId, PLANT_ID_API_VERSION, PLANT_ID_HEALTH_DETAILS } from "../providers/plant-id";
 import { identifyWithPlantNet, PLANTNET_API_VERSION, type PlantNetOrgan } from "../providers/plantnet";
@@ -149,18 +150,33 @@ const LEASE_MARGIN_MS = 5_000;
  * object for this cache key makes this request the leader (which calls the provider, behind the
  * circuit breaker, and caches the answer) or lets it wait for the leader's outcome. Counters are
  * updated after the response via waitUntil so they cost the caller nothing.
+ *
+ * `stages` hears each step's time as `<provider>_kv`, `_flight` (joining the single flight),
+ * `_circuit` (the breaker's gate), `_call` (the upstream call, building its body included) and
+ * `_settle` (the breaker's bookkeeping and releasing followers); a cache hit has only `_kv`.
  */
 export async function cachedProviderCall(
   env: Bindings,
   waitUntil: (p: Promise<unknown>) => void,
   job: ProviderJob,
   logger: Logger = createLogger({}, getConfig(env).LOG_LEVEL),
+  stages: StageRecorder = () => {},
 ): Promise<CachedCallResult> {
   const started = Date.now();
-  const result = await cachedProviderCallInner(env, waitUntil, job, logger);
+  const result = await cachedProviderCallInner(env, waitUntil, job, logger, stepTimer(job.provider, stages));
   const outcome = result.error ? `error:${result.error.kind}` : result.cached ? "hit" : "miss";
   recordProviderMetric(env.METRICS, { provider: job.provider, outcome, durationMs: Date.now() - started });
   return result;
+}
+
+/** Each call reports the time since the previous one (or since it was made) under `<provider>_<step>`. */
+function stepTimer(provider: ProviderName, stages: StageRecorder): (step: string) => void {
+  let since = Date.now();
+  return (step) => {
+    const now = Date.now();
+    stages(`${provider}_${step}`, now - since);
+    since = now;
+  };
 }
 
 async function cachedProviderCallInner(
@@ -168,15 +184,18 @@ async function cachedProviderCallInner(
   waitUntil: (p: Promise<unknown>) => void,
   job: ProviderJob,
   logger: Logger,
+  step: (name: string) => void,
 ): Promise<CachedCallResult> {
   const circuit = circuitFor(env, job.provider);
   const hit = await env.CACHE.get<ProviderAnswer>(job.cacheKey, "json");
+  step("kv");
   if (hit) {
     waitUntil(circuit.countCache(true));
     return { provider: job.provider, answer: hit, error: null, cached: true };
   }
   const flight = env.SINGLE_FLIGHT.get(env.SINGLE_FLIGHT.idFromName(job.cacheKey));
   const joined = await flight.join(job.settings.timeoutMs + LEASE_MARGIN_MS);
+  step("flight");
   if (joined.role === "follower") {
     const outcome = joined.outcome;
     if (outcome.ok) {
@@ -198,6 +217,7 @@ async function cachedProviderCallInner(
   let outcome: FlightOutcome;
   let circuitUpdate: Promise<unknown> = Promise.resolve();
   const gate = await circuit.acquire(policy);
+  step("circuit");
   if (!gate.allowed) {
     // retryAfterS: when the circuit may let a call through (half-open), so a queued job waits that long.
     const retryAfterS = gate.retryAfterMs === undefined ? undefined : Math.ceil(gate.retryAfterMs / 1000);
@@ -215,11 +235,13 @@ async function cachedProviderCallInner(
     const calledAt = Date.now();
     try {
       const answer = await callUpstream(job);
+      step("call");
       result = { provider: job.provider, answer, error: null, cached: false };
       outcome = { ok: true, answer };
       circuitUpdate = circuit.recordSuccess(policy);
       waitUntil(env.CACHE.put(job.cacheKey, JSON.stringify(answer), { expirationTtl: job.ttlS }));
     } catch (err) {
+      step("call");
       const error = asProviderError(job.provider, err);
       logProviderFailure(logger, job, error, Date.now() - calledAt);
       result = { provider: job.provider, answer: null, error, cached: false };
@@ -236,6 +258,7 @@ async function cachedProviderCallInner(
   // effort: this request keeps its own answer, and unreleased followers take over when the
   // lease ends.
   await Promise.all([circuitUpdate.catch(() => {}), flight.settle(joined.token, outcome).catch(() => {})]);
+  step("settle");
   return result;
 }
 

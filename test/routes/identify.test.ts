@@ -105,7 +105,12 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
 
   it("serves identical bytes from the cache with zero upstream calls", async () => {
     const bytes = await photo();
-    await identify(bytes);
+    const miss = await identify(bytes);
+    // A miss times every step of each provider call: cache, single flight, breaker, call, settle.
+    const missStages = (miss.res.headers.get("Server-Timing") ?? "").split(", ").map((s) => s.split(";")[0]);
+    for (const provider of ["plant_id", "plantnet"]) {
+      for (const step of ["kv", "flight", "circuit", "call", "settle"]) expect(missStages).toContain(`${provider}_${step}`);
+    }
     const before = { plantId: emulators.plantId.calls, plantnet: emulators.plantnet.calls };
     const { res, body } = await identify(bytes);
     expect(body.success).toBe(true);
@@ -113,7 +118,7 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
     expect({ plantId: emulators.plantId.calls, plantnet: emulators.plantnet.calls }).toEqual(before);
     // Each stage's time is in Server-Timing (bench/cache.ts reads it).
     const stages = (res.headers.get("Server-Timing") ?? "").split(", ").map((s) => s.split(";")[0]);
-    expect([...stages].sort()).toEqual(["care", "limit", "providers", "total", "upload"]);
+    expect([...stages].sort()).toEqual(["care", "limit", "plant_id_kv", "plantnet_kv", "providers", "total", "upload", "validate"]);
     expect(res.headers.get("Server-Timing")).toMatch(/^(\w+;dur=\d+(, )?)+$/);
   });
 
