@@ -9,7 +9,7 @@
 //   http://127.0.0.1:PORT/email            → email API (EMAIL_API_URL)
 // Control API:
 //   GET  /__health                 → 200 {"status":"ok"}
-//   GET  /__control                → current mode and call count of every emulator
+//   GET  /__control                → current mode, call count and busy time (busyMs) of every emulator
 //   POST /__control/{name}         → JSON body = partial mode (see ModePatch); 400 when invalid
 //   POST /__control/reset          → every emulator back to its initial mode and state
 // Media (when createEmulators gets `mediaBaseUrl`, as the local server does):
@@ -169,7 +169,15 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
   function state() {
     return {
       emulators: Object.fromEntries(
-        EMULATOR_NAMES.map((name) => [name, { mode: byName[name].mode, calls: byName[name].calls, failures: byName[name].failures }]),
+        EMULATOR_NAMES.map((name) => [
+          name,
+          {
+            mode: byName[name].mode,
+            calls: byName[name].calls,
+            busyMs: Math.round(byName[name].busyMs * 10) / 10,
+            failures: byName[name].failures,
+          },
+        ]),
       ),
     };
   }
