@@ -13,7 +13,7 @@ import { recordProviderMetric } from "../lib/metrics";
 import { assessHealthWithPlantId, identifyWithPlantId, PLANT_ID_API_VERSION, PLANT_ID_HEALTH_DETAILS } from "../providers/plant-id";
 import { identifyWithPlantNet, PLANTNET_API_VERSION, type PlantNetOrgan } from "../providers/plantnet";
 import { ProviderError, type ProviderAnswer, type ProviderErrorKind, type ProviderName } from "../providers/types";
-import type { CircuitPolicy } from "../../durable-objects/provider-circuit";
+import type { CallOutcome, CircuitPolicy } from "../../durable-objects/provider-circuit";
 import type { FlightOutcome } from "../../durable-objects/single-flight";
 
 /** API.md §2.3: Plant.id opens after 3 failures for 60 s, Pl@ntNet after 5 for 30 s; 2 successes close. */
@@ -151,9 +151,10 @@ const LEASE_MARGIN_MS = 5_000;
  * circuit breaker, and caches the answer) or lets it wait for the leader's outcome. Counters are
  * updated after the response via waitUntil so they cost the caller nothing.
  *
- * `stages` hears each step's time as `<provider>_kv`, `_flight` (joining the single flight),
- * `_circuit` (the breaker's gate), `_call` (the upstream call, building its body included) and
- * `_settle` (the breaker's bookkeeping and releasing followers); a cache hit has only `_kv`.
+ * `stages` hears each step's time as `<provider>_kv`, `_flight` (joining the single flight and,
+ * in the same round trip, asking the breaker), `_circuit` (taking a half-open circuit's probe,
+ * only then), `_call` (the upstream call, building its body included) and `_settle` (the
+ * breaker's bookkeeping and releasing followers); a cache hit has only `_kv`.
  */
 export async function cachedProviderCall(
   env: Bindings,
@@ -194,7 +195,15 @@ async function cachedProviderCallInner(
     return { provider: job.provider, answer: hit, error: null, cached: true };
   }
   const flight = env.SINGLE_FLIGHT.get(env.SINGLE_FLIGHT.idFromName(job.cacheKey));
-  const joined = await flight.join(job.settings.timeoutMs + LEASE_MARGIN_MS);
+  const policy = CIRCUIT_POLICIES[job.provider];
+  // The breaker is asked while the single flight is joined, so a closed (or plainly open)
+  // circuit costs no round trip of its own before the call. That question reserves nothing;
+  // only when the circuit is half-open does the leader then ask for the probe (`acquire`), as it
+  // does when the question failed (acquire then fails or answers as it always did).
+  const [joined, checked] = await Promise.all([
+    flight.join(job.settings.timeoutMs + LEASE_MARGIN_MS),
+    circuit.check(policy).catch(() => null),
+  ]);
   step("flight");
   if (joined.role === "follower") {
     const outcome = joined.outcome;
@@ -210,14 +219,14 @@ async function cachedProviderCallInner(
       cached: false,
     };
   }
+  const gate = checked ?? (await circuit.acquire(policy));
+  if (!checked) step("circuit");
 
   // The leader calls upstream, behind the circuit breaker shared by every isolate.
-  const policy = CIRCUIT_POLICIES[job.provider];
   let result: CachedCallResult;
   let outcome: FlightOutcome;
-  let circuitUpdate: Promise<unknown> = Promise.resolve();
-  const gate = await circuit.acquire(policy);
-  step("circuit");
+  /** What the call says about the provider; null when the circuit refused it (nothing was called). */
+  let said: CallOutcome | null = null;
   if (!gate.allowed) {
     // retryAfterS: when the circuit may let a call through (half-open), so a queued job waits that long.
     const retryAfterS = gate.retryAfterMs === undefined ? undefined : Math.ceil(gate.retryAfterMs / 1000);
@@ -238,7 +247,7 @@ async function cachedProviderCallInner(
       step("call");
       result = { provider: job.provider, answer, error: null, cached: false };
       outcome = { ok: true, answer };
-      circuitUpdate = circuit.recordSuccess(policy);
+      said = "success";
       waitUntil(env.CACHE.put(job.cacheKey, JSON.stringify(answer), { expirationTtl: job.ttlS }));
     } catch (err) {
       step("call");
@@ -249,15 +258,21 @@ async function cachedProviderCallInner(
       // A request we got wrong (4xx other than 429) says nothing about the provider's health, and
       // a 429 is rate limiting (its Retry-After is honoured by the caller), not an outage: neither
       // counts toward opening the circuit.
-      if (error.kind === "rate_limited") circuitUpdate = circuit.recordRateLimited();
-      else if (error.kind !== "bad_request") circuitUpdate = circuit.recordFailure(policy);
+      said = error.kind === "rate_limited" ? "rate_limited" : error.kind === "bad_request" ? "neutral" : "failure";
     }
-    waitUntil(circuit.countCache(false));
   }
-  // The circuit's bookkeeping and releasing the followers share one round trip. Both are best
-  // effort: this request keeps its own answer, and unreleased followers take over when the
-  // lease ends.
-  await Promise.all([circuitUpdate.catch(() => {}), flight.settle(joined.token, outcome).catch(() => {})]);
+  // The circuit's bookkeeping (with this call's cache miss) and releasing the followers share one
+  // round trip. Both are best effort: this request keeps its own answer, and unreleased followers
+  // take over when the lease ends. Both calls are made now either way; only a success through a
+  // closed circuit does not wait for them, since it changes nothing a later caller could see but
+  // the failure streak's reset (followers are released by the same call, not by this answer).
+  // A failure, or a half-open probe's success, is recorded before this request answers.
+  const bookkeeping = Promise.all([
+    said ? circuit.recordCall(said, policy).catch(() => {}) : null,
+    flight.settle(joined.token, outcome).catch(() => {}),
+  ]);
+  if (said === "success" && gate.state === "closed") waitUntil(bookkeeping);
+  else await bookkeeping;
   step("settle");
   return result;
 }
