@@ -7,10 +7,11 @@
  * serial) whatever the machine's speed. Latency is reset to 0 afterwards.
  *
  * Emulators "at 0 ms" still do a provider's work (parse 1.4 MB of JSON, decode, hash; parse a
- * multipart body) on one Node thread. The no-latency pass reads their own working time per miss
- * (`busyMs`) and each miss's Server-Timing, so the service's own overhead is reported apart from
- * the emulators' work: at most miss − the slower emulator's work (the Worker waits at least for
- * that), at least miss − both (if none of the Worker's work overlapped theirs).
+ * multipart body) on one Node thread. The no-latency pass reads their working time per miss
+ * (`busyMs`: the wall-clock time during which either was working, from a whole request body to
+ * its answer) and each miss's Server-Timing, so the service's own overhead is reported apart
+ * from the emulators' work as miss − that time. It is an estimate: work the Worker did on the
+ * other core while an emulator worked is subtracted too.
  */
 import {
   benchImage,
@@ -66,7 +67,7 @@ export const fanoutBench: Benchmark = async ({ stack, log }, result) => {
 
   /** Per no-latency miss: the Worker's stages (Server-Timing) and each emulator's own work. */
   const stages: Record<string, number[]> = {};
-  const emulatorWork: { plantId: number; plantnet: number; missMs: number }[] = [];
+  const emulatorWork: { plantId: number; plantnet: number; any: number; missMs: number }[] = [];
   const miss = async (label: string, measure = false): Promise<number | null> => {
     const img = await benchImage(`fanout-${stamp}-${next++}`, IMAGE_BYTES);
     const busyBefore = measure ? await emulatorBusyMs(emu) : null;
@@ -84,6 +85,7 @@ export const fanoutBench: Benchmark = async ({ stack, log }, result) => {
       emulatorWork.push({
         plantId: (busyAfter["plant-id"] ?? 0) - (busyBefore["plant-id"] ?? 0),
         plantnet: (busyAfter.plantnet ?? 0) - (busyBefore.plantnet ?? 0),
+        any: (busyAfter.any ?? 0) - (busyBefore.any ?? 0),
         missMs: r.ms,
       });
       for (const [stage, ms] of serverTimings(r.headers.get("server-timing"))) (stages[stage] ??= []).push(ms);
@@ -129,11 +131,10 @@ export const fanoutBench: Benchmark = async ({ stack, log }, result) => {
     const work = {
       plantId: summarize(emulatorWork.map((w) => w.plantId)),
       plantnet: summarize(emulatorWork.map((w) => w.plantnet)),
-      both: summarize(emulatorWork.map((w) => w.plantId + w.plantnet)),
+      any: summarize(emulatorWork.map((w) => w.any)),
     };
-    /** The service's own overhead per miss, bounded by how much of the emulators' work it waited for. */
-    const ownAtMost = summarize(emulatorWork.map((w) => w.missMs - Math.max(w.plantId, w.plantnet)));
-    const ownAtLeast = summarize(emulatorWork.map((w) => w.missMs - w.plantId - w.plantnet));
+    /** The service's own overhead per miss: the miss less the time the emulators were working. */
+    const own = summarize(emulatorWork.map((w) => w.missMs - w.any));
     const added = ms.p50 - bs.p50;
     const parallel = Math.abs(added - SLOWER) < Math.abs(added - SUM);
     log(`fanout: miss p50 ${fmtMs(ms.p50)} p99 ${fmtMs(ms.p99)} (no-latency p50 ${fmtMs(bs.p50)}; added ${fmtMs(added)})`);
@@ -141,14 +142,14 @@ export const fanoutBench: Benchmark = async ({ stack, log }, result) => {
       row("image", `${IMAGE_BYTES} B PNG, distinct every request`),
       row(`miss p50 / p99, emulators at 0 ms, 1 in flight (n=${bs.n})`, `${fmtMs(bs.p50)} / ${fmtMs(bs.p99)}`, "", "info"),
       row(
-        "emulators' own work per miss, p50 (plant-id, plantnet, both; one Node thread)",
-        `${fmtMs(work.plantId.p50)}, ${fmtMs(work.plantnet.p50)}, ${fmtMs(work.both.p50)}`,
+        "emulators working per miss, p50 (either; plant-id; plantnet — one Node thread, spans overlap)",
+        `${fmtMs(work.any.p50)}; ${fmtMs(work.plantId.p50)}; ${fmtMs(work.plantnet.p50)}`,
       ),
       row(
-        "service's own miss overhead p50: miss − slower emulator's work (miss − both)",
-        `${fmtMs(ownAtMost.p50)} (${fmtMs(ownAtLeast.p50)})`,
+        "service's own miss overhead p50 / p99 (miss − emulators working)",
+        `${fmtMs(own.p50)} / ${fmtMs(own.p99)}`,
         `≤ ${OWN_OVERHEAD_TARGET_MS} ms`,
-        verdict(ownAtMost.p50 <= OWN_OVERHEAD_TARGET_MS),
+        verdict(own.p50 <= OWN_OVERHEAD_TARGET_MS),
       ),
       row(
         "miss stages inside the Worker, p50 (Server-Timing, emulators at 0 ms)",
@@ -189,7 +190,7 @@ export const fanoutBench: Benchmark = async ({ stack, log }, result) => {
       targetMs: TARGET_MS,
       baselineMs: bs,
       emulatorWorkMs: work,
-      ownOverheadMs: { atMost: ownAtMost, atLeast: ownAtLeast, target: OWN_OVERHEAD_TARGET_MS },
+      ownOverheadMs: { ...own, target: OWN_OVERHEAD_TARGET_MS },
       missStages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, summarize(v)])),
       missMs: ms,
       addedProviderWaitMs: added,

@@ -180,6 +180,28 @@ export interface EmulatorDefinition<F extends string> {
   resetState?(): void;
 }
 
+/**
+ * Wall-clock time during which at least one emulator of this process was working (the union of
+ * every emulator's busy spans): what a caller waiting on several emulators at once, which share
+ * one thread, waited for their work. Each emulator's own `busyMs` counts a span in which the
+ * thread also served another emulator, so summing those would count that time twice.
+ */
+let working = 0;
+let workingSince = 0;
+let unionBusyMs = 0;
+
+export function emulatorsBusyMs(): number {
+  return unionBusyMs + (working > 0 ? performance.now() - workingSince : 0);
+}
+
+function startWork(): void {
+  if (working++ === 0) workingSince = performance.now();
+}
+
+function endWork(): void {
+  if (--working === 0) unionBusyMs += performance.now() - workingSince;
+}
+
 /** Wraps a provider router with call recording, latency and the failure modes. */
 export function defineEmulator<F extends string>(definition: EmulatorDefinition<F>): Emulator<F> {
   const none = "none" as F;
@@ -194,10 +216,12 @@ export function defineEmulator<F extends string>(definition: EmulatorDefinition<
   async function timedRoute(req: Request): Promise<Response> {
     const body = req.body ? await req.arrayBuffer() : null;
     const started = performance.now();
+    startWork();
     try {
       return await definition.route(body ? new Request(req, { body }) : req, controller);
     } finally {
       busyMs += performance.now() - started;
+      endWork();
     }
   }
 

@@ -18,7 +18,7 @@
 //   POST /push → a subscription whose endpoint is on this server; POST /push/{id} → a push message;
 //   GET  /push → the pushes received
 
-import { parseModePatch, type Emulator, type EmulatorName } from "./common";
+import { emulatorsBusyMs, parseModePatch, type Emulator, type EmulatorName } from "./common";
 import { mediaResponse } from "./media";
 import { createEmailEmulator, type EmailEmulator, type EmailEmulatorOptions } from "./email";
 import { createGitHubOAuthEmulator, type GitHubOAuthEmulator } from "./oauth-github";
@@ -168,6 +168,8 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
 
   function state() {
     return {
+      /** Time during which any emulator was working (see emulatorsBusyMs). */
+      busyMs: Math.round(emulatorsBusyMs() * 10) / 10,
       emulators: Object.fromEntries(
         EMULATOR_NAMES.map((name) => [
           name,

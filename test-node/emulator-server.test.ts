@@ -70,9 +70,10 @@ describe("emulator media (real image files for similar images)", () => {
   });
 
   it("reports each emulator's own working time (busyMs), not the upload or the scripted latency", async () => {
-    const busy = async () =>
-      ((await (await fetch(`${server.url}/__control`)).json()) as { emulators: Record<string, { busyMs: number }> }).emulators["plant-id"]!
-        .busyMs;
+    const state = async () =>
+      (await (await fetch(`${server.url}/__control`)).json()) as { busyMs: number; emulators: Record<string, { busyMs: number }> };
+    const busy = async () => (await state()).emulators["plant-id"]!.busyMs;
+    const anyBefore = (await state()).busyMs;
     const before = await busy();
     await fetch(`${server.url}/__control/plant-id`, { method: "POST", body: JSON.stringify({ latencyMs: 300 }) });
     try {
@@ -97,6 +98,8 @@ describe("emulator media (real image files for similar images)", () => {
       const spent = (await busy()) - before;
       expect(spent).toBeGreaterThan(0);
       expect(spent).toBeLessThan(200);
+      // Only this emulator worked meanwhile: the time any emulator worked grew by as much.
+      expect((await state()).busyMs - anyBefore).toBeCloseTo(spent, 0);
     } finally {
       await fetch(`${server.url}/__control/plant-id`, { method: "POST", body: JSON.stringify({ latencyMs: 0 }) });
     }
