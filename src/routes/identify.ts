@@ -16,7 +16,7 @@ import { assertCsrf } from "../middleware/auth";
 import { identifyNow, providerStatuses, type IdentifyOutcome } from "../services/identification";
 import { identificationProviderHealth, providerCacheCounters } from "../services/provider-calls";
 import { clientIp, enforceRateLimit } from "../services/rate-limits";
-import { catalogueCare, recordIdentification } from "../services/identification-requests";
+import { catalogueCareAhead, recordIdentification } from "../services/identification-requests";
 import { reportRequestError } from "../middleware/error-reporting";
 import { jsonBody, errorResponse, filePart } from "./schemas";
 
@@ -208,14 +208,16 @@ export function identifyRoutes() {
     if (limited) throw limited;
     if (!image.ok) return failure(c, 400, image.message, image.code);
 
+    // The care of each provider's top suggestion is looked up as soon as it answers, so the
+    // merged top's is usually ready by the time the merge is.
+    const care = catalogueCareAhead(c.env);
     const outcome = await timer.time(
       "providers",
       identifyNow(
         c.env,
         (p) => c.executionCtx.waitUntil(p),
         { images: [{ bytes: image.image.bytes, mime: image.image.mime, sha256: image.image.sha256 }] },
-        c.get("logger"),
-        (stage, ms) => timer.record(stage, ms),
+        { logger: c.get("logger"), stages: (stage, ms) => timer.record(stage, ms), onAnswer: care.onAnswer },
       ),
     );
     const cached = { plant_id: outcome.providers.plant_id.cached, plantnet: outcome.providers.plantnet.cached };
@@ -235,7 +237,7 @@ export function identifyRoutes() {
     }
 
     const top = outcome.suggestions[0]!;
-    const careInstructions = await timer.time("care", catalogueCare(c.env, top.scientific_name));
+    const careInstructions = await timer.time("care", care.careFor(top.scientific_name));
     const requestId = user
       ? await timer.time("record", recordIdentification(c.env, user.id, image.image, outcome.suggestions, outcome.health))
       : undefined;

@@ -54,6 +54,8 @@ export interface IdentifyOptions {
   logger?: Logger;
   /** Hears each provider call's steps (cachedProviderCall names them), e.g. for Server-Timing. */
   stages?: StageRecorder;
+  /** Hears each provider's answer as soon as it is in, before the other's and the merge. */
+  onAnswer?: (answer: ProviderAnswer) => void;
 }
 
 export interface IdentifyOutcome {
@@ -78,13 +80,11 @@ export function identifyNow(
   env: Bindings,
   waitUntil: (p: Promise<unknown>) => void,
   input: IdentifyInput,
-  logger?: Logger,
-  stages?: StageRecorder,
+  options: Pick<IdentifyOptions, "logger" | "stages" | "onAnswer"> = {},
 ): Promise<IdentifyOutcome> {
   return identifyPlant(env, waitUntil, input, undefined, {
+    ...options,
     secondProviderGraceMs: getConfig(env).IDENTIFY_SECOND_PROVIDER_GRACE_MS,
-    logger,
-    stages,
   });
 }
 
@@ -105,6 +105,7 @@ export async function identifyPlant(
     await report("plant_id_start", {});
     const job = await plantIdJob(env, input.images, { latitude, longitude, language });
     const result = await cachedProviderCall(env, waitUntil, job, logger, options.stages);
+    if (result.answer) options.onAnswer?.(result.answer);
     await report("plant_id_done", summary(result));
     return result;
   })();
@@ -123,6 +124,7 @@ export async function identifyPlant(
       maxResults: PLANTNET_MAX_RESULTS,
     });
     const result = await cachedProviderCall(env, waitUntil, job, logger, options.stages);
+    if (result.answer) options.onAnswer?.(result.answer);
     await report("plantnet_done", summary(result));
     return result;
   })();

@@ -2,6 +2,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
+import { catalogueCare, catalogueCareAhead } from "../../src/services/identification-requests";
 import { makeJpeg, makePng, makePngHeaderOnly, padToSize } from "../helpers/images";
 import { call, freshIp } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
@@ -44,6 +45,7 @@ interface IdentifyBody {
   }[];
   disease_detection?: { is_healthy: boolean } | null;
   cached?: { plant_id: boolean; plantnet: boolean };
+  care_instructions?: Record<string, unknown> | null;
   request_id?: string;
   summary?: string;
 }
@@ -95,6 +97,23 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
     expect(plantnetCall.path).toBe("/v2/identify/all");
     expect(plantnetCall.search).toContain("include-related-images=true");
     expect(emulators.plantId.requests.at(-1)!.search).toContain("details=");
+  });
+
+  it("answers with the top suggestion's catalogue care, looked up once per name while the providers answer", async () => {
+    const { body } = await identify(await photo(), { ip: freshIp() });
+    expect(body.success).toBe(true);
+    const expected = await catalogueCare(env, body.scientific_name!);
+    expect(body.care_instructions).toEqual(expected === null ? null : JSON.parse(JSON.stringify(expected)));
+
+    const ahead = catalogueCareAhead(env);
+    ahead.onAnswer({
+      provider: "plantnet",
+      isPlant: true,
+      health: null,
+      suggestions: [{ scientificName: body.scientific_name! }],
+    } as never);
+    expect(ahead.careFor(body.scientific_name!.toUpperCase())).toBe(ahead.careFor(body.scientific_name!));
+    expect(await ahead.careFor(body.scientific_name!)).toEqual(expected);
   });
 
   it("answers the web client's CORS request from http://localhost:5173 without credentials", async () => {
