@@ -212,6 +212,19 @@ export async function emulatorControl(emulatorUrl: string, target: string, body:
   expectStatus(res, 200, `emulator control ${target}`);
 }
 
+/**
+ * Milliseconds each emulator has spent on its own work, upload and scripted latency excluded,
+ * and under `any` the time during which at least one of them was working (GET /__control).
+ */
+export async function emulatorBusyMs(emulatorUrl: string): Promise<Record<string, number>> {
+  const res = await request<{ busyMs?: number; emulators: Record<string, { busyMs?: number }> }>(`${emulatorUrl}/__control`);
+  expectStatus(res, 200, "emulator state");
+  return {
+    ...Object.fromEntries(Object.entries(res.body.emulators).map(([k, v]) => [k, v.busyMs ?? Number.NaN])),
+    any: res.body.busyMs ?? Number.NaN,
+  };
+}
+
 /** Upstream call counters of the emulators (GET /__control). */
 export async function emulatorCalls(emulatorUrl: string): Promise<Record<string, number>> {
   const res = await request<{ emulators: Record<string, { calls: number }> }>(`${emulatorUrl}/__control`);

@@ -43,6 +43,9 @@ const PROBE_LEASE_MS = 60_000;
 /** While a half-open probe is in flight, others are told to look again this soon (it settles within a provider timeout). */
 const PROBE_RECHECK_MS = 5_000;
 
+/** What one upstream call said about its provider (see ProviderCircuit.recordCall). */
+export type CallOutcome = "success" | "failure" | "rate_limited" | "neutral";
+
 export interface CircuitGate {
   allowed: boolean;
   state: CircuitState;
@@ -65,6 +68,21 @@ export class ProviderCircuit extends DurableObject<Env> {
     });
   }
 
+  /**
+   * `acquire`'s answer when giving it changes nothing — closed: allowed; open and not yet due:
+   * refused — or null when the circuit is half-open or due to turn half-open, where only
+   * `acquire` may answer (it reserves the one probe). So a caller can ask this before it knows
+   * whether it will call at all (a single-flight follower never does) without taking a probe.
+   */
+  async check(policy: CircuitPolicy, now = Date.now()): Promise<CircuitGate | null> {
+    const c = this.data.circuit;
+    if (c.state === "closed") return { allowed: true, state: c.state };
+    if (c.state === "open" && !(c.openedAt !== null && now - c.openedAt >= policy.openMs)) {
+      return { allowed: false, state: c.state, retryAfterMs: Math.max(0, (c.openedAt ?? now) + policy.openMs - now) };
+    }
+    return null;
+  }
+
   /** May the caller make an upstream call now? Moves open → half_open when the time is up. */
   async acquire(policy: CircuitPolicy, now = Date.now()): Promise<CircuitGate> {
     const c = this.data.circuit;
@@ -82,13 +100,8 @@ export class ProviderCircuit extends DurableObject<Env> {
     return { allowed: true, state: c.state };
   }
 
-  /**
-   * `countedMiss`: the call was a cache miss, counted here as `countCache(false)` would, so the
-   * caller's bookkeeping after an upstream call is one call and one write.
-   */
-  async recordSuccess(policy: CircuitPolicy, countedMiss = false): Promise<CircuitState> {
+  async recordSuccess(policy: CircuitPolicy): Promise<CircuitState> {
     const c = this.data.circuit;
-    if (countedMiss) this.data.cache.misses++;
     c.consecutiveFailures = 0;
     if (c.state === "half_open") {
       this.probeUntil = 0;
@@ -103,10 +116,8 @@ export class ProviderCircuit extends DurableObject<Env> {
     return c.state;
   }
 
-  /** `countedMiss` as for `recordSuccess`. */
-  async recordFailure(policy: CircuitPolicy, now = Date.now(), countedMiss = false): Promise<CircuitState> {
+  async recordFailure(policy: CircuitPolicy, now = Date.now()): Promise<CircuitState> {
     const c = this.data.circuit;
-    if (countedMiss) this.data.cache.misses++;
     c.consecutiveFailures++;
     if (c.state === "half_open" || (c.state === "closed" && c.consecutiveFailures >= policy.failureThreshold)) {
       c.state = "open";
@@ -126,6 +137,26 @@ export class ProviderCircuit extends DurableObject<Env> {
   async recordRateLimited(): Promise<CircuitState> {
     this.probeUntil = 0;
     return this.data.circuit.state;
+  }
+
+  /**
+   * One upstream call's bookkeeping in one round trip: what it says about the provider's health
+   * (as recordSuccess, recordFailure or recordRateLimited; "neutral" for a request we got wrong,
+   * which says nothing) and the cache miss that caused it (as countCache(false)).
+   */
+  async recordCall(outcome: CallOutcome, policy: CircuitPolicy, now = Date.now()): Promise<CircuitState> {
+    this.data.cache.misses++;
+    switch (outcome) {
+      case "success":
+        return this.recordSuccess(policy);
+      case "failure":
+        return this.recordFailure(policy, now);
+      case "rate_limited":
+      case "neutral":
+        if (outcome === "rate_limited") await this.recordRateLimited();
+        await this.save();
+        return this.data.circuit.state;
+    }
   }
 
   async snapshot(policy?: CircuitPolicy, now = Date.now()): Promise<CircuitSnapshot> {

@@ -37,6 +37,8 @@ const EMPTY: BucketState = { hits: [], failures: [], lockedUntil: null, expiresA
 
 export class RateLimiter extends DurableObject<Env> {
   private state: BucketState = { ...EMPTY };
+  /** Whether an alarm is set (null: not known yet, e.g. after the object was evicted). */
+  private alarmSet: boolean | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -115,17 +117,26 @@ export class RateLimiter extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     if (Date.now() < this.state.expiresAt) {
+      // Hits since the alarm was set moved the expiry on: wait for the new one.
       await this.ctx.storage.setAlarm(this.state.expiresAt);
+      this.alarmSet = true;
       return;
     }
     this.state = { ...EMPTY };
     await this.ctx.storage.deleteAll();
+    this.alarmSet = false;
   }
 
+  /**
+   * Stores the state, and makes sure an alarm will clear it after `expiresAt`. One alarm is
+   * enough however far later hits move the expiry: an alarm that fires early sets itself again
+   * (above). So a hit costs one storage write, not a write plus reading and moving the alarm.
+   */
   private async save(expiresAt: number): Promise<void> {
     this.state.expiresAt = Math.max(this.state.expiresAt, expiresAt);
     await this.ctx.storage.put("state", this.state);
-    const alarm = await this.ctx.storage.getAlarm();
-    if (alarm === null || alarm < this.state.expiresAt) await this.ctx.storage.setAlarm(this.state.expiresAt);
+    if (this.alarmSet) return;
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(this.state.expiresAt);
+    this.alarmSet = true;
   }
 }

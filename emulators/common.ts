@@ -50,6 +50,12 @@ export interface Emulator<F extends string = CommonFailure> {
   reset(): void;
   /** Requests handled since creation or the last reset, including failed ones. */
   readonly calls: number;
+  /**
+   * Milliseconds spent answering normal (not failure-mode) requests since creation or the last
+   * reset, counted from when the request's body had arrived: the emulator's own work, which
+   * `bench/` separates from the caller's. Always 0 where the clock stands still (workerd).
+   */
+  readonly busyMs: number;
   readonly requests: readonly RecordedRequest[];
 }
 
@@ -174,6 +180,28 @@ export interface EmulatorDefinition<F extends string> {
   resetState?(): void;
 }
 
+/**
+ * Wall-clock time during which at least one emulator of this process was working (the union of
+ * every emulator's busy spans): what a caller waiting on several emulators at once, which share
+ * one thread, waited for their work. Each emulator's own `busyMs` counts a span in which the
+ * thread also served another emulator, so summing those would count that time twice.
+ */
+let working = 0;
+let workingSince = 0;
+let unionBusyMs = 0;
+
+export function emulatorsBusyMs(): number {
+  return unionBusyMs + (working > 0 ? performance.now() - workingSince : 0);
+}
+
+function startWork(): void {
+  if (working++ === 0) workingSince = performance.now();
+}
+
+function endWork(): void {
+  if (--working === 0) unionBusyMs += performance.now() - workingSince;
+}
+
 /** Wraps a provider router with call recording, latency and the failure modes. */
 export function defineEmulator<F extends string>(definition: EmulatorDefinition<F>): Emulator<F> {
   const none = "none" as F;
@@ -181,7 +209,21 @@ export function defineEmulator<F extends string>(definition: EmulatorDefinition<
   const extra: NonNullable<FaultResponses<F>["extra"]> = definition.faults.extra ?? {};
   const wholeRequestFailures = new Set<string>([...COMMON_FAILURES, ...Object.keys(extra)]);
   let calls = 0;
+  let busyMs = 0;
   let requests: RecordedRequest[] = [];
+
+  /** The route, timed from when the whole body is in hand (its upload is the caller's time). */
+  async function timedRoute(req: Request): Promise<Response> {
+    const body = req.body ? await req.arrayBuffer() : null;
+    const started = performance.now();
+    startWork();
+    try {
+      return await definition.route(body ? new Request(req, { body }) : req, controller);
+    } finally {
+      busyMs += performance.now() - started;
+      endWork();
+    }
+  }
 
   async function handle(req: Request): Promise<Response> {
     const url = new URL(req.url);
@@ -193,7 +235,7 @@ export function defineEmulator<F extends string>(definition: EmulatorDefinition<
       // latencyMs is the provider's response time: the answer leaves latencyMs after the request
       // arrived, the emulator's own work (reading and decoding a 1 MiB photo) happening inside
       // it, as a real provider's does — not added on top.
-      const [response] = await Promise.all([definition.route(req, controller), sleep(mode.latencyMs, req.signal)]);
+      const [response] = await Promise.all([timedRoute(req), sleep(mode.latencyMs, req.signal)]);
       return response;
     }
     await sleep(mode.latencyMs, req.signal);
@@ -226,11 +268,15 @@ export function defineEmulator<F extends string>(definition: EmulatorDefinition<
     reset() {
       controller.reset();
       calls = 0;
+      busyMs = 0;
       requests = [];
       definition.resetState?.();
     },
     get calls() {
       return calls;
+    },
+    get busyMs() {
+      return busyMs;
     },
     get requests() {
       return requests;

@@ -9,7 +9,7 @@
 //   http://127.0.0.1:PORT/email            → email API (EMAIL_API_URL)
 // Control API:
 //   GET  /__health                 → 200 {"status":"ok"}
-//   GET  /__control                → current mode and call count of every emulator
+//   GET  /__control                → current mode, call count and busy time (busyMs) of every emulator
 //   POST /__control/{name}         → JSON body = partial mode (see ModePatch); 400 when invalid
 //   POST /__control/reset          → every emulator back to its initial mode and state
 // Media (when createEmulators gets `mediaBaseUrl`, as the local server does):
@@ -18,7 +18,7 @@
 //   POST /push → a subscription whose endpoint is on this server; POST /push/{id} → a push message;
 //   GET  /push → the pushes received
 
-import { parseModePatch, type Emulator, type EmulatorName } from "./common";
+import { emulatorsBusyMs, parseModePatch, type Emulator, type EmulatorName } from "./common";
 import { mediaResponse } from "./media";
 import { createEmailEmulator, type EmailEmulator, type EmailEmulatorOptions } from "./email";
 import { createGitHubOAuthEmulator, type GitHubOAuthEmulator } from "./oauth-github";
@@ -168,8 +168,18 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
 
   function state() {
     return {
+      /** Time during which any emulator was working (see emulatorsBusyMs). */
+      busyMs: Math.round(emulatorsBusyMs() * 10) / 10,
       emulators: Object.fromEntries(
-        EMULATOR_NAMES.map((name) => [name, { mode: byName[name].mode, calls: byName[name].calls, failures: byName[name].failures }]),
+        EMULATOR_NAMES.map((name) => [
+          name,
+          {
+            mode: byName[name].mode,
+            calls: byName[name].calls,
+            busyMs: Math.round(byName[name].busyMs * 10) / 10,
+            failures: byName[name].failures,
+          },
+        ]),
       ),
     };
   }

@@ -69,6 +69,42 @@ describe("emulator media (real image files for similar images)", () => {
     await local.close();
   });
 
+  it("reports each emulator's own working time (busyMs), not the upload or the scripted latency", async () => {
+    const state = async () =>
+      (await (await fetch(`${server.url}/__control`)).json()) as { busyMs: number; emulators: Record<string, { busyMs: number }> };
+    const busy = async () => (await state()).emulators["plant-id"]!.busyMs;
+    const anyBefore = (await state()).busyMs;
+    const before = await busy();
+    await fetch(`${server.url}/__control/plant-id`, { method: "POST", body: JSON.stringify({ latencyMs: 300 }) });
+    try {
+      const png = await makePng(320, 240, { seed: "busy-time" });
+      // The body trickles in: its upload must not count as the emulator's work.
+      const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+      const sent = fetch(`${server.url}/plant-id/v3/identification`, {
+        method: "POST",
+        headers: { "Api-Key": "emulator-key", "Content-Type": "application/json" },
+        body: readable,
+        duplex: "half",
+      } as RequestInit);
+      const writer = writable.getWriter();
+      const json = new TextEncoder().encode(JSON.stringify({ images: [Buffer.from(png).toString("base64")] }));
+      await writer.write(json.subarray(0, 10));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await writer.write(json.subarray(10));
+      await writer.close();
+      const res = await sent;
+      expect(res.status).toBe(200);
+      await res.text();
+      const spent = (await busy()) - before;
+      expect(spent).toBeGreaterThan(0);
+      expect(spent).toBeLessThan(200);
+      // Only this emulator worked meanwhile: the time any emulator worked grew by as much.
+      expect((await state()).busyMs - anyBefore).toBeCloseTo(spent, 0);
+    } finally {
+      await fetch(`${server.url}/__control/plant-id`, { method: "POST", body: JSON.stringify({ latencyMs: 0 }) });
+    }
+  });
+
   it("links Plant.id and Pl@ntNet images to itself, and every link is an SVG picture", async () => {
     const png = Buffer.from(await makePng(320, 240, { seed: "media" }));
     const plantId = (await (

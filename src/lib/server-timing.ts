@@ -7,6 +7,9 @@
  * reads 0 ms, and its cost shows in the stage whose I/O follows it. Stages that overlap each
  * report their own duration.
  */
+/** Hears how long one named stage took; services take one so routes can report their stages. */
+export type StageRecorder = (name: string, ms: number) => void;
+
 export class StageTimer {
   private readonly started = Date.now();
   private readonly stages: [string, number][] = [];
@@ -21,7 +24,7 @@ export class StageTimer {
     }
   }
 
-  /** Records a stage timed elsewhere (e.g. shared by several jobs). */
+  /** Records a stage measured elsewhere (shared by several jobs, or by a service through `StageRecorder`). */
   record(name: string, ms: number): void {
     this.stages.push([name, ms]);
   }

@@ -11,12 +11,12 @@ import { StageTimer } from "../lib/server-timing";
 import { createRouter, routeSet, documentOnly } from "./router";
 import { AppError } from "../lib/errors";
 import { describeError } from "../lib/logger";
-import { NO_IMAGE_MESSAGE, UPLOAD_RULES, validateImageUpload, type ValidatedImage } from "../lib/images";
+import { NO_IMAGE_MESSAGE, UPLOAD_RULES, validateImageUpload, type ImageUploadInput, type ValidatedImage } from "../lib/images";
 import { assertCsrf } from "../middleware/auth";
 import { identifyNow, providerStatuses, type IdentifyOutcome } from "../services/identification";
 import { identificationProviderHealth, providerCacheCounters } from "../services/provider-calls";
 import { clientIp, enforceRateLimit } from "../services/rate-limits";
-import { catalogueCare, recordIdentification } from "../services/identification-requests";
+import { catalogueCareAhead, recordIdentification } from "../services/identification-requests";
 import { reportRequestError } from "../middleware/error-reporting";
 import { jsonBody, errorResponse, filePart } from "./schemas";
 
@@ -192,8 +192,8 @@ export function identifyRoutes() {
       return failure(c, 401, "Authentication required. Please sign in to identify plants.", "AUTHENTICATION_REQUIRED");
     }
     const timer = new StageTimer();
-    // The limiter's round trip overlaps reading and hashing the upload; its verdict still
-    // comes first.
+    // The limiter's round trip overlaps reading, checking and hashing the upload; its verdict
+    // still comes first.
     const [limited, image] = await Promise.all([
       timer.time(
         "limit",
@@ -202,19 +202,22 @@ export function identifyRoutes() {
           (err: unknown) => err,
         ),
       ),
-      timer.time("upload", readImage(c)),
+      readImage(c, timer),
     ]);
     if (limited instanceof AppError) return failure(c, 429, limited.message, limited.code, limited.headers);
     if (limited) throw limited;
     if (!image.ok) return failure(c, 400, image.message, image.code);
 
+    // The care of each provider's top suggestion is looked up as soon as it answers, so the
+    // merged top's is usually ready by the time the merge is.
+    const care = catalogueCareAhead(c.env);
     const outcome = await timer.time(
       "providers",
       identifyNow(
         c.env,
         (p) => c.executionCtx.waitUntil(p),
         { images: [{ bytes: image.image.bytes, mime: image.image.mime, sha256: image.image.sha256 }] },
-        c.get("logger"),
+        { logger: c.get("logger"), stages: (stage, ms) => timer.record(stage, ms), onAnswer: care.onAnswer },
       ),
     );
     const cached = { plant_id: outcome.providers.plant_id.cached, plantnet: outcome.providers.plantnet.cached };
@@ -234,7 +237,7 @@ export function identifyRoutes() {
     }
 
     const top = outcome.suggestions[0]!;
-    const careInstructions = await timer.time("care", catalogueCare(c.env, top.scientific_name));
+    const careInstructions = await timer.time("care", care.careFor(top.scientific_name));
     const requestId = user
       ? await timer.time("record", recordIdentification(c.env, user.id, image.image, outcome.suggestions, outcome.health))
       : undefined;
@@ -326,21 +329,25 @@ export function identifyRoutes() {
 
 type ImageRead = { ok: true; image: ValidatedImage } | { ok: false; code: string; message: string };
 
-/** Reads and validates the one `image` part; nothing is stored for a rejected upload. */
-async function readImage(c: Context<AppEnv>): Promise<ImageRead> {
+/**
+ * Reads and validates the one `image` part; nothing is stored for a rejected upload. Timed as
+ * `upload` (receiving and parsing the multipart body) and `validate` (type, structure and size
+ * checks, and the SHA-256 the caches are keyed by).
+ */
+async function readImage(c: Context<AppEnv>, timer: StageTimer): Promise<ImageRead> {
   const type = (c.req.header("Content-Type") ?? "").toLowerCase();
   if (!type.startsWith("multipart/form-data")) return { ok: false, code: "NO_IMAGE", message: NO_IMAGE_MESSAGE };
-  let form: FormData;
-  try {
-    form = await c.req.formData();
-  } catch {
-    return { ok: false, code: "MALFORMED_REQUEST", message: "Malformed multipart body. Please upload the image again." };
-  }
-  const file = form.get("image");
-  if (!(file instanceof File)) return { ok: false, code: "NO_IMAGE", message: NO_IMAGE_MESSAGE };
-  const result = await validateImageUpload(
-    { bytes: new Uint8Array(await file.arrayBuffer()), declaredType: file.type, filename: file.name },
-    UPLOAD_RULES,
-  );
-  return result;
+  const part = await timer.time("upload", async (): Promise<ImageUploadInput | ImageRead> => {
+    let form: FormData;
+    try {
+      form = await c.req.formData();
+    } catch {
+      return { ok: false, code: "MALFORMED_REQUEST", message: "Malformed multipart body. Please upload the image again." };
+    }
+    const file = form.get("image");
+    if (!(file instanceof File)) return { ok: false, code: "NO_IMAGE", message: NO_IMAGE_MESSAGE };
+    return { bytes: new Uint8Array(await file.arrayBuffer()), declaredType: file.type, filename: file.name };
+  });
+  if ("ok" in part) return part;
+  return timer.time("validate", validateImageUpload(part, UPLOAD_RULES));
 }

@@ -17,7 +17,7 @@ import { AppError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import { TtlCache } from "../lib/ttl-cache";
 import type { Logger } from "../lib/logger";
-import type { HealthAssessment } from "../providers/types";
+import type { HealthAssessment, ProviderAnswer } from "../providers/types";
 import { ruleBasedCare } from "./care";
 import { findSpeciesForCare, storedCareGuide } from "./care-guides";
 import { addIdentifiedPlant } from "./collections";
@@ -186,6 +186,34 @@ export async function catalogueCare(env: Bindings, scientificName: string) {
 }
 
 const catalogueCareCache = new TtlCache<ReturnType<typeof ruleBasedCare>>(60_000, 1000);
+
+/**
+ * Catalogue care looked up ahead: `onAnswer` starts the lookup for a provider's top suggestion
+ * as soon as that provider answers (while the other is still being asked, and before the
+ * merge), and `careFor` gives the merged top suggestion's care — usually one of those lookups,
+ * already done or under way; any other name is looked up then. Each name is looked up once.
+ */
+export function catalogueCareAhead(env: Bindings) {
+  const lookups = new Map<string, ReturnType<typeof catalogueCare>>();
+  const careFor = (scientificName: string) => {
+    const key = scientificName.toLowerCase();
+    let lookup = lookups.get(key);
+    if (!lookup) {
+      lookup = catalogueCare(env, scientificName);
+      // A lookup nobody asks for again must not fail unobserved; whoever awaits it sees its error.
+      lookup.catch(() => {});
+      lookups.set(key, lookup);
+    }
+    return lookup;
+  };
+  return {
+    onAnswer: (answer: ProviderAnswer) => {
+      const top = answer.suggestions[0];
+      if (top) void careFor(top.scientificName);
+    },
+    careFor,
+  };
+}
 
 /**
  * The results of the caller's own request, most confident first, and care instructions for the

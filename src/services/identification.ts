@@ -8,6 +8,7 @@ import type { ProgressData, ProgressStage } from "../../durable-objects/user-hub
 import { getConfig } from "../config";
 import type { Bindings } from "../env";
 import { createLogger, type Logger } from "../lib/logger";
+import type { StageRecorder } from "../lib/server-timing";
 import { type PlantNetOrgan, plantNetProjectFor } from "../providers/plantnet";
 
 /** The organs a photo may show (Pl@ntNet's list), for validating uploads. */
@@ -51,6 +52,10 @@ export interface IdentifyOptions {
   secondProviderGraceMs?: number;
   /** Where provider failures are logged; a plain logger at the configured level otherwise. */
   logger?: Logger;
+  /** Hears each provider call's steps (cachedProviderCall names them), e.g. for Server-Timing. */
+  stages?: StageRecorder;
+  /** Hears each provider's answer as soon as it is in, before the other's and the merge. */
+  onAnswer?: (answer: ProviderAnswer) => void;
 }
 
 export interface IdentifyOutcome {
@@ -75,11 +80,11 @@ export function identifyNow(
   env: Bindings,
   waitUntil: (p: Promise<unknown>) => void,
   input: IdentifyInput,
-  logger?: Logger,
+  options: Pick<IdentifyOptions, "logger" | "stages" | "onAnswer"> = {},
 ): Promise<IdentifyOutcome> {
   return identifyPlant(env, waitUntil, input, undefined, {
+    ...options,
     secondProviderGraceMs: getConfig(env).IDENTIFY_SECOND_PROVIDER_GRACE_MS,
-    logger,
   });
 }
 
@@ -99,7 +104,8 @@ export async function identifyPlant(
   const plantIdCall = (async (): Promise<ProviderOutcome> => {
     await report("plant_id_start", {});
     const job = await plantIdJob(env, input.images, { latitude, longitude, language });
-    const result = await cachedProviderCall(env, waitUntil, job, logger);
+    const result = await cachedProviderCall(env, waitUntil, job, logger, options.stages);
+    if (result.answer) options.onAnswer?.(result.answer);
     await report("plant_id_done", summary(result));
     return result;
   })();
@@ -117,7 +123,8 @@ export async function identifyPlant(
       includeRelatedImages: true,
       maxResults: PLANTNET_MAX_RESULTS,
     });
-    const result = await cachedProviderCall(env, waitUntil, job, logger);
+    const result = await cachedProviderCall(env, waitUntil, job, logger, options.stages);
+    if (result.answer) options.onAnswer?.(result.answer);
     await report("plantnet_done", summary(result));
     return result;
   })();

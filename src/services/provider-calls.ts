@@ -8,11 +8,12 @@ import type { Bindings } from "../env";
 import { sha256Hex } from "../lib/hash";
 import type { ImageMime } from "../lib/images";
 import { createLogger, type Logger } from "../lib/logger";
+import type { StageRecorder } from "../lib/server-timing";
 import { recordProviderMetric } from "../lib/metrics";
 import { assessHealthWithPlantId, identifyWithPlantId, PLANT_ID_API_VERSION, PLANT_ID_HEALTH_DETAILS } from "../providers/plant-id";
 import { identifyWithPlantNet, PLANTNET_API_VERSION, type PlantNetOrgan } from "../providers/plantnet";
 import { ProviderError, type ProviderAnswer, type ProviderErrorKind, type ProviderName } from "../providers/types";
-import type { CircuitPolicy } from "../../durable-objects/provider-circuit";
+import type { CallOutcome, CircuitPolicy } from "../../durable-objects/provider-circuit";
 import type { FlightOutcome } from "../../durable-objects/single-flight";
 
 /** API.md §2.3: Plant.id opens after 3 failures for 60 s, Pl@ntNet after 5 for 30 s; 2 successes close. */
@@ -149,18 +150,34 @@ const LEASE_MARGIN_MS = 5_000;
  * object for this cache key makes this request the leader (which calls the provider, behind the
  * circuit breaker, and caches the answer) or lets it wait for the leader's outcome. Counters are
  * updated after the response via waitUntil so they cost the caller nothing.
+ *
+ * `stages` hears each step's time as `<provider>_kv`, `_flight` (joining the single flight and,
+ * in the same round trip, asking the breaker), `_circuit` (taking a half-open circuit's probe,
+ * only then), `_call` (the upstream call, building its body included) and `_settle` (the
+ * breaker's bookkeeping and releasing followers); a cache hit has only `_kv`.
  */
 export async function cachedProviderCall(
   env: Bindings,
   waitUntil: (p: Promise<unknown>) => void,
   job: ProviderJob,
   logger: Logger = createLogger({}, getConfig(env).LOG_LEVEL),
+  stages: StageRecorder = () => {},
 ): Promise<CachedCallResult> {
   const started = Date.now();
-  const result = await cachedProviderCallInner(env, waitUntil, job, logger);
+  const result = await cachedProviderCallInner(env, waitUntil, job, logger, stepTimer(job.provider, stages));
   const outcome = result.error ? `error:${result.error.kind}` : result.cached ? "hit" : "miss";
   recordProviderMetric(env.METRICS, { provider: job.provider, outcome, durationMs: Date.now() - started });
   return result;
+}
+
+/** Each call reports the time since the previous one (or since it was made) under `<provider>_<step>`. */
+function stepTimer(provider: ProviderName, stages: StageRecorder): (step: string) => void {
+  let since = Date.now();
+  return (step) => {
+    const now = Date.now();
+    stages(`${provider}_${step}`, now - since);
+    since = now;
+  };
 }
 
 async function cachedProviderCallInner(
@@ -168,15 +185,26 @@ async function cachedProviderCallInner(
   waitUntil: (p: Promise<unknown>) => void,
   job: ProviderJob,
   logger: Logger,
+  step: (name: string) => void,
 ): Promise<CachedCallResult> {
   const circuit = circuitFor(env, job.provider);
   const hit = await env.CACHE.get<ProviderAnswer>(job.cacheKey, "json");
+  step("kv");
   if (hit) {
     waitUntil(circuit.countCache(true));
     return { provider: job.provider, answer: hit, error: null, cached: true };
   }
   const flight = env.SINGLE_FLIGHT.get(env.SINGLE_FLIGHT.idFromName(job.cacheKey));
-  const joined = await flight.join(job.settings.timeoutMs + LEASE_MARGIN_MS);
+  const policy = CIRCUIT_POLICIES[job.provider];
+  // The breaker is asked while the single flight is joined, so a closed (or plainly open)
+  // circuit costs no round trip of its own before the call. That question reserves nothing;
+  // only when the circuit is half-open does the leader then ask for the probe (`acquire`), as it
+  // does when the question failed (acquire then fails or answers as it always did).
+  const [joined, checked] = await Promise.all([
+    flight.join(job.settings.timeoutMs + LEASE_MARGIN_MS),
+    circuit.check(policy).catch(() => null),
+  ]);
+  step("flight");
   if (joined.role === "follower") {
     const outcome = joined.outcome;
     if (outcome.ok) {
@@ -191,13 +219,14 @@ async function cachedProviderCallInner(
       cached: false,
     };
   }
+  const gate = checked ?? (await circuit.acquire(policy));
+  if (!checked) step("circuit");
 
   // The leader calls upstream, behind the circuit breaker shared by every isolate.
-  const policy = CIRCUIT_POLICIES[job.provider];
   let result: CachedCallResult;
   let outcome: FlightOutcome;
-  let circuitUpdate: Promise<unknown> = Promise.resolve();
-  const gate = await circuit.acquire(policy);
+  /** What the call says about the provider; null when the circuit refused it (nothing was called). */
+  let said: CallOutcome | null = null;
   if (!gate.allowed) {
     // retryAfterS: when the circuit may let a call through (half-open), so a queued job waits that long.
     const retryAfterS = gate.retryAfterMs === undefined ? undefined : Math.ceil(gate.retryAfterMs / 1000);
@@ -213,16 +242,15 @@ async function cachedProviderCallInner(
     logProviderFailure(logger, job, error, 0);
   } else {
     const calledAt = Date.now();
-    // The miss is counted with the circuit's own update when there is one (one call, one write).
-    let missCounted = false;
     try {
       const answer = await callUpstream(job);
+      step("call");
       result = { provider: job.provider, answer, error: null, cached: false };
       outcome = { ok: true, answer };
-      circuitUpdate = circuit.recordSuccess(policy, true);
-      missCounted = true;
+      said = "success";
       waitUntil(env.CACHE.put(job.cacheKey, JSON.stringify(answer), { expirationTtl: job.ttlS }));
     } catch (err) {
+      step("call");
       const error = asProviderError(job.provider, err);
       logProviderFailure(logger, job, error, Date.now() - calledAt);
       result = { provider: job.provider, answer: null, error, cached: false };
@@ -230,18 +258,22 @@ async function cachedProviderCallInner(
       // A request we got wrong (4xx other than 429) says nothing about the provider's health, and
       // a 429 is rate limiting (its Retry-After is honoured by the caller), not an outage: neither
       // counts toward opening the circuit.
-      if (error.kind === "rate_limited") circuitUpdate = circuit.recordRateLimited();
-      else if (error.kind !== "bad_request") {
-        circuitUpdate = circuit.recordFailure(policy, undefined, true); // the object's own clock
-        missCounted = true;
-      }
+      said = error.kind === "rate_limited" ? "rate_limited" : error.kind === "bad_request" ? "neutral" : "failure";
     }
-    if (!missCounted) waitUntil(circuit.countCache(false));
   }
-  // The circuit's bookkeeping and releasing the followers share one round trip. Both are best
-  // effort: this request keeps its own answer, and unreleased followers take over when the
-  // lease ends.
-  await Promise.all([circuitUpdate.catch(() => {}), flight.settle(joined.token, outcome).catch(() => {})]);
+  // The circuit's bookkeeping (with this call's cache miss) and releasing the followers share one
+  // round trip. Both are best effort: this request keeps its own answer, and unreleased followers
+  // take over when the lease ends. Both calls are made now either way; only a success through a
+  // closed circuit does not wait for them, since it changes nothing a later caller could see but
+  // the failure streak's reset (followers are released by the same call, not by this answer).
+  // A failure, or a half-open probe's success, is recorded before this request answers.
+  const bookkeeping = Promise.all([
+    said ? circuit.recordCall(said, policy).catch(() => {}) : null,
+    flight.settle(joined.token, outcome).catch(() => {}),
+  ]);
+  if (said === "success" && gate.state === "closed") waitUntil(bookkeeping);
+  else await bookkeeping;
+  step("settle");
   return result;
 }
 

@@ -51,4 +51,23 @@ describe("RateLimiter", () => {
     });
     expect((await stub.consume(1, 200)).allowed).toBe(true);
   });
+
+  it("keeps a bucket whose window later hits moved on, and clears it once the last hit's window has passed", async () => {
+    const stub = limiter("test:alarm-moved");
+    await stub.consume(5, 600, Date.now());
+    await new Promise((r) => setTimeout(r, 400));
+    await stub.consume(5, 600, Date.now()); // the bucket now lives until ~1 000 ms
+    await new Promise((r) => setTimeout(r, 400));
+    await runDurableObjectAlarm(stub); // the first alarm (~600 ms) is early: it must set itself again
+    await runInDurableObject(stub, async (_instance: RateLimiter, state) => {
+      expect(await state.storage.get("state")).toBeDefined();
+      expect(await state.storage.getAlarm()).not.toBeNull();
+    });
+    expect((await stub.consume(1, 600, Date.now())).allowed).toBe(false); // the second hit still counts
+    await new Promise((r) => setTimeout(r, 400));
+    await runDurableObjectAlarm(stub);
+    await runInDurableObject(stub, async (_instance: RateLimiter, state) => {
+      expect(await state.storage.get("state")).toBeUndefined();
+    });
+  });
 });

@@ -49,6 +49,26 @@ describe("circuit breaker through the Worker", () => {
     expect(cached.body.suggestions![0]!.sources).toContain("plant_id");
   });
 
+  it("half-open: of concurrent identical uploads the leader is the one probe and the others share its answer", async () => {
+    const policy = CIRCUIT_POLICIES.plant_id;
+    const circuit = circuitFor(env, "plant_id");
+    await circuit.resetCircuit();
+    // Open long enough ago that the next call is the half-open probe.
+    const longAgo = Date.now() - policy.openMs - 1000;
+    for (let i = 0; i < policy.failureThreshold; i++) await circuit.recordFailure(policy, longAgo);
+    emulators.plantId.setMode({ latencyMs: 150 });
+    const before = emulators.plantId.calls;
+    const bytes = await photo();
+    const results = await Promise.all(Array.from({ length: 4 }, () => identify(bytes)));
+    expect(emulators.plantId.calls - before).toBe(1);
+    for (const { body } of results) expect(body.suggestions!.some((s) => s.sources.includes("plant_id"))).toBe(true);
+    // The probe's success was recorded before its answer: one more success closes the circuit.
+    expect((await circuit.snapshot()).state).toBe("half_open");
+    expect((await circuit.snapshot()).halfOpenSuccesses).toBe(1);
+    expect((await identify(await photo())).body.success).toBe(true);
+    expect((await circuit.snapshot()).state).toBe("closed");
+  });
+
   it("Pl@ntNet needs 5 failures; a 404 'no match' is not a failure", async () => {
     emulators.plantnet.setMode({ failure: "500" });
     for (let i = 0; i < 4; i++) await identify(await photo());
@@ -78,6 +98,35 @@ describe("ProviderCircuit state machine (time injected)", () => {
     expect((await circuit.acquire(policy, t0 + 120_003)).allowed).toBe(true);
     expect(await circuit.recordSuccess(policy)).toBe("closed");
     expect((await circuit.acquire(policy, t0 + 120_004)).allowed).toBe(true);
+  });
+
+  it("check() answers only what reserves nothing, and never takes the half-open probe", async () => {
+    const policy = CIRCUIT_POLICIES.plant_id;
+    const circuit = env.PROVIDER_CIRCUIT.get(env.PROVIDER_CIRCUIT.idFromName("check-test"));
+    const t0 = Date.now();
+    expect(await circuit.check(policy, t0)).toEqual({ allowed: true, state: "closed" });
+    for (let i = 0; i < 3; i++) await circuit.recordFailure(policy, t0);
+    expect(await circuit.check(policy, t0 + 1000)).toEqual({ allowed: false, state: "open", retryAfterMs: 59_000 });
+    // Due to turn half-open, and half-open: only acquire may answer, and the probe is still free.
+    expect(await circuit.check(policy, t0 + 60_000)).toBeNull();
+    expect((await circuit.snapshot()).state).toBe("open");
+    expect(await circuit.acquire(policy, t0 + 60_000)).toEqual({ allowed: true, state: "half_open" });
+    expect(await circuit.check(policy, t0 + 60_001)).toBeNull();
+    expect((await circuit.acquire(policy, t0 + 60_001)).allowed).toBe(false);
+  });
+
+  it("recordCall counts the miss with the outcome in one call", async () => {
+    const policy = CIRCUIT_POLICIES.plant_id;
+    const circuit = env.PROVIDER_CIRCUIT.get(env.PROVIDER_CIRCUIT.idFromName("record-call-test"));
+    await circuit.recordFailure(policy);
+    expect(await circuit.recordCall("rate_limited", policy)).toBe("closed");
+    expect(await circuit.recordCall("neutral", policy)).toBe("closed");
+    expect((await circuit.snapshot()).consecutiveFailures).toBe(1); // neither a 429 nor a bad request counts
+    expect(await circuit.recordCall("success", policy)).toBe("closed");
+    expect((await circuit.snapshot()).consecutiveFailures).toBe(0);
+    for (let i = 0; i < 3; i++) await circuit.recordCall("failure", policy);
+    expect((await circuit.snapshot()).state).toBe("open");
+    expect(await circuit.cacheCounters()).toMatchObject({ hits: 0, misses: 6 });
   });
 
   it("a success in closed state resets the consecutive-failure count", async () => {

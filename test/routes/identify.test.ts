@@ -2,6 +2,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
+import { catalogueCare, catalogueCareAhead } from "../../src/services/identification-requests";
 import { makeJpeg, makePng, makePngHeaderOnly, padToSize } from "../helpers/images";
 import { call, freshIp } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
@@ -44,6 +45,7 @@ interface IdentifyBody {
   }[];
   disease_detection?: { is_healthy: boolean } | null;
   cached?: { plant_id: boolean; plantnet: boolean };
+  care_instructions?: Record<string, unknown> | null;
   request_id?: string;
   summary?: string;
 }
@@ -97,6 +99,23 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
     expect(emulators.plantId.requests.at(-1)!.search).toContain("details=");
   });
 
+  it("answers with the top suggestion's catalogue care, looked up once per name while the providers answer", async () => {
+    const { body } = await identify(await photo(), { ip: freshIp() });
+    expect(body.success).toBe(true);
+    const expected = await catalogueCare(env, body.scientific_name!);
+    expect(body.care_instructions).toEqual(expected === null ? null : JSON.parse(JSON.stringify(expected)));
+
+    const ahead = catalogueCareAhead(env);
+    ahead.onAnswer({
+      provider: "plantnet",
+      isPlant: true,
+      health: null,
+      suggestions: [{ scientificName: body.scientific_name! }],
+    } as never);
+    expect(ahead.careFor(body.scientific_name!.toUpperCase())).toBe(ahead.careFor(body.scientific_name!));
+    expect(await ahead.careFor(body.scientific_name!)).toEqual(expected);
+  });
+
   it("answers the web client's CORS request from http://localhost:5173 without credentials", async () => {
     const res = await call(PATH, { method: "POST", body: form(await photo()), headers: { Origin: "http://localhost:5173" } });
     expect(res.status).toBe(200);
@@ -105,7 +124,12 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
 
   it("serves identical bytes from the cache with zero upstream calls", async () => {
     const bytes = await photo();
-    await identify(bytes);
+    const miss = await identify(bytes);
+    // A miss times every step of each provider call: cache, single flight (with the breaker's gate), call, settle.
+    const missStages = (miss.res.headers.get("Server-Timing") ?? "").split(", ").map((s) => s.split(";")[0]);
+    for (const provider of ["plant_id", "plantnet"]) {
+      for (const step of ["kv", "flight", "call", "settle"]) expect(missStages).toContain(`${provider}_${step}`);
+    }
     const before = { plantId: emulators.plantId.calls, plantnet: emulators.plantnet.calls };
     const { res, body } = await identify(bytes);
     expect(body.success).toBe(true);
@@ -113,7 +137,7 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
     expect({ plantId: emulators.plantId.calls, plantnet: emulators.plantnet.calls }).toEqual(before);
     // Each stage's time is in Server-Timing (bench/cache.ts reads it).
     const stages = (res.headers.get("Server-Timing") ?? "").split(", ").map((s) => s.split(";")[0]);
-    expect([...stages].sort()).toEqual(["care", "limit", "providers", "total", "upload"]);
+    expect([...stages].sort()).toEqual(["care", "limit", "plant_id_kv", "plantnet_kv", "providers", "total", "upload", "validate"]);
     expect(res.headers.get("Server-Timing")).toMatch(/^(\w+;dur=\d+(, )?)+$/);
   });
 
