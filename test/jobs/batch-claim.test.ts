@@ -8,26 +8,17 @@ import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecu
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
-import { sha256Hex } from "../../src/lib/hash";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
 import { bearerUser } from "../helpers/users";
+import { pendingIdentificationRequest } from "../helpers/requests";
 
 useEmulators();
 
 type Body = { type: string; request_id: string; user_id: string };
 
-async function pendingIdentification(userId: string): Promise<string> {
-  const bytes = await makePng(320, 240, { seed: `batch-claim-${Math.random()}` });
-  const sha = await sha256Hex(bytes);
-  await env.IMAGES.put(`images/${sha}.png`, bytes);
-  const id = crypto.randomUUID();
-  await env.DB.prepare(
-    "INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'pending', ?, '[\"auto\"]')",
-  )
-    .bind(id, userId, JSON.stringify([`${sha}.png`]))
-    .run();
-  return id;
+function pendingIdentification(userId: string): Promise<string> {
+  return makePng(320, 240, { seed: `batch-claim-${Math.random()}` }).then((bytes) => pendingIdentificationRequest(userId, bytes));
 }
 
 const row = async (id: string) =>

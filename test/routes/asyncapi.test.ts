@@ -10,13 +10,13 @@ import { createExecutionContext, createMessageBatch, waitOnExecutionContext } fr
 import { env, exports } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index";
-import { sha256Hex } from "../../src/lib/hash";
 import { deliverDueReminders } from "../../src/services/reminders";
 import { BASE, call, jsonWithStatus } from "../helpers/http";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
 import { bearerUser, registerWeb } from "../helpers/users";
 import { eventually } from "../helpers/wait";
+import { pendingIdentificationRequest } from "../helpers/requests";
 
 const emulators = useEmulators();
 
@@ -122,16 +122,7 @@ async function upload(path: string, bearer: string, fields: Record<string, strin
 
 /** A pending request row whose photo is in R2 (or not), for jobs delivered by the test itself. */
 async function pendingRequest(userId: string, keepPhoto = true) {
-  const image = await photo();
-  const sha = await sha256Hex(image);
-  if (keepPhoto) await env.IMAGES.put(`images/${sha}.png`, image);
-  const id = crypto.randomUUID();
-  await env.DB.prepare(
-    "INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'pending', ?, '[\"auto\"]')",
-  )
-    .bind(id, userId, JSON.stringify([`${sha}.png`]))
-    .run();
-  return id;
+  return pendingIdentificationRequest(userId, await photo(), { keepPhoto });
 }
 
 async function deliver(requestId: string, userId: string) {

@@ -8,6 +8,7 @@ import { useEmulators } from "../helpers/outbound";
 import { eventually } from "../helpers/wait";
 import { bearerUser } from "../helpers/users";
 import { openSocket } from "../helpers/ws";
+import { pendingIdentificationRequest } from "../helpers/requests";
 
 const emulators = useEmulators();
 let seed = 0;
@@ -170,17 +171,7 @@ describe("bad uploads to requests/", () => {
 // ---- The queue consumer, driven directly with message batches ------------------------------
 
 async function pendingRequest(userId: string, bytes?: Uint8Array) {
-  const image = bytes ?? (await photo());
-  const { sha256Hex } = await import("../../src/lib/hash");
-  const sha = await sha256Hex(image);
-  await env.IMAGES.put(`images/${sha}.png`, image);
-  const id = crypto.randomUUID();
-  await env.DB.prepare(
-    "INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'pending', ?, '[\"auto\"]')",
-  )
-    .bind(id, userId, JSON.stringify([`${sha}.png`]))
-    .run();
-  return id;
+  return pendingIdentificationRequest(userId, bytes ?? (await photo()));
 }
 
 async function deliver(requestId: string, userId: string, attempts = 1, queue = "plant-identify", times = 1) {

@@ -1,0 +1,19 @@
+/**
+ * Identification requests made straight in storage, for tests that deliver the queue's jobs
+ * themselves instead of going through `POST …/requests/`.
+ */
+import { env } from "cloudflare:workers";
+import { sha256Hex } from "../../src/lib/hash";
+
+/** A pending identification request of `userId` for `image`, stored in R2 as the upload would (unless `keepPhoto` is false). */
+export async function pendingIdentificationRequest(userId: string, image: Uint8Array, { keepPhoto = true } = {}): Promise<string> {
+  const sha = await sha256Hex(image);
+  if (keepPhoto) await env.IMAGES.put(`images/${sha}.png`, image);
+  const id = crypto.randomUUID();
+  await env.DB.prepare(
+    "INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'pending', ?, '[\"auto\"]')",
+  )
+    .bind(id, userId, JSON.stringify([`${sha}.png`]))
+    .run();
+  return id;
+}
