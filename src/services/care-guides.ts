@@ -64,11 +64,14 @@ export async function findSpeciesWithStoredGuide(
     .get();
   if (!row) return null;
   const { guideContent, guideModel, guideUpdatedAt, ...found } = row;
-  const guide: CareInstructions | null =
-    guideContent && guideModel !== null && guideUpdatedAt !== null
-      ? { ...guideContent, source: "openai", model: guideModel, generated_at: guideUpdatedAt }
-      : null;
+  const guide =
+    guideContent && guideModel !== null && guideUpdatedAt !== null ? storedGuide(guideContent, guideModel, guideUpdatedAt) : null;
   return { species: found, guide };
+}
+
+/** A stored guide as the API gives it: its content, and which model wrote it when. */
+function storedGuide(content: Record<string, unknown>, model: string, updatedAt: string): CareInstructions {
+  return { ...content, source: "openai", model, generated_at: updatedAt };
 }
 
 export async function storedCareGuide(env: Bindings, speciesId: string, language: string): Promise<CareInstructions | null> {
@@ -78,7 +81,7 @@ export async function storedCareGuide(env: Bindings, speciesId: string, language
     .from(g)
     .where(and(eq(g.speciesId, speciesId), eq(g.language, language)))
     .get();
-  return row ? { ...row.content, source: "openai", model: row.model, generated_at: row.updatedAt } : null;
+  return row ? storedGuide(row.content, row.model, row.updatedAt) : null;
 }
 
 /** Asks OpenAI for a guide and stores it (replacing any older one). Throws ProviderError. */
@@ -97,7 +100,7 @@ export async function generateAndStoreCareGuide(env: Bindings, species: SpeciesF
       target: [careGuides.speciesId, careGuides.language],
       set: { content: guide, model: config.OPENAI_MODEL, updatedAt: now },
     });
-  return { ...guide, source: "openai", model: config.OPENAI_MODEL, generated_at: now };
+  return storedGuide(guide, config.OPENAI_MODEL, now);
 }
 
 /**
