@@ -18,7 +18,6 @@ import { loadPhotos } from "../services/photos";
 import { type ProgressChannel, progress, progressChannel } from "../services/progress";
 import {
   claimRequest,
-  countRequestResults,
   failRequest,
   type RequestJob,
   type RequestKind,
@@ -130,11 +129,10 @@ export async function finishRequestJob(
   kind: RequestKind,
   job: RequestJob,
   status: CompletedMessage["status"],
-  run: { say: Say; logger: Logger; timer: StageTimer; results?: number },
+  /** `results`: how many results the completion's own batch counted. */
+  run: { say: Say; logger: Logger; timer: StageTimer; results: number },
 ): Promise<JobResult> {
-  const { timer } = run;
-  // Completions count their results in their own batch; otherwise they are counted here.
-  const results = run.results ?? (await timer.time("count", countRequestResults(env, kind, job.request_id)));
+  const { timer, results } = run;
   await run.say({ type: "completed", request_id: job.request_id, status, results_count: results });
   await timer.time("flush", run.say.flush());
   await timer.time("notify", tellCompleted(env, job.user_id, job.request_id, kind.noun, results, run.logger));

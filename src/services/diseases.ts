@@ -13,7 +13,7 @@ import type { Bindings } from "../env";
 import { uuidv7 } from "../lib/ids";
 import type { DiseaseSuggestion, HealthAssessment, TreatmentPlan } from "../providers/types";
 import { purgeStatement } from "./public-cache";
-import { countResultsStatement, DiseaseRequests, resultsCounted } from "./queued-requests";
+import { countResultsQuery, DiseaseRequests, resultsCounted } from "./queued-requests";
 
 export const PLANT_CONDITIONS = ["mild", "moderate", "severe", "dying"] as const;
 export type PlantCondition = (typeof PLANT_CONDITIONS)[number];
@@ -122,7 +122,7 @@ export async function completeDiseaseRequest(
       .where(and(eq(q.id, requestId), eq(q.status, "processing"))),
   );
   // The number of results the owner is told, read in the same transaction (no round trip of its own).
-  statements.push(countResultsStatement(DiseaseRequests, requestId));
+  statements.push(countResultsQuery(db, DiseaseRequests, requestId));
   const results = await runBatch(db, statements);
   return { status, written: changes(results.at(-2)) > 0, results: resultsCounted(results.at(-1)) };
 }

@@ -24,13 +24,7 @@ import { addIdentifiedPlant } from "./collections";
 import { consensusChange, consensusStatements, tellAgreement, tellConsensus } from "./community";
 import type { MergedSuggestion } from "./merge";
 import { imageUrl, photoRef, photosOf, type storeImages, withStoredPhotos } from "./photos";
-import {
-  countResultsStatement,
-  IdentificationRequests,
-  type IdentificationRequestRow,
-  ownRequest,
-  resultsCounted,
-} from "./queued-requests";
+import { countResultsQuery, IdentificationRequests, type IdentificationRequestRow, ownRequest, resultsCounted } from "./queued-requests";
 
 /** API.md §2.2: `identified` when the best result is at least this confident. */
 export const IDENTIFIED_THRESHOLD = 0.5;
@@ -140,7 +134,7 @@ export async function completeIdentificationRequest(
       .set({ status, health: health as Record<string, unknown> | null, errorMessage: null, processedAt: sqlNow, updatedAt: sqlNow })
       .where(and(eq(t.id, requestId), eq(t.status, "processing"))),
   );
-  statements.push(countResultsStatement(IdentificationRequests, requestId));
+  statements.push(countResultsQuery(db, IdentificationRequests, requestId));
   const results = await runBatch(db, statements);
   return { status, written: changes(results.at(-2)) > 0, results: resultsCounted(results.at(-1)) };
 }

@@ -405,23 +405,29 @@ export async function deleteOwnRequest(
 
 /** How many results the request's job left. */
 export async function countRequestResults(env: Bindings, kind: RequestKind, requestId: string): Promise<number> {
-  const r = kind.results as typeof identificationResults;
-  const row = await database(env).select({ n: count() }).from(r).where(eq(r.requestId, requestId)).get();
-  return row?.n ?? 0;
+  return (await countResultsQuery(database(env), kind, requestId).get())?.n ?? 0;
 }
 
 /**
- * `countRequestResults` as the last statement of a completion's batch, so the count the owner is
- * told comes from the same transaction as the results, without a round trip of its own. Read the
- * answer with `resultsCounted`.
+ * The count of a request's results: run alone by `countRequestResults`, or as the last statement
+ * of a completion's batch, so the count the owner is told comes from the same transaction as the
+ * results without a round trip of its own (read that answer with `resultsCounted`).
  */
-export function countResultsStatement(kind: RequestKind, requestId: string): SQL {
+export function countResultsQuery(db: Database, kind: RequestKind, requestId: string) {
   const r = kind.results as typeof identificationResults;
-  return sql`SELECT count(*) AS n FROM ${r} WHERE ${r.requestId} = ${requestId}`;
+  return db.select({ n: count() }).from(r).where(eq(r.requestId, requestId));
 }
 
+/**
+ * `countResultsQuery`'s answer in a batch's results: drizzle's rows, or D1's when the batch held
+ * raw SQL — whose column is named by the SQL (`count(*)`), not by the query's field, so the one
+ * value of the one row is read by position.
+ */
 export function resultsCounted(result: unknown): number {
-  return (result as { results?: { n?: number }[] } | undefined)?.results?.[0]?.n ?? 0;
+  const rows = Array.isArray(result) ? result : (result as { results?: unknown[] } | undefined)?.results;
+  const row = rows?.[0];
+  const n = row && typeof row === "object" ? Object.values(row)[0] : undefined;
+  return typeof n === "number" ? n : 0;
 }
 
 /**
