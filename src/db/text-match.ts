@@ -13,3 +13,12 @@ const HIGHEST = "\u{10FFFF}";
 export function startsWith(expr: SQLWrapper, prefix: string): SQL {
   return sql`(${expr} >= ${prefix} AND ${expr} < ${prefix + HIGHEST})`;
 }
+
+/**
+ * `text` as one FTS5 phrase: quoted, with its quotes doubled (inside a phrase nothing else is
+ * special), so a user's words never reach FTS5's query syntax. With the trigram tokenizer a
+ * phrase matches any text holding it as a substring; one under three characters matches nothing.
+ */
+export function ftsPhrase(text: string): string {
+  return `"${text.replaceAll('"', '""')}"`;
+}

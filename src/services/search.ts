@@ -25,7 +25,7 @@
 import { and, asc, count, desc, eq, type SQL, sql } from "drizzle-orm";
 import { database, runBatch } from "../db/client";
 import { blogPosts, forumTopics, species, speciesCommonNames } from "../db/schema";
-import { startsWith } from "../db/text-match";
+import { ftsPhrase, startsWith } from "../db/text-match";
 import type { Bindings } from "../env";
 import { stableUuid } from "../lib/ids";
 import { EMITTED_MARKUP, escapeHtml, truncateText, visibleText } from "../lib/sanitise";
@@ -100,9 +100,6 @@ export async function searchSpeciesGroup(env: Bindings, q: string, limit: number
   });
   return { hits, total };
 }
-
-/** An FTS5 query matching `q` as one phrase (inside a phrase only `"` is special: doubled). */
-const ftsPhrase = (q: string) => `"${q.replace(/"/g, '""')}"`;
 
 /**
  * A post body as visible text, lower-cased (SQL): the sanitiser's tags become spaces and runs of

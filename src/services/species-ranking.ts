@@ -22,6 +22,8 @@
  * name, then the scientific name. Anything else is below the relevance floor and not a hit.
  */
 
+import { ftsPhrase } from "../db/text-match";
+
 export interface RankCandidate {
   scientificName: string;
   /**
@@ -320,7 +322,7 @@ function trigramsOf(word: string): string[] {
   const chars = [...word];
   const grams = new Set<string>();
   for (let i = 0; i + 3 <= chars.length; i++) grams.add(chars.slice(i, i + 3).join(""));
-  return [...grams].map((gram) => `"${gram.replaceAll('"', '""')}"`);
+  return [...grams].map(ftsPhrase);
 }
 
 /** FTS5: at least `m` of these phrases (`(a AND (b OR c)) OR (b AND c)` for 2 of 3). */
