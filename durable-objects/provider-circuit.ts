@@ -146,17 +146,11 @@ export class ProviderCircuit extends DurableObject<Env> {
    */
   async recordCall(outcome: CallOutcome, policy: CircuitPolicy, now = Date.now()): Promise<CircuitState> {
     this.data.cache.misses++;
-    switch (outcome) {
-      case "success":
-        return this.recordSuccess(policy);
-      case "failure":
-        return this.recordFailure(policy, now);
-      case "rate_limited":
-      case "neutral":
-        if (outcome === "rate_limited") await this.recordRateLimited();
-        await this.save();
-        return this.data.circuit.state;
-    }
+    if (outcome === "success") return this.recordSuccess(policy);
+    if (outcome === "failure") return this.recordFailure(policy, now);
+    if (outcome === "rate_limited") await this.recordRateLimited();
+    await this.save(); // the miss
+    return this.data.circuit.state;
   }
 
   async snapshot(policy?: CircuitPolicy, now = Date.now()): Promise<CircuitSnapshot> {
