@@ -1,13 +1,22 @@
 /**
- * SingleFlight — one Durable Object per provider cache key (SHA-256 of the image bytes plus
- * every answer-changing parameter). It only coordinates: however many identical uploads arrive
- * at once, from however many isolates, the first caller becomes the leader and makes the one
- * upstream call itself; the others wait here for the leader's answer. No image bytes pass
- * through the object, so coordination costs two small RPCs.
+ * SingleFlight — coordination for provider calls: however many identical uploads arrive at once,
+ * from however many isolates, the first caller becomes the leader and makes the one upstream call
+ * itself; the others wait here for the leader's answer. No image bytes pass through the object,
+ * so coordination costs two small RPCs.
  *
- * The answer is also kept here for a minute after it is settled, because KV (the cache the
- * leader writes) is eventually consistent across locations and a follower elsewhere may not see
- * the write yet. A leader that never settles (its isolate died) loses its lease after
+ * One object holds the flights of many cache keys (SHA-256 of the image bytes plus every
+ * answer-changing parameter): a key always maps to the same shard of its region
+ * (`flightShardName`), so callers of one key still meet in one object. An object per key cost a
+ * new object on every cache miss — each with its own storage set up, though none is used —
+ * which was the largest single cost of a queued identification on the local stack (BENCHMARKS.md,
+ * issue 13 item 4). Regions keep a shard near the callers it serves, as a per-key object created
+ * by its first caller was.
+ *
+ * An answer is also kept here for a minute after it is settled, because KV (the cache the leader
+ * writes) is eventually consistent across locations and a follower elsewhere may not see the write
+ * yet. At most RECENT_MAX answers are kept per shard (the oldest go first), so memory stays
+ * bounded however many keys a shard sees; a caller that arrives after its answer was dropped reads
+ * KV or leads a new call. A leader that never settles (its isolate died) loses its lease after
  * `leaseMs`, and the next caller leads instead. No durable storage is used.
  */
 import { DurableObject } from "cloudflare:workers";
@@ -20,6 +29,10 @@ export type FlightOutcome =
 export type JoinResult = { role: "leader"; token: string } | { role: "follower"; outcome: FlightOutcome };
 
 const RECENT_MS = 60_000;
+/** Answers kept per shard: a provider answer is 5–15 KB in memory, so about 1 MB at most. */
+export const RECENT_MAX = 64;
+/** Shards per region. Each miss makes two calls to its key's shard (join, settle). */
+export const FLIGHT_SHARDS = 64;
 
 interface Flight {
   token: string;
@@ -28,17 +41,37 @@ interface Flight {
   settle: (outcome: FlightOutcome) => void;
 }
 
-export class SingleFlight extends DurableObject<Env> {
-  private flight: Flight | null = null;
-  private recent: { answer: ProviderAnswer; until: number } | null = null;
+/**
+ * The object a cache key's flights meet in: `flight:<region>:<shard>`, the shard from an FNV-1a
+ * hash of the key. `region` is the caller's continent when it is known (so a shard lives near the
+ * callers it serves); callers without one (queue consumers) share the "any" shards. Two identical
+ * uploads from different regions at the same moment may then make two upstream calls: both get
+ * the same answer, and the cache is written twice.
+ */
+export function flightShardName(cacheKey: string, region?: string | null, shards = FLIGHT_SHARDS): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < cacheKey.length; i++) {
+    hash ^= cacheKey.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  const where = region && /^[A-Za-z]{2}$/.test(region) ? region.toUpperCase() : "any";
+  return `flight:${where}:${(hash >>> 0) % shards}`;
+}
 
-  /** Become the leader, or wait for the current leader's outcome. */
-  async join(leaseMs: number): Promise<JoinResult> {
+export class SingleFlight extends DurableObject<Env> {
+  private flights = new Map<string, Flight>();
+  /** Settled answers by key, oldest first (a Map keeps insertion order). */
+  private recent = new Map<string, { answer: ProviderAnswer; until: number }>();
+
+  /** Become the leader of `key`'s call, or wait for the current leader's outcome. */
+  async join(key: string, leaseMs: number): Promise<JoinResult> {
     for (;;) {
       const now = Date.now();
-      if (this.recent && this.recent.until > now) return { role: "follower", outcome: { ok: true, answer: this.recent.answer } };
-      const flight = this.flight;
-      if (!flight || flight.leaseUntil <= now) return { role: "leader", token: this.lead(leaseMs) };
+      const kept = this.recent.get(key);
+      if (kept && kept.until > now) return { role: "follower", outcome: { ok: true, answer: kept.answer } };
+      if (kept) this.recent.delete(key);
+      const flight = this.flights.get(key);
+      if (!flight || flight.leaseUntil <= now) return { role: "leader", token: this.lead(key, leaseMs) };
       const outcome = await Promise.race([
         flight.settled,
         new Promise<null>((resolve) => setTimeout(() => resolve(null), Math.max(0, flight.leaseUntil - now))),
@@ -49,22 +82,38 @@ export class SingleFlight extends DurableObject<Env> {
   }
 
   /** The leader reports its outcome; followers waiting on it are released. */
-  async settle(token: string, outcome: FlightOutcome): Promise<void> {
-    const flight = this.flight;
+  async settle(key: string, token: string, outcome: FlightOutcome): Promise<void> {
+    const flight = this.flights.get(key);
     if (!flight || flight.token !== token) return;
-    this.flight = null;
+    this.flights.delete(key);
     // Callers already waiting share the outcome, failure included (so five identical uploads
     // to a dead provider cost one timeout, not five in a row). Only answers are remembered for
     // later callers; after a failure the next caller tries again, behind the circuit breaker.
-    if (outcome.ok) this.recent = { answer: outcome.answer, until: Date.now() + RECENT_MS };
+    if (outcome.ok) this.remember(key, outcome.answer);
     flight.settle(outcome);
   }
 
-  private lead(leaseMs: number): string {
+  /** How many flights are in the air and answers kept (for tests and operators). */
+  async size(): Promise<{ flights: number; recent: number }> {
+    return { flights: this.flights.size, recent: this.recent.size };
+  }
+
+  private remember(key: string, answer: ProviderAnswer): void {
+    const now = Date.now();
+    this.recent.delete(key);
+    this.recent.set(key, { answer, until: now + RECENT_MS });
+    // Oldest first: drop what has expired, then whatever is over the cap.
+    for (const [k, v] of this.recent) {
+      if (v.until > now && this.recent.size <= RECENT_MAX) break;
+      this.recent.delete(k);
+    }
+  }
+
+  private lead(key: string, leaseMs: number): string {
     let settle!: (outcome: FlightOutcome) => void;
     const settled = new Promise<FlightOutcome>((resolve) => (settle = resolve));
     const token = crypto.randomUUID();
-    this.flight = { token, leaseUntil: Date.now() + leaseMs, settled, settle };
+    this.flights.set(key, { token, leaseUntil: Date.now() + leaseMs, settled, settle });
     return token;
   }
 }

@@ -216,7 +216,10 @@ export function identifyRoutes() {
       identifyNow(
         c.env,
         (p) => c.executionCtx.waitUntil(p),
-        { images: [{ bytes: image.image.bytes, mime: image.image.mime, sha256: image.image.sha256 }] },
+        {
+          images: [{ bytes: image.image.bytes, mime: image.image.mime, sha256: image.image.sha256 }],
+          region: typeof c.req.raw.cf?.continent === "string" ? c.req.raw.cf.continent : null,
+        },
         { logger: c.get("logger"), stages: (stage, ms) => timer.record(stage, ms), onAnswer: care.onAnswer },
       ),
     );

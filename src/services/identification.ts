@@ -24,6 +24,8 @@ export interface IdentifyInput {
   latitude?: number | null;
   longitude?: number | null;
   language?: string;
+  /** The caller's continent (`request.cf.continent`), when known: its provider calls coordinate in that region's single-flight shards. */
+  region?: string | null;
 }
 
 export type IdentifyStage = Extract<ProgressStage, "plant_id_start" | "plant_id_done" | "plantnet_start" | "plantnet_done" | "merge_done">;
@@ -104,7 +106,7 @@ export async function identifyPlant(
   const plantIdCall = (async (): Promise<ProviderOutcome> => {
     await report("plant_id_start", {});
     const job = await plantIdJob(env, input.images, { latitude, longitude, language });
-    const result = await cachedProviderCall(env, waitUntil, job, logger, options.stages);
+    const result = await cachedProviderCall(env, waitUntil, job, logger, options.stages, input.region);
     if (result.answer) options.onAnswer?.(result.answer);
     await report("plant_id_done", summary(result));
     return result;
@@ -123,7 +125,7 @@ export async function identifyPlant(
       includeRelatedImages: true,
       maxResults: PLANTNET_MAX_RESULTS,
     });
-    const result = await cachedProviderCall(env, waitUntil, job, logger, options.stages);
+    const result = await cachedProviderCall(env, waitUntil, job, logger, options.stages, input.region);
     if (result.answer) options.onAnswer?.(result.answer);
     await report("plantnet_done", summary(result));
     return result;

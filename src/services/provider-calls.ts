@@ -14,7 +14,7 @@ import { assessHealthWithPlantId, identifyWithPlantId, PLANT_ID_API_VERSION, PLA
 import { identifyWithPlantNet, PLANTNET_API_VERSION, type PlantNetOrgan } from "../providers/plantnet";
 import { ProviderError, type ProviderAnswer, type ProviderErrorKind, type ProviderName } from "../providers/types";
 import type { CallOutcome, CircuitPolicy } from "../../durable-objects/provider-circuit";
-import type { FlightOutcome } from "../../durable-objects/single-flight";
+import { type FlightOutcome, flightShardName } from "../../durable-objects/single-flight";
 
 /** API.md §2.3: Plant.id opens after 3 failures for 60 s, Pl@ntNet after 5 for 30 s; 2 successes close. */
 export const CIRCUIT_POLICIES: Record<ProviderName, CircuitPolicy> = {
@@ -147,7 +147,7 @@ const LEASE_MARGIN_MS = 5_000;
 
 /**
  * KV first (the fast path: a hit costs one KV read); on a miss, single flight: the SingleFlight
- * object for this cache key makes this request the leader (which calls the provider, behind the
+ * shard of this cache key makes this request the leader (which calls the provider, behind the
  * circuit breaker, and caches the answer) or lets it wait for the leader's outcome. Counters are
  * updated after the response via waitUntil so they cost the caller nothing.
  *
@@ -162,9 +162,11 @@ export async function cachedProviderCall(
   job: ProviderJob,
   logger: Logger = createLogger({}, getConfig(env).LOG_LEVEL),
   stages: StageRecorder = () => {},
+  /** The caller's continent, when known (see `flightShardName`). */
+  region: string | null = null,
 ): Promise<CachedCallResult> {
   const started = Date.now();
-  const result = await cachedProviderCallInner(env, waitUntil, job, logger, stepTimer(job.provider, stages));
+  const result = await cachedProviderCallInner(env, waitUntil, job, logger, stepTimer(job.provider, stages), region);
   const outcome = result.error ? `error:${result.error.kind}` : result.cached ? "hit" : "miss";
   recordProviderMetric(env.METRICS, { provider: job.provider, outcome, durationMs: Date.now() - started });
   return result;
@@ -186,6 +188,7 @@ async function cachedProviderCallInner(
   job: ProviderJob,
   logger: Logger,
   step: (name: string) => void,
+  region: string | null,
 ): Promise<CachedCallResult> {
   const circuit = circuitFor(env, job.provider);
   const hit = await env.CACHE.get<ProviderAnswer>(job.cacheKey, "json");
@@ -194,14 +197,14 @@ async function cachedProviderCallInner(
     waitUntil(circuit.countCache(true));
     return { provider: job.provider, answer: hit, error: null, cached: true };
   }
-  const flight = env.SINGLE_FLIGHT.get(env.SINGLE_FLIGHT.idFromName(job.cacheKey));
+  const flight = env.SINGLE_FLIGHT.get(env.SINGLE_FLIGHT.idFromName(flightShardName(job.cacheKey, region)));
   const policy = CIRCUIT_POLICIES[job.provider];
   // The breaker is asked while the single flight is joined, so a closed (or plainly open)
   // circuit costs no round trip of its own before the call. That question reserves nothing;
   // only when the circuit is half-open does the leader then ask for the probe (`acquire`), as it
   // does when the question failed (acquire then fails or answers as it always did).
   const [joined, checked] = await Promise.all([
-    flight.join(job.settings.timeoutMs + LEASE_MARGIN_MS),
+    flight.join(job.cacheKey, job.settings.timeoutMs + LEASE_MARGIN_MS),
     circuit.check(policy).catch(() => null),
   ]);
   step("flight");
@@ -269,7 +272,7 @@ async function cachedProviderCallInner(
   // A failure, or a half-open probe's success, is recorded before this request answers.
   const bookkeeping = Promise.all([
     said ? circuit.recordCall(said, policy).catch(() => {}) : null,
-    flight.settle(joined.token, outcome).catch(() => {}),
+    flight.settle(job.cacheKey, joined.token, outcome).catch(() => {}),
   ]);
   if (said === "success" && gate.state === "closed") waitUntil(bookkeeping);
   else await bookkeeping;
