@@ -2,6 +2,7 @@
  * Shared pieces of the benchmarks: timing and percentiles, bounded concurrency, HTTP helpers,
  * benchmark users, test images and WebSocket clients. Everything talks to 127.0.0.1 only.
  */
+import { readdirSync, readFileSync } from "node:fs";
 import { makePng, padToSize } from "../test/helpers/images";
 
 export const PASSWORD = "Fern-Gully-Moss-42!";
@@ -370,3 +371,50 @@ export async function waitFor(pred: () => boolean, budget: Budget, limitMs: numb
 }
 
 export const fmtMs = (v: number) => (Number.isFinite(v) ? `${v.toFixed(1)} ms` : "n/a");
+
+/**
+ * CPU time (ms) used so far by a process and all its descendants, by program: workerd (the
+ * Worker, its Durable Objects and local storage simulators) and the rest (emulators, wrangler,
+ * the start script). Exited processes are not counted, so take both readings while the stack
+ * runs. Linux only: null elsewhere or when /proc cannot be read.
+ */
+export function treeCpuMs(rootPid: number | null): { workerd: number; other: number } | null {
+  if (rootPid === null || process.platform !== "linux") return null;
+  const tickMs = 10; // USER_HZ is 100 on Linux
+  const procs: { pid: number; ppid: number; comm: string; ms: number }[] = [];
+  try {
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      } catch {
+        continue; // exited meanwhile
+      }
+      const close = stat.lastIndexOf(")");
+      // After the comm: state(0) ppid(1) … utime(11) stime(12)
+      const fields = stat.slice(close + 2).split(" ");
+      procs.push({
+        pid: Number(entry),
+        ppid: Number(fields[1]),
+        comm: stat.slice(stat.indexOf("(") + 1, close),
+        ms: (Number(fields[11]) + Number(fields[12])) * tickMs,
+      });
+    }
+  } catch {
+    return null;
+  }
+  const inTree = new Set([rootPid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of procs)
+      if (!inTree.has(p.pid) && inTree.has(p.ppid)) {
+        inTree.add(p.pid);
+        grew = true;
+      }
+  }
+  let workerd = 0;
+  let other = 0;
+  for (const p of procs) if (inTree.has(p.pid)) p.comm === "workerd" ? (workerd += p.ms) : (other += p.ms);
+  return { workerd, other };
+}

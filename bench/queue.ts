@@ -26,6 +26,7 @@ import {
   summarize,
   type Summary,
   tokenFor,
+  treeCpuMs,
   type WsMessage,
 } from "./lib";
 import { row, verdict, type Benchmark } from "./types";
@@ -70,6 +71,7 @@ export const queueBench: Benchmark = async ({ stack, log }, result) => {
   log(`queue: submitting ${N} requests (${SUBMIT_CONCURRENCY} in flight)`);
   const logStart = stack.logFile ? readFileSync(stack.logFile).length : 0;
 
+  const cpu0 = treeCpuMs(stack.pid);
   const t0 = performance.now();
   const submitted = await pool(N, SUBMIT_CONCURRENCY, budget, async (i) => ({
     ...(await submitRequest(base, token, images[i]!)),
@@ -116,6 +118,9 @@ export const queueBench: Benchmark = async ({ stack, log }, result) => {
   // Give the socket a moment for the last completed messages (they are sent after the status is written).
   const wsDeadline = performance.now() + 5_000;
   while (performance.now() < wsDeadline && ids.some((id) => !completed.has(id))) await sleep(50);
+  // The stack's CPU over the queue phase (submits, jobs and this benchmark's polling), per request.
+  const cpu1 = treeCpuMs(stack.pid);
+  const cpuPerRequest = cpu0 && cpu1 ? { workerd: (cpu1.workerd - cpu0.workerd) / N, other: (cpu1.other - cpu0.other) / N } : null;
 
   const notFinal = ids.filter((id) => !FINAL.has(statuses.get(id) ?? ""));
   const missingFromList = ids.filter((id) => !statuses.has(id));
@@ -174,6 +179,10 @@ export const queueBench: Benchmark = async ({ stack, log }, result) => {
       "report",
     ),
     row("per request, 202 → completed p50 / p99", `${fmtMs(latency.p50)} / ${fmtMs(latency.p99)}`),
+    row(
+      "stack CPU per request (workerd / emulators + wrangler)",
+      cpuPerRequest ? `${fmtMs(cpuPerRequest.workerd)} / ${fmtMs(cpuPerRequest.other)}` : "not measured (BENCH_URL, or not Linux)",
+    ),
     row("submit stages inside the Worker, p50 (Server-Timing)", stageText(submitStages)),
     row(
       "job stages, p50 (stack log; BENCH_LOG_LEVEL=info)",
@@ -214,6 +223,7 @@ export const queueBench: Benchmark = async ({ stack, log }, result) => {
     endToEndSeconds: e2eS,
     requestsPerSecond: N / e2eS,
     acceptedToCompletedMs: latency,
+    cpuPerRequestMs: cpuPerRequest,
     submitStages,
     jobStages,
     byStatus,
