@@ -116,6 +116,54 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
     expect(await ahead.careFor(body.scientific_name!)).toEqual(expected);
   });
 
+  it("ignores a failed care lookup ahead for a name the merge does not pick, and shows it for one it does", async () => {
+    // A database that fails every statement bound to one name (a lookup of that name), and
+    // answers every other as the real one does.
+    const failing = `Failus lookupus ${Math.random().toString(36).slice(2)}`;
+    const broken = { all: () => Promise.reject(new Error("D1 down")), raw: () => Promise.reject(new Error("D1 down")) };
+    const real = env.DB;
+    const db = new Proxy(real, {
+      get(target, prop) {
+        if (prop !== "prepare") {
+          const value = Reflect.get(target, prop);
+          return typeof value === "function" ? value.bind(target) : value;
+        }
+        return (query: string) => {
+          const statement = target.prepare(query);
+          return new Proxy(statement, {
+            get(s, p) {
+              if (p === "bind")
+                return (...args: unknown[]) =>
+                  args.some((a) => typeof a === "string" && a.toLowerCase() === failing.toLowerCase()) ? broken : s.bind(...args);
+              const value = Reflect.get(s, p);
+              return typeof value === "function" ? value.bind(s) : value;
+            },
+          });
+        };
+      },
+    });
+    const ahead = catalogueCareAhead({ ...env, DB: db });
+    let unhandled = 0;
+    const onUnhandled = () => unhandled++;
+    globalThis.addEventListener("unhandledrejection", onUnhandled);
+    try {
+      // The provider answering first named the failing species; the merge then picks another.
+      ahead.onAnswer({ provider: "plantnet", isPlant: true, health: null, suggestions: [{ scientificName: failing }] } as never);
+      const picked = "Monstera deliciosa";
+      expect(await ahead.careFor(picked)).toEqual(await catalogueCare(env, picked));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(unhandled).toBe(0);
+      // Had the merge picked it, its caller would see the failure (the identify route answers 500).
+      const error = await ahead.careFor(failing).then(
+        () => null,
+        (err: unknown) => err as Error & { cause?: unknown },
+      );
+      expect(String(error?.cause ?? error)).toMatch(/D1 down/);
+    } finally {
+      globalThis.removeEventListener("unhandledrejection", onUnhandled);
+    }
+  });
+
   it("answers the web client's CORS request from http://localhost:5173 without credentials", async () => {
     const res = await call(PATH, { method: "POST", body: form(await photo()), headers: { Origin: "http://localhost:5173" } });
     expect(res.status).toBe(200);
