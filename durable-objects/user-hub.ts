@@ -47,19 +47,18 @@ export class UserHub extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    // A request's state is its newest event (request_events keeps them in order). Hubs made
+    // before that kept it a second time, in request_state, written with every message; that copy
+    // is dropped.
     this.sql.exec(
-      `CREATE TABLE IF NOT EXISTS request_state (
-         request_id TEXT PRIMARY KEY,
-         message TEXT NOT NULL,
-         updated_at INTEGER NOT NULL
-       );
-       CREATE TABLE IF NOT EXISTS request_events (
+      `CREATE TABLE IF NOT EXISTS request_events (
          seq INTEGER PRIMARY KEY AUTOINCREMENT,
          request_id TEXT NOT NULL,
          message TEXT NOT NULL,
          created_at INTEGER NOT NULL
        );
-       CREATE INDEX IF NOT EXISTS request_events_request ON request_events (request_id, seq);`,
+       CREATE INDEX IF NOT EXISTS request_events_request ON request_events (request_id, seq);
+       DROP TABLE IF EXISTS request_state;`,
     );
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
@@ -110,18 +109,15 @@ export class UserHub extends DurableObject<Env> {
     if (message.type === "progress" && message.stage === "queued") {
       this.sql.exec("DELETE FROM request_events WHERE request_id = ?", message.request_id);
     }
-    this.sql.exec(
-      `INSERT INTO request_state (request_id, message, updated_at) VALUES (?, ?, ?)
-       ON CONFLICT(request_id) DO UPDATE SET message = excluded.message, updated_at = excluded.updated_at`,
-      message.request_id,
-      text,
-      now,
-    );
     this.sql.exec("INSERT INTO request_events (request_id, message, created_at) VALUES (?, ?, ?)", message.request_id, text, now);
-    // Pruning once per finished request keeps the per-progress-message path to two writes.
+    // Pruning once per finished request keeps the per-progress-message path to one write. Events
+    // are in time order by seq, so only the expired ones at the start are read: everything before
+    // the first unexpired event goes (there is one: the event just written).
     if (message.type === "completed") {
-      this.sql.exec("DELETE FROM request_state WHERE updated_at < ?", now - STATE_RETENTION_MS);
-      this.sql.exec("DELETE FROM request_events WHERE created_at < ?", now - STATE_RETENTION_MS);
+      this.sql.exec(
+        "DELETE FROM request_events WHERE seq < (SELECT seq FROM request_events WHERE created_at >= ? ORDER BY seq LIMIT 1)",
+        now - STATE_RETENTION_MS,
+      );
     }
     let delivered = 0;
     for (const tag of [requestTag(message.request_id), ALL_TAG]) {
@@ -145,7 +141,6 @@ export class UserHub extends DurableObject<Env> {
 
   /** Closes the sockets that follow one request (e.g. it was deleted). */
   async closeRequest(requestId: string, code: number, reason: string): Promise<void> {
-    this.sql.exec("DELETE FROM request_state WHERE request_id = ?", requestId);
     this.sql.exec("DELETE FROM request_events WHERE request_id = ?", requestId);
     for (const ws of this.ctx.getWebSockets(requestTag(requestId))) ws.close(code, reason);
   }
@@ -227,7 +222,9 @@ export class UserHub extends DurableObject<Env> {
   }
 
   private lastMessage(requestId: string): string | null {
-    const row = this.sql.exec<{ message: string }>("SELECT message FROM request_state WHERE request_id = ?", requestId).toArray()[0];
+    const row = this.sql
+      .exec<{ message: string }>("SELECT message FROM request_events WHERE request_id = ? ORDER BY seq DESC LIMIT 1", requestId)
+      .toArray()[0];
     return row?.message ?? null;
   }
 }

@@ -95,6 +95,63 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     expect(late.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start"]);
   });
 
+  it("keeps a request's story for 7 days: a finished request prunes older events, and each request's state is its newest event", async () => {
+    const stub = hub("hub-user-retention");
+    const day = 24 * 60 * 60 * 1000;
+    await runInDurableObject(stub, async (_instance: UserHub, state) => {
+      // Older hubs kept each state a second time; a new instance drops that table.
+      expect(state.storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 'request_state'").toArray()).toEqual([]);
+      // Written as if 8 days and 6 days ago (oldest first, as the hub writes them).
+      const insert = (id: string, message: object, at: number) =>
+        state.storage.sql.exec(
+          "INSERT INTO request_events (request_id, message, created_at) VALUES (?, ?, ?)",
+          id,
+          JSON.stringify(message),
+          at,
+        );
+      insert("req-old", { type: "progress", request_id: "req-old", stage: "queued", status: "pending", data: {} }, Date.now() - 8 * day);
+      insert("req-old", { type: "completed", request_id: "req-old", status: "identified", results_count: 1 }, Date.now() - 8 * day);
+      insert("req-week", { type: "completed", request_id: "req-week", status: "needs_help", results_count: 0 }, Date.now() - 6 * day);
+    });
+    await stub.publish({ type: "progress", request_id: "req-new", stage: "queued", status: "pending", data: {} });
+    await runInDurableObject(stub, async (instance: UserHub, state) => {
+      // Nothing is pruned until a request finishes.
+      expect(state.storage.sql.exec("SELECT count(*) AS n FROM request_events").one().n).toBe(4);
+      expect(instance.lastState("req-old")).toMatchObject({ type: "completed", status: "identified" });
+      expect(instance.lastState("req-new")).toMatchObject({ type: "progress", stage: "queued" });
+    });
+    await stub.publish({ type: "completed", request_id: "req-new", status: "identified", results_count: 2 });
+    await runInDurableObject(stub, async (instance: UserHub, state) => {
+      expect(instance.lastState("req-old")).toBeNull();
+      expect(instance.lastState("req-week")).toMatchObject({ type: "completed", status: "needs_help" });
+      expect(instance.lastState("req-new")).toMatchObject({ type: "completed", results_count: 2 });
+      expect(
+        state.storage.sql
+          .exec<{ request_id: string }>("SELECT request_id FROM request_events ORDER BY seq")
+          .toArray()
+          .map((r) => r.request_id),
+      ).toEqual(["req-week", "req-new", "req-new"]);
+    });
+    // A late subscriber to the pruned request gets the final state D1 holds, if the Worker sends it.
+    const late = await connect(stub, "req-week");
+    await received(late.messages, 2);
+    expect(late.messages[1]).toMatchObject({ type: "completed", request_id: "req-week", status: "needs_help" });
+  });
+
+  it("prunes every earlier event when all of them have expired", async () => {
+    const stub = hub("hub-user-retention-all");
+    await stub.publish({ type: "progress", request_id: "req-a", stage: "queued", status: "pending", data: {} });
+    await runInDurableObject(stub, async (_instance: UserHub, state) => {
+      state.storage.sql.exec("UPDATE request_events SET created_at = created_at - ?", 8 * 24 * 60 * 60 * 1000);
+    });
+    await stub.publish({ type: "completed", request_id: "req-b", status: "failed", results_count: 0 });
+    await runInDurableObject(stub, async (instance: UserHub, state) => {
+      expect(instance.lastState("req-a")).toBeNull();
+      // The event that triggered the pruning is new, so it stays.
+      expect(state.storage.sql.exec("SELECT count(*) AS n FROM request_events").one().n).toBe(1);
+    });
+  });
+
   it("uses the hibernation API: sockets are tracked by the runtime with tags and attachments", async () => {
     const stub = hub("hub-user-3");
     await connect(stub, "req-x");
