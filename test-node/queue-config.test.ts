@@ -13,7 +13,13 @@ const PROVIDER_CALLS_PER_JOB = 2;
 
 function identifyConsumer(env: "staging" | "production") {
   const config = unstable_readConfig({ config: "wrangler.toml", env }, { hideWarnings: true } as never);
-  const consumer = config.queues.consumers?.find((c) => c.queue === `plant-identify-${env}`);
+  const consumers: {
+    queue: string;
+    max_batch_size?: number | null;
+    max_batch_timeout?: number | null;
+    dead_letter_queue?: string | null;
+  }[] = config.queues.consumers ?? [];
+  const consumer = consumers.find((c) => c.queue === `plant-identify-${env}`);
   if (!consumer) throw new Error(`no plant-identify-${env} consumer in wrangler.toml`);
   return consumer;
 }
