@@ -6,7 +6,7 @@
  *
  * One object holds the flights of many cache keys (SHA-256 of the image bytes plus every
  * answer-changing parameter): a key always maps to the same shard of its region
- * (`flightShardName`), so callers of one key still meet in one object. An object per key cost a
+ * (`flightShardName`, in single-flight-shards.ts), so callers of one key still meet in one object. An object per key cost a
  * new object on every cache miss — each with its own storage set up, though none is used —
  * which was the largest single cost of a queued identification on the local stack (BENCHMARKS.md,
  * issue 13 item 4). Regions keep a shard near the callers it serves, as a per-key object created
@@ -31,31 +31,12 @@ export type JoinResult = { role: "leader"; token: string } | { role: "follower";
 const RECENT_MS = 60_000;
 /** Answers kept per shard: a provider answer is 5–15 KB in memory, so about 1 MB at most. */
 export const RECENT_MAX = 64;
-/** Shards per region. Each miss makes two calls to its key's shard (join, settle). */
-export const FLIGHT_SHARDS = 64;
 
 interface Flight {
   token: string;
   leaseUntil: number;
   settled: Promise<FlightOutcome>;
   settle: (outcome: FlightOutcome) => void;
-}
-
-/**
- * The object a cache key's flights meet in: `flight:<region>:<shard>`, the shard from an FNV-1a
- * hash of the key. `region` is the caller's continent when it is known (so a shard lives near the
- * callers it serves); callers without one (queue consumers) share the "any" shards. Two identical
- * uploads from different regions at the same moment may then make two upstream calls: both get
- * the same answer, and the cache is written twice.
- */
-export function flightShardName(cacheKey: string, region?: string | null, shards = FLIGHT_SHARDS): string {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < cacheKey.length; i++) {
-    hash ^= cacheKey.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  const where = region && /^[A-Za-z]{2}$/.test(region) ? region.toUpperCase() : "any";
-  return `flight:${where}:${(hash >>> 0) % shards}`;
 }
 
 export class SingleFlight extends DurableObject<Env> {

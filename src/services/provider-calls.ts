@@ -14,7 +14,8 @@ import { assessHealthWithPlantId, identifyWithPlantId, PLANT_ID_API_VERSION, PLA
 import { identifyWithPlantNet, PLANTNET_API_VERSION, type PlantNetOrgan } from "../providers/plantnet";
 import { ProviderError, type ProviderAnswer, type ProviderErrorKind, type ProviderName } from "../providers/types";
 import type { CallOutcome, CircuitPolicy } from "../../durable-objects/provider-circuit";
-import { type FlightOutcome, flightShardName } from "../../durable-objects/single-flight";
+import type { FlightOutcome } from "../../durable-objects/single-flight";
+import { flightShardName } from "../../durable-objects/single-flight-shards";
 
 /** API.md §2.3: Plant.id opens after 3 failures for 60 s, Pl@ntNet after 5 for 30 s; 2 successes close. */
 export const CIRCUIT_POLICIES: Record<ProviderName, CircuitPolicy> = {

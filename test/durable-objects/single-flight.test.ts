@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { FLIGHT_SHARDS, flightShardName, RECENT_MAX } from "../../durable-objects/single-flight";
+import { RECENT_MAX } from "../../durable-objects/single-flight";
+import { FLIGHT_SHARDS, flightShardName } from "../../durable-objects/single-flight-shards";
 
 describe("SingleFlight", () => {
   const shard = (name: string) => env.SINGLE_FLIGHT.get(env.SINGLE_FLIGHT.idFromName(name));
