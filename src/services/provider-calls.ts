@@ -194,8 +194,12 @@ async function cachedProviderCallInner(
   const circuit = circuitFor(env, job.provider);
   const hit = await env.CACHE.get<ProviderAnswer>(job.cacheKey, "json");
   step("kv");
+  // The counters and the breaker's bookkeeping are best effort (this request keeps its answer),
+  // but a failure of theirs is logged, not dropped.
+  const unkept = (what: string) => (err: unknown) =>
+    logger.warn("provider bookkeeping failed", { provider: job.provider, what, error: String(err) });
   if (hit) {
-    waitUntil(circuit.countCache(true));
+    waitUntil(circuit.countCache(true).catch(unkept("cache count")));
     return { provider: job.provider, answer: hit, error: null, cached: true };
   }
   const flight = env.SINGLE_FLIGHT.get(env.SINGLE_FLIGHT.idFromName(flightShardName(job.cacheKey, region)));
@@ -212,7 +216,7 @@ async function cachedProviderCallInner(
   if (joined.role === "follower") {
     const outcome = joined.outcome;
     if (outcome.ok) {
-      waitUntil(circuit.countCache(true));
+      waitUntil(circuit.countCache(true).catch(unkept("cache count")));
       return { provider: job.provider, answer: outcome.answer, error: null, cached: true };
     }
     const e = outcome.error;
@@ -272,8 +276,8 @@ async function cachedProviderCallInner(
   // the failure streak's reset (followers are released by the same call, not by this answer).
   // A failure, or a half-open probe's success, is recorded before this request answers.
   const bookkeeping = Promise.all([
-    said ? circuit.recordCall(said, policy).catch(() => {}) : null,
-    flight.settle(job.cacheKey, joined.token, outcome).catch(() => {}),
+    said ? circuit.recordCall(said, policy).catch(unkept("circuit")) : null,
+    flight.settle(job.cacheKey, joined.token, outcome).catch(unkept("single flight")),
   ]);
   if (said === "success" && gate.state === "closed") waitUntil(bookkeeping);
   else await bookkeeping;

@@ -1,0 +1,78 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { Logger } from "../../src/lib/logger";
+import { sha256Hex } from "../../src/lib/hash";
+import { cachedProviderCall, plantNetJob } from "../../src/services/provider-calls";
+import { makePng } from "../helpers/images";
+import { useEmulators } from "../helpers/outbound";
+
+useEmulators();
+
+/** A logger that keeps its warnings. */
+function recordingLogger() {
+  const warnings: { msg: string; fields?: Record<string, unknown> }[] = [];
+  const logger: Logger = {
+    debug: () => {},
+    info: () => {},
+    warn: (msg, fields) => warnings.push({ msg, fields }),
+    error: () => {},
+    child: () => logger,
+  };
+  return { logger, warnings };
+}
+
+/** The provider circuits' namespace, with objects that are unreachable except for the breaker's gate. */
+const unreachableCircuits = {
+  idFromName: (name: string) => env.PROVIDER_CIRCUIT.idFromName(name),
+  get: () => ({
+    check: async () => ({ allowed: true, state: "closed" }),
+    acquire: async () => ({ allowed: true, state: "closed" }),
+    recordCall: async () => {
+      throw new Error("circuit object unreachable");
+    },
+    countCache: async () => {
+      throw new Error("circuit object unreachable");
+    },
+  }),
+} as unknown as typeof env.PROVIDER_CIRCUIT;
+
+describe("cachedProviderCall's bookkeeping", () => {
+  it("keeps the answer when the breaker's bookkeeping fails, and logs the failure instead of dropping it", async () => {
+    const bytes = await makePng(64, 48, { seed: `bookkeeping-${Math.random()}` });
+    const image = { bytes, mime: "image/png" as const, sha256: await sha256Hex(bytes) };
+    const job = await plantNetJob(env, [image], {
+      project: "all",
+      organs: ["auto"],
+      language: "en",
+      includeRelatedImages: true,
+      maxResults: 10,
+    });
+    const brokenEnv = { ...env, PROVIDER_CIRCUIT: unreachableCircuits };
+
+    // A miss: the upstream answer comes back; recording the call fails in the background.
+    const miss = recordingLogger();
+    const background: Promise<unknown>[] = [];
+    const first = await cachedProviderCall(brokenEnv, (p) => background.push(p), job, miss.logger);
+    expect(first.error).toBeNull();
+    expect(first.cached).toBe(false);
+    expect(first.answer?.suggestions.length).toBeGreaterThan(0);
+    await Promise.all(background);
+    expect(miss.warnings).toEqual([
+      { msg: "provider bookkeeping failed", fields: { provider: "plantnet", what: "circuit", error: "Error: circuit object unreachable" } },
+    ]);
+
+    // A hit (the miss cached its answer): counting it fails in the background.
+    const hit = recordingLogger();
+    const later: Promise<unknown>[] = [];
+    const second = await cachedProviderCall(brokenEnv, (p) => later.push(p), job, hit.logger);
+    expect(second.cached).toBe(true);
+    expect(second.answer).toEqual(first.answer);
+    await Promise.all(later);
+    expect(hit.warnings).toEqual([
+      {
+        msg: "provider bookkeeping failed",
+        fields: { provider: "plantnet", what: "cache count", error: "Error: circuit object unreachable" },
+      },
+    ]);
+  });
+});
