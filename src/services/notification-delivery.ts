@@ -181,6 +181,10 @@ async function sendEmailDelivery(env: Bindings, row: Delivery): Promise<Result> 
   }
   const config = getConfig(env);
   const recipientInfo = { username: user.username, timeZone: prefs.time_zone };
+  // Every attempt must send the same bytes: a retry reuses the delivery's Idempotency-Key, and
+  // the provider refuses a reused key with another payload (409). So the unsubscribe link is
+  // dated from the delivery's creation, not from this attempt.
+  const issuedAt = Date.parse(row.createdAt);
   let mail: { subject: string; html: string; text: string };
   let headers: Record<string, string> | undefined;
   if (row.type === "digest") {
@@ -191,7 +195,7 @@ async function sendEmailDelivery(env: Bindings, row: Delivery): Promise<Result> 
       .where(eq(notificationDeliveries.digestId, row.id))
       .all();
     if (items.length === 0) return { status: "skipped", detail: "nothing gathered" };
-    headers = await listUnsubscribeHeaders(env, user.id, "all");
+    headers = await listUnsubscribeHeaders(env, user.id, "all", issuedAt);
     const period = row.period?.startsWith("weekly") ? "weekly" : "daily";
     mail = renderDigestEmail(
       items.map((i) => asEmailNotification(i.n)),
@@ -204,7 +208,7 @@ async function sendEmailDelivery(env: Bindings, row: Delivery): Promise<Result> 
       ? await database(env).select().from(notifications).where(eq(notifications.id, row.notificationId)).get()
       : undefined;
     if (!n) return { status: "skipped", detail: "notification gone" };
-    headers = security ? undefined : await listUnsubscribeHeaders(env, user.id, row.type as PreferenceType);
+    headers = security ? undefined : await listUnsubscribeHeaders(env, user.id, row.type as PreferenceType, issuedAt);
     mail = renderNotificationEmail(asEmailNotification(n), recipientInfo, {
       frontend: config.FRONTEND_URL,
       unsubscribe: headers ? unsubscribeUrl(headers) : "",

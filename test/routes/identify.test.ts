@@ -144,7 +144,9 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
     });
     const ahead = catalogueCareAhead({ ...env, DB: db });
     let unhandled = 0;
-    const onUnhandled = () => unhandled++;
+    const onUnhandled = () => {
+      unhandled++;
+    };
     globalThis.addEventListener("unhandledrejection", onUnhandled);
     try {
       // The provider answering first named the failing species; the merge then picks another.

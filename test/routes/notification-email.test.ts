@@ -168,6 +168,9 @@ describe("exactly once", () => {
     // Rewind to the state a crash between the provider's answer and the write would leave.
     const past = new Date(Date.now() - 10 * 60_000).toISOString();
     await db.update(notificationDeliveries).set({ status: "sending", claimedAt: past }).where(eq(notificationDeliveries.id, d!.id));
+    // The retry comes in a later second than the first send: the email (its unsubscribe link
+    // included) must still be the same bytes, or the provider refuses the reused key with 409.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
     expect(await sendDelivery(env, d!.id)).toBe("sent");
     expect(mailsTo(u.email)).toHaveLength(1);
     expect((await deliveriesOf(d!.notificationId!))[0]).toMatchObject({ status: "sent", attempts: 2, providerId: sent[0]!.id });
