@@ -14,7 +14,10 @@ import { assessHealthWithPlantId, identifyWithPlantId, PLANT_ID_API_VERSION, PLA
 import { identifyWithPlantNet, PLANTNET_API_VERSION, type PlantNetOrgan } from "../providers/plantnet";
 import { ProviderError, type ProviderAnswer, type ProviderErrorKind, type ProviderName } from "../providers/types";
 import type { CallOutcome, CircuitPolicy } from "../../durable-objects/provider-circuit";
-import type { FlightOutcome } from "../../durable-objects/single-flight";
+import type { FlightOutcome, JoinResult } from "../../durable-objects/single-flight";
+
+/** A single-flight join's answer, or a leader that joined no flight (its shard was unreachable). */
+type Joined = JoinResult | { role: "leader"; token: null };
 import { flightShardName } from "../../durable-objects/single-flight-shards";
 
 /** API.md §2.3: Plant.id opens after 3 failures for 60 s, Pl@ntNet after 5 for 30 s; 2 successes close. */
@@ -208,8 +211,13 @@ async function cachedProviderCallInner(
   // circuit costs no round trip of its own before the call. That question reserves nothing;
   // only when the circuit is half-open does the leader then ask for the probe (`acquire`), as it
   // does when the question failed (acquire then fails or answers as it always did).
+  // Single flight is an economy, not a rule: when the shard cannot be reached (one shard serves
+  // many keys), this request calls the provider itself rather than failing, and settles nothing.
   const [joined, checked] = await Promise.all([
-    flight.join(job.cacheKey, job.settings.timeoutMs + LEASE_MARGIN_MS),
+    flight.join(job.cacheKey, job.settings.timeoutMs + LEASE_MARGIN_MS).catch((err: unknown): Joined => {
+      unkept("single flight")(err);
+      return { role: "leader", token: null };
+    }),
     circuit.check(policy).catch(() => null),
   ]);
   step("flight");
@@ -277,7 +285,7 @@ async function cachedProviderCallInner(
   // A failure, or a half-open probe's success, is recorded before this request answers.
   const bookkeeping = Promise.all([
     said ? circuit.recordCall(said, policy).catch(unkept("circuit")) : null,
-    flight.settle(job.cacheKey, joined.token, outcome).catch(unkept("single flight")),
+    joined.token === null ? null : flight.settle(job.cacheKey, joined.token, outcome).catch(unkept("single flight")),
   ]);
   if (said === "success" && gate.state === "closed") waitUntil(bookkeeping);
   else await bookkeeping;

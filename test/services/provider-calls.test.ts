@@ -75,4 +75,39 @@ describe("cachedProviderCall's bookkeeping", () => {
       },
     ]);
   });
+
+  it("calls the provider itself when its single-flight shard cannot be reached, and says so in the log", async () => {
+    const bytes = await makePng(64, 48, { seed: `unreachable-shard-${Math.random()}` });
+    const image = { bytes, mime: "image/png" as const, sha256: await sha256Hex(bytes) };
+    const job = await plantNetJob(env, [image], {
+      project: "all",
+      organs: ["auto"],
+      language: "en",
+      includeRelatedImages: true,
+      maxResults: 10,
+    });
+    let settled = 0;
+    const unreachableShards = {
+      idFromName: (name: string) => env.SINGLE_FLIGHT.idFromName(name),
+      get: () => ({
+        join: async () => {
+          throw new Error("shard overloaded");
+        },
+        settle: async () => {
+          settled++;
+        },
+      }),
+    } as unknown as typeof env.SINGLE_FLIGHT;
+    const { logger, warnings } = recordingLogger();
+    const background: Promise<unknown>[] = [];
+    const result = await cachedProviderCall({ ...env, SINGLE_FLIGHT: unreachableShards }, (p) => background.push(p), job, logger);
+    await Promise.all(background);
+    expect(result.error).toBeNull();
+    expect(result.cached).toBe(false);
+    expect(result.answer?.suggestions.length).toBeGreaterThan(0);
+    expect(settled).toBe(0); // no flight was joined, so there is none to settle
+    expect(warnings).toEqual([
+      { msg: "provider bookkeeping failed", fields: { provider: "plantnet", what: "single flight", error: "Error: shard overloaded" } },
+    ]);
+  });
 });
