@@ -17,6 +17,7 @@
 import { and, asc, count, desc, eq, exists, inArray, type SQL, sql } from "drizzle-orm";
 import { database, runBatch } from "../db/client";
 import { tablePage } from "../db/pagination";
+import { ftsPhrase } from "../db/text-match";
 import {
   blogCategories,
   blogPostCategories,
@@ -47,9 +48,6 @@ export interface V2Filters {
 
 const p = blogPosts;
 const published = eq(p.status, "published");
-
-/** An FTS5 phrase for `q` (inside a phrase only `"` is special: doubled). */
-const ftsPhrase = (q: string) => `"${q.replace(/"/g, '""')}"`;
 
 function filterConditions(f: V2Filters): SQL[] {
   const where: SQL[] = [published];
