@@ -53,10 +53,11 @@ export class SingleFlight extends DurableObject<Env> {
       if (kept) this.recent.delete(key);
       const flight = this.flights.get(key);
       if (!flight || flight.leaseUntil <= now) return { role: "leader", token: this.lead(key, leaseMs) };
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const outcome = await Promise.race([
         flight.settled,
-        new Promise<null>((resolve) => setTimeout(() => resolve(null), Math.max(0, flight.leaseUntil - now))),
-      ]);
+        new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), Math.max(0, flight.leaseUntil - now)))),
+      ]).finally(() => clearTimeout(timer));
       if (outcome) return { role: "follower", outcome };
       // The leader's lease ran out (its isolate died): loop, and lead if nobody else has.
     }
@@ -91,10 +92,14 @@ export class SingleFlight extends DurableObject<Env> {
   }
 
   private lead(key: string, leaseMs: number): string {
+    // A shard lives long and serves many keys: flights whose leader never settled (its isolate
+    // died, or its settle failed) and nobody joined again are dropped once their lease is over.
+    const now = Date.now();
+    for (const [k, f] of this.flights) if (f.leaseUntil <= now) this.flights.delete(k);
     let settle!: (outcome: FlightOutcome) => void;
     const settled = new Promise<FlightOutcome>((resolve) => (settle = resolve));
     const token = crypto.randomUUID();
-    this.flights.set(key, { token, leaseUntil: Date.now() + leaseMs, settled, settle });
+    this.flights.set(key, { token, leaseUntil: now + leaseMs, settled, settle });
     return token;
   }
 }

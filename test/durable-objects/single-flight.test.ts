@@ -54,6 +54,17 @@ describe("SingleFlight", () => {
     expect(await stub.size()).toEqual({ flights: 0, recent: 2 });
   });
 
+  it("forgets flights whose leader never settled once their lease is over, though nobody joins that key again", async () => {
+    const stub = shard("sf:abandoned");
+    expect((await stub.join("gone-1", 50)).role).toBe("leader");
+    expect((await stub.join("gone-2", 50)).role).toBe("leader");
+    expect(await stub.size()).toEqual({ flights: 2, recent: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The next flight of any key in the shard sweeps them.
+    expect((await stub.join("live", 5000)).role).toBe("leader");
+    expect(await stub.size()).toEqual({ flights: 1, recent: 0 });
+  });
+
   it(`keeps at most ${RECENT_MAX} answers per shard, dropping the oldest`, async () => {
     const stub = shard("sf:cap");
     const extra = 5;
