@@ -23,6 +23,7 @@ import { findSpeciesForCare, storedCareGuide } from "./care-guides";
 import { addIdentifiedPlant } from "./collections";
 import { consensusChange, consensusStatements, tellAgreement, tellConsensus } from "./community";
 import type { MergedSuggestion } from "./merge";
+import { catalogueCommonNames } from "./species";
 import { imageUrl, photoRef, photosOf, type storeImages, withStoredPhotos } from "./photos";
 import { countResultsQuery, IdentificationRequests, type IdentificationRequestRow, ownRequest, resultsCounted } from "./queued-requests";
 
@@ -76,7 +77,7 @@ export async function completeIdentificationRequest(
   for (const s of suggestions) {
     // Guarded INSERT … SELECT: new names join the catalogue unverified; its own data is never overwritten.
     statements.push(sql`INSERT INTO species (id, scientific_name, common_names, family, genus, gbif_id, description, source, is_verified)
-      SELECT ${uuidv7()}, ${s.scientific_name}, ${JSON.stringify(s.common_names)}, ${s.family}, ${s.genus}, ${s.gbif_id ?? null},
+      SELECT ${uuidv7()}, ${s.scientific_name}, ${JSON.stringify(catalogueCommonNames(s.common_names))}, ${s.family}, ${s.genus}, ${s.gbif_id ?? null},
              ${s.description.slice(0, 2000)}, ${s.sources.join("+")}, 0 WHERE ${guard}
       ON CONFLICT DO NOTHING`);
   }

@@ -84,8 +84,8 @@ export interface SpeciesSearchResult {
  * words, prefix, word prefix, contained, then typos by edit count; then popularity. The index
  * only narrows the catalogue to rows that could be within a typo of the query (`candidateMatch`;
  * for queries without a trigram, names starting like it); the ranking decides what is a hit, so
- * words naming no plant find nothing. Two reads: the candidates' ranked columns only, packed into one
- * JSON value (`rankColumnsWhere`), then the listed rows whole — at 100 000 species carrying every
+ * words naming no plant find nothing. Two reads: the candidates' ranked columns only, packed into a few
+ * JSON values (`rankColumnsWhere`), then the listed rows whole — at 100 000 species carrying every
  * candidate's whole row, or each candidate as a row of its own, cost more than the second round trip.
  */
 export async function searchSpecies(env: Bindings, query: string, limit: number): Promise<SpeciesSearchResult> {
@@ -145,21 +145,54 @@ interface SpeciesCandidate extends RankCandidate {
 }
 
 /**
- * The ranked columns of every row `where` selects, packed by SQLite into one JSON array in one
- * row. At 100 000 species a broad query ("rose") has thousands of candidates, and D1 carries one
- * value far more cheaply than thousands of rows of five cells. The common names stay the JSON
- * text the catalogue stores (the ranking parses each distinct list once per isolate).
+ * How many characters of packed candidates one JSON value may hold. D1 refuses a string over
+ * 2 000 000 bytes, the value `json_group_array` builds included, and a query that matches a whole
+ * family ("aceae") selects the whole catalogue: 7.7 MB in one value at 100 000 species. A
+ * character is at most 4 bytes in UTF-8, so 400 000 characters plus the one row that crosses the
+ * line stay under the limit; catalogue writes keep a row's names short (`catalogueCommonNames`).
  */
-function rankColumnsWhere(db: Database, where: SQL) {
+export const PACKED_CHARS_PER_VALUE = 400_000;
+
+/**
+ * The ranked columns of every row `where` selects, packed by SQLite into JSON arrays of at most
+ * `charsPerValue` characters (and one row) each: one row per chunk, cut by a running sum of
+ * the candidates' lengths. At 100 000 species a broad query ("rose") has thousands of candidates,
+ * and D1 carries one value far more cheaply than thousands of rows of five cells. The common
+ * names stay the JSON text the catalogue stores (the ranking parses each distinct list once per
+ * isolate).
+ */
+export function rankColumnsWhere(db: Database, where: SQL, charsPerValue = PACKED_CHARS_PER_VALUE) {
   const s = species;
-  return db
+  const packed = db
     .select({
-      list: sql<
-        string | null
-      >`json_group_array(json_array(${s}.rowid, ${s.identificationCount}, ${s.scientificName}, ${s.commonNames}, ${s.family}))`,
+      c: sql<string>`json_array(${s}.rowid, ${s.identificationCount}, ${s.scientificName}, ${s.commonNames}, ${s.family})`.as("c"),
     })
     .from(s)
-    .where(where);
+    .where(where)
+    .as("packed");
+  const running = db
+    .select({ c: packed.c, upto: sql<number>`sum(length(${packed.c})) OVER (ROWS UNBOUNDED PRECEDING)`.as("upto") })
+    .from(packed)
+    .as("running");
+  // json(): a value read back from a subquery is text to json_group_array, which would quote it.
+  return db
+    .select({ list: sql<string | null>`json_group_array(json(${running.c}))` })
+    .from(running)
+    .groupBy(sql`${running.upto} / ${charsPerValue}`);
+}
+
+/** At most this many common names, of at most this many characters, join the catalogue per species. */
+const CATALOGUE_NAMES_MAX = 50;
+const CATALOGUE_NAME_CHARS_MAX = 120;
+
+/**
+ * A provider's common names as the catalogue keeps them: providers' lists are unbounded, and a
+ * row's names travel in every search that admits it (`rankColumnsWhere`), so a new entry keeps the
+ * first 50 names, each cut to 120 characters (about 6 KB). The identification result keeps the
+ * provider's list whole.
+ */
+export function catalogueCommonNames(names: readonly string[]): string[] {
+  return names.slice(0, CATALOGUE_NAMES_MAX).map((name) => name.slice(0, CATALOGUE_NAME_CHARS_MAX));
 }
 
 type PackedCandidate = [
@@ -171,15 +204,17 @@ type PackedCandidate = [
 ];
 
 function unpackCandidates(packed: { list: string | null }[]): SpeciesCandidate[] {
-  const list = packed[0]?.list;
-  if (!list) return [];
-  return (JSON.parse(list) as PackedCandidate[]).map(([rowid, identificationCount, scientificName, commonNames, family]) => ({
-    rowid,
-    identificationCount: identificationCount ?? 0,
-    scientificName,
-    commonNames: commonNames ?? "[]",
-    family: family ?? "",
-  }));
+  return packed.flatMap(({ list }) =>
+    list
+      ? (JSON.parse(list) as PackedCandidate[]).map(([rowid, identificationCount, scientificName, commonNames, family]) => ({
+          rowid,
+          identificationCount: identificationCount ?? 0,
+          scientificName,
+          commonNames: commonNames ?? "[]",
+          family: family ?? "",
+        }))
+      : [],
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

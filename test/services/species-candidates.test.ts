@@ -9,7 +9,10 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import seedSpecies from "../../seed/species.json";
 import { speciesSeedStatements, type SeedSpecies } from "../../src/db/seed";
-import { searchSpecies } from "../../src/services/species";
+import { sql } from "drizzle-orm";
+import { database } from "../../src/db/client";
+import { completeIdentificationRequest } from "../../src/services/identification-requests";
+import { PACKED_CHARS_PER_VALUE, rankColumnsWhere, searchSpecies } from "../../src/services/species";
 import {
   candidateMatch,
   normaliseSearchText,
@@ -259,6 +262,87 @@ describe("species_common_names", () => {
     for (const row of hits.rows) {
       const starts = [row.scientificName, ...row.commonNames, row.family].some((n) => normaliseSearchText(n).startsWith("ro"));
       expect(starts, row.scientificName).toBe(true);
+    }
+  });
+});
+
+describe("packed candidates", () => {
+  it("cut into values of at most the budget and one row, and together hold every candidate exactly once", async () => {
+    const budget = 4_000;
+    const chunks = await rankColumnsWhere(database(env), sql`1 = 1`, budget);
+    const rows = chunks.map((c) => JSON.parse(c.list!) as [number, ...unknown[]][]);
+    const longestRow = Math.max(...rows.flat().map((r) => JSON.stringify(r).length));
+    expect(chunks.length).toBeGreaterThan((catalogue.length * 60) / budget);
+    for (const chunk of chunks) expect(chunk.list!.length).toBeLessThanOrEqual(budget + longestRow + 2);
+    const rowids = rows.flat().map((r) => r[0]);
+    expect(rowids.length).toBe(catalogue.length);
+    expect(new Set(rowids)).toEqual(new Set(catalogue.map((r) => r.rowid)));
+  });
+
+  it("keep a family-wide search under D1's 2 MB value limit and rank candidates from every value", async () => {
+    // 4 000 species of one family, with names long enough that their packed columns pass one
+    // value's budget; the most identified one is written last, so it is in the last value.
+    const n = 4_000;
+    await env.DB.prepare(
+      `INSERT INTO species (id, scientific_name, common_names, family, identification_count)
+       WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ${n})
+       SELECT printf('chunk-%05d', i), printf('Packtestia specimen%05d', i),
+              json_array(printf('packtest common name number %05d with a long descriptive tail', i), printf('second packtest name %05d', i)),
+              'Chunkaceae', CASE WHEN i = ${n} THEN 99 ELSE i % 7 END
+         FROM k`,
+    ).run();
+    try {
+      const where = sql`family = 'Chunkaceae'`;
+      const chunks = await rankColumnsWhere(database(env), where);
+      expect(chunks.length).toBeGreaterThan(1);
+      for (const chunk of chunks) expect(new TextEncoder().encode(chunk.list!).length).toBeLessThan(2_000_000);
+      const found = await searchSpecies(env, "chunkaceae", 5);
+      expect(found.total).toBe(n);
+      expect(found.rows[0]!.scientificName).toBe(`Packtestia specimen${String(n).padStart(5, "0")}`);
+      expect(PACKED_CHARS_PER_VALUE * 4).toBeLessThan(2_000_000);
+    } finally {
+      await env.DB.prepare("DELETE FROM species WHERE family = 'Chunkaceae'").run();
+    }
+  });
+});
+
+describe("a provider's common names in the catalogue", () => {
+  it("keep at most 50 names of at most 120 characters, while the identification keeps the provider's whole list", async () => {
+    const requestId = crypto.randomUUID();
+    await env.DB.prepare(
+      "INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, NULL, 'processing', '[]', '[\"auto\"]')",
+    )
+      .bind(requestId)
+      .run();
+    const commonNames = Array.from({ length: 80 }, (_, k) => `longname ${k} ${"x".repeat(300)}`);
+    const scientificName = "Verbosia nominum";
+    await completeIdentificationRequest(env, requestId, null, [
+      {
+        plant_name: commonNames[0]!,
+        scientific_name: scientificName,
+        probability: 0.9,
+        common_names: commonNames,
+        description: "",
+        family: "Verbosaceae",
+        genus: "Verbosia",
+        similar_images: [],
+        sources: ["plant_id"],
+        calibration_version: "plant_id:raw,plantnet:raw",
+        rank: 1,
+      },
+    ]);
+    try {
+      const row = await env.DB.prepare("SELECT common_names FROM species WHERE scientific_name = ?")
+        .bind(scientificName)
+        .first<{ common_names: string }>();
+      const kept = JSON.parse(row!.common_names) as string[];
+      expect(kept).toEqual(commonNames.slice(0, 50).map((n) => n.slice(0, 120)));
+      const result = await env.DB.prepare("SELECT common_names FROM identification_results WHERE request_id = ?")
+        .bind(requestId)
+        .first<{ common_names: string }>();
+      expect(JSON.parse(result!.common_names)).toEqual(commonNames);
+    } finally {
+      await env.DB.prepare("DELETE FROM species WHERE scientific_name = ?").bind(scientificName).run();
     }
   });
 });
