@@ -41,6 +41,9 @@ const requestTag = (requestId: string) => `req:${requestId}`;
 /** Finished requests' states are kept this long for late subscribers. */
 const STATE_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 
+/** Whether a call whose caller stopped waiting at `notAfter` runs too late to be recorded. */
+const tooLate = (notAfter: number | undefined) => notAfter !== undefined && Date.now() > notAfter;
+
 export class UserHub extends DurableObject<Env> {
   private readonly sql: SqlStorage;
 
@@ -86,16 +89,24 @@ export class UserHub extends DurableObject<Env> {
   /**
    * Records a request's newest state and delivers it to every socket following that request
    * or all of the user's requests. Returns how many sockets it was sent to.
+   *
+   * `notAfter` (ms since the epoch) is when the caller stops waiting for this call. A call that
+   * runs later is dropped and returns -1: the caller has logged it lost and gone on, so newer
+   * messages of the request — a later stage, its `completed`, a retry's `queued` — may already be
+   * here, and this one recorded now would replay a finished request as running, or wipe a run.
    */
-  async publish(message: HubMessage): Promise<number> {
+  async publish(message: HubMessage, notAfter?: number): Promise<number> {
+    if (tooLate(notAfter)) return -1;
     return this.record(message);
   }
 
   /**
    * `publish` for several messages in order, in one call: a job's progress said while an earlier
-   * call was in flight arrives together (src/services/progress.ts `progressChannel`).
+   * call was in flight arrives together (src/services/progress.ts `progressChannel`). Dropped
+   * whole, like `publish`, when it runs after `notAfter`.
    */
-  async publishAll(messages: HubMessage[]): Promise<number> {
+  async publishAll(messages: HubMessage[], notAfter?: number): Promise<number> {
+    if (tooLate(notAfter)) return -1;
     let delivered = 0;
     for (const message of messages) delivered += this.record(message);
     return delivered;

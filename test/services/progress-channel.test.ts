@@ -5,8 +5,10 @@
  * fails loses only its batch, never the job. Then the real UserHub: `publishAll` records and
  * delivers a batch exactly as the same `publish` calls would.
  */
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { UserHub } from "../../durable-objects/user-hub";
 import type { HubMessage } from "../../durable-objects/user-hub-protocol";
 import type { Bindings } from "../../src/env";
 import { progress, progressChannel } from "../../src/services/progress";
@@ -140,5 +142,42 @@ describe("UserHub.publishAll", () => {
     expect(replayed.at(-1)).toEqual({ type: "completed", request_id: "req-b", status: "identified", results_count: 2 });
     ws.close();
     lateWs.close();
+  });
+});
+
+describe("a hub call given up on", () => {
+  it("is dropped by the hub when it runs after the caller's deadline, so it cannot land after what was said next", async () => {
+    const stub = env.USER_HUB.get(env.USER_HUB.idFromName("hub-late-user"));
+    await stub.publish(progress("req-late", "queued", "pending", {}));
+    // The hub is busy for 400 ms: the channel's call waits in its queue past the 50 ms deadline.
+    const busy = runInDurableObject(stub, (_hub, state) =>
+      state.blockConcurrencyWhile(() => new Promise((resolve) => setTimeout(resolve, 400))),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    warnings.length = 0;
+    const say = progressChannel(env, "hub-late-user", logger, undefined, 50);
+    await say(progress("req-late", "processing_start", "processing", { attempt: 1 }));
+    await say.flush();
+    expect(JSON.stringify(warnings)).toContain("did not answer within 50 ms");
+    await busy;
+    // The given-up call has now run (calls reach an object in order); it recorded nothing.
+    await runInDurableObject(stub, async (hub: UserHub) => {
+      expect(hub.lastState("req-late")).toMatchObject({ stage: "queued" });
+    });
+    // A call in time is recorded as before.
+    expect(await stub.publishAll([progress("req-late", "processing_start", "processing", { attempt: 1 })], Date.now() + 5_000)).toBe(0);
+    await runInDurableObject(stub, async (hub: UserHub) => {
+      expect(hub.lastState("req-late")).toMatchObject({ stage: "processing_start" });
+    });
+  });
+
+  it("is refused and reported with -1 by publish and publishAll alike", async () => {
+    const stub = env.USER_HUB.get(env.USER_HUB.idFromName("hub-late-user-2"));
+    const past = Date.now() - 1;
+    expect(await stub.publish({ type: "completed", request_id: "req-x", status: "identified", results_count: 1 }, past)).toBe(-1);
+    expect(await stub.publishAll([progress("req-x", "queued", "pending", {})], past)).toBe(-1);
+    await runInDurableObject(stub, async (hub: UserHub) => {
+      expect(hub.lastState("req-x")).toBeNull();
+    });
   });
 });
