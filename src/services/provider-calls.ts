@@ -5,6 +5,7 @@
  */
 import { getConfig } from "../config";
 import type { Bindings } from "../env";
+import { withinDeadline } from "../lib/deadline";
 import { sha256Hex } from "../lib/hash";
 import type { ImageMime } from "../lib/images";
 import { createLogger, type Logger } from "../lib/logger";
@@ -150,6 +151,15 @@ export interface CachedCallResult {
 const LEASE_MARGIN_MS = 5_000;
 
 /**
+ * How long a call to the breaker or a single-flight shard may take before it is given up. They
+ * answer in milliseconds; Durable Object RPC has no deadline of its own, and an object that hangs
+ * must not hold an identification until the runtime's limits end it. A join given up on leads
+ * without a flight; a breaker given up on fails the call like an unreachable one.
+ */
+export const COORDINATION_TIMEOUT_MS = 3_000;
+const coordinated = <T>(call: Promise<T>, what: string) => withinDeadline(call, COORDINATION_TIMEOUT_MS, what);
+
+/**
  * KV first (the fast path: a hit costs one KV read); on a miss, single flight: the SingleFlight
  * shard of this cache key makes this request the leader (which calls the provider, behind the
  * circuit breaker, and caches the answer) or lets it wait for the leader's outcome. Counters are
@@ -214,11 +224,11 @@ async function cachedProviderCallInner(
   // Single flight is an economy, not a rule: when the shard cannot be reached (one shard serves
   // many keys), this request calls the provider itself rather than failing, and settles nothing.
   const [joined, checked] = await Promise.all([
-    flight.join(job.cacheKey, job.settings.timeoutMs + LEASE_MARGIN_MS).catch((err: unknown): Joined => {
+    coordinated<Joined>(flight.join(job.cacheKey, job.settings.timeoutMs + LEASE_MARGIN_MS), "single flight").catch((err: unknown): Joined => {
       unkept("single flight")(err);
       return { role: "leader", token: null };
     }),
-    circuit.check(policy).catch(() => null),
+    coordinated(circuit.check(policy), "circuit breaker").catch(() => null),
   ]);
   step("flight");
   if (joined.role === "follower") {
@@ -235,7 +245,7 @@ async function cachedProviderCallInner(
       cached: false,
     };
   }
-  const gate = checked ?? (await circuit.acquire(policy));
+  const gate = checked ?? (await coordinated(circuit.acquire(policy), "circuit breaker"));
   if (!checked) step("circuit");
 
   // The leader calls upstream, behind the circuit breaker shared by every isolate.
@@ -284,8 +294,10 @@ async function cachedProviderCallInner(
   // the failure streak's reset (followers are released by the same call, not by this answer).
   // A failure, or a half-open probe's success, is recorded before this request answers.
   const bookkeeping = Promise.all([
-    said ? circuit.recordCall(said, policy).catch(unkept("circuit")) : null,
-    joined.token === null ? null : flight.settle(job.cacheKey, joined.token, outcome).catch(unkept("single flight")),
+    said ? coordinated(circuit.recordCall(said, policy), "circuit breaker").catch(unkept("circuit")) : null,
+    joined.token === null
+      ? null
+      : coordinated(flight.settle(job.cacheKey, joined.token, outcome), "single flight").catch(unkept("single flight")),
   ]);
   if (said === "success" && gate.state === "closed") waitUntil(bookkeeping);
   else await bookkeeping;

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Logger } from "../../src/lib/logger";
 import { sha256Hex } from "../../src/lib/hash";
-import { cachedProviderCall, plantNetJob } from "../../src/services/provider-calls";
+import { COORDINATION_TIMEOUT_MS, cachedProviderCall, plantNetJob } from "../../src/services/provider-calls";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
 
@@ -110,4 +110,54 @@ describe("cachedProviderCall's bookkeeping", () => {
       { msg: "provider bookkeeping failed", fields: { provider: "plantnet", what: "single flight", error: "Error: shard overloaded" } },
     ]);
   });
+
+  it("gives up a single-flight shard that never answers, and calls the provider itself", { timeout: 20_000 }, async () => {
+    const job = await plantNetJob(env, [await uniqueImage("hung-shard")], PLANTNET_OPTIONS);
+    const hungShards = {
+      idFromName: (name: string) => env.SINGLE_FLIGHT.idFromName(name),
+      get: () => ({ join: () => new Promise(() => {}), settle: async () => {} }),
+    } as unknown as typeof env.SINGLE_FLIGHT;
+    const { logger, warnings } = recordingLogger();
+    const started = Date.now();
+    const result = await cachedProviderCall({ ...env, SINGLE_FLIGHT: hungShards }, () => {}, job, logger);
+    expect(result.error).toBeNull();
+    expect(result.answer?.suggestions.length).toBeGreaterThan(0);
+    expect(Date.now() - started).toBeLessThan(COORDINATION_TIMEOUT_MS + 5_000);
+    expect(warnings).toEqual([
+      {
+        msg: "provider bookkeeping failed",
+        fields: {
+          provider: "plantnet",
+          what: "single flight",
+          error: `Error: single flight did not answer within ${COORDINATION_TIMEOUT_MS} ms`,
+        },
+      },
+    ]);
+  });
+
+  it("answers a failed call even when the breaker never records it", { timeout: 20_000 }, async () => {
+    const job = await plantNetJob(env, [await uniqueImage("hung-breaker")], PLANTNET_OPTIONS);
+    job.settings = { ...job.settings, baseUrl: "http://127.0.0.1:9", timeoutMs: 2_000 }; // nothing listens there
+    const hungCircuits = {
+      idFromName: (name: string) => env.PROVIDER_CIRCUIT.idFromName(name),
+      get: () => ({
+        check: async () => ({ allowed: true, state: "closed" }),
+        recordCall: () => new Promise(() => {}),
+        countCache: async () => {},
+      }),
+    } as unknown as typeof env.PROVIDER_CIRCUIT;
+    const { logger, warnings } = recordingLogger();
+    const result = await cachedProviderCall({ ...env, PROVIDER_CIRCUIT: hungCircuits }, () => {}, job, logger);
+    expect(result.answer).toBeNull();
+    expect(result.error?.provider).toBe("plantnet");
+    expect(warnings.map((w) => w.fields?.what ?? w.msg)).toContain("circuit");
+    expect(JSON.stringify(warnings)).toContain(`circuit breaker did not answer within ${COORDINATION_TIMEOUT_MS} ms`);
+  });
 });
+
+const PLANTNET_OPTIONS = { project: "all", organs: ["auto" as const], language: "en", includeRelatedImages: true, maxResults: 10 };
+
+async function uniqueImage(label: string) {
+  const bytes = await makePng(64, 48, { seed: `${label}-${Math.random()}` });
+  return { bytes, mime: "image/png" as const, sha256: await sha256Hex(bytes) };
+}
