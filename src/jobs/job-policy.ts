@@ -142,17 +142,14 @@ export interface JobKind<J extends { request_id: string; user_id: string }> {
   /** For logs and error reports. */
   name: string;
   matches(body: unknown): body is J;
+  /** `claimed`: the job's request as `claim` claimed it with the rest of its batch. */
+  process(job: J, attempt: number, env: Bindings, ctx: ExecutionContext, logger: Logger, claimed: Claimed): Promise<JobResult>;
   /**
-   * `claimed`: the job's request as `claimAll` claimed it with the rest of its batch (then
-   * `process` does not claim again); absent, `process` claims it itself.
+   * Claims the requests of a batch's jobs of this kind in one round trip (a lone job's too): one
+   * entry per job, in order, the request's row or undefined (nothing to take: finished, leased
+   * by another delivery, deleted). All or none: it throws when it claimed nothing.
    */
-  process(job: J, attempt: number, env: Bindings, ctx: ExecutionContext, logger: Logger, claimed?: Claimed): Promise<JobResult>;
-  /**
-   * Claims several jobs' requests in one round trip (optional): one entry per job, in order,
-   * each what the job's own claim would have returned (the row, or undefined: nothing to take).
-   * All or none: it throws when it claimed nothing.
-   */
-  claimAll?(env: Bindings, jobs: J[]): Promise<unknown[]>;
+  claim(env: Bindings, jobs: J[]): Promise<unknown[]>;
   /**
    * After a crash of our own infrastructure: put the request back to pending (never left
    * processing), deliverable again in `delayS` (its retry's delay).

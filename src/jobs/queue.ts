@@ -3,7 +3,8 @@
  * queue; the message's `type` picks the kind, and messages without one are identification jobs
  * from before diagnosis existed).
  *
- * The requests of a batch's jobs are claimed together, in one D1 round trip; after that each
+ * The requests of a batch's jobs are claimed together, in one D1 round trip (a lone job's too,
+ * so every job is claimed the one way); after that each
  * message is acked or retried on its own (a throw would retry the whole batch). Delivery
  * is at least once, so every kind's steps are idempotent. A crash of our own infrastructure
  * (D1, R2…) puts the request back to pending and lets the queue retry, then dead-letter; the
@@ -31,24 +32,22 @@ export async function handleJobBatch(batch: MessageBatch<unknown>, env: Bindings
   await Promise.all(batch.messages.map((message, i) => handleMessage(message, env, ctx, logger, claims[i])));
 }
 
-/** What the batch claim gave one message: its claim, or the error that claimed nothing. */
+/** What the batch claim gave one message: its claim, or the error that claimed nothing (undefined: not a job). */
 type BatchClaim = { claimed: Claimed } | { failed: unknown } | undefined;
 
 /**
- * Each kind's jobs of the batch claimed in one round trip (a lone job claims for itself). The
- * claim is all or nothing: when it fails, every job it was for is handled as one whose own claim
- * crashed — released and retried with backoff — exactly as before it was batched.
+ * Each kind's jobs of the batch claimed in one round trip. The claim is all or nothing: when it
+ * fails, every job it was for is handled as crashed — released and retried with backoff.
  */
 async function claimBatch(messages: readonly Message<unknown>[], env: Bindings): Promise<BatchClaim[]> {
   const claims: BatchClaim[] = messages.map(() => undefined);
   await Promise.all(
     KINDS.map(async (kind) => {
-      if (!kind.claimAll) return;
       const mine = messages.flatMap((m, i) => (kindOf(m.body) === kind ? [i] : []));
-      if (mine.length < 2) return;
+      if (mine.length === 0) return;
       const started = Date.now();
       try {
-        const rows = await kind.claimAll(
+        const rows = await kind.claim(
           env,
           mine.map((i) => messages[i]!.body as AnyJob),
         );
@@ -67,7 +66,7 @@ async function handleMessage(
   env: Bindings,
   ctx: ExecutionContext,
   parent: Logger,
-  batchClaim?: BatchClaim,
+  batchClaim: BatchClaim,
 ): Promise<void> {
   const kind = kindOf(message.body);
   if (!kind) {
@@ -81,8 +80,9 @@ async function handleMessage(
   const attempt = counter(job.failures) + message.attempts;
   const logger = parent.child({ request_id: job.request_id, attempt, job: kind.name });
   try {
-    if (batchClaim && "failed" in batchClaim) throw batchClaim.failed;
-    const outcome = await kind.process(job, attempt, env, ctx, logger, batchClaim?.claimed);
+    if (!batchClaim) throw new Error("the job was not claimed with its batch"); // claimBatch claims every kind's jobs
+    if ("failed" in batchClaim) throw batchClaim.failed;
+    const outcome = await kind.process(job, attempt, env, ctx, logger, batchClaim.claimed);
     if (outcome.kind === "retry") message.retry({ delaySeconds: outcome.delayS });
     else if (outcome.kind === "wait") await waitAsNewMessage(message, outcome.body, outcome.delayS, env, logger);
     else message.ack();

@@ -17,7 +17,6 @@ import type { CompletedMessage } from "../../durable-objects/user-hub-protocol";
 import { loadPhotos } from "../services/photos";
 import { type ProgressChannel, progress, progressChannel } from "../services/progress";
 import {
-  claimRequest,
   failRequest,
   type RequestJob,
   type RequestKind,
@@ -41,16 +40,13 @@ export async function startRequestJob<T extends Table>(
   attempt: number,
   logger: Logger,
   ctx: Pick<ExecutionContext, "waitUntil">,
-  claimed?: Claimed,
+  /** The job's request as jobs/queue.ts claimed it with the rest of its batch. */
+  claimed: Claimed,
 ) {
   // Each stage's time goes into the job's completion log line (`stages_ms`).
   const timer = new StageTimer();
-  let request: RowOf<T> | undefined;
-  if (claimed) {
-    // Claimed with the rest of its queue batch (jobs/queue.ts).
-    request = claimed.row as RowOf<T> | undefined;
-    timer.record("claim", claimed.ms);
-  } else request = await timer.time("claim", claimRequest(env, kind, job.request_id));
+  const request = claimed.row as RowOf<T> | undefined;
+  timer.record("claim", claimed.ms);
   if (!request) {
     logger.info(`${kind.noun} already finished, running under another delivery's lease, or request deleted; acking`);
     return { done: { kind: "done" } as JobResult };

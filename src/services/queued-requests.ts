@@ -263,24 +263,12 @@ export async function tellCompleted(
 }
 
 /**
- * Claims a request for one job run: `pending` → `processing` with a lease of JOB_LEASE_MS (and
- * one more attempt). A request already `processing` is claimed only when its lease has run out
- * (the delivery holding it died); while the lease is live, or once the request is final or
- * deleted, this returns undefined and the caller acks without work.
- */
-export async function claimRequest<T extends RequestTable>(
-  env: Bindings,
-  kind: RequestKind<T>,
-  id: string,
-  now = Date.now(),
-): Promise<RowOf<T> | undefined> {
-  return (await claimStatement(database(env), kind, id, now).get()) as RowOf<T> | undefined;
-}
-
-/**
- * `claimRequest` for the jobs of one queue batch, in one round trip: each id's claim is its own
- * statement of one D1 batch, answered in order (undefined where that claim found nothing to
- * take). An id given twice is claimed once, by its first statement.
+ * Claims the requests of one queue batch's jobs for one run each, in one round trip: `pending` →
+ * `processing` with a lease of JOB_LEASE_MS (and one more attempt). A request already
+ * `processing` is claimed only when its lease has run out (the delivery holding it died). Each
+ * id's claim is its own statement of one D1 batch, answered in order: undefined where it found
+ * nothing to take (the lease is live, or the request is final or deleted), and the job acks
+ * without work. An id given twice is claimed once, by its first statement.
  */
 export async function claimRequests<T extends RequestTable>(
   env: Bindings,
@@ -474,7 +462,7 @@ export function requestJobKind<Type extends RequestKind["job"]>(
       );
     },
     process: job.process,
-    claimAll: (env, jobs) =>
+    claim: (env, jobs) =>
       claimRequests(
         env,
         kind,

@@ -1,5 +1,6 @@
 /**
- * The jobs of one queue batch claim their requests together, in one D1 round trip
+ * The jobs of one queue batch claim their requests together, in one D1 round trip, a lone job
+ * the same way
  * (jobs/queue.ts `claimBatch`). Each message is still acked or retried on its own; a message
  * delivered twice in one batch does its work once; and a batch claim that fails leaves every
  * request pending and every message retried, as a job whose own claim crashed.
@@ -58,9 +59,34 @@ describe("claiming a queue batch's requests together", () => {
     }
   });
 
-  it("when the batch claim fails, every message is retried and every request stays pending", async () => {
+  it("claims a lone job the same way: one statement of one batch, then its work once", async () => {
     const u = await bearerUser();
-    const ids = [await pendingIdentification(u.userId), await pendingIdentification(u.userId)];
+    const id = await pendingIdentification(u.userId);
+    const batches: string[][] = [];
+    const db = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "batch") {
+          return (statements: D1PreparedStatement[]) => {
+            batches.push(statements.map((st) => String((st as unknown as { statement?: string }).statement ?? "")));
+            return target.batch(statements);
+          };
+        }
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const result = await deliverBatch([{ type: "identify", request_id: id, user_id: u.userId }], db);
+    expect(result.acked).toEqual(result.ids);
+    expect(await row(id)).toMatchObject({ status: "identified", attempts: 1 });
+    // The first batch is the claim: one statement, the lease taken.
+    expect(batches[0]).toHaveLength(1);
+    expect(batches[0]![0]).toMatch(/^update "identification_requests" set "status" = \?, "attempts"/);
+  });
+
+  it.each([1, 2])("when the claim of a batch of %i fails, every message is retried and every request stays pending", async (n) => {
+    const u = await bearerUser();
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) ids.push(await pendingIdentification(u.userId));
     // D1 refuses the first batch it is sent (the claim); everything else goes through.
     let refused = false;
     const db = new Proxy(env.DB, {
