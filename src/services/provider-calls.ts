@@ -224,10 +224,12 @@ async function cachedProviderCallInner(
   // Single flight is an economy, not a rule: when the shard cannot be reached (one shard serves
   // many keys), this request calls the provider itself rather than failing, and settles nothing.
   const [joined, checked] = await Promise.all([
-    coordinated<Joined>(flight.join(job.cacheKey, job.settings.timeoutMs + LEASE_MARGIN_MS), "single flight").catch((err: unknown): Joined => {
-      unkept("single flight")(err);
-      return { role: "leader", token: null };
-    }),
+    coordinated<Joined>(flight.join(job.cacheKey, job.settings.timeoutMs + LEASE_MARGIN_MS), "single flight").catch(
+      (err: unknown): Joined => {
+        unkept("single flight")(err);
+        return { role: "leader", token: null };
+      },
+    ),
     coordinated(circuit.check(policy), "circuit breaker").catch(() => null),
   ]);
   step("flight");
