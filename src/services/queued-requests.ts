@@ -15,7 +15,7 @@
  * Every transition is one conditional UPDATE … RETURNING, so of several deliveries of one job
  * exactly one does the work, and a final request is never moved again.
  */
-import { and, count, desc, eq, inArray, isNull, lt, lte, or, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, isNull, lt, lte, or, type SQL, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { CLOSE_CODES, type CompletedMessage, FinalStatus } from "../../durable-objects/user-hub-protocol";
 import { changes, type Database, database, sqlNow } from "../db/client";
@@ -403,18 +403,20 @@ export async function countRequestResults(env: Bindings, kind: RequestKind, requ
  */
 export function countResultsQuery(db: Database, kind: RequestKind, requestId: string) {
   const r = kind.results as typeof identificationResults;
-  return db.select({ n: count() }).from(r).where(eq(r.requestId, requestId));
+  // Aliased in the SQL itself, so D1's own rows name the column as drizzle's do.
+  return db
+    .select({ n: sql<number>`count(*)`.as("n") })
+    .from(r)
+    .where(eq(r.requestId, requestId));
 }
 
 /**
  * `countResultsQuery`'s answer in a batch's results: drizzle's rows, or D1's when the batch held
- * raw SQL — whose column is named by the SQL (`count(*)`), not by the query's field, so the one
- * value of the one row is read by position.
+ * raw SQL (`runBatch`); either way the one row's `n`.
  */
 export function resultsCounted(result: unknown): number {
   const rows = Array.isArray(result) ? result : (result as { results?: unknown[] } | undefined)?.results;
-  const row = rows?.[0];
-  const n = row && typeof row === "object" ? Object.values(row)[0] : undefined;
+  const n = (rows?.[0] as { n?: unknown } | undefined)?.n;
   return typeof n === "number" ? n : 0;
 }
 
