@@ -175,10 +175,12 @@ export function rankColumnsWhere(db: Database, where: SQL, charsPerValue = PACKE
     .from(packed)
     .as("running");
   // json(): a value read back from a subquery is text to json_group_array, which would quote it.
+  // D1 binds a JavaScript number as a REAL, and a REAL divisor would put every row in a group of its own.
+  const chunk = sql`${running.upto} / CAST(${charsPerValue} AS INTEGER)`;
   return db
     .select({ list: sql<string | null>`json_group_array(json(${running.c}))` })
     .from(running)
-    .groupBy(sql`${running.upto} / ${charsPerValue}`);
+    .groupBy(chunk);
 }
 
 /** At most this many common names, of at most this many characters, join the catalogue per species. */

@@ -274,6 +274,9 @@ describe("packed candidates", () => {
     const longestRow = Math.max(...rows.flat().map((r) => JSON.stringify(r).length));
     expect(chunks.length).toBeGreaterThan((catalogue.length * 60) / budget);
     for (const chunk of chunks) expect(chunk.list!.length).toBeLessThanOrEqual(budget + longestRow + 2);
+    // And no more values than the budget needs: one per row would pass the bound above too.
+    const packedChars = rows.flat().reduce((sum, r) => sum + JSON.stringify(r).length, 0);
+    expect(chunks.length).toBeLessThanOrEqual(Math.ceil(packedChars / budget) + 1);
     const rowids = rows.flat().map((r) => r[0]);
     expect(rowids.length).toBe(catalogue.length);
     expect(new Set(rowids)).toEqual(new Set(catalogue.map((r) => r.rowid)));
@@ -295,6 +298,7 @@ describe("packed candidates", () => {
       const where = sql`family = 'Chunkaceae'`;
       const chunks = await rankColumnsWhere(database(env), where);
       expect(chunks.length).toBeGreaterThan(1);
+      expect(chunks.length).toBeLessThan(10); // about 680 000 characters in values of 400 000
       for (const chunk of chunks) expect(new TextEncoder().encode(chunk.list!).length).toBeLessThan(2_000_000);
       const found = await searchSpecies(env, "chunkaceae", 5);
       expect(found.total).toBe(n);
