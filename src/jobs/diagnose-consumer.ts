@@ -25,7 +25,7 @@ export const processDiagnoseJob: JobKind<DiagnoseJob>["process"] = async (job, a
       env,
       (p) => ctx.waitUntil(p),
       await plantIdJob(env, images, { latitude: null, longitude: null, language: "en" }, "health_assessment"),
-      logger,
+      { logger },
     ),
   );
   const health = call.answer?.health ?? null;

@@ -106,7 +106,7 @@ export async function identifyPlant(
   const plantIdCall = (async (): Promise<ProviderOutcome> => {
     await report("plant_id_start", {});
     const job = await plantIdJob(env, input.images, { latitude, longitude, language });
-    const result = await cachedProviderCall(env, waitUntil, job, logger, options.stages, input.region);
+    const result = await cachedProviderCall(env, waitUntil, job, { logger, stages: options.stages, region: input.region });
     if (result.answer) options.onAnswer?.(result.answer);
     await report("plant_id_done", summary(result));
     return result;
@@ -125,7 +125,7 @@ export async function identifyPlant(
       includeRelatedImages: true,
       maxResults: PLANTNET_MAX_RESULTS,
     });
-    const result = await cachedProviderCall(env, waitUntil, job, logger, options.stages, input.region);
+    const result = await cachedProviderCall(env, waitUntil, job, { logger, stages: options.stages, region: input.region });
     if (result.answer) options.onAnswer?.(result.answer);
     await report("plantnet_done", summary(result));
     return result;

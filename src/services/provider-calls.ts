@@ -147,6 +147,15 @@ export interface CachedCallResult {
   cached: boolean;
 }
 
+/** What a caller may add to a provider call. */
+export interface CallOptions {
+  logger?: Logger;
+  /** Hears each step's time (see `cachedProviderCall`). */
+  stages?: StageRecorder;
+  /** The caller's continent, when known (see `flightShardName`); queue jobs have none. */
+  region?: string | null;
+}
+
 /** How long followers wait for a leader before taking over: its timeout plus a margin. */
 const LEASE_MARGIN_MS = 5_000;
 
@@ -174,11 +183,11 @@ export async function cachedProviderCall(
   env: Bindings,
   waitUntil: (p: Promise<unknown>) => void,
   job: ProviderJob,
-  logger: Logger = createLogger({}, getConfig(env).LOG_LEVEL),
-  stages: StageRecorder = () => {},
-  /** The caller's continent, when known (see `flightShardName`). */
-  region: string | null = null,
+  options: CallOptions = {},
 ): Promise<CachedCallResult> {
+  const logger = options.logger ?? createLogger({}, getConfig(env).LOG_LEVEL);
+  const stages = options.stages ?? (() => {});
+  const region = options.region ?? null;
   const started = Date.now();
   const result = await cachedProviderCallInner(env, waitUntil, job, logger, stepTimer(job.provider, stages), region);
   const outcome = result.error ? `error:${result.error.kind}` : result.cached ? "hit" : "miss";

@@ -52,7 +52,7 @@ describe("cachedProviderCall's bookkeeping", () => {
     // A miss: the upstream answer comes back; recording the call fails in the background.
     const miss = recordingLogger();
     const background: Promise<unknown>[] = [];
-    const first = await cachedProviderCall(brokenEnv, (p) => background.push(p), job, miss.logger);
+    const first = await cachedProviderCall(brokenEnv, (p) => background.push(p), job, { logger: miss.logger });
     expect(first.error).toBeNull();
     expect(first.cached).toBe(false);
     expect(first.answer?.suggestions.length).toBeGreaterThan(0);
@@ -64,7 +64,7 @@ describe("cachedProviderCall's bookkeeping", () => {
     // A hit (the miss cached its answer): counting it fails in the background.
     const hit = recordingLogger();
     const later: Promise<unknown>[] = [];
-    const second = await cachedProviderCall(brokenEnv, (p) => later.push(p), job, hit.logger);
+    const second = await cachedProviderCall(brokenEnv, (p) => later.push(p), job, { logger: hit.logger });
     expect(second.cached).toBe(true);
     expect(second.answer).toEqual(first.answer);
     await Promise.all(later);
@@ -100,7 +100,9 @@ describe("cachedProviderCall's bookkeeping", () => {
     } as unknown as typeof env.SINGLE_FLIGHT;
     const { logger, warnings } = recordingLogger();
     const background: Promise<unknown>[] = [];
-    const result = await cachedProviderCall({ ...env, SINGLE_FLIGHT: unreachableShards }, (p) => background.push(p), job, logger);
+    const result = await cachedProviderCall({ ...env, SINGLE_FLIGHT: unreachableShards }, (p) => background.push(p), job, {
+      logger: logger,
+    });
     await Promise.all(background);
     expect(result.error).toBeNull();
     expect(result.cached).toBe(false);
@@ -119,7 +121,7 @@ describe("cachedProviderCall's bookkeeping", () => {
     } as unknown as typeof env.SINGLE_FLIGHT;
     const { logger, warnings } = recordingLogger();
     const started = Date.now();
-    const result = await cachedProviderCall({ ...env, SINGLE_FLIGHT: hungShards }, () => {}, job, logger);
+    const result = await cachedProviderCall({ ...env, SINGLE_FLIGHT: hungShards }, () => {}, job, { logger });
     expect(result.error).toBeNull();
     expect(result.answer?.suggestions.length).toBeGreaterThan(0);
     expect(Date.now() - started).toBeLessThan(COORDINATION_TIMEOUT_MS + 5_000);
@@ -147,7 +149,7 @@ describe("cachedProviderCall's bookkeeping", () => {
       }),
     } as unknown as typeof env.PROVIDER_CIRCUIT;
     const { logger, warnings } = recordingLogger();
-    const result = await cachedProviderCall({ ...env, PROVIDER_CIRCUIT: hungCircuits }, () => {}, job, logger);
+    const result = await cachedProviderCall({ ...env, PROVIDER_CIRCUIT: hungCircuits }, () => {}, job, { logger });
     expect(result.answer).toBeNull();
     expect(result.error?.provider).toBe("plantnet");
     expect(warnings.map((w) => w.fields?.what ?? w.msg)).toContain("circuit");
