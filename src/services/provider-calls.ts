@@ -160,13 +160,15 @@ export interface CallOptions {
 const LEASE_MARGIN_MS = 5_000;
 
 /**
- * How long a call to the breaker or a single-flight shard may take before it is given up. They
- * answer in milliseconds; Durable Object RPC has no deadline of its own, and an object that hangs
- * must not hold an identification until the runtime's limits end it. A join given up on leads
- * without a flight; a breaker given up on fails the call like an unreachable one.
+ * How long a call to the breaker or a single-flight shard may take beyond the time it may
+ * rightly wait, before it is given up. Durable Object RPC has no deadline of its own, and an
+ * object that hangs must not hold an identification until the runtime's limits end it. The
+ * breaker and a leader's join answer at once; a follower's join rightly waits for its leader, up
+ * to the leader's lease. A join given up on leads without a flight; a breaker given up on fails
+ * the call like an unreachable one.
  */
 export const COORDINATION_TIMEOUT_MS = 3_000;
-const coordinated = <T>(call: Promise<T>, what: string) => withinDeadline(call, COORDINATION_TIMEOUT_MS, what);
+const coordinated = <T>(call: Promise<T>, what: string, mayWaitMs = 0) => withinDeadline(call, mayWaitMs + COORDINATION_TIMEOUT_MS, what);
 
 /**
  * KV first (the fast path: a hit costs one KV read); on a miss, single flight: the SingleFlight
@@ -232,13 +234,12 @@ async function cachedProviderCallInner(
   // does when the question failed (acquire then fails or answers as it always did).
   // Single flight is an economy, not a rule: when the shard cannot be reached (one shard serves
   // many keys), this request calls the provider itself rather than failing, and settles nothing.
+  const leaseMs = job.settings.timeoutMs + LEASE_MARGIN_MS;
   const [joined, checked] = await Promise.all([
-    coordinated<Joined>(flight.join(job.cacheKey, job.settings.timeoutMs + LEASE_MARGIN_MS), "single flight").catch(
-      (err: unknown): Joined => {
-        unkept("single flight")(err);
-        return { role: "leader", token: null };
-      },
-    ),
+    coordinated<Joined>(flight.join(job.cacheKey, leaseMs), "single flight", leaseMs).catch((err: unknown): Joined => {
+      unkept("single flight")(err);
+      return { role: "leader", token: null };
+    }),
     coordinated(circuit.check(policy), "circuit breaker").catch(() => null),
   ]);
   step("flight");

@@ -2,6 +2,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
+import { COORDINATION_TIMEOUT_MS } from "../../src/services/provider-calls";
 import { catalogueCare, catalogueCareAhead } from "../../src/services/identification-requests";
 import { makeJpeg, makePng, makePngHeaderOnly, padToSize } from "../helpers/images";
 import { call, freshIp } from "../helpers/http";
@@ -198,6 +199,18 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
     const results = await Promise.all(Array.from({ length: 5 }, () => identify(bytes)));
     expect(results.every((r) => r.body.success)).toBe(true);
     expect(new Set(results.map((r) => r.body.scientific_name)).size).toBe(1);
+    expect(emulators.plantId.calls).toBe(1);
+    expect(emulators.plantnet.calls).toBe(1);
+  });
+
+  it("keeps followers waiting for a leader slower than the coordination timeout: still one upstream call", {
+    timeout: 30_000,
+  }, async () => {
+    const bytes = await photo();
+    emulators.plantId.setMode({ latencyMs: COORDINATION_TIMEOUT_MS + 1_000 });
+    emulators.plantnet.setMode({ latencyMs: COORDINATION_TIMEOUT_MS + 1_000 });
+    const results = await Promise.all(Array.from({ length: 3 }, () => identify(bytes)));
+    expect(results.every((r) => r.body.success)).toBe(true);
     expect(emulators.plantId.calls).toBe(1);
     expect(emulators.plantnet.calls).toBe(1);
   });
