@@ -41,9 +41,6 @@ const requestTag = (requestId: string) => `req:${requestId}`;
 /** Finished requests' states are kept this long for late subscribers. */
 const STATE_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 
-/** Whether a call whose caller stopped waiting at `notAfter` runs too late to be recorded. */
-const tooLate = (notAfter: number | undefined) => notAfter !== undefined && Date.now() > notAfter;
-
 export class UserHub extends DurableObject<Env> {
   private readonly sql: SqlStorage;
 
@@ -91,25 +88,24 @@ export class UserHub extends DurableObject<Env> {
    * or all of the user's requests. Returns how many sockets it was sent to.
    *
    * `notAfter` (ms since the epoch) is when the caller stops waiting for this call. A call that
-   * runs later is dropped and returns -1: the caller has logged it lost and gone on, so newer
-   * messages of the request — a later stage, its `completed`, a retry's `queued` — may already be
-   * here, and this one recorded now would replay a finished request as running, or wipe a run.
+   * runs later returns -1, and of its messages only a `completed` is kept: the caller has logged
+   * it lost and gone on, so newer messages of the request may already be here, and a stale stage
+   * or a stale `queued` recorded now would replay a finished request as running, or wipe a run. A
+   * `completed` is its run's last word, so it is kept late rather than lost.
    */
   async publish(message: HubMessage, notAfter?: number): Promise<number> {
-    if (tooLate(notAfter)) return -1;
-    return this.record(message);
+    return this.publishAll([message], notAfter);
   }
 
   /**
    * `publish` for several messages in order, in one call: a job's progress said while an earlier
-   * call was in flight arrives together (src/services/progress.ts `progressChannel`). Dropped
-   * whole, like `publish`, when it runs after `notAfter`.
+   * call was in flight arrives together (src/services/progress.ts `progressChannel`).
    */
   async publishAll(messages: HubMessage[], notAfter?: number): Promise<number> {
-    if (tooLate(notAfter)) return -1;
+    const late = notAfter !== undefined && Date.now() > notAfter;
     let delivered = 0;
-    for (const message of messages) delivered += this.record(message);
-    return delivered;
+    for (const message of messages) if (!late || message.type === "completed") delivered += this.record(message);
+    return late ? -1 : delivered;
   }
 
   private record(message: HubMessage): number {
@@ -221,11 +217,15 @@ export class UserHub extends DurableObject<Env> {
     ws.close(CLOSE_CODES.SEND_FAILED, "socket error");
   }
 
-  /** Finished: the final state only. Running: every message so far, in order. */
+  /**
+   * Finished: the final state only (D1's, when the hub never heard the `completed`). Running:
+   * every message so far, in order.
+   */
   private replayFor(requestId: string, finalFromD1: string | null): string[] {
     const last = this.lastMessage(requestId);
-    if (!last) return finalFromD1 ? [finalFromD1] : [];
-    if ((JSON.parse(last) as HubMessage).type === "completed") return [last];
+    if (last && (JSON.parse(last) as HubMessage).type === "completed") return [last];
+    if (finalFromD1) return [finalFromD1];
+    if (!last) return [];
     return this.sql
       .exec<{ message: string }>("SELECT message FROM request_events WHERE request_id = ? ORDER BY seq", requestId)
       .toArray()

@@ -77,6 +77,29 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     expect(late.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start", "plant_id_start"]);
   });
 
+  it("replays D1's final state to a late subscriber when the hub never heard the request's completed", async () => {
+    const stub = hub("hub-user-missed-final");
+    await stub.publish({ type: "progress", request_id: "req-missed", stage: "queued", status: "pending", data: {} });
+    await stub.publish({
+      type: "progress",
+      request_id: "req-missed",
+      stage: "processing_start",
+      status: "processing",
+      data: { attempt: 1 },
+    });
+    const final = { type: "completed", request_id: "req-missed", status: "identified", results_count: 2 };
+    const res = await stub.fetch("https://user-hub/connect", {
+      headers: { Upgrade: "websocket", "X-Hub-Request-Id": "req-missed", "X-Hub-Final-State": JSON.stringify(final) },
+    });
+    const ws = res.webSocket!;
+    const messages: unknown[] = [];
+    ws.addEventListener("message", (e) => messages.push(JSON.parse(e.data as string)));
+    ws.accept();
+    await received(messages, 2);
+    expect(messages).toEqual([{ type: "init", request_id: "req-missed", message: "connected" }, final]);
+    ws.close();
+  });
+
   it("starts a fresh story when a finished request is queued again (a retry): no stale completed is replayed", async () => {
     const stub = hub("hub-user-retry");
     await stub.publish({ type: "progress", request_id: "req-again", stage: "queued", status: "pending", data: {} });

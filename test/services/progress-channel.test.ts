@@ -171,13 +171,21 @@ describe("a hub call given up on", () => {
     });
   });
 
-  it("is refused and reported with -1 by publish and publishAll alike", async () => {
+  it("is reported with -1, and of its messages only a completed is kept: a run's last word is kept late rather than lost", async () => {
     const stub = env.USER_HUB.get(env.USER_HUB.idFromName("hub-late-user-2"));
     const past = Date.now() - 1;
-    expect(await stub.publish({ type: "completed", request_id: "req-x", status: "identified", results_count: 1 }, past)).toBe(-1);
-    expect(await stub.publishAll([progress("req-x", "queued", "pending", {})], past)).toBe(-1);
+    expect(
+      await stub.publishAll(
+        [progress("req-x", "queued", "pending", {}), progress("req-x", "processing_start", "processing", { attempt: 1 })],
+        past,
+      ),
+    ).toBe(-1);
     await runInDurableObject(stub, async (hub: UserHub) => {
       expect(hub.lastState("req-x")).toBeNull();
+    });
+    expect(await stub.publish({ type: "completed", request_id: "req-x", status: "identified", results_count: 1 }, past)).toBe(-1);
+    await runInDurableObject(stub, async (hub: UserHub) => {
+      expect(hub.lastState("req-x")).toMatchObject({ type: "completed", status: "identified" });
     });
   });
 });
