@@ -145,23 +145,22 @@ interface SpeciesCandidate extends RankCandidate {
 }
 
 /**
- * How many characters of packed candidates one JSON value may hold. D1 refuses a string over
+ * How many bytes of packed candidates one JSON value may hold. D1 refuses a string over
  * 2 000 000 bytes, the value `json_group_array` builds included, and a query that matches a whole
- * family ("aceae") selects the whole catalogue: 7.7 MB in one value at 100 000 species. A
- * character is at most 4 bytes in UTF-8, so 400 000 characters plus the one row that crosses the
- * line stay under the limit; catalogue writes keep a row's names short (`catalogueCommonNames`).
+ * family ("aceae") selects the whole catalogue: 7.7 MB in one value at 100 000 species. A value
+ * holds candidates up to 1 000 000 bytes, separators counted, plus the one that crosses the line;
+ * catalogue writes keep a row's names short (`catalogueCommonNames`), so that one is small.
  */
-export const PACKED_CHARS_PER_VALUE = 400_000;
+export const PACKED_BYTES_PER_VALUE = 1_000_000;
 
 /**
- * The ranked columns of every row `where` selects, packed by SQLite into JSON arrays of at most
- * `charsPerValue` characters (and one row) each: one row per chunk, cut by a running sum of
- * the candidates' lengths. At 100 000 species a broad query ("rose") has thousands of candidates,
- * and D1 carries one value far more cheaply than thousands of rows of five cells. The common
- * names stay the JSON text the catalogue stores (the ranking parses each distinct list once per
- * isolate).
+ * The ranked columns of every row `where` selects, packed by SQLite into JSON arrays of about
+ * `bytesPerValue` bytes each: one row per chunk, cut by a running sum of the candidates' sizes.
+ * At 100 000 species a broad query ("rose") has thousands of candidates, and D1 carries one value
+ * far more cheaply than thousands of rows of five cells. The common names stay the JSON text the
+ * catalogue stores (the ranking parses each distinct list once per isolate).
  */
-export function rankColumnsWhere(db: Database, where: SQL, charsPerValue = PACKED_CHARS_PER_VALUE) {
+export function rankColumnsWhere(db: Database, where: SQL, bytesPerValue = PACKED_BYTES_PER_VALUE) {
   const s = species;
   const packed = db
     .select({
@@ -171,12 +170,12 @@ export function rankColumnsWhere(db: Database, where: SQL, charsPerValue = PACKE
     .where(where)
     .as("packed");
   const running = db
-    .select({ c: packed.c, upto: sql<number>`sum(length(${packed.c})) OVER (ROWS UNBOUNDED PRECEDING)`.as("upto") })
+    .select({ c: packed.c, upto: sql<number>`sum(length(CAST(${packed.c} AS BLOB)) + 1) OVER (ROWS UNBOUNDED PRECEDING)`.as("upto") })
     .from(packed)
     .as("running");
   // json(): a value read back from a subquery is text to json_group_array, which would quote it.
   // D1 binds a JavaScript number as a REAL, and a REAL divisor would put every row in a group of its own.
-  const chunk = sql`${running.upto} / CAST(${charsPerValue} AS INTEGER)`;
+  const chunk = sql`${running.upto} / CAST(${bytesPerValue} AS INTEGER)`;
   return db
     .select({ list: sql<string | null>`json_group_array(json(${running.c}))` })
     .from(running)
@@ -194,7 +193,8 @@ const CATALOGUE_NAME_CHARS_MAX = 120;
  * provider's list whole.
  */
 export function catalogueCommonNames(names: readonly string[]): string[] {
-  return names.slice(0, CATALOGUE_NAMES_MAX).map((name) => name.slice(0, CATALOGUE_NAME_CHARS_MAX));
+  // Cut by code points, so a name never ends in half a surrogate pair.
+  return names.slice(0, CATALOGUE_NAMES_MAX).map((name) => Array.from(name).slice(0, CATALOGUE_NAME_CHARS_MAX).join(""));
 }
 
 type PackedCandidate = [
@@ -273,7 +273,7 @@ export async function lookupSpecies(env: Bindings, scientificName: string): Prom
       .values({
         id: uuidv7(),
         scientificName: t.scientificName,
-        commonNames: t.commonName ? [t.commonName] : [],
+        commonNames: catalogueCommonNames(t.commonName ? [t.commonName] : []),
         family: t.family ?? "",
         genus: t.genus ?? t.scientificName.split(" ")[0] ?? "",
         trefleId: t.trefleId,
