@@ -9,10 +9,11 @@ function hub(name: string) {
   return env.USER_HUB.get(env.USER_HUB.idFromName(name));
 }
 
-async function connect(stub: ReturnType<typeof hub>, requestId?: string, sessionId?: string) {
+async function connect(stub: ReturnType<typeof hub>, requestId?: string, sessionId?: string, finalFromD1?: unknown) {
   const headers: Record<string, string> = { Upgrade: "websocket" };
   if (requestId) headers["X-Hub-Request-Id"] = requestId;
   if (sessionId) headers["X-Hub-Session-Id"] = sessionId;
+  if (finalFromD1) headers["X-Hub-Final-State"] = JSON.stringify(finalFromD1);
   const res = await stub.fetch("https://user-hub/connect", { headers });
   const ws = res.webSocket!;
   const messages: { type: string; request_id?: string; stage?: string }[] = [];
@@ -79,25 +80,15 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
 
   it("replays D1's final state to a late subscriber when the hub never heard the request's completed", async () => {
     const stub = hub("hub-user-missed-final");
-    await stub.publish({ type: "progress", request_id: "req-missed", stage: "queued", status: "pending", data: {} });
-    await stub.publish({
-      type: "progress",
-      request_id: "req-missed",
-      stage: "processing_start",
-      status: "processing",
-      data: { attempt: 1 },
-    });
+    await stub.publishAll([
+      { type: "progress", request_id: "req-missed", stage: "queued", status: "pending", data: {} },
+      { type: "progress", request_id: "req-missed", stage: "processing_start", status: "processing", data: { attempt: 1 } },
+    ]);
     const final = { type: "completed", request_id: "req-missed", status: "identified", results_count: 2 };
-    const res = await stub.fetch("https://user-hub/connect", {
-      headers: { Upgrade: "websocket", "X-Hub-Request-Id": "req-missed", "X-Hub-Final-State": JSON.stringify(final) },
-    });
-    const ws = res.webSocket!;
-    const messages: unknown[] = [];
-    ws.addEventListener("message", (e) => messages.push(JSON.parse(e.data as string)));
-    ws.accept();
-    await received(messages, 2);
-    expect(messages).toEqual([{ type: "init", request_id: "req-missed", message: "connected" }, final]);
-    ws.close();
+    const late = await connect(stub, "req-missed", undefined, final);
+    await received(late.messages, 2);
+    expect(late.messages).toEqual([{ type: "init", request_id: "req-missed", message: "connected" }, final]);
+    late.ws.close();
   });
 
   it("starts a fresh story when a finished request is queued again (a retry): no stale completed is replayed", async () => {
