@@ -38,15 +38,7 @@ const unreachableCircuits = {
 
 describe("cachedProviderCall's bookkeeping", () => {
   it("keeps the answer when the breaker's bookkeeping fails, and logs the failure instead of dropping it", async () => {
-    const bytes = await makePng(64, 48, { seed: `bookkeeping-${Math.random()}` });
-    const image = { bytes, mime: "image/png" as const, sha256: await sha256Hex(bytes) };
-    const job = await plantNetJob(env, [image], {
-      project: "all",
-      organs: ["auto"],
-      language: "en",
-      includeRelatedImages: true,
-      maxResults: 10,
-    });
+    const job = await plantNetJob(env, [await uniqueImage("bookkeeping")], PLANTNET_OPTIONS);
     const brokenEnv = { ...env, PROVIDER_CIRCUIT: unreachableCircuits };
 
     // A miss: the upstream answer comes back; recording the call fails in the background.
@@ -77,15 +69,7 @@ describe("cachedProviderCall's bookkeeping", () => {
   });
 
   it("calls the provider itself when its single-flight shard cannot be reached, and says so in the log", async () => {
-    const bytes = await makePng(64, 48, { seed: `unreachable-shard-${Math.random()}` });
-    const image = { bytes, mime: "image/png" as const, sha256: await sha256Hex(bytes) };
-    const job = await plantNetJob(env, [image], {
-      project: "all",
-      organs: ["auto"],
-      language: "en",
-      includeRelatedImages: true,
-      maxResults: 10,
-    });
+    const job = await plantNetJob(env, [await uniqueImage("unreachable-shard")], PLANTNET_OPTIONS);
     let settled = 0;
     const unreachableShards = {
       idFromName: (name: string) => env.SINGLE_FLIGHT.idFromName(name),
@@ -100,9 +84,7 @@ describe("cachedProviderCall's bookkeeping", () => {
     } as unknown as typeof env.SINGLE_FLIGHT;
     const { logger, warnings } = recordingLogger();
     const background: Promise<unknown>[] = [];
-    const result = await cachedProviderCall({ ...env, SINGLE_FLIGHT: unreachableShards }, (p) => background.push(p), job, {
-      logger: logger,
-    });
+    const result = await cachedProviderCall({ ...env, SINGLE_FLIGHT: unreachableShards }, (p) => background.push(p), job, { logger });
     await Promise.all(background);
     expect(result.error).toBeNull();
     expect(result.cached).toBe(false);
@@ -155,6 +137,21 @@ describe("cachedProviderCall's bookkeeping", () => {
     expect(result.error?.provider).toBe("plantnet");
     expect(warnings.map((w) => w.fields?.what ?? w.msg)).toContain("circuit");
     expect(JSON.stringify(warnings)).toContain(`circuit breaker did not answer within ${COORDINATION_TIMEOUT_MS} ms`);
+  });
+  it("fails the call, without hanging, when the breaker answers neither its question nor the probe", { timeout: 20_000 }, async () => {
+    const job = await plantNetJob(env, [await uniqueImage("hung-gate")], PLANTNET_OPTIONS);
+    const hungGate = {
+      idFromName: (name: string) => env.PROVIDER_CIRCUIT.idFromName(name),
+      get: () => ({ check: () => new Promise(() => {}), acquire: () => new Promise(() => {}), recordCall: async () => {} }),
+    } as unknown as typeof env.PROVIDER_CIRCUIT;
+    // Nothing listens there: a call made anyway would come back as a network error, not reject.
+    job.settings = { ...job.settings, baseUrl: "http://127.0.0.1:9" };
+    const started = Date.now();
+    await expect(cachedProviderCall({ ...env, PROVIDER_CIRCUIT: hungGate }, () => {}, job)).rejects.toThrow(
+      `circuit breaker did not answer within ${COORDINATION_TIMEOUT_MS} ms`,
+    );
+    // The question and then the probe, each given its deadline.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2 * COORDINATION_TIMEOUT_MS);
   });
 });
 
