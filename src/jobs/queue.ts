@@ -3,9 +3,9 @@
  * queue; the message's `type` picks the kind, and messages without one are identification jobs
  * from before diagnosis existed).
  *
- * The requests of a batch's jobs are claimed together, in one D1 round trip (a lone job's too,
- * so every job is claimed the one way); after that each
- * message is acked or retried on its own (a throw would retry the whole batch). Delivery
+ * The requests of a batch's jobs are claimed together, in one D1 round trip (a lone job's too, so
+ * every job is claimed the one way); after that each message is acked or retried on its own (a
+ * throw would retry the whole batch). Delivery
  * is at least once, so every kind's steps are idempotent. A crash of our own infrastructure
  * (D1, R2…) puts the request back to pending and lets the queue retry, then dead-letter; the
  * dead-letter consumer ends the request failed and tells its owner.

@@ -25,13 +25,14 @@ export function userHub(env: Bindings, userId: string) {
 export const HUB_CALL_TIMEOUT_MS = 5_000;
 
 /**
- * A hub call with a deadline on both ends: the caller stops waiting after `ms`, and the hub
- * drops the call if it runs after that moment (`notAfter`), so a call given up on can never land
- * after the messages said after it. `-1` from the hub: it came too late and was dropped.
+ * A hub call with a deadline on both ends: the caller stops waiting after `ms`, and a hub that
+ * runs the call after that moment (`notAfter`) keeps only its `completed`, so a stale stage or
+ * `queued` cannot land after what was said next (UserHub.publishAll). `-1` from the hub: the
+ * call came too late.
  */
 async function hubCall(call: (notAfter: number) => Promise<number>, ms: number): Promise<void> {
   const delivered = await withinDeadline(call(Date.now() + ms), ms, "user hub");
-  if (delivered < 0) throw new Error(`user hub ran the call after its ${ms} ms deadline; dropped`);
+  if (delivered < 0) throw new Error(`user hub ran the call after its ${ms} ms deadline; only a completed in it was kept`);
 }
 
 export async function publish(env: Bindings, userId: string, message: HubMessage, logger?: Logger): Promise<void> {
@@ -53,8 +54,8 @@ export interface ProgressChannel {
  * resolves at once, and messages said while a call is in flight go together in the next one
  * (`publishAll`). A job of ~11 messages makes 2–4 hub calls instead of 11 sequential ones.
  * Best effort, like `publish`: a failed call, or one unanswered after `deadlineMs`, is logged and
- * its messages dropped (the hub drops them too if the call reaches it later); later messages
- * still go. The job flushes
+ * its messages dropped (the hub drops them too, all but a `completed`, if the call reaches it
+ * later); later messages still go. The job flushes
  * before it ends, and before anything else tells the owner about the request. `waitUntil` keeps
  * the sending alive past a job that crashes after saying something.
  */

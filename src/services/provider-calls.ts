@@ -16,10 +16,10 @@ import { identifyWithPlantNet, PLANTNET_API_VERSION, type PlantNetOrgan } from "
 import { ProviderError, type ProviderAnswer, type ProviderErrorKind, type ProviderName } from "../providers/types";
 import type { CallOutcome, CircuitPolicy } from "../../durable-objects/provider-circuit";
 import type { FlightOutcome, JoinResult } from "../../durable-objects/single-flight";
+import { flightShardName } from "../../durable-objects/single-flight-shards";
 
 /** A single-flight join's answer, or a leader that joined no flight (its shard was unreachable). */
 type Joined = JoinResult | { role: "leader"; token: null };
-import { flightShardName } from "../../durable-objects/single-flight-shards";
 
 /** API.md §2.3: Plant.id opens after 3 failures for 60 s, Pl@ntNet after 5 for 30 s; 2 successes close. */
 export const CIRCUIT_POLICIES: Record<ProviderName, CircuitPolicy> = {

@@ -173,9 +173,9 @@ export function rankColumnsWhere(db: Database, where: SQL, bytesPerValue = PACKE
     .select({ c: packed.c, upto: sql<number>`sum(length(CAST(${packed.c} AS BLOB)) + 1) OVER (ROWS UNBOUNDED PRECEDING)`.as("upto") })
     .from(packed)
     .as("running");
-  // json(): a value read back from a subquery is text to json_group_array, which would quote it.
   // D1 binds a JavaScript number as a REAL, and a REAL divisor would put every row in a group of its own.
   const chunk = sql`${running.upto} / CAST(${bytesPerValue} AS INTEGER)`;
+  // json(): a value read back from a subquery is text to json_group_array, which would quote it.
   return db
     .select({ list: sql<string | null>`json_group_array(json(${running.c}))` })
     .from(running)
