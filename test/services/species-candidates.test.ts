@@ -12,7 +12,7 @@ import { speciesSeedStatements, type SeedSpecies } from "../../src/db/seed";
 import { sql } from "drizzle-orm";
 import { database } from "../../src/db/client";
 import { completeIdentificationRequest } from "../../src/services/identification-requests";
-import { rankColumnsWhere, searchSpecies } from "../../src/services/species";
+import { catalogueCommonNames, rankColumnsWhere, searchSpecies } from "../../src/services/species";
 import {
   candidateMatch,
   normaliseSearchText,
@@ -351,5 +351,14 @@ describe("a provider's common names in the catalogue", () => {
     } finally {
       await env.DB.prepare("DELETE FROM species WHERE scientific_name = ?").bind(scientificName).run();
     }
+  });
+});
+
+describe("catalogueCommonNames", () => {
+  it("cuts a name by code points, never leaving half a surrogate pair", () => {
+    const [cut] = catalogueCommonNames(["🌿".repeat(130)]);
+    expect(Array.from(cut!)).toHaveLength(120);
+    expect(cut).toBe("🌿".repeat(120));
+    expect(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/.test(cut!)).toBe(false);
   });
 });
