@@ -6,8 +6,8 @@
  * Row types come from the schema (`typeof table.$inferSelect`): booleans and JSON columns are
  * converted by their column modes, never by hand.
  */
-import { and, eq, is, SQL, sql } from "drizzle-orm";
-import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
+import { and, eq, getTableColumns, is, SQL, sql } from "drizzle-orm";
+import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
 import type { BatchItem } from "drizzle-orm/batch";
 import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
 import type { Bindings } from "../env";
@@ -63,6 +63,24 @@ export async function runBatch(db: Database, statements: (Statement | SQL)[]): P
     return db.$client.prepare(q.sql).bind(...q.params);
   });
   return db.$client.batch(prepared);
+}
+
+/**
+ * The rows a `… RETURNING *` of `table` gave in a `runBatch` that went to D1 as prepared
+ * statements: D1's rows carry the columns' SQL names and stored values, so each is converted by
+ * its column (names, booleans, JSON), as drizzle converts its own results.
+ */
+export function tableRows<T extends SQLiteTable>(table: T, result: unknown): T["$inferSelect"][] {
+  const rows = (result as { results?: Record<string, unknown>[] } | undefined)?.results ?? [];
+  const columns = Object.entries(getTableColumns(table)) as [string, SQLiteColumn][];
+  return rows.map((row) => {
+    const out: Record<string, unknown> = {};
+    for (const [key, column] of columns) {
+      const value = row[column.name];
+      out[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
+    }
+    return out as T["$inferSelect"];
+  });
 }
 
 /** Rows changed by a run statement's result (D1's `meta.changes`). */

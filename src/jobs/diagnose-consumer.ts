@@ -51,6 +51,9 @@ export const processDiagnoseJob: JobKind<DiagnoseJob>["process"] = async (job, a
     return retryOrFailRequestJob(env, DiseaseRequests, job, attempt, [error], { say, logger });
   }
 
-  const { status, results } = await timer.time("complete", completeDiseaseRequest(env, job.request_id, health, call.answer.isPlant));
-  return finishRequestJob(env, DiseaseRequests, job, status, { say, logger, timer, results });
+  const { status, results, notices } = await timer.time(
+    "complete",
+    completeDiseaseRequest(env, job.request_id, health, call.answer.isPlant, job.user_id),
+  );
+  return finishRequestJob(env, DiseaseRequests, job, status, { say, logger, timer, results, notices });
 };

@@ -61,9 +61,9 @@ export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, 
     return retryOrFailRequestJob(env, IdentificationRequests, job, attempt, errors, { say, logger });
   }
 
-  const { status, results } = await timer.time(
+  const { status, results, notices } = await timer.time(
     "complete",
-    completeIdentificationRequest(env, job.request_id, job.user_id, outcome.suggestions, outcome.health),
+    completeIdentificationRequest(env, job.request_id, job.user_id, outcome.suggestions, outcome.health, job.user_id),
   );
   // After completion, so species new to the catalogue exist to be enriched. One read gives the
   // best suggestion's catalogue entry and its stored care guide to both steps; only when
@@ -72,7 +72,7 @@ export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, 
   const entry = top ? await timer.time("catalogue", findSpeciesWithStoredGuide(env, top, CARE_LANGUAGE)) : null;
   const enriched = await timer.time("enrich", enrichSpecies(env, job.request_id, outcome.suggestions, say, logger, entry?.species ?? null));
   await timer.time("care", prepareCare(env, job.request_id, top, enriched ? undefined : entry, say, logger));
-  return finishRequestJob(env, IdentificationRequests, job, status, { say, logger, timer, results });
+  return finishRequestJob(env, IdentificationRequests, job, status, { say, logger, timer, results, notices });
 };
 
 const CARE_LANGUAGE = "en";

@@ -14,17 +14,10 @@ import type { Logger } from "../lib/logger";
 import { StageTimer } from "../lib/server-timing";
 import type { ProviderError } from "../providers/types";
 import type { CompletedMessage } from "../../durable-objects/user-hub-protocol";
+import { announceNotifications, type Notification } from "../services/notifications";
 import { loadPhotos } from "../services/photos";
 import { type ProgressChannel, progress, progressChannel } from "../services/progress";
-import {
-  failRequest,
-  type RequestJob,
-  type RequestKind,
-  releaseRequest,
-  requestPhotos,
-  tellCompleted,
-  tellFailed,
-} from "../services/queued-requests";
+import { failRequest, type RequestJob, type RequestKind, releaseRequest, requestPhotos, tellFailed } from "../services/queued-requests";
 import { type Claimed, type JobResult, MAX_ATTEMPTS, retryDelayFor, waitForCircuit } from "./job-policy";
 
 /** Sends a message to the request owner's sockets (in order; `flush()` waits until sent). */
@@ -125,13 +118,17 @@ export async function finishRequestJob(
   kind: RequestKind,
   job: RequestJob,
   status: CompletedMessage["status"],
-  /** `results`: how many results the completion's own batch counted. */
-  run: { say: Say; logger: Logger; timer: StageTimer; results: number },
+  /**
+   * `results`: how many results the completion's own batch counted; `notices`: the "ready"
+   * notification that batch wrote (none when a redelivery had written it already).
+   */
+  run: { say: Say; logger: Logger; timer: StageTimer; results: number; notices: Notification[] },
 ): Promise<JobResult> {
   const { timer, results } = run;
   await run.say({ type: "completed", request_id: job.request_id, status, results_count: results });
   await timer.time("flush", run.say.flush());
-  await timer.time("notify", tellCompleted(env, job.user_id, job.request_id, kind.noun, results, run.logger));
+  // Pushed live and its email and push queued (best effort: the delivery sweep catches the rest).
+  await timer.time("notify", announceNotifications(env, run.notices, run.logger));
   run.logger.info(`${kind.noun} completed`, { status, results, stages_ms: timer.stagesMs() });
   return { kind: "done" };
 }

@@ -6,14 +6,15 @@
  * re-delivered job never writes twice. The disease database is read from confirmed results.
  */
 import { and, asc, count, desc, eq, getTableColumns, ne, type SQL, sql } from "drizzle-orm";
-import { changes, type Database, database, runBatch, type Statement, sqlNow } from "../db/client";
+import { changes, type Database, database, runBatch, type Statement, sqlNow, tableRows } from "../db/client";
 import { type Page, type PageRequest, selectPage } from "../db/pagination";
-import { diseaseRequests, diseaseResults } from "../db/schema";
+import { diseaseRequests, diseaseResults, notifications } from "../db/schema";
 import type { Bindings } from "../env";
 import { uuidv7 } from "../lib/ids";
 import type { DiseaseSuggestion, HealthAssessment, TreatmentPlan } from "../providers/types";
 import { purgeStatement } from "./public-cache";
-import { countResultsQuery, DiseaseRequests, resultsCounted } from "./queued-requests";
+import type { Notification } from "./notifications";
+import { completionNotice, countResultsQuery, DiseaseRequests, resultsCounted } from "./queued-requests";
 
 export const PLANT_CONDITIONS = ["mild", "moderate", "severe", "dying"] as const;
 export type PlantCondition = (typeof PLANT_CONDITIONS)[number];
@@ -79,7 +80,9 @@ export async function completeDiseaseRequest(
   requestId: string,
   health: HealthAssessment,
   isPlant: boolean,
-): Promise<{ status: "identified" | "needs_help"; written: boolean; results: number }> {
+  /** The owner to tell it is ready, in the same batch (services/queued-requests.ts `completionNotice`). */
+  notify: string | null = null,
+): Promise<{ status: "identified" | "needs_help"; written: boolean; results: number; notices: Notification[] }> {
   const db = database(env);
   const status = diagnosisStatus(health, isPlant);
   const diseases = isPlant ? rankedDiseases(health.diseases) : [];
@@ -122,9 +125,15 @@ export async function completeDiseaseRequest(
       .where(and(eq(q.id, requestId), eq(q.status, "processing"))),
   );
   // The number of results the owner is told, read in the same transaction (no round trip of its own).
-  statements.push(countResultsQuery(db, DiseaseRequests, requestId));
+  const completed = statements.push(countResultsQuery(db, DiseaseRequests, requestId)) - 2;
+  if (notify) statements.push(completionNotice(db, DiseaseRequests, requestId, notify, status));
   const results = await runBatch(db, statements);
-  return { status, written: changes(results.at(-2)) > 0, results: resultsCounted(results.at(-1)) };
+  return {
+    status,
+    written: changes(results[completed]) > 0,
+    results: resultsCounted(results[completed + 1]),
+    notices: notify ? tableRows(notifications, results[completed + 2]) : [],
+  };
 }
 
 /** Most likely first (rank breaks ties). */

@@ -9,9 +9,9 @@
  * so a re-delivered job never counts or writes twice.
  */
 import { and, asc, count, desc, eq, type SQL, sql } from "drizzle-orm";
-import { changes, database, runBatch, type Statement, sqlNow } from "../db/client";
+import { changes, database, runBatch, type Statement, sqlNow, tableRows } from "../db/client";
 import { type Page, type PageRequest, selectPage } from "../db/pagination";
-import { identificationRequests, identificationResults, species, users, votes } from "../db/schema";
+import { identificationRequests, identificationResults, notifications, species, users, votes } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
@@ -25,7 +25,15 @@ import { consensusChange, consensusStatements, tellAgreement, tellConsensus } fr
 import type { MergedSuggestion } from "./merge";
 import { catalogueCommonNames } from "./species";
 import { imageUrl, photoRef, photosOf, type storeImages, withStoredPhotos } from "./photos";
-import { countResultsQuery, IdentificationRequests, type IdentificationRequestRow, ownRequest, resultsCounted } from "./queued-requests";
+import type { Notification } from "./notifications";
+import {
+  completionNotice,
+  countResultsQuery,
+  IdentificationRequests,
+  type IdentificationRequestRow,
+  ownRequest,
+  resultsCounted,
+} from "./queued-requests";
 
 /** API.md §2.2: `identified` when the best result is at least this confident. */
 export const IDENTIFIED_THRESHOLD = 0.5;
@@ -67,7 +75,9 @@ export async function completeIdentificationRequest(
   userId: string | null,
   suggestions: MergedSuggestion[],
   health: HealthAssessment | null = null,
-): Promise<{ status: "identified" | "needs_help"; written: boolean; results: number }> {
+  /** The owner to tell it is ready (the queue job's), in the same batch; null: nobody (the synchronous endpoint answers itself). */
+  notify: string | null = null,
+): Promise<{ status: "identified" | "needs_help"; written: boolean; results: number; notices: Notification[] }> {
   const status = finalStatusFor(suggestions);
   const db = database(env);
   // The guard every write of the batch carries: SQL's EXISTS, evaluated inside the transaction.
@@ -135,9 +145,15 @@ export async function completeIdentificationRequest(
       .set({ status, health: health as Record<string, unknown> | null, errorMessage: null, processedAt: sqlNow, updatedAt: sqlNow })
       .where(and(eq(t.id, requestId), eq(t.status, "processing"))),
   );
-  statements.push(countResultsQuery(db, IdentificationRequests, requestId));
+  const completed = statements.push(countResultsQuery(db, IdentificationRequests, requestId)) - 2;
+  if (notify) statements.push(completionNotice(db, IdentificationRequests, requestId, notify, status));
   const results = await runBatch(db, statements);
-  return { status, written: changes(results.at(-2)) > 0, results: resultsCounted(results.at(-1)) };
+  return {
+    status,
+    written: changes(results[completed]) > 0,
+    results: resultsCounted(results[completed + 1]),
+    notices: notify ? tableRows(notifications, results[completed + 2]) : [],
+  };
 }
 
 /**

@@ -29,7 +29,7 @@ import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { StageTimer } from "../lib/server-timing";
 import { imageUrl, photoRef, photosOf, releasePhotos, type StoredImage, type storeImages, withStoredPhotos } from "./photos";
-import { createNotification } from "./notifications";
+import { createNotification, insertNotifications } from "./notifications";
 import { progress, publish, userHub } from "./progress";
 import { enforceRateLimit } from "./rate-limits";
 
@@ -238,28 +238,32 @@ export async function tellFailed(
   ).catch((err: unknown) => logger?.warn("failure notification not written", { request_id: requestId, error: String(err) }));
 }
 
-/** The owner hears that the request finished, once per request (redelivery writes nothing new). */
-export async function tellCompleted(
-  env: Bindings,
-  userId: string,
-  requestId: string,
-  noun: RequestKind["noun"],
-  results: number,
-  logger?: Logger,
-): Promise<void> {
-  const what = noun === "diagnosis" ? "plant health check" : "identification";
-  await createNotification(
-    env,
+/**
+ * The owner's "ready" notification, as a statement for the completion's own batch (after its
+ * status change): written in the same transaction as the results, so a job that dies after
+ * completing cannot lose it (a redelivery finds the request final and does nothing), and once per
+ * request (its dedupe key). Its text counts the results the batch left. Written only while the
+ * request is in `status` and its owner exists; read the rows it returns with `tableRows`.
+ */
+export function completionNotice(db: Database, kind: RequestKind, requestId: string, userId: string, status: CompletedMessage["status"]) {
+  const r = kind.results as typeof identificationResults;
+  const t = kind.table as typeof identificationRequests;
+  const n = sql`(SELECT count(*) FROM ${r} WHERE ${r.requestId} = ${requestId})`;
+  return insertNotifications(
+    db,
+    "identification_completed",
     {
-      userId,
-      type: "identification_completed",
-      title: `Your ${what} is ready`,
-      body: results === 0 ? "No match was found this time." : `${results} ${results === 1 ? "suggestion" : "suggestions"} to look at.`,
-      data: { request_id: requestId, kind: noun, results_count: results },
-      dedupeKey: `identification_completed:${requestId}`,
+      userId: sql`${userId}`,
+      title: sql`${`Your ${kind.noun === "diagnosis" ? "plant health check" : "identification"} is ready`}`,
+      body: sql`CASE ${n} WHEN 0 THEN 'No match was found this time.' WHEN 1 THEN '1 suggestion to look at.'
+        ELSE ${n} || ' suggestions to look at.' END`,
+      data: sql`json_object('request_id', ${requestId}, 'kind', ${kind.noun}, 'results_count', ${n})`,
+      dedupeKey: sql`${`identification_completed:${requestId}`}`,
+      createdAt: new Date().toISOString(),
     },
-    logger,
-  ).catch((err: unknown) => logger?.warn("completion notification not written", { request_id: requestId, error: String(err) }));
+    // The row exists only while the user does (a request may outlive a deleted account).
+    sql`FROM users u WHERE u.id = ${userId} AND EXISTS (SELECT 1 FROM ${t} WHERE ${t.id} = ${requestId} AND ${t.status} = ${status})`,
+  );
 }
 
 /**
