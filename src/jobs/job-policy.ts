@@ -155,7 +155,7 @@ export interface JobKind<J extends { request_id: string; user_id: string }> {
    * processing), deliverable again in `delayS` (its retry's delay).
    */
   release(env: Bindings, job: J, delayS: number): Promise<void>;
-  /** Dead-lettered: end the request failed. Returns true when it changed (so the owner is told once). */
-  fail(env: Bindings, job: J, message: string): Promise<boolean>;
+  /** Dead-lettered: end the request failed and tell its owner. Returns false when it was final already (nothing is told). */
+  fail(env: Bindings, job: J, message: string, logger: Logger): Promise<boolean>;
   deadLetterMessage: string;
 }

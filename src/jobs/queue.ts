@@ -13,7 +13,6 @@
 import type { Bindings } from "../env";
 import { createLogger, describeError, type Logger } from "../lib/logger";
 import { reportError } from "../services/error-reporting";
-import { tellFailed } from "../services/queued-requests";
 import { diagnoseJobs } from "./diagnose-consumer";
 import { identifyJobs } from "./identify-consumer";
 import { backoffDelayS, type Claimed, counter, type JobKind } from "./job-policy";
@@ -123,8 +122,7 @@ export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: B
     if (kind) {
       const job = message.body as AnyJob;
       try {
-        if (await kind.fail(env, job, kind.deadLetterMessage))
-          await tellFailed(env, job.user_id, job.request_id, kind.deadLetterMessage, logger);
+        await kind.fail(env, job, kind.deadLetterMessage, logger);
       } catch (err) {
         logger.error("dead-letter handling failed", describeError(err));
         reportError(

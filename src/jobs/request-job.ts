@@ -61,8 +61,9 @@ export async function failRequestJob(
   say: Say,
 ): Promise<JobResult> {
   await say.flush(); // the job's progress reaches the sockets before its end
-  await failRequest(env, kind, job.request_id, message);
-  await tellFailed(env, job.user_id, job.request_id, message, logger, kind.noun);
+  // Told only when this run failed it: a request already final was told by the path that ended it.
+  const { failed, notices } = await failRequest(env, kind, job.request_id, message);
+  if (failed) await tellFailed(env, job.user_id, job.request_id, message, notices, logger);
   return { kind: "done" };
 }
 

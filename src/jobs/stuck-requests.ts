@@ -23,7 +23,15 @@ import type { identificationRequests } from "../db/schema";
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 import { progress, publish } from "../services/progress";
-import { REQUEST_KINDS, type RequestJob, type RequestKind, stuckCondition, tellFailed } from "../services/queued-requests";
+import { announceNotifications } from "../services/notifications";
+import {
+  failureNotices,
+  REQUEST_KINDS,
+  type RequestJob,
+  type RequestKind,
+  stuckCondition,
+  tellSocketsFailed,
+} from "../services/queued-requests";
 import { isoIn } from "./job-policy";
 
 /** After this many sweeps re-queued a request (its message lost each time), it fails instead. */
@@ -57,12 +65,19 @@ async function sweepKind(env: Bindings, kind: RequestKind, logger: Logger | unde
   const tooOld = new Date(now - MAX_REQUEST_AGE_MS).toISOString();
 
   // Give up on the ones re-queued too often, too old, or without an owner to run them for.
-  const failed = await db
-    .update(t)
-    .set({ status: "failed", errorMessage: STUCK_MESSAGE, leaseExpiresAt: null, processedAt: sqlNow, updatedAt: sqlNow })
-    .where(and(stuck, or(sql`${t.requeueCount} >= ${MAX_REQUEUES}`, lt(t.createdAt, tooOld), isNull(t.userId))))
-    .returning({ id: t.id, userId: t.userId });
-  await Promise.all(failed.filter((r) => r.userId).map((r) => tellFailed(env, r.userId!, r.id, STUCK_MESSAGE, logger)));
+  // Their owners' notifications go in the same batch, selected by the same condition before the
+  // UPDATE, so a crash cannot fail a request without telling its owner.
+  const giveUp = and(stuck, or(sql`${t.requeueCount} >= ${MAX_REQUEUES}`, lt(t.createdAt, tooOld), isNull(t.userId)))!;
+  const [notices, failed] = await db.batch([
+    failureNotices(db, kind, giveUp, STUCK_MESSAGE),
+    db
+      .update(t)
+      .set({ status: "failed", errorMessage: STUCK_MESSAGE, leaseExpiresAt: null, processedAt: sqlNow, updatedAt: sqlNow })
+      .where(giveUp)
+      .returning({ id: t.id, userId: t.userId }),
+  ]);
+  await Promise.all(failed.filter((r) => r.userId).map((r) => tellSocketsFailed(env, r.userId!, r.id, STUCK_MESSAGE, logger)));
+  await announceNotifications(env, notices, logger);
 
   // Re-queue the rest (oldest first, bounded): pending again, deliverable now.
   const oldest = db.select({ id: t.id }).from(t).where(stuck).orderBy(asc(t.createdAt)).limit(SWEEP_BATCH);

@@ -29,7 +29,7 @@ import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { StageTimer } from "../lib/server-timing";
 import { imageUrl, photoRef, photosOf, releasePhotos, type StoredImage, type storeImages, withStoredPhotos } from "./photos";
-import { createNotification, insertNotifications } from "./notifications";
+import { announceNotifications, insertNotifications, type Notification } from "./notifications";
 import { progress, publish, userHub } from "./progress";
 import { enforceRateLimit } from "./rate-limits";
 
@@ -202,8 +202,8 @@ export async function enqueueRequestJob(
   } catch (err) {
     logger.error("enqueue failed", { request_id: requestId, error: String(err) });
     const message = `Could not queue the ${kind.noun}. Please retry.`;
-    await failRequest(env, kind, requestId, message);
-    await tellFailed(env, userId, requestId, message, logger);
+    const { notices } = await failRequest(env, kind, requestId, message);
+    await tellFailed(env, userId, requestId, message, notices, logger);
     throw new AppError("QUEUE_UNAVAILABLE", 503, `Could not queue the ${kind.noun} right now. Please retry in a moment.`, undefined, {
       "Retry-After": "10",
     });
@@ -212,30 +212,49 @@ export async function enqueueRequestJob(
 
 /**
  * The owner hears that the request failed: their sockets get `error`, then the final `completed`,
- * and a notification (once per request, whatever path failed it) says so where they look later.
+ * and `notices` (the failure notification the failing write's batch stored: `failureNotices`)
+ * are pushed live and their email and push queued.
  */
 export async function tellFailed(
   env: Bindings,
   userId: string,
   requestId: string,
   message: string,
+  notices: Notification[],
   logger?: Logger,
-  noun: RequestKind["noun"] = "identification",
 ): Promise<void> {
+  await tellSocketsFailed(env, userId, requestId, message, logger);
+  await announceNotifications(env, notices, logger);
+}
+
+/** The owner's sockets get `error`, then the final `completed` with status `failed`. */
+export async function tellSocketsFailed(env: Bindings, userId: string, requestId: string, message: string, logger?: Logger): Promise<void> {
   await publish(env, userId, { type: "error", request_id: requestId, message }, logger);
   await publish(env, userId, { type: "completed", request_id: requestId, status: "failed", results_count: 0 }, logger);
-  await createNotification(
-    env,
+}
+
+/**
+ * The owners' "failed" notifications for the requests of `kind` that `open` selects, as a
+ * statement for the batch that fails them, placed before its UPDATE (so both see the same rows):
+ * stored in the same transaction as the failure, so no crash between the two can lose it, and
+ * once per request (its dedupe key), whichever path failed it.
+ */
+export function failureNotices(db: Database, kind: RequestKind, open: SQL, message: string) {
+  const t = lifecycle(kind);
+  return insertNotifications(
+    db,
+    "identification_failed",
     {
-      userId,
-      type: "identification_failed",
-      title: noun === "diagnosis" ? "Your plant health check failed" : "Your identification failed",
-      body: message,
-      data: { request_id: requestId, kind: noun, message },
-      dedupeKey: `identification_failed:${requestId}`,
+      userId: sql`${t.userId}`,
+      title: sql`${kind.noun === "diagnosis" ? "Your plant health check failed" : "Your identification failed"}`,
+      body: sql`${message}`,
+      data: sql`json_object('request_id', ${t.id}, 'kind', ${kind.noun}, 'message', ${message})`,
+      dedupeKey: sql`'identification_failed:' || ${t.id}`,
+      createdAt: new Date().toISOString(),
     },
-    logger,
-  ).catch((err: unknown) => logger?.warn("failure notification not written", { request_id: requestId, error: String(err) }));
+    // The row exists only while the user does (a request may outlive a deleted account).
+    sql`FROM ${t} JOIN users u ON u.id = ${t.userId} WHERE ${open}`,
+  );
 }
 
 /**
@@ -320,14 +339,27 @@ export async function releaseRequest(
     .where(and(eq(t.id, id), eq(t.status, "processing")));
 }
 
-/** Ends a request as failed (job gave up, dead-lettered, queue refused). False once it is final. */
-export async function failRequest(env: Bindings, kind: RequestKind, id: string, message: string): Promise<boolean> {
+/**
+ * Ends a request as failed (job gave up, dead-lettered, queue refused) and stores its owner's
+ * notification in the same batch. `failed` is false once it is final (nothing is written then).
+ */
+export async function failRequest(
+  env: Bindings,
+  kind: RequestKind,
+  id: string,
+  message: string,
+): Promise<{ failed: boolean; notices: Notification[] }> {
+  const db = database(env);
   const t = lifecycle(kind);
-  const result = await database(env)
-    .update(t)
-    .set({ status: "failed", errorMessage: message.slice(0, 500), processedAt: sqlNow, updatedAt: sqlNow })
-    .where(and(eq(t.id, id), inArray(t.status, ["pending", "processing"])));
-  return changes(result) > 0;
+  const open = and(eq(t.id, id), inArray(t.status, ["pending", "processing"]))!;
+  const [notices, result] = await db.batch([
+    failureNotices(db, kind, open, message),
+    db
+      .update(t)
+      .set({ status: "failed", errorMessage: message.slice(0, 500), processedAt: sqlNow, updatedAt: sqlNow })
+      .where(open),
+  ]);
+  return { failed: changes(result) > 0, notices };
 }
 
 /**
@@ -475,7 +507,11 @@ export function requestJobKind<Type extends RequestKind["job"]>(
         jobs.map((j) => j.request_id),
       ),
     release: (env, j, delayS) => releaseRequest(env, kind, j.request_id, delayS),
-    fail: (env, j, message) => failRequest(env, kind, j.request_id, message),
+    fail: async (env, j, message, logger) => {
+      const { failed, notices } = await failRequest(env, kind, j.request_id, message);
+      if (failed) await tellFailed(env, j.user_id, j.request_id, message, notices, logger);
+      return failed;
+    },
     deadLetterMessage: job.deadLetterMessage,
   };
 }

@@ -495,6 +495,22 @@ describe("queue delivery", () => {
     expect(await row(id)).toMatchObject({ status: "failed", error_message: expect.stringMatching(/several attempts/) });
     await eventually(() => socket.messages.find((m) => m.type === "completed" && m.status === "failed"));
     expect(socket.messages.filter((m) => m.type === "error")).toHaveLength(1);
+    const told = async () =>
+      (
+        await env.DB.prepare("SELECT title, body, data FROM notifications WHERE json_extract(data, '$.request_id') = ?")
+          .bind(id)
+          .all<{ title: string; body: string; data: string }>()
+      ).results.map((n) => ({ ...n, data: JSON.parse(n.data) as unknown }));
+    const notice = {
+      title: "Your plant health check failed",
+      body: expect.stringMatching(/several attempts/),
+      data: { request_id: id, kind: "diagnosis", message: expect.stringMatching(/several attempts/) },
+    };
+    expect(await told()).toEqual([notice]);
+    // Dead-lettered again: it is final, so nobody is told twice.
+    await deliver(diagnose(id, u.userId), { queue: "plant-identify-dlq" });
+    expect(await told()).toEqual([notice]);
+    expect(socket.messages.filter((m) => m.type === "error")).toHaveLength(1);
 
     const done = await pendingDisease(u.userId, await photo("dlq-done"), "identified");
     await deliver(diagnose(done, u.userId), { queue: "plant-identify-dlq" });

@@ -1,14 +1,17 @@
 /**
- * A queued request's "ready" notification is written by its completion's own batch
- * (services/queued-requests.ts `completionNotice`): a job that dies straight after completing
- * cannot lose it, since a redelivery finds the request final and does no work; a second
- * completion writes no second one; and its text counts the results that batch left.
+ * A queued request's owner is told how it ended by a notification the ending write's own batch
+ * stores (services/queued-requests.ts `completionNotice`, `failureNotices`): a job that dies
+ * straight after completing or failing a request cannot lose it, since a redelivery finds the
+ * request final and does no work; a second ending writes no second one; a "ready" text counts
+ * the results that batch left; and a diagnosis is named as one whichever path failed it.
  */
 import { env } from "cloudflare:workers";
 import { afterAll, describe, expect, it } from "vitest";
 import { completeDiseaseRequest } from "../../src/services/diseases";
 import { completeIdentificationRequest } from "../../src/services/identification-requests";
 import type { MergedSuggestion } from "../../src/services/merge";
+import { DiseaseRequests, failRequest, IdentificationRequests } from "../../src/services/queued-requests";
+import { sweepStuckRequests } from "../../src/jobs/stuck-requests";
 import { useEmulators } from "../helpers/outbound";
 import { registerWeb } from "../helpers/users";
 
@@ -122,5 +125,55 @@ describe("the completion notification", () => {
     expect(late.written).toBe(false);
     expect(late.notices).toEqual([]);
     expect(await storedNotices(failed)).toEqual([]);
+  });
+});
+
+describe("the failure notification", () => {
+  it("is written by the failing batch, once, naming the kind of request", async () => {
+    const { userId } = await registerWeb();
+    const id = await processingRequest("identification_requests", userId);
+    const first = await failRequest(env, IdentificationRequests, id, "Plant identification services are unavailable.");
+    const expected = {
+      type: "identification_failed",
+      title: "Your identification failed",
+      body: "Plant identification services are unavailable.",
+      data: { request_id: id, kind: "identification", message: "Plant identification services are unavailable." },
+    };
+    expect(first.failed).toBe(true);
+    expect(await storedNotices(id)).toEqual([expected]);
+    expect(first.notices).toEqual([expect.objectContaining({ ...expected, userId, inApp: true })]);
+
+    const again = await failRequest(env, IdentificationRequests, id, "Plant identification services are unavailable.");
+    expect(again).toEqual({ failed: false, notices: [] });
+    expect(await storedNotices(id)).toHaveLength(1);
+
+    const diagnosis = await processingRequest("disease_requests", userId);
+    await failRequest(env, DiseaseRequests, diagnosis, "The plant health service is unavailable.");
+    expect((await storedNotices(diagnosis)).map((n) => [n.title, (n.data as { kind: string }).kind])).toEqual([
+      ["Your plant health check failed", "diagnosis"],
+    ]);
+  });
+
+  it("is written with the sweep's failures, for each owner, and not for a request that stays open", async () => {
+    const { userId } = await registerWeb();
+    const tooOften = await processingRequest("disease_requests", userId);
+    const lively = await processingRequest("identification_requests", userId);
+    // Stuck (its lease ran out long ago) and re-queued too often: the sweep gives up on it.
+    await env.DB.prepare(
+      "UPDATE disease_requests SET lease_expires_at = '2000-01-01T00:00:00.000Z', updated_at = '2000-01-01T00:00:00.000Z', requeue_count = 99 WHERE id = ?",
+    )
+      .bind(tooOften)
+      .run();
+    await sweepStuckRequests(env);
+    expect(await storedNotices(tooOften)).toEqual([
+      expect.objectContaining({
+        type: "identification_failed",
+        title: "Your plant health check failed",
+        data: expect.objectContaining({ kind: "diagnosis" }),
+      }),
+    ]);
+    expect(await storedNotices(lively)).toEqual([]);
+    await sweepStuckRequests(env);
+    expect(await storedNotices(tooOften)).toHaveLength(1);
   });
 });
