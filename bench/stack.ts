@@ -8,7 +8,7 @@
  * started or stopped. Its rate limits must be raised the same way (see SETTINGS below).
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -59,17 +59,22 @@ export function d1(stateDir: string, sql: string, json = false): string {
   const dir = mkdtempSync(join(tmpdir(), "bench-d1-"));
   const file = join(dir, "q.sql");
   writeFileSync(file, sql);
-  return execFileSync(
-    join(root, "node_modules", ".bin", "wrangler"),
-    ["d1", "execute", "DB", "--local", "--persist-to", stateDir, `--file=${file}`, ...(json ? ["--json"] : [])],
-    {
-      cwd: root,
-      encoding: "utf8",
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
-      timeout: 600_000,
-      maxBuffer: 64 * 1024 * 1024,
-    },
-  );
+  try {
+    return execFileSync(
+      join(root, "node_modules", ".bin", "wrangler"),
+      ["d1", "execute", "DB", "--local", "--persist-to", stateDir, `--file=${file}`, ...(json ? ["--json"] : [])],
+      {
+        cwd: root,
+        encoding: "utf8",
+        env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+        timeout: 600_000,
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
+  } finally {
+    // The SQL can be tens of megabytes (generated species): it does not stay behind in /tmp.
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export function logTail(file: string | null, lines = 40): string {
