@@ -59,6 +59,8 @@ export class ProviderCircuit extends DurableObject<Env> {
     cache: { hits: 0, misses: 0, since: new Date().toISOString() },
   };
   private probeUntil = 0;
+  /** Who holds the half-open probe (the `holder` its `acquire` gave), so only they can `abandon` it. */
+  private probeHolder: string | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -83,28 +85,49 @@ export class ProviderCircuit extends DurableObject<Env> {
     return null;
   }
 
-  /** May the caller make an upstream call now? Moves open → half_open when the time is up. */
-  async acquire(policy: CircuitPolicy, now = Date.now()): Promise<CircuitGate> {
+  /**
+   * May the caller make an upstream call now? Moves open → half_open when the time is up.
+   * `holder`: the caller's own id for this attempt, so that if it stops waiting for this answer it
+   * can `abandon` a probe the answer reserved.
+   */
+  async acquire(policy: CircuitPolicy, now = Date.now(), holder: string | null = null): Promise<CircuitGate> {
     const c = this.data.circuit;
     if (c.state === "open" && c.openedAt !== null && now - c.openedAt >= policy.openMs) {
       c.state = "half_open";
       c.halfOpenSuccesses = 0;
-      this.probeUntil = 0;
+      this.freeProbe();
       await this.save();
     }
     if (c.state === "open") return { allowed: false, state: c.state, retryAfterMs: Math.max(0, (c.openedAt ?? now) + policy.openMs - now) };
     if (c.state === "half_open") {
       if (now < this.probeUntil) return { allowed: false, state: c.state, retryAfterMs: Math.min(this.probeUntil - now, PROBE_RECHECK_MS) };
       this.probeUntil = now + PROBE_LEASE_MS;
+      this.probeHolder = holder;
     }
     return { allowed: true, state: c.state };
+  }
+
+  /**
+   * The caller that asked `acquire` as `holder` gave up waiting for the answer: if that answer
+   * reserved the half-open probe, the probe is free again at once, instead of after its lease.
+   * Calls through one stub arrive in order, so this follows the `acquire` it cancels.
+   */
+  async abandon(holder: string): Promise<boolean> {
+    if (this.probeUntil === 0 || this.probeHolder !== holder) return false;
+    this.freeProbe();
+    return true;
+  }
+
+  private freeProbe(): void {
+    this.probeUntil = 0;
+    this.probeHolder = null;
   }
 
   async recordSuccess(policy: CircuitPolicy): Promise<CircuitState> {
     const c = this.data.circuit;
     c.consecutiveFailures = 0;
     if (c.state === "half_open") {
-      this.probeUntil = 0;
+      this.freeProbe();
       c.halfOpenSuccesses++;
       if (c.halfOpenSuccesses >= policy.successesToClose) {
         c.state = "closed";
@@ -123,7 +146,7 @@ export class ProviderCircuit extends DurableObject<Env> {
       c.state = "open";
       c.openedAt = now;
       c.halfOpenSuccesses = 0;
-      this.probeUntil = 0;
+      this.freeProbe();
     }
     await this.save();
     return c.state;
@@ -135,7 +158,7 @@ export class ProviderCircuit extends DurableObject<Env> {
    * success (it proves nothing about recovery); a half-open probe's slot is freed for the next.
    */
   async recordRateLimited(): Promise<CircuitState> {
-    this.probeUntil = 0;
+    this.freeProbe();
     return this.data.circuit.state;
   }
 
@@ -163,7 +186,7 @@ export class ProviderCircuit extends DurableObject<Env> {
   /** Closes the circuit and forgets failures (operators, after fixing a provider key). */
   async resetCircuit(): Promise<void> {
     this.data.circuit = { state: "closed", consecutiveFailures: 0, openedAt: null, halfOpenSuccesses: 0 };
-    this.probeUntil = 0;
+    this.freeProbe();
     await this.save();
   }
 

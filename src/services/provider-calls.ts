@@ -14,7 +14,7 @@ import { recordProviderMetric } from "../lib/metrics";
 import { assessHealthWithPlantId, identifyWithPlantId, PLANT_ID_API_VERSION, PLANT_ID_HEALTH_DETAILS } from "../providers/plant-id";
 import { identifyWithPlantNet, PLANTNET_API_VERSION, type PlantNetOrgan } from "../providers/plantnet";
 import { ProviderError, type ProviderAnswer, type ProviderErrorKind, type ProviderName } from "../providers/types";
-import type { CallOutcome, CircuitPolicy } from "../../durable-objects/provider-circuit";
+import type { CallOutcome, CircuitGate, CircuitPolicy, ProviderCircuit } from "../../durable-objects/provider-circuit";
 import type { FlightOutcome, JoinResult } from "../../durable-objects/single-flight";
 import { flightShardName } from "../../durable-objects/single-flight-shards";
 
@@ -171,6 +171,26 @@ export const COORDINATION_TIMEOUT_MS = 3_000;
 const coordinated = <T>(call: Promise<T>, what: string, mayWaitMs = 0) => withinDeadline(call, mayWaitMs + COORDINATION_TIMEOUT_MS, what);
 
 /**
+ * The breaker's `acquire`, within the coordination deadline. An answer that comes after it may
+ * still have reserved the half-open probe, which nobody would then use: the probe is abandoned
+ * (in the background), so recovery does not wait out the probe's 60-second lease.
+ */
+async function acquireProbe(
+  circuit: DurableObjectStub<ProviderCircuit>,
+  policy: CircuitPolicy,
+  waitUntil: (promise: Promise<unknown>) => void,
+  unkept: (err: unknown) => void,
+): Promise<CircuitGate> {
+  const holder = crypto.randomUUID();
+  try {
+    return await coordinated(circuit.acquire(policy, undefined, holder), "circuit breaker");
+  } catch (err) {
+    waitUntil(circuit.abandon(holder).catch(unkept));
+    throw err;
+  }
+}
+
+/**
  * KV first (the fast path: a hit costs one KV read); on a miss, single flight: the SingleFlight
  * shard of this cache key makes this request the leader (which calls the provider, behind the
  * circuit breaker, and caches the answer) or lets it wait for the leader's outcome. Counters are
@@ -257,7 +277,7 @@ async function cachedProviderCallInner(
       cached: false,
     };
   }
-  const gate = checked ?? (await coordinated(circuit.acquire(policy), "circuit breaker"));
+  const gate = checked ?? (await acquireProbe(circuit, policy, waitUntil, unkept("circuit probe")));
   if (!checked) step("circuit");
 
   // The leader calls upstream, behind the circuit breaker shared by every isolate.

@@ -115,6 +115,23 @@ describe("ProviderCircuit state machine (time injected)", () => {
     expect((await circuit.acquire(policy, t0 + 60_001)).allowed).toBe(false);
   });
 
+  it("a half-open probe is freed by its own holder's abandon, and by nobody else's", async () => {
+    const policy = CIRCUIT_POLICIES.plant_id;
+    const circuit = env.PROVIDER_CIRCUIT.get(env.PROVIDER_CIRCUIT.idFromName("abandon-test"));
+    const t0 = Date.now();
+    for (let i = 0; i < 3; i++) await circuit.recordFailure(policy, t0);
+    expect(await circuit.acquire(policy, t0 + 60_000, "late-caller")).toEqual({ allowed: true, state: "half_open" });
+    expect(await circuit.abandon("someone-else")).toBe(false);
+    expect((await circuit.acquire(policy, t0 + 60_001, "next")).allowed).toBe(false);
+    // The caller that stopped waiting lets its probe go: the next caller may probe at once.
+    expect(await circuit.abandon("late-caller")).toBe(true);
+    expect(await circuit.abandon("late-caller")).toBe(false);
+    expect(await circuit.acquire(policy, t0 + 60_002, "next")).toEqual({ allowed: true, state: "half_open" });
+    // A probe that reported back is no longer anyone's to abandon.
+    expect(await circuit.recordSuccess(policy)).toBe("half_open");
+    expect(await circuit.abandon("next")).toBe(false);
+  });
+
   it("recordCall counts the miss with the outcome in one call", async () => {
     const policy = CIRCUIT_POLICIES.plant_id;
     const circuit = env.PROVIDER_CIRCUIT.get(env.PROVIDER_CIRCUIT.idFromName("record-call-test"));

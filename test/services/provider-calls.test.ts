@@ -142,7 +142,12 @@ describe("cachedProviderCall's bookkeeping", () => {
     const job = await plantNetJob(env, [await uniqueImage("hung-gate")], PLANTNET_OPTIONS);
     const hungGate = {
       idFromName: (name: string) => env.PROVIDER_CIRCUIT.idFromName(name),
-      get: () => ({ check: () => new Promise(() => {}), acquire: () => new Promise(() => {}), recordCall: async () => {} }),
+      get: () => ({
+        check: () => new Promise(() => {}),
+        acquire: () => new Promise(() => {}),
+        abandon: () => new Promise(() => {}),
+        recordCall: async () => {},
+      }),
     } as unknown as typeof env.PROVIDER_CIRCUIT;
     // Nothing listens there: a call made anyway would come back as a network error, not reject.
     job.settings = { ...job.settings, baseUrl: "http://127.0.0.1:9" };
@@ -152,6 +157,37 @@ describe("cachedProviderCall's bookkeeping", () => {
     );
     // The question and then the probe, each given its deadline.
     expect(Date.now() - started).toBeGreaterThanOrEqual(2 * COORDINATION_TIMEOUT_MS);
+  });
+
+  it("abandons a half-open probe whose grant came after the deadline, so recovery need not wait for its lease", {
+    timeout: 20_000,
+  }, async () => {
+    const job = await plantNetJob(env, [await uniqueImage("late-probe")], PLANTNET_OPTIONS);
+    const asked: (string | null)[] = [];
+    const abandoned: string[] = [];
+    const lateGate = {
+      idFromName: (name: string) => env.PROVIDER_CIRCUIT.idFromName(name),
+      get: () => ({
+        check: async () => null, // half-open: only acquire may answer
+        acquire: (_policy: unknown, _now: unknown, holder: string | null) => {
+          asked.push(holder);
+          return new Promise((resolve) => setTimeout(() => resolve({ allowed: true, state: "half_open" }), COORDINATION_TIMEOUT_MS + 500));
+        },
+        abandon: async (holder: string) => {
+          abandoned.push(holder);
+          return true;
+        },
+        recordCall: async () => {},
+      }),
+    } as unknown as typeof env.PROVIDER_CIRCUIT;
+    const background: Promise<unknown>[] = [];
+    await expect(cachedProviderCall({ ...env, PROVIDER_CIRCUIT: lateGate }, (p) => background.push(p), job)).rejects.toThrow(
+      `circuit breaker did not answer within ${COORDINATION_TIMEOUT_MS} ms`,
+    );
+    await Promise.all(background);
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(abandoned).toEqual(asked);
   });
 });
 
