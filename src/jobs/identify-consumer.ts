@@ -69,9 +69,10 @@ export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, 
   // best suggestion's catalogue entry and its stored care guide to both steps; only when
   // enrichment filled in the entry is it read again for the care advice.
   const top = outcome.suggestions[0]?.scientific_name;
-  const entry = top ? await timer.time("catalogue", findSpeciesWithStoredGuide(env, top, CARE_LANGUAGE)) : null;
+  const read = (name: string) => findSpeciesWithStoredGuide(env, name, CARE_LANGUAGE);
+  const entry = top ? await timer.time("catalogue", read(top)) : null;
   const enriched = await timer.time("enrich", enrichSpecies(env, job.request_id, outcome.suggestions, say, logger, entry?.species ?? null));
-  await timer.time("care", prepareCare(env, job.request_id, top, enriched ? undefined : entry, say, logger));
+  await timer.time("care", async () => prepareCare(env, job.request_id, top, top && enriched ? await read(top) : entry, say, logger));
   return finishRequestJob(env, IdentificationRequests, job, status, { say, logger, timer, results, notices });
 };
 
@@ -79,20 +80,18 @@ const CARE_LANGUAGE = "en";
 
 /**
  * Writes the AI care guide for the best suggestion once, so the results page has it ready.
- * `entry`: its catalogue entry and stored guide as just read (null: not in the catalogue); read
- * here when undefined.
+ * `entry`: its catalogue entry and stored guide as last read (null: not in the catalogue).
  */
 async function prepareCare(
   env: Bindings,
   requestId: string,
   scientificName: string | undefined,
-  entry: Awaited<ReturnType<typeof findSpeciesWithStoredGuide>> | undefined,
+  entry: Awaited<ReturnType<typeof findSpeciesWithStoredGuide>>,
   say: Say,
   logger: Logger,
 ): Promise<void> {
   if (!scientificName) return;
   await say(progress(requestId, "care_start", "processing", { scientific_name: scientificName }));
-  const found = entry === undefined ? await findSpeciesWithStoredGuide(env, scientificName, CARE_LANGUAGE) : entry;
-  const care = found ? await careInstructionsFor(env, found.species, CARE_LANGUAGE, logger, found) : null;
+  const care = entry ? await careInstructionsFor(env, entry.species, CARE_LANGUAGE, logger, entry) : null;
   await say(progress(requestId, "care_done", "processing", { source: care?.source ?? null }));
 }
