@@ -66,11 +66,14 @@ export async function runBatch(db: Database, statements: (Statement | SQL)[]): P
 }
 
 /**
- * The rows a `… RETURNING *` of `table` gave in a `runBatch` that went to D1 as prepared
- * statements: D1's rows carry the columns' SQL names and stored values, so each is converted by
- * its column (names, booleans, JSON), as drizzle converts its own results.
+ * The rows a `… RETURNING *` of `table` gave in a `runBatch`. When the batch went to D1 as
+ * prepared statements (it held raw SQL), D1's rows carry the columns' SQL names and stored
+ * values, so each is converted by its column (names, booleans, JSON), as drizzle converts its
+ * own results; drizzle's own batch gave them converted already.
  */
 export function tableRows<T extends SQLiteTable>(table: T, result: unknown): T["$inferSelect"][] {
+  // A batch of drizzle statements only went through drizzle's own batch: its rows are converted.
+  if (Array.isArray(result)) return result as T["$inferSelect"][];
   const rows = (result as { results?: Record<string, unknown>[] } | undefined)?.results ?? [];
   const columns = Object.entries(getTableColumns(table)) as [string, SQLiteColumn][];
   return rows.map((row) => {

@@ -109,30 +109,33 @@ export async function completeDiseaseRequest(
         disease_type = excluded.disease_type, cause = excluded.cause, url = excluded.url,
         similar_images = excluded.similar_images, rank = excluded.rank`);
   });
+  // The owner's notification: after the results (it counts them), before the status change (it
+  // is written only while this batch is the one completing the request).
+  const noticeAt = notify ? statements.push(completionNotice(db, DiseaseRequests, requestId, notify)) - 1 : -1;
   const q = diseaseRequests;
-  statements.push(
-    db
-      .update(q)
-      .set({
-        status,
-        isPlant,
-        isHealthy: health.isHealthy,
-        isHealthyProbability: health.isHealthyProbability,
-        errorMessage: null,
-        processedAt: sqlNow,
-        updatedAt: sqlNow,
-      })
-      .where(and(eq(q.id, requestId), eq(q.status, "processing"))),
-  );
+  const updateAt =
+    statements.push(
+      db
+        .update(q)
+        .set({
+          status,
+          isPlant,
+          isHealthy: health.isHealthy,
+          isHealthyProbability: health.isHealthyProbability,
+          errorMessage: null,
+          processedAt: sqlNow,
+          updatedAt: sqlNow,
+        })
+        .where(and(eq(q.id, requestId), eq(q.status, "processing"))),
+    ) - 1;
   // The number of results the owner is told, read in the same transaction (no round trip of its own).
-  const completed = statements.push(countResultsQuery(db, DiseaseRequests, requestId)) - 2;
-  if (notify) statements.push(completionNotice(db, DiseaseRequests, requestId, notify, status));
+  const countAt = statements.push(countResultsQuery(db, DiseaseRequests, requestId)) - 1;
   const results = await runBatch(db, statements);
   return {
     status,
-    written: changes(results[completed]) > 0,
-    results: resultsCounted(results[completed + 1]),
-    notices: notify ? tableRows(notifications, results[completed + 2]) : [],
+    written: changes(results[updateAt]) > 0,
+    results: resultsCounted(results[countAt]),
+    notices: noticeAt < 0 ? [] : tableRows(notifications, results[noticeAt]),
   };
 }
 

@@ -138,21 +138,24 @@ export async function completeIdentificationRequest(
         .where(and(eq(users.id, userId), guard)),
     );
   }
+  // The owner's notification: after the results (it counts them), before the status change (it
+  // is written only while this batch is the one completing the request).
+  const noticeAt = notify ? statements.push(completionNotice(db, IdentificationRequests, requestId, notify)) - 1 : -1;
   const t = identificationRequests;
-  statements.push(
-    db
-      .update(t)
-      .set({ status, health: health as Record<string, unknown> | null, errorMessage: null, processedAt: sqlNow, updatedAt: sqlNow })
-      .where(and(eq(t.id, requestId), eq(t.status, "processing"))),
-  );
-  const completed = statements.push(countResultsQuery(db, IdentificationRequests, requestId)) - 2;
-  if (notify) statements.push(completionNotice(db, IdentificationRequests, requestId, notify, status));
+  const updateAt =
+    statements.push(
+      db
+        .update(t)
+        .set({ status, health: health as Record<string, unknown> | null, errorMessage: null, processedAt: sqlNow, updatedAt: sqlNow })
+        .where(and(eq(t.id, requestId), eq(t.status, "processing"))),
+    ) - 1;
+  const countAt = statements.push(countResultsQuery(db, IdentificationRequests, requestId)) - 1;
   const results = await runBatch(db, statements);
   return {
     status,
-    written: changes(results[completed]) > 0,
-    results: resultsCounted(results[completed + 1]),
-    notices: notify ? tableRows(notifications, results[completed + 2]) : [],
+    written: changes(results[updateAt]) > 0,
+    results: resultsCounted(results[countAt]),
+    notices: noticeAt < 0 ? [] : tableRows(notifications, results[noticeAt]),
   };
 }
 

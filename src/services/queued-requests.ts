@@ -258,15 +258,16 @@ export function failureNotices(db: Database, kind: RequestKind, open: SQL, messa
 }
 
 /**
- * The owner's "ready" notification, as a statement for the completion's own batch (after its
- * status change): written in the same transaction as the results, so a job that dies after
- * completing cannot lose it (a redelivery finds the request final and does nothing), and once per
- * request (its dedupe key). Its text counts the results the batch left. Written only while the
- * request is in `status` and its owner exists; read the rows it returns with `tableRows`.
+ * The owner's "ready" notification, as a statement for the completion's own batch, after its
+ * results and before its status change: written only while the request is still `processing`
+ * (so only by the batch that completes it) and its owner exists, in the same transaction as the
+ * results, so a job that dies after completing cannot lose it (a redelivery finds the request
+ * final and does nothing). Its text counts the results the batch left; once per request (its
+ * dedupe key). Read the rows it returns with `tableRows`.
  */
-export function completionNotice(db: Database, kind: RequestKind, requestId: string, userId: string, status: CompletedMessage["status"]) {
+export function completionNotice(db: Database, kind: RequestKind, requestId: string, userId: string) {
   const r = kind.results as typeof identificationResults;
-  const t = kind.table as typeof identificationRequests;
+  const t = lifecycle(kind);
   const n = sql`(SELECT count(*) FROM ${r} WHERE ${r.requestId} = ${requestId})`;
   return insertNotifications(
     db,
@@ -281,7 +282,7 @@ export function completionNotice(db: Database, kind: RequestKind, requestId: str
       createdAt: new Date().toISOString(),
     },
     // The row exists only while the user does (a request may outlive a deleted account).
-    sql`FROM users u WHERE u.id = ${userId} AND EXISTS (SELECT 1 FROM ${t} WHERE ${t.id} = ${requestId} AND ${t.status} = ${status})`,
+    sql`FROM users u WHERE u.id = ${userId} AND EXISTS (SELECT 1 FROM ${t} WHERE ${t.id} = ${requestId} AND ${t.status} = 'processing')`,
   );
 }
 

@@ -76,6 +76,11 @@ describe("the completion notification", () => {
     expect(again.written).toBe(false);
     expect(again.notices).toEqual([]);
     expect(await storedNotices(requestId)).toHaveLength(1);
+    // Not only by the dedupe key: a batch that does not complete the request writes no notice.
+    await env.DB.prepare("DELETE FROM notifications WHERE dedupe_key = ?").bind(`identification_completed:${requestId}`).run();
+    const stale = await completeIdentificationRequest(env, requestId, userId, suggestions, null, userId);
+    expect(stale).toMatchObject({ written: false, notices: [] });
+    expect(await storedNotices(requestId)).toEqual([]);
   });
 
   it("says one suggestion, and no match, in words", async () => {
