@@ -110,7 +110,8 @@ export class ProviderCircuit extends DurableObject<Env> {
   /**
    * The caller that asked `acquire` as `holder` gave up waiting for the answer: if that answer
    * reserved the half-open probe, the probe is free again at once, instead of after its lease.
-   * Calls through one stub arrive in order, so this follows the `acquire` it cancels.
+   * A Durable Object receives one caller's calls in the order they were made (E-order), so this
+   * arrives after the `acquire` it cancels.
    */
   async abandon(holder: string): Promise<boolean> {
     if (this.probeUntil === 0 || this.probeHolder !== holder) return false;

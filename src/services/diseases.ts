@@ -6,15 +6,15 @@
  * re-delivered job never writes twice. The disease database is read from confirmed results.
  */
 import { and, asc, count, desc, eq, getTableColumns, ne, type SQL, sql } from "drizzle-orm";
-import { changes, type Database, database, runBatch, type Statement, sqlNow, tableRows } from "../db/client";
+import { type Database, database, runBatch, type Statement, sqlNow } from "../db/client";
 import { type Page, type PageRequest, selectPage } from "../db/pagination";
-import { diseaseRequests, diseaseResults, notifications } from "../db/schema";
+import { diseaseRequests, diseaseResults } from "../db/schema";
 import type { Bindings } from "../env";
 import { uuidv7 } from "../lib/ids";
 import type { DiseaseSuggestion, HealthAssessment, TreatmentPlan } from "../providers/types";
 import { purgeStatement } from "./public-cache";
 import type { Notification } from "./notifications";
-import { completionNotice, countResultsQuery, DiseaseRequests, resultsCounted } from "./queued-requests";
+import { DiseaseRequests, runCompletion } from "./queued-requests";
 
 export const PLANT_CONDITIONS = ["mild", "moderate", "severe", "dying"] as const;
 export type PlantCondition = (typeof PLANT_CONDITIONS)[number];
@@ -80,7 +80,7 @@ export async function completeDiseaseRequest(
   requestId: string,
   health: HealthAssessment,
   isPlant: boolean,
-  /** The owner to tell it is ready, in the same batch (services/queued-requests.ts `completionNotice`). */
+  /** The owner to tell it is ready, in the same batch (services/queued-requests.ts `runCompletion`). */
   notify: string | null = null,
 ): Promise<{ status: "identified" | "needs_help"; written: boolean; results: number; notices: Notification[] }> {
   const db = database(env);
@@ -109,34 +109,20 @@ export async function completeDiseaseRequest(
         disease_type = excluded.disease_type, cause = excluded.cause, url = excluded.url,
         similar_images = excluded.similar_images, rank = excluded.rank`);
   });
-  // The owner's notification: after the results (it counts them), before the status change (it
-  // is written only while this batch is the one completing the request).
-  const noticeAt = notify ? statements.push(completionNotice(db, DiseaseRequests, requestId, notify)) - 1 : -1;
   const q = diseaseRequests;
-  const updateAt =
-    statements.push(
-      db
-        .update(q)
-        .set({
-          status,
-          isPlant,
-          isHealthy: health.isHealthy,
-          isHealthyProbability: health.isHealthyProbability,
-          errorMessage: null,
-          processedAt: sqlNow,
-          updatedAt: sqlNow,
-        })
-        .where(and(eq(q.id, requestId), eq(q.status, "processing"))),
-    ) - 1;
-  // The number of results the owner is told, read in the same transaction (no round trip of its own).
-  const countAt = statements.push(countResultsQuery(db, DiseaseRequests, requestId)) - 1;
-  const results = await runBatch(db, statements);
-  return {
-    status,
-    written: changes(results[updateAt]) > 0,
-    results: resultsCounted(results[countAt]),
-    notices: noticeAt < 0 ? [] : tableRows(notifications, results[noticeAt]),
-  };
+  const statusChange = db
+    .update(q)
+    .set({
+      status,
+      isPlant,
+      isHealthy: health.isHealthy,
+      isHealthyProbability: health.isHealthyProbability,
+      errorMessage: null,
+      processedAt: sqlNow,
+      updatedAt: sqlNow,
+    })
+    .where(and(eq(q.id, requestId), eq(q.status, "processing")));
+  return { status, ...(await runCompletion(db, DiseaseRequests, requestId, statements, statusChange, notify)) };
 }
 
 /** Most likely first (rank breaks ties). */

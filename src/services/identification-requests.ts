@@ -9,9 +9,9 @@
  * so a re-delivered job never counts or writes twice.
  */
 import { and, asc, count, desc, eq, type SQL, sql } from "drizzle-orm";
-import { changes, database, runBatch, type Statement, sqlNow, tableRows } from "../db/client";
+import { database, runBatch, type Statement, sqlNow } from "../db/client";
 import { type Page, type PageRequest, selectPage } from "../db/pagination";
-import { identificationRequests, identificationResults, notifications, species, users, votes } from "../db/schema";
+import { identificationRequests, identificationResults, species, users, votes } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
@@ -26,14 +26,7 @@ import type { MergedSuggestion } from "./merge";
 import { catalogueCommonNames } from "./species";
 import { imageUrl, photoRef, photosOf, type storeImages, withStoredPhotos } from "./photos";
 import type { Notification } from "./notifications";
-import {
-  completionNotice,
-  countResultsQuery,
-  IdentificationRequests,
-  type IdentificationRequestRow,
-  ownRequest,
-  resultsCounted,
-} from "./queued-requests";
+import { IdentificationRequests, type IdentificationRequestRow, ownRequest, runCompletion } from "./queued-requests";
 
 /** API.md §2.2: `identified` when the best result is at least this confident. */
 export const IDENTIFIED_THRESHOLD = 0.5;
@@ -138,25 +131,12 @@ export async function completeIdentificationRequest(
         .where(and(eq(users.id, userId), guard)),
     );
   }
-  // The owner's notification: after the results (it counts them), before the status change (it
-  // is written only while this batch is the one completing the request).
-  const noticeAt = notify ? statements.push(completionNotice(db, IdentificationRequests, requestId, notify)) - 1 : -1;
   const t = identificationRequests;
-  const updateAt =
-    statements.push(
-      db
-        .update(t)
-        .set({ status, health: health as Record<string, unknown> | null, errorMessage: null, processedAt: sqlNow, updatedAt: sqlNow })
-        .where(and(eq(t.id, requestId), eq(t.status, "processing"))),
-    ) - 1;
-  const countAt = statements.push(countResultsQuery(db, IdentificationRequests, requestId)) - 1;
-  const results = await runBatch(db, statements);
-  return {
-    status,
-    written: changes(results[updateAt]) > 0,
-    results: resultsCounted(results[countAt]),
-    notices: noticeAt < 0 ? [] : tableRows(notifications, results[noticeAt]),
-  };
+  const statusChange = db
+    .update(t)
+    .set({ status, health: health as Record<string, unknown> | null, errorMessage: null, processedAt: sqlNow, updatedAt: sqlNow })
+    .where(and(eq(t.id, requestId), eq(t.status, "processing")));
+  return { status, ...(await runCompletion(db, IdentificationRequests, requestId, statements, statusChange, notify)) };
 }
 
 /**

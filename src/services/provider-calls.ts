@@ -14,7 +14,7 @@ import { recordProviderMetric } from "../lib/metrics";
 import { assessHealthWithPlantId, identifyWithPlantId, PLANT_ID_API_VERSION, PLANT_ID_HEALTH_DETAILS } from "../providers/plant-id";
 import { identifyWithPlantNet, PLANTNET_API_VERSION, type PlantNetOrgan } from "../providers/plantnet";
 import { ProviderError, type ProviderAnswer, type ProviderErrorKind, type ProviderName } from "../providers/types";
-import type { CallOutcome, CircuitGate, CircuitPolicy, ProviderCircuit } from "../../durable-objects/provider-circuit";
+import type { CallOutcome, CircuitGate, CircuitPolicy } from "../../durable-objects/provider-circuit";
 import type { FlightOutcome, JoinResult } from "../../durable-objects/single-flight";
 import { flightShardName } from "../../durable-objects/single-flight-shards";
 
@@ -176,7 +176,7 @@ const coordinated = <T>(call: Promise<T>, what: string, mayWaitMs = 0) => within
  * (in the background), so recovery does not wait out the probe's 60-second lease.
  */
 async function acquireProbe(
-  circuit: DurableObjectStub<ProviderCircuit>,
+  circuit: ReturnType<typeof circuitFor>,
   policy: CircuitPolicy,
   waitUntil: (promise: Promise<unknown>) => void,
   unkept: (err: unknown) => void,

@@ -18,9 +18,9 @@
 import { and, desc, eq, inArray, isNull, lt, lte, or, type SQL, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { CLOSE_CODES, type CompletedMessage, FinalStatus } from "../../durable-objects/user-hub-protocol";
-import { changes, type Database, database, sqlNow } from "../db/client";
+import { changes, type Database, database, runBatch, type Statement, sqlNow, tableRows } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
-import { diseaseRequests, diseaseResults, identificationRequests, identificationResults } from "../db/schema";
+import { diseaseRequests, diseaseResults, identificationRequests, identificationResults, notifications } from "../db/schema";
 import type { Bindings } from "../env";
 import { isoIn, JOB_LEASE_MS, type JobCounters, type JobKind, stuckCutoff } from "../jobs/job-policy";
 import { AppError } from "../lib/errors";
@@ -263,9 +263,9 @@ export function failureNotices(db: Database, kind: RequestKind, open: SQL, messa
  * (so only by the batch that completes it) and its owner exists, in the same transaction as the
  * results, so a job that dies after completing cannot lose it (a redelivery finds the request
  * final and does nothing). Its text counts the results the batch left; once per request (its
- * dedupe key). Read the rows it returns with `tableRows`.
+ * dedupe key).
  */
-export function completionNotice(db: Database, kind: RequestKind, requestId: string, userId: string) {
+function completionNotice(db: Database, kind: RequestKind, requestId: string, userId: string) {
   const r = kind.results as typeof identificationResults;
   const t = lifecycle(kind);
   const n = sql`(SELECT count(*) FROM ${r} WHERE ${r.requestId} = ${requestId})`;
@@ -428,6 +428,32 @@ export async function deleteOwnRequest(
   );
 }
 
+/**
+ * Runs a completion's batch, the same for every kind: the kind's own result writes
+ * (`statements`, each guarded by the request still being `processing`), then the owner's "ready"
+ * notification when `notify` names them (`completionNotice`), the status change (`statusChange`,
+ * conditional on `processing`), and the count of the results the owner is told, all in one
+ * transaction. `written`: this batch completed the request (a redelivery's writes nothing).
+ */
+export async function runCompletion(
+  db: Database,
+  kind: RequestKind,
+  requestId: string,
+  statements: (Statement | SQL)[],
+  statusChange: Statement,
+  notify: string | null,
+): Promise<{ written: boolean; results: number; notices: Notification[] }> {
+  const noticeAt = notify ? statements.push(completionNotice(db, kind, requestId, notify)) - 1 : -1;
+  const updateAt = statements.push(statusChange) - 1;
+  const countAt = statements.push(countResultsQuery(db, kind, requestId)) - 1;
+  const results = await runBatch(db, statements);
+  return {
+    written: changes(results[updateAt]) > 0,
+    results: resultsCounted(results[countAt]),
+    notices: noticeAt < 0 ? [] : tableRows(notifications, results[noticeAt]),
+  };
+}
+
 /** How many results the request's job left. */
 export async function countRequestResults(env: Bindings, kind: RequestKind, requestId: string): Promise<number> {
   return (await countResultsQuery(database(env), kind, requestId).get())?.n ?? 0;
@@ -438,7 +464,7 @@ export async function countRequestResults(env: Bindings, kind: RequestKind, requ
  * of a completion's batch, so the count the owner is told comes from the same transaction as the
  * results without a round trip of its own (read that answer with `resultsCounted`).
  */
-export function countResultsQuery(db: Database, kind: RequestKind, requestId: string) {
+function countResultsQuery(db: Database, kind: RequestKind, requestId: string) {
   const r = kind.results as typeof identificationResults;
   // Aliased in the SQL itself, so D1's own rows name the column as drizzle's do.
   return db
@@ -451,7 +477,7 @@ export function countResultsQuery(db: Database, kind: RequestKind, requestId: st
  * `countResultsQuery`'s answer in a batch's results: drizzle's rows, or D1's when the batch held
  * raw SQL (`runBatch`); either way the one row's `n`.
  */
-export function resultsCounted(result: unknown): number {
+function resultsCounted(result: unknown): number {
   const rows = Array.isArray(result) ? result : (result as { results?: unknown[] } | undefined)?.results;
   const n = (rows?.[0] as { n?: unknown } | undefined)?.n;
   return typeof n === "number" ? n : 0;
