@@ -1,6 +1,8 @@
 /**
  * ProviderCircuit — one Durable Object per outside provider ("plant_id", "plantnet"), shared by
- * every isolate: the circuit breaker of API.md §2.3 plus exact cache hit/miss counters.
+ * every isolate: the circuit breaker of API.md §2.3, plus the provider cache's exact miss counter
+ * (every miss is an upstream call, recorded here anyway). Hits are counted apart, in HitCounter
+ * objects; `cache.hits` holds only hits counted before that, until the next reset.
  *
  *   closed ──N consecutive failures──▶ open ──after openMs──▶ half_open
  *   half_open ──M successes──▶ closed        half_open ──any failure──▶ open
@@ -166,7 +168,7 @@ export class ProviderCircuit extends DurableObject<Env> {
   /**
    * One upstream call's bookkeeping in one round trip: what it says about the provider's health
    * (as recordSuccess, recordFailure or recordRateLimited; "neutral" for a request we got wrong,
-   * which says nothing) and the cache miss that caused it (as countCache(false)).
+   * which says nothing) and the cache miss that caused it.
    */
   async recordCall(outcome: CallOutcome, policy: CircuitPolicy, now = Date.now()): Promise<CircuitState> {
     this.data.cache.misses++;
@@ -188,12 +190,6 @@ export class ProviderCircuit extends DurableObject<Env> {
   async resetCircuit(): Promise<void> {
     this.data.circuit = { state: "closed", consecutiveFailures: 0, openedAt: null, halfOpenSuccesses: 0 };
     this.freeProbe();
-    await this.save();
-  }
-
-  async countCache(hit: boolean): Promise<void> {
-    if (hit) this.data.cache.hits++;
-    else this.data.cache.misses++;
     await this.save();
   }
 

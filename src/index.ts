@@ -9,6 +9,7 @@ import { handleNotifyBatch, handleNotifyDeadLetters } from "./jobs/notify-consum
 import { handleDeadLetterBatch, handleJobBatch } from "./jobs/queue";
 import { createLogger } from "./lib/logger";
 
+export { HitCounter } from "../durable-objects/hit-counter";
 export { ProviderCircuit } from "../durable-objects/provider-circuit";
 export { RateLimiter } from "../durable-objects/rate-limiter";
 export { SingleFlight } from "../durable-objects/single-flight";

@@ -1,7 +1,7 @@
 /**
  * One provider call with everything around it: the KV cache keyed by image bytes and
  * parameters (API.md §2.3), single flight through the SingleFlight Durable Object, the shared
- * circuit breaker, and exact hit/miss counters.
+ * circuit breaker, and exact hit/miss counters (hits: services/cache-hits.ts; misses: the breaker).
  */
 import { getConfig } from "../config";
 import type { Bindings } from "../env";
@@ -11,6 +11,7 @@ import type { ImageMime } from "../lib/images";
 import { createLogger, type Logger } from "../lib/logger";
 import type { StageRecorder } from "../lib/server-timing";
 import { recordProviderMetric } from "../lib/metrics";
+import { hitTally, readHits, resetHits, type HitTally } from "./cache-hits";
 import { assessHealthWithPlantId, identifyWithPlantId, PLANT_ID_API_VERSION, PLANT_ID_HEALTH_DETAILS } from "../providers/plant-id";
 import { identifyWithPlantNet, PLANTNET_API_VERSION, type PlantNetOrgan } from "../providers/plantnet";
 import { ProviderError, type ProviderAnswer, type ProviderErrorKind, type ProviderName } from "../providers/types";
@@ -154,6 +155,11 @@ export interface CallOptions {
   stages?: StageRecorder;
   /** The caller's continent, when known (see `flightShardName`); queue jobs have none. */
   region?: string | null;
+  /**
+   * Where a cache hit is counted: an identification collects both providers' hits and counts
+   * them in one call. Without it, this call counts its own hit.
+   */
+  hits?: HitTally;
 }
 
 /** How long followers wait for a leader before taking over: its timeout plus a margin. */
@@ -211,7 +217,13 @@ export async function cachedProviderCall(
   const stages = options.stages ?? (() => {});
   const region = options.region ?? null;
   const started = Date.now();
-  const result = await cachedProviderCallInner(env, waitUntil, job, logger, stepTimer(job.provider, stages), region);
+  const hits =
+    options.hits ??
+    hitTally(env, waitUntil, (err) =>
+      logger.warn("provider bookkeeping failed", { provider: job.provider, what: "cache count", error: String(err) }),
+    );
+  const result = await cachedProviderCallInner(env, waitUntil, job, logger, stepTimer(job.provider, stages), region, hits);
+  if (!options.hits) hits.flush();
   const outcome = result.error ? `error:${result.error.kind}` : result.cached ? "hit" : "miss";
   recordProviderMetric(env.METRICS, { provider: job.provider, outcome, durationMs: Date.now() - started });
   return result;
@@ -234,6 +246,7 @@ async function cachedProviderCallInner(
   logger: Logger,
   step: (name: string) => void,
   region: string | null,
+  hits: HitTally,
 ): Promise<CachedCallResult> {
   const circuit = circuitFor(env, job.provider);
   const hit = await env.CACHE.get<ProviderAnswer>(job.cacheKey, "json");
@@ -243,7 +256,7 @@ async function cachedProviderCallInner(
   const unkept = (what: string) => (err: unknown) =>
     logger.warn("provider bookkeeping failed", { provider: job.provider, what, error: String(err) });
   if (hit) {
-    waitUntil(circuit.countCache(true).catch(unkept("cache count")));
+    hits.add(job.provider);
     return { provider: job.provider, answer: hit, error: null, cached: true };
   }
   const flight = env.SINGLE_FLIGHT.get(env.SINGLE_FLIGHT.idFromName(flightShardName(job.cacheKey, region)));
@@ -266,7 +279,7 @@ async function cachedProviderCallInner(
   if (joined.role === "follower") {
     const outcome = joined.outcome;
     if (outcome.ok) {
-      waitUntil(circuit.countCache(true).catch(unkept("cache count")));
+      hits.add(job.provider);
       return { provider: job.provider, answer: outcome.answer, error: null, cached: true };
     }
     const e = outcome.error;
@@ -384,9 +397,20 @@ export async function identificationProviderHealth(env: Bindings) {
   };
 }
 
-/** The exact provider-cache counters since the last reset (and a reset, when asked). */
+/**
+ * The exact provider-cache counters since the last reset (and a reset, when asked): misses from
+ * each provider's breaker, hits from the hit counters (plus any a breaker still holds from before
+ * hits were counted apart).
+ */
 export async function providerCacheCounters(env: Bindings, reset: boolean) {
-  const [plantId, plantNet] = await Promise.all(IDENTIFICATION_PROVIDERS.map((p) => circuitFor(env, p).cacheCounters()));
-  if (reset) await Promise.all(IDENTIFICATION_PROVIDERS.map((p) => circuitFor(env, p).resetCacheCounters()));
-  return { plant_id: plantId!, plantnet: plantNet! };
+  const [hits, plantId, plantNet] = await Promise.all([
+    readHits(env),
+    circuitFor(env, "plant_id").cacheCounters(),
+    circuitFor(env, "plantnet").cacheCounters(),
+  ]);
+  if (reset) await Promise.all([resetHits(env), ...IDENTIFICATION_PROVIDERS.map((p) => circuitFor(env, p).resetCacheCounters())]);
+  return {
+    plant_id: { ...plantId, hits: plantId.hits + (hits.plant_id ?? 0) },
+    plantnet: { ...plantNet, hits: plantNet.hits + (hits.plantnet ?? 0) },
+  };
 }

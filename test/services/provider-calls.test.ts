@@ -30,16 +30,23 @@ const unreachableCircuits = {
     recordCall: async () => {
       throw new Error("circuit object unreachable");
     },
-    countCache: async () => {
-      throw new Error("circuit object unreachable");
-    },
   }),
 } as unknown as typeof env.PROVIDER_CIRCUIT;
+
+/** Hit counters that cannot be reached. */
+const unreachableHitCounters = {
+  idFromName: (name: string) => env.HIT_COUNTER.idFromName(name),
+  get: () => ({
+    add: async () => {
+      throw new Error("hit counter unreachable");
+    },
+  }),
+} as unknown as typeof env.HIT_COUNTER;
 
 describe("cachedProviderCall's bookkeeping", () => {
   it("keeps the answer when the breaker's bookkeeping fails, and logs the failure instead of dropping it", async () => {
     const job = await plantNetJob(env, [await uniqueImage("bookkeeping")], PLANTNET_OPTIONS);
-    const brokenEnv = { ...env, PROVIDER_CIRCUIT: unreachableCircuits };
+    const brokenEnv = { ...env, PROVIDER_CIRCUIT: unreachableCircuits, HIT_COUNTER: unreachableHitCounters };
 
     // A miss: the upstream answer comes back; recording the call fails in the background.
     const miss = recordingLogger();
@@ -63,7 +70,7 @@ describe("cachedProviderCall's bookkeeping", () => {
     expect(hit.warnings).toEqual([
       {
         msg: "provider bookkeeping failed",
-        fields: { provider: "plantnet", what: "cache count", error: "Error: circuit object unreachable" },
+        fields: { provider: "plantnet", what: "cache count", error: "Error: hit counter unreachable" },
       },
     ]);
   });
@@ -128,7 +135,6 @@ describe("cachedProviderCall's bookkeeping", () => {
       get: () => ({
         check: async () => ({ allowed: true, state: "closed" }),
         recordCall: () => new Promise(() => {}),
-        countCache: async () => {},
       }),
     } as unknown as typeof env.PROVIDER_CIRCUIT;
     const { logger, warnings } = recordingLogger();
