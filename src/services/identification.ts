@@ -16,7 +16,6 @@ export { PLANTNET_ORGANS as PLANT_ORGANS, type PlantNetOrgan as PlantOrgan } fro
 import { ProviderError, type HealthAssessment, type ProviderAnswer, type ProviderErrorKind, type ProviderName } from "../providers/types";
 import { currentCalibrations } from "./calibration";
 import { mergeSuggestions, type MergedSuggestion } from "./merge";
-import { hitTally } from "./cache-hits";
 import { cachedProviderCall, plantIdJob, plantNetJob, type CachedCallResult, type ProviderImage } from "./provider-calls";
 
 export interface IdentifyInput {
@@ -103,13 +102,11 @@ export async function identifyPlant(
   const latitude = input.latitude ?? null;
   const longitude = input.longitude ?? null;
   const organs = input.organs ?? input.images.map(() => "auto" as const);
-  // Both providers' cache hits are counted together, in one call after both have answered.
-  const hits = hitTally(env, waitUntil, (err) => logger.warn("provider bookkeeping failed", { what: "cache count", error: String(err) }));
 
   const plantIdCall = (async (): Promise<ProviderOutcome> => {
     await report("plant_id_start", {});
     const job = await plantIdJob(env, input.images, { latitude, longitude, language });
-    const result = await cachedProviderCall(env, waitUntil, job, { logger, stages: options.stages, region: input.region, hits });
+    const result = await cachedProviderCall(env, waitUntil, job, { logger, stages: options.stages, region: input.region });
     if (result.answer) options.onAnswer?.(result.answer);
     await report("plant_id_done", summary(result));
     return result;
@@ -128,7 +125,7 @@ export async function identifyPlant(
       includeRelatedImages: true,
       maxResults: PLANTNET_MAX_RESULTS,
     });
-    const result = await cachedProviderCall(env, waitUntil, job, { logger, stages: options.stages, region: input.region, hits });
+    const result = await cachedProviderCall(env, waitUntil, job, { logger, stages: options.stages, region: input.region });
     if (result.answer) options.onAnswer?.(result.answer);
     await report("plantnet_done", summary(result));
     return result;
@@ -140,7 +137,6 @@ export async function identifyPlant(
     options.secondProviderGraceMs === undefined
       ? await Promise.all(calls)
       : await withGrace(calls, options.secondProviderGraceMs, waitUntil, logger);
-  hits.flush();
 
   // Calibrated scores when maps are fitted; a failed read of them must not fail an identification.
   const calibration = await currentCalibrations(env).catch((err) => {

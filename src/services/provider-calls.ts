@@ -11,7 +11,7 @@ import type { ImageMime } from "../lib/images";
 import { createLogger, type Logger } from "../lib/logger";
 import type { StageRecorder } from "../lib/server-timing";
 import { recordProviderMetric } from "../lib/metrics";
-import { hitTally, readHits, resetHits, type HitTally } from "./cache-hits";
+import { countHit, readHits, resetHits } from "./cache-hits";
 import { assessHealthWithPlantId, identifyWithPlantId, PLANT_ID_API_VERSION, PLANT_ID_HEALTH_DETAILS } from "../providers/plant-id";
 import { identifyWithPlantNet, PLANTNET_API_VERSION, type PlantNetOrgan } from "../providers/plantnet";
 import { ProviderError, type ProviderAnswer, type ProviderErrorKind, type ProviderName } from "../providers/types";
@@ -155,11 +155,6 @@ export interface CallOptions {
   stages?: StageRecorder;
   /** The caller's continent, when known (see `flightShardName`); queue jobs have none. */
   region?: string | null;
-  /**
-   * Where a cache hit is counted: an identification collects both providers' hits and counts
-   * them in one call. Without it, this call counts its own hit.
-   */
-  hits?: HitTally;
 }
 
 /** How long followers wait for a leader before taking over: its timeout plus a margin. */
@@ -217,13 +212,7 @@ export async function cachedProviderCall(
   const stages = options.stages ?? (() => {});
   const region = options.region ?? null;
   const started = Date.now();
-  const hits =
-    options.hits ??
-    hitTally(env, waitUntil, (err) =>
-      logger.warn("provider bookkeeping failed", { provider: job.provider, what: "cache count", error: String(err) }),
-    );
-  const result = await cachedProviderCallInner(env, waitUntil, job, logger, stepTimer(job.provider, stages), region, hits);
-  if (!options.hits) hits.flush();
+  const result = await cachedProviderCallInner(env, waitUntil, job, logger, stepTimer(job.provider, stages), region);
   const outcome = result.error ? `error:${result.error.kind}` : result.cached ? "hit" : "miss";
   recordProviderMetric(env.METRICS, { provider: job.provider, outcome, durationMs: Date.now() - started });
   return result;
@@ -246,7 +235,6 @@ async function cachedProviderCallInner(
   logger: Logger,
   step: (name: string) => void,
   region: string | null,
-  hits: HitTally,
 ): Promise<CachedCallResult> {
   const circuit = circuitFor(env, job.provider);
   const hit = await env.CACHE.get<ProviderAnswer>(job.cacheKey, "json");
@@ -256,7 +244,7 @@ async function cachedProviderCallInner(
   const unkept = (what: string) => (err: unknown) =>
     logger.warn("provider bookkeeping failed", { provider: job.provider, what, error: String(err) });
   if (hit) {
-    hits.add(job.provider);
+    countHit(env, waitUntil, job.provider, unkept("cache count"));
     return { provider: job.provider, answer: hit, error: null, cached: true };
   }
   const flight = env.SINGLE_FLIGHT.get(env.SINGLE_FLIGHT.idFromName(flightShardName(job.cacheKey, region)));
@@ -279,7 +267,7 @@ async function cachedProviderCallInner(
   if (joined.role === "follower") {
     const outcome = joined.outcome;
     if (outcome.ok) {
-      hits.add(job.provider);
+      countHit(env, waitUntil, job.provider, unkept("cache count"));
       return { provider: job.provider, answer: outcome.answer, error: null, cached: true };
     }
     const e = outcome.error;

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { HitCounts } from "../../durable-objects/hit-counter";
 import { sha256Hex } from "../../src/lib/hash";
-import { HIT_COUNTER_SHARDS, hitTally, readHits, resetHits } from "../../src/services/cache-hits";
+import { countHit, HIT_COUNTER_SHARDS, HIT_FLUSH_MS, readHits, resetHits } from "../../src/services/cache-hits";
 import { identifyPlant } from "../../src/services/identification";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
@@ -59,38 +59,80 @@ describe("HitCounter", () => {
   });
 });
 
-describe("hit tally", () => {
-  it("counts a whole identification's hits with one call, and a hit after the flush on its own", async () => {
+describe("counting hits", () => {
+  const unkeptInto = (errors: unknown[]) => (err: unknown) => errors.push(err);
+
+  it("counts an isolate's hits of one window with one call, after the window", async () => {
     const { namespace, calls } = recordedHitCounters();
+    const countedEnv = { ...env, HIT_COUNTER: namespace };
     const background: Promise<unknown>[] = [];
     const errors: unknown[] = [];
-    const tally = hitTally(
-      { ...env, HIT_COUNTER: namespace },
-      (p) => background.push(p),
-      (err) => errors.push(err),
-    );
-    tally.add("plant_id");
-    tally.add("plantnet");
-    expect(calls).toEqual([]); // nothing is sent before the flush
-    tally.flush();
-    tally.add("plantnet"); // a provider that answered after the caller stopped waiting
+    const started = Date.now();
+    countHit(countedEnv, (p) => background.push(p), "plant_id", unkeptInto(errors));
+    countHit(countedEnv, (p) => background.push(p), "plantnet", unkeptInto(errors));
+    countHit(countedEnv, (p) => background.push(p), "plant_id", unkeptInto(errors));
+    expect(background).toHaveLength(1); // the first hit scheduled the count; the others joined it
+    expect(calls).toEqual([]);
     await Promise.all(background);
-    expect(calls.map((c) => c.hits)).toEqual([{ plant_id: 1, plantnet: 1 }, { plantnet: 1 }]);
-    for (const c of calls) expect(c.name).toMatch(/^hit-counter:\d+$/);
-    for (const c of calls) expect(Number(c.name.split(":")[1])).toBeLessThan(HIT_COUNTER_SHARDS);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(HIT_FLUSH_MS);
+    expect(calls.map((c) => c.hits)).toEqual([{ plant_id: 2, plantnet: 1 }]);
+    expect(calls[0]?.name).toMatch(/^hit-counter:\d+$/);
+    expect(Number(calls[0]?.name.split(":")[1])).toBeLessThan(HIT_COUNTER_SHARDS);
+
+    // The next hit opens the next window.
+    countHit(countedEnv, (p) => background.push(p), "plantnet", unkeptInto(errors));
+    await Promise.all(background);
+    expect(calls.map((c) => c.hits)).toEqual([{ plant_id: 2, plantnet: 1 }, { plantnet: 1 }]);
     expect(errors).toEqual([]);
   });
 
-  it("sends nothing when there was no hit", async () => {
+  it("puts the hits back when the count fails, and counts them with the next window's", async () => {
     const { namespace, calls } = recordedHitCounters();
+    let failures = 1;
+    const flaky = {
+      idFromName: (name: string) => namespace.idFromName(name),
+      get: (id: DurableObjectId) => {
+        const counter = namespace.get(id);
+        return {
+          add: async (hits: HitCounts) => {
+            if (failures-- > 0) throw new Error("hit counter overloaded");
+            return counter.add(hits);
+          },
+        };
+      },
+    } as unknown as typeof env.HIT_COUNTER;
+    const countedEnv = { ...env, HIT_COUNTER: flaky };
     const background: Promise<unknown>[] = [];
-    hitTally(
-      { ...env, HIT_COUNTER: namespace },
-      (p) => background.push(p),
-      () => {},
-    ).flush();
+    const errors: unknown[] = [];
+    countHit(countedEnv, (p) => background.push(p), "plant_id", unkeptInto(errors));
     await Promise.all(background);
     expect(calls).toEqual([]);
+    expect(errors.map(String)).toEqual(["Error: hit counter overloaded"]);
+
+    countHit(countedEnv, (p) => background.push(p), "plantnet", unkeptInto(errors));
+    await Promise.all(background);
+    expect(calls.map((c) => c.hits)).toEqual([{ plant_id: 1, plantnet: 1 }]);
+  });
+
+  it("keeps each binding's hits apart", async () => {
+    const a = recordedHitCounters();
+    const b = recordedHitCounters();
+    const background: Promise<unknown>[] = [];
+    countHit(
+      { ...env, HIT_COUNTER: a.namespace },
+      (p) => background.push(p),
+      "plant_id",
+      () => {},
+    );
+    countHit(
+      { ...env, HIT_COUNTER: b.namespace },
+      (p) => background.push(p),
+      "plantnet",
+      () => {},
+    );
+    await Promise.all(background);
+    expect(a.calls.map((c) => c.hits)).toEqual([{ plant_id: 1 }]);
+    expect(b.calls.map((c) => c.hits)).toEqual([{ plantnet: 1 }]);
   });
 
   it("reads the sum over every object, and a reset clears them all", async () => {
@@ -105,7 +147,7 @@ describe("hit tally", () => {
 });
 
 describe("an identification's cache hits", () => {
-  it("are counted once per provider, in one call, and a miss adds no hit", async () => {
+  it("are counted once per provider, and a miss adds no hit", async () => {
     const { namespace, calls } = recordedHitCounters();
     const countedEnv = { ...env, HIT_COUNTER: namespace };
     const input = { images: [await image("identify-hits")] };
