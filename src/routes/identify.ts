@@ -301,17 +301,22 @@ export function identifyRoutes() {
   });
 
   const CounterSchema = z.object({ hits: z.number().int(), misses: z.number().int(), hit_rate: z.number(), since: z.string() });
-  const getCacheStats = staff.get("/cache/stats", "Exact provider-cache hit/miss counters (staff)").io(
-    { query: z.object({ reset: z.enum(["true", "false"]).optional() }) },
-    {
-      200: jsonBody(
-        z.object({ plant_id: CounterSchema, plantnet: CounterSchema, total: CounterSchema.omit({ since: true }) }).openapi("CacheStats"),
-        "Counters since the last reset",
-      ),
-      401: errorResponse(401, "Not signed in"),
-      403: errorResponse(403, "Not staff"),
-    },
-  );
+  const getCacheStats = staff
+    .get(
+      "/cache/stats",
+      "Exact provider-cache hit/miss counters (staff). Hits reach the counters within about a second (each isolate counts its hits once a second).",
+    )
+    .io(
+      { query: z.object({ reset: z.enum(["true", "false"]).optional() }) },
+      {
+        200: jsonBody(
+          z.object({ plant_id: CounterSchema, plantnet: CounterSchema, total: CounterSchema.omit({ since: true }) }).openapi("CacheStats"),
+          "Counters since the last reset",
+        ),
+        401: errorResponse(401, "Not signed in"),
+        403: errorResponse(403, "Not staff"),
+      },
+    );
   app.openapi(getCacheStats, async (c) => {
     const { plant_id: pid, plantnet: pn } = await providerCacheCounters(c.env, c.req.valid("query").reset === "true");
     const rate = (hits: number, misses: number) => (hits + misses === 0 ? 0 : Math.round((hits / (hits + misses)) * 10_000) / 10_000);
