@@ -4,7 +4,9 @@
  * history. This is its HTTP side: the client's bookmark comes in `x-d1-bookmark`, or the web's
  * bookmark cookie; every answer carries the session's bookmark in `x-d1-bookmark`, and a
  * cookie-signed-in browser also gets it in an HttpOnly cookie whenever it moves, so the web app
- * needs no code for this. Queue consumers and cron tasks keep the plain binding: the primary.
+ * needs no code for this. Only anonymous reads start from a bookmark: a request with credentials
+ * starts at the primary, so its credential check sees every revocation. Queue consumers and cron
+ * tasks keep the plain binding: the primary.
  */
 import type { MiddlewareHandler } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
@@ -29,7 +31,8 @@ export const d1Session: MiddlewareHandler<AppEnv> = async (c, next) => {
   const session = openRequestSession(c.env, {
     method: c.req.method,
     bookmark: sent,
-    hasCredentials: webSession || c.req.header("Authorization") !== undefined,
+    // A WebSocket's single-use ticket is a credential too (it travels in the query).
+    hasCredentials: webSession || c.req.header("Authorization") !== undefined || c.req.query("ticket") !== undefined,
   });
   c.env = session.env;
   await next();

@@ -4,12 +4,18 @@
  * side (which header or cookie carries a bookmark, what the answer says) is
  * middleware/d1-session.ts.
  *
- * - a valid client bookmark: the session starts there, so the client reads its own writes from
- *   any replica;
- * - an anonymous read (GET/HEAD without credentials): any replica (`first-unconstrained`) —
- *   public data a few moments old is fine;
- * - everything else — writes, and signed-in reads, which must see the caller's own state even
- *   when the client keeps no bookmark — the primary (`first-primary`).
+ * - writes, and every request that carries credentials: the primary (`first-primary`), whatever
+ *   bookmark the client sends. Such a request's first read checks a credential (a token's
+ *   revocation, a password's hash, a socket ticket), and that check must see every revocation:
+ *   a bookmark is the client's to choose, and an old one could let a replica that has not yet
+ *   heard of a password change or a sign-out answer it. Later reads of the session may still come
+ *   from a replica at least as new (D1 keeps a session sequentially consistent), so the caller
+ *   reads its own writes without a bookmark;
+ * - an anonymous read (GET/HEAD without credentials) with a valid bookmark: the session starts
+ *   there, so a client that wrote while signed in sees that write in the public reads it makes
+ *   next (a purged cache generation, its new forum topic);
+ * - other anonymous reads: any replica (`first-unconstrained`) — public data a few moments old
+ *   is fine.
  */
 import { deriveEnv } from "../config";
 import { openSession } from "../db/client";
@@ -25,8 +31,8 @@ export function isBookmark(value: string | undefined): value is string {
 
 /** The session's starting point for a request (exported for the tests' table). */
 export function sessionConstraint(method: string, bookmark: string | undefined, hasCredentials: boolean): string {
-  if (isBookmark(bookmark)) return bookmark;
-  return READS.has(method) && !hasCredentials ? "first-unconstrained" : "first-primary";
+  if (!READS.has(method) || hasCredentials) return "first-primary";
+  return isBookmark(bookmark) ? bookmark : "first-unconstrained";
 }
 
 export interface RequestSession<E extends Bindings> {

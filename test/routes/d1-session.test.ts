@@ -12,7 +12,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { sessionConstraint } from "../../src/services/db-sessions";
 import { call, setCookies } from "../helpers/http";
-import { bearerUser, registerWeb } from "../helpers/users";
+import { bearerUser, GOOD_PASSWORD, registerWeb } from "../helpers/users";
 
 const BOOKMARK = /^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$/;
 
@@ -45,12 +45,10 @@ describe("D1 sessions and bookmarks", () => {
       false,
       "0000002a-00000010-00000000-00000000000000000000000000000000",
     ],
-    [
-      "POST",
-      "0000002a-00000010-00000000-00000000000000000000000000000000",
-      true,
-      "0000002a-00000010-00000000-00000000000000000000000000000000",
-    ],
+    // A bookmark never chooses where a write or a request with credentials starts.
+    ["POST", "0000002a-00000010-00000000-00000000000000000000000000000000", true, "first-primary"],
+    ["POST", "0000002a-00000010-00000000-00000000000000000000000000000000", false, "first-primary"],
+    ["GET", "0000002a-00000010-00000000-00000000000000000000000000000000", true, "first-primary"],
     ["GET", "first-primary", false, "first-unconstrained"],
     ["GET", "'; DROP TABLE users; --", false, "first-unconstrained"],
     ["POST", "ffffffff", true, "first-primary"],
@@ -71,24 +69,42 @@ describe("D1 sessions and bookmarks", () => {
     expect(opened).toEqual(["first-primary", "first-primary"]);
   });
 
-  it("gives a client that sends its bookmark back its own write, from a session that starts there", async () => {
+  it("gives a client that sends its bookmark its own write in the public reads it makes next, from a session that starts there", async () => {
     const u = await bearerUser();
-    const write = await call("/api/v1/plant-identification/collections/", { bearer: u.access, json: { name: "Read my writes" } });
+    const write = await call("/api/v1/forum/categories/houseplants/topics/", {
+      bearer: u.access,
+      json: { title: "Read my writes", body: "Does the public list show my topic?" },
+    });
     expect(write.status).toBe(201);
     const bookmark = write.headers.get("x-d1-bookmark")!;
     expect(bookmark).toMatch(BOOKMARK);
     const { id } = (await write.json()) as { id: string };
 
     opened = [];
-    const read = await call(`/api/v1/plant-identification/collections/${id}/`, {
-      bearer: u.access,
-      headers: { "x-d1-bookmark": bookmark },
-    });
+    const read = await call(`/api/v1/forum/topics/${id}/`, { headers: { "x-d1-bookmark": bookmark } });
     expect(read.status).toBe(200);
-    expect(((await read.json()) as { name: string }).name).toBe("Read my writes");
+    expect(((await read.json()) as { title: string }).title).toBe("Read my writes");
     expect(opened).toEqual([bookmark]);
     // Bookmarks only move forward: the read's is at or after the write's.
     expect(read.headers.get("x-d1-bookmark")! >= bookmark).toBe(true);
+  });
+
+  it("checks credentials at the primary whatever bookmark the client sends (an old one must not pick a replica that missed a revocation)", async () => {
+    const u = await bearerUser();
+    const old = (await call("/api/v1/plant-identification/species/?page_size=1")).headers.get("x-d1-bookmark")!;
+    expect(old).toMatch(BOOKMARK);
+    opened = [];
+    // A signed-in read, a sign-in and a socket ticket's redemption, each with the old bookmark.
+    expect((await call("/api/v1/plant-identification/collections/", { bearer: u.access, headers: { "x-d1-bookmark": old } })).status).toBe(
+      200,
+    );
+    const signIn = await call("/api/v1/auth/token/", {
+      json: { username: u.username, password: GOOD_PASSWORD },
+      headers: { "x-d1-bookmark": old },
+    });
+    expect(signIn.status).toBe(200);
+    await call("/ws/?ticket=not-a-ticket", { headers: { "x-d1-bookmark": old, Upgrade: "websocket" } });
+    expect(opened).toEqual(["first-primary", "first-primary", "first-primary"]);
   });
 
   it("keeps a web session's bookmark in an HttpOnly cookie that the next request starts from", async () => {
@@ -105,10 +121,13 @@ describe("D1 sessions and bookmarks", () => {
     expect(cookie?.attributes.samesite).toBe("Lax");
     expect(cookie?.value).toBe(write.headers.get("x-d1-bookmark"));
 
+    // Signed in, the browser's reads start at the primary; signed out, from its bookmark.
     opened = [];
     const read = await call("/api/v1/plant-identification/collections/", { cookies: { ...web.cookies, d1_bookmark: cookie!.value } });
     expect(read.status).toBe(200);
-    expect(opened).toEqual([cookie!.value]);
+    const anonymous = await call("/api/v1/plant-identification/species/?page_size=1", { cookies: { d1_bookmark: cookie!.value } });
+    expect(anonymous.status).toBe(200);
+    expect(opened).toEqual(["first-primary", cookie!.value]);
   });
 
   it("ignores a malformed bookmark instead of passing it to D1 (no 500, a fresh session)", async () => {
