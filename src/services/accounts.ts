@@ -87,6 +87,24 @@ export async function signInWithPassword(
   return { ...user, lastLogin };
 }
 
+/**
+ * A signed-in caller's password, asked for again before a change that could take the account
+ * (a new password, a new email address). It counts against the same lockout as signing in, on
+ * the account's own bucket, so a stolen session cannot guess it without limit: the attempts
+ * lock the account, and its owner is told, as failed sign-ins do.
+ */
+async function checkCurrentPassword(env: Bindings, config: Config, user: UserRow, password: string, logger?: Logger): Promise<boolean> {
+  if (!user.passwordHash) return false;
+  const accountKey = `user:${user.id}`;
+  const attempt = await beginLoginAttempt(env, config, accountKey);
+  if (!(await verifyPassword(password, user.passwordHash))) {
+    if (attempt.justLocked) await notifyLockout(env, config, user, logger);
+    return false;
+  }
+  await loginAttemptSucceeded(env, accountKey, attempt);
+  return true;
+}
+
 async function notifyLockout(env: Bindings, config: Config, user: UserRow, logger?: Logger): Promise<void> {
   try {
     // One email per lockout period, however many attempts keep arriving.
@@ -128,7 +146,7 @@ export async function changePassword(
   input: { oldPassword: string; newPassword: string },
   logger?: Logger,
 ): Promise<TokenPair> {
-  if (!user.passwordHash || !(await verifyPassword(input.oldPassword, user.passwordHash))) {
+  if (!(await checkCurrentPassword(env, config, user, input.oldPassword, logger))) {
     throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { old_password: ["Your old password was entered incorrectly."] });
   }
   assertPasswordPolicy(input.newPassword, undefined, user, "new_password");
@@ -262,7 +280,7 @@ export async function requestEmailChange(
   // A bare access token (stolen by XSS, left on a shared device) must not be enough to move the
   // account to another inbox: an account with a password proves it. Accounts that sign in only
   // through a provider have no password to ask for; their change still needs the new inbox.
-  if (user.passwordHash && !(input.currentPassword && (await verifyPassword(input.currentPassword, user.passwordHash)))) {
+  if (user.passwordHash && !(input.currentPassword && (await checkCurrentPassword(env, config, user, input.currentPassword, logger)))) {
     throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
       current_password: [
         input.currentPassword ? "Your password was entered incorrectly." : "Enter your current password to change your email address.",

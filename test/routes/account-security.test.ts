@@ -536,6 +536,58 @@ describe("rate-limit keys", () => {
     expect((a[10] as { code: string }).code).toBe("ACCOUNT_LOCKED");
   });
 
+  it("a stolen session cannot guess the password through the change forms: the guesses lock the account and its owner is told", async () => {
+    const u = await bearerUser();
+    const before = emulators.email.outbox.length;
+    const guess = (i: number) =>
+      i % 2 === 0
+        ? call("/api/v1/auth/password/change/", {
+            bearer: u.access,
+            json: { old_password: `Wrong-Guess-${i}`, new_password: "Thief-Chosen-Pass-1" },
+          })
+        : call("/api/v1/auth/user/", {
+            method: "PATCH",
+            bearer: u.access,
+            json: { email: `${uniqueName("thief")}@example.com`, current_password: `Wrong-Guess-${i}` },
+          });
+    for (let i = 0; i < 10; i++) expect((await guess(i)).status, `guess ${i + 1}`).toBe(400);
+    // Locked now: even the right password is refused, through either form and at sign-in.
+    await expectError(
+      await call("/api/v1/auth/password/change/", {
+        bearer: u.access,
+        json: { old_password: GOOD_PASSWORD, new_password: "Thief-Chosen-Pass-1" },
+      }),
+      429,
+      "ACCOUNT_LOCKED",
+    );
+    await expectError(
+      await call("/api/v1/auth/token/", { json: { username: u.username, password: GOOD_PASSWORD } }),
+      429,
+      "ACCOUNT_LOCKED",
+    );
+    await eventually(() => emulators.email.outbox.slice(before).find((m) => m.to.includes(u.email) && /lock/i.test(m.subject + m.text)));
+  });
+
+  it("a right password through the change form clears the failures before it", async () => {
+    const u = await bearerUser();
+    for (let i = 0; i < 9; i++) {
+      const wrong = await call("/api/v1/auth/password/change/", {
+        bearer: u.access,
+        json: { old_password: `Wrong-${i}`, new_password: "Owner-New-Pass-77" },
+      });
+      expect(wrong.status).toBe(400);
+    }
+    const right = await call("/api/v1/auth/password/change/", {
+      bearer: u.access,
+      json: { old_password: GOOD_PASSWORD, new_password: "Owner-New-Pass-77" },
+    });
+    expect(right.status).toBe(200);
+    // Uncleared, the nine would lock the account at the next failure and refuse the one after.
+    for (let i = 0; i < 2; i++) {
+      expect((await call("/api/v1/auth/token/", { json: { username: u.username, password: `Wrong-again-${i}` } })).status).toBe(401);
+    }
+  });
+
   it("a username with an @ in it can sign in by that username", async () => {
     const name = `${uniqueName("at")}@garden`;
     const s = await registerWeb({ username: name, email: `${uniqueName("plain")}@example.com` });
