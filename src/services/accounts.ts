@@ -80,11 +80,16 @@ export async function signInWithPassword(
   const db = database(env);
   // A stored hash with weaker parameters than today's is replaced while the password is at hand.
   const rehashed = needsRehash(user.passwordHash!) ? { passwordHash: await hashPassword(input.password) } : {};
-  await db
+  // Only while the hash just checked is still the account's, and the account still active: a
+  // password change, reset or deactivation that landed while the password was being checked
+  // wins, rather than this sign-in starting a session that outlives it (or writing the old
+  // password's new hash back over the new password).
+  const signedIn = await db
     .update(users)
     .set({ lastLogin, ...rehashed })
-    .where(eq(users.id, user.id));
-  return { ...user, lastLogin };
+    .where(and(eq(users.id, user.id), eq(users.passwordHash, user.passwordHash!), eq(users.isActive, true)));
+  if (changes(signedIn) === 0) throw invalidCredentials();
+  return { ...user, lastLogin, ...rehashed };
 }
 
 /**

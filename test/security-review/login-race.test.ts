@@ -1,0 +1,94 @@
+// Security review finding (2026-12-04), fixed — this test keeps it fixed. The finding: a sign-in
+// reads the account's password hash, spends ~100 ms checking the password against it, then
+// records the sign-in. A password change (or reset, or deactivation) that lands in between did
+// not stop it: the session it started was newer than the change, so it outlived it — an attacker
+// who knew the old password kept signing in in a loop and won the race; for an account with a
+// legacy hash, the sign-in even wrote the old password's new hash back over the new password.
+// The test lands the owner's password change at the exact moment between check and record.
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { getConfig } from "../../src/config";
+import { signInWithPassword } from "../../src/services/accounts";
+import { hashPassword, verifyPassword } from "../../src/services/passwords";
+import { useEmulators } from "../helpers/outbound";
+import { GOOD_PASSWORD, registerWeb } from "../helpers/users";
+
+useEmulators();
+
+/** `env.DB`, except that just before the sign-in records itself, `meanwhile` runs (on the real database). */
+function racingDb(meanwhile: () => Promise<unknown>): D1Database {
+  const db = env.DB;
+  return new Proxy(db, {
+    get(target, key) {
+      if (key !== "prepare") return Reflect.get(target, key, target);
+      return (query: string) => {
+        const statement = target.prepare(query);
+        if (!/^update "users" set "last_login"/i.test(query)) return statement;
+        return new Proxy(statement, {
+          get(s, k) {
+            if (k !== "bind") return Reflect.get(s, k, s);
+            return (...params: unknown[]) => {
+              const bound = s.bind(...params);
+              return new Proxy(bound, {
+                get(b, m) {
+                  const real = Reflect.get(b, m, b);
+                  if (typeof real !== "function" || !["run", "all", "raw", "first"].includes(String(m))) return real;
+                  return async (...args: unknown[]) => {
+                    await meanwhile();
+                    return real.apply(b, args);
+                  };
+                },
+              });
+            };
+          },
+        });
+      };
+    },
+  });
+}
+
+describe("a sign-in racing a password change", () => {
+  it("loses: the change wins and the old password starts no session, nor comes back", async () => {
+    const victim = await registerWeb();
+    const newHash = await hashPassword("Owners-New-Secret-88");
+    const change = () => env.DB.prepare("UPDATE users SET password_hash = ? WHERE id = ?").bind(newHash, victim.userId).run();
+    const config = getConfig(env);
+    await expect(
+      signInWithPassword(
+        { ...env, DB: racingDb(change) },
+        config,
+        { identifier: victim.username, password: GOOD_PASSWORD, clientKey: "198.51.100.7" },
+        () => {},
+      ),
+    ).rejects.toMatchObject({ status: 401 });
+    const stored = await env.DB.prepare("SELECT password_hash FROM users WHERE id = ?")
+      .bind(victim.userId)
+      .first<{ password_hash: string }>();
+    expect(stored?.password_hash).toBe(newHash);
+    expect(await verifyPassword(GOOD_PASSWORD, stored!.password_hash)).toBe(false);
+  });
+
+  it("loses to a deactivation too", async () => {
+    const victim = await registerWeb();
+    const deactivate = () => env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(victim.userId).run();
+    await expect(
+      signInWithPassword(
+        { ...env, DB: racingDb(deactivate) },
+        getConfig(env),
+        { identifier: victim.username, password: GOOD_PASSWORD, clientKey: "198.51.100.8" },
+        () => {},
+      ),
+    ).rejects.toMatchObject({ status: 401 });
+  });
+
+  it("with nothing racing it, signs in", async () => {
+    const owner = await registerWeb();
+    const user = await signInWithPassword(
+      { ...env, DB: racingDb(async () => {}) },
+      getConfig(env),
+      { identifier: owner.username, password: GOOD_PASSWORD, clientKey: "198.51.100.9" },
+      () => {},
+    );
+    expect(user.id).toBe(owner.userId);
+  });
+});
