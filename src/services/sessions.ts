@@ -9,7 +9,7 @@ import type { SessionScope } from "../../durable-objects/user-hub-protocol";
 import { eq, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { database, runBatch, type Statement } from "../db/client";
-import { emailChangeTokens, revokedSessions, revokedTokens, users, wsTickets } from "../db/schema";
+import { calendarFeeds, emailChangeTokens, pushSubscriptions, revokedSessions, revokedTokens, users, wsTickets } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
@@ -37,8 +37,10 @@ export async function endSession(env: Bindings, config: Config, userId: string, 
 
 /**
  * Every session of the user ends (sign-out everywhere, password change or reset, takeover by a
- * verified provider, deactivation): tokens, sockets, unspent socket tickets and pending email
- * changes. `also` are writes that must happen in the same atomic batch.
+ * verified provider, deactivation): tokens, sockets, unspent socket tickets, pending email
+ * changes, and the standing channels a session could have set up to keep reading the account —
+ * Web Push subscriptions (notification text, to any endpoint) and the calendar feed's URL.
+ * `also` are writes that must happen in the same atomic batch.
  */
 export async function endEverySession(env: Bindings, userId: string, options: { also?: Statement[]; logger?: Logger } = {}): Promise<void> {
   const db = database(env);
@@ -49,6 +51,11 @@ export async function endEverySession(env: Bindings, userId: string, options: { 
     db.delete(wsTickets).where(eq(wsTickets.userId, userId)),
     db.delete(emailChangeTokens).where(eq(emailChangeTokens.userId, userId)),
     db.update(users).set({ pendingEmail: null }).where(eq(users.id, userId)),
+    // An intruder's device or URL must not keep receiving the account's notifications and
+    // calendar after the owner has signed everyone out; the owner's own devices subscribe again
+    // when they sign in.
+    db.delete(pushSubscriptions).where(eq(pushSubscriptions.userId, userId)),
+    db.delete(calendarFeeds).where(eq(calendarFeeds.userId, userId)),
     ...(options.also ?? []),
   ]);
   await closeSessionSockets(env, userId, {}, options.logger);

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { parseEvents } from "../../src/lib/ical";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
-import { bearerUser } from "../helpers/users";
+import { bearerUser, GOOD_PASSWORD } from "../helpers/users";
 
 const DAY = 86_400_000;
 type User = Awaited<ReturnType<typeof bearerUser>>;
@@ -95,6 +95,23 @@ describe("the calendar feed", () => {
     expect((await call("/api/v1/reminders/calendar-feed/", { method: "DELETE", bearer: u.access })).status).toBe(204);
     await expectError(await fetchFeed(second.url), 404, "NOT_FOUND");
     await expectError(await call("/api/v1/reminders/calendar-feed/", { method: "DELETE", bearer: u.access }), 404, "NOT_FOUND");
+  });
+
+  it("a URL handed out in a session dies when the owner signs every session out, or changes the password", async () => {
+    const u = await bearerUser();
+    const stolen = await json<{ url: string }>(await call("/api/v1/reminders/calendar-feed/", { method: "POST", bearer: u.access }), 201);
+    expect((await fetchFeed(stolen.url)).status).toBe(200);
+    expect((await call("/api/v1/auth/logout-all/", { method: "POST", bearer: u.access })).status).toBe(200);
+    expect((await fetchFeed(stolen.url)).status).toBe(404);
+
+    const again = await bearerUser();
+    const feed = await json<{ url: string }>(await call("/api/v1/reminders/calendar-feed/", { method: "POST", bearer: again.access }), 201);
+    const changed = await call("/api/v1/auth/password/change/", {
+      bearer: again.access,
+      json: { old_password: GOOD_PASSWORD, new_password: "Fresh-Calendar-Pass-5" },
+    });
+    expect(changed.status).toBe(200);
+    expect((await fetchFeed(feed.url)).status).toBe(404);
   });
 
   it("is issued and revoked only by its signed-in owner", async () => {

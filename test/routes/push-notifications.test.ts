@@ -15,7 +15,7 @@ import { handleNotifyBatch } from "../../src/jobs/notify-consumer";
 import { createNotification, insertNotifications, type NotificationType } from "../../src/services/notifications";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
-import { bearerUser } from "../helpers/users";
+import { bearerUser, tokenLogin } from "../helpers/users";
 import { eventually } from "../helpers/wait";
 
 const emulators = useEmulators();
@@ -62,6 +62,19 @@ async function run(ids: string[]) {
 }
 
 describe("web push", () => {
+  it("an intruder's device stops receiving the account's notifications once the owner signs every session out", async () => {
+    const owner = await bearerUser();
+    const intruder = await tokenLogin(owner.username); // a second session, as a thief who knew the password
+    await device({ ...owner, access: intruder.access });
+    expect(await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.userId, owner.userId)).all()).toHaveLength(1);
+    expect((await call("/api/v1/auth/logout-all/", { method: "POST", bearer: owner.access })).status).toBe(200);
+    expect(await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.userId, owner.userId)).all()).toEqual([]);
+    // So a notification for the owner now writes no push delivery at all.
+    expect(
+      (await quiet(owner.userId, "identification_completed", "Your identification is ready")).filter((d) => d.channel === "push"),
+    ).toEqual([]);
+  });
+
   it("an identification result reaches the subscribed device, encrypted and VAPID-signed, through the real queue", async () => {
     const u = await bearerUser();
     const sub = await device(u);
