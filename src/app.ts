@@ -18,7 +18,7 @@ import { getConfig } from "./config";
 import type { AppEnv } from "./env";
 import { AppError, errorEnvelope, fieldErrorsFrom, STATUS_DEFAULTS } from "./lib/errors";
 import { cacheControl } from "./lib/http-caching";
-import { createLogger, describeError } from "./lib/logger";
+import { createLogger, describeError, loggablePath } from "./lib/logger";
 import { canonicalRequestUrl } from "./lib/public-url";
 import { recordRequestMetric } from "./lib/metrics";
 import { reportRequestError } from "./middleware/error-reporting";
@@ -81,7 +81,7 @@ export function createApp() {
     c.res.headers.set("X-Request-ID", requestId);
     const durationMs = Date.now() - started;
     const colo = (c.req.raw.cf as { colo?: string } | undefined)?.colo;
-    logger.info("request", { method: c.req.method, path: c.req.path, status: c.res.status, duration_ms: durationMs, colo });
+    logger.info("request", { method: c.req.method, path: loggablePath(c.req.path), status: c.res.status, duration_ms: durationMs, colo });
     recordRequestMetric(c.env.METRICS, { route: matchedRoutePattern(c), method: c.req.method, status: c.res.status, durationMs, colo });
   });
 

@@ -38,3 +38,11 @@ export function describeError(error: unknown): Record<string, unknown> {
   if (err instanceof Error) return { error_name: err.name, error_message: err.message, stack: err.stack };
   return { error_message: String(err) };
 }
+
+/**
+ * A request path fit for logs and error reports: a path segment that is itself a credential (a
+ * calendar feed's signed token) is replaced, so whoever reads the logs cannot use it.
+ */
+export function loggablePath(path: string): string {
+  return path.replace(/(\/calendar-feed\/)[^/]+\/plant-community\.ics$/, "$1[token]/plant-community.ics");
+}

@@ -1,6 +1,7 @@
 /** Reporting an unexpected error of a request: the service reporter, given the request's context. */
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
+import { loggablePath } from "../lib/logger";
 import { reportError } from "../services/error-reporting";
 
 export function reportRequestError(c: Context<AppEnv>, err: unknown): void {
@@ -14,7 +15,7 @@ export function reportRequestError(c: Context<AppEnv>, err: unknown): void {
   reportError(
     c.env,
     err,
-    { requestId: c.get("requestId"), request: { method: c.req.method, url: new URL(c.req.url).pathname } },
+    { requestId: c.get("requestId"), request: { method: c.req.method, url: loggablePath(new URL(c.req.url).pathname) } },
     waitUntil,
   );
 }

@@ -9,10 +9,10 @@
  * The calendar holds the user's active care reminders (recurring, with an alarm when due) and the
  * events they are going to or might go to (with an alarm an hour before), with VALARMs.
  */
-import { and, eq, gte, inArray } from "drizzle-orm";
+import { and, eq, gte, inArray, ne, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { database } from "../db/client";
-import { calendarEvents, calendarFeeds, calendarRsvps } from "../db/schema";
+import { calendarEvents, calendarFeeds, calendarRsvps, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { purposeKey } from "../lib/derived-keys";
 import { AppError } from "../lib/errors";
@@ -59,10 +59,15 @@ export async function feedOwner(env: Bindings, token: string): Promise<string> {
   const given = new TextEncoder().encode(mac);
   const wanted = new TextEncoder().encode(expected);
   if (given.length !== wanted.length || !crypto.subtle.timingSafeEqual(given, wanted)) throw notFound();
-  const db = database(env);
-  const row = await db.select({ userId: calendarFeeds.userId }).from(calendarFeeds).where(eq(calendarFeeds.id, id)).get();
+  // One write, so the primary answers it whatever replica the (credential-less) request's session
+  // would read from: a feed revoked a moment ago, or an owner just deactivated, serves nothing.
+  const row = await database(env)
+    .update(calendarFeeds)
+    .set({ lastFetchedAt: new Date().toISOString() })
+    .where(and(eq(calendarFeeds.id, id), sql`EXISTS (SELECT 1 FROM ${users} u WHERE u.id = ${calendarFeeds.userId} AND u.is_active = 1)`))
+    .returning({ userId: calendarFeeds.userId })
+    .get();
   if (!row) throw notFound();
-  await db.update(calendarFeeds).set({ lastFetchedAt: new Date().toISOString() }).where(eq(calendarFeeds.id, id));
   return row.userId;
 }
 
@@ -84,6 +89,9 @@ async function rsvpEvents(env: Bindings, userId: string, now: number): Promise<C
       and(
         eq(calendarRsvps.userId, userId),
         inArray(calendarRsvps.status, ["going", "maybe"]),
+        // An event its organiser has since made private is theirs alone, whoever answered it
+        // before (organisers cannot answer their own events).
+        ne(calendarEvents.privacy, "private"),
         gte(calendarEvents.endsAt, new Date(now - 30 * 86_400_000).toISOString()),
       ),
     )

@@ -283,11 +283,14 @@ export async function deleteEvent(env: Bindings, viewer: AuthenticatedUser, id: 
 /** What "when and where" reads like in a notification (UTC; emails add the reader's zone). */
 const whenWhere = sql`strftime('%Y-%m-%d %H:%M UTC', ${e.startsAt}) || CASE WHEN ${e.location} <> '' THEN ' · ' || ${e.location} ELSE '' END`;
 
-/** People going or maybe (not the organiser) of event `id`, as the source of a fan-out. */
+/**
+ * People going or maybe (not the organiser) of event `id`, as the source of a fan-out. None for
+ * an event its organiser has made private: it is theirs alone, whoever answered it before.
+ */
 function attendees(id: string, extra: SQL) {
   return sql`FROM ${rsvp} JOIN ${e} ON ${e.id} = ${rsvp.eventId} JOIN ${users} ON ${users.id} = ${rsvp.userId}
     WHERE ${rsvp.eventId} = ${id} AND ${rsvp.status} IN ('going', 'maybe') AND ${rsvp.userId} <> ${e.organizerId}
-      AND ${users.isActive} = 1 AND ${extra}`;
+      AND ${e.privacy} <> 'private' AND ${users.isActive} = 1 AND ${extra}`;
 }
 
 /** A `calendar_event_changed` notification per attendee: the time or place changed, or the event is cancelled. */
@@ -333,6 +336,7 @@ export async function notifyStartingEvents(env: Bindings, now = Date.now(), logg
     },
     sql`FROM ${rsvp} JOIN ${e} ON ${e.id} = ${rsvp.eventId} JOIN ${users} ON ${users.id} = ${rsvp.userId}
       WHERE ${e.startsAt} > ${nowIso} AND ${e.startsAt} <= ${soon} AND ${rsvp.status} IN ('going', 'maybe') AND ${users.isActive} = 1
+        AND ${e.privacy} <> 'private' AND ${rsvp.userId} <> ${e.organizerId}
       ORDER BY ${e.startsAt} LIMIT 1000`,
   );
   await announceNotifications(env, inserted, logger);

@@ -4,7 +4,9 @@
  * revoked or replaced; forged and altered URLs get the same 404.
  */
 import { describe, expect, it } from "vitest";
+import { env } from "cloudflare:workers";
 import { parseEvents } from "../../src/lib/ical";
+import { loggablePath } from "../../src/lib/logger";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
 import { bearerUser, GOOD_PASSWORD } from "../helpers/users";
 
@@ -112,6 +114,35 @@ describe("the calendar feed", () => {
     });
     expect(changed.status).toBe(200);
     expect((await fetchFeed(feed.url)).status).toBe(404);
+  });
+
+  it("serves nothing for a deactivated owner, even while the feed's row is still there", async () => {
+    const u = await bearerUser();
+    const feed = await json<{ url: string }>(await call("/api/v1/reminders/calendar-feed/", { method: "POST", bearer: u.access }), 201);
+    await env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(u.userId).run();
+    expect((await fetchFeed(feed.url)).status).toBe(404);
+    await env.DB.prepare("UPDATE users SET is_active = 1 WHERE id = ?").bind(u.userId).run();
+    expect((await fetchFeed(feed.url)).status).toBe(200);
+  });
+
+  it("drops an event its organiser made private after someone answered it", async () => {
+    const [u, organizer] = [await bearerUser(), await bearerUser()];
+    const eventId = await withReminderAndEvent(u, organizer);
+    const mine = await json<{ url: string }>(await call("/api/v1/reminders/calendar-feed/", { method: "POST", bearer: u.access }), 201);
+    const uids = async (url: string) => parseEvents(await (await fetchFeed(url)).text()).map((e) => e.UID);
+    expect(await uids(mine.url)).toContain(`event-${eventId}@plant-community`);
+    await json(
+      await call(`/api/v1/calendar/events/${eventId}/`, { method: "PATCH", json: { privacy: "private" }, bearer: organizer.access }),
+      200,
+    );
+    expect(await uids(mine.url)).not.toContain(`event-${eventId}@plant-community`);
+  });
+
+  it("keeps a feed's token out of the access log's path", () => {
+    expect(loggablePath("/api/v1/reminders/calendar-feed/0190aaaa-bbbb-7ccc-8ddd-eeeeffff0000.c2lnbmF0dXJl/plant-community.ics")).toBe(
+      "/api/v1/reminders/calendar-feed/[token]/plant-community.ics",
+    );
+    expect(loggablePath("/api/v1/reminders/calendar-feed/")).toBe("/api/v1/reminders/calendar-feed/");
   });
 
   it("is issued and revoked only by its signed-in owner", async () => {

@@ -73,6 +73,26 @@ describe("calendar notifications", () => {
     for (const u of [organizer, notGoing]) expect((await list(u, "?type=calendar_event_changed")).results).toEqual([]);
   });
 
+  it("an event made private tells its earlier attendees nothing more: not its new place, nor that it starts", async () => {
+    const [organizer, going] = await Promise.all([bearerUser(), bearerUser()]);
+    const ev = await event(organizer, 30 * 60_000);
+    await rsvp(going, ev.id, "going");
+    await json(
+      await call(`/api/v1/calendar/events/${ev.id}/`, { method: "PATCH", bearer: organizer.access, json: { privacy: "private" } }),
+      200,
+    );
+    await json(
+      await call(`/api/v1/calendar/events/${ev.id}/`, {
+        method: "PATCH",
+        bearer: organizer.access,
+        json: { location: "My own garden, 4 Elm Row" },
+      }),
+      200,
+    );
+    await notifyStartingEvents(env);
+    expect((await list(going, "?type=calendar_event_changed,calendar_event_starting")).results).toEqual([]);
+  });
+
   it("a cancellation tells attendees before their RSVPs go with the event", async () => {
     const [organizer, going] = await Promise.all([bearerUser(), bearerUser()]);
     const ev = await event(organizer, 3 * 86_400_000);
