@@ -15,6 +15,7 @@
  * The `message` of a rejection is shown to clients as is (also as the `error` string of the
  * seed-compatible identify endpoint, §2.1), so its wording is part of the contract.
  */
+import { MetadataStripError, withoutLocationMetadata } from "./image-metadata";
 import { sha256Hex } from "./hash";
 
 export type ImageType = "jpeg" | "png" | "webp";
@@ -442,17 +443,25 @@ export async function validateImageUpload(input: ImageUploadInput, rules: ImageR
     );
   }
 
+  // What is stored (and hashed, and sent to the providers) carries no location (lib/image-metadata.ts).
+  let stored: Uint8Array;
+  try {
+    stored = withoutLocationMetadata(bytes, type);
+  } catch (err) {
+    if (!(err instanceof MetadataStripError)) throw err;
+    return fail("INVALID_IMAGE", `The image file is incomplete or corrupted: ${err.message}. Please upload the whole file again.`);
+  }
   return {
     ok: true,
     image: {
-      bytes,
+      bytes: stored,
       type,
       mime: IMAGE_MIME[type],
       extension: IMAGE_EXTENSION[type],
       width,
       height,
-      sizeBytes: size,
-      sha256: await sha256Hex(bytes),
+      sizeBytes: stored.length,
+      sha256: await sha256Hex(stored),
     },
   };
 }

@@ -1,0 +1,208 @@
+/**
+ * Photos are stored and served without the metadata that can say where they were taken. A
+ * phone's photo carries its GPS position (to a few metres) in EXIF or XMP; the community feed
+ * rounds a shared request's coordinates to about 11 km, and anyone who fetched the photo itself
+ * would otherwise read the garden's position from it.
+ *
+ * - JPEG: APP1 EXIF and XMP segments and APP13 (Photoshop/IPTC) go. An EXIF orientation other
+ *   than "upright" is kept, in a new EXIF segment that holds nothing else, so the photo still
+ *   shows the right way up.
+ * - PNG: `eXIf` chunks and XMP (`iTXt` with keyword `XML:com.adobe.xmp`) go; other text chunks
+ *   stay.
+ * - WebP: `EXIF` and `XMP ` chunks go, and VP8X's flags for them are cleared.
+ *
+ * The pixels are not touched. Runs after the structure checks (lib/images.ts), so the container
+ * is known to be well formed; should it still not parse, the photo is refused rather than kept
+ * with its metadata.
+ */
+import type { ImageType } from "./images";
+
+export class MetadataStripError extends Error {}
+
+export function withoutLocationMetadata(bytes: Uint8Array, type: ImageType): Uint8Array {
+  if (type === "jpeg") return stripJpeg(bytes);
+  if (type === "png") return stripPng(bytes);
+  return stripWebp(bytes);
+}
+
+const ascii = (b: Uint8Array, at: number, text: string) => {
+  if (at + text.length > b.length) return false;
+  for (let i = 0; i < text.length; i++) if (b[at + i] !== text.charCodeAt(i)) return false;
+  return true;
+};
+const u16be = (b: Uint8Array, at: number) => (b[at]! << 8) | b[at + 1]!;
+const u32be = (b: Uint8Array, at: number) => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+const u32le = (b: Uint8Array, at: number) => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+
+function join(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+// ---- JPEG ------------------------------------------------------------------------------------
+
+const EXIF_ID = "Exif\0\0";
+const XMP_IDS = ["http://ns.adobe.com/xap/1.0/\0", "http://ns.adobe.com/xmp/extension/\0"];
+
+function stripJpeg(b: Uint8Array): Uint8Array {
+  if (b[0] !== 0xff || b[1] !== 0xd8) throw new MetadataStripError("not a JPEG");
+  const kept: Uint8Array[] = [b.subarray(0, 2)];
+  let pos = 2;
+  let stripped = false;
+  for (;;) {
+    if (pos >= b.length || b[pos] !== 0xff) throw new MetadataStripError("no marker where one was expected");
+    let m = pos + 1;
+    while (m < b.length && b[m] === 0xff) m++; // fill bytes
+    const marker = b[m];
+    if (marker === undefined) throw new MetadataStripError("file ends before the scan");
+    if (marker === 0xda || marker === 0xd9) {
+      kept.push(b.subarray(pos)); // the scan and everything after it, as they are
+      break;
+    }
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd8)) {
+      kept.push(b.subarray(pos, m + 1)); // a standalone marker
+      pos = m + 1;
+      continue;
+    }
+    const end = m + 1 + u16be(b, m + 1);
+    if (m + 3 > b.length || end > b.length) throw new MetadataStripError("a segment runs past the end");
+    const payload = m + 3;
+    if (marker === 0xe1 && ascii(b, payload, EXIF_ID)) {
+      const orientation = exifOrientation(b.subarray(payload + EXIF_ID.length, end));
+      if (orientation !== null && orientation !== 1) kept.push(orientationOnlyExif(orientation));
+      stripped = true;
+    } else if ((marker === 0xe1 && XMP_IDS.some((id) => ascii(b, payload, id))) || marker === 0xed) {
+      stripped = true;
+    } else {
+      kept.push(b.subarray(pos, end));
+    }
+    pos = end;
+  }
+  return stripped ? join(kept) : b;
+}
+
+/** The Orientation tag (0x0112) of a TIFF structure's first IFD, or null. */
+function exifOrientation(tiff: Uint8Array): number | null {
+  if (tiff.length < 8) return null;
+  const little = ascii(tiff, 0, "II");
+  if (!little && !ascii(tiff, 0, "MM")) return null;
+  const u16 = (at: number) => (little ? tiff[at]! | (tiff[at + 1]! << 8) : u16be(tiff, at));
+  const u32 = (at: number) => (little ? u32le(tiff, at) : u32be(tiff, at));
+  const ifd = u32(4);
+  if (ifd + 2 > tiff.length) return null;
+  const count = u16(ifd);
+  for (let i = 0; i < count; i++) {
+    const entry = ifd + 2 + i * 12;
+    if (entry + 12 > tiff.length) return null;
+    if (u16(entry) === 0x0112 && u16(entry + 2) === 3) {
+      const value = u16(entry + 8);
+      return value >= 1 && value <= 8 ? value : null;
+    }
+  }
+  return null;
+}
+
+/** An APP1 EXIF segment holding one tag: Orientation. */
+function orientationOnlyExif(orientation: number): Uint8Array {
+  const payload = [
+    ...Array.from(EXIF_ID, (c) => c.charCodeAt(0)),
+    0x4d,
+    0x4d,
+    0x00,
+    0x2a,
+    0x00,
+    0x00,
+    0x00,
+    0x08, // big-endian TIFF, IFD0 at 8
+    0x00,
+    0x01, // one entry
+    0x01,
+    0x12,
+    0x00,
+    0x03,
+    0x00,
+    0x00,
+    0x00,
+    0x01,
+    0x00,
+    orientation,
+    0x00,
+    0x00, // Orientation, SHORT, 1
+    0x00,
+    0x00,
+    0x00,
+    0x00, // no next IFD
+  ];
+  const length = payload.length + 2;
+  return new Uint8Array([0xff, 0xe1, length >> 8, length & 0xff, ...payload]);
+}
+
+// ---- PNG -------------------------------------------------------------------------------------
+
+function stripPng(b: Uint8Array): Uint8Array {
+  const kept: Uint8Array[] = [b.subarray(0, 8)];
+  let pos = 8;
+  let stripped = false;
+  while (pos < b.length) {
+    if (pos + 12 > b.length) throw new MetadataStripError("a chunk runs past the end");
+    const end = pos + 12 + u32be(b, pos);
+    if (end > b.length) throw new MetadataStripError("a chunk runs past the end");
+    const location = ascii(b, pos + 4, "eXIf") || (ascii(b, pos + 4, "iTXt") && ascii(b, pos + 8, "XML:com.adobe.xmp\0"));
+    if (location) stripped = true;
+    else kept.push(b.subarray(pos, end));
+    pos = end;
+  }
+  return stripped ? join(kept) : b;
+}
+
+// ---- WebP ------------------------------------------------------------------------------------
+
+const VP8X_EXIF = 0x08;
+const VP8X_XMP = 0x04;
+
+function stripWebp(b: Uint8Array): Uint8Array {
+  if (!ascii(b, 0, "RIFF") || !ascii(b, 8, "WEBP")) throw new MetadataStripError("not a WebP");
+  const kept: Uint8Array[] = [];
+  let pos = 12;
+  let stripped = false;
+  while (pos + 8 <= b.length) {
+    const size = u32le(b, pos + 4);
+    const end = pos + 8 + size + (size & 1);
+    if (end > b.length && pos + 8 + size !== b.length) throw new MetadataStripError("a chunk runs past the end");
+    const chunk = b.subarray(pos, Math.min(end, b.length));
+    if (ascii(b, pos, "EXIF") || ascii(b, pos, "XMP ")) {
+      stripped = true;
+    } else if (ascii(b, pos, "VP8X") && size >= 1) {
+      const copy = chunk.slice();
+      copy[8] = copy[8]! & ~(VP8X_EXIF | VP8X_XMP);
+      if (copy[8] !== chunk[8]) stripped = true;
+      kept.push(copy);
+    } else {
+      kept.push(chunk);
+    }
+    pos = end;
+  }
+  if (!stripped) return b;
+  const body = join(kept);
+  const riffSize = body.length + 4;
+  const header = new Uint8Array([
+    0x52,
+    0x49,
+    0x46,
+    0x46,
+    riffSize & 0xff,
+    (riffSize >>> 8) & 0xff,
+    (riffSize >>> 16) & 0xff,
+    (riffSize >>> 24) & 0xff,
+    0x57,
+    0x45,
+    0x42,
+    0x50,
+  ]);
+  return join([header, body]);
+}
