@@ -15,11 +15,14 @@
  * is known to be well formed; should it still not parse, the photo is refused rather than kept
  * with its metadata.
  */
-import type { ImageType } from "./images";
+import { concatBytes } from "./hash";
 
 export class MetadataStripError extends Error {}
 
-export function withoutLocationMetadata(bytes: Uint8Array, type: ImageType): Uint8Array {
+/** The container formats uploads may use (lib/images.ts's ImageType). */
+type Container = "jpeg" | "png" | "webp";
+
+export function withoutLocationMetadata(bytes: Uint8Array, type: Container): Uint8Array {
   if (type === "jpeg") return stripJpeg(bytes);
   if (type === "png") return stripPng(bytes);
   return stripWebp(bytes);
@@ -33,16 +36,6 @@ const ascii = (b: Uint8Array, at: number, text: string) => {
 const u16be = (b: Uint8Array, at: number) => (b[at]! << 8) | b[at + 1]!;
 const u32be = (b: Uint8Array, at: number) => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 const u32le = (b: Uint8Array, at: number) => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
-
-function join(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 // ---- JPEG ------------------------------------------------------------------------------------
 
@@ -83,7 +76,7 @@ function stripJpeg(b: Uint8Array): Uint8Array {
     }
     pos = end;
   }
-  return stripped ? join(kept) : b;
+  return stripped ? concatBytes(...kept) : b;
 }
 
 /** The Orientation tag (0x0112) of a TIFF structure's first IFD, or null. */
@@ -157,7 +150,7 @@ function stripPng(b: Uint8Array): Uint8Array {
     else kept.push(b.subarray(pos, end));
     pos = end;
   }
-  return stripped ? join(kept) : b;
+  return stripped ? concatBytes(...kept) : b;
 }
 
 // ---- WebP ------------------------------------------------------------------------------------
@@ -188,7 +181,7 @@ function stripWebp(b: Uint8Array): Uint8Array {
     pos = end;
   }
   if (!stripped) return b;
-  const body = join(kept);
+  const body = concatBytes(...kept);
   const riffSize = body.length + 4;
   const header = new Uint8Array([
     0x52,
@@ -204,5 +197,5 @@ function stripWebp(b: Uint8Array): Uint8Array {
     0x42,
     0x50,
   ]);
-  return join([header, body]);
+  return concatBytes(header, body);
 }

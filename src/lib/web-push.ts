@@ -12,7 +12,7 @@
  * key its 32-byte scalar `d` (the format of the common web-push tooling).
  */
 import { importJWK, SignJWT } from "jose";
-import { base64UrlEncode } from "./hash";
+import { base64UrlEncode, concatBytes } from "./hash";
 
 export { base64UrlEncode };
 
@@ -157,9 +157,9 @@ export async function encryptPushPayload(plaintext: Uint8Array, keys: PushKeys, 
   const uaKey = await crypto.subtle.importKey("raw", uaPublic, ECDH_P256, false, []);
   const ecdhSecret = new Uint8Array(await crypto.subtle.deriveBits(ecdhParams(uaKey), sender.privateKey, 256));
   const { cek, nonce } = await contentKeys(ecdhSecret, authSecret, uaPublic, sender.publicKey, salt);
-  const record = concat(plaintext, Uint8Array.of(0x02));
+  const record = concatBytes(plaintext, Uint8Array.of(0x02));
   const ciphertext = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce }, cek, record));
-  return concat(recordHeader(salt, recordSize, sender.publicKey), ciphertext);
+  return concatBytes(recordHeader(salt, recordSize, sender.publicKey), ciphertext);
 }
 
 async function ephemeralKeys(): Promise<SenderKeys> {
@@ -170,7 +170,7 @@ async function ephemeralKeys(): Promise<SenderKeys> {
 
 /** RFC 8291 §3.4: IKM from the ECDH secret and auth secret, then CEK and nonce from the salt. */
 async function contentKeys(ecdhSecret: Uint8Array, authSecret: Uint8Array, uaPublic: Uint8Array, asPublic: Uint8Array, salt: Uint8Array) {
-  const ikm = await hkdf(authSecret, ecdhSecret, concat(encoder.encode("WebPush: info\0"), uaPublic, asPublic), 32);
+  const ikm = await hkdf(authSecret, ecdhSecret, concatBytes(encoder.encode("WebPush: info\0"), uaPublic, asPublic), 32);
   const cekBytes = await hkdf(salt, ikm, encoder.encode("Content-Encoding: aes128gcm\0"), 16);
   const nonce = await hkdf(salt, ikm, encoder.encode("Content-Encoding: nonce\0"), 12);
   const cek = await crypto.subtle.importKey("raw", cekBytes, "AES-GCM", false, ["encrypt"]);
@@ -200,16 +200,6 @@ function decodeExactly(text: string, length: number, name: string): Uint8Array {
   const bytes = base64UrlDecode(text);
   if (!bytes || bytes.length !== length) throw new RangeError(`${name} must be ${length} bytes of base64url`);
   return bytes;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
