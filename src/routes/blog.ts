@@ -344,7 +344,7 @@ export function blogRoutes() {
   // Revisions ---------------------------------------------------------------------------------
 
   const revisions = writers
-    .get(`/posts/{id}/revisions`, "A post's revisions, newest first (whoever may see the post as a writer or editor)")
+    .get(`/posts/{id}/revisions`, "A post's revisions, newest first (its author and editors; another writer gets 403)")
     .io(
       { params: IdParam, query: PaginationQuery },
       { 200: jsonBody(pageSchema(RevisionSchema, "BlogRevisionPage"), "A page of revisions") },
@@ -356,7 +356,10 @@ export function blogRoutes() {
   });
 
   const diff = writers
-    .get(`/posts/{id}/revisions/diff`, "Compare two revisions: changed fields, and blocks added, removed, changed and moved")
+    .get(
+      `/posts/{id}/revisions/diff`,
+      "Compare two revisions: changed fields, and blocks added, removed, changed and moved (its author and editors)",
+    )
     .io({ params: IdParam, query: DiffQuery }, { 200: jsonBody(DiffSchema, "The differences from `from` to `to`") });
   app.openapi(diff, async (c) => {
     const { from, to } = c.req.valid("query");

@@ -225,6 +225,20 @@ async function postToChange(env: Bindings, user: AuthenticatedUser, id: string, 
   return post;
 }
 
+/**
+ * A post whose history the caller may read: its author or an editor. Revisions hold what was
+ * written before publication, and what was taken out before it went live; another writer sees
+ * only the published post. Someone else's post the caller cannot see is a 404; one they can see
+ * (published) is a 403.
+ */
+async function postHistoryFor(env: Bindings, user: AuthenticatedUser, id: string): Promise<PostRow> {
+  const post = await getPostFor(env, user, id);
+  if (!isEditor(user) && post.authorId !== user.id) {
+    throw new AppError("FORBIDDEN", 403, "Only the post's author and editors can read its revisions.");
+  }
+  return post;
+}
+
 export interface ListFilters {
   status?: ListStatus;
   category?: string;
@@ -585,7 +599,7 @@ export async function publishScheduledPosts(env: Bindings, now = Date.now()): Pr
 // Revisions
 
 export async function listRevisions(env: Bindings, user: AuthenticatedUser, id: string, page: PageRequest) {
-  const post = await getPostFor(env, user, id);
+  const post = await postHistoryFor(env, user, id);
   const where = eq(blogRevisions.postId, post.id);
   const result = await countedPage(
     database(env),
@@ -644,7 +658,7 @@ const DIFF_FIELDS = [
  * both differs).
  */
 export async function diffRevisions(env: Bindings, user: AuthenticatedUser, id: string, from: number, to: number) {
-  const post = await getPostFor(env, user, id);
+  const post = await postHistoryFor(env, user, id);
   const [a, b] = await Promise.all([revision(env, post.id, from), revision(env, post.id, to)]);
   const fields = DIFF_FIELDS.filter((f) => JSON.stringify(a[f] ?? null) !== JSON.stringify(b[f] ?? null)).map((f) => ({
     field: f,

@@ -48,6 +48,21 @@ interface Diff {
 }
 
 describe("revisions", () => {
+  it("are the author's and editors' alone: another writer reads the published post but not what it said before", async () => {
+    const [author, other, editor] = [await withRole("author"), await withRole("author"), await withRole("editor")];
+    const post = await createPost(author.access, {
+      title: "Before it went live",
+      content_blocks: [{ type: "paragraph", value: "<p>My address is 4 Elm Row</p>" }],
+    });
+    await json<Post>(await patchPost(author.access, post.id, { content_blocks: [{ type: "paragraph", value: "<p>A fern</p>" }] }), 200);
+    await json<Post>(await action(editor.access, post.id, "publish"), 200);
+    expect((await getPost(post.id, other.access)).status).toBe(200);
+    await expectError(await call(`${API}/posts/${post.id}/revisions/`, { bearer: other.access }), 403, "FORBIDDEN");
+    await expectError(await call(`${API}/posts/${post.id}/revisions/diff/?from=1&to=2`, { bearer: other.access }), 403, "FORBIDDEN");
+    expect((await call(`${API}/posts/${post.id}/revisions/`, { bearer: author.access })).status).toBe(200);
+    expect((await call(`${API}/posts/${post.id}/revisions/diff/?from=1&to=2`, { bearer: editor.access })).status).toBe(200);
+  });
+
   it("lists every save, diffs two field by field and block by block, and restores one as a new revision", async () => {
     const author = await withRole("author");
     const editor = await withRole("editor");
