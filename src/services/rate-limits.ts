@@ -35,7 +35,26 @@ export async function enforceRateLimit(env: Bindings, name: string, rate: Rate):
 export function clientIp(request: Request): string {
   const address = request.headers.get("CF-Connecting-IP")?.trim();
   if (!address) return "unknown";
-  return address.includes(":") ? (ipv6Prefix64(address) ?? "unknown") : address;
+  if (!address.includes(":")) return address;
+  // An IPv4 client written as IPv6 (::ffff:192.0.2.1) is that IPv4 address: its /64 would be
+  // ::/64, one bucket shared by every such client.
+  return ipv4Mapped(address) ?? ipv6Prefix64(address) ?? "unknown";
+}
+
+/** `::ffff:192.0.2.1` (or `::ffff:c000:201`) → `192.0.2.1`; null for any other address. */
+export function ipv4Mapped(address: string): string | null {
+  const text = address.toLowerCase().replace(/^\[|\]$/g, "");
+  const dotted = /^(?:0{1,4}:){0,4}:?(?:0{1,4}:)?:?ffff:(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  const parts = dotted
+    ? dotted.slice(1).map(Number)
+    : (() => {
+        const hex = /^(?:0{1,4}:){0,4}:?(?:0{1,4}:)?:?ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(text);
+        if (!hex) return null;
+        const [hi, lo] = [parseInt(hex[1]!, 16), parseInt(hex[2]!, 16)];
+        return [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff];
+      })();
+  if (!parts || parts.some((n) => n > 255)) return null;
+  return parts.join(".");
 }
 
 /** `2001:db8:a:b:1:2:3:4` → `2001:db8:a:b::/64`; null for something that is not IPv6. */

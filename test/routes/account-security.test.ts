@@ -7,7 +7,7 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
 import { hashPassword } from "../../src/services/passwords";
-import { ipv6Prefix64 } from "../../src/services/rate-limits";
+import { ipv4Mapped, ipv6Prefix64 } from "../../src/services/rate-limits";
 import { createUser } from "../../src/services/users";
 import { BASE, call, expectError, freshIp, setCookies } from "../helpers/http";
 import { createOAuthEmulators, githubIdentity, googleIdentity, oauthSignIn } from "../helpers/oauth";
@@ -483,6 +483,31 @@ describe("rate-limit keys", () => {
     ["not-an-address", null],
   ])("%s is keyed as %s", (address, key) => {
     expect(ipv6Prefix64(address)).toBe(key);
+  });
+
+  it.each([
+    ["::ffff:192.0.2.1", "192.0.2.1"],
+    ["[::FFFF:198.51.100.7]", "198.51.100.7"],
+    ["0:0:0:0:0:ffff:203.0.113.9", "203.0.113.9"],
+    ["::ffff:c000:201", "192.0.2.1"],
+    ["::ffff:999.0.0.1", null],
+    ["2001:db8::ffff:192.0.2.1", null],
+    ["::1", null],
+  ])("an IPv4 client written as IPv6, %s, is keyed as its IPv4 address %s", (address, v4) => {
+    expect(ipv4Mapped(address)).toBe(v4);
+  });
+
+  it("IPv4 clients written as IPv6 do not share one bucket (they were all ::/64)", async () => {
+    const s = await registerWeb();
+    const octet = () => 1 + Math.floor(Math.random() * 250);
+    const net = `198.${octet()}.${octet()}`;
+    for (let i = 1; i <= 5; i++) {
+      const res = await call("/api/v1/auth/login/", { json: { username: s.username, password: GOOD_PASSWORD }, ip: `::ffff:${net}.${i}` });
+      expect(res.status, `client ${i}`).toBe(200);
+    }
+    // A sixth client, another IPv4 address, is not refused for the others' attempts.
+    const sixth = await call("/api/v1/auth/login/", { json: { username: s.username, password: GOOD_PASSWORD }, ip: `::ffff:${net}.6` });
+    expect(sixth.status).toBe(200);
   });
 
   it("IPv6 clients share one login bucket per /64", async () => {
