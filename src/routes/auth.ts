@@ -10,6 +10,7 @@ import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { createRouter, routeSet } from "./router";
 import { AppError } from "../lib/errors";
+import { uuidv7Timestamp } from "../lib/ids";
 import { clearSessionCookies, ensureCsrfCookie, REFRESH_COOKIE, setSessionCookies } from "../lib/session-cookies";
 import { assertCsrf, userIdOf } from "../middleware/auth";
 import {
@@ -119,10 +120,10 @@ const ProfilePatch = z
     gardening_experience: z.enum(["beginner", "intermediate", "advanced", "expert"]),
     profile_visibility: z.enum(["public", "followers", "private"]),
     email,
-    current_password: z
-      .string()
-      .max(1024)
-      .openapi({ description: "Required with `email` on accounts that have a password: a bare access token cannot move the account" }),
+    current_password: z.string().max(1024).openapi({
+      description:
+        "Required with `email` on accounts that have a password: a bare access token cannot move the account. An account without one (provider sign-in only) changes its email only from a session begun within the last 10 minutes (else 403).",
+    }),
   })
   .partial()
   .strict()
@@ -384,7 +385,10 @@ export function authRoutes() {
       const { email: newEmail, current_password: currentPassword, ...changes } = c.req.valid("json") as z.infer<typeof ProfilePatch>;
       // The address changes only when the new one confirms the emailed link (see pending_email).
       if (newEmail !== undefined) {
-        await requestEmailChange(c.env, getConfig(c.env), user, { newEmail, currentPassword }, c.get("logger"));
+        // When this session began: its id (the refresh family's) is a UUIDv7, stamped at sign-in.
+        const sid = c.get("accessClaims")?.sid;
+        const sessionStartedAt = sid ? uuidv7Timestamp(sid) : undefined;
+        await requestEmailChange(c.env, getConfig(c.env), user, { newEmail, currentPassword, sessionStartedAt }, c.get("logger"));
       }
       await updateProfile(c.env, user.id, changes);
     }

@@ -260,6 +260,9 @@ export async function confirmPasswordReset(
   await tellSecurityEvent(env, user, "password_reset", "", logger);
 }
 
+/** How recent a passwordless account's sign-in must be for it to change its email address. */
+export const RECENT_SIGN_IN_MS = 10 * 60_000;
+
 /**
  * Asks for an email change: nothing changes yet. The new address gets a single-use link (the
  * newest request replaces older ones); the current address is told, so an intruder's attempt is
@@ -269,8 +272,9 @@ export async function requestEmailChange(
   env: Bindings,
   config: Config,
   user: UserRow,
-  input: { newEmail: string; currentPassword: string | undefined },
+  input: { newEmail: string; currentPassword: string | undefined; sessionStartedAt?: number },
   logger?: Logger,
+  now = Date.now(),
 ): Promise<void> {
   const { newEmail } = input;
   if (newEmail.toLowerCase() === user.email.toLowerCase()) {
@@ -283,9 +287,20 @@ export async function requestEmailChange(
     return;
   }
   // A bare access token (stolen by XSS, left on a shared device) must not be enough to move the
-  // account to another inbox: an account with a password proves it. Accounts that sign in only
-  // through a provider have no password to ask for; their change still needs the new inbox.
-  if (user.passwordHash && !(input.currentPassword && (await checkCurrentPassword(env, config, user, input.currentPassword, logger)))) {
+  // account to another inbox: an account with a password proves it. An account that signs in only
+  // through a provider has no password to ask for, so it proves it by a session begun within
+  // RECENT_SIGN_IN_MS (a stolen token from an older session, kept alive by refreshing, is not);
+  // a moved inbox could otherwise reset a password and take the account.
+  if (!user.passwordHash) {
+    const started = input.sessionStartedAt;
+    if (started === undefined || !Number.isFinite(started) || now - started > RECENT_SIGN_IN_MS) {
+      throw new AppError(
+        "FORBIDDEN",
+        403,
+        `Sign in again (with the provider you use) to change your email address: it can be changed within ${RECENT_SIGN_IN_MS / 60_000} minutes of signing in.`,
+      );
+    }
+  } else if (!(input.currentPassword && (await checkCurrentPassword(env, config, user, input.currentPassword, logger)))) {
     throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
       current_password: [
         input.currentPassword ? "Your password was entered incorrectly." : "Enter your current password to change your email address.",

@@ -8,6 +8,9 @@ import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
 import { hashPassword } from "../../src/services/passwords";
 import { ipv4Mapped, ipv6Prefix64 } from "../../src/services/rate-limits";
+import { getConfig } from "../../src/config";
+import { uuidv7 } from "../../src/lib/ids";
+import { issueTokenPair } from "../../src/services/tokens";
 import { createUser } from "../../src/services/users";
 import { BASE, call, expectError, freshIp, setCookies } from "../helpers/http";
 import { createOAuthEmulators, githubIdentity, googleIdentity, oauthSignIn } from "../helpers/oauth";
@@ -559,6 +562,25 @@ describe("rate-limit keys", () => {
     const [a, b] = [await answers(real.username), await answers(ghost)];
     expect(a).toEqual(b);
     expect((a[10] as { code: string }).code).toBe("ACCOUNT_LOCKED");
+  });
+
+  it("an account without a password changes its email only from a session begun in the last 10 minutes (a stolen, refreshed token is not enough)", async () => {
+    const u = await registerWeb();
+    await env.DB.prepare("UPDATE users SET password_hash = NULL WHERE id = ?").bind(u.userId).run(); // signs in through a provider only
+    const config = getConfig(env);
+    const old = await issueTokenPair(env, config, u.userId, uuidv7(Date.now() - 11 * 60_000));
+    const attempt = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      bearer: old.access,
+      json: { email: `${uniqueName("thief")}@example.com` },
+    });
+    await expectError(attempt, 403, "FORBIDDEN");
+    expect((await profile(old.access)).pending_email ?? null).toBeNull();
+
+    const fresh = await issueTokenPair(env, config, u.userId);
+    const mine = `${uniqueName("moved")}@example.com`;
+    expect((await call("/api/v1/auth/user/", { method: "PATCH", bearer: fresh.access, json: { email: mine } })).status).toBe(200);
+    expect((await profile(fresh.access)).pending_email).toBe(mine);
   });
 
   it("a stolen session cannot guess the password through the change forms: the guesses lock the account and its owner is told", async () => {
