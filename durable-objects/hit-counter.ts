@@ -1,8 +1,8 @@
 /**
  * HitCounter — the provider cache's hit counters, spread over a fixed set of objects
- * (`hit-counter:<n>`, see src/services/cache-hits.ts). An identification's hits are counted with
- * one call to one object picked at random, and the staff statistics sum every object, so the
- * counts stay exact while no single object hears every identification. (They were counted in the
+ * (`hit-counter:<n>`, see src/services/cache-hits.ts). Each isolate counts the hits it gathered
+ * over a second with one call to one object picked at random, and the staff statistics sum every
+ * object, so the counts stay exact while no single object hears every identification. (They were counted in the
  * two ProviderCircuit objects: two calls and two storage writes per hit, on the only objects the
  * whole service shares.)
  */

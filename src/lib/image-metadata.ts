@@ -15,7 +15,7 @@
  * is known to be well formed; should it still not parse, the photo is refused rather than kept
  * with its metadata.
  */
-import { concatBytes } from "./hash";
+import { concatBytes, fourcc, u16be, u16le, u32be, u32le } from "./bytes";
 
 export class MetadataStripError extends Error {}
 
@@ -33,9 +33,6 @@ const ascii = (b: Uint8Array, at: number, text: string) => {
   for (let i = 0; i < text.length; i++) if (b[at + i] !== text.charCodeAt(i)) return false;
   return true;
 };
-const u16be = (b: Uint8Array, at: number) => (b[at]! << 8) | b[at + 1]!;
-const u32be = (b: Uint8Array, at: number) => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
-const u32le = (b: Uint8Array, at: number) => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
 
 // ---- JPEG ------------------------------------------------------------------------------------
 
@@ -84,7 +81,7 @@ function exifOrientation(tiff: Uint8Array): number | null {
   if (tiff.length < 8) return null;
   const little = ascii(tiff, 0, "II");
   if (!little && !ascii(tiff, 0, "MM")) return null;
-  const u16 = (at: number) => (little ? tiff[at]! | (tiff[at + 1]! << 8) : u16be(tiff, at));
+  const u16 = (at: number) => (little ? u16le(tiff, at) : u16be(tiff, at));
   const u32 = (at: number) => (little ? u32le(tiff, at) : u32be(tiff, at));
   const ifd = u32(4);
   if (ifd + 2 > tiff.length) return null;
@@ -145,7 +142,7 @@ function stripPng(b: Uint8Array): Uint8Array {
     if (pos + 12 > b.length) throw new MetadataStripError("a chunk runs past the end");
     const end = pos + 12 + u32be(b, pos);
     if (end > b.length) throw new MetadataStripError("a chunk runs past the end");
-    const location = ascii(b, pos + 4, "eXIf") || (ascii(b, pos + 4, "iTXt") && ascii(b, pos + 8, "XML:com.adobe.xmp\0"));
+    const location = fourcc(b, pos + 4) === "eXIf" || (fourcc(b, pos + 4) === "iTXt" && ascii(b, pos + 8, "XML:com.adobe.xmp\0"));
     if (location) stripped = true;
     else kept.push(b.subarray(pos, end));
     pos = end;
@@ -168,9 +165,10 @@ function stripWebp(b: Uint8Array): Uint8Array {
     const end = pos + 8 + size + (size & 1);
     if (end > b.length && pos + 8 + size !== b.length) throw new MetadataStripError("a chunk runs past the end");
     const chunk = b.subarray(pos, Math.min(end, b.length));
-    if (ascii(b, pos, "EXIF") || ascii(b, pos, "XMP ")) {
+    const kind = fourcc(b, pos);
+    if (kind === "EXIF" || kind === "XMP ") {
       stripped = true;
-    } else if (ascii(b, pos, "VP8X") && size >= 1) {
+    } else if (kind === "VP8X" && size >= 1) {
       const copy = chunk.slice();
       copy[8] = copy[8]! & ~(VP8X_EXIF | VP8X_XMP);
       if (copy[8] !== chunk[8]) stripped = true;
@@ -182,20 +180,8 @@ function stripWebp(b: Uint8Array): Uint8Array {
   }
   if (!stripped) return b;
   const body = concatBytes(...kept);
-  const riffSize = body.length + 4;
-  const header = new Uint8Array([
-    0x52,
-    0x49,
-    0x46,
-    0x46,
-    riffSize & 0xff,
-    (riffSize >>> 8) & 0xff,
-    (riffSize >>> 16) & 0xff,
-    (riffSize >>> 24) & 0xff,
-    0x57,
-    0x45,
-    0x42,
-    0x50,
-  ]);
+  // The RIFF header as it was, with the size of what is left.
+  const header = b.slice(0, 12);
+  new DataView(header.buffer).setUint32(4, body.length + 4, true);
   return concatBytes(header, body);
 }

@@ -15,6 +15,7 @@
  * The `message` of a rejection is shown to clients as is (also as the `error` string of the
  * seed-compatible identify endpoint, §2.1), so its wording is part of the contract.
  */
+import { fourcc, u16be, u16le, u24le, u32be, u32le } from "./bytes";
 import { MetadataStripError, withoutLocationMetadata } from "./image-metadata";
 import { sha256Hex } from "./hash";
 
@@ -530,29 +531,4 @@ function formatNumber(value: number): string {
 
 function positive(width: number, height: number): ImageDimensions | null {
   return width > 0 && height > 0 ? { width, height } : null;
-}
-
-function fourcc(b: Uint8Array, at: number): string {
-  if (at + 4 > b.length) return "";
-  return String.fromCharCode(b[at]!, b[at + 1]!, b[at + 2]!, b[at + 3]!);
-}
-
-function u16be(b: Uint8Array, at: number): number {
-  return (b[at]! << 8) | b[at + 1]!;
-}
-
-function u16le(b: Uint8Array, at: number): number {
-  return b[at]! | (b[at + 1]! << 8);
-}
-
-function u24le(b: Uint8Array, at: number): number {
-  return b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16);
-}
-
-function u32le(b: Uint8Array, at: number): number {
-  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
-}
-
-function u32be(b: Uint8Array, at: number): number {
-  return ((b[at]! << 24) >>> 0) + ((b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!);
 }

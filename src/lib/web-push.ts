@@ -12,7 +12,8 @@
  * key its 32-byte scalar `d` (the format of the common web-push tooling).
  */
 import { importJWK, SignJWT } from "jose";
-import { base64UrlEncode, concatBytes } from "./hash";
+import { concatBytes } from "./bytes";
+import { base64UrlEncode } from "./hash";
 
 export { base64UrlEncode };
 
