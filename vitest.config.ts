@@ -30,6 +30,9 @@ export default defineConfig(async () => {
             VAPID_PUBLIC_KEY: "BEvTykSCZIjCiPizGaYJQXjVpwZNtZ8ndW3lbHdYoR3dApmfiSbbCoGUcOR-86WwDkKvU-8MzhBsmClrixr0Odo",
             VAPID_PRIVATE_KEY: "rPxlDbml3xkD-7eh6l3wq_3M-hnKrXi7icbXGlmaCGE",
             VAPID_SUBJECT: "mailto:push@plantcommunity.test",
+            // The emulated push service, beside the real ones (src/config.ts's default list).
+            PUSH_SERVICE_HOSTS:
+              "push.emulator.test,fcm.googleapis.com,android.googleapis.com,updates.push.services.mozilla.com,*.push.apple.com,*.notify.windows.com",
             EMAIL_WEBHOOK_SECRET: "whsec_dGVzdC13ZWJob29rLXNlY3JldC0wMTIzNDU2Nzg5YWI=",
             JWT_SECRET: "test-secret-0123456789abcdef0123456789abcdef",
             GOOGLE_CLIENT_ID: "google-test-client",

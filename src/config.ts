@@ -113,6 +113,20 @@ const ConfigSchema = z.object({
    */
   VAPID_PUBLIC_KEY: optionalSecret,
   VAPID_PRIVATE_KEY: optionalSecret,
+  /**
+   * Hosts push subscriptions may point at, comma-separated: exact names or `*.suffix`. The
+   * default is the push services of Chrome/Edge/Android (FCM), Firefox (Mozilla autopush),
+   * Safari (Apple) and Windows (WNS). Local runs also allow localhost and 127.0.0.1.
+   */
+  PUSH_SERVICE_HOSTS: z
+    .string()
+    .default("fcm.googleapis.com,android.googleapis.com,updates.push.services.mozilla.com,*.push.apple.com,*.notify.windows.com")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((h) => h.trim())
+        .filter(Boolean),
+    ),
   /** The contact push services see in the VAPID token (`mailto:` or `https:`). */
   VAPID_SUBJECT: z
     .string()

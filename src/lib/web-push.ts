@@ -121,6 +121,32 @@ function checkEndpoint(endpoint: string): string | null {
   return "endpoint must be an https URL (http is allowed only for localhost and 127.0.0.1)";
 }
 
+/**
+ * The push services this server will post to: `hosts` are exact names or `*.`-prefixed suffixes
+ * (`*.push.apple.com` matches `web.push.apple.com`, not `push.apple.com.evil.test`); the URL must
+ * be https on the default port with no user name or password. `loopback` also admits localhost
+ * and 127.0.0.1 on any port (local runs, where the emulator is the push service). A subscription
+ * is the client's to write, so without this list any account could make the server POST to any
+ * address it chose. null when allowed, else why not.
+ */
+export function checkPushService(endpoint: string, hosts: readonly string[], loopback: boolean): string | null {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return "endpoint must be an absolute https URL";
+  }
+  if (loopback && LOCAL_HOSTS.has(url.hostname)) return null;
+  if (url.protocol !== "https:" || url.port !== "" || url.username !== "" || url.password !== "")
+    return "endpoint must be an https URL on the default port, without credentials";
+  const host = url.hostname.toLowerCase();
+  const known = hosts.some((pattern) => {
+    const p = pattern.toLowerCase();
+    return p.startsWith("*.") ? host.endsWith(p.slice(1)) && host.length > p.length - 1 : host === p;
+  });
+  return known ? null : `endpoint must be on a known push service (${host} is not one)`;
+}
+
 async function checkP256dh(p256dh: string): Promise<string | null> {
   const bytes = base64UrlDecode(p256dh);
   if (!bytes) return "keys.p256dh must be base64url";
@@ -264,6 +290,8 @@ export async function sendPush(
     method: "POST",
     headers,
     body,
+    // A push service answers; it does not send the message elsewhere. A 3xx is returned as it is.
+    redirect: "manual",
     signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
   });
   await response.body?.cancel();

@@ -294,7 +294,10 @@ export function notificationRoutes() {
 
   const SubscriptionBody = z
     .strictObject({
-      endpoint: z.string().max(2048).openapi({ description: "The push service URL (https)." }),
+      endpoint: z.string().max(2048).openapi({
+        description:
+          "The push service URL: https, on a known push service (FCM, Mozilla autopush, Apple, WNS; the server's PUSH_SERVICE_HOSTS).",
+      }),
       keys: z.strictObject({
         p256dh: z.string().max(200).openapi({ description: "base64url, the 65-byte uncompressed P-256 public key" }),
         auth: z.string().max(100).openapi({ description: "base64url, the 16-byte authentication secret" }),

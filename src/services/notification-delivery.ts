@@ -29,6 +29,7 @@ import { sendPush } from "../lib/web-push";
 import { type EmailNotification, renderDigestEmail, renderNotificationEmail } from "./email-templates";
 import { deliverEmail } from "./mailer";
 import { ALWAYS_EMAILED, getPreferences, type PreferenceType } from "./notification-preferences";
+import { pushServiceProblem } from "./push-subscriptions";
 import { listUnsubscribeHeaders } from "./unsubscribe";
 
 export type Delivery = typeof notificationDeliveries.$inferSelect;
@@ -275,6 +276,13 @@ async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger): 
   let retryAfterS: number | undefined;
   let transient = "";
   for (const device of devices) {
+    // Stored before the allow-list existed, or the list has since shrunk: never posted to.
+    const refused = pushServiceProblem(env, device.endpoint);
+    if (refused) {
+      await db.delete(s).where(eq(s.id, device.id));
+      logger?.warn("push subscription not on a known push service; removed", { subscription_id: device.id });
+      continue;
+    }
     let answer: { status: number; retryAfterS?: number };
     try {
       answer = await sendPush({ endpoint: device.endpoint, keys: { p256dh: device.p256dh, auth: device.auth } }, payload, vapid, {
@@ -301,7 +309,8 @@ async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger): 
       transient = `push service answered ${answer.status}`;
       if (answer.retryAfterS !== undefined) retryAfterS = Math.max(retryAfterS ?? 0, answer.retryAfterS);
     } else {
-      // 400/403/413: this message can never be delivered to this device; do not retry it.
+      // 400/403/413, or a redirect (never followed): this message can never be delivered to this
+      // device; do not retry it.
       await db.insert(pushSends).values({ deliveryId: row.id, subscriptionId: device.id, sentAt: at }).onConflictDoNothing();
       logger?.warn("push refused", { subscription_id: device.id, status: answer.status });
     }

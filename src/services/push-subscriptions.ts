@@ -1,9 +1,9 @@
 /**
  * Web Push subscriptions (API.md §5b): a browser or app registers `{endpoint, keys: {p256dh,
  * auth}}` from `PushManager.subscribe()` with this service's VAPID public key. Checked before
- * anything is stored: an https endpoint (http to localhost only in local runs), a 65-byte P-256
- * point on the curve, a 16-byte auth secret — a malformed one is a 400 naming the field, nothing
- * written.
+ * anything is stored: an https endpoint on a known push service (PUSH_SERVICE_HOSTS; http to
+ * localhost only in local runs), a 65-byte P-256 point on the curve, a 16-byte auth secret — a
+ * malformed one is a 400 naming the field, nothing written.
  *
  * An endpoint belongs to one browser profile, so it belongs to one user: subscribing it again
  * (another account signed in on that browser) moves it. A user has at most MAX_DEVICES.
@@ -15,7 +15,7 @@ import { changes, database } from "../db/client";
 import { pushSubscriptions } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
-import { checkSubscription } from "../lib/web-push";
+import { checkPushService, checkSubscription } from "../lib/web-push";
 
 export const MAX_DEVICES = 20;
 
@@ -39,10 +39,7 @@ export async function subscribe(
   userAgent?: string,
 ): Promise<{ id: string; endpoint: string; created: boolean }> {
   vapidPublicKey(env);
-  // Plain http reaches only a push service on this machine: allowed for local runs, never deployed.
-  const problem =
-    (await checkSubscription(input)) ??
-    (!getConfig(env).isLocal && !input.endpoint.startsWith("https:") ? "endpoint must be an https URL" : null);
+  const problem = (await checkSubscription(input)) ?? pushServiceProblem(env, input.endpoint);
   if (problem) {
     const field = /p256dh/i.test(problem) ? "keys.p256dh" : /auth/i.test(problem) ? "keys.auth" : "endpoint";
     throw new AppError("VALIDATION_ERROR", 400, "Invalid push subscription.", { [field]: [problem] });
@@ -74,6 +71,16 @@ export async function subscribe(
     .returning()
     .get();
   return { id: row.id, endpoint: row.endpoint, created: existing?.userId !== userId };
+}
+
+/**
+ * Why this server will not post to `endpoint`, or null: it must be on one of PUSH_SERVICE_HOSTS
+ * (https, default port). Plain http to localhost reaches only a push service on this machine:
+ * allowed for local runs, never deployed. Checked when subscribing and again before each send.
+ */
+export function pushServiceProblem(env: Bindings, endpoint: string): string | null {
+  const config = getConfig(env);
+  return checkPushService(endpoint, config.PUSH_SERVICE_HOSTS, config.isLocal);
 }
 
 export async function unsubscribeDevice(env: Bindings, userId: string, endpoint: string): Promise<void> {

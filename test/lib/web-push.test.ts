@@ -5,6 +5,7 @@ import { decryptPushPayload } from "../../emulators/push";
 import {
   base64UrlDecode,
   base64UrlEncode,
+  checkPushService,
   checkSubscription,
   encryptPushPayload,
   generateVapidKeys,
@@ -96,6 +97,40 @@ describe("encryptPushPayload (RFC 8291)", () => {
     expect((await encryptPushPayload(new Uint8Array(3993), ua.keys)).length).toBe(4096);
     await expect(encryptPushPayload(new Uint8Array(3994), ua.keys)).rejects.toThrow(/3994 bytes; at most 3993/);
     await expect(encryptPushPayload(new Uint8Array(200), ua.keys, { recordSize: 100 })).rejects.toThrow(/at most 83/);
+  });
+});
+
+describe("checkPushService", () => {
+  const hosts = ["fcm.googleapis.com", "*.push.apple.com"];
+
+  it("admits the listed hosts and subdomains of a *. pattern, case-insensitively", () => {
+    expect(checkPushService("https://fcm.googleapis.com/fcm/send/abc", hosts, false)).toBeNull();
+    expect(checkPushService("https://FCM.googleapis.com/fcm/send/abc", hosts, false)).toBeNull();
+    expect(checkPushService("https://web.push.apple.com/QGuD", hosts, false)).toBeNull();
+  });
+
+  it("refuses look-alikes, other ports, credentials, plain http and any other host", () => {
+    for (const endpoint of [
+      "https://fcm.googleapis.com.evil.test/x",
+      "https://evilfcm.googleapis.com/x",
+      "https://push.apple.com/x",
+      "https://web.push.apple.com.evil.test/x",
+      "https://evil-push.apple.com.example/x",
+      "https://fcm.googleapis.com:8443/x",
+      "https://user:pw@fcm.googleapis.com/x",
+      "http://fcm.googleapis.com/x",
+      "https://169.254.169.254/latest/meta-data",
+      "https://[::1]/x",
+      "https://localhost/x",
+      "not a url",
+    ])
+      expect(checkPushService(endpoint, hosts, false), endpoint).toMatch(/^endpoint must/);
+  });
+
+  it("admits the loopback host names, on any port, only when asked to (local runs)", () => {
+    expect(checkPushService("http://127.0.0.1:8790/push/abc", hosts, true)).toBeNull();
+    expect(checkPushService("http://localhost:8790/push/abc", hosts, true)).toBeNull();
+    expect(checkPushService("http://127.0.0.1:8790/push/abc", hosts, false)).toMatch(/^endpoint must/);
   });
 });
 

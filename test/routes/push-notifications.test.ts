@@ -139,6 +139,64 @@ describe("web push", () => {
   });
 });
 
+describe("push endpoints reach only push services", () => {
+  it("a subscription pointing anywhere but a known push service is refused, and nothing is stored", async () => {
+    const u = await bearerUser();
+    const good = await emulators.push.subscribe();
+    const path = new URL(good.endpoint).pathname;
+    for (const endpoint of [
+      `https://push.emulator.test.attacker.test${path}`,
+      `https://attacker.test${path}`,
+      `https://169.254.169.254${path}`,
+      `https://push.emulator.test:8443${path}`,
+      `https://user:pw@push.emulator.test${path}`,
+      `https://api.test/api/v1/auth/logout-all/`,
+    ]) {
+      const error = await expectError(await call(SUBS, { bearer: u.access, json: { ...good, endpoint } }), 400, "VALIDATION_ERROR");
+      expect(JSON.stringify(error), endpoint).toMatch(/endpoint must/);
+    }
+    expect(await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.userId, u.userId)).all()).toEqual([]);
+  });
+
+  it("a stored subscription on an unknown host is removed at send time without a request to it", async () => {
+    const u = await bearerUser();
+    const good = await emulators.push.subscribe();
+    const hits: string[] = [];
+    emulators.overrides["attacker.test"] = async (request) => {
+      hits.push(request.url);
+      return new Response(null, { status: 201 });
+    };
+    await db.insert(pushSubscriptions).values({
+      id: crypto.randomUUID(),
+      userId: u.userId,
+      endpoint: "https://attacker.test/collect",
+      p256dh: good.keys.p256dh,
+      auth: good.keys.auth,
+    });
+    const [d] = (await quiet(u.userId, "forum_mention", "Elsewhere")).filter((x) => x.channel === "push");
+    const result = await run([d!.id]);
+    expect(result.explicitAcks).toHaveLength(1);
+    expect(hits).toEqual([]);
+    expect(await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.userId, u.userId)).all()).toEqual([]);
+  });
+
+  it("a push service's redirect is not followed, and the message is not retried", async () => {
+    const u = await bearerUser();
+    const sub = await device(u);
+    const modes: string[] = [];
+    emulators.overrides["push.emulator.test"] = async (request) => {
+      modes.push(request.redirect);
+      return new Response(null, { status: 307, headers: { location: "https://attacker.test/collect" } });
+    };
+    const [d] = (await quiet(u.userId, "forum_mention", "Moved?")).filter((x) => x.channel === "push");
+    const result = await run([d!.id]);
+    expect(modes).toEqual(["manual"]);
+    expect(result.explicitAcks).toHaveLength(1);
+    expect(result.retryMessages).toEqual([]);
+    expect(await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.endpoint, sub.endpoint)).all()).toHaveLength(1);
+  });
+});
+
 describe("push subscriptions", () => {
   it("malformed subscriptions are refused naming the field, and nothing is stored", async () => {
     const u = await bearerUser();
