@@ -81,6 +81,13 @@ const ConfigSchema = z.object({
   FORUM_POST_RATE_LIMIT: rate,
   /** Blog comments per user (default 10 per 10 minutes). */
   BLOG_COMMENT_RATE_LIMIT: z.string().default("10/600").pipe(rate),
+  /**
+   * Account mail to one address (a password reset link, an email-change confirmation), per
+   * address, whoever asks (default 3 an hour): many addresses asking cannot fill one inbox.
+   */
+  ACCOUNT_MAIL_RATE_LIMIT: z.string().default("3/3600").pipe(rate),
+  /** Email-change requests per account (default 5 an hour); each mails two addresses. */
+  EMAIL_CHANGE_RATE_LIMIT: z.string().default("5/3600").pipe(rate),
   LOCKOUT_THRESHOLD: z.coerce.number().int().positive(),
   LOCKOUT_WINDOW_S: z.coerce.number().int().positive(),
   LOCKOUT_DURATION_S: z.coerce.number().int().positive(),

@@ -374,7 +374,10 @@ export function authRoutes() {
         required: true,
       },
     },
-    { 200: jsonBody(UserProfileSchema, "Updated profile") },
+    {
+      200: jsonBody(UserProfileSchema, "Updated profile"),
+      429: errorResponse(429, "Email change asked too often (per account, or to that address); see Retry-After", "RATE_LIMITED"),
+    },
   );
   app.openapi(patchUser, async (c) => {
     const user = await currentUserRow(c);

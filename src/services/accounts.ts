@@ -24,7 +24,7 @@ import type { Logger } from "../lib/logger";
 import { deliverEmail } from "./mailer";
 import { tellSecurityEvent } from "./security-notices";
 import { burnPasswordCheck, hashPassword, needsRehash, passwordPolicyErrors, verifyPassword } from "./passwords";
-import { beginLoginAttempt, enforceRateLimit, loginAttemptSucceeded } from "./rate-limits";
+import { beginLoginAttempt, enforceRateLimit, loginAttemptSucceeded, mailBucketName, withinRateLimit } from "./rate-limits";
 import { endEverySession } from "./sessions";
 import { issueTokenPair, type TokenPair } from "./tokens";
 import { findUserByEmail, findUserById, findUserByLogin, uniquenessErrors, type UserRow } from "./users";
@@ -178,6 +178,12 @@ export async function requestPasswordReset(env: Bindings, config: Config, addres
   try {
     const user = await findUserByEmail(env, address);
     if (!user?.isActive) return;
+    // Counted per inbox, whoever asks: the answer is the same either way, and the newest link
+    // (if any) stays valid, because a refused request rotates nothing.
+    if (!(await withinRateLimit(env, mailBucketName(user.email), config.ACCOUNT_MAIL_RATE_LIMIT))) {
+      logger?.warn("password reset mail not sent: too many to this address", { user_id: user.id });
+      return;
+    }
     const token = randomToken(32);
     // Inserted only while the address is still the account's: an email change confirmed since
     // the lookup must not leave a live link in the old inbox.
@@ -309,6 +315,9 @@ export async function requestEmailChange(
   }
   const taken = await uniquenessErrors(env, null, newEmail, user.id);
   if (taken.email) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", taken);
+  // Each request mails two inboxes: bounded per account, and per new address whoever asks.
+  await enforceRateLimit(env, `email-change:user:${user.id}`, config.EMAIL_CHANGE_RATE_LIMIT);
+  await enforceRateLimit(env, mailBucketName(newEmail), config.ACCOUNT_MAIL_RATE_LIMIT);
   const token = randomToken(32);
   const db = database(env);
   await runBatch(db, [

@@ -17,6 +17,11 @@ function bucket(env: Bindings, name: string) {
   return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(name));
 }
 
+/** Counts one hit in `name`; false when over the limit (for limits the caller must not reveal). */
+export async function withinRateLimit(env: Bindings, name: string, rate: Rate): Promise<boolean> {
+  return (await bucket(env, name).consume(rate.limit, rate.windowMs)).allowed;
+}
+
 /** Counts one hit in `name`; throws 429 RATE_LIMITED with Retry-After when over the limit. */
 export async function enforceRateLimit(env: Bindings, name: string, rate: Rate): Promise<void> {
   const result = await bucket(env, name).consume(rate.limit, rate.windowMs);
@@ -25,6 +30,11 @@ export async function enforceRateLimit(env: Bindings, name: string, rate: Rate):
       "Retry-After": String(result.retryAfterS),
     });
   }
+}
+
+/** The bucket of account mail to one email address (addresses are case-insensitive here). */
+export function mailBucketName(address: string): string {
+  return `account-mail:${address.trim().toLowerCase()}`;
 }
 
 /**

@@ -1,0 +1,82 @@
+// Security review finding, fixed — this test keeps it fixed. The finding: password-reset mail was
+// limited only per client address, and email-change mail not at all, so anyone with many
+// addresses could fill a stranger's inbox with reset links, and any account could send an
+// unbounded stream of "confirm your new address" mail to an inbox it chose.
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { getConfig } from "../../src/config";
+import { requestPasswordReset } from "../../src/services/accounts";
+import { call, expectError } from "../helpers/http";
+import { tokenIn } from "../helpers/mail";
+import { useEmulators } from "../helpers/outbound";
+import { bearerUser, GOOD_PASSWORD, registerWeb, uniqueName } from "../helpers/users";
+
+const emulators = useEmulators();
+const config = getConfig(env);
+
+const mailsTo = (address: string, subject: RegExp) =>
+  emulators.email.outbox.filter((m) => m.to.some((to) => to.toLowerCase() === address.toLowerCase()) && subject.test(m.subject));
+
+describe("account mail cannot flood an inbox", () => {
+  it("reset links to one address stop at the per-address limit, whoever asks; the last link sent still works", async () => {
+    const victim = await registerWeb();
+    expect(config.ACCOUNT_MAIL_RATE_LIMIT.limit).toBe(3);
+    // As from five different clients, in any spelling of the address.
+    for (const spelling of [victim.email, victim.email.toUpperCase(), victim.email, ` ${victim.email}`, victim.email])
+      await requestPasswordReset(env, config, spelling.trim());
+    const sent = mailsTo(victim.email, /Reset/);
+    expect(sent).toHaveLength(3);
+    // The refused requests rotated nothing: the newest link mailed is the one that works.
+    const ok = await call("/api/v1/auth/password/reset/confirm/", {
+      json: { token: tokenIn(sent.at(-1)!.text, "Reset token"), new_password: "Brand-New-Bramble-9" },
+    });
+    expect(ok.status).toBe(200);
+  });
+
+  it("a refused reset answers exactly as a sent one does", async () => {
+    const victim = await registerWeb();
+    for (let i = 0; i < 3; i++) await requestPasswordReset(env, config, victim.email);
+    const refused = await call("/api/v1/auth/password/reset/", { json: { email: victim.email } });
+    const unknown = await call("/api/v1/auth/password/reset/", { json: { email: `${uniqueName("nobody")}@example.com` } });
+    expect(refused.status).toBe(200);
+    expect(await refused.json()).toEqual(await unknown.json());
+  });
+
+  it("one account asking for email changes is stopped with 429 after its hourly limit", async () => {
+    const u = await bearerUser();
+    expect(config.EMAIL_CHANGE_RATE_LIMIT.limit).toBe(5);
+    for (let i = 0; i < 5; i++) {
+      const res = await call("/api/v1/auth/user/", {
+        method: "PATCH",
+        bearer: u.access,
+        json: { email: `${uniqueName("move")}@example.com`, current_password: GOOD_PASSWORD },
+      });
+      expect(res.status).toBe(200);
+    }
+    const target = `${uniqueName("move")}@example.com`;
+    const res = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      bearer: u.access,
+      json: { email: target, current_password: GOOD_PASSWORD },
+    });
+    await expectError(res, 429, "RATE_LIMITED");
+    expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(mailsTo(target, /Confirm your new/)).toEqual([]);
+  });
+
+  it("many accounts naming one stranger's address send it at most the per-address limit", async () => {
+    const stranger = `${uniqueName("stranger")}@example.com`;
+    const accounts = await Promise.all([bearerUser(), bearerUser(), bearerUser(), bearerUser()]);
+    const statuses: number[] = [];
+    for (const a of accounts) {
+      const res = await call("/api/v1/auth/user/", {
+        method: "PATCH",
+        bearer: a.access,
+        json: { email: stranger, current_password: GOOD_PASSWORD },
+      });
+      statuses.push(res.status);
+    }
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    expect(mailsTo(stranger, /Confirm your new/)).toHaveLength(3);
+  });
+});
