@@ -15,7 +15,8 @@
  * credentials, so their Origin (if any) does not matter.
  *
  * Every socket is tagged with the session (refresh family) that opened it, so ending the
- * session closes it (4401).
+ * session closes it (4401); a socket that joins just after its session ended is closed too (the
+ * session is checked again, on the primary, once the hub has it).
  */
 import { Hono, type Context } from "hono";
 import { CLOSE_CODES } from "../../durable-objects/user-hub-protocol";
@@ -28,6 +29,7 @@ import { ACCESS_COOKIE } from "../lib/session-cookies";
 import { bearerToken, userFromAccessToken } from "../middleware/auth";
 import { consumeWsTicket } from "../services/accounts";
 import { userHub } from "../services/progress";
+import { closeSessionSockets, socketSessionLive } from "../services/sessions";
 import { requestToFollow } from "../services/queued-requests";
 
 /** Accepts the socket only to close it with an application close code the client can read. */
@@ -94,6 +96,15 @@ async function connect(c: Context<AppEnv>, requestId: string | null): Promise<Re
     if (request.final) headers.set("X-Hub-Final-State", JSON.stringify(request.final));
   }
   const upgraded = await userHub(c.env, userId).fetch(new Request("https://user-hub/connect", { headers }));
+  // The session may have ended between the check above and the hub accepting the socket, after
+  // the hub closed that session's sockets: asked again now that this one has joined.
+  if (upgraded.status === 101 && !(await socketSessionLive(c.env, userId, identity.sessionId))) {
+    await closeSessionSockets(c.env, userId, identity.sessionId ? { sessionId: identity.sessionId } : {}, c.get("logger"));
+    // Our end of the hub's socket answers its close, so the hub lets go of it at once.
+    upgraded.webSocket?.accept();
+    upgraded.webSocket?.close(CLOSE_CODES.SESSION_ENDED, "session ended");
+    return refuse(CLOSE_CODES.SESSION_ENDED, "session ended");
+  }
   // A Response that crossed from the Durable Object has immutable headers; re-wrap it so the
   // app's middleware (security headers, CORS, request id) can add theirs as on any response.
   return new Response(null, { status: upgraded.status, webSocket: upgraded.webSocket, headers: upgraded.headers });

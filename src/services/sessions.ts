@@ -6,9 +6,9 @@
  * round trip of one RPC, not when a 15-minute access token runs out.
  */
 import type { SessionScope } from "../../durable-objects/user-hub-protocol";
-import { eq, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { Config } from "../config";
-import { database, runBatch, type Statement } from "../db/client";
+import { bindingOf, database, runBatch, type Statement } from "../db/client";
 import { calendarFeeds, emailChangeTokens, pushSubscriptions, revokedSessions, revokedTokens, users, wsTickets } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
 import { AppError } from "../lib/errors";
@@ -59,6 +59,28 @@ export async function endEverySession(env: Bindings, userId: string, options: { 
     ...(options.also ?? []),
   ]);
   await closeSessionSockets(env, userId, {}, options.logger);
+}
+
+/**
+ * Whether a socket's session is still live — the account active, the session not ended — read
+ * from the primary database, never a replica or the request's D1 session. The upgrade checked
+ * its credential before the hub accepted the socket; a sign-out landing in between closes the
+ * hub's sockets before this one joins, so the socket asks again once it has joined. The session
+ * is ended in D1 before its sockets are closed, so one of the two always catches it.
+ */
+export async function socketSessionLive(env: Bindings, userId: string, sessionId: string | null): Promise<boolean> {
+  const row = await database({ DB: bindingOf(env.DB) })
+    .select({ id: users.id })
+    .from(users)
+    .where(
+      and(
+        eq(users.id, userId),
+        eq(users.isActive, true),
+        sql`NOT EXISTS (SELECT 1 FROM ${revokedSessions} WHERE ${revokedSessions.familyId} = ${sessionId ?? ""})`,
+      ),
+    )
+    .get();
+  return row !== undefined;
 }
 
 /**
