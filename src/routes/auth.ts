@@ -30,7 +30,7 @@ import {
 import { hashPassword } from "../services/passwords";
 import { clientIp, enforceRateLimit } from "../services/rate-limits";
 import { endEverySession, endSession } from "../services/sessions";
-import { issueTokenPair, revokeAccessToken, rotateRefreshToken, verifyToken } from "../services/tokens";
+import { issueTokenPair, revokeAccessToken, rotateRefreshToken, type TokenPair, verifyToken } from "../services/tokens";
 import { signInWithFirebase } from "../services/firebase";
 import { createUser, findUserById, publicUser, userProfile, type UserRow } from "../services/users";
 import { jsonBody, MessageSchema, errorResponse, requestJson } from "./schemas";
@@ -157,7 +157,10 @@ const errors = {
 // ---- Helpers --------------------------------------------------------------------------------
 
 /** Signs in with a login body (username or email, and password), with lockout and rehash (services/accounts). */
-function signIn(c: Context<AppEnv>, login: { username?: string; email?: string; password: string }): Promise<UserRow> {
+function signIn(
+  c: Context<AppEnv>,
+  login: { username?: string; email?: string; password: string },
+): Promise<{ user: UserRow; pair: TokenPair }> {
   return signInWithPassword(
     c.env,
     getConfig(c.env),
@@ -245,8 +248,8 @@ export function authRoutes() {
     .post("/login", "Sign in (web: sets session cookies)")
     .io({ body: requestJson(LoginBody) }, { 200: jsonBody(UserEnvelope, "Signed in") });
   app.openapi(postLogin, async (c) => {
-    const user = await signIn(c, c.req.valid("json"));
-    await setSessionCookies(c, await issueTokenPair(c.env, getConfig(c.env), user.id));
+    const { user, pair } = await signIn(c, c.req.valid("json"));
+    await setSessionCookies(c, pair);
     return c.json({ message: "Login successful.", user: userProfile(user) }, 200);
   });
 
@@ -254,8 +257,8 @@ export function authRoutes() {
     .post("/token", "Sign in for mobile/API clients (tokens in the body, no cookies)")
     .io({ body: requestJson(LoginBody) }, { 200: jsonBody(TokenPairSchema, "Token pair") });
   app.openapi(postToken, async (c) => {
-    const user = await signIn(c, c.req.valid("json"));
-    return c.json(tokenPairBody(await issueTokenPair(c.env, getConfig(c.env), user.id)), 200);
+    const { pair } = await signIn(c, c.req.valid("json"));
+    return c.json(tokenPairBody(pair), 200);
   });
 
   const firebaseExchange = open

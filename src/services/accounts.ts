@@ -26,7 +26,7 @@ import { tellSecurityEvent } from "./security-notices";
 import { burnPasswordCheck, hashPassword, needsRehash, passwordPolicyErrors, verifyPassword } from "./passwords";
 import { beginLoginAttempt, enforceRateLimit, loginAttemptSucceeded, mailBucketName, withinRateLimit } from "./rate-limits";
 import { endEverySession } from "./sessions";
-import { issueTokenPair, type TokenPair } from "./tokens";
+import { guardedTokenPair, issueTokenPair, type TokenPair } from "./tokens";
 import { findUserByEmail, findUserById, findUserByLogin, uniquenessErrors, type UserRow } from "./users";
 
 /** How long an email-change link stays valid. */
@@ -56,7 +56,7 @@ const invalidCredentials = () => new AppError("INVALID_CREDENTIALS", 401, "Inval
  * The sign-in check for /login and /token: per-address limit, account lockout — one bucket per
  * account whatever name or email is typed, and one per unknown name, so lockout answers the
  * same for names that exist and names that don't — and constant work whether the user exists.
- * `defer` runs the lockout email after the response.
+ * `defer` runs the lockout email after the response. Starts the session: the user and its pair.
  */
 export async function signInWithPassword(
   env: Bindings,
@@ -64,7 +64,7 @@ export async function signInWithPassword(
   input: { identifier: string; password: string; clientKey: string },
   defer: (work: Promise<unknown>) => void,
   logger?: Logger,
-): Promise<UserRow> {
+): Promise<{ user: UserRow; pair: TokenPair }> {
   await enforceRateLimit(env, `login:ip:${input.clientKey}`, config.LOGIN_RATE_LIMIT);
   const user = await findUserByLogin(env, input.identifier);
   const accountKey = user ? `user:${user.id}` : `name:${input.identifier.toLowerCase()}`;
@@ -83,13 +83,20 @@ export async function signInWithPassword(
   // Only while the hash just checked is still the account's, and the account still active: a
   // password change, reset or deactivation that landed while the password was being checked
   // wins, rather than this sign-in starting a session that outlives it (or writing the old
-  // password's new hash back over the new password).
-  const signedIn = await db
-    .update(users)
-    .set({ lastLogin, ...rehashed })
-    .where(and(eq(users.id, user.id), eq(users.passwordHash, user.passwordHash!), eq(users.isActive, true)));
+  // password's new hash back over the new password). The session starts in the same batch,
+  // under the same condition, with tokens signed before it: a change landing after the batch
+  // finds the session and ends it, so there is no moment between the check and the session.
+  const still = and(eq(users.passwordHash, user.passwordHash!), eq(users.isActive, true));
+  const { pair, record } = await guardedTokenPair(env, config, user.id, still);
+  const [signedIn] = await runBatch(db, [
+    db
+      .update(users)
+      .set({ lastLogin, ...rehashed })
+      .where(and(eq(users.id, user.id), still)),
+    record,
+  ]);
   if (changes(signedIn) === 0) throw invalidCredentials();
-  return { ...user, lastLogin, ...rehashed };
+  return { user: { ...user, lastLogin, ...rehashed }, pair };
 }
 
 /**

@@ -10,7 +10,7 @@
  * whole family is revoked and the user must sign in again.
  */
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
-import { and, eq, gt, isNull, lt, sql } from "drizzle-orm";
+import { and, eq, gt, isNull, lt, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import type { Config } from "../config";
 import { changes, database, runBatch, type Statement } from "../db/client";
@@ -129,6 +129,39 @@ async function signPair(
     refreshJti: refresh.jti,
     familyId,
   };
+}
+
+/**
+ * A new session's pair, signed now, and the statement that records its refresh token only while
+ * `guard` (a condition on the `users` row) holds — for a sign-in whose own conditional write must
+ * start the session in the same atomic batch. Signed before the batch, so a password change or
+ * sign-out everywhere landing after it finds the family and refuses tokens issued before it.
+ */
+export async function guardedTokenPair(
+  env: Bindings,
+  config: Config,
+  userId: string,
+  guard: SQL | undefined,
+): Promise<{ pair: TokenPair; record: Statement }> {
+  const now = nowS();
+  const pair = await signPair(config, userId, uuidv7(), now);
+  const db = database(env);
+  const record = db.insert(refreshTokens).select(
+    db
+      .select({
+        jti: sql<string>`${pair.refreshJti}`.as("jti"),
+        userId: users.id,
+        familyId: sql<string>`${pair.familyId}`.as("family_id"),
+        expiresAt: sql<number>`${now + config.JWT_REFRESH_TTL_S}`.as("expires_at"),
+        revokedAt: sql<null>`NULL`.as("revoked_at"),
+        replacedBy: sql<null>`NULL`.as("replaced_by"),
+        replacedAccessJti: sql<null>`NULL`.as("replaced_access_jti"),
+        createdAt: sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`.as("created_at"),
+      })
+      .from(users)
+      .where(and(eq(users.id, userId), guard)),
+  );
+  return { pair, record };
 }
 
 /** Issues an access + refresh pair and records the refresh token (new family unless given). */

@@ -8,40 +8,50 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { getConfig } from "../../src/config";
+import { eq } from "drizzle-orm";
+import { database } from "../../src/db/client";
+import { users } from "../../src/db/schema";
 import { signInWithPassword } from "../../src/services/accounts";
+import { endEverySession } from "../../src/services/sessions";
 import { hashPassword, verifyPassword } from "../../src/services/passwords";
+import { call, expectError } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 import { GOOD_PASSWORD, registerWeb } from "../helpers/users";
 
 useEmulators();
 
-/** `env.DB`, except that just before the sign-in records itself, `meanwhile` runs (on the real database). */
-function racingDb(meanwhile: () => Promise<unknown>): D1Database {
+/**
+ * `env.DB`, except that the sign-in's recording write (alone, or the batch holding it) runs
+ * `meanwhile` on the real database just before it (`before`) or just after it (`after`).
+ */
+function racingDb(meanwhile: () => Promise<unknown>, when: "before" | "after" = "before"): D1Database {
   const db = env.DB;
+  const marked = new WeakSet<object>();
+  const around = async <T>(work: () => Promise<T>): Promise<T> => {
+    if (when === "before") await meanwhile();
+    const result = await work();
+    if (when === "after") await meanwhile();
+    return result;
+  };
   return new Proxy(db, {
     get(target, key) {
+      if (key === "batch") {
+        return (statements: D1PreparedStatement[]) => {
+          const run = () => target.batch(statements);
+          return statements.some((st) => marked.has(st)) ? around(run) : run();
+        };
+      }
       if (key !== "prepare") return Reflect.get(target, key, target);
       return (query: string) => {
         const statement = target.prepare(query);
         if (!/^update "users" set "last_login"/i.test(query)) return statement;
-        return new Proxy(statement, {
-          get(s, k) {
-            if (k !== "bind") return Reflect.get(s, k, s);
-            return (...params: unknown[]) => {
-              const bound = s.bind(...params);
-              return new Proxy(bound, {
-                get(b, m) {
-                  const real = Reflect.get(b, m, b);
-                  if (typeof real !== "function" || !["run", "all", "raw", "first"].includes(String(m))) return real;
-                  return async (...args: unknown[]) => {
-                    await meanwhile();
-                    return real.apply(b, args);
-                  };
-                },
-              });
-            };
-          },
-        });
+        const bind = statement.bind.bind(statement);
+        statement.bind = (...params: unknown[]) => {
+          const bound = bind(...params);
+          marked.add(bound);
+          return bound;
+        };
+        return statement;
       };
     },
   });
@@ -83,12 +93,31 @@ describe("a sign-in racing a password change", () => {
 
   it("with nothing racing it, signs in", async () => {
     const owner = await registerWeb();
-    const user = await signInWithPassword(
+    const { user, pair } = await signInWithPassword(
       { ...env, DB: racingDb(async () => {}) },
       getConfig(env),
       { identifier: owner.username, password: GOOD_PASSWORD, clientKey: "198.51.100.9" },
       () => {},
     );
     expect(user.id).toBe(owner.userId);
+    expect((await call("/api/v1/auth/user/", { bearer: pair.access })).status).toBe(200);
+  });
+
+  it("a change landing the moment after the sign-in records itself ends the session it started", async () => {
+    const victim = await registerWeb();
+    const newHash = await hashPassword("Owners-New-Secret-88");
+    const change = () =>
+      endEverySession(env, victim.userId, {
+        also: [database(env).update(users).set({ passwordHash: newHash }).where(eq(users.id, victim.userId))],
+      });
+    const { pair } = await signInWithPassword(
+      { ...env, DB: racingDb(change, "after") },
+      getConfig(env),
+      { identifier: victim.username, password: GOOD_PASSWORD, clientKey: "198.51.100.10" },
+      () => {},
+    );
+    await expectError(await call("/api/v1/auth/user/", { bearer: pair.access }), 401, "TOKEN_INVALID");
+    const refreshed = await call("/api/v1/auth/token/refresh/", { json: { refresh: pair.refresh } });
+    expect(refreshed.status).toBe(401);
   });
 });
