@@ -24,12 +24,13 @@ import { getCookie } from "hono/cookie";
 import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
 import { getConfig } from "../config";
-import { isUuid } from "../lib/ids";
+import { isUuid, uuidv7Timestamp } from "../lib/ids";
 import { ACCESS_COOKIE } from "../lib/session-cookies";
 import { bearerToken, userFromAccessToken } from "../middleware/auth";
 import { consumeWsTicket } from "../services/accounts";
 import { userHub } from "../services/progress";
 import { closeSessionSockets, socketSessionLive } from "../services/sessions";
+import { issuedAtMs } from "../services/tokens";
 import { requestToFollow } from "../services/queued-requests";
 
 /** Accepts the socket only to close it with an application close code the client can read. */
@@ -44,6 +45,8 @@ function refuse(code: (typeof CLOSE_CODES)[keyof typeof CLOSE_CODES], reason: st
 interface SocketIdentity {
   userId: string;
   sessionId: string | null;
+  /** When its credential was issued (ms): the token's, or the ticket's session's start; null: unknown. */
+  issuedAtMs: number | null;
   via: "ticket" | "bearer" | "cookie";
 }
 
@@ -58,14 +61,16 @@ async function socketUser(c: Context<AppEnv>): Promise<SocketIdentity | null> {
   const ticket = c.req.query("ticket");
   if (ticket) {
     const consumed = await consumeWsTicket(c.env, ticket);
-    return consumed ? { ...consumed, via: "ticket" } : null;
+    if (!consumed) return null;
+    const started = consumed.sessionId ? uuidv7Timestamp(consumed.sessionId) : Number.NaN;
+    return { ...consumed, issuedAtMs: Number.isNaN(started) ? null : started, via: "ticket" };
   }
   const bearer = bearerToken(c);
   const token = bearer ?? getCookie(c, ACCESS_COOKIE);
   if (!token) return null;
   try {
     const { user, claims } = await userFromAccessToken(c, token);
-    return { userId: user.id, sessionId: claims.sid ?? null, via: bearer ? "bearer" : "cookie" };
+    return { userId: user.id, sessionId: claims.sid ?? null, issuedAtMs: issuedAtMs(claims), via: bearer ? "bearer" : "cookie" };
   } catch (err) {
     if (err instanceof AppError) return null;
     throw err;
@@ -98,7 +103,7 @@ async function connect(c: Context<AppEnv>, requestId: string | null): Promise<Re
   const upgraded = await userHub(c.env, userId).fetch(new Request("https://user-hub/connect", { headers }));
   // The session may have ended between the check above and the hub accepting the socket, after
   // the hub closed that session's sockets: asked again now that this one has joined.
-  if (upgraded.status === 101 && !(await socketSessionLive(c.env, userId, identity.sessionId))) {
+  if (upgraded.status === 101 && !(await socketSessionLive(c.env, userId, identity.sessionId, identity.issuedAtMs))) {
     await closeSessionSockets(c.env, userId, identity.sessionId ? { sessionId: identity.sessionId } : {}, c.get("logger"));
     // Our end of the hub's socket answers its close, so the hub lets go of it at once.
     upgraded.webSocket?.accept();

@@ -88,14 +88,15 @@ export async function signInWithPassword(
   // finds the session and ends it, so there is no moment between the check and the session.
   const still = and(eq(users.passwordHash, user.passwordHash!), eq(users.isActive, true));
   const { pair, record } = await guardedTokenPair(env, config, user.id, still);
-  const [signedIn] = await runBatch(db, [
+  // The session is recorded first: the rehash after it changes the hash the guard names.
+  const [started, signedIn] = await runBatch(db, [
+    record,
     db
       .update(users)
       .set({ lastLogin, ...rehashed })
       .where(and(eq(users.id, user.id), still)),
-    record,
   ]);
-  if (changes(signedIn) === 0) throw invalidCredentials();
+  if (changes(started) === 0 || changes(signedIn) === 0) throw invalidCredentials();
   return { user: { ...user, lastLogin, ...rehashed }, pair };
 }
 

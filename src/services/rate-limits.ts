@@ -32,9 +32,26 @@ export async function enforceRateLimit(env: Bindings, name: string, rate: Rate):
   }
 }
 
-/** The bucket of account mail to one email address (addresses are case-insensitive here). */
+/**
+ * The bucket of account mail to one inbox. Spellings that reach the same inbox share it: case,
+ * surrounding space, a `+tag` (sub-addressing, RFC 5233), a trailing dot or a Unicode domain
+ * (counted as its punycode), and Gmail's dots and googlemail.com. Erring towards one bucket
+ * only limits harder: two inboxes that merge here share a limit.
+ */
 export function mailBucketName(address: string): string {
-  return `account-mail:${address.trim().toLowerCase()}`;
+  const lower = address.trim().toLowerCase();
+  const at = lower.lastIndexOf("@");
+  if (at <= 0) return `account-mail:${lower}`;
+  let local = lower.slice(0, at).split("+")[0]!;
+  let domain = lower.slice(at + 1).replace(/\.+$/, "");
+  try {
+    domain = new URL(`http://${domain}`).hostname;
+  } catch {
+    // Not a host name: kept as written.
+  }
+  if (domain === "googlemail.com") domain = "gmail.com";
+  if (domain === "gmail.com") local = local.replaceAll(".", "");
+  return `account-mail:${local}@${domain}`;
 }
 
 /**

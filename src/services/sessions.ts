@@ -6,7 +6,7 @@
  * round trip of one RPC, not when a 15-minute access token runs out.
  */
 import type { SessionScope } from "../../durable-objects/user-hub-protocol";
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, lte, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { bindingOf, database, runBatch, type Statement } from "../db/client";
 import { calendarFeeds, emailChangeTokens, pushSubscriptions, revokedSessions, revokedTokens, users, wsTickets } from "../db/schema";
@@ -62,13 +62,20 @@ export async function endEverySession(env: Bindings, userId: string, options: { 
 }
 
 /**
- * Whether a socket's session is still live — the account active, the session not ended — read
+ * Whether a socket's session is still live — the account active, the session not ended, nor
+ * every session since its credential was issued — read
  * from the primary database, never a replica or the request's D1 session. The upgrade checked
  * its credential before the hub accepted the socket; a sign-out landing in between closes the
  * hub's sockets before this one joins, so the socket asks again once it has joined. The session
  * is ended in D1 before its sockets are closed, so one of the two always catches it.
  */
-export async function socketSessionLive(env: Bindings, userId: string, sessionId: string | null): Promise<boolean> {
+export async function socketSessionLive(
+  env: Bindings,
+  userId: string,
+  sessionId: string | null,
+  /** When the socket's credential was issued (ms), for "every session ended" (tokens_valid_after); null: unknown. */
+  issuedAtMs: number | null,
+): Promise<boolean> {
   const row = await database({ DB: bindingOf(env.DB) })
     .select({ id: users.id })
     .from(users)
@@ -77,6 +84,7 @@ export async function socketSessionLive(env: Bindings, userId: string, sessionId
         eq(users.id, userId),
         eq(users.isActive, true),
         sql`NOT EXISTS (SELECT 1 FROM ${revokedSessions} WHERE ${revokedSessions.familyId} = ${sessionId ?? ""})`,
+        issuedAtMs === null ? undefined : lte(users.tokensValidAfter, issuedAtMs),
       ),
     )
     .get();

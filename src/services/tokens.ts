@@ -313,8 +313,13 @@ export function revokeAllForUserStatements(env: Bindings, userId: string): State
  * is a UUID v7 whose first 48 bits are its issue time in milliseconds, which closes that gap.
  */
 export function issuedBefore(claims: Pick<TokenClaims, "jti" | "iat">, validAfterMs: number): boolean {
-  const issuedMs = uuidv7Timestamp(claims.jti);
-  return (Number.isNaN(issuedMs) ? claims.iat * 1000 : issuedMs) < validAfterMs;
+  return issuedAtMs(claims) < validAfterMs;
+}
+
+/** When a token was issued, in ms: its UUIDv7 jti's stamp, else its `iat`. */
+export function issuedAtMs(claims: Pick<TokenClaims, "jti" | "iat">): number {
+  const stamped = uuidv7Timestamp(claims.jti);
+  return Number.isNaN(stamped) ? claims.iat * 1000 : stamped;
 }
 
 /** Remembers a revoked access-token jti until the token would expire anyway. */

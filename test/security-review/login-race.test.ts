@@ -103,6 +103,25 @@ describe("a sign-in racing a password change", () => {
     expect((await call("/api/v1/auth/user/", { bearer: pair.access })).status).toBe(200);
   });
 
+  it("an account with a hash of older parameters is rehashed and gets a session that refreshes", async () => {
+    const owner = await registerWeb();
+    const legacy = await hashPassword(GOOD_PASSWORD, 1_000);
+    await env.DB.prepare("UPDATE users SET password_hash = ? WHERE id = ?").bind(legacy, owner.userId).run();
+    const { pair } = await signInWithPassword(
+      env,
+      getConfig(env),
+      { identifier: owner.username, password: GOOD_PASSWORD, clientKey: "198.51.100.11" },
+      () => {},
+    );
+    const stored = await env.DB.prepare("SELECT password_hash FROM users WHERE id = ?")
+      .bind(owner.userId)
+      .first<{ password_hash: string }>();
+    expect(stored?.password_hash).not.toBe(legacy);
+    expect(await verifyPassword(GOOD_PASSWORD, stored!.password_hash)).toBe(true);
+    const refreshed = await call("/api/v1/auth/token/refresh/", { json: { refresh: pair.refresh } });
+    expect(refreshed.status).toBe(200);
+  });
+
   it("a change landing the moment after the sign-in records itself ends the session it started", async () => {
     const victim = await registerWeb();
     const newHash = await hashPassword("Owners-New-Secret-88");

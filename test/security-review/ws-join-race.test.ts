@@ -97,6 +97,20 @@ describe("a socket joining as its session ends", () => {
     expect(await hubSockets(u.userId, 1)).toBe(1);
   });
 
+  it("a password change landing there ends a session whose refresh token has lapsed too (tokens_valid_after)", async () => {
+    const u = await bearerUser();
+    // A session with no live refresh row is not listed in revoked_sessions by "end every session".
+    await env.DB.prepare("DELETE FROM refresh_tokens WHERE user_id = ?").bind(u.userId).run();
+    let fired = false;
+    const racing = racingEnv(async () => {
+      if (fired) return;
+      fired = true;
+      await endEverySession(env, u.userId);
+    });
+    expect(await firstEvent(racing, u.access)).toBe("close:4401");
+    expect(await hubSockets(u.userId, 0)).toBe(0);
+  });
+
   it("control: with nothing landing in between, the socket joins", async () => {
     const u = await bearerUser();
     expect(
