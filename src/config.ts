@@ -133,7 +133,8 @@ const ConfigSchema = z.object({
         .split(",")
         .map((h) => h.trim())
         .filter(Boolean),
-    ),
+    )
+    .refine((hosts) => hosts.length > 0, "name at least one push service host"),
   /** The contact push services see in the VAPID token (`mailto:` or `https:`). */
   VAPID_SUBJECT: z
     .string()

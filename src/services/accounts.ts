@@ -321,10 +321,11 @@ export async function requestEmailChange(
       ],
     });
   }
+  // Each request mails two inboxes: bounded per account (counted before "that address is taken",
+  // so the answer cannot be used to test addresses without limit), and per new inbox whoever asks.
+  await enforceRateLimit(env, `email-change:user:${user.id}`, config.EMAIL_CHANGE_RATE_LIMIT);
   const taken = await uniquenessErrors(env, null, newEmail, user.id);
   if (taken.email) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", taken);
-  // Each request mails two inboxes: bounded per account, and per new address whoever asks.
-  await enforceRateLimit(env, `email-change:user:${user.id}`, config.EMAIL_CHANGE_RATE_LIMIT);
   await enforceRateLimit(env, mailBucketName(newEmail), config.ACCOUNT_MAIL_RATE_LIMIT);
   const token = randomToken(32);
   const db = database(env);

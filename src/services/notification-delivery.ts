@@ -276,11 +276,10 @@ async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger): 
   let retryAfterS: number | undefined;
   let transient = "";
   for (const device of devices) {
-    // Stored before the allow-list existed, or the list has since shrunk: never posted to.
-    const refused = pushServiceProblem(env, device.endpoint);
-    if (refused) {
-      await db.delete(s).where(eq(s.id, device.id));
-      logger?.warn("push subscription not on a known push service; removed", { subscription_id: device.id });
+    // Stored before the allow-list existed, or the list has since changed: never posted to, but
+    // kept — a mistaken PUSH_SERVICE_HOSTS must not unsubscribe every device for good.
+    if (pushServiceProblem(env, device.endpoint)) {
+      logger?.warn("push subscription not on a known push service; skipped", { subscription_id: device.id });
       continue;
     }
     let answer: { status: number; retryAfterS?: number };

@@ -158,7 +158,7 @@ describe("push endpoints reach only push services", () => {
     expect(await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.userId, u.userId)).all()).toEqual([]);
   });
 
-  it("a stored subscription on an unknown host is removed at send time without a request to it", async () => {
+  it("a stored subscription on an unknown host is skipped at send time, never requested, and kept", async () => {
     const u = await bearerUser();
     const good = await emulators.push.subscribe();
     const hits: string[] = [];
@@ -177,7 +177,8 @@ describe("push endpoints reach only push services", () => {
     const result = await run([d!.id]);
     expect(result.explicitAcks).toHaveLength(1);
     expect(hits).toEqual([]);
-    expect(await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.userId, u.userId)).all()).toEqual([]);
+    expect(result.retryMessages).toEqual([]);
+    expect(await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.userId, u.userId)).all()).toHaveLength(1);
   });
 
   it("a push service's redirect is not followed, and the message is not retried", async () => {

@@ -69,6 +69,21 @@ describe("account mail cannot flood an inbox", () => {
     expect(mailsTo(target, /Confirm your new/)).toEqual([]);
   });
 
+  it("asking whether addresses are taken counts against the same per-account limit", async () => {
+    const u = await bearerUser();
+    const other = await registerWeb();
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const res = await call("/api/v1/auth/user/", {
+        method: "PATCH",
+        bearer: u.access,
+        json: { email: other.email, current_password: GOOD_PASSWORD },
+      });
+      statuses.push(res.status);
+    }
+    expect(statuses).toEqual([400, 400, 400, 400, 400, 429]);
+  });
+
   it("many accounts naming one stranger's inbox, in other spellings, send it at most the per-inbox limit", async () => {
     const name = uniqueName("stranger");
     const spellings = [`${name}@example.com`, `${name}+a@example.com`, `${name.toUpperCase()}+b@Example.com`, `${name}+c+d@example.com`];
