@@ -464,7 +464,9 @@ async function save(env: Bindings, user: AuthenticatedUser, post: PostRow, befor
     [updated] = await runBatch(db, [
       db
         .update(blogPosts)
-        .set({ ...postValues(next), revision: number, updatedAt: now })
+        // An editor scheduled what they read: a writer's change takes the post off the schedule,
+        // so nothing an editor has not seen goes live on its own.
+        .set({ ...postValues(next), revision: number, updatedAt: now, ...(isEditor(user) ? {} : { scheduledAt: null }) })
         .where(and(eq(blogPosts.id, post.id), eq(blogPosts.revision, post.revision))),
       ...taxonomyStatements(env, post.id, next),
       db.insert(blogRevisions).values({ id: uuidv7(), postId: post.id, number, authorId: user.id, snapshot: { ...next }, createdAt: now }),

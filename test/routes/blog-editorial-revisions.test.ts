@@ -215,6 +215,23 @@ describe("scheduled publishing", () => {
     await expectError(await schedule(editor.access, at), 409, "INVALID_STATE");
   });
 
+  it("a writer's edit or restore after an editor scheduled the post takes it off the schedule; an editor's does not", async () => {
+    const author = await withRole("author");
+    const editor = await withRole("editor");
+    const post = await createPost(author.access, {});
+    const at = new Date(Date.now() + 60_000).toISOString();
+    const schedule = () => call(`${API}/posts/${post.id}/schedule/`, { bearer: editor.access, json: { publish_at: at } });
+    const edit = (bearer: string, title: string) => call(`${API}/posts/${post.id}/`, { method: "PATCH", bearer, json: { title } });
+    await json<Post>(await schedule(), 200);
+    expect((await json<Post>(await edit(editor.access, "Checked by the editor"), 200)).scheduled_at).toBe(at);
+    expect((await json<Post>(await edit(author.access, "Buy cheap pills here"), 200)).scheduled_at).toBeNull();
+    expect((await publishScheduledPosts(env, Date.now() + 120_000)).map((p) => p.id)).not.toContain(post.id);
+    expect((await row(post.id))!.status).toBe("draft");
+    await json<Post>(await schedule(), 200);
+    const restored = await call(`${API}/posts/${post.id}/revisions/1/restore/`, { method: "POST", bearer: author.access });
+    expect((await json<Post>(restored, 200)).scheduled_at).toBeNull();
+  });
+
   it("publishes each due post exactly once when cron runs overlap", async () => {
     const author = await withRole("author");
     const editor = await withRole("editor");
