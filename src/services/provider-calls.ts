@@ -65,8 +65,15 @@ async function imagesDigest(images: ProviderImage[]): Promise<string> {
   return images.length === 1 ? images[0]!.sha256 : sha256Hex(images.map((i) => i.sha256).join(","));
 }
 
-/** Coordinates change Plant.id's answer; two decimals (~1 km) keep nearby photos cacheable. */
-const coord = (v: number | null) => (v == null ? "none" : v.toFixed(2));
+/**
+ * Where a photo was taken, as Plant.id hears it and as its shared cache key names it: one
+ * decimal (~11 km), the precision the community feed shows. Finer, and the shared cache becomes
+ * an oracle: anyone holding a shared photo could submit it at each point of a fine grid and see
+ * from `cached: true` where its owner stood. A regional prior needs no more, and the provider is
+ * told no more than the public is.
+ */
+const coarse = (v: number | null) => (v == null ? null : Math.round(v * 10) / 10);
+const coord = (v: number | null) => (v == null ? "none" : v.toFixed(1));
 
 /**
  * A Plant.id call: `identification` (species, with `health: "all"`) or `health_assessment`
@@ -82,7 +89,9 @@ export async function plantIdJob(
 ): Promise<ProviderJob> {
   const digest = await imagesDigest(images);
   const config = getConfig(env);
-  const where = `lang=${opts.language}:loc=${coord(opts.latitude)},${coord(opts.longitude)}`;
+  const latitude = coarse(opts.latitude);
+  const longitude = coarse(opts.longitude);
+  const where = `lang=${opts.language}:loc=${coord(latitude)},${coord(longitude)}`;
   return {
     provider: "plant_id",
     endpoint,
@@ -94,6 +103,8 @@ export async function plantIdJob(
     ttlS: config.PLANT_ID_CACHE_TTL_S,
     images: images.map(({ bytes, mime }) => ({ bytes, mime })),
     ...opts,
+    latitude,
+    longitude,
   };
 }
 

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Logger } from "../../src/lib/logger";
 import { sha256Hex } from "../../src/lib/hash";
-import { COORDINATION_TIMEOUT_MS, cachedProviderCall, plantNetJob } from "../../src/services/provider-calls";
+import { COORDINATION_TIMEOUT_MS, cachedProviderCall, plantIdJob, plantNetJob } from "../../src/services/provider-calls";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
 
@@ -203,3 +203,18 @@ async function uniqueImage(label: string) {
   const bytes = await makePng(64, 48, { seed: `${label}-${Math.random()}` });
   return { bytes, mime: "image/png" as const, sha256: await sha256Hex(bytes) };
 }
+
+describe("where a photo was taken, as the provider and the shared cache see it", () => {
+  it("is rounded to one decimal (~11 km): points a kilometre apart share one cache key, and Plant.id hears no more", async () => {
+    const bytes = await makePng(8, 8);
+    const image = { bytes, mime: "image/png" as const, sha256: await sha256Hex(bytes) };
+    const at = (latitude: number, longitude: number) => plantIdJob(env, [image], { latitude, longitude, language: "en" });
+    const here = await at(52.5183, 13.4049);
+    const kmAway = await at(52.5271, 13.4101);
+    expect(here.cacheKey).toContain("loc=52.5,13.4");
+    expect(kmAway.cacheKey).toBe(here.cacheKey);
+    expect(here).toMatchObject({ latitude: 52.5, longitude: 13.4 });
+    expect((await at(52.4, 13.4)).cacheKey).not.toBe(here.cacheKey);
+    expect((await plantIdJob(env, [image], { latitude: null, longitude: null, language: "en" })).cacheKey).toContain("loc=none,none");
+  });
+});
