@@ -92,6 +92,8 @@ async function rsvpEvents(env: Bindings, userId: string, now: number): Promise<C
         // An event its organiser has since made private is theirs alone, whoever answered it
         // before (organisers cannot answer their own events).
         ne(calendarEvents.privacy, "private"),
+        // A deactivated organiser's events are withdrawn.
+        sql`EXISTS (SELECT 1 FROM users o WHERE o.id = ${calendarEvents.organizerId} AND o.is_active = 1)`,
         gte(calendarEvents.endsAt, new Date(now - 30 * 86_400_000).toISOString()),
       ),
     )

@@ -62,6 +62,7 @@ const eventColumns = {
   id: e.id,
   organizerId: e.organizerId,
   organizerUsername: users.username,
+  organizerActive: users.isActive,
   title: e.title,
   description: e.description,
   startsAt: e.startsAt,
@@ -100,14 +101,22 @@ export interface SeasonalTaskFilter {
 
 /** The visibility rules above, over the joined `mine` RSVP. */
 function visible(viewer: AuthenticatedUser | undefined): SQL | undefined {
-  return or(
-    eq(e.privacy, "public"),
-    viewer ? eq(e.organizerId, viewer.id) : undefined,
-    and(eq(e.privacy, "followers"), isModerator(viewer) ? undefined : isNotNull(mine.userId)),
+  return and(
+    // A deactivated organiser's events are withdrawn: listed to moderators only.
+    isModerator(viewer) ? undefined : eq(users.isActive, true),
+    or(
+      eq(e.privacy, "public"),
+      viewer ? eq(e.organizerId, viewer.id) : undefined,
+      and(eq(e.privacy, "followers"), isModerator(viewer) ? undefined : isNotNull(mine.userId)),
+    ),
   );
 }
 
-export function canSee(row: Pick<EventRow, "privacy" | "organizerId" | "myRsvp">, viewer: AuthenticatedUser | undefined): boolean {
+export function canSee(
+  row: Pick<EventRow, "privacy" | "organizerId" | "organizerActive" | "myRsvp">,
+  viewer: AuthenticatedUser | undefined,
+): boolean {
+  if (!row.organizerActive && !isModerator(viewer)) return false;
   if (row.privacy === "public") return true;
   if (!viewer) return false;
   if (row.organizerId === viewer.id) return true;
@@ -337,6 +346,7 @@ export async function notifyStartingEvents(env: Bindings, now = Date.now(), logg
     sql`FROM ${rsvp} JOIN ${e} ON ${e.id} = ${rsvp.eventId} JOIN ${users} ON ${users.id} = ${rsvp.userId}
       WHERE ${e.startsAt} > ${nowIso} AND ${e.startsAt} <= ${soon} AND ${rsvp.status} IN ('going', 'maybe') AND ${users.isActive} = 1
         AND ${e.privacy} <> 'private' AND ${rsvp.userId} <> ${e.organizerId}
+        AND EXISTS (SELECT 1 FROM users o WHERE o.id = ${e.organizerId} AND o.is_active = 1)
       ORDER BY ${e.startsAt} LIMIT 1000`,
   );
   await announceNotifications(env, inserted, logger);
@@ -349,7 +359,7 @@ export async function notifyStartingEvents(env: Bindings, now = Date.now(), logg
 /** The event as an RSVP target: visible, or a followers event the caller has the id of. */
 async function rsvpTarget(env: Bindings, user: AuthenticatedUser, id: string): Promise<EventRow> {
   const row = await loadEvent(env, user, id);
-  if (!row || !(canSee(row, user) || row.privacy === "followers")) throw notFound();
+  if (!row || !(canSee(row, user) || (row.privacy === "followers" && row.organizerActive))) throw notFound();
   return row;
 }
 

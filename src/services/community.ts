@@ -215,13 +215,18 @@ export interface Candidate {
 
 const CANDIDATES = 3;
 
-/** The community feed: shared requests, newest shared first. Private requests never appear. */
+/**
+ * The community feed: shared requests of active accounts, newest shared first. Private requests
+ * never appear.
+ */
 export async function communityFeed(env: Bindings, filter: FeedFilter, page: PageRequest): Promise<Page<FeedItem>> {
   const db = database(env);
   const lat = sql`round(${q.latitude}, ${COORDINATE_DECIMALS})`;
   const lon = sql`round(${q.longitude}, ${COORDINATE_DECIMALS})`;
   const where = and(
     eq(q.isSharedWithCommunity, true),
+    // A deactivated account's shared requests leave the feed (and its photos and places with them).
+    sql`EXISTS (SELECT 1 FROM users ou WHERE ou.id = ${q.userId} AND ou.is_active = 1)`,
     filter.requestId ? eq(q.id, filter.requestId) : undefined,
     filter.status === "confirmed" ? sql`${q.communityResultId} IS NOT NULL` : undefined,
     filter.status === "needs_id" ? isNull(q.communityResultId) : undefined,
@@ -336,9 +341,16 @@ export interface ProposalInput {
   comment?: string;
 }
 
-/** A shared request someone else may identify, or 404 (private requests do not exist for others). */
+/**
+ * A shared request someone else may identify, or 404 (private requests, and a deactivated
+ * account's, do not exist for others).
+ */
 async function sharedRequestFor(env: Bindings, userId: string, requestId: string) {
-  const row = await database(env).select().from(q).where(eq(q.id, requestId)).get();
+  const row = await database(env)
+    .select()
+    .from(q)
+    .where(and(eq(q.id, requestId), sql`EXISTS (SELECT 1 FROM users ou WHERE ou.id = ${q.userId} AND ou.is_active = 1)`))
+    .get();
   if (!row || (!row.isSharedWithCommunity && row.userId !== userId))
     throw new AppError("NOT_FOUND", 404, "Identification request not found.");
   if (row.userId === userId)

@@ -4,6 +4,7 @@ import { call, expectError, jsonWithStatus, type Page } from "../helpers/http";
 import { bearerUser, registerWeb } from "../helpers/users";
 import type { z } from "zod";
 import type { EventSchema, SeasonalTaskSchema } from "../../src/routes/calendar";
+import { notifyStartingEvents } from "../../src/services/calendar";
 
 const BASE = "/api/v1/calendar";
 const HOUR = 3_600_000;
@@ -144,6 +145,27 @@ describe("creating events", () => {
 });
 
 describe("visibility", () => {
+  it("a deactivated organiser's events are withdrawn: not listed, not readable, no RSVPs, no starting-soon notice; moderators still see them", async () => {
+    const organiser = await bearerUser();
+    const attendee = await bearerUser();
+    const moderator = await withRole("moderator");
+    const pub = await createEvent(organiser, { privacy: "public" });
+    const soon = await createEvent(organiser, { privacy: "public" }, 0.01);
+    expect((await rsvp(attendee, soon.id, "going")).status).toBe(200);
+    await env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(organiser.userId).run();
+    expect(await listedIds()).not.toContain(pub.id);
+    expect(await listedIds(attendee.access)).not.toContain(soon.id);
+    await expectError(await call(`${BASE}/events/${pub.id}/`), 404, "NOT_FOUND");
+    await expectError(await rsvp(attendee, pub.id, "going"), 404, "NOT_FOUND");
+    expect(await listedIds(moderator.access)).toContain(pub.id);
+    await notifyStartingEvents(env, Date.now());
+    const notes = await jsonWithStatus<Page<{ type: string }>>(
+      await call("/api/v1/notifications/?type=calendar_event_starting", { bearer: attendee.access }),
+      200,
+    );
+    expect(notes.results).toEqual([]);
+  });
+
   it("follows the privacy matrix for anonymous, others, organiser, RSVPed users and moderators", async () => {
     const organiser = await bearerUser();
     const other = await bearerUser();

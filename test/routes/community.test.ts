@@ -104,6 +104,21 @@ describe("sharing and the feed", () => {
     await expectError(await vote(other, req.results[0]!), 404, "NOT_FOUND");
   });
 
+  it("a deactivated account's shared requests leave the feed, and cannot be proposed for or looked up", async () => {
+    const [owner, other] = await Promise.all([bearerUser(), bearerUser()]);
+    const req = await finishedRequest(owner, { lat: 48.1, lon: 11.6 });
+    await json(await share(owner, req.id), 200);
+    expect((await feed("?page_size=100")).results.map((i) => i.request_id)).toContain(req.id);
+    await env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(owner.userId).run();
+    expect((await feed("?page_size=100")).results.map((i) => i.request_id)).not.toContain(req.id);
+    await expectError(await call(`${BASE}/community/${req.id}/`), 404, "NOT_FOUND");
+    await expectError(
+      await call(`${BASE}/requests/${req.id}/propose/`, { bearer: other.access, json: { scientific_name: "Bellis perennis" } }),
+      404,
+      "NOT_FOUND",
+    );
+  });
+
   it("a pending request cannot be shared", async () => {
     const owner = await bearerUser();
     const req = await finishedRequest(owner);
