@@ -14,7 +14,7 @@ import type { Logger } from "../lib/logger";
 import { generateCareGuide } from "../providers/openai";
 import { ProviderError } from "../providers/types";
 import { ruleBasedCare } from "./care";
-import { enforceRateLimit } from "./rate-limits";
+import { enforceRateLimit, withinRateLimit } from "./rate-limits";
 
 /** The catalogue fields care advice needs, named as `ruleBasedCare` reads them (API field names). */
 const speciesForCare = {
@@ -127,6 +127,10 @@ export async function careInstructionsFor(
   return ruleBasedCare(species);
 }
 
+/** First-time AI guides one user may cause per hour through the care route. */
+export const CARE_GENERATE_PER_HOUR = 30;
+const CARE_GENERATE_RATE = { limit: CARE_GENERATE_PER_HOUR, windowMs: 3_600_000 };
+
 /**
  * Care instructions for a species as the care route answers them: 404 for an unknown species;
  * `regenerate` (rate-limited per user) asks OpenAI again and answers 503 with Retry-After when
@@ -139,7 +143,16 @@ export async function careForSpecies(
 ): Promise<{ species: SpeciesForCare; care: CareInstructions | null }> {
   const species = await findSpeciesForCare(env, { id: request.speciesId });
   if (!species) throw new AppError("NOT_FOUND", 404, "Species not found.");
-  if (!request.regenerate) return { species, care: await careInstructionsFor(env, species, request.language, logger) };
+  if (!request.regenerate) {
+    const stored = await storedCareGuide(env, species.id, request.language);
+    if (stored) return { species, care: stored };
+    // A guide not yet written costs an OpenAI call: each user may cause CARE_GENERATE_PER_HOUR an
+    // hour (any species, any language); past that the answer is the rule-based advice, not an
+    // error, and the guide is written when someone within their allowance asks.
+    if (getConfig(env).OPENAI_API_KEY && !(await withinRateLimit(env, `care-generate:user:${request.userId}`, CARE_GENERATE_RATE)))
+      return { species, care: ruleBasedCare(species) };
+    return { species, care: await careInstructionsFor(env, species, request.language, logger, { guide: null }) };
+  }
   await enforceRateLimit(env, `care:user:${request.userId}`, getConfig(env).CARE_REGENERATE_RATE_LIMIT);
   try {
     return { species, care: await generateAndStoreCareGuide(env, species, request.language) };

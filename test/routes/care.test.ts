@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { generateCareGuide } from "../../src/providers/openai";
 import type { ProviderError } from "../../src/providers/types";
+import { CARE_GENERATE_PER_HOUR } from "../../src/services/care-guides";
 import { call, expectError } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 import { bearerUser } from "../helpers/users";
@@ -30,6 +31,33 @@ describe("species care instructions", () => {
     const second = await careOf(await call(`/api/v1/plant-identification/species/${id}/care/`, { bearer: u.access }));
     expect(second).toEqual(first);
     expect(emulators.openai.calls).toBe(1);
+  });
+
+  it(`one user causes at most ${CARE_GENERATE_PER_HOUR} new AI guides an hour; past that, rule-based advice and no OpenAI call`, async () => {
+    const u = await bearerUser();
+    const id = await species("full_sun", "low");
+    const languages = Array.from(
+      { length: CARE_GENERATE_PER_HOUR + 2 },
+      (_, i) => `${"abcdefghij"[Math.floor(i / 10)]}${"klmnopqrst"[i % 10]}`,
+    );
+    const sources: unknown[] = [];
+    for (const language of languages)
+      sources.push(
+        (await careOf(await call(`/api/v1/plant-identification/species/${id}/care/?language=${language}`, { bearer: u.access })))?.source,
+      );
+    expect(sources.slice(0, CARE_GENERATE_PER_HOUR).every((s) => s === "openai")).toBe(true);
+    expect(sources.slice(CARE_GENERATE_PER_HOUR)).toEqual(["rules", "rules"]);
+    expect(emulators.openai.calls).toBe(CARE_GENERATE_PER_HOUR);
+    // Guides already written are still served to that user.
+    expect(
+      (await careOf(await call(`/api/v1/plant-identification/species/${id}/care/?language=${languages[0]}`, { bearer: u.access })))?.source,
+    ).toBe("openai");
+    // Another user within their allowance writes the missing one.
+    const other = await bearerUser();
+    const last = languages.at(-1)!;
+    expect(
+      (await careOf(await call(`/api/v1/plant-identification/species/${id}/care/?language=${last}`, { bearer: other.access })))?.source,
+    ).toBe("openai");
   });
 
   it("falls back to rule-based advice when OpenAI fails, and says so", async () => {
