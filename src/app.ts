@@ -148,6 +148,8 @@ export function createApp() {
     await next();
   });
   app.use("/api/*", authenticate, csrfProtection, idempotency);
+  // The blog's images under /media/ are a draft's to its writers: who is asking matters there too.
+  app.use("/media/*", authenticate);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.openAPIRegistry.registerComponent("securitySchemes", "cookieAuth", { type: "apiKey", in: "cookie", name: "access_token" });

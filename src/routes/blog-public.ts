@@ -252,14 +252,15 @@ export function blogPublicRoutes() {
   const sitemap = feeds.get("/sitemap.xml", "Sitemap of the published posts").io({}, xml("sitemaps.org 0.9"));
   app.openapi(sitemap, async (c) => answer(c, "/sitemap.xml", "application/xml; charset=UTF-8", async () => sitemapXml(c)) as never);
 
-  // Blog images on our own origin (§5a: `url`s under /media/), content-addressed: cached forever.
+  // Blog images on our own origin (§5a: `url`s under /media/): a published post's to anyone, a
+  // draft's to blog writers (signed in: app.ts authenticates /media/ too).
   const media = routeSet({ tags, errors: { 404: errorResponse(404, "No such image") } })
     .get("/media/images/{file}", "A blog image (the original; `width`/`height` in the JSON give its display box)")
     .io(
       { params: z.object({ file: z.string().max(80) }) },
       { 200: { description: "The image", content: { "image/*": { schema: z.any().openapi({ type: "string", format: "binary" }) } } } },
     );
-  app.openapi(media, async (c) => (await storedImageResponse(c.env, c.req.valid("param").file, c.req.header("If-None-Match"))) as never);
+  app.openapi(media, async (c) => (await storedImageResponse(c, c.req.valid("param").file)) as never);
 
   return app;
 }

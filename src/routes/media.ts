@@ -1,14 +1,16 @@
 /**
- * GET /api/v1/media/images/{ref} — serves stored photos (of requests, plants, posts, avatars) from R2;
- * `avatars/{ref}` is the older path of avatars, kept for links already handed out.
- * Keys are content addressed (SHA-256), so responses are immutable and cache forever.
+ * GET /api/v1/media/images/{ref} — serves stored photos (of requests, plants, posts, avatars) from R2,
+ * to whoever may see them now; `avatars/{ref}` is the older path of avatars, kept for links
+ * already handed out. Keys are content addressed (SHA-256), so a photo's bytes never change;
+ * who may fetch it does.
  */
 import { z } from "@hono/zod-openapi";
 import { createRouter, routeSet } from "./router";
 import { AppError } from "../lib/errors";
-import type { Bindings } from "../env";
+import type { Context } from "hono";
+import type { AppEnv } from "../env";
 import { matchesEtag } from "../lib/http-caching";
-import { photoObject } from "../services/photos";
+import { photoAccess, photoObject } from "../services/photos";
 import { errorResponse } from "./schemas";
 
 export function mediaRoutes() {
@@ -18,22 +20,35 @@ export function mediaRoutes() {
     .io(
       { params: z.object({ kind: z.enum(["avatars", "images"]), file: z.string().max(80) }) },
       { 200: { description: "The image", content: { "image/*": { schema: z.any().openapi({ type: "string", format: "binary" }) } } } },
+      {
+        description:
+          "Served to anyone while something shows it to everyone (a shared request, a public collection's plant, a live forum post, an avatar, a published blog post): `Cache-Control: public, max-age=3600`. Otherwise only to its owner (bearer or session cookie), blog writers for blog photos, and staff: `private, no-cache`. Anyone else gets 404, as for no photo.",
+      },
     );
-  app.openapi(image, async (c) => (await storedImageResponse(c.env, c.req.valid("param").file, c.req.header("If-None-Match"))) as never);
+  app.openapi(image, async (c) => (await storedImageResponse(c, c.req.valid("param").file)) as never);
   return app;
 }
 
+/** How long anyone may keep a photo that is on show: an unshared one leaves shared caches within it. */
+const PUBLIC_PHOTO_MAX_AGE_S = 3600;
+
 /**
- * A stored photo as an HTTP answer (here and under /media/ for the blog): content-addressed, so
- * immutable and cacheable forever; sandboxed; 304 for a matching If-None-Match; 404 otherwise.
+ * A stored photo as an HTTP answer (here and under /media/ for the blog), to whoever may see it
+ * now (services/photos.ts `photoAccess`; anyone else gets the same 404 as for no photo at all):
+ * a photo on show is cacheable by anyone for an hour, a private one only by the viewer's own
+ * browser, revalidated each time; sandboxed; 304 for a matching If-None-Match.
  */
-export async function storedImageResponse(env: Bindings, file: string, ifNoneMatch: string | undefined): Promise<Response> {
-  const object = await photoObject(env, file);
+export async function storedImageResponse(c: Context<AppEnv>, file: string): Promise<Response> {
+  const viewer = c.get("user");
+  const access = await photoAccess(c.env, file, viewer ? { id: viewer.id, role: viewer.role } : undefined);
+  const object = access ? await photoObject(c.env, file) : null;
   if (!object) throw new AppError("NOT_FOUND", 404, "Image not found.");
+  const ifNoneMatch = c.req.header("If-None-Match");
   const headers = new Headers();
   object.writeHttpMetadata(headers);
   headers.set("ETag", object.httpEtag);
-  headers.set("Cache-Control", "public, max-age=31536000, immutable");
+  headers.set("Cache-Control", access === "public" ? `public, max-age=${PUBLIC_PHOTO_MAX_AGE_S}` : "private, no-cache");
+  if (access === "private") headers.set("Vary", "Authorization, Cookie");
   headers.set("Content-Security-Policy", "default-src 'none'; sandbox");
   if (matchesEtag(ifNoneMatch, object.httpEtag)) return new Response(null, { status: 304, headers });
   return new Response(object.body, { status: 200, headers });

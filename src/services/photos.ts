@@ -166,6 +166,62 @@ export async function withStoredPhotos<T>(
  */
 const LEGACY_AVATAR_PREFIX = "avatars/";
 
+/** Who may fetch a photo: anyone (it is on show somewhere), this viewer only, or nobody (404). */
+export type PhotoAccess = "public" | "private" | null;
+
+const STAFF_ROLES: readonly string[] = ["moderator", "admin"];
+const WRITER_ROLES: readonly string[] = ["author", "editor", "admin"];
+
+/**
+ * Whether `ref` may be served to `viewer`. A photo's URL names its content hash, which anyone
+ * who once saw it keeps; what decides is where the photo is on show *now*:
+ * - **public** while a row shows it to everyone: a shared identification request or a plant in
+ *   a public collection (of an active account), a live forum post's attachment, an avatar, a
+ *   published blog post (featured or in its blocks), a series cover;
+ * - **private** to whoever owns a row that holds it (their requests, disease requests, plants,
+ *   forum attachments), to staff (moderators, admins), and to blog writers for blog photos —
+ *   a draft's, a revision's, or one uploaded and not yet placed (referenced by nothing);
+ * - otherwise nobody: unsharing a request, making a collection private or deleting a post
+ *   stops its photos being served to others at once.
+ * One D1 round trip for the common (public) case.
+ */
+export async function photoAccess(env: Bindings, ref: string, viewer?: { id: string; role: string }): Promise<PhotoAccess> {
+  const image = parsePhotoRef(ref);
+  if (!image) return null;
+  const r = photoRef(image);
+  const v = viewer?.id ?? "";
+  const blogUse = sql`(
+      EXISTS (SELECT 1 FROM blog_series s WHERE s.cover_image = ${r})
+      OR EXISTS (SELECT 1 FROM blog_posts b WHERE b.featured_image = ${r}
+                 OR (instr(b.content_blocks, ${r}) > 0 AND EXISTS (SELECT 1 FROM json_tree(b.content_blocks) j WHERE j.type = 'text' AND j.value = ${r})))
+      OR EXISTS (SELECT 1 FROM blog_revisions br WHERE instr(br.snapshot, ${r}) > 0
+                 AND EXISTS (SELECT 1 FROM json_tree(br.snapshot) j WHERE j.type = 'text' AND j.value = ${r})))`;
+  const [row] = await database(env).all<{ public: number; mine: number; blog: number }>(sql`SELECT
+    (EXISTS (SELECT 1 FROM users u WHERE u.avatar_key = ${r})
+     OR EXISTS (SELECT 1 FROM forum_attachments a JOIN forum_posts fp ON fp.id = a.post_id WHERE a.image = ${r} AND fp.is_deleted = 0)
+     OR EXISTS (SELECT 1 FROM identification_requests q JOIN users u ON u.id = q.user_id, json_each(q.image_hashes) j
+                WHERE j.value = ${r} AND q.is_shared_with_community = 1 AND u.is_active = 1)
+     OR EXISTS (SELECT 1 FROM user_plants p JOIN collections c ON c.id = p.collection_id JOIN users u ON u.id = p.user_id
+                WHERE p.image_key = ${r} AND c.is_public = 1 AND u.is_active = 1)
+     OR EXISTS (SELECT 1 FROM blog_series s WHERE s.cover_image = ${r})
+     OR EXISTS (SELECT 1 FROM blog_posts b WHERE b.status = 'published' AND (b.featured_image = ${r}
+                OR (instr(b.content_blocks, ${r}) > 0 AND EXISTS (SELECT 1 FROM json_tree(b.content_blocks) j WHERE j.type = 'text' AND j.value = ${r})))))
+      AS public,
+    (${v} <> '' AND (
+        EXISTS (SELECT 1 FROM identification_requests q, json_each(q.image_hashes) j WHERE q.user_id = ${v} AND j.value = ${r})
+     OR EXISTS (SELECT 1 FROM disease_requests d, json_each(d.image_hashes) j WHERE d.user_id = ${v} AND j.value = ${r})
+     OR EXISTS (SELECT 1 FROM user_plants p WHERE p.user_id = ${v} AND p.image_key = ${r})
+     OR EXISTS (SELECT 1 FROM forum_attachments a JOIN forum_posts fp ON fp.id = a.post_id WHERE a.image = ${r} AND fp.author_id = ${v})))
+      AS mine,
+    (${viewer !== undefined && WRITER_ROLES.includes(viewer.role) ? 1 : 0} = 1 AND ${blogUse}) AS blog`);
+  if (row?.public) return "public";
+  if (!viewer) return null;
+  if (row?.mine || row?.blog || STAFF_ROLES.includes(viewer.role)) return "private";
+  // A writer's upload not yet placed in a post: referenced by nothing at all.
+  if (WRITER_ROLES.includes(viewer.role) && !(await referencedPhotos(env, [image])).has(r)) return "private";
+  return null;
+}
+
 /** A stored photo's object, for serving it; null when it is not a photo reference or is gone. */
 export async function photoObject(env: Bindings, ref: string): Promise<R2ObjectBody | null> {
   const image = parsePhotoRef(ref);

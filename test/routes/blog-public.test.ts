@@ -216,11 +216,11 @@ describe("GET /api/v2/blog-posts/{id}/ (detail)", () => {
     });
     expect(detail.introduction).toBe("<p>An <strong>introduction</strong> to the post.</p>");
 
-    // The image is served from our origin, immutable.
+    // The image is served from our origin, cacheable by anyone while the post is published.
     const image = await get(`/media/images/${ref}`);
     expect(image.status).toBe(200);
     expect(image.headers.get("Content-Type")).toBe("image/png");
-    expect(image.headers.get("Cache-Control")).toContain("immutable");
+    expect(image.headers.get("Cache-Control")).toBe("public, max-age=3600");
     await expectError(await get("/media/images/not-a-photo.png"), 404, "NOT_FOUND");
   });
 

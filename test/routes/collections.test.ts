@@ -374,9 +374,12 @@ describe("plants", () => {
       care_instructions_json: { water: "weekly" },
     });
     expect(plant.image_url).toBe(`/api/v1/media/${key}`);
-    const media = await call(plant.image_url!);
+    // A plant in a private collection: its owner's photo, and nobody else's.
+    const media = await call(plant.image_url!, { bearer: u.access });
     expect(media.status).toBe(200);
+    expect(media.headers.get("Cache-Control")).toBe("private, no-cache");
     expect(new Uint8Array(await media.arrayBuffer())).toEqual(bytes);
+    expect((await call(plant.image_url!)).status).toBe(404);
 
     // A second plant with the same photo shares the object.
     const twin = await json<Plant>(

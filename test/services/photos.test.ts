@@ -126,10 +126,13 @@ describe("avatars are photos like any other", () => {
   it("serves an avatar stored under the pre-0013 avatars/ prefix, and releases it there", async () => {
     const p = await photo("legacy-avatar");
     await env.IMAGES.put(`avatars/${photoRef(p)}`, p.bytes, { httpMetadata: { contentType: "image/png" } });
+    const u = await bearerUser();
+    await env.DB.prepare("UPDATE users SET avatar_key = ? WHERE id = ?").bind(photoRef(p), u.userId).run();
     const served = await call(`/api/v1/media/avatars/${photoRef(p)}`);
     expect(served.status).toBe(200);
     expect(new Uint8Array(await served.arrayBuffer())).toEqual(p.bytes);
     expect(await photoObject(env, photoRef(p))).not.toBeNull();
+    await env.DB.prepare("UPDATE users SET avatar_key = NULL WHERE id = ?").bind(u.userId).run();
     await releasePhotos(env, [p]);
     expect(await env.IMAGES.head(`avatars/${photoRef(p)}`)).toBeNull();
   });

@@ -1,0 +1,118 @@
+// Security review finding, fixed — this test keeps it fixed. The finding: a photo's URL names its
+// content hash, and /media/ served any stored photo to anyone who had the URL, for a year from
+// any cache. So unsharing a request, making a collection private or a banned account's removal
+// from the feed hid the listing but not the photos: whoever had seen the feed (or was sent the
+// link) kept fetching the pictures of someone's garden. Now what decides is where the photo is
+// on show at the moment of the request.
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { sha256Hex } from "../../src/lib/hash";
+import { photoRef, storeImages } from "../../src/services/photos";
+import { call } from "../helpers/http";
+import { makePng } from "../helpers/images";
+import { useEmulators } from "../helpers/outbound";
+import { bearerUser } from "../helpers/users";
+import { upload, withRole } from "../routes/blog-editorial-setup";
+
+useEmulators();
+type User = Awaited<ReturnType<typeof bearerUser>>;
+
+async function storedPhoto(seed: string): Promise<{ ref: string; url: string }> {
+  const bytes = await makePng(16, 16, { seed });
+  const image = { sha256: await sha256Hex(bytes), type: "png" as const, mime: "image/png" as const, bytes };
+  await storeImages(env, [image]);
+  const ref = photoRef(image);
+  return { ref, url: `/api/v1/media/images/${ref}` };
+}
+
+async function requestWith(owner: User, ref: string): Promise<string> {
+  const id = crypto.randomUUID();
+  await env.DB.prepare("INSERT INTO identification_requests (id, user_id, status, image_hashes) VALUES (?, ?, 'identified', ?)")
+    .bind(id, owner.userId, JSON.stringify([ref]))
+    .run();
+  return id;
+}
+
+const share = (u: User, id: string, method: "POST" | "DELETE") =>
+  call(`/api/v1/plant-identification/requests/${id}/share/`, { method, bearer: u.access });
+
+describe("who may fetch a stored photo", () => {
+  it("a request's photo: its owner's alone; anyone's while shared; nobody else's again once unshared", async () => {
+    const [owner, stranger] = await Promise.all([bearerUser(), bearerUser()]);
+    const photo = await storedPhoto(`req-${owner.userId}`);
+    const id = await requestWith(owner, photo.ref);
+
+    expect((await call(photo.url)).status).toBe(404);
+    expect((await call(photo.url, { bearer: stranger.access })).status).toBe(404);
+    const own = await call(photo.url, { bearer: owner.access });
+    expect(own.status).toBe(200);
+    expect(own.headers.get("Cache-Control")).toBe("private, no-cache");
+    // A stranger who has the ETag learns nothing either: 404, not 304.
+    expect((await call(photo.url, { headers: { "If-None-Match": own.headers.get("ETag")! } })).status).toBe(404);
+
+    expect((await share(owner, id, "POST")).status).toBe(200);
+    const shown = await call(photo.url);
+    expect(shown.status).toBe(200);
+    expect(shown.headers.get("Cache-Control")).toBe("public, max-age=3600");
+
+    expect((await share(owner, id, "DELETE")).status).toBe(200);
+    expect((await call(photo.url)).status).toBe(404);
+    expect((await call(photo.url, { bearer: stranger.access })).status).toBe(404);
+    expect((await call(photo.url, { bearer: owner.access })).status).toBe(200);
+  });
+
+  it("a shared request's photo goes with its account's deactivation; staff still see it", async () => {
+    const owner = await bearerUser();
+    const moderator = await withRole("moderator");
+    const photo = await storedPhoto(`banned-${owner.userId}`);
+    const id = await requestWith(owner, photo.ref);
+    expect((await share(owner, id, "POST")).status).toBe(200);
+    expect((await call(photo.url)).status).toBe(200);
+    await env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(owner.userId).run();
+    expect((await call(photo.url)).status).toBe(404);
+    expect((await call(photo.url, { bearer: moderator.access })).status).toBe(200);
+  });
+
+  it("a plant's photo is anyone's while its collection is public, and its owner's alone once private", async () => {
+    const [owner, stranger] = await Promise.all([bearerUser(), bearerUser()]);
+    const photo = await storedPhoto(`plant-${owner.userId}`);
+    const collection = crypto.randomUUID();
+    await env.DB.batch([
+      env.DB.prepare("INSERT INTO collections (id, user_id, name, is_public) VALUES (?, ?, 'Balcony', 1)").bind(collection, owner.userId),
+      env.DB.prepare("INSERT INTO user_plants (id, user_id, collection_id, image_key) VALUES (?, ?, ?, ?)").bind(
+        crypto.randomUUID(),
+        owner.userId,
+        collection,
+        photo.ref,
+      ),
+    ]);
+    expect((await call(photo.url)).status).toBe(200);
+    await env.DB.prepare("UPDATE collections SET is_public = 0 WHERE id = ?").bind(collection).run();
+    expect((await call(photo.url)).status).toBe(404);
+    expect((await call(photo.url, { bearer: stranger.access })).status).toBe(404);
+    expect((await call(photo.url, { bearer: owner.access })).status).toBe(200);
+  });
+
+  it("a blog upload not yet placed is for blog writers; a draft's photo under /media/ too; a published post's for anyone", async () => {
+    const [author, editor, reader] = [await withRole("author"), await withRole("editor"), await bearerUser()];
+    const res = await upload(author.access);
+    expect(res.status).toBe(201);
+    const { id: ref } = (await res.json()) as { id: string };
+    const blogUrl = `/media/images/${ref}`;
+    for (const url of [blogUrl, `/api/v1/media/images/${ref}`]) {
+      expect((await call(url)).status, url).toBe(404);
+      expect((await call(url, { bearer: reader.access })).status, url).toBe(404);
+      expect((await call(url, { bearer: author.access })).status, url).toBe(200);
+    }
+    const created = await call("/api/v1/blog/posts/", {
+      bearer: author.access,
+      json: { title: `Draft ${ref.slice(0, 8)}`, featured_image: ref, featured_image_alt: "Seedlings" },
+    });
+    expect(created.status).toBe(201);
+    const post = (await created.json()) as { id: string };
+    expect((await call(blogUrl)).status).toBe(404);
+    expect((await call(blogUrl, { bearer: editor.access })).status).toBe(200);
+    expect((await call(`/api/v1/blog/posts/${post.id}/publish/`, { method: "POST", bearer: editor.access })).status).toBe(200);
+    expect((await call(blogUrl)).status).toBe(200);
+  });
+});
