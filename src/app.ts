@@ -7,7 +7,7 @@
  * Routes answer with and without a trailing slash (`strict: false`).
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
@@ -135,7 +135,7 @@ export function createApp() {
 
   // Coarse per-address limit in front of everything (Workers rate limiting binding); the exact
   // per-action limits live in services/rate-limits.ts.
-  app.use("/api/*", async (c, next) => {
+  const edgeLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
     // Keyed like every other per-address limit: an IPv6 client by its /64.
     const ip = clientIp(c.req.raw);
     if (ip !== "unknown" && c.env.API_RATE_LIMITER && getConfig(c.env).EDGE_RATE_LIMIT_ENABLED) {
@@ -146,7 +146,10 @@ export function createApp() {
         });
     }
     await next();
-  });
+  };
+  // /media/ too: every photo GET asks D1 who may see it.
+  app.use("/api/*", edgeLimit);
+  app.use("/media/*", edgeLimit);
   app.use("/api/*", authenticate, csrfProtection, idempotency);
   // The blog's images under /media/ are a draft's to its writers: who is asking matters there too.
   app.use("/media/*", authenticate);

@@ -189,36 +189,42 @@ export async function photoAccess(env: Bindings, ref: string, viewer?: { id: str
   const image = parsePhotoRef(ref);
   if (!image) return null;
   const r = photoRef(image);
-  const v = viewer?.id ?? "";
-  const blogUse = sql`(
-      EXISTS (SELECT 1 FROM blog_series s WHERE s.cover_image = ${r})
-      OR EXISTS (SELECT 1 FROM blog_posts b WHERE b.featured_image = ${r}
-                 OR (instr(b.content_blocks, ${r}) > 0 AND EXISTS (SELECT 1 FROM json_tree(b.content_blocks) j WHERE j.type = 'text' AND j.value = ${r})))
-      OR EXISTS (SELECT 1 FROM blog_revisions br WHERE instr(br.snapshot, ${r}) > 0
-                 AND EXISTS (SELECT 1 FROM json_tree(br.snapshot) j WHERE j.type = 'text' AND j.value = ${r})))`;
-  const [row] = await database(env).all<{ public: number; mine: number; blog: number }>(sql`SELECT
-    (EXISTS (SELECT 1 FROM users u WHERE u.avatar_key = ${r})
-     OR EXISTS (SELECT 1 FROM forum_attachments a JOIN forum_posts fp ON fp.id = a.post_id WHERE a.image = ${r} AND fp.is_deleted = 0)
-     OR EXISTS (SELECT 1 FROM identification_requests q JOIN users u ON u.id = q.user_id, json_each(q.image_hashes) j
-                WHERE j.value = ${r} AND q.is_shared_with_community = 1 AND u.is_active = 1)
-     OR EXISTS (SELECT 1 FROM user_plants p JOIN collections c ON c.id = p.collection_id JOIN users u ON u.id = p.user_id
-                WHERE p.image_key = ${r} AND c.is_public = 1 AND u.is_active = 1)
-     OR EXISTS (SELECT 1 FROM blog_series s WHERE s.cover_image = ${r})
-     OR EXISTS (SELECT 1 FROM blog_posts b WHERE b.status = 'published' AND (b.featured_image = ${r}
-                OR (instr(b.content_blocks, ${r}) > 0 AND EXISTS (SELECT 1 FROM json_tree(b.content_blocks) j WHERE j.type = 'text' AND j.value = ${r})))))
-      AS public,
-    (${v} <> '' AND (
-        EXISTS (SELECT 1 FROM identification_requests q, json_each(q.image_hashes) j WHERE q.user_id = ${v} AND j.value = ${r})
-     OR EXISTS (SELECT 1 FROM disease_requests d, json_each(d.image_hashes) j WHERE d.user_id = ${v} AND j.value = ${r})
-     OR EXISTS (SELECT 1 FROM user_plants p WHERE p.user_id = ${v} AND p.image_key = ${r})
-     OR EXISTS (SELECT 1 FROM forum_attachments a JOIN forum_posts fp ON fp.id = a.post_id WHERE a.image = ${r} AND fp.author_id = ${v})))
-      AS mine,
-    (${viewer !== undefined && WRITER_ROLES.includes(viewer.role) ? 1 : 0} = 1 AND ${blogUse}) AS blog`);
+  const writer = viewer !== undefined && WRITER_ROLES.includes(viewer.role);
+  // Each column by its index (migration 0028); JSON lists are searched as text first, so only a
+  // row that holds the reference is parsed. An anonymous request asks only the first question.
+  const inJson = (column: SQL) =>
+    sql`instr(${column}, ${r}) > 0 AND EXISTS (SELECT 1 FROM json_tree(${column}) j WHERE j.type = 'text' AND j.value = ${r})`;
+  const shown = sql`(
+       EXISTS (SELECT 1 FROM users u WHERE u.avatar_key = ${r})
+    OR EXISTS (SELECT 1 FROM forum_attachments a JOIN forum_posts fp ON fp.id = a.post_id WHERE a.image = ${r} AND fp.is_deleted = 0)
+    OR EXISTS (SELECT 1 FROM user_plants p JOIN collections c ON c.id = p.collection_id JOIN users u ON u.id = p.user_id
+               WHERE p.image_key = ${r} AND c.is_public = 1 AND u.is_active = 1 AND u.profile_visibility = 'public')
+    OR EXISTS (SELECT 1 FROM blog_series s WHERE s.cover_image = ${r})
+    OR EXISTS (SELECT 1 FROM blog_posts b WHERE b.status = 'published' AND b.featured_image = ${r})
+    OR EXISTS (SELECT 1 FROM identification_requests q JOIN users u ON u.id = q.user_id
+               WHERE q.is_shared_with_community = 1 AND u.is_active = 1 AND ${inJson(sql`q.image_hashes`)})
+    OR EXISTS (SELECT 1 FROM blog_posts b WHERE b.status = 'published' AND ${inJson(sql`b.content_blocks`)}))`;
+  const mine = viewer
+    ? sql`(
+       EXISTS (SELECT 1 FROM identification_requests q WHERE q.user_id = ${viewer.id} AND ${inJson(sql`q.image_hashes`)})
+    OR EXISTS (SELECT 1 FROM disease_requests d WHERE d.user_id = ${viewer.id} AND ${inJson(sql`d.image_hashes`)})
+    OR EXISTS (SELECT 1 FROM user_plants p WHERE p.user_id = ${viewer.id} AND p.image_key = ${r})
+    OR EXISTS (SELECT 1 FROM forum_attachments a JOIN forum_posts fp ON fp.id = a.post_id WHERE a.image = ${r} AND fp.author_id = ${viewer.id}))`
+    : sql`0`;
+  const blog = writer
+    ? sql`(
+       EXISTS (SELECT 1 FROM blog_series s WHERE s.cover_image = ${r})
+    OR EXISTS (SELECT 1 FROM blog_posts b WHERE b.featured_image = ${r} OR (${inJson(sql`b.content_blocks`)}))
+    OR EXISTS (SELECT 1 FROM blog_revisions br WHERE ${inJson(sql`br.snapshot`)}))`
+    : sql`0`;
+  const [row] = await database(env).all<{ public: number; mine: number; blog: number }>(
+    sql`SELECT ${shown} AS public, ${mine} AS mine, ${blog} AS blog`,
+  );
   if (row?.public) return "public";
   if (!viewer) return null;
   if (row?.mine || row?.blog || STAFF_ROLES.includes(viewer.role)) return "private";
   // A writer's upload not yet placed in a post: referenced by nothing at all.
-  if (WRITER_ROLES.includes(viewer.role) && !(await referencedPhotos(env, [image])).has(r)) return "private";
+  if (writer && !(await referencedPhotos(env, [image])).has(r)) return "private";
   return null;
 }
 

@@ -73,7 +73,7 @@ describe("who may fetch a stored photo", () => {
     expect((await call(photo.url, { bearer: moderator.access })).status).toBe(200);
   });
 
-  it("a plant's photo is anyone's while its collection is public, and its owner's alone once private", async () => {
+  it("a plant's photo is anyone's while its collection (and profile) is public, and its owner's alone once private", async () => {
     const [owner, stranger] = await Promise.all([bearerUser(), bearerUser()]);
     const photo = await storedPhoto(`plant-${owner.userId}`);
     const collection = crypto.randomUUID();
@@ -86,6 +86,11 @@ describe("who may fetch a stored photo", () => {
         photo.ref,
       ),
     ]);
+    expect((await call(photo.url)).status).toBe(200);
+    // A private profile hides its public collections, and so their photos.
+    await env.DB.prepare("UPDATE users SET profile_visibility = 'private' WHERE id = ?").bind(owner.userId).run();
+    expect((await call(photo.url)).status).toBe(404);
+    await env.DB.prepare("UPDATE users SET profile_visibility = 'public' WHERE id = ?").bind(owner.userId).run();
     expect((await call(photo.url)).status).toBe(200);
     await env.DB.prepare("UPDATE collections SET is_public = 0 WHERE id = ?").bind(collection).run();
     expect((await call(photo.url)).status).toBe(404);
