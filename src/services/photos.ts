@@ -169,27 +169,33 @@ const LEGACY_AVATAR_PREFIX = "avatars/";
 /** Who may fetch a photo: anyone (it is on show somewhere), this viewer only, or nobody (404). */
 export type PhotoAccess = "public" | "private" | null;
 
-const STAFF_ROLES: readonly string[] = ["moderator", "admin"];
-const WRITER_ROLES: readonly string[] = ["author", "editor", "admin"];
+/** Who is asking, as photo access needs it (the roles' meaning stays with their services). */
+export interface PhotoViewer {
+  id: string;
+  /** May write for the blog (services/blog-posts.ts `isWriter`). */
+  blogWriter: boolean;
+  /** Staff (services/users.ts `STAFF_ROLES`): may see any photo. */
+  staff: boolean;
+}
 
 /**
  * Whether `ref` may be served to `viewer`. A photo's URL names its content hash, which anyone
  * who once saw it keeps; what decides is where the photo is on show *now*:
  * - **public** while a row shows it to everyone: a shared identification request or a plant in
- *   a public collection (of an active account), a live forum post's attachment, an avatar, a
+ *   a public collection (of an active account with a public profile), a live forum post's attachment, an avatar, a
  *   published blog post (featured or in its blocks), a series cover;
  * - **private** to whoever owns a row that holds it (their requests, disease requests, plants,
- *   forum attachments), to staff (moderators, admins), and to blog writers for blog photos —
- *   a draft's, a revision's, or one uploaded and not yet placed (referenced by nothing);
- * - otherwise nobody: unsharing a request, making a collection private or deleting a post
- *   stops its photos being served to others at once.
+ *   forum attachments), to staff, and to blog writers for blog photos — a draft's, a
+ *   revision's, or one uploaded and not yet placed (referenced by nothing);
+ * - otherwise nobody: unsharing a request, making a collection or profile private or deleting
+ *   a post stops its photos being served to others from the next request on.
  * One D1 round trip for the common (public) case.
  */
-export async function photoAccess(env: Bindings, ref: string, viewer?: { id: string; role: string }): Promise<PhotoAccess> {
+export async function photoAccess(env: Bindings, ref: string, viewer?: PhotoViewer): Promise<PhotoAccess> {
   const image = parsePhotoRef(ref);
   if (!image) return null;
   const r = photoRef(image);
-  const writer = viewer !== undefined && WRITER_ROLES.includes(viewer.role);
+  const writer = viewer?.blogWriter === true;
   // Each column by its index (migration 0028); JSON lists are searched as text first, so only a
   // row that holds the reference is parsed. An anonymous request asks only the first question.
   const inJson = (column: SQL) =>
@@ -213,8 +219,7 @@ export async function photoAccess(env: Bindings, ref: string, viewer?: { id: str
     : sql`0`;
   const blog = writer
     ? sql`(
-       EXISTS (SELECT 1 FROM blog_series s WHERE s.cover_image = ${r})
-    OR EXISTS (SELECT 1 FROM blog_posts b WHERE b.featured_image = ${r} OR (${inJson(sql`b.content_blocks`)}))
+       EXISTS (SELECT 1 FROM blog_posts b WHERE b.featured_image = ${r} OR (${inJson(sql`b.content_blocks`)}))
     OR EXISTS (SELECT 1 FROM blog_revisions br WHERE ${inJson(sql`br.snapshot`)}))`
     : sql`0`;
   const [row] = await database(env).all<{ public: number; mine: number; blog: number }>(
@@ -222,7 +227,7 @@ export async function photoAccess(env: Bindings, ref: string, viewer?: { id: str
   );
   if (row?.public) return "public";
   if (!viewer) return null;
-  if (row?.mine || row?.blog || STAFF_ROLES.includes(viewer.role)) return "private";
+  if (row?.mine || row?.blog || viewer.staff) return "private";
   // A writer's upload not yet placed in a post: referenced by nothing at all.
   if (writer && !(await referencedPhotos(env, [image])).has(r)) return "private";
   return null;
