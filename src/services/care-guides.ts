@@ -114,11 +114,14 @@ export async function careInstructionsFor(
   logger?: Logger,
   /** The stored guide when the caller has just read it (`findSpeciesWithStoredGuide`); read here otherwise. */
   known?: { guide: CareInstructions | null },
+  /** Asked only when a guide would be generated: false (or a failure to answer) means rules instead. */
+  mayGenerate?: () => Promise<boolean>,
 ): Promise<CareInstructions | null> {
   const stored = known ? known.guide : await storedCareGuide(env, species.id, language);
   if (stored) return stored;
   if (getConfig(env).OPENAI_API_KEY) {
     try {
+      if (mayGenerate && !(await mayGenerate())) return ruleBasedCare(species);
       return await generateAndStoreCareGuide(env, species, language);
     } catch (err) {
       logger?.warn("care guide generation failed", { species: species.scientific_name, error: String(err) });
@@ -144,14 +147,11 @@ export async function careForSpecies(
   const species = await findSpeciesForCare(env, { id: request.speciesId });
   if (!species) throw new AppError("NOT_FOUND", 404, "Species not found.");
   if (!request.regenerate) {
-    const stored = await storedCareGuide(env, species.id, request.language);
-    if (stored) return { species, care: stored };
     // A guide not yet written costs an OpenAI call: each user may cause CARE_GENERATE_PER_HOUR an
     // hour (any species, any language); past that the answer is the rule-based advice, not an
     // error, and the guide is written when someone within their allowance asks.
-    if (getConfig(env).OPENAI_API_KEY && !(await withinRateLimit(env, `care-generate:user:${request.userId}`, CARE_GENERATE_RATE)))
-      return { species, care: ruleBasedCare(species) };
-    return { species, care: await careInstructionsFor(env, species, request.language, logger, { guide: null }) };
+    const allowance = () => withinRateLimit(env, `care-generate:user:${request.userId}`, CARE_GENERATE_RATE);
+    return { species, care: await careInstructionsFor(env, species, request.language, logger, undefined, allowance) };
   }
   await enforceRateLimit(env, `care:user:${request.userId}`, getConfig(env).CARE_REGENERATE_RATE_LIMIT);
   try {

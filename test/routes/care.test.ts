@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { generateCareGuide } from "../../src/providers/openai";
 import type { ProviderError } from "../../src/providers/types";
-import { CARE_GENERATE_PER_HOUR } from "../../src/services/care-guides";
+import { CARE_GENERATE_PER_HOUR, careForSpecies } from "../../src/services/care-guides";
 import { call, expectError } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 import { bearerUser } from "../helpers/users";
@@ -58,6 +58,27 @@ describe("species care instructions", () => {
     expect(
       (await careOf(await call(`/api/v1/plant-identification/species/${id}/care/?language=${last}`, { bearer: other.access })))?.source,
     ).toBe("openai");
+  });
+
+  it("when the allowance cannot be counted (rate limiter down), answers the rule-based advice without calling OpenAI", async () => {
+    const u = await bearerUser();
+    const id = await species("full_sun", "low");
+    const down = {
+      idFromName: (name: string) => env.RATE_LIMITER.idFromName(name),
+      get: () => ({
+        consume: async () => {
+          throw new Error("rate limiter unreachable");
+        },
+      }),
+    };
+    const { care } = await careForSpecies({ ...env, RATE_LIMITER: down } as unknown as Env, {
+      speciesId: id,
+      language: "en",
+      regenerate: false,
+      userId: u.userId,
+    });
+    expect(care).toMatchObject({ source: "rules" });
+    expect(emulators.openai.calls).toBe(0);
   });
 
   it("falls back to rule-based advice when OpenAI fails, and says so", async () => {
