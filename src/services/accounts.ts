@@ -27,7 +27,7 @@ import { burnPasswordCheck, hashPassword, needsRehash, passwordPolicyErrors, ver
 import { beginLoginAttempt, enforceRateLimit, loginAttemptSucceeded, mailBucketName, withinRateLimit } from "./rate-limits";
 import { endEverySession } from "./sessions";
 import { guardedTokenPair, issueTokenPair, type TokenPair } from "./tokens";
-import { findUserByEmail, findUserById, findUserByLogin, uniquenessErrors, type UserRow } from "./users";
+import { accountActive, findUserByEmail, findUserById, findUserByLogin, uniquenessErrors, type UserRow } from "./users";
 
 /** How long an email-change link stays valid. */
 export const EMAIL_CHANGE_TTL_S = 24 * 3600;
@@ -519,7 +519,7 @@ export async function consumeWsTicket(env: Bindings, ticket: string): Promise<{ 
         isNull(wsTickets.usedAt),
         gt(wsTickets.expiresAt, now),
         // SQL for the two correlated checks: the owner is active, the issuing session not ended.
-        sql`EXISTS (SELECT 1 FROM users u WHERE u.id = ${wsTickets.userId} AND u.is_active = 1)`,
+        accountActive(wsTickets.userId),
         sql`(${wsTickets.sessionId} IS NULL OR NOT EXISTS (SELECT 1 FROM revoked_sessions s WHERE s.family_id = ${wsTickets.sessionId}))`,
       ),
     )

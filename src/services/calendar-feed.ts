@@ -9,10 +9,10 @@
  * The calendar holds the user's active care reminders (recurring, with an alarm when due) and the
  * events they are going to or might go to (with an alarm an hour before), with VALARMs.
  */
-import { and, eq, gte, inArray, ne, sql } from "drizzle-orm";
+import { and, eq, gte, inArray, ne } from "drizzle-orm";
 import { getConfig } from "../config";
 import { database } from "../db/client";
-import { calendarEvents, calendarFeeds, calendarRsvps, users } from "../db/schema";
+import { calendarEvents, calendarFeeds, calendarRsvps } from "../db/schema";
 import type { Bindings } from "../env";
 import { purposeKey } from "../lib/derived-keys";
 import { AppError } from "../lib/errors";
@@ -20,6 +20,7 @@ import { base64UrlEncode } from "../lib/hash";
 import { buildCalendar, type CalendarEvent } from "../lib/ical";
 import { uuidv7 } from "../lib/ids";
 import { activeReminders, reminderCalendarEvents } from "./reminders";
+import { accountActive } from "./users";
 
 const feedKey = (secret: string) => purposeKey(secret, "calendar-feed/v1");
 
@@ -64,7 +65,7 @@ export async function feedOwner(env: Bindings, token: string): Promise<string> {
   const row = await database(env)
     .update(calendarFeeds)
     .set({ lastFetchedAt: new Date().toISOString() })
-    .where(and(eq(calendarFeeds.id, id), sql`EXISTS (SELECT 1 FROM ${users} u WHERE u.id = ${calendarFeeds.userId} AND u.is_active = 1)`))
+    .where(and(eq(calendarFeeds.id, id), accountActive(calendarFeeds.userId)))
     .returning({ userId: calendarFeeds.userId })
     .get();
   if (!row) throw notFound();
@@ -93,7 +94,7 @@ async function rsvpEvents(env: Bindings, userId: string, now: number): Promise<C
         // before (organisers cannot answer their own events).
         ne(calendarEvents.privacy, "private"),
         // A deactivated organiser's events are withdrawn.
-        sql`EXISTS (SELECT 1 FROM users o WHERE o.id = ${calendarEvents.organizerId} AND o.is_active = 1)`,
+        accountActive(calendarEvents.organizerId),
         gte(calendarEvents.endsAt, new Date(now - 30 * 86_400_000).toISOString()),
       ),
     )

@@ -28,6 +28,7 @@ import { AppError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
 import { announceNotifications, insertNotifications, type Notification } from "./notifications";
 import { uuidv7 } from "../lib/ids";
+import { accountActive } from "./users";
 
 export const EVENT_PRIVACY = ["public", "followers", "private"] as const;
 export const RSVP_STATUSES = ["going", "maybe", "not_going"] as const;
@@ -346,7 +347,7 @@ export async function notifyStartingEvents(env: Bindings, now = Date.now(), logg
     sql`FROM ${rsvp} JOIN ${e} ON ${e.id} = ${rsvp.eventId} JOIN ${users} ON ${users.id} = ${rsvp.userId}
       WHERE ${e.startsAt} > ${nowIso} AND ${e.startsAt} <= ${soon} AND ${rsvp.status} IN ('going', 'maybe') AND ${users.isActive} = 1
         AND ${e.privacy} <> 'private' AND ${rsvp.userId} <> ${e.organizerId}
-        AND EXISTS (SELECT 1 FROM users o WHERE o.id = ${e.organizerId} AND o.is_active = 1)
+        AND ${accountActive(e.organizerId)}
       ORDER BY ${e.startsAt} LIMIT 1000`,
   );
   await announceNotifications(env, inserted, logger);

@@ -27,7 +27,7 @@ import type { Logger } from "../lib/logger";
 import { announceNotifications, insertNotifications, type Notification } from "./notifications";
 import { requestImagesBody } from "./queued-requests";
 import { lookupSpeciesOrUnavailable, type SpeciesRow } from "./species";
-import { ABOVE_NEW_SQL } from "./users";
+import { ABOVE_NEW_SQL, accountActive } from "./users";
 
 const q = identificationRequests;
 const r = identificationResults;
@@ -226,7 +226,7 @@ export async function communityFeed(env: Bindings, filter: FeedFilter, page: Pag
   const where = and(
     eq(q.isSharedWithCommunity, true),
     // A deactivated account's shared requests leave the feed (and its photos and places with them).
-    sql`EXISTS (SELECT 1 FROM users ou WHERE ou.id = ${q.userId} AND ou.is_active = 1)`,
+    accountActive(q.userId),
     filter.requestId ? eq(q.id, filter.requestId) : undefined,
     filter.status === "confirmed" ? sql`${q.communityResultId} IS NOT NULL` : undefined,
     filter.status === "needs_id" ? isNull(q.communityResultId) : undefined,
@@ -349,7 +349,7 @@ async function sharedRequestFor(env: Bindings, userId: string, requestId: string
   const row = await database(env)
     .select()
     .from(q)
-    .where(and(eq(q.id, requestId), sql`EXISTS (SELECT 1 FROM users ou WHERE ou.id = ${q.userId} AND ou.is_active = 1)`))
+    .where(and(eq(q.id, requestId), accountActive(q.userId)))
     .get();
   if (!row || (!row.isSharedWithCommunity && row.userId !== userId))
     throw new AppError("NOT_FOUND", 404, "Identification request not found.");

@@ -2,7 +2,7 @@
  * Accounts: creation (with the default "My Plants" collection), lookup for sign-in, the public
  * and private user shapes of API.md §1, and trust levels.
  */
-import { and, desc, eq, ne, or, sql } from "drizzle-orm";
+import { and, desc, eq, ne, or, type SQL, type SQLWrapper, sql } from "drizzle-orm";
 import { database } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
 import { collections, users } from "../db/schema";
@@ -13,6 +13,11 @@ import { parsePhotoRef, photoRef } from "./photos";
 
 export type Role = "user" | "author" | "moderator" | "editor" | "admin";
 export type TrustLevel = "new" | "basic" | "trusted" | "veteran";
+/** SQL: the account `userId` names exists and is active (a deactivated account's rows are withdrawn). */
+export function accountActive(userId: SQLWrapper): SQL {
+  return sql`EXISTS (SELECT 1 FROM users au WHERE au.id = ${userId} AND au.is_active = 1)`;
+}
+
 export const STAFF_ROLES: readonly Role[] = ["moderator", "editor", "admin"];
 export const DEFAULT_COLLECTION_NAME = "My Plants";
 
