@@ -816,6 +816,18 @@ export const blogSeries = sqliteTable(
   (t) => [uniqueIndex("blog_series_slug_unique").on(t.slug)],
 );
 
+/**
+ * The blog's own photos (its media library; migration 0029): a post's images and a series cover
+ * must be one of these, so a writer cannot place (and an editor then publish) a stored photo
+ * that only its owner may see. Blog writers may fetch them. A row leaves with its photo, when
+ * nothing refers to that any more (services/photos.ts releasePhotos).
+ */
+export const blogImages = sqliteTable("blog_images", {
+  ref: text("ref").primaryKey(),
+  uploadedBy: text("uploaded_by").references(() => users.id, { onDelete: "set null" }),
+  createdAt: text("created_at").notNull().default(now),
+});
+
 /** One content block as stored: `value` is already validated and sanitised per type. */
 export interface StoredBlock {
   id: string;

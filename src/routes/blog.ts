@@ -46,7 +46,7 @@ import {
   updateCategory,
   updateSeries,
 } from "../services/blog-taxonomy";
-import { photoRef, storeImages } from "../services/photos";
+import { storeBlogImage } from "../services/photos";
 import { pageOf, PaginationQuery } from "./pagination";
 import { createRouter, documentOnly, noContentAfter, routeSet } from "./router";
 import { errorResponse, errorResponses, filePart, IdParam, jsonBody, noContent, pageSchema, requestJson } from "./schemas";
@@ -245,18 +245,18 @@ export function blogRoutes() {
 
   // Images ------------------------------------------------------------------------------------
 
-  const upload = writers
-    .post(`/images`, "Upload an image for posts and series (authors, editors, admins)")
-    .io(
-      { body: { content: { "multipart/form-data": { schema: UploadForm } }, required: true } },
-      { 201: jsonBody(UploadedImage, "Stored"), 413: errorResponse(413, "Too large", "FILE_TOO_LARGE") },
-      { description: "Content-addressed: the same picture uploaded twice has the same id." },
-    );
+  const upload = writers.post(`/images`, "Upload an image for posts and series (authors, editors, admins)").io(
+    { body: { content: { "multipart/form-data": { schema: UploadForm } }, required: true } },
+    { 201: jsonBody(UploadedImage, "Stored"), 413: errorResponse(413, "Too large", "FILE_TOO_LARGE") },
+    {
+      description:
+        "Content-addressed: the same picture uploaded twice has the same id. Image blocks, featured_image and cover_image accept only photos uploaded here.",
+    },
+  );
   app.openAPIRegistry.registerPath(documentOnly(upload));
   app.post(upload.path, requireRole(...WRITER_ROLES), async (c) => {
     const image = await readImage(c);
-    await storeImages(c.env, [image]);
-    const ref = photoRef(image);
+    const ref = await storeBlogImage(c.env, image, c.get("user")!.id);
     return c.json({ id: ref, url: mediaUrl(ref), width: image.width, height: image.height }, 201);
   });
 

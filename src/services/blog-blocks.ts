@@ -25,7 +25,7 @@ import { readImageDimensions } from "../lib/images";
 import { safeHref, sanitisePostBody } from "../lib/sanitise";
 import { READING } from "../lib/blog-text";
 export { postExcerpt, postSearchText, readingTime, shorterExcerpt } from "../lib/blog-text";
-import { imageKey, parsePhotoRef } from "./photos";
+import { blogLibraryRefs, imageKey, parsePhotoRef } from "./photos";
 
 export const BLOCK_TYPES = ["heading", "paragraph", "quote", "code", "image", "plant_spotlight", "call_to_action", "care_tip"] as const;
 export type BlockType = (typeof BLOCK_TYPES)[number];
@@ -126,6 +126,18 @@ export async function storedImageSize(env: Bindings, ref: string): Promise<{ wid
 }
 
 /**
+ * Width and height of a photo in the blog's media library (uploaded with POST /blog/images/);
+ * null when it is not one, or no longer stored. Any other stored photo — a user's identification
+ * photo whose reference a writer knows — is refused: placing it would show it to every writer,
+ * and publishing would show it to everyone.
+ */
+export async function blogImageSize(env: Bindings, ref: string): Promise<{ width: number; height: number } | null> {
+  if (!parsePhotoRef(ref)) return null;
+  const [library, size] = await Promise.all([blogLibraryRefs(env, [ref]), storedImageSize(env, ref)]);
+  return library.has(ref) ? size : null;
+}
+
+/**
  * Validates, sanitises and completes a post's blocks for storage. Problems are collected per
  * block (`content_blocks.<i>…`) and thrown together as one 400; nothing is written.
  */
@@ -164,7 +176,7 @@ export async function prepareBlocks(env: Bindings, raw: unknown[]): Promise<Stor
         case "code":
           return { id, type: "code", value: { code: v.code, language: (v.language as string).toLowerCase() } };
         case "image": {
-          const size = await storedImageSize(env, v.image as string);
+          const size = await blogImageSize(env, v.image as string);
           if (!size) {
             errors[`content_blocks.${i}.value.image`] = ["No such uploaded image (upload it with POST /api/v1/blog/images/ first)."];
             return { id, type: "image", value: null };

@@ -16,7 +16,7 @@ import { blogCategories, blogPostCategories, blogPosts, blogPostTags, blogSeries
 import type { Bindings } from "../env";
 import { AppError, isUniqueViolation, orNotFound } from "../lib/errors";
 import { isUuid, uuidv7 } from "../lib/ids";
-import { mediaUrl, storedImageSize } from "./blog-blocks";
+import { blogImageSize, mediaUrl } from "./blog-blocks";
 import { purgeBlogReads } from "./blog-cache";
 import { releasePhotoRefs } from "./photos";
 
@@ -48,9 +48,9 @@ export function slugTaken(what: string) {
   return new AppError("CONFLICT", 409, `This slug is already used by another ${what}.`, { slug: ["Already in use."] });
 }
 
-/** A photo reference that is stored in R2 (uploaded first), with its alt text; 400 naming `field` otherwise. */
+/** A photo of the blog's media library (uploaded first), with its alt text; 400 naming `field` otherwise. */
 export async function checkImage(env: Bindings, ref: string, alt: string, field: string): Promise<void> {
-  if (!(await storedImageSize(env, ref)))
+  if (!(await blogImageSize(env, ref)))
     throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
       [field]: ["No such uploaded image (upload it with POST /api/v1/blog/images/ first)."],
     });

@@ -5,9 +5,10 @@
  * (the same picture may belong to rows of any user), so one is deleted only when no row refers
  * to it any more; which rows can refer to a photo is the declared list PHOTO_REFERENCES below.
  */
-import { type SQL, sql } from "drizzle-orm";
+import { inArray, type SQL, sql } from "drizzle-orm";
 import { database, runBatch } from "../db/client";
 import {
+  blogImages,
   blogPosts,
   blogRevisions,
   blogSeries,
@@ -72,6 +73,29 @@ export async function storeImages(env: Bindings, images: readonly (StoredImage &
   );
 }
 
+/**
+ * Adds a photo to the blog's media library (stored, then its `blog_images` row; an upload whose
+ * row cannot be written is released again). The same picture uploaded twice is one entry. The
+ * row goes when the photo is released (`releasePhotos`).
+ */
+export async function storeBlogImage(env: Bindings, image: PhotoBytes, uploadedBy: string): Promise<string> {
+  const ref = photoRef(image);
+  await withStoredPhotos(env, [image], () =>
+    database(env).insert(blogImages).values({ ref, uploadedBy }).onConflictDoNothing({ target: blogImages.ref }),
+  );
+  return ref;
+}
+
+/** Those of `refs` that are in the blog's media library. */
+export async function blogLibraryRefs(env: Bindings, refs: readonly string[]): Promise<Set<string>> {
+  if (refs.length === 0) return new Set();
+  const rows = await database(env)
+    .select({ ref: blogImages.ref })
+    .from(blogImages)
+    .where(inArray(blogImages.ref, [...new Set(refs)]));
+  return new Set(rows.map((r) => r.ref));
+}
+
 /** Photos from R2, in the given order; null when any of them is gone. */
 export async function loadPhotos(
   env: Bindings,
@@ -133,8 +157,12 @@ export async function releasePhotos(env: Bindings, images: readonly (StoredImage
   if (candidates.length === 0) return;
   const used = await referencedPhotos(env, candidates);
   const unused = candidates.filter((img) => !used.has(photoRef(img)));
-  const orphans = [...new Set(unused.flatMap((img) => [imageKey(img), LEGACY_AVATAR_PREFIX + photoRef(img)]))];
-  if (orphans.length > 0) await env.IMAGES.delete(orphans);
+  if (unused.length === 0) return;
+  // The blog's media library is not a reference: a photo leaves it with the last post, revision or
+  // series that showed it (an upload never placed stays until then).
+  const refs = [...new Set(unused.map(photoRef))];
+  await database(env).delete(blogImages).where(inArray(blogImages.ref, refs));
+  await env.IMAGES.delete([...new Set(unused.flatMap((img) => [imageKey(img), LEGACY_AVATAR_PREFIX + photoRef(img)]))]);
 }
 
 /** `releasePhotos` for stored references (null and non-references are skipped). */
@@ -185,11 +213,11 @@ export interface PhotoViewer {
  *   a public collection (of an active account with a public profile), a live forum post's attachment, an avatar, a
  *   published blog post (featured or in its blocks), a series cover;
  * - **private** to whoever owns a row that holds it (their requests, disease requests, plants,
- *   forum attachments), to staff, and to blog writers for blog photos — a draft's, a
- *   revision's, or one uploaded and not yet placed (referenced by nothing);
+ *   forum attachments), to staff, and to blog writers for the blog's own photos (its media
+ *   library, `blog_images`: a draft's, a revision's, one uploaded and not yet placed);
  * - otherwise nobody: unsharing a request, making a collection or profile private or deleting
  *   a post stops its photos being served to others from the next request on.
- * One D1 round trip for the common (public) case.
+ * One D1 round trip.
  */
 export async function photoAccess(env: Bindings, ref: string, viewer?: PhotoViewer): Promise<PhotoAccess> {
   const image = parsePhotoRef(ref);
@@ -217,20 +245,14 @@ export async function photoAccess(env: Bindings, ref: string, viewer?: PhotoView
     OR EXISTS (SELECT 1 FROM user_plants p WHERE p.user_id = ${viewer.id} AND p.image_key = ${r})
     OR EXISTS (SELECT 1 FROM forum_attachments a JOIN forum_posts fp ON fp.id = a.post_id WHERE a.image = ${r} AND fp.author_id = ${viewer.id}))`
     : sql`0`;
-  const blog = writer
-    ? sql`(
-       EXISTS (SELECT 1 FROM blog_posts b WHERE b.featured_image = ${r} OR (${inJson(sql`b.content_blocks`)}))
-    OR EXISTS (SELECT 1 FROM blog_revisions br WHERE ${inJson(sql`br.snapshot`)}))`
-    : sql`0`;
+  // Every photo a post, a revision or a series can hold is in the blog's media library.
+  const blog = writer ? sql`EXISTS (SELECT 1 FROM blog_images bi WHERE bi.ref = ${r})` : sql`0`;
   const [row] = await database(env).all<{ public: number; mine: number; blog: number }>(
     sql`SELECT ${shown} AS public, ${mine} AS mine, ${blog} AS blog`,
   );
   if (row?.public) return "public";
   if (!viewer) return null;
-  if (row?.mine || row?.blog || viewer.staff) return "private";
-  // A writer's upload not yet placed in a post: referenced by nothing at all.
-  if (writer && !(await referencedPhotos(env, [image])).has(r)) return "private";
-  return null;
+  return row?.mine || row?.blog || viewer.staff ? "private" : null;
 }
 
 /** A stored photo's object, for serving it; null when it is not a photo reference or is gone. */

@@ -128,3 +128,41 @@ describe("0013: one reference form for photos", () => {
     expect(user!.avatar_key).toBe(`${sha}.png`);
   });
 });
+
+describe("0029: the blog's media library", () => {
+  it("takes in every photo the blog already holds — featured images, image blocks, revisions, series covers — and nothing else", async () => {
+    const migration = (env.TEST_MIGRATIONS as { name: string; queries: string[] }[]).find((m) => m.name.startsWith("0029_"))!;
+    expect(migration).toBeDefined();
+    const hex = () => Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, "0")).join("");
+    const [featured, block, revised, cover, mentioned] = [`${hex()}.jpg`, `${hex()}.png`, `${hex()}.webp`, `${hex()}.png`, `${hex()}.png`];
+    const postId = crypto.randomUUID();
+    const blocks = [
+      { id: "b1", type: "image", value: { image: block, alt: "A leaf", caption: "", width: 10, height: 10 } },
+      { id: "b2", type: "plant_spotlight", value: { species_id: "x", image: { url: "https://example.com/a.jpg", alt: "A" } } },
+      { id: "b3", type: "paragraph", value: `<p>image ${mentioned}</p>` },
+    ];
+    await env.DB.batch([
+      env.DB.prepare(
+        "INSERT INTO blog_posts (id, slug, title, content_blocks, status, featured_image, featured_image_alt) VALUES (?, ?, 'Legacy', ?, 'draft', ?, 'A')",
+      ).bind(postId, `legacy-${postId}`, JSON.stringify(blocks), featured),
+      env.DB.prepare("INSERT INTO blog_revisions (id, post_id, number, snapshot) VALUES (?, ?, 1, ?)").bind(
+        crypto.randomUUID(),
+        postId,
+        JSON.stringify({ featured_image: revised, content_blocks: [] }),
+      ),
+      env.DB.prepare("INSERT INTO blog_series (id, slug, title, cover_image) VALUES (?, ?, 'Legacy', ?)").bind(
+        crypto.randomUUID(),
+        `legacy-series-${postId}`,
+        cover,
+      ),
+    ]);
+    for (const query of migration.queries.filter((q) => /^\s*(--[^\n]*\n\s*)*INSERT/i.test(q))) await env.DB.prepare(query).run();
+    const found = await env.DB.prepare("SELECT ref FROM blog_images WHERE ref IN (?, ?, ?, ?, ?)")
+      .bind(featured, block, revised, cover, mentioned)
+      .all();
+    // Not a reference-like word in a paragraph's text.
+    expect(found.results.map((r) => r.ref).sort()).toEqual([featured, block, revised, cover].sort());
+    const url = await env.DB.prepare("SELECT count(*) AS n FROM blog_images WHERE ref LIKE 'https:%'").first<{ n: number }>();
+    expect(url!.n).toBe(0);
+  });
+});

@@ -326,6 +326,9 @@ describe("deleting", () => {
     expect(await inR2(a)).toBe(false);
     expect(await inR2(b)).toBe(false);
     expect(await inR2(shared)).toBe(true);
+    // A released photo leaves the blog's media library with it; one still shown stays.
+    const inLibrary = async (ref: string) => (await env.DB.prepare("SELECT 1 FROM blog_images WHERE ref = ?").bind(ref).first()) !== null;
+    expect([await inLibrary(a), await inLibrary(b), await inLibrary(shared)]).toEqual([false, false, true]);
     // Editors delete published posts too.
     const live = await createPost(author.access, {});
     await json<Post>(await action(editor.access, live.id, "publish"), 200);

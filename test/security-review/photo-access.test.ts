@@ -17,8 +17,8 @@ import { upload, withRole } from "../routes/blog-editorial-setup";
 useEmulators();
 type User = Awaited<ReturnType<typeof bearerUser>>;
 
-async function storedPhoto(seed: string): Promise<{ ref: string; url: string }> {
-  const bytes = await makePng(16, 16, { seed });
+async function storedPhoto(seedOrBytes: string | Uint8Array): Promise<{ ref: string; url: string }> {
+  const bytes = typeof seedOrBytes === "string" ? await makePng(16, 16, { seed: seedOrBytes }) : seedOrBytes;
   const image = { sha256: await sha256Hex(bytes), type: "png" as const, mime: "image/png" as const, bytes };
   await storeImages(env, [image]);
   const ref = photoRef(image);
@@ -119,5 +119,69 @@ describe("who may fetch a stored photo", () => {
     expect((await call(blogUrl, { bearer: editor.access })).status).toBe(200);
     expect((await call(`/api/v1/blog/posts/${post.id}/publish/`, { method: "POST", bearer: editor.access })).status).toBe(200);
     expect((await call(blogUrl)).status).toBe(200);
+  });
+
+  // Review finding (twelfth session's note): a writer who kept the reference of a photo once
+  // shared in the community feed could place it in a draft — every writer then saw it — and an
+  // editor publishing the post made it public again. Blog images are now the blog's own uploads.
+  it("a writer cannot place someone's identification photo in a post or a series, nor fetch a photo nobody shows", async () => {
+    const [owner, author, editor] = [await bearerUser(), await withRole("author"), await withRole("editor")];
+    // Large enough to pass the blog's upload rules too (last step).
+    const bytes = await makePng(320, 200, { seed: `once-shared-${owner.userId}` });
+    const photo = await storedPhoto(bytes);
+    const id = await requestWith(owner, photo.ref);
+    expect((await share(owner, id, "POST")).status).toBe(200);
+    expect((await share(owner, id, "DELETE")).status).toBe(200);
+
+    const refused = async (res: Response, field: string) => {
+      expect(res.status, field).toBe(400);
+      const body = (await res.json()) as { errors: Record<string, string[]> };
+      expect(body.errors[field]?.[0], JSON.stringify(body)).toMatch(/No such uploaded image/);
+    };
+    await refused(
+      await call("/api/v1/blog/posts/", {
+        bearer: author.access,
+        json: { title: "Found it", featured_image: photo.ref, featured_image_alt: "x" },
+      }),
+      "featured_image",
+    );
+    await refused(
+      await call("/api/v1/blog/posts/", {
+        bearer: author.access,
+        json: { title: "Found it", content_blocks: [{ type: "image", value: { image: photo.ref, alt: "x" } }] },
+      }),
+      "content_blocks.0.value.image",
+    );
+    const draft = (await (await call("/api/v1/blog/posts/", { bearer: author.access, json: { title: "Innocent" } })).json()) as {
+      id: string;
+    };
+    await refused(
+      await call(`/api/v1/blog/posts/${draft.id}/`, {
+        method: "PATCH",
+        bearer: editor.access,
+        json: { featured_image: photo.ref, featured_image_alt: "x" },
+      }),
+      "featured_image",
+    );
+    await refused(
+      await call("/api/v1/blog/series/", {
+        bearer: editor.access,
+        json: { title: `Series ${id.slice(0, 6)}`, cover_image: photo.ref, cover_image_alt: "x" },
+      }),
+      "cover_image",
+    );
+
+    // Nothing shows it and it is not the blog's: no writer may fetch it (its owner still may).
+    for (const url of [photo.url, `/media/images/${photo.ref}`]) {
+      expect((await call(url, { bearer: author.access })).status, url).toBe(404);
+      expect((await call(url, { bearer: editor.access })).status, url).toBe(200); // staff
+    }
+    expect((await call(photo.url, { bearer: owner.access })).status).toBe(200);
+
+    // Uploading the same bytes through the blog is having the picture: then it is the blog's.
+    const res = await upload(author.access, bytes);
+    expect(res.status).toBe(201);
+    expect(((await res.json()) as { id: string }).id).toBe(photo.ref);
+    expect((await call(photo.url, { bearer: author.access })).status).toBe(200);
   });
 });
