@@ -220,6 +220,7 @@ export const CLOSE_CODES = {
   NOT_YOURS: 4403,
   REQUEST_GONE: 4404,
   SEND_FAILED: 1011,
+  TRY_AGAIN: 1013,
 } as const;
 
 /** What each close code means to a client and what it should do; the AsyncAPI document lists these. */
@@ -231,6 +232,10 @@ export const CLOSE_CODE_MEANINGS = {
   NOT_YOURS: { when: "The request belongs to another user (request channel only).", action: "Do not reconnect." },
   REQUEST_GONE: { when: "The request is unknown or was deleted (request channel only).", action: "Do not reconnect." },
   SEND_FAILED: { when: "The server could not send to the socket and gave up on it.", action: "Reconnect." },
+  TRY_AGAIN: {
+    when: "The server could not confirm the session while the socket was opening (its database did not answer).",
+    action: "Reconnect after a few seconds, with backoff.",
+  },
 } satisfies Record<keyof typeof CLOSE_CODES, { when: string; action: string }>;
 
 /** Close code for a socket whose session ended. */

@@ -103,12 +103,26 @@ async function connect(c: Context<AppEnv>, requestId: string | null): Promise<Re
   const upgraded = await userHub(c.env, userId).fetch(new Request("https://user-hub/connect", { headers }));
   // The session may have ended between the check above and the hub accepting the socket, after
   // the hub closed that session's sockets: asked again now that this one has joined.
-  if (upgraded.status === 101 && !(await socketSessionLive(c.env, userId, identity.sessionId, identity.issuedAtMs))) {
-    await closeSessionSockets(c.env, userId, identity.sessionId ? { sessionId: identity.sessionId } : {}, c.get("logger"));
+  if (upgraded.status === 101) {
     // Our end of the hub's socket answers its close, so the hub lets go of it at once.
-    upgraded.webSocket?.accept();
-    upgraded.webSocket?.close(CLOSE_CODES.SESSION_ENDED, "session ended");
-    return refuse(CLOSE_CODES.SESSION_ENDED, "session ended");
+    const letGo = (code: number, reason: string) => {
+      upgraded.webSocket?.accept();
+      upgraded.webSocket?.close(code, reason);
+    };
+    let live: boolean;
+    try {
+      live = await socketSessionLive(c.env, userId, identity.sessionId, identity.issuedAtMs);
+    } catch (err) {
+      // Not confirmed is not live: the socket does not stay joined, and the client is told to retry.
+      c.get("logger").warn("socket session check failed", { user_id: userId, error: String(err) });
+      letGo(CLOSE_CODES.TRY_AGAIN, "try again");
+      return refuse(CLOSE_CODES.TRY_AGAIN, "try again");
+    }
+    if (!live) {
+      await closeSessionSockets(c.env, userId, identity.sessionId ? { sessionId: identity.sessionId } : {}, c.get("logger"));
+      letGo(CLOSE_CODES.SESSION_ENDED, "session ended");
+      return refuse(CLOSE_CODES.SESSION_ENDED, "session ended");
+    }
   }
   // A Response that crossed from the Durable Object has immutable headers; re-wrap it so the
   // app's middleware (security headers, CORS, request id) can add theirs as on any response.

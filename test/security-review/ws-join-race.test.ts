@@ -111,6 +111,27 @@ describe("a socket joining as its session ends", () => {
     expect(await hubSockets(u.userId, 0)).toBe(0);
   });
 
+  it("the database not answering the second check: the socket is closed (1013, try again), not left joined", async () => {
+    const u = await bearerUser();
+    // The primary binding fails from the moment the hub is asked; the request's own reads came before.
+    let broken = false;
+    const db = new Proxy(env.DB, {
+      get(target, prop) {
+        if (broken && (prop === "prepare" || prop === "batch" || prop === "exec")) {
+          return () => {
+            throw new Error("D1_ERROR: Network connection lost.");
+          };
+        }
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const racing = { ...racingEnv(async () => (broken = true)), DB: db } as Env;
+    expect(await firstEvent(racing, u.access)).toBe("close:1013");
+    expect(broken).toBe(true);
+    expect(await hubSockets(u.userId, 0)).toBe(0);
+  });
+
   it("control: with nothing landing in between, the socket joins", async () => {
     const u = await bearerUser();
     expect(
