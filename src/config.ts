@@ -88,6 +88,12 @@ const ConfigSchema = z.object({
   ACCOUNT_MAIL_RATE_LIMIT: z.string().default("3/3600").pipe(rate),
   /** Email-change requests per account (default 5 an hour); each mails two addresses. */
   EMAIL_CHANGE_RATE_LIMIT: z.string().default("5/3600").pipe(rate),
+  /**
+   * A forum search whose words are all shorter than three characters has no trigram to look up,
+   * so its post bodies are tested one by one: only the latest this many posts are (default 5 000);
+   * topic titles are always searched in full.
+   */
+  SEARCH_SHORT_WORD_POSTS: z.coerce.number().int().positive().default(5000),
   LOCKOUT_THRESHOLD: z.coerce.number().int().positive(),
   LOCKOUT_WINDOW_S: z.coerce.number().int().positive(),
   LOCKOUT_DURATION_S: z.coerce.number().int().positive(),

@@ -13,6 +13,9 @@
  * - Forum: a hit is a topic, found by its title or by a non-deleted post's visible text (tags
  *   are stripped in SQL; entities are matched in their stored, escaped form). Deleted posts
  *   never match and never feed a snippet. All categories are public, so all topics are visible.
+ *   A query whose words all have fewer than three characters matches every title, but only the
+ *   latest SEARCH_SHORT_WORD_POSTS posts' text (5 000 by default): without a trigram each body
+ *   must be read, and that cost must not grow with the forum.
  * - Blog: only published posts, ever — the `blog_fts` index holds nothing else (migration 0014's
  *   triggers keep it so on publish, edit, unpublish and delete). Title, introduction and block
  *   text are searched; queries of 3+ characters use the FTS5 trigram index as one quoted phrase,
@@ -27,6 +30,7 @@ import { database, runBatch } from "../db/client";
 import { blogPosts, forumTopics, species, speciesCommonNames } from "../db/schema";
 import { ftsPhrase, startsWith } from "../db/text-match";
 import type { Bindings } from "../env";
+import { getConfig } from "../config";
 import { stableUuid } from "../lib/ids";
 import { EMITTED_MARKUP, escapeHtml, truncateText, visibleText } from "../lib/sanitise";
 import { confirmedDiseaseEntries, type DiseaseType } from "./diseases";
@@ -120,17 +124,19 @@ const STRIPPED_BODY = (() => {
  * every match contains too, so the costly tag stripping only runs on candidates. A word of three
  * or more characters finds those candidates through the trigram index (migration 0027), which
  * holds every substring match of `instr(lower(body), word)` and more (it folds all cases, not
- * only ASCII); the exact test then decides. A shorter word has no trigram: every live post is tested.
+ * only ASCII); the exact test then decides. A shorter word has no trigram, so each body must be
+ * tested: only the latest `shortWordPosts` posts are (a rowid range, so the cost has a bound
+ * however large the forum grows; titles are still searched in full).
  */
-function postMatches(stored: string, longestWord: string): SQL {
+function postMatches(stored: string, longestWord: string, shortWordPosts: number): SQL {
   const candidates =
     [...longestWord].length >= 3
       ? sql`p.rowid IN (SELECT rowid FROM forum_posts_fts WHERE forum_posts_fts MATCH ${ftsPhrase(longestWord)})`
-      : sql`instr(lower(p.body), ${longestWord}) > 0`;
+      : sql`p.rowid > (SELECT coalesce(max(rowid), 0) FROM forum_posts) - ${shortWordPosts} AND instr(lower(p.body), ${longestWord}) > 0`;
   return sql`p.is_deleted = 0 AND ${candidates} AND instr(${sql.raw(STRIPPED_BODY)}, ${stored}) > 0`;
 }
-function topicMatches(ql: string, stored: string, longestWord: string): SQL {
-  return sql`(instr(lower(t.title), ${ql}) > 0 OR t.id IN (SELECT p.topic_id FROM forum_posts p WHERE ${postMatches(stored, longestWord)}))`;
+function topicMatches(ql: string, stored: string, longestWord: string, shortWordPosts: number): SQL {
+  return sql`(instr(lower(t.title), ${ql}) > 0 OR t.id IN (SELECT p.topic_id FROM forum_posts p WHERE ${postMatches(stored, longestWord, shortWordPosts)}))`;
 }
 
 interface ForumRow {
@@ -150,7 +156,8 @@ export async function searchForumGroup(env: Bindings, q: string, limit: number):
   const ql = q.toLowerCase().replace(/\s+/g, " ");
   const stored = escapeHtml(ql);
   const longestWord = stored.split(" ").reduce((a, b) => (b.length > a.length ? b : a), "");
-  const matches = topicMatches(ql, stored, longestWord);
+  const shortWordPosts = getConfig(env).SEARCH_SHORT_WORD_POSTS;
+  const matches = topicMatches(ql, stored, longestWord, shortWordPosts);
   // Text search over sanitised HTML: SQL is the point (tag stripping and substring tests in one
   // pass). One statement: the window count is every match, taken before the page's LIMIT, so the
   // costly test runs once per topic rather than once for the count and once for the page.
@@ -165,7 +172,7 @@ export async function searchForumGroup(env: Bindings, q: string, limit: number):
                  ORDER BY score DESC, t.last_activity_at DESC, t.id DESC
                  LIMIT ${limit}) h
           LEFT JOIN forum_posts mp ON mp.id = (
-               SELECT p.id FROM forum_posts p WHERE p.topic_id = h.id AND ${postMatches(stored, longestWord)}
+               SELECT p.id FROM forum_posts p WHERE p.topic_id = h.id AND ${postMatches(stored, longestWord, shortWordPosts)}
                 ORDER BY p.is_first DESC, p.created_at, p.id LIMIT 1)
           LEFT JOIN forum_posts fp ON fp.topic_id = h.id AND fp.is_first = 1 AND fp.is_deleted = 0
          ORDER BY h.score DESC, h.last_activity_at DESC, h.id DESC`,

@@ -217,6 +217,22 @@ describe("unified search", () => {
     await env.DB.prepare("INSERT INTO forum_posts_fts (forum_posts_fts, rank) VALUES ('integrity-check', 1)").run();
   });
 
+  it("a query of only 1–2-letter words tests the latest SEARCH_SHORT_WORD_POSTS posts' text, and every title", async () => {
+    const { searchForumGroup } = await import("../../src/services/search");
+    const old = await topic("Repotting question", "My pot says qv on the bottom.");
+    const titled = await topic("What does qv mean on a label", "Asking for a friend.");
+    // Newer posts push the first topic's opening post out of a window of three.
+    for (let i = 0; i < 3; i++) await reply(titled.id, `Reply number ${i}.`);
+    const narrow = { ...env, SEARCH_SHORT_WORD_POSTS: "3" } as Env;
+    const found = await searchForumGroup(narrow, "qv", 10);
+    expect(found.hits.map((h) => h.id)).toEqual([titled.id]);
+    expect(found.total).toBe(1);
+    // With the whole forum in the window (the default), the old post's text is found as before.
+    expect((await searchForumGroup(env, "qv", 10)).hits.map((h) => h.id).sort()).toEqual([old.id, titled.id].sort());
+    // A word of three letters or more uses the index: no window.
+    expect((await searchForumGroup(narrow, "bottom", 10)).hits.map((h) => h.id)).toEqual([old.id]);
+  });
+
   it("matches % and _ literally", async () => {
     const percent = await topic("Using 50% shade cloth for lettuce", "Keeps it from bolting.");
     await topic("Using 500 shade cloth rolls", "Not a percentage.");
