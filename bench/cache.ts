@@ -1,7 +1,8 @@
 /**
  * Benchmark 1 — cache hit. One 1 MiB PNG, identical bytes every time, anonymous
- * `POST identify/`: one warm-up miss, then N hits interleaved with N `GET /health/` so both
- * see the same machine conditions. Target: hit p50 ≤ 1.5 × health p50 (issue 13; 3× before). Every hit must say
+ * `POST identify/`: one warm-up miss, 50 warm-up pairs (hit, health; reported, not counted: a
+ * fresh isolate is slow until V8 has compiled both paths), then N hits interleaved with N
+ * `GET /health/` so both see the same machine conditions. Target: hit p50 ≤ 1.5 × health p50 (issue 13; 3× before). Every hit must say
  * `cached: {plant_id: true, plantnet: true}` and make no upstream call (emulator counters).
  */
 import { benchImage, Budget, emulatorCalls, fmtMs, imageForm, request, serverTimings, summarize } from "./lib";
@@ -10,6 +11,8 @@ import { row, verdict, type Benchmark } from "./types";
 const N = 200;
 const IMAGE_BYTES = 1024 * 1024;
 const TIME_LIMIT_MS = 180_000;
+/** Health + hit pairs run first and not counted (a fresh isolate's first requests run before V8 optimises them). */
+const WARM_UP_PAIRS = 50;
 /** Issue 13 item 5 (was 3× before it). */
 const TARGET_RATIO = 1.5;
 
@@ -36,6 +39,15 @@ export const cacheBench: Benchmark = async ({ stack, log }, result) => {
     return;
   }
   const warmWasMiss = warm.body.cached?.plant_id === false && warm.body.cached?.plantnet === false;
+  // Warm-up pairs, measured but not counted: a fresh isolate runs both paths slowly until V8 has
+  // compiled them, and this benchmark runs first on a fresh stack. The figure is printed.
+  const warmUp = { health: [] as number[], hit: [] as number[] };
+  for (let i = 0; i < WARM_UP_PAIRS; i++) {
+    budget.check(`warm-up pair ${i + 1} of ${WARM_UP_PAIRS}`);
+    warmUp.health.push((await health()).ms);
+    warmUp.hit.push((await identify()).ms);
+  }
+  const warmUpRatio = summarize(warmUp.hit).p50 / summarize(warmUp.health).p50;
   const callsBefore = stack.emulatorUrl ? await emulatorCalls(stack.emulatorUrl) : null;
 
   const healthMs: number[] = [];
@@ -74,6 +86,12 @@ export const cacheBench: Benchmark = async ({ stack, log }, result) => {
   result.rows.push(
     row("image", `${IMAGE_BYTES} B PNG, identical bytes, anonymous`),
     row("warm-up (miss)", `${fmtMs(warm.ms)}${warmWasMiss ? "" : " (was already cached)"}`),
+    row(
+      `warm-up pairs, not counted (n=${WARM_UP_PAIRS}): hit p50 ÷ health p50`,
+      `${warmUpRatio.toFixed(2)}× (hit ${fmtMs(summarize(warmUp.hit).p50)}, health ${fmtMs(summarize(warmUp.health).p50)})`,
+      "report",
+      "info",
+    ),
     row(`health p50 / p99 (n=${hs.n})`, `${fmtMs(hs.p50)} / ${fmtMs(hs.p99)}`),
     row(`cache hit p50 / p99 (n=${cs.n})`, `${fmtMs(cs.p50)} / ${fmtMs(cs.p99)}`),
     row("hit p50 ÷ health p50", `${ratio.toFixed(2)}×`, `≤ ${TARGET_RATIO}×`, verdict(ratio <= TARGET_RATIO)),
@@ -99,7 +117,7 @@ export const cacheBench: Benchmark = async ({ stack, log }, result) => {
   result.data = {
     n: N,
     imageBytes: IMAGE_BYTES,
-    warmUp: { ms: warm.ms, miss: warmWasMiss },
+    warmUp: { ms: warm.ms, miss: warmWasMiss, pairs: WARM_UP_PAIRS, ratio: warmUpRatio },
     healthMs: hs,
     hitMs: cs,
     stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, summarize(v)])),
