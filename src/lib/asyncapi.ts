@@ -173,7 +173,7 @@ function buildDocument(opts: { publicApiUrl: string; version: string }) {
       description: "Progress of every request of the signed-in user, and their new notifications.",
       messages: channelMessages([...serverMessages, "pongText", "ping", "pingText"]),
       bindings: wsBinding,
-      "x-close-codes": closeCodes(["SESSION_ENDED", "SEND_FAILED"]),
+      "x-close-codes": closeCodes(["SESSION_ENDED", "SEND_FAILED", "TRY_AGAIN"]),
     },
     requestEvents: {
       address: "/ws/plant-identification/requests/{request_id}/",
@@ -184,7 +184,7 @@ function buildDocument(opts: { publicApiUrl: string; version: string }) {
       },
       messages: channelMessages([...requestMessages, "pongText", "ping", "pingText"]),
       bindings: wsBinding,
-      "x-close-codes": closeCodes(["SESSION_ENDED", "NOT_YOURS", "REQUEST_GONE", "SEND_FAILED"]),
+      "x-close-codes": closeCodes(["SESSION_ENDED", "NOT_YOURS", "REQUEST_GONE", "SEND_FAILED", "TRY_AGAIN"]),
     },
   };
 
