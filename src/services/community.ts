@@ -7,7 +7,9 @@
  * downvote). A species (one result per species per request) is **community confirmed** when at
  * least 2 accounts support it and its supports are more than 2/3 of all identifying votes on the
  * request. Hidden proposals, and the votes of accounts with trust level `new` or deactivated, are
- * shown but never counted.
+ * shown but never counted; nor are the request owner's own votes (owners may vote on their
+ * results), since "community confirmed" is other people's agreement, shown beside the owner's
+ * accepted answer — counting them let an owner and one friend confirm whatever the owner chose.
  *
  * It is recomputed by `consensusStatements`, which every change that can move it (vote, proposal,
  * hide, unhide) runs in the same D1 batch as the change: one transaction, so concurrent votes
@@ -53,7 +55,9 @@ function countedVotes(rid: SQL | string) {
        WHERE res.request_id = ${rid} AND res.is_hidden = 0 AND v.vote_type = 'downvote'
         AND NOT EXISTS (SELECT 1 FROM sup WHERE sup.user_id = v.user_id AND sup.result_id = v.result_id)),
     counted AS (
-      SELECT idv.* FROM idv JOIN users u ON u.id = idv.user_id WHERE ${sql.raw(ABOVE_NEW_SQL)} AND u.is_active = 1)`;
+      SELECT idv.* FROM idv JOIN users u ON u.id = idv.user_id
+       WHERE ${sql.raw(ABOVE_NEW_SQL)} AND u.is_active = 1
+         AND u.id IS NOT (SELECT user_id FROM identification_requests WHERE id = ${rid}))`;
 }
 
 /** The confirmed result of request `rid` by the §5c rule, or NULL. */
@@ -153,6 +157,33 @@ export async function tellConsensus(
     ),
   ])) as [Notification[], Notification[]];
   await announceNotifications(env, [...owner, ...supporters], logger);
+}
+
+/** Requests per batch when recounting an account's requests (5 statements each). */
+const RECOUNT_CHUNK = 20;
+
+/**
+ * When an account is deactivated (or reactivated) its proposals and votes stop (or start again)
+ * counting: recompute the consensus, and the counters it feeds, of every request of someone
+ * else it proposed for or voted on, so nothing it alone carried stays confirmed. A recount is
+ * idempotent, so running it again (the admin repeating the change) finishes one cut short.
+ * Consensus gained again on reactivation is announced as any other; lost consensus is silent, as
+ * when a vote is withdrawn.
+ */
+export async function recountConsensusOf(env: Bindings, userId: string, logger?: Logger): Promise<number> {
+  const db = database(env);
+  const rows = await db.all<{ id: string }>(sql`
+    SELECT res.request_id AS id FROM identification_results res WHERE res.proposed_by = ${userId}
+    UNION
+    SELECT res.request_id FROM votes v JOIN identification_results res ON res.id = v.result_id WHERE v.user_id = ${userId}`);
+  const ids = rows.map((row) => row.id);
+  for (let i = 0; i < ids.length; i += RECOUNT_CHUNK) {
+    const chunk = ids.slice(i, i + RECOUNT_CHUNK);
+    const results = await runBatch(db, chunk.flatMap(consensusStatements));
+    const per = results.length / chunk.length;
+    for (const [k, id] of chunk.entries()) await tellConsensus(env, id, consensusChange(results.slice(k * per, (k + 1) * per)), logger);
+  }
+  return ids.length;
 }
 
 // ---- Sharing and the feed ------------------------------------------------------------------
@@ -449,7 +480,8 @@ export async function reportProposal(env: Bindings, userId: string, resultId: st
     .select({ result: r, shared: q.isSharedWithCommunity, ownerId: q.userId })
     .from(r)
     .innerJoin(q, eq(q.id, r.requestId))
-    .where(eq(r.id, resultId))
+    // A deactivated owner's requests are withdrawn: as absent for everyone.
+    .where(and(eq(r.id, resultId), accountActive(q.userId)))
     .get();
   if (!row || row.result.isHidden || (!row.shared && row.ownerId !== userId)) throw new AppError("NOT_FOUND", 404, "Result not found.");
   if (row.result.identificationSource !== "community")

@@ -27,6 +27,7 @@ import { catalogueCommonNames } from "./species";
 import { imageUrl, photoRef, photosOf, type storeImages, withStoredPhotos } from "./photos";
 import type { Notification } from "./notifications";
 import { IdentificationRequests, type IdentificationRequestRow, ownRequest, runCompletion } from "./queued-requests";
+import { accountActive } from "./users";
 
 /** API.md §2.2: `identified` when the best result is at least this confident. */
 export const IDENTIFIED_THRESHOLD = 0.5;
@@ -223,12 +224,20 @@ export async function identificationResultsOf(env: Bindings, userId: string, req
   return { request, results, care };
 }
 
-/** A result with its request's owner and sharing; 404 when there is none. */
+/**
+ * A result with its request's owner and whether others may see it — shared with the community by
+ * an owner whose account is active (a deactivated account's requests are withdrawn) — 404 when
+ * there is none.
+ */
 async function loadResult(env: Bindings, resultId: string) {
   const r = identificationResults;
   const q = identificationRequests;
   const row = await database(env)
-    .select({ result: r, ownerId: q.userId, shared: q.isSharedWithCommunity })
+    .select({
+      result: r,
+      ownerId: q.userId,
+      shared: sql<boolean>`(${q.isSharedWithCommunity} = 1 AND ${accountActive(q.userId)})`.mapWith(Boolean),
+    })
     .from(r)
     .innerJoin(q, eq(q.id, r.requestId))
     .where(eq(r.id, resultId))

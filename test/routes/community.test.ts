@@ -119,6 +119,31 @@ describe("sharing and the feed", () => {
     );
   });
 
+  it("a deactivated account's shared request takes no votes or reports (404, as if absent)", async () => {
+    const [owner, a, b, reporter] = await Promise.all([bearerUser(), identifier(), identifier(), bearerUser()]);
+    const req = await finishedRequest(owner);
+    await json(await share(owner, req.id), 200);
+    const sp = await aSpecies(`Hoya carnosa${crypto.randomUUID().slice(0, 6)}`, "Apocynaceae");
+    const { result_id } = await json<{ result_id: string }>(
+      await call(`${BASE}/requests/${req.id}/propose/`, { bearer: a.access, json: { species_id: sp } }),
+      201,
+    );
+    await env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(owner.userId).run();
+    await expectError(await vote(b, req.results[0]!), 404, "NOT_FOUND");
+    await expectError(await vote(b, result_id), 404, "NOT_FOUND");
+    await expectError(
+      await call(`${BASE}/results/${result_id}/report/`, { bearer: reporter.access, json: { reason: "Spam" } }),
+      404,
+      "NOT_FOUND",
+    );
+    const votes = await env.DB.prepare(
+      "SELECT count(*) AS n FROM votes v JOIN identification_results r ON r.id = v.result_id WHERE r.request_id = ?",
+    )
+      .bind(req.id)
+      .first<{ n: number }>();
+    expect(votes!.n).toBe(0);
+  });
+
   it("a pending request cannot be shared", async () => {
     const owner = await bearerUser();
     const req = await finishedRequest(owner);
@@ -234,6 +259,49 @@ describe("consensus", () => {
     expect(await json<{ community_result_id: string | null }>(await vote(fresh2, req.results[0]!), 200)).toMatchObject({
       community_result_id: req.results[0],
     }); // … and vote again: now both count
+  });
+
+  it("the owner's own votes are shown but do not count: an owner and one friend cannot confirm the owner's pick", async () => {
+    const [owner, friend, b] = await Promise.all([identifier("veteran"), identifier(), identifier()]);
+    const req = await finishedRequest(owner);
+    await json(await share(owner, req.id), 200);
+    const [wrong, right] = req.results as [string, string];
+    await json(await vote(owner, wrong), 200);
+    expect(await json<{ upvotes: number; community_result_id: string | null }>(await vote(friend, wrong), 200)).toMatchObject({
+      upvotes: 2,
+      community_result_id: null,
+    });
+    expect((await detail(req.id)).status).toBe("needs_id");
+    // The owner's downvote does not block others either: two others agree, 2 of 2 counted votes.
+    await json(await vote(owner, right, "downvote"), 200);
+    await vote(friend, wrong); // withdrawn
+    await json(await vote(friend, right), 200);
+    expect(await json<{ community_result_id: string | null }>(await vote(b, right), 200)).toMatchObject({ community_result_id: right });
+    expect(await helped(owner)).toBe(0);
+  });
+
+  it("deactivating a supporter recounts the consensus it carried, and the counters; reactivating restores it", async () => {
+    const [owner, a, b, admin] = await Promise.all([bearerUser(), identifier(), identifier(), bearerUser()]);
+    await env.DB.prepare("UPDATE users SET role = 'admin' WHERE id = ?").bind(admin.userId).run();
+    const req = await finishedRequest(owner);
+    await json(await share(owner, req.id), 200);
+    const [monstera] = req.results as [string, string];
+    await vote(a, monstera);
+    expect(await json<{ community_result_id: string | null }>(await vote(b, monstera), 200)).toMatchObject({
+      community_result_id: monstera,
+    });
+    expect(await helped(a)).toBe(1);
+    const active = (is_active: boolean) =>
+      call(`/api/v1/admin/users/${b.userId}/active/`, { method: "PATCH", bearer: admin.access, json: { is_active } });
+    await json(await active(false), 200);
+    // b alone is one supporter: no consensus, and a's help no longer counts.
+    expect((await detail(req.id)).community_result_id).toBeNull();
+    expect(await helped(a)).toBe(0);
+    await json(await active(true), 200);
+    expect((await detail(req.id)).community_result_id).toBe(monstera);
+    expect(await helped(a)).toBe(1);
+    // Consensus regained is the same consensus: nobody is told twice.
+    expect(await notes(owner, "community_consensus")).toHaveLength(1);
   });
 
   it("a proposal counts as its author's support; the proposer hears agreement", async () => {
