@@ -1,18 +1,23 @@
 /**
- * /api/v1/admin — staff tools. Listing users is for moderators and up; changing roles is for
- * admins only (the CLI `npm run admin -- grant-role` bootstraps the first admin).
+ * /api/v1/admin — staff tools. Listing users is for moderators and up (emails and sign-in
+ * details for admins only); changing roles and deactivating accounts is for admins only (the
+ * CLI `npm run admin -- grant-role` bootstraps the first admin).
  */
 import { z } from "@hono/zod-openapi";
 import { userIdOf } from "../middleware/auth";
 import { createRouter, routeSet } from "./router";
 import { AppError } from "../lib/errors";
 import { setAccountActive } from "../services/accounts";
-import { listUsers, setUserRole, userProfile } from "../services/users";
+import { listUsers, setUserRole, staffUserView, userProfile } from "../services/users";
 import { UserProfileSchema } from "./auth";
 import { pageOf, PaginationQuery } from "./pagination";
 import { jsonBody, pageSchema, searchText, errorResponse } from "./schemas";
 
 const tags = ["Admin"];
+/** A listed account: admins get the whole profile, moderators and editors no sign-in details. */
+const ListedUserSchema = UserProfileSchema.partial({ email: true, email_verified: true, pending_email: true, last_login: true }).openapi(
+  "ListedUser",
+);
 const errors = {
   401: errorResponse(401, "Not authenticated"),
   403: errorResponse(403, "Wrong role"),
@@ -25,16 +30,20 @@ export function adminRoutes() {
   const admins = open.forRoles("admin");
   const staff = open.forRoles("moderator", "editor", "admin");
 
-  const getUsers = staff
-    .get("/users", "List users (staff)")
-    .io(
-      { query: PaginationQuery.extend({ search: searchText(100).optional() }) },
-      { 200: jsonBody(pageSchema(UserProfileSchema, "UserPage"), "Users") },
-    );
+  const getUsers = staff.get("/users", "List users (staff)").io(
+    { query: PaginationQuery.extend({ search: searchText(100).optional() }) },
+    { 200: jsonBody(pageSchema(ListedUserSchema, "UserPage"), "Users") },
+    {
+      description:
+        "Newest first. Admins see every field and `search` matches usernames and emails; moderators and editors " +
+        "see no sign-in details (email, email_verified, pending_email, last_login) and `search` matches usernames only.",
+    },
+  );
   app.openapi(getUsers, async (c) => {
     const { page, page_size, search } = c.req.valid("query");
-    const { count, rows } = await listUsers(c.env, search, { page, pageSize: page_size });
-    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(userProfile)), 200);
+    const isAdmin = c.get("user")?.role === "admin";
+    const { count, rows } = await listUsers(c.env, search, { page, pageSize: page_size }, { byEmail: isAdmin });
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(isAdmin ? userProfile : staffUserView)), 200);
   });
 
   const patchUsersByIdRole = admins.patch("/users/{id}/role", "Change a user's role (admin)").io(

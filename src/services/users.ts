@@ -84,6 +84,12 @@ export function userProfile(user: UserRow) {
   };
 }
 
+/** What moderators and editors see of an account: its profile without the sign-in details (email, last sign-in). */
+export function staffUserView(user: UserRow) {
+  const { email: _email, email_verified: _verified, pending_email: _pending, last_login: _login, ...rest } = userProfile(user);
+  return rest;
+}
+
 export async function findUserById(env: Bindings, id: string): Promise<UserRow | null> {
   return (await database(env).select().from(users).where(eq(users.id, id)).get()) ?? null;
 }
@@ -171,10 +177,21 @@ export async function createUser(env: Bindings, input: NewUser): Promise<UserRow
 }
 
 /** The staff listing: newest accounts first, optionally those whose username or email contains `search`. */
-export function listUsers(env: Bindings, search: string | undefined, page: PageRequest): Promise<Page<UserRow>> {
+/**
+ * Users, newest first, whose username — or, for `byEmail` (admins), email — contains `search`.
+ * Moderators and editors find people by name only: matching emails would let them test whether
+ * an address has an account here.
+ */
+export function listUsers(
+  env: Bindings,
+  search: string | undefined,
+  page: PageRequest,
+  opts: { byEmail: boolean },
+): Promise<Page<UserRow>> {
   // A literal substring: instr, not LIKE (D1 refuses LIKE patterns over 50 bytes).
   const needle = search?.toLowerCase();
-  const where = needle ? sql`instr(lower(${users.username}), ${needle}) > 0 OR instr(lower(${users.email}), ${needle}) > 0` : undefined;
+  const byName = sql`instr(lower(${users.username}), ${needle}) > 0`;
+  const where = needle ? (opts.byEmail ? sql`${byName} OR instr(lower(${users.email}), ${needle}) > 0` : byName) : undefined;
   return tablePage(database(env), users, where, [desc(users.dateJoined), desc(users.id)], page);
 }
 

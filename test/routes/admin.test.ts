@@ -40,6 +40,30 @@ describe("staff routes guard by role", () => {
     await expectError(notUuid, 400, "VALIDATION_ERROR");
   });
 
+  it("moderators and editors see no emails and cannot search by one; admins can", async () => {
+    const target = await bearerUser();
+    const { email } = (await env.DB.prepare("SELECT email FROM users WHERE id = ?").bind(target.userId).first<{ email: string }>())!;
+    const list = async (as: { access: string }, search: string) =>
+      (await (await call(`/api/v1/admin/users/?search=${encodeURIComponent(search)}`, { bearer: as.access })).json()) as {
+        count: number;
+        results: Record<string, unknown>[];
+      };
+    for (const role of ["moderator", "editor"]) {
+      const staff = await withRole(role);
+      const byName = await list(staff, target.username);
+      expect(byName.count).toBe(1);
+      expect(byName.results[0]).toMatchObject({ username: target.username, role: "user" });
+      for (const secret of ["email", "email_verified", "pending_email", "last_login"]) expect(byName.results[0]).not.toHaveProperty(secret);
+      // The address is not an oracle: searching for it finds nobody, and no listing carries one.
+      expect((await list(staff, email)).count).toBe(0);
+      expect((await list(staff, "")).results.every((u) => !("email" in u))).toBe(true);
+    }
+    const admin = await withRole("admin");
+    const found = await list(admin, email);
+    expect(found.count).toBe(1);
+    expect(found.results[0]).toMatchObject({ username: target.username, email });
+  });
+
   it("search treats % and _ literally", async () => {
     const admin = await withRole("admin");
     const res = await call("/api/v1/admin/users/?search=%25", { bearer: admin.access });
