@@ -57,11 +57,11 @@ function countedVotes(rid: SQL | string) {
     counted AS (
       SELECT idv.* FROM idv JOIN users u ON u.id = idv.user_id
        WHERE ${sql.raw(ABOVE_NEW_SQL)} AND u.is_active = 1
-         AND u.id IS NOT (SELECT user_id FROM identification_requests WHERE id = ${rid}))`;
+         AND u.id IS NOT (SELECT oq.user_id FROM identification_requests oq WHERE oq.id = ${rid}))`;
 }
 
 /** The confirmed result of request `rid` by the §5c rule, or NULL. */
-function consensusOf(rid: string) {
+function consensusOf(rid: SQL | string) {
   return sql`(${countedVotes(rid)}
     SELECT result_id FROM counted WHERE pro = 1 GROUP BY result_id
     HAVING count(DISTINCT user_id) >= 2 AND 3 * count(*) > 2 * (SELECT count(*) FROM counted)
@@ -69,23 +69,27 @@ function consensusOf(rid: string) {
 }
 
 /**
- * Statements that recompute request `rid`'s consensus and every counter it feeds. The first
- * statement reads the consensus before, the second stores it, the last reads it after: callers
- * compare the two to tell people when it is gained or changes.
+ * Statements that recompute the consensus of the requests `ids` selects (a parenthesised list or
+ * subquery of request ids) and every counter it feeds, in a fixed number of statements however
+ * many requests there are. The first statement reads (id, before), the second stores the
+ * consensus, the last reads (id, after): callers compare the two to tell people when it is gained
+ * or changes.
  */
-export function consensusStatements(rid: string): SQL[] {
+function recountStatements(ids: SQL): SQL[] {
+  // Correlated: each updated request's own id.
+  const rid = sql`identification_requests.id`;
   return [
-    sql`SELECT community_result_id AS before FROM identification_requests WHERE id = ${rid}`,
+    sql`SELECT id, community_result_id AS before FROM identification_requests WHERE id IN ${ids}`,
     sql`UPDATE identification_requests SET
           community_confirmed_at = CASE WHEN community_result_id IS ${consensusOf(rid)} THEN community_confirmed_at
                                         WHEN ${consensusOf(rid)} IS NULL THEN NULL ELSE ${sqlNow} END,
           community_result_id = ${consensusOf(rid)}
-        WHERE id = ${rid}`,
-    // Species of this request's results: how many requests the community confirmed as them.
+        WHERE id IN ${ids}`,
+    // Species of these requests' results: how many requests the community confirmed as them.
     sql`UPDATE species SET confirmed_count = (
           SELECT count(*) FROM identification_requests cq JOIN identification_results cr ON cr.id = cq.community_result_id
            WHERE cr.species_id = species.id)
-        WHERE id IN (SELECT species_id FROM identification_results WHERE request_id = ${rid} AND species_id IS NOT NULL)`,
+        WHERE id IN (SELECT species_id FROM identification_results WHERE request_id IN ${ids} AND species_id IS NOT NULL)`,
     // Everyone who supported anything here: on how many other people's requests their support became the consensus.
     sql`UPDATE users SET identifications_helped = (
           SELECT count(DISTINCT cq.id) FROM identification_requests cq
@@ -94,10 +98,15 @@ export function consensusStatements(rid: string): SQL[] {
                SELECT result_id FROM votes WHERE user_id = users.id AND vote_type = 'upvote'
                UNION SELECT id FROM identification_results WHERE proposed_by = users.id AND is_hidden = 0))
         WHERE id IN (
-          SELECT proposed_by FROM identification_results WHERE request_id = ${rid} AND proposed_by IS NOT NULL
-          UNION SELECT v.user_id FROM votes v JOIN identification_results res ON res.id = v.result_id WHERE res.request_id = ${rid})`,
-    sql`SELECT community_result_id AS after FROM identification_requests WHERE id = ${rid}`,
+          SELECT proposed_by FROM identification_results WHERE request_id IN ${ids} AND proposed_by IS NOT NULL
+          UNION SELECT v.user_id FROM votes v JOIN identification_results res ON res.id = v.result_id WHERE res.request_id IN ${ids})`,
+    sql`SELECT id, community_result_id AS after FROM identification_requests WHERE id IN ${ids}`,
   ];
+}
+
+/** `recountStatements` for request `rid`: what every vote, proposal and moderation runs in its batch. */
+export function consensusStatements(rid: string): SQL[] {
+  return recountStatements(sql`(${rid})`);
 }
 
 type Rows<T> = { results: T[] };
@@ -159,31 +168,24 @@ export async function tellConsensus(
   await announceNotifications(env, [...owner, ...supporters], logger);
 }
 
-/** Requests per batch when recounting an account's requests (5 statements each). */
-const RECOUNT_CHUNK = 20;
-
 /**
  * When an account is deactivated (or reactivated) its proposals and votes stop (or start again)
- * counting: recompute the consensus, and the counters it feeds, of every request of someone
- * else it proposed for or voted on, so nothing it alone carried stays confirmed. A recount is
- * idempotent, so running it again (the admin repeating the change) finishes one cut short.
- * Consensus gained again on reactivation is announced as any other; lost consensus is silent, as
- * when a vote is withdrawn.
+ * counting: recompute, in one batch of a fixed size, the consensus and the counters it feeds of
+ * every request of someone else it proposed for or voted on, so nothing it alone carried stays
+ * confirmed. Consensus gained again on reactivation is announced as any other (each is told once
+ * per result); lost consensus is silent, as when a vote is withdrawn.
  */
 export async function recountConsensusOf(env: Bindings, userId: string, logger?: Logger): Promise<number> {
   const db = database(env);
-  const rows = await db.all<{ id: string }>(sql`
-    SELECT res.request_id AS id FROM identification_results res WHERE res.proposed_by = ${userId}
+  const ids = sql`(
+    SELECT res.request_id FROM identification_results res WHERE res.proposed_by = ${userId}
     UNION
-    SELECT res.request_id FROM votes v JOIN identification_results res ON res.id = v.result_id WHERE v.user_id = ${userId}`);
-  const ids = rows.map((row) => row.id);
-  for (let i = 0; i < ids.length; i += RECOUNT_CHUNK) {
-    const chunk = ids.slice(i, i + RECOUNT_CHUNK);
-    const results = await runBatch(db, chunk.flatMap(consensusStatements));
-    const per = results.length / chunk.length;
-    for (const [k, id] of chunk.entries()) await tellConsensus(env, id, consensusChange(results.slice(k * per, (k + 1) * per)), logger);
-  }
-  return ids.length;
+    SELECT res.request_id FROM votes v JOIN identification_results res ON res.id = v.result_id WHERE v.user_id = ${userId})`;
+  const results = await runBatch(db, recountStatements(ids));
+  const before = new Map((results[0] as Rows<{ id: string; before: string | null }>).results.map((row) => [row.id, row.before]));
+  const after = (results[results.length - 1] as Rows<{ id: string; after: string | null }>).results;
+  for (const row of after) await tellConsensus(env, row.id, { before: before.get(row.id) ?? null, after: row.after }, logger);
+  return after.length;
 }
 
 // ---- Sharing and the feed ------------------------------------------------------------------
