@@ -480,6 +480,7 @@ async function save(env: Bindings, user: AuthenticatedUser, post: PostRow, befor
   await releasePhotoRefs(
     env,
     photosIn(before).filter((ref) => !kept.has(ref)),
+    { fromBlog: true },
   );
   if (post.status === "published") await purgeBlogReads(env, { postIds: [post.id], slugs: [...new Set([post.slug, after.slug])] });
   return after;
@@ -499,7 +500,7 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
   await db.delete(blogPosts).where(eq(blogPosts.id, post.id));
   const refs = new Set([...photosIn({ featured_image: post.featuredImage, content_blocks: post.contentBlocks })]);
   for (const r of revisions) for (const ref of photosIn(r.snapshot as unknown as Snapshot)) refs.add(ref);
-  await releasePhotoRefs(env, [...refs]);
+  await releasePhotoRefs(env, [...refs], { fromBlog: true });
   if (post.status === "published") await purgeBlogReads(env, { postIds: [post.id], slugs: [post.slug] });
 }
 

@@ -282,7 +282,7 @@ export async function updateSeries(env: Bindings, id: string, input: SeriesInput
     if (isUniqueViolation(err)) throw slugTaken("series");
     throw err;
   }
-  if (before.coverImage && before.coverImage !== cover) await releasePhotoRefs(env, [before.coverImage]);
+  if (before.coverImage && before.coverImage !== cover) await releasePhotoRefs(env, [before.coverImage], { fromBlog: true });
   await purgeBlogReads(env, await publishedPostsWhere(env, eq(blogPosts.seriesId, id), false));
   return getSeries(env, id);
 }
@@ -292,6 +292,6 @@ export async function deleteSeries(env: Bindings, id: string): Promise<void> {
   const affected = await publishedPostsWhere(env, eq(blogPosts.seriesId, id), false);
   // Its posts stay, out of any series (ON DELETE SET NULL).
   await database(env).delete(blogSeries).where(eq(blogSeries.id, id));
-  await releasePhotoRefs(env, [before.coverImage]);
+  await releasePhotoRefs(env, [before.coverImage], { fromBlog: true });
   await purgeBlogReads(env, affected);
 }

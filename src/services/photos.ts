@@ -133,17 +133,29 @@ export const PHOTO_REFERENCES = [
 /** SELECTs per compound query (D1 refused nine). */
 const COMPOUND_TERMS = 5;
 
-/** Those of `images` that some row in PHOTO_REFERENCES still refers to. */
-async function referencedPhotos(env: Bindings, images: readonly StoredImage[]): Promise<Set<string>> {
+/**
+ * JSON keys under which a post's blocks or a revision's snapshot hold a photo (an image block's
+ * `image`, a snapshot's `featured_image`): text elsewhere that happens to spell a reference — a
+ * code block, a heading — neither keeps a photo nor shows it.
+ */
+const PHOTO_KEYS = sql`('image', 'featured_image')`;
+
+/**
+ * Those of `images` that some row in PHOTO_REFERENCES still refers to — or, unless
+ * `libraryIsReference` is false, that the blog's media library holds.
+ */
+async function referencedPhotos(env: Bindings, images: readonly StoredImage[], libraryIsReference: boolean): Promise<Set<string>> {
   const wanted = JSON.stringify(images.map(photoRef));
   // json_each is the point: one UNION over the declared columns, each matched against the wanted list.
   const parts = PHOTO_REFERENCES.map(({ table, column, form }) =>
     form === "refs"
       ? sql`SELECT j.value AS ref FROM ${table}, json_each(${column}) j WHERE j.value IN (SELECT value FROM json_each(${wanted}))`
       : form === "json"
-        ? sql`SELECT j.value AS ref FROM ${table}, json_tree(${column}) j WHERE j.type = 'text' AND j.value IN (SELECT value FROM json_each(${wanted}))`
+        ? sql`SELECT j.value AS ref FROM ${table}, json_tree(${column}) j
+              WHERE j.type = 'text' AND j.key IN ${PHOTO_KEYS} AND j.value IN (SELECT value FROM json_each(${wanted}))`
         : sql`SELECT ${column} AS ref FROM ${table} WHERE ${column} IN (SELECT value FROM json_each(${wanted}))`,
   );
+  if (libraryIsReference) parts.push(sql`SELECT ref FROM blog_images WHERE ref IN (SELECT value FROM json_each(${wanted}))`);
   // D1 allows few terms in one compound SELECT, so the UNIONs go in groups, all in one round trip.
   const groups: SQL[] = [];
   for (let i = 0; i < parts.length; i += COMPOUND_TERMS) groups.push(sql.join(parts.slice(i, i + COMPOUND_TERMS), sql` UNION `));
@@ -151,23 +163,31 @@ async function referencedPhotos(env: Bindings, images: readonly StoredImage[]): 
   return new Set(results.flatMap((r) => r.results.map((row) => row.ref)));
 }
 
-/** Deletes those of `images` that no row refers to any more (photos are shared: only the last reference frees one). */
-export async function releasePhotos(env: Bindings, images: readonly (StoredImage | null)[]): Promise<void> {
+/**
+ * Deletes those of `images` that nothing refers to any more (photos are shared: only the last
+ * reference frees one). The blog's media library counts as a reference except for the blog's own
+ * releases (`fromBlog`: a post, revision or series letting a photo go), so a photo leaves the
+ * library with the last post, revision or series that showed it, and an upload not yet placed
+ * stays when someone else drops the same picture (an avatar, say).
+ */
+export async function releasePhotos(
+  env: Bindings,
+  images: readonly (StoredImage | null)[],
+  opts: { fromBlog?: boolean } = {},
+): Promise<void> {
   const candidates = images.filter((img): img is StoredImage => img !== null);
   if (candidates.length === 0) return;
-  const used = await referencedPhotos(env, candidates);
+  const used = await referencedPhotos(env, candidates, !opts.fromBlog);
   const unused = candidates.filter((img) => !used.has(photoRef(img)));
   if (unused.length === 0) return;
-  // The blog's media library is not a reference: a photo leaves it with the last post, revision or
-  // series that showed it (an upload never placed stays until then).
   const refs = [...new Set(unused.map(photoRef))];
-  await database(env).delete(blogImages).where(inArray(blogImages.ref, refs));
+  if (opts.fromBlog) await database(env).delete(blogImages).where(inArray(blogImages.ref, refs));
   await env.IMAGES.delete([...new Set(unused.flatMap((img) => [imageKey(img), LEGACY_AVATAR_PREFIX + photoRef(img)]))]);
 }
 
 /** `releasePhotos` for stored references (null and non-references are skipped). */
-export function releasePhotoRefs(env: Bindings, refs: readonly (string | null)[]): Promise<void> {
-  return releasePhotos(env, photosOf(refs.filter((r): r is string => r !== null)));
+export function releasePhotoRefs(env: Bindings, refs: readonly (string | null)[], opts: { fromBlog?: boolean } = {}): Promise<void> {
+  return releasePhotos(env, photosOf(refs.filter((r): r is string => r !== null)), opts);
 }
 
 /**
@@ -211,7 +231,8 @@ export interface PhotoViewer {
  * who once saw it keeps; what decides is where the photo is on show *now*:
  * - **public** while a row shows it to everyone: a shared identification request or a plant in
  *   a public collection (of an active account with a public profile), a live forum post's attachment, an avatar, a
- *   published blog post (featured or in its blocks), a series cover;
+ *   published blog post (featured, or an image block's photo from the blog's library — never text that
+ *   merely spells a reference), a series cover;
  * - **private** to whoever owns a row that holds it (their requests, disease requests, plants,
  *   forum attachments), to staff, and to blog writers for the blog's own photos (its media
  *   library, `blog_images`: a draft's, a revision's, one uploaded and not yet placed);
@@ -237,7 +258,9 @@ export async function photoAccess(env: Bindings, ref: string, viewer?: PhotoView
     OR EXISTS (SELECT 1 FROM blog_posts b WHERE b.status = 'published' AND b.featured_image = ${r})
     OR EXISTS (SELECT 1 FROM identification_requests q JOIN users u ON u.id = q.user_id
                WHERE q.is_shared_with_community = 1 AND u.is_active = 1 AND ${inJson(sql`q.image_hashes`)})
-    OR EXISTS (SELECT 1 FROM blog_posts b WHERE b.status = 'published' AND ${inJson(sql`b.content_blocks`)}))`;
+    OR (EXISTS (SELECT 1 FROM blog_images bi WHERE bi.ref = ${r})
+        AND EXISTS (SELECT 1 FROM blog_posts b WHERE b.status = 'published' AND instr(b.content_blocks, ${r}) > 0
+                    AND EXISTS (SELECT 1 FROM json_tree(b.content_blocks) j WHERE j.type = 'text' AND j.key = 'image' AND j.value = ${r}))))`;
   const mine = viewer
     ? sql`(
        EXISTS (SELECT 1 FROM identification_requests q WHERE q.user_id = ${viewer.id} AND ${inJson(sql`q.image_hashes`)})

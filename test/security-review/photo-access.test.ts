@@ -171,6 +171,23 @@ describe("who may fetch a stored photo", () => {
       "cover_image",
     );
 
+    // Text that spells the reference is not an image: published, the post still shows nobody the photo.
+    const spelled = (await (
+      await call("/api/v1/blog/posts/", {
+        bearer: author.access,
+        json: {
+          title: "Hashes",
+          content_blocks: [
+            { type: "heading", value: photo.ref },
+            { type: "code", value: { code: photo.ref } },
+            { type: "quote", value: { quote_text: photo.ref } },
+          ],
+        },
+      })
+    ).json()) as { id: string };
+    expect((await call(`/api/v1/blog/posts/${spelled.id}/publish/`, { method: "POST", bearer: editor.access })).status).toBe(200);
+    expect((await call(photo.url)).status).toBe(404);
+
     // Nothing shows it and it is not the blog's: no writer may fetch it (its owner still may).
     for (const url of [photo.url, `/media/images/${photo.ref}`]) {
       expect((await call(url, { bearer: author.access })).status, url).toBe(404);
@@ -183,5 +200,30 @@ describe("who may fetch a stored photo", () => {
     expect(res.status).toBe(201);
     expect(((await res.json()) as { id: string }).id).toBe(photo.ref);
     expect((await call(photo.url, { bearer: author.access })).status).toBe(200);
+  });
+
+  it("someone else dropping the same picture does not delete a blog upload not yet placed", async () => {
+    const [author, other] = [await withRole("author"), await bearerUser()];
+    const bytes = await makePng(320, 200, { seed: `library-${author.userId}` });
+    const res = await upload(author.access, bytes);
+    expect(res.status).toBe(201);
+    const { id: ref } = (await res.json()) as { id: string };
+    // Another user makes the same bytes their avatar, then replaces it (the old avatar is released).
+    const avatar = async (png: Uint8Array) => {
+      const form = new FormData();
+      form.append("avatar", new File([png], "me.png", { type: "image/png" }));
+      const r = await call("/api/v1/auth/user/", { method: "PATCH", bearer: other.access, body: form });
+      expect(r.status).toBe(200);
+      return ((await r.json()) as { avatar_url: string }).avatar_url;
+    };
+    expect(await avatar(bytes)).toContain(ref);
+    await avatar(await makePng(64, 64, { seed: `next-${other.userId}` }));
+    expect(await env.IMAGES.head(`images/${ref}`)).not.toBeNull();
+    expect((await call(`/media/images/${ref}`, { bearer: author.access })).status).toBe(200);
+    const placed = await call("/api/v1/blog/posts/", {
+      bearer: author.access,
+      json: { title: "Still mine", content_blocks: [{ type: "image", value: { image: ref, alt: "Seedlings" } }] },
+    });
+    expect(placed.status).toBe(201);
   });
 });
