@@ -21,7 +21,7 @@ import { randomToken, sha256Hex } from "../lib/hash";
 import { photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 import { AVATAR_RULES, validateImageUpload } from "../lib/images";
 import type { Logger } from "../lib/logger";
-import { recountConsensusOf } from "./community";
+import { accountRecountStatements, tellRecount } from "./community";
 import { deliverEmail } from "./mailer";
 import { tellSecurityEvent } from "./security-notices";
 import { burnPasswordCheck, hashPassword, needsRehash, passwordPolicyErrors, verifyPassword } from "./passwords";
@@ -532,14 +532,18 @@ export async function consumeWsTicket(env: Bindings, ticket: string): Promise<{ 
 /**
  * Deactivates (or reactivates) an account; deactivation ends every session and socket at once.
  * Either way its votes and proposals change whether they count, so the consensus of the requests
- * it took part in is recounted.
+ * it took part in is recounted in the same batch: the change and the recount land together or not
+ * at all.
  */
 export async function setAccountActive(env: Bindings, userId: string, active: boolean, logger?: Logger): Promise<UserRow> {
   const user = await findUserById(env, userId);
   if (!user) throw new AppError("NOT_FOUND", 404, "No such user.");
-  const update = database(env).update(users).set({ isActive: active, updatedAt: new Date().toISOString() }).where(eq(users.id, userId));
-  if (active) await update;
-  else await endEverySession(env, userId, { also: [update], logger });
-  await recountConsensusOf(env, userId, logger);
+  const db = database(env);
+  const update = db.update(users).set({ isActive: active, updatedAt: new Date().toISOString() }).where(eq(users.id, userId));
+  const recount = accountRecountStatements(userId);
+  const results = active
+    ? await runBatch(db, [update, ...recount])
+    : await endEverySession(env, userId, { also: [update, ...recount], logger });
+  await tellRecount(env, results.slice(-recount.length), logger);
   return (await findUserById(env, userId))!;
 }

@@ -170,22 +170,26 @@ export async function tellConsensus(
 
 /**
  * When an account is deactivated (or reactivated) its proposals and votes stop (or start again)
- * counting: recompute, in one batch of a fixed size, the consensus and the counters it feeds of
- * every request of someone else it proposed for or voted on, so nothing it alone carried stays
- * confirmed. Consensus gained again on reactivation is announced as any other (each is told once
- * per result); lost consensus is silent, as when a vote is withdrawn.
+ * counting. These statements, run in the same batch right after the change, recompute the
+ * consensus and the counters it feeds of every request of someone else it proposed for or voted
+ * on — a fixed number of statements however many — so nothing it alone carried stays confirmed
+ * and a failed change leaves both as they were. Hand their results to `tellRecount`.
  */
-export async function recountConsensusOf(env: Bindings, userId: string, logger?: Logger): Promise<number> {
-  const db = database(env);
-  const ids = sql`(
+export function accountRecountStatements(userId: string): SQL[] {
+  return recountStatements(sql`(
     SELECT res.request_id FROM identification_results res WHERE res.proposed_by = ${userId}
     UNION
-    SELECT res.request_id FROM votes v JOIN identification_results res ON res.id = v.result_id WHERE v.user_id = ${userId})`;
-  const results = await runBatch(db, recountStatements(ids));
+    SELECT res.request_id FROM votes v JOIN identification_results res ON res.id = v.result_id WHERE v.user_id = ${userId})`);
+}
+
+/**
+ * After `accountRecountStatements` (their results, in order): consensus gained again is announced
+ * as any other (each is told once per result); lost consensus is silent, as when a vote is withdrawn.
+ */
+export async function tellRecount(env: Bindings, results: unknown[], logger?: Logger): Promise<void> {
   const before = new Map((results[0] as Rows<{ id: string; before: string | null }>).results.map((row) => [row.id, row.before]));
   const after = (results[results.length - 1] as Rows<{ id: string; after: string | null }>).results;
   for (const row of after) await tellConsensus(env, row.id, { before: before.get(row.id) ?? null, after: row.after }, logger);
-  return after.length;
 }
 
 // ---- Sharing and the feed ------------------------------------------------------------------

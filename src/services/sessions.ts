@@ -6,7 +6,7 @@
  * round trip of one RPC, not when a 15-minute access token runs out.
  */
 import type { SessionScope } from "../../durable-objects/user-hub-protocol";
-import { and, eq, lte, sql } from "drizzle-orm";
+import { and, eq, lte, type SQL, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { bindingOf, database, runBatch, type Statement } from "../db/client";
 import { calendarFeeds, emailChangeTokens, pushSubscriptions, revokedSessions, revokedTokens, users, wsTickets } from "../db/schema";
@@ -40,11 +40,16 @@ export async function endSession(env: Bindings, config: Config, userId: string, 
  * verified provider, deactivation): tokens, sockets, unspent socket tickets, pending email
  * changes, and the standing channels a session could have set up to keep reading the account —
  * Web Push subscriptions (notification text, to any endpoint) and the calendar feed's URL.
- * `also` are writes that must happen in the same atomic batch.
+ * `also` are writes that must happen in the same atomic batch; the batch's results are returned
+ * (the `also` statements' last).
  */
-export async function endEverySession(env: Bindings, userId: string, options: { also?: Statement[]; logger?: Logger } = {}): Promise<void> {
+export async function endEverySession(
+  env: Bindings,
+  userId: string,
+  options: { also?: (Statement | SQL)[]; logger?: Logger } = {},
+): Promise<unknown[]> {
   const db = database(env);
-  await runBatch(db, [
+  const results = await runBatch(db, [
     ...revokeAllForUserStatements(env, userId),
     // Whatever was handed out under those sessions goes with them: unspent socket tickets and
     // pending email changes (an intruder's change must not survive the owner signing out).
@@ -59,6 +64,7 @@ export async function endEverySession(env: Bindings, userId: string, options: { 
     ...(options.also ?? []),
   ]);
   await closeSessionSockets(env, userId, {}, options.logger);
+  return results;
 }
 
 /**

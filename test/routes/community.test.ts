@@ -6,6 +6,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call, expectError, jsonWithStatus as json, type Page } from "../helpers/http";
+import { setAccountActive } from "../../src/services/accounts";
 import { useEmulators } from "../helpers/outbound";
 import { bearerUser } from "../helpers/users";
 
@@ -70,6 +71,21 @@ async function finishedRequest(owner: User, opts: { lat?: number; lon?: number; 
   return { id, results };
 }
 
+/** A shared finished request of `owner`, and `proposer`'s proposal of a new catalogue species for it. */
+async function sharedWithProposal(owner: User, proposer: User, name: string, family: string, comment?: string) {
+  const req = await finishedRequest(owner);
+  await json(await share(owner, req.id), 200);
+  const sp = await aSpecies(`${name}${crypto.randomUUID().slice(0, 6)}`, family);
+  const { result_id } = await json<{ result_id: string }>(
+    await call(`${BASE}/requests/${req.id}/propose/`, {
+      bearer: proposer.access,
+      json: { species_id: sp, ...(comment ? { comment } : {}) },
+    }),
+    201,
+  );
+  return { req, result_id };
+}
+
 const share = (u: User, id: string, method = "POST") => call(`${BASE}/requests/${id}/share/`, { method, bearer: u.access });
 const vote = (u: User, resultId: string, vote_type = "upvote") =>
   call(`${BASE}/results/${resultId}/vote/`, { bearer: u.access, json: { vote_type } });
@@ -121,13 +137,7 @@ describe("sharing and the feed", () => {
 
   it("a deactivated account's shared request takes no votes or reports (404, as if absent)", async () => {
     const [owner, a, b, reporter] = await Promise.all([bearerUser(), identifier(), identifier(), bearerUser()]);
-    const req = await finishedRequest(owner);
-    await json(await share(owner, req.id), 200);
-    const sp = await aSpecies(`Hoya carnosa${crypto.randomUUID().slice(0, 6)}`, "Apocynaceae");
-    const { result_id } = await json<{ result_id: string }>(
-      await call(`${BASE}/requests/${req.id}/propose/`, { bearer: a.access, json: { species_id: sp } }),
-      201,
-    );
+    const { req, result_id } = await sharedWithProposal(owner, a, "Hoya carnosa", "Apocynaceae");
     await env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(owner.userId).run();
     await expectError(await vote(b, req.results[0]!), 404, "NOT_FOUND");
     await expectError(await vote(b, result_id), 404, "NOT_FOUND");
@@ -324,15 +334,36 @@ describe("consensus", () => {
     expect(told.count).toBe(25);
   });
 
-  it("a proposal counts as its author's support; the proposer hears agreement", async () => {
+  it("a deactivation whose recount fails changes nothing: the account stays active and the consensus stands", async () => {
     const [owner, a, b] = await Promise.all([bearerUser(), identifier(), identifier()]);
     const req = await finishedRequest(owner);
     await json(await share(owner, req.id), 200);
-    const sp = await aSpecies(`Alocasia zebrina${crypto.randomUUID().slice(0, 6)}`, "Araceae");
-    const { result_id } = await json<{ result_id: string }>(
-      await call(`${BASE}/requests/${req.id}/propose/`, { bearer: a.access, json: { species_id: sp } }),
-      201,
-    );
+    const [monstera] = req.results as [string, string];
+    await vote(a, monstera);
+    await json(await vote(b, monstera), 200);
+    // D1 refuses any batch that recounts consensus (an outage at exactly that statement).
+    const DB = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "batch")
+          return (statements: D1PreparedStatement[]) =>
+            statements.some((st) => /SET\s+community_confirmed_at/.test(String((st as unknown as { statement?: string }).statement)))
+              ? Promise.reject(new Error("D1_ERROR: simulated outage"))
+              : target.batch(statements);
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    await expect(setAccountActive({ ...env, DB }, b.userId, false)).rejects.toThrow(/simulated outage/);
+    const row = await env.DB.prepare("SELECT is_active FROM users WHERE id = ?").bind(b.userId).first<{ is_active: number }>();
+    expect(row!.is_active).toBe(1);
+    expect((await detail(req.id)).community_result_id).toBe(monstera);
+    expect(await helped(a)).toBe(1);
+    expect((await call("/api/v1/auth/user/", { bearer: b.access })).status).toBe(200);
+  });
+
+  it("a proposal counts as its author's support; the proposer hears agreement", async () => {
+    const [owner, a, b] = await Promise.all([bearerUser(), identifier(), identifier()]);
+    const { req, result_id } = await sharedWithProposal(owner, a, "Alocasia zebrina", "Araceae");
     expect(await json<{ community_result_id: string | null }>(await vote(b, result_id), 200)).toMatchObject({
       community_result_id: result_id,
     });
@@ -366,16 +397,7 @@ describe("moderation", () => {
   it("a reported proposal reaches the moderators' queue; hiding it stops it counting and showing", async () => {
     const [owner, a, b, reporter, mod] = await Promise.all([bearerUser(), identifier(), identifier(), bearerUser(), bearerUser()]);
     await env.DB.prepare("UPDATE users SET role = 'moderator' WHERE id = ?").bind(mod.userId).run();
-    const req = await finishedRequest(owner);
-    await json(await share(owner, req.id), 200);
-    const sp = await aSpecies(`Pilea peperomioides${crypto.randomUUID().slice(0, 6)}`, "Urticaceae");
-    const { result_id } = await json<{ result_id: string }>(
-      await call(`${BASE}/requests/${req.id}/propose/`, {
-        bearer: a.access,
-        json: { species_id: sp, comment: "buy my course at spam.example" },
-      }),
-      201,
-    );
+    const { req, result_id } = await sharedWithProposal(owner, a, "Pilea peperomioides", "Urticaceae", "buy my course at spam.example");
     await vote(b, result_id);
     expect((await detail(req.id)).community_result_id).toBe(result_id);
     await expectError(
