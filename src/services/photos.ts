@@ -247,8 +247,10 @@ export async function photoAccess(env: Bindings, ref: string, viewer?: PhotoView
   const writer = viewer?.blogWriter === true;
   // Each column by its index (migration 0028); JSON lists are searched as text first, so only a
   // row that holds the reference is parsed. An anonymous request asks only the first question.
-  const inJson = (column: SQL) =>
-    sql`instr(${column}, ${r}) > 0 AND EXISTS (SELECT 1 FROM json_tree(${column}) j WHERE j.type = 'text' AND j.value = ${r})`;
+  // `key`: only a string under that member name counts (an image block's `image`, not any text).
+  const inJson = (column: SQL, key?: string) =>
+    sql`instr(${column}, ${r}) > 0 AND EXISTS (SELECT 1 FROM json_tree(${column}) j
+          WHERE j.type = 'text' AND j.value = ${r}${key ? sql` AND j.key = ${key}` : sql``})`;
   const shown = sql`(
        EXISTS (SELECT 1 FROM users u WHERE u.avatar_key = ${r})
     OR EXISTS (SELECT 1 FROM forum_attachments a JOIN forum_posts fp ON fp.id = a.post_id WHERE a.image = ${r} AND fp.is_deleted = 0)
@@ -259,8 +261,7 @@ export async function photoAccess(env: Bindings, ref: string, viewer?: PhotoView
     OR EXISTS (SELECT 1 FROM identification_requests q JOIN users u ON u.id = q.user_id
                WHERE q.is_shared_with_community = 1 AND u.is_active = 1 AND ${inJson(sql`q.image_hashes`)})
     OR (EXISTS (SELECT 1 FROM blog_images bi WHERE bi.ref = ${r})
-        AND EXISTS (SELECT 1 FROM blog_posts b WHERE b.status = 'published' AND instr(b.content_blocks, ${r}) > 0
-                    AND EXISTS (SELECT 1 FROM json_tree(b.content_blocks) j WHERE j.type = 'text' AND j.key = 'image' AND j.value = ${r}))))`;
+        AND EXISTS (SELECT 1 FROM blog_posts b WHERE b.status = 'published' AND ${inJson(sql`b.content_blocks`, "image")})))`;
   const mine = viewer
     ? sql`(
        EXISTS (SELECT 1 FROM identification_requests q WHERE q.user_id = ${viewer.id} AND ${inJson(sql`q.image_hashes`)})

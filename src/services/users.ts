@@ -176,7 +176,6 @@ export async function createUser(env: Bindings, input: NewUser): Promise<UserRow
   }
 }
 
-/** The staff listing: newest accounts first, optionally those whose username or email contains `search`. */
 /**
  * Users, newest first, whose username — or, for `byEmail` (admins), email — contains `search`.
  * Moderators and editors find people by name only: matching emails would let them test whether
