@@ -80,9 +80,15 @@ export const idempotency: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
 };
 
-/** The answer to keep, or null when it must not be replayed (a failure, a cookie, a stream). */
+/**
+ * The answer to keep, or null when it must not be replayed: a failure, a cookie, a stream, or
+ * an answer its route marked `Cache-Control: no-store` because it carries a secret (a calendar
+ * subscription URL) that must not sit in the store for a day. A retry of such a request runs
+ * again; the route is written so that a second run is safe.
+ */
 async function storableAnswer(res: Response): Promise<StoredAnswer | null> {
   if (res.status >= 400 || res.status < 200 || res.headers.has("Set-Cookie")) return null;
+  if (/(^|[\s,])no-store([\s,]|$)/i.test(res.headers.get("Cache-Control") ?? "")) return null;
   const contentType = res.headers.get("Content-Type") ?? "";
   if (res.status !== 204 && !TEXT_TYPES.test(contentType)) return null;
   const declared = Number(res.headers.get("Content-Length") ?? "0");

@@ -147,6 +147,31 @@ describe("Idempotency-Key", () => {
     expect(await topicsTitled(title)).toBe(1);
   });
 
+  it("does not keep an answer that carries a secret: a calendar feed URL is never stored, and a retry issues a new one", async () => {
+    const u = await bearerUser();
+    const key = newKey();
+    const issue = () => call("/api/v1/reminders/calendar-feed/", { method: "POST", bearer: u.access, headers: { "Idempotency-Key": key } });
+    const first = await issue();
+    expect(first.status).toBe(201);
+    const { url } = await first.json<{ url: string }>();
+    const stored = await env.DB.prepare("SELECT count(*) AS n FROM idempotency_keys WHERE user_id = ? AND key = ?")
+      .bind(u.userId, key)
+      .first<{ n: number }>();
+    expect(stored!.n).toBe(0);
+    const retry = await issue();
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get("Idempotent-Replayed")).toBeNull();
+    const second = await retry.json<{ url: string }>();
+    expect(second.url).not.toBe(url);
+    // The URL the client may never have seen is revoked; only the one it holds now works.
+    expect((await call(new URL(url).pathname)).status).toBe(404);
+    expect((await call(new URL(second.url).pathname)).status).toBe(200);
+    const leaked = await env.DB.prepare("SELECT count(*) AS n FROM idempotency_keys WHERE body LIKE '%calendar-feed%'").first<{
+      n: number;
+    }>();
+    expect(leaked!.n).toBe(0);
+  });
+
   it("does not keep a server failure: a 503 releases its key, and the same retry then runs and is kept", async () => {
     const u = await bearerUser();
     const key = newKey();
