@@ -37,6 +37,11 @@ function jpegWith(...segments: Uint8Array[]): Uint8Array {
   return concatBytes(plain.subarray(0, 2), ...segments, plain.subarray(2));
 }
 
+/** Where the first SOS marker (FF DA) starts. */
+function startOfScan(jpeg: Uint8Array): number {
+  return Buffer.from(jpeg).indexOf(Buffer.from([0xff, 0xda]));
+}
+
 async function stored(bytes: Uint8Array, mime: string) {
   const result = await validateImageUpload({ bytes, declaredType: mime, filename: "photo" }, UPLOAD_RULES);
   if (!result.ok) throw new Error(`refused: ${result.message}`);
@@ -71,6 +76,58 @@ describe("photos are stored without where they were taken", () => {
     const same = await stored(plain, "image/jpeg");
     expect(Buffer.from(same.bytes).equals(Buffer.from(plain))).toBe(true);
     expect(same.sha256).toBe(await sha256Hex(plain));
+  });
+
+  it("JPEG: images appended after the end (MPF previews, with EXIF and GPS of their own) go, and metadata between scans", async () => {
+    const mpf = jpegSegment(0xe2, text("MPF\0MM\0*\0\0\0\boffsets of the appended images"));
+    const primary = jpegWith(jpegSegment(0xe1, exifWithGps(1)), mpf);
+    // A second scan after the first, with XMP between them (as a progressive file may have it).
+    const sos = startOfScan(primary);
+    const secondScan = primary.subarray(sos, primary.length - 2);
+    const xmp = jpegSegment(0xe1, text('http://ns.adobe.com/xap/1.0/\0<x:xmpmeta exif:GPSLatitude="51,30.44N"/>'));
+    const twoScans = concatBytes(primary.subarray(0, primary.length - 2), xmp, secondScan, new Uint8Array([0xff, 0xd9]));
+    const preview = concatBytes(makeJpeg(160, 120).subarray(0, 2), jpegSegment(0xe1, exifWithGps(1)), makeJpeg(160, 120).subarray(2));
+    const upload = concatBytes(twoScans, preview, text("trailer: GPS 51.5074 N"));
+    expect(imageStructureProblem(upload, "jpeg")).toBeNull();
+
+    const image = await stored(upload, "image/jpeg");
+    for (const secret of ["GPS 51.5074", "GPSLatitude", "MPF", "Exif", "trailer"]) expect(has(image.bytes, secret), secret).toBe(false);
+    // What is left is the primary image: its segments, both scans as they were, and its EOI.
+    const plain = jpegWith();
+    const plainScan = plain.subarray(startOfScan(plain), plain.length - 2);
+    expect(
+      Buffer.from(image.bytes).equals(
+        Buffer.from(concatBytes(plain.subarray(0, plain.length - 2), plainScan, new Uint8Array([0xff, 0xd9]))),
+      ),
+    ).toBe(true);
+    expect(readImageDimensions(image.bytes, "jpeg")).toEqual({ width: 320, height: 240 });
+    expect(imageStructureProblem(image.bytes, "jpeg")).toBeNull();
+  });
+
+  it("JPEG: a file whose only end marker hides inside a segment after the scan is refused, not stored with what follows", async () => {
+    const plain = makeJpeg(320, 240);
+    const hidden = jpegSegment(0xfe, concatBytes(new Uint8Array([0xff, 0xd9]), text("GPS 51.5074 N")));
+    const upload = concatBytes(plain.subarray(0, plain.length - 2), hidden);
+    expect(imageStructureProblem(upload, "jpeg")).toBeNull(); // the quick check sees an FF D9
+    const result = await validateImageUpload({ bytes: upload, declaredType: "image/jpeg", filename: "photo" }, UPLOAD_RULES);
+    expect(result).toMatchObject({ ok: false, code: "INVALID_IMAGE" });
+  });
+
+  it("PNG: EXIF and XMP in text chunks (ImageMagick's raw profiles) and bytes after IEND go", async () => {
+    const png = await makePng(320, 240, { text: "a comment" });
+    const iend = png.length - 12;
+    const upload = concatBytes(
+      png.subarray(0, iend),
+      pngChunk("zTXt", text("Raw profile type exif\0\0GPS 51.5074 N (compressed, say)")),
+      pngChunk("tEXt", text("Raw profile type xmp\0<x:xmpmeta GPSLatitude='51,30.44N'/>")),
+      png.subarray(iend),
+      text("appended: GPS 51.5074 N"),
+    );
+    expect(imageStructureProblem(upload, "png")).toBeNull();
+    const image = await stored(upload, "image/png");
+    for (const secret of ["GPS 51.5074", "GPSLatitude", "Raw profile", "appended"]) expect(has(image.bytes, secret), secret).toBe(false);
+    expect(has(image.bytes, "a comment")).toBe(true);
+    expect(Buffer.from(image.bytes).equals(Buffer.from(png))).toBe(true);
   });
 
   it("PNG: eXIf and XMP chunks go, other text chunks stay", async () => {
