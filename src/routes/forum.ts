@@ -280,6 +280,8 @@ async function limitWrites(c: Context<AppEnv>, bucket: "post" | "react") {
 }
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+/** Writes that change nothing anonymous readers see (a subscription, a report). */
+const PRIVATE_WRITES = /\/(subscribe|report)\/?$/;
 
 /**
  * A forum read: from the edge cache for anonymous readers (the same answer for all of them, so
@@ -294,10 +296,13 @@ function anonymousCached(c: Context<AppEnv>, key: string, build: () => Promise<u
 export function forumRoutes() {
   const app = createRouter();
   // What anonymous readers see is cached at the edge (anonymousCached): every successful write
-  // through this API may change it, so each one moves the forum's cache generation.
+  // through this API that may change it moves the forum's cache generation. Following a topic
+  // and reporting a post change only the caller's and the moderators' views, so they do not:
+  // otherwise any account could empty the forum's cache at will.
   app.use("*", async (c, next) => {
     await next();
-    if (!SAFE_METHODS.has(c.req.method) && c.res.status < 400) await purgePublicReads(c.env, "forum");
+    if (SAFE_METHODS.has(c.req.method) || c.res.status >= 400 || PRIVATE_WRITES.test(c.req.path)) return;
+    await purgePublicReads(c.env, "forum");
   });
   const plain = routeSet({ tags, errors: {} });
   const read = routeSet({ tags, errors: readErrors });
@@ -375,6 +380,7 @@ export function forumRoutes() {
     .patch(`/topics/{id}`, "Change a topic's title (its author or a moderator)")
     .io({ params: IdParam, ...json(TopicPatch) }, { 200: jsonBody(TopicDetailSchema, "Updated") });
   app.openapi(patchTopicsById, async (c) => {
+    await limitWrites(c, "post");
     const topic = await updateTopicTitle(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").title);
     return c.json(await topicDetail(c.env, topic, c.get("user")?.id), 200);
   });
@@ -487,16 +493,18 @@ export function forumRoutes() {
   const postTopicsByIdSolution = signedIn
     .post(`/topics/{id}/solution`, "Mark a reply as the topic's solution (its author or a moderator); marking another moves it")
     .io({ params: IdParam, ...json(SolutionBody) }, { 200: jsonBody(TopicSchema, "The topic") });
-  app.openapi(postTopicsByIdSolution, async (c) =>
-    c.json(topicBody(await setSolution(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").post_id)), 200),
-  );
+  app.openapi(postTopicsByIdSolution, async (c) => {
+    await limitWrites(c, "post");
+    return c.json(topicBody(await setSolution(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").post_id)), 200);
+  });
 
   const deleteTopicsByIdSolution = signedIn
     .delete(`/topics/{id}/solution`, "Unmark the topic's solution")
     .io({ params: IdParam }, { 200: jsonBody(TopicSchema, "The topic") });
-  app.openapi(deleteTopicsByIdSolution, async (c) =>
-    c.json(topicBody(await setSolution(c.env, c.get("user")!, c.req.valid("param").id, null)), 200),
-  );
+  app.openapi(deleteTopicsByIdSolution, async (c) => {
+    await limitWrites(c, "post");
+    return c.json(topicBody(await setSolution(c.env, c.get("user")!, c.req.valid("param").id, null)), 200);
+  });
 
   for (const method of ["post", "delete"] as const) {
     const summary = method === "post" ? "Follow a topic (idempotent)" : "Stop following a topic (idempotent)";
@@ -505,6 +513,7 @@ export function forumRoutes() {
       { 200: jsonBody(SubscriptionSchema, "Subscription state") },
     );
     app.openapi(subscription, async (c) => {
+      await limitWrites(c, "react");
       const topicId = c.req.valid("param").id;
       await setSubscription(c.env, userIdOf(c), topicId, method === "post");
       return c.json({ topic_id: topicId, subscribed: method === "post" }, 200);

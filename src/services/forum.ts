@@ -24,7 +24,7 @@
  *   rows stay, like its body, and keep the photos alive); deleting a topic removes them and
  *   releases photos that nothing else uses.
  */
-import { and, asc, count, desc, eq, inArray, ne, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, inArray, ne, type SQL, sql } from "drizzle-orm";
 import { type Database, database, runBatch } from "../db/client";
 import { type Page, type PageRequest, countedPage } from "../db/pagination";
 import {
@@ -35,6 +35,7 @@ import {
   forumReports,
   forumSubscriptions,
   forumTopics,
+  notifications,
   users,
 } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
@@ -457,11 +458,33 @@ function assertTopicAuthorOrModerator(user: AuthenticatedUser, topic: TopicRow, 
     throw new AppError("FORBIDDEN", 403, `Only the topic's author or a moderator can ${action}.`);
 }
 
-export async function updateTopicTitle(env: Bindings, user: AuthenticatedUser, id: string, title: string): Promise<TopicRow> {
+/**
+ * An author may change what they wrote for EDIT_WINDOW_MS of their trust level after writing it
+ * (a topic's title counts as written with the topic); moderators always may.
+ */
+async function assertWithinEditWindow(env: Bindings, user: AuthenticatedUser, writtenAt: string, what: string, now: number) {
+  if (isForumModerator(user)) return;
+  const window = EDIT_WINDOW_MS[(await trustLevelOf(env, user.id, now)) ?? "new"];
+  if (window !== null && now - Date.parse(writtenAt) > window) {
+    throw new AppError("EDIT_WINDOW_CLOSED", 403, `${what} can be edited for ${window / HOUR_MS} hours at your trust level.`);
+  }
+}
+
+export async function updateTopicTitle(
+  env: Bindings,
+  user: AuthenticatedUser,
+  id: string,
+  title: string,
+  now = Date.now(),
+): Promise<TopicRow> {
   const topic = await getTopic(env, id);
   assertTopicAuthorOrModerator(user, topic, "change its title");
   if (topic.is_locked && !isForumModerator(user)) throw lockedError();
-  await database(env).update(forumTopics).set({ title, updatedAt: new Date().toISOString() }).where(eq(forumTopics.id, id));
+  await assertWithinEditWindow(env, user, topic.created_at, "Titles", now);
+  await database(env)
+    .update(forumTopics)
+    .set({ title, updatedAt: new Date(now).toISOString() })
+    .where(eq(forumTopics.id, id));
   return getTopic(env, id);
 }
 
@@ -478,13 +501,15 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
       .get();
     if (others!.n > 0) throw new AppError("TOPIC_HAS_REPLIES", 409, "This topic has replies from others; ask a moderator to remove it.");
   }
-  // The posts and their attachments go with the topic (cascade); then release photos nothing else uses.
+  // The posts and their attachments go with the topic (cascade), and the notifications they
+  // raised before them; then release photos nothing else uses.
   const [attached] = await db.batch([
     db
       .selectDistinct({ image: forumAttachments.image })
       .from(forumAttachments)
       .innerJoin(p, eq(p.id, forumAttachments.postId))
       .where(eq(p.topicId, id)),
+    withdrawNotifications(db, sql`SELECT tp.id AS id FROM forum_posts tp WHERE tp.topic_id = ${id}`),
     db.delete(forumTopics).where(eq(forumTopics.id, id)),
   ]);
   await releasePhotoRefs(
@@ -495,6 +520,37 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
 
 function lockedError() {
   return new AppError("TOPIC_LOCKED", 403, "This topic is locked.");
+}
+
+/** The notification types a post raises; each dedupe key is `<type>:<post id>:<recipient id>`. */
+const POST_NOTIFICATION_TYPES = ["forum_reply", "forum_mention"] as const;
+
+/**
+ * SQL: the `notifications` row was raised by post `postId` (an expression for one id): its dedupe
+ * key lies between `<type>:<post id>:` and `<type>:<post id>;` (';' follows ':'), a range on the
+ * unique index, not a scan of everyone's notifications.
+ */
+function raisedBy(postId: SQL): SQL {
+  return sql.join(
+    POST_NOTIFICATION_TYPES.map(
+      (type) =>
+        sql`(notifications.dedupe_key >= ${`${type}:`} || ${postId} || ':' AND notifications.dedupe_key < ${`${type}:`} || ${postId} || ';')`,
+    ),
+    sql` OR `,
+  );
+}
+
+/**
+ * Removes the notifications the posts `postIds` (a query of post ids as `id`) raised, with the email and
+ * push deliveries not yet sent (they cascade): a removed post's text must not stay readable in
+ * anyone's notifications, nor go out later in a digest.
+ */
+function withdrawNotifications(db: Database, postIds: SQL) {
+  return db
+    .delete(notifications)
+    .where(
+      sql`${notifications.id} IN (SELECT notifications.id FROM (${postIds}) AS wp JOIN notifications ON ${raisedBy(sql.raw("wp.id"))})`,
+    );
 }
 
 /** Subscribers notified of one reply, at most: a huge topic must not turn a reply into a mass write. */
@@ -611,14 +667,16 @@ export async function editPost(
   if (!isForumModerator(user)) {
     if (post.author_id !== user.id) throw new AppError("FORBIDDEN", 403, "You can only edit your own posts.");
     if (topic.is_locked) throw lockedError();
-    const window = EDIT_WINDOW_MS[(await trustLevelOf(env, user.id, now)) ?? "new"];
-    if (window !== null && now - Date.parse(post.created_at) > window) {
-      throw new AppError("EDIT_WINDOW_CLOSED", 403, `Posts can be edited for ${window / HOUR_MS} hours at your trust level.`);
-    }
   }
+  await assertWithinEditWindow(env, user, post.created_at, "Posts", now);
   const body = cleanBody(rawBody);
   const at = new Date(now).toISOString();
-  await database(env).update(forumPosts).set({ body, editedAt: at, updatedAt: at }).where(eq(forumPosts.id, id));
+  const db = database(env);
+  // The notifications the post raised quote it: they quote what it says now.
+  await runBatch(db, [
+    db.update(forumPosts).set({ body, editedAt: at, updatedAt: at }).where(eq(forumPosts.id, id)),
+    sql`UPDATE notifications SET body = ${excerpt(body, REPLY_EXCERPT_CHARS)} WHERE ${raisedBy(sql`${id}`)}`,
+  ]);
   return { post: await getPost(env, id), topic };
 }
 
@@ -632,6 +690,7 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
       .update(forumPosts)
       .set({ isDeleted: true, deletedAt: now, updatedAt: now })
       .where(and(eq(forumPosts.id, id), eq(forumPosts.isDeleted, false))),
+    withdrawNotifications(db, sql`SELECT ${id} AS id`),
     db.delete(forumReactions).where(eq(forumReactions.postId, id)),
     db
       .update(forumTopics)

@@ -137,7 +137,7 @@ describe("forum reply notifications", () => {
     expect((await forumNotifications(replier.access)).map((n) => n.data.post_id)).toEqual([second.id]);
   });
 
-  it("editing or deleting a post notifies nobody again; deactivated subscribers get nothing", async () => {
+  it("editing a post notifies nobody again (its notification quotes the edit); deleting it withdraws it; deactivated subscribers get nothing", async () => {
     const author = await bearerUser();
     const gone = await bearerUser();
     const replier = await bearerUser();
@@ -151,8 +151,11 @@ describe("forum reply notifications", () => {
       (await call(`${API}/posts/${post.id}/`, { method: "PATCH", bearer: replier.access, json: { body: "Go one or two pot sizes up." } }))
         .status,
     ).toBe(200);
-    expect((await call(`${API}/posts/${post.id}/`, { method: "DELETE", bearer: replier.access })).status).toBe(204);
+    const [edited] = await forumNotifications(author.access);
+    expect(edited).toMatchObject({ body: "Go one or two pot sizes up." });
     expect(await forumNotifications(author.access)).toHaveLength(1);
+    expect((await call(`${API}/posts/${post.id}/`, { method: "DELETE", bearer: replier.access })).status).toBe(204);
+    expect(await forumNotifications(author.access)).toHaveLength(0);
     const forGone = await env.DB.prepare("SELECT count(*) AS n FROM notifications WHERE user_id = ?")
       .bind(gone.userId)
       .first<{ n: number }>();

@@ -1,0 +1,213 @@
+/**
+ * The forum, attacked (security review of 2026-12-05): each test is an attack that must be
+ * refused or contained, and each failed on the code as reviewed.
+ */
+import { env } from "cloudflare:workers";
+import { eq } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
+import { database } from "../../src/db/client";
+import { notificationDeliveries, users } from "../../src/db/schema";
+import { gatherDigests, sendDelivery } from "../../src/services/notification-delivery";
+import { purgePublicReads } from "../../src/services/public-cache";
+import { concatBytes, jpegSegment, makeJpeg } from "../helpers/images";
+import { call, expectError, jsonWithStatus as json, type Page } from "../helpers/http";
+import { useEmulators } from "../helpers/outbound";
+import { bearerUser } from "../helpers/users";
+
+const emulators = useEmulators();
+const API = "/api/v1/forum";
+type User = Awaited<ReturnType<typeof bearerUser>>;
+
+async function moderator(): Promise<User> {
+  const u = await bearerUser();
+  await env.DB.prepare("UPDATE users SET role = 'moderator' WHERE id = ?").bind(u.userId).run();
+  return u;
+}
+
+const newTopic = async (bearer: string, title = `Overwatering a jade ${crypto.randomUUID().slice(0, 8)}`) =>
+  json<{ id: string; first_post: { id: string } }>(
+    await call(`${API}/categories/houseplants/topics/`, { bearer, json: { title, body: "How often should I water it?" } }),
+    201,
+  );
+const reply = async (bearer: string, topicId: string, body: string) =>
+  json<{ id: string }>(await call(`${API}/topics/${topicId}/posts/`, { bearer, json: { body } }), 201);
+
+describe("a removed post leaves nothing readable in notifications", () => {
+  it("a post a moderator removed is still shown in the victim's notification list and mailed in their digest", async () => {
+    const author = await bearerUser();
+    const attacker = await bearerUser();
+    const victim = await bearerUser();
+    const mod = await moderator();
+    // The victim has a verified address and the defaults: forum_mention email on, daily digest.
+    await database(env).update(users).set({ emailVerified: true }).where(eq(users.id, victim.userId));
+    const topic = await newTopic(author.access);
+
+    const secret = `HARASSMENT-${crypto.randomUUID().slice(0, 8)} lives at 12 Elm Street`;
+    const post = await reply(attacker.access, topic.id, `@${victim.username} ${secret}`);
+    // A moderator removes the post: nobody may read it any more.
+    expect((await call(`${API}/posts/${post.id}/`, { method: "DELETE", bearer: mod.access })).status).toBe(204);
+    const thread = await json<Page<{ id: string; body: string }>>(await call(`${API}/topics/${topic.id}/posts/`), 200);
+    expect(thread.results.find((p) => p.id === post.id)!.body).toBe("[deleted]");
+
+    // In-app: the mention still carries the removed text.
+    const list = await json<Page<{ type: string; body: string; data: { post_id: string } }>>(
+      await call("/api/v1/notifications/?page_size=100", { bearer: victim.access }),
+      200,
+    );
+    const mention = list.results.find((n) => n.data.post_id === post.id);
+
+    // Email: the held mail is gathered into the next digest and sent with the removed text.
+    const now = Date.now() + 2 * 86_400_000;
+    await gatherDigests(env, now);
+    const digest = (
+      await database(env).select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, victim.userId)).all()
+    ).find((d) => d.type === "digest");
+    if (digest) await sendDelivery(env, digest.id, undefined, now);
+    const mails = emulators.email.outbox.filter((m) => m.to.includes(victim.email) && !/^Confirm your/.test(m.subject));
+    // Expected: neither the in-app notification nor the later digest carries the removed text.
+    expect(mention).toBeUndefined();
+    expect(mails.some((m) => (m.text ?? "").includes("HARASSMENT") || (m.html ?? "").includes("HARASSMENT"))).toBe(false);
+    const left = await database(env).select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, victim.userId)).all();
+    expect(left.filter((d) => d.type === "forum_mention")).toEqual([]);
+  });
+
+  it("an edited post's notifications quote what it says now; a deleted topic takes its posts' notifications with it", async () => {
+    const [author, replier, follower] = [await bearerUser(), await bearerUser(), await bearerUser()];
+    const topic = await newTopic(author.access);
+    expect((await call(`${API}/topics/${topic.id}/subscribe/`, { method: "POST", bearer: follower.access })).status).toBe(200);
+    const post = await reply(replier.access, topic.id, `@${follower.username} first words ABUSE-${crypto.randomUUID().slice(0, 8)}`);
+    const inbox = async () =>
+      (
+        await json<Page<{ type: string; body: string; data: { post_id: string } }>>(
+          await call("/api/v1/notifications/?page_size=100", { bearer: follower.access }),
+          200,
+        )
+      ).results.filter((n) => n.data.post_id === post.id);
+    expect((await inbox()).map((n) => n.type).sort()).toEqual(["forum_mention", "forum_reply"]);
+
+    expect(
+      (await call(`${API}/posts/${post.id}/`, { method: "PATCH", bearer: replier.access, json: { body: "Sorry, I take it back." } }))
+        .status,
+    ).toBe(200);
+    const edited = await inbox();
+    expect(edited).toHaveLength(2);
+    for (const n of edited) expect(n.body).toBe("Sorry, I take it back.");
+
+    const other = await newTopic(author.access);
+    const kept = await reply(replier.access, other.id, `@${follower.username} on another topic`);
+    const mod = await moderator();
+    expect((await call(`${API}/topics/${topic.id}/`, { method: "DELETE", bearer: mod.access })).status).toBe(204);
+    expect(await inbox()).toEqual([]);
+    // Only that topic's: a mention elsewhere stays.
+    const all = await json<Page<{ data: { post_id: string } }>>(
+      await call("/api/v1/notifications/?page_size=100", { bearer: follower.access }),
+      200,
+    );
+    expect(all.results.some((n) => n.data.post_id === kept.id)).toBe(true);
+  });
+});
+
+describe("the anonymous forum cache is not anyone's to empty", () => {
+  it("following a topic or reporting a post keeps the cached answers, and follows are rate limited", async () => {
+    const author = await bearerUser();
+    const attacker = await bearerUser();
+    const topic = await newTopic(author.access);
+    await purgePublicReads(env, "forum");
+    const path = `${API}/topics/${topic.id}/`;
+    expect((await call(path)).headers.get("X-Cache")).toBe("MISS");
+    expect((await call(path)).headers.get("X-Cache")).toBe("HIT");
+
+    // 40 follow/unfollow toggles: the first 30 are allowed, then 429.
+    const statuses: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const res = await call(`${API}/topics/${topic.id}/subscribe/`, { method: i % 2 ? "DELETE" : "POST", bearer: attacker.access });
+      statuses.push(res.status);
+    }
+    expect(statuses.filter((s) => s === 200)).toHaveLength(30);
+    expect(statuses.slice(30).every((s) => s === 429)).toBe(true);
+    const report = await call(`${API}/posts/${topic.first_post.id}/report/`, { bearer: attacker.access, json: { reason: "spam" } });
+    expect(report.status).toBe(201);
+    // A subscription and a report are the caller's and the moderators' business: what anonymous
+    // readers get is still cached.
+    const after = await call(path);
+    expect(after.headers.get("X-Cache")).toBe("HIT");
+  });
+});
+
+describe("topic titles are held to the limits bodies have", () => {
+  it("title edits count as forum writes (30 per 10 minutes)", async () => {
+    const author = await bearerUser();
+    const topic = await newTopic(author.access);
+    const statuses: number[] = [];
+    for (let i = 0; i < 35; i++) {
+      const res = await call(`${API}/topics/${topic.id}/`, {
+        method: "PATCH",
+        bearer: author.access,
+        json: { title: `Spam title number ${i}` },
+      });
+      statuses.push(res.status);
+    }
+    expect(statuses).toContain(429);
+  });
+
+  it("a new user cannot rewrite a topic's title after the 24 h edit window closed; a moderator can", async () => {
+    const author = await bearerUser();
+    const others = await bearerUser();
+    const topic = await newTopic(author.access, "Best soil mix for succulents?");
+    await reply(others.access, topic.id, "Gritty mix: pumice, bark and a little compost.");
+    const old = new Date(Date.now() - 3 * 86_400_000).toISOString();
+    await env.DB.batch([
+      env.DB.prepare("UPDATE forum_topics SET created_at = ? WHERE id = ?").bind(old, topic.id),
+      env.DB.prepare("UPDATE forum_posts SET created_at = ? WHERE id = ?").bind(old, topic.first_post.id),
+    ]);
+    const body = await call(`${API}/posts/${topic.first_post.id}/`, {
+      method: "PATCH",
+      bearer: author.access,
+      json: { body: "Buy cheap pills at spam.example" },
+    });
+    expect(body.status).toBe(403);
+    // The title (what lists, search, suggestions and every reply notification show) is too.
+    const title = await call(`${API}/topics/${topic.id}/`, {
+      method: "PATCH",
+      bearer: author.access,
+      json: { title: "Buy cheap pills at spam.example" },
+    });
+    await expectError(title, 403, "EDIT_WINDOW_CLOSED");
+    const mod = await moderator();
+    const fixed = await call(`${API}/topics/${topic.id}/`, {
+      method: "PATCH",
+      bearer: mod.access,
+      json: { title: "Soil mix for succulents" },
+    });
+    expect(fixed.status).toBe(200);
+  });
+});
+
+describe("forum photos keep no location", () => {
+  it("a camera JPEG's appended preview (MPF), with GPS EXIF of its own, is not served with a public post", async () => {
+    const author = await bearerUser();
+    await env.DB.prepare("UPDATE users SET trust_level = 'basic' WHERE id = ?").bind(author.userId).run();
+    const ascii = (s: string) => new TextEncoder().encode(s);
+    const exif = (marker: string) => jpegSegment(0xe1, concatBytes(ascii("Exif\0\0MM\0*\0\0\0\b"), ascii(marker)));
+    const withExif = (jpeg: Uint8Array, marker: string) => concatBytes(jpeg.subarray(0, 2), exif(marker), jpeg.subarray(2));
+    // A camera-style file: the primary image's EXIF, then an MPF secondary image with its own EXIF.
+    const tag = crypto.randomUUID().slice(0, 8);
+    const primary = withExif(makeJpeg(320, 240, { seed: tag }), `GPS-PRIMARY-51.5007N-0.1246W`);
+    const secondary = withExif(makeJpeg(160, 120), `GPS-SECONDARY-51.5007N-0.1246W`);
+    const file = concatBytes(primary, secondary);
+
+    const form = new FormData();
+    form.append("title", "My garden this morning");
+    form.append("body", "Look at the ferns!");
+    form.append("image_1", new File([file], "IMG_0001.jpg", { type: "image/jpeg" }));
+    const topic = await json<{ first_post: { attachments: { url: string }[] } }>(
+      await call(`${API}/categories/houseplants/topics/`, { bearer: author.access, body: form }),
+      201,
+    );
+    const served = await call(topic.first_post.attachments[0]!.url); // anonymous: the post is public
+    expect(served.status).toBe(200);
+    const text = new TextDecoder("latin1").decode(new Uint8Array(await served.arrayBuffer()));
+    expect(text).not.toContain("GPS-PRIMARY"); // the primary image's EXIF is stripped ...
+    expect(text).not.toContain("GPS-SECONDARY"); // ... and so is the appended image, with its EXIF
+  });
+});
