@@ -609,6 +609,11 @@ export async function createReply(
 
 /** At most this many people are notified of a mention in one post. */
 export const MAX_MENTIONS = 10;
+/**
+ * One author's mentions notify one person at most this many times an hour: past it, posts still
+ * show the mention, but repeating someone's name cannot flood their notifications and inbox.
+ */
+export const MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR = 5;
 
 /** The usernames a post mentions as `@name` (lower-cased, distinct, at most MAX_MENTIONS). */
 export function mentionedUsernames(bodyHtml: string): string[] {
@@ -622,8 +627,11 @@ export function mentionedUsernames(bodyHtml: string): string[] {
 }
 
 /**
- * One `forum_mention` notification for each active user a post mentions (not its author), in the
- * caller's batch; the dedupe key `forum_mention:<post id>:<user id>` makes it once per post.
+ * One `forum_mention` notification for each active user a post mentions (not its author, nor
+ * anyone this author's mentions already notified MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR times in
+ * the past hour), in the caller's batch; the dedupe key `forum_mention:<post id>:<user id>`
+ * makes it once per post. The count reads the recipient's last hour of notifications (their
+ * index), and `author_id` in the data says whose mention each was.
  */
 function mentionNotifications(
   db: Database,
@@ -640,12 +648,16 @@ function mentionNotifications(
       userId: mentioned,
       title: sql`${truncateText(`${author.username} mentioned you in "${truncateText(post.topicTitle, 80)}"`, 120)}`,
       body: sql`${excerpt(post.body, REPLY_EXCERPT_CHARS)}`,
-      data: sql`json_object('topic_id', ${post.topicId}, 'post_id', ${post.id}, 'category_slug', ${post.categorySlug})`,
+      data: sql`json_object('topic_id', ${post.topicId}, 'post_id', ${post.id}, 'category_slug', ${post.categorySlug}, 'author_id', ${author.id})`,
       dedupeKey: sql`'forum_mention:' || ${post.id} || ':' || ${mentioned}`,
       createdAt: now,
     },
     // json_each is the point: the mentioned names as a list to match in one statement.
-    sql`FROM users u WHERE lower(u.username) IN (SELECT value FROM json_each(${names})) AND u.id != ${author.id} AND u.is_active = 1`,
+    sql`FROM users u WHERE lower(u.username) IN (SELECT value FROM json_each(${names})) AND u.id != ${author.id} AND u.is_active = 1
+         AND (SELECT count(*) FROM notifications recent
+              WHERE recent.user_id = u.id AND recent.created_at > ${new Date(Date.parse(now) - HOUR_MS).toISOString()}
+                AND recent.type = 'forum_mention' AND json_extract(recent.data, '$.author_id') = ${author.id})
+             < ${MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR}`,
   );
 }
 

@@ -7,6 +7,7 @@ import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client";
 import { notificationDeliveries, users } from "../../src/db/schema";
+import { MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR } from "../../src/services/forum";
 import { gatherDigests, sendDelivery } from "../../src/services/notification-delivery";
 import { purgePublicReads } from "../../src/services/public-cache";
 import { concatBytes, jpegSegment, makeJpeg } from "../helpers/images";
@@ -104,6 +105,23 @@ describe("a removed post leaves nothing readable in notifications", () => {
       200,
     );
     expect(all.results.some((n) => n.data.post_id === kept.id)).toBe(true);
+  });
+});
+
+describe("mentions cannot flood someone's notifications", () => {
+  it(`one author's mentions notify a person at most ${MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR} times an hour; other authors' still do`, async () => {
+    const [pest, victim, friend] = [await bearerUser(), await bearerUser(), await bearerUser()];
+    const topic = await newTopic(friend.access);
+    for (let i = 0; i < MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR + 3; i++) await reply(pest.access, topic.id, `@${victim.username} look ${i}`);
+    await reply(friend.access, topic.id, `@${victim.username} sorry about that`);
+    const mentions = (
+      await json<Page<{ type: string; title: string }>>(
+        await call("/api/v1/notifications/?type=forum_mention&page_size=100", { bearer: victim.access }),
+        200,
+      )
+    ).results;
+    expect(mentions.filter((n) => n.title.startsWith(pest.username))).toHaveLength(MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR);
+    expect(mentions.filter((n) => n.title.startsWith(friend.username))).toHaveLength(1);
   });
 });
 
