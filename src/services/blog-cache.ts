@@ -2,15 +2,15 @@
  * The edge cache of the blog's public reads (issue 9 item 6). Responses are kept in the Workers
  * Cache API (lib/edge-cache.ts) under a key that folds in a generation number (one D1 row,
  * blog_cache_state), and
- * `purgeBlogReads` — called after every change readers can see: publish (also by the scheduler),
- * an edit of a published post, unpublish, delete, category/series and comment-count changes —
- * bumps it. The Cache API's own delete reaches one data centre and one URL; a new generation
+ * `purgeBlogReads` — run with every change readers can see: publish (also by the scheduler),
+ * an edit of a published post, unpublish, delete (in the change's own D1 batch, as
+ * `purgeBlogReadsStatement`), category/series and comment-count changes — bumps it. The Cache API's own delete reaches one data centre and one URL; a new generation
  * makes every variant everywhere unreachable at once (old entries expire by their TTL).
  *
  * Each entry stores the body and its strong ETag (a SHA-256 of the body), so a hit answers 304
  * to a matching If-None-Match without rebuilding anything.
  */
-import { eq, sql } from "drizzle-orm";
+import { eq, type SQL, sql } from "drizzle-orm";
 import { database } from "../db/client";
 import { blogCacheState } from "../db/schema";
 import type { Bindings } from "../env";
@@ -35,10 +35,19 @@ export async function cacheGeneration(env: Bindings): Promise<number> {
 
 /** Makes every cached public blog read unreachable (see the module comment). */
 export async function purgeBlogReads(env: Bindings, _change: BlogChange): Promise<void> {
-  await database(env)
-    .insert(blogCacheState)
-    .values({ id: 1, version: 2 })
-    .onConflictDoUpdate({ target: blogCacheState.id, set: { version: sql`${blogCacheState.version} + 1` } });
+  await database(env).run(purgeBlogReadsStatement());
+}
+
+/**
+ * The purge as a statement for the batch that makes the change, so the change and the purge
+ * land together or not at all (a purge that failed after an unpublish committed would leave the
+ * post served from the edge for up to EDGE_TTL_S, and a retry finds nothing to do). `when`, a
+ * condition evaluated in the batch (e.g. `changes() > 0` right after the change), limits it to
+ * changes readers can see.
+ */
+export function purgeBlogReadsStatement(when: SQL = sql`1`): SQL {
+  return sql`INSERT INTO ${blogCacheState} (id, version) SELECT 1, 2 WHERE ${when}
+    ON CONFLICT (id) DO UPDATE SET version = ${blogCacheState}.version + 1`;
 }
 
 /**

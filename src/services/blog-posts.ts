@@ -22,11 +22,14 @@
  *   runs publish each post exactly once.
  * - Slugs: derived from the title when not given (a taken derived slug gets a short suffix); a
  *   given slug that is taken is a 409 CONFLICT.
- * - Every change readers could see purges the public reads (blog-cache.ts) after it is committed.
+ * - Every change readers could see purges the public reads (blog-cache.ts) in the same D1 batch.
+ * - An author's save or delete is conditional on the post not being published in the write
+ *   itself, not only in the check before it: an editor publishing in between wins, and the
+ *   author gets the 403 they would have got a moment later.
  */
-import { and, asc, desc, eq, inArray, isNotNull, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, isNotNull, ne, type SQL, sql } from "drizzle-orm";
 import type { SQLiteUpdateSetSource } from "drizzle-orm/sqlite-core";
-import { changes, database, runBatch, type Statement } from "../db/client";
+import { changes, database, runBatch, type Statement, tableRows } from "../db/client";
 import { countedPage, type Page, type PageRequest } from "../db/pagination";
 import {
   blogCategories,
@@ -43,7 +46,7 @@ import { AppError, isUniqueViolation } from "../lib/errors";
 import { isUuid, uuidv7 } from "../lib/ids";
 import { sanitisePostBody } from "../lib/sanitise";
 import { mediaUrl, postExcerpt, postSearchText, prepareBlocks, readingTime, renderBlock, type StoredImageValue } from "./blog-blocks";
-import { purgeBlogReads } from "./blog-cache";
+import { purgeBlogReadsStatement } from "./blog-cache";
 import { categoriesBySlug, checkImage, checkSlug, normaliseTags, seriesBySlug, slugify, slugTaken } from "./blog-taxonomy";
 import { releasePhotoRefs } from "./photos";
 import type { Role } from "./users";
@@ -454,11 +457,18 @@ export async function createPost(env: Bindings, user: AuthenticatedUser, input: 
   return (await loadPost(env, id))!;
 }
 
-/** Writes `next` as the post's next revision, conditional on the revision `post` was read at. */
+/**
+ * Writes `next` as the post's next revision, conditional on the revision `post` was read at and,
+ * for an author, on the post still not being published: an editor may publish between the
+ * author's check and this write, and what goes live must be what the editor saw. The revision
+ * row is written only if the post's update was (its number is NULL otherwise, which the NOT NULL
+ * constraint refuses), so a refused save writes nothing at all; the purge is in the same batch.
+ */
 async function save(env: Bindings, user: AuthenticatedUser, post: PostRow, before: Snapshot, next: Snapshot): Promise<PostRow> {
   const number = post.revision + 1;
   const now = new Date().toISOString();
   const db = database(env);
+  const editor = isEditor(user);
   let updated: unknown;
   try {
     [updated] = await runBatch(db, [
@@ -466,15 +476,29 @@ async function save(env: Bindings, user: AuthenticatedUser, post: PostRow, befor
         .update(blogPosts)
         // An editor scheduled what they read: a writer's change takes the post off the schedule,
         // so nothing an editor has not seen goes live on its own.
-        .set({ ...postValues(next), revision: number, updatedAt: now, ...(isEditor(user) ? {} : { scheduledAt: null }) })
-        .where(and(eq(blogPosts.id, post.id), eq(blogPosts.revision, post.revision))),
+        .set({ ...postValues(next), revision: number, updatedAt: now, ...(editor ? {} : { scheduledAt: null }) })
+        .where(
+          and(eq(blogPosts.id, post.id), eq(blogPosts.revision, post.revision), editor ? undefined : ne(blogPosts.status, "published")),
+        ),
+      purgeBlogReadsStatement(sql`changes() > 0 AND (SELECT status FROM ${blogPosts} WHERE id = ${post.id}) = 'published'`),
       ...taxonomyStatements(env, post.id, next),
-      db.insert(blogRevisions).values({ id: uuidv7(), postId: post.id, number, authorId: user.id, snapshot: { ...next }, createdAt: now }),
+      db.insert(blogRevisions).values({
+        id: uuidv7(),
+        postId: post.id,
+        number: sql`CASE WHEN (SELECT revision FROM ${blogPosts} WHERE id = ${post.id}) = ${number} THEN ${number} END`,
+        authorId: user.id,
+        snapshot: { ...next },
+        createdAt: now,
+      }),
     ]);
   } catch (err) {
+    if (/NOT NULL constraint failed: blog_revisions\.number/.test(String((err as Error)?.message ?? err))) {
+      await postToChange(env, user, post.id, "edit"); // published or deleted meanwhile: its 403 or 404
+      throw savedMeanwhile();
+    }
     throw saveConflict(err) ?? err;
   }
-  if (changes(updated) === 0) throw new AppError("CONFLICT", 409, "The post was saved by someone else meanwhile; reload it and try again.");
+  if (changes(updated) === 0) throw savedMeanwhile();
   const after = (await loadPost(env, post.id))!;
   const kept = new Set(photosIn(next));
   await releasePhotoRefs(
@@ -482,9 +506,10 @@ async function save(env: Bindings, user: AuthenticatedUser, post: PostRow, befor
     photosIn(before).filter((ref) => !kept.has(ref)),
     { fromBlog: true },
   );
-  if (post.status === "published") await purgeBlogReads(env, { postIds: [post.id], slugs: [...new Set([post.slug, after.slug])] });
   return after;
 }
+
+const savedMeanwhile = () => new AppError("CONFLICT", 409, "The post was saved by someone else meanwhile; reload it and try again.");
 
 export async function updatePost(env: Bindings, user: AuthenticatedUser, id: string, input: PostInput): Promise<PostRow> {
   const post = await postToChange(env, user, id, "edit");
@@ -497,11 +522,20 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
   const db = database(env);
   // The revisions go with it (cascade), so the photos only they kept can be released too.
   const revisions = await db.select({ snapshot: blogRevisions.snapshot }).from(blogRevisions).where(eq(blogRevisions.postId, post.id));
-  await db.delete(blogPosts).where(eq(blogPosts.id, post.id));
+  // An author's delete holds only while the post is not published (an editor may publish it
+  // meanwhile); an editor's delete of a published post purges in the same batch.
+  const editor = isEditor(user);
+  const [, deleted] = await runBatch(db, [
+    purgeBlogReadsStatement(editor ? sql`(SELECT status FROM ${blogPosts} WHERE id = ${post.id}) = 'published'` : sql`0`),
+    db.delete(blogPosts).where(and(eq(blogPosts.id, post.id), editor ? undefined : ne(blogPosts.status, "published"))),
+  ]);
+  if (changes(deleted) === 0) {
+    await postToChange(env, user, post.id, "delete"); // published or deleted meanwhile: its 403 or 404
+    throw savedMeanwhile();
+  }
   const refs = new Set([...photosIn({ featured_image: post.featuredImage, content_blocks: post.contentBlocks })]);
   for (const r of revisions) for (const ref of photosIn(r.snapshot as unknown as Snapshot)) refs.add(ref);
   await releasePhotoRefs(env, [...refs], { fromBlog: true });
-  if (post.status === "published") await purgeBlogReads(env, { postIds: [post.id], slugs: [post.slug] });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -517,18 +551,23 @@ async function move(
   from: readonly PostStatus[],
   set: SQLiteUpdateSetSource<typeof blogPosts>,
   what: string,
+  /** Whether readers see the move (publish, unpublish): the purge joins its batch. */
+  visible = false,
 ): Promise<PostRow> {
   const stateError = () =>
     new AppError("INVALID_STATE", 409, `Cannot ${what} a post that is ${post.status === "review" ? "in review" : post.status}.`, {
       status: [`Must be ${from.join(" or ")}.`],
     });
   if (!from.includes(post.status)) throw stateError();
-  const moved = await database(env)
-    .update(blogPosts)
-    .set({ ...set, updatedAt: new Date().toISOString() })
-    .where(and(eq(blogPosts.id, post.id), inArray(blogPosts.status, [...from])))
-    .returning({ id: blogPosts.id });
-  if (moved.length === 0) throw stateError();
+  const db = database(env);
+  const [moved] = await runBatch(db, [
+    db
+      .update(blogPosts)
+      .set({ ...set, updatedAt: new Date().toISOString() })
+      .where(and(eq(blogPosts.id, post.id), inArray(blogPosts.status, [...from]))),
+    ...(visible ? [purgeBlogReadsStatement(sql`changes() > 0`)] : []),
+  ]);
+  if (changes(moved) === 0) throw stateError();
   return (await loadPost(env, post.id))!;
 }
 
@@ -543,7 +582,7 @@ export async function submitPost(env: Bindings, user: AuthenticatedUser, id: str
 export async function publishPost(env: Bindings, user: AuthenticatedUser, id: string): Promise<PostRow> {
   const post = await getPostFor(env, user, id);
   const now = new Date().toISOString();
-  const out = await move(
+  return move(
     env,
     post,
     ["draft", "review", "unpublished"],
@@ -554,17 +593,14 @@ export async function publishPost(env: Bindings, user: AuthenticatedUser, id: st
       scheduledAt: null,
     },
     "publish",
+    true,
   );
-  await purgeBlogReads(env, { postIds: [out.id], slugs: [out.slug] });
-  return out;
 }
 
 /** Published → unpublished (editors). */
 export async function unpublishPost(env: Bindings, user: AuthenticatedUser, id: string): Promise<PostRow> {
   const post = await getPostFor(env, user, id);
-  const out = await move(env, post, ["published"], { status: "unpublished" }, "unpublish");
-  await purgeBlogReads(env, { postIds: [out.id], slugs: [out.slug] });
-  return out;
+  return move(env, post, ["published"], { status: "unpublished" }, "unpublish", true);
 }
 
 /** Sets (a future time) or clears (null) when the cron job publishes a post that is not published (editors). */
@@ -583,19 +619,22 @@ export async function schedulePost(env: Bindings, user: AuthenticatedUser, id: s
  */
 export async function publishScheduledPosts(env: Bindings, now = Date.now()): Promise<{ id: string; slug: string }[]> {
   const at = new Date(now).toISOString();
-  const published = await database(env)
-    .update(blogPosts)
-    .set({
-      status: "published",
-      firstPublishedAt: sql`coalesce(${blogPosts.firstPublishedAt}, ${at})`,
-      lastPublishedAt: at,
-      scheduledAt: null,
-      updatedAt: at,
-    })
-    .where(and(isNotNull(blogPosts.scheduledAt), sql`${blogPosts.scheduledAt} <= ${at}`))
-    .returning({ id: blogPosts.id, slug: blogPosts.slug });
-  if (published.length > 0) await purgeBlogReads(env, { postIds: published.map((p) => p.id), slugs: published.map((p) => p.slug) });
-  return published;
+  const db = database(env);
+  const [published] = await runBatch(db, [
+    db
+      .update(blogPosts)
+      .set({
+        status: "published",
+        firstPublishedAt: sql`coalesce(${blogPosts.firstPublishedAt}, ${at})`,
+        lastPublishedAt: at,
+        scheduledAt: null,
+        updatedAt: at,
+      })
+      .where(and(isNotNull(blogPosts.scheduledAt), sql`${blogPosts.scheduledAt} <= ${at}`))
+      .returning(),
+    purgeBlogReadsStatement(sql`changes() > 0`),
+  ]);
+  return tableRows(blogPosts, published).map((p) => ({ id: p.id, slug: p.slug }));
 }
 
 // ---------------------------------------------------------------------------------------------
