@@ -629,7 +629,7 @@
       el.error.textContent = "Choose a date and time first.";
       return;
     }
-    void transition("schedule", { publish_at: new Date(local).toISOString() });
+    void transition("schedule", { publish_at: new Date(local).toISOString(), revision: state.post?.revision });
   }
 
   // ------------------------------------------------------------------------------------------
@@ -817,7 +817,8 @@
   el.blocks.addEventListener("click", onBlockAction);
   el.form.addEventListener("submit", (e) => void onSave(e));
   el.submit.addEventListener("click", () => void transition("submit"));
-  el.publish.addEventListener("click", () => void transition("publish"));
+  // The revision on screen is the one being approved: a save since then is a 409, not a surprise.
+  el.publish.addEventListener("click", () => void transition("publish", { revision: state.post?.revision }));
   el.unpublish.addEventListener("click", () => void transition("unpublish"));
   el.del.addEventListener("click", () => void onDelete());
   el.schedulePost.addEventListener("click", onSchedule);

@@ -131,11 +131,17 @@ const postFields = {
 };
 const PostCreate = z.strictObject(postFields).openapi("BlogPostCreate");
 const PostUpdate = z.strictObject({ ...postFields, title: postFields.title.optional() }).openapi("BlogPostUpdate");
+const reviewedRevision = z.int().min(1).optional().openapi({
+  description:
+    "The revision you reviewed (the post's `revision`). If the post has been saved since, nothing happens and the answer is 409 CONFLICT: review it again.",
+});
 const ScheduleBody = z
   .strictObject({
     publish_at: z.iso.datetime({ offset: true, message: "An ISO-8601 time with a zone, e.g. 2026-12-01T08:00:00Z." }).nullable(),
+    revision: reviewedRevision,
   })
   .openapi("BlogSchedule");
+const PublishBody = z.strictObject({ revision: reviewedRevision }).openapi("BlogPublish");
 
 const PostParam = z.object({
   id: z
@@ -313,11 +319,15 @@ export function blogRoutes() {
     .io({ params: IdParam }, { 200: jsonBody(PostDetailSchema, "In review"), 409: stateError });
   app.openapi(submit, async (c) => c.json(await postDetail(c.env, await submitPost(c.env, c.get("user")!, c.req.valid("param").id)), 200));
 
-  const publish = editors
-    .post(`/posts/{id}/publish`, "Publish a post now (editors, admins)")
-    .io({ params: IdParam }, { 200: jsonBody(PostDetailSchema, "Published"), 409: stateError });
+  const publish = editors.post(`/posts/{id}/publish`, "Publish a post now (editors, admins)").io(
+    { params: IdParam, body: requestJson(PublishBody, false) },
+    {
+      200: jsonBody(PostDetailSchema, "Published"),
+      409: errorResponse(409, "Not in a state that allows this (INVALID_STATE), or saved since the revision you reviewed (CONFLICT)"),
+    },
+  );
   app.openapi(publish, async (c) =>
-    c.json(await postDetail(c.env, await publishPost(c.env, c.get("user")!, c.req.valid("param").id)), 200),
+    c.json(await postDetail(c.env, await publishPost(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json")?.revision)), 200),
   );
 
   const unpublish = editors
@@ -336,7 +346,10 @@ export function blogRoutes() {
     );
   app.openapi(schedule, async (c) =>
     c.json(
-      await postDetail(c.env, await schedulePost(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").publish_at)),
+      await postDetail(
+        c.env,
+        await schedulePost(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").publish_at, c.req.valid("json").revision),
+      ),
       200,
     ),
   );

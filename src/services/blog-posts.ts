@@ -553,21 +553,38 @@ async function move(
   what: string,
   /** Whether readers see the move (publish, unpublish): the purge joins its batch. */
   visible = false,
+  /** The revision the editor reviewed: the move holds only while the post is still at it. */
+  reviewed?: number,
 ): Promise<PostRow> {
   const stateError = () =>
     new AppError("INVALID_STATE", 409, `Cannot ${what} a post that is ${post.status === "review" ? "in review" : post.status}.`, {
       status: [`Must be ${from.join(" or ")}.`],
     });
   if (!from.includes(post.status)) throw stateError();
+  const changedSince = (current: number) =>
+    new AppError("CONFLICT", 409, `The post has been saved since revision ${reviewed}, the one you reviewed; review it again.`, {
+      revision: [`The post is at revision ${current}.`],
+    });
+  if (reviewed !== undefined && post.revision !== reviewed) throw changedSince(post.revision);
   const db = database(env);
   const [moved] = await runBatch(db, [
     db
       .update(blogPosts)
       .set({ ...set, updatedAt: new Date().toISOString() })
-      .where(and(eq(blogPosts.id, post.id), inArray(blogPosts.status, [...from]))),
+      .where(
+        and(
+          eq(blogPosts.id, post.id),
+          inArray(blogPosts.status, [...from]),
+          reviewed === undefined ? undefined : eq(blogPosts.revision, reviewed),
+        ),
+      ),
     ...(visible ? [purgeBlogReadsStatement(sql`changes() > 0`)] : []),
   ]);
-  if (changes(moved) === 0) throw stateError();
+  if (changes(moved) === 0) {
+    const current = await loadPost(env, post.id);
+    if (current && reviewed !== undefined && current.revision !== reviewed) throw changedSince(current.revision);
+    throw stateError();
+  }
   return (await loadPost(env, post.id))!;
 }
 
@@ -579,7 +596,7 @@ export async function submitPost(env: Bindings, user: AuthenticatedUser, id: str
 }
 
 /** → published (editors): first_published_at once, last_published_at now, any schedule cleared. */
-export async function publishPost(env: Bindings, user: AuthenticatedUser, id: string): Promise<PostRow> {
+export async function publishPost(env: Bindings, user: AuthenticatedUser, id: string, reviewed?: number): Promise<PostRow> {
   const post = await getPostFor(env, user, id);
   const now = new Date().toISOString();
   return move(
@@ -594,6 +611,7 @@ export async function publishPost(env: Bindings, user: AuthenticatedUser, id: st
     },
     "publish",
     true,
+    reviewed,
   );
 }
 
@@ -604,12 +622,20 @@ export async function unpublishPost(env: Bindings, user: AuthenticatedUser, id: 
 }
 
 /** Sets (a future time) or clears (null) when the cron job publishes a post that is not published (editors). */
-export async function schedulePost(env: Bindings, user: AuthenticatedUser, id: string, publishAt: string | null, now = Date.now()) {
+export async function schedulePost(
+  env: Bindings,
+  user: AuthenticatedUser,
+  id: string,
+  publishAt: string | null,
+  reviewed?: number,
+  now = Date.now(),
+) {
   const post = await getPostFor(env, user, id);
   if (publishAt !== null && Date.parse(publishAt) <= now)
     throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { publish_at: ["Must be in the future."] });
   const at = publishAt === null ? null : new Date(publishAt).toISOString();
-  return move(env, post, ["draft", "review", "unpublished"], { scheduledAt: at }, publishAt === null ? "unschedule" : "schedule");
+  const what = publishAt === null ? "unschedule" : "schedule";
+  return move(env, post, ["draft", "review", "unpublished"], { scheduledAt: at }, what, false, reviewed);
 }
 
 /**

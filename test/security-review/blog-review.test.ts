@@ -10,7 +10,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AuthenticatedUser } from "../../src/env";
 import { deletePost, publishScheduledPosts, unpublishPost, updatePost } from "../../src/services/blog-posts";
-import { call, jsonWithStatus as json } from "../helpers/http";
+import { call, expectError, jsonWithStatus as json } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 import { action, API, createPost, type Post, uploaded, withRole } from "../routes/blog-editorial-setup";
 
@@ -142,6 +142,38 @@ describe("the blog's workflow holds under races, and purges with its changes", (
       .bind(post.id)
       .first<{ n: number }>();
     expect({ revision: after.revision, rows: revisions!.n }).toEqual({ revision: 1, rows: 1 });
+  });
+
+  it("an editor's publish or schedule names the revision reviewed: a save since then is a 409 and nothing goes live", async () => {
+    const [author, editor] = [await withRole("author"), await withRole("editor")];
+    const post = await createPost(author.access, { content_blocks: [{ type: "paragraph", value: "<p>Reviewed text</p>" }] });
+    expect((await action(author.access, post.id, "submit")).status).toBe(200);
+    const reviewed = (await json<Post>(await call(`${API}/posts/${post.id}/`, { bearer: editor.access }), 200)).revision;
+    // The author swaps the content while the editor reads it (a post in review is still theirs to edit).
+    const swap = await call(`${API}/posts/${post.id}/`, {
+      method: "PATCH",
+      bearer: author.access,
+      json: { content_blocks: [{ type: "paragraph", value: "<p>SWAPPED after review</p>" }] },
+    });
+    expect(swap.status).toBe(200);
+
+    const publish = await call(`${API}/posts/${post.id}/publish/`, { bearer: editor.access, json: { revision: reviewed } });
+    await expectError(publish, 409, "CONFLICT");
+    const at = new Date(Date.now() + 3_600_000).toISOString();
+    const schedule = await call(`${API}/posts/${post.id}/schedule/`, {
+      bearer: editor.access,
+      json: { publish_at: at, revision: reviewed },
+    });
+    await expectError(schedule, 409, "CONFLICT");
+    expect(await stored(post.id)).toMatchObject({ status: "review" });
+    expect((await call(`/api/v2/blog-posts/${post.id}/`)).status).toBe(404);
+
+    // Having read the new revision, the editor publishes it; without a revision, publish works as before.
+    const current = (await json<Post>(await call(`${API}/posts/${post.id}/`, { bearer: editor.access }), 200)).revision;
+    expect(current).toBe(reviewed + 1);
+    expect((await call(`${API}/posts/${post.id}/publish/`, { bearer: editor.access, json: { revision: current } })).status).toBe(200);
+    const other = await createPost(author.access, {});
+    expect((await call(`${API}/posts/${other.id}/publish/`, { method: "POST", bearer: editor.access })).status).toBe(200);
   });
 
   it("an author's edit racing the cron's scheduled publish does not go live unreviewed", async () => {
