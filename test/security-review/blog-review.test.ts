@@ -24,6 +24,19 @@ const stored = (id: string) =>
     .bind(id)
     .first<{ status: string; content_blocks: string; revision: number }>();
 
+/** The author's edit, through `racing`: an image block (its save reads R2) and text no editor saw. Its status, or "saved". */
+function unreviewedEdit(racing: typeof env, author: User, postId: string, image: string) {
+  return updatePost(racing, asAuthenticated(author, "author"), postId, {
+    content_blocks: [
+      { type: "image", value: { image, alt: "a fern" } },
+      { type: "paragraph", value: "<p>UNREVIEWED text the editor never saw</p>" },
+    ],
+  }).then(
+    () => "saved",
+    (err: { status?: number }) => err.status,
+  );
+}
+
 /** env with an R2 binding whose first `get` runs `before` first (the author's save reads image sizes from R2). */
 function envWithR2Hook(before: () => Promise<unknown>) {
   let fired = false;
@@ -120,15 +133,7 @@ describe("the blog's workflow holds under races, and purges with its changes", (
     // postToChange, validates its blocks (reading the image's size from R2)… and meanwhile the
     // editor publishes what they reviewed.
     const racing = envWithR2Hook(() => action(editor.access, post.id, "publish").then((r) => expect(r.status).toBe(200)));
-    const outcome = await updatePost(racing, asAuthenticated(author, "author"), post.id, {
-      content_blocks: [
-        { type: "image", value: { image, alt: "a fern" } },
-        { type: "paragraph", value: "<p>UNREVIEWED text the editor never saw</p>" },
-      ],
-    }).then(
-      () => "saved",
-      (err: { status?: number }) => err.status,
-    );
+    const outcome = await unreviewedEdit(racing, author, post.id, image);
 
     const after = (await stored(post.id))!;
     expect(after.status).toBe("published");
@@ -186,15 +191,7 @@ describe("the blog's workflow holds under races, and purges with its changes", (
     expect((await json<Post>(await call(`${API}/posts/${post.id}/`, { bearer: author.access }), 200)).scheduled_at).not.toBeNull();
 
     const racing = envWithR2Hook(() => publishScheduledPosts(env, Date.now() + 120_000));
-    const outcome = await updatePost(racing, asAuthenticated(author, "author"), post.id, {
-      content_blocks: [
-        { type: "image", value: { image, alt: "a fern" } },
-        { type: "paragraph", value: "<p>UNREVIEWED text the editor never saw</p>" },
-      ],
-    }).then(
-      () => "saved",
-      (err: { status?: number }) => err.status,
-    );
+    const outcome = await unreviewedEdit(racing, author, post.id, image);
 
     const after = (await stored(post.id))!;
     expect(after.status).toBe("published");
