@@ -30,6 +30,11 @@ export function u32be(b: Uint8Array, at: number): number {
 
 /** The parts, one after another, in one new array. */
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  return joinBytes(parts);
+}
+
+/** concatBytes for a list of any length (spreading a huge list as arguments overflows the stack). */
+export function joinBytes(parts: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
   for (const part of parts) {

@@ -19,7 +19,7 @@
  * is known to be well formed; should it still not parse, the photo is refused rather than kept
  * with its metadata.
  */
-import { concatBytes, fourcc, u16be, u16le, u32be, u32le } from "./bytes";
+import { concatBytes, fourcc, joinBytes, u16be, u16le, u32be, u32le } from "./bytes";
 
 export class MetadataStripError extends Error {}
 
@@ -90,7 +90,7 @@ function stripJpeg(b: Uint8Array): Uint8Array {
       pos = next;
     }
   }
-  return stripped ? concatBytes(...kept) : b;
+  return stripped ? joinBytes(kept) : b;
 }
 
 /**
@@ -202,7 +202,7 @@ function stripPng(b: Uint8Array): Uint8Array {
       break;
     }
   }
-  return stripped ? concatBytes(...kept) : b;
+  return stripped ? joinBytes(kept) : b;
 }
 
 // ---- WebP ------------------------------------------------------------------------------------
@@ -234,7 +234,7 @@ function stripWebp(b: Uint8Array): Uint8Array {
     pos = end;
   }
   if (!stripped) return b;
-  const body = concatBytes(...kept);
+  const body = joinBytes(kept);
   // The RIFF header as it was, with the size of what is left.
   const header = b.slice(0, 12);
   new DataView(header.buffer).setUint32(4, body.length + 4, true);

@@ -481,7 +481,6 @@ async function save(env: Bindings, user: AuthenticatedUser, post: PostRow, befor
           and(eq(blogPosts.id, post.id), eq(blogPosts.revision, post.revision), editor ? undefined : ne(blogPosts.status, "published")),
         ),
       purgeBlogReadsStatement(sql`changes() > 0 AND (SELECT status FROM ${blogPosts} WHERE id = ${post.id}) = 'published'`),
-      ...taxonomyStatements(env, post.id, next),
       db.insert(blogRevisions).values({
         id: uuidv7(),
         postId: post.id,
@@ -490,9 +489,11 @@ async function save(env: Bindings, user: AuthenticatedUser, post: PostRow, befor
         snapshot: { ...next },
         createdAt: now,
       }),
+      ...taxonomyStatements(env, post.id, next),
     ]);
   } catch (err) {
-    if (/NOT NULL constraint failed: blog_revisions\.number/.test(String((err as Error)?.message ?? err))) {
+    // The revision row comes before the taxonomy rows, so a save that did not apply fails here first.
+    if (/NOT NULL constraint failed: blog_revisions\.number/.test(errorText(err))) {
       await postToChange(env, user, post.id, "edit"); // published or deleted meanwhile: its 403 or 404
       throw savedMeanwhile();
     }
@@ -507,6 +508,13 @@ async function save(env: Bindings, user: AuthenticatedUser, post: PostRow, befor
     { fromBlog: true },
   );
   return after;
+}
+
+/** An error's message with its causes' (D1 wraps SQLite's). */
+function errorText(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e && parts.length < 5; e = (e as { cause?: unknown }).cause) parts.push(String((e as Error).message ?? e));
+  return parts.join(" | ");
 }
 
 const savedMeanwhile = () => new AppError("CONFLICT", 409, "The post was saved by someone else meanwhile; reload it and try again.");

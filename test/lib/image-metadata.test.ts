@@ -113,6 +113,14 @@ describe("photos are stored without where they were taken", () => {
     expect(result).toMatchObject({ ok: false, code: "INVALID_IMAGE" });
   });
 
+  it("JPEG: a file of 200 000 tiny markers is stripped, not a crash (the kept parts are joined without spreading them)", async () => {
+    const markers = new Uint8Array(400_000);
+    for (let i = 0; i < markers.length; i += 2) [markers[i], markers[i + 1]] = [0xff, 0x01];
+    const image = await stored(jpegWith(jpegSegment(0xe1, exifWithGps(1)), markers), "image/jpeg");
+    expect(has(image.bytes, "GPS 51.5074")).toBe(false);
+    expect(image.bytes.length).toBe(jpegWith(markers).length);
+  });
+
   it("PNG: EXIF and XMP in text chunks (ImageMagick's raw profiles) and bytes after IEND go", async () => {
     const png = await makePng(320, 240, { text: "a comment" });
     const iend = png.length - 12;
