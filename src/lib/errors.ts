@@ -19,8 +19,13 @@ export function fieldErrorsFrom(error: z.ZodError): FieldErrors {
 
 /** A UNIQUE constraint refused the write; drizzle wraps D1's error, so the cause chain is searched. */
 export function isUniqueViolation(err: unknown): boolean {
+  return errorMatches(err, /UNIQUE constraint failed/i);
+}
+
+/** Whether the error or one of its causes (drizzle wraps D1's, which wraps SQLite's) says `pattern`. */
+export function errorMatches(err: unknown, pattern: RegExp): boolean {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (/UNIQUE constraint failed/i.test(e.message)) return true;
+    if (pattern.test(e.message)) return true;
   }
   return false;
 }

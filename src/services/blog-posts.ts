@@ -42,7 +42,7 @@ import {
   users,
 } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
-import { AppError, isUniqueViolation } from "../lib/errors";
+import { AppError, errorMatches, isUniqueViolation } from "../lib/errors";
 import { isUuid, uuidv7 } from "../lib/ids";
 import { sanitisePostBody } from "../lib/sanitise";
 import { mediaUrl, postExcerpt, postSearchText, prepareBlocks, readingTime, renderBlock, type StoredImageValue } from "./blog-blocks";
@@ -408,10 +408,7 @@ function taxonomyStatements(env: Bindings, postId: string, s: Snapshot): Stateme
 /** A failed save's UNIQUE violation: the slug is taken, or another save took this revision number. */
 function saveConflict(err: unknown): AppError | null {
   if (!isUniqueViolation(err)) return null;
-  const text = String((err as Error)?.cause ?? err) + String(err);
-  if (/blog_revisions/.test(text))
-    return new AppError("CONFLICT", 409, "The post was saved by someone else meanwhile; reload it and try again.");
-  return slugTaken("post");
+  return errorMatches(err, /UNIQUE constraint failed: blog_revisions/) ? savedMeanwhile() : slugTaken("post");
 }
 
 async function freeDerivedSlug(env: Bindings, title: string): Promise<string> {
@@ -493,7 +490,7 @@ async function save(env: Bindings, user: AuthenticatedUser, post: PostRow, befor
     ]);
   } catch (err) {
     // The revision row comes before the taxonomy rows, so a save that did not apply fails here first.
-    if (/NOT NULL constraint failed: blog_revisions\.number/.test(errorText(err))) {
+    if (errorMatches(err, /NOT NULL constraint failed: blog_revisions\.number/)) {
       await postToChange(env, user, post.id, "edit"); // published or deleted meanwhile: its 403 or 404
       throw savedMeanwhile();
     }
@@ -508,13 +505,6 @@ async function save(env: Bindings, user: AuthenticatedUser, post: PostRow, befor
     { fromBlog: true },
   );
   return after;
-}
-
-/** An error's message with its causes' (D1 wraps SQLite's). */
-function errorText(err: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = err; e && parts.length < 5; e = (e as { cause?: unknown }).cause) parts.push(String((e as Error).message ?? e));
-  return parts.join(" | ");
 }
 
 const savedMeanwhile = () => new AppError("CONFLICT", 409, "The post was saved by someone else meanwhile; reload it and try again.");
@@ -665,7 +655,7 @@ export async function publishScheduledPosts(env: Bindings, now = Date.now()): Pr
         updatedAt: at,
       })
       .where(and(isNotNull(blogPosts.scheduledAt), sql`${blogPosts.scheduledAt} <= ${at}`))
-      .returning(),
+      .returning({ id: blogPosts.id, slug: blogPosts.slug }),
     purgeBlogReadsStatement(sql`changes() > 0`),
   ]);
   return tableRows(blogPosts, published).map((p) => ({ id: p.id, slug: p.slug }));

@@ -199,6 +199,25 @@ describe("the blog's workflow holds under races, and purges with its changes", (
     expect(outcome).not.toBe("saved");
   });
 
+  it("an author's tagged edit racing an editor's delete answers 404, not a server error", async () => {
+    const [author, editor] = [await withRole("author"), await withRole("editor")];
+    const image = await uploaded(author.access);
+    const post = await createPost(author.access, { content_blocks: [{ type: "paragraph", value: "<p>Soon gone</p>" }] });
+    // The editor deletes the post while the author's save validates its image (an R2 read).
+    const racing = envWithR2Hook(async () =>
+      expect((await call(`${API}/posts/${post.id}/`, { method: "DELETE", bearer: editor.access })).status).toBe(204),
+    );
+    const outcome = await updatePost(racing, asAuthenticated(author, "author"), post.id, {
+      tags: ["ferns", "shade"],
+      content_blocks: [{ type: "image", value: { image, alt: "a fern" } }],
+    }).then(
+      () => "saved",
+      (err: { status?: number }) => err.status,
+    );
+    expect(outcome).toBe(404);
+    expect(await stored(post.id)).toBeNull();
+  });
+
   it("an author's delete that passed its check just before an editor published neither deletes the live post nor leaves it cached", async () => {
     const [author, editor] = [await withRole("author"), await withRole("editor")];
     const post = await createPost(author.access, { content_blocks: [{ type: "paragraph", value: "<p>Reviewed text</p>" }] });
