@@ -27,6 +27,8 @@ export class EmailError extends Error {
   constructor(
     message: string,
     readonly status?: number,
+    /** The provider's error name (Resend's `name`), e.g. `invalid_idempotent_request`. */
+    readonly code?: string,
   ) {
     super(message);
     this.name = "EmailError";
@@ -57,7 +59,11 @@ export async function sendEmail(settings: EmailSettings, message: EmailMessage):
   } catch (err) {
     throw new EmailError(`Email provider unreachable: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (!res.ok) throw new EmailError(`Email provider answered ${res.status}`, res.status);
+  if (!res.ok) {
+    const error = (await res.json().catch(() => null)) as { name?: unknown } | null;
+    const code = typeof error?.name === "string" ? error.name : undefined;
+    throw new EmailError(`Email provider answered ${res.status}${code ? ` (${code})` : ""}`, res.status, code);
+  }
   const body = (await res.json().catch(() => null)) as { id?: unknown } | null;
   if (!body || typeof body.id !== "string") throw new EmailError("Email provider sent a malformed answer", res.status);
   return { id: body.id };

@@ -10,7 +10,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecu
 import { eq, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { database, runBatch } from "../../src/db/client";
-import { notificationDeliveries, notificationTypeDefaults, users } from "../../src/db/schema";
+import { notificationDeliveries, notifications, notificationTypeDefaults, users } from "../../src/db/schema";
 import { handleNotifyBatch, handleNotifyDeadLetters } from "../../src/jobs/notify-consumer";
 import { digestPeriod, gatherDigests, sendDelivery } from "../../src/services/notification-delivery";
 import { NOTIFICATION_DEFAULTS } from "../../src/services/notification-preferences";
@@ -174,6 +174,24 @@ describe("exactly once", () => {
     expect(await sendDelivery(env, d!.id)).toBe("sent");
     expect(mailsTo(u.email)).toHaveLength(1);
     expect((await deliveriesOf(d!.notificationId!))[0]).toMatchObject({ status: "sent", attempts: 2, providerId: sent[0]!.id });
+  });
+
+  it("a retry after the provider accepted, of a notification edited in between, is sent (not refused until it fails), and nothing new goes out", async () => {
+    const u = await verifiedUser({ digest: "immediate" });
+    const [d] = await deliveriesOf(await quietNotification(u.userId, "forum_mention", "Mentioned, then edited"));
+    await runJobs([d!.id]);
+    expect(mailsTo(u.email)).toHaveLength(1);
+    const past = new Date(Date.now() - 10 * 60_000).toISOString();
+    await db.update(notificationDeliveries).set({ status: "sending", claimedAt: past }).where(eq(notificationDeliveries.id, d!.id));
+    // The post was edited meanwhile: its notification quotes the new text, so the retry's bytes differ.
+    await db.update(notifications).set({ body: "What the post says after its edit" }).where(eq(notifications.id, d!.notificationId!));
+    expect(await sendDelivery(env, d!.id)).toBe("sent");
+    expect(mailsTo(u.email)).toHaveLength(1);
+    expect((await deliveriesOf(d!.notificationId!))[0]).toMatchObject({
+      status: "sent",
+      attempts: 2,
+      detail: "accepted by an earlier attempt",
+    });
   });
 
   it("a claim still within its lease is left alone (another consumer has it)", async () => {
