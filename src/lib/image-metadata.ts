@@ -11,7 +11,7 @@
  *   phones append secondary images there (MPF: a preview, a depth map), each with EXIF and GPS
  *   of its own, and decoders never show them.
  * - PNG: `eXIf` chunks and text chunks that hold EXIF or XMP (`iTXt` `XML:com.adobe.xmp`, and
- *   ImageMagick's `Raw profile type exif/xmp/iptc/app1` in `tEXt`/`zTXt`/`iTXt`) go; other text
+ *   ImageMagick's `Raw profile type exif/xmp/iptc/app1/8bim`, in any case, in `tEXt`/`zTXt`/`iTXt`) go; other text
  *   chunks stay. Bytes after IEND go.
  * - WebP: `EXIF` and `XMP ` chunks go, and VP8X's flags for them are cleared.
  *
@@ -64,6 +64,13 @@ function stripJpeg(b: Uint8Array): Uint8Array {
     if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd8)) {
       kept.push(b.subarray(pos, m + 1)); // a standalone marker
       pos = m + 1;
+      if (marker >= 0xd0 && marker <= 0xd7) {
+        // A restart marker reached here had fill bytes before it (FF FF D0): the scan's
+        // entropy-coded data goes on after it, to the next marker.
+        const next = entropyCodedEnd(b, pos);
+        kept.push(b.subarray(pos, next));
+        pos = next;
+      }
       continue;
     }
     const end = m + 1 + u16be(b, m + 1);
@@ -165,14 +172,18 @@ function orientationOnlyExif(orientation: number): Uint8Array {
 
 // ---- PNG -------------------------------------------------------------------------------------
 
-/** Text chunk keywords whose value is EXIF or XMP (Adobe's, and ImageMagick's raw profiles). */
+/**
+ * Text chunk keywords whose value is EXIF, XMP or IPTC (Adobe's, and ImageMagick's raw profiles,
+ * `8bim` being Photoshop's resource block that carries IPTC). Matched in lower case: the standard
+ * makes keywords case-sensitive, but writers spell these differently (`APP1`, `8BIM`).
+ */
 const PNG_METADATA_KEYWORDS = new Set([
-  "XML:com.adobe.xmp",
-  "Raw profile type exif",
-  "Raw profile type xmp",
-  "Raw profile type iptc",
-  "Raw profile type app1",
-  "Raw profile type APP1",
+  "xml:com.adobe.xmp",
+  "raw profile type exif",
+  "raw profile type xmp",
+  "raw profile type iptc",
+  "raw profile type app1",
+  "raw profile type 8bim",
 ]);
 
 /** A tEXt, zTXt or iTXt chunk's keyword (Latin-1, up to 79 characters, NUL-terminated). */
@@ -193,7 +204,7 @@ function stripPng(b: Uint8Array): Uint8Array {
     const type = fourcc(b, pos + 4);
     const metadata =
       type === "eXIf" ||
-      ((type === "iTXt" || type === "tEXt" || type === "zTXt") && PNG_METADATA_KEYWORDS.has(pngKeyword(b, pos + 8, end - 4)));
+      ((type === "iTXt" || type === "tEXt" || type === "zTXt") && PNG_METADATA_KEYWORDS.has(pngKeyword(b, pos + 8, end - 4).toLowerCase()));
     if (metadata) stripped = true;
     else kept.push(b.subarray(pos, end));
     pos = end;

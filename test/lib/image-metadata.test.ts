@@ -113,6 +113,20 @@ describe("photos are stored without where they were taken", () => {
     expect(result).toMatchObject({ ok: false, code: "INVALID_IMAGE" });
   });
 
+  it("JPEG: fill bytes before a restart marker inside a scan (FF FF D0, which the standard allows) are kept, not refused", async () => {
+    const plain = jpegWith();
+    // The scan's data, a restart marker after two fill bytes, and more data, as some encoders write it.
+    const upload = concatBytes(
+      jpegWith(jpegSegment(0xe1, exifWithGps(1))).subarray(0, -2),
+      new Uint8Array([0xff, 0xff, 0xd0, 0x12, 0x34, 0xff, 0x00, 0x56]),
+      new Uint8Array([0xff, 0xd9]),
+    );
+    const image = await stored(upload, "image/jpeg");
+    expect(has(image.bytes, "GPS 51.5074")).toBe(false);
+    const expected = concatBytes(plain.subarray(0, -2), new Uint8Array([0xff, 0xff, 0xd0, 0x12, 0x34, 0xff, 0x00, 0x56, 0xff, 0xd9]));
+    expect(Buffer.from(image.bytes).equals(Buffer.from(expected))).toBe(true);
+  });
+
   it("JPEG: a file of 200 000 tiny markers is stripped, not a crash (the kept parts are joined without spreading them)", async () => {
     const markers = new Uint8Array(400_000);
     for (let i = 0; i < markers.length; i += 2) [markers[i], markers[i + 1]] = [0xff, 0x01];
@@ -128,12 +142,15 @@ describe("photos are stored without where they were taken", () => {
       png.subarray(0, iend),
       pngChunk("zTXt", text("Raw profile type exif\0\0GPS 51.5074 N (compressed, say)")),
       pngChunk("tEXt", text("Raw profile type xmp\0<x:xmpmeta GPSLatitude='51,30.44N'/>")),
+      pngChunk("tEXt", text("Raw profile type 8bim\0\n8BIM IPTC Sublocation: 4 Elm Row")),
+      pngChunk("tEXt", text("Raw profile type EXIF\0GPS 51.5074 N, in capitals")),
       png.subarray(iend),
       text("appended: GPS 51.5074 N"),
     );
     expect(imageStructureProblem(upload, "png")).toBeNull();
     const image = await stored(upload, "image/png");
-    for (const secret of ["GPS 51.5074", "GPSLatitude", "Raw profile", "appended"]) expect(has(image.bytes, secret), secret).toBe(false);
+    for (const secret of ["GPS 51.5074", "GPSLatitude", "Elm Row", "Raw profile", "appended"])
+      expect(has(image.bytes, secret), secret).toBe(false);
     expect(has(image.bytes, "a comment")).toBe(true);
     expect(Buffer.from(image.bytes).equals(Buffer.from(png))).toBe(true);
   });
