@@ -96,6 +96,19 @@ function takesIdempotencyKey(method: Method, tags: string[], extra: { security?:
   return method === "post" && extra.security !== undefined && !tags.includes("Auth") && request.headers === undefined;
 }
 
+/**
+ * A route whose JSON body is optional takes an empty body as no body, whatever its Content-Type:
+ * clients that always send `Content-Type: application/json` may send nothing with it. (The
+ * validator would otherwise read the empty text as malformed JSON.) A body that is there is left
+ * to the validator.
+ */
+const emptyOptionalBody: MiddlewareHandler<AppEnv> = async (c, next) => {
+  // Hono keeps each body read as a promise in bodyCache, where its validator reads the JSON text.
+  if (c.req.header("content-type") && (await c.req.text()).trim() === "")
+    (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve("{}");
+  await next();
+};
+
 function builder<const E extends Responses, const X extends Partial<ReturnType<typeof signedInBy>>>(tags: string[], errors: E, extra: X) {
   const method =
     <M extends Method>(method: M) =>
@@ -105,7 +118,19 @@ function builder<const E extends Responses, const X extends Partial<ReturnType<t
         const idempotent = takesIdempotencyKey(method, tags, extra, request);
         const withKey = idempotent ? { ...request, headers: IdempotencyHeaders } : request;
         const withReused = idempotent ? { 422: IDEMPOTENCY_REUSED, ...errors, ...responses } : { ...errors, ...responses };
-        return createRoute({ method, path, tags, summary, ...details, request: withKey as Q, responses: withReused as E & R, ...extra });
+        const optionalBody = request.body?.required === false;
+        const middleware = optionalBody ? [...(extra.middleware ?? []), emptyOptionalBody] : extra.middleware;
+        return createRoute({
+          method,
+          path,
+          tags,
+          summary,
+          ...details,
+          request: withKey as Q,
+          responses: withReused as E & R,
+          ...extra,
+          ...(middleware ? { middleware } : {}),
+        });
       },
     });
   return { get: method("get"), post: method("post"), put: method("put"), patch: method("patch"), delete: method("delete") };

@@ -179,6 +179,23 @@ describe("the blog's workflow holds under races, and purges with its changes", (
     expect((await call(`${API}/posts/${post.id}/publish/`, { bearer: editor.access, json: { revision: current } })).status).toBe(200);
     const other = await createPost(author.access, {});
     expect((await call(`${API}/posts/${other.id}/publish/`, { method: "POST", bearer: editor.access })).status).toBe(200);
+    // A client that always sends Content-Type: application/json may send it with no body at all.
+    const third = await createPost(author.access, {});
+    const jsonType = { "Content-Type": "application/json" };
+    expect((await call(`${API}/posts/${third.id}/publish/`, { method: "POST", bearer: editor.access, headers: jsonType })).status).toBe(
+      200,
+    );
+    expect((await call(`${API}/posts/${third.id}/unpublish/`, { method: "POST", bearer: editor.access, headers: jsonType })).status).toBe(
+      200,
+    );
+    // A body that is there but not JSON is still refused.
+    const broken = await call(`${API}/posts/${third.id}/publish/`, {
+      method: "POST",
+      bearer: editor.access,
+      headers: jsonType,
+      body: "{revision",
+    });
+    expect(broken.status).toBe(400);
   });
 
   it("an author's edit racing the cron's scheduled publish does not go live unreviewed", async () => {
