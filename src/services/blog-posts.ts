@@ -554,11 +554,11 @@ async function move(
   /** The revision the editor reviewed: the move holds only while the post is still at it. */
   reviewed?: number,
 ): Promise<PostRow> {
-  const stateError = () =>
-    new AppError("INVALID_STATE", 409, `Cannot ${what} a post that is ${post.status === "review" ? "in review" : post.status}.`, {
+  const stateError = (status: PostStatus) =>
+    new AppError("INVALID_STATE", 409, `Cannot ${what} a post that is ${status === "review" ? "in review" : status}.`, {
       status: [`Must be ${from.join(" or ")}.`],
     });
-  if (!from.includes(post.status)) throw stateError();
+  if (!from.includes(post.status)) throw stateError(post.status);
   const changedSince = (current: number) =>
     new AppError("CONFLICT", 409, `The post has been saved since revision ${reviewed}, the one you reviewed; review it again.`, {
       revision: [`The post is at revision ${current}.`],
@@ -579,9 +579,11 @@ async function move(
     ...(visible ? [purgeBlogReadsStatement(sql`changes() > 0`)] : []),
   ]);
   if (changes(moved) === 0) {
+    // Moved or saved by someone else since it was read: the answer names the post as it is now.
     const current = await loadPost(env, post.id);
-    if (current && reviewed !== undefined && current.revision !== reviewed) throw changedSince(current.revision);
-    throw stateError();
+    if (!current) throw notFound();
+    if (reviewed !== undefined && current.revision !== reviewed) throw changedSince(current.revision);
+    throw stateError(current.status);
   }
   return (await loadPost(env, post.id))!;
 }

@@ -259,6 +259,30 @@ describe("the blog's workflow holds under races, and purges with its changes", (
     expect(after?.status).toBe("published");
   });
 
+  it("a move that lost a race to another editor's names the post's state as it is now, not as it was read", async () => {
+    const [editor, other] = [await withRole("editor"), await withRole("editor")];
+    const post = await createPost(editor.access, {});
+    expect((await action(editor.access, post.id, "publish")).status).toBe(200);
+    // The other editor unpublishes between this editor's read and its conditional UPDATE.
+    let fired = false;
+    const DB = new Proxy(env.DB, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target);
+        if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
+        return async (statements: D1PreparedStatement[]) => {
+          if (!fired) {
+            fired = true;
+            expect((await action(other.access, post.id, "unpublish")).status).toBe(200);
+          }
+          return target.batch(statements);
+        };
+      },
+    });
+    const lost = await unpublishPost({ ...env, DB } as typeof env, asAuthenticated(editor, "editor"), post.id).catch((err: unknown) => err);
+    expect(fired).toBe(true);
+    expect(lost).toMatchObject({ status: 409, code: "INVALID_STATE", message: "Cannot unpublish a post that is unpublished." });
+  });
+
   it("an unpublish whose cache purge failed changes nothing: the retry unpublishes and readers stop getting the post", async () => {
     const editor = await withRole("editor");
     const post = await createPost(editor.access, { content_blocks: [{ type: "paragraph", value: "<p>Take me down</p>" }] });
