@@ -185,6 +185,16 @@ export type NotificationPayload = z.infer<typeof NotificationPayload>;
 export const NotificationMessage = z.object({ type: z.literal("notification"), notification: NotificationPayload });
 export type NotificationMessage = z.infer<typeof NotificationMessage>;
 
+/**
+ * Sent to the user's `/ws/` sockets when notifications they may have been shown are removed (the
+ * forum post they quote was deleted): the client drops them from its list and unread count.
+ */
+export const NotificationWithdrawnMessage = z.object({
+  type: z.literal("notification_withdrawn"),
+  ids: z.array(z.uuid()).min(1).describe("The removed notifications' ids; ids the client never saw can be ignored."),
+});
+export type NotificationWithdrawnMessage = z.infer<typeof NotificationWithdrawnMessage>;
+
 export type InitMessage = z.infer<typeof InitMessage>;
 
 export const PongMessage = z.object({ type: z.literal("pong") });
@@ -204,6 +214,10 @@ export const SERVER_MESSAGES = {
   completed: { schema: CompletedMessage, summary: "The request is final; nothing more comes for it." },
   error: { schema: ErrorMessage, summary: "The request failed; `completed` with status `failed` follows." },
   notification: { schema: NotificationMessage, summary: "A new in-app notification (`/ws/` only, not replayed)." },
+  notification_withdrawn: {
+    schema: NotificationWithdrawnMessage,
+    summary: "In-app notifications removed since (the post they quote was deleted): drop them (`/ws/` only, not replayed).",
+  },
   pong: { schema: PongMessage, summary: 'The answer to a JSON `{"type":"ping"}`.' },
 } as const;
 

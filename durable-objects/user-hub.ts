@@ -1,6 +1,7 @@
 /**
  * UserHub — one Durable Object per user, holding that user's live-progress WebSockets. Sockets
- * on `/ws/` (all of the user's events) also get new in-app notifications (`notify`).
+ * on `/ws/` (all of the user's events) also get new in-app notifications (`notify`) and hear of
+ * removed ones (`withdraw`).
  *
  * Uses the hibernation API: sockets are accepted with `ctx.acceptWebSocket`, so an idle hub is
  * evicted from memory while its sockets stay open; per-socket state lives in the socket
@@ -22,6 +23,7 @@ import {
   type InitMessage,
   type NotificationMessage,
   type NotificationPayload,
+  type NotificationWithdrawnMessage,
   type PongMessage,
   type SessionScope,
 } from "./user-hub-protocol";
@@ -143,6 +145,15 @@ export class UserHub extends DurableObject<Env> {
     for (const ws of this.ctx.getWebSockets(ALL_TAG)) {
       for (const text of texts) if (this.send(ws, text)) delivered++;
     }
+    return delivered;
+  }
+
+  /** Tells the sockets on `/ws/` that these notifications were removed. Returns how many messages were sent. */
+  async withdraw(ids: string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const text = JSON.stringify({ type: "notification_withdrawn", ids } satisfies NotificationWithdrawnMessage);
+    let delivered = 0;
+    for (const ws of this.ctx.getWebSockets(ALL_TAG)) if (this.send(ws, text)) delivered++;
     return delivered;
   }
 

@@ -52,6 +52,7 @@ export const MESSAGE_EXAMPLES: Record<keyof typeof SERVER_MESSAGES, unknown> = {
       read_at: null,
     },
   },
+  notification_withdrawn: { type: "notification_withdrawn", ids: ["6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b"] },
   pong: { type: "pong" },
 };
 
@@ -61,6 +62,7 @@ const TITLES: Record<keyof typeof SERVER_MESSAGES, string> = {
   completed: "Request completed",
   error: "Request failed",
   notification: "New notification",
+  notification_withdrawn: "Notifications withdrawn",
   pong: "Pong (JSON)",
 };
 
@@ -77,7 +79,7 @@ function closeCodes(names: CloseCodeName[]) {
 
 const ref = (path: string) => ({ $ref: path });
 
-const DESCRIPTION = `Live progress of queued plant identifications and diagnoses, and new in-app notifications.
+const DESCRIPTION = `Live progress of queued plant identifications and diagnoses, and new (and withdrawn) in-app notifications.
 
 **Connecting.** Open a WebSocket (HTTP GET with \`Upgrade: websocket\`) on one of the two channels:
 \`/ws/\` carries every event of the signed-in user; \`/ws/plant-identification/requests/{request_id}/\`
@@ -117,7 +119,7 @@ export function asyncApiDocument(opts: { publicApiUrl: string; version: string }
 function buildDocument(opts: { publicApiUrl: string; version: string }) {
   const url = new URL(opts.publicApiUrl);
   const serverMessages = Object.keys(SERVER_MESSAGES) as (keyof typeof SERVER_MESSAGES)[];
-  const requestMessages = serverMessages.filter((name) => name !== "notification");
+  const requestMessages = serverMessages.filter((name) => name !== "notification" && name !== "notification_withdrawn");
 
   const messages: Record<string, unknown> = {};
   for (const name of serverMessages) {

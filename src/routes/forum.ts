@@ -14,7 +14,7 @@ import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
-import { createRouter, routeSet, documentOnly, noContentAfter } from "./router";
+import { createRouter, routeSet, documentOnly } from "./router";
 import { AppError, fieldErrorsFrom, type FieldErrors } from "../lib/errors";
 import type { ValidatedImage } from "../lib/images";
 import { requireAuth, userIdOf } from "../middleware/auth";
@@ -50,7 +50,7 @@ import {
   listTopics,
   updateTopicTitle,
 } from "../services/forum";
-import { announceNotifications } from "../services/notifications";
+import { announceNotifications, announceWithdrawals } from "../services/notifications";
 import { enforceRateLimit } from "../services/rate-limits";
 import { presentedCredentials } from "../lib/http-caching";
 import { cacheKey, cachedJson, canonicalReadUrl, notModified } from "./cached-reads";
@@ -388,7 +388,11 @@ export function forumRoutes() {
   const deleteTopicsById = signedIn
     .delete(`/topics/{id}`, "Delete a topic (its author while nobody else has replied, or a moderator)")
     .io({ params: IdParam }, { ...noContent("Deleted"), 409: errorResponse(409, "Others have replied (TOPIC_HAS_REPLIES)") });
-  app.openapi(deleteTopicsById, (c) => noContentAfter(c, deleteTopic(c.env, c.get("user")!, c.req.valid("param").id)));
+  app.openapi(deleteTopicsById, async (c) => {
+    const withdrawn = await deleteTopic(c.env, c.get("user")!, c.req.valid("param").id);
+    if (withdrawn.length > 0) c.executionCtx.waitUntil(announceWithdrawals(c.env, withdrawn, c.get("logger")));
+    return c.body(null, 204);
+  });
 
   // Posts ---------------------------------------------------------------------------------------
 
@@ -457,7 +461,12 @@ export function forumRoutes() {
   const deletePostsById = signedIn
     .delete(`/posts/{id}`, 'Delete a post (its author or a moderator); the thread keeps a "[deleted]" placeholder')
     .io({ params: IdParam }, { ...noContent("Deleted"), 409: errorResponse(409, "Already deleted") });
-  app.openapi(deletePostsById, (c) => noContentAfter(c, deletePost(c.env, c.get("user")!, c.req.valid("param").id)));
+  app.openapi(deletePostsById, async (c) => {
+    const withdrawn = await deletePost(c.env, c.get("user")!, c.req.valid("param").id);
+    // Gone from D1 already; telling the owners' open sockets must not delay the answer.
+    if (withdrawn.length > 0) c.executionCtx.waitUntil(announceWithdrawals(c.env, withdrawn, c.get("logger")));
+    return c.body(null, 204);
+  });
 
   const postPostsByIdReactions = signedIn
     .post(`/posts/{id}/reactions`, "Toggle a reaction (like, love, helpful, thanks): the same request again removes it")

@@ -4,7 +4,8 @@
  * `preferences/` (GET, PUT): per type and channel, the email digest and the time zone (§5b).
  * `unsubscribe/?token=` (no sign-in; RFC 8058): GET a confirmation page, POST one click.
  * `email-events/`: the email provider's signed delivery webhook (bounces and complaints).
- * New notifications also reach the owner's `/ws/` sockets as `{type:"notification", notification}`.
+ * New notifications also reach the owner's `/ws/` sockets as `{type:"notification", notification}`,
+ * and removed ones (a deleted forum post's) as `{type:"notification_withdrawn", ids}`.
  */
 import { z } from "@hono/zod-openapi";
 import { userIdOf } from "../middleware/auth";

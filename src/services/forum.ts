@@ -25,7 +25,7 @@
  *   releases photos that nothing else uses.
  */
 import { and, asc, count, desc, eq, inArray, ne, type SQL, sql } from "drizzle-orm";
-import { type Database, database, runBatch } from "../db/client";
+import { type Database, database, runBatch, tableRows } from "../db/client";
 import { type Page, type PageRequest, countedPage } from "../db/pagination";
 import {
   forumAttachments,
@@ -43,7 +43,7 @@ import { AppError, isUniqueViolation, orNotFound } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import { IMAGE_MIME, type ImageMime, type ValidatedImage } from "../lib/images";
 import { excerpt, sanitisePostBody, truncateText, visibleText } from "../lib/sanitise";
-import { insertNotifications, type Notification } from "./notifications";
+import { insertNotifications, type Notification, type WithdrawnNotification } from "./notifications";
 import { imageUrl, parsePhotoRef, photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 import { avatarUrl, type Role, TRUST_ORDER, type TrustLevel, trustLevelOf } from "./users";
 
@@ -488,7 +488,8 @@ export async function updateTopicTitle(
   return getTopic(env, id);
 }
 
-export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: string): Promise<void> {
+/** Deletes a topic with its posts; answers the notifications withdrawn with them, for the caller to tell their owners' sockets. */
+export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: string): Promise<WithdrawnNotification[]> {
   const topic = await getTopic(env, id);
   assertTopicAuthorOrModerator(user, topic, "delete it");
   const db = database(env);
@@ -503,7 +504,7 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
   }
   // The posts and their attachments go with the topic (cascade), and the notifications they
   // raised before them; then release photos nothing else uses.
-  const [attached] = await db.batch([
+  const [attached, withdrawn] = await db.batch([
     db
       .selectDistinct({ image: forumAttachments.image })
       .from(forumAttachments)
@@ -516,6 +517,7 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
     env,
     attached.map((r) => r.image),
   );
+  return withdrawn;
 }
 
 function lockedError() {
@@ -543,14 +545,15 @@ function raisedBy(postId: SQL): SQL {
 /**
  * Removes the notifications the posts `postIds` (a query of post ids as `id`) raised, with the email and
  * push deliveries not yet sent (they cascade): a removed post's text must not stay readable in
- * anyone's notifications, nor go out later in a digest.
+ * anyone's notifications, nor go out later in a digest. Returns the removed rows' ids and owners.
  */
 function withdrawNotifications(db: Database, postIds: SQL) {
   return db
     .delete(notifications)
     .where(
       sql`${notifications.id} IN (SELECT notifications.id FROM (${postIds}) AS wp JOIN notifications ON ${raisedBy(sql.raw("wp.id"))})`,
-    );
+    )
+    .returning({ id: notifications.id, userId: notifications.userId, inApp: notifications.inApp });
 }
 
 /** Subscribers notified of one reply, at most: a huge topic must not turn a reply into a mass write. */
@@ -692,12 +695,13 @@ export async function editPost(
   return { post: await getPost(env, id), topic };
 }
 
-export async function deletePost(env: Bindings, user: AuthenticatedUser, id: string): Promise<void> {
+/** Deletes a post (a placeholder stays); answers the notifications withdrawn with it, for the caller to tell their owners' sockets. */
+export async function deletePost(env: Bindings, user: AuthenticatedUser, id: string): Promise<WithdrawnNotification[]> {
   const { post } = await livePost(env, id);
   if (post.author_id !== user.id && !isForumModerator(user)) throw new AppError("FORBIDDEN", 403, "You can only delete your own posts.");
   const now = new Date().toISOString();
   const db = database(env);
-  await runBatch(db, [
+  const [, withdrawn] = await runBatch(db, [
     db
       .update(forumPosts)
       .set({ isDeleted: true, deletedAt: now, updatedAt: now })
@@ -710,6 +714,8 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
       .where(and(eq(forumTopics.id, post.topic_id), eq(forumTopics.solutionPostId, id))),
     refreshTopicCounters(env, post.topic_id, now),
   ]);
+  // The batch holds raw SQL, so D1 answers it directly: its rows are read by their columns.
+  return tableRows(notifications, withdrawn).map(({ id, userId, inApp }) => ({ id, userId, inApp }));
 }
 
 /**

@@ -13,7 +13,7 @@ import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
 import { dispatchDeliveries } from "./notification-delivery";
-import { notifyUser } from "./progress";
+import { notifyUser, withdrawFromUser } from "./progress";
 
 /**
  * What a notification is about (declared with the WebSocket protocol, which pushes them). The
@@ -203,20 +203,47 @@ export async function markAllRead(env: Bindings, userId: string, now = Date.now(
 /** Hubs reached at once: a cron run may have notifications for hundreds of users. */
 const PUSH_CONCURRENCY = 6;
 
+/** Calls `send` once per user with that user's items, PUSH_CONCURRENCY users at a time. */
+async function perUser<T>(items: { userId: string; item: T }[], send: (userId: string, list: T[]) => Promise<void>): Promise<void> {
+  const byUser = new Map<string, T[]>();
+  for (const { userId, item } of items) {
+    const list = byUser.get(userId) ?? [];
+    list.push(item);
+    byUser.set(userId, list);
+  }
+  const users = [...byUser.entries()];
+  for (let i = 0; i < users.length; i += PUSH_CONCURRENCY) {
+    await Promise.all(users.slice(i, i + PUSH_CONCURRENCY).map(([userId, list]) => send(userId, list)));
+  }
+}
+
 /** Pushes new notifications to their owners' live sockets, one hub call per user. Best effort. */
 export async function pushNotifications(
   env: Bindings,
   items: { userId: string; notification: NotificationPayload }[],
   logger?: Logger,
 ): Promise<void> {
-  const byUser = new Map<string, NotificationPayload[]>();
-  for (const item of items) {
-    const list = byUser.get(item.userId) ?? [];
-    list.push(item.notification);
-    byUser.set(item.userId, list);
-  }
-  const users = [...byUser.entries()];
-  for (let i = 0; i < users.length; i += PUSH_CONCURRENCY) {
-    await Promise.all(users.slice(i, i + PUSH_CONCURRENCY).map(([userId, list]) => notifyUser(env, userId, list, logger)));
-  }
+  await perUser(
+    items.map(({ userId, notification }) => ({ userId, item: notification })),
+    (userId, list) => notifyUser(env, userId, list, logger),
+  );
+}
+
+/** A notification that was removed, as its owner's sockets are told of it. */
+export interface WithdrawnNotification {
+  id: string;
+  userId: string;
+  inApp: boolean;
+}
+
+/**
+ * Tells the owners' live sockets which of their in-app notifications were removed (the rows are
+ * already gone), one hub call per user. Best effort: a client that misses it has the right list
+ * on its next read.
+ */
+export async function announceWithdrawals(env: Bindings, rows: WithdrawnNotification[], logger?: Logger): Promise<void> {
+  await perUser(
+    rows.filter((row) => row.inApp).map((row) => ({ userId: row.userId, item: row.id })),
+    (userId, ids) => withdrawFromUser(env, userId, ids, logger),
+  );
 }

@@ -108,6 +108,15 @@ export function progress<S extends ProgressStage>(
   return { type: "progress", request_id: requestId, stage, status, data } as ProgressMessage;
 }
 
+/** Removed notifications' ids to the user's `/ws/` sockets. Best effort, like progress. */
+export async function withdrawFromUser(env: Bindings, userId: string, ids: string[], logger?: Logger): Promise<void> {
+  try {
+    await withinDeadline(userHub(env, userId).withdraw(ids), HUB_CALL_TIMEOUT_MS, "user hub");
+  } catch (err) {
+    logger?.warn("notification withdrawal push failed", { user_id: userId, count: ids.length, error: String(err) });
+  }
+}
+
 /** New notifications to the user's `/ws/` sockets. Best effort, like progress. */
 export async function notifyUser(env: Bindings, userId: string, notifications: NotificationPayload[], logger?: Logger): Promise<void> {
   try {

@@ -262,6 +262,29 @@ describe("the served AsyncAPI document matches what the sockets send", () => {
     expect(failures).toEqual([]);
   });
 
+  it("a withdrawn notification, on the user's channel (a reply the user was told of is deleted)", async () => {
+    const author = await bearerUser();
+    const replier = await bearerUser();
+    const socket = await open("userEvents", "/ws/", { bearer: author.access }, failures);
+    await eventually(() => socket.messages.find((m) => m.type === "init"));
+    const topic = await jsonWithStatus<{ id: string }>(
+      await call("/api/v1/forum/categories/houseplants/topics/", {
+        bearer: author.access,
+        json: { title: "Leaf drop", body: "After repotting." },
+      }),
+      201,
+    );
+    const post = await jsonWithStatus<{ id: string }>(
+      await call(`/api/v1/forum/topics/${topic.id}/posts/`, { bearer: replier.access, json: { body: "It will settle." } }),
+      201,
+    );
+    await eventually(() => socket.messages.find((m) => m.type === "notification"));
+    expect((await call(`/api/v1/forum/posts/${post.id}/`, { method: "DELETE", bearer: replier.access })).status).toBe(204);
+    await eventually(() => socket.messages.find((m) => m.type === "notification_withdrawn"));
+    socket.ws.close(1000);
+    expect(failures).toEqual([]);
+  });
+
   it("refusals and endings close with documented codes: 4401, 4403, 4404", async () => {
     const owner = await bearerUser();
     const other = await bearerUser();

@@ -205,4 +205,35 @@ describe("forum reply notifications", () => {
     authorSocket.ws.close(1000);
     replierSocket.ws.close(1000);
   });
+
+  it("tells the live socket when a deleted post's or topic's notifications are withdrawn, and only their owner's", async () => {
+    const author = await bearerUser();
+    const replier = await bearerUser();
+    const topic = await newTopic(author.access, "Scale insects on a bay tree");
+    const authorSocket = await openReadySocket("/ws/", { bearer: author.access });
+    const replierSocket = await openReadySocket("/ws/", { bearer: replier.access });
+    const first = await reply(replier.access, topic.id, "Wipe them off with soapy water.");
+    const second = await reply(replier.access, topic.id, "Then check the undersides weekly.");
+    await eventually(() => authorSocket.messages.filter((m) => m.type === "notification").length === 2 || undefined);
+    const byPost = new Map((await forumNotifications(author.access)).map((n) => [n.data.post_id, n.id]));
+
+    expect((await call(`${API}/posts/${first.id}/`, { method: "DELETE", bearer: replier.access })).status).toBe(204);
+    const withdrawn = await eventually(() => authorSocket.messages.find((m) => m.type === "notification_withdrawn"));
+    expect(withdrawn).toEqual({ type: "notification_withdrawn", ids: [byPost.get(first.id)] });
+
+    // A moderator removes the whole topic: the rest of its notifications go, in one message.
+    const mod = await bearerUser();
+    await env.DB.prepare("UPDATE users SET role = 'moderator' WHERE id = ?").bind(mod.userId).run();
+    expect((await call(`${API}/topics/${topic.id}/`, { method: "DELETE", bearer: mod.access })).status).toBe(204);
+    await eventually(() => authorSocket.messages.filter((m) => m.type === "notification_withdrawn").length === 2 || undefined);
+    expect(authorSocket.messages.filter((m) => m.type === "notification_withdrawn")[1]).toEqual({
+      type: "notification_withdrawn",
+      ids: [byPost.get(second.id)],
+    });
+    expect(await forumNotifications(author.access)).toHaveLength(0);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(replierSocket.messages.filter((m) => m.type === "notification_withdrawn")).toHaveLength(0);
+    authorSocket.ws.close(1000);
+    replierSocket.ws.close(1000);
+  });
 });
