@@ -56,6 +56,9 @@ function stripJpeg(b: Uint8Array): Uint8Array {
     while (m < b.length && b[m] === 0xff) m++; // fill bytes
     const marker = b[m];
     if (marker === undefined) throw new MetadataStripError("the file ends before its end-of-image marker");
+    // FF 00 is a stuffed byte, never a marker: read as a segment, its "length" could hide the
+    // segments after it (an EXIF with GPS) from this walk while decoders skip it and read them.
+    if (marker === 0x00) throw new MetadataStripError("no marker where one was expected");
     if (marker === 0xd9) {
       kept.push(b.subarray(pos, m + 1));
       if (m + 1 < b.length) stripped = true; // a trailer or appended images: dropped
@@ -65,8 +68,8 @@ function stripJpeg(b: Uint8Array): Uint8Array {
       kept.push(b.subarray(pos, m + 1)); // a standalone marker
       pos = m + 1;
       if (marker >= 0xd0 && marker <= 0xd7) {
-        // A restart marker reached here had fill bytes before it (FF FF D0): the scan's
-        // entropy-coded data goes on after it, to the next marker.
+        // A restart marker found here (after fill bytes, FF FF D0, which end the data walk; or
+        // stray, outside a scan): the entropy-coded data goes on after it, to the next marker.
         const next = entropyCodedEnd(b, pos);
         kept.push(b.subarray(pos, next));
         pos = next;

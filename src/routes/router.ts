@@ -96,15 +96,19 @@ function takesIdempotencyKey(method: Method, tags: string[], extra: { security?:
   return method === "post" && extra.security !== undefined && !tags.includes("Auth") && request.headers === undefined;
 }
 
+/** A JSON media type (`application/json`, `application/problem+json`, …), without parameters. */
+const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/;
+
 /**
- * A route whose JSON body is optional takes an empty body as no body, whatever its Content-Type:
- * clients that always send `Content-Type: application/json` may send nothing with it. (The
- * validator would otherwise read the empty text as malformed JSON.) A body that is there is left
- * to the validator.
+ * A route whose JSON body is optional takes an empty JSON body as no body: clients that always
+ * send `Content-Type: application/json` may send nothing with it. (The validator would otherwise
+ * read the empty text as malformed JSON.) Only a JSON body is read here, bounded by the JSON size
+ * budget, as the validator would read it; any other type stays unread, for the validator to skip.
  */
 const emptyOptionalBody: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
   // Hono keeps each body read as a promise in bodyCache, where its validator reads the JSON text.
-  if (c.req.header("content-type") && (await c.req.text()).trim() === "")
+  if (JSON_MEDIA_TYPE.test(type) && (await c.req.text()).trim() === "")
     (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve("{}");
   await next();
 };

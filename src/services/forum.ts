@@ -714,7 +714,7 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
       .where(and(eq(forumTopics.id, post.topic_id), eq(forumTopics.solutionPostId, id))),
     refreshTopicCounters(env, post.topic_id, now),
   ]);
-  // The batch holds raw SQL, so D1 answers it directly: its rows are read by their columns.
+  // Read by the table's columns whichever way runBatch sent the batch (drizzle's or raw D1).
   return tableRows(notifications, withdrawn).map(({ id, userId, inApp }) => ({ id, userId, inApp }));
 }
 

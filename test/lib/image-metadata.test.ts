@@ -127,6 +127,18 @@ describe("photos are stored without where they were taken", () => {
     expect(Buffer.from(image.bytes).equals(Buffer.from(expected))).toBe(true);
   });
 
+  it("JPEG: a stuffed byte (FF 00) where a marker belongs is refused, not read as a segment that hides the EXIF after it", async () => {
+    const plain = makeJpeg(320, 240);
+    const exif = jpegSegment(0xe1, exifWithGps(1));
+    // FF 00 and a "length" that spans the EXIF segment: a walk that took it for a segment would
+    // keep the EXIF inside it, while decoders and EXIF readers skip FF 00 and read the EXIF.
+    const span = 2 + exif.length;
+    const upload = concatBytes(plain.subarray(0, 2), new Uint8Array([0xff, 0x00, span >> 8, span & 0xff]), exif, plain.subarray(2));
+    const result = await validateImageUpload({ bytes: upload, declaredType: "image/jpeg", filename: "photo" }, UPLOAD_RULES);
+    if (result.ok) expect(has(result.image.bytes, "GPS 51.5074")).toBe(false);
+    expect(result).toMatchObject({ ok: false, code: "INVALID_IMAGE" });
+  });
+
   it("JPEG: a file of 200 000 tiny markers is stripped, not a crash (the kept parts are joined without spreading them)", async () => {
     const markers = new Uint8Array(400_000);
     for (let i = 0; i < markers.length; i += 2) [markers[i], markers[i + 1]] = [0xff, 0x01];
