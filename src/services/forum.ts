@@ -35,6 +35,7 @@ import {
   forumReports,
   forumSubscriptions,
   forumTopics,
+  notificationDeliveries,
   notifications,
   users,
 } from "../db/schema";
@@ -502,15 +503,15 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
       .get();
     if (others!.n > 0) throw new AppError("TOPIC_HAS_REPLIES", 409, "This topic has replies from others; ask a moderator to remove it.");
   }
-  // The posts and their attachments go with the topic (cascade), and the notifications they
-  // raised before them; then release photos nothing else uses.
+  // The posts and their attachments go with the topic (cascade), the notifications they raised
+  // are withdrawn first; then release photos nothing else uses.
   const [attached, withdrawn] = await db.batch([
     db
       .selectDistinct({ image: forumAttachments.image })
       .from(forumAttachments)
       .innerJoin(p, eq(p.id, forumAttachments.postId))
       .where(eq(p.topicId, id)),
-    withdrawNotifications(db, sql`SELECT tp.id AS id FROM forum_posts tp WHERE tp.topic_id = ${id}`),
+    ...withdrawNotifications(db, sql`SELECT tp.id AS id FROM forum_posts tp WHERE tp.topic_id = ${id}`),
     db.delete(forumTopics).where(eq(forumTopics.id, id)),
   ]);
   await releasePhotoRefs(
@@ -543,17 +544,36 @@ function raisedBy(postId: SQL): SQL {
 }
 
 /**
- * Removes the notifications the posts `postIds` (a query of post ids as `id`) raised, with the email and
- * push deliveries not yet sent (they cascade): a removed post's text must not stay readable in
- * anyone's notifications, nor go out later in a digest. Returns the removed rows' ids and owners.
+ * Withdraws the notifications the posts `postIds` (a query of post ids as `id`) raised: a removed
+ * post's text must not stay readable in anyone's notifications, nor go out later in an email,
+ * a push or a digest. Three statements for the caller's batch, in order:
+ *   1. the ones still showing, with their owner and whether they were in-app (for the sockets);
+ *   2. their deliveries, sent or not (a digest that gathered one loses it);
+ *   3. the rows themselves, blanked: no title, body or data but whose mention it was, read and
+ *      out of the list. They stay so that the mention cap still counts them: deleting and
+ *      reposting must not start it again.
  */
 function withdrawNotifications(db: Database, postIds: SQL) {
-  return db
-    .delete(notifications)
-    .where(
-      sql`${notifications.id} IN (SELECT notifications.id FROM (${postIds}) AS wp JOIN notifications ON ${raisedBy(sql.raw("wp.id"))})`,
-    )
-    .returning({ id: notifications.id, userId: notifications.userId, inApp: notifications.inApp });
+  const n = notifications;
+  const raised = sql`(SELECT notifications.id FROM (${postIds}) AS wp JOIN notifications ON ${raisedBy(sql.raw("wp.id"))})`;
+  return [
+    db
+      .select({ id: n.id, userId: n.userId, inApp: n.inApp })
+      .from(n)
+      .where(and(sql`${n.id} IN ${raised}`, ne(n.title, ""))),
+    db.delete(notificationDeliveries).where(sql`${notificationDeliveries.notificationId} IN ${raised}`),
+    db
+      .update(n)
+      .set({
+        title: "",
+        body: "",
+        data: sql`json_object('author_id', json_extract(${n.data}, '$.author_id'))`,
+        inApp: false,
+        isRead: true,
+        readAt: sql`coalesce(${n.readAt}, ${new Date().toISOString()})`,
+      })
+      .where(sql`${n.id} IN ${raised}`),
+  ] as const;
 }
 
 /** Subscribers notified of one reply, at most: a huge topic must not turn a reply into a mass write. */
@@ -706,7 +726,7 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
       .update(forumPosts)
       .set({ isDeleted: true, deletedAt: now, updatedAt: now })
       .where(and(eq(forumPosts.id, id), eq(forumPosts.isDeleted, false))),
-    withdrawNotifications(db, sql`SELECT ${id} AS id`),
+    ...withdrawNotifications(db, sql`SELECT ${id} AS id`),
     db.delete(forumReactions).where(eq(forumReactions.postId, id)),
     db
       .update(forumTopics)

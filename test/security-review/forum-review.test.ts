@@ -123,6 +123,41 @@ describe("mentions cannot flood someone's notifications", () => {
     expect(mentions.filter((n) => n.title.startsWith(pest.username))).toHaveLength(MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR);
     expect(mentions.filter((n) => n.title.startsWith(friend.username))).toHaveLength(1);
   });
+
+  it("deleting the posts and posting again does not start the count again", async () => {
+    const [pest, victim] = [await bearerUser(), await bearerUser()];
+    await database(env).update(users).set({ emailVerified: true }).where(eq(users.id, victim.userId));
+    const topic = await newTopic(pest.access);
+    // Each mention is removed at once, before any email of it goes, then the pest posts again.
+    for (let i = 0; i < MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR; i++) {
+      const post = await reply(pest.access, topic.id, `@${victim.username} again ${i}`);
+      expect((await call(`${API}/posts/${post.id}/`, { method: "DELETE", bearer: pest.access })).status).toBe(204);
+    }
+    // The cap is reached: these notify nobody.
+    for (let i = 0; i < 3; i++) await reply(pest.access, topic.id, `@${victim.username} and again ${i}`);
+    const raised = await env.DB.prepare(
+      "SELECT count(*) AS n FROM notifications WHERE user_id = ? AND type = 'forum_mention' AND json_extract(data, '$.author_id') = ?",
+    )
+      .bind(victim.userId, pest.userId)
+      .first<{ n: number }>();
+    expect(raised!.n).toBe(MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR);
+    // And the withdrawn ones show nothing: no text, not listed, not unread, nothing left to send.
+    const texts = await env.DB.prepare(
+      "SELECT title, body, in_app, is_read FROM notifications WHERE user_id = ? AND type = 'forum_mention'",
+    )
+      .bind(victim.userId)
+      .all<{ title: string; body: string; in_app: number; is_read: number }>();
+    expect(texts.results.filter((r) => !(r.title === "" && r.body === "" && r.in_app === 0 && r.is_read === 1))).toEqual([]);
+    const list = await json<Page<unknown>>(await call("/api/v1/notifications/?type=forum_mention", { bearer: victim.access }), 200);
+    expect(list.results).toEqual([]);
+    expect(await json<{ unread_count: number }>(await call("/api/v1/notifications/unread-count/", { bearer: victim.access }), 200)).toEqual(
+      {
+        unread_count: 0,
+      },
+    );
+    const left = await database(env).select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, victim.userId)).all();
+    expect(left.filter((d) => d.type === "forum_mention")).toEqual([]);
+  });
 });
 
 describe("the anonymous forum cache is not anyone's to empty", () => {
