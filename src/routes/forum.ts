@@ -362,7 +362,9 @@ export function forumRoutes() {
     const { fields, images } = await readPostInput(c, TopicCreate);
     const category = await categoryBySlug(c.env, slug);
     await limitWrites(c, "post");
-    const topic = await createTopic(c.env, c.get("user")!, category.id, fields.title, fields.body, images);
+    const { topic, notifications } = await createTopic(c.env, c.get("user")!, category, fields.title, fields.body, images);
+    // Stored with the topic already; the live push to the mentioned must not delay the answer.
+    if (notifications.length > 0) c.executionCtx.waitUntil(announceNotifications(c.env, notifications, c.get("logger")));
     return c.json(await topicDetail(c.env, topic, c.get("user")?.id), 201);
   });
 

@@ -427,31 +427,36 @@ function withStoredImages<T>(env: Bindings, images: ValidatedImage[], write: () 
   return images.length === 0 ? write() : withStoredPhotos(env, images, write);
 }
 
+/**
+ * Opens a topic with its first post, and in the same batch the `forum_mention` notifications its
+ * opening post raises (as a reply's do). Returns them for the caller to push live.
+ */
 export async function createTopic(
   env: Bindings,
   user: AuthenticatedUser,
-  categoryId: string,
+  category: { id: string; slug: string },
   title: string,
   rawBody: string,
   images: ValidatedImage[] = [],
-): Promise<TopicRow> {
+): Promise<{ topic: TopicRow; notifications: Notification[] }> {
   const body = cleanBody(rawBody);
   const topicId = uuidv7();
   const postId = uuidv7();
   const now = new Date().toISOString();
   const db = database(env);
-  await withStoredImages(env, images, () =>
+  const results = await withStoredImages(env, images, () =>
     runBatch(db, [
       db
         .insert(forumTopics)
-        .values({ id: topicId, categoryId, authorId: user.id, title, lastActivityAt: now, createdAt: now, updatedAt: now }),
+        .values({ id: topicId, categoryId: category.id, authorId: user.id, title, lastActivityAt: now, createdAt: now, updatedAt: now }),
       db.insert(forumPosts).values({ id: postId, topicId, authorId: user.id, body, isFirst: true, createdAt: now, updatedAt: now }),
       ...insertAttachments(env, postId, images, now),
       db.insert(forumSubscriptions).values({ topicId, userId: user.id, createdAt: now }),
       countPost(env, user.id),
+      mentionNotifications(db, { id: postId, body, topicId, categorySlug: category.slug, topicTitle: title }, user, now),
     ]),
   );
-  return getTopic(env, topicId);
+  return { topic: await getTopic(env, topicId), notifications: tableRows(notifications, results.at(-1)) };
 }
 
 function assertTopicAuthorOrModerator(user: AuthenticatedUser, topic: TopicRow, action: string) {

@@ -58,6 +58,30 @@ describe("forum mention notifications", () => {
     expect(await mentions(replier)).toEqual([]);
     expect(await mentions(author)).toEqual([]);
   });
+
+  it("a topic's opening post notifies the people it mentions too, live, and deleting the topic withdraws it", async () => {
+    const [author, named] = [await bearerUser(), await bearerUser()];
+    const socket = await openReadySocket("/ws/", { bearer: named.access });
+    const created = await call(`${API}/categories/houseplants/topics/`, {
+      bearer: author.access,
+      json: { title: "Dahlia tubers over winter", body: `<p>@${named.username} how do you store yours?</p>` },
+    });
+    const topic = await json<{ id: string; first_post: { id: string } }>(created, 201);
+    const pushed = await eventually(() => socket.messages.find((m) => m.type === "notification"));
+    const [got] = (await json<Page<Notification>>(await call("/api/v1/notifications/?type=forum_mention", { bearer: named.access }), 200))
+      .results;
+    expect(got).toMatchObject({
+      title: `${author.username} mentioned you in "Dahlia tubers over winter"`,
+      data: { topic_id: topic.id, post_id: topic.first_post.id, category_slug: "houseplants" },
+    });
+    expect(pushed).toEqual({ type: "notification", notification: got });
+    expect((await call(`${API}/topics/${topic.id}/`, { method: "DELETE", bearer: author.access })).status).toBe(204);
+    expect(await eventually(() => socket.messages.find((m) => m.type === "notification_withdrawn"))).toEqual({
+      type: "notification_withdrawn",
+      ids: [got!.id],
+    });
+    socket.ws.close(1000);
+  });
 });
 
 describe("forum reply notifications", () => {

@@ -27,7 +27,7 @@ async function member(role: AuthenticatedUser["role"] = "user", trustLevel: Trus
 /** A topic by `author` whose opening post was written at CREATED; returns that post's id. */
 async function postBy(author: AuthenticatedUser): Promise<string> {
   const category = await categoryBySlug(env, "houseplants");
-  const topic = await createTopic(env, author, category.id, "Drooping calathea", "Leaves curl at night.");
+  const { topic } = await createTopic(env, author, category, "Drooping calathea", "Leaves curl at night.");
   const post = (await firstPost(env, topic.id))!;
   await env.DB.prepare("UPDATE forum_posts SET created_at = ? WHERE id = ?").bind(new Date(CREATED).toISOString(), post.id).run();
   return post.id;
