@@ -51,9 +51,9 @@ export const processDiagnoseJob: JobKind<DiagnoseJob>["process"] = async (job, a
     return retryOrFailRequestJob(env, DiseaseRequests, job, attempt, [error], { say, logger });
   }
 
-  const { status, results, notices } = await timer.time(
+  const { status, results, notices, deliveryIds } = await timer.time(
     "complete",
     completeDiseaseRequest(env, job.request_id, health, call.answer.isPlant, job.user_id),
   );
-  return finishRequestJob(env, DiseaseRequests, job, status, { say, logger, timer, results, notices });
+  return finishRequestJob(env, DiseaseRequests, job, status, { say, logger, timer, results, notices, deliveryIds });
 };

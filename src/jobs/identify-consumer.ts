@@ -61,7 +61,7 @@ export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, 
     return retryOrFailRequestJob(env, IdentificationRequests, job, attempt, errors, { say, logger });
   }
 
-  const { status, results, notices } = await timer.time(
+  const { status, results, notices, deliveryIds } = await timer.time(
     "complete",
     completeIdentificationRequest(env, job.request_id, job.user_id, outcome.suggestions, outcome.health, job.user_id),
   );
@@ -73,7 +73,7 @@ export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, 
   const entry = top ? await timer.time("catalogue", read(top)) : null;
   const enriched = await timer.time("enrich", enrichSpecies(env, job.request_id, outcome.suggestions, say, logger, entry?.species ?? null));
   await timer.time("care", async () => prepareCare(env, job.request_id, top, top && enriched ? await read(top) : entry, say, logger));
-  return finishRequestJob(env, IdentificationRequests, job, status, { say, logger, timer, results, notices });
+  return finishRequestJob(env, IdentificationRequests, job, status, { say, logger, timer, results, notices, deliveryIds });
 };
 
 const CARE_LANGUAGE = "en";

@@ -123,13 +123,13 @@ export async function finishRequestJob(
    * `results`: how many results the completion's own batch counted; `notices`: the "ready"
    * notification that batch wrote (none when a redelivery had written it already).
    */
-  run: { say: Say; logger: Logger; timer: StageTimer; results: number; notices: Notification[] },
+  run: { say: Say; logger: Logger; timer: StageTimer; results: number; notices: Notification[]; deliveryIds?: string[] },
 ): Promise<JobResult> {
   const { timer, results } = run;
   await run.say({ type: "completed", request_id: job.request_id, status, results_count: results });
   await timer.time("flush", run.say.flush());
   // Pushed live and its email and push queued (best effort: the delivery sweep catches the rest).
-  await timer.time("notify", announceNotifications(env, run.notices, run.logger));
+  await timer.time("notify", announceNotifications(env, run.notices, run.logger, run.deliveryIds));
   run.logger.info(`${kind.noun} completed`, { status, results, stages_ms: timer.stagesMs() });
   return { kind: "done" };
 }

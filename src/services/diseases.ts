@@ -82,7 +82,7 @@ export async function completeDiseaseRequest(
   isPlant: boolean,
   /** The owner to tell it is ready, in the same batch (services/queued-requests.ts `runCompletion`). */
   notify: string | null = null,
-): Promise<{ status: "identified" | "needs_help"; written: boolean; results: number; notices: Notification[] }> {
+): Promise<{ status: "identified" | "needs_help"; written: boolean; results: number; notices: Notification[]; deliveryIds: string[] }> {
   const db = database(env);
   const status = diagnosisStatus(health, isPlant);
   const diseases = isPlant ? rankedDiseases(health.diseases) : [];

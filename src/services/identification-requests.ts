@@ -71,7 +71,7 @@ export async function completeIdentificationRequest(
   health: HealthAssessment | null = null,
   /** The owner to tell it is ready (the queue job's), in the same batch; null: nobody (the synchronous endpoint answers itself). */
   notify: string | null = null,
-): Promise<{ status: "identified" | "needs_help"; written: boolean; results: number; notices: Notification[] }> {
+): Promise<{ status: "identified" | "needs_help"; written: boolean; results: number; notices: Notification[]; deliveryIds: string[] }> {
   const status = finalStatusFor(suggestions);
   const db = database(env);
   // The guard every write of the batch carries: SQL's EXISTS, evaluated inside the transaction.

@@ -21,7 +21,7 @@
  */
 import { and, eq, inArray, lt, or, sql } from "drizzle-orm";
 import { getConfig } from "../config";
-import { changes, database, runBatch } from "../db/client";
+import { changes, type Database, database, runBatch } from "../db/client";
 import { notificationDeliveries, notifications, pushSends, pushSubscriptions, users } from "../db/schema";
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
@@ -74,13 +74,36 @@ export async function enqueueDeliveries(env: Bindings, ids: string[]): Promise<v
   }
 }
 
-/** Queues the email and push deliveries the triggers wrote for these new notifications. */
-export async function dispatchDeliveries(env: Bindings, notificationIds: string[], logger?: Logger): Promise<void> {
+/**
+ * The queued email and push deliveries the triggers wrote for the notification with this dedupe
+ * key: a statement for the batch that inserts it, so its deliveries are known without a read of
+ * their own (read the answer with `queuedDeliveryIds`).
+ */
+export function queuedDeliveriesQuery(db: Database, dedupeKey: string) {
+  const d = notificationDeliveries;
+  return db
+    .select({ id: d.id })
+    .from(d)
+    .innerJoin(notifications, eq(notifications.id, d.notificationId))
+    .where(and(eq(notifications.dedupeKey, dedupeKey), eq(d.status, "queued")));
+}
+
+/** `queuedDeliveriesQuery`'s answer in a batch: drizzle's rows, or D1's when the batch held raw SQL. */
+export function queuedDeliveryIds(result: unknown): string[] {
+  const rows = Array.isArray(result) ? result : ((result as { results?: unknown[] } | undefined)?.results ?? []);
+  return rows.map((row) => (row as { id: string }).id);
+}
+
+/**
+ * Queues the email and push deliveries the triggers wrote for these new notifications: read by
+ * their notification ids, or as `known` when the batch that wrote them also read them.
+ */
+export async function dispatchDeliveries(env: Bindings, notificationIds: string[], logger?: Logger, known?: string[]): Promise<void> {
   if (notificationIds.length === 0) return;
   try {
     const d = notificationDeliveries;
-    const ids: string[] = [];
-    for (let i = 0; i < notificationIds.length; i += 90) {
+    const ids: string[] = known ? [...known] : [];
+    for (let i = 0; !known && i < notificationIds.length; i += 90) {
       const rows = await database(env)
         .select({ id: d.id })
         .from(d)

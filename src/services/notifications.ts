@@ -135,8 +135,9 @@ export async function createNotification(
  * What follows every write of notifications, with the rows `insertNotifications` returned: the
  * in-app ones are pushed to their owners' live sockets, and the email and push deliveries the
  * triggers wrote are queued. Best effort both (the delivery sweep catches what is missed).
+ * `deliveryIds`: those deliveries, when the batch that wrote the rows also read them.
  */
-export async function announceNotifications(env: Bindings, rows: Notification[], logger?: Logger): Promise<void> {
+export async function announceNotifications(env: Bindings, rows: Notification[], logger?: Logger, deliveryIds?: string[]): Promise<void> {
   await Promise.all([
     pushNotifications(
       env,
@@ -147,6 +148,7 @@ export async function announceNotifications(env: Bindings, rows: Notification[],
       env,
       rows.map((row) => row.id),
       logger,
+      deliveryIds,
     ),
   ]);
 }

@@ -29,6 +29,7 @@ import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { StageTimer } from "../lib/server-timing";
 import { imageUrl, photoRef, photosOf, releasePhotos, type StoredImage, type storeImages, withStoredPhotos } from "./photos";
+import { queuedDeliveriesQuery, queuedDeliveryIds } from "./notification-delivery";
 import { announceNotifications, insertNotifications, type Notification } from "./notifications";
 import { progress, publish, userHub } from "./progress";
 import { enforceRateLimit } from "./rate-limits";
@@ -265,6 +266,9 @@ export function failureNotices(db: Database, kind: RequestKind, open: SQL, messa
  * final and does nothing). Its text counts the results the batch left; once per request (its
  * dedupe key).
  */
+/** The dedupe key of a request's "ready" notification: once per request. */
+const completionDedupeKey = (requestId: string) => `identification_completed:${requestId}`;
+
 function completionNotice(db: Database, kind: RequestKind, requestId: string, userId: string) {
   const r = kind.results as typeof identificationResults;
   const t = lifecycle(kind);
@@ -278,7 +282,7 @@ function completionNotice(db: Database, kind: RequestKind, requestId: string, us
       body: sql`CASE ${n} WHEN 0 THEN 'No match was found this time.' WHEN 1 THEN '1 suggestion to look at.'
         ELSE ${n} || ' suggestions to look at.' END`,
       data: sql`json_object('request_id', ${requestId}, 'kind', ${kind.noun}, 'results_count', ${n})`,
-      dedupeKey: sql`${`identification_completed:${requestId}`}`,
+      dedupeKey: sql`${completionDedupeKey(requestId)}`,
       createdAt: new Date().toISOString(),
     },
     // The row exists only while the user does (a request may outlive a deleted account).
@@ -442,15 +446,21 @@ export async function runCompletion(
   statements: (Statement | SQL)[],
   statusChange: Statement,
   notify: string | null,
-): Promise<{ written: boolean; results: number; notices: Notification[] }> {
+): Promise<{ written: boolean; results: number; notices: Notification[]; deliveryIds: string[] }> {
   const noticeAt = notify ? statements.push(completionNotice(db, kind, requestId, notify)) - 1 : -1;
+  // The notice's email and push deliveries (its insert's triggers wrote them), so queueing them
+  // needs no read of its own.
+  const deliveriesAt = notify ? statements.push(queuedDeliveriesQuery(db, completionDedupeKey(requestId))) - 1 : -1;
   const updateAt = statements.push(statusChange) - 1;
   const countAt = statements.push(countResultsQuery(db, kind, requestId)) - 1;
   const results = await runBatch(db, statements);
+  const notices = noticeAt < 0 ? [] : tableRows(notifications, results[noticeAt]);
   return {
     written: changes(results[updateAt]) > 0,
     results: resultsCounted(results[countAt]),
-    notices: noticeAt < 0 ? [] : tableRows(notifications, results[noticeAt]),
+    notices,
+    // Only a batch that wrote the notice queues its deliveries (a redelivery's finds them queued already).
+    deliveryIds: notices.length > 0 && deliveriesAt >= 0 ? queuedDeliveryIds(results[deliveriesAt]) : [],
   };
 }
 

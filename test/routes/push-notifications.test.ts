@@ -14,7 +14,10 @@ import { notificationDeliveries, pushSubscriptions } from "../../src/db/schema";
 import { handleNotifyBatch } from "../../src/jobs/notify-consumer";
 import { createNotification, insertNotifications, type NotificationType } from "../../src/services/notifications";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
+import worker from "../../src/index";
+import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
+import { pendingIdentificationRequest } from "../helpers/requests";
 import { bearerUser, tokenLogin } from "../helpers/users";
 import { eventually } from "../helpers/wait";
 
@@ -93,6 +96,27 @@ describe("web push", () => {
     expect(got.topic).toMatch(/^[A-Za-z0-9_-]{1,32}$/);
     const [row] = await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.endpoint, sub.endpoint)).all();
     await eventually(async () => (await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.id, row!.id)).get())?.lastSuccessAt);
+  });
+
+  it("a queued identification's result reaches the device: the job's completion batch names the delivery it queues", async () => {
+    const u = await bearerUser();
+    const sub = await device(u);
+    const requestId = await pendingIdentificationRequest(u.userId, await makePng(320, 240, { seed: crypto.randomUUID() }));
+    const batch = createMessageBatch("plant-identify", [
+      { id: `msg-${requestId}`, timestamp: new Date(), attempts: 1, body: { type: "identify", request_id: requestId, user_id: u.userId } },
+    ]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual([`msg-${requestId}`]);
+    const got = await eventually(() =>
+      emulators.push.received.find((p) => p.endpoint === sub.endpoint && JSON.parse(p.payload).data?.request_id === requestId),
+    );
+    expect(JSON.parse(got.payload)).toMatchObject({ type: "identification_completed", title: "Your identification is ready" });
+    await eventually(async () => {
+      const rows = await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, u.userId)).all();
+      return rows.length === 1 && rows[0]!.status === "sent" ? rows : undefined;
+    });
   });
 
   it("push follows preferences: a type turned off, or off by default, writes no push delivery", async () => {

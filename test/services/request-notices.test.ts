@@ -52,6 +52,29 @@ async function storedNotices(requestId: string) {
 }
 
 describe("the completion notification", () => {
+  it("comes with its queued push delivery, read in the same batch; a redelivery's batch queues nothing", async () => {
+    const { userId } = await registerWeb();
+    // A device (written directly: the subscription's own API is tested elsewhere): the
+    // notification's insert trigger writes a push delivery for it.
+    await env.DB.prepare("INSERT INTO push_subscriptions (id, user_id, endpoint, p256dh, auth) VALUES (?, ?, ?, 'p', 'a')")
+      .bind(crypto.randomUUID(), userId, `https://push.example/${crypto.randomUUID()}`)
+      .run();
+    const requestId = await processingRequest("identification_requests", userId);
+    const done = await completeIdentificationRequest(env, requestId, userId, [suggestion("Noticea prima", 1, 0.9)], null, userId);
+    const { results: queued } = await env.DB.prepare(
+      "SELECT d.id, d.channel FROM notification_deliveries d JOIN notifications n ON n.id = d.notification_id WHERE n.dedupe_key = ? AND d.status = 'queued'",
+    )
+      .bind(`identification_completed:${requestId}`)
+      .all<{ id: string; channel: string }>();
+    expect(queued.map((d) => d.channel)).toEqual(["push"]);
+    expect(done.deliveryIds).toEqual(queued.map((d) => d.id));
+    const again = await completeIdentificationRequest(env, requestId, userId, [suggestion("Noticea prima", 1, 0.9)], null, userId);
+    expect(again.deliveryIds).toEqual([]);
+    // Without an owner to tell, nothing is read.
+    const quiet = await processingRequest("identification_requests", userId);
+    expect((await completeIdentificationRequest(env, quiet, userId, [suggestion("Noticea prima", 1, 0.9)])).deliveryIds).toEqual([]);
+  });
+
   it("is written by the completion's batch, once, counting its results", async () => {
     const { userId } = await registerWeb();
     const requestId = await processingRequest("identification_requests", userId);
