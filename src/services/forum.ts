@@ -25,7 +25,7 @@
  *   releases photos that nothing else uses.
  */
 import { and, asc, count, desc, eq, inArray, ne, type SQL, sql } from "drizzle-orm";
-import { type Database, database, runBatch, tableRows } from "../db/client";
+import { changes, type Database, database, runBatch, tableRows } from "../db/client";
 import { type Page, type PageRequest, countedPage } from "../db/pagination";
 import {
   forumAttachments,
@@ -712,11 +712,19 @@ export async function editPost(
   const body = cleanBody(rawBody);
   const at = new Date(now).toISOString();
   const db = database(env);
-  // The notifications the post raised quote it: they quote what it says now.
-  await runBatch(db, [
-    db.update(forumPosts).set({ body, editedAt: at, updatedAt: at }).where(eq(forumPosts.id, id)),
-    sql`UPDATE notifications SET body = ${excerpt(body, REPLY_EXCERPT_CHARS)} WHERE ${raisedBy(sql`${id}`)}`,
+  // The notifications the post raised quote it: they quote what it says now. Both writes hold
+  // only while the post is live, checked again inside the batch: a delete that landed since the
+  // check above has withdrawn those notifications, and the edit must not write text back.
+  const [edited] = await runBatch(db, [
+    db
+      .update(forumPosts)
+      .set({ body, editedAt: at, updatedAt: at })
+      .where(and(eq(forumPosts.id, id), eq(forumPosts.isDeleted, false))),
+    sql`UPDATE notifications SET body = ${excerpt(body, REPLY_EXCERPT_CHARS)}
+        WHERE ${raisedBy(sql`${id}`)} AND notifications.title != ''
+          AND EXISTS (SELECT 1 FROM forum_posts WHERE id = ${id} AND is_deleted = 0)`,
   ]);
+  if (changes(edited) === 0) throw new AppError("POST_DELETED", 409, "This post has been deleted.");
   return { post: await getPost(env, id), topic };
 }
 

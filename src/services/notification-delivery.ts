@@ -120,6 +120,15 @@ export async function dispatchDeliveries(env: Bindings, notificationIds: string[
 
 // ---- Sending ---------------------------------------------------------------------------------
 
+/**
+ * Whether a notification was withdrawn (the forum post it quoted was deleted; services/forum.ts):
+ * its row stays, blank, so that the mention cap counts it, but nothing shows or sends it. A
+ * delivery claimed just before the withdrawal finds it so.
+ */
+export function isWithdrawn(n: { title: string }): boolean {
+  return n.title === "";
+}
+
 export type DeliveryOutcome = "sent" | "skipped" | "not_claimed";
 
 /** Claims a row: `queued`, or `sending` past its lease. Undefined when someone else has it or it is done. */
@@ -231,7 +240,7 @@ async function sendEmailDelivery(env: Bindings, row: Delivery): Promise<Result> 
     const n = row.notificationId
       ? await database(env).select().from(notifications).where(eq(notifications.id, row.notificationId)).get()
       : undefined;
-    if (!n) return { status: "skipped", detail: "notification gone" };
+    if (!n || isWithdrawn(n)) return { status: "skipped", detail: "notification gone" };
     headers = security ? undefined : await listUnsubscribeHeaders(env, user.id, row.type as PreferenceType, issuedAt);
     mail = renderNotificationEmail(asEmailNotification(n), recipientInfo, {
       frontend: config.FRONTEND_URL,
@@ -280,7 +289,7 @@ async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger): 
   const n = row.notificationId
     ? await database(env).select().from(notifications).where(eq(notifications.id, row.notificationId)).get()
     : undefined;
-  if (!n) return { status: "skipped", detail: "notification gone" };
+  if (!n || isWithdrawn(n)) return { status: "skipped", detail: "notification gone" };
   const db = database(env);
   const s = pushSubscriptions;
   const devices = await db

@@ -4,7 +4,7 @@
  * notifications are "not found".
  */
 import { apiFields } from "../lib/fields";
-import { and, count, desc, eq, inArray, lt, or, type SQL, sql } from "drizzle-orm";
+import { and, count, desc, eq, inArray, lt, ne, or, type SQL, sql } from "drizzle-orm";
 import { NOTIFICATION_TYPES, type NotificationPayload } from "../../durable-objects/user-hub-protocol";
 import { changes, type Database, database, eqIfGiven } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
@@ -178,14 +178,14 @@ export async function unreadCount(env: Bindings, userId: string): Promise<number
   return row?.n ?? 0;
 }
 
-/** Marks one of the caller's notifications read; marking it again keeps the first `read_at`. */
+/** Marks one of the caller's notifications read; marking it again keeps the first `read_at`; a withdrawn one is not found. */
 export async function markRead(env: Bindings, userId: string, id: string, now = Date.now()): Promise<Notification> {
   const n = notifications;
   const row = await database(env)
     .update(n)
     // -- COALESCE in the UPDATE keeps the first read time without a read-then-write race.
     .set({ isRead: true, readAt: sql`COALESCE(${n.readAt}, ${new Date(now).toISOString()})` })
-    .where(and(eq(n.id, id), eq(n.userId, userId)))
+    .where(and(eq(n.id, id), eq(n.userId, userId), ne(n.title, "")))
     .returning()
     .get();
   if (!row) throw new AppError("NOT_FOUND", 404, "Notification not found.");

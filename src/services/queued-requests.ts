@@ -258,6 +258,9 @@ export function failureNotices(db: Database, kind: RequestKind, open: SQL, messa
   );
 }
 
+/** The dedupe key of a request's "ready" notification: once per request. */
+const completionDedupeKey = (requestId: string) => `identification_completed:${requestId}`;
+
 /**
  * The owner's "ready" notification, as a statement for the completion's own batch, after its
  * results and before its status change: written only while the request is still `processing`
@@ -266,9 +269,6 @@ export function failureNotices(db: Database, kind: RequestKind, open: SQL, messa
  * final and does nothing). Its text counts the results the batch left; once per request (its
  * dedupe key).
  */
-/** The dedupe key of a request's "ready" notification: once per request. */
-const completionDedupeKey = (requestId: string) => `identification_completed:${requestId}`;
-
 function completionNotice(db: Database, kind: RequestKind, requestId: string, userId: string) {
   const r = kind.results as typeof identificationResults;
   const t = lifecycle(kind);

@@ -194,6 +194,17 @@ describe("exactly once", () => {
     });
   });
 
+  it("a delivery whose notification was withdrawn after it was queued (its post deleted) sends nothing, not a blank email", async () => {
+    const u = await verifiedUser({ digest: "immediate" });
+    const nid = await quietNotification(u.userId, "forum_mention", "Mentioned, then removed");
+    const [d] = await deliveriesOf(nid);
+    // The withdrawal blanks the row (services/forum.ts) just after this consumer read the delivery.
+    await db.update(notifications).set({ title: "", body: "", inApp: false, isRead: true }).where(eq(notifications.id, nid));
+    expect(await sendDelivery(env, d!.id)).toBe("skipped");
+    expect(mailsTo(u.email)).toEqual([]);
+    expect((await deliveriesOf(nid))[0]).toMatchObject({ status: "skipped", detail: "notification gone" });
+  });
+
   it("a claim still within its lease is left alone (another consumer has it)", async () => {
     const u = await verifiedUser({ digest: "immediate" });
     const [d] = await deliveriesOf(await quietNotification(u.userId, "forum_mention", "Busy"));

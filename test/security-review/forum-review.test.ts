@@ -7,7 +7,7 @@ import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client";
 import { notificationDeliveries, users } from "../../src/db/schema";
-import { MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR } from "../../src/services/forum";
+import { editPost, MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR } from "../../src/services/forum";
 import { gatherDigests, sendDelivery } from "../../src/services/notification-delivery";
 import { purgePublicReads } from "../../src/services/public-cache";
 import { concatBytes, jpegSegment, makeJpeg } from "../helpers/images";
@@ -70,6 +70,48 @@ describe("a removed post leaves nothing readable in notifications", () => {
     expect(mails.some((m) => (m.text ?? "").includes("HARASSMENT") || (m.html ?? "").includes("HARASSMENT"))).toBe(false);
     const left = await database(env).select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, victim.userId)).all();
     expect(left.filter((d) => d.type === "forum_mention")).toEqual([]);
+    // Nor can the victim's client open one by id.
+    const [withdrawn] = (
+      await env.DB.prepare("SELECT id FROM notifications WHERE user_id = ? AND type = 'forum_mention' LIMIT 1")
+        .bind(victim.userId)
+        .all<{ id: string }>()
+    ).results;
+    await expectError(
+      await call(`/api/v1/notifications/${withdrawn!.id}/read/`, { method: "POST", bearer: victim.access }),
+      404,
+      "NOT_FOUND",
+    );
+  });
+
+  it("an edit racing the post's deletion does not write its text back into the withdrawn notification", async () => {
+    const [pest, victim] = [await bearerUser(), await bearerUser()];
+    const topic = await newTopic(pest.access);
+    const post = await reply(pest.access, topic.id, `@${victim.username} first words`);
+    // The post is deleted between the edit's "is it live?" check and its write.
+    let fired = false;
+    const DB = new Proxy(env.DB, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target);
+        if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
+        return async (statements: D1PreparedStatement[]) => {
+          if (!fired) {
+            fired = true;
+            expect((await call(`${API}/posts/${post.id}/`, { method: "DELETE", bearer: pest.access })).status).toBe(204);
+          }
+          return target.batch(statements);
+        };
+      },
+    });
+    const pestUser = { id: pest.userId, username: pest.username, role: "user" as const };
+    const lost = await editPost({ ...env, DB } as typeof env, pestUser, post.id, "REWRITTEN after deletion").catch((err: unknown) => err);
+    expect(fired).toBe(true);
+    expect(lost).toMatchObject({ status: 409, code: "POST_DELETED" });
+    const rows = await env.DB.prepare("SELECT title, body FROM notifications WHERE user_id = ? AND type = 'forum_mention'")
+      .bind(victim.userId)
+      .all<{ title: string; body: string }>();
+    expect(rows.results).toEqual([{ title: "", body: "" }]);
+    const stored = await env.DB.prepare("SELECT body FROM forum_posts WHERE id = ?").bind(post.id).first<{ body: string }>();
+    expect(stored!.body).not.toContain("REWRITTEN");
   });
 
   it("an edited post's notifications quote what it says now; a deleted topic takes its posts' notifications with it", async () => {
