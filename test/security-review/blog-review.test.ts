@@ -12,6 +12,7 @@ import type { AuthenticatedUser } from "../../src/env";
 import { deletePost, publishScheduledPosts, unpublishPost, updatePost } from "../../src/services/blog-posts";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
+import { envRacingFirstBatch } from "../helpers/racing-env";
 import { action, API, createPost, type Post, uploaded, withRole } from "../routes/blog-editorial-setup";
 
 useEmulators();
@@ -264,22 +265,9 @@ describe("the blog's workflow holds under races, and purges with its changes", (
     const post = await createPost(editor.access, {});
     expect((await action(editor.access, post.id, "publish")).status).toBe(200);
     // The other editor unpublishes between this editor's read and its conditional UPDATE.
-    let fired = false;
-    const DB = new Proxy(env.DB, {
-      get(target, prop) {
-        const value = Reflect.get(target, prop, target);
-        if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
-        return async (statements: D1PreparedStatement[]) => {
-          if (!fired) {
-            fired = true;
-            expect((await action(other.access, post.id, "unpublish")).status).toBe(200);
-          }
-          return target.batch(statements);
-        };
-      },
-    });
-    const lost = await unpublishPost({ ...env, DB } as typeof env, asAuthenticated(editor, "editor"), post.id).catch((err: unknown) => err);
-    expect(fired).toBe(true);
+    const racing = envRacingFirstBatch(async () => expect((await action(other.access, post.id, "unpublish")).status).toBe(200));
+    const lost = await unpublishPost(racing.env, asAuthenticated(editor, "editor"), post.id).catch((err: unknown) => err);
+    expect(racing.fired()).toBe(true);
     expect(lost).toMatchObject({ status: 409, code: "INVALID_STATE", message: "Cannot unpublish a post that is unpublished." });
   });
 

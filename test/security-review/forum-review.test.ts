@@ -13,6 +13,7 @@ import { purgePublicReads } from "../../src/services/public-cache";
 import { concatBytes, jpegSegment, makeJpeg } from "../helpers/images";
 import { call, expectError, jsonWithStatus as json, type Page } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
+import { envRacingFirstBatch } from "../helpers/racing-env";
 import { bearerUser } from "../helpers/users";
 
 const emulators = useEmulators();
@@ -88,23 +89,12 @@ describe("a removed post leaves nothing readable in notifications", () => {
     const topic = await newTopic(pest.access);
     const post = await reply(pest.access, topic.id, `@${victim.username} first words`);
     // The post is deleted between the edit's "is it live?" check and its write.
-    let fired = false;
-    const DB = new Proxy(env.DB, {
-      get(target, prop) {
-        const value = Reflect.get(target, prop, target);
-        if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
-        return async (statements: D1PreparedStatement[]) => {
-          if (!fired) {
-            fired = true;
-            expect((await call(`${API}/posts/${post.id}/`, { method: "DELETE", bearer: pest.access })).status).toBe(204);
-          }
-          return target.batch(statements);
-        };
-      },
-    });
+    const racing = envRacingFirstBatch(async () =>
+      expect((await call(`${API}/posts/${post.id}/`, { method: "DELETE", bearer: pest.access })).status).toBe(204),
+    );
     const pestUser = { id: pest.userId, username: pest.username, role: "user" as const };
-    const lost = await editPost({ ...env, DB } as typeof env, pestUser, post.id, "REWRITTEN after deletion").catch((err: unknown) => err);
-    expect(fired).toBe(true);
+    const lost = await editPost(racing.env, pestUser, post.id, "REWRITTEN after deletion").catch((err: unknown) => err);
+    expect(racing.fired()).toBe(true);
     expect(lost).toMatchObject({ status: 409, code: "POST_DELETED" });
     const rows = await env.DB.prepare("SELECT title, body FROM notifications WHERE user_id = ? AND type = 'forum_mention'")
       .bind(victim.userId)
