@@ -66,6 +66,16 @@ export async function runBatch(db: Database, statements: (Statement | SQL)[]): P
 }
 
 /**
+ * The rows one statement of a `runBatch` answered, as they came: drizzle's own batch gives each
+ * statement's rows as an array, D1's (a batch holding raw SQL) a result with `results`. For a
+ * select whose columns are aliased as drizzle names them; a table's rows go through `tableRows`.
+ */
+export function batchRows(result: unknown): Record<string, unknown>[] {
+  if (Array.isArray(result)) return result as Record<string, unknown>[];
+  return (result as { results?: Record<string, unknown>[] } | undefined)?.results ?? [];
+}
+
+/**
  * The rows a `… RETURNING *` of `table` gave in a `runBatch`. When the batch went to D1 as
  * prepared statements (it held raw SQL), D1's rows carry the columns' SQL names and stored
  * values, so each is converted by its column (names, booleans, JSON), as drizzle converts its
@@ -74,7 +84,7 @@ export async function runBatch(db: Database, statements: (Statement | SQL)[]): P
 export function tableRows<T extends SQLiteTable>(table: T, result: unknown): T["$inferSelect"][] {
   // A batch of drizzle statements only went through drizzle's own batch: its rows are converted.
   if (Array.isArray(result)) return result as T["$inferSelect"][];
-  const rows = (result as { results?: Record<string, unknown>[] } | undefined)?.results ?? [];
+  const rows = batchRows(result);
   const columns = Object.entries(getTableColumns(table)) as [string, SQLiteColumn][];
   return rows.map((row) => {
     const out: Record<string, unknown> = {};

@@ -21,7 +21,7 @@
  */
 import { and, eq, inArray, lt, or, sql } from "drizzle-orm";
 import { getConfig } from "../config";
-import { changes, type Database, database, runBatch } from "../db/client";
+import { batchRows, changes, type Database, database, runBatch } from "../db/client";
 import { notificationDeliveries, notifications, pushSends, pushSubscriptions, users } from "../db/schema";
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
@@ -88,10 +88,9 @@ export function queuedDeliveriesQuery(db: Database, dedupeKey: string) {
     .where(and(eq(notifications.dedupeKey, dedupeKey), eq(d.status, "queued")));
 }
 
-/** `queuedDeliveriesQuery`'s answer in a batch: drizzle's rows, or D1's when the batch held raw SQL. */
+/** `queuedDeliveriesQuery`'s answer in a batch, whichever way `runBatch` sent it. */
 export function queuedDeliveryIds(result: unknown): string[] {
-  const rows = Array.isArray(result) ? result : ((result as { results?: unknown[] } | undefined)?.results ?? []);
-  return rows.map((row) => (row as { id: string }).id);
+  return batchRows(result).map((row) => String(row.id));
 }
 
 /**

@@ -18,7 +18,7 @@
 import { and, desc, eq, inArray, isNull, lt, lte, or, type SQL, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { CLOSE_CODES, type CompletedMessage, FinalStatus } from "../../durable-objects/user-hub-protocol";
-import { changes, type Database, database, runBatch, type Statement, sqlNow, tableRows } from "../db/client";
+import { batchRows, changes, type Database, database, runBatch, type Statement, sqlNow, tableRows } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
 import { diseaseRequests, diseaseResults, identificationRequests, identificationResults, notifications } from "../db/schema";
 import type { Bindings } from "../env";
@@ -488,8 +488,7 @@ function countResultsQuery(db: Database, kind: RequestKind, requestId: string) {
  * raw SQL (`runBatch`); either way the one row's `n`.
  */
 function resultsCounted(result: unknown): number {
-  const rows = Array.isArray(result) ? result : (result as { results?: unknown[] } | undefined)?.results;
-  const n = (rows?.[0] as { n?: unknown } | undefined)?.n;
+  const n = batchRows(result)[0]?.n;
   return typeof n === "number" ? n : 0;
 }
 
