@@ -44,6 +44,7 @@ import { AppError, isUniqueViolation, orNotFound } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import { IMAGE_MIME, type ImageMime, type ValidatedImage } from "../lib/images";
 import { excerpt, sanitisePostBody, truncateText, visibleText } from "../lib/sanitise";
+import { notWithdrawn, withdrawnRow } from "./notification-delivery";
 import { insertNotifications, type Notification, type WithdrawnNotification } from "./notifications";
 import { imageUrl, parsePhotoRef, photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 import { avatarUrl, type Role, TRUST_ORDER, type TrustLevel, trustLevelOf } from "./users";
@@ -565,19 +566,9 @@ function withdrawNotifications(db: Database, postIds: SQL) {
     db
       .select({ id: n.id, userId: n.userId, inApp: n.inApp })
       .from(n)
-      .where(and(sql`${n.id} IN ${raised}`, ne(n.title, ""))),
+      .where(and(sql`${n.id} IN ${raised}`, notWithdrawn())),
     db.delete(notificationDeliveries).where(sql`${notificationDeliveries.notificationId} IN ${raised}`),
-    db
-      .update(n)
-      .set({
-        title: "",
-        body: "",
-        data: sql`json_object('author_id', json_extract(${n.data}, '$.author_id'))`,
-        inApp: false,
-        isRead: true,
-        readAt: sql`coalesce(${n.readAt}, ${new Date().toISOString()})`,
-      })
-      .where(sql`${n.id} IN ${raised}`),
+    db.update(n).set(withdrawnRow(new Date().toISOString())).where(sql`${n.id} IN ${raised}`),
   ] as const;
 }
 
@@ -721,7 +712,7 @@ export async function editPost(
       .set({ body, editedAt: at, updatedAt: at })
       .where(and(eq(forumPosts.id, id), eq(forumPosts.isDeleted, false))),
     sql`UPDATE notifications SET body = ${excerpt(body, REPLY_EXCERPT_CHARS)}
-        WHERE ${raisedBy(sql`${id}`)} AND notifications.title != ''
+        WHERE ${raisedBy(sql`${id}`)} AND ${notWithdrawn()}
           AND EXISTS (SELECT 1 FROM forum_posts WHERE id = ${id} AND is_deleted = 0)`,
   ]);
   if (changes(edited) === 0) throw new AppError("POST_DELETED", 409, "This post has been deleted.");

@@ -4,7 +4,7 @@
  * notifications are "not found".
  */
 import { apiFields } from "../lib/fields";
-import { and, count, desc, eq, inArray, lt, ne, or, type SQL, sql } from "drizzle-orm";
+import { and, count, desc, eq, inArray, lt, or, type SQL, sql } from "drizzle-orm";
 import { NOTIFICATION_TYPES, type NotificationPayload } from "../../durable-objects/user-hub-protocol";
 import { changes, type Database, database, eqIfGiven } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
@@ -12,7 +12,7 @@ import { notifications } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
-import { dispatchDeliveries } from "./notification-delivery";
+import { dispatchDeliveries, notWithdrawn } from "./notification-delivery";
 import { notifyUser, withdrawFromUser } from "./progress";
 
 /**
@@ -185,7 +185,7 @@ export async function markRead(env: Bindings, userId: string, id: string, now = 
     .update(n)
     // -- COALESCE in the UPDATE keeps the first read time without a read-then-write race.
     .set({ isRead: true, readAt: sql`COALESCE(${n.readAt}, ${new Date(now).toISOString()})` })
-    .where(and(eq(n.id, id), eq(n.userId, userId), ne(n.title, "")))
+    .where(and(eq(n.id, id), eq(n.userId, userId), notWithdrawn()))
     .returning()
     .get();
   if (!row) throw new AppError("NOT_FOUND", 404, "Notification not found.");
