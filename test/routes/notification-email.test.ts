@@ -239,6 +239,27 @@ describe("failures", () => {
     expect(mailsTo(u.email).map((m) => m.subject)).toEqual(["Retry me"]);
   });
 
+  it("a 409 while the provider still runs an earlier attempt (concurrent_idempotent_requests) is retried, not taken as sent", async () => {
+    const u = await verifiedUser({ digest: "immediate" });
+    const [d] = await deliveriesOf(await quietNotification(u.userId, "forum_mention", "Still sending"));
+    emulators.overrides["email.emulator.test"] = async () =>
+      Response.json(
+        {
+          statusCode: 409,
+          name: "concurrent_idempotent_requests",
+          message: "Same idempotency key used while original request is still in progress.",
+        },
+        { status: 409 },
+      );
+    const result = await runJobs([d!.id]);
+    expect(result.retryMessages).toHaveLength(1);
+    expect((await deliveriesOf(d!.notificationId!))[0]).toMatchObject({ status: "queued", attempts: 1 });
+    delete emulators.overrides["email.emulator.test"];
+    await runJobs([d!.id]);
+    expect(mailsTo(u.email).map((m) => m.subject)).toEqual(["Still sending"]);
+    expect((await deliveriesOf(d!.notificationId!))[0]).toMatchObject({ status: "sent", attempts: 2, detail: null });
+  });
+
   it("a malformed job is dropped, not retried forever", async () => {
     const batch = createMessageBatch("plant-notify", [{ id: "junk", timestamp: new Date(), attempts: 1, body: { nope: 1 } }]);
     const ctx = createExecutionContext();
