@@ -186,6 +186,16 @@ export const NotificationMessage = z.object({ type: z.literal("notification"), n
 export type NotificationMessage = z.infer<typeof NotificationMessage>;
 
 /**
+ * Sent to the user's `/ws/` sockets when a notification they may have been shown changes (the
+ * forum post it quotes was edited): the client replaces the one with this id, keeping its place.
+ */
+export const NotificationUpdatedMessage = z.object({
+  type: z.literal("notification_updated"),
+  notification: NotificationPayload.describe("The notification as it is now; an id the client never saw can be ignored."),
+});
+export type NotificationUpdatedMessage = z.infer<typeof NotificationUpdatedMessage>;
+
+/**
  * Sent to the user's `/ws/` sockets when notifications they may have been shown are removed (the
  * forum post they quote was deleted): the client drops them from its list and unread count.
  */
@@ -214,6 +224,10 @@ export const SERVER_MESSAGES = {
   completed: { schema: CompletedMessage, summary: "The request is final; nothing more comes for it." },
   error: { schema: ErrorMessage, summary: "The request failed; `completed` with status `failed` follows." },
   notification: { schema: NotificationMessage, summary: "A new in-app notification (`/ws/` only, not replayed)." },
+  notification_updated: {
+    schema: NotificationUpdatedMessage,
+    summary: "An in-app notification changed since (the post it quotes was edited): replace it (`/ws/` only, not replayed).",
+  },
   notification_withdrawn: {
     schema: NotificationWithdrawnMessage,
     summary: "In-app notifications removed since (the post they quote was deleted): drop them (`/ws/` only, not replayed).",

@@ -1,7 +1,7 @@
 /**
  * UserHub — one Durable Object per user, holding that user's live-progress WebSockets. Sockets
  * on `/ws/` (all of the user's events) also get new in-app notifications (`notify`) and hear of
- * removed ones (`withdraw`).
+ * changed ones (`notify` with `updated`) and removed ones (`withdraw`).
  *
  * Uses the hibernation API: sockets are accepted with `ctx.acceptWebSocket`, so an idle hub is
  * evicted from memory while its sockets stay open; per-socket state lives in the socket
@@ -22,6 +22,7 @@ import {
   type HubMessage,
   type InitMessage,
   type NotificationMessage,
+  type NotificationUpdatedMessage,
   type NotificationPayload,
   type NotificationWithdrawnMessage,
   type PongMessage,
@@ -136,12 +137,19 @@ export class UserHub extends DurableObject<Env> {
   }
 
   /**
-   * Delivers new notifications to the sockets following all of the user's events (`/ws/`).
-   * Nothing is stored: notifications live in D1. Returns how many messages were sent.
+   * Delivers new notifications (or, `updated`, new versions of ones sent before) to the sockets
+   * following all of the user's events (`/ws/`). Nothing is stored: notifications live in D1.
+   * Returns how many messages were sent.
    */
-  async notify(notifications: NotificationPayload[]): Promise<number> {
+  async notify(notifications: NotificationPayload[], updated = false): Promise<number> {
     let delivered = 0;
-    const texts = notifications.map((notification) => JSON.stringify({ type: "notification", notification } satisfies NotificationMessage));
+    const texts = notifications.map((notification) =>
+      JSON.stringify(
+        updated
+          ? ({ type: "notification_updated", notification } satisfies NotificationUpdatedMessage)
+          : ({ type: "notification", notification } satisfies NotificationMessage),
+      ),
+    );
     for (const ws of this.ctx.getWebSockets(ALL_TAG)) {
       for (const text of texts) if (this.send(ws, text)) delivered++;
     }

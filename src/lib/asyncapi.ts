@@ -52,6 +52,23 @@ export const MESSAGE_EXAMPLES: Record<keyof typeof SERVER_MESSAGES, unknown> = {
       read_at: null,
     },
   },
+  notification_updated: {
+    type: "notification_updated",
+    notification: {
+      id: "7a2d3b0f-4c5e-4f60-9b7c-8d9e0f1a2b3c",
+      type: "forum_reply",
+      title: 'sam_grows replied to "Brown tips on my calathea"',
+      body: "Switch to rain water and keep it out of the draught.",
+      data: {
+        topic_id: "0192f1c2-0000-7000-8000-000000000003",
+        post_id: "0192f1c2-0000-7000-8000-000000000004",
+        category_slug: "houseplants",
+      },
+      is_read: true,
+      created_at: "2026-12-03T09:15:00.000Z",
+      read_at: "2026-12-03T09:20:00.000Z",
+    },
+  },
   notification_withdrawn: { type: "notification_withdrawn", ids: ["6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b"] },
   pong: { type: "pong" },
 };
@@ -62,6 +79,7 @@ const TITLES: Record<keyof typeof SERVER_MESSAGES, string> = {
   completed: "Request completed",
   error: "Request failed",
   notification: "New notification",
+  notification_updated: "Notification updated",
   notification_withdrawn: "Notifications withdrawn",
   pong: "Pong (JSON)",
 };

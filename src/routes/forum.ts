@@ -50,7 +50,7 @@ import {
   listTopics,
   updateTopicTitle,
 } from "../services/forum";
-import { announceNotifications, announceWithdrawals } from "../services/notifications";
+import { announceNotifications, announceUpdates, announceWithdrawals } from "../services/notifications";
 import { enforceRateLimit } from "../services/rate-limits";
 import { presentedCredentials } from "../lib/http-caching";
 import { cacheKey, cachedJson, canonicalReadUrl, notModified } from "./cached-reads";
@@ -455,7 +455,9 @@ export function forumRoutes() {
     );
   app.openapi(patchPostsById, async (c) => {
     await limitWrites(c, "post");
-    const { post, topic } = await editPost(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").body);
+    const { post, topic, updated } = await editPost(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").body);
+    // Rewritten in D1 already; telling the owners' open sockets must not delay the answer.
+    if (updated.length > 0) c.executionCtx.waitUntil(announceUpdates(c.env, updated, c.get("logger")));
     const [out] = await postBodies(c.env, [post], topic.solution_post_id, c.get("user")?.id);
     return c.json(out!, 200);
   });

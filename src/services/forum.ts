@@ -693,7 +693,7 @@ export async function editPost(
   id: string,
   rawBody: string,
   now = Date.now(),
-): Promise<{ post: NonNullable<PostRow>; topic: NonNullable<TopicRow> }> {
+): Promise<{ post: NonNullable<PostRow>; topic: NonNullable<TopicRow>; updated: Notification[] }> {
   const { post, topic } = await livePost(env, id);
   if (!isForumModerator(user)) {
     if (post.author_id !== user.id) throw new AppError("FORBIDDEN", 403, "You can only edit your own posts.");
@@ -705,18 +705,20 @@ export async function editPost(
   const db = database(env);
   // The notifications the post raised quote it: they quote what it says now. Both writes hold
   // only while the post is live, checked again inside the batch: a delete that landed since the
-  // check above has withdrawn those notifications, and the edit must not write text back.
-  const [edited] = await runBatch(db, [
+  // check above has withdrawn those notifications, and the edit must not write text back. They
+  // come back for the caller to tell their owners' sockets.
+  const [edited, updated] = await runBatch(db, [
     db
       .update(forumPosts)
       .set({ body, editedAt: at, updatedAt: at })
       .where(and(eq(forumPosts.id, id), eq(forumPosts.isDeleted, false))),
     sql`UPDATE notifications SET body = ${excerpt(body, REPLY_EXCERPT_CHARS)}
         WHERE ${raisedBy(sql`${id}`)} AND ${notWithdrawn()}
-          AND EXISTS (SELECT 1 FROM forum_posts WHERE id = ${id} AND is_deleted = 0)`,
+          AND EXISTS (SELECT 1 FROM forum_posts WHERE id = ${id} AND is_deleted = 0)
+        RETURNING *`,
   ]);
   if (changes(edited) === 0) throw new AppError("POST_DELETED", 409, "This post has been deleted.");
-  return { post: await getPost(env, id), topic };
+  return { post: await getPost(env, id), topic, updated: tableRows(notifications, updated) };
 }
 
 /** Deletes a post (a placeholder stays); answers the notifications withdrawn with it, for the caller to tell their owners' sockets. */

@@ -219,15 +219,32 @@ async function perUser<T>(items: { userId: string; item: T }[], send: (userId: s
   }
 }
 
-/** Pushes new notifications to their owners' live sockets, one hub call per user. Best effort. */
+/**
+ * Pushes notifications to their owners' live sockets, one hub call per user. Best effort.
+ * `updated`: they were sent before and have changed (the client replaces them).
+ */
 export async function pushNotifications(
   env: Bindings,
   items: { userId: string; notification: NotificationPayload }[],
   logger?: Logger,
+  updated = false,
 ): Promise<void> {
   await perUser(
     items.map(({ userId, notification }) => ({ userId, item: notification })),
-    (userId, list) => notifyUser(env, userId, list, logger),
+    (userId, list) => notifyUser(env, userId, list, logger, updated),
+  );
+}
+
+/**
+ * Tells the owners' live sockets of in-app notifications whose text changed (the rows are
+ * already rewritten). Best effort: a client that misses it has the right text on its next read.
+ */
+export async function announceUpdates(env: Bindings, rows: Notification[], logger?: Logger): Promise<void> {
+  await pushNotifications(
+    env,
+    rows.filter((row) => row.inApp).map((row) => ({ userId: row.userId, notification: notificationBody(row) })),
+    logger,
+    true,
   );
 }
 

@@ -117,10 +117,16 @@ export async function withdrawFromUser(env: Bindings, userId: string, ids: strin
   }
 }
 
-/** New notifications to the user's `/ws/` sockets. Best effort, like progress. */
-export async function notifyUser(env: Bindings, userId: string, notifications: NotificationPayload[], logger?: Logger): Promise<void> {
+/** New notifications (`updated`: new versions of ones sent before) to the user's `/ws/` sockets. Best effort, like progress. */
+export async function notifyUser(
+  env: Bindings,
+  userId: string,
+  notifications: NotificationPayload[],
+  logger?: Logger,
+  updated = false,
+): Promise<void> {
   try {
-    await withinDeadline(userHub(env, userId).notify(notifications), HUB_CALL_TIMEOUT_MS, "user hub");
+    await withinDeadline(userHub(env, userId).notify(notifications, updated), HUB_CALL_TIMEOUT_MS, "user hub");
   } catch (err) {
     logger?.warn("notification push failed", { user_id: userId, count: notifications.length, error: String(err) });
   }

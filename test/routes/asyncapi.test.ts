@@ -262,7 +262,7 @@ describe("the served AsyncAPI document matches what the sockets send", () => {
     expect(failures).toEqual([]);
   });
 
-  it("a withdrawn notification, on the user's channel (a reply the user was told of is deleted)", async () => {
+  it("an updated and then a withdrawn notification, on the user's channel (a reply the user was told of is edited, then deleted)", async () => {
     const author = await bearerUser();
     const replier = await bearerUser();
     const socket = await open("userEvents", "/ws/", { bearer: author.access }, failures);
@@ -279,6 +279,16 @@ describe("the served AsyncAPI document matches what the sockets send", () => {
       201,
     );
     await eventually(() => socket.messages.find((m) => m.type === "notification"));
+    expect(
+      (
+        await call(`/api/v1/forum/posts/${post.id}/`, {
+          method: "PATCH",
+          bearer: replier.access,
+          json: { body: "It will settle in a week." },
+        })
+      ).status,
+    ).toBe(200);
+    await eventually(() => socket.messages.find((m) => m.type === "notification_updated"));
     expect((await call(`/api/v1/forum/posts/${post.id}/`, { method: "DELETE", bearer: replier.access })).status).toBe(204);
     await eventually(() => socket.messages.find((m) => m.type === "notification_withdrawn"));
     socket.ws.close(1000);

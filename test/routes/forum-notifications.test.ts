@@ -230,6 +230,47 @@ describe("forum reply notifications", () => {
     replierSocket.ws.close(1000);
   });
 
+  it("tells the live socket when an edited post's notifications change, with the new text, and only their owners'", async () => {
+    const author = await bearerUser();
+    const named = await bearerUser();
+    const replier = await bearerUser();
+    const topic = await newTopic(author.access, "Thrips on a peace lily");
+    const authorSocket = await openReadySocket("/ws/", { bearer: author.access });
+    const namedSocket = await openReadySocket("/ws/", { bearer: named.access });
+    const replierSocket = await openReadySocket("/ws/", { bearer: replier.access });
+    const post = await reply(replier.access, topic.id, `Ask @${named.username}, the spray is rubbish.`);
+    await eventually(() => authorSocket.messages.find((m) => m.type === "notification"));
+    await eventually(() => namedSocket.messages.find((m) => m.type === "notification"));
+
+    const edit = await call(`${API}/posts/${post.id}/`, {
+      method: "PATCH",
+      bearer: replier.access,
+      json: { body: `Ask @${named.username}, who knows more than me.` },
+    });
+    expect(edit.status).toBe(200);
+    // Each owner's socket gets the notification as the list now shows it: same id, the new quote.
+    const [stored] = await forumNotifications(author.access);
+    expect(await eventually(() => authorSocket.messages.find((m) => m.type === "notification_updated"))).toEqual({
+      type: "notification_updated",
+      notification: stored,
+    });
+    expect(stored!.body).toContain("who knows more than me");
+    const mention = (
+      await json<Page<Notification>>(await call("/api/v1/notifications/?page_size=100", { bearer: named.access }), 200)
+    ).results.find((n) => n.type === "forum_mention");
+    expect(await eventually(() => namedSocket.messages.find((m) => m.type === "notification_updated"))).toEqual({
+      type: "notification_updated",
+      notification: mention,
+    });
+    expect(
+      JSON.stringify([...authorSocket.messages, ...namedSocket.messages].filter((m) => m.type === "notification_updated")),
+    ).not.toContain("rubbish");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(authorSocket.messages.filter((m) => m.type === "notification_updated")).toHaveLength(1);
+    expect(replierSocket.messages.filter((m) => m.type === "notification_updated")).toHaveLength(0);
+    for (const s of [authorSocket, namedSocket, replierSocket]) s.ws.close(1000);
+  });
+
   it("tells the live socket when a deleted post's or topic's notifications are withdrawn, and only their owner's", async () => {
     const author = await bearerUser();
     const replier = await bearerUser();
