@@ -566,6 +566,8 @@ export const notifications = sqliteTable(
     isRead: integer("is_read", { mode: "boolean" }).notNull().default(false),
     readAt: text("read_at"),
     createdAt: text("created_at").notNull().default(now),
+    /** Set when the forum post it quoted was deleted: the row stays, blank, for the mention cap (services/notification-delivery.ts). */
+    withdrawnAt: text("withdrawn_at"),
   },
   (t) => [
     uniqueIndex("notifications_dedupe_key_unique").on(t.dedupeKey),

@@ -19,7 +19,7 @@
  *    period gathers what was held before it started, and its dedupe key (user + period) makes
  *    a second cron run in the same period a no-op.
  */
-import { and, eq, inArray, lt, ne, or, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { batchRows, changes, type Database, database, runBatch } from "../db/client";
 import { notificationDeliveries, notifications, pushSends, pushSubscriptions, users } from "../db/schema";
@@ -121,19 +121,20 @@ export async function dispatchDeliveries(env: Bindings, notificationIds: string[
 
 /**
  * A withdrawn notification (the forum post it quoted was deleted; services/forum.ts) keeps its
- * row, blank, so that the mention cap still counts it, but nothing shows or sends it: no title,
- * body or data but its author, read and out of the list. Every reader asks these three, not the
- * empty title itself. A delivery claimed just before the withdrawal finds it so.
+ * row, blank, so that the mention cap still counts it, but nothing shows or sends it: its
+ * `withdrawn_at` is set, it has no title, body or data but its author, and it is read and out of
+ * the list. Every reader asks these three. A delivery claimed just before the withdrawal finds it so.
  */
-export function isWithdrawn(n: { title: string }): boolean {
-  return n.title === "";
+export function isWithdrawn(n: { withdrawnAt: string | null }): boolean {
+  return n.withdrawnAt !== null;
 }
 
 /** SQL: the notification is not withdrawn. */
-export const notWithdrawn = () => ne(notifications.title, "");
+export const notWithdrawn = () => isNull(notifications.withdrawnAt);
 
 /** What a withdrawal writes into the row. */
 export const withdrawnRow = (at: string) => ({
+  withdrawnAt: sql`coalesce(${notifications.withdrawnAt}, ${at})`,
   title: "",
   body: "",
   data: sql`json_object('author_id', json_extract(${notifications.data}, '$.author_id'))`,

@@ -94,7 +94,7 @@ export function insertNotifications(db: Database, type: NotificationType, column
     .insert(notifications)
     .select(
       sql`SELECT n.id, n.user_id, n.type, n.title, n.body, n.data, n.dedupe_key, n.in_app, 1 - n.in_app AS is_read,
-            CASE WHEN n.in_app = 0 THEN n.created_at END AS read_at, n.created_at
+            CASE WHEN n.in_app = 0 THEN n.created_at END AS read_at, n.created_at, NULL AS withdrawn_at
           FROM (SELECT ${sql.raw(SQL_UUID_V4)} AS id, ${columns.userId} AS user_id, ${type} AS type, ${columns.title} AS title, ${columns.body} AS body, ${columns.data} AS data, ${columns.dedupeKey} AS dedupe_key, ${columns.createdAt} AS created_at,
             NOT EXISTS (SELECT 1 FROM notification_preferences p WHERE p.user_id = ${columns.userId} AND json_extract(p.types, '$.' || ${type} || '.in_app') = 0) AS in_app
           ${source}) n WHERE 1`,

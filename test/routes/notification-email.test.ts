@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { database, runBatch } from "../../src/db/client";
 import { notificationDeliveries, notifications, notificationTypeDefaults, users } from "../../src/db/schema";
 import { handleNotifyBatch, handleNotifyDeadLetters } from "../../src/jobs/notify-consumer";
-import { digestPeriod, gatherDigests, sendDelivery } from "../../src/services/notification-delivery";
+import { digestPeriod, gatherDigests, sendDelivery, withdrawnRow } from "../../src/services/notification-delivery";
 import { NOTIFICATION_DEFAULTS } from "../../src/services/notification-preferences";
 import { createNotification, insertNotifications, type NotificationType } from "../../src/services/notifications";
 import { call, jsonWithStatus as json, type Page } from "../helpers/http";
@@ -199,7 +199,7 @@ describe("exactly once", () => {
     const nid = await quietNotification(u.userId, "forum_mention", "Mentioned, then removed");
     const [d] = await deliveriesOf(nid);
     // The withdrawal blanks the row (services/forum.ts) just after this consumer read the delivery.
-    await db.update(notifications).set({ title: "", body: "", inApp: false, isRead: true }).where(eq(notifications.id, nid));
+    await db.update(notifications).set(withdrawnRow(new Date().toISOString())).where(eq(notifications.id, nid));
     expect(await sendDelivery(env, d!.id)).toBe("skipped");
     expect(mailsTo(u.email)).toEqual([]);
     expect((await deliveriesOf(nid))[0]).toMatchObject({ status: "skipped", detail: "notification gone" });

@@ -175,11 +175,14 @@ describe("mentions cannot flood someone's notifications", () => {
     expect(raised!.n).toBe(MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR);
     // And the withdrawn ones show nothing: no text, not listed, not unread, nothing left to send.
     const texts = await env.DB.prepare(
-      "SELECT title, body, in_app, is_read FROM notifications WHERE user_id = ? AND type = 'forum_mention'",
+      "SELECT title, body, in_app, is_read, withdrawn_at FROM notifications WHERE user_id = ? AND type = 'forum_mention'",
     )
       .bind(victim.userId)
-      .all<{ title: string; body: string; in_app: number; is_read: number }>();
-    expect(texts.results.filter((r) => !(r.title === "" && r.body === "" && r.in_app === 0 && r.is_read === 1))).toEqual([]);
+      .all<{ title: string; body: string; in_app: number; is_read: number; withdrawn_at: string | null }>();
+    expect(texts.results).toHaveLength(MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR);
+    expect(
+      texts.results.filter((r) => !(r.title === "" && r.body === "" && r.in_app === 0 && r.is_read === 1 && r.withdrawn_at !== null)),
+    ).toEqual([]);
     const list = await json<Page<unknown>>(await call("/api/v1/notifications/?type=forum_mention", { bearer: victim.access }), 200);
     expect(list.results).toEqual([]);
     expect(await json<{ unread_count: number }>(await call("/api/v1/notifications/unread-count/", { bearer: victim.access }), 200)).toEqual(
