@@ -1041,6 +1041,8 @@ export const calendarFeeds = sqliteTable("calendar_feeds", {
     .references(() => users.id, { onDelete: "cascade" }),
   createdAt: text("created_at").notNull().default(now),
   lastFetchedAt: text("last_fetched_at"),
+  /** The session (refresh-token family) that issued the URL: ended as stolen, it takes the URL with it. */
+  sessionId: text("session_id"),
 });
 
 /**
@@ -1113,6 +1115,8 @@ export const pushSubscriptions = sqliteTable(
     userAgent: text("user_agent"),
     createdAt: text("created_at").notNull().default(now),
     lastSuccessAt: text("last_success_at"),
+    /** The session (refresh-token family) that subscribed the device: signing it out unsubscribes it. */
+    sessionId: text("session_id"),
   },
   (t) => [uniqueIndex("push_subscriptions_endpoint_unique").on(t.endpoint), index("push_subscriptions_user_idx").on(t.userId)],
 );

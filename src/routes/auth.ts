@@ -324,7 +324,7 @@ export function authRoutes() {
     }
     if (fromCookie) await assertCsrf(c, (await verifyToken(config, token, "refresh").catch(() => null))?.fam);
     const pair = await rotateRefreshToken(c.env, config, token, (userId, familyId) =>
-      endSession(c.env, config, userId, familyId, c.get("logger")),
+      endSession(c.env, config, userId, familyId, { stolen: true, logger: c.get("logger") }),
     );
     if (fromCookie) {
       await setSessionCookies(c, pair);
@@ -346,7 +346,7 @@ export function authRoutes() {
       if (refreshClaims?.fam && refreshClaims.sub === claims.sub) families.add(refreshClaims.fam);
     }
     await revokeAccessToken(c.env, claims.jti, claims.exp);
-    for (const family of families) await endSession(c.env, config, claims.sub, family, c.get("logger"));
+    for (const family of families) await endSession(c.env, config, claims.sub, family, { logger: c.get("logger") });
     clearSessionCookies(c);
     return c.json({ message: "Logged out." }, 200);
   });

@@ -329,7 +329,7 @@ export function notificationRoutes() {
     },
   );
   app.openapi(postSubscription, async (c) => {
-    const result = await subscribe(c.env, userIdOf(c), c.req.valid("json"), c.req.header("User-Agent"));
+    const result = await subscribe(c.env, userIdOf(c), c.req.valid("json"), c.req.header("User-Agent"), c.get("accessClaims")?.sid);
     return result.created
       ? c.json({ endpoint: result.endpoint, created: true as const }, 201)
       : c.json({ endpoint: result.endpoint, created: false as const }, 200);

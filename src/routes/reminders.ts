@@ -228,7 +228,9 @@ export function reminderRoutes() {
     .io({}, { 201: jsonBody(FeedSchema, "The new URL") });
   // no-store also keeps the URL out of the Idempotency-Key store: a retry issues a new URL,
   // which revokes the one the client never saw.
-  app.openapi(postFeed, async (c) => c.json(await issueCalendarFeed(c.env, userIdOf(c)), 201, { "Cache-Control": "private, no-store" }));
+  app.openapi(postFeed, async (c) =>
+    c.json(await issueCalendarFeed(c.env, userIdOf(c), c.get("accessClaims")?.sid), 201, { "Cache-Control": "private, no-store" }),
+  );
 
   const deleteFeed = mine
     .delete(`/calendar-feed`, "Revoke your calendar subscription URL")

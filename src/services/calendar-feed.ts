@@ -33,14 +33,17 @@ export function feedUrl(env: Bindings, token: string): string {
   return `${getConfig(env).PUBLIC_API_URL.replace(/\/$/, "")}/api/v1/reminders/calendar-feed/${token}/plant-community.ics`;
 }
 
-/** Issues the user's feed URL, replacing (and so revoking) any earlier one. */
-export async function issueCalendarFeed(env: Bindings, userId: string): Promise<{ url: string; created_at: string }> {
+/**
+ * Issues the user's feed URL, replacing (and so revoking) any earlier one. `sessionId`: the
+ * session asking, whose end as a stolen session revokes the URL too.
+ */
+export async function issueCalendarFeed(env: Bindings, userId: string, sessionId?: string): Promise<{ url: string; created_at: string }> {
   const id = uuidv7();
   const createdAt = new Date().toISOString();
   await database(env)
     .insert(calendarFeeds)
-    .values({ id, userId, createdAt })
-    .onConflictDoUpdate({ target: calendarFeeds.userId, set: { id, createdAt, lastFetchedAt: null } });
+    .values({ id, userId, createdAt, sessionId: sessionId ?? null })
+    .onConflictDoUpdate({ target: calendarFeeds.userId, set: { id, createdAt, lastFetchedAt: null, sessionId: sessionId ?? null } });
   return { url: feedUrl(env, `${id}.${await sign(env, id)}`), created_at: createdAt };
 }
 

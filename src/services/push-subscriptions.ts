@@ -32,11 +32,13 @@ export function vapidPublicKey(env: Bindings): string {
   return config.VAPID_PUBLIC_KEY;
 }
 
+/** `sessionId`: the session subscribing, whose sign-out unsubscribes the device again. */
 export async function subscribe(
   env: Bindings,
   userId: string,
   input: SubscriptionInput,
   userAgent?: string,
+  sessionId?: string,
 ): Promise<{ id: string; endpoint: string; created: boolean }> {
   vapidPublicKey(env);
   const problem = (await checkSubscription(input)) ?? pushServiceProblem(env, input.endpoint);
@@ -63,10 +65,17 @@ export async function subscribe(
       p256dh: input.keys.p256dh,
       auth: input.keys.auth,
       userAgent: userAgent?.slice(0, 300) ?? null,
+      sessionId: sessionId ?? null,
     })
     .onConflictDoUpdate({
       target: s.endpoint,
-      set: { userId, p256dh: input.keys.p256dh, auth: input.keys.auth, userAgent: userAgent?.slice(0, 300) ?? null },
+      set: {
+        userId,
+        p256dh: input.keys.p256dh,
+        auth: input.keys.auth,
+        userAgent: userAgent?.slice(0, 300) ?? null,
+        sessionId: sessionId ?? null,
+      },
     })
     .returning()
     .get();

@@ -29,10 +29,28 @@ export async function closeSessionSockets(env: Bindings, userId: string, scope: 
   }
 }
 
-/** Sign-out of one session (and a family revoked for refresh-token reuse). */
-export async function endSession(env: Bindings, config: Config, userId: string, familyId: string, logger?: Logger): Promise<void> {
-  await runBatch(database(env), revokeFamilyStatements(env, config, familyId));
-  await closeSessionSockets(env, userId, { sessionId: familyId }, logger);
+/**
+ * Sign-out of one session, or a family revoked for refresh-token reuse (`stolen`). The push
+ * devices the session subscribed go with it: a signed-out browser must not keep showing the
+ * account's notifications. A stolen session also loses the calendar URL it issued; a normal
+ * sign-out keeps it (the URL lives in a calendar app, not in the browser that asked for it).
+ */
+export async function endSession(
+  env: Bindings,
+  config: Config,
+  userId: string,
+  familyId: string,
+  options: { stolen?: boolean; logger?: Logger } = {},
+): Promise<void> {
+  const db = database(env);
+  await runBatch(db, [
+    ...revokeFamilyStatements(env, config, familyId),
+    db.delete(pushSubscriptions).where(and(eq(pushSubscriptions.userId, userId), eq(pushSubscriptions.sessionId, familyId))),
+    ...(options.stolen
+      ? [db.delete(calendarFeeds).where(and(eq(calendarFeeds.userId, userId), eq(calendarFeeds.sessionId, familyId)))]
+      : []),
+  ]);
+  await closeSessionSockets(env, userId, { sessionId: familyId }, options.logger);
 }
 
 /**
