@@ -330,13 +330,15 @@ async function githubApi<T>(config: Config, path: string, accessToken: string, s
 
 /**
  * Linking rules, in order:
- * 1. this provider identity was seen before → its account;
+ * 1. this provider identity was seen before → its account; if that account's address was never
+ *    proven and the provider now vouches for it, the account is taken over as in rule 2;
  * 2. an account has the same email (case-insensitive) → linked only when the provider verified
  *    the email, otherwise `email_not_verified` (never take over an account by an unverified address);
  * 3. otherwise a new account (no password, default collection) linked to the identity.
  */
 export async function signInWithIdentity(env: Bindings, identity: ProviderIdentity): Promise<UserRow> {
-  const user = (await findLinkedUser(env, identity)) ?? (await linkOrCreateAccount(env, identity));
+  const linked = await findLinkedUser(env, identity);
+  const user = linked ? await proveLinkedAddress(env, linked, identity) : await linkOrCreateAccount(env, identity);
   assertActive(user);
   const lastLogin = new Date().toISOString();
   await database(env).update(users).set({ lastLogin }).where(eq(users.id, user.id));
@@ -351,6 +353,21 @@ async function findLinkedUser(env: Bindings, identity: ProviderIdentity): Promis
     .where(and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId)))
     .get();
   return row?.user ?? null;
+}
+
+/**
+ * An identity first seen with an unverified address, now verified: the same provider account may
+ * have changed hands. Firebase, for one, keeps the uid when the address's owner signs in with
+ * Google after someone else registered a password on that address unverified, and drops the
+ * other's password login. So whoever signed in with the unproven address (their sessions, push
+ * devices, calendar URL, password, other links) loses the account, as in the pre-registration
+ * takeover of rule 2, and the address counts as verified from now on.
+ */
+async function proveLinkedAddress(env: Bindings, user: UserRow, identity: ProviderIdentity): Promise<UserRow> {
+  const proven = identity.emailVerified && identity.email !== null && identity.email.toLowerCase() === user.email.toLowerCase();
+  if (user.emailVerified || !proven) return user;
+  assertActive(user);
+  return linkIdentity(env, user.id, identity, { markEmailVerified: true, takeOver: true });
 }
 
 async function linkOrCreateAccount(env: Bindings, identity: ProviderIdentity): Promise<UserRow> {

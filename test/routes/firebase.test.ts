@@ -60,6 +60,30 @@ describe("Firebase token exchange", () => {
     expect(((await verified.json()) as Exchange).user.id).toBe(existing.userId);
   });
 
+  it("a squatter who signed in with the address unverified loses the account when the address's owner proves it through the same uid", async () => {
+    // Someone registers a Firebase password login on the victim's address (unverified) and signs
+    // in here. Later the victim signs in with Google: Firebase keeps the uid, drops the squatter's
+    // password login, and now says the address is verified.
+    const email = `${uniqueName("victim")}@example.com`;
+    const uid = `uid-${uniqueName("shared")}`;
+    const squat = await exchange(await firebase.issueIdToken({ uid, email, email_verified: false }));
+    const squatter = (await squat.json()) as Exchange;
+    expect(squat.status).toBe(200);
+    expect(squatter.user.email_verified).toBe(false);
+
+    const owner = (await (await exchange(await firebase.issueIdToken({ uid, email, email_verified: true }))).json()) as Exchange;
+    expect(owner.user).toMatchObject({ id: squatter.user.id, email_verified: true });
+    // The squatter's session is over, token and refresh alike; the owner's works.
+    expect((await call("/api/v1/auth/user/", { bearer: squatter.access_token })).status).toBe(401);
+    expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: squatter.refresh_token } })).status).toBe(401);
+    const me = await call("/api/v1/auth/user/", { bearer: owner.access_token });
+    expect(((await me.json()) as { email_verified: boolean }).email_verified).toBe(true);
+    // Once proven, signing in again ends nobody's session.
+    const again = (await (await exchange(await firebase.issueIdToken({ uid, email, email_verified: true }))).json()) as Exchange;
+    expect(again.user.id).toBe(owner.user.id);
+    expect((await call("/api/v1/auth/user/", { bearer: owner.access_token })).status).toBe(200);
+  });
+
   it.each([
     ["another project's token (aud)", { claims: { aud: "someone-elses-project" } }],
     ["another issuer (iss)", { claims: { iss: "https://securetoken.google.com/someone-elses-project" } }],
