@@ -125,20 +125,27 @@ export interface NewUser {
   emailVerified?: boolean;
 }
 
-/** Field errors for a username/email already taken (case-insensitive). */
+/**
+ * Field errors for a username/email already taken (case-insensitive). Both are sign-in names
+ * (`findUserByLogin`), so each is checked against other accounts' usernames and emails alike:
+ * an email equal to someone's email-shaped username would otherwise take that sign-in name from
+ * them (the email wins the lookup), and an address nobody proved could do it.
+ */
 export async function uniquenessErrors(env: Bindings, username: string | null, email: string | null, exceptUserId?: string) {
   const errors: Record<string, string[]> = {};
   const db = database(env);
-  const other = (column: typeof users.username | typeof users.email, value: string) =>
+  const other = (value: string) =>
     db
       .select({ id: users.id })
       .from(users)
-      .where(and(sql`lower(${column}) = lower(${value})`, exceptUserId ? ne(users.id, exceptUserId) : undefined))
+      .where(
+        and(
+          or(sql`lower(${users.username}) = lower(${value})`, sql`lower(${users.email}) = lower(${value})`),
+          exceptUserId ? ne(users.id, exceptUserId) : undefined,
+        ),
+      )
       .get();
-  const [byName, byEmail] = await Promise.all([
-    username ? other(users.username, username) : null,
-    email ? other(users.email, email) : null,
-  ]);
+  const [byName, byEmail] = await Promise.all([username ? other(username) : null, email ? other(email) : null]);
   if (byName) errors.username = ["A user with that username already exists."];
   if (byEmail) errors.email = ["A user with that email already exists."];
   return errors;

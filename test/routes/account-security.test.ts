@@ -641,6 +641,44 @@ describe("rate-limit keys", () => {
     expect((await tokenLogin(name)).access).toBeTruthy();
     expect((await tokenLogin(s.email)).access).toBeTruthy();
   });
+
+  it("an email-shaped username is nobody else's email, nor the other way round: a sign-in name cannot be taken (helper-45)", async () => {
+    // Before, registering the victim's username as one's own (unproven) email made the victim's
+    // username and password reach the new account (an email wins the sign-in lookup): 401 for good.
+    const victimName = `${uniqueName("carol")}@gmail.com`;
+    const victim = await registerWeb({ username: victimName, email: `${uniqueName("carolreal")}@example.com` });
+    const taken = await expectError(
+      await call("/api/v1/auth/register/", {
+        json: { username: uniqueName("mallory"), email: victimName.toUpperCase(), password: "Mallory-Own-Pass-123" },
+        ip: freshIp(),
+      }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    expect(Object.keys(taken.errors ?? {})).toEqual(["email"]);
+    // Nor by changing an existing account's email to it.
+    const mallory = await bearerUser();
+    await expectError(
+      await call("/api/v1/auth/user/", {
+        method: "PATCH",
+        bearer: mallory.access,
+        json: { email: victimName, current_password: GOOD_PASSWORD },
+      }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    expect((await tokenLogin(victimName)).access).toBeTruthy();
+    // And a username may not be another account's email.
+    const byName = await expectError(
+      await call("/api/v1/auth/register/", {
+        json: { username: victim.email, email: `${uniqueName("other")}@example.com`, password: "Mallory-Own-Pass-123" },
+        ip: freshIp(),
+      }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    expect(Object.keys(byName.errors ?? {})).toEqual(["username"]);
+  });
 });
 
 describe("CSRF tokens bound to the session", () => {
