@@ -19,7 +19,7 @@ import {
 import { enforceRateLimit } from "../services/rate-limits";
 import { pageOf, PaginationQuery } from "./pagination";
 import { createRouter, routeSet } from "./router";
-import { errorResponses, IdParam, jsonBody, pageSchema, requestJson } from "./schemas";
+import { errorResponses, IdParam, jsonBody, pageSchema, requestJson, ScientificNameInput } from "./schemas";
 
 const tags = ["Community identification"];
 const errors = errorResponses(400, 401, 404);
@@ -124,7 +124,7 @@ export function communityRoutes() {
   const ProposalBody = z
     .strictObject({
       species_id: z.string().max(64).optional(),
-      scientific_name: z.string().trim().min(2).max(200).optional(),
+      scientific_name: ScientificNameInput.optional(),
       comment: z.string().trim().max(MAX_COMMENT).optional(),
     })
     .refine((b) => (b.species_id === undefined) !== (b.scientific_name === undefined), {

@@ -121,6 +121,16 @@ export function hasControlCharacters(text: string): boolean {
   return CONTROL_CHARACTER.test(text);
 }
 
+/** A scientific name as a client may type it (species lookup, a community proposal). */
+export const ScientificNameInput = z
+  .string()
+  .trim()
+  .min(3, "Enter a scientific name, e.g. Monstera deliciosa.")
+  .max(150)
+  // Before the regex, so a control character gets the same message as on every search.
+  .refine((name) => !hasControlCharacters(name), { message: CONTROL_CHARACTERS_MESSAGE, abort: true })
+  .regex(/^[\p{L}][\p{L} .'×-]*$/u, "A scientific name has letters, spaces, hyphens, apostrophes, dots and ×.");
+
 /**
  * Free search text from a query string (`?q=`, `?search=`), shared by every route that searches
  * text so they all refuse the same hostile bytes with the same field error. Leading and trailing

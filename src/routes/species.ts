@@ -14,7 +14,7 @@ import {
 } from "../services/species";
 import { cacheKey, cachedJson, canonicalReadUrl, notModified } from "./cached-reads";
 import { pageOf, PaginationQuery } from "./pagination";
-import { hasControlCharacters, jsonBody, pageSchema, searchText, CONTROL_CHARACTERS_MESSAGE, errorResponse } from "./schemas";
+import { errorResponse, jsonBody, pageSchema, ScientificNameInput, searchText } from "./schemas";
 
 const tags = ["Species"];
 
@@ -71,14 +71,7 @@ export function speciesRoutes() {
     .io(
       {
         query: z.object({
-          scientific_name: z
-            .string()
-            .trim()
-            .min(3, "Enter a scientific name, e.g. Monstera deliciosa.")
-            .max(150)
-            // Before the regex, so a control character gets the same message as on every search.
-            .refine((name) => !hasControlCharacters(name), { message: CONTROL_CHARACTERS_MESSAGE, abort: true })
-            .regex(/^[\p{L}][\p{L} .'×-]*$/u, "A scientific name has letters, spaces, hyphens, apostrophes, dots and ×."),
+          scientific_name: ScientificNameInput,
         }),
       },
       {

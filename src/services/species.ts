@@ -16,6 +16,7 @@ import { species, speciesCommonNames } from "../db/schema";
 import { startsWith } from "../db/text-match";
 import type { Bindings } from "../env";
 import { AppError, orNotFound } from "../lib/errors";
+import { sha256Hex } from "../lib/hash";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { type TrefleSpecies, trefleSpeciesFor } from "../providers/trefle";
@@ -239,7 +240,9 @@ export function normaliseScientificName(name: string): string {
 export async function cachedTrefleSpecies(env: Bindings, scientificName: string): Promise<TrefleSpecies | null> {
   const config = getConfig(env);
   if (!config.TREFLE_API_KEY) throw new ProviderError("trefle", "auth", "TREFLE_API_KEY is not configured");
-  const cacheKey = `trefle:v1:species:${scientificName.toLowerCase()}`;
+  // Hashed: a name can come from a provider's answer, and KV refuses keys over 512 bytes or
+  // that are not well-formed text.
+  const cacheKey = `trefle:v2:species:${await sha256Hex(scientificName.toLowerCase())}`;
   const cached = await env.CACHE.get<{ species: TrefleSpecies | null }>(cacheKey, "json");
   if (cached && "species" in cached) return cached.species;
   const species = await trefleSpeciesFor(

@@ -135,6 +135,26 @@ describe("sharing and the feed", () => {
     );
   });
 
+  it("a proposal by a name that is not a scientific name is a 400 naming the field, never a 500, and writes nothing (helper-47)", async () => {
+    const [owner, other] = await Promise.all([bearerUser(), bearerUser()]);
+    const req = await finishedRequest(owner);
+    await json(await share(owner, req.id), 200);
+    const before = (await detail(req.id)).candidates.length;
+    const raw = (body: string) =>
+      call(`${BASE}/requests/${req.id}/propose/`, { bearer: other.access, body, headers: { "Content-Type": "application/json" } });
+    for (const res of [
+      // A lone surrogate, which KV cannot take as a key; a name longer than KV's 512-byte keys.
+      await raw('{"scientific_name":"Monstera \\ud800deliciosa"}'),
+      await raw(JSON.stringify({ scientific_name: `Monstera ${"\u6f22".repeat(190)}` })),
+      await raw(JSON.stringify({ scientific_name: "Monstera\u0000deliciosa" })),
+      await raw(JSON.stringify({ scientific_name: "<script>x</script>" })),
+    ]) {
+      const body = await expectError(res, 400, "VALIDATION_ERROR");
+      expect(Object.keys(body.errors ?? {})).toEqual(["scientific_name"]);
+    }
+    expect((await detail(req.id)).candidates).toHaveLength(before);
+  });
+
   it("a deactivated account's shared request takes no votes or reports (404, as if absent)", async () => {
     const [owner, a, b, reporter] = await Promise.all([bearerUser(), identifier(), identifier(), bearerUser()]);
     const { req, result_id } = await sharedWithProposal(owner, a, "Hoya carnosa", "Apocynaceae");

@@ -30,6 +30,17 @@ function trefleSpecies() {
   return s;
 }
 
+describe("the Trefle cache", () => {
+  it("takes any name a provider may answer with: one over KV's 512-byte key limit, or not well-formed text", async () => {
+    const { cachedTrefleSpecies } = await import("../../src/services/species");
+    for (const name of [`Monstera ${"\u6f22".repeat(190)}`, "Monstera \ud800deliciosa"]) {
+      expect(await cachedTrefleSpecies(env, name)).toBeNull();
+      // The second time from the cache (the answer "unknown" is cached too).
+      expect(await cachedTrefleSpecies(env, name)).toBeNull();
+    }
+  });
+});
+
 describe("GET species/lookup/", () => {
   it("finds a catalogue species without asking Trefle, forgiving case and spacing", async () => {
     const id = crypto.randomUUID();
