@@ -501,25 +501,38 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
   assertTopicAuthorOrModerator(user, topic, "delete it");
   const db = database(env);
   const p = forumPosts;
+  const hasReplies = () => new AppError("TOPIC_HAS_REPLIES", 409, "This topic has replies from others; ask a moderator to remove it.");
+  // Its author may delete it only while nobody else has replied: checked here for a quick answer,
+  // and again inside the batch, where a reply that landed in between stops every statement.
+  const noOtherReplies = isForumModerator(user)
+    ? sql`1`
+    : sql`NOT EXISTS (SELECT 1 FROM forum_posts op WHERE op.topic_id = ${id} AND op.author_id <> ${user.id} AND op.is_deleted = 0)`;
   if (!isForumModerator(user)) {
     const others = await db
       .select({ n: count() })
       .from(p)
       .where(and(eq(p.topicId, id), ne(p.authorId, user.id), eq(p.isDeleted, false)))
       .get();
-    if (others!.n > 0) throw new AppError("TOPIC_HAS_REPLIES", 409, "This topic has replies from others; ask a moderator to remove it.");
+    if (others!.n > 0) throw hasReplies();
   }
   // The posts and their attachments go with the topic (cascade), the notifications they raised
   // are withdrawn first; then release photos nothing else uses.
-  const [attached, withdrawn] = await db.batch([
+  const [attached, withdrawn, , , deleted] = await db.batch([
     db
       .selectDistinct({ image: forumAttachments.image })
       .from(forumAttachments)
       .innerJoin(p, eq(p.id, forumAttachments.postId))
-      .where(eq(p.topicId, id)),
-    ...withdrawNotifications(db, sql`SELECT tp.id AS id FROM forum_posts tp WHERE tp.topic_id = ${id}`),
-    db.delete(forumTopics).where(eq(forumTopics.id, id)),
+      .where(and(eq(p.topicId, id), noOtherReplies)),
+    ...withdrawNotifications(db, sql`SELECT tp.id AS id FROM forum_posts tp WHERE tp.topic_id = ${id} AND ${noOtherReplies}`),
+    db
+      .delete(forumTopics)
+      .where(and(eq(forumTopics.id, id), noOtherReplies))
+      .returning({ id: forumTopics.id }),
   ]);
+  if (deleted.length === 0) {
+    await getTopic(env, id); // 404 when someone else deleted it meanwhile
+    throw hasReplies();
+  }
   await releasePhotoRefs(
     env,
     attached.map((r) => r.image),

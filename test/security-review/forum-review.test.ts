@@ -7,7 +7,7 @@ import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client";
 import { notificationDeliveries, users } from "../../src/db/schema";
-import { editPost, MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR } from "../../src/services/forum";
+import { deleteTopic, editPost, MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR } from "../../src/services/forum";
 import { gatherDigests, sendDelivery } from "../../src/services/notification-delivery";
 import { purgePublicReads } from "../../src/services/public-cache";
 import { concatBytes, jpegSegment, makeJpeg } from "../helpers/images";
@@ -192,6 +192,29 @@ describe("mentions cannot flood someone's notifications", () => {
     );
     const left = await database(env).select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, victim.userId)).all();
     expect(left.filter((d) => d.type === "forum_mention")).toEqual([]);
+  });
+});
+
+describe("a topic's author cannot delete others' replies with it", () => {
+  it("a reply landing between the 'no replies from others' check and the delete keeps the topic and the reply (helper-47)", async () => {
+    const [author, replier] = [await bearerUser(), await bearerUser()];
+    const topic = await newTopic(author.access, "Yellow leaves, help");
+    let replyId = "";
+    const racing = envRacingFirstBatch(async () => {
+      replyId = (await reply(replier.access, topic.id, "Overwatering, most likely.")).id;
+    });
+    const authorUser = { id: author.userId, username: author.username, role: "user" as const };
+    const refused = await deleteTopic(racing.env, authorUser as never, topic.id).catch((err: unknown) => err);
+    expect(racing.fired()).toBe(true);
+    expect(refused).toMatchObject({ status: 409, code: "TOPIC_HAS_REPLIES" });
+    expect(await env.DB.prepare("SELECT id FROM forum_posts WHERE id = ?").bind(replyId).first()).toEqual({ id: replyId });
+    expect((await call(`${API}/topics/${topic.id}/`)).status).toBe(200);
+    // The topic author's own notification of the reply is still there, not withdrawn.
+    const mine = await json<Page<{ type: string; data: { post_id?: string } }>>(
+      await call("/api/v1/notifications/?page_size=100", { bearer: author.access }),
+      200,
+    );
+    expect(mine.results.filter((n) => n.type === "forum_reply").map((n) => n.data.post_id)).toEqual([replyId]);
   });
 });
 
