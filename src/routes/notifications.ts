@@ -34,7 +34,7 @@ import { pageOf, PaginationQuery } from "./pagination";
 import { escapeHtml } from "../lib/sanitise";
 import { unsubscribe, verifyUnsubscribeToken } from "../services/unsubscribe";
 import { handleEmailEvent, verifyWebhook } from "../services/email-events";
-import { BooleanQuery, jsonBody, pageSchema, IdParam, errorResponse, errorResponses, requestJson } from "./schemas";
+import { BooleanQuery, errorResponse, errorResponses, IdParam, jsonBody, pageSchema, requestJson, withoutProtoKey } from "./schemas";
 
 const tags = ["Notifications"];
 const errors = errorResponses(400, 401, 404);
@@ -61,8 +61,7 @@ const PreferencesSchema = z
   });
 const PreferencesUpdate = z
   .strictObject({
-    types: z
-      .record(z.string().max(64), z.record(z.string().max(32), z.unknown()))
+    types: withoutProtoKey(z.record(z.string().max(64), withoutProtoKey(z.record(z.string().max(32), z.unknown()))))
       .optional()
       .openapi({
         description: 'Only the types and channels to change, e.g. {"forum_reply": {"email": true}}.',

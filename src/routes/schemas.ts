@@ -100,11 +100,26 @@ export function pageSchema<T extends z.ZodType>(item: T, name: string) {
     .openapi(name);
 }
 
+/**
+ * A client's JSON object read as a record, refusing a key named `__proto__`. zod leaves that key
+ * out of a record it builds (assigning it would set the object's prototype), so the value would
+ * be dropped without a word; the raw input is checked first instead, and the key is named in a 400.
+ */
+export function withoutProtoKey<T extends z.ZodType>(record: T) {
+  return z.preprocess((value, ctx) => {
+    if (value !== null && typeof value === "object" && Object.hasOwn(value, "__proto__"))
+      ctx.addIssue({ code: "custom", message: 'The key "__proto__" is not allowed.', path: ["__proto__"], input: value });
+    return value;
+  }, record);
+}
+
 /** A JSON object of at most `maxBytes` once serialised (care instructions and the like). */
 export function boundedJsonObject(maxBytes: number) {
-  return z.record(z.string(), z.unknown()).refine((value) => new TextEncoder().encode(JSON.stringify(value)).length <= maxBytes, {
-    message: `Must be a JSON object of at most ${Math.round(maxBytes / 1024)} KiB.`,
-  });
+  return withoutProtoKey(
+    z.record(z.string(), z.unknown()).refine((value) => new TextEncoder().encode(JSON.stringify(value)).length <= maxBytes, {
+      message: `Must be a JSON object of at most ${Math.round(maxBytes / 1024)} KiB.`,
+    }),
+  );
 }
 
 /** `?flag=true|false` query parameters (compare with "true" after validation). */

@@ -82,6 +82,14 @@ describe("notification preferences", () => {
     await expectError(await put(u.access, { types: { forum_reply: true } }), 400, "VALIDATION_ERROR");
     await expectError(await put(u.access, { colour: "green" }), 400, "VALIDATION_ERROR");
     await expectError(await put(u.access, [1, 2]), 400, "VALIDATION_ERROR");
+    // A "__proto__" key, at either level, would set the parsed object's prototype: refused.
+    for (const raw of [
+      '{"types":{"__proto__":{"forum_reply":{"email":false}}}}',
+      '{"types":{"forum_reply":{"__proto__":{"email":false}}}}',
+    ]) {
+      const res = await call(PATH, { method: "PUT", bearer: u.access, body: raw, headers: { "Content-Type": "application/json" } });
+      expect(Object.keys((await expectError(res, 400, "VALIDATION_ERROR")).errors ?? {}).join(), raw).toMatch(/^types/);
+    }
     // The valid part of each refused request (care_reminder.push) was not applied either.
     expect(await get(u.access)).toEqual(before);
   });

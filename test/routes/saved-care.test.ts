@@ -33,6 +33,24 @@ const badCards: [unknown, string][] = [
 ];
 
 describe("saved care cards", () => {
+  it("refuse a care_instructions key named __proto__ instead of dropping it without a word (helper-47)", async () => {
+    const u = await bearerUser();
+    const res = await call(`${BASE}/`, {
+      bearer: u.access,
+      body: '{"scientific_name":"Proto plant","care_instructions":{"__proto__":{"watering":"weekly"},"light":"bright"}}',
+      headers: { "Content-Type": "application/json" },
+    });
+    expect(Object.keys((await expectError(res, 400, "VALIDATION_ERROR")).errors ?? {})).toEqual(["care_instructions.__proto__"]);
+    expect((await list(u.access)).count).toBe(0);
+    // Deeper down the key is plain data, kept as sent.
+    const nested = await call(`${BASE}/`, {
+      bearer: u.access,
+      body: '{"scientific_name":"Proto plant","care_instructions":{"tips":{"__proto__":"is just a word here"}}}',
+      headers: { "Content-Type": "application/json" },
+    });
+    expect(JSON.stringify((await json<Card>(nested, 201)).care_instructions)).toBe('{"tips":{"__proto__":"is just a word here"}}');
+  });
+
   it("saves, reads, updates and deletes a card", async () => {
     const u = await bearerUser();
     const care = { watering: { frequency: "weekly" }, light: "bright indirect", tips: ["wipe leaves"] };
