@@ -415,31 +415,41 @@ async function speciesFor(env: Bindings, input: ProposalInput, logger?: Logger):
  * Proposes a species for someone else's shared request: a `community` result by the caller,
  * counted as the proposer's support; consensus is recomputed in the same batch. The same species
  * on a request is one result: proposing one that is already there is a 409 naming it (vote on it).
+ * A proposal a moderator hid is hidden for what its proposer wrote, not for its species: a new
+ * proposal of that species takes the hidden result over (the new proposer and comment, shown and
+ * counted again), so hiding an abusive proposal never keeps the right answer off the request.
  */
 export async function propose(env: Bindings, user: AuthenticatedUser, requestId: string, input: ProposalInput, logger?: Logger) {
   const request = await sharedRequestFor(env, user.id, requestId);
   const sp = await speciesFor(env, input, logger);
   const db = database(env);
   const existing = await db
-    .select({ id: r.id })
+    .select({ id: r.id, isHidden: r.isHidden })
     .from(r)
     .where(and(eq(r.requestId, request.id), sql`lower(${r.scientificName}) = lower(${sp.scientificName})`))
     .get();
-  if (existing)
+  if (existing && !existing.isHidden)
     throw new AppError("CONFLICT", 409, `${sp.scientificName} is already a candidate for this request; vote on it instead.`, {
       result_id: [existing.id],
     });
-  const id = uuidv7();
+  const id = existing?.id ?? uuidv7();
+  const now = new Date().toISOString();
   const rank = sql`(SELECT coalesce(max(rank), 0) + 1 FROM identification_results WHERE request_id = ${request.id})`;
-  const results = await runBatch(db, [
-    sql`INSERT INTO identification_results (id, request_id, species_id, scientific_name, plant_name, common_names, family, genus,
+  const write = existing
+    ? // Only while still hidden: a racing proposal that took it over first wins, and this one is a 409.
+      sql`UPDATE identification_results SET is_hidden = 0, proposed_by = ${user.id}, comment = ${input.comment ?? ""}, created_at = ${now}
+          WHERE id = ${id} AND is_hidden = 1`
+    : sql`INSERT INTO identification_results (id, request_id, species_id, scientific_name, plant_name, common_names, family, genus,
           confidence_score, identification_source, rank, proposed_by, comment, details, created_at)
         VALUES (${id}, ${request.id}, ${sp.id}, ${sp.scientificName}, ${sp.commonNames[0] ?? ""}, ${JSON.stringify(sp.commonNames)},
-          ${sp.family}, ${sp.genus}, 0, 'community', ${rank}, ${user.id}, ${input.comment ?? ""}, '{}', ${new Date().toISOString()})
-        ON CONFLICT DO NOTHING`,
-    ...consensusStatements(request.id),
-  ]);
-  const created = await db.select().from(r).where(eq(r.id, id)).get();
+          ${sp.family}, ${sp.genus}, 0, 'community', ${rank}, ${user.id}, ${input.comment ?? ""}, '{}', ${now})
+        ON CONFLICT DO NOTHING`;
+  const results = await runBatch(db, [write, ...consensusStatements(request.id)]);
+  const created = await db
+    .select()
+    .from(r)
+    .where(and(eq(r.id, id), eq(r.proposedBy, user.id), eq(r.createdAt, now), eq(r.isHidden, false)))
+    .get();
   if (!created) throw new AppError("CONFLICT", 409, `${sp.scientificName} was just proposed for this request; vote on it instead.`);
   const told = await insertNotifications(
     db,
@@ -449,7 +459,8 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
       title: sql`${`${user.username} suggests ${sp.scientificName}`}`,
       body: sql`${(input.comment ?? "").slice(0, 300)}`,
       data: sql`json_object('request_id', ${q.id}, 'result_id', ${id}, 'scientific_name', ${sp.scientificName})`,
-      dedupeKey: sql`${`community_proposal:${id}`}`,
+      // Per proposer: a takeover of a hidden proposal is news to the owner too.
+      dedupeKey: sql`${existing ? `community_proposal:${id}:${user.id}` : `community_proposal:${id}`}`,
       createdAt: new Date().toISOString(),
     },
     sql`FROM ${q} WHERE ${q.id} = ${request.id} AND ${q.userId} IS NOT NULL`,

@@ -414,6 +414,41 @@ describe("consensus", () => {
 });
 
 describe("moderation", () => {
+  it("hiding an abusive proposal does not keep its species off the request: the next proposal of it takes the hidden one over (helper-47)", async () => {
+    const [owner, griefer, honest, second, mod] = await Promise.all([bearerUser(), bearerUser(), identifier(), identifier(), bearerUser()]);
+    await env.DB.prepare("UPDATE users SET role = 'moderator' WHERE id = ?").bind(mod.userId).run();
+    const req = await finishedRequest(owner);
+    await json(await share(owner, req.id), 200);
+    const right = await aSpecies(`Calathea orbifolia${crypto.randomUUID().slice(0, 6)}`, "Marantaceae");
+    const hidden = await json<{ result_id: string }>(
+      await call(`${BASE}/requests/${req.id}/propose/`, { bearer: griefer.access, json: { species_id: right, comment: "you idiot" } }),
+      201,
+    );
+    await json(await call(`${BASE}/results/${hidden.result_id}/hide/`, { method: "POST", bearer: mod.access }), 200);
+
+    // Before: 409 naming the hidden result, which nobody could vote on: the species was lost to the request.
+    const taken = await json<{ result_id: string }>(
+      await call(`${BASE}/requests/${req.id}/propose/`, { bearer: honest.access, json: { species_id: right, comment: "Silver bands." } }),
+      201,
+    );
+    expect(taken.result_id).toBe(hidden.result_id);
+    expect((await detail(req.id)).candidates.find((c) => c.result_id === hidden.result_id)).toMatchObject({
+      proposed_by: honest.userId,
+      comment: "Silver bands.",
+    });
+    expect((await notes(owner, "community_proposal")).map((n) => n.title)).toContain(
+      `${honest.username} suggests ${(await detail(req.id)).candidates.find((c) => c.result_id === hidden.result_id)!.scientific_name}`,
+    );
+    await json(await vote(second, hidden.result_id), 200);
+    expect((await detail(req.id)).community_result_id).toBe(hidden.result_id);
+    // Shown again, it is an ordinary candidate: proposing it again is the usual 409.
+    await expectError(
+      await call(`${BASE}/requests/${req.id}/propose/`, { bearer: griefer.access, json: { species_id: right } }),
+      409,
+      "CONFLICT",
+    );
+  });
+
   it("a reported proposal reaches the moderators' queue; hiding it stops it counting and showing", async () => {
     const [owner, a, b, reporter, mod] = await Promise.all([bearerUser(), identifier(), identifier(), bearerUser(), bearerUser()]);
     await env.DB.prepare("UPDATE users SET role = 'moderator' WHERE id = ?").bind(mod.userId).run();
