@@ -4,7 +4,8 @@
  * history. This is its HTTP side: the client's bookmark comes in `x-d1-bookmark`, or the web's
  * bookmark cookie; every answer carries the session's bookmark in `x-d1-bookmark`, and a
  * cookie-signed-in browser also gets it in an HttpOnly cookie whenever it moves, so the web app
- * needs no code for this. Only anonymous reads start from a bookmark: a request with credentials
+ * needs no code for this (not on a `public` answer, which a shared cache may keep). Only
+ * anonymous reads start from a bookmark: a request with credentials
  * starts at the primary, so its credential check sees every revocation. Queue consumers and cron
  * tasks keep the plain binding: the primary.
  */
@@ -41,7 +42,10 @@ export const d1Session: MiddlewareHandler<AppEnv> = async (c, next) => {
   const bookmark = session.bookmark();
   if (!bookmark) return;
   c.res.headers.set(BOOKMARK_HEADER, bookmark);
-  if (webSession && bookmark !== sent) {
+  // Never a cookie on an answer any cache may keep and hand to others (a public read's); such a
+  // read wrote nothing the browser must see again.
+  const shared = /(^|[\s,])public([\s,]|$)/i.test(c.res.headers.get("Cache-Control") ?? "");
+  if (webSession && bookmark !== sent && !shared) {
     setCookie(c, cookieName, bookmark, { path: "/", httpOnly: true, sameSite: "Lax", secure: !config.isLocal, maxAge: COOKIE_MAX_AGE_S });
   }
 };

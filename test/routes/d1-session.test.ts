@@ -130,6 +130,18 @@ describe("D1 sessions and bookmarks", () => {
     expect(opened).toEqual(["first-primary", cookie!.value]);
   });
 
+  it("sets no bookmark cookie on a public answer, which a shared cache may keep for others (helper-46)", async () => {
+    const web = await registerWeb();
+    const read = await call("/api/v1/plant-identification/species/?page_size=1", { cookies: web.cookies });
+    expect(read.status).toBe(200);
+    expect(read.headers.get("Cache-Control")).toMatch(/\bpublic\b/);
+    expect(read.headers.get("Set-Cookie")).toBeNull();
+    // A private answer to the same browser still carries it.
+    const mine = await call("/api/v1/plant-identification/collections/", { cookies: web.cookies });
+    expect(mine.headers.get("Cache-Control")).not.toMatch(/\bpublic\b/);
+    expect(setCookies(mine).d1_bookmark?.value).toMatch(BOOKMARK);
+  });
+
   it("ignores a malformed bookmark instead of passing it to D1 (no 500, a fresh session)", async () => {
     for (const bad of ["garbage", "'; DROP TABLE users; --", "00000000-0000001a-00000000", "x".repeat(5000)]) {
       opened = [];
