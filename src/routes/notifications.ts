@@ -308,7 +308,15 @@ export function notificationRoutes() {
   const Device = z
     .object({ endpoint: z.string(), created_at: z.string(), last_success_at: z.string().nullable(), user_agent: z.string().nullable() })
     .openapi("PushDevice");
-  const EndpointBody = z.strictObject({ endpoint: z.string().max(2048) }).openapi("PushEndpoint");
+  // The same body the subscription was made with may come back (PushSubscription.toJSON()): only
+  // its endpoint counts.
+  const EndpointBody = z
+    .strictObject({
+      endpoint: z.string().max(2048),
+      keys: SubscriptionBody.shape.keys.optional().openapi({ description: "As PushSubscription.toJSON() gives it; ignored." }),
+      expirationTime: SubscriptionBody.shape.expirationTime,
+    })
+    .openapi("PushEndpoint");
 
   const getDevices = mine
     .get(`/push/subscriptions`, "Your devices subscribed to push")

@@ -255,5 +255,10 @@ describe("push subscriptions", () => {
     expect((await json<{ results: unknown[] }>(await call(SUBS, { bearer: a.access }), 200)).results).toEqual([]);
     expect((await call(SUBS, { method: "DELETE", bearer: b.access, json: { endpoint: sub.endpoint } })).status).toBe(204);
     expect((await json<{ results: unknown[] }>(await call(SUBS, { bearer: b.access }), 200)).results).toEqual([]);
+    // The body it subscribed with (PushSubscription.toJSON(), as API.md shows for both methods) removes it too.
+    expect((await call(SUBS, { bearer: b.access, json: { ...sub, expirationTime: null } })).status).toBe(201);
+    expect((await call(SUBS, { method: "DELETE", bearer: b.access, json: { ...sub, expirationTime: null } })).status).toBe(204);
+    expect((await json<{ results: unknown[] }>(await call(SUBS, { bearer: b.access }), 200)).results).toEqual([]);
+    await expectError(await call(SUBS, { method: "DELETE", bearer: b.access, json: { ...sub, colour: "red" } }), 400, "VALIDATION_ERROR");
   });
 });
