@@ -17,6 +17,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { emulatorBaseUrls, LOCAL_FIREBASE_PROJECT, LOCAL_OAUTH_CLIENT } from "../emulators/index";
 import { startEmulatorServer } from "../emulators/server";
+import { CONFIG_NAMES } from "../src/config-schema";
 import { writeSpeciesSeedSql } from "./seed-sql";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -32,66 +33,12 @@ const persist = ["--persist-to", stateDir];
 // No prompts, no telemetry, and no fetch of the `Request.cf` sample from the internet.
 const childEnv = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
 
-/** Settings of API.md §7 that the process environment may override. */
-const OVERRIDABLE = [
-  "PLANT_ID_API_URL",
-  "PLANT_ID_API_KEY",
-  "PLANTNET_API_URL",
-  "PLANTNET_API_KEY",
-  "TREFLE_API_URL",
-  "TREFLE_API_KEY",
-  "OPENAI_API_URL",
-  "OPENAI_API_KEY",
-  "OPENAI_MODEL",
-  "PLANT_ID_TIMEOUT_MS",
-  "PLANTNET_TIMEOUT_MS",
-  "TREFLE_TIMEOUT_MS",
-  "OPENAI_TIMEOUT_MS",
-  "IDENTIFY_SECOND_PROVIDER_GRACE_MS",
-  "PLANT_ID_CACHE_TTL_S",
-  "PLANTNET_CACHE_TTL_S",
-  "ALLOW_ANONYMOUS_IDENTIFY",
-  "CORS_ORIGINS",
-  "FRONTEND_URL",
-  "PUBLIC_API_URL",
-  "JWT_SECRET",
-  "JWT_ISSUER",
-  "JWT_AUDIENCE",
-  "JWT_ACCESS_TTL_S",
-  "JWT_REFRESH_TTL_S",
-  "COOKIE_SAMESITE",
-  "SENTRY_DSN",
-  "EDGE_RATE_LIMIT_ENABLED",
-  "PASSWORD_RESET_TTL_S",
-  "EMAIL_API_URL",
-  "EMAIL_API_KEY",
-  "EMAIL_FROM",
-  "LOG_LEVEL",
-  "MAX_JSON_BODY_BYTES",
-  "MAX_UPLOAD_BODY_BYTES",
-  "GOOGLE_CLIENT_ID",
-  "GOOGLE_CLIENT_SECRET",
-  "GOOGLE_AUTH_URL",
-  "GOOGLE_TOKEN_URL",
-  "GOOGLE_JWKS_URL",
-  "GOOGLE_ISSUER",
-  "FIREBASE_PROJECT_ID",
-  "FIREBASE_JWKS_URL",
-  "GITHUB_CLIENT_ID",
-  "GITHUB_CLIENT_SECRET",
-  "GITHUB_AUTHORIZE_URL",
-  "GITHUB_TOKEN_URL",
-  "GITHUB_API_URL",
-  "LOGIN_RATE_LIMIT",
-  "REGISTER_RATE_LIMIT",
-  "REFRESH_RATE_LIMIT",
-  "IDENTIFY_RATE_LIMIT",
-  "CARE_REGENERATE_RATE_LIMIT",
-  "FORUM_POST_RATE_LIMIT",
-  "LOCKOUT_THRESHOLD",
-  "LOCKOUT_WINDOW_S",
-  "LOCKOUT_DURATION_S",
-] as const;
+/**
+ * Settings (API.md §7) that the process environment may override: every name the Worker reads
+ * (src/config.ts), but the two that say what this stack is, which a developer's shell may well
+ * have set for something else.
+ */
+const OVERRIDABLE = CONFIG_NAMES.filter((name) => name !== "ENVIRONMENT" && name !== "APP_VERSION");
 
 const children = new Set<ChildProcess>();
 let stopping = false;

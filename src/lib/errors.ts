@@ -87,7 +87,7 @@ export const ERROR_CODES = {
   RATE_LIMITED: "Too many requests; see Retry-After (429).",
   ACCOUNT_LOCKED: "Too many failed sign-ins; see Retry-After (429).",
   INTERNAL_ERROR: "Something failed on the server; reported, never detailed (500).",
-  SERVICE_UNAVAILABLE: "A dependency is down; see Retry-After (503).",
+  SERVICE_UNAVAILABLE: "A dependency is down (see Retry-After), or a feature is not configured on this deployment (503).",
   QUEUE_UNAVAILABLE: "The job queue refused the job; the request failed, retry (503).",
   OAUTH_NOT_CONFIGURED: "The OAuth provider is not configured on this deployment (503).",
   FIREBASE_NOT_CONFIGURED: "Firebase sign-in is not configured on this deployment (503).",
