@@ -15,7 +15,9 @@
  *   or reactions; if it was the solution, the topic's solution is cleared.
  * - Authors edit their posts within a window that grows with trust: new 24 h, basic 7 days,
  *   trusted and veteran without limit (403 EDIT_WINDOW_CLOSED after it). Moderators always can.
- * - Every new post (topic or reply) counts towards the author's `post_count` (trust levels).
+ * - Every post (topic or reply) counts towards the author's `post_count` (trust levels) while it
+ *   stands: deleting it, or its topic, takes it off again, so posts written and deleted cannot
+ *   earn a trust level (and with it a vote that counts in community identification).
  * - Image attachments (at most MAX_ATTACHMENTS, authors of trust level ATTACHMENT_MIN_TRUST and
  *   up, else 403 TRUST_LEVEL_TOO_LOW) are given only when the post is written; edits keep them.
  *   The photos go to R2 (content-addressed, shared with requests and plants) only after every
@@ -25,7 +27,7 @@
  *   releases photos that nothing else uses.
  */
 import { and, asc, count, desc, eq, inArray, ne, type SQL, sql } from "drizzle-orm";
-import { changes, type Database, database, runBatch, tableRows } from "../db/client";
+import { batchRows, changes, type Database, database, runBatch, tableRows } from "../db/client";
 import { type Page, type PageRequest, countedPage } from "../db/pagination";
 import {
   forumAttachments,
@@ -517,27 +519,32 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
   }
   // The posts and their attachments go with the topic (cascade), the notifications they raised
   // are withdrawn first; then release photos nothing else uses.
-  const [attached, withdrawn, , , deleted] = await db.batch([
+  const [attached, withdrawn, , , , deleted] = await runBatch(db, [
     db
       .selectDistinct({ image: forumAttachments.image })
       .from(forumAttachments)
       .innerJoin(p, eq(p.id, forumAttachments.postId))
       .where(and(eq(p.topicId, id), noOtherReplies)),
     ...withdrawNotifications(db, sql`SELECT tp.id AS id FROM forum_posts tp WHERE tp.topic_id = ${id} AND ${noOtherReplies}`),
+    // Its live posts stop counting towards their authors' trust, before the cascade takes them.
+    sql`UPDATE users SET post_count = max(post_count -
+          (SELECT count(*) FROM forum_posts tp WHERE tp.topic_id = ${id} AND tp.author_id = users.id AND tp.is_deleted = 0), 0)
+        WHERE id IN (SELECT author_id FROM forum_posts tp WHERE tp.topic_id = ${id} AND tp.is_deleted = 0) AND ${noOtherReplies}`,
     db
       .delete(forumTopics)
       .where(and(eq(forumTopics.id, id), noOtherReplies))
       .returning({ id: forumTopics.id }),
   ]);
-  if (deleted.length === 0) {
+  if (batchRows(deleted).length === 0) {
     await getTopic(env, id); // 404 when someone else deleted it meanwhile
     throw hasReplies();
   }
   await releasePhotoRefs(
     env,
-    attached.map((r) => r.image),
+    batchRows(attached).map((r) => String(r.image)),
   );
-  return withdrawn;
+  // Read by the table's columns whichever way runBatch sent the batch (drizzle's or raw D1).
+  return tableRows(notifications, withdrawn).map(({ id, userId, inApp }) => ({ id, userId, inApp }));
 }
 
 function lockedError() {
@@ -740,11 +747,14 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
   if (post.author_id !== user.id && !isForumModerator(user)) throw new AppError("FORBIDDEN", 403, "You can only delete your own posts.");
   const now = new Date().toISOString();
   const db = database(env);
-  const [, withdrawn] = await runBatch(db, [
+  const [, , withdrawn] = await runBatch(db, [
     db
       .update(forumPosts)
       .set({ isDeleted: true, deletedAt: now, updatedAt: now })
       .where(and(eq(forumPosts.id, id), eq(forumPosts.isDeleted, false))),
+    // Right after it: changes() is that update's, so a post deleted twice is uncounted once.
+    sql`UPDATE users SET post_count = max(post_count - 1, 0)
+        WHERE id = (SELECT author_id FROM forum_posts WHERE id = ${id}) AND changes() = 1`,
     ...withdrawNotifications(db, sql`SELECT ${id} AS id`),
     db.delete(forumReactions).where(eq(forumReactions.postId, id)),
     db

@@ -218,6 +218,39 @@ describe("a topic's author cannot delete others' replies with it", () => {
   });
 });
 
+describe("trust is earned by posts that stand", () => {
+  it("posts written and deleted, or a deleted topic's posts, do not count towards a trust level (helper-47)", async () => {
+    const farmer = await bearerUser();
+    // Old enough for `basic` by age: only the posts decide.
+    await env.DB.prepare("UPDATE users SET date_joined = '2026-01-01T00:00:00.000Z' WHERE id = ?").bind(farmer.userId).run();
+    const postCount = async () =>
+      (await env.DB.prepare("SELECT post_count AS n FROM users WHERE id = ?").bind(farmer.userId).first<{ n: number }>())!.n;
+    const trust = async () =>
+      (await json<{ trust_level: string }>(await call("/api/v1/auth/user/", { bearer: farmer.access }), 200)).trust_level;
+
+    const topic = await newTopic(farmer.access, "My farming topic");
+    const mine = [];
+    for (let i = 0; i < 4; i++) mine.push(await reply(farmer.access, topic.id, `filler ${i}`));
+    expect(await postCount()).toBe(5);
+    expect(await trust()).toBe("basic");
+    for (const p of mine.slice(0, 2))
+      expect((await call(`${API}/posts/${p.id}/`, { method: "DELETE", bearer: farmer.access })).status).toBe(204);
+    // A second delete of the same post is refused and uncounts nothing.
+    expect((await call(`${API}/posts/${mine[0]!.id}/`, { method: "DELETE", bearer: farmer.access })).status).toBe(409);
+    expect(await postCount()).toBe(3);
+    expect(await trust()).toBe("new");
+
+    // A moderator removes the topic: the farmer's remaining posts in it go, and so does a replier's.
+    const other = await bearerUser();
+    await reply(other.access, topic.id, "A real answer.");
+    const before = (await env.DB.prepare("SELECT post_count AS n FROM users WHERE id = ?").bind(other.userId).first<{ n: number }>())!.n;
+    expect((await call(`${API}/topics/${topic.id}/`, { method: "DELETE", bearer: (await moderator()).access })).status).toBe(204);
+    expect(await postCount()).toBe(0);
+    const after = (await env.DB.prepare("SELECT post_count AS n FROM users WHERE id = ?").bind(other.userId).first<{ n: number }>())!.n;
+    expect(after).toBe(before - 1);
+  });
+});
+
 describe("the anonymous forum cache is not anyone's to empty", () => {
   it("following a topic or reporting a post keeps the cached answers, and follows are rate limited", async () => {
     const author = await bearerUser();
