@@ -28,7 +28,7 @@ import {
   WS_TICKET_TTL_S,
 } from "../services/accounts";
 import { hashPassword } from "../services/passwords";
-import { clientIp, enforceRateLimit } from "../services/rate-limits";
+import { clientIp, enforceRateLimit, mailBucketName } from "../services/rate-limits";
 import { endEverySession, endSession } from "../services/sessions";
 import { issueTokenPair, revokeAccessToken, rotateRefreshToken, type TokenPair, verifyToken } from "../services/tokens";
 import { signInWithFirebase } from "../services/firebase";
@@ -413,7 +413,11 @@ export function authRoutes() {
     const user = await currentUserRow(c);
     if (user.emailVerified) throw new AppError("INVALID_STATE", 409, "Your email address is already confirmed.");
     await enforceRateLimit(c.env, `verify-email:user:${user.id}`, { limit: 3, windowMs: 3_600_000 });
-    await sendVerificationEmail(c.env, getConfig(c.env), user, c.get("logger"));
+    // And per inbox, with every other account mail to it (reset links, address changes): an
+    // account squatting someone's address must not add a stream of its own.
+    const config = getConfig(c.env);
+    await enforceRateLimit(c.env, mailBucketName(user.email), config.ACCOUNT_MAIL_RATE_LIMIT);
+    await sendVerificationEmail(c.env, config, user, c.get("logger"));
     return c.json({ message: `We sent a confirmation link to ${user.email}.` }, 202);
   });
 

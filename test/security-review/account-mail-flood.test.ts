@@ -34,6 +34,19 @@ describe("account mail cannot flood an inbox", () => {
     expect(ok.status).toBe(200);
   });
 
+  it("a resent verification link counts against the inbox's limit with every other account mail to it (helper-45)", async () => {
+    // An account squatting a stranger's address (never confirmed) asks for the link again and again.
+    const squatter = await bearerUser();
+    for (let i = 0; i < config.ACCOUNT_MAIL_RATE_LIMIT.limit; i++) await requestPasswordReset(env, config, squatter.email);
+    const refused = await expectError(
+      await call("/api/v1/auth/email/verify/", { method: "POST", bearer: squatter.access }),
+      429,
+      "RATE_LIMITED",
+    );
+    expect(refused).toBeTruthy();
+    expect(mailsTo(squatter.email, /Confirm your email/)).toHaveLength(1); // the one sent at sign-up
+  });
+
   it("spellings of one inbox share its bucket: case, space, +tags, trailing dot, Gmail dots, IDN", () => {
     const same = (a: string, b: string) => expect(mailBucketName(a), `${a} ~ ${b}`).toBe(mailBucketName(b));
     same("Victim@Example.com", "victim@example.com");
