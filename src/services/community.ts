@@ -19,14 +19,15 @@
  * supported).
  */
 import { and, desc, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
-import { database, runBatch, sqlNow } from "../db/client";
+import { database, runBatch, sqlNow, tableRows } from "../db/client";
 import { type Page, type PageRequest, selectPage } from "../db/pagination";
-import { identificationRequests, identificationResults, proposalReports, species, users } from "../db/schema";
+import { identificationRequests, identificationResults, notifications, proposalReports, species, users } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
-import { announceNotifications, insertNotifications, type Notification } from "./notifications";
+import { withdrawStatements } from "./notification-delivery";
+import { announceNotifications, announceWithdrawals, insertNotifications, type Notification } from "./notifications";
 import { requestImagesBody } from "./queued-requests";
 import { lookupSpeciesOrUnavailable, type SpeciesRow } from "./species";
 import { ABOVE_NEW_SQL, accountActive } from "./users";
@@ -424,7 +425,7 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
   const sp = await speciesFor(env, input, logger);
   const db = database(env);
   const existing = await db
-    .select({ id: r.id, isHidden: r.isHidden })
+    .select({ id: r.id, isHidden: r.isHidden, proposedBy: r.proposedBy })
     .from(r)
     .where(and(eq(r.requestId, request.id), sql`lower(${r.scientificName}) = lower(${sp.scientificName})`))
     .get();
@@ -432,19 +433,29 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
     throw new AppError("CONFLICT", 409, `${sp.scientificName} is already a candidate for this request; vote on it instead.`, {
       result_id: [existing.id],
     });
+  // Its own proposer may not undo the moderator's decision by proposing it again.
+  if (existing?.proposedBy === user.id)
+    throw new AppError("FORBIDDEN", 403, `A moderator hid your proposal of ${sp.scientificName} for this request.`);
   const id = existing?.id ?? uuidv7();
   const now = new Date().toISOString();
   const rank = sql`(SELECT coalesce(max(rank), 0) + 1 FROM identification_results WHERE request_id = ${request.id})`;
   const write = existing
     ? // Only while still hidden: a racing proposal that took it over first wins, and this one is a 409.
       sql`UPDATE identification_results SET is_hidden = 0, proposed_by = ${user.id}, comment = ${input.comment ?? ""}, created_at = ${now}
-          WHERE id = ${id} AND is_hidden = 1`
+          WHERE id = ${id} AND is_hidden = 1 AND proposed_by IS NOT ${user.id}`
     : sql`INSERT INTO identification_results (id, request_id, species_id, scientific_name, plant_name, common_names, family, genus,
           confidence_score, identification_source, rank, proposed_by, comment, details, created_at)
         VALUES (${id}, ${request.id}, ${sp.id}, ${sp.scientificName}, ${sp.commonNames[0] ?? ""}, ${JSON.stringify(sp.commonNames)},
           ${sp.family}, ${sp.genus}, 0, 'community', ${rank}, ${user.id}, ${input.comment ?? ""}, '{}', ${now})
         ON CONFLICT DO NOTHING`;
-  const results = await runBatch(db, [write, ...consensusStatements(request.id)]);
+  // The reports were about the hidden proposer's words (and resolved by hiding them): the new
+  // proposal starts without them, so the same people may report it if it needs it.
+  const reportsGone = existing
+    ? [
+        sql`DELETE FROM proposal_reports WHERE result_id = ${id} AND EXISTS (SELECT 1 FROM identification_results WHERE id = ${id} AND created_at = ${now})`,
+      ]
+    : [];
+  const results = await runBatch(db, [write, ...reportsGone, ...consensusStatements(request.id)]);
   const created = await db
     .select()
     .from(r)
@@ -553,7 +564,12 @@ export async function moderateProposal(env: Bindings, resultId: string, hidden: 
   const db = database(env);
   const row = await db.select().from(r).where(eq(r.id, resultId)).get();
   if (row?.identificationSource !== "community") throw new AppError("NOT_FOUND", 404, "Proposal not found.");
+  // Hidden for what its proposer wrote: the "suggests" notifications that quote it are withdrawn
+  // too (each proposer's, by their dedupe keys `community_proposal:<result>[:<proposer>]`).
+  const raised = sql`(SELECT id FROM notifications WHERE dedupe_key >= ${`community_proposal:${resultId}`}
+                        AND dedupe_key < ${`community_proposal:${resultId};`})`;
   const results = await runBatch(db, [
+    ...(hidden ? withdrawStatements(db, raised) : []),
     db.update(r).set({ isHidden: hidden }).where(eq(r.id, resultId)),
     db
       .update(proposalReports)
@@ -561,6 +577,7 @@ export async function moderateProposal(env: Bindings, resultId: string, hidden: 
       .where(and(eq(proposalReports.resultId, resultId), isNull(proposalReports.resolvedAt))),
     ...consensusStatements(row.requestId),
   ]);
+  if (hidden) await announceWithdrawals(env, tableRows(notifications, results[0]), logger);
   const change = consensusChange(results);
   await tellConsensus(env, row.requestId, change, logger);
   return { result_id: resultId, is_hidden: hidden, community_result_id: change.after };

@@ -37,7 +37,6 @@ import {
   forumReports,
   forumSubscriptions,
   forumTopics,
-  notificationDeliveries,
   notifications,
   users,
 } from "../db/schema";
@@ -46,7 +45,7 @@ import { AppError, isUniqueViolation, orNotFound } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import { IMAGE_MIME, type ImageMime, type ValidatedImage } from "../lib/images";
 import { excerpt, sanitisePostBody, truncateText, visibleText } from "../lib/sanitise";
-import { notWithdrawn, withdrawnRow } from "./notification-delivery";
+import { notWithdrawn, withdrawStatements } from "./notification-delivery";
 import { insertNotifications, type Notification, type WithdrawnNotification } from "./notifications";
 import { imageUrl, parsePhotoRef, photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 import { avatarUrl, type Role, TRUST_ORDER, type TrustLevel, trustLevelOf } from "./users";
@@ -572,24 +571,11 @@ function raisedBy(postId: SQL): SQL {
 /**
  * Withdraws the notifications the posts `postIds` (a query of post ids as `id`) raised: a removed
  * post's text must not stay readable in anyone's notifications, nor go out later in an email,
- * a push or a digest. Three statements for the caller's batch, in order:
- *   1. the ones still showing, with their owner and whether they were in-app (for the sockets);
- *   2. their deliveries, sent or not (a digest that gathered one loses it);
- *   3. the rows themselves, blanked: no title, body or data but whose mention it was, read and
- *      out of the list. They stay so that the mention cap still counts them: deleting and
- *      reposting must not start it again.
+ * a push or a digest (see withdrawStatements). The rows stay, blank, so that the mention cap
+ * still counts them: deleting and reposting must not start it again.
  */
 function withdrawNotifications(db: Database, postIds: SQL) {
-  const n = notifications;
-  const raised = sql`(SELECT notifications.id FROM (${postIds}) AS wp JOIN notifications ON ${raisedBy(sql.raw("wp.id"))})`;
-  return [
-    db
-      .select({ id: n.id, userId: n.userId, inApp: n.inApp })
-      .from(n)
-      .where(and(sql`${n.id} IN ${raised}`, notWithdrawn())),
-    db.delete(notificationDeliveries).where(sql`${notificationDeliveries.notificationId} IN ${raised}`),
-    db.update(n).set(withdrawnRow(new Date().toISOString())).where(sql`${n.id} IN ${raised}`),
-  ] as const;
+  return withdrawStatements(db, sql`(SELECT notifications.id FROM (${postIds}) AS wp JOIN notifications ON ${raisedBy(sql.raw("wp.id"))})`);
 }
 
 /** Subscribers notified of one reply, at most: a huge topic must not turn a reply into a mass write. */

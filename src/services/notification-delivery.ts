@@ -19,7 +19,7 @@
  *    period gathers what was held before it started, and its dedupe key (user + period) makes
  *    a second cron run in the same period a no-op.
  */
-import { and, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, lt, or, type SQL, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { batchRows, changes, type Database, database, runBatch } from "../db/client";
 import { notificationDeliveries, notifications, pushSends, pushSubscriptions, users } from "../db/schema";
@@ -142,6 +142,26 @@ export const withdrawnRow = (at: string) => ({
   isRead: true,
   readAt: sql`coalesce(${notifications.readAt}, ${at})`,
 });
+
+/**
+ * Withdraws the notifications `ids` (a subquery of notification ids), for the caller's batch.
+ * Three statements, in order:
+ *   1. the ones still showing, with their owner and whether they were in-app (for the sockets:
+ *      `announceWithdrawals`);
+ *   2. their deliveries, sent or not (a digest that gathered one loses it);
+ *   3. the rows themselves, blanked (`withdrawnRow`).
+ */
+export function withdrawStatements(db: Database, ids: SQL) {
+  const n = notifications;
+  return [
+    db
+      .select({ id: n.id, userId: n.userId, inApp: n.inApp })
+      .from(n)
+      .where(and(sql`${n.id} IN ${ids}`, notWithdrawn())),
+    db.delete(notificationDeliveries).where(sql`${notificationDeliveries.notificationId} IN ${ids}`),
+    db.update(n).set(withdrawnRow(new Date().toISOString())).where(sql`${n.id} IN ${ids}`),
+  ] as const;
+}
 
 export type DeliveryOutcome = "sent" | "skipped" | "not_claimed";
 

@@ -92,7 +92,12 @@ const vote = (u: User, resultId: string, vote_type = "upvote") =>
 const feed = async (query = "") => json<Page<FeedItem>>(await call(`${BASE}/community/${query}`), 200);
 const detail = async (id: string) => json<FeedItem>(await call(`${BASE}/community/${id}/`), 200);
 const notes = async (u: User, type: string) =>
-  (await json<Page<{ type: string; title: string }>>(await call(`/api/v1/notifications/?type=${type}`, { bearer: u.access }), 200)).results;
+  (
+    await json<Page<{ type: string; title: string; body: string }>>(
+      await call(`/api/v1/notifications/?type=${type}`, { bearer: u.access }),
+      200,
+    )
+  ).results;
 const helped = async (u: User) =>
   (await json<{ identifications_helped: number }>(await call("/api/v1/auth/user/", { bearer: u.access }), 200)).identifications_helped;
 
@@ -424,7 +429,18 @@ describe("moderation", () => {
       await call(`${BASE}/requests/${req.id}/propose/`, { bearer: griefer.access, json: { species_id: right, comment: "you idiot" } }),
       201,
     );
+    const reporter = await bearerUser();
+    await json(await call(`${BASE}/results/${hidden.result_id}/report/`, { bearer: reporter.access, json: { reason: "Insult" } }), 201);
+    expect((await notes(owner, "community_proposal")).map((n) => n.body)).toEqual(["you idiot"]);
     await json(await call(`${BASE}/results/${hidden.result_id}/hide/`, { method: "POST", bearer: mod.access }), 200);
+    // The insult leaves the owner's notifications with it (review helper-49).
+    expect(await notes(owner, "community_proposal")).toEqual([]);
+    // Its proposer cannot undo the hiding by proposing it again (review helper-49).
+    await expectError(
+      await call(`${BASE}/requests/${req.id}/propose/`, { bearer: griefer.access, json: { species_id: right, comment: "still you" } }),
+      403,
+      "FORBIDDEN",
+    );
 
     // Before: 409 naming the hidden result, which nobody could vote on: the species was lost to the request.
     const taken = await json<{ result_id: string }>(
@@ -441,6 +457,8 @@ describe("moderation", () => {
     );
     await json(await vote(second, hidden.result_id), 200);
     expect((await detail(req.id)).community_result_id).toBe(hidden.result_id);
+    // The old reports were about the old words: the new proposal can be reported afresh.
+    await json(await call(`${BASE}/results/${hidden.result_id}/report/`, { bearer: reporter.access, json: { reason: "Again?" } }), 201);
     // Shown again, it is an ordinary candidate: proposing it again is the usual 409.
     await expectError(
       await call(`${BASE}/requests/${req.id}/propose/`, { bearer: griefer.access, json: { species_id: right } }),
