@@ -323,8 +323,8 @@ export function authRoutes() {
       throw new AppError("VALIDATION_ERROR", 400, "No refresh token provided.", { refresh: ["This field is required."] });
     }
     if (fromCookie) await assertCsrf(c, (await verifyToken(config, token, "refresh").catch(() => null))?.fam);
-    const pair = await rotateRefreshToken(c.env, config, token, (userId, familyId) =>
-      endSession(c.env, config, userId, familyId, { stolen: true, logger: c.get("logger") }),
+    const pair = await rotateRefreshToken(c.env, config, token, (userId, familyId, stolen) =>
+      endSession(c.env, config, userId, familyId, { stolen, logger: c.get("logger") }),
     );
     if (fromCookie) {
       await setSessionCookies(c, pair);

@@ -181,13 +181,15 @@ export type RotationOutcome = TokenPair & { userId: string };
  * Rotates a refresh token. The new row is inserted only if the old one was still live, in the
  * same atomic batch that revokes it, so two concurrent refreshes with one token cannot both win:
  * the loser either falls inside the reuse window (and gets the winner's pair) or is treated as
- * reuse, which revokes the family. `onFamilyRevoked` lets the caller end that session's sockets.
+ * reuse, which revokes the family. `onFamilyRevoked` lets the caller end that session's sockets;
+ * `stolen` is true only when a live session's rotated token came back (theft), not when the
+ * session had ended already (a sign-out, say) or the account refuses it.
  */
 export async function rotateRefreshToken(
   env: Bindings,
   config: Config,
   token: string,
-  onFamilyRevoked?: (userId: string, familyId: string) => Promise<void>,
+  onFamilyRevoked?: (userId: string, familyId: string, stolen: boolean) => Promise<void>,
 ): Promise<RotationOutcome> {
   const claims = await verifyToken(config, token, "refresh");
   const db = database(env);
@@ -212,9 +214,9 @@ export async function rotateRefreshToken(
     .get();
   if (!row || row.userId !== claims.sub) throw new AppError("TOKEN_INVALID", 401, "Token is invalid.");
   const familyRevoked = row.revokedFamily !== null;
-  const revokeAndRefuse = async (error: AppError): Promise<never> => {
+  const revokeAndRefuse = async (error: AppError, stolen = false): Promise<never> => {
     await revokeFamily(env, config, row.familyId);
-    await onFamilyRevoked?.(row.userId, row.familyId);
+    await onFamilyRevoked?.(row.userId, row.familyId, stolen);
     throw error;
   };
   const reused = () => new AppError("TOKEN_REUSED", 401, "Refresh token has already been used. Please sign in again.");
@@ -231,7 +233,7 @@ export async function rotateRefreshToken(
       });
       return { ...pair, userId: row.userId };
     }
-    return revokeAndRefuse(reused());
+    return revokeAndRefuse(reused(), !familyRevoked);
   }
   if (familyRevoked) return revokeAndRefuse(new AppError("TOKEN_INVALID", 401, "Token is invalid."));
 

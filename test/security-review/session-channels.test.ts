@@ -78,6 +78,17 @@ describe("a session's end takes the channels it set up", () => {
     expect((await call(new URL(feed.url).pathname)).status).toBe(200);
   });
 
+  it("a refresh token presented after a plain sign-out is refused without taking the calendar URL (review helper-49)", async () => {
+    const owner = await bearerUser();
+    const session = await tokenLogin(owner.username);
+    const feed = await json<{ url: string }>(await call(FEED, { method: "POST", bearer: session.access }), 201);
+    await json(await call("/api/v1/auth/logout/", { method: "POST", bearer: session.access, json: { refresh: session.refresh } }), 200);
+    // A refresh already on its way, or a second app process with the last token: the session has
+    // ended, which is not theft.
+    expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: session.refresh } })).status).toBe(401);
+    expect((await call(new URL(feed.url).pathname)).status).toBe(200);
+  });
+
   it("a device subscribed again by another session belongs to that session from then on", async () => {
     const owner = await bearerUser();
     const first = await tokenLogin(owner.username);
