@@ -73,7 +73,10 @@ const username = z
   .trim()
   .min(3, "Username must be at least 3 characters.")
   .max(150, "Username must be at most 150 characters.")
-  .regex(/^[\w.@+-]+$/, "Enter a valid username. It may contain only letters, digits and @/./+/-/_ characters.");
+  .regex(/^[\w.@+-]+$/, "Enter a valid username. It may contain only letters, digits and @/./+/-/_ characters.")
+  // Both are sign-in names: a username that is an email address could be someone else's address
+  // (and keep its owner from signing up with it, services/users.ts uniquenessErrors).
+  .refine((name) => !z.email().safeParse(name).success, "A username may not be an email address; you can sign in with your email anyway.");
 const email = z
   .email("Enter a valid email address.")
   .max(254)
