@@ -367,6 +367,8 @@ export const oauthAccounts = sqliteTable(
     providerUserId: text("provider_user_id").notNull(),
     email: text("email").notNull().default(""),
     createdAt: text("created_at").notNull().default(now),
+    /** Whether the provider vouched for `email` when the link was made (or since). */
+    emailVerified: integer("email_verified", { mode: "boolean" }).notNull().default(true),
   },
   (t) => [
     uniqueIndex("oauth_accounts_provider_user_unique").on(t.provider, t.providerUserId),

@@ -345,29 +345,48 @@ export async function signInWithIdentity(env: Bindings, identity: ProviderIdenti
   return { ...user, lastLogin };
 }
 
-async function findLinkedUser(env: Bindings, identity: ProviderIdentity): Promise<UserRow | null> {
+async function findLinkedUser(env: Bindings, identity: ProviderIdentity): Promise<{ user: UserRow; linkVerified: boolean } | null> {
   const row = await database(env)
-    .select({ user: users })
+    .select({ user: users, linkVerified: oauthAccounts.emailVerified })
     .from(oauthAccounts)
     .innerJoin(users, eq(users.id, oauthAccounts.userId))
     .where(and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId)))
     .get();
-  return row?.user ?? null;
+  return row ?? null;
 }
 
 /**
- * An identity first seen with an unverified address, now verified: the same provider account may
- * have changed hands. Firebase, for one, keeps the uid when the address's owner signs in with
- * Google after someone else registered a password on that address unverified, and drops the
- * other's password login. So whoever signed in with the unproven address (their sessions, push
- * devices, calendar URL, password, other links) loses the account, as in the pre-registration
- * takeover of rule 2, and the address counts as verified from now on.
+ * A link made while the provider had not verified the address, now presented verified: the
+ * provider account may have changed hands. Firebase, for one, keeps the uid when the address's
+ * owner signs in with Google after someone else registered an unverified password login on that
+ * address, and drops the other's login. The identity now stands for the address, so:
+ * - the account already proved that same address with us (its owner confirmed our link): nothing
+ *   changes hands, the link is marked verified;
+ * - another account holds the address: the identity moves there (rule 2);
+ * - otherwise the account is handed to the address: every session, the password, other links,
+ *   push devices and the calendar URL go, and its email becomes the verified address (one its
+ *   previous holder may have moved it to would let them back in by a reset link).
  */
-async function proveLinkedAddress(env: Bindings, user: UserRow, identity: ProviderIdentity): Promise<UserRow> {
-  const proven = identity.emailVerified && identity.email !== null && identity.email.toLowerCase() === user.email.toLowerCase();
-  if (user.emailVerified || !proven) return user;
+async function proveLinkedAddress(
+  env: Bindings,
+  linked: { user: UserRow; linkVerified: boolean },
+  identity: ProviderIdentity,
+): Promise<UserRow> {
+  const { user } = linked;
+  if (linked.linkVerified || !identity.emailVerified || identity.email === null) return user;
+  const address = identity.email;
+  if (user.emailVerified && user.email.toLowerCase() === address.toLowerCase()) {
+    return linkIdentity(env, user.id, identity, { markEmailVerified: true, takeOver: false });
+  }
+  const holder = await findUserByEmail(env, address);
+  if (holder && holder.id !== user.id) {
+    await database(env)
+      .delete(oauthAccounts)
+      .where(and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId)));
+    return linkOrCreateAccount(env, identity);
+  }
   assertActive(user);
-  return linkIdentity(env, user.id, identity, { markEmailVerified: true, takeOver: true });
+  return linkIdentity(env, user.id, identity, { markEmailVerified: true, takeOver: true, adoptEmail: address });
 }
 
 async function linkOrCreateAccount(env: Bindings, identity: ProviderIdentity): Promise<UserRow> {
@@ -397,15 +416,37 @@ async function linkIdentity(
   env: Bindings,
   userId: string,
   identity: ProviderIdentity,
-  { markEmailVerified, takeOver }: { markEmailVerified: boolean; takeOver: boolean },
+  { markEmailVerified, takeOver, adoptEmail }: { markEmailVerified: boolean; takeOver: boolean; adoptEmail?: string },
 ): Promise<UserRow> {
   const db = database(env);
+  const link = and(
+    eq(oauthAccounts.userId, userId),
+    eq(oauthAccounts.provider, identity.provider),
+    eq(oauthAccounts.providerUserId, identity.providerUserId),
+  );
   const statements: Statement[] = [
     db
       .insert(oauthAccounts)
-      .values({ id: uuidv7(), userId, provider: identity.provider, providerUserId: identity.providerUserId, email: identity.email ?? "" })
+      .values({
+        id: uuidv7(),
+        userId,
+        provider: identity.provider,
+        providerUserId: identity.providerUserId,
+        email: identity.email ?? "",
+        emailVerified: identity.emailVerified,
+      })
       .onConflictDoNothing({ target: [oauthAccounts.provider, oauthAccounts.providerUserId] }),
+    // An existing link the provider now vouches for (never the other way).
+    ...(identity.emailVerified
+      ? [
+          db
+            .update(oauthAccounts)
+            .set({ emailVerified: true, email: identity.email ?? "" })
+            .where(link),
+        ]
+      : []),
   ];
+  if (adoptEmail !== undefined) statements.push(db.update(users).set({ email: adoptEmail }).where(eq(users.id, userId)));
   // The provider has just vouched for the address the account already uses.
   if (markEmailVerified) statements.push(db.update(users).set({ emailVerified: true }).where(eq(users.id, userId)));
   // Pre-registration takeover: someone may have set up an account on the victim's address before
@@ -431,7 +472,7 @@ async function linkIdentity(
   } else {
     await runBatch(db, statements);
   }
-  const linked = (await findLinkedUser(env, identity)) ?? (await findUserById(env, userId));
+  const linked = (await findLinkedUser(env, identity))?.user ?? (await findUserById(env, userId));
   if (!linked) throw new Error("linked account vanished");
   return linked;
 }

@@ -7,6 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createFirebaseEmulator } from "../../emulators/firebase";
 import { call, expectError, freshIp } from "../helpers/http";
+import { mailTo, tokenIn } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
 import { bearerUser, uniqueName } from "../helpers/users";
 
@@ -14,7 +15,7 @@ const PATH = "/api/v1/auth/firebase-token-exchange/";
 // One emulator (one signing key) for the file: the service caches the JWKS per isolate, as it
 // would cache Google's.
 const firebase = createFirebaseEmulator({ projectId: env.FIREBASE_PROJECT_ID, keyId: "firebase-test-key" });
-useEmulators({ overrides: { "firebase.emulator.test": (req) => firebase.handle(req) } });
+const emulators = useEmulators({ overrides: { "firebase.emulator.test": (req) => firebase.handle(req) } });
 
 interface Exchange {
   access_token: string;
@@ -82,6 +83,45 @@ describe("Firebase token exchange", () => {
     const again = (await (await exchange(await firebase.issueIdToken({ uid, email, email_verified: true }))).json()) as Exchange;
     expect(again.user.id).toBe(owner.user.id);
     expect((await call("/api/v1/auth/user/", { bearer: owner.access_token })).status).toBe(200);
+  });
+
+  it("the squatter who moved the account to their own inbox first loses it all the same (review helper-49)", async () => {
+    const victimEmail = `${uniqueName("victim")}@example.com`;
+    const squatterEmail = `${uniqueName("squatter")}@example.com`;
+    const uid = `uid-${uniqueName("shared")}`;
+    const squatter = (await (
+      await exchange(await firebase.issueIdToken({ uid, email: victimEmail, email_verified: false }))
+    ).json()) as Exchange;
+    // A fresh sign-in may change the address without a password; the squatter confirms their own inbox.
+    const patched = await call("/api/v1/auth/user/", { method: "PATCH", bearer: squatter.access_token, json: { email: squatterEmail } });
+    expect(patched.status, await patched.clone().text()).toBe(200);
+    const link = tokenIn((await mailTo(emulators.email, squatterEmail, /Confirm your new/)).text, "Confirmation token");
+    expect((await call("/api/v1/auth/email/confirm/", { json: { token: link } })).status).toBe(200);
+
+    // The address's owner signs in through the same uid, now verified.
+    const owner = (await (
+      await exchange(await firebase.issueIdToken({ uid, email: victimEmail, email_verified: true }))
+    ).json()) as Exchange;
+    expect(owner.user).toMatchObject({ id: squatter.user.id, email: victimEmail, email_verified: true });
+    expect((await call("/api/v1/auth/user/", { bearer: squatter.access_token })).status).toBe(401);
+    expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: squatter.refresh_token } })).status).toBe(401);
+    // A reset link to the squatter's inbox would reach no account any more.
+    const held = await env.DB.prepare("SELECT count(*) AS n FROM users WHERE lower(email) = lower(?)")
+      .bind(squatterEmail)
+      .first<{ n: number }>();
+    expect(held!.n).toBe(0);
+  });
+
+  it("a link the address's owner had already proven with us changes no hands when the provider verifies it too", async () => {
+    const email = `${uniqueName("careful")}@example.com`;
+    const uid = `uid-${uniqueName("careful")}`;
+    const first = (await (await exchange(await firebase.issueIdToken({ uid, email, email_verified: false }))).json()) as Exchange;
+    expect((await call("/api/v1/auth/email/verify/", { method: "POST", bearer: first.access_token })).status).toBe(202);
+    const confirm = tokenIn((await mailTo(emulators.email, email, /Confirm your email/)).text, "Confirmation token");
+    expect((await call("/api/v1/auth/email/confirm/", { json: { token: confirm } })).status).toBe(200);
+    const again = (await (await exchange(await firebase.issueIdToken({ uid, email, email_verified: true }))).json()) as Exchange;
+    expect(again.user.id).toBe(first.user.id);
+    expect((await call("/api/v1/auth/user/", { bearer: first.access_token })).status).toBe(200);
   });
 
   it.each([
