@@ -25,7 +25,7 @@ import { accountRecountStatements, tellRecount } from "./community";
 import { deliverEmail } from "./mailer";
 import { tellSecurityEvent } from "./security-notices";
 import { burnPasswordCheck, hashPassword, needsRehash, passwordPolicyErrors, verifyPassword } from "./passwords";
-import { beginLoginAttempt, enforceRateLimit, loginAttemptSucceeded, mailBucketName, withinRateLimit } from "./rate-limits";
+import { beginLoginAttempt, enforceRateLimit, liftLockout, loginAttemptSucceeded, mailBucketName, withinRateLimit } from "./rate-limits";
 import { endEverySession } from "./sessions";
 import { guardedTokenPair, issueTokenPair, type TokenPair } from "./tokens";
 import { accountActive, findUserByEmail, findUserById, findUserByLogin, uniquenessErrors, type UserRow } from "./users";
@@ -272,6 +272,11 @@ export async function confirmPasswordReset(
     ],
     logger,
   });
+  // Someone may have locked the account on purpose, guessing: the owner who just proved their
+  // inbox signs in with the new password at once, not after the lock runs out.
+  await liftLockout(env, `user:${user.id}`).catch((err: unknown) =>
+    logger?.warn("lifting the lockout failed", { user_id: user.id, error: String(err) }),
+  );
   await tellSecurityEvent(env, user, "password_reset", "", logger);
 }
 

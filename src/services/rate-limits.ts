@@ -136,6 +136,11 @@ export async function loginAttemptSucceeded(env: Bindings, accountKey: string, a
   await bucket(env, lockoutBucketName(accountKey)).attemptSucceeded(attempt.justLocked);
 }
 
+/** Lifts the account's lockout: its owner has just proven the address (a password reset). */
+export async function liftLockout(env: Bindings, accountKey: string): Promise<void> {
+  await bucket(env, lockoutBucketName(accountKey)).unlock();
+}
+
 export function lockedError(until: number): AppError {
   const retryAfter = Math.max(1, Math.ceil((until - Date.now()) / 1000));
   return new AppError(

@@ -547,6 +547,22 @@ describe("rate-limit keys", () => {
     }
   });
 
+  it("a password reset lifts a lockout: the owner signs in with the new password at once (helper-45)", async () => {
+    const s = await registerWeb();
+    for (let i = 0; i < 10; i++) {
+      expect((await call("/api/v1/auth/login/", { json: { username: s.username, password: `Wrong-Password-${i}` } })).status).toBe(401);
+    }
+    await expectError(
+      await call("/api/v1/auth/login/", { json: { username: s.username, password: GOOD_PASSWORD } }),
+      429,
+      "ACCOUNT_LOCKED",
+    );
+    expect((await confirmReset(await resetTokenFor(s.email), "Fresh-Start-Fern-42")).status).toBe(200);
+    expect((await call("/api/v1/auth/login/", { json: { username: s.username, password: "Fresh-Start-Fern-42" } })).status).toBe(200);
+    // The old password is no key after the reset, and failures count again from zero.
+    expect((await call("/api/v1/auth/login/", { json: { username: s.username, password: GOOD_PASSWORD } })).status).toBe(401);
+  });
+
   it("lockout answers the same for a real account and an unknown name, attempt by attempt", async () => {
     const real = await registerWeb();
     const ghost = uniqueName("ghost");
