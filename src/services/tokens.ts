@@ -182,8 +182,8 @@ export type RotationOutcome = TokenPair & { userId: string };
  * same atomic batch that revokes it, so two concurrent refreshes with one token cannot both win:
  * the loser either falls inside the reuse window (and gets the winner's pair) or is treated as
  * reuse, which revokes the family. `onFamilyRevoked` lets the caller end that session's sockets;
- * `stolen` is true only when a live session's rotated token came back (theft), not when the
- * session had ended already (a sign-out, say) or the account refuses it.
+ * `stolen` is true only when a token that was rotated away came back (theft), not for a session's
+ * last token after it ended (a sign-out, say) or when the account refuses it.
  */
 export async function rotateRefreshToken(
   env: Bindings,
@@ -233,7 +233,9 @@ export async function rotateRefreshToken(
       });
       return { ...pair, userId: row.userId };
     }
-    return revokeAndRefuse(reused(), !familyRevoked);
+    // Theft when a token that was rotated away comes back; a signed-out session's last token
+    // (never replaced) is only late.
+    return revokeAndRefuse(reused(), row.replacedBy !== null);
   }
   if (familyRevoked) return revokeAndRefuse(new AppError("TOKEN_INVALID", 401, "Token is invalid."));
 

@@ -87,6 +87,25 @@ describe("a session's end takes the channels it set up", () => {
     // ended, which is not theft.
     expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: session.refresh } })).status).toBe(401);
     expect((await call(new URL(feed.url).pathname)).status).toBe(200);
+    // Still so once the sign-out's record has been purged (review helper-50).
+    await env.DB.prepare("DELETE FROM revoked_sessions WHERE family_id IN (SELECT family_id FROM refresh_tokens WHERE user_id = ?)")
+      .bind(owner.userId)
+      .run();
+    expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: session.refresh } })).status).toBe(401);
+    expect((await call(new URL(feed.url).pathname)).status).toBe(200);
+  });
+
+  it("a thief who signs out before the owner's old token comes back still loses the calendar URL (review helper-50)", async () => {
+    const owner = await bearerUser();
+    const session = await tokenLogin(owner.username); // the thief copied session.refresh
+    const stolen = await json<{ access: string; refresh: string }>(
+      await call("/api/v1/auth/token/refresh/", { json: { refresh: session.refresh } }),
+      200,
+    );
+    const feed = await json<{ url: string }>(await call(FEED, { method: "POST", bearer: stolen.access }), 201);
+    await json(await call("/api/v1/auth/logout/", { method: "POST", bearer: stolen.access, json: { refresh: stolen.refresh } }), 200);
+    expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: session.refresh } })).status).toBe(401);
+    expect((await call(new URL(feed.url).pathname)).status).toBe(404);
   });
 
   it("a device subscribed again by another session belongs to that session from then on", async () => {
