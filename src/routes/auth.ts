@@ -76,7 +76,8 @@ const username = z
   .regex(/^[\w.@+-]+$/, "Enter a valid username. It may contain only letters, digits and @/./+/-/_ characters.")
   // Both are sign-in names: a username that is an email address could be someone else's address
   // (and keep its owner from signing up with it, services/users.ts uniquenessErrors).
-  .refine((name) => !z.email().safeParse(name).success, "A username may not be an email address; you can sign in with your email anyway.");
+  // Anything shaped like one (name@domain.tld, whatever the top-level domain), not only what z.email() accepts.
+  .refine((name) => !/^[^@]+@[^@]+\.[^@]+$/.test(name), "A username may not be an email address; you can sign in with your email anyway.");
 const email = z
   .email("Enter a valid email address.")
   .max(254)

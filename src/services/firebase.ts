@@ -96,6 +96,7 @@ export async function signInWithFirebase(env: Bindings, config: Config, token: s
       });
     }
     if (err.code === "account_disabled") throw new AppError("ACCOUNT_DISABLED", 403, "This account is disabled.");
+    if (err.code === "invalid_id_token") throw new AppError("FIREBASE_TOKEN_INVALID", 401, err.message);
     throw err;
   }
 }

@@ -21,7 +21,7 @@ import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { base64UrlEncode, randomToken, sha256Hex } from "../lib/hash";
 import { uuidv7 } from "../lib/ids";
-import { createUser, findUserByEmail, findUserById, type UserRow } from "./users";
+import { createUser, findUserByEmail, findUserById, uniquenessErrors, type UserRow } from "./users";
 import { tellSecurityEvent } from "./security-notices";
 import { endEverySession } from "./sessions";
 
@@ -345,15 +345,25 @@ export async function signInWithIdentity(env: Bindings, identity: ProviderIdenti
   return { ...user, lastLogin };
 }
 
-async function findLinkedUser(env: Bindings, identity: ProviderIdentity): Promise<{ user: UserRow; linkVerified: boolean } | null> {
+interface Linked {
+  user: UserRow;
+  /** Whether the provider had vouched for the link's address. */
+  linkVerified: boolean;
+  /** The address the link was made (or last verified) with. */
+  linkEmail: string;
+}
+
+async function findLinkedUser(env: Bindings, identity: ProviderIdentity): Promise<Linked | null> {
   const row = await database(env)
-    .select({ user: users, linkVerified: oauthAccounts.emailVerified })
+    .select({ user: users, linkVerified: oauthAccounts.emailVerified, linkEmail: oauthAccounts.email })
     .from(oauthAccounts)
     .innerJoin(users, eq(users.id, oauthAccounts.userId))
     .where(and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId)))
     .get();
   return row ?? null;
 }
+
+const sameAddress = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 /**
  * A link made while the provider had not verified the address, now presented verified: the
@@ -362,29 +372,40 @@ async function findLinkedUser(env: Bindings, identity: ProviderIdentity): Promis
  * address, and drops the other's login. The identity now stands for the address, so:
  * - the account already proved that same address with us (its owner confirmed our link): nothing
  *   changes hands, the link is marked verified;
- * - another account holds the address: the identity moves there (rule 2);
+ * - another account holds the address: the identity moves there (rule 2), in one batch;
  * - otherwise the account is handed to the address: every session, the password, other links,
  *   push devices and the calendar URL go, and its email becomes the verified address (one its
  *   previous holder may have moved it to would let them back in by a reset link).
+ * And once verified, a token that still calls that address unverified is older than the
+ * verification (the previous holder's, kept for up to an hour): refused.
  */
-async function proveLinkedAddress(
-  env: Bindings,
-  linked: { user: UserRow; linkVerified: boolean },
-  identity: ProviderIdentity,
-): Promise<UserRow> {
+async function proveLinkedAddress(env: Bindings, linked: Linked, identity: ProviderIdentity): Promise<UserRow> {
   const { user } = linked;
-  if (linked.linkVerified || !identity.emailVerified || identity.email === null) return user;
+  if (linked.linkVerified) {
+    if (!identity.emailVerified && identity.email !== null && sameAddress(identity.email, linked.linkEmail))
+      throw new OAuthError("invalid_id_token", "This sign-in predates the verification of its address; sign in again.");
+    return user;
+  }
+  if (!identity.emailVerified || identity.email === null) return user;
   const address = identity.email;
-  if (user.emailVerified && user.email.toLowerCase() === address.toLowerCase()) {
+  if (user.emailVerified && sameAddress(user.email, address)) {
     return linkIdentity(env, user.id, identity, { markEmailVerified: true, takeOver: false });
   }
   const holder = await findUserByEmail(env, address);
   if (holder && holder.id !== user.id) {
-    await database(env)
-      .delete(oauthAccounts)
-      .where(and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId)));
-    return linkOrCreateAccount(env, identity);
+    assertActive(holder);
+    const moved = await linkIdentity(env, holder.id, identity, {
+      markEmailVerified: true,
+      takeOver: !holder.emailVerified,
+      moveFrom: user.id,
+    });
+    await tellSecurityEvent(env, moved, "sign_in_method_linked", PROVIDER_NAMES[identity.provider]);
+    return moved;
   }
+  // The address may be another account's sign-in name (a username from before usernames could
+  // not be addresses): adopting it would take that name from them.
+  if (Object.keys(await uniquenessErrors(env, null, address, user.id)).length > 0)
+    throw new OAuthError("email_not_verified", "This address is another account's sign-in name.");
   assertActive(user);
   return linkIdentity(env, user.id, identity, { markEmailVerified: true, takeOver: true, adoptEmail: address });
 }
@@ -416,15 +437,19 @@ async function linkIdentity(
   env: Bindings,
   userId: string,
   identity: ProviderIdentity,
-  { markEmailVerified, takeOver, adoptEmail }: { markEmailVerified: boolean; takeOver: boolean; adoptEmail?: string },
+  {
+    markEmailVerified,
+    takeOver,
+    adoptEmail,
+    moveFrom,
+  }: { markEmailVerified: boolean; takeOver: boolean; adoptEmail?: string; moveFrom?: string },
 ): Promise<UserRow> {
   const db = database(env);
-  const link = and(
-    eq(oauthAccounts.userId, userId),
-    eq(oauthAccounts.provider, identity.provider),
-    eq(oauthAccounts.providerUserId, identity.providerUserId),
-  );
+  const identityIs = and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId));
+  const link = and(eq(oauthAccounts.userId, userId), identityIs);
   const statements: Statement[] = [
+    // Moved from another account: in the same batch, so the identity is never left unlinked.
+    ...(moveFrom !== undefined ? [db.delete(oauthAccounts).where(and(eq(oauthAccounts.userId, moveFrom), identityIs))] : []),
     db
       .insert(oauthAccounts)
       .values({

@@ -692,7 +692,7 @@ describe("rate-limit keys", () => {
     expect((await tokenLogin(victimName)).access).toBeTruthy();
     // And no new username may be an email address at all (review helper-49): one could be held in
     // advance to keep that address's owner from signing up with it.
-    for (const name of [victim.email, `${uniqueName("target")}@gmail.com`]) {
+    for (const name of [victim.email, `${uniqueName("target")}@gmail.com`, `${uniqueName("target")}@example.xn--p1ai`]) {
       const byName = await expectError(
         await call("/api/v1/auth/register/", {
           json: { username: name, email: `${uniqueName("other")}@example.com`, password: "Mallory-Own-Pass-123" },

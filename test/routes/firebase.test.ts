@@ -9,7 +9,10 @@ import { createFirebaseEmulator } from "../../emulators/firebase";
 import { call, expectError, freshIp } from "../helpers/http";
 import { mailTo, tokenIn } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
-import { bearerUser, uniqueName } from "../helpers/users";
+import { setAccountActive } from "../../src/services/accounts";
+import { hashPassword } from "../../src/services/passwords";
+import { createUser } from "../../src/services/users";
+import { bearerUser, GOOD_PASSWORD, tokenLogin, uniqueName } from "../helpers/users";
 
 const PATH = "/api/v1/auth/firebase-token-exchange/";
 // One emulator (one signing key) for the file: the service caches the JWKS per isolate, as it
@@ -110,6 +113,56 @@ describe("Firebase token exchange", () => {
       .bind(squatterEmail)
       .first<{ n: number }>();
     expect(held!.n).toBe(0);
+  });
+
+  it("after the takeover, the squatter's own older token (address unverified) is refused, not let back in (review helper-50)", async () => {
+    const email = `${uniqueName("victim")}@example.com`;
+    const uid = `uid-${uniqueName("shared")}`;
+    const squatterToken = await firebase.issueIdToken({ uid, email, email_verified: false });
+    expect((await exchange(squatterToken)).status).toBe(200);
+    expect((await exchange(await firebase.issueIdToken({ uid, email, email_verified: true }))).status).toBe(200);
+    await expectError(await exchange(squatterToken), 401, "FIREBASE_TOKEN_INVALID");
+  });
+
+  it("the identity moves to the account that holds the verified address, in one step; a disabled holder moves nothing (review helper-50)", async () => {
+    const uid = `uid-${uniqueName("mover")}`;
+    const own = `${uniqueName("own")}@example.com`;
+    const first = (await (await exchange(await firebase.issueIdToken({ uid, email: own, email_verified: false }))).json()) as Exchange;
+    const holder = await bearerUser();
+    await setAccountActive(env, holder.userId, false);
+    await expectError(
+      await exchange(await firebase.issueIdToken({ uid, email: holder.email, email_verified: true })),
+      403,
+      "ACCOUNT_DISABLED",
+    );
+    const link = () =>
+      env.DB.prepare("SELECT user_id FROM oauth_accounts WHERE provider = 'firebase' AND provider_user_id = ?")
+        .bind(uid)
+        .first<{ user_id: string }>();
+    expect((await link())?.user_id).toBe(first.user.id);
+    await setAccountActive(env, holder.userId, true);
+    const moved = (await (
+      await exchange(await firebase.issueIdToken({ uid, email: holder.email, email_verified: true }))
+    ).json()) as Exchange;
+    expect(moved.user.id).toBe(holder.userId);
+    expect((await link())?.user_id).toBe(holder.userId);
+  });
+
+  it("a takeover does not adopt an address that is another account's sign-in name (review helper-50)", async () => {
+    const legacyName = `${uniqueName("legacy")}@example.com`;
+    await createUser(env, {
+      username: legacyName,
+      email: `${uniqueName("legacyown")}@example.com`,
+      passwordHash: await hashPassword(GOOD_PASSWORD),
+    });
+    const uid = `uid-${uniqueName("adopt")}`;
+    await exchange(await firebase.issueIdToken({ uid, email: `${uniqueName("own")}@example.com`, email_verified: false }));
+    await expectError(
+      await exchange(await firebase.issueIdToken({ uid, email: legacyName, email_verified: true })),
+      403,
+      "EMAIL_NOT_VERIFIED",
+    );
+    expect((await tokenLogin(legacyName)).access).toBeTruthy();
   });
 
   it("a link the address's owner had already proven with us changes no hands when the provider verifies it too", async () => {
