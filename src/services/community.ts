@@ -193,6 +193,18 @@ export async function tellRecount(env: Bindings, results: unknown[], logger?: Lo
   for (const row of after) await tellConsensus(env, row.id, { before: before.get(row.id) ?? null, after: row.after }, logger);
 }
 
+/**
+ * Recounts every request these accounts proposed for or voted on, after something changed whether
+ * their votes count other than by a vote (forum posts deleted: a trust level lost). One batch
+ * per account; consensus gained is announced as usual.
+ */
+export async function recountAccounts(env: Bindings, userIds: string[], logger?: Logger): Promise<void> {
+  for (const userId of new Set(userIds)) {
+    const results = await runBatch(database(env), accountRecountStatements(userId));
+    await tellRecount(env, results, logger);
+  }
+}
+
 // ---- Sharing and the feed ------------------------------------------------------------------
 
 /** Requests that can be shared: finished, with candidates to discuss. */

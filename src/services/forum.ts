@@ -45,6 +45,7 @@ import { AppError, isUniqueViolation, orNotFound } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import { IMAGE_MIME, type ImageMime, type ValidatedImage } from "../lib/images";
 import { excerpt, sanitisePostBody, truncateText, visibleText } from "../lib/sanitise";
+import { recountAccounts } from "./community";
 import { notWithdrawn, withdrawStatements } from "./notification-delivery";
 import { insertNotifications, type Notification, type WithdrawnNotification } from "./notifications";
 import { imageUrl, parsePhotoRef, photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
@@ -516,6 +517,11 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
       .get();
     if (others!.n > 0) throw hasReplies();
   }
+  // Whose posts stop counting towards their trust: their community votes are recounted after.
+  const authors = await db
+    .selectDistinct({ id: p.authorId })
+    .from(p)
+    .where(and(eq(p.topicId, id), eq(p.isDeleted, false)));
   // The posts and their attachments go with the topic (cascade), the notifications they raised
   // are withdrawn first; then release photos nothing else uses.
   const [attached, withdrawn, , , , deleted] = await runBatch(db, [
@@ -541,6 +547,10 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
   await releasePhotoRefs(
     env,
     batchRows(attached).map((r) => String(r.image)),
+  );
+  await recountAccounts(
+    env,
+    authors.flatMap((a) => (a.id ? [a.id] : [])),
   );
   // Read by the table's columns whichever way runBatch sent the batch (drizzle's or raw D1).
   return tableRows(notifications, withdrawn).map(({ id, userId, inApp }) => ({ id, userId, inApp }));
@@ -733,7 +743,7 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
   if (post.author_id !== user.id && !isForumModerator(user)) throw new AppError("FORBIDDEN", 403, "You can only delete your own posts.");
   const now = new Date().toISOString();
   const db = database(env);
-  const [, , withdrawn] = await runBatch(db, [
+  const [deleted, , withdrawn] = await runBatch(db, [
     db
       .update(forumPosts)
       .set({ isDeleted: true, deletedAt: now, updatedAt: now })
@@ -749,6 +759,8 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
       .where(and(eq(forumTopics.id, post.topic_id), eq(forumTopics.solutionPostId, id))),
     refreshTopicCounters(env, post.topic_id, now),
   ]);
+  // One post fewer may cost its author a trust level, and with it the weight of their votes.
+  if (changes(deleted) > 0 && post.author_id) await recountAccounts(env, [post.author_id]);
   // Read by the table's columns whichever way runBatch sent the batch (drizzle's or raw D1).
   return tableRows(notifications, withdrawn).map(({ id, userId, inApp }) => ({ id, userId, inApp }));
 }

@@ -467,6 +467,29 @@ describe("moderation", () => {
     );
   });
 
+  it("a vote stops counting when its author deletes the forum posts that made them basic (review helper-50)", async () => {
+    const [owner, a] = await Promise.all([bearerUser(), identifier()]);
+    const farmer = await bearerUser();
+    await env.DB.prepare("UPDATE users SET date_joined = '2026-01-01T00:00:00.000Z' WHERE id = ?").bind(farmer.userId).run();
+    const topic = await json<{ id: string }>(
+      await call("/api/v1/forum/categories/houseplants/topics/", { bearer: farmer.access, json: { title: "Five posts", body: "One." } }),
+      201,
+    );
+    const posts = [];
+    for (let i = 0; i < 4; i++)
+      posts.push(
+        await json<{ id: string }>(
+          await call(`/api/v1/forum/topics/${topic.id}/posts/`, { bearer: farmer.access, json: { body: `More ${i}.` } }),
+          201,
+        ),
+      );
+    const { req, result_id } = await sharedWithProposal(owner, a, "Ficus lyrata", "Moraceae");
+    await vote(farmer, result_id);
+    expect((await detail(req.id)).community_result_id).toBe(result_id);
+    expect((await call(`/api/v1/forum/posts/${posts[0]!.id}/`, { method: "DELETE", bearer: farmer.access })).status).toBe(204);
+    expect((await detail(req.id)).community_result_id).toBeNull();
+  });
+
   it("a reported proposal reaches the moderators' queue; hiding it stops it counting and showing", async () => {
     const [owner, a, b, reporter, mod] = await Promise.all([bearerUser(), identifier(), identifier(), bearerUser(), bearerUser()]);
     await env.DB.prepare("UPDATE users SET role = 'moderator' WHERE id = ?").bind(mod.userId).run();
