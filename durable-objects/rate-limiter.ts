@@ -108,14 +108,6 @@ export class RateLimiter extends DurableObject<Env> {
     await this.ctx.storage.put("state", this.state);
   }
 
-  /** Forgets failures and lifts a running lock: the account's owner proved who they are another way (a password reset). */
-  async unlock(): Promise<void> {
-    if (this.state.failures.length === 0 && this.state.lockedUntil === null) return;
-    this.state.failures = [];
-    this.state.lockedUntil = null;
-    await this.ctx.storage.put("state", this.state);
-  }
-
   /** Forgets failures (after a successful login). A running lock stays. */
   async clearFailures(): Promise<void> {
     if (this.state.failures.length === 0) return;

@@ -136,9 +136,9 @@ export async function loginAttemptSucceeded(env: Bindings, accountKey: string, a
   await bucket(env, lockoutBucketName(accountKey)).attemptSucceeded(attempt.justLocked);
 }
 
-/** Lifts the account's lockout: its owner has just proven the address (a password reset). */
+/** Lifts the account's lockout and forgets its failures: its owner has just proven the address (a password reset). */
 export async function liftLockout(env: Bindings, accountKey: string): Promise<void> {
-  await bucket(env, lockoutBucketName(accountKey)).unlock();
+  await bucket(env, lockoutBucketName(accountKey)).attemptSucceeded(true);
 }
 
 export function lockedError(until: number): AppError {
