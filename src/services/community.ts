@@ -464,7 +464,8 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
   // proposal starts without them, so the same people may report it if it needs it.
   const reportsGone = existing
     ? [
-        sql`DELETE FROM proposal_reports WHERE result_id = ${id} AND EXISTS (SELECT 1 FROM identification_results WHERE id = ${id} AND created_at = ${now})`,
+        // Right after the takeover: changes() is its own, so a lost race deletes nothing.
+        sql`DELETE FROM proposal_reports WHERE result_id = ${id} AND changes() = 1`,
       ]
     : [];
   const results = await runBatch(db, [write, ...reportsGone, ...consensusStatements(request.id)]);
