@@ -139,11 +139,7 @@ export async function createNotification(
  */
 export async function announceNotifications(env: Bindings, rows: Notification[], logger?: Logger, deliveryIds?: string[]): Promise<void> {
   await Promise.all([
-    pushNotifications(
-      env,
-      rows.filter((row) => row.inApp).map((row) => ({ userId: row.userId, notification: notificationBody(row) })),
-      logger,
-    ),
+    pushNotifications(env, inAppItems(rows), logger),
     dispatchDeliveries(
       env,
       rows.map((row) => row.id),
@@ -151,6 +147,11 @@ export async function announceNotifications(env: Bindings, rows: Notification[],
       deliveryIds,
     ),
   ]);
+}
+
+/** The in-app ones of these rows, as their owners' sockets are sent them. */
+function inAppItems(rows: Notification[]): { userId: string; notification: NotificationPayload }[] {
+  return rows.filter((row) => row.inApp).map((row) => ({ userId: row.userId, notification: notificationBody(row) }));
 }
 
 /** The user's notifications, newest first; `unread` keeps only unread (true) or read (false) ones. */
@@ -240,12 +241,7 @@ export async function pushNotifications(
  * already rewritten). Best effort: a client that misses it has the right text on its next read.
  */
 export async function announceUpdates(env: Bindings, rows: Notification[], logger?: Logger): Promise<void> {
-  await pushNotifications(
-    env,
-    rows.filter((row) => row.inApp).map((row) => ({ userId: row.userId, notification: notificationBody(row) })),
-    logger,
-    true,
-  );
+  await pushNotifications(env, inAppItems(rows), logger, true);
 }
 
 /** A notification that was removed, as its owner's sockets are told of it. */
