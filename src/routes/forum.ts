@@ -391,7 +391,7 @@ export function forumRoutes() {
     .delete(`/topics/{id}`, "Delete a topic (its author while nobody else has replied, or a moderator)")
     .io({ params: IdParam }, { ...noContent("Deleted"), 409: errorResponse(409, "Others have replied (TOPIC_HAS_REPLIES)") });
   app.openapi(deleteTopicsById, async (c) => {
-    const withdrawn = await deleteTopic(c.env, c.get("user")!, c.req.valid("param").id);
+    const withdrawn = await deleteTopic(c.env, c.get("user")!, c.req.valid("param").id, c.get("logger"));
     if (withdrawn.length > 0) c.executionCtx.waitUntil(announceWithdrawals(c.env, withdrawn, c.get("logger")));
     return c.body(null, 204);
   });
@@ -466,7 +466,7 @@ export function forumRoutes() {
     .delete(`/posts/{id}`, 'Delete a post (its author or a moderator); the thread keeps a "[deleted]" placeholder')
     .io({ params: IdParam }, { ...noContent("Deleted"), 409: errorResponse(409, "Already deleted") });
   app.openapi(deletePostsById, async (c) => {
-    const withdrawn = await deletePost(c.env, c.get("user")!, c.req.valid("param").id);
+    const withdrawn = await deletePost(c.env, c.get("user")!, c.req.valid("param").id, c.get("logger"));
     // Gone from D1 already; telling the owners' open sockets must not delay the answer.
     if (withdrawn.length > 0) c.executionCtx.waitUntil(announceWithdrawals(c.env, withdrawn, c.get("logger")));
     return c.body(null, 204);

@@ -26,7 +26,7 @@
  *   rows stay, like its body, and keep the photos alive); deleting a topic removes them and
  *   releases photos that nothing else uses.
  */
-import { and, asc, count, desc, eq, inArray, ne, type SQL, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, inArray, type SQL, sql } from "drizzle-orm";
 import { batchRows, changes, type Database, database, runBatch, tableRows } from "../db/client";
 import { type Page, type PageRequest, countedPage } from "../db/pagination";
 import {
@@ -43,13 +43,14 @@ import {
 import type { AuthenticatedUser, Bindings } from "../env";
 import { AppError, isUniqueViolation, orNotFound } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
+import type { Logger } from "../lib/logger";
 import { IMAGE_MIME, type ImageMime, type ValidatedImage } from "../lib/images";
 import { excerpt, sanitisePostBody, truncateText, visibleText } from "../lib/sanitise";
 import { recountAccounts } from "./community";
 import { notWithdrawn, withdrawStatements } from "./notification-delivery";
 import { insertNotifications, type Notification, type WithdrawnNotification } from "./notifications";
 import { imageUrl, parsePhotoRef, photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
-import { avatarUrl, type Role, TRUST_ORDER, type TrustLevel, trustLevelOf } from "./users";
+import { avatarUrl, computeTrustLevel, type Role, TRUST_ORDER, type TrustLevel, trustLevelOf } from "./users";
 
 export const FORUM_MODERATOR_ROLES: Role[] = ["moderator", "admin"];
 export const REACTION_TYPES = ["like", "love", "helpful", "thanks"] as const;
@@ -498,33 +499,20 @@ export async function updateTopicTitle(
 }
 
 /** Deletes a topic with its posts; answers the notifications withdrawn with them, for the caller to tell their owners' sockets. */
-export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: string): Promise<WithdrawnNotification[]> {
+export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: string, logger?: Logger): Promise<WithdrawnNotification[]> {
   const topic = await getTopic(env, id);
   assertTopicAuthorOrModerator(user, topic, "delete it");
   const db = database(env);
   const p = forumPosts;
   const hasReplies = () => new AppError("TOPIC_HAS_REPLIES", 409, "This topic has replies from others; ask a moderator to remove it.");
-  // Its author may delete it only while nobody else has replied: checked here for a quick answer,
-  // and again inside the batch, where a reply that landed in between stops every statement.
+  // Its author may delete it only while nobody else has replied: checked inside the batch, so a
+  // reply that lands meanwhile stops every statement.
   const noOtherReplies = isForumModerator(user)
     ? sql`1`
     : sql`NOT EXISTS (SELECT 1 FROM forum_posts op WHERE op.topic_id = ${id} AND op.author_id <> ${user.id} AND op.is_deleted = 0)`;
-  if (!isForumModerator(user)) {
-    const others = await db
-      .select({ n: count() })
-      .from(p)
-      .where(and(eq(p.topicId, id), ne(p.authorId, user.id), eq(p.isDeleted, false)))
-      .get();
-    if (others!.n > 0) throw hasReplies();
-  }
-  // Whose posts stop counting towards their trust: their community votes are recounted after.
-  const authors = await db
-    .selectDistinct({ id: p.authorId })
-    .from(p)
-    .where(and(eq(p.topicId, id), eq(p.isDeleted, false)));
   // The posts and their attachments go with the topic (cascade), the notifications they raised
   // are withdrawn first; then release photos nothing else uses.
-  const [attached, withdrawn, , , , deleted] = await runBatch(db, [
+  const [attached, withdrawn, , , uncounted, deleted] = await runBatch(db, [
     db
       .selectDistinct({ image: forumAttachments.image })
       .from(forumAttachments)
@@ -534,7 +522,8 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
     // Its live posts stop counting towards their authors' trust, before the cascade takes them.
     sql`UPDATE users SET post_count = max(post_count -
           (SELECT count(*) FROM forum_posts tp WHERE tp.topic_id = ${id} AND tp.author_id = users.id AND tp.is_deleted = 0), 0)
-        WHERE id IN (SELECT author_id FROM forum_posts tp WHERE tp.topic_id = ${id} AND tp.is_deleted = 0) AND ${noOtherReplies}`,
+        WHERE id IN (SELECT author_id FROM forum_posts tp WHERE tp.topic_id = ${id} AND tp.is_deleted = 0) AND ${noOtherReplies}
+        ${UNCOUNTED_AUTHORS}`,
     db
       .delete(forumTopics)
       .where(and(eq(forumTopics.id, id), noOtherReplies))
@@ -548,10 +537,7 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
     env,
     batchRows(attached).map((r) => String(r.image)),
   );
-  await recountAccounts(
-    env,
-    authors.flatMap((a) => (a.id ? [a.id] : [])),
-  );
+  await recountFallen(env, uncounted, logger);
   // Read by the table's columns whichever way runBatch sent the batch (drizzle's or raw D1).
   return tableRows(notifications, withdrawn).map(({ id, userId, inApp }) => ({ id, userId, inApp }));
 }
@@ -575,6 +561,31 @@ function raisedBy(postId: SQL): SQL {
         sql`(notifications.dedupe_key >= ${`${type}:`} || ${postId} || ':' AND notifications.dedupe_key < ${`${type}:`} || ${postId} || ';')`,
     ),
     sql` OR `,
+  );
+}
+
+/** What a `post_count` decrement answers: the authors whose posts stopped counting, as they are now. */
+const UNCOUNTED_AUTHORS = sql`RETURNING id, post_count, trust_level, date_joined`;
+
+/**
+ * Posts that stop counting may cost their authors the `basic` level, and with it the weight of
+ * their community votes: the identifications of those now `new` are recounted. After the delete
+ * and best effort: the delete stands if this fails, and the next vote or proposal on those
+ * requests recounts them.
+ */
+async function recountFallen(env: Bindings, uncounted: unknown, logger?: Logger): Promise<void> {
+  const fallen = batchRows(uncounted)
+    .filter(
+      (row) =>
+        computeTrustLevel({
+          postCount: Number(row.post_count),
+          trustLevel: row.trust_level as TrustLevel,
+          dateJoined: String(row.date_joined),
+        }) === "new",
+    )
+    .map((row) => String(row.id));
+  await recountAccounts(env, fallen).catch((err: unknown) =>
+    logger?.warn("community recount failed", { users: fallen, error: String(err) }),
   );
 }
 
@@ -738,19 +749,20 @@ export async function editPost(
 }
 
 /** Deletes a post (a placeholder stays); answers the notifications withdrawn with it, for the caller to tell their owners' sockets. */
-export async function deletePost(env: Bindings, user: AuthenticatedUser, id: string): Promise<WithdrawnNotification[]> {
+export async function deletePost(env: Bindings, user: AuthenticatedUser, id: string, logger?: Logger): Promise<WithdrawnNotification[]> {
   const { post } = await livePost(env, id);
   if (post.author_id !== user.id && !isForumModerator(user)) throw new AppError("FORBIDDEN", 403, "You can only delete your own posts.");
   const now = new Date().toISOString();
   const db = database(env);
-  const [deleted, , withdrawn] = await runBatch(db, [
+  const [, uncounted, withdrawn] = await runBatch(db, [
     db
       .update(forumPosts)
       .set({ isDeleted: true, deletedAt: now, updatedAt: now })
       .where(and(eq(forumPosts.id, id), eq(forumPosts.isDeleted, false))),
     // Right after it: changes() is that update's, so a post deleted twice is uncounted once.
     sql`UPDATE users SET post_count = max(post_count - 1, 0)
-        WHERE id = (SELECT author_id FROM forum_posts WHERE id = ${id}) AND changes() = 1`,
+        WHERE id = (SELECT author_id FROM forum_posts WHERE id = ${id}) AND changes() = 1
+        ${UNCOUNTED_AUTHORS}`,
     ...withdrawNotifications(db, sql`SELECT ${id} AS id`),
     db.delete(forumReactions).where(eq(forumReactions.postId, id)),
     db
@@ -759,8 +771,7 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
       .where(and(eq(forumTopics.id, post.topic_id), eq(forumTopics.solutionPostId, id))),
     refreshTopicCounters(env, post.topic_id, now),
   ]);
-  // One post fewer may cost its author a trust level, and with it the weight of their votes.
-  if (changes(deleted) > 0 && post.author_id) await recountAccounts(env, [post.author_id]);
+  await recountFallen(env, uncounted, logger);
   // Read by the table's columns whichever way runBatch sent the batch (drizzle's or raw D1).
   return tableRows(notifications, withdrawn).map(({ id, userId, inApp }) => ({ id, userId, inApp }));
 }

@@ -7,7 +7,7 @@ import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client";
 import { notificationDeliveries, users } from "../../src/db/schema";
-import { deleteTopic, editPost, MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR } from "../../src/services/forum";
+import { deletePost, deleteTopic, editPost, MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR } from "../../src/services/forum";
 import { gatherDigests, sendDelivery } from "../../src/services/notification-delivery";
 import { purgePublicReads } from "../../src/services/public-cache";
 import { concatBytes, jpegSegment, makeJpeg } from "../helpers/images";
@@ -248,6 +248,35 @@ describe("trust is earned by posts that stand", () => {
     expect(await postCount()).toBe(0);
     const after = (await env.DB.prepare("SELECT post_count AS n FROM users WHERE id = ?").bind(other.userId).first<{ n: number }>())!.n;
     expect(after).toBe(before - 1);
+  });
+});
+
+describe("a failed community recount after a delete", () => {
+  it("leaves the delete done and answered: the post is gone, its count taken off, nothing thrown", async () => {
+    const author = await bearerUser();
+    await env.DB.prepare("UPDATE users SET date_joined = '2026-01-01T00:00:00.000Z' WHERE id = ?").bind(author.userId).run();
+    const topic = await newTopic(author.access, "Recount that fails");
+    const posts = [];
+    for (let i = 0; i < 4; i++) posts.push(await reply(author.access, topic.id, `post ${i}`));
+    // D1 answers the delete's batch, then fails the next one (the recount of the author, now `new`).
+    let batches = 0;
+    const DB = new Proxy(env.DB, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target);
+        if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
+        return async (statements: D1PreparedStatement[]) => {
+          if (++batches > 1) throw new Error("D1 is unavailable");
+          return target.batch(statements);
+        };
+      },
+    });
+    const authorUser = { id: author.userId, username: author.username, role: "user" as const };
+    await expect(deletePost({ ...env, DB } as typeof env, authorUser as never, posts[0]!.id)).resolves.toEqual([]);
+    expect(batches).toBe(2);
+    const row = await env.DB.prepare("SELECT is_deleted FROM forum_posts WHERE id = ?").bind(posts[0]!.id).first<{ is_deleted: number }>();
+    expect(row!.is_deleted).toBe(1);
+    const count = await env.DB.prepare("SELECT post_count AS n FROM users WHERE id = ?").bind(author.userId).first<{ n: number }>();
+    expect(count!.n).toBe(4);
   });
 });
 
