@@ -7,18 +7,30 @@ import { env } from "cloudflare:workers";
 
 export function envRacingFirstBatch(before: () => Promise<unknown>): { env: typeof env; fired: () => boolean } {
   let fired = false;
+  const racing = envAroundBatches(async (n) => {
+    if (n === 1) {
+      fired = true;
+      await before();
+    }
+  });
+  return { env: racing.env, fired: () => fired };
+}
+
+/**
+ * An `env` whose D1 binding calls `around(n)` before its n-th batch (from 1); what it throws,
+ * the batch throws (D1 failing mid-way through a service's work). `batches` counts them.
+ */
+export function envAroundBatches(around: (n: number) => Promise<void>): { env: typeof env; batches: () => number } {
+  let n = 0;
   const DB = new Proxy(env.DB, {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
       if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
       return async (statements: D1PreparedStatement[]) => {
-        if (!fired) {
-          fired = true;
-          await before();
-        }
+        await around(++n);
         return target.batch(statements);
       };
     },
   });
-  return { env: { ...env, DB } as typeof env, fired: () => fired };
+  return { env: { ...env, DB } as typeof env, batches: () => n };
 }

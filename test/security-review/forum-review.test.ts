@@ -13,7 +13,7 @@ import { purgePublicReads } from "../../src/services/public-cache";
 import { concatBytes, jpegSegment, makeJpeg } from "../helpers/images";
 import { call, expectError, jsonWithStatus as json, type Page } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
-import { envRacingFirstBatch } from "../helpers/racing-env";
+import { envAroundBatches, envRacingFirstBatch } from "../helpers/racing-env";
 import { bearerUser } from "../helpers/users";
 
 const emulators = useEmulators();
@@ -259,20 +259,12 @@ describe("a failed community recount after a delete", () => {
     const posts = [];
     for (let i = 0; i < 4; i++) posts.push(await reply(author.access, topic.id, `post ${i}`));
     // D1 answers the delete's batch, then fails the next one (the recount of the author, now `new`).
-    let batches = 0;
-    const DB = new Proxy(env.DB, {
-      get(target, prop) {
-        const value = Reflect.get(target, prop, target);
-        if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
-        return async (statements: D1PreparedStatement[]) => {
-          if (++batches > 1) throw new Error("D1 is unavailable");
-          return target.batch(statements);
-        };
-      },
+    const failing = envAroundBatches(async (n) => {
+      if (n > 1) throw new Error("D1 is unavailable");
     });
     const authorUser = { id: author.userId, username: author.username, role: "user" as const };
-    await expect(deletePost({ ...env, DB } as typeof env, authorUser as never, posts[0]!.id)).resolves.toEqual([]);
-    expect(batches).toBe(2);
+    await expect(deletePost(failing.env, authorUser as never, posts[0]!.id)).resolves.toEqual([]);
+    expect(failing.batches()).toBe(2);
     const row = await env.DB.prepare("SELECT is_deleted FROM forum_posts WHERE id = ?").bind(posts[0]!.id).first<{ is_deleted: number }>();
     expect(row!.is_deleted).toBe(1);
     const count = await env.DB.prepare("SELECT post_count AS n FROM users WHERE id = ?").bind(author.userId).first<{ n: number }>();
