@@ -166,3 +166,52 @@ describe("0029: the blog's media library", () => {
     expect(url!.n).toBe(0);
   });
 });
+
+describe("0033: post counts from the posts that stand", () => {
+  it("lowers a count that includes deleted posts to the live posts, and never raises one", async () => {
+    const migration = (env.TEST_MIGRATIONS as { name: string; queries: string[] }[]).find((m) => m.name.startsWith("0033_"))!;
+    expect(migration).toBeDefined();
+    const stamp = `${Date.now()}${Math.random().toString(36).slice(2, 8)}`;
+    const [inflated, seeded] = [crypto.randomUUID(), crypto.randomUUID()];
+    const topicId = crypto.randomUUID();
+    const category = await env.DB.prepare("SELECT id FROM forum_categories LIMIT 1").first<{ id: string }>();
+    const post = (author: string, deleted: number) =>
+      env.DB.prepare("INSERT INTO forum_posts (id, topic_id, author_id, body, is_first, is_deleted) VALUES (?, ?, ?, 'A post', 0, ?)").bind(
+        crypto.randomUUID(),
+        topicId,
+        author,
+        deleted,
+      );
+    await env.DB.batch([
+      // Six posts counted, five of them deleted before deletes took posts off the count.
+      env.DB.prepare("INSERT INTO users (id, username, email, password_hash, post_count) VALUES (?, ?, ?, '', 6)").bind(
+        inflated,
+        `inflated${stamp}`,
+        `inflated${stamp}@example.com`,
+      ),
+      // A count below the live posts (written by something other than a forum post) is left alone.
+      env.DB.prepare("INSERT INTO users (id, username, email, password_hash, post_count) VALUES (?, ?, ?, '', 1)").bind(
+        seeded,
+        `seeded${stamp}`,
+        `seeded${stamp}@example.com`,
+      ),
+      env.DB.prepare("INSERT INTO forum_topics (id, category_id, author_id, title) VALUES (?, ?, ?, 'Legacy topic')").bind(
+        topicId,
+        category!.id,
+        inflated,
+      ),
+      post(inflated, 0),
+      ...Array.from({ length: 5 }, () => post(inflated, 1)),
+      post(seeded, 0),
+      post(seeded, 0),
+    ]);
+    for (const query of migration.queries) await env.DB.prepare(query).run();
+    const counts = await env.DB.prepare("SELECT id, post_count FROM users WHERE id IN (?, ?)")
+      .bind(inflated, seeded)
+      .all<{ id: string; post_count: number }>();
+    const byId = Object.fromEntries(counts.results.map((r) => [r.id, r.post_count]));
+    expect(byId[inflated]).toBe(1);
+    // Two live posts but a count of 1: never raised.
+    expect(byId[seeded]).toBe(1);
+  });
+});
