@@ -77,6 +77,8 @@ export const ConfigSchema = z.object({
   IDENTIFY_RATE_LIMIT: rate,
   CARE_REGENERATE_RATE_LIMIT: rate,
   FORUM_POST_RATE_LIMIT: rate,
+  /** Plant photos stored per user, new plants and replaced photos alike (default 100 an hour). */
+  PLANT_PHOTO_RATE_LIMIT: z.string().default("100/3600").pipe(rate),
   /** Blog comments per user (default 10 per 10 minutes). */
   BLOG_COMMENT_RATE_LIMIT: z.string().default("10/600").pipe(rate),
   /**

@@ -22,6 +22,11 @@ export function isUniqueViolation(err: unknown): boolean {
   return errorMatches(err, /UNIQUE constraint failed/i);
 }
 
+/** A FOREIGN KEY constraint refused the write: the row it names went meanwhile. */
+export function isForeignKeyViolation(err: unknown): boolean {
+  return errorMatches(err, /FOREIGN KEY constraint failed/i);
+}
+
 /** Whether the error or one of its causes (drizzle wraps D1's, which wraps SQLite's) says `pattern`. */
 export function errorMatches(err: unknown, pattern: RegExp): boolean {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {

@@ -299,6 +299,7 @@ export function collectionRoutes() {
       201: jsonBody(PlantSchema, "Created"),
       413: errorResponse(413, "Image too large", "FILE_TOO_LARGE"),
       415: errorResponse(415, "Neither JSON nor multipart"),
+      429: errorResponse(429, "Too many plant photos stored; see Retry-After", "RATE_LIMITED"),
     },
   );
   // Registered for the document, routed by hand: one schema checks both body kinds.
@@ -330,6 +331,7 @@ export function collectionRoutes() {
         409: errorResponse(409, "The target collection already holds this identified plant"),
         413: errorResponse(413, "Image too large", "FILE_TOO_LARGE"),
         415: errorResponse(415, "Neither JSON nor multipart"),
+        429: errorResponse(429, "Too many plant photos stored; see Retry-After", "RATE_LIMITED"),
       },
     );
   app.openAPIRegistry.registerPath(documentOnly(patchPlantRoute));

@@ -9,16 +9,18 @@
  * - A collection with plants is deleted only with `delete_plants`; otherwise 409. Plants are never
  *   deleted as a side effect the client did not ask for.
  */
+import { getConfig } from "../config";
 import { apiFields, columnFields } from "../lib/fields";
 import { and, asc, count, desc, eq, getTableColumns, not, notExists, or, type SQL, sql } from "drizzle-orm";
 import { changes, type Database, database, runBatch, ownedBy } from "../db/client";
 import { type Page, type PageRequest, countedPage } from "../db/pagination";
 import { collections, species, userPlants, users } from "../db/schema";
 import type { Bindings } from "../env";
-import { AppError, isUniqueViolation, orNotFound } from "../lib/errors";
+import { AppError, isForeignKeyViolation, isUniqueViolation, orNotFound } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import type { ValidatedImage } from "../lib/images";
 import { imageUrl, parsePhotoRef, photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
+import { enforceRateLimit } from "./rate-limits";
 
 const c = collections;
 const p = userPlants;
@@ -157,8 +159,14 @@ async function updateOwned<T extends typeof c | typeof p>(
       .where(ownedBy(table, userId, id));
   } catch (err) {
     if (isUniqueViolation(err)) throw clash();
+    if (isForeignKeyViolation(err)) throw collectionGone();
     throw err;
   }
+}
+
+/** The collection a plant was being put in was deleted between the check and the write. */
+function collectionGone(): AppError {
+  return new AppError("NOT_FOUND", 404, "Collection not found.");
 }
 
 export async function updateCollection(
@@ -348,9 +356,14 @@ export async function insertPlant(
   imageKey: string | null,
 ): Promise<PlantRow> {
   const id = uuidv7();
-  await database(env)
-    .insert(p)
-    .values({ ...plantColumns(fields), id, userId, collectionId, imageKey });
+  try {
+    await database(env)
+      .insert(p)
+      .values({ ...plantColumns(fields), id, userId, collectionId, imageKey });
+  } catch (err) {
+    if (isForeignKeyViolation(err)) throw collectionGone();
+    throw err;
+  }
   return (await findPlant(env, userId, id))!;
 }
 
@@ -381,6 +394,7 @@ export async function deletePlant(env: Bindings, userId: string, id: string): Pr
  * (400 when the user has none), with its photo when one was sent.
  */
 export async function addPlant(env: Bindings, userId: string, fields: PlantFields, image: ValidatedImage | null): Promise<PlantRow> {
+  if (image) await spendPhotoBudget(env, userId);
   await checkPlantReferences(env, userId, fields);
   const collectionId = fields.collection ?? (await defaultCollectionId(env, userId));
   if (!collectionId) throw new AppError("VALIDATION_ERROR", 400, "Choose a collection.", { collection: ["This field is required."] });
@@ -399,12 +413,22 @@ export async function changePlant(
   image: ValidatedImage | null,
   removeImage: boolean,
 ): Promise<PlantRow> {
+  if (image) await spendPhotoBudget(env, userId);
   await checkPlantReferences(env, userId, fields);
   const row = await withStoredImage(env, image, (key) =>
     updatePlant(env, userId, before.id, fields, key ?? (removeImage ? null : undefined)),
   );
   if (before.imageKey && before.imageKey !== row.imageKey) await releasePhotoRefs(env, [before.imageKey]);
   return row;
+}
+
+/**
+ * Each plant photo stored is charged to the owner's photo budget (429 when spent): a plant's
+ * photo is kept for as long as the plant is, so without it one account could fill the photo
+ * store at the edge limit's pace. Identification and diagnosis have their own budget.
+ */
+function spendPhotoBudget(env: Bindings, userId: string): Promise<void> {
+  return enforceRateLimit(env, `plant-photo:user:${userId}`, getConfig(env).PLANT_PHOTO_RATE_LIMIT);
 }
 
 /** Stores the photo (if any), then runs `write` with its reference; a failed write releases it again. */

@@ -222,7 +222,9 @@ export async function setShared(env: Bindings, userId: string, requestId: string
     .where(eq(q.id, requestId))
     .returning()
     .get();
-  return { request_id: requestId, shared: updated!.isSharedWithCommunity, shared_at: updated!.sharedAt };
+  // Deleted by its owner since the read.
+  if (!updated) throw new AppError("NOT_FOUND", 404, "Identification request not found.");
+  return { request_id: requestId, shared: updated.isSharedWithCommunity, shared_at: updated.sharedAt };
 }
 
 export interface FeedFilter {

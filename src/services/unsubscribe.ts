@@ -14,7 +14,7 @@
 import { getConfig } from "../config";
 import type { Bindings } from "../env";
 import { purposeKey } from "../lib/derived-keys";
-import { AppError } from "../lib/errors";
+import { AppError, isForeignKeyViolation } from "../lib/errors";
 import { base64UrlEncode } from "../lib/hash";
 import { ALWAYS_EMAILED, PREFERENCE_TYPES, type PreferenceType, updatePreferences } from "./notification-preferences";
 
@@ -110,7 +110,7 @@ export async function unsubscribe(
     await updatePreferences(env, userId, { types: Object.fromEntries(types.map((t) => [t, { email: false }])) });
   } catch (err) {
     // The account is gone (the preferences row's foreign key): nothing is sent to it anyway.
-    if (!(err instanceof Error && /FOREIGN KEY/i.test(err.message))) throw err;
+    if (!isForeignKeyViolation(err)) throw err;
   }
   return { scope, types };
 }

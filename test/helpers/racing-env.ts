@@ -34,3 +34,39 @@ export function envAroundBatches(around: (n: number) => Promise<void>): { env: t
   });
   return { env: { ...env, DB } as typeof env, batches: () => n };
 }
+
+/**
+ * An `env` whose D1 binding runs `before` just before the first statement whose SQL matches
+ * `sql` executes (drizzle's single queries do not go through batch): a request landing between a
+ * service's read and its write. `fired` says whether it ran.
+ */
+export function envRacingStatement(sql: RegExp, before: () => Promise<unknown>): { env: typeof env; fired: () => boolean } {
+  let fired = false;
+  const runFirst = async () => {
+    if (fired) return;
+    fired = true;
+    await before();
+  };
+  const wrap = (statement: D1PreparedStatement): D1PreparedStatement =>
+    new Proxy(statement, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target);
+        if (typeof value !== "function") return value;
+        if (prop === "bind") return (...args: unknown[]) => wrap(value.apply(target, args));
+        if (prop === "first" || prop === "all" || prop === "raw" || prop === "run")
+          return async (...args: unknown[]) => {
+            await runFirst();
+            return value.apply(target, args);
+          };
+        return value.bind(target);
+      },
+    });
+  const DB = new Proxy(env.DB, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (prop !== "prepare") return typeof value === "function" ? value.bind(target) : value;
+      return (query: string) => (sql.test(query) ? wrap(target.prepare(query)) : target.prepare(query));
+    },
+  });
+  return { env: { ...env, DB } as typeof env, fired: () => fired };
+}
