@@ -12,6 +12,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
+import { describeError } from "../lib/logger";
 import { sha256Hex } from "../lib/hash";
 import {
   claimIdempotencyKey,
@@ -24,19 +25,33 @@ import {
 export const IDEMPOTENCY_HEADER = "Idempotency-Key";
 export const REPLAYED_HEADER = "Idempotent-Replayed";
 const AUTH_PATH = /^\/api(\/v1)?\/auth(\/|$)/;
-/** Visible ASCII, 1–255 characters; a structured-field string (`"…"`) is unquoted first. */
+/** A bare key: visible ASCII, 1–255 characters (clients that do not quote are accepted too). */
 const KEY = /^[\x21-\x7e]{1,255}$/;
+/**
+ * The draft's form: an RFC 8941 sf-string, printable ASCII in quotes where `"` and `\` appear
+ * only escaped (`\"`, `\\`); anything else inside the quotes is a parse failure (§4.2.5).
+ */
+const SF_STRING = /^"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"$/;
 /** Answer headers a replay repeats (the rest — request id, CORS, caching — are the replay's own). */
 const KEPT_HEADERS = ["content-type", "location", "content-location", "etag", "last-modified", "link"];
 const TEXT_TYPES = /^(application\/([\w.+-]*json|xml|[\w.+-]*\+xml)|text\/)/i;
 
 export function parseIdempotencyKey(header: string): string {
   const trimmed = header.trim();
-  const quoted = /^"(.*)"$/.exec(trimmed);
-  const key = quoted ? quoted[1]!.replace(/\\(["\\])/g, "$1") : trimmed;
-  if (!KEY.test(key)) {
-    throw new AppError("IDEMPOTENCY_KEY_INVALID", 400, `${IDEMPOTENCY_HEADER} must be 1 to 255 visible ASCII characters.`);
+  const invalid = () =>
+    new AppError(
+      "IDEMPOTENCY_KEY_INVALID",
+      400,
+      `${IDEMPOTENCY_HEADER} must be a quoted string (RFC 8941) or 1 to 255 visible ASCII characters.`,
+    );
+  if (!trimmed.startsWith('"')) {
+    if (!KEY.test(trimmed)) throw invalid();
+    return trimmed;
   }
+  const quoted = SF_STRING.exec(trimmed);
+  if (!quoted) throw invalid();
+  const key = quoted[1]!.replace(/\\(["\\])/g, "$1");
+  if (key.length === 0 || key.length > 255) throw invalid();
   return key;
 }
 
@@ -73,12 +88,28 @@ export const idempotency: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
   await next();
   const answer = await storableAnswer(c.res);
-  if (answer) {
-    await completeIdempotencyKey(c.env, user.id, key, outcome.claim, answer);
-  } else {
-    await releaseIdempotencyKey(c.env, user.id, key, outcome.claim);
+  const { claim } = outcome;
+  // The route's work is done: whatever happens to the key now, its answer goes back. A failed
+  // write is tried again (a D1 blip), since a key left running is taken over once its lock runs
+  // out, and a retry then would run a done write a second time.
+  const settle = answer
+    ? () => completeIdempotencyKey(c.env, user.id, key, claim, answer)
+    : () => releaseIdempotencyKey(c.env, user.id, key, claim);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await settle();
+      break;
+    } catch (err) {
+      if (attempt === SETTLE_ATTEMPTS) {
+        c.get("logger").error("could not record an idempotency key's outcome", { attempts: attempt, ...describeError(err) });
+        break;
+      }
+    }
   }
 };
+
+/** Tries at writing a key's outcome after its route answered. */
+const SETTLE_ATTEMPTS = 3;
 
 /**
  * The answer to keep, or null when it must not be replayed: a failure, a cookie, a stream, or

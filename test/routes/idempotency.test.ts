@@ -227,7 +227,8 @@ describe("Idempotency-Key", () => {
 
   it("refuses a malformed key (400) before anything runs", async () => {
     const u = await bearerUser();
-    for (const bad of ["", " ", "x".repeat(256), "tab\there", "two words"]) {
+    // Not RFC 8941 strings: an unescaped quote, a lone or unknown escape, an empty string.
+    for (const bad of ["", " ", "x".repeat(256), "tab\there", "two words", '"a"b"', '"a\\"', '"a\\nb"', '""', `"${"x".repeat(256)}"`]) {
       const title = `Malformed ${newKey()}`;
       await expectError(await postTopic(u.access, bad, title), 400, "IDEMPOTENCY_KEY_INVALID");
       expect(await topicsTitled(title)).toBe(0);
@@ -237,6 +238,13 @@ describe("Idempotency-Key", () => {
     const title = `Quoted ${key}`;
     expect((await postTopic(u.access, `"${key}"`, title)).status).toBe(201);
     expect((await postTopic(u.access, key, title)).headers.get("Idempotent-Replayed")).toBe("true");
+    // A quoted key may hold spaces and escaped quotes; it is the unescaped text.
+    const spaced = `${newKey()} "x" \\`;
+    const spacedTitle = `Spaced ${key}`;
+    const sf = `"${spaced.replace(/["\\]/g, "\\$&")}"`;
+    expect((await postTopic(u.access, sf, spacedTitle)).status).toBe(201);
+    expect((await postTopic(u.access, sf, spacedTitle)).headers.get("Idempotent-Replayed")).toBe("true");
+    expect(await topicsTitled(spacedTitle)).toBe(1);
   });
 
   it("replays an upload retried with a new multipart boundary: one request, one stored photo set", async () => {
