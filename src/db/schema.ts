@@ -143,6 +143,8 @@ export const identificationRequests = sqliteTable(
     leaseExpiresAt: text("lease_expires_at"),
     /** Times the cron sweep re-queued it after its message was lost (bounded). */
     requeueCount: integer("requeue_count").notNull().default(0),
+    /** Times its owner retried it (migration 0034): its notifications are once per run. */
+    run: integer("run").notNull().default(0),
     errorMessage: text("error_message"),
     /** Plant.id's health assessment of the photo (disease hints), when it gave one. */
     health: text("health", { mode: "json" }).$type<Record<string, unknown>>(),
@@ -455,6 +457,8 @@ export const diseaseRequests = sqliteTable(
     leaseExpiresAt: text("lease_expires_at"),
     /** Times the cron sweep re-queued it after its message was lost (bounded). */
     requeueCount: integer("requeue_count").notNull().default(0),
+    /** Times its owner retried it (migration 0034): its notifications are once per run. */
+    run: integer("run").notNull().default(0),
     errorMessage: text("error_message"),
     processedAt: text("processed_at"),
     ...timestamps,

@@ -16,7 +16,7 @@ export const diagnoseJobs = requestJobKind(DiseaseRequests, {
 export const processDiagnoseJob: JobKind<DiagnoseJob>["process"] = async (job, attempt, env, ctx, logger, claimed) => {
   const started = await startRequestJob(env, DiseaseRequests, job, attempt, logger, ctx, claimed);
   if (started.done) return started.done;
-  const { images, say, timer } = started;
+  const { request, images, say, timer } = started;
 
   await say(progress(job.request_id, "health_start", "processing", {}));
   const call = await timer.time(
@@ -48,7 +48,7 @@ export const processDiagnoseJob: JobKind<DiagnoseJob>["process"] = async (job, a
 
   if (call.error || !call.answer || !health) {
     const error = call.error ?? new ProviderError("plant_id", "malformed", "Plant.id answered without a health assessment");
-    return retryOrFailRequestJob(env, DiseaseRequests, job, attempt, [error], { say, logger });
+    return retryOrFailRequestJob(env, DiseaseRequests, job, attempt, [error], { say, logger, lease: request.leaseExpiresAt });
   }
 
   const { status, results, notices, deliveryIds } = await timer.time(

@@ -12,13 +12,15 @@
  * `processing`.
  */
 import type { Bindings } from "../env";
-import type { Logger } from "../lib/logger";
+import { describeError, type Logger } from "../lib/logger";
+import type { StageTimer } from "../lib/server-timing";
 import type { PlantNetOrgan } from "../providers/plantnet";
 import type { ProviderError } from "../providers/types";
 import { careInstructionsFor, findSpeciesWithStoredGuide } from "../services/care-guides";
 import { enrichSpecies } from "../services/enrichment";
 import { completeIdentificationRequest } from "../services/identification-requests";
 import { identifyPlant } from "../services/identification";
+import type { MergedSuggestion } from "../services/merge";
 import { progress } from "../services/progress";
 import { IdentificationRequests, type RequestJob, requestJobKind } from "../services/queued-requests";
 import type { JobKind } from "./job-policy";
@@ -58,23 +60,42 @@ export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, 
 
   if (outcome.allFailed) {
     const errors = [outcome.providers.plant_id.error, outcome.providers.plantnet.error].filter((e): e is ProviderError => e !== null);
-    return retryOrFailRequestJob(env, IdentificationRequests, job, attempt, errors, { say, logger });
+    return retryOrFailRequestJob(env, IdentificationRequests, job, attempt, errors, { say, logger, lease: request.leaseExpiresAt });
   }
 
   const { status, results, notices, deliveryIds } = await timer.time(
     "complete",
     completeIdentificationRequest(env, job.request_id, job.user_id, outcome.suggestions, outcome.health, job.user_id),
   );
-  // After completion, so species new to the catalogue exist to be enriched. One read gives the
-  // best suggestion's catalogue entry and its stored care guide to both steps; only when
-  // enrichment filled in the entry is it read again for the care advice.
-  const top = outcome.suggestions[0]?.scientific_name;
-  const read = (name: string) => findSpeciesWithStoredGuide(env, name, CARE_LANGUAGE);
-  const entry = top ? await timer.time("catalogue", read(top)) : null;
-  const enriched = await timer.time("enrich", enrichSpecies(env, job.request_id, outcome.suggestions, say, logger, entry?.species ?? null));
-  await timer.time("care", async () => prepareCare(env, job.request_id, top, top && enriched ? await read(top) : entry, say, logger));
+  // The request is final now: a redelivery would find nothing to claim, so a failure in the
+  // extras below must not keep the owner from hearing `completed` and their notification.
+  try {
+    await prepareExtras(env, job.request_id, outcome.suggestions, say, logger, timer);
+  } catch (err) {
+    logger.warn("catalogue enrichment or care advice failed after completion", describeError(err));
+  }
   return finishRequestJob(env, IdentificationRequests, job, status, { say, logger, timer, results, notices, deliveryIds });
 };
+
+/**
+ * After completion, so species new to the catalogue exist to be enriched. One read gives the
+ * best suggestion's catalogue entry and its stored care guide to both steps; only when
+ * enrichment filled in the entry is it read again for the care advice.
+ */
+async function prepareExtras(
+  env: Bindings,
+  requestId: string,
+  suggestions: MergedSuggestion[],
+  say: Say,
+  logger: Logger,
+  timer: StageTimer,
+) {
+  const top = suggestions[0]?.scientific_name;
+  const read = (name: string) => findSpeciesWithStoredGuide(env, name, CARE_LANGUAGE);
+  const entry = top ? await timer.time("catalogue", read(top)) : null;
+  const enriched = await timer.time("enrich", enrichSpecies(env, requestId, suggestions, say, logger, entry?.species ?? null));
+  await timer.time("care", async () => prepareCare(env, requestId, top, top && enriched ? await read(top) : entry, say, logger));
+}
 
 const CARE_LANGUAGE = "en";
 

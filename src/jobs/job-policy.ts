@@ -151,10 +151,11 @@ export interface JobKind<J extends { request_id: string; user_id: string }> {
    */
   claim(env: Bindings, jobs: J[]): Promise<unknown[]>;
   /**
-   * After a crash of our own infrastructure: put the request back to pending (never left
-   * processing), deliverable again in `delayS` (its retry's delay).
+   * After a crash of our own infrastructure: put the request this delivery claimed (`claimed`,
+   * the row its claim returned) back to pending (never left processing), deliverable again in
+   * `delayS` (its retry's delay). A request it did not claim is left alone.
    */
-  release(env: Bindings, job: J, delayS: number): Promise<void>;
+  release(env: Bindings, job: J, claimed: unknown, delayS: number): Promise<void>;
   /** Dead-lettered: end the request failed and tell its owner. Returns false when it was final already (nothing is told). */
   fail(env: Bindings, job: J, message: string, logger: Logger): Promise<boolean>;
   deadLetterMessage: string;

@@ -7,8 +7,8 @@
  * every job is claimed the one way); after that each message is acked or retried on its own (a
  * throw would retry the whole batch). Delivery
  * is at least once, so every kind's steps are idempotent. A crash of our own infrastructure
- * (D1, R2…) puts the request back to pending and lets the queue retry, then dead-letter; the
- * dead-letter consumer ends the request failed and tells its owner.
+ * (D1, R2…) puts the request this delivery claimed back to pending and lets the queue retry,
+ * then dead-letter; the dead-letter consumer ends the request failed and tells its owner.
  */
 import type { Bindings } from "../env";
 import { createLogger, describeError, type Logger } from "../lib/logger";
@@ -89,7 +89,10 @@ async function handleMessage(
     logger.error(`${kind.name} job crashed`, describeError(err));
     reportError(env, err, { tags: { queue: kind.name, request_id: job.request_id } }, (p) => ctx.waitUntil(p));
     const delayS = backoffDelayS(attempt);
-    await kind.release(env, job, delayS).catch(() => {});
+    // Only what this delivery claimed: a failed claim took nothing (the batch is one transaction),
+    // and a duplicate's crash must not put back a request another delivery is running.
+    const claimed = batchClaim && "claimed" in batchClaim ? batchClaim.claimed.row : undefined;
+    if (claimed) await kind.release(env, job, claimed, delayS).catch(() => {});
     message.retry({ delaySeconds: delayS });
   }
 }

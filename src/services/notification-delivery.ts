@@ -79,7 +79,7 @@ export async function enqueueDeliveries(env: Bindings, ids: string[]): Promise<v
  * key: a statement for the batch that inserts it, so its deliveries are known without a read of
  * their own (read the answer with `queuedDeliveryIds`).
  */
-export function queuedDeliveriesQuery(db: Database, dedupeKey: string) {
+export function queuedDeliveriesQuery(db: Database, dedupeKey: string | SQL) {
   const d = notificationDeliveries;
   return db
     .select({ id: d.id })

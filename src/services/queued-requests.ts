@@ -86,7 +86,7 @@ export interface RequestJob<Type extends RequestKind["job"] = RequestKind["job"]
 function lifecycle(kind: RequestKind): typeof identificationRequests {
   return kind.table as typeof identificationRequests;
 }
-type LifecycleColumns = "id" | "status" | "imageHashes" | "attempts" | "leaseExpiresAt" | "requeueCount" | "errorMessage" | "processedAt";
+type LifecycleColumns = "id" | "status" | "imageHashes" | "attempts" | "leaseExpiresAt" | "requeueCount" | "run" | "errorMessage" | "processedAt";
 const _sameLifecycle: Pick<DiseaseRequestRow, LifecycleColumns> = {} as Pick<IdentificationRequestRow, LifecycleColumns>;
 void _sameLifecycle;
 
@@ -238,7 +238,7 @@ export async function tellSocketsFailed(env: Bindings, userId: string, requestId
  * The owners' "failed" notifications for the requests of `kind` that `open` selects, as a
  * statement for the batch that fails them, placed before its UPDATE (so both see the same rows):
  * stored in the same transaction as the failure, so no crash between the two can lose it, and
- * once per request (its dedupe key), whichever path failed it.
+ * once per run (its dedupe key names the run), whichever path failed it.
  */
 export function failureNotices(db: Database, kind: RequestKind, open: SQL, message: string) {
   const t = lifecycle(kind);
@@ -250,7 +250,7 @@ export function failureNotices(db: Database, kind: RequestKind, open: SQL, messa
       title: sql`${kind.noun === "diagnosis" ? "Your plant health check failed" : "Your identification failed"}`,
       body: sql`${message}`,
       data: sql`json_object('request_id', ${t.id}, 'kind', ${kind.noun}, 'message', ${message})`,
-      dedupeKey: sql`'identification_failed:' || ${t.id}`,
+      dedupeKey: sql`'identification_failed:' || ${t.id} || ':' || ${t.run}`,
       createdAt: new Date().toISOString(),
     },
     // The row exists only while the user does (a request may outlive a deleted account).
@@ -258,15 +258,22 @@ export function failureNotices(db: Database, kind: RequestKind, open: SQL, messa
   );
 }
 
-/** The dedupe key of a request's "ready" notification: once per request. */
-const completionDedupeKey = (requestId: string) => `identification_completed:${requestId}`;
+/**
+ * The dedupe key of a request's "ready" notification: once per run (its owner's retry starts
+ * another, which is told again; a redelivery of the same run is not). Failures are keyed the
+ * same way (`failureNotices`).
+ */
+function completionDedupeKey(kind: RequestKind, requestId: string) {
+  const t = lifecycle(kind);
+  return sql`'identification_completed:' || ${requestId} || ':' || (SELECT ${t.run} FROM ${t} WHERE ${t.id} = ${requestId})`;
+}
 
 /**
  * The owner's "ready" notification, as a statement for the completion's own batch, after its
  * results and before its status change: written only while the request is still `processing`
  * (so only by the batch that completes it) and its owner exists, in the same transaction as the
  * results, so a job that dies after completing cannot lose it (a redelivery finds the request
- * final and does nothing). Its text counts the results the batch left; once per request (its
+ * final and does nothing). Its text counts the results the batch left; once per run (its
  * dedupe key).
  */
 function completionNotice(db: Database, kind: RequestKind, requestId: string, userId: string) {
@@ -282,7 +289,7 @@ function completionNotice(db: Database, kind: RequestKind, requestId: string, us
       body: sql`CASE ${n} WHEN 0 THEN 'No match was found this time.' WHEN 1 THEN '1 suggestion to look at.'
         ELSE ${n} || ' suggestions to look at.' END`,
       data: sql`json_object('request_id', ${requestId}, 'kind', ${kind.noun}, 'results_count', ${n})`,
-      dedupeKey: sql`${completionDedupeKey(requestId)}`,
+      dedupeKey: completionDedupeKey(kind, requestId),
       createdAt: new Date().toISOString(),
     },
     // The row exists only while the user does (a request may outlive a deleted account).
@@ -324,14 +331,19 @@ function claimStatement(db: Database, kind: RequestKind, id: string, now: number
 /**
  * Between attempts a request waits in `pending`, never `processing`; its deadline becomes the
  * moment its retry message is deliverable, so the sweep does not take it for lost meanwhile.
+ * Only the delivery holding the claim releases it: `lease` is the deadline its claim set, so a
+ * duplicate delivery that claimed nothing, or one whose lease ran out and was taken over, cannot
+ * put back a request another delivery is running.
  */
 export async function releaseRequest(
   env: Bindings,
   kind: RequestKind,
   id: string,
+  lease: string | null,
   delayS: number,
   message: string | null = null,
 ): Promise<void> {
+  if (lease === null) return;
   const t = lifecycle(kind);
   await database(env)
     .update(t)
@@ -341,7 +353,7 @@ export async function releaseRequest(
       leaseExpiresAt: isoIn(delayS * 1000),
       updatedAt: sqlNow,
     })
-    .where(and(eq(t.id, id), eq(t.status, "processing")));
+    .where(and(eq(t.id, id), eq(t.status, "processing"), eq(t.leaseExpiresAt, lease)));
 }
 
 /**
@@ -380,7 +392,8 @@ export function stuckCondition(kind: RequestKind, now = Date.now()): SQL {
  * The owner's retry/ (API.md §2.2, widened): a `failed` or `needs_help` request, or one whose
  * job was lost (stuckCondition) — exactly what the cron sweep would re-queue. A request with a
  * live message or lease is refused with 409, so a retry never races a running job. The sweep's
- * re-queue count starts again: this is the owner's explicit (rate-limited) request.
+ * re-queue count starts again: this is the owner's explicit (rate-limited) request. It starts a
+ * new run, whose end its owner is told of again.
  */
 export async function retryOwnRequest<T extends RequestTable>(
   env: Bindings,
@@ -395,7 +408,14 @@ export async function retryOwnRequest<T extends RequestTable>(
   const t = lifecycle(kind);
   const updated = (await database(env)
     .update(t)
-    .set({ status: "pending", errorMessage: null, leaseExpiresAt: isoIn(0, now), requeueCount: 0, updatedAt: sqlNow })
+    .set({
+      status: "pending",
+      errorMessage: null,
+      leaseExpiresAt: isoIn(0, now),
+      requeueCount: 0,
+      run: sql`${t.run} + 1`,
+      updatedAt: sqlNow,
+    })
     .where(and(eq(t.id, id), or(inArray(t.status, ["failed", "needs_help"]), stuckCondition(kind, now))))
     .returning()
     .get()) as RowOf<T> | undefined;
@@ -450,7 +470,7 @@ export async function runCompletion(
   const noticeAt = notify ? statements.push(completionNotice(db, kind, requestId, notify)) - 1 : -1;
   // The notice's email and push deliveries (its insert's triggers wrote them), so queueing them
   // needs no read of its own.
-  const deliveriesAt = notify ? statements.push(queuedDeliveriesQuery(db, completionDedupeKey(requestId))) - 1 : -1;
+  const deliveriesAt = notify ? statements.push(queuedDeliveriesQuery(db, completionDedupeKey(kind, requestId))) - 1 : -1;
   const updateAt = statements.push(statusChange) - 1;
   const countAt = statements.push(countResultsQuery(db, kind, requestId)) - 1;
   const results = await runBatch(db, statements);
@@ -542,7 +562,8 @@ export function requestJobKind<Type extends RequestKind["job"]>(
         kind,
         jobs.map((j) => j.request_id),
       ),
-    release: (env, j, delayS) => releaseRequest(env, kind, j.request_id, delayS),
+    release: (env, j, claimed, delayS) =>
+      releaseRequest(env, kind, j.request_id, (claimed as { leaseExpiresAt: string | null }).leaseExpiresAt, delayS),
     fail: async (env, j, message, logger) => {
       const { failed, notices } = await failRequest(env, kind, j.request_id, message);
       if (failed) await tellFailed(env, j.user_id, j.request_id, message, notices, logger);

@@ -64,7 +64,7 @@ describe("the completion notification", () => {
     const { results: queued } = await env.DB.prepare(
       "SELECT d.id, d.channel FROM notification_deliveries d JOIN notifications n ON n.id = d.notification_id WHERE n.dedupe_key = ? AND d.status = 'queued'",
     )
-      .bind(`identification_completed:${requestId}`)
+      .bind(`identification_completed:${requestId}:0`)
       .all<{ id: string; channel: string }>();
     expect(queued.map((d) => d.channel)).toEqual(["push"]);
     expect(done.deliveryIds).toEqual(queued.map((d) => d.id));
@@ -100,7 +100,7 @@ describe("the completion notification", () => {
     expect(again.notices).toEqual([]);
     expect(await storedNotices(requestId)).toHaveLength(1);
     // Not only by the dedupe key: a batch that does not complete the request writes no notice.
-    await env.DB.prepare("DELETE FROM notifications WHERE dedupe_key = ?").bind(`identification_completed:${requestId}`).run();
+    await env.DB.prepare("DELETE FROM notifications WHERE dedupe_key = ?").bind(`identification_completed:${requestId}:0`).run();
     const stale = await completeIdentificationRequest(env, requestId, userId, suggestions, null, userId);
     expect(stale).toMatchObject({ written: false, notices: [] });
     expect(await storedNotices(requestId)).toEqual([]);
