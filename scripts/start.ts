@@ -63,21 +63,29 @@ function logTail(lines = 25): string {
   }
 }
 
-/** Fails early, naming the setting, when a port this stack needs is taken. */
-function assertPortFree(port: number, setting: "PORT" | "EMULATOR_PORT"): Promise<void> {
-  return new Promise((resolve, reject) => {
+/** Null when `port` can be listened on, else the error that refused it. */
+function probePort(port: number): Promise<NodeJS.ErrnoException | null> {
+  return new Promise((resolve) => {
     const probe = createServer();
-    probe.once("error", (err: NodeJS.ErrnoException) =>
-      reject(
-        new Error(
-          err.code === "EADDRINUSE"
-            ? `port ${port} is already in use (${setting}); stop what uses it, or pick another: ${setting}=${port + 10} npm start`
-            : `cannot listen on port ${port} (${setting}): ${err.message}`,
-        ),
-      ),
-    );
-    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve()));
+    probe.once("error", (err: NodeJS.ErrnoException) => resolve(err));
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(null)));
   });
+}
+
+/**
+ * Fails early, naming the setting, when a port this stack needs is taken, and suggests one that
+ * is free now and is not one of the stack's other ports (`others`).
+ */
+async function assertPortFree(port: number, setting: "PORT" | "EMULATOR_PORT", others: number[]): Promise<void> {
+  const err = await probePort(port);
+  if (!err) return;
+  if (err.code !== "EADDRINUSE") throw new Error(`cannot listen on port ${port} (${setting}): ${err.message}`);
+  let free: number | null = null;
+  for (let candidate = port + 1; candidate <= port + 100 && free === null; candidate++) {
+    if (!others.includes(candidate) && (await probePort(candidate)) === null) free = candidate;
+  }
+  const pick = free === null ? "or pick another" : `or pick another: ${setting}=${free} npm start`;
+  throw new Error(`port ${port} is already in use (${setting}); stop what uses it (another npm start?), ${pick}`);
 }
 
 const wrangler = join(root, "node_modules", ".bin", "wrangler");
@@ -230,12 +238,14 @@ function startCron(): void {
 }
 
 async function main() {
+  // Before the log is started afresh: a second `npm start` beside a running one must not empty
+  // the running stack's log.
+  await assertPortFree(port, "PORT", [emulatorPort]);
+  await assertPortFree(emulatorPort, "EMULATOR_PORT", [port]);
   mkdirSync(stateDir, { recursive: true });
   mkdirSync(dirname(logFile), { recursive: true });
   writeFileSync(logFile, "");
   log(`full output of every step: ${logFile}`);
-  await assertPortFree(port, "PORT");
-  await assertPortFree(emulatorPort, "EMULATOR_PORT");
   await run("node", ["scripts/vendor-assets.mjs"]);
 
   const emulators = await startEmulatorServer({ port: emulatorPort });

@@ -4,7 +4,7 @@
  * the setting when a port is taken, and a non-zero exit when wrangler fails.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,8 +25,12 @@ interface Started {
 }
 
 /** Runs scripts/start.ts until `until(output)` holds (then stops it) or it exits by itself. */
-async function start(env: Record<string, string>, until: (output: string) => boolean, timeoutMs = 150_000): Promise<Started> {
-  const stateDir = mkdtempSync(join(tmpdir(), "start-test-"));
+async function start(
+  env: Record<string, string>,
+  until: (output: string) => boolean,
+  timeoutMs = 150_000,
+  stateDir = mkdtempSync(join(tmpdir(), "start-test-")),
+): Promise<Started> {
   stateDirs.push(stateDir);
   const child = spawn(join(root, "node_modules", ".bin", "tsx"), ["scripts/start.ts"], {
     cwd: root,
@@ -58,11 +62,20 @@ describe("npm start", () => {
     { timeout: 90_000 },
     async (setting) => {
       const [port, emulatorPort] = [await freePort(), await freePort()];
-      const taken = await occupy(setting === "PORT" ? port : emulatorPort);
+      const takenPort = setting === "PORT" ? port : emulatorPort;
+      const taken = await occupy(takenPort);
+      // As if a stack were running in this state folder: its log must survive the refused start.
+      const stateDir = mkdtempSync(join(tmpdir(), "start-test-"));
+      writeFileSync(join(stateDir, "start.log"), "the running stack's log\n");
       try {
-        const run = await start({ PORT: String(port), EMULATOR_PORT: String(emulatorPort) }, () => false, 60_000);
+        const run = await start({ PORT: String(port), EMULATOR_PORT: String(emulatorPort) }, () => false, 60_000, stateDir);
         expect(run.exitCode).not.toBe(0);
-        expect(run.output).toMatch(new RegExp(`port ${setting === "PORT" ? port : emulatorPort} is already in use \\(${setting}\\)`));
+        expect(run.output).toMatch(new RegExp(`port ${takenPort} is already in use \\(${setting}\\)`));
+        expect(readFileSync(join(stateDir, "start.log"), "utf8")).toBe("the running stack's log\n");
+        // The port it suggests is free and is not the stack's other port.
+        const suggested = Number(new RegExp(`${setting}=(\\d+) npm start`).exec(run.output)?.[1]);
+        expect(suggested, run.output).toBeGreaterThan(takenPort);
+        expect(suggested).not.toBe(setting === "PORT" ? emulatorPort : port);
       } finally {
         taken.close();
       }
