@@ -22,11 +22,17 @@ export function getConfig(env: Bindings): Config {
   if (parsed.data.JWT_SECRET.length < 32) {
     throw new Error("Invalid configuration: JWT_SECRET must be at least 32 characters");
   }
+  const isLocal = parsed.data.ENVIRONMENT === "local" || parsed.data.ENVIRONMENT === "test";
+  // Links in mail (RFC 8058's one-click unsubscribe MUST be https), cookies and OAuth callbacks
+  // are built on it: plain http only where nothing leaves the machine.
+  if (!isLocal && !parsed.data.PUBLIC_API_URL.startsWith("https:")) {
+    throw new Error("Invalid configuration: PUBLIC_API_URL must be an https origin outside local and test runs");
+  }
   const fromDomain = /@([^>\s]+)>?\s*$/.exec(parsed.data.EMAIL_FROM)?.[1] ?? "localhost";
   const config: Config = {
     ...parsed.data,
     EMAIL_UNSUBSCRIBE_ADDRESS: parsed.data.EMAIL_UNSUBSCRIBE_ADDRESS ?? `unsubscribe@${fromDomain}`,
-    isLocal: parsed.data.ENVIRONMENT === "local" || parsed.data.ENVIRONMENT === "test",
+    isLocal,
   };
   cache.set(env, config);
   return config;

@@ -111,4 +111,14 @@ describe("PUBLIC_API_URL is validated", () => {
     expect(getConfig({ ...env, PUBLIC_API_URL: "https://api.example.com" }).PUBLIC_API_URL).toBe("https://api.example.com");
     expect(getConfig({ ...env, PUBLIC_API_URL: "http://127.0.0.1:8787" }).PUBLIC_API_URL).toBe("http://127.0.0.1:8787");
   });
+
+  // Mail links are built on it, and RFC 8058 says a one-click List-Unsubscribe MUST be https.
+  it("refuses plain http outside local and test runs", () => {
+    for (const environment of ["staging", "production"]) {
+      expect(() => getConfig({ ...env, ENVIRONMENT: environment, PUBLIC_API_URL: "http://api.example.com" })).toThrow(
+        /PUBLIC_API_URL must be an https origin/,
+      );
+      expect(getConfig({ ...env, ENVIRONMENT: environment, PUBLIC_API_URL: "https://api.example.com" }).isLocal).toBe(false);
+    }
+  });
 });
