@@ -7,6 +7,13 @@
 // 403), every body problem is 422 `validation_error`, and `GET /emails` (not a Resend route)
 // lists the outbox in send order, optionally filtered by `?to=`.
 //
+// It also plays the receiving mailbox for one-click unsubscribe: a message whose headers announce
+// it (List-Unsubscribe-Post) must follow RFC 8058 §3.1 (List-Unsubscribe holds exactly one https
+// URI, in RFC 2369's `<uri>, <uri>` list, and List-Unsubscribe-Post is exactly
+// `List-Unsubscribe=One-Click`); otherwise it is refused, 422 `validation_error`, so a broken
+// header fails every test that sends mail instead of passing unseen. (Resend itself would send it,
+// and mailbox providers would then ignore the one-click.)
+//
 // `Idempotency-Key` (as Resend documents it): a second `POST /emails` with the same key and the
 // same body answers the first email's id and sends nothing; the same key with another body is
 // 409 `invalid_idempotent_request`. Keys are kept until reset (Resend: 24 hours).
@@ -241,6 +248,8 @@ async function parseEmail(req: Request): Promise<ParsedEmail> {
       return { ok: false, error: "Invalid `headers` field. Expected an object of string values." };
     }
     headers = body.headers as Record<string, string>;
+    const problem = listUnsubscribeProblem(headers);
+    if (problem) return { ok: false, error: problem };
   }
 
   return {
@@ -259,4 +268,39 @@ async function parseEmail(req: Request): Promise<ParsedEmail> {
       last_event: "delivered",
     },
   };
+}
+
+/** Header lookup ignoring case, as mail headers are. */
+function header(headers: Record<string, string>, name: string): string | undefined {
+  const key = Object.keys(headers).find((k) => k.toLowerCase() === name.toLowerCase());
+  return key === undefined ? undefined : headers[key];
+}
+
+/**
+ * What is wrong with the message's unsubscribe headers, or null: List-Unsubscribe is RFC 2369's
+ * comma-separated list of `<uri>`s; with List-Unsubscribe-Post (RFC 8058 §3.1) it must hold
+ * exactly one https URI, and the Post header must be exactly `List-Unsubscribe=One-Click`.
+ */
+export function listUnsubscribeProblem(headers: Record<string, string>): string | null {
+  const list = header(headers, "List-Unsubscribe");
+  const post = header(headers, "List-Unsubscribe-Post");
+  if (list === undefined) return post === undefined ? null : "List-Unsubscribe-Post needs a List-Unsubscribe header (RFC 8058 §3.1).";
+  const items = list.split(",").map((item) => item.trim());
+  const uris: URL[] = [];
+  for (const item of items) {
+    const uri = /^<([^<>\s]+)>$/.exec(item)?.[1];
+    if (uri === undefined) return `List-Unsubscribe must be a list of <uri> (RFC 2369); got ${JSON.stringify(item)}.`;
+    try {
+      uris.push(new URL(uri));
+    } catch {
+      return `List-Unsubscribe holds an invalid URI: ${uri}.`;
+    }
+  }
+  if (post === undefined) return null;
+  if (post.trim() !== "List-Unsubscribe=One-Click")
+    return 'List-Unsubscribe-Post must be exactly "List-Unsubscribe=One-Click" (RFC 8058 §3.1).';
+  const https = uris.filter((u) => u.protocol === "https:");
+  if (https.length !== 1) return `One-click List-Unsubscribe must hold exactly one https URI (RFC 8058 §3.1); it holds ${https.length}.`;
+  if (uris.some((u) => u.protocol === "http:")) return "One-click List-Unsubscribe may not hold a plain http URI (RFC 8058 §3.1).";
+  return null;
 }

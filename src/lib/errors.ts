@@ -47,7 +47,8 @@ export const ERROR_CODES = {
     "An emailed link (password reset, email confirmation, unsubscribe) is unknown, altered, spent or expired (400). Not a session credential: see TOKEN_INVALID.",
   INVALID_IMAGE: "An uploaded file is not a well-formed JPEG, PNG or WebP within the limits (400).",
   NO_IMAGE: "No image part was sent (400, identify endpoint).",
-  IDEMPOTENCY_KEY_INVALID: "The Idempotency-Key header is empty, over 255 characters, not printable ASCII or a malformed quoted string (400).",
+  IDEMPOTENCY_KEY_INVALID:
+    "The Idempotency-Key header is empty, over 255 characters, not printable ASCII or a malformed quoted string (400).",
   CANNOT_RSVP_OWN_EVENT: "Organisers do not RSVP to their own event (400).",
   AUTHENTICATION_REQUIRED: "No credentials were sent (401).",
   INVALID_CREDENTIALS: "The username/email and password do not match (401).",

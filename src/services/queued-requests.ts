@@ -86,7 +86,16 @@ export interface RequestJob<Type extends RequestKind["job"] = RequestKind["job"]
 function lifecycle(kind: RequestKind): typeof identificationRequests {
   return kind.table as typeof identificationRequests;
 }
-type LifecycleColumns = "id" | "status" | "imageHashes" | "attempts" | "leaseExpiresAt" | "requeueCount" | "run" | "errorMessage" | "processedAt";
+type LifecycleColumns =
+  | "id"
+  | "status"
+  | "imageHashes"
+  | "attempts"
+  | "leaseExpiresAt"
+  | "requeueCount"
+  | "run"
+  | "errorMessage"
+  | "processedAt";
 const _sameLifecycle: Pick<DiseaseRequestRow, LifecycleColumns> = {} as Pick<IdentificationRequestRow, LifecycleColumns>;
 void _sameLifecycle;
 

@@ -115,7 +115,11 @@ export async function unsubscribe(
   return { scope, types };
 }
 
-/** The two List-Unsubscribe headers of RFC 8058 for one email. */
+/**
+ * The two List-Unsubscribe headers of RFC 8058 for one email. One-click (List-Unsubscribe-Post)
+ * is announced only when the link is https, as RFC 8058 requires; a local run on plain http
+ * keeps RFC 2369's List-Unsubscribe alone.
+ */
 export async function listUnsubscribeHeaders(
   env: Bindings,
   userId: string,
@@ -126,5 +130,6 @@ export async function listUnsubscribeHeaders(
   const token = await unsubscribeToken(env, userId, scope, now);
   const url = `${config.PUBLIC_API_URL.replace(/\/$/, "")}/api/v1/notifications/unsubscribe/?token=${token}`;
   const mailto = `mailto:${config.EMAIL_UNSUBSCRIBE_ADDRESS}?subject=${encodeURIComponent(`unsubscribe ${token}`)}`;
-  return { "List-Unsubscribe": `<${url}>, <${mailto}>`, "List-Unsubscribe-Post": "List-Unsubscribe=One-Click" };
+  const list = { "List-Unsubscribe": `<${url}>, <${mailto}>` };
+  return url.startsWith("https:") ? { ...list, "List-Unsubscribe-Post": "List-Unsubscribe=One-Click" } : list;
 }

@@ -26,6 +26,36 @@ const RESET_MAIL = {
 };
 
 describe("email emulator", () => {
+  // RFC 8058 §3.1: "The List-Unsubscribe header field MUST contain one HTTPS URI … The
+  // List-Unsubscribe-Post header MUST contain the single key/value pair List-Unsubscribe=One-Click."
+  it("plays the receiving mailbox for one-click unsubscribe: refuses headers that break RFC 8058 or RFC 2369", async () => {
+    const https = "<https://api.example/u?t=1>";
+    const mailto = "<mailto:unsubscribe@plants.example?subject=unsubscribe%201>";
+    const oneClick = "List-Unsubscribe=One-Click";
+    for (const headers of [
+      { "List-Unsubscribe-Post": oneClick },
+      { "List-Unsubscribe": "<http://api.example/u?t=1>", "List-Unsubscribe-Post": oneClick },
+      { "List-Unsubscribe": `${https}, <http://api.example/u?t=2>`, "List-Unsubscribe-Post": oneClick },
+      { "List-Unsubscribe": `${https}, <https://api.example/u?t=2>`, "List-Unsubscribe-Post": oneClick },
+      { "List-Unsubscribe": "https://api.example/u?t=1", "List-Unsubscribe-Post": oneClick },
+      { "List-Unsubscribe": https, "List-Unsubscribe-Post": "One-Click" },
+      { "List-Unsubscribe": `${https} ${mailto}` },
+    ]) {
+      const emulator = createEmailEmulator();
+      const response = await send(emulator, { ...RESET_MAIL, headers });
+      expect(response.status, JSON.stringify(headers)).toBe(422);
+      expect(((await response.json()) as { name: string }).name).toBe("validation_error");
+      expect(emulator.outbox).toHaveLength(0);
+    }
+    for (const headers of [
+      { "List-Unsubscribe": `${https}, ${mailto}`, "List-Unsubscribe-Post": oneClick },
+      { "list-unsubscribe": `  ${mailto} ,${https}`, "list-unsubscribe-post": oneClick },
+      { "List-Unsubscribe": `<http://127.0.0.1:8787/u?t=1>, ${mailto}` },
+    ]) {
+      expect((await send(createEmailEmulator(), { ...RESET_MAIL, headers })).status, JSON.stringify(headers)).toBe(200);
+    }
+  });
+
   it("accepts a message with 200 {id} and keeps it in the outbox", async () => {
     const emulator = createEmailEmulator();
     const response = await send(emulator, RESET_MAIL);

@@ -15,7 +15,7 @@ import { handleNotifyBatch, handleNotifyDeadLetters } from "../../src/jobs/notif
 import { digestPeriod, gatherDigests, sendDelivery, withdrawnRow } from "../../src/services/notification-delivery";
 import { NOTIFICATION_DEFAULTS } from "../../src/services/notification-preferences";
 import { createNotification, insertNotifications, type NotificationType } from "../../src/services/notifications";
-import { call, jsonWithStatus as json, type Page } from "../helpers/http";
+import { BASE, call, jsonWithStatus as json, type Page } from "../helpers/http";
 import { mailTo } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
 import { bearerUser } from "../helpers/users";
@@ -304,6 +304,22 @@ describe("digest", () => {
     for (const t of titles) expect(mails[0]!.text).toContain(t);
     expect(mails[0]!.text).not.toContain("After the period began");
     expect(mails[0]!.headers?.["List-Unsubscribe-Post"]).toBe("List-Unsubscribe=One-Click");
+    // The digest's one-click link, followed as a mailbox provider does, stops every email that can
+    // be stopped (a digest gathers many types), and the mail's own link is the same one.
+    const link = /<(https:[^>]+)>/.exec(mails[0]!.headers?.["List-Unsubscribe"] ?? "")?.[1];
+    expect(link).toBeDefined();
+    expect(mails[0]!.text).toContain(link!);
+    const unsubscribed = await call(link!.replace(BASE, ""), {
+      method: "POST",
+      body: "List-Unsubscribe=One-Click",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    });
+    expect(unsubscribed.status).toBe(200);
+    const after = await json<{ types: Record<string, { email: boolean }> }>(
+      await call("/api/v1/notifications/preferences/", { bearer: u.access }),
+      200,
+    );
+    for (const [type, channels] of Object.entries(after.types)) expect(channels.email, type).toBe(type === "security");
     // The late one goes in the next day's digest, not in a second one today.
     expect(await gatherDigests(env, now + 3600_000)).toBe(0);
     await gatherDigests(env, Date.parse("2026-12-04T07:05:00Z"));

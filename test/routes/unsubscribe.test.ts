@@ -31,6 +31,27 @@ describe("one-click unsubscribe", () => {
     );
   });
 
+  it("announces one-click only for an https link: a plain-http local run keeps RFC 2369's header alone", async () => {
+    const local = { ...env, ENVIRONMENT: "local", PUBLIC_API_URL: "http://127.0.0.1:8787" } as typeof env;
+    const headers = await listUnsubscribeHeaders(local, crypto.randomUUID(), "forum_reply");
+    expect(headers["List-Unsubscribe-Post"]).toBeUndefined();
+    expect(headers["List-Unsubscribe"]).toMatch(
+      /^<http:\/\/127\.0\.0\.1:8787\/api\/v1\/notifications\/unsubscribe\/\?token=[\w.-]+>, <mailto:/,
+    );
+  });
+
+  // RFC 8058 §3.2: the POST SHOULD be multipart/form-data (what Gmail and Yahoo send) and MAY be
+  // urlencoded; both work without a sign-in.
+  it("accepts the one-click POST as multipart/form-data too", async () => {
+    const u = await bearerUser();
+    const token = await unsubscribeToken(env, u.userId, "forum_mention");
+    const form = new FormData();
+    form.append("List-Unsubscribe", "One-Click");
+    const res = await call(`${PATH}?token=${encodeURIComponent(token)}`, { method: "POST", body: form });
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect((await prefs(u.access)).types.forum_mention!.email).toBe(false);
+  });
+
   it("GET shows a confirmation page and changes nothing; POST turns off that type's email only", async () => {
     const u = await bearerUser();
     const token = await unsubscribeToken(env, u.userId, "forum_mention");
