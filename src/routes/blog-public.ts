@@ -9,6 +9,7 @@ import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
+import { AppError } from "../lib/errors";
 import { escapeHtml } from "../lib/sanitise";
 import { CLIENT_CACHE_CONTROL, cachedPublicRead } from "../services/blog-cache";
 import { cacheKey, cachedAnswer, notModified } from "./cached-reads";
@@ -68,6 +69,15 @@ const Image = z.object({ url: z.string(), width: z.number().int(), height: z.num
 const ListItem = z
   .object({
     id: z.string(),
+    meta: z
+      .object({
+        type: z.string().openapi({ example: "blog.BlogPostPage" }),
+        detail_url: z.string().openapi({ description: "This item's detail on this API (absolute)." }),
+        html_url: z.string().openapi({ description: "The post's page in the web app (absolute)." }),
+        slug: z.string(),
+        first_published_at: z.string().nullable(),
+      })
+      .openapi({ description: "Wagtail API v2's per-item meta." }),
     title: z.string(),
     slug: z.string(),
     url: z.string(),
@@ -124,6 +134,17 @@ function cachedJsonResponse(description: string, schema: z.ZodType) {
   };
 }
 
+/**
+ * Wagtail API v2 refuses a query parameter it does not know, 400 with its own message, instead
+ * of answering as if it were absent (a misspelt filter would otherwise list everything).
+ */
+function refuseUnknownQuery(c: Context<AppEnv>, known: readonly string[]): void {
+  const unknown = Object.keys(c.req.queries()).filter((name) => !known.includes(name));
+  if (unknown.length > 0) {
+    throw new AppError("BAD_REQUEST", 400, `query parameter is not an operation or a recognised field: ${unknown.sort().join(", ")}`);
+  }
+}
+
 function answer(c: Context<AppEnv>, key: string, contentType: string, build: () => Promise<string>) {
   return cachedAnswer(c, (fresh) => cachedPublicRead(c.env, key, contentType, build, fresh), CLIENT_CACHE_CONTROL);
 }
@@ -146,6 +167,7 @@ export function blogPublicRoutes() {
     },
   );
   app.openapi(list, async (c) => {
+    refuseUnknownQuery(c, Object.keys(PostsQuery.shape));
     const q = c.req.valid("query");
     const filters = {
       search: q.search || undefined,
@@ -184,6 +206,7 @@ export function blogPublicRoutes() {
     { 200: cachedJsonResponse("Most views in the window first, then total views, then newest", z.array(ListItem)), ...notModified },
   );
   app.openapi(popular, async (c) => {
+    refuseUnknownQuery(c, ["limit", "days"]);
     const { limit, days } = c.req.valid("query");
     return answer(
       c,
@@ -197,6 +220,8 @@ export function blogPublicRoutes() {
     .get("/api/v2/blog-posts/{id}", "One published post, Wagtail API v2 detail")
     .io({ params: z.object({ id: z.string().max(64) }) }, { 200: cachedJsonResponse("The detail shape", Detail), ...notModified });
   app.openapi(detail, async (c) => {
+    // Wagtail's detail takes `fields` (accepted and ignored here, as on the listing).
+    refuseUnknownQuery(c, ["fields"]);
     const { id } = c.req.valid("param");
     const result = await answer(c, `/api/v2/blog-posts/${encodeURIComponent(id)}`, JSON_TYPE, async () =>
       JSON.stringify(await postDetail(c.env, id)),
@@ -217,6 +242,7 @@ export function blogPublicRoutes() {
     },
   );
   app.openapi(categories, async (c) => {
+    refuseUnknownQuery(c, ["limit", "offset"]);
     const { limit, offset } = c.req.valid("query");
     return answer(c, cacheKey("/api/v2/categories", { limit, offset }), JSON_TYPE, async () => {
       const { total, items } = await listCategories(c.env, limit, offset);
@@ -235,6 +261,7 @@ export function blogPublicRoutes() {
     },
   );
   app.openapi(series, async (c) => {
+    refuseUnknownQuery(c, ["limit", "offset"]);
     const { limit, offset } = c.req.valid("query");
     return answer(c, cacheKey("/api/v2/series", { limit, offset }), JSON_TYPE, async () => {
       const { total, items } = await listSeries(c.env, limit, offset);

@@ -28,6 +28,7 @@ import {
   type StoredBlock,
   users,
 } from "../db/schema";
+import { getConfig } from "../config";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { mediaUrl, renderBlock, shorterExcerpt, storedImageSize } from "./blog-blocks";
@@ -136,14 +137,26 @@ async function imageShapes(env: Bindings, ref: string | null, alt: string) {
 
 const postUrl = (slug: string) => `/blog/${slug}/`;
 
+/** Wagtail's page type for a blog post, as its v2 API names it in `meta.type`. */
+export const WAGTAIL_POST_TYPE = "blog.BlogPostPage";
+
 async function listItems(env: Bindings, rows: ListRow[]) {
   const { cats: categories, tags } = await taxonomyOf(
     env,
     rows.map((r) => r.id),
   );
+  const { PUBLIC_API_URL, FRONTEND_URL } = getConfig(env);
   return Promise.all(
     rows.map(async (r) => ({
       id: r.id,
+      // Wagtail API v2's per-item meta: where the item's own detail and its page live.
+      meta: {
+        type: WAGTAIL_POST_TYPE,
+        detail_url: `${PUBLIC_API_URL}/api/v2/blog-posts/${r.id}/`,
+        html_url: `${FRONTEND_URL.replace(/\/$/, "")}${postUrl(r.slug)}`,
+        slug: r.slug,
+        first_published_at: r.firstPublishedAt,
+      },
       title: r.title,
       slug: r.slug,
       url: postUrl(r.slug),

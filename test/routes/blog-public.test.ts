@@ -8,6 +8,7 @@ import { DOMParser } from "@xmldom/xmldom";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
+import { getConfig } from "../../src/config";
 import { database } from "../../src/db/client";
 import { blogCacheState, blogPosts, blogPostViews } from "../../src/db/schema";
 import { purgeBlogReads } from "../../src/services/blog-cache";
@@ -62,6 +63,7 @@ describe("GET /api/v2/blog-posts/ (Wagtail v2 listing)", () => {
     expect(Object.keys(item).sort()).toEqual(
       [
         "id",
+        "meta",
         "title",
         "slug",
         "url",
@@ -79,6 +81,14 @@ describe("GET /api/v2/blog-posts/ (Wagtail v2 listing)", () => {
       ].sort(),
     );
     expect(item).toMatchObject({
+      // Wagtail API v2's per-item meta.
+      meta: {
+        type: "blog.BlogPostPage",
+        detail_url: `https://api.test/api/v2/blog-posts/${newer.id}/`,
+        html_url: `${getConfig(env).FRONTEND_URL.replace(/\/$/, "")}/blog/${newer.slug}/`,
+        slug: newer.slug,
+        first_published_at: "2026-11-01T08:00:00.000Z",
+      },
       title: "Newer post",
       slug: newer.slug,
       url: `/blog/${newer.slug}/`,
@@ -153,6 +163,27 @@ describe("GET /api/v2/blog-posts/ (Wagtail v2 listing)", () => {
     for (const q of ["limit=21", "limit=0", "limit=-1", "limit=abc", "offset=-1", "order=title", "featured=yes", "search=%00"]) {
       await expectError(await get(`/api/v2/blog-posts/?${q}`), 400, "VALIDATION_ERROR");
     }
+  });
+
+  // Wagtail API v2 refuses what it does not know: a misspelt filter must not list everything.
+  it("answers 400 naming a query parameter it does not know, on every v2 read", async () => {
+    const post = await blogPost({ title: "Known fields only" });
+    for (const path of [
+      "/api/v2/blog-posts/?categry_slug=ferns",
+      "/api/v2/blog-posts/popular/?offset=1",
+      `/api/v2/blog-posts/${post.id}/?limit=1`,
+      "/api/v2/categories/?order=name",
+      "/api/v2/series/?categry_slug=ferns",
+    ]) {
+      const res = await get(path);
+      expect(res.status, path).toBe(400);
+      const body = (await res.json()) as { code: string; message: string };
+      expect(body.code).toBe("BAD_REQUEST");
+      expect(body.message).toMatch(/^query parameter is not an operation or a recognised field: (categry_slug|offset|limit|order)$/);
+    }
+    // What Wagtail clients send stays accepted.
+    expect((await get("/api/v2/blog-posts/?type=blog.BlogPostPage&fields=*&limit=1")).status).toBe(200);
+    expect((await get(`/api/v2/blog-posts/${post.id}/?fields=*`)).status).toBe(200);
   });
 
   it("with slug= gives the detail shape in items; an unknown or unpublished slug is 200 with no items", async () => {
