@@ -90,7 +90,23 @@ const IdentifySuccess = z
   })
   .openapi("IdentifyResult");
 
-const IdentifyFailure = z.object({ success: z.literal(false), error: z.string(), code: z.string().optional() }).openapi("IdentifyFailure");
+const IdentifyFailure = z
+  .object({
+    success: z.literal(false),
+    error: z.string(),
+    code: z
+      .string()
+      .optional()
+      .openapi({
+        description:
+          "200: `NO_MATCH`, `NOT_A_PLANT`. 400: `NO_IMAGE`, and the image rules' own codes — `EMPTY_FILE`, " +
+          "`FILE_TOO_LARGE` (400 here, as the original answered; 413 on the other upload routes), `INVALID_FILE_TYPE`, " +
+          "`FILE_TYPE_MISMATCH`, `INVALID_IMAGE`, `IMAGE_TOO_SMALL`, `IMAGE_TOO_LARGE`, `INVALID_ASPECT_RATIO`. " +
+          "401 `AUTHENTICATION_REQUIRED`, 403 `CSRF_FAILED`, 413 `PAYLOAD_TOO_LARGE` (the whole body), 429 `RATE_LIMITED`, " +
+          "500 `INTERNAL_ERROR`, 503 `PROVIDERS_UNAVAILABLE`.",
+      }),
+  })
+  .openapi("IdentifyFailure");
 
 /** The seed-compatible failure shape; the status code still tells machines what happened. */
 function failure(
@@ -158,6 +174,7 @@ export function identifyRoutes() {
         description: "Cookie-authenticated call without a matching X-CSRFToken header (`CSRF_FAILED`)",
         content: { "application/json": { schema: IdentifyFailure } },
       },
+      413: { description: "The body is over the upload limit", content: { "application/json": { schema: IdentifyFailure } } },
       429: { description: "Rate limited", content: { "application/json": { schema: IdentifyFailure } } },
       500: { description: "Our own failure (seed shape)", content: { "application/json": { schema: IdentifyFailure } } },
       503: { description: "Both providers unavailable", content: { "application/json": { schema: IdentifyFailure } } },
