@@ -20,7 +20,7 @@ import {
 import { enforceRateLimit } from "../services/rate-limits";
 import { pageOf, PaginationQuery } from "./pagination";
 import { createRouter, routeSet } from "./router";
-import { errorResponse, errorResponses, IdParam, jsonBody, noContent, pageSchema, requestJson } from "./schemas";
+import { errorResponse, errorResponses, IdParam, jsonBody, noContent, PostParam, pageSchema, requestJson } from "./schemas";
 
 const tags = ["Blog comments"];
 
@@ -46,8 +46,8 @@ export function blogCommentRoutes() {
   const moderators = routeSet({ tags, errors: errorResponses(400, 401, 404) }).forRoles(...COMMENT_MODERATOR_ROLES);
 
   const getComments = open
-    .get("/posts/{id}/comments", "Comments on a published post, oldest first")
-    .io({ params: IdParam, query: PaginationQuery }, { 200: jsonBody(pageSchema(Comment, "BlogCommentPage"), "A page of comments") });
+    .get("/posts/{id}/comments", "Comments on a published post (by id or slug), oldest first")
+    .io({ params: PostParam, query: PaginationQuery }, { 200: jsonBody(pageSchema(Comment, "BlogCommentPage"), "A page of comments") });
   app.openapi(getComments, async (c) => {
     const { page, page_size } = c.req.valid("query");
     const { count, rows } = await listComments(c.env, c.get("user"), c.req.valid("param").id, { page, pageSize: page_size });
@@ -55,10 +55,10 @@ export function blogCommentRoutes() {
   });
 
   const postComment = mine
-    .post("/posts/{id}/comments", "Comment on a published post (held for moderation when your trust level is new)")
+    .post("/posts/{id}/comments", "Comment on a published post, by id or slug (held for moderation when your trust level is new)")
     .io(
       {
-        params: IdParam,
+        params: PostParam,
         body: requestJson(
           z.object({
             body: z.string().min(1).max(COMMENT_MAX_CHARS).openapi({ description: "Text or a small HTML subset (sanitised)." }),

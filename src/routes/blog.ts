@@ -49,7 +49,7 @@ import {
 import { storeBlogImage } from "../services/photos";
 import { pageOf, PaginationQuery } from "./pagination";
 import { createRouter, documentOnly, noContentAfter, routeSet } from "./router";
-import { errorResponse, errorResponses, filePart, IdParam, jsonBody, noContent, pageSchema, requestJson } from "./schemas";
+import { errorResponse, errorResponses, filePart, IdParam, jsonBody, noContent, PostParam, pageSchema, requestJson } from "./schemas";
 import { readMultipartForm, throwIfFieldErrors } from "./uploads";
 
 const tags = ["Blog"];
@@ -143,13 +143,6 @@ const ScheduleBody = z
   .openapi("BlogSchedule");
 const PublishBody = z.strictObject({ revision: reviewedRevision }).openapi("BlogPublish");
 
-const PostParam = z.object({
-  id: z
-    .string()
-    .min(1)
-    .max(200)
-    .openapi({ description: "The post's id or slug.", param: { name: "id", in: "path" } }),
-});
 const RevisionParam = IdParam.extend({ number: z.coerce.number().int().min(1).max(1_000_000) });
 const DiffQuery = z.object({
   from: z.coerce.number().int().min(1).max(1_000_000),

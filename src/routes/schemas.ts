@@ -73,6 +73,15 @@ export function filePart(description?: string) {
 /** `/{id}` path parameters: a UUID. */
 export const IdParam = z.object({ id: z.uuid() });
 
+/** A blog post named by its id or its slug. */
+export const PostParam = z.object({
+  id: z
+    .string()
+    .min(1)
+    .max(200)
+    .openapi({ description: "The post's id or slug.", param: { name: "id", in: "path" } }),
+});
+
 export const MessageSchema = z.object({ message: z.string() }).openapi("Message");
 
 export function jsonBody<T extends z.ZodType>(schema: T, description: string) {

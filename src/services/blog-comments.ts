@@ -19,7 +19,7 @@ import type { Page, PageRequest } from "../db/pagination";
 import { blogCommentReports, blogComments, blogPosts, users } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
-import { uuidv7 } from "../lib/ids";
+import { isUuid, uuidv7 } from "../lib/ids";
 import { sanitisePostBody, visibleText } from "../lib/sanitise";
 import { purgeBlogReads } from "./blog-cache";
 import { createNotification } from "./notifications";
@@ -75,13 +75,15 @@ export function commentBody(row: CommentRow) {
   };
 }
 
-async function publishedPost(env: Bindings, postId: string) {
+/** The published post named by `idOrSlug` (its id, or its slug as the web app's URLs have it). */
+async function publishedPost(env: Bindings, idOrSlug: string) {
+  const named = isUuid(idOrSlug) ? eq(blogPosts.id, idOrSlug) : eq(blogPosts.slug, idOrSlug);
   const post = await database(env)
     .select({ id: blogPosts.id, slug: blogPosts.slug })
     .from(blogPosts)
-    .where(and(eq(blogPosts.id, postId), eq(blogPosts.status, "published")))
+    .where(and(named, eq(blogPosts.status, "published")))
     .get();
-  if (!post) throw new AppError("NOT_FOUND", 404, "No published post with this id.");
+  if (!post) throw new AppError("NOT_FOUND", 404, "No published post with this id or slug.");
   return post;
 }
 
@@ -104,10 +106,10 @@ function selectComments(env: Bindings) {
 export async function listComments(
   env: Bindings,
   viewer: AuthenticatedUser | undefined,
-  postId: string,
+  idOrSlug: string,
   page: PageRequest,
 ): Promise<Page<ReturnType<typeof commentBody>>> {
-  await publishedPost(env, postId);
+  const { id: postId } = await publishedPost(env, idOrSlug);
   const visible: SQL = viewer
     ? or(eq(c.status, "approved"), and(eq(c.status, "pending"), eq(c.userId, viewer.id)))!
     : eq(c.status, "approved");
@@ -131,10 +133,11 @@ async function commentRow(env: Bindings, id: string): Promise<CommentRow | undef
 export async function addComment(
   env: Bindings,
   user: AuthenticatedUser,
-  postId: string,
+  idOrSlug: string,
   input: { body: string; parent_id?: string | null },
 ) {
-  const post = await publishedPost(env, postId);
+  const post = await publishedPost(env, idOrSlug);
+  const postId = post.id;
   const body = sanitisePostBody(input.body);
   if (visibleText(body) === "")
     throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { body: ["The comment has no text (markup alone does not count)."] });

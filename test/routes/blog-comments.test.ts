@@ -74,6 +74,19 @@ describe("blog comments", () => {
     expect((await json<{ comment_count: number }>(await call(`/api/v2/blog-posts/${post.id}/`), 200)).comment_count).toBe(2);
   });
 
+  it("names the post by its slug as well as its id, as the web app's URLs do; a draft's slug is 404", async () => {
+    const post = await blogPost();
+    const regular = await trusted();
+    const bySlug = await json<Comment>(await comment(post.slug, regular.access, { body: "Found it by its slug." }), 201);
+    expect((await comments(post.slug)).map((c) => c.id)).toEqual([bySlug.id]);
+    expect((await comments(post.id)).map((c) => c.id)).toEqual([bySlug.id]);
+    expect(await commentCount(post.id)).toBe(1);
+    const draft = await blogPost({ status: "draft" });
+    await expectError(await call(`/api/v1/blog/posts/${draft.slug}/comments/`), 404, "NOT_FOUND");
+    await expectError(await comment(draft.slug, regular.access, { body: "Too early." }), 404, "NOT_FOUND");
+    await expectError(await call(`/api/v1/blog/posts/${"x".repeat(201)}/comments/`), 400, "VALIDATION_ERROR");
+  });
+
   it("refuses drafts, empty bodies, bad parents and anonymous writers, writing nothing", async () => {
     const draft = await blogPost({ status: "draft" });
     const u = await trusted();
