@@ -49,6 +49,14 @@ let stopping = false;
  */
 const logFile = resolve(root, process.env.START_LOG ?? join(stateDir, "start.log"));
 
+/**
+ * A child's output into the log file, without terminal colour codes: wrangler colours some lines
+ * (its warnings) even with NO_COLOR set, and a log read in an editor should not carry them.
+ */
+function toLog(chunk: Buffer) {
+  appendFileSync(logFile, chunk.toString().replace(/\u001b\[[0-9;]*[A-Za-z]/g, ""));
+}
+
 function log(msg: string) {
   process.stdout.write(`[start] ${msg}\n`);
   appendFileSync(logFile, `[start] ${msg}\n`);
@@ -104,8 +112,8 @@ function run(cmd: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: root, env: childEnv, stdio: ["ignore", "pipe", "pipe"], detached: true });
     children.add(child);
-    child.stdout?.on("data", (chunk: Buffer) => appendFileSync(logFile, chunk));
-    child.stderr?.on("data", (chunk: Buffer) => appendFileSync(logFile, chunk));
+    child.stdout?.on("data", toLog);
+    child.stderr?.on("data", toLog);
     child.on("error", reject);
     child.on("exit", (code) => {
       children.delete(child);
@@ -313,7 +321,7 @@ async function main() {
   let announced = false;
   const bindings = new Set<string>();
   const watch = (chunk: Buffer) => {
-    appendFileSync(logFile, chunk);
+    toLog(chunk);
     const text = chunk.toString();
     // wrangler lists the Worker's bindings as "env.NAME (…)  Kind  local" before it is ready.
     for (const m of text.matchAll(/env\.(\w+)\s/g)) bindings.add(m[1]!);
