@@ -22,6 +22,25 @@ export function isUniqueViolation(err: unknown): boolean {
   return errorMatches(err, /UNIQUE constraint failed/i);
 }
 
+/**
+ * What one account may hold of each kind, as migration 0035's triggers enforce them inside the
+ * insert (so concurrent inserts cannot overshoot): the numbers must match the migration.
+ */
+export const PER_USER_CAPS = {
+  collections: { max: 200, code: "COLLECTION_LIMIT", noun: "collections" },
+  user_plants: { max: 5000, code: "PLANT_LIMIT", noun: "plants" },
+  saved_care_instructions: { max: 1000, code: "CARE_CARD_LIMIT", noun: "saved care cards" },
+} as const;
+
+/** The 409 for an insert one of PER_USER_CAPS' triggers refused, or null for any other error. */
+export function perUserCapError(err: unknown): AppError | null {
+  for (const [table, cap] of Object.entries(PER_USER_CAPS)) {
+    if (errorMatches(err, new RegExp(`PER_USER_CAP ${table}\\b`)))
+      return new AppError(cap.code, 409, `You can have at most ${cap.max} ${cap.noun}. Delete some first.`);
+  }
+  return null;
+}
+
 /** A FOREIGN KEY constraint refused the write: the row it names went meanwhile. */
 export function isForeignKeyViolation(err: unknown): boolean {
   return errorMatches(err, /FOREIGN KEY constraint failed/i);
@@ -83,6 +102,9 @@ export const ERROR_CODES = {
   EVENT_STARTED: "The event has already started (409).",
   POST_DELETED: "The forum post was deleted (409).",
   REMINDER_LIMIT: "The plant has the most reminders allowed (409).",
+  COLLECTION_LIMIT: "The account has the most collections allowed (409).",
+  PLANT_LIMIT: "The account has the most plants allowed (409).",
+  CARE_CARD_LIMIT: "The account has the most saved care cards allowed (409).",
   TOPIC_HAS_REPLIES: "A topic with replies cannot be deleted by its author (409).",
   IDEMPOTENCY_KEY_IN_USE: "A request with this Idempotency-Key is still running; retry after it (409).",
   FILE_TOO_LARGE: "An uploaded file is over the size limit (413).",

@@ -237,7 +237,10 @@ export function collectionRoutes() {
     .post("/plant-identification/collections", "Create a collection (names are unique per user, case-insensitively)")
     .io(
       { body: requestJson(CollectionCreate) },
-      { 201: jsonBody(CollectionSchema, "Created"), 409: errorResponse(409, "You already have a collection with this name") },
+      {
+        201: jsonBody(CollectionSchema, "Created"),
+        409: errorResponse(409, "You already have a collection with this name, or the most collections allowed (`COLLECTION_LIMIT`)"),
+      },
     );
   app.openapi(postCollections, async (c) => c.json(collectionBody(await createCollection(c.env, userIdOf(c), c.req.valid("json"))), 201));
 
@@ -297,6 +300,7 @@ export function collectionRoutes() {
     },
     {
       201: jsonBody(PlantSchema, "Created"),
+      409: errorResponse(409, "The account has the most plants allowed", "PLANT_LIMIT"),
       413: errorResponse(413, "Image too large", "FILE_TOO_LARGE"),
       415: errorResponse(415, "Neither JSON nor multipart"),
       429: errorResponse(429, "Too many plant photos stored; see Retry-After", "RATE_LIMITED"),

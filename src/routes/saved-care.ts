@@ -70,9 +70,13 @@ export function savedCareRoutes() {
     return c.json(pageOf(c.req.url, page, page_size, count, rows.map(savedCareBody)), 200);
   });
 
-  const postRoot = mine
-    .post("/", "Save a care card (one per scientific name, case-insensitive)")
-    .io({ body: requestJson(SavedCareCreate) }, { 201: jsonBody(SavedCareSchema, "Saved"), ...duplicate });
+  const postRoot = mine.post("/", "Save a care card (one per scientific name, case-insensitive)").io(
+    { body: requestJson(SavedCareCreate) },
+    {
+      201: jsonBody(SavedCareSchema, "Saved"),
+      409: errorResponse(409, "You already saved a card for this scientific name, or the most cards allowed (`CARE_CARD_LIMIT`)"),
+    },
+  );
   app.openapi(postRoot, async (c) => c.json(savedCareBody(await createSavedCare(c.env, userIdOf(c), c.req.valid("json"))), 201));
 
   const getById = mine.get("/{id}", "One of your saved care cards").io({ params: IdParam }, { 200: jsonBody(SavedCareSchema, "Card") });

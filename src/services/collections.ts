@@ -16,7 +16,7 @@ import { changes, type Database, database, runBatch, ownedBy } from "../db/clien
 import { type Page, type PageRequest, countedPage } from "../db/pagination";
 import { collections, species, userPlants, users } from "../db/schema";
 import type { Bindings } from "../env";
-import { AppError, isForeignKeyViolation, isUniqueViolation, orNotFound } from "../lib/errors";
+import { AppError, isForeignKeyViolation, isUniqueViolation, orNotFound, perUserCapError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import type { ValidatedImage } from "../lib/images";
 import { imageUrl, parsePhotoRef, photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
@@ -132,7 +132,7 @@ export async function createCollection(
       .values({ id, userId, name: input.name, description: input.description ?? "", isPublic: input.is_public ?? false });
   } catch (err) {
     if (isUniqueViolation(err)) throw duplicateName(input.name);
-    throw err;
+    throw perUserCapError(err) ?? err;
   }
   return (await findCollection(env, userId, id))!;
 }
@@ -362,7 +362,7 @@ export async function insertPlant(
       .values({ ...plantColumns(fields), id, userId, collectionId, imageKey });
   } catch (err) {
     if (isForeignKeyViolation(err)) throw collectionGone();
-    throw err;
+    throw perUserCapError(err) ?? err;
   }
   return (await findPlant(env, userId, id))!;
 }
@@ -464,7 +464,10 @@ export async function addIdentifiedPlant(
       nickname: input.nickname,
       notes: input.notes,
     })
-    .onConflictDoNothing({ target: [p.collectionId, p.resultId] });
+    .onConflictDoNothing({ target: [p.collectionId, p.resultId] })
+    .catch((err: unknown) => {
+      throw (isForeignKeyViolation(err) ? collectionGone() : perUserCapError(err)) ?? err;
+    });
   const plant = await db
     .select({
       id: p.id,

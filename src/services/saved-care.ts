@@ -8,7 +8,7 @@ import { database, eqIfGiven } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
 import { savedCareInstructions } from "../db/schema";
 import type { Bindings } from "../env";
-import { AppError, isUniqueViolation } from "../lib/errors";
+import { AppError, isUniqueViolation, perUserCapError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 
 export type SavedCareRow = typeof savedCareInstructions.$inferSelect;
@@ -79,7 +79,7 @@ export async function createSavedCare(
       .get();
   } catch (err) {
     if (isUniqueViolation(err)) throw duplicate(fields.scientific_name);
-    throw err;
+    throw perUserCapError(err) ?? err;
   }
 }
 

@@ -1,0 +1,59 @@
+// Review helper-51: collections, plants and saved care cards had no per-user cap, so one account
+// could make D1 hold as much as the edge limit let it write (a care card is up to 16 KiB). The
+// caps are enforced inside the insert (migration 0035's triggers): concurrent creates at the cap
+// cannot overshoot it.
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { PER_USER_CAPS } from "../../src/lib/errors";
+import { call, expectError } from "../helpers/http";
+import { useEmulators } from "../helpers/outbound";
+import { bearerUser } from "../helpers/users";
+
+useEmulators();
+
+const API = "/api/v1/plant-identification";
+
+/** Rows of `table` for `userId` until it holds `n` (made straight in D1, in one statement). */
+async function fillTo(table: keyof typeof PER_USER_CAPS, userId: string, n: number) {
+  const have = (await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE user_id = ?`).bind(userId).first<{ n: number }>())!.n;
+  const rows = `WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ${n - have})`;
+  const collection = `(SELECT id FROM collections WHERE user_id = ?1 AND is_default = 1)`;
+  const insert = {
+    collections: `INSERT INTO collections (id, user_id, name) ${rows} SELECT lower(hex(randomblob(16))), ?1, 'Shelf ' || i FROM k`,
+    user_plants: `INSERT INTO user_plants (id, user_id, collection_id) ${rows} SELECT lower(hex(randomblob(16))), ?1, ${collection} FROM k`,
+    saved_care_instructions: `INSERT INTO saved_care_instructions (id, user_id, scientific_name) ${rows} SELECT lower(hex(randomblob(16))), ?1, 'Ficus capped' || i FROM k`,
+  }[table];
+  await env.DB.prepare(insert).bind(userId).run();
+}
+
+const count = async (table: string, userId: string) =>
+  (await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE user_id = ?`).bind(userId).first<{ n: number }>())!.n;
+
+const creates = {
+  collections: (access: string, i: number) => call(`${API}/collections/`, { bearer: access, json: { name: `Over ${i}` } }),
+  user_plants: (access: string, i: number) => call(`${API}/plants/`, { bearer: access, json: { nickname: `Over ${i}` } }),
+  saved_care_instructions: (access: string, i: number) =>
+    call(`${API}/saved-care-instructions/`, { bearer: access, json: { scientific_name: `Monstera over${i}` } }),
+};
+
+describe("per-user caps", () => {
+  for (const table of Object.keys(PER_USER_CAPS) as (keyof typeof PER_USER_CAPS)[]) {
+    const cap = PER_USER_CAPS[table];
+    it(`${cap.noun}: at most ${cap.max}, 409 ${cap.code} past it even for concurrent creates; another account is unaffected`, async () => {
+      const u = await bearerUser();
+      await fillTo(table, u.userId, cap.max - 1);
+      // Five at once for the last place: exactly one gets it.
+      const statuses = (await Promise.all([0, 1, 2, 3, 4].map((i) => creates[table](u.access, i)))).map((r) => r.status);
+      expect(statuses.sort()).toEqual([201, 409, 409, 409, 409]);
+      expect(await count(table, u.userId)).toBe(cap.max);
+      const refused = await creates[table](u.access, 9);
+      await expectError(refused.clone(), 409, cap.code);
+      expect(((await refused.json()) as { message: string }).message).toBe(
+        `You can have at most ${cap.max} ${cap.noun}. Delete some first.`,
+      );
+      expect(await count(table, u.userId)).toBe(cap.max);
+      const other = await bearerUser();
+      expect((await creates[table](other.access, 0)).status).toBe(201);
+    });
+  }
+});
