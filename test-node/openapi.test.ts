@@ -35,6 +35,10 @@ describe("OpenAPI document", () => {
   it("names the sign-in schemes it uses, and marks the operations a client must be signed in for", () => {
     const schemes = Object.keys(doc.components?.securitySchemes ?? {});
     expect(schemes.sort()).toEqual(["bearerAuth", "cookieAuth", "csrfHeader"]);
+    // A bearer token comes from the token route; login sets cookies.
+    const bearer = doc.components?.securitySchemes?.bearerAuth as { description?: string };
+    expect(bearer.description).toContain("`auth/token/`");
+    expect(bearer.description).not.toContain("auth/login/");
     const protectedOps: string[] = [];
     for (const [path, item] of Object.entries(doc.paths ?? {})) {
       for (const [method, op] of Object.entries(item as Record<string, { security?: Record<string, string[]>[] }>)) {

@@ -46,7 +46,7 @@ export function registerSecuritySchemes(app: OpenAPIHono<AppEnv>) {
     type: "http",
     scheme: "bearer",
     bearerFormat: "JWT",
-    description: "The `access` token from `auth/login/` (or `auth/token/refresh/`).",
+    description: "The `access` token from `auth/token/` (or `auth/token/refresh/`).",
   });
   registry.registerComponent("securitySchemes", "cookieAuth", {
     type: "apiKey",
