@@ -16,7 +16,7 @@ import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { getConfig } from "./config";
 import type { AppEnv } from "./env";
-import { AppError, errorEnvelope, fieldErrorsFrom, STATUS_DEFAULTS } from "./lib/errors";
+import { AppError, errorEnvelope, STATUS_DEFAULTS } from "./lib/errors";
 import { cacheControl } from "./lib/http-caching";
 import { createLogger, describeError, loggablePath } from "./lib/logger";
 import { canonicalRequestUrl } from "./lib/public-url";
@@ -34,7 +34,7 @@ import { calendarRoutes } from "./routes/calendar";
 import { careRoutes } from "./routes/care";
 import { diseaseRoutes } from "./routes/diseases";
 import { docsRoutes } from "./routes/docs";
-import { registerSecuritySchemes } from "./routes/router";
+import { registerSecuritySchemes, validationHook } from "./routes/router";
 import { healthRoutes } from "./routes/health";
 import { identifyRoutes } from "./routes/identify";
 import { collectionRoutes } from "./routes/collections";
@@ -60,11 +60,7 @@ export function createApp() {
   const app = new OpenAPIHono<AppEnv>({
     strict: false,
     // Validation failures from every route's zod schemas become one 400 envelope.
-    defaultHook: (result) => {
-      if (!result.success) {
-        throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrorsFrom(result.error));
-      }
-    },
+    defaultHook: validationHook,
   });
 
   // Before anything reads the URL: links are built on PUBLIC_API_URL, not the Host header.

@@ -7,14 +7,40 @@ import type { z } from "zod";
 
 export type FieldErrors = Record<string, string[]>;
 
-/** Turns zod issues into the envelope's `errors: {field: [messages]}` map. */
-export function fieldErrorsFrom(error: z.ZodError): FieldErrors {
+/** What the API says, whatever the schema, about a field the request left out. */
+const REQUIRED_MESSAGE = "This field is required.";
+
+/**
+ * Turns zod issues into the envelope's `errors: {field: [messages]}` map, each key `prefix`
+ * then the issue's path.
+ *
+ * A field absent from `input` (the value that was parsed) answers "This field is required.":
+ * zod's own words for it are its type message ("Invalid input: expected string, received
+ * undefined") or whatever message the schema gave for a bad value (a date-time's "Enter an
+ * ISO-8601 date-time…"). Absence is read from `input` at the issue's path because zod v4 drops
+ * an issue's `input` from the error it returns (it keeps it only under `reportInput`, which the
+ * request validators do not pass). A refinement's own (`custom`) message stands: it may say
+ * when the field is needed.
+ */
+export function fieldErrorsFrom(error: z.ZodError, input: unknown, prefix: (string | number)[] = []): FieldErrors {
   const out: FieldErrors = {};
   for (const issue of error.issues) {
-    const key = issue.path.length > 0 ? issue.path.join(".") : "non_field_errors";
-    (out[key] ??= []).push(issue.message);
+    const path = [...prefix, ...issue.path.map(String)];
+    const key = path.length > 0 ? path.join(".") : "non_field_errors";
+    const absent = issue.code !== "custom" && issue.path.length > 0 && valueAt(input, issue.path) === undefined;
+    (out[key] ??= []).push(absent ? REQUIRED_MESSAGE : issue.message);
   }
   return out;
+}
+
+/** The value at `path` inside `input`; undefined where the path leaves it or meets no own property. */
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) {
+    if (typeof value !== "object" || value === null || !Object.hasOwn(value, key)) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
 }
 
 /** A UNIQUE constraint refused the write; drizzle wraps D1's error, so the cause chain is searched. */

@@ -207,8 +207,9 @@ async function readPlantInput(c: Context<AppEnv>, schema: typeof PlantCreate | t
 }
 
 function plantIdParam(c: Context<AppEnv>): string {
-  const parsed = IdParam.safeParse({ id: c.req.param("id") });
-  if (!parsed.success) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrorsFrom(parsed.error));
+  const input = { id: c.req.param("id") };
+  const parsed = IdParam.safeParse(input);
+  if (!parsed.success) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrorsFrom(parsed.error, input));
   return parsed.data.id;
 }
 

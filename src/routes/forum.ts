@@ -270,8 +270,9 @@ async function readPostInput<T extends typeof TopicCreate | typeof PostCreate>(
 
 /** A path parameter checked like the validated routes do (400 VALIDATION_ERROR). */
 function param<S extends typeof IdParam | typeof Slug>(c: Context<AppEnv>, schema: S): z.infer<S> {
-  const parsed = schema.safeParse(c.req.param());
-  if (!parsed.success) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrorsFrom(parsed.error));
+  const input = c.req.param();
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrorsFrom(parsed.error, input));
   return parsed.data as z.infer<S>;
 }
 

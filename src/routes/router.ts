@@ -20,13 +20,19 @@ import { CSRF_HEADER, requireAuth, requireRole } from "../middleware/auth";
 import { IDEMPOTENCY_HEADER, REPLAYED_HEADER } from "../middleware/idempotency";
 import { errorResponse } from "./schemas";
 
+/**
+ * Every route's validation failure, as one 400 envelope. @hono/zod-validator hands the hook the
+ * value it parsed as `data` on failure too (the type @hono/zod-openapi gives the hook leaves it
+ * out); fieldErrorsFrom reads from it which fields were absent.
+ */
+export function validationHook(result: { success: true } | { success: false; error: z.ZodError }): void {
+  if (result.success) return;
+  const input = (result as { data?: unknown }).data;
+  throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrorsFrom(result.error, input));
+}
+
 export function createRouter() {
-  return new OpenAPIHono<AppEnv>({
-    strict: false,
-    defaultHook: (result) => {
-      if (!result.success) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrorsFrom(result.error));
-    },
-  });
+  return new OpenAPIHono<AppEnv>({ strict: false, defaultHook: validationHook });
 }
 
 type Responses = RouteConfig["responses"];

@@ -70,7 +70,7 @@ export function throwIfFieldErrors(fieldErrors: FieldErrors): void {
 export function parseFields<T extends z.ZodType>(schema: T, input: unknown, fieldErrors: FieldErrors): z.infer<T> | undefined {
   const parsed = schema.safeParse(input);
   if (parsed.success) return parsed.data;
-  for (const [field, messages] of Object.entries(fieldErrorsFrom(parsed.error))) (fieldErrors[field] ??= []).push(...messages);
+  for (const [field, messages] of Object.entries(fieldErrorsFrom(parsed.error, input))) (fieldErrors[field] ??= []).push(...messages);
   return undefined;
 }
 

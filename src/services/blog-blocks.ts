@@ -19,7 +19,7 @@ import { eq } from "drizzle-orm";
 import { database } from "../db/client";
 import { species, type StoredBlock } from "../db/schema";
 import type { Bindings } from "../env";
-import { AppError, type FieldErrors } from "../lib/errors";
+import { AppError, type FieldErrors, fieldErrorsFrom } from "../lib/errors";
 import { uuidv7, isUuid } from "../lib/ids";
 import { readImageDimensions } from "../lib/images";
 import { safeHref, sanitisePostBody } from "../lib/sanitise";
@@ -152,7 +152,8 @@ export async function prepareBlocks(env: Bindings, raw: unknown[]): Promise<Stor
     }
     const result = BlockInputSchema.safeParse(item);
     if (!result.success) {
-      for (const issue of result.error.issues) (errors[["content_blocks", i, ...issue.path].join(".")] ??= []).push(issue.message);
+      for (const [field, messages] of Object.entries(fieldErrorsFrom(result.error, item, ["content_blocks", i])))
+        (errors[field] ??= []).push(...messages);
       return;
     }
     parsed.push(result.data as BlockInput);

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
-import { call } from "../helpers/http";
+import { call, expectError } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
-import { bearerUser } from "../helpers/users";
+import { bearerUser, uniqueName } from "../helpers/users";
+import { withRole } from "./blog-editorial-setup";
 
 useEmulators();
 
@@ -60,4 +61,53 @@ describe("bad input never gets a 500", () => {
     }
     expect(failures).toEqual([]);
   }, 90_000); // hundreds of sequential requests: a few seconds here, far more on a loaded CI box
+});
+
+describe("a field left out", () => {
+  const REQUIRED = ["This field is required."];
+  const inAnHour = () => new Date(Date.now() + 3_600_000).toISOString();
+
+  it("says it is required, whatever the field's type or format, JSON or multipart, at any depth", async () => {
+    const u = await bearerUser();
+    const name = uniqueName();
+    const missing = async (path: string, init: Parameters<typeof call>[1]) =>
+      (await expectError(await call(path, { bearer: u.access, ...init }), 400, "VALIDATION_ERROR")).errors ?? {};
+
+    expect(
+      (await missing("/api/v1/auth/register/", { json: { username: name, email: `${name}@example.com` }, bearer: undefined })).password,
+    ).toEqual(REQUIRED);
+    expect((await missing("/api/v1/plant-identification/collections/", { json: {} })).name).toEqual(REQUIRED);
+    const topic = crypto.randomUUID();
+    expect((await missing(`/api/v1/forum/topics/${topic}/posts/`, { json: {} })).body).toEqual(REQUIRED);
+    expect((await missing(`/api/v1/forum/topics/${topic}/posts/`, { body: new FormData() })).body).toEqual(REQUIRED);
+    const reminder = await missing("/api/v1/reminders/", { json: { reminder_type: "water", frequency: "weekly" } });
+    expect(reminder.plant_id).toEqual(REQUIRED);
+    const event = await missing("/api/v1/calendar/events/", { json: { title: "Seed swap", start: inAnHour() } });
+    expect(event.end).toEqual(REQUIRED);
+    const feed = await missing("/api/v1/calendar/feed/", {});
+    expect([feed.from, feed.to]).toEqual([REQUIRED, REQUIRED]);
+
+    const author = await withRole("author");
+    const post = await call("/api/v1/blog/posts/", {
+      bearer: author.access,
+      json: { title: "Alt text", content_blocks: [{ type: "image", value: { image: "nope.png" } }] },
+    });
+    expect((await expectError(post, 400, "VALIDATION_ERROR")).errors?.["content_blocks.0.value.alt"]).toEqual(REQUIRED);
+  });
+
+  it("keeps the schema's own message for a value that is there but wrong, and a rule's message for when a field is needed", async () => {
+    const u = await bearerUser();
+    const event = await call("/api/v1/calendar/events/", {
+      bearer: u.access,
+      json: { title: "Seed swap", start: inAnHour(), end: "tomorrow" },
+    });
+    expect((await expectError(event, 400, "VALIDATION_ERROR")).errors?.end?.[0]).toMatch(/^Enter an ISO-8601 date-time/);
+    const reminder = await call("/api/v1/reminders/", {
+      bearer: u.access,
+      json: { plant_id: crypto.randomUUID(), reminder_type: "water", frequency: "custom" },
+    });
+    expect((await expectError(reminder, 400, "VALIDATION_ERROR")).errors?.custom_interval_days).toEqual([
+      "Required when frequency is custom (1..365).",
+    ]);
+  });
 });
