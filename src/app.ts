@@ -210,6 +210,11 @@ export function createApp() {
     if (err instanceof AppError) return respondError(c, err);
     if (err instanceof HTTPException) {
       const status = err.status;
+      if (status === 415) {
+        // Only the JSON routes have @hono/zod-openapi's media-type gate, which says just "Unsupported
+        // Media Type"; the multipart ones read their bodies by hand and name their types themselves.
+        return respondError(c, new AppError("UNSUPPORTED_MEDIA_TYPE", 415, "Send the body as application/json."));
+      }
       const defaults = STATUS_DEFAULTS[status] ?? STATUS_DEFAULTS[500]!;
       // Hono raises a 400 only when it cannot parse a body (JSON, form): that is what the code says.
       const code = status === 400 ? "MALFORMED_REQUEST" : defaults.code;

@@ -1,5 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { bearerUser } from "../helpers/users";
 
 const BASE = "https://api.test";
 
@@ -39,6 +40,19 @@ describe("error envelope", () => {
     const res = await call("/api/v1/health/", { method: "DELETE" });
     await expectEnvelope(res, 405, "METHOD_NOT_ALLOWED");
     expect(res.headers.get("Allow")).toContain("GET");
+  });
+
+  it("415 saying to send JSON for a form-encoded or plain-text body to a JSON route, signed in or not", async () => {
+    const { access } = await bearerUser();
+    for (const [path, bearer, type] of [
+      ["/api/v1/plant-identification/collections/", access, "application/x-www-form-urlencoded"],
+      ["/api/v1/auth/token/", undefined, "application/x-www-form-urlencoded"],
+      ["/api/v1/reminders/", access, "text/plain"],
+    ] as const) {
+      const headers: Record<string, string> = { "Content-Type": type, ...(bearer ? { Authorization: `Bearer ${bearer}` } : {}) };
+      const body = await expectEnvelope(await call(path, { method: "POST", headers, body: "name=x" }), 415, "UNSUPPORTED_MEDIA_TYPE");
+      expect(body.message, path).toBe("Send the body as application/json.");
+    }
   });
 
   it("echoes a sane client request id and replaces a hostile one", async () => {
