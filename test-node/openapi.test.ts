@@ -73,6 +73,15 @@ describe("OpenAPI document", () => {
     expect(schema?.required ?? []).not.toContain("image_2");
   });
 
+  it("says the species list's search is a plain filter and points to the ranked search", () => {
+    type Param = { name: string; in: string; description?: string };
+    const list = (doc.paths?.["/api/v1/plant-identification/species"] ?? {}) as { get?: { parameters?: Param[] } };
+    const params = list.get?.parameters ?? [];
+    const search = params.find((p) => p.in === "query" && p.name === "search");
+    expect(search?.description).toMatch(/plain filter/);
+    expect(search?.description).toContain("/api/v1/plant-identification/search/plants/?q=");
+  });
+
   it("shows, for every error envelope response, an example of that status", () => {
     for (const [path, item] of Object.entries(doc.paths ?? {})) {
       for (const [method, op] of Object.entries(item as Record<string, { responses?: Record<string, unknown> }>)) {

@@ -50,12 +50,18 @@ export function speciesRoutes() {
   const app = createRouter();
   const plain = routeSet({ tags, errors: {} });
 
-  const getSpeciesList = plain
-    .get("/species", "The species catalogue, most identified first")
-    .io(
-      { query: PaginationQuery.extend({ search: searchText(100).optional(), family: z.string().max(100).optional() }) },
-      { 200: jsonBody(pageSchema(SpeciesSchema, "SpeciesPage"), "Species"), 400: errorResponse(400, "Invalid query"), ...notModified },
-    );
+  const getSpeciesList = plain.get("/species", "The species catalogue, most identified first").io(
+    {
+      query: PaginationQuery.extend({
+        search: searchText(100).optional().openapi({
+          description:
+            "A plain filter: species whose scientific or common name contains this text (case-insensitive, no typo tolerance), still most identified first. For the typo-tolerant search ranked by match quality use `GET /api/v1/plant-identification/search/plants/?q=` or `GET /api/v1/search/?q=`.",
+        }),
+        family: z.string().max(100).optional().openapi({ description: "Only this family (exact name, case-insensitive)." }),
+      }),
+    },
+    { 200: jsonBody(pageSchema(SpeciesSchema, "SpeciesPage"), "Species"), 400: errorResponse(400, "Invalid query"), ...notModified },
+  );
   app.openapi(getSpeciesList, async (c) => {
     const query = c.req.valid("query");
     const { page, page_size, search, family } = query;
