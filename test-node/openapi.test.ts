@@ -82,6 +82,17 @@ describe("OpenAPI document", () => {
     expect(search?.description).toContain("/api/v1/plant-identification/search/plants/?q=");
   });
 
+  it.each([
+    ["RegisterRequest", "password"],
+    ["PasswordChange", "new_password"],
+    ["PasswordResetConfirm", "new_password"],
+  ])("gives %s's new %s the policy's length and rules, not the schema's bare bounds", (schema, field) => {
+    const component = (doc.components?.schemas?.[schema] ?? {}) as { properties?: Record<string, Record<string, unknown>> };
+    const properties = component.properties ?? {};
+    expect(properties[field]).toMatchObject({ minLength: 12, maxLength: 128 });
+    expect(properties[field]?.description).toMatch(/common password/);
+  });
+
   it("shows, for every error envelope response, an example of that status", () => {
     for (const [path, item] of Object.entries(doc.paths ?? {})) {
       for (const [method, op] of Object.entries(item as Record<string, { responses?: Record<string, unknown> }>)) {

@@ -27,7 +27,7 @@ import {
   updateProfile,
   WS_TICKET_TTL_S,
 } from "../services/accounts";
-import { hashPassword } from "../services/passwords";
+import { hashPassword, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../services/passwords";
 import { clientIp, enforceRateLimit, mailBucketName } from "../services/rate-limits";
 import { endEverySession, endSession } from "../services/sessions";
 import { issueTokenPair, revokeAccessToken, rotateRefreshToken, type TokenPair, verifyToken } from "../services/tokens";
@@ -83,11 +83,25 @@ const email = z
   .max(254)
   .transform((v) => v.trim());
 
+/**
+ * The rules a new password meets, for the OpenAPI document: services/passwords.ts applies them
+ * after validation (so a short one is refused with every reason at once), and the schemas below
+ * bound only what is read.
+ */
+const NEW_PASSWORD = {
+  minLength: PASSWORD_MIN_LENGTH,
+  maxLength: PASSWORD_MAX_LENGTH,
+  description:
+    `${PASSWORD_MIN_LENGTH}–${PASSWORD_MAX_LENGTH} characters, not all digits, not too like the username or email, ` +
+    "and not a common password (nor a common word with digits or symbols around it, nor one character repeated); " +
+    "else 400 VALIDATION_ERROR with every reason under this field.",
+};
+
 const RegisterBody = z
   .object({
     username,
     email,
-    password: z.string().min(1, "This field is required.").max(1024),
+    password: z.string().min(1, "This field is required.").max(1024).openapi(NEW_PASSWORD),
     password_confirm: z.string().optional(),
     first_name: z.string().trim().max(150).optional(),
     last_name: z.string().trim().max(150).optional(),
@@ -139,14 +153,14 @@ const AvatarForm = z
   .openapi("AvatarUpload");
 
 const PasswordChangeBody = z
-  .object({ old_password: z.string().min(1).max(1024), new_password: z.string().min(1).max(1024) })
+  .object({ old_password: z.string().min(1).max(1024), new_password: z.string().min(1).max(1024).openapi(NEW_PASSWORD) })
   .openapi("PasswordChange");
 const EmailConfirmBody = z.object({ token: z.string().min(10).max(200) }).openapi("EmailChangeConfirm");
 const PasswordResetBody = z.object({ email: z.string().trim().min(1).max(254) }).openapi("PasswordResetRequest");
 const PasswordResetConfirmBody = z
   .object({
     token: z.string().min(10).max(200),
-    new_password: z.string().min(1).max(1024),
+    new_password: z.string().min(1).max(1024).openapi(NEW_PASSWORD),
     new_password_confirm: z.string().optional(),
   })
   .openapi("PasswordResetConfirm");
