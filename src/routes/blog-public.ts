@@ -106,9 +106,10 @@ const SeriesItem = z
   .openapi("BlogSeries");
 const Detail = ListItem.extend({
   introduction: z.string().openapi({ description: "Sanitised HTML." }),
-  content_blocks: z
-    .array(z.object({ type: z.string(), value: z.unknown(), id: z.string() }))
-    .openapi({ description: "An array, never a string; values per API.md §5a." }),
+  content_blocks: z.array(z.object({ type: z.string(), value: z.unknown(), id: z.string() })).openapi({
+    description:
+      "An array, never a string, of `{type, value, id}`: an image block's value is `{id, url, alt, width, height, caption}`, a plant spotlight's image `{id, url, alt, width, height}` (docs/api.md § Blog — public reads).",
+  }),
   series: SeriesItem.nullable(),
   related_posts: z
     .array(

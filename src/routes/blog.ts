@@ -105,7 +105,7 @@ export const PostDetailSchema = PostSummarySchema.extend({
   content_blocks: z.array(BlockSchema).openapi({ description: "Editable: send them back to PATCH as they are." }),
   rendered_blocks: z
     .array(z.object({ id: z.string(), type: z.string(), value: z.unknown() }))
-    .openapi({ description: "As readers get them (API.md §5a): images with url, width and height." }),
+    .openapi({ description: "As readers get them (docs/api.md § Blog — public reads): images with url, width and height." }),
 }).openapi("BlogPostDetail");
 
 const postFields = {
@@ -211,7 +211,7 @@ const SeriesCreate = z
   })
   .openapi("BlogSeriesCreate");
 const SeriesUpdate = SeriesCreate.partial().openapi("BlogSeriesUpdate");
-const UploadForm = z.object({ image: filePart("JPEG, PNG or WebP (API.md §2.4)") }).openapi("BlogImageUpload");
+const UploadForm = z.object({ image: filePart("JPEG, PNG or WebP (the photo rules of docs/api.md § Limits)") }).openapi("BlogImageUpload");
 const UploadedImage = z
   .object({ id: z.string(), url: z.string(), width: z.number().int(), height: z.number().int() })
   .openapi("BlogImage", { description: "Use `id` in image blocks, featured_image and cover_image." });

@@ -170,7 +170,7 @@ const binary = (n: number) =>
       format: "binary",
       description:
         n === 1
-          ? `Photo (JPEG, PNG or WebP; API.md §2.4). Up to ${MAX_ATTACHMENTS}: image_1 … image_${MAX_ATTACHMENTS}, kept in that order; trust level basic and up.`
+          ? `Photo (JPEG, PNG or WebP; the photo rules of docs/api.md § Limits). Up to ${MAX_ATTACHMENTS}: image_1 … image_${MAX_ATTACHMENTS}, kept in that order; trust level basic and up.`
           : `Photo ${n}.`,
     });
 const imageFields = Object.fromEntries(Array.from({ length: MAX_ATTACHMENTS }, (_, i) => [`image_${i + 1}`, binary(i + 1)]));

@@ -51,7 +51,10 @@ const RequestSchema = queuedRequestSchema("IdentificationRequest", {
   habitat: z.string(),
   disease_detection: z.record(z.string(), z.unknown()).nullable(),
   is_shared_with_community: z.boolean(),
-  community_result_id: z.string().nullable().openapi({ description: "The community-confirmed result (§5c), or null." }),
+  community_result_id: z
+    .string()
+    .nullable()
+    .openapi({ description: "The community-confirmed result (docs/api.md § Community identification, Consensus), or null." }),
 });
 
 const ResultSchema = z
@@ -346,7 +349,8 @@ export function requestRoutes() {
           upvotes: z.number().int(),
           downvotes: z.number().int(),
           community_result_id: z.uuid().nullable().openapi({
-            description: "The result the community confirms for this request after the vote (§5c consensus), or null.",
+            description:
+              "The result the community confirms for this request after the vote (the consensus of docs/api.md § Community identification), or null.",
           }),
         }),
         "Vote state",
