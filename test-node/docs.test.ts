@@ -63,7 +63,7 @@ describe("docs/api.md § Local email works as written", () => {
 
   it("lists, filters and reads the outbox with the documented key and paths", async () => {
     const section = apiGuide.slice(apiGuide.indexOf("## Local email"));
-    const commands = [...section.matchAll(/^curl -s -H 'Authorization: Bearer ([^']+)' '?(\S+?)'?$/gm)].map((m) => ({
+    const commands = [...section.matchAll(/^curl -s -H 'Authorization: Bearer ([^']+)' '?(\S+?)'?(?: \| jq '[^']*')?$/gm)].map((m) => ({
       key: m[1]!,
       url: m[2]!.replace("http://127.0.0.1:8790", server.url),
     }));
