@@ -127,7 +127,7 @@ export const ERROR_CODES = {
   EVENT_FULL: "The event has no places left (409).",
   EVENT_STARTED: "The event has already started (409).",
   POST_DELETED: "The forum post was deleted (409).",
-  REMINDER_LIMIT: "The plant has the most reminders allowed (409).",
+  REMINDER_LIMIT: "The account has the most reminders allowed (409).",
   COLLECTION_LIMIT: "The account has the most collections allowed (409).",
   PLANT_LIMIT: "The account has the most plants allowed (409).",
   CARE_CARD_LIMIT: "The account has the most saved care cards allowed (409).",
