@@ -4,3 +4,9 @@
 ALTER TABLE `identification_requests` ADD `run` integer DEFAULT 0 NOT NULL;
 --> statement-breakpoint
 ALTER TABLE `disease_requests` ADD `run` integer DEFAULT 0 NOT NULL;
+--> statement-breakpoint
+-- The token of the queue delivery whose claim holds the request (jobs/queue.ts): only that
+-- delivery may put it back to pending, even when D1 committed its claim but the answer was lost.
+ALTER TABLE `identification_requests` ADD `claim_token` text;
+--> statement-breakpoint
+ALTER TABLE `disease_requests` ADD `claim_token` text;

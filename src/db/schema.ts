@@ -145,6 +145,8 @@ export const identificationRequests = sqliteTable(
     requeueCount: integer("requeue_count").notNull().default(0),
     /** Times its owner retried it (migration 0034): its notifications are once per run. */
     run: integer("run").notNull().default(0),
+    /** The queue delivery whose claim holds it (migration 0034): only that one releases it. */
+    claimToken: text("claim_token"),
     errorMessage: text("error_message"),
     /** Plant.id's health assessment of the photo (disease hints), when it gave one. */
     health: text("health", { mode: "json" }).$type<Record<string, unknown>>(),
@@ -459,6 +461,8 @@ export const diseaseRequests = sqliteTable(
     requeueCount: integer("requeue_count").notNull().default(0),
     /** Times its owner retried it (migration 0034): its notifications are once per run. */
     run: integer("run").notNull().default(0),
+    /** The queue delivery whose claim holds it (migration 0034): only that one releases it. */
+    claimToken: text("claim_token"),
     errorMessage: text("error_message"),
     processedAt: text("processed_at"),
     ...timestamps,

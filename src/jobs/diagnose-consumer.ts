@@ -48,7 +48,7 @@ export const processDiagnoseJob: JobKind<DiagnoseJob>["process"] = async (job, a
 
   if (call.error || !call.answer || !health) {
     const error = call.error ?? new ProviderError("plant_id", "malformed", "Plant.id answered without a health assessment");
-    return retryOrFailRequestJob(env, DiseaseRequests, job, attempt, [error], { say, logger, lease: request.leaseExpiresAt });
+    return retryOrFailRequestJob(env, DiseaseRequests, job, attempt, [error], { say, logger, claimToken: request.claimToken });
   }
 
   const { status, results, notices, deliveryIds } = await timer.time(

@@ -60,7 +60,7 @@ export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, 
 
   if (outcome.allFailed) {
     const errors = [outcome.providers.plant_id.error, outcome.providers.plantnet.error].filter((e): e is ProviderError => e !== null);
-    return retryOrFailRequestJob(env, IdentificationRequests, job, attempt, errors, { say, logger, lease: request.leaseExpiresAt });
+    return retryOrFailRequestJob(env, IdentificationRequests, job, attempt, errors, { say, logger, claimToken: request.claimToken });
   }
 
   const { status, results, notices, deliveryIds } = await timer.time(

@@ -147,15 +147,16 @@ export interface JobKind<J extends { request_id: string; user_id: string }> {
   /**
    * Claims the requests of a batch's jobs of this kind in one round trip (a lone job's too): one
    * entry per job, in order, the request's row or undefined (nothing to take: finished, leased
-   * by another delivery, deleted). All or none: it throws when it claimed nothing.
+   * by another delivery, deleted). Each claim writes its job's token from `tokens`. All or none:
+   * it throws when it claimed nothing (or when D1 committed it but the answer was lost).
    */
-  claim(env: Bindings, jobs: J[]): Promise<unknown[]>;
+  claim(env: Bindings, jobs: J[], tokens: string[]): Promise<unknown[]>;
   /**
-   * After a crash of our own infrastructure: put the request this delivery claimed (`claimed`,
-   * the row its claim returned) back to pending (never left processing), deliverable again in
-   * `delayS` (its retry's delay). A request it did not claim is left alone.
+   * After a crash of our own infrastructure: put the request this delivery claimed (its claim
+   * wrote `token`) back to pending (never left processing), deliverable again in `delayS` (its
+   * retry's delay). A request it did not claim is left alone.
    */
-  release(env: Bindings, job: J, claimed: unknown, delayS: number): Promise<void>;
+  release(env: Bindings, job: J, token: string, delayS: number): Promise<void>;
   /** Dead-lettered: end the request failed and tell its owner. Returns false when it was final already (nothing is told). */
   fail(env: Bindings, job: J, message: string, logger: Logger): Promise<boolean>;
   deadLetterMessage: string;

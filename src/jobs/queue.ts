@@ -31,29 +31,34 @@ export async function handleJobBatch(batch: MessageBatch<unknown>, env: Bindings
   await Promise.all(batch.messages.map((message, i) => handleMessage(message, env, ctx, logger, claims[i])));
 }
 
-/** What the batch claim gave one message: its claim, or the error that claimed nothing (undefined: not a job). */
-type BatchClaim = { claimed: Claimed } | { failed: unknown } | undefined;
+/**
+ * What the batch claim gave one message: its claim, or the error that claimed nothing (undefined:
+ * not a job), with the token the claim wrote or would have written.
+ */
+type BatchClaim = ({ claimed: Claimed } | { failed: unknown }) & { token: string };
 
 /**
  * Each kind's jobs of the batch claimed in one round trip. The claim is all or nothing: when it
  * fails, every job it was for is handled as crashed — released and retried with backoff.
  */
-async function claimBatch(messages: readonly Message<unknown>[], env: Bindings): Promise<BatchClaim[]> {
-  const claims: BatchClaim[] = messages.map(() => undefined);
+async function claimBatch(messages: readonly Message<unknown>[], env: Bindings): Promise<(BatchClaim | undefined)[]> {
+  const claims: (BatchClaim | undefined)[] = messages.map(() => undefined);
   await Promise.all(
     KINDS.map(async (kind) => {
       const mine = messages.flatMap((m, i) => (kindOf(m.body) === kind ? [i] : []));
       if (mine.length === 0) return;
+      const tokens = mine.map(() => crypto.randomUUID());
       const started = Date.now();
       try {
         const rows = await kind.claim(
           env,
           mine.map((i) => messages[i]!.body as AnyJob),
+          tokens,
         );
         const ms = Date.now() - started;
-        mine.forEach((i, n) => (claims[i] = { claimed: { row: rows[n], ms } }));
+        mine.forEach((i, n) => (claims[i] = { claimed: { row: rows[n], ms }, token: tokens[n]! }));
       } catch (err) {
-        for (const i of mine) claims[i] = { failed: err };
+        mine.forEach((i, n) => (claims[i] = { failed: err, token: tokens[n]! }));
       }
     }),
   );
@@ -65,7 +70,7 @@ async function handleMessage(
   env: Bindings,
   ctx: ExecutionContext,
   parent: Logger,
-  batchClaim: BatchClaim,
+  batchClaim: BatchClaim | undefined,
 ): Promise<void> {
   const kind = kindOf(message.body);
   if (!kind) {
@@ -89,10 +94,10 @@ async function handleMessage(
     logger.error(`${kind.name} job crashed`, describeError(err));
     reportError(env, err, { tags: { queue: kind.name, request_id: job.request_id } }, (p) => ctx.waitUntil(p));
     const delayS = backoffDelayS(attempt);
-    // Only what this delivery claimed: a failed claim took nothing (the batch is one transaction),
-    // and a duplicate's crash must not put back a request another delivery is running.
-    const claimed = batchClaim && "claimed" in batchClaim ? batchClaim.claimed.row : undefined;
-    if (claimed) await kind.release(env, job, claimed, delayS).catch(() => {});
+    // Only what this delivery claimed, by its token: a duplicate's crash must not put back a
+    // request another delivery is running, while a claim D1 committed but answered with an error
+    // is still this delivery's to put back.
+    if (batchClaim) await kind.release(env, job, batchClaim.token, delayS).catch(() => {});
     message.retry({ delaySeconds: delayS });
   }
 }

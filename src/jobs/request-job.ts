@@ -91,12 +91,12 @@ export async function retryOrFailRequestJob(
   job: RequestJob,
   attempt: number,
   errors: ProviderError[],
-  /** `lease`: the deadline this delivery's claim set (only its holder releases the request). */
-  run: { say: Say; logger: Logger; lease: string | null },
+  /** `claimToken`: the token this delivery's claim wrote (only its holder releases the request). */
+  run: { say: Say; logger: Logger; claimToken: string | null },
 ): Promise<JobResult> {
   const { say, logger } = run;
   const words = FAILURE_WORDS[kind.job];
-  const release = (delayS: number, reason: string) => releaseRequest(env, kind, job.request_id, run.lease, delayS, reason);
+  const release = (delayS: number, reason: string) => releaseRequest(env, kind, job.request_id, run.claimToken, delayS, reason);
   const waited = await waitForCircuit(job, errors, attempt, { release, say, logger, what: words.what });
   if (waited) {
     await say.flush();

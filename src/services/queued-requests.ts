@@ -94,6 +94,7 @@ type LifecycleColumns =
   | "leaseExpiresAt"
   | "requeueCount"
   | "run"
+  | "claimToken"
   | "errorMessage"
   | "processedAt";
 const _sameLifecycle: Pick<DiseaseRequestRow, LifecycleColumns> = {} as Pick<IdentificationRequestRow, LifecycleColumns>;
@@ -318,21 +319,30 @@ export async function claimRequests<T extends RequestTable>(
   env: Bindings,
   kind: RequestKind<T>,
   ids: readonly string[],
+  /** Each claim's token (the delivery's own; the row keeps it, and only it releases the claim). */
+  tokens: readonly string[] = ids.map(() => crypto.randomUUID()),
   now = Date.now(),
 ): Promise<(RowOf<T> | undefined)[]> {
   const [first, ...rest] = ids;
   if (first === undefined) return [];
   const db = database(env);
-  const results = await db.batch([claimStatement(db, kind, first, now), ...rest.map((id) => claimStatement(db, kind, id, now))]);
+  const claim = (id: string, i: number) => claimStatement(db, kind, id, tokens[i]!, now);
+  const results = await db.batch([claim(first, 0), ...rest.map((id, i) => claim(id, i + 1))]);
   return results.map((rows) => (rows as RowOf<T>[])[0]);
 }
 
-function claimStatement(db: Database, kind: RequestKind, id: string, now: number) {
+function claimStatement(db: Database, kind: RequestKind, id: string, token: string, now: number) {
   const t = lifecycle(kind);
   const leaseOver = or(isNull(t.leaseExpiresAt), lte(t.leaseExpiresAt, isoIn(0, now)));
   return db
     .update(t)
-    .set({ status: "processing", attempts: sql`${t.attempts} + 1`, leaseExpiresAt: isoIn(JOB_LEASE_MS, now), updatedAt: sqlNow })
+    .set({
+      status: "processing",
+      attempts: sql`${t.attempts} + 1`,
+      leaseExpiresAt: isoIn(JOB_LEASE_MS, now),
+      claimToken: token,
+      updatedAt: sqlNow,
+    })
     .where(and(eq(t.id, id), or(eq(t.status, "pending"), and(eq(t.status, "processing"), leaseOver))))
     .returning();
 }
@@ -340,19 +350,20 @@ function claimStatement(db: Database, kind: RequestKind, id: string, now: number
 /**
  * Between attempts a request waits in `pending`, never `processing`; its deadline becomes the
  * moment its retry message is deliverable, so the sweep does not take it for lost meanwhile.
- * Only the delivery holding the claim releases it: `lease` is the deadline its claim set, so a
+ * Only the delivery holding the claim releases it: `token` is the one its claim wrote, so a
  * duplicate delivery that claimed nothing, or one whose lease ran out and was taken over, cannot
- * put back a request another delivery is running.
+ * put back a request another delivery is running, while a delivery whose claim D1 committed but
+ * answered with an error still can.
  */
 export async function releaseRequest(
   env: Bindings,
   kind: RequestKind,
   id: string,
-  lease: string | null,
+  token: string | null,
   delayS: number,
   message: string | null = null,
 ): Promise<void> {
-  if (lease === null) return;
+  if (token === null) return;
   const t = lifecycle(kind);
   await database(env)
     .update(t)
@@ -362,7 +373,7 @@ export async function releaseRequest(
       leaseExpiresAt: isoIn(delayS * 1000),
       updatedAt: sqlNow,
     })
-    .where(and(eq(t.id, id), eq(t.status, "processing"), eq(t.leaseExpiresAt, lease)));
+    .where(and(eq(t.id, id), eq(t.status, "processing"), eq(t.claimToken, token)));
 }
 
 /**
@@ -565,14 +576,14 @@ export function requestJobKind<Type extends RequestKind["job"]>(
       );
     },
     process: job.process,
-    claim: (env, jobs) =>
+    claim: (env, jobs, tokens) =>
       claimRequests(
         env,
         kind,
         jobs.map((j) => j.request_id),
+        tokens,
       ),
-    release: (env, j, claimed, delayS) =>
-      releaseRequest(env, kind, j.request_id, (claimed as { leaseExpiresAt: string | null }).leaseExpiresAt, delayS),
+    release: (env, j, token, delayS) => releaseRequest(env, kind, j.request_id, token, delayS),
     fail: async (env, j, message, logger) => {
       const { failed, notices } = await failRequest(env, kind, j.request_id, message);
       if (failed) await tellFailed(env, j.user_id, j.request_id, message, notices, logger);
