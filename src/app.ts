@@ -36,7 +36,7 @@ import { diseaseRoutes } from "./routes/diseases";
 import { docsRoutes } from "./routes/docs";
 import { registerSecuritySchemes, validationHook } from "./routes/router";
 import { healthRoutes } from "./routes/health";
-import { identifyRoutes } from "./routes/identify";
+import { identifyRoutes, isSeedIdentify } from "./routes/identify";
 import { collectionRoutes } from "./routes/collections";
 import { forumRoutes } from "./routes/forum";
 import { notificationRoutes } from "./routes/notifications";
@@ -232,7 +232,11 @@ export type App = ReturnType<typeof createApp>;
 
 function respondError(c: Context<AppEnv>, err: AppError): Response {
   const requestId = c.get("requestId") ?? uuidv7();
-  const body = errorEnvelope(err.code, err.status, err.message, requestId, err.fieldErrors);
+  // The seed-compatible identify/ answers its own shape even when what refused it ran before its
+  // handler (the body limit, the edge rate limit, a bad credential): its clients read no other.
+  const body = isSeedIdentify(c.req.method, c.req.path)
+    ? { success: false as const, error: err.message, code: err.code }
+    : errorEnvelope(err.code, err.status, err.message, requestId, err.fieldErrors);
   const res = c.json(body, err.status as ContentfulStatusCode);
   res.headers.set("X-Request-ID", requestId);
   for (const [name, value] of Object.entries(err.headers ?? {})) res.headers.set(name, value);

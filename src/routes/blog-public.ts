@@ -136,11 +136,18 @@ function cachedJsonResponse(description: string, schema: z.ZodType) {
 }
 
 /**
- * Wagtail API v2 refuses a query parameter it does not know, 400 with its own message, instead
- * of answering as if it were absent (a misspelt filter would otherwise list everything).
+ * What Wagtail accepts on every listing besides its fields and filters: `_` (a cache-buster
+ * jQuery sends) and `format` (the renderer). Accepted and ignored; not part of a cache key.
+ */
+const WAGTAIL_ALWAYS = ["_", "format"];
+
+/**
+ * Wagtail API v2 refuses a query parameter its listings do not know, 400 with its own message,
+ * instead of answering as if it were absent (a misspelt filter would otherwise list everything).
+ * Its detail view checks none, and neither does ours.
  */
 function refuseUnknownQuery(c: Context<AppEnv>, known: readonly string[]): void {
-  const unknown = Object.keys(c.req.queries()).filter((name) => !known.includes(name));
+  const unknown = Object.keys(c.req.queries()).filter((name) => !known.includes(name) && !WAGTAIL_ALWAYS.includes(name));
   if (unknown.length > 0) {
     throw new AppError("BAD_REQUEST", 400, `query parameter is not an operation or a recognised field: ${unknown.sort().join(", ")}`);
   }
@@ -168,7 +175,7 @@ export function blogPublicRoutes() {
     },
   );
   app.openapi(list, async (c) => {
-    refuseUnknownQuery(c, Object.keys(PostsQuery.shape));
+    refuseUnknownQuery(c, [...Object.keys(PostsQuery.shape), "search_operator"]);
     const q = c.req.valid("query");
     const filters = {
       search: q.search || undefined,
@@ -221,8 +228,6 @@ export function blogPublicRoutes() {
     .get("/api/v2/blog-posts/{id}", "One published post, Wagtail API v2 detail")
     .io({ params: z.object({ id: z.string().max(64) }) }, { 200: cachedJsonResponse("The detail shape", Detail), ...notModified });
   app.openapi(detail, async (c) => {
-    // Wagtail's detail takes `fields` (accepted and ignored here, as on the listing).
-    refuseUnknownQuery(c, ["fields"]);
     const { id } = c.req.valid("param");
     const result = await answer(c, `/api/v2/blog-posts/${encodeURIComponent(id)}`, JSON_TYPE, async () =>
       JSON.stringify(await postDetail(c.env, id)),

@@ -108,6 +108,11 @@ const IdentifyFailure = z
   })
   .openapi("IdentifyFailure");
 
+/** The seed-compatible identify route (POST), with or without its trailing slash. */
+export function isSeedIdentify(method: string, path: string): boolean {
+  return method === "POST" && /^\/api\/v1\/plant-identification\/identify\/?$/.test(path);
+}
+
 /** The seed-compatible failure shape; the status code still tells machines what happened. */
 function failure(
   c: Context<AppEnv>,
