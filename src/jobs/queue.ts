@@ -32,8 +32,8 @@ export async function handleJobBatch(batch: MessageBatch<unknown>, env: Bindings
 }
 
 /**
- * What the batch claim gave one message: its claim, or the error that claimed nothing (undefined:
- * not a job), with the token the claim wrote or would have written.
+ * What the batch claim gave one message (none when it is not a job): its claim, or the error the
+ * claim answered with, and the token the claim wrote or would have written.
  */
 type BatchClaim = ({ claimed: Claimed } | { failed: unknown }) & { token: string };
 
