@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { HIT_FLUSH_MS } from "../../src/services/cache-hits";
 import { CIRCUIT_POLICIES, circuitFor } from "../../src/services/provider-calls";
 import { makePng } from "../helpers/images";
 import { call } from "../helpers/http";
@@ -164,6 +165,18 @@ describe("cache stats", () => {
     const { bearerUser } = await import("../helpers/users");
     const staff = await bearerUser();
     await env.DB.prepare("UPDATE users SET role = 'moderator' WHERE id = ?").bind(staff.userId).run();
+    type Stats = Record<string, { hits: number; misses: number; hit_rate: number }>;
+    const readStats = async () =>
+      (await (await call("/api/v1/plant-identification/cache/stats/", { bearer: staff.access })).json()) as Stats;
+    // Hits are counted a second after they happen (services/cache-hits.ts): the earlier tests'
+    // last window may still be counting. Reset only once the counts have stood still for longer
+    // than a window, or its late count lands after the reset (it did, on a fast machine).
+    let last = JSON.stringify(await readStats());
+    for (let still = Date.now(), deadline = Date.now() + 15_000; Date.now() - still < HIT_FLUSH_MS + 500 && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const now = JSON.stringify(await readStats());
+      if (now !== last) [last, still] = [now, Date.now()];
+    }
     await call("/api/v1/plant-identification/cache/stats/?reset=true", { bearer: staff.access });
     const bytes = await photo();
     await identify(bytes);
@@ -171,9 +184,6 @@ describe("cache stats", () => {
     await identify(bytes);
     // The counters are written after each response (waitUntil): wait until all six lookups have
     // been counted, then check the exact split (a seventh count would still fail the test).
-    type Stats = Record<string, { hits: number; misses: number; hit_rate: number }>;
-    const readStats = async () =>
-      (await (await call("/api/v1/plant-identification/cache/stats/", { bearer: staff.access })).json()) as Stats;
     const stats = await eventually(async () => {
       const s = await readStats();
       return s.total && s.total.hits + s.total.misses >= 6 ? s : null;
