@@ -104,11 +104,13 @@ export const idempotency: MiddlewareHandler<AppEnv> = async (c, next) => {
         c.get("logger").error("could not record an idempotency key's outcome", { attempts: attempt, ...describeError(err) });
         break;
       }
+      // A moment for a blip to pass (at most 150 ms in all, and only when D1 refused).
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
     }
   }
 };
 
-/** Tries at writing a key's outcome after its route answered. */
+/** Tries at writing a key's outcome after its route answered, 50 and then 100 ms apart. */
 const SETTLE_ATTEMPTS = 3;
 
 /**
