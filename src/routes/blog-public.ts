@@ -298,7 +298,12 @@ export function blogPublicRoutes() {
   return app;
 }
 
-const xmlText = (s: string) => escapeHtml(s).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, "");
+/**
+ * Text for the feeds and the sitemap: markup escaped, and every character XML 1.0 forbids dropped
+ * (C0 controls but tab and line ends, lone surrogates, U+FFFE and U+FFFF), so no post's text can
+ * make a feed ill-formed, which strict feed readers refuse whole.
+ */
+const xmlText = (s: string) => escapeHtml(s).replace(/[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/gu, "");
 
 function links(c: Context<AppEnv>) {
   const config = getConfig(c.env);
