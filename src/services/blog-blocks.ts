@@ -57,7 +57,8 @@ const safeUrl = z
   .max(2000)
   .refine((u) => {
     const href = safeHref(u);
-    return href !== null && (/^(https?:|mailto:)/i.test(href) || (href.startsWith("/") && !href.startsWith("//")));
+    // A path, not `//host` or `/\host`, which browsers read as another site (backslash as slash).
+    return href !== null && (/^(https?:|mailto:)/i.test(href) || /^\/(?![/\\])/.test(href));
   }, "Must be an http(s) or mailto URL, or a /path on this site.");
 
 /** Each block type's value as an editor sends it. */

@@ -105,6 +105,7 @@ describe("XSS vectors in blog content", () => {
       "data:text/html,<script>alert(1)</script>",
       "vbscript:x",
       "//evil.example/x",
+      "/\\evil.example/x",
       "ftp://x.example/",
     ]) {
       const attempt = prepareBlocks(env, [{ type: "call_to_action", value: { cta_title: "Go", button_text: "Go", button_url: url } }]);
