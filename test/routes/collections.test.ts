@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { sha256Hex } from "../../src/lib/hash";
 import { uuidv7 } from "../../src/lib/ids";
 import { makePng, padToSize } from "../helpers/images";
+import { identifiedResult } from "../helpers/requests";
 import { call, expectError, jsonWithStatus, type Page } from "../helpers/http";
 import { bearerUser, registerWeb } from "../helpers/users";
 import type { z } from "zod";
@@ -520,17 +521,7 @@ describe("plants", () => {
 
   it("works with add_to_collection: moving an identified plant where it already is answers 409", async () => {
     const u = await bearerUser();
-    const requestId = uuidv7();
-    const resultId = uuidv7();
-    await env.DB.batch([
-      env.DB.prepare("INSERT INTO identification_requests (id, user_id, image_hashes, status) VALUES (?, ?, '[]', 'identified')").bind(
-        requestId,
-        u.userId,
-      ),
-      env.DB.prepare(
-        "INSERT INTO identification_results (id, request_id, scientific_name, plant_name, confidence_score, identification_source, rank) VALUES (?, ?, 'Monstera deliciosa', 'Monstera', 0.9, 'ai_combined', 1)",
-      ).bind(resultId, requestId),
-    ]);
+    const { resultId } = await identifiedResult(u.userId);
     const shelf = await newCollection(u.access, { name: "Shelf" });
     const add = (body: Record<string, unknown>) => call(`${API}/results/${resultId}/add_to_collection/`, { bearer: u.access, json: body });
     const inDefault = await json<{ id: string; collection_id: string }>(await add({}), 201);

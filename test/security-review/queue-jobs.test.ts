@@ -1,7 +1,7 @@
 // Review helper-52: queue jobs and Idempotency-Key. Each test failed on the code before its fix
 // and names the promise it kept: "a failed job leaves consistent state and tells the user;
 // nothing is lost, nothing is sent twice".
-import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
@@ -10,6 +10,7 @@ import { claimRequests, IdentificationRequests, retryOwnRequest } from "../../sr
 import { makePng } from "../helpers/images";
 import { BASE, freshIp } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
+import { deliverJobs } from "../helpers/queue";
 import { pendingIdentificationRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
 import { openReadySocket } from "../helpers/ws";
@@ -19,21 +20,7 @@ useEmulators();
 
 const photo = () => makePng(320, 240, { seed: `h52-${Math.random()}` });
 
-type Body = { type: string; request_id: string; user_id: string };
-
-/** Delivers one batch to the consumer with the given bindings; acked and retried message ids. */
-async function deliver(bodies: Body[], bindings: typeof env = env, attempts = 1) {
-  const batch = createMessageBatch(
-    "plant-identify",
-    bodies.map((body, i) => ({ id: `h52-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts, body })),
-  );
-  const ctx = createExecutionContext();
-  const queue = { send: async () => {}, sendBatch: async () => {} } as unknown as Queue;
-  await worker.queue(batch, { ...bindings, IDENTIFY_QUEUE: queue }, ctx);
-  await waitOnExecutionContext(ctx);
-  const result = await getQueueResult(batch, ctx);
-  return { acked: result.explicitAcks, retried: result.retryMessages.map((m) => m.msgId) };
-}
+const deliver = deliverJobs;
 
 const requestRow = async (id: string) =>
   (await env.DB.prepare(

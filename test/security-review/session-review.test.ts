@@ -1,15 +1,14 @@
 // Review helper-56, an attack on this session's own changes (c248750..): each test failed on the
 // code before its fix and says what the promise was.
-import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
-import worker from "../../src/index";
-import { uuidv7 } from "../../src/lib/ids";
+import { beforeEach, describe, expect, it } from "vitest";
 import { blogPost } from "../helpers/blog";
+import { fillTo } from "../helpers/caps";
 import { call } from "../helpers/http";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
-import { pendingIdentificationRequest } from "../helpers/requests";
+import { deliverJobs } from "../helpers/queue";
+import { identifiedResult, pendingIdentificationRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
 
 useEmulators();
@@ -22,25 +21,8 @@ describe("per-user caps (migration 0035) and idempotent inserts", () => {
   // with the plant the first made, created: false) is refused 409 PLANT_LIMIT instead.
   it("add_to_collection stays idempotent at the plant cap: the repeat answers 200 created:false, not 409 PLANT_LIMIT", async () => {
     const u = await bearerUser();
-    const requestId = uuidv7();
-    const resultId = uuidv7();
-    await env.DB.batch([
-      env.DB.prepare("INSERT INTO identification_requests (id, user_id, image_hashes, status) VALUES (?, ?, '[]', 'identified')").bind(
-        requestId,
-        u.userId,
-      ),
-      env.DB.prepare(
-        "INSERT INTO identification_results (id, request_id, scientific_name, plant_name, confidence_score, identification_source, rank) VALUES (?, ?, 'Monstera deliciosa', 'Monstera', 0.9, 'ai_combined', 1)",
-      ).bind(resultId, requestId),
-    ]);
-    // 4 999 plants, straight in D1.
-    await env.DB.prepare(
-      `INSERT INTO user_plants (id, user_id, collection_id)
-       WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 4999)
-       SELECT lower(hex(randomblob(16))), ?1, (SELECT id FROM collections WHERE user_id = ?1 AND is_default = 1) FROM k`,
-    )
-      .bind(u.userId)
-      .run();
+    const { resultId } = await identifiedResult(u.userId);
+    await fillTo("user_plants", u.userId, 4999);
     const add = () => call(`${API}/results/${resultId}/add_to_collection/`, { bearer: u.access, json: {} });
     const first = await add();
     expect(first.status).toBe(201); // the 5 000th plant
@@ -59,20 +41,8 @@ describe("per-user caps and duplicates", () => {
   // At the cap, a duplicate is still answered as a duplicate, not as the cap.
   it("a duplicate collection name or care card at the cap answers its own 409", async () => {
     const u = await bearerUser();
-    await env.DB.prepare(
-      `INSERT INTO collections (id, user_id, name)
-       WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 199)
-       SELECT lower(hex(randomblob(16))), ?1, 'Shelf ' || i FROM k`,
-    )
-      .bind(u.userId)
-      .run();
-    await env.DB.prepare(
-      `INSERT INTO saved_care_instructions (id, user_id, scientific_name)
-       WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 1000)
-       SELECT lower(hex(randomblob(16))), ?1, 'Ficus capped' || i FROM k`,
-    )
-      .bind(u.userId)
-      .run();
+    await fillTo("collections", u.userId, 200);
+    await fillTo("saved_care_instructions", u.userId, 1000);
     const dupCollection = await call(`${API}/collections/`, { bearer: u.access, json: { name: "shelf 7" } });
     expect(((await dupCollection.json()) as { code: string }).code).toBe("DUPLICATE_COLLECTION");
     const dupCard = await call(`${API}/saved-care-instructions/`, { bearer: u.access, json: { scientific_name: "Ficus Capped7" } });
@@ -81,6 +51,14 @@ describe("per-user caps and duplicates", () => {
 });
 
 describe("Wagtail API v2: unknown query parameters", () => {
+  // Test files share the Cache API: a fresh generation keeps other files' cached reads out.
+  beforeEach(async () => {
+    const version = Math.floor(Math.random() * 1e9);
+    await env.DB.prepare("INSERT INTO blog_cache_state (id, version) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET version = ?")
+      .bind(version, version)
+      .run();
+  });
+
   // Wagtail's own known_query_parameters include `_` (jQuery's cache-buster, wagtail#1671) and
   // `format` (DRF's renderer switch), and its detail view checks no query parameter at all: a
   // client that worked against the original gets 400 here.
@@ -103,19 +81,7 @@ describe("Wagtail API v2: unknown query parameters", () => {
 });
 
 describe("queue jobs: only the claim's own delivery releases it", () => {
-  type Body = { type: string; request_id: string; user_id: string };
-  async function deliver(bodies: Body[], bindings: typeof env, attempts: number) {
-    const batch = createMessageBatch(
-      "plant-identify",
-      bodies.map((body, i) => ({ id: `h56-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts, body })),
-    );
-    const ctx = createExecutionContext();
-    const queue = { send: async () => {}, sendBatch: async () => {} } as unknown as Queue;
-    await worker.queue(batch, { ...bindings, IDENTIFY_QUEUE: queue }, ctx);
-    await waitOnExecutionContext(ctx);
-    const result = await getQueueResult(batch, ctx);
-    return { acked: result.explicitAcks, retried: result.retryMessages.map((m) => m.msgId) };
-  }
+  const deliver = deliverJobs;
   const status = async (id: string) =>
     (await env.DB.prepare("SELECT status FROM identification_requests WHERE id = ?").bind(id).first<{ status: string }>())!.status;
 

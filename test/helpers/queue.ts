@@ -1,0 +1,23 @@
+/**
+ * Queue batches delivered to the Worker's consumer by the test itself, as the queue would deliver
+ * them, with a queue binding that sends nothing (so only the test's deliveries run jobs).
+ */
+import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import worker from "../../src/index";
+
+export type JobBody = { type: string; request_id: string; user_id: string };
+
+/** Delivers one batch of `bodies` (each delivery's `attempts`) with `bindings`; the acked and retried message ids. */
+export async function deliverJobs(bodies: JobBody[], bindings: typeof env = env, attempts = 1) {
+  const batch = createMessageBatch(
+    "plant-identify",
+    bodies.map((body, i) => ({ id: `job-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts, body })),
+  );
+  const ctx = createExecutionContext();
+  const queue = { send: async () => {}, sendBatch: async () => {} } as unknown as Queue;
+  await worker.queue(batch, { ...bindings, IDENTIFY_QUEUE: queue }, ctx);
+  await waitOnExecutionContext(ctx);
+  const result = await getQueueResult(batch, ctx);
+  return { acked: result.explicitAcks, retried: result.retryMessages.map((m) => m.msgId) };
+}
