@@ -523,7 +523,7 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
     sql`UPDATE users SET post_count = max(post_count -
           (SELECT count(*) FROM forum_posts tp WHERE tp.topic_id = ${id} AND tp.author_id = users.id AND tp.is_deleted = 0), 0)
         WHERE id IN (SELECT author_id FROM forum_posts tp WHERE tp.topic_id = ${id} AND tp.is_deleted = 0) AND ${noOtherReplies}
-        ${UNCOUNTED_AUTHORS}`,
+        ${uncountedAuthors(sql`(SELECT count(*) FROM forum_posts tp WHERE tp.topic_id = ${id} AND tp.author_id = users.id AND tp.is_deleted = 0)`)}`,
     db
       .delete(forumTopics)
       .where(and(eq(forumTopics.id, id), noOtherReplies))
@@ -564,26 +564,29 @@ function raisedBy(postId: SQL): SQL {
   );
 }
 
-/** What a `post_count` decrement answers: the authors whose posts stopped counting, as they are now. */
-const UNCOUNTED_AUTHORS = sql`RETURNING id, post_count, trust_level, date_joined`;
+/**
+ * What a `post_count` decrement answers: the authors whose posts stopped counting, as they are now,
+ * and how many of their posts stopped counting (`deducted`, evaluated while those posts still stand).
+ */
+const uncountedAuthors = (deducted: SQL) => sql`RETURNING id, post_count, trust_level, date_joined, ${deducted} AS deducted`;
 
 /**
  * Posts that stop counting may cost their authors the `basic` level, and with it the weight of
- * their community votes: the identifications of those now `new` are recounted. After the delete
- * and best effort: the delete stands if this fails, and the next vote or proposal on those
- * requests recounts them.
+ * their community votes: the identifications of those the delete dropped to `new` are recounted
+ * (an author who was `new` already had no vote that counted: nothing to recount). After the
+ * delete and best effort: the delete stands if this fails, and the next vote or proposal on
+ * those requests recounts them.
  */
 async function recountFallen(env: Bindings, uncounted: unknown, logger?: Logger): Promise<void> {
+  const levelAt = (row: Record<string, unknown>, postCount: number) =>
+    computeTrustLevel({ postCount, trustLevel: row.trust_level as TrustLevel, dateJoined: String(row.date_joined) });
   const fallen = batchRows(uncounted)
-    .filter(
-      (row) =>
-        computeTrustLevel({
-          postCount: Number(row.post_count),
-          trustLevel: row.trust_level as TrustLevel,
-          dateJoined: String(row.date_joined),
-        }) === "new",
-    )
+    .filter((row) => {
+      const now = Number(row.post_count);
+      return levelAt(row, now) === "new" && levelAt(row, now + Number(row.deducted)) !== "new";
+    })
     .map((row) => String(row.id));
+  if (fallen.length === 0) return;
   await recountAccounts(env, fallen).catch((err: unknown) =>
     logger?.warn("community recount failed", { users: fallen, error: String(err) }),
   );
@@ -762,7 +765,7 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
     // Right after it: changes() is that update's, so a post deleted twice is uncounted once.
     sql`UPDATE users SET post_count = max(post_count - 1, 0)
         WHERE id = (SELECT author_id FROM forum_posts WHERE id = ${id}) AND changes() = 1
-        ${UNCOUNTED_AUTHORS}`,
+        ${uncountedAuthors(sql`1`)}`,
     ...withdrawNotifications(db, sql`SELECT ${id} AS id`),
     db.delete(forumReactions).where(eq(forumReactions.postId, id)),
     db

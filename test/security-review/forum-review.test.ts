@@ -272,6 +272,31 @@ describe("a failed community recount after a delete", () => {
   });
 });
 
+describe("the community recount after a delete runs only for authors the delete dropped to new", () => {
+  // A new member deleting a post had no counting vote before: recounting every request they
+  // voted on would be work for nothing, on the path new members take most.
+  it("recounts nothing for an author who was new already, and recounts one a topic delete drops from basic", async () => {
+    const newcomer = await bearerUser();
+    const topic = await newTopic(newcomer.access, "A newcomer's topic");
+    const post = await reply(newcomer.access, topic.id, "a first reply");
+    const counting = envAroundBatches(async () => {});
+    const asUser = (u: { userId: string; username: string }) => ({ id: u.userId, username: u.username, role: "user" as const }) as never;
+    await deletePost(counting.env, asUser(newcomer), post.id);
+    expect(counting.batches()).toBe(1);
+
+    // Five posts and old enough: basic; a moderator's topic delete takes four of them away.
+    const farmer = await bearerUser();
+    await env.DB.prepare("UPDATE users SET date_joined = '2026-01-01T00:00:00.000Z' WHERE id = ?").bind(farmer.userId).run();
+    await newTopic(farmer.access, "Elsewhere");
+    const doomed = await newTopic(farmer.access, "Doomed");
+    for (let i = 0; i < 3; i++) await reply(farmer.access, doomed.id, `doomed ${i}`);
+    const mod = await moderator();
+    const recounting = envAroundBatches(async () => {});
+    await deleteTopic(recounting.env, { id: mod.userId, username: mod.username, role: "moderator" } as never, doomed.id);
+    expect(recounting.batches()).toBe(2); // the delete, then the farmer's recount
+  });
+});
+
 describe("the anonymous forum cache is not anyone's to empty", () => {
   it("following a topic or reporting a post keeps the cached answers, and follows are rate limited", async () => {
     const author = await bearerUser();
