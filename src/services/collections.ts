@@ -394,8 +394,8 @@ export async function deletePlant(env: Bindings, userId: string, id: string): Pr
  * (400 when the user has none), with its photo when one was sent.
  */
 export async function addPlant(env: Bindings, userId: string, fields: PlantFields, image: ValidatedImage | null): Promise<PlantRow> {
-  if (image) await spendPhotoBudget(env, userId);
   await checkPlantReferences(env, userId, fields);
+  if (image) await spendPhotoBudget(env, userId);
   const collectionId = fields.collection ?? (await defaultCollectionId(env, userId));
   if (!collectionId) throw new AppError("VALIDATION_ERROR", 400, "Choose a collection.", { collection: ["This field is required."] });
   return withStoredImage(env, image, (key) => insertPlant(env, userId, collectionId, fields, key));
@@ -413,8 +413,8 @@ export async function changePlant(
   image: ValidatedImage | null,
   removeImage: boolean,
 ): Promise<PlantRow> {
-  if (image) await spendPhotoBudget(env, userId);
   await checkPlantReferences(env, userId, fields);
+  if (image) await spendPhotoBudget(env, userId);
   const row = await withStoredImage(env, image, (key) =>
     updatePlant(env, userId, before.id, fields, key ?? (removeImage ? null : undefined)),
   );
@@ -423,7 +423,8 @@ export async function changePlant(
 }
 
 /**
- * Each plant photo stored is charged to the owner's photo budget (429 when spent): a plant's
+ * Each plant photo stored is charged to the owner's photo budget (429 when spent), once the
+ * write's references have checked out (a mistyped collection costs nothing): a plant's
  * photo is kept for as long as the plant is, so without it one account could fill the photo
  * store at the edge limit's pace. Identification and diagnosis have their own budget.
  */

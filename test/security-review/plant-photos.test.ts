@@ -52,6 +52,10 @@ describe("plant photos have a budget", () => {
       form.append("image", new File([await photo(name)], "p.png", { type: "image/png" }));
       return form;
     };
+    // A write refused for its references (a collection that is not theirs) spends nothing.
+    const astray = await withPhoto("astray");
+    astray.append("collection", crypto.randomUUID());
+    expect((await send("POST", `${API}/plants/`, u.access, astray)).status).toBe(404);
     const statuses: number[] = [];
     let first = "";
     for (let i = 0; i < 2; i++) {
