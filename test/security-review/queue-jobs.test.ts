@@ -171,32 +171,29 @@ describe("queue jobs: telling the owner", () => {
 });
 
 describe("Idempotency-Key: recording the answer", () => {
-  it("a write that succeeded is not run a second time when storing its answer failed (no 500 for a done write, no duplicate on retry)", async () => {
-    const u = await bearerUser();
-    const key = `h52-${crypto.randomUUID()}`;
-    const title = `Idem store failure ${key}`;
-    const post = (bindings: typeof env) => {
-      const ctx = createExecutionContext();
-      const req = new Request(`${BASE}/api/v1/forum/categories/houseplants/topics/`, {
-        method: "POST",
-        headers: {
-          "Content-Type": "application/json",
-          Authorization: `Bearer ${u.access}`,
-          "Idempotency-Key": key,
-          "CF-Connecting-IP": freshIp(),
-        },
-        body: JSON.stringify({ title, body: "Yellow leaves after repotting: too much water?" }),
-      });
-      return Promise.resolve(worker.fetch!(req as Request<unknown, IncomingRequestCfProperties>, bindings, ctx)).then(async (res) => {
-        await waitOnExecutionContext(ctx);
-        return res;
-      });
-    };
-    const topics = async () =>
-      (await env.DB.prepare("SELECT count(*) AS n FROM forum_topics WHERE title = ?").bind(title).first<{ n: number }>())!.n;
+  const post = (u: { access: string }, key: string, title: string, bindings: typeof env) => {
+    const ctx = createExecutionContext();
+    const req = new Request(`${BASE}/api/v1/forum/categories/houseplants/topics/`, {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/json",
+        Authorization: `Bearer ${u.access}`,
+        "Idempotency-Key": key,
+        "CF-Connecting-IP": freshIp(),
+      },
+      body: JSON.stringify({ title, body: "Yellow leaves after repotting: too much water?" }),
+    });
+    return Promise.resolve(worker.fetch!(req as Request<unknown, IncomingRequestCfProperties>, bindings, ctx)).then(async (res) => {
+      await waitOnExecutionContext(ctx);
+      return res;
+    });
+  };
+  const topics = async (title: string) =>
+    (await env.DB.prepare("SELECT count(*) AS n FROM forum_topics WHERE title = ?").bind(title).first<{ n: number }>())!.n;
 
-    // D1 refuses the one write that stores the answer (after the topic was written).
-    let refused = false;
+  /** A D1 binding that refuses the write storing a key's answer `times` times (then lets it through). */
+  function refusingStore(times: number) {
+    let refused = 0;
     // The request's queries run in a D1 session (middleware/d1-session.ts): intercept its prepare too.
     const refusing = <T extends object>(binding: T): T =>
       new Proxy(binding, {
@@ -205,29 +202,54 @@ describe("Idempotency-Key: recording the answer", () => {
           if (prop === "withSession") return (...args: unknown[]) => refusing((value as (...a: unknown[]) => object).apply(target, args));
           if (prop !== "prepare") return typeof value === "function" ? value.bind(target) : value;
           return (query: string) => {
-            if (!refused && /^update "idempotency_keys" set "state"/i.test(query)) {
-              refused = true;
+            if (refused < times && /^update "idempotency_keys" set "state"/i.test(query)) {
+              refused++;
               throw new Error("D1_ERROR: simulated blip storing the answer");
             }
             return (value as (q: string) => unknown).call(target, query);
           };
         },
       });
-    const storeFails = refusing(env.DB);
-    const first = await post({ ...env, DB: storeFails });
-    expect(refused).toBe(true);
-    expect(await topics()).toBe(1); // the write happened
+    return { db: refusing(env.DB), refused: () => refused };
+  }
+
+  it("a write that succeeded is not run a second time when storing its answer failed (no 500 for a done write, no duplicate on retry)", async () => {
+    const u = await bearerUser();
+    const key = `h52-${crypto.randomUUID()}`;
+    const title = `Idem store failure ${key}`;
+
+    // D1 refuses the one write that stores the answer (after the topic was written).
+    const store = refusingStore(1);
+    const first = await post(u, key, title, { ...env, DB: store.db });
+    expect(store.refused()).toBe(1);
+    expect(await topics(title)).toBe(1); // the write happened
     const firstStatus = first.status;
 
     // The client saw a failure and retries with the same key once the lock runs out (2 min).
     await env.DB.prepare("UPDATE idempotency_keys SET locked_until = ? WHERE user_id = ? AND key = ?")
       .bind(new Date(Date.now() - 1000).toISOString(), u.userId, key)
       .run();
-    const retry = await post(env);
+    const retry = await post(u, key, title, env);
     expect(retry.status).toBeLessThan(300);
     expect(
-      { firstStatus, topics: await topics() },
+      { firstStatus, topics: await topics(title) },
       "one write for one key: the retry must replay (or the first must have answered its success), never write again",
     ).toEqual({ firstStatus: 201, topics: 1 });
+  });
+
+  it("when D1 refuses every try at storing it, the done write still answers 201, and a retry meanwhile waits (409)", async () => {
+    const u = await bearerUser();
+    const key = `h52-${crypto.randomUUID()}`;
+    const title = `Idem store down ${key}`;
+    const store = refusingStore(Number.POSITIVE_INFINITY);
+    const first = await post(u, key, title, { ...env, DB: store.db });
+    expect(store.refused()).toBe(3);
+    expect(first.status).toBe(201);
+    expect(await topics(title)).toBe(1);
+    // The key was left running: a retry within its lock is told to wait, and writes nothing.
+    const retry = await post(u, key, title, env);
+    expect(retry.status).toBe(409);
+    expect(((await retry.json()) as { code: string }).code).toBe("IDEMPOTENCY_KEY_IN_USE");
+    expect(await topics(title)).toBe(1);
   });
 });
