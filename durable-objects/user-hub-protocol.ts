@@ -197,7 +197,8 @@ export type NotificationUpdatedMessage = z.infer<typeof NotificationUpdatedMessa
 
 /**
  * Sent to the user's `/ws/` sockets when notifications they may have been shown are removed (the
- * forum post they quote was deleted): the client drops them from its list and unread count.
+ * forum post, blog comment or proposal they quote was deleted, rejected or hidden): the client
+ * drops them from its list and unread count.
  */
 export const NotificationWithdrawnMessage = z.object({
   type: z.literal("notification_withdrawn"),
@@ -230,7 +231,8 @@ export const SERVER_MESSAGES = {
   },
   notification_withdrawn: {
     schema: NotificationWithdrawnMessage,
-    summary: "In-app notifications removed since (the post they quote was deleted): drop them (`/ws/` only, not replayed).",
+    summary:
+      "In-app notifications removed since (the post, comment or proposal they quote was deleted, rejected or hidden): drop them (`/ws/` only, not replayed).",
   },
   pong: { schema: PongMessage, summary: 'The answer to a JSON `{"type":"ping"}`.' },
 } as const;

@@ -11,18 +11,20 @@
  * - Moderators (editor, moderator, admin) approve, reject and delete; approving or rejecting
  *   resolves the comment's open reports. Anyone signed in may report a comment once (not their own).
  * - Notifications: a held comment's author hears when it is approved; a comment's author hears
- *   when someone else's reply to it is shown (at once, or when approved) — once each.
+ *   when someone else's reply to it is shown (at once, or when approved) — once each. A reply
+ *   deleted or rejected withdraws that notification (and its unsent email and push), which quotes it.
  */
 import { and, asc, count, desc, eq, or, type SQL, sql } from "drizzle-orm";
-import { database, runBatch } from "../db/client";
+import { type Database, database, runBatch, tableRows } from "../db/client";
 import type { Page, PageRequest } from "../db/pagination";
-import { blogCommentReports, blogComments, blogPosts, users } from "../db/schema";
+import { blogCommentReports, blogComments, blogPosts, notifications, users } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
 import { isUuid, uuidv7 } from "../lib/ids";
 import { sanitisePostBody, visibleText } from "../lib/sanitise";
 import { purgeBlogReads } from "./blog-cache";
-import { createNotification } from "./notifications";
+import { withdrawStatements } from "./notification-delivery";
+import { announceWithdrawals, createNotification } from "./notifications";
 import { avatarUrl, type Role, trustLevelOf } from "./users";
 
 export const COMMENT_MODERATOR_ROLES: Role[] = ["editor", "moderator", "admin"];
@@ -192,11 +194,21 @@ async function purgeFor(env: Bindings, postId: string) {
   await purgeBlogReads(env, { postIds: [postId], slugs: post ? [post.slug] : [] });
 }
 
+/**
+ * Withdraws the reply notification comment `id` raised (its parent's author's, which quotes it),
+ * for the batch that removes the comment from view: its text must not stay readable there nor go
+ * out later by email, push or digest. The first statement reads the rows withdrawn.
+ */
+function withdrawReplyNotice(db: Database, id: string) {
+  return withdrawStatements(db, sql`(SELECT id FROM notifications WHERE dedupe_key = ${`blog_comment_reply:${id}`})`);
+}
+
 export async function deleteComment(env: Bindings, user: AuthenticatedUser, id: string): Promise<void> {
   const row = await commentFor(env, user, id);
   const db = database(env);
-  await runBatch(db, [db.delete(c).where(eq(c.id, id)), recount(env, row.postId)]);
+  const [withdrawn] = await runBatch(db, [...withdrawReplyNotice(db, id), db.delete(c).where(eq(c.id, id)), recount(env, row.postId)]);
   await purgeFor(env, row.postId);
+  await announceWithdrawals(env, tableRows(notifications, withdrawn));
 }
 
 export async function moderateComment(env: Bindings, moderator: AuthenticatedUser, id: string, status: "approved" | "rejected") {
@@ -204,7 +216,8 @@ export async function moderateComment(env: Bindings, moderator: AuthenticatedUse
   const row = await commentRow(env, id);
   if (!row) throw new AppError("NOT_FOUND", 404, "No such comment.");
   const db = database(env);
-  await runBatch(db, [
+  const [withdrawn] = await runBatch(db, [
+    ...(status === "rejected" ? withdrawReplyNotice(db, id) : []),
     db
       .update(c)
       .set({ status, moderatedBy: moderator.id, moderatedAt: new Date().toISOString(), updatedAt: new Date().toISOString() })
@@ -216,6 +229,7 @@ export async function moderateComment(env: Bindings, moderator: AuthenticatedUse
     recount(env, row.postId),
   ]);
   await purgeFor(env, row.postId);
+  if (status === "rejected") await announceWithdrawals(env, tableRows(notifications, withdrawn));
   const after = (await commentRow(env, id))!;
   if (status === "approved" && row.status === "pending") {
     const post = await database(env)
