@@ -79,6 +79,11 @@ export const ConfigSchema = z.object({
   FORUM_POST_RATE_LIMIT: rate,
   /** Plant photos stored per user, new plants and replaced photos alike (default 100 an hour). */
   PLANT_PHOTO_RATE_LIMIT: z.string().default("100/3600").pipe(rate),
+  /**
+   * Garden calendar events created or changed per user (default 20 an hour): each is listed to
+   * everyone (public ones), and a change of time or place notifies every attendee.
+   */
+  CALENDAR_EVENT_RATE_LIMIT: z.string().default("20/3600").pipe(rate),
   /** Blog comments per user (default 10 per 10 minutes). */
   BLOG_COMMENT_RATE_LIMIT: z.string().default("10/600").pipe(rate),
   /**

@@ -128,6 +128,7 @@ export const ERROR_CODES = {
   EVENT_STARTED: "The event has already started (409).",
   POST_DELETED: "The forum post was deleted (409).",
   REMINDER_LIMIT: "The account has the most reminders allowed (409).",
+  EVENT_LIMIT: "The account organises as many events not yet ended as allowed (409).",
   COLLECTION_LIMIT: "The account has the most collections allowed (409).",
   PLANT_LIMIT: "The account has the most plants allowed (409).",
   CARE_CARD_LIMIT: "The account has the most saved care cards allowed (409).",

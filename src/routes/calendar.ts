@@ -2,9 +2,15 @@
  * Garden calendar (API.md §5): `/api/v1/calendar/` — community events (list, create, detail,
  * update, delete), RSVPs, a date-range feed and seasonal task templates. Reading is open to
  * anonymous callers (public events only); writing needs a user. Visibility and RSVP rules live
- * in services/calendar.ts.
+ * in services/calendar.ts. Creating and changing events is rate limited per user
+ * (CALENDAR_EVENT_RATE_LIMIT).
  */
+import type { Context } from "hono";
+import { getConfig } from "../config";
+import type { AppEnv } from "../env";
 import { apiFields } from "../lib/fields";
+import { userIdOf } from "../middleware/auth";
+import { enforceRateLimit } from "../services/rate-limits";
 import { z } from "@hono/zod-openapi";
 import { createRouter, routeSet, noContentAfter } from "./router";
 import {
@@ -16,6 +22,7 @@ import {
   eventBody,
   listEvents,
   FEED_MAX_EVENTS,
+  MAX_UPCOMING_EVENTS,
   HEMISPHERES,
   RSVP_STATUSES,
   listSeasonalTasks,
@@ -35,6 +42,12 @@ const FEED_MAX_DAYS = 92;
 const START_GRACE_MS = 5 * 60_000;
 const errors = { 400: errorResponse(400, "Invalid input"), 404: errorResponse(404, "Not found (or not visible to you)") };
 const authErrors = { ...errors, 401: errorResponse(401, "Not signed in") };
+const rateLimited = errorResponse(429, "Too many events created or changed; see Retry-After", "RATE_LIMITED");
+
+/** Events created and changed share one budget per user: each is listed to others, and a change notifies attendees. */
+function limitEventWrites(c: Context<AppEnv>): Promise<void> {
+  return enforceRateLimit(c.env, `calendar-event:user:${userIdOf(c)}`, getConfig(c.env).CALENDAR_EVENT_RATE_LIMIT);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Schemas
@@ -201,10 +214,18 @@ export function calendarRoutes() {
     return c.json(pageOf(c.req.url, page, page_size, count, rows.map(eventBody)), 200);
   });
 
-  const postEvents = plainSignedIn
-    .post(`/events`, "Organise an event (start < end, at most 14 days, start not in the past)")
-    .io({ body: requestJson(EventCreate) }, { 201: jsonBody(EventSchema, "Created"), 400: errors[400], 401: authErrors[401] });
+  const postEvents = plainSignedIn.post(`/events`, "Organise an event (start < end, at most 14 days, start not in the past)").io(
+    { body: requestJson(EventCreate) },
+    {
+      201: jsonBody(EventSchema, "Created"),
+      400: errors[400],
+      401: authErrors[401],
+      409: errorResponse(409, `You already organise ${MAX_UPCOMING_EVENTS} events that have not ended (EVENT_LIMIT)`),
+      429: rateLimited,
+    },
+  );
   app.openapi(postEvents, async (c) => {
+    await limitEventWrites(c);
     const body = toUtc(c.req.valid("json"));
     const row = await createEvent(c.env, c.get("user")!, {
       title: body.title,
@@ -271,9 +292,11 @@ export function calendarRoutes() {
       200: jsonBody(EventSchema, "Updated"),
       403: errorResponse(403, "Visible to you but not yours"),
       409: errorResponse(409, "Capacity below the current going count (CAPACITY_BELOW_GOING)"),
+      429: rateLimited,
     },
   );
   app.openapi(patchEventsById, async (c) => {
+    await limitEventWrites(c);
     const row = await updateEvent(c.env, c.get("user")!, c.req.valid("param").id, toUtc(c.req.valid("json")));
     return c.json(eventBody(row), 200);
   });

@@ -16,6 +16,9 @@
  *   only; switching to `maybe`/`not_going` is always allowed, and so is withdrawing.
  * - Lowering capacity below the current number of `going` RSVPs is refused (409
  *   CAPACITY_BELOW_GOING); nobody is silently dropped.
+ * - An organiser holds at most MAX_UPCOMING_EVENTS events that have not ended (409 EVENT_LIMIT),
+ *   checked inside the insert so concurrent creates cannot overshoot: the event list and the feed
+ *   (which stops at FEED_MAX_EVENTS) are everyone's, and one account must not bury them.
  */
 import { apiFields } from "../lib/fields";
 import { and, asc, count, eq, gt, inArray, isNotNull, lt, or, type SQL, sql } from "drizzle-orm";
@@ -41,6 +44,8 @@ export type Hemisphere = (typeof HEMISPHERES)[number];
 /** Moderators of community content may edit or remove any event they can see. */
 export const CALENDAR_MODERATOR_ROLES: AuthenticatedUser["role"][] = ["moderator", "admin"];
 export const MAX_EVENT_DURATION_MS = 14 * 86_400_000;
+/** Events not yet ended that one organiser may hold. */
+export const MAX_UPCOMING_EVENTS = 50;
 /** The feed returns at most this many events; `truncated` says when there were more. */
 export const FEED_MAX_EVENTS = 500;
 
@@ -211,19 +216,22 @@ export async function createEvent(env: Bindings, organizer: AuthenticatedUser, f
   assertEventTimes(fields.start, fields.end);
   const id = uuidv7();
   const ts = new Date().toISOString();
-  await database(env).insert(e).values({
-    id,
-    organizerId: organizer.id,
-    title: fields.title,
-    description: fields.description,
-    startsAt: fields.start,
-    endsAt: fields.end,
-    location: fields.location,
-    privacy: fields.privacy,
-    capacity: fields.capacity,
-    createdAt: ts,
-    updatedAt: ts,
-  });
+  // -- conditional insert: the organiser's cap is the statement's own WHERE, so concurrent creates
+  // cannot overshoot it. Columns in table order (drizzle lists them all).
+  const inserted = await database(env)
+    .insert(e)
+    .select(
+      sql`SELECT ${id}, ${organizer.id}, ${fields.title}, ${fields.description}, ${fields.start}, ${fields.end}, ${fields.location},
+                 ${fields.privacy}, ${fields.capacity}, ${ts}, ${ts}
+           WHERE (SELECT count(*) FROM ${e} WHERE ${e.organizerId} = ${organizer.id} AND ${e.endsAt} > ${ts}) < ${MAX_UPCOMING_EVENTS}`,
+    )
+    .returning({ id: e.id });
+  if (inserted.length === 0)
+    throw new AppError(
+      "EVENT_LIMIT",
+      409,
+      `You already organise ${MAX_UPCOMING_EVENTS} events that have not ended; delete one or wait until one is over.`,
+    );
   return (await loadEvent(env, organizer, id))!;
 }
 

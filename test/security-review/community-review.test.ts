@@ -3,10 +3,13 @@
  * community identification, collections, the calendar and notifications. Each test is an attack
  * that must be refused or contained, and each failed on the code as reviewed.
  */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { createApp } from "../../src/app";
+import { MAX_UPCOMING_EVENTS } from "../../src/services/calendar";
 import { blogPost } from "../helpers/blog";
-import { call, jsonWithStatus as json, type Page } from "../helpers/http";
+import { call, expectError, freshIp, jsonWithStatus as json, type Page } from "../helpers/http";
 import { bearerUser } from "../helpers/users";
 
 type User = Awaited<ReturnType<typeof bearerUser>>;
@@ -55,4 +58,50 @@ describe("a removed blog comment leaves nothing readable in notifications", () =
       expect((await stored(victim.userId)).results).toEqual([{ title: "", body: "", deliveries: 0 }]);
     });
   }
+});
+
+describe("one account cannot bury the community calendar", () => {
+  const HOUR = 3_600_000;
+  const event = (title: string, startsInHours = 48) => {
+    const start = Date.now() + startsInHours * HOUR;
+    return { title, start: new Date(start).toISOString(), end: new Date(start + HOUR).toISOString() };
+  };
+
+  it("events created and changed are rate limited per user (429 with Retry-After); others go on", async () => {
+    const [spammer, other] = [await bearerUser(), await bearerUser()];
+    const limited = { ...env, CALENDAR_EVENT_RATE_LIMIT: "3/3600" };
+    const send = async (method: string, path: string, bearer: string, body: unknown) => {
+      const ctx = createExecutionContext();
+      const headers = { Authorization: `Bearer ${bearer}`, "CF-Connecting-IP": freshIp(), "Content-Type": "application/json" };
+      const res = await createApp().request(path, { method, body: JSON.stringify(body), headers }, limited, ctx);
+      await waitOnExecutionContext(ctx);
+      return res;
+    };
+    const first = await json<{ id: string }>(await send("POST", "/api/v1/calendar/events/", spammer.access, event("Seed swap 1")), 201);
+    expect((await send("POST", "/api/v1/calendar/events/", spammer.access, event("Seed swap 2"))).status).toBe(201);
+    // A change of time notifies every attendee: it spends the same budget.
+    expect((await send("PATCH", `/api/v1/calendar/events/${first.id}/`, spammer.access, { location: "Town hall" })).status).toBe(200);
+    const refused = await send("POST", "/api/v1/calendar/events/", spammer.access, event("Seed swap 3"));
+    await expectError(refused.clone(), 429, "RATE_LIMITED");
+    expect(Number(refused.headers.get("Retry-After"))).toBeGreaterThan(0);
+    expect((await send("POST", "/api/v1/calendar/events/", other.access, event("Pruning class"))).status).toBe(201);
+  });
+
+  it(`an organiser holds at most ${MAX_UPCOMING_EVENTS} events not yet ended (409 EVENT_LIMIT); ended ones do not count`, async () => {
+    const spammer = await bearerUser();
+    const insert = env.DB.prepare("INSERT INTO calendar_events (id, organizer_id, title, starts_at, ends_at) VALUES (?, ?, 'Spam', ?, ?)");
+    const past = [new Date(Date.now() - 3 * HOUR).toISOString(), new Date(Date.now() - 2 * HOUR).toISOString()];
+    const soon = [new Date(Date.now() + HOUR).toISOString(), new Date(Date.now() + 2 * HOUR).toISOString()];
+    await env.DB.batch([
+      insert.bind(crypto.randomUUID(), spammer.userId, ...past),
+      ...Array.from({ length: MAX_UPCOMING_EVENTS - 1 }, () => insert.bind(crypto.randomUUID(), spammer.userId, ...soon)),
+    ]);
+    const post = (title: string) => call("/api/v1/calendar/events/", { bearer: spammer.access, json: event(title) });
+    await json(await post("The last one allowed"), 201);
+    await expectError(await post("One too many"), 409, "EVENT_LIMIT");
+    const held = await env.DB.prepare("SELECT count(*) AS n FROM calendar_events WHERE organizer_id = ?")
+      .bind(spammer.userId)
+      .first<{ n: number }>();
+    expect(held!.n).toBe(MAX_UPCOMING_EVENTS + 1);
+  });
 });
