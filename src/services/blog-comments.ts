@@ -11,7 +11,8 @@
  * - Moderators (editor, moderator, admin) approve, reject and delete; approving or rejecting
  *   resolves the comment's open reports. Anyone signed in may report a comment once (not their own).
  * - Notifications: a held comment's author hears when it is approved; a comment's author hears
- *   when someone else's reply to it is shown (at once, or when approved) — once each. A reply
+ *   when someone else's reply to it is shown (at once, or when approved) — once each, and from
+ *   one replier at most MAX_REPLY_NOTICES_PER_HOUR_FROM_ONE_REPLIER times an hour. A reply
  *   deleted or rejected withdraws that notification (and its unsent email and push), which quotes it.
  */
 import { and, asc, count, desc, eq, or, type SQL, sql } from "drizzle-orm";
@@ -24,7 +25,7 @@ import { isUuid, uuidv7 } from "../lib/ids";
 import { sanitisePostBody, visibleText } from "../lib/sanitise";
 import { purgeBlogReads } from "./blog-cache";
 import { withdrawStatements } from "./notification-delivery";
-import { announceWithdrawals, createNotification } from "./notifications";
+import { announceNotifications, announceWithdrawals, createNotification, insertNotifications } from "./notifications";
 import { avatarUrl, type Role, trustLevelOf } from "./users";
 
 export const COMMENT_MODERATOR_ROLES: Role[] = ["editor", "moderator", "admin"];
@@ -167,19 +168,42 @@ export async function addComment(
   return commentBody(row);
 }
 
-/** The parent comment's author hears of a shown reply (not of their own), once. */
+/**
+ * One replier's replies notify one comment author at most this many times an hour: past it the
+ * replies are still shown, but answering someone's comment over and over cannot flood their
+ * notifications and inbox (as with forum mentions). Withdrawn ones count too.
+ */
+export const MAX_REPLY_NOTICES_PER_HOUR_FROM_ONE_REPLIER = 5;
+
+/**
+ * The parent comment's author hears of a shown reply (not of their own), once, while the reply is
+ * still shown and within MAX_REPLY_NOTICES_PER_HOUR_FROM_ONE_REPLIER; `author_id` in the data
+ * names the replier, which the count reads (the recipient's last hour, by their index).
+ */
 async function tellParentAuthor(env: Bindings, reply: CommentRow, postSlug: string): Promise<void> {
   if (!reply.parentId) return;
-  const parent = await database(env).select({ userId: c.userId }).from(c).where(eq(c.id, reply.parentId)).get();
-  if (!parent || parent.userId === reply.userId) return;
-  await createNotification(env, {
-    userId: parent.userId,
-    type: "blog_comment_reply",
-    title: `${reply.username} answered your comment`,
-    body: visibleText(reply.body).slice(0, 140),
-    data: { post_id: reply.postId, post_slug: postSlug, comment_id: reply.id },
-    dedupeKey: `blog_comment_reply:${reply.id}`,
-  }).catch(() => false); // best effort: the comment is written either way
+  const now = new Date().toISOString();
+  const hourAgo = new Date(Date.parse(now) - 3_600_000).toISOString();
+  await insertNotifications(
+    database(env),
+    "blog_comment_reply",
+    {
+      userId: sql`parent.user_id`,
+      title: sql`${`${reply.username} answered your comment`}`,
+      body: sql`${visibleText(reply.body).slice(0, 140)}`,
+      data: sql`json_object('post_id', ${reply.postId}, 'post_slug', ${postSlug}, 'comment_id', ${reply.id}, 'author_id', ${reply.userId})`,
+      dedupeKey: sql`${`blog_comment_reply:${reply.id}`}`,
+      createdAt: now,
+    },
+    sql`FROM blog_comments parent JOIN blog_comments shown ON shown.id = ${reply.id} AND shown.status = 'approved'
+        WHERE parent.id = ${reply.parentId} AND parent.user_id <> ${reply.userId}
+          AND (SELECT count(*) FROM notifications recent
+               WHERE recent.user_id = parent.user_id AND recent.created_at > ${hourAgo}
+                 AND recent.type = 'blog_comment_reply' AND json_extract(recent.data, '$.author_id') = ${reply.userId})
+              < ${MAX_REPLY_NOTICES_PER_HOUR_FROM_ONE_REPLIER}`,
+  )
+    .then((rows) => announceNotifications(env, rows))
+    .catch(() => undefined); // best effort: the comment is written either way
 }
 
 /** The caller's own comment, or any comment for a moderator; others get "not found". */

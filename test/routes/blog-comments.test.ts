@@ -120,7 +120,7 @@ describe("blog comments", () => {
       {
         title: `${b.username} answered your comment`,
         body: "Bark mix.",
-        data: { post_id: post.id, post_slug: post.slug, comment_id: reply.id },
+        data: { post_id: post.id, post_slug: post.slug, comment_id: reply.id, author_id: b.userId },
       },
     ]);
   });

@@ -60,6 +60,32 @@ describe("a removed blog comment leaves nothing readable in notifications", () =
   }
 });
 
+describe("replies to a blog comment cannot flood its author", () => {
+  it("one replier notifies a comment's author at most 5 times an hour, deleted replies included; other repliers still do", async () => {
+    const post = await blogPost();
+    const [victim, pest, friend] = [await withRole("user"), await withRole("user"), await withRole("user")];
+    const write = async (bearer: string, body: unknown) =>
+      json<{ id: string }>(await call(`/api/v1/blog/posts/${post.id}/comments/`, { bearer, json: body }), 201);
+    const parent = await write(victim.access, { body: "Which soil for a jade?" });
+    const told = async () =>
+      (
+        await env.DB.prepare(
+          "SELECT json_extract(data, '$.comment_id') AS id FROM notifications WHERE user_id = ? AND type = 'blog_comment_reply'",
+        )
+          .bind(victim.userId)
+          .all<{ id: string }>()
+      ).results.length;
+    // Replying and deleting the reply does not start the count again.
+    const first = await write(pest.access, { body: "Reply 1", parent_id: parent.id });
+    expect((await call(`/api/v1/blog/comments/${first.id}/`, { method: "DELETE", bearer: pest.access })).status).toBe(204);
+    for (let i = 2; i <= 7; i++) await write(pest.access, { body: `Reply ${i}`, parent_id: parent.id });
+    // The replies are all shown; only the notifications stop.
+    expect(await told()).toBe(5);
+    await write(friend.access, { body: "Bark mix works for me.", parent_id: parent.id });
+    expect(await told()).toBe(6);
+  });
+});
+
 describe("one account cannot bury the community calendar", () => {
   const HOUR = 3_600_000;
   const event = (title: string, startsInHours = 48) => {
