@@ -12,6 +12,7 @@ import { PLANT_ORGANS, type PlantOrgan } from "../services/identification";
 import {
   acceptResult,
   addResultToCollection,
+  deleteIdentificationRequest,
   identificationHistory,
   identificationResultsOf,
   type IdentificationResultRow,
@@ -19,7 +20,6 @@ import {
   voteOnResult,
 } from "../services/identification-requests";
 import {
-  deleteOwnRequest,
   IdentificationRequests,
   type IdentificationRequestRow,
   listOwnRequests,
@@ -291,7 +291,7 @@ export function requestRoutes() {
   app.openapi(deleteRequestsById, (c) =>
     noContentAfter(
       c,
-      deleteOwnRequest(c.env, IdentificationRequests, userIdOf(c), c.req.valid("param").id, (p) => c.executionCtx.waitUntil(p)),
+      deleteIdentificationRequest(c.env, userIdOf(c), c.req.valid("param").id, (p) => c.executionCtx.waitUntil(p)),
     ),
   );
 

@@ -86,6 +86,18 @@ function recountStatements(ids: SQL): SQL[] {
                                         WHEN ${consensusOf(rid)} IS NULL THEN NULL ELSE ${sqlNow} END,
           community_result_id = ${consensusOf(rid)}
         WHERE id IN ${ids}`,
+    ...counterStatements(ids),
+    sql`SELECT id, community_result_id AS after FROM identification_requests WHERE id IN ${ids}`,
+  ];
+}
+
+/**
+ * Statements that recount the counters the consensus of the requests `ids` selects feeds: the
+ * species' `confirmed_count` of their results and `identifications_helped` of everyone who
+ * supported anything there.
+ */
+function counterStatements(ids: SQL): SQL[] {
+  return [
     // Species of these requests' results: how many requests the community confirmed as them.
     sql`UPDATE species SET confirmed_count = (
           SELECT count(*) FROM identification_requests cq JOIN identification_results cr ON cr.id = cq.community_result_id
@@ -101,7 +113,19 @@ function recountStatements(ids: SQL): SQL[] {
         WHERE id IN (
           SELECT proposed_by FROM identification_results WHERE request_id IN ${ids} AND proposed_by IS NOT NULL
           UNION SELECT v.user_id FROM votes v JOIN identification_results res ON res.id = v.result_id WHERE res.request_id IN ${ids})`,
-    sql`SELECT id, community_result_id AS after FROM identification_requests WHERE id IN ${ids}`,
+  ];
+}
+
+/**
+ * For the batch that deletes request `rid`, before the delete: its consensus is dropped and the
+ * counters it fed are recounted without it (its results and votes still there to name who and
+ * what), so a confirmed request deleted leaves no count behind. Sharing, gathering a consensus
+ * and deleting, again and again, would otherwise raise them without end.
+ */
+export function requestRemovalStatements(rid: string): SQL[] {
+  return [
+    sql`UPDATE identification_requests SET community_result_id = NULL, community_confirmed_at = NULL WHERE id = ${rid}`,
+    ...counterStatements(sql`(${rid})`),
   ];
 }
 

@@ -21,12 +21,12 @@ import type { HealthAssessment, ProviderAnswer } from "../providers/types";
 import { ruleBasedCare } from "./care";
 import { findSpeciesForCare, storedCareGuide } from "./care-guides";
 import { addIdentifiedPlant } from "./collections";
-import { consensusChange, consensusStatements, tellAgreement, tellConsensus } from "./community";
+import { consensusChange, consensusStatements, requestRemovalStatements, tellAgreement, tellConsensus } from "./community";
 import type { MergedSuggestion } from "./merge";
 import { catalogueCommonNames } from "./species";
 import { imageUrl, photoRef, photosOf, type storeImages, withStoredPhotos } from "./photos";
 import type { Notification } from "./notifications";
-import { IdentificationRequests, type IdentificationRequestRow, ownRequest, runCompletion } from "./queued-requests";
+import { deleteOwnRequest, IdentificationRequests, type IdentificationRequestRow, ownRequest, runCompletion } from "./queued-requests";
 import { accountActive } from "./users";
 
 /** API.md §2.2: `identified` when the best result is at least this confident. */
@@ -302,6 +302,14 @@ export async function voteOnResult(env: Bindings, userId: string, resultId: stri
     downvotes: row.downvotes,
     community_result_id: change.after,
   };
+}
+
+/**
+ * The owner deletes an identification request (queued-requests.ts `deleteOwnRequest`); in the same
+ * batch its community consensus goes and the counters it fed are recounted without it.
+ */
+export function deleteIdentificationRequest(env: Bindings, userId: string, id: string, waitUntil: (p: Promise<unknown>) => void) {
+  return deleteOwnRequest(env, IdentificationRequests, userId, id, waitUntil, requestRemovalStatements(id));
 }
 
 /** The owner accepts one result as the identification: it alone is accepted and primary, and the request is `identified`. */

@@ -460,10 +460,13 @@ export async function deleteOwnRequest(
   userId: string,
   id: string,
   waitUntil: (p: Promise<unknown>) => void,
+  /** Statements of the kind's own to run in the same batch, before the delete. */
+  before: SQL[] = [],
 ): Promise<void> {
   const row = await ownRequest(env, kind, userId, id);
   const t = lifecycle(kind);
-  await database(env).delete(t).where(eq(t.id, id));
+  const db = database(env);
+  await runBatch(db, [...before, db.delete(t).where(eq(t.id, id))]);
   await releasePhotos(env, requestPhotos(row));
   waitUntil(
     userHub(env, userId)

@@ -10,7 +10,10 @@ import { createApp } from "../../src/app";
 import { MAX_UPCOMING_EVENTS } from "../../src/services/calendar";
 import { blogPost } from "../helpers/blog";
 import { call, expectError, freshIp, jsonWithStatus as json, type Page } from "../helpers/http";
+import { useEmulators } from "../helpers/outbound";
 import { bearerUser } from "../helpers/users";
+
+useEmulators();
 
 type User = Awaited<ReturnType<typeof bearerUser>>;
 
@@ -129,5 +132,39 @@ describe("one account cannot bury the community calendar", () => {
       .bind(spammer.userId)
       .first<{ n: number }>();
     expect(held!.n).toBe(MAX_UPCOMING_EVENTS + 1);
+  });
+});
+
+describe("the community's counters follow a confirmed request that is deleted", () => {
+  it("deleting a request the community confirmed takes it off the species' confirmed_count and its supporters' identifications_helped", async () => {
+    const owner = await bearerUser();
+    const [a, b] = [await withRole("user"), await withRole("user")];
+    const speciesId = crypto.randomUUID();
+    const [requestId, resultId] = [crypto.randomUUID(), crypto.randomUUID()];
+    const name = `Monstera deliciosa ${speciesId.slice(0, 8)}`;
+    await env.DB.batch([
+      env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, 'Araceae', 'Monstera')").bind(speciesId, name),
+      env.DB.prepare("INSERT INTO identification_requests (id, user_id, status, image_hashes) VALUES (?, ?, 'needs_help', '[]')").bind(
+        requestId,
+        owner.userId,
+      ),
+      env.DB.prepare(
+        `INSERT INTO identification_results (id, request_id, species_id, scientific_name, confidence_score, identification_source, rank)
+         VALUES (?, ?, ?, ?, 0.4, 'ai_combined', 1)`,
+      ).bind(resultId, requestId, speciesId, name),
+    ]);
+    const API = "/api/v1/plant-identification";
+    expect((await call(`${API}/requests/${requestId}/share/`, { method: "POST", bearer: owner.access })).status).toBe(200);
+    for (const voter of [a, b])
+      await json(await call(`${API}/results/${resultId}/vote/`, { bearer: voter.access, json: { vote_type: "upvote" } }), 200);
+    const counters = async () => ({
+      confirmed: (await env.DB.prepare("SELECT confirmed_count AS n FROM species WHERE id = ?").bind(speciesId).first<{ n: number }>())!.n,
+      helped: (await env.DB.prepare("SELECT identifications_helped AS n FROM users WHERE id = ?").bind(a.userId).first<{ n: number }>())!.n,
+    });
+    expect(await counters()).toEqual({ confirmed: 1, helped: 1 });
+
+    // The owner deletes it (and could share, gather and delete again): the counts must follow.
+    expect((await call(`${API}/requests/${requestId}/`, { method: "DELETE", bearer: owner.access })).status).toBe(204);
+    expect(await counters()).toEqual({ confirmed: 0, helped: 0 });
   });
 });
