@@ -95,10 +95,13 @@ export async function completeIdentificationRequest(
     );
   }
   const names = JSON.stringify(suggestions.map((s) => s.scientific_name.toLowerCase()));
-  // json_each: a re-run that sees other suggestions drops the AI results no longer suggested.
+  // json_each: a re-run that sees other suggestions drops the AI results no longer suggested —
+  // not one anybody voted on: a shared request's retry must not take the community's votes, and
+  // the consensus and counters they carry, with it.
   statements.push(sql`DELETE FROM identification_results
      WHERE request_id = ${requestId} AND is_accepted = 0 AND identification_source LIKE 'ai_%'
-       AND lower(scientific_name) NOT IN (SELECT value FROM json_each(${names})) AND ${guard}`);
+       AND lower(scientific_name) NOT IN (SELECT value FROM json_each(${names}))
+       AND NOT EXISTS (SELECT 1 FROM votes WHERE votes.result_id = identification_results.id) AND ${guard}`);
   for (const s of suggestions) {
     const details: ResultDetails = {
       common_names: s.common_names,
@@ -112,7 +115,9 @@ export async function completeIdentificationRequest(
       watering: s.watering ?? null,
       propagation_methods: s.propagation_methods ?? [],
     };
-    // Guarded upsert by (request, lower(name)), linking the catalogue's species by name.
+    // Guarded upsert by (request, lower(name)), linking the catalogue's species by name. A community
+    // proposal the engines now suggest too stays the community's (an engine result a later re-run
+    // no longer suggests is deleted; a proposal must not be).
     statements.push(sql`INSERT INTO identification_results
         (id, request_id, species_id, scientific_name, plant_name, common_names, family, genus, gbif_id,
          confidence_score, identification_source, rank, is_primary, details)
@@ -122,8 +127,11 @@ export async function completeIdentificationRequest(
        WHERE ${guard}
       ON CONFLICT (request_id, lower(scientific_name)) DO UPDATE SET
         confidence_score = excluded.confidence_score, rank = excluded.rank, is_primary = excluded.is_primary,
-        identification_source = excluded.identification_source, details = excluded.details`);
+        identification_source = CASE WHEN identification_results.identification_source = 'community' THEN 'community'
+                                     ELSE excluded.identification_source END,
+        details = excluded.details`);
   }
+
   if (userId && status === "identified") {
     statements.push(
       db

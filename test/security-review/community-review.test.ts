@@ -8,6 +8,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
 import { MAX_UPCOMING_EVENTS } from "../../src/services/calendar";
+import { completeIdentificationRequest } from "../../src/services/identification-requests";
 import { blogPost } from "../helpers/blog";
 import { call, expectError, freshIp, jsonWithStatus as json, type Page } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
@@ -135,36 +136,91 @@ describe("one account cannot bury the community calendar", () => {
   });
 });
 
-describe("the community's counters follow a confirmed request that is deleted", () => {
-  it("deleting a request the community confirmed takes it off the species' confirmed_count and its supporters' identifications_helped", async () => {
-    const owner = await bearerUser();
-    const [a, b] = [await withRole("user"), await withRole("user")];
-    const speciesId = crypto.randomUUID();
-    const [requestId, resultId] = [crypto.randomUUID(), crypto.randomUUID()];
-    const name = `Monstera deliciosa ${speciesId.slice(0, 8)}`;
-    await env.DB.batch([
-      env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, 'Araceae', 'Monstera')").bind(speciesId, name),
-      env.DB.prepare("INSERT INTO identification_requests (id, user_id, status, image_hashes) VALUES (?, ?, 'needs_help', '[]')").bind(
-        requestId,
-        owner.userId,
-      ),
-      env.DB.prepare(
-        `INSERT INTO identification_results (id, request_id, species_id, scientific_name, confidence_score, identification_source, rank)
-         VALUES (?, ?, ?, ?, 0.4, 'ai_combined', 1)`,
-      ).bind(resultId, requestId, speciesId, name),
-    ]);
-    const API = "/api/v1/plant-identification";
-    expect((await call(`${API}/requests/${requestId}/share/`, { method: "POST", bearer: owner.access })).status).toBe(200);
-    for (const voter of [a, b])
-      await json(await call(`${API}/results/${resultId}/vote/`, { bearer: voter.access, json: { vote_type: "upvote" } }), 200);
-    const counters = async () => ({
-      confirmed: (await env.DB.prepare("SELECT confirmed_count AS n FROM species WHERE id = ?").bind(speciesId).first<{ n: number }>())!.n,
-      helped: (await env.DB.prepare("SELECT identifications_helped AS n FROM users WHERE id = ?").bind(a.userId).first<{ n: number }>())!.n,
-    });
-    expect(await counters()).toEqual({ confirmed: 1, helped: 1 });
+/** A shared `needs_help` request of a new owner whose one engine result two basic identifiers confirmed. */
+async function confirmedSharedRequest() {
+  const owner = await bearerUser();
+  const [a, b] = [await withRole("user"), await withRole("user")];
+  const speciesId = crypto.randomUUID();
+  const [requestId, resultId] = [crypto.randomUUID(), crypto.randomUUID()];
+  const name = `Monstera deliciosa ${speciesId.slice(0, 8)}`;
+  await env.DB.batch([
+    env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, 'Araceae', 'Monstera')").bind(speciesId, name),
+    env.DB.prepare("INSERT INTO identification_requests (id, user_id, status, image_hashes) VALUES (?, ?, 'needs_help', '[]')").bind(
+      requestId,
+      owner.userId,
+    ),
+    env.DB.prepare(
+      `INSERT INTO identification_results (id, request_id, species_id, scientific_name, confidence_score, identification_source, rank)
+       VALUES (?, ?, ?, ?, 0.4, 'ai_combined', 1)`,
+    ).bind(resultId, requestId, speciesId, name),
+  ]);
+  expect((await call(`${PLANTS}/requests/${requestId}/share/`, { method: "POST", bearer: owner.access })).status).toBe(200);
+  for (const voter of [a, b])
+    await json(await call(`${PLANTS}/results/${resultId}/vote/`, { bearer: voter.access, json: { vote_type: "upvote" } }), 200);
+  const counters = async () => ({
+    confirmed: (await env.DB.prepare("SELECT confirmed_count AS n FROM species WHERE id = ?").bind(speciesId).first<{ n: number }>())!.n,
+    helped: (await env.DB.prepare("SELECT identifications_helped AS n FROM users WHERE id = ?").bind(a.userId).first<{ n: number }>())!.n,
+    consensus: (
+      await env.DB.prepare("SELECT community_result_id AS id FROM identification_requests WHERE id = ?")
+        .bind(requestId)
+        .first<{ id: string | null }>()
+    )?.id,
+  });
+  expect(await counters()).toEqual({ confirmed: 1, helped: 1, consensus: resultId });
+  return { owner, requestId, resultId, counters };
+}
+const PLANTS = "/api/v1/plant-identification";
 
+describe("the community's consensus and counters follow the request", () => {
+  it("deleting a request the community confirmed takes it off the species' confirmed_count and its supporters' identifications_helped", async () => {
+    const { owner, requestId, counters } = await confirmedSharedRequest();
     // The owner deletes it (and could share, gather and delete again): the counts must follow.
-    expect((await call(`${API}/requests/${requestId}/`, { method: "DELETE", bearer: owner.access })).status).toBe(204);
-    expect(await counters()).toEqual({ confirmed: 0, helped: 0 });
+    expect((await call(`${PLANTS}/requests/${requestId}/`, { method: "DELETE", bearer: owner.access })).status).toBe(204);
+    expect(await counters()).toEqual({ confirmed: 0, helped: 0, consensus: undefined });
+  });
+
+  it("a retried shared request's new run keeps the results the community voted on, and a proposal the engines now suggest stays the community's", async () => {
+    const { owner, requestId, resultId, counters } = await confirmedSharedRequest();
+    // Someone proposes a species the engines will suggest on the new run.
+    const proposer = await withRole("user");
+    const other = `Philodendron hederaceum ${crypto.randomUUID().slice(0, 8)}`;
+    const otherId = crypto.randomUUID();
+    await env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, 'Araceae', 'Philodendron')")
+      .bind(otherId, other)
+      .run();
+    const proposal = await json<{ result_id: string }>(
+      await call(`${PLANTS}/requests/${requestId}/propose/`, { bearer: proposer.access, json: { species_id: otherId } }),
+      201,
+    );
+    // …and agrees with the confirmed one too, so it stays confirmed (3 of 4 identifying votes).
+    await json(await call(`${PLANTS}/results/${resultId}/vote/`, { bearer: proposer.access, json: { vote_type: "upvote" } }), 200);
+    expect((await counters()).consensus).toBe(resultId);
+    // The owner retries it (needs_help may be retried) and its job runs: the engines now suggest
+    // only the proposed species, not the confirmed engine result.
+    expect((await call(`${PLANTS}/requests/${requestId}/retry/`, { method: "POST", bearer: owner.access })).status).toBe(202);
+    await env.DB.prepare("UPDATE identification_requests SET status = 'processing' WHERE id = ?").bind(requestId).run();
+    const suggestion = {
+      plant_name: "Heartleaf",
+      scientific_name: other,
+      probability: 0.3,
+      common_names: [],
+      description: "",
+      family: "Araceae",
+      genus: "Philodendron",
+      similar_images: [],
+      sources: ["plant_id" as const],
+      calibration_version: "plant_id:raw,plantnet:raw",
+      rank: 1,
+    };
+    await completeIdentificationRequest(env, requestId, owner.userId, [suggestion], null);
+
+    // The result the community confirmed stays, with its votes, its consensus and their counts.
+    expect(await counters()).toEqual({ confirmed: 1, helped: 1, consensus: resultId });
+    const votes = await env.DB.prepare("SELECT count(*) AS n FROM votes WHERE result_id = ?").bind(resultId).first<{ n: number }>();
+    expect(votes!.n).toBe(3);
+    const kept = await env.DB.prepare("SELECT identification_source AS source, proposed_by FROM identification_results WHERE id = ?")
+      .bind(proposal.result_id)
+      .first<{ source: string; proposed_by: string }>();
+    expect(kept).toEqual({ source: "community", proposed_by: proposer.userId });
   });
 });
