@@ -38,6 +38,12 @@ const r = identificationResults;
 /** Moderators of proposals (as of forum posts). */
 export const COMMUNITY_MODERATOR_ROLES = ["moderator", "admin"] as const;
 export const MAX_COMMENT = 2000;
+/**
+ * One proposer's proposals notify a request's owner at most this many times an hour: past it the
+ * proposals still count and show, but proposing species after species (each quoting a comment)
+ * cannot flood the owner's notifications and inbox (as with forum mentions).
+ */
+export const MAX_PROPOSAL_NOTICES_PER_HOUR_FROM_ONE_PROPOSER = 5;
 
 // ---- Consensus -------------------------------------------------------------------------------
 
@@ -508,12 +514,18 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
       userId: sql`${q.userId}`,
       title: sql`${`${user.username} suggests ${sp.scientificName}`}`,
       body: sql`${(input.comment ?? "").slice(0, 300)}`,
-      data: sql`json_object('request_id', ${q.id}, 'result_id', ${id}, 'scientific_name', ${sp.scientificName})`,
+      data: sql`json_object('request_id', ${q.id}, 'result_id', ${id}, 'scientific_name', ${sp.scientificName}, 'author_id', ${user.id})`,
       // Per proposer: a takeover of a hidden proposal is news to the owner too.
       dedupeKey: sql`${existing ? `community_proposal:${id}:${user.id}` : `community_proposal:${id}`}`,
-      createdAt: new Date().toISOString(),
+      createdAt: now,
     },
-    sql`FROM ${q} WHERE ${q.id} = ${request.id} AND ${q.userId} IS NOT NULL`,
+    // At most MAX_PROPOSAL_NOTICES_PER_HOUR_FROM_ONE_PROPOSER from this proposer to this owner in
+    // the past hour (withdrawn ones included: their data keeps `author_id`).
+    sql`FROM ${q} WHERE ${q.id} = ${request.id} AND ${q.userId} IS NOT NULL
+         AND (SELECT count(*) FROM notifications recent
+              WHERE recent.user_id = ${q.userId} AND recent.created_at > ${new Date(Date.parse(now) - 3_600_000).toISOString()}
+                AND recent.type = 'community_proposal' AND json_extract(recent.data, '$.author_id') = ${user.id})
+             < ${MAX_PROPOSAL_NOTICES_PER_HOUR_FROM_ONE_PROPOSER}`,
   );
   await announceNotifications(env, told, logger);
   await tellConsensus(env, request.id, consensusChange(results), logger);

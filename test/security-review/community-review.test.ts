@@ -224,3 +224,38 @@ describe("the community's consensus and counters follow the request", () => {
     expect(kept).toEqual({ source: "community", proposed_by: proposer.userId });
   });
 });
+
+describe("proposals cannot flood a request's owner", () => {
+  it("one proposer's proposals notify the owner at most 5 times an hour; the proposals all stand; another proposer still does", async () => {
+    const owner = await bearerUser();
+    const [pest, helper] = [await withRole("user"), await withRole("user")];
+    const requestId = crypto.randomUUID();
+    await env.DB.prepare("INSERT INTO identification_requests (id, user_id, status, image_hashes) VALUES (?, ?, 'needs_help', '[]')")
+      .bind(requestId, owner.userId)
+      .run();
+    expect((await call(`${PLANTS}/requests/${requestId}/share/`, { method: "POST", bearer: owner.access })).status).toBe(200);
+    const propose = async (u: User, i: number) => {
+      const id = crypto.randomUUID();
+      await env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, 'Araceae', 'Anthurium')")
+        .bind(id, `Anthurium pest${i} ${id.slice(0, 8)}`)
+        .run();
+      const res = await call(`${PLANTS}/requests/${requestId}/propose/`, {
+        bearer: u.access,
+        json: { species_id: id, comment: `insult ${i}` },
+      });
+      expect(res.status).toBe(201);
+    };
+    for (let i = 0; i < 7; i++) await propose(pest, i);
+    const told = async () =>
+      (await env.DB.prepare("SELECT count(*) AS n FROM notifications WHERE user_id = ? AND type = 'community_proposal'")
+        .bind(owner.userId)
+        .first<{ n: number }>())!.n;
+    expect(await told()).toBe(5);
+    await propose(helper, 99);
+    expect(await told()).toBe(6);
+    const stand = await env.DB.prepare("SELECT count(*) AS n FROM identification_results WHERE request_id = ?")
+      .bind(requestId)
+      .first<{ n: number }>();
+    expect(stand!.n).toBe(8);
+  });
+});
