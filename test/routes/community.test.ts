@@ -90,6 +90,9 @@ const share = (u: User, id: string, method = "POST") => call(`${BASE}/requests/$
 const vote = (u: User, resultId: string, vote_type = "upvote") =>
   call(`${BASE}/results/${resultId}/vote/`, { bearer: u.access, json: { vote_type } });
 const feed = async (query = "") => json<Page<FeedItem>>(await call(`${BASE}/community/${query}`), 200);
+/** Whether the feed filtered by `?status=` (API.md §5c) lists the request. */
+const inFeed = async (status: "needs_id" | "confirmed", id: string) =>
+  (await feed(`?status=${status}&page_size=100`)).results.some((i) => i.request_id === id);
 const detail = async (id: string) => json<FeedItem>(await call(`${BASE}/community/${id}/`), 200);
 const notes = async (u: User, type: string) =>
   (
@@ -251,6 +254,8 @@ describe("consensus", () => {
       community_result_id: monstera,
     });
     expect((await detail(req.id)).status).toBe("confirmed");
+    expect(await inFeed("confirmed", req.id)).toBe(true);
+    expect(await inFeed("needs_id", req.id)).toBe(false);
     expect(await confirmedCount(monstera)).toBe(1);
     expect(await helped(a)).toBe(1);
     expect((await notes(owner, "community_consensus")).map((n) => n.title)).toEqual([expect.stringContaining("The community identified")]);
@@ -261,6 +266,8 @@ describe("consensus", () => {
     expect(await json<{ community_result_id: string | null }>(await vote(c, philo), 200)).toMatchObject({ community_result_id: null });
     expect(await confirmedCount(monstera)).toBe(0);
     expect(await helped(a)).toBe(0);
+    expect(await inFeed("confirmed", req.id)).toBe(false);
+    expect(await inFeed("needs_id", req.id)).toBe(true);
     // c switches to Monstera (3 of 3): confirmed again; the counters follow, and nobody is told twice.
     await vote(c, philo); // removes
     expect(await json<{ community_result_id: string | null }>(await vote(c, monstera), 200)).toMatchObject({
