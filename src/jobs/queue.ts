@@ -8,14 +8,15 @@
  * throw would retry the whole batch). Delivery
  * is at least once, so every kind's steps are idempotent. A crash of our own infrastructure
  * (D1, R2…) puts the request this delivery claimed back to pending and lets the queue retry,
- * then dead-letter; the dead-letter consumer ends the request failed and tells its owner.
+ * then dead-letter; the dead-letter consumer ends the request failed and tells its owner (on the
+ * job's last attempt the consumer does that itself).
  */
 import type { Bindings } from "../env";
 import { createLogger, describeError, type Logger } from "../lib/logger";
 import { reportError } from "../services/error-reporting";
 import { diagnoseJobs } from "./diagnose-consumer";
 import { identifyJobs } from "./identify-consumer";
-import { backoffDelayS, type Claimed, counter, type JobKind } from "./job-policy";
+import { backoffDelayS, type Claimed, counter, type JobKind, MAX_ATTEMPTS } from "./job-policy";
 
 type AnyJob = { request_id: string; user_id: string; failures?: number };
 const KINDS: JobKind<AnyJob>[] = [identifyJobs, diagnoseJobs];
@@ -98,6 +99,19 @@ async function handleMessage(
     // request another delivery is running, while a claim D1 committed but answered with an error
     // is still this delivery's to put back.
     if (batchClaim) await kind.release(env, job, batchClaim.token, delayS).catch(() => {});
+    // The last of MAX_ATTEMPTS (API.md §2.3): no further try. Queues would deliver once more
+    // (max_retries counts retries, not attempts) and so would a re-sent message; end the job as
+    // the dead-letter consumer does. Should that fail too, the queue's retries and its
+    // dead-letter queue still end it.
+    if (attempt >= MAX_ATTEMPTS) {
+      try {
+        await kind.fail(env, job, kind.deadLetterMessage, logger);
+        message.ack();
+        return;
+      } catch (failErr) {
+        logger.error("could not end a job out of attempts; the queue retries it", describeError(failErr));
+      }
+    }
     message.retry({ delaySeconds: delayS });
   }
 }

@@ -8,6 +8,7 @@
 import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { MAX_ATTEMPTS } from "../../src/jobs/job-policy";
 import worker from "../../src/index";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
@@ -30,10 +31,10 @@ const row = async (id: string) =>
     .first<{ status: string; attempts: number; results: number }>())!;
 
 /** Delivers the bodies as one batch; returns the ids of acked and retried messages. */
-async function deliverBatch(bodies: Body[], db: D1Database = env.DB) {
+async function deliverBatch(bodies: Body[], db: D1Database = env.DB, attempts = 1) {
   const batch = createMessageBatch(
     "plant-identify",
-    bodies.map((body, i) => ({ id: `m-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body })),
+    bodies.map((body, i) => ({ id: `m-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts, body })),
   );
   const ctx = createExecutionContext();
   const queue = { send: async () => {}, sendBatch: async () => {} } as unknown as Queue;
@@ -41,6 +42,24 @@ async function deliverBatch(bodies: Body[], db: D1Database = env.DB) {
   await waitOnExecutionContext(ctx);
   const result = await getQueueResult(batch, ctx);
   return { ids: batch.messages.map((m) => m.id), acked: result.explicitAcks, retried: result.retryMessages.map((m) => m.msgId) };
+}
+
+/** D1 that refuses the first batch it is sent (the claim); everything else goes through. */
+function refusingFirstBatch() {
+  let refused = false;
+  const db = new Proxy(env.DB, {
+    get(target, prop) {
+      if (prop === "batch" && !refused) {
+        refused = true;
+        return async () => {
+          throw new Error("D1_ERROR: simulated outage");
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { db, refused: () => refused };
 }
 
 describe("claiming a queue batch's requests together", () => {
@@ -83,29 +102,25 @@ describe("claiming a queue batch's requests together", () => {
     expect(batches[0]![0]).toMatch(/^update "identification_requests" set "status" = \?, "attempts"/);
   });
 
+  it("a crash on a job's last attempt (API.md §2.3: at most 5) ends the request failed at once instead of retrying a sixth time", async () => {
+    const u = await bearerUser();
+    const id = await pendingIdentification(u.userId);
+    const result = await deliverBatch([{ type: "identify", request_id: id, user_id: u.userId }], refusingFirstBatch().db, MAX_ATTEMPTS);
+    expect(result.retried).toEqual([]);
+    expect(result.acked).toEqual(result.ids);
+    expect(await row(id)).toMatchObject({ status: "failed", results: 0 });
+  });
+
   it.each([1, 2])("when the claim of a batch of %i fails, every message is retried and every request stays pending", async (n) => {
     const u = await bearerUser();
     const ids: string[] = [];
     for (let i = 0; i < n; i++) ids.push(await pendingIdentification(u.userId));
-    // D1 refuses the first batch it is sent (the claim); everything else goes through.
-    let refused = false;
-    const db = new Proxy(env.DB, {
-      get(target, prop) {
-        if (prop === "batch" && !refused) {
-          refused = true;
-          return async () => {
-            throw new Error("D1_ERROR: simulated outage");
-          };
-        }
-        const value = Reflect.get(target, prop, target);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const d1 = refusingFirstBatch();
     const result = await deliverBatch(
       ids.map((id) => ({ type: "identify", request_id: id, user_id: u.userId })),
-      db,
+      d1.db,
     );
-    expect(refused).toBe(true);
+    expect(d1.refused()).toBe(true);
     expect(result.acked).toEqual([]);
     expect(result.retried.sort()).toEqual([...result.ids].sort());
     for (const id of ids) expect(await row(id)).toMatchObject({ status: "pending", attempts: 0, results: 0 });
