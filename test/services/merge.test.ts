@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { ProviderAnswer, ProviderName, ProviderSuggestion } from "../../src/providers/types";
+import { finalStatusFor } from "../../src/services/identification-requests";
 import { combinedConfidence, MAX_MERGED_SUGGESTIONS, mergeSuggestions, normaliseScientificName } from "../../src/services/merge";
 
 function suggestion(scientificName: string, probability: number, extra: Partial<ProviderSuggestion> = {}): ProviderSuggestion {
@@ -317,5 +318,32 @@ describe("mergeSuggestions", () => {
       ["Monstera deliciosa", 0.7, 0.9, "plant_id:v3,plantnet:v1"],
       ["Ficus lyrata", 0.4, 0.6, "plant_id:v3,plantnet:v1"],
     ]);
+  });
+});
+
+describe("a request's final status from its merged suggestions (API.md §2.2: identified when the best has confidence ≥ 0.5)", () => {
+  const status = (answers: Parameters<typeof mergeSuggestions>[0]) => finalStatusFor(mergeSuggestions(answers));
+
+  it.each([
+    [0.5, "identified"],
+    [0.49, "needs_help"],
+    [0.97, "identified"],
+  ])("one provider's best at %f → %s", (p, expected) => {
+    expect(status({ plant_id: answer("plant_id", [suggestion("Ficus lyrata", p)]) })).toBe(expected);
+  });
+
+  it("judges the best suggestion whatever order a provider listed them in", () => {
+    expect(status({ plantnet: answer("plantnet", [suggestion("Ficus lyrata", 0.2), suggestion("Monstera deliciosa", 0.6)]) })).toBe(
+      "identified",
+    );
+  });
+
+  it("lets two providers' agreement reach the threshold neither reaches alone; nothing found is needs_help", () => {
+    const agreeing = {
+      plant_id: answer("plant_id", [suggestion("Monstera deliciosa", 0.4)]),
+      plantnet: answer("plantnet", [suggestion("Monstera deliciosa", 0.3)]),
+    };
+    expect(status(agreeing)).toBe("identified");
+    expect(status({ plant_id: answer("plant_id", []), plantnet: null })).toBe("needs_help");
   });
 });
