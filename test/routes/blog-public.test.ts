@@ -209,6 +209,18 @@ describe("GET /api/v2/blog-posts/ (Wagtail v2 listing)", () => {
 });
 
 describe("GET /api/v2/blog-posts/{id}/ (detail)", () => {
+  it("gives at most 3 related posts, same category first and newest first within each (API.md §5a)", async () => {
+    const cat = await blogCategory();
+    const tag = `cap-${crypto.randomUUID().slice(0, 6)}`;
+    const post = await blogPost({ categoryIds: [cat.id], tags: [tag] });
+    const inCategory = async (month: string) => blogPost({ categoryIds: [cat.id], publishedAt: `2026-${month}-01T00:00:00.000Z` });
+    const [feb, apr, mar, jan] = [await inCategory("02"), await inCategory("04"), await inCategory("03"), await inCategory("01")];
+    await blogPost({ tags: [tag], publishedAt: "2026-09-01T00:00:00.000Z" }); // newer, but only a tag in common
+    const detail = await json<{ related_posts: { id: string }[] }>(await get(`/api/v2/blog-posts/${post.id}/`), 200);
+    expect(detail.related_posts.map((r) => r.id)).toEqual([apr.id, mar.id, feb.id]);
+    expect(detail.related_posts.map((r) => r.id)).not.toContain(jan.id);
+  });
+
   it("gives the detail shape: content blocks as an array, series, related posts (same category first)", async () => {
     const cat = await blogCategory();
     const series = await blogSeriesRow("Basics");
