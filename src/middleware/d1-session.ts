@@ -2,7 +2,8 @@
  * Every request runs in one D1 session (services/db-sessions.ts has the rules), so D1 may answer
  * its reads from a replica near the caller while the request still sees one consistent, ordered
  * history. This is its HTTP side: the client's bookmark comes in `x-d1-bookmark`, or the web's
- * bookmark cookie; every answer carries the session's bookmark in `x-d1-bookmark`, and a
+ * bookmark cookie; every answer carries the session's bookmark in `x-d1-bookmark` (an answer
+ * that ran no query: the client's own, or none, as D1 has no bookmark before a query), and a
  * cookie-signed-in browser also gets it in an HttpOnly cookie whenever it moves, so the web app
  * needs no code for this (not on a `public` answer, which a shared cache may keep). Only
  * anonymous reads start from a bookmark: a request with credentials

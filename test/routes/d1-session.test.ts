@@ -152,6 +152,17 @@ describe("D1 sessions and bookmarks", () => {
     }
   });
 
+  it("hands back the client's own bookmark on an answer that ran no query, and a malformed one never", async () => {
+    const bookmark = (await call("/api/v1/plant-identification/species/?page_size=1")).headers.get("x-d1-bookmark")!;
+    expect(bookmark).toMatch(BOOKMARK);
+    const echoed = await call("/api/csrf/", { headers: { "x-d1-bookmark": bookmark } });
+    expect(echoed.status).toBe(200);
+    expect(echoed.headers.get("x-d1-bookmark")).toBe(bookmark);
+    // Nothing sent, nothing read: there is no point in the history to tell.
+    expect((await call("/api/csrf/")).headers.get("x-d1-bookmark")).toBeNull();
+    expect((await call("/api/csrf/", { headers: { "x-d1-bookmark": "garbage" } })).headers.get("x-d1-bookmark")).toBeNull();
+  });
+
   it("lets browsers send and read the bookmark across origins (CORS)", async () => {
     const res = await call("/api/v1/plant-identification/species/", {
       method: "OPTIONS",
