@@ -187,7 +187,8 @@ export type NotificationMessage = z.infer<typeof NotificationMessage>;
 
 /**
  * Sent to the user's `/ws/` sockets when a notification they may have been shown changes (the
- * forum post it quotes was edited): the client replaces the one with this id, keeping its place.
+ * forum post it quotes was edited, or its topic's title changed): the client replaces the one
+ * with this id, keeping its place.
  */
 export const NotificationUpdatedMessage = z.object({
   type: z.literal("notification_updated"),
@@ -227,7 +228,8 @@ export const SERVER_MESSAGES = {
   notification: { schema: NotificationMessage, summary: "A new in-app notification (`/ws/` only, not replayed)." },
   notification_updated: {
     schema: NotificationUpdatedMessage,
-    summary: "An in-app notification changed since (the post it quotes was edited): replace it (`/ws/` only, not replayed).",
+    summary:
+      "An in-app notification changed since (the post it quotes was edited, or its topic's title changed): replace it (`/ws/` only, not replayed).",
   },
   notification_withdrawn: {
     schema: NotificationWithdrawnMessage,

@@ -384,7 +384,8 @@ export function forumRoutes() {
     .io({ params: IdParam, ...json(TopicPatch) }, { 200: jsonBody(TopicDetailSchema, "Updated") });
   app.openapi(patchTopicsById, async (c) => {
     await limitWrites(c, "post");
-    const topic = await updateTopicTitle(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").title);
+    const { topic, updated } = await updateTopicTitle(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json").title);
+    if (updated.length > 0) c.executionCtx.waitUntil(announceUpdates(c.env, updated, c.get("logger")));
     return c.json(await topicDetail(c.env, topic, c.get("user")?.id), 200);
   });
 

@@ -480,22 +480,50 @@ async function assertWithinEditWindow(env: Bindings, user: AuthenticatedUser, wr
   }
 }
 
+/**
+ * Changes a topic's title. The reply and mention notifications its posts raised quote the title:
+ * they quote the new one (a moderator rewriting an abusive title must not leave it in inboxes and
+ * the next digest), and come back for the caller to tell their owners' sockets. The rewrite holds
+ * only while the topic still has this title, so of two edits racing the later title wins there too.
+ */
 export async function updateTopicTitle(
   env: Bindings,
   user: AuthenticatedUser,
   id: string,
   title: string,
   now = Date.now(),
-): Promise<TopicRow> {
+): Promise<{ topic: NonNullable<TopicRow>; updated: Notification[] }> {
   const topic = await getTopic(env, id);
   assertTopicAuthorOrModerator(user, topic, "change its title");
   if (topic.is_locked && !isForumModerator(user)) throw lockedError();
   await assertWithinEditWindow(env, user, topic.created_at, "Titles", now);
-  await database(env)
-    .update(forumTopics)
-    .set({ title, updatedAt: new Date(now).toISOString() })
-    .where(eq(forumTopics.id, id));
-  return getTopic(env, id);
+  const db = database(env);
+  const [, raised] = await runBatch(db, [
+    db
+      .update(forumTopics)
+      .set({ title, updatedAt: new Date(now).toISOString() })
+      .where(eq(forumTopics.id, id)),
+    // Usernames never change, so the post's author is who the title names.
+    sql`SELECT notifications.id, notifications.type, u.username FROM forum_posts p
+        JOIN users u ON u.id = p.author_id
+        JOIN notifications ON ${raisedBy(sql`p.id`)}
+        WHERE p.topic_id = ${id} AND ${notWithdrawn()}`,
+  ]);
+  const titles = Object.fromEntries(
+    batchRows(raised).map((r) => [r.id, NOTICE_TITLES[r.type as PostNotificationType](r.username as string, title)]),
+  );
+  let updated: Notification[] = [];
+  if (Object.keys(titles).length > 0) {
+    const map = JSON.stringify(titles);
+    const [rows] = await runBatch(db, [
+      sql`UPDATE notifications SET title = (SELECT value FROM json_each(${map}) WHERE key = notifications.id)
+          WHERE id IN (SELECT key FROM json_each(${map})) AND ${notWithdrawn()}
+            AND EXISTS (SELECT 1 FROM forum_topics WHERE id = ${id} AND title = ${title})
+          RETURNING *`,
+    ]);
+    updated = tableRows(notifications, rows);
+  }
+  return { topic: await getTopic(env, id), updated };
 }
 
 /** Deletes a topic with its posts; answers the notifications withdrawn with them, for the caller to tell their owners' sockets. */
@@ -548,6 +576,13 @@ function lockedError() {
 
 /** The notification types a post raises; each dedupe key is `<type>:<post id>:<recipient id>`. */
 const POST_NOTIFICATION_TYPES = ["forum_reply", "forum_mention"] as const;
+type PostNotificationType = (typeof POST_NOTIFICATION_TYPES)[number];
+
+/** Each post notification's title: who wrote, and in which topic (rewritten when the title changes). */
+const NOTICE_TITLES: Record<PostNotificationType, (username: string, topicTitle: string) => string> = {
+  forum_reply: (username, topicTitle) => truncateText(`${username} replied to "${truncateText(topicTitle, 80)}"`, 120),
+  forum_mention: (username, topicTitle) => truncateText(`${username} mentioned you in "${truncateText(topicTitle, 80)}"`, 120),
+};
 
 /**
  * SQL: the `notifications` row was raised by post `postId` (an expression for one id): its dedupe
@@ -626,7 +661,7 @@ export async function createReply(
   const id = uuidv7();
   const now = new Date().toISOString();
   const db = database(env);
-  const title = truncateText(`${user.username} replied to "${truncateText(topic.title, 80)}"`, 120);
+  const title = NOTICE_TITLES.forum_reply(user.username, topic.title);
   const subscriber = sql.raw("s.user_id");
   const results = await withStoredImages(env, images, () =>
     runBatch(db, [
@@ -695,7 +730,7 @@ function mentionNotifications(
     "forum_mention",
     {
       userId: mentioned,
-      title: sql`${truncateText(`${author.username} mentioned you in "${truncateText(post.topicTitle, 80)}"`, 120)}`,
+      title: sql`${NOTICE_TITLES.forum_mention(author.username, post.topicTitle)}`,
       body: sql`${excerpt(post.body, REPLY_EXCERPT_CHARS)}`,
       data: sql`json_object('topic_id', ${post.topicId}, 'post_id', ${post.id}, 'category_slug', ${post.categorySlug}, 'author_id', ${author.id})`,
       dedupeKey: sql`'forum_mention:' || ${post.id} || ':' || ${mentioned}`,

@@ -271,6 +271,40 @@ describe("forum reply notifications", () => {
     for (const s of [authorSocket, namedSocket, replierSocket]) s.ws.close(1000);
   });
 
+  it("a moderator's new topic title replaces the old one in the notifications that quote it, live, and leaves withdrawn ones blank", async () => {
+    const author = await bearerUser();
+    const named = await bearerUser();
+    const replier = await bearerUser();
+    const abusive = `Insult ${crypto.randomUUID().slice(0, 8)} about a neighbour`;
+    const topic = await newTopic(author.access, abusive);
+    await reply(replier.access, topic.id, `@${named.username} have a look.`);
+    const removed = await reply(replier.access, topic.id, "A second thought.");
+    expect((await call(`${API}/posts/${removed.id}/`, { method: "DELETE", bearer: replier.access })).status).toBe(204);
+    const authorSocket = await openReadySocket("/ws/", { bearer: author.access });
+
+    const mod = await bearerUser();
+    await env.DB.prepare("UPDATE users SET role = 'moderator' WHERE id = ?").bind(mod.userId).run();
+    const res = await call(`${API}/topics/${topic.id}/`, { method: "PATCH", bearer: mod.access, json: { title: "Tidied title" } });
+    expect(res.status).toBe(200);
+
+    // By type, then post (ids grow with time): the mention, the kept reply's, the removed reply's.
+    const rows = await env.DB.prepare("SELECT user_id, type, title FROM notifications WHERE user_id IN (?, ?) ORDER BY type, dedupe_key")
+      .bind(author.userId, named.userId)
+      .all<{ user_id: string; type: string; title: string }>();
+    expect(rows.results.map((r) => [r.user_id, r.type, r.title])).toEqual([
+      [named.userId, "forum_mention", `${replier.username} mentioned you in "Tidied title"`],
+      [author.userId, "forum_reply", `${replier.username} replied to "Tidied title"`],
+      [author.userId, "forum_reply", ""],
+    ]);
+    expect(JSON.stringify(rows.results)).not.toContain(abusive);
+    const [shown] = await forumNotifications(author.access);
+    expect(await eventually(() => authorSocket.messages.find((m) => m.type === "notification_updated"))).toEqual({
+      type: "notification_updated",
+      notification: shown,
+    });
+    authorSocket.ws.close(1000);
+  });
+
   it("tells the live socket when a deleted post's or topic's notifications are withdrawn, and only their owner's", async () => {
     const author = await bearerUser();
     const replier = await bearerUser();
