@@ -157,7 +157,11 @@ export interface JobKind<J extends { request_id: string; user_id: string }> {
    * retry's delay). A request it did not claim is left alone.
    */
   release(env: Bindings, job: J, token: string, delayS: number): Promise<void>;
-  /** Dead-lettered: end the request failed and tell its owner. Returns false when it was final already (nothing is told). */
-  fail(env: Bindings, job: J, message: string, logger: Logger): Promise<boolean>;
+  /**
+   * Dead-lettered: end the request failed and tell its owner. Returns false when it was final
+   * already (nothing is told). `token`: the failing delivery's claim token, for a delivery that
+   * gives up itself: a request another delivery holds (processing, its lease live) is left to it.
+   */
+  fail(env: Bindings, job: J, message: string, logger: Logger, token?: string): Promise<boolean>;
   deadLetterMessage: string;
 }

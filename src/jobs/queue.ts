@@ -102,10 +102,12 @@ async function handleMessage(
     // The last of MAX_ATTEMPTS (API.md §2.3): no further try. Queues would deliver once more
     // (max_retries counts retries, not attempts) and so would a re-sent message; end the job as
     // the dead-letter consumer does. Should that fail too, the queue's retries and its
-    // dead-letter queue still end it.
+    // dead-letter queue still end it. Not a request another delivery holds (a duplicate whose
+    // claim crashed): that one is finishing it, and carries the job on as a duplicate that
+    // claimed nothing would leave it to.
     if (attempt >= MAX_ATTEMPTS) {
       try {
-        await kind.fail(env, job, kind.deadLetterMessage, logger);
+        await kind.fail(env, job, kind.deadLetterMessage, logger, batchClaim?.token);
         message.ack();
         return;
       } catch (failErr) {

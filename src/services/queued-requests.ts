@@ -379,16 +379,29 @@ export async function releaseRequest(
 /**
  * Ends a request as failed (job gave up, dead-lettered, queue refused) and stores its owner's
  * notification in the same batch. `failed` is false once it is final (nothing is written then).
+ * `token`: a delivery's own claim token; the request is then left alone while another delivery
+ * holds it (processing under another token, its lease live), which is finishing it.
  */
 export async function failRequest(
   env: Bindings,
   kind: RequestKind,
   id: string,
   message: string,
+  token?: string,
 ): Promise<{ failed: boolean; notices: Notification[] }> {
   const db = database(env);
   const t = lifecycle(kind);
-  const open = and(eq(t.id, id), inArray(t.status, ["pending", "processing"]))!;
+  const notHeldByAnother =
+    token === undefined
+      ? undefined
+      : or(
+          eq(t.status, "pending"),
+          eq(t.claimToken, token),
+          isNull(t.claimToken),
+          isNull(t.leaseExpiresAt),
+          lte(t.leaseExpiresAt, isoIn(0)),
+        );
+  const open = and(eq(t.id, id), inArray(t.status, ["pending", "processing"]), notHeldByAnother)!;
   const [notices, result] = await db.batch([
     failureNotices(db, kind, open, message),
     db
@@ -587,8 +600,8 @@ export function requestJobKind<Type extends RequestKind["job"]>(
         tokens,
       ),
     release: (env, j, token, delayS) => releaseRequest(env, kind, j.request_id, token, delayS),
-    fail: async (env, j, message, logger) => {
-      const { failed, notices } = await failRequest(env, kind, j.request_id, message);
+    fail: async (env, j, message, logger, token) => {
+      const { failed, notices } = await failRequest(env, kind, j.request_id, message, token);
       if (failed) await tellFailed(env, j.user_id, j.request_id, message, notices, logger);
       return failed;
     },

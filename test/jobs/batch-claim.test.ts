@@ -111,6 +111,26 @@ describe("claiming a queue batch's requests together", () => {
     expect(await row(id)).toMatchObject({ status: "failed", results: 0 });
   });
 
+  it("a crash on the last attempt of a duplicate that claimed nothing leaves the request to the delivery running it", async () => {
+    const u = await bearerUser();
+    const id = await pendingIdentification(u.userId);
+    // Another delivery of the job holds the request: processing, its own token, a live lease.
+    const lease = new Date(Date.now() + 4 * 60_000).toISOString();
+    await env.DB.prepare(
+      "UPDATE identification_requests SET status = 'processing', claim_token = 'the-runner', lease_expires_at = ? WHERE id = ?",
+    )
+      .bind(lease, id)
+      .run();
+    // This one's claim crashes (D1 refuses it) on the job's last attempt.
+    await deliverBatch([{ type: "identify", request_id: id, user_id: u.userId }], refusingFirstBatch().db, MAX_ATTEMPTS);
+    // The runner's work is not thrown away: the request is still its to finish.
+    expect(await row(id)).toMatchObject({ status: "processing" });
+    const told = await env.DB.prepare("SELECT count(*) AS n FROM notifications WHERE user_id = ? AND type = 'identification_failed'")
+      .bind(u.userId)
+      .first<{ n: number }>();
+    expect(told!.n).toBe(0);
+  });
+
   it.each([1, 2])("when the claim of a batch of %i fails, every message is retried and every request stays pending", async (n) => {
     const u = await bearerUser();
     const ids: string[] = [];
