@@ -291,7 +291,10 @@ export function calendarRoutes() {
     {
       200: jsonBody(EventSchema, "Updated"),
       403: errorResponse(403, "Visible to you but not yours"),
-      409: errorResponse(409, "Capacity below the current going count (CAPACITY_BELOW_GOING)"),
+      409: errorResponse(
+        409,
+        `Capacity below the current going count (CAPACITY_BELOW_GOING), or an ended event moved back into the future while its organiser has ${MAX_UPCOMING_EVENTS} not ended (EVENT_LIMIT)`,
+      ),
       429: rateLimited,
     },
   );

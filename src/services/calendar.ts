@@ -226,13 +226,20 @@ export async function createEvent(env: Bindings, organizer: AuthenticatedUser, f
            WHERE (SELECT count(*) FROM ${e} WHERE ${e.organizerId} = ${organizer.id} AND ${e.endsAt} > ${ts}) < ${MAX_UPCOMING_EVENTS}`,
     )
     .returning({ id: e.id });
-  if (inserted.length === 0)
-    throw new AppError(
-      "EVENT_LIMIT",
-      409,
-      `You already organise ${MAX_UPCOMING_EVENTS} events that have not ended; delete one or wait until one is over.`,
-    );
+  if (inserted.length === 0) throw eventLimit();
   return (await loadEvent(env, organizer, id))!;
+}
+
+const eventLimit = () =>
+  new AppError(
+    "EVENT_LIMIT",
+    409,
+    `The organiser already has ${MAX_UPCOMING_EVENTS} events that have not ended; delete one or wait until one is over.`,
+  );
+
+/** SQL: how many events not ended at `ts` the organiser `organizerId` (an outer row's column) holds. */
+function upcomingOf(organizerId: SQL, ts: string): SQL {
+  return sql`(SELECT count(*) FROM calendar_events other WHERE other.organizer_id = ${organizerId} AND other.ends_at > ${ts})`;
 }
 
 export async function updateEvent(env: Bindings, viewer: AuthenticatedUser, id: string, patch: Partial<EventFields>): Promise<EventRow> {
@@ -254,6 +261,9 @@ export async function updateEvent(env: Bindings, viewer: AuthenticatedUser, id: 
   const capacity = patch.capacity ?? null;
   const db = database(env);
   const ts = new Date().toISOString();
+  // An ended event moved back into the future is one more not yet ended: the organiser's cap
+  // holds for it as for a new one, in the UPDATE itself (its WHERE reads the row as it was).
+  const revives = set.endsAt !== undefined && set.endsAt > ts && current.endsAt <= ts;
   const update = db
     .update(e)
     .set({ ...set, updatedAt: ts })
@@ -263,6 +273,9 @@ export async function updateEvent(env: Bindings, viewer: AuthenticatedUser, id: 
         capacity === null
           ? undefined
           : sql`${capacity} >= (SELECT count(*) FROM ${rsvp} WHERE ${rsvp.eventId} = ${id} AND ${rsvp.status} = 'going')`,
+        revives
+          ? sql`(${e.endsAt} > ${ts} OR ${upcomingOf(sql.raw("calendar_events.organizer_id"), ts)} < ${MAX_UPCOMING_EVENTS})`
+          : undefined,
       ),
     )
     .returning({ id: e.id });
@@ -280,7 +293,16 @@ export async function updateEvent(env: Bindings, viewer: AuthenticatedUser, id: 
       ])
     : [await update, [] as Notification[]];
   if (updated.length === 0) {
-    if (!(await loadEvent(env, viewer, id))) throw notFound();
+    const now = await loadEvent(env, viewer, id);
+    if (!now) throw notFound();
+    if (revives && now.endsAt <= ts) {
+      const held = await db
+        .select({ n: count() })
+        .from(e)
+        .where(and(eq(e.organizerId, now.organizerId), gt(e.endsAt, ts)))
+        .get();
+      if ((held?.n ?? 0) >= MAX_UPCOMING_EVENTS) throw eventLimit();
+    }
     throw new AppError("CAPACITY_BELOW_GOING", 409, "Capacity cannot be lower than the number of people already going.");
   }
   await announceNotifications(env, told);

@@ -134,6 +134,31 @@ describe("one account cannot bury the community calendar", () => {
       .first<{ n: number }>();
     expect(held!.n).toBe(MAX_UPCOMING_EVENTS + 1);
   });
+
+  it("moving an ended event back into the future counts against the cap too (409 EVENT_LIMIT): no way around it by PATCH", async () => {
+    const spammer = await bearerUser();
+    const insert = env.DB.prepare("INSERT INTO calendar_events (id, organizer_id, title, starts_at, ends_at) VALUES (?, ?, 'Spam', ?, ?)");
+    const past = [new Date(Date.now() - 3 * HOUR).toISOString(), new Date(Date.now() - 2 * HOUR).toISOString()];
+    const soon = [new Date(Date.now() + HOUR).toISOString(), new Date(Date.now() + 2 * HOUR).toISOString()];
+    const ended = crypto.randomUUID();
+    await env.DB.batch([
+      insert.bind(ended, spammer.userId, ...past),
+      ...Array.from({ length: MAX_UPCOMING_EVENTS }, () => insert.bind(crypto.randomUUID(), spammer.userId, ...soon)),
+    ]);
+    const { start, end } = event("Revived");
+    const res = await call(`/api/v1/calendar/events/${ended}/`, { method: "PATCH", bearer: spammer.access, json: { start, end } });
+    await expectError(res, 409, "EVENT_LIMIT");
+    const upcoming = await env.DB.prepare("SELECT count(*) AS n FROM calendar_events WHERE organizer_id = ? AND ends_at > ?")
+      .bind(spammer.userId, new Date().toISOString())
+      .first<{ n: number }>();
+    expect(upcoming!.n).toBe(MAX_UPCOMING_EVENTS);
+    // An event not yet ended is already counted: moving it is no new one.
+    const first = await env.DB.prepare("SELECT id FROM calendar_events WHERE organizer_id = ? AND id <> ? LIMIT 1")
+      .bind(spammer.userId, ended)
+      .first<{ id: string }>();
+    const moved = await call(`/api/v1/calendar/events/${first!.id}/`, { method: "PATCH", bearer: spammer.access, json: { start, end } });
+    expect(moved.status).toBe(200);
+  });
 });
 
 /** A shared `needs_help` request of a new owner whose one engine result two basic identifiers confirmed. */
