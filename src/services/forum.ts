@@ -503,26 +503,28 @@ export async function updateTopicTitle(
       .update(forumTopics)
       .set({ title, updatedAt: new Date(now).toISOString() })
       .where(eq(forumTopics.id, id)),
-    // Usernames never change, so the post's author is who the title names.
-    sql`SELECT notifications.id, notifications.type, u.username FROM forum_posts p
+    // Usernames never change, so the post's author is who the title names: a title per type
+    // and author, not per notification (a busy topic raises thousands; one value holding them
+    // all would pass D1's 2 MB value limit).
+    sql`SELECT DISTINCT notifications.type, p.author_id, u.username FROM forum_posts p
         JOIN users u ON u.id = p.author_id
         JOIN notifications ON ${raisedBy(sql`p.id`)}
         WHERE p.topic_id = ${id} AND ${notWithdrawn()}`,
   ]);
-  const titles = Object.fromEntries(
-    batchRows(raised).map((r) => [r.id, NOTICE_TITLES[r.type as PostNotificationType](r.username as string, title)]),
-  );
-  let updated: Notification[] = [];
-  if (Object.keys(titles).length > 0) {
-    const map = JSON.stringify(titles);
-    const [rows] = await runBatch(db, [
-      sql`UPDATE notifications SET title = (SELECT value FROM json_each(${map}) WHERE key = notifications.id)
-          WHERE id IN (SELECT key FROM json_each(${map})) AND ${notWithdrawn()}
-            AND EXISTS (SELECT 1 FROM forum_topics WHERE id = ${id} AND title = ${title})
-          RETURNING *`,
-    ]);
-    updated = tableRows(notifications, rows);
+  const titles = batchRows(raised).map((r) => [
+    `${r.type}:${r.author_id}`,
+    NOTICE_TITLES[r.type as PostNotificationType](r.username as string, title),
+  ]);
+  const statements: SQL[] = [];
+  for (let i = 0; i < titles.length; i += TITLES_PER_STATEMENT) {
+    const map = JSON.stringify(Object.fromEntries(titles.slice(i, i + TITLES_PER_STATEMENT)));
+    statements.push(sql`UPDATE notifications SET title = m.value
+        FROM forum_posts p, (SELECT key, value FROM json_each(${map})) m
+        WHERE p.topic_id = ${id} AND (${raisedBy(sql`p.id`)}) AND m.key = notifications.type || ':' || p.author_id
+          AND ${notWithdrawn()} AND EXISTS (SELECT 1 FROM forum_topics WHERE id = ${id} AND title = ${title})
+        RETURNING *`);
   }
+  const updated = (await runBatch(db, statements)).flatMap((rows) => tableRows(notifications, rows));
   return { topic: await getTopic(env, id), updated };
 }
 
@@ -577,6 +579,8 @@ function lockedError() {
 /** The notification types a post raises; each dedupe key is `<type>:<post id>:<recipient id>`. */
 const POST_NOTIFICATION_TYPES = ["forum_reply", "forum_mention"] as const;
 type PostNotificationType = (typeof POST_NOTIFICATION_TYPES)[number];
+/** Titles (one per type and author) per statement of a title change: each statement's map stays well under D1's 2 MB value limit. */
+const TITLES_PER_STATEMENT = 1000;
 
 /** Each post notification's title: who wrote, and in which topic (rewritten when the title changes). */
 const NOTICE_TITLES: Record<PostNotificationType, (username: string, topicTitle: string) => string> = {

@@ -7,7 +7,7 @@ import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client";
 import { notificationDeliveries, users } from "../../src/db/schema";
-import { deletePost, deleteTopic, editPost, MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR } from "../../src/services/forum";
+import { deletePost, deleteTopic, editPost, MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR, updateTopicTitle } from "../../src/services/forum";
 import { gatherDigests, sendDelivery } from "../../src/services/notification-delivery";
 import { purgePublicReads } from "../../src/services/public-cache";
 import { concatBytes, jpegSegment, makeJpeg } from "../helpers/images";
@@ -399,5 +399,61 @@ describe("forum photos keep no location", () => {
     const text = new TextDecoder("latin1").decode(new Uint8Array(await served.arrayBuffer()));
     expect(text).not.toContain("GPS-PRIMARY"); // the primary image's EXIF is stripped ...
     expect(text).not.toContain("GPS-SECONDARY"); // ... and so is the appended image, with its EXIF
+  });
+});
+
+describe("a topic's new title reaches every notification its posts raised, however many", () => {
+  /** D1 refuses a string or BLOB value over 2 000 000 bytes (docs/scaling.md); the local D1 does not, so this env does. */
+  function envWithD1ValueLimit() {
+    const DB = new Proxy(env.DB, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target);
+        if (prop !== "prepare") return typeof value === "function" ? value.bind(target) : value;
+        return (query: string) => {
+          const statement = target.prepare(query);
+          const bind = statement.bind.bind(statement);
+          return Object.assign(statement, {
+            bind: (...values: unknown[]) => {
+              for (const v of values)
+                if (typeof v === "string" && new TextEncoder().encode(v).length > 2_000_000)
+                  throw new Error("D1_ERROR: string or blob too big: SQLITE_TOOBIG");
+              return bind(...values);
+            },
+          });
+        };
+      },
+    });
+    return { ...env, DB } as typeof env;
+  }
+
+  it("a busy topic (thousands of reply notifications) takes a new title without a D1 value past its limit, and every one quotes it", async () => {
+    const author = await bearerUser();
+    const replier = await bearerUser();
+    const topic = await newTopic(author.access, `Abusive ${crypto.randomUUID()} ${"x".repeat(60)}`);
+    const post = await reply(replier.access, topic.id, "First!");
+    // As many subscribers' reply notifications as a popular topic gathers (subscribers × replies).
+    const n = 15_000;
+    await env.DB.prepare(
+      `INSERT INTO notifications (id, user_id, type, title, dedupe_key)
+       WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ${n})
+       SELECT lower(hex(randomblob(16))), ?1, 'forum_reply', 'old', 'forum_reply:' || ?2 || ':subscriber' || i FROM k`,
+    )
+      .bind(author.userId, post.id)
+      .run();
+    const mod = await moderator();
+    const title = `Tidied ${"y".repeat(70)}`;
+    const { updated } = await updateTopicTitle(
+      envWithD1ValueLimit(),
+      { id: mod.userId, username: mod.username, role: "moderator" },
+      topic.id,
+      title,
+    );
+    expect(updated.length).toBeGreaterThanOrEqual(n);
+    const stale = await env.DB.prepare(
+      "SELECT count(*) AS n FROM notifications WHERE dedupe_key >= ? AND dedupe_key < ? AND title NOT LIKE '% replied to \"Tidied %'",
+    )
+      .bind(`forum_reply:${post.id}:`, `forum_reply:${post.id};`)
+      .first<{ n: number }>();
+    expect(stale!.n).toBe(0);
   });
 });
