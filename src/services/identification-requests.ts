@@ -102,6 +102,11 @@ export async function completeIdentificationRequest(
      WHERE request_id = ${requestId} AND is_accepted = 0 AND identification_source LIKE 'ai_%'
        AND lower(scientific_name) NOT IN (SELECT value FROM json_each(${names}))
        AND NOT EXISTS (SELECT 1 FROM votes WHERE votes.result_id = identification_results.id) AND ${guard}`);
+  // What stays of an earlier run and this one does not suggest (voted on, or the community's) is
+  // no longer its best: this run's rank 1 is the one primary (the owner's view and care follow it).
+  statements.push(sql`UPDATE identification_results SET is_primary = 0
+     WHERE request_id = ${requestId} AND is_primary = 1 AND is_accepted = 0
+       AND lower(scientific_name) NOT IN (SELECT value FROM json_each(${names})) AND ${guard}`);
   for (const s of suggestions) {
     const details: ResultDetails = {
       common_names: s.common_names,

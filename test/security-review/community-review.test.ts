@@ -250,6 +250,50 @@ describe("the community's consensus and counters follow the request", () => {
   });
 });
 
+describe("a retried shared request has one primary result", () => {
+  it("a voted result the new run no longer suggests stays, but is no longer primary: the new run's best is", async () => {
+    const { owner, requestId, resultId } = await confirmedSharedRequest();
+    // It was the first run's best: rank 1, primary.
+    await env.DB.prepare("UPDATE identification_results SET is_primary = 1 WHERE id = ?").bind(resultId).run();
+    expect((await call(`${PLANTS}/requests/${requestId}/retry/`, { method: "POST", bearer: owner.access })).status).toBe(202);
+    await env.DB.prepare("UPDATE identification_requests SET status = 'processing' WHERE id = ?").bind(requestId).run();
+    const other = `Epipremnum aureum ${crypto.randomUUID().slice(0, 8)}`;
+    await completeIdentificationRequest(
+      env,
+      requestId,
+      owner.userId,
+      [
+        {
+          plant_name: "Pothos",
+          scientific_name: other,
+          probability: 0.3,
+          common_names: [],
+          description: "",
+          family: "Araceae",
+          genus: "Epipremnum",
+          similar_images: [],
+          sources: ["plant_id" as const],
+          calibration_version: "plant_id:raw,plantnet:raw",
+          rank: 1,
+        },
+      ],
+      null,
+    );
+    const primaries = await env.DB.prepare(
+      "SELECT scientific_name AS name FROM identification_results WHERE request_id = ? AND is_primary = 1",
+    )
+      .bind(requestId)
+      .all<{ name: string }>();
+    expect(primaries.results.map((r) => r.name)).toEqual([other]);
+    // The owner's view leads with the new run's best for its care, not the first run's.
+    const view = await json<{ results: { scientific_name: string; is_primary: boolean }[] }>(
+      await call(`${PLANTS}/requests/${requestId}/results/`, { bearer: owner.access }),
+      200,
+    );
+    expect(view.results.filter((r) => r.is_primary).map((r) => r.scientific_name)).toEqual([other]);
+  });
+});
+
 describe("proposals cannot flood a request's owner", () => {
   it("one proposer's proposals notify the owner at most 5 times an hour; the proposals all stand; another proposer still does", async () => {
     const owner = await bearerUser();
