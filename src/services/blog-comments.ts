@@ -227,6 +227,19 @@ function withdrawReplyNotice(db: Database, id: string) {
   return withdrawStatements(db, sql`(SELECT id FROM notifications WHERE dedupe_key = ${`blog_comment_reply:${id}`})`);
 }
 
+/**
+ * Withdraws the reply notifications the comments of post `postId` raised, for the batch that
+ * deletes the post (its comments go with it), before the delete and only while `when` holds (the
+ * delete's own condition): no reply stays quoted once the post and its comments are gone.
+ */
+export function withdrawPostReplyNotices(db: Database, postId: string, when: SQL) {
+  return withdrawStatements(
+    db,
+    sql`(SELECT n.id FROM blog_comments bc JOIN notifications n ON n.dedupe_key = 'blog_comment_reply:' || bc.id
+         WHERE bc.post_id = ${postId} AND bc.parent_id IS NOT NULL AND ${when})`,
+  );
+}
+
 export async function deleteComment(env: Bindings, user: AuthenticatedUser, id: string): Promise<void> {
   const row = await commentFor(env, user, id);
   const db = database(env);

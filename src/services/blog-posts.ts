@@ -38,6 +38,7 @@ import {
   blogPostTags,
   blogRevisions,
   blogSeries,
+  notifications,
   type StoredBlock,
   users,
 } from "../db/schema";
@@ -47,7 +48,9 @@ import { isUuid, uuidv7 } from "../lib/ids";
 import { sanitisePostBody } from "../lib/sanitise";
 import { mediaUrl, postExcerpt, postSearchText, prepareBlocks, readingTime, renderBlock, type StoredImageValue } from "./blog-blocks";
 import { purgeBlogReadsStatement } from "./blog-cache";
+import { withdrawPostReplyNotices } from "./blog-comments";
 import { categoriesBySlug, checkImage, checkSlug, normaliseTags, seriesBySlug, slugify, slugTaken } from "./blog-taxonomy";
+import { announceWithdrawals } from "./notifications";
 import { releasePhotoRefs } from "./photos";
 import type { Role } from "./users";
 
@@ -523,7 +526,10 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
   // An author's delete holds only while the post is not published (an editor may publish it
   // meanwhile); an editor's delete of a published post purges in the same batch.
   const editor = isEditor(user);
-  const [, deleted] = await runBatch(db, [
+  // Its comments go with it: the reply notifications quoting them are withdrawn first, on the
+  // delete's own condition.
+  const [withdrawn, , , , deleted] = await runBatch(db, [
+    ...withdrawPostReplyNotices(db, post.id, editor ? sql`1` : sql`(SELECT status FROM ${blogPosts} WHERE id = ${post.id}) <> 'published'`),
     purgeBlogReadsStatement(editor ? sql`(SELECT status FROM ${blogPosts} WHERE id = ${post.id}) = 'published'` : sql`0`),
     db.delete(blogPosts).where(and(eq(blogPosts.id, post.id), editor ? undefined : ne(blogPosts.status, "published"))),
   ]);
@@ -531,6 +537,7 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
     await postToChange(env, user, post.id, "delete"); // published or deleted meanwhile: its 403 or 404
     throw savedMeanwhile();
   }
+  await announceWithdrawals(env, tableRows(notifications, withdrawn));
   const refs = new Set([...photosIn({ featured_image: post.featuredImage, content_blocks: post.contentBlocks })]);
   for (const r of revisions) for (const ref of photosIn(r.snapshot as unknown as Snapshot)) refs.add(ref);
   await releasePhotoRefs(env, [...refs], { fromBlog: true });

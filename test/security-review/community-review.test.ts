@@ -64,6 +64,26 @@ describe("a removed blog comment leaves nothing readable in notifications", () =
   }
 });
 
+describe("a deleted blog post takes its replies' notifications with it", () => {
+  it("an editor deleting a post (its comments go with it) leaves no reply quoted in the comment authors' notifications", async () => {
+    const post = await blogPost();
+    const [victim, pest, editor] = [await withRole("user"), await withRole("user"), await withRole("editor")];
+    const write = async (bearer: string, body: unknown) =>
+      json<{ id: string }>(await call(`/api/v1/blog/posts/${post.id}/comments/`, { bearer, json: body }), 201);
+    const parent = await write(victim.access, { body: "Which soil for a jade?" });
+    const secret = `ABUSE-${crypto.randomUUID().slice(0, 8)} you live at 12 Elm Street`;
+    await write(pest.access, { body: secret, parent_id: parent.id });
+    expect((await call(`/api/v1/blog/posts/${post.id}/`, { method: "DELETE", bearer: editor.access })).status).toBe(204);
+    const rows = await env.DB.prepare(
+      `SELECT n.title, n.body, (SELECT count(*) FROM notification_deliveries d WHERE d.notification_id = n.id) AS deliveries
+         FROM notifications n WHERE n.user_id = ? AND n.type = 'blog_comment_reply'`,
+    )
+      .bind(victim.userId)
+      .all();
+    expect(rows.results).toEqual([{ title: "", body: "", deliveries: 0 }]);
+  });
+});
+
 describe("replies to a blog comment cannot flood its author", () => {
   it("one replier notifies a comment's author at most 5 times an hour, deleted replies included; other repliers still do", async () => {
     const post = await blogPost();
