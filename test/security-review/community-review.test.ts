@@ -24,9 +24,18 @@ async function withRole(role: string, trust = "basic"): Promise<User> {
   return u;
 }
 
+const comment = async (postId: string, bearer: string, body: unknown) =>
+  json<{ id: string }>(await call(`/api/v1/blog/posts/${postId}/comments/`, { bearer, json: body }), 201);
+/** The stored reply notifications of a user, with the deliveries queued for each (what an email, push or digest reads). */
+const stored = (userId: string) =>
+  env.DB.prepare(
+    `SELECT n.title, n.body, (SELECT count(*) FROM notification_deliveries d WHERE d.notification_id = n.id) AS deliveries
+       FROM notifications n WHERE n.user_id = ? AND n.type = 'blog_comment_reply'`,
+  )
+    .bind(userId)
+    .all<{ title: string; body: string; deliveries: number }>();
+
 describe("a removed blog comment leaves nothing readable in notifications", () => {
-  const comment = async (postId: string, bearer: string, body: unknown) =>
-    json<{ id: string }>(await call(`/api/v1/blog/posts/${postId}/comments/`, { bearer, json: body }), 201);
   const inbox = async (bearer: string) =>
     (
       await json<Page<{ type: string; body: string; data: { comment_id: string } }>>(
@@ -34,13 +43,6 @@ describe("a removed blog comment leaves nothing readable in notifications", () =
         200,
       )
     ).results.filter((n) => n.type === "blog_comment_reply");
-  const stored = (userId: string) =>
-    env.DB.prepare(
-      `SELECT n.title, n.body, (SELECT count(*) FROM notification_deliveries d WHERE d.notification_id = n.id) AS deliveries
-         FROM notifications n WHERE n.user_id = ? AND n.type = 'blog_comment_reply'`,
-    )
-      .bind(userId)
-      .all<{ title: string; body: string; deliveries: number }>();
 
   for (const removal of ["deleted", "rejected"] as const) {
     it(`a reply a moderator ${removal} is no longer quoted in the parent author's notifications, nor sent later`, async () => {
@@ -68,18 +70,11 @@ describe("a deleted blog post takes its replies' notifications with it", () => {
   it("an editor deleting a post (its comments go with it) leaves no reply quoted in the comment authors' notifications", async () => {
     const post = await blogPost();
     const [victim, pest, editor] = [await withRole("user"), await withRole("user"), await withRole("editor")];
-    const write = async (bearer: string, body: unknown) =>
-      json<{ id: string }>(await call(`/api/v1/blog/posts/${post.id}/comments/`, { bearer, json: body }), 201);
-    const parent = await write(victim.access, { body: "Which soil for a jade?" });
+    const parent = await comment(post.id, victim.access, { body: "Which soil for a jade?" });
     const secret = `ABUSE-${crypto.randomUUID().slice(0, 8)} you live at 12 Elm Street`;
-    await write(pest.access, { body: secret, parent_id: parent.id });
+    await comment(post.id, pest.access, { body: secret, parent_id: parent.id });
     expect((await call(`/api/v1/blog/posts/${post.id}/`, { method: "DELETE", bearer: editor.access })).status).toBe(204);
-    const rows = await env.DB.prepare(
-      `SELECT n.title, n.body, (SELECT count(*) FROM notification_deliveries d WHERE d.notification_id = n.id) AS deliveries
-         FROM notifications n WHERE n.user_id = ? AND n.type = 'blog_comment_reply'`,
-    )
-      .bind(victim.userId)
-      .all();
+    const rows = await stored(victim.userId);
     expect(rows.results).toEqual([{ title: "", body: "", deliveries: 0 }]);
   });
 });
@@ -88,8 +83,7 @@ describe("replies to a blog comment cannot flood its author", () => {
   it("one replier notifies a comment's author at most 5 times an hour, deleted replies included; other repliers still do", async () => {
     const post = await blogPost();
     const [victim, pest, friend] = [await withRole("user"), await withRole("user"), await withRole("user")];
-    const write = async (bearer: string, body: unknown) =>
-      json<{ id: string }>(await call(`/api/v1/blog/posts/${post.id}/comments/`, { bearer, json: body }), 201);
+    const write = (bearer: string, body: unknown) => comment(post.id, bearer, body);
     const parent = await write(victim.access, { body: "Which soil for a jade?" });
     const told = async () =>
       (
