@@ -25,7 +25,7 @@ import { isUuid, uuidv7 } from "../lib/ids";
 import { sanitisePostBody, visibleText } from "../lib/sanitise";
 import { purgeBlogReads } from "./blog-cache";
 import { withdrawStatements } from "./notification-delivery";
-import { announceNotifications, announceWithdrawals, createNotification, insertNotifications } from "./notifications";
+import { announceNotifications, announceWithdrawals, createNotification, insertNotifications, underHourlyCap } from "./notifications";
 import { avatarUrl, type Role, trustLevelOf } from "./users";
 
 export const COMMENT_MODERATOR_ROLES: Role[] = ["editor", "moderator", "admin"];
@@ -183,7 +183,6 @@ export const MAX_REPLY_NOTICES_PER_HOUR_FROM_ONE_REPLIER = 5;
 async function tellParentAuthor(env: Bindings, reply: CommentRow, postSlug: string): Promise<void> {
   if (!reply.parentId) return;
   const now = new Date().toISOString();
-  const hourAgo = new Date(Date.parse(now) - 3_600_000).toISOString();
   await insertNotifications(
     database(env),
     "blog_comment_reply",
@@ -197,10 +196,7 @@ async function tellParentAuthor(env: Bindings, reply: CommentRow, postSlug: stri
     },
     sql`FROM blog_comments parent JOIN blog_comments shown ON shown.id = ${reply.id} AND shown.status = 'approved'
         WHERE parent.id = ${reply.parentId} AND parent.user_id <> ${reply.userId}
-          AND (SELECT count(*) FROM notifications recent
-               WHERE recent.user_id = parent.user_id AND recent.created_at > ${hourAgo}
-                 AND recent.type = 'blog_comment_reply' AND json_extract(recent.data, '$.author_id') = ${reply.userId})
-              < ${MAX_REPLY_NOTICES_PER_HOUR_FROM_ONE_REPLIER}`,
+          AND ${underHourlyCap(sql.raw("parent.user_id"), "blog_comment_reply", reply.userId, now, MAX_REPLY_NOTICES_PER_HOUR_FROM_ONE_REPLIER)}`,
   )
     .then((rows) => announceNotifications(env, rows))
     .catch(() => undefined); // best effort: the comment is written either way

@@ -27,7 +27,7 @@ import { AppError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { withdrawStatements } from "./notification-delivery";
-import { announceNotifications, announceWithdrawals, insertNotifications, type Notification } from "./notifications";
+import { announceNotifications, announceWithdrawals, insertNotifications, type Notification, underHourlyCap } from "./notifications";
 import { requestImagesBody } from "./queued-requests";
 import { lookupSpeciesOrUnavailable, type SpeciesRow } from "./species";
 import { ABOVE_NEW_SQL, accountActive } from "./users";
@@ -522,10 +522,7 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
     // At most MAX_PROPOSAL_NOTICES_PER_HOUR_FROM_ONE_PROPOSER from this proposer to this owner in
     // the past hour (withdrawn ones included: their data keeps `author_id`).
     sql`FROM ${q} WHERE ${q.id} = ${request.id} AND ${q.userId} IS NOT NULL
-         AND (SELECT count(*) FROM notifications recent
-              WHERE recent.user_id = ${q.userId} AND recent.created_at > ${new Date(Date.parse(now) - 3_600_000).toISOString()}
-                AND recent.type = 'community_proposal' AND json_extract(recent.data, '$.author_id') = ${user.id})
-             < ${MAX_PROPOSAL_NOTICES_PER_HOUR_FROM_ONE_PROPOSER}`,
+         AND ${underHourlyCap(sql`${q.userId}`, "community_proposal", user.id, now, MAX_PROPOSAL_NOTICES_PER_HOUR_FROM_ONE_PROPOSER)}`,
   );
   await announceNotifications(env, told, logger);
   await tellConsensus(env, request.id, consensusChange(results), logger);

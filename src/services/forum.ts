@@ -48,7 +48,7 @@ import { IMAGE_MIME, type ImageMime, type ValidatedImage } from "../lib/images";
 import { excerpt, sanitisePostBody, truncateText, visibleText } from "../lib/sanitise";
 import { recountAccounts } from "./community";
 import { notWithdrawn, withdrawStatements } from "./notification-delivery";
-import { insertNotifications, type Notification, type WithdrawnNotification } from "./notifications";
+import { insertNotifications, type Notification, underHourlyCap, type WithdrawnNotification } from "./notifications";
 import { imageUrl, parsePhotoRef, photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 import { avatarUrl, computeTrustLevel, type Role, TRUST_ORDER, type TrustLevel, trustLevelOf } from "./users";
 
@@ -742,10 +742,7 @@ function mentionNotifications(
     },
     // json_each is the point: the mentioned names as a list to match in one statement.
     sql`FROM users u WHERE lower(u.username) IN (SELECT value FROM json_each(${names})) AND u.id != ${author.id} AND u.is_active = 1
-         AND (SELECT count(*) FROM notifications recent
-              WHERE recent.user_id = u.id AND recent.created_at > ${new Date(Date.parse(now) - HOUR_MS).toISOString()}
-                AND recent.type = 'forum_mention' AND json_extract(recent.data, '$.author_id') = ${author.id})
-             < ${MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR}`,
+         AND ${underHourlyCap(sql.raw("u.id"), "forum_mention", author.id, now, MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR)}`,
   );
 }
 

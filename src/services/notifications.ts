@@ -78,6 +78,20 @@ export interface NotificationColumns {
 }
 
 /**
+ * SQL: under `max` notifications of `type` that `authorId` caused `recipient` (an SQL expression,
+ * e.g. the source row's user column) in the hour before `now` — a per-sender cap a notice's
+ * `source` puts in its WHERE (forum mentions, blog comment replies, community proposals). The
+ * notice's data must carry `author_id`; withdrawn ones keep it, so they count too. It reads the
+ * recipient's last hour by their (user_id, created_at) index.
+ */
+export function underHourlyCap(recipient: SQL, type: NotificationType, authorId: string, now: string, max: number): SQL {
+  const hourAgo = new Date(Date.parse(now) - 3_600_000).toISOString();
+  return sql`(SELECT count(*) FROM notifications recent
+              WHERE recent.user_id = ${recipient} AND recent.created_at > ${hourAgo}
+                AND recent.type = ${type} AND json_extract(recent.data, '$.author_id') = ${authorId}) < ${max}`;
+}
+
+/**
  * The one way notifications are written: `INSERT … SELECT` one row per `source` row, skipping
  * any whose `dedupe_key` exists already, returning only the rows really inserted (so callers
  * push exactly those live). `source` is the FROM/WHERE/ORDER/LIMIT part. A statement, not a
