@@ -44,12 +44,12 @@ async function deliverBatch(bodies: Body[], db: D1Database = env.DB, attempts = 
   return { ids: batch.messages.map((m) => m.id), acked: result.explicitAcks, retried: result.retryMessages.map((m) => m.msgId) };
 }
 
-/** D1 that refuses the first batch it is sent (the claim); everything else goes through. */
-function refusingFirstBatch() {
+/** D1 that refuses the first batch it is sent (the claim), or every batch (`all`); everything else goes through. */
+function refusingFirstBatch(all = false) {
   let refused = false;
   const db = new Proxy(env.DB, {
     get(target, prop) {
-      if (prop === "batch" && !refused) {
+      if (prop === "batch" && (all || !refused)) {
         refused = true;
         return async () => {
           throw new Error("D1_ERROR: simulated outage");
@@ -109,6 +109,16 @@ describe("claiming a queue batch's requests together", () => {
     expect(result.retried).toEqual([]);
     expect(result.acked).toEqual(result.ids);
     expect(await row(id)).toMatchObject({ status: "failed", results: 0 });
+  });
+
+  it("a crash on a job's last attempt whose failing fails too is retried, for the queue's dead-letter consumer to end", async () => {
+    const u = await bearerUser();
+    const id = await pendingIdentification(u.userId);
+    // D1 refuses the claim and the failure's batch alike (an outage): nothing is lost or half-written.
+    const result = await deliverBatch([{ type: "identify", request_id: id, user_id: u.userId }], refusingFirstBatch(true).db, MAX_ATTEMPTS);
+    expect(result.acked).toEqual([]);
+    expect(result.retried).toEqual(result.ids);
+    expect(await row(id)).toMatchObject({ status: "pending", results: 0 });
   });
 
   it("a crash on the last attempt of a duplicate that claimed nothing leaves the request to the delivery running it", async () => {
