@@ -70,7 +70,7 @@ describe("Wagtail API v2: unknown query parameters", () => {
       "/api/v2/blog-posts/?format=json",
       `/api/v2/blog-posts/${post.id}/?_=${Date.now()}`,
     ]) {
-      statuses[path.replace(/\d{10,}/, "<ts>")] = (await call(path)).status;
+      statuses[path.replace(/_=\d+/, "_=<ts>")] = (await call(path)).status;
     }
     expect(statuses).toEqual({
       "/api/v2/blog-posts/?_=<ts>": 200,
