@@ -49,20 +49,23 @@ export function isUniqueViolation(err: unknown): boolean {
 }
 
 /**
- * What one account may hold of each kind, as migration 0035's triggers enforce them inside the
- * insert (so concurrent inserts cannot overshoot): the numbers must match the migration.
+ * What one account may hold of each kind, as the triggers of migrations 0035 (collections, plants,
+ * care cards) and 0036 (events not yet ended) enforce them inside the write (so concurrent writes
+ * cannot overshoot): the numbers must match the migrations.
  */
 export const PER_USER_CAPS = {
-  collections: { max: 200, code: "COLLECTION_LIMIT", noun: "collections" },
-  user_plants: { max: 5000, code: "PLANT_LIMIT", noun: "plants" },
-  saved_care_instructions: { max: 1000, code: "CARE_CARD_LIMIT", noun: "saved care cards" },
+  collections: { max: 200, code: "COLLECTION_LIMIT", noun: "collections", holder: "You" },
+  user_plants: { max: 5000, code: "PLANT_LIMIT", noun: "plants", holder: "You" },
+  saved_care_instructions: { max: 1000, code: "CARE_CARD_LIMIT", noun: "saved care cards", holder: "You" },
+  // A moderator may meet this one on someone else's event, so it names the organiser.
+  calendar_events: { max: 50, code: "EVENT_LIMIT", noun: "events that have not ended", holder: "The organiser" },
 } as const;
 
-/** The 409 for an insert one of PER_USER_CAPS' triggers refused, or null for any other error. */
+/** The 409 for a write one of PER_USER_CAPS' triggers refused, or null for any other error. */
 export function perUserCapError(err: unknown): AppError | null {
   for (const [table, cap] of Object.entries(PER_USER_CAPS)) {
     if (errorMatches(err, new RegExp(`PER_USER_CAP ${table}\\b`)))
-      return new AppError(cap.code, 409, `You can have at most ${cap.max} ${cap.noun}. Delete some first.`);
+      return new AppError(cap.code, 409, `${cap.holder} can have at most ${cap.max} ${cap.noun}. Delete some first.`);
   }
   return null;
 }

@@ -17,8 +17,9 @@
  * - Lowering capacity below the current number of `going` RSVPs is refused (409
  *   CAPACITY_BELOW_GOING); nobody is silently dropped.
  * - An organiser holds at most MAX_UPCOMING_EVENTS events that have not ended (409 EVENT_LIMIT),
- *   checked inside the insert so concurrent creates cannot overshoot: the event list and the feed
- *   (which stops at FEED_MAX_EVENTS) are everyone's, and one account must not bury them.
+ *   checked inside the write by migration 0036's triggers so concurrent creates cannot overshoot;
+ *   moving an ended event back into the future meets it too. The event list and the feed (which
+ *   stops at FEED_MAX_EVENTS) are everyone's, and one account must not bury them.
  */
 import { apiFields } from "../lib/fields";
 import { and, asc, count, eq, gt, inArray, isNotNull, lt, or, type SQL, sql } from "drizzle-orm";
@@ -27,7 +28,7 @@ import { type Database, database, runBatch, eqIfGiven } from "../db/client";
 import { type Page, type PageRequest, selectPage, tablePage } from "../db/pagination";
 import { calendarEvents, calendarRsvps, seasonalTaskTemplates, users } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
-import { AppError } from "../lib/errors";
+import { AppError, PER_USER_CAPS, perUserCapError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
 import { announceNotifications, insertNotifications, type Notification } from "./notifications";
 import { uuidv7 } from "../lib/ids";
@@ -44,8 +45,8 @@ export type Hemisphere = (typeof HEMISPHERES)[number];
 /** Moderators of community content may edit or remove any event they can see. */
 export const CALENDAR_MODERATOR_ROLES: AuthenticatedUser["role"][] = ["moderator", "admin"];
 export const MAX_EVENT_DURATION_MS = 14 * 86_400_000;
-/** Events not yet ended that one organiser may hold. */
-export const MAX_UPCOMING_EVENTS = 50;
+/** Events not yet ended that one organiser may hold (migration 0036's triggers). */
+export const MAX_UPCOMING_EVENTS = PER_USER_CAPS.calendar_events.max;
 /** The feed returns at most this many events; `truncated` says when there were more. */
 export const FEED_MAX_EVENTS = 500;
 
@@ -216,30 +217,25 @@ export async function createEvent(env: Bindings, organizer: AuthenticatedUser, f
   assertEventTimes(fields.start, fields.end);
   const id = uuidv7();
   const ts = new Date().toISOString();
-  // -- conditional insert: the organiser's cap is the statement's own WHERE, so concurrent creates
-  // cannot overshoot it. Columns in table order (drizzle lists them all).
-  const inserted = await database(env)
-    .insert(e)
-    .select(
-      sql`SELECT ${id}, ${organizer.id}, ${fields.title}, ${fields.description}, ${fields.start}, ${fields.end}, ${fields.location},
-                 ${fields.privacy}, ${fields.capacity}, ${ts}, ${ts}
-           WHERE (SELECT count(*) FROM ${e} WHERE ${e.organizerId} = ${organizer.id} AND ${e.endsAt} > ${ts}) < ${MAX_UPCOMING_EVENTS}`,
-    )
-    .returning({ id: e.id });
-  if (inserted.length === 0) throw eventLimit();
+  try {
+    await database(env).insert(e).values({
+      id,
+      organizerId: organizer.id,
+      title: fields.title,
+      description: fields.description,
+      startsAt: fields.start,
+      endsAt: fields.end,
+      location: fields.location,
+      privacy: fields.privacy,
+      capacity: fields.capacity,
+      createdAt: ts,
+      updatedAt: ts,
+    });
+  } catch (err) {
+    // The organiser's cap is migration 0036's trigger, inside the insert.
+    throw perUserCapError(err) ?? err;
+  }
   return (await loadEvent(env, organizer, id))!;
-}
-
-const eventLimit = () =>
-  new AppError(
-    "EVENT_LIMIT",
-    409,
-    `The organiser already has ${MAX_UPCOMING_EVENTS} events that have not ended; delete one or wait until one is over.`,
-  );
-
-/** SQL: how many events not ended at `ts` the organiser `organizerId` (an outer row's column) holds. */
-function upcomingOf(organizerId: SQL, ts: string): SQL {
-  return sql`(SELECT count(*) FROM calendar_events other WHERE other.organizer_id = ${organizerId} AND other.ends_at > ${ts})`;
 }
 
 export async function updateEvent(env: Bindings, viewer: AuthenticatedUser, id: string, patch: Partial<EventFields>): Promise<EventRow> {
@@ -261,9 +257,8 @@ export async function updateEvent(env: Bindings, viewer: AuthenticatedUser, id: 
   const capacity = patch.capacity ?? null;
   const db = database(env);
   const ts = new Date().toISOString();
-  // An ended event moved back into the future is one more not yet ended: the organiser's cap
-  // holds for it as for a new one, in the UPDATE itself (its WHERE reads the row as it was).
-  const revives = set.endsAt !== undefined && set.endsAt > ts && current.endsAt <= ts;
+  // An ended event moved back into the future is one more not yet ended: migration 0036's
+  // trigger holds the organiser's cap for it inside the UPDATE, as for a new one.
   const update = db
     .update(e)
     .set({ ...set, updatedAt: ts })
@@ -273,9 +268,6 @@ export async function updateEvent(env: Bindings, viewer: AuthenticatedUser, id: 
         capacity === null
           ? undefined
           : sql`${capacity} >= (SELECT count(*) FROM ${rsvp} WHERE ${rsvp.eventId} = ${id} AND ${rsvp.status} = 'going')`,
-        revives
-          ? sql`(${e.endsAt} > ${ts} OR ${upcomingOf(sql.raw("calendar_events.organizer_id"), ts)} < ${MAX_UPCOMING_EVENTS})`
-          : undefined,
       ),
     )
     .returning({ id: e.id });
@@ -286,23 +278,20 @@ export async function updateEvent(env: Bindings, viewer: AuthenticatedUser, id: 
     (set.startsAt !== undefined && set.startsAt !== current.startsAt) ||
     (set.endsAt !== undefined && set.endsAt !== current.endsAt) ||
     (set.location !== undefined && set.location !== current.location);
-  const [updated, told] = material
-    ? ((await runBatch(db, [update, eventNotice(db, id, "updated", ts, sql`${e.updatedAt} = ${ts}`)])) as [
-        { id: string }[],
-        Notification[],
-      ])
-    : [await update, [] as Notification[]];
+  let updated: { id: string }[];
+  let told: Notification[];
+  try {
+    [updated, told] = material
+      ? ((await runBatch(db, [update, eventNotice(db, id, "updated", ts, sql`${e.updatedAt} = ${ts}`)])) as [
+          { id: string }[],
+          Notification[],
+        ])
+      : [await update, []];
+  } catch (err) {
+    throw perUserCapError(err) ?? err;
+  }
   if (updated.length === 0) {
-    const now = await loadEvent(env, viewer, id);
-    if (!now) throw notFound();
-    if (revives && now.endsAt <= ts) {
-      const held = await db
-        .select({ n: count() })
-        .from(e)
-        .where(and(eq(e.organizerId, now.organizerId), gt(e.endsAt, ts)))
-        .get();
-      if ((held?.n ?? 0) >= MAX_UPCOMING_EVENTS) throw eventLimit();
-    }
+    if (!(await loadEvent(env, viewer, id))) throw notFound();
     throw new AppError("CAPACITY_BELOW_GOING", 409, "Capacity cannot be lower than the number of people already going.");
   }
   await announceNotifications(env, told);
