@@ -394,7 +394,7 @@ export function cleanBody(raw: string): string {
 }
 
 /** Recomputes a topic's counters from its posts (a statement for the same batch as the post write). */
-function refreshTopicCounters(env: Bindings, topicId: string, now: string) {
+function refreshTopicCounters(env: Bindings, topicId: string, now: string, landed?: SQL) {
   const t = forumTopics;
   // Counters recomputed from the source rows in one statement, so they can never drift.
   return database(env)
@@ -404,26 +404,38 @@ function refreshTopicCounters(env: Bindings, topicId: string, now: string) {
       lastActivityAt: sql`COALESCE((SELECT max(${forumPosts.createdAt}) FROM ${forumPosts} WHERE ${forumPosts.topicId} = ${topicId} AND ${forumPosts.isDeleted} = 0), ${t.createdAt})`,
       updatedAt: now,
     })
-    .where(eq(t.id, topicId));
+    .where(and(eq(t.id, topicId), landed));
 }
 
-function countPost(env: Bindings, userId: string) {
+/** Counts a post towards its author's trust; with `landed`, only if it holds. */
+function countPost(env: Bindings, userId: string, landed?: SQL) {
   return database(env)
     .update(users)
     .set({ postCount: sql`${users.postCount} + 1` })
-    .where(eq(users.id, userId));
+    .where(and(eq(users.id, userId), landed));
 }
 
-/** One row per photo, positions 1..n in upload order (for the same batch as the post insert). */
-function insertAttachments(env: Bindings, postId: string, images: ValidatedImage[], now: string) {
+/**
+ * One row per photo, positions 1..n in upload order (for the same batch as the post insert);
+ * with `landed`, only if it holds (a reply refused in the batch leaves no attachment rows).
+ */
+function insertAttachments(env: Bindings, postId: string, images: ValidatedImage[], now: string, landed?: SQL) {
   if (images.length === 0) return [];
-  return [
-    database(env)
-      .insert(forumAttachments)
-      .values(
-        images.map((img, i) => ({ postId, position: i + 1, image: photoRef(img), width: img.width, height: img.height, createdAt: now })),
-      ),
-  ];
+  const db = database(env);
+  if (!landed)
+    return [
+      db
+        .insert(forumAttachments)
+        .values(
+          images.map((img, i) => ({ postId, position: i + 1, image: photoRef(img), width: img.width, height: img.height, createdAt: now })),
+        ),
+    ];
+  // Columns in table order (drizzle lists them all).
+  const rows = sql.join(
+    images.map((img, i) => sql`SELECT ${postId}, ${i + 1}, ${photoRef(img)}, ${img.width}, ${img.height}, ${now}`),
+    sql` UNION ALL `,
+  );
+  return [db.insert(forumAttachments).select(sql`SELECT * FROM (${rows}) WHERE ${landed}`)];
 }
 
 /** Stores the photos, then runs the D1 write; a failed write releases them again (photos.ts). */
@@ -650,7 +662,8 @@ const REPLY_EXCERPT_CHARS = 140;
  * topic's subscribers except the replier (active accounts, longest subscribed first, at most
  * MAX_REPLY_NOTIFICATIONS). The dedupe key `forum_reply:<post id>:<user id>` means a post can
  * notify each user once; edits and deletions never notify. Returns the inserted notifications
- * for the caller to push live.
+ * for the caller to push live. A locked topic refuses the reply inside the insert itself, so a
+ * lock that commits between the check and the batch still holds (403 TOPIC_LOCKED).
  */
 export async function createReply(
   env: Bindings,
@@ -667,12 +680,23 @@ export async function createReply(
   const db = database(env);
   const title = NOTICE_TITLES.forum_reply(user.username, topic.title);
   const subscriber = sql.raw("s.user_id");
-  const results = await withStoredImages(env, images, () =>
-    runBatch(db, [
-      db.insert(forumPosts).values({ id, topicId, authorId: user.id, body, createdAt: now, updatedAt: now }),
-      ...insertAttachments(env, id, images, now),
-      refreshTopicCounters(env, topicId, now),
-      countPost(env, user.id),
+  // The lock is checked again by the insert itself: a lock committed since the check above
+  // refuses the reply. Every other statement holds only if the post landed (its id is new).
+  const open = isForumModerator(user) ? sql`1` : sql`is_locked = 0`;
+  const landed = sql`EXISTS (SELECT 1 FROM forum_posts WHERE id = ${id})`;
+  const results = await withStoredImages(env, images, async () => {
+    const results = await runBatch(db, [
+      // Columns in table order (drizzle lists them all).
+      db
+        .insert(forumPosts)
+        .select(
+          sql`SELECT ${id}, ${topicId}, ${user.id}, ${body}, 0, 0, NULL, NULL, ${now}, ${now}
+              FROM forum_topics WHERE id = ${topicId} AND ${open}`,
+        )
+        .returning({ id: forumPosts.id }),
+      ...insertAttachments(env, id, images, now, landed),
+      refreshTopicCounters(env, topicId, now, landed),
+      countPost(env, user.id, landed),
       insertNotifications(
         db,
         "forum_reply",
@@ -685,13 +709,18 @@ export async function createReply(
           createdAt: now,
         },
         sql`FROM forum_subscriptions s JOIN users u ON u.id = s.user_id
-             WHERE s.topic_id = ${topicId} AND s.user_id != ${user.id} AND u.is_active = 1
+             WHERE s.topic_id = ${topicId} AND s.user_id != ${user.id} AND u.is_active = 1 AND ${landed}
              ORDER BY s.created_at, s.user_id
              LIMIT ${MAX_REPLY_NOTIFICATIONS}`,
       ),
-      mentionNotifications(db, { id, body, topicId, categorySlug: topic.category_slug, topicTitle: topic.title }, user, now),
-    ]),
-  );
+      mentionNotifications(db, { id, body, topicId, categorySlug: topic.category_slug, topicTitle: topic.title }, user, now, landed),
+    ]);
+    if (batchRows(results[0]).length === 0) {
+      await getTopic(env, topicId); // 404 when the topic was deleted meanwhile
+      throw lockedError(); // thrown in here so that the photos stored for it are released
+    }
+    return results;
+  });
   return { post: await getPost(env, id), notifications: [...(results.at(-2) as Notification[]), ...(results.at(-1) as Notification[])] };
 }
 
@@ -719,13 +748,15 @@ export function mentionedUsernames(bodyHtml: string): string[] {
  * anyone this author's mentions already notified MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR times in
  * the past hour), in the caller's batch; the dedupe key `forum_mention:<post id>:<user id>`
  * makes it once per post. The count reads the recipient's last hour of notifications (their
- * index), and `author_id` in the data says whose mention each was.
+ * index), and `author_id` in the data says whose mention each was. With `landed`, only if it
+ * holds (a reply refused inside its batch mentions nobody).
  */
 function mentionNotifications(
   db: Database,
   post: { id: string; body: string; topicId: string; categorySlug: string; topicTitle: string },
   author: AuthenticatedUser,
   now: string,
+  landed: SQL = sql`1`,
 ) {
   const names = JSON.stringify(mentionedUsernames(post.body));
   const mentioned = sql.raw("u.id");
@@ -742,7 +773,7 @@ function mentionNotifications(
     },
     // json_each is the point: the mentioned names as a list to match in one statement.
     sql`FROM users u WHERE lower(u.username) IN (SELECT value FROM json_each(${names})) AND u.id != ${author.id} AND u.is_active = 1
-         AND ${underHourlyCap(sql.raw("u.id"), "forum_mention", author.id, now, MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR)}`,
+         AND ${underHourlyCap(sql.raw("u.id"), "forum_mention", author.id, now, MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR)} AND ${landed}`,
   );
 }
 

@@ -7,7 +7,14 @@ import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client";
 import { notificationDeliveries, users } from "../../src/db/schema";
-import { deletePost, deleteTopic, editPost, MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR, updateTopicTitle } from "../../src/services/forum";
+import {
+  createReply,
+  deletePost,
+  deleteTopic,
+  editPost,
+  MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR,
+  updateTopicTitle,
+} from "../../src/services/forum";
 import { gatherDigests, sendDelivery } from "../../src/services/notification-delivery";
 import { purgePublicReads } from "../../src/services/public-cache";
 import { concatBytes, jpegSegment, makeJpeg } from "../helpers/images";
@@ -455,5 +462,40 @@ describe("a topic's new title reaches every notification its posts raised, howev
       .bind(`forum_reply:${post.id}:`, `forum_reply:${post.id};`)
       .first<{ n: number }>();
     expect(stale!.n).toBe(0);
+  });
+});
+
+describe("a locked topic takes no reply, however close the lock", () => {
+  it("a reply whose topic is locked between its lock check and its write is refused (403 TOPIC_LOCKED) and leaves nothing behind (helper-61)", async () => {
+    const [author, replier] = [await bearerUser(), await bearerUser()];
+    const topic = await newTopic(author.access);
+    // The lock commits after createReply read the topic as open, before its batch.
+    const racing = envRacingFirstBatch(() => env.DB.prepare("UPDATE forum_topics SET is_locked = 1 WHERE id = ?").bind(topic.id).run());
+    const replierUser = { id: replier.userId, username: replier.username, role: "user" as const };
+    const refused = await createReply(racing.env, replierUser, topic.id, `@${author.username} sneaking in`).catch((err: unknown) => err);
+    expect(racing.fired()).toBe(true);
+    expect(refused).toMatchObject({ status: 403, code: "TOPIC_LOCKED" });
+    const posts = await env.DB.prepare("SELECT count(*) AS n FROM forum_posts WHERE topic_id = ? AND author_id = ?")
+      .bind(topic.id, replier.userId)
+      .first<{ n: number }>();
+    expect(posts!.n).toBe(0);
+    const stored = await env.DB.prepare("SELECT reply_count FROM forum_topics WHERE id = ?")
+      .bind(topic.id)
+      .first<{ reply_count: number }>();
+    expect(stored!.reply_count).toBe(0);
+    const counted = await env.DB.prepare("SELECT post_count FROM users WHERE id = ?").bind(replier.userId).first<{ post_count: number }>();
+    expect(counted!.post_count).toBe(0);
+    // The topic's author (subscribed, and mentioned) heard nothing.
+    const told = await env.DB.prepare(
+      "SELECT count(*) AS n FROM notifications WHERE user_id = ? AND type IN ('forum_reply', 'forum_mention')",
+    )
+      .bind(author.userId)
+      .first<{ n: number }>();
+    expect(told!.n).toBe(0);
+    // A moderator still may reply to the locked topic.
+    const mod = await moderator();
+    expect((await call(`${API}/topics/${topic.id}/posts/`, { bearer: mod.access, json: { body: "Locked: see the FAQ." } })).status).toBe(
+      201,
+    );
   });
 });
