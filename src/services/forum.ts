@@ -886,29 +886,47 @@ export async function toggleReaction(env: Bindings, userId: string, postId: stri
   return { post_id: postId, type, reacted, reactions, my_reactions: mine };
 }
 
+/**
+ * Marks (or, with null, clears) a topic's solution. The post must be a live reply of this topic,
+ * checked again by the update itself: a post deleted between the check and the write (whose
+ * delete cleared a solution that was not set yet) cannot become the solution after all.
+ */
 export async function setSolution(env: Bindings, user: AuthenticatedUser, topicId: string, postId: string | null): Promise<TopicRow> {
   const topic = await getTopic(env, topicId);
   assertTopicAuthorOrModerator(user, topic, "mark the solution");
-  if (postId !== null) {
-    const post = await database(env)
-      .select({ is_first: forumPosts.isFirst, is_deleted: forumPosts.isDeleted })
-      .from(forumPosts)
-      .where(and(eq(forumPosts.id, postId), eq(forumPosts.topicId, topicId)))
-      .get();
-    const problem = !post
-      ? "No such post in this topic."
-      : post.is_first
-        ? "The opening post cannot be the solution."
-        : post.is_deleted
-          ? "A deleted post cannot be the solution."
-          : null;
-    if (problem) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { post_id: [problem] });
-  }
-  await database(env)
+  if (postId !== null) await assertSolutionCandidate(env, topicId, postId);
+  const p = forumPosts;
+  const candidate =
+    postId === null
+      ? undefined
+      : sql`EXISTS (SELECT 1 FROM ${p} WHERE ${p.id} = ${postId} AND ${p.topicId} = ${topicId} AND ${p.isFirst} = 0 AND ${p.isDeleted} = 0)`;
+  const marked = await database(env)
     .update(forumTopics)
     .set({ solutionPostId: postId, updatedAt: new Date().toISOString() })
-    .where(eq(forumTopics.id, topicId));
+    .where(and(eq(forumTopics.id, topicId), candidate))
+    .returning({ id: forumTopics.id });
+  if (marked.length === 0) {
+    await getTopic(env, topicId); // 404 when the topic was deleted meanwhile
+    if (postId !== null) await assertSolutionCandidate(env, topicId, postId); // says why: deleted since
+  }
   return getTopic(env, topicId);
+}
+
+/** 400 unless `postId` is a live reply (not the opening post) of topic `topicId`. */
+async function assertSolutionCandidate(env: Bindings, topicId: string, postId: string): Promise<void> {
+  const post = await database(env)
+    .select({ is_first: forumPosts.isFirst, is_deleted: forumPosts.isDeleted })
+    .from(forumPosts)
+    .where(and(eq(forumPosts.id, postId), eq(forumPosts.topicId, topicId)))
+    .get();
+  const problem = !post
+    ? "No such post in this topic."
+    : post.is_first
+      ? "The opening post cannot be the solution."
+      : post.is_deleted
+        ? "A deleted post cannot be the solution."
+        : null;
+  if (problem) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { post_id: [problem] });
 }
 
 export async function moderateTopic(

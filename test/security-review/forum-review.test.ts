@@ -13,6 +13,7 @@ import {
   deleteTopic,
   editPost,
   MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR,
+  setSolution,
   updateTopicTitle,
 } from "../../src/services/forum";
 import { gatherDigests, sendDelivery } from "../../src/services/notification-delivery";
@@ -20,7 +21,7 @@ import { purgePublicReads } from "../../src/services/public-cache";
 import { concatBytes, jpegSegment, makeJpeg } from "../helpers/images";
 import { call, expectError, jsonWithStatus as json, type Page } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
-import { envAroundBatches, envRacingFirstBatch } from "../helpers/racing-env";
+import { envAroundBatches, envRacingFirstBatch, envRacingStatement } from "../helpers/racing-env";
 import { bearerUser } from "../helpers/users";
 
 const emulators = useEmulators();
@@ -497,5 +498,41 @@ describe("a locked topic takes no reply, however close the lock", () => {
     expect((await call(`${API}/topics/${topic.id}/posts/`, { bearer: mod.access, json: { body: "Locked: see the FAQ." } })).status).toBe(
       201,
     );
+  });
+});
+
+describe("a topic's solution is a post that stands", () => {
+  it("a post deleted between the solution's check and its write does not become the solution (helper-61)", async () => {
+    const [author, replier] = [await bearerUser(), await bearerUser()];
+    const topic = await newTopic(author.access);
+    const answer = await reply(replier.access, topic.id, "Water when the soil is dry.");
+    // The reply is deleted (its delete clears a solution not yet set) right before the solution's update.
+    const racing = envRacingStatement(/^update "forum_topics" set "solution_post_id"/, () =>
+      deletePost(env, { id: replier.userId, username: replier.username, role: "user" }, answer.id),
+    );
+    const authorUser = { id: author.userId, username: author.username, role: "user" as const };
+    const refused = await setSolution(racing.env, authorUser, topic.id, answer.id).catch((err: unknown) => err);
+    expect(racing.fired()).toBe(true);
+    expect(refused).toMatchObject({
+      status: 400,
+      code: "VALIDATION_ERROR",
+      fieldErrors: { post_id: ["A deleted post cannot be the solution."] },
+    });
+    const stored = await env.DB.prepare("SELECT solution_post_id FROM forum_topics WHERE id = ?")
+      .bind(topic.id)
+      .first<{ solution_post_id: string | null }>();
+    expect(stored!.solution_post_id).toBeNull();
+  });
+
+  it("deleting the post that is the solution clears it", async () => {
+    const [author, replier] = [await bearerUser(), await bearerUser()];
+    const topic = await newTopic(author.access);
+    const answer = await reply(replier.access, topic.id, "Water when the soil is dry.");
+    const marked = await call(`${API}/topics/${topic.id}/solution/`, { bearer: author.access, json: { post_id: answer.id } });
+    expect(await json<{ solution_post_id: string | null }>(marked, 200)).toMatchObject({ solution_post_id: answer.id });
+    expect((await call(`${API}/posts/${answer.id}/`, { method: "DELETE", bearer: replier.access })).status).toBe(204);
+    expect(await json<{ solution_post_id: string | null }>(await call(`${API}/topics/${topic.id}/`), 200)).toMatchObject({
+      solution_post_id: null,
+    });
   });
 });
