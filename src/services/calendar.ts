@@ -379,14 +379,30 @@ export async function notifyStartingEvents(env: Bindings, now = Date.now(), logg
 /** The event as an RSVP target: visible, or a followers event the caller has the id of. */
 async function rsvpTarget(env: Bindings, user: AuthenticatedUser, id: string): Promise<EventRow> {
   const row = await loadEvent(env, user, id);
-  if (!row || !(canSee(row, user) || (row.privacy === "followers" && row.organizerActive))) throw notFound();
+  if (!row || !mayRsvpTo(row, user)) throw notFound();
   return row;
 }
 
+function mayRsvpTo(row: EventRow, user: AuthenticatedUser): boolean {
+  return canSee(row, user) || (row.privacy === "followers" && row.organizerActive);
+}
+
 /**
- * Upserts the caller's RSVP. The capacity, start-time and organiser checks run inside the one
- * INSERT … SELECT … WHERE statement, so concurrent `going` RSVPs can never exceed capacity; when
- * it writes nothing the event is re-read to say why. The answer is read in the same batch (one
+ * mayRsvpTo as SQL over the event `e`, for anyone but its organiser (who cannot RSVP): it is not
+ * private, and its organiser is active (moderators see a deactivated organiser's events too).
+ */
+function rsvpableBy(user: AuthenticatedUser): SQL {
+  const organizerActive = isModerator(user)
+    ? sql`1`
+    : sql`EXISTS (SELECT 1 FROM ${users} WHERE ${users.id} = ${e.organizerId} AND ${users.isActive} = 1)`;
+  return sql`${e.privacy} <> 'private' AND ${organizerActive}`;
+}
+
+/**
+ * Upserts the caller's RSVP. The capacity, start-time, organiser and visibility checks run inside
+ * the one INSERT … SELECT … WHERE statement, so concurrent `going` RSVPs can never exceed capacity,
+ * and an event made private (or whose organiser was deactivated) since the check above takes no
+ * RSVP (404, as it would have before); when it writes nothing the event is re-read to say why. The answer is read in the same batch (one
  * transaction), so it is the state this RSVP left — not a later concurrent one's, which a
  * separate re-read could return (e.g. `going` answered with `my_rsvp: "maybe"`).
  */
@@ -402,13 +418,13 @@ export async function upsertRsvp(
   const nowIso = new Date(now).toISOString();
   const db = database(env);
   const [written, state] = (await runBatch(db, [
-    // -- conditional upsert: the capacity, start-time and organiser checks are the statement's
+    // -- conditional upsert: the capacity, start-time, organiser and visibility checks are the statement's
     // own WHERE, so concurrent RSVPs cannot overshoot. Columns in table order (drizzle lists them all).
     db
       .insert(rsvp)
       .select(
         sql`SELECT ${e.id}, ${user.id}, ${status}, ${nowIso}, ${nowIso} FROM ${e}
-         WHERE ${e.id} = ${id} AND ${e.organizerId} <> ${user.id} AND ${e.startsAt} > ${nowIso}
+         WHERE ${e.id} = ${id} AND ${e.organizerId} <> ${user.id} AND ${rsvpableBy(user)} AND ${e.startsAt} > ${nowIso}
            AND (${status} <> 'going' OR ${e.capacity} IS NULL
                 OR (SELECT count(*) FROM ${rsvp} WHERE ${rsvp.eventId} = ${e.id} AND ${rsvp.status} = 'going' AND ${rsvp.userId} <> ${user.id}) < ${e.capacity})`,
       )
@@ -421,7 +437,7 @@ export async function upsertRsvp(
   ])) as [{ status: RsvpStatus }[], EventRow[]];
   if (written.length === 0) {
     const fresh = await loadEvent(env, user, id);
-    if (!fresh) throw notFound();
+    if (!fresh || !mayRsvpTo(fresh, user)) throw notFound();
     if (fresh.startsAt <= nowIso) throw new AppError("EVENT_STARTED", 409, "RSVPs are closed: this event has already started.");
     throw new AppError("EVENT_FULL", 409, "This event is full.");
   }

@@ -4,7 +4,8 @@ import { call, expectError, jsonWithStatus, type Page } from "../helpers/http";
 import { bearerUser, registerWeb } from "../helpers/users";
 import type { z } from "zod";
 import type { EventSchema, SeasonalTaskSchema } from "../../src/routes/calendar";
-import { notifyStartingEvents } from "../../src/services/calendar";
+import { notifyStartingEvents, upsertRsvp } from "../../src/services/calendar";
+import { envRacingFirstBatch } from "../helpers/racing-env";
 
 const BASE = "/api/v1/calendar";
 const HOUR = 3_600_000;
@@ -369,6 +370,33 @@ describe("RSVPs", () => {
     expect(going?.n).toBe(4);
     const body = await jsonWithStatus<CalendarEvent>(await call(`${BASE}/events/${ev.id}/`), 200);
     expect(body).toMatchObject({ rsvp_counts: { going: 4 }, spots_left: 0 });
+  });
+});
+
+describe("RSVPs racing a change of visibility", () => {
+  // Each change commits after upsertRsvp found the event open to the caller, before its write (helper-61).
+  it.each([
+    ["an event made private", "UPDATE calendar_events SET privacy = 'private' WHERE id = ?1", "public"],
+    ["a followers event the caller joined, made private", "UPDATE calendar_events SET privacy = 'private' WHERE id = ?1", "followers"],
+    [
+      "an event withdrawn (its organiser deactivated)",
+      "UPDATE users SET is_active = 0 WHERE id = (SELECT organizer_id FROM calendar_events WHERE id = ?1)",
+      "public",
+    ],
+  ])("%s just before the RSVP's write takes no RSVP: 404 NOT_FOUND", async (_, change, privacy) => {
+    const [organiser, guest] = await Promise.all([bearerUser(), bearerUser()]);
+    const ev = await createEvent(organiser, { privacy });
+    // Joined while it was shared: the change must not let the guest's RSVP be rewritten either.
+    if (privacy === "followers") await jsonWithStatus(await rsvp(guest, ev.id, "maybe"), 200);
+    const racing = envRacingFirstBatch(() => env.DB.prepare(change).bind(ev.id).run());
+    const guestUser = { id: guest.userId, username: guest.username, role: "user" as const };
+    const refused = await upsertRsvp(racing.env, guestUser, ev.id, "going").catch((err: unknown) => err);
+    expect(racing.fired()).toBe(true);
+    expect(refused).toMatchObject({ status: 404, code: "NOT_FOUND" });
+    const rows = await env.DB.prepare("SELECT status FROM calendar_rsvps WHERE event_id = ? AND user_id = ?")
+      .bind(ev.id, guest.userId)
+      .all<{ status: string }>();
+    expect(rows.results.map((r) => r.status)).toEqual(privacy === "followers" ? ["maybe"] : []);
   });
 });
 
