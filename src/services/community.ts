@@ -16,7 +16,7 @@
  * behave as votes one after the other and the stored state always equals a recount. In the same
  * batch the counters are recounted from the rows, never incremented: the species' `confirmed_count`
  * and each identifier's `identifications_helped` (requests of others whose consensus they
- * supported).
+ * supported with a vote that counts: by the rule above, a `new` or deactivated account helped none).
  */
 import { and, desc, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
 import { database, runBatch, sqlNow, tableRows } from "../db/client";
@@ -110,12 +110,15 @@ function counterStatements(ids: SQL): SQL[] {
            WHERE cr.species_id = species.id)
         WHERE id IN (SELECT species_id FROM identification_results WHERE request_id IN ${ids} AND species_id IS NOT NULL)`,
     // Everyone who supported anything here: on how many other people's requests their support became the consensus.
-    sql`UPDATE users SET identifications_helped = (
+    // Only a support the consensus counts (countedVotes: not `new`, active) helped: an upvote from a
+    // new account on a result others had confirmed already carried nothing, and must not earn the stat.
+    sql`UPDATE users SET identifications_helped = CASE WHEN EXISTS (
+          SELECT 1 FROM users u WHERE u.id = users.id AND ${sql.raw(ABOVE_NEW_SQL)} AND u.is_active = 1) THEN (
           SELECT count(DISTINCT cq.id) FROM identification_requests cq
            WHERE cq.community_result_id IS NOT NULL AND cq.user_id IS NOT users.id
              AND cq.community_result_id IN (
                SELECT result_id FROM votes WHERE user_id = users.id AND vote_type = 'upvote'
-               UNION SELECT id FROM identification_results WHERE proposed_by = users.id AND is_hidden = 0))
+               UNION SELECT id FROM identification_results WHERE proposed_by = users.id AND is_hidden = 0)) ELSE 0 END
         WHERE id IN (
           SELECT proposed_by FROM identification_results WHERE request_id IN ${ids} AND proposed_by IS NOT NULL
           UNION SELECT v.user_id FROM votes v JOIN identification_results res ON res.id = v.result_id WHERE res.request_id IN ${ids})`,

@@ -232,6 +232,22 @@ async function confirmedSharedRequest() {
 const PLANTS = "/api/v1/plant-identification";
 
 describe("the community's consensus and counters follow the request", () => {
+  it("an upvote by a new account on a result already confirmed earns it no identifications_helped: only votes the consensus counts do (helper-61)", async () => {
+    const { resultId, counters } = await confirmedSharedRequest();
+    const fresh = await withRole("user", "new");
+    const upvote = () => call(`${PLANTS}/results/${resultId}/vote/`, { bearer: fresh.access, json: { vote_type: "upvote" } });
+    const helped = async () =>
+      (await env.DB.prepare("SELECT identifications_helped AS n FROM users WHERE id = ?").bind(fresh.userId).first<{ n: number }>())!.n;
+    await json(await upvote(), 200);
+    expect(await helped()).toBe(0);
+    expect(await counters()).toEqual({ confirmed: 1, helped: 1, consensus: resultId });
+    // Once the account has earned a level (5 posts, a week old), its vote counts, and so does its help.
+    await env.DB.prepare("UPDATE users SET post_count = 5, date_joined = '2026-01-01T00:00:00.000Z' WHERE id = ?").bind(fresh.userId).run();
+    await json(await upvote(), 200); // removes …
+    await json(await upvote(), 200); // … and votes again
+    expect(await helped()).toBe(1);
+  });
+
   it("deleting a request the community confirmed takes it off the species' confirmed_count and its supporters' identifications_helped", async () => {
     const { owner, requestId, counters } = await confirmedSharedRequest();
     // The owner deletes it (and could share, gather and delete again): the counts must follow.
