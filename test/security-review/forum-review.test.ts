@@ -18,7 +18,8 @@ import {
 } from "../../src/services/forum";
 import { gatherDigests, sendDelivery } from "../../src/services/notification-delivery";
 import { purgePublicReads } from "../../src/services/public-cache";
-import { concatBytes, jpegSegment, makeJpeg } from "../helpers/images";
+import { sha256Hex } from "../../src/lib/hash";
+import { concatBytes, jpegSegment, makeJpeg, makePng } from "../helpers/images";
 import { call, expectError, jsonWithStatus as json, type Page } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 import { envAroundBatches, envRacingFirstBatch, envRacingStatement } from "../helpers/racing-env";
@@ -473,9 +474,29 @@ describe("a locked topic takes no reply, however close the lock", () => {
     // The lock commits after createReply read the topic as open, before its batch.
     const racing = envRacingFirstBatch(() => env.DB.prepare("UPDATE forum_topics SET is_locked = 1 WHERE id = ?").bind(topic.id).run());
     const replierUser = { id: replier.userId, username: replier.username, role: "user" as const };
-    const refused = await createReply(racing.env, replierUser, topic.id, `@${author.username} sneaking in`).catch((err: unknown) => err);
+    // With a photo: stored before the batch, it is released again when the batch refuses the reply.
+    const bytes = await makePng(320, 240, { seed: `locked-${crypto.randomUUID()}` });
+    const sha256 = await sha256Hex(bytes);
+    const photo = {
+      bytes,
+      type: "png",
+      mime: "image/png",
+      extension: "png",
+      width: 320,
+      height: 240,
+      sizeBytes: bytes.byteLength,
+      sha256,
+    } as const;
+    const refused = await createReply(racing.env, replierUser, topic.id, `@${author.username} sneaking in`, [photo]).catch(
+      (err: unknown) => err,
+    );
     expect(racing.fired()).toBe(true);
     expect(refused).toMatchObject({ status: 403, code: "TOPIC_LOCKED" });
+    expect(await env.IMAGES.head(`images/${sha256}.png`)).toBeNull();
+    const attached = await env.DB.prepare("SELECT count(*) AS n FROM forum_attachments WHERE image = ?")
+      .bind(`${sha256}.png`)
+      .first<{ n: number }>();
+    expect(attached!.n).toBe(0);
     const posts = await env.DB.prepare("SELECT count(*) AS n FROM forum_posts WHERE topic_id = ? AND author_id = ?")
       .bind(topic.id, replier.userId)
       .first<{ n: number }>();
