@@ -144,6 +144,8 @@ export const ERROR_CODES = {
   UPGRADE_REQUIRED: "A WebSocket path was called without an upgrade (426).",
   RATE_LIMITED: "Too many requests; see Retry-After (429).",
   ACCOUNT_LOCKED: "Too many failed sign-ins; see Retry-After (429).",
+  IDEMPOTENCY_KEY_LIMIT:
+    "The account holds 1000 Idempotency-Keys from the last 24 h; a new one waits for the oldest to expire, see Retry-After (429).",
   INTERNAL_ERROR: "Something failed on the server; reported, never detailed (500).",
   SERVICE_UNAVAILABLE: "A dependency is down (see Retry-After), or a feature is not configured on this deployment (503).",
   QUEUE_UNAVAILABLE: "The job queue refused the job; the request failed, retry (503).",

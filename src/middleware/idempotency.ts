@@ -17,6 +17,7 @@ import { sha256Hex } from "../lib/hash";
 import {
   claimIdempotencyKey,
   completeIdempotencyKey,
+  MAX_LIVE_KEYS_PER_USER,
   MAX_STORED_BODY_BYTES,
   releaseIdempotencyKey,
   type StoredAnswer,
@@ -67,6 +68,16 @@ export const idempotency: MiddlewareHandler<AppEnv> = async (c, next) => {
       "IDEMPOTENCY_KEY_REUSED",
       422,
       `This ${IDEMPOTENCY_HEADER} was already used for a different request. Use a new key for a new request.`,
+    );
+  }
+  if (outcome.kind === "full") {
+    const seconds = Math.max(1, Math.ceil((Date.parse(outcome.freeAt) - Date.now()) / 1000));
+    throw new AppError(
+      "IDEMPOTENCY_KEY_LIMIT",
+      429,
+      `You have used ${MAX_LIVE_KEYS_PER_USER} ${IDEMPOTENCY_HEADER}s in the last 24 hours. Retry after Retry-After, or send this request without the header.`,
+      undefined,
+      { "Retry-After": String(seconds) },
     );
   }
   if (outcome.kind === "running") {

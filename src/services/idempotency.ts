@@ -12,12 +12,17 @@
  *   cannot block its key for a day;
  * - a 4xx or 5xx answer, or a thrown error, releases the key: nothing was changed (bad input
  *   loses nothing and changes nothing), so the retry runs afresh — after a 429's Retry-After, a
- *   refreshed token or a provider's recovery — instead of replaying a failure.
+ *   refreshed token or a provider's recovery — instead of replaying a failure;
+ * - an account holds at most `MAX_LIVE_KEYS_PER_USER` keys within their 24 h (migration 0037's
+ *   trigger, inside the claim): a new key beyond that is refused until the oldest expires, so
+ *   nobody can make D1 keep an unbounded number of stored answers by sending each cheap POST
+ *   with a fresh key. Retries of keys already held are unaffected.
  *
  * Rows live in D1 (migrations/0023), so the rules hold across isolates and data centres.
  */
-import { and, eq, lte, sql } from "drizzle-orm";
+import { and, eq, gt, lte, sql } from "drizzle-orm";
 import { changes, database } from "../db/client";
+import { errorMatches } from "../lib/errors";
 import { idempotencyKeys } from "../db/schema";
 import type { Bindings } from "../env";
 import { uuidv7 } from "../lib/ids";
@@ -26,6 +31,8 @@ import { uuidv7 } from "../lib/ids";
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 /** How long a running request holds its key before a retry may take it over (longer than any request runs). */
 export const LOCK_MS = 2 * 60 * 1000;
+/** Live keys (within their 24 h) one account may hold; migration 0037's trigger names the same number. */
+export const MAX_LIVE_KEYS_PER_USER = 1000;
 /** Answers larger than this are not stored (the key is released; no POST here answers that much). */
 export const MAX_STORED_BODY_BYTES = 512 * 1024;
 
@@ -39,7 +46,9 @@ export type KeyClaim =
   | { kind: "claimed"; claim: string }
   | { kind: "replay"; answer: StoredAnswer }
   | { kind: "reused" }
-  | { kind: "running"; lockedUntil: string };
+  | { kind: "running"; lockedUntil: string }
+  /** The account holds MAX_LIVE_KEYS_PER_USER keys already; the oldest expires at `freeAt`. */
+  | { kind: "full"; freeAt: string };
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -59,7 +68,7 @@ export async function claimIdempotencyKey(
   for (let round = 0; round < 2; round++) {
     const claim = uuidv7();
     const nowIso = iso(now);
-    const taken = await db
+    const claimed = db
       .insert(idempotencyKeys)
       .values({
         userId,
@@ -86,8 +95,14 @@ export async function claimIdempotencyKey(
         },
         setWhere: sql`${idempotencyKeys.expiresAt} <= ${nowIso} OR (${idempotencyKeys.state} = 'running' AND ${idempotencyKeys.lockedUntil} <= ${nowIso} AND ${idempotencyKeys.fingerprint} = excluded.fingerprint)`,
       })
-      .returning({ claim: idempotencyKeys.claim })
-      .get();
+      .returning({ claim: idempotencyKeys.claim });
+    let taken: { claim: string } | undefined;
+    try {
+      taken = await claimed.get();
+    } catch (err) {
+      if (!errorMatches(err, /PER_USER_CAP idempotency_keys\b/)) throw err;
+      return { kind: "full", freeAt: await oldestLiveKeyExpiry(env, userId, nowIso) };
+    }
     if (taken?.claim === claim) return { kind: "claimed", claim };
     const row = await db
       .select()
@@ -101,6 +116,16 @@ export async function claimIdempotencyKey(
   }
   // Released twice in a row by other requests: as good as running.
   return { kind: "running", lockedUntil: iso(now + 1000) };
+}
+
+/** When the account's oldest live key expires (its slot is free again then). */
+async function oldestLiveKeyExpiry(env: Pick<Bindings, "DB">, userId: string, nowIso: string): Promise<string> {
+  const row = await database(env)
+    .select({ at: sql<string | null>`min(${idempotencyKeys.expiresAt})` })
+    .from(idempotencyKeys)
+    .where(and(eq(idempotencyKeys.userId, userId), gt(idempotencyKeys.expiresAt, nowIso)))
+    .get();
+  return row?.at ?? nowIso;
 }
 
 /** Stores the answer of the request that holds `claim`; false when it no longer holds the key. */
