@@ -4,7 +4,7 @@
  * blog_cache_state), and
  * `purgeBlogReads` — run with every change readers can see: publish (also by the scheduler),
  * an edit of a published post, unpublish, delete (in the change's own D1 batch, as
- * `purgeBlogReadsStatement`), category/series and comment-count changes — bumps it. The Cache API's own delete reaches one data centre and one URL; a new generation
+ * `purgeBlogReadsStatement`), a new category or series, category/series edits and deletes, and comment-count changes — bumps it. The Cache API's own delete reaches one data centre and one URL; a new generation
  * makes every variant everywhere unreachable at once (old entries expire by their TTL).
  *
  * Each entry stores the body and its strong ETag (a SHA-256 of the body), so a hit answers 304

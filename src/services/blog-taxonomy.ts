@@ -8,16 +8,17 @@
  * - A series' cover image is a photo reference (uploaded through POST /api/v1/blog/images/) with
  *   required alt text; replacing or deleting it releases the old photo when nothing else uses it.
  * - Every change readers could see (a category's or series' name, slug, description, cover)
- *   purges the public reads of the published posts it shows on, after the write is committed.
+ *   purges the public reads of the published posts it shows on, after the write is committed;
+ *   a new category or series purges in its insert's batch (the public lists show every one).
  */
 import { and, asc, count, desc, eq, inArray, sql } from "drizzle-orm";
-import { database } from "../db/client";
+import { database, runBatch } from "../db/client";
 import { blogCategories, blogPostCategories, blogPosts, blogPostTags, blogSeries } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError, isUniqueViolation, orNotFound } from "../lib/errors";
 import { isUuid, uuidv7 } from "../lib/ids";
 import { blogImageSize, mediaUrl } from "./blog-blocks";
-import { purgeBlogReads } from "./blog-cache";
+import { purgeBlogReads, purgeBlogReadsStatement } from "./blog-cache";
 import { releasePhotoRefs } from "./photos";
 
 export const SLUG_RE = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
@@ -101,9 +102,12 @@ export async function createCategory(env: Bindings, input: Required<Pick<Categor
   const slug = checkSlug(input.slug ?? slugify(input.name));
   const id = uuidv7();
   try {
-    await database(env)
-      .insert(blogCategories)
-      .values({ id, slug, name: input.name, description: input.description ?? "" });
+    // The public category list (/api/v2/categories/) shows every category: it purges with the insert.
+    const db = database(env);
+    await runBatch(db, [
+      db.insert(blogCategories).values({ id, slug, name: input.name, description: input.description ?? "" }),
+      purgeBlogReadsStatement(),
+    ]);
   } catch (err) {
     if (isUniqueViolation(err)) throw slugTaken("category");
     throw err;
@@ -241,9 +245,10 @@ export async function createSeries(env: Bindings, input: SeriesInput & { title: 
   if (input.cover_image) await checkImage(env, input.cover_image, input.cover_image_alt ?? "", "cover_image");
   const id = uuidv7();
   try {
-    await database(env)
-      .insert(blogSeries)
-      .values({
+    // The public series list (/api/v2/series/) shows every series: it purges with the insert.
+    const db = database(env);
+    await runBatch(db, [
+      db.insert(blogSeries).values({
         id,
         slug,
         title: input.title,
@@ -251,7 +256,9 @@ export async function createSeries(env: Bindings, input: SeriesInput & { title: 
         coverImage: input.cover_image ?? null,
         coverImageAlt: input.cover_image ? (input.cover_image_alt ?? "") : "",
         isCompleted: input.is_completed ?? false,
-      });
+      }),
+      purgeBlogReadsStatement(),
+    ]);
   } catch (err) {
     if (isUniqueViolation(err)) throw slugTaken("series");
     throw err;
