@@ -23,6 +23,7 @@ import { findSpeciesForCare, storedCareGuide } from "./care-guides";
 import { addIdentifiedPlant } from "./collections";
 import { consensusChange, consensusStatements, requestRemovalStatements, tellAgreement, tellConsensus } from "./community";
 import type { MergedSuggestion } from "./merge";
+import { purgeStatementWhen } from "./public-cache";
 import { catalogueCommonNames } from "./species";
 import { imageUrl, photoRef, photosOf, type storeImages, withStoredPhotos } from "./photos";
 import type { Notification } from "./notifications";
@@ -84,6 +85,8 @@ export async function completeIdentificationRequest(
       SELECT ${uuidv7()}, ${s.scientific_name}, ${JSON.stringify(catalogueCommonNames(s.common_names))}, ${s.family}, ${s.genus}, ${s.gbif_id ?? null},
              ${s.description.slice(0, 2000)}, ${s.sources.join("+")}, 0 WHERE ${guard}
       ON CONFLICT DO NOTHING`);
+    // A name new to the catalogue shows in its cached lists and searches at once.
+    statements.push(purgeStatementWhen("species", sql`changes() > 0`));
   }
   const top = suggestions[0];
   if (top) {

@@ -6,7 +6,8 @@
  * change readers can see, so every cached variant goes at once, everywhere.
  *
  * What purges:
- * - species: a species added to the catalogue (a Trefle lookup) or changed;
+ * - species: a species added to the catalogue (a Trefle lookup, or a name an identification
+ *   suggested for the first time) or changed;
  * - forum: every successful write through the forum API (routes/forum.ts);
  * - diseases: a disease confirmed for the first time.
  * Counters that move with every identification (identification_count, confirmed_count) do not
@@ -15,7 +16,7 @@
  * Only for answers that are the same for every caller: routes decide (the forum caches only
  * anonymous readers, whose answers carry no "my reactions").
  */
-import { eq, sql } from "drizzle-orm";
+import { eq, type SQL, sql } from "drizzle-orm";
 import { type Database, database } from "../db/client";
 import { cacheGenerations } from "../db/schema";
 import type { Bindings } from "../env";
@@ -41,6 +42,16 @@ export function purgeStatement(db: Database, area: PublicArea) {
     .insert(cacheGenerations)
     .values({ area, version: 2 })
     .onConflictDoUpdate({ target: cacheGenerations.area, set: { version: sql`${cacheGenerations.version} + 1` } });
+}
+
+/**
+ * `purgeStatement` as raw SQL taking effect only when `when` holds, evaluated in the write's own
+ * batch (e.g. `changes() > 0` straight after an INSERT … ON CONFLICT DO NOTHING that may have added
+ * nothing): a purge for a change readers can see, and none for a write that changed nothing.
+ */
+export function purgeStatementWhen(area: PublicArea, when: SQL): SQL {
+  return sql`INSERT INTO ${cacheGenerations} (area, version) SELECT ${area}, 2 WHERE ${when}
+    ON CONFLICT (area) DO UPDATE SET version = ${cacheGenerations}.version + 1`;
 }
 
 /** Makes every cached read of `area` unreachable (see the module comment). */

@@ -3,9 +3,31 @@
  * cached public read shows must move its generation, or readers keep the old answer for the
  * entry's whole TTL (an hour for the blog, 5 minutes for the catalogue), whatever the docs promise.
  */
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { completeIdentificationRequest } from "../../src/services/identification-requests";
+import type { MergedSuggestion } from "../../src/services/merge";
 import { call, jsonWithStatus as json } from "../helpers/http";
+import { useEmulators } from "../helpers/outbound";
 import { API, uniq, withRole } from "../routes/blog-editorial-setup";
+
+useEmulators(); // registration sends its verification email
+
+function suggestion(scientificName: string): MergedSuggestion {
+  return {
+    plant_name: scientificName,
+    scientific_name: scientificName,
+    probability: 0.9,
+    common_names: [],
+    description: "",
+    family: "Purgeaceae",
+    genus: scientificName.split(" ")[0]!,
+    similar_images: [],
+    sources: ["plant_id"],
+    calibration_version: "plant_id:raw,plantnet:raw",
+    rank: 1,
+  };
+}
 
 interface Page<T> {
   meta: { total_count: number };
@@ -30,5 +52,29 @@ describe("purges of the public reads", () => {
       expect(after.meta.total_count, list).toBe(before.meta.total_count + 1);
       expect(after.items.map((i) => i.slug)).toContain(made.slug);
     }
+  });
+
+  it("shows a species an identification added to the catalogue in the cached catalogue and search at once", async () => {
+    const owner = await withRole("user");
+    const name = `Purgea ${Array.from(crypto.getRandomValues(new Uint8Array(10)), (b) => String.fromCharCode(97 + (b % 26))).join("")}`;
+    const list = "/api/v1/plant-identification/species/?family=Purgeaceae";
+    const search = `/api/v1/plant-identification/search/plants/?q=${encodeURIComponent(name)}`;
+    expect((await json<{ count: number }>(await call(list), 200)).count).toBe(0);
+    expect((await json<{ total: number }>(await call(search), 200)).total).toBe(0);
+    expect((await call(list)).headers.get("X-Cache")).toBe("HIT");
+
+    const requestId = crypto.randomUUID();
+    await env.DB.prepare(
+      "INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'processing', '[]', '[\"auto\"]')",
+    )
+      .bind(requestId, owner.userId)
+      .run();
+    await completeIdentificationRequest(env, requestId, owner.userId, [suggestion(name)]);
+    const stored = await env.DB.prepare("SELECT count(*) AS n FROM species WHERE scientific_name = ?").bind(name).first<{ n: number }>();
+    expect(stored!.n).toBe(1);
+
+    const listed = await json<{ count: number; results: { scientific_name: string }[] }>(await call(list), 200);
+    expect(listed.results.map((r) => r.scientific_name)).toEqual([name]);
+    expect((await json<{ total: number }>(await call(search), 200)).total).toBe(1);
   });
 });
