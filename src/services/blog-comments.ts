@@ -7,7 +7,8 @@
  *   `approved` at once. Readers see approved comments; authors also see their own pending ones.
  * - A reply names an approved comment of the same post (`parent_id`).
  * - `blog_posts.comment_count` is the count of approved comments, recomputed in the same batch
- *   as every write that can change it — never read-modify-write — and the edge cache is purged.
+ *   as every write that can change it — never read-modify-write — and the edge cache is purged in
+ *   that same batch (a comment never commits without its purge).
  * - Moderators (editor, moderator, admin) approve, reject and delete; approving or rejecting
  *   resolves the comment's open reports. Anyone signed in may report a comment once (not their own).
  * - Notifications: a held comment's author hears when it is approved; a comment's author hears
@@ -23,7 +24,7 @@ import type { AuthenticatedUser, Bindings } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
 import { isUuid, uuidv7 } from "../lib/ids";
 import { sanitisePostBody, visibleText } from "../lib/sanitise";
-import { purgeBlogReads } from "./blog-cache";
+import { purgeBlogReadsStatement } from "./blog-cache";
 import { withdrawStatements } from "./notification-delivery";
 import { announceNotifications, announceWithdrawals, createNotification, insertNotifications, underHourlyCap } from "./notifications";
 import { avatarUrl, type Role, trustLevelOf } from "./users";
@@ -156,15 +157,17 @@ export async function addComment(
   const held = (await trustLevelOf(env, user.id)) === "new";
   const id = uuidv7();
   const db = database(env);
+  // An approved comment moves the post's comment_count, which the cached public reads show: the
+  // purge is in the insert's batch, so the comment never commits without it (a purge failing
+  // after the commit would answer a written comment with a 5xx, and the retry of its
+  // Idempotency-Key would post it again).
   await runBatch(db, [
     db.insert(c).values({ id, postId, userId: user.id, parentId: input.parent_id ?? null, body, status: held ? "pending" : "approved" }),
     recount(env, postId),
+    ...(held ? [] : [purgeBlogReadsStatement()]),
   ]);
   const row = (await commentRow(env, id))!;
-  if (!held) {
-    await purgeBlogReads(env, { postIds: [postId], slugs: [post.slug] });
-    await tellParentAuthor(env, row, post.slug);
-  }
+  if (!held) await tellParentAuthor(env, row, post.slug);
   return commentBody(row);
 }
 
@@ -209,11 +212,6 @@ async function commentFor(env: Bindings, user: AuthenticatedUser, id: string): P
   return row;
 }
 
-async function purgeFor(env: Bindings, postId: string) {
-  const post = await database(env).select({ slug: blogPosts.slug }).from(blogPosts).where(eq(blogPosts.id, postId)).get();
-  await purgeBlogReads(env, { postIds: [postId], slugs: post ? [post.slug] : [] });
-}
-
 /**
  * Withdraws the reply notification comment `id` raised (its parent's author's, which quotes it),
  * for the batch that removes the comment from view: its text must not stay readable there nor go
@@ -239,8 +237,12 @@ export function withdrawPostReplyNotices(db: Database, postId: string, when: SQL
 export async function deleteComment(env: Bindings, user: AuthenticatedUser, id: string): Promise<void> {
   const row = await commentFor(env, user, id);
   const db = database(env);
-  const [withdrawn] = await runBatch(db, [...withdrawReplyNotice(db, id), db.delete(c).where(eq(c.id, id)), recount(env, row.postId)]);
-  await purgeFor(env, row.postId);
+  const [withdrawn] = await runBatch(db, [
+    ...withdrawReplyNotice(db, id),
+    db.delete(c).where(eq(c.id, id)),
+    recount(env, row.postId),
+    purgeBlogReadsStatement(),
+  ]);
   await announceWithdrawals(env, tableRows(notifications, withdrawn));
 }
 
@@ -260,8 +262,9 @@ export async function moderateComment(env: Bindings, moderator: AuthenticatedUse
       .set({ status: status === "rejected" ? "resolved" : "dismissed" })
       .where(and(eq(blogCommentReports.commentId, id), eq(blogCommentReports.status, "open"))),
     recount(env, row.postId),
+    // In the batch (as for a new comment): the moderation never commits without its purge.
+    purgeBlogReadsStatement(),
   ]);
-  await purgeFor(env, row.postId);
   if (status === "rejected") await announceWithdrawals(env, tableRows(notifications, withdrawn));
   const after = (await commentRow(env, id))!;
   if (status === "approved" && row.status === "pending") {

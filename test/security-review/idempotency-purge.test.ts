@@ -7,6 +7,7 @@
  */
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
+import { blogPost } from "../helpers/blog";
 import { call } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 import { bearerUser } from "../helpers/users";
@@ -49,5 +50,24 @@ describe("a failed purge after a committed write", () => {
     expect(first.status).toBe(201);
     expect(retry.status).toBe(201);
     expect(retry.headers.get("Idempotent-Replayed")).toBe("true");
+  });
+
+  it("blog: a comment and its purge land together, so a retry with the key never makes a second comment", async () => {
+    const post = await blogPost();
+    const u = await bearerUser();
+    await env.DB.prepare("UPDATE users SET trust_level = 'basic' WHERE id = ?").bind(u.userId).run();
+    const key = `comment-${crypto.randomUUID()}`;
+    const body = `Lovely guide ${key}`;
+    const send = () =>
+      call(`/api/v1/blog/posts/${post.id}/comments/`, { bearer: u.access, json: { body }, headers: { "Idempotency-Key": key } });
+    await refuseWritesTo("blog_cache_state");
+    const first = await send();
+    await heal();
+    // The first either failed whole (nothing written, the key released) or succeeded.
+    if (first.status >= 500) expect(await count("SELECT count(*) AS n FROM blog_comments WHERE body LIKE '%' || ? || '%'", key)).toBe(0);
+    else expect(first.status).toBe(201);
+    expect((await send()).status).toBe(201);
+    expect(await count("SELECT count(*) AS n FROM blog_comments WHERE body LIKE '%' || ? || '%'", key)).toBe(1);
+    expect(await count("SELECT comment_count AS n FROM blog_posts WHERE id = ?", post.id)).toBe(1);
   });
 });
