@@ -14,10 +14,11 @@
 import { and, eq, gt, isNull, lt, ne, or, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { changes, database, runBatch, type Statement } from "../db/client";
-import { emailChangeTokens, oauthAccounts, passwordResetTokens, users, wsTickets } from "../db/schema";
+import { blogPosts, emailChangeTokens, oauthAccounts, passwordResetTokens, users, wsTickets } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { randomToken, sha256Hex } from "../lib/hash";
+import { purgeBlogReadsStatement } from "./blog-cache";
 import { photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 import { AVATAR_RULES, validateImageUpload } from "../lib/images";
 import type { Logger } from "../lib/logger";
@@ -473,10 +474,24 @@ export async function updateProfile(env: Bindings, userId: string, profile: Prof
   };
   // drizzle leaves undefined fields out of the SET list; nothing given, nothing written.
   if (Object.values(set).every((value) => value === undefined)) return;
-  await database(env)
+  const db = database(env);
+  const update = db
     .update(users)
     .set({ ...set, updatedAt: new Date().toISOString() })
     .where(eq(users.id, userId));
+  // The name is a published author's byline in the blog's cached public reads (an hour at the
+  // edge): a changed or removed real name must not stay there. Only writers' names purge.
+  const byline = profile.first_name !== undefined || profile.last_name !== undefined;
+  await runBatch(db, [
+    update,
+    ...(byline
+      ? [
+          purgeBlogReadsStatement(
+            sql`EXISTS (SELECT 1 FROM ${blogPosts} WHERE ${blogPosts.authorId} = ${userId} AND ${blogPosts.status} = 'published')`,
+          ),
+        ]
+      : []),
+  ]);
 }
 
 /** Validates and stores an avatar in the photo store, points the profile at it, and releases the one it replaces. */

@@ -7,6 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { completeIdentificationRequest } from "../../src/services/identification-requests";
 import type { MergedSuggestion } from "../../src/services/merge";
+import { blogPost } from "../helpers/blog";
 import { call, jsonWithStatus as json } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 import { API, uniq, withRole } from "../routes/blog-editorial-setup";
@@ -76,5 +77,20 @@ describe("purges of the public reads", () => {
     const listed = await json<{ count: number; results: { scientific_name: string }[] }>(await call(list), 200);
     expect(listed.results.map((r) => r.scientific_name)).toEqual([name]);
     expect((await json<{ total: number }>(await call(search), 200)).total).toBe(1);
+  });
+
+  it("drops a blog author's removed real name from the cached public reads at once", async () => {
+    const author = await withRole("author");
+    const patch = (names: { first_name: string; last_name: string }) =>
+      call("/api/v1/auth/user/", { method: "PATCH", bearer: author.access, json: names });
+    expect((await patch({ first_name: "Rosa", last_name: "Realname" })).status).toBe(200);
+    const post = await blogPost({ authorId: author.userId });
+    const detail = `/api/v2/blog-posts/${post.id}/`;
+    const byline = async () => (await json<{ author: { display_name: string } }>(await call(detail), 200)).author.display_name;
+    expect(await byline()).toBe("Rosa Realname");
+    expect((await call(detail)).headers.get("X-Cache")).toBe("HIT");
+
+    expect((await patch({ first_name: "", last_name: "" })).status).toBe(200);
+    expect(await byline()).toBe(author.username);
   });
 });
