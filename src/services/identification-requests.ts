@@ -79,15 +79,24 @@ export async function completeIdentificationRequest(
   const guard = sql`EXISTS (SELECT 1 FROM identification_requests WHERE id = ${requestId} AND status = 'processing')`;
   const statements: (Statement | SQL)[] = [];
 
-  for (const s of suggestions) {
+  // Each new name's row id, known here: the purge below finds whether any insert added its row.
+  const newIds = suggestions.map(() => uuidv7());
+  suggestions.forEach((s, i) => {
     // Guarded INSERT … SELECT: new names join the catalogue unverified; its own data is never overwritten.
     statements.push(sql`INSERT INTO species (id, scientific_name, common_names, family, genus, gbif_id, description, source, is_verified)
-      SELECT ${uuidv7()}, ${s.scientific_name}, ${JSON.stringify(catalogueCommonNames(s.common_names))}, ${s.family}, ${s.genus}, ${s.gbif_id ?? null},
+      SELECT ${newIds[i]}, ${s.scientific_name}, ${JSON.stringify(catalogueCommonNames(s.common_names))}, ${s.family}, ${s.genus}, ${s.gbif_id ?? null},
              ${s.description.slice(0, 2000)}, ${s.sources.join("+")}, 0 WHERE ${guard}
       ON CONFLICT DO NOTHING`);
-    // A name new to the catalogue shows in its cached lists and searches at once.
-    statements.push(purgeStatementWhen("species", sql`changes() > 0`));
-  }
+  });
+  // A name new to the catalogue shows in its cached lists and searches at once: one purge when any
+  // insert above added its row (by primary key), none when every name was known.
+  if (suggestions.length > 0)
+    statements.push(
+      purgeStatementWhen(
+        "species",
+        sql`EXISTS (SELECT 1 FROM species WHERE id IN (SELECT value FROM json_each(${JSON.stringify(newIds)})))`,
+      ),
+    );
   const top = suggestions[0];
   if (top) {
     statements.push(
