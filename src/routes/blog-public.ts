@@ -103,7 +103,7 @@ const SeriesItem = z
     cover_image: z.object({ url: z.string(), alt: z.string() }).nullable(),
     is_completed: z.boolean(),
   })
-  .openapi("BlogSeries");
+  .openapi("WagtailBlogSeries");
 const Detail = ListItem.extend({
   introduction: z.string().openapi({ description: "Sanitised HTML." }),
   content_blocks: z.array(z.object({ type: z.string(), value: z.unknown(), id: z.string() })).openapi({
@@ -124,7 +124,7 @@ const Detail = ListItem.extend({
       }),
     )
     .openapi({ description: "At most 3: same category first, then shared tags, newest first." }),
-}).openapi("BlogPostDetail");
+}).openapi("WagtailBlogPostDetail");
 const meta = z.object({ total_count: z.number().int() });
 
 function cachedJsonResponse(description: string, schema: z.ZodType) {

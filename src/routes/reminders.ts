@@ -222,7 +222,7 @@ export function reminderRoutes() {
       }),
       created_at: z.string(),
     })
-    .openapi("CalendarFeed");
+    .openapi("CalendarSubscription");
   const postFeed = mine
     .post(`/calendar-feed`, "Issue your calendar subscription URL (replaces and revokes an earlier one)")
     .io({}, { 201: jsonBody(FeedSchema, "The new URL") });
