@@ -93,6 +93,14 @@ describe("OpenAPI document", () => {
     expect(properties[field]?.description).toMatch(/common password/);
   });
 
+  it("documents the new token pair a bearer caller gets from a password change (its old tokens stop working)", () => {
+    type Schema = { anyOf?: { properties?: Record<string, unknown>; required?: string[] }[] };
+    const op = ((doc.paths?.["/api/v1/auth/password/change"] ?? {}) as Record<string, { responses: Record<string, unknown> }>).post;
+    const ok = op?.responses["200"] as { content?: Record<string, { schema?: Schema }> } | undefined;
+    const variants = ok?.content?.["application/json"]?.schema?.anyOf ?? [];
+    expect(variants.map((v) => v.required?.slice().sort())).toContainEqual(["access", "expires_in", "message", "refresh", "token_type"]);
+  });
+
   it("shows, for every error envelope response, an example of that status", () => {
     for (const [path, item] of Object.entries(doc.paths ?? {})) {
       for (const [method, op] of Object.entries(item as Record<string, { responses?: Record<string, unknown> }>)) {

@@ -461,7 +461,18 @@ export function authRoutes() {
 
   const postPasswordChange = mine
     .post("/password/change", "Change the password; ends every session (this one continues with the returned pair)")
-    .io({ body: requestJson(PasswordChangeBody) }, { 200: jsonBody(z.object({ message: z.string() }).passthrough(), "Changed") });
+    .io(
+      { body: requestJson(PasswordChangeBody) },
+      {
+        200: jsonBody(
+          z.union([z.object({ message: z.string() }).extend(TokenPairSchema.shape), z.object({ message: z.string() })]).openapi({
+            description:
+              "A bearer caller gets its new pair here (its old tokens are revoked: store these); a cookie caller gets `message` alone and new session cookies.",
+          }),
+          "Changed",
+        ),
+      },
+    );
   app.openapi(postPasswordChange, async (c) => {
     const body = c.req.valid("json");
     const pair = await changePassword(
