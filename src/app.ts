@@ -105,8 +105,19 @@ export function createApp() {
       origin: (o) => (allowed.includes(o) ? o : null),
       credentials: true,
       allowMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-      allowHeaders: ["Content-Type", "Authorization", "X-CSRFToken", "X-Request-ID", "Idempotency-Key", "x-d1-bookmark"],
-      exposeHeaders: ["X-Request-ID", "Retry-After", "WWW-Authenticate", "Idempotent-Replayed", "x-d1-bookmark"],
+      // If-None-Match and Cache-Control: no-cache, and the ETag and X-Cache they go with, are how a
+      // client revalidates or refreshes a cached public read (docs/api.md § Cached public reads).
+      allowHeaders: [
+        "Content-Type",
+        "Authorization",
+        "X-CSRFToken",
+        "X-Request-ID",
+        "Idempotency-Key",
+        "x-d1-bookmark",
+        "If-None-Match",
+        "Cache-Control",
+      ],
+      exposeHeaders: ["X-Request-ID", "Retry-After", "WWW-Authenticate", "Idempotent-Replayed", "x-d1-bookmark", "ETag", "X-Cache"],
       maxAge: 600,
     })(c, next);
   });

@@ -50,6 +50,20 @@ describe("edge cache of public reads", () => {
     expect((await call(`${SPECIES}${id}/`)).headers.get("X-Cache")).toBe("HIT");
   });
 
+  it("lets a browser on another allowed origin read the ETag and send it back, and ask for a fresh build (CORS)", async () => {
+    const id = await anySpeciesId();
+    const origin = "http://localhost:5173";
+    const preflight = await call(`${SPECIES}${id}/`, {
+      method: "OPTIONS",
+      headers: { Origin: origin, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "if-none-match,cache-control" },
+    });
+    const allowed = (preflight.headers.get("Access-Control-Allow-Headers") ?? "").toLowerCase().split(/\s*,\s*/);
+    expect(allowed).toEqual(expect.arrayContaining(["if-none-match", "cache-control"]));
+    const read = await call(`${SPECIES}${id}/`, { headers: { Origin: origin } });
+    const exposed = (read.headers.get("Access-Control-Expose-Headers") ?? "").toLowerCase().split(/\s*,\s*/);
+    expect(exposed).toEqual(expect.arrayContaining(["etag", "x-cache"]));
+  });
+
   it("answers from the database when the edge cache fails, and still caches once it recovers", async () => {
     const id = await anySpeciesId();
     await purgePublicReads(env, "species");
