@@ -173,7 +173,7 @@ export const NotificationPayload = z.object({
   data: z
     .record(z.string(), z.unknown())
     .describe(
-      "care_reminder: {reminder_id, plant_id, due_at}; forum_reply, forum_mention: {topic_id, post_id, category_slug}; identification_completed: {request_id, kind (identification|diagnosis), results_count}; identification_failed: {request_id, kind, message}; security: {event (password_changed|password_reset|account_locked|sign_in_method_linked), detail}; blog_comment_approved / blog_comment_reply: {post_id, post_slug, comment_id}; calendar_event_changed: {event_id, change (updated|cancelled), starts_at}; calendar_event_starting: {event_id, starts_at}; community_proposal / community_agreement / community_consensus: {request_id, result_id, scientific_name?}",
+      "care_reminder: {reminder_id, plant_id, due_at}; forum_reply: {topic_id, post_id, category_slug}; forum_mention: {topic_id, post_id, category_slug, author_id}; identification_completed: {request_id, kind (identification|diagnosis), results_count}; identification_failed: {request_id, kind, message}; security: {event (password_changed|password_reset|account_locked|sign_in_method_linked), detail}; blog_comment_approved: {post_id, post_slug, comment_id}; blog_comment_reply: {post_id, post_slug, comment_id, author_id}; calendar_event_changed: {event_id, change (updated|cancelled), starts_at}; calendar_event_starting: {event_id, starts_at}; community_proposal: {request_id, result_id, scientific_name, author_id}; community_agreement: {request_id, result_id}; community_consensus: {request_id, result_id, scientific_name}. `author_id` is the user whose post, reply or proposal raised it.",
     ),
   is_read: z.boolean(),
   created_at: z.string().describe("ISO-8601 UTC"),
