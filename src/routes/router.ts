@@ -96,6 +96,12 @@ const IdempotencyHeaders = z.object({
     }),
 });
 const IDEMPOTENCY_REUSED = errorResponse(422, "The Idempotency-Key was already used for another request", "IDEMPOTENCY_KEY_REUSED");
+/** A route's own 409 replaces this one in the document (the header's description still names the code). */
+const IDEMPOTENCY_IN_USE = errorResponse(
+  409,
+  "A request with this Idempotency-Key is still running; retry after Retry-After",
+  "IDEMPOTENCY_KEY_IN_USE",
+);
 
 /** Whether a route takes Idempotency-Key: a signed-in POST outside the auth endpoints. */
 function takesIdempotencyKey(method: Method, tags: string[], extra: { security?: unknown }, request: Request): boolean {
@@ -127,7 +133,9 @@ function builder<const E extends Responses, const X extends Partial<ReturnType<t
       io: <const Q extends Request, const R extends Responses>(request: Q, responses: R, details: Details = {}) => {
         const idempotent = takesIdempotencyKey(method, tags, extra, request);
         const withKey = idempotent ? { ...request, headers: IdempotencyHeaders } : request;
-        const withReused = idempotent ? { 422: IDEMPOTENCY_REUSED, ...errors, ...responses } : { ...errors, ...responses };
+        const withReused = idempotent
+          ? { 409: IDEMPOTENCY_IN_USE, 422: IDEMPOTENCY_REUSED, ...errors, ...responses }
+          : { ...errors, ...responses };
         const optionalBody = request.body?.required === false;
         const middleware = optionalBody ? [...(extra.middleware ?? []), emptyOptionalBody] : extra.middleware;
         return createRoute({
