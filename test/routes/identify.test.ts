@@ -299,6 +299,25 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
     expect(emulators.plantnet.calls).toBe(1);
   });
 
+  it("answers an Idempotency-Key refusal in its own shape, as docs/api.md's table lists it", async () => {
+    const u = await bearerUser();
+    const bytes = await photo();
+    const bad = await call(PATH, { method: "POST", body: form(bytes), bearer: u.access, headers: { "Idempotency-Key": "two words" } });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ success: false, code: "IDEMPOTENCY_KEY_INVALID" });
+    const key = crypto.randomUUID();
+    const first = await call(PATH, { method: "POST", body: form(bytes), bearer: u.access, headers: { "Idempotency-Key": key } });
+    expect(first.status).toBe(200);
+    const other = await call(PATH, {
+      method: "POST",
+      body: form(await photo({ text: "OTHER" })),
+      bearer: u.access,
+      headers: { "Idempotency-Key": key },
+    });
+    expect(other.status).toBe(422);
+    expect(await other.json()).toMatchObject({ success: false, code: "IDEMPOTENCY_KEY_REUSED" });
+  });
+
   it("saves the identification for a signed-in user and returns request_id", async () => {
     const u = await bearerUser();
     const bytes = await photo();
