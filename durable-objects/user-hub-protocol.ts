@@ -223,7 +223,11 @@ export type ClientMessage = z.infer<typeof ClientPing>;
 export const SERVER_MESSAGES = {
   init: { schema: InitMessage, summary: "Sent once on connect." },
   progress: { schema: ProgressMessage, summary: "One step of a request's job; `data` depends on `stage`." },
-  completed: { schema: CompletedMessage, summary: "The request is final; nothing more comes for it." },
+  completed: {
+    schema: CompletedMessage,
+    summary:
+      "The request is final; nothing more comes for it unless its owner retries an identification (`POST …/requests/{id}/retry/`), which starts a new run at `queued`.",
+  },
   error: { schema: ErrorMessage, summary: "The request failed; `completed` with status `failed` follows." },
   notification: { schema: NotificationMessage, summary: "A new in-app notification (`/ws/` only, not replayed)." },
   notification_updated: {
