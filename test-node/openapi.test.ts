@@ -116,6 +116,21 @@ describe("OpenAPI document", () => {
     expect(missing).toEqual([]);
   });
 
+  it("lists 415 on every operation with a JSON body (the media-type gate answers it to any other type)", () => {
+    type Op = { requestBody?: { content?: Record<string, unknown> }; responses?: Record<string, unknown> };
+    const missing: string[] = [];
+    let json = 0;
+    for (const [path, item] of Object.entries(doc.paths ?? {})) {
+      for (const [method, op] of Object.entries(item as Record<string, Op>)) {
+        if (!op.requestBody?.content?.["application/json"]) continue;
+        json++;
+        if (!op.responses?.["415"]) missing.push(`${method.toUpperCase()} ${path}`);
+      }
+    }
+    expect(json).toBeGreaterThan(50);
+    expect(missing).toEqual([]);
+  });
+
   it("shows, for every error envelope response, an example of that status", () => {
     for (const [path, item] of Object.entries(doc.paths ?? {})) {
       for (const [method, op] of Object.entries(item as Record<string, { responses?: Record<string, unknown> }>)) {

@@ -103,6 +103,13 @@ const IDEMPOTENCY_IN_USE = errorResponse(
   "IDEMPOTENCY_KEY_IN_USE",
 );
 
+/**
+ * @hono/zod-openapi's media-type gate answers 415 to a JSON route's body of another type (or of
+ * none declared); app.ts words it "Send the body as application/json." A route's own 415 (the
+ * ones that also take multipart) replaces this one in the document.
+ */
+const JSON_ONLY = errorResponse(415, "The body is not application/json", "UNSUPPORTED_MEDIA_TYPE");
+
 /** Whether a route takes Idempotency-Key: a signed-in POST outside the auth endpoints. */
 function takesIdempotencyKey(method: Method, tags: string[], extra: { security?: unknown }, request: Request): boolean {
   return method === "post" && extra.security !== undefined && !tags.includes("Auth") && request.headers === undefined;
@@ -133,9 +140,13 @@ function builder<const E extends Responses, const X extends Partial<ReturnType<t
       io: <const Q extends Request, const R extends Responses>(request: Q, responses: R, details: Details = {}) => {
         const idempotent = takesIdempotencyKey(method, tags, extra, request);
         const withKey = idempotent ? { ...request, headers: IdempotencyHeaders } : request;
-        const withReused = idempotent
-          ? { 409: IDEMPOTENCY_IN_USE, 422: IDEMPOTENCY_REUSED, ...errors, ...responses }
-          : { ...errors, ...responses };
+        const takesJson = request.body?.content?.["application/json"] !== undefined;
+        const withReused = {
+          ...(takesJson ? { 415: JSON_ONLY } : {}),
+          ...(idempotent ? { 409: IDEMPOTENCY_IN_USE, 422: IDEMPOTENCY_REUSED } : {}),
+          ...errors,
+          ...responses,
+        };
         const optionalBody = request.body?.required === false;
         const middleware = optionalBody ? [...(extra.middleware ?? []), emptyOptionalBody] : extra.middleware;
         return createRoute({
