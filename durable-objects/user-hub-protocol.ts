@@ -262,8 +262,9 @@ export const CLOSE_CODES = {
 /** What each close code means to a client and what it should do; the AsyncAPI document lists these. */
 export const CLOSE_CODE_MEANINGS = {
   SESSION_ENDED: {
-    when: "Not signed in (no, invalid or spent credentials), or the session ended: sign-out, sign-out everywhere, a password change or reset, deactivation.",
-    action: "Sign in again before reconnecting.",
+    when: "Not signed in (no, invalid, expired or spent credentials: an access token or cookie past its 15 minutes, a used ticket), or the session ended: sign-out, sign-out everywhere, a password change or reset, deactivation.",
+    action:
+      "Refresh the access token (a new ticket for browsers) and reconnect once; if the refresh is refused, sign in again before reconnecting.",
   },
   NOT_YOURS: { when: "The request belongs to another user (request channel only).", action: "Do not reconnect." },
   REQUEST_GONE: { when: "The request is unknown or was deleted (request channel only).", action: "Do not reconnect." },
