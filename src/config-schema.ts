@@ -77,6 +77,11 @@ export const ConfigSchema = z.object({
   IDENTIFY_RATE_LIMIT: rate,
   CARE_REGENERATE_RATE_LIMIT: rate,
   FORUM_POST_RATE_LIMIT: rate,
+  /**
+   * Refreshes of one session (default 30 an hour; a 15-minute access token needs 4): a refresh
+   * token that verifies spends its session's budget, anything else REFRESH_RATE_LIMIT, per address.
+   */
+  REFRESH_SESSION_RATE_LIMIT: z.string().default("30/3600").pipe(rate),
   /** Plant photos stored per user, new plants and replaced photos alike (default 100 an hour). */
   PLANT_PHOTO_RATE_LIMIT: z.string().default("100/3600").pipe(rate),
   /**

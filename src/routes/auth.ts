@@ -333,14 +333,19 @@ export function authRoutes() {
   );
   app.openapi(postTokenRefresh, async (c) => {
     const config = getConfig(c.env);
-    await enforceRateLimit(c.env, `refresh:ip:${clientIp(c.req.raw)}`, config.REFRESH_RATE_LIMIT);
     const fromBody = c.req.valid("json")?.refresh;
     const fromCookie = fromBody ? undefined : getCookie(c, REFRESH_COOKIE);
     const token = fromBody ?? fromCookie;
+    const claims = token ? await verifyToken(config, token, "refresh").catch(() => null) : null;
+    // A token we signed, unexpired, spends its own session's budget: people behind one address (a
+    // household, a carrier's NAT) each refresh every 15 minutes and must not spend each other's.
+    // Anything else (no token, a forged or expired one) spends the address's budget.
+    if (claims?.fam) await enforceRateLimit(c.env, `refresh:session:${claims.fam}`, config.REFRESH_SESSION_RATE_LIMIT);
+    else await enforceRateLimit(c.env, `refresh:ip:${clientIp(c.req.raw)}`, config.REFRESH_RATE_LIMIT);
     if (!token) {
       throw new AppError("VALIDATION_ERROR", 400, "No refresh token provided.", { refresh: ["This field is required."] });
     }
-    if (fromCookie) await assertCsrf(c, (await verifyToken(config, token, "refresh").catch(() => null))?.fam);
+    if (fromCookie) await assertCsrf(c, claims?.fam);
     const pair = await rotateRefreshToken(c.env, config, token, (userId, familyId, stolen) =>
       endSession(c.env, config, userId, familyId, { stolen, logger: c.get("logger") }),
     );

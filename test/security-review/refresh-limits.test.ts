@@ -1,0 +1,79 @@
+// Token refresh was limited per address only (10 an hour). A 15-minute access token needs four
+// refreshes an hour, so three people behind one address (a household, a mobile carrier's NAT) ran
+// out and were signed out. A refresh token we signed now spends its own session's budget; anything
+// else (no token, a forged or expired one) still spends the address's.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { createApp } from "../../src/app";
+import { expectError, freshIp } from "../helpers/http";
+import { useEmulators } from "../helpers/outbound";
+import { bearerUser } from "../helpers/users";
+
+useEmulators();
+
+const limited = { ...env, REFRESH_RATE_LIMIT: "2/3600", REFRESH_SESSION_RATE_LIMIT: "3/3600" };
+
+async function refresh(ip: string, token?: string) {
+  const ctx = createExecutionContext();
+  const res = await createApp().request(
+    "/api/v1/auth/token/refresh/",
+    {
+      method: "POST",
+      headers: { "CF-Connecting-IP": ip, "Content-Type": "application/json" },
+      body: JSON.stringify(token === undefined ? {} : { refresh: token }),
+    },
+    limited,
+    ctx,
+  );
+  await waitOnExecutionContext(ctx);
+  return res;
+}
+
+/** Refreshes `token` `times` times in a row from `ip`, each with the token the last one issued; the statuses. */
+async function refreshChain(ip: string, token: string, times: number) {
+  const statuses: number[] = [];
+  for (let i = 0; i < times; i++) {
+    const res = await refresh(ip, token);
+    statuses.push(res.status);
+    if (res.status === 200) token = ((await res.json()) as { refresh: string }).refresh;
+  }
+  return statuses;
+}
+
+describe("token refresh limits", () => {
+  it("people behind one address do not spend each other's refreshes", async () => {
+    const ip = freshIp();
+    const people = [await bearerUser(), await bearerUser(), await bearerUser()];
+    // Three sessions on one address, each refreshing: more than the address's 2, each within its own 3.
+    for (const person of people) expect(await refreshChain(ip, person.refresh, 2)).toEqual([200, 200]);
+  });
+
+  it("one session is limited on its own (429 with Retry-After), from any address", async () => {
+    const me = await bearerUser();
+    const statuses = [];
+    let token = me.refresh;
+    for (let i = 0; i < 4; i++) {
+      const res = await refresh(freshIp(), token);
+      statuses.push(res.status);
+      if (res.status === 200) token = ((await res.json()) as { refresh: string }).refresh;
+      else {
+        await expectError(res.clone(), 429, "RATE_LIMITED");
+        expect(Number(res.headers.get("Retry-After"))).toBeGreaterThan(0);
+      }
+    }
+    expect(statuses).toEqual([200, 200, 200, 429]);
+  });
+
+  it("forged, missing or garbage tokens spend the address's budget, whatever session they name", async () => {
+    const ip = freshIp();
+    const me = await bearerUser();
+    const [header, payload] = me.refresh.split(".");
+    const forged = `${header}.${payload}.${"A".repeat(43)}`;
+    await expectError(await refresh(ip, forged), 401, "TOKEN_INVALID");
+    await expectError(await refresh(ip), 400, "VALIDATION_ERROR");
+    await expectError(await refresh(ip, "not-a-token"), 429, "RATE_LIMITED");
+    // The session the forgery named keeps its own budget.
+    expect(await refreshChain(ip, me.refresh, 1)).toEqual([200]);
+  });
+});
