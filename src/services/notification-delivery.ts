@@ -262,10 +262,16 @@ async function sendEmailDelivery(env: Bindings, row: Delivery): Promise<Result> 
       .where(eq(notificationDeliveries.digestId, row.id))
       .all();
     if (items.length === 0) return { status: "skipped", detail: "nothing gathered" };
+    // Held while the reader wanted that type by email; a type turned off since (one-click
+    // unsubscribe, or the app) stays out, as a single email of it would be skipped.
+    const wanted = items.filter(
+      (i) => ALWAYS_EMAILED.includes(i.n.type as PreferenceType) || prefs.types[i.n.type as PreferenceType]?.email,
+    );
+    if (wanted.length === 0) return { status: "skipped", detail: "types turned off" };
     headers = await listUnsubscribeHeaders(env, user.id, "all", issuedAt);
     const period = row.period?.startsWith("weekly") ? "weekly" : "daily";
     mail = renderDigestEmail(
-      items.map((i) => asEmailNotification(i.n)),
+      wanted.map((i) => asEmailNotification(i.n)),
       recipientInfo,
       { frontend: config.FRONTEND_URL, unsubscribe: unsubscribeUrl(headers) },
       period,

@@ -329,6 +329,63 @@ describe("digest", () => {
     expect(next?.status).toBe("queued");
   });
 
+  it("a type whose email was turned off (one-click unsubscribe) after its mail was held is left out of the digest", async () => {
+    const u = await verifiedUser(); // daily by default
+    await quietNotification(u.userId, "forum_mention", "Mention after unsubscribing", "2026-12-02T10:00:00.000Z");
+    await quietNotification(u.userId, "identification_failed", "Still wanted", "2026-12-02T11:00:00.000Z");
+    await quietNotification(u.userId, "blog_comment_reply", "Reply after unsubscribing", "2026-12-02T12:00:00.000Z");
+    // The reader stops mention mail by the one-click link of an earlier email, and reply mail in the app.
+    const { listUnsubscribeHeaders } = await import("../../src/services/unsubscribe");
+    const link = /<(https:[^>]+)>/.exec((await listUnsubscribeHeaders(env, u.userId, "forum_mention"))["List-Unsubscribe"]!)![1]!;
+    const unsubscribed = await call(link.replace(BASE, ""), {
+      method: "POST",
+      body: "List-Unsubscribe=One-Click",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    });
+    expect(unsubscribed.status).toBe(200);
+    await json(
+      await call("/api/v1/notifications/preferences/", {
+        method: "PUT",
+        bearer: u.access,
+        json: { types: { blog_comment_reply: { email: false } } },
+      }),
+      200,
+    );
+    await gatherDigests(env, Date.parse("2026-12-03T09:00:00Z"));
+    const digest = (await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, u.userId)).all()).find(
+      (r) => r.type === "digest",
+    )!;
+    await runJobs([digest.id]);
+    const mails = mailsTo(u.email);
+    expect(mails).toHaveLength(1);
+    expect(mails[0]!.subject).toBe("Your daily Plant Community digest: 1 update");
+    expect(mails[0]!.text).toContain("Still wanted");
+    expect(mails[0]!.text).not.toContain("after unsubscribing");
+
+    // Everything in it turned off: no digest at all.
+    const v = await verifiedUser();
+    await quietNotification(v.userId, "forum_mention", "Nobody wants this", "2026-12-02T10:00:00.000Z");
+    await json(
+      await call("/api/v1/notifications/preferences/", {
+        method: "PUT",
+        bearer: v.access,
+        json: { types: { forum_mention: { email: false } } },
+      }),
+      200,
+    );
+    await gatherDigests(env, Date.parse("2026-12-03T09:00:00Z"));
+    const second = (await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, v.userId)).all()).find(
+      (r) => r.type === "digest",
+    );
+    if (second) {
+      await runJobs([second.id]);
+      expect((await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, second.id)).get())?.status).toBe(
+        "skipped",
+      );
+    }
+    expect(mailsTo(v.email)).toHaveLength(0);
+  });
+
   it("a reader who turns email off has their held mail dropped, not sent", async () => {
     const u = await verifiedUser();
     const n = await quietNotification(u.userId, "forum_mention", "Held", "2026-12-01T10:00:00.000Z");
