@@ -1096,6 +1096,7 @@ export const notificationDeliveries = sqliteTable(
     /** A digest's period (`daily:2026-12-03`, `weekly:2026-W49`). */
     period: text("period"),
     attempts: integer("attempts").notNull().default(0),
+    /** `sending`: when it was claimed. `queued` after a failed attempt: when the queue's retry is due. */
     claimedAt: text("claimed_at"),
     sentAt: text("sent_at"),
     providerId: text("provider_id"),

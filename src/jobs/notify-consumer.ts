@@ -32,7 +32,7 @@ export async function handleNotifyBatch(batch: MessageBatch<unknown>, env: Bindi
           logger.error("notification delivery crashed", { delivery_id: id, ...describeError(err) });
           reportError(env, err, { tags: { queue: "notify", delivery_id: id } }, (p) => ctx.waitUntil(p));
         } else logger.warn("notification delivery will be retried", { delivery_id: id, error: err.message, delay_s: delayS });
-        await releaseDelivery(env, id, err instanceof Error ? err.message.slice(0, 500) : String(err)).catch(() => {});
+        await releaseDelivery(env, id, err instanceof Error ? err.message.slice(0, 500) : String(err), delayS).catch(() => {});
         message.retry({ delaySeconds: delayS });
       }
     }),

@@ -189,12 +189,18 @@ async function finish(env: Bindings, id: string, status: "sent" | "skipped", det
     .where(and(eq(d.id, id), eq(d.status, "sending")));
 }
 
-/** Gives a claimed row back after a failure, for the queue's retry. */
-export async function releaseDelivery(env: Bindings, id: string, detail: string): Promise<void> {
+/**
+ * Gives a claimed row back after a failure, for the queue's retry in `retryInS`. A queued row's
+ * `claimed_at` then says when that retry is due, so the sweep leaves it to the queue until
+ * REQUEUE_AFTER_MS past then: clearing it made a row older than that look never queued, and every
+ * five-minute sweep sent it again, ahead of the push service's Retry-After (up to an hour), each
+ * time as one more message retrying on its own.
+ */
+export async function releaseDelivery(env: Bindings, id: string, detail: string, retryInS = 0, now = Date.now()): Promise<void> {
   const d = notificationDeliveries;
   await database(env)
     .update(d)
-    .set({ status: "queued", claimedAt: null, detail })
+    .set({ status: "queued", claimedAt: new Date(now + retryInS * 1000).toISOString(), detail })
     .where(and(eq(d.id, id), eq(d.status, "sending")));
 }
 
@@ -396,7 +402,10 @@ async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger): 
 
 // ---- Sweep and digests (cron) ----------------------------------------------------------------
 
-/** Puts back on the queue what never got there or whose consumer died. Returns how many. */
+/**
+ * Puts back on the queue what never got there, whose consumer died, or whose retry (given back by
+ * `releaseDelivery`) was due REQUEUE_AFTER_MS ago and never came. Returns how many.
+ */
 export async function requeueStale(env: Bindings, now = Date.now()): Promise<number> {
   const d = notificationDeliveries;
   const before = new Date(now - REQUEUE_AFTER_MS).toISOString();

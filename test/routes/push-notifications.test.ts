@@ -12,6 +12,7 @@ import { describe, expect, it } from "vitest";
 import { database, runBatch } from "../../src/db/client";
 import { notificationDeliveries, pushSubscriptions } from "../../src/db/schema";
 import { handleNotifyBatch } from "../../src/jobs/notify-consumer";
+import { requeueStale } from "../../src/services/notification-delivery";
 import { createNotification, insertNotifications, type NotificationType } from "../../src/services/notifications";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
 import worker from "../../src/index";
@@ -160,6 +161,30 @@ describe("web push", () => {
     const got = emulators.push.received.filter((p) => JSON.parse(p.payload).title === "Twice?").map((p) => p.endpoint);
     expect(got.sort()).toEqual([phone.endpoint, laptop.endpoint].sort());
     expect((await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, d!.id)).get())?.status).toBe("sent");
+  });
+  it("a delivery waiting out a push service's Retry-After is not sent again early by the five-minute sweep", async () => {
+    const u = await bearerUser();
+    await device(u);
+    const [d] = (await quiet(u.userId, "forum_mention", "Wait an hour")).filter((x) => x.channel === "push");
+    emulators.push.failNext(429, 3600);
+    const first = await run([d!.id]);
+    expect(first.retryMessages).toHaveLength(1);
+    // The sweep sees only what it sends: a queue binding that records instead of delivering.
+    const swept = async (at: number) => {
+      const sent: string[] = [];
+      const queue = {
+        sendBatch: async (messages: Iterable<MessageSendRequest<{ delivery_id: string }>>) => {
+          for (const m of messages) sent.push(m.body.delivery_id);
+        },
+      } as unknown as Queue;
+      await requeueStale({ ...env, NOTIFY_QUEUE: queue }, at);
+      return sent;
+    };
+    // Ten and fifty minutes on, the queue's own retry is still ahead: the sweep leaves the row to it.
+    expect(await swept(Date.now() + 10 * 60_000)).not.toContain(d!.id);
+    expect(await swept(Date.now() + 50 * 60_000)).not.toContain(d!.id);
+    // Well past the retry's time and still not taken: the retry was lost, and the sweep sends it.
+    expect(await swept(Date.now() + 70 * 60_000)).toContain(d!.id);
   });
 });
 
