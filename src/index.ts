@@ -7,7 +7,9 @@ import type { Bindings } from "./env";
 import { runHousekeeping } from "./jobs/housekeeping";
 import { handleNotifyBatch, handleNotifyDeadLetters } from "./jobs/notify-consumer";
 import { handleDeadLetterBatch, handleJobBatch } from "./jobs/queue";
+import { AppError } from "./lib/errors";
 import { createLogger } from "./lib/logger";
+import { unsubscribeByMail } from "./services/unsubscribe";
 
 export { HitCounter } from "../durable-objects/hit-counter";
 export { ProviderCircuit } from "../durable-objects/provider-circuit";
@@ -29,6 +31,22 @@ export default {
     if (batch.queue.startsWith("plant-notify")) await (dead ? handleNotifyDeadLetters(batch, env) : handleNotifyBatch(batch, env, ctx));
     else if (dead) await handleDeadLetterBatch(batch, env, ctx);
     else await handleJobBatch(batch, env, ctx);
+  },
+
+  /**
+   * Mail to EMAIL_UNSUBSCRIBE_ADDRESS (the `mailto:` of every notification email's
+   * List-Unsubscribe), routed here by Cloudflare Email Routing: its subject's token unsubscribes
+   * as the one-click POST does. Without a valid token the message is rejected (bounced).
+   */
+  async email(message, env) {
+    const logger = createLogger({ email: "unsubscribe" });
+    try {
+      const { scope } = await unsubscribeByMail(env, message.headers.get("subject") ?? "");
+      logger.info("unsubscribed by mail", { scope });
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      message.setReject(err.message);
+    }
   },
 
   async scheduled(controller, env, ctx) {

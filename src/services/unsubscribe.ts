@@ -116,6 +116,24 @@ export async function unsubscribe(
 }
 
 /**
+ * The `mailto:` of List-Unsubscribe (RFC 2369), for mail clients that write instead of POSTing:
+ * a message to EMAIL_UNSUBSCRIBE_ADDRESS (routed to the Worker's `email` handler by Cloudflare
+ * Email Routing) whose subject holds `unsubscribe <token>` — a reply's `Re:` and the like are
+ * allowed around it. The token is the credential, exactly as for the one-click POST; the sender's
+ * address counts for nothing (it is easily forged). A subject with no valid token: 400
+ * INVALID_TOKEN, nothing changed.
+ */
+export async function unsubscribeByMail(
+  env: Bindings,
+  subject: string,
+  now = Date.now(),
+): Promise<{ scope: UnsubscribeScope; types: PreferenceType[] }> {
+  const token = /(?:^|\s)unsubscribe\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)(?:\s|$)/i.exec(subject.slice(0, 2048))?.[1];
+  if (!token) throw refused("the subject holds no unsubscribe token");
+  return unsubscribe(env, token, now);
+}
+
+/**
  * The two List-Unsubscribe headers of RFC 8058 for one email. One-click (List-Unsubscribe-Post)
  * is announced only when the link is https, as RFC 8058 requires; a local run on plain http
  * keeps RFC 2369's List-Unsubscribe alone.

@@ -126,3 +126,45 @@ describe("one-click unsubscribe", () => {
     expect(otherPrefs.types.forum_mention!.email).toBe(true);
   });
 });
+
+describe("unsubscribing by mail (the mailto: of List-Unsubscribe)", () => {
+  /** What Email Routing hands the Worker for a message to the unsubscribe address. */
+  function inbound(subject: string, to = "unsubscribe@plantcommunity.test") {
+    const rejected: string[] = [];
+    const message = {
+      from: "someone@example.org",
+      to,
+      headers: new Headers({ Subject: subject }),
+      raw: new ReadableStream(),
+      rawSize: 0,
+      setReject: (reason: string) => void rejected.push(reason),
+      forward: async () => ({}),
+      reply: async () => ({}),
+    } as unknown as ForwardableEmailMessage;
+    return { message, rejected };
+  }
+  const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext;
+
+  it("a mail client that sends the mailto: instead of the one-click POST unsubscribes just the same; a bad token is refused, nothing changed", async () => {
+    const worker = (await import("../../src/index")).default as ExportedHandler<typeof env>;
+    const u = await bearerUser();
+    const headers = await listUnsubscribeHeaders(env, u.userId, "forum_mention");
+    const mailto = /<mailto:([^>]+)>/.exec(headers["List-Unsubscribe"]!)![1]!;
+    const subject = decodeURIComponent(new URL(`mailto:${mailto}`).searchParams.get("subject")!);
+    expect(subject).toMatch(/^unsubscribe [\w-]+\.[\w-]+$/);
+    expect(typeof worker.email).toBe("function");
+
+    const forged = inbound(`${subject.slice(0, -2)}xx`);
+    await worker.email!(forged.message, env, ctx);
+    expect(forged.rejected).toHaveLength(1);
+    expect((await prefs(u.access)).types.forum_mention!.email).toBe(true);
+
+    const good = inbound(`Re: ${subject}`);
+    await worker.email!(good.message, env, ctx);
+    expect(good.rejected).toEqual([]);
+    const after = await prefs(u.access);
+    expect(after.types.forum_mention!.email).toBe(false);
+    expect(after.types.forum_mention!.push).toBe(NOTIFICATION_DEFAULTS.forum_mention.push);
+    expect(after.types.security!.email).toBe(true);
+  });
+});
