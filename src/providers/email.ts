@@ -2,6 +2,8 @@
  * Email through an HTTP sending API (Resend's `POST /emails` shape; any provider with the same
  * contract works by changing EMAIL_API_URL). Local runs and tests use emulators/email.ts.
  */
+import { parseRetryAfter } from "./types";
+
 export interface EmailMessage {
   to: string;
   subject: string;
@@ -29,6 +31,8 @@ export class EmailError extends Error {
     readonly status?: number,
     /** The provider's error name (Resend's `name`), e.g. `invalid_idempotent_request`. */
     readonly code?: string,
+    /** Seconds the provider asked us to wait (its Retry-After, on a 429 or 503). */
+    readonly retryAfterS?: number,
   ) {
     super(message);
     this.name = "EmailError";
@@ -62,7 +66,8 @@ export async function sendEmail(settings: EmailSettings, message: EmailMessage):
   if (!res.ok) {
     const error = (await res.json().catch(() => null)) as { name?: unknown } | null;
     const code = typeof error?.name === "string" ? error.name : undefined;
-    throw new EmailError(`Email provider answered ${res.status}${code ? ` (${code})` : ""}`, res.status, code);
+    const retryAfterS = parseRetryAfter(res.headers.get("Retry-After"));
+    throw new EmailError(`Email provider answered ${res.status}${code ? ` (${code})` : ""}`, res.status, code, retryAfterS);
   }
   const body = (await res.json().catch(() => null)) as { id?: unknown } | null;
   if (!body || typeof body.id !== "string") throw new EmailError("Email provider sent a malformed answer", res.status);

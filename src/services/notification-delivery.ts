@@ -297,14 +297,15 @@ async function sendEmailDelivery(env: Bindings, row: Delivery): Promise<Result> 
     const sent = await deliverEmail(env, { to: user.email, ...mail, headers, idempotencyKey: row.id });
     return sent.sent ? { status: "sent", detail: null, providerId: sent.id } : { status: "skipped", detail: `address ${sent.reason}` };
   } catch (err) {
-    const { status, code } = err as { status?: number; code?: string };
+    const { status, code, retryAfterS } = err as { status?: number; code?: string; retryAfterS?: number };
     // The provider took an earlier attempt under this delivery's key, and this one's bytes differ
     // (the post it quotes was edited, or left a digest, in between): the email went out.
     if (status === 409 && code === "invalid_idempotent_request") return { status: "sent", detail: "accepted by an earlier attempt" };
     // 4xx other than 409/429 means this email can never be accepted as it is: retrying is useless.
     if (status !== undefined && status >= 400 && status < 500 && status !== 409 && status !== 429)
       return { status: "skipped", detail: `refused by the provider (${status})` };
-    throw new DeliveryRetry(err instanceof Error ? err.message : String(err));
+    // A 429 (or 503) names its wait: the next attempt keeps to it rather than the short backoff.
+    throw new DeliveryRetry(err instanceof Error ? err.message : String(err), retryAfterS);
   }
 }
 

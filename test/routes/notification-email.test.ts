@@ -260,6 +260,24 @@ describe("failures", () => {
     expect((await deliveriesOf(d!.notificationId!))[0]).toMatchObject({ status: "sent", attempts: 2, detail: null });
   });
 
+  it("a 429 from the provider waits for its Retry-After before the next attempt, not the short backoff", async () => {
+    const u = await verifiedUser({ digest: "immediate" });
+    const [d] = await deliveriesOf(await quietNotification(u.userId, "forum_mention", "Slow down"));
+    emulators.overrides["email.emulator.test"] = async () =>
+      Response.json(
+        { statusCode: 429, name: "rate_limit_exceeded", message: "Too many requests. You can only make 2 requests per second." },
+        { status: 429, headers: { "Retry-After": "600" } },
+      );
+    const before = Date.now();
+    const result = await runJobs([d!.id]);
+    delete emulators.overrides["email.emulator.test"];
+    expect(result.retryMessages).toHaveLength(1);
+    const row = (await deliveriesOf(d!.notificationId!))[0]!;
+    expect(row.status).toBe("queued");
+    // claimed_at of a row given back says when its retry is due: the provider's ten minutes.
+    expect(Date.parse(row.claimedAt!)).toBeGreaterThanOrEqual(before + 600_000);
+  });
+
   it("a malformed job is dropped, not retried forever", async () => {
     const batch = createMessageBatch("plant-notify", [{ id: "junk", timestamp: new Date(), attempts: 1, body: { nope: 1 } }]);
     const ctx = createExecutionContext();
