@@ -52,6 +52,10 @@ export const DIGEST_HOUR = 8;
 /** How long a push service keeps a push for an offline device. */
 const PUSH_TTL_S = 24 * 3600;
 const QUEUE_BATCH = 100;
+/** Readers with held mail read at a time by `gatherDigests`. */
+const READERS_PAGE = 1000;
+/** Readers whose held mail one `gatherDigests` run writes (gathers or drops); the next run goes on. */
+const MAX_DIGEST_WRITES = 1000;
 
 /** A failure worth retrying later (provider down, 429, 5xx); `delayS` when the provider said. */
 export class DeliveryRetry extends Error {
@@ -491,42 +495,59 @@ function isoWeek(day: Date): string {
  */
 export async function gatherDigests(env: Bindings, now = Date.now()): Promise<number> {
   const db = database(env);
-  const readers = await db.all<{ user_id: string; digest: string; time_zone: string }>(sql`
-    SELECT h.user_id, COALESCE(p.digest, 'daily') AS digest, COALESCE(p.time_zone, 'UTC') AS time_zone
-    FROM (SELECT DISTINCT user_id FROM notification_deliveries WHERE status = 'held' LIMIT 1000) h
-    LEFT JOIN notification_preferences p ON p.user_id = h.user_id`);
   const queued: string[] = [];
   const d = notificationDeliveries;
-  for (const reader of readers) {
-    if (reader.digest === "off") {
-      await db
-        .update(d)
-        .set({ status: "skipped", detail: "email turned off" })
-        .where(and(eq(d.userId, reader.user_id), eq(d.status, "held")));
-      continue;
+  let after = "";
+  let writes = 0;
+  // Every reader holding mail is looked at, a page at a time in id order; one whose oldest held
+  // mail is not due yet costs no write. A fixed first page let a thousand readers with mail not
+  // due (weekly readers mid-week, anyone notified since their period began) keep every later
+  // reader's digest from ever being gathered.
+  pages: for (;;) {
+    const readers = await db.all<{ user_id: string; oldest: string; digest: string; time_zone: string }>(sql`
+      SELECT h.user_id, h.oldest, COALESCE(p.digest, 'daily') AS digest, COALESCE(p.time_zone, 'UTC') AS time_zone
+      FROM (SELECT user_id, MIN(created_at) AS oldest FROM notification_deliveries
+            WHERE status = 'held' AND user_id > ${after} GROUP BY user_id ORDER BY user_id LIMIT ${READERS_PAGE}) h
+      LEFT JOIN notification_preferences p ON p.user_id = h.user_id
+      ORDER BY h.user_id`);
+    if (readers.length === 0) break;
+    after = readers[readers.length - 1]!.user_id;
+    for (const reader of readers) {
+      // Bounded per run: the next run (five minutes on) takes the rest, as those gathered are no longer due.
+      if (writes >= MAX_DIGEST_WRITES) break pages;
+      if (reader.digest === "off") {
+        writes += 1;
+        await db
+          .update(d)
+          .set({ status: "skipped", detail: "email turned off" })
+          .where(and(eq(d.userId, reader.user_id), eq(d.status, "held")));
+        continue;
+      }
+      // A reader who switched to `immediate` gets what was held in the next daily digest.
+      const period = digestPeriod(reader.digest === "weekly" ? "weekly" : "daily", reader.time_zone, now);
+      const startedAt = new Date(period.startedAt).toISOString();
+      if (reader.oldest >= startedAt) continue; // all of it arrived after the period began
+      writes += 1;
+      const dedupeKey = `digest:${reader.user_id}:${period.key}`;
+      const id = crypto.randomUUID();
+      const heldBefore = sql`user_id = ${reader.user_id} AND status = 'held' AND created_at < ${startedAt}`;
+      const openDigest = sql`(SELECT id FROM notification_deliveries WHERE dedupe_key = ${dedupeKey} AND status = 'queued')`;
+      const [, attached] = await runBatch(db, [
+        sql`INSERT INTO notification_deliveries (id, user_id, channel, type, dedupe_key, status, period, created_at)
+            SELECT ${id}, ${reader.user_id}, 'email', 'digest', ${dedupeKey}, 'queued', ${period.key}, ${new Date(now).toISOString()}
+            WHERE EXISTS (SELECT 1 FROM notification_deliveries WHERE ${heldBefore})
+            ON CONFLICT (dedupe_key) DO NOTHING`,
+        sql`UPDATE notification_deliveries SET status = 'digested', digest_id = ${openDigest}
+            WHERE ${heldBefore} AND ${openDigest} IS NOT NULL`,
+      ]);
+      if (changes(attached) === 0) continue;
+      const digest = await db
+        .select({ id: d.id })
+        .from(d)
+        .where(and(eq(d.dedupeKey, dedupeKey), eq(d.status, "queued")))
+        .get();
+      if (digest) queued.push(digest.id);
     }
-    // A reader who switched to `immediate` gets what was held in the next daily digest.
-    const period = digestPeriod(reader.digest === "weekly" ? "weekly" : "daily", reader.time_zone, now);
-    const startedAt = new Date(period.startedAt).toISOString();
-    const dedupeKey = `digest:${reader.user_id}:${period.key}`;
-    const id = crypto.randomUUID();
-    const heldBefore = sql`user_id = ${reader.user_id} AND status = 'held' AND created_at < ${startedAt}`;
-    const openDigest = sql`(SELECT id FROM notification_deliveries WHERE dedupe_key = ${dedupeKey} AND status = 'queued')`;
-    const [, attached] = await runBatch(db, [
-      sql`INSERT INTO notification_deliveries (id, user_id, channel, type, dedupe_key, status, period, created_at)
-          SELECT ${id}, ${reader.user_id}, 'email', 'digest', ${dedupeKey}, 'queued', ${period.key}, ${new Date(now).toISOString()}
-          WHERE EXISTS (SELECT 1 FROM notification_deliveries WHERE ${heldBefore})
-          ON CONFLICT (dedupe_key) DO NOTHING`,
-      sql`UPDATE notification_deliveries SET status = 'digested', digest_id = ${openDigest}
-          WHERE ${heldBefore} AND ${openDigest} IS NOT NULL`,
-    ]);
-    if (changes(attached) === 0) continue;
-    const digest = await db
-      .select({ id: d.id })
-      .from(d)
-      .where(and(eq(d.dedupeKey, dedupeKey), eq(d.status, "queued")))
-      .get();
-    if (digest) queued.push(digest.id);
   }
   await enqueueDeliveries(env, queued);
   return queued.length;

@@ -404,6 +404,28 @@ describe("digest", () => {
     expect(mailsTo(v.email)).toHaveLength(0);
   });
 
+  it("a reader whose period began is gathered even when more than a thousand others hold mail that is not due yet", async () => {
+    // 1 001 weekly readers holding Tuesday's mail (their week began Monday: not due until next
+    // Monday), all listed before the daily reader below by id and by the age of their mail.
+    const many = sql`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1001)`;
+    const id = sql`'00000000-0000-7000-8000-' || printf('%012d', i)`;
+    await runBatch(db, [
+      sql`${many} INSERT INTO users (id, username, email) SELECT ${id}, 'weekly_reader_' || i, 'weekly' || i || '@example.org' FROM n`,
+      sql`${many} INSERT INTO notification_preferences (user_id, digest) SELECT ${id}, 'weekly' FROM n`,
+      sql`${many} INSERT INTO notification_deliveries (id, user_id, channel, type, dedupe_key, status, created_at)
+          SELECT 'w-' || i, ${id}, 'email', 'forum_mention', 'weekly-test:' || i, 'held', '2026-12-01T10:00:00.000Z' FROM n`,
+    ]);
+    const u = await verifiedUser(); // daily, UTC
+    const n = await quietNotification(u.userId, "forum_mention", "Due this morning", "2026-12-02T12:00:00.000Z");
+    expect((await deliveriesOf(n))[0]!.status).toBe("held");
+    await gatherDigests(env, Date.parse("2026-12-03T09:00:00Z"));
+    expect((await deliveriesOf(n))[0]!.status).toBe("digested");
+    const weekly = await db.all<{ n: number }>(
+      sql`SELECT count(*) AS n FROM notification_deliveries WHERE id LIKE 'w-%' AND status = 'held'`,
+    );
+    expect(weekly[0]!.n).toBe(1001);
+  });
+
   it("a reader who turns email off has their held mail dropped, not sent", async () => {
     const u = await verifiedUser();
     const n = await quietNotification(u.userId, "forum_mention", "Held", "2026-12-01T10:00:00.000Z");
