@@ -161,7 +161,7 @@ export function notificationRoutes() {
     { 200: jsonBody(PreferencesSchema, "All your preferences after the change") },
     {
       description:
-        "Unknown types or channels, non-boolean values, turning off security email, an unknown digest or time zone: 400 naming each, nothing changed.",
+        "Unknown types or channels, non-boolean values, turning off security email, an unknown digest or time zone: 400 naming each, nothing changed. Changes made at once (another device, an email's unsubscribe link) all hold; 409 CONFLICT only if the preferences kept changing under this one.",
     },
   );
   app.openapi(putPrefs, async (c) => c.json(await updatePreferences(c.env, userIdOf(c), c.req.valid("json")), 200));

@@ -13,7 +13,7 @@
  *   cannot be turned off: such types accept only `email: true`.
  * - A user without a row has the defaults; a PUT stores only what differs from them.
  */
-import { eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { database } from "../db/client";
 import { notificationPreferences } from "../db/schema";
 import type { Bindings } from "../env";
@@ -58,6 +58,8 @@ export interface Preferences {
 
 export const DEFAULT_DIGEST: Digest = "daily";
 export const DEFAULT_TIME_ZONE = "UTC";
+/** Compare-and-swap rounds `updatePreferences` tries before answering 409. */
+const MAX_UPDATE_ATTEMPTS = 5;
 
 /** Whether `zone` is an IANA time zone this runtime knows (e.g. Europe/Berlin). */
 export function isTimeZone(zone: string): boolean {
@@ -127,31 +129,50 @@ export async function updatePreferences(env: Bindings, userId: string, update: P
   if (Object.keys(errors).length > 0) throw new AppError("VALIDATION_ERROR", 400, "Some preferences are not valid.", errors);
 
   const db = database(env);
-  const current = await db.select().from(notificationPreferences).where(eq(notificationPreferences.userId, userId)).get();
-  const merged = withDefaults(current?.types ?? {});
-  for (const [type, channels] of Object.entries(update.types ?? {})) Object.assign(merged[type as PreferenceType], channels);
-  // Store only what differs from the defaults.
-  const overrides: Record<string, Partial<ChannelChoice>> = {};
-  for (const type of PREFERENCE_TYPES) {
-    for (const channel of CHANNELS) {
-      if (merged[type][channel] !== NOTIFICATION_DEFAULTS[type][channel]) (overrides[type] ??= {})[channel] = merged[type][channel];
+  const np = notificationPreferences;
+  // Read, merge, then write only if the row is still what was read (compare and swap), else read
+  // again: a plain write of the merged row undid a change that landed in between — a one-click
+  // unsubscribe beside a PUT from the app came back on, and the reader kept getting that email.
+  for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt += 1) {
+    const current = await db
+      .select({ types: np.types, typesText: sql<string>`${np.types}`, digest: np.digest, timeZone: np.timeZone })
+      .from(np)
+      .where(eq(np.userId, userId))
+      .get();
+    const merged = withDefaults(current?.types ?? {});
+    for (const [type, channels] of Object.entries(update.types ?? {})) Object.assign(merged[type as PreferenceType], channels);
+    // Store only what differs from the defaults.
+    const overrides: Record<string, Partial<ChannelChoice>> = {};
+    for (const type of PREFERENCE_TYPES) {
+      for (const channel of CHANNELS) {
+        if (merged[type][channel] !== NOTIFICATION_DEFAULTS[type][channel]) (overrides[type] ??= {})[channel] = merged[type][channel];
+      }
     }
+    const values = {
+      userId,
+      types: overrides,
+      digest: (update.digest as Digest | undefined) ?? current?.digest ?? DEFAULT_DIGEST,
+      timeZone: update.time_zone ?? current?.timeZone ?? DEFAULT_TIME_ZONE,
+      updatedAt: new Date().toISOString(),
+    };
+    const written = current
+      ? await db
+          .update(np)
+          .set({ types: values.types, digest: values.digest, timeZone: values.timeZone, updatedAt: values.updatedAt })
+          .where(
+            and(
+              eq(np.userId, userId),
+              sql`${np.types} = ${current.typesText}`,
+              eq(np.digest, current.digest),
+              eq(np.timeZone, current.timeZone),
+            ),
+          )
+          .returning({ userId: np.userId })
+          .get()
+      : await db.insert(np).values(values).onConflictDoNothing().returning({ userId: np.userId }).get();
+    if (written) return { types: withDefaults(overrides), digest: values.digest, time_zone: values.timeZone };
   }
-  const values = {
-    userId,
-    types: overrides,
-    digest: (update.digest as Digest | undefined) ?? current?.digest ?? DEFAULT_DIGEST,
-    timeZone: update.time_zone ?? current?.timeZone ?? DEFAULT_TIME_ZONE,
-    updatedAt: new Date().toISOString(),
-  };
-  await db
-    .insert(notificationPreferences)
-    .values(values)
-    .onConflictDoUpdate({
-      target: notificationPreferences.userId,
-      set: { types: values.types, digest: values.digest, timeZone: values.timeZone, updatedAt: values.updatedAt },
-    });
-  return { types: withDefaults(overrides), digest: values.digest, time_zone: values.timeZone };
+  throw new AppError("CONFLICT", 409, "Your preferences were changed at the same moment; try again.");
 }
 
 /** Whether `userId` wants `type` on `channel` (security email: always). */

@@ -102,3 +102,28 @@ describe("notification preferences", () => {
     expect(await get(b.access)).toMatchObject({ digest: "daily", types: { forum_mention: NOTIFICATION_DEFAULTS.forum_mention } });
   });
 });
+
+describe("concurrent changes", () => {
+  it("two changes at once both hold: a one-click unsubscribe landing beside a PUT from the app is not undone by it", async () => {
+    const { env } = await import("cloudflare:workers");
+    const { unsubscribe, unsubscribeToken } = await import("../../src/services/unsubscribe");
+    const u = await bearerUser();
+    await json(await put(u.access, { digest: "weekly" }), 200); // the row exists: both writers read it
+    for (let round = 0; round < 3; round += 1) {
+      const token = await unsubscribeToken(env, u.userId, "forum_mention");
+      const flip = round % 2 === 0;
+      const [answer] = await Promise.all([
+        put(u.access, { types: { forum_reply: { push: !flip } } }),
+        unsubscribe(env, token),
+        put(u.access, { types: { care_reminder: { in_app: !flip } } }),
+      ]);
+      expect(answer.status).toBe(200);
+      const after = await get(u.access);
+      expect(after.types.forum_mention!.email, `round ${round}`).toBe(false);
+      expect(after.types.forum_reply!.push, `round ${round}`).toBe(!flip);
+      expect(after.types.care_reminder!.in_app, `round ${round}`).toBe(!flip);
+      expect(after.digest).toBe("weekly");
+      await json(await put(u.access, { types: { forum_mention: { email: true } } }), 200);
+    }
+  });
+});
