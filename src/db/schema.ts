@@ -1033,11 +1033,15 @@ export const emailSuppressions = sqliteTable("email_suppressions", {
 });
 
 /** Webhook deliveries already processed, by their `svix-id`: a replay changes nothing. */
-export const emailWebhookEvents = sqliteTable("email_webhook_events", {
-  id: text("id").primaryKey(),
-  type: text("type").notNull(),
-  receivedAt: text("received_at").notNull().default(now),
-});
+export const emailWebhookEvents = sqliteTable(
+  "email_webhook_events",
+  {
+    id: text("id").primaryKey(),
+    type: text("type").notNull(),
+    receivedAt: text("received_at").notNull().default(now),
+  },
+  (t) => [index("email_webhook_events_received_idx").on(t.receivedAt)],
+);
 
 /**
  * A user's calendar subscription (API.md §5b): calendar apps fetch `calendar.ics` at a signed URL

@@ -9,6 +9,7 @@ import { describeError, type Logger } from "../lib/logger";
 import { publishScheduledPosts } from "../services/blog-posts";
 import { scheduledCalibrationFit } from "../services/calibration";
 import { notifyStartingEvents } from "../services/calendar";
+import { purgeWebhookEvents } from "../services/email-events";
 import { reportError } from "../services/error-reporting";
 import { purgeExpiredIdempotencyKeys } from "../services/idempotency";
 import { gatherDigests, requeueStale } from "../services/notification-delivery";
@@ -43,6 +44,8 @@ export async function runHousekeeping(
   await task("expired_tokens", () => purgeExpiredTokens(env));
   // Issue 13: stored Idempotency-Key answers past their 24 h.
   const idempotencyKeys = await task("expired_idempotency_keys", () => purgeExpiredIdempotencyKeys(env, now));
+  // The email webhook's processed ids, once no replay of theirs could pass the signature check.
+  const webhookIds = await task("email_webhook_events", () => purgeWebhookEvents(env, now));
   const reminders = await task("care_reminders", () => deliverDueReminders(env, logger));
   // Issue 9: scheduled blog posts whose time has come, each published by exactly one run.
   const published = await task("scheduled_blog_posts", () => publishScheduledPosts(env, now));
@@ -57,6 +60,7 @@ export async function runHousekeeping(
     calibration_versions: calibration?.map((r) => `${r.provider}:${r.version ?? "raw"}`).join(",") ?? null,
     calendar_starting_notifications: starting,
     idempotency_keys_purged: idempotencyKeys,
+    email_webhook_ids_purged: webhookIds,
     notification_deliveries_requeued: requeued,
     notification_digests_queued: digests,
     stuck_requests_requeued: stuck?.requeued ?? null,

@@ -9,7 +9,7 @@
  * A hard bounce or a complaint suppresses the address: `isSuppressed` is checked before every
  * email we send. Soft bounces (`email.delivery_delayed`) and deliveries are accepted and ignored.
  */
-import { eq } from "drizzle-orm";
+import { eq, lt, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { changes, database, runBatch } from "../db/client";
 import { emailSuppressions, emailWebhookEvents } from "../db/schema";
@@ -17,6 +17,12 @@ import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 
 export const WEBHOOK_TOLERANCE_S = 5 * 60;
+/**
+ * How long a processed delivery's id is kept. Only a replay inside WEBHOOK_TOLERANCE_S of its
+ * signed timestamp gets past the signature check, so a day is ample (clock skew, provider retries);
+ * kept for ever, the table took one row per event of every email sent.
+ */
+export const WEBHOOK_ID_RETENTION_MS = 24 * 3600_000;
 
 function base64Decode(text: string): Uint8Array | null {
   try {
@@ -120,4 +126,15 @@ export async function isSuppressed(env: Bindings, address: string): Promise<bool
     .where(eq(emailSuppressions.address, bareAddress(address)))
     .get();
   return row !== undefined;
+}
+
+/** Drops processed-delivery ids past WEBHOOK_ID_RETENTION_MS (cron), at most `limit` a run. */
+export async function purgeWebhookEvents(env: Pick<Bindings, "DB">, now = Date.now(), limit = 5000): Promise<number> {
+  const db = database(env);
+  const old = db
+    .select({ id: emailWebhookEvents.id })
+    .from(emailWebhookEvents)
+    .where(lt(emailWebhookEvents.receivedAt, new Date(now - WEBHOOK_ID_RETENTION_MS).toISOString()))
+    .limit(limit);
+  return changes(await db.delete(emailWebhookEvents).where(sql`${emailWebhookEvents.id} IN ${old}`).run());
 }

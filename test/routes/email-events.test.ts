@@ -109,3 +109,28 @@ describe("the email webhook", () => {
     expect(res.status).toBe(503);
   });
 });
+
+describe("the record of processed deliveries", () => {
+  it("keeps an id only while its delivery could still be replayed: the cron drops it after a day, and a replay then is stale anyway", async () => {
+    const { runHousekeeping } = await import("../../src/jobs/housekeeping");
+    const { createLogger } = await import("../../src/lib/logger");
+    const { sql } = await import("drizzle-orm");
+    const { database } = await import("../../src/db/client");
+    const db = database(env);
+    const now = Date.now();
+    const day = 24 * 3600_000;
+    await db.run(sql`INSERT INTO email_webhook_events (id, type, received_at) VALUES
+      ('msg_old_1', 'email.delivered', ${new Date(now - 2 * day).toISOString()}),
+      ('msg_old_2', 'email.opened', ${new Date(now - day - 60_000).toISOString()}),
+      ('msg_recent', 'email.delivered', ${new Date(now - 10 * 60_000).toISOString()})`);
+    await runHousekeeping(env, createLogger({ test: "email-events-purge" }), now);
+    const left = await db.all<{ id: string }>(sql`SELECT id FROM email_webhook_events WHERE id LIKE 'msg_old_%' OR id = 'msg_recent'`);
+    expect(left.map((r) => r.id)).toEqual(["msg_recent"]);
+    // A delivery older than that cannot be replayed: its signed timestamp is past the 5 minutes.
+    const to = address();
+    const stale = await emulators.email.webhook(await sent(to), "email.bounced", SECRET, {
+      timestampS: Math.floor((now - day) / 1000),
+    });
+    await expectError(await post(stale), 401, "INVALID_SIGNATURE");
+  });
+});
