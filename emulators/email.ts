@@ -14,6 +14,9 @@
 // header fails every test that sends mail instead of passing unseen. (Resend itself would send it,
 // and mailbox providers would then ignore the one-click.)
 //
+// A subject or header value with a line break is refused (422 `validation_error`): a header is one
+// line (RFC 5322 §2.2), and one carrying user text must not start another.
+//
 // `Idempotency-Key` (as Resend documents it): a second `POST /emails` with the same key and the
 // same body answers the first email's id and sends nothing; the same key with another body is
 // 409 `invalid_idempotent_request`. Keys are kept until reset (Resend: 24 hours).
@@ -233,6 +236,8 @@ async function parseEmail(req: Request): Promise<ParsedEmail> {
   if (to.length > MAX_RECIPIENTS)
     return { ok: false, error: `Too many recipients. The \`to\` field can contain at most ${MAX_RECIPIENTS} addresses.` };
   if (typeof body.subject !== "string" || body.subject === "") return { ok: false, error: "Missing `subject` field." };
+  // A header is one line (RFC 5322 §2.2): a line break in the subject would start another header.
+  if (/[\r\n]/.test(body.subject)) return { ok: false, error: "Invalid `subject` field. It must not contain line breaks." };
   const html = typeof body.html === "string" && body.html !== "" ? body.html : null;
   const text = typeof body.text === "string" && body.text !== "" ? body.text : null;
   if (html === null && text === null) return { ok: false, error: "Missing `html` or `text` field." };
@@ -248,6 +253,8 @@ async function parseEmail(req: Request): Promise<ParsedEmail> {
       return { ok: false, error: "Invalid `headers` field. Expected an object of string values." };
     }
     headers = body.headers as Record<string, string>;
+    if (Object.values(headers).some((v) => /[\r\n]/.test(v)))
+      return { ok: false, error: "Invalid `headers` field. A header value must not contain line breaks." };
     const problem = listUnsubscribeProblem(headers);
     if (problem) return { ok: false, error: problem };
   }

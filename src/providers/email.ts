@@ -39,6 +39,16 @@ export class EmailError extends Error {
   }
 }
 
+/**
+ * A header value on one line: line breaks (CR, LF, U+2028/9) and other control characters become
+ * one space. A subject carries user text (a topic's title may hold line breaks); passed on as
+ * written, a line break in it could start a header of its own (Bcc:, …) wherever the message is
+ * put together.
+ */
+export function oneLine(value: string): string {
+  return value.replace(/[\u0000-\u001f\u007f\u0085\u2028\u2029]+/g, " ").trim();
+}
+
 export async function sendEmail(settings: EmailSettings, message: EmailMessage): Promise<{ id: string }> {
   if (!settings.apiKey) throw new EmailError("Email is not configured (EMAIL_API_KEY is empty)");
   let res: Response;
@@ -53,10 +63,10 @@ export async function sendEmail(settings: EmailSettings, message: EmailMessage):
       body: JSON.stringify({
         from: settings.from,
         to: message.to,
-        subject: message.subject,
+        subject: oneLine(message.subject),
         text: message.text,
         html: message.html,
-        headers: message.headers,
+        headers: message.headers && Object.fromEntries(Object.entries(message.headers).map(([name, value]) => [name, oneLine(value)])),
       }),
       signal: AbortSignal.timeout(settings.timeoutMs ?? 10_000),
     });

@@ -117,6 +117,24 @@ describe("delivery rules", () => {
     expect(row).toMatchObject({ channel: "email", status: "sent", attempts: 1 });
   });
 
+  it("a topic title with line breaks becomes a one-line subject: nothing in it can start a header of its own", async () => {
+    const author = await bearerUser();
+    const named = await verifiedUser({ digest: "immediate" });
+    // The forum's title rule trims the ends only: a line break inside is accepted as written.
+    const title = "Ferns\r\nBcc: everyone@example.org\nX-Spam: no\u2028ok";
+    const created = await call("/api/v1/forum/categories/houseplants/topics/", {
+      bearer: author.access,
+      json: { title, body: `<p>@${named.username} have a look</p>` },
+    });
+    expect(created.status).toBe(201);
+    const [d] = await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, named.userId)).all();
+    await runJobs([d!.id]);
+    const [mail] = mailsTo(named.email);
+    expect(mail).toBeDefined();
+    expect(mail!.subject).not.toMatch(/[\r\n\u2028\u2029]/);
+    expect(mail!.subject).toContain("Ferns Bcc: everyone@example.org X-Spam: no ok");
+  });
+
   it("what a user turned off, or an unverified address, writes no email; security mail goes regardless", async () => {
     const off = await verifiedUser({ digest: "immediate", types: { forum_mention: { email: false } } });
     expect(await deliveriesOf(await quietNotification(off.userId, "forum_mention", "Mentioned"))).toEqual([]);
