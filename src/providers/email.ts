@@ -49,7 +49,7 @@ export function oneLine(value: string): string {
   return value.replace(/[\u0000-\u001f\u007f\u0085\u2028\u2029]+/g, " ").trim();
 }
 
-export async function sendEmail(settings: EmailSettings, message: EmailMessage): Promise<{ id: string }> {
+export async function sendEmail(settings: EmailSettings, message: EmailMessage): Promise<{ id: string | null }> {
   if (!settings.apiKey) throw new EmailError("Email is not configured (EMAIL_API_KEY is empty)");
   let res: Response;
   try {
@@ -79,7 +79,9 @@ export async function sendEmail(settings: EmailSettings, message: EmailMessage):
     const retryAfterS = parseRetryAfter(res.headers.get("Retry-After"));
     throw new EmailError(`Email provider answered ${res.status}${code ? ` (${code})` : ""}`, res.status, code, retryAfterS);
   }
+  // A 2xx means the provider took the email, whatever its body says: calling that a failure would
+  // send it again on the retry (only the Idempotency-Key, where the provider keeps it, would stop
+  // that). The id is for the record only; null when the answer did not carry one.
   const body = (await res.json().catch(() => null)) as { id?: unknown } | null;
-  if (!body || typeof body.id !== "string") throw new EmailError("Email provider sent a malformed answer", res.status);
-  return { id: body.id };
+  return { id: typeof body?.id === "string" ? body.id : null };
 }

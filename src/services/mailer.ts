@@ -7,7 +7,7 @@ import type { Bindings } from "../env";
 import { type EmailMessage, sendEmail } from "../providers/email";
 import { isSuppressed } from "./email-events";
 
-export type MailResult = { sent: true; id: string } | { sent: false; reason: "suppressed" };
+export type MailResult = { sent: true; id: string | null } | { sent: false; reason: "suppressed" };
 
 export async function deliverEmail(env: Bindings, message: EmailMessage): Promise<MailResult> {
   if (await isSuppressed(env, message.to)) return { sent: false, reason: "suppressed" };

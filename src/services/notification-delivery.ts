@@ -299,7 +299,9 @@ async function sendEmailDelivery(env: Bindings, row: Delivery): Promise<Result> 
   }
   try {
     const sent = await deliverEmail(env, { to: user.email, ...mail, headers, idempotencyKey: row.id });
-    return sent.sent ? { status: "sent", detail: null, providerId: sent.id } : { status: "skipped", detail: `address ${sent.reason}` };
+    return sent.sent
+      ? { status: "sent", detail: null, providerId: sent.id ?? undefined }
+      : { status: "skipped", detail: `address ${sent.reason}` };
   } catch (err) {
     const { status, code, retryAfterS } = err as { status?: number; code?: string; retryAfterS?: number };
     // The provider took an earlier attempt under this delivery's key, and this one's bytes differ

@@ -20,7 +20,7 @@ const post = (delivery: { headers: Record<string, string>; body: string }) =>
 /** Sends one email through the service and returns its emulator id. */
 async function sent(to: string): Promise<string> {
   const result = await deliverEmail(env, { to, subject: "Hello", text: "Hi" });
-  if (!result.sent) throw new Error("not sent");
+  if (!result.sent || !result.id) throw new Error("not sent");
   return result.id;
 }
 const address = () => `grower-${crypto.randomUUID().slice(0, 8)}@example.com`;

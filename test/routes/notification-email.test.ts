@@ -296,6 +296,16 @@ describe("failures", () => {
     expect(Date.parse(row.claimedAt!)).toBeGreaterThanOrEqual(before + 600_000);
   });
 
+  it("a 2xx whose body is not the expected JSON is still an accepted email: marked sent, not retried into a second send", async () => {
+    const u = await verifiedUser({ digest: "immediate" });
+    const [d] = await deliveriesOf(await quietNotification(u.userId, "forum_mention", "Accepted oddly"));
+    emulators.overrides["email.emulator.test"] = async () => new Response("<html>OK</html>", { status: 200 });
+    const result = await runJobs([d!.id]);
+    delete emulators.overrides["email.emulator.test"];
+    expect(result.retryMessages).toHaveLength(0);
+    expect((await deliveriesOf(d!.notificationId!))[0]).toMatchObject({ status: "sent", attempts: 1 });
+  });
+
   it("a malformed job is dropped, not retried forever", async () => {
     const batch = createMessageBatch("plant-notify", [{ id: "junk", timestamp: new Date(), attempts: 1, body: { nope: 1 } }]);
     const ctx = createExecutionContext();
