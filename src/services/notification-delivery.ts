@@ -343,6 +343,15 @@ async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger): 
     ? await database(env).select().from(notifications).where(eq(notifications.id, row.notificationId)).get()
     : undefined;
   if (!n || isWithdrawn(n)) return { status: "skipped", detail: "notification gone" };
+  // "Starting soon" is worth nothing once the event has begun: a device offline until then is not
+  // told it (the push service drops it at the start), and a retry past the start sends nothing.
+  let ttlS = PUSH_TTL_S;
+  const startsAt = row.type === "calendar_event_starting" ? Date.parse(String(n.data?.starts_at ?? "")) : Number.NaN;
+  if (!Number.isNaN(startsAt)) {
+    const left = Math.floor((startsAt - Date.now()) / 1000);
+    if (left <= 0) return { status: "skipped", detail: "event already started" };
+    ttlS = Math.min(ttlS, left);
+  }
   const db = database(env);
   const s = pushSubscriptions;
   const devices = await db
@@ -373,7 +382,7 @@ async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger): 
     let answer: { status: number; retryAfterS?: number };
     try {
       answer = await sendPush({ endpoint: device.endpoint, keys: { p256dh: device.p256dh, auth: device.auth } }, payload, vapid, {
-        ttlS: PUSH_TTL_S,
+        ttlS,
         urgency,
         topic,
       });

@@ -7,10 +7,10 @@
  */
 import { env } from "cloudflare:workers";
 import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
-import { eq, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { database, runBatch } from "../../src/db/client";
-import { notificationDeliveries, pushSubscriptions } from "../../src/db/schema";
+import { notificationDeliveries, notifications, pushSubscriptions } from "../../src/db/schema";
 import { handleNotifyBatch } from "../../src/jobs/notify-consumer";
 import { requeueStale } from "../../src/services/notification-delivery";
 import { createNotification, insertNotifications, type NotificationType } from "../../src/services/notifications";
@@ -118,6 +118,46 @@ describe("web push", () => {
       const rows = await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, u.userId)).all();
       return rows.length === 1 && rows[0]!.status === "sent" ? rows : undefined;
     });
+  });
+
+  it("an event starting soon is kept by the push service only until it starts, and not pushed at all once it has", async () => {
+    const u = await bearerUser();
+    const sub = await device(u);
+    const startsAt = new Date(Date.now() + 30 * 60_000).toISOString();
+    const soon = await createNotification(env, {
+      userId: u.userId,
+      type: "calendar_event_starting",
+      title: "Starting soon: Seed swap",
+      body: "2026-12-06 12:00 UTC",
+      data: { event_id: "ev-1", starts_at: startsAt },
+      dedupeKey: `push:${crypto.randomUUID()}`,
+    });
+    const got = await eventually(() => emulators.push.received.find((p) => p.endpoint === sub.endpoint));
+    // A device offline for the next day must not be told "starting soon" about an event long over.
+    expect(got.ttl).toBeGreaterThan(0);
+    expect(got.ttl).toBeLessThanOrEqual(30 * 60);
+    expect(soon).toBe(true);
+
+    const dedupeKey = `push:${crypto.randomUUID()}`;
+    await createNotification(env, {
+      userId: u.userId,
+      type: "calendar_event_starting",
+      title: "Starting soon: Past swap",
+      body: "earlier",
+      data: { event_id: "ev-2", starts_at: new Date(Date.now() - 60_000).toISOString() },
+      dedupeKey,
+    });
+    const [late] = await db
+      .select({ id: notificationDeliveries.id })
+      .from(notificationDeliveries)
+      .innerJoin(notifications, eq(notifications.id, notificationDeliveries.notificationId))
+      .where(and(eq(notifications.dedupeKey, dedupeKey), eq(notificationDeliveries.channel, "push")))
+      .all();
+    await run([late!.id]);
+    const status = async () =>
+      (await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, late!.id)).get())?.status;
+    await eventually(async () => ((await status()) === "queued" || (await status()) === "sending" ? undefined : true));
+    expect(emulators.push.received.filter((p) => JSON.parse(p.payload).title === "Starting soon: Past swap")).toHaveLength(0);
   });
 
   it("push follows preferences: a type turned off, or off by default, writes no push delivery", async () => {
