@@ -406,8 +406,9 @@ async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger): 
       if (answer.retryAfterS !== undefined) retryAfterS = Math.max(retryAfterS ?? 0, answer.retryAfterS);
     } else {
       // 400/403/413, or a redirect (never followed): this message can never be delivered to this
-      // device; do not retry it.
-      await db.insert(pushSends).values({ deliveryId: row.id, subscriptionId: device.id, sentAt: at }).onConflictDoNothing();
+      // device, and it does not make the job retry. It is not a push_sends row: those are the
+      // devices reached, and a delivery no device took is not "sent" (a retry for another
+      // device's sake asks this one again, which refuses again).
       logger?.warn("push refused", { subscription_id: device.id, status: answer.status });
     }
   }

@@ -270,6 +270,20 @@ describe("push endpoints reach only push services", () => {
     expect(await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.userId, u.userId)).all()).toHaveLength(1);
   });
 
+  it("a push every device refused (a VAPID key the push service does not know) is recorded as not delivered, not as sent", async () => {
+    const u = await bearerUser();
+    await device(u);
+    emulators.overrides["push.emulator.test"] = async () => Response.json({ reason: "invalid VAPID JWT" }, { status: 403 });
+    const [d] = (await quiet(u.userId, "forum_mention", "Refused")).filter((x) => x.channel === "push");
+    const result = await run([d!.id]);
+    delete emulators.overrides["push.emulator.test"];
+    expect(result.retryMessages).toEqual([]);
+    expect(await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, d!.id)).get()).toMatchObject({
+      status: "skipped",
+      detail: "no device reached",
+    });
+  });
+
   it("a push service's redirect is not followed, and the message is not retried", async () => {
     const u = await bearerUser();
     const sub = await device(u);
