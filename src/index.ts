@@ -1,5 +1,5 @@
 /**
- * The Worker: HTTP (Hono app), queue consumers and cron, plus the Durable Object classes the
+ * The Worker: HTTP (Hono app), queue consumers, cron and inbound email (unsubscribe), plus the Durable Object classes the
  * runtime must find on the main module.
  */
 import { createApp } from "./app";
