@@ -340,12 +340,14 @@ export function authRoutes() {
     // A token we signed, unexpired, spends its own session's budget: people behind one address (a
     // household, a carrier's NAT) each refresh every 15 minutes and must not spend each other's.
     // Anything else (no token, a forged or expired one) spends the address's budget.
-    if (claims?.fam) await enforceRateLimit(c.env, `refresh:session:${claims.fam}`, config.REFRESH_SESSION_RATE_LIMIT);
-    else await enforceRateLimit(c.env, `refresh:ip:${clientIp(c.req.raw)}`, config.REFRESH_RATE_LIMIT);
+    if (!claims?.fam) await enforceRateLimit(c.env, `refresh:ip:${clientIp(c.req.raw)}`, config.REFRESH_RATE_LIMIT);
     if (!token) {
       throw new AppError("VALIDATION_ERROR", 400, "No refresh token provided.", { refresh: ["This field is required."] });
     }
+    // Before the session's budget: the refresh cookie goes with any same-site page's request, and
+    // one that cannot show the CSRF token must not spend its visitor's refreshes (signing them out).
     if (fromCookie) await assertCsrf(c, claims?.fam);
+    if (claims?.fam) await enforceRateLimit(c.env, `refresh:session:${claims.fam}`, config.REFRESH_SESSION_RATE_LIMIT);
     const pair = await rotateRefreshToken(c.env, config, token, (userId, familyId, stolen) =>
       endSession(c.env, config, userId, familyId, { stolen, logger: c.get("logger") }),
     );

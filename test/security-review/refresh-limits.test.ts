@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
 import { expectError, freshIp } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
-import { bearerUser } from "../helpers/users";
+import { bearerUser, registerWeb } from "../helpers/users";
 
 useEmulators();
 
@@ -75,5 +75,38 @@ describe("token refresh limits", () => {
     await expectError(await refresh(ip, "not-a-token"), 429, "RATE_LIMITED");
     // The session the forgery named keeps its own budget.
     expect(await refreshChain(ip, me.refresh, 1)).toEqual([200]);
+  });
+});
+
+/** A cookie refresh from a web session, with `csrf` as its X-CSRFToken header (none when undefined). */
+async function cookieRefresh(ip: string, cookies: Record<string, string>, csrf?: string) {
+  const ctx = createExecutionContext();
+  const headers: Record<string, string> = {
+    "CF-Connecting-IP": ip,
+    Cookie: Object.entries(cookies)
+      .map(([k, v]) => `${k}=${v}`)
+      .join("; "),
+  };
+  if (csrf !== undefined) headers["X-CSRFToken"] = csrf;
+  const res = await createApp().request("/api/v1/auth/token/refresh/", { method: "POST", headers }, limited, ctx);
+  await waitOnExecutionContext(ctx);
+  return res;
+}
+
+describe("token refresh limits: what an attacker can spend (review helper-65)", () => {
+  // The refresh cookie goes with any same-site request (a sibling subdomain's page, or any site
+  // under SameSite=None), but such a page cannot read the CSRF token. While the access cookie is
+  // live the CSRF middleware refuses first; once it has expired only the route's check stands. Its refreshes fail the CSRF
+  // check; they must not spend the victim's session budget, or a page could sign its visitor out.
+  it("cookie refreshes that fail the CSRF check do not spend the session's budget", async () => {
+    const victim = await registerWeb();
+    // The access cookie has expired (15 minutes away from the app); the refresh cookie lasts.
+    const cookies = { refresh_token: victim.cookies.refresh_token!, csrftoken: victim.csrf };
+    for (let i = 0; i < 4; i++) {
+      await expectError(await cookieRefresh(freshIp(), cookies), 403, "CSRF_FAILED");
+      await expectError(await cookieRefresh(freshIp(), cookies, "forged-csrf-token-value"), 403, "CSRF_FAILED");
+    }
+    const res = await cookieRefresh(freshIp(), cookies, victim.csrf);
+    expect(res.status, await res.clone().text()).toBe(200);
   });
 });
