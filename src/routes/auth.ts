@@ -28,7 +28,7 @@ import {
   WS_TICKET_TTL_S,
 } from "../services/accounts";
 import { hashPassword, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../services/passwords";
-import { clientIp, enforceRateLimit, mailBucketName } from "../services/rate-limits";
+import { clientIp, enforceRateLimit, mailBucketName, rateLimitRefusal } from "../services/rate-limits";
 import { endEverySession, endSession } from "../services/sessions";
 import { issueTokenPair, revokeAccessToken, rotateRefreshToken, type TokenPair, verifyToken } from "../services/tokens";
 import { signInWithFirebase } from "../services/firebase";
@@ -327,7 +327,7 @@ export function authRoutes() {
       description:
         "The presented refresh token is revoked and a new pair issued. Presenting it again within 20 seconds (two tabs " +
         "refreshing at once) returns the same new pair; later, it counts as theft and revokes the whole family (the session " +
-        "ends everywhere, its WebSockets close with 4401). Cookie-based refresh needs the session's X-CSRFToken header and " +
+        "ends everywhere, its WebSockets close with 4401), even past the session's refresh limit, which otherwise answers 429. Cookie-based refresh needs the session's X-CSRFToken header and " +
         "answers with cookies; body-based refresh answers with tokens.",
     },
   );
@@ -347,9 +347,16 @@ export function authRoutes() {
     // Before the session's budget: the refresh cookie goes with any same-site page's request, and
     // one that cannot show the CSRF token must not spend its visitor's refreshes (signing them out).
     if (fromCookie) await assertCsrf(c, claims?.fam);
-    if (claims?.fam) await enforceRateLimit(c.env, `refresh:session:${claims.fam}`, config.REFRESH_SESSION_RATE_LIMIT);
-    const pair = await rotateRefreshToken(c.env, config, token, (userId, familyId, stolen) =>
-      endSession(c.env, config, userId, familyId, { stolen, logger: c.get("logger") }),
+    // Over the budget nothing is issued, but a rotated-away token still ends its session (theft).
+    const overLimit = claims?.fam
+      ? await rateLimitRefusal(c.env, `refresh:session:${claims.fam}`, config.REFRESH_SESSION_RATE_LIMIT)
+      : undefined;
+    const pair = await rotateRefreshToken(
+      c.env,
+      config,
+      token,
+      (userId, familyId, stolen) => endSession(c.env, config, userId, familyId, { stolen, logger: c.get("logger") }),
+      overLimit,
     );
     if (fromCookie) {
       await setSessionCookies(c, pair);

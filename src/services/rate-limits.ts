@@ -24,12 +24,17 @@ export async function withinRateLimit(env: Bindings, name: string, rate: Rate): 
 
 /** Counts one hit in `name`; throws 429 RATE_LIMITED with Retry-After when over the limit. */
 export async function enforceRateLimit(env: Bindings, name: string, rate: Rate): Promise<void> {
+  const refusal = await rateLimitRefusal(env, name, rate);
+  if (refusal) throw refusal;
+}
+
+/** Counts one hit in `name`; the 429 RATE_LIMITED to answer when over the limit, else undefined. */
+export async function rateLimitRefusal(env: Bindings, name: string, rate: Rate): Promise<AppError | undefined> {
   const result = await bucket(env, name).consume(rate.limit, rate.windowMs);
-  if (!result.allowed) {
-    throw new AppError("RATE_LIMITED", 429, `Too many requests. Please try again in ${humanDuration(result.retryAfterS)}.`, undefined, {
-      "Retry-After": String(result.retryAfterS),
-    });
-  }
+  if (result.allowed) return undefined;
+  return new AppError("RATE_LIMITED", 429, `Too many requests. Please try again in ${humanDuration(result.retryAfterS)}.`, undefined, {
+    "Retry-After": String(result.retryAfterS),
+  });
 }
 
 /**

@@ -184,12 +184,17 @@ export type RotationOutcome = TokenPair & { userId: string };
  * reuse, which revokes the family. `onFamilyRevoked` lets the caller end that session's sockets;
  * `stolen` is true only when a token that was rotated away came back (theft), not for a session's
  * last token after it ended (a sign-out, say) or when the account refuses it.
+ *
+ * `overLimit`: the session has spent its refresh budget. Nothing is issued (that error is thrown),
+ * but a token that ends a live session still ends it: a thief who keeps the budget spent by
+ * rotating must not keep the owner's return with a rotated-away token from being seen as theft.
  */
 export async function rotateRefreshToken(
   env: Bindings,
   config: Config,
   token: string,
   onFamilyRevoked?: (userId: string, familyId: string, stolen: boolean) => Promise<void>,
+  overLimit?: AppError,
 ): Promise<RotationOutcome> {
   const claims = await verifyToken(config, token, "refresh");
   const db = database(env);
@@ -220,6 +225,14 @@ export async function rotateRefreshToken(
     throw error;
   };
   const reused = () => new AppError("TOKEN_REUSED", 401, "Refresh token has already been used. Please sign in again.");
+  // Over the budget, only what ends a live session goes on; everything else (a new pair, the
+  // reuse window's pair, refusing a session already ended) is refused with the 429.
+  if (overLimit) {
+    const refused = !row.isActive || issuedBefore(claims, row.tokensValidAfter) || row.revokedAt !== null;
+    const inWindow =
+      row.revokedAt !== null && nowS() - row.revokedAt <= REFRESH_REUSE_WINDOW_S && row.replacedBy !== null && row.nextRevokedAt === null;
+    if (familyRevoked || !refused || inWindow) throw overLimit;
+  }
   if (!row.isActive || issuedBefore(claims, row.tokensValidAfter)) {
     return revokeAndRefuse(new AppError("TOKEN_INVALID", 401, "Token is invalid."));
   }
@@ -257,7 +270,7 @@ export async function rotateRefreshToken(
   ]);
   if (changes(inserted) === 0) {
     // Lost a race with a concurrent refresh of the same token: the winner's pair is in the row now.
-    return rotateRefreshToken(env, config, token, onFamilyRevoked);
+    return rotateRefreshToken(env, config, token, onFamilyRevoked, overLimit);
   }
   return { ...pair, userId: row.userId };
 }

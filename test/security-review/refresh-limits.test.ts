@@ -6,7 +6,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
-import { expectError, freshIp } from "../helpers/http";
+import { call, expectError, freshIp } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 import { bearerUser, registerWeb } from "../helpers/users";
 
@@ -108,5 +108,27 @@ describe("token refresh limits: what an attacker can spend (review helper-65)", 
     }
     const res = await cookieRefresh(freshIp(), cookies, victim.csrf);
     expect(res.status, await res.clone().text()).toBe(200);
+  });
+
+  // A thief holding a session's refresh token keeps rotating it and so keeps the session's budget
+  // spent (a sliding window: each freed slot taken again). The owner's next refresh presents the
+  // token the thief rotated away — the theft signal that ends the session — and must still end
+  // it, not be answered 429 while the thief stays signed in.
+  it("a rotated-away token ends the session even when the session's budget is spent", async () => {
+    const owner = await bearerUser();
+    const thiefIp = freshIp();
+    let token = owner.refresh;
+    let access = "";
+    for (let i = 0; i < 3; i++) {
+      const res = await refresh(thiefIp, token);
+      expect(res.status).toBe(200);
+      ({ refresh: token, access } = (await res.json()) as { refresh: string; access: string });
+    }
+    await expectError(await refresh(thiefIp, token), 429, "RATE_LIMITED");
+    // The owner comes back with the token the thief rotated away.
+    const res = await refresh(freshIp(), owner.refresh);
+    await expectError(res, 401, "TOKEN_REUSED");
+    // The session has ended: the thief's access token is refused.
+    await expectError(await call("/api/v1/auth/user/", { bearer: access }), 401, "TOKEN_INVALID");
   });
 });
