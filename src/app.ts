@@ -162,7 +162,7 @@ export function createApp() {
   app.use("/media/*", authenticate);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
-  app.openAPIRegistry.registerComponent("securitySchemes", "cookieAuth", { type: "apiKey", in: "cookie", name: "access_token" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "cookieAuth", { type: "apiKey", in: "cookie", name: "__Host-access_token" });
 
   app.route("/api/v1", healthRoutes());
   app.route("/api", docsRoutes());

@@ -88,7 +88,7 @@ describe("AsyncAPI document", () => {
     const schemes = (doc.components as unknown as { securitySchemes: Record<string, Json> }).securitySchemes;
     expect(schemes).toEqual({
       bearer: expect.objectContaining({ type: "http", scheme: "bearer" }),
-      cookie: expect.objectContaining({ type: "httpApiKey", in: "cookie", name: "access_token" }),
+      cookie: expect.objectContaining({ type: "httpApiKey", in: "cookie", name: "__Host-access_token" }),
       ticket: expect.objectContaining({ type: "httpApiKey", in: "query", name: "ticket" }),
     });
   });

@@ -106,7 +106,7 @@ follows a request which is still running then gets every message of it so far, i
 follows a finished request gets its final \`completed\` at once. Notifications are not replayed (read
 them with \`GET /api/v1/notifications/\`).
 
-**Authenticating** (any one of the three security schemes): the \`access_token\` cookie set by
+**Authenticating** (any one of the three security schemes): the \`__Host-access_token\` cookie (\`access_token\` in local development) set by
 \`POST /api/v1/auth/login/\`; an \`Authorization: Bearer <access>\` header; or, for browsers (which cannot
 set headers on a WebSocket), a single-use ticket from \`POST /api/v1/auth/ws-ticket/\` (valid 60 s)
 passed as \`?ticket=\`. Cookie and ticket upgrades must come from this site's Origin or an allowed
@@ -266,8 +266,9 @@ function buildDocument(opts: { publicApiUrl: string; version: string }) {
         cookie: {
           type: "httpApiKey",
           in: "cookie",
-          name: "access_token",
-          description: "The HttpOnly cookie set by `POST /api/v1/auth/login/` (web); the upgrade's Origin must be allowed.",
+          name: "__Host-access_token",
+          description:
+            "The HttpOnly cookie (`access_token` in local development) set by `POST /api/v1/auth/login/` (web); the upgrade's Origin must be allowed.",
         },
         ticket: {
           type: "httpApiKey",

@@ -7,6 +7,12 @@
  * is named `__Host-csrftoken` outside local development. Plain double-submit trusts any cookie
  * the browser holds, and a sibling subdomain can toss one in; a `__Host-` cookie can only be set
  * by this host over HTTPS, and a token bound to the session is worthless in another session.
+ *
+ * The access cookie is `__Host-access_token` outside local development for the same reason: a
+ * plain-named one tossed in by a sibling subdomain (sent first, with a longer Path) would sign the
+ * visitor in to the tosser's account, and `auth/csrf/` would hand it that session's CSRF token, so
+ * the visitor's writes would land in an account the tosser reads. (The refresh cookie cannot be
+ * `__Host-`, its Path is not /; a tossed one fails the session-bound CSRF check of the refresh.)
  */
 import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
@@ -15,7 +21,10 @@ import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { base64UrlEncode, randomToken } from "./hash";
 
-export const ACCESS_COOKIE = "access_token";
+/** `access_token` in local development (plain http), `__Host-access_token` everywhere else. */
+export function accessCookieName(config: { isLocal: boolean }): string {
+  return config.isLocal ? "access_token" : "__Host-access_token";
+}
 export const REFRESH_COOKIE = "refresh_token";
 export const REFRESH_COOKIE_PATH = "/api/v1/auth/";
 
@@ -53,7 +62,7 @@ export async function setSessionCookies(
   tokens: { access: string; refresh: string; accessExpiresIn: number; refreshExpiresIn: number; familyId: string },
 ): Promise<string> {
   const base = baseOptions(c);
-  setCookie(c, ACCESS_COOKIE, tokens.access, { ...base, httpOnly: true, maxAge: tokens.accessExpiresIn });
+  setCookie(c, accessCookieName(getConfig(c.env)), tokens.access, { ...base, httpOnly: true, maxAge: tokens.accessExpiresIn });
   setCookie(c, REFRESH_COOKIE, tokens.refresh, {
     ...base,
     httpOnly: true,
@@ -84,6 +93,6 @@ export async function ensureCsrfCookie(c: Context<AppEnv>, sessionId?: string): 
 
 export function clearSessionCookies(c: Context<AppEnv>) {
   const base = baseOptions(c);
-  deleteCookie(c, ACCESS_COOKIE, { ...base });
+  deleteCookie(c, accessCookieName(getConfig(c.env)), { ...base });
   deleteCookie(c, REFRESH_COOKIE, { ...base, path: REFRESH_COOKIE_PATH });
 }

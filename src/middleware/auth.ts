@@ -1,6 +1,6 @@
 /**
  * Authentication for every request: `Authorization: Bearer <access>` (mobile/API) or the
- * `access_token` cookie (web). A valid token sets `user` on the context; routes that need a
+ * access cookie (web: `__Host-access_token`, `access_token` in local development). A valid token sets `user` on the context; routes that need a
  * user add `requireAuth`, staff routes `requireRole`. Cookie-authenticated unsafe requests must
  * carry the CSRF double-submit header (API.md §1); bearer requests need none.
  */
@@ -10,7 +10,7 @@ import { getConfig } from "../config";
 import type { AppEnv, AuthenticatedUser } from "../env";
 import { AppError } from "../lib/errors";
 import { timingSafeEqualStrings } from "../lib/hash";
-import { ACCESS_COOKIE, csrfCookieName, csrfTokenForSession } from "../lib/session-cookies";
+import { accessCookieName, csrfCookieName, csrfTokenForSession } from "../lib/session-cookies";
 import { authenticateAccessToken } from "../services/sessions";
 import type { TokenClaims } from "../lib/token-claims";
 import type { Role } from "../services/users";
@@ -34,7 +34,7 @@ export function bearerToken(c: Context<AppEnv>): string | null {
  * anonymous routes still work; `requireAuth` turns them into a 401 with the precise reason. */
 export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
   const bearer = bearerToken(c);
-  const cookie = bearer ? null : getCookie(c, ACCESS_COOKIE);
+  const cookie = bearer ? null : getCookie(c, accessCookieName(getConfig(c.env)));
   const token = bearer ?? cookie;
   if (token) {
     try {

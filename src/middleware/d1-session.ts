@@ -14,7 +14,7 @@ import type { MiddlewareHandler } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
-import { ACCESS_COOKIE } from "../lib/session-cookies";
+import { accessCookieName } from "../lib/session-cookies";
 import { openRequestSession } from "../services/db-sessions";
 
 export const BOOKMARK_HEADER = "x-d1-bookmark";
@@ -29,7 +29,7 @@ export const d1Session: MiddlewareHandler<AppEnv> = async (c, next) => {
   const config = getConfig(c.env);
   const cookieName = bookmarkCookieName(config);
   const sent = c.req.header(BOOKMARK_HEADER) ?? getCookie(c, cookieName);
-  const webSession = getCookie(c, ACCESS_COOKIE) !== undefined;
+  const webSession = getCookie(c, accessCookieName(config)) !== undefined;
   const session = openRequestSession(c.env, {
     method: c.req.method,
     bookmark: sent,

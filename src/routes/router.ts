@@ -15,7 +15,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
 import { AppError, fieldErrorsFrom } from "../lib/errors";
 import type { Role } from "../services/users";
-import { ACCESS_COOKIE } from "../lib/session-cookies";
+
 import { CSRF_HEADER, requireAuth, requireRole } from "../middleware/auth";
 import { IDEMPOTENCY_HEADER, REPLAYED_HEADER } from "../middleware/idempotency";
 import { errorResponse } from "./schemas";
@@ -57,8 +57,8 @@ export function registerSecuritySchemes(app: OpenAPIHono<AppEnv>) {
   registry.registerComponent("securitySchemes", "cookieAuth", {
     type: "apiKey",
     in: "cookie",
-    name: ACCESS_COOKIE,
-    description: "The web session cookie set at sign-in.",
+    name: "__Host-access_token",
+    description: "The web session cookie set at sign-in (`access_token` in local development, over plain http).",
   });
   registry.registerComponent("securitySchemes", "csrfHeader", {
     type: "apiKey",

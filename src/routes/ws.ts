@@ -1,7 +1,7 @@
 /**
  * WebSocket routes (API.md §3): `/ws/plant-identification/requests/{id}/` follows one request
  * (identification or disease request),
- * `/ws/` all of the caller's. Authenticated by the access_token cookie, a bearer header, or a
+ * `/ws/` all of the caller's. Authenticated by the access cookie (`__Host-access_token`; `access_token` locally), a bearer header, or a
  * single-use `?ticket=` from /auth/ws-ticket/ (long-lived tokens never go in URLs). The socket
  * itself lives in the caller's UserHub Durable Object.
  *
@@ -25,7 +25,7 @@ import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
 import { getConfig } from "../config";
 import { isUuid, uuidv7Timestamp } from "../lib/ids";
-import { ACCESS_COOKIE } from "../lib/session-cookies";
+import { accessCookieName } from "../lib/session-cookies";
 import { bearerToken, userFromAccessToken } from "../middleware/auth";
 import { consumeWsTicket } from "../services/accounts";
 import { userHub } from "../services/progress";
@@ -66,7 +66,7 @@ async function socketUser(c: Context<AppEnv>): Promise<SocketIdentity | null> {
     return { ...consumed, issuedAtMs: Number.isNaN(started) ? null : started, via: "ticket" };
   }
   const bearer = bearerToken(c);
-  const token = bearer ?? getCookie(c, ACCESS_COOKIE);
+  const token = bearer ?? getCookie(c, accessCookieName(getConfig(c.env)));
   if (!token) return null;
   try {
     const { user, claims } = await userFromAccessToken(c, token);

@@ -763,7 +763,7 @@ describe("CSRF tokens bound to the session", () => {
       fetchStaging("/api/v1/plant-identification/collections/", {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-CSRFToken": csrf.value },
-        cookies: { access_token: cookies.access_token!.value, [cookieName]: csrf.value },
+        cookies: { "__Host-access_token": cookies["__Host-access_token"]!.value, [cookieName]: csrf.value },
         body: JSON.stringify({ name: uniqueName("c") }),
       });
     await expectError(await write("csrftoken"), 403, "CSRF_FAILED");
