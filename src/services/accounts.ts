@@ -69,8 +69,9 @@ export async function signInWithPassword(
 ): Promise<{ user: UserRow; pair: TokenPair }> {
   await enforceRateLimit(env, `login:ip:${input.clientKey}`, config.LOGIN_RATE_LIMIT);
   const user = await findUserByLogin(env, input.identifier);
-  const accountKey = user ? `user:${user.id}` : `name:${input.identifier.toLowerCase()}`;
-  const attempt = await beginLoginAttempt(env, config, accountKey);
+  const nameKey = `name:${input.identifier.toLowerCase()}`;
+  const accountKey = user ? `user:${user.id}` : nameKey;
+  const { attempt, named } = await reserveSignIn(env, config, accountKey, user ? nameKey : null, input.password);
 
   const ok = user?.passwordHash ? await verifyPassword(input.password, user.passwordHash) : await burnPasswordCheck(input.password);
   if (!ok || !user?.isActive) {
@@ -78,6 +79,7 @@ export async function signInWithPassword(
     throw invalidCredentials();
   }
   await loginAttemptSucceeded(env, accountKey, attempt);
+  if (named) await loginAttemptSucceeded(env, nameKey, named);
   const lastLogin = new Date().toISOString();
   const db = database(env);
   // A stored hash with weaker parameters than today's is replaced while the password is at hand.
@@ -100,6 +102,33 @@ export async function signInWithPassword(
   ]);
   if (changes(started) === 0 || changes(signedIn) === 0) throw invalidCredentials();
   return { user: { ...user, lastLogin, ...rehashed }, pair };
+}
+
+const isLock = (err: unknown) => err instanceof AppError && err.code === "ACCOUNT_LOCKED";
+
+/**
+ * Reserves a sign-in attempt. The account's bucket decides whether the password is checked at
+ * all; for an account, the bucket of the name typed (its username or email, any case) counts the
+ * same attempts and decides only what a refusal says. An account locked through another name
+ * answers like a wrong password, after the same work: were it 429 ACCOUNT_LOCKED, anyone could
+ * lock an account by an email address and then try usernames until one answered "locked", and
+ * so learn whose address it is (an unknown name's lock gives nothing like it). The name that
+ * locked it still answers 429, as does a name tried ten times more, exactly like an unknown one.
+ */
+async function reserveSignIn(
+  env: Bindings,
+  config: Config,
+  accountKey: string,
+  nameKey: string | null,
+  password: string,
+): Promise<{ attempt: { justLocked: boolean }; named: { justLocked: boolean } | null }> {
+  if (nameKey === null) return { attempt: await beginLoginAttempt(env, config, accountKey), named: null };
+  const [account, named] = await Promise.allSettled([beginLoginAttempt(env, config, accountKey), beginLoginAttempt(env, config, nameKey)]);
+  if (named.status === "rejected" && !isLock(named.reason)) throw named.reason;
+  if (account.status === "fulfilled") return { attempt: account.value, named: named.status === "fulfilled" ? named.value : null };
+  if (!isLock(account.reason) || named.status === "rejected") throw account.reason;
+  await burnPasswordCheck(password);
+  throw invalidCredentials();
 }
 
 /**

@@ -530,7 +530,7 @@ describe("rate-limit keys", () => {
     expect(neighbour.status).toBe(200);
   });
 
-  it("one lockout bucket per account, whether the username or the email is typed, in any case", async () => {
+  it("one lockout bucket per account, whether the username or the email is typed, in any case (a name that did not lock it answers as a wrong password)", async () => {
     const s = await registerWeb();
     const typed = [s.username, s.email, s.username.toUpperCase(), s.email.toUpperCase()];
     for (let i = 0; i < 10; i++) {
@@ -538,11 +538,12 @@ describe("rate-limit keys", () => {
       const res = await call("/api/v1/auth/login/", { json: { username: identifier, password: `Wrong-Password-${i}` } });
       expect(res.status, `failure ${i + 1}`).toBe(401);
     }
+    // Ten failures for the account, five for each name: locked, and no name says so (helper-65).
     for (const identifier of typed) {
       await expectError(
         await call("/api/v1/auth/login/", { json: { username: identifier, password: GOOD_PASSWORD } }),
-        429,
-        "ACCOUNT_LOCKED",
+        401,
+        "INVALID_CREDENTIALS",
       );
     }
   });
@@ -623,10 +624,11 @@ describe("rate-limit keys", () => {
       429,
       "ACCOUNT_LOCKED",
     );
+    // At sign-in too, answered as a wrong password: no name locked it (helper-65).
     await expectError(
       await call("/api/v1/auth/token/", { json: { username: u.username, password: GOOD_PASSWORD } }),
-      429,
-      "ACCOUNT_LOCKED",
+      401,
+      "INVALID_CREDENTIALS",
     );
     await eventually(() => emulators.email.outbox.slice(before).find((m) => m.to.includes(u.email) && /lock/i.test(m.subject + m.text)));
   });
