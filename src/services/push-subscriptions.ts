@@ -9,14 +9,15 @@
  * (another account signed in on that browser) moves it. A user has at most MAX_DEVICES.
  * Unsubscribing names the endpoint; only its owner can remove it (anyone else: 404).
  */
-import { and, count, eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { getConfig } from "../config";
 import { changes, database } from "../db/client";
 import { pushSubscriptions } from "../db/schema";
 import type { Bindings } from "../env";
-import { AppError } from "../lib/errors";
+import { AppError, errorMatches } from "../lib/errors";
 import { checkPushService, checkSubscription } from "../lib/web-push";
 
+/** Devices one account may have subscribed; migration 0039's trigger names the same number. */
 export const MAX_DEVICES = 20;
 
 export interface SubscriptionInput {
@@ -49,13 +50,8 @@ export async function subscribe(
   const db = database(env);
   const s = pushSubscriptions;
   const existing = await db.select().from(s).where(eq(s.endpoint, input.endpoint)).get();
-  if (!existing || existing.userId !== userId) {
-    const owned = await db.select({ n: count() }).from(s).where(eq(s.userId, userId)).get();
-    if ((owned?.n ?? 0) >= MAX_DEVICES)
-      throw new AppError("VALIDATION_ERROR", 400, `At most ${MAX_DEVICES} devices can receive push notifications; remove one first.`, {
-        endpoint: ["Too many subscribed devices."],
-      });
-  }
+  // The cap is migration 0039's trigger, inside the upsert: subscribes at the same moment cannot
+  // pass it together.
   const row = await db
     .insert(s)
     .values({
@@ -78,7 +74,13 @@ export async function subscribe(
       },
     })
     .returning()
-    .get();
+    .get()
+    .catch((err: unknown) => {
+      if (!errorMatches(err, /PER_USER_CAP push_subscriptions\b/)) throw err;
+      throw new AppError("VALIDATION_ERROR", 400, `At most ${MAX_DEVICES} devices can receive push notifications; remove one first.`, {
+        endpoint: ["Too many subscribed devices."],
+      });
+    });
   return { id: row.id, endpoint: row.endpoint, created: existing?.userId !== userId };
 }
 

@@ -228,6 +228,32 @@ describe("web push", () => {
   });
 });
 
+describe("at most 20 devices per account", () => {
+  it("subscribes sent at once for the last place: exactly one lands; a device already held re-subscribes at the cap", async () => {
+    const u = await bearerUser();
+    const fill = env.DB.prepare("INSERT INTO push_subscriptions (id, user_id, endpoint, p256dh, auth) VALUES (?, ?, ?, 'k', 'a')");
+    await env.DB.batch(
+      Array.from({ length: 19 }, (_, i) => fill.bind(crypto.randomUUID(), u.userId, `https://push.example/held-${u.userId}-${i}`)),
+    );
+    const { public_key } = await json<{ public_key: string }>(await call("/api/v1/notifications/push/vapid-public-key/"), 200);
+    const subs = await Promise.all([0, 1, 2, 3, 4].map(() => emulators.push.subscribe({ applicationServerKey: public_key })));
+    const answers = await Promise.all(subs.map((sub) => call(SUBS, { bearer: u.access, json: sub })));
+    expect(answers.map((r) => r.status).sort()).toEqual([201, 400, 400, 400, 400]);
+    const refused = answers.find((r) => r.status === 400)!;
+    expect(JSON.stringify(await expectError(refused, 400, "VALIDATION_ERROR"))).toMatch(/Too many subscribed devices/);
+    const held = await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.userId, u.userId)).all();
+    expect(held).toHaveLength(20);
+    // The device that got the last place subscribes again (new keys, say): no new device, so it passes.
+    const mine = subs.find((sub) => held.some((row) => row.endpoint === sub.endpoint))!;
+    expect((await call(SUBS, { bearer: u.access, json: mine })).status).toBeLessThan(300);
+    // The cap is the write's own, not a count read before it (which subscribes at the same moment
+    // could all pass): a 21st device is refused by D1 itself, whoever writes it.
+    await expect(fill.bind(crypto.randomUUID(), u.userId, `https://push.example/one-more-${u.userId}`).run()).rejects.toThrow(
+      /PER_USER_CAP push_subscriptions/,
+    );
+  });
+});
+
 describe("push endpoints reach only push services", () => {
   it("a subscription pointing anywhere but a known push service is refused, and nothing is stored", async () => {
     const u = await bearerUser();
