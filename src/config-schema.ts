@@ -89,6 +89,12 @@ export const ConfigSchema = z.object({
    * everyone (public ones), and a change of time or place notifies every attendee.
    */
   CALENDAR_EVENT_RATE_LIMIT: z.string().default("20/3600").pipe(rate),
+  /**
+   * Species lookups of names the catalogue lacks, per user (per address when anonymous; default 30
+   * an hour): each may call Trefle on the deployment's quota and add a species, which purges the
+   * cached catalogue for everyone. Names the catalogue has cost nothing.
+   */
+  SPECIES_LOOKUP_RATE_LIMIT: z.string().default("30/3600").pipe(rate),
   /** Blog comments per user (default 10 per 10 minutes). */
   BLOG_COMMENT_RATE_LIMIT: z.string().default("10/600").pipe(rate),
   /**

@@ -4,6 +4,7 @@
 import { z } from "@hono/zod-openapi";
 import { createRouter, routeSet } from "./router";
 import { AppError } from "../lib/errors";
+import { clientIp } from "../services/rate-limits";
 import {
   getSpecies,
   listSpecies,
@@ -84,6 +85,11 @@ export function speciesRoutes() {
         200: jsonBody(SpeciesSchema, "The species"),
         400: errorResponse(400, "Missing or invalid name"),
         404: errorResponse(404, "Neither the catalogue nor Trefle knows it"),
+        429: errorResponse(
+          429,
+          "Too many lookups of names the catalogue lacks (SPECIES_LOOKUP_RATE_LIMIT); see Retry-After",
+          "RATE_LIMITED",
+        ),
         503: errorResponse(503, "Not in the catalogue, and Trefle is unavailable (Retry-After)"),
       },
       {
@@ -94,7 +100,9 @@ export function speciesRoutes() {
     );
   app.openapi(getSpeciesLookup, async (c) => {
     const name = normaliseScientificName(c.req.valid("query").scientific_name);
-    const result = await lookupSpeciesOrUnavailable(c.env, name, c.get("logger"));
+    const user = c.get("user");
+    const budget = user ? `user:${user.id}` : `ip:${clientIp(c.req.raw)}`;
+    const result = await lookupSpeciesOrUnavailable(c.env, name, c.get("logger"), budget);
     if (result.found === "none") {
       throw new AppError(
         "NOT_FOUND",

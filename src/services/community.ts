@@ -444,14 +444,14 @@ async function sharedRequestFor(env: Bindings, userId: string, requestId: string
   return row;
 }
 
-async function speciesFor(env: Bindings, input: ProposalInput, logger?: Logger): Promise<SpeciesRow> {
+async function speciesFor(env: Bindings, userId: string, input: ProposalInput, logger?: Logger): Promise<SpeciesRow> {
   if (input.species_id) {
     const row = await database(env).select().from(species).where(eq(species.id, input.species_id)).get();
     if (!row) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { species_id: ["No species with this id in the catalogue."] });
     return row;
   }
   const name = input.scientific_name?.trim() ?? "";
-  const found = await lookupSpeciesOrUnavailable(env, name, logger);
+  const found = await lookupSpeciesOrUnavailable(env, name, logger, `user:${userId}`);
   if (found.found === "none")
     throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
       scientific_name: ["Not a species we know; check the spelling or search the catalogue (species/search/)."],
@@ -469,7 +469,7 @@ async function speciesFor(env: Bindings, input: ProposalInput, logger?: Logger):
  */
 export async function propose(env: Bindings, user: AuthenticatedUser, requestId: string, input: ProposalInput, logger?: Logger) {
   const request = await sharedRequestFor(env, user.id, requestId);
-  const sp = await speciesFor(env, input, logger);
+  const sp = await speciesFor(env, user.id, input, logger);
   const db = database(env);
   const existing = await db
     .select({ id: r.id, isHidden: r.isHidden, proposedBy: r.proposedBy })

@@ -23,6 +23,7 @@ import { type TrefleSpecies, trefleSpeciesFor } from "../providers/trefle";
 import { ProviderError } from "../providers/types";
 import { candidateMatch, MatchTier, parseQuery, type RankCandidate, type RankedMatch, rankTop } from "./species-ranking";
 import { purgeStatement } from "./public-cache";
+import { enforceRateLimit } from "./rate-limits";
 
 export type SpeciesRow = typeof species.$inferSelect;
 
@@ -261,11 +262,16 @@ export type LookupResult =
 /**
  * `species/lookup/`: the catalogue first; else Trefle, whose species is stored as a new,
  * unverified catalogue entry (source "trefle"). Concurrent lookups of one name store it once.
+ * `budget` (`user:<id>` or `ip:<address>`) names who pays for a name the catalogue lacks, out of
+ * SPECIES_LOOKUP_RATE_LIMIT (429 past it): such a lookup may call Trefle, whose quota is the
+ * deployment's, and store a species, which purges the cached catalogue for every reader.
  */
-export async function lookupSpecies(env: Bindings, scientificName: string): Promise<LookupResult> {
+export async function lookupSpecies(env: Bindings, scientificName: string, budget?: string): Promise<LookupResult> {
   const local = await speciesNamed(env, scientificName);
   if (local) return { found: "local", row: local };
-  if (!getConfig(env).TREFLE_API_KEY) return { found: "none", reason: "catalogue_only" };
+  const config = getConfig(env);
+  if (!config.TREFLE_API_KEY) return { found: "none", reason: "catalogue_only" };
+  if (budget) await enforceRateLimit(env, `species-lookup:${budget}`, config.SPECIES_LOOKUP_RATE_LIMIT);
 
   const t = await cachedTrefleSpecies(env, scientificName);
   if (!t) return { found: "none", reason: "unknown" };
@@ -306,9 +312,14 @@ export async function lookupSpecies(env: Bindings, scientificName: string): Prom
  * `lookupSpecies` for the API: a Trefle outage while the catalogue lacks the name is a 503 with
  * Retry-After (Trefle's own, within 1–300 s), never a 500.
  */
-export async function lookupSpeciesOrUnavailable(env: Bindings, scientificName: string, logger?: Logger): Promise<LookupResult> {
+export async function lookupSpeciesOrUnavailable(
+  env: Bindings,
+  scientificName: string,
+  logger?: Logger,
+  budget?: string,
+): Promise<LookupResult> {
   try {
-    return await lookupSpecies(env, scientificName);
+    return await lookupSpecies(env, scientificName, budget);
   } catch (err) {
     if (!(err instanceof ProviderError)) throw err;
     logger?.warn("trefle lookup failed", { species: scientificName, error: String(err) });

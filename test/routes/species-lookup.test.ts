@@ -150,3 +150,39 @@ describe("GET species/lookup/", () => {
     await expectError(await lookup("x".repeat(151)), 400, "VALIDATION_ERROR");
   });
 });
+
+describe("lookups of names the catalogue lacks are limited (SPECIES_LOOKUP_RATE_LIMIT)", () => {
+  // Each may call Trefle on the deployment's quota and add a species, which purges the cached
+  // catalogue for every reader: one address or account must not do that at will.
+  const limited = { ...env, SPECIES_LOOKUP_RATE_LIMIT: "2/3600" };
+  const lookupFrom = async (ip: string, name: string) => {
+    const ctx = createExecutionContext();
+    const res = await createApp().request(
+      `${LOOKUP}?scientific_name=${encodeURIComponent(name)}`,
+      { headers: { "CF-Connecting-IP": ip } },
+      limited,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    return res;
+  };
+
+  it("per address when anonymous: past the budget 429 with Retry-After and Trefle is not called; catalogue names stay free", async () => {
+    const ip = freshIp();
+    await expectError(await lookupFrom(ip, "Nonexistia prima"), 404, "NOT_FOUND");
+    expect((await lookupFrom(ip, trefleSpecies().scientificName)).status).toBe(200);
+    const calls = emulators.trefle.calls;
+    const refused = await lookupFrom(ip, "Nonexistia tertia");
+    await expectError(refused.clone(), 429, "RATE_LIMITED");
+    expect(Number(refused.headers.get("Retry-After"))).toBeGreaterThan(0);
+    expect(emulators.trefle.calls).toBe(calls);
+    // A name the catalogue has costs nothing, and another address has its own budget.
+    await env.DB.prepare(
+      "INSERT INTO species (id, scientific_name, family, genus, source, is_verified) VALUES (?, 'Budgetia localis', 'Testaceae', 'Budgetia', 'seed', 1) ON CONFLICT DO NOTHING",
+    )
+      .bind(crypto.randomUUID())
+      .run();
+    expect((await lookupFrom(ip, "Budgetia localis")).status).toBe(200);
+    await expectError(await lookupFrom(freshIp(), "Nonexistia quarta"), 404, "NOT_FOUND");
+  });
+});
