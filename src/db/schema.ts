@@ -1113,6 +1113,8 @@ export const notificationDeliveries = sqliteTable(
     index("notification_deliveries_user_status_idx").on(t.userId, t.status),
     index("notification_deliveries_digest_idx").on(t.digestId).where(sql`${t.digestId} IS NOT NULL`),
     index("notification_deliveries_open_idx").on(t.status, t.createdAt).where(sql`${t.status} IN ('held', 'queued', 'sending')`),
+    // gatherDigests' page of readers holding mail (migration 0039).
+    index("notification_deliveries_held_idx").on(t.status, t.userId, t.createdAt).where(sql`${t.status} = 'held'`),
   ],
 );
 

@@ -499,6 +499,21 @@ function isoWeek(day: Date): string {
 }
 
 /**
+ * One page of the readers holding mail (after `after`, in id order), each with its oldest held
+ * mail and digest preferences. Read through migration 0039's index of held mail, which holds only
+ * what is held: the (user_id, status) index would walk every delivery ever written (sent, skipped
+ * and digested rows are kept) on each five-minute run.
+ */
+export function heldReadersPage(after: string): SQL {
+  return sql`
+    SELECT h.user_id, h.oldest, COALESCE(p.digest, 'daily') AS digest, COALESCE(p.time_zone, 'UTC') AS time_zone
+    FROM (SELECT user_id, MIN(created_at) AS oldest FROM notification_deliveries
+          WHERE status = 'held' AND user_id > ${after} GROUP BY user_id ORDER BY user_id LIMIT ${READERS_PAGE}) h
+    LEFT JOIN notification_preferences p ON p.user_id = h.user_id
+    ORDER BY h.user_id`;
+}
+
+/**
  * Gathers `held` emails into digests whose period has begun. For each reader with held mail:
  * one batch inserts the period's digest row (skipped if that period's digest exists) and moves
  * the mail held before the period started onto it — only while the digest is still `queued`, so
@@ -516,12 +531,7 @@ export async function gatherDigests(env: Bindings, now = Date.now()): Promise<nu
   // due (weekly readers mid-week, anyone notified since their period began) keep every later
   // reader's digest from ever being gathered.
   pages: for (;;) {
-    const readers = await db.all<{ user_id: string; oldest: string; digest: string; time_zone: string }>(sql`
-      SELECT h.user_id, h.oldest, COALESCE(p.digest, 'daily') AS digest, COALESCE(p.time_zone, 'UTC') AS time_zone
-      FROM (SELECT user_id, MIN(created_at) AS oldest FROM notification_deliveries
-            WHERE status = 'held' AND user_id > ${after} GROUP BY user_id ORDER BY user_id LIMIT ${READERS_PAGE}) h
-      LEFT JOIN notification_preferences p ON p.user_id = h.user_id
-      ORDER BY h.user_id`);
+    const readers = await db.all<{ user_id: string; oldest: string; digest: string; time_zone: string }>(heldReadersPage(after));
     if (readers.length === 0) break;
     after = readers[readers.length - 1]!.user_id;
     for (const reader of readers) {
