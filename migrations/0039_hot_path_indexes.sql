@@ -3,3 +3,8 @@
 -- that walked every delivery ever written (sent, skipped and digested rows are kept); this index
 -- holds the held mail alone, with what the page reads (reader, oldest created_at).
 CREATE INDEX `notification_deliveries_held_idx` ON `notification_deliveries` (`status`, `user_id`, `created_at`) WHERE `status` = 'held';
+--> statement-breakpoint
+-- Every Idempotency-Key claim runs migration 0037's cap, which counts the account's live keys
+-- (user_id, expires_at > now). Through the primary key that read each key's row, stored answer
+-- (up to 512 KiB) and all, on every claim; this index answers the count by itself.
+CREATE INDEX `idempotency_keys_user_expires` ON `idempotency_keys` (`user_id`, `expires_at`);

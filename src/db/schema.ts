@@ -1203,7 +1203,12 @@ export const idempotencyKeys = sqliteTable(
     createdAt: text("created_at").notNull().default(now),
     expiresAt: text("expires_at").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.userId, t.key] }), index("idempotency_keys_expires").on(t.expiresAt)],
+  (t) => [
+    primaryKey({ columns: [t.userId, t.key] }),
+    index("idempotency_keys_expires").on(t.expiresAt),
+    // The per-account cap's count of live keys (migrations 0037, 0039).
+    index("idempotency_keys_user_expires").on(t.userId, t.expiresAt),
+  ],
 );
 
 /** Edge-cache generations per area of public reads (migrations/0025; services/public-cache.ts). */

@@ -12,6 +12,24 @@ async function planOf(query: SQL): Promise<string[]> {
 }
 
 describe("query plans", () => {
+  it("the Idempotency-Key cap (migration 0037's trigger, run by every claim) counts keys from an index alone", async () => {
+    const { results } = await env.DB.prepare(
+      "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'idempotency_keys_per_user_cap'",
+    ).all<{
+      sql: string;
+    }>();
+    const when = /\bWHEN\b([\s\S]*)\bBEGIN\b/.exec(results[0]?.sql ?? "")?.[1];
+    expect(when).toBeDefined();
+    // The trigger's condition as a plain query: NEW's columns become bound values.
+    const condition = when!.replace(/NEW\.`(\w+)`/g, (_, column: string) => `'${column}-value'`);
+    const plan = await planOf(sql.raw(`SELECT ${condition}`));
+    const keys = plan.filter((line) => /idempotency_keys/.test(line));
+    expect(keys.length, plan.join("\n")).toBe(2);
+    // A key's row holds its stored answer (up to 512 KiB, before expires_at): reading the rows
+    // to count them would read every answer the account holds, on every claim.
+    for (const line of keys) expect(line, plan.join("\n")).toMatch(/^SEARCH idempotency_keys USING COVERING INDEX /);
+  });
+
   it("gathering digests reads the held mail only, through a covering index", async () => {
     const plan = await planOf(heldReadersPage(""));
     const deliveries = plan.filter((line) => /notification_deliveries/.test(line));
