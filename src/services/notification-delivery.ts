@@ -424,25 +424,33 @@ async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger): 
  * `releaseDelivery`) was due REQUEUE_AFTER_MS ago and never came. Returns how many.
  */
 export async function requeueStale(env: Bindings, now = Date.now()): Promise<number> {
-  const d = notificationDeliveries;
-  const before = new Date(now - REQUEUE_AFTER_MS).toISOString();
-  const leaseEnd = new Date(now - CLAIM_LEASE_MS).toISOString();
-  const rows = await database(env)
-    .select({ id: d.id })
-    .from(d)
-    .where(
-      or(
-        and(eq(d.status, "queued"), lt(d.createdAt, before), or(sql`${d.claimedAt} IS NULL`, lt(d.claimedAt, before))),
-        and(eq(d.status, "sending"), lt(d.claimedAt, leaseEnd)),
-      ),
-    )
-    .limit(500)
-    .all();
+  const rows = await database(env).all<{ id: string }>(staleDeliveries(now));
   await enqueueDeliveries(
     env,
     rows.map((r) => r.id),
   );
   return rows.length;
+}
+
+/**
+ * The sweep's query: queued rows older than REQUEUE_AFTER_MS whose given-back retry (claimed_at)
+ * is as overdue, and claims past their lease. Each branch repeats the open index's own condition
+ * word for word (migration 0020 `notification_deliveries_open_idx`, partial on `status IN
+ * ('held', 'queued', 'sending')`): SQLite uses a partial index only for a query that states its
+ * WHERE exactly, and without it every five-minute run read every delivery ever written (sent,
+ * skipped and digested rows are kept).
+ */
+export function staleDeliveries(now: number): SQL {
+  const before = new Date(now - REQUEUE_AFTER_MS).toISOString();
+  const leaseEnd = new Date(now - CLAIM_LEASE_MS).toISOString();
+  const open = sql.raw(`status IN ('held', 'queued', 'sending')`);
+  return sql`
+    SELECT id FROM notification_deliveries
+     WHERE ${open} AND status = 'queued' AND created_at < ${before} AND (claimed_at IS NULL OR claimed_at < ${before})
+    UNION ALL
+    SELECT id FROM notification_deliveries
+     WHERE ${open} AND status = 'sending' AND claimed_at < ${leaseEnd}
+    LIMIT 500`;
 }
 
 /** The wall clock in `timeZone` as fields. */

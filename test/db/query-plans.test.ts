@@ -4,7 +4,7 @@ import { env } from "cloudflare:workers";
 import { type SQL, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client";
-import { heldReadersPage } from "../../src/services/notification-delivery";
+import { heldReadersPage, staleDeliveries } from "../../src/services/notification-delivery";
 
 async function planOf(query: SQL): Promise<string[]> {
   const rows = await database(env).all<{ detail: string }>(sql`EXPLAIN QUERY PLAN ${query}`);
@@ -37,5 +37,14 @@ describe("query plans", () => {
     for (const line of deliveries) {
       expect(line, plan.join("\n")).toMatch(/^SEARCH notification_deliveries USING COVERING INDEX \S+ \(status=\? AND user_id>\?\)$/);
     }
+  });
+
+  it("the five-minute sweep seeks the open deliveries, not every delivery ever written", async () => {
+    const plan = await planOf(staleDeliveries(Date.now()));
+    const deliveries = plan.filter((line) => /notification_deliveries/.test(line));
+    expect(deliveries.length, plan.join("\n")).toBeGreaterThan(0);
+    // Sent, skipped and digested rows are kept for good; the sweep must not read them.
+    for (const line of deliveries)
+      expect(line, plan.join("\n")).toMatch(/^SEARCH notification_deliveries USING INDEX notification_deliveries_open_idx \(status=\?/);
   });
 });
