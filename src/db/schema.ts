@@ -757,7 +757,12 @@ export const calendarEvents = sqliteTable(
     capacity: integer("capacity"),
     ...timestamps,
   },
-  (t) => [index("calendar_events_starts_idx").on(t.startsAt), index("calendar_events_organizer_starts_idx").on(t.organizerId, t.startsAt)],
+  (t) => [
+    index("calendar_events_starts_idx").on(t.startsAt),
+    index("calendar_events_organizer_starts_idx").on(t.organizerId, t.startsAt),
+    // The organiser's cap on events not yet ended (migrations 0036, 0039).
+    index("calendar_events_organizer_ends_idx").on(t.organizerId, t.endsAt),
+  ],
 );
 
 /** One RSVP per (event, user): the unique index is what the conditional upsert conflicts on. */

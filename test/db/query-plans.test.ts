@@ -47,4 +47,20 @@ describe("query plans", () => {
     for (const line of deliveries)
       expect(line, plan.join("\n")).toMatch(/^SEARCH notification_deliveries USING INDEX notification_deliveries_open_idx \(status=\?/);
   });
+
+  it("the organiser's cap on events not yet ended (migration 0036's triggers) reads only those events, from an index", async () => {
+    for (const name of ["calendar_events_per_user_cap", "calendar_events_per_user_cap_revive"]) {
+      const { results } = await env.DB.prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?")
+        .bind(name)
+        .all<{ sql: string }>();
+      const when = /\bWHEN\b([\s\S]*)\bBEGIN\b/.exec(results[0]?.sql ?? "")?.[1];
+      expect(when, name).toBeDefined();
+      const condition = when!.replace(/(NEW|OLD)\.`(\w+)`/g, (_, row: string, column: string) => `'${row}-${column}'`);
+      const plan = await planOf(sql.raw(`SELECT ${condition}`));
+      const events = plan.filter((line) => /calendar_events/.test(line));
+      expect(events.length, plan.join("\n")).toBe(1);
+      // Not every event the organiser ever held: past ones are skipped by the index's range.
+      expect(events[0], plan.join("\n")).toMatch(/^SEARCH calendar_events USING COVERING INDEX \S+ \(organizer_id=\? AND ends_at>\?\)$/);
+    }
+  });
 });
