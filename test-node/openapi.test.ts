@@ -101,7 +101,7 @@ describe("OpenAPI document", () => {
     expect(variants.map((v) => v.required?.slice().sort())).toContainEqual(["access", "expires_in", "message", "refresh", "token_type"]);
   });
 
-  it("lists 409 and 422 on every operation that takes Idempotency-Key (a retry while the first runs, a key reused)", () => {
+  it("lists 409, 422 and 429 on every operation that takes Idempotency-Key (a retry while the first runs, a key reused, the account's keys all in use)", () => {
     type Op = { parameters?: { name: string; in: string }[]; responses?: Record<string, unknown> };
     const missing: string[] = [];
     let keyed = 0;
@@ -109,7 +109,7 @@ describe("OpenAPI document", () => {
       for (const [method, op] of Object.entries(item as Record<string, Op>)) {
         if (!op.parameters?.some((p) => p.in === "header" && p.name === "Idempotency-Key")) continue;
         keyed++;
-        for (const status of ["409", "422"]) if (!op.responses?.[status]) missing.push(`${method.toUpperCase()} ${path} ${status}`);
+        for (const status of ["409", "422", "429"]) if (!op.responses?.[status]) missing.push(`${method.toUpperCase()} ${path} ${status}`);
       }
     }
     expect(keyed).toBeGreaterThan(30);

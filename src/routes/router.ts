@@ -102,6 +102,12 @@ const IDEMPOTENCY_IN_USE = errorResponse(
   "A request with this Idempotency-Key is still running; retry after Retry-After",
   "IDEMPOTENCY_KEY_IN_USE",
 );
+/** A route's own 429 (a rate limit) replaces this one in the document (the header's description still names the code). */
+const IDEMPOTENCY_LIMIT = errorResponse(
+  429,
+  "A new Idempotency-Key beyond the account's 1000 within 24 h; retry after Retry-After, or without the header",
+  "IDEMPOTENCY_KEY_LIMIT",
+);
 
 /**
  * @hono/zod-openapi's media-type gate answers 415 to a JSON route's body of another type (or of
@@ -143,7 +149,7 @@ function builder<const E extends Responses, const X extends Partial<ReturnType<t
         const takesJson = request.body?.content?.["application/json"] !== undefined;
         const withReused = {
           ...(takesJson ? { 415: JSON_ONLY } : {}),
-          ...(idempotent ? { 409: IDEMPOTENCY_IN_USE, 422: IDEMPOTENCY_REUSED } : {}),
+          ...(idempotent ? { 409: IDEMPOTENCY_IN_USE, 422: IDEMPOTENCY_REUSED, 429: IDEMPOTENCY_LIMIT } : {}),
           ...errors,
           ...responses,
         };
