@@ -760,7 +760,7 @@ export const calendarEvents = sqliteTable(
   (t) => [
     index("calendar_events_starts_idx").on(t.startsAt),
     index("calendar_events_organizer_starts_idx").on(t.organizerId, t.startsAt),
-    // The organiser's cap on events not yet ended (migrations 0036, 0039).
+    // The organiser's cap on events not yet ended (migrations 0036, 0040).
     index("calendar_events_organizer_ends_idx").on(t.organizerId, t.endsAt),
   ],
 );
@@ -1118,7 +1118,7 @@ export const notificationDeliveries = sqliteTable(
     index("notification_deliveries_user_status_idx").on(t.userId, t.status),
     index("notification_deliveries_digest_idx").on(t.digestId).where(sql`${t.digestId} IS NOT NULL`),
     index("notification_deliveries_open_idx").on(t.status, t.createdAt).where(sql`${t.status} IN ('held', 'queued', 'sending')`),
-    // gatherDigests' page of readers holding mail (migration 0039).
+    // gatherDigests' page of readers holding mail (migration 0040).
     index("notification_deliveries_held_idx").on(t.status, t.userId, t.createdAt).where(sql`${t.status} = 'held'`),
   ],
 );
@@ -1211,7 +1211,7 @@ export const idempotencyKeys = sqliteTable(
   (t) => [
     primaryKey({ columns: [t.userId, t.key] }),
     index("idempotency_keys_expires").on(t.expiresAt),
-    // The per-account cap's count of live keys (migrations 0037, 0039).
+    // The per-account cap's count of live keys (migrations 0037, 0040).
     index("idempotency_keys_user_expires").on(t.userId, t.expiresAt),
   ],
 );

@@ -508,7 +508,7 @@ function isoWeek(day: Date): string {
 
 /**
  * One page of the readers holding mail (after `after`, in id order), each with its oldest held
- * mail and digest preferences. Read through migration 0039's index of held mail, which holds only
+ * mail and digest preferences. Read through migration 0040's index of held mail, which holds only
  * what is held: the (user_id, status) index would walk every delivery ever written (sent, skipped
  * and digested rows are kept) on each five-minute run.
  */
