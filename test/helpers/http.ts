@@ -1,5 +1,7 @@
 /** Calling the Worker end to end through its default export, as a client would. */
-import { exports } from "cloudflare:workers";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { createApp } from "../../src/app";
 
 export const BASE = "https://api.test";
 let ipCounter = 0;
@@ -23,14 +25,7 @@ export interface CallOptions {
 export function call(path: string, opts: CallOptions = {}): Promise<Response> {
   const headers = new Headers(opts.headers);
   if (opts.json !== undefined) headers.set("Content-Type", "application/json");
-  if (opts.cookies) {
-    headers.set(
-      "Cookie",
-      Object.entries(opts.cookies)
-        .map(([k, v]) => `${k}=${v}`)
-        .join("; "),
-    );
-  }
+  if (opts.cookies) headers.set("Cookie", cookieHeader(opts.cookies));
   if (opts.bearer) headers.set("Authorization", `Bearer ${opts.bearer}`);
   headers.set("CF-Connecting-IP", opts.ip ?? freshIp());
   return exports.default.fetch(
@@ -95,4 +90,27 @@ export async function jsonWithStatus<T>(res: Response, status: number): Promise<
   const { expect } = await import("vitest");
   expect(res.status, await res.clone().text()).toBe(status);
   return (await res.json()) as T;
+}
+
+/** A `Cookie` request header holding `cookies`. */
+export function cookieHeader(cookies: Record<string, string>): string {
+  return Object.entries(cookies)
+    .map(([k, v]) => `${k}=${v}`)
+    .join("; ");
+}
+
+/**
+ * Calls the app as deployed outside local development (ENVIRONMENT "staging": `__Host-` cookie
+ * names, Secure cookies), from a fresh address, with `cookies` sent as a browser would.
+ */
+export async function fetchStaging(path: string, init: RequestInit & { cookies?: Record<string, string> } = {}): Promise<Response> {
+  const { cookies, ...rest } = init;
+  const headers = new Headers(rest.headers);
+  headers.set("CF-Connecting-IP", freshIp());
+  if (cookies) headers.set("Cookie", cookieHeader(cookies));
+  const ctx = createExecutionContext();
+  const staging = { ...env, ENVIRONMENT: "staging" } as typeof env;
+  const res = await createApp().fetch(new Request(`${BASE}${path}`, { ...rest, headers }), staging, ctx);
+  await waitOnExecutionContext(ctx);
+  return res;
 }

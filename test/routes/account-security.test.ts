@@ -2,17 +2,15 @@
 // takeover through an unproven email, reset links that outlive what they were for, sessions that
 // survive on WebSockets and in access tokens, cross-site WebSocket hijacking, rate-limit keys,
 // and CSRF tokens that a tossed cookie could satisfy. Providers (OAuth, email) are the emulators.
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { createApp } from "../../src/app";
 import { hashPassword } from "../../src/services/passwords";
 import { ipv4Mapped, ipv6Prefix64 } from "../../src/services/rate-limits";
 import { getConfig } from "../../src/config";
 import { uuidv7 } from "../../src/lib/ids";
 import { issueTokenPair } from "../../src/services/tokens";
 import { createUser } from "../../src/services/users";
-import { BASE, call, expectError, freshIp, setCookies } from "../helpers/http";
+import { BASE, call, expectError, fetchStaging, freshIp, setCookies } from "../helpers/http";
 import { createOAuthEmulators, githubIdentity, googleIdentity, oauthSignIn } from "../helpers/oauth";
 import { mailTo as mailToIn, tokenIn } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
@@ -731,23 +729,6 @@ describe("CSRF tokens bound to the session", () => {
   });
 
   it("outside local development the cookie is __Host-csrftoken (Secure, Path=/, no Domain) and the plain name is ignored", async () => {
-    const app = createApp();
-    const staging = { ...env, ENVIRONMENT: "staging" } as typeof env;
-    const fetchStaging = async (path: string, init: RequestInit & { cookies?: Record<string, string> } = {}) => {
-      const headers = new Headers(init.headers);
-      headers.set("CF-Connecting-IP", freshIp());
-      if (init.cookies)
-        headers.set(
-          "Cookie",
-          Object.entries(init.cookies)
-            .map(([k, v]) => `${k}=${v}`)
-            .join("; "),
-        );
-      const ctx = createExecutionContext();
-      const res = await app.fetch(new Request(`https://api.test${path}`, { ...init, headers }), staging, ctx);
-      await waitOnExecutionContext(ctx);
-      return res;
-    };
     const username = uniqueName("stager");
     const reg = await fetchStaging("/api/v1/auth/register/", {
       method: "POST",

@@ -67,6 +67,17 @@ async function runJobs(ids: string[], queue = "plant-notify") {
 }
 
 /** Notification mail to `address` (sign-up's address confirmation left out). */
+/** The reader turns off email for one notification type, through the API. */
+const emailOff = async (access: string, type: NotificationType) =>
+  json(
+    await call("/api/v1/notifications/preferences/", { method: "PUT", bearer: access, json: { types: { [type]: { email: false } } } }),
+    200,
+  );
+
+/** The reader's digest delivery, if one was gathered. */
+const digestOf = async (userId: string) =>
+  (await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, userId)).all()).find((r) => r.type === "digest");
+
 const mailsTo = (address: string) => emulators.email.outbox.filter((m) => m.to.includes(address) && !/^Confirm your/.test(m.subject));
 
 describe("delivery rules", () => {
@@ -389,18 +400,9 @@ describe("digest", () => {
       headers: { "Content-Type": "application/x-www-form-urlencoded" },
     });
     expect(unsubscribed.status).toBe(200);
-    await json(
-      await call("/api/v1/notifications/preferences/", {
-        method: "PUT",
-        bearer: u.access,
-        json: { types: { blog_comment_reply: { email: false } } },
-      }),
-      200,
-    );
+    await emailOff(u.access, "blog_comment_reply");
     await gatherDigests(env, Date.parse("2026-12-03T09:00:00Z"));
-    const digest = (await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, u.userId)).all()).find(
-      (r) => r.type === "digest",
-    )!;
+    const digest = (await digestOf(u.userId))!;
     await runJobs([digest.id]);
     const mails = mailsTo(u.email);
     expect(mails).toHaveLength(1);
@@ -411,18 +413,9 @@ describe("digest", () => {
     // Everything in it turned off: no digest at all.
     const v = await verifiedUser();
     await quietNotification(v.userId, "forum_mention", "Nobody wants this", "2026-12-02T10:00:00.000Z");
-    await json(
-      await call("/api/v1/notifications/preferences/", {
-        method: "PUT",
-        bearer: v.access,
-        json: { types: { forum_mention: { email: false } } },
-      }),
-      200,
-    );
+    await emailOff(v.access, "forum_mention");
     await gatherDigests(env, Date.parse("2026-12-03T09:00:00Z"));
-    const second = (await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, v.userId)).all()).find(
-      (r) => r.type === "digest",
-    );
+    const second = await digestOf(v.userId);
     if (second) {
       await runJobs([second.id]);
       expect((await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, second.id)).get())?.status).toBe(

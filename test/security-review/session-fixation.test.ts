@@ -3,31 +3,9 @@
 // it first): the visitor's browser is then signed in to the attacker's account, and `csrf/` hands
 // it that session's CSRF token, so what the visitor writes (plants, photos, notes) lands in the
 // attacker's account. The CSRF and D1-bookmark cookies were already `__Host-` for this reason.
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { createApp } from "../../src/app";
-import { freshIp, setCookies } from "../helpers/http";
+import { fetchStaging, setCookies } from "../helpers/http";
 import { GOOD_PASSWORD, uniqueName } from "../helpers/users";
-
-const staging = { ...env, ENVIRONMENT: "staging" } as typeof env;
-
-async function fetchStaging(path: string, init: RequestInit & { cookies?: Record<string, string> } = {}) {
-  const headers = new Headers(init.headers);
-  headers.set("CF-Connecting-IP", freshIp());
-  if (init.cookies) {
-    headers.set(
-      "Cookie",
-      Object.entries(init.cookies)
-        .map(([k, v]) => `${k}=${v}`)
-        .join("; "),
-    );
-  }
-  const ctx = createExecutionContext();
-  const res = await createApp().fetch(new Request(`https://api.test${path}`, { ...init, headers }), staging, ctx);
-  await waitOnExecutionContext(ctx);
-  return res;
-}
 
 async function register() {
   const username = uniqueName("fixed");
