@@ -12,7 +12,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
 import { AppError } from "../lib/errors";
-import { describeError } from "../lib/logger";
+import { settleAfterAnswer } from "../lib/settle";
 import { sha256Hex } from "../lib/hash";
 import {
   claimIdempotencyKey,
@@ -106,23 +106,8 @@ export const idempotency: MiddlewareHandler<AppEnv> = async (c, next) => {
   const settle = answer
     ? () => completeIdempotencyKey(c.env, user.id, key, claim, answer)
     : () => releaseIdempotencyKey(c.env, user.id, key, claim);
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await settle();
-      break;
-    } catch (err) {
-      if (attempt === SETTLE_ATTEMPTS) {
-        c.get("logger").error("could not record an idempotency key's outcome", { attempts: attempt, ...describeError(err) });
-        break;
-      }
-      // A moment for a blip to pass (at most 150 ms in all, and only when D1 refused).
-      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
-    }
-  }
+  await settleAfterAnswer(settle, { logger: c.get("logger"), message: "could not record an idempotency key's outcome" });
 };
-
-/** Tries at writing a key's outcome after its route answered, 50 and then 100 ms apart. */
-const SETTLE_ATTEMPTS = 3;
 
 /**
  * The answer to keep, or null when it must not be replayed: a failure, a cookie, a stream, or

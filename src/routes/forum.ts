@@ -16,7 +16,7 @@ import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { createRouter, routeSet, documentOnly } from "./router";
 import { AppError, fieldErrorsFrom, type FieldErrors } from "../lib/errors";
-import { describeError } from "../lib/logger";
+import { settleAfterAnswer } from "../lib/settle";
 import type { ValidatedImage } from "../lib/images";
 import { requireAuth, userIdOf } from "../middleware/auth";
 import {
@@ -282,8 +282,6 @@ async function limitWrites(c: Context<AppEnv>, bucket: "post" | "react") {
 }
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
-/** Tries at the purge after a forum write, 50 and then 100 ms apart. */
-const PURGE_ATTEMPTS = 3;
 /** Writes that change nothing anonymous readers see (a subscription, a report). */
 const PRIVATE_WRITES = /\/(subscribe|report)\/?$/;
 
@@ -306,22 +304,13 @@ export function forumRoutes() {
   app.use("*", async (c, next) => {
     await next();
     if (SAFE_METHODS.has(c.req.method) || c.res.status >= 400 || PRIVATE_WRITES.test(c.req.path)) return;
-    // The write is committed, so its answer stands whatever the purge does: a 5xx here would
-    // release the request's Idempotency-Key, and the client's retry would write a second time.
-    // A purge D1 refused is tried again; one that never lands leaves anonymous readers the old
-    // answer for at most the forum's edge TTL (AREA_TTL_S, a minute).
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await purgePublicReads(c.env, "forum");
-        return;
-      } catch (err) {
-        if (attempt === PURGE_ATTEMPTS) {
-          c.get("logger").error("could not purge the forum's cached reads after a write", { attempts: attempt, ...describeError(err) });
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
-      }
-    }
+    // The write is committed, so its answer stands whatever the purge does (settleAfterAnswer).
+    // A purge that never lands leaves anonymous readers the old answer for at most the forum's
+    // edge TTL (AREA_TTL_S, a minute).
+    await settleAfterAnswer(() => purgePublicReads(c.env, "forum"), {
+      logger: c.get("logger"),
+      message: "could not purge the forum's cached reads after a write",
+    });
   });
   const plain = routeSet({ tags, errors: {} });
   const read = routeSet({ tags, errors: readErrors });
