@@ -402,9 +402,10 @@ function rsvpableBy(user: AuthenticatedUser): SQL {
  * Upserts the caller's RSVP. The capacity, start-time, organiser and visibility checks run inside
  * the one INSERT … SELECT … WHERE statement, so concurrent `going` RSVPs can never exceed capacity,
  * and an event made private (or whose organiser was deactivated) since the check above takes no
- * RSVP (404, as it would have before); when it writes nothing the event is re-read to say why. The answer is read in the same batch (one
- * transaction), so it is the state this RSVP left — not a later concurrent one's, which a
- * separate re-read could return (e.g. `going` answered with `my_rsvp: "maybe"`).
+ * RSVP (404, as it would have before); when it writes nothing the event is re-read to say why.
+ * The answer is read in the same batch (one transaction), so it is the state this RSVP left — not
+ * a later concurrent one's, which a separate re-read could return (e.g. `going` answered with
+ * `my_rsvp: "maybe"`).
  */
 export async function upsertRsvp(
   env: Bindings,
@@ -418,8 +419,9 @@ export async function upsertRsvp(
   const nowIso = new Date(now).toISOString();
   const db = database(env);
   const [written, state] = (await runBatch(db, [
-    // -- conditional upsert: the capacity, start-time, organiser and visibility checks are the statement's
-    // own WHERE, so concurrent RSVPs cannot overshoot. Columns in table order (drizzle lists them all).
+    // -- conditional upsert: the capacity, start-time, organiser and visibility checks are the
+    // statement's own WHERE, so concurrent RSVPs cannot overshoot. Columns in table order
+    // (drizzle lists them all).
     db
       .insert(rsvp)
       .select(
