@@ -23,7 +23,7 @@ import { findSpeciesForCare, storedCareGuide } from "./care-guides";
 import { addIdentifiedPlant } from "./collections";
 import { consensusChange, consensusStatements, requestRemovalStatements, tellAgreement, tellConsensus } from "./community";
 import type { MergedSuggestion } from "./merge";
-import { purgeStatementWhen } from "./public-cache";
+import { purgeStatement } from "./public-cache";
 import { catalogueCommonNames } from "./species";
 import { imageUrl, photoRef, photosOf, type storeImages, withStoredPhotos } from "./photos";
 import type { Notification } from "./notifications";
@@ -92,7 +92,8 @@ export async function completeIdentificationRequest(
   // insert above added its row (by primary key), none when every name was known.
   if (suggestions.length > 0)
     statements.push(
-      purgeStatementWhen(
+      purgeStatement(
+        db,
         "species",
         sql`EXISTS (SELECT 1 FROM species WHERE id IN (SELECT value FROM json_each(${JSON.stringify(newIds)})))`,
       ),

@@ -36,22 +36,16 @@ export async function areaGeneration(env: Pick<Bindings, "DB">, area: PublicArea
   return row?.version ?? 1;
 }
 
-/** The statement that moves `area` to a new generation, for a write's own batch (atomic with it). */
-export function purgeStatement(db: Database, area: PublicArea) {
+/**
+ * The statement that moves `area` to a new generation, for a write's own batch (atomic with it).
+ * With `when`, only if it holds there (e.g. that an `INSERT … ON CONFLICT DO NOTHING` before it in
+ * the batch added a row): a purge for a change readers can see, none for a write that changed nothing.
+ */
+export function purgeStatement(db: Database, area: PublicArea, when: SQL = sql`1`) {
   return db
     .insert(cacheGenerations)
-    .values({ area, version: 2 })
+    .select(sql`SELECT ${area}, 2 WHERE ${when}`)
     .onConflictDoUpdate({ target: cacheGenerations.area, set: { version: sql`${cacheGenerations.version} + 1` } });
-}
-
-/**
- * `purgeStatement` as raw SQL taking effect only when `when` holds, evaluated in the write's own
- * batch (e.g. `changes() > 0` straight after an INSERT … ON CONFLICT DO NOTHING that may have added
- * nothing): a purge for a change readers can see, and none for a write that changed nothing.
- */
-export function purgeStatementWhen(area: PublicArea, when: SQL): SQL {
-  return sql`INSERT INTO ${cacheGenerations} (area, version) SELECT ${area}, 2 WHERE ${when}
-    ON CONFLICT (area) DO UPDATE SET version = ${cacheGenerations}.version + 1`;
 }
 
 /** Makes every cached read of `area` unreachable (see the module comment). */
