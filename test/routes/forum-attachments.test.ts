@@ -199,6 +199,19 @@ describe("who may attach, and how many", () => {
       201,
     );
     expect(okTopic.first_post!.attachments.map((x) => x.width)).toEqual([300, 301, 302, 303, 304, 305]);
+    // A reply takes six too (its attachments are written only if the reply lands, in one statement).
+    const okReply = await json<Post>(
+      await postReply(
+        u.access,
+        okTopic.id,
+        form(
+          { body: "Six more." },
+          six.map((bytes) => ({ bytes })),
+        ),
+      ),
+      201,
+    );
+    expect(okReply.attachments.map((x) => x.width)).toEqual([300, 301, 302, 303, 304, 305]);
 
     const seven = await Promise.all(Array.from({ length: 7 }, () => png()));
     const postsBefore = await count("SELECT count(*) AS n FROM forum_posts");
