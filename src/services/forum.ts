@@ -885,13 +885,13 @@ export async function toggleReaction(env: Bindings, userId: string, postId: stri
 
 /**
  * Marks (or, with null, clears) a topic's solution. The post must be a live reply of this topic,
- * checked again by the update itself: a post deleted between the check and the write (whose
- * delete cleared a solution that was not set yet) cannot become the solution after all.
+ * checked by the update itself: a post deleted while this runs (whose delete cleared a solution
+ * that was not set yet) cannot become the solution after all. A refused update reads the post to
+ * say why (400).
  */
 export async function setSolution(env: Bindings, user: AuthenticatedUser, topicId: string, postId: string | null): Promise<TopicRow> {
   const topic = await getTopic(env, topicId);
   assertTopicAuthorOrModerator(user, topic, "mark the solution");
-  if (postId !== null) await assertSolutionCandidate(env, topicId, postId);
   const p = forumPosts;
   const candidate =
     postId === null
@@ -903,8 +903,10 @@ export async function setSolution(env: Bindings, user: AuthenticatedUser, topicI
     .where(and(eq(forumTopics.id, topicId), candidate))
     .returning({ id: forumTopics.id });
   if (marked.length === 0) {
+    // The update carries the rule; only a refusal reads the post, to say why.
     await getTopic(env, topicId); // 404 when the topic was deleted meanwhile
-    if (postId !== null) await assertSolutionCandidate(env, topicId, postId); // says why: deleted since
+    if (postId !== null) await assertSolutionCandidate(env, topicId, postId);
+    throw new AppError("CONFLICT", 409, "The topic changed at the same moment; try again.");
   }
   return getTopic(env, topicId);
 }
