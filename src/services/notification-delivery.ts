@@ -28,7 +28,7 @@ import type { Logger } from "../lib/logger";
 import { sendPush } from "../lib/web-push";
 import { type EmailNotification, renderDigestEmail, renderNotificationEmail } from "./email-templates";
 import { deliverEmail } from "./mailer";
-import { ALWAYS_EMAILED, getPreferences, type PreferenceType } from "./notification-preferences";
+import { ALWAYS_EMAILED, emailWanted, getPreferences, type PreferenceType } from "./notification-preferences";
 import { pushServiceProblem } from "./push-subscriptions";
 import { listUnsubscribeHeaders } from "./unsubscribe";
 
@@ -254,7 +254,7 @@ async function sendEmailDelivery(env: Bindings, row: Delivery): Promise<Result> 
   if (!security) {
     if (!user.verified) return { status: "skipped", detail: "address not verified" };
     if (prefs.digest === "off") return { status: "skipped", detail: "email turned off" };
-    if (row.type !== "digest" && !prefs.types[row.type as PreferenceType]?.email) return { status: "skipped", detail: "type turned off" };
+    if (row.type !== "digest" && !emailWanted(prefs, row.type)) return { status: "skipped", detail: "type turned off" };
   }
   const config = getConfig(env);
   const recipientInfo = { username: user.username, timeZone: prefs.time_zone };
@@ -274,9 +274,7 @@ async function sendEmailDelivery(env: Bindings, row: Delivery): Promise<Result> 
     if (items.length === 0) return { status: "skipped", detail: "nothing gathered" };
     // Held while the reader wanted that type by email; a type turned off since (one-click
     // unsubscribe, or the app) stays out, as a single email of it would be skipped.
-    const wanted = items.filter(
-      (i) => ALWAYS_EMAILED.includes(i.n.type as PreferenceType) || prefs.types[i.n.type as PreferenceType]?.email,
-    );
+    const wanted = items.filter((i) => emailWanted(prefs, i.n.type));
     if (wanted.length === 0) return { status: "skipped", detail: "types turned off" };
     headers = await listUnsubscribeHeaders(env, user.id, "all", issuedAt);
     const period = row.period?.startsWith("weekly") ? "weekly" : "daily";

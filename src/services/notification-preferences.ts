@@ -175,6 +175,14 @@ export async function updatePreferences(env: Bindings, userId: string, update: P
   throw new AppError("CONFLICT", 409, "Your preferences were changed at the same moment; try again.");
 }
 
+/**
+ * Whether preferences `prefs` take notifications of `type` by email (security: always, as
+ * `withDefaults` keeps it); a type outside the preferences (a digest) is not one of them.
+ */
+export function emailWanted(prefs: Preferences, type: string): boolean {
+  return prefs.types[type as PreferenceType]?.email === true;
+}
+
 /** Whether `userId` wants `type` on `channel` (security email: always). */
 export async function wants(env: Bindings, userId: string, type: PreferenceType, channel: Channel): Promise<boolean> {
   if (channel === "email" && ALWAYS_EMAILED.includes(type)) return true;
