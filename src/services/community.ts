@@ -38,6 +38,8 @@ const r = identificationResults;
 /** Moderators of proposals (as of forum posts). */
 export const COMMUNITY_MODERATOR_ROLES = ["moderator", "admin"] as const;
 export const MAX_COMMENT = 2000;
+/** SQL over the account `u`: its votes count in a consensus (not `new`, active). */
+const COUNTED_ACCOUNT = sql.raw(`${ABOVE_NEW_SQL} AND u.is_active = 1`);
 /**
  * One proposer's proposals notify a request's owner at most this many times an hour: past it the
  * proposals still count and show, but proposing species after species (each quoting a comment)
@@ -63,7 +65,7 @@ function countedVotes(rid: SQL | string) {
         AND NOT EXISTS (SELECT 1 FROM sup WHERE sup.user_id = v.user_id AND sup.result_id = v.result_id)),
     counted AS (
       SELECT idv.* FROM idv JOIN users u ON u.id = idv.user_id
-       WHERE ${sql.raw(ABOVE_NEW_SQL)} AND u.is_active = 1
+       WHERE ${COUNTED_ACCOUNT}
          AND u.id IS NOT (SELECT oq.user_id FROM identification_requests oq WHERE oq.id = ${rid}))`;
 }
 
@@ -113,7 +115,7 @@ function counterStatements(ids: SQL): SQL[] {
     // Only a support the consensus counts (countedVotes: not `new`, active) helped: an upvote from a
     // new account on a result others had confirmed already carried nothing, and must not earn the stat.
     sql`UPDATE users SET identifications_helped = CASE WHEN EXISTS (
-          SELECT 1 FROM users u WHERE u.id = users.id AND ${sql.raw(ABOVE_NEW_SQL)} AND u.is_active = 1) THEN (
+          SELECT 1 FROM users u WHERE u.id = users.id AND ${COUNTED_ACCOUNT}) THEN (
           SELECT count(DISTINCT cq.id) FROM identification_requests cq
            WHERE cq.community_result_id IS NOT NULL AND cq.user_id IS NOT users.id
              AND cq.community_result_id IN (
