@@ -225,14 +225,9 @@ export async function rotateRefreshToken(
     throw error;
   };
   const reused = () => new AppError("TOKEN_REUSED", 401, "Refresh token has already been used. Please sign in again.");
-  // Over the budget, only what ends a live session goes on; everything else (a new pair, the
-  // reuse window's pair, refusing a session already ended) is refused with the 429.
-  if (overLimit) {
-    const refused = !row.isActive || issuedBefore(claims, row.tokensValidAfter) || row.revokedAt !== null;
-    const inWindow =
-      row.revokedAt !== null && nowS() - row.revokedAt <= REFRESH_REUSE_WINDOW_S && row.replacedBy !== null && row.nextRevokedAt === null;
-    if (familyRevoked || !refused || inWindow) throw overLimit;
-  }
+  // Over the budget (`overLimit`), only what ends a live session goes on: it is thrown where a
+  // pair would be handed out and for a session already ended, and nowhere else.
+  if (familyRevoked && overLimit) throw overLimit;
   if (!row.isActive || issuedBefore(claims, row.tokensValidAfter)) {
     return revokeAndRefuse(new AppError("TOKEN_INVALID", 401, "Token is invalid."));
   }
@@ -240,6 +235,7 @@ export async function rotateRefreshToken(
     // Rotated moments ago, and its replacement is still the live one: a concurrent tab, not a thief.
     const withinWindow = nowS() - row.revokedAt <= REFRESH_REUSE_WINDOW_S;
     if (withinWindow && row.replacedBy && row.replacedAccessJti && row.nextRevokedAt === null && !familyRevoked) {
+      if (overLimit) throw overLimit;
       const pair = await signPair(config, row.userId, row.familyId, row.revokedAt, {
         access: row.replacedAccessJti,
         refresh: row.replacedBy,
@@ -251,6 +247,7 @@ export async function rotateRefreshToken(
     return revokeAndRefuse(reused(), row.replacedBy !== null);
   }
   if (familyRevoked) return revokeAndRefuse(new AppError("TOKEN_INVALID", 401, "Token is invalid."));
+  if (overLimit) throw overLimit;
 
   const now = nowS();
   const pair = await signPair(config, row.userId, row.familyId, now);

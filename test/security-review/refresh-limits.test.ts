@@ -131,4 +131,24 @@ describe("token refresh limits: what an attacker can spend (review helper-65)", 
     // The session has ended: the thief's access token is refused.
     await expectError(await call("/api/v1/auth/user/", { bearer: access }), 401, "TOKEN_INVALID");
   });
+
+  it("past the budget, a second tab's token inside the reuse window gets 429 and the session lives on; an ended session gets 429 too", async () => {
+    const me = await bearerUser();
+    const ip = freshIp();
+    let previous = me.refresh;
+    let token = me.refresh;
+    let access = "";
+    for (let i = 0; i < 3; i++) {
+      const res = await refresh(ip, token);
+      expect(res.status).toBe(200);
+      previous = token;
+      ({ refresh: token, access } = (await res.json()) as { refresh: string; access: string });
+    }
+    // The token rotated a moment ago (another tab): within the window it is no theft, but no pair either.
+    await expectError(await refresh(ip, previous), 429, "RATE_LIMITED");
+    expect((await call("/api/v1/auth/user/", { bearer: access })).status).toBe(200);
+    // Signed out: the session's last token costs no more than the 429.
+    expect((await call("/api/v1/auth/logout/", { method: "POST", bearer: access, json: { refresh: token } })).status).toBe(200);
+    await expectError(await refresh(ip, token), 429, "RATE_LIMITED");
+  });
 });
