@@ -18,6 +18,7 @@ import type { Role } from "../services/users";
 
 import { CSRF_HEADER, requireAuth, requireRole } from "../middleware/auth";
 import { IDEMPOTENCY_HEADER, REPLAYED_HEADER } from "../middleware/idempotency";
+import { MAX_LIVE_KEYS_PER_USER } from "../services/idempotency";
 import { errorResponse } from "./schemas";
 
 /**
@@ -91,7 +92,7 @@ const IdempotencyHeaders = z.object({
       description:
         "Optional (IETF httpapi draft). 1–255 visible ASCII characters, unique per intended write. A retry with the same key and the same payload within 24 h gets the first successful answer again, marked `" +
         REPLAYED_HEADER +
-        ": true`, without repeating the write; the same key with another payload is 422 IDEMPOTENCY_KEY_REUSED; a retry while the first is still running is 409 IDEMPOTENCY_KEY_IN_USE; a new key beyond the account's 1000 within 24 h is 429 IDEMPOTENCY_KEY_LIMIT. Failed answers (4xx/5xx) are not kept: a retry runs again.",
+        `: true\`, without repeating the write; the same key with another payload is 422 IDEMPOTENCY_KEY_REUSED; a retry while the first is still running is 409 IDEMPOTENCY_KEY_IN_USE; a new key beyond the account's ${MAX_LIVE_KEYS_PER_USER} within 24 h is 429 IDEMPOTENCY_KEY_LIMIT. Failed answers (4xx/5xx) are not kept: a retry runs again.`,
       example: "0190a0b4-5e6f-7a8b-9c0d-1e2f3a4b5c6d",
     }),
 });
@@ -105,7 +106,7 @@ const IDEMPOTENCY_IN_USE = errorResponse(
 /** A route's own 429 (a rate limit) replaces this one in the document (the header's description still names the code). */
 const IDEMPOTENCY_LIMIT = errorResponse(
   429,
-  "A new Idempotency-Key beyond the account's 1000 within 24 h; retry after Retry-After, or without the header",
+  `A new Idempotency-Key beyond the account's ${MAX_LIVE_KEYS_PER_USER} within 24 h; retry after Retry-After, or without the header`,
   "IDEMPOTENCY_KEY_LIMIT",
 );
 
