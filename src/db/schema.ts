@@ -47,6 +47,8 @@ export const users = sqliteTable(
     lockoutNotifiedAt: integer("lockout_notified_at"),
     /** An email change waiting for the new address to confirm; it claims nothing until then. */
     pendingEmail: text("pending_email"),
+    /** When the owner deleted the account (migrations/0041): the row stays, anonymised; it cannot be reactivated. */
+    deletedAt: text("deleted_at"),
     updatedAt: text("updated_at").notNull().default(now),
   },
   (t) => [

@@ -32,6 +32,7 @@ import { clientIp, enforceRateLimit, mailBucketName, rateLimitRefusal } from "..
 import { endEverySession, endSession } from "../services/sessions";
 import { issueTokenPair, revokeAccessToken, rotateRefreshToken, type TokenPair, verifyToken } from "../services/tokens";
 import { signInWithFirebase } from "../services/firebase";
+import { DELETED_USERNAME_PREFIX, deleteAccount } from "../services/account-deletion";
 import { createUser, findUserById, publicUser, userProfile, type UserRow } from "../services/users";
 import { jsonBody, MessageSchema, errorResponse, requestJson } from "./schemas";
 
@@ -77,7 +78,9 @@ const username = z
   // Both are sign-in names: a username that is an email address could be someone else's address
   // (and keep its owner from signing up with it, services/users.ts uniquenessErrors).
   // Anything shaped like one (name@domain.tld, whatever the top-level domain), not only what z.email() accepts.
-  .refine((name) => !/^[^@]+@[^@]+\.[^@]+$/.test(name), "A username may not be an email address; you can sign in with your email anyway.");
+  .refine((name) => !/^[^@]+@[^@]+\.[^@]+$/.test(name), "A username may not be an email address; you can sign in with your email anyway.")
+  // Deleted accounts' generated names (services/account-deletion.ts): nobody may pass for one.
+  .refine((name) => !name.toLowerCase().startsWith(DELETED_USERNAME_PREFIX), `A username may not start with "${DELETED_USERNAME_PREFIX}".`);
 const email = z
   .email("Enter a valid email address.")
   .max(254)
@@ -146,6 +149,16 @@ const ProfilePatch = z
   .partial()
   .strict()
   .openapi("ProfileUpdate");
+
+const AccountDeleteBody = z
+  .object({
+    current_password: z.string().max(1024).optional().openapi({
+      description:
+        "Required on accounts that have a password. An account without one (provider sign-in only) sends none, from a session begun within the last 10 minutes (else 403).",
+    }),
+  })
+  .strict()
+  .openapi("AccountDelete");
 
 // Optional for the validator: one route takes JSON or multipart, and a required part would refuse every JSON update.
 const AvatarForm = z
@@ -431,6 +444,44 @@ export function authRoutes() {
       await updateProfile(c.env, user.id, changes);
     }
     return c.json(userProfile(await currentUserRow(c)), 200);
+  });
+
+  const postUserDelete = mine
+    .post("/user/delete", "Delete your account: its private data goes, what others built on stays under an anonymous name")
+    .io(
+      { body: requestJson(AccountDeleteBody, false) },
+      {
+        200: jsonBody(MessageSchema, "Deleted: every session has ended"),
+        403: errorResponse(403, "An account without a password, from a session older than 10 minutes: sign in again first"),
+        409: errorResponse(
+          409,
+          "A staff account (author, moderator, editor, admin): an administrator changes its role first",
+          "INVALID_STATE",
+        ),
+        429: errorResponse(429, "Locked after too many wrong passwords; see Retry-After", "ACCOUNT_LOCKED"),
+      },
+      {
+        description:
+          "Cannot be undone. Deleted at once: identification and diagnosis requests (with their photos), collections and plants, " +
+          "saved care cards, reminders, notifications and preferences, events you organised and your RSVPs, forum subscriptions " +
+          "and reactions, linked sign-in providers. Kept, under a generated name (`deleted-…`): your forum topics and posts, blog " +
+          "comments, and proposals on other people's requests (your votes and proposals stop counting toward any consensus). " +
+          "Your email address and username are free again at once. The old address gets a last email saying so.",
+      },
+    );
+  app.openapi(postUserDelete, async (c) => {
+    const user = await currentUserRow(c);
+    const body = (c.req.valid("json") as z.infer<typeof AccountDeleteBody> | undefined) ?? {};
+    const sid = c.get("accessClaims")?.sid;
+    await deleteAccount(
+      c.env,
+      getConfig(c.env),
+      user,
+      { currentPassword: body.current_password, sessionStartedAt: sid ? uuidv7Timestamp(sid) : undefined },
+      c.get("logger"),
+    );
+    clearSessionCookies(c);
+    return c.json({ message: "Your account was deleted." }, 200);
   });
 
   const postVerify = mine.post("/email/verify", "Send the link that confirms your current email address again").io(

@@ -314,6 +314,40 @@ export async function confirmPasswordReset(
 export const RECENT_SIGN_IN_MS = 10 * 60_000;
 
 /**
+ * The signed-in caller proves it is the account's owner before a change that hands the account to
+ * someone else or cannot be undone (moving it to another inbox, deleting it). A bare access token
+ * (stolen by XSS, left on a shared device) must not be enough: an account with a password proves
+ * it with the password (the lockout counts wrong ones). An account that signs in only through a
+ * provider has no password to ask for, so it proves it by a session begun within RECENT_SIGN_IN_MS
+ * (a stolen token from an older session, kept alive by refreshing, is not).
+ * `action` completes the sentences of the refusals ("… to <action>").
+ */
+export async function proveAccountOwner(
+  env: Bindings,
+  config: Config,
+  user: UserRow,
+  proof: { currentPassword: string | undefined; sessionStartedAt?: number | undefined },
+  action: string,
+  logger?: Logger,
+  now = Date.now(),
+): Promise<void> {
+  if (!user.passwordHash) {
+    const started = proof.sessionStartedAt;
+    if (started === undefined || !Number.isFinite(started) || now - started > RECENT_SIGN_IN_MS) {
+      throw new AppError(
+        "FORBIDDEN",
+        403,
+        `Sign in again (with the provider you use) to ${action}: you can do it within ${RECENT_SIGN_IN_MS / 60_000} minutes of signing in.`,
+      );
+    }
+  } else if (!(proof.currentPassword && (await checkCurrentPassword(env, config, user, proof.currentPassword, logger)))) {
+    throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
+      current_password: [proof.currentPassword ? "Your password was entered incorrectly." : `Enter your current password to ${action}.`],
+    });
+  }
+}
+
+/**
  * Asks for an email change: nothing changes yet. The new address gets a single-use link (the
  * newest request replaces older ones); the current address is told, so an intruder's attempt is
  * seen. The new address must be free now and again when the link comes back.
@@ -336,27 +370,7 @@ export async function requestEmailChange(
     ]);
     return;
   }
-  // A bare access token (stolen by XSS, left on a shared device) must not be enough to move the
-  // account to another inbox: an account with a password proves it. An account that signs in only
-  // through a provider has no password to ask for, so it proves it by a session begun within
-  // RECENT_SIGN_IN_MS (a stolen token from an older session, kept alive by refreshing, is not);
-  // a moved inbox could otherwise reset a password and take the account.
-  if (!user.passwordHash) {
-    const started = input.sessionStartedAt;
-    if (started === undefined || !Number.isFinite(started) || now - started > RECENT_SIGN_IN_MS) {
-      throw new AppError(
-        "FORBIDDEN",
-        403,
-        `Sign in again (with the provider you use) to change your email address: it can be changed within ${RECENT_SIGN_IN_MS / 60_000} minutes of signing in.`,
-      );
-    }
-  } else if (!(input.currentPassword && (await checkCurrentPassword(env, config, user, input.currentPassword, logger)))) {
-    throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
-      current_password: [
-        input.currentPassword ? "Your password was entered incorrectly." : "Enter your current password to change your email address.",
-      ],
-    });
-  }
+  await proveAccountOwner(env, config, user, input, "change your email address", logger, now);
   // Each request mails two inboxes: bounded per account (counted before "that address is taken",
   // so the answer cannot be used to test addresses without limit), and per new inbox whoever asks.
   await enforceRateLimit(env, `email-change:user:${user.id}`, config.EMAIL_CHANGE_RATE_LIMIT);
@@ -587,6 +601,9 @@ export async function consumeWsTicket(env: Bindings, ticket: string): Promise<{ 
 export async function setAccountActive(env: Bindings, userId: string, active: boolean, logger?: Logger): Promise<UserRow> {
   const user = await findUserById(env, userId);
   if (!user) throw new AppError("NOT_FOUND", 404, "No such user.");
+  // A deleted account is an anonymised row kept for what others built on; nobody can sign in as it.
+  if (active && user.deletedAt)
+    throw new AppError("INVALID_STATE", 409, "This account was deleted by its owner; it cannot be reactivated.");
   const db = database(env);
   const update = db.update(users).set({ isActive: active, updatedAt: new Date().toISOString() }).where(eq(users.id, userId));
   const recount = accountRecountStatements(userId);

@@ -134,9 +134,18 @@ function counterStatements(ids: SQL): SQL[] {
  * and deleting, again and again, would otherwise raise them without end.
  */
 export function requestRemovalStatements(rid: string): SQL[] {
+  return removalStatements(sql`(${rid})`);
+}
+
+/** `requestRemovalStatements` for every request of `userId`'s (the account is being deleted). */
+export function ownerRemovalStatements(userId: string): SQL[] {
+  return removalStatements(sql`(SELECT id FROM identification_requests WHERE user_id = ${userId})`);
+}
+
+function removalStatements(ids: SQL): SQL[] {
   return [
-    sql`UPDATE identification_requests SET community_result_id = NULL, community_confirmed_at = NULL WHERE id = ${rid}`,
-    ...counterStatements(sql`(${rid})`),
+    sql`UPDATE identification_requests SET community_result_id = NULL, community_confirmed_at = NULL WHERE id IN ${ids}`,
+    ...counterStatements(ids),
   ];
 }
 

@@ -1,0 +1,161 @@
+/**
+ * Self-service account deletion. The owner proves it is them (the password, or a fresh sign-in
+ * for an account without one), and in one atomic batch:
+ *
+ * - every session ends (tokens, sockets, socket tickets, push devices, the calendar feed);
+ * - what is private to the account is deleted: identification and diagnosis requests with their
+ *   results, collections and plants, saved care cards, reminders, notifications and their
+ *   deliveries, preferences, events it organised (with their RSVPs) and its own RSVPs, forum
+ *   subscriptions and reactions, Idempotency-Keys, linked sign-in providers, reset links;
+ * - the account's row stays, anonymised — a generated username, an address at `.invalid`, no
+ *   password, no profile, inactive, `deleted_at` set — so what others answered or built on keeps
+ *   its place: its forum topics and posts, blog comments and proposals on other people's requests
+ *   are shown under the generated name, and its proposals and votes stop counting toward any
+ *   consensus (as a deactivated account's);
+ * - the counters its requests fed (species' confirmed counts, helpers' `identifications_helped`)
+ *   and the consensus of others' requests it voted on are recounted, and the public caches that
+ *   showed its name or its requests are purged.
+ *
+ * Then its photos are released from R2 (each only if nothing else refers to it) and the old
+ * address is told. Staff accounts (author, moderator, editor, admin) cannot delete themselves:
+ * an administrator changes the role first, so the service cannot lose its last administrator or
+ * a published author's byline by one click.
+ */
+import { eq, sql } from "drizzle-orm";
+import type { Config } from "../config";
+import { batchRows, database } from "../db/client";
+import {
+  blogComments,
+  calendarEvents,
+  calendarRsvps,
+  careReminders,
+  collections,
+  forumReactions,
+  forumSubscriptions,
+  idempotencyKeys,
+  notificationDeliveries,
+  notificationPreferences,
+  notifications,
+  oauthAccounts,
+  passwordResetTokens,
+  refreshTokens,
+  savedCareInstructions,
+  users,
+} from "../db/schema";
+import type { Bindings } from "../env";
+import { AppError } from "../lib/errors";
+import { toHex } from "../lib/hash";
+import type { Logger } from "../lib/logger";
+import { proveAccountOwner } from "./accounts";
+import { purgeBlogReadsStatement } from "./blog-cache";
+import { accountRecountStatements, ownerRemovalStatements, tellRecount } from "./community";
+import { deliverEmail } from "./mailer";
+import { releasePhotoRefs } from "./photos";
+import { purgeStatement } from "./public-cache";
+import { endEverySession } from "./sessions";
+import type { UserRow } from "./users";
+
+/** The domain of a deleted account's address: reserved (RFC 2606), so it can never receive mail or be registered. */
+export const DELETED_EMAIL_DOMAIN = "deleted.invalid";
+/** The start of a deleted account's generated username; registration refuses names that start so. */
+export const DELETED_USERNAME_PREFIX = "deleted-";
+
+export async function deleteAccount(
+  env: Bindings,
+  config: Config,
+  user: UserRow,
+  proof: { currentPassword: string | undefined; sessionStartedAt?: number | undefined },
+  logger?: Logger,
+): Promise<void> {
+  if (user.role !== "user") {
+    throw new AppError(
+      "INVALID_STATE",
+      409,
+      `A ${user.role} account cannot delete itself: ask an administrator to change its role to user first.`,
+    );
+  }
+  await proveAccountOwner(env, config, user, proof, "delete your account", logger);
+
+  const db = database(env);
+  const uid = user.id;
+  const tag = toHex(crypto.getRandomValues(new Uint8Array(6)));
+  const anonymise = db
+    .update(users)
+    .set({
+      username: `${DELETED_USERNAME_PREFIX}${tag}`,
+      email: `${DELETED_USERNAME_PREFIX}${tag}@${DELETED_EMAIL_DOMAIN}`,
+      passwordHash: null,
+      firstName: "",
+      lastName: "",
+      bio: "",
+      location: "",
+      website: "",
+      profileVisibility: "private",
+      avatarKey: null,
+      isActive: false,
+      emailVerified: false,
+      pendingEmail: null,
+      lockoutNotifiedAt: null,
+      plantsIdentified: 0,
+      identificationsHelped: 0,
+      tokensValidAfter: Date.now(),
+      deletedAt: new Date().toISOString(),
+      updatedAt: new Date().toISOString(),
+    })
+    .where(eq(users.id, uid));
+  // Its photos, named by the deletes that free them (so a request that lands while this runs is
+  // either deleted with its photos named, or not deleted at all).
+  const photoDeletes = [
+    sql`DELETE FROM identification_requests WHERE user_id = ${uid} RETURNING image_hashes AS refs`,
+    sql`DELETE FROM disease_requests WHERE user_id = ${uid} RETURNING image_hashes AS refs`,
+    sql`DELETE FROM user_plants WHERE user_id = ${uid} RETURNING json_array(image_key) AS refs`,
+  ];
+  const removal = ownerRemovalStatements(uid);
+  const recount = accountRecountStatements(uid);
+  const also = [
+    // Its requests' consensus goes and the counters it fed are recounted without them (their
+    // results and votes still there to name who and what), before anything is deleted.
+    ...removal,
+    anonymise,
+    ...photoDeletes,
+    db.delete(collections).where(eq(collections.userId, uid)),
+    db.delete(savedCareInstructions).where(eq(savedCareInstructions.userId, uid)),
+    db.delete(careReminders).where(eq(careReminders.userId, uid)),
+    db.delete(notificationDeliveries).where(eq(notificationDeliveries.userId, uid)),
+    db.delete(notifications).where(eq(notifications.userId, uid)),
+    db.delete(notificationPreferences).where(eq(notificationPreferences.userId, uid)),
+    db.delete(calendarRsvps).where(eq(calendarRsvps.userId, uid)),
+    db.delete(calendarEvents).where(eq(calendarEvents.organizerId, uid)),
+    db.delete(forumSubscriptions).where(eq(forumSubscriptions.userId, uid)),
+    db.delete(forumReactions).where(eq(forumReactions.userId, uid)),
+    db.delete(idempotencyKeys).where(eq(idempotencyKeys.userId, uid)),
+    db.delete(oauthAccounts).where(eq(oauthAccounts.userId, uid)),
+    db.delete(passwordResetTokens).where(eq(passwordResetTokens.userId, uid)),
+    // Revoked above (their access tokens too); an inactive account refuses them anyway.
+    db.delete(refreshTokens).where(eq(refreshTokens.userId, uid)),
+    // Public reads that showed its name, its reactions, its requests' species or its diagnoses.
+    purgeStatement(db, "forum"),
+    purgeStatement(db, "species"),
+    purgeStatement(db, "diseases"),
+    purgeBlogReadsStatement(sql`EXISTS (SELECT 1 FROM ${blogComments} WHERE ${blogComments.userId} = ${uid})`),
+    // Last: the consensus of others' requests it proposed for or voted on, now that it counts no more.
+    ...recount,
+  ];
+  const results = await endEverySession(env, uid, { also, logger });
+  const first = results.length - also.length;
+  const refs = photoDeletes.flatMap((_, i) =>
+    batchRows(results[first + removal.length + 1 + i]).flatMap((row) => JSON.parse(String(row.refs)) as (string | null)[]),
+  );
+  await tellRecount(env, results.slice(-recount.length), logger);
+  await releasePhotoRefs(env, [...refs, user.avatarKey]).catch((err: unknown) =>
+    logger?.error("releasing a deleted account's photos failed", { user_id: uid, error: String(err) }),
+  );
+  await deliverEmail(env, {
+    to: user.email,
+    subject: "Your Plant Community account was deleted",
+    text:
+      `Hello ${user.username},\n\nYour Plant Community account and its private data (plants, identifications, reminders, ` +
+      `notifications) were deleted just now, as you asked. Your forum posts and comments stay, under an anonymous name.\n` +
+      `If this was not you, someone knew your password or was signed in as you: change that password wherever else you use it.\n`,
+  }).catch((err: unknown) => logger?.error("account deletion email failed", { user_id: uid, error: String(err) }));
+}

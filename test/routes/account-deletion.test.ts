@@ -1,0 +1,235 @@
+/**
+ * Self-service account deletion (`POST /api/v1/auth/user/delete/`), end to end: what goes, what
+ * stays under an anonymous name, the counters and consensus it fed, and the attacks on it — a
+ * stolen token without the password, an old session of an account without one, a cross-site
+ * form, a staff account, an administrator bringing a deleted account back, a newcomer taking a
+ * deleted account's generated name.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { getConfig } from "../../src/config";
+import { uuidv7 } from "../../src/lib/ids";
+import { issueTokenPair } from "../../src/services/tokens";
+import { call, expectError, jsonWithStatus as json } from "../helpers/http";
+import { mailTo } from "../helpers/mail";
+import { useEmulators } from "../helpers/outbound";
+import { pendingIdentificationRequest } from "../helpers/requests";
+import { bearerUser, GOOD_PASSWORD, registerWeb, tokenLogin } from "../helpers/users";
+
+const emulators = useEmulators();
+type User = Awaited<ReturnType<typeof bearerUser>>;
+
+const remove = (u: { access: string }, body?: unknown) =>
+  call("/api/v1/auth/user/delete/", { method: "POST", bearer: u.access, ...(body === undefined ? {} : { json: body }) });
+const count = async (sql: string, ...params: unknown[]) =>
+  (await env.DB.prepare(sql)
+    .bind(...params)
+    .first<{ n: number }>())!.n;
+const row = (id: string) => env.DB.prepare("SELECT * FROM users WHERE id = ?").bind(id).first<Record<string, unknown>>();
+
+/** A user whose votes count (trust level above `new`). */
+async function identifier(): Promise<User> {
+  const u = await bearerUser();
+  await env.DB.prepare("UPDATE users SET trust_level = 'basic' WHERE id = ?").bind(u.userId).run();
+  return u;
+}
+
+/** A shared, finished request of `owner` with one engine result for a species of its own; the result id. */
+async function sharedRequest(owner: User): Promise<{ id: string; result: string; species: string }> {
+  const [id, result, species] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+  const name = `Monstera deliciosa${id.slice(0, 8)}`;
+  await env.DB.batch([
+    env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, 'Araceae', 'Monstera')").bind(species, name),
+    env.DB.prepare(
+      "INSERT INTO identification_requests (id, user_id, status, image_hashes, is_shared_with_community) VALUES (?, ?, 'needs_help', '[]', 1)",
+    ).bind(id, owner.userId),
+    env.DB.prepare(
+      `INSERT INTO identification_results (id, request_id, species_id, scientific_name, family, confidence_score, identification_source, rank)
+       VALUES (?, ?, ?, ?, 'Araceae', 0.4, 'ai_combined', 1)`,
+    ).bind(result, id, species, name),
+  ]);
+  return { id, result, species };
+}
+const vote = (u: User, resultId: string) =>
+  call(`/api/v1/plant-identification/results/${resultId}/vote/`, { bearer: u.access, json: { vote_type: "upvote" } });
+const consensusOf = async (requestId: string) =>
+  (
+    await env.DB.prepare("SELECT community_result_id AS r FROM identification_requests WHERE id = ?")
+      .bind(requestId)
+      .first<{ r: string | null }>()
+  )?.r ?? null;
+const helped = (u: User) => count("SELECT identifications_helped AS n FROM users WHERE id = ?", u.userId);
+
+describe("deleting your own account", () => {
+  it("deletes what is private, keeps the forum posts under a generated name, ends every session, frees the name and the address, and tells the old address", async () => {
+    const u = await bearerUser();
+    const other = await bearerUser();
+    // Private things: a plant with a reminder, an identification request with its photo in R2, a notification.
+    const plant = await json<{ id: string }>(
+      await call("/api/v1/plant-identification/plants/", { bearer: u.access, json: { nickname: "Calathea", notes: "by the window" } }),
+      201,
+    );
+    await json(
+      await call("/api/v1/reminders/", { bearer: u.access, json: { plant_id: plant.id, reminder_type: "water", frequency: "weekly" } }),
+      201,
+    );
+    const photo = new TextEncoder().encode(`a photo only this request shows: ${u.userId}`);
+    const requestId = await pendingIdentificationRequest(u.userId, photo);
+    const photoKey = (await env.DB.prepare("SELECT image_hashes AS h FROM identification_requests WHERE id = ?")
+      .bind(requestId)
+      .first<{ h: string }>())!.h;
+    const r2Key = `images/${(JSON.parse(photoKey) as string[])[0]}`;
+    expect(await env.IMAGES.head(r2Key)).not.toBeNull();
+    // Public things others answered: a forum topic with someone else's reply.
+    const topic = await json<{ id: string }>(
+      await call("/api/v1/forum/categories/houseplants/topics/", {
+        bearer: u.access,
+        json: { title: "Brown tips on my calathea", body: "Why?" },
+      }),
+      201,
+    );
+    await json(
+      await call(`/api/v1/forum/topics/${topic.id}/posts/`, { bearer: other.access, json: { body: "Tap water, probably." } }),
+      201,
+    );
+    const mobile = await tokenLogin(u.username);
+
+    // A stolen access token without the password deletes nothing.
+    await expectError(await remove(u), 400, "VALIDATION_ERROR");
+    await expectError(await remove(u, { current_password: "Not-The-Password-1" }), 400, "VALIDATION_ERROR");
+    expect((await row(u.userId))!.deleted_at).toBeNull();
+    expect(await count("SELECT count(*) AS n FROM user_plants WHERE user_id = ?", u.userId)).toBe(1);
+
+    const outbox = emulators.email.outbox.length;
+    expect(await json<{ message: string }>(await remove(u, { current_password: GOOD_PASSWORD }), 200)).toEqual({
+      message: "Your account was deleted.",
+    });
+
+    // Every session is over: this one and the other device's.
+    await expectError(await call("/api/v1/auth/user/", { bearer: u.access }), 401, "TOKEN_INVALID");
+    await expectError(await call("/api/v1/auth/user/", { bearer: mobile.access }), 401, "TOKEN_INVALID");
+    expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: mobile.refresh } })).status).toBe(401);
+    expect((await call("/api/v1/auth/token/", { json: { username: u.username, password: GOOD_PASSWORD } })).status).toBe(401);
+
+    // The private rows are gone, and the photo nothing else shows left R2.
+    for (const [table, column] of [
+      ["user_plants", "user_id"],
+      ["collections", "user_id"],
+      ["care_reminders", "user_id"],
+      ["identification_requests", "user_id"],
+      ["notifications", "user_id"],
+      ["refresh_tokens", "user_id"],
+      ["forum_subscriptions", "user_id"],
+    ] as const) {
+      expect(await count(`SELECT count(*) AS n FROM ${table} WHERE ${column} = ?`, u.userId), table).toBe(0);
+    }
+    expect(await env.IMAGES.head(r2Key)).toBeNull();
+
+    // The row stays, anonymised; the forum thread keeps its first post under the generated name.
+    const after = (await row(u.userId))!;
+    expect(after).toMatchObject({ is_active: 0, password_hash: null, first_name: "", bio: "", avatar_key: null });
+    expect(after.deleted_at).toEqual(expect.any(String));
+    expect(after.username).toMatch(/^deleted-[0-9a-f]{12}$/);
+    expect(after.email).toMatch(/^deleted-[0-9a-f]{12}@deleted\.invalid$/);
+    const thread = await json<{ results: { author: { username: string } | null; body: string }[] }>(
+      await call(`/api/v1/forum/topics/${topic.id}/posts/`),
+      200,
+    );
+    expect(thread.results.map((p) => p.author?.username)).toEqual([after.username, other.username]);
+    expect(JSON.stringify(thread)).not.toContain(u.username);
+
+    // The name and the address are free again, and the old address heard of it.
+    const again = await registerWeb({ username: u.username, email: u.email });
+    expect(again.userId).not.toBe(u.userId);
+    const mail = await mailTo(emulators.email, u.email, /account was deleted/);
+    expect(emulators.email.outbox.length).toBeGreaterThan(outbox);
+    expect(mail.text).toContain(u.username);
+  });
+
+  it("an account without a password is deleted only from a session begun in the last 10 minutes", async () => {
+    const u = await registerWeb();
+    await env.DB.prepare("UPDATE users SET password_hash = NULL WHERE id = ?").bind(u.userId).run(); // signs in through a provider only
+    const config = getConfig(env);
+    const old = await issueTokenPair(env, config, u.userId, uuidv7(Date.now() - 11 * 60_000));
+    await expectError(await remove(old), 403, "FORBIDDEN");
+    expect((await row(u.userId))!.deleted_at).toBeNull();
+    const fresh = await issueTokenPair(env, config, u.userId);
+    await json(await remove(fresh), 200);
+    expect((await row(u.userId))!.deleted_at).toEqual(expect.any(String));
+  });
+
+  it("a cookie session needs its CSRF token: a cross-site form cannot delete the account", async () => {
+    const u = await registerWeb();
+    const path = "/api/v1/auth/user/delete/";
+    const forged = await call(path, { cookies: u.cookies, json: { current_password: GOOD_PASSWORD } });
+    expect(forged.status).toBe(403);
+    expect((await row(u.userId))!.deleted_at).toBeNull();
+    const res = await call(path, { cookies: u.cookies, headers: { "X-CSRFToken": u.csrf }, json: { current_password: GOOD_PASSWORD } });
+    expect(res.status).toBe(200);
+    // The browser's session cookies are cleared.
+    expect(res.headers.getSetCookie().some((c) => /access_token=;|access_token=""/.test(c) || /Max-Age=0/.test(c))).toBe(true);
+  });
+
+  it("a staff account cannot delete itself (409) and keeps everything", async () => {
+    const u = await bearerUser();
+    await env.DB.prepare("UPDATE users SET role = 'admin' WHERE id = ?").bind(u.userId).run();
+    await expectError(await remove(u, { current_password: GOOD_PASSWORD }), 409, "INVALID_STATE");
+    expect(await row(u.userId)).toMatchObject({ is_active: 1, deleted_at: null, role: "admin" });
+    expect((await call("/api/v1/auth/user/", { bearer: u.access })).status).toBe(200);
+  });
+
+  it("an administrator cannot bring a deleted account back", async () => {
+    const [u, admin] = await Promise.all([bearerUser(), bearerUser()]);
+    await env.DB.prepare("UPDATE users SET role = 'admin' WHERE id = ?").bind(admin.userId).run();
+    await json(await remove(u, { current_password: GOOD_PASSWORD }), 200);
+    await expectError(
+      await call(`/api/v1/admin/users/${u.userId}/active/`, { method: "PATCH", bearer: admin.access, json: { is_active: true } }),
+      409,
+      "INVALID_STATE",
+    );
+    expect((await row(u.userId))!.is_active).toBe(0);
+  });
+
+  it("nobody can register a name shaped like a deleted account's", async () => {
+    const res = await call("/api/v1/auth/register/", {
+      json: { username: "Deleted-0123456789ab", email: `x${Date.now()}@example.com`, password: GOOD_PASSWORD },
+    });
+    await expectError(res, 400, "VALIDATION_ERROR");
+  });
+
+  it("wrong passwords on the deletion form count toward the lockout", async () => {
+    const u = await bearerUser();
+    for (let i = 0; i < 10; i++) expect((await remove(u, { current_password: `Wrong-Guess-${i}` })).status, `guess ${i + 1}`).toBe(400);
+    await expectError(await remove(u, { current_password: GOOD_PASSWORD }), 429, "ACCOUNT_LOCKED");
+    expect((await row(u.userId))!.deleted_at).toBeNull();
+  });
+});
+
+describe("the community after a deletion", () => {
+  it("its votes stop counting: a consensus it carried on someone else's request is recounted, with the helpers' counters", async () => {
+    const [owner, a, b] = await Promise.all([bearerUser(), identifier(), identifier()]);
+    const req = await sharedRequest(owner);
+    await json(await vote(a, req.result), 200);
+    await json(await vote(b, req.result), 200);
+    expect(await consensusOf(req.id)).toBe(req.result);
+    expect(await helped(a)).toBe(1);
+    await json(await remove(b, { current_password: GOOD_PASSWORD }), 200);
+    expect(await consensusOf(req.id)).toBeNull();
+    expect(await helped(a)).toBe(0);
+    expect(await count("SELECT confirmed_count AS n FROM species WHERE id = ?", req.species)).toBe(0);
+  });
+
+  it("its own confirmed requests go, and the counters they fed for others fall with them", async () => {
+    const [owner, a, b] = await Promise.all([bearerUser(), identifier(), identifier()]);
+    const req = await sharedRequest(owner);
+    await json(await vote(a, req.result), 200);
+    await json(await vote(b, req.result), 200);
+    expect(await helped(a)).toBe(1);
+    expect(await count("SELECT confirmed_count AS n FROM species WHERE id = ?", req.species)).toBe(1);
+    await json(await remove(owner, { current_password: GOOD_PASSWORD }), 200);
+    expect(await count("SELECT count(*) AS n FROM identification_requests WHERE id = ?", req.id)).toBe(0);
+    expect(await helped(a)).toBe(0);
+    expect(await helped(b)).toBe(0);
+    expect(await count("SELECT confirmed_count AS n FROM species WHERE id = ?", req.species)).toBe(0);
+  });
+});
