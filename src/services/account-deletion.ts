@@ -5,7 +5,8 @@
  * - every session ends (tokens, sockets, socket tickets, push devices, the calendar feed);
  * - what is private to the account is deleted: identification and diagnosis requests with their
  *   results, collections and plants, saved care cards, reminders, notifications and their
- *   deliveries, preferences, events it organised (with their RSVPs) and its own RSVPs, forum
+ *   deliveries, preferences, events it organised (with their RSVPs; everyone going to one that has
+ *   not ended hears it is cancelled) and its own RSVPs, forum
  *   subscriptions and reactions, Idempotency-Keys, linked sign-in providers, reset links;
  * - the account's row stays, anonymised — a generated username, an address at `.invalid`, no
  *   password, no profile, inactive, `deleted_at` set — so what others answered or built on keeps
@@ -23,7 +24,7 @@
  */
 import { eq, sql } from "drizzle-orm";
 import type { Config } from "../config";
-import { batchRows, database } from "../db/client";
+import { batchRows, database, tableRows } from "../db/client";
 import {
   blogComments,
   calendarEvents,
@@ -48,8 +49,10 @@ import { toHex } from "../lib/hash";
 import type { Logger } from "../lib/logger";
 import { proveAccountOwner } from "./accounts";
 import { purgeBlogReadsStatement } from "./blog-cache";
+import { organiserLeavingNotice } from "./calendar";
 import { accountRecountStatements, ownerRemovalStatements, tellRecount } from "./community";
 import { deliverEmail } from "./mailer";
+import { announceNotifications } from "./notifications";
 import { releasePhotoRefs } from "./photos";
 import { purgeStatement } from "./public-cache";
 import { endEverySession } from "./sessions";
@@ -111,6 +114,7 @@ export async function deleteAccount(
     sql`DELETE FROM user_plants WHERE user_id = ${uid} RETURNING json_array(image_key) AS refs`,
   ];
   const removal = ownerRemovalStatements(uid);
+  const cancelled = organiserLeavingNotice(db, uid);
   const recount = accountRecountStatements(uid);
   const also = [
     // Its requests' consensus goes and the counters it fed are recounted without them (their
@@ -125,6 +129,7 @@ export async function deleteAccount(
     db.delete(notifications).where(eq(notifications.userId, uid)),
     db.delete(notificationPreferences).where(eq(notificationPreferences.userId, uid)),
     db.delete(calendarRsvps).where(eq(calendarRsvps.userId, uid)),
+    cancelled,
     db.delete(calendarEvents).where(eq(calendarEvents.organizerId, uid)),
     db.delete(forumSubscriptions).where(eq(forumSubscriptions.userId, uid)),
     db.delete(forumReactions).where(eq(forumReactions.userId, uid)),
@@ -147,6 +152,7 @@ export async function deleteAccount(
     batchRows(results[first + removal.length + 1 + i]).flatMap((row) => JSON.parse(String(row.refs)) as (string | null)[]),
   );
   await tellRecount(env, results.slice(-recount.length), logger);
+  await announceNotifications(env, tableRows(notifications, results[first + also.indexOf(cancelled)]), logger);
   await releasePhotoRefs(env, [...refs, user.avatarKey]).catch((err: unknown) =>
     logger?.error("releasing a deleted account's photos failed", { user_id: uid, error: String(err) }),
   );

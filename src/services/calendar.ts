@@ -282,7 +282,7 @@ export async function updateEvent(env: Bindings, viewer: AuthenticatedUser, id: 
   let told: Notification[];
   try {
     [updated, told] = material
-      ? ((await runBatch(db, [update, eventNotice(db, id, "updated", ts, sql`${e.updatedAt} = ${ts}`)])) as [
+      ? ((await runBatch(db, [update, eventNotice(db, sql`(${id})`, "updated", ts, sql`${e.updatedAt} = ${ts}`)])) as [
           { id: string }[],
           Notification[],
         ])
@@ -303,10 +303,25 @@ export async function deleteEvent(env: Bindings, viewer: AuthenticatedUser, id: 
   const db = database(env);
   // Everyone going hears of the cancellation, written before the RSVPs go with the event.
   const [told] = (await runBatch(db, [
-    eventNotice(db, id, "cancelled", new Date().toISOString(), sql`1`),
+    eventNotice(db, sql`(${id})`, "cancelled", new Date().toISOString(), sql`1`),
     db.delete(e).where(eq(e.id, id)),
   ])) as [Notification[], unknown];
   await announceNotifications(env, told);
+}
+
+/**
+ * For the batch that deletes `organizerId`'s account, before its events go: everyone going to one
+ * that has not ended hears it is cancelled, as when the organiser deletes it.
+ */
+export function organiserLeavingNotice(db: Database, organizerId: string) {
+  const ts = new Date().toISOString();
+  return eventNotice(
+    db,
+    sql`(SELECT ${e.id} FROM ${e} WHERE ${e.organizerId} = ${organizerId} AND ${e.endsAt} > ${ts})`,
+    "cancelled",
+    ts,
+    sql`1`,
+  );
 }
 
 /** What "when and where" reads like in a notification (UTC; emails add the reader's zone). */
@@ -316,14 +331,14 @@ const whenWhere = sql`strftime('%Y-%m-%d %H:%M UTC', ${e.startsAt}) || CASE WHEN
  * People going or maybe (not the organiser) of event `id`, as the source of a fan-out. None for
  * an event its organiser has made private: it is theirs alone, whoever answered it before.
  */
-function attendees(id: string, extra: SQL) {
+function attendees(ids: SQL, extra: SQL) {
   return sql`FROM ${rsvp} JOIN ${e} ON ${e.id} = ${rsvp.eventId} JOIN ${users} ON ${users.id} = ${rsvp.userId}
-    WHERE ${rsvp.eventId} = ${id} AND ${rsvp.status} IN ('going', 'maybe') AND ${rsvp.userId} <> ${e.organizerId}
+    WHERE ${rsvp.eventId} IN ${ids} AND ${rsvp.status} IN ('going', 'maybe') AND ${rsvp.userId} <> ${e.organizerId}
       AND ${e.privacy} <> 'private' AND ${users.isActive} = 1 AND ${extra}`;
 }
 
 /** A `calendar_event_changed` notification per attendee: the time or place changed, or the event is cancelled. */
-function eventNotice(db: Database, id: string, change: "updated" | "cancelled", ts: string, extra: SQL) {
+function eventNotice(db: Database, ids: SQL, change: "updated" | "cancelled", ts: string, extra: SQL) {
   return insertNotifications(
     db,
     "calendar_event_changed",
@@ -336,7 +351,7 @@ function eventNotice(db: Database, id: string, change: "updated" | "cancelled", 
       dedupeKey: sql`'calendar_changed:' || ${e.id} || ':' || ${ts} || ':' || ${rsvp.userId}`,
       createdAt: ts,
     },
-    attendees(id, extra),
+    attendees(ids, extra),
   );
 }
 

@@ -205,6 +205,35 @@ describe("deleting your own account", () => {
   });
 });
 
+describe("others after a deletion", () => {
+  it("everyone going to an event it organised that has not ended hears it is cancelled; the event and its RSVPs go", async () => {
+    const [organiser, guest] = await Promise.all([bearerUser(), bearerUser()]);
+    const start = Date.now() + 3 * 86_400_000;
+    const event = await json<{ id: string }>(
+      await call("/api/v1/calendar/events/", {
+        bearer: organiser.access,
+        json: {
+          title: "Seed swap",
+          start: new Date(start).toISOString(),
+          end: new Date(start + 7_200_000).toISOString(),
+          location: "The shed",
+          privacy: "public",
+        },
+      }),
+      201,
+    );
+    await json(await call(`/api/v1/calendar/events/${event.id}/rsvp/`, { bearer: guest.access, json: { status: "going" } }), 200);
+    await json(await remove(organiser, { current_password: GOOD_PASSWORD }), 200);
+    const told = await json<{ results: { type: string; title: string }[] }>(
+      await call("/api/v1/notifications/?type=calendar_event_changed", { bearer: guest.access }),
+      200,
+    );
+    expect(told.results.map((n) => n.title)).toEqual(["Cancelled: Seed swap"]);
+    expect(await count("SELECT count(*) AS n FROM calendar_rsvps WHERE event_id = ?", event.id)).toBe(0);
+    expect((await call(`/api/v1/calendar/events/${event.id}/`, { bearer: guest.access })).status).toBe(404);
+  });
+});
+
 describe("the community after a deletion", () => {
   it("its votes stop counting: a consensus it carried on someone else's request is recounted, with the helpers' counters", async () => {
     const [owner, a, b] = await Promise.all([bearerUser(), identifier(), identifier()]);
