@@ -93,6 +93,7 @@ export async function deleteAccount(
       bio: "",
       location: "",
       website: "",
+      gardeningExperience: "beginner",
       profileVisibility: "private",
       avatarKey: null,
       isActive: false,
