@@ -148,15 +148,16 @@ export async function deleteAccount(
     ...recount,
   ];
   const results = await endEverySession(env, uid, { also, logger });
-  const first = results.length - also.length;
-  const refs = photoDeletes.flatMap((_, i) =>
-    batchRows(results[first + removal.length + 1 + i]).flatMap((row) => JSON.parse(String(row.refs)) as (string | null)[]),
+  const resultOf = (statement: (typeof also)[number]) => results[results.length - also.length + also.indexOf(statement)];
+  const refs = photoDeletes.flatMap((d) => batchRows(resultOf(d)).flatMap((row) => JSON.parse(String(row.refs)) as (string | null)[]));
+  // The account is gone from here on: what follows is told or tidied best effort, and a failure
+  // is logged, never answered as if the deletion had not happened.
+  const bestEffort = (what: string) => (err: unknown) => logger?.error(what, { user_id: uid, error: String(err) });
+  await tellRecount(env, results.slice(-recount.length), logger).catch(bestEffort("announcing a recount after an account deletion failed"));
+  await announceNotifications(env, tableRows(notifications, resultOf(cancelled)), logger).catch(
+    bestEffort("announcing a deleted account's cancelled events failed"),
   );
-  await tellRecount(env, results.slice(-recount.length), logger);
-  await announceNotifications(env, tableRows(notifications, results[first + also.indexOf(cancelled)]), logger);
-  await releasePhotoRefs(env, [...refs, user.avatarKey]).catch((err: unknown) =>
-    logger?.error("releasing a deleted account's photos failed", { user_id: uid, error: String(err) }),
-  );
+  await releasePhotoRefs(env, [...refs, user.avatarKey]).catch(bestEffort("releasing a deleted account's photos failed"));
   await deliverEmail(env, {
     to: user.email,
     subject: "Your Plant Community account was deleted",
@@ -164,5 +165,5 @@ export async function deleteAccount(
       `Hello ${user.username},\n\nYour Plant Community account and its private data (plants, identifications, reminders, ` +
       `notifications) were deleted just now, as you asked. Your forum posts and comments stay, under an anonymous name.\n` +
       `If this was not you, someone knew your password or was signed in as you: change that password wherever else you use it.\n`,
-  }).catch((err: unknown) => logger?.error("account deletion email failed", { user_id: uid, error: String(err) }));
+  }).catch(bestEffort("account deletion email failed"));
 }
