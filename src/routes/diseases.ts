@@ -15,19 +15,13 @@ import {
   confirmedDiseases,
   DISEASE_TYPES,
   type DiseaseEntryRow,
-  type DiseaseResultRow,
+  diseaseRequestBody,
+  diseaseResultBody,
   listDiseaseResults,
   PLANT_CONDITIONS,
+  treatmentOf,
 } from "../services/diseases";
-import {
-  DiseaseRequests,
-  type DiseaseRequestRow,
-  listOwnRequests,
-  ownRequest,
-  queuedRequestBody,
-  spendRequestBudget,
-  submitRequest,
-} from "../services/queued-requests";
+import { DiseaseRequests, listOwnRequests, ownRequest, spendRequestBudget, submitRequest } from "../services/queued-requests";
 import { cacheKey, cachedJson, canonicalReadUrl, notModified } from "./cached-reads";
 import { pageOf, PaginationQuery } from "./pagination";
 import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestStatus, requestErrors } from "./queued-request-schemas";
@@ -97,27 +91,6 @@ const DiseaseEntrySchema = z
     last_confirmed_at: z.string(),
   })
   .openapi("DiseaseDatabaseEntry");
-
-function requestBody(row: DiseaseRequestRow) {
-  return {
-    ...queuedRequestBody(row),
-    ...apiFields(row, "symptomsDescription plantCondition location isPlant isHealthy isHealthyProbability"),
-  };
-}
-
-function treatmentOf(t: Partial<Record<"biological" | "chemical" | "prevention", string[]>>) {
-  return { biological: t.biological ?? [], chemical: t.chemical ?? [], prevention: t.prevention ?? [] };
-}
-
-function resultBody(row: DiseaseResultRow) {
-  return {
-    ...apiFields(row, "id requestId name commonNames probability rank description"),
-    treatment: treatmentOf(row.treatment),
-    ...apiFields(row, "classification diseaseType cause url"),
-    similar_images: row.similarImages as { url: string; url_small?: string }[],
-    ...apiFields(row, "isConfirmed confirmedAt createdAt"),
-  };
-}
 
 function entryBody(row: DiseaseEntryRow) {
   return {
@@ -201,7 +174,7 @@ export function diseaseRoutes() {
       timer,
     );
     c.header("Server-Timing", timer.header());
-    return c.json(requestBody(row), 202);
+    return c.json(diseaseRequestBody(row), 202);
   });
 
   const getDiseaseRequests = mine
@@ -213,14 +186,14 @@ export function diseaseRoutes() {
   app.openapi(getDiseaseRequests, async (c) => {
     const { page, page_size, status } = c.req.valid("query");
     const { count, rows } = await listOwnRequests(c.env, DiseaseRequests, userIdOf(c), status, { page, pageSize: page_size });
-    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(requestBody)), 200);
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(diseaseRequestBody)), 200);
   });
 
   const getDiseaseRequestsById = mine
     .get(`/disease-requests/{id}`, "One of your disease requests")
     .io({ params: IdParam }, { 200: jsonBody(DiseaseRequestSchema, "Disease request") });
   app.openapi(getDiseaseRequestsById, async (c) =>
-    c.json(requestBody(await ownRequest(c.env, DiseaseRequests, userIdOf(c), c.req.valid("param").id)), 200),
+    c.json(diseaseRequestBody(await ownRequest(c.env, DiseaseRequests, userIdOf(c), c.req.valid("param").id)), 200),
   );
 
   const getDiseaseRequestsByIdResults = mine
@@ -243,7 +216,7 @@ export function diseaseRoutes() {
     );
   app.openapi(getDiseaseRequestsByIdResults, async (c) => {
     const row = await ownRequest(c.env, DiseaseRequests, userIdOf(c), c.req.valid("param").id);
-    const body = requestBody(row);
+    const body = diseaseRequestBody(row);
     const results = await listDiseaseResults(c.env, row.id);
     return c.json(
       {
@@ -252,7 +225,7 @@ export function diseaseRoutes() {
         is_plant: body.is_plant,
         is_healthy: body.is_healthy,
         is_healthy_probability: body.is_healthy_probability,
-        results: results.map(resultBody),
+        results: results.map(diseaseResultBody),
       },
       200,
     );
@@ -285,7 +258,7 @@ export function diseaseRoutes() {
     }
     const result = await confirmDiseaseResult(c.env, row.id, result_id);
     if (!result) throw new AppError("NOT_FOUND", 404, "Result not found in this request.");
-    return c.json(resultBody(result), 200);
+    return c.json(diseaseResultBody(result), 200);
   });
 
   const getDiseaseDatabase = plain

@@ -14,24 +14,21 @@ import {
   addResultToCollection,
   deleteIdentificationRequest,
   identificationHistory,
+  identificationRequestBody,
+  identificationResultBody,
   identificationResultsOf,
-  type IdentificationResultRow,
-  type ResultDetails,
   voteOnResult,
 } from "../services/identification-requests";
 import {
   IdentificationRequests,
-  type IdentificationRequestRow,
   listOwnRequests,
   ownRequest,
-  queuedRequestBody,
   retryOwnRequest,
   spendRequestBudget,
   submitRequest,
 } from "../services/queued-requests";
 import { pageOf, PaginationQuery } from "./pagination";
 import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestStatus, requestErrors } from "./queued-request-schemas";
-import { apiFields } from "../lib/fields";
 import { StageTimer } from "../lib/server-timing";
 import type { FieldErrors } from "../lib/errors";
 import { errorResponse, jsonBody, noContent, pageSchema, requestJson, IdParam } from "./schemas";
@@ -103,42 +100,6 @@ const AddedPlantSchema = z
     created: z.boolean(),
   })
   .openapi("AddedPlant");
-
-function requestBody(row: IdentificationRequestRow) {
-  const health = row.health as {
-    isHealthy: boolean;
-    diseases: { name: string; probability: number; description: string; treatment: string }[];
-  } | null;
-  const top = health && !health.isHealthy ? health.diseases[0] : undefined;
-  return {
-    ...queuedRequestBody(row),
-    ...apiFields(row, "organs latitude longitude location description plantSize habitat isSharedWithCommunity communityResultId"),
-    disease_detection: health
-      ? {
-          is_healthy: health.isHealthy,
-          disease_name: top?.name ?? null,
-          probability: top?.probability ?? null,
-          description: top?.description ?? null,
-          treatment: top?.treatment ?? null,
-          suggestions: health.diseases.map((d) => ({ name: d.name, probability: d.probability, description: d.description })),
-        }
-      : null,
-  };
-}
-
-function resultBody(row: IdentificationResultRow) {
-  const details = row.details as ResultDetails;
-  return {
-    ...apiFields(row, "id requestId speciesId scientificName plantName commonNames family genus gbifId"),
-    ...apiFields(row, "confidenceScore identificationSource rank isPrimary isAccepted upvotes downvotes proposedBy comment createdAt"),
-    description: details.description ?? "",
-    similar_images: details.similar_images ?? [],
-    sources: details.sources ?? [],
-    plant_id_probability: details.plant_id_probability ?? null,
-    plantnet_score: details.plantnet_score ?? null,
-    calibration_version: details.calibration_version ?? null,
-  };
-}
 
 const UploadForm = z
   .object({
@@ -231,7 +192,7 @@ export function requestRoutes() {
       timer,
     );
     c.header("Server-Timing", timer.header());
-    return c.json(requestBody(row), 202);
+    return c.json(identificationRequestBody(row), 202);
   });
 
   const getRequests = mine
@@ -246,14 +207,14 @@ export function requestRoutes() {
       page,
       pageSize: page_size,
     });
-    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(requestBody)), 200);
+    return c.json(pageOf(c.req.url, page, page_size, count, rows.map(identificationRequestBody)), 200);
   });
 
   const getRequestsById = mine
     .get("/requests/{id}", "One of your requests")
     .io({ params: IdParam }, { 200: jsonBody(RequestSchema, "Request") });
   app.openapi(getRequestsById, async (c) =>
-    c.json(requestBody(await ownRequest(c.env, IdentificationRequests, userIdOf(c), c.req.valid("param").id)), 200),
+    c.json(identificationRequestBody(await ownRequest(c.env, IdentificationRequests, userIdOf(c), c.req.valid("param").id)), 200),
   );
 
   const getRequestsByIdResults = mine.get("/requests/{id}/results", "Results of one of your requests, most confident first").io(
@@ -277,8 +238,8 @@ export function requestRoutes() {
       {
         request_id: request.id,
         status: request.status,
-        results: results.map(resultBody),
-        disease_detection: requestBody(request).disease_detection,
+        results: results.map(identificationResultBody),
+        disease_detection: identificationRequestBody(request).disease_detection,
         care_instructions: care,
       },
       200,
@@ -307,7 +268,7 @@ export function requestRoutes() {
   );
   app.openapi(postRequestsByIdRetry, async (c) => {
     const updated = await retryOwnRequest(c.env, IdentificationRequests, userIdOf(c), c.req.valid("param").id, c.get("logger"));
-    return c.json(requestBody(updated), 202);
+    return c.json(identificationRequestBody(updated), 202);
   });
 
   const getHistory = mine.get("/history", "Compact identification history (the web client's history page)").io(
@@ -366,7 +327,7 @@ export function requestRoutes() {
     .post("/results/{id}/accept", "Accept a result as the identification of your request")
     .io({ params: IdParam }, { 200: jsonBody(ResultSchema, "Accepted result") });
   app.openapi(postResultsByIdAccept, async (c) => {
-    return c.json(resultBody(await acceptResult(c.env, userIdOf(c), c.req.valid("param").id)), 200);
+    return c.json(identificationResultBody(await acceptResult(c.env, userIdOf(c), c.req.valid("param").id)), 200);
   });
 
   const addToCollection = mine

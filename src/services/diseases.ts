@@ -10,11 +10,12 @@ import { type Database, database, runBatch, type Statement, sqlNow } from "../db
 import { type Page, type PageRequest, selectPage } from "../db/pagination";
 import { diseaseRequests, diseaseResults } from "../db/schema";
 import type { Bindings } from "../env";
+import { apiFields } from "../lib/fields";
 import { uuidv7 } from "../lib/ids";
 import type { DiseaseSuggestion, HealthAssessment, TreatmentPlan } from "../providers/types";
 import { purgeStatement } from "./public-cache";
 import type { Notification } from "./notifications";
-import { DiseaseRequests, runCompletion } from "./queued-requests";
+import { DiseaseRequests, type DiseaseRequestRow, queuedRequestBody, runCompletion } from "./queued-requests";
 
 export const PLANT_CONDITIONS = ["mild", "moderate", "severe", "dying"] as const;
 export type PlantCondition = (typeof PLANT_CONDITIONS)[number];
@@ -123,6 +124,30 @@ export async function completeDiseaseRequest(
     })
     .where(and(eq(q.id, requestId), eq(q.status, "processing")));
   return { status, ...(await runCompletion(db, DiseaseRequests, requestId, statements, statusChange, notify)) };
+}
+
+/** A diagnosis request as the API shows it to its owner. */
+export function diseaseRequestBody(row: DiseaseRequestRow) {
+  return {
+    ...queuedRequestBody(row),
+    ...apiFields(row, "symptomsDescription plantCondition location isPlant isHealthy isHealthyProbability"),
+  };
+}
+
+/** A treatment plan with all three lists, empty where Plant.id gave none. */
+export function treatmentOf(t: Partial<Record<"biological" | "chemical" | "prevention", string[]>>) {
+  return { biological: t.biological ?? [], chemical: t.chemical ?? [], prevention: t.prevention ?? [] };
+}
+
+/** A diagnosis result as the API shows it to the request's owner. */
+export function diseaseResultBody(row: DiseaseResultRow) {
+  return {
+    ...apiFields(row, "id requestId name commonNames probability rank description"),
+    treatment: treatmentOf(row.treatment),
+    ...apiFields(row, "classification diseaseType cause url"),
+    similar_images: row.similarImages as { url: string; url_small?: string }[],
+    ...apiFields(row, "isConfirmed confirmedAt createdAt"),
+  };
 }
 
 /** Most likely first (rank breaks ties). */

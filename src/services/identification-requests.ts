@@ -14,6 +14,7 @@ import { type Page, type PageRequest, selectPage } from "../db/pagination";
 import { identificationRequests, identificationResults, species, users, votes } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
+import { apiFields } from "../lib/fields";
 import { uuidv7 } from "../lib/ids";
 import { TtlCache } from "../lib/ttl-cache";
 import type { Logger } from "../lib/logger";
@@ -27,7 +28,14 @@ import { purgeStatement } from "./public-cache";
 import { catalogueCommonNames } from "./species";
 import { imageUrl, photoRef, photosOf, type storeImages, withStoredPhotos } from "./photos";
 import type { Notification } from "./notifications";
-import { deleteOwnRequest, IdentificationRequests, type IdentificationRequestRow, ownRequest, runCompletion } from "./queued-requests";
+import {
+  deleteOwnRequest,
+  IdentificationRequests,
+  type IdentificationRequestRow,
+  ownRequest,
+  queuedRequestBody,
+  runCompletion,
+} from "./queued-requests";
 import { accountActive } from "./users";
 
 /** API.md §2.2: `identified` when the best result is at least this confident. */
@@ -274,6 +282,44 @@ async function loadResult(env: Bindings, resultId: string) {
 
 function resultNotFound(): AppError {
   return new AppError("NOT_FOUND", 404, "Result not found.");
+}
+
+/** A request as the API shows it to its owner. */
+export function identificationRequestBody(row: IdentificationRequestRow) {
+  const health = row.health as {
+    isHealthy: boolean;
+    diseases: { name: string; probability: number; description: string; treatment: string }[];
+  } | null;
+  const top = health && !health.isHealthy ? health.diseases[0] : undefined;
+  return {
+    ...queuedRequestBody(row),
+    ...apiFields(row, "organs latitude longitude location description plantSize habitat isSharedWithCommunity communityResultId"),
+    disease_detection: health
+      ? {
+          is_healthy: health.isHealthy,
+          disease_name: top?.name ?? null,
+          probability: top?.probability ?? null,
+          description: top?.description ?? null,
+          treatment: top?.treatment ?? null,
+          suggestions: health.diseases.map((d) => ({ name: d.name, probability: d.probability, description: d.description })),
+        }
+      : null,
+  };
+}
+
+/** A result as the API shows it (the owner's results, a proposal, an accepted result). */
+export function identificationResultBody(row: IdentificationResultRow) {
+  const details = row.details as ResultDetails;
+  return {
+    ...apiFields(row, "id requestId speciesId scientificName plantName commonNames family genus gbifId"),
+    ...apiFields(row, "confidenceScore identificationSource rank isPrimary isAccepted upvotes downvotes proposedBy comment createdAt"),
+    description: details.description ?? "",
+    similar_images: details.similar_images ?? [],
+    sources: details.sources ?? [],
+    plant_id_probability: details.plant_id_probability ?? null,
+    plantnet_score: details.plantnet_score ?? null,
+    calibration_version: details.calibration_version ?? null,
+  };
 }
 
 export type VoteType = (typeof votes.$inferSelect)["voteType"];
