@@ -102,7 +102,8 @@ function recount(env: Bindings, postId: string) {
     .where(eq(blogPosts.id, postId));
 }
 
-function selectComments(env: Bindings) {
+/** Comments with their author, as every comment read (and the account export) selects them. */
+export function selectComments(env: Bindings) {
   return database(env).select(commentColumns).from(c).innerJoin(users, eq(users.id, c.userId)).$dynamic();
 }
 

@@ -89,7 +89,7 @@ const eventColumns = {
 const mineOn = (viewer: AuthenticatedUser | undefined) => and(eq(mine.eventId, e.id), sql`${mine.userId} = ${viewer?.id ?? null}`);
 
 /** Events with their organiser and the viewer's RSVP (`mine`); every event read goes through here. */
-function selectEvents(db: Database, viewer: AuthenticatedUser | undefined, where: SQL | undefined) {
+export function selectEvents(db: Database, viewer: AuthenticatedUser | undefined, where: SQL | undefined) {
   return db
     .select(eventColumns)
     .from(e)

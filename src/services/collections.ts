@@ -32,14 +32,15 @@ const collectionColumns = {
   plantCount: sql<number>`(SELECT count(*) FROM user_plants p WHERE p.collection_id = collections.id)`,
 };
 
-function selectCollections(db: Database, where: SQL | undefined) {
+/** Collections with their plant counts, as every collection read (and the account export) selects them. */
+export function selectCollections(db: Database, where: SQL | undefined) {
   return db.select(collectionColumns).from(c).where(where).$dynamic();
 }
 
 export type CollectionRow = Awaited<ReturnType<typeof selectCollections>>[number];
 
 /** A plant's columns and its species' scientific name. */
-function selectPlants(db: Database, where: SQL | undefined) {
+export function selectPlants(db: Database, where: SQL | undefined) {
   return db
     .select({ ...getTableColumns(p), speciesScientificName: species.scientificName })
     .from(p)

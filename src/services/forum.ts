@@ -160,7 +160,7 @@ const reportColumns = {
   post_is_deleted: forumPosts.isDeleted,
 };
 
-function selectTopics(env: Bindings) {
+export function selectTopics(env: Bindings) {
   return database(env)
     .select(topicColumns)
     .from(forumTopics)
@@ -169,7 +169,7 @@ function selectTopics(env: Bindings) {
     .$dynamic();
 }
 
-function selectPosts(env: Bindings) {
+export function selectPosts(env: Bindings) {
   return database(env).select(postColumns).from(forumPosts).leftJoin(users, eq(users.id, forumPosts.authorId)).$dynamic();
 }
 
@@ -336,13 +336,19 @@ export async function attachmentsFor(env: Bindings, postIds: string[]): Promise<
     ),
   );
   for (const r of answers.flat()) {
-    const image = parsePhotoRef(r.image);
-    if (!image) continue; // only ever written from validated uploads; never expose a malformed key
-    const list = out.get(r.postId) ?? [];
-    list.push({ url: imageUrl(image), width: r.width, height: r.height, content_type: IMAGE_MIME[image.type] });
-    out.set(r.postId, list);
+    const attachment = attachmentBody(r);
+    if (!attachment) continue;
+    out.set(r.postId, [...(out.get(r.postId) ?? []), attachment]);
   }
   return out;
+}
+
+/** A stored attachment as the API shows it; null for a malformed reference (never exposed). */
+export function attachmentBody(row: { image: string; width: number; height: number }): Attachment | null {
+  const image = parsePhotoRef(row.image);
+  // Only ever written from validated uploads; never expose a malformed key.
+  if (!image) return null;
+  return { url: imageUrl(image), width: row.width, height: row.height, content_type: IMAGE_MIME[image.type] };
 }
 
 /** 403 TRUST_LEVEL_TOO_LOW unless the user may attach images (API.md §5). */

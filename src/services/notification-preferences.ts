@@ -83,7 +83,11 @@ function withDefaults(overrides: Record<string, Partial<ChannelChoice>>): Record
 }
 
 export async function getPreferences(env: Bindings, userId: string): Promise<Preferences> {
-  const row = await database(env).select().from(notificationPreferences).where(eq(notificationPreferences.userId, userId)).get();
+  return preferencesOf(await database(env).select().from(notificationPreferences).where(eq(notificationPreferences.userId, userId)).get());
+}
+
+/** A user's stored choices (none: never changed) with every default filled in. */
+export function preferencesOf(row: typeof notificationPreferences.$inferSelect | undefined): Preferences {
   return {
     types: withDefaults(row?.types ?? {}),
     digest: row?.digest ?? DEFAULT_DIGEST,

@@ -171,7 +171,8 @@ const reminderColumns = {
   updatedAt: r.updatedAt,
 };
 
-function selectReminders(db: Database, where: SQL | undefined) {
+/** Reminders with their plant's name, as every reminder read (and the account export) selects them. */
+export function selectReminders(db: Database, where: SQL | undefined) {
   return db.select(reminderColumns).from(r).innerJoin(p, eq(p.id, r.plantId)).leftJoin(s, eq(s.id, p.speciesId)).where(where).$dynamic();
 }
 
