@@ -105,6 +105,11 @@ export const ConfigSchema = z.object({
   /** Email-change requests per account (default 5 an hour); each mails two addresses. */
   EMAIL_CHANGE_RATE_LIMIT: z.string().default("5/3600").pipe(rate),
   /**
+   * Account exports per user (default 5 an hour): each reads everything the account holds in one
+   * heavy batch, so a script looping on it must not tie up the database.
+   */
+  ACCOUNT_EXPORT_RATE_LIMIT: z.string().default("5/3600").pipe(rate),
+  /**
    * A forum search whose words are all shorter than three characters has no trigram to look up,
    * so its post bodies are tested one by one: only the latest this many posts are (default 5 000);
    * topic titles are always searched in full.

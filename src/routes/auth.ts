@@ -31,6 +31,7 @@ import { hashPassword, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../servi
 import { clientIp, enforceRateLimit, mailBucketName, rateLimitRefusal } from "../services/rate-limits";
 import { endEverySession, endSession } from "../services/sessions";
 import { issueTokenPair, revokeAccessToken, rotateRefreshToken, type TokenPair, verifyToken } from "../services/tokens";
+import { EXPORT_FORMAT, EXPORT_VERSION, exportAccount } from "../services/account-export";
 import { signInWithFirebase } from "../services/firebase";
 import { DELETED_USERNAME_PREFIX, deleteAccount } from "../services/account-deletion";
 import { createUser, findUserById, publicUser, userProfile, type UserRow } from "../services/users";
@@ -68,6 +69,52 @@ const UserProfileSchema = PublicUserSchema.extend({
 }).openapi("UserProfile");
 
 const UserEnvelope = z.object({ message: z.string(), user: UserProfileSchema });
+
+/** Parts of an export that are lists of what other routes answer: described, not restated. */
+const exportedList = (description: string) => z.array(z.record(z.string(), z.unknown())).openapi({ description });
+
+const AccountExportSchema = z
+  .object({
+    format: z.literal(EXPORT_FORMAT),
+    version: z.literal(EXPORT_VERSION),
+    exported_at: z.string(),
+    account: UserProfileSchema,
+    sign_in_methods: z
+      .array(
+        z.object({
+          provider: z.enum(["google", "github", "firebase"]),
+          email: z.string(),
+          email_verified: z.boolean(),
+          linked_at: z.string(),
+        }),
+      )
+      .openapi({ description: "Linked provider accounts: the provider, its account's email, when linked. No provider tokens." }),
+    notification_preferences: z.record(z.string(), z.unknown()).openapi({ description: "As `GET notifications/preferences/` answers." }),
+    collections: exportedList(
+      "Your collections as `collections/` shows them, each with `plants` (as `plants/` shows them, private notes included).",
+    ),
+    identification_requests: exportedList(
+      "Your requests as `requests/` shows them, each with `results` and `my_votes` (your own votes on them).",
+    ),
+    disease_requests: exportedList("Your diagnoses as `disease-requests/` shows them, each with `results`."),
+    saved_care_instructions: exportedList("Your saved care cards."),
+    reminders: exportedList("Your care reminders."),
+    calendar: z.object({ events: exportedList("Events you organise."), rsvps: exportedList("Your RSVPs: event id and status.") }),
+    forum: z.object({
+      topics: exportedList("Topics you started."),
+      posts: exportedList("Posts you wrote (a deleted one as the placeholder the forum shows)."),
+      reactions: exportedList("Your reactions: post id and type."),
+      subscriptions: exportedList("Topics you follow."),
+    }),
+    blog_comments: exportedList("Comments you wrote, with their moderation status."),
+    community: z.object({
+      proposals: exportedList("Species you proposed on other people's shared requests."),
+      votes: exportedList("Your votes on other people's results."),
+    }),
+    push_devices: exportedList("Devices subscribed to Web Push: when, the last delivery and the user agent. No endpoints or keys."),
+    notifications: exportedList("Your in-app notifications, newest first."),
+  })
+  .openapi("AccountExport");
 
 const username = z
   .string()
@@ -411,6 +458,33 @@ export function authRoutes() {
 
   const getUser = mine.get("/user", "The signed-in user's profile").io({}, { 200: jsonBody(UserProfileSchema, "Profile") });
   app.openapi(getUser, async (c) => c.json(userProfile(await currentUserRow(c)), 200));
+
+  const getUserExport = mine.get("/user/export", "Download everything the service holds about you, as one JSON file").io(
+    {},
+    {
+      200: {
+        description: `The export, as a download (\`Content-Disposition: attachment; filename="plant-community-<username>-<YYYY-MM-DD>.json"\`, \`Cache-Control: no-store\`).`,
+        headers: z.object({ "Content-Disposition": z.string(), "Cache-Control": z.literal("no-store") }),
+        content: { "application/json": { schema: AccountExportSchema } },
+      },
+      429: errorResponse(429, "More than ACCOUNT_EXPORT_RATE_LIMIT exports this hour (default 5); see Retry-After", "RATE_LIMITED"),
+    },
+    {
+      description:
+        "Your profile, sign-in methods, preferences and everything you made or chose, each part in the shape its own route answers. " +
+        "Never in it: secrets (password hash, tokens, session ids, emailed links, the calendar feed's URL, push endpoints and keys, " +
+        "Idempotency-Keys) or anyone else's private data (other people's votes are counts only).",
+    },
+  );
+  app.openapi(getUserExport, async (c) => {
+    const body = await exportAccount(c.env, c.get("user")!);
+    // Usernames are [\w.@+-], but names made for provider sign-ins are kept to that too, here.
+    const name = body.account.username.replace(/[^\w.@+-]/g, "_");
+    return c.json(body, 200, {
+      "Content-Disposition": `attachment; filename="plant-community-${name}-${body.exported_at.slice(0, 10)}.json"`,
+      "Cache-Control": "no-store",
+    });
+  });
 
   const patchUser = mine.patch("/user", "Update the profile (JSON), or upload an avatar (multipart field `avatar`)").io(
     {

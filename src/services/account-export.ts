@@ -1,0 +1,314 @@
+/**
+ * The account export (docs/api.md "Exporting your data"): everything the service holds about one
+ * user, as one JSON document they download (`GET auth/user/export/`). Each part is shown with the
+ * body its own route answers, so its field names are the API's, and photos are the URLs the API
+ * gives for them (the owner may fetch them).
+ *
+ * Two things are never in it:
+ * - secrets: the password hash, refresh and access tokens and their jtis, session ids, reset,
+ *   email-change and WebSocket tickets, the calendar feed's signed URL, push endpoints and their
+ *   keys, Idempotency-Keys and their stored answers, OAuth state. Every read below names its
+ *   columns (or reads a table with none of these), so a secret column added later stays out.
+ * - anyone else's private data: another user's plants, notes and unshared requests, and other
+ *   people's votes (only counts, as the API shows them). Every read is scoped to the user: their
+ *   rows, or rows joined to their own (results of their requests, reactions on their posts).
+ *
+ * All reads are one `db.batch`: one round trip, and one consistent snapshot of the account.
+ */
+import { and, asc, count, desc, eq, getTableColumns, isNull, ne, or, sql } from "drizzle-orm";
+import { getConfig } from "../config";
+import { database } from "../db/client";
+import {
+  blogComments,
+  calendarEvents,
+  calendarRsvps,
+  careReminders,
+  collections,
+  diseaseRequests,
+  diseaseResults,
+  forumAttachments,
+  forumPosts,
+  forumReactions,
+  forumSubscriptions,
+  forumTopics,
+  identificationRequests,
+  identificationResults,
+  notificationPreferences,
+  notifications,
+  oauthAccounts,
+  pushSubscriptions,
+  savedCareInstructions,
+  userPlants,
+  users,
+  votes,
+} from "../db/schema";
+import type { AuthenticatedUser, Bindings } from "../env";
+import { AppError } from "../lib/errors";
+import { apiFields } from "../lib/fields";
+import { commentBody, selectComments } from "./blog-comments";
+import { eventBody, selectEvents } from "./calendar";
+import { collectionBody, plantBody, selectCollections, selectPlants } from "./collections";
+import { diseaseRequestBody, diseaseResultBody } from "./diseases";
+import {
+  type Attachment,
+  attachmentBody,
+  postBody,
+  type ReactionCounts,
+  type ReactionType,
+  selectPosts,
+  selectTopics,
+  topicBody,
+} from "./forum";
+import { identificationRequestBody, identificationResultBody } from "./identification-requests";
+import { notWithdrawn } from "./notification-delivery";
+import { preferencesOf } from "./notification-preferences";
+import { notificationBody } from "./notifications";
+import { enforceRateLimit } from "./rate-limits";
+import { reminderBody, selectReminders } from "./reminders";
+import { savedCareBody } from "./saved-care";
+import { userProfile } from "./users";
+
+export const EXPORT_FORMAT: "plant-community-export" = "plant-community-export";
+export const EXPORT_VERSION: 1 = 1;
+
+/** Groups rows by a key, keeping their order. */
+function groupBy<T>(rows: readonly T[], key: (row: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const row of rows) out.set(key(row), [...(out.get(key(row)) ?? []), row]);
+  return out;
+}
+
+/**
+ * Everything `viewer`'s account holds, as the export document. Spends the user's
+ * ACCOUNT_EXPORT_RATE_LIMIT first (429 past it): the export is the heaviest read there is.
+ */
+export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, now = new Date()) {
+  const userId = viewer.id;
+  await enforceRateLimit(env, `account-export:user:${userId}`, getConfig(env).ACCOUNT_EXPORT_RATE_LIMIT);
+  const db = database(env);
+  const q = identificationRequests;
+  const r = identificationResults;
+  const dq = diseaseRequests;
+  const dr = diseaseResults;
+  const fp = forumPosts;
+  const fr = forumReactions;
+  // The user's live forum posts: their reactions and photos are shown, as the forum shows them.
+  const ownLivePost = and(eq(fp.authorId, userId), eq(fp.isDeleted, false));
+
+  const [
+    [user],
+    links,
+    [preferences],
+    collectionRows,
+    plantRows,
+    requestRows,
+    resultRows,
+    voteRows,
+    diseaseRequestRows,
+    diseaseResultRows,
+    careCards,
+    reminderRows,
+    eventRows,
+    rsvpRows,
+    topicRows,
+    postRows,
+    reactionTallies,
+    attachmentRows,
+    solutionRows,
+    reactionRows,
+    subscriptionRows,
+    commentRows,
+    proposalRows,
+    deviceRows,
+    notificationRows,
+  ] = await db.batch([
+    db.select().from(users).where(eq(users.id, userId)),
+    // The provider's account id and email, never its tokens (none are stored) or OAuth state.
+    db
+      .select({
+        provider: oauthAccounts.provider,
+        email: oauthAccounts.email,
+        emailVerified: oauthAccounts.emailVerified,
+        linkedAt: oauthAccounts.createdAt,
+      })
+      .from(oauthAccounts)
+      .where(eq(oauthAccounts.userId, userId))
+      .orderBy(asc(oauthAccounts.createdAt)),
+    db.select().from(notificationPreferences).where(eq(notificationPreferences.userId, userId)),
+    selectCollections(db, eq(collections.userId, userId)).orderBy(
+      desc(collections.isDefault),
+      asc(collections.createdAt),
+      asc(collections.id),
+    ),
+    selectPlants(db, eq(userPlants.userId, userId)).orderBy(desc(userPlants.createdAt), desc(userPlants.id)),
+    db.select().from(q).where(eq(q.userId, userId)).orderBy(desc(q.createdAt), desc(q.id)),
+    // Every result of the user's requests (community proposals on them included), as their owner sees them.
+    db
+      .select(getTableColumns(r))
+      .from(r)
+      .innerJoin(q, eq(q.id, r.requestId))
+      .where(eq(q.userId, userId))
+      .orderBy(desc(r.confidenceScore), asc(r.rank)),
+    // The user's own votes only: other people's are in the results' counts.
+    db
+      .select({
+        resultId: votes.resultId,
+        requestId: r.requestId,
+        voteType: votes.voteType,
+        createdAt: votes.createdAt,
+        requestOwner: q.userId,
+      })
+      .from(votes)
+      .innerJoin(r, eq(r.id, votes.resultId))
+      .innerJoin(q, eq(q.id, r.requestId))
+      .where(eq(votes.userId, userId))
+      .orderBy(asc(votes.createdAt)),
+    db.select().from(dq).where(eq(dq.userId, userId)).orderBy(desc(dq.createdAt), desc(dq.id)),
+    db
+      .select(getTableColumns(dr))
+      .from(dr)
+      .innerJoin(dq, eq(dq.id, dr.requestId))
+      .where(eq(dq.userId, userId))
+      .orderBy(desc(dr.probability), asc(dr.rank)),
+    db
+      .select()
+      .from(savedCareInstructions)
+      .where(eq(savedCareInstructions.userId, userId))
+      .orderBy(desc(savedCareInstructions.createdAt), desc(savedCareInstructions.id)),
+    selectReminders(db, eq(careReminders.userId, userId)).orderBy(asc(careReminders.nextDueAt), asc(careReminders.id)),
+    selectEvents(db, viewer, eq(calendarEvents.organizerId, userId)).orderBy(asc(calendarEvents.startsAt), asc(calendarEvents.id)),
+    db
+      .select({
+        eventId: calendarRsvps.eventId,
+        status: calendarRsvps.status,
+        createdAt: calendarRsvps.createdAt,
+        updatedAt: calendarRsvps.updatedAt,
+      })
+      .from(calendarRsvps)
+      .where(eq(calendarRsvps.userId, userId))
+      .orderBy(asc(calendarRsvps.createdAt)),
+    selectTopics(env).where(eq(forumTopics.authorId, userId)).orderBy(asc(forumTopics.createdAt), asc(forumTopics.id)),
+    selectPosts(env).where(eq(fp.authorId, userId)).orderBy(asc(fp.createdAt), asc(fp.id)),
+    // Reactions on the user's posts, counted per type as the forum shows them (whose they are stays out).
+    db
+      .select({ postId: fr.postId, type: fr.type, n: count(), mine: sql<number>`max(${fr.userId} = ${userId})` })
+      .from(fr)
+      .innerJoin(fp, eq(fp.id, fr.postId))
+      .where(ownLivePost)
+      .groupBy(fr.postId, fr.type),
+    db
+      .select({
+        postId: forumAttachments.postId,
+        image: forumAttachments.image,
+        width: forumAttachments.width,
+        height: forumAttachments.height,
+      })
+      .from(forumAttachments)
+      .innerJoin(fp, eq(fp.id, forumAttachments.postId))
+      .where(ownLivePost)
+      .orderBy(asc(forumAttachments.postId), asc(forumAttachments.position)),
+    // Which of the user's posts are their topic's marked solution.
+    db
+      .select({ postId: forumTopics.solutionPostId })
+      .from(forumTopics)
+      .innerJoin(fp, eq(fp.id, forumTopics.solutionPostId))
+      .where(eq(fp.authorId, userId)),
+    db
+      .select({ postId: fr.postId, type: fr.type, createdAt: fr.createdAt })
+      .from(fr)
+      .where(eq(fr.userId, userId))
+      .orderBy(asc(fr.createdAt)),
+    db
+      .select({ topicId: forumSubscriptions.topicId, createdAt: forumSubscriptions.createdAt })
+      .from(forumSubscriptions)
+      .where(eq(forumSubscriptions.userId, userId))
+      .orderBy(asc(forumSubscriptions.createdAt)),
+    selectComments(env).where(eq(blogComments.userId, userId)).orderBy(asc(blogComments.createdAt), asc(blogComments.id)),
+    // Species the user proposed on other people's requests: their own words, and the request's id only.
+    db
+      .select(getTableColumns(r))
+      .from(r)
+      .innerJoin(q, eq(q.id, r.requestId))
+      .where(and(eq(r.proposedBy, userId), or(isNull(q.userId), ne(q.userId, userId))))
+      .orderBy(asc(r.createdAt)),
+    // When each device subscribed and what it called itself: never its endpoint or keys.
+    db
+      .select({
+        createdAt: pushSubscriptions.createdAt,
+        lastSuccessAt: pushSubscriptions.lastSuccessAt,
+        userAgent: pushSubscriptions.userAgent,
+      })
+      .from(pushSubscriptions)
+      .where(eq(pushSubscriptions.userId, userId))
+      .orderBy(asc(pushSubscriptions.createdAt)),
+    // The in-app list as the user sees it: a withdrawn notification is blank and out of the list.
+    db
+      .select()
+      .from(notifications)
+      .where(and(eq(notifications.userId, userId), eq(notifications.inApp, true), notWithdrawn()))
+      .orderBy(desc(notifications.createdAt), desc(notifications.id)),
+  ]);
+  if (!user) throw new AppError("AUTHENTICATION_REQUIRED", 401, "User no longer exists.");
+
+  const plantsByCollection = groupBy(plantRows, (p) => p.collectionId);
+  const resultsByRequest = groupBy(resultRows, (x) => x.requestId);
+  const ownVotes = voteRows.filter((v) => v.requestOwner === userId);
+  const votesByRequest = groupBy(ownVotes, (v) => v.requestId);
+  const voteBody = (v: (typeof voteRows)[number]) => apiFields(v, "resultId requestId voteType createdAt");
+  const diseaseResultsByRequest = groupBy(diseaseResultRows, (x) => x.requestId);
+
+  const tallies = new Map<string, ReactionCounts>();
+  const mine = new Map<string, ReactionType[]>();
+  for (const t of reactionTallies) {
+    const counts = tallies.get(t.postId) ?? { like: 0, love: 0, helpful: 0, thanks: 0 };
+    counts[t.type] = t.n;
+    tallies.set(t.postId, counts);
+    if (t.mine) mine.set(t.postId, [...(mine.get(t.postId) ?? []), t.type]);
+  }
+  const attachments = new Map<string, Attachment[]>();
+  for (const a of attachmentRows) {
+    const body = attachmentBody(a);
+    if (body) attachments.set(a.postId, [...(attachments.get(a.postId) ?? []), body]);
+  }
+  const solutions = new Set(solutionRows.map((s) => s.postId));
+
+  return {
+    format: EXPORT_FORMAT,
+    version: EXPORT_VERSION,
+    exported_at: now.toISOString(),
+    account: userProfile(user),
+    sign_in_methods: links.map((l) => apiFields(l, "provider email emailVerified linkedAt")),
+    notification_preferences: preferencesOf(preferences),
+    collections: collectionRows.map((c) => ({ ...collectionBody(c), plants: (plantsByCollection.get(c.id) ?? []).map(plantBody) })),
+    identification_requests: requestRows.map((row) => ({
+      ...identificationRequestBody(row),
+      results: (resultsByRequest.get(row.id) ?? []).map(identificationResultBody),
+      my_votes: (votesByRequest.get(row.id) ?? []).map(voteBody),
+    })),
+    disease_requests: diseaseRequestRows.map((row) => ({
+      ...diseaseRequestBody(row),
+      results: (diseaseResultsByRequest.get(row.id) ?? []).map(diseaseResultBody),
+    })),
+    saved_care_instructions: careCards.map(savedCareBody),
+    reminders: reminderRows.map(reminderBody),
+    calendar: {
+      events: eventRows.map(eventBody),
+      rsvps: rsvpRows.map((x) => apiFields(x, "eventId status createdAt updatedAt")),
+    },
+    forum: {
+      topics: topicRows.map(topicBody),
+      posts: postRows.map((p) => postBody(p, solutions.has(p.id) ? p.id : null, tallies.get(p.id), mine.get(p.id), attachments.get(p.id))),
+      reactions: reactionRows.map((x) => apiFields(x, "postId type createdAt")),
+      subscriptions: subscriptionRows.map((x) => apiFields(x, "topicId createdAt")),
+    },
+    blog_comments: commentRows.map(commentBody),
+    community: {
+      proposals: proposalRows.map(identificationResultBody),
+      votes: voteRows.filter((v) => v.requestOwner !== userId).map(voteBody),
+    },
+    push_devices: deviceRows.map((x) => apiFields(x, "createdAt lastSuccessAt userAgent")),
+    notifications: notificationRows.map(notificationBody),
+  };
+}
+
+export type AccountExport = Awaited<ReturnType<typeof exportAccount>>;

@@ -1,0 +1,251 @@
+// GET /api/v1/auth/user/export/: everything the account holds, as a download; no secrets, nothing
+// of anyone else's that is private, signed-in only, and a budget of 5 an hour.
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { call, expectError, jsonWithStatus as json } from "../helpers/http";
+import { makePng } from "../helpers/images";
+import { identifiedResult } from "../helpers/requests";
+import { bearerUser, registerWeb } from "../helpers/users";
+
+const EXPORT = "/api/v1/auth/user/export/";
+
+type Row = Record<string, unknown>;
+interface Export {
+  format: string;
+  version: number;
+  exported_at: string;
+  account: Row;
+  sign_in_methods: Row[];
+  notification_preferences: Row;
+  collections: (Row & { plants: Row[] })[];
+  identification_requests: (Row & { results: Row[]; my_votes: Row[] })[];
+  disease_requests: Row[];
+  saved_care_instructions: Row[];
+  reminders: Row[];
+  calendar: { events: Row[]; rsvps: Row[] };
+  forum: { topics: Row[]; posts: Row[]; reactions: Row[] };
+  blog_comments: Row[];
+  community: { proposals: Row[]; votes: Row[] };
+  push_devices: Row[];
+  notifications: Row[];
+}
+
+/** A private collection holding one plant with a private note, made through the API. */
+async function privatePlant(bearer: string, note: string, idempotencyKey?: string) {
+  const collection = await json<{ id: string }>(
+    await call("/api/v1/plant-identification/collections/", { bearer, json: { name: `Shelf ${note.slice(0, 20)}`, is_public: false } }),
+    201,
+  );
+  const plant = await json<{ id: string }>(
+    await call("/api/v1/plant-identification/plants/", {
+      bearer,
+      json: { collection: collection.id, nickname: "Fiddle leaf", notes: note },
+      headers: idempotencyKey ? { "Idempotency-Key": idempotencyKey } : {},
+    }),
+    201,
+  );
+  return { collectionId: collection.id, plantId: plant.id };
+}
+
+const column = async (sql: string, ...binds: string[]) =>
+  (
+    await env.DB.prepare(sql)
+      .bind(...binds)
+      .all<{ v: string | null }>()
+  ).results.map((r) => r.v);
+
+describe("GET auth/user/export/", () => {
+  it("holds the user's own data, as the API shows it, and none of the account's secrets nor another user's private data", async () => {
+    const owner = await bearerUser();
+    const other = await bearerUser();
+
+    const idempotencyKey = `export-key-${crypto.randomUUID()}`;
+    const mine = await privatePlant(owner.access, "Behind the sofa, my secret spot", idempotencyKey);
+    const reminder = await json<{ id: string }>(
+      await call("/api/v1/reminders/", {
+        bearer: owner.access,
+        json: { plant_id: mine.plantId, reminder_type: "water", frequency: "weekly" },
+      }),
+      201,
+    );
+    const topic = await json<{ id: string; first_post: { id: string } }>(
+      await call("/api/v1/forum/categories/houseplants/topics/", {
+        bearer: owner.access,
+        json: { title: "Drooping fiddle leaf fig", body: "It droops every evening, any idea?" },
+      }),
+      201,
+    );
+    const form = new FormData();
+    form.append("nickname", "Snapshot");
+    form.append("image", new File([await makePng(240, 200)], "plant.png", { type: "image/png" }));
+    const photographed = await json<{ id: string; image_url: string }>(
+      await call("/api/v1/plant-identification/plants/", { method: "POST", bearer: owner.access, body: form }),
+      201,
+    );
+    expect(photographed.image_url).toMatch(/^\/api\/v1\/media\//);
+    const request = await identifiedResult(owner.userId);
+    // Someone else voted on the owner's result (the request was shared): the owner sees a count, not the vote.
+    const otherVoteId = crypto.randomUUID();
+    await env.DB.prepare("INSERT INTO votes (id, result_id, user_id, vote_type) VALUES (?, ?, ?, 'upvote')")
+      .bind(otherVoteId, request.resultId, other.userId)
+      .run();
+    await env.DB.prepare("UPDATE identification_results SET upvotes = 1 WHERE id = ?").bind(request.resultId).run();
+
+    // Secrets the account holds: a second session, a WebSocket ticket, a calendar feed URL, a push device, a linked provider.
+    const ticket = await json<{ ticket: string }>(await call("/api/v1/auth/ws-ticket/", { bearer: owner.access, json: {} }), 200);
+    const feed = await json<{ url: string }>(await call("/api/v1/reminders/calendar-feed/", { bearer: owner.access, json: {} }), 201);
+    const push = {
+      endpoint: `https://fcm.googleapis.com/fcm/send/${crypto.randomUUID()}`,
+      p256dh: `p256-${crypto.randomUUID()}`,
+      auth: `auth-${crypto.randomUUID()}`,
+    };
+    await env.DB.prepare(
+      "INSERT INTO push_subscriptions (id, user_id, endpoint, p256dh, auth, user_agent, session_id) VALUES (?, ?, ?, ?, ?, 'Firefox on the greenhouse tablet', ?)",
+    )
+      .bind(crypto.randomUUID(), owner.userId, push.endpoint, push.p256dh, push.auth, crypto.randomUUID())
+      .run();
+    const providerUserId = `google-sub-${crypto.randomUUID()}`;
+    await env.DB.prepare("INSERT INTO oauth_accounts (id, user_id, provider, provider_user_id, email) VALUES (?, ?, 'google', ?, ?)")
+      .bind(crypto.randomUUID(), owner.userId, providerUserId, `${owner.username}@gmail.example`)
+      .run();
+
+    // Another user's private plant and note, and their own unshared request.
+    const theirs = await privatePlant(other.access, "Their diary: repotted at midnight");
+    const theirRequest = await identifiedResult(other.userId);
+
+    const res = await call(EXPORT, { bearer: owner.access });
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
+    const today = new Date().toISOString().slice(0, 10);
+    expect(res.headers.get("Content-Disposition")).toBe(`attachment; filename="plant-community-${owner.username}-${today}.json"`);
+    expect(res.headers.get("Cache-Control")).toBe("no-store");
+    const text = await res.text();
+    const body = JSON.parse(text) as Export;
+
+    expect(Object.keys(body)).toEqual([
+      "format",
+      "version",
+      "exported_at",
+      "account",
+      "sign_in_methods",
+      "notification_preferences",
+      "collections",
+      "identification_requests",
+      "disease_requests",
+      "saved_care_instructions",
+      "reminders",
+      "calendar",
+      "forum",
+      "blog_comments",
+      "community",
+      "push_devices",
+      "notifications",
+    ]);
+    expect(body).toMatchObject({ format: "plant-community-export", version: 1 });
+    expect(body.exported_at.slice(0, 10)).toBe(today);
+    // The profile as GET auth/user/ shows it.
+    const profile = await json<Row>(await call("/api/v1/auth/user/", { bearer: owner.access }), 200);
+    expect(body.account).toEqual(profile);
+    expect(body.account.email).toBe(owner.email);
+
+    const shelf = body.collections.find((c) => c.id === mine.collectionId);
+    expect(shelf).toMatchObject({ is_public: false, plant_count: 1 });
+    expect(shelf!.plants).toEqual([
+      expect.objectContaining({ id: mine.plantId, notes: "Behind the sofa, my secret spot", nickname: "Fiddle leaf" }),
+    ]);
+    // A photo is the URL the API gives for it, which its owner may fetch.
+    const defaultShelf = body.collections.find((c) => c.is_default);
+    expect(defaultShelf!.plants).toEqual([expect.objectContaining({ id: photographed.id, image_url: photographed.image_url })]);
+    expect((await call(photographed.image_url, { bearer: owner.access })).status).toBe(200);
+
+    const req = body.identification_requests.find((r) => r.request_id === request.requestId);
+    expect(req).toMatchObject({ status: "identified", my_votes: [] });
+    expect(req!.results).toEqual([expect.objectContaining({ id: request.resultId, scientific_name: "Monstera deliciosa", upvotes: 1 })]);
+
+    expect(body.reminders).toEqual([expect.objectContaining({ id: reminder.id, plant_id: mine.plantId, title: "Water Fiddle leaf" })]);
+    expect(body.forum.topics).toEqual([expect.objectContaining({ id: topic.id, title: "Drooping fiddle leaf fig" })]);
+    expect(body.forum.posts).toEqual([
+      expect.objectContaining({
+        id: topic.first_post.id,
+        topic_id: topic.id,
+        is_first_post: true,
+        body: expect.stringContaining("droops every evening"),
+      }),
+    ]);
+    expect(body.sign_in_methods).toEqual([
+      expect.objectContaining({ provider: "google", email: `${owner.username}@gmail.example`, linked_at: expect.any(String) }),
+    ]);
+    expect(body.push_devices).toEqual([expect.objectContaining({ user_agent: "Firefox on the greenhouse tablet" })]);
+    expect(body.notification_preferences).toHaveProperty("digest");
+
+    // No secret of the account, anywhere in the file.
+    const [passwordHash] = await column("SELECT password_hash AS v FROM users WHERE id = ?", owner.userId);
+    expect(passwordHash).toBeTruthy();
+    const secrets: [string, string][] = [
+      ["password hash", passwordHash!],
+      ["refresh token", owner.refresh],
+      ["access token", owner.access],
+      ["web session's refresh token", owner.cookies.refresh_token!],
+      ["web session's access token", owner.cookies.access_token!],
+      ["CSRF token", owner.csrf],
+      ["ws ticket", ticket.ticket],
+      ["calendar feed URL token", new URL(feed.url, "https://x.test").pathname.split("/").filter(Boolean).at(-2)!],
+      ["push endpoint", push.endpoint],
+      ["push p256dh", push.p256dh],
+      ["push auth", push.auth],
+      ["Idempotency-Key", idempotencyKey],
+      ["provider account id", providerUserId],
+    ];
+    for (const jti of await column("SELECT jti AS v FROM refresh_tokens WHERE user_id = ?", owner.userId))
+      secrets.push(["refresh jti", jti!]);
+    for (const family of await column("SELECT DISTINCT family_id AS v FROM refresh_tokens WHERE user_id = ?", owner.userId))
+      secrets.push(["session id", family!]);
+    for (const hash of await column("SELECT token_hash AS v FROM email_change_tokens WHERE user_id = ?", owner.userId))
+      secrets.push(["email link hash", hash!]);
+    for (const hash of await column("SELECT ticket_hash AS v FROM ws_tickets WHERE user_id = ?", owner.userId))
+      secrets.push(["ticket hash", hash!]);
+    for (const id of await column("SELECT id AS v FROM calendar_feeds WHERE user_id = ?", owner.userId))
+      secrets.push(["calendar feed id", id!]);
+    expect(secrets.length).toBeGreaterThan(15);
+    for (const [what, secret] of secrets) expect(text.includes(secret), `${what} is in the export`).toBe(false);
+    expect(text).not.toMatch(/password_hash|passwordHash|p256dh|"endpoint"|"jti"|refresh_token|token_hash|idempotency/i);
+
+    // Nothing of the other user's: their plant, its note, their unshared request, their vote.
+    for (const [what, value] of [
+      ["their plant", theirs.plantId],
+      ["their collection", theirs.collectionId],
+      ["their note", "Their diary"],
+      ["their request", theirRequest.requestId],
+      ["their result", theirRequest.resultId],
+      ["their vote", otherVoteId],
+      ["their user id", other.userId],
+    ]) {
+      expect(text.includes(value!), `${what} is in the export`).toBe(false);
+    }
+  });
+
+  it("answers 401 to an anonymous caller", async () => {
+    await expectError(await call(EXPORT), 401, "AUTHENTICATION_REQUIRED");
+  });
+
+  it("serves a cookie session (a GET needs no CSRF header)", async () => {
+    const web = await registerWeb();
+    const res = await call(EXPORT, { cookies: web.cookies });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const body = (await res.json()) as Export;
+    expect(body.account).toMatchObject({ id: web.userId, username: web.username, email: web.email });
+  });
+
+  it("allows 5 exports an hour per user: the 6th is 429 with Retry-After", async () => {
+    const u = await bearerUser();
+    for (let i = 0; i < 5; i++) expect((await call(EXPORT, { bearer: u.access })).status).toBe(200);
+    const refused = await call(EXPORT, { bearer: u.access });
+    const retryAfter = Number(refused.headers.get("Retry-After"));
+    await expectError(refused, 429, "RATE_LIMITED");
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(3600);
+    // Another user's budget is their own.
+    const someoneElse = await bearerUser();
+    expect((await call(EXPORT, { bearer: someoneElse.access })).status).toBe(200);
+  });
+});
