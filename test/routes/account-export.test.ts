@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
 import { makePng } from "../helpers/images";
 import { identifiedResult } from "../helpers/requests";
+import { blogPost } from "../helpers/blog";
 import { bearerUser, registerWeb } from "../helpers/users";
 
 const EXPORT = "/api/v1/auth/user/export/";
@@ -222,6 +223,136 @@ describe("GET auth/user/export/", () => {
     ]) {
       expect(text.includes(value!), `${what} is in the export`).toBe(false);
     }
+  });
+
+  it("fills every part with the body its own route answers, and the user's own votes and reactions only", async () => {
+    const owner = await bearerUser();
+    const other = await bearerUser();
+    const get = async <T = Row>(path: string) => json<T>(await call(path, { bearer: owner.access }), 200);
+
+    const shelf = await privatePlant(owner.access, "Repotted in March");
+    const card = await json<Row>(
+      await call("/api/v1/plant-identification/saved-care-instructions/", {
+        bearer: owner.access,
+        json: { scientific_name: "Ficus lyrata", personal_notes: "Keep away from the radiator" },
+      }),
+      201,
+    );
+    const inTwoDays = Date.now() + 2 * 86_400_000;
+    const event = (bearer: string, title: string) =>
+      call("/api/v1/calendar/events/", {
+        bearer,
+        json: { title, start: new Date(inTwoDays).toISOString(), end: new Date(inTwoDays + 7_200_000).toISOString(), privacy: "public" },
+      });
+    const ownEvent = await json<Row>(await event(owner.access, "Seed swap on the allotment"), 201);
+    const theirEvent = await json<Row>(await event(other.access, "Pruning workshop"), 201);
+    await json(await call(`/api/v1/calendar/events/${theirEvent.id}/rsvp/`, { bearer: owner.access, json: { status: "going" } }), 200);
+
+    // Forum: the owner's topic gets a reply from the other (a notification); the owner replies on
+    // the other's topic and likes its opening post; the other loves the owner's reply.
+    const topic = (bearer: string, title: string) =>
+      call("/api/v1/forum/categories/houseplants/topics/", { bearer, json: { title, body: `${title}: any advice?` } });
+    const ownTopic = await json<{ id: string }>(await topic(owner.access, "Brown tips on a calathea"), 201);
+    const theirTopic = await json<{ id: string; first_post: { id: string } }>(await topic(other.access, "Best soil for cacti"), 201);
+    await json(await call(`/api/v1/forum/topics/${ownTopic.id}/posts/`, { bearer: other.access, json: { body: "Try rain water." } }), 201);
+    const reply = await json<{ id: string }>(
+      await call(`/api/v1/forum/topics/${theirTopic.id}/posts/`, { bearer: owner.access, json: { body: "Half grit, half compost." } }),
+      201,
+    );
+    await json(
+      await call(`/api/v1/forum/posts/${theirTopic.first_post.id}/reactions/`, { bearer: owner.access, json: { type: "like" } }),
+      200,
+    );
+    await json(await call(`/api/v1/forum/posts/${reply.id}/reactions/`, { bearer: other.access, json: { type: "love" } }), 200);
+
+    const post = await blogPost();
+    const comment = await json<Row>(
+      await call(`/api/v1/blog/posts/${post.id}/comments/`, { bearer: owner.access, json: { body: "<p>Lovely read</p>" } }),
+      201,
+    );
+
+    // Requests: the owner's own (the owner voted on its result), a diagnosis, and the other's shared
+    // request, on which the owner proposed a species and voted on the engine's result.
+    const own = await identifiedResult(owner.userId);
+    const theirs = await identifiedResult(other.userId);
+    const [diseaseId, diseaseResultId, proposalId] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+    await env.DB.batch([
+      env.DB.prepare("INSERT INTO votes (id, result_id, user_id, vote_type) VALUES (?, ?, ?, 'downvote')").bind(
+        crypto.randomUUID(),
+        own.resultId,
+        owner.userId,
+      ),
+      env.DB.prepare(
+        "UPDATE identification_requests SET is_shared_with_community = 1, description = 'Behind the shed at 12 Elm Road' WHERE id = ?",
+      ).bind(theirs.requestId),
+      env.DB.prepare(
+        "INSERT INTO identification_results (id, request_id, scientific_name, confidence_score, identification_source, rank, proposed_by, comment) VALUES (?, ?, 'Ficus elastica', 0, 'community', 2, ?, 'Looks like a rubber plant')",
+      ).bind(proposalId, theirs.requestId, owner.userId),
+      env.DB.prepare("INSERT INTO votes (id, result_id, user_id, vote_type) VALUES (?, ?, ?, 'upvote')").bind(
+        crypto.randomUUID(),
+        theirs.resultId,
+        owner.userId,
+      ),
+      env.DB.prepare(
+        "INSERT INTO disease_requests (id, user_id, image_hashes, symptoms_description, status) VALUES (?, ?, '[]', 'Yellow spots on the lower leaves', 'identified')",
+      ).bind(diseaseId, owner.userId),
+      env.DB.prepare("INSERT INTO disease_results (id, request_id, name, probability, rank) VALUES (?, ?, 'Leaf spot', 0.8, 1)").bind(
+        diseaseResultId,
+        diseaseId,
+      ),
+      // A withdrawn notification is blank and out of the in-app list: out of the export too.
+      env.DB.prepare(
+        "INSERT INTO notifications (id, user_id, type, title, in_app, is_read, withdrawn_at) VALUES (?, ?, 'forum_mention', 'withdrawn mention', 0, 1, '2026-01-01T00:00:00.000Z')",
+      ).bind(crypto.randomUUID(), owner.userId),
+    ]);
+
+    const body = await json<Export & { forum: { subscriptions: Row[] } }>(await call(EXPORT, { bearer: owner.access }), 200);
+
+    const { plants, ...collection } = body.collections.find((c) => c.id === shelf.collectionId)!;
+    expect(collection).toEqual(await get(`/api/v1/plant-identification/collections/${shelf.collectionId}/`));
+    expect(plants).toEqual([await get(`/api/v1/plant-identification/plants/${shelf.plantId}/`)]);
+    expect(body.saved_care_instructions).toEqual([await get(`/api/v1/plant-identification/saved-care-instructions/${card.id}/`)]);
+
+    const { results, my_votes, ...request } = body.identification_requests.find((r) => r.request_id === own.requestId)!;
+    expect(request).toEqual(await get(`/api/v1/plant-identification/requests/${own.requestId}/`));
+    expect(results).toEqual((await get<{ results: Row[] }>(`/api/v1/plant-identification/requests/${own.requestId}/results/`)).results);
+    expect(my_votes).toEqual([expect.objectContaining({ result_id: own.resultId, request_id: own.requestId, vote_type: "downvote" })]);
+    expect(body.identification_requests.map((r) => r.request_id)).toEqual([own.requestId]);
+    expect(body.disease_requests).toEqual([
+      expect.objectContaining({
+        request_id: diseaseId,
+        symptoms_description: "Yellow spots on the lower leaves",
+        results: [expect.objectContaining({ id: diseaseResultId, name: "Leaf spot" })],
+      }),
+    ]);
+    expect(body.community.proposals).toEqual([
+      expect.objectContaining({
+        id: proposalId,
+        request_id: theirs.requestId,
+        scientific_name: "Ficus elastica",
+        comment: "Looks like a rubber plant",
+      }),
+    ]);
+    expect(body.community.votes).toEqual([expect.objectContaining({ result_id: theirs.resultId, vote_type: "upvote" })]);
+
+    expect(body.calendar.events).toEqual([await get(`/api/v1/calendar/events/${ownEvent.id}/`)]);
+    expect(body.calendar.rsvps).toEqual([expect.objectContaining({ event_id: theirEvent.id, status: "going" })]);
+
+    expect(body.forum.topics.map((t) => t.id)).toEqual([ownTopic.id]);
+    const theirThread = await get<{ results: Row[] }>(`/api/v1/forum/topics/${theirTopic.id}/posts/`);
+    const exportedReply = body.forum.posts.find((p) => p.id === reply.id);
+    expect(exportedReply).toEqual(theirThread.results.find((p) => p.id === reply.id));
+    expect(exportedReply).toMatchObject({ reactions: { love: 1, like: 0 }, my_reactions: [] });
+    expect(body.forum.posts).toHaveLength(2); // the opening post of the owner's topic and the reply
+    expect(body.forum.reactions).toEqual([expect.objectContaining({ post_id: theirTopic.first_post.id, type: "like" })]);
+    expect(body.forum.subscriptions).toEqual([expect.objectContaining({ topic_id: ownTopic.id })]); // a new topic is followed
+    expect(body.blog_comments).toEqual([expect.objectContaining({ id: comment.id, post_id: post.id, body: "<p>Lovely read</p>" })]);
+    expect(body.notifications).toEqual([expect.objectContaining({ type: "forum_reply" })]);
+
+    // The other user's request is there by its id only: nothing they wrote about it.
+    const text = JSON.stringify(body);
+    expect(text).not.toContain("12 Elm Road");
+    expect(text).not.toContain(other.userId);
   });
 
   it("answers 401 to an anonymous caller", async () => {
