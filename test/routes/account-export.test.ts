@@ -9,6 +9,26 @@ import { blogPost } from "../helpers/blog";
 import { bearerUser, registerWeb } from "../helpers/users";
 
 const EXPORT = "/api/v1/auth/user/export/";
+/** The export's top-level keys, in order (docs/api.md "Exporting your data"). */
+const KEYS = [
+  "format",
+  "version",
+  "exported_at",
+  "account",
+  "sign_in_methods",
+  "notification_preferences",
+  "collections",
+  "identification_requests",
+  "disease_requests",
+  "saved_care_instructions",
+  "reminders",
+  "calendar",
+  "forum",
+  "blog_comments",
+  "community",
+  "push_devices",
+  "notifications",
+];
 
 type Row = Record<string, unknown>;
 interface Export {
@@ -123,25 +143,7 @@ describe("GET auth/user/export/", () => {
     const text = await res.text();
     const body = JSON.parse(text) as Export;
 
-    expect(Object.keys(body)).toEqual([
-      "format",
-      "version",
-      "exported_at",
-      "account",
-      "sign_in_methods",
-      "notification_preferences",
-      "collections",
-      "identification_requests",
-      "disease_requests",
-      "saved_care_instructions",
-      "reminders",
-      "calendar",
-      "forum",
-      "blog_comments",
-      "community",
-      "push_devices",
-      "notifications",
-    ]);
+    expect(Object.keys(body)).toEqual(KEYS);
     expect(body).toMatchObject({ format: "plant-community-export", version: 1 });
     expect(body.exported_at.slice(0, 10)).toBe(today);
     // The profile as GET auth/user/ shows it.
@@ -353,6 +355,11 @@ describe("GET auth/user/export/", () => {
     const text = JSON.stringify(body);
     expect(text).not.toContain("12 Elm Road");
     expect(text).not.toContain(other.userId);
+  });
+
+  it("is in the OpenAPI document with every top-level key", async () => {
+    const doc = await json<{ components: { schemas: Record<string, { properties: Row }> } }>(await call("/api/openapi.json"), 200);
+    expect(Object.keys(doc.components.schemas.AccountExport!.properties)).toEqual(KEYS);
   });
 
   it("answers 401 to an anonymous caller", async () => {
