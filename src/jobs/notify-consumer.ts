@@ -2,8 +2,9 @@
  * The notification queue's consumer (email and Web Push deliveries, services/notification-
  * delivery.ts). Each message is acked or retried on its own: a failure gives the row back
  * (`queued`) and retries the message with backoff (or the push service's Retry-After); after
- * max_retries the dead-letter consumer marks the delivery `failed`. Duplicate deliveries of a
- * message are harmless: only one consumer can claim the row.
+ * max_retries the dead-letter consumer marks the delivery `failed` (or `sent`: a push some of the
+ * user's devices took). Duplicate deliveries of a message are harmless: only one consumer can
+ * claim the row.
  */
 import type { Bindings } from "../env";
 import { createLogger, describeError } from "../lib/logger";
@@ -39,14 +40,19 @@ export async function handleNotifyBatch(batch: MessageBatch<unknown>, env: Bindi
   );
 }
 
-/** Deliveries the queue gave up on: marked `failed` (the in-app notification is still there). */
+/**
+ * Deliveries the queue gave up on: marked `failed` (the in-app notification is still there), or
+ * `sent` for a push that some of the user's devices took before the others' retries ran out.
+ */
 export async function handleNotifyDeadLetters(batch: MessageBatch<unknown>, env: Bindings): Promise<void> {
   const logger = createLogger({ queue: batch.queue });
   for (const message of batch.messages) {
     if (isDeliveryJob(message.body)) {
       try {
-        if (await failDelivery(env, message.body.delivery_id, "gave up after retries"))
-          logger.warn("notification delivery failed for good", { delivery_id: message.body.delivery_id });
+        const ended = await failDelivery(env, message.body.delivery_id, "gave up after retries");
+        if (ended === "failed") logger.warn("notification delivery failed for good", { delivery_id: message.body.delivery_id });
+        else if (ended === "sent")
+          logger.warn("push reached some devices; gave up on the others", { delivery_id: message.body.delivery_id });
       } catch (err) {
         logger.error("notification dead-letter handling failed", describeError(err));
         message.retry();

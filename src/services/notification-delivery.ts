@@ -9,7 +9,8 @@
  * 2. The consumer calls `sendDelivery`: it claims the row (`queued` → `sending`, one conditional
  *    UPDATE, so of two deliveries of one message only one works), checks again that the user
  *    still wants it, sends, and marks it `sent` or `skipped`. A failure puts it back to `queued`
- *    and the queue retries it with backoff; the dead-letter queue marks it `failed`.
+ *    and the queue retries it with backoff; the dead-letter queue marks it `failed` (a push that
+ *    reached some devices but not all: `sent`, as the devices that showed it did).
  * 3. Exactly once: an email is sent with the row id as the provider's Idempotency-Key, so even a
  *    consumer that crashes after the provider accepted it and is retried sends nothing twice;
  *    a push records each device reached (push_sends), and a retry sends only to the others,
@@ -208,15 +209,27 @@ export async function releaseDelivery(env: Bindings, id: string, detail: string,
     .where(and(eq(d.id, id), eq(d.status, "sending")));
 }
 
-/** The dead-letter queue gave up on it. */
-export async function failDelivery(env: Bindings, id: string, detail: string): Promise<boolean> {
+/**
+ * The dead-letter queue gave up on it: `failed`, unless it is a push some device already took
+ * (push_sends). That one is `sent` as of its first device, with a detail saying not every device
+ * was reached: the user's phone showed it, and the laptop whose push service kept failing must
+ * not turn that into a failure. One statement, so a consumer still at work on the row cannot
+ * record a device between the look and the write. Undefined when the row was not open.
+ */
+export async function failDelivery(env: Bindings, id: string, detail: string): Promise<"failed" | "sent" | undefined> {
   const d = notificationDeliveries;
-  const result = await database(env)
+  const firstReached = sql`(SELECT min(${pushSends.sentAt}) FROM ${pushSends} WHERE ${pushSends.deliveryId} = ${d.id})`;
+  const row = await database(env)
     .update(d)
-    .set({ status: "failed", detail })
+    .set({
+      status: sql`CASE WHEN ${firstReached} IS NULL THEN 'failed' ELSE 'sent' END`,
+      sentAt: firstReached,
+      detail: sql`CASE WHEN ${firstReached} IS NULL THEN ${detail} ELSE ${`not every device reached: ${detail}`} END`,
+    })
     .where(and(eq(d.id, id), inArray(d.status, ["queued", "sending"])))
-    .run();
-  return changes(result) > 0;
+    .returning({ status: d.status })
+    .get();
+  return row?.status === "sent" ? "sent" : row ? "failed" : undefined;
 }
 
 /**

@@ -11,7 +11,7 @@ import { and, eq, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { database, runBatch } from "../../src/db/client";
 import { notificationDeliveries, notifications, pushSubscriptions } from "../../src/db/schema";
-import { handleNotifyBatch } from "../../src/jobs/notify-consumer";
+import { handleNotifyBatch, handleNotifyDeadLetters } from "../../src/jobs/notify-consumer";
 import { requeueStale } from "../../src/services/notification-delivery";
 import { createNotification, insertNotifications, type NotificationType } from "../../src/services/notifications";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
@@ -202,6 +202,45 @@ describe("web push", () => {
     expect(got.sort()).toEqual([phone.endpoint, laptop.endpoint].sort());
     expect((await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, d!.id)).get())?.status).toBe("sent");
   });
+  it("a device that keeps failing does not make the push fail for the device it reached, nor send it there again", async () => {
+    const u = await bearerUser();
+    const phone = await device(u);
+    const laptop = await device(u);
+    // The laptop's push service is down for good; the phone's answers.
+    emulators.overrides["push.emulator.test"] = async (request) =>
+      request.url === laptop.endpoint ? Response.json({ reason: "down" }, { status: 503 }) : emulators.push.handle(request);
+    const [d] = (await quiet(u.userId, "forum_mention", "Phone only")).filter((x) => x.channel === "push");
+    for (let attempt = 0; attempt < 3; attempt++) expect((await run([d!.id])).retryMessages).toHaveLength(1);
+    const dlq = createMessageBatch("plant-notify-dlq", [
+      { id: `dl-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body: { delivery_id: d!.id } },
+    ]);
+    await handleNotifyDeadLetters(dlq, env);
+    delete emulators.overrides["push.emulator.test"];
+    const got = emulators.push.received.filter((p) => JSON.parse(p.payload).title === "Phone only").map((p) => p.endpoint);
+    expect(got).toEqual([phone.endpoint]);
+    const after = await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, d!.id)).get();
+    expect(after).toMatchObject({ status: "sent", detail: "not every device reached: gave up after retries" });
+    expect(after?.sentAt).not.toBeNull();
+    // A late duplicate of the message finds the delivery done: nothing goes out again.
+    await run([d!.id]);
+    expect(emulators.push.received.filter((p) => JSON.parse(p.payload).title === "Phone only")).toHaveLength(1);
+  });
+
+  it("a push no device took before the queue gave up is marked failed", async () => {
+    const u = await bearerUser();
+    await device(u);
+    emulators.overrides["push.emulator.test"] = async () => Response.json({ reason: "down" }, { status: 503 });
+    const [d] = (await quiet(u.userId, "forum_mention", "Nowhere")).filter((x) => x.channel === "push");
+    expect((await run([d!.id])).retryMessages).toHaveLength(1);
+    const dlq = createMessageBatch("plant-notify-dlq", [
+      { id: `dl-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body: { delivery_id: d!.id } },
+    ]);
+    await handleNotifyDeadLetters(dlq, env);
+    delete emulators.overrides["push.emulator.test"];
+    const after = await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, d!.id)).get();
+    expect(after).toMatchObject({ status: "failed", detail: "gave up after retries", sentAt: null });
+  });
+
   it("a delivery waiting out a push service's Retry-After is not sent again early by the five-minute sweep", async () => {
     const u = await bearerUser();
     await device(u);
