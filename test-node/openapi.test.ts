@@ -73,6 +73,30 @@ describe("OpenAPI document", () => {
     expect(schema?.required ?? []).not.toContain("image_2");
   });
 
+  it("states the bounds of every integer query parameter (the /api/v2 limits included), as the validator enforces them", () => {
+    type Param = { name: string; in: string; schema?: Record<string, unknown> };
+    const unbounded: string[] = [];
+    let integers = 0;
+    for (const [path, item] of Object.entries(doc.paths ?? {})) {
+      for (const [method, op] of Object.entries(item as Record<string, { parameters?: Param[] }>)) {
+        for (const p of op.parameters ?? []) {
+          if (p.in !== "query" || p.schema?.type !== "integer") continue;
+          integers++;
+          if (p.schema.minimum === undefined || p.schema.maximum === undefined) unbounded.push(`${method.toUpperCase()} ${path} ${p.name}`);
+        }
+      }
+    }
+    expect(integers).toBeGreaterThan(40);
+    expect(unbounded).toEqual([]);
+    const v2 = (path: string, name: string) =>
+      (((doc.paths?.[path] ?? {}) as { get?: { parameters?: Param[] } }).get?.parameters ?? []).find((p) => p.name === name)?.schema;
+    expect(v2("/api/v2/blog-posts", "limit")).toMatchObject({ type: "integer", minimum: 1, maximum: 20, default: 20 });
+    expect(v2("/api/v2/blog-posts/popular", "limit")).toMatchObject({ minimum: 1, maximum: 50, default: 10 });
+    expect(v2("/api/v2/blog-posts/popular", "days")).toMatchObject({ minimum: 0, maximum: 3650, default: 30 });
+    expect(v2("/api/v2/categories", "limit")).toMatchObject({ minimum: 1, maximum: 100, default: 20 });
+    expect(v2("/api/v2/series", "offset")).toMatchObject({ minimum: 0, maximum: 100_000, default: 0 });
+  });
+
   it("says the species list's search is a plain filter and points to the ranked search", () => {
     type Param = { name: string; in: string; description?: string };
     const list = (doc.paths?.["/api/v1/plant-identification/species"] ?? {}) as { get?: { parameters?: Param[] } };

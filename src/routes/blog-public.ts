@@ -38,14 +38,8 @@ const limitParam = (max: number, fallback: number) =>
     .min(1, `limit must be between 1 and ${max}.`)
     .max(max, `limit must be between 1 and ${max}.`)
     .default(fallback)
-    .openapi({ type: "integer", description: `1..${max} (default ${fallback}); anything else is a 400.` });
-const offsetParam = z.coerce
-  .number()
-  .int()
-  .min(0)
-  .max(100_000)
-  .default(0)
-  .openapi({ type: "integer", description: "Items to skip (default 0)." });
+    .openapi({ description: `1..${max} (default ${fallback}); anything else is a 400.` });
+const offsetParam = z.coerce.number().int().min(0).max(100_000).default(0).openapi({ description: "Items to skip (default 0)." });
 const slugParam = z.string().max(120);
 
 const PostsQuery = z.object({
@@ -202,13 +196,7 @@ export function blogPublicRoutes() {
     {
       query: z.object({
         limit: limitParam(50, 10),
-        days: z.coerce
-          .number()
-          .int()
-          .min(0)
-          .max(3650)
-          .default(30)
-          .openapi({ type: "integer", description: "Window in days (default 30); 0 = all time." }),
+        days: z.coerce.number().int().min(0).max(3650).default(30).openapi({ description: "Window in days (default 30); 0 = all time." }),
       }),
     },
     { 200: cachedJsonResponse("Most views in the window first, then total views, then newest", z.array(ListItem)), ...notModified },
