@@ -435,15 +435,26 @@ export async function upsertRsvp(
   const db = database(env);
   const [written, state] = (await runBatch(db, [
     // -- conditional upsert: the capacity, start-time, organiser and visibility checks are the
-    // statement's own WHERE, so concurrent RSVPs cannot overshoot. Columns in table order
-    // (drizzle lists them all).
+    // statement's own WHERE, so concurrent RSVPs cannot overshoot. Each value named by its
+    // column: drizzle refuses a select whose fields are not the table's, in its order, where a
+    // raw SELECT's values would silently shift.
     db
       .insert(rsvp)
       .select(
-        sql`SELECT ${e.id}, ${user.id}, ${status}, ${nowIso}, ${nowIso} FROM ${e}
-         WHERE ${e.id} = ${id} AND ${e.organizerId} <> ${user.id} AND ${rsvpableBy(user)} AND ${e.startsAt} > ${nowIso}
-           AND (${status} <> 'going' OR ${e.capacity} IS NULL
-                OR (SELECT count(*) FROM ${rsvp} WHERE ${rsvp.eventId} = ${e.id} AND ${rsvp.status} = 'going' AND ${rsvp.userId} <> ${user.id}) < ${e.capacity})`,
+        db
+          .select({
+            eventId: e.id,
+            userId: sql<string>`${user.id}`.as("user_id"),
+            status: sql<RsvpStatus>`${status}`.as("status"),
+            createdAt: sql<string>`${nowIso}`.as("created_at"),
+            updatedAt: sql<string>`${nowIso}`.as("updated_at"),
+          })
+          .from(e)
+          .where(
+            sql`${e.id} = ${id} AND ${e.organizerId} <> ${user.id} AND ${rsvpableBy(user)} AND ${e.startsAt} > ${nowIso}
+             AND (${status} <> 'going' OR ${e.capacity} IS NULL
+                  OR (SELECT count(*) FROM ${rsvp} WHERE ${rsvp.eventId} = ${e.id} AND ${rsvp.status} = 'going' AND ${rsvp.userId} <> ${user.id}) < ${e.capacity})`,
+          ),
       )
       .onConflictDoUpdate({
         target: [rsvp.eventId, rsvp.userId],

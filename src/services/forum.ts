@@ -428,16 +428,24 @@ function countPost(env: Bindings, userId: string, landed?: SQL) {
 function insertAttachments(env: Bindings, postId: string, images: ValidatedImage[], now: string, landed: SQL = sql`1`) {
   if (images.length === 0) return [];
   const db = database(env);
-  // The photos as one JSON value, in table order (drizzle lists every column): one statement
-  // whatever their number. Not a UNION ALL of one SELECT a photo, which D1 refuses past five
-  // ("too many terms in compound SELECT").
+  // The photos as one JSON value: one statement whatever their number. Not a UNION ALL of one
+  // SELECT a photo, which D1 refuses past five ("too many terms in compound SELECT"). Each value
+  // is named by its column (drizzle refuses fields that are not the table's, in its order).
   const rows = JSON.stringify(images.map((img) => [photoRef(img), img.width, img.height]));
   return [
-    db
-      .insert(forumAttachments)
-      .select(
-        sql`SELECT ${postId}, j.key + 1, j.value ->> 0, j.value ->> 1, j.value ->> 2, ${now} FROM json_each(${rows}) j WHERE ${landed}`,
-      ),
+    db.insert(forumAttachments).select(
+      db
+        .select({
+          postId: sql<string>`${postId}`.as("post_id"),
+          position: sql<number>`j.key + 1`.as("position"),
+          image: sql<string>`j.value ->> 0`.as("image"),
+          width: sql<number>`j.value ->> 1`.as("width"),
+          height: sql<number>`j.value ->> 2`.as("height"),
+          createdAt: sql<string>`${now}`.as("created_at"),
+        })
+        .from(sql`json_each(${rows}) j`)
+        .where(landed),
+    ),
   ];
 }
 
@@ -685,16 +693,30 @@ export async function createReply(
   const subscriber = sql.raw("s.user_id");
   // The lock is checked again by the insert itself: a lock committed since the check above
   // refuses the reply. Every other statement holds only if the post landed (its id is new).
-  const open = isForumModerator(user) ? sql`1` : sql`is_locked = 0`;
+  const open = isForumModerator(user) ? undefined : eq(forumTopics.isLocked, false);
   const landed = sql`EXISTS (SELECT 1 FROM forum_posts WHERE id = ${id})`;
   const results = await withStoredImages(env, images, async () => {
     const results = await runBatch(db, [
-      // Columns in table order (drizzle lists them all).
+      // Each value named by its column: drizzle refuses a select whose fields are not the
+      // table's, in its order, where a raw SELECT's values would silently shift.
       db
         .insert(forumPosts)
         .select(
-          sql`SELECT ${id}, ${topicId}, ${user.id}, ${body}, 0, 0, NULL, NULL, ${now}, ${now}
-              FROM forum_topics WHERE id = ${topicId} AND ${open}`,
+          db
+            .select({
+              id: sql<string>`${id}`.as("id"),
+              topicId: forumTopics.id,
+              authorId: sql<string>`${user.id}`.as("author_id"),
+              body: sql<string>`${body}`.as("body"),
+              isFirst: sql<boolean>`0`.as("is_first"),
+              isDeleted: sql<boolean>`0`.as("is_deleted"),
+              deletedAt: sql<null>`NULL`.as("deleted_at"),
+              editedAt: sql<null>`NULL`.as("edited_at"),
+              createdAt: sql<string>`${now}`.as("created_at"),
+              updatedAt: sql<string>`${now}`.as("updated_at"),
+            })
+            .from(forumTopics)
+            .where(and(eq(forumTopics.id, topicId), open)),
         )
         .returning({ id: forumPosts.id }),
       ...insertAttachments(env, id, images, now, landed),

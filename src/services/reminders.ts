@@ -275,14 +275,35 @@ export async function createReminder(env: Bindings, userId: string, input: Remin
   const stamp = new Date(now).toISOString();
   const title = input.title || defaultTitle(input.reminder_type, plantName);
   // -- conditional insert: only while the plant is still the caller's and under the per-user
-  // cap, decided in the one statement. Every column in table order (drizzle lists them all).
-  const result = await database(env)
+  // cap, decided in the one statement. Each value named by its column: drizzle refuses a select
+  // whose fields are not the table's, in its order, where a raw SELECT's values would silently shift.
+  const db = database(env);
+  const result = await db
     .insert(r)
     .select(
-      sql`SELECT ${id}, ${userId}, ${p.id}, ${input.reminder_type}, ${input.frequency}, ${customIntervalDays}, ${title},
-          ${nextDueAt.toISOString()}, ${anchorDay}, 1, 0, NULL, NULL, ${stamp}, ${stamp}
-         FROM ${p} WHERE ${p.id} = ${plant.id} AND ${p.userId} = ${userId}
-          AND (SELECT count(*) FROM ${r} WHERE ${r.userId} = ${userId}) < ${MAX_REMINDERS_PER_USER}`,
+      db
+        .select({
+          id: sql<string>`${id}`.as("id"),
+          userId: sql<string>`${userId}`.as("user_id"),
+          plantId: p.id,
+          reminderType: sql<ReminderType>`${input.reminder_type}`.as("reminder_type"),
+          frequency: sql<Frequency>`${input.frequency}`.as("frequency"),
+          customIntervalDays: sql<number | null>`${customIntervalDays}`.as("custom_interval_days"),
+          title: sql<string>`${title}`.as("title"),
+          nextDueAt: sql<string>`${nextDueAt.toISOString()}`.as("next_due_at"),
+          anchorDay: sql<number>`${anchorDay}`.as("anchor_day"),
+          isActive: sql<boolean>`1`.as("is_active"),
+          streak: sql<number>`0`.as("streak"),
+          lastCompletedAt: sql<null>`NULL`.as("last_completed_at"),
+          notifiedDueAt: sql<null>`NULL`.as("notified_due_at"),
+          createdAt: sql<string>`${stamp}`.as("created_at"),
+          updatedAt: sql<string>`${stamp}`.as("updated_at"),
+        })
+        .from(p)
+        .where(
+          sql`${p.id} = ${plant.id} AND ${p.userId} = ${userId}
+            AND (SELECT count(*) FROM ${r} WHERE ${r.userId} = ${userId}) < ${MAX_REMINDERS_PER_USER}`,
+        ),
     )
     .run();
   if (changes(result) === 0) {
