@@ -5,6 +5,10 @@
  *
  * Sliding-window log: the timestamps of the hits inside the window are kept (at most `limit`
  * of them), so the limit triggers exactly at the threshold and Retry-After is exact too.
+ *
+ * An account's lockout bucket also counts, per name typed for it (its username or email), the
+ * same sign-in attempts: the name's lock decides only what a refusal says (services/accounts.ts
+ * reserveSignIn). Kept in the account's object, both are counted by one call, together.
  * An alarm clears the storage once the window has passed, so idle buckets cost nothing.
  */
 import { DurableObject } from "cloudflare:workers";
@@ -25,15 +29,45 @@ export interface FailureResult {
   failures: number;
 }
 
-interface BucketState {
-  hits: number[];
+/** Failures inside the window, and the lock they set. */
+interface FailureLog {
   failures: number[];
   lockedUntil: number | null;
+}
+
+/** What one sign-in attempt reserved on the name typed; `allowed` is false while the name was locked. */
+export interface NameAttempt {
+  allowed: boolean;
+  justLocked: boolean;
+}
+
+interface BucketState extends FailureLog {
+  hits: number[];
+  /**
+   * An account's names (`name:<username or email>`, lower case) and their own failure logs. Only
+   * names that find this account get here, so there are a few (two, and old ones after a change).
+   */
+  names?: Record<string, FailureLog>;
   /** Epoch ms after which nothing stored here matters any more. */
   expiresAt: number;
 }
 
 const EMPTY: BucketState = { hits: [], failures: [], lockedUntil: null, expiresAt: 0 };
+
+/** Counts a failure in `log` (nothing while it is locked); `threshold` within `windowMs` locks it for `lockMs`. */
+function countFailure(log: FailureLog, threshold: number, windowMs: number, lockMs: number, now: number): FailureResult {
+  if (log.lockedUntil !== null && log.lockedUntil > now)
+    return { locked: true, lockedUntil: log.lockedUntil, justLocked: false, failures: log.failures.length };
+  const failures = log.failures.filter((t) => t > now - windowMs);
+  failures.push(now);
+  if (failures.length >= threshold) {
+    log.lockedUntil = now + lockMs;
+    log.failures = [];
+    return { locked: true, lockedUntil: log.lockedUntil, justLocked: true, failures: failures.length };
+  }
+  log.failures = failures;
+  return { locked: false, lockedUntil: null, justLocked: false, failures: failures.length };
+}
 
 export class RateLimiter extends DurableObject<Env> {
   private state: BucketState = { ...EMPTY };
@@ -71,20 +105,9 @@ export class RateLimiter extends DurableObject<Env> {
    * Records a failure; `threshold` failures within `windowMs` lock the bucket for `lockMs`.
    */
   async recordFailure(threshold: number, windowMs: number, lockMs: number, now = Date.now()): Promise<FailureResult> {
-    const current = await this.lockedUntil(now);
-    if (current !== null) return { locked: true, lockedUntil: current, justLocked: false, failures: this.state.failures.length };
-    const failures = this.state.failures.filter((t) => t > now - windowMs);
-    failures.push(now);
-    let justLocked = false;
-    if (failures.length >= threshold) {
-      this.state.lockedUntil = now + lockMs;
-      this.state.failures = [];
-      justLocked = true;
-    } else {
-      this.state.failures = failures;
-    }
-    await this.save(Math.max(now + windowMs, this.state.lockedUntil ?? 0));
-    return { locked: justLocked, lockedUntil: justLocked ? this.state.lockedUntil : null, justLocked, failures: failures.length };
+    const result = countFailure(this.state, threshold, windowMs, lockMs, now);
+    if (!result.locked || result.justLocked) await this.save(Math.max(now + windowMs, this.state.lockedUntil ?? 0));
+    return result;
   }
 
   /**
@@ -92,20 +115,57 @@ export class RateLimiter extends DurableObject<Env> {
    * front: the check and the count are one step, so a burst of concurrent guesses cannot all
    * pass "not locked yet" before any failure is recorded. `allowed` is false while locked.
    * A correct password then calls `attemptSucceeded`, which forgets the failures (and lifts the
-   * lock if this very attempt set it).
+   * lock if this very attempt set it). With `name` (an account's bucket), the attempt is counted
+   * in that name's log too, by its own rule and in the same step, whether or not the account is
+   * locked (a name tried ten times more locks as an unknown name's bucket would).
    */
-  async beginAttempt(threshold: number, windowMs: number, lockMs: number, now = Date.now()): Promise<FailureResult & { allowed: boolean }> {
+  async beginAttempt(
+    threshold: number,
+    windowMs: number,
+    lockMs: number,
+    name: string | null = null,
+    now = Date.now(),
+  ): Promise<FailureResult & { allowed: boolean; name: NameAttempt | null }> {
+    let named: NameAttempt | null = null;
+    if (name !== null) {
+      const names = this.liveNames(windowMs, now);
+      const log = names[name] ?? { failures: [], lockedUntil: null };
+      names[name] = log;
+      const result = countFailure(log, threshold, windowMs, lockMs, now);
+      named = { allowed: !result.locked || result.justLocked, justLocked: result.justLocked };
+    }
     const current = await this.lockedUntil(now);
-    if (current !== null)
-      return { allowed: false, locked: true, lockedUntil: current, justLocked: false, failures: this.state.failures.length };
-    return { allowed: true, ...(await this.recordFailure(threshold, windowMs, lockMs, now)) };
+    const account =
+      current !== null
+        ? { allowed: false, locked: true, lockedUntil: current, justLocked: false, failures: this.state.failures.length }
+        : { allowed: true, ...countFailure(this.state, threshold, windowMs, lockMs, now) };
+    const locks = [this.state.lockedUntil ?? 0, ...Object.values(this.state.names ?? {}).map((n) => n.lockedUntil ?? 0)];
+    if (account.allowed || named !== null) await this.save(Math.max(now + windowMs, ...locks));
+    return { ...account, name: named };
   }
 
-  /** The reserved attempt had the right password: failures are forgotten, and a lock it set is lifted. */
-  async attemptSucceeded(liftLock: boolean): Promise<void> {
+  /**
+   * The reserved attempt had the right password: failures are forgotten, and a lock it set is
+   * lifted; the same for the name it was reserved under, when that name's part was allowed.
+   */
+  async attemptSucceeded(liftLock: boolean, name: { name: string; liftLock: boolean } | null = null): Promise<void> {
     this.state.failures = [];
     if (liftLock) this.state.lockedUntil = null;
+    const log = name ? this.state.names?.[name.name] : undefined;
+    if (log) {
+      log.failures = [];
+      if (name?.liftLock) log.lockedUntil = null;
+    }
     await this.ctx.storage.put("state", this.state);
+  }
+
+  /** The names whose log still matters (a running lock, or a failure inside the window). */
+  private liveNames(windowMs: number, now: number): Record<string, FailureLog> {
+    const live: Record<string, FailureLog> = {};
+    for (const [key, log] of Object.entries(this.state.names ?? {}))
+      if ((log.lockedUntil ?? 0) > now || log.failures.some((t) => t > now - windowMs)) live[key] = log;
+    this.state.names = live;
+    return live;
   }
 
   /** Forgets failures (after a successful login). A running lock stays. */

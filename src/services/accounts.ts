@@ -26,7 +26,15 @@ import { accountRecountStatements, tellRecount } from "./community";
 import { deliverEmail } from "./mailer";
 import { tellSecurityEvent } from "./security-notices";
 import { burnPasswordCheck, hashPassword, needsRehash, passwordPolicyErrors, verifyPassword } from "./passwords";
-import { beginLoginAttempt, enforceRateLimit, liftLockout, loginAttemptSucceeded, mailBucketName, withinRateLimit } from "./rate-limits";
+import {
+  beginLoginAttempt,
+  enforceRateLimit,
+  type LoginAttempt,
+  liftLockout,
+  loginAttemptSucceeded,
+  mailBucketName,
+  withinRateLimit,
+} from "./rate-limits";
 import { endEverySession } from "./sessions";
 import { guardedTokenPair, issueTokenPair, type TokenPair } from "./tokens";
 import { accountActive, findUserByEmail, findUserById, findUserByLogin, uniquenessErrors, type UserRow } from "./users";
@@ -71,7 +79,7 @@ export async function signInWithPassword(
   const user = await findUserByLogin(env, input.identifier);
   const nameKey = `name:${input.identifier.toLowerCase()}`;
   const accountKey = user ? `user:${user.id}` : nameKey;
-  const { attempt, named } = await reserveSignIn(env, config, accountKey, user ? nameKey : null, input.password);
+  const attempt = await reserveSignIn(env, config, accountKey, user ? nameKey : null, input.password);
 
   const ok = user?.passwordHash ? await verifyPassword(input.password, user.passwordHash) : await burnPasswordCheck(input.password);
   if (!ok || !user?.isActive) {
@@ -79,7 +87,6 @@ export async function signInWithPassword(
     throw invalidCredentials();
   }
   await loginAttemptSucceeded(env, accountKey, attempt);
-  if (named) await loginAttemptSucceeded(env, nameKey, named);
   const lastLogin = new Date().toISOString();
   const db = database(env);
   // A stored hash with weaker parameters than today's is replaced while the password is at hand.
@@ -104,16 +111,15 @@ export async function signInWithPassword(
   return { user: { ...user, lastLogin, ...rehashed }, pair };
 }
 
-const isLock = (err: unknown) => err instanceof AppError && err.code === "ACCOUNT_LOCKED";
-
 /**
  * Reserves a sign-in attempt. The account's bucket decides whether the password is checked at
- * all; for an account, the bucket of the name typed (its username or email, any case) counts the
- * same attempts and decides only what a refusal says. An account locked through another name
+ * all; for an account, the name typed (its username or email, any case) counts the same attempts
+ * in that bucket and decides only what a refusal says. An account locked through another name
  * answers like a wrong password, after the same work: were it 429 ACCOUNT_LOCKED, anyone could
  * lock an account by an email address and then try usernames until one answered "locked", and
  * so learn whose address it is (an unknown name's lock gives nothing like it). The name that
  * locked it still answers 429, as does a name tried ten times more, exactly like an unknown one.
+ * One Durable Object call counts both.
  */
 async function reserveSignIn(
   env: Bindings,
@@ -121,12 +127,10 @@ async function reserveSignIn(
   accountKey: string,
   nameKey: string | null,
   password: string,
-): Promise<{ attempt: { justLocked: boolean }; named: { justLocked: boolean } | null }> {
-  if (nameKey === null) return { attempt: await beginLoginAttempt(env, config, accountKey), named: null };
-  const [account, named] = await Promise.allSettled([beginLoginAttempt(env, config, accountKey), beginLoginAttempt(env, config, nameKey)]);
-  if (named.status === "rejected" && !isLock(named.reason)) throw named.reason;
-  if (account.status === "fulfilled") return { attempt: account.value, named: named.status === "fulfilled" ? named.value : null };
-  if (!isLock(account.reason) || named.status === "rejected") throw account.reason;
+): Promise<LoginAttempt> {
+  if (nameKey === null) return beginLoginAttempt(env, config, accountKey);
+  const attempt = await beginLoginAttempt(env, config, accountKey, nameKey);
+  if (attempt) return attempt;
   await burnPasswordCheck(password);
   throw invalidCredentials();
 }

@@ -122,23 +122,41 @@ export function lockoutBucketName(accountKey: string): string {
   return `lockout:${accountKey}`;
 }
 
+/** A reserved sign-in attempt: whether it set the lock, and the part of the name it was typed under. */
+export interface LoginAttempt {
+  justLocked: boolean;
+  /** The name typed (`nameKey`), while its own count allowed it; null otherwise. */
+  name: { key: string; justLocked: boolean } | null;
+}
+
 /**
  * Reserves a sign-in attempt for `accountKey` before the password is checked (the attempt counts
- * as a failure until `loginAttemptSucceeded`), or throws 429 ACCOUNT_LOCKED while locked. One
- * Durable Object call, so concurrent guesses cannot slip past the threshold.
+ * as a failure until `loginAttemptSucceeded`). One Durable Object call, so concurrent guesses
+ * cannot slip past the threshold. With `nameKey` (the name typed for an existing account), the
+ * same call counts the attempt under that name too, in the account's object: the name's count
+ * decides only what a refusal says. Throws 429 ACCOUNT_LOCKED while the account is locked and
+ * the name typed is too (or none was given); null while the account is locked but that name is
+ * not, for the caller to answer as a wrong password (services/accounts.ts reserveSignIn).
  */
-export async function beginLoginAttempt(env: Bindings, config: Config, accountKey: string): Promise<{ justLocked: boolean }> {
+export async function beginLoginAttempt(env: Bindings, config: Config, accountKey: string): Promise<LoginAttempt>;
+export async function beginLoginAttempt(env: Bindings, config: Config, accountKey: string, nameKey: string): Promise<LoginAttempt | null>;
+export async function beginLoginAttempt(env: Bindings, config: Config, accountKey: string, nameKey?: string): Promise<LoginAttempt | null> {
   const attempt = await bucket(env, lockoutBucketName(accountKey)).beginAttempt(
     config.LOCKOUT_THRESHOLD,
     config.LOCKOUT_WINDOW_S * 1000,
     config.LOCKOUT_DURATION_S * 1000,
+    nameKey ?? null,
   );
-  if (!attempt.allowed) throw lockedError(attempt.lockedUntil ?? Date.now());
-  return { justLocked: attempt.justLocked };
+  const name = nameKey !== undefined && attempt.name?.allowed ? { key: nameKey, justLocked: attempt.name.justLocked } : null;
+  if (attempt.allowed) return { justLocked: attempt.justLocked, name };
+  if (name) return null;
+  throw lockedError(attempt.lockedUntil ?? Date.now());
 }
 
-export async function loginAttemptSucceeded(env: Bindings, accountKey: string, attempt: { justLocked: boolean }): Promise<void> {
-  await bucket(env, lockoutBucketName(accountKey)).attemptSucceeded(attempt.justLocked);
+/** The reserved attempt had the right password: one call forgets its failures, the account's and its name's. */
+export async function loginAttemptSucceeded(env: Bindings, accountKey: string, attempt: LoginAttempt): Promise<void> {
+  const name = attempt.name && { name: attempt.name.key, liftLock: attempt.name.justLocked };
+  await bucket(env, lockoutBucketName(accountKey)).attemptSucceeded(attempt.justLocked, name);
 }
 
 /** Lifts the account's lockout and forgets its failures: its owner has just proven the address (a password reset). */

@@ -37,6 +37,45 @@ describe("RateLimiter", () => {
     expect(await stub.lockedUntil(t0 + 3_600_003)).toBeNull();
   });
 
+  it("counts a sign-in under the account and the name typed in one step, exactly under concurrency", async () => {
+    const stub = limiter("test:lockout-names");
+    const t0 = Date.now();
+    // Twelve guesses at once, split over two names, threshold 5: five reach a password check.
+    const burst = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => stub.beginAttempt(5, 900_000, 3_600_000, i % 2 ? "name:a" : "name:b", t0 + i)),
+    );
+    expect(burst.filter((r) => r.allowed)).toHaveLength(5);
+    expect(burst.filter((r) => r.justLocked)).toHaveLength(1);
+    // Each name counted its own six, whether the account refused them or not: each locked at its fifth.
+    expect(burst.filter((r) => r.name?.justLocked)).toHaveLength(2);
+    // Locked: another name's attempt is counted on it (allowed there) but refused by the account;
+    // a name already locked is refused on both.
+    expect(await stub.beginAttempt(5, 900_000, 3_600_000, "name:c", t0 + 20)).toMatchObject({
+      allowed: false,
+      name: { allowed: true, justLocked: false },
+    });
+    expect(await stub.beginAttempt(5, 900_000, 3_600_000, "name:a", t0 + 21)).toMatchObject({
+      allowed: false,
+      name: { allowed: false },
+    });
+  });
+
+  it("a right password forgets the account's failures and the name's, lifting a lock that attempt set", async () => {
+    const stub = limiter("test:lockout-names-success");
+    const t0 = Date.now();
+    for (let i = 0; i < 2; i++) await stub.beginAttempt(3, 900_000, 3_600_000, "name:a", t0 + i);
+    const third = await stub.beginAttempt(3, 900_000, 3_600_000, "name:a", t0 + 2);
+    expect(third).toMatchObject({ allowed: true, justLocked: true, name: { allowed: true, justLocked: true } });
+    await stub.attemptSucceeded(true, { name: "name:a", liftLock: true });
+    // Two more wrong guesses lock nothing: both counts started again.
+    for (let i = 3; i < 5; i++)
+      expect(await stub.beginAttempt(3, 900_000, 3_600_000, "name:a", t0 + i)).toMatchObject({
+        allowed: true,
+        justLocked: false,
+        name: { allowed: true, justLocked: false },
+      });
+  });
+
   it("clears its storage with an alarm once the window has passed", async () => {
     const stub = limiter("test:alarm");
     await stub.consume(1, 200, Date.now());
