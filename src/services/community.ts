@@ -131,7 +131,10 @@ function counterStatements(ids: SQL): SQL[] {
  * For the batch that deletes request `rid`, before the delete: its consensus is dropped and the
  * counters it fed are recounted without it (its results and votes still there to name who and
  * what), so a confirmed request deleted leaves no count behind. Sharing, gathering a consensus
- * and deleting, again and again, would otherwise raise them without end.
+ * and deleting, again and again, would otherwise raise them without end. Only a consensus feeds
+ * the counters, so a request without one (never shared, or no agreement) recounts nothing: its
+ * `community_confirmed_at`, set exactly while there is a consensus, is left for the recount to
+ * ask, on a row the batch's delete then removes.
  */
 export function requestRemovalStatements(rid: string): SQL[] {
   return removalStatements(sql`(${rid})`);
@@ -143,10 +146,8 @@ export function ownerRemovalStatements(userId: string): SQL[] {
 }
 
 function removalStatements(ids: SQL): SQL[] {
-  return [
-    sql`UPDATE identification_requests SET community_result_id = NULL, community_confirmed_at = NULL WHERE id IN ${ids}`,
-    ...counterStatements(ids),
-  ];
+  const hadConsensus = sql`(SELECT id FROM identification_requests WHERE id IN ${ids} AND community_confirmed_at IS NOT NULL)`;
+  return [sql`UPDATE identification_requests SET community_result_id = NULL WHERE id IN ${ids}`, ...counterStatements(hadConsensus)];
 }
 
 /** `recountStatements` for request `rid`: what every vote, proposal and moderation runs in its batch. */

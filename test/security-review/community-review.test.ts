@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
 import { MAX_UPCOMING_EVENTS } from "../../src/services/calendar";
-import { completeIdentificationRequest } from "../../src/services/identification-requests";
+import { completeIdentificationRequest, deleteIdentificationRequest } from "../../src/services/identification-requests";
 import { blogPost } from "../helpers/blog";
 import { call, expectError, freshIp, jsonWithStatus as json, type Page } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
@@ -252,6 +252,83 @@ describe("the community's consensus and counters follow the request", () => {
     const { owner, requestId, counters } = await confirmedSharedRequest();
     // The owner deletes it (and could share, gather and delete again): the counts must follow.
     expect((await call(`${PLANTS}/requests/${requestId}/`, { method: "DELETE", bearer: owner.access })).status).toBe(204);
+    expect(await counters()).toEqual({ confirmed: 0, helped: 0, consensus: undefined });
+  });
+
+  it("deleting a request the community never confirmed (never shared, or shared with no agreement) recounts no counter", async () => {
+    /** `env.DB`, recording the counter rows each batch statement wrote (`UPDATE species|users … n`). */
+    const recording = (written: string[]): D1Database => {
+      const queries = new WeakMap<object, string>();
+      return new Proxy(env.DB, {
+        get(target, key) {
+          if (key === "prepare")
+            return (query: string) => {
+              const statement = target.prepare(query);
+              const bind = statement.bind.bind(statement);
+              statement.bind = (...params: unknown[]) => {
+                const bound = bind(...params);
+                queries.set(bound, query);
+                return bound;
+              };
+              return statement;
+            };
+          if (key === "batch")
+            return async (statements: D1PreparedStatement[]) => {
+              const results = await target.batch(statements);
+              statements.forEach((st, i) => {
+                const counter = /^\s*UPDATE (species|users)\b/i.exec(queries.get(st) ?? "")?.[1];
+                if (counter && results[i]!.meta.changes > 0) written.push(`${counter} ${results[i]!.meta.changes}`);
+              });
+              return results;
+            };
+          return Reflect.get(target, key, target);
+        },
+      });
+    };
+    const { owner, requestId, resultId, counters } = await confirmedSharedRequest();
+    // The same owner's second photo of the plant: never shared.
+    const privateId = crypto.randomUUID();
+    const speciesId = (await env.DB.prepare("SELECT species_id AS id FROM identification_results WHERE request_id = ?")
+      .bind(requestId)
+      .first<{ id: string }>())!.id;
+    await env.DB.batch([
+      env.DB.prepare("INSERT INTO identification_requests (id, user_id, status, image_hashes) VALUES (?, ?, 'identified', '[]')").bind(
+        privateId,
+        owner.userId,
+      ),
+      env.DB.prepare(
+        `INSERT INTO identification_results (id, request_id, species_id, scientific_name, confidence_score, identification_source, rank)
+         VALUES (?, ?, ?, 'Monstera deliciosa', 0.9, 'ai_combined', 1)`,
+      ).bind(crypto.randomUUID(), privateId, speciesId),
+    ]);
+    // A shared one with a single upvote: no consensus.
+    const disputedId = crypto.randomUUID();
+    const disputedResult = crypto.randomUUID();
+    await env.DB.batch([
+      env.DB.prepare("INSERT INTO identification_requests (id, user_id, status, image_hashes) VALUES (?, ?, 'needs_help', '[]')").bind(
+        disputedId,
+        owner.userId,
+      ),
+      env.DB.prepare(
+        `INSERT INTO identification_results (id, request_id, species_id, scientific_name, confidence_score, identification_source, rank)
+         VALUES (?, ?, ?, 'Monstera deliciosa', 0.3, 'ai_combined', 1)`,
+      ).bind(disputedResult, disputedId, speciesId),
+    ]);
+    expect((await call(`${PLANTS}/requests/${disputedId}/share/`, { method: "POST", bearer: owner.access })).status).toBe(200);
+    const voter = await withRole("user");
+    await json(await call(`${PLANTS}/results/${disputedResult}/vote/`, { bearer: voter.access, json: { vote_type: "upvote" } }), 200);
+
+    for (const id of [privateId, disputedId]) {
+      const written: string[] = [];
+      await deleteIdentificationRequest({ ...env, DB: recording(written) }, owner.userId, id, () => {});
+      expect(await env.DB.prepare("SELECT id FROM identification_requests WHERE id = ?").bind(id).first()).toBeNull();
+      expect(written, id).toEqual([]);
+    }
+    expect(await counters()).toEqual({ confirmed: 1, helped: 1, consensus: resultId });
+    // The confirmed one still recounts: it leaves no count behind.
+    const written: string[] = [];
+    await deleteIdentificationRequest({ ...env, DB: recording(written) }, owner.userId, requestId, () => {});
+    expect(written).toEqual(["species 1", "users 2"]);
     expect(await counters()).toEqual({ confirmed: 0, helped: 0, consensus: undefined });
   });
 
