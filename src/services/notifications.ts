@@ -98,20 +98,36 @@ export function underHourlyCap(recipient: SQL, type: NotificationType, authorId:
  * call (no await), so callers put it in the same `runBatch` as the write that causes it.
  */
 export function insertNotifications(db: Database, type: NotificationType, columns: NotificationColumns, source: SQL) {
-  // -- fan-out: one notification per source row in one statement, so SQL is the point. The
-  // select lists every column in table order (drizzle names them all); `source` must contain
-  // WHERE: SQLite needs it to parse ON CONFLICT after INSERT … SELECT. A recipient who turned
+  // -- fan-out: one notification per source row in one statement, so SQL is the point. Each
+  // value is named by its column: drizzle refuses a select whose fields are not the table's, in
+  // its order, where a raw SELECT's values would silently shift. The WHERE is what SQLite needs
+  // to parse ON CONFLICT after INSERT … SELECT (`source` has its own). A recipient who turned
   // this type off in-app (notification_preferences stores only changes from the defaults, and
   // every type is in-app by default) still gets the row — the delivery triggers (migrations/0020)
   // turn it into their email and push — but with in_app = 0, already read, out of the list.
+  const n = sql`(SELECT ${sql.raw(SQL_UUID_V4)} AS id, ${columns.userId} AS user_id, ${type} AS type, ${columns.title} AS title, ${columns.body} AS body, ${columns.data} AS data, ${columns.dedupeKey} AS dedupe_key, ${columns.createdAt} AS created_at,
+      NOT EXISTS (SELECT 1 FROM notification_preferences p WHERE p.user_id = ${columns.userId} AND json_extract(p.types, '$.' || ${type} || '.in_app') = 0) AS in_app
+    ${source}) n`;
   return db
     .insert(notifications)
     .select(
-      sql`SELECT n.id, n.user_id, n.type, n.title, n.body, n.data, n.dedupe_key, n.in_app, 1 - n.in_app AS is_read,
-            CASE WHEN n.in_app = 0 THEN n.created_at END AS read_at, n.created_at, NULL AS withdrawn_at
-          FROM (SELECT ${sql.raw(SQL_UUID_V4)} AS id, ${columns.userId} AS user_id, ${type} AS type, ${columns.title} AS title, ${columns.body} AS body, ${columns.data} AS data, ${columns.dedupeKey} AS dedupe_key, ${columns.createdAt} AS created_at,
-            NOT EXISTS (SELECT 1 FROM notification_preferences p WHERE p.user_id = ${columns.userId} AND json_extract(p.types, '$.' || ${type} || '.in_app') = 0) AS in_app
-          ${source}) n WHERE 1`,
+      db
+        .select({
+          id: sql<string>`n.id`.as("id"),
+          userId: sql<string>`n.user_id`.as("user_id"),
+          type: sql<NotificationType>`n.type`.as("type"),
+          title: sql<string>`n.title`.as("title"),
+          body: sql<string>`n.body`.as("body"),
+          data: sql<string>`n.data`.as("data"),
+          dedupeKey: sql<string>`n.dedupe_key`.as("dedupe_key"),
+          inApp: sql<boolean>`n.in_app`.as("in_app"),
+          isRead: sql<boolean>`1 - n.in_app`.as("is_read"),
+          readAt: sql<string | null>`CASE WHEN n.in_app = 0 THEN n.created_at END`.as("read_at"),
+          createdAt: sql<string>`n.created_at`.as("created_at"),
+          withdrawnAt: sql<null>`NULL`.as("withdrawn_at"),
+        })
+        .from(n)
+        .where(sql`1`),
     )
     .onConflictDoNothing({ target: notifications.dedupeKey })
     .returning();
