@@ -112,4 +112,13 @@ describe("OpenAPI and docs", () => {
     expect(html).toContain("swagger-ui-bundle.js");
     expect(res.headers.get("Content-Security-Policy")).toContain("script-src 'self'");
   });
+
+  it("names an icon the service serves, so a browser does not ask for a missing /favicon.ico", async () => {
+    const html = await (await call("/api/docs")).text();
+    const href = /<link rel="icon" href="([^"]+)"/.exec(html)?.[1];
+    expect(href).toBeDefined();
+    const icon = await call(href as string);
+    expect(icon.status).toBe(200);
+    expect(icon.headers.get("content-type")).toMatch(/^image\//);
+  });
 });
