@@ -80,7 +80,7 @@ export const EventSchema = z
 
 /** ISO-8601 with an offset (stored as UTC), at most five years ahead. */
 const eventTime = z.iso
-  .datetime({ offset: true, message: "Enter an ISO-8601 date-time with an offset, e.g. 2026-11-26T08:00:00Z." })
+  .datetime({ offset: true, message: "Enter an ISO-8601 date-time with an offset, e.g. 2026-11-26T08:00:00Z.", abort: true })
   .refine((v) => Date.parse(v) <= Date.now() + 5 * 366 * DAY_MS, "Must be within five years from now.");
 /** A start set by create or PATCH may not lie in the past. */
 const startTime = eventTime.refine((v) => Date.parse(v) >= Date.now() - START_GRACE_MS, "Start cannot be in the past.");

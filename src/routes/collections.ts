@@ -112,7 +112,7 @@ const plantFields = {
   species: z.uuid().nullable().openapi({ description: "A species id from /species/." }),
   nickname: z.string().trim().max(100, "Ensure this field has no more than 100 characters."),
   acquisition_date: z.iso
-    .date("Enter a date as YYYY-MM-DD.")
+    .date({ message: "Enter a date as YYYY-MM-DD.", abort: true })
     .refine((d) => d <= latestPastDate(), "Acquisition date cannot be in the future.")
     .nullable(),
   location_in_home: z.string().max(100, "Ensure this field has no more than 100 characters."),

@@ -50,10 +50,12 @@ export const ReminderSchema = z
   .openapi("CareReminder");
 
 /** Due times are ISO-8601 with an offset (stored as UTC), within a year back and five years ahead. */
-const dueTime = z.iso.datetime({ offset: true, message: "Enter an ISO-8601 date-time, e.g. 2026-11-26T08:00:00Z." }).refine((v) => {
-  const t = Date.parse(v);
-  return t >= Date.now() - 366 * DAY_MS && t <= Date.now() + 5 * 366 * DAY_MS;
-}, "Must be within a year in the past and five years in the future.");
+const dueTime = z.iso
+  .datetime({ offset: true, message: "Enter an ISO-8601 date-time, e.g. 2026-11-26T08:00:00Z.", abort: true })
+  .refine((v) => {
+    const t = Date.parse(v);
+    return t >= Date.now() - 366 * DAY_MS && t <= Date.now() + 5 * 366 * DAY_MS;
+  }, "Must be within a year in the past and five years in the future.");
 
 const fields = {
   reminder_type: z.enum(REMINDER_TYPES),

@@ -124,6 +124,18 @@ describe("creating events", () => {
     await createEvent(u, { start: new Date(start).toISOString(), end: new Date(start + 14 * DAY).toISOString() });
   });
 
+  it("a time that is not one is refused for its format alone, not also as too late, in the past or before the start", async () => {
+    const u = await bearerUser();
+    const format = "Enter an ISO-8601 date-time with an offset, e.g. 2026-11-26T08:00:00Z.";
+    const err = await expectError(
+      await call(`${BASE}/events/`, { json: eventBody({ start: "next friday", end: "garbage" }), bearer: u.access }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    expect(err.errors?.start).toEqual([format]);
+    expect(err.errors?.end).toEqual([format]);
+  });
+
   it("needs a user, and a cookie write needs the CSRF header", async () => {
     await expectError(await call(`${BASE}/events/`, { json: eventBody() }), 401, "AUTHENTICATION_REQUIRED");
     const web = await registerWeb();

@@ -263,6 +263,19 @@ const badPlants: [unknown, string][] = [
 ];
 
 describe("plants", () => {
+  it("a date that is not one is refused for its format alone, not also as lying in the future", async () => {
+    const u = await bearerUser();
+    for (const acquisition_date of ["2026-13-45", "yesterday", "9999-99-99"]) {
+      const err = await expectError(
+        await call(`${API}/plants/`, { bearer: u.access, json: { acquisition_date } }),
+        400,
+        "VALIDATION_ERROR",
+      );
+      expect(err.errors?.acquisition_date, acquisition_date).toEqual(["Enter a date as YYYY-MM-DD."]);
+    }
+    expect(await plantRows(u.userId)).toBe(0);
+  });
+
   it("creates with JSON (default collection when none is given), reads, updates, moves and deletes", async () => {
     const u = await bearerUser();
     const sp = await species();

@@ -176,6 +176,25 @@ describe("care reminders: CRUD", () => {
     expect(moved.next_due_at).toBe("2027-03-01T08:00:00.000Z");
   });
 
+  it("a due time that is not one is refused for its format alone, not also as out of range", async () => {
+    const u = await bearerUser();
+    const plant = await newPlant(u.access);
+    const base = { plant_id: plant, reminder_type: "water", frequency: "weekly" };
+    const err = await expectError(
+      await call("/api/v1/reminders/", { json: { ...base, first_due_at: "tomorrow" }, bearer: u.access }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    expect(err.errors?.first_due_at).toEqual(["Enter an ISO-8601 date-time, e.g. 2026-11-26T08:00:00Z."]);
+    const r = await newReminder(u.access, base);
+    const patchErr = await expectError(
+      await call(`/api/v1/reminders/${r.id}/`, { method: "PATCH", json: { next_due_at: "soon" }, bearer: u.access }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    expect(patchErr.errors?.next_due_at).toEqual(["Enter an ISO-8601 date-time, e.g. 2026-11-26T08:00:00Z."]);
+  });
+
   it("answers 401 to anonymous callers and 404 for other users' plants and reminders", async () => {
     const owner = await bearerUser();
     const stranger = await bearerUser();
