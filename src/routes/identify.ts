@@ -12,7 +12,7 @@ import { createRouter, routeSet, documentOnly } from "./router";
 import { AppError } from "../lib/errors";
 import { describeError } from "../lib/logger";
 import { NO_IMAGE_MESSAGE, UPLOAD_RULES, validateImageUpload, type ImageUploadInput, type ValidatedImage } from "../lib/images";
-import { assertCsrf } from "../middleware/auth";
+import { assertCsrf, bearerToken } from "../middleware/auth";
 import { identifyNow, providerStatuses, type IdentifyOutcome } from "../services/identification";
 import { identificationProviderHealth, providerCacheCounters } from "../services/provider-calls";
 import { clientIp, enforceRateLimit } from "../services/rate-limits";
@@ -174,7 +174,10 @@ export function identifyRoutes() {
         content: { "application/json": { schema: z.union([IdentifySuccess, IdentifyFailure]) } },
       },
       400: { description: "No or invalid image", content: { "application/json": { schema: IdentifyFailure } } },
-      401: { description: "Sign-in required (anonymous use disabled)", content: { "application/json": { schema: IdentifyFailure } } },
+      401: {
+        description: "Sign-in required (anonymous use disabled), or a bearer token that is not valid (TOKEN_INVALID, TOKEN_EXPIRED)",
+        content: { "application/json": { schema: IdentifyFailure } },
+      },
       403: {
         description: "Cookie-authenticated call without a matching X-CSRFToken header (`CSRF_FAILED`)",
         content: { "application/json": { schema: IdentifyFailure } },
@@ -209,6 +212,14 @@ export function identifyRoutes() {
     // is thrown as AppError and answered in the seed shape like every other failure here.
     if (c.get("authMethod") === "cookie") await assertCsrf(c);
     const user = c.get("user");
+    // A bearer token is sent to be signed in: one that is not valid (expired, ended, forged) gets
+    // its reason, so the app refreshes or signs in, instead of an anonymous identification that
+    // its history would never show. (A stale cookie is the browser's doing: it stays anonymous.)
+    const authError = c.get("authError");
+    if (!user && authError && bearerToken(c)) {
+      c.header("WWW-Authenticate", 'Bearer realm="plant-community"');
+      return failure(c, 401, authError.message, authError.code);
+    }
     if (!user && !config.ALLOW_ANONYMOUS_IDENTIFY) {
       c.header("WWW-Authenticate", 'Bearer realm="plant-community"');
       return failure(c, 401, "Authentication required. Please sign in to identify plants.", "AUTHENTICATION_REQUIRED");

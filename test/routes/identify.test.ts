@@ -360,6 +360,22 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
     expect(res.headers.get("WWW-Authenticate")).toMatch(/^Bearer/);
   });
 
+  it("a bearer token that is not valid is refused (401, its reason), never taken for anonymous use", async () => {
+    const signedOut = await bearerUser();
+    expect((await call("/api/v1/auth/logout/", { method: "POST", bearer: signedOut.access })).status).toBe(200);
+    for (const [bearer, code] of [
+      ["not-a-jwt", "TOKEN_INVALID"],
+      [signedOut.access, "TOKEN_INVALID"],
+    ] as const) {
+      const calls = emulators.plantId.calls + emulators.plantnet.calls;
+      const { res, body } = await identify(await photo(), { bearer, ip: freshIp() });
+      expect(res.status, bearer).toBe(401);
+      expect(body).toMatchObject({ success: false, code });
+      expect(res.headers.get("WWW-Authenticate")).toMatch(/^Bearer/);
+      expect(emulators.plantId.calls + emulators.plantnet.calls).toBe(calls);
+    }
+  });
+
   it("limits identifications per address with 429 and Retry-After", async () => {
     const ip = freshIp();
     const ctxs: Response[] = [];
