@@ -3,7 +3,7 @@
  * the envelope of API.md §0; anything else becomes a 500 with no internals in it.
  */
 import { DrizzleQueryError } from "drizzle-orm/errors";
-import type { z } from "zod";
+import { z } from "zod";
 
 export type FieldErrors = Record<string, string[]>;
 
@@ -32,6 +32,40 @@ export function fieldErrorsFrom(error: z.ZodError, input: unknown, prefix: (stri
   }
   return out;
 }
+
+/**
+ * The API's words where a schema gave none, for what zod would otherwise say in its own terms
+ * ("Invalid input: expected number, received NaN" for `?page=abc`, "Too small: expected number
+ * to be >=1"): a client developer reads these in `errors`. A schema's own message still wins
+ * (zod asks this map only when the schema has none); anything not listed keeps zod's words.
+ */
+export function defaultValidationMessage(issue: z.core.$ZodRawIssue): string | undefined {
+  switch (issue.code) {
+    case "invalid_type":
+      if (issue.expected === "number") return "Enter a number.";
+      if (issue.expected === "int") return "Enter a whole number.";
+      if (issue.expected === "boolean") return "Enter true or false.";
+      return undefined;
+    case "too_small":
+    case "too_big": {
+      const bound = issue.code === "too_small" ? issue.minimum : issue.maximum;
+      const inclusive = issue.inclusive !== false;
+      if (issue.origin === "number" || issue.origin === "int") {
+        const relation = issue.code === "too_small" ? "greater than" : "less than";
+        return `Ensure this value is ${relation} ${inclusive ? "or equal to " : ""}${bound}.`;
+      }
+      if ((issue.origin === "string" || issue.origin === "array") && inclusive) {
+        const unit = `${issue.origin === "string" ? "character" : "item"}${Number(bound) === 1 ? "" : "s"}`;
+        return `Ensure this field has ${issue.code === "too_small" ? "at least" : "no more than"} ${bound} ${unit}.`;
+      }
+      return undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+z.config({ customError: defaultValidationMessage });
 
 /** The value at `path` inside `input`; undefined where the path leaves it or meets no own property. */
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {

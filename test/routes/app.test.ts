@@ -122,3 +122,20 @@ describe("OpenAPI and docs", () => {
     expect(icon.headers.get("content-type")).toMatch(/^image\//);
   });
 });
+
+describe("validation messages", () => {
+  it("say what to send in words, not zod's (a number, a whole number, a bound)", async () => {
+    const cases: [string, string, string][] = [
+      ["/api/v1/plant-identification/species/?page=abc", "page", "Enter a number."],
+      ["/api/v1/plant-identification/species/?page=1.5", "page", "Enter a whole number."],
+      ["/api/v1/plant-identification/species/?page_size=0", "page_size", "Ensure this value is greater than or equal to 1."],
+      ["/api/v1/plant-identification/species/?page_size=101", "page_size", "Ensure this value is less than or equal to 100."],
+      ["/api/v1/search/?q=fern&limit=lots", "limit", "Enter a number."],
+      ["/api/v2/blog-posts/?offset=x", "offset", "Enter a number."],
+    ];
+    for (const [path, field, message] of cases) {
+      const body = await expectEnvelope(await call(path), 400, "VALIDATION_ERROR");
+      expect(body.errors, path).toEqual({ [field]: [message] });
+    }
+  });
+});

@@ -263,6 +263,13 @@ const badPlants: [unknown, string][] = [
 ];
 
 describe("plants", () => {
+  it("a multipart is_alive that is neither true nor false says so", async () => {
+    const u = await bearerUser();
+    const res = await call(`${API}/plants/`, { method: "POST", bearer: u.access, body: plantForm({ nickname: "Maybe", is_alive: "yes" }) });
+    const err = await expectError(res, 400, "VALIDATION_ERROR");
+    expect(err.errors?.is_alive).toEqual(["Enter true or false."]);
+  });
+
   it("a date that is not one is refused for its format alone, not also as lying in the future", async () => {
     const u = await bearerUser();
     for (const acquisition_date of ["2026-13-45", "yesterday", "9999-99-99"]) {
