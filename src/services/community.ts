@@ -466,7 +466,7 @@ async function speciesFor(env: Bindings, userId: string, input: ProposalInput, l
   const found = await lookupSpeciesOrUnavailable(env, name, logger, `user:${userId}`);
   if (found.found === "none")
     throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
-      scientific_name: ["Not a species we know; check the spelling or search the catalogue (species/search/)."],
+      scientific_name: ["Not a species we know; check the spelling or search the catalogue (search/plants/?q=)."],
     });
   return found.row;
 }

@@ -143,6 +143,22 @@ describe("sharing and the feed", () => {
     );
   });
 
+  it("a proposal by a name nobody knows is a 400 pointing at a search route that exists", async () => {
+    const [owner, other] = await Promise.all([bearerUser(), bearerUser()]);
+    const req = await finishedRequest(owner);
+    await json(await share(owner, req.id), 200);
+    const body = await expectError(
+      await call(`${BASE}/requests/${req.id}/propose/`, { bearer: other.access, json: { scientific_name: "Xyzzy plughus" } }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    const message = body.errors?.scientific_name?.[0] ?? "";
+    const route = /\(([a-z/]+\/\?q=)\)/.exec(message)?.[1];
+    expect(route, message).toBeDefined();
+    const search = await call(`${BASE}/${route}monstera`);
+    expect(search.status).toBe(200);
+  });
+
   it("a proposal by a name that is not a scientific name is a 400 naming the field, never a 500, and writes nothing (helper-47)", async () => {
     const [owner, other] = await Promise.all([bearerUser(), bearerUser()]);
     const req = await finishedRequest(owner);
