@@ -149,7 +149,8 @@ export function hasControlCharacters(text: string): boolean {
 export const ScientificNameInput = z
   .string()
   .trim()
-  .min(3, "Enter a scientific name, e.g. Monstera deliciosa.")
+  // An empty name is told to enter one, not also which characters a name has.
+  .min(3, { message: "Enter a scientific name, e.g. Monstera deliciosa.", abort: true })
   .max(150)
   // Before the regex, so a control character gets the same message as on every search.
   .refine((name) => !hasControlCharacters(name), { message: CONTROL_CHARACTERS_MESSAGE, abort: true })

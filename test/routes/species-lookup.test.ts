@@ -149,6 +149,13 @@ describe("GET species/lookup/", () => {
     await expectError(await lookup("Rosa; DROP TABLE species"), 400, "VALIDATION_ERROR");
     await expectError(await lookup("x".repeat(151)), 400, "VALIDATION_ERROR");
   });
+
+  it("an empty or blank name is told to enter one, not also which characters a name has", async () => {
+    for (const name of ["", "   "]) {
+      const body = await expectError(await lookup(name), 400, "VALIDATION_ERROR");
+      expect(body.errors, JSON.stringify(name)).toEqual({ scientific_name: ["Enter a scientific name, e.g. Monstera deliciosa."] });
+    }
+  });
 });
 
 describe("lookups of names the catalogue lacks are limited (SPECIES_LOOKUP_RATE_LIMIT)", () => {
