@@ -121,7 +121,8 @@ const username = z
   .trim()
   .min(3, "Username must be at least 3 characters.")
   .max(150, "Username must be at most 150 characters.")
-  .regex(/^[\w.@+-]+$/, "Enter a valid username. It may contain only letters, digits and @/./+/-/_ characters.")
+  // `*`, not `+`: an empty name is the length rule's to report, alone.
+  .regex(/^[\w.@+-]*$/, "Enter a valid username. It may contain only letters, digits and @/./+/-/_ characters.")
   // Both are sign-in names: a username that is an email address could be someone else's address
   // (and keep its owner from signing up with it, services/users.ts uniquenessErrors).
   // Anything shaped like one (name@domain.tld, whatever the top-level domain), not only what z.email() accepts.

@@ -242,6 +242,20 @@ describe("registration rules", () => {
     expect(Object.keys(body.errors ?? {})).toEqual(expect.arrayContaining(["username", "email"]));
   });
 
+  it("an empty or blank username is told its length alone; a short one with a bad character is told both", async () => {
+    const register = (username: string) =>
+      call("/api/v1/auth/register/", {
+        json: { username, email: `${uniqueName("blank")}@example.com`, password: GOOD_PASSWORD },
+        ip: freshIp(),
+      });
+    for (const username of ["", "   "]) {
+      const body = await expectError(await register(username), 400, "VALIDATION_ERROR");
+      expect(body.errors?.username, JSON.stringify(username)).toEqual(["Username must be at least 3 characters."]);
+    }
+    const both = await expectError(await register("a!"), 400, "VALIDATION_ERROR");
+    expect(both.errors?.username).toHaveLength(2);
+  });
+
   it("malformed JSON is a 400 envelope, an oversized body a 413", async () => {
     const malformed = await call("/api/v1/auth/register/", {
       body: '{"username": "x",',
