@@ -21,6 +21,7 @@ import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { base64UrlEncode, randomToken, sha256Hex } from "../lib/hash";
 import { uuidv7 } from "../lib/ids";
+import { DELETED_USERNAME_PREFIX } from "./account-deletion";
 import { createUser, findUserByEmail, findUserById, uniquenessErrors, type UserRow } from "./users";
 import { tellSecurityEvent } from "./security-notices";
 import { endEverySession } from "./sessions";
@@ -521,10 +522,15 @@ async function createOAuthUser(env: Bindings, identity: ProviderIdentity, email:
   }
 }
 
-/** The registration rules' alphabet ([\w.@+-], 3–150 chars), accents folded ("José" → "Jose"). */
+/**
+ * The registration rules' alphabet ([\w.@+-], 3–150 chars), accents folded ("José" → "Jose"),
+ * and as registration, never a deleted account's generated name (`deleted-…`): a GitHub login or
+ * an email's local part may spell one, and an account named so would pass for a deleted one.
+ */
 export function usernameBase(hint: string): string {
   const folded = hint.normalize("NFKD").replace(/[\u0300-\u036f]/g, "");
   const cleaned = folded.replace(/[^\w.@+-]/g, "").slice(0, USERNAME_MAX - USERNAME_SUFFIX_ROOM);
+  if (cleaned.toLowerCase().startsWith(DELETED_USERNAME_PREFIX)) return `gardener_${cleaned}`.slice(0, USERNAME_MAX - USERNAME_SUFFIX_ROOM);
   if (cleaned.length >= 3) return cleaned;
   return cleaned ? `gardener_${cleaned}` : "gardener";
 }

@@ -616,6 +616,16 @@ describe("services/oauth linking rules (called directly)", () => {
     });
   });
 
+  it("never derives a name shaped like a deleted account's (deleted-…), which registration refuses too", async () => {
+    // A GitHub login or an email's local part may be anything, "Deleted-0123456789ab" included.
+    for (const hint of ["deleted-0123456789ab", "Deleted-0123456789ab"]) {
+      expect(usernameBase(hint).toLowerCase().startsWith("deleted-"), hint).toBe(false);
+      const user = await signInWithIdentity(env, identity({ usernameHint: hint }));
+      expect(user.username.toLowerCase().startsWith("deleted-"), hint).toBe(false);
+      expect(user.username).toContain(hint);
+    }
+  });
+
   it("derives usernames from the registration alphabet", () => {
     expect(usernameBase("José.María+plants")).toBe("Jose.Maria+plants");
     expect(usernameBase("fern gully!")).toBe("ferngully");
