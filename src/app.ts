@@ -23,6 +23,7 @@ import { canonicalRequestUrl } from "./lib/public-url";
 import { recordRequestMetric } from "./lib/metrics";
 import { reportRequestError } from "./middleware/error-reporting";
 import { clientIp } from "./services/rate-limits";
+import { deletedAccountRefusal } from "./services/account-deletion";
 import { uuidv7 } from "./lib/ids";
 import { serveStaticAsset } from "./lib/static-assets";
 import { authenticate, csrfProtection } from "./middleware/auth";
@@ -217,8 +218,11 @@ export function createApp() {
     return respondError(c, new AppError("NOT_FOUND", 404, `No route for ${c.req.method} ${c.req.path}.`));
   });
 
-  app.onError((err, c) => {
+  app.onError(async (err, c) => {
     if (err instanceof AppError) return respondError(c, err);
+    // A write that landed after its own account's deletion (migrations/0045 refused it).
+    const deleted = await deletedAccountRefusal(c.env, err, c.get("user")?.id).catch(() => null);
+    if (deleted) return respondError(c, deleted);
     if (err instanceof HTTPException) {
       const status = err.status;
       if (status === 415) {

@@ -44,7 +44,7 @@ import {
   users,
 } from "../db/schema";
 import type { Bindings } from "../env";
-import { AppError } from "../lib/errors";
+import { AppError, errorMatches } from "../lib/errors";
 import { toHex } from "../lib/hash";
 import type { Logger } from "../lib/logger";
 import { proveAccountOwner } from "./accounts";
@@ -166,4 +166,19 @@ export async function deleteAccount(
       `notifications) were deleted just now, as you asked. Your forum posts and comments stay, under an anonymous name.\n` +
       `If this was not you, someone knew your password or was signed in as you: change that password wherever else you use it.\n`,
   }).catch(bestEffort("account deletion email failed"));
+}
+
+/**
+ * The answer to a write that migrations/0045 refused because its account is deleted (null for any
+ * other error). The caller's own deletion landed after this request was authenticated: 401, as
+ * its token is now (so is a caller without one, such as a refresh). A caller acting on someone
+ * else's account that its owner deleted meanwhile: 409.
+ */
+export async function deletedAccountRefusal(env: Bindings, err: unknown, callerId: string | undefined): Promise<AppError | null> {
+  if (!errorMatches(err, /\bACCOUNT_DELETED\b/)) return null;
+  const caller = callerId
+    ? await database(env).select({ deletedAt: users.deletedAt }).from(users).where(eq(users.id, callerId)).get()
+    : undefined;
+  if (callerId === undefined || caller?.deletedAt) return new AppError("TOKEN_INVALID", 401, "Token is invalid or has been revoked.");
+  return new AppError("INVALID_STATE", 409, "That account was deleted by its owner.");
 }

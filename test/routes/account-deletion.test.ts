@@ -11,6 +11,7 @@ import { getConfig } from "../../src/config";
 import { uuidv7 } from "../../src/lib/ids";
 import { issueTokenPair } from "../../src/services/tokens";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
+import { makePng } from "../helpers/images";
 import { mailTo } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
 import { pendingIdentificationRequest } from "../helpers/requests";
@@ -260,5 +261,72 @@ describe("the community after a deletion", () => {
     expect(await helped(a)).toBe(0);
     expect(await helped(b)).toBe(0);
     expect(await count("SELECT confirmed_count AS n FROM species WHERE id = ?", req.species)).toBe(0);
+  });
+});
+
+describe("a write authenticated just before the deletion that lands just after it", () => {
+  /**
+   * The moment between a write's authentication and its SQL: the deletion has landed (deleted_at
+   * set, the row anonymised) but this request's token was checked before, so it still gets through.
+   */
+  async function deletedMidRequest(u: User): Promise<void> {
+    await env.DB.prepare(
+      "UPDATE users SET deleted_at = ?, username = ?, email = ?, password_hash = NULL, first_name = '', last_name = '', bio = '', location = '', website = '', profile_visibility = 'private', avatar_key = NULL WHERE id = ?",
+    )
+      .bind(new Date().toISOString(), `deleted-${u.userId.slice(-12)}`, `deleted-${u.userId.slice(-12)}@deleted.invalid`, u.userId)
+      .run();
+  }
+
+  it("leaves no private row, profile or photo behind, and answers 401 (not 500)", async () => {
+    const u = await bearerUser();
+    const tables = [
+      ["user_plants", "user_id"],
+      ["collections", "user_id"],
+      ["identification_requests", "user_id"],
+      ["forum_topics", "author_id"],
+    ] as const;
+    const held = async () =>
+      Promise.all(tables.map(([table, column]) => count(`SELECT count(*) AS n FROM ${table} WHERE ${column} = ?`, u.userId)));
+    const before = await held();
+    await deletedMidRequest(u);
+
+    await expectError(
+      await call("/api/v1/plant-identification/plants/", { bearer: u.access, json: { nickname: "Late fern" } }),
+      401,
+      "TOKEN_INVALID",
+    );
+    await expectError(
+      await call("/api/v1/plant-identification/collections/", { bearer: u.access, json: { name: "Late" } }),
+      401,
+      "TOKEN_INVALID",
+    );
+    const form = new FormData();
+    const png = await makePng(320, 240, { seed: `late-${u.userId}` });
+    form.append("image_1", new File([png], "p.png", { type: "image/png" }));
+    await expectError(
+      await call("/api/v1/plant-identification/requests/", { method: "POST", body: form, bearer: u.access }),
+      401,
+      "TOKEN_INVALID",
+    );
+    await expectError(
+      await call("/api/v1/forum/categories/houseplants/topics/", { bearer: u.access, json: { title: "Posted too late", body: "Hello?" } }),
+      401,
+      "TOKEN_INVALID",
+    );
+    await expectError(
+      await call("/api/v1/auth/user/", {
+        method: "PATCH",
+        bearer: u.access,
+        json: { bio: "Back again", first_name: "Ann", profile_visibility: "public" },
+      }),
+      401,
+      "TOKEN_INVALID",
+    );
+
+    expect(await held()).toEqual(before);
+    expect(await row(u.userId)).toMatchObject({ bio: "", first_name: "", profile_visibility: "private" });
+    // The request's photo, stored before its row was refused, went again.
+    const sha = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", png)), (b) => b.toString(16).padStart(2, "0")).join("");
+    expect(await env.IMAGES.head(`images/${sha}.png`)).toBeNull();
   });
 });
