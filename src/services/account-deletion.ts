@@ -22,7 +22,7 @@
  * an administrator changes the role first, so the service cannot lose its last administrator or
  * a published author's byline by one click.
  */
-import { eq, sql } from "drizzle-orm";
+import { eq, type SQL, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { batchRows, database, tableRows } from "../db/client";
 import {
@@ -81,12 +81,12 @@ export async function deleteAccount(
 
   const db = database(env);
   const uid = user.id;
-  const tag = toHex(crypto.getRandomValues(new Uint8Array(6)));
+  const newName = `${DELETED_USERNAME_PREFIX}${toHex(crypto.getRandomValues(new Uint8Array(6)))}`;
   const anonymise = db
     .update(users)
     .set({
-      username: `${DELETED_USERNAME_PREFIX}${tag}`,
-      email: `${DELETED_USERNAME_PREFIX}${tag}@${DELETED_EMAIL_DOMAIN}`,
+      username: newName,
+      email: `${newName}@${DELETED_EMAIL_DOMAIN}`,
       passwordHash: null,
       firstName: "",
       lastName: "",
@@ -139,6 +139,7 @@ export async function deleteAccount(
     db.delete(passwordResetTokens).where(eq(passwordResetTokens.userId, uid)),
     // Revoked above (their access tokens too); an inactive account refuses them anyway.
     db.delete(refreshTokens).where(eq(refreshTokens.userId, uid)),
+    renameInOthersNotices(uid, user.username, newName),
     // Public reads that showed its name, its reactions, its requests' species or its diagnoses.
     purgeStatement(db, "forum"),
     purgeStatement(db, "species"),
@@ -166,6 +167,28 @@ export async function deleteAccount(
       `notifications) were deleted just now, as you asked. Your forum posts and comments stay, under an anonymous name.\n` +
       `If this was not you, someone knew your password or was signed in as you: change that password wherever else you use it.\n`,
   }).catch(bestEffort("account deletion email failed"));
+}
+
+/**
+ * Others' notifications whose titles begin with the account's username ("alice replied to …",
+ * "alice suggests …") begin with its generated name instead, as its posts and proposals now show.
+ * Each kind is found by its dedupe key from the rows the account wrote (a range or a match on the
+ * key's unique index, never a scan of everyone's notifications): forum replies and mentions by its
+ * posts, blog comment replies by its comments, proposals by its results, agreements by its votes.
+ */
+function renameInOthersNotices(uid: string, oldName: string, newName: string): SQL {
+  const prefixed = (type: string, id: SQL) =>
+    sql`n.dedupe_key >= ${`${type}:`} || ${id} || ':' AND n.dedupe_key < ${`${type}:`} || ${id} || ';'`;
+  return sql`UPDATE notifications SET title = ${newName} || substr(title, ${oldName.length + 1})
+    WHERE user_id <> ${uid} AND substr(title, 1, ${oldName.length}) = ${oldName} AND id IN (
+      SELECT n.id FROM forum_posts p JOIN notifications n ON ${prefixed("forum_reply", sql`p.id`)} WHERE p.author_id = ${uid}
+      UNION ALL SELECT n.id FROM forum_posts p JOIN notifications n ON ${prefixed("forum_mention", sql`p.id`)} WHERE p.author_id = ${uid}
+      UNION ALL SELECT n.id FROM blog_comments c JOIN notifications n ON n.dedupe_key = 'blog_comment_reply:' || c.id WHERE c.user_id = ${uid}
+      UNION ALL SELECT n.id FROM identification_results r JOIN notifications n
+        ON n.dedupe_key IN ('community_proposal:' || r.id, 'community_proposal:' || r.id || ':' || ${uid})
+        WHERE r.proposed_by = ${uid}
+      UNION ALL SELECT n.id FROM votes v JOIN notifications n ON n.dedupe_key = 'community_agreement:' || v.result_id || ':' || ${uid}
+        WHERE v.user_id = ${uid})`;
 }
 
 /**

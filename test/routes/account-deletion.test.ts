@@ -264,6 +264,50 @@ describe("the community after a deletion", () => {
   });
 });
 
+describe("what others were told about the deleted account", () => {
+  it("their notifications name it by its generated name, not the old username", async () => {
+    const [other, u] = await Promise.all([bearerUser(), identifier()]);
+    // other's topic (its author is subscribed), a reply from u that mentions other, and u's proposal on other's request.
+    const topic = await json<{ id: string }>(
+      await call("/api/v1/forum/categories/houseplants/topics/", { bearer: other.access, json: { title: "Yellow leaves", body: "Help?" } }),
+      201,
+    );
+    await json(
+      await call(`/api/v1/forum/topics/${topic.id}/posts/`, {
+        bearer: u.access,
+        json: { body: `@${other.username} overwatering, I think.` },
+      }),
+      201,
+    );
+    const req = await sharedRequest(other);
+    const species = crypto.randomUUID();
+    await env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, 'Araceae', 'Philodendron')")
+      .bind(species, `Philodendron hederaceum${species.slice(0, 8)}`)
+      .run();
+    await json(
+      await call(`/api/v1/plant-identification/requests/${req.id}/propose/`, { bearer: u.access, json: { species_id: species } }),
+      201,
+    );
+    const titles = async () =>
+      (
+        await json<{ results: { type: string; title: string }[] }>(
+          await call("/api/v1/notifications/?page_size=50", { bearer: other.access }),
+          200,
+        )
+      ).results;
+    const before = await titles();
+    expect(before.map((n) => n.type).sort()).toEqual(["community_proposal", "forum_mention", "forum_reply"]);
+    expect(before.every((n) => n.title.startsWith(`${u.username} `))).toBe(true);
+
+    await json(await remove(u, { current_password: GOOD_PASSWORD }), 200);
+    const renamed = (await row(u.userId))!.username as string;
+    const after = await titles();
+    expect(after).toHaveLength(3);
+    expect(JSON.stringify(after)).not.toContain(u.username);
+    expect(after.every((n) => n.title.startsWith(`${renamed} `))).toBe(true);
+  });
+});
+
 describe("a write authenticated just before the deletion that lands just after it", () => {
   /**
    * The moment between a write's authentication and its SQL: the deletion has landed (deleted_at
