@@ -105,6 +105,8 @@ export function insertNotifications(db: Database, type: NotificationType, column
   // this type off in-app (notification_preferences stores only changes from the defaults, and
   // every type is in-app by default) still gets the row — the delivery triggers (migrations/0020)
   // turn it into their email and push — but with in_app = 0, already read, out of the list.
+  // A deleted account (services/account-deletion.ts) gets none: its row stays for what others
+  // built on (its proposals, its comments), but nobody reads its notifications any more.
   const n = sql`(SELECT ${sql.raw(SQL_UUID_V4)} AS id, ${columns.userId} AS user_id, ${type} AS type, ${columns.title} AS title, ${columns.body} AS body, ${columns.data} AS data, ${columns.dedupeKey} AS dedupe_key, ${columns.createdAt} AS created_at,
       NOT EXISTS (SELECT 1 FROM notification_preferences p WHERE p.user_id = ${columns.userId} AND json_extract(p.types, '$.' || ${type} || '.in_app') = 0) AS in_app
     ${source}) n`;
@@ -127,7 +129,7 @@ export function insertNotifications(db: Database, type: NotificationType, column
           withdrawnAt: sql<null>`NULL`.as("withdrawn_at"),
         })
         .from(n)
-        .where(sql`1`),
+        .where(sql`NOT EXISTS (SELECT 1 FROM users gone WHERE gone.id = n.user_id AND gone.deleted_at IS NOT NULL)`),
     )
     .onConflictDoNothing({ target: notifications.dedupeKey })
     .returning();

@@ -308,6 +308,31 @@ describe("what others were told about the deleted account", () => {
   });
 });
 
+describe("notifications for the deleted account", () => {
+  it("none is written for it any more (an agreement with its proposal, a consensus it helped)", async () => {
+    const [owner, u, a, b] = await Promise.all([bearerUser(), identifier(), identifier(), identifier()]);
+    const req = await sharedRequest(owner);
+    const species = crypto.randomUUID();
+    await env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, 'Araceae', 'Philodendron')")
+      .bind(species, `Philodendron scandens${species.slice(0, 8)}`)
+      .run();
+    const { result_id } = await json<{ result_id: string }>(
+      await call(`/api/v1/plant-identification/requests/${req.id}/propose/`, { bearer: u.access, json: { species_id: species } }),
+      201,
+    );
+    await json(await remove(u, { current_password: GOOD_PASSWORD }), 200);
+    const held = await count("SELECT count(*) AS n FROM notifications WHERE user_id = ?", u.userId);
+    expect(held).toBe(0);
+
+    // Others agree with the proposal it left: the owner hears of the consensus, the deleted account nothing.
+    await json(await vote(a, result_id), 200);
+    await json(await vote(b, result_id), 200);
+    expect(await consensusOf(req.id)).toBe(result_id);
+    expect(await count("SELECT count(*) AS n FROM notifications WHERE user_id = ? AND type = 'community_consensus'", owner.userId)).toBe(1);
+    expect(await count("SELECT count(*) AS n FROM notifications WHERE user_id = ?", u.userId)).toBe(0);
+  });
+});
+
 describe("a write authenticated just before the deletion that lands just after it", () => {
   /**
    * The moment between a write's authentication and its SQL: the deletion has landed (deleted_at
