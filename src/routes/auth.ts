@@ -539,8 +539,8 @@ export function authRoutes() {
         description:
           "Cannot be undone. Deleted at once: identification and diagnosis requests (with their photos), collections and plants, " +
           "saved care cards, reminders, notifications and preferences, events you organised and your RSVPs, forum subscriptions " +
-          "and reactions, linked sign-in providers. Kept, under a generated name (`deleted-…`): your forum topics and posts, blog " +
-          "comments, and proposals on other people's requests (your votes and proposals stop counting toward any consensus). " +
+          "and reactions, blog comments awaiting moderation, linked sign-in providers. Kept, under a generated name (`deleted-…`): " +
+          "your forum topics and posts, published blog comments, and proposals on other people's requests (your votes and proposals stop counting toward any consensus). " +
           "Your email address and username are free again at once. The old address gets a last email saying so.",
       },
     );

@@ -6,11 +6,11 @@
  * - what is private to the account is deleted: identification and diagnosis requests with their
  *   results, collections and plants, saved care cards, reminders, notifications and their
  *   deliveries, preferences, events it organised (with their RSVPs; everyone going to one that has
- *   not ended hears it is cancelled) and its own RSVPs, forum
- *   subscriptions and reactions, Idempotency-Keys, linked sign-in providers, reset links;
+ *   not ended hears it is cancelled) and its own RSVPs, forum subscriptions and reactions, blog
+ *   comments awaiting moderation, Idempotency-Keys, linked sign-in providers, reset links;
  * - the account's row stays, anonymised — a generated username, an address at `.invalid`, no
  *   password, no profile, inactive, `deleted_at` set — so what others answered or built on keeps
- *   its place: its forum topics and posts, blog comments and proposals on other people's requests
+ *   its place: its forum topics and posts, published blog comments and proposals on other people's requests
  *   are shown under the generated name, and its proposals and votes stop counting toward any
  *   consensus (as a deactivated account's);
  * - the counters its requests fed (species' confirmed counts, helpers' `identifications_helped`)
@@ -22,7 +22,7 @@
  * an administrator changes the role first, so the service cannot lose its last administrator or
  * a published author's byline by one click.
  */
-import { eq, type SQL, sql } from "drizzle-orm";
+import { and, eq, type SQL, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { batchRows, database, tableRows } from "../db/client";
 import {
@@ -132,6 +132,9 @@ export async function deleteAccount(
     db.delete(calendarRsvps).where(eq(calendarRsvps.userId, uid)),
     cancelled,
     db.delete(calendarEvents).where(eq(calendarEvents.organizerId, uid)),
+    // A comment still awaiting moderation was seen by nobody and answered by nobody (replies name
+    // approved comments only): it goes, as private as a draft. Published ones stay.
+    db.delete(blogComments).where(and(eq(blogComments.userId, uid), eq(blogComments.status, "pending"))),
     db.delete(forumSubscriptions).where(eq(forumSubscriptions.userId, uid)),
     db.delete(forumReactions).where(eq(forumReactions.userId, uid)),
     db.delete(idempotencyKeys).where(eq(idempotencyKeys.userId, uid)),

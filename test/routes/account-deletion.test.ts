@@ -11,6 +11,7 @@ import { getConfig } from "../../src/config";
 import { uuidv7 } from "../../src/lib/ids";
 import { issueTokenPair } from "../../src/services/tokens";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
+import { blogPost } from "../helpers/blog";
 import { makePng } from "../helpers/images";
 import { mailTo } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
@@ -330,6 +331,22 @@ describe("notifications for the deleted account", () => {
     expect(await consensusOf(req.id)).toBe(result_id);
     expect(await count("SELECT count(*) AS n FROM notifications WHERE user_id = ? AND type = 'community_consensus'", owner.userId)).toBe(1);
     expect(await count("SELECT count(*) AS n FROM notifications WHERE user_id = ?", u.userId)).toBe(0);
+  });
+});
+
+describe("blog comments of the deleted account", () => {
+  it("one still awaiting moderation goes (nobody saw it); a published one stays under the generated name", async () => {
+    const post = await blogPost();
+    const u = await identifier(); // basic: its comment is shown at once
+    const comment = (body: string) => call(`/api/v1/blog/posts/${post.id}/comments/`, { bearer: u.access, json: { body } });
+    const shown = await json<{ id: string; status: string }>(await comment("<p>Lovely post.</p>"), 201);
+    await env.DB.prepare("UPDATE users SET trust_level = 'new' WHERE id = ?").bind(u.userId).run();
+    const held = await json<{ id: string; status: string }>(await comment("<p>My address is 1 Fern Lane, call me.</p>"), 201);
+    expect([shown.status, held.status]).toEqual(["approved", "pending"]);
+
+    await json(await remove(u, { current_password: GOOD_PASSWORD }), 200);
+    expect(await count("SELECT count(*) AS n FROM blog_comments WHERE id = ?", held.id)).toBe(0);
+    expect(await count("SELECT count(*) AS n FROM blog_comments WHERE id = ? AND status = 'approved'", shown.id)).toBe(1);
   });
 });
 
