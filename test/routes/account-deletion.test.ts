@@ -265,6 +265,33 @@ describe("the community after a deletion", () => {
   });
 });
 
+describe("after the deletion has landed", () => {
+  it("a failure telling others (a consensus its votes no longer block) does not turn the done deletion into a 500", async () => {
+    const [owner, a, b, u] = await Promise.all([bearerUser(), identifier(), identifier(), identifier()]);
+    const req = await sharedRequest(owner);
+    await json(await vote(a, req.result), 200);
+    await json(await vote(b, req.result), 200);
+    await json(
+      await call(`/api/v1/plant-identification/results/${req.result}/vote/`, { bearer: u.access, json: { vote_type: "downvote" } }),
+      200,
+    );
+    expect(await consensusOf(req.id)).toBeNull(); // two of three: not more than two thirds
+    // The consensus notices that follow the deletion cannot be written.
+    await env.DB.prepare(
+      "CREATE TRIGGER test_consensus_notices_fail BEFORE INSERT ON notifications WHEN NEW.type = 'community_consensus' BEGIN SELECT RAISE(ABORT, 'notifications unavailable'); END",
+    ).run();
+    try {
+      expect(await json<{ message: string }>(await remove(u, { current_password: GOOD_PASSWORD }), 200)).toEqual({
+        message: "Your account was deleted.",
+      });
+    } finally {
+      await env.DB.prepare("DROP TRIGGER test_consensus_notices_fail").run();
+    }
+    expect((await row(u.userId))!.deleted_at).toEqual(expect.any(String));
+    expect(await consensusOf(req.id)).toBe(req.result);
+  });
+});
+
 describe("what others were told about the deleted account", () => {
   it("their notifications name it by its generated name, not the old username", async () => {
     const [other, u] = await Promise.all([bearerUser(), identifier()]);
