@@ -166,6 +166,15 @@ export class UserHub extends DurableObject<Env> {
   }
 
   /** Closes the sockets that follow one request (e.g. it was deleted). */
+  /**
+   * The account was deleted (src/services/account-deletion.ts): every request's stored messages go
+   * at once. They name species and diagnoses, and are pruned only when a later run completes,
+   * which a deleted account never has.
+   */
+  async forgetRequests(): Promise<void> {
+    this.sql.exec("DELETE FROM request_events");
+  }
+
   async closeRequest(requestId: string, code: number, reason: string): Promise<void> {
     this.sql.exec("DELETE FROM request_events WHERE request_id = ?", requestId);
     for (const ws of this.ctx.getWebSockets(requestTag(requestId))) ws.close(code, reason);

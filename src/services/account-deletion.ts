@@ -17,8 +17,8 @@
  *   and the consensus of others' requests it voted on are recounted, and the public caches that
  *   showed its name or its requests are purged.
  *
- * Then its photos are released from R2 (each only if nothing else refers to it) and the old
- * address is told. Staff accounts (author, moderator, editor, admin) cannot delete themselves:
+ * Then its photos are released from R2 (each only if nothing else refers to it), its live-progress
+ * hub forgets its requests' messages, and the old address is told. Staff accounts (author, moderator, editor, admin) cannot delete themselves:
  * an administrator changes the role first, so the service cannot lose its last administrator or
  * a published author's byline by one click.
  */
@@ -54,6 +54,7 @@ import { accountRecountStatements, ownerRemovalStatements, tellRecount } from ".
 import { deliverEmail } from "./mailer";
 import { announceNotifications } from "./notifications";
 import { releasePhotoRefs } from "./photos";
+import { userHub } from "./progress";
 import { purgeStatement } from "./public-cache";
 import { endEverySession } from "./sessions";
 import type { UserRow } from "./users";
@@ -162,6 +163,8 @@ export async function deleteAccount(
     bestEffort("announcing a deleted account's cancelled events failed"),
   );
   await releasePhotoRefs(env, [...refs, user.avatarKey]).catch(bestEffort("releasing a deleted account's photos failed"));
+  // Its live-progress hub's stored messages of those requests (species named, diagnoses).
+  await userHub(env, uid).forgetRequests().catch(bestEffort("clearing a deleted account's progress hub failed"));
   await deliverEmail(env, {
     to: user.email,
     subject: "Your Plant Community account was deleted",

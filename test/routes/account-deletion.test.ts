@@ -5,10 +5,13 @@
  * form, a staff account, an administrator bringing a deleted account back, a newcomer taking a
  * deleted account's generated name.
  */
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { UserHub } from "../../durable-objects/user-hub";
 import { getConfig } from "../../src/config";
 import { uuidv7 } from "../../src/lib/ids";
+import { userHub } from "../../src/services/progress";
 import { issueTokenPair } from "../../src/services/tokens";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
 import { blogPost } from "../helpers/blog";
@@ -233,6 +236,25 @@ describe("others after a deletion", () => {
     expect(told.results.map((n) => n.title)).toEqual(["Cancelled: Seed swap"]);
     expect(await count("SELECT count(*) AS n FROM calendar_rsvps WHERE event_id = ?", event.id)).toBe(0);
     expect((await call(`/api/v1/calendar/events/${event.id}/`, { bearer: guest.access })).status).toBe(404);
+  });
+});
+
+describe("the live-progress hub of the deleted account", () => {
+  it("forgets the progress its requests reported (species named, a diagnosis), which no later run would prune", async () => {
+    const u = await bearerUser();
+    const requestId = await pendingIdentificationRequest(u.userId, new TextEncoder().encode(`hub photo ${u.userId}`));
+    await userHub(env, u.userId).publish({
+      type: "progress",
+      request_id: requestId,
+      stage: "care_start",
+      status: "processing",
+      data: { scientific_name: "Papaver somniferum" },
+    });
+    const hub = env.USER_HUB.get(env.USER_HUB.idFromName(u.userId));
+    expect(await runInDurableObject(hub, (h: UserHub) => h.lastState(requestId))).toMatchObject({ stage: "care_start" });
+
+    await json(await remove(u, { current_password: GOOD_PASSWORD }), 200);
+    expect(await runInDurableObject(hub, (h: UserHub) => h.lastState(requestId))).toBeNull();
   });
 });
 
