@@ -101,6 +101,8 @@ export async function deleteAccount(
       emailVerified: false,
       pendingEmail: null,
       lockoutNotifiedAt: null,
+      // When the person last signed in is theirs too (administrators see it).
+      lastLogin: null,
       plantsIdentified: 0,
       identificationsHelped: 0,
       tokensValidAfter: Date.now(),

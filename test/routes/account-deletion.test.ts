@@ -97,7 +97,8 @@ describe("deleting your own account", () => {
       await call(`/api/v1/forum/topics/${topic.id}/posts/`, { bearer: other.access, json: { body: "Tap water, probably." } }),
       201,
     );
-    const mobile = await tokenLogin(u.username);
+    const mobile = await tokenLogin(u.username); // a sign-in: last_login set
+    await json(await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { gardening_experience: "expert" } }), 200);
 
     // A stolen access token without the password deletes nothing.
     await expectError(await remove(u), 400, "VALIDATION_ERROR");
@@ -132,7 +133,15 @@ describe("deleting your own account", () => {
 
     // The row stays, anonymised; the forum thread keeps its first post under the generated name.
     const after = (await row(u.userId))!;
-    expect(after).toMatchObject({ is_active: 0, password_hash: null, first_name: "", bio: "", avatar_key: null });
+    expect(after).toMatchObject({
+      is_active: 0,
+      password_hash: null,
+      first_name: "",
+      bio: "",
+      avatar_key: null,
+      gardening_experience: "beginner",
+      last_login: null,
+    });
     expect(after.deleted_at).toEqual(expect.any(String));
     expect(after.username).toMatch(/^deleted-[0-9a-f]{12}$/);
     expect(after.email).toMatch(/^deleted-[0-9a-f]{12}@deleted\.invalid$/);
