@@ -10,6 +10,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { UserHub } from "../../durable-objects/user-hub";
 import { getConfig } from "../../src/config";
+import { sha256Hex } from "../../src/lib/hash";
 import { uuidv7 } from "../../src/lib/ids";
 import { userHub } from "../../src/services/progress";
 import { issueTokenPair } from "../../src/services/tokens";
@@ -245,6 +246,35 @@ describe("others after a deletion", () => {
     expect(told.results.map((n) => n.title)).toEqual(["Cancelled: Seed swap"]);
     expect(await count("SELECT count(*) AS n FROM calendar_rsvps WHERE event_id = ?", event.id)).toBe(0);
     expect((await call(`/api/v1/calendar/events/${event.id}/`, { bearer: guest.access })).status).toBe(404);
+  });
+});
+
+describe("photos the deleted account shared with others", () => {
+  it("a picture another user's plant or forum post also shows stays in storage; one only it showed goes", async () => {
+    const [u, other] = await Promise.all([bearerUser(), bearerUser()]);
+    const bytes = (what: string) => new TextEncoder().encode(`${what} ${u.userId}`);
+    const [onPlant, onPost, alone] = [bytes("also on a plant"), bytes("also on a post"), bytes("only here")];
+    for (const photo of [onPlant, onPost, alone]) await pendingIdentificationRequest(u.userId, photo);
+    const ref = async (photo: Uint8Array) => `${await sha256Hex(photo)}.png`;
+    // The same pictures, on the other user's plant and in a post of theirs.
+    const collection = (await env.DB.prepare("SELECT id FROM collections WHERE user_id = ?").bind(other.userId).first<{ id: string }>())!
+      .id;
+    await env.DB.prepare("INSERT INTO user_plants (id, user_id, collection_id, nickname, image_key) VALUES (?, ?, ?, 'Twin', ?)")
+      .bind(crypto.randomUUID(), other.userId, collection, await ref(onPlant))
+      .run();
+    const topic = await json<{ id: string }>(
+      await call("/api/v1/forum/categories/houseplants/topics/", { bearer: other.access, json: { title: "Same plant?", body: "Look" } }),
+      201,
+    );
+    const post = (await env.DB.prepare("SELECT id FROM forum_posts WHERE topic_id = ?").bind(topic.id).first<{ id: string }>())!.id;
+    await env.DB.prepare("INSERT INTO forum_attachments (post_id, position, image, width, height) VALUES (?, 0, ?, 10, 10)")
+      .bind(post, await ref(onPost))
+      .run();
+
+    await json(await remove(u, { current_password: GOOD_PASSWORD }), 200);
+    expect(await env.IMAGES.head(`images/${await ref(onPlant)}`)).not.toBeNull();
+    expect(await env.IMAGES.head(`images/${await ref(onPost)}`)).not.toBeNull();
+    expect(await env.IMAGES.head(`images/${await ref(alone)}`)).toBeNull();
   });
 });
 
