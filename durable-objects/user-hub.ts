@@ -46,6 +46,8 @@ const STATE_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 
 export class UserHub extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  /** The account was deleted (`accountDeleted`): nothing is recorded any more. */
+  private deleted: boolean;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -61,8 +63,10 @@ export class UserHub extends DurableObject<Env> {
          created_at INTEGER NOT NULL
        );
        CREATE INDEX IF NOT EXISTS request_events_request ON request_events (request_id, seq);
-       DROP TABLE IF EXISTS request_state;`,
+       DROP TABLE IF EXISTS request_state;
+       CREATE TABLE IF NOT EXISTS account_deleted (at INTEGER NOT NULL);`,
     );
+    this.deleted = this.sql.exec("SELECT 1 FROM account_deleted LIMIT 1").toArray().length > 0;
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
 
@@ -112,6 +116,7 @@ export class UserHub extends DurableObject<Env> {
   }
 
   private record(message: HubMessage): number {
+    if (this.deleted) return 0;
     const text = JSON.stringify(message);
     const now = Date.now();
     // `queued` starts a run (a submit, or a retry of a finished request): the earlier run's story
@@ -168,11 +173,14 @@ export class UserHub extends DurableObject<Env> {
   /** Closes the sockets that follow one request (e.g. it was deleted). */
   /**
    * The account was deleted (src/services/account-deletion.ts): every request's stored messages go
-   * at once. They name species and diagnoses, and are pruned only when a later run completes,
-   * which a deleted account never has.
+   * at once, and none is recorded from now on (a job that was running when the deletion landed
+   * reports on). They name species and diagnoses, and are pruned only when a later run
+   * completes, which a deleted account never has.
    */
-  async forgetRequests(): Promise<void> {
+  async accountDeleted(): Promise<void> {
+    this.deleted = true;
     this.sql.exec("DELETE FROM request_events");
+    this.sql.exec("INSERT INTO account_deleted (at) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM account_deleted)", Date.now());
   }
 
   async closeRequest(requestId: string, code: number, reason: string): Promise<void> {

@@ -18,7 +18,7 @@
  *   showed its name or its requests are purged.
  *
  * Then its photos are released from R2 (each only if nothing else refers to it), its live-progress
- * hub forgets its requests' messages, and the old address is told. Staff accounts (author, moderator, editor, admin) cannot delete themselves:
+ * hub forgets its requests' messages (and records no more), and the old address is told. Staff accounts (author, moderator, editor, admin) cannot delete themselves:
  * an administrator changes the role first, so the service cannot lose its last administrator or
  * a published author's byline by one click.
  */
@@ -165,8 +165,8 @@ export async function deleteAccount(
     bestEffort("announcing a deleted account's cancelled events failed"),
   );
   await releasePhotoRefs(env, [...refs, user.avatarKey]).catch(bestEffort("releasing a deleted account's photos failed"));
-  // Its live-progress hub's stored messages of those requests (species named, diagnoses).
-  await userHub(env, uid).forgetRequests().catch(bestEffort("clearing a deleted account's progress hub failed"));
+  // Its live-progress hub's stored messages of those requests (species named, diagnoses), and any a running job still sends.
+  await userHub(env, uid).accountDeleted().catch(bestEffort("clearing a deleted account's progress hub failed"));
   await deliverEmail(env, {
     to: user.email,
     subject: "Your Plant Community account was deleted",

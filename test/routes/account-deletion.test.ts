@@ -294,6 +294,10 @@ describe("the live-progress hub of the deleted account", () => {
 
     await json(await remove(u, { current_password: GOOD_PASSWORD }), 200);
     expect(await runInDurableObject(hub, (h: UserHub) => h.lastState(requestId))).toBeNull();
+
+    // A job already running when the deletion landed reports on: nothing of it is kept either.
+    await userHub(env, u.userId).publish({ type: "completed", request_id: requestId, status: "identified", results_count: 3 });
+    expect(await runInDurableObject(hub, (h: UserHub) => h.lastState(requestId))).toBeNull();
   });
 });
 
