@@ -508,3 +508,82 @@ describe("a write authenticated just before the deletion that lands just after i
     expect(await env.IMAGES.head(`images/${sha}.png`)).toBeNull();
   });
 });
+
+describe("every column that names an account", () => {
+  /**
+   * What account deletion does with each (services/account-deletion.ts; docs/api.md "Deleting your
+   * account"). A new table that refers to users must be placed here, and handled there: deleted
+   * with the account (and guarded by migrations/0045 against a write landing after it), kept under
+   * the generated name, or written by staff only (who cannot delete themselves).
+   */
+  const DELETED = [
+    "identification_requests.user_id",
+    "disease_requests.user_id",
+    "collections.user_id",
+    "user_plants.user_id",
+    "saved_care_instructions.user_id",
+    "care_reminders.user_id",
+    "notifications.user_id",
+    "notification_deliveries.user_id",
+    "notification_preferences.user_id",
+    "calendar_events.organizer_id",
+    "calendar_rsvps.user_id",
+    "calendar_feeds.user_id",
+    "forum_reactions.user_id",
+    "forum_subscriptions.user_id",
+    "idempotency_keys.user_id",
+    "oauth_accounts.user_id",
+    "refresh_tokens.user_id",
+    "password_reset_tokens.user_id",
+    "email_change_tokens.user_id",
+    "ws_tickets.user_id",
+    "push_subscriptions.user_id",
+  ];
+  const KEPT = [
+    "forum_topics.author_id",
+    "forum_posts.author_id",
+    "blog_comments.user_id", // published ones; pending ones are deleted
+    "identification_results.proposed_by",
+    "votes.user_id", // no longer counted
+    "forum_reports.reporter_id",
+    "blog_comment_reports.reporter_id",
+    "proposal_reports.user_id",
+  ];
+  const STAFF = [
+    "forum_reports.resolved_by",
+    "blog_comments.moderated_by",
+    "blog_images.uploaded_by",
+    "blog_posts.author_id",
+    "blog_revisions.author_id",
+  ];
+
+  it("is either deleted with the account, kept under its generated name, or staff's", async () => {
+    const tables = (
+      await env.DB.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'",
+      ).all<{
+        name: string;
+      }>()
+    ).results.map((t) => t.name);
+    const columns: string[] = [];
+    for (const table of tables) {
+      const fks = (await env.DB.prepare(`PRAGMA foreign_key_list(${JSON.stringify(table)})`).all<{ table: string; from: string }>())
+        .results;
+      for (const fk of fks) if (fk.table === "users") columns.push(`${table}.${fk.from}`);
+    }
+    expect(columns.sort()).toEqual([...DELETED, ...KEPT, ...STAFF].sort());
+    // What the account writes itself is refused once it is deleted (a write racing the deletion).
+    const guarded = new Set(
+      (
+        await env.DB.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%_account_deleted'").all<{
+          name: string;
+        }>()
+      ).results.map((t) => t.name),
+    );
+    const writtenByOthers = new Set(["notifications", "notification_deliveries"]);
+    for (const column of [...DELETED, ...KEPT]) {
+      const table = column.split(".")[0]!;
+      if (!writtenByOthers.has(table)) expect(guarded.has(`${table}_account_deleted`), table).toBe(true);
+    }
+  });
+});
