@@ -120,5 +120,6 @@ WHEN OLD.`deleted_at` IS NOT NULL AND (
 	NEW.`deleted_at` IS NOT OLD.`deleted_at` OR NEW.`username` IS NOT OLD.`username` OR NEW.`email` IS NOT OLD.`email`
 	OR NEW.`password_hash` IS NOT NULL OR NEW.`is_active` <> 0 OR NEW.`pending_email` IS NOT NULL OR NEW.`avatar_key` IS NOT NULL
 	OR NEW.`first_name` <> '' OR NEW.`last_name` <> '' OR NEW.`bio` <> '' OR NEW.`location` <> '' OR NEW.`website` <> ''
-	OR NEW.`profile_visibility` <> 'private')
+	OR NEW.`profile_visibility` <> 'private' OR NEW.`gardening_experience` <> 'beginner'
+	OR (NEW.`last_login` IS NOT NULL AND NEW.`last_login` IS NOT OLD.`last_login`))
 BEGIN SELECT RAISE(ABORT, 'ACCOUNT_DELETED users'); END;

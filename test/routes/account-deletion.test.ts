@@ -14,6 +14,7 @@ import { sha256Hex } from "../../src/lib/hash";
 import { uuidv7 } from "../../src/lib/ids";
 import { userHub } from "../../src/services/progress";
 import { issueTokenPair } from "../../src/services/tokens";
+import { updateProfile } from "../../src/services/accounts";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
 import { blogPost } from "../helpers/blog";
 import { makePng } from "../helpers/images";
@@ -454,6 +455,19 @@ describe("a write authenticated just before the deletion that lands just after i
       .bind(new Date().toISOString(), `deleted-${u.userId.slice(-12)}`, `deleted-${u.userId.slice(-12)}@deleted.invalid`, u.userId)
       .run();
   }
+
+  it("a profile edit or a sign-in landing on the deleted row gives it back nothing", async () => {
+    const u = await bearerUser();
+    await json(await remove(u, { current_password: GOOD_PASSWORD }), 200);
+    const deleted = (await row(u.userId))!;
+    // The profile edit and the sign-in's stamp, as their services write them after their checks passed.
+    await expect(updateProfile(env, u.userId, { gardening_experience: "expert" })).rejects.toThrow(/ACCOUNT_DELETED/);
+    await expect(updateProfile(env, u.userId, { bio: "Back again", location: "Leeds" })).rejects.toThrow(/ACCOUNT_DELETED/);
+    await expect(
+      env.DB.prepare("UPDATE users SET last_login = ? WHERE id = ?").bind(new Date().toISOString(), u.userId).run(),
+    ).rejects.toThrow(/ACCOUNT_DELETED/);
+    expect(await row(u.userId)).toEqual(deleted);
+  });
 
   it("leaves no private row, profile or photo behind, and answers 401 (not 500)", async () => {
     const u = await bearerUser();
