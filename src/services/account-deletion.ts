@@ -10,17 +10,19 @@
  *   comments awaiting moderation, Idempotency-Keys, linked sign-in providers, reset links;
  * - the account's row stays, anonymised — a generated username, an address at `.invalid`, no
  *   password, no profile, inactive, `deleted_at` set — so what others answered or built on keeps
- *   its place: its forum topics and posts, published blog comments and proposals on other people's requests
- *   are shown under the generated name, and its proposals and votes stop counting toward any
- *   consensus (as a deactivated account's);
+ *   its place: its forum topics and posts, published blog comments and proposals on other
+ *   people's requests are shown under the generated name (in others' notifications too), and its
+ *   proposals and votes stop counting toward any consensus (as a deactivated account's);
  * - the counters its requests fed (species' confirmed counts, helpers' `identifications_helped`)
  *   and the consensus of others' requests it voted on are recounted, and the public caches that
  *   showed its name or its requests are purged.
  *
  * Then its photos are released from R2 (each only if nothing else refers to it), its live-progress
- * hub forgets its requests' messages (and records no more), and the old address is told. Staff accounts (author, moderator, editor, admin) cannot delete themselves:
- * an administrator changes the role first, so the service cannot lose its last administrator or
- * a published author's byline by one click.
+ * hub forgets its requests' messages (and records no more), and the old address is told. Staff
+ * accounts (author, moderator, editor, admin) cannot delete themselves: an administrator changes
+ * the role first, so the service cannot lose its last administrator or a published author's
+ * byline by one click. A write of the account's that lands after the batch is refused by
+ * migrations/0045 (`deletedAccountRefusal` answers it).
  */
 import { and, eq, type SQL, sql } from "drizzle-orm";
 import type { Config } from "../config";
@@ -165,7 +167,8 @@ export async function deleteAccount(
     bestEffort("announcing a deleted account's cancelled events failed"),
   );
   await releasePhotoRefs(env, [...refs, user.avatarKey]).catch(bestEffort("releasing a deleted account's photos failed"));
-  // Its live-progress hub's stored messages of those requests (species named, diagnoses), and any a running job still sends.
+  // Its live-progress hub's stored messages of those requests (species named, diagnoses), and
+  // any that a job still running sends.
   await userHub(env, uid).accountDeleted().catch(bestEffort("clearing a deleted account's progress hub failed"));
   await deliverEmail(env, {
     to: user.email,
