@@ -220,7 +220,7 @@ export function createApp() {
 
   app.onError(async (err, c) => {
     if (err instanceof AppError) return respondError(c, err);
-    // A write that landed after its own account's deletion (migrations/0045 refused it).
+    // A write that landed after its own account's deletion (migrations/0042 refused it).
     const deleted = await deletedAccountRefusal(c.env, err, c.get("user")?.id).catch(() => null);
     if (deleted) return respondError(c, deleted);
     if (err instanceof HTTPException) {

@@ -22,7 +22,7 @@
  * accounts (author, moderator, editor, admin) cannot delete themselves: an administrator changes
  * the role first, so the service cannot lose its last administrator or a published author's
  * byline by one click. A write of the account's that lands after the batch is refused by
- * migrations/0045 (`deletedAccountRefusal` answers it).
+ * migrations/0042 (`deletedAccountRefusal` answers it).
  */
 import { and, eq, type SQL, sql } from "drizzle-orm";
 import type { Config } from "../config";
@@ -203,7 +203,7 @@ function renameInOthersNotices(uid: string, oldName: string, newName: string): S
 }
 
 /**
- * The answer to a write that migrations/0045 refused because its account is deleted (null for any
+ * The answer to a write that migrations/0042 refused because its account is deleted (null for any
  * other error). The caller's own deletion landed after this request was authenticated: 401, as
  * its token is now (so is a caller without one, such as a refresh). A caller acting on someone
  * else's account that its owner deleted meanwhile: 409.

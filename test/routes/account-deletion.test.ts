@@ -527,7 +527,7 @@ describe("every column that names an account", () => {
   /**
    * What account deletion does with each (services/account-deletion.ts; docs/api.md "Deleting your
    * account"). A new table that refers to users must be placed here, and handled there: deleted
-   * with the account (and guarded by migrations/0045 against a write landing after it), kept under
+   * with the account (and guarded by migrations/0042 against a write landing after it), kept under
    * the generated name, or written by staff only (who cannot delete themselves).
    */
   const DELETED = [
