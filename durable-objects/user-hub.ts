@@ -170,7 +170,6 @@ export class UserHub extends DurableObject<Env> {
     return delivered;
   }
 
-  /** Closes the sockets that follow one request (e.g. it was deleted). */
   /**
    * The account was deleted (src/services/account-deletion.ts): every request's stored messages go
    * at once, and none is recorded from now on (a job that was running when the deletion landed
@@ -183,6 +182,7 @@ export class UserHub extends DurableObject<Env> {
     this.sql.exec("INSERT INTO account_deleted (at) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM account_deleted)", Date.now());
   }
 
+  /** Closes the sockets that follow one request (e.g. it was deleted). */
   async closeRequest(requestId: string, code: number, reason: string): Promise<void> {
     this.sql.exec("DELETE FROM request_events WHERE request_id = ?", requestId);
     for (const ws of this.ctx.getWebSockets(requestTag(requestId))) ws.close(code, reason);
