@@ -25,6 +25,7 @@
  * migrations/0042 (`deletedAccountRefusal` answers it).
  */
 import { and, eq, type SQL, sql } from "drizzle-orm";
+import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
 import type { Config } from "../config";
 import { batchRows, database, tableRows } from "../db/client";
 import {
@@ -60,6 +61,28 @@ import { userHub } from "./progress";
 import { purgeStatement } from "./public-cache";
 import { endEverySession } from "./sessions";
 import type { UserRow } from "./users";
+
+/**
+ * The rows private to an account that go with it, by the column naming their owner (its requests
+ * and plants are deleted apart, for the photos their deletes name). The refresh tokens were revoked
+ * in the same batch, and an inactive account refuses them anyway.
+ */
+const OWN_ROWS: [SQLiteTable, SQLiteColumn][] = [
+  [collections, collections.userId],
+  [savedCareInstructions, savedCareInstructions.userId],
+  [careReminders, careReminders.userId],
+  [notificationDeliveries, notificationDeliveries.userId],
+  [notifications, notifications.userId],
+  [notificationPreferences, notificationPreferences.userId],
+  [calendarRsvps, calendarRsvps.userId],
+  [calendarEvents, calendarEvents.organizerId],
+  [forumSubscriptions, forumSubscriptions.userId],
+  [forumReactions, forumReactions.userId],
+  [idempotencyKeys, idempotencyKeys.userId],
+  [oauthAccounts, oauthAccounts.userId],
+  [passwordResetTokens, passwordResetTokens.userId],
+  [refreshTokens, refreshTokens.userId],
+];
 
 /** The domain of a deleted account's address: reserved (RFC 2606), so it can never receive mail or be registered. */
 export const DELETED_EMAIL_DOMAIN = "deleted.invalid";
@@ -128,25 +151,12 @@ export async function deleteAccount(
     ...removal,
     anonymise,
     ...photoDeletes,
-    db.delete(collections).where(eq(collections.userId, uid)),
-    db.delete(savedCareInstructions).where(eq(savedCareInstructions.userId, uid)),
-    db.delete(careReminders).where(eq(careReminders.userId, uid)),
-    db.delete(notificationDeliveries).where(eq(notificationDeliveries.userId, uid)),
-    db.delete(notifications).where(eq(notifications.userId, uid)),
-    db.delete(notificationPreferences).where(eq(notificationPreferences.userId, uid)),
-    db.delete(calendarRsvps).where(eq(calendarRsvps.userId, uid)),
+    // Guests of its events hear they are cancelled, before the events (and their RSVPs) go below.
     cancelled,
-    db.delete(calendarEvents).where(eq(calendarEvents.organizerId, uid)),
+    ...OWN_ROWS.map(([table, owner]) => db.delete(table).where(eq(owner, uid))),
     // A comment still awaiting moderation was seen by nobody and answered by nobody (replies name
     // approved comments only): it goes, as private as a draft. Published ones stay.
     db.delete(blogComments).where(and(eq(blogComments.userId, uid), eq(blogComments.status, "pending"))),
-    db.delete(forumSubscriptions).where(eq(forumSubscriptions.userId, uid)),
-    db.delete(forumReactions).where(eq(forumReactions.userId, uid)),
-    db.delete(idempotencyKeys).where(eq(idempotencyKeys.userId, uid)),
-    db.delete(oauthAccounts).where(eq(oauthAccounts.userId, uid)),
-    db.delete(passwordResetTokens).where(eq(passwordResetTokens.userId, uid)),
-    // Revoked above (their access tokens too); an inactive account refuses them anyway.
-    db.delete(refreshTokens).where(eq(refreshTokens.userId, uid)),
     renameInOthersNotices(uid, user.username, newName),
     // Public reads that showed its name, its reactions, its requests' species or its diagnoses.
     purgeStatement(db, "forum"),
