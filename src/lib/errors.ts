@@ -109,6 +109,11 @@ export function isForeignKeyViolation(err: unknown): boolean {
   return errorMatches(err, /FOREIGN KEY constraint failed/i);
 }
 
+/** migrations/0042 refused the write: the account it is for was deleted by its owner. */
+export function isDeletedAccountWrite(err: unknown): boolean {
+  return errorMatches(err, /\bACCOUNT_DELETED\b/);
+}
+
 /** Whether the error or one of its causes (drizzle wraps D1's, which wraps SQLite's) says `pattern`. */
 export function errorMatches(err: unknown, pattern: RegExp): boolean {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {

@@ -47,7 +47,7 @@ import {
   users,
 } from "../db/schema";
 import type { Bindings } from "../env";
-import { AppError, errorMatches } from "../lib/errors";
+import { AppError, isDeletedAccountWrite } from "../lib/errors";
 import { toHex } from "../lib/hash";
 import type { Logger } from "../lib/logger";
 import { proveAccountOwner } from "./accounts";
@@ -219,7 +219,7 @@ function renameInOthersNotices(uid: string, oldName: string, newName: string): S
  * else's account that its owner deleted meanwhile: 409.
  */
 export async function deletedAccountRefusal(env: Bindings, err: unknown, callerId: string | undefined): Promise<AppError | null> {
-  if (!errorMatches(err, /\bACCOUNT_DELETED\b/)) return null;
+  if (!isDeletedAccountWrite(err)) return null;
   const caller = callerId
     ? await database(env).select({ deletedAt: users.deletedAt }).from(users).where(eq(users.id, callerId)).get()
     : undefined;

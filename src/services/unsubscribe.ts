@@ -14,7 +14,7 @@
 import { getConfig } from "../config";
 import type { Bindings } from "../env";
 import { purposeKey } from "../lib/derived-keys";
-import { AppError, isForeignKeyViolation } from "../lib/errors";
+import { AppError, isDeletedAccountWrite, isForeignKeyViolation } from "../lib/errors";
 import { base64UrlEncode } from "../lib/hash";
 import { ALWAYS_EMAILED, PREFERENCE_TYPES, type PreferenceType, updatePreferences } from "./notification-preferences";
 
@@ -109,8 +109,9 @@ export async function unsubscribe(
   try {
     await updatePreferences(env, userId, { types: Object.fromEntries(types.map((t) => [t, { email: false }])) });
   } catch (err) {
-    // The account is gone (the preferences row's foreign key): nothing is sent to it anyway.
-    if (!isForeignKeyViolation(err)) throw err;
+    // The account is gone (the preferences row's foreign key), or deleted by its owner (its
+    // anonymised row refuses new rows, migrations/0042): nothing is sent to it anyway.
+    if (!isForeignKeyViolation(err) && !isDeletedAccountWrite(err)) throw err;
   }
   return { scope, types };
 }

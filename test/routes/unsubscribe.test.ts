@@ -7,9 +7,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { NOTIFICATION_DEFAULTS, PREFERENCE_TYPES } from "../../src/services/notification-preferences";
-import { listUnsubscribeHeaders, UNSUBSCRIBE_TTL_S, unsubscribeToken } from "../../src/services/unsubscribe";
+import { listUnsubscribeHeaders, UNSUBSCRIBE_TTL_S, unsubscribeByMail, unsubscribeToken } from "../../src/services/unsubscribe";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
-import { bearerUser, registerWeb } from "../helpers/users";
+import { bearerUser, GOOD_PASSWORD, registerWeb } from "../helpers/users";
 
 const PATH = "/api/v1/notifications/unsubscribe/";
 type Prefs = { types: Record<string, { in_app: boolean; email: boolean; push: boolean }> };
@@ -114,6 +114,25 @@ describe("one-click unsubscribe", () => {
     await expectError(await call(PATH, { method: "POST" }), 400, "VALIDATION_ERROR");
     expect((await prefs(u.access)).types).toEqual(NOTIFICATION_DEFAULTS);
     expect((await prefs(victim.access)).types).toEqual(NOTIFICATION_DEFAULTS);
+  });
+
+  it("a link from mail sent before its account was deleted answers as for a live one (nothing to do, nothing revealed), by POST and by mail", async () => {
+    const u = await bearerUser();
+    const [token, mailed] = [await unsubscribeToken(env, u.userId, "forum_reply"), await unsubscribeToken(env, u.userId, "all")];
+    const deleted = await call("/api/v1/auth/user/delete/", {
+      method: "POST",
+      bearer: u.access,
+      json: { current_password: GOOD_PASSWORD },
+    });
+    expect(deleted.status, await deleted.clone().text()).toBe(200);
+    const body = await json<{ unsubscribed: boolean; types: string[] }>(await oneClick(token), 200);
+    expect(body).toEqual({ unsubscribed: true, scope: "forum_reply", types: ["forum_reply"] });
+    expect((await unsubscribeByMail(env, `unsubscribe ${mailed}`)).scope).toBe("all");
+    // Nothing private is written back for the deleted account.
+    const rows = await env.DB.prepare("SELECT count(*) AS n FROM notification_preferences WHERE user_id = ?")
+      .bind(u.userId)
+      .first<{ n: number }>();
+    expect(rows!.n).toBe(0);
   });
 
   it("works for the token's user even when a browser sends another user's session cookie without a CSRF header", async () => {
