@@ -151,7 +151,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       .select(getTableColumns(r))
       .from(r)
       .innerJoin(q, eq(q.id, r.requestId))
-      .where(eq(q.userId, userId))
+      .where(and(eq(q.userId, userId), eq(r.isHidden, false)))
       .orderBy(desc(r.confidenceScore), asc(r.rank)),
     // The user's own votes only: other people's are in the results' counts.
     db

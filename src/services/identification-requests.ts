@@ -251,7 +251,12 @@ export function catalogueCareAhead(env: Bindings) {
 export async function identificationResultsOf(env: Bindings, userId: string, requestId: string) {
   const request = await ownRequest(env, IdentificationRequests, userId, requestId);
   const r = identificationResults;
-  const results = await database(env).select().from(r).where(eq(r.requestId, request.id)).orderBy(desc(r.confidenceScore), asc(r.rank));
+  // A proposal a moderator hid is hidden from the owner too (spam, abuse); engine results never are.
+  const results = await database(env)
+    .select()
+    .from(r)
+    .where(and(eq(r.requestId, request.id), eq(r.isHidden, false)))
+    .orderBy(desc(r.confidenceScore), asc(r.rank));
   const primary = results.find((x) => x.isAccepted) ?? results.find((x) => x.isPrimary) ?? results[0];
   const found = primary?.speciesId ? await findSpeciesForCare(env, { id: primary.speciesId }) : null;
   const care = found ? ((await storedCareGuide(env, found.id, "en")) ?? ruleBasedCare(found)) : null;
@@ -336,7 +341,7 @@ export type VoteType = (typeof votes.$inferSelect)["voteType"];
  */
 export async function voteOnResult(env: Bindings, userId: string, resultId: string, voteType: VoteType, logger?: Logger) {
   const { result, ownerId, shared } = await loadResult(env, resultId);
-  if (ownerId !== userId && (!shared || result.isHidden)) throw resultNotFound();
+  if (result.isHidden || (ownerId !== userId && !shared)) throw resultNotFound();
   if (result.isAccepted) {
     throw new AppError("VALIDATION_ERROR", 400, "Accepted results cannot be voted on.", {
       vote_type: ["This result is already accepted."],
@@ -387,7 +392,7 @@ export function deleteIdentificationRequest(env: Bindings, userId: string, id: s
 /** The owner accepts one result as the identification: it alone is accepted and primary, and the request is `identified`. */
 export async function acceptResult(env: Bindings, userId: string, resultId: string): Promise<IdentificationResultRow> {
   const { result, ownerId } = await loadResult(env, resultId);
-  if (ownerId !== userId) throw resultNotFound();
+  if (ownerId !== userId || result.isHidden) throw resultNotFound();
   const db = database(env);
   const r = identificationResults;
   const q = identificationRequests;
@@ -411,7 +416,7 @@ export async function identificationHistory(env: Bindings, userId: string, page:
   const q = identificationRequests;
   const r = identificationResults;
   // A correlated subquery picks each request's best result: the accepted one, else the most confident.
-  const bestOf = sql`(SELECT best.id FROM identification_results best WHERE best.request_id = ${q.id}
+  const bestOf = sql`(SELECT best.id FROM identification_results best WHERE best.request_id = ${q.id} AND best.is_hidden = 0
                        ORDER BY best.is_accepted DESC, best.confidence_score DESC LIMIT 1)`;
   const rows: Page<{
     id: string;

@@ -543,6 +543,11 @@ describe("moderation", () => {
     });
     expect((await detail(req.id)).candidates.map((c) => c.result_id)).not.toContain(result_id);
     await expectError(await vote(b, result_id), 404, "NOT_FOUND");
+    // Hidden from the request's owner too: not in its results, not to be voted on or accepted.
+    const own = await json<{ results: { id: string }[] }>(await call(`${BASE}/requests/${req.id}/results/`, { bearer: owner.access }), 200);
+    expect(own.results.map((r) => r.id)).not.toContain(result_id);
+    await expectError(await vote(owner, result_id), 404, "NOT_FOUND");
+    await expectError(await call(`${BASE}/results/${result_id}/accept/`, { method: "POST", bearer: owner.access }), 404, "NOT_FOUND");
     const after = await json<Page<{ result_id: string }>>(
       await call(`${BASE}/community/reports/?page_size=100`, { bearer: mod.access }),
       200,
