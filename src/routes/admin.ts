@@ -1,17 +1,18 @@
 /**
  * /api/v1/admin — staff tools. Listing users is for moderators and up (emails and sign-in
- * details for admins only); changing roles and deactivating accounts is for admins only (the
+ * details for admins only); changing roles, deactivating and deleting accounts is for admins only (the
  * CLI `npm run admin -- grant-role` bootstraps the first admin).
  */
 import { z } from "@hono/zod-openapi";
 import { userIdOf } from "../middleware/auth";
 import { createRouter, routeSet } from "./router";
 import { AppError } from "../lib/errors";
+import { deleteAccountAsAdmin } from "../services/account-deletion";
 import { setAccountActive } from "../services/accounts";
 import { listUsers, setUserRole, staffUserView, userProfile } from "../services/users";
 import { UserProfileSchema } from "./auth";
 import { pageOf, PaginationQuery } from "./pagination";
-import { jsonBody, pageSchema, searchText, errorResponse } from "./schemas";
+import { jsonBody, noContent, pageSchema, searchText, errorResponse } from "./schemas";
 
 const tags = ["Admin"];
 /** A listed account: admins get the whole profile, moderators and editors no sign-in details. */
@@ -83,6 +84,27 @@ export function adminRoutes() {
       throw new AppError("VALIDATION_ERROR", 400, "You cannot deactivate your own account here.", { id: ["Choose another account."] });
     const user = await setAccountActive(c.env, id, c.req.valid("json").is_active, c.get("logger"));
     return c.json(userProfile(user), 200);
+  });
+
+  const deleteUsersById = admins.delete("/users/{id}", "Delete an account on its owner's behalf (admin)").io(
+    { params: z.object({ id: z.uuid() }) },
+    {
+      ...noContent("Deleted: every session of the account has ended"),
+      409: errorResponse(409, "A staff account (demote it first), or one deleted already", "INVALID_STATE"),
+    },
+    {
+      description:
+        "For a support request (the owner lost every way in, or asked in writing): the same erasure as the owner's own " +
+        "`POST auth/user/delete/` — private data deleted, forum posts and comments kept under a generated name, the old " +
+        "address told. Staff accounts are demoted first. Cannot be undone.",
+    },
+  );
+  app.openapi(deleteUsersById, async (c) => {
+    const { id } = c.req.valid("param");
+    if (id === userIdOf(c))
+      throw new AppError("VALIDATION_ERROR", 400, "Delete your own account with auth/user/delete/.", { id: ["Choose another account."] });
+    await deleteAccountAsAdmin(c.env, id, c.get("logger"));
+    return c.body(null, 204);
   });
 
   return app;

@@ -60,7 +60,7 @@ import { releasePhotoRefs } from "./photos";
 import { userHub } from "./progress";
 import { purgeStatement } from "./public-cache";
 import { endEverySession } from "./sessions";
-import type { UserRow } from "./users";
+import { findUserById, type UserRow } from "./users";
 
 /**
  * The rows private to an account that go with it, by the column naming their owner (its requests
@@ -104,7 +104,25 @@ export async function deleteAccount(
     );
   }
   await proveAccountOwner(env, config, user, proof, "delete your account", logger);
+  await eraseAccount(env, user, "owner", logger);
+}
 
+/**
+ * An administrator deletes someone's account on their behalf (a support request: the owner lost
+ * every way in, or asked in writing). The same erasure as the owner's own; staff accounts are
+ * demoted first, and an account deleted already answers 409.
+ */
+export async function deleteAccountAsAdmin(env: Bindings, userId: string, logger?: Logger): Promise<void> {
+  const user = await findUserById(env, userId);
+  if (!user) throw new AppError("NOT_FOUND", 404, "No such user.");
+  if (user.deletedAt) throw new AppError("INVALID_STATE", 409, "That account was deleted already.");
+  if (user.role !== "user") {
+    throw new AppError("INVALID_STATE", 409, `A ${user.role} account cannot be deleted: change its role to user first.`);
+  }
+  await eraseAccount(env, user, "administrator", logger);
+}
+
+async function eraseAccount(env: Bindings, user: UserRow, by: "owner" | "administrator", logger?: Logger): Promise<void> {
   const db = database(env);
   const uid = user.id;
   const newName = `${DELETED_USERNAME_PREFIX}${toHex(crypto.getRandomValues(new Uint8Array(6)))}`;
@@ -184,9 +202,16 @@ export async function deleteAccount(
     to: user.email,
     subject: "Your Plant Community account was deleted",
     text:
-      `Hello ${user.username},\n\nYour Plant Community account and its private data (plants, identifications, reminders, ` +
-      `notifications) were deleted just now, as you asked. Your forum posts and comments stay, under an anonymous name.\n` +
-      `If this was not you, someone knew your password or was signed in as you: change that password wherever else you use it.\n`,
+      `Hello ${user.username},\n\n` +
+      (by === "owner"
+        ? "Your Plant Community account and its private data (plants, identifications, reminders, notifications) were " +
+          "deleted just now, as you asked."
+        : "An administrator of Plant Community deleted your account and its private data (plants, identifications, " +
+          "reminders, notifications) just now, on your behalf.") +
+      ` Your forum posts and comments stay, under an anonymous name.\n` +
+      (by === "owner"
+        ? "If this was not you, someone knew your password or was signed in as you: change that password wherever else you use it.\n"
+        : ""),
   }).catch(bestEffort("account deletion email failed"));
 }
 

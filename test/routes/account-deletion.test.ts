@@ -601,3 +601,29 @@ describe("every column that names an account", () => {
     }
   });
 });
+
+describe("an administrator deleting an account on its owner's behalf", () => {
+  it("erases it as the owner's own deletion does, tells the old address who did it, and only for admins, not staff accounts, once", async () => {
+    const [u, admin, mod] = await Promise.all([bearerUser(), bearerUser(), bearerUser()]);
+    await env.DB.prepare("UPDATE users SET role = 'admin' WHERE id = ?").bind(admin.userId).run();
+    await env.DB.prepare("UPDATE users SET role = 'moderator' WHERE id = ?").bind(mod.userId).run();
+    await json(await call("/api/v1/plant-identification/plants/", { bearer: u.access, json: { nickname: "Fern" } }), 201);
+    const del = (who: { access: string }, id: string) => call(`/api/v1/admin/users/${id}/`, { method: "DELETE", bearer: who.access });
+
+    await expectError(await del(mod, u.userId), 403, "FORBIDDEN");
+    await expectError(await del(u, u.userId), 403, "FORBIDDEN");
+    await expectError(await del(admin, admin.userId), 400, "VALIDATION_ERROR");
+    await expectError(await del(admin, mod.userId), 409, "INVALID_STATE");
+    await expectError(await del(admin, crypto.randomUUID()), 404, "NOT_FOUND");
+    expect((await row(u.userId))!.deleted_at).toBeNull();
+
+    expect((await del(admin, u.userId)).status).toBe(204);
+    expect((await row(u.userId))!.deleted_at).toEqual(expect.any(String));
+    expect(await count("SELECT count(*) AS n FROM user_plants WHERE user_id = ?", u.userId)).toBe(0);
+    await expectError(await call("/api/v1/auth/user/", { bearer: u.access }), 401, "TOKEN_INVALID");
+    const mail = await mailTo(emulators.email, u.email, /account was deleted/);
+    expect(mail.text).toContain("An administrator");
+    await expectError(await del(admin, u.userId), 409, "INVALID_STATE");
+    expect((await row(mod.userId))!.deleted_at).toBeNull();
+  });
+});
