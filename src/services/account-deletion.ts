@@ -52,8 +52,10 @@ import { toHex } from "../lib/hash";
 import type { Logger } from "../lib/logger";
 import { proveAccountOwner } from "./accounts";
 import { purgeBlogReadsStatement } from "./blog-cache";
+import { replyNoticeOf } from "./blog-comments";
 import { organiserLeavingNotice } from "./calendar";
-import { accountRecountStatements, ownerRemovalStatements, tellRecount } from "./community";
+import { accountRecountStatements, agreementKey, ownerRemovalStatements, proposalNoticesOf, tellRecount } from "./community";
+import { raisedBy } from "./forum";
 import { deliverEmail } from "./mailer";
 import { announceNotifications } from "./notifications";
 import { releasePhotoRefs } from "./photos";
@@ -223,17 +225,13 @@ async function eraseAccount(env: Bindings, user: UserRow, by: "owner" | "adminis
  * posts, blog comment replies by its comments, proposals by its results, agreements by its votes.
  */
 function renameInOthersNotices(uid: string, oldName: string, newName: string): SQL {
-  const prefixed = (type: string, id: SQL) =>
-    sql`n.dedupe_key >= ${`${type}:`} || ${id} || ':' AND n.dedupe_key < ${`${type}:`} || ${id} || ';'`;
   return sql`UPDATE notifications SET title = ${newName} || substr(title, ${oldName.length + 1})
     WHERE user_id <> ${uid} AND substr(title, 1, ${oldName.length}) = ${oldName} AND id IN (
-      SELECT n.id FROM forum_posts p JOIN notifications n ON ${prefixed("forum_reply", sql`p.id`)} WHERE p.author_id = ${uid}
-      UNION ALL SELECT n.id FROM forum_posts p JOIN notifications n ON ${prefixed("forum_mention", sql`p.id`)} WHERE p.author_id = ${uid}
-      UNION ALL SELECT n.id FROM blog_comments c JOIN notifications n ON n.dedupe_key = 'blog_comment_reply:' || c.id WHERE c.user_id = ${uid}
-      UNION ALL SELECT n.id FROM identification_results r JOIN notifications n
-        ON n.dedupe_key IN ('community_proposal:' || r.id, 'community_proposal:' || r.id || ':' || ${uid})
+      SELECT notifications.id FROM forum_posts p JOIN notifications ON ${raisedBy(sql`p.id`)} WHERE p.author_id = ${uid}
+      UNION ALL SELECT n.id FROM blog_comments c JOIN notifications n ON ${replyNoticeOf(sql`c.id`)} WHERE c.user_id = ${uid}
+      UNION ALL SELECT n.id FROM identification_results r JOIN notifications n ON ${proposalNoticesOf(sql`r.id`)}
         WHERE r.proposed_by = ${uid}
-      UNION ALL SELECT n.id FROM votes v JOIN notifications n ON n.dedupe_key = 'community_agreement:' || v.result_id || ':' || ${uid}
+      UNION ALL SELECT n.id FROM votes v JOIN notifications n ON n.dedupe_key = ${agreementKey(sql`v.result_id`, sql`${uid}`)}
         WHERE v.user_id = ${uid})`;
 }
 

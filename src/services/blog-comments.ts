@@ -219,7 +219,12 @@ async function commentFor(env: Bindings, user: AuthenticatedUser, id: string): P
  * out later by email, push or digest. The first statement reads the rows withdrawn.
  */
 function withdrawReplyNotice(db: Database, id: string) {
-  return withdrawStatements(db, sql`(SELECT id FROM notifications WHERE dedupe_key = ${`blog_comment_reply:${id}`})`);
+  return withdrawStatements(db, sql`(SELECT id FROM notifications n WHERE ${replyNoticeOf(sql`${id}`)})`);
+}
+
+/** SQL: notification `n` is the reply notice comment `commentId` (an expression for one id) raised. */
+export function replyNoticeOf(commentId: SQL): SQL {
+  return sql`n.dedupe_key = 'blog_comment_reply:' || ${commentId}`;
 }
 
 /**
@@ -230,7 +235,7 @@ function withdrawReplyNotice(db: Database, id: string) {
 export function withdrawPostReplyNotices(db: Database, postId: string, when: SQL) {
   return withdrawStatements(
     db,
-    sql`(SELECT n.id FROM blog_comments bc JOIN notifications n ON n.dedupe_key = 'blog_comment_reply:' || bc.id
+    sql`(SELECT n.id FROM blog_comments bc JOIN notifications n ON ${replyNoticeOf(sql`bc.id`)}
          WHERE bc.post_id = ${postId} AND bc.parent_id IS NOT NULL AND ${when})`,
   );
 }

@@ -544,6 +544,20 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
   return created;
 }
 
+/**
+ * SQL: notification `n` is a "suggests" notice proposal `resultId` (an expression for one id)
+ * raised: dedupe keys `community_proposal:<result>` and `…:<result>:<proposer>`, a range on the
+ * unique index.
+ */
+export function proposalNoticesOf(resultId: SQL): SQL {
+  return sql`n.dedupe_key >= 'community_proposal:' || ${resultId} AND n.dedupe_key < 'community_proposal:' || ${resultId} || ';'`;
+}
+
+/** The dedupe key of the agreement notice voter `voterId` raised on proposal `resultId`. */
+export function agreementKey(resultId: SQL, voterId: SQL): SQL {
+  return sql`'community_agreement:' || ${resultId} || ':' || ${voterId}`;
+}
+
 /** The proposer hears when someone else agrees with their proposal (once per voter). */
 export async function tellAgreement(env: Bindings, voterId: string, resultId: string, logger?: Logger): Promise<void> {
   const db = database(env);
@@ -555,7 +569,7 @@ export async function tellAgreement(env: Bindings, voterId: string, resultId: st
       title: sql`(SELECT username FROM users WHERE id = ${voterId}) || ' agrees: ' || ${r.scientificName}`,
       body: sql`''`,
       data: sql`json_object('request_id', ${r.requestId}, 'result_id', ${r.id})`,
-      dedupeKey: sql`'community_agreement:' || ${r.id} || ':' || ${voterId}`,
+      dedupeKey: agreementKey(sql`${r.id}`, sql`${voterId}`),
       createdAt: new Date().toISOString(),
     },
     sql`FROM ${r} WHERE ${r.id} = ${resultId} AND ${r.proposedBy} IS NOT NULL AND ${r.proposedBy} <> ${voterId}`,
@@ -629,8 +643,7 @@ export async function moderateProposal(env: Bindings, resultId: string, hidden: 
   if (row?.identificationSource !== "community") throw new AppError("NOT_FOUND", 404, "Proposal not found.");
   // Hidden for what its proposer wrote: the "suggests" notifications that quote it are withdrawn
   // too (each proposer's, by their dedupe keys `community_proposal:<result>[:<proposer>]`).
-  const raised = sql`(SELECT id FROM notifications WHERE dedupe_key >= ${`community_proposal:${resultId}`}
-                        AND dedupe_key < ${`community_proposal:${resultId};`})`;
+  const raised = sql`(SELECT id FROM notifications n WHERE ${proposalNoticesOf(sql`${resultId}`)})`;
   const results = await runBatch(db, [
     ...(hidden ? withdrawStatements(db, raised) : []),
     db.update(r).set({ isHidden: hidden }).where(eq(r.id, resultId)),

@@ -616,7 +616,7 @@ const NOTICE_TITLES: Record<PostNotificationType, (username: string, topicTitle:
  * key lies between `<type>:<post id>:` and `<type>:<post id>;` (';' follows ':'), a range on the
  * unique index, not a scan of everyone's notifications.
  */
-function raisedBy(postId: SQL): SQL {
+export function raisedBy(postId: SQL): SQL {
   return sql.join(
     POST_NOTIFICATION_TYPES.map(
       (type) =>
