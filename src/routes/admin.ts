@@ -4,6 +4,8 @@
  * CLI `npm run admin -- grant-role` bootstraps the first admin).
  */
 import { z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import type { AppEnv } from "../env";
 import { userIdOf } from "../middleware/auth";
 import { createRouter, routeSet } from "./router";
 import { AppError } from "../lib/errors";
@@ -24,6 +26,12 @@ const errors = {
   403: errorResponse(403, "Wrong role"),
   404: errorResponse(404, "No such user"),
 };
+
+/** `id`, unless it is the caller's own account (400 with `message`): an admin acts on others' here. */
+function notOwnAccount(c: Context<AppEnv>, id: string, message: string): string {
+  if (id === userIdOf(c)) throw new AppError("VALIDATION_ERROR", 400, message, { id: ["Choose another account."] });
+  return id;
+}
 
 export function adminRoutes() {
   const app = createRouter();
@@ -79,9 +87,7 @@ export function adminRoutes() {
     },
   );
   app.openapi(patchUsersByIdActive, async (c) => {
-    const { id } = c.req.valid("param");
-    if (id === userIdOf(c))
-      throw new AppError("VALIDATION_ERROR", 400, "You cannot deactivate your own account here.", { id: ["Choose another account."] });
+    const id = notOwnAccount(c, c.req.valid("param").id, "You cannot deactivate your own account here.");
     const user = await setAccountActive(c.env, id, c.req.valid("json").is_active, c.get("logger"));
     return c.json(userProfile(user), 200);
   });
@@ -100,9 +106,7 @@ export function adminRoutes() {
     },
   );
   app.openapi(deleteUsersById, async (c) => {
-    const { id } = c.req.valid("param");
-    if (id === userIdOf(c))
-      throw new AppError("VALIDATION_ERROR", 400, "Delete your own account with auth/user/delete/.", { id: ["Choose another account."] });
+    const id = notOwnAccount(c, c.req.valid("param").id, "Delete your own account with auth/user/delete/.");
     await deleteAccountAsAdmin(c.env, id, c.get("logger"));
     return c.body(null, 204);
   });
