@@ -59,7 +59,7 @@ import {
   selectTopics,
   topicBody,
 } from "./forum";
-import { identificationRequestBody, identificationResultBody } from "./identification-requests";
+import { identificationRequestBody, identificationResultBody, shownToOwner } from "./identification-requests";
 import { notWithdrawn } from "./notification-delivery";
 import { preferencesOf } from "./notification-preferences";
 import { notificationBody } from "./notifications";
@@ -151,7 +151,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       .select(getTableColumns(r))
       .from(r)
       .innerJoin(q, eq(q.id, r.requestId))
-      .where(and(eq(q.userId, userId), eq(r.isHidden, false)))
+      .where(and(eq(q.userId, userId), shownToOwner))
       .orderBy(desc(r.confidenceScore), asc(r.rank)),
     // The user's own votes only: other people's are in the results' counts.
     db

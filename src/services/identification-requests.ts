@@ -248,14 +248,16 @@ export function catalogueCareAhead(env: Bindings) {
  * The results of the caller's own request, most confident first, and care instructions for the
  * primary one (accepted, else primary, else first): the stored AI guide, else the rule-based one.
  */
+/** A result its request's owner sees: a proposal a moderator hid (spam, abuse) is hidden from them too; engine results never are. */
+export const shownToOwner = eq(identificationResults.isHidden, false);
+
 export async function identificationResultsOf(env: Bindings, userId: string, requestId: string) {
   const request = await ownRequest(env, IdentificationRequests, userId, requestId);
   const r = identificationResults;
-  // A proposal a moderator hid is hidden from the owner too (spam, abuse); engine results never are.
   const results = await database(env)
     .select()
     .from(r)
-    .where(and(eq(r.requestId, request.id), eq(r.isHidden, false)))
+    .where(and(eq(r.requestId, request.id), shownToOwner))
     .orderBy(desc(r.confidenceScore), asc(r.rank));
   const primary = results.find((x) => x.isAccepted) ?? results.find((x) => x.isPrimary) ?? results[0];
   const found = primary?.speciesId ? await findSpeciesForCare(env, { id: primary.speciesId }) : null;
