@@ -162,6 +162,21 @@ describe("deleting your own account", () => {
     expect(mail.text).toContain(u.username);
   });
 
+  it("the email provider down changes nothing: the deletion stands and answers 200", async () => {
+    const u = await bearerUser();
+    const requestId = await pendingIdentificationRequest(u.userId, new TextEncoder().encode(`provider down ${u.userId}`));
+    emulators.email.setMode({ failure: "500" });
+    try {
+      expect(await json<{ message: string }>(await remove(u, { current_password: GOOD_PASSWORD }), 200)).toEqual({
+        message: "Your account was deleted.",
+      });
+    } finally {
+      emulators.email.setMode({ failure: "none" });
+    }
+    expect((await row(u.userId))!.deleted_at).toEqual(expect.any(String));
+    expect(await count("SELECT count(*) AS n FROM identification_requests WHERE id = ?", requestId)).toBe(0);
+  });
+
   it("an account without a password is deleted only from a session begun in the last 10 minutes", async () => {
     const u = await registerWeb();
     await env.DB.prepare("UPDATE users SET password_hash = NULL WHERE id = ?").bind(u.userId).run(); // signs in through a provider only
