@@ -36,6 +36,11 @@ export const users = sqliteTable(
       .default("new"),
     isActive: integer("is_active", { mode: "boolean" }).notNull().default(true),
     emailVerified: integer("email_verified", { mode: "boolean" }).notNull().default(false),
+    /**
+     * The password was set or confirmed by the holder of the account's address (migrations/0043):
+     * a provider sign-in linked by that address keeps only a proven password.
+     */
+    passwordProven: integer("password_proven", { mode: "boolean" }).notNull().default(false),
     plantsIdentified: integer("plants_identified").notNull().default(0),
     identificationsHelped: integer("identifications_helped").notNull().default(0),
     postCount: integer("post_count").notNull().default(0),

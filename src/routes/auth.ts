@@ -590,12 +590,15 @@ export function authRoutes() {
       {
         description:
           "Until this call the account keeps its old address, and the new one claims nothing (registration, sign-in, OAuth " +
-          "linking and password reset ignore it). Confirming marks the address verified and invalidates outstanding reset links.",
+          "linking and password reset ignore it). Confirming marks the address verified and invalidates outstanding reset links. " +
+          "Send it with the account's session (bearer, or cookies and X-CSRFToken) when you can: only a confirmation from inside " +
+          "the account also proves the password is the address holder's. A password not proven so is removed when a Google, " +
+          "GitHub or Firebase sign-in is first linked to the account by its address (the owner is told).",
       },
     );
   app.openapi(postEmailConfirm, async (c) => {
     const before = c.req.valid("json").token;
-    const user = await confirmEmailChange(c.env, before);
+    const user = await confirmEmailChange(c.env, before, c.get("user")?.id);
     return c.json({ message: "Your email address is confirmed.", email: user.email }, 200);
   });
 

@@ -299,7 +299,7 @@ export async function confirmPasswordReset(
     also: [
       db
         .update(users)
-        .set({ passwordHash: newHash, emailVerified: true, updatedAt: new Date().toISOString() })
+        .set({ passwordHash: newHash, emailVerified: true, passwordProven: true, updatedAt: new Date().toISOString() })
         .where(eq(users.id, user.id)),
       ...(user.emailVerified ? [] : [db.delete(oauthAccounts).where(eq(oauthAccounts.userId, user.id))]),
       ...forgetEmailedLinks(env, user.id),
@@ -400,7 +400,8 @@ export async function requestEmailChange(
       to: newEmail,
       subject: "Confirm your new Plant Community email address",
       text:
-        `Hello ${user.username},\n\nConfirm that this is your new address for Plant Community (the link is valid for ${hours} hours, once):\n` +
+        `Hello ${user.username},\n\nConfirm that this is your new address for Plant Community (the link is valid for ${hours} hours, ` +
+        `once; open it where you are signed in to Plant Community):\n` +
         `${link}\n\nConfirmation token: ${token}\n\nUntil you confirm, your account keeps its current address. ` +
         `If you did not ask for this, ignore this email.\n`,
     }),
@@ -436,7 +437,8 @@ export async function sendVerificationEmail(env: Bindings, config: Config, user:
       subject: "Confirm your email address for Plant Community",
       text:
         `Hello ${user.username},\n\nWelcome to Plant Community! Confirm that this address is yours (the link is valid for ` +
-        `${Math.round(EMAIL_CHANGE_TTL_S / 3600)} hours, once):\n${link}\n\nConfirmation token: ${token}\n\n` +
+        `${Math.round(EMAIL_CHANGE_TTL_S / 3600)} hours, once; open it where you are signed in to Plant Community):\n${link}\n\n` +
+        `Confirmation token: ${token}\n\n` +
         `Until you confirm, we send this address only account and security mail. If you did not sign up, ignore this email.\n`,
     });
   } catch (err) {
@@ -448,8 +450,15 @@ export async function sendVerificationEmail(env: Bindings, config: Config, user:
 /**
  * Applies an email change when its link comes back. The address is proven by this, so it is
  * marked verified; outstanding reset links (sent to the old address) die with the old address.
+ *
+ * What the click proves about the password depends on who clicks (migrations/0043). Anyone may
+ * register, or move their account to, an address that is not theirs and wait for its holder to
+ * click a link they never asked for. So the password counts as the address holder's only when the
+ * link comes back from inside the account (`signedInAs` is its id: the clicker holds both the
+ * inbox and a session); a new address confirmed from outside leaves it unproven, and a sign-up
+ * address confirmed from outside leaves it as it was.
  */
-export async function confirmEmailChange(env: Bindings, token: string): Promise<UserRow> {
+export async function confirmEmailChange(env: Bindings, token: string, signedInAs?: string): Promise<UserRow> {
   const tokenHash = await sha256Hex(token);
   const now = nowS();
   const invalid = () => new AppError("INVALID_TOKEN", 400, "The email confirmation link is invalid or has expired.");
@@ -469,17 +478,28 @@ export async function confirmEmailChange(env: Bindings, token: string): Promise<
   const claimed = await db.update(emailChangeTokens).set({ usedAt: now }).where(live).returning({ userId: emailChangeTokens.userId }).get();
   if (!claimed) throw invalid();
   const current = await findUserById(env, pending.user_id);
+  const fromInside = signedInAs === pending.user_id;
   if (current && current.email.toLowerCase() === pending.new_email.toLowerCase()) {
     // A verification link (sendVerificationEmail): the address the account already uses is proven;
     // nothing else changes (a pending email change and reset links stay as they are).
-    await db.update(users).set({ emailVerified: true, updatedAt: new Date().toISOString() }).where(eq(users.id, current.id));
-    return { ...current, emailVerified: true };
+    const proven = { emailVerified: true, ...(fromInside && current.passwordHash !== null ? { passwordProven: true } : {}) };
+    await db
+      .update(users)
+      .set({ ...proven, updatedAt: new Date().toISOString() })
+      .where(eq(users.id, current.id));
+    return { ...current, ...proven };
   }
   try {
     await runBatch(db, [
       db
         .update(users)
-        .set({ email: pending.new_email, emailVerified: true, pendingEmail: null, updatedAt: new Date().toISOString() })
+        .set({
+          email: pending.new_email,
+          emailVerified: true,
+          passwordProven: fromInside,
+          pendingEmail: null,
+          updatedAt: new Date().toISOString(),
+        })
         .where(eq(users.id, pending.user_id)),
       db.delete(passwordResetTokens).where(eq(passwordResetTokens.userId, pending.user_id)),
       db.delete(emailChangeTokens).where(and(eq(emailChangeTokens.userId, pending.user_id), ne(emailChangeTokens.tokenHash, tokenHash))),

@@ -390,16 +390,12 @@ async function proveLinkedAddress(env: Bindings, linked: Linked, identity: Provi
   if (!identity.emailVerified || identity.email === null) return user;
   const address = identity.email;
   if (user.emailVerified && sameAddress(user.email, address)) {
-    return linkIdentity(env, user.id, identity, { markEmailVerified: true, takeOver: false });
+    return linkIdentity(env, user.id, identity, { markEmailVerified: true, ...claimOf(user) });
   }
   const holder = await findUserByEmail(env, address);
   if (holder && holder.id !== user.id) {
     assertActive(holder);
-    const moved = await linkIdentity(env, holder.id, identity, {
-      markEmailVerified: true,
-      takeOver: !holder.emailVerified,
-      moveFrom: user.id,
-    });
+    const moved = await linkIdentity(env, holder.id, identity, { markEmailVerified: true, ...claimOf(holder), moveFrom: user.id });
     await tellSecurityEvent(env, moved, "sign_in_method_linked", PROVIDER_NAMES[identity.provider]);
     return moved;
   }
@@ -408,7 +404,7 @@ async function proveLinkedAddress(env: Bindings, linked: Linked, identity: Provi
   if (Object.keys(await uniquenessErrors(env, null, address, user.id)).length > 0)
     throw new OAuthError("email_not_verified", "This address is another account's sign-in name.");
   assertActive(user);
-  return linkIdentity(env, user.id, identity, { markEmailVerified: true, takeOver: true, adoptEmail: address });
+  return linkIdentity(env, user.id, identity, { markEmailVerified: true, ...handOver(user), adoptEmail: address });
 }
 
 async function linkOrCreateAccount(env: Bindings, identity: ProviderIdentity): Promise<UserRow> {
@@ -419,13 +415,44 @@ async function linkOrCreateAccount(env: Bindings, identity: ProviderIdentity): P
       throw new OAuthError("email_not_verified", "An account with this email exists, and the provider has not verified the email.");
     }
     assertActive(existing);
-    const linked = await linkIdentity(env, existing.id, identity, { markEmailVerified: true, takeOver: !existing.emailVerified });
+    const linked = await linkIdentity(env, existing.id, identity, { markEmailVerified: true, ...claimOf(existing) });
     // A new way into an existing account: its owner must hear of it.
     if (linked.id === existing.id) await tellSecurityEvent(env, linked, "sign_in_method_linked", PROVIDER_NAMES[identity.provider]);
     return linked;
   }
   const created = await createOAuthUser(env, identity, identity.email);
-  return linkIdentity(env, created.id, identity, { markEmailVerified: false, takeOver: false });
+  return linkIdentity(env, created.id, identity, {
+    markEmailVerified: false,
+    takeOver: false,
+    dropPassword: false,
+    passwordRemoved: false,
+  });
+}
+
+/**
+ * What an identity whose provider vouches for the account's address takes over when it is linked
+ * to that account by the address:
+ * - an address never proven with us: everything (`takeOver`), as whoever set the account up may
+ *   not hold the address;
+ * - a proven address with a password its holder never proved to be theirs (migrations/0043: a
+ *   stranger may have registered it, and the holder then clicked the confirmation link they did
+ *   not ask for): the password, with every session and emailed link (`dropPassword`). Other
+ *   sign-in methods stay: each was linked by this same proven address.
+ */
+function claimOf(account: UserRow): Claim {
+  if (!account.emailVerified) return handOver(account);
+  const dropPassword = account.passwordHash !== null && !account.passwordProven;
+  return { takeOver: false, dropPassword, passwordRemoved: dropPassword };
+}
+
+/** Everything goes to the identity (see `takeOver` in linkIdentity). */
+const handOver = (account: UserRow): Claim => ({ takeOver: true, dropPassword: false, passwordRemoved: account.passwordHash !== null });
+
+interface Claim {
+  takeOver: boolean;
+  dropPassword: boolean;
+  /** The account had a password, which goes: its owner is told how to set one again. */
+  passwordRemoved: boolean;
 }
 
 /**
@@ -441,9 +468,11 @@ async function linkIdentity(
   {
     markEmailVerified,
     takeOver,
+    dropPassword,
+    passwordRemoved,
     adoptEmail,
     moveFrom,
-  }: { markEmailVerified: boolean; takeOver: boolean; adoptEmail?: string; moveFrom?: string },
+  }: Claim & { markEmailVerified: boolean; adoptEmail?: string; moveFrom?: string },
 ): Promise<UserRow> {
   const db = database(env);
   const identityIs = and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId));
@@ -478,19 +507,29 @@ async function linkIdentity(
   // Pre-registration takeover: someone may have set up an account on the victim's address before
   // the victim's first OAuth sign-in. The local address was never proven, the provider's is, so
   // the account becomes the provider's person's alone: the unproven password, every other linked
-  // provider, every session, reset link and pending email change are dropped. The owner can set a
-  // new password through the reset flow.
-  if (takeOver) {
+  // provider, every session, reset link and pending email change are dropped. With the address
+  // proven but not the password (`dropPassword`, see claimOf), the same but for the other linked
+  // providers; a password proven meanwhile (a reset link used during this sign-in) stays. The
+  // owner can set a new password through the reset flow.
+  if (takeOver || dropPassword) {
+    const account = eq(users.id, userId);
     statements.push(
-      db.update(users).set({ passwordHash: null, pendingEmail: null }).where(eq(users.id, userId)),
       db
-        .delete(oauthAccounts)
-        .where(
-          and(
-            eq(oauthAccounts.userId, userId),
-            not(and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId))!),
-          ),
-        ),
+        .update(users)
+        .set({ passwordHash: null, pendingEmail: null })
+        .where(takeOver ? account : and(account, eq(users.passwordProven, false))),
+      ...(takeOver
+        ? [
+            db
+              .delete(oauthAccounts)
+              .where(
+                and(
+                  eq(oauthAccounts.userId, userId),
+                  not(and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId))!),
+                ),
+              ),
+          ]
+        : []),
       db.delete(passwordResetTokens).where(eq(passwordResetTokens.userId, userId)),
       db.delete(emailChangeTokens).where(eq(emailChangeTokens.userId, userId)),
     );
@@ -500,6 +539,8 @@ async function linkIdentity(
   }
   const linked = (await findLinkedUser(env, identity))?.user ?? (await findUserById(env, userId));
   if (!linked) throw new Error("linked account vanished");
+  if (passwordRemoved && linked.id === userId && linked.passwordHash === null)
+    await tellSecurityEvent(env, linked, "password_removed", PROVIDER_NAMES[identity.provider]);
   return linked;
 }
 

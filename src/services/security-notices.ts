@@ -10,7 +10,7 @@ import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 import { createNotification } from "./notifications";
 
-export type SecurityEvent = "password_changed" | "password_reset" | "sign_in_method_linked" | "account_locked";
+export type SecurityEvent = "password_changed" | "password_reset" | "sign_in_method_linked" | "account_locked" | "password_removed";
 
 const WORDS: Record<SecurityEvent, (detail: string) => { title: string; body: string }> = {
   password_changed: () => ({
@@ -24,6 +24,14 @@ const WORDS: Record<SecurityEvent, (detail: string) => { title: string; body: st
   account_locked: (detail) => ({
     title: "Your Plant Community account was locked",
     body: `${detail} If this was not you, consider resetting your password.`,
+  }),
+  password_removed: (provider) => ({
+    title: "Your Plant Community password was removed",
+    body:
+      `You signed in with ${provider}, which vouches for your email address. Your account's password had not been shown to be ` +
+      "yours (it was set before you confirmed this address from inside the account, so someone else may have chosen it), so we " +
+      "removed it and signed out every session. Sign in with " +
+      `${provider}, or set a new password with "Forgot password".`,
   }),
   sign_in_method_linked: (provider) => ({
     title: `${provider} can now sign in to your Plant Community account`,

@@ -487,14 +487,19 @@ describe("linking to an existing account", () => {
     expect(profile.email_verified).toBe(true);
     const users = await env.DB.prepare("SELECT count(*) AS n FROM users WHERE lower(email) = lower(?)").bind(email).first<{ n: number }>();
     expect(users?.n).toBe(1);
-    // A new way into the account: its owner is told (a security notice, which cannot be turned off).
-    const notice = await env.DB.prepare("SELECT title, data FROM notifications WHERE user_id = ? AND type = 'security'")
+    // A new way into the account: its owner is told (a security notice, which cannot be turned off),
+    // and that the password set before the address was proven is gone.
+    const notice = await env.DB.prepare("SELECT title, data FROM notifications WHERE user_id = ? AND type = 'security' ORDER BY title")
       .bind(existing.id)
       .all<{ title: string; data: string }>();
     expect(notice.results).toEqual([
       {
         title: "Google can now sign in to your Plant Community account",
         data: JSON.stringify({ event: "sign_in_method_linked", detail: "Google" }),
+      },
+      {
+        title: "Your Plant Community password was removed",
+        data: JSON.stringify({ event: "password_removed", detail: "Google" }),
       },
     ]);
     // Signing in again with the same Google account links nothing new and tells nothing new.
@@ -503,7 +508,7 @@ describe("linking to an existing account", () => {
     const again = await env.DB.prepare("SELECT count(*) AS n FROM notifications WHERE user_id = ? AND type = 'security'")
       .bind(existing.id)
       .first<{ n: number }>();
-    expect(again?.n).toBe(1);
+    expect(again?.n).toBe(2);
   });
 
   it("drops the password and sessions of a pre-registered account whose own email was never verified", async () => {
@@ -527,10 +532,12 @@ describe("linking to an existing account", () => {
     expect(session?.revoked_at).not.toBeNull();
   });
 
-  it("keeps the password of an account whose email was already verified", async () => {
+  it("keeps the password of an account whose email was already verified and whose password its holder proved", async () => {
     const email = `${uniqueName("verified")}@example.com`;
     const owner = await passwordAccount(email);
-    await env.DB.prepare("UPDATE users SET email_verified = 1 WHERE id = ?").bind(owner.id).run();
+    // Proven as a reset link or a confirmation from inside the account proves it (migrations/0043;
+    // test/security-review/pre-registration-confirmation.test.ts has the unproven cases).
+    await env.DB.prepare("UPDATE users SET email_verified = 1, password_proven = 1 WHERE id = ?").bind(owner.id).run();
     google.setNextUser(googleUser({ email, emailVerified: true }));
     expectFrontendRedirect((await signIn("google")).res, "google", { success: "true" });
     const row = await env.DB.prepare("SELECT password_hash FROM users WHERE id = ?")

@@ -1,0 +1,13 @@
+-- Pre-registration hijacking through a confirmation link (src/services/oauth.ts, accounts.ts).
+-- Anyone can register someone else's address with a password of their choosing; if the address's
+-- owner then clicks the confirmation link we mail (they did not ask for it, but people click), the
+-- address is proven, yet the password is still the stranger's. Linking the owner's Google, GitHub
+-- or Firebase sign-in by that address would then hand the stranger a way into the owner's account.
+-- `password_proven` records whether the password was set or confirmed by the holder of the
+-- account's address: set by a reset link, or by confirming the address while signed in to the
+-- account; kept by a password change; cleared by registration and by an address confirmed from
+-- outside the account. A provider sign-in linked by address drops a password that is not proven,
+-- with every session. Existing passwords count as unproven: that costs an existing owner their
+-- password (and a reset link to set it again) only on their first provider sign-in, where the
+-- other default would leave every account pre-registered before this migration open.
+ALTER TABLE `users` ADD COLUMN `password_proven` integer DEFAULT false NOT NULL;
