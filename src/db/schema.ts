@@ -63,6 +63,17 @@ export const users = sqliteTable(
   ],
 );
 
+/**
+ * The usernames of deleted accounts, retired for good (migrations/0044; services/account-deletion.ts):
+ * old posts and comments still say "@alice" and clients link the name to a profile, so nobody may
+ * take it after her. Stored as the SHA-256 (hex) of the lower-cased name, so the table does not
+ * keep the old name readable; a name is refused case-insensitively, as it is matched at sign-in.
+ * No account id and no time: a row cannot be joined back to the anonymised account.
+ */
+export const retiredUsernames = sqliteTable("retired_usernames", {
+  usernameSha256: text("username_sha256").primaryKey(),
+});
+
 export const species = sqliteTable(
   "species",
   {

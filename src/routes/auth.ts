@@ -541,7 +541,8 @@ export function authRoutes() {
           "saved care cards, reminders, notifications and preferences, events you organised and your RSVPs, forum subscriptions " +
           "and reactions, blog comments awaiting moderation, linked sign-in providers. Kept, under a generated name (`deleted-…`): " +
           "your forum topics and posts, published blog comments, and proposals on other people's requests (your votes and proposals stop counting toward any consensus). " +
-          "Your email address and username are free again at once. The old address gets a last email saying so.",
+          "Your username is retired for good (in any case; old posts still mention it, so nobody may register it again); " +
+          "your email address is free again at once. The old address gets a last email saying so.",
       },
     );
   app.openapi(postUserDelete, async (c) => {

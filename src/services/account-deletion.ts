@@ -13,6 +13,8 @@
  *   its place: its forum topics and posts, published blog comments and proposals on other
  *   people's requests are shown under the generated name (in others' notifications too), and its
  *   proposals and votes stop counting toward any consensus (as a deactivated account's);
+ * - its old username is retired for good (`retired_usernames`, hashed): old posts still say
+ *   "@<name>", so nobody may register it again, in any case; its email address is free at once;
  * - the counters its requests fed (species' confirmed counts, helpers' `identifications_helped`)
  *   and the consensus of others' requests it voted on are recounted, and the public caches that
  *   showed its name or its requests are purged.
@@ -43,6 +45,7 @@ import {
   oauthAccounts,
   passwordResetTokens,
   refreshTokens,
+  retiredUsernames,
   savedCareInstructions,
   users,
 } from "../db/schema";
@@ -62,7 +65,7 @@ import { releasePhotoRefs } from "./photos";
 import { userHub } from "./progress";
 import { purgeStatement } from "./public-cache";
 import { endEverySession } from "./sessions";
-import { findUserById, type UserRow } from "./users";
+import { findUserById, retiredUsernameKey, type UserRow } from "./users";
 
 /**
  * The rows private to an account that go with it, by the column naming their owner (its requests
@@ -155,6 +158,13 @@ async function eraseAccount(env: Bindings, user: UserRow, by: "owner" | "adminis
       updatedAt: new Date().toISOString(),
     })
     .where(eq(users.id, uid));
+  // The old name is retired for good (case-insensitively, stored hashed): its posts and comments
+  // still say "@<name>", and whoever took the name next would answer to them. The address is not:
+  // the person may come back with it.
+  const retire = db
+    .insert(retiredUsernames)
+    .values({ usernameSha256: await retiredUsernameKey(user.username) })
+    .onConflictDoNothing();
   // Its photos, named by the deletes that free them (so a request that lands while this runs is
   // either deleted with its photos named, or not deleted at all).
   const photoDeletes = [
@@ -170,6 +180,7 @@ async function eraseAccount(env: Bindings, user: UserRow, by: "owner" | "adminis
     // results and votes still there to name who and what), before anything is deleted.
     ...removal,
     anonymise,
+    retire,
     ...photoDeletes,
     // Guests of its events hear they are cancelled, before the events (and their RSVPs) go below.
     cancelled,
@@ -210,7 +221,8 @@ async function eraseAccount(env: Bindings, user: UserRow, by: "owner" | "adminis
           "deleted just now, as you asked."
         : "An administrator of Plant Community deleted your account and its private data (plants, identifications, " +
           "reminders, notifications) just now, on your behalf.") +
-      ` Your forum posts and comments stay, under an anonymous name.\n` +
+      ` Your forum posts and comments stay, under an anonymous name. Your username is retired: nobody can take it ` +
+      `after you. This address is free to sign up again.\n` +
       (by === "owner"
         ? "If this was not you, someone knew your password or was signed in as you: change that password wherever else you use it.\n"
         : ""),

@@ -22,7 +22,7 @@ import { AppError } from "../lib/errors";
 import { base64UrlEncode, randomToken, sha256Hex } from "../lib/hash";
 import { uuidv7 } from "../lib/ids";
 import { DELETED_USERNAME_PREFIX } from "./account-deletion";
-import { createUser, findUserByEmail, findUserById, uniquenessErrors, type UserRow } from "./users";
+import { createUser, findUserByEmail, findUserById, retiredAmong, uniquenessErrors, type UserRow } from "./users";
 import { tellSecurityEvent } from "./security-notices";
 import { endEverySession } from "./sessions";
 
@@ -61,6 +61,8 @@ const NAME_MAX = 150;
 /** Room left at the end of a derived username for a uniqueness suffix. */
 const USERNAME_SUFFIX_ROOM = 6;
 const USERNAME_ATTEMPTS = 3;
+/** How many free candidate names one lookup of the retired ones checks. */
+const RETIRED_LOOKUP_BATCH = 20;
 
 /** What a provider tells us about the person signing in. */
 export interface ProviderIdentity {
@@ -576,7 +578,10 @@ export function usernameBase(hint: string): string {
   return cleaned ? `gardener_${cleaned}` : "gardener";
 }
 
-/** `base`, or `base2`, `base3`… — the first one nobody has (case-insensitively). */
+/**
+ * `base`, or `base2`, `base3`… — the first one nobody has and no deleted account had (both
+ * case-insensitively): a retired name stays with the deleted account's old posts.
+ */
 async function availableUsername(env: Bindings, hint: string): Promise<string> {
   const base = usernameBase(hint);
   // The base alphabet has no GLOB metacharacters, so it can be used in the pattern as is.
@@ -586,10 +591,17 @@ async function availableUsername(env: Bindings, hint: string): Promise<string> {
     .from(users)
     .where(or(sql`lower(${users.username}) = ${lower}`, sql`lower(${users.username}) GLOB ${`${lower}[0-9]*`}`));
   const taken = new Set(results.map((row) => row.name));
-  if (!taken.has(base.toLowerCase())) return base;
-  for (let suffix = 2; ; suffix++) {
-    const candidate = `${base}${suffix}`;
-    if (!taken.has(candidate.toLowerCase())) return candidate;
+  // The names nobody has, in order, looked up in the retired ones a few at a time.
+  let suffix = 1;
+  for (;;) {
+    const candidates: string[] = [];
+    for (; candidates.length < RETIRED_LOOKUP_BATCH; suffix++) {
+      const candidate = suffix === 1 ? base : `${base}${suffix}`;
+      if (!taken.has(candidate.toLowerCase())) candidates.push(candidate);
+    }
+    const retired = await retiredAmong(env, candidates);
+    const free = candidates.find((candidate) => !retired.has(candidate.toLowerCase()));
+    if (free) return free;
   }
 }
 

@@ -2,12 +2,13 @@
  * Accounts: creation (with the default "My Plants" collection), lookup for sign-in, the public
  * and private user shapes of API.md §1, and trust levels.
  */
-import { and, desc, eq, ne, or, type SQL, type SQLWrapper, sql } from "drizzle-orm";
-import { database } from "../db/client";
+import { and, desc, eq, inArray, ne, or, type SQL, type SQLWrapper, sql } from "drizzle-orm";
+import { database, runBatch, tableRows } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
-import { collections, users } from "../db/schema";
+import { collections, retiredUsernames, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
+import { sha256Hex } from "../lib/hash";
 import { uuidv7 } from "../lib/ids";
 import { parsePhotoRef, photoRef } from "./photos";
 
@@ -126,10 +127,36 @@ export interface NewUser {
 }
 
 /**
- * Field errors for a username/email already taken (case-insensitive). Both are sign-in names
- * (`findUserByLogin`), so each is checked against other accounts' usernames and emails alike:
- * an email equal to someone's email-shaped username would otherwise take that sign-in name from
- * them (the email wins the lookup), and an address nobody proved could do it.
+ * A deleted account's username is retired for good (services/account-deletion.ts): its old posts
+ * still say "@alice", and whoever took the name next would answer to every one of them. The
+ * `retired_usernames` key of a name: the SHA-256 (hex) of it lower-cased, so the table keeps no
+ * old name readable and a retired name is refused in any case, as names are matched at sign-in.
+ */
+export function retiredUsernameKey(username: string): Promise<string> {
+  return sha256Hex(username.toLowerCase());
+}
+
+/** Which of `usernames` are retired, lower-cased. */
+export async function retiredAmong(env: Bindings, usernames: string[]): Promise<Set<string>> {
+  if (usernames.length === 0) return new Set();
+  const keys = await Promise.all(usernames.map(retiredUsernameKey));
+  const rows = await database(env)
+    .select({ key: retiredUsernames.usernameSha256 })
+    .from(retiredUsernames)
+    .where(inArray(retiredUsernames.usernameSha256, keys));
+  const found = new Set(rows.map((row) => row.key));
+  return new Set(usernames.filter((_, i) => found.has(keys[i]!)).map((name) => name.toLowerCase()));
+}
+
+/** The refusal of a retired username: plain, as it says nothing of whose it was. */
+export const USERNAME_NOT_AVAILABLE = "This username is not available.";
+
+/**
+ * Field errors for a username/email already taken (case-insensitive), or a username retired. Both
+ * are sign-in names (`findUserByLogin`), so each is checked against other accounts' usernames and
+ * emails alike: an email equal to someone's email-shaped username would otherwise take that
+ * sign-in name from them (the email wins the lookup), and an address nobody proved could do it.
+ * An email is never retired: a deleted account's address is free again at once.
  */
 export async function uniquenessErrors(env: Bindings, username: string | null, email: string | null, exceptUserId?: string) {
   const errors: Record<string, string[]> = {};
@@ -145,35 +172,54 @@ export async function uniquenessErrors(env: Bindings, username: string | null, e
         ),
       )
       .get();
-  const [byName, byEmail] = await Promise.all([username ? other(username) : null, email ? other(email) : null]);
+  const [byName, byEmail, retired] = await Promise.all([
+    username ? other(username) : null,
+    email ? other(email) : null,
+    username ? retiredAmong(env, [username]) : new Set<string>(),
+  ]);
   if (byName) errors.username = ["A user with that username already exists."];
+  else if (retired.size > 0) errors.username = [USERNAME_NOT_AVAILABLE];
   if (byEmail) errors.email = ["A user with that email already exists."];
   return errors;
 }
 
-/** Creates the user and their default collection atomically. */
+/**
+ * Creates the user and their default collection atomically. The user is inserted only while its
+ * name is not retired, checked inside the batch: an account named so that is deleted between the
+ * check above and this insert retires the name in its own batch, and one of the two lands first.
+ */
 export async function createUser(env: Bindings, input: NewUser): Promise<UserRow> {
   const errors = await uniquenessErrors(env, input.username, input.email);
   if (Object.keys(errors).length > 0) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", errors);
   const id = uuidv7();
   const db = database(env);
+  const retiredKey = await retiredUsernameKey(input.username);
+  const stamp = sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`;
+  let inserted: unknown;
   try {
-    const [[user]] = await db.batch([
-      db
-        .insert(users)
-        .values({
-          id,
-          username: input.username,
-          email: input.email,
-          passwordHash: input.passwordHash,
-          firstName: input.firstName ?? "",
-          lastName: input.lastName ?? "",
-          emailVerified: input.emailVerified ?? false,
-        })
-        .returning(),
-      db.insert(collections).values({ id: uuidv7(), userId: id, name: DEFAULT_COLLECTION_NAME, isDefault: true }),
+    [inserted] = await runBatch(db, [
+      sql`INSERT INTO ${users} (id, username, email, password_hash, first_name, last_name, email_verified)
+        SELECT ${id}, ${input.username}, ${input.email}, ${input.passwordHash}, ${input.firstName ?? ""}, ${input.lastName ?? ""},
+          ${input.emailVerified ? 1 : 0}
+        WHERE NOT EXISTS (SELECT 1 FROM ${retiredUsernames} WHERE ${retiredUsernames.usernameSha256} = ${retiredKey})
+        RETURNING *`,
+      // Only with its user: nothing when the name was refused.
+      db.insert(collections).select(
+        db
+          .select({
+            id: sql<string>`${uuidv7()}`.as("id"),
+            userId: users.id,
+            name: sql<string>`${DEFAULT_COLLECTION_NAME}`.as("name"),
+            description: sql<string>`''`.as("description"),
+            isPublic: sql<boolean>`0`.as("is_public"),
+            isDefault: sql<boolean>`1`.as("is_default"),
+            createdAt: stamp.as("created_at"),
+            updatedAt: stamp.as("updated_at"),
+          })
+          .from(users)
+          .where(eq(users.id, id)),
+      ),
     ]);
-    return user!;
   } catch (err) {
     // Lost a race with a concurrent registration of the same name or email.
     if (isUniqueViolation(err)) {
@@ -181,6 +227,9 @@ export async function createUser(env: Bindings, input: NewUser): Promise<UserRow
     }
     throw err;
   }
+  const [user] = tableRows(users, inserted);
+  if (!user) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { username: [USERNAME_NOT_AVAILABLE] });
+  return user;
 }
 
 /**

@@ -24,6 +24,7 @@ describe("migrations", () => {
       "ws_tickets",
       "oauth_states",
       "oauth_accounts",
+      "retired_usernames",
     ]) {
       expect(names, table).toContain(table);
     }

@@ -68,7 +68,7 @@ const consensusOf = async (requestId: string) =>
 const helped = (u: User) => count("SELECT identifications_helped AS n FROM users WHERE id = ?", u.userId);
 
 describe("deleting your own account", () => {
-  it("deletes what is private, keeps the forum posts under a generated name, ends every session, frees the name and the address, and tells the old address", async () => {
+  it("deletes what is private, keeps the forum posts under a generated name, ends every session, frees the address (not the name), and tells the old address", async () => {
     const u = await bearerUser();
     const other = await bearerUser();
     // Private things: a plant with a reminder, an identification request with its photo in R2, a notification.
@@ -154,8 +154,11 @@ describe("deleting your own account", () => {
     expect(thread.results.map((p) => p.author?.username)).toEqual([after.username, other.username]);
     expect(JSON.stringify(thread)).not.toContain(u.username);
 
-    // The name and the address are free again, and the old address heard of it.
-    const again = await registerWeb({ username: u.username, email: u.email });
+    // The address is free again, the name is retired for good (old posts still say "@name"),
+    // and the old address heard of it.
+    const taken = await call("/api/v1/auth/register/", { json: { username: u.username, email: u.email, password: GOOD_PASSWORD } });
+    expect((await expectError(taken, 400, "VALIDATION_ERROR")).errors).toEqual({ username: ["This username is not available."] });
+    const again = await registerWeb({ username: `${u.username}b`, email: u.email });
     expect(again.userId).not.toBe(u.userId);
     const mail = await mailTo(emulators.email, u.email, /account was deleted/);
     expect(emulators.email.outbox.length).toBeGreaterThan(outbox);
