@@ -40,6 +40,7 @@ import {
   REACTION_TYPES,
   REPORT_STATUSES,
   reportBody,
+  reportReceipt,
   listReports,
   reportPost,
   resolveReport,
@@ -507,7 +508,7 @@ export function forumRoutes() {
   app.openapi(postPostsByIdReport, async (c) => {
     await limitWrites(c, "post");
     const report = await reportPost(c.env, userIdOf(c), c.req.valid("param").id, c.req.valid("json").reason);
-    return c.json({ id: report.id, post_id: report.post_id, status: report.status, created_at: report.created_at }, 201);
+    return c.json(reportReceipt(report), 201);
   });
 
   // Solution, subscriptions, moderation ------------------------------------------------------------

@@ -28,8 +28,8 @@
  *   author gets the 403 they would have got a moment later.
  */
 import { and, asc, desc, eq, inArray, isNotNull, ne, type SQL, sql } from "drizzle-orm";
-import type { SQLiteUpdateSetSource } from "drizzle-orm/sqlite-core";
-import { changes, database, runBatch, type Statement, tableRows } from "../db/client";
+import type { SQLiteColumn, SQLiteUpdateSetSource } from "drizzle-orm/sqlite-core";
+import { changes, type Database, database, runBatch, type Statement, tableRows } from "../db/client";
 import { countedPage, type Page, type PageRequest } from "../db/pagination";
 import {
   blogCategories,
@@ -100,9 +100,19 @@ const postColumns = {
   seriesTitle: sql<string | null>`${blogSeries.title}`.as("series_title"),
 };
 
-function selectPosts(env: Bindings, withBlocks: boolean) {
+function selectPosts(env: Bindings) {
   return database(env)
-    .select(withBlocks ? { ...postColumns, contentBlocks: blogPosts.contentBlocks } : postColumns)
+    .select(postColumns)
+    .from(blogPosts)
+    .leftJoin(users, eq(users.id, blogPosts.authorId))
+    .leftJoin(blogSeries, eq(blogSeries.id, blogPosts.seriesId))
+    .$dynamic();
+}
+
+/** Posts with their blocks, as `detailBody` takes them (a statement a batch can hold). */
+export function selectPostDetails(env: Bindings) {
+  return database(env)
+    .select({ ...postColumns, contentBlocks: blogPosts.contentBlocks })
     .from(blogPosts)
     .leftJoin(users, eq(users.id, blogPosts.authorId))
     .leftJoin(blogSeries, eq(blogSeries.id, blogPosts.seriesId))
@@ -112,24 +122,41 @@ function selectPosts(env: Bindings, withBlocks: boolean) {
 type PostSummaryRow = Awaited<ReturnType<ReturnType<typeof selectPosts>["get"]>> & {};
 export type PostRow = PostSummaryRow & { contentBlocks: StoredBlock[] };
 
-/** A post's categories and tags, for many posts in one round trip. */
-export async function taxonomyOf(env: Bindings, ids: string[]) {
-  const db = database(env);
-  const cats = new Map<string, { id: string; name: string; slug: string }[]>();
-  const tags = new Map<string, string[]>();
-  if (ids.length === 0) return { cats, tags };
-  const [catRows, tagRows] = await db.batch([
+type Taxonomy = { cats: Map<string, { id: string; name: string; slug: string }[]>; tags: Map<string, string[]> };
+
+/**
+ * The two reads of the categories and tags of the posts `postIn` picks (given the post id column
+ * of each table), to run in a batch; `groupTaxonomy` turns their rows into the maps bodies take.
+ */
+export function selectTaxonomy(db: Database, postIn: (postId: SQLiteColumn) => SQL) {
+  return [
     db
       .select({ postId: blogPostCategories.postId, id: blogCategories.id, name: blogCategories.name, slug: blogCategories.slug })
       .from(blogPostCategories)
       .innerJoin(blogCategories, eq(blogCategories.id, blogPostCategories.categoryId))
-      .where(inArray(blogPostCategories.postId, ids))
+      .where(postIn(blogPostCategories.postId))
       .orderBy(asc(blogCategories.name)),
-    db.select().from(blogPostTags).where(inArray(blogPostTags.postId, ids)).orderBy(asc(blogPostTags.tag)),
-  ]);
+    db.select().from(blogPostTags).where(postIn(blogPostTags.postId)).orderBy(asc(blogPostTags.tag)),
+  ] as const;
+}
+
+export function groupTaxonomy(
+  catRows: { postId: string; id: string; name: string; slug: string }[],
+  tagRows: { postId: string; tag: string }[],
+): Taxonomy {
+  const cats: Taxonomy["cats"] = new Map();
+  const tags: Taxonomy["tags"] = new Map();
   for (const r of catRows) (cats.get(r.postId) ?? cats.set(r.postId, []).get(r.postId)!).push({ id: r.id, name: r.name, slug: r.slug });
   for (const r of tagRows) (tags.get(r.postId) ?? tags.set(r.postId, []).get(r.postId)!).push(r.tag);
   return { cats, tags };
+}
+
+/** A post's categories and tags, for many posts in one round trip. */
+export async function taxonomyOf(env: Bindings, ids: string[]): Promise<Taxonomy> {
+  const db = database(env);
+  if (ids.length === 0) return { cats: new Map(), tags: new Map() };
+  const [catRows, tagRows] = await db.batch(selectTaxonomy(db, (postId) => inArray(postId, ids)));
+  return groupTaxonomy(catRows, tagRows);
 }
 
 function author(row: PostSummaryRow) {
@@ -189,19 +216,23 @@ export async function postSummaries(env: Bindings, rows: PostSummaryRow[]) {
   return rows.map((r) => summaryBody(r, cats.get(r.id) ?? [], tags.get(r.id) ?? []));
 }
 
-export async function postDetail(env: Bindings, row: PostRow) {
-  const [summary] = await postSummaries(env, [row]);
+/** A post as the editor's routes answer it (`GET blog/posts/{id}/`), its taxonomy read already. */
+export function detailBody(row: PostRow, { cats, tags }: Taxonomy) {
   return {
-    ...summary!,
+    ...summaryBody(row, cats.get(row.id) ?? [], tags.get(row.id) ?? []),
     introduction: row.introduction,
     content_blocks: row.contentBlocks.map(editableBlock),
     rendered_blocks: row.contentBlocks.map(renderBlock),
   };
 }
 
+export async function postDetail(env: Bindings, row: PostRow) {
+  return detailBody(row, await taxonomyOf(env, [row.id]));
+}
+
 async function loadPost(env: Bindings, idOrSlug: string): Promise<PostRow | undefined> {
   const where = isUuid(idOrSlug) ? eq(blogPosts.id, idOrSlug) : eq(blogPosts.slug, idOrSlug);
-  return (await selectPosts(env, true).where(where).get()) as PostRow | undefined;
+  return await selectPostDetails(env).where(where).get();
 }
 
 const notFound = () => new AppError("NOT_FOUND", 404, "Post not found.");
@@ -291,7 +322,7 @@ export async function listPosts(
         : [desc(blogPosts.updatedAt), desc(blogPosts.id)];
   return countedPage(
     database(env),
-    selectPosts(env, false)
+    selectPosts(env)
       .where(where)
       .orderBy(...order),
     { from: blogPosts, where },
@@ -693,14 +724,16 @@ export async function listRevisions(env: Bindings, user: AuthenticatedUser, id: 
     { from: blogRevisions, where },
     page,
   );
+  return { count: result.count, rows: result.rows.map((r) => revisionBody(r, post.revision)) };
+}
+
+/** A revision as `GET blog/posts/{id}/revisions/` lists it; `current` is its post's `revision`. */
+export function revisionBody(r: { number: number; createdAt: string; authorId: string | null; username: string | null }, current: number) {
   return {
-    count: result.count,
-    rows: result.rows.map((r) => ({
-      number: r.number,
-      created_at: r.createdAt,
-      author: r.authorId && r.username ? { id: r.authorId, username: r.username } : null,
-      is_current: r.number === post.revision,
-    })),
+    number: r.number,
+    created_at: r.createdAt,
+    author: r.authorId && r.username ? { id: r.authorId, username: r.username } : null,
+    is_current: r.number === current,
   };
 }
 

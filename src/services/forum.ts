@@ -999,6 +999,11 @@ export function reportBody(row: ReportRow) {
   };
 }
 
+/** A report as its reporter is answered (`POST forum/posts/{id}/report/`): not the moderators' view of it. */
+export function reportReceipt(row: Pick<ReportRow, "id" | "post_id" | "status" | "created_at">) {
+  return { id: row.id, post_id: row.post_id, status: row.status, created_at: row.created_at };
+}
+
 /** Reports of one status, oldest first. */
 export function listReports(
   env: Bindings,
