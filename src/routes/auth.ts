@@ -99,7 +99,14 @@ const AccountExportSchema = z
     disease_requests: exportedList("Your diagnoses as `disease-requests/` shows them, each with `results`."),
     saved_care_instructions: exportedList("Your saved care cards."),
     reminders: exportedList("Your care reminders."),
-    calendar: z.object({ events: exportedList("Events you organise."), rsvps: exportedList("Your RSVPs: event id and status.") }),
+    calendar: z.object({
+      events: exportedList("Events you organise."),
+      rsvps: exportedList("Your RSVPs: event id and status."),
+      feed: z.object({ created_at: z.string(), last_fetched_at: z.string().nullable() }).nullable().openapi({
+        description:
+          "Your calendar subscription (`reminders/calendar-feed/`): when its URL was issued and last fetched; null when you have none. Never the URL.",
+      }),
+    }),
     forum: z.object({
       topics: exportedList("Topics you started."),
       posts: exportedList("Posts you wrote (a deleted one as the placeholder the forum shows)."),

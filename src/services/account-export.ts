@@ -6,9 +6,10 @@
  *
  * Two things are never in it:
  * - secrets: the password hash, refresh and access tokens and their jtis, session ids, reset,
- *   email-change and WebSocket tickets, the calendar feed's signed URL, push endpoints and their
- *   keys, Idempotency-Keys and their stored answers, OAuth state. Every read below names its
- *   columns (or reads a table with none of these), so a secret column added later stays out.
+ *   email-change and WebSocket tickets, the calendar feed's signed URL and the feed id it signs,
+ *   push endpoints and their keys, Idempotency-Keys and their stored answers, OAuth state. Every
+ *   read below names its columns (or reads a table with none of these), so a secret column added
+ *   later stays out.
  * - anyone else's private data: another user's plants, notes and unshared requests, and other
  *   people's votes (only counts, as the API shows them). Every read is scoped to the user: their
  *   rows, or rows joined to their own (results of their requests, reactions on their posts).
@@ -21,6 +22,7 @@ import { database } from "../db/client";
 import {
   blogComments,
   calendarEvents,
+  calendarFeeds,
   calendarRsvps,
   careReminders,
   collections,
@@ -114,6 +116,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     reminderRows,
     eventRows,
     rsvpRows,
+    [feed],
     topicRows,
     postRows,
     reactionTallies,
@@ -191,6 +194,11 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       .from(calendarRsvps)
       .where(eq(calendarRsvps.userId, userId))
       .orderBy(asc(calendarRsvps.createdAt)),
+    // Whether the user has a calendar feed URL, and its dates: never its id, which the URL is signed over.
+    db
+      .select({ createdAt: calendarFeeds.createdAt, lastFetchedAt: calendarFeeds.lastFetchedAt })
+      .from(calendarFeeds)
+      .where(eq(calendarFeeds.userId, userId)),
     selectTopics(env).where(eq(forumTopics.authorId, userId)).orderBy(asc(forumTopics.createdAt), asc(forumTopics.id)),
     selectPosts(env).where(eq(fp.authorId, userId)).orderBy(asc(fp.createdAt), asc(fp.id)),
     // Reactions on the user's posts, counted per type as the forum shows them (whose they are stays out).
@@ -298,6 +306,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     calendar: {
       events: eventRows.map(eventBody),
       rsvps: rsvpRows.map((x) => apiFields(x, "eventId status createdAt updatedAt")),
+      feed: feed ? apiFields(feed, "createdAt lastFetchedAt") : null,
     },
     forum: {
       topics: topicRows.map(topicBody),

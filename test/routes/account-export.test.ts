@@ -43,7 +43,7 @@ interface Export {
   disease_requests: Row[];
   saved_care_instructions: Row[];
   reminders: Row[];
-  calendar: { events: Row[]; rsvps: Row[] };
+  calendar: { events: Row[]; rsvps: Row[]; feed: Row | null };
   forum: { topics: Row[]; posts: Row[]; reactions: Row[] };
   blog_comments: Row[];
   community: { proposals: Row[]; votes: Row[] };
@@ -355,6 +355,41 @@ describe("GET auth/user/export/", () => {
     const text = JSON.stringify(body);
     expect(text).not.toContain("12 Elm Road");
     expect(text).not.toContain(other.userId);
+  });
+
+  it("says whether the user has a calendar feed URL and when it was issued and last fetched, never the URL", async () => {
+    const [owner, other] = await Promise.all([bearerUser(), bearerUser()]);
+    expect((await json<Export>(await call(EXPORT, { bearer: owner.access }), 200)).calendar.feed).toBeNull();
+
+    const issue = async (bearer: string) =>
+      json<{ url: string; created_at: string }>(await call("/api/v1/reminders/calendar-feed/", { bearer, json: {} }), 201);
+    const feed = await issue(owner.access);
+    const theirs = await issue(other.access);
+    const fresh = await json<Export>(await call(EXPORT, { bearer: owner.access }), 200);
+    expect(fresh.calendar.feed).toEqual({ created_at: feed.created_at, last_fetched_at: null });
+
+    // A calendar app fetches it.
+    const path = new URL(feed.url).pathname;
+    expect((await call(path)).status).toBe(200);
+    const res = await call(EXPORT, { bearer: owner.access });
+    const text = await res.text();
+    const fetched = (JSON.parse(text) as Export).calendar.feed;
+    expect(fetched).toEqual({ created_at: feed.created_at, last_fetched_at: expect.any(String) });
+    expect(Date.parse(fetched!.last_fetched_at as string)).toBeGreaterThanOrEqual(Date.parse(feed.created_at));
+
+    const token = (url: string) => new URL(url).pathname.split("/").filter(Boolean).at(-2)!;
+    for (const [what, value] of [
+      ["the feed's token", token(feed.url)],
+      ["the feed's id", token(feed.url).split(".")[0]!],
+      ["the other user's feed", token(theirs.url).split(".")[0]!],
+    ]) {
+      expect(text.includes(value!), `${what} is in the export`).toBe(false);
+    }
+    expect(text).not.toContain("calendar-feed/");
+
+    // Revoked: no feed any more.
+    expect((await call("/api/v1/reminders/calendar-feed/", { method: "DELETE", bearer: owner.access })).status).toBe(204);
+    expect((await json<Export>(await call(EXPORT, { bearer: owner.access }), 200)).calendar.feed).toBeNull();
   });
 
   it("is in the OpenAPI document with every top-level key", async () => {
