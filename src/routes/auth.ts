@@ -114,6 +114,17 @@ const AccountExportSchema = z
       subscriptions: exportedList("Topics you follow."),
     }),
     blog_comments: exportedList("Comments you wrote, with their moderation status."),
+    reports: z
+      .object({
+        forum_posts: exportedList(
+          "Forum posts you reported: the report's `id`, `post_id`, `reason`, `status`, `created_at`, `resolved_at`.",
+        ),
+        blog_comments: exportedList("Blog comments you reported: the report's `id`, `comment_id`, `reason`, `status`, `created_at`."),
+        proposals: exportedList(
+          "Community proposals you reported: `result_id`, `reason`, `status` (open, resolved), `created_at`, `resolved_at`.",
+        ),
+      })
+      .openapi({ description: "Reports you filed. Never who handled them, nor anyone else's reports." }),
     community: z.object({
       proposals: exportedList("Species you proposed on other people's shared requests."),
       votes: exportedList("Your votes on other people's results."),

@@ -11,8 +11,9 @@
  *   read below names its columns (or reads a table with none of these), so a secret column added
  *   later stays out.
  * - anyone else's private data: another user's plants, notes and unshared requests, and other
- *   people's votes (only counts, as the API shows them). Every read is scoped to the user: their
- *   rows, or rows joined to their own (results of their requests, reactions on their posts).
+ *   people's votes (only counts, as the API shows them), other people's reports and which
+ *   moderator handled the user's own. Every read is scoped to the user: their rows, or rows
+ *   joined to their own (results of their requests, reactions on their posts).
  *
  * All reads are one `db.batch`: one round trip, and one consistent snapshot of the account.
  */
@@ -20,6 +21,7 @@ import { and, asc, count, desc, eq, getTableColumns, isNull, ne, or, sql } from 
 import { getConfig } from "../config";
 import { database } from "../db/client";
 import {
+  blogCommentReports,
   blogComments,
   calendarEvents,
   calendarFeeds,
@@ -31,6 +33,7 @@ import {
   forumAttachments,
   forumPosts,
   forumReactions,
+  forumReports,
   forumSubscriptions,
   forumTopics,
   identificationRequests,
@@ -38,6 +41,7 @@ import {
   notificationPreferences,
   notifications,
   oauthAccounts,
+  proposalReports,
   pushSubscriptions,
   savedCareInstructions,
   userPlants,
@@ -57,6 +61,7 @@ import {
   postBody,
   type ReactionCounts,
   type ReactionType,
+  reportReceipt,
   selectPosts,
   selectTopics,
   topicBody,
@@ -125,6 +130,9 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     reactionRows,
     subscriptionRows,
     commentRows,
+    forumReportRows,
+    commentReportRows,
+    proposalReportRows,
     proposalRows,
     deviceRows,
     notificationRows,
@@ -236,6 +244,40 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       .where(eq(forumSubscriptions.userId, userId))
       .orderBy(asc(forumSubscriptions.createdAt)),
     selectComments(env).where(eq(blogComments.userId, userId)).orderBy(asc(blogComments.createdAt), asc(blogComments.id)),
+    // Reports the user filed: what, why, and where it stands. Never who dealt with it, nor anyone else's reports.
+    db
+      .select({
+        id: forumReports.id,
+        post_id: forumReports.postId,
+        reason: forumReports.reason,
+        status: forumReports.status,
+        created_at: forumReports.createdAt,
+        resolved_at: forumReports.resolvedAt,
+      })
+      .from(forumReports)
+      .where(eq(forumReports.reporterId, userId))
+      .orderBy(asc(forumReports.createdAt), asc(forumReports.id)),
+    db
+      .select({
+        id: blogCommentReports.id,
+        commentId: blogCommentReports.commentId,
+        reason: blogCommentReports.reason,
+        status: blogCommentReports.status,
+        createdAt: blogCommentReports.createdAt,
+      })
+      .from(blogCommentReports)
+      .where(eq(blogCommentReports.reporterId, userId))
+      .orderBy(asc(blogCommentReports.createdAt), asc(blogCommentReports.id)),
+    db
+      .select({
+        resultId: proposalReports.resultId,
+        reason: proposalReports.reason,
+        createdAt: proposalReports.createdAt,
+        resolvedAt: proposalReports.resolvedAt,
+      })
+      .from(proposalReports)
+      .where(eq(proposalReports.userId, userId))
+      .orderBy(asc(proposalReports.createdAt), asc(proposalReports.resultId)),
     // Species the user proposed on other people's requests: their own words, and the request's id only.
     db
       .select(getTableColumns(r))
@@ -315,6 +357,18 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       subscriptions: subscriptionRows.map((x) => apiFields(x, "topicId createdAt")),
     },
     blog_comments: commentRows.map(commentBody),
+    reports: {
+      forum_posts: forumReportRows.map((x) => ({ ...reportReceipt(x), reason: x.reason, resolved_at: x.resolved_at })),
+      blog_comments: commentReportRows.map((x) => apiFields(x, "id commentId reason status createdAt")),
+      // A proposal's reports are closed together when a moderator hides or shows it again.
+      proposals: proposalReportRows.map((x) => ({
+        result_id: x.resultId,
+        reason: x.reason,
+        status: x.resolvedAt === null ? ("open" as const) : ("resolved" as const),
+        created_at: x.createdAt,
+        resolved_at: x.resolvedAt,
+      })),
+    },
     community: {
       proposals: proposalRows.map(identificationResultBody),
       votes: voteRows.filter((v) => v.requestOwner !== userId).map(voteBody),

@@ -7,6 +7,7 @@ import { makePng } from "../helpers/images";
 import { identifiedResult } from "../helpers/requests";
 import { blogPost } from "../helpers/blog";
 import { bearerUser, registerWeb } from "../helpers/users";
+import { withRole } from "./blog-editorial-setup";
 
 const EXPORT = "/api/v1/auth/user/export/";
 /** The export's top-level keys, in order (docs/api.md "Exporting your data"). */
@@ -25,6 +26,7 @@ const KEYS = [
   "calendar",
   "forum",
   "blog_comments",
+  "reports",
   "community",
   "push_devices",
   "notifications",
@@ -46,6 +48,7 @@ interface Export {
   calendar: { events: Row[]; rsvps: Row[]; feed: Row | null };
   forum: { topics: Row[]; posts: Row[]; reactions: Row[] };
   blog_comments: Row[];
+  reports: { forum_posts: Row[]; blog_comments: Row[]; proposals: Row[] };
   community: { proposals: Row[]; votes: Row[] };
   push_devices: Row[];
   notifications: Row[];
@@ -355,6 +358,97 @@ describe("GET auth/user/export/", () => {
     const text = JSON.stringify(body);
     expect(text).not.toContain("12 Elm Road");
     expect(text).not.toContain(other.userId);
+  });
+
+  it("holds the reports the user filed (forum posts, blog comments, proposals) with reason and status, not who handled them nor anyone else's", async () => {
+    const [owner, other, third] = await Promise.all([bearerUser(), bearerUser(), bearerUser()]);
+    const mod = await withRole("moderator");
+
+    // A forum post of the other's, reported by the owner and by a third user; a moderator resolves the owner's report.
+    const topic = await json<{ first_post: { id: string } }>(
+      await call("/api/v1/forum/categories/houseplants/topics/", {
+        bearer: other.access,
+        json: { title: "Cheap pots here", body: "Buy my pots at a dodgy site" },
+      }),
+      201,
+    );
+    const reportForum = (who: { access: string }, reason: string) =>
+      call(`/api/v1/forum/posts/${topic.first_post.id}/report/`, { bearer: who.access, json: { reason } });
+    const receipt = await json<Row>(await reportForum(owner, "Advertising a shop"), 201);
+    const theirForumReport = await json<Row>(await reportForum(third, "Third person's forum reason"), 201);
+    const resolved = await json<Row>(
+      await call(`/api/v1/forum/reports/${receipt.id}/`, { method: "PATCH", bearer: mod.access, json: { status: "resolved" } }),
+      200,
+    );
+    expect(resolved.resolved_by).toBe(mod.userId);
+
+    // An approved blog comment of the other's, reported by the owner and the third user.
+    const post = await blogPost();
+    const comment = await json<{ id: string }>(
+      await call(`/api/v1/blog/posts/${post.id}/comments/`, { bearer: other.access, json: { body: "<p>Visit my shop</p>" } }),
+      201,
+    );
+    await json(await call(`/api/v1/blog/comments/${comment.id}/approve/`, { method: "POST", bearer: mod.access }), 200);
+    const reportComment = (who: { access: string }, reason: string) =>
+      call(`/api/v1/blog/comments/${comment.id}/report/`, { bearer: who.access, json: { reason } });
+    await json(await reportComment(owner, "Spam in the comments"), 201);
+    await json(await reportComment(third, "Third person's comment reason"), 201);
+    const [commentReport] = await env.DB.prepare("SELECT id, created_at FROM blog_comment_reports WHERE reporter_id = ?")
+      .bind(owner.userId)
+      .all<{ id: string; created_at: string }>()
+      .then((r) => r.results);
+
+    // The other's proposal on the third user's shared request, reported by the owner and the third user.
+    const shared = await identifiedResult(third.userId);
+    const proposalId = crypto.randomUUID();
+    await env.DB.batch([
+      env.DB.prepare("UPDATE identification_requests SET is_shared_with_community = 1 WHERE id = ?").bind(shared.requestId),
+      env.DB.prepare(
+        "INSERT INTO identification_results (id, request_id, scientific_name, confidence_score, identification_source, rank, proposed_by, comment) VALUES (?, ?, 'Ficus elastica', 0, 'community', 2, ?, 'Rubber plant')",
+      ).bind(proposalId, shared.requestId, other.userId),
+    ]);
+    const reportProposal = (who: { access: string }, reason: string) =>
+      call(`/api/v1/plant-identification/results/${proposalId}/report/`, { bearer: who.access, json: { reason } });
+    expect(await json<Row>(await reportProposal(owner, "Not even close"), 201)).toEqual({ result_id: proposalId, reported: true });
+    await json(await reportProposal(third, "Third person's proposal reason"), 201);
+
+    const res = await call(EXPORT, { bearer: owner.access });
+    const text = await res.text();
+    const body = JSON.parse(text) as Export;
+    expect(body.reports).toEqual({
+      // The answer the reporter got, with its reason and where it stands now.
+      forum_posts: [{ ...receipt, status: "resolved", reason: "Advertising a shop", resolved_at: resolved.resolved_at }],
+      blog_comments: [
+        {
+          id: commentReport!.id,
+          comment_id: comment.id,
+          reason: "Spam in the comments",
+          status: "open",
+          created_at: commentReport!.created_at,
+        },
+      ],
+      proposals: [{ result_id: proposalId, reason: "Not even close", status: "open", created_at: expect.any(String), resolved_at: null }],
+    });
+
+    // Neither the moderator who handled a report nor anyone else's reports.
+    expect(text).not.toMatch(/resolved_by|reporter/);
+    for (const [what, value] of [
+      ["the moderator's id", mod.userId],
+      ["the moderator's username", mod.username],
+      ["the third user's id", third.userId],
+      ["the third user's forum report", theirForumReport.id as string],
+      ["the third user's reasons", "Third person's"],
+    ]) {
+      expect(text.includes(value!), `${what} is in the export`).toBe(false);
+    }
+
+    // A moderator hiding the proposal resolves its reports: the owner's shows it, dated.
+    await json(await call(`/api/v1/plant-identification/results/${proposalId}/hide/`, { method: "POST", bearer: mod.access }), 200);
+    const after = await json<Export>(await call(EXPORT, { bearer: owner.access }), 200);
+    expect(after.reports.proposals).toEqual([expect.objectContaining({ status: "resolved", resolved_at: expect.any(String) })]);
+    // The reported user's own export holds no reports about them.
+    const reported = await json<Export>(await call(EXPORT, { bearer: other.access }), 200);
+    expect(reported.reports).toEqual({ forum_posts: [], blog_comments: [], proposals: [] });
   });
 
   it("says whether the user has a calendar feed URL and when it was issued and last fetched, never the URL", async () => {
