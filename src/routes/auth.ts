@@ -113,6 +113,11 @@ const AccountExportSchema = z
       reactions: exportedList("Your reactions: post id and type."),
       subscriptions: exportedList("Topics you follow."),
     }),
+    blog: z.object({
+      posts: exportedList("Blog posts you wrote (drafts included), as the editor's `GET blog/posts/{id}/` answers."),
+      revisions: exportedList("Revisions you saved, on any post: `post_id` and the revision as `blog/posts/{id}/revisions/` lists it."),
+      images: exportedList("Blog images you uploaded: `id`, `url`, `created_at`."),
+    }),
     blog_comments: exportedList("Comments you wrote, with their moderation status."),
     reports: z
       .object({

@@ -17,12 +17,15 @@
  *
  * All reads are one `db.batch`: one round trip, and one consistent snapshot of the account.
  */
-import { and, asc, count, desc, eq, getTableColumns, isNull, ne, or, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, getTableColumns, inArray, isNull, ne, or, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { database } from "../db/client";
 import {
   blogCommentReports,
   blogComments,
+  blogImages,
+  blogPosts,
+  blogRevisions,
   calendarEvents,
   calendarFeeds,
   calendarRsvps,
@@ -51,7 +54,9 @@ import {
 import type { AuthenticatedUser, Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { apiFields } from "../lib/fields";
+import { mediaUrl } from "./blog-blocks";
 import { commentBody, selectComments } from "./blog-comments";
+import { detailBody, groupTaxonomy, revisionBody, selectPostDetails, selectTaxonomy } from "./blog-posts";
 import { eventBody, selectEvents } from "./calendar";
 import { collectionBody, plantBody, selectCollections, selectPlants } from "./collections";
 import { diseaseRequestBody, diseaseResultBody } from "./diseases";
@@ -105,6 +110,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
   const fr = forumReactions;
   // The user's live forum posts: their reactions and photos are shown, as the forum shows them.
   const ownLivePost = and(eq(fp.authorId, userId), eq(fp.isDeleted, false));
+  const ownPost = eq(blogPosts.authorId, userId);
 
   const [
     [user],
@@ -130,6 +136,11 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     reactionRows,
     subscriptionRows,
     commentRows,
+    blogPostRows,
+    blogCategoryRows,
+    blogTagRows,
+    revisionRows,
+    blogImageRows,
     forumReportRows,
     commentReportRows,
     proposalReportRows,
@@ -244,6 +255,29 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       .where(eq(forumSubscriptions.userId, userId))
       .orderBy(asc(forumSubscriptions.createdAt)),
     selectComments(env).where(eq(blogComments.userId, userId)).orderBy(asc(blogComments.createdAt), asc(blogComments.id)),
+    // Blog posts the user wrote (drafts included), as the editor shows them, with their categories and tags.
+    selectPostDetails(env).where(ownPost).orderBy(desc(blogPosts.updatedAt), desc(blogPosts.id)),
+    ...selectTaxonomy(db, (postId) => inArray(postId, db.select({ id: blogPosts.id }).from(blogPosts).where(ownPost))),
+    // The revisions the user saved, on any post: which, its number and when (the post's own text is above).
+    db
+      .select({
+        postId: blogRevisions.postId,
+        number: blogRevisions.number,
+        createdAt: blogRevisions.createdAt,
+        authorId: blogRevisions.authorId,
+        username: users.username,
+        current: blogPosts.revision,
+      })
+      .from(blogRevisions)
+      .innerJoin(blogPosts, eq(blogPosts.id, blogRevisions.postId))
+      .innerJoin(users, eq(users.id, blogRevisions.authorId))
+      .where(eq(blogRevisions.authorId, userId))
+      .orderBy(asc(blogRevisions.createdAt), asc(blogRevisions.postId), asc(blogRevisions.number)),
+    db
+      .select({ ref: blogImages.ref, createdAt: blogImages.createdAt })
+      .from(blogImages)
+      .where(eq(blogImages.uploadedBy, userId))
+      .orderBy(asc(blogImages.createdAt), asc(blogImages.ref)),
     // Reports the user filed: what, why, and where it stands. Never who dealt with it, nor anyone else's reports.
     db
       .select({
@@ -325,6 +359,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     if (body) attachments.set(a.postId, [...(attachments.get(a.postId) ?? []), body]);
   }
   const solutions = new Set(solutionRows.map((s) => s.postId));
+  const taxonomy = groupTaxonomy(blogCategoryRows, blogTagRows);
 
   return {
     format: EXPORT_FORMAT,
@@ -355,6 +390,11 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       posts: postRows.map((p) => postBody(p, solutions.has(p.id) ? p.id : null, tallies.get(p.id), mine.get(p.id), attachments.get(p.id))),
       reactions: reactionRows.map((x) => apiFields(x, "postId type createdAt")),
       subscriptions: subscriptionRows.map((x) => apiFields(x, "topicId createdAt")),
+    },
+    blog: {
+      posts: blogPostRows.map((row) => detailBody(row, taxonomy)),
+      revisions: revisionRows.map((r) => ({ post_id: r.postId, ...revisionBody(r, r.current) })),
+      images: blogImageRows.map((i) => ({ id: i.ref, url: mediaUrl(i.ref), created_at: i.createdAt })),
     },
     blog_comments: commentRows.map(commentBody),
     reports: {

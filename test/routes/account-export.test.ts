@@ -7,7 +7,7 @@ import { makePng } from "../helpers/images";
 import { identifiedResult } from "../helpers/requests";
 import { blogPost } from "../helpers/blog";
 import { bearerUser, registerWeb } from "../helpers/users";
-import { withRole } from "./blog-editorial-setup";
+import { createPost, uploaded, withRole } from "./blog-editorial-setup";
 
 const EXPORT = "/api/v1/auth/user/export/";
 /** The export's top-level keys, in order (docs/api.md "Exporting your data"). */
@@ -25,6 +25,7 @@ const KEYS = [
   "reminders",
   "calendar",
   "forum",
+  "blog",
   "blog_comments",
   "reports",
   "community",
@@ -47,6 +48,7 @@ interface Export {
   reminders: Row[];
   calendar: { events: Row[]; rsvps: Row[]; feed: Row | null };
   forum: { topics: Row[]; posts: Row[]; reactions: Row[] };
+  blog: { posts: Row[]; revisions: Row[]; images: Row[] };
   blog_comments: Row[];
   reports: { forum_posts: Row[]; blog_comments: Row[]; proposals: Row[] };
   community: { proposals: Row[]; votes: Row[] };
@@ -449,6 +451,77 @@ describe("GET auth/user/export/", () => {
     // The reported user's own export holds no reports about them.
     const reported = await json<Export>(await call(EXPORT, { bearer: other.access }), 200);
     expect(reported.reports).toEqual({ forum_posts: [], blog_comments: [], proposals: [] });
+  });
+
+  it("holds the blog posts an author wrote, drafts included, as the editor shows them, their revisions and uploaded images; nobody else's", async () => {
+    const [author, otherAuthor, editor] = await Promise.all([withRole("author"), withRole("author"), withRole("editor")]);
+    const get = async <T = Row>(path: string) => json<T>(await call(path, { bearer: author.access }), 200);
+
+    const image = await uploaded(author.access);
+    const draft = await createPost(author.access, {
+      title: "Ferns in the shade",
+      tags: ["ferns"],
+      featured_image: image,
+      featured_image_alt: "A fern",
+    });
+    expect(
+      (await call(`/api/v1/blog/posts/${draft.id}/`, { method: "PATCH", bearer: author.access, json: { introduction: "<p>Mine.</p>" } }))
+        .status,
+    ).toBe(200);
+    // An editor's save of the author's draft is the editor's revision, not the author's.
+    expect(
+      (await call(`/api/v1/blog/posts/${draft.id}/`, { method: "PATCH", bearer: editor.access, json: { title: "Ferns in deep shade" } }))
+        .status,
+    ).toBe(200);
+    const live = await createPost(author.access, { title: "Repotting a monstera" });
+    await json(await call(`/api/v1/blog/posts/${live.id}/submit/`, { method: "POST", bearer: author.access }), 200);
+    await json(await call(`/api/v1/blog/posts/${live.id}/publish/`, { method: "POST", bearer: editor.access }), 200);
+
+    const theirImage = await uploaded(otherAuthor.access);
+    const theirs = await createPost(otherAuthor.access, {
+      title: "Their secret draft",
+      featured_image: theirImage,
+      featured_image_alt: "x",
+    });
+
+    const body = await json<Export>(await call(EXPORT, { bearer: author.access }), 200);
+    const byId = (rows: Row[]) => [...rows].sort((a, b) => String(a.id).localeCompare(String(b.id)));
+    expect(byId(body.blog.posts)).toEqual(
+      byId([await get(`/api/v1/blog/posts/${draft.id}/`), await get(`/api/v1/blog/posts/${live.id}/`)]),
+    );
+    expect(body.blog.posts.find((p) => p.id === draft.id)).toMatchObject({
+      status: "draft",
+      tags: ["ferns"],
+      title: "Ferns in deep shade",
+    });
+
+    // The revisions the author saved, each as the post's revisions route lists it.
+    const revisionsOf = async (id: string) =>
+      (await get<{ results: (Row & { author: Row | null })[] }>(`/api/v1/blog/posts/${id}/revisions/`)).results
+        .filter((r) => r.author?.id === author.userId)
+        .map((r) => ({ post_id: id, ...r }));
+    const key = (r: Row) => `${r.post_id}:${r.number}`;
+    const expected = [...(await revisionsOf(draft.id)), ...(await revisionsOf(live.id))];
+    expect(expected.map(key).sort()).toEqual([`${draft.id}:1`, `${draft.id}:2`, `${live.id}:1`].sort());
+    expect([...body.blog.revisions].sort((a, b) => key(a).localeCompare(key(b)))).toEqual(
+      expected.sort((a, b) => key(a).localeCompare(key(b))),
+    );
+
+    expect(body.blog.images).toEqual([{ id: image, url: `/media/images/${image}`, created_at: expect.any(String) }]);
+    expect((await call(body.blog.images[0]!.url as string, { bearer: author.access })).status).toBe(200);
+
+    const text = JSON.stringify(body);
+    for (const [what, value] of [
+      ["the other author's draft", theirs.id],
+      ["its title", "Their secret draft"],
+      ["the other author's image", theirImage],
+      ["the other author's id", otherAuthor.userId],
+      ["the editor's id", editor.userId],
+    ]) {
+      expect(text.includes(value!), `${what} is in the export`).toBe(false);
+    }
+    // The other author's export holds their own post only.
+    expect((await json<Export>(await call(EXPORT, { bearer: otherAuthor.access }), 200)).blog.posts.map((p) => p.id)).toEqual([theirs.id]);
   });
 
   it("says whether the user has a calendar feed URL and when it was issued and last fetched, never the URL", async () => {
