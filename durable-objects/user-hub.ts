@@ -19,6 +19,7 @@ import { DurableObject } from "cloudflare:workers";
 import {
   type ClientMessage,
   CLOSE_CODES,
+  type CompletedMessage,
   type HubMessage,
   type InitMessage,
   type NotificationMessage,
@@ -37,6 +38,12 @@ interface SocketAttachment {
   /** The session (refresh family) that opened it; null for tokens from before sessions had ids. */
   sessionId?: string | null;
   connectedAt: number;
+  /**
+   * Set when the socket was replayed D1's final `completed` on connect (the hub had none of its
+   * own): the request's mark (`requestMark`) at that moment. A redelivery's `completed` is not
+   * sent to it again while nothing newer was recorded (`retellCompleted`).
+   */
+  toldFinalAt?: number;
 }
 
 const ALL_TAG = "all";
@@ -80,13 +87,19 @@ export class UserHub extends DurableObject<Env> {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server, [requestId ? requestTag(requestId) : ALL_TAG]);
-    const attachment: SocketAttachment = { requestId, sessionId, connectedAt: Date.now() };
+    const replay = requestId ? this.replayFor(requestId, request.headers.get("X-Hub-Final-State")) : null;
+    const attachment: SocketAttachment = {
+      requestId,
+      sessionId,
+      connectedAt: Date.now(),
+      ...(replay?.fromD1 ? { toldFinalAt: replay.mark } : {}),
+    };
     server.serializeAttachment(attachment);
 
     server.send(
       JSON.stringify({ type: "init", ...(requestId ? { request_id: requestId } : {}), message: "connected" } satisfies InitMessage),
     );
-    if (requestId) for (const message of this.replayFor(requestId, request.headers.get("X-Hub-Final-State"))) server.send(message);
+    for (const message of replay?.messages ?? []) server.send(message);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -115,7 +128,35 @@ export class UserHub extends DurableObject<Env> {
     return late ? -1 : delivered;
   }
 
-  private record(message: HubMessage): number {
+  /**
+   * The newest event recorded for a request (its sequence number; 0 when there is none). A
+   * redelivered job reads it before it reads the request's final state from D1, and hands it to
+   * `retellCompleted`.
+   */
+  async requestMark(requestId: string): Promise<number> {
+    return this.lastEvent(requestId)?.seq ?? 0;
+  }
+
+  /**
+   * A redelivered job's `completed` for a request D1 has final already: the job that ended it may
+   * have died before its own `completed` got here. Sent only to sockets that have not heard the
+   * request's end, and dropped altogether (0) when:
+   *  - anything was recorded for the request since `mark` (read before D1 was): a retry's
+   *    `queued` that came in meanwhile starts a new run, which this older end must not follow;
+   *  - the hub's last word on the request is a `completed` already: every socket following it
+   *    heard that one, live or on connect.
+   * Sockets replayed D1's final on connect with nothing recorded since (`toldFinalAt`) are
+   * skipped. Returns how many sockets it was sent to.
+   */
+  async retellCompleted(message: CompletedMessage, mark: number): Promise<number> {
+    const last = this.lastEvent(message.request_id);
+    if ((last?.seq ?? 0) !== mark) return 0;
+    if (last && (JSON.parse(last.message) as HubMessage).type === "completed") return 0;
+    return this.record(message, (ws) => (ws.deserializeAttachment() as SocketAttachment | null)?.toldFinalAt !== mark);
+  }
+
+  /** Records `message` and sends it to the sockets following its request (those `to` accepts). */
+  private record(message: HubMessage, to: (ws: WebSocket) => boolean = () => true): number {
     if (this.deleted) return 0;
     const text = JSON.stringify(message);
     const now = Date.now();
@@ -136,7 +177,7 @@ export class UserHub extends DurableObject<Env> {
     }
     let delivered = 0;
     for (const tag of [requestTag(message.request_id), ALL_TAG]) {
-      for (const ws of this.ctx.getWebSockets(tag)) if (this.send(ws, text)) delivered++;
+      for (const ws of this.ctx.getWebSockets(tag)) if (to(ws) && this.send(ws, text)) delivered++;
     }
     return delivered;
   }
@@ -257,22 +298,32 @@ export class UserHub extends DurableObject<Env> {
    * Finished: the final state only (D1's, when the hub never heard the `completed`). Running:
    * every message so far, in order.
    */
-  private replayFor(requestId: string, finalFromD1: string | null): string[] {
-    const last = this.lastMessage(requestId);
-    if (last && (JSON.parse(last) as HubMessage).type === "completed") return [last];
-    if (finalFromD1) return [finalFromD1];
-    if (!last) return [];
-    return this.sql
+  private replayFor(requestId: string, finalFromD1: string | null): { messages: string[]; fromD1: boolean; mark: number } {
+    const last = this.lastEvent(requestId);
+    const mark = last?.seq ?? 0;
+    if (last && (JSON.parse(last.message) as HubMessage).type === "completed") return { messages: [last.message], fromD1: false, mark };
+    if (finalFromD1) return { messages: [finalFromD1], fromD1: true, mark };
+    if (!last) return { messages: [], fromD1: false, mark };
+    const messages = this.sql
       .exec<{ message: string }>("SELECT message FROM request_events WHERE request_id = ? ORDER BY seq", requestId)
       .toArray()
       .map((r) => r.message);
+    return { messages, fromD1: false, mark };
   }
 
   private lastMessage(requestId: string): string | null {
-    const row = this.sql
-      .exec<{ message: string }>("SELECT message FROM request_events WHERE request_id = ? ORDER BY seq DESC LIMIT 1", requestId)
-      .toArray()[0];
-    return row?.message ?? null;
+    return this.lastEvent(requestId)?.message ?? null;
+  }
+
+  private lastEvent(requestId: string): { seq: number; message: string } | null {
+    return (
+      this.sql
+        .exec<{ seq: number; message: string }>(
+          "SELECT seq, message FROM request_events WHERE request_id = ? ORDER BY seq DESC LIMIT 1",
+          requestId,
+        )
+        .toArray()[0] ?? null
+    );
   }
 }
 

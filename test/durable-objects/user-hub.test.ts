@@ -91,6 +91,30 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     late.ws.close();
   });
 
+  it("retells a redelivery's completed only while nothing was recorded since its mark: a retry's queued meanwhile drops it", async () => {
+    const stub = hub("hub-user-retell");
+    const follow = await connect(stub, "req-retold");
+    await stub.publishAll([
+      { type: "progress", request_id: "req-retold", stage: "queued", status: "pending", data: {} },
+      { type: "progress", request_id: "req-retold", stage: "processing_start", status: "processing", data: { attempt: 1 } },
+    ]);
+    const final = { type: "completed", request_id: "req-retold", status: "needs_help", results_count: 1 } as const;
+    // The redelivery takes the mark, reads D1 (final: the run's job died before saying so)…
+    const stale = await stub.requestMark("req-retold");
+    // …while the owner retries it: the new run's `queued` lands first.
+    await stub.publish({ type: "progress", request_id: "req-retold", stage: "queued", status: "pending", data: {} });
+    expect(await stub.retellCompleted(final, stale)).toBe(0);
+    await runInDurableObject(stub, async (instance: UserHub) => {
+      expect(instance.lastState("req-retold")).toMatchObject({ type: "progress", stage: "queued" });
+    });
+    // With nothing in between it is told, once: a second retell finds the end recorded already.
+    expect(await stub.retellCompleted(final, await stub.requestMark("req-retold"))).toBe(1);
+    expect(await stub.retellCompleted(final, await stub.requestMark("req-retold"))).toBe(0);
+    await received(follow.messages, 5);
+    expect(follow.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start", "queued", "completed"]);
+    follow.ws.close();
+  });
+
   it("starts a fresh story when a finished request is queued again (a retry): no stale completed is replayed", async () => {
     const stub = hub("hub-user-retry");
     await stub.publish({ type: "progress", request_id: "req-again", stage: "queued", status: "pending", data: {} });
