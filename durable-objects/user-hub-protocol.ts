@@ -226,7 +226,7 @@ export const SERVER_MESSAGES = {
   completed: {
     schema: CompletedMessage,
     summary:
-      "The request is final; nothing more comes for it unless its owner retries an identification (`POST …/requests/{id}/retry/`), which starts a new run at `queued`.",
+      "The request is final; nothing more comes for it unless its owner retries an identification (`POST …/requests/{id}/retry/`), which starts a new run at `queued`. It may arrive more than once for the same run: treat it as idempotent by `request_id` (see the document's description).",
   },
   error: { schema: ErrorMessage, summary: "The request failed; `completed` with status `failed` follows." },
   notification: { schema: NotificationMessage, summary: "A new in-app notification (`/ws/` only, not replayed)." },

@@ -3,7 +3,8 @@
  * kind's consumer supplies only the provider work between `startRequestJob` and
  * `finishRequestJob`, and hands provider failures to `retryOrFailRequestJob`.
  *
- *   start:  claim the request (or ack: finished, leased by another delivery, deleted), say
+ *   start:  claim the request (or ack: leased by another delivery, deleted, or final — then its
+ *           `completed` is said again from D1, for sockets that missed it), say
  *           processing_start, load the photos (gone → the request fails and the owner is told);
  *   retry:  an open circuit waits without spending an attempt; a retryable failure is retried
  *           with backoff (a 429 after its Retry-After) until MAX_ATTEMPTS; otherwise it fails;
@@ -17,7 +18,15 @@ import type { CompletedMessage } from "../../durable-objects/user-hub-protocol";
 import { announceNotifications, type Notification } from "../services/notifications";
 import { loadPhotos } from "../services/photos";
 import { type ProgressChannel, progress, progressChannel } from "../services/progress";
-import { failRequest, type RequestJob, type RequestKind, releaseRequest, requestPhotos, tellFailed } from "../services/queued-requests";
+import {
+  failRequest,
+  type RequestJob,
+  type RequestKind,
+  releaseRequest,
+  requestPhotos,
+  retellFinalState,
+  tellFailed,
+} from "../services/queued-requests";
 import { type Claimed, type JobResult, MAX_ATTEMPTS, retryDelayFor, waitForCircuit } from "./job-policy";
 
 /** Sends a message to the request owner's sockets (in order; `flush()` waits until sent). */
@@ -41,7 +50,11 @@ export async function startRequestJob<T extends Table>(
   const request = claimed.row as RowOf<T> | undefined;
   timer.record("claim", claimed.ms);
   if (!request) {
-    logger.info(`${kind.noun} already finished, running under another delivery's lease, or request deleted; acking`);
+    // A final one's `completed` may have died with the job that ended it: said again, from D1.
+    const told = await retellFinalState(env, kind, job, logger);
+    logger.info(`${kind.noun} already finished, running under another delivery's lease, or request deleted; acking`, {
+      retold_completed_to: told,
+    });
     return { done: { kind: "done" } as JobResult };
   }
   const say = progressChannel(env, job.user_id, logger, (p) => ctx.waitUntil(p));

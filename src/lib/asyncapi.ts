@@ -120,6 +120,16 @@ ${closeCodes(Object.keys(CLOSE_CODES) as CloseCodeName[])
   .map(({ code, when, action }) => `- **${code}**: ${when} ${action}`)
   .join("\n")}
 
+**\`completed\` is idempotent by \`request_id\`.** A request's end is said again when a job died after the
+request became final but before its \`completed\` was sent: the queue's redelivery reads the final state
+from the database and says it (same \`status\`; \`results_count\` as the request now has it), to the
+sockets that have not heard that end — not to one that got it live, nor to one replayed it on connect
+with nothing said since. A socket can still hear one run's \`completed\` twice (it connected while
+the hub lacked the end and was replayed the database's, then a late or redelivered one arrived; or a
+duplicate delivery spoke while the first was finishing), so clients must treat a second
+\`completed\` for a \`request_id\` they already hold as final as a repeat: update the shown state,
+do not count or announce it again. Only \`queued\` starts a new run of a request.
+
 **Heartbeat.** Send the text \`ping\` (answered with the text \`pong\` without waking the server) or
 the JSON \`{"type":"ping"}\` (answered with \`{"type":"pong"}\`). Anything else a client sends is ignored.`;
 

@@ -3,6 +3,7 @@
  * cannot be reached must never fail or slow an identification job beyond one RPC.
  */
 import type {
+  CompletedMessage,
   HubMessage,
   NotificationPayload,
   ProgressData,
@@ -40,6 +41,31 @@ export async function publish(env: Bindings, userId: string, message: HubMessage
     await hubCall((notAfter) => userHub(env, userId).publish(message, notAfter), HUB_CALL_TIMEOUT_MS);
   } catch (err) {
     logger?.warn("progress publish failed", { user_id: userId, request_id: message.request_id, error: String(err) });
+  }
+}
+
+/**
+ * A redelivered job's `completed` for a request final in D1 (UserHub.retellCompleted): `read`
+ * gives the message, from D1, after the hub's mark for the request was taken, so a run started
+ * meanwhile is never told this older end. Best effort, like `publish`: a failure is logged.
+ * Returns how many sockets heard it (0: dropped, or nothing to tell).
+ */
+export async function retellCompleted(
+  env: Bindings,
+  userId: string,
+  requestId: string,
+  read: () => Promise<CompletedMessage | null>,
+  logger?: Logger,
+): Promise<number> {
+  try {
+    const hub = userHub(env, userId);
+    const mark = await withinDeadline(hub.requestMark(requestId), HUB_CALL_TIMEOUT_MS, "user hub");
+    const message = await read();
+    if (!message) return 0;
+    return await withinDeadline(hub.retellCompleted(message, mark), HUB_CALL_TIMEOUT_MS, "user hub");
+  } catch (err) {
+    logger?.warn("retelling a completion failed", { user_id: userId, request_id: requestId, error: String(err) });
+    return 0;
   }
 }
 

@@ -31,7 +31,7 @@ import { StageTimer } from "../lib/server-timing";
 import { imageUrl, photoRef, photosOf, releasePhotos, type StoredImage, type storeImages, withStoredPhotos } from "./photos";
 import { queuedDeliveriesQuery, queuedDeliveryIds } from "./notification-delivery";
 import { announceNotifications, insertNotifications, type Notification } from "./notifications";
-import { progress, publish, userHub } from "./progress";
+import { progress, publish, retellCompleted, userHub } from "./progress";
 import { enforceRateLimit } from "./rate-limits";
 
 export type RequestStatus = (typeof identificationRequests.$inferSelect)["status"];
@@ -283,7 +283,7 @@ function completionDedupeKey(kind: RequestKind, requestId: string) {
  * results and before its status change: written only while the request is still `processing`
  * (so only by the batch that completes it) and its owner exists, in the same transaction as the
  * results, so a job that dies after completing cannot lose it (a redelivery finds the request
- * final and does nothing). Its text counts the results the batch left; once per run (its
+ * final and writes nothing: it only says `completed` again, `retellFinalState`). Its text counts the results the batch left; once per run (its
  * dedupe key).
  */
 function completionNotice(db: Database, kind: RequestKind, requestId: string, userId: string) {
@@ -557,18 +557,38 @@ export async function requestToFollow(env: Bindings, requestId: string) {
   for (const kind of REQUEST_KINDS) {
     const row = await getRequest(env, kind, requestId);
     if (!row) continue;
-    const finalStatus = FinalStatus.safeParse(row.status);
-    const final: CompletedMessage | null = finalStatus.success
-      ? {
-          type: "completed",
-          request_id: requestId,
-          status: finalStatus.data,
-          results_count: await countRequestResults(env, kind, requestId),
-        }
-      : null;
-    return { userId: row.userId, status: row.status, final };
+    return { userId: row.userId, status: row.status, final: await finalMessage(env, kind, row) };
   }
   return null;
+}
+
+/** The `completed` message of a final request, as D1 has it (status and result count); null while it runs. */
+async function finalMessage(env: Bindings, kind: RequestKind, row: { id: string; status: string }): Promise<CompletedMessage | null> {
+  const finalStatus = FinalStatus.safeParse(row.status);
+  if (!finalStatus.success) return null;
+  return { type: "completed", request_id: row.id, status: finalStatus.data, results_count: await countRequestResults(env, kind, row.id) };
+}
+
+/**
+ * A delivery of a job that found nothing to claim. When its request is final, the job that ended
+ * it may have died before its owner's sockets heard `completed` (the request, its results and
+ * its notification were committed together; the notification's email and push are swept): the
+ * owner's sockets that have not heard the end are told it again, as D1 has it — the same message
+ * a socket connecting now would get (`requestToFollow`). Nothing else: no provider call, no
+ * write, no notification. A request still running (another delivery's lease) or deleted is left
+ * alone. Best effort; see UserHub.retellCompleted for who hears it.
+ */
+export async function retellFinalState(env: Bindings, kind: RequestKind, job: RequestJob, logger?: Logger): Promise<number> {
+  return retellCompleted(
+    env,
+    job.user_id,
+    job.request_id,
+    async () => {
+      const row = await getRequest(env, kind, job.request_id);
+      return row && row.userId === job.user_id ? finalMessage(env, kind, row) : null;
+    },
+    logger,
+  );
 }
 
 /**
