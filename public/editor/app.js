@@ -140,7 +140,17 @@
   // ------------------------------------------------------------------------------------------
   // Session
 
+  /*
+   * csrf/ answers every visitor 200 and says whether they are signed in; the profile is read only
+   * then. (Asking auth/user/ first would answer an anonymous visitor 401, which the browser logs
+   * as an error in the console before the visitor has done anything.)
+   */
   async function loadSession() {
+    const probe = await api("/auth/csrf/");
+    if (!probe.ok || probe.data?.signed_in !== true) {
+      setUser(null);
+      return;
+    }
     const res = await api("/auth/user/");
     setUser(res.ok ? res.data : null);
   }

@@ -309,7 +309,19 @@
     return res.ok;
   }
 
+  /*
+   * Whether anyone is signed in is asked of csrf/, which answers every visitor 200 with
+   * `signed_in`: asking auth/user/ would answer an anonymous visitor 401, which the browser logs
+   * as an error in the console before the visitor has done anything. The profile is read only
+   * for a live session, and an expired access cookie is refreshed only in a browser that signed in.
+   */
   async function loadSession() {
+    const probe = await api("/auth/csrf/");
+    const live = probe.ok && probe.data && probe.data.signed_in === true;
+    if (!live && !(await refreshSession())) {
+      setUser(null);
+      return;
+    }
     let res = await api("/auth/user/");
     if (res.status === 401 && (await refreshSession())) res = await api("/auth/user/");
     setUser(res.ok && res.data ? res.data : null);

@@ -300,15 +300,34 @@ const FirebaseExchangeSchema = z
 
 const tags = ["Auth"];
 
-const CsrfSchema = z.object({ csrfToken: z.string() }).openapi("CsrfToken");
+const CsrfSchema = z
+  .object({
+    csrfToken: z.string(),
+    signed_in: z.boolean().openapi({
+      description:
+        "Whether this request's credentials (the access cookie or a bearer token) are a live session. A page asks here, " +
+        "where a visitor is an ordinary 200, instead of reading auth/user/ and taking its 401 for 'not signed in'. False " +
+        "once the 15-minute access cookie has expired: a client that signed in before then refreshes (auth/token/refresh/).",
+    }),
+  })
+  .openapi("CsrfToken");
 
-/** `GET …/csrf`: the CSRF cookie (bound to the session when there is one) and its value. */
+/**
+ * `GET …/csrf`: the CSRF cookie (bound to the session when there is one), its value, and whether
+ * the caller is signed in — the one question a page asks before it knows, answered without a 401.
+ */
 function addCsrfRoute(app: ReturnType<typeof createRouter>) {
   const route = routeSet({ tags, errors: {} })
-    .get("/csrf", "Issue the csrftoken cookie")
+    .get("/csrf", "Issue the csrftoken cookie; say whether the caller is signed in")
     .io({}, { 200: jsonBody(CsrfSchema, "CSRF token (also set as the csrftoken cookie)") });
   app.openapi(route, async (c) =>
-    c.json({ csrfToken: await ensureCsrfCookie(c, c.get("authMethod") === "cookie" ? c.get("accessClaims")?.sid : undefined) }, 200),
+    c.json(
+      {
+        csrfToken: await ensureCsrfCookie(c, c.get("authMethod") === "cookie" ? c.get("accessClaims")?.sid : undefined),
+        signed_in: Boolean(c.get("user")),
+      },
+      200,
+    ),
   );
 }
 

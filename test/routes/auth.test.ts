@@ -91,6 +91,28 @@ describe("register → login → user → refresh → reuse → logout (web, coo
     expect(setCookies(res).csrftoken!.value).toBe(body.csrfToken);
   });
 
+  it.each(["/api/v1/auth/csrf/", "/api/csrf/"])("%s says whether the caller is signed in, answering 200 either way", async (path) => {
+    const anonymous = await call(path);
+    expect(anonymous.status).toBe(200);
+    expect(((await anonymous.json()) as { signed_in: boolean }).signed_in).toBe(false);
+
+    const u = await registerWeb();
+    const byCookie = await call(path, { cookies: { access_token: u.cookies.access_token! } });
+    expect(byCookie.status).toBe(200);
+    expect(((await byCookie.json()) as { signed_in: boolean }).signed_in).toBe(true);
+
+    const { access } = await tokenLogin(u.username);
+    const byBearer = await call(path, { headers: { Authorization: `Bearer ${access}` } });
+    expect(((await byBearer.json()) as { signed_in: boolean }).signed_in).toBe(true);
+
+    // A session that ended is not signed in, and still a 200 (auth/user/ would answer 401).
+    const logout = await call("/api/v1/auth/logout/", { method: "POST", json: {}, cookies: u.cookies, headers: { "X-CSRFToken": u.csrf } });
+    expect(logout.status).toBe(200);
+    const ended = await call(path, { cookies: { access_token: u.cookies.access_token! } });
+    expect(ended.status).toBe(200);
+    expect(((await ended.json()) as { signed_in: boolean }).signed_in).toBe(false);
+  });
+
   it("the web client's /api/csrf/ token lets its cookie-authenticated write through", async () => {
     const u = await registerWeb();
     const csrf = await call("/api/csrf/", { cookies: { access_token: u.cookies.access_token! } });
