@@ -30,7 +30,10 @@ export const REPORT_RATE = { limit: 20, windowMs: 3_600_000 };
 
 const Candidate = z
   .object({
-    result_id: z.uuid(),
+    id: z.uuid().openapi({
+      description: "The result's id: the `id` of this result in `requests/{id}/results/`, and the `{id}` of `results/{id}/vote/`.",
+    }),
+    result_id: z.uuid().openapi({ description: "The same as `id` (the name this answer had first; both stay)." }),
     scientific_name: z.string(),
     plant_name: z.string(),
     family: z.string(),

@@ -297,7 +297,9 @@ export interface FeedItem {
   candidates: Candidate[];
 }
 
+/** A result as the community sees it. `id` and `result_id` are the same: the result's id. */
 export interface Candidate {
+  id: string;
   result_id: string;
   scientific_name: string;
   plant_name: string;
@@ -406,6 +408,7 @@ export function leading(results: (typeof r.$inferSelect)[], confirmed: string | 
         b.confidenceScore - a.confidenceScore,
     )
     .map((res) => ({
+      id: res.id,
       result_id: res.id,
       scientific_name: res.scientificName,
       plant_name: res.plantName,

@@ -15,6 +15,7 @@ type User = Awaited<ReturnType<typeof bearerUser>>;
 const BASE = "/api/v1/plant-identification";
 
 interface Candidate {
+  id: string;
   result_id: string;
   scientific_name: string;
   upvotes: number;
@@ -126,6 +127,25 @@ describe("sharing and the feed", () => {
     await json(await share(owner, req.id, "DELETE"), 200);
     expect((await feed("?page_size=100")).results.map((i) => i.request_id)).not.toContain(req.id);
     await expectError(await vote(other, req.results[0]!), 404, "NOT_FOUND");
+  });
+
+  it("a candidate's id is its result's id (as in the owner's results/), named `id` like a result's and `result_id` as before", async () => {
+    const [owner, other] = await Promise.all([bearerUser(), bearerUser()]);
+    const req = await finishedRequest(owner);
+    await json(await share(owner, req.id), 200);
+    const { results } = await json<{ results: { id: string }[] }>(
+      await call(`${BASE}/requests/${req.id}/results/`, { bearer: owner.access }),
+      200,
+    );
+    const resultIds = results.map((res) => res.id).sort();
+    const fromFeed = (await feed("?page_size=100")).results.find((i) => i.request_id === req.id)!.candidates;
+    const fromDetail = (await detail(req.id)).candidates;
+    for (const candidates of [fromFeed, fromDetail]) {
+      expect(candidates.map((c) => c.id).sort()).toEqual(resultIds);
+      for (const c of candidates) expect(c.result_id).toBe(c.id);
+    }
+    // The id is the one results/{id}/vote/ takes.
+    expect(await json(await vote(other, fromDetail[0]!.id), 200)).toMatchObject({ result_id: fromDetail[0]!.id, upvotes: 1 });
   });
 
   it("a deactivated account's shared requests leave the feed, and cannot be proposed for or looked up", async () => {
