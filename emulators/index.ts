@@ -26,7 +26,7 @@ import { createFirebaseEmulator, type FirebaseEmulator } from "./firebase";
 import { createGoogleOAuthEmulator, type GoogleOAuthEmulator } from "./oauth-google";
 import { createSentryEmulator, type SentryEmulator } from "./sentry";
 import { createOpenAIEmulator, type OpenAIEmulator, type OpenAIEmulatorOptions } from "./openai";
-import { createPushEmulator, PUSH_EMULATOR_HOST, type PushEmulator } from "./push";
+import { createPushEmulator, PUSH_EMULATOR_HOST, type PushEmulator, type PushSubscriptionStore } from "./push";
 import { createPlantIdEmulator, type PlantIdEmulator, type PlantIdEmulatorOptions } from "./plant-id";
 import { createPlantNetEmulator, type PlantNetEmulator, type PlantNetEmulatorOptions } from "./plantnet";
 import { createTrefleEmulator, type TrefleEmulator, type TrefleEmulatorOptions } from "./trefle";
@@ -35,7 +35,7 @@ export type { CommonFailure, Emulator, EmulatorMode, EmulatorName, ModePatch, Re
 export { DEFAULT_API_KEY, NOT_A_PLANT_MARKER } from "./common";
 export type { OpenAIFailure } from "./openai";
 export type { EmailEmulator, OpenAIEmulator, PlantIdEmulator, PlantNetEmulator, PushEmulator, TrefleEmulator };
-export type { EmulatedSubscription, ForcedPushStatus, ReceivedPush } from "./push";
+export type { EmulatedSubscription, ForcedPushStatus, PushSubscriptionStore, ReceivedPush, StoredPushSubscription } from "./push";
 
 export const EMULATOR_NAMES: readonly EmulatorName[] = ["plant-id", "plantnet", "trefle", "openai", "email"];
 
@@ -67,6 +67,8 @@ export interface CreateEmulatorsOptions {
    * uses the origin it was called on.
    */
   pushBaseUrl?: string;
+  /** Keeps push subscriptions across restarts (the Node server: a JSON file under the state directory). */
+  pushStore?: PushSubscriptionStore;
 }
 
 /** Client credentials the local OAuth emulators accept (npm start configures the Worker with them). */
@@ -113,7 +115,10 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
   const github = options.oauth ? createGitHubOAuthEmulator(oauthClient) : null;
   const sentry = createSentryEmulator();
   const firebase = createFirebaseEmulator({ projectId: LOCAL_FIREBASE_PROJECT });
-  const push = createPushEmulator(options.pushBaseUrl ? { baseUrl: options.pushBaseUrl } : {});
+  const push = createPushEmulator({
+    ...(options.pushBaseUrl ? { baseUrl: options.pushBaseUrl } : {}),
+    ...(options.pushStore ? { store: options.pushStore } : {}),
+  });
   const reset = () => {
     EMULATOR_NAMES.forEach((name) => byName[name].reset());
     sentry.reset();

@@ -12,6 +12,11 @@
  *                       410 expired one, 400 bad headers or undecryptable body, 401 no VAPID,
  *                       403 invalid VAPID, 413 body over 4096 bytes
  *
+ * Subscriptions outlive the process when a `store` is given (the Node server keeps them in a JSON
+ * file under the local state directory): a device the service registered keeps receiving its
+ * pushes after the emulators restart, as a real push service keeps a browser's subscription.
+ * Received pushes and queued failures are not kept.
+ *
  * Web-standard APIs and `jose` only (runs in workerd tests and the Node server).
  */
 import { importJWK, jwtVerify } from "jose";
@@ -31,6 +36,26 @@ const URGENCIES = ["very-low", "low", "normal", "high"] as const;
 export interface PushEmulatorOptions {
   /** Origin the endpoints point at (the combined server's, for local runs); default https://push.emulator.test. */
   baseUrl?: string;
+  /** Where subscriptions are kept across restarts; default: nowhere (they live as long as the emulator). */
+  store?: PushSubscriptionStore;
+}
+
+/** A subscription as it is kept: everything the browser's side holds, its private key as a JWK. */
+export interface StoredPushSubscription {
+  id: string;
+  endpoint: string;
+  /** The user agent's P-256 ECDH private key (with its public point, x and y). */
+  privateKey: JsonWebKey;
+  /** base64url */
+  auth: string;
+  applicationServerKey: string | null;
+  gone: boolean;
+}
+
+/** Keeps the subscriptions: `load` once when the emulator is made, `save` the whole list after each change. */
+export interface PushSubscriptionStore {
+  load(): StoredPushSubscription[];
+  save(subscriptions: StoredPushSubscription[]): void;
 }
 
 export interface EmulatedSubscription {
@@ -66,7 +91,9 @@ export interface PushEmulator {
 
 interface Subscriber {
   endpoint: string;
-  privateKey: CryptoKey;
+  /** A promise: a subscription restored from the store has its key imported while the emulator starts. */
+  privateKey: Promise<CryptoKey>;
+  privateJwk: JsonWebKey;
   publicRaw: Uint8Array;
   auth: Uint8Array;
   applicationServerKey: string | null;
@@ -77,25 +104,42 @@ type Refusal = { status: number; reason: string };
 
 export function createPushEmulator(options: PushEmulatorOptions = {}): PushEmulator {
   const configuredBase = options.baseUrl?.replace(/\/+$/, "");
-  let subscribers = new Map<string, Subscriber>();
+  const store = options.store;
+  let subscribers = restore(store);
   let received: ReceivedPush[] = [];
   let forced: { status: ForcedPushStatus; retryAfterS?: number }[] = [];
 
+  function persist(): void {
+    store?.save(
+      [...subscribers].map(([id, s]) => ({
+        id,
+        endpoint: s.endpoint,
+        privateKey: s.privateJwk,
+        auth: toBase64Url(s.auth),
+        applicationServerKey: s.applicationServerKey,
+        gone: s.gone,
+      })),
+    );
+  }
+
   async function subscribe(base: string, applicationServerKey?: string): Promise<EmulatedSubscription> {
-    const pair = (await crypto.subtle.generateKey(ECDH_P256, false, ["deriveBits"])) as CryptoKeyPair;
+    const pair = (await crypto.subtle.generateKey(ECDH_P256, true, ["deriveBits"])) as CryptoKeyPair;
     const publicRaw = new Uint8Array((await crypto.subtle.exportKey("raw", pair.publicKey)) as ArrayBuffer);
+    const privateJwk = (await crypto.subtle.exportKey("jwk", pair.privateKey)) as JsonWebKey;
     const auth = crypto.getRandomValues(new Uint8Array(16));
     const id = randomToken(32);
     const endpoint = `${base}/push/${id}`;
     const serverKey = applicationServerKey === undefined ? null : fromBase64Url(applicationServerKey);
     subscribers.set(id, {
       endpoint,
-      privateKey: pair.privateKey,
+      privateKey: Promise.resolve(pair.privateKey),
+      privateJwk,
       publicRaw,
       auth,
       applicationServerKey: serverKey ? toBase64Url(serverKey) : null,
       gone: false,
     });
+    persist();
     return { endpoint, keys: { p256dh: toBase64Url(publicRaw), auth: toBase64Url(auth) } };
   }
 
@@ -136,7 +180,7 @@ export function createPushEmulator(options: PushEmulatorOptions = {}): PushEmula
     if (body.length > MAX_BODY_BYTES) return refuse(413, `body is ${body.length} bytes; at most ${MAX_BODY_BYTES}`);
     let plaintext: Uint8Array;
     try {
-      plaintext = await decryptPushPayload(body, subscriber.privateKey, subscriber.publicRaw, subscriber.auth);
+      plaintext = await decryptPushPayload(body, await subscriber.privateKey, subscriber.publicRaw, subscriber.auth);
     } catch (err) {
       return refuse(400, `cannot decrypt: ${(err as Error).message}`);
     }
@@ -160,6 +204,7 @@ export function createPushEmulator(options: PushEmulatorOptions = {}): PushEmula
       const subscriber = [...subscribers.values()].find((s) => s.endpoint === endpoint);
       if (!subscriber) throw new Error(`no subscription with endpoint ${endpoint}`);
       subscriber.gone = true;
+      persist();
     },
     failNext(status, retryAfterS) {
       forced.push(retryAfterS === undefined ? { status } : { status, retryAfterS });
@@ -168,8 +213,36 @@ export function createPushEmulator(options: PushEmulatorOptions = {}): PushEmula
       subscribers = new Map();
       received = [];
       forced = [];
+      persist();
     },
   };
+}
+
+/** The subscriptions the store kept; their private keys are imported in the background, awaited by the push that needs one. */
+function restore(store: PushSubscriptionStore | undefined): Map<string, Subscriber> {
+  const subscribers = new Map<string, Subscriber>();
+  for (const kept of store?.load() ?? []) {
+    const x = fromBase64Url(kept.privateKey?.x ?? "");
+    const y = fromBase64Url(kept.privateKey?.y ?? "");
+    const auth = fromBase64Url(kept.auth ?? "");
+    if (x?.length !== 32 || y?.length !== 32 || auth?.length !== 16 || typeof kept.endpoint !== "string") {
+      console.warn(`push emulator: left out stored subscription ${String(kept.id)}, which is not readable`);
+      continue;
+    }
+    const privateKey = crypto.subtle.importKey("jwk", kept.privateKey, ECDH_P256, true, ["deriveBits"]);
+    // A key that does not import fails the push that needs it (400), not an unhandled rejection now.
+    privateKey.catch(() => {});
+    subscribers.set(kept.id, {
+      endpoint: kept.endpoint,
+      privateKey,
+      privateJwk: kept.privateKey,
+      publicRaw: concat(new Uint8Array([0x04]), x, y),
+      auth,
+      applicationServerKey: kept.applicationServerKey,
+      gone: kept.gone,
+    });
+  }
+  return subscribers;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@
 //   EMULATOR_<NAME>_RETRY_AFTER_SECONDS   Retry-After of scripted 429s (default 1)
 //   EMULATOR_<NAME>_TIMES                 apply the failure to the next N calls only
 //   with <NAME> one of PLANT_ID, PLANTNET, TREFLE, OPENAI, EMAIL.
+//   STATE_DIR                             run directly, where push subscriptions are kept
+//                                         (default .wrangler/state, as npm start)
 // Modes can be changed at runtime through POST /__control/{name} (see emulators/index.ts).
 
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -22,11 +24,12 @@ import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { pipeline } from "node:stream/promises";
-import { pathToFileURL } from "node:url";
-import { realpathSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from "node:fs";
 
 import { parseModePatch, type EmulatorName } from "./common";
-import { createEmulators, EMULATOR_NAMES, type Emulators } from "./index";
+import { createEmulators, EMULATOR_NAMES, type Emulators, type PushSubscriptionStore, type StoredPushSubscription } from "./index";
 
 export const DEFAULT_EMULATOR_PORT = 8790;
 const HOST = "127.0.0.1";
@@ -38,6 +41,46 @@ export interface StartEmulatorServerOptions {
   emulators?: Emulators;
   /** Where EMULATOR_* settings are read from; default process.env. */
   env?: Record<string, string | undefined>;
+  /**
+   * The local state directory (npm start's STATE_DIR): push subscriptions are kept in
+   * `<stateDir>/emulators/push-subscriptions.json`, so a device the service registered still gets
+   * its pushes after a restart. Default: kept in memory only.
+   */
+  stateDir?: string;
+}
+
+/** Where the push emulator keeps its subscriptions under a state directory. */
+export function pushSubscriptionsFile(stateDir: string): string {
+  return join(stateDir, "emulators", "push-subscriptions.json");
+}
+
+/** Push subscriptions in a JSON file, rewritten whole (through a temporary file) on each change. */
+export function pushSubscriptionFile(file: string): PushSubscriptionStore {
+  return {
+    load() {
+      let text: string;
+      try {
+        text = readFileSync(file, "utf8");
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+        throw error;
+      }
+      try {
+        const kept = (JSON.parse(text) as { subscriptions?: unknown }).subscriptions;
+        if (Array.isArray(kept)) return kept as StoredPushSubscription[];
+      } catch {
+        // reported below
+      }
+      console.warn(`push emulator: ${file} is not a subscription list; starting without subscriptions`);
+      return [];
+    },
+    save(subscriptions) {
+      mkdirSync(dirname(file), { recursive: true });
+      const temporary = `${file}.${process.pid}.tmp`;
+      writeFileSync(temporary, `${JSON.stringify({ subscriptions }, null, 2)}\n`, { mode: 0o600 });
+      renameSync(temporary, file);
+    },
+  };
 }
 
 export interface EmulatorServer {
@@ -62,6 +105,7 @@ export async function startEmulatorServer(options: StartEmulatorServerOptions = 
       ...(port !== 0 ? { oauth: { googleIssuer: `http://${HOST}:${port}/google` } } : {}),
       // Similar images in answers link to this server, so a browser shows them.
       ...(port !== 0 ? { mediaBaseUrl: `http://${HOST}:${port}/media` } : {}),
+      ...(options.stateDir ? { pushStore: pushSubscriptionFile(pushSubscriptionsFile(options.stateDir)) } : {}),
     });
   for (const name of EMULATOR_NAMES) {
     const fields = modeFieldsFromEnv(env, name);
@@ -172,7 +216,8 @@ function invokedDirectly(): boolean {
 }
 
 if (invokedDirectly()) {
-  const server = await startEmulatorServer();
+  const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+  const server = await startEmulatorServer({ stateDir: resolve(root, process.env.STATE_DIR ?? join(".wrangler", "state")) });
   console.log(`emulators listening on ${server.url}`);
   const shutdown = () => {
     server.close().then(

@@ -257,7 +257,8 @@ async function main() {
   log(`full output of every step: ${logFile}`);
   await run("node", ["scripts/vendor-assets.mjs"]);
 
-  const emulators = await startEmulatorServer({ port: emulatorPort });
+  // Push subscriptions are kept under the same STATE_DIR as the devices D1 holds for them.
+  const emulators = await startEmulatorServer({ port: emulatorPort, stateDir });
   log(`provider emulators on ${emulators.url}`);
 
   const shutdown = async (signal: string, exitCode = 0) => {

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmulatorServer, type EmulatorServer } from "../emulators/server";
 import { freePort } from "../scripts/local-stack";
@@ -150,5 +153,60 @@ describe("emulator media (real image files for similar images)", () => {
       body: JSON.stringify({ images: [png.toString("base64")] }),
     });
     expect(JSON.stringify(await res.json())).toContain("https://plant-id.emulator.invalid/similar_images/");
+  });
+});
+
+describe("push emulator across a restart (npm start with the same STATE_DIR)", () => {
+  const vapid = { subject: "mailto:ops@example.com" };
+
+  it("keeps its subscriptions: a device subscribed before the restart gets its pushes after it, and still only from its own VAPID key", async () => {
+    const { generateVapidKeys, sendPush } = await import("../src/lib/web-push");
+    const stateDir = mkdtempSync(join(tmpdir(), "push-emulator-state-"));
+    const port = await freePort();
+    const keys = { ...(await generateVapidKeys()), ...vapid };
+    const otherKeys = { ...(await generateVapidKeys()), ...vapid };
+    let running = await startEmulatorServer({ port, env: {}, stateDir });
+    try {
+      const made = await fetch(`${running.url}/push`, { method: "POST", body: JSON.stringify({ applicationServerKey: keys.publicKey }) });
+      expect(made.status).toBe(201);
+      const subscription = (await made.json()) as { endpoint: string; keys: { p256dh: string; auth: string } };
+      expect((await sendPush(subscription, "before the restart", keys, { ttlS: 60 })).status).toBe(201);
+
+      await running.close();
+      running = await startEmulatorServer({ port, env: {}, stateDir });
+
+      expect((await sendPush(subscription, "after the restart", keys, { ttlS: 60 })).status).toBe(201);
+      const { received } = (await (await fetch(`${running.url}/push`)).json()) as { received: { endpoint: string; payload: string }[] };
+      expect(received).toEqual([expect.objectContaining({ endpoint: subscription.endpoint, payload: "after the restart" })]);
+      // The subscription came back with the key it was made for.
+      expect((await sendPush(subscription, "from someone else", otherKeys, { ttlS: 60 })).status).toBe(403);
+
+      // Reset forgets it, for good: after another restart it is unknown.
+      expect((await fetch(`${running.url}/__control/reset`, { method: "POST" })).status).toBe(200);
+      await running.close();
+      running = await startEmulatorServer({ port, env: {}, stateDir });
+      expect((await sendPush(subscription, "after a reset", keys, { ttlS: 60 })).status).toBe(404);
+    } finally {
+      await running.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  it("keeps nothing without a state directory (tests and programmatic use)", async () => {
+    const { generateVapidKeys, sendPush } = await import("../src/lib/web-push");
+    const port = await freePort();
+    const keys = { ...(await generateVapidKeys()), ...vapid };
+    let running = await startEmulatorServer({ port, env: {} });
+    try {
+      const subscription = (await (await fetch(`${running.url}/push`, { method: "POST" })).json()) as {
+        endpoint: string;
+        keys: { p256dh: string; auth: string };
+      };
+      await running.close();
+      running = await startEmulatorServer({ port, env: {} });
+      expect((await sendPush(subscription, "after the restart", keys, { ttlS: 60 })).status).toBe(404);
+    } finally {
+      await running.close();
+    }
   });
 });
