@@ -28,10 +28,9 @@ const WORDS: Record<SecurityEvent, (detail: string) => { title: string; body: st
   password_removed: (provider) => ({
     title: "Your Plant Community password was removed",
     body:
-      `You signed in with ${provider}, which vouches for your email address. Your account's password had not been shown to be ` +
-      "yours (it was set before you confirmed this address from inside the account, so someone else may have chosen it), so we " +
-      "removed it and signed out every session. Sign in with " +
-      `${provider}, or set a new password with "Forgot password".`,
+      `You just signed in with ${provider}, which vouches for your email address. Your password was set before you ` +
+      "confirmed this address from inside your account, so someone else may have chosen it: we removed it and signed out " +
+      'every session. Sign in as you just did, or set a new password with "Forgot password".',
   }),
   sign_in_method_linked: (provider) => ({
     title: `${provider} can now sign in to your Plant Community account`,
