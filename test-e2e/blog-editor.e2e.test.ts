@@ -6,15 +6,12 @@
  * it in the Wagtail-shaped public read), changes it, compares two revisions and restores one;
  * and a reader without a writing role is told so.
  */
-import { spawnSync } from "node:child_process";
-import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { makePng } from "../test/helpers/images";
 import { useStackAndBrowser } from "./browser";
 
 const e2e = useStackAndBrowser({ purpose: "e2e-editor" });
-const root = join(import.meta.dirname, "..");
 const PASSWORD = "Mossy-fern-grows-slowly-42";
 
 async function register(username: string): Promise<void> {
@@ -24,17 +21,6 @@ async function register(username: string): Promise<void> {
     body: JSON.stringify({ username, email: `${username}@example.com`, password: PASSWORD, password_confirm: PASSWORD }),
   });
   expect(res.status, await res.text()).toBe(201);
-}
-
-/** `npm run admin -- grant-role` against the stack's own storage. */
-function grantRole(username: string, role: string): void {
-  const result = spawnSync(join(root, "node_modules", ".bin", "tsx"), ["scripts/admin.ts", "grant-role", username, role], {
-    cwd: root,
-    encoding: "utf8",
-    env: { ...process.env, STATE_DIR: e2e.stack.stateDir },
-    timeout: 60_000,
-  });
-  expect(result.status, `${result.stdout}\n${result.stderr}`).toBe(0);
 }
 
 async function openEditor(username: string): Promise<{ page: Page; problems: string[] }> {
@@ -77,8 +63,8 @@ describe("the blog editor page", () => {
     const editor = `editor_${tag}`;
     await register(author);
     await register(editor);
-    grantRole(author, "author");
-    grantRole(editor, "editor");
+    e2e.grantRole(author, "author");
+    e2e.grantRole(editor, "editor");
 
     // --- The author writes a post.
     const { page, problems } = await openEditor(author);

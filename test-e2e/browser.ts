@@ -5,11 +5,13 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { type Browser, type BrowserContext, type BrowserContextOptions, chromium } from "playwright-core";
-import { afterAll, afterEach, beforeAll } from "vitest";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { type Stack, type StartStackOptions, startStack } from "../scripts/local-stack";
 
 export const CHROMIUM_PATH = "/usr/bin/chromium";
+const ROOT = join(import.meta.dirname, "..");
 const INSTALL_TIMEOUT_MS = 10 * 60 * 1000;
 
 function run(command: string, args: string[]): void {
@@ -92,6 +94,17 @@ export function useStackAndBrowser(options: StartStackOptions, hooks: { afterEac
       const context = await browser.newContext(contextOptions);
       contexts.push(context);
       return context;
+    },
+    /** `npm run admin -- grant-role` against the stack's own storage. */
+    grantRole(username: string, role: string): void {
+      if (!stack) throw new Error("the stack is not started (use it inside a test)");
+      const result = spawnSync(join(ROOT, "node_modules", ".bin", "tsx"), ["scripts/admin.ts", "grant-role", username, role], {
+        cwd: ROOT,
+        encoding: "utf8",
+        env: { ...process.env, STATE_DIR: stack.stateDir },
+        timeout: 60_000,
+      });
+      expect(result.status, `${result.stdout}\n${result.stderr}`).toBe(0);
     },
   };
 }

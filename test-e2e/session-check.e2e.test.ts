@@ -3,7 +3,8 @@
  * real stack: a visitor who is not signed in sees no error in the console (the check asks csrf/,
  * which answers everyone 200 and says `signed_in`, instead of taking auth/user/'s 401 for "not
  * signed in" — a 401 the browser logs as a failed resource), while a signed-in visitor is still
- * recognised, and one whose 15-minute access cookie has expired is still signed in by a refresh.
+ * recognised, and one whose 15-minute access cookie has expired is still signed in by a refresh
+ * (on either page: the check is one shared script, public/shared/session.js).
  * Every console error counts here: nothing is filtered out.
  */
 import type { BrowserContext, Page } from "playwright-core";
@@ -68,6 +69,27 @@ describe("/identify/ with an expired access cookie", () => {
     const { page, problems } = await open(context, "/identify/");
     expect((await refreshed).status()).toBe(200);
     expect(await page.textContent("#session-status")).toBe(`Signed in as ${username}`);
+    expect(problems).toEqual([]);
+  });
+});
+
+describe("/editor/ with an expired access cookie", () => {
+  it("an editor who reloads is signed in again by a refresh and sees the editor, without a console error", async () => {
+    const context = await e2e.newContext();
+    const username = await signIn(context);
+    e2e.grantRole(username, "editor");
+    // The first visit sees the session and remembers that this browser signed in.
+    const first = await open(context, "/editor/");
+    expect(await first.page.isVisible("#workspace")).toBe(true);
+    await first.page.close();
+    // The browser drops the access cookie when its 15 minutes are over; the refresh cookie stays.
+    await context.clearCookies({ name: "access_token" });
+    const refreshed = context.waitForEvent("response", (r) => r.url().includes("/api/v1/auth/token/refresh"));
+    const { page, problems } = await open(context, "/editor/");
+    expect((await refreshed).status()).toBe(200);
+    expect(await page.textContent("#session-status")).toBe(`Signed in as ${username} (editor)`);
+    expect(await page.isVisible("#workspace")).toBe(true);
+    expect(await page.isVisible("#signin-panel")).toBe(false);
     expect(problems).toEqual([]);
   });
 });

@@ -141,22 +141,19 @@
   // Session
 
   /*
-   * csrf/ answers every visitor 200 and says whether they are signed in; the profile is read only
-   * then. (Asking auth/user/ first would answer an anonymous visitor 401, which the browser logs
-   * as an error in the console before the visitor has done anything.)
+   * Whether the visitor is signed in — and renewing an expired access cookie when this browser
+   * signed in — is the check the identify page makes too: /shared/session.js (window.PlantSession),
+   * loaded before this file.
    */
+  const session = window.PlantSession;
+
   async function loadSession() {
-    const probe = await api("/auth/csrf/");
-    if (!probe.ok || probe.data?.signed_in !== true) {
-      setUser(null);
-      return;
-    }
-    const res = await api("/auth/user/");
-    setUser(res.ok ? res.data : null);
+    setUser(await session.currentUser(api));
   }
 
   function setUser(user) {
     state.user = user;
+    session.remember(!!user);
     document.body.dataset.session = user ? "signed-in" : "anonymous";
     el.sessionStatus.dataset.state = user ? "signed-in" : "anonymous";
     el.sessionStatus.textContent = user ? `Signed in as ${user.username} (${user.role})` : "Not signed in";

@@ -1,9 +1,10 @@
 /*
  * The identification page (plain browser JavaScript, no build step).
  *
- * CSP-clean on purpose: this file is the only script, no inline handlers, and every piece of
- * server data reaches the page through textContent or element properties — never innerHTML —
- * because names, descriptions and error messages come from outside providers.
+ * CSP-clean on purpose: only script files (this one and /shared/session.js, the session check it
+ * shares with the editor page), no inline handlers, and every piece of server data reaches the
+ * page through textContent or element properties — never innerHTML — because names,
+ * descriptions and error messages come from outside providers.
  *
  * Two ways to identify:
  *   - signed in: POST requests/ (202) → live progress on the request's WebSocket → results;
@@ -278,53 +279,15 @@
   // Session
 
   /*
-   * The refresh cookie is HttpOnly, so the page cannot see whether it has one. It remembers
-   * instead that this browser signed in, and only then tries a refresh: anonymous visitors must
-   * not spend the per-address refresh limit on every page load.
+   * Whether the visitor is signed in, and renewing an expired access cookie, are shared with the
+   * editor page: /shared/session.js (window.PlantSession), loaded before this file.
    */
-  const SESSION_HINT = "plant-community.signed-in";
+  const session = window.PlantSession;
+  const rememberSession = (signedIn) => session.remember(signedIn);
+  const refreshSession = () => session.refresh(api);
 
-  function rememberSession(signedIn) {
-    try {
-      if (signedIn) localStorage.setItem(SESSION_HINT, "1");
-      else localStorage.removeItem(SESSION_HINT);
-    } catch {
-      // Storage disabled: refreshes are simply not attempted.
-    }
-  }
-
-  function mayHaveSession() {
-    try {
-      return localStorage.getItem(SESSION_HINT) === "1";
-    } catch {
-      return false;
-    }
-  }
-
-  /** An expired access cookie is renewed once with the refresh cookie (rotation, API.md §1). */
-  async function refreshSession() {
-    if (!mayHaveSession()) return false;
-    const res = await api("/auth/token/refresh/", { method: "POST", json: {} });
-    if (!res.ok && res.status !== 429) rememberSession(false);
-    return res.ok;
-  }
-
-  /*
-   * Whether anyone is signed in is asked of csrf/, which answers every visitor 200 with
-   * `signed_in`: asking auth/user/ would answer an anonymous visitor 401, which the browser logs
-   * as an error in the console before the visitor has done anything. The profile is read only
-   * for a live session, and an expired access cookie is refreshed only in a browser that signed in.
-   */
   async function loadSession() {
-    const probe = await api("/auth/csrf/");
-    const live = probe.ok && probe.data && probe.data.signed_in === true;
-    if (!live && !(await refreshSession())) {
-      setUser(null);
-      return;
-    }
-    let res = await api("/auth/user/");
-    if (res.status === 401 && (await refreshSession())) res = await api("/auth/user/");
-    setUser(res.ok && res.data ? res.data : null);
+    setUser(await session.currentUser(api));
   }
 
   function setUser(user) {
