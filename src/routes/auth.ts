@@ -31,7 +31,7 @@ import { hashPassword, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../servi
 import { clientIp, enforceRateLimit, mailBucketName, rateLimitRefusal } from "../services/rate-limits";
 import { endEverySession, endSession } from "../services/sessions";
 import { issueTokenPair, revokeAccessToken, rotateRefreshToken, type TokenPair, verifyToken } from "../services/tokens";
-import { EXPORT_FORMAT, EXPORT_VERSION, exportAccount } from "../services/account-export";
+import { DELIVERY_STATUSES, EXPORT_FORMAT, EXPORT_VERSION, exportAccount, NOTIFICATION_CHANNELS } from "../services/account-export";
 import { signInWithFirebase } from "../services/firebase";
 import { DELETED_USERNAME_PREFIX, deleteAccount } from "../services/account-deletion";
 import { createUser, findUserById, publicUser, userProfile, type UserRow } from "../services/users";
@@ -135,7 +135,41 @@ const AccountExportSchema = z
       votes: exportedList("Your votes on other people's results."),
     }),
     push_devices: exportedList("Devices subscribed to Web Push: when, the last delivery and the user agent. No endpoints or keys."),
-    notifications: exportedList("Your in-app notifications, newest first."),
+    notifications: z
+      .array(
+        z.object({
+          id: z.string(),
+          type: z.string(),
+          title: z.string(),
+          body: z.string(),
+          data: z.record(z.string(), z.unknown()).openapi({
+            description: "What it is about (ids and names, as the in-app list shows them), without who caused it (`author_id`).",
+          }),
+          is_read: z.boolean(),
+          read_at: z.string().nullable(),
+          created_at: z.string(),
+          channels: z
+            .array(
+              z.object({
+                channel: z.enum(NOTIFICATION_CHANNELS),
+                status: z.enum(DELIVERY_STATUSES),
+                sent_at: z.string().nullable(),
+              }),
+            )
+            .openapi({
+              description:
+                "How it reached you: `in_app` (your notification list; `sent`, at `created_at`), `email` and `push`, each with its " +
+                "delivery's status (held for your digest, queued, sending, sent, skipped, digested — gathered into a digest email, " +
+                "whose `sent_at` it shows — or failed) and when it was sent. Empty when it went nowhere (in-app off, and no email or device).",
+            }),
+        }),
+      )
+      .openapi({
+        description:
+          "Every notification the service made for you, newest first, in-app or not (a type you turned off in-app still goes " +
+          "by email or push). `is_read`/`read_at` are the in-app list's (one that was never in-app is stored read). " +
+          "Never provider message ids, dedupe keys or another user's id.",
+      }),
   })
   .openapi("AccountExport");
 

@@ -2,22 +2,26 @@
  * The account export (docs/api.md "Exporting your data"): everything the service holds about one
  * user, as one JSON document they download (`GET auth/user/export/`). Each part is shown with the
  * body its own route answers, so its field names are the API's, and photos are the URLs the API
- * gives for them (the owner may fetch them).
+ * gives for them (the owner may fetch them). Notifications are the exception: every one the
+ * service made for the user — not only the in-app list's — each with the channels it went by.
  *
  * Two things are never in it:
  * - secrets: the password hash, refresh and access tokens and their jtis, session ids, reset,
  *   email-change and WebSocket tickets, the calendar feed's signed URL and the feed id it signs,
- *   push endpoints and their keys, Idempotency-Keys and their stored answers, OAuth state. Every
+ *   push endpoints and their keys, Idempotency-Keys and their stored answers, OAuth state, the
+ *   email provider's message ids and the notifications' and deliveries' dedupe keys. Every
  *   read below names its columns (or reads a table with none of these), so a secret column added
  *   later stays out.
  * - anyone else's private data: another user's plants, notes and unshared requests, and other
  *   people's votes (only counts, as the API shows them), other people's reports and which
- *   moderator handled the user's own. Every read is scoped to the user: their rows, or rows
- *   joined to their own (results of their requests, reactions on their posts).
+ *   moderator handled the user's own, and who caused a notification (its `author_id`). Every
+ *   read is scoped to the user: their rows, or rows joined to their own (results of their
+ *   requests, reactions on their posts).
  *
  * All reads are one `db.batch`: one round trip, and one consistent snapshot of the account.
  */
 import { and, asc, count, desc, eq, getTableColumns, inArray, isNull, ne, or, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/sqlite-core";
 import { getConfig } from "../config";
 import { database } from "../db/client";
 import {
@@ -31,6 +35,7 @@ import {
   calendarRsvps,
   careReminders,
   collections,
+  DELIVERY_STATUSES,
   diseaseRequests,
   diseaseResults,
   forumAttachments,
@@ -41,6 +46,7 @@ import {
   forumTopics,
   identificationRequests,
   identificationResults,
+  notificationDeliveries,
   notificationPreferences,
   notifications,
   oauthAccounts,
@@ -74,7 +80,6 @@ import {
 import { identificationRequestBody, identificationResultBody, shownToOwner } from "./identification-requests";
 import { notWithdrawn } from "./notification-delivery";
 import { preferencesOf } from "./notification-preferences";
-import { notificationBody } from "./notifications";
 import { enforceRateLimit } from "./rate-limits";
 import { reminderBody, selectReminders } from "./reminders";
 import { savedCareBody } from "./saved-care";
@@ -82,6 +87,25 @@ import { userProfile } from "./users";
 
 export const EXPORT_FORMAT: "plant-community-export" = "plant-community-export";
 export const EXPORT_VERSION: 1 = 1;
+
+/** The ways a notification reaches its user: the in-app list, email, Web Push. */
+export const NOTIFICATION_CHANNELS = ["in_app", "email", "push"] as const;
+/** A channel's state in the export: a delivery's status (migrations/0020); the in-app list's is `sent`. */
+export { DELIVERY_STATUSES };
+
+type Channel = (typeof NOTIFICATION_CHANNELS)[number];
+type ChannelState = { channel: Channel; status: (typeof DELIVERY_STATUSES)[number]; sent_at: string | null };
+
+/**
+ * A notification's `data` without other people's ids: the notices one user's act caused another
+ * (a mention, a comment reply, a community proposal) carry that user's id as `author_id`, for the
+ * per-sender caps (services/notifications.ts `underHourlyCap`). The rest are links to what the
+ * notification is about.
+ */
+const OTHER_PEOPLE_KEYS = new Set(["author_id"]);
+function ownData(data: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(data).filter(([key]) => !OTHER_PEOPLE_KEYS.has(key)));
+}
 
 /** Groups rows by a key, keeping their order. */
 function groupBy<T>(rows: readonly T[], key: (row: T) => string): Map<string, T[]> {
@@ -111,6 +135,8 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
   // The user's live forum posts: their reactions and photos are shown, as the forum shows them.
   const ownLivePost = and(eq(fp.authorId, userId), eq(fp.isDeleted, false));
   const ownPost = eq(blogPosts.authorId, userId);
+  // The digest email a held email was gathered into.
+  const digests = alias(notificationDeliveries, "digest");
 
   const [
     [user],
@@ -147,6 +173,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     proposalRows,
     deviceRows,
     notificationRows,
+    deliveryRows,
   ] = await db.batch([
     db.select().from(users).where(eq(users.id, userId)),
     // The provider's account id and email, never its tokens (none are stored) or OAuth state.
@@ -329,12 +356,39 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       .from(pushSubscriptions)
       .where(eq(pushSubscriptions.userId, userId))
       .orderBy(asc(pushSubscriptions.createdAt)),
-    // The in-app list as the user sees it: a withdrawn notification is blank and out of the list.
+    // Every notification the service made for the user, in-app or not (one whose type they turned
+    // off in-app still went by email or push). A withdrawn one is blank and shown nowhere: out.
+    // Never its dedupe key.
     db
-      .select()
+      .select({
+        id: notifications.id,
+        type: notifications.type,
+        title: notifications.title,
+        body: notifications.body,
+        data: notifications.data,
+        inApp: notifications.inApp,
+        isRead: notifications.isRead,
+        readAt: notifications.readAt,
+        createdAt: notifications.createdAt,
+      })
       .from(notifications)
-      .where(and(eq(notifications.userId, userId), eq(notifications.inApp, true), notWithdrawn()))
+      .where(and(eq(notifications.userId, userId), notWithdrawn()))
       .orderBy(desc(notifications.createdAt), desc(notifications.id)),
+    // How each went by email and push: the channel, the status and when it was sent (an email
+    // gathered into a digest: when the digest was). Never the provider's message id, the dedupe
+    // key or the delivery's error detail.
+    db
+      .select({
+        notificationId: sql<string>`${notificationDeliveries.notificationId}`,
+        channel: notificationDeliveries.channel,
+        status: notificationDeliveries.status,
+        sentAt: sql<string | null>`coalesce(${notificationDeliveries.sentAt}, ${digests.sentAt})`,
+      })
+      .from(notificationDeliveries)
+      .innerJoin(notifications, eq(notifications.id, notificationDeliveries.notificationId))
+      .leftJoin(digests, eq(digests.id, notificationDeliveries.digestId))
+      .where(and(eq(notificationDeliveries.userId, userId), eq(notifications.userId, userId), notWithdrawn()))
+      .orderBy(asc(notificationDeliveries.channel), asc(notificationDeliveries.createdAt)),
   ]);
   if (!user) throw new AppError("AUTHENTICATION_REQUIRED", 401, "User no longer exists.");
 
@@ -360,6 +414,18 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
   }
   const solutions = new Set(solutionRows.map((s) => s.postId));
   const taxonomy = groupTaxonomy(blogCategoryRows, blogTagRows);
+  const deliveriesByNotification = groupBy(deliveryRows, (d) => d.notificationId);
+  const notificationBody = (n: (typeof notificationRows)[number]) => ({
+    ...apiFields(n, "id type title body"),
+    data: ownData(n.data),
+    ...apiFields(n, "isRead readAt createdAt"),
+    channels: [
+      ...(n.inApp ? [{ channel: "in_app", status: "sent", sent_at: n.createdAt } satisfies ChannelState] : []),
+      ...(deliveriesByNotification.get(n.id) ?? []).map(
+        (d) => ({ channel: d.channel, status: d.status, sent_at: d.sentAt }) satisfies ChannelState,
+      ),
+    ],
+  });
 
   return {
     format: EXPORT_FORMAT,

@@ -1,12 +1,19 @@
 // GET /api/v1/auth/user/export/: everything the account holds, as a download; no secrets, nothing
 // of anyone else's that is private, signed-in only, and a budget of 5 an hour.
 import { env } from "cloudflare:workers";
+import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
+import { database } from "../../src/db/client";
+import { notificationDeliveries, notifications, users } from "../../src/db/schema";
+import { createNotification, type NotificationType } from "../../src/services/notifications";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
 import { makePng } from "../helpers/images";
 import { identifiedResult } from "../helpers/requests";
 import { blogPost } from "../helpers/blog";
+import { mailTo } from "../helpers/mail";
+import { useEmulators } from "../helpers/outbound";
 import { bearerUser, registerWeb } from "../helpers/users";
+import { eventually } from "../helpers/wait";
 import { createPost, uploaded, withRole } from "./blog-editorial-setup";
 
 const EXPORT = "/api/v1/auth/user/export/";
@@ -587,5 +594,122 @@ describe("GET auth/user/export/", () => {
     // Another user's budget is their own.
     const someoneElse = await bearerUser();
     expect((await call(EXPORT, { bearer: someoneElse.access })).status).toBe(200);
+  });
+});
+
+describe("GET auth/user/export/ notifications", () => {
+  const emulators = useEmulators();
+  const db = database(env);
+
+  async function verifiedUser(prefs: Record<string, unknown>) {
+    const u = await bearerUser();
+    await db.update(users).set({ emailVerified: true }).where(eq(users.id, u.userId));
+    await json(await call("/api/v1/notifications/preferences/", { method: "PUT", bearer: u.access, json: prefs }), 200);
+    return u;
+  }
+  const notify = (userId: string, type: NotificationType, title: string, data: Record<string, unknown>) =>
+    createNotification(env, { userId, type, title, body: `${title}: the details.`, data, dedupeKey: `export-test:${crypto.randomUUID()}` });
+  const deliveriesTo = (userId: string) => db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, userId)).all();
+
+  it("holds every notification the user got, by whichever channels it went (one of a type off in-app went by email only), and nobody else's", async () => {
+    // The owner turned identification failures off in-app; email comes at once, not in a digest.
+    const owner = await verifiedUser({ digest: "immediate", types: { identification_failed: { in_app: false } } });
+    const other = await verifiedUser({ digest: "immediate" });
+    await notify(owner.userId, "identification_failed", "Your identification failed", { request_id: "req-export-1" });
+    // A mention the other user caused: in-app and by email, its data naming them (for the per-sender cap).
+    await notify(owner.userId, "forum_mention", "You were mentioned", {
+      topic_id: "t-export",
+      post_id: "p-export",
+      author_id: other.userId,
+    });
+    await notify(other.userId, "identification_failed", "Their identification failed", { request_id: "req-export-2" });
+    await mailTo(emulators.email, owner.email, /identification failed/);
+    await mailTo(emulators.email, other.email, /identification failed/);
+    const sent = await eventually(async () => {
+      const rows = await deliveriesTo(owner.userId);
+      return rows.length === 2 && rows.every((r) => r.status === "sent") ? rows : undefined;
+    });
+    // The in-app list holds only the mention.
+    const list = await json<{ results: Row[] }>(await call("/api/v1/notifications/", { bearer: owner.access }), 200);
+    expect(list.results.map((n) => n.title)).toEqual(["You were mentioned"]);
+
+    const res = await call(EXPORT, { bearer: owner.access });
+    const text = await res.text();
+    const body = JSON.parse(text) as Export;
+    const stored = await db.select().from(notifications).where(eq(notifications.userId, owner.userId)).all();
+    const byTitle = (title: string) => stored.find((n) => n.title === title)!;
+    const sentAt = (title: string) => sent.find((d) => d.notificationId === byTitle(title).id)!.sentAt;
+    expect(body.notifications).toHaveLength(2);
+    expect(body.notifications).toContainEqual({
+      id: byTitle("Your identification failed").id,
+      type: "identification_failed",
+      title: "Your identification failed",
+      body: "Your identification failed: the details.",
+      data: { request_id: "req-export-1" },
+      is_read: true,
+      read_at: byTitle("Your identification failed").createdAt,
+      created_at: byTitle("Your identification failed").createdAt,
+      channels: [{ channel: "email", status: "sent", sent_at: sentAt("Your identification failed") }],
+    });
+    expect(body.notifications).toContainEqual({
+      id: byTitle("You were mentioned").id,
+      type: "forum_mention",
+      title: "You were mentioned",
+      body: "You were mentioned: the details.",
+      data: { topic_id: "t-export", post_id: "p-export" },
+      is_read: false,
+      read_at: null,
+      created_at: byTitle("You were mentioned").createdAt,
+      channels: [
+        { channel: "in_app", status: "sent", sent_at: byTitle("You were mentioned").createdAt },
+        { channel: "email", status: "sent", sent_at: sentAt("You were mentioned") },
+      ],
+    });
+    expect(sent.every((d) => d.sentAt !== null)).toBe(true);
+
+    // Never the provider's message ids, the dedupe keys, nor anything of the other user's.
+    const providerIds = sent.map((d) => d.providerId);
+    expect(providerIds.every((id) => typeof id === "string" && id.length > 0)).toBe(true);
+    const secrets = [
+      ...providerIds.map((id) => ["provider message id", id!]),
+      ...sent.map((d) => ["delivery dedupe key", d.dedupeKey]),
+      ...sent.map((d) => ["delivery id", d.id]),
+      ...stored.map((n) => ["notification dedupe key", n.dedupeKey!]),
+      ["the other user's id", other.userId],
+      ["the other user's notification", "Their identification failed"],
+      ["the other user's request", "req-export-2"],
+    ];
+    for (const [what, value] of secrets) expect(text.includes(value!), `${what} is in the export`).toBe(false);
+    expect(text).not.toMatch(/provider_id|dedupe/);
+  });
+
+  it("an email gathered into a digest shows the digest's sent time", async () => {
+    const owner = await bearerUser();
+    const notificationId = crypto.randomUUID();
+    const digestId = crypto.randomUUID();
+    const createdAt = "2026-11-30T06:00:00.000Z";
+    const digestSentAt = "2026-12-01T08:00:05.000Z";
+    await env.DB.batch([
+      env.DB.prepare(
+        "INSERT INTO notifications (id, user_id, type, title, body, data, dedupe_key, created_at) VALUES (?, ?, 'forum_reply', 'New reply', 'Try rain water.', '{}', ?, ?)",
+      ).bind(notificationId, owner.userId, `export-test:${notificationId}`, createdAt),
+      env.DB.prepare(
+        "INSERT INTO notification_deliveries (id, user_id, channel, type, dedupe_key, status, period, sent_at, provider_id) VALUES (?, ?, 'email', 'digest', ?, 'sent', 'daily:2026-12-01', ?, 'digest-provider-msg-1')",
+      ).bind(digestId, owner.userId, `digest:${owner.userId}:daily:2026-12-01`, digestSentAt),
+      env.DB.prepare(
+        "INSERT INTO notification_deliveries (id, user_id, notification_id, channel, type, dedupe_key, status, digest_id) VALUES (?, ?, ?, 'email', 'forum_reply', ?, 'digested', ?)",
+      ).bind(crypto.randomUUID(), owner.userId, notificationId, `email:${notificationId}`, digestId),
+    ]);
+    const text = await (await call(EXPORT, { bearer: owner.access })).text();
+    expect((JSON.parse(text) as Export).notifications).toEqual([
+      expect.objectContaining({
+        id: notificationId,
+        channels: [
+          { channel: "in_app", status: "sent", sent_at: createdAt },
+          { channel: "email", status: "digested", sent_at: digestSentAt },
+        ],
+      }),
+    ]);
+    expect(text).not.toContain("digest-provider-msg-1");
   });
 });
