@@ -37,8 +37,10 @@ export const users = sqliteTable(
     isActive: integer("is_active", { mode: "boolean" }).notNull().default(true),
     emailVerified: integer("email_verified", { mode: "boolean" }).notNull().default(false),
     /**
-     * The password was set or confirmed by the holder of the account's address (migrations/0043):
-     * a provider sign-in linked by that address keeps only a proven password.
+     * The password was set or confirmed by the holder of the account's address (migrations/0043),
+     * and with it the account's other ways in: its address was confirmed from inside the account,
+     * or a reset link set its password. A provider sign-in linked by that address keeps only a
+     * proven password, and, on an account not proven, only the sign-ins that vouch for the address.
      */
     passwordProven: integer("password_proven", { mode: "boolean" }).notNull().default(false),
     plantsIdentified: integer("plants_identified").notNull().default(0),

@@ -669,8 +669,9 @@ export function authRoutes() {
           "Until this call the account keeps its old address, and the new one claims nothing (registration, sign-in, OAuth " +
           "linking and password reset ignore it). Confirming marks the address verified and invalidates outstanding reset links. " +
           "Send it with the account's session (bearer, or cookies and X-CSRFToken) when you can: only a confirmation from inside " +
-          "the account also proves the password is the address holder's. A password not proven so is removed when a Google, " +
-          "GitHub or Firebase sign-in is first linked to the account by its address (the owner is told).",
+          "the account also proves the password (and the other sign-ins) are the address holder's. A password not proven so is " +
+          "removed when a Google, GitHub or Firebase sign-in is first linked to the account by its address, with the linked " +
+          "sign-ins that do not vouch for the address and every session (the owner is told).",
       },
     );
   app.openapi(postEmailConfirm, async (c) => {

@@ -456,7 +456,9 @@ export async function sendVerificationEmail(env: Bindings, config: Config, user:
  * click a link they never asked for. So the password counts as the address holder's only when the
  * link comes back from inside the account (`signedInAs` is its id: the clicker holds both the
  * inbox and a session); a new address confirmed from outside leaves it unproven, and a sign-up
- * address confirmed from outside leaves it as it was.
+ * address confirmed from outside leaves it as it was. The same goes for the account's other
+ * ways in (its linked sign-ins and sessions, oauth.ts claimOf), so a passwordless account
+ * records it too.
  */
 export async function confirmEmailChange(env: Bindings, token: string, signedInAs?: string): Promise<UserRow> {
   const tokenHash = await sha256Hex(token);
@@ -482,7 +484,7 @@ export async function confirmEmailChange(env: Bindings, token: string, signedInA
   if (current && current.email.toLowerCase() === pending.new_email.toLowerCase()) {
     // A verification link (sendVerificationEmail): the address the account already uses is proven;
     // nothing else changes (a pending email change and reset links stay as they are).
-    const proven = { emailVerified: true, ...(fromInside && current.passwordHash !== null ? { passwordProven: true } : {}) };
+    const proven = { emailVerified: true, ...(fromInside ? { passwordProven: true } : {}) };
     await db
       .update(users)
       .set({ ...proven, updatedAt: new Date().toISOString() })

@@ -392,12 +392,20 @@ async function proveLinkedAddress(env: Bindings, linked: Linked, identity: Provi
   if (!identity.emailVerified || identity.email === null) return user;
   const address = identity.email;
   if (user.emailVerified && sameAddress(user.email, address)) {
-    return linkIdentity(env, user.id, identity, { markEmailVerified: true, ...claimOf(user) });
+    // Sessions issued through this link so far were the unverified login's, whoever held it then.
+    return linkIdentity(env, user.id, identity, {
+      markEmailVerified: true,
+      ...(await claimOf(env, user, identity, { ownLinkUnverified: true })),
+    });
   }
   const holder = await findUserByEmail(env, address);
   if (holder && holder.id !== user.id) {
     assertActive(holder);
-    const moved = await linkIdentity(env, holder.id, identity, { markEmailVerified: true, ...claimOf(holder), moveFrom: user.id });
+    const moved = await linkIdentity(env, holder.id, identity, {
+      markEmailVerified: true,
+      ...(await claimOf(env, holder, identity)),
+      moveFrom: user.id,
+    });
     await tellSecurityEvent(env, moved, "sign_in_method_linked", PROVIDER_NAMES[identity.provider]);
     return moved;
   }
@@ -417,7 +425,7 @@ async function linkOrCreateAccount(env: Bindings, identity: ProviderIdentity): P
       throw new OAuthError("email_not_verified", "An account with this email exists, and the provider has not verified the email.");
     }
     assertActive(existing);
-    const linked = await linkIdentity(env, existing.id, identity, { markEmailVerified: true, ...claimOf(existing) });
+    const linked = await linkIdentity(env, existing.id, identity, { markEmailVerified: true, ...(await claimOf(env, existing, identity)) });
     // A new way into an existing account: its owner must hear of it.
     if (linked.id === existing.id) await tellSecurityEvent(env, linked, "sign_in_method_linked", PROVIDER_NAMES[identity.provider]);
     return linked;
@@ -426,8 +434,9 @@ async function linkOrCreateAccount(env: Bindings, identity: ProviderIdentity): P
   return linkIdentity(env, created.id, identity, {
     markEmailVerified: false,
     takeOver: false,
-    dropPassword: false,
+    dropUnproven: false,
     passwordRemoved: false,
+    linksRemoved: false,
   });
 }
 
@@ -436,25 +445,50 @@ async function linkOrCreateAccount(env: Bindings, identity: ProviderIdentity): P
  * to that account by the address:
  * - an address never proven with us: everything (`takeOver`), as whoever set the account up may
  *   not hold the address;
- * - a proven address with a password its holder never proved to be theirs (migrations/0043: a
- *   stranger may have registered it, and the holder then clicked the confirmation link they did
- *   not ask for): the password, with every session and emailed link (`dropPassword`). Other
- *   sign-in methods stay: each was linked by this same proven address.
+ * - a proven address whose account's ways in its holder never proved to be theirs (migrations/0043:
+ *   the address was confirmed from outside the account, so a stranger may have registered it, or
+ *   moved their own account to it, and the holder then clicked the link they did not ask for):
+ *   the password, every linked sign-in that does not vouch for this same address (one linked by
+ *   the stranger's own address, or an unverified one), every session and emailed link
+ *   (`dropUnproven`). Sign-ins a provider linked by this verified address stay. Sessions are
+ *   ended too when this identity's own link was unverified (`ownLinkUnverified`): whoever held
+ *   that login before the provider vouched for the address signed in through it.
  */
-function claimOf(account: UserRow): Claim {
+async function claimOf(env: Bindings, account: UserRow, identity: ProviderIdentity, { ownLinkUnverified = false } = {}): Promise<Claim> {
   if (!account.emailVerified) return handOver(account);
-  const dropPassword = account.passwordHash !== null && !account.passwordProven;
-  return { takeOver: false, dropPassword, passwordRemoved: dropPassword };
+  const none: Claim = { takeOver: false, dropUnproven: false, passwordRemoved: false, linksRemoved: false };
+  if (account.passwordProven) return none;
+  const passwordRemoved = account.passwordHash !== null;
+  const linksRemoved =
+    (await database(env).select({ id: oauthAccounts.id }).from(oauthAccounts).where(unprovenLinks(account.id, identity)).limit(1).all())
+      .length > 0;
+  return { takeOver: false, dropUnproven: passwordRemoved || linksRemoved || ownLinkUnverified, passwordRemoved, linksRemoved };
+}
+
+/** The account's links, but `identity`'s, that do not vouch for the account's current address. */
+function unprovenLinks(userId: string, identity: ProviderIdentity) {
+  return and(
+    eq(oauthAccounts.userId, userId),
+    not(and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId))!),
+    sql`NOT (${oauthAccounts.emailVerified} = 1 AND lower(${oauthAccounts.email}) = (SELECT lower(u.email) FROM users u WHERE u.id = ${userId}))`,
+  );
 }
 
 /** Everything goes to the identity (see `takeOver` in linkIdentity). */
-const handOver = (account: UserRow): Claim => ({ takeOver: true, dropPassword: false, passwordRemoved: account.passwordHash !== null });
+const handOver = (account: UserRow): Claim => ({
+  takeOver: true,
+  dropUnproven: false,
+  passwordRemoved: account.passwordHash !== null,
+  linksRemoved: false,
+});
 
 interface Claim {
   takeOver: boolean;
-  dropPassword: boolean;
+  dropUnproven: boolean;
   /** The account had a password, which goes: its owner is told how to set one again. */
   passwordRemoved: boolean;
+  /** Linked sign-ins that did not vouch for the address go: the owner is told. */
+  linksRemoved: boolean;
 }
 
 /**
@@ -470,8 +504,9 @@ async function linkIdentity(
   {
     markEmailVerified,
     takeOver,
-    dropPassword,
+    dropUnproven,
     passwordRemoved,
+    linksRemoved,
     adoptEmail,
     moveFrom,
   }: Claim & { markEmailVerified: boolean; adoptEmail?: string; moveFrom?: string },
@@ -510,28 +545,28 @@ async function linkIdentity(
   // the victim's first OAuth sign-in. The local address was never proven, the provider's is, so
   // the account becomes the provider's person's alone: the unproven password, every other linked
   // provider, every session, reset link and pending email change are dropped. With the address
-  // proven but not the password (`dropPassword`, see claimOf), the same but for the other linked
-  // providers; a password proven meanwhile (a reset link used during this sign-in) stays. The
-  // owner can set a new password through the reset flow.
-  if (takeOver || dropPassword) {
+  // proven but not the account's ways in (`dropUnproven`, see claimOf), the same but for the
+  // linked providers that vouch for this address; a password proven meanwhile (a reset link used
+  // during this sign-in) stays, with the links. The owner can set a new password through the
+  // reset flow.
+  if (takeOver || dropUnproven) {
     const account = eq(users.id, userId);
+    const unproven = sql`EXISTS (SELECT 1 FROM users u WHERE u.id = ${userId} AND u.password_proven = 0)`;
     statements.push(
       db
         .update(users)
         .set({ passwordHash: null, pendingEmail: null })
         .where(takeOver ? account : and(account, eq(users.passwordProven, false))),
-      ...(takeOver
-        ? [
-            db
-              .delete(oauthAccounts)
-              .where(
-                and(
-                  eq(oauthAccounts.userId, userId),
-                  not(and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId))!),
-                ),
-              ),
-          ]
-        : []),
+      db
+        .delete(oauthAccounts)
+        .where(
+          takeOver
+            ? and(
+                eq(oauthAccounts.userId, userId),
+                not(and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId))!),
+              )
+            : and(unprovenLinks(userId, identity), unproven),
+        ),
       db.delete(passwordResetTokens).where(eq(passwordResetTokens.userId, userId)),
       db.delete(emailChangeTokens).where(eq(emailChangeTokens.userId, userId)),
     );
@@ -543,6 +578,8 @@ async function linkIdentity(
   if (!linked) throw new Error("linked account vanished");
   if (passwordRemoved && linked.id === userId && linked.passwordHash === null)
     await tellSecurityEvent(env, linked, "password_removed", PROVIDER_NAMES[identity.provider]);
+  if (linksRemoved && linked.id === userId)
+    await tellSecurityEvent(env, linked, "sign_in_method_removed", PROVIDER_NAMES[identity.provider]);
   return linked;
 }
 

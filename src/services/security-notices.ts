@@ -10,7 +10,13 @@ import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 import { createNotification } from "./notifications";
 
-export type SecurityEvent = "password_changed" | "password_reset" | "sign_in_method_linked" | "account_locked" | "password_removed";
+export type SecurityEvent =
+  | "password_changed"
+  | "password_reset"
+  | "sign_in_method_linked"
+  | "account_locked"
+  | "password_removed"
+  | "sign_in_method_removed";
 
 const WORDS: Record<SecurityEvent, (detail: string) => { title: string; body: string }> = {
   password_changed: () => ({
@@ -31,6 +37,14 @@ const WORDS: Record<SecurityEvent, (detail: string) => { title: string; body: st
       `You just signed in with ${provider}, which vouches for your email address. Your password was set before you ` +
       "confirmed this address from inside your account, so someone else may have chosen it: we removed it and signed out " +
       'every session. Sign in as you just did, or set a new password with "Forgot password".',
+  }),
+  sign_in_method_removed: (provider) => ({
+    title: "Sign-in methods were removed from your Plant Community account",
+    body:
+      `You signed in with ${provider}, which vouches for your email address. Other sign-in methods linked to your account had ` +
+      "not been shown to be yours (they were linked with another address, or an unverified one, and this address was confirmed " +
+      "outside the account, so someone else may have set them up), so we removed them and signed out every session. Sign in " +
+      `with ${provider}; a sign-in that vouches for this address links again.`,
   }),
   sign_in_method_linked: (provider) => ({
     title: `${provider} can now sign in to your Plant Community account`,

@@ -114,3 +114,88 @@ describe("a password its address's holder proved stays", () => {
     expect((await passwordSignIn(stranger.username)).status).toBe(401);
   });
 });
+
+describe("a confirmation from outside proves the address, not the stranger's other ways in", () => {
+  interface Exchange {
+    access_token: string;
+    refresh_token: string;
+    user: { id: string; email_verified: boolean };
+  }
+  const exchange = async (claims: { uid: string; email: string; email_verified: boolean }): Promise<Exchange> => {
+    const res = await call("/api/v1/auth/firebase-token-exchange/", {
+      json: { firebase_token: await firebase.issueIdToken(claims) },
+      ip: freshIp(),
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    return (await res.json()) as Exchange;
+  };
+
+  it("a stranger's provider sign-in on their own address, and their sessions, go when the moved-to address's owner signs in", async () => {
+    // The stranger signs in with a provider on their own address, moves the account to the
+    // victim's address, and the victim clicks the confirmation they never asked for.
+    const strangerEmail = `${uniqueName("stranger")}@example.com`;
+    const strangerUid = `uid-${strangerEmail}`;
+    const stranger = await exchange({ uid: strangerUid, email: strangerEmail, email_verified: true });
+    const victimEmail = `${uniqueName("victim")}@example.com`;
+    const patched = await call("/api/v1/auth/user/", { method: "PATCH", bearer: stranger.access_token, json: { email: victimEmail } });
+    expect(patched.status, await patched.clone().text()).toBe(200);
+    expect((await confirm(await confirmLink(victimEmail, /Confirm your new/))).status).toBe(200);
+
+    const owner = await ownerSignsInWithFirebase(victimEmail);
+    expect(owner.id).toBe(stranger.user.id);
+    expect((await call("/api/v1/auth/user/", { bearer: stranger.access_token })).status).toBe(401);
+    expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: stranger.refresh_token } })).status).toBe(401);
+    // The stranger's own provider sign-in no longer leads into the account.
+    const again = await exchange({ uid: strangerUid, email: strangerEmail, email_verified: true });
+    expect(again.user.id).not.toBe(owner.id);
+    expect(await securityEvents(owner.id)).toContain("sign_in_method_removed");
+  });
+
+  it("a stranger's unverified sign-in on the victim's address, and their sessions, go when its uid passes to the owner", async () => {
+    // A Firebase password login on the victim's address (unverified) makes an account here; the
+    // stranger has the confirmation mailed and the victim clicks it. Then the victim signs in
+    // with Google on Firebase, which keeps the uid and now vouches for the address.
+    const victimEmail = `${uniqueName("victim")}@example.com`;
+    const uid = `uid-${uniqueName("shared")}`;
+    const stranger = await exchange({ uid, email: victimEmail, email_verified: false });
+    expect((await call("/api/v1/auth/email/verify/", { method: "POST", bearer: stranger.access_token })).status).toBe(202);
+    expect((await confirm(await confirmLink(victimEmail, /Confirm your email address/))).status).toBe(200);
+
+    const owner = await exchange({ uid, email: victimEmail, email_verified: true });
+    expect(owner.user.id).toBe(stranger.user.id);
+    expect((await call("/api/v1/auth/user/", { bearer: stranger.access_token })).status).toBe(401);
+    expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: stranger.refresh_token } })).status).toBe(401);
+    expect((await call("/api/v1/auth/user/", { bearer: owner.access_token })).status).toBe(200);
+  });
+
+  it("the same stranger's other sign-in stays out when the owner signs in with another provider", async () => {
+    const victimEmail = `${uniqueName("victim")}@example.com`;
+    const uid = `uid-${uniqueName("squat")}`;
+    const stranger = await exchange({ uid, email: victimEmail, email_verified: false });
+    expect((await call("/api/v1/auth/email/verify/", { method: "POST", bearer: stranger.access_token })).status).toBe(202);
+    expect((await confirm(await confirmLink(victimEmail, /Confirm your email address/))).status).toBe(200);
+
+    const owner = await ownerSignsInWithFirebase(victimEmail);
+    expect(owner.id).toBe(stranger.user.id);
+    expect((await call("/api/v1/auth/user/", { bearer: stranger.access_token })).status).toBe(401);
+    // The stranger's uid, still unverified, no longer signs in to the owner's account.
+    const res = await call("/api/v1/auth/firebase-token-exchange/", {
+      json: { firebase_token: await firebase.issueIdToken({ uid, email: victimEmail, email_verified: false }) },
+      ip: freshIp(),
+    });
+    expect(res.status).toBe(403);
+  });
+
+  it("an owner who confirmed from inside keeps their other sign-ins and sessions", async () => {
+    const email = `${uniqueName("yarrow")}@example.com`;
+    const uid = `uid-${uniqueName("own")}`;
+    const first = await exchange({ uid, email, email_verified: false });
+    expect((await call("/api/v1/auth/email/verify/", { method: "POST", bearer: first.access_token })).status).toBe(202);
+    expect((await confirm(await confirmLink(email, /Confirm your email address/), first.access_token)).status).toBe(200);
+
+    const other = await ownerSignsInWithFirebase(email);
+    expect(other.id).toBe(first.user.id);
+    expect((await call("/api/v1/auth/user/", { bearer: first.access_token })).status).toBe(200);
+    expect((await exchange({ uid, email, email_verified: false })).user.id).toBe(first.user.id);
+  });
+});
