@@ -369,8 +369,9 @@ async function findLinkedUser(env: Bindings, identity: ProviderIdentity): Promis
 const sameAddress = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 /**
- * A link made while the provider had not verified the address, now presented verified: the
- * provider account may have changed hands. Firebase, for one, keeps the uid when the address's
+ * A link made while the provider had not verified the address, now presented verified (or a
+ * Firebase link now vouching for another address than its own): the provider account may have
+ * changed hands. Firebase, for one, keeps the uid when the address's
  * owner signs in with Google after someone else registered an unverified password login on that
  * address, and drops the other's login. The identity now stands for the address, so:
  * - the account already proved that same address with us (its owner confirmed our link): nothing
@@ -387,7 +388,16 @@ async function proveLinkedAddress(env: Bindings, linked: Linked, identity: Provi
   if (linked.linkVerified) {
     if (!identity.emailVerified && identity.email !== null && sameAddress(identity.email, linked.linkEmail))
       throw new OAuthError("invalid_id_token", "This sign-in predates the verification of its address; sign in again.");
-    return user;
+    // A Firebase uid vouching for another address than the one it was linked with may have
+    // changed hands the same way: its holder set that address, unverified, at Firebase, and the
+    // address's owner then signed in with Google there. It stands for the new address now, as a
+    // link made unverified does. (A Google or GitHub id never changes hands.)
+    const movedAddress =
+      identity.provider === "firebase" &&
+      identity.emailVerified &&
+      identity.email !== null &&
+      !sameAddress(identity.email, linked.linkEmail);
+    if (!movedAddress) return user;
   }
   if (!identity.emailVerified || identity.email === null) return user;
   const address = identity.email;

@@ -199,3 +199,39 @@ describe("a confirmation from outside proves the address, not the stranger's oth
     expect((await exchange({ uid, email, email_verified: false })).user.id).toBe(first.user.id);
   });
 });
+
+describe("a Firebase uid that changes hands after its link was verified", () => {
+  interface Exchange {
+    access_token: string;
+    refresh_token: string;
+    user: { id: string; email: string };
+  }
+  const exchange = async (claims: { uid: string; email: string; email_verified: boolean }): Promise<Exchange> => {
+    const res = await call("/api/v1/auth/firebase-token-exchange/", {
+      json: { firebase_token: await firebase.issueIdToken(claims) },
+      ip: freshIp(),
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    return (await res.json()) as Exchange;
+  };
+
+  it("a stranger who moved their verified uid to the victim's address, unverified, keeps no way into what the victim then signs in to", async () => {
+    // The stranger's uid is linked, verified, by their own address. They change its address at
+    // Firebase to the victim's (unverified; they need not sign in here so). When the victim signs
+    // in with Google on Firebase, Firebase keeps that uid (dropping the stranger's password login)
+    // and vouches for the victim's address: the victim must not land where the stranger still is.
+    const strangerEmail = `${uniqueName("stranger")}@example.com`;
+    const uid = `uid-${uniqueName("moved")}`;
+    const stranger = await exchange({ uid, email: strangerEmail, email_verified: true });
+    const victimEmail = `${uniqueName("victim")}@example.com`;
+
+    // The uid now stands for the victim's address: the account goes with it, as a link made
+    // unverified does (the stranger's sessions, password and other links go; its email becomes
+    // the verified address).
+    const victim = await exchange({ uid, email: victimEmail, email_verified: true });
+    expect(victim.user).toMatchObject({ id: stranger.user.id, email: victimEmail });
+    expect((await call("/api/v1/auth/user/", { bearer: stranger.access_token })).status).toBe(401);
+    expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: stranger.refresh_token } })).status).toBe(401);
+    expect((await call("/api/v1/auth/user/", { bearer: victim.access_token })).status).toBe(200);
+  });
+});
