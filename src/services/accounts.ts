@@ -37,7 +37,15 @@ import {
 } from "./rate-limits";
 import { endEverySession } from "./sessions";
 import { guardedTokenPair, issueTokenPair, type TokenPair } from "./tokens";
-import { accountActive, findUserByEmail, findUserById, findUserByLogin, uniquenessErrors, type UserRow } from "./users";
+import {
+  accountActive,
+  findUserByEmail,
+  findUserById,
+  findUserByLogin,
+  linksNotVouchingForAddress,
+  uniquenessErrors,
+  type UserRow,
+} from "./users";
 
 /** How long an email-change link stays valid. */
 export const EMAIL_CHANGE_TTL_S = 24 * 3600;
@@ -265,7 +273,8 @@ export async function requestPasswordReset(env: Bindings, config: Config, addres
  * Sets a new password with an emailed reset token. The token is consumed and the password set in
  * one atomic batch (a second use, even a concurrent one, changes nothing). The reset proves the
  * address: every session ends, every other link dies, and on an account whose address was never
- * proven every linked provider is removed — whoever set the account up before cannot keep a way in.
+ * proven every linked provider is removed — whoever set the account up before cannot keep a way in;
+ * on one whose address was confirmed from outside, every provider linked with another address.
  */
 export async function confirmPasswordReset(
   env: Bindings,
@@ -297,11 +306,23 @@ export async function confirmPasswordReset(
   if (!claimed) throw invalid();
   await endEverySession(env, user.id, {
     also: [
+      // On an account whose address was confirmed from outside, the sign-ins linked with another
+      // address (or unverified) may be whoever held it before: they go too (oauth.ts claimOf).
+      // Read before the update below marks the password proven.
+      db
+        .delete(oauthAccounts)
+        .where(
+          user.emailVerified
+            ? and(
+                linksNotVouchingForAddress(user.id),
+                sql`EXISTS (SELECT 1 FROM users u WHERE u.id = ${user.id} AND u.password_proven = 0)`,
+              )
+            : eq(oauthAccounts.userId, user.id),
+        ),
       db
         .update(users)
         .set({ passwordHash: newHash, emailVerified: true, passwordProven: true, updatedAt: new Date().toISOString() })
         .where(eq(users.id, user.id)),
-      ...(user.emailVerified ? [] : [db.delete(oauthAccounts).where(eq(oauthAccounts.userId, user.id))]),
       ...forgetEmailedLinks(env, user.id),
     ],
     logger,

@@ -22,7 +22,15 @@ import { AppError } from "../lib/errors";
 import { base64UrlEncode, randomToken, sha256Hex } from "../lib/hash";
 import { uuidv7 } from "../lib/ids";
 import { DELETED_USERNAME_PREFIX } from "./account-deletion";
-import { createUser, findUserByEmail, findUserById, retiredAmong, uniquenessErrors, type UserRow } from "./users";
+import {
+  createUser,
+  findUserByEmail,
+  findUserById,
+  linksNotVouchingForAddress,
+  retiredAmong,
+  uniquenessErrors,
+  type UserRow,
+} from "./users";
 import { tellSecurityEvent } from "./security-notices";
 import { endEverySession } from "./sessions";
 
@@ -478,9 +486,8 @@ async function claimOf(env: Bindings, account: UserRow, identity: ProviderIdenti
 /** The account's links, but `identity`'s, that do not vouch for the account's current address. */
 function unprovenLinks(userId: string, identity: ProviderIdentity) {
   return and(
-    eq(oauthAccounts.userId, userId),
+    linksNotVouchingForAddress(userId),
     not(and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId))!),
-    sql`NOT (${oauthAccounts.emailVerified} = 1 AND lower(${oauthAccounts.email}) = (SELECT lower(u.email) FROM users u WHERE u.id = ${userId}))`,
   );
 }
 

@@ -5,7 +5,7 @@
 import { and, desc, eq, inArray, ne, or, type SQL, type SQLWrapper, sql } from "drizzle-orm";
 import { database, runBatch, tableRows } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
-import { collections, retiredUsernames, users } from "../db/schema";
+import { collections, oauthAccounts, retiredUsernames, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
 import { sha256Hex } from "../lib/hash";
@@ -146,6 +146,19 @@ export async function retiredAmong(env: Bindings, usernames: string[]): Promise<
     .where(inArray(retiredUsernames.usernameSha256, keys));
   const found = new Set(rows.map((row) => row.key));
   return new Set(usernames.filter((_, i) => found.has(keys[i]!)).map((name) => name.toLowerCase()));
+}
+
+/**
+ * The account's linked sign-ins that do not vouch for its current address: linked unverified, or
+ * with another address (the account's address changed since). On an account whose address was
+ * confirmed from outside (`password_proven` unset), whoever held the account before may have made
+ * them; see services/oauth.ts claimOf and accounts.ts confirmPasswordReset.
+ */
+export function linksNotVouchingForAddress(userId: string): SQL {
+  return and(
+    eq(oauthAccounts.userId, userId),
+    sql`NOT (${oauthAccounts.emailVerified} = 1 AND lower(${oauthAccounts.email}) = (SELECT lower(u.email) FROM users u WHERE u.id = ${userId}))`,
+  )!;
 }
 
 /** The refusal of a retired username: plain, as it says nothing of whose it was. */

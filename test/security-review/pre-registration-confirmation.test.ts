@@ -186,6 +186,25 @@ describe("a confirmation from outside proves the address, not the stranger's oth
     expect(res.status).toBe(403);
   });
 
+  it("a reset by the address's owner removes the stranger's provider sign-in too", async () => {
+    const strangerEmail = `${uniqueName("stranger")}@example.com`;
+    const strangerUid = `uid-${strangerEmail}`;
+    const stranger = await exchange({ uid: strangerUid, email: strangerEmail, email_verified: true });
+    const victimEmail = `${uniqueName("victim")}@example.com`;
+    const patched = await call("/api/v1/auth/user/", { method: "PATCH", bearer: stranger.access_token, json: { email: victimEmail } });
+    expect(patched.status).toBe(200);
+    expect((await confirm(await confirmLink(victimEmail, /Confirm your new/))).status).toBe(200);
+
+    // The victim, finding an account on their address, sets its password by a reset link.
+    expect((await call("/api/v1/auth/password/reset/", { json: { email: victimEmail } })).status).toBe(200);
+    const reset = tokenIn((await mailTo(victimEmail, /Reset your/)).text, "Reset token");
+    const chosen = "Victim-Holds-This-Inbox-9";
+    expect((await call("/api/v1/auth/password/reset/confirm/", { json: { token: reset, new_password: chosen } })).status).toBe(200);
+
+    const again = await exchange({ uid: strangerUid, email: strangerEmail, email_verified: true });
+    expect(again.user.id).not.toBe(stranger.user.id);
+  });
+
   it("an owner who confirmed from inside keeps their other sign-ins and sessions", async () => {
     const email = `${uniqueName("yarrow")}@example.com`;
     const uid = `uid-${uniqueName("own")}`;
