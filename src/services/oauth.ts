@@ -570,10 +570,11 @@ async function linkIdentity(
     const account = eq(users.id, userId);
     const unproven = sql`EXISTS (SELECT 1 FROM users u WHERE u.id = ${userId} AND u.password_proven = 0)`;
     statements.push(
+      // Both decided on an earlier read: a password proven since (a reset landing meanwhile) stays.
       db
         .update(users)
         .set({ passwordHash: null, pendingEmail: null })
-        .where(takeOver ? account : and(account, eq(users.passwordProven, false))),
+        .where(and(account, eq(users.passwordProven, false))),
       db
         .delete(oauthAccounts)
         .where(

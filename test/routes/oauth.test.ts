@@ -19,6 +19,7 @@ import {
 } from "../../src/services/oauth";
 import { createUser } from "../../src/services/users";
 import { BASE, call, expectError, freshIp, setCookies } from "../helpers/http";
+import { envRacingFirstBatch } from "../helpers/racing-env";
 import { uniqueName } from "../helpers/users";
 
 const FRONTEND = "http://localhost:5173";
@@ -621,6 +622,29 @@ describe("services/oauth linking rules (called directly)", () => {
       name: "OAuthError",
       code: "email_not_verified",
     });
+  });
+
+  it("a reset landing during a first provider sign-in keeps its new password (the takeover was decided on an older read)", async () => {
+    const email = `${uniqueName("yarrow")}@example.com`;
+    const owner = await passwordAccount(email);
+    // The owner's reset lands between the sign-in's read of the account and its link batch.
+    const racing = envRacingFirstBatch(() =>
+      env.DB.prepare("UPDATE users SET password_hash = 'pbkdf2$set-by-the-reset', email_verified = 1, password_proven = 1 WHERE id = ?")
+        .bind(owner.id)
+        .run(),
+    );
+    expect((await signInWithIdentity(racing.env, identity({ email }))).id).toBe(owner.id);
+    expect(racing.fired()).toBe(true);
+    const row = await env.DB.prepare("SELECT password_hash FROM users WHERE id = ?")
+      .bind(owner.id)
+      .first<{ password_hash: string | null }>();
+    expect(row?.password_hash).toBe("pbkdf2$set-by-the-reset");
+    const removed = await env.DB.prepare(
+      "SELECT count(*) AS n FROM notifications WHERE user_id = ? AND title LIKE '%password was removed%'",
+    )
+      .bind(owner.id)
+      .first<{ n: number }>();
+    expect(removed?.n).toBe(0);
   });
 
   it("never derives a name shaped like a deleted account's (deleted-…), which registration refuses too", async () => {
