@@ -301,6 +301,13 @@ export const refreshTokens = sqliteTable(
     /** The access jti issued with `replacedBy`, so a refresh inside the reuse window can re-send the same pair. */
     replacedAccessJti: text("replaced_access_jti"),
     createdAt: text("created_at").notNull().default(now),
+    /**
+     * What the session's owner recognises it by (auth/sessions/), set at sign-in and carried to
+     * each rotated token: a short label derived from the User-Agent (never the header itself)…
+     */
+    client: text("client"),
+    /** …and the country it signed in from (ISO 3166-1 alpha-2), never the address. */
+    country: text("country"),
   },
   (t) => [index("refresh_tokens_family_idx").on(t.familyId), index("refresh_tokens_user_idx").on(t.userId)],
 );

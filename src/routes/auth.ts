@@ -12,6 +12,7 @@ import { createRouter, routeSet } from "./router";
 import { AppError } from "../lib/errors";
 import { uuidv7Timestamp } from "../lib/ids";
 import { clearSessionCookies, ensureCsrfCookie, REFRESH_COOKIE, setSessionCookies } from "../lib/session-cookies";
+import { sessionDeviceOf } from "../lib/session-device";
 import { assertCsrf, userIdOf } from "../middleware/auth";
 import {
   assertPasswordPolicy,
@@ -29,7 +30,7 @@ import {
 } from "../services/accounts";
 import { hashPassword, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../services/passwords";
 import { clientIp, enforceRateLimit, mailBucketName, rateLimitRefusal } from "../services/rate-limits";
-import { endEverySession, endSession } from "../services/sessions";
+import { endEverySession, endOwnSession, endSession, listSessions } from "../services/sessions";
 import { issueTokenPair, revokeAccessToken, rotateRefreshToken, type TokenPair, verifyToken } from "../services/tokens";
 import { DELIVERY_STATUSES, EXPORT_FORMAT, EXPORT_VERSION, exportAccount, NOTIFICATION_CHANNELS } from "../services/account-export";
 import { signInWithFirebase } from "../services/firebase";
@@ -173,6 +174,33 @@ const AccountExportSchema = z
   })
   .openapi("AccountExport");
 
+const SessionSchema = z
+  .object({
+    id: z.uuid().openapi({
+      description:
+        "The session's id (the `sid` of its access tokens), for `DELETE sessions/{id}/`. It names the session and authorises nothing: refreshing or signing in with it is impossible.",
+    }),
+    client: z.string().openapi({
+      description:
+        'What signed in, from its User-Agent at sign-in: "Chrome on macOS", "Plant Community app on Android", "curl"; "Unknown client" when it sent none (or signed in before sessions were labelled).',
+      example: "Firefox on Windows",
+    }),
+    country: z.string().nullable().openapi({
+      description: "The country it signed in from (ISO 3166-1 alpha-2), as Cloudflare located it; null when unknown. Never an address.",
+      example: "NL",
+    }),
+    created_at: z.string().openapi({ description: "When it signed in" }),
+    last_used_at: z.string().openapi({
+      description: "When it last renewed its tokens (a client in use does so every 15 minutes or so), else when it signed in",
+    }),
+    current: z.boolean().openapi({ description: "Whether this is the session making the request" }),
+  })
+  .openapi("Session");
+
+const SessionParam = z.object({
+  id: z.string().max(100).openapi({ description: "A session id from `GET sessions/`" }),
+});
+
 const username = z
   .string()
   .trim()
@@ -300,7 +328,12 @@ function signIn(
   return signInWithPassword(
     c.env,
     getConfig(c.env),
-    { identifier: (login.username ?? login.email)!, password: login.password, clientKey: clientIp(c.req.raw) },
+    {
+      identifier: (login.username ?? login.email)!,
+      password: login.password,
+      clientKey: clientIp(c.req.raw),
+      device: sessionDeviceOf(c.req.raw),
+    },
     (work) => c.executionCtx.waitUntil(work),
     c.get("logger"),
   );
@@ -395,7 +428,7 @@ export function authRoutes() {
       lastName: body.last_name,
     });
     await sendVerificationEmail(c.env, config, user, c.get("logger"));
-    await setSessionCookies(c, await issueTokenPair(c.env, config, user.id));
+    await setSessionCookies(c, await issueTokenPair(c.env, config, user.id, sessionDeviceOf(c.req.raw)));
     return c.json({ message: "Registration successful. We sent you an email to confirm your address.", user: userProfile(user) }, 201);
   });
 
@@ -444,7 +477,7 @@ export function authRoutes() {
     const config = getConfig(c.env);
     await enforceRateLimit(c.env, `firebase:ip:${clientIp(c.req.raw)}`, config.LOGIN_RATE_LIMIT);
     const user = await signInWithFirebase(c.env, config, c.req.valid("json").firebase_token);
-    const pair = await issueTokenPair(c.env, config, user.id);
+    const pair = await issueTokenPair(c.env, config, user.id, sessionDeviceOf(c.req.raw));
     return c.json(
       {
         access_token: pair.access,
@@ -531,6 +564,51 @@ export function authRoutes() {
     await endEverySession(c.env, userIdOf(c), { logger: c.get("logger") });
     clearSessionCookies(c);
     return c.json({ message: "Logged out everywhere." }, 200);
+  });
+
+  const getSessions = mine.get("/sessions", "Where you're signed in: your live sessions, most recently used first").io(
+    {},
+    { 200: jsonBody(z.array(SessionSchema), "Your sessions") },
+    {
+      description:
+        "Every session that can still refresh: each sign-in (web, app, API) is one, until it signs out, is ended here, or every " +
+        "session ends (sign-out everywhere, a password change or reset). Enough to recognise each — the client, the country, " +
+        "when it signed in and was last used, and which one is this one — and never an address or the raw User-Agent.",
+    },
+  );
+  app.openapi(getSessions, async (c) => {
+    const current = c.get("accessClaims")?.sid;
+    const sessions = await listSessions(c.env, userIdOf(c));
+    c.header("Cache-Control", "private, no-store");
+    return c.json(
+      sessions.map((s) => ({ ...s, current: s.id === current })),
+      200,
+    );
+  });
+
+  const deleteSession = mine.delete("/sessions/{id}", "Sign out one of your sessions (a lost phone), leaving the others signed in").io(
+    { params: SessionParam },
+    {
+      204: { description: "Ended. Ending this session signs this client out (a cookie caller's cookies are cleared)" },
+      404: errorResponse(404, "Not one of your live sessions (unknown, ended already, or someone else's)", "NOT_FOUND"),
+    },
+    {
+      description:
+        "Exactly what that session's own sign-out does: its refresh token stops working, its access tokens are refused at once, " +
+        "its WebSockets close with 4401 and the push devices it subscribed are unsubscribed. The other sessions carry on.",
+    },
+  );
+  app.openapi(deleteSession, async (c) => {
+    const config = getConfig(c.env);
+    const claims = c.get("accessClaims")!;
+    const { id } = c.req.valid("param");
+    await endOwnSession(c.env, config, userIdOf(c), id, c.get("logger"));
+    if (id === claims.sid) {
+      // This client's own session: a sign-out, as auth/logout/ does it.
+      await revokeAccessToken(c.env, claims.jti, claims.exp);
+      clearSessionCookies(c);
+    }
+    return c.body(null, 204);
   });
 
   const getUser = mine.get("/user", "The signed-in user's profile").io({}, { 200: jsonBody(UserProfileSchema, "Profile") });
@@ -700,7 +778,7 @@ export function authRoutes() {
       c.env,
       getConfig(c.env),
       await currentUserRow(c),
-      { oldPassword: body.old_password, newPassword: body.new_password },
+      { oldPassword: body.old_password, newPassword: body.new_password, device: sessionDeviceOf(c.req.raw) },
       c.get("logger"),
     );
     // This client continues in a new session with the returned pair; every session before it is out.

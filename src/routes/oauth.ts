@@ -27,6 +27,7 @@ import {
   type OAuthMount,
   type OAuthProvider,
 } from "../services/oauth";
+import { sessionDeviceOf } from "../lib/session-device";
 import { issueTokenPair } from "../services/tokens";
 import { jsonBody, errorResponse } from "./schemas";
 
@@ -147,7 +148,7 @@ export function oauthRoutes(mount: OAuthMount) {
 
     try {
       const user = await completeOAuth(c.env, config, provider, { code, state, redirectUri: callbackUrl(c, provider, mount) });
-      await setSessionCookies(c, await issueTokenPair(c.env, config, user.id));
+      await setSessionCookies(c, await issueTokenPair(c.env, config, user.id, sessionDeviceOf(c.req.raw)));
       logger.info("oauth sign-in", { user_id: user.id });
       return backToFrontend("success=true");
     } catch (err) {

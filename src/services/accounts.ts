@@ -22,6 +22,7 @@ import { purgeBlogReadsStatement } from "./blog-cache";
 import { photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 import { AVATAR_RULES, validateImageUpload } from "../lib/images";
 import type { Logger } from "../lib/logger";
+import type { SessionDevice } from "../lib/session-device";
 import { accountRecountStatements, tellRecount } from "./community";
 import { deliverEmail } from "./mailer";
 import { tellSecurityEvent } from "./security-notices";
@@ -79,7 +80,7 @@ const invalidCredentials = () => new AppError("INVALID_CREDENTIALS", 401, "Inval
 export async function signInWithPassword(
   env: Bindings,
   config: Config,
-  input: { identifier: string; password: string; clientKey: string },
+  input: { identifier: string; password: string; clientKey: string; device?: SessionDevice },
   defer: (work: Promise<unknown>) => void,
   logger?: Logger,
 ): Promise<{ user: UserRow; pair: TokenPair }> {
@@ -106,7 +107,7 @@ export async function signInWithPassword(
   // under the same condition, with tokens signed before it: a change landing after the batch
   // finds the session and ends it, so there is no moment between the check and the session.
   const still = and(eq(users.passwordHash, user.passwordHash!), eq(users.isActive, true));
-  const { pair, record } = await guardedTokenPair(env, config, user.id, still);
+  const { pair, record } = await guardedTokenPair(env, config, user.id, still, input.device ?? null);
   // The session is recorded first: the rehash after it changes the hash the guard names.
   const [started, signedIn] = await runBatch(db, [
     record,
@@ -199,7 +200,7 @@ export async function changePassword(
   env: Bindings,
   config: Config,
   user: UserRow,
-  input: { oldPassword: string; newPassword: string },
+  input: { oldPassword: string; newPassword: string; device?: SessionDevice },
   logger?: Logger,
 ): Promise<TokenPair> {
   if (!(await checkCurrentPassword(env, config, user, input.oldPassword, logger))) {
@@ -217,7 +218,7 @@ export async function changePassword(
     logger,
   });
   await tellSecurityEvent(env, user, "password_changed", "", logger);
-  return issueTokenPair(env, config, user.id);
+  return issueTokenPair(env, config, user.id, input.device ?? null);
 }
 
 /**

@@ -6,12 +6,23 @@
  * round trip of one RPC, not when a 15-minute access token runs out.
  */
 import type { SessionScope } from "../../durable-objects/user-hub-protocol";
-import { and, eq, lte, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, gt, isNull, lte, notExists, type SQL, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { bindingOf, database, runBatch, type Statement } from "../db/client";
-import { calendarFeeds, emailChangeTokens, pushSubscriptions, revokedSessions, revokedTokens, users, wsTickets } from "../db/schema";
+import {
+  calendarFeeds,
+  emailChangeTokens,
+  pushSubscriptions,
+  refreshTokens,
+  revokedSessions,
+  revokedTokens,
+  users,
+  wsTickets,
+} from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
 import { AppError } from "../lib/errors";
+import { uuidv7Timestamp } from "../lib/ids";
+import { UNKNOWN_CLIENT } from "../lib/session-device";
 import type { Logger } from "../lib/logger";
 import { userHub } from "./progress";
 import { issuedBefore, revokeAllForUserStatements, revokeFamilyStatements, type TokenClaims, verifyToken } from "./tokens";
@@ -143,4 +154,82 @@ export async function authenticateAccessToken(
     throw new AppError("TOKEN_INVALID", 401, "Token is invalid or has been revoked.");
   }
   return { user: { id: row.id, username: row.username, role: row.role }, claims };
+}
+
+/** A live session of the user, as "Where you're signed in" shows it. */
+export interface SessionSummary {
+  /** The session's id (the refresh family's, the access token's `sid`): it names the session, it authorises nothing. */
+  id: string;
+  client: string;
+  country: string | null;
+  created_at: string;
+  /** When it last refreshed its tokens (or signed in): an access token's every use would cost a write. */
+  last_used_at: string;
+}
+
+/**
+ * The user's live sessions (as rows for sessionSummaries), most recently used first — a query, so
+ * the account export can read it in its own batch. A live session has exactly one live refresh
+ * token — unrevoked, unexpired, its family not ended — and that token carries the session's
+ * device and, as its created_at, the session's last refresh. Ended sessions never appear: their
+ * tokens are all revoked in the batch that ends them.
+ */
+export function liveSessionsQuery(env: Bindings, userId: string, onlyId?: string) {
+  const db = database(env);
+  return db
+    .select({
+      familyId: refreshTokens.familyId,
+      client: refreshTokens.client,
+      country: refreshTokens.country,
+      lastUsedAt: refreshTokens.createdAt,
+    })
+    .from(refreshTokens)
+    .where(
+      and(
+        eq(refreshTokens.userId, userId),
+        onlyId === undefined ? undefined : eq(refreshTokens.familyId, onlyId),
+        isNull(refreshTokens.revokedAt),
+        gt(refreshTokens.expiresAt, Math.floor(Date.now() / 1000)),
+        notExists(db.select({ one: sql`1` }).from(revokedSessions).where(eq(revokedSessions.familyId, refreshTokens.familyId))),
+      ),
+    )
+    .orderBy(desc(refreshTokens.createdAt), desc(refreshTokens.familyId));
+}
+
+type LiveSessionRow = Awaited<ReturnType<ReturnType<typeof liveSessionsQuery>["all"]>>[number];
+
+/** Rows of liveSessionsQuery as sessions, one per family. */
+export function sessionSummaries(rows: LiveSessionRow[]): SessionSummary[] {
+  const seen = new Set<string>();
+  return rows.flatMap((row) => {
+    if (seen.has(row.familyId)) return [];
+    seen.add(row.familyId);
+    // The family id is a UUIDv7 minted at sign-in: its stamp is when the session began.
+    const started = uuidv7Timestamp(row.familyId);
+    return [
+      {
+        id: row.familyId,
+        client: row.client ?? UNKNOWN_CLIENT,
+        country: row.country,
+        created_at: Number.isNaN(started) ? row.lastUsedAt : new Date(started).toISOString(),
+        last_used_at: row.lastUsedAt,
+      },
+    ];
+  });
+}
+
+/** The user's live sessions, most recently used first (`onlyId`: that one, if it is theirs and live). */
+export async function listSessions(env: Bindings, userId: string, onlyId?: string): Promise<SessionSummary[]> {
+  return sessionSummaries(await liveSessionsQuery(env, userId, onlyId).all());
+}
+
+/**
+ * The owner ends one of their sessions (a lost phone) exactly as its own sign-out would: tokens,
+ * push devices, sockets. Anyone else's session, an ended one and an unknown id are all the same
+ * 404, so the answer tells nothing about sessions that are not the caller's.
+ */
+export async function endOwnSession(env: Bindings, config: Config, userId: string, sessionId: string, logger?: Logger): Promise<void> {
+  const [session] = await listSessions(env, userId, sessionId);
+  if (!session) throw new AppError("NOT_FOUND", 404, "No such session.");
+  await endSession(env, config, userId, session.id, { logger });
 }

@@ -27,6 +27,7 @@ import {
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { uuidv7, uuidv7Timestamp } from "../lib/ids";
+import type { SessionDevice } from "../lib/session-device";
 import type { TokenClaims, TokenType } from "../lib/token-claims";
 
 export type { TokenClaims, TokenType } from "../lib/token-claims";
@@ -136,12 +137,14 @@ async function signPair(
  * `guard` (a condition on the `users` row) holds — for a sign-in whose own conditional write must
  * start the session in the same atomic batch. Signed before the batch, so a password change or
  * sign-out everywhere landing after it finds the family and refuses tokens issued before it.
+ * `device`: what its owner will recognise the session by (auth/sessions/); null: unknown.
  */
 export async function guardedTokenPair(
   env: Bindings,
   config: Config,
   userId: string,
   guard: SQL | undefined,
+  device: SessionDevice | null,
 ): Promise<{ pair: TokenPair; record: Statement }> {
   const now = nowS();
   const pair = await signPair(config, userId, uuidv7(), now);
@@ -157,6 +160,8 @@ export async function guardedTokenPair(
         replacedBy: sql<null>`NULL`.as("replaced_by"),
         replacedAccessJti: sql<null>`NULL`.as("replaced_access_jti"),
         createdAt: sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`.as("created_at"),
+        client: sql<string | null>`${device?.client ?? null}`.as("client"),
+        country: sql<string | null>`${device?.country ?? null}`.as("country"),
       })
       .from(users)
       .where(and(eq(users.id, userId), guard)),
@@ -164,13 +169,29 @@ export async function guardedTokenPair(
   return { pair, record };
 }
 
-/** Issues an access + refresh pair and records the refresh token (new family unless given). */
-export async function issueTokenPair(env: Bindings, config: Config, userId: string, familyId = uuidv7()): Promise<TokenPair> {
+/**
+ * Issues an access + refresh pair and records the refresh token (new family unless given).
+ * `device`: what its owner will recognise the session by (auth/sessions/); null: unknown.
+ */
+export async function issueTokenPair(
+  env: Bindings,
+  config: Config,
+  userId: string,
+  device: SessionDevice | null,
+  familyId = uuidv7(),
+): Promise<TokenPair> {
   const now = nowS();
   const pair = await signPair(config, userId, familyId, now);
   await database(env)
     .insert(refreshTokens)
-    .values({ jti: pair.refreshJti, userId, familyId, expiresAt: now + config.JWT_REFRESH_TTL_S });
+    .values({
+      jti: pair.refreshJti,
+      userId,
+      familyId,
+      expiresAt: now + config.JWT_REFRESH_TTL_S,
+      client: device?.client ?? null,
+      country: device?.country ?? null,
+    });
   return pair;
 }
 
@@ -210,6 +231,8 @@ export async function rotateRefreshToken(
       tokensValidAfter: users.tokensValidAfter,
       nextRevokedAt: next.revokedAt,
       revokedFamily: revokedSessions.familyId,
+      client: refreshTokens.client,
+      country: refreshTokens.country,
     })
     .from(refreshTokens)
     .innerJoin(users, eq(users.id, refreshTokens.userId))
@@ -253,10 +276,11 @@ export async function rotateRefreshToken(
   const pair = await signPair(config, row.userId, row.familyId, now);
   const [inserted] = await runBatch(db, [
     // SQL because the insert is conditional: only while the presented token is still live and
-    // its family not ended, decided inside the same transaction as the revocation below.
+    // its family not ended, decided inside the same transaction as the revocation below. The
+    // session's client and country go on with it: the live token is the one auth/sessions/ reads.
     db.insert(refreshTokens).select(
       sql`SELECT ${pair.refreshJti}, ${row.userId}, ${row.familyId}, ${now + config.JWT_REFRESH_TTL_S}, NULL, NULL, NULL,
-                 strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                 strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ${row.client}, ${row.country}
           WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE jti = ${claims.jti} AND revoked_at IS NULL)
             AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE family_id = ${row.familyId})`,
     ),

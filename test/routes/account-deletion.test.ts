@@ -184,10 +184,10 @@ describe("deleting your own account", () => {
     const u = await registerWeb();
     await env.DB.prepare("UPDATE users SET password_hash = NULL WHERE id = ?").bind(u.userId).run(); // signs in through a provider only
     const config = getConfig(env);
-    const old = await issueTokenPair(env, config, u.userId, uuidv7(Date.now() - 11 * 60_000));
+    const old = await issueTokenPair(env, config, u.userId, null, uuidv7(Date.now() - 11 * 60_000));
     await expectError(await remove(old), 403, "FORBIDDEN");
     expect((await row(u.userId))!.deleted_at).toBeNull();
-    const fresh = await issueTokenPair(env, config, u.userId);
+    const fresh = await issueTokenPair(env, config, u.userId, null);
     await json(await remove(fresh), 200);
     expect((await row(u.userId))!.deleted_at).toEqual(expect.any(String));
   });

@@ -583,7 +583,7 @@ describe("rate-limit keys", () => {
     const u = await registerWeb();
     await env.DB.prepare("UPDATE users SET password_hash = NULL WHERE id = ?").bind(u.userId).run(); // signs in through a provider only
     const config = getConfig(env);
-    const old = await issueTokenPair(env, config, u.userId, uuidv7(Date.now() - 11 * 60_000));
+    const old = await issueTokenPair(env, config, u.userId, null, uuidv7(Date.now() - 11 * 60_000));
     const attempt = await call("/api/v1/auth/user/", {
       method: "PATCH",
       bearer: old.access,
@@ -592,7 +592,7 @@ describe("rate-limit keys", () => {
     await expectError(attempt, 403, "FORBIDDEN");
     expect((await profile(old.access)).pending_email ?? null).toBeNull();
 
-    const fresh = await issueTokenPair(env, config, u.userId);
+    const fresh = await issueTokenPair(env, config, u.userId, null);
     const mine = `${uniqueName("moved")}@example.com`;
     expect((await call("/api/v1/auth/user/", { method: "PATCH", bearer: fresh.access, json: { email: mine } })).status).toBe(200);
     expect((await profile(fresh.access)).pending_email).toBe(mine);
