@@ -83,6 +83,7 @@ import { preferencesOf } from "./notification-preferences";
 import { enforceRateLimit } from "./rate-limits";
 import { reminderBody, selectReminders } from "./reminders";
 import { savedCareBody } from "./saved-care";
+import { liveSessionsQuery, sessionSummaries } from "./sessions";
 import { userProfile } from "./users";
 
 export const EXPORT_FORMAT: "plant-community-export" = "plant-community-export";
@@ -172,6 +173,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     proposalReportRows,
     proposalRows,
     deviceRows,
+    sessionRows,
     notificationRows,
     deliveryRows,
   ] = await db.batch([
@@ -356,6 +358,8 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       .from(pushSubscriptions)
       .where(eq(pushSubscriptions.userId, userId))
       .orderBy(asc(pushSubscriptions.createdAt)),
+    // Where the user is signed in, as auth/sessions/ lists it, without the sessions' ids.
+    liveSessionsQuery(env, userId),
     // Every notification the service made for the user, in-app or not (one whose type they turned
     // off in-app still went by email or push). A withdrawn one is blank and shown nowhere: out.
     // Never its dedupe key.
@@ -480,6 +484,9 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       votes: voteRows.filter((v) => v.requestOwner !== userId).map(voteBody),
     },
     push_devices: deviceRows.map((x) => apiFields(x, "createdAt lastSuccessAt userAgent")),
+    // No ids: an export is a file that travels (mail, cloud drives), and an id would only let
+    // whoever holds the file name the owner's sessions; the owner ends them from the live list.
+    sessions: sessionSummaries(sessionRows).map(({ id: _id, ...session }) => session),
     notifications: notificationRows.map(notificationBody),
   };
 }

@@ -37,6 +37,7 @@ const KEYS = [
   "reports",
   "community",
   "push_devices",
+  "sessions",
   "notifications",
 ];
 
@@ -60,6 +61,7 @@ interface Export {
   reports: { forum_posts: Row[]; blog_comments: Row[]; proposals: Row[] };
   community: { proposals: Row[]; votes: Row[] };
   push_devices: Row[];
+  sessions: Row[];
   notifications: Row[];
 }
 
@@ -162,6 +164,11 @@ describe("GET auth/user/export/", () => {
     const profile = await json<Row>(await call("/api/v1/auth/user/", { bearer: owner.access }), 200);
     expect(body.account).toEqual(profile);
     expect(body.account.email).toBe(owner.email);
+    // Where the account is signed in (registration's web session and the token sign-in), as
+    // auth/sessions/ lists it but without ids (the secrets check below looks for every session id).
+    const listed = await json<Row[]>(await call("/api/v1/auth/sessions/", { bearer: owner.access }), 200);
+    expect(body.sessions).toEqual(listed.map(({ id: _id, current: _current, ...s }) => s));
+    expect(body.sessions).toHaveLength(2);
 
     const shelf = body.collections.find((c) => c.id === mine.collectionId);
     expect(shelf).toMatchObject({ is_public: false, plant_count: 1 });
