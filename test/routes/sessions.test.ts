@@ -5,6 +5,7 @@
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
+import { createFirebaseEmulator } from "../../emulators/firebase";
 import { database } from "../../src/db/client";
 import { pushSubscriptions } from "../../src/db/schema";
 import { call, expectError, jsonWithStatus as json, setCookies } from "../helpers/http";
@@ -12,7 +13,9 @@ import { useEmulators } from "../helpers/outbound";
 import { GOOD_PASSWORD, uniqueName } from "../helpers/users";
 import { openReadySocket } from "../helpers/ws";
 
-const emulators = useEmulators();
+// Firebase's signing service, for the app's Firebase sign-in.
+const firebase = createFirebaseEmulator({ projectId: env.FIREBASE_PROJECT_ID, keyId: "sessions-test-key" });
+const emulators = useEmulators({ overrides: { "firebase.emulator.test": (req) => firebase.handle(req) } });
 const SESSIONS = "/api/v1/auth/sessions/";
 const CHROME_MAC = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 const FIREFOX_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
@@ -103,6 +106,33 @@ describe("GET auth/sessions/", () => {
     expect(after[0]).toMatchObject({ id: before!.id, client: "Firefox on Windows", country: "DE", created_at: before!.created_at });
     expect(Date.parse(after[0]!.last_used_at)).toBeGreaterThan(Date.parse(before!.last_used_at));
     expect(after).toHaveLength(2);
+  });
+
+  it("labels every way in: a password change's new session and a Firebase sign-in too", async () => {
+    const web = await registerFrom(CHROME_MAC, "NL");
+    const changed = await json<{ access: string }>(
+      await call("/api/v1/auth/password/change/", {
+        bearer: (await signInFrom(web.username, APP_ANDROID)).access,
+        json: { old_password: GOOD_PASSWORD, new_password: "Another-Fine-Fern-77" },
+        headers: { "User-Agent": APP_ANDROID, "CF-IPCountry": "FR" },
+      }),
+      200,
+    );
+    // Every earlier session ended with the change; the one it started is the caller's.
+    expect((await list(changed.access)).map((s) => [s.client, s.country, s.current])).toEqual([
+      ["Plant Community app on Android", "FR", true],
+    ]);
+
+    const email = `${uniqueName("fb")}@example.com`;
+    const token = await firebase.issueIdToken({ uid: `uid-${email}`, email, email_verified: true, name: "Ivy Green" });
+    const signedIn = await json<{ access_token: string }>(
+      await call("/api/v1/auth/firebase-token-exchange/", {
+        json: { firebase_token: token },
+        headers: { "User-Agent": "PlantCommunity/2.4.1 (iOS 18.1; iPhone15,2)", "CF-IPCountry": "JP" },
+      }),
+      200,
+    );
+    expect((await list(signedIn.access_token)).map((s) => [s.client, s.country])).toEqual([["Plant Community app on iOS", "JP"]]);
   });
 });
 
