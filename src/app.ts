@@ -251,7 +251,7 @@ function respondError(c: Context<AppEnv>, err: AppError): Response {
   // handler (the body limit, the edge rate limit, a bad credential): its clients read no other.
   const body = isSeedIdentify(c.req.method, c.req.path)
     ? { success: false as const, error: err.message, code: err.code }
-    : errorEnvelope(err.code, err.status, err.message, requestId, err.fieldErrors);
+    : { ...errorEnvelope(err.code, err.status, err.message, requestId, err.fieldErrors), ...err.extra };
   const res = c.json(body, err.status as ContentfulStatusCode);
   res.headers.set("X-Request-ID", requestId);
   for (const [name, value] of Object.entries(err.headers ?? {})) res.headers.set(name, value);

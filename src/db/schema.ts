@@ -377,6 +377,23 @@ export const wsTickets = sqliteTable("ws_tickets", {
   usedAt: integer("used_at"),
 });
 
+/**
+ * Two-factor sign-in with an authenticator app (migrations/0048; services/two-factor.ts). `secret`
+ * is the TOTP secret encrypted (AES-GCM, key derived from JWT_SECRET); `enabled_at` null while the
+ * setup waits for its first code; `last_step` the last time step accepted (each code once);
+ * `recovery_codes` a JSON array of the unused recovery codes' HMACs.
+ */
+export const twoFactor = sqliteTable("two_factor", {
+  userId: text("user_id")
+    .primaryKey()
+    .references(() => users.id, { onDelete: "cascade" }),
+  secret: text("secret").notNull(),
+  enabledAt: text("enabled_at"),
+  lastStep: integer("last_step"),
+  recoveryCodes: text("recovery_codes").notNull().default("[]"),
+  createdAt: text("created_at").notNull().default(now),
+});
+
 /** OAuth `state` + PKCE verifier between /login and /callback (single use, 10 minutes). */
 export const oauthStates = sqliteTable("oauth_states", {
   stateHash: text("state_hash").primaryKey(),

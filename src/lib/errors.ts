@@ -139,6 +139,12 @@ export const ERROR_CODES = {
   CANNOT_RSVP_OWN_EVENT: "Organisers do not RSVP to their own event (400).",
   AUTHENTICATION_REQUIRED: "No credentials were sent (401).",
   INVALID_CREDENTIALS: "The username/email and password do not match (401).",
+  TWO_FACTOR_REQUIRED:
+    "The password was right and the account has two-factor sign-in: finish with `auth/2fa/verify/` and the `two_factor_token` this answer carries (401; no session yet).",
+  TWO_FACTOR_TOKEN_INVALID:
+    "A `two_factor_token` is malformed, expired (5 minutes), already used, or the account changed since; sign in with the password again (401).",
+  INVALID_TWO_FACTOR_CODE:
+    "The authenticator code or recovery code is wrong, or was used already; counts toward the account lockout (401 when signing in, 400 elsewhere).",
   TOKEN_INVALID:
     "A session credential (access or refresh token) is malformed, of the wrong type, revoked or its session ended (401). Not an emailed link: see INVALID_TOKEN.",
   TOKEN_EXPIRED: "A session credential has expired; refresh it (401).",
@@ -204,6 +210,8 @@ export class AppError extends Error {
     message: string,
     readonly fieldErrors?: FieldErrors,
     readonly headers?: Record<string, string>,
+    /** Fields the answer carries beside the envelope's (TWO_FACTOR_REQUIRED's token). */
+    readonly extra?: Record<string, unknown>,
   ) {
     super(message);
     this.name = "AppError";

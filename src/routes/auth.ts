@@ -36,7 +36,17 @@ import { DELIVERY_STATUSES, EXPORT_FORMAT, EXPORT_VERSION, exportAccount, NOTIFI
 import { signInWithFirebase } from "../services/firebase";
 import { DELETED_USERNAME_PREFIX, deleteAccount } from "../services/account-deletion";
 import { createUser, findUserById, publicUser, userProfile, type UserRow } from "../services/users";
-import { jsonBody, MessageSchema, errorResponse, requestJson } from "./schemas";
+import { jsonBody, MessageSchema, errorResponse, requestJson, ErrorSchema } from "./schemas";
+import {
+  beginTwoFactorSetup,
+  completeTwoFactorSignIn,
+  disableTwoFactor,
+  enableTwoFactor,
+  replaceRecoveryCodes,
+  type SignInVia,
+  TWO_FACTOR_TOKEN_TTL_S,
+  twoFactorStatus,
+} from "../services/two-factor";
 
 // ---- Schemas --------------------------------------------------------------------------------
 
@@ -90,6 +100,9 @@ const AccountExportSchema = z
         }),
       )
       .openapi({ description: "Linked provider accounts: the provider, its account's email, when linked. No provider tokens." }),
+    two_factor: z.object({ enabled: z.boolean(), enabled_at: z.string().nullable() }).openapi({
+      description: "Whether two-factor sign-in is on, and since when. Never its secret or recovery codes.",
+    }),
     notification_preferences: z.record(z.string(), z.unknown()).openapi({ description: "As `GET notifications/preferences/` answers." }),
     collections: exportedList(
       "Your collections as `collections/` shows them, each with `plants` (as `plants/` shows them, private notes included).",
@@ -314,6 +327,82 @@ const PasswordResetConfirmBody = z
   })
   .openapi("PasswordResetConfirm");
 
+const TwoFactorRequiredSchema = ErrorSchema.extend({
+  two_factor_token: z.string().openapi({ description: "Send it to `auth/2fa/verify/` with a code, within `expires_in` seconds, once." }),
+  expires_in: z.literal(TWO_FACTOR_TOKEN_TTL_S),
+}).openapi("TwoFactorRequired");
+
+/** login/ and token/: a wrong password, or a right one on an account with two-factor sign-in. */
+const TWO_FACTOR_401 = {
+  description:
+    "INVALID_CREDENTIALS; or TWO_FACTOR_REQUIRED: the password was right, the account has two-factor sign-in on, and no session was started — finish with `auth/2fa/verify/`",
+  content: { "application/json": { schema: z.union([ErrorSchema, TwoFactorRequiredSchema]) } },
+};
+
+const SecondFactorFields = {
+  code: z
+    .string()
+    .trim()
+    .regex(/^\d{6}$/, "Enter the 6-digit code from your authenticator app.")
+    .optional()
+    .openapi({ description: "The 6-digit code your authenticator app shows now" }),
+  recovery_code: z
+    .string()
+    .trim()
+    .min(1)
+    .max(64)
+    .optional()
+    .openapi({ description: "One of the recovery codes answered when two-factor sign-in was turned on (each works once)" }),
+};
+const oneFactor = (b: { code?: string | undefined; recovery_code?: string | undefined }) =>
+  (b.code === undefined) !== (b.recovery_code === undefined);
+const oneFactorIssue = { message: "Send either `code` or `recovery_code`.", path: ["code"] };
+
+const TwoFactorVerifyBody = z
+  .object({ two_factor_token: z.string().min(1).max(2048), ...SecondFactorFields })
+  .strict()
+  .refine(oneFactor, oneFactorIssue)
+  .openapi("TwoFactorVerify");
+const TwoFactorSetupBody = z
+  .object({ current_password: z.string().max(1024).optional().openapi({ description: "Your password, asked again." }) })
+  .strict()
+  .openapi("TwoFactorSetupRequest");
+const TwoFactorSetupSchema = z
+  .object({
+    secret: z.string().openapi({ description: "The shared secret, base32, for typing into the app; shown this once" }),
+    otpauth_url: z.string().openapi({ description: "The same as an `otpauth://totp/…` URL, for a QR code" }),
+  })
+  .openapi("TwoFactorSetup");
+const TwoFactorEnableBody = z.object({ code: SecondFactorFields.code.unwrap() }).strict().openapi("TwoFactorEnable");
+const TwoFactorEnabledSchema = z
+  .object({
+    message: z.string(),
+    recovery_codes: z.array(z.string()).openapi({ description: "10 single-use codes, shown this once: keep them somewhere safe" }),
+    access: z.string().optional(),
+    refresh: z.string().optional(),
+    token_type: z.literal("Bearer").optional(),
+    expires_in: z.number().int().optional(),
+  })
+  .openapi("TwoFactorEnabled", {
+    description: "A bearer caller also gets its new pair (every older session ended); a cookie caller gets new session cookies.",
+  });
+const TwoFactorDisableBody = z
+  .object({
+    current_password: z.string().max(1024).optional().openapi({ description: "Your password, asked again." }),
+    ...SecondFactorFields,
+  })
+  .strict()
+  .refine(oneFactor, oneFactorIssue)
+  .openapi("TwoFactorDisable");
+const RecoveryCodesBody = z.object(SecondFactorFields).strict().refine(oneFactor, oneFactorIssue).openapi("RecoveryCodesRequest");
+const TwoFactorStatusSchema = z
+  .object({
+    enabled: z.boolean(),
+    enabled_at: z.string().nullable(),
+    recovery_codes_left: z.number().int(),
+  })
+  .openapi("TwoFactorStatus");
+
 const errors = {
   400: errorResponse(400, "Invalid input"),
   401: errorResponse(401, "Not authenticated"),
@@ -327,6 +416,7 @@ const errors = {
 function signIn(
   c: Context<AppEnv>,
   login: { username?: string; email?: string; password: string },
+  via: SignInVia,
 ): Promise<{ user: UserRow; pair: TokenPair }> {
   return signInWithPassword(
     c.env,
@@ -336,6 +426,7 @@ function signIn(
       password: login.password,
       clientKey: clientIp(c.req.raw),
       device: sessionDeviceOf(c.req.raw),
+      via,
     },
     (work) => c.executionCtx.waitUntil(work),
     c.get("logger"),
@@ -344,6 +435,12 @@ function signIn(
 
 function tokenPairBody(pair: { access: string; refresh: string; accessExpiresIn: number }) {
   return { access: pair.access, refresh: pair.refresh, token_type: "Bearer" as const, expires_in: pair.accessExpiresIn };
+}
+
+/** When the caller's session began: its id (the refresh family's) is a UUIDv7, stamped at sign-in. */
+function sessionStartedAt(c: Context<AppEnv>): number | undefined {
+  const sid = c.get("accessClaims")?.sid;
+  return sid ? uuidv7Timestamp(sid) : undefined;
 }
 
 async function currentUserRow(c: Context<AppEnv>): Promise<UserRow> {
@@ -437,19 +534,163 @@ export function authRoutes() {
 
   const postLogin = open
     .post("/login", "Sign in (web: sets session cookies)")
-    .io({ body: requestJson(LoginBody) }, { 200: jsonBody(UserEnvelope, "Signed in") });
+    .io({ body: requestJson(LoginBody) }, { 200: jsonBody(UserEnvelope, "Signed in"), 401: TWO_FACTOR_401 });
   app.openapi(postLogin, async (c) => {
-    const { user, pair } = await signIn(c, c.req.valid("json"));
+    const { user, pair } = await signIn(c, c.req.valid("json"), "login");
     await setSessionCookies(c, pair);
     return c.json({ message: "Login successful.", user: userProfile(user) }, 200);
   });
 
   const postToken = open
     .post("/token", "Sign in for mobile/API clients (tokens in the body, no cookies)")
-    .io({ body: requestJson(LoginBody) }, { 200: jsonBody(TokenPairSchema, "Token pair") });
+    .io({ body: requestJson(LoginBody) }, { 200: jsonBody(TokenPairSchema, "Token pair"), 401: TWO_FACTOR_401 });
   app.openapi(postToken, async (c) => {
-    const { pair } = await signIn(c, c.req.valid("json"));
+    const { pair } = await signIn(c, c.req.valid("json"), "token");
     return c.json(tokenPairBody(pair), 200);
+  });
+
+  const postTwoFactorVerify = open
+    .post("/2fa/verify", "Finish a sign-in that answered TWO_FACTOR_REQUIRED: the token and a code (or a recovery code)")
+    .io(
+      { body: requestJson(TwoFactorVerifyBody) },
+      {
+        200: jsonBody(
+          z.union([UserEnvelope, TokenPairSchema]).openapi({
+            description: "What the sign-in that started it answers: login/'s profile and session cookies, or token/'s bearer pair",
+          }),
+          "Signed in",
+        ),
+        401: errorResponse(
+          401,
+          "INVALID_TWO_FACTOR_CODE (counts toward the lockout), or TWO_FACTOR_TOKEN_INVALID (expired, used, or the password changed: sign in again)",
+          "INVALID_TWO_FACTOR_CODE",
+        ),
+        429: errorResponse(429, "Locked after too many wrong passwords or codes; see Retry-After", "ACCOUNT_LOCKED"),
+      },
+      {
+        description:
+          "The token lives 5 minutes and starts one session; a wrong code leaves it usable until then. A code is accepted once " +
+          "(the current 30-second step, or one step either side for clock skew), a recovery code once.",
+      },
+    );
+  app.openapi(postTwoFactorVerify, async (c) => {
+    const body = c.req.valid("json");
+    const { user, pair, via } = await completeTwoFactorSignIn(
+      c.env,
+      getConfig(c.env),
+      { token: body.two_factor_token, code: body.code, recoveryCode: body.recovery_code, device: sessionDeviceOf(c.req.raw) },
+      c.get("logger"),
+    );
+    if (via === "login") {
+      await setSessionCookies(c, pair);
+      return c.json({ message: "Login successful.", user: userProfile(user) }, 200);
+    }
+    return c.json(tokenPairBody(pair), 200);
+  });
+
+  const getTwoFactor = mine
+    .get("/2fa", "Whether two-factor sign-in is on, since when, and how many recovery codes are left")
+    .io({}, { 200: jsonBody(TwoFactorStatusSchema, "Status (never the secret or the codes)") });
+  app.openapi(getTwoFactor, async (c) => {
+    const status = await twoFactorStatus(c.env, userIdOf(c));
+    return c.json({ enabled: status.enabled, enabled_at: status.enabledAt, recovery_codes_left: status.recoveryCodesLeft }, 200);
+  });
+
+  const postTwoFactorSetup = mine
+    .post("/2fa/setup", "Start setting up two-factor sign-in: a new secret for your authenticator app, not active yet")
+    .io(
+      { body: requestJson(TwoFactorSetupBody, false) },
+      {
+        200: jsonBody(TwoFactorSetupSchema, "The secret, this once; turn it on with 2fa/enable/"),
+        409: errorResponse(409, "On already, or the account has no password (provider sign-in only)", "INVALID_STATE"),
+        429: errorResponse(429, "Locked after too many wrong passwords; see Retry-After", "ACCOUNT_LOCKED"),
+      },
+      { description: "Asks for `current_password` (a wrong one counts toward the lockout). Calling it again replaces a pending secret." },
+    );
+  app.openapi(postTwoFactorSetup, async (c) => {
+    const body = (c.req.valid("json") as z.infer<typeof TwoFactorSetupBody> | undefined) ?? {};
+    const setup = await beginTwoFactorSetup(
+      c.env,
+      getConfig(c.env),
+      await currentUserRow(c),
+      { currentPassword: body.current_password, sessionStartedAt: sessionStartedAt(c) },
+      c.get("logger"),
+    );
+    return c.json({ secret: setup.secret, otpauth_url: setup.otpauthUrl }, 200);
+  });
+
+  const postTwoFactorEnable = mine
+    .post("/2fa/enable", "Turn two-factor sign-in on with a code from the app; answers the recovery codes and ends every other session")
+    .io(
+      { body: requestJson(TwoFactorEnableBody) },
+      {
+        200: jsonBody(TwoFactorEnabledSchema, "On"),
+        400: errorResponse(400, "INVALID_TWO_FACTOR_CODE: the code does not match the pending secret", "INVALID_TWO_FACTOR_CODE"),
+        409: errorResponse(409, "No pending setup, or on already", "INVALID_STATE"),
+      },
+    );
+  app.openapi(postTwoFactorEnable, async (c) => {
+    const { recoveryCodes, pair } = await enableTwoFactor(
+      c.env,
+      getConfig(c.env),
+      await currentUserRow(c),
+      c.req.valid("json").code,
+      sessionDeviceOf(c.req.raw),
+      c.get("logger"),
+    );
+    const message = "Two-factor sign-in is on. Keep these recovery codes somewhere safe: they are shown this once.";
+    if (c.get("authMethod") === "cookie") {
+      await setSessionCookies(c, pair);
+      return c.json({ message, recovery_codes: recoveryCodes }, 200);
+    }
+    return c.json({ message, recovery_codes: recoveryCodes, ...tokenPairBody(pair) }, 200);
+  });
+
+  const postTwoFactorDisable = mine.post("/2fa/disable", "Turn two-factor sign-in off: your password and a code (or a recovery code)").io(
+    { body: requestJson(TwoFactorDisableBody) },
+    {
+      200: jsonBody(MessageSchema, "Off"),
+      400: errorResponse(400, "A wrong password, or INVALID_TWO_FACTOR_CODE (both count toward the lockout)"),
+      409: errorResponse(409, "Two-factor sign-in is not on", "INVALID_STATE"),
+      429: errorResponse(429, "Locked after too many wrong passwords or codes; see Retry-After", "ACCOUNT_LOCKED"),
+    },
+  );
+  app.openapi(postTwoFactorDisable, async (c) => {
+    const body = c.req.valid("json");
+    await disableTwoFactor(
+      c.env,
+      getConfig(c.env),
+      await currentUserRow(c),
+      {
+        currentPassword: body.current_password,
+        sessionStartedAt: sessionStartedAt(c),
+        code: body.code,
+        recoveryCode: body.recovery_code,
+      },
+      c.get("logger"),
+    );
+    return c.json({ message: "Two-factor sign-in is off." }, 200);
+  });
+
+  const postRecoveryCodes = mine.post("/2fa/recovery-codes", "Replace your recovery codes with 10 new ones (the old ones stop working)").io(
+    { body: requestJson(RecoveryCodesBody) },
+    {
+      200: jsonBody(z.object({ recovery_codes: z.array(z.string()) }), "The new codes, shown this once"),
+      400: errorResponse(400, "INVALID_TWO_FACTOR_CODE (counts toward the lockout)", "INVALID_TWO_FACTOR_CODE"),
+      409: errorResponse(409, "Two-factor sign-in is not on", "INVALID_STATE"),
+      429: errorResponse(429, "Locked after too many wrong codes; see Retry-After", "ACCOUNT_LOCKED"),
+    },
+  );
+  app.openapi(postRecoveryCodes, async (c) => {
+    const body = c.req.valid("json");
+    const codes = await replaceRecoveryCodes(
+      c.env,
+      getConfig(c.env),
+      await currentUserRow(c),
+      { code: body.code, recoveryCode: body.recovery_code },
+      c.get("logger"),
+    );
+    return c.json({ recovery_codes: codes }, 200);
   });
 
   const firebaseExchange = open
@@ -465,7 +706,7 @@ export function authRoutes() {
         ),
         403: errorResponse(
           403,
-          "EMAIL_NOT_VERIFIED (an account has this email, unverified in Firebase) or ACCOUNT_DISABLED",
+          "EMAIL_NOT_VERIFIED (an account has this email, unverified in Firebase), ACCOUNT_DISABLED, or FORBIDDEN (the account with this email has two-factor sign-in on: never linked by its address)",
           "EMAIL_NOT_VERIFIED",
         ),
         503: errorResponse(503, "FIREBASE_NOT_CONFIGURED on this deployment", "FIREBASE_NOT_CONFIGURED"),

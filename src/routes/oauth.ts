@@ -122,7 +122,7 @@ export function oauthRoutes(mount: OAuthMount) {
         description:
           "On success sets the session cookies and redirects to `FRONTEND_URL/auth/{provider}/callback?success=true`. " +
           "On failure redirects to `…?error=<code>`, one of: access_denied, invalid_request, invalid_state, " +
-          "token_exchange_failed, invalid_id_token, profile_fetch_failed, email_required, email_not_verified, " +
+          "token_exchange_failed, invalid_id_token, profile_fetch_failed, email_required, email_not_verified, two_factor_required, " +
           "account_disabled, not_configured, server_error. An existing account is linked only when the provider " +
           "says the email is verified.",
       },

@@ -47,6 +47,7 @@ import {
   refreshTokens,
   retiredUsernames,
   savedCareInstructions,
+  twoFactor,
   users,
 } from "../db/schema";
 import type { Bindings } from "../env";
@@ -87,6 +88,7 @@ const OWN_ROWS: [SQLiteTable, SQLiteColumn][] = [
   [oauthAccounts, oauthAccounts.userId],
   [passwordResetTokens, passwordResetTokens.userId],
   [refreshTokens, refreshTokens.userId],
+  [twoFactor, twoFactor.userId],
 ];
 
 /** The domain of a deleted account's address: reserved (RFC 2606), so it can never receive mail or be registered. */

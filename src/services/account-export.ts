@@ -20,6 +20,7 @@
  *
  * All reads are one `db.batch`: one round trip, and one consistent snapshot of the account.
  */
+import { twoFactorStatus } from "./two-factor";
 import { and, asc, count, desc, eq, getTableColumns, inArray, isNull, ne, or, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import { getConfig } from "../config";
@@ -127,6 +128,8 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
   const userId = viewer.id;
   await enforceRateLimit(env, `account-export:user:${userId}`, getConfig(env).ACCOUNT_EXPORT_RATE_LIMIT);
   const db = database(env);
+  // Whether it is on and since when: never the secret or the recovery codes.
+  const twoFactor = await twoFactorStatus(env, userId);
   const q = identificationRequests;
   const r = identificationResults;
   const dq = diseaseRequests;
@@ -437,6 +440,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     exported_at: now.toISOString(),
     account: userProfile(user),
     sign_in_methods: links.map((l) => apiFields(l, "provider email emailVerified linkedAt")),
+    two_factor: { enabled: twoFactor.enabled, enabled_at: twoFactor.enabledAt },
     notification_preferences: preferencesOf(preferences),
     collections: collectionRows.map((c) => ({ ...collectionBody(c), plants: (plantsByCollection.get(c.id) ?? []).map(plantBody) })),
     identification_requests: requestRows.map((row) => ({

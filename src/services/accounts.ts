@@ -38,6 +38,7 @@ import {
 } from "./rate-limits";
 import { endEverySession } from "./sessions";
 import { guardedTokenPair, issueTokenPair, type TokenPair } from "./tokens";
+import { type SignInVia, twoFactorEnabled, twoFactorRequired } from "./two-factor";
 import {
   accountActive,
   findUserByEmail,
@@ -80,7 +81,7 @@ const invalidCredentials = () => new AppError("INVALID_CREDENTIALS", 401, "Inval
 export async function signInWithPassword(
   env: Bindings,
   config: Config,
-  input: { identifier: string; password: string; clientKey: string; device?: SessionDevice },
+  input: { identifier: string; password: string; clientKey: string; device?: SessionDevice; via?: SignInVia },
   defer: (work: Promise<unknown>) => void,
   logger?: Logger,
 ): Promise<{ user: UserRow; pair: TokenPair }> {
@@ -94,6 +95,12 @@ export async function signInWithPassword(
   if (!ok || !user?.isActive) {
     if (attempt.justLocked && user) defer(notifyLockout(env, config, user, logger));
     throw invalidCredentials();
+  }
+  if (await twoFactorEnabled(env, user.id)) {
+    // No session yet, and the attempt stays counted until the second step succeeds: a wrong code
+    // after a right password must not find the account's failures forgotten.
+    if (attempt.justLocked) defer(notifyLockout(env, config, user, logger));
+    throw await twoFactorRequired(config, user, input.via ?? "token", attempt.name?.key ?? null);
   }
   await loginAttemptSucceeded(env, accountKey, attempt);
   const lastLogin = new Date().toISOString();
@@ -162,7 +169,7 @@ async function checkCurrentPassword(env: Bindings, config: Config, user: UserRow
   return true;
 }
 
-async function notifyLockout(env: Bindings, config: Config, user: UserRow, logger?: Logger): Promise<void> {
+export async function notifyLockout(env: Bindings, config: Config, user: UserRow, logger?: Logger): Promise<void> {
   try {
     // One email per lockout period, however many attempts keep arriving.
     const now = nowS();

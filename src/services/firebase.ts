@@ -95,6 +95,7 @@ export async function signInWithFirebase(env: Bindings, config: Config, token: s
         firebase_token: ["The Firebase account has no email address."],
       });
     }
+    if (err.code === "two_factor_required") throw new AppError("FORBIDDEN", 403, err.message);
     if (err.code === "account_disabled") throw new AppError("ACCOUNT_DISABLED", 403, "This account is disabled.");
     if (err.code === "invalid_id_token") throw new AppError("FIREBASE_TOKEN_INVALID", 401, err.message);
     throw err;

@@ -22,6 +22,7 @@ import { AppError } from "../lib/errors";
 import { base64UrlEncode, randomToken, sha256Hex } from "../lib/hash";
 import { uuidv7 } from "../lib/ids";
 import { DELETED_USERNAME_PREFIX } from "./account-deletion";
+import { twoFactorEnabled } from "./two-factor";
 import {
   createUser,
   findUserByEmail,
@@ -46,6 +47,7 @@ export type OAuthErrorCode =
   | "profile_fetch_failed"
   | "email_required"
   | "email_not_verified"
+  | "two_factor_required"
   | "account_disabled";
 
 export class OAuthError extends Error {
@@ -419,6 +421,7 @@ async function proveLinkedAddress(env: Bindings, linked: Linked, identity: Provi
   const holder = await findUserByEmail(env, address);
   if (holder && holder.id !== user.id) {
     assertActive(holder);
+    await refuseLinkPastSecondFactor(env, holder);
     const moved = await linkIdentity(env, holder.id, identity, {
       markEmailVerified: true,
       ...(await claimOf(env, holder, identity)),
@@ -435,6 +438,20 @@ async function proveLinkedAddress(env: Bindings, linked: Linked, identity: Provi
   return linkIdentity(env, user.id, identity, { markEmailVerified: true, ...handOver(user), adoptEmail: address });
 }
 
+/**
+ * A provider that vouches only for the address cannot be linked, by that address, to an account
+ * with two-factor sign-in: the inbox is one factor, as a reset link is. Providers linked before
+ * sign in as they did (their own second factor applies, as on many services).
+ */
+async function refuseLinkPastSecondFactor(env: Bindings, account: UserRow): Promise<void> {
+  if (await twoFactorEnabled(env, account.id)) {
+    throw new OAuthError(
+      "two_factor_required",
+      "This account uses two-factor sign-in: sign in with your password and a code; a provider is not linked to it by its address.",
+    );
+  }
+}
+
 async function linkOrCreateAccount(env: Bindings, identity: ProviderIdentity): Promise<UserRow> {
   if (!identity.email) throw new OAuthError("email_required", `${identity.provider} did not share an email address.`);
   const existing = await findUserByEmail(env, identity.email);
@@ -443,6 +460,7 @@ async function linkOrCreateAccount(env: Bindings, identity: ProviderIdentity): P
       throw new OAuthError("email_not_verified", "An account with this email exists, and the provider has not verified the email.");
     }
     assertActive(existing);
+    await refuseLinkPastSecondFactor(env, existing);
     const linked = await linkIdentity(env, existing.id, identity, { markEmailVerified: true, ...(await claimOf(env, existing, identity)) });
     // A new way into an existing account: its owner must hear of it.
     if (linked.id === existing.id) await tellSecurityEvent(env, linked, "sign_in_method_linked", PROVIDER_NAMES[identity.provider]);

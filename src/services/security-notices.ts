@@ -16,7 +16,11 @@ export type SecurityEvent =
   | "sign_in_method_linked"
   | "account_locked"
   | "password_removed"
-  | "sign_in_method_removed";
+  | "sign_in_method_removed"
+  | "two_factor_enabled"
+  | "two_factor_disabled"
+  | "recovery_code_used"
+  | "recovery_codes_replaced";
 
 const WORDS: Record<SecurityEvent, (detail: string) => { title: string; body: string }> = {
   password_changed: () => ({
@@ -45,6 +49,22 @@ const WORDS: Record<SecurityEvent, (detail: string) => { title: string; body: st
       "not been shown to be yours (they were linked with another address, or an unverified one, and this address was confirmed " +
       "outside the account, so someone else may have set them up), so we removed them and signed out every session. Sign in " +
       `with ${provider}; a sign-in that vouches for this address links again.`,
+  }),
+  two_factor_enabled: () => ({
+    title: "Two-factor sign-in is now on for your Plant Community account",
+    body: "Signing in with your password now also asks for a code from your authenticator app. Every other session was signed out. If this was not you, reset your password now.",
+  }),
+  two_factor_disabled: () => ({
+    title: "Two-factor sign-in was turned off for your Plant Community account",
+    body: "Signing in now asks for your password only. If this was not you, reset your password and turn two-factor sign-in on again.",
+  }),
+  recovery_code_used: (left) => ({
+    title: "A recovery code was used to sign in to your Plant Community account",
+    body: `You have ${left} recovery codes left. If this was not you, reset your password and make new recovery codes.`,
+  }),
+  recovery_codes_replaced: () => ({
+    title: "New recovery codes were made for your Plant Community account",
+    body: "Your old recovery codes no longer work. If this was not you, reset your password and review your account.",
   }),
   sign_in_method_linked: (provider) => ({
     title: `${provider} can now sign in to your Plant Community account`,

@@ -25,6 +25,7 @@ describe("migrations", () => {
       "oauth_states",
       "oauth_accounts",
       "retired_usernames",
+      "two_factor",
     ]) {
       expect(names, table).toContain(table);
     }

@@ -570,6 +570,7 @@ describe("every column that names an account", () => {
     "email_change_tokens.user_id",
     "ws_tickets.user_id",
     "push_subscriptions.user_id",
+    "two_factor.user_id",
   ];
   const KEPT = [
     "forum_topics.author_id",

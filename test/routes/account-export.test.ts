@@ -24,6 +24,7 @@ const KEYS = [
   "exported_at",
   "account",
   "sign_in_methods",
+  "two_factor",
   "notification_preferences",
   "collections",
   "identification_requests",

@@ -1,0 +1,445 @@
+/**
+ * Optional two-factor sign-in with an authenticator app (TOTP, RFC 6238: SHA-1, 6 digits, 30 s).
+ *
+ * - Setup (the password asked again) makes a pending secret; the first right code turns it on,
+ *   answers 10 single-use recovery codes once, and ends every session (the caller continues in
+ *   a new one): whoever was signed in before must now pass the second step too.
+ * - A right password on such an account starts no session: it answers 401 TWO_FACTOR_REQUIRED
+ *   with a `two_factor_token` — signed, 5 minutes, bound to the account and its password hash,
+ *   spent by the sign-in it completes. `verify` with that token and a code (or a recovery code)
+ *   answers what login/ or token/ would have. The password attempt stays counted against the
+ *   account's lockout until the second step succeeds, and every wrong code counts in the same
+ *   bucket: knowing the password buys no more guesses than not knowing it.
+ * - A TOTP code is accepted once: the last accepted time step is kept, and only later steps pass
+ *   (±1 step of clock skew). A recovery code is removed as it is used, in the same write.
+ * - The secret is stored encrypted (AES-GCM, a key derived from JWT_SECRET, the account's id as
+ *   associated data); recovery codes as HMACs. Neither is answered again after setup or exported.
+ * - A password reset does not turn it off (a reset link is one factor: the inbox); disabling asks
+ *   for the password and a code.
+ */
+import { and, eq, isNotNull, isNull, sql } from "drizzle-orm";
+import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
+import type { Config } from "../config";
+import { changes, database, runBatch } from "../db/client";
+import { revokedTokens, twoFactor, users } from "../db/schema";
+import type { Bindings } from "../env";
+import { encryptionKey, purposeKey } from "../lib/derived-keys";
+import { AppError } from "../lib/errors";
+import { sha256Hex, toHex } from "../lib/hash";
+import { uuidv7 } from "../lib/ids";
+import type { Logger } from "../lib/logger";
+import type { SessionDevice } from "../lib/session-device";
+import { base32Encode, matchingStep, otpauthUrl, TOTP_SECRET_BYTES } from "../lib/totp";
+import { notifyLockout, proveAccountOwner } from "./accounts";
+import { beginLoginAttempt, loginAttemptSucceeded } from "./rate-limits";
+import { tellSecurityEvent } from "./security-notices";
+import { endEverySession } from "./sessions";
+import { guardedTokenPair, issueTokenPair, type TokenPair } from "./tokens";
+import { findUserById, type UserRow } from "./users";
+
+export const TWO_FACTOR_ISSUER = "Plant Community";
+/** How long the step between the password and the code may take. */
+export const TWO_FACTOR_TOKEN_TTL_S = 300;
+export const RECOVERY_CODE_COUNT = 10;
+
+/** Which sign-in started the challenge, and so what its completion answers (cookies or a bearer pair). */
+export type SignInVia = "login" | "token";
+
+/** The second factor a caller offers: an authenticator code or a recovery code. */
+export interface SecondFactor {
+  code?: string | undefined;
+  recoveryCode?: string | undefined;
+}
+
+type TwoFactorRow = typeof twoFactor.$inferSelect;
+
+// ---- Storage --------------------------------------------------------------------------------
+
+const SECRET_PURPOSE = "two-factor-secret";
+const encoder = new TextEncoder();
+
+function toBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary);
+}
+
+function fromBase64(text: string): Uint8Array {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+/** `v1.<iv>.<ciphertext>`, base64; the account id is the associated data (a row copied to another account does not decrypt). */
+async function encryptSecret(config: Config, userId: string, secret: Uint8Array): Promise<string> {
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const key = await encryptionKey(config.JWT_SECRET, SECRET_PURPOSE);
+  const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: encoder.encode(userId) }, key, secret);
+  return `v1.${toBase64(iv)}.${toBase64(new Uint8Array(sealed))}`;
+}
+
+async function decryptSecret(config: Config, userId: string, stored: string): Promise<Uint8Array> {
+  const [version, iv, sealed] = stored.split(".");
+  if (version !== "v1" || !iv || !sealed) throw new Error("two-factor secret in an unknown format");
+  const key = await encryptionKey(config.JWT_SECRET, SECRET_PURPOSE);
+  const plain = await crypto.subtle.decrypt(
+    { name: "AES-GCM", iv: fromBase64(iv), additionalData: encoder.encode(userId) },
+    key,
+    fromBase64(sealed),
+  );
+  return new Uint8Array(plain);
+}
+
+/** Recovery codes as typed: any case, spaces and dashes ignored. */
+function normaliseRecoveryCode(code: string): string {
+  return code.toLowerCase().replace(/[^a-z0-9]/g, "");
+}
+
+async function recoveryCodeHash(config: Config, code: string): Promise<string> {
+  const key = await purposeKey(config.JWT_SECRET, "two-factor-recovery");
+  return toHex(new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(normaliseRecoveryCode(code)))));
+}
+
+/** Ten fresh codes (50 bits each, `xxxxx-xxxxx`) and their HMACs as stored. */
+async function newRecoveryCodes(config: Config): Promise<{ codes: string[]; stored: string }> {
+  const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => {
+    const text = base32Encode(crypto.getRandomValues(new Uint8Array(7)))
+      .slice(0, 10)
+      .toLowerCase();
+    return `${text.slice(0, 5)}-${text.slice(5)}`;
+  });
+  const hashes = await Promise.all(codes.map((code) => recoveryCodeHash(config, code)));
+  return { codes, stored: JSON.stringify(hashes) };
+}
+
+async function twoFactorRow(env: Bindings, userId: string): Promise<TwoFactorRow | null> {
+  return (await database(env).select().from(twoFactor).where(eq(twoFactor.userId, userId)).get()) ?? null;
+}
+
+export interface TwoFactorStatus {
+  enabled: boolean;
+  enabledAt: string | null;
+  recoveryCodesLeft: number;
+}
+
+/** Whether it is on, since when, and how many recovery codes are unused (never the secret or the codes). */
+export async function twoFactorStatus(env: Bindings, userId: string): Promise<TwoFactorStatus> {
+  const row = await database(env)
+    .select({ enabledAt: twoFactor.enabledAt, left: sql<number>`json_array_length(${twoFactor.recoveryCodes})` })
+    .from(twoFactor)
+    .where(eq(twoFactor.userId, userId))
+    .get();
+  const enabledAt = row?.enabledAt ?? null;
+  return { enabled: enabledAt !== null, enabledAt, recoveryCodesLeft: enabledAt === null ? 0 : Number(row?.left ?? 0) };
+}
+
+export async function twoFactorEnabled(env: Bindings, userId: string): Promise<boolean> {
+  return (await twoFactorStatus(env, userId)).enabled;
+}
+
+// ---- Codes ----------------------------------------------------------------------------------
+
+/** Accepts an authenticator code once: the step it matched is recorded only if later than the last one accepted. */
+async function spendTotp(env: Bindings, config: Config, row: TwoFactorRow, code: string, now: number): Promise<boolean> {
+  const secret = await decryptSecret(config, row.userId, row.secret);
+  const step = await matchingStep(secret, code.replace(/\s/g, ""), now, row.lastStep);
+  if (step === null) return false;
+  const spent = await database(env)
+    .update(twoFactor)
+    .set({ lastStep: step })
+    .where(
+      and(
+        eq(twoFactor.userId, row.userId),
+        eq(twoFactor.secret, row.secret),
+        sql`(${twoFactor.lastStep} IS NULL OR ${twoFactor.lastStep} < ${step})`,
+      ),
+    );
+  return changes(spent) > 0;
+}
+
+/** Removes a recovery code in the write that checks it: of two uses at once, one wins. Returns the codes left, or null. */
+async function spendRecoveryCode(env: Bindings, config: Config, userId: string, code: string): Promise<number | null> {
+  const hash = await recoveryCodeHash(config, code);
+  const row = await database(env).get<{ remaining: number }>(sql`
+    UPDATE two_factor
+       SET recovery_codes = (SELECT json_group_array(value) FROM json_each(two_factor.recovery_codes) WHERE value <> ${hash})
+     WHERE user_id = ${userId} AND enabled_at IS NOT NULL
+       AND EXISTS (SELECT 1 FROM json_each(two_factor.recovery_codes) WHERE value = ${hash})
+    RETURNING json_array_length(recovery_codes) AS remaining`);
+  return row ? Number(row.remaining) : null;
+}
+
+const wrongCode = (status: 400 | 401, factor: SecondFactor) => {
+  const field = factor.recoveryCode !== undefined && factor.code === undefined ? "recovery_code" : "code";
+  const message =
+    field === "code"
+      ? "The code is wrong or was used already: enter the current code from your app."
+      : "That recovery code is wrong or used.";
+  return new AppError("INVALID_TWO_FACTOR_CODE", status, message, status === 400 ? { [field]: [message] } : undefined);
+};
+
+/**
+ * Checks the second factor of an account that has it on, counted as a sign-in attempt on the
+ * account's lockout bucket (429 ACCOUNT_LOCKED while locked; a wrong code counts as a failure, and
+ * the one that locks the account tells its owner). Returns how it was proven.
+ */
+async function proveSecondFactor(
+  env: Bindings,
+  config: Config,
+  user: UserRow,
+  row: TwoFactorRow,
+  factor: SecondFactor,
+  status: 400 | 401,
+  logger?: Logger,
+  now = Date.now(),
+  name: string | null = null,
+): Promise<{ by: "code" | "recovery_code"; recoveryCodesLeft: number | null }> {
+  const accountKey = `user:${user.id}`;
+  const attempt = await beginLoginAttempt(env, config, accountKey);
+  let proven: { by: "code" | "recovery_code"; recoveryCodesLeft: number | null } | null = null;
+  if (factor.code !== undefined) {
+    if (await spendTotp(env, config, row, factor.code, now)) proven = { by: "code", recoveryCodesLeft: null };
+  } else if (factor.recoveryCode !== undefined) {
+    const left = await spendRecoveryCode(env, config, user.id, factor.recoveryCode);
+    if (left !== null) proven = { by: "recovery_code", recoveryCodesLeft: left };
+  }
+  if (!proven) {
+    if (attempt.justLocked) await notifyLockout(env, config, user, logger);
+    throw wrongCode(status, factor);
+  }
+  // The password step of this sign-in is forgiven with it (and the name it was typed under).
+  await loginAttemptSucceeded(env, accountKey, { justLocked: attempt.justLocked, name: name ? { key: name, justLocked: false } : null });
+  if (proven.by === "recovery_code") {
+    await tellSecurityEvent(env, user, "recovery_code_used", String(proven.recoveryCodesLeft), logger);
+  }
+  return proven;
+}
+
+// ---- Setting up, turning on and off ---------------------------------------------------------
+
+const notWithoutPassword = () =>
+  new AppError(
+    "INVALID_STATE",
+    409,
+    "Your account signs in through Google, GitHub or Firebase only, whose own two-step verification applies: set a password first (Forgot password) to add a code here.",
+  );
+
+/**
+ * A new pending secret (replacing a pending one): not active until `enableTwoFactor` sees a code
+ * from it. The owner proves it is them first (the password again): a stolen session must not put
+ * its own authenticator between the owner and their account.
+ */
+export async function beginTwoFactorSetup(
+  env: Bindings,
+  config: Config,
+  user: UserRow,
+  proof: { currentPassword: string | undefined; sessionStartedAt?: number | undefined },
+  logger?: Logger,
+): Promise<{ secret: string; otpauthUrl: string }> {
+  if (!user.passwordHash) throw notWithoutPassword();
+  await proveAccountOwner(env, config, user, proof, "set up two-factor sign-in", logger);
+  const secret = crypto.getRandomValues(new Uint8Array(TOTP_SECRET_BYTES));
+  const sealed = await encryptSecret(config, user.id, secret);
+  const written = await database(env)
+    .insert(twoFactor)
+    .values({ userId: user.id, secret: sealed })
+    .onConflictDoUpdate({
+      target: twoFactor.userId,
+      set: { secret: sealed, lastStep: null, recoveryCodes: "[]", createdAt: sql`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')` },
+      setWhere: isNull(twoFactor.enabledAt),
+    });
+  if (changes(written) === 0) throw new AppError("INVALID_STATE", 409, "Two-factor sign-in is on already: turn it off first.");
+  const text = base32Encode(secret);
+  return { secret: text, otpauthUrl: otpauthUrl(TWO_FACTOR_ISSUER, user.username, text) };
+}
+
+/**
+ * Turns the pending secret on with a code from it. Answers the recovery codes (once: only their
+ * HMACs are kept) and a new session for the caller: every session before it ends, so nobody stays
+ * signed in without having passed the second step.
+ */
+export async function enableTwoFactor(
+  env: Bindings,
+  config: Config,
+  user: UserRow,
+  code: string,
+  device: SessionDevice | null,
+  logger?: Logger,
+  now = Date.now(),
+): Promise<{ recoveryCodes: string[]; pair: TokenPair }> {
+  const row = await twoFactorRow(env, user.id);
+  if (!row) throw new AppError("INVALID_STATE", 409, "Set up two-factor sign-in first (POST auth/2fa/setup/).");
+  if (row.enabledAt !== null) throw new AppError("INVALID_STATE", 409, "Two-factor sign-in is on already.");
+  const step = await matchingStep(await decryptSecret(config, user.id, row.secret), code.replace(/\s/g, ""), now, row.lastStep);
+  if (step === null) throw wrongCode(400, { code });
+  const { codes, stored } = await newRecoveryCodes(config);
+  const [turnedOn] = await runBatch(database(env), [
+    database(env)
+      .update(twoFactor)
+      .set({ enabledAt: new Date(now).toISOString(), lastStep: step, recoveryCodes: stored })
+      .where(and(eq(twoFactor.userId, user.id), eq(twoFactor.secret, row.secret), isNull(twoFactor.enabledAt))),
+  ]);
+  if (changes(turnedOn) === 0) throw new AppError("INVALID_STATE", 409, "The setup changed meanwhile: start it again.");
+  await endEverySession(env, user.id, { logger });
+  await tellSecurityEvent(env, user, "two_factor_enabled", "", logger);
+  return { recoveryCodes: codes, pair: await issueTokenPair(env, config, user.id, device) };
+}
+
+async function enabledRow(env: Bindings, userId: string): Promise<TwoFactorRow> {
+  const row = await twoFactorRow(env, userId);
+  if (!row || row.enabledAt === null) throw new AppError("INVALID_STATE", 409, "Two-factor sign-in is not on.");
+  return row;
+}
+
+/** Turns it off: the password (or a recent sign-in) and a code or recovery code. */
+export async function disableTwoFactor(
+  env: Bindings,
+  config: Config,
+  user: UserRow,
+  input: SecondFactor & { currentPassword: string | undefined; sessionStartedAt?: number | undefined },
+  logger?: Logger,
+): Promise<void> {
+  const row = await enabledRow(env, user.id);
+  await proveAccountOwner(env, config, user, input, "turn off two-factor sign-in", logger);
+  await proveSecondFactor(env, config, user, row, input, 400, logger);
+  await database(env).delete(twoFactor).where(eq(twoFactor.userId, user.id));
+  await tellSecurityEvent(env, user, "two_factor_disabled", "", logger);
+}
+
+/** Ten new recovery codes in place of the old ones, for a code from the app. */
+export async function replaceRecoveryCodes(
+  env: Bindings,
+  config: Config,
+  user: UserRow,
+  factor: SecondFactor,
+  logger?: Logger,
+): Promise<string[]> {
+  const row = await enabledRow(env, user.id);
+  await proveSecondFactor(env, config, user, row, factor, 400, logger);
+  const { codes, stored } = await newRecoveryCodes(config);
+  const replaced = await database(env)
+    .update(twoFactor)
+    .set({ recoveryCodes: stored })
+    .where(and(eq(twoFactor.userId, user.id), isNotNull(twoFactor.enabledAt)));
+  if (changes(replaced) === 0) throw new AppError("INVALID_STATE", 409, "Two-factor sign-in is not on.");
+  await tellSecurityEvent(env, user, "recovery_codes_replaced", "", logger);
+  return codes;
+}
+
+// ---- Signing in -----------------------------------------------------------------------------
+
+const CHALLENGE_PURPOSE = "two-factor-challenge";
+
+/** Binds a challenge to the password hash it was issued under: a password change or reset since spends it. */
+async function passwordFingerprint(passwordHash: string | null): Promise<string> {
+  return (await sha256Hex(`two-factor\u0000${passwordHash ?? ""}`)).slice(0, 32);
+}
+
+/**
+ * The 401 TWO_FACTOR_REQUIRED a right password answers on an account with the second factor on,
+ * carrying the token `verify` completes. `name` is the lockout name the password was typed under.
+ */
+export async function twoFactorRequired(
+  config: Config,
+  user: UserRow,
+  via: SignInVia,
+  name: string | null,
+  now = Date.now(),
+): Promise<AppError> {
+  const iat = Math.floor(now / 1000);
+  const token = await new SignJWT({
+    type: "two_factor",
+    via,
+    pwd: await passwordFingerprint(user.passwordHash),
+    ...(name ? { nk: name } : {}),
+  })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(user.id)
+    .setJti(uuidv7(now))
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + TWO_FACTOR_TOKEN_TTL_S)
+    .setIssuer(config.JWT_ISSUER)
+    .setAudience(config.JWT_AUDIENCE)
+    .sign(await purposeKey(config.JWT_SECRET, CHALLENGE_PURPOSE));
+  return new AppError(
+    "TWO_FACTOR_REQUIRED",
+    401,
+    "Enter the code from your authenticator app (or a recovery code) to finish signing in.",
+    undefined,
+    undefined,
+    { two_factor_token: token, expires_in: TWO_FACTOR_TOKEN_TTL_S },
+  );
+}
+
+const tokenInvalid = () =>
+  new AppError("TWO_FACTOR_TOKEN_INVALID", 401, "This sign-in has expired or was used already: sign in with your password again.");
+
+interface ChallengeClaims {
+  sub: string;
+  jti: string;
+  exp: number;
+  via: SignInVia;
+  pwd: string;
+  nk?: string;
+}
+
+async function readChallenge(config: Config, token: string): Promise<ChallengeClaims> {
+  try {
+    const { payload } = await jwtVerify(token, await purposeKey(config.JWT_SECRET, CHALLENGE_PURPOSE), {
+      algorithms: ["HS256"],
+      issuer: config.JWT_ISSUER,
+      audience: config.JWT_AUDIENCE,
+      requiredClaims: ["sub", "jti", "iat", "exp"],
+    });
+    if (payload.type !== "two_factor" || (payload.via !== "login" && payload.via !== "token") || typeof payload.pwd !== "string") {
+      throw tokenInvalid();
+    }
+    return payload as unknown as ChallengeClaims;
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    if (err instanceof joseErrors.JOSEError) throw tokenInvalid();
+    throw err;
+  }
+}
+
+/**
+ * The second step of a sign-in: the challenge token and a code (or recovery code). Starts the
+ * session login/ or token/ would have started — only while the account is active, its password
+ * the one the challenge was issued under, the second factor still on, and the token unspent,
+ * checked in the same batch that records the session and spends the token.
+ */
+export async function completeTwoFactorSignIn(
+  env: Bindings,
+  config: Config,
+  input: SecondFactor & { token: string; device: SessionDevice | null },
+  logger?: Logger,
+  now = Date.now(),
+): Promise<{ user: UserRow; pair: TokenPair; via: SignInVia }> {
+  const claims = await readChallenge(config, input.token);
+  const db = database(env);
+  const user = await findUserById(env, claims.sub);
+  if (!user?.isActive || !user.passwordHash || (await passwordFingerprint(user.passwordHash)) !== claims.pwd) throw tokenInvalid();
+  const spentAlready = await db.select({ jti: revokedTokens.jti }).from(revokedTokens).where(eq(revokedTokens.jti, claims.jti)).get();
+  if (spentAlready) throw tokenInvalid();
+  const row = await twoFactorRow(env, user.id);
+  if (!row || row.enabledAt === null) throw tokenInvalid();
+  await proveSecondFactor(env, config, user, row, input, 401, logger, now, claims.nk ?? null);
+
+  const still = and(
+    eq(users.passwordHash, user.passwordHash),
+    eq(users.isActive, true),
+    sql`EXISTS (SELECT 1 FROM ${twoFactor} WHERE ${twoFactor.userId} = ${user.id} AND ${twoFactor.enabledAt} IS NOT NULL)`,
+    sql`NOT EXISTS (SELECT 1 FROM ${revokedTokens} WHERE ${revokedTokens.jti} = ${claims.jti})`,
+  );
+  const { pair, record } = await guardedTokenPair(env, config, user.id, still, input.device);
+  const lastLogin = new Date().toISOString();
+  // The session and the last sign-in first (their guard says the token is unspent), then the token is spent.
+  const [started] = await runBatch(db, [
+    record,
+    db
+      .update(users)
+      .set({ lastLogin })
+      .where(and(eq(users.id, user.id), still)),
+    db.insert(revokedTokens).values({ jti: claims.jti, expiresAt: claims.exp }).onConflictDoNothing(),
+  ]);
+  if (changes(started) === 0) throw tokenInvalid();
+  return { user: { ...user, lastLogin }, pair, via: claims.via };
+}
