@@ -3,6 +3,7 @@
 import { env } from "cloudflare:workers";
 import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
+import { createFirebaseEmulator } from "../../emulators/firebase";
 import { getConfig } from "../../src/config";
 import { hotp } from "../../src/lib/totp";
 import { twoFactorRequired } from "../../src/services/two-factor";
@@ -16,7 +17,8 @@ import { bearerUser, GOOD_PASSWORD } from "../helpers/users";
 import { eventually } from "../helpers/wait";
 
 const oauth = createOAuthEmulators();
-const emulators = useEmulators({ overrides: oauth.hosts });
+const firebase = createFirebaseEmulator({ projectId: env.FIREBASE_PROJECT_ID, keyId: "firebase-two-factor-key" });
+const emulators = useEmulators({ overrides: { ...oauth.hosts, "firebase.emulator.test": (req) => firebase.handle(req) } });
 
 type Pair = { access: string; refresh: string };
 
@@ -333,6 +335,17 @@ describe("provider sign-ins", () => {
     const { location, access } = await oauthSignIn("google", oauth.google);
     expect(location.searchParams.get("error")).toBe("two_factor_required");
     expect(access).toBeUndefined();
+    expect(await env.DB.prepare("SELECT 1 FROM oauth_accounts WHERE user_id = ?").bind(user.userId).first()).toBeNull();
+  });
+
+  it("nor a Firebase sign-in: 403, no tokens, no link", async () => {
+    const user = await twoFactorUser();
+    await env.DB.prepare("UPDATE users SET email_verified = 1, password_proven = 1 WHERE id = ?").bind(user.userId).run();
+    const token = await firebase.issueIdToken({ uid: `uid-${user.email}`, email: user.email, email_verified: true });
+    const res = await call("/api/v1/auth/firebase-token-exchange/", { json: { firebase_token: token } });
+    const text = await res.clone().text();
+    await expectError(res, 403, "FORBIDDEN");
+    expect(text).not.toContain("access_token");
     expect(await env.DB.prepare("SELECT 1 FROM oauth_accounts WHERE user_id = ?").bind(user.userId).first()).toBeNull();
   });
 });
