@@ -54,7 +54,7 @@ import type { Bindings } from "../env";
 import { AppError, isDeletedAccountWrite } from "../lib/errors";
 import { toHex } from "../lib/hash";
 import type { Logger } from "../lib/logger";
-import { proveAccountOwner } from "./accounts";
+import { proveAccountOwner } from "./account-proof";
 import { purgeBlogReadsStatement } from "./blog-cache";
 import { replyNoticeOf } from "./blog-comments";
 import { organiserLeavingNotice } from "./calendar";

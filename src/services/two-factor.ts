@@ -30,7 +30,7 @@ import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import type { SessionDevice } from "../lib/session-device";
 import { base32Encode, matchingStep, otpauthUrl, TOTP_SECRET_BYTES } from "../lib/totp";
-import { notifyLockout, proveAccountOwner } from "./accounts";
+import { notifyLockout, proveAccountOwner } from "./account-proof";
 import { beginLoginAttempt, loginAttemptSucceeded } from "./rate-limits";
 import { tellSecurityEvent } from "./security-notices";
 import { endEverySession } from "./sessions";
