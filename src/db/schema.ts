@@ -378,7 +378,7 @@ export const wsTickets = sqliteTable("ws_tickets", {
 });
 
 /**
- * Two-factor sign-in with an authenticator app (migrations/0048; services/two-factor.ts). `secret`
+ * Two-factor sign-in with an authenticator app (migrations/0046; services/two-factor.ts). `secret`
  * is the TOTP secret encrypted (AES-GCM, key derived from JWT_SECRET); `enabled_at` null while the
  * setup waits for its first code; `last_step` the last time step accepted (each code once);
  * `recovery_codes` a JSON array of the unused recovery codes' HMACs.
