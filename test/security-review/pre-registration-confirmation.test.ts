@@ -22,6 +22,22 @@ const confirm = (token: string, bearer?: string) => call("/api/v1/auth/email/con
 const passwordSignIn = (username: string, password = GOOD_PASSWORD) =>
   call("/api/v1/auth/token/", { json: { username, password }, ip: freshIp() });
 
+interface Exchange {
+  access_token: string;
+  refresh_token: string;
+  user: { id: string; email: string; email_verified: boolean };
+}
+
+/** A Firebase sign-in with exactly these claims, which must succeed. */
+async function exchange(claims: { uid: string; email: string; email_verified: boolean }): Promise<Exchange> {
+  const res = await call("/api/v1/auth/firebase-token-exchange/", {
+    json: { firebase_token: await firebase.issueIdToken(claims) },
+    ip: freshIp(),
+  });
+  expect(res.status, await res.clone().text()).toBe(200);
+  return (await res.json()) as Exchange;
+}
+
 /** The address's owner signs in with Firebase, which vouches for the address. */
 async function ownerSignsInWithFirebase(email: string): Promise<{ id: string; email_verified: boolean }> {
   const res = await call("/api/v1/auth/firebase-token-exchange/", {
@@ -116,20 +132,6 @@ describe("a password its address's holder proved stays", () => {
 });
 
 describe("a confirmation from outside proves the address, not the stranger's other ways in", () => {
-  interface Exchange {
-    access_token: string;
-    refresh_token: string;
-    user: { id: string; email_verified: boolean };
-  }
-  const exchange = async (claims: { uid: string; email: string; email_verified: boolean }): Promise<Exchange> => {
-    const res = await call("/api/v1/auth/firebase-token-exchange/", {
-      json: { firebase_token: await firebase.issueIdToken(claims) },
-      ip: freshIp(),
-    });
-    expect(res.status, await res.clone().text()).toBe(200);
-    return (await res.json()) as Exchange;
-  };
-
   it("a stranger's provider sign-in on their own address, and their sessions, go when the moved-to address's owner signs in", async () => {
     // The stranger signs in with a provider on their own address, moves the account to the
     // victim's address, and the victim clicks the confirmation they never asked for.
@@ -220,20 +222,6 @@ describe("a confirmation from outside proves the address, not the stranger's oth
 });
 
 describe("a Firebase uid that changes hands after its link was verified", () => {
-  interface Exchange {
-    access_token: string;
-    refresh_token: string;
-    user: { id: string; email: string };
-  }
-  const exchange = async (claims: { uid: string; email: string; email_verified: boolean }): Promise<Exchange> => {
-    const res = await call("/api/v1/auth/firebase-token-exchange/", {
-      json: { firebase_token: await firebase.issueIdToken(claims) },
-      ip: freshIp(),
-    });
-    expect(res.status, await res.clone().text()).toBe(200);
-    return (await res.json()) as Exchange;
-  };
-
   it("a stranger who moved their verified uid to the victim's address, unverified, keeps no way into what the victim then signs in to", async () => {
     // The stranger's uid is linked, verified, by their own address. They change its address at
     // Firebase to the victim's (unverified; they need not sign in here so). When the victim signs
