@@ -301,10 +301,15 @@ export async function confirmPasswordReset(
     logger,
   });
   // Someone may have locked the account on purpose, guessing: the owner who just proved their
-  // inbox signs in with the new password at once, not after the lock runs out.
-  await liftLockout(env, `user:${user.id}`).catch((err: unknown) =>
-    logger?.warn("lifting the lockout failed", { user_id: user.id, error: String(err) }),
-  );
+  // inbox signs in with the new password at once, not after the lock runs out. Not with
+  // two-factor sign-in on: the bucket counts wrong codes too, and the inbox is one factor — were
+  // a reset to forget them, whoever holds the inbox could reset, guess codes until locked, reset
+  // again, and so guess the code without limit.
+  if (!(await twoFactorEnabled(env, user.id))) {
+    await liftLockout(env, `user:${user.id}`).catch((err: unknown) =>
+      logger?.warn("lifting the lockout failed", { user_id: user.id, error: String(err) }),
+    );
+  }
   await tellSecurityEvent(env, user, "password_reset", "", logger);
 }
 

@@ -325,6 +325,28 @@ describe("signing in", () => {
     const after = await passwordStep(user.username, "token", "Brand-New-Bramble-9");
     expect((await verify({ two_factor_token: after, code: await codeAt(user.key, user.step) })).status).toBe(200);
   });
+  it("a password reset does not lift a lock set by wrong codes: the inbox alone must not buy a fresh round of guesses", async () => {
+    const user = await twoFactorUser();
+    const right = await codeAt(user.key, user.step);
+    const wrong = String((Number(right) + 500_000) % 1_000_000).padStart(6, "0");
+    const token = await passwordStep(user.username); // 1
+    for (let i = 0; i < 9; i++) await expectError(await verify({ two_factor_token: token, code: wrong }), 401, "INVALID_TWO_FACTOR_CODE"); // 10
+    await expectError(await verify({ two_factor_token: token, code: wrong }), 429, "ACCOUNT_LOCKED");
+    // Whoever holds the inbox resets the password...
+    const sent = emulators.email.outbox.length;
+    expect((await call("/api/v1/auth/password/reset/", { json: { email: user.email } })).status).toBe(200);
+    const mail = await eventually(() =>
+      emulators.email.outbox.slice(sent).find((m) => m.to.includes(user.email) && /Reset/.test(m.subject)),
+    );
+    const reset = await call("/api/v1/auth/password/reset/confirm/", {
+      json: { token: tokenIn(mail.text, "Reset token"), new_password: "Brand-New-Bramble-9" },
+    });
+    expect(reset.status).toBe(200);
+    // ...and is still locked: no challenge token, so no more codes to try until the lock runs out.
+    const again = await call("/api/v1/auth/token/", { json: { username: user.username, password: "Brand-New-Bramble-9" } });
+    expect(again.status).not.toBe(200);
+    expect(((await again.json()) as { code: string }).code).not.toBe("TWO_FACTOR_REQUIRED");
+  });
 });
 
 describe("provider sign-ins", () => {
