@@ -625,8 +625,13 @@ export function authRoutes() {
       { body: requestJson(TwoFactorEnableBody) },
       {
         200: jsonBody(TwoFactorEnabledSchema, "On"),
-        400: errorResponse(400, "INVALID_TWO_FACTOR_CODE: the code does not match the pending secret", "INVALID_TWO_FACTOR_CODE"),
+        400: errorResponse(
+          400,
+          "INVALID_TWO_FACTOR_CODE: the code does not match the pending secret (counts toward the lockout)",
+          "INVALID_TWO_FACTOR_CODE",
+        ),
         409: errorResponse(409, "No pending setup, or on already", "INVALID_STATE"),
+        429: errorResponse(429, "Locked after too many wrong passwords or codes; see Retry-After", "ACCOUNT_LOCKED"),
       },
     );
   app.openapi(postTwoFactorEnable, async (c) => {

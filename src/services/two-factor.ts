@@ -268,8 +268,17 @@ export async function enableTwoFactor(
   const row = await twoFactorRow(env, user.id);
   if (!row) throw new AppError("INVALID_STATE", 409, "Set up two-factor sign-in first (POST auth/2fa/setup/).");
   if (row.enabledAt !== null) throw new AppError("INVALID_STATE", 409, "Two-factor sign-in is on already.");
+  // Counted on the account's lockout as every other code is: a stolen access token must not guess
+  // the code of a pending setup without limit (to turn it on with a secret the owner may never
+  // have scanned, keep the recovery codes and trade the token for a fresh session).
+  const accountKey = `user:${user.id}`;
+  const attempt = await beginLoginAttempt(env, config, accountKey);
   const step = await matchingStep(await decryptSecret(config, user.id, row.secret), code.replace(/\s/g, ""), now, row.lastStep);
-  if (step === null) throw wrongCode(400, { code });
+  if (step === null) {
+    if (attempt.justLocked) await notifyLockout(env, config, user, logger);
+    throw wrongCode(400, { code });
+  }
+  await loginAttemptSucceeded(env, accountKey, attempt);
   const { codes, stored } = await newRecoveryCodes(config);
   const [turnedOn] = await runBatch(database(env), [
     database(env)

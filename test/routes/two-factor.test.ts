@@ -120,6 +120,24 @@ describe("setting up and turning on", () => {
     expect(stored!.secret.toLowerCase()).not.toContain(hex);
   });
 
+  it("wrong codes to turn it on count toward the lockout: a stolen access token cannot guess its way through a pending setup", async () => {
+    const user = await bearerUser();
+    const { secret } = (await (await setUp(user.access)).json()) as { secret: string };
+    const step = await steadyStep();
+    const right = await codeAt(fromBase32(secret), step);
+    const wrong = String((Number(right) + 500_000) % 1_000_000).padStart(6, "0");
+    for (let i = 0; i < 10; i++) {
+      await expectError(
+        await call("/api/v1/auth/2fa/enable/", { bearer: user.access, json: { code: wrong } }),
+        400,
+        "INVALID_TWO_FACTOR_CODE",
+      );
+    }
+    // Locked: even the right code is refused now, and it stays off.
+    await expectError(await call("/api/v1/auth/2fa/enable/", { bearer: user.access, json: { code: right } }), 429, "ACCOUNT_LOCKED");
+    expect((await status(user.access)).enabled).toBe(false);
+  });
+
   it("the right code turns it on: 10 recovery codes once, every other session ends, the caller goes on in a new one, the owner is told", async () => {
     const user = await twoFactorUser();
     expect(user.recovery.length).toBe(10);
