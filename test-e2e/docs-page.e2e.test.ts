@@ -37,14 +37,19 @@ async function openDocs(): Promise<{ page: Page; problems: string[] }> {
     if (msg.type() === "error" && !/401/.test(msg.text())) problems.push(msg.text());
   });
   await page.goto(`${e2e.stack.baseUrl}/api/docs`);
-  await page.locator(".opblock-summary-path[data-path='/api/v1/auth/user']").first().waitFor({ timeout: 30_000 });
+  await page.locator(".opblock-summary").first().waitFor({ timeout: 30_000 });
   return { page, problems };
 }
 
 /** Runs GET /api/v1/auth/user from its operation block; returns the status and body shown. */
 async function tryUserProfile(page: Page): Promise<{ status: string; body: string }> {
   const block = page.locator(".opblock-get").filter({ has: page.locator(".opblock-summary-path[data-path='/api/v1/auth/user']") });
-  await block.locator(".opblock-summary").first().click();
+  // Swagger UI renders only the operations near the viewport: scroll until this one is.
+  for (let i = 0; i < 60 && (await block.count()) === 0; i++) {
+    await page.mouse.wheel(0, 600);
+    await page.waitForTimeout(100);
+  }
+  if (!((await block.first().getAttribute("class")) ?? "").includes("is-open")) await block.locator(".opblock-summary").first().click();
   const tryOut = block.locator(".try-out__btn");
   if (await tryOut.isVisible().catch(() => false)) {
     if (((await tryOut.textContent()) ?? "").includes("Try it out")) await tryOut.click();
