@@ -169,9 +169,40 @@
     }
   }
 
+  /** A two-factor sign-in waiting for its code: the challenge's token, or null. */
+  let twoFactorToken = null;
+
+  function askForCode(token) {
+    twoFactorToken = token;
+    $("signin-code-field").hidden = token === null;
+    $("signin-code").value = "";
+    $("signin-username").disabled = token !== null;
+    $("signin-password").disabled = token !== null;
+    if (token !== null) $("signin-code").focus();
+  }
+
+  async function onSecondFactor() {
+    const typed = $("signin-code").value;
+    if (!typed.trim()) {
+      el.signinError.textContent = "Enter the code from your authenticator app, or a recovery code.";
+      return;
+    }
+    const res = await window.PlantSession.verifySecondFactor(api, twoFactorToken, typed);
+    if (res.ok && res.data?.user) {
+      askForCode(null);
+      setUser(res.data.user);
+    } else if (window.PlantSession.challengeEnded(res)) {
+      askForCode(null);
+      el.signinError.textContent = "That sign-in took too long. Enter your password again.";
+    } else {
+      el.signinError.textContent = errorText(res, "Could not sign in.");
+    }
+  }
+
   async function onSignIn(event) {
     event.preventDefault();
     el.signinError.textContent = "";
+    if (twoFactorToken !== null) return onSecondFactor();
     const username = $("signin-username").value.trim();
     const password = $("signin-password").value;
     if (!username || !password) {
@@ -179,9 +210,13 @@
       return;
     }
     const res = await api("/auth/login/", { method: "POST", json: { username, password } });
+    const challenge = window.PlantSession.twoFactorChallenge(res);
     if (res.ok && res.data?.user) {
       $("signin-password").value = "";
       setUser(res.data.user);
+    } else if (challenge) {
+      $("signin-password").value = "";
+      askForCode(challenge);
     } else {
       el.signinError.textContent = errorText(res, "Could not sign in.");
     }

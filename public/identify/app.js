@@ -110,6 +110,8 @@
     authEmail: $("auth-email"),
     authPassword: $("auth-password"),
     authPasswordHint: $("auth-password-hint"),
+    authCodeField: $("auth-code-field"),
+    authCode: $("auth-code"),
     authError: $("auth-error"),
     authSubmit: $("auth-submit"),
     signedIn: $("signed-in"),
@@ -155,6 +157,8 @@
     /** null = anonymous, undefined = not known yet. */
     user: undefined,
     authMode: "login",
+    /** A two-factor sign-in waiting for its code: the challenge's token, or null. */
+    twoFactorToken: null,
     file: null,
     previewUrl: null,
     busy: false,
@@ -332,7 +336,40 @@
     el.authPasswordHint.hidden = !register;
     el.authPassword.autocomplete = register ? "new-password" : "current-password";
     el.authSubmit.textContent = register ? "Create account" : "Sign in";
+    askForCode(null);
     clearAuthErrors();
+  }
+
+  /** Shows (a challenge's token) or hides (null) the second step of a two-factor sign-in. */
+  function askForCode(token) {
+    state.twoFactorToken = token;
+    el.authCodeField.hidden = token === null;
+    el.authCode.value = "";
+    el.authUsername.disabled = token !== null;
+    el.authPassword.disabled = token !== null;
+    if (token !== null) el.authCode.focus();
+  }
+
+  async function onSecondFactor() {
+    const typed = el.authCode.value;
+    if (!typed.trim()) {
+      showAuthErrors({
+        status: 400,
+        data: { errors: { code: ["Enter the code from your authenticator app, or a recovery code."] } },
+        headers: new Headers(),
+      });
+      return;
+    }
+    const res = await window.PlantSession.verifySecondFactor(api, state.twoFactorToken, typed);
+    if (res.ok && res.data?.user) {
+      askForCode(null);
+      setUser(res.data.user);
+    } else if (window.PlantSession.challengeEnded(res)) {
+      askForCode(null);
+      el.authError.textContent = "That sign-in took too long. Enter your password again.";
+    } else {
+      showAuthErrors(res);
+    }
   }
 
   function clearAuthErrors() {
@@ -368,6 +405,15 @@
   async function onAuthSubmit(event) {
     event.preventDefault();
     clearAuthErrors();
+    if (state.twoFactorToken !== null) {
+      el.authSubmit.disabled = true;
+      try {
+        await onSecondFactor();
+      } finally {
+        el.authSubmit.disabled = false;
+      }
+      return;
+    }
     const register = state.authMode === "register";
     const username = el.authUsername.value.trim();
     const email = el.authEmail.value.trim();
@@ -388,9 +434,13 @@
       const res = register
         ? await api("/auth/register/", { method: "POST", json: { username, email, password } })
         : await api("/auth/login/", { method: "POST", json: { username, password } });
+      const challenge = register ? null : window.PlantSession.twoFactorChallenge(res);
       if (res.ok && res.data?.user) {
         el.authPassword.value = "";
         setUser(res.data.user);
+      } else if (challenge) {
+        el.authPassword.value = "";
+        askForCode(challenge);
       } else {
         showAuthErrors(res);
       }

@@ -56,5 +56,30 @@
     return res.ok && res.data ? res.data : null;
   }
 
-  window.PlantSession = Object.freeze({ remember, refresh, currentUser });
+  /**
+   * Two-factor sign-in (API.md "Two-factor sign-in"): a password sign-in of such an account is
+   * answered 401 TWO_FACTOR_REQUIRED with a `two_factor_token`; this returns that token, or null.
+   */
+  function twoFactorChallenge(res) {
+    return res.status === 401 && res.data && res.data.code === "TWO_FACTOR_REQUIRED" ? res.data.two_factor_token || null : null;
+  }
+
+  /**
+   * The second step: the challenge's token with what the visitor typed — six digits (spaces
+   * ignored) are the authenticator app's code, anything else one of their recovery codes. Answers
+   * as login/ would have (the session cookies and `{message, user}`).
+   */
+  function verifySecondFactor(api, token, typed) {
+    const entry = typed.trim();
+    const digits = entry.replace(/\s/g, "");
+    const factor = /^\d{6}$/.test(digits) ? { code: digits } : { recovery_code: entry };
+    return api("/auth/2fa/verify/", { method: "POST", json: { two_factor_token: token, ...factor } });
+  }
+
+  /** The second step's token ran out or was spent: the sign-in starts again from the password. */
+  function challengeEnded(res) {
+    return res.status === 401 && res.data && res.data.code === "TWO_FACTOR_TOKEN_INVALID";
+  }
+
+  window.PlantSession = Object.freeze({ remember, refresh, currentUser, twoFactorChallenge, verifySecondFactor, challengeEnded });
 })();

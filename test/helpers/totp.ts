@@ -25,7 +25,7 @@ export async function codeAt(secret: Uint8Array, step: number, digits = 6): Prom
     counter[i] = Number(value & 0xffn);
     value >>= 8n;
   }
-  const key = await crypto.subtle.importKey("raw", secret, { name: "HMAC", hash: "SHA-1" }, false, ["sign"]);
+  const key = await crypto.subtle.importKey("raw", new Uint8Array(secret), { name: "HMAC", hash: "SHA-1" }, false, ["sign"]);
   const h = new Uint8Array(await crypto.subtle.sign("HMAC", key, counter));
   const o = h[19]! & 0xf;
   const n = (((h[o]! & 0x7f) << 24) | (h[o + 1]! << 16) | (h[o + 2]! << 8) | h[o + 3]!) >>> 0;
