@@ -31,15 +31,34 @@ export async function checkCurrentPassword(
   password: string,
   logger?: Logger,
 ): Promise<boolean> {
-  if (!user.passwordHash) return false;
+  const hash = user.passwordHash;
+  if (!hash) return false;
+  return (await countedAttempt(env, config, user, async () => (await verifyPassword(password, hash)) || null, logger)) !== null;
+}
+
+/**
+ * Runs `check` (a password or second factor asked of the account's holder) as a sign-in attempt
+ * on the account's own lockout bucket: reserved before it runs, so concurrent guesses get no more
+ * than the threshold; a failure (null) counts, and the one that locks the account tells its
+ * owner; a pass is forgiven — with `name`, the name a sign-in's password step was typed under too.
+ */
+export async function countedAttempt<T>(
+  env: Bindings,
+  config: Config,
+  user: UserRow,
+  check: () => Promise<T | null>,
+  logger?: Logger,
+  name: string | null = null,
+): Promise<T | null> {
   const accountKey = `user:${user.id}`;
   const attempt = await beginLoginAttempt(env, config, accountKey);
-  if (!(await verifyPassword(password, user.passwordHash))) {
+  const result = await check();
+  if (result === null) {
     if (attempt.justLocked) await notifyLockout(env, config, user, logger);
-    return false;
+    return null;
   }
-  await loginAttemptSucceeded(env, accountKey, attempt);
-  return true;
+  await loginAttemptSucceeded(env, accountKey, name ? { justLocked: attempt.justLocked, name: { key: name, justLocked: false } } : attempt);
+  return result;
 }
 
 export async function notifyLockout(env: Bindings, config: Config, user: UserRow, logger?: Logger): Promise<void> {

@@ -30,8 +30,7 @@ import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import type { SessionDevice } from "../lib/session-device";
 import { base32Encode, matchingStep, otpauthUrl, TOTP_SECRET_BYTES } from "../lib/totp";
-import { notifyLockout, proveAccountOwner } from "./account-proof";
-import { beginLoginAttempt, loginAttemptSucceeded } from "./rate-limits";
+import { countedAttempt, proveAccountOwner } from "./account-proof";
 import { tellSecurityEvent } from "./security-notices";
 import { endEverySession } from "./sessions";
 import { guardedTokenPair, issueTokenPair, type TokenPair } from "./tokens";
@@ -192,21 +191,22 @@ async function proveSecondFactor(
   now = Date.now(),
   name: string | null = null,
 ): Promise<{ by: "code" | "recovery_code"; recoveryCodesLeft: number | null }> {
-  const accountKey = `user:${user.id}`;
-  const attempt = await beginLoginAttempt(env, config, accountKey);
-  let proven: { by: "code" | "recovery_code"; recoveryCodesLeft: number | null } | null = null;
-  if (factor.code !== undefined) {
-    if (await spendTotp(env, config, row, factor.code, now)) proven = { by: "code", recoveryCodesLeft: null };
-  } else if (factor.recoveryCode !== undefined) {
-    const left = await spendRecoveryCode(env, config, user.id, factor.recoveryCode);
-    if (left !== null) proven = { by: "recovery_code", recoveryCodesLeft: left };
-  }
-  if (!proven) {
-    if (attempt.justLocked) await notifyLockout(env, config, user, logger);
-    throw wrongCode(status, factor);
-  }
-  // The password step of this sign-in is forgiven with it (and the name it was typed under).
-  await loginAttemptSucceeded(env, accountKey, { justLocked: attempt.justLocked, name: name ? { key: name, justLocked: false } : null });
+  // A pass forgives the password step of this sign-in with it (and the name it was typed under).
+  const proven = await countedAttempt(
+    env,
+    config,
+    user,
+    async (): Promise<{ by: "code" | "recovery_code"; recoveryCodesLeft: number | null } | null> => {
+      if (factor.code !== undefined)
+        return (await spendTotp(env, config, row, factor.code, now)) ? { by: "code", recoveryCodesLeft: null } : null;
+      if (factor.recoveryCode === undefined) return null;
+      const left = await spendRecoveryCode(env, config, user.id, factor.recoveryCode);
+      return left === null ? null : { by: "recovery_code", recoveryCodesLeft: left };
+    },
+    logger,
+    name,
+  );
+  if (!proven) throw wrongCode(status, factor);
   if (proven.by === "recovery_code") {
     await tellSecurityEvent(env, user, "recovery_code_used", String(proven.recoveryCodesLeft), logger);
   }
@@ -271,14 +271,9 @@ export async function enableTwoFactor(
   // Counted on the account's lockout as every other code is: a stolen access token must not guess
   // the code of a pending setup without limit (to turn it on with a secret the owner may never
   // have scanned, keep the recovery codes and trade the token for a fresh session).
-  const accountKey = `user:${user.id}`;
-  const attempt = await beginLoginAttempt(env, config, accountKey);
-  const step = await matchingStep(await decryptSecret(config, user.id, row.secret), code.replace(/\s/g, ""), now, row.lastStep);
-  if (step === null) {
-    if (attempt.justLocked) await notifyLockout(env, config, user, logger);
-    throw wrongCode(400, { code });
-  }
-  await loginAttemptSucceeded(env, accountKey, attempt);
+  const secret = await decryptSecret(config, user.id, row.secret);
+  const step = await countedAttempt(env, config, user, () => matchingStep(secret, code.replace(/\s/g, ""), now, row.lastStep), logger);
+  if (step === null) throw wrongCode(400, { code });
   const { codes, stored } = await newRecoveryCodes(config);
   const [turnedOn] = await runBatch(database(env), [
     database(env)
