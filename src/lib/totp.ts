@@ -27,25 +27,6 @@ export function base32Encode(bytes: Uint8Array): string {
   return out;
 }
 
-/** Base32 as people type it: any case, spaces and padding ignored; null when it is not base32. */
-export function base32Decode(text: string): Uint8Array | null {
-  const clean = text.replace(/[\s=]/g, "").toUpperCase();
-  const out: number[] = [];
-  let buffer = 0;
-  let bits = 0;
-  for (const char of clean) {
-    const value = BASE32.indexOf(char);
-    if (value === -1) return null;
-    buffer = ((buffer << 5) | value) & 0xffff;
-    bits += 5;
-    if (bits >= 8) {
-      out.push((buffer >>> (bits - 8)) & 0xff);
-      bits -= 8;
-    }
-  }
-  return new Uint8Array(out);
-}
-
 /** The time step of `nowMs` (RFC 6238 T = floor(unix seconds / 30)). */
 export function timeStep(nowMs: number): number {
   return Math.floor(nowMs / 1000 / TOTP_PERIOD_S);
