@@ -70,6 +70,14 @@ const liveSessions = async (userId: string) =>
     .bind(userId)
     .first<{ n: number }>())!.n;
 
+/** A password reset by whoever holds the inbox: asks for the link, reads it from the outbox, sets `password`. */
+async function resetPassword(email: string, password: string): Promise<Response> {
+  const sent = emulators.email.outbox.length;
+  expect((await call("/api/v1/auth/password/reset/", { json: { email } })).status).toBe(200);
+  const mail = await eventually(() => emulators.email.outbox.slice(sent).find((m) => m.to.includes(email) && /Reset/.test(m.subject)));
+  return call("/api/v1/auth/password/reset/confirm/", { json: { token: tokenIn(mail.text, "Reset token"), new_password: password } });
+}
+
 describe("the TOTP computation", () => {
   it("matches RFC 6238's SHA-1 vector (secret 12345678901234567890, T=59 → 94287082), in the service and in the tests' own", async () => {
     const secret = new TextEncoder().encode("12345678901234567890");
@@ -330,15 +338,7 @@ describe("signing in", () => {
   it("a password reset keeps two-factor sign-in on, and spends the challenges issued before it", async () => {
     const user = await twoFactorUser();
     const before = await passwordStep(user.username);
-    const sent = emulators.email.outbox.length;
-    expect((await call("/api/v1/auth/password/reset/", { json: { email: user.email } })).status).toBe(200);
-    const mail = await eventually(() =>
-      emulators.email.outbox.slice(sent).find((m) => m.to.includes(user.email) && /Reset/.test(m.subject)),
-    );
-    const reset = await call("/api/v1/auth/password/reset/confirm/", {
-      json: { token: tokenIn(mail.text, "Reset token"), new_password: "Brand-New-Bramble-9" },
-    });
-    expect(reset.status).toBe(200);
+    expect((await resetPassword(user.email, "Brand-New-Bramble-9")).status).toBe(200);
     await expectError(await verify({ two_factor_token: before, code: await codeAt(user.key, user.step) }), 401, "TWO_FACTOR_TOKEN_INVALID");
     const after = await passwordStep(user.username, "token", "Brand-New-Bramble-9");
     expect((await verify({ two_factor_token: after, code: await codeAt(user.key, user.step) })).status).toBe(200);
@@ -351,15 +351,7 @@ describe("signing in", () => {
     for (let i = 0; i < 9; i++) await expectError(await verify({ two_factor_token: token, code: wrong }), 401, "INVALID_TWO_FACTOR_CODE"); // 10
     await expectError(await verify({ two_factor_token: token, code: wrong }), 429, "ACCOUNT_LOCKED");
     // Whoever holds the inbox resets the password...
-    const sent = emulators.email.outbox.length;
-    expect((await call("/api/v1/auth/password/reset/", { json: { email: user.email } })).status).toBe(200);
-    const mail = await eventually(() =>
-      emulators.email.outbox.slice(sent).find((m) => m.to.includes(user.email) && /Reset/.test(m.subject)),
-    );
-    const reset = await call("/api/v1/auth/password/reset/confirm/", {
-      json: { token: tokenIn(mail.text, "Reset token"), new_password: "Brand-New-Bramble-9" },
-    });
-    expect(reset.status).toBe(200);
+    expect((await resetPassword(user.email, "Brand-New-Bramble-9")).status).toBe(200);
     // ...and is still locked: no challenge token, so no more codes to try until the lock runs out.
     const again = await call("/api/v1/auth/token/", { json: { username: user.username, password: "Brand-New-Bramble-9" } });
     expect(again.status).not.toBe(200);
