@@ -193,6 +193,28 @@ describe.each([IDENTIFY, DIAGNOSE])("a redelivered $type job whose request is fi
     for (const s of [following, all, late]) s.ws.close(1000);
   });
 
+  it("acks without a retry or a write when the user's hub cannot be reached (the retelling is best effort)", async () => {
+    const u = await bearerUser();
+    const id = await pendingRequest(kind, u.userId);
+    await env.DB.prepare(`UPDATE ${kind.table} SET status = 'needs_help' WHERE id = ?`).bind(id).run();
+    const before = await finalInD1(kind, id);
+    const stored = await noticesAndDeliveries(id);
+    const calls = providerCalls();
+    // Every hub call fails, as during a Durable Object outage.
+    const hubs = new Proxy(env.USER_HUB, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target);
+        if (prop !== "get") return typeof value === "function" ? value.bind(target) : value;
+        return () => new Proxy({}, { get: () => () => Promise.reject(new Error("user hub unreachable")) });
+      },
+    });
+    const dup = await deliverJobs([{ type: kind.type, request_id: id, user_id: u.userId }], { ...env, USER_HUB: hubs } as typeof env, 2);
+    expect(dup).toEqual({ acked: [expect.any(String)], retried: [] });
+    expect(await finalInD1(kind, id)).toEqual(before);
+    expect(await noticesAndDeliveries(id)).toEqual(stored);
+    expect(providerCalls()).toBe(calls);
+  });
+
   it("tells nothing while another delivery holds the request, nor for another user's message", async () => {
     const u = await bearerUser();
     const id = await pendingRequest(kind, u.userId);
