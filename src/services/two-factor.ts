@@ -130,8 +130,10 @@ export async function twoFactorStatus(env: Bindings, userId: string): Promise<Tw
   return { enabled: enabledAt !== null, enabledAt, recoveryCodesLeft: enabledAt === null ? 0 : Number(row?.left ?? 0) };
 }
 
+/** Whether it is on: asked at every password sign-in, so one primary-key read of one column. */
 export async function twoFactorEnabled(env: Bindings, userId: string): Promise<boolean> {
-  return (await twoFactorStatus(env, userId)).enabled;
+  const row = await database(env).select({ enabledAt: twoFactor.enabledAt }).from(twoFactor).where(eq(twoFactor.userId, userId)).get();
+  return (row?.enabledAt ?? null) !== null;
 }
 
 // ---- Codes ----------------------------------------------------------------------------------
