@@ -6,7 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, type BrowserContext, type BrowserContextOptions, chromium } from "playwright-core";
+import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { type Stack, type StartStackOptions, startStack } from "../scripts/local-stack";
 
@@ -107,4 +107,21 @@ export function useStackAndBrowser(options: StartStackOptions, hooks: { afterEac
       expect(result.status, `${result.stdout}\n${result.stderr}`).toBe(0);
     },
   };
+}
+
+/** The login's own 401 (a wrong password, or two-factor sign-in's challenge): an answer, not a page bug. */
+export const loginRefusal = (text: string, url: string) => /status of 401/i.test(text) && /\/api\/v1\/auth\/login\/?$/.test(url);
+
+/**
+ * Records a page's uncaught exceptions and console errors (a CSP violation, a failed request),
+ * but for those `expected(text, url)` says are answers the test asked for.
+ */
+export function pageProblems(page: Page, expected: (text: string, url: string) => boolean = () => false): string[] {
+  const problems: string[] = [];
+  page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() !== "error" || expected(msg.text(), msg.location().url)) return;
+    problems.push(`console: ${msg.text()}`);
+  });
+  return problems;
 }

@@ -9,7 +9,7 @@
  */
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { useStackAndBrowser } from "./browser";
+import { loginRefusal, pageProblems, useStackAndBrowser } from "./browser";
 import { makePng } from "../test/helpers/images";
 
 const e2e = useStackAndBrowser({
@@ -36,17 +36,9 @@ interface OpenPage {
 async function openIdentifyPage(): Promise<OpenPage> {
   const context = await e2e.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
-  const problems: string[] = [];
-  page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
-  page.on("console", (msg) => {
-    if (msg.type() !== "error") return;
-    const text = msg.text();
-    // A rejected upload answers 400 and a wrong password 401: expected answers, not page bugs (the
-    // session check answers a visitor 200). Similar images come from the local emulators and must load.
-    if (/the server responded with a status of 400/i.test(text)) return;
-    if (/the server responded with a status of 401/i.test(text) && /\/api\/v1\/auth\/login\/?$/.test(msg.location().url)) return;
-    problems.push(`console: ${text}`);
-  });
+  // A rejected upload answers 400 and a wrong password 401: expected answers, not page bugs (the
+  // session check answers a visitor 200). Similar images come from the local emulators and must load.
+  const problems = pageProblems(page, (text, url) => /the server responded with a status of 400/i.test(text) || loginRefusal(text, url));
   const res = await page.goto(`${e2e.stack.baseUrl}/identify/`, { waitUntil: "domcontentloaded" });
   expect(res?.status()).toBe(200);
   // app.js has run once the session check has settled.

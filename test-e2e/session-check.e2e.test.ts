@@ -9,7 +9,7 @@
  */
 import type { BrowserContext, Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { useStackAndBrowser } from "./browser";
+import { pageProblems, useStackAndBrowser } from "./browser";
 
 const e2e = useStackAndBrowser({ purpose: "e2e-session", env: { REGISTER_RATE_LIMIT: "1000/3600" } });
 const PASSWORD = "Mossy-fern-grows-slowly-42";
@@ -17,11 +17,7 @@ const PASSWORD = "Mossy-fern-grows-slowly-42";
 /** Opens `path` in `context`, recording every console error and uncaught exception. */
 async function open(context: BrowserContext, path: string): Promise<{ page: Page; problems: string[] }> {
   const page = await context.newPage();
-  const problems: string[] = [];
-  page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
-  page.on("console", (msg) => {
-    if (msg.type() === "error") problems.push(`console: ${msg.text()}`);
-  });
+  const problems = pageProblems(page);
   const res = await page.goto(`${e2e.stack.baseUrl}${path}`, { waitUntil: "networkidle" });
   expect(res?.status()).toBe(200);
   await page.waitForSelector('#session-status:not([data-state="unknown"])');

@@ -8,7 +8,7 @@
 import type { BrowserContext, Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { codeAt, fromBase32, steadyStep } from "../test/helpers/totp";
-import { useStackAndBrowser } from "./browser";
+import { loginRefusal, pageProblems, useStackAndBrowser } from "./browser";
 
 const e2e = useStackAndBrowser({ purpose: "e2e-2fa", env: { REGISTER_RATE_LIMIT: "1000/3600" } });
 const PASSWORD = "Mossy-fern-grows-slowly-42";
@@ -35,14 +35,7 @@ async function accountWithTwoFactor(): Promise<{ username: string; secret: Uint8
 
 async function open(context: BrowserContext, path: string): Promise<{ page: Page; problems: string[] }> {
   const page = await context.newPage();
-  const problems: string[] = [];
-  page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
-  page.on("console", (msg) => {
-    if (msg.type() !== "error") return;
-    const text = msg.text();
-    if (/status of 401/.test(text) && /\/api\/v1\/auth\/login\/?$/.test(msg.location().url)) return;
-    problems.push(`console: ${text}`);
-  });
+  const problems = pageProblems(page, loginRefusal);
   await page.goto(`${e2e.stack.baseUrl}${path}`, { waitUntil: "networkidle" });
   await page.waitForSelector('#session-status:not([data-state="unknown"])');
   return { page, problems };
