@@ -12,10 +12,20 @@ export function toHex(bytes: Uint8Array): string {
   return out;
 }
 
-export function base64UrlEncode(bytes: Uint8Array): string {
+/** Standard base64 (with padding), for bytes kept as text. */
+export function base64Encode(bytes: Uint8Array): string {
   let binary = "";
   for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  return btoa(binary);
+}
+
+/** The bytes of standard base64 text (throws on text that is not base64). */
+export function base64Decode(text: string): Uint8Array {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+export function base64UrlEncode(bytes: Uint8Array): string {
+  return base64Encode(bytes).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
 /** An unguessable URL-safe token with `bytes` bytes of entropy (default 256 bits). */

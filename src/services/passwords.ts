@@ -7,19 +7,10 @@
  * `needsRehash` tells the login path when to upgrade a stored hash.
  */
 import { COMMON_BASE_WORDS, COMMON_PASSWORDS } from "../lib/common-passwords";
+import { base64Decode, base64Encode } from "../lib/hash";
 
 export const PBKDF2_ITERATIONS = 100_000;
 const KEY_BYTES = 32;
-
-function b64(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s);
-}
-
-function unb64(text: string): Uint8Array {
-  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-}
 
 async function derive(password: string, salt: Uint8Array, iterations: number): Promise<Uint8Array> {
   const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(password), "PBKDF2", false, ["deriveBits"]);
@@ -30,7 +21,7 @@ async function derive(password: string, salt: Uint8Array, iterations: number): P
 export async function hashPassword(password: string, iterations = PBKDF2_ITERATIONS): Promise<string> {
   const salt = crypto.getRandomValues(new Uint8Array(16));
   const hash = await derive(password, salt, iterations);
-  return `pbkdf2_sha256$${iterations}$${b64(salt)}$${b64(hash)}`;
+  return `pbkdf2_sha256$${iterations}$${base64Encode(salt)}$${base64Encode(hash)}`;
 }
 
 /** Parses and checks a stored hash; false for any malformed value rather than throwing. */
@@ -42,8 +33,8 @@ export async function verifyPassword(password: string, stored: string): Promise<
   let salt: Uint8Array;
   let expected: Uint8Array;
   try {
-    salt = unb64(parts[2]!);
-    expected = unb64(parts[3]!);
+    salt = base64Decode(parts[2]!);
+    expected = base64Decode(parts[3]!);
   } catch {
     return false;
   }

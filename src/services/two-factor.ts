@@ -25,7 +25,7 @@ import { revokedTokens, twoFactor, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { encryptionKey, purposeKey } from "../lib/derived-keys";
 import { AppError } from "../lib/errors";
-import { sha256Hex, toHex } from "../lib/hash";
+import { base64Decode, base64Encode, sha256Hex, toHex } from "../lib/hash";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import type { SessionDevice } from "../lib/session-device";
@@ -57,22 +57,12 @@ type TwoFactorRow = typeof twoFactor.$inferSelect;
 const SECRET_PURPOSE = "two-factor-secret";
 const encoder = new TextEncoder();
 
-function toBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary);
-}
-
-function fromBase64(text: string): Uint8Array {
-  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-}
-
 /** `v1.<iv>.<ciphertext>`, base64; the account id is the associated data (a row copied to another account does not decrypt). */
 async function encryptSecret(config: Config, userId: string, secret: Uint8Array): Promise<string> {
   const iv = crypto.getRandomValues(new Uint8Array(12));
   const key = await encryptionKey(config.JWT_SECRET, SECRET_PURPOSE);
   const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: encoder.encode(userId) }, key, secret);
-  return `v1.${toBase64(iv)}.${toBase64(new Uint8Array(sealed))}`;
+  return `v1.${base64Encode(iv)}.${base64Encode(new Uint8Array(sealed))}`;
 }
 
 async function decryptSecret(config: Config, userId: string, stored: string): Promise<Uint8Array> {
@@ -80,9 +70,9 @@ async function decryptSecret(config: Config, userId: string, stored: string): Pr
   if (version !== "v1" || !iv || !sealed) throw new Error("two-factor secret in an unknown format");
   const key = await encryptionKey(config.JWT_SECRET, SECRET_PURPOSE);
   const plain = await crypto.subtle.decrypt(
-    { name: "AES-GCM", iv: fromBase64(iv), additionalData: encoder.encode(userId) },
+    { name: "AES-GCM", iv: base64Decode(iv), additionalData: encoder.encode(userId) },
     key,
-    fromBase64(sealed),
+    base64Decode(sealed),
   );
   return new Uint8Array(plain);
 }
