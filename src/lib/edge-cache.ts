@@ -3,7 +3,8 @@
  * internal URL that the caller versions (a generation number in the path), so "purging" is
  * moving to a new generation: the Cache API's own delete reaches one data centre and one URL,
  * a new generation makes every variant everywhere unreachable at once (old entries expire by
- * their TTL).
+ * their TTL). The URL also folds in the running Worker version (`versionedKey`), so entries made by
+ * an earlier deploy, whose answers may have another shape, are never served by a later one.
  *
  * Each entry stores the body and its strong ETag (a SHA-256 of the body), so a hit answers a
  * matching If-None-Match with 304 without rebuilding anything.
@@ -15,6 +16,15 @@ export interface CachedBody {
   etag: string;
   contentType: string;
   hit: boolean;
+}
+
+/**
+ * `path` under the running Worker version's id (the version-metadata binding: a new id on every
+ * deploy, and on every `wrangler dev` start). Two versions live side by side in a gradual
+ * deployment each keep their own entries.
+ */
+export function versionedKey(env: { CF_VERSION_METADATA: WorkerVersionMetadata }, path: string): string {
+  return `/v/${encodeURIComponent(env.CF_VERSION_METADATA.id)}${path}`;
 }
 
 /** The strong ETag of a body: the first 40 hex digits of its SHA-256, quoted. */

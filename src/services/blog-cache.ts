@@ -14,7 +14,7 @@ import { eq, type SQL, sql } from "drizzle-orm";
 import { database } from "../db/client";
 import { blogCacheState } from "../db/schema";
 import type { Bindings } from "../env";
-import { type CachedBody, readThrough } from "../lib/edge-cache";
+import { type CachedBody, readThrough, versionedKey } from "../lib/edge-cache";
 
 export interface BlogChange {
   /** Posts whose public shape changed (may be empty for category or series edits). */
@@ -62,7 +62,8 @@ export async function cachedPublicRead(
   /** The client asked for a fresh answer (`Cache-Control: no-cache`): build it, and store it for others. */
   fresh = false,
 ): Promise<CachedBody> {
-  return readThrough(`https://blog-cache.internal/g${await cacheGeneration(env)}${key}`, contentType, build, {
+  const url = `https://blog-cache.internal${versionedKey(env, `/g${await cacheGeneration(env)}${key}`)}`;
+  return readThrough(url, contentType, build, {
     ttlSeconds: EDGE_TTL_S,
     fresh,
   });

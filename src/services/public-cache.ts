@@ -2,7 +2,7 @@
  * Edge caching of public reads beyond the blog (issue 13 item 3): the species catalogue and its
  * search, the disease database, and the forum as anonymous readers see it. Answers are kept in
  * the Workers Cache API (lib/edge-cache.ts) under their area's generation (one D1 row per area,
- * read in the request's D1 session — a replica is fine); `purgePublicReads` bumps it after a
+ * read in the request's D1 session — a replica is fine) and the running Worker version; `purgePublicReads` bumps it after a
  * change readers can see, so every cached variant goes at once, everywhere.
  *
  * What purges:
@@ -20,7 +20,7 @@ import { eq, type SQL, sql } from "drizzle-orm";
 import { type Database, database } from "../db/client";
 import { cacheGenerations } from "../db/schema";
 import type { Bindings } from "../env";
-import { type CachedBody, readThrough } from "../lib/edge-cache";
+import { type CachedBody, readThrough, versionedKey } from "../lib/edge-cache";
 
 export type PublicArea = (typeof cacheGenerations.$inferSelect)["area"];
 
@@ -55,13 +55,13 @@ export async function purgePublicReads(env: Pick<Bindings, "DB">, area: PublicAr
 
 /** The cached answer of `area` for `key` (a path and normalised query), or `build`'s, stored for next time. */
 export async function cachedAreaRead(
-  env: Pick<Bindings, "DB">,
+  env: Pick<Bindings, "DB" | "CF_VERSION_METADATA">,
   area: PublicArea,
   key: string,
   contentType: string,
   build: () => Promise<string>,
   fresh = false,
 ): Promise<CachedBody> {
-  const url = `https://public-cache.internal/${area}/g${await areaGeneration(env, area)}${key}`;
+  const url = `https://public-cache.internal${versionedKey(env, `/${area}/g${await areaGeneration(env, area)}${key}`)}`;
   return readThrough(url, contentType, build, { ttlSeconds: AREA_TTL_S[area], fresh });
 }
