@@ -134,6 +134,20 @@ export const ConfigSchema = z.object({
   GOOGLE_CLIENT_SECRET: optionalSecret,
   GITHUB_CLIENT_SECRET: optionalSecret,
   JWT_SECRET: optionalSecret,
+  /**
+   * Rotation: the secrets JWT_SECRET replaced, comma-separated, newest first. What they signed or
+   * sealed (sessions, CSRF tokens, unsubscribe links, calendar-feed URLs, two-factor secrets and
+   * recovery codes) is still accepted; nothing new is signed or sealed with them.
+   */
+  JWT_SECRET_PREVIOUS: z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? "")
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
   PLANT_ID_API_KEY: optionalSecret,
   PLANTNET_API_KEY: optionalSecret,
   TREFLE_API_KEY: optionalSecret,

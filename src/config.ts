@@ -22,6 +22,9 @@ export function getConfig(env: Bindings): Config {
   if (parsed.data.JWT_SECRET.length < 32) {
     throw new Error("Invalid configuration: JWT_SECRET must be at least 32 characters");
   }
+  if (parsed.data.JWT_SECRET_PREVIOUS.some((secret) => secret.length < 32)) {
+    throw new Error("Invalid configuration: each secret in JWT_SECRET_PREVIOUS (comma-separated) must be at least 32 characters");
+  }
   const isLocal = parsed.data.ENVIRONMENT === "local" || parsed.data.ENVIRONMENT === "test";
   // Links in mail (RFC 8058's one-click unsubscribe MUST be https), cookies and OAuth callbacks
   // are built on it: plain http only where nothing leaves the machine.
@@ -32,6 +35,8 @@ export function getConfig(env: Bindings): Config {
   const config: Config = {
     ...parsed.data,
     EMAIL_UNSUBSCRIBE_ADDRESS: parsed.data.EMAIL_UNSUBSCRIBE_ADDRESS ?? `unsubscribe@${fromDomain}`,
+    // The current secret listed again (a rotation half undone) verifies as the current one anyway.
+    JWT_SECRET_PREVIOUS: [...new Set(parsed.data.JWT_SECRET_PREVIOUS)].filter((secret) => secret !== parsed.data.JWT_SECRET),
     isLocal,
   };
   cache.set(env, config);

@@ -379,9 +379,11 @@ export const wsTickets = sqliteTable("ws_tickets", {
 
 /**
  * Two-factor sign-in with an authenticator app (migrations/0046; services/two-factor.ts). `secret`
- * is the TOTP secret encrypted (AES-GCM, key derived from JWT_SECRET); `enabled_at` null while the
- * setup waits for its first code; `last_step` the last time step accepted (each code once);
- * `recovery_codes` a JSON array of the unused recovery codes' HMACs.
+ * is the TOTP secret encrypted (AES-GCM, key derived from JWT_SECRET), `v2.<key id>.<iv>.<sealed>`
+ * naming the secret that sealed it (`v1.<iv>.<sealed>` from before key ids); `enabled_at` null
+ * while the setup waits for its first code; `last_step` the last time step accepted (each code
+ * once); `recovery_codes` a JSON array of the unused recovery codes' HMACs, `<key id>.<hex>` (bare
+ * hex from before key ids).
  */
 export const twoFactor = sqliteTable("two_factor", {
   userId: text("user_id")

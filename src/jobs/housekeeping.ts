@@ -4,6 +4,7 @@
  * at start and then on the same schedule). Each task is idempotent and bounded so a missed or
  * doubled run is harmless.
  */
+import { getConfig } from "../config";
 import type { Bindings } from "../env";
 import { describeError, type Logger } from "../lib/logger";
 import { publishScheduledPosts } from "../services/blog-posts";
@@ -15,6 +16,7 @@ import { purgeExpiredIdempotencyKeys } from "../services/idempotency";
 import { gatherDigests, requeueStale } from "../services/notification-delivery";
 import { deliverDueReminders } from "../services/reminders";
 import { purgeExpiredTokens } from "../services/tokens";
+import { resealTwoFactorSecrets } from "../services/two-factor";
 import { sweepStuckRequests } from "./stuck-requests";
 
 /**
@@ -56,6 +58,18 @@ export async function runHousekeeping(
   const digests = await task("notification_digests", () => gatherDigests(env, now));
   // Issue 11: the calibration maps, refitted daily from community-confirmed requests.
   const calibration = await task("calibration_fit", () => scheduledCalibrationFit(env, now));
+  // A rotation of JWT_SECRET: two-factor secrets sealed under a previous one, sealed again.
+  const config = getConfig(env);
+  const rotation = await task("two_factor_reseal", () => resealTwoFactorSecrets(env, config, logger));
+  if (config.JWT_SECRET_PREVIOUS.length > 0) {
+    logger.info("JWT_SECRET_PREVIOUS is set", {
+      previous_secrets: config.JWT_SECRET_PREVIOUS.length,
+      two_factor_secrets_left: rotation?.secretsLeft ?? null,
+      two_factor_recovery_code_sets_left: rotation?.recoveryCodeSetsLeft ?? null,
+      advice:
+        "Unsubscribe links (90 days) and calendar-feed URLs signed under a previous secret work only while it is listed; two-factor secrets need it until two_factor_secrets_left is 0, recovery codes made before the rotation until two_factor_recovery_code_sets_left is 0 (their owners replace them) or you accept losing them. README: Rotating JWT_SECRET.",
+    });
+  }
   logger.info("housekeeping", {
     calibration_versions: calibration?.map((r) => `${r.provider}:${r.version ?? "raw"}`).join(",") ?? null,
     calendar_starting_notifications: starting,
@@ -67,5 +81,7 @@ export async function runHousekeeping(
     stuck_requests_failed: stuck?.failed ?? null,
     reminder_notifications: reminders,
     blog_posts_published: published?.length ?? null,
+    two_factor_secrets_resealed: rotation?.resealed ?? null,
+    two_factor_secrets_unreadable: rotation?.unreadable ?? null,
   });
 }

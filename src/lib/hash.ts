@@ -28,6 +28,16 @@ export function base64UrlEncode(bytes: Uint8Array): string {
   return base64Encode(bytes).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
+/** The bytes of base64url text (padding optional); null for text that is not base64url. */
+export function base64UrlDecode(text: string): Uint8Array | null {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) return null;
+  try {
+    return base64Decode(text.replaceAll("-", "+").replaceAll("_", "/") + "=".repeat((4 - (text.length % 4)) % 4));
+  } catch {
+    return null;
+  }
+}
+
 /** An unguessable URL-safe token with `bytes` bytes of entropy (default 256 bits). */
 export function randomToken(bytes = 32): string {
   return base64UrlEncode(crypto.getRandomValues(new Uint8Array(bytes)));

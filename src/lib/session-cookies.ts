@@ -19,7 +19,8 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { CookieOptions } from "hono/utils/cookie";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
-import { base64UrlEncode, randomToken } from "./hash";
+import { rawSigningKey, rawVerifyingKeys, type SecretSettings, verifiedByAny } from "./derived-keys";
+import { base64UrlDecode, base64UrlEncode, randomToken } from "./hash";
 
 /** `access_token` in local development (plain http), `__Host-access_token` everywhere else. */
 export function accessCookieName(config: { isLocal: boolean }): string {
@@ -44,17 +45,22 @@ export function csrfCookieName(config: { isLocal: boolean }): string {
   return config.isLocal ? "csrftoken" : "__Host-csrftoken";
 }
 
-const csrfKeys = new Map<string, Promise<CryptoKey>>();
+const csrfData = (sessionId: string) => new TextEncoder().encode(`csrf:${sessionId}`);
 
-/** The session's CSRF token: HMAC-SHA-256(JWT_SECRET, "csrf:" + session id), base64url. */
-export async function csrfTokenForSession(secret: string, sessionId: string): Promise<string> {
-  let key = csrfKeys.get(secret);
-  if (!key) {
-    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-    csrfKeys.set(secret, key);
-  }
-  const mac = await crypto.subtle.sign("HMAC", await key, new TextEncoder().encode(`csrf:${sessionId}`));
+/**
+ * The session's CSRF token: HMAC-SHA-256(JWT_SECRET, "csrf:" + session id), base64url. Always
+ * under the current secret; `isSessionCsrfToken` also accepts one made under a previous secret.
+ */
+export async function csrfTokenForSession(settings: SecretSettings, sessionId: string): Promise<string> {
+  const mac = await crypto.subtle.sign("HMAC", await rawSigningKey(settings), csrfData(sessionId));
   return base64UrlEncode(new Uint8Array(mac));
+}
+
+/** Whether `token` is the session's CSRF token under the current secret or a previous one (compared in constant time). */
+export async function isSessionCsrfToken(settings: SecretSettings, sessionId: string, token: string): Promise<boolean> {
+  const mac = base64UrlDecode(token);
+  if (mac?.length !== 32) return false;
+  return verifiedByAny(await rawVerifyingKeys(settings), mac, csrfData(sessionId));
 }
 
 export async function setSessionCookies(
@@ -69,7 +75,7 @@ export async function setSessionCookies(
     path: REFRESH_COOKIE_PATH,
     maxAge: tokens.refreshExpiresIn,
   });
-  return setCsrfCookie(c, await csrfTokenForSession(getConfig(c.env).JWT_SECRET, tokens.familyId));
+  return setCsrfCookie(c, await csrfTokenForSession(getConfig(c.env), tokens.familyId));
 }
 
 function setCsrfCookie(c: Context<AppEnv>, token: string): string {
@@ -84,7 +90,7 @@ function setCsrfCookie(c: Context<AppEnv>, token: string): string {
 export async function ensureCsrfCookie(c: Context<AppEnv>, sessionId?: string): Promise<string> {
   const existing = getCookie(c, csrfCookieName(getConfig(c.env)));
   if (sessionId) {
-    const token = await csrfTokenForSession(getConfig(c.env).JWT_SECRET, sessionId);
+    const token = await csrfTokenForSession(getConfig(c.env), sessionId);
     return existing === token ? token : setCsrfCookie(c, token);
   }
   if (existing && /^[A-Za-z0-9_-]{32,64}$/.test(existing)) return existing;

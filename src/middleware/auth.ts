@@ -10,7 +10,7 @@ import { getConfig } from "../config";
 import type { AppEnv, AuthenticatedUser } from "../env";
 import { AppError } from "../lib/errors";
 import { timingSafeEqualStrings } from "../lib/hash";
-import { accessCookieName, csrfCookieName, csrfTokenForSession } from "../lib/session-cookies";
+import { accessCookieName, csrfCookieName, isSessionCsrfToken } from "../lib/session-cookies";
 import { authenticateAccessToken } from "../services/sessions";
 import type { TokenClaims } from "../lib/token-claims";
 import type { Role } from "../services/users";
@@ -86,7 +86,7 @@ export async function assertCsrf(c: Context<AppEnv>, sessionId: string | undefin
   const fail = () =>
     new AppError("CSRF_FAILED", 403, "CSRF verification failed. Send the X-CSRFToken header matching the csrftoken cookie.");
   if (!cookie || !header || !timingSafeEqualStrings(cookie, header)) throw fail();
-  if (sessionId && !timingSafeEqualStrings(header, await csrfTokenForSession(config.JWT_SECRET, sessionId))) throw fail();
+  if (sessionId && !(await isSessionCsrfToken(config, sessionId, header))) throw fail();
 }
 
 /**

@@ -4,7 +4,8 @@
  * it: `/api/v1/reminders/calendar-feed/<feed id>.<HMAC>/plant-community.ics`. The HMAC (SHA-256,
  * under a key derived from JWT_SECRET for this purpose only) makes the URL unforgeable and lets
  * garbage be refused without a database read; the row it names makes it revocable — deleting the
- * feed (or issuing a new one, which replaces it) ends the old URL at once.
+ * feed (or issuing a new one, which replaces it) ends the old URL at once. A URL signed under a
+ * secret of JWT_SECRET_PREVIOUS works while that secret is listed there (README, rotation).
  *
  * The calendar holds the user's active care reminders (recurring, with an alarm when due) and the
  * events they are going to or might go to (with an alarm an hour before), with VALARMs.
@@ -14,18 +15,18 @@ import { getConfig } from "../config";
 import { database } from "../db/client";
 import { calendarEvents, calendarFeeds, calendarRsvps } from "../db/schema";
 import type { Bindings } from "../env";
-import { purposeKey } from "../lib/derived-keys";
+import { signingKey, verifiedByAny, verifyingKeys } from "../lib/derived-keys";
 import { AppError } from "../lib/errors";
-import { base64UrlEncode } from "../lib/hash";
+import { base64UrlDecode, base64UrlEncode } from "../lib/hash";
 import { buildCalendar, type CalendarEvent } from "../lib/ical";
 import { uuidv7 } from "../lib/ids";
 import { activeReminders, reminderCalendarEvents } from "./reminders";
 import { accountActive } from "./users";
 
-const feedKey = (secret: string) => purposeKey(secret, "calendar-feed/v1");
+const PURPOSE = "calendar-feed/v1";
 
 async function sign(env: Bindings, feedId: string): Promise<string> {
-  const mac = await crypto.subtle.sign("HMAC", await feedKey(getConfig(env).JWT_SECRET), new TextEncoder().encode(feedId));
+  const mac = await crypto.subtle.sign("HMAC", await signingKey(getConfig(env), PURPOSE), new TextEncoder().encode(feedId));
   return base64UrlEncode(new Uint8Array(mac));
 }
 
@@ -59,10 +60,11 @@ const notFound = () => new AppError("NOT_FOUND", 404, "No such calendar feed (th
 export async function feedOwner(env: Bindings, token: string): Promise<string> {
   const [id, mac, extra] = token.split(".");
   if (!id || !mac || extra !== undefined || !/^[0-9a-f-]{36}$/.test(id)) throw notFound();
-  const expected = await sign(env, id);
-  const given = new TextEncoder().encode(mac);
-  const wanted = new TextEncoder().encode(expected);
-  if (given.length !== wanted.length || !crypto.subtle.timingSafeEqual(given, wanted)) throw notFound();
+  // Under the current secret or a previous one: a calendar app polls the URL it was given for
+  // months, so it works through a rotation while JWT_SECRET_PREVIOUS holds its secret.
+  const given = base64UrlDecode(mac);
+  if (given?.length !== 32 || base64UrlEncode(given) !== mac) throw notFound();
+  if (!(await verifiedByAny(await verifyingKeys(getConfig(env), PURPOSE), given, new TextEncoder().encode(id)))) throw notFound();
   // One write, so the primary answers it whatever replica the (credential-less) request's session
   // would read from: a feed revoked a moment ago, or an owner just deactivated, serves nothing.
   const row = await database(env)

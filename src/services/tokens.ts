@@ -1,6 +1,10 @@
 /**
  * JWT access and refresh tokens (jose, HS256 with JWT_SECRET).
  *
+ * Signed with JWT_SECRET alone; verified with it or, during a rotation, with a secret of
+ * JWT_SECRET_PREVIOUS (lib/derived-keys.ts), so a rotation signs nobody out: the next refresh
+ * hands out a pair under the current secret.
+ *
  * Verification pins the algorithm (no `none`, no switching to an asymmetric alg with the
  * secret as a "public key"), and checks `iss`, `aud`, `exp` and our `type` claim, so a refresh
  * token can never be used as an access token or the other way round.
@@ -9,7 +13,7 @@
  * family. Presenting an already-revoked refresh token means it was stolen (or replayed), so the
  * whole family is revoked and the user must sign in again.
  */
-import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
+import { errors as joseErrors, SignJWT } from "jose";
 import { and, eq, gt, isNull, lt, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import type { Config } from "../config";
@@ -25,7 +29,9 @@ import {
   wsTickets,
 } from "../db/schema";
 import type { Bindings } from "../env";
+import { rawSigningKey, rawVerifyingKeys } from "../lib/derived-keys";
 import { AppError } from "../lib/errors";
+import { jwtVerifyWithAny } from "../lib/jwt-keys";
 import { uuidv7, uuidv7Timestamp } from "../lib/ids";
 import type { SessionDevice } from "../lib/session-device";
 import type { TokenClaims, TokenType } from "../lib/token-claims";
@@ -55,16 +61,6 @@ export interface TokenPair {
   familyId: string;
 }
 
-const keyCache = new Map<string, Uint8Array>();
-function signingKey(config: Config): Uint8Array {
-  let key = keyCache.get(config.JWT_SECRET);
-  if (!key) {
-    key = new TextEncoder().encode(config.JWT_SECRET);
-    keyCache.set(config.JWT_SECRET, key);
-  }
-  return key;
-}
-
 async function sign(
   config: Config,
   claims: { sub: string; type: TokenType; fam?: string; sid?: string },
@@ -84,14 +80,17 @@ async function sign(
     .setExpirationTime(now + ttlS)
     .setIssuer(config.JWT_ISSUER)
     .setAudience(config.JWT_AUDIENCE)
-    .sign(signingKey(config));
+    .sign(await rawSigningKey(config));
   return { token, jti };
 }
 
-/** Verifies signature, algorithm, issuer, audience, expiry and type; throws AppError 401. */
+/**
+ * Verifies signature (under the current secret or a previous one), algorithm, issuer, audience,
+ * expiry and type; throws AppError 401.
+ */
 export async function verifyToken(config: Config, token: string, expected: TokenType): Promise<TokenClaims> {
   try {
-    const { payload } = await jwtVerify(token, signingKey(config), {
+    const { payload } = await jwtVerifyWithAny(token, await rawVerifyingKeys(config), {
       algorithms: [ALGORITHM],
       issuer: config.JWT_ISSUER,
       audience: config.JWT_AUDIENCE,

@@ -14,17 +14,20 @@
  *   (±1 step of clock skew). A recovery code is removed as it is used, in the same write.
  * - The secret is stored encrypted (AES-GCM, a key derived from JWT_SECRET, the account's id as
  *   associated data); recovery codes as HMACs. Neither is answered again after setup or exported.
+ *   Both still work under a secret of JWT_SECRET_PREVIOUS; a secret opened under one is sealed
+ *   again under JWT_SECRET when next used, and housekeeping does the rest (`resealTwoFactorSecrets`).
  * - A password reset does not turn it off (a reset link is one factor: the inbox); disabling asks
  *   for the password and a code.
  */
 import { and, eq, isNotNull, isNull, sql } from "drizzle-orm";
-import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
+import { errors as joseErrors, SignJWT } from "jose";
 import type { Config } from "../config";
-import { changes, database, runBatch } from "../db/client";
+import { changes, database, runBatch, type Statement } from "../db/client";
 import { revokedTokens, twoFactor, users } from "../db/schema";
 import type { Bindings } from "../env";
-import { encryptionKey, purposeKey } from "../lib/derived-keys";
+import { acceptedSecrets, keyId, openingKeys, sealingKey, signingKey, verifiedByAny, verifyingKeys } from "../lib/derived-keys";
 import { AppError } from "../lib/errors";
+import { jwtVerifyWithAny } from "../lib/jwt-keys";
 import { base64Decode, base64Encode, sha256Hex, toHex } from "../lib/hash";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
@@ -55,26 +58,52 @@ type TwoFactorRow = typeof twoFactor.$inferSelect;
 // ---- Storage --------------------------------------------------------------------------------
 
 const SECRET_PURPOSE = "two-factor-secret";
+const RECOVERY_PURPOSE = "two-factor-recovery";
 const encoder = new TextEncoder();
 
-/** `v1.<iv>.<ciphertext>`, base64; the account id is the associated data (a row copied to another account does not decrypt). */
+/**
+ * `v2.<key id>.<iv>.<ciphertext>`, base64, sealed under the current JWT_SECRET whose key id it
+ * names (the rows still sealed under a previous secret are found by it); the account id is the
+ * associated data (a row copied to another account does not decrypt). `v1.<iv>.<ciphertext>`
+ * rows, from before key ids, are opened by trying each accepted secret.
+ */
 async function encryptSecret(config: Config, userId: string, secret: Uint8Array): Promise<string> {
   const iv = crypto.getRandomValues(new Uint8Array(12));
-  const key = await encryptionKey(config.JWT_SECRET, SECRET_PURPOSE);
+  const { id, key } = await sealingKey(config, SECRET_PURPOSE);
   const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: encoder.encode(userId) }, key, secret);
-  return `v1.${base64Encode(iv)}.${base64Encode(new Uint8Array(sealed))}`;
+  return `v2.${id}.${base64Encode(iv)}.${base64Encode(new Uint8Array(sealed))}`;
 }
 
-async function decryptSecret(config: Config, userId: string, stored: string): Promise<Uint8Array> {
-  const [version, iv, sealed] = stored.split(".");
-  if (version !== "v1" || !iv || !sealed) throw new Error("two-factor secret in an unknown format");
-  const key = await encryptionKey(config.JWT_SECRET, SECRET_PURPOSE);
-  const plain = await crypto.subtle.decrypt(
-    { name: "AES-GCM", iv: base64Decode(iv), additionalData: encoder.encode(userId) },
-    key,
-    base64Decode(sealed),
-  );
-  return new Uint8Array(plain);
+/** The prefix of a secret sealed under the current JWT_SECRET. */
+async function currentSealPrefix(config: Config): Promise<string> {
+  return `v2.${await keyId(config.JWT_SECRET)}.`;
+}
+
+/**
+ * Opens a stored secret under the current JWT_SECRET or a previous one. `stale`: it was not sealed
+ * under the current one (or not in the current format), so it should be sealed again. Throws when
+ * no accepted secret opens it (sealed under a secret no longer listed).
+ */
+async function decryptSecret(config: Config, userId: string, stored: string): Promise<{ secret: Uint8Array; stale: boolean }> {
+  const parts = stored.split(".");
+  const [version] = parts;
+  const [kid, iv, sealed] =
+    version === "v2" && parts.length === 4 ? parts.slice(1) : version === "v1" && parts.length === 3 ? [null, ...parts.slice(1)] : [];
+  if (!iv || !sealed) throw new Error("two-factor secret in an unknown format");
+  for (const candidate of await openingKeys(config, SECRET_PURPOSE)) {
+    if (kid !== null && candidate.id !== kid) continue;
+    try {
+      const plain = await crypto.subtle.decrypt(
+        { name: "AES-GCM", iv: base64Decode(iv), additionalData: encoder.encode(userId) },
+        candidate.key,
+        base64Decode(sealed),
+      );
+      return { secret: new Uint8Array(plain), stale: kid === null || !candidate.current };
+    } catch {
+      // Another accepted secret may have sealed it (a v1 row names none).
+    }
+  }
+  throw new Error("two-factor secret sealed under a secret that is neither JWT_SECRET nor in JWT_SECRET_PREVIOUS");
 }
 
 /** Recovery codes as typed: any case, spaces and dashes ignored. */
@@ -82,9 +111,36 @@ function normaliseRecoveryCode(code: string): string {
   return code.toLowerCase().replace(/[^a-z0-9]/g, "");
 }
 
+/** A recovery code as stored: `<key id>.<HMAC, hex>` under the current JWT_SECRET. */
 async function recoveryCodeHash(config: Config, code: string): Promise<string> {
-  const key = await purposeKey(config.JWT_SECRET, "two-factor-recovery");
-  return toHex(new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(normaliseRecoveryCode(code)))));
+  const key = await signingKey(config, RECOVERY_PURPOSE);
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(normaliseRecoveryCode(code))));
+  return `${await keyId(config.JWT_SECRET)}.${toHex(mac)}`;
+}
+
+function fromHex(hex: string): Uint8Array | null {
+  if (!/^(?:[0-9a-f]{2})+$/.test(hex)) return null;
+  return Uint8Array.from(hex.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
+}
+
+/**
+ * Which of the stored recovery codes `code` is, checked under the current JWT_SECRET or a previous
+ * one (each compared in constant time); null when none. Stored codes are `<key id>.<hex>`, or a
+ * bare hex HMAC from before key ids (tried under each accepted secret).
+ */
+async function matchingRecoveryCode(config: Config, stored: string[], code: string): Promise<string | null> {
+  const verifying = await verifyingKeys(config, RECOVERY_PURPOSE);
+  const keys = await Promise.all(acceptedSecrets(config).map(async (secret, i) => ({ id: await keyId(secret), key: verifying[i]! })));
+  const typed = encoder.encode(normaliseRecoveryCode(code));
+  for (const entry of stored) {
+    const dot = entry.indexOf(".");
+    const kid = dot === -1 ? null : entry.slice(0, dot);
+    const mac = fromHex(entry.slice(dot + 1));
+    if (!mac) continue;
+    const candidates = keys.filter((k) => kid === null || k.id === kid).map((k) => k.key);
+    if (await verifiedByAny(candidates, mac, typed)) return entry;
+  }
+  return null;
 }
 
 /** Ten fresh codes (50 bits each, `xxxxx-xxxxx`) and their HMACs as stored. */
@@ -128,14 +184,18 @@ export async function twoFactorEnabled(env: Bindings, userId: string): Promise<b
 
 // ---- Codes ----------------------------------------------------------------------------------
 
-/** Accepts an authenticator code once: the step it matched is recorded only if later than the last one accepted. */
+/**
+ * Accepts an authenticator code once: the step it matched is recorded only if later than the last
+ * one accepted. A secret opened under a previous JWT_SECRET is sealed again under the current one
+ * in the same write (which holds only while the row still has the sealed text that was read).
+ */
 async function spendTotp(env: Bindings, config: Config, row: TwoFactorRow, code: string, now: number): Promise<boolean> {
-  const secret = await decryptSecret(config, row.userId, row.secret);
+  const { secret, stale } = await decryptSecret(config, row.userId, row.secret);
   const step = await matchingStep(secret, code.replace(/\s/g, ""), now, row.lastStep);
   if (step === null) return false;
   const spent = await database(env)
     .update(twoFactor)
-    .set({ lastStep: step })
+    .set({ lastStep: step, ...(stale ? { secret: await encryptSecret(config, row.userId, secret) } : {}) })
     .where(
       and(
         eq(twoFactor.userId, row.userId),
@@ -146,14 +206,27 @@ async function spendTotp(env: Bindings, config: Config, row: TwoFactorRow, code:
   return changes(spent) > 0;
 }
 
-/** Removes a recovery code in the write that checks it: of two uses at once, one wins. Returns the codes left, or null. */
+/**
+ * Removes a recovery code in the write that checks it is still there: of two uses at once, one
+ * wins. Returns the codes left, or null. The codes left stay as they were stored: only their HMACs
+ * are kept, so ones made under a previous JWT_SECRET cannot be hashed again under the current one
+ * (they match while that secret is in JWT_SECRET_PREVIOUS; README, rotation).
+ */
 async function spendRecoveryCode(env: Bindings, config: Config, userId: string, code: string): Promise<number | null> {
-  const hash = await recoveryCodeHash(config, code);
-  const row = await database(env).get<{ remaining: number }>(sql`
+  const db = database(env);
+  const current = await db
+    .select({ codes: twoFactor.recoveryCodes })
+    .from(twoFactor)
+    .where(and(eq(twoFactor.userId, userId), isNotNull(twoFactor.enabledAt)))
+    .get();
+  if (!current) return null;
+  const entry = await matchingRecoveryCode(config, JSON.parse(current.codes) as string[], code);
+  if (entry === null) return null;
+  const row = await db.get<{ remaining: number }>(sql`
     UPDATE two_factor
-       SET recovery_codes = (SELECT json_group_array(value) FROM json_each(two_factor.recovery_codes) WHERE value <> ${hash})
+       SET recovery_codes = (SELECT json_group_array(value) FROM json_each(two_factor.recovery_codes) WHERE value <> ${entry})
      WHERE user_id = ${userId} AND enabled_at IS NOT NULL
-       AND EXISTS (SELECT 1 FROM json_each(two_factor.recovery_codes) WHERE value = ${hash})
+       AND EXISTS (SELECT 1 FROM json_each(two_factor.recovery_codes) WHERE value = ${entry})
     RETURNING json_array_length(recovery_codes) AS remaining`);
   return row ? Number(row.remaining) : null;
 }
@@ -203,6 +276,100 @@ async function proveSecondFactor(
     await tellSecurityEvent(env, user, "recovery_code_used", String(proven.recoveryCodesLeft), logger);
   }
   return proven;
+}
+
+// ---- Finishing a rotation of JWT_SECRET -----------------------------------------------------
+
+/** Rows looked at per page, and pages per housekeeping run (a run stays short; the next goes on). */
+const RESEAL_PAGE = 50;
+const RESEAL_PAGES_PER_RUN = 10;
+
+export interface TwoFactorRotation {
+  /** Secrets sealed again under JWT_SECRET by this run. */
+  resealed: number;
+  /** Secrets no accepted secret opens (sealed under one no longer listed): their owners cannot use a code. */
+  unreadable: number;
+  /** Secrets still not sealed under JWT_SECRET after this run (the unreadable ones included). */
+  secretsLeft: number;
+  /**
+   * Accounts with recovery codes made under a previous secret (or before key ids were stored):
+   * they match only while that secret is in JWT_SECRET_PREVIOUS, and cannot be hashed again (only
+   * their HMACs are kept); their owners keep signing in with the app's codes.
+   */
+  recoveryCodeSetsLeft: number;
+}
+
+/**
+ * Housekeeping: seals two-factor secrets still sealed under a previous JWT_SECRET (or in the format
+ * from before key ids) again under the current one, in pages, each write holding only while the
+ * row still has the text that was read. Once `secretsLeft` is 0 no authenticator code needs
+ * JWT_SECRET_PREVIOUS any more.
+ */
+export async function resealTwoFactorSecrets(env: Bindings, config: Config, logger?: Logger): Promise<TwoFactorRotation> {
+  const db = database(env);
+  const prefix = await currentSealPrefix(config);
+  const notCurrent = sql`substr(${twoFactor.secret}, 1, ${prefix.length}) <> ${prefix}`;
+  let resealed = 0;
+  const unreadable: string[] = [];
+  // From a random account id on, then from the start up to it: rows no accepted secret opens stay
+  // behind, and must not take every run's pages from the rows after them.
+  const start = crypto.randomUUID();
+  let cursor = start;
+  let wrapped = false;
+  for (let page = 0; page < RESEAL_PAGES_PER_RUN; page++) {
+    const rows = await db
+      .select({ userId: twoFactor.userId, secret: twoFactor.secret })
+      .from(twoFactor)
+      .where(and(notCurrent, sql`${twoFactor.userId} > ${cursor}`, wrapped ? sql`${twoFactor.userId} <= ${start}` : undefined))
+      .orderBy(twoFactor.userId)
+      .limit(RESEAL_PAGE);
+    const writes: Statement[] = [];
+    for (const row of rows) {
+      let secret: Uint8Array;
+      try {
+        ({ secret } = await decryptSecret(config, row.userId, row.secret));
+      } catch {
+        unreadable.push(row.userId);
+        continue;
+      }
+      const sealed = await encryptSecret(config, row.userId, secret);
+      writes.push(
+        db
+          .update(twoFactor)
+          .set({ secret: sealed })
+          .where(and(eq(twoFactor.userId, row.userId), eq(twoFactor.secret, row.secret))),
+      );
+    }
+    if (writes.length > 0) {
+      const results = await runBatch(db, writes);
+      resealed += results.reduce((n: number, result) => n + changes(result), 0);
+    }
+    if (rows.length === RESEAL_PAGE) cursor = rows[rows.length - 1]!.userId;
+    else if (!wrapped) [wrapped, cursor] = [true, ""];
+    else break;
+  }
+  if (unreadable.length > 0) {
+    logger?.warn("two-factor secrets no accepted JWT_SECRET opens", {
+      count: unreadable.length,
+      user_ids: unreadable.slice(0, 20),
+      advice:
+        "Sealed under a secret no longer set: list it in JWT_SECRET_PREVIOUS again, or delete these two_factor rows (their owners set it up anew).",
+    });
+  }
+  const currentKid = prefix.slice(3, -1);
+  const left = await db
+    .select({
+      secrets: sql<number>`coalesce(sum(${notCurrent}), 0)`,
+      recovery: sql<number>`coalesce(sum(${twoFactor.enabledAt} IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(${twoFactor.recoveryCodes}) WHERE substr(value, 1, ${currentKid.length + 1}) <> ${`${currentKid}.`})), 0)`,
+    })
+    .from(twoFactor)
+    .get();
+  return {
+    resealed,
+    unreadable: unreadable.length,
+    secretsLeft: Number(left?.secrets ?? 0),
+    recoveryCodeSetsLeft: Number(left?.recovery ?? 0),
+  };
 }
 
 // ---- Setting up, turning on and off ---------------------------------------------------------
@@ -263,14 +430,20 @@ export async function enableTwoFactor(
   // Counted on the account's lockout as every other code is: a stolen access token must not guess
   // the code of a pending setup without limit (to turn it on with a secret the owner may never
   // have scanned, keep the recovery codes and trade the token for a fresh session).
-  const secret = await decryptSecret(config, user.id, row.secret);
+  const { secret, stale } = await decryptSecret(config, user.id, row.secret);
   const step = await countedAttempt(env, config, user, () => matchingStep(secret, code.replace(/\s/g, ""), now, row.lastStep), logger);
   if (step === null) throw wrongCode(400, { code });
   const { codes, stored } = await newRecoveryCodes(config);
   const [turnedOn] = await runBatch(database(env), [
     database(env)
       .update(twoFactor)
-      .set({ enabledAt: new Date(now).toISOString(), lastStep: step, recoveryCodes: stored })
+      // A setup begun before a rotation is sealed again under the current JWT_SECRET.
+      .set({
+        enabledAt: new Date(now).toISOString(),
+        lastStep: step,
+        recoveryCodes: stored,
+        ...(stale ? { secret: await encryptSecret(config, user.id, secret) } : {}),
+      })
       .where(and(eq(twoFactor.userId, user.id), eq(twoFactor.secret, row.secret), isNull(twoFactor.enabledAt))),
   ]);
   if (changes(turnedOn) === 0) throw new AppError("INVALID_STATE", 409, "The setup changed meanwhile: start it again.");
@@ -354,7 +527,7 @@ export async function twoFactorRequired(
     .setExpirationTime(iat + TWO_FACTOR_TOKEN_TTL_S)
     .setIssuer(config.JWT_ISSUER)
     .setAudience(config.JWT_AUDIENCE)
-    .sign(await purposeKey(config.JWT_SECRET, CHALLENGE_PURPOSE));
+    .sign(await signingKey(config, CHALLENGE_PURPOSE));
   return new AppError(
     "TWO_FACTOR_REQUIRED",
     401,
@@ -379,7 +552,7 @@ interface ChallengeClaims {
 
 async function readChallenge(config: Config, token: string): Promise<ChallengeClaims> {
   try {
-    const { payload } = await jwtVerify(token, await purposeKey(config.JWT_SECRET, CHALLENGE_PURPOSE), {
+    const { payload } = await jwtVerifyWithAny(token, await verifyingKeys(config, CHALLENGE_PURPOSE), {
       algorithms: ["HS256"],
       issuer: config.JWT_ISSUER,
       audience: config.JWT_AUDIENCE,

@@ -4,7 +4,8 @@
  *   List-Unsubscribe-Post: List-Unsubscribe=One-Click
  * The token names the user and the notification type (or `all`) and an expiry, signed with
  * HMAC-SHA-256 under a key derived (HKDF) from JWT_SECRET for this purpose only, so no new secret
- * is needed and no token of another kind can be replayed here. Anyone holding the link may
+ * is needed and no token of another kind can be replayed here. A link signed under a secret of
+ * JWT_SECRET_PREVIOUS keeps working while that secret is listed there (README, rotation). Anyone holding the link may
  * unsubscribe its owner — that is the point of the standard — but only from email, never
  * anything else, and a tampered, truncated or expired token changes nothing.
  *
@@ -13,9 +14,9 @@
  */
 import { getConfig } from "../config";
 import type { Bindings } from "../env";
-import { purposeKey } from "../lib/derived-keys";
+import { signingKey, verifiedByAny, verifyingKeys } from "../lib/derived-keys";
 import { AppError, isDeletedAccountWrite, isForeignKeyViolation } from "../lib/errors";
-import { base64UrlEncode } from "../lib/hash";
+import { base64UrlDecode, base64UrlEncode } from "../lib/hash";
 import { ALWAYS_EMAILED, PREFERENCE_TYPES, type PreferenceType, updatePreferences } from "./notification-preferences";
 
 /** How long an emailed unsubscribe link works (people act on old mail). */
@@ -32,23 +33,13 @@ interface Claims {
   e: number;
 }
 
-const unsubscribeKey = (secret: string) => purposeKey(secret, "unsubscribe/v1");
-
-function base64UrlDecode(text: string): Uint8Array | null {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) return null;
-  try {
-    const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/") + "=".repeat((4 - (text.length % 4)) % 4));
-    return Uint8Array.from(binary, (c) => c.charCodeAt(0));
-  } catch {
-    return null;
-  }
-}
+const PURPOSE = "unsubscribe/v1";
 
 /** A signed unsubscribe token for `userId` and `scope`, valid UNSUBSCRIBE_TTL_S from `now` (ms). */
 export async function unsubscribeToken(env: Bindings, userId: string, scope: UnsubscribeScope, now = Date.now()): Promise<string> {
   const claims: Claims = { u: userId, t: scope, e: Math.floor(now / 1000) + UNSUBSCRIBE_TTL_S };
   const payload = base64UrlEncode(new TextEncoder().encode(JSON.stringify(claims)));
-  const mac = await crypto.subtle.sign("HMAC", await unsubscribeKey(getConfig(env).JWT_SECRET), new TextEncoder().encode(payload));
+  const mac = await crypto.subtle.sign("HMAC", await signingKey(getConfig(env), PURPOSE), new TextEncoder().encode(payload));
   return `${payload}.${base64UrlEncode(new Uint8Array(mac))}`;
 }
 
@@ -69,13 +60,9 @@ export async function verifyUnsubscribeToken(
   if (!payload || !mac || extra !== undefined || token.length > 1024) throw refused("it is malformed");
   const macBytes = base64UrlDecode(mac);
   if (macBytes?.length !== 32) throw refused("it is malformed");
-  // crypto.subtle.verify compares in constant time.
-  const ok = await crypto.subtle.verify(
-    "HMAC",
-    await unsubscribeKey(getConfig(env).JWT_SECRET),
-    macBytes,
-    new TextEncoder().encode(payload),
-  );
+  // Under the current secret or a previous one (mail already sent keeps working through a
+  // rotation while JWT_SECRET_PREVIOUS holds its secret); compared in constant time.
+  const ok = await verifiedByAny(await verifyingKeys(getConfig(env), PURPOSE), macBytes, new TextEncoder().encode(payload));
   if (!ok) throw refused("it has been altered");
   const bytes = base64UrlDecode(payload);
   let claims: Claims;

@@ -121,7 +121,8 @@ describe("setting up and turning on", () => {
     );
     expect((await status(user.access)).enabled).toBe(false);
     const stored = await env.DB.prepare("SELECT secret FROM two_factor WHERE user_id = ?").bind(user.userId).first<{ secret: string }>();
-    expect(stored!.secret).toMatch(/^v1\./);
+    // `v2.<key id of the JWT_SECRET that sealed it>.<iv>.<ciphertext>` (secret-rotation.test.ts).
+    expect(stored!.secret).toMatch(/^v2\.[0-9a-f]{8}\.[A-Za-z0-9+/]+=*\.[A-Za-z0-9+/]+=*$/);
     expect(stored!.secret).not.toContain(secret);
     const raw = fromBase32(secret);
     const hex = Array.from(raw, (b) => b.toString(16).padStart(2, "0")).join("");
