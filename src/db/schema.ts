@@ -1108,6 +1108,11 @@ export const calendarFeeds = sqliteTable("calendar_feeds", {
   lastFetchedAt: text("last_fetched_at"),
   /** The session (refresh-token family) that issued the URL: ended as stolen, it takes the URL with it. */
   sessionId: text("session_id"),
+  /**
+   * Key id of the JWT_SECRET that signed the URL (migrations/0048), as last seen: set on issue and
+   * on each fetch; null for a URL issued before and not fetched since.
+   */
+  keyId: text("key_id"),
 });
 
 /**

@@ -10,6 +10,7 @@ import { describeError, type Logger } from "../lib/logger";
 import { publishScheduledPosts } from "../services/blog-posts";
 import { scheduledCalibrationFit } from "../services/calibration";
 import { notifyStartingEvents } from "../services/calendar";
+import { feedsPolledUnderPreviousSecret } from "../services/calendar-feed";
 import { purgeWebhookEvents } from "../services/email-events";
 import { reportError } from "../services/error-reporting";
 import { purgeExpiredIdempotencyKeys } from "../services/idempotency";
@@ -62,12 +63,14 @@ export async function runHousekeeping(
   const config = getConfig(env);
   const rotation = await task("two_factor_reseal", () => resealTwoFactorSecrets(env, config, logger));
   if (config.JWT_SECRET_PREVIOUS.length > 0) {
+    const feeds = await task("calendar_feeds_under_previous_secret", () => feedsPolledUnderPreviousSecret(env, now));
     logger.info("JWT_SECRET_PREVIOUS is set", {
       previous_secrets: config.JWT_SECRET_PREVIOUS.length,
+      calendar_feeds_polled_under_previous_secret: feeds,
       two_factor_secrets_left: rotation?.secretsLeft ?? null,
       two_factor_recovery_code_sets_left: rotation?.recoveryCodeSetsLeft ?? null,
       advice:
-        "Unsubscribe links (90 days) and calendar-feed URLs signed under a previous secret work only while it is listed; two-factor secrets need it until two_factor_secrets_left is 0, recovery codes made before the rotation until two_factor_recovery_code_sets_left is 0 (their owners replace them) or you accept losing them. README: Rotating JWT_SECRET.",
+        "Unsubscribe links (90 days) and calendar-feed URLs signed under a previous secret work only while it is listed (calendar_feeds_polled_under_previous_secret: subscriptions polled this week that would then answer 404); two-factor secrets need it until two_factor_secrets_left is 0, recovery codes made before the rotation until two_factor_recovery_code_sets_left is 0 (their owners replace them) or you accept losing them. README: Rotating JWT_SECRET.",
     });
   }
   logger.info("housekeeping", {

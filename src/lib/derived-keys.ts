@@ -113,10 +113,18 @@ export function openingKeys(settings: SecretSettings, purpose: string): Promise<
   );
 }
 
-/** Whether `mac` is the HMAC of `data` under one of `keys` (each compared in constant time by WebCrypto). */
-export async function verifiedByAny(keys: CryptoKey[], mac: Uint8Array, data: Uint8Array): Promise<boolean> {
-  for (const key of keys) {
-    if (await crypto.subtle.verify("HMAC", key, mac, data)) return true;
+/**
+ * Which of `keys` `mac` is the HMAC of `data` under (each compared in constant time by WebCrypto):
+ * its index, which is also its secret's in `acceptedSecrets`; -1 for none.
+ */
+export async function verifyingIndex(keys: CryptoKey[], mac: Uint8Array, data: Uint8Array): Promise<number> {
+  for (const [i, key] of keys.entries()) {
+    if (await crypto.subtle.verify("HMAC", key, mac, data)) return i;
   }
-  return false;
+  return -1;
+}
+
+/** Whether `mac` is the HMAC of `data` under one of `keys`. */
+export async function verifiedByAny(keys: CryptoKey[], mac: Uint8Array, data: Uint8Array): Promise<boolean> {
+  return (await verifyingIndex(keys, mac, data)) !== -1;
 }

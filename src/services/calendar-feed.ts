@@ -10,12 +10,12 @@
  * The calendar holds the user's active care reminders (recurring, with an alarm when due) and the
  * events they are going to or might go to (with an alarm an hour before), with VALARMs.
  */
-import { and, eq, gte, inArray, ne } from "drizzle-orm";
+import { and, count, eq, gte, inArray, isNull, ne, or } from "drizzle-orm";
 import { getConfig } from "../config";
 import { database } from "../db/client";
 import { calendarEvents, calendarFeeds, calendarRsvps } from "../db/schema";
 import type { Bindings } from "../env";
-import { signingKey, verifiedByAny, verifyingKeys } from "../lib/derived-keys";
+import { acceptedSecrets, keyId, signingKey, verifyingIndex, verifyingKeys } from "../lib/derived-keys";
 import { AppError } from "../lib/errors";
 import { base64UrlDecode, base64UrlEncode } from "../lib/hash";
 import { buildCalendar, type CalendarEvent } from "../lib/ical";
@@ -41,10 +41,14 @@ export function feedUrl(env: Bindings, token: string): string {
 export async function issueCalendarFeed(env: Bindings, userId: string, sessionId?: string): Promise<{ url: string; created_at: string }> {
   const id = uuidv7();
   const createdAt = new Date().toISOString();
+  const signedBy = await keyId(getConfig(env).JWT_SECRET);
   await database(env)
     .insert(calendarFeeds)
-    .values({ id, userId, createdAt, sessionId: sessionId ?? null })
-    .onConflictDoUpdate({ target: calendarFeeds.userId, set: { id, createdAt, lastFetchedAt: null, sessionId: sessionId ?? null } });
+    .values({ id, userId, createdAt, sessionId: sessionId ?? null, keyId: signedBy })
+    .onConflictDoUpdate({
+      target: calendarFeeds.userId,
+      set: { id, createdAt, lastFetchedAt: null, sessionId: sessionId ?? null, keyId: signedBy },
+    });
   return { url: feedUrl(env, `${id}.${await sign(env, id)}`), created_at: createdAt };
 }
 
@@ -64,17 +68,42 @@ export async function feedOwner(env: Bindings, token: string): Promise<string> {
   // months, so it works through a rotation while JWT_SECRET_PREVIOUS holds its secret.
   const given = base64UrlDecode(mac);
   if (given?.length !== 32 || base64UrlEncode(given) !== mac) throw notFound();
-  if (!(await verifiedByAny(await verifyingKeys(getConfig(env), PURPOSE), given, new TextEncoder().encode(id)))) throw notFound();
+  const config = getConfig(env);
+  const signer = await verifyingIndex(await verifyingKeys(config, PURPOSE), given, new TextEncoder().encode(id));
+  if (signer === -1) throw notFound();
   // One write, so the primary answers it whatever replica the (credential-less) request's session
   // would read from: a feed revoked a moment ago, or an owner just deactivated, serves nothing.
   const row = await database(env)
     .update(calendarFeeds)
-    .set({ lastFetchedAt: new Date().toISOString() })
+    .set({ lastFetchedAt: new Date().toISOString(), keyId: await keyId(acceptedSecrets(config)[signer]!) })
     .where(and(eq(calendarFeeds.id, id), accountActive(calendarFeeds.userId)))
     .returning({ userId: calendarFeeds.userId })
     .get();
   if (!row) throw notFound();
   return row.userId;
+}
+
+/** How recently a feed was fetched to count as subscribed: calendar apps poll every few hours. */
+const POLLED_WITHIN_MS = 7 * 86_400_000;
+
+/**
+ * Rotation report: feeds calendar apps polled in the last week whose URL is signed under a secret
+ * other than JWT_SECRET (or not known to be under it: issued before key ids and not fetched since
+ * they were recorded). Each answers 404 once JWT_SECRET_PREVIOUS no longer lists its secret.
+ */
+export async function feedsPolledUnderPreviousSecret(env: Bindings, now = Date.now()): Promise<number> {
+  const current = await keyId(getConfig(env).JWT_SECRET);
+  const row = await database(env)
+    .select({ n: count() })
+    .from(calendarFeeds)
+    .where(
+      and(
+        or(isNull(calendarFeeds.keyId), ne(calendarFeeds.keyId, current)),
+        gte(calendarFeeds.lastFetchedAt, new Date(now - POLLED_WITHIN_MS).toISOString()),
+      ),
+    )
+    .get();
+  return row?.n ?? 0;
 }
 
 /** Events the user is going to (or might), from a month ago on, each with an alarm an hour before. */

@@ -12,6 +12,7 @@ import { runHousekeeping } from "../../src/jobs/housekeeping";
 import { openingKeys, signingKey, verifyingKeys } from "../../src/lib/derived-keys";
 import { createLogger } from "../../src/lib/logger";
 import { csrfTokenForSession, isSessionCsrfToken } from "../../src/lib/session-cookies";
+import { feedsPolledUnderPreviousSecret } from "../../src/services/calendar-feed";
 import { resealTwoFactorSecrets } from "../../src/services/two-factor";
 import { unsubscribeToken, verifyUnsubscribeToken } from "../../src/services/unsubscribe";
 import { type CallOptions, call, cookieHeader, expectError, freshIp, setCookies } from "../helpers/http";
@@ -52,6 +53,14 @@ async function callWith(bindings: Env, path: string, opts: CallOptions = {}): Pr
   await waitOnExecutionContext(ctx);
   return res;
 }
+
+const feedKeyId = async (userId: string) =>
+  (await env.DB.prepare("SELECT key_id FROM calendar_feeds WHERE user_id = ?").bind(userId).first<{ key_id: string | null }>())!.key_id;
+/** A key id as lib/derived-keys.ts makes it, computed here on its own. */
+const kid = async (secret: string) => {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`plant-community/key-id\u0000${secret}`)));
+  return [...digest.slice(0, 4)].map((b) => b.toString(16).padStart(2, "0")).join("");
+};
 
 const me = (bindings: Env, access: string) => callWith(bindings, "/api/v1/auth/user/", { bearer: access });
 
@@ -168,11 +177,31 @@ describe("links already sent", () => {
     const path = new URL(((await issued.json()) as { url: string }).url).pathname;
     expect((await callWith(rotated, path)).status).toBe(200);
     await expectError(await callWith(dropped, path), 404, "NOT_FOUND");
+    // Housekeeping counts it among the subscriptions that need the old secret.
+    expect(await feedKeyId(user.userId)).toBe(await kid(OLD));
+    const polledUnderOld = await feedsPolledUnderPreviousSecret(rotated);
+    expect(polledUnderOld).toBeGreaterThanOrEqual(1);
 
     const reissued = await callWith(rotated, "/api/v1/reminders/calendar-feed/", { method: "POST", bearer: user.access });
     const newPath = new URL(((await reissued.json()) as { url: string }).url).pathname;
     expect((await callWith(dropped, newPath)).status).toBe(200);
     await expectError(await callWith(before, newPath), 404, "NOT_FOUND");
+    expect(await feedKeyId(user.userId)).toBe(await kid(NEW));
+    expect(await feedsPolledUnderPreviousSecret(rotated)).toBe(polledUnderOld - 1);
+  });
+
+  it("a URL issued before key ids were recorded gets its key id when next fetched", async () => {
+    const user = await bearerUser();
+    const issued = await call("/api/v1/reminders/calendar-feed/", { method: "POST", bearer: user.access });
+    const path = new URL(((await issued.json()) as { url: string }).url).pathname;
+    await env.DB.prepare("UPDATE calendar_feeds SET key_id = NULL, last_fetched_at = ? WHERE user_id = ?")
+      .bind(new Date().toISOString(), user.userId)
+      .run();
+    const polled = await feedsPolledUnderPreviousSecret(env);
+    expect(polled).toBeGreaterThanOrEqual(1);
+    expect((await call(path)).status).toBe(200);
+    expect(await feedKeyId(user.userId)).toBe(await kid(OLD));
+    expect(await feedsPolledUnderPreviousSecret(env)).toBe(polled - 1);
   });
 });
 
@@ -199,11 +228,6 @@ async function signIn(bindings: Env, username: string, factor: { code?: string; 
 
 const storedSecret = async (userId: string) =>
   (await env.DB.prepare("SELECT secret FROM two_factor WHERE user_id = ?").bind(userId).first<{ secret: string }>())!.secret;
-const kid = async (secret: string) => {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`plant-community/key-id\u0000${secret}`)));
-  return [...digest.slice(0, 4)].map((b) => b.toString(16).padStart(2, "0")).join("");
-};
-
 describe("two-factor sign-in through a rotation", () => {
   it("signs in with a code (the secret is sealed again under the new one) and with a recovery code; after, without the old secret, with a code", async () => {
     const user = await twoFactorUser();
@@ -305,8 +329,19 @@ describe("finishing the rotation: housekeeping", () => {
 
   it("after the scheduled run, an account set up before the rotation signs in with a code without the old secret", async () => {
     const user = await twoFactorUser();
-    await runHousekeeping(rotated, createLogger({}, "error"));
+    const lines: { msg: string; fields?: Record<string, unknown> }[] = [];
+    const logger = { ...createLogger({}, "error"), info: (msg: string, fields?: Record<string, unknown>) => lines.push({ msg, fields }) };
+    await runHousekeeping(rotated, logger);
     expect(await storedSecret(user.userId)).toMatch(new RegExp(`^v2\\.${await kid(NEW)}\\.`));
+    // The run tells the operator what still needs the old secret.
+    const told = lines.find((line) => line.msg === "JWT_SECRET_PREVIOUS is set")?.fields;
+    expect(told).toMatchObject({ previous_secrets: 1, two_factor_secrets_left: expect.any(Number) });
+    expect(told!.two_factor_recovery_code_sets_left).toBeGreaterThanOrEqual(1);
+    expect(told!.calendar_feeds_polled_under_previous_secret).toEqual(expect.any(Number));
+    expect(told!.advice).toMatch(/calendar-feed URLs/);
+    lines.length = 0;
+    await runHousekeeping(dropped, logger);
+    expect(lines.some((line) => line.msg === "JWT_SECRET_PREVIOUS is set")).toBe(false);
     const res = await signIn(dropped, user.username, { code: await codeAt(user.key, user.step) });
     expect(res.status, await res.clone().text()).toBe(200);
     // Its recovery codes were made under the old secret: reported, as they cannot be hashed again.
