@@ -59,10 +59,16 @@ export async function runHousekeeping(
   const digests = await task("notification_digests", () => gatherDigests(env, now));
   // Issue 11: the calibration maps, refitted daily from community-confirmed requests.
   const calibration = await task("calibration_fit", () => scheduledCalibrationFit(env, now));
-  // A rotation of JWT_SECRET: two-factor secrets sealed under a previous one, sealed again.
+  // A rotation of JWT_SECRET: two-factor secrets sealed under a previous one, sealed again, every
+  // run while JWT_SECRET_PREVIOUS is set; else hourly (each run reads the whole table), which still
+  // names secrets no accepted one opens (after a leaked secret was replaced without listing it).
   const config = getConfig(env);
-  const rotation = await task("two_factor_reseal", () => resealTwoFactorSecrets(env, config, logger));
-  if (config.JWT_SECRET_PREVIOUS.length > 0) {
+  const rotating = config.JWT_SECRET_PREVIOUS.length > 0;
+  const rotation =
+    rotating || new Date(now).getUTCMinutes() < 5
+      ? await task("two_factor_reseal", () => resealTwoFactorSecrets(env, config, logger))
+      : null;
+  if (rotating) {
     const feeds = await task("calendar_feeds_under_previous_secret", () => feedsPolledUnderPreviousSecret(env, now));
     logger.info("JWT_SECRET_PREVIOUS is set", {
       previous_secrets: config.JWT_SECRET_PREVIOUS.length,

@@ -59,7 +59,7 @@ export async function csrfTokenForSession(settings: SecretSettings, sessionId: s
 /** Whether `token` is the session's CSRF token under the current secret or a previous one (compared in constant time). */
 export async function isSessionCsrfToken(settings: SecretSettings, sessionId: string, token: string): Promise<boolean> {
   const mac = base64UrlDecode(token);
-  if (mac?.length !== 32) return false;
+  if (mac?.length !== 32 || base64UrlEncode(mac) !== token) return false;
   return verifiedByAny(await rawVerifyingKeys(settings), mac, csrfData(sessionId));
 }
 

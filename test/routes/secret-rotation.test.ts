@@ -150,6 +150,10 @@ describe("sessions through a rotation", () => {
     expect(await isSessionCsrfToken(getConfig(before), sessionId, made)).toBe(false);
     const foreign = await csrfTokenForSession(getConfig({ ...env, JWT_SECRET: OTHER } as Env), sessionId);
     expect(await isSessionCsrfToken(getConfig(rotated), sessionId, foreign)).toBe(false);
+    // Only the canonical text of the MAC: a twin spelling of the same bytes is refused.
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const twin = made.slice(0, -1) + alphabet[alphabet.indexOf(made.at(-1)!) ^ 1];
+    expect(await isSessionCsrfToken(getConfig(rotated), sessionId, twin)).toBe(false);
   });
 });
 
@@ -325,6 +329,16 @@ describe("finishing the rotation: housekeeping", () => {
     expect(report.secretsLeft).toBe(report.unreadable);
     const again = await resealTwoFactorSecrets(rotated, getConfig(rotated));
     expect(again.resealed).toBe(0);
+  });
+
+  it("without JWT_SECRET_PREVIOUS the scheduled run re-seals hourly only (it reads the whole table)", async () => {
+    const row = await sealedRow(OLD, "v1");
+    const quiet = createLogger({}, "error");
+    const at = (minute: number) => Date.UTC(2026, 0, 1, 10, minute);
+    await runHousekeeping(env, quiet, at(17));
+    expect(await storedSecret(row.userId)).toMatch(/^v1\./);
+    await runHousekeeping(env, quiet, at(2));
+    expect(await storedSecret(row.userId)).toMatch(new RegExp(`^v2\\.${await kid(OLD)}\\.`));
   });
 
   it("after the scheduled run, an account set up before the rotation signs in with a code without the old secret", async () => {
