@@ -274,7 +274,7 @@ describe("two-factor sign-in through a rotation", () => {
     expect(await storedSecret(user.userId)).toMatch(new RegExp(`^v2\\.${await kid(OLD)}\\.`));
   });
 
-  it("a challenge from before the rotation (password typed a moment before it) is still completed", async () => {
+  it("a challenge from before the rotation (password typed a moment before it) is still completed; one from after is under the new secret only", async () => {
     const user = await twoFactorUser();
     const res = await call("/api/v1/auth/token/", { json: { username: user.username, password: GOOD_PASSWORD } });
     const { two_factor_token } = (await expectError(res, 401, "TWO_FACTOR_REQUIRED")) as unknown as { two_factor_token: string };
@@ -282,6 +282,16 @@ describe("two-factor sign-in through a rotation", () => {
       json: { two_factor_token, code: await codeAt(user.key, user.step) },
     });
     expect(done.status, await done.clone().text()).toBe(200);
+    // One issued after the rotation is signed under the new secret alone: the old one refuses it.
+    const later = await callWith(rotated, "/api/v1/auth/token/", { json: { username: user.username, password: GOOD_PASSWORD } });
+    const fresh = ((await expectError(later, 401, "TWO_FACTOR_REQUIRED")) as unknown as { two_factor_token: string }).two_factor_token;
+    await expectError(
+      await callWith(before, "/api/v1/auth/2fa/verify/", {
+        json: { two_factor_token: fresh, code: await codeAt(user.key, user.step + 1) },
+      }),
+      401,
+      "TWO_FACTOR_TOKEN_INVALID",
+    );
   });
 });
 
