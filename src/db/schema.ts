@@ -394,6 +394,10 @@ export const twoFactor = sqliteTable("two_factor", {
   lastStep: integer("last_step"),
   recoveryCodes: text("recovery_codes").notNull().default("[]"),
   createdAt: text("created_at").notNull().default(now),
+  /** A password step's new hash of an outdated one, for `2fa/verify/` to write (migrations/0047). */
+  rehash: text("rehash"),
+  /** The fingerprint of the stored hash `rehash` replaces: written only while that hash is still the account's. */
+  rehashOf: text("rehash_of"),
 });
 
 /** OAuth `state` + PKCE verifier between /login and /callback (single use, 10 minutes). */

@@ -39,7 +39,7 @@ import {
 import { checkCurrentPassword, notifyLockout, proveAccountOwner } from "./account-proof";
 import { endEverySession } from "./sessions";
 import { guardedTokenPair, issueTokenPair, type TokenPair } from "./tokens";
-import { type SignInVia, twoFactorEnabled, twoFactorRequired } from "./two-factor";
+import { keepRehash, type SignInVia, twoFactorEnabled, twoFactorRequired } from "./two-factor";
 import {
   accountActive,
   findUserByEmail,
@@ -101,6 +101,9 @@ export async function signInWithPassword(
     // No session yet, and the attempt stays counted until the second step succeeds: a wrong code
     // after a right password must not find the account's failures forgotten.
     if (attempt.justLocked) defer(notifyLockout(env, config, user, logger));
+    // An outdated hash is upgraded only once the second factor is proven; the new one is made
+    // now, while the password is at hand, and kept server-side for that step.
+    await keepRehash(env, user, input.password);
     throw await twoFactorRequired(config, user, input.via ?? "token", attempt.name?.key ?? null);
   }
   await loginAttemptSucceeded(env, accountKey, attempt);

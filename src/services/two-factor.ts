@@ -18,6 +18,9 @@
  *   again under JWT_SECRET when next used, and housekeeping does the rest (`resealTwoFactorSecrets`).
  * - A password reset does not turn it off (a reset link is one factor: the inbox); disabling asks
  *   for the password and a code.
+ * - An outdated password hash is upgraded as at any sign-in, but only once the code is right: the
+ *   password step makes the new hash and keeps it beside the secret, bound to the hash it replaces
+ *   (`keepRehash`); `verify` writes it in the batch that starts the session.
  */
 import { and, eq, isNotNull, isNull, sql } from "drizzle-orm";
 import { errors as joseErrors, SignJWT } from "jose";
@@ -34,6 +37,7 @@ import type { Logger } from "../lib/logger";
 import type { SessionDevice } from "../lib/session-device";
 import { base32Encode, matchingStep, otpauthUrl, TOTP_SECRET_BYTES } from "../lib/totp";
 import { countedAttempt, proveAccountOwner } from "./account-proof";
+import { hashPassword, needsRehash } from "./passwords";
 import { tellSecurityEvent } from "./security-notices";
 import { endEverySession } from "./sessions";
 import { guardedTokenPair, issueTokenPair, type TokenPair } from "./tokens";
@@ -503,6 +507,20 @@ async function passwordFingerprint(passwordHash: string | null): Promise<string>
 }
 
 /**
+ * A right password on an account with the second factor on, whose stored hash is outdated: the
+ * hash in today's parameters is made now, while the password is at hand, and kept server-side
+ * beside the second factor (never in the token the client holds), bound to the hash it replaces.
+ * Nothing changes until `completeTwoFactorSignIn` has the second factor proven.
+ */
+export async function keepRehash(env: Bindings, user: UserRow, password: string): Promise<void> {
+  if (!user.passwordHash || !needsRehash(user.passwordHash)) return;
+  await database(env)
+    .update(twoFactor)
+    .set({ rehash: await hashPassword(password), rehashOf: await passwordFingerprint(user.passwordHash) })
+    .where(and(eq(twoFactor.userId, user.id), isNotNull(twoFactor.enabledAt)));
+}
+
+/**
  * The 401 TWO_FACTOR_REQUIRED a right password answers on an account with the second factor on,
  * carrying the token `verify` completes. `name` is the lockout name the password was typed under.
  */
@@ -573,7 +591,9 @@ async function readChallenge(config: Config, token: string): Promise<ChallengeCl
  * The second step of a sign-in: the challenge token and a code (or recovery code). Starts the
  * session login/ or token/ would have started — only while the account is active, its password
  * the one the challenge was issued under, the second factor still on, and the token unspent,
- * checked in the same batch that records the session and spends the token.
+ * checked in the same batch that records the session and spends the token. An outdated password
+ * hash is replaced in that batch, under the same condition, by the one its password step kept
+ * (`keepRehash`) for the hash the challenge was issued under: a wrong code writes nothing.
  */
 export async function completeTwoFactorSignIn(
   env: Bindings,
@@ -600,15 +620,28 @@ export async function completeTwoFactorSignIn(
   );
   const { pair, record } = await guardedTokenPair(env, config, user.id, still, input.device);
   const lastLogin = new Date().toISOString();
-  // The session and the last sign-in first (their guard says the token is unspent), then the token is spent.
+  // Only a new hash made from a password checked against the hash the account has now (the one
+  // the challenge names): one kept for an earlier password must never write that password back.
+  const rehashed = needsRehash(user.passwordHash) && row.rehash !== null && row.rehashOf === claims.pwd ? { passwordHash: row.rehash } : {};
+  // The session first, then the last sign-in and the new hash (their guard says the token is
+  // unspent, and the hash is still the one checked: the rehash changes the hash the guard names),
+  // then the token is spent and the kept hash forgotten.
   const [started] = await runBatch(db, [
     record,
     db
       .update(users)
-      .set({ lastLogin })
+      .set({ lastLogin, ...rehashed })
       .where(and(eq(users.id, user.id), still)),
     db.insert(revokedTokens).values({ jti: claims.jti, expiresAt: claims.exp }).onConflictDoNothing(),
+    ...(rehashed.passwordHash
+      ? [
+          db
+            .update(twoFactor)
+            .set({ rehash: null, rehashOf: null })
+            .where(and(eq(twoFactor.userId, user.id), eq(twoFactor.rehashOf, claims.pwd))),
+        ]
+      : []),
   ]);
   if (changes(started) === 0) throw tokenInvalid();
-  return { user: { ...user, lastLogin }, pair, via: claims.via };
+  return { user: { ...user, lastLogin, ...rehashed }, pair, via: claims.via };
 }

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { createFirebaseEmulator } from "../../emulators/firebase";
 import { getConfig } from "../../src/config";
 import { hotp } from "../../src/lib/totp";
+import { hashPassword, needsRehash, verifyPassword } from "../../src/services/passwords";
 import { twoFactorRequired } from "../../src/services/two-factor";
 import { findUserById } from "../../src/services/users";
 import { call, expectError, setCookies } from "../helpers/http";
@@ -357,6 +358,62 @@ describe("signing in", () => {
     const again = await call("/api/v1/auth/token/", { json: { username: user.username, password: "Brand-New-Bramble-9" } });
     expect(again.status).not.toBe(200);
     expect(((await again.json()) as { code: string }).code).not.toBe("TWO_FACTOR_REQUIRED");
+  });
+});
+
+describe("an outdated password hash", () => {
+  const storedHash = async (userId: string) =>
+    (await env.DB.prepare("SELECT password_hash FROM users WHERE id = ?").bind(userId).first<{ password_hash: string }>())!.password_hash;
+
+  it("is upgraded once the code is right, never on a wrong code, and the password goes on working through the new hash", async () => {
+    const user = await twoFactorUser();
+    const legacy = await hashPassword(GOOD_PASSWORD, 1_000);
+    await env.DB.prepare("UPDATE users SET password_hash = ? WHERE id = ?").bind(legacy, user.userId).run();
+    const right = await codeAt(user.key, user.step);
+    const wrong = String((Number(right) + 500_000) % 1_000_000).padStart(6, "0");
+
+    // The password and a wrong code (or none at all): the old hash stays, and the token carries no hash.
+    const token = await passwordStep(user.username);
+    expect(atob(token.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))).not.toMatch(/pbkdf2|\$/);
+    await expectError(await verify({ two_factor_token: token, code: wrong }), 401, "INVALID_TWO_FACTOR_CODE");
+    await expectError(await verify({ two_factor_token: token, recovery_code: "aaaaa-bbbbb" }), 401, "INVALID_TWO_FACTOR_CODE");
+    expect(await storedHash(user.userId)).toBe(legacy);
+    await passwordStep(user.username);
+    expect(await storedHash(user.userId)).toBe(legacy);
+
+    // The right code: upgraded in the sign-in it completes.
+    expect((await verify({ two_factor_token: token, code: right })).status).toBe(200);
+    const upgraded = await storedHash(user.userId);
+    expect(upgraded).not.toBe(legacy);
+    expect(needsRehash(upgraded)).toBe(false);
+    expect(await verifyPassword(GOOD_PASSWORD, upgraded)).toBe(true);
+    // The copy kept for it is gone.
+    expect(await env.DB.prepare("SELECT rehash, rehash_of FROM two_factor WHERE user_id = ?").bind(user.userId).first()).toEqual({
+      rehash: null,
+      rehash_of: null,
+    });
+
+    // The same password signs in through the new hash, and nothing rewrites it.
+    const again = await verify({ two_factor_token: await passwordStep(user.username), code: await codeAt(user.key, user.step + 1) });
+    expect(again.status, await again.clone().text()).toBe(200);
+    expect(await storedHash(user.userId)).toBe(upgraded);
+  });
+
+  it("a hash kept for one password is never written over another: it is bound to the hash it replaces", async () => {
+    const user = await twoFactorUser();
+    await env.DB.prepare("UPDATE users SET password_hash = ? WHERE id = ?")
+      .bind(await hashPassword(GOOD_PASSWORD, 1_000), user.userId)
+      .run();
+    await passwordStep(user.username); // keeps a new hash of GOOD_PASSWORD
+    // The password is then changed to another outdated hash (as an import would leave it), with no
+    // password step since: the challenge is issued for it directly.
+    const other = await hashPassword("Another-Old-Secret-4", 1_000);
+    await env.DB.prepare("UPDATE users SET password_hash = ? WHERE id = ?").bind(other, user.userId).run();
+    const row = (await findUserById(env, user.userId))!;
+    const token = (await twoFactorRequired(getConfig(env), row, "token", null)).extra!.two_factor_token as string;
+    expect((await verify({ two_factor_token: token, code: await codeAt(user.key, user.step) })).status).toBe(200);
+    expect(await storedHash(user.userId)).toBe(other);
+    expect(await verifyPassword(GOOD_PASSWORD, await storedHash(user.userId))).toBe(false);
   });
 });
 
