@@ -9,6 +9,8 @@
  * An account's lockout bucket also counts, per name typed for it (its username or email), the
  * same sign-in attempts: the name's lock decides only what a refusal says (services/accounts.ts
  * reserveSignIn). Kept in the account's object, both are counted by one call, together.
+ * It also keeps the account's wrong second-factor codes apart (`beginCodeAttempt`): the locks they
+ * set grow, the locks wrong passwords set do not.
  * An alarm clears the storage once the window has passed, so idle buckets cost nothing.
  */
 import { DurableObject } from "cloudflare:workers";
@@ -41,6 +43,20 @@ export interface NameAttempt {
   justLocked: boolean;
 }
 
+/**
+ * An account's wrong second-factor codes (services/two-factor.ts). Only someone past the password
+ * (or signed in) gets to enter one, so the locks they set grow; a stranger's wrong passwords never
+ * touch this.
+ */
+interface CodeLog {
+  /** Wrong codes since the last lock they set (or the last code proven), however slowly they came. */
+  failures: number;
+  /** Locks wrong codes set since a code was last proven: the next lasts 2^locks times the base. */
+  locks: number;
+  /** Epoch ms of the last wrong code; all of it is forgotten `memoryMs` later. */
+  lastAt: number;
+}
+
 interface BucketState extends FailureLog {
   hits: number[];
   /**
@@ -48,6 +64,7 @@ interface BucketState extends FailureLog {
    * names that find this account get here, so there are a few (two, and old ones after a change).
    */
   names?: Record<string, FailureLog>;
+  codes?: CodeLog;
   /** Epoch ms after which nothing stored here matters any more. */
   expiresAt: number;
 }
@@ -145,12 +162,56 @@ export class RateLimiter extends DurableObject<Env> {
   }
 
   /**
-   * The reserved attempt had the right password: failures are forgotten, and a lock it set is
-   * lifted; the same for the name it was reserved under, when that name's part was allowed.
+   * Reserves one attempt at a second factor (an authenticator or recovery code) before it is
+   * checked: counted as `beginAttempt` counts a sign-in (the same window and threshold, no name),
+   * and also as a wrong code until `attemptSucceeded` says a code was proven. Wrong codes are also
+   * counted apart, without a window, so that guessing slowly does not escape: every
+   * `threshold`-th since the last lock they set locks the account too. A lock a wrong code sets
+   * (by either count) lasts `lockMs` times 2 for each lock wrong codes set before it — 1×, 2×,
+   * 4×… — up to `maxLockMs`. They are forgotten `memoryMs` after the last one, or once a code is
+   * proven. `allowed` is false while locked (and nothing is counted).
    */
-  async attemptSucceeded(liftLock: boolean, name: { name: string; liftLock: boolean } | null = null): Promise<void> {
+  async beginCodeAttempt(
+    threshold: number,
+    windowMs: number,
+    lockMs: number,
+    maxLockMs: number,
+    memoryMs: number,
+    now = Date.now(),
+  ): Promise<FailureResult & { allowed: boolean }> {
+    const current = await this.lockedUntil(now);
+    if (current !== null)
+      return { allowed: false, locked: true, lockedUntil: current, justLocked: false, failures: this.state.failures.length };
+    const kept = this.state.codes;
+    const codes = kept && kept.lastAt > now - memoryMs ? kept : { failures: 0, locks: 0, lastAt: now };
+    codes.failures += 1;
+    codes.lastAt = now;
+    const grownMs = Math.min(lockMs * 2 ** Math.min(codes.locks, 32), Math.max(maxLockMs, lockMs));
+    let result = countFailure(this.state, threshold, windowMs, grownMs, now);
+    if (!result.locked && codes.failures >= threshold) {
+      this.state.lockedUntil = now + grownMs;
+      this.state.failures = [];
+      result = { locked: true, lockedUntil: this.state.lockedUntil, justLocked: true, failures: result.failures };
+    }
+    if (result.justLocked) {
+      codes.locks += 1;
+      codes.failures = 0;
+    }
+    this.state.codes = codes;
+    await this.save(Math.max(now + windowMs, now + memoryMs, this.state.lockedUntil ?? 0));
+    return { allowed: true, ...result };
+  }
+
+  /**
+   * The reserved attempt had the right password (or code): failures are forgotten, and a lock it
+   * set is lifted; the same for the name it was reserved under, when that name's part was allowed.
+   * With `codeProven` (a second factor was proven: its owner is signing in), the wrong codes and
+   * the locks they set are forgotten too, so the next lock they set is short again.
+   */
+  async attemptSucceeded(liftLock: boolean, name: { name: string; liftLock: boolean } | null = null, codeProven = false): Promise<void> {
     this.state.failures = [];
     if (liftLock) this.state.lockedUntil = null;
+    if (codeProven) delete this.state.codes;
     const log = name ? this.state.names?.[name.name] : undefined;
     if (log) {
       log.failures = [];

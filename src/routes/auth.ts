@@ -565,12 +565,17 @@ export function authRoutes() {
           "INVALID_TWO_FACTOR_CODE (counts toward the lockout), or TWO_FACTOR_TOKEN_INVALID (expired, used, or the password changed: sign in again)",
           "INVALID_TWO_FACTOR_CODE",
         ),
-        429: errorResponse(429, "Locked after too many wrong passwords or codes; see Retry-After", "ACCOUNT_LOCKED"),
+        429: errorResponse(
+          429,
+          "Locked after too many wrong passwords or codes; each lock wrong codes set lasts twice the one before (1 h, 2 h, 4 h… up to 24 h) until a right code; see Retry-After",
+          "ACCOUNT_LOCKED",
+        ),
       },
       {
         description:
           "The token lives 5 minutes and starts one session; a wrong code leaves it usable until then. A code is accepted once " +
-          "(the current 30-second step, or one step either side for clock skew), a recovery code once.",
+          "(the current 30-second step, or one step either side for clock skew), a recovery code once. A password stored in " +
+          "older hashing parameters is upgraded by the sign-in this completes (never by a wrong code).",
       },
     );
   app.openapi(postTwoFactorVerify, async (c) => {

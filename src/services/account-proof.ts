@@ -9,10 +9,11 @@ import type { Config } from "../config";
 import { changes, database } from "../db/client";
 import { users } from "../db/schema";
 import type { Bindings } from "../env";
+import { humanDuration } from "../lib/durations";
 import { AppError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
 import { verifyPassword } from "./passwords";
-import { beginLoginAttempt, loginAttemptSucceeded } from "./rate-limits";
+import { beginCodeAttempt, beginLoginAttempt, CODE_LOCK_MAX_S, type LoginAttempt, loginAttemptSucceeded } from "./rate-limits";
 import { tellSecurityEvent } from "./security-notices";
 import type { UserRow } from "./users";
 
@@ -37,10 +38,12 @@ export async function checkCurrentPassword(
 }
 
 /**
- * Runs `check` (a password or second factor asked of the account's holder) as a sign-in attempt
- * on the account's own lockout bucket: reserved before it runs, so concurrent guesses get no more
- * than the threshold; a failure (null) counts, and the one that locks the account tells its
- * owner; a pass is forgiven — with `name`, the name a sign-in's password step was typed under too.
+ * Runs `check` (a password or, with `kind` "code", a second factor asked of the account's holder)
+ * as a sign-in attempt on the account's own lockout bucket: reserved before it runs, so
+ * concurrent guesses get no more than the threshold; a failure (null) counts, and the one that
+ * locks the account tells its owner; a pass is forgiven — with `name`, the name a sign-in's
+ * password step was typed under too. Wrong codes make the locks they set grow, and a proven code
+ * forgets that growth (rate-limits.ts beginCodeAttempt).
  */
 export async function countedAttempt<T>(
   env: Bindings,
@@ -49,19 +52,37 @@ export async function countedAttempt<T>(
   check: () => Promise<T | null>,
   logger?: Logger,
   name: string | null = null,
+  kind: "password" | "code" = "password",
 ): Promise<T | null> {
   const accountKey = `user:${user.id}`;
-  const attempt = await beginLoginAttempt(env, config, accountKey);
+  const attempt: LoginAttempt & { lockedUntil?: number | null } =
+    kind === "code" ? await beginCodeAttempt(env, config, accountKey) : await beginLoginAttempt(env, config, accountKey);
   const result = await check();
   if (result === null) {
-    if (attempt.justLocked) await notifyLockout(env, config, user, logger);
+    if (attempt.justLocked) await notifyLockout(env, config, user, logger, attempt.lockedUntil ?? null);
     return null;
   }
-  await loginAttemptSucceeded(env, accountKey, name ? { justLocked: attempt.justLocked, name: { key: name, justLocked: false } } : attempt);
+  await loginAttemptSucceeded(
+    env,
+    accountKey,
+    name ? { justLocked: attempt.justLocked, name: { key: name, justLocked: false } } : attempt,
+    kind === "code",
+  );
   return result;
 }
 
-export async function notifyLockout(env: Bindings, config: Config, user: UserRow, logger?: Logger): Promise<void> {
+/**
+ * Tells the owner their account was locked. `codeLockUntil` (when wrong second-factor codes set
+ * the lock) says until when: whoever entered them had the password (or a session), so the notice
+ * says to change it — the one thing that stops them.
+ */
+export async function notifyLockout(
+  env: Bindings,
+  config: Config,
+  user: UserRow,
+  logger?: Logger,
+  codeLockUntil: number | null = null,
+): Promise<void> {
   try {
     // One email per lockout period, however many attempts keep arriving.
     const now = nowS();
@@ -71,8 +92,13 @@ export async function notifyLockout(env: Bindings, config: Config, user: UserRow
       .where(and(eq(users.id, user.id), or(isNull(users.lockoutNotifiedAt), lt(users.lockoutNotifiedAt, now - config.LOCKOUT_DURATION_S))));
     if (changes(claimed) === 0) return;
     const detail =
-      `We saw ${config.LOCKOUT_THRESHOLD} failed sign-in attempts on your account and locked it ` +
-      `for ${Math.round(config.LOCKOUT_DURATION_S / 60)} minutes.`;
+      codeLockUntil === null
+        ? `We saw ${config.LOCKOUT_THRESHOLD} failed sign-in attempts on your account and locked it ` +
+          `for ${Math.round(config.LOCKOUT_DURATION_S / 60)} minutes. If this was not you, consider resetting your password.`
+        : `Wrong two-factor codes were entered for your account, by someone who got past your password (or is signed in as ` +
+          `you), so we locked it for ${humanDuration((codeLockUntil - Date.now()) / 1000)}; while wrong codes go on, each lock lasts ` +
+          `twice as long as the one before, up to ${humanDuration(CODE_LOCK_MAX_S)}. If this was not you, someone knows your ` +
+          `password: change it now (signed in, or with "Forgot password"), which also signs out every session.`;
     await tellSecurityEvent(env, user, "account_locked", detail, logger);
   } catch (err) {
     logger?.warn("lockout email failed", { user_id: user.id, error: String(err) });

@@ -153,10 +153,42 @@ export async function beginLoginAttempt(env: Bindings, config: Config, accountKe
   throw lockedError(attempt.lockedUntil ?? Date.now());
 }
 
-/** The reserved attempt had the right password: one call forgets its failures, the account's and its name's. */
-export async function loginAttemptSucceeded(env: Bindings, accountKey: string, attempt: LoginAttempt): Promise<void> {
+/** The longest a lock set by wrong second-factor codes lasts (each lasts twice the one before). */
+export const CODE_LOCK_MAX_S = 24 * 3600;
+/** How long an account's wrong second-factor codes are remembered after the last one, unless a code is proven first. */
+export const CODE_MEMORY_S = 30 * 24 * 3600;
+
+/**
+ * Reserves an attempt at a second factor for `accountKey` (durable-objects/rate-limiter.ts
+ * beginCodeAttempt): counted as a sign-in attempt, and as a wrong code until it is proven. The
+ * locks wrong codes set grow — LOCKOUT_DURATION_S, then twice that, and so on up to
+ * CODE_LOCK_MAX_S — and every LOCKOUT_THRESHOLD-th wrong code locks, however slowly they came;
+ * until a code is proven. Wrong passwords never make a lock grow: anyone can send them. Throws 429
+ * ACCOUNT_LOCKED while locked. `lockedUntil` is set when this attempt set the lock.
+ */
+export async function beginCodeAttempt(
+  env: Bindings,
+  config: Config,
+  accountKey: string,
+): Promise<LoginAttempt & { lockedUntil: number | null }> {
+  const attempt = await bucket(env, lockoutBucketName(accountKey)).beginCodeAttempt(
+    config.LOCKOUT_THRESHOLD,
+    config.LOCKOUT_WINDOW_S * 1000,
+    config.LOCKOUT_DURATION_S * 1000,
+    CODE_LOCK_MAX_S * 1000,
+    CODE_MEMORY_S * 1000,
+  );
+  if (!attempt.allowed) throw lockedError(attempt.lockedUntil ?? Date.now());
+  return { justLocked: attempt.justLocked, name: null, lockedUntil: attempt.justLocked ? attempt.lockedUntil : null };
+}
+
+/**
+ * The reserved attempt had the right password (or code): one call forgets its failures, the
+ * account's and its name's; with `codeProven`, the wrong codes and the growth of their locks too.
+ */
+export async function loginAttemptSucceeded(env: Bindings, accountKey: string, attempt: LoginAttempt, codeProven = false): Promise<void> {
   const name = attempt.name && { name: attempt.name.key, liftLock: attempt.name.justLocked };
-  await bucket(env, lockoutBucketName(accountKey)).attemptSucceeded(attempt.justLocked, name);
+  await bucket(env, lockoutBucketName(accountKey)).attemptSucceeded(attempt.justLocked, name, codeProven);
 }
 
 /** Lifts the account's lockout and forgets its failures: its owner has just proven the address (a password reset). */

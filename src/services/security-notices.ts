@@ -31,9 +31,10 @@ const WORDS: Record<SecurityEvent, (detail: string) => { title: string; body: st
     title: "Your Plant Community password was reset",
     body: "Every session was signed out. If you did not ask for a reset, reset your password again and review your account.",
   }),
+  // The detail says what locked it and what to do (services/account-proof.ts notifyLockout).
   account_locked: (detail) => ({
     title: "Your Plant Community account was locked",
-    body: `${detail} If this was not you, consider resetting your password.`,
+    body: detail,
   }),
   password_removed: (provider) => ({
     title: "Your Plant Community password was removed",

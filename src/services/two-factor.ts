@@ -9,7 +9,10 @@
  *   spent by the sign-in it completes. `verify` with that token and a code (or a recovery code)
  *   answers what login/ or token/ would have. The password attempt stays counted against the
  *   account's lockout until the second step succeeds, and every wrong code counts in the same
- *   bucket: knowing the password buys no more guesses than not knowing it.
+ *   bucket: knowing the password buys no more guesses than not knowing it. And fewer over time:
+ *   every lock a wrong code sets lasts twice the one before (up to 24 h), and every 10th wrong code
+ *   locks however slowly they come, until a right code (rate-limits.ts beginCodeAttempt); the
+ *   owner is told at each, and to change the password. Wrong passwords' locks never grow.
  * - A TOTP code is accepted once: the last accepted time step is kept, and only later steps pass
  *   (±1 step of clock skew). A recovery code is removed as it is used, in the same write.
  * - The secret is stored encrypted (AES-GCM, a key derived from JWT_SECRET, the account's id as
@@ -274,6 +277,7 @@ async function proveSecondFactor(
     },
     logger,
     name,
+    "code",
   );
   if (!proven) throw wrongCode(status, factor);
   if (proven.by === "recovery_code") {
@@ -435,7 +439,15 @@ export async function enableTwoFactor(
   // the code of a pending setup without limit (to turn it on with a secret the owner may never
   // have scanned, keep the recovery codes and trade the token for a fresh session).
   const { secret, stale } = await decryptSecret(config, user.id, row.secret);
-  const step = await countedAttempt(env, config, user, () => matchingStep(secret, code.replace(/\s/g, ""), now, row.lastStep), logger);
+  const step = await countedAttempt(
+    env,
+    config,
+    user,
+    () => matchingStep(secret, code.replace(/\s/g, ""), now, row.lastStep),
+    logger,
+    null,
+    "code",
+  );
   if (step === null) throw wrongCode(400, { code });
   const { codes, stored } = await newRecoveryCodes(config);
   const [turnedOn] = await runBatch(database(env), [

@@ -76,6 +76,66 @@ describe("RateLimiter", () => {
       });
   });
 
+  // Wrong second-factor codes: threshold 10 in 15 min, a lock of 1 h, capped here at 3 h, kept 30 days.
+  const HOUR = 3_600_000;
+  const code = (stub: ReturnType<typeof limiter>, at: number) => stub.beginCodeAttempt(10, 900_000, HOUR, 3 * HOUR, 30 * 24 * HOUR, at);
+  const password = (stub: ReturnType<typeof limiter>, at: number) => stub.beginAttempt(10, 900_000, HOUR, null, at);
+  /** Ten wrong codes from `at` (one a second): the lock the tenth sets, in ms from it. */
+  async function tenWrongCodes(stub: ReturnType<typeof limiter>, at: number): Promise<number> {
+    for (let i = 0; i < 9; i++) expect(await code(stub, at + i * 1000)).toMatchObject({ allowed: true, locked: false });
+    const tenth = await code(stub, at + 9000);
+    expect(tenth).toMatchObject({ allowed: true, justLocked: true });
+    // Locked until then: nothing more is counted, even the right code is not looked at.
+    expect(await code(stub, tenth.lockedUntil! - 1)).toMatchObject({ allowed: false });
+    return tenth.lockedUntil! - (at + 9000);
+  }
+
+  it("each lock wrong codes set lasts twice the one before, up to the cap; a proven code starts again from one", async () => {
+    const stub = limiter("test:codes-grow");
+    let t = Date.now();
+    const locks: number[] = [];
+    for (let period = 0; period < 4; period++) {
+      locks.push(await tenWrongCodes(stub, t));
+      t += 9000 + locks.at(-1)!;
+    }
+    expect(locks).toEqual([HOUR, 2 * HOUR, 3 * HOUR, 3 * HOUR]);
+    // The owner signs in: a right code forgets the wrong ones and the growth.
+    expect((await code(stub, t)).allowed).toBe(true);
+    await stub.attemptSucceeded(false, null, true);
+    expect(await tenWrongCodes(stub, t + 1000)).toBe(HOUR);
+  });
+
+  it("wrong passwords lock for the base time however often, even after wrong codes made their locks grow", async () => {
+    const stub = limiter("test:codes-passwords");
+    let t = Date.now();
+    t += (await tenWrongCodes(stub, t)) + 9000;
+    t += (await tenWrongCodes(stub, t)) + 9000; // the codes' next lock would last 4 h
+    for (let period = 0; period < 3; period++) {
+      for (let i = 0; i < 9; i++) expect(await password(stub, t + i)).toMatchObject({ allowed: true, locked: false });
+      const tenth = await password(stub, t + 9);
+      expect(tenth).toMatchObject({ justLocked: true, lockedUntil: t + 9 + HOUR });
+      t += 9 + HOUR;
+    }
+    // A right password (a password step, or one given inside a session) forgets no wrong code.
+    expect((await password(stub, t)).allowed).toBe(true);
+    await stub.attemptSucceeded(false);
+    expect(await tenWrongCodes(stub, t + 1000)).toBe(3 * HOUR);
+  });
+
+  it("wrong codes lock however slowly they come (ten in 15 min or not), and are forgotten 30 days after the last", async () => {
+    const stub = limiter("test:codes-slow");
+    const t0 = Date.now();
+    // One every 20 minutes: never two in one window, and still the tenth locks.
+    for (let i = 0; i < 9; i++) expect(await code(stub, t0 + i * 20 * 60_000)).toMatchObject({ allowed: true, locked: false });
+    expect(await code(stub, t0 + 9 * 20 * 60_000)).toMatchObject({ justLocked: true, lockedUntil: t0 + 9 * 20 * 60_000 + HOUR });
+    // Wrong passwords at that pace never lock.
+    const other = limiter("test:passwords-slow");
+    for (let i = 0; i < 20; i++) expect(await password(other, t0 + i * 20 * 60_000)).toMatchObject({ allowed: true, locked: false });
+    // A second lock would last 2 h; 30 days after the last wrong code the growth is forgotten.
+    const later = t0 + 9 * 20 * 60_000 + 30 * 24 * HOUR + 1;
+    expect(await tenWrongCodes(stub, later)).toBe(HOUR);
+  });
+
   it("clears its storage with an alarm once the window has passed", async () => {
     const stub = limiter("test:alarm");
     await stub.consume(1, 200, Date.now());

@@ -2,7 +2,7 @@
 // through the Worker: codes are computed from the secret by the tests' own TOTP (helpers/totp.ts).
 import { env } from "cloudflare:workers";
 import { SignJWT } from "jose";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createFirebaseEmulator } from "../../emulators/firebase";
 import { getConfig } from "../../src/config";
 import { hotp } from "../../src/lib/totp";
@@ -13,7 +13,7 @@ import { call, expectError, setCookies } from "../helpers/http";
 import { tokenIn } from "../helpers/mail";
 import { createOAuthEmulators, googleIdentity, oauthSignIn } from "../helpers/oauth";
 import { useEmulators } from "../helpers/outbound";
-import { codeAt, fromBase32, steadyStep } from "../helpers/totp";
+import { codeAt, fromBase32, steadyStep, stepNow } from "../helpers/totp";
 import { bearerUser, GOOD_PASSWORD } from "../helpers/users";
 import { eventually } from "../helpers/wait";
 
@@ -358,6 +358,112 @@ describe("signing in", () => {
     const again = await call("/api/v1/auth/token/", { json: { username: user.username, password: "Brand-New-Bramble-9" } });
     expect(again.status).not.toBe(200);
     expect(((await again.json()) as { code: string }).code).not.toBe("TWO_FACTOR_REQUIRED");
+  });
+});
+
+describe("repeated lockouts (fake time)", () => {
+  afterEach(() => vi.useRealTimers());
+
+  /** Freezes the clock (the Worker's and its Durable Objects' too) 5 s into the next TOTP step; `advance` moves it on. */
+  function fakeClock() {
+    let t = (Math.floor(Date.now() / 30_000) + 1) * 30_000 + 5_000;
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(t);
+    return {
+      advance(ms: number) {
+        t += ms;
+        vi.setSystemTime(t);
+      },
+    };
+  }
+  /** A code the app shows at no step the Worker accepts now (this step and one either side). */
+  async function wrongCodeNow(key: Uint8Array): Promise<string> {
+    const s = stepNow();
+    const near = await Promise.all([s - 1, s, s + 1].map((step) => codeAt(key, step)));
+    let n = (Number(near[1]) + 500_000) % 1_000_000;
+    while (near.includes(String(n).padStart(6, "0"))) n = (n + 1) % 1_000_000;
+    return String(n).padStart(6, "0");
+  }
+  const lockNotices = async (userId: string) =>
+    (
+      await env.DB.prepare("SELECT data FROM notifications WHERE user_id = ? AND type = 'security' ORDER BY created_at").bind(userId).all<{
+        data: string;
+      }>()
+    ).results
+      .map((r) => JSON.parse(r.data) as { event: string; detail: string })
+      .filter((d) => d.event === "account_locked")
+      .map((d) => d.detail);
+
+  /** The password, then wrong codes until refused: the lock's Retry-After, in seconds. */
+  async function guessCodesUntilLocked(user: { username: string; key: Uint8Array }): Promise<number> {
+    const token = await passwordStep(user.username); // 1
+    const wrong = await wrongCodeNow(user.key);
+    for (let i = 0; i < 9; i++) await expectError(await verify({ two_factor_token: token, code: wrong }), 401, "INVALID_TWO_FACTOR_CODE"); // 10
+    const refused = await verify({ two_factor_token: token, code: await codeAt(user.key, stepNow()) });
+    const retryAfter = Number(refused.headers.get("Retry-After"));
+    await expectError(refused, 429, "ACCOUNT_LOCKED");
+    return retryAfter;
+  }
+
+  it("an attacker holding the password and guessing codes lock after lock: each lock lasts twice the one before, and the owner is told to change the password", async () => {
+    const clock = fakeClock();
+    const user = await twoFactorUser();
+    const locks: number[] = [];
+    for (let period = 0; period < 4; period++) {
+      locks.push(await guessCodesUntilLocked(user));
+      // Just before the lock runs out, the right password is still refused (as a wrong one: that
+      // name did not lock it), so there is no token to try another code with.
+      clock.advance(locks.at(-1)! * 1000 - 2_000);
+      await expectError(
+        await call("/api/v1/auth/token/", { json: { username: user.username, password: GOOD_PASSWORD } }),
+        401,
+        "INVALID_CREDENTIALS",
+      );
+      clock.advance(3_000);
+    }
+    expect(locks).toEqual([3600, 7200, 14400, 28800]);
+    const notices = await lockNotices(user.userId);
+    expect(notices).toHaveLength(4);
+    expect(notices.map((d) => /locked it for ([^;]+);/.exec(d)?.[1])).toEqual(["60 minutes", "2 hours", "4 hours", "8 hours"]);
+    for (const detail of notices) expect(detail).toMatch(/someone knows your password: change it now/);
+  });
+
+  it("a stranger's wrong passwords lock it for an hour each time, however often, on an account whose codes were guessed before too", async () => {
+    const clock = fakeClock();
+    const user = await twoFactorUser();
+    clock.advance((await guessCodesUntilLocked(user)) * 1000 + 1_000); // the codes' next lock would last 2 h
+    for (let period = 0; period < 3; period++) {
+      for (let i = 0; i < 10; i++) {
+        await expectError(
+          await call("/api/v1/auth/token/", { json: { username: user.username, password: `Wrong-Password-${i}` } }),
+          401,
+          "INVALID_CREDENTIALS",
+        );
+      }
+      const refused = await call("/api/v1/auth/token/", { json: { username: user.username, password: GOOD_PASSWORD } });
+      expect(refused.headers.get("Retry-After")).toBe("3600");
+      await expectError(refused, 429, "ACCOUNT_LOCKED");
+      clock.advance(3_601_000);
+    }
+    const notices = await lockNotices(user.userId);
+    expect(notices.slice(1)).toEqual(
+      Array(3).fill(expect.stringMatching(/^We saw 10 failed sign-in attempts on your account and locked it for 60 minutes/)),
+    );
+    // The codes' growth is still there for the next wrong codes.
+    expect(await guessCodesUntilLocked(user)).toBe(7200);
+  });
+
+  it("the owner signing in (password and right code) starts the growth again from an hour", async () => {
+    const clock = fakeClock();
+    const user = await twoFactorUser();
+    for (const expected of [3600, 7200]) {
+      expect(await guessCodesUntilLocked(user)).toBe(expected);
+      clock.advance(expected * 1000 + 1_000);
+    }
+    const owner = await verify({ two_factor_token: await passwordStep(user.username), code: await codeAt(user.key, stepNow()) });
+    expect(owner.status, await owner.clone().text()).toBe(200);
+    clock.advance(30_000);
+    expect(await guessCodesUntilLocked(user)).toBe(3600);
   });
 });
 
