@@ -63,7 +63,7 @@ import { AppError } from "../lib/errors";
 import { apiFields } from "../lib/fields";
 import { mediaUrl } from "./blog-blocks";
 import { commentBody, selectComments } from "./blog-comments";
-import { detailBody, groupTaxonomy, revisionBody, selectPostDetails, selectTaxonomy } from "./blog-posts";
+import { detailBody, groupTaxonomy, isWriter, revisionBody, selectPostDetails, selectTaxonomy } from "./blog-posts";
 import { eventBody, selectEvents } from "./calendar";
 import { collectionBody, plantBody, selectCollections, selectPlants } from "./collections";
 import { diseaseRequestBody, diseaseResultBody } from "./diseases";
@@ -138,7 +138,10 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
   const fr = forumReactions;
   // The user's live forum posts: their reactions and photos are shown, as the forum shows them.
   const ownLivePost = and(eq(fp.authorId, userId), eq(fp.isDeleted, false));
-  const ownPost = eq(blogPosts.authorId, userId);
+  // The blog posts the user wrote, as blog/posts/{id}/ shows them to the user: drafts only while
+  // they still write for the blog. A writer taken off it keeps their published posts, not a view of
+  // the drafts the editors go on working on (the API answers those 404 to them).
+  const ownPost = and(eq(blogPosts.authorId, userId), isWriter(viewer) ? undefined : eq(blogPosts.status, "published"));
   // The digest email a held email was gathered into.
   const digests = alias(notificationDeliveries, "digest");
 
@@ -287,7 +290,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       .where(eq(forumSubscriptions.userId, userId))
       .orderBy(asc(forumSubscriptions.createdAt)),
     selectComments(env).where(eq(blogComments.userId, userId)).orderBy(asc(blogComments.createdAt), asc(blogComments.id)),
-    // Blog posts the user wrote (drafts included), as the editor shows them, with their categories and tags.
+    // Blog posts the user wrote (drafts included while a writer), as the editor shows them, with their categories and tags.
     selectPostDetails(env).where(ownPost).orderBy(desc(blogPosts.updatedAt), desc(blogPosts.id)),
     ...selectTaxonomy(db, (postId) => inArray(postId, db.select({ id: blogPosts.id }).from(blogPosts).where(ownPost))),
     // The revisions the user saved, on any post: which, its number and when (the post's own text is above).
