@@ -85,7 +85,7 @@ import { enforceRateLimit } from "./rate-limits";
 import { reminderBody, selectReminders } from "./reminders";
 import { savedCareBody } from "./saved-care";
 import { liveSessionsQuery, sessionSummaries } from "./sessions";
-import { userProfile } from "./users";
+import { accountActive, userProfile } from "./users";
 
 export const EXPORT_FORMAT: "plant-community-export" = "plant-community-export";
 export const EXPORT_VERSION: 1 = 1;
@@ -107,6 +107,19 @@ type ChannelState = { channel: Channel; status: (typeof DELIVERY_STATUSES)[numbe
 const OTHER_PEOPLE_KEYS = new Set(["author_id"]);
 function ownData(data: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(data).filter(([key]) => !OTHER_PEOPLE_KEYS.has(key)));
+}
+
+/**
+ * A proposal on a request no longer on show (taken out of the community, or its owner's account
+ * deactivated), as its proposer wrote it. Its votes, rank and whether it was accepted are what the
+ * request's owner (and nobody else, since) did with it on a request that is theirs alone again:
+ * the proposer, who can no longer see the request, is not told them.
+ */
+function proposalAsWritten(row: typeof identificationResults.$inferSelect) {
+  return apiFields(
+    row,
+    "id requestId speciesId scientificName plantName commonNames family genus identificationSource proposedBy comment createdAt",
+  );
 }
 
 /** Groups rows by a key, keeping their order. */
@@ -348,8 +361,9 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       .where(eq(proposalReports.userId, userId))
       .orderBy(asc(proposalReports.createdAt), asc(proposalReports.resultId)),
     // Species the user proposed on other people's requests: their own words, and the request's id only.
+    // Whether the request is on show now: once it is not, what became of the proposal is its owner's.
     db
-      .select(getTableColumns(r))
+      .select({ ...getTableColumns(r), onShow: sql<number>`(${q.isSharedWithCommunity} = 1 AND ${accountActive(q.userId)})` })
       .from(r)
       .innerJoin(q, eq(q.id, r.requestId))
       .where(and(eq(r.proposedBy, userId), or(isNull(q.userId), ne(q.userId, userId))))
@@ -487,7 +501,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       })),
     },
     community: {
-      proposals: proposalRows.map(identificationResultBody),
+      proposals: proposalRows.map(({ onShow, ...row }) => (onShow ? identificationResultBody(row) : proposalAsWritten(row))),
       votes: voteRows.filter((v) => v.requestOwner !== userId).map(voteBody),
     },
     push_devices: deviceRows.map((x) => apiFields(x, "createdAt lastSuccessAt userAgent")),

@@ -1,8 +1,11 @@
 // Private data across the features, attacked (review helper-84): each test is an attack that
 // worked on the code as reviewed, and keeps it fixed.
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call, jsonWithStatus as json } from "../helpers/http";
+import { identifiedResult } from "../helpers/requests";
 import { useEmulators } from "../helpers/outbound";
+import { bearerUser } from "../helpers/users";
 import { action, createPost, getPost, patchPost, withRole } from "../routes/blog-editorial-setup";
 
 useEmulators();
@@ -33,5 +36,43 @@ describe("a writer taken off the blog keeps no window on its drafts", () => {
     expect(JSON.stringify(body)).not.toContain("EMBARGOED");
     expect(body.blog.posts.map((p) => p.id)).toEqual([live.id]);
     expect(body.blog.posts[0]).toEqual(await json(await getPost(live.id, author.access), 200));
+  });
+});
+
+describe("a request taken out of the community is its owner's alone again, in the proposer's export too", () => {
+  it("what the owner did with a proposal after unsharing (their votes, their accepting it) is not in the proposer's export", async () => {
+    const [owner, proposer] = await Promise.all([bearerUser(), bearerUser()]);
+    const { requestId } = await identifiedResult(owner.userId);
+    const ID = "/api/v1/plant-identification";
+    await json(await call(`${ID}/requests/${requestId}/share/`, { method: "POST", bearer: owner.access }), 200);
+    const speciesId = crypto.randomUUID();
+    await env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, 'Moraceae', 'Ficus')")
+      .bind(speciesId, `Ficus elastica ${speciesId.slice(0, 6)}`)
+      .run();
+    const { result_id } = await json<{ result_id: string }>(
+      await call(`${ID}/requests/${requestId}/propose/`, {
+        bearer: proposer.access,
+        json: { species_id: speciesId, comment: "A rubber plant" },
+      }),
+      201,
+    );
+
+    // The owner takes the request back, then decides in private: a downvote, then accepting it after all.
+    await json(await call(`${ID}/requests/${requestId}/share/`, { method: "DELETE", bearer: owner.access }), 200);
+    await json(await call(`${ID}/results/${result_id}/vote/`, { bearer: owner.access, json: { vote_type: "downvote" } }), 200);
+    await json(await call(`${ID}/results/${result_id}/accept/`, { method: "POST", bearer: owner.access }), 200);
+    // The proposer can no longer see the request at all.
+    expect((await call(`${ID}/community/${requestId}/`, { bearer: proposer.access })).status).toBe(404);
+
+    const body = await json<{ community: { proposals: Row[] } }>(await call(EXPORT, { bearer: proposer.access }), 200);
+    const [proposal] = body.community.proposals;
+    // What the proposer wrote stays theirs...
+    expect(proposal).toMatchObject({ id: result_id, request_id: requestId, comment: "A rubber plant", proposed_by: proposer.userId });
+    // ...what the owner did with it since is not told.
+    expect(proposal).not.toHaveProperty("is_accepted");
+    expect(proposal).not.toHaveProperty("is_primary");
+    expect(proposal).not.toHaveProperty("downvotes");
+    expect(proposal).not.toHaveProperty("upvotes");
+    expect(JSON.stringify(body)).not.toContain('"is_accepted":true');
   });
 });
