@@ -561,7 +561,11 @@ export function agreementKey(resultId: SQL, voterId: SQL): SQL {
   return sql`'community_agreement:' || ${resultId} || ':' || ${voterId}`;
 }
 
-/** The proposer hears when someone else agrees with their proposal (once per voter). */
+/**
+ * The proposer hears when someone else agrees with their proposal (once per voter), while the
+ * request is shared: once its owner takes it out of the community, what they do with it (their
+ * own votes, the only ones it still takes) is theirs alone.
+ */
 export async function tellAgreement(env: Bindings, voterId: string, resultId: string, logger?: Logger): Promise<void> {
   const db = database(env);
   const told = await insertNotifications(
@@ -575,7 +579,8 @@ export async function tellAgreement(env: Bindings, voterId: string, resultId: st
       dedupeKey: agreementKey(sql`${r.id}`, sql`${voterId}`),
       createdAt: new Date().toISOString(),
     },
-    sql`FROM ${r} WHERE ${r.id} = ${resultId} AND ${r.proposedBy} IS NOT NULL AND ${r.proposedBy} <> ${voterId}`,
+    sql`FROM ${r} WHERE ${r.id} = ${resultId} AND ${r.proposedBy} IS NOT NULL AND ${r.proposedBy} <> ${voterId}
+         AND EXISTS (SELECT 1 FROM ${q} WHERE ${q.id} = ${r.requestId} AND ${q.isSharedWithCommunity} = 1)`,
   );
   await announceNotifications(env, told, logger);
 }

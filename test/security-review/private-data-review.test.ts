@@ -76,3 +76,29 @@ describe("a request taken out of the community is its owner's alone again, in th
     expect(JSON.stringify(body)).not.toContain('"is_accepted":true');
   });
 });
+
+describe("a request taken out of the community tells the proposers nothing more", () => {
+  it("the owner's upvote of a proposal after unsharing raises no 'agrees' notice to the proposer", async () => {
+    const [owner, proposer] = await Promise.all([bearerUser(), bearerUser()]);
+    const { requestId } = await identifiedResult(owner.userId);
+    const ID = "/api/v1/plant-identification";
+    await json(await call(`${ID}/requests/${requestId}/share/`, { method: "POST", bearer: owner.access }), 200);
+    const speciesId = crypto.randomUUID();
+    await env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, 'Araceae', 'Alocasia')")
+      .bind(speciesId, `Alocasia zebrina ${speciesId.slice(0, 6)}`)
+      .run();
+    const { result_id } = await json<{ result_id: string }>(
+      await call(`${ID}/requests/${requestId}/propose/`, { bearer: proposer.access, json: { species_id: speciesId } }),
+      201,
+    );
+    await json(await call(`${ID}/requests/${requestId}/share/`, { method: "DELETE", bearer: owner.access }), 200);
+
+    // In private now: the owner's vote is theirs alone (it counts toward nothing, and nobody else may vote).
+    await json(await call(`${ID}/results/${result_id}/vote/`, { bearer: owner.access, json: { vote_type: "upvote" } }), 200);
+    const notices = await json<{ results: { title: string; data: Row }[] }>(
+      await call("/api/v1/notifications/?type=community_agreement", { bearer: proposer.access }),
+      200,
+    );
+    expect(notices.results).toEqual([]);
+  });
+});
