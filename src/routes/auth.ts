@@ -128,7 +128,9 @@ const AccountExportSchema = z
       subscriptions: exportedList("Topics you follow."),
     }),
     blog: z.object({
-      posts: exportedList("Blog posts you wrote (drafts included), as the editor's `GET blog/posts/{id}/` answers."),
+      posts: exportedList(
+        "Blog posts you wrote (drafts included while you hold a writing role; the published ones only once it is taken away), as the editor's `GET blog/posts/{id}/` answers.",
+      ),
       revisions: exportedList("Revisions you saved, on any post: `post_id` and the revision as `blog/posts/{id}/revisions/` lists it."),
       images: exportedList("Blog images you uploaded: `id`, `url`, `created_at`."),
     }),
@@ -145,7 +147,9 @@ const AccountExportSchema = z
       })
       .openapi({ description: "Reports you filed. Never who handled them, nor anyone else's reports." }),
     community: z.object({
-      proposals: exportedList("Species you proposed on other people's shared requests."),
+      proposals: exportedList(
+        "Species you proposed on other people's shared requests, each as `requests/{id}/results/` shows a result. On a request no longer shared (or whose owner's account is deactivated), only what you wrote: `id`, `request_id`, `species_id`, `scientific_name`, `plant_name`, `common_names`, `family`, `genus`, `identification_source`, `proposed_by`, `comment`, `created_at`.",
+      ),
       votes: exportedList("Your votes on other people's results."),
     }),
     push_devices: exportedList("Devices subscribed to Web Push: when, the last delivery and the user agent. No endpoints or keys."),
