@@ -168,8 +168,9 @@ export function consensusChange(results: unknown[]): { before: string | null; af
 /**
  * When a request gains (or moves to) a consensus: its owner hears `community_consensus`, and so
  * does everyone whose support it was ("your identification was confirmed") while the request is
- * shared. A recount after its owner took it out of the community (a moderator's decision, an
- * account's votes starting or stopping to count) is the owner's news alone.
+ * shared by an active account. A recount after its owner took it out of the community, or was
+ * deactivated (a moderator's decision, an account's votes starting or stopping to count), is the
+ * owner's news alone.
  */
 export async function tellConsensus(
   env: Bindings,
@@ -210,7 +211,7 @@ export async function tellConsensus(
       sql`FROM (SELECT proposed_by AS user_id FROM identification_results WHERE id = ${resultId} AND proposed_by IS NOT NULL
                 UNION SELECT user_id FROM votes WHERE result_id = ${resultId} AND vote_type = 'upvote') s
           JOIN ${r} ON ${r.id} = ${resultId} JOIN ${q} ON ${q.id} = ${r.requestId}
-          WHERE s.user_id IS NOT ${q.userId} AND ${q.isSharedWithCommunity} = 1`,
+          WHERE s.user_id IS NOT ${q.userId} AND ${q.isSharedWithCommunity} = 1 AND ${accountActive(q.userId)}`,
     ),
   ])) as [Notification[], Notification[]];
   await announceNotifications(env, [...owner, ...supporters], logger);

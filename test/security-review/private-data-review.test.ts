@@ -104,35 +104,60 @@ describe("a request taken out of the community tells the proposers nothing more"
 });
 
 describe("a consensus reached after unsharing is its owner's news alone", () => {
-  it("supporters hear nothing of a request taken out of the community; its owner does", async () => {
+  /** A shared request with a proposal and a second supporter whose vote does not count yet: no consensus. */
+  async function sharedWithUncountedSupport() {
     const [owner, proposer, voter, moderator] = await Promise.all([bearerUser(), bearerUser(), bearerUser(), withRole("moderator")]);
     await env.DB.prepare("UPDATE users SET trust_level = 'basic' WHERE id = ?").bind(proposer.userId).run();
     const { requestId } = await identifiedResult(owner.userId);
-    const ID = "/api/v1/plant-identification";
-    await json(await call(`${ID}/requests/${requestId}/share/`, { method: "POST", bearer: owner.access }), 200);
+    await json(await call(`/api/v1/plant-identification/requests/${requestId}/share/`, { method: "POST", bearer: owner.access }), 200);
     const speciesId = crypto.randomUUID();
     await env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, 'Araceae', 'Alocasia')")
       .bind(speciesId, `Alocasia zebrina ${speciesId.slice(0, 6)}`)
       .run();
     const { result_id } = await json<{ result_id: string }>(
-      await call(`${ID}/requests/${requestId}/propose/`, { bearer: proposer.access, json: { species_id: speciesId } }),
+      await call(`/api/v1/plant-identification/requests/${requestId}/propose/`, {
+        bearer: proposer.access,
+        json: { species_id: speciesId },
+      }),
       201,
     );
-    // A second supporter whose vote does not count yet (a new account): no consensus while shared.
-    await json(await call(`${ID}/results/${result_id}/vote/`, { bearer: voter.access, json: { vote_type: "upvote" } }), 200);
-    await json(await call(`${ID}/requests/${requestId}/share/`, { method: "DELETE", bearer: owner.access }), 200);
-
-    // Later the voter's vote comes to count, and a recount (here a moderator's hide and unhide) confirms the proposal.
-    await env.DB.prepare("UPDATE users SET trust_level = 'basic' WHERE id = ?").bind(voter.userId).run();
-    await json(await call(`${ID}/results/${result_id}/hide/`, { method: "POST", bearer: moderator.access }), 200);
-    const unhidden = await json<{ community_result_id: string | null }>(
-      await call(`${ID}/results/${result_id}/unhide/`, { method: "POST", bearer: moderator.access }),
+    await json(
+      await call(`/api/v1/plant-identification/results/${result_id}/vote/`, { bearer: voter.access, json: { vote_type: "upvote" } }),
       200,
     );
-    expect(unhidden.community_result_id).toBe(result_id);
+    return { owner, proposer, voter, moderator, requestId, result_id };
+  }
 
-    const consensusNotices = async (u: { access: string }) =>
-      (await json<{ results: Row[] }>(await call("/api/v1/notifications/?type=community_consensus", { bearer: u.access }), 200)).results;
+  /** The voter's vote comes to count, and a recount (a moderator's hide and unhide) confirms the proposal. */
+  async function recountConfirms(voter: { userId: string }, moderator: { access: string }, resultId: string) {
+    await env.DB.prepare("UPDATE users SET trust_level = 'basic' WHERE id = ?").bind(voter.userId).run();
+    await json(await call(`/api/v1/plant-identification/results/${resultId}/hide/`, { method: "POST", bearer: moderator.access }), 200);
+    const unhidden = await json<{ community_result_id: string | null }>(
+      await call(`/api/v1/plant-identification/results/${resultId}/unhide/`, { method: "POST", bearer: moderator.access }),
+      200,
+    );
+    expect(unhidden.community_result_id).toBe(resultId);
+  }
+
+  const consensusNotices = async (u: { access: string }) =>
+    (await json<{ results: Row[] }>(await call("/api/v1/notifications/?type=community_consensus", { bearer: u.access }), 200)).results;
+
+  it("supporters hear nothing of a request whose owner's account was deactivated (it is withdrawn from everyone)", async () => {
+    const { owner, proposer, voter, moderator, result_id } = await sharedWithUncountedSupport();
+    const admin = await withRole("admin");
+    await json(
+      await call(`/api/v1/admin/users/${owner.userId}/active/`, { method: "PATCH", bearer: admin.access, json: { is_active: false } }),
+      200,
+    );
+    await recountConfirms(voter, moderator, result_id);
+    expect(await consensusNotices(proposer)).toEqual([]);
+    expect(await consensusNotices(voter)).toEqual([]);
+  });
+
+  it("supporters hear nothing of a request taken out of the community; its owner does", async () => {
+    const { owner, proposer, voter, moderator, requestId, result_id } = await sharedWithUncountedSupport();
+    await json(await call(`/api/v1/plant-identification/requests/${requestId}/share/`, { method: "DELETE", bearer: owner.access }), 200);
+    await recountConfirms(voter, moderator, result_id);
     expect(await consensusNotices(owner)).toHaveLength(1);
     expect(await consensusNotices(proposer)).toEqual([]);
     expect(await consensusNotices(voter)).toEqual([]);
