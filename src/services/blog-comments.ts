@@ -273,21 +273,26 @@ export async function moderateComment(env: Bindings, moderator: AuthenticatedUse
   ]);
   if (status === "rejected") await announceWithdrawals(env, tableRows(notifications, withdrawn));
   const after = (await commentRow(env, id))!;
-  if (status === "approved" && row.status === "pending") {
-    const post = await database(env)
-      .select({ slug: blogPosts.slug, title: blogPosts.title })
-      .from(blogPosts)
-      .where(eq(blogPosts.id, row.postId))
-      .get();
+  // Told only while its post is published: one taken off the blog shows no comments, and its title
+  // and slug may by now be a draft's, which only its writers may see.
+  const post =
+    status === "approved" && row.status === "pending"
+      ? await database(env)
+          .select({ slug: blogPosts.slug, title: blogPosts.title })
+          .from(blogPosts)
+          .where(and(eq(blogPosts.id, row.postId), eq(blogPosts.status, "published")))
+          .get()
+      : undefined;
+  if (post) {
     await createNotification(env, {
       userId: row.userId,
       type: "blog_comment_approved",
-      title: `Your comment on "${post?.title ?? "a post"}" is published`,
+      title: `Your comment on "${post.title}" is published`,
       body: visibleText(row.body).slice(0, 140),
-      data: { post_id: row.postId, post_slug: post?.slug ?? "", comment_id: row.id },
+      data: { post_id: row.postId, post_slug: post.slug, comment_id: row.id },
       dedupeKey: `blog_comment_approved:${row.id}`,
     }).catch(() => false); // best effort: the moderation is done either way
-    await tellParentAuthor(env, after, post?.slug ?? "");
+    await tellParentAuthor(env, after, post.slug);
   }
   return commentBody(after);
 }

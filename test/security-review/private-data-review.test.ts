@@ -163,3 +163,35 @@ describe("a consensus reached after unsharing is its owner's news alone", () => 
     expect(await consensusNotices(voter)).toEqual([]);
   });
 });
+
+describe("a comment approved on a post taken off the blog tells nothing of the draft it became", () => {
+  it("approving a held comment after its post was unpublished and retitled sends its author no notice quoting the draft", async () => {
+    const [author, editor, moderator, reader] = await Promise.all([
+      withRole("author"),
+      withRole("editor"),
+      withRole("moderator"),
+      bearerUser(),
+    ]);
+    const post = await createPost(author.access, { title: "Growing tomatoes" });
+    await json(await action(author.access, post.id, "submit"), 200);
+    await json(await action(editor.access, post.id, "publish"), 200);
+    // A new account's comment waits for a moderator.
+    const held = await json<{ id: string; status: string }>(
+      await call(`/api/v1/blog/posts/${post.id}/comments/`, { bearer: reader.access, json: { body: "<p>Which variety?</p>" } }),
+      201,
+    );
+    expect(held.status).toBe("pending");
+
+    // The editors take the post back and rework it as an embargoed draft.
+    await json(await action(editor.access, post.id, "unpublish"), 200);
+    expect((await patchPost(editor.access, post.id, { title: "EMBARGOED: seed giveaway on 1 March" })).status).toBe(200);
+    expect((await getPost(post.id, reader.access)).status).toBe(404);
+
+    await json(await call(`/api/v1/blog/comments/${held.id}/approve/`, { method: "POST", bearer: moderator.access }), 200);
+    const notices = await json<{ results: { title: string; body: string }[] }>(
+      await call("/api/v1/notifications/", { bearer: reader.access }),
+      200,
+    );
+    expect(JSON.stringify(notices)).not.toContain("EMBARGOED");
+  });
+});
