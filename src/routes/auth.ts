@@ -202,7 +202,7 @@ const SessionSchema = z
     }),
     client: z.string().openapi({
       description:
-        'What signed in, from its User-Agent at sign-in: "Chrome on macOS", "Plant Community app on Android", "curl"; "Unknown client" when it sent none (or signed in before sessions were labelled).',
+        'What signed in, from its User-Agent at sign-in: "Chrome on macOS", "Plant Community app on Android", "curl"; "Unknown client" when it sent none. A session begun before sessions were labelled takes its label (and country) from its first refresh that sends a User-Agent; a label once set never changes.',
       example: "Firefox on Windows",
     }),
     country: z.string().nullable().openapi({
@@ -783,6 +783,7 @@ export function authRoutes() {
       c.env,
       config,
       token,
+      sessionDeviceOf(c.req.raw),
       (userId, familyId, stolen) => endSession(c.env, config, userId, familyId, { stolen, logger: c.get("logger") }),
       overLimit,
     );

@@ -33,7 +33,7 @@ import { rawSigningKey, rawVerifyingKeys } from "../lib/derived-keys";
 import { AppError } from "../lib/errors";
 import { jwtVerifyWithAny } from "../lib/jwt-keys";
 import { uuidv7, uuidv7Timestamp } from "../lib/ids";
-import type { SessionDevice } from "../lib/session-device";
+import { type SessionDevice, UNKNOWN_CLIENT } from "../lib/session-device";
 import type { TokenClaims, TokenType } from "../lib/token-claims";
 
 export type { TokenClaims, TokenType } from "../lib/token-claims";
@@ -205,6 +205,10 @@ export type RotationOutcome = TokenPair & { userId: string };
  * `stolen` is true only when a token that was rotated away came back (theft), not for a session's
  * last token after it ended (a sign-out, say) or when the account refuses it.
  *
+ * `device`: the refreshing client. It labels only a session that has no label yet (one begun
+ * before sessions were labelled, migration 0045), and only with a label it can tell: a known label
+ * is never replaced, so whoever holds a token can never relabel the owner's session.
+ *
  * `overLimit`: the session has spent its refresh budget. Nothing is issued (that error is thrown),
  * but a token that ends a live session still ends it: a thief who keeps the budget spent by
  * rotating must not keep the owner's return with a rotated-away token from being seen as theft.
@@ -213,6 +217,7 @@ export async function rotateRefreshToken(
   env: Bindings,
   config: Config,
   token: string,
+  device: SessionDevice | null,
   onFamilyRevoked?: (userId: string, familyId: string, stolen: boolean) => Promise<void>,
   overLimit?: AppError,
 ): Promise<RotationOutcome> {
@@ -273,13 +278,14 @@ export async function rotateRefreshToken(
 
   const now = nowS();
   const pair = await signPair(config, row.userId, row.familyId, now);
+  const label = row.client === null ? unlabelledSessionDevice(device) : { client: row.client, country: row.country };
   const [inserted] = await runBatch(db, [
     // SQL because the insert is conditional: only while the presented token is still live and
     // its family not ended, decided inside the same transaction as the revocation below. The
     // session's client and country go on with it: the live token is the one auth/sessions/ reads.
     db.insert(refreshTokens).select(
       sql`SELECT ${pair.refreshJti}, ${row.userId}, ${row.familyId}, ${now + config.JWT_REFRESH_TTL_S}, NULL, NULL, NULL,
-                 strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ${row.client}, ${row.country}
+                 strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ${label.client}, ${label.country}
           WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE jti = ${claims.jti} AND revoked_at IS NULL)
             AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE family_id = ${row.familyId})`,
     ),
@@ -290,9 +296,22 @@ export async function rotateRefreshToken(
   ]);
   if (changes(inserted) === 0) {
     // Lost a race with a concurrent refresh of the same token: the winner's pair is in the row now.
-    return rotateRefreshToken(env, config, token, onFamilyRevoked, overLimit);
+    return rotateRefreshToken(env, config, token, device, onFamilyRevoked, overLimit);
   }
   return { ...pair, userId: row.userId };
+}
+
+/**
+ * What a session with no label (begun before migration 0045) takes from the refresh that finds it
+ * so: the refreshing client and its country, together, as a sign-in would have recorded them. A
+ * refresh that sends no User-Agent gives no label, so the session stays unlabelled for a later one.
+ * The label is the client that holds the session's token — the owner's, or a thief's who used it
+ * first (whose next refresh by the owner is then taken for theft and ends the session anyway) —
+ * and the country is Cloudflare's, not the caller's to choose.
+ */
+function unlabelledSessionDevice(device: SessionDevice | null): { client: string | null; country: string | null } {
+  if (!device || device.client === UNKNOWN_CLIENT) return { client: null, country: null };
+  return device;
 }
 
 /**

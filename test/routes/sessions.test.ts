@@ -7,7 +7,7 @@ import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { createFirebaseEmulator } from "../../emulators/firebase";
 import { database } from "../../src/db/client";
-import { pushSubscriptions } from "../../src/db/schema";
+import { pushSubscriptions, refreshTokens } from "../../src/db/schema";
 import { call, expectError, jsonWithStatus as json, setCookies } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 import { GOOD_PASSWORD, uniqueName } from "../helpers/users";
@@ -62,7 +62,8 @@ async function signInFrom(username: string, userAgent: string, country?: string)
 const list = async (bearer: string) => json<Session[]>(await call(SESSIONS, { bearer }), 200);
 const sidOf = (access: string) => (JSON.parse(atob(access.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))) as { sid: string }).sid;
 const end = (id: string, bearer: string) => call(`${SESSIONS}${id}/`, { method: "DELETE", bearer });
-const refresh = (token: string) => call("/api/v1/auth/token/refresh/", { json: { refresh: token } });
+const refresh = (token: string, headers?: Record<string, string>) =>
+  call("/api/v1/auth/token/refresh/", { json: { refresh: token }, headers });
 
 describe("GET auth/sessions/", () => {
   it("lists each live session with its client, country, times and which one is this one; never an address or the User-Agent", async () => {
@@ -106,6 +107,34 @@ describe("GET auth/sessions/", () => {
     expect(after[0]).toMatchObject({ id: before!.id, client: "Firefox on Windows", country: "DE", created_at: before!.created_at });
     expect(Date.parse(after[0]!.last_used_at)).toBeGreaterThan(Date.parse(before!.last_used_at));
     expect(after).toHaveLength(2);
+  });
+
+  it("a session begun before labels were kept takes its client and country from its next labelled refresh, and keeps them", async () => {
+    const web = await registerFrom(FIREFOX_WINDOWS, "DE");
+    const phone = await signInFrom(web.username, APP_ANDROID, "BE");
+    const old = sidOf(phone.access);
+    // As migration 0045 left every session begun before it: no client, no country.
+    await database(env).update(refreshTokens).set({ client: null, country: null }).where(eq(refreshTokens.familyId, old));
+    const clientOf = async () => (await list(web.cookies.access_token)).find((s) => s.id === old);
+    expect(await clientOf()).toMatchObject({ client: "Unknown client", country: null });
+
+    // A refresh that sends no User-Agent cannot tell: the session waits for one that can.
+    const blind = await json<{ refresh: string }>(await refresh(phone.refresh, { "CF-IPCountry": "FR" }), 200);
+    expect(await clientOf()).toMatchObject({ client: "Unknown client", country: null });
+    const labelled = await json<{ refresh: string }>(
+      await refresh(blind.refresh, { "User-Agent": APP_ANDROID, "CF-IPCountry": "BE" }),
+      200,
+    );
+    expect(await clientOf()).toMatchObject({ client: "Plant Community app on Android", country: "BE" });
+
+    // Once known, a label is never replaced: not by the next refresh from elsewhere, nor on a labelled session.
+    await json(await refresh(labelled.refresh, { "User-Agent": "curl/8.5.0", "CF-IPCountry": "US" }), 200);
+    expect(await clientOf()).toMatchObject({ client: "Plant Community app on Android", country: "BE" });
+    await json(await refresh(web.cookies.refresh_token, { "User-Agent": "curl/8.5.0", "CF-IPCountry": "US" }), 200);
+    expect((await list(web.cookies.access_token)).find((s) => s.id === sidOf(web.cookies.access_token))).toMatchObject({
+      client: "Firefox on Windows",
+      country: "DE",
+    });
   });
 
   it("labels every way in: a password change's new session and a Firebase sign-in too", async () => {
