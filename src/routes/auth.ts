@@ -181,7 +181,8 @@ const AccountExportSchema = z
               description:
                 "How it reached you: `in_app` (your notification list; `sent`, at `created_at`), `email` and `push`, each with its " +
                 "delivery's status (held for your digest, queued, sending, sent, skipped, digested — gathered into a digest email, " +
-                "whose `sent_at` it shows — or failed) and when it was sent. Empty when it went nowhere (in-app off, and no email or device).",
+                "whose `sent_at` it shows — or failed) and when it was sent (a push still retried for another device: queued or sending, " +
+                "with the first device's time). Empty when it went nowhere (in-app off, and no email or device).",
             }),
         }),
       )

@@ -14,7 +14,9 @@
  * 3. Exactly once: an email is sent with the row id as the provider's Idempotency-Key, so even a
  *    consumer that crashes after the provider accepted it and is retried sends nothing twice;
  *    a push records each device reached (push_sends), and a retry sends only to the others,
- *    with the notification as the RFC 8030 Topic so a push service replaces, not repeats.
+ *    with the notification as the RFC 8030 Topic so a push service replaces, not repeats; the
+ *    delivery's `sent_at` keeps when it first reached one, so it ends `sent` even if that device
+ *    is removed before the retries for the others end.
  * 4. `gatherDigests` (cron): a daily or weekly reader's `held` emails become one digest email
  *    per period in the reader's time zone. A period starts at 08:00 local time; the digest of a
  *    period gathers what was held before it started, and its dedupe key (user + period) makes
@@ -190,8 +192,19 @@ async function finish(env: Bindings, id: string, status: "sent" | "skipped", det
   const d = notificationDeliveries;
   await database(env)
     .update(d)
-    .set({ status, detail, providerId, sentAt: status === "sent" ? new Date().toISOString() : null })
+    // A push is sent as of the first device it reached (`firstReached`), however many attempts later it ends.
+    .set({ status, detail, providerId, sentAt: status === "sent" ? sql`coalesce(${d.sentAt}, ${new Date().toISOString()})` : null })
     .where(and(eq(d.id, id), eq(d.status, "sending")));
+}
+
+/**
+ * SQL: when the push delivery `d` first reached one of the user's devices, null if none took it
+ * yet. Each device reached stamps the delivery's `sent_at` as it goes (its push_sends row goes
+ * when that device is removed — signed out, unsubscribed, expired — and the reach must not go with
+ * it); push_sends answers for a delivery reached before the stamp was written.
+ */
+function firstReached(d: typeof notificationDeliveries): SQL<string | null> {
+  return sql`coalesce(${d.sentAt}, (SELECT min(${pushSends.sentAt}) FROM ${pushSends} WHERE ${pushSends.deliveryId} = ${d.id}))`;
 }
 
 /**
@@ -211,20 +224,21 @@ export async function releaseDelivery(env: Bindings, id: string, detail: string,
 
 /**
  * The dead-letter queue gave up on it: `failed`, unless it is a push some device already took
- * (push_sends). That one is `sent` as of its first device, with a detail saying not every device
- * was reached: the user's phone showed it, and the laptop whose push service kept failing must
- * not turn that into a failure. One statement, so a consumer still at work on the row cannot
- * record a device between the look and the write. Undefined when the row was not open.
+ * (`firstReached`). That one is `sent` as of its first device, with a detail saying not every
+ * device was reached: the user's phone showed it, and the laptop whose push service kept failing
+ * must not turn that into a failure — nor may the phone's signing out since. One statement, so a
+ * consumer still at work on the row cannot record a device between the look and the write.
+ * Undefined when the row was not open.
  */
 export async function failDelivery(env: Bindings, id: string, detail: string): Promise<"failed" | "sent" | undefined> {
   const d = notificationDeliveries;
-  const firstReached = sql`(SELECT min(${pushSends.sentAt}) FROM ${pushSends} WHERE ${pushSends.deliveryId} = ${d.id})`;
+  const reached = firstReached(d);
   const row = await database(env)
     .update(d)
     .set({
-      status: sql`CASE WHEN ${firstReached} IS NULL THEN 'failed' ELSE 'sent' END`,
-      sentAt: firstReached,
-      detail: sql`CASE WHEN ${firstReached} IS NULL THEN ${detail} ELSE ${`not every device reached: ${detail}`} END`,
+      status: sql`CASE WHEN ${reached} IS NULL THEN 'failed' ELSE 'sent' END`,
+      sentAt: reached,
+      detail: sql`CASE WHEN ${reached} IS NULL THEN ${detail} ELSE ${`not every device reached: ${detail}`} END`,
     })
     .where(and(eq(d.id, id), inArray(d.status, ["queued", "sending"])))
     .returning({ status: d.status })
@@ -345,7 +359,28 @@ export function pushPayload(n: typeof notifications.$inferSelect, frontend: stri
   return text.length <= 3000 ? text : JSON.stringify({ ...payload, data: {} });
 }
 
+/**
+ * A push: to each of the user's devices it has not reached yet. A push that reached a device on an
+ * earlier attempt is `sent` whatever this attempt finds (the type turned off since, the others
+ * refused or removed): the user has seen it.
+ */
 async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger): Promise<Result> {
+  const result = await pushToDevices(env, row, logger);
+  if (result.status === "sent") return result;
+  const d = notificationDeliveries;
+  const reached = await database(env)
+    .select({ at: firstReached(d) })
+    .from(d)
+    .where(eq(d.id, row.id))
+    .get();
+  if (!reached?.at) return result;
+  // Every device left was reached before, refused this message or is gone: that push is done.
+  return { status: "sent", detail: result.detail === NO_DEVICE_REACHED ? null : `not every device reached: ${result.detail}` };
+}
+
+const NO_DEVICE_REACHED = "no device reached";
+
+async function pushToDevices(env: Bindings, row: Delivery, logger?: Logger): Promise<Result> {
   const config = getConfig(env);
   if (!config.VAPID_PUBLIC_KEY || !config.VAPID_PRIVATE_KEY) return { status: "skipped", detail: "push not configured" };
   const prefs = await getPreferences(env, row.userId);
@@ -380,7 +415,7 @@ async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger): 
   // RFC 8030 Topic: ≤ 32 URL-safe characters; the notification id without dashes is exactly 32.
   const topic = n.id.replaceAll("-", "").slice(0, 32);
   const urgency = row.type === "security" || row.type === "calendar_event_starting" ? "high" : "normal";
-  let reached = 0;
+  let reached = false;
   let retryAfterS: number | undefined;
   let transient = "";
   for (const device of devices) {
@@ -403,10 +438,16 @@ async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger): 
     }
     const at = new Date().toISOString();
     if (answer.status >= 200 && answer.status < 300) {
-      reached += 1;
+      reached = true;
+      const d = notificationDeliveries;
       await runBatch(db, [
         db.insert(pushSends).values({ deliveryId: row.id, subscriptionId: device.id, sentAt: at }).onConflictDoNothing(),
         db.update(s).set({ lastSuccessAt: at }).where(eq(s.id, device.id)),
+        // The delivery's own record that it reached the user, which outlives this device's row.
+        db
+          .update(d)
+          .set({ sentAt: sql`coalesce(${d.sentAt}, ${at})` })
+          .where(eq(d.id, row.id)),
       ]);
     } else if (answer.status === 404 || answer.status === 410) {
       // The subscription is gone for good (RFC 8030 §7.3): forget it.
@@ -424,8 +465,8 @@ async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger): 
     }
   }
   if (transient) throw new DeliveryRetry(transient, retryAfterS);
-  const total = await db.select({ n: sql<number>`count(*)` }).from(pushSends).where(eq(pushSends.deliveryId, row.id)).get();
-  return (total?.n ?? 0) > 0 || reached > 0 ? { status: "sent", detail: null } : { status: "skipped", detail: "no device reached" };
+  // Reached on an earlier attempt too counts: sendPushDelivery looks that up for a "skipped".
+  return reached ? { status: "sent", detail: null } : { status: "skipped", detail: NO_DEVICE_REACHED };
 }
 
 // ---- Sweep and digests (cron) ----------------------------------------------------------------

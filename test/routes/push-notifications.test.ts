@@ -226,6 +226,54 @@ describe("web push", () => {
     expect(emulators.push.received.filter((p) => JSON.parse(p.payload).title === "Phone only")).toHaveLength(1);
   });
 
+  it("a push stays sent once it reached a device, even after that device is removed while the others keep failing", async () => {
+    const u = await bearerUser();
+    const phone = await device(u);
+    const laptop = await device(u);
+    const tablet = await device(u);
+    // The laptop's and the tablet's push services are down; the phone's answers.
+    emulators.overrides["push.emulator.test"] = async (request) =>
+      request.url === phone.endpoint ? emulators.push.handle(request) : Response.json({ reason: "down" }, { status: 503 });
+    const [viaDlq] = (await quiet(u.userId, "forum_mention", "Phone, then gone")).filter((x) => x.channel === "push");
+    const [viaRetry] = (await quiet(u.userId, "forum_mention", "Phone, then the others gone")).filter((x) => x.channel === "push");
+    expect((await run([viaDlq!.id, viaRetry!.id])).retryMessages).toHaveLength(2);
+    const reachedAt = async (id: string) =>
+      (await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, id)).get())?.sentAt;
+    const dlqReached = await reachedAt(viaDlq!.id);
+    const retryReached = await reachedAt(viaRetry!.id);
+    expect([dlqReached, retryReached]).toEqual([expect.any(String), expect.any(String)]);
+    // The phone that showed both is unsubscribed before the others' retries end.
+    expect((await call(SUBS, { method: "DELETE", bearer: u.access, json: { endpoint: phone.endpoint } })).status).toBe(204);
+
+    // The queue gives up on one: it reached the user all the same.
+    await handleNotifyDeadLetters(
+      createMessageBatch("plant-notify-dlq", [
+        { id: `dl-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body: { delivery_id: viaDlq!.id } },
+      ]),
+      env,
+    );
+    expect(await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, viaDlq!.id)).get()).toMatchObject({
+      status: "sent",
+      sentAt: dlqReached,
+      detail: "not every device reached: gave up after retries",
+    });
+
+    // The other's retry finds the laptop gone for good (410: removed, RFC 8030) and the tablet
+    // refusing the message (400): nothing is left to try, and it is sent as of the phone's reach,
+    // not skipped as "no device reached".
+    emulators.overrides["push.emulator.test"] = async (request) =>
+      Response.json({ reason: "no" }, { status: request.url === laptop.endpoint ? 410 : 400 });
+    expect((await run([viaRetry!.id])).retryMessages).toHaveLength(0);
+    delete emulators.overrides["push.emulator.test"];
+    expect(await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, viaRetry!.id)).get()).toMatchObject({
+      status: "sent",
+      sentAt: retryReached,
+      detail: null,
+    });
+    const left = await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.userId, u.userId)).all();
+    expect(left.map((x) => x.endpoint)).toEqual([tablet.endpoint]);
+  });
+
   it("a push no device took before the queue gave up is marked failed", async () => {
     const u = await bearerUser();
     await device(u);
