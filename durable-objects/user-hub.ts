@@ -10,6 +10,8 @@
  * late gets the current state at once: the final `completed` alone when the job has finished,
  * or every progress message of the current run so far when it is still running (so a client
  * that connects a moment after submitting, or after retrying, sees each stage of this run).
+ * Its alarm tells a redelivered job's `completed` that was held while the request's progress was
+ * still arriving (`retellCompleted`).
  *
  * The Worker authenticates and authorises before forwarding the upgrade here; this class
  * trusts the X-Hub-* headers because only the Worker can reach it.
@@ -50,6 +52,14 @@ const ALL_TAG = "all";
 const requestTag = (requestId: string) => `req:${requestId}`;
 /** Finished requests' states are kept this long for late subscribers. */
 const STATE_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+/**
+ * A redelivered `completed` waits while its request's story is still being written: until
+ * nothing has been recorded for the request this long. The job that made the request final may
+ * still be saying its extras (an identification's `enrich_*` and `care_*` come after the
+ * completion is committed, and before its own `completed`); the longest silence between two of a
+ * job's messages is one provider call, OpenAI's 45 s timeout at most (src/jobs/job-policy.ts).
+ */
+export const RETELL_QUIET_MS = 60_000;
 
 export class UserHub extends DurableObject<Env> {
   private readonly sql: SqlStorage;
@@ -71,7 +81,12 @@ export class UserHub extends DurableObject<Env> {
        );
        CREATE INDEX IF NOT EXISTS request_events_request ON request_events (request_id, seq);
        DROP TABLE IF EXISTS request_state;
-       CREATE TABLE IF NOT EXISTS account_deleted (at INTEGER NOT NULL);`,
+       CREATE TABLE IF NOT EXISTS account_deleted (at INTEGER NOT NULL);
+       CREATE TABLE IF NOT EXISTS held_retells (
+         request_id TEXT PRIMARY KEY,
+         message TEXT NOT NULL,
+         mark INTEGER NOT NULL
+       );`,
     );
     this.deleted = this.sql.exec("SELECT 1 FROM account_deleted LIMIT 1").toArray().length > 0;
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
@@ -139,20 +154,77 @@ export class UserHub extends DurableObject<Env> {
 
   /**
    * A redelivered job's `completed` for a request D1 has final already: the job that ended it may
-   * have died before its own `completed` got here. Sent only to sockets that have not heard the
-   * request's end, and dropped altogether (0) when:
-   *  - anything was recorded for the request since `mark` (read before D1 was): a retry's
-   *    `queued` that came in meanwhile starts a new run, which this older end must not follow;
+   * have died before its own `completed` got here. Dropped (0) when:
+   *  - a new run began since `mark` (read before D1 was): a retry's `queued` that came in
+   *    meanwhile starts a run which this older end must not follow;
    *  - the hub's last word on the request is a `completed` already: every socket following it
    *    heard that one, live or on connect.
-   * Sockets replayed D1's final on connect with nothing recorded since (`toldFinalAt`) are
-   * skipped. Returns how many sockets it was sent to.
+   * Held (0 now) while the request's story is still being written — something was recorded for
+   * it less than RETELL_QUIET_MS ago: the job that ended it may be alive and saying its extras,
+   * and its own `completed` comes after them. The alarm tells it once the request has been quiet
+   * that long, if the hub has still not heard the end (the job died after all) and no new run
+   * began; otherwise it is dropped. Told, it goes to the sockets that have not heard the end:
+   * those replayed D1's final on connect with nothing recorded since (`toldFinalAt`) are skipped.
+   * Returns how many sockets it was sent to now.
    */
   async retellCompleted(message: CompletedMessage, mark: number): Promise<number> {
-    const last = this.lastEvent(message.request_id);
-    if ((last?.seq ?? 0) !== mark) return 0;
+    const id = message.request_id;
+    if (this.newRunSince(id, mark)) return 0;
+    const last = this.lastEvent(id);
     if (last && (JSON.parse(last.message) as HubMessage).type === "completed") return 0;
+    if (last && last.createdAt + RETELL_QUIET_MS > Date.now()) {
+      this.sql.exec("INSERT OR REPLACE INTO held_retells (request_id, message, mark) VALUES (?, ?, ?)", id, JSON.stringify(message), mark);
+      await this.alarmBy(last.createdAt + RETELL_QUIET_MS);
+      return 0;
+    }
+    return this.tellEnd(message, last?.seq ?? 0);
+  }
+
+  /** The held retells whose request has gone quiet are told or dropped (`retellCompleted`). */
+  override async alarm(): Promise<void> {
+    const held = this.sql
+      .exec<{ request_id: string; message: string; mark: number }>("SELECT request_id, message, mark FROM held_retells")
+      .toArray();
+    let next: number | null = null;
+    for (const { request_id: id, message, mark } of held) {
+      const last = this.lastEvent(id);
+      const ended = !last || (JSON.parse(last.message) as HubMessage).type === "completed";
+      if (!ended && !this.newRunSince(id, mark) && last.createdAt + RETELL_QUIET_MS > Date.now()) {
+        next = Math.min(next ?? Number.POSITIVE_INFINITY, last.createdAt + RETELL_QUIET_MS);
+        continue;
+      }
+      this.sql.exec("DELETE FROM held_retells WHERE request_id = ?", id);
+      if (!ended && !this.newRunSince(id, mark)) this.tellEnd(JSON.parse(message) as CompletedMessage, last.seq);
+    }
+    if (next !== null) await this.ctx.storage.setAlarm(next);
+  }
+
+  /** A request's end, to the sockets that have not heard it: not those replayed D1's final at `mark` with nothing since. */
+  private tellEnd(message: CompletedMessage, mark: number): number {
     return this.record(message, (ws) => (ws.deserializeAttachment() as SocketAttachment | null)?.toldFinalAt !== mark);
+  }
+
+  /**
+   * Whether a new run of the request began after `mark`: a `queued` was recorded since (it wipes
+   * what came before, so the event at `mark` is gone too), or the request's events were deleted.
+   */
+  private newRunSince(requestId: string, mark: number): boolean {
+    const row = this.sql
+      .exec<{ restarted: number; kept: number }>(
+        `SELECT EXISTS (SELECT 1 FROM request_events WHERE request_id = ?1 AND seq > ?2
+                          AND json_extract(message, '$.type') = 'progress' AND json_extract(message, '$.stage') = 'queued') AS restarted,
+                EXISTS (SELECT 1 FROM request_events WHERE request_id = ?1 AND seq = ?2) AS kept`,
+        requestId,
+        mark,
+      )
+      .one();
+    return row.restarted === 1 || (mark > 0 && row.kept === 0);
+  }
+
+  /** Makes sure the alarm runs by `at`. */
+  private async alarmBy(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
   /** Records `message` and sends it to the sockets following its request (those `to` accepts). */
@@ -164,6 +236,10 @@ export class UserHub extends DurableObject<Env> {
     // is over, and a socket joining now must not be replayed its stale `completed`.
     if (message.type === "progress" && message.stage === "queued") {
       this.sql.exec("DELETE FROM request_events WHERE request_id = ?", message.request_id);
+    }
+    // The run's own end (or a new run) makes a held retell of an older end moot.
+    if (message.type === "completed" || (message.type === "progress" && message.stage === "queued")) {
+      this.sql.exec("DELETE FROM held_retells WHERE request_id = ?", message.request_id);
     }
     this.sql.exec("INSERT INTO request_events (request_id, message, created_at) VALUES (?, ?, ?)", message.request_id, text, now);
     // Pruning once per finished request keeps the per-progress-message path to one write. Events
@@ -220,12 +296,14 @@ export class UserHub extends DurableObject<Env> {
   async accountDeleted(): Promise<void> {
     this.deleted = true;
     this.sql.exec("DELETE FROM request_events");
+    this.sql.exec("DELETE FROM held_retells");
     this.sql.exec("INSERT INTO account_deleted (at) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM account_deleted)", Date.now());
   }
 
   /** Closes the sockets that follow one request (e.g. it was deleted). */
   async closeRequest(requestId: string, code: number, reason: string): Promise<void> {
     this.sql.exec("DELETE FROM request_events WHERE request_id = ?", requestId);
+    this.sql.exec("DELETE FROM held_retells WHERE request_id = ?", requestId);
     for (const ws of this.ctx.getWebSockets(requestTag(requestId))) ws.close(code, reason);
   }
 
@@ -315,11 +393,11 @@ export class UserHub extends DurableObject<Env> {
     return this.lastEvent(requestId)?.message ?? null;
   }
 
-  private lastEvent(requestId: string): { seq: number; message: string } | null {
+  private lastEvent(requestId: string): { seq: number; message: string; createdAt: number } | null {
     return (
       this.sql
-        .exec<{ seq: number; message: string }>(
-          "SELECT seq, message FROM request_events WHERE request_id = ? ORDER BY seq DESC LIMIT 1",
+        .exec<{ seq: number; message: string; createdAt: number }>(
+          "SELECT seq, message, created_at AS createdAt FROM request_events WHERE request_id = ? ORDER BY seq DESC LIMIT 1",
           requestId,
         )
         .toArray()[0] ?? null

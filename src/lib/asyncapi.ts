@@ -124,7 +124,10 @@ ${closeCodes(Object.keys(CLOSE_CODES) as CloseCodeName[])
 request became final but before its \`completed\` was sent: the queue's redelivery reads the final state
 from the database and says it (same \`status\`; \`results_count\` as the request now has it), to the
 sockets that have not heard that end — not to one that got it live, nor to one replayed it on connect
-with nothing said since. A socket can still hear one run's \`completed\` twice (it connected while
+with nothing said since. While the request's progress is still arriving (the job that ended it may
+still be writing its care advice, \`enrich_*\` and \`care_*\`, which come before its own \`completed\`)
+that retelling waits: it is said only once nothing has been said about the request for a minute
+and its end has still not been heard, so a \`completed\` never comes before its run's last progress. A socket can still hear one run's \`completed\` twice (it connected while
 the hub lacked the end and was replayed the database's, then a late or redelivered one arrived; or a
 duplicate delivery spoke while the first was finishing), so clients must treat a second
 \`completed\` for a \`request_id\` they already hold as final as a repeat: update the shown state,

@@ -48,7 +48,8 @@ export async function publish(env: Bindings, userId: string, message: HubMessage
  * A redelivered job's `completed` for a request final in D1 (UserHub.retellCompleted): `read`
  * gives the message, from D1, after the hub's mark for the request was taken, so a run started
  * meanwhile is never told this older end. Best effort, like `publish`: a failure is logged.
- * Returns how many sockets heard it (0: dropped, or nothing to tell).
+ * Returns how many sockets heard it now (0: dropped, held until the request goes quiet, or
+ * nothing to tell).
  */
 export async function retellCompleted(
   env: Bindings,

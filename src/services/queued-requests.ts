@@ -576,7 +576,8 @@ async function finalMessage(env: Bindings, kind: RequestKind, row: { id: string;
  * owner's sockets that have not heard the end are told it again, as D1 has it — the same message
  * a socket connecting now would get (`requestToFollow`). Nothing else: no provider call, no
  * write, no notification. A request still running (another delivery's lease) or deleted is left
- * alone. Best effort; see UserHub.retellCompleted for who hears it.
+ * alone. Best effort; see UserHub.retellCompleted for who hears it, and when: the hub holds it
+ * while the request's progress is still arriving (the job that ended it saying its extras).
  */
 export async function retellFinalState(env: Bindings, kind: RequestKind, job: RequestJob, logger?: Logger): Promise<number> {
   return retellCompleted(

@@ -1,7 +1,7 @@
-import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { parseClientMessage, type UserHub } from "../../durable-objects/user-hub";
+import { parseClientMessage, RETELL_QUIET_MS, type UserHub } from "../../durable-objects/user-hub";
 import { CLOSE_CODES } from "../../durable-objects/user-hub-protocol";
 import { eventually } from "../helpers/wait";
 
@@ -22,6 +22,13 @@ async function connect(stub: ReturnType<typeof hub>, requestId?: string, session
   });
   ws.accept();
   return { ws, messages };
+}
+
+/** As if nothing had been recorded for the request for RETELL_QUIET_MS: its events move back in time. */
+async function quietFor(stub: ReturnType<typeof hub>, requestId: string) {
+  await runInDurableObject(stub, async (_instance: UserHub, state) => {
+    state.storage.sql.exec("UPDATE request_events SET created_at = created_at - ? WHERE request_id = ?", RETELL_QUIET_MS, requestId);
+  });
 }
 
 /** Waits until `messages` holds at least `count` messages (socket delivery is asynchronous). */
@@ -91,7 +98,7 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     late.ws.close();
   });
 
-  it("retells a redelivery's completed only while nothing was recorded since its mark: a retry's queued meanwhile drops it", async () => {
+  it("retells a redelivery's completed only while no new run began since its mark: a retry's queued meanwhile drops it", async () => {
     const stub = hub("hub-user-retell");
     const follow = await connect(stub, "req-retold");
     await stub.publishAll([
@@ -107,11 +114,81 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     await runInDurableObject(stub, async (instance: UserHub) => {
       expect(instance.lastState("req-retold")).toMatchObject({ type: "progress", stage: "queued" });
     });
-    // With nothing in between it is told, once: a second retell finds the end recorded already.
+    // With nothing in between, on a request gone quiet, it is told, once: a second retell finds
+    // the end recorded already.
+    await quietFor(stub, "req-retold");
     expect(await stub.retellCompleted(final, await stub.requestMark("req-retold"))).toBe(1);
     expect(await stub.retellCompleted(final, await stub.requestMark("req-retold"))).toBe(0);
     await received(follow.messages, 5);
     expect(follow.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start", "queued", "completed"]);
+    follow.ws.close();
+  });
+
+  it("holds a redelivery's completed while the job that ended the request is still saying its extras: its own completed comes last", async () => {
+    const stub = hub("hub-user-retell-extras");
+    const follow = await connect(stub, "req-extras");
+    const all = await connect(stub);
+    const say = (stage: "merge_done" | "care_start" | "care_done", data: object) =>
+      stub.publish({ type: "progress", request_id: "req-extras", stage, status: "processing", data } as never);
+    await stub.publish({ type: "progress", request_id: "req-extras", stage: "queued", status: "pending", data: {} });
+    await say("merge_done", { suggestions: 2 });
+    // The request is final in D1 and its job goes on to the care advice, when a duplicate
+    // delivery of its message finds the request final and retells D1's end.
+    const final = { type: "completed", request_id: "req-extras", status: "identified", results_count: 2 } as const;
+    expect(await stub.retellCompleted(final, await stub.requestMark("req-extras"))).toBe(0);
+    await say("care_start", { scientific_name: "Monstera deliciosa" });
+    await say("care_done", { source: "rules" });
+    await stub.publish(final);
+    // The alarm finds the end told by the job itself: the held retell adds nothing.
+    await runDurableObjectAlarm(stub);
+    await received(follow.messages, 6);
+    await received(all.messages, 6);
+    await stub.publish({ type: "progress", request_id: "req-other", stage: "queued", status: "pending", data: {} });
+    await received(all.messages, 7);
+    const story = ["init", "queued", "merge_done", "care_start", "care_done", "completed"];
+    expect(follow.messages.map((m) => m.stage ?? m.type)).toEqual(story);
+    expect(all.messages.map((m) => m.stage ?? m.type)).toEqual([...story, "queued"]);
+    for (const s of [follow, all]) s.ws.close();
+  });
+
+  it("tells a held completed once the request has gone quiet without its job's end (it died in its extras), and never after a new run began", async () => {
+    const stub = hub("hub-user-retell-died");
+    const follow = await connect(stub, "req-died");
+    await stub.publish({ type: "progress", request_id: "req-died", stage: "queued", status: "pending", data: {} });
+    const final = { type: "completed", request_id: "req-died", status: "needs_help", results_count: 1 } as const;
+    expect(await stub.retellCompleted(final, await stub.requestMark("req-died"))).toBe(0);
+    await stub.publish({
+      type: "progress",
+      request_id: "req-died",
+      stage: "care_start",
+      status: "processing",
+      data: { scientific_name: "Ficus" },
+    });
+    // Still saying things: the alarm keeps holding it.
+    await runDurableObjectAlarm(stub);
+    await runInDurableObject(stub, async (instance: UserHub) => {
+      expect(instance.lastState("req-died")).toMatchObject({ stage: "care_start" });
+    });
+    // Then nothing more comes: the job died. Once the request has been quiet long enough, it is told.
+    await quietFor(stub, "req-died");
+    await runInDurableObject(stub, async (_instance: UserHub, state) => {
+      // The alarm the hold set is still due (the held retell re-armed it for later).
+      expect(await state.storage.getAlarm()).not.toBeNull();
+    });
+    await runDurableObjectAlarm(stub);
+    await received(follow.messages, 4);
+    expect(follow.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "care_start", "completed"]);
+
+    // A hold overtaken by the owner's retry (a new run's `queued`) is dropped: the old end never follows the new run.
+    await stub.publish({ type: "progress", request_id: "req-died", stage: "queued", status: "pending", data: {} });
+    expect(await stub.retellCompleted(final, await stub.requestMark("req-died"))).toBe(0);
+    await stub.publish({ type: "progress", request_id: "req-died", stage: "queued", status: "pending", data: {} });
+    await quietFor(stub, "req-died");
+    await runDurableObjectAlarm(stub);
+    await received(follow.messages, 6);
+    await stub.publish({ type: "progress", request_id: "req-died", stage: "processing_start", status: "processing", data: { attempt: 1 } });
+    await received(follow.messages, 7);
+    expect(follow.messages.slice(4).map((m) => m.stage ?? m.type)).toEqual(["queued", "queued", "processing_start"]);
     follow.ws.close();
   });
 

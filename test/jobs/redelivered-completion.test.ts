@@ -7,9 +7,17 @@
  * a socket that connected meanwhile and was replayed D1's final) does not hear it twice.
  * Through the Worker: real WebSockets and queue batches.
  */
-import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  getQueueResult,
+  runDurableObjectAlarm,
+  runInDurableObject,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { RETELL_QUIET_MS, type UserHub } from "../../durable-objects/user-hub";
 import worker from "../../src/index";
 import { STUCK_MESSAGE, sweepStuckRequests } from "../../src/jobs/stuck-requests";
 import { sha256Hex } from "../../src/lib/hash";
@@ -110,6 +118,18 @@ async function settled(socket: Socket) {
   await eventually(() => socket.messages.filter((m) => m.type === "pong").length > pongs);
 }
 
+/**
+ * A minute passes with nothing said about the request: the user's hub runs the alarm that tells a
+ * held retelling (UserHub.retellCompleted holds it while the request's story may still be written).
+ */
+async function quietPasses(userId: string, requestId: string) {
+  const hub = env.USER_HUB.get(env.USER_HUB.idFromName(userId));
+  await runInDurableObject(hub, async (_instance: UserHub, state) => {
+    state.storage.sql.exec("UPDATE request_events SET created_at = created_at - ? WHERE request_id = ?", RETELL_QUIET_MS, requestId);
+  });
+  await runDurableObjectAlarm(hub);
+}
+
 const completedOf = (socket: Socket, id: string) => socket.messages.filter((m) => m.type === "completed" && m.request_id === id);
 
 async function finalInD1(kind: Kind, id: string) {
@@ -171,6 +191,11 @@ describe.each([IDENTIFY, DIAGNOSE])("a redelivered $type job whose request is fi
     const notify = countingNotifyQueue();
     const again = await deliverJobs([job], notify.bindings, 2);
     expect(again).toEqual({ acked: [expect.any(String)], retried: [] });
+    // The dead job spoke moments ago: the hub holds the end until the request has been quiet
+    // long enough that no job can still be saying its extras, then tells it.
+    await Promise.all([settled(following), settled(all)]);
+    expect(completedOf(following, id), "held while the request's story may still be written").toEqual([]);
+    await quietPasses(u.userId, id);
     await Promise.all([settled(following), settled(all), settled(late)]);
     expect(completedOf(following, id), "the socket open through the crash hears the end, once").toEqual([expected]);
     expect(completedOf(all, id)).toEqual([expected]);
@@ -239,6 +264,57 @@ describe.each([IDENTIFY, DIAGNOSE])("a redelivered $type job whose request is fi
     expect(theirs.messages.filter((m) => m.request_id === id)).toEqual([]);
     expect(providerCalls()).toBe(calls);
     for (const s of [following, theirs]) s.ws.close(1000);
+  });
+});
+
+describe("a duplicate delivery while the first is still saying its extras", () => {
+  it("the first delivery's care advice comes before its `completed`, which is said once", async () => {
+    const u = await bearerUser();
+    const id = await pendingRequest(IDENTIFY, u.userId);
+    const following = await openReadySocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
+    const job = { type: IDENTIFY.type, request_id: id, user_id: u.userId };
+    // The first delivery's extras (after the request is final in D1) wait at their first provider call.
+    let entered!: () => void;
+    const inExtras = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    for (const [host, emulator] of [
+      ["trefle.emulator.test", emulators.trefle],
+      ["openai.emulator.test", emulators.openai],
+    ] as const) {
+      emulators.overrides[host] = async (request) => {
+        entered();
+        await released;
+        return emulator.handle(request);
+      };
+    }
+    const first = deliverJobs([job]);
+    await inExtras;
+    expect((await finalInD1(IDENTIFY, id)).status).toMatch(/identified|needs_help/);
+    // The hub has what the extras said so far: nothing more is said until the provider answers.
+    await eventually(() => following.messages.some((m) => m.stage === "enrich_start" || m.stage === "care_start"));
+
+    // The queue delivers the message again meanwhile: the request is final, so it retells D1's end.
+    expect(await deliverJobs([job], env, 2)).toEqual({ acked: [expect.any(String)], retried: [] });
+    await settled(following);
+    expect(completedOf(following, id), "not before the first delivery's extras").toEqual([]);
+
+    release();
+    expect((await first).acked).toHaveLength(1);
+    await quietPasses(u.userId, id);
+    await settled(following);
+    const story = following.messages.filter((m) => m.request_id === id && m.type !== "init").map((m) => m.stage ?? m.type);
+    expect(
+      story.filter((m) => m === "completed"),
+      "said once, by the first delivery",
+    ).toHaveLength(1);
+    expect(story.at(-1)).toBe("completed");
+    expect(story).toContain("care_done");
+    following.ws.close(1000);
   });
 });
 
