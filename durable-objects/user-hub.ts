@@ -10,8 +10,9 @@
  * late gets the current state at once: the final `completed` alone when the job has finished,
  * or every progress message of the current run so far when it is still running (so a client
  * that connects a moment after submitting, or after retrying, sees each stage of this run).
- * Its alarm tells a redelivered job's `completed` that was held while the request's progress was
- * still arriving (`retellCompleted`).
+ * A request D1 says is final while its progress is still arriving (the job that ended it saying
+ * its extras) is replayed as running; D1's end, like a redelivered job's `completed`, is then
+ * held, and the alarm tells it if the job's own never comes (`retellCompleted`).
  *
  * The Worker authenticates and authorises before forwarding the upgrade here; this class
  * trusts the X-Hub-* headers because only the Worker can reach it.
@@ -103,6 +104,7 @@ export class UserHub extends DurableObject<Env> {
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server, [requestId ? requestTag(requestId) : ALL_TAG]);
     const replay = requestId ? this.replayFor(requestId, request.headers.get("X-Hub-Final-State")) : null;
+    if (requestId && replay?.held) await this.hold(requestId, replay.held.message, replay.mark, replay.held.quietAt);
     const attachment: SocketAttachment = {
       requestId,
       sessionId,
@@ -172,12 +174,22 @@ export class UserHub extends DurableObject<Env> {
     if (this.newRunSince(id, mark)) return 0;
     const last = this.lastEvent(id);
     if (last && (JSON.parse(last.message) as HubMessage).type === "completed") return 0;
-    if (last && last.createdAt + RETELL_QUIET_MS > Date.now()) {
-      this.sql.exec("INSERT OR REPLACE INTO held_retells (request_id, message, mark) VALUES (?, ?, ?)", id, JSON.stringify(message), mark);
-      await this.alarmBy(last.createdAt + RETELL_QUIET_MS);
+    if (last && this.stillArriving(last)) {
+      await this.hold(id, JSON.stringify(message), mark, last.createdAt + RETELL_QUIET_MS);
       return 0;
     }
     return this.tellEnd(message, last?.seq ?? 0);
+  }
+
+  /** Whether the request's story may still be written: its last event is under RETELL_QUIET_MS old. */
+  private stillArriving(last: { createdAt: number }): boolean {
+    return last.createdAt + RETELL_QUIET_MS > Date.now();
+  }
+
+  /** Keeps D1's end of a request (`message`, as text) for the alarm to tell once the request has gone quiet. */
+  private async hold(requestId: string, message: string, mark: number, quietAt: number): Promise<void> {
+    this.sql.exec("INSERT OR REPLACE INTO held_retells (request_id, message, mark) VALUES (?, ?, ?)", requestId, message, mark);
+    await this.alarmBy(quietAt);
   }
 
   /** The held retells whose request has gone quiet are told or dropped (`retellCompleted`). */
@@ -189,7 +201,7 @@ export class UserHub extends DurableObject<Env> {
     for (const { request_id: id, message, mark } of held) {
       const last = this.lastEvent(id);
       const ended = !last || (JSON.parse(last.message) as HubMessage).type === "completed";
-      if (!ended && !this.newRunSince(id, mark) && last.createdAt + RETELL_QUIET_MS > Date.now()) {
+      if (!ended && !this.newRunSince(id, mark) && this.stillArriving(last)) {
         next = Math.min(next ?? Number.POSITIVE_INFINITY, last.createdAt + RETELL_QUIET_MS);
         continue;
       }
@@ -373,20 +385,31 @@ export class UserHub extends DurableObject<Env> {
   }
 
   /**
-   * Finished: the final state only (D1's, when the hub never heard the `completed`). Running:
-   * every message so far, in order.
+   * Finished: the final state only (D1's, when the hub never heard the `completed` and nothing is
+   * arriving any more). Running: every message so far, in order.
    */
-  private replayFor(requestId: string, finalFromD1: string | null): { messages: string[]; fromD1: boolean; mark: number } {
+  private replayFor(
+    requestId: string,
+    finalFromD1: string | null,
+  ): { messages: string[]; fromD1: boolean; mark: number; held?: { message: string; quietAt: number } } {
     const last = this.lastEvent(requestId);
     const mark = last?.seq ?? 0;
     if (last && (JSON.parse(last.message) as HubMessage).type === "completed") return { messages: [last.message], fromD1: false, mark };
-    if (finalFromD1) return { messages: [finalFromD1], fromD1: true, mark };
+    // D1 has the request final while its progress is still arriving (the job that ended it saying
+    // its extras): the socket joins the running story, and D1's end is held for the alarm in case
+    // the job's own `completed` never comes.
+    if (finalFromD1 && !(last && this.stillArriving(last))) return { messages: [finalFromD1], fromD1: true, mark };
     if (!last) return { messages: [], fromD1: false, mark };
     const messages = this.sql
       .exec<{ message: string }>("SELECT message FROM request_events WHERE request_id = ? ORDER BY seq", requestId)
       .toArray()
       .map((r) => r.message);
-    return { messages, fromD1: false, mark };
+    return {
+      messages,
+      fromD1: false,
+      mark,
+      ...(finalFromD1 ? { held: { message: finalFromD1, quietAt: last.createdAt + RETELL_QUIET_MS } } : {}),
+    };
   }
 
   private lastMessage(requestId: string): string | null {

@@ -103,7 +103,9 @@ const DESCRIPTION = `Live progress of queued plant identifications and diagnoses
 \`/ws/\` carries every event of the signed-in user; \`/ws/plant-identification/requests/{request_id}/\`
 follows one request (identification or diagnosis). The server sends \`init\` first. A socket that
 follows a request which is still running then gets every message of it so far, in order; one that
-follows a finished request gets its final \`completed\` at once. Notifications are not replayed (read
+follows a finished request gets its final \`completed\` at once — unless the job that finished it is
+still saying its care advice (\`enrich_*\`, \`care_*\`): then the story so far, and the rest and its
+\`completed\` as they come (the final state if nothing more arrives for a minute). Notifications are not replayed (read
 them with \`GET /api/v1/notifications/\`).
 
 **Authenticating** (any one of the three security schemes): the \`__Host-access_token\` cookie (\`access_token\` in local development) set by

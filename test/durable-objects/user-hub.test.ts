@@ -92,10 +92,47 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
       { type: "progress", request_id: "req-missed", stage: "processing_start", status: "processing", data: { attempt: 1 } },
     ]);
     const final = { type: "completed", request_id: "req-missed", status: "identified", results_count: 2 };
+    // Nothing more arrives for it: the job that ended it is gone.
+    await quietFor(stub, "req-missed");
     const late = await connect(stub, "req-missed", undefined, final);
     await received(late.messages, 2);
     expect(late.messages).toEqual([{ type: "init", request_id: "req-missed", message: "connected" }, final]);
     late.ws.close();
+  });
+
+  it("a socket joining while D1's final request is still getting its job's extras follows the story; D1's end waits for the job's", async () => {
+    const stub = hub("hub-user-join-extras");
+    await stub.publishAll([
+      { type: "progress", request_id: "req-join", stage: "queued", status: "pending", data: {} },
+      { type: "progress", request_id: "req-join", stage: "care_start", status: "processing", data: { scientific_name: "Ficus" } },
+    ]);
+    const final = { type: "completed", request_id: "req-join", status: "identified", results_count: 2 } as const;
+    const joined = await connect(stub, "req-join", undefined, final);
+    await received(joined.messages, 3);
+    expect(joined.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "care_start"]);
+    await stub.publish({ type: "progress", request_id: "req-join", stage: "care_done", status: "processing", data: { source: "rules" } });
+    await stub.publish(final);
+    await runDurableObjectAlarm(stub);
+    // A new run's first message: everything said before it has arrived when it does.
+    await stub.publish({ type: "progress", request_id: "req-join", stage: "queued", status: "pending", data: {} });
+    await received(joined.messages, 6);
+    expect(joined.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "care_start", "care_done", "completed", "queued"]);
+
+    // Had the job died in its extras, the socket would still hear D1's end, once the request went quiet.
+    await stub.publish({
+      type: "progress",
+      request_id: "req-join",
+      stage: "care_start",
+      status: "processing",
+      data: { scientific_name: "Ficus" },
+    });
+    const orphan = await connect(stub, "req-join", undefined, final);
+    await received(orphan.messages, 3);
+    await quietFor(stub, "req-join");
+    await runDurableObjectAlarm(stub);
+    await received(orphan.messages, 4);
+    expect(orphan.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "care_start", "completed"]);
+    for (const s of [joined, orphan]) s.ws.close();
   });
 
   it("retells a redelivery's completed only while no new run began since its mark: a retry's queued meanwhile drops it", async () => {

@@ -118,16 +118,16 @@ async function settled(socket: Socket) {
   await eventually(() => socket.messages.filter((m) => m.type === "pong").length > pongs);
 }
 
+const hubOf = (userId: string) => env.USER_HUB.get(env.USER_HUB.idFromName(userId));
+
 /**
- * A minute passes with nothing said about the request: the user's hub runs the alarm that tells a
- * held retelling (UserHub.retellCompleted holds it while the request's story may still be written).
+ * A minute passes with nothing said about the request (its events move back in time): the user's
+ * hub no longer takes its story for one still being written (UserHub.retellCompleted).
  */
-async function quietPasses(userId: string, requestId: string) {
-  const hub = env.USER_HUB.get(env.USER_HUB.idFromName(userId));
-  await runInDurableObject(hub, async (_instance: UserHub, state) => {
+async function quietFor(userId: string, requestId: string) {
+  await runInDurableObject(hubOf(userId), async (_instance: UserHub, state) => {
     state.storage.sql.exec("UPDATE request_events SET created_at = created_at - ? WHERE request_id = ?", RETELL_QUIET_MS, requestId);
   });
-  await runDurableObjectAlarm(hub);
 }
 
 const completedOf = (socket: Socket, id: string) => socket.messages.filter((m) => m.type === "completed" && m.request_id === id);
@@ -182,7 +182,8 @@ describe.each([IDENTIFY, DIAGNOSE])("a redelivered $type job whose request is fi
     expect(stored.filter((r) => r.type === "identification_completed").length).toBeGreaterThan(0);
     const calls = providerCalls();
 
-    // A socket that connects now is replayed D1's final at once.
+    // A minute passes: nothing more comes from the dead job. A socket that connects now is replayed D1's final at once.
+    await quietFor(u.userId, id);
     const late = await openReadySocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
     const expected = { type: "completed", request_id: id, status: final.status, results_count: final.results };
     expect(completedOf(late, id)).toEqual([expected]);
@@ -191,11 +192,6 @@ describe.each([IDENTIFY, DIAGNOSE])("a redelivered $type job whose request is fi
     const notify = countingNotifyQueue();
     const again = await deliverJobs([job], notify.bindings, 2);
     expect(again).toEqual({ acked: [expect.any(String)], retried: [] });
-    // The dead job spoke moments ago: the hub holds the end until the request has been quiet
-    // long enough that no job can still be saying its extras, then tells it.
-    await Promise.all([settled(following), settled(all)]);
-    expect(completedOf(following, id), "held while the request's story may still be written").toEqual([]);
-    await quietPasses(u.userId, id);
     await Promise.all([settled(following), settled(all), settled(late)]);
     expect(completedOf(following, id), "the socket open through the crash hears the end, once").toEqual([expected]);
     expect(completedOf(all, id)).toEqual([expected]);
@@ -300,21 +296,25 @@ describe("a duplicate delivery while the first is still saying its extras", () =
 
     // The queue delivers the message again meanwhile: the request is final, so it retells D1's end.
     expect(await deliverJobs([job], env, 2)).toEqual({ acked: [expect.any(String)], retried: [] });
-    await settled(following);
+    // And a socket joins: D1 says final, but the story is still being told; it follows it.
+    const joined = await openReadySocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
+    await Promise.all([settled(following), settled(joined)]);
     expect(completedOf(following, id), "not before the first delivery's extras").toEqual([]);
+    expect(completedOf(joined, id), "not replayed ahead of the extras").toEqual([]);
 
     release();
     expect((await first).acked).toHaveLength(1);
-    await quietPasses(u.userId, id);
-    await settled(following);
-    const story = following.messages.filter((m) => m.request_id === id && m.type !== "init").map((m) => m.stage ?? m.type);
-    expect(
-      story.filter((m) => m === "completed"),
-      "said once, by the first delivery",
-    ).toHaveLength(1);
-    expect(story.at(-1)).toBe("completed");
-    expect(story).toContain("care_done");
-    following.ws.close(1000);
+    // A minute later the hub's alarm finds the end said by the first delivery: the held retelling adds nothing.
+    await quietFor(u.userId, id);
+    await runDurableObjectAlarm(hubOf(u.userId));
+    await Promise.all([settled(following), settled(joined)]);
+    for (const socket of [following, joined]) {
+      const story = socket.messages.filter((m) => m.request_id === id && m.type !== "init").map((m) => m.stage ?? m.type);
+      expect(story.filter((m) => m === "completed").length, "said once, by the first delivery").toBe(1);
+      expect(story.at(-1)).toBe("completed");
+      expect(story).toContain("care_done");
+    }
+    for (const s of [following, joined]) s.ws.close(1000);
   });
 });
 
