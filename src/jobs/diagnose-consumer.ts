@@ -24,7 +24,7 @@ export const processDiagnoseJob: JobKind<DiagnoseJob>["process"] = async (job, a
     cachedProviderCall(
       env,
       (p) => ctx.waitUntil(p),
-      await plantIdJob(env, images, { latitude: null, longitude: null, language: "en" }, "health_assessment"),
+      await plantIdJob(env, images, { latitude: null, longitude: null, language: request.language }, "health_assessment"),
       { logger },
     ),
   );

@@ -52,6 +52,8 @@ export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, 
         organs: request.organs as PlantNetOrgan[],
         latitude: request.latitude,
         longitude: request.longitude,
+        // The request's language, kept on its row: every delivery and retry asks in the same one.
+        language: request.language,
       },
       (stage, data) => say(progress(job.request_id, stage, "processing", data)),
       { logger },
@@ -65,7 +67,7 @@ export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, 
 
   const { status, results, notices, deliveryIds } = await timer.time(
     "complete",
-    completeIdentificationRequest(env, job.request_id, job.user_id, outcome.suggestions, outcome.health, job.user_id),
+    completeIdentificationRequest(env, job.request_id, job.user_id, outcome.suggestions, outcome.health, job.user_id, request.language),
   );
   // The request is final now: a redelivery would find nothing to claim, so a failure in the
   // extras below must not keep the owner from hearing `completed` and their notification.

@@ -14,6 +14,18 @@ export const PLANTNET_API_VERSION = "v2";
 export const PLANTNET_ORGANS = ["auto", "leaf", "flower", "fruit", "bark", "habit", "other"] as const;
 export type PlantNetOrgan = (typeof PLANTNET_ORGANS)[number];
 
+/**
+ * The `lang` values we ask Pl@ntNet in (its `/v2/languages`; PROVIDERS.md §2.2). It answers 400
+ * to a code it does not know, which would cost the whole call, so any other language is asked
+ * in English: the answer is the same apart from `commonNames`.
+ */
+export const PLANTNET_LANGUAGES = ["en", "fr", "de", "es", "it", "pt", "nl", "cs"] as const;
+
+/** The `lang` to send for a user's language: itself when Pl@ntNet knows it, else English. */
+export function plantNetLanguage(language: string): string {
+  return (PLANTNET_LANGUAGES as readonly string[]).includes(language) ? language : "en";
+}
+
 export interface PlantNetSettings {
   baseUrl: string;
   apiKey: string;

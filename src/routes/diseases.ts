@@ -24,10 +24,11 @@ import {
 import { DiseaseRequests, listOwnRequests, ownRequest, spendRequestBudget, submitRequest } from "../services/queued-requests";
 import { cacheKey, cachedJson, canonicalReadUrl, notModified } from "./cached-reads";
 import { pageOf, PaginationQuery } from "./pagination";
-import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestStatus, requestErrors } from "./queued-request-schemas";
+import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestLanguage, RequestStatus, requestErrors } from "./queued-request-schemas";
 import { apiFields } from "../lib/fields";
 import { StageTimer } from "../lib/server-timing";
-import { jsonBody, pageSchema, searchText, errorResponse, IdParam } from "./schemas";
+import { jsonBody, pageSchema, searchText, errorResponse, IdParam, IdentificationLanguage } from "./schemas";
+import { DEFAULT_LANGUAGE } from "../services/identification";
 import { throwIfFieldErrors, readPhotoForm } from "./uploads";
 
 const tags = ["Plant health"];
@@ -51,6 +52,7 @@ const DiseaseRequestSchema = queuedRequestSchema("DiseaseRequest", {
   symptoms_description: z.string(),
   plant_condition: CONDITION.nullable(),
   location: z.string(),
+  language: RequestLanguage,
   is_plant: z.boolean().nullable(),
   is_healthy: z.boolean().nullable(),
   is_healthy_probability: z.number().nullable(),
@@ -108,6 +110,7 @@ const UploadForm = z
     symptoms_description: z.string().openapi({ description: "What is wrong, 10–2000 characters (trimmed)." }),
     plant_condition: CONDITION.optional(),
     location: z.string().optional().openapi({ description: "Where the plant grows (free text, ≤ 200 characters)." }),
+    language: IdentificationLanguage,
   })
   .openapi("DiseaseUpload");
 
@@ -123,6 +126,7 @@ const MetaSchema = z.object({
     z.enum(PLANT_CONDITIONS, { error: `Choose one of: ${PLANT_CONDITIONS.join(", ")}.` }).optional(),
   ),
   location: z.string().trim().max(200, "Keep the location under 200 characters.").optional(),
+  language: IdentificationLanguage,
 });
 
 /** Every part is checked before anything is written: one bad image or field rejects the lot. */
@@ -169,6 +173,7 @@ export function diseaseRoutes() {
         symptomsDescription: upload.meta.symptoms_description,
         plantCondition: upload.meta.plant_condition ?? null,
         location: upload.meta.location ?? "",
+        language: upload.meta.language ?? DEFAULT_LANGUAGE,
       },
       c.get("logger"),
       timer,

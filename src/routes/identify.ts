@@ -13,12 +13,12 @@ import { AppError } from "../lib/errors";
 import { describeError } from "../lib/logger";
 import { NO_IMAGE_MESSAGE, UPLOAD_RULES, validateImageUpload, type ImageUploadInput, type ValidatedImage } from "../lib/images";
 import { assertCsrf, bearerToken } from "../middleware/auth";
-import { identifyNow, providerStatuses, type IdentifyOutcome } from "../services/identification";
+import { DEFAULT_LANGUAGE, identifyNow, providerStatuses, type IdentifyOutcome } from "../services/identification";
 import { identificationProviderHealth, providerCacheCounters } from "../services/provider-calls";
 import { clientIp, enforceRateLimit } from "../services/rate-limits";
 import { catalogueCareAhead, recordIdentification } from "../services/identification-requests";
 import { reportRequestError } from "../middleware/error-reporting";
-import { jsonBody, errorResponse, filePart } from "./schemas";
+import { jsonBody, errorResponse, filePart, IdentificationLanguage } from "./schemas";
 
 const tags = ["Identification"];
 
@@ -99,7 +99,7 @@ const IdentifyFailure = z
       .optional()
       .openapi({
         description:
-          "200: `NO_MATCH`, `NOT_A_PLANT`. 400: `NO_IMAGE`, and the image rules' own codes — `EMPTY_FILE`, " +
+          "200: `NO_MATCH`, `NOT_A_PLANT`. 400: `NO_IMAGE`, `INVALID_LANGUAGE` (`language` is not two lower-case letters), and the image rules' own codes — `EMPTY_FILE`, " +
           "`FILE_TOO_LARGE` (400 here, as the original answered; 413 on the other upload routes), `INVALID_FILE_TYPE`, " +
           "`FILE_TYPE_MISMATCH`, `INVALID_IMAGE`, `IMAGE_TOO_SMALL`, `IMAGE_TOO_LARGE`, `INVALID_ASPECT_RATIO`. " +
           "401 `AUTHENTICATION_REQUIRED`, 403 `CSRF_FAILED`, 413 `PAYLOAD_TOO_LARGE` (the whole body), 429 `RATE_LIMITED`, " +
@@ -164,7 +164,11 @@ export function identifyRoutes() {
   const identifyRoute = plain.post("/identify", "Identify a plant photo now (seed-compatible; parallel Plant.id + Pl@ntNet)").io(
     {
       body: {
-        content: { "multipart/form-data": { schema: z.object({ image: filePart("The plant photo: JPEG, PNG or WebP") }) } },
+        content: {
+          "multipart/form-data": {
+            schema: z.object({ image: filePart("The plant photo: JPEG, PNG or WebP"), language: IdentificationLanguage }),
+          },
+        },
         required: true,
       },
     },
@@ -189,7 +193,7 @@ export function identifyRoutes() {
     },
     {
       description:
-        "Multipart field `image`. Answers `{success: true, …}` or `{success: false, error}` (not the error envelope). " +
+        "Multipart field `image`, and optionally `language` (ISO 639-1, default `en`): the language of the names and descriptions. Answers `{success: true, …}` or `{success: false, error}` (not the error envelope). " +
         "Signed-in callers' identifications are saved and `request_id` returned.",
     },
   );
@@ -251,6 +255,7 @@ export function identifyRoutes() {
         (p) => c.executionCtx.waitUntil(p),
         {
           images: [{ bytes: image.image.bytes, mime: image.image.mime, sha256: image.image.sha256 }],
+          language: image.language,
           region: typeof c.req.raw.cf?.continent === "string" ? c.req.raw.cf.continent : null,
         },
         { logger: c.get("logger"), stages: (stage, ms) => timer.record(stage, ms), onAnswer: care.onAnswer },
@@ -275,7 +280,7 @@ export function identifyRoutes() {
     const top = outcome.suggestions[0]!;
     const careInstructions = await timer.time("care", care.careFor(top.scientific_name));
     const requestId = user
-      ? await timer.time("record", recordIdentification(c.env, user.id, image.image, outcome.suggestions, outcome.health))
+      ? await timer.time("record", recordIdentification(c.env, user.id, image.image, outcome.suggestions, outcome.health, image.language))
       : undefined;
     c.header("Server-Timing", timer.header());
 
@@ -368,17 +373,19 @@ export function identifyRoutes() {
   return app;
 }
 
-type ImageRead = { ok: true; image: ValidatedImage } | { ok: false; code: string; message: string };
+type ImageRead = { ok: true; image: ValidatedImage; language: string } | { ok: false; code: string; message: string };
+type ImagePart = ImageUploadInput & { language: string };
 
 /**
- * Reads and validates the one `image` part; nothing is stored for a rejected upload. Timed as
+ * Reads and validates the one `image` part, and the optional `language` field (default
+ * English); nothing is stored for a rejected upload. Timed as
  * `upload` (receiving and parsing the multipart body) and `validate` (type, structure and size
  * checks, and the SHA-256 the caches are keyed by).
  */
 async function readImage(c: Context<AppEnv>, timer: StageTimer): Promise<ImageRead> {
   const type = (c.req.header("Content-Type") ?? "").toLowerCase();
   if (!type.startsWith("multipart/form-data")) return { ok: false, code: "NO_IMAGE", message: NO_IMAGE_MESSAGE };
-  const part = await timer.time("upload", async (): Promise<ImageUploadInput | ImageRead> => {
+  const part = await timer.time("upload", async (): Promise<ImagePart | ImageRead> => {
     let form: FormData;
     try {
       form = await c.req.formData();
@@ -387,8 +394,12 @@ async function readImage(c: Context<AppEnv>, timer: StageTimer): Promise<ImageRe
     }
     const file = form.get("image");
     if (!(file instanceof File)) return { ok: false, code: "NO_IMAGE", message: NO_IMAGE_MESSAGE };
-    return { bytes: new Uint8Array(await file.arrayBuffer()), declaredType: file.type, filename: file.name };
+    const language = IdentificationLanguage.safeParse(form.get("language") ?? undefined);
+    if (!language.success) return { ok: false, code: "INVALID_LANGUAGE", message: language.error.issues[0]!.message };
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    return { bytes, declaredType: file.type, filename: file.name, language: language.data ?? DEFAULT_LANGUAGE };
   });
   if ("ok" in part) return part;
-  return timer.time("validate", validateImageUpload(part, UPLOAD_RULES));
+  const validated = await timer.time("validate", validateImageUpload(part, UPLOAD_RULES));
+  return validated.ok ? { ...validated, language: part.language } : validated;
 }

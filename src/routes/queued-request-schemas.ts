@@ -17,6 +17,11 @@ export const REQUEST_PHOTO_PARTS = {
   image_5: filePart().optional(),
 };
 
+/** The language a request's job asks the engines in, as its body shows it. */
+export const RequestLanguage = z.string().openapi({
+  description: "The language (ISO 639-1) its results' names and descriptions were asked in; `en` unless the upload named one.",
+});
+
 /** Every request route can answer these. */
 export const requestErrors = errorResponses(400, 401, 404, 429);
 

@@ -8,7 +8,7 @@ import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { createRouter, routeSet, documentOnly, noContentAfter } from "./router";
 import { requireAuth, userIdOf } from "../middleware/auth";
-import { PLANT_ORGANS, type PlantOrgan } from "../services/identification";
+import { DEFAULT_LANGUAGE, PLANT_ORGANS, type PlantOrgan } from "../services/identification";
 import {
   acceptResult,
   addResultToCollection,
@@ -28,10 +28,10 @@ import {
   submitRequest,
 } from "../services/queued-requests";
 import { pageOf, PaginationQuery } from "./pagination";
-import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestStatus, requestErrors } from "./queued-request-schemas";
+import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestLanguage, RequestStatus, requestErrors } from "./queued-request-schemas";
 import { StageTimer } from "../lib/server-timing";
 import type { FieldErrors } from "../lib/errors";
-import { errorResponse, jsonBody, noContent, pageSchema, requestJson, IdParam } from "./schemas";
+import { errorResponse, jsonBody, noContent, pageSchema, requestJson, IdParam, IdentificationLanguage } from "./schemas";
 import { throwIfFieldErrors, readPhotoForm } from "./uploads";
 
 const tags = ["Identification requests"];
@@ -46,6 +46,7 @@ const RequestSchema = queuedRequestSchema("IdentificationRequest", {
   description: z.string(),
   plant_size: z.string(),
   habitat: z.string(),
+  language: RequestLanguage,
   disease_detection: z.record(z.string(), z.unknown()).nullable(),
   is_shared_with_community: z.boolean(),
   community_result_id: z
@@ -111,6 +112,7 @@ const UploadForm = z
     description: z.string().optional(),
     plant_size: z.string().optional(),
     habitat: z.string().optional(),
+    language: IdentificationLanguage,
   })
   .openapi("IdentificationUpload");
 
@@ -138,6 +140,7 @@ const MetaSchema = z.object({
   description: z.string().max(2000).optional(),
   plant_size: z.string().max(50).optional(),
   habitat: z.string().max(200).optional(),
+  language: IdentificationLanguage,
 });
 
 /** Reads and validates every part before anything is written: one bad image rejects the lot. */
@@ -187,6 +190,7 @@ export function requestRoutes() {
         description: upload.meta.description,
         plantSize: upload.meta.plant_size,
         habitat: upload.meta.habitat,
+        language: upload.meta.language ?? DEFAULT_LANGUAGE,
       },
       c.get("logger"),
       timer,

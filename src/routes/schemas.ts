@@ -169,3 +169,21 @@ export function searchText(max = 100) {
     .max(max, `Ensure this field has no more than ${max} characters.`)
     .refine((text) => !hasControlCharacters(text), { message: CONTROL_CHARACTERS_MESSAGE });
 }
+
+export const LANGUAGE_MESSAGE = "Use a two-letter ISO 639-1 language code in lower case, e.g. fr or de.";
+
+/**
+ * The language an identification is asked in (`identify/`, `requests/`, `disease-requests/`):
+ * ISO 639-1, two lower-case letters. Absent means English; `Accept-Language` is not read
+ * (docs/api.md § Identification in the user's language says why).
+ */
+export const IdentificationLanguage = z
+  .string()
+  .regex(/^[a-z]{2}$/, LANGUAGE_MESSAGE)
+  .optional()
+  .openapi({
+    description:
+      "The language (ISO 639-1, e.g. `fr`) the engines' localised details — common names, plant names, Plant.id's descriptions — are asked in. " +
+      "Absent: `en`. A language an engine does not know gets that engine's English. The shared species catalogue keeps English names whatever the language.",
+    example: "fr",
+  });

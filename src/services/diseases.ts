@@ -13,6 +13,7 @@ import type { Bindings } from "../env";
 import { apiFields } from "../lib/fields";
 import { uuidv7 } from "../lib/ids";
 import type { DiseaseSuggestion, HealthAssessment, TreatmentPlan } from "../providers/types";
+import { CATALOGUE_LANGUAGE } from "./identification";
 import { purgeStatement } from "./public-cache";
 import type { Notification } from "./notifications";
 import { DiseaseRequests, type DiseaseRequestRow, queuedRequestBody, runCompletion } from "./queued-requests";
@@ -130,7 +131,7 @@ export async function completeDiseaseRequest(
 export function diseaseRequestBody(row: DiseaseRequestRow) {
   return {
     ...queuedRequestBody(row),
-    ...apiFields(row, "symptomsDescription plantCondition location isPlant isHealthy isHealthyProbability"),
+    ...apiFields(row, "symptomsDescription plantCondition location language isPlant isHealthy isHealthyProbability"),
   };
 }
 
@@ -195,7 +196,7 @@ export async function confirmDiseaseResult(env: Bindings, requestId: string, res
 export type DiseaseEntryRow = DiseaseResultRow & { confirmations: number };
 
 /**
- * The disease database: diseases with at least one confirmed diagnosis, one entry per name
+ * The disease database: diseases with at least one confirmed diagnosis asked in English, one entry per name
  * (case-insensitive) with the details of its most recent confirmation and how many
  * confirmations it has; most confirmed first.
  */
@@ -207,7 +208,12 @@ export type DiseaseEntryRow = DiseaseResultRow & { confirmations: number };
  */
 export function confirmedDiseaseEntries(db: Database, filter: { search?: string | undefined; type?: DiseaseType | undefined }) {
   const r = diseaseResults;
-  const conditions: SQL[] = [eq(r.isConfirmed, true)];
+  // The database is one shared, English list, one entry per name: a diagnosis asked in another
+  // language carries Plant.id's localised names, and would be the same disease a second time.
+  const conditions: SQL[] = [
+    eq(r.isConfirmed, true),
+    sql`EXISTS (SELECT 1 FROM disease_requests dq WHERE dq.id = ${r.requestId} AND dq.language = ${CATALOGUE_LANGUAGE})`,
+  ];
   if (filter.search) {
     const needle = filter.search.toLowerCase();
     conditions.push(

@@ -22,6 +22,7 @@ import type { HealthAssessment, ProviderAnswer } from "../providers/types";
 import { ruleBasedCare } from "./care";
 import { findSpeciesForCare, storedCareGuide } from "./care-guides";
 import { addIdentifiedPlant } from "./collections";
+import { CATALOGUE_LANGUAGE, DEFAULT_LANGUAGE } from "./identification";
 import { consensusChange, consensusStatements, requestRemovalStatements, tellAgreement, tellConsensus } from "./community";
 import type { MergedSuggestion } from "./merge";
 import { purgeStatement } from "./public-cache";
@@ -71,6 +72,11 @@ export function finalStatusFor(suggestions: MergedSuggestion[]): "identified" | 
  * Writes the merged suggestions and finishes the request in one atomic batch. Each statement
  * is guarded by the request still being `processing`; the status change comes last, so a
  * second run of the same job finds nothing to do.
+ *
+ * `language`: the one the suggestions were asked in. The request's results keep its names as
+ * they are; the shared catalogue is English (and scientific) for everyone, so a species first
+ * met in another language joins it with its scientific name, family and genus only — no common
+ * names, no description — and the first English identification of it fills those in.
  */
 export async function completeIdentificationRequest(
   env: Bindings,
@@ -80,6 +86,7 @@ export async function completeIdentificationRequest(
   health: HealthAssessment | null = null,
   /** The owner to tell it is ready (the queue job's), in the same batch; null: nobody (the synchronous endpoint answers itself). */
   notify: string | null = null,
+  language: string = DEFAULT_LANGUAGE,
 ): Promise<{ status: "identified" | "needs_help"; written: boolean; results: number; notices: Notification[]; deliveryIds: string[] }> {
   const status = finalStatusFor(suggestions);
   const db = database(env);
@@ -89,12 +96,21 @@ export async function completeIdentificationRequest(
 
   // Each new name's row id, known here: the purge below finds whether any insert added its row.
   const newIds = suggestions.map(() => uuidv7());
+  const english = language === CATALOGUE_LANGUAGE;
   suggestions.forEach((s, i) => {
-    // Guarded INSERT … SELECT: new names join the catalogue unverified; its own data is never overwritten.
+    const names = english ? catalogueCommonNames(s.common_names) : [];
+    const description = english ? s.description.slice(0, 2000) : "";
+    // Guarded INSERT … SELECT: new names join the catalogue unverified. Its own data is never
+    // overwritten; only an unverified entry without common names (first met in another
+    // language) takes an English answer's names, and its description when it has none.
     statements.push(sql`INSERT INTO species (id, scientific_name, common_names, family, genus, gbif_id, description, source, is_verified)
-      SELECT ${newIds[i]}, ${s.scientific_name}, ${JSON.stringify(catalogueCommonNames(s.common_names))}, ${s.family}, ${s.genus}, ${s.gbif_id ?? null},
-             ${s.description.slice(0, 2000)}, ${s.sources.join("+")}, 0 WHERE ${guard}
-      ON CONFLICT DO NOTHING`);
+      SELECT ${newIds[i]}, ${s.scientific_name}, ${JSON.stringify(names)}, ${s.family}, ${s.genus}, ${s.gbif_id ?? null},
+             ${description}, ${s.sources.join("+")}, 0 WHERE ${guard}
+      ON CONFLICT (lower(scientific_name)) DO UPDATE SET
+        common_names = excluded.common_names,
+        description = CASE WHEN species.description = '' THEN excluded.description ELSE species.description END,
+        updated_at = ${sqlNow}
+      WHERE species.common_names = '[]' AND excluded.common_names <> '[]' AND species.is_verified = 0`);
   });
   // A name new to the catalogue shows in its cached lists and searches at once: one purge when any
   // insert above added its row (by primary key), none when every name was known.
@@ -184,17 +200,18 @@ export async function recordIdentification(
   image: Parameters<typeof storeImages>[1][number],
   suggestions: MergedSuggestion[],
   health: HealthAssessment | null,
+  language: string = DEFAULT_LANGUAGE,
 ): Promise<string> {
   const t = identificationRequests;
   // Store-or-undo: if the row cannot be written, the photo does not stay behind.
   const row = await withStoredPhotos(env, [image], () =>
     database(env)
       .insert(t)
-      .values({ id: uuidv7(), userId, status: "processing", imageHashes: [photoRef(image)], organs: ["auto"] })
+      .values({ id: uuidv7(), userId, status: "processing", imageHashes: [photoRef(image)], organs: ["auto"], language })
       .returning({ id: t.id })
       .get(),
   );
-  await completeIdentificationRequest(env, row.id, userId, suggestions, health);
+  await completeIdentificationRequest(env, row.id, userId, suggestions, health, null, language);
   return row.id;
 }
 
@@ -300,7 +317,7 @@ export function identificationRequestBody(row: IdentificationRequestRow) {
   const top = health && !health.isHealthy ? health.diseases[0] : undefined;
   return {
     ...queuedRequestBody(row),
-    ...apiFields(row, "organs latitude longitude location description plantSize habitat isSharedWithCommunity communityResultId"),
+    ...apiFields(row, "organs latitude longitude location description plantSize habitat language isSharedWithCommunity communityResultId"),
     disease_detection: health
       ? {
           is_healthy: health.isHealthy,

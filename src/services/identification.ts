@@ -9,7 +9,7 @@ import { getConfig } from "../config";
 import type { Bindings } from "../env";
 import { createLogger, type Logger } from "../lib/logger";
 import type { StageRecorder } from "../lib/server-timing";
-import { type PlantNetOrgan, plantNetProjectFor } from "../providers/plantnet";
+import { type PlantNetOrgan, plantNetLanguage, plantNetProjectFor } from "../providers/plantnet";
 
 /** The organs a photo may show (Pl@ntNet's list), for validating uploads. */
 export { PLANTNET_ORGANS as PLANT_ORGANS, type PlantNetOrgan as PlantOrgan } from "../providers/plantnet";
@@ -23,6 +23,12 @@ export interface IdentifyInput {
   organs?: PlantNetOrgan[];
   latitude?: number | null;
   longitude?: number | null;
+  /**
+   * The user's language (ISO 639-1), for the localised details — common names, and Plant.id's
+   * descriptions — each provider answers in. Unset: English. Plant.id is asked in it as it is
+   * (it falls back to English by itself); Pl@ntNet in it when it knows it, else in English.
+   * Each language is its own provider-cache entry and single flight.
+   */
   language?: string;
   /** The caller's continent (`request.cf.continent`), when known: its provider calls coordinate in that region's single-flight shards. */
   region?: string | null;
@@ -73,6 +79,15 @@ export interface IdentifyOutcome {
 
 const PLANTNET_MAX_RESULTS = 10;
 
+/** The language identifications are asked in when the caller names none. */
+export const DEFAULT_LANGUAGE = "en";
+
+/**
+ * The language of what is shared by everyone — the species catalogue's common names and
+ * descriptions, the public disease database: only answers asked in it write there.
+ */
+export const CATALOGUE_LANGUAGE = "en";
+
 /**
  * The synchronous identification (`identify/`): someone is waiting for the answer, so once one
  * provider has answered the other gets `IDENTIFY_SECOND_PROVIDER_GRACE_MS` more, not its whole
@@ -98,7 +113,7 @@ export async function identifyPlant(
   options: IdentifyOptions = {},
 ): Promise<IdentifyOutcome> {
   const logger = options.logger ?? createLogger({}, getConfig(env).LOG_LEVEL);
-  const language = input.language ?? "en";
+  const language = input.language ?? DEFAULT_LANGUAGE;
   const latitude = input.latitude ?? null;
   const longitude = input.longitude ?? null;
   const organs = input.organs ?? input.images.map(() => "auto" as const);
@@ -121,7 +136,7 @@ export async function identifyPlant(
     const job = await plantNetJob(env, plantNetImages, {
       project: plantNetProjectFor(latitude, longitude),
       organs: keptOrgans,
-      language,
+      language: plantNetLanguage(language),
       includeRelatedImages: true,
       maxResults: PLANTNET_MAX_RESULTS,
     });
