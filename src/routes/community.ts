@@ -54,6 +54,11 @@ const FeedItem = z
     status: z.enum(["needs_id", "confirmed"]),
     images: z.array(z.object({ url: z.string() })),
     location: z.string(),
+    language: z.string().openapi({
+      description:
+        "The language (ISO 639-1) its owner identified in: the engines' candidates' `plant_name` is in it; `scientific_name` is everyone's. " +
+        "Community proposals are named from the (English) catalogue.",
+    }),
     latitude: z.number().nullable().openapi({ description: "Rounded to 0.1° (about 11 km)." }),
     longitude: z.number().nullable().openapi({ description: "Rounded to 0.1° (about 11 km)." }),
     community_result_id: z.uuid().nullable().openapi({ description: "The community-confirmed result, or null." }),

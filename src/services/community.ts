@@ -293,6 +293,8 @@ export interface FeedItem {
   status: "needs_id" | "confirmed";
   images: { url: string }[];
   location: string;
+  /** The language its owner asked in: the engines' candidates carry their names in it. */
+  language: string;
   latitude: number | null;
   longitude: number | null;
   community_result_id: string | null;
@@ -371,6 +373,7 @@ export async function communityFeed(env: Bindings, filter: FeedFilter, page: Pag
         status: request.communityResultId ? "confirmed" : "needs_id",
         images: requestImagesBody(request),
         location: request.location,
+        language: request.language,
         latitude: round(request.latitude),
         longitude: round(request.longitude),
         community_result_id: request.communityResultId,

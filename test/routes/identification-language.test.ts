@@ -152,6 +152,26 @@ describe("identify/ with a language", () => {
   });
 });
 
+describe("the community feed", () => {
+  it("shows a shared request as its owner identified it, and says in which language", async () => {
+    const u = await bearerUser();
+    const fr = await identify(await photo(), "fr", u.access);
+    const id = fr.body.request_id!;
+    expect((await call(`/api/v1/plant-identification/requests/${id}/share/`, { method: "POST", bearer: u.access })).status).toBe(200);
+    const item = (await (await call(`/api/v1/plant-identification/community/${id}/`)).json()) as {
+      language: string;
+      candidates: { scientific_name: string; plant_name: string }[];
+    };
+    expect(item.language).toBe("fr");
+    const top = item.candidates.find((c) => c.scientific_name === fr.body.suggestions![0]!.scientific_name)!;
+    expect(top.plant_name).toBe(names(top.scientific_name).fr[0]);
+    const feed = (await (await call("/api/v1/plant-identification/community/")).json()) as {
+      results: { request_id: string; language: string }[];
+    };
+    expect(feed.results.find((r) => r.request_id === id)?.language).toBe("fr");
+  });
+});
+
 describe("requests/ and disease-requests/ with a language", () => {
   it("refuse an invalid language with a field error, storing no request and no photo", async () => {
     const u = await bearerUser();
