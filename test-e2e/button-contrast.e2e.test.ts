@@ -1,0 +1,94 @@
+/**
+ * Every button the pages show can be read: its text against what is behind it has at least
+ * WCAG's 3:1 (large text and interface components; most of these labels are bold). The pages
+ * share one stylesheet, and a button style made for the dark header once painted white labels
+ * on the white panels (the editor's Publish, Move up, Add block; the identification page's Try
+ * again), invisible though clickable, which no click-driven test notices.
+ */
+import { describe, expect, it } from "vitest";
+import { pageProblems, useStackAndBrowser } from "./browser";
+
+const e2e = useStackAndBrowser({ purpose: "e2e-contrast" });
+
+interface Shown {
+  label: string;
+  ratio: number;
+}
+
+/**
+ * Shows every hidden part of the page (panels that wait for a sign-in, workflow buttons that wait
+ * for a post), then measures each enabled button: its text colour against its own background, or
+ * the first ancestor's that is painted, blended down to the page (white under everything).
+ */
+async function buttonContrasts(path: string, prepare: string): Promise<Shown[]> {
+  const context = await e2e.newContext({ viewport: { width: 1280, height: 1000 } });
+  const page = await context.newPage();
+  const problems = pageProblems(page);
+  await page.goto(`${e2e.stack.baseUrl}${path}`, { waitUntil: "networkidle" });
+  await page.evaluate(prepare);
+  const shown = await page.evaluate(() => {
+    const parse = (c: string): number[] => {
+      const m = /rgba?\(([^)]+)\)/.exec(c);
+      if (!m) return [0, 0, 0, 0];
+      const parts = (m[1] ?? "")
+        .split(/[\s,/]+/)
+        .filter(Boolean)
+        .map(Number);
+      return [parts[0] ?? 0, parts[1] ?? 0, parts[2] ?? 0, parts[3] ?? 1];
+    };
+    const over = (top: number[], under: number[]): number[] => {
+      const a = top[3] ?? 1;
+      return [0, 1, 2].map((i) => (top[i] ?? 0) * a + (under[i] ?? 0) * (1 - a)).concat(1);
+    };
+    const backdrop = (el: Element | null): number[] => {
+      if (!el) return [255, 255, 255, 1];
+      const bg = parse(getComputedStyle(el).backgroundColor);
+      if ((bg[3] ?? 0) >= 1) return bg;
+      const under = backdrop(el.parentElement);
+      return (bg[3] ?? 0) > 0 ? over(bg, under) : under;
+    };
+    const luminance = (rgb: number[]): number => {
+      const [r, g, b] = rgb.slice(0, 3).map((v) => {
+        const s = v / 255;
+        return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+      });
+      return 0.2126 * (r ?? 0) + 0.7152 * (g ?? 0) + 0.0722 * (b ?? 0);
+    };
+    const buttons = [...document.querySelectorAll<HTMLElement>("button, .button")].filter(
+      (b) => b.offsetParent !== null && !(b as HTMLButtonElement).disabled && (b.textContent ?? "").trim() !== "",
+    );
+    return buttons.map((b) => {
+      const back = backdrop(b);
+      const text = over(parse(getComputedStyle(b).color), back);
+      const [hi, lo] = [luminance(text), luminance(back)].sort((x, y) => y - x);
+      return { label: `${b.id || (b.textContent ?? "").trim()}`, ratio: ((hi ?? 0) + 0.05) / ((lo ?? 0) + 0.05) };
+    });
+  });
+  expect(problems).toEqual([]);
+  return shown;
+}
+
+const unhide = (selectors: string[]) =>
+  `for (const s of ${JSON.stringify(selectors)}) for (const el of document.querySelectorAll(s)) el.hidden = false;`;
+
+describe("buttons people can read", () => {
+  it("the editor's workflow, block and list buttons stand out from the panels (and the header's from the header)", async () => {
+    const shown = await buttonContrasts(
+      "/editor/",
+      `document.getElementById("signin-panel").hidden = true;
+       ${unhide(["#workspace", "#signout-button", "#post-form button", "#schedule", "#schedule button", "#revisions-section"])}
+       document.getElementById("add-block").click();`,
+    );
+    const labels = shown.map((s) => s.label);
+    for (const expected of ["publish-post", "unpublish-post", "submit-post", "schedule-post", "add-block", "Move up", "signout-button"]) {
+      expect(labels).toContain(expected);
+    }
+    expect(shown.filter((s) => s.ratio < 3)).toEqual([]);
+  });
+
+  it("the identification page's Try again and header buttons stand out", async () => {
+    const shown = await buttonContrasts("/identify/", unhide(["#retry-button", "#signin-link"]));
+    expect(shown.map((s) => s.label)).toContain("retry-button");
+    expect(shown.filter((s) => s.ratio < 3)).toEqual([]);
+  });
+});
