@@ -8,7 +8,7 @@
 export interface SessionDevice {
   /** A short label derived from the User-Agent, never the header itself. */
   client: string;
-  /** ISO 3166-1 alpha-2, from Cloudflare's geolocation of the address; null when unknown (local development). */
+  /** ISO 3166-1 alpha-2, from Cloudflare's geolocation of the address; null when unknown (`wrangler dev` says "US" for every request). */
   country: string | null;
 }
 
