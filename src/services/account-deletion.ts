@@ -96,6 +96,11 @@ export const DELETED_EMAIL_DOMAIN = "deleted.invalid";
 /** The start of a deleted account's generated username; registration refuses names that start so. */
 export const DELETED_USERNAME_PREFIX = "deleted-";
 
+/** "An editor", "An admin", "An author", "A moderator": the role with its article, to start a sentence. */
+function aRole(role: string): string {
+  return `${/^[aeiou]/i.test(role) ? "An" : "A"} ${role}`;
+}
+
 export async function deleteAccount(
   env: Bindings,
   config: Config,
@@ -107,7 +112,7 @@ export async function deleteAccount(
     throw new AppError(
       "INVALID_STATE",
       409,
-      `A ${user.role} account cannot delete itself: ask an administrator to change its role to user first.`,
+      `${aRole(user.role)} account cannot delete itself: ask an administrator to change its role to user first.`,
     );
   }
   await proveAccountOwner(env, config, user, proof, "delete your account", logger);
@@ -124,7 +129,7 @@ export async function deleteAccountAsAdmin(env: Bindings, userId: string, logger
   if (!user) throw new AppError("NOT_FOUND", 404, "No such user.");
   if (user.deletedAt) throw new AppError("INVALID_STATE", 409, "That account was deleted already.");
   if (user.role !== "user") {
-    throw new AppError("INVALID_STATE", 409, `A ${user.role} account cannot be deleted: change its role to user first.`);
+    throw new AppError("INVALID_STATE", 409, `${aRole(user.role)} account cannot be deleted: change its role to user first.`);
   }
   await eraseAccount(env, user, "administrator", logger);
 }

@@ -212,6 +212,16 @@ describe("deleting your own account", () => {
     expect((await call("/api/v1/auth/user/", { bearer: u.access })).status).toBe(200);
   });
 
+  it("the refusal names the role in a sentence people read: an editor, a moderator", async () => {
+    const [editor, moderator] = await Promise.all([bearerUser(), bearerUser()]);
+    await env.DB.prepare("UPDATE users SET role = 'editor' WHERE id = ?").bind(editor.userId).run();
+    await env.DB.prepare("UPDATE users SET role = 'moderator' WHERE id = ?").bind(moderator.userId).run();
+    const editorBody = await expectError(await remove(editor, { current_password: GOOD_PASSWORD }), 409, "INVALID_STATE");
+    expect(editorBody.message).toMatch(/^An editor account cannot delete itself/);
+    const moderatorBody = await expectError(await remove(moderator, { current_password: GOOD_PASSWORD }), 409, "INVALID_STATE");
+    expect(moderatorBody.message).toMatch(/^A moderator account cannot delete itself/);
+  });
+
   it("an administrator cannot bring a deleted account back", async () => {
     const [u, admin] = await Promise.all([bearerUser(), bearerUser()]);
     await env.DB.prepare("UPDATE users SET role = 'admin' WHERE id = ?").bind(admin.userId).run();
