@@ -148,6 +148,36 @@ describe("the blog editor page", () => {
     expect(ed.problems).toEqual([]);
   }, 180_000);
 
+  it("leaves the new post's empty starter paragraph out of the saved post, and still puts a block's error under that block", async () => {
+    const author = `starter_${Date.now().toString(36)}`;
+    await register(author);
+    e2e.grantRole(author, "author");
+    const { page, problems } = await openEditor(author);
+    await page.waitForSelector("#workspace:not([hidden])");
+    await page.fill("#post-title", `Only a heading ${author}`);
+    // The starter paragraph (block 0) stays empty; a call to action after it has a bad link.
+    await addBlock(page, "heading");
+    await block(page, 1).locator("input").fill("Before you sow");
+    await addBlock(page, "call_to_action");
+    await block(page, 2).locator("[data-name='cta_title']").fill("Read more");
+    await block(page, 2).locator("[data-name='button_text']").fill("Go");
+    await block(page, 2).locator("[data-name='button_url']").fill("javascript:alert(1)");
+    expect(await save(page)).toBe(400);
+    // The refusal names the call to action's link, and the page shows it under that block's field.
+    await page.waitForFunction(
+      () => (document.querySelector("#blocks > li:nth-child(3) [data-block-field='button_url']")?.textContent ?? "") !== "",
+    );
+    expect(await block(page, 0).locator(".field__error").first().textContent()).toBe("");
+
+    await block(page, 2).locator("button[data-action='remove']").click();
+    const saved = page.waitForResponse((r) => /\/api\/v1\/blog\/posts\/?$/.test(r.url()) && r.request().method() === "POST");
+    await page.click("#save-post");
+    const post = (await (await saved).json()) as { content_blocks: { type: string; value: unknown }[] };
+    expect(post.content_blocks.map((b) => b.type)).toEqual(["heading"]);
+    await page.waitForFunction(() => document.querySelectorAll("#blocks > li").length === 1);
+    expect(problems).toEqual([]);
+  }, 120_000);
+
   it("tells a signed-in reader without a writing role that the editor is not for them", async () => {
     const reader = `reader_${Date.now().toString(36)}`;
     await register(reader);

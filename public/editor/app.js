@@ -554,6 +554,17 @@
     el.unschedule.hidden = !post?.scheduled_at;
   }
 
+  /**
+   * The blocks a save sends: all but a paragraph or heading left empty (a new post starts with one
+   * empty paragraph; readers would get it as an empty block). Field errors index into this list.
+   */
+  function sentBlocks() {
+    return [...el.blocks.children].filter((li) => {
+      const type = li.dataset.type;
+      return !((type === "paragraph" || type === "heading") && !String(blockValue(li)).trim());
+    });
+  }
+
   function payload() {
     const tags = el.tags.value
       .split(",")
@@ -565,7 +576,7 @@
       introduction: el.introduction.value,
       categories,
       tags,
-      content_blocks: [...el.blocks.children].map((li) => ({
+      content_blocks: sentBlocks().map((li) => ({
         type: li.dataset.type,
         value: blockValue(li),
         ...(li.dataset.id ? { id: li.dataset.id } : {}),
@@ -592,7 +603,7 @@
       const blockMatch = /^content_blocks\.(\d+)(?:\.value)?(?:\.(\w+))?/.exec(key);
       let slot = null;
       if (blockMatch) {
-        const li = el.blocks.children[Number(blockMatch[1])];
+        const li = sentBlocks()[Number(blockMatch[1])];
         if (li) {
           const name = blockMatch[2] || "value";
           slot = li.querySelector(`[data-block-field="${name}"]`) || li.querySelector(".field__error");
