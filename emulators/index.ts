@@ -7,6 +7,7 @@
 //   http://127.0.0.1:PORT/trefle/api/v1    → Trefle    (TREFLE_API_URL)
 //   http://127.0.0.1:PORT/openai/v1        → OpenAI    (OPENAI_API_URL)
 //   http://127.0.0.1:PORT/email            → email API (EMAIL_API_URL)
+//   http://127.0.0.1:PORT/{google,github}  → OAuth providers; /firebase → Firebase tokens; /sentry → Sentry
 // Control API:
 //   GET  /__health                 → 200 {"status":"ok"}
 //   GET  /__control                → current mode, call count and busy time (busyMs) of every emulator
@@ -127,6 +128,20 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
     github?.reset();
   };
 
+  // Every path this dispatcher answers, for the 404 that tells a caller where to go instead.
+  const prefixes = [
+    ...EMULATOR_NAMES.map((n) => `/${n}`),
+    ...(google ? ["/google"] : []),
+    ...(github ? ["/github"] : []),
+    "/firebase",
+    "/push",
+    "/sentry",
+    "/media/plant-id",
+    "/media/plantnet",
+    "/__health",
+    "/__control",
+  ];
+
   async function route(req: Request): Promise<Response> {
     const url = new URL(req.url);
     const [, first = "", ...rest] = url.pathname.split("/");
@@ -141,8 +156,7 @@ export function createEmulators(options: CreateEmulatorsOptions = {}): Emulators
       if (req.method === "GET" && rest.join("/") === "events") return json({ events: sentry.events });
       return sentry.handle(await withPath(req, `/${rest.join("/")}`));
     }
-    if (!isEmulatorName(first))
-      return json({ error: `no emulator at ${url.pathname}; prefixes: ${EMULATOR_NAMES.map((n) => `/${n}`).join(", ")}` }, 404);
+    if (!isEmulatorName(first)) return json({ error: `no emulator at ${url.pathname}; prefixes: ${prefixes.join(", ")}` }, 404);
     return byName[first].handle(await withPath(req, `/${rest.join("/")}`));
   }
 

@@ -67,6 +67,16 @@ describe("combined server routing", () => {
     expect((await emulators.route(new Request(`${ORIGIN}/perenual/api`))).status).toBe(404);
   });
 
+  it("names every prefix it serves in that 404, not only the providers'", async () => {
+    const emulators = createEmulators({ mediaBaseUrl: `${ORIGIN}/media` });
+    const res = await emulators.route(new Request(`${ORIGIN}/media/leaf.jpg`));
+    expect(res.status).toBe(404);
+    const { error } = (await res.json()) as { error: string };
+    for (const prefix of ["/plant-id", "/email", "/firebase", "/push", "/sentry", "/media/plant-id", "/media/plantnet", "/__control"]) {
+      expect(error).toContain(prefix);
+    }
+  });
+
   it("passes the caller's abort signal through the prefix routing", async () => {
     const emulators = createEmulators();
     emulators.trefle.setMode({ failure: "hang" });
