@@ -45,6 +45,14 @@ export async function readImageParts(
     if (result.ok) images.push(result.image);
     else fieldErrors[`image_${i}`] = [result.message];
   }
+  // A file under any other name (`image`, as identify/ and plants/ take it, or `image_6` past the
+  // limit) would be dropped without a word, and the answer would say no photo was sent.
+  const names = new Set(Array.from({ length: max }, (_, i) => `image_${i + 1}`));
+  for (const [name, value] of form.entries()) {
+    if (value instanceof File && !names.has(name) && !fieldErrors[name]) {
+      fieldErrors[name] = [`Photos go in the fields image_1 … image_${max}; "${name}" is not one.`];
+    }
+  }
   if (required && !form.get("image_1") && !fieldErrors.image_1) fieldErrors.image_1 = [NO_IMAGE_MESSAGE];
   return images;
 }

@@ -163,6 +163,20 @@ describe("bad uploads to requests/", () => {
       expect(Object.keys(body.errors ?? {}), field).toContain(field);
     }
     await expectError(await upload("", [await photo()]), 401, "AUTHENTICATION_REQUIRED");
+
+    // A photo under a name the route does not read (identify/'s `image`, a sixth one) is named,
+    // not dropped in silence (which answered "No image file provided" to someone who sent one).
+    const misnamed = new FormData();
+    misnamed.append("image", new File([await photo()], "p.png", { type: "image/png" }));
+    const misnamedBody = await expectError(
+      await call("/api/v1/plant-identification/requests/", { method: "POST", body: misnamed, bearer: u.access }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    expect(misnamedBody.errors?.image?.[0]).toMatch(/image_1 … image_5/);
+    const six = await Promise.all([1, 2, 3, 4, 5, 6].map(() => photo()));
+    const sixthBody = await expectError(await upload(u.access, six), 400, "VALIDATION_ERROR");
+    expect(Object.keys(sixthBody.errors ?? {})).toEqual(["image_6"]);
     const after = (await env.DB.prepare("SELECT count(*) AS n FROM identification_requests").first<{ n: number }>())!.n;
     expect(after).toBe(before);
   });
