@@ -178,6 +178,17 @@ describe("the blog editor page", () => {
     expect(problems).toEqual([]);
   }, 120_000);
 
+  it("lines the sign-in form up under the header's brand, the width of a form, not of the page", async () => {
+    const context = await e2e.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await page.goto(`${e2e.stack.baseUrl}/editor/`);
+    await page.waitForSelector("#signin-panel:not([hidden])");
+    const brand = (await page.locator(".brand").boundingBox())!;
+    const panel = (await page.locator("#signin-panel").boundingBox())!;
+    expect(Math.abs(panel.x - brand.x)).toBeLessThanOrEqual(1);
+    expect(panel.width).toBeLessThanOrEqual(480);
+  });
+
   it("tells a signed-in reader without a writing role that the editor is not for them", async () => {
     const reader = `reader_${Date.now().toString(36)}`;
     await register(reader);
