@@ -86,6 +86,17 @@ describe("buttons people can read", () => {
     expect(shown.filter((s) => s.ratio < 3)).toEqual([]);
   });
 
+  it("a button styled as a link (the history's Refresh) has no browser button box around it", async () => {
+    const context = await e2e.newContext({ viewport: { width: 1280, height: 1000 } });
+    const page = await context.newPage();
+    await page.goto(`${e2e.stack.baseUrl}/identify/`, { waitUntil: "networkidle" });
+    const look = await page.evaluate(() => {
+      const s = getComputedStyle(document.getElementById("history-refresh") as HTMLElement);
+      return { background: s.backgroundColor, border: s.borderTopWidth, padding: s.paddingTop };
+    });
+    expect(look).toEqual({ background: "rgba(0, 0, 0, 0)", border: "0px", padding: "0px" });
+  });
+
   it("the identification page's Try again and header buttons stand out", async () => {
     const shown = await buttonContrasts("/identify/", unhide(["#retry-button", "#signin-link"]));
     expect(shown.map((s) => s.label)).toContain("retry-button");
