@@ -146,6 +146,9 @@ describe("identification page", () => {
     });
 
     const _username = await registerThroughPage(page);
+    // The new account is told where its confirmation link went.
+    await page.waitForSelector("#signed-in-note:not([hidden])");
+    expect(await page.textContent("#signed-in-note")).toMatch(/email to confirm your address/);
 
     // Record each progress step as it is added, with the time, before the upload starts.
     await page.evaluate(() => {

@@ -116,6 +116,7 @@
     authSubmit: $("auth-submit"),
     signedIn: $("signed-in"),
     signedInName: $("signed-in-name"),
+    signedInNote: $("signed-in-note"),
     identifyForm: $("identify-form"),
     dropzone: $("dropzone"),
     dropzoneEmpty: $("dropzone-empty"),
@@ -306,6 +307,7 @@
     el.authForm.hidden = signedIn;
     el.signedIn.hidden = !signedIn;
     el.signedInName.textContent = signedIn ? user.username : "";
+    el.signedInNote.hidden = true;
     el.accountHint.hidden = signedIn;
     document.querySelector(".tabs").hidden = signedIn;
     el.modeHint.textContent = signedIn
@@ -438,6 +440,11 @@
       if (res.ok && res.data?.user) {
         el.authPassword.value = "";
         setUser(res.data.user);
+        // A new account's address is not confirmed yet: say that a link was mailed (the API's words).
+        if (register && res.data.message) {
+          el.signedInNote.textContent = res.data.message;
+          el.signedInNote.hidden = false;
+        }
       } else if (challenge) {
         el.authPassword.value = "";
         askForCode(challenge);
