@@ -926,9 +926,10 @@ export function authRoutes() {
       // The address changes only when the new one confirms the emailed link (see pending_email).
       if (newEmail !== undefined) {
         // When this session began: its id (the refresh family's) is a UUIDv7, stamped at sign-in.
-        const sid = c.get("accessClaims")?.sid;
-        const sessionStartedAt = sid ? uuidv7Timestamp(sid) : undefined;
-        await requestEmailChange(c.env, getConfig(c.env), user, { newEmail, currentPassword, sessionStartedAt }, c.get("logger"));
+        const session = c.get("accessClaims");
+        if (!session) throw new AppError("AUTHENTICATION_REQUIRED", 401, "Authentication credentials were not provided.");
+        const sessionStartedAt = session.sid ? uuidv7Timestamp(session.sid) : undefined;
+        await requestEmailChange(c.env, getConfig(c.env), user, { newEmail, currentPassword, sessionStartedAt, session }, c.get("logger"));
       }
       await updateProfile(c.env, user.id, changes);
     }

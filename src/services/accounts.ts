@@ -23,6 +23,7 @@ import { photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 import { AVATAR_RULES, validateImageUpload } from "../lib/images";
 import type { Logger } from "../lib/logger";
 import type { SessionDevice } from "../lib/session-device";
+import type { TokenClaims } from "../lib/token-claims";
 import { accountRecountStatements, tellRecount } from "./community";
 import { deliverEmail } from "./mailer";
 import { tellSecurityEvent } from "./security-notices";
@@ -37,7 +38,7 @@ import {
   withinRateLimit,
 } from "./rate-limits";
 import { checkCurrentPassword, notifyLockout, proveAccountOwner } from "./account-proof";
-import { endEverySession } from "./sessions";
+import { endEverySession, sessionStillLive } from "./sessions";
 import { guardedTokenPair, issueTokenPair, type TokenPair } from "./tokens";
 import { keepRehash, type SignInVia, twoFactorEnabled, twoFactorRequired } from "./two-factor";
 import {
@@ -325,7 +326,13 @@ export async function requestEmailChange(
   env: Bindings,
   config: Config,
   user: UserRow,
-  input: { newEmail: string; currentPassword: string | undefined; sessionStartedAt?: number },
+  input: {
+    newEmail: string;
+    currentPassword: string | undefined;
+    sessionStartedAt?: number;
+    /** The access token that asked: the change is written only while it is live (sessionStillLive). */
+    session: Pick<TokenClaims, "jti" | "iat" | "sid">;
+  },
   logger?: Logger,
   now = Date.now(),
 ): Promise<void> {
@@ -348,16 +355,32 @@ export async function requestEmailChange(
   await enforceRateLimit(env, mailBucketName(newEmail), config.ACCOUNT_MAIL_RATE_LIMIT);
   const token = randomToken(32);
   const db = database(env);
-  await runBatch(db, [
-    db.delete(emailChangeTokens).where(eq(emailChangeTokens.userId, user.id)),
-    db.insert(emailChangeTokens).values({
-      tokenHash: await sha256Hex(token),
-      userId: user.id,
-      newEmail,
-      expiresAt: nowS() + EMAIL_CHANGE_TTL_S,
-    }),
-    db.update(users).set({ pendingEmail: newEmail, updatedAt: new Date().toISOString() }).where(eq(users.id, user.id)),
+  // Only while the session that asked (and proved the password) is live: every session ending
+  // meanwhile — a password change, sign-out everywhere, a provider taking over an account a
+  // stranger set up on its owner's address — must not find this change written after it.
+  const live = sessionStillLive(user.id, input.session);
+  const [, inserted] = await runBatch(db, [
+    db.delete(emailChangeTokens).where(and(eq(emailChangeTokens.userId, user.id), live)),
+    db.insert(emailChangeTokens).select(
+      db
+        .select({
+          tokenHash: sql<string>`${await sha256Hex(token)}`.as("token_hash"),
+          userId: users.id,
+          newEmail: sql<string>`${newEmail}`.as("new_email"),
+          expiresAt: sql<number>`${nowS() + EMAIL_CHANGE_TTL_S}`.as("expires_at"),
+          usedAt: sql<null>`NULL`.as("used_at"),
+          createdAt: sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`.as("created_at"),
+        })
+        .from(users)
+        .where(and(eq(users.id, user.id), live)),
+    ),
+    db
+      .update(users)
+      .set({ pendingEmail: newEmail, updatedAt: new Date().toISOString() })
+      .where(and(eq(users.id, user.id), live)),
   ]);
+  if (changes(inserted) === 0)
+    throw new AppError("TOKEN_INVALID", 401, "Your session has ended. Sign in again to change your email address.");
   const link = `${config.FRONTEND_URL}/confirm-email?token=${encodeURIComponent(token)}`;
   const hours = Math.round(EMAIL_CHANGE_TTL_S / 3600);
   const results = await Promise.allSettled([

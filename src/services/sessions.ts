@@ -25,7 +25,7 @@ import { uuidv7Timestamp } from "../lib/ids";
 import { UNKNOWN_CLIENT } from "../lib/session-device";
 import type { Logger } from "../lib/logger";
 import { userHub } from "./progress";
-import { issuedBefore, revokeAllForUserStatements, revokeFamilyStatements, type TokenClaims, verifyToken } from "./tokens";
+import { issuedAtMs, issuedBefore, revokeAllForUserStatements, revokeFamilyStatements, type TokenClaims, verifyToken } from "./tokens";
 
 /**
  * Closes the user's sockets in `scope`. A hub that cannot be reached is logged, not thrown: the
@@ -154,6 +154,19 @@ export async function authenticateAccessToken(
     throw new AppError("TOKEN_INVALID", 401, "Token is invalid or has been revoked.");
   }
   return { user: { id: row.id, username: row.username, role: row.role }, claims };
+}
+
+/**
+ * SQL: the access token `claims` (of `userId`) is still live — the account active, no sign-out
+ * everywhere since it was issued, neither it nor its session ended: what authenticateAccessToken
+ * checked, again inside a batch. A write a session asked for is conditioned on it, so a request
+ * authorised before every session ended (a password change, a provider taking the account over)
+ * does not land after it.
+ */
+export function sessionStillLive(userId: string, claims: Pick<TokenClaims, "jti" | "iat" | "sid">): SQL {
+  return sql`EXISTS (SELECT 1 FROM ${users} su WHERE su.id = ${userId} AND su.is_active = 1 AND su.tokens_valid_after <= ${issuedAtMs(claims)})
+    AND NOT EXISTS (SELECT 1 FROM ${revokedTokens} WHERE ${revokedTokens.jti} = ${claims.jti})
+    AND NOT EXISTS (SELECT 1 FROM ${revokedSessions} WHERE ${revokedSessions.familyId} = ${claims.sid ?? ""})`;
 }
 
 /** A live session of the user, as "Where you're signed in" shows it. */
