@@ -11,7 +11,7 @@
  * - a successful reset proves the address, so on an account whose address was never proven it
  *   also removes every other way in (linked providers), and it ends every session.
  */
-import { and, eq, gt, isNull, ne, sql } from "drizzle-orm";
+import { and, eq, gt, isNull, ne, type SQL, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { changes, database, runBatch, type Statement } from "../db/client";
 import { blogPosts, emailChangeTokens, oauthAccounts, passwordResetTokens, users, wsTickets } from "../db/schema";
@@ -39,7 +39,7 @@ import {
 } from "./rate-limits";
 import { checkCurrentPassword, notifyLockout, proveAccountOwner } from "./account-proof";
 import { endEverySession, sessionStillLive } from "./sessions";
-import { guardedTokenPair, issueTokenPair, type TokenPair } from "./tokens";
+import { guardedTokenPair, type TokenPair } from "./tokens";
 import { keepRehash, type SignInVia, twoFactorEnabled, twoFactorRequired } from "./two-factor";
 import {
   accountActive,
@@ -156,14 +156,22 @@ async function reserveSignIn(
   throw invalidCredentials();
 }
 
-/** Statements that kill every outstanding password-reset link and email-change request. */
-function forgetEmailedLinks(env: Bindings, userId: string): Statement[] {
+/** Statements that kill every outstanding password-reset link and email-change request (`onlyIf`: only while it holds). */
+function forgetEmailedLinks(env: Bindings, userId: string, onlyIf?: SQL): Statement[] {
   const db = database(env);
   return [
-    db.delete(passwordResetTokens).where(eq(passwordResetTokens.userId, userId)),
-    db.delete(emailChangeTokens).where(eq(emailChangeTokens.userId, userId)),
-    db.update(users).set({ pendingEmail: null }).where(eq(users.id, userId)),
+    db.delete(passwordResetTokens).where(and(eq(passwordResetTokens.userId, userId), onlyIf)),
+    db.delete(emailChangeTokens).where(and(eq(emailChangeTokens.userId, userId), onlyIf)),
+    db
+      .update(users)
+      .set({ pendingEmail: null })
+      .where(and(eq(users.id, userId), onlyIf)),
   ];
+}
+
+/** SQL: the account's password is still the one `hash` stands for (no change, reset or removal since it was read). */
+function passwordStill(userId: string, hash: string): SQL {
+  return sql`EXISTS (SELECT 1 FROM ${users} pu WHERE pu.id = ${userId} AND pu.password_hash = ${hash})`;
 }
 
 /**
@@ -183,18 +191,32 @@ export async function changePassword(
     throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { old_password: ["Your old password was entered incorrectly."] });
   }
   assertPasswordPolicy(input.newPassword, undefined, user, "new_password");
-  await endEverySession(env, user.id, {
+  const db = database(env);
+  const newHash = await hashPassword(input.newPassword);
+  // Only while the password just checked is still the account's: a reset, another change or a
+  // provider taking over an account a stranger set up on its owner's address (which removes the
+  // stranger's password and ends their sessions) that lands meanwhile must not find a password
+  // the caller chose set after it, nor a session started under it.
+  const checked = passwordStill(user.id, user.passwordHash!);
+  const ended = () => new AppError("TOKEN_INVALID", 401, "Your password changed or your session ended meanwhile. Sign in again.");
+  const results = await endEverySession(env, user.id, {
+    onlyIf: checked,
     also: [
-      database(env)
+      ...forgetEmailedLinks(env, user.id, checked),
+      db
         .update(users)
-        .set({ passwordHash: await hashPassword(input.newPassword), updatedAt: new Date().toISOString() })
-        .where(eq(users.id, user.id)),
-      ...forgetEmailedLinks(env, user.id),
+        .set({ passwordHash: newHash, updatedAt: new Date().toISOString() })
+        .where(and(eq(users.id, user.id), checked)),
     ],
     logger,
   });
+  if (changes(results.at(-1)) === 0) throw ended();
   await tellSecurityEvent(env, user, "password_changed", "", logger);
-  return issueTokenPair(env, config, user.id, input.device ?? null);
+  // The caller's new session, only under the password it set.
+  const { pair, record } = await guardedTokenPair(env, config, user.id, eq(users.passwordHash, newHash), input.device ?? null);
+  const [started] = await runBatch(db, [record]);
+  if (changes(started) === 0) throw ended();
+  return pair;
 }
 
 /**

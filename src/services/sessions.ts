@@ -8,7 +8,7 @@
 import type { SessionScope } from "../../durable-objects/user-hub-protocol";
 import { and, desc, eq, gt, isNull, lte, notExists, type SQL, sql } from "drizzle-orm";
 import type { Config } from "../config";
-import { bindingOf, database, runBatch, type Statement } from "../db/client";
+import { batchRows, bindingOf, database, runBatch, type Statement } from "../db/client";
 import {
   calendarFeeds,
   emailChangeTokens,
@@ -70,30 +70,44 @@ export async function endSession(
  * changes, and the standing channels a session could have set up to keep reading the account —
  * Web Push subscriptions (notification text, to any endpoint) and the calendar feed's URL.
  * `also` are writes that must happen in the same atomic batch; the batch's results are returned
- * (the `also` statements' last).
+ * (the `also` statements' last). With `onlyIf` (a self-contained SQL condition — an EXISTS over
+ * the account's row, say — that the batch's own writes before `also` do not change), nothing of
+ * this lands unless it holds when the batch runs: for a change decided on an earlier read, which a
+ * write landing meanwhile must be able to refuse; `also` conditions its own statements.
  */
 export async function endEverySession(
   env: Bindings,
   userId: string,
-  options: { also?: (Statement | SQL)[]; logger?: Logger } = {},
+  options: { also?: (Statement | SQL)[]; onlyIf?: SQL; logger?: Logger } = {},
 ): Promise<unknown[]> {
   const db = database(env);
+  const { onlyIf } = options;
   const results = await runBatch(db, [
-    ...revokeAllForUserStatements(env, userId),
+    // Whether `onlyIf` held, read at the start of the batch (sessionsEndedIf reads it).
+    ...(onlyIf ? [sql`SELECT 1 AS held WHERE ${onlyIf}`] : []),
+    ...revokeAllForUserStatements(env, userId, onlyIf),
     // Whatever was handed out under those sessions goes with them: unspent socket tickets and
     // pending email changes (an intruder's change must not survive the owner signing out).
-    db.delete(wsTickets).where(eq(wsTickets.userId, userId)),
-    db.delete(emailChangeTokens).where(eq(emailChangeTokens.userId, userId)),
-    db.update(users).set({ pendingEmail: null }).where(eq(users.id, userId)),
+    db.delete(wsTickets).where(and(eq(wsTickets.userId, userId), onlyIf)),
+    db.delete(emailChangeTokens).where(and(eq(emailChangeTokens.userId, userId), onlyIf)),
+    db
+      .update(users)
+      .set({ pendingEmail: null })
+      .where(and(eq(users.id, userId), onlyIf)),
     // An intruder's device or URL must not keep receiving the account's notifications and
     // calendar after the owner has signed everyone out; the owner's own devices subscribe again
     // when they sign in.
-    db.delete(pushSubscriptions).where(eq(pushSubscriptions.userId, userId)),
-    db.delete(calendarFeeds).where(eq(calendarFeeds.userId, userId)),
+    db.delete(pushSubscriptions).where(and(eq(pushSubscriptions.userId, userId), onlyIf)),
+    db.delete(calendarFeeds).where(and(eq(calendarFeeds.userId, userId), onlyIf)),
     ...(options.also ?? []),
   ]);
-  await closeSessionSockets(env, userId, {}, options.logger);
+  if (!onlyIf || sessionsEndedIf(results)) await closeSessionSockets(env, userId, {}, options.logger);
   return results;
+}
+
+/** Of endEverySession's results with `onlyIf`: whether the condition held, so that the sessions ended. */
+export function sessionsEndedIf(results: unknown[]): boolean {
+  return batchRows(results[0]).length > 0;
 }
 
 /**

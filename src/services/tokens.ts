@@ -340,9 +340,10 @@ export function revokeFamilyStatements(env: Bindings, config: Config, familyId: 
 /**
  * Sign-out everywhere: every refresh token revoked, every access token issued so far refused —
  * by time (tokens_valid_after) and by session (every family in revoked_sessions, which also
- * stops a refresh racing this batch from minting a pair in a family that just ended).
+ * stops a refresh racing this batch from minting a pair in a family that just ended). With
+ * `onlyIf` (a self-contained condition), only while it holds.
  */
-export function revokeAllForUserStatements(env: Bindings, userId: string): Statement[] {
+export function revokeAllForUserStatements(env: Bindings, userId: string, onlyIf?: SQL): Statement[] {
   const db = database(env);
   const now = nowS();
   return [
@@ -352,14 +353,17 @@ export function revokeAllForUserStatements(env: Bindings, userId: string): State
         db
           .selectDistinct({ familyId: refreshTokens.familyId, expiresAt: sql<number>`${now + MAX_ACCESS_TTL_S}`.as("expires_at") })
           .from(refreshTokens)
-          .where(and(eq(refreshTokens.userId, userId), gt(refreshTokens.expiresAt, now))),
+          .where(and(eq(refreshTokens.userId, userId), gt(refreshTokens.expiresAt, now), onlyIf)),
       )
       .onConflictDoNothing(),
     db
       .update(refreshTokens)
       .set({ revokedAt: now })
-      .where(and(eq(refreshTokens.userId, userId), isNull(refreshTokens.revokedAt))),
-    db.update(users).set({ tokensValidAfter: Date.now() }).where(eq(users.id, userId)),
+      .where(and(eq(refreshTokens.userId, userId), isNull(refreshTokens.revokedAt), onlyIf)),
+    db
+      .update(users)
+      .set({ tokensValidAfter: Date.now() })
+      .where(and(eq(users.id, userId), onlyIf)),
   ];
 }
 

@@ -6,7 +6,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createFirebaseEmulator } from "../../emulators/firebase";
 import { getConfig } from "../../src/config";
-import { requestEmailChange } from "../../src/services/accounts";
+import { changePassword, requestEmailChange } from "../../src/services/accounts";
 import { verifyToken } from "../../src/services/tokens";
 import { findUserById } from "../../src/services/users";
 import { call, freshIp } from "../helpers/http";
@@ -17,14 +17,18 @@ import { GOOD_PASSWORD, registerWeb, tokenLogin, uniqueName } from "../helpers/u
 const firebase = createFirebaseEmulator({ projectId: env.FIREBASE_PROJECT_ID, keyId: "firebase-test-key" });
 useEmulators({ overrides: { "firebase.emulator.test": (req) => firebase.handle(req) } });
 
+const passwordSignIn = (username: string, password = GOOD_PASSWORD) =>
+  call("/api/v1/auth/token/", { json: { username, password }, ip: freshIp() });
+
 /** The address's owner signs in with Firebase, which vouches for the address. */
-async function ownerSignsInWithFirebase(email: string): Promise<string> {
+async function ownerSignsInWithFirebase(email: string): Promise<{ id: string; access: string }> {
   const res = await call("/api/v1/auth/firebase-token-exchange/", {
     json: { firebase_token: await firebase.issueIdToken({ uid: `uid-${email}`, email, email_verified: true }) },
     ip: freshIp(),
   });
   expect(res.status, await res.clone().text()).toBe(200);
-  return ((await res.json()) as { user: { id: string } }).user.id;
+  const body = (await res.json()) as { access_token: string; user: { id: string } };
+  return { id: body.user.id, access: body.access_token };
 }
 
 /** A stranger's account on the victim's address, signed in with a bearer pair. */
@@ -56,5 +60,25 @@ describe("a stranger's request authorised before the owner's provider sign-in cl
       .first<{ n: number }>();
     expect(pending?.n).toBe(0);
     expect((await findUserById(env, stranger.userId))?.pendingEmail).toBeNull();
+  });
+
+  it("a password change asked for just before it sets no password and starts no session", async () => {
+    const { victimEmail, stranger, row } = await strangerOnVictimsAddress();
+    let owner: { id: string; access: string } | undefined;
+    const racing = envRacingFirstBatch(async () => {
+      owner = await ownerSignsInWithFirebase(victimEmail);
+    });
+    const strangersNew = "Stranger-Keeps-A-Key-31";
+    const outcome = await changePassword(racing.env, getConfig(env), row, {
+      oldPassword: GOOD_PASSWORD,
+      newPassword: strangersNew,
+    }).catch((err: unknown) => err);
+    expect(racing.fired()).toBe(true);
+    expect(outcome).toMatchObject({ status: 401 });
+    expect((await passwordSignIn(stranger.username, strangersNew)).status).toBe(401);
+    expect((await findUserById(env, stranger.userId))?.passwordHash).toBeNull();
+    // Nor did it end the owner's session.
+    expect(owner?.id).toBe(stranger.userId);
+    expect((await call("/api/v1/auth/user/", { bearer: owner?.access })).status).toBe(200);
   });
 });
