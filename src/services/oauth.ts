@@ -13,9 +13,9 @@
  */
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from "jose";
 import { z } from "zod";
-import { and, eq, gt, isNull, not, or, sql } from "drizzle-orm";
+import { and, eq, gt, isNull, not, or, type SQL, sql } from "drizzle-orm";
 import type { Config } from "../config";
-import { database, runBatch, type Statement } from "../db/client";
+import { batchRows, database, runBatch, type Statement } from "../db/client";
 import { emailChangeTokens, oauthAccounts, oauthStates, passwordResetTokens, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
@@ -33,7 +33,7 @@ import {
   type UserRow,
 } from "./users";
 import { tellSecurityEvent } from "./security-notices";
-import { endEverySession } from "./sessions";
+import { endEverySession, sessionsEndedIf } from "./sessions";
 
 export const OAUTH_PROVIDERS = ["google", "github"] as const;
 export type OAuthProvider = (typeof OAUTH_PROVIDERS)[number];
@@ -350,12 +350,32 @@ async function githubApi<T>(config: Config, path: string, accessToken: string, s
  * 3. otherwise a new account (no password, default collection) linked to the identity.
  */
 export async function signInWithIdentity(env: Bindings, identity: ProviderIdentity): Promise<UserRow> {
-  const linked = await findLinkedUser(env, identity);
-  const user = linked ? await proveLinkedAddress(env, linked, identity) : await linkOrCreateAccount(env, identity);
+  let user: UserRow;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const linked = await findLinkedUser(env, identity);
+      user = linked ? await proveLinkedAddress(env, linked, identity) : await linkOrCreateAccount(env, identity);
+      break;
+    } catch (err) {
+      // The account the rules chose changed its address meanwhile: nothing was written; decide again.
+      if (!(err instanceof AccountMoved) || attempt >= LINK_ATTEMPTS) throw err;
+    }
+  }
   assertActive(user);
   const lastLogin = new Date().toISOString();
   await database(env).update(users).set({ lastLogin }).where(eq(users.id, user.id));
   return { ...user, lastLogin };
+}
+
+/** How many times a sign-in decides again when the account it chose changes its address meanwhile. */
+const LINK_ATTEMPTS = 3;
+
+/** linkIdentity wrote nothing: the account was no longer at the address its decision was made on. */
+class AccountMoved extends Error {
+  constructor() {
+    super("The account's email address changed while the sign-in was linked to it.");
+    this.name = "AccountMoved";
+  }
 }
 
 interface Linked {
@@ -413,7 +433,7 @@ async function proveLinkedAddress(env: Bindings, linked: Linked, identity: Provi
   const address = identity.email;
   if (user.emailVerified && sameAddress(user.email, address)) {
     // Sessions issued through this link so far were the unverified login's, whoever held it then.
-    return linkIdentity(env, user.id, identity, {
+    return linkIdentity(env, user, identity, {
       markEmailVerified: true,
       ...(await claimOf(env, user, identity, { ownLinkUnverified: true })),
     });
@@ -422,7 +442,7 @@ async function proveLinkedAddress(env: Bindings, linked: Linked, identity: Provi
   if (holder && holder.id !== user.id) {
     assertActive(holder);
     await refuseLinkPastSecondFactor(env, holder);
-    const moved = await linkIdentity(env, holder.id, identity, {
+    const moved = await linkIdentity(env, holder, identity, {
       markEmailVerified: true,
       ...(await claimOf(env, holder, identity)),
       moveFrom: user.id,
@@ -435,7 +455,7 @@ async function proveLinkedAddress(env: Bindings, linked: Linked, identity: Provi
   if (Object.keys(await uniquenessErrors(env, null, address, user.id)).length > 0)
     throw new OAuthError("email_not_verified", "This address is another account's sign-in name.");
   assertActive(user);
-  return linkIdentity(env, user.id, identity, { markEmailVerified: true, ...handOver(user), adoptEmail: address });
+  return linkIdentity(env, user, identity, { markEmailVerified: true, ...handOver(user), adoptEmail: address });
 }
 
 /**
@@ -461,13 +481,13 @@ async function linkOrCreateAccount(env: Bindings, identity: ProviderIdentity): P
     }
     assertActive(existing);
     await refuseLinkPastSecondFactor(env, existing);
-    const linked = await linkIdentity(env, existing.id, identity, { markEmailVerified: true, ...(await claimOf(env, existing, identity)) });
+    const linked = await linkIdentity(env, existing, identity, { markEmailVerified: true, ...(await claimOf(env, existing, identity)) });
     // A new way into an existing account: its owner must hear of it.
     if (linked.id === existing.id) await tellSecurityEvent(env, linked, "sign_in_method_linked", PROVIDER_NAMES[identity.provider]);
     return linked;
   }
   const created = await createOAuthUser(env, identity, identity.email);
-  return linkIdentity(env, created.id, identity, {
+  return linkIdentity(env, created, identity, {
     markEmailVerified: false,
     takeOver: false,
     dropUnproven: false,
@@ -534,7 +554,7 @@ const PROVIDER_NAMES: Record<ProviderIdentity["provider"], string> = { google: "
 
 async function linkIdentity(
   env: Bindings,
-  userId: string,
+  account: Pick<UserRow, "id" | "email">,
   identity: ProviderIdentity,
   {
     markEmailVerified,
@@ -547,21 +567,33 @@ async function linkIdentity(
   }: Claim & { markEmailVerified: boolean; adoptEmail?: string; moveFrom?: string },
 ): Promise<UserRow> {
   const db = database(env);
+  const userId = account.id;
+  // Everything here was decided on the account as read at `account.email`: only while it is still
+  // there. An email change confirmed meanwhile (from inside, which proves a stranger's password)
+  // must not find the provider that vouched for the old address linked to the account it moved,
+  // under the stranger's password; signInWithIdentity then decides again.
+  const stillAt = sql`EXISTS (SELECT 1 FROM ${users} lu WHERE lu.id = ${userId} AND lower(lu.email) = lower(${account.email}))`;
   const identityIs = and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId));
   const link = and(eq(oauthAccounts.userId, userId), identityIs);
-  const statements: Statement[] = [
+  const statements: (Statement | SQL)[] = [
     // Moved from another account: in the same batch, so the identity is never left unlinked.
-    ...(moveFrom !== undefined ? [db.delete(oauthAccounts).where(and(eq(oauthAccounts.userId, moveFrom), identityIs))] : []),
+    ...(moveFrom !== undefined ? [db.delete(oauthAccounts).where(and(eq(oauthAccounts.userId, moveFrom), identityIs, stillAt))] : []),
     db
       .insert(oauthAccounts)
-      .values({
-        id: uuidv7(),
-        userId,
-        provider: identity.provider,
-        providerUserId: identity.providerUserId,
-        email: identity.email ?? "",
-        emailVerified: identity.emailVerified,
-      })
+      .select(
+        db
+          .select({
+            id: sql<string>`${uuidv7()}`.as("id"),
+            userId: users.id,
+            provider: sql<ProviderIdentity["provider"]>`${identity.provider}`.as("provider"),
+            providerUserId: sql<string>`${identity.providerUserId}`.as("provider_user_id"),
+            email: sql<string>`${identity.email ?? ""}`.as("email"),
+            createdAt: sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`.as("created_at"),
+            emailVerified: sql<boolean>`${identity.emailVerified ? 1 : 0}`.as("email_verified"),
+          })
+          .from(users)
+          .where(and(eq(users.id, userId), stillAt)),
+      )
       .onConflictDoNothing({ target: [oauthAccounts.provider, oauthAccounts.providerUserId] }),
     // An existing link the provider now vouches for (never the other way).
     ...(identity.emailVerified
@@ -569,13 +601,18 @@ async function linkIdentity(
           db
             .update(oauthAccounts)
             .set({ emailVerified: true, email: identity.email ?? "" })
-            .where(link),
+            .where(and(link, stillAt)),
         ]
       : []),
   ];
-  if (adoptEmail !== undefined) statements.push(db.update(users).set({ email: adoptEmail }).where(eq(users.id, userId)));
   // The provider has just vouched for the address the account already uses.
-  if (markEmailVerified) statements.push(db.update(users).set({ emailVerified: true }).where(eq(users.id, userId)));
+  if (markEmailVerified)
+    statements.push(
+      db
+        .update(users)
+        .set({ emailVerified: true })
+        .where(and(eq(users.id, userId), stillAt)),
+    );
   // Pre-registration takeover: someone may have set up an account on the victim's address before
   // the victim's first OAuth sign-in. The local address was never proven, the provider's is, so
   // the account becomes the provider's person's alone: the unproven password, every other linked
@@ -585,31 +622,43 @@ async function linkIdentity(
   // during this sign-in) stays, with the links. The owner can set a new password through the
   // reset flow.
   if (takeOver || dropUnproven) {
-    const account = eq(users.id, userId);
     const unproven = sql`EXISTS (SELECT 1 FROM users u WHERE u.id = ${userId} AND u.password_proven = 0)`;
     statements.push(
       // Both decided on an earlier read: a password proven since (a reset landing meanwhile) stays.
       db
         .update(users)
         .set({ passwordHash: null, pendingEmail: null })
-        .where(and(account, eq(users.passwordProven, false))),
+        .where(and(eq(users.id, userId), eq(users.passwordProven, false), stillAt)),
       db
         .delete(oauthAccounts)
         .where(
-          takeOver
-            ? and(
-                eq(oauthAccounts.userId, userId),
-                not(and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId))!),
-              )
-            : and(unprovenLinks(userId, identity), unproven),
+          and(
+            takeOver
+              ? and(
+                  eq(oauthAccounts.userId, userId),
+                  not(and(eq(oauthAccounts.provider, identity.provider), eq(oauthAccounts.providerUserId, identity.providerUserId))!),
+                )
+              : and(unprovenLinks(userId, identity), unproven),
+            stillAt,
+          ),
         ),
-      db.delete(passwordResetTokens).where(eq(passwordResetTokens.userId, userId)),
-      db.delete(emailChangeTokens).where(eq(emailChangeTokens.userId, userId)),
+      db.delete(passwordResetTokens).where(and(eq(passwordResetTokens.userId, userId), stillAt)),
+      db.delete(emailChangeTokens).where(and(eq(emailChangeTokens.userId, userId), stillAt)),
     );
-    await endEverySession(env, userId, { also: statements });
-  } else {
-    await runBatch(db, statements);
   }
+  // Last: it moves the account away from the address the statements above are conditioned on.
+  if (adoptEmail !== undefined)
+    statements.push(
+      db
+        .update(users)
+        .set({ email: adoptEmail })
+        .where(and(eq(users.id, userId), stillAt)),
+    );
+  const landed =
+    takeOver || dropUnproven
+      ? sessionsEndedIf(await endEverySession(env, userId, { also: statements, onlyIf: stillAt }))
+      : batchRows((await runBatch(db, [sql`SELECT 1 AS held WHERE ${stillAt}`, ...statements]))[0]).length > 0;
+  if (!landed) throw new AccountMoved();
   const linked = (await findLinkedUser(env, identity))?.user ?? (await findUserById(env, userId));
   if (!linked) throw new Error("linked account vanished");
   if (passwordRemoved && linked.id === userId && linked.passwordHash === null)

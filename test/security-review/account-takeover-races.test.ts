@@ -7,16 +7,21 @@ import { describe, expect, it } from "vitest";
 import { createFirebaseEmulator } from "../../emulators/firebase";
 import { getConfig } from "../../src/config";
 import { changePassword, requestEmailChange } from "../../src/services/accounts";
+import { signInWithIdentity } from "../../src/services/oauth";
 import { verifyToken } from "../../src/services/tokens";
 import { findUserById } from "../../src/services/users";
 import { call, freshIp } from "../helpers/http";
+import { mailTo as mailToIn, tokenIn } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
 import { envRacingFirstBatch } from "../helpers/racing-env";
 import { GOOD_PASSWORD, registerWeb, tokenLogin, uniqueName } from "../helpers/users";
 
 const firebase = createFirebaseEmulator({ projectId: env.FIREBASE_PROJECT_ID, keyId: "firebase-test-key" });
-useEmulators({ overrides: { "firebase.emulator.test": (req) => firebase.handle(req) } });
+const emulators = useEmulators({ overrides: { "firebase.emulator.test": (req) => firebase.handle(req) } });
 
+const mailTo = (address: string, subject: RegExp) => mailToIn(emulators.email, address, subject);
+const confirmLink = async (address: string, subject: RegExp) => tokenIn((await mailTo(address, subject)).text, "Confirmation token");
+const confirm = (token: string, bearer?: string) => call("/api/v1/auth/email/confirm/", { json: { token }, bearer });
 const passwordSignIn = (username: string, password = GOOD_PASSWORD) =>
   call("/api/v1/auth/token/", { json: { username, password }, ip: freshIp() });
 
@@ -80,5 +85,43 @@ describe("a stranger's request authorised before the owner's provider sign-in cl
     // Nor did it end the owner's session.
     expect(owner?.id).toBe(stranger.userId);
     expect((await call("/api/v1/auth/user/", { bearer: owner?.access })).status).toBe(200);
+  });
+});
+
+describe("a provider sign-in racing an email change confirmed from inside the account", () => {
+  it("is not linked to the account the stranger moved away, with the stranger's password, under the victim's provider", async () => {
+    const { victimEmail, stranger, tokens } = await strangerOnVictimsAddress();
+    // The victim clicks the link they did not ask for: the address is proven, the password not.
+    expect((await confirm(await confirmLink(victimEmail, /Confirm your email address/))).status).toBe(200);
+    // The stranger asks to move the account to their own address ...
+    const strangersOwn = `${uniqueName("stranger")}@example.com`;
+    const patched = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      bearer: tokens.access,
+      json: { email: strangersOwn, current_password: GOOD_PASSWORD },
+    });
+    expect(patched.status).toBe(200);
+    const move = await confirmLink(strangersOwn, /Confirm your new/);
+    // ... and confirms it from inside (which proves the password) while the victim's first
+    // provider sign-in, decided on the account at the victim's address, is being linked.
+    const racing = envRacingFirstBatch(async () => expect((await confirm(move, tokens.access)).status).toBe(200));
+    const signedIn = await signInWithIdentity(racing.env, {
+      provider: "firebase",
+      providerUserId: `uid-${uniqueName("victim")}`,
+      email: victimEmail,
+      emailVerified: true,
+      firstName: "",
+      lastName: "",
+      usernameHint: "victim",
+    });
+    expect(racing.fired()).toBe(true);
+    // The victim lands in an account of their own address, not in the stranger's (whose password works).
+    expect(signedIn.email).toBe(victimEmail);
+    expect(signedIn.id).not.toBe(stranger.userId);
+    const links = await env.DB.prepare("SELECT count(*) AS n FROM oauth_accounts WHERE user_id = ?")
+      .bind(stranger.userId)
+      .first<{ n: number }>();
+    expect(links?.n).toBe(0);
+    expect((await passwordSignIn(stranger.username)).status).toBe(200);
   });
 });
