@@ -486,23 +486,33 @@ export async function confirmEmailChange(env: Bindings, token: string, signedInA
   if (taken.email) {
     throw new AppError("EMAIL_TAKEN", 409, "Another account confirmed this email address first.", taken);
   }
-  // Claim the link with one conditional write, then apply it; a concurrent second use finds it used.
-  const claimed = await db.update(emailChangeTokens).set({ usedAt: now }).where(live).returning({ userId: emailChangeTokens.userId }).get();
-  if (!claimed) throw invalid();
   const current = await findUserById(env, pending.user_id);
+  if (!current) throw invalid();
   const fromInside = signedInAs === pending.user_id;
-  if (current && current.email.toLowerCase() === pending.new_email.toLowerCase()) {
+  // The link is claimed, and applied, in one batch: each write only while the link is still live
+  // (the claim last), so a concurrent second use finds it used, and whatever deleted it meanwhile
+  // — every session ending, a provider taking over an account a stranger set up on its owner's
+  // address — wins over a click authorised before it.
+  const stillLive = sql`EXISTS (SELECT 1 FROM ${emailChangeTokens} ct WHERE ct.token_hash = ${tokenHash} AND ct.used_at IS NULL AND ct.expires_at > ${now})`;
+  if (current.email.toLowerCase() === pending.new_email.toLowerCase()) {
     // A verification link (sendVerificationEmail): the address the account already uses is proven;
     // nothing else changes (a pending email change and reset links stay as they are).
     const proven = { emailVerified: true, ...(fromInside ? { passwordProven: true } : {}) };
-    await db
-      .update(users)
-      .set({ ...proven, updatedAt: new Date().toISOString() })
-      .where(eq(users.id, current.id));
+    // And only while the account is still at that address.
+    const stillAt = sql`EXISTS (SELECT 1 FROM ${users} cu WHERE cu.id = ${current.id} AND lower(cu.email) = lower(${pending.new_email}))`;
+    const [, claimed] = await runBatch(db, [
+      db
+        .update(users)
+        .set({ ...proven, updatedAt: new Date().toISOString() })
+        .where(and(eq(users.id, current.id), stillAt, stillLive)),
+      db.update(emailChangeTokens).set({ usedAt: now }).where(and(live, stillAt)),
+    ]);
+    if (changes(claimed) === 0) throw invalid();
     return { ...current, ...proven };
   }
+  let claimed: unknown;
   try {
-    await runBatch(db, [
+    [, , , claimed] = await runBatch(db, [
       db
         .update(users)
         .set({
@@ -512,9 +522,12 @@ export async function confirmEmailChange(env: Bindings, token: string, signedInA
           pendingEmail: null,
           updatedAt: new Date().toISOString(),
         })
-        .where(eq(users.id, pending.user_id)),
-      db.delete(passwordResetTokens).where(eq(passwordResetTokens.userId, pending.user_id)),
-      db.delete(emailChangeTokens).where(and(eq(emailChangeTokens.userId, pending.user_id), ne(emailChangeTokens.tokenHash, tokenHash))),
+        .where(and(eq(users.id, pending.user_id), stillLive)),
+      db.delete(passwordResetTokens).where(and(eq(passwordResetTokens.userId, pending.user_id), stillLive)),
+      db
+        .delete(emailChangeTokens)
+        .where(and(eq(emailChangeTokens.userId, pending.user_id), ne(emailChangeTokens.tokenHash, tokenHash), stillLive)),
+      db.update(emailChangeTokens).set({ usedAt: now }).where(live),
     ]);
   } catch (err) {
     // Lost a race with another account confirming (or registering) the same address.
@@ -525,6 +538,7 @@ export async function confirmEmailChange(env: Bindings, token: string, signedInA
     }
     throw err;
   }
+  if (changes(claimed) === 0) throw invalid();
   const user = await findUserById(env, pending.user_id);
   if (!user) throw invalid();
   return user;

@@ -6,7 +6,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createFirebaseEmulator } from "../../emulators/firebase";
 import { getConfig } from "../../src/config";
-import { changePassword, requestEmailChange } from "../../src/services/accounts";
+import { changePassword, confirmEmailChange, requestEmailChange } from "../../src/services/accounts";
 import { signInWithIdentity } from "../../src/services/oauth";
 import { verifyToken } from "../../src/services/tokens";
 import { findUserById } from "../../src/services/users";
@@ -85,6 +85,30 @@ describe("a stranger's request authorised before the owner's provider sign-in cl
     // Nor did it end the owner's session.
     expect(owner?.id).toBe(stranger.userId);
     expect((await call("/api/v1/auth/user/", { bearer: owner?.access })).status).toBe(200);
+  });
+
+  it("an email change's link followed just before it does not move the account after it", async () => {
+    const { victimEmail, stranger, tokens } = await strangerOnVictimsAddress();
+    const strangersOwn = `${uniqueName("stranger")}@example.com`;
+    const patched = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      bearer: tokens.access,
+      json: { email: strangersOwn, current_password: GOOD_PASSWORD },
+    });
+    expect(patched.status).toBe(200);
+    const move = await confirmLink(strangersOwn, /Confirm your new/);
+    // The stranger follows the link from inside; the owner's sign-in lands between its checks
+    // and its write.
+    let owner: { id: string; access: string } | undefined;
+    const racing = envRacingFirstBatch(async () => {
+      owner = await ownerSignsInWithFirebase(victimEmail);
+    });
+    const outcome = await confirmEmailChange(racing.env, move, stranger.userId).catch((err: unknown) => err);
+    expect(racing.fired()).toBe(true);
+    expect(outcome).toMatchObject({ status: 400, code: "INVALID_TOKEN" });
+    expect(owner?.id).toBe(stranger.userId);
+    const row = await findUserById(env, stranger.userId);
+    expect(row).toMatchObject({ email: victimEmail, passwordHash: null });
   });
 });
 
