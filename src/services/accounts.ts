@@ -38,7 +38,7 @@ import {
   withinRateLimit,
 } from "./rate-limits";
 import { checkCurrentPassword, notifyLockout, proveAccountOwner } from "./account-proof";
-import { endEverySession, sessionStillLive } from "./sessions";
+import { endEverySession, sessionStillLive, sessionsEndedIf } from "./sessions";
 import { guardedTokenPair, type TokenPair } from "./tokens";
 import { keepRehash, type SignInVia, twoFactorEnabled, twoFactorRequired } from "./two-factor";
 import {
@@ -156,16 +156,19 @@ async function reserveSignIn(
   throw invalidCredentials();
 }
 
-/** Statements that kill every outstanding password-reset link and email-change request (`onlyIf`: only while it holds). */
+/**
+ * Statements that kill every outstanding password-reset link and email-change request (`onlyIf`:
+ * only while it holds; the reset links go last, so a condition on one of them holds throughout).
+ */
 function forgetEmailedLinks(env: Bindings, userId: string, onlyIf?: SQL): Statement[] {
   const db = database(env);
   return [
-    db.delete(passwordResetTokens).where(and(eq(passwordResetTokens.userId, userId), onlyIf)),
     db.delete(emailChangeTokens).where(and(eq(emailChangeTokens.userId, userId), onlyIf)),
     db
       .update(users)
       .set({ pendingEmail: null })
       .where(and(eq(users.id, userId), onlyIf)),
+    db.delete(passwordResetTokens).where(and(eq(passwordResetTokens.userId, userId), onlyIf)),
   ];
 }
 
@@ -295,15 +298,14 @@ export async function confirmPasswordReset(
   if (!user) throw invalid();
   assertPasswordPolicy(input.newPassword, input.confirm, user, "new_password");
   const newHash = await hashPassword(input.newPassword);
-  // Claim the token with one conditional write: of two concurrent uses exactly one gets the row.
-  const claimed = await db
-    .update(passwordResetTokens)
-    .set({ usedAt: now })
-    .where(live)
-    .returning({ userId: passwordResetTokens.userId })
-    .get();
-  if (!claimed) throw invalid();
-  await endEverySession(env, user.id, {
+  // The token is claimed, and the reset applied, in one batch, each write only while the token is
+  // still live: of two concurrent uses exactly one lands, and whatever killed the link meanwhile (a
+  // password or email change, a provider taking the account over) wins over a reset that checked it
+  // before — the password another inbox's link chose must not land after the address moved on.
+  const stillLive = sql`EXISTS (SELECT 1 FROM ${passwordResetTokens} rt WHERE rt.token_hash = ${tokenHash} AND rt.used_at IS NULL AND rt.expires_at > ${now})`;
+  const justClaimed = sql`EXISTS (SELECT 1 FROM ${passwordResetTokens} rt WHERE rt.token_hash = ${tokenHash} AND rt.used_at = ${now})`;
+  const results = await endEverySession(env, user.id, {
+    onlyIf: stillLive,
     also: [
       // On an account whose address was confirmed from outside, the sign-ins linked with another
       // address (or unverified) may be whoever held it before: they go too (oauth.ts claimOf).
@@ -311,21 +313,26 @@ export async function confirmPasswordReset(
       db
         .delete(oauthAccounts)
         .where(
-          user.emailVerified
-            ? and(
-                linksNotVouchingForAddress(user.id),
-                sql`EXISTS (SELECT 1 FROM users u WHERE u.id = ${user.id} AND u.password_proven = 0)`,
-              )
-            : eq(oauthAccounts.userId, user.id),
+          and(
+            user.emailVerified
+              ? and(
+                  linksNotVouchingForAddress(user.id),
+                  sql`EXISTS (SELECT 1 FROM users u WHERE u.id = ${user.id} AND u.password_proven = 0)`,
+                )
+              : eq(oauthAccounts.userId, user.id),
+            stillLive,
+          ),
         ),
       db
         .update(users)
         .set({ passwordHash: newHash, emailVerified: true, passwordProven: true, updatedAt: new Date().toISOString() })
-        .where(eq(users.id, user.id)),
-      ...forgetEmailedLinks(env, user.id),
+        .where(and(eq(users.id, user.id), stillLive)),
+      db.update(passwordResetTokens).set({ usedAt: now }).where(live),
+      ...forgetEmailedLinks(env, user.id, justClaimed),
     ],
     logger,
   });
+  if (!sessionsEndedIf(results)) throw invalid();
   // Someone may have locked the account on purpose, guessing: the owner who just proved their
   // inbox signs in with the new password at once, not after the lock runs out. Not with
   // two-factor sign-in on: the bucket counts wrong codes too, and the inbox is one factor — were

@@ -6,7 +6,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createFirebaseEmulator } from "../../emulators/firebase";
 import { getConfig } from "../../src/config";
-import { changePassword, confirmEmailChange, requestEmailChange } from "../../src/services/accounts";
+import { changePassword, confirmEmailChange, confirmPasswordReset, requestEmailChange } from "../../src/services/accounts";
 import { signInWithIdentity } from "../../src/services/oauth";
 import { verifyToken } from "../../src/services/tokens";
 import { findUserById } from "../../src/services/users";
@@ -147,5 +147,30 @@ describe("a provider sign-in racing an email change confirmed from inside the ac
       .first<{ n: number }>();
     expect(links?.n).toBe(0);
     expect((await passwordSignIn(stranger.username)).status).toBe(200);
+  });
+});
+
+describe("a reset link followed while the owner changes the password", () => {
+  it("loses: the change killed the link, so the reset's password does not land after it", async () => {
+    const owner = await registerWeb();
+    const tokens = await tokenLogin(owner.username);
+    expect((await call("/api/v1/auth/password/reset/", { json: { email: owner.email } })).status).toBe(200);
+    const reset = tokenIn((await mailTo(owner.email, /Reset your/)).text, "Reset token");
+    const ownersNew = "Owner-Changed-It-Meanwhile-5";
+    const racing = envRacingFirstBatch(async () => {
+      const changed = await call("/api/v1/auth/password/change/", {
+        bearer: tokens.access,
+        json: { old_password: GOOD_PASSWORD, new_password: ownersNew },
+      });
+      expect(changed.status).toBe(200);
+    });
+    const linksChoice = "Whoever-Held-The-Link-8";
+    const outcome = await confirmPasswordReset(racing.env, { token: reset, newPassword: linksChoice, confirm: linksChoice }).catch(
+      (err: unknown) => err,
+    );
+    expect(racing.fired()).toBe(true);
+    expect(outcome).toMatchObject({ status: 400, code: "INVALID_TOKEN" });
+    expect((await passwordSignIn(owner.username, linksChoice)).status).toBe(401);
+    expect((await passwordSignIn(owner.username, ownersNew)).status).toBe(200);
   });
 });
