@@ -174,3 +174,32 @@ describe("a reset link followed while the owner changes the password", () => {
     expect((await passwordSignIn(owner.username, ownersNew)).status).toBe(200);
   });
 });
+
+describe("a first provider sign-in racing the deletion of the account it links to", () => {
+  it("makes a new account of the address, instead of failing on the deleted one (a database error, 500)", async () => {
+    const email = `${uniqueName("leaving")}@example.com`;
+    const leaving = await registerWeb({ email });
+    const tokens = await tokenLogin(leaving.username);
+    const uid = `uid-${uniqueName("leaving")}`;
+    const identity = {
+      provider: "firebase" as const,
+      providerUserId: uid,
+      email,
+      emailVerified: true,
+      firstName: "",
+      lastName: "",
+      usernameHint: "leaving",
+    };
+    // The owner deletes the account between the sign-in's choice of it and its link.
+    const racing = envRacingFirstBatch(async () => {
+      const deleted = await call("/api/v1/auth/user/delete/", { bearer: tokens.access, json: { current_password: GOOD_PASSWORD } });
+      expect(deleted.status).toBe(200);
+    });
+    const signedIn = await signInWithIdentity(racing.env, identity);
+    expect(racing.fired()).toBe(true);
+    expect(signedIn.id).not.toBe(leaving.userId);
+    expect(signedIn).toMatchObject({ email, isActive: true });
+    // And the provider keeps signing in to it.
+    expect((await signInWithIdentity(env, identity)).id).toBe(signedIn.id);
+  });
+});
