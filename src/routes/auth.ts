@@ -645,12 +645,15 @@ export function authRoutes() {
       },
     );
   app.openapi(postTwoFactorEnable, async (c) => {
+    const session = c.get("accessClaims");
+    if (!session) throw new AppError("AUTHENTICATION_REQUIRED", 401, "Authentication credentials were not provided.");
     const { recoveryCodes, pair } = await enableTwoFactor(
       c.env,
       getConfig(c.env),
       await currentUserRow(c),
       c.req.valid("json").code,
       sessionDeviceOf(c.req.raw),
+      session,
       c.get("logger"),
     );
     const message = "Two-factor sign-in is on. Keep these recovery codes somewhere safe: they are shown this once.";

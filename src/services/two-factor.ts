@@ -38,12 +38,13 @@ import { base64Decode, base64Encode, sha256Hex, toHex } from "../lib/hash";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import type { SessionDevice } from "../lib/session-device";
+import type { TokenClaims } from "../lib/token-claims";
 import { base32Encode, matchingStep, otpauthUrl, TOTP_SECRET_BYTES } from "../lib/totp";
 import { countedAttempt, proveAccountOwner } from "./account-proof";
 import { hashPassword, needsRehash } from "./passwords";
 import { tellSecurityEvent } from "./security-notices";
-import { endEverySession } from "./sessions";
-import { guardedTokenPair, issueTokenPair, type TokenPair } from "./tokens";
+import { endEverySession, sessionStillLive } from "./sessions";
+import { guardedTokenPair, type TokenPair } from "./tokens";
 import { findUserById, type UserRow } from "./users";
 
 export const TWO_FACTOR_ISSUER = "Plant Community";
@@ -429,6 +430,8 @@ export async function enableTwoFactor(
   user: UserRow,
   code: string,
   device: SessionDevice | null,
+  /** The access token that asked: it is turned on only while that session is live. */
+  session: Pick<TokenClaims, "jti" | "iat" | "sid">,
   logger?: Logger,
   now = Date.now(),
 ): Promise<{ recoveryCodes: string[]; pair: TokenPair }> {
@@ -450,8 +453,15 @@ export async function enableTwoFactor(
   );
   if (step === null) throw wrongCode(400, { code });
   const { codes, stored } = await newRecoveryCodes(config);
-  const [turnedOn] = await runBatch(database(env), [
-    database(env)
+  // Only while the session that asked is live and the password it was set up under is still the
+  // account's: every session ending meanwhile (a password change or reset, a provider taking over
+  // an account a stranger set up on its owner's address) must not find the stranger's
+  // authenticator turned on after it, nor the stranger handed a new session.
+  const db = database(env);
+  const passwordStill = eq(users.passwordHash, user.passwordHash ?? "");
+  const ended = () => new AppError("TOKEN_INVALID", 401, "Your session ended or your password changed meanwhile. Sign in again.");
+  const [turnedOn] = await runBatch(db, [
+    db
       .update(twoFactor)
       // A setup begun before a rotation is sealed again under the current JWT_SECRET.
       .set({
@@ -460,12 +470,28 @@ export async function enableTwoFactor(
         recoveryCodes: stored,
         ...(stale ? { secret: await encryptSecret(config, user.id, secret) } : {}),
       })
-      .where(and(eq(twoFactor.userId, user.id), eq(twoFactor.secret, row.secret), isNull(twoFactor.enabledAt))),
+      .where(
+        and(
+          eq(twoFactor.userId, user.id),
+          eq(twoFactor.secret, row.secret),
+          isNull(twoFactor.enabledAt),
+          sessionStillLive(user.id, session),
+          sql`EXISTS (SELECT 1 FROM ${users} WHERE ${users.id} = ${user.id} AND ${passwordStill})`,
+        ),
+      ),
   ]);
-  if (changes(turnedOn) === 0) throw new AppError("INVALID_STATE", 409, "The setup changed meanwhile: start it again.");
+  if (changes(turnedOn) === 0) {
+    const again = await twoFactorRow(env, user.id);
+    if (again?.secret === row.secret && again.enabledAt === null) throw ended();
+    throw new AppError("INVALID_STATE", 409, "The setup changed meanwhile: start it again.");
+  }
   await endEverySession(env, user.id, { logger });
   await tellSecurityEvent(env, user, "two_factor_enabled", "", logger);
-  return { recoveryCodes: codes, pair: await issueTokenPair(env, config, user.id, device) };
+  // The caller's new session, only under the password it was turned on under.
+  const { pair, record } = await guardedTokenPair(env, config, user.id, passwordStill, device);
+  const [started] = await runBatch(db, [record]);
+  if (changes(started) === 0) throw ended();
+  return { recoveryCodes: codes, pair };
 }
 
 async function enabledRow(env: Bindings, userId: string): Promise<TwoFactorRow> {

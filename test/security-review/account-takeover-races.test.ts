@@ -8,12 +8,14 @@ import { createFirebaseEmulator } from "../../emulators/firebase";
 import { getConfig } from "../../src/config";
 import { changePassword, confirmEmailChange, confirmPasswordReset, requestEmailChange } from "../../src/services/accounts";
 import { signInWithIdentity } from "../../src/services/oauth";
+import { enableTwoFactor } from "../../src/services/two-factor";
 import { verifyToken } from "../../src/services/tokens";
 import { findUserById } from "../../src/services/users";
 import { call, freshIp } from "../helpers/http";
 import { mailTo as mailToIn, tokenIn } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
 import { envRacingFirstBatch } from "../helpers/racing-env";
+import { codeAt, fromBase32, steadyStep } from "../helpers/totp";
 import { GOOD_PASSWORD, registerWeb, tokenLogin, uniqueName } from "../helpers/users";
 
 const firebase = createFirebaseEmulator({ projectId: env.FIREBASE_PROJECT_ID, keyId: "firebase-test-key" });
@@ -109,6 +111,26 @@ describe("a stranger's request authorised before the owner's provider sign-in cl
     expect(owner?.id).toBe(stranger.userId);
     const row = await findUserById(env, stranger.userId);
     expect(row).toMatchObject({ email: victimEmail, passwordHash: null });
+  });
+  it("two-factor sign-in turned on just before it is not turned on after it, nor hands the stranger a session", async () => {
+    const { victimEmail, stranger, tokens, claims, row } = await strangerOnVictimsAddress();
+    const setUp = await call("/api/v1/auth/2fa/setup/", { bearer: tokens.access, json: { current_password: GOOD_PASSWORD } });
+    expect(setUp.status).toBe(200);
+    const key = fromBase32(((await setUp.json()) as { secret: string }).secret);
+    const code = await codeAt(key, await steadyStep());
+    let owner: { id: string; access: string } | undefined;
+    const racing = envRacingFirstBatch(async () => {
+      owner = await ownerSignsInWithFirebase(victimEmail);
+    });
+    const outcome = await enableTwoFactor(racing.env, getConfig(env), row, code, null, claims).catch((err: unknown) => err);
+    expect(racing.fired()).toBe(true);
+    expect(outcome).toMatchObject({ status: 401, code: "TOKEN_INVALID" });
+    const on = await env.DB.prepare("SELECT enabled_at FROM two_factor WHERE user_id = ?")
+      .bind(stranger.userId)
+      .first<{ enabled_at: string | null }>();
+    expect(on?.enabled_at ?? null).toBeNull();
+    expect(owner?.id).toBe(stranger.userId);
+    expect((await call("/api/v1/auth/user/", { bearer: owner?.access })).status).toBe(200);
   });
 });
 
