@@ -64,6 +64,13 @@ export function userIdOf(c: Context<AppEnv>): string {
   return user.id;
 }
 
+/** The signed-in caller's access-token claims, on a route behind `requireAuth`. */
+export function accessClaimsOf(c: Context<AppEnv>): TokenClaims {
+  const claims = c.get("accessClaims");
+  if (!claims) throw new AppError("AUTHENTICATION_REQUIRED", 401, "Authentication credentials were not provided.");
+  return claims;
+}
+
 export function requireRole(...roles: Role[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const user = c.get("user");

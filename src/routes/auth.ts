@@ -13,7 +13,7 @@ import { AppError } from "../lib/errors";
 import { uuidv7Timestamp } from "../lib/ids";
 import { clearSessionCookies, ensureCsrfCookie, REFRESH_COOKIE, setSessionCookies } from "../lib/session-cookies";
 import { sessionDeviceOf } from "../lib/session-device";
-import { assertCsrf, userIdOf } from "../middleware/auth";
+import { accessClaimsOf, assertCsrf, userIdOf } from "../middleware/auth";
 import {
   assertPasswordPolicy,
   changePassword,
@@ -645,8 +645,7 @@ export function authRoutes() {
       },
     );
   app.openapi(postTwoFactorEnable, async (c) => {
-    const session = c.get("accessClaims");
-    if (!session) throw new AppError("AUTHENTICATION_REQUIRED", 401, "Authentication credentials were not provided.");
+    const session = accessClaimsOf(c);
     const { recoveryCodes, pair } = await enableTwoFactor(
       c.env,
       getConfig(c.env),
@@ -929,8 +928,7 @@ export function authRoutes() {
       // The address changes only when the new one confirms the emailed link (see pending_email).
       if (newEmail !== undefined) {
         // When this session began: its id (the refresh family's) is a UUIDv7, stamped at sign-in.
-        const session = c.get("accessClaims");
-        if (!session) throw new AppError("AUTHENTICATION_REQUIRED", 401, "Authentication credentials were not provided.");
+        const session = accessClaimsOf(c);
         const sessionStartedAt = session.sid ? uuidv7Timestamp(session.sid) : undefined;
         await requestEmailChange(c.env, getConfig(c.env), user, { newEmail, currentPassword, sessionStartedAt, session }, c.get("logger"));
       }

@@ -8,7 +8,7 @@
  * and removed ones (a deleted forum post's) as `{type:"notification_withdrawn", ids}`.
  */
 import { z } from "@hono/zod-openapi";
-import { userIdOf } from "../middleware/auth";
+import { accessClaimsOf, userIdOf } from "../middleware/auth";
 import { createRouter, routeSet } from "./router";
 import {
   decodeCursor,
@@ -336,7 +336,7 @@ export function notificationRoutes() {
     },
   );
   app.openapi(postSubscription, async (c) => {
-    const result = await subscribe(c.env, userIdOf(c), c.req.valid("json"), c.req.header("User-Agent"), c.get("accessClaims")?.sid);
+    const result = await subscribe(c.env, userIdOf(c), c.req.valid("json"), c.req.header("User-Agent"), accessClaimsOf(c));
     return result.created
       ? c.json({ endpoint: result.endpoint, created: true as const }, 201)
       : c.json({ endpoint: result.endpoint, created: false as const }, 200);

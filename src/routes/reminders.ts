@@ -5,7 +5,7 @@
  */
 import { z } from "@hono/zod-openapi";
 import { createRouter, routeSet, documentOnly, noContentAfter } from "./router";
-import { requireAuth, userIdOf } from "../middleware/auth";
+import { accessClaimsOf, requireAuth, userIdOf } from "../middleware/auth";
 import {
   activeReminders,
   listReminders,
@@ -231,7 +231,7 @@ export function reminderRoutes() {
   // no-store also keeps the URL out of the Idempotency-Key store: a retry issues a new URL,
   // which revokes the one the client never saw.
   app.openapi(postFeed, async (c) =>
-    c.json(await issueCalendarFeed(c.env, userIdOf(c), c.get("accessClaims")?.sid), 201, { "Cache-Control": "private, no-store" }),
+    c.json(await issueCalendarFeed(c.env, userIdOf(c), accessClaimsOf(c)), 201, { "Cache-Control": "private, no-store" }),
   );
 
   const deleteFeed = mine

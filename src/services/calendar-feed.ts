@@ -10,16 +10,18 @@
  * The calendar holds the user's active care reminders (recurring, with an alarm when due) and the
  * events they are going to or might go to (with an alarm an hour before), with VALARMs.
  */
-import { and, count, eq, gte, inArray, isNull, ne, or } from "drizzle-orm";
+import { and, count, eq, gte, inArray, isNull, ne, or, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { database } from "../db/client";
-import { calendarEvents, calendarFeeds, calendarRsvps } from "../db/schema";
+import { calendarEvents, calendarFeeds, calendarRsvps, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { acceptedSecrets, keyId, signingKey, verifyingIndex, verifyingKeys } from "../lib/derived-keys";
 import { AppError } from "../lib/errors";
 import { base64UrlDecode, base64UrlEncode } from "../lib/hash";
 import { buildCalendar, type CalendarEvent } from "../lib/ical";
 import { uuidv7 } from "../lib/ids";
+import type { TokenClaims } from "../lib/token-claims";
+import { sessionEnded, sessionStillLive } from "./sessions";
 import { activeReminders, reminderCalendarEvents } from "./reminders";
 import { accountActive } from "./users";
 
@@ -35,20 +37,39 @@ export function feedUrl(env: Bindings, token: string): string {
 }
 
 /**
- * Issues the user's feed URL, replacing (and so revoking) any earlier one. `sessionId`: the
- * session asking, whose end as a stolen session revokes the URL too.
+ * Issues the user's feed URL, replacing (and so revoking) any earlier one. `session`: the access
+ * token asking — its session's end as a stolen one revokes the URL too, and the URL is written
+ * only while it is live, so one asked for just before every session ended does not outlive that.
  */
-export async function issueCalendarFeed(env: Bindings, userId: string, sessionId?: string): Promise<{ url: string; created_at: string }> {
+export async function issueCalendarFeed(
+  env: Bindings,
+  userId: string,
+  session: Pick<TokenClaims, "jti" | "iat" | "sid">,
+): Promise<{ url: string; created_at: string }> {
   const id = uuidv7();
   const createdAt = new Date().toISOString();
   const signedBy = await keyId(getConfig(env).JWT_SECRET);
-  await database(env)
+  const sessionId = session.sid ?? null;
+  const db = database(env);
+  const written = await db
     .insert(calendarFeeds)
-    .values({ id, userId, createdAt, sessionId: sessionId ?? null, keyId: signedBy })
-    .onConflictDoUpdate({
-      target: calendarFeeds.userId,
-      set: { id, createdAt, lastFetchedAt: null, sessionId: sessionId ?? null, keyId: signedBy },
-    });
+    .select(
+      db
+        .select({
+          id: sql<string>`${id}`.as("id"),
+          userId: users.id,
+          createdAt: sql<string>`${createdAt}`.as("created_at"),
+          lastFetchedAt: sql<null>`NULL`.as("last_fetched_at"),
+          sessionId: sql<string | null>`${sessionId}`.as("session_id"),
+          keyId: sql<string>`${signedBy}`.as("key_id"),
+        })
+        .from(users)
+        .where(and(eq(users.id, userId), sessionStillLive(userId, session))),
+    )
+    .onConflictDoUpdate({ target: calendarFeeds.userId, set: { id, createdAt, lastFetchedAt: null, sessionId, keyId: signedBy } })
+    .returning({ id: calendarFeeds.id })
+    .get();
+  if (!written) throw sessionEnded();
   return { url: feedUrl(env, `${id}.${await sign(env, id)}`), created_at: createdAt };
 }
 

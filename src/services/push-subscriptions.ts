@@ -9,13 +9,15 @@
  * (another account signed in on that browser) moves it. A user has at most MAX_DEVICES.
  * Unsubscribing names the endpoint; only its owner can remove it (anyone else: 404).
  */
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { changes, database } from "../db/client";
-import { pushSubscriptions } from "../db/schema";
+import { pushSubscriptions, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError, errorMatches } from "../lib/errors";
+import type { TokenClaims } from "../lib/token-claims";
 import { checkPushService, checkSubscription } from "../lib/web-push";
+import { sessionEnded, sessionStillLive } from "./sessions";
 
 /** Devices one account may have subscribed; migration 0039's trigger names the same number. */
 export const MAX_DEVICES = 20;
@@ -33,13 +35,13 @@ export function vapidPublicKey(env: Bindings): string {
   return config.VAPID_PUBLIC_KEY;
 }
 
-/** `sessionId`: the session subscribing, whose sign-out unsubscribes the device again. */
+/** `session`: the access token subscribing; its session's sign-out unsubscribes the device again. */
 export async function subscribe(
   env: Bindings,
   userId: string,
   input: SubscriptionInput,
-  userAgent?: string,
-  sessionId?: string,
+  userAgent: string | undefined,
+  session: Pick<TokenClaims, "jti" | "iat" | "sid">,
 ): Promise<{ id: string; endpoint: string; created: boolean }> {
   vapidPublicKey(env);
   const problem = (await checkSubscription(input)) ?? pushServiceProblem(env, input.endpoint);
@@ -52,17 +54,27 @@ export async function subscribe(
   const existing = await db.select().from(s).where(eq(s.endpoint, input.endpoint)).get();
   // The cap is migration 0039's trigger, inside the upsert: subscribes at the same moment cannot
   // pass it together.
+  const sessionId = session.sid ?? null;
+  // Only while the session subscribing is live: a device subscribed just before every session
+  // ended (sign-out everywhere, a password change) must not keep getting the account's pushes.
   const row = await db
     .insert(s)
-    .values({
-      id: crypto.randomUUID(),
-      userId,
-      endpoint: input.endpoint,
-      p256dh: input.keys.p256dh,
-      auth: input.keys.auth,
-      userAgent: userAgent?.slice(0, 300) ?? null,
-      sessionId: sessionId ?? null,
-    })
+    .select(
+      db
+        .select({
+          id: sql<string>`${crypto.randomUUID()}`.as("id"),
+          userId: users.id,
+          endpoint: sql<string>`${input.endpoint}`.as("endpoint"),
+          p256dh: sql<string>`${input.keys.p256dh}`.as("p256dh"),
+          auth: sql<string>`${input.keys.auth}`.as("auth"),
+          userAgent: sql<string | null>`${userAgent?.slice(0, 300) ?? null}`.as("user_agent"),
+          createdAt: sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`.as("created_at"),
+          lastSuccessAt: sql<null>`NULL`.as("last_success_at"),
+          sessionId: sql<string | null>`${sessionId}`.as("session_id"),
+        })
+        .from(users)
+        .where(and(eq(users.id, userId), sessionStillLive(userId, session))),
+    )
     .onConflictDoUpdate({
       target: s.endpoint,
       set: {
@@ -70,7 +82,7 @@ export async function subscribe(
         p256dh: input.keys.p256dh,
         auth: input.keys.auth,
         userAgent: userAgent?.slice(0, 300) ?? null,
-        sessionId: sessionId ?? null,
+        sessionId,
       },
     })
     .returning()
@@ -81,6 +93,7 @@ export async function subscribe(
         endpoint: ["Too many subscribed devices."],
       });
     });
+  if (!row) throw sessionEnded();
   return { id: row.id, endpoint: row.endpoint, created: existing?.userId !== userId };
 }
 

@@ -183,6 +183,9 @@ export function sessionStillLive(userId: string, claims: Pick<TokenClaims, "jti"
     AND NOT EXISTS (SELECT 1 FROM ${revokedSessions} WHERE ${revokedSessions.familyId} = ${claims.sid ?? ""})`;
 }
 
+/** The refusal of a write whose session ended while it was on its way (sessionStillLive). */
+export const sessionEnded = () => new AppError("TOKEN_INVALID", 401, "Your session has ended. Sign in again.");
+
 /** A live session of the user, as "Where you're signed in" shows it. */
 export interface SessionSummary {
   /** The session's id (the refresh family's, the access token's `sid`): it names the session, it authorises nothing. */
