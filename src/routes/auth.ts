@@ -737,8 +737,7 @@ export function authRoutes() {
   app.openapi(firebaseExchange, async (c) => {
     const config = getConfig(c.env);
     await enforceRateLimit(c.env, `firebase:ip:${clientIp(c.req.raw)}`, config.LOGIN_RATE_LIMIT);
-    const user = await signInWithFirebase(c.env, config, c.req.valid("json").firebase_token);
-    const pair = await issueTokenPair(c.env, config, user.id, sessionDeviceOf(c.req.raw));
+    const { user, pair } = await signInWithFirebase(c.env, config, c.req.valid("json").firebase_token, sessionDeviceOf(c.req.raw));
     return c.json(
       {
         access_token: pair.access,

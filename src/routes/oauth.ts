@@ -28,7 +28,6 @@ import {
   type OAuthProvider,
 } from "../services/oauth";
 import { sessionDeviceOf } from "../lib/session-device";
-import { issueTokenPair } from "../services/tokens";
 import { jsonBody, errorResponse } from "./schemas";
 
 const ProviderParams = z.object({
@@ -147,8 +146,14 @@ export function oauthRoutes(mount: OAuthMount) {
     if (!code) return backToFrontend("error=invalid_request");
 
     try {
-      const user = await completeOAuth(c.env, config, provider, { code, state, redirectUri: callbackUrl(c, provider, mount) });
-      await setSessionCookies(c, await issueTokenPair(c.env, config, user.id, sessionDeviceOf(c.req.raw)));
+      const { user, pair } = await completeOAuth(
+        c.env,
+        config,
+        provider,
+        { code, state, redirectUri: callbackUrl(c, provider, mount) },
+        sessionDeviceOf(c.req.raw),
+      );
+      await setSessionCookies(c, pair);
       logger.info("oauth sign-in", { user_id: user.id });
       return backToFrontend("success=true");
     } catch (err) {

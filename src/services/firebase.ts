@@ -11,8 +11,8 @@ import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from "jose";
 import type { Config } from "../config";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
-import { OAuthError, signInWithIdentity, usernameBase } from "./oauth";
-import type { UserRow } from "./users";
+import type { SessionDevice } from "../lib/session-device";
+import { OAuthError, type ProviderSession, startProviderSession, usernameBase } from "./oauth";
 
 type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>;
 /** One key set per JWKS URL for the isolate's life: jose caches the keys and refetches on an unknown kid. */
@@ -72,19 +72,29 @@ export async function verifyFirebaseIdToken(config: Config, token: string): Prom
 }
 
 /** Verifies the Firebase ID token and signs its person in (finding, linking or making the account). */
-export async function signInWithFirebase(env: Bindings, config: Config, token: string): Promise<UserRow> {
+export async function signInWithFirebase(
+  env: Bindings,
+  config: Config,
+  token: string,
+  device: SessionDevice | null,
+): Promise<ProviderSession> {
   const claims = await verifyFirebaseIdToken(config, token);
   const [firstName = "", ...rest] = claims.name.split(" ").filter(Boolean);
   try {
-    return await signInWithIdentity(env, {
-      provider: "firebase",
-      providerUserId: claims.uid,
-      email: claims.email,
-      emailVerified: claims.emailVerified,
-      firstName,
-      lastName: rest.join(" "),
-      usernameHint: claims.email?.split("@")[0] ?? usernameBase(`firebase_${claims.uid}`),
-    });
+    return await startProviderSession(
+      env,
+      config,
+      {
+        provider: "firebase",
+        providerUserId: claims.uid,
+        email: claims.email,
+        emailVerified: claims.emailVerified,
+        firstName,
+        lastName: rest.join(" "),
+        usernameHint: claims.email?.split("@")[0] ?? usernameBase(`firebase_${claims.uid}`),
+      },
+      device,
+    );
   } catch (err) {
     if (!(err instanceof OAuthError)) throw err;
     if (err.code === "email_not_verified") {

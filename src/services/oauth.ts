@@ -15,12 +15,13 @@ import { createRemoteJWKSet, jwtVerify, type JWTPayload } from "jose";
 import { z } from "zod";
 import { and, eq, gt, isNull, not, or, type SQL, sql } from "drizzle-orm";
 import type { Config } from "../config";
-import { batchRows, database, runBatch, type Statement } from "../db/client";
+import { batchRows, changes, database, runBatch, type Statement } from "../db/client";
 import { emailChangeTokens, oauthAccounts, oauthStates, passwordResetTokens, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { base64UrlEncode, randomToken, sha256Hex } from "../lib/hash";
 import { uuidv7 } from "../lib/ids";
+import type { SessionDevice } from "../lib/session-device";
 import { DELETED_USERNAME_PREFIX } from "./account-deletion";
 import { twoFactorEnabled } from "./two-factor";
 import {
@@ -34,6 +35,7 @@ import {
 } from "./users";
 import { tellSecurityEvent } from "./security-notices";
 import { endEverySession, sessionsEndedIf } from "./sessions";
+import { guardedTokenPair, type TokenPair } from "./tokens";
 
 export const OAUTH_PROVIDERS = ["google", "github"] as const;
 export type OAuthProvider = (typeof OAUTH_PROVIDERS)[number];
@@ -158,12 +160,47 @@ export async function buildAuthorizationUrl(env: Bindings, config: Config, provi
  * Completes a sign-in: consumes the state, exchanges the code, learns who the person is and
  * returns their account (linked, or created). Throws OAuthError for every expected failure.
  */
-export async function completeOAuth(env: Bindings, config: Config, provider: OAuthProvider, callback: OAuthCallback): Promise<UserRow> {
+export async function completeOAuth(
+  env: Bindings,
+  config: Config,
+  provider: OAuthProvider,
+  callback: OAuthCallback,
+  device: SessionDevice | null,
+): Promise<ProviderSession> {
   assertConfigured(config, provider);
   const pending = await consumeState(env, provider, callback.state);
   const identity =
     provider === "google" ? await googleIdentity(config, callback, pending) : await githubIdentity(config, callback, pending.code_verifier);
-  return signInWithIdentity(env, identity);
+  return startProviderSession(env, config, identity, device);
+}
+
+export interface ProviderSession {
+  user: UserRow;
+  pair: TokenPair;
+}
+
+/**
+ * Signs the identity in (signInWithIdentity) and starts its session — recorded only while the
+ * identity is still linked to that account and the account active. A clean-up landing between
+ * the two (the address's owner's provider sign-in taking over an account a stranger set up, which
+ * removes the stranger's links and ends their sessions) must not find a session of the stranger's
+ * started after it through the link it removed; the sign-in is decided again instead.
+ */
+export async function startProviderSession(
+  env: Bindings,
+  config: Config,
+  identity: ProviderIdentity,
+  device: SessionDevice | null,
+): Promise<ProviderSession> {
+  for (let attempt = 1; ; attempt++) {
+    const user = await signInWithIdentity(env, identity);
+    const stillLinked = sql`EXISTS (SELECT 1 FROM ${oauthAccounts} sl WHERE sl.user_id = ${user.id} AND sl.provider = ${identity.provider}
+      AND sl.provider_user_id = ${identity.providerUserId}) AND ${users.isActive} = 1`;
+    const { pair, record } = await guardedTokenPair(env, config, user.id, stillLinked, device);
+    const [started] = await runBatch(database(env), [record]);
+    if (changes(started) > 0) return { user, pair };
+    if (attempt >= LINK_ATTEMPTS) throw new OAuthError("account_disabled", "The account changed while signing in; sign in again.");
+  }
 }
 
 interface PendingSignIn {

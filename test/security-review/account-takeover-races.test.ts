@@ -7,14 +7,14 @@ import { describe, expect, it } from "vitest";
 import { createFirebaseEmulator } from "../../emulators/firebase";
 import { getConfig } from "../../src/config";
 import { changePassword, confirmEmailChange, confirmPasswordReset, requestEmailChange } from "../../src/services/accounts";
-import { signInWithIdentity } from "../../src/services/oauth";
+import { signInWithIdentity, startProviderSession } from "../../src/services/oauth";
 import { enableTwoFactor } from "../../src/services/two-factor";
 import { verifyToken } from "../../src/services/tokens";
 import { findUserById } from "../../src/services/users";
 import { call, freshIp } from "../helpers/http";
 import { mailTo as mailToIn, tokenIn } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
-import { envRacingFirstBatch } from "../helpers/racing-env";
+import { envRacingFirstBatch, envRacingStatement } from "../helpers/racing-env";
 import { codeAt, fromBase32, steadyStep } from "../helpers/totp";
 import { GOOD_PASSWORD, registerWeb, tokenLogin, uniqueName } from "../helpers/users";
 
@@ -131,6 +131,39 @@ describe("a stranger's request authorised before the owner's provider sign-in cl
     expect(on?.enabled_at ?? null).toBeNull();
     expect(owner?.id).toBe(stranger.userId);
     expect((await call("/api/v1/auth/user/", { bearer: owner?.access })).status).toBe(200);
+  });
+  it("the stranger's own provider sign-in, decided just before it, starts no session in the account after it", async () => {
+    // The stranger signs in with a provider on their own address, moves the account to the
+    // victim's, and the victim clicks the confirmation they never asked for.
+    const strangerEmail = `${uniqueName("stranger")}@example.com`;
+    const strangerUid = `uid-${strangerEmail}`;
+    const first = await call("/api/v1/auth/firebase-token-exchange/", {
+      json: { firebase_token: await firebase.issueIdToken({ uid: strangerUid, email: strangerEmail, email_verified: true }) },
+      ip: freshIp(),
+    });
+    const stranger = (await first.json()) as { access_token: string; user: { id: string } };
+    const victimEmail = `${uniqueName("victim")}@example.com`;
+    const patched = await call("/api/v1/auth/user/", { method: "PATCH", bearer: stranger.access_token, json: { email: victimEmail } });
+    expect(patched.status).toBe(200);
+    expect((await confirm(await confirmLink(victimEmail, /Confirm your new/))).status).toBe(200);
+    // The stranger signs in again through their link; the owner's sign-in, which removes that
+    // link and ends the stranger's sessions, lands between the decision and the session.
+    const racing = envRacingStatement(/^update "users" set "last_login"/i, () => ownerSignsInWithFirebase(victimEmail));
+    const identity = {
+      provider: "firebase" as const,
+      providerUserId: strangerUid,
+      email: strangerEmail,
+      emailVerified: true,
+      firstName: "",
+      lastName: "",
+      usernameHint: "stranger",
+    };
+    const { user, pair } = await startProviderSession(racing.env, getConfig(env), identity, null);
+    expect(racing.fired()).toBe(true);
+    expect(user.id).not.toBe(stranger.user.id);
+    const me = await call("/api/v1/auth/user/", { bearer: pair.access });
+    expect(me.status).toBe(200);
+    expect(((await me.json()) as { id: string }).id).not.toBe(stranger.user.id);
   });
 });
 
