@@ -153,7 +153,7 @@ export const identificationRequests = sqliteTable(
     description: text("description").notNull().default(""),
     plantSize: text("plant_size").notNull().default(""),
     habitat: text("habitat").notNull().default(""),
-    /** The language (ISO 639-1) its job asks the engines in (migration 0050); earlier rows are English. */
+    /** The language (ISO 639-1) its job asks the engines in (migration 0049); earlier rows are English. */
     language: text("language").notNull().default("en"),
     isSharedWithCommunity: integer("is_shared_with_community", { mode: "boolean" }).notNull().default(false),
     sharedAt: text("shared_at"),
@@ -502,7 +502,7 @@ export const diseaseRequests = sqliteTable(
     symptomsDescription: text("symptoms_description").notNull(),
     plantCondition: text("plant_condition", { enum: ["mild", "moderate", "severe", "dying"] }),
     location: text("location").notNull().default(""),
-    /** The language (ISO 639-1) its job asks Plant.id in (migration 0050); earlier rows are English. */
+    /** The language (ISO 639-1) its job asks Plant.id in (migration 0049); earlier rows are English. */
     language: text("language").notNull().default("en"),
     /** Plant.id's verdicts, null until the assessment is stored. */
     isPlant: integer("is_plant", { mode: "boolean" }),
