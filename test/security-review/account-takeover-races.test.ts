@@ -4,7 +4,6 @@
 // test lands the competing request at the exact moment between a service's checks and its write.
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { createFirebaseEmulator } from "../../emulators/firebase";
 import { getConfig } from "../../src/config";
 import { changePassword, confirmEmailChange, confirmPasswordReset, requestEmailChange } from "../../src/services/accounts";
 import { signInWithIdentity, startProviderSession } from "../../src/services/oauth";
@@ -12,31 +11,12 @@ import { enableTwoFactor } from "../../src/services/two-factor";
 import { verifyToken } from "../../src/services/tokens";
 import { findUserById } from "../../src/services/users";
 import { call, freshIp } from "../helpers/http";
-import { mailTo as mailToIn, tokenIn } from "../helpers/mail";
-import { useEmulators } from "../helpers/outbound";
 import { envRacingFirstBatch, envRacingStatement } from "../helpers/racing-env";
 import { codeAt, fromBase32, steadyStep } from "../helpers/totp";
+import { preRegistrationKit } from "../helpers/pre-registration";
 import { GOOD_PASSWORD, registerWeb, tokenLogin, uniqueName } from "../helpers/users";
 
-const firebase = createFirebaseEmulator({ projectId: env.FIREBASE_PROJECT_ID, keyId: "firebase-test-key" });
-const emulators = useEmulators({ overrides: { "firebase.emulator.test": (req) => firebase.handle(req) } });
-
-const mailTo = (address: string, subject: RegExp) => mailToIn(emulators.email, address, subject);
-const confirmLink = async (address: string, subject: RegExp) => tokenIn((await mailTo(address, subject)).text, "Confirmation token");
-const confirm = (token: string, bearer?: string) => call("/api/v1/auth/email/confirm/", { json: { token }, bearer });
-const passwordSignIn = (username: string, password = GOOD_PASSWORD) =>
-  call("/api/v1/auth/token/", { json: { username, password }, ip: freshIp() });
-
-/** The address's owner signs in with Firebase, which vouches for the address. */
-async function ownerSignsInWithFirebase(email: string): Promise<{ id: string; access: string }> {
-  const res = await call("/api/v1/auth/firebase-token-exchange/", {
-    json: { firebase_token: await firebase.issueIdToken({ uid: `uid-${email}`, email, email_verified: true }) },
-    ip: freshIp(),
-  });
-  expect(res.status, await res.clone().text()).toBe(200);
-  const body = (await res.json()) as { access_token: string; user: { id: string } };
-  return { id: body.user.id, access: body.access_token };
-}
+const { firebase, confirmLink, confirm, passwordSignIn, ownerSignsInWithFirebase, resetLink } = preRegistrationKit();
 
 /** A stranger's account on the victim's address, signed in with a bearer pair. */
 async function strangerOnVictimsAddress() {
@@ -210,7 +190,7 @@ describe("a reset link followed while the owner changes the password", () => {
     const owner = await registerWeb();
     const tokens = await tokenLogin(owner.username);
     expect((await call("/api/v1/auth/password/reset/", { json: { email: owner.email } })).status).toBe(200);
-    const reset = tokenIn((await mailTo(owner.email, /Reset your/)).text, "Reset token");
+    const reset = await resetLink(owner.email);
     const ownersNew = "Owner-Changed-It-Meanwhile-5";
     const racing = envRacingFirstBatch(async () => {
       const changed = await call("/api/v1/auth/password/change/", {

@@ -7,20 +7,11 @@
 // The same holds for a stranger who moves their own account to the victim's address.
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { createFirebaseEmulator } from "../../emulators/firebase";
 import { call, freshIp } from "../helpers/http";
-import { mailTo as mailToIn, tokenIn } from "../helpers/mail";
-import { useEmulators } from "../helpers/outbound";
+import { preRegistrationKit } from "../helpers/pre-registration";
 import { GOOD_PASSWORD, registerWeb, tokenLogin, uniqueName } from "../helpers/users";
 
-const firebase = createFirebaseEmulator({ projectId: env.FIREBASE_PROJECT_ID, keyId: "firebase-test-key" });
-const emulators = useEmulators({ overrides: { "firebase.emulator.test": (req) => firebase.handle(req) } });
-
-const mailTo = (address: string, subject: RegExp) => mailToIn(emulators.email, address, subject);
-const confirmLink = async (address: string, subject: RegExp) => tokenIn((await mailTo(address, subject)).text, "Confirmation token");
-const confirm = (token: string, bearer?: string) => call("/api/v1/auth/email/confirm/", { json: { token }, bearer });
-const passwordSignIn = (username: string, password = GOOD_PASSWORD) =>
-  call("/api/v1/auth/token/", { json: { username, password }, ip: freshIp() });
+const { firebase, mailTo, confirmLink, confirm, passwordSignIn, ownerSignsInWithFirebase, resetLink } = preRegistrationKit();
 
 interface Exchange {
   access_token: string;
@@ -36,16 +27,6 @@ async function exchange(claims: { uid: string; email: string; email_verified: bo
   });
   expect(res.status, await res.clone().text()).toBe(200);
   return (await res.json()) as Exchange;
-}
-
-/** The address's owner signs in with Firebase, which vouches for the address. */
-async function ownerSignsInWithFirebase(email: string): Promise<{ id: string; email_verified: boolean }> {
-  const res = await call("/api/v1/auth/firebase-token-exchange/", {
-    json: { firebase_token: await firebase.issueIdToken({ uid: `uid-${email}`, email, email_verified: true }) },
-    ip: freshIp(),
-  });
-  expect(res.status).toBe(200);
-  return ((await res.json()) as { user: { id: string; email_verified: boolean } }).user;
 }
 
 async function securityEvents(userId: string): Promise<string[]> {
@@ -114,7 +95,7 @@ describe("a password its address's holder proved stays", () => {
     const owner = await registerWeb({ email });
     expect((await confirm(await confirmLink(email, /Confirm your email address/))).status).toBe(200);
     expect((await call("/api/v1/auth/password/reset/", { json: { email } })).status).toBe(200);
-    const reset = tokenIn((await mailTo(email, /Reset your/)).text, "Reset token");
+    const reset = await resetLink(email);
     const chosen = "Sorrel-Owns-This-Inbox-7";
     expect((await call("/api/v1/auth/password/reset/confirm/", { json: { token: reset, new_password: chosen } })).status).toBe(200);
     expect((await ownerSignsInWithFirebase(email)).id).toBe(owner.userId);
@@ -199,7 +180,7 @@ describe("a confirmation from outside proves the address, not the stranger's oth
 
     // The victim, finding an account on their address, sets its password by a reset link.
     expect((await call("/api/v1/auth/password/reset/", { json: { email: victimEmail } })).status).toBe(200);
-    const reset = tokenIn((await mailTo(victimEmail, /Reset your/)).text, "Reset token");
+    const reset = await resetLink(victimEmail);
     const chosen = "Victim-Holds-This-Inbox-9";
     expect((await call("/api/v1/auth/password/reset/confirm/", { json: { token: reset, new_password: chosen } })).status).toBe(200);
 
