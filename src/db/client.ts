@@ -96,6 +96,26 @@ export function tableRows<T extends SQLiteTable>(table: T, result: unknown): T["
   });
 }
 
+/**
+ * The source of an `INSERT … SELECT` that adds one row only while `condition` holds when the
+ * statement runs (`db.insert(table).select(rowIf(table, values, condition))`): for a write decided
+ * on an earlier read, which a write landing meanwhile must be able to refuse. Columns not in
+ * `values` take their schema defaults, as `.values()` would give them; values go through their
+ * columns' modes (booleans, JSON). `condition` must stand alone (an EXISTS over the rows it needs).
+ */
+export function rowIf<T extends SQLiteTable>(table: T, values: Partial<T["$inferInsert"]>, condition: SQL): SQL {
+  const given = values as Record<string, unknown>;
+  const cells = (Object.entries(getTableColumns(table)) as [string, SQLiteColumn][])
+    // The columns drizzle lists in the INSERT (generated ones are not).
+    .filter(([, column]) => !(column as unknown as { shouldDisableInsert(): boolean }).shouldDisableInsert())
+    .map(([key, column]) => {
+      const value = key in given && given[key] !== undefined ? given[key] : column.defaultFn ? column.defaultFn() : column.default;
+      if (value === undefined || value === null) return sql`NULL`;
+      return is(value, SQL) ? value : sql`${column.mapToDriverValue(value)}`;
+    });
+  return sql`SELECT ${sql.join(cells, sql`, `)} WHERE ${condition}`;
+}
+
 /** Rows changed by a run statement's result (D1's `meta.changes`). */
 export function changes(result: unknown): number {
   return (result as { meta?: { changes?: number } } | undefined)?.meta?.changes ?? 0;

@@ -13,7 +13,7 @@
  */
 import { and, eq, gt, isNull, ne, type SQL, sql } from "drizzle-orm";
 import type { Config } from "../config";
-import { changes, database, runBatch, type Statement } from "../db/client";
+import { changes, database, rowIf, runBatch, type Statement } from "../db/client";
 import { blogPosts, emailChangeTokens, oauthAccounts, passwordResetTokens, users, wsTickets } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
@@ -390,19 +390,15 @@ export async function requestEmailChange(
   const live = sessionStillLive(user.id, input.session);
   const [, inserted] = await runBatch(db, [
     db.delete(emailChangeTokens).where(and(eq(emailChangeTokens.userId, user.id), live)),
-    db.insert(emailChangeTokens).select(
-      db
-        .select({
-          tokenHash: sql<string>`${await sha256Hex(token)}`.as("token_hash"),
-          userId: users.id,
-          newEmail: sql<string>`${newEmail}`.as("new_email"),
-          expiresAt: sql<number>`${nowS() + EMAIL_CHANGE_TTL_S}`.as("expires_at"),
-          usedAt: sql<null>`NULL`.as("used_at"),
-          createdAt: sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`.as("created_at"),
-        })
-        .from(users)
-        .where(and(eq(users.id, user.id), live)),
-    ),
+    db
+      .insert(emailChangeTokens)
+      .select(
+        rowIf(
+          emailChangeTokens,
+          { tokenHash: await sha256Hex(token), userId: user.id, newEmail, expiresAt: nowS() + EMAIL_CHANGE_TTL_S },
+          live,
+        ),
+      ),
     db
       .update(users)
       .set({ pendingEmail: newEmail, updatedAt: new Date().toISOString() })

@@ -10,10 +10,10 @@
  * The calendar holds the user's active care reminders (recurring, with an alarm when due) and the
  * events they are going to or might go to (with an alarm an hour before), with VALARMs.
  */
-import { and, count, eq, gte, inArray, isNull, ne, or, sql } from "drizzle-orm";
+import { and, count, eq, gte, inArray, isNull, ne, or } from "drizzle-orm";
 import { getConfig } from "../config";
-import { database } from "../db/client";
-import { calendarEvents, calendarFeeds, calendarRsvps, users } from "../db/schema";
+import { database, rowIf } from "../db/client";
+import { calendarEvents, calendarFeeds, calendarRsvps } from "../db/schema";
 import type { Bindings } from "../env";
 import { acceptedSecrets, keyId, signingKey, verifyingIndex, verifyingKeys } from "../lib/derived-keys";
 import { AppError } from "../lib/errors";
@@ -53,19 +53,7 @@ export async function issueCalendarFeed(
   const db = database(env);
   const written = await db
     .insert(calendarFeeds)
-    .select(
-      db
-        .select({
-          id: sql<string>`${id}`.as("id"),
-          userId: users.id,
-          createdAt: sql<string>`${createdAt}`.as("created_at"),
-          lastFetchedAt: sql<null>`NULL`.as("last_fetched_at"),
-          sessionId: sql<string | null>`${sessionId}`.as("session_id"),
-          keyId: sql<string>`${signedBy}`.as("key_id"),
-        })
-        .from(users)
-        .where(and(eq(users.id, userId), sessionStillLive(userId, session))),
-    )
+    .select(rowIf(calendarFeeds, { id, userId, createdAt, sessionId, keyId: signedBy }, sessionStillLive(userId, session)))
     .onConflictDoUpdate({ target: calendarFeeds.userId, set: { id, createdAt, lastFetchedAt: null, sessionId, keyId: signedBy } })
     .returning({ id: calendarFeeds.id })
     .get();

@@ -15,7 +15,7 @@ import { createRemoteJWKSet, jwtVerify, type JWTPayload } from "jose";
 import { z } from "zod";
 import { and, eq, gt, isNull, not, or, type SQL, sql } from "drizzle-orm";
 import type { Config } from "../config";
-import { batchRows, changes, database, runBatch, type Statement } from "../db/client";
+import { batchRows, changes, database, rowIf, runBatch, type Statement } from "../db/client";
 import { emailChangeTokens, oauthAccounts, oauthStates, passwordResetTokens, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
@@ -618,18 +618,18 @@ async function linkIdentity(
     db
       .insert(oauthAccounts)
       .select(
-        db
-          .select({
-            id: sql<string>`${uuidv7()}`.as("id"),
-            userId: users.id,
-            provider: sql<ProviderIdentity["provider"]>`${identity.provider}`.as("provider"),
-            providerUserId: sql<string>`${identity.providerUserId}`.as("provider_user_id"),
-            email: sql<string>`${identity.email ?? ""}`.as("email"),
-            createdAt: sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`.as("created_at"),
-            emailVerified: sql<boolean>`${identity.emailVerified ? 1 : 0}`.as("email_verified"),
-          })
-          .from(users)
-          .where(and(eq(users.id, userId), stillAt)),
+        rowIf(
+          oauthAccounts,
+          {
+            id: uuidv7(),
+            userId,
+            provider: identity.provider,
+            providerUserId: identity.providerUserId,
+            email: identity.email ?? "",
+            emailVerified: identity.emailVerified,
+          },
+          stillAt,
+        ),
       )
       .onConflictDoNothing({ target: [oauthAccounts.provider, oauthAccounts.providerUserId] }),
     // An existing link the provider now vouches for (never the other way).

@@ -9,10 +9,10 @@
  * (another account signed in on that browser) moves it. A user has at most MAX_DEVICES.
  * Unsubscribing names the endpoint; only its owner can remove it (anyone else: 404).
  */
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { getConfig } from "../config";
-import { changes, database } from "../db/client";
-import { pushSubscriptions, users } from "../db/schema";
+import { changes, database, rowIf } from "../db/client";
+import { pushSubscriptions } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError, errorMatches } from "../lib/errors";
 import type { TokenClaims } from "../lib/token-claims";
@@ -60,20 +60,19 @@ export async function subscribe(
   const row = await db
     .insert(s)
     .select(
-      db
-        .select({
-          id: sql<string>`${crypto.randomUUID()}`.as("id"),
-          userId: users.id,
-          endpoint: sql<string>`${input.endpoint}`.as("endpoint"),
-          p256dh: sql<string>`${input.keys.p256dh}`.as("p256dh"),
-          auth: sql<string>`${input.keys.auth}`.as("auth"),
-          userAgent: sql<string | null>`${userAgent?.slice(0, 300) ?? null}`.as("user_agent"),
-          createdAt: sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`.as("created_at"),
-          lastSuccessAt: sql<null>`NULL`.as("last_success_at"),
-          sessionId: sql<string | null>`${sessionId}`.as("session_id"),
-        })
-        .from(users)
-        .where(and(eq(users.id, userId), sessionStillLive(userId, session))),
+      rowIf(
+        s,
+        {
+          id: crypto.randomUUID(),
+          userId,
+          endpoint: input.endpoint,
+          p256dh: input.keys.p256dh,
+          auth: input.keys.auth,
+          userAgent: userAgent?.slice(0, 300) ?? null,
+          sessionId,
+        },
+        sessionStillLive(userId, session),
+      ),
     )
     .onConflictDoUpdate({
       target: s.endpoint,
