@@ -91,8 +91,16 @@ export function rawVerifyingKeys(settings: SecretSettings): Promise<CryptoKey[]>
  * secret sealed, so the rows still sealed under a previous one can be found.
  */
 export function keyId(secret: string): Promise<string> {
-  return sha256Hex(`plant-community/key-id\u0000${secret}`).then((hex) => hex.slice(0, 8));
+  let id = keyIds.get(secret);
+  if (!id) {
+    id = sha256Hex(`plant-community/key-id\u0000${secret}`).then((hex) => hex.slice(0, 8));
+    keyIds.set(secret, id);
+  }
+  return id;
 }
+
+/** One key id per secret for the isolate's life, as the keys are (it is asked at every use of a sealed secret). */
+const keyIds = new Map<string, Promise<string>>();
 
 /**
  * The AES-256-GCM key that seals one kind of stored secret (two-factor secrets: a database copy

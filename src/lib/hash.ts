@@ -12,6 +12,12 @@ export function toHex(bytes: Uint8Array): string {
   return out;
 }
 
+/** The bytes of lower-case hex text; null for text that is not whole bytes of hex. */
+export function hexDecode(hex: string): Uint8Array | null {
+  if (!/^(?:[0-9a-f]{2})+$/.test(hex)) return null;
+  return Uint8Array.from(hex.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
+}
+
 /** Standard base64 (with padding), for bytes kept as text. */
 export function base64Encode(bytes: Uint8Array): string {
   let binary = "";

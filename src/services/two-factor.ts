@@ -34,7 +34,7 @@ import type { Bindings } from "../env";
 import { acceptedSecrets, keyId, openingKeys, sealingKey, signingKey, verifiedByAny, verifyingKeys } from "../lib/derived-keys";
 import { AppError } from "../lib/errors";
 import { jwtVerifyWithAny } from "../lib/jwt-keys";
-import { base64Decode, base64Encode, sha256Hex, toHex } from "../lib/hash";
+import { base64Decode, base64Encode, hexDecode, sha256Hex, toHex } from "../lib/hash";
 import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import type { SessionDevice } from "../lib/session-device";
@@ -126,11 +126,6 @@ async function recoveryCodeHash(config: Config, code: string): Promise<string> {
   return `${await keyId(config.JWT_SECRET)}.${toHex(mac)}`;
 }
 
-function fromHex(hex: string): Uint8Array | null {
-  if (!/^(?:[0-9a-f]{2})+$/.test(hex)) return null;
-  return Uint8Array.from(hex.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
-}
-
 /**
  * Which of the stored recovery codes `code` is, checked under the current JWT_SECRET or a previous
  * one (each compared in constant time); null when none. Stored codes are `<key id>.<hex>`, or a
@@ -143,7 +138,7 @@ async function matchingRecoveryCode(config: Config, stored: string[], code: stri
   for (const entry of stored) {
     const dot = entry.indexOf(".");
     const kid = dot === -1 ? null : entry.slice(0, dot);
-    const mac = fromHex(entry.slice(dot + 1));
+    const mac = hexDecode(entry.slice(dot + 1));
     if (!mac) continue;
     const candidates = keys.filter((k) => kid === null || k.id === kid).map((k) => k.key);
     if (await verifiedByAny(candidates, mac, typed)) return entry;
