@@ -28,6 +28,18 @@ async function strangerOnVictimsAddress() {
   return { victimEmail, stranger, tokens, claims, row };
 }
 
+/** The stranger asks (with their password) to move the account to an address of their own: the confirmation token mailed there. */
+async function strangerAsksToMove(access: string): Promise<string> {
+  const strangersOwn = `${uniqueName("stranger")}@example.com`;
+  const patched = await call("/api/v1/auth/user/", {
+    method: "PATCH",
+    bearer: access,
+    json: { email: strangersOwn, current_password: GOOD_PASSWORD },
+  });
+  expect(patched.status).toBe(200);
+  return confirmLink(strangersOwn, /Confirm your new/);
+}
+
 describe("a stranger's request authorised before the owner's provider sign-in cleans up", () => {
   it("an email change asked for just before it does not land after it", async () => {
     const { victimEmail, stranger, claims, row } = await strangerOnVictimsAddress();
@@ -71,14 +83,7 @@ describe("a stranger's request authorised before the owner's provider sign-in cl
 
   it("an email change's link followed just before it does not move the account after it", async () => {
     const { victimEmail, stranger, tokens } = await strangerOnVictimsAddress();
-    const strangersOwn = `${uniqueName("stranger")}@example.com`;
-    const patched = await call("/api/v1/auth/user/", {
-      method: "PATCH",
-      bearer: tokens.access,
-      json: { email: strangersOwn, current_password: GOOD_PASSWORD },
-    });
-    expect(patched.status).toBe(200);
-    const move = await confirmLink(strangersOwn, /Confirm your new/);
+    const move = await strangerAsksToMove(tokens.access);
     // The stranger follows the link from inside; the owner's sign-in lands between its checks
     // and its write.
     let owner: { id: string; access: string } | undefined;
@@ -153,14 +158,7 @@ describe("a provider sign-in racing an email change confirmed from inside the ac
     // The victim clicks the link they did not ask for: the address is proven, the password not.
     expect((await confirm(await confirmLink(victimEmail, /Confirm your email address/))).status).toBe(200);
     // The stranger asks to move the account to their own address ...
-    const strangersOwn = `${uniqueName("stranger")}@example.com`;
-    const patched = await call("/api/v1/auth/user/", {
-      method: "PATCH",
-      bearer: tokens.access,
-      json: { email: strangersOwn, current_password: GOOD_PASSWORD },
-    });
-    expect(patched.status).toBe(200);
-    const move = await confirmLink(strangersOwn, /Confirm your new/);
+    const move = await strangerAsksToMove(tokens.access);
     // ... and confirms it from inside (which proves the password) while the victim's first
     // provider sign-in, decided on the account at the victim's address, is being linked.
     const racing = envRacingFirstBatch(async () => expect((await confirm(move, tokens.access)).status).toBe(200));
