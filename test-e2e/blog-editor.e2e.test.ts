@@ -195,6 +195,9 @@ describe("the blog editor page", () => {
     const { page, problems } = await openEditor(reader);
     await page.waitForSelector("#no-access:not([hidden])");
     expect(await page.isHidden("#workspace")).toBe(true);
+    // It names the account to ask about, and no command line a reader could not run.
+    expect(await page.textContent("#no-access-username")).toBe(reader);
+    expect(await page.textContent("#no-access")).not.toContain("npm");
     expect(problems).toEqual([]);
   });
 });

@@ -28,6 +28,7 @@
     signinForm: $("signin-form"),
     signinError: $("signin-error"),
     noAccess: $("no-access"),
+    noAccessUsername: $("no-access-username"),
     workspace: $("workspace"),
     tabs: $("status-tabs"),
     items: $("post-items"),
@@ -161,6 +162,7 @@
     el.signinPanel.hidden = !!user;
     const writer = !!user && WRITER_ROLES.includes(user.role);
     el.noAccess.hidden = !user || writer;
+    el.noAccessUsername.textContent = user ? user.username : "";
     el.workspace.hidden = !writer;
     if (writer) {
       void loadCategories();
