@@ -90,7 +90,9 @@ const DiseaseEntrySchema = z
     cause: z.string().nullable(),
     url: z.string().nullable(),
     confirmed_diagnoses: z.number().int().min(1),
-    last_confirmed_at: z.string(),
+    last_confirmed_at: z.string().openapi({
+      description: "The day (UTC midnight) of the most recent confirmation; the time of day is withheld, since diagnoses are private.",
+    }),
   })
   .openapi("DiseaseDatabaseEntry");
 

@@ -253,5 +253,15 @@ export async function confirmedDiseases(
     },
     page,
   );
-  return result as unknown as Page<DiseaseEntryRow>;
+  const found = result as unknown as Page<DiseaseEntryRow>;
+  return { ...found, rows: found.rows.map((row) => ({ ...row, confirmedAt: confirmationDay(row.confirmedAt) })) };
+}
+
+/**
+ * The public list says on which day (UTC) a disease was last confirmed, not at what moment:
+ * confirmations come from users' private diagnoses, and a to-the-millisecond time next to a
+ * count would let anyone who watches the list tie an entry to a user's activity.
+ */
+function confirmationDay(confirmedAt: string | null): string | null {
+  return confirmedAt ? `${confirmedAt.slice(0, 10)}T00:00:00.000Z` : null;
 }

@@ -549,6 +549,7 @@ describe("confirmation and the disease database", () => {
           disease_type: string;
           treatment: ResultBody["treatment"];
           confirmed_diagnoses: number;
+          last_confirmed_at: string;
           description: string;
           common_names: string[];
         }[];
@@ -586,6 +587,12 @@ describe("confirmation and the disease database", () => {
       description: x.description,
       confirmed_diagnoses: 1,
     });
+    // The day of the confirmation, not its moment: the diagnosis behind it is private.
+    const confirmedRow = await env.DB.prepare("SELECT confirmed_at FROM disease_results WHERE id = ?")
+      .bind(x.id)
+      .first<{ confirmed_at: string }>();
+    expect(confirmedRow!.confirmed_at).not.toMatch(/T00:00:00\.000Z$/);
+    expect(listed.results[0]!.last_confirmed_at).toBe(`${confirmedRow!.confirmed_at.slice(0, 10)}T00:00:00.000Z`);
 
     // The same disease confirmed in another request: one entry, two confirmations.
     const sameInB = rb.find((r) => r.name === x.name)!;
