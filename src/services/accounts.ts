@@ -14,11 +14,12 @@
 import { and, eq, gt, isNull, ne, type SQL, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { changes, database, rowIf, runBatch, type Statement } from "../db/client";
-import { blogPosts, emailChangeTokens, oauthAccounts, passwordResetTokens, users, wsTickets } from "../db/schema";
+import { blogPosts, emailChangeTokens, forumPosts, forumTopics, oauthAccounts, passwordResetTokens, users, wsTickets } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { randomToken, sha256Hex } from "../lib/hash";
 import { purgeBlogReadsStatement } from "./blog-cache";
+import { purgeStatement } from "./public-cache";
 import { photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 import { AVATAR_RULES, validateImageUpload } from "../lib/images";
 import type { Logger } from "../lib/logger";
@@ -575,15 +576,21 @@ export async function updateProfile(env: Bindings, userId: string, profile: Prof
     .update(users)
     .set({ ...set, updatedAt: new Date().toISOString() })
     .where(eq(users.id, userId));
-  // The name is a published author's byline in the blog's cached public reads (an hour at the
-  // edge): a changed or removed real name must not stay there. Only writers' names purge.
-  const byline = profile.first_name !== undefined || profile.last_name !== undefined;
+  // The name (shown only while the profile is public: users.ts `byline`) is a published author's
+  // byline in the blog's cached public reads (an hour at the edge) and a poster's in the forum's:
+  // a changed, removed or now hidden real name must not stay there. Only writers' and posters' names purge.
+  const byline = profile.first_name !== undefined || profile.last_name !== undefined || profile.profile_visibility !== undefined;
   await runBatch(db, [
     update,
     ...(byline
       ? [
           purgeBlogReadsStatement(
             sql`EXISTS (SELECT 1 FROM ${blogPosts} WHERE ${blogPosts.authorId} = ${userId} AND ${blogPosts.status} = 'published')`,
+          ),
+          purgeStatement(
+            db,
+            "forum",
+            sql`(EXISTS (SELECT 1 FROM ${forumTopics} WHERE ${forumTopics.authorId} = ${userId}) OR EXISTS (SELECT 1 FROM ${forumPosts} WHERE ${forumPosts.authorId} = ${userId}))`,
           ),
         ]
       : []),

@@ -27,7 +27,7 @@ import { sanitisePostBody, visibleText } from "../lib/sanitise";
 import { purgeBlogReadsStatement } from "./blog-cache";
 import { withdrawStatements } from "./notification-delivery";
 import { announceNotifications, announceWithdrawals, createNotification, insertNotifications, underHourlyCap } from "./notifications";
-import { avatarUrl, type Role, trustLevelOf } from "./users";
+import { byline, type Role, trustLevelOf } from "./users";
 
 export const COMMENT_MODERATOR_ROLES: Role[] = ["editor", "moderator", "admin"];
 export const COMMENT_MAX_CHARS = 5000;
@@ -47,6 +47,7 @@ const commentColumns = {
   firstName: users.firstName,
   lastName: users.lastName,
   avatarKey: users.avatarKey,
+  profileVisibility: users.profileVisibility,
 };
 type CommentRow = {
   id: string;
@@ -60,6 +61,7 @@ type CommentRow = {
   firstName: string;
   lastName: string;
   avatarKey: string | null;
+  profileVisibility: string;
 };
 
 export function commentBody(row: CommentRow) {
@@ -73,8 +75,7 @@ export function commentBody(row: CommentRow) {
     author: {
       id: row.userId,
       username: row.username,
-      display_name: `${row.firstName} ${row.lastName}`.trim() || row.username,
-      avatar_url: avatarUrl({ avatarKey: row.avatarKey }),
+      ...byline(row),
     },
   };
 }

@@ -50,7 +50,7 @@ import { recountAccounts } from "./community";
 import { notWithdrawn, withdrawStatements } from "./notification-delivery";
 import { insertNotifications, type Notification, underHourlyCap, type WithdrawnNotification } from "./notifications";
 import { imageUrl, parsePhotoRef, photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
-import { avatarUrl, computeTrustLevel, type Role, TRUST_ORDER, type TrustLevel, trustLevelOf } from "./users";
+import { byline, computeTrustLevel, type Role, TRUST_ORDER, type TrustLevel, trustLevelOf } from "./users";
 
 export const FORUM_MODERATOR_ROLES: Role[] = ["moderator", "admin"];
 export const REACTION_TYPES = ["like", "love", "helpful", "thanks"] as const;
@@ -83,6 +83,7 @@ const authorColumns = {
   author_first_name: users.firstName,
   author_last_name: users.lastName,
   author_avatar_key: users.avatarKey,
+  author_profile_visibility: users.profileVisibility,
 };
 
 interface AuthorColumns {
@@ -91,16 +92,21 @@ interface AuthorColumns {
   author_first_name: string | null;
   author_last_name: string | null;
   author_avatar_key: string | null;
+  author_profile_visibility: string | null;
 }
 
 function author(row: AuthorColumns) {
   if (!row.author_id || !row.author_username) return null;
-  const displayName = `${row.author_first_name ?? ""} ${row.author_last_name ?? ""}`.trim() || row.author_username;
   return {
     id: row.author_id,
     username: row.author_username,
-    display_name: displayName,
-    avatar_url: avatarUrl({ avatarKey: row.author_avatar_key }),
+    ...byline({
+      username: row.author_username,
+      firstName: row.author_first_name,
+      lastName: row.author_last_name,
+      avatarKey: row.author_avatar_key,
+      profileVisibility: row.author_profile_visibility,
+    }),
   };
 }
 

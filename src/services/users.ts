@@ -51,6 +51,23 @@ export function avatarUrl(user: Pick<UserRow, "avatarKey">): string | null {
   return photo ? `/api/v1/media/avatars/${photoRef(photo)}` : null;
 }
 
+/**
+ * How a user's name and face appear beside what they wrote, to everyone: their real name and
+ * avatar while their profile is public, only their username otherwise (a profile that is not
+ * public also shows no collections). The same for every reader, so cached public reads hold it.
+ */
+export function byline(user: {
+  username: string;
+  firstName: string | null;
+  lastName: string | null;
+  avatarKey: string | null;
+  profileVisibility: string | null;
+}): { display_name: string; avatar_url: string | null } {
+  const open = user.profileVisibility === "public";
+  const name = open ? `${user.firstName ?? ""} ${user.lastName ?? ""}`.trim() : "";
+  return { display_name: name || user.username, avatar_url: open ? avatarUrl(user) : null };
+}
+
 export function publicUser(user: UserRow) {
   const displayName = `${user.firstName} ${user.lastName}`.trim() || user.username;
   return {
