@@ -677,7 +677,9 @@ const REPLY_EXCERPT_CHARS = 140;
 /**
  * Posts a reply and, in the same atomic batch, one `forum_reply` notification for each of the
  * topic's subscribers except the replier (active accounts, longest subscribed first, at most
- * MAX_REPLY_NOTIFICATIONS). The dedupe key `forum_reply:<post id>:<user id>` means a post can
+ * MAX_REPLY_NOTIFICATIONS) and except those the reply mentions: they get the `forum_mention`
+ * notification instead, the more specific of the two, and only it — so its email and push go out
+ * once too. A mention held back by the hourly cap leaves a subscriber their reply notice. The dedupe key `forum_reply:<post id>:<user id>` means a post can
  * notify each user once; edits and deletions never notify. Returns the inserted notifications
  * for the caller to push live. A locked topic refuses the reply inside the insert itself, so a
  * lock that commits between the check and the batch still holds (403 TOPIC_LOCKED).
@@ -728,6 +730,9 @@ export async function createReply(
       ...insertAttachments(env, id, images, now, landed),
       refreshTopicCounters(env, topicId, now, landed),
       countPost(env, user.id, landed),
+      // First the mentions: a subscriber this reply mentions has its mention notice, and the
+      // reply notice below skips them — one notice per person for one post.
+      mentionNotifications(db, { id, body, topicId, categorySlug: topic.category_slug, topicTitle: topic.title }, user, now, landed),
       insertNotifications(
         db,
         "forum_reply",
@@ -741,10 +746,10 @@ export async function createReply(
         },
         sql`FROM forum_subscriptions s JOIN users u ON u.id = s.user_id
              WHERE s.topic_id = ${topicId} AND s.user_id != ${user.id} AND u.is_active = 1 AND ${landed}
+               AND NOT EXISTS (SELECT 1 FROM notifications m WHERE m.dedupe_key = 'forum_mention:' || ${id} || ':' || s.user_id)
              ORDER BY s.created_at, s.user_id
              LIMIT ${MAX_REPLY_NOTIFICATIONS}`,
       ),
-      mentionNotifications(db, { id, body, topicId, categorySlug: topic.category_slug, topicTitle: topic.title }, user, now, landed),
     ]);
     if (batchRows(results[0]).length === 0) {
       await getTopic(env, topicId); // 404 when the topic was deleted meanwhile

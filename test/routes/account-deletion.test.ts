@@ -389,7 +389,7 @@ describe("after the deletion has landed", () => {
 describe("what others were told about the deleted account", () => {
   it("their notifications name it by its generated name, not the old username", async () => {
     const [other, u] = await Promise.all([bearerUser(), identifier()]);
-    // other's topic (its author is subscribed), a reply from u that mentions other, and u's proposal on other's request.
+    // other's topic (its author is subscribed), u's replies (one mentions other), and u's proposal on other's request.
     const topic = await json<{ id: string }>(
       await call("/api/v1/forum/categories/houseplants/topics/", { bearer: other.access, json: { title: "Yellow leaves", body: "Help?" } }),
       201,
@@ -401,6 +401,8 @@ describe("what others were told about the deleted account", () => {
       }),
       201,
     );
+    // That reply told other once, by the mention; this one, mentioning nobody, is a reply notice.
+    await json(await call(`/api/v1/forum/topics/${topic.id}/posts/`, { bearer: u.access, json: { body: "Or too little light." } }), 201);
     const req = await sharedRequest(other);
     const species = crypto.randomUUID();
     await env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, 'Araceae', 'Philodendron')")

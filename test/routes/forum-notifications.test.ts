@@ -5,6 +5,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { NotificationPayload } from "../../durable-objects/user-hub";
+import { MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR } from "../../src/services/forum";
 import { call, jsonWithStatus as json, type Page } from "../helpers/http";
 import { eventually } from "../helpers/wait";
 import { bearerUser } from "../helpers/users";
@@ -81,6 +82,58 @@ describe("forum mention notifications", () => {
       ids: [got!.id],
     });
     socket.ws.close(1000);
+  });
+});
+
+describe("one notice per person for one post", () => {
+  it("a reply mentioning the topic's author tells them once, as the mention, and queues one email", async () => {
+    const [author, replier, follower] = [await bearerUser(), await bearerUser(), await bearerUser()];
+    await env.DB.prepare("UPDATE users SET email_verified = 1 WHERE id = ?").bind(author.userId).run();
+    // Email on for both types, so either one would queue its own.
+    await json(
+      await call("/api/v1/notifications/preferences/", {
+        method: "PUT",
+        bearer: author.access,
+        json: { types: { forum_reply: { email: true }, forum_mention: { email: true } }, digest: "immediate" },
+      }),
+      200,
+    );
+    const topic = await newTopic(author.access, "Repotting a monstera");
+    await subscribe(follower.access, topic.id);
+    const post = await reply(replier.access, topic.id, `@${author.username} go one pot size up, no more.`);
+    const told = await env.DB.prepare("SELECT id, type FROM notifications WHERE user_id = ? AND json_extract(data, '$.post_id') = ?")
+      .bind(author.userId, post.id)
+      .all<{ id: string; type: string }>();
+    expect(told.results.map((n) => n.type)).toEqual(["forum_mention"]);
+    const deliveries = await env.DB.prepare("SELECT channel FROM notification_deliveries WHERE notification_id = ? ORDER BY channel")
+      .bind(told.results[0]!.id)
+      .all<{ channel: string }>();
+    expect(deliveries.results.map((d) => d.channel)).toEqual(["email"]);
+    const all = await env.DB.prepare(
+      "SELECT count(*) AS n FROM notification_deliveries d JOIN notifications n ON n.id = d.notification_id WHERE n.user_id = ? AND json_extract(n.data, '$.post_id') = ?",
+    )
+      .bind(author.userId, post.id)
+      .first<{ n: number }>();
+    expect(all!.n).toBe(1);
+    // A subscriber the reply does not mention still hears of the reply.
+    expect((await forumNotifications(follower.access)).map((n) => n.data.post_id)).toEqual([post.id]);
+  });
+
+  it("a subscriber whose mention the hourly cap held back still gets the reply notice", async () => {
+    const [author, pest] = [await bearerUser(), await bearerUser()];
+    const topic = await newTopic(author.access, "Aphids on roses");
+    const posts: string[] = [];
+    for (let i = 0; i < MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR + 2; i++)
+      posts.push((await reply(pest.access, topic.id, `@${author.username} look ${i}`)).id);
+    const rows = await env.DB.prepare("SELECT type, json_extract(data, '$.post_id') AS post_id FROM notifications WHERE user_id = ?")
+      .bind(author.userId)
+      .all<{ type: string; post_id: string }>();
+    // The capped mentions an hour from one author, then reply notices: one notice for each post all the same.
+    expect(posts.map((id) => rows.results.filter((r) => r.post_id === id).map((r) => r.type))).toEqual([
+      ...Array(MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR).fill(["forum_mention"]),
+      ["forum_reply"],
+      ["forum_reply"],
+    ]);
   });
 });
 
