@@ -10,7 +10,8 @@
  *   GET  /push          the pushes received so far
  *   POST /push/{id}     a push message: 201 + Location when accepted; 404 unknown subscription,
  *                       410 expired one, 400 bad headers or undecryptable body, 401 no VAPID,
- *                       403 invalid VAPID, 413 body over 4096 bytes
+ *                       403 invalid VAPID, 413 body over 4096 bytes; or what `failNext` (the
+ *                       next message) or `failAlways` (one subscription's, until `recover`) set
  *
  * Subscriptions outlive the process when a `store` is given (the Node server keeps them in a JSON
  * file under the local state directory): a device the service registered keeps receiving its
@@ -73,7 +74,7 @@ export interface ReceivedPush {
   receivedAt: string;
 }
 
-export type ForcedPushStatus = 404 | 410 | 413 | 429 | 500;
+export type ForcedPushStatus = 404 | 410 | 413 | 429 | 500 | 502 | 503;
 
 export interface PushEmulator {
   /** A subscription with fresh user-agent keys; `applicationServerKey` restricts it to that VAPID public key. */
@@ -85,6 +86,13 @@ export interface PushEmulator {
   expire(endpoint: string): void;
   /** The next push message (to any endpoint) is answered `status`, with Retry-After when given; calls queue up. */
   failNext(status: ForcedPushStatus, retryAfterS?: number): void;
+  /**
+   * Every push message to this subscription is answered `status` (with Retry-After when given)
+   * until `recover`: a device whose push service is down, or keeps asking to slow down.
+   */
+  failAlways(endpoint: string, status: ForcedPushStatus, retryAfterS?: number): void;
+  /** The subscription takes pushes again after `failAlways`. */
+  recover(endpoint: string): void;
   /** Forgets subscriptions, received pushes and queued failures. */
   reset(): void;
 }
@@ -98,6 +106,8 @@ interface Subscriber {
   auth: Uint8Array;
   applicationServerKey: string | null;
   gone: boolean;
+  /** Set by `failAlways`: what every push to it is answered (not kept across restarts). */
+  failing?: { status: ForcedPushStatus; retryAfterS?: number };
 }
 
 type Refusal = { status: number; reason: string };
@@ -154,6 +164,7 @@ export function createPushEmulator(options: PushEmulatorOptions = {}): PushEmula
     const subscriber = subscribers.get(id);
     if (!subscriber) return refuse(404, "no such subscription");
     if (subscriber.gone) return refuse(410, "subscription expired");
+    if (subscriber.failing) return forcedAnswer(subscriber.failing.status, subscriber.failing.retryAfterS);
     return deliver(req, subscriber);
   }
 
@@ -194,6 +205,12 @@ export function createPushEmulator(options: PushEmulatorOptions = {}): PushEmula
     return new Response(null, { status: 201, headers: { Location: location } });
   }
 
+  function byEndpoint(endpoint: string): Subscriber {
+    const subscriber = [...subscribers.values()].find((s) => s.endpoint === endpoint);
+    if (!subscriber) throw new Error(`no subscription with endpoint ${endpoint}`);
+    return subscriber;
+  }
+
   return {
     subscribe: (opts = {}) => subscribe(configuredBase ?? DEFAULT_BASE_URL, opts.applicationServerKey),
     handle,
@@ -201,10 +218,14 @@ export function createPushEmulator(options: PushEmulatorOptions = {}): PushEmula
       return received;
     },
     expire(endpoint) {
-      const subscriber = [...subscribers.values()].find((s) => s.endpoint === endpoint);
-      if (!subscriber) throw new Error(`no subscription with endpoint ${endpoint}`);
-      subscriber.gone = true;
+      byEndpoint(endpoint).gone = true;
       persist();
+    },
+    failAlways(endpoint, status, retryAfterS) {
+      byEndpoint(endpoint).failing = retryAfterS === undefined ? { status } : { status, retryAfterS };
+    },
+    recover(endpoint) {
+      delete byEndpoint(endpoint).failing;
     },
     failNext(status, retryAfterS) {
       forced.push(retryAfterS === undefined ? { status } : { status, retryAfterS });

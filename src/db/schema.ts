@@ -1198,6 +1198,10 @@ export const pushSubscriptions = sqliteTable(
     lastSuccessAt: text("last_success_at"),
     /** The session (refresh-token family) that subscribed the device: signing it out unsubscribes it. */
     sessionId: text("session_id"),
+    /** Its first failed attempt (5xx, unreachable) since it last took a push; null while healthy. */
+    failingSince: text("failing_since"),
+    /** Attempts failed since `failingSince`. */
+    failedAttempts: integer("failed_attempts").notNull().default(0),
   },
   (t) => [uniqueIndex("push_subscriptions_endpoint_unique").on(t.endpoint), index("push_subscriptions_user_idx").on(t.userId)],
 );

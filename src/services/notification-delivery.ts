@@ -22,17 +22,19 @@
  *    period gathers what was held before it started, and its dedupe key (user + period) makes
  *    a second cron run in the same period a no-op.
  */
-import { and, eq, inArray, isNull, lt, or, type SQL, sql } from "drizzle-orm";
+import { and, eq, gte, inArray, isNull, lt, lte, or, type SQL, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { batchRows, changes, type Database, database, runBatch } from "../db/client";
 import { notificationDeliveries, notifications, pushSends, pushSubscriptions, users } from "../db/schema";
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
+import { clientLabel } from "../lib/session-device";
 import { sendPush } from "../lib/web-push";
 import { type EmailNotification, renderDigestEmail, renderNotificationEmail } from "./email-templates";
 import { deliverEmail } from "./mailer";
 import { ALWAYS_EMAILED, emailWanted, getPreferences, type PreferenceType } from "./notification-preferences";
 import { pushServiceProblem } from "./push-subscriptions";
+import { tellSecurityEvent } from "./security-notices";
 import { listUnsubscribeHeaders } from "./unsubscribe";
 
 export type Delivery = typeof notificationDeliveries.$inferSelect;
@@ -54,6 +56,13 @@ export const REQUEUE_AFTER_MS = 5 * 60_000;
 export const DIGEST_HOUR = 8;
 /** How long a push service keeps a push for an offline device. */
 const PUSH_TTL_S = 24 * 3600;
+/**
+ * A device whose push service has failed every attempt (5xx, or unreachable) for this long, and
+ * at least DEAD_DEVICE_MIN_FAILURES times, is removed: one bad day or one long outage of a push
+ * service is ridden out, an endpoint that died without a 404/410 is not posted to forever.
+ */
+export const DEAD_DEVICE_AFTER_MS = 7 * 86_400_000;
+export const DEAD_DEVICE_MIN_FAILURES = 10;
 const QUEUE_BATCH = 100;
 /** Readers with held mail read at a time by `gatherDigests`. */
 const READERS_PAGE = 1000;
@@ -253,7 +262,7 @@ export async function failDelivery(env: Bindings, id: string, detail: string): P
 export async function sendDelivery(env: Bindings, id: string, logger?: Logger, now = Date.now()): Promise<DeliveryOutcome> {
   const row = await claim(env, id, now);
   if (!row) return "not_claimed";
-  const result = row.channel === "email" ? await sendEmailDelivery(env, row) : await sendPushDelivery(env, row, logger);
+  const result = row.channel === "email" ? await sendEmailDelivery(env, row) : await sendPushDelivery(env, row, logger, now);
   await finish(env, row.id, result.status, result.detail, result.providerId ?? null);
   return result.status;
 }
@@ -364,8 +373,8 @@ export function pushPayload(n: typeof notifications.$inferSelect, frontend: stri
  * earlier attempt is `sent` whatever this attempt finds (the type turned off since, the others
  * refused or removed): the user has seen it.
  */
-async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger): Promise<Result> {
-  const result = await pushToDevices(env, row, logger);
+async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger, now = Date.now()): Promise<Result> {
+  const result = await pushToDevices(env, row, logger, now);
   if (result.status === "sent") return result;
   const d = notificationDeliveries;
   const reached = await database(env)
@@ -380,7 +389,7 @@ async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger): 
 
 const NO_DEVICE_REACHED = "no device reached";
 
-async function pushToDevices(env: Bindings, row: Delivery, logger?: Logger): Promise<Result> {
+async function pushToDevices(env: Bindings, row: Delivery, logger?: Logger, now = Date.now()): Promise<Result> {
   const config = getConfig(env);
   if (!config.VAPID_PUBLIC_KEY || !config.VAPID_PRIVATE_KEY) return { status: "skipped", detail: "push not configured" };
   const prefs = await getPreferences(env, row.userId);
@@ -433,7 +442,7 @@ async function pushToDevices(env: Bindings, row: Delivery, logger?: Logger): Pro
         topic,
       });
     } catch (err) {
-      transient = `push service unreachable: ${String(err)}`;
+      if (!(await failedAgain(env, device, now, logger))) transient = `push service unreachable: ${String(err)}`;
       continue;
     }
     const at = new Date().toISOString();
@@ -442,7 +451,7 @@ async function pushToDevices(env: Bindings, row: Delivery, logger?: Logger): Pro
       const d = notificationDeliveries;
       await runBatch(db, [
         db.insert(pushSends).values({ deliveryId: row.id, subscriptionId: device.id, sentAt: at }).onConflictDoNothing(),
-        db.update(s).set({ lastSuccessAt: at }).where(eq(s.id, device.id)),
+        db.update(s).set({ lastSuccessAt: at, failingSince: null, failedAttempts: 0 }).where(eq(s.id, device.id)),
         // The delivery's own record that it reached the user, which outlives this device's row.
         db
           .update(d)
@@ -454,6 +463,8 @@ async function pushToDevices(env: Bindings, row: Delivery, logger?: Logger): Pro
       await db.delete(s).where(eq(s.id, device.id));
       logger?.info("push subscription expired; removed", { subscription_id: device.id, status: answer.status });
     } else if (answer.status === 429 || answer.status >= 500) {
+      // A 429 asks this server to slow down; it says nothing about the device.
+      if (answer.status !== 429 && (await failedAgain(env, device, now, logger))) continue;
       transient = `push service answered ${answer.status}`;
       if (answer.retryAfterS !== undefined) retryAfterS = Math.max(retryAfterS ?? 0, answer.retryAfterS);
     } else {
@@ -467,6 +478,43 @@ async function pushToDevices(env: Bindings, row: Delivery, logger?: Logger): Pro
   if (transient) throw new DeliveryRetry(transient, retryAfterS);
   // Reached on an earlier attempt too counts: sendPushDelivery looks that up for a "skipped".
   return reached ? { status: "sent", detail: null } : { status: "skipped", detail: NO_DEVICE_REACHED };
+}
+
+/**
+ * Counts a failed attempt (5xx, unreachable) against `device`, and removes it when it has failed
+ * every attempt for DEAD_DEVICE_AFTER_MS and at least DEAD_DEVICE_MIN_FAILURES times; its owner
+ * then gets a security notice naming the device (in the app and by email: a device that stopped
+ * getting their notifications is a change to their account they should hear of, and not on that
+ * device). The removal is conditional on the count it read, so a success that landed in between
+ * (it resets the count) keeps the device. True when removed: it no longer holds the push back.
+ */
+async function failedAgain(env: Bindings, device: typeof pushSubscriptions.$inferSelect, now: number, logger?: Logger): Promise<boolean> {
+  const db = database(env);
+  const s = pushSubscriptions;
+  const at = new Date(now).toISOString();
+  const counted = await db
+    .update(s)
+    .set({ failingSince: sql`coalesce(${s.failingSince}, ${at})`, failedAttempts: sql`${s.failedAttempts} + 1` })
+    .where(eq(s.id, device.id))
+    .returning({ failingSince: s.failingSince, failedAttempts: s.failedAttempts })
+    .get();
+  if (!counted?.failingSince || counted.failedAttempts < DEAD_DEVICE_MIN_FAILURES) return false;
+  if (Date.parse(counted.failingSince) > now - DEAD_DEVICE_AFTER_MS) return false;
+  const removed = await db
+    .delete(s)
+    .where(
+      and(
+        eq(s.id, device.id),
+        lte(s.failingSince, new Date(now - DEAD_DEVICE_AFTER_MS).toISOString()),
+        gte(s.failedAttempts, DEAD_DEVICE_MIN_FAILURES),
+      ),
+    )
+    .returning({ userId: s.userId, userAgent: s.userAgent })
+    .get();
+  if (!removed) return false;
+  logger?.info("push device failing for a week; removed", { subscription_id: device.id, failed_attempts: counted.failedAttempts });
+  await tellSecurityEvent(env, { id: removed.userId }, "push_device_removed", clientLabel(removed.userAgent), logger);
+  return true;
 }
 
 // ---- Sweep and digests (cron) ----------------------------------------------------------------

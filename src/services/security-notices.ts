@@ -20,7 +20,8 @@ export type SecurityEvent =
   | "two_factor_enabled"
   | "two_factor_disabled"
   | "recovery_code_used"
-  | "recovery_codes_replaced";
+  | "recovery_codes_replaced"
+  | "push_device_removed";
 
 const WORDS: Record<SecurityEvent, (detail: string) => { title: string; body: string }> = {
   password_changed: () => ({
@@ -66,6 +67,10 @@ const WORDS: Record<SecurityEvent, (detail: string) => { title: string; body: st
   recovery_codes_replaced: () => ({
     title: "New recovery codes were made for your Plant Community account",
     body: "Your old recovery codes no longer work. If this was not you, reset your password and review your account.",
+  }),
+  push_device_removed: (device) => ({
+    title: `Push notifications to ${device} were turned off`,
+    body: `Its push service has failed every notification for a week, so it was removed from your devices. To get push notifications there again, turn them on in the app on that device.`,
   }),
   sign_in_method_linked: (provider) => ({
     title: `${provider} can now sign in to your Plant Community account`,

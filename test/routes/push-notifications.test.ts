@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { database, runBatch } from "../../src/db/client";
 import { notificationDeliveries, notifications, pushSubscriptions } from "../../src/db/schema";
 import { handleNotifyBatch, handleNotifyDeadLetters } from "../../src/jobs/notify-consumer";
-import { requeueStale } from "../../src/services/notification-delivery";
+import { DEAD_DEVICE_AFTER_MS, DEAD_DEVICE_MIN_FAILURES, requeueStale } from "../../src/services/notification-delivery";
 import { createNotification, insertNotifications, type NotificationType } from "../../src/services/notifications";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
 import worker from "../../src/index";
@@ -27,10 +27,11 @@ const db = database(env);
 type User = Awaited<ReturnType<typeof bearerUser>>;
 const SUBS = "/api/v1/notifications/push/subscriptions/";
 
-async function device(u: User) {
+async function device(u: User, userAgent?: string) {
   const { public_key } = await json<{ public_key: string }>(await call("/api/v1/notifications/push/vapid-public-key/"), 200);
   const sub = await emulators.push.subscribe({ applicationServerKey: public_key });
-  await json(await call(SUBS, { bearer: u.access, json: { ...sub, expirationTime: null } }), 201);
+  const headers = userAgent ? { "User-Agent": userAgent } : undefined;
+  await json(await call(SUBS, { bearer: u.access, json: { ...sub, expirationTime: null }, headers }), 201);
   return sub;
 }
 
@@ -312,6 +313,78 @@ describe("web push", () => {
     expect(await swept(Date.now() + 50 * 60_000)).not.toContain(d!.id);
     // Well past the retry's time and still not taken: the retry was lost, and the sweep sends it.
     expect(await swept(Date.now() + 70 * 60_000)).toContain(d!.id);
+  });
+});
+
+describe("a device whose push service keeps failing", () => {
+  const DAY = 86_400_000;
+  const row = (endpoint: string) => db.select().from(pushSubscriptions).where(eq(pushSubscriptions.endpoint, endpoint)).get();
+  const failing = (endpoint: string, sinceMsAgo: number, attempts: number) =>
+    db
+      .update(pushSubscriptions)
+      .set({ failingSince: new Date(Date.now() - sinceMsAgo).toISOString(), failedAttempts: attempts })
+      .where(eq(pushSubscriptions.endpoint, endpoint));
+  const removalNotices = (userId: string) =>
+    env.DB.prepare(
+      "SELECT title, body, data FROM notifications WHERE user_id = ? AND type = 'security' AND json_extract(data, '$.event') = 'push_device_removed'",
+    )
+      .bind(userId)
+      .all<{ title: string; body: string; data: string }>()
+      .then((r) => r.results);
+
+  it(`is removed once it has failed every attempt for ${DEAD_DEVICE_AFTER_MS / DAY} days and ${DEAD_DEVICE_MIN_FAILURES} times, and its owner is told which`, async () => {
+    const u = await bearerUser();
+    const phone = await device(u);
+    const laptop = await device(u, "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0");
+    emulators.push.failAlways(laptop.endpoint, 503);
+    await failing(laptop.endpoint, DEAD_DEVICE_AFTER_MS + DAY, DEAD_DEVICE_MIN_FAILURES - 1);
+    const [d] = (await quiet(u.userId, "forum_mention", "Last straw")).filter((x) => x.channel === "push");
+    // The laptop's removal ends its hold on the push: the phone took it, nothing is retried.
+    expect((await run([d!.id])).retryMessages).toHaveLength(0);
+    expect(await row(laptop.endpoint)).toBeUndefined();
+    expect(await row(phone.endpoint)).toMatchObject({ failingSince: null, failedAttempts: 0 });
+    expect((await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, d!.id)).get())?.status).toBe("sent");
+    const notices = await removalNotices(u.userId);
+    expect(notices).toHaveLength(1);
+    // The device as the owner knows it: the label of the browser that subscribed it.
+    expect(notices[0]!.title).toBe("Push notifications to Firefox on Linux were turned off");
+  });
+
+  it("is kept while it has failed for less than the week, or fewer times, and a push it takes starts the count again", async () => {
+    const u = await bearerUser();
+    const young = await device(u);
+    const rare = await device(u);
+    for (const sub of [young, rare]) emulators.push.failAlways(sub.endpoint, 500);
+    await failing(young.endpoint, DEAD_DEVICE_AFTER_MS - DAY, DEAD_DEVICE_MIN_FAILURES + 5);
+    await failing(rare.endpoint, DEAD_DEVICE_AFTER_MS + DAY, 2);
+    const [d] = (await quiet(u.userId, "forum_mention", "Still there?")).filter((x) => x.channel === "push");
+    expect((await run([d!.id])).retryMessages).toHaveLength(1);
+    expect(await row(young.endpoint)).toMatchObject({ failedAttempts: DEAD_DEVICE_MIN_FAILURES + 6 });
+    expect(await row(rare.endpoint)).toMatchObject({ failedAttempts: 3 });
+    expect(await removalNotices(u.userId)).toEqual([]);
+
+    emulators.push.recover(rare.endpoint);
+    await run([d!.id]);
+    expect(await row(rare.endpoint)).toMatchObject({ failingSince: null, failedAttempts: 0 });
+    expect((await row(young.endpoint))?.failingSince).not.toBeNull();
+  });
+
+  it("a first failure starts its count; a 429 is the service asking to wait, counts for nothing, and its Retry-After is kept", async () => {
+    const u = await bearerUser();
+    const down = await device(u);
+    const busy = await device(u);
+    emulators.push.failAlways(down.endpoint, 502);
+    emulators.push.failAlways(busy.endpoint, 429, 900);
+    const [d] = (await quiet(u.userId, "forum_mention", "Busy")).filter((x) => x.channel === "push");
+    const before = Date.now();
+    expect((await run([d!.id])).retryMessages).toHaveLength(1);
+    // The retry is due when the busy service said (the given-back row's claimed_at), not at the short backoff.
+    const given = await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, d!.id)).get();
+    expect(given?.status).toBe("queued");
+    expect(Date.parse(given!.claimedAt!) - before).toBeGreaterThanOrEqual(900_000);
+    expect(Date.parse(given!.claimedAt!) - before).toBeLessThan(960_000);
+    expect(await row(down.endpoint)).toMatchObject({ failingSince: expect.any(String), failedAttempts: 1 });
+    expect(await row(busy.endpoint)).toMatchObject({ failingSince: null, failedAttempts: 0 });
   });
 });
 
