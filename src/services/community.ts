@@ -177,8 +177,8 @@ export async function tellConsensus(
   requestId: string,
   change: { before: string | null; after: string | null },
   logger?: Logger,
-): Promise<void> {
-  if (!change.after || change.after === change.before) return;
+): Promise<Notification[]> {
+  if (!change.after || change.after === change.before) return [];
   const db = database(env);
   const resultId = change.after;
   const createdAt = new Date().toISOString();
@@ -215,6 +215,7 @@ export async function tellConsensus(
     ),
   ])) as [Notification[], Notification[]];
   await announceNotifications(env, [...owner, ...supporters], logger);
+  return [...owner, ...supporters];
 }
 
 /**
@@ -570,10 +571,19 @@ export function agreementKey(resultId: SQL, voterId: SQL): SQL {
 /**
  * The proposer hears when someone else agrees with their proposal (once per voter), while the
  * request is shared: once its owner takes it out of the community, what they do with it (their
- * own votes, the only ones it still takes) is theirs alone.
+ * own votes, the only ones it still takes) is theirs alone. `consensusTold`: who this vote's consensus
+ * notices reached (`tellConsensus`); a proposer among them has heard of this vote already, by the
+ * bigger news ("your identification was confirmed"), and is not told twice.
  */
-export async function tellAgreement(env: Bindings, voterId: string, resultId: string, logger?: Logger): Promise<void> {
+export async function tellAgreement(
+  env: Bindings,
+  voterId: string,
+  resultId: string,
+  logger?: Logger,
+  consensusTold: readonly Notification[] = [],
+): Promise<void> {
   const db = database(env);
+  const alreadyTold = JSON.stringify(consensusTold.map((n) => n.userId));
   const told = await insertNotifications(
     db,
     "community_agreement",
@@ -586,6 +596,7 @@ export async function tellAgreement(env: Bindings, voterId: string, resultId: st
       createdAt: new Date().toISOString(),
     },
     sql`FROM ${r} WHERE ${r.id} = ${resultId} AND ${r.proposedBy} IS NOT NULL AND ${r.proposedBy} <> ${voterId}
+         AND ${r.proposedBy} NOT IN (SELECT value FROM json_each(${alreadyTold}))
          AND EXISTS (SELECT 1 FROM ${q} WHERE ${q.id} = ${r.requestId} AND ${q.isSharedWithCommunity} = 1)`,
   );
   await announceNotifications(env, told, logger);

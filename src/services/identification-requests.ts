@@ -389,8 +389,9 @@ export async function voteOnResult(env: Bindings, userId: string, resultId: stri
   const row = (results[3] as { results: { vote: VoteType | null; upvotes: number; downvotes: number }[] }).results[0];
   if (!row) throw resultNotFound();
   const change = consensusChange(results);
-  if (row.vote === "upvote") await tellAgreement(env, userId, resultId, logger);
-  await tellConsensus(env, result.requestId, change, logger);
+  // One vote, one notice for its proposer: the consensus it brought about, else the agreement.
+  const told = await tellConsensus(env, result.requestId, change, logger);
+  if (row.vote === "upvote") await tellAgreement(env, userId, resultId, logger, told);
   return {
     result_id: resultId,
     vote: row.vote,

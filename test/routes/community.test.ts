@@ -429,15 +429,20 @@ describe("consensus", () => {
     expect((await call("/api/v1/auth/user/", { bearer: b.access })).status).toBe(200);
   });
 
-  it("a proposal counts as its author's support; the proposer hears agreement", async () => {
-    const [owner, a, b] = await Promise.all([bearerUser(), identifier(), identifier()]);
+  it("a proposal counts as its author's support; the proposer hears agreement once, as the confirmation when it brings one", async () => {
+    const [owner, a, b, c] = await Promise.all([bearerUser(), identifier(), identifier(), identifier()]);
     const { req, result_id } = await sharedWithProposal(owner, a, "Alocasia zebrina", "Araceae");
     expect(await json<{ community_result_id: string | null }>(await vote(b, result_id), 200)).toMatchObject({
       community_result_id: result_id,
     });
-    expect((await notes(a, "community_agreement")).map((n) => n.title)).toEqual([
-      `${b.username} agrees: ${(await detail(req.id)).candidates[0]!.scientific_name}`,
-    ]);
+    const name = (await detail(req.id)).candidates[0]!.scientific_name;
+    // b's vote confirmed it: a hears that, and not also that b agrees.
+    expect((await notes(a, "community_consensus")).map((n) => n.title)).toEqual([`Your identification was confirmed: ${name}`]);
+    expect(await notes(a, "community_agreement")).toEqual([]);
+    // c's agreement with what is confirmed already is news of its own.
+    await json(await vote(c, result_id), 200);
+    expect((await notes(a, "community_agreement")).map((n) => n.title)).toEqual([`${c.username} agrees: ${name}`]);
+    expect(await notes(a, "community_consensus")).toHaveLength(1);
     expect(await helped(a)).toBe(1);
     expect(await helped(b)).toBe(1);
     expect(await helped(owner)).toBe(0);
