@@ -532,6 +532,9 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
     .where(and(eq(r.id, id), eq(r.proposedBy, user.id), eq(r.createdAt, now), eq(r.isHidden, false)))
     .get();
   if (!created) throw new AppError("CONFLICT", 409, `${sp.scientificName} was just proposed for this request; vote on it instead.`);
+  // A proposal that confirms the request at once (taking over a hidden one that kept its votes)
+  // tells its owner that, the bigger news, and not also that someone suggests it.
+  const consensusTold = JSON.stringify((await tellConsensus(env, request.id, consensusChange(results), logger)).map((n) => n.userId));
   const told = await insertNotifications(
     db,
     "community_proposal",
@@ -547,10 +550,10 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
     // At most MAX_PROPOSAL_NOTICES_PER_HOUR_FROM_ONE_PROPOSER from this proposer to this owner in
     // the past hour (withdrawn ones included: their data keeps `author_id`).
     sql`FROM ${q} WHERE ${q.id} = ${request.id} AND ${q.userId} IS NOT NULL
+         AND ${q.userId} NOT IN (SELECT value FROM json_each(${consensusTold}))
          AND ${underHourlyCap(sql`${q.userId}`, "community_proposal", user.id, now, MAX_PROPOSAL_NOTICES_PER_HOUR_FROM_ONE_PROPOSER)}`,
   );
   await announceNotifications(env, told, logger);
-  await tellConsensus(env, request.id, consensusChange(results), logger);
   return created;
 }
 

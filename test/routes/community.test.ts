@@ -515,6 +515,27 @@ describe("moderation", () => {
     );
   });
 
+  it("a proposal that confirms the request at once tells its owner once, as the consensus", async () => {
+    const [owner, griefer, honest, early, mod] = await Promise.all([bearerUser(), bearerUser(), identifier(), identifier(), bearerUser()]);
+    await env.DB.prepare("UPDATE users SET role = 'moderator' WHERE id = ?").bind(mod.userId).run();
+    const req = await finishedRequest(owner);
+    await json(await share(owner, req.id), 200);
+    const right = await aSpecies(`Calathea lancifolia${crypto.randomUUID().slice(0, 6)}`, "Marantaceae");
+    // A new account's proposal (its support does not count) with one vote that does: no consensus yet.
+    const hidden = await json<{ result_id: string }>(
+      await call(`${BASE}/requests/${req.id}/propose/`, { bearer: griefer.access, json: { species_id: right, comment: "rude words" } }),
+      201,
+    );
+    await json(await vote(early, hidden.result_id), 200);
+    expect((await detail(req.id)).community_result_id).toBeNull();
+    await json(await call(`${BASE}/results/${hidden.result_id}/hide/`, { method: "POST", bearer: mod.access }), 200);
+    // honest takes it over, and with the vote it kept, two people who count agree: confirmed by the proposal itself.
+    await json(await call(`${BASE}/requests/${req.id}/propose/`, { bearer: honest.access, json: { species_id: right } }), 201);
+    expect((await detail(req.id)).community_result_id).toBe(hidden.result_id);
+    expect(await notes(owner, "community_consensus")).toHaveLength(1);
+    expect(await notes(owner, "community_proposal")).toEqual([]);
+  });
+
   it("a vote stops counting when its author deletes the forum posts that made them basic (review helper-50)", async () => {
     const [owner, a] = await Promise.all([bearerUser(), identifier()]);
     const farmer = await bearerUser();
