@@ -969,6 +969,7 @@ export function authRoutes() {
       getConfig(c.env),
       user,
       { currentPassword: body.current_password, sessionStartedAt: sid ? uuidv7Timestamp(sid) : undefined },
+      accessClaimsOf(c),
       c.get("logger"),
     );
     clearSessionCookies(c);

@@ -24,12 +24,13 @@
  * accounts (author, moderator, editor, admin) cannot delete themselves: an administrator changes
  * the role first, so the service cannot lose its last administrator or a published author's
  * byline by one click. A write of the account's that lands after the batch is refused by
- * migrations/0042 (`deletedAccountRefusal` answers it).
+ * migrations/0042 (`deletedAccountRefusal` answers it); a deletion whose session ended before its
+ * batch ran writes nothing (401).
  */
 import { and, eq, type SQL, sql } from "drizzle-orm";
 import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
 import type { Config } from "../config";
-import { batchRows, database, tableRows } from "../db/client";
+import { batchRows, database, rowIf, tableRows } from "../db/client";
 import {
   blogComments,
   calendarEvents,
@@ -65,7 +66,8 @@ import { announceNotifications } from "./notifications";
 import { releasePhotoRefs } from "./photos";
 import { userHub } from "./progress";
 import { purgeStatement } from "./public-cache";
-import { endEverySession } from "./sessions";
+import { endEverySession, sessionEnded, sessionStillLive, sessionsEndedIf } from "./sessions";
+import type { TokenClaims } from "./tokens";
 import { findUserById, retiredUsernameKey, type UserRow } from "./users";
 
 /**
@@ -106,6 +108,8 @@ export async function deleteAccount(
   config: Config,
   user: UserRow,
   proof: { currentPassword: string | undefined; sessionStartedAt?: number | undefined },
+  /** The access token that asked: the deletion lands only while it is live (sessionStillLive). */
+  session: Pick<TokenClaims, "jti" | "iat" | "sid">,
   logger?: Logger,
 ): Promise<void> {
   if (user.role !== "user") {
@@ -116,7 +120,7 @@ export async function deleteAccount(
     );
   }
   await proveAccountOwner(env, config, user, proof, "delete your account", logger);
-  await eraseAccount(env, user, "owner", logger);
+  await eraseAccount(env, user, { by: "owner", session }, logger);
 }
 
 /**
@@ -131,13 +135,34 @@ export async function deleteAccountAsAdmin(env: Bindings, userId: string, logger
   if (user.role !== "user") {
     throw new AppError("INVALID_STATE", 409, `${aRole(user.role)} account cannot be deleted: change its role to user first.`);
   }
-  await eraseAccount(env, user, "administrator", logger);
+  await eraseAccount(env, user, { by: "administrator" }, logger);
 }
 
-async function eraseAccount(env: Bindings, user: UserRow, by: "owner" | "administrator", logger?: Logger): Promise<void> {
+async function eraseAccount(
+  env: Bindings,
+  user: UserRow,
+  asker: { by: "owner"; session: Pick<TokenClaims, "jti" | "iat" | "sid"> } | { by: "administrator" },
+  logger?: Logger,
+): Promise<void> {
+  const { by } = asker;
   const db = database(env);
   const uid = user.id;
   const newName = `${DELETED_USERNAME_PREFIX}${toHex(crypto.getRandomValues(new Uint8Array(6)))}`;
+  // The deletion was decided on earlier reads: the owner's session checked (a provider sign-in by
+  // the address's owner, taking over an account a stranger set up on it, may end it meanwhile and
+  // must keep the account), or the account found not deleted yet (by the administrator). The
+  // batch's first write gives the account its generated name only while that still holds; every
+  // other write of the batch lands only if it did (`erasing`), as the batch's own session ending
+  // would make the session's own check fail halfway.
+  const stillHolds =
+    asker.by === "owner"
+      ? sessionStillLive(uid, asker.session)
+      : sql`EXISTS (SELECT 1 FROM ${users} du WHERE du.id = ${uid} AND du.deleted_at IS NULL)`;
+  const gate = db
+    .update(users)
+    .set({ username: newName })
+    .where(and(eq(users.id, uid), stillHolds));
+  const erasing = sql`EXISTS (SELECT 1 FROM ${users} eu WHERE eu.id = ${uid} AND eu.username = ${newName})`;
   const anonymise = db
     .update(users)
     .set({
@@ -164,24 +189,24 @@ async function eraseAccount(env: Bindings, user: UserRow, by: "owner" | "adminis
       deletedAt: new Date().toISOString(),
       updatedAt: new Date().toISOString(),
     })
-    .where(eq(users.id, uid));
+    .where(and(eq(users.id, uid), erasing));
   // The old name is retired for good (case-insensitively, stored hashed): its posts and comments
   // still say "@<name>", and whoever took the name next would answer to them. The address is not:
   // the person may come back with it.
   const retire = db
     .insert(retiredUsernames)
-    .values({ usernameSha256: await retiredUsernameKey(user.username) })
+    .select(rowIf(retiredUsernames, { usernameSha256: await retiredUsernameKey(user.username) }, erasing))
     .onConflictDoNothing();
   // Its photos, named by the deletes that free them (so a request that lands while this runs is
   // either deleted with its photos named, or not deleted at all).
   const photoDeletes = [
-    sql`DELETE FROM identification_requests WHERE user_id = ${uid} RETURNING image_hashes AS refs`,
-    sql`DELETE FROM disease_requests WHERE user_id = ${uid} RETURNING image_hashes AS refs`,
-    sql`DELETE FROM user_plants WHERE user_id = ${uid} RETURNING json_array(image_key) AS refs`,
+    sql`DELETE FROM identification_requests WHERE user_id = ${uid} AND ${erasing} RETURNING image_hashes AS refs`,
+    sql`DELETE FROM disease_requests WHERE user_id = ${uid} AND ${erasing} RETURNING image_hashes AS refs`,
+    sql`DELETE FROM user_plants WHERE user_id = ${uid} AND ${erasing} RETURNING json_array(image_key) AS refs`,
   ];
-  const removal = ownerRemovalStatements(uid);
-  const cancelled = organiserLeavingNotice(db, uid);
-  const recount = accountRecountStatements(uid);
+  const removal = ownerRemovalStatements(uid, erasing);
+  const cancelled = organiserLeavingNotice(db, uid, erasing);
+  const recount = accountRecountStatements(uid, erasing);
   const also = [
     // Its requests' consensus goes and the counters it fed are recounted without them (their
     // results and votes still there to name who and what), before anything is deleted.
@@ -191,20 +216,23 @@ async function eraseAccount(env: Bindings, user: UserRow, by: "owner" | "adminis
     ...photoDeletes,
     // Guests of its events hear they are cancelled, before the events (and their RSVPs) go below.
     cancelled,
-    ...OWN_ROWS.map(([table, owner]) => db.delete(table).where(eq(owner, uid))),
+    ...OWN_ROWS.map(([table, owner]) => db.delete(table).where(and(eq(owner, uid), erasing))),
     // A comment still awaiting moderation was seen by nobody and answered by nobody (replies name
     // approved comments only): it goes, as private as a draft. Published ones stay.
-    db.delete(blogComments).where(and(eq(blogComments.userId, uid), eq(blogComments.status, "pending"))),
-    renameInOthersNotices(uid, user.username, newName),
+    db.delete(blogComments).where(and(eq(blogComments.userId, uid), eq(blogComments.status, "pending"), erasing)),
+    renameInOthersNotices(uid, user.username, newName, erasing),
     // Public reads that showed its name, its reactions, its requests' species or its diagnoses.
-    purgeStatement(db, "forum"),
-    purgeStatement(db, "species"),
-    purgeStatement(db, "diseases"),
-    purgeBlogReadsStatement(sql`EXISTS (SELECT 1 FROM ${blogComments} WHERE ${blogComments.userId} = ${uid})`),
+    purgeStatement(db, "forum", erasing),
+    purgeStatement(db, "species", erasing),
+    purgeStatement(db, "diseases", erasing),
+    purgeBlogReadsStatement(sql`${erasing} AND EXISTS (SELECT 1 FROM ${blogComments} WHERE ${blogComments.userId} = ${uid})`),
     // Last: the consensus of others' requests it proposed for or voted on, now that it counts no more.
     ...recount,
   ];
-  const results = await endEverySession(env, uid, { also, logger });
+  const results = await endEverySession(env, uid, { first: [gate], onlyIf: erasing, also, logger });
+  if (!sessionsEndedIf(results)) {
+    throw by === "owner" ? sessionEnded() : new AppError("INVALID_STATE", 409, "That account was deleted already.");
+  }
   const resultOf = (statement: (typeof also)[number]) => results[results.length - also.length + also.indexOf(statement)];
   const refs = photoDeletes.flatMap((d) => batchRows(resultOf(d)).flatMap((row) => JSON.parse(String(row.refs)) as (string | null)[]));
   // The account is gone from here on: what follows is told or tidied best effort, and a failure
@@ -243,9 +271,9 @@ async function eraseAccount(env: Bindings, user: UserRow, by: "owner" | "adminis
  * key's unique index, never a scan of everyone's notifications): forum replies and mentions by its
  * posts, blog comment replies by its comments, proposals by its results, agreements by its votes.
  */
-function renameInOthersNotices(uid: string, oldName: string, newName: string): SQL {
+function renameInOthersNotices(uid: string, oldName: string, newName: string, when: SQL): SQL {
   return sql`UPDATE notifications SET title = ${newName} || substr(title, ${oldName.length + 1})
-    WHERE user_id <> ${uid} AND substr(title, 1, ${oldName.length}) = ${oldName} AND id IN (
+    WHERE user_id <> ${uid} AND substr(title, 1, ${oldName.length}) = ${oldName} AND ${when} AND id IN (
       SELECT notifications.id FROM forum_posts p JOIN notifications ON ${raisedBy(sql`p.id`)} WHERE p.author_id = ${uid}
       UNION ALL SELECT n.id FROM blog_comments c JOIN notifications n ON ${replyNoticeOf(sql`c.id`)} WHERE c.user_id = ${uid}
       UNION ALL SELECT n.id FROM identification_results r JOIN notifications n ON ${proposalNoticesOf(sql`r.id`)}

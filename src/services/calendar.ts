@@ -311,16 +311,17 @@ export async function deleteEvent(env: Bindings, viewer: AuthenticatedUser, id: 
 
 /**
  * For the batch that deletes `organizerId`'s account, before its events go: everyone going to one
- * that has not ended hears it is cancelled, as when the organiser deletes it.
+ * that has not ended hears it is cancelled, as when the organiser deletes it; only while `when` (a
+ * self-contained condition) holds.
  */
-export function organiserLeavingNotice(db: Database, organizerId: string) {
+export function organiserLeavingNotice(db: Database, organizerId: string, when: SQL = sql`1`) {
   const ts = new Date().toISOString();
   return eventNotice(
     db,
     sql`(SELECT ${e.id} FROM ${e} WHERE ${e.organizerId} = ${organizerId} AND ${e.endsAt} > ${ts})`,
     "cancelled",
     ts,
-    sql`1`,
+    when,
   );
 }
 

@@ -140,9 +140,12 @@ export function requestRemovalStatements(rid: string): SQL[] {
   return removalStatements(sql`(${rid})`);
 }
 
-/** `requestRemovalStatements` for every request of `userId`'s (the account is being deleted). */
-export function ownerRemovalStatements(userId: string): SQL[] {
-  return removalStatements(sql`(SELECT id FROM identification_requests WHERE user_id = ${userId})`);
+/**
+ * `requestRemovalStatements` for every request of `userId`'s (the account is being deleted): only
+ * while `when` holds (a self-contained condition), so a deletion refused in its batch removes nothing.
+ */
+export function ownerRemovalStatements(userId: string, when: SQL = sql`1`): SQL[] {
+  return removalStatements(sql`(SELECT id FROM identification_requests WHERE user_id = ${userId} AND ${when})`);
 }
 
 function removalStatements(ids: SQL): SQL[] {
@@ -223,13 +226,14 @@ export async function tellConsensus(
  * counting. These statements, run in the same batch right after the change, recompute the
  * consensus and the counters it feeds of every request of someone else it proposed for or voted
  * on — a fixed number of statements however many — so nothing it alone carried stays confirmed
- * and a failed change leaves both as they were. Hand their results to `tellRecount`.
+ * and a failed change leaves both as they were. Hand their results to `tellRecount`. With `when` (a
+ * self-contained condition), they recount nothing unless it holds.
  */
-export function accountRecountStatements(userId: string): SQL[] {
+export function accountRecountStatements(userId: string, when: SQL = sql`1`): SQL[] {
   return recountStatements(sql`(
-    SELECT res.request_id FROM identification_results res WHERE res.proposed_by = ${userId}
+    SELECT res.request_id FROM identification_results res WHERE res.proposed_by = ${userId} AND ${when}
     UNION
-    SELECT res.request_id FROM votes v JOIN identification_results res ON res.id = v.result_id WHERE v.user_id = ${userId})`);
+    SELECT res.request_id FROM votes v JOIN identification_results res ON res.id = v.result_id WHERE v.user_id = ${userId} AND ${when})`);
 }
 
 /**

@@ -73,16 +73,21 @@ export async function endSession(
  * (the `also` statements' last). With `onlyIf` (a self-contained SQL condition — an EXISTS over
  * the account's row, say — that the batch's own writes before `also` do not change), nothing of
  * this lands unless it holds when the batch runs: for a change decided on an earlier read, which a
- * write landing meanwhile must be able to refuse; `also` conditions its own statements.
+ * write landing meanwhile must be able to refuse; `also` conditions its own statements. `first`
+ * run before everything (before `onlyIf` is read), for a condition the batch's own writes would
+ * change — a session still live, say: a `first` write that lands only while it holds leaves a mark
+ * that `onlyIf` then reads; their results are not returned.
  */
 export async function endEverySession(
   env: Bindings,
   userId: string,
-  options: { also?: (Statement | SQL)[]; onlyIf?: SQL; logger?: Logger } = {},
+  options: { also?: (Statement | SQL)[]; onlyIf?: SQL; first?: (Statement | SQL)[]; logger?: Logger } = {},
 ): Promise<unknown[]> {
   const db = database(env);
   const { onlyIf } = options;
-  const results = await runBatch(db, [
+  const first = options.first ?? [];
+  const all = await runBatch(db, [
+    ...first,
     // Whether `onlyIf` held, read at the start of the batch (sessionsEndedIf reads it).
     ...(onlyIf ? [sql`SELECT 1 AS held WHERE ${onlyIf}`] : []),
     ...revokeAllForUserStatements(env, userId, onlyIf),
@@ -101,6 +106,7 @@ export async function endEverySession(
     db.delete(calendarFeeds).where(and(eq(calendarFeeds.userId, userId), onlyIf)),
     ...(options.also ?? []),
   ]);
+  const results = all.slice(first.length);
   if (!onlyIf || sessionsEndedIf(results)) await closeSessionSockets(env, userId, {}, options.logger);
   return results;
 }

@@ -5,11 +5,12 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { getConfig } from "../../src/config";
+import { deleteAccount } from "../../src/services/account-deletion";
 import { changePassword, confirmEmailChange, confirmPasswordReset, requestEmailChange } from "../../src/services/accounts";
 import { signInWithIdentity, startProviderSession } from "../../src/services/oauth";
 import { enableTwoFactor } from "../../src/services/two-factor";
 import { verifyToken } from "../../src/services/tokens";
-import { findUserById } from "../../src/services/users";
+import { findUserById, retiredUsernameKey } from "../../src/services/users";
 import { call, freshIp } from "../helpers/http";
 import { envRacingFirstBatch, envRacingStatement } from "../helpers/racing-env";
 import { codeAt, fromBase32, steadyStep } from "../helpers/totp";
@@ -96,6 +97,33 @@ describe("a stranger's request authorised before the owner's provider sign-in cl
     expect(owner?.id).toBe(stranger.userId);
     const row = await findUserById(env, stranger.userId);
     expect(row).toMatchObject({ email: victimEmail, passwordHash: null });
+  });
+  it("an account deletion asked for just before it deletes nothing after it: the owner keeps the account", async () => {
+    const { victimEmail, stranger, claims, row } = await strangerOnVictimsAddress();
+    // The stranger's password is checked; then the owner's sign-in takes the account over (the
+    // stranger's password and sessions go); then the deletion's batch runs.
+    let owner: { id: string; access: string } | undefined;
+    const racing = envRacingFirstBatch(async () => {
+      owner = await ownerSignsInWithFirebase(victimEmail);
+    });
+    const outcome = await deleteAccount(racing.env, getConfig(env), row, { currentPassword: GOOD_PASSWORD }, claims).catch(
+      (err: unknown) => err,
+    );
+    expect(racing.fired()).toBe(true);
+    expect(outcome).toMatchObject({ status: 401, code: "TOKEN_INVALID" });
+    expect(owner?.id).toBe(stranger.userId);
+    expect(await findUserById(env, stranger.userId)).toMatchObject({
+      username: stranger.username,
+      email: victimEmail,
+      isActive: true,
+      deletedAt: null,
+    });
+    const retired = await env.DB.prepare("SELECT count(*) AS n FROM retired_usernames WHERE username_sha256 = ?")
+      .bind(await retiredUsernameKey(stranger.username))
+      .first<{ n: number }>();
+    expect(retired?.n).toBe(0);
+    // The owner's session, started by the takeover, still works.
+    expect((await call("/api/v1/auth/user/", { bearer: owner?.access })).status).toBe(200);
   });
   it("two-factor sign-in turned on just before it is not turned on after it, nor hands the stranger a session", async () => {
     const { victimEmail, stranger, tokens, claims, row } = await strangerOnVictimsAddress();
