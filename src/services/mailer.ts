@@ -7,10 +7,21 @@ import type { Bindings } from "../env";
 import { type EmailMessage, sendEmail } from "../providers/email";
 import { isSuppressed } from "./email-events";
 
-export type MailResult = { sent: true; id: string | null } | { sent: false; reason: "suppressed" };
+export type MailResult = { sent: true; id: string | null } | { sent: false; reason: "suppressed" | "recipient gone" };
 
-export async function deliverEmail(env: Bindings, message: EmailMessage): Promise<MailResult> {
+/**
+ * Sends `message` unless its address is suppressed. `recipientStill`, for mail decided on an
+ * earlier read of its recipient (a queued notification), is asked last, just before the provider
+ * call: false (the account was deleted or deactivated meanwhile) sends nothing; what it throws,
+ * this throws.
+ */
+export async function deliverEmail(
+  env: Bindings,
+  message: EmailMessage,
+  options: { recipientStill?: () => Promise<boolean> } = {},
+): Promise<MailResult> {
   if (await isSuppressed(env, message.to)) return { sent: false, reason: "suppressed" };
+  if (options.recipientStill && !(await options.recipientStill())) return { sent: false, reason: "recipient gone" };
   const config = getConfig(env);
   const { id } = await sendEmail({ apiUrl: config.EMAIL_API_URL, apiKey: config.EMAIL_API_KEY, from: config.EMAIL_FROM }, message);
   return { sent: true, id };

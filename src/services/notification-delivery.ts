@@ -331,11 +331,24 @@ async function sendEmailDelivery(env: Bindings, row: Delivery): Promise<Result> 
       unsubscribe: headers ? unsubscribeUrl(headers) : "",
     });
   }
+  // Asked again just before the provider call: an account deleted (or deactivated) since the
+  // check above must not get mail at its old address; one that moved to another address gets
+  // it there, on the retry.
+  const recipientStill = async () => {
+    const now = await database(env)
+      .select({ email: users.email, active: users.isActive })
+      .from(notificationDeliveries)
+      .innerJoin(users, eq(users.id, notificationDeliveries.userId))
+      .where(eq(notificationDeliveries.id, row.id))
+      .get();
+    if (!now?.active) return false;
+    if (now.email !== user.email) throw new DeliveryRetry("the address changed while the email was made");
+    return true;
+  };
   try {
-    const sent = await deliverEmail(env, { to: user.email, ...mail, headers, idempotencyKey: row.id });
-    return sent.sent
-      ? { status: "sent", detail: null, providerId: sent.id ?? undefined }
-      : { status: "skipped", detail: `address ${sent.reason}` };
+    const sent = await deliverEmail(env, { to: user.email, ...mail, headers, idempotencyKey: row.id }, { recipientStill });
+    if (sent.sent) return { status: "sent", detail: null, providerId: sent.id ?? undefined };
+    return { status: "skipped", detail: sent.reason === "suppressed" ? "address suppressed" : "account inactive" };
   } catch (err) {
     const { status, code, retryAfterS } = err as { status?: number; code?: string; retryAfterS?: number };
     // The provider took an earlier attempt under this delivery's key, and this one's bytes differ

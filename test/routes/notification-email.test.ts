@@ -12,13 +12,14 @@ import { describe, expect, it } from "vitest";
 import { database, runBatch } from "../../src/db/client";
 import { notificationDeliveries, notifications, notificationTypeDefaults, users } from "../../src/db/schema";
 import { handleNotifyBatch, handleNotifyDeadLetters } from "../../src/jobs/notify-consumer";
-import { digestPeriod, gatherDigests, sendDelivery, withdrawnRow } from "../../src/services/notification-delivery";
+import { digestPeriod, gatherDigests, releaseDelivery, sendDelivery, withdrawnRow } from "../../src/services/notification-delivery";
 import { NOTIFICATION_DEFAULTS } from "../../src/services/notification-preferences";
 import { createNotification, insertNotifications, type NotificationType } from "../../src/services/notifications";
 import { BASE, call, jsonWithStatus as json, type Page } from "../helpers/http";
 import { mailTo } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
-import { bearerUser } from "../helpers/users";
+import { envRacingStatement } from "../helpers/racing-env";
+import { bearerUser, GOOD_PASSWORD } from "../helpers/users";
 import { eventually } from "../helpers/wait";
 
 const emulators = useEmulators();
@@ -232,6 +233,39 @@ describe("exactly once", () => {
     expect(await sendDelivery(env, d!.id)).toBe("skipped");
     expect(mailsTo(u.email)).toEqual([]);
     expect((await deliveriesOf(nid))[0]).toMatchObject({ status: "skipped", detail: "notification gone" });
+  });
+
+  it("a delivery queued before its reader deleted the account is not sent to the old address when the deletion lands as it is made", async () => {
+    const u = await verifiedUser({ digest: "immediate" });
+    const nid = await quietNotification(u.userId, "forum_mention", "Mentioned before leaving");
+    const [d] = await deliveriesOf(nid);
+    // The deletion lands after the consumer checked the recipient and read the notification,
+    // as the email is being made (just before the address's suppression check).
+    const racing = envRacingStatement(/from "email_suppressions"/i, async () => {
+      const deleted = await call("/api/v1/auth/user/delete/", { bearer: u.access, json: { current_password: GOOD_PASSWORD } });
+      expect(deleted.status).toBe(200);
+    });
+    expect(await sendDelivery(racing.env, d!.id)).toBe("skipped");
+    expect(racing.fired()).toBe(true);
+    // Only the deletion's own last email reached the old address.
+    expect(mailsTo(u.email).map((m) => m.subject)).toEqual(["Your Plant Community account was deleted"]);
+  });
+
+  it("a delivery whose reader moved to another address as it was made is sent to the new one on its retry", async () => {
+    const u = await verifiedUser({ digest: "immediate" });
+    const nid = await quietNotification(u.userId, "forum_mention", "Mentioned before moving");
+    const [d] = await deliveriesOf(nid);
+    const newAddress = `moved-${crypto.randomUUID()}@example.com`;
+    const racing = envRacingStatement(/from "email_suppressions"/i, () =>
+      db.update(users).set({ email: newAddress }).where(eq(users.id, u.userId)),
+    );
+    const first = await sendDelivery(racing.env, d!.id).catch((err: unknown) => err);
+    expect(racing.fired()).toBe(true);
+    expect(first).toBeInstanceOf(Error);
+    expect(mailsTo(u.email)).toEqual([]);
+    await releaseDelivery(env, d!.id, "retry", 0);
+    expect(await sendDelivery(env, d!.id)).toBe("sent");
+    expect(mailsTo(newAddress).map((m) => m.subject)).toHaveLength(1);
   });
 
   it("a claim still within its lease is left alone (another consumer has it)", async () => {
