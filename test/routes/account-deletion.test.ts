@@ -12,6 +12,7 @@ import type { UserHub } from "../../durable-objects/user-hub";
 import { getConfig } from "../../src/config";
 import { sha256Hex } from "../../src/lib/hash";
 import { uuidv7 } from "../../src/lib/ids";
+import { deleteAccountAsAdmin } from "../../src/services/account-deletion";
 import { userHub } from "../../src/services/progress";
 import { issueTokenPair } from "../../src/services/tokens";
 import { updateProfile } from "../../src/services/accounts";
@@ -20,6 +21,7 @@ import { blogPost } from "../helpers/blog";
 import { makePng } from "../helpers/images";
 import { mailTo } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
+import { envRacingFirstBatch } from "../helpers/racing-env";
 import { pendingIdentificationRequest } from "../helpers/requests";
 import { bearerUser, GOOD_PASSWORD, registerWeb, tokenLogin } from "../helpers/users";
 
@@ -656,5 +658,21 @@ describe("an administrator deleting an account on its owner's behalf", () => {
     expect(mail.text).toContain("An administrator");
     await expectError(await del(admin, u.userId), 409, "INVALID_STATE");
     expect((await row(mod.userId))!.deleted_at).toBeNull();
+  });
+  it("that the owner deleted between the administrator's check and the erasure answers 409 and erases nothing again", async () => {
+    const u = await bearerUser();
+    let ownersName: unknown;
+    const racing = envRacingFirstBatch(async () => {
+      expect((await remove(u, { current_password: GOOD_PASSWORD })).status).toBe(200);
+      ownersName = (await row(u.userId))!.username;
+    });
+    const outcome = await deleteAccountAsAdmin(racing.env, u.userId).catch((err: unknown) => err);
+    expect(racing.fired()).toBe(true);
+    expect(outcome).toMatchObject({ status: 409, code: "INVALID_STATE" });
+    // The name the owner's deletion gave stays; the old address heard of one deletion, the owner's.
+    expect((await row(u.userId))!.username).toBe(ownersName);
+    const told = emulators.email.outbox.filter((m) => m.to.includes(u.email) && /account was deleted/.test(m.subject));
+    expect(told).toHaveLength(1);
+    expect(told[0]!.text).toContain("as you asked");
   });
 });
