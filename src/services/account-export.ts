@@ -87,6 +87,63 @@ import { savedCareBody } from "./saved-care";
 import { liveSessionsQuery, sessionSummaries } from "./sessions";
 import { accountActive, userProfile } from "./users";
 
+/**
+ * Every table that holds data about or by a user, by its SQL name, and where the export shows it
+ * or why it does not. test/routes/account-export-inventory.test.ts fails when a table linked to
+ * `users` (by a foreign key, or through a table that is) is in neither list: a new one must be
+ * exported or excluded here, with its reason.
+ */
+export const EXPORTED_TABLES = {
+  users: "`account`: the profile as auth/user/ shows it (never the password hash)",
+  oauth_accounts: "`sign_in_methods`: provider, its email and when linked",
+  two_factor: "`two_factor`: on or off and since when (never the secret or the recovery codes)",
+  notification_preferences: "`notification_preferences`",
+  collections: "`collections`",
+  user_plants: "`collections[].plants`",
+  identification_requests: "`identification_requests`",
+  identification_results: "`identification_requests[].results`; `community.proposals` (the user's own proposals)",
+  votes: "`identification_requests[].my_votes`, `community.votes` (the user's own votes only)",
+  disease_requests: "`disease_requests`",
+  disease_results: "`disease_requests[].results`",
+  saved_care_instructions: "`saved_care_instructions`",
+  care_reminders: "`reminders`",
+  calendar_events: "`calendar.events` the user organises",
+  calendar_rsvps: "`calendar.rsvps`",
+  calendar_feeds: "`calendar.feed`: its dates (never the URL or the id it signs)",
+  forum_topics: "`forum.topics`",
+  forum_posts: "`forum.posts`",
+  forum_reactions: "`forum.reactions` (the user's); counts on the user's posts",
+  forum_attachments: "`forum.posts[].attachments`",
+  forum_subscriptions: "`forum.subscriptions`",
+  forum_reports: "`reports.forum_posts` (never who handled them)",
+  blog_posts: "`blog.posts` the user wrote",
+  blog_post_categories: "`blog.posts[].categories`",
+  blog_post_tags: "`blog.posts[].tags`",
+  blog_revisions: "`blog.revisions` the user saved",
+  blog_images: "`blog.images` the user uploaded",
+  blog_comments: "`blog_comments`",
+  blog_comment_reports: "`reports.blog_comments`",
+  proposal_reports: "`reports.proposals`",
+  push_subscriptions: "`push_devices`: dates and user agent (never the endpoint or keys)",
+  refresh_tokens: "`sessions`: as auth/sessions/ lists them (never the token hashes or session ids)",
+  notifications: "`notifications`",
+  notification_deliveries: "`notifications[].channels`",
+} as const;
+
+export const NOT_EXPORTED_TABLES = {
+  password_reset_tokens: "secret: an emailed reset link's hash, valid for an hour",
+  email_change_tokens: "secret: an emailed confirmation link's hash; the address it would change to is `account.pending_email`",
+  ws_tickets: "secret: a one-use WebSocket ticket, valid for seconds",
+  oauth_states: "secret: an OAuth sign-in's state, valid for minutes; no user column",
+  revoked_tokens: "secret: ids of ended access tokens, kept until they expire; no user column",
+  revoked_sessions: "secret: ids of ended sessions, kept until their access tokens expire; no user column",
+  idempotency_keys:
+    "the client's retry keys and stored copies of answers already given (kept 24 h); what they hold is in the export where the service still holds it",
+  push_sends: "which device ids a push delivery reached, for its retries: the push channel's `sent_at` is in `notifications[].channels`",
+  blog_post_views: "readers' daily view counts of a post: about its readers, not its writer, and counted for the editors",
+  retired_usernames: "a hash of a deleted account's name, kept so nobody takes it; by design it names no account",
+} as const;
+
 export const EXPORT_FORMAT: "plant-community-export" = "plant-community-export";
 export const EXPORT_VERSION: 1 = 1;
 
