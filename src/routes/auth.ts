@@ -152,7 +152,9 @@ const AccountExportSchema = z
       ),
       votes: exportedList("Your votes on other people's results."),
     }),
-    push_devices: exportedList("Devices subscribed to Web Push: when, the last delivery and the user agent. No endpoints or keys."),
+    push_devices: exportedList(
+      "Devices subscribed to Web Push: `push_service` (the endpoint's host), when, the last delivery and the user agent. No endpoints or keys.",
+    ),
     sessions: z
       .array(z.object({ client: z.string(), country: z.string().nullable(), created_at: z.string(), last_used_at: z.string() }))
       .openapi({ description: "Where you are signed in, as `auth/sessions/` lists it, without the sessions' ids." }),

@@ -8,7 +8,7 @@
  * Two things are never in it:
  * - secrets: the password hash, refresh and access tokens and their jtis, session ids, reset,
  *   email-change and WebSocket tickets, the calendar feed's signed URL and the feed id it signs,
- *   push endpoints and their keys, Idempotency-Keys and their stored answers, OAuth state, the
+ *   push endpoints (only their host: which push service) and their keys, Idempotency-Keys and their stored answers, OAuth state, the
  *   email provider's message ids and the notifications' and deliveries' dedupe keys. Every
  *   read below names its columns (or reads a table with none of these), so a secret column added
  *   later stays out.
@@ -124,7 +124,7 @@ export const EXPORTED_TABLES = {
   blog_comments: "`blog_comments`",
   blog_comment_reports: "`reports.blog_comments`",
   proposal_reports: "`reports.proposals`",
-  push_subscriptions: "`push_devices`: dates and user agent (never the endpoint or keys)",
+  push_subscriptions: "`push_devices`: the push service's host, dates and user agent (never the endpoint or keys)",
   refresh_tokens: "`sessions`: as auth/sessions/ lists them (never the token hashes or session ids)",
   notifications: "`notifications`",
   notification_deliveries: "`notifications[].channels`",
@@ -177,6 +177,11 @@ function proposalAsWritten(row: typeof identificationResults.$inferSelect) {
     row,
     "id requestId speciesId scientificName plantName commonNames family genus identificationSource proposedBy comment createdAt",
   );
+}
+
+/** A push endpoint's host (`fcm.googleapis.com`): which service reaches the device, and nothing that reaches it. */
+function pushService(endpoint: string): string | null {
+  return URL.canParse(endpoint) ? new URL(endpoint).host : null;
 }
 
 /** Groups rows by a key, keeping their order. */
@@ -425,9 +430,11 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       .innerJoin(q, eq(q.id, r.requestId))
       .where(and(eq(r.proposedBy, userId), or(isNull(q.userId), ne(q.userId, userId))))
       .orderBy(asc(r.createdAt)),
-    // When each device subscribed and what it called itself: never its endpoint or keys.
+    // When each device subscribed and what it called itself, and its push service (the endpoint's
+    // host, below): never the endpoint itself, a capability to push to the device, or its keys.
     db
       .select({
+        endpoint: pushSubscriptions.endpoint,
         createdAt: pushSubscriptions.createdAt,
         lastSuccessAt: pushSubscriptions.lastSuccessAt,
         userAgent: pushSubscriptions.userAgent,
@@ -561,7 +568,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       proposals: proposalRows.map(({ onShow, ...row }) => (onShow ? identificationResultBody(row) : proposalAsWritten(row))),
       votes: voteRows.filter((v) => v.requestOwner !== userId).map(voteBody),
     },
-    push_devices: deviceRows.map((x) => apiFields(x, "createdAt lastSuccessAt userAgent")),
+    push_devices: deviceRows.map((x) => ({ push_service: pushService(x.endpoint), ...apiFields(x, "createdAt lastSuccessAt userAgent") })),
     // No ids: an export is a file that travels (mail, cloud drives), and an id would only let
     // whoever holds the file name the owner's sessions; the owner ends them from the live list.
     sessions: sessionSummaries(sessionRows).map(({ id: _id, ...session }) => session),

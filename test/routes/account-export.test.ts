@@ -574,6 +574,30 @@ describe("GET auth/user/export/", () => {
     expect((await json<Export>(await call(EXPORT, { bearer: owner.access }), 200)).calendar.feed).toBeNull();
   });
 
+  it("names each push device's push service by its endpoint's host, never the endpoint", async () => {
+    const [owner, other] = await Promise.all([bearerUser(), bearerUser()]);
+    const subscribe = (userId: string, endpoint: string, userAgent: string) =>
+      env.DB.prepare("INSERT INTO push_subscriptions (id, user_id, endpoint, p256dh, auth, user_agent) VALUES (?, ?, ?, 'p', 'a', ?)")
+        .bind(crypto.randomUUID(), userId, endpoint, userAgent)
+        .run();
+    const phone = `https://fcm.googleapis.com/fcm/send/${crypto.randomUUID()}`;
+    const laptop = `https://updates.push.services.mozilla.com/wpush/v2/${crypto.randomUUID()}`;
+    await subscribe(owner.userId, phone, "Chrome on the phone");
+    await subscribe(owner.userId, laptop, "Firefox on the laptop");
+    await subscribe(other.userId, `https://web.push.apple.com/${crypto.randomUUID()}`, "Safari");
+
+    const res = await call(EXPORT, { bearer: owner.access });
+    const text = await res.text();
+    expect(res.status, text).toBe(200);
+    const devices = (JSON.parse(text) as Export).push_devices;
+    expect(devices.map((d) => [d.push_service, d.user_agent]).sort()).toEqual([
+      ["fcm.googleapis.com", "Chrome on the phone"],
+      ["updates.push.services.mozilla.com", "Firefox on the laptop"],
+    ]);
+    for (const endpoint of [phone, laptop]) expect(text.includes(new URL(endpoint).pathname), endpoint).toBe(false);
+    expect(text).not.toContain("web.push.apple.com");
+  });
+
   it("is in the OpenAPI document with every top-level key", async () => {
     const doc = await json<{ components: { schemas: Record<string, { properties: Row }> } }>(await call("/api/openapi.json"), 200);
     expect(Object.keys(doc.components.schemas.AccountExport!.properties)).toEqual(KEYS);
