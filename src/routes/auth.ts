@@ -104,6 +104,13 @@ const AccountExportSchema = z
       description: "Whether two-factor sign-in is on, and since when. Never its secret or recovery codes.",
     }),
     notification_preferences: z.record(z.string(), z.unknown()).openapi({ description: "As `GET notifications/preferences/` answers." }),
+    email_suppressions: z
+      .array(z.object({ address: z.string(), reason: z.enum(["bounce", "complaint"]), created_at: z.string() }))
+      .openapi({
+        description:
+          "Your addresses (the account's email, or one you are changing to) that the email provider reported as hard-bouncing " +
+          "(`bounce`) or as marking our mail spam (`complaint`), and since when: no email goes to them.",
+      }),
     collections: exportedList(
       "Your collections as `collections/` shows them, each with `plants` (as `plants/` shows them, private notes included).",
     ),

@@ -39,6 +39,7 @@ import {
   DELIVERY_STATUSES,
   diseaseRequests,
   diseaseResults,
+  emailSuppressions,
   forumAttachments,
   forumPosts,
   forumReactions,
@@ -98,6 +99,7 @@ export const EXPORTED_TABLES = {
   oauth_accounts: "`sign_in_methods`: provider, its email and when linked",
   two_factor: "`two_factor`: on or off and since when (never the secret or the recovery codes)",
   notification_preferences: "`notification_preferences`",
+  email_suppressions: "`email_suppressions`: the account's addresses no email goes to, and why (no user column: by address)",
   collections: "`collections`",
   user_plants: "`collections[].plants`",
   identification_requests: "`identification_requests`",
@@ -224,6 +226,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     [user],
     links,
     [preferences],
+    suppressionRows,
     collectionRows,
     plantRows,
     requestRows,
@@ -271,6 +274,20 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       .where(eq(oauthAccounts.userId, userId))
       .orderBy(asc(oauthAccounts.createdAt)),
     db.select().from(notificationPreferences).where(eq(notificationPreferences.userId, userId)),
+    // The user's addresses (the account's, and one it is changing to) that no email goes to, as
+    // the webhook stored them (services/email-events.ts bareAddress). Never the provider's event id.
+    db
+      .select({ address: emailSuppressions.address, reason: emailSuppressions.reason, createdAt: emailSuppressions.createdAt })
+      .from(emailSuppressions)
+      .innerJoin(
+        users,
+        or(
+          eq(emailSuppressions.address, sql`lower(trim(${users.email}))`),
+          eq(emailSuppressions.address, sql`lower(trim(${users.pendingEmail}))`),
+        ),
+      )
+      .where(eq(users.id, userId))
+      .orderBy(asc(emailSuppressions.createdAt), asc(emailSuppressions.address)),
     selectCollections(db, eq(collections.userId, userId)).orderBy(
       desc(collections.isDefault),
       asc(collections.createdAt),
@@ -523,6 +540,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     sign_in_methods: links.map((l) => apiFields(l, "provider email emailVerified linkedAt")),
     two_factor: { enabled: twoFactor.enabled, enabled_at: twoFactor.enabledAt },
     notification_preferences: preferencesOf(preferences),
+    email_suppressions: suppressionRows.map((x) => apiFields(x, "address reason createdAt")),
     collections: collectionRows.map((c) => ({ ...collectionBody(c), plants: (plantsByCollection.get(c.id) ?? []).map(plantBody) })),
     identification_requests: requestRows.map((row) => ({
       ...identificationRequestBody(row),

@@ -26,6 +26,7 @@ const KEYS = [
   "sign_in_methods",
   "two_factor",
   "notification_preferences",
+  "email_suppressions",
   "collections",
   "identification_requests",
   "disease_requests",
@@ -50,6 +51,7 @@ interface Export {
   account: Row;
   sign_in_methods: Row[];
   notification_preferences: Row;
+  email_suppressions: Row[];
   collections: (Row & { plants: Row[] })[];
   identification_requests: (Row & { results: Row[]; my_votes: Row[] })[];
   disease_requests: Row[];
@@ -596,6 +598,33 @@ describe("GET auth/user/export/", () => {
     ]);
     for (const endpoint of [phone, laptop]) expect(text.includes(new URL(endpoint).pathname), endpoint).toBe(false);
     expect(text).not.toContain("web.push.apple.com");
+  });
+
+  it("lists the account's addresses that no email goes to (its email, and one it is changing to), and nobody else's", async () => {
+    const [owner, other] = await Promise.all([bearerUser(), bearerUser()]);
+    expect((await json<Export>(await call(EXPORT, { bearer: owner.access }), 200)).email_suppressions).toEqual([]);
+
+    const pending = `new-${owner.username}@example.com`;
+    await env.DB.prepare("UPDATE users SET pending_email = ? WHERE id = ?").bind(pending, owner.userId).run();
+    const eventId = `msg_${crypto.randomUUID()}`;
+    const suppress = (address: string, reason: string) =>
+      env.DB.prepare("INSERT INTO email_suppressions (address, reason, event_id) VALUES (?, ?, ?)").bind(address, reason, eventId).run();
+    // As the webhook stores them: bare and lower-cased.
+    await suppress(owner.email.toLowerCase(), "bounce");
+    await suppress(pending.toLowerCase(), "complaint");
+    await suppress(other.email.toLowerCase(), "bounce");
+
+    const text = await (await call(EXPORT, { bearer: owner.access })).text();
+    const body = JSON.parse(text) as Export;
+    expect(body.email_suppressions.map((s) => [s.address, s.reason]).sort()).toEqual(
+      [
+        [owner.email.toLowerCase(), "bounce"],
+        [pending.toLowerCase(), "complaint"],
+      ].sort(),
+    );
+    expect(body.email_suppressions.every((s) => typeof s.created_at === "string")).toBe(true);
+    expect(text).not.toContain(other.email.toLowerCase());
+    expect(text).not.toContain(eventId);
   });
 
   it("is in the OpenAPI document with every top-level key", async () => {
