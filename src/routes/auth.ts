@@ -32,7 +32,7 @@ import { hashPassword, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../servi
 import { clientIp, enforceRateLimit, mailBucketName, rateLimitRefusal } from "../services/rate-limits";
 import { endEverySession, endOwnSession, endSession, listSessions } from "../services/sessions";
 import { issueTokenPair, revokeAccessToken, rotateRefreshToken, type TokenPair, verifyToken } from "../services/tokens";
-import { DELIVERY_STATUSES, EXPORT_FORMAT, EXPORT_VERSION, exportAccount, NOTIFICATION_CHANNELS } from "../services/account-export";
+import { DELIVERY_STATUSES, EXPORT_FORMAT, EXPORT_VERSION, exportAccountStream, NOTIFICATION_CHANNELS } from "../services/account-export";
 import { signInWithFirebase } from "../services/firebase";
 import { DELETED_USERNAME_PREFIX, deleteAccount } from "../services/account-deletion";
 import { createUser, findUserById, publicUser, userProfile, type UserRow } from "../services/users";
@@ -888,7 +888,9 @@ export function authRoutes() {
     {},
     {
       200: {
-        description: `The export, as a download (\`Content-Disposition: attachment; filename="plant-community-<username>-<YYYY-MM-DD>.json"\`, \`Cache-Control: no-store\`).`,
+        description:
+          `The export, as a download (\`Content-Disposition: attachment; filename="plant-community-<username>-<YYYY-MM-DD>.json"\`, \`Cache-Control: no-store\`), ` +
+          "streamed: `notifications`, last, are read and written 500 at a time (no `Content-Length`).",
         headers: z.object({ "Content-Disposition": z.string(), "Cache-Control": z.literal("no-store") }),
         content: { "application/json": { schema: AccountExportSchema } },
       },
@@ -902,13 +904,19 @@ export function authRoutes() {
     },
   );
   app.openapi(getUserExport, async (c) => {
-    const body = await exportAccount(c.env, c.get("user")!);
+    // Streamed: the notifications, which have no cap, are read and written a page at a time.
+    const { document, body } = await exportAccountStream(c.env, c.get("user")!);
     // Usernames are [\w.@+-], but names made for provider sign-ins are kept to that too, here.
-    const name = body.account.username.replace(/[^\w.@+-]/g, "_");
-    return c.json(body, 200, {
-      "Content-Disposition": `attachment; filename="plant-community-${name}-${body.exported_at.slice(0, 10)}.json"`,
-      "Cache-Control": "no-store",
-    });
+    const name = document.account.username.replace(/[^\w.@+-]/g, "_");
+    return new Response(body, {
+      status: 200,
+      headers: {
+        "Content-Type": "application/json",
+        "Content-Disposition": `attachment; filename="plant-community-${name}-${document.exported_at.slice(0, 10)}.json"`,
+        "Cache-Control": "no-store",
+      },
+      // A stream the typed `c.json` cannot express; the body is the AccountExportSchema document.
+    }) as never;
   });
 
   const patchUser = mine.patch("/user", "Update the profile (JSON), or upload an avatar (multipart field `avatar`)").io(

@@ -18,10 +18,11 @@
  *   read is scoped to the user: their rows, or rows joined to their own (results of their
  *   requests, reactions on their posts).
  *
- * All reads are one `db.batch`: one round trip, and one consistent snapshot of the account.
+ * All reads but the notifications are one `db.batch`: one round trip, and one consistent snapshot
+ * of the account. The notifications, which grow without a cap, follow in pages (notificationPages).
  */
 import { twoFactorStatus } from "./two-factor";
-import { and, asc, count, desc, eq, getTableColumns, inArray, isNull, ne, or, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, getTableColumns, inArray, isNull, lt, ne, or, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import { getConfig } from "../config";
 import { database } from "../db/client";
@@ -219,8 +220,6 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
   // they still write for the blog. A writer taken off it keeps their published posts, not a view of
   // the drafts the editors go on working on (the API answers those 404 to them).
   const ownPost = and(eq(blogPosts.authorId, userId), isWriter(viewer) ? undefined : eq(blogPosts.status, "published"));
-  // The digest email a held email was gathered into.
-  const digests = alias(notificationDeliveries, "digest");
 
   const [
     [user],
@@ -258,8 +257,6 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     proposalRows,
     deviceRows,
     sessionRows,
-    notificationRows,
-    deliveryRows,
   ] = await db.batch([
     db.select().from(users).where(eq(users.id, userId)),
     // The provider's account id and email, never its tokens (none are stored) or OAuth state.
@@ -461,39 +458,6 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       .orderBy(asc(pushSubscriptions.createdAt)),
     // Where the user is signed in, as auth/sessions/ lists it, without the sessions' ids.
     liveSessionsQuery(env, userId),
-    // Every notification the service made for the user, in-app or not (one whose type they turned
-    // off in-app still went by email or push). A withdrawn one is blank and shown nowhere: out.
-    // Never its dedupe key.
-    db
-      .select({
-        id: notifications.id,
-        type: notifications.type,
-        title: notifications.title,
-        body: notifications.body,
-        data: notifications.data,
-        inApp: notifications.inApp,
-        isRead: notifications.isRead,
-        readAt: notifications.readAt,
-        createdAt: notifications.createdAt,
-      })
-      .from(notifications)
-      .where(and(eq(notifications.userId, userId), notWithdrawn()))
-      .orderBy(desc(notifications.createdAt), desc(notifications.id)),
-    // How each went by email and push: the channel, the status and when it was sent (an email
-    // gathered into a digest: when the digest was). Never the provider's message id, the dedupe
-    // key or the delivery's error detail.
-    db
-      .select({
-        notificationId: sql<string>`${notificationDeliveries.notificationId}`,
-        channel: notificationDeliveries.channel,
-        status: notificationDeliveries.status,
-        sentAt: sql<string | null>`coalesce(${notificationDeliveries.sentAt}, ${digests.sentAt})`,
-      })
-      .from(notificationDeliveries)
-      .innerJoin(notifications, eq(notifications.id, notificationDeliveries.notificationId))
-      .leftJoin(digests, eq(digests.id, notificationDeliveries.digestId))
-      .where(and(eq(notificationDeliveries.userId, userId), eq(notifications.userId, userId), notWithdrawn()))
-      .orderBy(asc(notificationDeliveries.channel), asc(notificationDeliveries.createdAt)),
   ]);
   if (!user) throw new AppError("AUTHENTICATION_REQUIRED", 401, "User no longer exists.");
 
@@ -519,18 +483,6 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
   }
   const solutions = new Set(solutionRows.map((s) => s.postId));
   const taxonomy = groupTaxonomy(blogCategoryRows, blogTagRows);
-  const deliveriesByNotification = groupBy(deliveryRows, (d) => d.notificationId);
-  const notificationBody = (n: (typeof notificationRows)[number]) => ({
-    ...apiFields(n, "id type title body"),
-    data: ownData(n.data),
-    ...apiFields(n, "isRead readAt createdAt"),
-    channels: [
-      ...(n.inApp ? [{ channel: "in_app", status: "sent", sent_at: n.createdAt } satisfies ChannelState] : []),
-      ...(deliveriesByNotification.get(n.id) ?? []).map(
-        (d) => ({ channel: d.channel, status: d.status, sent_at: d.sentAt }) satisfies ChannelState,
-      ),
-    ],
-  });
 
   return {
     format: EXPORT_FORMAT,
@@ -590,8 +542,139 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     // No ids: an export is a file that travels (mail, cloud drives), and an id would only let
     // whoever holds the file name the owner's sessions; the owner ends them from the live list.
     sessions: sessionSummaries(sessionRows).map(({ id: _id, ...session }) => session),
-    notifications: notificationRows.map(notificationBody),
   };
 }
 
-export type AccountExport = Awaited<ReturnType<typeof exportAccount>>;
+/**
+ * How many notifications one read takes. Notifications are the one part of an account that grows
+ * without a cap (a reminder a day is 365 a year), so the export reads them in pages, newest first,
+ * and writes each page out before reading the next: the Worker never holds them all.
+ */
+export const NOTIFICATION_PAGE = 500;
+
+/**
+ * The user's notifications as the export shows them, a page at a time, newest first (by
+ * `created_at`, then `id`, so rows made in the same millisecond are neither repeated nor skipped
+ * across pages). Each page is one batch: the notifications and how each went by email and push.
+ */
+export async function* notificationPages(env: Bindings, userId: string, pageSize = NOTIFICATION_PAGE) {
+  const db = database(env);
+  // The digest email a held email was gathered into.
+  const digests = alias(notificationDeliveries, "digest");
+  let after: { createdAt: string; id: string } | null = null;
+  for (;;) {
+    const page = and(
+      eq(notifications.userId, userId),
+      notWithdrawn(),
+      after
+        ? or(
+            lt(notifications.createdAt, after.createdAt),
+            and(eq(notifications.createdAt, after.createdAt), lt(notifications.id, after.id)),
+          )
+        : undefined,
+    );
+    const newestFirst = [desc(notifications.createdAt), desc(notifications.id)] as const;
+    const [notificationRows, deliveryRows] = await db.batch([
+      // Every notification the service made for the user, in-app or not (one whose type they turned
+      // off in-app still went by email or push). A withdrawn one is blank and shown nowhere: out.
+      // Never its dedupe key.
+      db
+        .select({
+          id: notifications.id,
+          type: notifications.type,
+          title: notifications.title,
+          body: notifications.body,
+          data: notifications.data,
+          inApp: notifications.inApp,
+          isRead: notifications.isRead,
+          readAt: notifications.readAt,
+          createdAt: notifications.createdAt,
+        })
+        .from(notifications)
+        .where(page)
+        .orderBy(...newestFirst)
+        .limit(pageSize),
+      // How each went by email and push: the channel, the status and when it was sent (an email
+      // gathered into a digest: when the digest was). Never the provider's message id, the dedupe
+      // key or the delivery's error detail.
+      db
+        .select({
+          notificationId: sql<string>`${notificationDeliveries.notificationId}`,
+          channel: notificationDeliveries.channel,
+          status: notificationDeliveries.status,
+          sentAt: sql<string | null>`coalesce(${notificationDeliveries.sentAt}, ${digests.sentAt})`,
+        })
+        .from(notificationDeliveries)
+        .leftJoin(digests, eq(digests.id, notificationDeliveries.digestId))
+        .where(
+          and(
+            eq(notificationDeliveries.userId, userId),
+            inArray(
+              notificationDeliveries.notificationId,
+              db
+                .select({ id: notifications.id })
+                .from(notifications)
+                .where(page)
+                .orderBy(...newestFirst)
+                .limit(pageSize),
+            ),
+          ),
+        )
+        .orderBy(asc(notificationDeliveries.channel), asc(notificationDeliveries.createdAt)),
+    ]);
+    const deliveriesByNotification = groupBy(deliveryRows, (d) => d.notificationId);
+    const notificationBody = (n: (typeof notificationRows)[number]) => ({
+      ...apiFields(n, "id type title body"),
+      data: ownData(n.data),
+      ...apiFields(n, "isRead readAt createdAt"),
+      channels: [
+        ...(n.inApp ? [{ channel: "in_app", status: "sent", sent_at: n.createdAt } satisfies ChannelState] : []),
+        ...(deliveriesByNotification.get(n.id) ?? []).map(
+          (d) => ({ channel: d.channel, status: d.status, sent_at: d.sentAt }) satisfies ChannelState,
+        ),
+      ],
+    });
+    if (notificationRows.length > 0) yield notificationRows.map(notificationBody);
+    const last = notificationRows.at(-1);
+    if (!last || notificationRows.length < pageSize) return;
+    after = { createdAt: last.createdAt, id: last.id };
+  }
+}
+
+/**
+ * The export as the bytes of one JSON document, streamed: everything but `notifications` (read
+ * in one batch, by exportAccount, before the first byte, so a refusal is still an error answer),
+ * then the notifications a page at a time. A read failing mid-way ends the stream with an error,
+ * which the client sees as a download cut short (and not valid JSON).
+ */
+export async function exportAccountStream(env: Bindings, viewer: AuthenticatedUser, now = new Date()) {
+  const document = await exportAccount(env, viewer, now);
+  const pages = notificationPages(env, viewer.id);
+  const encoder = new TextEncoder();
+  // `notifications` is the last key: the document up to its closing brace, then the list.
+  const head = JSON.stringify(document);
+  let first = true;
+  let started = false;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (!started) {
+        started = true;
+        controller.enqueue(encoder.encode(`${head.slice(0, -1)},"notifications":[`));
+        return;
+      }
+      const next = await pages.next();
+      if (next.done) {
+        controller.enqueue(encoder.encode("]}"));
+        controller.close();
+        return;
+      }
+      const items = next.value.map((n) => JSON.stringify(n)).join(",");
+      controller.enqueue(encoder.encode(first ? items : `,${items}`));
+      first = false;
+    },
+    async cancel() {
+      await pages.return(undefined);
+    },
+  });
+  return { document, body };
+}
