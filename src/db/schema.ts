@@ -637,6 +637,8 @@ export const notifications = sqliteTable(
     uniqueIndex("notifications_dedupe_key_unique").on(t.dedupeKey),
     index("notifications_user_created_idx").on(t.userId, t.createdAt),
     index("notifications_user_unread_idx").on(t.userId).where(sql`${t.isRead} = 0`),
+    // The housekeeping's retention sweep (services/notifications.ts purgeOldNotifications).
+    index("notifications_created_idx").on(t.createdAt),
   ],
 );
 

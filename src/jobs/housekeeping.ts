@@ -15,6 +15,7 @@ import { purgeWebhookEvents } from "../services/email-events";
 import { reportError } from "../services/error-reporting";
 import { purgeExpiredIdempotencyKeys } from "../services/idempotency";
 import { gatherDigests, requeueStale } from "../services/notification-delivery";
+import { purgeOldNotifications } from "../services/notifications";
 import { deliverDueReminders } from "../services/reminders";
 import { purgeExpiredTokens } from "../services/tokens";
 import { resealTwoFactorSecrets } from "../services/two-factor";
@@ -57,6 +58,8 @@ export async function runHousekeeping(
   // the digests whose period began.
   const requeued = await task("notification_deliveries", () => requeueStale(env, now));
   const digests = await task("notification_digests", () => gatherDigests(env, now));
+  // The in-app list's keeping: read notifications 90 days, unread a year.
+  const oldNotifications = await task("notification_retention", () => purgeOldNotifications(env, now));
   // Issue 11: the calibration maps, refitted daily from community-confirmed requests.
   const calibration = await task("calibration_fit", () => scheduledCalibrationFit(env, now));
   // A rotation of JWT_SECRET: two-factor secrets sealed under a previous one, sealed again, every
@@ -86,6 +89,7 @@ export async function runHousekeeping(
     email_webhook_ids_purged: webhookIds,
     notification_deliveries_requeued: requeued,
     notification_digests_queued: digests,
+    notifications_purged: oldNotifications,
     stuck_requests_requeued: stuck?.requeued ?? null,
     stuck_requests_failed: stuck?.failed ?? null,
     reminder_notifications: reminders,

@@ -294,3 +294,31 @@ export async function announceWithdrawals(env: Bindings, rows: WithdrawnNotifica
     (userId, ids) => withdrawFromUser(env, userId, ids, logger),
   );
 }
+
+/**
+ * How long the in-app list keeps a notification: a read one 90 days, an unread one a year (the
+ * list's own history; nothing else reads them later: caps and digests look back hours or a week).
+ * Without it every account's list only grew — a daily care reminder is 365 rows a year — and with
+ * it the account export.
+ */
+export const NOTIFICATION_RETENTION_DAYS = { read: 90, unread: 365 } as const;
+const DAY_MS = 86_400_000;
+
+/**
+ * Deletes up to `limit` notifications past their keeping (oldest first; their delivery records
+ * go with them), for the cron's housekeeping. Returns how many went.
+ */
+export async function purgeOldNotifications(env: Pick<Bindings, "DB">, now = Date.now(), limit = 1000): Promise<number> {
+  const n = notifications;
+  const readBefore = new Date(now - NOTIFICATION_RETENTION_DAYS.read * DAY_MS).toISOString();
+  const unreadBefore = new Date(now - NOTIFICATION_RETENTION_DAYS.unread * DAY_MS).toISOString();
+  const db = database(env);
+  // Every candidate is older than the shorter keeping: one range over the created_at index.
+  const old = db
+    .select({ id: n.id })
+    .from(n)
+    .where(and(lt(n.createdAt, readBefore), or(eq(n.isRead, true), lt(n.createdAt, unreadBefore))))
+    .orderBy(n.createdAt)
+    .limit(limit);
+  return changes(await db.delete(n).where(inArray(n.id, old)).run());
+}
