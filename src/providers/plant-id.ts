@@ -14,6 +14,7 @@ import {
   type ProviderSuggestion,
   type SimilarImage,
   type TreatmentPlan,
+  webUrl,
 } from "./types";
 
 export const PLANT_ID_API_VERSION = "v3";
@@ -141,7 +142,7 @@ function normaliseSuggestion(s: z.infer<typeof SuggestionSchema>): ProviderSugge
     gbifId: d.gbif_id ?? null,
     probability: clamp01(s.probability),
     description: text(d.description),
-    url: d.url ?? null,
+    url: webUrl(d.url),
     similarImages: similarImages(s.similar_images),
     watering: d.watering ?? null,
     propagationMethods: d.propagation_methods ?? [],
@@ -150,13 +151,21 @@ function normaliseSuggestion(s: z.infer<typeof SuggestionSchema>): ProviderSugge
 }
 
 function similarImages(images: z.infer<typeof SimilarImagesSchema>): SimilarImage[] {
-  return (images ?? []).map((img) => ({
-    url: img.url,
-    ...(img.url_small ? { url_small: img.url_small } : {}),
-    ...(img.similarity != null ? { similarity: img.similarity } : {}),
-    ...(img.license_name ? { license: img.license_name } : {}),
-    ...(img.citation ? { citation: img.citation } : {}),
-  }));
+  // Only http(s) URLs reach clients (webUrl): an image without one is left out.
+  return (images ?? []).flatMap((img) => {
+    const url = webUrl(img.url);
+    if (!url) return [];
+    const small = webUrl(img.url_small);
+    return [
+      {
+        url,
+        ...(small ? { url_small: small } : {}),
+        ...(img.similarity != null ? { similarity: img.similarity } : {}),
+        ...(img.license_name ? { license: img.license_name } : {}),
+        ...(img.citation ? { citation: img.citation } : {}),
+      },
+    ];
+  });
 }
 
 function normaliseDisease(s: z.infer<typeof DiseaseSchema>): DiseaseSuggestion {
@@ -181,7 +190,7 @@ function normaliseDisease(s: z.infer<typeof DiseaseSchema>): DiseaseSuggestion {
     entityId: s.id ?? null,
     treatmentPlan: plan,
     cause: d.cause ?? null,
-    url: d.url ?? null,
+    url: webUrl(d.url),
     similarImages: similarImages(s.similar_images),
   };
 }

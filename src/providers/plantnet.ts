@@ -8,7 +8,7 @@
 import { z } from "zod";
 import type { ImageMime } from "../lib/images";
 import { errorFromResponse, fetchWithTimeout, readJson } from "./http";
-import { ProviderError, type ProviderAnswer, type ProviderSuggestion } from "./types";
+import { ProviderError, type ProviderAnswer, type ProviderSuggestion, webUrl } from "./types";
 
 export const PLANTNET_API_VERSION = "v2";
 export const PLANTNET_ORGANS = ["auto", "leaf", "flower", "fruit", "bark", "habit", "other"] as const;
@@ -99,14 +99,20 @@ function normalise(r: z.infer<typeof ResultSchema>): ProviderSuggestion {
     probability: Math.min(1, Math.max(0, r.score)),
     description: "",
     url: null,
-    similarImages: (r.images ?? [])
-      .filter((img) => img.url.m || img.url.o)
-      .map((img) => ({
-        url: (img.url.m ?? img.url.o)!,
-        ...(img.url.s ? { url_small: img.url.s } : {}),
-        ...(img.license ? { license: img.license } : {}),
-        ...(img.citation ? { citation: img.citation } : {}),
-      })),
+    // Only http(s) URLs reach clients (webUrl): an image without one is left out.
+    similarImages: (r.images ?? []).flatMap((img) => {
+      const url = webUrl(img.url.m) ?? webUrl(img.url.o);
+      if (!url) return [];
+      const small = webUrl(img.url.s);
+      return [
+        {
+          url,
+          ...(small ? { url_small: small } : {}),
+          ...(img.license ? { license: img.license } : {}),
+          ...(img.citation ? { citation: img.citation } : {}),
+        },
+      ];
+    }),
     watering: null,
     propagationMethods: [],
     edibleParts: [],

@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { errorFromResponse, fetchWithTimeout, readJson } from "./http";
-import { ProviderError } from "./types";
+import { ProviderError, webUrl } from "./types";
 
 export interface TrefleSettings {
   baseUrl: string;
@@ -124,6 +124,6 @@ export async function trefleSpeciesFor(settings: TrefleSettings, scientificName:
     matureHeightMaxCm: d.specifications?.maximum_height?.cm ?? null,
     bloomTime: months.length > 0 ? months.join(", ") : null,
     flowerColor: d.flower?.color?.join(", ") ?? null,
-    imageUrl: d.image_url ?? null,
+    imageUrl: webUrl(d.image_url),
   };
 }

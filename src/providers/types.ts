@@ -99,3 +99,18 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
 }
+
+/**
+ * A URL from an upstream answer that is handed on to clients (a link, an image source): kept
+ * only when it is an absolute http(s) URL, so an upstream that misbehaves cannot give a client a
+ * `javascript:` or `data:` link. Returns the URL as the upstream wrote it, or null.
+ */
+export function webUrl(value: string | null | undefined): string | null {
+  if (!value) return null;
+  try {
+    const url = new URL(value);
+    return (url.protocol === "https:" || url.protocol === "http:") && /^https?:\/\//i.test(value) ? value : null;
+  } catch {
+    return null;
+  }
+}
