@@ -157,7 +157,8 @@ const TAG_NAME = /^[a-zA-Z][a-zA-Z0-9:-]*/;
 /**
  * Splits HTML into text, start and end tags. Comments, doctypes and processing instructions are
  * dropped; the content of DROP_WITH_CONTENT elements is skipped up to their closing tag (or to the
- * end). A `<` that does not start a complete tag is text (and will be escaped).
+ * end). A `<` that does not start a tag is text (and will be escaped); so is all that follows a
+ * tag that never closes (no `>`, or an unclosed quote), which a browser reads as that one tag.
  */
 export function tokenize(html: string): Token[] {
   const tokens: Token[] = [];
@@ -194,9 +195,10 @@ export function tokenize(html: string): Token[] {
     }
     const parsed = parseTag(html, i + (isEnd ? 2 : 1) + nameMatch[0].length);
     if (!parsed) {
-      text += "<";
-      i += 1;
-      continue;
+      // The tag never closes: browsers read the rest of the input as this unfinished tag, and
+      // scanning it again from each later `<` would cost time quadratic in the input's length.
+      text += html.slice(i);
+      break;
     }
     flushText();
     const name = nameMatch[0].toLowerCase();
