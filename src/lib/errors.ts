@@ -198,6 +198,8 @@ export const ERROR_CODES = {
   FIREBASE_NOT_CONFIGURED: "Firebase sign-in is not configured on this deployment (503).",
   PROVIDERS_UNAVAILABLE: "Both identification providers are down (503, identify endpoint).",
   CARE_UNAVAILABLE: "AI care instructions cannot be generated right now (503).",
+  TWO_FACTOR_UNAVAILABLE:
+    "The server cannot open this account's authenticator secret: it was sealed under a JWT_SECRET no longer configured (an operator's error, logged; not a wrong code, and not counted toward the lockout). A recovery code may still work (503).",
   SPECIES_LOOKUP_UNAVAILABLE: "Trefle is down, rate-limited or malformed (503).",
 } as const;
 

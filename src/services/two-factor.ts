@@ -19,6 +19,8 @@
  *   associated data); recovery codes as HMACs. Neither is answered again after setup or exported.
  *   Both still work under a secret of JWT_SECRET_PREVIOUS; a secret opened under one is sealed
  *   again under JWT_SECRET when next used, and housekeeping does the rest (`resealTwoFactorSecrets`).
+ *   One no listed secret opens (dropped too early) answers 503 TWO_FACTOR_UNAVAILABLE and is
+ *   logged for the operator (`openSecret`): not a wrong code, and not counted toward the lockout.
  * - A password reset does not turn it off (a reset link is one factor: the inbox); disabling asks
  *   for the password and a code.
  * - An outdated password hash is upgraded as at any sign-in, but only once the code is right: the
@@ -114,6 +116,34 @@ async function decryptSecret(config: Config, userId: string, stored: string): Pr
   throw new Error("two-factor secret sealed under a secret that is neither JWT_SECRET nor in JWT_SECRET_PREVIOUS");
 }
 
+/**
+ * `decryptSecret` for a sign-in or a setup: a secret no accepted JWT_SECRET opens is the operator's
+ * misconfiguration (a secret dropped from JWT_SECRET_PREVIOUS too early), not the caller's input,
+ * so it answers 503 TWO_FACTOR_UNAVAILABLE and logs what to do, before any attempt is counted.
+ */
+async function openSecret(
+  config: Config,
+  userId: string,
+  stored: string,
+  logger?: Logger,
+): Promise<{ secret: Uint8Array; stale: boolean }> {
+  try {
+    return await decryptSecret(config, userId, stored);
+  } catch (err) {
+    logger?.error("two-factor secret no accepted JWT_SECRET opens", {
+      user_id: userId,
+      error: String(err),
+      advice:
+        "List the JWT_SECRET it was sealed under in JWT_SECRET_PREVIOUS again (housekeeping then seals it under JWT_SECRET), or delete this two_factor row (its owner sets it up anew).",
+    });
+    throw new AppError(
+      "TWO_FACTOR_UNAVAILABLE",
+      503,
+      "Codes from your authenticator app cannot be checked right now because of a problem on our side. Use a recovery code, or try again later.",
+    );
+  }
+}
+
 /** Recovery codes as typed: any case, spaces and dashes ignored. */
 function normaliseRecoveryCode(code: string): string {
   return code.toLowerCase().replace(/[^a-z0-9]/g, "");
@@ -192,8 +222,15 @@ export async function twoFactorEnabled(env: Bindings, userId: string): Promise<b
  * one accepted. A secret opened under a previous JWT_SECRET is sealed again under the current one
  * in the same write (which holds only while the row still has the sealed text that was read).
  */
-async function spendTotp(env: Bindings, config: Config, row: TwoFactorRow, code: string, now: number): Promise<boolean> {
-  const { secret, stale } = await decryptSecret(config, row.userId, row.secret);
+async function spendTotp(
+  env: Bindings,
+  config: Config,
+  row: TwoFactorRow,
+  opened: { secret: Uint8Array; stale: boolean },
+  code: string,
+  now: number,
+): Promise<boolean> {
+  const { secret, stale } = opened;
   const step = await matchingStep(secret, code.replace(/\s/g, ""), now, row.lastStep);
   if (step === null) return false;
   const spent = await database(env)
@@ -259,14 +296,16 @@ async function proveSecondFactor(
   now = Date.now(),
   name: string | null = null,
 ): Promise<{ by: "code" | "recovery_code"; recoveryCodesLeft: number | null }> {
+  // Opened before the attempt is reserved: a secret the server cannot open is not a wrong code.
+  const opened = factor.code !== undefined ? await openSecret(config, user.id, row.secret, logger) : null;
   // A pass forgives the password step of this sign-in with it (and the name it was typed under).
   const proven = await countedAttempt(
     env,
     config,
     user,
     async (): Promise<{ by: "code" | "recovery_code"; recoveryCodesLeft: number | null } | null> => {
-      if (factor.code !== undefined)
-        return (await spendTotp(env, config, row, factor.code, now)) ? { by: "code", recoveryCodesLeft: null } : null;
+      if (factor.code !== undefined && opened)
+        return (await spendTotp(env, config, row, opened, factor.code, now)) ? { by: "code", recoveryCodesLeft: null } : null;
       if (factor.recoveryCode === undefined) return null;
       const left = await spendRecoveryCode(env, config, user.id, factor.recoveryCode);
       return left === null ? null : { by: "recovery_code", recoveryCodesLeft: left };
@@ -436,7 +475,7 @@ export async function enableTwoFactor(
   // Counted on the account's lockout as every other code is: a stolen access token must not guess
   // the code of a pending setup without limit (to turn it on with a secret the owner may never
   // have scanned, keep the recovery codes and trade the token for a fresh session).
-  const { secret, stale } = await decryptSecret(config, user.id, row.secret);
+  const { secret, stale } = await openSecret(config, user.id, row.secret, logger);
   const step = await countedAttempt(
     env,
     config,

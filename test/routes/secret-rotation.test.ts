@@ -5,7 +5,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { SignJWT } from "jose";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createApp } from "../../src/app";
 import { getConfig } from "../../src/config";
 import { runHousekeeping } from "../../src/jobs/housekeeping";
@@ -267,10 +267,19 @@ describe("two-factor sign-in through a rotation", () => {
 
   it("without the old secret listed, an account whose secret was not sealed again cannot finish signing in", async () => {
     const user = await twoFactorUser();
-    // Its secret opens under no listed secret: an operator's error, reported (500) rather than
-    // answered as a wrong code that would count towards the owner's lockout.
-    const res = await signIn(dropped, user.username, { code: await codeAt(user.key, user.step) });
-    expect(res.status).toBe(500);
+    // Its secret opens under no listed secret: an operator's error, answered 503 with its own code
+    // and logged with what to do, rather than as a wrong code that would count towards the owner's
+    // lockout, or as an unexplained 500.
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      const res = await signIn(dropped, user.username, { code: await codeAt(user.key, user.step) });
+      await expectError(res, 503, "TWO_FACTOR_UNAVAILABLE");
+      const line = logged.mock.calls.map((args) => String(args[0])).find((text) => text.includes("no accepted JWT_SECRET opens"));
+      expect(line).toBeDefined();
+      expect(JSON.parse(line!)).toMatchObject({ user_id: user.userId, advice: expect.stringMatching(/JWT_SECRET_PREVIOUS/) });
+    } finally {
+      logged.mockRestore();
+    }
     expect(await storedSecret(user.userId)).toMatch(new RegExp(`^v2\\.${await kid(OLD)}\\.`));
   });
 
