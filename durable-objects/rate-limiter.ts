@@ -55,6 +55,8 @@ interface CodeLog {
   locks: number;
   /** Epoch ms of the last wrong code; all of it is forgotten `memoryMs` later. */
   lastAt: number;
+  /** A password reset lifted a lock since a code was last proven (`liftLockForReset`): the next will not. */
+  liftedByReset?: boolean;
 }
 
 interface BucketState extends FailureLog {
@@ -218,6 +220,25 @@ export class RateLimiter extends DurableObject<Env> {
       if (name?.liftLock) log.lockedUntil = null;
     }
     await this.ctx.storage.put("state", this.state);
+  }
+
+  /**
+   * A password reset on an account with a second factor (its owner proved the inbox, and whoever
+   * guessed codes had the old password, which the reset replaced): lifts a running lock once until
+   * a code is proven (or the wrong codes are forgotten), and the next wrong code locks again, for
+   * as long as the grown lock it would have set. So the owner locked out by someone else's guesses
+   * signs in at once with a right code, and whoever holds the inbox buys one guess, not a round:
+   * another reset lifts nothing. False when nothing was lifted (not locked, or lifted already).
+   */
+  async liftLockForReset(threshold: number, memoryMs: number, now = Date.now()): Promise<boolean> {
+    if ((await this.lockedUntil(now)) === null) return false;
+    const kept = this.state.codes && this.state.codes.lastAt > now - memoryMs ? this.state.codes : undefined;
+    if (kept?.liftedByReset) return false;
+    this.state.lockedUntil = null;
+    this.state.failures = [];
+    this.state.codes = { failures: Math.max(threshold - 1, 0), locks: kept?.locks ?? 0, lastAt: now, liftedByReset: true };
+    await this.save(now + memoryMs);
+    return true;
   }
 
   /** The names whose log still matters (a running lock, or a failure inside the window). */

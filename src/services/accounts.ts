@@ -12,7 +12,7 @@
  *   also removes every other way in (linked providers), and it ends every session.
  */
 import { and, eq, gt, isNull, ne, type SQL, sql } from "drizzle-orm";
-import type { Config } from "../config";
+import { type Config, getConfig } from "../config";
 import { changes, database, rowIf, runBatch, type Statement } from "../db/client";
 import { blogPosts, emailChangeTokens, forumPosts, forumTopics, oauthAccounts, passwordResetTokens, users, wsTickets } from "../db/schema";
 import type { Bindings } from "../env";
@@ -33,6 +33,7 @@ import {
   beginLoginAttempt,
   enforceRateLimit,
   type LoginAttempt,
+  liftCodeLockForReset,
   liftLockout,
   loginAttemptSucceeded,
   mailBucketName,
@@ -335,15 +336,15 @@ export async function confirmPasswordReset(
   });
   if (!sessionsEndedIf(results)) throw invalid();
   // Someone may have locked the account on purpose, guessing: the owner who just proved their
-  // inbox signs in with the new password at once, not after the lock runs out. Not with
-  // two-factor sign-in on: the bucket counts wrong codes too, and the inbox is one factor — were
-  // a reset to forget them, whoever holds the inbox could reset, guess codes until locked, reset
-  // again, and so guess the code without limit.
-  if (!(await twoFactorEnabled(env, user.id))) {
-    await liftLockout(env, `user:${user.id}`).catch((err: unknown) =>
-      logger?.warn("lifting the lockout failed", { user_id: user.id, error: String(err) }),
-    );
-  }
+  // inbox signs in with the new password at once, not after the lock runs out. With two-factor
+  // sign-in on, the bucket counts wrong codes too, whose guesser had the password the reset just
+  // replaced; but the inbox is one factor — were a reset to forget the wrong codes, whoever holds
+  // it could reset, guess until locked, reset again, and so guess without limit. So the lock is
+  // lifted once until a right code, the next wrong code locks again, and its growth is kept.
+  const lifting = (await twoFactorEnabled(env, user.id))
+    ? liftCodeLockForReset(env, getConfig(env), `user:${user.id}`)
+    : liftLockout(env, `user:${user.id}`);
+  await lifting.catch((err: unknown) => logger?.warn("lifting the lockout failed", { user_id: user.id, error: String(err) }));
   await tellSecurityEvent(env, user, "password_reset", "", logger);
 }
 

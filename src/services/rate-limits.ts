@@ -196,6 +196,14 @@ export async function liftLockout(env: Bindings, accountKey: string): Promise<vo
   await bucket(env, lockoutBucketName(accountKey)).attemptSucceeded(true);
 }
 
+/**
+ * After a password reset on an account with a second factor: lifts its lock once until a code is
+ * proven; the next wrong code locks again (RateLimiter.liftLockForReset). True when it lifted one.
+ */
+export async function liftCodeLockForReset(env: Bindings, config: Config, accountKey: string): Promise<boolean> {
+  return bucket(env, lockoutBucketName(accountKey)).liftLockForReset(config.LOCKOUT_THRESHOLD, CODE_MEMORY_S * 1000);
+}
+
 export function lockedError(until: number): AppError {
   const retryAfter = Math.max(1, Math.ceil((until - Date.now()) / 1000));
   return new AppError(

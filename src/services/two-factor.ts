@@ -22,7 +22,8 @@
  *   One no listed secret opens (dropped too early) answers 503 TWO_FACTOR_UNAVAILABLE and is
  *   logged for the operator (`openSecret`): not a wrong code, and not counted toward the lockout.
  * - A password reset does not turn it off (a reset link is one factor: the inbox); disabling asks
- *   for the password and a code.
+ *   for the password and a code. A completed reset lifts a lock wrong codes set once until a right
+ *   code, and the next wrong code locks again (accounts.ts, RateLimiter.liftLockForReset).
  * - An outdated password hash is upgraded as at any sign-in, but only once the code is right: the
  *   password step makes the new hash and keeps it beside the secret, bound to the hash it replaces
  *   (`keepRehash`); `verify` writes it in the batch that starts the session.

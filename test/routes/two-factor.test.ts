@@ -345,17 +345,38 @@ describe("signing in", () => {
     const after = await passwordStep(user.username, "token", "Brand-New-Bramble-9");
     expect((await verify({ two_factor_token: after, code: await codeAt(user.key, user.step) })).status).toBe(200);
   });
-  it("a password reset does not lift a lock set by wrong codes: the inbox alone must not buy a fresh round of guesses", async () => {
-    const user = await twoFactorUser();
+  /** Locks `user` by wrong codes (10 failures: the password step and 9 codes); answers a wrong code. */
+  async function lockByWrongCodes(user: { username: string; key: Uint8Array; step: number }): Promise<string> {
     const right = await codeAt(user.key, user.step);
     const wrong = String((Number(right) + 500_000) % 1_000_000).padStart(6, "0");
     const token = await passwordStep(user.username); // 1
     for (let i = 0; i < 9; i++) await expectError(await verify({ two_factor_token: token, code: wrong }), 401, "INVALID_TWO_FACTOR_CODE"); // 10
     await expectError(await verify({ two_factor_token: token, code: wrong }), 429, "ACCOUNT_LOCKED");
+    return wrong;
+  }
+
+  it("a password reset lifts a lock set by wrong codes: the owner signs in at once with the new password and a right code", async () => {
+    const user = await twoFactorUser();
+    await lockByWrongCodes(user);
+    // The owner proves the inbox; whoever guessed had the old password, which no longer works.
+    expect((await resetPassword(user.email, "Brand-New-Bramble-9")).status).toBe(200);
+    const token = await passwordStep(user.username, "token", "Brand-New-Bramble-9");
+    const res = await verify({ two_factor_token: token, code: await codeAt(user.key, user.step) });
+    expect(res.status, await res.clone().text()).toBe(200);
+  });
+
+  it("the inbox alone buys one guess, not a round: after a reset the next wrong code locks again, and another reset lifts nothing", async () => {
+    const user = await twoFactorUser();
+    const wrong = await lockByWrongCodes(user);
     // Whoever holds the inbox resets the password...
     expect((await resetPassword(user.email, "Brand-New-Bramble-9")).status).toBe(200);
-    // ...and is still locked: no challenge token, so no more codes to try until the lock runs out.
-    const again = await call("/api/v1/auth/token/", { json: { username: user.username, password: "Brand-New-Bramble-9" } });
+    const token = await passwordStep(user.username, "token", "Brand-New-Bramble-9");
+    // ...gets one wrong code, which locks the account again: even the right code is refused.
+    await expectError(await verify({ two_factor_token: token, code: wrong }), 401, "INVALID_TWO_FACTOR_CODE");
+    await expectError(await verify({ two_factor_token: token, code: await codeAt(user.key, user.step) }), 429, "ACCOUNT_LOCKED");
+    // A second reset does not lift it: no challenge token, no more codes to try until it runs out.
+    expect((await resetPassword(user.email, "Other-New-Bramble-7")).status).toBe(200);
+    const again = await call("/api/v1/auth/token/", { json: { username: user.username, password: "Other-New-Bramble-7" } });
     expect(again.status).not.toBe(200);
     expect(((await again.json()) as { code: string }).code).not.toBe("TWO_FACTOR_REQUIRED");
   });
