@@ -2,7 +2,7 @@
 // secret keeps working while JWT_SECRET_PREVIOUS lists it, and stops when it is removed; nothing
 // new is ever signed or sealed with it. The Worker runs with the tests' JWT_SECRET (the old one)
 // through `call`, and with the rotated settings through `callWith`.
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { SignJWT } from "jose";
 import { describe, expect, it, vi } from "vitest";
@@ -13,6 +13,7 @@ import { openingKeys, signingKey, verifyingKeys } from "../../src/lib/derived-ke
 import { createLogger } from "../../src/lib/logger";
 import { csrfTokenForSession, isSessionCsrfToken } from "../../src/lib/session-cookies";
 import { feedsPolledUnderPreviousSecret } from "../../src/services/calendar-feed";
+import { lockoutBucketName } from "../../src/services/rate-limits";
 import { resealTwoFactorSecrets } from "../../src/services/two-factor";
 import { unsubscribeToken, verifyUnsubscribeToken } from "../../src/services/unsubscribe";
 import { type CallOptions, call, cookieHeader, expectError, freshIp, setCookies } from "../helpers/http";
@@ -277,6 +278,10 @@ describe("two-factor sign-in through a rotation", () => {
       const line = logged.mock.calls.map((args) => String(args[0])).find((text) => text.includes("no accepted JWT_SECRET opens"));
       expect(line).toBeDefined();
       expect(JSON.parse(line!)).toMatchObject({ user_id: user.userId, advice: expect.stringMatching(/JWT_SECRET_PREVIOUS/) });
+      // Not counted as a wrong code on the owner's lockout.
+      const lockout = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(lockoutBucketName(`user:${user.userId}`)));
+      const stored = await runInDurableObject(lockout, (_instance, state) => state.storage.get<{ codes?: unknown }>("state"));
+      expect(stored?.codes).toBeUndefined();
     } finally {
       logged.mockRestore();
     }
