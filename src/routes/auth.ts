@@ -584,6 +584,11 @@ export function authRoutes() {
           "Locked after too many wrong passwords or codes; each lock wrong codes set lasts twice the one before (1 h, 2 h, 4 h… up to 24 h) until a right code; see Retry-After",
           "ACCOUNT_LOCKED",
         ),
+        503: errorResponse(
+          503,
+          "TWO_FACTOR_UNAVAILABLE: the server cannot open this account's authenticator secret (a configuration error; not counted as a wrong code). A recovery code may still work",
+          "TWO_FACTOR_UNAVAILABLE",
+        ),
       },
       {
         description:
@@ -651,6 +656,11 @@ export function authRoutes() {
         ),
         409: errorResponse(409, "No pending setup, or on already", "INVALID_STATE"),
         429: errorResponse(429, "Locked after too many wrong passwords or codes; see Retry-After", "ACCOUNT_LOCKED"),
+        503: errorResponse(
+          503,
+          "TWO_FACTOR_UNAVAILABLE: the server cannot open this account's authenticator secret (a configuration error; not counted as a wrong code). Start the setup again",
+          "TWO_FACTOR_UNAVAILABLE",
+        ),
       },
     );
   app.openapi(postTwoFactorEnable, async (c) => {
@@ -679,6 +689,11 @@ export function authRoutes() {
       400: errorResponse(400, "A wrong password, or INVALID_TWO_FACTOR_CODE (both count toward the lockout)"),
       409: errorResponse(409, "Two-factor sign-in is not on", "INVALID_STATE"),
       429: errorResponse(429, "Locked after too many wrong passwords or codes; see Retry-After", "ACCOUNT_LOCKED"),
+      503: errorResponse(
+        503,
+        "TWO_FACTOR_UNAVAILABLE: the server cannot open this account's authenticator secret (a configuration error; not counted as a wrong code). A recovery code may still work",
+        "TWO_FACTOR_UNAVAILABLE",
+      ),
     },
   );
   app.openapi(postTwoFactorDisable, async (c) => {
@@ -705,6 +720,11 @@ export function authRoutes() {
       400: errorResponse(400, "INVALID_TWO_FACTOR_CODE (counts toward the lockout)", "INVALID_TWO_FACTOR_CODE"),
       409: errorResponse(409, "Two-factor sign-in is not on", "INVALID_STATE"),
       429: errorResponse(429, "Locked after too many wrong codes; see Retry-After", "ACCOUNT_LOCKED"),
+      503: errorResponse(
+        503,
+        "TWO_FACTOR_UNAVAILABLE: the server cannot open this account's authenticator secret (a configuration error; not counted as a wrong code). A recovery code may still work",
+        "TWO_FACTOR_UNAVAILABLE",
+      ),
     },
   );
   app.openapi(postRecoveryCodes, async (c) => {

@@ -288,6 +288,22 @@ describe("two-factor sign-in through a rotation", () => {
     expect(await storedSecret(user.userId)).toMatch(new RegExp(`^v2\\.${await kid(OLD)}\\.`));
   });
 
+  it("the OpenAPI document lists the 503 on every route that opens the secret", async () => {
+    const doc = (await (await call("/api/openapi.json")).json()) as {
+      paths: Record<string, { post?: { responses: Record<string, { content: { "application/json": { example: { code: string } } } }> } }>;
+    };
+    for (const path of [
+      "/api/v1/auth/2fa/verify/",
+      "/api/v1/auth/2fa/enable/",
+      "/api/v1/auth/2fa/disable/",
+      "/api/v1/auth/2fa/recovery-codes/",
+    ]) {
+      const key = Object.keys(doc.paths).find((p) => p.replace(/\/?$/, "/") === path);
+      expect(key, path).toBeDefined();
+      expect(doc.paths[key!]!.post!.responses["503"]?.content["application/json"].example.code, path).toBe("TWO_FACTOR_UNAVAILABLE");
+    }
+  });
+
   it("a challenge from before the rotation (password typed a moment before it) is still completed; one from after is under the new secret only", async () => {
     const user = await twoFactorUser();
     const res = await call("/api/v1/auth/token/", { json: { username: user.username, password: GOOD_PASSWORD } });
