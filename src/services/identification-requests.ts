@@ -94,7 +94,6 @@ export async function completeIdentificationRequest(
   const guard = sql`EXISTS (SELECT 1 FROM identification_requests WHERE id = ${requestId} AND status = 'processing')`;
   const statements: (Statement | SQL)[] = [];
 
-  // Each new name's row id, known here: the purge below finds whether any insert added its row.
   const newIds = suggestions.map(() => uuidv7());
   const english = language === CATALOGUE_LANGUAGE;
   suggestions.forEach((s, i) => {
@@ -111,17 +110,11 @@ export async function completeIdentificationRequest(
         description = CASE WHEN species.description = '' THEN excluded.description ELSE species.description END,
         updated_at = ${sqlNow}
       WHERE species.common_names = '[]' AND excluded.common_names <> '[]' AND species.is_verified = 0`);
+    // A name new to the catalogue, or one an English answer just named, shows in its cached lists
+    // and searches at once: a purge when the upsert above wrote a row (`changes()`: the rows the
+    // batch's previous statement inserted or updated), none when the name was known as it is.
+    statements.push(purgeStatement(db, "species", sql`changes() > 0`));
   });
-  // A name new to the catalogue shows in its cached lists and searches at once: one purge when any
-  // insert above added its row (by primary key), none when every name was known.
-  if (suggestions.length > 0)
-    statements.push(
-      purgeStatement(
-        db,
-        "species",
-        sql`EXISTS (SELECT 1 FROM species WHERE id IN (SELECT value FROM json_each(${JSON.stringify(newIds)})))`,
-      ),
-    );
   const top = suggestions[0];
   if (top) {
     statements.push(

@@ -340,6 +340,28 @@ describe("the catalogue stays English", () => {
     expect(await catalogueEntry(name)).toEqual({ commonNames: ["French test plant"], description: "A test plant." });
   });
 
+  it("an English answer naming a species first met in French purges the cached species reads at once", async () => {
+    const u = await bearerUser();
+    const name = `Testia purgata${crypto.randomUUID().slice(0, 8)}`;
+    await complete(u.userId, suggestion(name, ["testie purgée"], "Une plante."), "fr");
+    const detail = `/api/v1/plant-identification/species/?search=${encodeURIComponent(name)}`;
+    const read = async () => ((await (await call(detail)).json()) as { results: { common_names: string[] }[] }).results;
+    // Read once so the edge cache holds the unnamed entry.
+    expect((await read())[0]!.common_names).toEqual([]);
+    const generation = async () =>
+      (await env.DB.prepare("SELECT version FROM cache_generations WHERE area = 'species'").first<{ version: number }>())?.version ?? 1;
+    const before = await generation();
+
+    await complete(u.userId, suggestion(name, ["Purged test plant"], "A test plant."), "en");
+    expect(await generation()).toBeGreaterThan(before);
+    expect((await read())[0]!.common_names).toEqual(["Purged test plant"]);
+
+    // An answer that changes nothing in the catalogue purges nothing.
+    const named = await generation();
+    await complete(u.userId, suggestion(name, ["another name"], "Another text."), "en");
+    expect(await generation()).toBe(named);
+  });
+
   it("never fills in a verified entry", async () => {
     const u = await bearerUser();
     const name = `Testia verificata${crypto.randomUUID().slice(0, 8)}`;
