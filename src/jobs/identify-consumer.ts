@@ -72,7 +72,7 @@ export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, 
   // The request is final now: a redelivery would find nothing to claim, so a failure in the
   // extras below must not keep the owner from hearing `completed` and their notification.
   try {
-    await prepareExtras(env, job.request_id, outcome.suggestions, say, logger, timer);
+    await prepareExtras(env, job.request_id, request.language, outcome.suggestions, say, logger, timer);
   } catch (err) {
     logger.warn("catalogue enrichment or care advice failed after completion", describeError(err));
   }
@@ -81,33 +81,36 @@ export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, 
 
 /**
  * After completion, so species new to the catalogue exist to be enriched. One read gives the
- * best suggestion's catalogue entry and its stored care guide to both steps; only when
- * enrichment filled in the entry is it read again for the care advice.
+ * best suggestion's catalogue entry and its stored care guide in the request's `language` to both
+ * steps; only when enrichment filled in the entry is it read again for the care advice.
  */
 async function prepareExtras(
   env: Bindings,
   requestId: string,
+  language: string,
   suggestions: MergedSuggestion[],
   say: Say,
   logger: Logger,
   timer: StageTimer,
 ) {
   const top = suggestions[0]?.scientific_name;
-  const read = (name: string) => findSpeciesWithStoredGuide(env, name, CARE_LANGUAGE);
+  const read = (name: string) => findSpeciesWithStoredGuide(env, name, language);
   const entry = top ? await timer.time("catalogue", read(top)) : null;
   const enriched = await timer.time("enrich", enrichSpecies(env, requestId, suggestions, say, logger, entry?.species ?? null));
-  await timer.time("care", async () => prepareCare(env, requestId, top, top && enriched ? await read(top) : entry, say, logger));
+  await timer.time("care", async () => prepareCare(env, requestId, language, top, top && enriched ? await read(top) : entry, say, logger));
 }
 
-const CARE_LANGUAGE = "en";
-
 /**
- * Writes the AI care guide for the best suggestion once, so the results page has it ready.
- * `entry`: its catalogue entry and stored guide as last read (null: not in the catalogue).
+ * Writes the AI care guide for the best suggestion once, in the request's language (each species
+ * has one per language), so the results page has it ready. When OpenAI cannot write it, the
+ * advice is the rule-based one, as on the care route: a stored guide in another language is not
+ * offered in its place. `entry`: its catalogue entry and stored guide as last read (null: not in
+ * the catalogue).
  */
 async function prepareCare(
   env: Bindings,
   requestId: string,
+  language: string,
   scientificName: string | undefined,
   entry: Awaited<ReturnType<typeof findSpeciesWithStoredGuide>>,
   say: Say,
@@ -115,6 +118,6 @@ async function prepareCare(
 ): Promise<void> {
   if (!scientificName) return;
   await say(progress(requestId, "care_start", "processing", { scientific_name: scientificName }));
-  const care = entry ? await careInstructionsFor(env, entry.species, CARE_LANGUAGE, logger, entry) : null;
+  const care = entry ? await careInstructionsFor(env, entry.species, language, logger, entry) : null;
   await say(progress(requestId, "care_done", "processing", { source: care?.source ?? null }));
 }

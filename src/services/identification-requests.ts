@@ -256,7 +256,8 @@ export function catalogueCareAhead(env: Bindings) {
 
 /**
  * The results of the caller's own request, most confident first, and care instructions for the
- * primary one (accepted, else primary, else first): the stored AI guide, else the rule-based one.
+ * primary one (accepted, else primary, else first): the stored AI guide in the request's
+ * language, else the rule-based one.
  */
 /** A result its request's owner sees: a proposal a moderator hid (spam, abuse) is hidden from them too; engine results never are. */
 export const shownToOwner = eq(identificationResults.isHidden, false);
@@ -271,7 +272,8 @@ export async function identificationResultsOf(env: Bindings, userId: string, req
     .orderBy(desc(r.confidenceScore), asc(r.rank));
   const primary = results.find((x) => x.isAccepted) ?? results.find((x) => x.isPrimary) ?? results[0];
   const found = primary?.speciesId ? await findSpeciesForCare(env, { id: primary.speciesId }) : null;
-  const care = found ? ((await storedCareGuide(env, found.id, "en")) ?? ruleBasedCare(found)) : null;
+  // The guide in the request's language (the one its job wrote), else the rule-based advice.
+  const care = found ? ((await storedCareGuide(env, found.id, request.language)) ?? ruleBasedCare(found)) : null;
   return { request, results, care };
 }
 

@@ -250,6 +250,80 @@ describe("requests/ and disease-requests/ with a language", () => {
   });
 });
 
+describe("care guides in the request's language", () => {
+  /** Every chat-completion prompt the Worker sends to the OpenAI emulator, as text. */
+  function recordPrompts(): string[] {
+    const prompts: string[] = [];
+    emulators.overrides["openai.emulator.test"] = async (request) => {
+      const body = await request.text();
+      const sent = JSON.parse(body) as { messages: { role: string; content: string }[] };
+      prompts.push(sent.messages.find((m) => m.role === "user")!.content);
+      return emulators.openai.handle(new Request(request.url, { method: request.method, headers: request.headers, body }));
+    };
+    return prompts;
+  }
+  const guides = (speciesName: string) =>
+    env.DB.prepare(
+      "SELECT g.language, g.content FROM care_guides g JOIN species s ON s.id = g.species_id WHERE lower(s.scientific_name) = lower(?) ORDER BY g.language",
+    )
+      .bind(speciesName)
+      .all<{ language: string; content: string }>()
+      .then((r) => r.results);
+
+  it("the job asks OpenAI in the request's language and stores one guide per language; the results serve the request's", async () => {
+    const u = await bearerUser();
+    await env.DB.prepare("DELETE FROM care_guides").run();
+    const prompts = recordPrompts();
+    const bytes = await photo();
+    const requestIn = async (language: string) => {
+      const id = await pendingIdentificationRequest(u.userId, bytes);
+      await env.DB.prepare("UPDATE identification_requests SET language = ? WHERE id = ?").bind(language, id).run();
+      await deliver(id, u.userId, 1);
+      const body = (await (await call(`/api/v1/plant-identification/requests/${id}/results/`, { bearer: u.access })).json()) as {
+        results: { scientific_name: string }[];
+        care_instructions: Record<string, unknown> | null;
+      };
+      return { top: body.results[0]!.scientific_name, care: body.care_instructions };
+    };
+
+    const fr = await requestIn("fr");
+    expect(prompts).toHaveLength(1);
+    expect(prompts[0]).toContain(`language with code "fr"`);
+    expect((await guides(fr.top)).map((g) => g.language)).toEqual(["fr"]);
+    expect(fr.care).toMatchObject({ source: "openai", ...JSON.parse((await guides(fr.top))[0]!.content) });
+
+    const de = await requestIn("de");
+    expect(de.top).toBe(fr.top);
+    expect(prompts).toHaveLength(2);
+    expect(prompts[1]).toContain(`language with code "de"`);
+    const stored = await guides(de.top);
+    expect(stored.map((g) => g.language)).toEqual(["de", "fr"]);
+    expect(de.care).toMatchObject({ source: "openai", ...JSON.parse(stored[0]!.content) });
+
+    // A second request in French finds its guide: OpenAI is not asked again.
+    await requestIn("fr");
+    expect(prompts).toHaveLength(2);
+  });
+
+  it("when OpenAI fails for the request's language the advice is the rule-based one, not another language's guide", async () => {
+    const u = await bearerUser();
+    await env.DB.prepare("DELETE FROM care_guides").run();
+    const bytes = await photo();
+    const en = await pendingIdentificationRequest(u.userId, bytes);
+    await deliver(en, u.userId, 1);
+    emulators.openai.setMode({ failure: "500" });
+    const italian = await pendingIdentificationRequest(u.userId, bytes);
+    await env.DB.prepare("UPDATE identification_requests SET language = 'it' WHERE id = ?").bind(italian).run();
+    await deliver(italian, u.userId, 1);
+    const body = (await (await call(`/api/v1/plant-identification/requests/${italian}/results/`, { bearer: u.access })).json()) as {
+      results: { scientific_name: string }[];
+      care_instructions: { source: string } | null;
+    };
+    expect((await guides(body.results[0]!.scientific_name)).map((g) => g.language)).toEqual(["en"]);
+    expect(body.care_instructions?.source).toBe("rules");
+  });
+});
+
 describe("disease requests with a language", () => {
   const DISEASES = "/api/v1/plant-identification/disease-requests";
   async function pendingDisease(userId: string, bytes: Uint8Array, language: string) {
