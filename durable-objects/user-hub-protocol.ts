@@ -10,6 +10,13 @@ import { z } from "zod";
 
 const RequestId = z.string().describe("The identification or disease request's id (a UUID).");
 const Count = z.int().nonnegative();
+const Run = z
+  .int()
+  .nonnegative()
+  .optional()
+  .describe(
+    "Which run of the request the message belongs to: 0 for the first, one more for each retry by its owner. The hub drops a message of an earlier run once a later one has begun; a client following a request across retries can ignore messages whose `run` is below the highest it has seen.",
+  );
 
 /** Why a provider call failed (ProviderErrorKind in src/providers/types.ts). */
 const ProviderErrorKind = z.enum(["timeout", "rate_limited", "auth", "server", "malformed", "network", "bad_request", "circuit_open"]);
@@ -112,12 +119,20 @@ const progressVariant = <S extends ProgressStage>(stage: S) =>
       stage: z.literal(stage),
       status: RunningStatus,
       data: PROGRESS_STAGES[stage].data,
+      run: Run,
     })
     .describe(PROGRESS_STAGES[stage].description);
 
 /** A progress message: `data` is the shape of its `stage` (a union over every stage). */
 export type ProgressMessage = {
-  [S in ProgressStage]: { type: "progress"; request_id: string; stage: S; status: z.infer<typeof RunningStatus>; data: ProgressData<S> };
+  [S in ProgressStage]: {
+    type: "progress";
+    request_id: string;
+    stage: S;
+    status: z.infer<typeof RunningStatus>;
+    data: ProgressData<S>;
+    run?: number;
+  };
 }[ProgressStage];
 
 export const ProgressMessage = z.discriminatedUnion(
@@ -130,6 +145,7 @@ export const CompletedMessage = z.object({
   request_id: RequestId,
   status: FinalStatus.describe("`identified` (best confidence ≥ 0.5), `needs_help`, or `failed`."),
   results_count: Count,
+  run: Run,
 });
 
 export type CompletedMessage = z.infer<typeof CompletedMessage>;
@@ -138,6 +154,7 @@ export const ErrorMessage = z.object({
   type: z.literal("error"),
   request_id: RequestId,
   message: z.string().describe("What went wrong, for people."),
+  run: Run,
 });
 
 export type ErrorMessage = z.infer<typeof ErrorMessage>;

@@ -10,6 +10,8 @@
  * late gets the current state at once: the final `completed` alone when the job has finished,
  * or every progress message of the current run so far when it is still running (so a client
  * that connects a moment after submitting, or after retrying, sees each stage of this run).
+ * A job's messages carry their request's run (0, then one more per retry): once a later run
+ * began, an earlier run's messages (its job still saying its extras) are dropped.
  * A request D1 says is final while its progress is still arriving (the job that ended it saying
  * its extras) is replayed as running; D1's end, like a redelivered job's `completed`, is then
  * held, and the alarm tells it if the job's own never comes (`retellCompleted`).
@@ -246,11 +248,21 @@ export class UserHub extends DurableObject<Env> {
     const now = Date.now();
     // `queued` starts a run (a submit, or a retry of a finished request): the earlier run's story
     // is over, and a socket joining now must not be replayed its stale `completed`.
-    if (message.type === "progress" && message.stage === "queued") {
+    let startsRun = message.type === "progress" && message.stage === "queued";
+    // A job tags what it says with its request's run (services/progress.ts). A retry while the
+    // first run's job is still saying its extras (`care_*`, then its `completed`) begins a later
+    // run: what the earlier one says after that is dropped, never sent or replayed. A later run's
+    // first message starts its story as `queued` does, should that `queued` have been lost.
+    if (message.run !== undefined) {
+      const latest = this.latestRun(message.request_id);
+      if (latest !== null && message.run < latest) return 0;
+      if (latest !== null && message.run > latest) startsRun = true;
+    }
+    if (startsRun) {
       this.sql.exec("DELETE FROM request_events WHERE request_id = ?", message.request_id);
     }
     // The run's own end (or a new run) makes a held retell of an older end moot.
-    if (message.type === "completed" || (message.type === "progress" && message.stage === "queued")) {
+    if (message.type === "completed" || startsRun) {
       this.sql.exec("DELETE FROM held_retells WHERE request_id = ?", message.request_id);
     }
     this.sql.exec("INSERT INTO request_events (request_id, message, created_at) VALUES (?, ?, ?)", message.request_id, text, now);
@@ -410,6 +422,13 @@ export class UserHub extends DurableObject<Env> {
       mark,
       ...(finalFromD1 ? { held: { message: finalFromD1, quietAt: last.createdAt + RETELL_QUIET_MS } } : {}),
     };
+  }
+
+  /** The highest run any recorded event of the request is tagged with (null: none is tagged). */
+  private latestRun(requestId: string): number | null {
+    return this.sql
+      .exec<{ run: number | null }>("SELECT max(json_extract(message, '$.run')) AS run FROM request_events WHERE request_id = ?", requestId)
+      .one().run;
   }
 
   private lastMessage(requestId: string): string | null {

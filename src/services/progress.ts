@@ -92,6 +92,8 @@ export function progressChannel(
   logger?: Logger,
   waitUntil?: (promise: Promise<unknown>) => void,
   deadlineMs = HUB_CALL_TIMEOUT_MS,
+  /** The request's run (its row's `run`): every message said is tagged with it (UserHub drops an earlier run's). */
+  run?: number,
 ): ProgressChannel {
   let pending: HubMessage[] = [];
   let sending: Promise<void> | null = null;
@@ -113,7 +115,7 @@ export function progressChannel(
     sending = null;
   };
   const say = ((message: HubMessage) => {
-    pending.push(message);
+    pending.push(run === undefined ? message : { ...message, run });
     if (!sending) {
       sending = pump();
       waitUntil?.(sending);

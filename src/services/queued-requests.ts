@@ -185,7 +185,7 @@ export async function submitRequest<T extends RequestTable>(
       ),
     ),
   )) as RowOf<T>;
-  await timer.time("queue", enqueueRequestJob(env, kind, row.id, userId, logger));
+  await timer.time("queue", enqueueRequestJob(env, kind, row.id, userId, logger, row.run));
   return row;
 }
 
@@ -205,9 +205,12 @@ export async function enqueueRequestJob(
   requestId: string,
   userId: string,
   logger: Logger,
+  /** The request's run (its row's `run`), which `queued` starts. */
+  run?: number,
 ): Promise<void> {
   const job: RequestJob = { type: kind.job, request_id: requestId, user_id: userId };
-  await publish(env, userId, progress(requestId, "queued", "pending", {}), logger);
+  const queued = progress(requestId, "queued", "pending", {});
+  await publish(env, userId, run === undefined ? queued : { ...queued, run }, logger);
   try {
     await env.IDENTIFY_QUEUE.send(job, { contentType: "json" });
   } catch (err) {
@@ -459,7 +462,7 @@ export async function retryOwnRequest<T extends RequestTable>(
       `Only failed or needs-help requests, or pending/processing ones whose job was lost, can be retried (this one is ${before.status}).`,
     );
   }
-  await enqueueRequestJob(env, kind, id, userId, logger);
+  await enqueueRequestJob(env, kind, id, userId, logger, updated.run);
   return updated;
 }
 

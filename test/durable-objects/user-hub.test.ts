@@ -247,6 +247,44 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     expect(late.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start"]);
   });
 
+  it("a retry during the first run's extras: the first run's care messages and completed never follow the new run's start", async () => {
+    const stub = hub("hub-user-run-tags");
+    const id = "req-runs";
+    const following = await connect(stub, id);
+    const all = await connect(stub);
+    const say = (run: number, message: Record<string, unknown>) =>
+      stub.publish({ request_id: id, run, ...message } as Parameters<typeof stub.publish>[0]);
+    const stage = (run: number, name: string, data: Record<string, unknown> = {}) =>
+      say(run, { type: "progress", stage: name, status: name === "queued" ? "pending" : "processing", data });
+    await stage(0, "queued");
+    await stage(0, "processing_start", { attempt: 1 });
+    await stage(0, "care_start", { scientific_name: "Monstera deliciosa" });
+    // The request is final in D1 (its job is saying its extras) and its owner retries it.
+    await stage(1, "queued");
+    await stage(1, "processing_start", { attempt: 1 });
+    expect(await stage(0, "care_done", { source: "openai" })).toBe(0);
+    expect(await say(0, { type: "completed", status: "identified", results_count: 3 })).toBe(0);
+    await stage(1, "merge_done", { suggestions: 2 });
+
+    const expected = ["init", "queued", "processing_start", "care_start", "queued", "processing_start", "merge_done"];
+    for (const socket of [following, all]) {
+      await received(socket.messages, expected.length);
+      expect(socket.messages.map((m) => m.stage ?? m.type)).toEqual(expected);
+      expect(socket.messages.slice(1).map((m) => (m as { run?: number }).run)).toEqual([0, 0, 0, 1, 1, 1]);
+    }
+    // A socket joining now is replayed the new run only.
+    const late = await connect(stub, id);
+    await received(late.messages, 4);
+    expect(late.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start", "merge_done"]);
+
+    // A later run's first message starts its story even when its `queued` was lost.
+    await stage(2, "processing_start", { attempt: 1 });
+    await stage(1, "care_done", { source: "rules" });
+    const later = await connect(stub, id);
+    await received(later.messages, 2);
+    expect(later.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "processing_start"]);
+  });
+
   it("keeps a request's story for 7 days: a finished request prunes older events, and each request's state is its newest event", async () => {
     const stub = hub("hub-user-retention");
     const day = 24 * 60 * 60 * 1000;

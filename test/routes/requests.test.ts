@@ -507,6 +507,24 @@ describe("request management", () => {
     await expectError(await call(`/api/v1/plant-identification/requests/${id}/`, { bearer: u.access }), 404, "NOT_FOUND");
   });
 
+  it("tags a run's messages with it: retry/'s queued and every message of the job it queued carry the new run", async () => {
+    const u = await bearerUser();
+    const id = await pendingRequest(u.userId);
+    await env.DB.prepare("UPDATE identification_requests SET status = 'failed', run = 2 WHERE id = ?").bind(id).run();
+    const socket = await openSocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
+    await eventually(() => socket.messages.find((m) => m.type === "init"));
+    const retried = await call(`/api/v1/plant-identification/requests/${id}/retry/`, { method: "POST", bearer: u.access });
+    expect(retried.status).toBe(202);
+    // The queue delivers the job (a real round trip).
+    await eventually(() => socket.messages.filter((m) => m.type === "completed").length >= 2, 30_000);
+    // On connect the socket was replayed the failed run's end (from D1); the new run follows.
+    const ofRun = socket.messages.slice(socket.messages.findIndex((m) => m.stage === "queued"));
+    expect(ofRun[0]).toMatchObject({ stage: "queued", run: 3 });
+    expect(ofRun.map((m) => m.stage ?? m.type)).toContain("care_done");
+    expect(ofRun.every((m) => m.run === 3)).toBe(true);
+    socket.ws.close(1000);
+  }, 60_000);
+
   it("retry/ also takes a request whose job was lost (lease expired past the margin), never a live one", async () => {
     const u = await bearerUser();
     const id = await pendingRequest(u.userId);
