@@ -13,6 +13,7 @@ import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 import type { MergedSuggestion } from "./merge";
 import { progress } from "./progress";
+import { purgeStatement } from "./public-cache";
 import { cachedTrefleSpecies, speciesNamed } from "./species";
 
 /**
@@ -51,7 +52,8 @@ export async function enrichSpecies(
     // Only the missing fields are filled: the catalogue's own data always wins.
     const fill = <T>(column: SQLiteColumn, value: T) => sql`coalesce(${column}, ${value})`;
     const s = species;
-    await database(env)
+    const db = database(env);
+    const fillIn = db
       .update(s)
       .set({
         trefleId: fill(s.trefleId, care.trefleId),
@@ -67,6 +69,9 @@ export async function enrichSpecies(
         updatedAt: sqlNow,
       })
       .where(sql`lower(${s.scientificName}) = lower(${top.scientific_name})`);
+    // The catalogue's cached lists, searches and entries show these fields: purged with the
+    // fill-in (when it wrote the row), or they would show the entry without them for minutes.
+    await db.batch([fillIn, purgeStatement(db, "species", sql`changes() > 0`)]);
     await say(
       progress(requestId, "enrich_done", "processing", { source: "trefle", light: care.lightRequirements, water: care.waterRequirements }),
     );

@@ -7,8 +7,8 @@
  *
  * What purges:
  * - species: a species added to the catalogue (a Trefle lookup, or a name an identification
- *   suggested for the first time), named by an English answer (first met in another language)
- *   or changed;
+ *   suggested for the first time), named by an English answer (first met in another language),
+ *   filled in by an identification's Trefle enrichment, or changed;
  * - forum: every successful write through the forum API (routes/forum.ts);
  * - diseases: a disease confirmed for the first time.
  * Counters that move with every identification (identification_count, confirmed_count) do not

@@ -5,7 +5,10 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { SPECIES } from "../../emulators/species";
+import { enrichSpecies } from "../../src/services/enrichment";
 import { completeIdentificationRequest } from "../../src/services/identification-requests";
+import { createLogger } from "../../src/lib/logger";
 import type { MergedSuggestion } from "../../src/services/merge";
 import { blogPost } from "../helpers/blog";
 import { call, jsonWithStatus as json } from "../helpers/http";
@@ -77,6 +80,39 @@ describe("purges of the public reads", () => {
     const listed = await json<{ count: number; results: { scientific_name: string }[] }>(await call(list), 200);
     expect(listed.results.map((r) => r.scientific_name)).toEqual([name]);
     expect((await json<{ total: number }>(await call(search), 200)).total).toBe(1);
+  });
+
+  it("shows the care data an identification's Trefle enrichment filled in, in the cached catalogue at once", async () => {
+    const name = SPECIES[0]!.scientificName;
+    await env.DB.batch([
+      env.DB.prepare(
+        "INSERT INTO species (id, scientific_name) SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM species WHERE lower(scientific_name) = lower(?))",
+      ).bind(crypto.randomUUID(), name, name),
+      env.DB.prepare(
+        "UPDATE species SET light_requirements = NULL, water_requirements = NULL WHERE lower(scientific_name) = lower(?)",
+      ).bind(name),
+    ]);
+    const search = `/api/v1/plant-identification/species/?search=${encodeURIComponent(name)}`;
+    const light = async () =>
+      (await json<{ results: { scientific_name: string; light_requirements: string | null }[] }>(await call(search), 200)).results.find(
+        (r) => r.scientific_name.toLowerCase() === name.toLowerCase(),
+      )!.light_requirements;
+    expect(await light()).toBeNull();
+    expect((await call(search)).headers.get("X-Cache")).toBe("HIT");
+
+    const said: string[] = [];
+    const filled = await enrichSpecies(
+      env,
+      crypto.randomUUID(),
+      [suggestion(name)],
+      async (m) => {
+        said.push(m.type === "progress" ? m.stage : m.type);
+      },
+      createLogger({}),
+    );
+    expect(said).toContain("enrich_done");
+    expect(filled).toBe(true);
+    expect(await light()).not.toBeNull();
   });
 
   it("drops a blog author's removed real name from the cached public reads at once", async () => {
