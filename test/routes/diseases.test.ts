@@ -215,6 +215,7 @@ describe("disease requests: upload → queue → live progress → ranked result
       request_id: body.request_id,
       status: expected.status,
       results_count: expected.diseases.length,
+      run: 0, // a diagnosis is never retried: always its first run
     });
 
     // Exactly one upstream call, to /health_assessment with the disease details.
