@@ -97,7 +97,7 @@ export function blogCommentRoutes() {
   });
 
   const report = mine.post("/comments/{id}/report", "Report a comment to the moderators (once per comment)").io(
-    { params: IdParam, body: requestJson(z.object({ reason: z.string().trim().min(1).max(500) })) },
+    { params: IdParam, body: requestJson(z.strictObject({ reason: z.string().trim().min(1).max(500) })) },
     {
       201: jsonBody(z.object({ reported: z.literal(true) }), "Reported"),
       409: errorResponse(409, "Already reported by you", "ALREADY_REPORTED"),

@@ -244,7 +244,7 @@ export function diseaseRoutes() {
       {
         params: IdParam,
         body: {
-          content: { "application/json": { schema: z.object({ result_id: z.uuid() }).openapi("DiseaseConfirmation") } },
+          content: { "application/json": { schema: z.strictObject({ result_id: z.uuid() }).openapi("DiseaseConfirmation") } },
           required: true,
         },
       },

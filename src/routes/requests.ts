@@ -85,7 +85,7 @@ const ResultSchema = z
   })
   .openapi("IdentificationResult");
 
-const AddToCollectionBody = z.object({
+const AddToCollectionBody = z.strictObject({
   collection_id: z.uuid().optional(),
   nickname: z.string().max(100).optional(),
   notes: z.string().max(2000).optional(),
@@ -304,7 +304,7 @@ export function requestRoutes() {
   const postResultsByIdVote = mine.post("/results/{id}/vote", "Vote on a result: same vote again removes it, the opposite switches").io(
     {
       params: IdParam,
-      body: { content: { "application/json": { schema: z.object({ vote_type: z.enum(["upvote", "downvote"]) }) } }, required: true },
+      body: { content: { "application/json": { schema: z.strictObject({ vote_type: z.enum(["upvote", "downvote"]) }) } }, required: true },
     },
     {
       200: jsonBody(

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
 import { call, expectError } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
+import { identifiedResult } from "../helpers/requests";
 import { bearerUser, uniqueName } from "../helpers/users";
 import { withRole } from "./blog-editorial-setup";
 
@@ -109,5 +110,24 @@ describe("a field left out", () => {
     expect((await expectError(reminder, 400, "VALIDATION_ERROR")).errors?.custom_interval_days).toEqual([
       "Required when frequency is custom (1..365).",
     ]);
+  });
+});
+
+describe("a field the route does not take", () => {
+  it("is refused under non_field_errors, naming it, on the vote, add-to-collection, diagnosis and report bodies too", async () => {
+    const u = await bearerUser();
+    const { resultId } = await identifiedResult(u.userId);
+    const refused = async (path: string, json: unknown) =>
+      (await expectError(await call(path, { bearer: u.access, json }), 400, "VALIDATION_ERROR")).errors?.non_field_errors?.join(" ") ?? "";
+    // `vote` is the answer's name for the vote; the request's is `vote_type`.
+    expect(await refused(`/api/v1/plant-identification/results/${resultId}/vote/`, { vote_type: "upvote", vote: "upvote" })).toContain(
+      '"vote"',
+    );
+    expect(await refused(`/api/v1/plant-identification/results/${resultId}/add_to_collection/`, { nick_name: "Fern" })).toContain(
+      '"nick_name"',
+    );
+    const diagnosis = `/api/v1/plant-identification/disease-requests/${crypto.randomUUID()}/confirm/`;
+    expect(await refused(diagnosis, { result_id: crypto.randomUUID(), diagnosis: "rust" })).toContain('"diagnosis"');
+    expect(await refused(`/api/v1/blog/comments/${crypto.randomUUID()}/report/`, { reason: "spam", why: "spam" })).toContain('"why"');
   });
 });
