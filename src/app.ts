@@ -210,7 +210,7 @@ export function createApp() {
     if (allow.length > 0) {
       return respondError(
         c,
-        new AppError("METHOD_NOT_ALLOWED", 405, `Method "${c.req.method}" not allowed.`, undefined, {
+        new AppError("METHOD_NOT_ALLOWED", 405, methodNotAllowedMessage(c.req.method, c.req.path, allow), undefined, {
           Allow: allow.join(", "),
         }),
       );
@@ -295,6 +295,16 @@ function allowedMethodsFor(app: OpenAPIHono<AppEnv>, path: string): string[] {
   if (methods.has("GET")) methods.add("HEAD");
   if (methods.size > 0) methods.add("OPTIONS");
   return [...methods].sort();
+}
+
+/**
+ * What a 405 says: the methods the path does take, so a client that guessed (`DELETE auth/user/`
+ * for account deletion, which is `POST auth/user/delete/`) learns what there is without reading
+ * the Allow header. HEAD and OPTIONS go without saying.
+ */
+function methodNotAllowedMessage(method: string, path: string, allow: string[]): string {
+  const takes = allow.filter((m) => m !== "HEAD" && m !== "OPTIONS");
+  return `Method "${method}" not allowed on ${path}; it takes ${takes.join(", ")}.`;
 }
 
 const patternCache = new Map<string, RegExp>();

@@ -42,6 +42,13 @@ describe("error envelope", () => {
     expect(res.headers.get("Allow")).toContain("GET");
   });
 
+  it("405 names the methods the path takes in its message, for a client that guessed", async () => {
+    const res = await call("/api/v1/auth/user/", { method: "DELETE" });
+    const body = (await res.json()) as { message: string };
+    expect(res.status).toBe(405);
+    expect(body.message).toBe('Method "DELETE" not allowed on /api/v1/auth/user; it takes GET, PATCH.');
+  });
+
   it("415 saying to send JSON for a form-encoded or plain-text body to a JSON route, signed in or not", async () => {
     const { access } = await bearerUser();
     for (const [path, bearer, type] of [
