@@ -9,7 +9,15 @@
 import type { Bindings } from "../env";
 import { createLogger, describeError } from "../lib/logger";
 import { reportError } from "../services/error-reporting";
-import { DeliveryRetry, failDelivery, isDeliveryJob, releaseDelivery, sendDelivery } from "../services/notification-delivery";
+import {
+  DeliveryRetry,
+  type DeviceRemoved,
+  failDelivery,
+  isDeliveryJob,
+  releaseDelivery,
+  sendDelivery,
+} from "../services/notification-delivery";
+import { tellSecurityEvent } from "../services/security-notices";
 import { backoffDelayS } from "./job-policy";
 
 export async function handleNotifyBatch(batch: MessageBatch<unknown>, env: Bindings, ctx: ExecutionContext): Promise<void> {
@@ -23,7 +31,11 @@ export async function handleNotifyBatch(batch: MessageBatch<unknown>, env: Bindi
       }
       const id = message.body.delivery_id;
       try {
-        const outcome = await sendDelivery(env, id, logger.child({ delivery_id: id }));
+        const log = logger.child({ delivery_id: id });
+        // A device removed for failing for a week: its owner gets a security notice naming it.
+        const deviceRemoved: DeviceRemoved = ({ userId, label }) =>
+          tellSecurityEvent(env, { id: userId }, "push_device_removed", label, log);
+        const outcome = await sendDelivery(env, id, log, Date.now(), deviceRemoved);
         logger.debug("notification delivery", { delivery_id: id, outcome });
         message.ack();
       } catch (err) {

@@ -34,7 +34,6 @@ import { type EmailNotification, renderDigestEmail, renderNotificationEmail } fr
 import { deliverEmail } from "./mailer";
 import { ALWAYS_EMAILED, emailWanted, getPreferences, type PreferenceType } from "./notification-preferences";
 import { pushServiceProblem } from "./push-subscriptions";
-import { tellSecurityEvent } from "./security-notices";
 import { listUnsubscribeHeaders } from "./unsubscribe";
 
 export type Delivery = typeof notificationDeliveries.$inferSelect;
@@ -256,13 +255,26 @@ export async function failDelivery(env: Bindings, id: string, detail: string): P
 }
 
 /**
+ * Who hears that a push device was removed for failing (the notify consumer's: a security notice
+ * to its owner). Passed in, not imported: telling the owner is itself a notification, and this
+ * module is what notifications are delivered through.
+ */
+export type DeviceRemoved = (removed: { userId: string; label: string }) => Promise<void>;
+
+/**
  * Sends one delivery. Throws DeliveryRetry (or anything else) for the queue to retry; the row is
  * then back to `queued` only if the caller releases it (the consumer does).
  */
-export async function sendDelivery(env: Bindings, id: string, logger?: Logger, now = Date.now()): Promise<DeliveryOutcome> {
+export async function sendDelivery(
+  env: Bindings,
+  id: string,
+  logger?: Logger,
+  now = Date.now(),
+  deviceRemoved?: DeviceRemoved,
+): Promise<DeliveryOutcome> {
   const row = await claim(env, id, now);
   if (!row) return "not_claimed";
-  const result = row.channel === "email" ? await sendEmailDelivery(env, row) : await sendPushDelivery(env, row, logger, now);
+  const result = row.channel === "email" ? await sendEmailDelivery(env, row) : await sendPushDelivery(env, row, logger, now, deviceRemoved);
   await finish(env, row.id, result.status, result.detail, result.providerId ?? null);
   return result.status;
 }
@@ -386,8 +398,14 @@ export function pushPayload(n: typeof notifications.$inferSelect, frontend: stri
  * earlier attempt is `sent` whatever this attempt finds (the type turned off since, the others
  * refused or removed): the user has seen it.
  */
-async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger, now = Date.now()): Promise<Result> {
-  const result = await pushToDevices(env, row, logger, now);
+async function sendPushDelivery(
+  env: Bindings,
+  row: Delivery,
+  logger: Logger | undefined,
+  now: number,
+  deviceRemoved?: DeviceRemoved,
+): Promise<Result> {
+  const result = await pushToDevices(env, row, logger, now, deviceRemoved);
   if (result.status === "sent") return result;
   const d = notificationDeliveries;
   const reached = await database(env)
@@ -402,7 +420,13 @@ async function sendPushDelivery(env: Bindings, row: Delivery, logger?: Logger, n
 
 const NO_DEVICE_REACHED = "no device reached";
 
-async function pushToDevices(env: Bindings, row: Delivery, logger?: Logger, now = Date.now()): Promise<Result> {
+async function pushToDevices(
+  env: Bindings,
+  row: Delivery,
+  logger: Logger | undefined,
+  now: number,
+  deviceRemoved?: DeviceRemoved,
+): Promise<Result> {
   const config = getConfig(env);
   if (!config.VAPID_PUBLIC_KEY || !config.VAPID_PRIVATE_KEY) return { status: "skipped", detail: "push not configured" };
   const prefs = await getPreferences(env, row.userId);
@@ -455,7 +479,7 @@ async function pushToDevices(env: Bindings, row: Delivery, logger?: Logger, now 
         topic,
       });
     } catch (err) {
-      if (!(await failedAgain(env, device, now, logger))) transient = `push service unreachable: ${String(err)}`;
+      if (!(await failedAgain(env, device, now, logger, deviceRemoved))) transient = `push service unreachable: ${String(err)}`;
       continue;
     }
     const at = new Date().toISOString();
@@ -477,7 +501,7 @@ async function pushToDevices(env: Bindings, row: Delivery, logger?: Logger, now 
       logger?.info("push subscription expired; removed", { subscription_id: device.id, status: answer.status });
     } else if (answer.status === 429 || answer.status >= 500) {
       // A 429 asks this server to slow down; it says nothing about the device.
-      if (answer.status !== 429 && (await failedAgain(env, device, now, logger))) continue;
+      if (answer.status !== 429 && (await failedAgain(env, device, now, logger, deviceRemoved))) continue;
       transient = `push service answered ${answer.status}`;
       if (answer.retryAfterS !== undefined) retryAfterS = Math.max(retryAfterS ?? 0, answer.retryAfterS);
     } else {
@@ -496,12 +520,19 @@ async function pushToDevices(env: Bindings, row: Delivery, logger?: Logger, now 
 /**
  * Counts a failed attempt (5xx, unreachable) against `device`, and removes it when it has failed
  * every attempt for DEAD_DEVICE_AFTER_MS and at least DEAD_DEVICE_MIN_FAILURES times; its owner
- * then gets a security notice naming the device (in the app and by email: a device that stopped
+ * is then told through `deviceRemoved` (the notify consumer's security notice naming the device,
+ * in the app and by email: a device that stopped
  * getting their notifications is a change to their account they should hear of, and not on that
  * device). The removal is conditional on the count it read, so a success that landed in between
  * (it resets the count) keeps the device. True when removed: it no longer holds the push back.
  */
-async function failedAgain(env: Bindings, device: typeof pushSubscriptions.$inferSelect, now: number, logger?: Logger): Promise<boolean> {
+async function failedAgain(
+  env: Bindings,
+  device: typeof pushSubscriptions.$inferSelect,
+  now: number,
+  logger: Logger | undefined,
+  deviceRemoved: DeviceRemoved | undefined,
+): Promise<boolean> {
   const db = database(env);
   const s = pushSubscriptions;
   const at = new Date(now).toISOString();
@@ -526,7 +557,7 @@ async function failedAgain(env: Bindings, device: typeof pushSubscriptions.$infe
     .get();
   if (!removed) return false;
   logger?.info("push device failing for a week; removed", { subscription_id: device.id, failed_attempts: counted.failedAttempts });
-  await tellSecurityEvent(env, { id: removed.userId }, "push_device_removed", clientLabel(removed.userAgent), logger);
+  await deviceRemoved?.({ userId: removed.userId, label: clientLabel(removed.userAgent) });
   return true;
 }
 
