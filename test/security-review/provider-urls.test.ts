@@ -24,32 +24,36 @@ function answer(json: unknown) {
 
 afterEach(() => vi.restoreAllMocks());
 
+/** Plant.id's identification answering one suggestion with these similar images and link (and `health`'s fields). */
+function plantIdSays(similarImages: unknown[], link: string, health: Record<string, unknown> = {}) {
+  answer({
+    result: {
+      is_plant: { probability: 0.9, binary: true },
+      classification: {
+        suggestions: [{ name: "Monstera deliciosa", probability: 0.9, similar_images: similarImages, details: { url: link } }],
+      },
+      ...health,
+    },
+  });
+  return identifyWithPlantId(
+    { baseUrl: "https://plant.id.example", apiKey: "k", timeoutMs: 5000 },
+    { images: [new Uint8Array([1])], language: "en" },
+  );
+}
+
 describe("upstream URLs reaching clients", () => {
   it("Plant.id: a suggestion's link and similar images that are not http(s) are dropped", async () => {
     for (const bad of HOSTILE) {
-      answer({
-        result: {
-          is_plant: { probability: 0.9, binary: true },
-          classification: {
-            suggestions: [
-              {
-                name: "Monstera deliciosa",
-                probability: 0.9,
-                similar_images: [
-                  { url: bad, url_small: bad },
-                  { url: GOOD, url_small: bad },
-                ],
-                details: { url: bad },
-              },
-            ],
-          },
+      const result = await plantIdSays(
+        [
+          { url: bad, url_small: bad },
+          { url: GOOD, url_small: bad },
+        ],
+        bad,
+        {
           is_healthy: { probability: 0.2, binary: false },
           disease: { suggestions: [{ name: "rot", probability: 0.5, similar_images: [{ url: bad }], details: { url: bad } }] },
         },
-      });
-      const result = await identifyWithPlantId(
-        { baseUrl: "https://plant.id.example", apiKey: "k", timeoutMs: 5000 },
-        { images: [new Uint8Array([1])], language: "en" },
       );
       const suggestion = result.suggestions[0]!;
       expect(suggestion.url).toBeNull();
@@ -82,24 +86,9 @@ describe("upstream URLs reaching clients", () => {
   });
 
   it("Plant.id: good links pass unchanged", async () => {
-    answer({
-      result: {
-        is_plant: { probability: 0.9, binary: true },
-        classification: {
-          suggestions: [
-            {
-              name: "Monstera deliciosa",
-              probability: 0.9,
-              similar_images: [{ url: GOOD, url_small: "http://upstream.example/s.jpg" }],
-              details: { url: "https://en.wikipedia.org/wiki/Monstera_deliciosa" },
-            },
-          ],
-        },
-      },
-    });
-    const result = await identifyWithPlantId(
-      { baseUrl: "https://plant.id.example", apiKey: "k", timeoutMs: 5000 },
-      { images: [new Uint8Array([1])], language: "en" },
+    const result = await plantIdSays(
+      [{ url: GOOD, url_small: "http://upstream.example/s.jpg" }],
+      "https://en.wikipedia.org/wiki/Monstera_deliciosa",
     );
     expect(result.suggestions[0]!.url).toBe("https://en.wikipedia.org/wiki/Monstera_deliciosa");
     expect(result.suggestions[0]!.similarImages).toEqual([{ url: GOOD, url_small: "http://upstream.example/s.jpg" }]);
