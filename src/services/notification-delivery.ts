@@ -261,6 +261,13 @@ export async function failDelivery(env: Bindings, id: string, detail: string): P
  */
 export type DeviceRemoved = (removed: { userId: string; label: string }) => Promise<void>;
 
+/** What one push attempt carries down to each device's answer. */
+interface PushAttempt {
+  logger: Logger | undefined;
+  now: number;
+  deviceRemoved: DeviceRemoved | undefined;
+}
+
 /**
  * Sends one delivery. Throws DeliveryRetry (or anything else) for the queue to retry; the row is
  * then back to `queued` only if the caller releases it (the consumer does).
@@ -274,7 +281,8 @@ export async function sendDelivery(
 ): Promise<DeliveryOutcome> {
   const row = await claim(env, id, now);
   if (!row) return "not_claimed";
-  const result = row.channel === "email" ? await sendEmailDelivery(env, row) : await sendPushDelivery(env, row, logger, now, deviceRemoved);
+  const result =
+    row.channel === "email" ? await sendEmailDelivery(env, row) : await sendPushDelivery(env, row, { logger, now, deviceRemoved });
   await finish(env, row.id, result.status, result.detail, result.providerId ?? null);
   return result.status;
 }
@@ -398,14 +406,8 @@ export function pushPayload(n: typeof notifications.$inferSelect, frontend: stri
  * earlier attempt is `sent` whatever this attempt finds (the type turned off since, the others
  * refused or removed): the user has seen it.
  */
-async function sendPushDelivery(
-  env: Bindings,
-  row: Delivery,
-  logger: Logger | undefined,
-  now: number,
-  deviceRemoved?: DeviceRemoved,
-): Promise<Result> {
-  const result = await pushToDevices(env, row, logger, now, deviceRemoved);
+async function sendPushDelivery(env: Bindings, row: Delivery, attempt: PushAttempt): Promise<Result> {
+  const result = await pushToDevices(env, row, attempt);
   if (result.status === "sent") return result;
   const d = notificationDeliveries;
   const reached = await database(env)
@@ -420,13 +422,8 @@ async function sendPushDelivery(
 
 const NO_DEVICE_REACHED = "no device reached";
 
-async function pushToDevices(
-  env: Bindings,
-  row: Delivery,
-  logger: Logger | undefined,
-  now: number,
-  deviceRemoved?: DeviceRemoved,
-): Promise<Result> {
+async function pushToDevices(env: Bindings, row: Delivery, attempt: PushAttempt): Promise<Result> {
+  const { logger } = attempt;
   const config = getConfig(env);
   if (!config.VAPID_PUBLIC_KEY || !config.VAPID_PRIVATE_KEY) return { status: "skipped", detail: "push not configured" };
   const prefs = await getPreferences(env, row.userId);
@@ -479,7 +476,7 @@ async function pushToDevices(
         topic,
       });
     } catch (err) {
-      if (!(await failedAgain(env, device, now, logger, deviceRemoved))) transient = `push service unreachable: ${String(err)}`;
+      if (!(await failedAgain(env, device, attempt))) transient = `push service unreachable: ${String(err)}`;
       continue;
     }
     const at = new Date().toISOString();
@@ -501,7 +498,7 @@ async function pushToDevices(
       logger?.info("push subscription expired; removed", { subscription_id: device.id, status: answer.status });
     } else if (answer.status === 429 || answer.status >= 500) {
       // A 429 asks this server to slow down; it says nothing about the device.
-      if (answer.status !== 429 && (await failedAgain(env, device, now, logger, deviceRemoved))) continue;
+      if (answer.status !== 429 && (await failedAgain(env, device, attempt))) continue;
       transient = `push service answered ${answer.status}`;
       if (answer.retryAfterS !== undefined) retryAfterS = Math.max(retryAfterS ?? 0, answer.retryAfterS);
     } else {
@@ -529,9 +526,7 @@ async function pushToDevices(
 async function failedAgain(
   env: Bindings,
   device: typeof pushSubscriptions.$inferSelect,
-  now: number,
-  logger: Logger | undefined,
-  deviceRemoved: DeviceRemoved | undefined,
+  { logger, now, deviceRemoved }: PushAttempt,
 ): Promise<boolean> {
   const db = database(env);
   const s = pushSubscriptions;
