@@ -160,7 +160,7 @@ const AccountExportSchema = z
       votes: exportedList("Your votes on other people's results."),
     }),
     push_devices: exportedList(
-      "Devices subscribed to Web Push: `push_service` (the endpoint's host), when, the last delivery and the user agent. No endpoints or keys.",
+      "Devices subscribed to Web Push: `push_service` (the endpoint's host), when, the last delivery, since when every push to it has failed (`failing_since`) and the user agent. No endpoints or keys.",
     ),
     sessions: z
       .array(z.object({ client: z.string(), country: z.string().nullable(), created_at: z.string(), last_used_at: z.string() }))

@@ -306,7 +306,16 @@ export function notificationRoutes() {
     })
     .openapi("PushSubscription");
   const Device = z
-    .object({ endpoint: z.string(), created_at: z.string(), last_success_at: z.string().nullable(), user_agent: z.string().nullable() })
+    .object({
+      endpoint: z.string(),
+      created_at: z.string(),
+      last_success_at: z.string().nullable(),
+      failing_since: z.string().nullable().openapi({
+        description:
+          "Since when every push to this device has failed (its push service answering 5xx or not at all); null while pushes reach it. A device failing for 7 days and 10 attempts is removed.",
+      }),
+      user_agent: z.string().nullable(),
+    })
     .openapi("PushDevice");
   // The same body the subscription was made with may come back (PushSubscription.toJSON()): only
   // its endpoint counts.

@@ -451,6 +451,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
         endpoint: pushSubscriptions.endpoint,
         createdAt: pushSubscriptions.createdAt,
         lastSuccessAt: pushSubscriptions.lastSuccessAt,
+        failingSince: pushSubscriptions.failingSince,
         userAgent: pushSubscriptions.userAgent,
       })
       .from(pushSubscriptions)
@@ -538,7 +539,10 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       proposals: proposalRows.map(({ onShow, ...row }) => (onShow ? identificationResultBody(row) : proposalAsWritten(row))),
       votes: voteRows.filter((v) => v.requestOwner !== userId).map(voteBody),
     },
-    push_devices: deviceRows.map((x) => ({ push_service: pushService(x.endpoint), ...apiFields(x, "createdAt lastSuccessAt userAgent") })),
+    push_devices: deviceRows.map((x) => ({
+      push_service: pushService(x.endpoint),
+      ...apiFields(x, "createdAt lastSuccessAt failingSince userAgent"),
+    })),
     // No ids: an export is a file that travels (mail, cloud drives), and an id would only let
     // whoever holds the file name the owner's sessions; the owner ends them from the live list.
     sessions: sessionSummaries(sessionRows).map(({ id: _id, ...session }) => session),

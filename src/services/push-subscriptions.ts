@@ -118,7 +118,13 @@ export async function unsubscribeDevice(env: Bindings, userId: string, endpoint:
 export async function listDevices(env: Bindings, userId: string) {
   const s = pushSubscriptions;
   return database(env)
-    .select({ endpoint: s.endpoint, created_at: s.createdAt, last_success_at: s.lastSuccessAt, user_agent: s.userAgent })
+    .select({
+      endpoint: s.endpoint,
+      created_at: s.createdAt,
+      last_success_at: s.lastSuccessAt,
+      failing_since: s.failingSince,
+      user_agent: s.userAgent,
+    })
     .from(s)
     .where(eq(s.userId, userId))
     .orderBy(s.createdAt)

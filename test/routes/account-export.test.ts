@@ -587,14 +587,15 @@ describe("GET auth/user/export/", () => {
     await subscribe(owner.userId, phone, "Chrome on the phone");
     await subscribe(owner.userId, laptop, "Firefox on the laptop");
     await subscribe(other.userId, `https://web.push.apple.com/${crypto.randomUUID()}`, "Safari");
+    await env.DB.prepare("UPDATE push_subscriptions SET failing_since = '2026-12-01T00:00:00.000Z' WHERE endpoint = ?").bind(laptop).run();
 
     const res = await call(EXPORT, { bearer: owner.access });
     const text = await res.text();
     expect(res.status, text).toBe(200);
     const devices = (JSON.parse(text) as Export).push_devices;
-    expect(devices.map((d) => [d.push_service, d.user_agent]).sort()).toEqual([
-      ["fcm.googleapis.com", "Chrome on the phone"],
-      ["updates.push.services.mozilla.com", "Firefox on the laptop"],
+    expect(devices.map((d) => [d.push_service, d.user_agent, d.failing_since]).sort()).toEqual([
+      ["fcm.googleapis.com", "Chrome on the phone", null],
+      ["updates.push.services.mozilla.com", "Firefox on the laptop", "2026-12-01T00:00:00.000Z"],
     ]);
     for (const endpoint of [phone, laptop]) expect(text.includes(new URL(endpoint).pathname), endpoint).toBe(false);
     expect(text).not.toContain("web.push.apple.com");

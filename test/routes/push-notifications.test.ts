@@ -385,6 +385,13 @@ describe("a device whose push service keeps failing", () => {
     expect(Date.parse(given!.claimedAt!) - before).toBeLessThan(960_000);
     expect(await row(down.endpoint)).toMatchObject({ failingSince: expect.any(String), failedAttempts: 1 });
     expect(await row(busy.endpoint)).toMatchObject({ failingSince: null, failedAttempts: 0 });
+    // The owner can see which device is failing before it is removed.
+    const { results: listed } = await json<{ results: { endpoint: string; failing_since: string | null }[] }>(
+      await call(SUBS, { bearer: u.access }),
+      200,
+    );
+    expect(listed.find((x) => x.endpoint === down.endpoint)!.failing_since).toBe((await row(down.endpoint))!.failingSince);
+    expect(listed.find((x) => x.endpoint === busy.endpoint)!.failing_since).toBeNull();
   });
 });
 
