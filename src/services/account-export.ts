@@ -22,7 +22,7 @@
  * of the account. The notifications, which grow without a cap, follow in pages (notificationPages).
  */
 import { twoFactorStatus } from "./two-factor";
-import { and, asc, count, desc, eq, getTableColumns, inArray, isNull, lt, ne, or, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, getTableColumns, inArray, isNull, ne, or, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import { getConfig } from "../config";
 import { database } from "../db/client";
@@ -82,6 +82,7 @@ import {
 } from "./forum";
 import { identificationRequestBody, identificationResultBody, shownToOwner } from "./identification-requests";
 import { notWithdrawn } from "./notification-delivery";
+import { olderThan } from "./notifications";
 import { preferencesOf } from "./notification-preferences";
 import { enforceRateLimit } from "./rate-limits";
 import { reminderBody, selectReminders } from "./reminders";
@@ -567,16 +568,7 @@ export async function* notificationPages(env: Bindings, userId: string, pageSize
   const digests = alias(notificationDeliveries, "digest");
   let after: { createdAt: string; id: string } | null = null;
   for (;;) {
-    const page = and(
-      eq(notifications.userId, userId),
-      notWithdrawn(),
-      after
-        ? or(
-            lt(notifications.createdAt, after.createdAt),
-            and(eq(notifications.createdAt, after.createdAt), lt(notifications.id, after.id)),
-          )
-        : undefined,
-    );
+    const page = and(eq(notifications.userId, userId), notWithdrawn(), after ? olderThan(after) : undefined);
     const newestFirst = [desc(notifications.createdAt), desc(notifications.id)] as const;
     const [notificationRows, deliveryRows] = await db.batch([
       // Every notification the service made for the user, in-app or not (one whose type they turned

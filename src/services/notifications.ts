@@ -186,6 +186,15 @@ function inAppItems(rows: Notification[]): { userId: string; notification: Notif
   return rows.filter((row) => row.inApp).map((row) => ({ userId: row.userId, notification: notificationBody(row) }));
 }
 
+/**
+ * Notifications after `position` in the newest-first order (`created_at`, then `id`): the keyset
+ * of a page that neither repeats nor skips rows made in the same millisecond.
+ */
+export function olderThan(position: { createdAt: string; id: string }): SQL | undefined {
+  const n = notifications;
+  return or(lt(n.createdAt, position.createdAt), and(eq(n.createdAt, position.createdAt), lt(n.id, position.id)));
+}
+
 /** The user's notifications, newest first; `unread` keeps only unread (true) or read (false) ones. */
 export function listNotifications(env: Bindings, filter: NotificationFilter, page: PageRequest): Promise<Page<Notification>> {
   const n = notifications;
@@ -194,9 +203,7 @@ export function listNotifications(env: Bindings, filter: NotificationFilter, pag
     eq(n.inApp, true),
     eqIfGiven(n.isRead, filter.unread === undefined ? undefined : !filter.unread),
     filter.types?.length ? inArray(sql`${n.type}`, filter.types) : undefined,
-    filter.before
-      ? or(lt(n.createdAt, filter.before.createdAt), and(eq(n.createdAt, filter.before.createdAt), lt(n.id, filter.before.id)))
-      : undefined,
+    filter.before ? olderThan(filter.before) : undefined,
   );
   return tablePage(database(env), n, where, [desc(n.createdAt), desc(n.id)], page);
 }
