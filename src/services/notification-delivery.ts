@@ -355,14 +355,14 @@ async function sendEmailDelivery(env: Bindings, row: Delivery): Promise<Result> 
   // check above must not get mail at its old address; one that moved to another address gets
   // it there, on the retry.
   const recipientStill = async () => {
-    const now = await database(env)
+    const current = await database(env)
       .select({ email: users.email, active: users.isActive })
       .from(notificationDeliveries)
       .innerJoin(users, eq(users.id, notificationDeliveries.userId))
       .where(eq(notificationDeliveries.id, row.id))
       .get();
-    if (!now?.active) return false;
-    if (now.email !== user.email) throw new DeliveryRetry("the address changed while the email was made");
+    if (!current?.active) return false;
+    if (current.email !== user.email) throw new DeliveryRetry("the address changed while the email was made");
     return true;
   };
   try {
@@ -518,10 +518,10 @@ async function pushToDevices(env: Bindings, row: Delivery, attempt: PushAttempt)
  * Counts a failed attempt (5xx, unreachable) against `device`, and removes it when it has failed
  * every attempt for DEAD_DEVICE_AFTER_MS and at least DEAD_DEVICE_MIN_FAILURES times; its owner
  * is then told through `deviceRemoved` (the notify consumer's security notice naming the device,
- * in the app and by email: a device that stopped
- * getting their notifications is a change to their account they should hear of, and not on that
- * device). The removal is conditional on the count it read, so a success that landed in between
- * (it resets the count) keeps the device. True when removed: it no longer holds the push back.
+ * in the app and by email: a device that stopped getting their notifications is a change to their
+ * account they should hear of, and not on that device). The removal is conditional on the count
+ * it read, so a success that landed in between (it resets the count) keeps the device. True when
+ * removed: it no longer holds the push back.
  */
 async function failedAgain(
   env: Bindings,
