@@ -746,7 +746,7 @@ export async function createReply(
         },
         sql`FROM forum_subscriptions s JOIN users u ON u.id = s.user_id
              WHERE s.topic_id = ${topicId} AND s.user_id != ${user.id} AND u.is_active = 1 AND ${landed}
-               AND NOT EXISTS (SELECT 1 FROM notifications m WHERE m.dedupe_key = 'forum_mention:' || ${id} || ':' || s.user_id)
+               AND NOT EXISTS (SELECT 1 FROM notifications m WHERE m.dedupe_key = ${mentionKey(sql`${id}`, sql.raw("s.user_id"))})
              ORDER BY s.created_at, s.user_id
              LIMIT ${MAX_REPLY_NOTIFICATIONS}`,
       ),
@@ -779,6 +779,11 @@ export function mentionedUsernames(bodyHtml: string): string[] {
   return [...names];
 }
 
+/** The dedupe key of the mention notice post `postId` raised for `userId`: once per post and person. */
+function mentionKey(postId: SQL, userId: SQL): SQL {
+  return sql`'forum_mention:' || ${postId} || ':' || ${userId}`;
+}
+
 /**
  * One `forum_mention` notification for each active user a post mentions (not its author, nor
  * anyone this author's mentions already notified MAX_MENTIONS_PER_HOUR_FROM_ONE_AUTHOR times in
@@ -804,7 +809,7 @@ function mentionNotifications(
       title: sql`${NOTICE_TITLES.forum_mention(author.username, post.topicTitle)}`,
       body: sql`${excerpt(post.body, REPLY_EXCERPT_CHARS)}`,
       data: sql`json_object('topic_id', ${post.topicId}, 'post_id', ${post.id}, 'category_slug', ${post.categorySlug}, 'author_id', ${author.id})`,
-      dedupeKey: sql`'forum_mention:' || ${post.id} || ':' || ${mentioned}`,
+      dedupeKey: mentionKey(sql`${post.id}`, mentioned),
       createdAt: now,
     },
     // json_each is the point: the mentioned names as a list to match in one statement.
