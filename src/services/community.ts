@@ -538,7 +538,7 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
   if (!created) throw new AppError("CONFLICT", 409, `${sp.scientificName} was just proposed for this request; vote on it instead.`);
   // A proposal that confirms the request at once (taking over a hidden one that kept its votes)
   // tells its owner that, the bigger news, and not also that someone suggests it.
-  const consensusTold = JSON.stringify((await tellConsensus(env, request.id, consensusChange(results), logger)).map((n) => n.userId));
+  const consensusTold = await tellConsensus(env, request.id, consensusChange(results), logger);
   const told = await insertNotifications(
     db,
     "community_proposal",
@@ -554,7 +554,7 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
     // At most MAX_PROPOSAL_NOTICES_PER_HOUR_FROM_ONE_PROPOSER from this proposer to this owner in
     // the past hour (withdrawn ones included: their data keeps `author_id`).
     sql`FROM ${q} WHERE ${q.id} = ${request.id} AND ${q.userId} IS NOT NULL
-         AND ${q.userId} NOT IN (SELECT value FROM json_each(${consensusTold}))
+         AND ${notAmong(sql`${q.userId}`, consensusTold)}
          AND ${underHourlyCap(sql`${q.userId}`, "community_proposal", user.id, now, MAX_PROPOSAL_NOTICES_PER_HOUR_FROM_ONE_PROPOSER)}`,
   );
   await announceNotifications(env, told, logger);
@@ -568,6 +568,14 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
  */
 export function proposalNoticesOf(resultId: SQL): SQL {
   return sql`n.dedupe_key >= 'community_proposal:' || ${resultId} AND n.dedupe_key < 'community_proposal:' || ${resultId} || ';'`;
+}
+
+/**
+ * SQL: `userColumn` is none of the users `told` reached — for a smaller notice of the same act
+ * (a suggestion, an agreement) that the bigger news (a consensus) already told them of.
+ */
+function notAmong(userColumn: SQL, told: readonly Notification[]): SQL {
+  return sql`${userColumn} NOT IN (SELECT value FROM json_each(${JSON.stringify(told.map((n) => n.userId))}))`;
 }
 
 /** The dedupe key of the agreement notice voter `voterId` raised on proposal `resultId`. */
@@ -590,7 +598,6 @@ export async function tellAgreement(
   consensusTold: readonly Notification[] = [],
 ): Promise<void> {
   const db = database(env);
-  const alreadyTold = JSON.stringify(consensusTold.map((n) => n.userId));
   const told = await insertNotifications(
     db,
     "community_agreement",
@@ -603,7 +610,7 @@ export async function tellAgreement(
       createdAt: new Date().toISOString(),
     },
     sql`FROM ${r} WHERE ${r.id} = ${resultId} AND ${r.proposedBy} IS NOT NULL AND ${r.proposedBy} <> ${voterId}
-         AND ${r.proposedBy} NOT IN (SELECT value FROM json_each(${alreadyTold}))
+         AND ${notAmong(sql`${r.proposedBy}`, consensusTold)}
          AND EXISTS (SELECT 1 FROM ${q} WHERE ${q.id} = ${r.requestId} AND ${q.isSharedWithCommunity} = 1)`,
   );
   await announceNotifications(env, told, logger);
