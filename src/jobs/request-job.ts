@@ -17,7 +17,7 @@ import type { ProviderError } from "../providers/types";
 import type { CompletedMessage } from "../../durable-objects/user-hub-protocol";
 import { announceNotifications, type Notification } from "../services/notifications";
 import { loadPhotos } from "../services/photos";
-import { HUB_CALL_TIMEOUT_MS, type ProgressChannel, progress, progressChannel } from "../services/progress";
+import { type ProgressChannel, progress, progressChannel } from "../services/progress";
 import {
   failRequest,
   type RequestJob,
@@ -59,7 +59,7 @@ export async function startRequestJob<T extends Table>(
   }
   // Tagged with the request's run: a retry while this run says its extras starts a later run, and
   // the hub then drops what this one still says.
-  const say = progressChannel(env, job.user_id, logger, (p) => ctx.waitUntil(p), HUB_CALL_TIMEOUT_MS, request.run);
+  const say = progressChannel(env, job.user_id, logger, { waitUntil: (p) => ctx.waitUntil(p), run: request.run });
   await say(progress(job.request_id, "processing_start", "processing", { attempt }));
   const images = await timer.time("photos", loadPhotos(env, requestPhotos(request)));
   if (!images) return { done: await failRequestJob(env, kind, job, "The uploaded images are no longer available.", logger, say) };

@@ -90,10 +90,16 @@ export function progressChannel(
   env: Bindings,
   userId: string,
   logger?: Logger,
-  waitUntil?: (promise: Promise<unknown>) => void,
-  deadlineMs = HUB_CALL_TIMEOUT_MS,
-  /** The request's run (its row's `run`): every message said is tagged with it (UserHub drops an earlier run's). */
-  run?: number,
+  {
+    waitUntil,
+    deadlineMs = HUB_CALL_TIMEOUT_MS,
+    run,
+  }: {
+    waitUntil?: (promise: Promise<unknown>) => void;
+    deadlineMs?: number;
+    /** The request's run (its row's `run`): every message said is tagged with it (UserHub drops an earlier run's). */
+    run?: number;
+  } = {},
 ): ProgressChannel {
   let pending: HubMessage[] = [];
   let sending: Promise<void> | null = null;

@@ -63,7 +63,7 @@ describe("progressChannel", () => {
     };
     const fake = { USER_HUB: { idFromName: (name: string) => name, get: () => hub } } as unknown as Bindings;
     warnings.length = 0;
-    const say = progressChannel(fake, "user-1", logger, undefined, 50);
+    const say = progressChannel(fake, "user-1", logger, { deadlineMs: 50 });
     await say(step(1));
     await say(step(2));
     const started = Date.now();
@@ -79,7 +79,7 @@ describe("progressChannel", () => {
   it("hands each sending to waitUntil, so what a job said before it crashed is still sent", async () => {
     const { fake, calls } = fakeHub(10);
     const kept: Promise<unknown>[] = [];
-    const say = progressChannel(fake, "user-1", logger, (p) => kept.push(p));
+    const say = progressChannel(fake, "user-1", logger, { waitUntil: (p) => kept.push(p) });
     await say(step(1));
     await say(step(2));
     // The job crashes here: it never flushes. The runtime waits for what waitUntil was given.
@@ -155,7 +155,7 @@ describe("a hub call given up on", () => {
     );
     await new Promise((resolve) => setTimeout(resolve, 20));
     warnings.length = 0;
-    const say = progressChannel(env, "hub-late-user", logger, undefined, 50);
+    const say = progressChannel(env, "hub-late-user", logger, { deadlineMs: 50 });
     await say(progress("req-late", "processing_start", "processing", { attempt: 1 }));
     await say.flush();
     expect(JSON.stringify(warnings)).toContain("did not answer within 50 ms");
