@@ -106,11 +106,5 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
  * `javascript:` or `data:` link. Returns the URL as the upstream wrote it, or null.
  */
 export function webUrl(value: string | null | undefined): string | null {
-  if (!value) return null;
-  try {
-    const url = new URL(value);
-    return (url.protocol === "https:" || url.protocol === "http:") && /^https?:\/\//i.test(value) ? value : null;
-  } catch {
-    return null;
-  }
+  return value && /^https?:\/\//i.test(value) && URL.canParse(value) ? value : null;
 }
