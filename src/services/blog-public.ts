@@ -33,7 +33,7 @@ import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { mediaUrl, renderBlock, shorterExcerpt, storedImageSize } from "./blog-blocks";
 import { taxonomyOf } from "./blog-posts";
-import { byline } from "./users";
+import { displayName } from "./users";
 
 export const V2_ORDERS = ["-first_published_at", "first_published_at", "-view_count"] as const;
 export type V2Order = (typeof V2_ORDERS)[number];
@@ -171,13 +171,12 @@ async function listItems(env: Bindings, rows: ListRow[]) {
         ? {
             id: r.authorId,
             username: r.authorUsername!,
-            display_name: byline({
+            display_name: displayName({
               username: r.authorUsername!,
               firstName: r.authorFirstName as string | null,
               lastName: r.authorLastName as string | null,
-              avatarKey: null,
               profileVisibility: r.authorProfileVisibility as string | null,
-            }).display_name,
+            }),
           }
         : null,
       reading_time: r.readingTime,

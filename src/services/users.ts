@@ -56,16 +56,16 @@ export function avatarUrl(user: Pick<UserRow, "avatarKey">): string | null {
  * avatar while their profile is public, only their username otherwise (a profile that is not
  * public also shows no collections). The same for every reader, so cached public reads hold it.
  */
-export function byline(user: {
-  username: string;
-  firstName: string | null;
-  lastName: string | null;
-  avatarKey: string | null;
-  profileVisibility: string | null;
-}): { display_name: string; avatar_url: string | null } {
-  const open = user.profileVisibility === "public";
-  const name = open ? `${user.firstName ?? ""} ${user.lastName ?? ""}`.trim() : "";
-  return { display_name: name || user.username, avatar_url: open ? avatarUrl(user) : null };
+export function byline(user: BylineOf & { avatarKey: string | null }): { display_name: string; avatar_url: string | null } {
+  return { display_name: displayName(user), avatar_url: user.profileVisibility === "public" ? avatarUrl(user) : null };
+}
+
+type BylineOf = { username: string; firstName: string | null; lastName: string | null; profileVisibility: string | null };
+
+/** The name `byline` shows (where no avatar is shown, as in the blog's v2 reads). */
+export function displayName(user: BylineOf): string {
+  const name = user.profileVisibility === "public" ? `${user.firstName ?? ""} ${user.lastName ?? ""}`.trim() : "";
+  return name || user.username;
 }
 
 export function publicUser(user: UserRow) {
