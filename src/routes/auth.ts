@@ -519,6 +519,15 @@ export function csrfRoutes() {
   return app;
 }
 
+/** The 503 of a two-factor route that opens the account's authenticator secret; `then`: what the caller can do. */
+function secretUnavailable(then: string) {
+  return errorResponse(
+    503,
+    `TWO_FACTOR_UNAVAILABLE: the server cannot open this account's authenticator secret (a configuration error; not counted as a wrong code). ${then}`,
+    "TWO_FACTOR_UNAVAILABLE",
+  );
+}
+
 export function authRoutes() {
   const app = createRouter();
   const open = routeSet({ tags, errors });
@@ -584,11 +593,7 @@ export function authRoutes() {
           "Locked after too many wrong passwords or codes; each lock wrong codes set lasts twice the one before (1 h, 2 h, 4 h… up to 24 h) until a right code; see Retry-After",
           "ACCOUNT_LOCKED",
         ),
-        503: errorResponse(
-          503,
-          "TWO_FACTOR_UNAVAILABLE: the server cannot open this account's authenticator secret (a configuration error; not counted as a wrong code). A recovery code may still work",
-          "TWO_FACTOR_UNAVAILABLE",
-        ),
+        503: secretUnavailable("A recovery code may still work"),
       },
       {
         description:
@@ -656,11 +661,7 @@ export function authRoutes() {
         ),
         409: errorResponse(409, "No pending setup, or on already", "INVALID_STATE"),
         429: errorResponse(429, "Locked after too many wrong passwords or codes; see Retry-After", "ACCOUNT_LOCKED"),
-        503: errorResponse(
-          503,
-          "TWO_FACTOR_UNAVAILABLE: the server cannot open this account's authenticator secret (a configuration error; not counted as a wrong code). Start the setup again",
-          "TWO_FACTOR_UNAVAILABLE",
-        ),
+        503: secretUnavailable("Start the setup again"),
       },
     );
   app.openapi(postTwoFactorEnable, async (c) => {
@@ -689,11 +690,7 @@ export function authRoutes() {
       400: errorResponse(400, "A wrong password, or INVALID_TWO_FACTOR_CODE (both count toward the lockout)"),
       409: errorResponse(409, "Two-factor sign-in is not on", "INVALID_STATE"),
       429: errorResponse(429, "Locked after too many wrong passwords or codes; see Retry-After", "ACCOUNT_LOCKED"),
-      503: errorResponse(
-        503,
-        "TWO_FACTOR_UNAVAILABLE: the server cannot open this account's authenticator secret (a configuration error; not counted as a wrong code). A recovery code may still work",
-        "TWO_FACTOR_UNAVAILABLE",
-      ),
+      503: secretUnavailable("A recovery code may still work"),
     },
   );
   app.openapi(postTwoFactorDisable, async (c) => {
@@ -720,11 +717,7 @@ export function authRoutes() {
       400: errorResponse(400, "INVALID_TWO_FACTOR_CODE (counts toward the lockout)", "INVALID_TWO_FACTOR_CODE"),
       409: errorResponse(409, "Two-factor sign-in is not on", "INVALID_STATE"),
       429: errorResponse(429, "Locked after too many wrong codes; see Retry-After", "ACCOUNT_LOCKED"),
-      503: errorResponse(
-        503,
-        "TWO_FACTOR_UNAVAILABLE: the server cannot open this account's authenticator secret (a configuration error; not counted as a wrong code). A recovery code may still work",
-        "TWO_FACTOR_UNAVAILABLE",
-      ),
+      503: secretUnavailable("A recovery code may still work"),
     },
   );
   app.openapi(postRecoveryCodes, async (c) => {
