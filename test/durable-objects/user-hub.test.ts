@@ -32,6 +32,17 @@ async function quietFor(stub: ReturnType<typeof hub>, requestId: string) {
 }
 
 /** Waits until `messages` holds at least `count` messages (socket delivery is asynchronous). */
+/** The job's care step beginning: its extras, said after the request is final in D1. */
+function careStarts(stub: ReturnType<typeof hub>, requestId: string) {
+  return stub.publish({
+    type: "progress",
+    request_id: requestId,
+    stage: "care_start",
+    status: "processing",
+    data: { scientific_name: "Ficus" },
+  });
+}
+
 async function received(messages: unknown[], count: number, timeoutMs = 10_000) {
   await eventually(
     () => messages.length >= count,
@@ -119,13 +130,7 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     expect(joined.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "care_start", "care_done", "completed", "queued"]);
 
     // Had the job died in its extras, the socket would still hear D1's end, once the request went quiet.
-    await stub.publish({
-      type: "progress",
-      request_id: "req-join",
-      stage: "care_start",
-      status: "processing",
-      data: { scientific_name: "Ficus" },
-    });
+    await careStarts(stub, "req-join");
     const orphan = await connect(stub, "req-join", undefined, final);
     await received(orphan.messages, 3);
     await quietFor(stub, "req-join");
@@ -194,13 +199,7 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     await stub.publish({ type: "progress", request_id: "req-died", stage: "queued", status: "pending", data: {} });
     const final = { type: "completed", request_id: "req-died", status: "needs_help", results_count: 1 } as const;
     expect(await stub.retellCompleted(final, await stub.requestMark("req-died"))).toBe(0);
-    await stub.publish({
-      type: "progress",
-      request_id: "req-died",
-      stage: "care_start",
-      status: "processing",
-      data: { scientific_name: "Ficus" },
-    });
+    await careStarts(stub, "req-died");
     // Still saying things: the alarm keeps holding it.
     await runDurableObjectAlarm(stub);
     await runInDurableObject(stub, async (instance: UserHub) => {
