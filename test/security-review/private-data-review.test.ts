@@ -12,6 +12,22 @@ useEmulators();
 
 const EXPORT = "/api/v1/auth/user/export/";
 type Row = Record<string, unknown>;
+const ID = "/api/v1/plant-identification";
+
+/** `owner`'s identified request, shared with the community, and `proposer`'s proposal on it of a species new to the catalogue. */
+async function sharedWithProposal(owner: { userId: string; access: string }, proposer: { access: string }, comment?: string) {
+  const { requestId } = await identifiedResult(owner.userId);
+  await json(await call(`${ID}/requests/${requestId}/share/`, { method: "POST", bearer: owner.access }), 200);
+  const speciesId = crypto.randomUUID();
+  await env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, 'Araceae', 'Alocasia')")
+    .bind(speciesId, `Alocasia zebrina ${speciesId.slice(0, 6)}`)
+    .run();
+  const { result_id } = await json<{ result_id: string }>(
+    await call(`${ID}/requests/${requestId}/propose/`, { bearer: proposer.access, json: { species_id: speciesId, comment } }),
+    201,
+  );
+  return { requestId, result_id };
+}
 
 describe("a writer taken off the blog keeps no window on its drafts", () => {
   it("the export of an author demoted to user holds the published posts they wrote, not the drafts editors go on working on", async () => {
@@ -42,20 +58,7 @@ describe("a writer taken off the blog keeps no window on its drafts", () => {
 describe("a request taken out of the community is its owner's alone again, in the proposer's export too", () => {
   it("what the owner did with a proposal after unsharing (their votes, their accepting it) is not in the proposer's export", async () => {
     const [owner, proposer] = await Promise.all([bearerUser(), bearerUser()]);
-    const { requestId } = await identifiedResult(owner.userId);
-    const ID = "/api/v1/plant-identification";
-    await json(await call(`${ID}/requests/${requestId}/share/`, { method: "POST", bearer: owner.access }), 200);
-    const speciesId = crypto.randomUUID();
-    await env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, 'Moraceae', 'Ficus')")
-      .bind(speciesId, `Ficus elastica ${speciesId.slice(0, 6)}`)
-      .run();
-    const { result_id } = await json<{ result_id: string }>(
-      await call(`${ID}/requests/${requestId}/propose/`, {
-        bearer: proposer.access,
-        json: { species_id: speciesId, comment: "A rubber plant" },
-      }),
-      201,
-    );
+    const { requestId, result_id } = await sharedWithProposal(owner, proposer, "A rubber plant");
 
     // The owner takes the request back, then decides in private: a downvote, then accepting it after all.
     await json(await call(`${ID}/requests/${requestId}/share/`, { method: "DELETE", bearer: owner.access }), 200);
@@ -80,17 +83,7 @@ describe("a request taken out of the community is its owner's alone again, in th
 describe("a request taken out of the community tells the proposers nothing more", () => {
   it("the owner's upvote of a proposal after unsharing raises no 'agrees' notice to the proposer", async () => {
     const [owner, proposer] = await Promise.all([bearerUser(), bearerUser()]);
-    const { requestId } = await identifiedResult(owner.userId);
-    const ID = "/api/v1/plant-identification";
-    await json(await call(`${ID}/requests/${requestId}/share/`, { method: "POST", bearer: owner.access }), 200);
-    const speciesId = crypto.randomUUID();
-    await env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, 'Araceae', 'Alocasia')")
-      .bind(speciesId, `Alocasia zebrina ${speciesId.slice(0, 6)}`)
-      .run();
-    const { result_id } = await json<{ result_id: string }>(
-      await call(`${ID}/requests/${requestId}/propose/`, { bearer: proposer.access, json: { species_id: speciesId } }),
-      201,
-    );
+    const { requestId, result_id } = await sharedWithProposal(owner, proposer);
     await json(await call(`${ID}/requests/${requestId}/share/`, { method: "DELETE", bearer: owner.access }), 200);
 
     // In private now: the owner's vote is theirs alone (it counts toward nothing, and nobody else may vote).
@@ -108,19 +101,7 @@ describe("a consensus reached after unsharing is its owner's news alone", () => 
   async function sharedWithUncountedSupport() {
     const [owner, proposer, voter, moderator] = await Promise.all([bearerUser(), bearerUser(), bearerUser(), withRole("moderator")]);
     await env.DB.prepare("UPDATE users SET trust_level = 'basic' WHERE id = ?").bind(proposer.userId).run();
-    const { requestId } = await identifiedResult(owner.userId);
-    await json(await call(`/api/v1/plant-identification/requests/${requestId}/share/`, { method: "POST", bearer: owner.access }), 200);
-    const speciesId = crypto.randomUUID();
-    await env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, 'Araceae', 'Alocasia')")
-      .bind(speciesId, `Alocasia zebrina ${speciesId.slice(0, 6)}`)
-      .run();
-    const { result_id } = await json<{ result_id: string }>(
-      await call(`/api/v1/plant-identification/requests/${requestId}/propose/`, {
-        bearer: proposer.access,
-        json: { species_id: speciesId },
-      }),
-      201,
-    );
+    const { requestId, result_id } = await sharedWithProposal(owner, proposer);
     await json(
       await call(`/api/v1/plant-identification/results/${result_id}/vote/`, { bearer: voter.access, json: { vote_type: "upvote" } }),
       200,
