@@ -13,6 +13,7 @@ import {
   type ProviderAnswer,
   type ProviderSuggestion,
   type SimilarImage,
+  similarImage,
   type TreatmentPlan,
   webUrl,
 } from "./types";
@@ -151,21 +152,9 @@ function normaliseSuggestion(s: z.infer<typeof SuggestionSchema>): ProviderSugge
 }
 
 function similarImages(images: z.infer<typeof SimilarImagesSchema>): SimilarImage[] {
-  // Only http(s) URLs reach clients (webUrl): an image without one is left out.
-  return (images ?? []).flatMap((img) => {
-    const url = webUrl(img.url);
-    if (!url) return [];
-    const small = webUrl(img.url_small);
-    return [
-      {
-        url,
-        ...(small ? { url_small: small } : {}),
-        ...(img.similarity != null ? { similarity: img.similarity } : {}),
-        ...(img.license_name ? { license: img.license_name } : {}),
-        ...(img.citation ? { citation: img.citation } : {}),
-      },
-    ];
-  });
+  return (images ?? []).flatMap((img) =>
+    similarImage({ url: img.url, small: img.url_small, similarity: img.similarity, license: img.license_name, citation: img.citation }),
+  );
 }
 
 function normaliseDisease(s: z.infer<typeof DiseaseSchema>): DiseaseSuggestion {

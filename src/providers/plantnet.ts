@@ -8,7 +8,7 @@
 import { z } from "zod";
 import type { ImageMime } from "../lib/images";
 import { errorFromResponse, fetchWithTimeout, readJson } from "./http";
-import { ProviderError, type ProviderAnswer, type ProviderSuggestion, webUrl } from "./types";
+import { ProviderError, type ProviderAnswer, type ProviderSuggestion, similarImage, webUrl } from "./types";
 
 export const PLANTNET_API_VERSION = "v2";
 export const PLANTNET_ORGANS = ["auto", "leaf", "flower", "fruit", "bark", "habit", "other"] as const;
@@ -99,20 +99,10 @@ function normalise(r: z.infer<typeof ResultSchema>): ProviderSuggestion {
     probability: Math.min(1, Math.max(0, r.score)),
     description: "",
     url: null,
-    // Only http(s) URLs reach clients (webUrl): an image without one is left out.
-    similarImages: (r.images ?? []).flatMap((img) => {
-      const url = webUrl(img.url.m) ?? webUrl(img.url.o);
-      if (!url) return [];
-      const small = webUrl(img.url.s);
-      return [
-        {
-          url,
-          ...(small ? { url_small: small } : {}),
-          ...(img.license ? { license: img.license } : {}),
-          ...(img.citation ? { citation: img.citation } : {}),
-        },
-      ];
-    }),
+    // The medium size, else the original: whichever is an http(s) URL (similarImage).
+    similarImages: (r.images ?? []).flatMap((img) =>
+      similarImage({ url: webUrl(img.url.m) ?? img.url.o, small: img.url.s, license: img.license, citation: img.citation }),
+    ),
     watering: null,
     propagationMethods: [],
     edibleParts: [],

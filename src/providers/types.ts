@@ -108,3 +108,28 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
 export function webUrl(value: string | null | undefined): string | null {
   return value && /^https?:\/\//i.test(value) && URL.canParse(value) ? value : null;
 }
+
+/**
+ * An upstream's similar image as clients get it: none when its URL is not http(s) (`webUrl`),
+ * and a small version only when that one is; the optional fields only when given.
+ */
+export function similarImage(img: {
+  url: string | null | undefined;
+  small?: string | null | undefined;
+  similarity?: number | null | undefined;
+  license?: string | null | undefined;
+  citation?: string | null | undefined;
+}): SimilarImage[] {
+  const url = webUrl(img.url);
+  if (!url) return [];
+  const small = webUrl(img.small);
+  return [
+    {
+      url,
+      ...(small ? { url_small: small } : {}),
+      ...(img.similarity != null ? { similarity: img.similarity } : {}),
+      ...(img.license ? { license: img.license } : {}),
+      ...(img.citation ? { citation: img.citation } : {}),
+    },
+  ];
+}
