@@ -2,7 +2,8 @@
 // valid JSON (docs/api.md "Exporting your data", its limits).
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { NOTIFICATION_PAGE, notificationPages } from "../../src/services/account-export";
+import { exportAccountStream, NOTIFICATION_PAGE, notificationPages } from "../../src/services/account-export";
+import { envAroundBatches } from "../helpers/racing-env";
 import { call, jsonWithStatus as json } from "../helpers/http";
 import { bearerUser } from "../helpers/users";
 
@@ -103,5 +104,28 @@ describe("GET auth/user/export/ with many rows", () => {
     expect(body.account.id).toBe(u.userId);
     expect(body.notifications).toHaveLength(count);
     expect(new Set(body.notifications.map((n) => n.id)).size).toBe(count);
+  });
+
+  it("ends the download with an error, not a document that looks whole, when the database fails after the first page", async () => {
+    const u = await bearerUser();
+    await seedNotifications(u.userId, NOTIFICATION_PAGE + 3, 50);
+    // The account's one batch and the first page of notifications go through; the second page fails.
+    const failing = envAroundBatches(async (n) => {
+      if (n > 2) throw new Error("D1 unavailable");
+    });
+    const { body } = await exportAccountStream(failing.env, { id: u.userId, username: u.username, role: "user" });
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    const read = async () => {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        text += value;
+      }
+    };
+    await expect(read()).rejects.toThrow("D1 unavailable");
+    expect(failing.batches()).toBe(3);
+    expect(text).toContain('"notifications":[');
+    expect(() => JSON.parse(text)).toThrow();
   });
 });
