@@ -34,6 +34,7 @@ import {
   type PongMessage,
   type SessionScope,
 } from "./user-hub-protocol";
+import { DAY_MS } from "../src/lib/durations";
 
 export type { HubMessage, NotificationPayload, ProgressStage, SessionScope } from "./user-hub-protocol";
 
@@ -54,7 +55,7 @@ interface SocketAttachment {
 const ALL_TAG = "all";
 const requestTag = (requestId: string) => `req:${requestId}`;
 /** Finished requests' states are kept this long for late subscribers. */
-const STATE_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+const STATE_RETENTION_MS = 7 * DAY_MS;
 /**
  * A redelivered `completed` waits while its request's story is still being written: until
  * nothing has been recorded for the request this long. The job that made the request final may

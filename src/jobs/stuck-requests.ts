@@ -33,11 +33,12 @@ import {
   tellSocketsFailed,
 } from "../services/queued-requests";
 import { isoIn } from "./job-policy";
+import { DAY_MS } from "../lib/durations";
 
 /** After this many sweeps re-queued a request (its message lost each time), it fails instead. */
 export const MAX_REQUEUES = 3;
 /** A request this old is not worth re-running: the owner has long moved on; it fails. */
-export const MAX_REQUEST_AGE_MS = 24 * 60 * 60 * 1000;
+export const MAX_REQUEST_AGE_MS = DAY_MS;
 /** Requests moved per table per sweep (Queues' sendBatch takes at most 100 messages). */
 const SWEEP_BATCH = 100;
 export const STUCK_MESSAGE = "Processing timed out. Please retry.";

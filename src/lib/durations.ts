@@ -14,3 +14,7 @@ export function humanDuration(seconds: number): string {
 function plural(n: number, unit: string): string {
   return `${n} ${unit}${n === 1 ? "" : "s"}`;
 }
+
+/** An hour and a day in milliseconds, for the windows, retentions and offsets the services keep. */
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 86_400_000;

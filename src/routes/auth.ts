@@ -47,6 +47,7 @@ import {
   TWO_FACTOR_TOKEN_TTL_S,
   twoFactorStatus,
 } from "../services/two-factor";
+import { HOUR_MS } from "../lib/durations";
 
 // ---- Schemas --------------------------------------------------------------------------------
 
@@ -1017,7 +1018,7 @@ export function authRoutes() {
   app.openapi(postVerify, async (c) => {
     const user = await currentUserRow(c);
     if (user.emailVerified) throw new AppError("INVALID_STATE", 409, "Your email address is already confirmed.");
-    await enforceRateLimit(c.env, `verify-email:user:${user.id}`, { limit: 3, windowMs: 3_600_000 });
+    await enforceRateLimit(c.env, `verify-email:user:${user.id}`, { limit: 3, windowMs: HOUR_MS });
     // And per inbox, with every other account mail to it (reset links, address changes): an
     // account squatting someone's address must not add a stream of its own.
     const config = getConfig(c.env);

@@ -35,9 +35,9 @@ import {
 } from "../services/calendar";
 import { pageOf, PaginationQuery } from "./pagination";
 import { BooleanQuery, jsonBody, pageSchema, errorResponse, requestJson, noContent, IdParam } from "./schemas";
+import { DAY_MS } from "../lib/durations";
 
 const tags = ["Garden calendar"];
-const DAY_MS = 86_400_000;
 const FEED_MAX_DAYS = 92;
 /** Clock skew allowed when a new start time must not be in the past. */
 const START_GRACE_MS = 5 * 60_000;

@@ -43,6 +43,7 @@ import {
   errorResponses,
 } from "./schemas";
 import { readMultipartForm, throwIfFieldErrors, parseFields, readJsonFields } from "./uploads";
+import { HOUR_MS } from "../lib/durations";
 
 const tags = ["Collections and plants"];
 const CARE_JSON_MAX_BYTES = 16 * 1024;
@@ -104,7 +105,7 @@ export const PlantSchema = PublicPlantSchema.extend({
 
 /** The furthest-ahead time zone is UTC+14: a date after "today" there is in the future everywhere. */
 function latestPastDate(): string {
-  return new Date(Date.now() + 14 * 3_600_000).toISOString().slice(0, 10);
+  return new Date(Date.now() + 14 * HOUR_MS).toISOString().slice(0, 10);
 }
 
 const plantFields = {

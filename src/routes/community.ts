@@ -20,13 +20,14 @@ import { enforceRateLimit } from "../services/rate-limits";
 import { pageOf, PaginationQuery } from "./pagination";
 import { createRouter, routeSet } from "./router";
 import { errorResponses, IdParam, jsonBody, pageSchema, requestJson, ScientificNameInput } from "./schemas";
+import { HOUR_MS } from "../lib/durations";
 
 const tags = ["Community identification"];
 const errors = errorResponses(400, 401, 404);
 
 /** Proposals a user may make in an hour, and reports. */
-export const PROPOSAL_RATE = { limit: 30, windowMs: 3_600_000 };
-export const REPORT_RATE = { limit: 20, windowMs: 3_600_000 };
+export const PROPOSAL_RATE = { limit: 30, windowMs: HOUR_MS };
+export const REPORT_RATE = { limit: 20, windowMs: HOUR_MS };
 
 const Candidate = z
   .object({

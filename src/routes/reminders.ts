@@ -25,10 +25,10 @@ import { pageOf, PaginationQuery } from "./pagination";
 import { feedCalendar, feedOwner, issueCalendarFeed, revokeCalendarFeed } from "../services/calendar-feed";
 import { AppError } from "../lib/errors";
 import { BooleanQuery, jsonBody, pageSchema, errorResponse, requestJson, noContent, IdParam, errorResponses } from "./schemas";
+import { DAY_MS } from "../lib/durations";
 
 const tags = ["Care reminders"];
 const errors = errorResponses(400, 401, 404);
-const DAY_MS = 86_400_000;
 
 export const ReminderSchema = z
   .object({

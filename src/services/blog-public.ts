@@ -34,6 +34,7 @@ import { AppError } from "../lib/errors";
 import { mediaUrl, renderBlock, shorterExcerpt, storedImageSize } from "./blog-blocks";
 import { taxonomyOf } from "./blog-posts";
 import { displayName } from "./users";
+import { DAY_MS } from "../lib/durations";
 
 export const V2_ORDERS = ["-first_published_at", "first_published_at", "-view_count"] as const;
 export type V2Order = (typeof V2_ORDERS)[number];
@@ -300,7 +301,7 @@ async function relatedPosts(env: Bindings, id: string, categoryIds: string[], ta
 
 /** `/api/v2/blog-posts/popular/`: most viewed in the last `days` days (0: all time), then total views, then newest. */
 export async function popularPosts(env: Bindings, limit: number, days: number, now = Date.now()) {
-  const since = days > 0 ? new Date(now - (days - 1) * 86_400_000).toISOString().slice(0, 10) : "0000-00-00";
+  const since = days > 0 ? new Date(now - (days - 1) * DAY_MS).toISOString().slice(0, 10) : "0000-00-00";
   // The window's views per post: an aggregate over the day index, so SQL is the point.
   const windowViews = sql<number>`(SELECT coalesce(sum(v.views), 0) FROM ${blogPostViews} v WHERE v.post_id = ${p.id} AND v.day >= ${since})`;
   const rows = await selectList(env)

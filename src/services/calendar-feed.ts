@@ -24,6 +24,7 @@ import type { TokenClaims } from "../lib/token-claims";
 import { sessionEnded, sessionStillLive } from "./sessions";
 import { activeReminders, reminderCalendarEvents } from "./reminders";
 import { accountActive } from "./users";
+import { DAY_MS } from "../lib/durations";
 
 const PURPOSE = "calendar-feed/v1";
 
@@ -93,7 +94,7 @@ export async function feedOwner(env: Bindings, token: string): Promise<string> {
 }
 
 /** How recently a feed was fetched to count as subscribed: calendar apps poll every few hours. */
-const POLLED_WITHIN_MS = 7 * 86_400_000;
+const POLLED_WITHIN_MS = 7 * DAY_MS;
 
 /**
  * Rotation report: feeds calendar apps polled in the last week whose URL is signed under a secret
@@ -138,7 +139,7 @@ async function rsvpEvents(env: Bindings, userId: string, now: number): Promise<C
         ne(calendarEvents.privacy, "private"),
         // A deactivated organiser's events are withdrawn.
         accountActive(calendarEvents.organizerId),
-        gte(calendarEvents.endsAt, new Date(now - 30 * 86_400_000).toISOString()),
+        gte(calendarEvents.endsAt, new Date(now - 30 * DAY_MS).toISOString()),
       ),
     )
     .limit(500);

@@ -33,6 +33,7 @@ import type { Logger } from "../lib/logger";
 import { announceNotifications, insertNotifications, type Notification } from "./notifications";
 import { uuidv7 } from "../lib/ids";
 import { accountActive } from "./users";
+import { DAY_MS } from "../lib/durations";
 
 export const EVENT_PRIVACY = ["public", "followers", "private"] as const;
 export const RSVP_STATUSES = ["going", "maybe", "not_going"] as const;
@@ -44,7 +45,7 @@ export type Hemisphere = (typeof HEMISPHERES)[number];
 
 /** Moderators of community content may edit or remove any event they can see. */
 export const CALENDAR_MODERATOR_ROLES: AuthenticatedUser["role"][] = ["moderator", "admin"];
-export const MAX_EVENT_DURATION_MS = 14 * 86_400_000;
+export const MAX_EVENT_DURATION_MS = 14 * DAY_MS;
 /** Events not yet ended that one organiser may hold (migration 0036's triggers). */
 export const MAX_UPCOMING_EVENTS = PER_USER_CAPS.calendar_events.max;
 /** The feed returns at most this many events; `truncated` says when there were more. */

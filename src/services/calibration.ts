@@ -16,8 +16,9 @@ import type { Bindings } from "../env";
 import { type CalibrationMap, fitIsotonic, MIN_SAMPLES, type Sample } from "../lib/calibration";
 import type { ProviderName } from "../providers/types";
 import type { Calibrations } from "./merge";
+import { DAY_MS } from "../lib/durations";
 
-export const FIT_INTERVAL_MS = 24 * 3600_000;
+export const FIT_INTERVAL_MS = DAY_MS;
 const FIT_MARK = "calibration:last-fit";
 const CACHE_MS = 60_000;
 const PROVIDERS: { name: ProviderName; field: string }[] = [

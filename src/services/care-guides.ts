@@ -15,6 +15,7 @@ import { generateCareGuide } from "../providers/openai";
 import { ProviderError } from "../providers/types";
 import { ruleBasedCare } from "./care";
 import { enforceRateLimit, withinRateLimit } from "./rate-limits";
+import { HOUR_MS } from "../lib/durations";
 
 /** The catalogue fields care advice needs, named as `ruleBasedCare` reads them (API field names). */
 const speciesForCare = {
@@ -132,7 +133,7 @@ export async function careInstructionsFor(
 
 /** First-time AI guides one user may cause per hour through the care route. */
 export const CARE_GENERATE_PER_HOUR = 30;
-const CARE_GENERATE_RATE = { limit: CARE_GENERATE_PER_HOUR, windowMs: 3_600_000 };
+const CARE_GENERATE_RATE = { limit: CARE_GENERATE_PER_HOUR, windowMs: HOUR_MS };
 
 /**
  * Care instructions for a species as the care route answers them: 404 for an unknown species;

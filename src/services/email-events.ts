@@ -15,6 +15,7 @@ import { changes, database, runBatch } from "../db/client";
 import { emailSuppressions, emailWebhookEvents } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
+import { DAY_MS } from "../lib/durations";
 
 export const WEBHOOK_TOLERANCE_S = 5 * 60;
 /**
@@ -22,7 +23,7 @@ export const WEBHOOK_TOLERANCE_S = 5 * 60;
  * signed timestamp gets past the signature check, so a day is ample (clock skew, provider retries);
  * kept for ever, the table took one row per event of every email sent.
  */
-export const WEBHOOK_ID_RETENTION_MS = 24 * 3600_000;
+export const WEBHOOK_ID_RETENTION_MS = DAY_MS;
 
 function base64Decode(text: string): Uint8Array | null {
   try {

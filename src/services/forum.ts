@@ -51,6 +51,7 @@ import { notWithdrawn, withdrawStatements } from "./notification-delivery";
 import { insertNotifications, type Notification, underHourlyCap, type WithdrawnNotification } from "./notifications";
 import { imageUrl, parsePhotoRef, photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 import { byline, computeTrustLevel, type Role, TRUST_ORDER, type TrustLevel, trustLevelOf } from "./users";
+import { HOUR_MS } from "../lib/durations";
 
 export const FORUM_MODERATOR_ROLES: Role[] = ["moderator", "admin"];
 export const REACTION_TYPES = ["like", "love", "helpful", "thanks"] as const;
@@ -61,7 +62,6 @@ export const DELETED_PLACEHOLDER = "[deleted]";
 export const MAX_ATTACHMENTS = 6;
 export const ATTACHMENT_MIN_TRUST: TrustLevel = "basic";
 
-const HOUR_MS = 3_600_000;
 /** How long an author may edit a post, by trust level (null: no limit). */
 export const EDIT_WINDOW_MS: Record<TrustLevel, number | null> = {
   new: 24 * HOUR_MS,

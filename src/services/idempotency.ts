@@ -26,9 +26,10 @@ import { errorMatches } from "../lib/errors";
 import { idempotencyKeys } from "../db/schema";
 import type { Bindings } from "../env";
 import { uuidv7 } from "../lib/ids";
+import { DAY_MS } from "../lib/durations";
 
 /** How long an answer is replayed. */
-export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+export const IDEMPOTENCY_TTL_MS = DAY_MS;
 /** How long a running request holds its key before a retry may take it over (longer than any request runs). */
 export const LOCK_MS = 2 * 60 * 1000;
 /** Live keys (within their 24 h) one account may hold; migration 0037's trigger names the same number. */

@@ -35,6 +35,7 @@ import { deliverEmail } from "./mailer";
 import { ALWAYS_EMAILED, emailWanted, getPreferences, type PreferenceType } from "./notification-preferences";
 import { pushServiceProblem } from "./push-subscriptions";
 import { listUnsubscribeHeaders } from "./unsubscribe";
+import { DAY_MS } from "../lib/durations";
 
 export type Delivery = typeof notificationDeliveries.$inferSelect;
 
@@ -60,7 +61,7 @@ const PUSH_TTL_S = 24 * 3600;
  * at least DEAD_DEVICE_MIN_FAILURES times, is removed: one bad day or one long outage of a push
  * service is ridden out, an endpoint that died without a 404/410 is not posted to forever.
  */
-export const DEAD_DEVICE_AFTER_MS = 7 * 86_400_000;
+export const DEAD_DEVICE_AFTER_MS = 7 * DAY_MS;
 export const DEAD_DEVICE_MIN_FAILURES = 10;
 const QUEUE_BATCH = 100;
 /** Readers with held mail read at a time by `gatherDigests`. */
@@ -627,10 +628,10 @@ export function digestPeriod(kind: "daily" | "weekly", timeZone: string, at: num
   const wall = Date.UTC(p.y, p.m - 1, p.d, p.h, p.min, p.s);
   // The local calendar day the period belongs to: before 08:00 it is still yesterday's.
   let start = Date.UTC(p.y, p.m - 1, p.d, DIGEST_HOUR);
-  if (wall < start) start -= 86_400_000;
+  if (wall < start) start -= DAY_MS;
   if (kind === "weekly") {
     const weekday = (new Date(start).getUTCDay() + 6) % 7; // Monday 0
-    start -= weekday * 86_400_000;
+    start -= weekday * DAY_MS;
   }
   const day = new Date(start);
   const key = kind === "daily" ? `daily:${day.toISOString().slice(0, 10)}` : `weekly:${isoWeek(day)}`;
@@ -641,7 +642,7 @@ export function digestPeriod(kind: "daily" | "weekly", timeZone: string, at: num
 function isoWeek(day: Date): string {
   const thursday = new Date(Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), day.getUTCDate() + 3 - ((day.getUTCDay() + 6) % 7)));
   const yearStart = Date.UTC(thursday.getUTCFullYear(), 0, 1);
-  const week = Math.floor((thursday.getTime() - yearStart) / 86_400_000 / 7) + 1;
+  const week = Math.floor((thursday.getTime() - yearStart) / DAY_MS / 7) + 1;
   return `${thursday.getUTCFullYear()}-W${String(week).padStart(2, "0")}`;
 }
 

@@ -14,6 +14,7 @@ import { AppError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
 import { dispatchDeliveries, notWithdrawn } from "./notification-delivery";
 import { notifyUser, withdrawFromUser } from "./progress";
+import { DAY_MS, HOUR_MS } from "../lib/durations";
 
 /**
  * What a notification is about (declared with the WebSocket protocol, which pushes them). The
@@ -85,7 +86,7 @@ export interface NotificationColumns {
  * recipient's last hour by their (user_id, created_at) index.
  */
 export function underHourlyCap(recipient: SQL, type: NotificationType, authorId: string, now: string, max: number): SQL {
-  const hourAgo = new Date(Date.parse(now) - 3_600_000).toISOString();
+  const hourAgo = new Date(Date.parse(now) - HOUR_MS).toISOString();
   return sql`(SELECT count(*) FROM notifications recent
               WHERE recent.user_id = ${recipient} AND recent.created_at > ${hourAgo}
                 AND recent.type = ${type} AND json_extract(recent.data, '$.author_id') = ${authorId}) < ${max}`;
@@ -309,7 +310,6 @@ export async function announceWithdrawals(env: Bindings, rows: WithdrawnNotifica
  * it the account export.
  */
 export const NOTIFICATION_RETENTION_DAYS = { read: 90, unread: 365 } as const;
-const DAY_MS = 86_400_000;
 
 /**
  * Deletes up to `limit` notifications past their keeping (oldest first; their delivery records

@@ -25,6 +25,7 @@ import { uuidv7 } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { ownPlant } from "./collections";
 import { insertNotifications, type Notification, announceNotifications } from "./notifications";
+import { DAY_MS, HOUR_MS } from "../lib/durations";
 
 export const REMINDER_TYPES = ["water", "fertilize", "prune", "repot", "mist", "custom"] as const;
 export const FREQUENCIES = ["daily", "weekly", "biweekly", "monthly", "custom"] as const;
@@ -37,8 +38,6 @@ export type ReminderAction = (typeof REMINDER_ACTIONS)[number];
 export const MAX_REMINDERS_PER_USER = 500;
 /** Due reminders turned into notifications per cron run; a backlog drains over later runs. */
 export const DELIVERY_BATCH = 500;
-const DAY_MS = 86_400_000;
-const HOUR_MS = 3_600_000;
 
 // ---------------------------------------------------------------------------------------------
 // Schedule arithmetic (pure)

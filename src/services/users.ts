@@ -11,6 +11,7 @@ import { AppError, isUniqueViolation } from "../lib/errors";
 import { sha256Hex } from "../lib/hash";
 import { uuidv7 } from "../lib/ids";
 import { parsePhotoRef, photoRef } from "./photos";
+import { DAY_MS } from "../lib/durations";
 
 export type Role = "user" | "author" | "moderator" | "editor" | "admin";
 export type TrustLevel = "new" | "basic" | "trusted" | "veteran";
@@ -40,7 +41,7 @@ export const ABOVE_NEW_SQL = `(u.trust_level <> 'new' OR (u.post_count >= ${TRUS
 
 /** The level earned by activity, never below the stored one (no automatic downgrades). */
 export function computeTrustLevel(user: Pick<UserRow, "postCount" | "dateJoined" | "trustLevel">, now = Date.now()): TrustLevel {
-  const days = (now - Date.parse(user.dateJoined)) / 86_400_000;
+  const days = (now - Date.parse(user.dateJoined)) / DAY_MS;
   const earned = TRUST_RULES.find((r) => user.postCount >= r.posts && days >= r.days)?.level ?? "new";
   return TRUST_ORDER.indexOf(earned) > TRUST_ORDER.indexOf(user.trustLevel) ? earned : user.trustLevel;
 }
