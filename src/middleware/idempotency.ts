@@ -4,10 +4,10 @@
  * replay another's answer. Anonymous POSTs and the auth endpoints (whose answers carry tokens
  * and cookies, which must never be stored) ignore the header.
  *
- * The fingerprint covers method, path, query and payload. A JSON (or any non-multipart) body is
- * hashed byte for byte; a multipart body is hashed by its parts — names, values, and each file's
- * name, type and bytes — not its boundary, which a client re-encoding a retried upload chooses
- * afresh. Reading the body here leaves it in Hono's body cache for the route.
+ * The fingerprint covers method, path, query and payload, as one JSON array (parts cannot run
+ * into each other). A JSON (or any non-multipart) body is hashed byte for byte; a multipart body
+ * is hashed by its parts — names, values, and each file's name, type and bytes — not its
+ * boundary, which a client re-encoding a retried upload chooses afresh. Reading the body here leaves it in Hono's body cache for the route.
  */
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
@@ -61,8 +61,13 @@ export const idempotency: MiddlewareHandler<AppEnv> = async (c, next) => {
   const user = c.get("user");
   if (header === undefined || !user || AUTH_PATH.test(c.req.path)) return next();
   const key = parseIdempotencyKey(header);
-  const fingerprint = await requestFingerprint(c);
-  const outcome = await claimIdempotencyKey(c.env, user.id, key, fingerprint);
+  const { fingerprint, legacy } = await requestFingerprints(c);
+  let outcome = await claimIdempotencyKey(c.env, user.id, key, fingerprint);
+  if (outcome.kind === "reused") {
+    // A key stored before the fingerprint's encoding changed keeps its 24 h (requestFingerprints).
+    const earlier = await claimIdempotencyKey(c.env, user.id, key, legacy);
+    if (earlier.kind !== "reused") outcome = earlier;
+  }
   if (outcome.kind === "reused") {
     throw new AppError(
       "IDEMPOTENCY_KEY_REUSED",
@@ -132,11 +137,21 @@ async function storableAnswer(res: Response): Promise<StoredAnswer | null> {
   return { status: res.status, headers, body };
 }
 
-/** SHA-256 over method, path, query, media type and payload (multipart by its parts). */
-async function requestFingerprint(c: Context<AppEnv>): Promise<string> {
+/**
+ * SHA-256 over method, path, query, media type and payload (multipart by its parts), encoded as
+ * one JSON array, so no part can end where another begins: a file named `leaf:x.png` of type
+ * `image/png` and one named `leaf` of type `x.png:image/png` are two requests.
+ *
+ * `legacy` is the fingerprint keys stored before 2026-12-06 carry: the same parts joined with
+ * newlines, and each file's as `name=file:name:type:size:hash`, where such pairs collided. It is
+ * only compared with a key the new one does not match; drop it once those keys expired (24 h).
+ */
+async function requestFingerprints(c: Context<AppEnv>): Promise<{ fingerprint: string; legacy: string }> {
   const url = new URL(c.req.url);
   const contentType = (c.req.header("Content-Type") ?? "").split(";")[0]!.trim().toLowerCase();
-  const parts = [c.req.method, url.pathname.replace(/\/+$/, ""), url.search, contentType];
+  const head = [c.req.method, url.pathname.replace(/\/+$/, ""), url.search, contentType];
+  const parts: unknown[] = [...head];
+  const legacy = [...head];
   if (contentType.startsWith("multipart/")) {
     let form: FormData;
     try {
@@ -145,11 +160,20 @@ async function requestFingerprint(c: Context<AppEnv>): Promise<string> {
       throw new AppError("MALFORMED_REQUEST", 400, "The multipart body could not be parsed.");
     }
     for (const [name, value] of form.entries()) {
-      if (typeof value === "string") parts.push(`${name}=${await sha256Hex(value)}`);
-      else parts.push(`${name}=file:${value.name}:${value.type}:${value.size}:${await sha256Hex(await value.arrayBuffer())}`);
+      if (typeof value === "string") {
+        const hash = await sha256Hex(value);
+        parts.push([name, hash]);
+        legacy.push(`${name}=${hash}`);
+      } else {
+        const hash = await sha256Hex(await value.arrayBuffer());
+        parts.push([name, value.name, value.type, value.size, hash]);
+        legacy.push(`${name}=file:${value.name}:${value.type}:${value.size}:${hash}`);
+      }
     }
   } else {
-    parts.push(await sha256Hex(await c.req.arrayBuffer()));
+    const hash = await sha256Hex(await c.req.arrayBuffer());
+    parts.push(hash);
+    legacy.push(hash);
   }
-  return sha256Hex(parts.join("\n"));
+  return { fingerprint: await sha256Hex(JSON.stringify(parts)), legacy: await sha256Hex(legacy.join("\n")) };
 }
