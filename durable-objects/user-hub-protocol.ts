@@ -264,13 +264,13 @@ export const SERVER_MESSAGES = {
 export type SessionScope = { sessionId: string } | { exceptSessionId?: string };
 
 /**
- * Close codes: 4401 the session ended or the socket was not authenticated, 4403 not the caller's
- * request, 4404 the request is unknown or was deleted; 1011 a send to the socket failed (the
- * server gave up on it).
+ * Close codes: 4401 the session ended or the socket was not authenticated; 4404 the request is
+ * unknown, was deleted or is another user's (one answer for all three, with one reason text, so
+ * a socket cannot tell a stranger that a request id exists); 1011 a send to the socket failed
+ * (the server gave up on it).
  */
 export const CLOSE_CODES = {
   SESSION_ENDED: 4401,
-  NOT_YOURS: 4403,
   REQUEST_GONE: 4404,
   SEND_FAILED: 1011,
   TRY_AGAIN: 1013,
@@ -283,8 +283,10 @@ export const CLOSE_CODE_MEANINGS = {
     action:
       "Refresh the access token (a new ticket for browsers) and reconnect once; if the refresh is refused, sign in again before reconnecting.",
   },
-  NOT_YOURS: { when: "The request belongs to another user (request channel only).", action: "Do not reconnect." },
-  REQUEST_GONE: { when: "The request is unknown or was deleted (request channel only).", action: "Do not reconnect." },
+  REQUEST_GONE: {
+    when: "The request is unknown, was deleted, or is another user's (request channel only; the three are not told apart).",
+    action: "Do not reconnect.",
+  },
   SEND_FAILED: { when: "The server could not send to the socket and gave up on it.", action: "Reconnect." },
   TRY_AGAIN: {
     when: "The server could not confirm the session while the socket was opening (its database did not answer).",

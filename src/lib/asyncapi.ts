@@ -219,7 +219,7 @@ function buildDocument(opts: { publicApiUrl: string; version: string }) {
       },
       messages: channelMessages([...requestMessages, "pongText", "ping", "pingText"]),
       bindings: wsBinding,
-      "x-close-codes": closeCodes(["SESSION_ENDED", "NOT_YOURS", "REQUEST_GONE", "SEND_FAILED", "TRY_AGAIN"]),
+      "x-close-codes": closeCodes(["SESSION_ENDED", "REQUEST_GONE", "SEND_FAILED", "TRY_AGAIN"]),
     },
   };
 

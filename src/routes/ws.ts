@@ -6,7 +6,8 @@
  * itself lives in the caller's UserHub Durable Object.
  *
  * Refusals after an upgrade request are sent as WebSocket close codes, because browsers hide
- * the HTTP status of a failed handshake: 4401 unauthenticated, 4403 not yours, 4404 unknown.
+ * the HTTP status of a failed handshake: 4401 unauthenticated, 4404 unknown — another user's
+ * request included, with the same reason, so a stranger cannot learn that a request id exists.
  *
  * Cross-site WebSocket hijacking: a browser attaches cookies to an upgrade from any page, and
  * WebSockets are not covered by CORS. So an upgrade authenticated by cookie or ticket (the
@@ -92,10 +93,8 @@ async function connect(c: Context<AppEnv>, requestId: string | null): Promise<Re
   const headers = new Headers({ Upgrade: "websocket" });
   if (identity.sessionId) headers.set("X-Hub-Session-Id", identity.sessionId);
   if (requestId) {
-    if (!isUuid(requestId)) return refuse(CLOSE_CODES.REQUEST_GONE, "unknown request");
-    const request = await requestToFollow(c.env, requestId);
-    if (!request) return refuse(CLOSE_CODES.REQUEST_GONE, "unknown request");
-    if (request.userId !== userId) return refuse(CLOSE_CODES.NOT_YOURS, "not your request");
+    const request = isUuid(requestId) ? await requestToFollow(c.env, requestId) : null;
+    if (request?.userId !== userId) return refuse(CLOSE_CODES.REQUEST_GONE, "unknown request");
     headers.set("X-Hub-Request-Id", requestId);
     // If the hub has forgotten a finished request (state is kept 7 days), D1 still knows.
     if (request.final) headers.set("X-Hub-Final-State", JSON.stringify(request.final));

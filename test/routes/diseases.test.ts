@@ -312,7 +312,7 @@ describe("owner-only reads", () => {
     await expectError(await call(`${DISEASES}/not-a-uuid/`, { bearer: owner.access }), 400, "VALIDATION_ERROR");
     await expectError(await call(`${DISEASES}/${crypto.randomUUID()}/results/`, { bearer: owner.access }), 404, "NOT_FOUND");
 
-    // Their sockets: the stranger is refused with 4403, like for identification requests.
+    // Their sockets: the stranger is refused as for an unknown request (4404), like for identification requests.
     const res = await exports.default.fetch(
       new Request(`${BASE}/ws/plant-identification/requests/${id}/`, {
         headers: { Upgrade: "websocket", Authorization: `Bearer ${other.access}` },
@@ -321,7 +321,7 @@ describe("owner-only reads", () => {
     const ws = res.webSocket!;
     const closed = new Promise<number>((resolve) => ws.addEventListener("close", (e) => resolve(e.code)));
     ws.accept();
-    expect(await closed).toBe(4403);
+    expect(await closed).toBe(4404);
   });
 });
 

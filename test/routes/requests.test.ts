@@ -108,7 +108,7 @@ describe("async requests: upload → queue → live progress → results", () =>
 });
 
 describe("WebSocket authentication and close codes", () => {
-  it("4401 without credentials, 4403 for another user's request, 4404 for an unknown one", async () => {
+  it("4401 without credentials; 4404 for another user's request, the same code and reason as for an unknown one", async () => {
     const owner = await bearerUser();
     const other = await bearerUser();
     // A request row without a queued job: an upload here would leave a real job running in the
@@ -119,10 +119,14 @@ describe("WebSocket authentication and close codes", () => {
     expect((await anon.closed).code).toBe(4401);
     const forged = await openSocket(`/ws/`, { bearer: "not-a-token" });
     expect((await forged.closed).code).toBe(4401);
+    // A stranger cannot tell that the request exists: the same close as for an id nobody has.
     const stranger = await openSocket(`/ws/plant-identification/requests/${request_id}/`, { bearer: other.access });
-    expect((await stranger.closed).code).toBe(4403);
     const unknown = await openSocket(`/ws/plant-identification/requests/00000000-0000-4000-8000-000000000000/`, { bearer: owner.access });
-    expect((await unknown.closed).code).toBe(4404);
+    const malformed = await openSocket(`/ws/plant-identification/requests/not-a-uuid/`, { bearer: owner.access });
+    const refused = { code: 4404, reason: "unknown request" };
+    expect(await stranger.closed).toEqual(refused);
+    expect(await unknown.closed).toEqual(refused);
+    expect(await malformed.closed).toEqual(refused);
     const notUpgrade = await call(`/ws/`, { bearer: owner.access });
     expect(notUpgrade.status).toBe(426);
   });
