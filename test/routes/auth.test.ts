@@ -248,6 +248,24 @@ describe("registration rules", () => {
     expect((await expectError(mismatch, 400, "VALIDATION_ERROR")).errors?.password_confirm).toBeDefined();
   });
 
+  it("sign-in bodies take fields they do not know, and a misspelt one leaves the real field named as required", async () => {
+    const u = await bearerUser();
+    // Extra fields some clients send (docs/api.md, "Unknown fields in sign-in bodies").
+    const extras = await call("/api/v1/auth/token/", {
+      json: { username: u.username, password: GOOD_PASSWORD, device_name: "Pixel", remember_me: true },
+    });
+    expect(extras.status).toBe(200);
+    const misspelt = await call("/api/v1/auth/token/", { json: { username: u.username, passwrod: GOOD_PASSWORD } });
+    expect((await expectError(misspelt, 400, "VALIDATION_ERROR")).errors).toEqual({ password: ["This field is required."] });
+    const username = uniqueName("typo");
+    const register = await call("/api/v1/auth/register/", {
+      json: { username, email: `${username}@example.com`, pasword: GOOD_PASSWORD },
+    });
+    expect((await expectError(register, 400, "VALIDATION_ERROR")).errors).toEqual({ password: ["This field is required."] });
+    const reset = await call("/api/v1/auth/password/reset/confirm/", { json: { token: "a-token-nobody-has", new_pasword: GOOD_PASSWORD } });
+    expect((await expectError(reset, 400, "VALIDATION_ERROR")).errors).toEqual({ new_password: ["This field is required."] });
+  });
+
   it("usernames and emails are unique case-insensitively", async () => {
     const s = await registerWeb();
     const res = await call("/api/v1/auth/register/", {
