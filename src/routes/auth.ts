@@ -904,7 +904,7 @@ export function authRoutes() {
       200: {
         description:
           `The export, as a download (\`Content-Disposition: attachment; filename="plant-community-<username>-<YYYY-MM-DD>.json"\`, \`Cache-Control: no-store\`), ` +
-          "streamed: `notifications`, last, are read and written 500 at a time (no `Content-Length`).",
+          "streamed: the lists that grow without a cap (requests, diagnoses, forum posts, comments, votes, notifications, …) are read and written 500 rows at a time (no `Content-Length`).",
         headers: z.object({ "Content-Disposition": z.string(), "Cache-Control": z.literal("no-store") }),
         content: { "application/json": { schema: AccountExportSchema } },
       },
@@ -918,7 +918,7 @@ export function authRoutes() {
     },
   );
   app.openapi(getUserExport, async (c) => {
-    // Streamed: the notifications, which have no cap, are read and written a page at a time.
+    // Streamed: the lists with no cap are read and written a page at a time.
     const { document, body } = await exportAccountStream(c.env, c.get("user")!);
     // Usernames are [\w.@+-], but names made for provider sign-ins are kept to that too, here.
     const name = document.account.username.replace(/[^\w.@+-]/g, "_");

@@ -18,14 +18,19 @@
  *   read is scoped to the user: their rows, or rows joined to their own (results of their
  *   requests, reactions on their posts).
  *
- * All reads but the notifications are one `db.batch`: one round trip, and one consistent snapshot
- * of the account. The notifications, which grow without a cap, follow in pages (notificationPages).
+ * The parts with a cap (docs/api.md Limits) and the one-row ones are read whole, in one `db.batch`
+ * with the first page of each part that grows without a cap: one round trip for most accounts.
+ * Those parts (requests, diagnoses, RSVPs, the forum's topics, posts, reactions and follows,
+ * revisions, blog images and comments, reports, proposals, votes, notifications) go on a page at a
+ * time as the document is written (exportAccountStream), so the Worker never holds one of them whole.
  */
 import { twoFactorStatus } from "./two-factor";
-import { and, asc, count, desc, eq, getTableColumns, inArray, isNull, ne, or, sql } from "drizzle-orm";
-import { alias } from "drizzle-orm/sqlite-core";
+import { and, asc, count, desc, eq, getTableColumns, inArray, isNull, ne, or, type SQL, sql } from "drizzle-orm";
+import type { BatchItem, BatchResponse } from "drizzle-orm/batch";
+import { alias, type SQLiteColumn, type SQLiteTable } from "drizzle-orm/sqlite-core";
 import { getConfig } from "../config";
-import { database } from "../db/client";
+import { type Database, database } from "../db/client";
+import { type KeysetOrder, keysetOrderBy, keysetPages, type OrderKey } from "../db/keyset";
 import {
   blogCommentReports,
   blogComments,
@@ -82,7 +87,7 @@ import {
 } from "./forum";
 import { identificationRequestBody, identificationResultBody, shownToOwner } from "./identification-requests";
 import { notWithdrawn } from "./notification-delivery";
-import { olderThan } from "./notifications";
+import { NEWEST_FIRST } from "./notifications";
 import { preferencesOf } from "./notification-preferences";
 import { enforceRateLimit } from "./rate-limits";
 import { reminderBody, selectReminders } from "./reminders";
@@ -199,11 +204,78 @@ function groupBy<T>(rows: readonly T[], key: (row: T) => string): Map<string, T[
   return out;
 }
 
+/** How many rows one read of a paged part takes: the notifications and every other part that grows without a cap. */
+export const EXPORT_PAGE = 500;
+
+/** A list of the document written a page at a time, each page read once the one before is written. */
+class Streamed<Body> {
+  constructor(readonly pages: AsyncGenerator<Body[], void, undefined>) {}
+}
+
+type Queries = readonly [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]];
+
+/** One page's reads, run in one batch (the rows, then what they need), and the page they make: the rows in keyset order and their bodies. */
+interface PageRead<Row, Body> {
+  queries: Queries;
+  page: (results: readonly unknown[]) => { rows: Row[]; bodies: Body[] };
+}
+
+function pageRead<Q extends Queries, Row, Body>(
+  queries: Q,
+  page: (results: BatchResponse<Q>) => { rows: Row[]; bodies: Body[] },
+): PageRead<Row, Body> {
+  // The results are the batch's answers to `queries`, in their order: the one place they lose their types.
+  return { queries, page: (results) => page(results as BatchResponse<Q>) };
+}
+
+/** A page of one query whose rows are the page's bodies. */
+function rowsRead<Row, Body>(query: BatchItem<"sqlite"> & PromiseLike<Row[]>, body: (row: Row) => Body): PageRead<Row, Body> {
+  // The batch answers the query with the rows it reads (its PromiseLike type).
+  return { queries: [query], page: ([rows]) => ({ rows: rows as Row[], bodies: (rows as Row[]).map(body) }) };
+}
+
+/** A part of the export read in keyset pages: its order, and the reads of the page after a position (none: the first page). */
+interface PagedPart<Row, Body> {
+  order: KeysetOrder<Row>;
+  read: (after: SQL | undefined) => PageRead<Row, Body>;
+}
+
+/** A paged part whose first page is read in the account's batch: that page's queries, and the list once their results are in. */
+interface Opening<Body> {
+  queries: Queries;
+  list: (results: readonly unknown[]) => Streamed<Body>;
+}
+
+function opening<Row, Body>(db: Database, pageSize: number, part: PagedPart<Row, Body>): Opening<Body> {
+  const first = part.read(undefined);
+  const next = async (after: SQL | undefined) => {
+    const read = part.read(after);
+    return read.page(await db.batch(read.queries));
+  };
+  return { queries: first.queries, list: (results) => new Streamed(keysetPages(part.order, pageSize, next, first.page(results))) };
+}
+
+/** The lists of several openings, from the results of their queries run one after the other (in the openings' order). */
+function openedLists<T extends Record<string, Opening<unknown>>>(
+  openings: T,
+  results: readonly unknown[],
+): { [K in keyof T]: T[K] extends Opening<infer Body> ? Streamed<Body> : never } {
+  let at = 0;
+  const lists = Object.entries(openings).map(([key, o]) => {
+    const list = o.list(results.slice(at, at + o.queries.length));
+    at += o.queries.length;
+    return [key, list] as const;
+  });
+  return Object.fromEntries(lists) as never;
+}
+
 /**
- * Everything `viewer`'s account holds, as the export document. Spends the user's
- * ACCOUNT_EXPORT_RATE_LIMIT first (429 past it): the export is the heaviest read there is.
+ * Everything `viewer`'s account holds, as the export document. Its parts that grow without a cap
+ * are lists read `pageSize` rows at a time as exportAccountStream writes them: their first pages
+ * in one batch with the rest of the account, the next ones as the document is written. Spends the
+ * user's ACCOUNT_EXPORT_RATE_LIMIT first (429 past it): the export is the heaviest read there is.
  */
-export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, now = new Date()) {
+export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, now = new Date(), pageSize = EXPORT_PAGE) {
   const userId = viewer.id;
   await enforceRateLimit(env, `account-export:user:${userId}`, getConfig(env).ACCOUNT_EXPORT_RATE_LIMIT);
   const db = database(env);
@@ -215,12 +287,432 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
   const dr = diseaseResults;
   const fp = forumPosts;
   const fr = forumReactions;
-  // The user's live forum posts: their reactions and photos are shown, as the forum shows them.
-  const ownLivePost = and(eq(fp.authorId, userId), eq(fp.isDeleted, false));
   // The blog posts the user wrote, as blog/posts/{id}/ shows them to the user: drafts only while
   // they still write for the blog. A writer taken off it keeps their published posts, not a view of
   // the drafts the editors go on working on (the API answers those 404 to them).
   const ownPost = and(eq(blogPosts.authorId, userId), isWriter(viewer) ? undefined : eq(blogPosts.status, "published"));
+  const voteColumns = {
+    id: votes.id,
+    resultId: votes.resultId,
+    requestId: r.requestId,
+    voteType: votes.voteType,
+    createdAt: votes.createdAt,
+  };
+  const voteBody = (v: { resultId: string; requestId: string; voteType: string; createdAt: string }) =>
+    apiFields(v, "resultId requestId voteType createdAt");
+  const oldestVoteFirst = [asc(votes.createdAt), asc(votes.id)] as const;
+  /** The ids of one page of a part's rows, for the reads of what those rows need. */
+  const idsOnPage = (table: SQLiteTable, id: SQLiteColumn, where: SQL | undefined, order: readonly OrderKey[]) =>
+    db
+      .select({ id })
+      .from(table)
+      .where(where)
+      .orderBy(...keysetOrderBy(order))
+      .limit(pageSize);
+
+  // The parts that grow without a cap, each in an order no write changes on a row (when it was
+  // made, then a unique key): a keyset page then neither repeats nor skips a row that stays.
+  const requests: PagedPart<typeof q.$inferSelect, unknown> = {
+    order: [
+      { column: q.createdAt, direction: "desc", of: (x) => x.createdAt },
+      { column: q.id, direction: "desc", of: (x) => x.id },
+    ],
+    read: (after) => {
+      const where = and(eq(q.userId, userId), after);
+      const onPage = idsOnPage(q, q.id, where, requests.order);
+      return pageRead(
+        [
+          db
+            .select()
+            .from(q)
+            .where(where)
+            .orderBy(...keysetOrderBy(requests.order))
+            .limit(pageSize),
+          // Every result of the page's requests (community proposals on them included), as their owner sees them.
+          db
+            .select(getTableColumns(r))
+            .from(r)
+            .where(and(inArray(r.requestId, onPage), shownToOwner))
+            .orderBy(desc(r.confidenceScore), asc(r.rank)),
+          // The user's own votes on them.
+          db
+            .select(voteColumns)
+            .from(votes)
+            .innerJoin(r, eq(r.id, votes.resultId))
+            .where(and(eq(votes.userId, userId), inArray(r.requestId, onPage)))
+            .orderBy(...oldestVoteFirst),
+        ] as const,
+        ([rows, results, myVotes]) => {
+          const resultsByRequest = groupBy(results, (x) => x.requestId);
+          const votesByRequest = groupBy(myVotes, (v) => v.requestId);
+          return {
+            rows,
+            bodies: rows.map((row) => ({
+              ...identificationRequestBody(row),
+              results: (resultsByRequest.get(row.id) ?? []).map(identificationResultBody),
+              my_votes: (votesByRequest.get(row.id) ?? []).map(voteBody),
+            })),
+          };
+        },
+      );
+    },
+  };
+  const diagnoses: PagedPart<typeof dq.$inferSelect, unknown> = {
+    order: [
+      { column: dq.createdAt, direction: "desc", of: (x) => x.createdAt },
+      { column: dq.id, direction: "desc", of: (x) => x.id },
+    ],
+    read: (after) => {
+      const where = and(eq(dq.userId, userId), after);
+      return pageRead(
+        [
+          db
+            .select()
+            .from(dq)
+            .where(where)
+            .orderBy(...keysetOrderBy(diagnoses.order))
+            .limit(pageSize),
+          db
+            .select(getTableColumns(dr))
+            .from(dr)
+            .where(inArray(dr.requestId, idsOnPage(dq, dq.id, where, diagnoses.order)))
+            .orderBy(desc(dr.probability), asc(dr.rank)),
+        ] as const,
+        ([rows, results]) => {
+          const resultsByRequest = groupBy(results, (x) => x.requestId);
+          return {
+            rows,
+            bodies: rows.map((row) => ({
+              ...diseaseRequestBody(row),
+              results: (resultsByRequest.get(row.id) ?? []).map(diseaseResultBody),
+            })),
+          };
+        },
+      );
+    },
+  };
+  const rsvps: PagedPart<{ eventId: string; createdAt: string }, unknown> = {
+    order: [
+      { column: calendarRsvps.createdAt, direction: "asc", of: (x) => x.createdAt },
+      { column: calendarRsvps.eventId, direction: "asc", of: (x) => x.eventId },
+    ],
+    read: (after) =>
+      rowsRead(
+        db
+          .select({
+            eventId: calendarRsvps.eventId,
+            status: calendarRsvps.status,
+            createdAt: calendarRsvps.createdAt,
+            updatedAt: calendarRsvps.updatedAt,
+          })
+          .from(calendarRsvps)
+          .where(and(eq(calendarRsvps.userId, userId), after))
+          .orderBy(...keysetOrderBy(rsvps.order))
+          .limit(pageSize),
+        (x) => apiFields(x, "eventId status createdAt updatedAt"),
+      ),
+  };
+  const topics: PagedPart<{ id: string; created_at: string }, unknown> = {
+    order: [
+      { column: forumTopics.createdAt, direction: "asc", of: (x) => x.created_at },
+      { column: forumTopics.id, direction: "asc", of: (x) => x.id },
+    ],
+    read: (after) =>
+      rowsRead(
+        selectTopics(env)
+          .where(and(eq(forumTopics.authorId, userId), after))
+          .orderBy(...keysetOrderBy(topics.order))
+          .limit(pageSize),
+        topicBody,
+      ),
+  };
+  const posts: PagedPart<{ id: string; created_at: string }, unknown> = {
+    order: [
+      { column: fp.createdAt, direction: "asc", of: (x) => x.created_at },
+      { column: fp.id, direction: "asc", of: (x) => x.id },
+    ],
+    read: (after) => {
+      const where = and(eq(fp.authorId, userId), after);
+      const onPage = inArray(fp.id, idsOnPage(fp, fp.id, where, posts.order));
+      // The page's live posts: their reactions and photos are shown, as the forum shows them.
+      const livePostOnPage = and(onPage, eq(fp.isDeleted, false));
+      return pageRead(
+        [
+          selectPosts(env)
+            .where(where)
+            .orderBy(...keysetOrderBy(posts.order))
+            .limit(pageSize),
+          // Reactions on the user's posts, counted per type as the forum shows them (whose they are stays out).
+          db
+            .select({ postId: fr.postId, type: fr.type, n: count(), mine: sql<number>`max(${fr.userId} = ${userId})` })
+            .from(fr)
+            .innerJoin(fp, eq(fp.id, fr.postId))
+            .where(livePostOnPage)
+            .groupBy(fr.postId, fr.type),
+          db
+            .select({
+              postId: forumAttachments.postId,
+              image: forumAttachments.image,
+              width: forumAttachments.width,
+              height: forumAttachments.height,
+            })
+            .from(forumAttachments)
+            .innerJoin(fp, eq(fp.id, forumAttachments.postId))
+            .where(livePostOnPage)
+            .orderBy(asc(forumAttachments.postId), asc(forumAttachments.position)),
+          // Which of the page's posts are their topic's marked solution.
+          db
+            .select({ postId: forumTopics.solutionPostId })
+            .from(forumTopics)
+            .innerJoin(fp, eq(fp.id, forumTopics.solutionPostId))
+            .where(onPage),
+        ] as const,
+        ([rows, reactionTallies, attachmentRows, solutionRows]) => {
+          const tallies = new Map<string, ReactionCounts>();
+          const mine = new Map<string, ReactionType[]>();
+          for (const t of reactionTallies) {
+            const counts = tallies.get(t.postId) ?? { like: 0, love: 0, helpful: 0, thanks: 0 };
+            counts[t.type] = t.n;
+            tallies.set(t.postId, counts);
+            if (t.mine) mine.set(t.postId, [...(mine.get(t.postId) ?? []), t.type]);
+          }
+          const attachments = new Map<string, Attachment[]>();
+          for (const a of attachmentRows) {
+            const body = attachmentBody(a);
+            if (body) attachments.set(a.postId, [...(attachments.get(a.postId) ?? []), body]);
+          }
+          const solutions = new Set(solutionRows.map((s) => s.postId));
+          return {
+            rows,
+            bodies: rows.map((p) =>
+              postBody(p, solutions.has(p.id) ? p.id : null, tallies.get(p.id), mine.get(p.id), attachments.get(p.id)),
+            ),
+          };
+        },
+      );
+    },
+  };
+  const reactions: PagedPart<{ postId: string; type: string; createdAt: string }, unknown> = {
+    order: [
+      { column: fr.createdAt, direction: "asc", of: (x) => x.createdAt },
+      { column: fr.postId, direction: "asc", of: (x) => x.postId },
+      { column: fr.type, direction: "asc", of: (x) => x.type },
+    ],
+    read: (after) =>
+      rowsRead(
+        db
+          .select({ postId: fr.postId, type: fr.type, createdAt: fr.createdAt })
+          .from(fr)
+          .where(and(eq(fr.userId, userId), after))
+          .orderBy(...keysetOrderBy(reactions.order))
+          .limit(pageSize),
+        (x) => apiFields(x, "postId type createdAt"),
+      ),
+  };
+  const subscriptions: PagedPart<{ topicId: string; createdAt: string }, unknown> = {
+    order: [
+      { column: forumSubscriptions.createdAt, direction: "asc", of: (x) => x.createdAt },
+      { column: forumSubscriptions.topicId, direction: "asc", of: (x) => x.topicId },
+    ],
+    read: (after) =>
+      rowsRead(
+        db
+          .select({ topicId: forumSubscriptions.topicId, createdAt: forumSubscriptions.createdAt })
+          .from(forumSubscriptions)
+          .where(and(eq(forumSubscriptions.userId, userId), after))
+          .orderBy(...keysetOrderBy(subscriptions.order))
+          .limit(pageSize),
+        (x) => apiFields(x, "topicId createdAt"),
+      ),
+  };
+  const revisions: PagedPart<{ postId: string; number: number; createdAt: string }, unknown> = {
+    order: [
+      { column: blogRevisions.createdAt, direction: "asc", of: (x) => x.createdAt },
+      { column: blogRevisions.postId, direction: "asc", of: (x) => x.postId },
+      { column: blogRevisions.number, direction: "asc", of: (x) => x.number },
+    ],
+    // The revisions the user saved, on any post: which, its number and when (the post's own text is in `posts`).
+    read: (after) =>
+      rowsRead(
+        db
+          .select({
+            postId: blogRevisions.postId,
+            number: blogRevisions.number,
+            createdAt: blogRevisions.createdAt,
+            authorId: blogRevisions.authorId,
+            username: users.username,
+            current: blogPosts.revision,
+          })
+          .from(blogRevisions)
+          .innerJoin(blogPosts, eq(blogPosts.id, blogRevisions.postId))
+          .innerJoin(users, eq(users.id, blogRevisions.authorId))
+          .where(and(eq(blogRevisions.authorId, userId), after))
+          .orderBy(...keysetOrderBy(revisions.order))
+          .limit(pageSize),
+        (x) => ({ post_id: x.postId, ...revisionBody(x, x.current) }),
+      ),
+  };
+  const images: PagedPart<{ ref: string; createdAt: string }, unknown> = {
+    order: [
+      { column: blogImages.createdAt, direction: "asc", of: (x) => x.createdAt },
+      { column: blogImages.ref, direction: "asc", of: (x) => x.ref },
+    ],
+    read: (after) =>
+      rowsRead(
+        db
+          .select({ ref: blogImages.ref, createdAt: blogImages.createdAt })
+          .from(blogImages)
+          .where(and(eq(blogImages.uploadedBy, userId), after))
+          .orderBy(...keysetOrderBy(images.order))
+          .limit(pageSize),
+        (x) => ({ id: x.ref, url: mediaUrl(x.ref), created_at: x.createdAt }),
+      ),
+  };
+  const comments: PagedPart<{ id: string; createdAt: string }, unknown> = {
+    order: [
+      { column: blogComments.createdAt, direction: "asc", of: (x) => x.createdAt },
+      { column: blogComments.id, direction: "asc", of: (x) => x.id },
+    ],
+    read: (after) =>
+      rowsRead(
+        selectComments(env)
+          .where(and(eq(blogComments.userId, userId), after))
+          .orderBy(...keysetOrderBy(comments.order))
+          .limit(pageSize),
+        commentBody,
+      ),
+  };
+  // Reports the user filed: what, why, and where it stands. Never who dealt with it, nor anyone else's reports.
+  const forumReportList: PagedPart<{ id: string; created_at: string }, unknown> = {
+    order: [
+      { column: forumReports.createdAt, direction: "asc", of: (x) => x.created_at },
+      { column: forumReports.id, direction: "asc", of: (x) => x.id },
+    ],
+    read: (after) =>
+      rowsRead(
+        db
+          .select({
+            id: forumReports.id,
+            post_id: forumReports.postId,
+            reason: forumReports.reason,
+            status: forumReports.status,
+            created_at: forumReports.createdAt,
+            resolved_at: forumReports.resolvedAt,
+          })
+          .from(forumReports)
+          .where(and(eq(forumReports.reporterId, userId), after))
+          .orderBy(...keysetOrderBy(forumReportList.order))
+          .limit(pageSize),
+        (x) => ({ ...reportReceipt(x), reason: x.reason, resolved_at: x.resolved_at }),
+      ),
+  };
+  const commentReportList: PagedPart<{ id: string; createdAt: string }, unknown> = {
+    order: [
+      { column: blogCommentReports.createdAt, direction: "asc", of: (x) => x.createdAt },
+      { column: blogCommentReports.id, direction: "asc", of: (x) => x.id },
+    ],
+    read: (after) =>
+      rowsRead(
+        db
+          .select({
+            id: blogCommentReports.id,
+            commentId: blogCommentReports.commentId,
+            reason: blogCommentReports.reason,
+            status: blogCommentReports.status,
+            createdAt: blogCommentReports.createdAt,
+          })
+          .from(blogCommentReports)
+          .where(and(eq(blogCommentReports.reporterId, userId), after))
+          .orderBy(...keysetOrderBy(commentReportList.order))
+          .limit(pageSize),
+        (x) => apiFields(x, "id commentId reason status createdAt"),
+      ),
+  };
+  const proposalReportList: PagedPart<{ resultId: string; createdAt: string }, unknown> = {
+    order: [
+      { column: proposalReports.createdAt, direction: "asc", of: (x) => x.createdAt },
+      { column: proposalReports.resultId, direction: "asc", of: (x) => x.resultId },
+    ],
+    read: (after) =>
+      rowsRead(
+        db
+          .select({
+            resultId: proposalReports.resultId,
+            reason: proposalReports.reason,
+            createdAt: proposalReports.createdAt,
+            resolvedAt: proposalReports.resolvedAt,
+          })
+          .from(proposalReports)
+          .where(and(eq(proposalReports.userId, userId), after))
+          .orderBy(...keysetOrderBy(proposalReportList.order))
+          .limit(pageSize),
+        // A proposal's reports are closed together when a moderator hides or shows it again.
+        (x) => ({
+          result_id: x.resultId,
+          reason: x.reason,
+          status: x.resolvedAt === null ? ("open" as const) : ("resolved" as const),
+          created_at: x.createdAt,
+          resolved_at: x.resolvedAt,
+        }),
+      ),
+  };
+  // On other people's requests (or a request whose owner is gone).
+  const notOwnRequest = or(isNull(q.userId), ne(q.userId, userId));
+  const proposals: PagedPart<{ id: string; createdAt: string }, unknown> = {
+    order: [
+      { column: r.createdAt, direction: "asc", of: (x) => x.createdAt },
+      { column: r.id, direction: "asc", of: (x) => x.id },
+    ],
+    // Species the user proposed on other people's requests: their own words, and the request's id only.
+    // Whether the request is on show now: once it is not, what became of the proposal is its owner's.
+    read: (after) =>
+      rowsRead(
+        db
+          .select({ ...getTableColumns(r), onShow: sql<number>`(${q.isSharedWithCommunity} = 1 AND ${accountActive(q.userId)})` })
+          .from(r)
+          .innerJoin(q, eq(q.id, r.requestId))
+          .where(and(eq(r.proposedBy, userId), notOwnRequest, after))
+          .orderBy(...keysetOrderBy(proposals.order))
+          .limit(pageSize),
+        ({ onShow, ...row }) => (onShow ? identificationResultBody(row) : proposalAsWritten(row)),
+      ),
+  };
+  // The user's own votes on other people's results: other people's votes are in the results' counts.
+  const communityVotes: PagedPart<{ id: string; createdAt: string }, unknown> = {
+    order: [
+      { column: votes.createdAt, direction: "asc", of: (x) => x.createdAt },
+      { column: votes.id, direction: "asc", of: (x) => x.id },
+    ],
+    read: (after) =>
+      rowsRead(
+        db
+          .select(voteColumns)
+          .from(votes)
+          .innerJoin(r, eq(r.id, votes.resultId))
+          .innerJoin(q, eq(q.id, r.requestId))
+          .where(and(eq(votes.userId, userId), notOwnRequest, after))
+          .orderBy(...keysetOrderBy(communityVotes.order))
+          .limit(pageSize),
+        voteBody,
+      ),
+  };
+  const openings = {
+    requests: opening(db, pageSize, requests),
+    diagnoses: opening(db, pageSize, diagnoses),
+    rsvps: opening(db, pageSize, rsvps),
+    topics: opening(db, pageSize, topics),
+    posts: opening(db, pageSize, posts),
+    reactions: opening(db, pageSize, reactions),
+    subscriptions: opening(db, pageSize, subscriptions),
+    revisions: opening(db, pageSize, revisions),
+    images: opening(db, pageSize, images),
+    comments: opening(db, pageSize, comments),
+    forumReports: opening(db, pageSize, forumReportList),
+    commentReports: opening(db, pageSize, commentReportList),
+    proposalReports: opening(db, pageSize, proposalReportList),
+    proposals: opening(db, pageSize, proposals),
+    votes: opening(db, pageSize, communityVotes),
+  };
 
   const [
     [user],
@@ -229,35 +721,16 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     suppressionRows,
     collectionRows,
     plantRows,
-    requestRows,
-    resultRows,
-    voteRows,
-    diseaseRequestRows,
-    diseaseResultRows,
     careCards,
     reminderRows,
     eventRows,
-    rsvpRows,
     [feed],
-    topicRows,
-    postRows,
-    reactionTallies,
-    attachmentRows,
-    solutionRows,
-    reactionRows,
-    subscriptionRows,
-    commentRows,
     blogPostRows,
     blogCategoryRows,
     blogTagRows,
-    revisionRows,
-    blogImageRows,
-    forumReportRows,
-    commentReportRows,
-    proposalReportRows,
-    proposalRows,
     deviceRows,
     sessionRows,
+    ...firstPages
   ] = await db.batch([
     db.select().from(users).where(eq(users.id, userId)),
     // The provider's account id and email, never its tokens (none are stored) or OAuth state.
@@ -286,165 +759,30 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       )
       .where(eq(users.id, userId))
       .orderBy(asc(emailSuppressions.createdAt), asc(emailSuppressions.address)),
+    // Capped (docs/api.md Limits): collections, plants, care cards and reminders are read whole.
     selectCollections(db, eq(collections.userId, userId)).orderBy(
       desc(collections.isDefault),
       asc(collections.createdAt),
       asc(collections.id),
     ),
     selectPlants(db, eq(userPlants.userId, userId)).orderBy(desc(userPlants.createdAt), desc(userPlants.id)),
-    db.select().from(q).where(eq(q.userId, userId)).orderBy(desc(q.createdAt), desc(q.id)),
-    // Every result of the user's requests (community proposals on them included), as their owner sees them.
-    db
-      .select(getTableColumns(r))
-      .from(r)
-      .innerJoin(q, eq(q.id, r.requestId))
-      .where(and(eq(q.userId, userId), shownToOwner))
-      .orderBy(desc(r.confidenceScore), asc(r.rank)),
-    // The user's own votes only: other people's are in the results' counts.
-    db
-      .select({
-        resultId: votes.resultId,
-        requestId: r.requestId,
-        voteType: votes.voteType,
-        createdAt: votes.createdAt,
-        requestOwner: q.userId,
-      })
-      .from(votes)
-      .innerJoin(r, eq(r.id, votes.resultId))
-      .innerJoin(q, eq(q.id, r.requestId))
-      .where(eq(votes.userId, userId))
-      .orderBy(asc(votes.createdAt)),
-    db.select().from(dq).where(eq(dq.userId, userId)).orderBy(desc(dq.createdAt), desc(dq.id)),
-    db
-      .select(getTableColumns(dr))
-      .from(dr)
-      .innerJoin(dq, eq(dq.id, dr.requestId))
-      .where(eq(dq.userId, userId))
-      .orderBy(desc(dr.probability), asc(dr.rank)),
     db
       .select()
       .from(savedCareInstructions)
       .where(eq(savedCareInstructions.userId, userId))
       .orderBy(desc(savedCareInstructions.createdAt), desc(savedCareInstructions.id)),
     selectReminders(db, eq(careReminders.userId, userId)).orderBy(asc(careReminders.nextDueAt), asc(careReminders.id)),
+    // Events and blog posts are read whole: their order (when an event starts, when a post was last
+    // changed) moves when they are edited, which a keyset page could skip or repeat.
     selectEvents(db, viewer, eq(calendarEvents.organizerId, userId)).orderBy(asc(calendarEvents.startsAt), asc(calendarEvents.id)),
-    db
-      .select({
-        eventId: calendarRsvps.eventId,
-        status: calendarRsvps.status,
-        createdAt: calendarRsvps.createdAt,
-        updatedAt: calendarRsvps.updatedAt,
-      })
-      .from(calendarRsvps)
-      .where(eq(calendarRsvps.userId, userId))
-      .orderBy(asc(calendarRsvps.createdAt)),
     // Whether the user has a calendar feed URL, and its dates: never its id, which the URL is signed over.
     db
       .select({ createdAt: calendarFeeds.createdAt, lastFetchedAt: calendarFeeds.lastFetchedAt })
       .from(calendarFeeds)
       .where(eq(calendarFeeds.userId, userId)),
-    selectTopics(env).where(eq(forumTopics.authorId, userId)).orderBy(asc(forumTopics.createdAt), asc(forumTopics.id)),
-    selectPosts(env).where(eq(fp.authorId, userId)).orderBy(asc(fp.createdAt), asc(fp.id)),
-    // Reactions on the user's posts, counted per type as the forum shows them (whose they are stays out).
-    db
-      .select({ postId: fr.postId, type: fr.type, n: count(), mine: sql<number>`max(${fr.userId} = ${userId})` })
-      .from(fr)
-      .innerJoin(fp, eq(fp.id, fr.postId))
-      .where(ownLivePost)
-      .groupBy(fr.postId, fr.type),
-    db
-      .select({
-        postId: forumAttachments.postId,
-        image: forumAttachments.image,
-        width: forumAttachments.width,
-        height: forumAttachments.height,
-      })
-      .from(forumAttachments)
-      .innerJoin(fp, eq(fp.id, forumAttachments.postId))
-      .where(ownLivePost)
-      .orderBy(asc(forumAttachments.postId), asc(forumAttachments.position)),
-    // Which of the user's posts are their topic's marked solution.
-    db
-      .select({ postId: forumTopics.solutionPostId })
-      .from(forumTopics)
-      .innerJoin(fp, eq(fp.id, forumTopics.solutionPostId))
-      .where(eq(fp.authorId, userId)),
-    db
-      .select({ postId: fr.postId, type: fr.type, createdAt: fr.createdAt })
-      .from(fr)
-      .where(eq(fr.userId, userId))
-      .orderBy(asc(fr.createdAt)),
-    db
-      .select({ topicId: forumSubscriptions.topicId, createdAt: forumSubscriptions.createdAt })
-      .from(forumSubscriptions)
-      .where(eq(forumSubscriptions.userId, userId))
-      .orderBy(asc(forumSubscriptions.createdAt)),
-    selectComments(env).where(eq(blogComments.userId, userId)).orderBy(asc(blogComments.createdAt), asc(blogComments.id)),
     // Blog posts the user wrote (drafts included while a writer), as the editor shows them, with their categories and tags.
     selectPostDetails(env).where(ownPost).orderBy(desc(blogPosts.updatedAt), desc(blogPosts.id)),
     ...selectTaxonomy(db, (postId) => inArray(postId, db.select({ id: blogPosts.id }).from(blogPosts).where(ownPost))),
-    // The revisions the user saved, on any post: which, its number and when (the post's own text is above).
-    db
-      .select({
-        postId: blogRevisions.postId,
-        number: blogRevisions.number,
-        createdAt: blogRevisions.createdAt,
-        authorId: blogRevisions.authorId,
-        username: users.username,
-        current: blogPosts.revision,
-      })
-      .from(blogRevisions)
-      .innerJoin(blogPosts, eq(blogPosts.id, blogRevisions.postId))
-      .innerJoin(users, eq(users.id, blogRevisions.authorId))
-      .where(eq(blogRevisions.authorId, userId))
-      .orderBy(asc(blogRevisions.createdAt), asc(blogRevisions.postId), asc(blogRevisions.number)),
-    db
-      .select({ ref: blogImages.ref, createdAt: blogImages.createdAt })
-      .from(blogImages)
-      .where(eq(blogImages.uploadedBy, userId))
-      .orderBy(asc(blogImages.createdAt), asc(blogImages.ref)),
-    // Reports the user filed: what, why, and where it stands. Never who dealt with it, nor anyone else's reports.
-    db
-      .select({
-        id: forumReports.id,
-        post_id: forumReports.postId,
-        reason: forumReports.reason,
-        status: forumReports.status,
-        created_at: forumReports.createdAt,
-        resolved_at: forumReports.resolvedAt,
-      })
-      .from(forumReports)
-      .where(eq(forumReports.reporterId, userId))
-      .orderBy(asc(forumReports.createdAt), asc(forumReports.id)),
-    db
-      .select({
-        id: blogCommentReports.id,
-        commentId: blogCommentReports.commentId,
-        reason: blogCommentReports.reason,
-        status: blogCommentReports.status,
-        createdAt: blogCommentReports.createdAt,
-      })
-      .from(blogCommentReports)
-      .where(eq(blogCommentReports.reporterId, userId))
-      .orderBy(asc(blogCommentReports.createdAt), asc(blogCommentReports.id)),
-    db
-      .select({
-        resultId: proposalReports.resultId,
-        reason: proposalReports.reason,
-        createdAt: proposalReports.createdAt,
-        resolvedAt: proposalReports.resolvedAt,
-      })
-      .from(proposalReports)
-      .where(eq(proposalReports.userId, userId))
-      .orderBy(asc(proposalReports.createdAt), asc(proposalReports.resultId)),
-    // Species the user proposed on other people's requests: their own words, and the request's id only.
-    // Whether the request is on show now: once it is not, what became of the proposal is its owner's.
-    db
-      .select({ ...getTableColumns(r), onShow: sql<number>`(${q.isSharedWithCommunity} = 1 AND ${accountActive(q.userId)})` })
-      .from(r)
-      .innerJoin(q, eq(q.id, r.requestId))
-      .where(and(eq(r.proposedBy, userId), or(isNull(q.userId), ne(q.userId, userId))))
-      .orderBy(asc(r.createdAt)),
     // When each device subscribed and what it called itself, and its push service (the endpoint's
     // host, below): never the endpoint itself, a capability to push to the device, or its keys.
     db
@@ -460,30 +798,13 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       .orderBy(asc(pushSubscriptions.createdAt)),
     // Where the user is signed in, as auth/sessions/ lists it, without the sessions' ids.
     liveSessionsQuery(env, userId),
+    // The first page of each part that grows without a cap.
+    ...Object.values(openings).flatMap((o) => o.queries),
   ]);
   if (!user) throw new AppError("AUTHENTICATION_REQUIRED", 401, "User no longer exists.");
+  const lists = openedLists(openings, firstPages);
 
   const plantsByCollection = groupBy(plantRows, (p) => p.collectionId);
-  const resultsByRequest = groupBy(resultRows, (x) => x.requestId);
-  const ownVotes = voteRows.filter((v) => v.requestOwner === userId);
-  const votesByRequest = groupBy(ownVotes, (v) => v.requestId);
-  const voteBody = (v: (typeof voteRows)[number]) => apiFields(v, "resultId requestId voteType createdAt");
-  const diseaseResultsByRequest = groupBy(diseaseResultRows, (x) => x.requestId);
-
-  const tallies = new Map<string, ReactionCounts>();
-  const mine = new Map<string, ReactionType[]>();
-  for (const t of reactionTallies) {
-    const counts = tallies.get(t.postId) ?? { like: 0, love: 0, helpful: 0, thanks: 0 };
-    counts[t.type] = t.n;
-    tallies.set(t.postId, counts);
-    if (t.mine) mine.set(t.postId, [...(mine.get(t.postId) ?? []), t.type]);
-  }
-  const attachments = new Map<string, Attachment[]>();
-  for (const a of attachmentRows) {
-    const body = attachmentBody(a);
-    if (body) attachments.set(a.postId, [...(attachments.get(a.postId) ?? []), body]);
-  }
-  const solutions = new Set(solutionRows.map((s) => s.postId));
   const taxonomy = groupTaxonomy(blogCategoryRows, blogTagRows);
 
   return {
@@ -496,49 +817,35 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     notification_preferences: preferencesOf(preferences),
     email_suppressions: suppressionRows.map((x) => apiFields(x, "address reason createdAt")),
     collections: collectionRows.map((c) => ({ ...collectionBody(c), plants: (plantsByCollection.get(c.id) ?? []).map(plantBody) })),
-    identification_requests: requestRows.map((row) => ({
-      ...identificationRequestBody(row),
-      results: (resultsByRequest.get(row.id) ?? []).map(identificationResultBody),
-      my_votes: (votesByRequest.get(row.id) ?? []).map(voteBody),
-    })),
-    disease_requests: diseaseRequestRows.map((row) => ({
-      ...diseaseRequestBody(row),
-      results: (diseaseResultsByRequest.get(row.id) ?? []).map(diseaseResultBody),
-    })),
+    identification_requests: lists.requests,
+    disease_requests: lists.diagnoses,
     saved_care_instructions: careCards.map(savedCareBody),
     reminders: reminderRows.map(reminderBody),
     calendar: {
       events: eventRows.map(eventBody),
-      rsvps: rsvpRows.map((x) => apiFields(x, "eventId status createdAt updatedAt")),
+      rsvps: lists.rsvps,
       feed: feed ? apiFields(feed, "createdAt lastFetchedAt") : null,
     },
     forum: {
-      topics: topicRows.map(topicBody),
-      posts: postRows.map((p) => postBody(p, solutions.has(p.id) ? p.id : null, tallies.get(p.id), mine.get(p.id), attachments.get(p.id))),
-      reactions: reactionRows.map((x) => apiFields(x, "postId type createdAt")),
-      subscriptions: subscriptionRows.map((x) => apiFields(x, "topicId createdAt")),
+      topics: lists.topics,
+      posts: lists.posts,
+      reactions: lists.reactions,
+      subscriptions: lists.subscriptions,
     },
     blog: {
       posts: blogPostRows.map((row) => detailBody(row, taxonomy)),
-      revisions: revisionRows.map((r) => ({ post_id: r.postId, ...revisionBody(r, r.current) })),
-      images: blogImageRows.map((i) => ({ id: i.ref, url: mediaUrl(i.ref), created_at: i.createdAt })),
+      revisions: lists.revisions,
+      images: lists.images,
     },
-    blog_comments: commentRows.map(commentBody),
+    blog_comments: lists.comments,
     reports: {
-      forum_posts: forumReportRows.map((x) => ({ ...reportReceipt(x), reason: x.reason, resolved_at: x.resolved_at })),
-      blog_comments: commentReportRows.map((x) => apiFields(x, "id commentId reason status createdAt")),
-      // A proposal's reports are closed together when a moderator hides or shows it again.
-      proposals: proposalReportRows.map((x) => ({
-        result_id: x.resultId,
-        reason: x.reason,
-        status: x.resolvedAt === null ? ("open" as const) : ("resolved" as const),
-        created_at: x.createdAt,
-        resolved_at: x.resolvedAt,
-      })),
+      forum_posts: lists.forumReports,
+      blog_comments: lists.commentReports,
+      proposals: lists.proposalReports,
     },
     community: {
-      proposals: proposalRows.map(({ onShow, ...row }) => (onShow ? identificationResultBody(row) : proposalAsWritten(row))),
-      votes: voteRows.filter((v) => v.requestOwner !== userId).map(voteBody),
+      proposals: lists.proposals,
+      votes: lists.votes,
     },
     push_devices: deviceRows.map((x) => ({
       push_service: pushService(x.endpoint),
@@ -550,26 +857,21 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
   };
 }
 
-/**
- * How many notifications one read takes. Notifications are the one part of an account that grows
- * without a cap (a reminder a day is 365 a year), so the export reads them in pages, newest first,
- * and writes each page out before reading the next: the Worker never holds them all.
- */
-export const NOTIFICATION_PAGE = 500;
+/** The notifications' page: EXPORT_PAGE, as every paged part's. */
+export const NOTIFICATION_PAGE = EXPORT_PAGE;
 
 /**
  * The user's notifications as the export shows them, a page at a time, newest first (by
  * `created_at`, then `id`, so rows made in the same millisecond are neither repeated nor skipped
  * across pages). Each page is one batch: the notifications and how each went by email and push.
  */
-export async function* notificationPages(env: Bindings, userId: string, pageSize = NOTIFICATION_PAGE) {
+export function notificationPages(env: Bindings, userId: string, pageSize = NOTIFICATION_PAGE) {
   const db = database(env);
   // The digest email a held email was gathered into.
   const digests = alias(notificationDeliveries, "digest");
-  let after: { createdAt: string; id: string } | null = null;
-  for (;;) {
-    const page = and(eq(notifications.userId, userId), notWithdrawn(), after ? olderThan(after) : undefined);
-    const newestFirst = [desc(notifications.createdAt), desc(notifications.id)] as const;
+  const order = NEWEST_FIRST;
+  const page = async (after: SQL | undefined) => {
+    const where = and(eq(notifications.userId, userId), notWithdrawn(), after);
     const [notificationRows, deliveryRows] = await db.batch([
       // Every notification the service made for the user, in-app or not (one whose type they turned
       // off in-app still went by email or push). A withdrawn one is blank and shown nowhere: out.
@@ -587,8 +889,8 @@ export async function* notificationPages(env: Bindings, userId: string, pageSize
           createdAt: notifications.createdAt,
         })
         .from(notifications)
-        .where(page)
-        .orderBy(...newestFirst)
+        .where(where)
+        .orderBy(...keysetOrderBy(order))
         .limit(pageSize),
       // How each went by email and push: the channel, the status and when it was sent (an email
       // gathered into a digest: when the digest was). Never the provider's message id, the dedupe
@@ -610,8 +912,8 @@ export async function* notificationPages(env: Bindings, userId: string, pageSize
               db
                 .select({ id: notifications.id })
                 .from(notifications)
-                .where(page)
-                .orderBy(...newestFirst)
+                .where(where)
+                .orderBy(...keysetOrderBy(order))
                 .limit(pageSize),
             ),
           ),
@@ -630,46 +932,66 @@ export async function* notificationPages(env: Bindings, userId: string, pageSize
         ),
       ],
     });
-    if (notificationRows.length > 0) yield notificationRows.map(notificationBody);
-    const last = notificationRows.at(-1);
-    if (!last || notificationRows.length < pageSize) return;
-    after = { createdAt: last.createdAt, id: last.id };
-  }
+    return { rows: notificationRows, bodies: notificationRows.map(notificationBody) };
+  };
+  return keysetPages(order, pageSize, page);
 }
 
 /**
- * The export as the bytes of one JSON document, streamed: everything but `notifications` (read
- * in one batch, by exportAccount, before the first byte, so a refusal is still an error answer),
- * then the notifications a page at a time. A read failing mid-way ends the stream with an error,
+ * `value` as JSON, the same text JSON.stringify makes, in pieces: a Streamed list's pages are
+ * read one at a time, each once the text before it is taken.
+ */
+async function* jsonPieces(value: unknown): AsyncGenerator<string, void, undefined> {
+  if (value instanceof Streamed) {
+    yield "[";
+    let first = true;
+    for await (const page of value.pages) {
+      const items = page.map((item) => JSON.stringify(item)).join(",");
+      yield first ? items : `,${items}`;
+      first = false;
+    }
+    yield "]";
+  } else if (holdsStreamed(value)) {
+    yield "{";
+    let first = true;
+    for (const [key, item] of Object.entries(value)) {
+      // As JSON.stringify: a key whose value is undefined is left out.
+      if (item === undefined) continue;
+      yield `${first ? "" : ","}${JSON.stringify(key)}:`;
+      yield* jsonPieces(item);
+      first = false;
+    }
+    yield "}";
+  } else {
+    yield JSON.stringify(value);
+  }
+}
+
+/** Whether `value` is a plain object with a Streamed list in it, at any depth. */
+function holdsStreamed(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Object.getPrototypeOf(value) !== Object.prototype) return false;
+  return Object.values(value).some((item) => item instanceof Streamed || holdsStreamed(item));
+}
+
+/**
+ * The export as the bytes of one JSON document, streamed: the account and the first page of each
+ * part that grows without a cap are read in one batch, by exportAccount, before the first byte (so
+ * a refusal is still an error answer); each next page is read as the document reaches it, and the
+ * notifications, last, a page at a time. A read failing mid-way ends the stream with an error,
  * which the client sees as a download cut short (and not valid JSON).
  */
-export async function exportAccountStream(env: Bindings, viewer: AuthenticatedUser, now = new Date()) {
-  const document = await exportAccount(env, viewer, now);
-  const pages = notificationPages(env, viewer.id);
+export async function exportAccountStream(env: Bindings, viewer: AuthenticatedUser, now = new Date(), pageSize = EXPORT_PAGE) {
+  const document = await exportAccount(env, viewer, now, pageSize);
+  const pieces = jsonPieces({ ...document, notifications: new Streamed(notificationPages(env, viewer.id, pageSize)) });
   const encoder = new TextEncoder();
-  // `notifications` is the last key: the document up to its closing brace, then the list.
-  const head = JSON.stringify(document);
-  let first = true;
-  let started = false;
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
-      if (!started) {
-        started = true;
-        controller.enqueue(encoder.encode(`${head.slice(0, -1)},"notifications":[`));
-        return;
-      }
-      const next = await pages.next();
-      if (next.done) {
-        controller.enqueue(encoder.encode("]}"));
-        controller.close();
-        return;
-      }
-      const items = next.value.map((n) => JSON.stringify(n)).join(",");
-      controller.enqueue(encoder.encode(first ? items : `,${items}`));
-      first = false;
+      const next = await pieces.next();
+      if (next.done) controller.close();
+      else controller.enqueue(encoder.encode(next.value));
     },
     async cancel() {
-      await pages.return(undefined);
+      await pieces.return(undefined);
     },
   });
   return { document, body };

@@ -7,6 +7,7 @@ import { apiFields } from "../lib/fields";
 import { and, count, desc, eq, inArray, lt, or, type SQL, sql } from "drizzle-orm";
 import { NOTIFICATION_TYPES, type NotificationPayload } from "../../durable-objects/user-hub-protocol";
 import { changes, type Database, database, eqIfGiven } from "../db/client";
+import { type KeysetOrder, keysetAfter } from "../db/keyset";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
 import { notifications } from "../db/schema";
 import type { Bindings } from "../env";
@@ -187,13 +188,15 @@ function inAppItems(rows: Notification[]): { userId: string; notification: Notif
   return rows.filter((row) => row.inApp).map((row) => ({ userId: row.userId, notification: notificationBody(row) }));
 }
 
-/**
- * Notifications after `position` in the newest-first order (`created_at`, then `id`): the keyset
- * of a page that neither repeats nor skips rows made in the same millisecond.
- */
+/** Newest first: by `created_at`, then `id`, so pages neither repeat nor skip rows made in the same millisecond. */
+export const NEWEST_FIRST: KeysetOrder<{ createdAt: string; id: string }> = [
+  { column: notifications.createdAt, direction: "desc", of: (n) => n.createdAt },
+  { column: notifications.id, direction: "desc", of: (n) => n.id },
+];
+
+/** Notifications after `position` in the newest-first order: the keyset of a page. */
 export function olderThan(position: { createdAt: string; id: string }): SQL | undefined {
-  const n = notifications;
-  return or(lt(n.createdAt, position.createdAt), and(eq(n.createdAt, position.createdAt), lt(n.id, position.id)));
+  return keysetAfter(NEWEST_FIRST, position);
 }
 
 /** The user's notifications, newest first; `unread` keeps only unread (true) or read (false) ones. */
