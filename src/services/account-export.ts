@@ -23,6 +23,10 @@
  * Those parts (requests, diagnoses, RSVPs, the forum's topics, posts, reactions and follows,
  * revisions, blog images and comments, reports, proposals, votes, notifications) go on a page at a
  * time as the document is written (exportAccountStream), so the Worker never holds one of them whole.
+ * The file is then no one snapshot (D1 has no long read transaction): a write during the download
+ * may or may not be in it, but each list's order is one no write changes on a row (when it was
+ * made, then a unique key) and each page starts after the last row written, so a row that stays
+ * is in it exactly once.
  */
 import { twoFactorStatus } from "./two-factor";
 import { and, asc, count, desc, eq, getTableColumns, inArray, isNull, ne, or, type SQL, sql } from "drizzle-orm";

@@ -1,6 +1,6 @@
 // The account export's parts that grow without a cap are read in keyset pages as the document is
-// written (services/account-export.ts): every row once, in order, whatever the page size
-// (docs/api.md "Exporting your data").
+// written (services/account-export.ts): every row once, in order, whatever the page size, and a
+// write between two pages neither repeats nor skips a row that stays (docs/api.md "Exporting your data").
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { exportAccountStream } from "../../src/services/account-export";
@@ -286,5 +286,39 @@ describe("the account export's paged parts", () => {
 
     // The same bytes as an export whose page holds every row.
     expect(await exportText(env, u, 1000)).toBe(text);
+  });
+
+  it("neither repeats nor skips a row that stays when rows are made and deleted between two pages", async () => {
+    const u = await bearerUser();
+    const other = await bearerUser();
+    await seed(u.userId, other.userId);
+    const request = (id: string, createdAt: string) =>
+      env.DB.prepare(`INSERT INTO identification_requests (id, user_id, image_hashes, created_at) VALUES (?1, ?2, '[]', ?3)`).bind(
+        id,
+        u.userId,
+        createdAt,
+      );
+    // Newest first, two a page: the first page is requests 5 and 4. Before the second page is read,
+    // a request newer than all (before the position: not in this export), one older than all and
+    // one made in the same millisecond as request 4 with a smaller id (after it: in the export)
+    // are made, and request 3 (not yet read) is deleted.
+    const racing = envAroundBatches(async (n) => {
+      if (n !== 2) return;
+      await env.DB.batch([
+        request(`req-${u.userId}-9`, at(9)),
+        request(`req-${u.userId}-0`, "2025-12-31T00:00:00.000Z"),
+        request(`req-${u.userId}-3x`, at(4)),
+        env.DB.prepare(`DELETE FROM identification_requests WHERE id = ?1`).bind(`req-${u.userId}-3`),
+      ]);
+    });
+    const doc = JSON.parse(await exportText(racing.env, u, PAGE)) as Paged;
+    expect(doc.identification_requests.map((x) => x.request_id)).toEqual([
+      `req-${u.userId}-5`,
+      `req-${u.userId}-4`,
+      `req-${u.userId}-3x`,
+      `req-${u.userId}-2`,
+      `req-${u.userId}-1`,
+      `req-${u.userId}-0`,
+    ]);
   });
 });
