@@ -402,6 +402,39 @@ export const twoFactor = sqliteTable("two_factor", {
   rehashOf: text("rehash_of"),
 });
 
+/**
+ * Two-factor recovery without the authenticator or the recovery codes (migrations/0052,
+ * services/two-factor-reset.ts): an emailed start link, a 72-hour wait, a cancel that always wins.
+ */
+export const twoFactorResets = sqliteTable(
+  "two_factor_resets",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    /** SHA-256 of the emailed start link's token; the token itself is never stored. */
+    linkHash: text("link_hash").notNull(),
+    /** Unix seconds. */
+    linkExpiresAt: integer("link_expires_at").notNull(),
+    startedAt: text("started_at"),
+    completesAfter: text("completes_after"),
+    /** SHA-256 of the emailed cancel link's token. */
+    cancelHash: text("cancel_hash"),
+    cancelledAt: text("cancelled_at"),
+    completedAt: text("completed_at"),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [
+    uniqueIndex("two_factor_resets_link_hash_unique").on(t.linkHash),
+    uniqueIndex("two_factor_resets_cancel_hash_unique").on(t.cancelHash),
+    uniqueIndex("two_factor_resets_one_open")
+      .on(t.userId)
+      .where(sql`${t.startedAt} IS NOT NULL AND ${t.cancelledAt} IS NULL AND ${t.completedAt} IS NULL`),
+    index("two_factor_resets_user_idx").on(t.userId),
+  ],
+);
+
 /** OAuth `state` + PKCE verifier between /login and /callback (single use, 10 minutes). */
 export const oauthStates = sqliteTable("oauth_states", {
   stateHash: text("state_hash").primaryKey(),

@@ -45,6 +45,7 @@ import {
   notifications,
   oauthAccounts,
   passwordResetTokens,
+  twoFactorResets,
   refreshTokens,
   retiredUsernames,
   savedCareInstructions,
@@ -91,6 +92,7 @@ const OWN_ROWS: [SQLiteTable, SQLiteColumn][] = [
   [passwordResetTokens, passwordResetTokens.userId],
   [refreshTokens, refreshTokens.userId],
   [twoFactor, twoFactor.userId],
+  [twoFactorResets, twoFactorResets.userId],
 ];
 
 /** The domain of a deleted account's address: reserved (RFC 2606), so it can never receive mail or be registered. */

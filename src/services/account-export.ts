@@ -154,6 +154,8 @@ export const NOT_EXPORTED_TABLES = {
     "the client's retry keys and stored copies of answers already given (kept 24 h); what they hold is in the export where the service still holds it",
   push_sends: "which device ids a push delivery reached, for its retries: the push channel's `sent_at` is in `notifications[].channels`",
   blog_post_views: "readers' daily view counts of a post: about its readers, not its writer, and counted for the editors",
+  two_factor_resets:
+    "secret: the hashes of a two-factor reset's emailed start and cancel links; an open reset is listed at `auth/2fa/resets/`, and its start, cancel and completion are security notices in `notifications`",
   retired_usernames: "a hash of a deleted account's name, kept so nobody takes it; by design it names no account",
 } as const;
 

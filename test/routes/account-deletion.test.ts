@@ -585,6 +585,7 @@ describe("every column that names an account", () => {
     "ws_tickets.user_id",
     "push_subscriptions.user_id",
     "two_factor.user_id",
+    "two_factor_resets.user_id",
   ];
   const KEPT = [
     "forum_topics.author_id",
