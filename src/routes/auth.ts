@@ -35,6 +35,14 @@ import { issueTokenPair, revokeAccessToken, rotateRefreshToken, type TokenPair, 
 import { DELIVERY_STATUSES, EXPORT_FORMAT, EXPORT_VERSION, exportAccountStream, NOTIFICATION_CHANNELS } from "../services/account-export";
 import { signInWithFirebase } from "../services/firebase";
 import { DELETED_USERNAME_PREFIX, deleteAccount } from "../services/account-deletion";
+import {
+  cancelTwoFactorReset,
+  cancelTwoFactorResetByLink,
+  describeTwoFactorResetLink,
+  openTwoFactorResets,
+  requestTwoFactorReset,
+  startTwoFactorReset,
+} from "../services/two-factor-reset";
 import { createUser, findUserById, publicUser, userProfile, type UserRow } from "../services/users";
 import { jsonBody, MessageSchema, errorResponse, requestJson, ErrorSchema } from "./schemas";
 import {
@@ -418,6 +426,34 @@ const TwoFactorStatusSchema = z
   })
   .openapi("TwoFactorStatus");
 
+const TwoFactorResetRequestBody = z
+  .object({
+    two_factor_token: z
+      .string()
+      .min(1)
+      .max(2048)
+      .openapi({ description: "The `two_factor_token` of the sign-in's TWO_FACTOR_REQUIRED answer (it stays usable for a code)" }),
+  })
+  .strict()
+  .openapi("TwoFactorResetRequest");
+const TwoFactorResetLinkBody = z
+  .object({ token: z.string().min(10).max(200).openapi({ description: "The token from the emailed link" }) })
+  .strict()
+  .openapi("TwoFactorResetLink");
+const TwoFactorResetLinkQuery = z.object({
+  token: z.string().min(10).max(200).openapi({ description: "The token from the emailed link" }),
+});
+const TwoFactorResetSchema = z
+  .object({
+    id: z.string(),
+    started_at: z.string().openapi({ description: "When the emailed link was followed" }),
+    completes_after: z.string().openapi({
+      description: "72 hours later: the first sign-in with the password after this turns two-factor sign-in off, unless cancelled",
+    }),
+  })
+  .openapi("TwoFactorReset");
+const TwoFactorResetParam = z.object({ id: z.string().max(100).openapi({ description: "A reset id from `GET 2fa/resets/`" }) });
+
 const errors = {
   400: errorResponse(400, "Invalid input"),
   401: errorResponse(401, "Not authenticated"),
@@ -731,6 +767,135 @@ export function authRoutes() {
       c.get("logger"),
     );
     return c.json({ recovery_codes: codes }, 200);
+  });
+
+  // ---- Two-factor recovery without the app or the codes (services/two-factor-reset.ts) ----
+
+  const postTwoFactorReset = open
+    .post("/2fa/reset", "Lost the authenticator and the recovery codes: email a link that starts a 72-hour two-factor reset")
+    .io(
+      { body: requestJson(TwoFactorResetRequestBody) },
+      {
+        202: jsonBody(MessageSchema, "Accepted (the same answer whether a mail was sent or not)"),
+        401: errorResponse(
+          401,
+          "TWO_FACTOR_TOKEN_INVALID: the sign-in's token expired, was used, or the password changed (sign in again)",
+          "TWO_FACTOR_TOKEN_INVALID",
+        ),
+      },
+      {
+        description:
+          "At the second sign-in step, with the password already checked. Mails a single-use link (valid 1 hour) to the account's " +
+          "confirmed address; nothing starts until it is followed (`POST 2fa/reset/start/`). No mail goes to an unconfirmed address, " +
+          "nor more than 3 an hour per account (and the address's own limit on account mail), and the answer is the same either way.",
+      },
+    );
+  app.openapi(postTwoFactorReset, async (c) => {
+    const { mail } = await requestTwoFactorReset(c.env, getConfig(c.env), c.req.valid("json").two_factor_token, c.get("logger"));
+    // The mail after the answer: neither it nor its timing says whether one was sent.
+    c.executionCtx.waitUntil(mail());
+    return c.json(
+      {
+        message:
+          "If your account's email address is confirmed, we sent it a link. Following it starts a 72-hour wait, after which signing in with your password turns two-factor sign-in off.",
+      },
+      202,
+    );
+  });
+
+  const getTwoFactorResetStart = open.get("/2fa/reset/start", "What an emailed two-factor reset link would do (changes nothing)").io(
+    { query: TwoFactorResetLinkQuery },
+    {
+      200: jsonBody(
+        z.object({
+          valid: z.boolean().openapi({ description: "Whether the link can still start a reset" }),
+          link_expires_at: z.string().nullable(),
+          message: z.string(),
+        }),
+        "About the link",
+      ),
+    },
+    {
+      description: "For a page that asks before it starts: mail scanners follow links, so only `POST 2fa/reset/start/` starts the wait.",
+    },
+  );
+  app.openapi(getTwoFactorResetStart, async (c) => {
+    const { valid, linkExpiresAt } = await describeTwoFactorResetLink(c.env, c.req.valid("query").token);
+    c.header("Cache-Control", "private, no-store");
+    return c.json(
+      {
+        valid,
+        link_expires_at: linkExpiresAt,
+        message: valid
+          ? "Confirming (POST) starts a 72-hour wait; then signing in with your password turns two-factor sign-in off. You are told at once and can cancel until then."
+          : "This link is invalid, expired or used.",
+      },
+      200,
+    );
+  });
+
+  const postTwoFactorResetStart = open
+    .post("/2fa/reset/start", "Follow the emailed link: start the 72-hour wait before two-factor sign-in turns off")
+    .io(
+      { body: requestJson(TwoFactorResetLinkBody) },
+      {
+        200: jsonBody(z.object({ message: z.string(), reset: TwoFactorResetSchema }), "Started"),
+        400: errorResponse(400, "INVALID_TOKEN: invalid, expired or used", "INVALID_TOKEN"),
+        409: errorResponse(409, "A reset is already under way on this account", "INVALID_STATE"),
+      },
+      {
+        description:
+          "The link works once. The owner is told at once: a security notice (in-app, every signed-in session, and email) and a mail " +
+          "with a one-click cancel link. Any signed-in session can cancel too (`2fa/resets/`). After the wait, the first sign-in with " +
+          "the right password turns two-factor sign-in off, deletes the recovery codes and ends every other session.",
+      },
+    );
+  app.openapi(postTwoFactorResetStart, async (c) => {
+    const reset = await startTwoFactorReset(c.env, getConfig(c.env), c.req.valid("json").token, c.get("logger"));
+    return c.json(
+      {
+        message: "The two-factor reset has started. After the wait, sign in with your password.",
+        reset: { id: reset.id, started_at: reset.startedAt, completes_after: reset.completesAfter },
+      },
+      200,
+    );
+  });
+
+  const postTwoFactorResetCancel = open.post("/2fa/reset/cancel", "Cancel a two-factor reset with the emailed cancel link (single use)").io(
+    { body: requestJson(TwoFactorResetLinkBody) },
+    {
+      200: jsonBody(MessageSchema, "Cancelled: two-factor sign-in stays on"),
+      400: errorResponse(400, "INVALID_TOKEN: invalid or used, or the reset is over", "INVALID_TOKEN"),
+    },
+  );
+  app.openapi(postTwoFactorResetCancel, async (c) => {
+    await cancelTwoFactorResetByLink(c.env, c.req.valid("json").token, c.get("logger"));
+    return c.json({ message: "The two-factor reset was cancelled. Two-factor sign-in stays on." }, 200);
+  });
+
+  const getTwoFactorResets = mine
+    .get("/2fa/resets", "Two-factor resets under way on your account (at most one)")
+    .io({}, { 200: jsonBody(z.array(TwoFactorResetSchema), "Open resets") });
+  app.openapi(getTwoFactorResets, async (c) => {
+    const resets = await openTwoFactorResets(c.env, userIdOf(c));
+    c.header("Cache-Control", "private, no-store");
+    return c.json(
+      resets.map((r) => ({ id: r.id, started_at: r.startedAt, completes_after: r.completesAfter })),
+      200,
+    );
+  });
+
+  const postTwoFactorResetCancelMine = mine.post("/2fa/resets/{id}/cancel", "Cancel a two-factor reset under way on your account").io(
+    { params: TwoFactorResetParam },
+    {
+      200: jsonBody(MessageSchema, "Cancelled: two-factor sign-in stays on"),
+      404: errorResponse(404, "Not an open reset of yours", "NOT_FOUND"),
+    },
+    { description: "Any signed-in session can: a cancel always wins over a completion that has not landed yet." },
+  );
+  app.openapi(postTwoFactorResetCancelMine, async (c) => {
+    await cancelTwoFactorReset(c.env, userIdOf(c), c.req.valid("param").id, c.get("logger"));
+    return c.json({ message: "The two-factor reset was cancelled. Two-factor sign-in stays on." }, 200);
   });
 
   const firebaseExchange = open

@@ -43,6 +43,7 @@ import { checkCurrentPassword, notifyLockout, proveAccountOwner } from "./accoun
 import { endEverySession, sessionStillLive, sessionsEndedIf } from "./sessions";
 import { guardedTokenPair, type TokenPair } from "./tokens";
 import { keepRehash, type SignInVia, twoFactorEnabled, twoFactorRequired } from "./two-factor";
+import { cancelOpenTwoFactorResets, completeDueTwoFactorReset, forgetTwoFactorResetLinks } from "./two-factor-reset";
 import {
   accountActive,
   findUserByEmail,
@@ -100,7 +101,9 @@ export async function signInWithPassword(
     if (attempt.justLocked && user) defer(notifyLockout(env, config, user, logger));
     throw invalidCredentials();
   }
-  if (await twoFactorEnabled(env, user.id)) {
+  // A two-factor reset whose 72-hour wait is over completes at this sign-in (two-factor-reset.ts),
+  // which then goes on as one without the second factor.
+  if ((await twoFactorEnabled(env, user.id)) && !(await completeDueTwoFactorReset(env, user, user.passwordHash!, logger))) {
     // No session yet, and the attempt stays counted until the second step succeeds: a wrong code
     // after a right password must not find the account's failures forgotten.
     if (attempt.justLocked) defer(notifyLockout(env, config, user, logger));
@@ -170,6 +173,7 @@ function forgetEmailedLinks(env: Bindings, userId: string, onlyIf?: SQL): Statem
       .update(users)
       .set({ pendingEmail: null })
       .where(and(eq(users.id, userId), onlyIf)),
+    forgetTwoFactorResetLinks(env, userId, onlyIf),
     db.delete(passwordResetTokens).where(and(eq(passwordResetTokens.userId, userId), onlyIf)),
   ];
 }
@@ -330,6 +334,9 @@ export async function confirmPasswordReset(
         .set({ passwordHash: newHash, emailVerified: true, passwordProven: true, updatedAt: new Date().toISOString() })
         .where(and(eq(users.id, user.id), stillLive)),
       db.update(passwordResetTokens).set({ usedAt: now }).where(live),
+      // The reset replaced the password that started any two-factor reset under way: it is
+      // cancelled (two-factor-reset.ts says why this keeps the owner safest).
+      cancelOpenTwoFactorResets(env, user.id, justClaimed),
       ...forgetEmailedLinks(env, user.id, justClaimed),
     ],
     logger,
@@ -517,23 +524,27 @@ export async function confirmEmailChange(env: Bindings, token: string, signedInA
   }
   let claimed: unknown;
   try {
-    [, , , claimed] = await runBatch(db, [
-      db
-        .update(users)
-        .set({
-          email: pending.new_email,
-          emailVerified: true,
-          passwordProven: fromInside,
-          pendingEmail: null,
-          updatedAt: new Date().toISOString(),
-        })
-        .where(and(eq(users.id, pending.user_id), stillLive)),
-      db.delete(passwordResetTokens).where(and(eq(passwordResetTokens.userId, pending.user_id), stillLive)),
-      db
-        .delete(emailChangeTokens)
-        .where(and(eq(emailChangeTokens.userId, pending.user_id), ne(emailChangeTokens.tokenHash, tokenHash), stillLive)),
-      db.update(emailChangeTokens).set({ usedAt: now }).where(live),
-    ]);
+    // The claim is the last statement.
+    claimed = (
+      await runBatch(db, [
+        db
+          .update(users)
+          .set({
+            email: pending.new_email,
+            emailVerified: true,
+            passwordProven: fromInside,
+            pendingEmail: null,
+            updatedAt: new Date().toISOString(),
+          })
+          .where(and(eq(users.id, pending.user_id), stillLive)),
+        db.delete(passwordResetTokens).where(and(eq(passwordResetTokens.userId, pending.user_id), stillLive)),
+        forgetTwoFactorResetLinks(env, pending.user_id, stillLive),
+        db
+          .delete(emailChangeTokens)
+          .where(and(eq(emailChangeTokens.userId, pending.user_id), ne(emailChangeTokens.tokenHash, tokenHash), stillLive)),
+        db.update(emailChangeTokens).set({ usedAt: now }).where(live),
+      ])
+    ).at(-1);
   } catch (err) {
     // Lost a race with another account confirming (or registering) the same address.
     if (err instanceof Error && /UNIQUE/i.test(err.message)) {

@@ -21,7 +21,10 @@ export type SecurityEvent =
   | "two_factor_disabled"
   | "recovery_code_used"
   | "recovery_codes_replaced"
-  | "push_device_removed";
+  | "push_device_removed"
+  | "two_factor_reset_started"
+  | "two_factor_reset_cancelled"
+  | "two_factor_reset_completed";
 
 const WORDS: Record<SecurityEvent, (detail: string) => { title: string; body: string }> = {
   password_changed: () => ({
@@ -67,6 +70,24 @@ const WORDS: Record<SecurityEvent, (detail: string) => { title: string; body: st
   recovery_codes_replaced: () => ({
     title: "New recovery codes were made for your Plant Community account",
     body: "Your old recovery codes no longer work. If this was not you, reset your password and review your account.",
+  }),
+  // The detail is when the wait ends (ISO); services/two-factor-reset.ts.
+  two_factor_reset_started: (completesAfter) => ({
+    title: "Someone asked to turn off two-factor sign-in on your Plant Community account",
+    body:
+      "They had your password and confirmed the link we emailed to your address. Unless it is cancelled, the first sign-in " +
+      `with your password after ${completesAfter.slice(0, 16).replace("T", " ")} UTC turns two-factor sign-in off. If this was ` +
+      "not you, cancel it now (the link in the email we sent, or Security settings on any device you are signed in on) and change your password.",
+  }),
+  two_factor_reset_cancelled: () => ({
+    title: "The two-factor reset on your Plant Community account was cancelled",
+    body: "Two-factor sign-in stays on. If you did not cancel it, review your account; if someone else started it, change your password.",
+  }),
+  two_factor_reset_completed: () => ({
+    title: "Two-factor sign-in was turned off on your Plant Community account",
+    body:
+      "A reset confirmed through your email 72 hours ago has completed: signing in now asks for your password only, your recovery " +
+      "codes were deleted and every other session was signed out. If this was not you, reset your password and turn two-factor sign-in on again.",
   }),
   push_device_removed: (device) => ({
     title: `Push notifications to ${device} were turned off`,

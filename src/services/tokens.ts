@@ -22,6 +22,7 @@ import {
   emailChangeTokens,
   oauthStates,
   passwordResetTokens,
+  twoFactorResets,
   refreshTokens,
   revokedSessions,
   revokedTokens,
@@ -397,6 +398,8 @@ export async function purgeExpiredTokens(env: Bindings): Promise<void> {
     db.delete(emailChangeTokens).where(lt(emailChangeTokens.expiresAt, now)),
     db.delete(refreshTokens).where(lt(refreshTokens.expiresAt, now)),
     db.delete(passwordResetTokens).where(lt(passwordResetTokens.expiresAt, now)),
+    // Two-factor reset links never followed (a followed one is the reset's record, kept).
+    db.delete(twoFactorResets).where(and(isNull(twoFactorResets.startedAt), lt(twoFactorResets.linkExpiresAt, now))),
     db.delete(wsTickets).where(lt(wsTickets.expiresAt, now)),
     db.delete(oauthStates).where(lt(oauthStates.expiresAt, now)),
   ]);

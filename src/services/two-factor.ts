@@ -23,7 +23,9 @@
  *   logged for the operator (`openSecret`): not a wrong code, and not counted toward the lockout.
  * - A password reset does not turn it off (a reset link is one factor: the inbox); disabling asks
  *   for the password and a code. A completed reset lifts a lock wrong codes set once until a right
- *   code, and the next wrong code locks again (accounts.ts, RateLimiter.liftLockForReset).
+ *   code, and the next wrong code locks again (accounts.ts, RateLimiter.liftLockForReset). Without the
+ *   app and the codes, the owner turns it off through a two-factor reset: the password and the
+ *   mailbox to start, then a 72-hour wait the owner can cancel (two-factor-reset.ts).
  * - An outdated password hash is upgraded as at any sign-in, but only once the code is right: the
  *   password step makes the new hash and keeps it beside the secret, bound to the hash it replaces
  *   (`keepRehash`); `verify` writes it in the batch that starts the session.
@@ -661,6 +663,30 @@ async function readChallenge(config: Config, token: string): Promise<ChallengeCl
 }
 
 /**
+ * A challenge token (the password step passed) that is still good for the second step: signed by
+ * us, unexpired, unspent, for an active account whose password is still the one it was issued
+ * under and whose second factor is still on. TWO_FACTOR_TOKEN_INVALID otherwise.
+ */
+export async function liveChallenge(
+  env: Bindings,
+  config: Config,
+  token: string,
+): Promise<{ claims: ChallengeClaims; user: UserRow & { passwordHash: string }; row: TwoFactorRow }> {
+  const claims = await readChallenge(config, token);
+  const user = await findUserById(env, claims.sub);
+  if (!user?.isActive || !user.passwordHash || (await passwordFingerprint(user.passwordHash)) !== claims.pwd) throw tokenInvalid();
+  const spentAlready = await database(env)
+    .select({ jti: revokedTokens.jti })
+    .from(revokedTokens)
+    .where(eq(revokedTokens.jti, claims.jti))
+    .get();
+  if (spentAlready) throw tokenInvalid();
+  const row = await twoFactorRow(env, user.id);
+  if (!row || row.enabledAt === null) throw tokenInvalid();
+  return { claims, user: { ...user, passwordHash: user.passwordHash }, row };
+}
+
+/**
  * The second step of a sign-in: the challenge token and a code (or recovery code). Starts the
  * session login/ or token/ would have started — only while the account is active, its password
  * the one the challenge was issued under, the second factor still on, and the token unspent,
@@ -675,14 +701,8 @@ export async function completeTwoFactorSignIn(
   logger?: Logger,
   now = Date.now(),
 ): Promise<{ user: UserRow; pair: TokenPair; via: SignInVia }> {
-  const claims = await readChallenge(config, input.token);
+  const { claims, user, row } = await liveChallenge(env, config, input.token);
   const db = database(env);
-  const user = await findUserById(env, claims.sub);
-  if (!user?.isActive || !user.passwordHash || (await passwordFingerprint(user.passwordHash)) !== claims.pwd) throw tokenInvalid();
-  const spentAlready = await db.select({ jti: revokedTokens.jti }).from(revokedTokens).where(eq(revokedTokens.jti, claims.jti)).get();
-  if (spentAlready) throw tokenInvalid();
-  const row = await twoFactorRow(env, user.id);
-  if (!row || row.enabledAt === null) throw tokenInvalid();
   await proveSecondFactor(env, config, user, row, input, 401, logger, now, claims.nk ?? null);
 
   const still = and(

@@ -10,7 +10,10 @@ export function mailTo(outbox: Pick<EmailEmulator, "outbox">, address: string, s
 }
 
 /** The token a mail spells out after its label (`Reset token: …`, `Confirmation token: …`). */
-export function tokenIn(text: string | null, label: "Reset token" | "Confirmation token"): string {
+export function tokenIn(
+  text: string | null,
+  label: "Reset token" | "Confirmation token" | "Two-factor reset token" | "Cancel token",
+): string {
   const match = new RegExp(`${label}: (\\S+)`).exec(text ?? "");
   if (!match) throw new Error(`no ${label} in the mail`);
   return match[1]!;
