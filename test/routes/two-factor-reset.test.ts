@@ -243,6 +243,22 @@ describe("the wait cannot be shortened", () => {
     expect(await twoFactorOn(user.userId)).toBe(true);
   });
 
+  it("a password change past the wait neither completes nor cancels it: the next password sign-in does", async () => {
+    const user = await twoFactorUser();
+    await startReset(user);
+    await waitIsOver(user.userId);
+    const changed = await call("/api/v1/auth/password/change/", {
+      bearer: user.access,
+      json: { old_password: GOOD_PASSWORD, new_password: "Brand-New-Bramble-9" },
+    });
+    expect(changed.status, await changed.clone().text()).toBe(200);
+    const row = (await resetRow(user.userId))!;
+    expect([row.cancelled_at, row.completed_at]).toEqual([null, null]);
+    expect(await twoFactorOn(user.userId)).toBe(true);
+    expect((await signInWithPassword(user.username, "Brand-New-Bramble-9")).status).toBe(200);
+    expect(await twoFactorOn(user.userId)).toBe(false);
+  });
+
   it("tokens are stored only as hashes", async () => {
     const user = await twoFactorUser();
     const link = await askForLink(user);
