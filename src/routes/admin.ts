@@ -63,7 +63,11 @@ export function adminRoutes() {
         required: true,
       },
     },
-    { 200: jsonBody(UserProfileSchema, "Updated user") },
+    {
+      200: jsonBody(UserProfileSchema, "Updated user"),
+      409: errorResponse(409, "The last active admin (make another account an admin first)", "INVALID_STATE"),
+    },
+    { description: "The service keeps an administrator: the last active admin cannot be given another role, their own included." },
   );
   app.openapi(patchUsersByIdRole, async (c) => {
     const { id } = c.req.valid("param");

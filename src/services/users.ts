@@ -281,16 +281,26 @@ export function listUsers(
   return tablePage(database(env), users, where, [desc(users.dateJoined), desc(users.id)], page);
 }
 
-/** Gives the user `role`; 404 NOT_FOUND when there is no such user. */
+/**
+ * Gives the user `role`; 404 NOT_FOUND when there is no such user. The service never loses its
+ * last administrator: taking the role from an active admin needs another active admin, checked
+ * in the update itself, so two admins demoting each other at once leave one (409 INVALID_STATE).
+ */
 export async function setUserRole(env: Bindings, id: string, role: Role): Promise<UserRow> {
+  const keepsAnAdmin =
+    role === "admin"
+      ? undefined
+      : sql`(${users.role} <> 'admin' OR ${users.isActive} = 0
+             OR EXISTS (SELECT 1 FROM ${users} other WHERE other.role = 'admin' AND other.is_active = 1 AND other.id <> ${id}))`;
   const row = await database(env)
     .update(users)
     .set({ role, updatedAt: new Date().toISOString() })
-    .where(eq(users.id, id))
+    .where(and(eq(users.id, id), keepsAnAdmin))
     .returning()
     .get();
-  if (!row) throw new AppError("NOT_FOUND", 404, "User not found.");
-  return row;
+  if (row) return row;
+  if (!(await findUserById(env, id))) throw new AppError("NOT_FOUND", 404, "User not found.");
+  throw new AppError("INVALID_STATE", 409, "This is the last active administrator: make another account an admin first.");
 }
 
 /** The user's trust level now (earned by activity, never below the stored one); null for no such user. */
