@@ -155,9 +155,11 @@ export function createApp() {
     }
     await next();
   };
-  // /media/ too: every photo GET asks D1 who may see it.
+  // /media/ too: every photo GET asks D1 who may see it; and /ws/: every upgrade verifies a
+  // token, reads the account and its session and wakes the user's Durable Object.
   app.use("/api/*", edgeLimit);
   app.use("/media/*", edgeLimit);
+  app.use("/ws/*", edgeLimit);
   app.use("/api/*", authenticate, csrfProtection, idempotency);
   // The blog's images under /media/ are a draft's to its writers: who is asking matters there too.
   app.use("/media/*", authenticate);
