@@ -274,7 +274,11 @@ export const CLOSE_CODES = {
   REQUEST_GONE: 4404,
   SEND_FAILED: 1011,
   TRY_AGAIN: 1013,
+  REPLACED: 4429,
 } as const;
+
+/** Sockets one account may hold open at once (every tab's and device's, every channel's). */
+export const MAX_SOCKETS_PER_USER = 30;
 
 /** What each close code means to a client and what it should do; the AsyncAPI document lists these. */
 export const CLOSE_CODE_MEANINGS = {
@@ -291,6 +295,10 @@ export const CLOSE_CODE_MEANINGS = {
   TRY_AGAIN: {
     when: "The server could not confirm the session while the socket was opening (its database did not answer).",
     action: "Reconnect after a few seconds, with backoff.",
+  },
+  REPLACED: {
+    when: `The account opened more than ${MAX_SOCKETS_PER_USER} sockets at once: the oldest was closed to make room for the newest.`,
+    action: "Do not reconnect on your own: one of your newer tabs or devices took its place (close sockets you no longer read).",
   },
 } satisfies Record<keyof typeof CLOSE_CODES, { when: string; action: string }>;
 

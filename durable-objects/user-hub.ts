@@ -27,6 +27,7 @@ import {
   type CompletedMessage,
   type HubMessage,
   type InitMessage,
+  MAX_SOCKETS_PER_USER,
   type NotificationMessage,
   type NotificationUpdatedMessage,
   type NotificationPayload,
@@ -115,12 +116,33 @@ export class UserHub extends DurableObject<Env> {
       ...(replay?.fromD1 ? { toldFinalAt: replay.mark } : {}),
     };
     server.serializeAttachment(attachment);
+    this.closeOldestBeyondCap();
 
     server.send(
       JSON.stringify({ type: "init", ...(requestId ? { request_id: requestId } : {}), message: "connected" } satisfies InitMessage),
     );
     for (const message of replay?.messages ?? []) server.send(message);
     return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /**
+   * At most MAX_SOCKETS_PER_USER sockets stay open: past it the oldest go (4429), so one account
+   * (a script holding a stolen or its own token) cannot pile up sockets without end, each one
+   * more for every message to go through, while the newest connection always works.
+   */
+  private closeOldestBeyondCap(): void {
+    const sockets = this.ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN);
+    if (sockets.length <= MAX_SOCKETS_PER_USER) return;
+    const opened = (ws: WebSocket) => (ws.deserializeAttachment() as SocketAttachment | null)?.connectedAt ?? 0;
+    // Stable: sockets opened in the same millisecond keep the runtime's (acceptance) order.
+    const oldest = sockets.sort((a, b) => opened(a) - opened(b)).slice(0, sockets.length - MAX_SOCKETS_PER_USER);
+    for (const ws of oldest) {
+      try {
+        ws.close(CLOSE_CODES.REPLACED, "too many sockets");
+      } catch {
+        // Already gone.
+      }
+    }
   }
 
   /**

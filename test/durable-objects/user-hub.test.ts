@@ -2,7 +2,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { parseClientMessage, RETELL_QUIET_MS, type UserHub } from "../../durable-objects/user-hub";
-import { CLOSE_CODES } from "../../durable-objects/user-hub-protocol";
+import { CLOSE_CODES, MAX_SOCKETS_PER_USER } from "../../durable-objects/user-hub-protocol";
 import { eventually } from "../helpers/wait";
 
 function hub(name: string) {
@@ -426,5 +426,28 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
       expect(send(broken, "hello")).toBe(false);
       expect(broken.closedWith).toBe(CLOSE_CODES.SEND_FAILED);
     });
+  });
+
+  it("one account cannot pile up sockets: past the cap the oldest close with 4429 and the newest works", async () => {
+    const stub = hub(`hub-cap-${crypto.randomUUID()}`);
+    const closes: number[] = [];
+    const sockets = [];
+    for (let i = 0; i <= MAX_SOCKETS_PER_USER; i++) {
+      const socket = await connect(stub, i % 2 ? "req-cap" : undefined);
+      socket.ws.addEventListener("close", (e) => closes.push(e.code));
+      sockets.push(socket);
+    }
+    await eventually(
+      () => closes.length === 1,
+      10_000,
+      () => `closes: ${JSON.stringify(closes)}`,
+    );
+    expect(closes).toEqual([CLOSE_CODES.REPLACED]);
+    expect(await stub.connectionCount()).toBeLessThanOrEqual(MAX_SOCKETS_PER_USER);
+    // The newest socket is one that stays, and hears what comes.
+    const newest = sockets.at(-1)!;
+    await stub.publish({ type: "progress", request_id: "req-cap", stage: "queued", status: "pending", data: {} });
+    await received(newest.messages, 2);
+    for (const s of sockets) s.ws.close();
   });
 });
