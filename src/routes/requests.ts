@@ -320,6 +320,7 @@ export function requestRoutes() {
         }),
         "Vote state",
       ),
+      409: errorResponse(409, "The result changed at the same moment as the vote (try again)", "CONFLICT"),
     },
   );
   app.openapi(postResultsByIdVote, async (c) => {

@@ -9,7 +9,7 @@
  * so a re-delivered job never counts or writes twice.
  */
 import { and, asc, count, desc, eq, type SQL, sql } from "drizzle-orm";
-import { database, runBatch, type Statement, sqlNow } from "../db/client";
+import { changes, database, runBatch, type Statement, sqlNow } from "../db/client";
 import { type Page, type PageRequest, selectPage } from "../db/pagination";
 import { identificationRequests, identificationResults, species, users, votes } from "../db/schema";
 import type { Bindings } from "../env";
@@ -354,21 +354,21 @@ export type VoteType = (typeof votes.$inferSelect)["voteType"];
  * from the votes, so they can never drift; (4) the answer is read.
  */
 export async function voteOnResult(env: Bindings, userId: string, resultId: string, voteType: VoteType, logger?: Logger) {
-  const { result, ownerId, shared } = await loadResult(env, resultId);
-  if (result.isHidden || (ownerId !== userId && !shared)) throw resultNotFound();
-  if (result.isAccepted) {
-    throw new AppError("VALIDATION_ERROR", 400, "Accepted results cannot be voted on.", {
-      vote_type: ["This result is already accepted."],
-    });
-  }
+  const result = await votableResult(env, userId, resultId);
   const db = database(env);
   const v = votes;
   const r = identificationResults;
   const tally = (type: VoteType) => sql<number>`(SELECT count(*) FROM votes WHERE result_id = ${resultId} AND vote_type = ${type})`;
+  // The checks above, again inside the writes: the owner taking the request out of the community,
+  // accepting the result or deleting the request between them and the batch leaves no vote.
+  const stillOpen = sql`EXISTS (SELECT 1 FROM identification_results vr JOIN identification_requests vq ON vq.id = vr.request_id
+      WHERE vr.id = ${resultId} AND vr.is_hidden = 0 AND vr.is_accepted = 0
+        AND (vq.user_id = ${userId} OR (vq.is_shared_with_community = 1 AND ${accountActive(sql`vq.user_id`)})))`;
   const results = await runBatch(db, [
-    db.delete(v).where(and(eq(v.resultId, resultId), eq(v.userId, userId), eq(v.voteType, voteType))),
+    db.delete(v).where(and(eq(v.resultId, resultId), eq(v.userId, userId), eq(v.voteType, voteType), stillOpen)),
     // changes() is the point: insert only when (1) removed nothing, in the same transaction.
-    sql`INSERT INTO votes (id, result_id, user_id, vote_type) SELECT ${uuidv7()}, ${resultId}, ${userId}, ${voteType} WHERE changes() = 0
+    sql`INSERT INTO votes (id, result_id, user_id, vote_type) SELECT ${uuidv7()}, ${resultId}, ${userId}, ${voteType}
+        WHERE changes() = 0 AND ${stillOpen}
         ON CONFLICT (result_id, user_id) DO UPDATE SET vote_type = excluded.vote_type`,
     // Counters recomputed from the votes in one statement.
     db
@@ -381,6 +381,9 @@ export async function voteOnResult(env: Bindings, userId: string, resultId: stri
     // The community consensus (§5c) and its counters, recomputed in the same transaction.
     ...consensusStatements(result.requestId),
   ]);
+  // A vote always removes, adds or switches one: neither means the request or result changed
+  // since the checks, which say how (the batch's recounts found nothing new to count).
+  if (changes(results[0]) === 0 && changes(results[1]) === 0) return refuseVote(env, userId, resultId);
   const row = (results[3] as { results: { vote: VoteType | null; upvotes: number; downvotes: number }[] }).results[0];
   if (!row) throw resultNotFound();
   const change = consensusChange(results);
@@ -394,6 +397,24 @@ export async function voteOnResult(env: Bindings, userId: string, resultId: stri
     downvotes: row.downvotes,
     community_result_id: change.after,
   };
+}
+
+/** The result `userId` may vote on: 404 unless it is shown to them, 400 once accepted. */
+async function votableResult(env: Bindings, userId: string, resultId: string): Promise<IdentificationResultRow> {
+  const { result, ownerId, shared } = await loadResult(env, resultId);
+  if (result.isHidden || (ownerId !== userId && !shared)) throw resultNotFound();
+  if (result.isAccepted) {
+    throw new AppError("VALIDATION_ERROR", 400, "Accepted results cannot be voted on.", {
+      vote_type: ["This result is already accepted."],
+    });
+  }
+  return result;
+}
+
+/** A vote its batch refused: the reason, as the checks now give it (404 when the request is gone). */
+async function refuseVote(env: Bindings, userId: string, resultId: string): Promise<never> {
+  await votableResult(env, userId, resultId);
+  throw new AppError("CONFLICT", 409, "The result changed at the same moment; try again.");
 }
 
 /**
