@@ -512,14 +512,19 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
   const id = existing?.id ?? uuidv7();
   const now = new Date().toISOString();
   const rank = sql`(SELECT coalesce(max(rank), 0) + 1 FROM identification_results WHERE request_id = ${request.id})`;
+  // sharedRequestFor's rule, again inside the write: a request its owner took out of the community
+  // (or deleted) while the species was being looked up takes no proposal.
+  const stillShared = sql`EXISTS (SELECT 1 FROM identification_requests sq WHERE sq.id = ${request.id}
+      AND sq.is_shared_with_community = 1 AND sq.user_id IS NOT ${user.id} AND ${accountActive(sql`sq.user_id`)})`;
   const write = existing
     ? // Only while still hidden: a racing proposal that took it over first wins, and this one is a 409.
       sql`UPDATE identification_results SET is_hidden = 0, proposed_by = ${user.id}, comment = ${input.comment ?? ""}, created_at = ${now}
-          WHERE id = ${id} AND is_hidden = 1 AND proposed_by IS NOT ${user.id}`
+          WHERE id = ${id} AND is_hidden = 1 AND proposed_by IS NOT ${user.id} AND ${stillShared}`
     : sql`INSERT INTO identification_results (id, request_id, species_id, scientific_name, plant_name, common_names, family, genus,
           confidence_score, identification_source, rank, proposed_by, comment, details, created_at)
-        VALUES (${id}, ${request.id}, ${sp.id}, ${sp.scientificName}, ${sp.commonNames[0] ?? ""}, ${JSON.stringify(sp.commonNames)},
-          ${sp.family}, ${sp.genus}, 0, 'community', ${rank}, ${user.id}, ${input.comment ?? ""}, '{}', ${now})
+        SELECT ${id}, ${request.id}, ${sp.id}, ${sp.scientificName}, ${sp.commonNames[0] ?? ""}, ${JSON.stringify(sp.commonNames)},
+          ${sp.family}, ${sp.genus}, 0, 'community', ${rank}, ${user.id}, ${input.comment ?? ""}, '{}', ${now}
+        WHERE ${stillShared}
         ON CONFLICT DO NOTHING`;
   // The reports were about the hidden proposer's words (and resolved by hiding them): the new
   // proposal starts without them, so the same people may report it if it needs it.
@@ -535,7 +540,10 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
     .from(r)
     .where(and(eq(r.id, id), eq(r.proposedBy, user.id), eq(r.createdAt, now), eq(r.isHidden, false)))
     .get();
-  if (!created) throw new AppError("CONFLICT", 409, `${sp.scientificName} was just proposed for this request; vote on it instead.`);
+  if (!created) {
+    await sharedRequestFor(env, user.id, request.id); // 404 when it was unshared or deleted meanwhile
+    throw new AppError("CONFLICT", 409, `${sp.scientificName} was just proposed for this request; vote on it instead.`);
+  }
   // A proposal that confirms the request at once (taking over a hidden one that kept its votes)
   // tells its owner that, the bigger news, and not also that someone suggests it.
   const consensusTold = await tellConsensus(env, request.id, consensusChange(results), logger);

@@ -5,7 +5,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { setShared } from "../../src/services/community";
+import { propose, setShared } from "../../src/services/community";
 import { voteOnResult } from "../../src/services/identification-requests";
 import { useEmulators } from "../helpers/outbound";
 import { envRacingFirstBatch } from "../helpers/racing-env";
@@ -53,5 +53,47 @@ describe("a vote lands only where it may", () => {
     const racing = envRacingFirstBatch(() => env.DB.prepare("DELETE FROM identification_requests WHERE id = ?").bind(requestId).run());
     await expect(voteOnResult(racing.env, voter.userId, resultId, "upvote")).rejects.toMatchObject({ status: 404, code: "NOT_FOUND" });
     expect(await votesOn(resultId)).toBe(0);
+  });
+});
+
+describe("a proposal lands only on a shared request", () => {
+  const newSpecies = async () => {
+    const id = crypto.randomUUID();
+    await env.DB.prepare("INSERT INTO species (id, scientific_name, family, genus) VALUES (?, ?, 'Araceae', 'Alocasia')")
+      .bind(id, `Alocasia zebrina ${id.slice(0, 6)}`)
+      .run();
+    return id;
+  };
+  const proposals = async (requestId: string) =>
+    (await env.DB.prepare("SELECT count(*) AS n FROM identification_results WHERE request_id = ? AND identification_source = 'community'")
+      .bind(requestId)
+      .first<{ n: number }>())!.n;
+  const asUser = (u: { userId: string; username: string }) => ({ id: u.userId, username: u.username, role: "user" as const });
+
+  it("a request its owner takes out of the community while a proposal is on its way takes none (404), and its owner hears of none", async () => {
+    const { owner, voter: proposer, requestId } = await sharedResult();
+    const speciesId = await newSpecies();
+    const racing = envRacingFirstBatch(() => setShared(env, owner.userId, requestId, false));
+    await expect(propose(racing.env, asUser(proposer), requestId, { species_id: speciesId })).rejects.toMatchObject({
+      status: 404,
+      code: "NOT_FOUND",
+    });
+    expect(racing.fired()).toBe(true);
+    expect(await proposals(requestId)).toBe(0);
+    const told = await env.DB.prepare("SELECT count(*) AS n FROM notifications WHERE user_id = ? AND type = 'community_proposal'")
+      .bind(owner.userId)
+      .first<{ n: number }>();
+    expect(told!.n).toBe(0);
+  });
+
+  it("a request deleted while a proposal is on its way answers 404, not a server error", async () => {
+    const { voter: proposer, requestId } = await sharedResult();
+    const speciesId = await newSpecies();
+    const racing = envRacingFirstBatch(() => env.DB.prepare("DELETE FROM identification_requests WHERE id = ?").bind(requestId).run());
+    await expect(propose(racing.env, asUser(proposer), requestId, { species_id: speciesId })).rejects.toMatchObject({
+      status: 404,
+      code: "NOT_FOUND",
+    });
+    expect(await proposals(requestId)).toBe(0);
   });
 });
