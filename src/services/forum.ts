@@ -527,11 +527,12 @@ export async function updateTopicTitle(
   if (topic.is_locked && !isForumModerator(user)) throw lockedError();
   await assertWithinEditWindow(env, user, topic.created_at, "Titles", now);
   const db = database(env);
-  const [, raised] = await runBatch(db, [
+  const [renamed, raised] = await runBatch(db, [
     db
       .update(forumTopics)
       .set({ title, updatedAt: new Date(now).toISOString() })
-      .where(eq(forumTopics.id, id)),
+      // The lock, checked again inside the write (a moderator's change ignores it).
+      .where(and(eq(forumTopics.id, id), isForumModerator(user) ? undefined : eq(forumTopics.isLocked, false))),
     // Usernames never change, so the post's author is who the title names: a title per type
     // and author, not per notification (a busy topic raises thousands; one value holding them
     // all would pass D1's 2 MB value limit).
@@ -544,6 +545,10 @@ export async function updateTopicTitle(
     `${r.type}:${r.author_id}`,
     NOTICE_TITLES[r.type as PostNotificationType](r.username as string, title),
   ]);
+  if (changes(renamed) === 0) {
+    await getTopic(env, id); // 404 when it was deleted meanwhile
+    throw lockedError();
+  }
   const statements: SQL[] = [];
   for (let i = 0; i < titles.length; i += TITLES_PER_STATEMENT) {
     const map = JSON.stringify(Object.fromEntries(titles.slice(i, i + TITLES_PER_STATEMENT)));
@@ -599,6 +604,11 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
   await recountFallen(env, uncounted, logger);
   // Read by the table's columns whichever way runBatch sent the batch (drizzle's or raw D1).
   return tableRows(notifications, withdrawn).map(({ id, userId, inApp }) => ({ id, userId, inApp }));
+}
+
+/** SQL: topic `topicId` is not locked (a write by anyone but a moderator holds only then). */
+function unlocked(topicId: string): SQL {
+  return sql`NOT EXISTS (SELECT 1 FROM ${forumTopics} WHERE ${forumTopics.id} = ${topicId} AND ${forumTopics.isLocked} = 1)`;
 }
 
 function lockedError() {
@@ -841,21 +851,26 @@ export async function editPost(
   const body = cleanBody(rawBody);
   const at = new Date(now).toISOString();
   const db = database(env);
+  // The lock, checked again inside the write (a moderator's edit ignores it).
+  const open = isForumModerator(user) ? sql`1` : unlocked(post.topic_id);
   // The notifications the post raised quote it: they quote what it says now. Both writes hold
-  // only while the post is live, checked again inside the batch: a delete that landed since the
-  // check above has withdrawn those notifications, and the edit must not write text back. They
-  // come back for the caller to tell their owners' sockets.
+  // only while the post is live (and its topic open), checked again inside the batch: a delete
+  // that landed since the check above has withdrawn those notifications, and the edit must not
+  // write text back. They come back for the caller to tell their owners' sockets.
   const [edited, updated] = await runBatch(db, [
     db
       .update(forumPosts)
       .set({ body, editedAt: at, updatedAt: at })
-      .where(and(eq(forumPosts.id, id), eq(forumPosts.isDeleted, false))),
+      .where(and(eq(forumPosts.id, id), eq(forumPosts.isDeleted, false), open)),
     sql`UPDATE notifications SET body = ${excerpt(body, REPLY_EXCERPT_CHARS)}
         WHERE ${raisedBy(sql`${id}`)} AND ${notWithdrawn()}
-          AND EXISTS (SELECT 1 FROM forum_posts WHERE id = ${id} AND is_deleted = 0)
+          AND EXISTS (SELECT 1 FROM forum_posts WHERE id = ${id} AND is_deleted = 0) AND ${open}
         RETURNING *`,
   ]);
-  if (changes(edited) === 0) throw new AppError("POST_DELETED", 409, "This post has been deleted.");
+  if (changes(edited) === 0) {
+    if ((await getTopic(env, post.topic_id)).is_locked && !isForumModerator(user)) throw lockedError();
+    throw new AppError("POST_DELETED", 409, "This post has been deleted.");
+  }
   return { post: await getPost(env, id), topic, updated: tableRows(notifications, updated) };
 }
 

@@ -558,3 +558,46 @@ describe("a topic's solution is a post that stands", () => {
     });
   });
 });
+
+describe("a locked topic takes no edit, however close the lock", () => {
+  const lockBeforeWrite = (topicId: string) =>
+    envRacingFirstBatch(() => env.DB.prepare("UPDATE forum_topics SET is_locked = 1 WHERE id = ?").bind(topicId).run());
+
+  it("an edit whose topic is locked between its lock check and its write is refused (403 TOPIC_LOCKED) and changes nothing", async () => {
+    const [author, replier] = [await bearerUser(), await bearerUser()];
+    const topic = await newTopic(author.access);
+    const post = await reply(replier.access, topic.id, "Water it weekly.");
+    const racing = lockBeforeWrite(topic.id);
+    const refused = await editPost(
+      racing.env,
+      { id: replier.userId, username: replier.username, role: "user" },
+      post.id,
+      "Rewritten after the lock",
+    ).catch((err: unknown) => err);
+    expect(racing.fired()).toBe(true);
+    expect(refused).toMatchObject({ status: 403, code: "TOPIC_LOCKED" });
+    const stored = await env.DB.prepare("SELECT body, edited_at FROM forum_posts WHERE id = ?")
+      .bind(post.id)
+      .first<{ body: string; edited_at: string | null }>();
+    expect(stored).toMatchObject({ body: "Water it weekly.", edited_at: null });
+    // A moderator's edit of the locked topic still lands.
+    const mod = await moderator();
+    await editPost(env, { id: mod.userId, username: mod.username, role: "moderator" }, post.id, "Edited by a moderator");
+  });
+
+  it("a title change whose topic is locked between its lock check and its write is refused (403 TOPIC_LOCKED)", async () => {
+    const author = await bearerUser();
+    const topic = await newTopic(author.access, "Jade watering");
+    const racing = lockBeforeWrite(topic.id);
+    const refused = await updateTopicTitle(
+      racing.env,
+      { id: author.userId, username: author.username, role: "user" },
+      topic.id,
+      "Renamed after the lock",
+    ).catch((err: unknown) => err);
+    expect(racing.fired()).toBe(true);
+    expect(refused).toMatchObject({ status: 403, code: "TOPIC_LOCKED" });
+    const stored = await env.DB.prepare("SELECT title FROM forum_topics WHERE id = ?").bind(topic.id).first<{ title: string }>();
+    expect(stored!.title).toBe("Jade watering");
+  });
+});
