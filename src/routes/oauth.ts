@@ -28,6 +28,7 @@ import {
   type OAuthProvider,
 } from "../services/oauth";
 import { sessionDeviceOf } from "../lib/session-device";
+import { clientIp, enforceRateLimit } from "../services/rate-limits";
 import { jsonBody, errorResponse } from "./schemas";
 
 const ProviderParams = z.object({
@@ -85,6 +86,7 @@ export function oauthRoutes(mount: OAuthMount) {
     {
       200: jsonBody(OAuthLoginSchema, "Provider URL"),
       400: errorResponse(400, "Unknown provider"),
+      429: errorResponse(429, "Too many sign-ins started from this address (5 per 15 minutes)", "RATE_LIMITED"),
       503: errorResponse(503, "OAUTH_NOT_CONFIGURED: this provider has no client id or secret"),
     },
     {
@@ -99,6 +101,9 @@ export function oauthRoutes(mount: OAuthMount) {
     if (!isOAuthConfigured(config, provider)) {
       throw new AppError("OAUTH_NOT_CONFIGURED", 503, `Sign-in with ${PROVIDER_NAMES[provider]} is not configured.`);
     }
+    // A sign-in attempt, counted per address as the others are (its own count): each writes a
+    // pending sign-in and lets one callback call the provider.
+    await enforceRateLimit(c.env, `oauth:ip:${clientIp(c.req.raw)}`, config.LOGIN_RATE_LIMIT);
     const oauthUrl = await buildAuthorizationUrl(c.env, config, provider, callbackUrl(c, provider, mount));
     // Bind the sign-in to this browser: the callback must come back with the same state in a
     // cookie, or an attacker could make a victim's browser finish the attacker's sign-in
