@@ -275,10 +275,13 @@ export const CLOSE_CODES = {
   SEND_FAILED: 1011,
   TRY_AGAIN: 1013,
   REPLACED: 4429,
+  TOO_MANY_MESSAGES: 1008,
 } as const;
 
 /** Sockets one account may hold open at once (every tab's and device's, every channel's). */
 export const MAX_SOCKETS_PER_USER = 30;
+/** Messages one socket may send in a minute (the text `ping`, answered by the runtime, aside). */
+export const MAX_CLIENT_MESSAGES_PER_MINUTE = 120;
 
 /** What each close code means to a client and what it should do; the AsyncAPI document lists these. */
 export const CLOSE_CODE_MEANINGS = {
@@ -299,6 +302,10 @@ export const CLOSE_CODE_MEANINGS = {
   REPLACED: {
     when: `The account opened more than ${MAX_SOCKETS_PER_USER} sockets at once: the oldest was closed to make room for the newest.`,
     action: "Do not reconnect on your own: one of your newer tabs or devices took its place (close sockets you no longer read).",
+  },
+  TOO_MANY_MESSAGES: {
+    when: `The client sent more than ${MAX_CLIENT_MESSAGES_PER_MINUTE} messages in a minute (the text \`ping\` aside: the runtime answers it).`,
+    action: "Reconnect after a minute, and send less: a ping every 30 seconds or so keeps a socket alive.",
   },
 } satisfies Record<keyof typeof CLOSE_CODES, { when: string; action: string }>;
 

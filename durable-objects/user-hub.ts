@@ -27,6 +27,7 @@ import {
   type CompletedMessage,
   type HubMessage,
   type InitMessage,
+  MAX_CLIENT_MESSAGES_PER_MINUTE,
   MAX_SOCKETS_PER_USER,
   type NotificationMessage,
   type NotificationUpdatedMessage,
@@ -51,6 +52,8 @@ interface SocketAttachment {
    * sent to it again while nothing newer was recorded (`retellCompleted`).
    */
   toldFinalAt?: number;
+  /** The client's messages in the current minute (from `since`): MAX_CLIENT_MESSAGES_PER_MINUTE at most. */
+  sent?: { since: number; count: number };
 }
 
 const ALL_TAG = "all";
@@ -386,9 +389,26 @@ export class UserHub extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    // Every message wakes the hub: a client sending without pause is closed (1008), so one
+    // socket cannot keep it busy for nothing.
+    if (!this.countMessage(ws)) {
+      ws.close(CLOSE_CODES.TOO_MANY_MESSAGES, "too many messages");
+      return;
+    }
     // `ping` is answered by the auto-response without waking us; a JSON ping `{"type":"ping"}`
     // (from clients that send only JSON) gets the same answer. Anything else is ignored.
     if (parseClientMessage(message)?.type === "ping") this.send(ws, JSON.stringify({ type: "pong" } satisfies PongMessage));
+  }
+
+  /** Counts a client message in its socket's minute; false past MAX_CLIENT_MESSAGES_PER_MINUTE. */
+  private countMessage(ws: WebSocket): boolean {
+    const attachment = ws.deserializeAttachment() as SocketAttachment | null;
+    if (!attachment) return true;
+    const now = Date.now();
+    const sent = attachment.sent && now - attachment.sent.since < 60_000 ? attachment.sent : { since: now, count: 0 };
+    sent.count++;
+    ws.serializeAttachment({ ...attachment, sent });
+    return sent.count <= MAX_CLIENT_MESSAGES_PER_MINUTE;
   }
 
   /**

@@ -208,7 +208,7 @@ function buildDocument(opts: { publicApiUrl: string; version: string }) {
       description: "Progress of every request of the signed-in user, and their new notifications.",
       messages: channelMessages([...serverMessages, "pongText", "ping", "pingText"]),
       bindings: wsBinding,
-      "x-close-codes": closeCodes(["SESSION_ENDED", "SEND_FAILED", "TRY_AGAIN", "REPLACED"]),
+      "x-close-codes": closeCodes(["SESSION_ENDED", "SEND_FAILED", "TRY_AGAIN", "REPLACED", "TOO_MANY_MESSAGES"]),
     },
     requestEvents: {
       address: "/ws/plant-identification/requests/{request_id}/",
@@ -219,7 +219,7 @@ function buildDocument(opts: { publicApiUrl: string; version: string }) {
       },
       messages: channelMessages([...requestMessages, "pongText", "ping", "pingText"]),
       bindings: wsBinding,
-      "x-close-codes": closeCodes(["SESSION_ENDED", "REQUEST_GONE", "SEND_FAILED", "TRY_AGAIN", "REPLACED"]),
+      "x-close-codes": closeCodes(["SESSION_ENDED", "REQUEST_GONE", "SEND_FAILED", "TRY_AGAIN", "REPLACED", "TOO_MANY_MESSAGES"]),
     },
   };
 

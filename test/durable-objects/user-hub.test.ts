@@ -2,7 +2,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { parseClientMessage, RETELL_QUIET_MS, type UserHub } from "../../durable-objects/user-hub";
-import { CLOSE_CODES, MAX_SOCKETS_PER_USER } from "../../durable-objects/user-hub-protocol";
+import { CLOSE_CODES, MAX_CLIENT_MESSAGES_PER_MINUTE, MAX_SOCKETS_PER_USER } from "../../durable-objects/user-hub-protocol";
 import { eventually } from "../helpers/wait";
 
 function hub(name: string) {
@@ -449,5 +449,21 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     await stub.publish({ type: "progress", request_id: "req-cap", stage: "queued", status: "pending", data: {} });
     await received(newest.messages, 2);
     for (const s of sockets) s.ws.close();
+  });
+
+  it("a socket that sends without pause is closed (1008), and the other sockets go on", async () => {
+    const stub = hub(`hub-chatty-${crypto.randomUUID()}`);
+    const chatty = await connect(stub);
+    const calm = await connect(stub);
+    const closed = new Promise<number>((resolve) => chatty.ws.addEventListener("close", (e) => resolve(e.code)));
+    for (let i = 0; i < MAX_CLIENT_MESSAGES_PER_MINUTE; i++) chatty.ws.send('{"type":"ping"}');
+    await received(chatty.messages, 1 + MAX_CLIENT_MESSAGES_PER_MINUTE);
+    expect(chatty.messages.filter((m) => m.type === "pong")).toHaveLength(MAX_CLIENT_MESSAGES_PER_MINUTE);
+    chatty.ws.send('{"type":"ping"}');
+    expect(await closed).toBe(CLOSE_CODES.TOO_MANY_MESSAGES);
+    calm.ws.send('{"type":"ping"}');
+    await received(calm.messages, 2);
+    expect(calm.messages.at(-1)).toEqual({ type: "pong" });
+    calm.ws.close();
   });
 });
