@@ -83,7 +83,10 @@ export function adminRoutes() {
         required: true,
       },
     },
-    { 200: jsonBody(UserProfileSchema, "Updated user") },
+    {
+      200: jsonBody(UserProfileSchema, "Updated user"),
+      409: errorResponse(409, "A deleted account (cannot be reactivated), or the last active admin", "INVALID_STATE"),
+    },
     {
       description:
         "Deactivation ends every session of the account at once: its refresh and access tokens stop working and its " +

@@ -49,6 +49,8 @@ import {
   findUserByEmail,
   findUserById,
   findUserByLogin,
+  keepsAnAdmin,
+  lastAdmin,
   linksNotVouchingForAddress,
   uniquenessErrors,
   type UserRow,
@@ -677,11 +679,18 @@ export async function setAccountActive(env: Bindings, userId: string, active: bo
   if (active && user.deletedAt)
     throw new AppError("INVALID_STATE", 409, "This account was deleted by its owner; it cannot be reactivated.");
   const db = database(env);
-  const update = db.update(users).set({ isActive: active, updatedAt: new Date().toISOString() }).where(eq(users.id, userId));
-  const recount = accountRecountStatements(userId);
+  // A deactivation leaves an active administrator, checked in its batch: two admins deactivating
+  // each other at once leave one.
+  const onlyIf = active ? undefined : keepsAnAdmin(userId);
+  const update = db
+    .update(users)
+    .set({ isActive: active, updatedAt: new Date().toISOString() })
+    .where(and(eq(users.id, userId), onlyIf));
+  const recount = accountRecountStatements(userId, onlyIf);
   const results = active
     ? await runBatch(db, [update, ...recount])
-    : await endEverySession(env, userId, { also: [update, ...recount], logger });
+    : await endEverySession(env, userId, { also: [update, ...recount], onlyIf, logger });
+  if (onlyIf && !sessionsEndedIf(results)) throw lastAdmin();
   await tellRecount(env, results.slice(-recount.length), logger);
   return (await findUserById(env, userId))!;
 }

@@ -287,21 +287,29 @@ export function listUsers(
  * in the update itself, so two admins demoting each other at once leave one (409 INVALID_STATE).
  */
 export async function setUserRole(env: Bindings, id: string, role: Role): Promise<UserRow> {
-  const keepsAnAdmin =
-    role === "admin"
-      ? undefined
-      : sql`(${users.role} <> 'admin' OR ${users.isActive} = 0
-             OR EXISTS (SELECT 1 FROM ${users} other WHERE other.role = 'admin' AND other.is_active = 1 AND other.id <> ${id}))`;
   const row = await database(env)
     .update(users)
     .set({ role, updatedAt: new Date().toISOString() })
-    .where(and(eq(users.id, id), keepsAnAdmin))
+    .where(and(eq(users.id, id), role === "admin" ? undefined : keepsAnAdmin(id)))
     .returning()
     .get();
   if (row) return row;
   if (!(await findUserById(env, id))) throw new AppError("NOT_FOUND", 404, "User not found.");
-  throw new AppError("INVALID_STATE", 409, "This is the last active administrator: make another account an admin first.");
+  throw lastAdmin();
 }
+
+/**
+ * SQL (self-contained): the service still has an active administrator without account `id` —
+ * it is not one, or another is. A write that takes the role or the account away holds only then.
+ */
+export function keepsAnAdmin(id: string): SQL {
+  return sql`EXISTS (SELECT 1 FROM ${users} target WHERE target.id = ${id} AND (target.role <> 'admin' OR target.is_active = 0
+    OR EXISTS (SELECT 1 FROM ${users} other WHERE other.role = 'admin' AND other.is_active = 1 AND other.id <> ${id})))`;
+}
+
+/** The refusal of a change that would leave the service without an active administrator. */
+export const lastAdmin = () =>
+  new AppError("INVALID_STATE", 409, "This is the last active administrator: make another account an admin first.");
 
 /** The user's trust level now (earned by activity, never below the stored one); null for no such user. */
 export async function trustLevelOf(env: Bindings, userId: string, now = Date.now()): Promise<TrustLevel | null> {

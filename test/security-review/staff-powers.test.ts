@@ -4,10 +4,14 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { setAccountActive } from "../../src/services/accounts";
 import { setUserRole } from "../../src/services/users";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
-import { envRacingStatement } from "../helpers/racing-env";
+import { useEmulators } from "../helpers/outbound";
+import { envRacingFirstBatch, envRacingStatement } from "../helpers/racing-env";
 import { bearerUser } from "../helpers/users";
+
+useEmulators();
 
 type User = Awaited<ReturnType<typeof bearerUser>>;
 
@@ -51,5 +55,19 @@ describe("the service keeps an administrator", () => {
     await expect(setUserRole(racing.env, a.userId, "user")).rejects.toMatchObject({ code: "INVALID_STATE", status: 409 });
     expect(racing.fired()).toBe(true);
     expect([await roleOf(a.userId), await roleOf(b.userId)]).toEqual(["admin", "user"]);
+  });
+
+  it("two administrators deactivating each other at once leave one of them active, with their sessions", async () => {
+    const a = await withRole("admin");
+    const b = await withRole("admin");
+    await env.DB.prepare("UPDATE users SET role = 'user' WHERE role = 'admin' AND id NOT IN (?, ?)").bind(a.userId, b.userId).run();
+    // b's request (let in while b was active) deactivates a; a's deactivation of b lands just before it.
+    const racing = envRacingFirstBatch(() => setAccountActive(env, b.userId, false));
+    await expect(setAccountActive(racing.env, a.userId, false)).rejects.toMatchObject({ code: "INVALID_STATE", status: 409 });
+    expect(racing.fired()).toBe(true);
+    const active = await env.DB.prepare("SELECT id FROM users WHERE role = 'admin' AND is_active = 1").all<{ id: string }>();
+    expect(active.results.map((r) => r.id)).toEqual([a.userId]);
+    // a's session was not ended by the refused deactivation.
+    expect((await call("/api/v1/admin/users/?page_size=1", { bearer: a.access })).status).toBe(200);
   });
 });
