@@ -429,11 +429,11 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
   });
 
   it("one account cannot pile up sockets: past the cap the oldest close with 4429 and the newest works", async () => {
-    const stub = hub(`hub-cap-${crypto.randomUUID()}`);
+    const owner = hub(`hub-cap-${crypto.randomUUID()}`);
     const closes: number[] = [];
     const sockets = [];
     for (let i = 0; i <= MAX_SOCKETS_PER_USER; i++) {
-      const socket = await connect(stub, i % 2 ? "req-cap" : undefined);
+      const socket = await connect(owner, i % 2 ? "req-cap" : undefined);
       socket.ws.addEventListener("close", (e) => closes.push(e.code));
       sockets.push(socket);
     }
@@ -443,18 +443,18 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
       () => `closes: ${JSON.stringify(closes)}`,
     );
     expect(closes).toEqual([CLOSE_CODES.REPLACED]);
-    expect(await stub.connectionCount()).toBeLessThanOrEqual(MAX_SOCKETS_PER_USER);
+    expect(await owner.connectionCount()).toBeLessThanOrEqual(MAX_SOCKETS_PER_USER);
     // The newest socket is one that stays, and hears what comes.
     const newest = sockets.at(-1)!;
-    await stub.publish({ type: "progress", request_id: "req-cap", stage: "queued", status: "pending", data: {} });
+    await owner.publish({ type: "progress", request_id: "req-cap", stage: "queued", status: "pending", data: {} });
     await received(newest.messages, 2);
     for (const s of sockets) s.ws.close();
   });
 
   it("a socket that sends without pause is closed (1008), and the other sockets go on", async () => {
-    const stub = hub(`hub-chatty-${crypto.randomUUID()}`);
-    const chatty = await connect(stub);
-    const calm = await connect(stub);
+    const owner = hub(`hub-chatty-${crypto.randomUUID()}`);
+    const chatty = await connect(owner);
+    const calm = await connect(owner);
     const closed = new Promise<number>((resolve) => chatty.ws.addEventListener("close", (e) => resolve(e.code)));
     for (let i = 0; i < MAX_CLIENT_MESSAGES_PER_MINUTE; i++) chatty.ws.send('{"type":"ping"}');
     await received(chatty.messages, 1 + MAX_CLIENT_MESSAGES_PER_MINUTE);
