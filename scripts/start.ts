@@ -11,7 +11,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -81,19 +81,93 @@ function probePort(port: number): Promise<NodeJS.ErrnoException | null> {
 }
 
 /**
- * Fails early, naming the setting, when a port this stack needs is taken, and suggests one that
- * is free now and is not one of the stack's other ports (`others`).
+ * Fails early, naming the setting of every port this stack needs that is taken, and suggests a
+ * command with ports that are free now (each unlike the stack's other port), so following it
+ * does not meet the next taken port.
  */
-async function assertPortFree(port: number, setting: "PORT" | "EMULATOR_PORT", others: number[]): Promise<void> {
-  const err = await probePort(port);
-  if (!err) return;
-  if (err.code !== "EADDRINUSE") throw new Error(`cannot listen on port ${port} (${setting}): ${err.message}`);
-  let free: number | null = null;
-  for (let candidate = port + 1; candidate <= port + 100 && free === null; candidate++) {
-    if (!others.includes(candidate) && (await probePort(candidate)) === null) free = candidate;
+async function assertPortsFree(): Promise<void> {
+  const wanted = [
+    { port, setting: "PORT" },
+    { port: emulatorPort, setting: "EMULATOR_PORT" },
+  ] as const;
+  const taken: { port: number; setting: string }[] = [];
+  for (const want of wanted) {
+    const err = await probePort(want.port);
+    if (!err) continue;
+    if (err.code !== "EADDRINUSE") throw new Error(`cannot listen on port ${want.port} (${want.setting}): ${err.message}`);
+    taken.push(want);
   }
-  const pick = free === null ? "or pick another" : `or pick another: ${setting}=${free} npm start`;
-  throw new Error(`port ${port} is already in use (${setting}); stop what uses it (another npm start?), ${pick}`);
+  if (taken.length === 0) return;
+  const avoid = wanted.map((w) => w.port);
+  const picks: string[] = [];
+  for (const t of taken) {
+    let free: number | null = null;
+    for (let candidate = t.port + 1; candidate <= t.port + 100 && free === null; candidate++) {
+      if (!avoid.includes(candidate) && (await probePort(candidate)) === null) free = candidate;
+    }
+    if (free === null) break;
+    avoid.push(free);
+    picks.push(`${t.setting}=${free}`);
+  }
+  const what =
+    taken.length === 1
+      ? `port ${taken[0]!.port} is already in use (${taken[0]!.setting})`
+      : `ports ${taken.map((t) => `${t.port} (${t.setting})`).join(" and ")} are already in use`;
+  const pick =
+    picks.length < taken.length ? "or pick others" : `or pick ${taken.length === 1 ? "another" : "others"}: ${picks.join(" ")} npm start`;
+  throw new Error(`${what}; stop what uses ${taken.length === 1 ? "it" : "them"} (another npm start?), ${pick}`);
+}
+
+/**
+ * Marks the state folder as in use while this stack runs: a second `npm start` on the same
+ * folder, even on other ports, would run a second workerd on the same local database and empty
+ * the running stack's log. Holds this process's pid and where it answers.
+ */
+const lockFile = join(stateDir, "npm-start.json");
+
+interface Lock {
+  pid: number;
+  port: number;
+}
+
+/** The stack that holds this state folder now, or null (none, or one that died without cleaning up). */
+function runningStack(): Lock | null {
+  let lock: Lock;
+  try {
+    lock = JSON.parse(readFileSync(lockFile, "utf8")) as Lock;
+  } catch {
+    return null;
+  }
+  try {
+    process.kill(lock.pid, 0);
+  } catch (err) {
+    // EPERM: alive, another user's; ESRCH: it died without cleaning up.
+    if ((err as NodeJS.ErrnoException).code !== "EPERM") return null;
+  }
+  // A pid reused since by something else is not a stack (where /proc can tell).
+  try {
+    if (!readFileSync(`/proc/${lock.pid}/cmdline`, "utf8").includes("start.ts")) return null;
+  } catch {}
+  return lock;
+}
+
+function assertStateDirFree(): void {
+  const other = runningStack();
+  if (!other) return;
+  throw new Error(
+    `another npm start (pid ${other.pid}) is already running at http://127.0.0.1:${other.port} on this STATE_DIR (${stateDir}); ` +
+      `use that one, or stop it first (Ctrl-C in its terminal, or kill ${other.pid}). ` +
+      "A second stack beside it needs its own folder and ports, e.g. STATE_DIR=/tmp/plant-community-2 PORT=8788 EMULATOR_PORT=8791 npm start",
+  );
+}
+
+function takeStateDir(): void {
+  writeFileSync(lockFile, JSON.stringify({ pid: process.pid, port } satisfies Lock));
+  process.on("exit", () => {
+    try {
+      if ((JSON.parse(readFileSync(lockFile, "utf8")) as Lock).pid === process.pid) rmSync(lockFile);
+    } catch {}
+  });
 }
 
 const wrangler = join(root, "node_modules", ".bin", "wrangler");
@@ -249,9 +323,10 @@ function startCron(): void {
 async function main() {
   // Before the log is started afresh: a second `npm start` beside a running one must not empty
   // the running stack's log.
-  await assertPortFree(port, "PORT", [emulatorPort]);
-  await assertPortFree(emulatorPort, "EMULATOR_PORT", [port]);
+  assertStateDirFree();
+  await assertPortsFree();
   mkdirSync(stateDir, { recursive: true });
+  takeStateDir();
   mkdirSync(dirname(logFile), { recursive: true });
   writeFileSync(logFile, "");
   log(`full output of every step: ${logFile}`);

@@ -24,13 +24,15 @@ interface Started {
   stateDir: string;
 }
 
-/** Runs scripts/start.ts until `until(output)` holds (then stops it) or it exits by itself. */
-async function start(
-  env: Record<string, string>,
-  until: (output: string) => boolean,
-  timeoutMs = 150_000,
-  stateDir = mkdtempSync(join(tmpdir(), "start-test-")),
-): Promise<Started> {
+interface Running {
+  output(): string;
+  stateDir: string;
+  /** Waits until `until(output)` holds or it exits by itself; then stops it if it still runs. */
+  stopWhen(until: (output: string) => boolean, timeoutMs?: number): Promise<Started>;
+}
+
+/** Starts scripts/start.ts in `stateDir` (its own fresh one unless given). */
+function launch(env: Record<string, string>, stateDir = mkdtempSync(join(tmpdir(), "start-test-"))): Running {
   stateDirs.push(stateDir);
   const child = spawn(join(root, "node_modules", ".bin", "tsx"), ["scripts/start.ts"], {
     cwd: root,
@@ -42,11 +44,22 @@ async function start(
   child.stdout.on("data", (c: Buffer) => (output += c.toString()));
   child.stderr.on("data", (c: Buffer) => (output += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const deadline = Date.now() + timeoutMs;
-  while (child.exitCode === null && !until(output) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  if (child.exitCode === null) process.kill(-child.pid!, "SIGTERM");
-  const code = await exited;
-  return { output, exitCode: code, stateDir };
+  return {
+    output: () => output,
+    stateDir,
+    async stopWhen(until, timeoutMs = 150_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (child.exitCode === null && !until(output) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      if (child.exitCode === null) process.kill(-child.pid!, "SIGTERM");
+      const code = await exited;
+      return { output, exitCode: code, stateDir };
+    },
+  };
+}
+
+/** Runs scripts/start.ts until `until(output)` holds (then stops it) or it exits by itself. */
+function start(env: Record<string, string>, until: (output: string) => boolean, timeoutMs = 150_000, stateDir?: string): Promise<Started> {
+  return launch(env, stateDir).stopWhen(until, timeoutMs);
 }
 
 function occupy(port: number): Promise<Server> {
@@ -81,6 +94,45 @@ describe("npm start", () => {
       }
     },
   );
+
+  it("names both ports when both are taken, and suggests a free one for each", { timeout: 90_000 }, async () => {
+    const [port, emulatorPort] = [await freePort(), await freePort()];
+    const taken = [await occupy(port), await occupy(emulatorPort)];
+    try {
+      const run = await start({ PORT: String(port), EMULATOR_PORT: String(emulatorPort) }, () => false, 60_000);
+      expect(run.exitCode).not.toBe(0);
+      expect(run.output).toContain(`ports ${port} (PORT) and ${emulatorPort} (EMULATOR_PORT) are already in use`);
+      const suggested = /PORT=(\d+) EMULATOR_PORT=(\d+) npm start/.exec(run.output);
+      expect(suggested, run.output).not.toBeNull();
+      const [newPort, newEmulatorPort] = [Number(suggested![1]), Number(suggested![2])];
+      expect(new Set([port, emulatorPort, newPort, newEmulatorPort]).size).toBe(4);
+    } finally {
+      for (const server of taken) server.close();
+    }
+  });
+
+  it("refuses a second npm start on the same STATE_DIR, even on other ports, naming the running one", { timeout: 250_000 }, async () => {
+    const first = launch({ PORT: String(await freePort()), EMULATOR_PORT: String(await freePort()) });
+    try {
+      const deadline = Date.now() + 150_000;
+      while (!first.output().includes("is running at") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(first.output()).toContain("is running at");
+      const log = readFileSync(join(first.stateDir, "start.log"), "utf8");
+      const second = await start(
+        { PORT: String(await freePort()), EMULATOR_PORT: String(await freePort()) },
+        (out) => out.includes("is running at"),
+        60_000,
+        first.stateDir,
+      );
+      expect(second.exitCode).not.toBe(0);
+      expect(second.output).toMatch(/another npm start \(pid \d+\) is already running at http:\/\/127\.0\.0\.1:\d+ on this STATE_DIR/);
+      expect(readFileSync(join(first.stateDir, "start.log"), "utf8").startsWith(log)).toBe(true);
+    } finally {
+      await first.stopWhen(() => true);
+    }
+    // Once it has stopped, the folder is free again.
+    expect(existsSync(join(first.stateDir, "npm-start.json"))).toBe(false);
+  });
 
   it("prints a short summary before its URL, no colour codes when piped, and the rest to its log file", { timeout: 200_000 }, async () => {
     const [port, emulatorPort] = [await freePort(), await freePort()];
