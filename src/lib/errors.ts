@@ -36,7 +36,8 @@ export function fieldErrorsFrom(error: z.ZodError, input: unknown, prefix: (stri
 /**
  * The API's words where a schema gave none, for what zod would otherwise say in its own terms
  * ("Invalid input: expected number, received NaN" for `?page=abc`, "Too small: expected number
- * to be >=1"): a client developer reads these in `errors`. A schema's own message still wins
+ * to be >=1", an unrecognised key without the names that are recognised): a client developer
+ * reads these in `errors`. A schema's own message still wins
  * (zod asks this map only when the schema has none); anything not listed keeps zod's words.
  */
 export function defaultValidationMessage(issue: z.core.$ZodRawIssue): string | undefined {
@@ -59,6 +60,15 @@ export function defaultValidationMessage(issue: z.core.$ZodRawIssue): string | u
         return `Ensure this field has ${issue.code === "too_small" ? "at least" : "no more than"} ${bound} ${unit}.`;
       }
       return undefined;
+    }
+    case "unrecognized_keys": {
+      // zod names only the keys it refused; a client that sent `password` where the body takes
+      // `current_password` also needs the names it should have sent.
+      const shape = (issue.inst as z.core.$ZodObject | undefined)?._zod.def.shape;
+      if (!shape) return undefined;
+      const keys = `Unrecognized key${issue.keys.length === 1 ? "" : "s"}: ${issue.keys.map((k) => `"${k}"`).join(", ")}.`;
+      const accepted = Object.keys(shape);
+      return accepted.length === 0 ? `${keys} No fields are accepted here.` : `${keys} Accepted fields: ${accepted.join(", ")}.`;
     }
     default:
       return undefined;

@@ -3,7 +3,7 @@ import { createApp } from "../../src/app";
 import { call, expectError } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 import { identifiedResult } from "../helpers/requests";
-import { bearerUser, uniqueName } from "../helpers/users";
+import { bearerUser, GOOD_PASSWORD, uniqueName } from "../helpers/users";
 import { withRole } from "./blog-editorial-setup";
 
 useEmulators();
@@ -129,5 +129,21 @@ describe("a field the route does not take", () => {
     const diagnosis = `/api/v1/plant-identification/disease-requests/${crypto.randomUUID()}/confirm/`;
     expect(await refused(diagnosis, { result_id: crypto.randomUUID(), diagnosis: "rust" })).toContain('"diagnosis"');
     expect(await refused(`/api/v1/blog/comments/${crypto.randomUUID()}/report/`, { reason: "spam", why: "spam" })).toContain('"why"');
+  });
+
+  it("says which fields the body does take, so a misnamed field can be put right", async () => {
+    const u = await bearerUser();
+    const { resultId } = await identifiedResult(u.userId);
+    const refused = async (path: string, json: unknown) =>
+      (await expectError(await call(path, { bearer: u.access, json }), 400, "VALIDATION_ERROR")).errors?.non_field_errors ?? [];
+    // The account's own password is `current_password` here, as on password/change/.
+    expect(await refused("/api/v1/auth/user/delete/", { password: GOOD_PASSWORD })).toEqual([
+      'Unrecognized key: "password". Accepted fields: current_password.',
+    ]);
+    expect(await refused(`/api/v1/plant-identification/results/${resultId}/add_to_collection/`, { nick_name: "Fern", note: "" })).toEqual([
+      'Unrecognized keys: "nick_name", "note". Accepted fields: collection_id, nickname, notes.',
+    ]);
+    // Nothing was deleted.
+    expect((await call("/api/v1/auth/user/", { bearer: u.access })).status).toBe(200);
   });
 });
