@@ -345,9 +345,12 @@ async function main() {
     // Anything still alive after 5 s is killed outright.
     setTimeout(() => {
       for (const child of children) stop(child, "SIGKILL");
+      log("stopped (what had not exited within 5 s was killed)");
       process.exit(exitCode);
     }, 5000).unref();
     await Promise.all([...children].map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : c.on("exit", resolve)))));
+    // Said, so a terminal shows the stack is gone and not merely asked to go.
+    log("stopped: everything it started has exited");
     process.exit(exitCode);
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));

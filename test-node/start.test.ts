@@ -43,7 +43,8 @@ function launch(env: Record<string, string>, stateDir = mkdtempSync(join(tmpdir(
   let output = "";
   child.stdout.on("data", (c: Buffer) => (output += c.toString()));
   child.stderr.on("data", (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  // "close", not "exit": the output written as it stops is read too.
+  const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
   return {
     output: () => output,
     stateDir,
@@ -145,6 +146,8 @@ describe("npm start", () => {
     const log = readFileSync(join(run.stateDir, "start.log"), "utf8");
     expect(log).toMatch(/Migrations to be applied|No migrations to apply/); // wrangler's own output went there
     expect(log.split("\n").length).toBeGreaterThan(lines.length);
+    // Stopped (SIGTERM, as Ctrl-C's SIGINT), it says it is gone.
+    expect(run.output).toContain("[start] stopped: everything it started has exited");
   });
 
   it("exits non-zero, with wrangler's last lines, when wrangler dev fails", { timeout: 200_000 }, async () => {
