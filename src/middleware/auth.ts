@@ -46,9 +46,15 @@ export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
       if (!(err instanceof AppError)) throw err;
       c.set("authError", err);
     }
+  } else if (c.req.header("Authorization") !== undefined) {
+    // A header meant to sign in, in another form (the token without "Bearer ", Basic): said,
+    // rather than "credentials were not provided" to a client that did send some.
+    c.set("authError", new AppError("AUTHENTICATION_REQUIRED", 401, MALFORMED_AUTHORIZATION));
   }
   await next();
 };
+
+export const MALFORMED_AUTHORIZATION = 'The Authorization header must be "Bearer <access token>", with the access token from auth/token/.';
 
 export const requireAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (!c.get("user")) {

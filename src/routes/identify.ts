@@ -12,7 +12,7 @@ import { createRouter, routeSet, documentOnly } from "./router";
 import { AppError } from "../lib/errors";
 import { describeError } from "../lib/logger";
 import { NO_IMAGE_MESSAGE, UPLOAD_RULES, validateImageUpload, type ImageUploadInput, type ValidatedImage } from "../lib/images";
-import { assertCsrf, bearerToken } from "../middleware/auth";
+import { assertCsrf } from "../middleware/auth";
 import { DEFAULT_LANGUAGE, identifyNow, providerStatuses, type IdentifyOutcome } from "../services/identification";
 import { identificationProviderHealth, providerCacheCounters } from "../services/provider-calls";
 import { clientIp, enforceRateLimit } from "../services/rate-limits";
@@ -179,7 +179,8 @@ export function identifyRoutes() {
       },
       400: { description: "No or invalid image", content: { "application/json": { schema: IdentifyFailure } } },
       401: {
-        description: "Sign-in required (anonymous use disabled), or a bearer token that is not valid (TOKEN_INVALID, TOKEN_EXPIRED)",
+        description:
+          "Sign-in required (anonymous use disabled), a bearer token that is not valid (TOKEN_INVALID, TOKEN_EXPIRED), or an Authorization header not of the form `Bearer <access token>` (AUTHENTICATION_REQUIRED)",
         content: { "application/json": { schema: IdentifyFailure } },
       },
       403: {
@@ -216,11 +217,12 @@ export function identifyRoutes() {
     // is thrown as AppError and answered in the seed shape like every other failure here.
     if (c.get("authMethod") === "cookie") await assertCsrf(c);
     const user = c.get("user");
-    // A bearer token is sent to be signed in: one that is not valid (expired, ended, forged) gets
-    // its reason, so the app refreshes or signs in, instead of an anonymous identification that
-    // its history would never show. (A stale cookie is the browser's doing: it stays anonymous.)
+    // An Authorization header is sent to be signed in: one that is not valid (expired, ended,
+    // forged, or not in the "Bearer <token>" form) gets its reason, so the app refreshes or signs
+    // in, instead of an anonymous identification that its history would never show. (A stale
+    // cookie is the browser's doing: it stays anonymous.)
     const authError = c.get("authError");
-    if (!user && authError && bearerToken(c)) {
+    if (!user && authError && c.req.header("Authorization") !== undefined) {
       c.header("WWW-Authenticate", 'Bearer realm="plant-community"');
       return failure(c, 401, authError.message, authError.code);
     }

@@ -223,6 +223,20 @@ describe("forged and misused tokens are refused", () => {
     await expectError(res, 401, "AUTHENTICATION_REQUIRED");
     expect(res.headers.get("WWW-Authenticate")).toMatch(/^Bearer/);
   });
+
+  it("an Authorization header in another form is told the form it must have, not that no credentials came", async () => {
+    const u = await bearerUser();
+    for (const header of [u.access, `Token ${u.access}`, "Basic YW5uOnB3", "Bearer"]) {
+      const res = await call("/api/v1/auth/user/", { headers: { Authorization: header } });
+      const body = await expectError(res, 401, "AUTHENTICATION_REQUIRED");
+      expect(body.message, header).toBe(
+        'The Authorization header must be "Bearer <access token>", with the access token from auth/token/.',
+      );
+      expect(res.headers.get("WWW-Authenticate")).toMatch(/^Bearer/);
+    }
+    // Anonymous reads are not refused for it.
+    expect((await call("/api/v1/forum/categories/", { headers: { Authorization: u.access } })).status).toBe(200);
+  });
 });
 
 describe("registration rules", () => {

@@ -374,6 +374,17 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
       expect(res.headers.get("WWW-Authenticate")).toMatch(/^Bearer/);
       expect(emulators.plantId.calls + emulators.plantnet.calls).toBe(calls);
     }
+    // The token without "Bearer " is meant to sign in too: told the form, not identified anonymously.
+    const signedIn = await bearerUser();
+    const calls = emulators.plantId.calls + emulators.plantnet.calls;
+    const res = await call(PATH, { method: "POST", body: form(await photo()), headers: { Authorization: signedIn.access } });
+    expect(res.status).toBe(401);
+    expect(await res.json()).toMatchObject({
+      success: false,
+      code: "AUTHENTICATION_REQUIRED",
+      error: expect.stringContaining('"Bearer <access token>"'),
+    });
+    expect(emulators.plantId.calls + emulators.plantnet.calls).toBe(calls);
   });
 
   it("limits identifications per address with 429 and Retry-After", async () => {
