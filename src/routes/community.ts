@@ -19,7 +19,7 @@ import {
 import { enforceRateLimit } from "../services/rate-limits";
 import { pageOf, PaginationQuery } from "./pagination";
 import { createRouter, routeSet } from "./router";
-import { errorResponses, IdParam, jsonBody, pageSchema, requestJson, ScientificNameInput } from "./schemas";
+import { errorResponses, IdParam, jsonBody, pageSchema, requestJson, ResultIdParam, ScientificNameInput } from "./schemas";
 import { HOUR_MS } from "../lib/durations";
 
 const tags = ["Community identification"];
@@ -165,7 +165,7 @@ export function communityRoutes() {
   });
 
   const postReport = mine.post("/results/{id}/report", "Report a community proposal to the moderators").io(
-    { params: IdParam, body: requestJson(z.strictObject({ reason: z.string().trim().min(1).max(500) }).openapi("ProposalReport")) },
+    { params: ResultIdParam, body: requestJson(z.strictObject({ reason: z.string().trim().min(1).max(500) }).openapi("ProposalReport")) },
     {
       201: jsonBody(z.object({ result_id: z.uuid(), reported: z.literal(true) }), "Reported"),
       409: errorResponses(409)[409],
@@ -218,7 +218,7 @@ export function communityRoutes() {
         hidden ? "Moderators: hide a proposal (it stops counting)" : "Moderators: show a hidden proposal again",
       )
       .io(
-        { params: IdParam },
+        { params: ResultIdParam },
         {
           200: jsonBody(
             z.object({ result_id: z.uuid(), is_hidden: z.boolean(), community_result_id: z.uuid().nullable() }).openapi("Moderated"),

@@ -31,7 +31,7 @@ import { pageOf, PaginationQuery } from "./pagination";
 import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestLanguage, RequestStatus, requestErrors } from "./queued-request-schemas";
 import { StageTimer } from "../lib/server-timing";
 import type { FieldErrors } from "../lib/errors";
-import { errorResponse, jsonBody, noContent, pageSchema, requestJson, IdParam, IdentificationLanguage } from "./schemas";
+import { errorResponse, jsonBody, noContent, pageSchema, requestJson, IdParam, IdentificationLanguage, ResultIdParam } from "./schemas";
 import { throwIfFieldErrors, readPhotoForm } from "./uploads";
 
 const tags = ["Identification requests"];
@@ -303,7 +303,7 @@ export function requestRoutes() {
 
   const postResultsByIdVote = mine.post("/results/{id}/vote", "Vote on a result: same vote again removes it, the opposite switches").io(
     {
-      params: IdParam,
+      params: ResultIdParam,
       body: { content: { "application/json": { schema: z.strictObject({ vote_type: z.enum(["upvote", "downvote"]) }) } }, required: true },
     },
     {
@@ -330,7 +330,7 @@ export function requestRoutes() {
 
   const postResultsByIdAccept = mine
     .post("/results/{id}/accept", "Accept a result as the identification of your request")
-    .io({ params: IdParam }, { 200: jsonBody(ResultSchema, "Accepted result") });
+    .io({ params: ResultIdParam }, { 200: jsonBody(ResultSchema, "Accepted result") });
   app.openapi(postResultsByIdAccept, async (c) => {
     return c.json(identificationResultBody(await acceptResult(c.env, userIdOf(c), c.req.valid("param").id)), 200);
   });
@@ -338,7 +338,7 @@ export function requestRoutes() {
   const addToCollection = mine
     .post("/results/{id}/add_to_collection", "Add the identified plant to one of your collections (default: My Plants); idempotent")
     .io(
-      { params: IdParam, body: requestJson(AddToCollectionBody, false) },
+      { params: ResultIdParam, body: requestJson(AddToCollectionBody, false) },
       { 201: jsonBody(AddedPlantSchema, "Plant added"), 200: jsonBody(AddedPlantSchema, "Already in that collection") },
     );
   app.openapi(addToCollection, async (c) => {

@@ -73,6 +73,17 @@ export function filePart(description?: string) {
 /** `/{id}` path parameters: a UUID. */
 export const IdParam = z.object({ id: z.uuid() });
 
+/**
+ * `results/{id}/…` path parameters: a result's id, which the answers name `results[].id` —
+ * a client holding only a request's `request_id` (identify/'s answer) must look it up first.
+ */
+export const ResultIdParam = z.object({
+  id: z.uuid().openapi({
+    description:
+      "A result's id: `results[].id` in `requests/{id}/results/` (or `candidates[].id` in `community/{id}/`), not the request's `request_id`.",
+  }),
+});
+
 /** A blog post named by its id or its slug. */
 export const PostParam = z.object({
   id: z
