@@ -411,6 +411,10 @@ async function main() {
       log(
         `Plant Community is running at http://127.0.0.1:${port} (health: http://127.0.0.1:${port}/api/v1/health/, docs: http://127.0.0.1:${port}/api/docs)`,
       );
+      log(
+        `pages: http://127.0.0.1:${port}/identify/ and /editor/; the mail it sends: ${emulators.url}/email/emails ` +
+          "(Authorization: Bearer emulator-key); a first walk with curl: docs/api.md § First steps",
+      );
       log("requests and the Worker's logs: the log file above; Ctrl-C stops everything");
       startCron();
     }

@@ -142,6 +142,10 @@ describe("npm start", () => {
     const url = lines.findIndex((l) => l.includes(`is running at http://127.0.0.1:${port}`));
     expect(url, run.output).toBeGreaterThan(0);
     expect(url).toBeLessThanOrEqual(30);
+    // Where to go next: the pages and the local outbox.
+    expect(run.output).toContain(
+      `pages: http://127.0.0.1:${port}/identify/ and /editor/; the mail it sends: http://127.0.0.1:${emulatorPort}/email/emails`,
+    );
     expect(run.output).not.toMatch(/\u001b\[/);
     const log = readFileSync(join(run.stateDir, "start.log"), "utf8");
     expect(log).toMatch(/Migrations to be applied|No migrations to apply/); // wrangler's own output went there
