@@ -217,7 +217,7 @@ export function createApp() {
         }),
       );
     }
-    return respondError(c, new AppError("NOT_FOUND", 404, `No route for ${c.req.method} ${c.req.path}.`));
+    return respondError(c, new AppError("NOT_FOUND", 404, notFoundMessage(app, c.req.method, c.req.path)));
   });
 
   app.onError(async (err, c) => {
@@ -307,6 +307,31 @@ function allowedMethodsFor(app: OpenAPIHono<AppEnv>, path: string): string[] {
 function methodNotAllowedMessage(method: string, path: string, allow: string[]): string {
   const takes = allow.filter((m) => m !== "HEAD" && m !== "OPTIONS");
   return `Method "${method}" not allowed on ${path}; it takes ${takes.join(", ")}.`;
+}
+
+/**
+ * What a 404 for an API path says: where every route is listed and, for a path that leaves out
+ * its resource's prefix (`/api/v1/plants/` for `/api/v1/plant-identification/plants/`, as the
+ * README's short names invite), the routes it may have meant.
+ */
+function notFoundMessage(app: OpenAPIHono<AppEnv>, method: string, path: string): string {
+  const message = `No route for ${method} ${path}.`;
+  const version = /^\/api\/v\d+\//.exec(path)?.[0];
+  if (!version) return message;
+  const normalised = path.replace(/\/+$/, "");
+  const meant = new Set<string>();
+  for (const route of app.routes) {
+    if (route.method === "ALL" || route.path.includes("*") || !route.path.startsWith(version)) continue;
+    // The route without the first segment after the version: `/api/v1/plant-identification/plants` → `/api/v1/plants`.
+    // (Only where what is left starts with a name: `/api/v1/reminders/:id` is not `/api/v1/:id`.)
+    const rest = route.path.slice(version.length).split("/").slice(1);
+    if (rest.length === 0 || rest[0]!.startsWith(":")) continue;
+    const shortened = version + rest.join("/");
+    if (routePattern(shortened).test(normalised)) meant.add(`${route.path.replace(/:(\w+)/g, "{$1}")}/`);
+  }
+  const suggestions = [...meant].slice(0, 3);
+  const didYouMean = suggestions.length > 0 ? ` Did you mean ${suggestions.join(" or ")}?` : "";
+  return `${message}${didYouMean} Every route is listed at /api/docs.`;
 }
 
 const patternCache = new Map<string, RegExp>();

@@ -36,6 +36,17 @@ describe("error envelope", () => {
     await expectEnvelope(await call("/api/v1/nope/"), 404, "NOT_FOUND");
   });
 
+  it("404 for an API path points at the docs, and at the route it may have meant when only the prefix is missing", async () => {
+    const message = async (path: string) => ((await (await call(path)).json()) as { message: string }).message;
+    expect(await message("/api/v1/plants/")).toBe(
+      "No route for GET /api/v1/plants. Did you mean /api/v1/plant-identification/plants/? Every route is listed at /api/docs.",
+    );
+    expect(await message(`/api/v1/species/${crypto.randomUUID()}/care`)).toMatch(
+      /Did you mean \/api\/v1\/plant-identification\/species\/\{id\}\/care\/\?/,
+    );
+    expect(await message("/api/v1/reminder/")).toBe("No route for GET /api/v1/reminder. Every route is listed at /api/docs.");
+  });
+
   it("405 with Allow for a known path and the wrong method", async () => {
     const res = await call("/api/v1/health/", { method: "DELETE" });
     await expectEnvelope(res, 405, "METHOD_NOT_ALLOWED");
