@@ -15,7 +15,7 @@ const Run = z
   .nonnegative()
   .optional()
   .describe(
-    "Which run of the request the message belongs to: 0 for the first, one more for each retry by its owner. The hub drops a message of an earlier run once a later one has begun; a client following a request across retries can ignore messages whose `run` is below the highest it has seen.",
+    "Which run of the request the message belongs to: 0 for the first, one more for each retry by its owner. Every message about a request carries it (the job's own, a failure, a lost job's `queued`, a retold or replayed `completed`); one without it was recorded before runs were told and belongs to the run in progress. The hub drops a message of an earlier run once a later one has begun; a client following a request across retries can ignore messages whose `run` is below the highest it has seen.",
   );
 
 /** Why a provider call failed (ProviderErrorKind in src/providers/types.ts). */

@@ -10,8 +10,8 @@
  * late gets the current state at once: the final `completed` alone when the job has finished,
  * or every progress message of the current run so far when it is still running (so a client
  * that connects a moment after submitting, or after retrying, sees each stage of this run).
- * A job's messages carry their request's run (0, then one more per retry): once a later run
- * began, an earlier run's messages (its job still saying its extras) are dropped.
+ * Every message about a request carries its run (0, then one more per retry): once a later run
+ * began, an earlier run's messages (its job still saying its extras, a failure or an end told late) are dropped.
  * A request D1 says is final while its progress is still arriving (the job that ended it saying
  * its extras) is replayed as running; D1's end, like a redelivered job's `completed`, is then
  * held, and the alarm tells it if the job's own never comes (`retellCompleted`).
@@ -188,7 +188,10 @@ export class UserHub extends DurableObject<Env> {
    *  - a new run began since `mark` (read before D1 was): a retry's `queued` that came in
    *    meanwhile starts a run which this older end must not follow;
    *  - the hub's last word on the request is a `completed` already: every socket following it
-   *    heard that one, live or on connect.
+   *    heard that one, live or on connect;
+   *  - its run is earlier than one recorded: a later run began (where the hub had nothing at
+   *    `mark`, or that run's `queued` was lost). Not held either: held, it would take the place of
+   *    a later run's held end.
    * Held (0 now) while the request's story is still being written — something was recorded for
    * it less than RETELL_QUIET_MS ago: the job that ended it may be alive and saying its extras,
    * and its own `completed` comes after them. The alarm tells it once the request has been quiet
@@ -199,7 +202,7 @@ export class UserHub extends DurableObject<Env> {
    */
   async retellCompleted(message: CompletedMessage, mark: number): Promise<number> {
     const id = message.request_id;
-    if (this.newRunSince(id, mark)) return 0;
+    if (this.newRunSince(id, mark) || this.ofEarlierRun(message)) return 0;
     const last = this.lastEvent(id);
     if (last && (JSON.parse(last.message) as HubMessage).type === "completed") return 0;
     if (last && this.stillArriving(last)) {
@@ -465,6 +468,13 @@ export class UserHub extends DurableObject<Env> {
       mark,
       ...(finalFromD1 ? { held: { message: finalFromD1, quietAt: last.createdAt + RETELL_QUIET_MS } } : {}),
     };
+  }
+
+  /** Whether `message` belongs to an earlier run of its request than one recorded: a later run began. */
+  private ofEarlierRun(message: HubMessage): boolean {
+    if (message.run === undefined) return false;
+    const latest = this.latestRun(message.request_id);
+    return latest !== null && message.run < latest;
   }
 
   /** The highest run any recorded event of the request is tagged with (null: none is tagged). */

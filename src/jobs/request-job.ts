@@ -77,8 +77,8 @@ export async function failRequestJob(
 ): Promise<JobResult> {
   await say.flush(); // the job's progress reaches the sockets before its end
   // Told only when this run failed it: a request already final was told by the path that ended it.
-  const { failed, notices } = await failRequest(env, kind, job.request_id, message);
-  if (failed) await tellFailed(env, job.user_id, job.request_id, message, notices, logger);
+  const { failedRun, notices } = await failRequest(env, kind, job.request_id, message);
+  if (failedRun !== null) await tellFailed(env, job.user_id, job.request_id, failedRun, message, notices, logger);
   return { kind: "done" };
 }
 

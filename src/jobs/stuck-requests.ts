@@ -75,9 +75,9 @@ async function sweepKind(env: Bindings, kind: RequestKind, logger: Logger | unde
       .update(t)
       .set({ status: "failed", errorMessage: STUCK_MESSAGE, leaseExpiresAt: null, processedAt: sqlNow, updatedAt: sqlNow })
       .where(giveUp)
-      .returning({ id: t.id, userId: t.userId }),
+      .returning({ id: t.id, userId: t.userId, run: t.run }),
   ]);
-  await Promise.all(failed.filter((r) => r.userId).map((r) => tellSocketsFailed(env, r.userId!, r.id, STUCK_MESSAGE, logger)));
+  await Promise.all(failed.filter((r) => r.userId).map((r) => tellSocketsFailed(env, r.userId!, r.id, r.run, STUCK_MESSAGE, logger)));
   await announceNotifications(env, notices, logger);
 
   // Re-queue the rest (oldest first, bounded): pending again, deliverable now.
@@ -86,12 +86,19 @@ async function sweepKind(env: Bindings, kind: RequestKind, logger: Logger | unde
     .update(t)
     .set({ status: "pending", requeueCount: sql`${t.requeueCount} + 1`, leaseExpiresAt: isoIn(0, now), updatedAt: sqlNow })
     .where(and(inArray(t.id, oldest), stuck))
-    .returning({ id: t.id, userId: t.userId, requeueCount: t.requeueCount });
+    .returning({ id: t.id, userId: t.userId, requeueCount: t.requeueCount, run: t.run });
   if (requeued.length > 0) {
-    // `queued` first, so the job's first stage can never overtake it (as at upload).
+    // `queued` first, so the job's first stage can never overtake it (as at upload). It belongs
+    // to the run the request is in: it starts that run's story again, and keeps the hub knowing
+    // the run, so an earlier run's late message is still dropped after it.
     await Promise.all(
       requeued.map((r) =>
-        publish(env, r.userId!, progress(r.id, "queued", "pending", { requeued: true, requeue_count: r.requeueCount }), logger),
+        publish(
+          env,
+          r.userId!,
+          { ...progress(r.id, "queued", "pending", { requeued: true, requeue_count: r.requeueCount }), run: r.run },
+          logger,
+        ),
       ),
     );
     try {

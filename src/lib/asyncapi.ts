@@ -133,7 +133,10 @@ and its end has still not been heard, so a \`completed\` never comes before its 
 the hub lacked the end and was replayed the database's, then a late or redelivered one arrived; or a
 duplicate delivery spoke while the first was finishing), so clients must treat a second
 \`completed\` for a \`request_id\` they already hold as final as a repeat: update the shown state,
-do not count or announce it again. Only \`queued\` starts a new run of a request.
+do not count or announce it again. Only \`queued\`, or a message of a later \`run\`, starts a new run of a
+request. Every message about a request carries its \`run\` (0, then one more per retry), failures and
+retold ends included: one of an earlier run that reaches the server after a later run began is dropped,
+and a client may ignore any whose \`run\` is below the highest it has seen.
 
 **Heartbeat.** Send the text \`ping\` (answered with the text \`pong\` without waking the server) or
 the JSON \`{"type":"ping"}\` (answered with \`{"type":"pong"}\`). Anything else a client sends is ignored.`;

@@ -36,7 +36,14 @@ async function hubCall(call: (notAfter: number) => Promise<number>, ms: number):
   if (delivered < 0) throw new Error(`user hub ran the call after its ${ms} ms deadline; only a completed in it was kept`);
 }
 
-export async function publish(env: Bindings, userId: string, message: HubMessage, logger?: Logger): Promise<void> {
+/**
+ * A request's message as told outside its job's channel (`queued`, a failure, a retold end):
+ * tagged with the run it belongs to, as the job's own are, so the hub drops it once a later run
+ * began (UserHub.record).
+ */
+export type RunMessage = HubMessage & { run: number };
+
+export async function publish(env: Bindings, userId: string, message: RunMessage, logger?: Logger): Promise<void> {
   try {
     await hubCall((notAfter) => userHub(env, userId).publish(message, notAfter), HUB_CALL_TIMEOUT_MS);
   } catch (err) {
@@ -55,7 +62,7 @@ export async function retellCompleted(
   env: Bindings,
   userId: string,
   requestId: string,
-  read: () => Promise<CompletedMessage | null>,
+  read: () => Promise<(CompletedMessage & { run: number }) | null>,
   logger?: Logger,
 ): Promise<number> {
   try {

@@ -206,18 +206,17 @@ export async function enqueueRequestJob(
   userId: string,
   logger: Logger,
   /** The request's run (its row's `run`), which `queued` starts. */
-  run?: number,
+  run: number,
 ): Promise<void> {
   const job: RequestJob = { type: kind.job, request_id: requestId, user_id: userId };
-  const queued = progress(requestId, "queued", "pending", {});
-  await publish(env, userId, run === undefined ? queued : { ...queued, run }, logger);
+  await publish(env, userId, { ...progress(requestId, "queued", "pending", {}), run }, logger);
   try {
     await env.IDENTIFY_QUEUE.send(job, { contentType: "json" });
   } catch (err) {
     logger.error("enqueue failed", { request_id: requestId, error: String(err) });
     const message = `Could not queue the ${kind.noun}. Please retry.`;
-    const { notices } = await failRequest(env, kind, requestId, message);
-    await tellFailed(env, userId, requestId, message, notices, logger);
+    const { failedRun, notices } = await failRequest(env, kind, requestId, message);
+    if (failedRun !== null) await tellFailed(env, userId, requestId, failedRun, message, notices, logger);
     throw new AppError("QUEUE_UNAVAILABLE", 503, `Could not queue the ${kind.noun} right now. Please retry in a moment.`, undefined, {
       "Retry-After": "10",
     });
@@ -227,24 +226,36 @@ export async function enqueueRequestJob(
 /**
  * The owner hears that the request failed: their sockets get `error`, then the final `completed`,
  * and `notices` (the failure notification the failing write's batch stored: `failureNotices`)
- * are pushed live and their email and push queued.
+ * are pushed live and their email and push queued. `run`: the run the failing write ended.
  */
 export async function tellFailed(
   env: Bindings,
   userId: string,
   requestId: string,
+  run: number,
   message: string,
   notices: Notification[],
   logger?: Logger,
 ): Promise<void> {
-  await tellSocketsFailed(env, userId, requestId, message, logger);
+  await tellSocketsFailed(env, userId, requestId, run, message, logger);
   await announceNotifications(env, notices, logger);
 }
 
-/** The owner's sockets get `error`, then the final `completed` with status `failed`. */
-export async function tellSocketsFailed(env: Bindings, userId: string, requestId: string, message: string, logger?: Logger): Promise<void> {
-  await publish(env, userId, { type: "error", request_id: requestId, message }, logger);
-  await publish(env, userId, { type: "completed", request_id: requestId, status: "failed", results_count: 0 }, logger);
+/**
+ * The owner's sockets get `error`, then the final `completed` with status `failed`, both of `run`
+ * (the run the failing write ended): should the owner's retry begin the next run before they
+ * reach the hub, they are dropped there rather than end the new run on the owner's screen.
+ */
+export async function tellSocketsFailed(
+  env: Bindings,
+  userId: string,
+  requestId: string,
+  run: number,
+  message: string,
+  logger?: Logger,
+): Promise<void> {
+  await publish(env, userId, { type: "error", request_id: requestId, message, run }, logger);
+  await publish(env, userId, { type: "completed", request_id: requestId, status: "failed", results_count: 0, run }, logger);
 }
 
 /**
@@ -381,7 +392,8 @@ export async function releaseRequest(
 
 /**
  * Ends a request as failed (job gave up, dead-lettered, queue refused) and stores its owner's
- * notification in the same batch. `failed` is false once it is final (nothing is written then).
+ * notification in the same batch. `failedRun`: the run this write ended (null once the request
+ * is final: nothing is written then), which the owner's sockets are told of.
  * `token`: a delivery's own claim token; the request is then left alone while another delivery
  * holds it (processing under another token, its lease live), which is finishing it.
  */
@@ -391,7 +403,7 @@ export async function failRequest(
   id: string,
   message: string,
   token?: string,
-): Promise<{ failed: boolean; notices: Notification[] }> {
+): Promise<{ failedRun: number | null; notices: Notification[] }> {
   const db = database(env);
   const t = lifecycle(kind);
   const notHeldByAnother =
@@ -410,9 +422,10 @@ export async function failRequest(
     db
       .update(t)
       .set({ status: "failed", errorMessage: message.slice(0, 500), processedAt: sqlNow, updatedAt: sqlNow })
-      .where(open),
+      .where(open)
+      .returning({ run: t.run }),
   ]);
-  return { failed: changes(result) > 0, notices };
+  return { failedRun: result[0]?.run ?? null, notices };
 }
 
 /**
@@ -566,10 +579,16 @@ export async function requestToFollow(env: Bindings, requestId: string) {
 }
 
 /** The `completed` message of a final request, as D1 has it (status and result count); null while it runs. */
-async function finalMessage(env: Bindings, kind: RequestKind, row: { id: string; status: string }): Promise<CompletedMessage | null> {
+async function finalMessage(
+  env: Bindings,
+  kind: RequestKind,
+  row: { id: string; status: string; run: number },
+): Promise<(CompletedMessage & { run: number }) | null> {
   const finalStatus = FinalStatus.safeParse(row.status);
   if (!finalStatus.success) return null;
-  return { type: "completed", request_id: row.id, status: finalStatus.data, results_count: await countRequestResults(env, kind, row.id) };
+  const results_count = await countRequestResults(env, kind, row.id);
+  // Of the run D1 has final: retold late, after the owner's retry began the next, the hub drops it.
+  return { type: "completed", request_id: row.id, status: finalStatus.data, results_count, run: row.run };
 }
 
 /**
@@ -625,9 +644,9 @@ export function requestJobKind<Type extends RequestKind["job"]>(
       ),
     release: (env, j, token, delayS) => releaseRequest(env, kind, j.request_id, token, delayS),
     fail: async (env, j, message, logger, token) => {
-      const { failed, notices } = await failRequest(env, kind, j.request_id, message, token);
-      if (failed) await tellFailed(env, j.user_id, j.request_id, message, notices, logger);
-      return failed;
+      const { failedRun, notices } = await failRequest(env, kind, j.request_id, message, token);
+      if (failedRun !== null) await tellFailed(env, j.user_id, j.request_id, failedRun, message, notices, logger);
+      return failedRun !== null;
     },
     deadLetterMessage: job.deadLetterMessage,
   };

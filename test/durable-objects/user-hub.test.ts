@@ -246,6 +246,34 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     expect(late.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start"]);
   });
 
+  it("an earlier run's retold end is dropped, not held in the place of the later run's held end", async () => {
+    const stub = hub("hub-user-run-retells");
+    const id = "req-run-retells";
+    const following = await connect(stub, id);
+    const end = (run: number, status: "identified" | "failed") =>
+      ({ type: "completed", request_id: id, status, results_count: status === "failed" ? 0 : 2, run }) as const;
+    // Run 1's job is saying its care advice; a redelivery of run 1 retells its end, held meanwhile.
+    await stub.publish({
+      type: "progress",
+      request_id: id,
+      stage: "care_start",
+      status: "processing",
+      data: { scientific_name: "Ficus" },
+      run: 1,
+    });
+    expect(await stub.retellCompleted(end(1, "identified"), await stub.requestMark(id))).toBe(0);
+    // A delivery of run 0, late, retells run 0's end.
+    expect(await stub.retellCompleted(end(0, "failed"), await stub.requestMark(id))).toBe(0);
+    // Run 1's job dies in its extras: once the request is quiet, its held end is told.
+    await quietFor(stub, id);
+    await runDurableObjectAlarm(stub);
+    await received(following.messages, 3);
+    expect(following.messages.slice(1)).toEqual([
+      { type: "progress", request_id: id, stage: "care_start", status: "processing", data: { scientific_name: "Ficus" }, run: 1 },
+      end(1, "identified"),
+    ]);
+  });
+
   it("a retry during the first run's extras: the first run's care messages and completed never follow the new run's start", async () => {
     const stub = hub("hub-user-run-tags");
     const id = "req-runs";

@@ -1,6 +1,8 @@
 /** Real WebSockets to the Worker (through its default export), recording every message. */
-import { exports } from "cloudflare:workers";
+import { runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
+import { RETELL_QUIET_MS, type UserHub } from "../../durable-objects/user-hub";
 import { BASE } from "./http";
 import { eventually } from "./wait";
 
@@ -35,4 +37,24 @@ export async function openReadySocket(path: string, auth: { bearer?: string; coo
   const socket = await openSocket(path, auth);
   await eventually(() => socket.messages.find((m) => m.type === "init"));
   return socket;
+}
+
+/** Every frame the hub sent `socket` before now has arrived (a JSON ping's pong comes after them). */
+export async function settled(socket: Socket) {
+  const pongs = socket.messages.filter((m) => m.type === "pong").length;
+  socket.ws.send(JSON.stringify({ type: "ping" }));
+  await eventually(() => socket.messages.filter((m) => m.type === "pong").length > pongs);
+}
+
+/** The user's hub (UserHub Durable Object). */
+export const hubOf = (userId: string) => env.USER_HUB.get(env.USER_HUB.idFromName(userId));
+
+/**
+ * A minute passes with nothing said about the request (its events move back in time): the user's
+ * hub no longer takes its story for one still being written (UserHub.retellCompleted).
+ */
+export async function quietFor(userId: string, requestId: string) {
+  await runInDurableObject(hubOf(userId), async (_instance: UserHub, state) => {
+    state.storage.sql.exec("UPDATE request_events SET created_at = created_at - ? WHERE request_id = ?", RETELL_QUIET_MS, requestId);
+  });
 }

@@ -7,17 +7,9 @@
  * a socket that connected meanwhile and was replayed D1's final) does not hear it twice.
  * Through the Worker: real WebSockets and queue batches.
  */
-import {
-  createExecutionContext,
-  createMessageBatch,
-  getQueueResult,
-  runDurableObjectAlarm,
-  runInDurableObject,
-  waitOnExecutionContext,
-} from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { RETELL_QUIET_MS, type UserHub } from "../../durable-objects/user-hub";
 import worker from "../../src/index";
 import { STUCK_MESSAGE, sweepStuckRequests } from "../../src/jobs/stuck-requests";
 import { sha256Hex } from "../../src/lib/hash";
@@ -25,7 +17,7 @@ import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
 import { deliverJobs } from "../helpers/queue";
 import { bearerUser } from "../helpers/users";
-import { openReadySocket, type Socket } from "../helpers/ws";
+import { hubOf, openReadySocket, quietFor, type Socket, settled } from "../helpers/ws";
 import { eventually } from "../helpers/wait";
 
 const emulators = useEmulators();
@@ -111,25 +103,6 @@ function countingNotifyQueue() {
   return { bindings: { ...env, NOTIFY_QUEUE: queue } as typeof env, sent };
 }
 
-/** Every frame the hub sent `socket` before now has arrived (a JSON ping's pong comes after them). */
-async function settled(socket: Socket) {
-  const pongs = socket.messages.filter((m) => m.type === "pong").length;
-  socket.ws.send(JSON.stringify({ type: "ping" }));
-  await eventually(() => socket.messages.filter((m) => m.type === "pong").length > pongs);
-}
-
-const hubOf = (userId: string) => env.USER_HUB.get(env.USER_HUB.idFromName(userId));
-
-/**
- * A minute passes with nothing said about the request (its events move back in time): the user's
- * hub no longer takes its story for one still being written (UserHub.retellCompleted).
- */
-async function quietFor(userId: string, requestId: string) {
-  await runInDurableObject(hubOf(userId), async (_instance: UserHub, state) => {
-    state.storage.sql.exec("UPDATE request_events SET created_at = created_at - ? WHERE request_id = ?", RETELL_QUIET_MS, requestId);
-  });
-}
-
 const completedOf = (socket: Socket, id: string) => socket.messages.filter((m) => m.type === "completed" && m.request_id === id);
 
 async function finalInD1(kind: Kind, id: string) {
@@ -185,7 +158,7 @@ describe.each([IDENTIFY, DIAGNOSE])("a redelivered $type job whose request is fi
     // A minute passes: nothing more comes from the dead job. A socket that connects now is replayed D1's final at once.
     await quietFor(u.userId, id);
     const late = await openReadySocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
-    const expected = { type: "completed", request_id: id, status: final.status, results_count: final.results };
+    const expected = { type: "completed", request_id: id, status: final.status, results_count: final.results, run: 0 };
     expect(completedOf(late, id)).toEqual([expected]);
 
     // The queue delivers the message again.
@@ -331,8 +304,8 @@ describe("the paths that end a request themselves say `completed` as before", ()
   const told = (socket: Socket, id: string) =>
     socket.messages.filter((m) => m.request_id === id && m.type !== "init").map((m) => ({ ...m, message: undefined }));
   const failedEnd = (id: string, message?: string) => [
-    { type: "error", request_id: id, message },
-    { type: "completed", request_id: id, status: "failed", results_count: 0, message: undefined },
+    { type: "error", request_id: id, message, run: 0 },
+    { type: "completed", request_id: id, status: "failed", results_count: 0, message: undefined, run: 0 },
   ];
 
   it.each([IDENTIFY, DIAGNOSE])("dead letter ($type): error then completed (failed), once; a later delivery adds nothing", async (kind) => {

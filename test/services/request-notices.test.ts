@@ -167,12 +167,12 @@ describe("the failure notification", () => {
       body: "Plant identification services are unavailable.",
       data: { request_id: id, kind: "identification", message: "Plant identification services are unavailable." },
     };
-    expect(first.failed).toBe(true);
+    expect(first.failedRun, "the run it ended").toBe(0);
     expect(await storedNotices(id)).toEqual([expected]);
     expect(first.notices).toEqual([expect.objectContaining({ ...expected, userId, inApp: true })]);
 
     const again = await failRequest(env, IdentificationRequests, id, "Plant identification services are unavailable.");
-    expect(again).toEqual({ failed: false, notices: [] });
+    expect(again).toEqual({ failedRun: null, notices: [] });
     expect(await storedNotices(id)).toHaveLength(1);
 
     const diagnosis = await processingRequest("disease_requests", userId);
