@@ -5,13 +5,23 @@
  * per user, CARE_REGENERATE_RATE_LIMIT).
  */
 import { z } from "@hono/zod-openapi";
+import { CARE_RULES_LANGUAGES } from "../services/care";
 import { careForSpecies } from "../services/care-guides";
 import { userIdOf } from "../middleware/auth";
 import { createRouter, routeSet } from "./router";
 import { errorResponse, errorResponses, IdParam, jsonBody } from "./schemas";
 
 const CareSchema = z
-  .object({ species_id: z.uuid(), scientific_name: z.string(), care_instructions: z.record(z.string(), z.unknown()).nullable() })
+  .object({
+    species_id: z.uuid(),
+    scientific_name: z.string(),
+    care_instructions: z
+      .record(z.string(), z.unknown())
+      .nullable()
+      .openapi({
+        description: `The AI guide in the asked language (\`source: "openai"\`), or the rule-based advice (\`source: "rules"\`) whose \`language\` says which language it is written in: the asked one when it is one of ${CARE_RULES_LANGUAGES.join(", ")}, else en.`,
+      }),
+  })
   .openapi("CareInstructions");
 const CareQuery = z.object({
   language: z

@@ -249,7 +249,7 @@ export function identifyRoutes() {
 
     // The care of each provider's top suggestion is looked up as soon as it answers, so the
     // merged top's is usually ready by the time the merge is.
-    const care = catalogueCareAhead(c.env);
+    const care = catalogueCareAhead(c.env, image.language);
     const outcome = await timer.time(
       "providers",
       identifyNow(

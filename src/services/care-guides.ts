@@ -122,13 +122,13 @@ export async function careInstructionsFor(
   if (stored) return stored;
   if (getConfig(env).OPENAI_API_KEY) {
     try {
-      if (mayGenerate && !(await mayGenerate())) return ruleBasedCare(species);
+      if (mayGenerate && !(await mayGenerate())) return ruleBasedCare(species, language);
       return await generateAndStoreCareGuide(env, species, language);
     } catch (err) {
       logger?.warn("care guide generation failed", { species: species.scientific_name, error: String(err) });
     }
   }
-  return ruleBasedCare(species);
+  return ruleBasedCare(species, language);
 }
 
 /** First-time AI guides one user may cause per hour through the care route. */

@@ -19,7 +19,7 @@ import { uuidv7 } from "../lib/ids";
 import { TtlCache } from "../lib/ttl-cache";
 import type { Logger } from "../lib/logger";
 import type { HealthAssessment, ProviderAnswer } from "../providers/types";
-import { ruleBasedCare } from "./care";
+import { type CatalogueCareFields, ruleBasedCare } from "./care";
 import { findSpeciesForCare, storedCareGuide } from "./care-guides";
 import { addIdentifiedPlant } from "./collections";
 import { CATALOGUE_LANGUAGE, DEFAULT_LANGUAGE } from "./identification";
@@ -208,23 +208,23 @@ export async function recordIdentification(
   return row.id;
 }
 
-/** The catalogue's rule-based care for a name, when the catalogue knows it. */
-export async function catalogueCare(env: Bindings, scientificName: string) {
+/** The catalogue's rule-based care for a name, in `language` (ruleBasedCare), when the catalogue knows it. */
+export async function catalogueCare(env: Bindings, scientificName: string, language: string) {
   // On the synchronous identify path: a catalogue lookup per answer costs a database round trip
   // (the largest stage of a cache hit); the rule-based guide follows the species row, which
-  // changes rarely, so each isolate keeps it for a minute.
+  // changes rarely, so each isolate keeps the row's care fields for a minute, for every language.
   // A species not (yet) in the catalogue is looked up again next time.
   const key = scientificName.toLowerCase();
-  const kept = catalogueCareCache.get(key);
-  if (kept) return kept;
-  const found = await findSpeciesForCare(env, { scientificName });
-  if (!found) return null;
-  const care = ruleBasedCare(found);
-  catalogueCareCache.set(key, care);
-  return care;
+  let found = catalogueCareCache.get(key);
+  if (!found) {
+    found = (await findSpeciesForCare(env, { scientificName })) ?? undefined;
+    if (!found) return null;
+    catalogueCareCache.set(key, found);
+  }
+  return ruleBasedCare(found, language);
 }
 
-const catalogueCareCache = new TtlCache<ReturnType<typeof ruleBasedCare>>(60_000, 1000);
+const catalogueCareCache = new TtlCache<CatalogueCareFields>(60_000, 1000);
 
 /**
  * Catalogue care looked up ahead: `onAnswer` starts the lookup for a provider's top suggestion
@@ -232,13 +232,13 @@ const catalogueCareCache = new TtlCache<ReturnType<typeof ruleBasedCare>>(60_000
  * merge), and `careFor` gives the merged top suggestion's care — usually one of those lookups,
  * already done or under way; any other name is looked up then. Each name is looked up once.
  */
-export function catalogueCareAhead(env: Bindings) {
+export function catalogueCareAhead(env: Bindings, language: string) {
   const lookups = new Map<string, ReturnType<typeof catalogueCare>>();
   const careFor = (scientificName: string) => {
     const key = scientificName.toLowerCase();
     let lookup = lookups.get(key);
     if (!lookup) {
-      lookup = catalogueCare(env, scientificName);
+      lookup = catalogueCare(env, scientificName, language);
       // A lookup nobody asks for again must not fail unobserved; whoever awaits it sees its error.
       lookup.catch(() => {});
       lookups.set(key, lookup);
@@ -273,7 +273,7 @@ export async function identificationResultsOf(env: Bindings, userId: string, req
   const primary = results.find((x) => x.isAccepted) ?? results.find((x) => x.isPrimary) ?? results[0];
   const found = primary?.speciesId ? await findSpeciesForCare(env, { id: primary.speciesId }) : null;
   // The guide in the request's language (the one its job wrote), else the rule-based advice.
-  const care = found ? ((await storedCareGuide(env, found.id, request.language)) ?? ruleBasedCare(found)) : null;
+  const care = found ? ((await storedCareGuide(env, found.id, request.language)) ?? ruleBasedCare(found, request.language)) : null;
   return { request, results, care };
 }
 

@@ -1,7 +1,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { generateCareGuide } from "../../src/providers/openai";
+import { PLANTNET_LANGUAGES } from "../../src/providers/plantnet";
 import type { ProviderError } from "../../src/providers/types";
+import { CARE_RULES_LANGUAGES } from "../../src/services/care";
 import { CARE_GENERATE_PER_HOUR, careForSpecies } from "../../src/services/care-guides";
 import { call, expectError } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
@@ -92,6 +94,51 @@ describe("species care instructions", () => {
     expect(await careOf(await call(`/api/v1/plant-identification/species/${id}/care/`, { bearer: u.access }))).toMatchObject({
       source: "rules",
     });
+  });
+
+  // How each language's advice for full sun and little water begins: a reader of it would know it.
+  const RULES_OPENINGS: Record<string, { light: string; water: string }> = {
+    en: { light: "Full sun:", water: "Water sparingly:" },
+    fr: { light: "Plein soleil\u00a0:", water: "Arrosez avec parcimonie\u00a0:" },
+    de: { light: "Volle Sonne:", water: "Sparsam gießen:" },
+    es: { light: "Pleno sol:", water: "Riega poco:" },
+    it: { light: "Pieno sole:", water: "Annaffia con parsimonia:" },
+    pt: { light: "Sol pleno:", water: "Regue pouco:" },
+    nl: { light: "Volle zon:", water: "Geef spaarzaam water:" },
+    cs: { light: "Plné slunce:", water: "Zalévejte střídmě:" },
+  };
+
+  it("has rule-based advice in every language both engines answer in, and only those", () => {
+    expect([...CARE_RULES_LANGUAGES].sort()).toEqual([...PLANTNET_LANGUAGES].sort());
+    expect(Object.keys(RULES_OPENINGS).sort()).toEqual([...PLANTNET_LANGUAGES].sort());
+  });
+
+  it.each(Object.entries(RULES_OPENINGS))(
+    "with OpenAI down, a request in %s gets the rule-based advice in it",
+    async (language, opening) => {
+      const u = await bearerUser();
+      const id = await species("full_sun", "low");
+      await env.DB.prepare("UPDATE species SET hardiness_zone_min = 5, hardiness_zone_max = 9 WHERE id = ?").bind(id).run();
+      emulators.openai.setMode({ failure: "500" });
+      const care = await careOf(await call(`/api/v1/plant-identification/species/${id}/care/?language=${language}`, { bearer: u.access }));
+      expect(care).toMatchObject({ source: "rules", language, light_requirements: "full_sun", water_requirements: "low" });
+      expect(String(care!.light).startsWith(opening.light), String(care!.light)).toBe(true);
+      expect(String(care!.water).startsWith(opening.water), String(care!.water)).toBe(true);
+      expect(String(care!.hardiness)).toMatch(/USDA.*5.*9/);
+      // Nothing of another language's advice in it.
+      for (const [other, theirs] of Object.entries(RULES_OPENINGS)) {
+        if (other !== language) expect(String(care!.water).startsWith(theirs.water)).toBe(false);
+      }
+    },
+  );
+
+  it("with OpenAI down, a language the advice is not written in gets English, and says it is English", async () => {
+    const u = await bearerUser();
+    const id = await species("full_sun", "low");
+    emulators.openai.setMode({ failure: "500" });
+    const care = await careOf(await call(`/api/v1/plant-identification/species/${id}/care/?language=ja`, { bearer: u.access }));
+    expect(care).toMatchObject({ source: "rules", language: "en" });
+    expect(String(care!.water).startsWith(RULES_OPENINGS.en!.water)).toBe(true);
   });
 
   it("limits regeneration to 5 a minute per user; a refusal is a clear 503", async () => {

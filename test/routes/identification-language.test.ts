@@ -321,6 +321,27 @@ describe("care guides in the request's language", () => {
     };
     expect((await guides(body.results[0]!.scientific_name)).map((g) => g.language)).toEqual(["en"]);
     expect(body.care_instructions?.source).toBe("rules");
+
+    // The rule-based advice is in the request's language; one it is not written in gets English, saying so.
+    const top = body.results[0]!.scientific_name;
+    await env.DB.prepare("UPDATE species SET light_requirements = 'full_sun', water_requirements = 'low' WHERE scientific_name = ?")
+      .bind(top)
+      .run();
+    const careOf = async (id: string) =>
+      (
+        (await (await call(`/api/v1/plant-identification/requests/${id}/results/`, { bearer: u.access })).json()) as {
+          care_instructions: { source: string; language: string; light: string; water: string };
+        }
+      ).care_instructions;
+    const inItalian = await careOf(italian);
+    expect(inItalian).toMatchObject({ source: "rules", language: "it" });
+    expect([inItalian.light, inItalian.water]).toEqual([expect.stringMatching(/^Pieno sole:/), expect.stringMatching(/^Annaffia/)]);
+    const japanese = await pendingIdentificationRequest(u.userId, bytes);
+    await env.DB.prepare("UPDATE identification_requests SET language = 'ja' WHERE id = ?").bind(japanese).run();
+    await deliver(japanese, u.userId, 1);
+    const inEnglish = await careOf(japanese);
+    expect(inEnglish).toMatchObject({ source: "rules", language: "en" });
+    expect(inEnglish.water).toMatch(/^Water sparingly:/);
   });
 });
 

@@ -103,10 +103,10 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
   it("answers with the top suggestion's catalogue care, looked up once per name while the providers answer", async () => {
     const { body } = await identify(await photo(), { ip: freshIp() });
     expect(body.success).toBe(true);
-    const expected = await catalogueCare(env, body.scientific_name!);
+    const expected = await catalogueCare(env, body.scientific_name!, "en");
     expect(body.care_instructions).toEqual(expected === null ? null : JSON.parse(JSON.stringify(expected)));
 
-    const ahead = catalogueCareAhead(env);
+    const ahead = catalogueCareAhead(env, "en");
     ahead.onAnswer({
       provider: "plantnet",
       isPlant: true,
@@ -143,7 +143,7 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
         };
       },
     });
-    const ahead = catalogueCareAhead({ ...env, DB: db });
+    const ahead = catalogueCareAhead({ ...env, DB: db }, "en");
     let unhandled = 0;
     const onUnhandled = () => {
       unhandled++;
@@ -153,7 +153,7 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
       // The provider answering first named the failing species; the merge then picks another.
       ahead.onAnswer({ provider: "plantnet", isPlant: true, health: null, suggestions: [{ scientificName: failing }] } as never);
       const picked = "Monstera deliciosa";
-      expect(await ahead.careFor(picked)).toEqual(await catalogueCare(env, picked));
+      expect(await ahead.careFor(picked)).toEqual(await catalogueCare(env, picked, "en"));
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(unhandled).toBe(0);
       // Had the merge picked it, its caller would see the failure (the identify route answers 500).
