@@ -159,9 +159,10 @@ export interface JobKind<J extends { request_id: string; user_id: string }> {
   release(env: Bindings, job: J, token: string, delayS: number): Promise<void>;
   /**
    * Dead-lettered: end the request failed and tell its owner. Returns false when it was final
-   * already (nothing is told). `token`: the failing delivery's claim token, for a delivery that
-   * gives up itself: a request another delivery holds (processing, its lease live) is left to it.
+   * already, or another delivery holds it (nothing is told). `token`: the failing delivery's claim
+   * token, for a delivery that gives up itself, or null for the dead-letter queue, which holds no
+   * claim: a request another delivery holds (processing, its lease live) is left to it.
    */
-  fail(env: Bindings, job: J, message: string, logger: Logger, token?: string): Promise<boolean>;
+  fail(env: Bindings, job: J, message: string, logger: Logger, token: string | null): Promise<boolean>;
   deadLetterMessage: string;
 }

@@ -107,7 +107,7 @@ async function handleMessage(
     // claimed nothing would leave it to.
     if (attempt >= MAX_ATTEMPTS) {
       try {
-        await kind.fail(env, job, kind.deadLetterMessage, logger, batchClaim?.token);
+        await kind.fail(env, job, kind.deadLetterMessage, logger, batchClaim?.token ?? null);
         message.ack();
         return;
       } catch (failErr) {
@@ -138,7 +138,12 @@ async function waitAsNewMessage(message: Message<unknown>, body: unknown, delayS
   }
 }
 
-/** The dead-letter queue: jobs the queue gave up on. The request ends failed; the owner is told. */
+/**
+ * The dead-letter queue: jobs the queue gave up on. The request ends failed and the owner is
+ * told — unless another delivery of the job holds it (processing, its lease live: a duplicate
+ * copy of the message is running it), which finishes it; should that one die, the lease runs out
+ * and the stuck-request sweep takes it.
+ */
 export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: Bindings, ctx?: ExecutionContext): Promise<void> {
   const logger = createLogger({ queue: batch.queue });
   for (const message of batch.messages) {
@@ -146,7 +151,7 @@ export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: B
     if (kind) {
       const job = message.body as AnyJob;
       try {
-        await kind.fail(env, job, kind.deadLetterMessage, logger);
+        await kind.fail(env, job, kind.deadLetterMessage, logger, null);
       } catch (err) {
         logger.error("dead-letter handling failed", describeError(err));
         reportError(

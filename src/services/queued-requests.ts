@@ -394,15 +394,16 @@ export async function releaseRequest(
  * Ends a request as failed (job gave up, dead-lettered, queue refused) and stores its owner's
  * notification in the same batch. `failedRun`: the run this write ended (null once the request
  * is final: nothing is written then), which the owner's sockets are told of.
- * `token`: a delivery's own claim token; the request is then left alone while another delivery
- * holds it (processing under another token, its lease live), which is finishing it.
+ * `token`: a delivery's own claim token, or null for a caller that holds no claim (the
+ * dead-letter queue); the request is then left alone while another delivery holds it
+ * (processing under another token, its lease live), which is finishing it.
  */
 export async function failRequest(
   env: Bindings,
   kind: RequestKind,
   id: string,
   message: string,
-  token?: string,
+  token?: string | null,
 ): Promise<{ failedRun: number | null; notices: Notification[] }> {
   const db = database(env);
   const t = lifecycle(kind);
@@ -411,7 +412,7 @@ export async function failRequest(
       ? undefined
       : or(
           eq(t.status, "pending"),
-          eq(t.claimToken, token),
+          token === null ? undefined : eq(t.claimToken, token),
           isNull(t.claimToken),
           isNull(t.leaseExpiresAt),
           lte(t.leaseExpiresAt, isoIn(0)),
