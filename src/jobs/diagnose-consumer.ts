@@ -4,7 +4,7 @@ import { progress } from "../services/progress";
 import { cachedProviderCall, plantIdJob } from "../services/provider-calls";
 import { DiseaseRequests, type RequestJob, requestJobKind } from "../services/queued-requests";
 import type { JobKind } from "./job-policy";
-import { finishRequestJob, retryOrFailRequestJob, startRequestJob } from "./request-job";
+import { endedMeanwhile, finishRequestJob, retryOrFailRequestJob, startRequestJob } from "./request-job";
 
 export type DiagnoseJob = RequestJob<"diagnose">;
 
@@ -51,9 +51,10 @@ export const processDiagnoseJob: JobKind<DiagnoseJob>["process"] = async (job, a
     return retryOrFailRequestJob(env, DiseaseRequests, job, attempt, [error], { say, logger, claimToken: request.claimToken });
   }
 
-  const { status, results, notices, deliveryIds } = await timer.time(
+  const { status, written, results, notices, deliveryIds } = await timer.time(
     "complete",
     completeDiseaseRequest(env, job.request_id, health, call.answer.isPlant, job.user_id),
   );
+  if (!written) return endedMeanwhile(DiseaseRequests, say, logger, timer);
   return finishRequestJob(env, DiseaseRequests, job, status, { say, logger, timer, results, notices, deliveryIds });
 };

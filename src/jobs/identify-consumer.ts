@@ -24,7 +24,7 @@ import type { MergedSuggestion } from "../services/merge";
 import { progress } from "../services/progress";
 import { IdentificationRequests, type RequestJob, requestJobKind } from "../services/queued-requests";
 import type { JobKind } from "./job-policy";
-import { finishRequestJob, retryOrFailRequestJob, type Say, startRequestJob } from "./request-job";
+import { endedMeanwhile, finishRequestJob, retryOrFailRequestJob, type Say, startRequestJob } from "./request-job";
 
 export { backoffDelayS, MAX_ATTEMPTS } from "./job-policy";
 
@@ -65,10 +65,11 @@ export const processJob: JobKind<IdentifyJob>["process"] = async (job, attempt, 
     return retryOrFailRequestJob(env, IdentificationRequests, job, attempt, errors, { say, logger, claimToken: request.claimToken });
   }
 
-  const { status, results, notices, deliveryIds } = await timer.time(
+  const { status, written, results, notices, deliveryIds } = await timer.time(
     "complete",
     completeIdentificationRequest(env, job.request_id, job.user_id, outcome.suggestions, outcome.health, job.user_id, request.language),
   );
+  if (!written) return endedMeanwhile(IdentificationRequests, say, logger, timer);
   // The request is final now: a redelivery would find nothing to claim, so a failure in the
   // extras below must not keep the owner from hearing `completed` and their notification.
   try {

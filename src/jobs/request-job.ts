@@ -130,6 +130,19 @@ export async function retryOrFailRequestJob(
   return { kind: "retry", delayS };
 }
 
+/**
+ * The job's completion wrote nothing: the request was ended meanwhile by another path — the
+ * stuck-request sweep or the dead-letter queue failing it, another delivery that took over an
+ * expired lease finishing it first, its owner deleting it — which told the owner its end. This
+ * run says nothing more: its own `completed` (or its care advice after that end) would contradict
+ * what D1 has, live and on every later replay.
+ */
+export async function endedMeanwhile(kind: RequestKind, say: Say, logger: Logger, timer: StageTimer): Promise<JobResult> {
+  await say.flush();
+  logger.warn(`${kind.noun} was ended by another path while this job ran; its answer is dropped`, { stages_ms: timer.stagesMs() });
+  return { kind: "done" };
+}
+
 export async function finishRequestJob(
   env: Bindings,
   kind: RequestKind,

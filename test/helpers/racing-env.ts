@@ -70,3 +70,29 @@ export function envRacingStatement(sql: RegExp, before: () => Promise<unknown>):
   });
   return { env: { ...env, DB } as typeof env, fired: () => fired };
 }
+
+const statementText = (st: D1PreparedStatement) => String((st as unknown as { statement?: string }).statement ?? "");
+
+/**
+ * An `env` whose D1 binding runs `before` once, just before the first batch that inserts into
+ * `table` (a job's completion writing its results): what lands between a job's claim and its
+ * completion. `fired` says whether it ran.
+ */
+export function envBeforeBatchInto(table: string, before: () => Promise<void>): { env: typeof env; fired: () => boolean } {
+  let fired = false;
+  const into = new RegExp(`into "?${table}"?`, "i");
+  const DB = new Proxy(env.DB, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
+      return async (statements: D1PreparedStatement[]) => {
+        if (!fired && statements.some((st) => into.test(statementText(st)))) {
+          fired = true;
+          await before();
+        }
+        return target.batch(statements);
+      };
+    },
+  });
+  return { env: { ...env, DB } as typeof env, fired: () => fired };
+}

@@ -13,6 +13,7 @@ import worker from "../../src/index";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
 import { deliverJobs, type JobBody } from "../helpers/queue";
+import { envBeforeBatchInto } from "../helpers/racing-env";
 import { pendingIdentificationRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
 import { openReadySocket, settled } from "../helpers/ws";
@@ -27,37 +28,16 @@ async function deadLetter(body: JobBody) {
   return (await getQueueResult(batch, ctx)).explicitAcks;
 }
 
-const statementText = (st: D1PreparedStatement) => String((st as unknown as { statement?: string }).statement ?? "");
-
-/** Bindings whose D1 runs `before` once, just before the batch that writes the request's results (its completion). */
-function beforeCompletion(before: () => Promise<void>) {
-  let fired = false;
-  const DB = new Proxy(env.DB, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop, target);
-      if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
-      return async (statements: D1PreparedStatement[]) => {
-        if (!fired && statements.some((st) => /into "?identification_results"?/i.test(statementText(st)))) {
-          fired = true;
-          await before();
-        }
-        return target.batch(statements);
-      };
-    },
-  });
-  return { bindings: { ...env, DB } as typeof env, fired: () => fired };
-}
-
 describe("a dead-lettered copy of a job while another delivery runs it", () => {
   it("fails nothing: the running delivery completes the request, and its owner hears one end, D1's", async () => {
     const u = await bearerUser();
     const id = await pendingIdentificationRequest(u.userId, await makePng(320, 240, { seed: `dlq-dup-${Math.random()}` }));
     const socket = await openReadySocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
     const job = { type: "identify", request_id: id, user_id: u.userId };
-    const racing = beforeCompletion(async () => {
+    const racing = envBeforeBatchInto("identification_results", async () => {
       expect(await deadLetter(job)).toHaveLength(1);
     });
-    expect((await deliverJobs([job], racing.bindings)).acked).toHaveLength(1);
+    expect((await deliverJobs([job], racing.env)).acked).toHaveLength(1);
     expect(racing.fired(), "the dead letter landed while the delivery held the request").toBe(true);
 
     const row = await env.DB.prepare(
