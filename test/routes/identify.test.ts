@@ -100,6 +100,21 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
     expect(emulators.plantId.requests.at(-1)!.search).toContain("details=");
   });
 
+  it("gives the catalogue care in the identification's language (English, saying so, for one it is not written in)", async () => {
+    const name = `Ficus lingua ${crypto.randomUUID().slice(0, 8)}`;
+    await env.DB.prepare(
+      "INSERT INTO species (id, scientific_name, light_requirements, water_requirements) VALUES (?, ?, 'partial_shade', 'high')",
+    )
+      .bind(crypto.randomUUID(), name)
+      .run();
+    const inGerman = await catalogueCareAhead(env, "de").careFor(name);
+    expect(inGerman).toMatchObject({ source: "rules", language: "de" });
+    expect([inGerman!.light, inGerman!.water]).toEqual([expect.stringMatching(/^Halbschatten:/), expect.stringMatching(/feucht halten/)]);
+    // The species row is kept for a minute for every language: the next language is not the first's.
+    const inJapanese = await catalogueCareAhead(env, "ja").careFor(name);
+    expect(inJapanese).toMatchObject({ source: "rules", language: "en", water: "Keep the soil evenly moist; do not let it dry out." });
+  });
+
   it("answers with the top suggestion's catalogue care, looked up once per name while the providers answer", async () => {
     const { body } = await identify(await photo(), { ip: freshIp() });
     expect(body.success).toBe(true);
