@@ -286,6 +286,10 @@ export class UserHub extends DurableObject<Env> {
       const latest = this.latestRun(message.request_id);
       if (latest !== null && message.run < latest) return 0;
       if (latest !== null && message.run > latest) startsRun = true;
+      // A run's `completed` is its last word: a job's progress of that run arriving after it (said
+      // before another path ended the request — the sweep or the dead letter failing it — and
+      // delayed on its way) is stale, and recorded it would replay the ended request as running.
+      if (message.type === "progress" && !startsRun && this.endedRun(message.request_id) === message.run) return 0;
     }
     if (startsRun) {
       this.sql.exec("DELETE FROM request_events WHERE request_id = ?", message.request_id);
@@ -468,6 +472,13 @@ export class UserHub extends DurableObject<Env> {
       mark,
       ...(finalFromD1 ? { held: { message: finalFromD1, quietAt: last.createdAt + RETELL_QUIET_MS } } : {}),
     };
+  }
+
+  /** The run the request's last recorded event ended, when that event is a tagged `completed` (else null). */
+  private endedRun(requestId: string): number | null {
+    const last = this.lastEvent(requestId);
+    const said = last ? (JSON.parse(last.message) as HubMessage) : null;
+    return said?.type === "completed" && said.run !== undefined ? said.run : null;
   }
 
   /** Whether `message` belongs to an earlier run of its request than one recorded: a later run began. */

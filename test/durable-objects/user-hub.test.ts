@@ -246,6 +246,34 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     expect(late.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start"]);
   });
 
+  it("a run's progress arriving after that run's completed (another path ended it) is dropped: the end stays the last word", async () => {
+    const stub = hub("hub-user-run-ended");
+    const id = "req-run-ended";
+    const following = await connect(stub, id);
+    await stub.publish({ type: "progress", request_id: id, stage: "processing_start", status: "processing", data: { attempt: 1 }, run: 0 });
+    // The sweep fails the request (its error and end) while the job's merge_done is on its way.
+    await stub.publish({ type: "error", request_id: id, message: "Processing timed out. Please retry.", run: 0 });
+    const end = { type: "completed", request_id: id, status: "failed", results_count: 0, run: 0 } as const;
+    await stub.publish(end);
+    expect(
+      await stub.publish({ type: "progress", request_id: id, stage: "merge_done", status: "processing", data: { suggestions: 3 }, run: 0 }),
+    ).toBe(0);
+    await received(following.messages, 4);
+    expect(following.messages.at(-1)).toEqual(end);
+    expect(await stub.lastState(id)).toEqual(end);
+    // A later run's progress is not held back by the earlier run's end.
+    expect(
+      await stub.publish({
+        type: "progress",
+        request_id: id,
+        stage: "processing_start",
+        status: "processing",
+        data: { attempt: 1 },
+        run: 1,
+      }),
+    ).toBe(1);
+  });
+
   it("an earlier run's retold end is dropped, not held in the place of the later run's held end", async () => {
     const stub = hub("hub-user-run-retells");
     const id = "req-run-retells";
