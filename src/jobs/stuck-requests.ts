@@ -104,7 +104,7 @@ async function sweepKind(env: Bindings, kind: RequestKind, logger: Logger | unde
     try {
       await env.IDENTIFY_QUEUE.sendBatch(
         requeued.map((r) => ({
-          body: { type: kind.job, request_id: r.id, user_id: r.userId! } satisfies RequestJob,
+          body: { type: kind.job, request_id: r.id, user_id: r.userId!, run: r.run } satisfies RequestJob,
           contentType: "json" as const,
         })),
       );

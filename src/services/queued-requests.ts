@@ -77,6 +77,8 @@ export interface RequestJob<Type extends RequestKind["job"] = RequestKind["job"]
   type: Type;
   request_id: string;
   user_id: string;
+  /** The request's run the job was queued for (absent on messages queued before runs were sent). */
+  run?: number;
 }
 
 /**
@@ -208,7 +210,7 @@ export async function enqueueRequestJob(
   /** The request's run (its row's `run`), which `queued` starts. */
   run: number,
 ): Promise<void> {
-  const job: RequestJob = { type: kind.job, request_id: requestId, user_id: userId };
+  const job: RequestJob = { type: kind.job, request_id: requestId, user_id: userId, run };
   await publish(env, userId, { ...progress(requestId, "queued", "pending", {}), run }, logger);
   try {
     await env.IDENTIFY_QUEUE.send(job, { contentType: "json" });
@@ -396,7 +398,8 @@ export async function releaseRequest(
  * is final: nothing is written then), which the owner's sockets are told of.
  * `token`: a delivery's own claim token, or null for a caller that holds no claim (the
  * dead-letter queue); the request is then left alone while another delivery holds it
- * (processing under another token, its lease live), which is finishing it.
+ * (processing under another token, its lease live), which is finishing it, and — when `run`
+ * (the job's) is given — once its owner's retry began a later run: that run's own job ends it.
  */
 export async function failRequest(
   env: Bindings,
@@ -404,6 +407,7 @@ export async function failRequest(
   id: string,
   message: string,
   token?: string | null,
+  run?: number,
 ): Promise<{ failedRun: number | null; notices: Notification[] }> {
   const db = database(env);
   const t = lifecycle(kind);
@@ -417,7 +421,9 @@ export async function failRequest(
           isNull(t.leaseExpiresAt),
           lte(t.leaseExpiresAt, isoIn(0)),
         );
-  const open = and(eq(t.id, id), inArray(t.status, ["pending", "processing"]), notHeldByAnother)!;
+  // A claim is the request's current run whichever message made it; without one, only the job's.
+  const sameRun = token === null && run !== undefined ? eq(t.run, run) : undefined;
+  const open = and(eq(t.id, id), inArray(t.status, ["pending", "processing"]), notHeldByAnother, sameRun)!;
   const [notices, result] = await db.batch([
     failureNotices(db, kind, open, message),
     db
@@ -632,7 +638,8 @@ export function requestJobKind<Type extends RequestKind["job"]>(
         !!b &&
         (b.type === kind.job || (job.untyped === true && b.type === undefined)) &&
         typeof b.request_id === "string" &&
-        typeof b.user_id === "string"
+        typeof b.user_id === "string" &&
+        (b.run === undefined || Number.isInteger(b.run))
       );
     },
     process: job.process,
@@ -645,7 +652,7 @@ export function requestJobKind<Type extends RequestKind["job"]>(
       ),
     release: (env, j, token, delayS) => releaseRequest(env, kind, j.request_id, token, delayS),
     fail: async (env, j, message, logger, token) => {
-      const { failedRun, notices } = await failRequest(env, kind, j.request_id, message, token);
+      const { failedRun, notices } = await failRequest(env, kind, j.request_id, message, token, j.run);
       if (failedRun !== null) await tellFailed(env, j.user_id, j.request_id, failedRun, message, notices, logger);
       return failedRun !== null;
     },

@@ -6,7 +6,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecu
 import { env } from "cloudflare:workers";
 import worker from "../../src/index";
 
-export type JobBody = { type: string; request_id: string; user_id: string };
+export type JobBody = { type: string; request_id: string; user_id: string; run?: number };
 
 /** Delivers one batch of `bodies` (each delivery's `attempts`) with `bindings`; the acked and retried message ids. */
 export async function deliverJobs(bodies: JobBody[], bindings: typeof env = env, attempts = 1) {

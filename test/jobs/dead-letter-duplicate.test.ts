@@ -71,4 +71,25 @@ describe("a dead-lettered copy of a job while another delivery runs it", () => {
     const row = await env.DB.prepare("SELECT status FROM identification_requests WHERE id = ?").bind(id).first<{ status: string }>();
     expect(row!.status).toBe("failed");
   });
+
+  it("leaves alone a later run its owner's retry began: only that run's job ends it", async () => {
+    const u = await bearerUser();
+    const id = await pendingIdentificationRequest(u.userId, await makePng(64, 48, { seed: `dlq-run-${Math.random()}` }));
+    // Run 0's job was lost; the owner retried (run 1, pending, its message not yet delivered).
+    await env.DB.prepare("UPDATE identification_requests SET run = 1 WHERE id = ?").bind(id).run();
+    const status = async () =>
+      (await env.DB.prepare("SELECT status FROM identification_requests WHERE id = ?").bind(id).first<{ status: string }>())!.status;
+
+    expect(await deadLetter({ type: "identify", request_id: id, user_id: u.userId, run: 0 })).toHaveLength(1);
+    expect(await status(), "run 0's dead letter does not end run 1").toBe("pending");
+    const failures = await env.DB.prepare(
+      "SELECT count(*) AS n FROM notifications WHERE type = 'identification_failed' AND json_extract(data, '$.request_id') = ?",
+    )
+      .bind(id)
+      .first<{ n: number }>();
+    expect(failures!.n).toBe(0);
+
+    expect(await deadLetter({ type: "identify", request_id: id, user_id: u.userId, run: 1 })).toHaveLength(1);
+    expect(await status()).toBe("failed");
+  });
 });

@@ -151,9 +151,9 @@ describe("the sweep", () => {
     // One message per lost request, of the right kind, for its owner.
     expect(sent.map((s) => s.body).sort((a, b) => a.request_id.localeCompare(b.request_id))).toEqual(
       [
-        { type: "identify", request_id: lostPending, user_id: u.userId },
-        { type: "identify", request_id: crashedProcessing, user_id: u.userId },
-        { type: "diagnose", request_id: lostDiagnosis, user_id: u.userId },
+        { type: "identify", request_id: lostPending, user_id: u.userId, run: 0 },
+        { type: "identify", request_id: crashedProcessing, user_id: u.userId, run: 0 },
+        { type: "diagnose", request_id: lostDiagnosis, user_id: u.userId, run: 0 },
       ].sort((a, b) => a.request_id.localeCompare(b.request_id)),
     );
     for (const id of [lostPending, crashedProcessing]) {

@@ -196,7 +196,7 @@ describe("disease requests: upload → queue → live progress → ranked result
     expect(body.images[0]!.url).toBe(`/api/v1/media/images/${await sha256Hex(bytes)}.png`);
     expect(await env.IMAGES.head(`images/${await sha256Hex(bytes)}.png`)).not.toBeNull();
     // One job of the diagnosis kind on the shared queue.
-    expect(jobs).toEqual([{ type: "diagnose", request_id: body.request_id, user_id: u.userId }]);
+    expect(jobs).toEqual([{ type: "diagnose", request_id: body.request_id, user_id: u.userId, run: 0 }]);
 
     const delivered = await deliver(jobs[0]);
     expect(delivered.explicitAcks).toHaveLength(1);

@@ -585,7 +585,7 @@ describe("request management", () => {
     );
     await waitOnExecutionContext(ctx);
     expect(res2.status).toBe(202);
-    expect(jobs).toEqual([{ type: "identify", request_id: lost, user_id: u.userId }]);
+    expect(jobs).toEqual([{ type: "identify", request_id: lost, user_id: u.userId, run: 1 }]);
   }, 60_000);
 
   it("keeps an image another request still uses", async () => {
