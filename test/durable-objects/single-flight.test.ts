@@ -9,76 +9,76 @@ describe("SingleFlight", () => {
   const other = { provider: "plantnet" as const, isPlant: true, suggestions: [], health: null };
 
   it("makes the first caller the leader and hands its outcome to the others", async () => {
-    const stub = shard("sf:share");
-    const leader = await stub.join("k", 5000);
+    const ref = shard("sf:share");
+    const leader = await ref.join("k", 5000);
     expect(leader.role).toBe("leader");
-    const followers = Promise.all([stub.join("k", 5000), stub.join("k", 5000)]);
-    await stub.settle("k", (leader as { token: string }).token, { ok: true, answer });
+    const followers = Promise.all([ref.join("k", 5000), ref.join("k", 5000)]);
+    await ref.settle("k", (leader as { token: string }).token, { ok: true, answer });
     expect(await followers).toEqual([
       { role: "follower", outcome: { ok: true, answer } },
       { role: "follower", outcome: { ok: true, answer } },
     ]);
     // Remembered for a minute (KV may lag elsewhere).
-    expect(await stub.join("k", 5000)).toEqual({ role: "follower", outcome: { ok: true, answer } });
+    expect(await ref.join("k", 5000)).toEqual({ role: "follower", outcome: { ok: true, answer } });
   });
 
   it("lets the next caller lead when a leader never settles, and forgets failures", async () => {
-    const stub = shard("sf:lease");
-    const first = await stub.join("k", 100);
+    const ref = shard("sf:lease");
+    const first = await ref.join("k", 100);
     expect(first.role).toBe("leader");
     // Waits out the first lease, then leads with a lease long enough that the follower below
     // meets it alive even on a loaded machine (a 100 ms one could lapse first and fail the test).
-    const second = await stub.join("k", 5000);
+    const second = await ref.join("k", 5000);
     expect(second.role).toBe("leader");
-    await stub.settle("k", (first as { token: string }).token, { ok: true, answer }); // stale token: ignored
-    const waiting = stub.join("k", 5000);
-    await stub.settle("k", (second as { token: string }).token, { ok: false, error: { kind: "server", message: "down" } });
+    await ref.settle("k", (first as { token: string }).token, { ok: true, answer }); // stale token: ignored
+    const waiting = ref.join("k", 5000);
+    await ref.settle("k", (second as { token: string }).token, { ok: false, error: { kind: "server", message: "down" } });
     expect(await waiting).toEqual({ role: "follower", outcome: { ok: false, error: { kind: "server", message: "down" } } });
-    expect((await stub.join("k", 5000)).role).toBe("leader");
+    expect((await ref.join("k", 5000)).role).toBe("leader");
   });
 
   it("keeps the flights of different keys in one shard apart", async () => {
-    const stub = shard("sf:keys");
-    const a = await stub.join("a", 5000);
-    const b = await stub.join("b", 5000);
+    const ref = shard("sf:keys");
+    const a = await ref.join("a", 5000);
+    const b = await ref.join("b", 5000);
     // A leader of one key does not make the other key's first caller wait: both lead.
     expect([a.role, b.role]).toEqual(["leader", "leader"]);
-    const waitingA = stub.join("a", 5000);
-    const waitingB = stub.join("b", 5000);
+    const waitingA = ref.join("a", 5000);
+    const waitingB = ref.join("b", 5000);
     // A token is only good for its own key.
-    await stub.settle("a", (b as { token: string }).token, { ok: true, answer: other });
-    await stub.settle("b", (b as { token: string }).token, { ok: true, answer: other });
+    await ref.settle("a", (b as { token: string }).token, { ok: true, answer: other });
+    await ref.settle("b", (b as { token: string }).token, { ok: true, answer: other });
     expect(await waitingB).toEqual({ role: "follower", outcome: { ok: true, answer: other } });
-    await stub.settle("a", (a as { token: string }).token, { ok: true, answer });
+    await ref.settle("a", (a as { token: string }).token, { ok: true, answer });
     expect(await waitingA).toEqual({ role: "follower", outcome: { ok: true, answer } });
-    expect(await stub.size()).toEqual({ flights: 0, recent: 2 });
+    expect(await ref.size()).toEqual({ flights: 0, recent: 2 });
   });
 
   it("forgets flights whose leader never settled once their lease is over, though nobody joins that key again", async () => {
-    const stub = shard("sf:abandoned");
-    expect((await stub.join("gone-1", 50)).role).toBe("leader");
-    expect((await stub.join("gone-2", 50)).role).toBe("leader");
-    expect(await stub.size()).toEqual({ flights: 2, recent: 0 });
+    const ref = shard("sf:abandoned");
+    expect((await ref.join("gone-1", 50)).role).toBe("leader");
+    expect((await ref.join("gone-2", 50)).role).toBe("leader");
+    expect(await ref.size()).toEqual({ flights: 2, recent: 0 });
     await new Promise((resolve) => setTimeout(resolve, 100));
     // The next flight of any key in the shard sweeps them.
-    expect((await stub.join("live", 5000)).role).toBe("leader");
-    expect(await stub.size()).toEqual({ flights: 1, recent: 0 });
+    expect((await ref.join("live", 5000)).role).toBe("leader");
+    expect(await ref.size()).toEqual({ flights: 1, recent: 0 });
   });
 
   it(`keeps at most ${RECENT_MAX} answers per shard, dropping the oldest`, async () => {
-    const stub = shard("sf:cap");
+    const ref = shard("sf:cap");
     const extra = 5;
     for (let i = 0; i < RECENT_MAX + extra; i++) {
-      const led = await stub.join(`key-${i}`, 5000);
+      const led = await ref.join(`key-${i}`, 5000);
       expect(led.role).toBe("leader");
-      await stub.settle(`key-${i}`, (led as { token: string }).token, { ok: true, answer });
+      await ref.settle(`key-${i}`, (led as { token: string }).token, { ok: true, answer });
     }
-    expect(await stub.size()).toEqual({ flights: 0, recent: RECENT_MAX });
+    expect(await ref.size()).toEqual({ flights: 0, recent: RECENT_MAX });
     // The oldest were dropped (their next caller leads a new call); the newest are still kept.
-    expect((await stub.join("key-0", 5000)).role).toBe("leader");
-    expect((await stub.join(`key-${extra - 1}`, 5000)).role).toBe("leader");
-    expect(await stub.join(`key-${extra}`, 5000)).toEqual({ role: "follower", outcome: { ok: true, answer } });
-    expect(await stub.join(`key-${RECENT_MAX + extra - 1}`, 5000)).toEqual({ role: "follower", outcome: { ok: true, answer } });
+    expect((await ref.join("key-0", 5000)).role).toBe("leader");
+    expect((await ref.join(`key-${extra - 1}`, 5000)).role).toBe("leader");
+    expect(await ref.join(`key-${extra}`, 5000)).toEqual({ role: "follower", outcome: { ok: true, answer } });
+    expect(await ref.join(`key-${RECENT_MAX + extra - 1}`, 5000)).toEqual({ role: "follower", outcome: { ok: true, answer } });
   });
 });
 

@@ -9,12 +9,12 @@ function hub(name: string) {
   return env.USER_HUB.get(env.USER_HUB.idFromName(name));
 }
 
-async function connect(stub: ReturnType<typeof hub>, requestId?: string, sessionId?: string, finalFromD1?: unknown) {
+async function connect(ref: ReturnType<typeof hub>, requestId?: string, sessionId?: string, finalFromD1?: unknown) {
   const headers: Record<string, string> = { Upgrade: "websocket" };
   if (requestId) headers["X-Hub-Request-Id"] = requestId;
   if (sessionId) headers["X-Hub-Session-Id"] = sessionId;
   if (finalFromD1) headers["X-Hub-Final-State"] = JSON.stringify(finalFromD1);
-  const res = await stub.fetch("https://user-hub/connect", { headers });
+  const res = await ref.fetch("https://user-hub/connect", { headers });
   const ws = res.webSocket!;
   const messages: { type: string; request_id?: string; stage?: string }[] = [];
   ws.addEventListener("message", (e) => {
@@ -25,16 +25,16 @@ async function connect(stub: ReturnType<typeof hub>, requestId?: string, session
 }
 
 /** As if nothing had been recorded for the request for RETELL_QUIET_MS: its events move back in time. */
-async function quietFor(stub: ReturnType<typeof hub>, requestId: string) {
-  await runInDurableObject(stub, async (_instance: UserHub, state) => {
+async function quietFor(ref: ReturnType<typeof hub>, requestId: string) {
+  await runInDurableObject(ref, async (_instance: UserHub, state) => {
     state.storage.sql.exec("UPDATE request_events SET created_at = created_at - ? WHERE request_id = ?", RETELL_QUIET_MS, requestId);
   });
 }
 
 /** Waits until `messages` holds at least `count` messages (socket delivery is asynchronous). */
 /** The job's care step beginning: its extras, said after the request is final in D1. */
-function careStarts(stub: ReturnType<typeof hub>, requestId: string) {
-  return stub.publish({
+function careStarts(ref: ReturnType<typeof hub>, requestId: string) {
+  return ref.publish({
     type: "progress",
     request_id: requestId,
     stage: "care_start",
@@ -53,13 +53,13 @@ async function received(messages: unknown[], count: number, timeoutMs = 10_000) 
 
 describe("UserHub (RPC and hibernatable sockets)", () => {
   it("delivers a request's messages to its followers and to all-events sockets only", async () => {
-    const stub = hub("hub-user-1");
-    const all = await connect(stub);
-    const followA = await connect(stub, "req-a");
-    const followB = await connect(stub, "req-b");
-    expect(await stub.connectionCount()).toBe(3);
+    const ref = hub("hub-user-1");
+    const all = await connect(ref);
+    const followA = await connect(ref, "req-a");
+    const followB = await connect(ref, "req-b");
+    expect(await ref.connectionCount()).toBe(3);
 
-    const delivered = await stub.publish({ type: "progress", request_id: "req-a", stage: "queued", status: "pending", data: {} });
+    const delivered = await ref.publish({ type: "progress", request_id: "req-a", stage: "queued", status: "pending", data: {} });
     expect(delivered).toBe(2);
     await received(all.messages, 2);
     await received(followA.messages, 2);
@@ -70,122 +70,122 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
   });
 
   it("replays the last state to a late subscriber and forgets a deleted request", async () => {
-    const stub = hub("hub-user-2");
-    await stub.publish({ type: "completed", request_id: "req-done", status: "identified", results_count: 4 });
-    const late = await connect(stub, "req-done");
+    const ref = hub("hub-user-2");
+    await ref.publish({ type: "completed", request_id: "req-done", status: "identified", results_count: 4 });
+    const late = await connect(ref, "req-done");
     await received(late.messages, 2);
     expect(late.messages).toEqual([
       { type: "init", request_id: "req-done", message: "connected" },
       { type: "completed", request_id: "req-done", status: "identified", results_count: 4 },
     ]);
     const closed = new Promise<number>((resolve) => late.ws.addEventListener("close", (e) => resolve(e.code)));
-    await stub.closeRequest("req-done", 4404, "request deleted");
+    await ref.closeRequest("req-done", 4404, "request deleted");
     expect(await closed).toBe(4404);
-    await runInDurableObject(stub, async (instance: UserHub) => {
+    await runInDurableObject(ref, async (instance: UserHub) => {
       expect(instance.lastState("req-done")).toBeNull();
     });
   });
 
   it("replays every message so far to a socket that joins a running request", async () => {
-    const stub = hub("hub-user-5");
-    await stub.publish({ type: "progress", request_id: "req-run", stage: "queued", status: "pending", data: {} });
-    await stub.publish({ type: "progress", request_id: "req-run", stage: "processing_start", status: "processing", data: { attempt: 1 } });
-    const late = await connect(stub, "req-run");
-    await stub.publish({ type: "progress", request_id: "req-run", stage: "plant_id_start", status: "processing", data: {} });
+    const ref = hub("hub-user-5");
+    await ref.publish({ type: "progress", request_id: "req-run", stage: "queued", status: "pending", data: {} });
+    await ref.publish({ type: "progress", request_id: "req-run", stage: "processing_start", status: "processing", data: { attempt: 1 } });
+    const late = await connect(ref, "req-run");
+    await ref.publish({ type: "progress", request_id: "req-run", stage: "plant_id_start", status: "processing", data: {} });
     await received(late.messages, 4);
     expect(late.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start", "plant_id_start"]);
   });
 
   it("replays D1's final state to a late subscriber when the hub never heard the request's completed", async () => {
-    const stub = hub("hub-user-missed-final");
-    await stub.publishAll([
+    const ref = hub("hub-user-missed-final");
+    await ref.publishAll([
       { type: "progress", request_id: "req-missed", stage: "queued", status: "pending", data: {} },
       { type: "progress", request_id: "req-missed", stage: "processing_start", status: "processing", data: { attempt: 1 } },
     ]);
     const final = { type: "completed", request_id: "req-missed", status: "identified", results_count: 2 };
     // Nothing more arrives for it: the job that ended it is gone.
-    await quietFor(stub, "req-missed");
-    const late = await connect(stub, "req-missed", undefined, final);
+    await quietFor(ref, "req-missed");
+    const late = await connect(ref, "req-missed", undefined, final);
     await received(late.messages, 2);
     expect(late.messages).toEqual([{ type: "init", request_id: "req-missed", message: "connected" }, final]);
     late.ws.close();
   });
 
   it("a socket joining while D1's final request is still getting its job's extras follows the story; D1's end waits for the job's", async () => {
-    const stub = hub("hub-user-join-extras");
-    await stub.publishAll([
+    const ref = hub("hub-user-join-extras");
+    await ref.publishAll([
       { type: "progress", request_id: "req-join", stage: "queued", status: "pending", data: {} },
       { type: "progress", request_id: "req-join", stage: "care_start", status: "processing", data: { scientific_name: "Ficus" } },
     ]);
     const final = { type: "completed", request_id: "req-join", status: "identified", results_count: 2 } as const;
-    const joined = await connect(stub, "req-join", undefined, final);
+    const joined = await connect(ref, "req-join", undefined, final);
     await received(joined.messages, 3);
     expect(joined.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "care_start"]);
-    await stub.publish({ type: "progress", request_id: "req-join", stage: "care_done", status: "processing", data: { source: "rules" } });
-    await stub.publish(final);
-    await runDurableObjectAlarm(stub);
+    await ref.publish({ type: "progress", request_id: "req-join", stage: "care_done", status: "processing", data: { source: "rules" } });
+    await ref.publish(final);
+    await runDurableObjectAlarm(ref);
     // A new run's first message: everything said before it has arrived when it does.
-    await stub.publish({ type: "progress", request_id: "req-join", stage: "queued", status: "pending", data: {} });
+    await ref.publish({ type: "progress", request_id: "req-join", stage: "queued", status: "pending", data: {} });
     await received(joined.messages, 6);
     expect(joined.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "care_start", "care_done", "completed", "queued"]);
 
     // Had the job died in its extras, the socket would still hear D1's end, once the request went quiet.
-    await careStarts(stub, "req-join");
-    const orphan = await connect(stub, "req-join", undefined, final);
+    await careStarts(ref, "req-join");
+    const orphan = await connect(ref, "req-join", undefined, final);
     await received(orphan.messages, 3);
-    await quietFor(stub, "req-join");
-    await runDurableObjectAlarm(stub);
+    await quietFor(ref, "req-join");
+    await runDurableObjectAlarm(ref);
     await received(orphan.messages, 4);
     expect(orphan.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "care_start", "completed"]);
     for (const s of [joined, orphan]) s.ws.close();
   });
 
   it("retells a redelivery's completed only while no new run began since its mark: a retry's queued meanwhile drops it", async () => {
-    const stub = hub("hub-user-retell");
-    const follow = await connect(stub, "req-retold");
-    await stub.publishAll([
+    const ref = hub("hub-user-retell");
+    const follow = await connect(ref, "req-retold");
+    await ref.publishAll([
       { type: "progress", request_id: "req-retold", stage: "queued", status: "pending", data: {} },
       { type: "progress", request_id: "req-retold", stage: "processing_start", status: "processing", data: { attempt: 1 } },
     ]);
     const final = { type: "completed", request_id: "req-retold", status: "needs_help", results_count: 1 } as const;
     // The redelivery takes the mark, reads D1 (final: the run's job died before saying so)…
-    const stale = await stub.requestMark("req-retold");
+    const stale = await ref.requestMark("req-retold");
     // …while the owner retries it: the new run's `queued` lands first.
-    await stub.publish({ type: "progress", request_id: "req-retold", stage: "queued", status: "pending", data: {} });
-    expect(await stub.retellCompleted(final, stale)).toBe(0);
-    await runInDurableObject(stub, async (instance: UserHub) => {
+    await ref.publish({ type: "progress", request_id: "req-retold", stage: "queued", status: "pending", data: {} });
+    expect(await ref.retellCompleted(final, stale)).toBe(0);
+    await runInDurableObject(ref, async (instance: UserHub) => {
       expect(instance.lastState("req-retold")).toMatchObject({ type: "progress", stage: "queued" });
     });
     // With nothing in between, on a request gone quiet, it is told, once: a second retell finds
     // the end recorded already.
-    await quietFor(stub, "req-retold");
-    expect(await stub.retellCompleted(final, await stub.requestMark("req-retold"))).toBe(1);
-    expect(await stub.retellCompleted(final, await stub.requestMark("req-retold"))).toBe(0);
+    await quietFor(ref, "req-retold");
+    expect(await ref.retellCompleted(final, await ref.requestMark("req-retold"))).toBe(1);
+    expect(await ref.retellCompleted(final, await ref.requestMark("req-retold"))).toBe(0);
     await received(follow.messages, 5);
     expect(follow.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start", "queued", "completed"]);
     follow.ws.close();
   });
 
   it("holds a redelivery's completed while the job that ended the request is still saying its extras: its own completed comes last", async () => {
-    const stub = hub("hub-user-retell-extras");
-    const follow = await connect(stub, "req-extras");
-    const all = await connect(stub);
+    const ref = hub("hub-user-retell-extras");
+    const follow = await connect(ref, "req-extras");
+    const all = await connect(ref);
     const say = (stage: "merge_done" | "care_start" | "care_done", data: object) =>
-      stub.publish({ type: "progress", request_id: "req-extras", stage, status: "processing", data } as never);
-    await stub.publish({ type: "progress", request_id: "req-extras", stage: "queued", status: "pending", data: {} });
+      ref.publish({ type: "progress", request_id: "req-extras", stage, status: "processing", data } as never);
+    await ref.publish({ type: "progress", request_id: "req-extras", stage: "queued", status: "pending", data: {} });
     await say("merge_done", { suggestions: 2 });
     // The request is final in D1 and its job goes on to the care advice, when a duplicate
     // delivery of its message finds the request final and retells D1's end.
     const final = { type: "completed", request_id: "req-extras", status: "identified", results_count: 2 } as const;
-    expect(await stub.retellCompleted(final, await stub.requestMark("req-extras"))).toBe(0);
+    expect(await ref.retellCompleted(final, await ref.requestMark("req-extras"))).toBe(0);
     await say("care_start", { scientific_name: "Monstera deliciosa" });
     await say("care_done", { source: "rules" });
-    await stub.publish(final);
+    await ref.publish(final);
     // The alarm finds the end told by the job itself: the held retell adds nothing.
-    await runDurableObjectAlarm(stub);
+    await runDurableObjectAlarm(ref);
     await received(follow.messages, 6);
     await received(all.messages, 6);
-    await stub.publish({ type: "progress", request_id: "req-other", stage: "queued", status: "pending", data: {} });
+    await ref.publish({ type: "progress", request_id: "req-other", stage: "queued", status: "pending", data: {} });
     await received(all.messages, 7);
     const story = ["init", "queued", "merge_done", "care_start", "care_done", "completed"];
     expect(follow.messages.map((m) => m.stage ?? m.type)).toEqual(story);
@@ -194,76 +194,76 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
   });
 
   it("tells a held completed once the request has gone quiet without its job's end (it died in its extras), and never after a new run began", async () => {
-    const stub = hub("hub-user-retell-died");
-    const follow = await connect(stub, "req-died");
-    await stub.publish({ type: "progress", request_id: "req-died", stage: "queued", status: "pending", data: {} });
+    const ref = hub("hub-user-retell-died");
+    const follow = await connect(ref, "req-died");
+    await ref.publish({ type: "progress", request_id: "req-died", stage: "queued", status: "pending", data: {} });
     const final = { type: "completed", request_id: "req-died", status: "needs_help", results_count: 1 } as const;
-    expect(await stub.retellCompleted(final, await stub.requestMark("req-died"))).toBe(0);
-    await careStarts(stub, "req-died");
+    expect(await ref.retellCompleted(final, await ref.requestMark("req-died"))).toBe(0);
+    await careStarts(ref, "req-died");
     // Still saying things: the alarm keeps holding it.
-    await runDurableObjectAlarm(stub);
-    await runInDurableObject(stub, async (instance: UserHub) => {
+    await runDurableObjectAlarm(ref);
+    await runInDurableObject(ref, async (instance: UserHub) => {
       expect(instance.lastState("req-died")).toMatchObject({ stage: "care_start" });
     });
     // Then nothing more comes: the job died. Once the request has been quiet long enough, it is told.
-    await quietFor(stub, "req-died");
-    await runInDurableObject(stub, async (_instance: UserHub, state) => {
+    await quietFor(ref, "req-died");
+    await runInDurableObject(ref, async (_instance: UserHub, state) => {
       // The alarm the hold set is still due (the held retell re-armed it for later).
       expect(await state.storage.getAlarm()).not.toBeNull();
     });
-    await runDurableObjectAlarm(stub);
+    await runDurableObjectAlarm(ref);
     await received(follow.messages, 4);
     expect(follow.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "care_start", "completed"]);
 
     // A hold overtaken by the owner's retry (a new run's `queued`) is dropped: the old end never follows the new run.
-    await stub.publish({ type: "progress", request_id: "req-died", stage: "queued", status: "pending", data: {} });
-    expect(await stub.retellCompleted(final, await stub.requestMark("req-died"))).toBe(0);
-    await stub.publish({ type: "progress", request_id: "req-died", stage: "queued", status: "pending", data: {} });
-    await quietFor(stub, "req-died");
-    await runDurableObjectAlarm(stub);
+    await ref.publish({ type: "progress", request_id: "req-died", stage: "queued", status: "pending", data: {} });
+    expect(await ref.retellCompleted(final, await ref.requestMark("req-died"))).toBe(0);
+    await ref.publish({ type: "progress", request_id: "req-died", stage: "queued", status: "pending", data: {} });
+    await quietFor(ref, "req-died");
+    await runDurableObjectAlarm(ref);
     await received(follow.messages, 6);
-    await stub.publish({ type: "progress", request_id: "req-died", stage: "processing_start", status: "processing", data: { attempt: 1 } });
+    await ref.publish({ type: "progress", request_id: "req-died", stage: "processing_start", status: "processing", data: { attempt: 1 } });
     await received(follow.messages, 7);
     expect(follow.messages.slice(4).map((m) => m.stage ?? m.type)).toEqual(["queued", "queued", "processing_start"]);
     follow.ws.close();
   });
 
   it("starts a fresh story when a finished request is queued again (a retry): no stale completed is replayed", async () => {
-    const stub = hub("hub-user-retry");
-    await stub.publish({ type: "progress", request_id: "req-again", stage: "queued", status: "pending", data: {} });
-    await stub.publish({ type: "error", request_id: "req-again", message: "Providers unavailable." });
-    await stub.publish({ type: "completed", request_id: "req-again", status: "failed", results_count: 0 });
-    await stub.publish({ type: "progress", request_id: "req-again", stage: "queued", status: "pending", data: {} });
-    await stub.publish({
+    const ref = hub("hub-user-retry");
+    await ref.publish({ type: "progress", request_id: "req-again", stage: "queued", status: "pending", data: {} });
+    await ref.publish({ type: "error", request_id: "req-again", message: "Providers unavailable." });
+    await ref.publish({ type: "completed", request_id: "req-again", status: "failed", results_count: 0 });
+    await ref.publish({ type: "progress", request_id: "req-again", stage: "queued", status: "pending", data: {} });
+    await ref.publish({
       type: "progress",
       request_id: "req-again",
       stage: "processing_start",
       status: "processing",
       data: { attempt: 1 },
     });
-    const late = await connect(stub, "req-again");
+    const late = await connect(ref, "req-again");
     await received(late.messages, 3);
     expect(late.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start"]);
   });
 
   it("a run's progress arriving after that run's completed (another path ended it) is dropped: the end stays the last word", async () => {
-    const stub = hub("hub-user-run-ended");
+    const ref = hub("hub-user-run-ended");
     const id = "req-run-ended";
-    const following = await connect(stub, id);
-    await stub.publish({ type: "progress", request_id: id, stage: "processing_start", status: "processing", data: { attempt: 1 }, run: 0 });
+    const following = await connect(ref, id);
+    await ref.publish({ type: "progress", request_id: id, stage: "processing_start", status: "processing", data: { attempt: 1 }, run: 0 });
     // The sweep fails the request (its error and end) while the job's merge_done is on its way.
-    await stub.publish({ type: "error", request_id: id, message: "Processing timed out. Please retry.", run: 0 });
+    await ref.publish({ type: "error", request_id: id, message: "Processing timed out. Please retry.", run: 0 });
     const end = { type: "completed", request_id: id, status: "failed", results_count: 0, run: 0 } as const;
-    await stub.publish(end);
+    await ref.publish(end);
     expect(
-      await stub.publish({ type: "progress", request_id: id, stage: "merge_done", status: "processing", data: { suggestions: 3 }, run: 0 }),
+      await ref.publish({ type: "progress", request_id: id, stage: "merge_done", status: "processing", data: { suggestions: 3 }, run: 0 }),
     ).toBe(0);
     await received(following.messages, 4);
     expect(following.messages.at(-1)).toEqual(end);
-    expect(await stub.lastState(id)).toEqual(end);
+    expect(await ref.lastState(id)).toEqual(end);
     // A later run's progress is not held back by the earlier run's end.
     expect(
-      await stub.publish({
+      await ref.publish({
         type: "progress",
         request_id: id,
         stage: "processing_start",
@@ -275,13 +275,13 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
   });
 
   it("an earlier run's retold end is dropped, not held in the place of the later run's held end", async () => {
-    const stub = hub("hub-user-run-retells");
+    const ref = hub("hub-user-run-retells");
     const id = "req-run-retells";
-    const following = await connect(stub, id);
+    const following = await connect(ref, id);
     const end = (run: number, status: "identified" | "failed") =>
       ({ type: "completed", request_id: id, status, results_count: status === "failed" ? 0 : 2, run }) as const;
     // Run 1's job is saying its care advice; a redelivery of run 1 retells its end, held meanwhile.
-    await stub.publish({
+    await ref.publish({
       type: "progress",
       request_id: id,
       stage: "care_start",
@@ -289,12 +289,12 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
       data: { scientific_name: "Ficus" },
       run: 1,
     });
-    expect(await stub.retellCompleted(end(1, "identified"), await stub.requestMark(id))).toBe(0);
+    expect(await ref.retellCompleted(end(1, "identified"), await ref.requestMark(id))).toBe(0);
     // A delivery of run 0, late, retells run 0's end.
-    expect(await stub.retellCompleted(end(0, "failed"), await stub.requestMark(id))).toBe(0);
+    expect(await ref.retellCompleted(end(0, "failed"), await ref.requestMark(id))).toBe(0);
     // Run 1's job dies in its extras: once the request is quiet, its held end is told.
-    await quietFor(stub, id);
-    await runDurableObjectAlarm(stub);
+    await quietFor(ref, id);
+    await runDurableObjectAlarm(ref);
     await received(following.messages, 3);
     expect(following.messages.slice(1)).toEqual([
       { type: "progress", request_id: id, stage: "care_start", status: "processing", data: { scientific_name: "Ficus" }, run: 1 },
@@ -303,12 +303,12 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
   });
 
   it("a retry during the first run's extras: the first run's care messages and completed never follow the new run's start", async () => {
-    const stub = hub("hub-user-run-tags");
+    const ref = hub("hub-user-run-tags");
     const id = "req-runs";
-    const following = await connect(stub, id);
-    const all = await connect(stub);
+    const following = await connect(ref, id);
+    const all = await connect(ref);
     const say = (run: number, message: Record<string, unknown>) =>
-      stub.publish({ request_id: id, run, ...message } as Parameters<typeof stub.publish>[0]);
+      ref.publish({ request_id: id, run, ...message } as Parameters<typeof ref.publish>[0]);
     const stage = (run: number, name: string, data: Record<string, unknown> = {}) =>
       say(run, { type: "progress", stage: name, status: name === "queued" ? "pending" : "processing", data });
     await stage(0, "queued");
@@ -328,22 +328,22 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
       expect(socket.messages.slice(1).map((m) => (m as { run?: number }).run)).toEqual([0, 0, 0, 1, 1, 1]);
     }
     // A socket joining now is replayed the new run only.
-    const late = await connect(stub, id);
+    const late = await connect(ref, id);
     await received(late.messages, 4);
     expect(late.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start", "merge_done"]);
 
     // A later run's first message starts its story even when its `queued` was lost.
     await stage(2, "processing_start", { attempt: 1 });
     await stage(1, "care_done", { source: "rules" });
-    const later = await connect(stub, id);
+    const later = await connect(ref, id);
     await received(later.messages, 2);
     expect(later.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "processing_start"]);
   });
 
   it("keeps a request's story for 7 days: a finished request prunes older events, and each request's state is its newest event", async () => {
-    const stub = hub("hub-user-retention");
+    const ref = hub("hub-user-retention");
     const day = 24 * 60 * 60 * 1000;
-    await runInDurableObject(stub, async (_instance: UserHub, state) => {
+    await runInDurableObject(ref, async (_instance: UserHub, state) => {
       // Older hubs kept each state a second time; a new instance drops that table.
       expect(state.storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 'request_state'").toArray()).toEqual([]);
       // Written as if 8 days and 6 days ago (oldest first, as the hub writes them).
@@ -358,15 +358,15 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
       insert("req-old", { type: "completed", request_id: "req-old", status: "identified", results_count: 1 }, Date.now() - 8 * day);
       insert("req-week", { type: "completed", request_id: "req-week", status: "needs_help", results_count: 0 }, Date.now() - 6 * day);
     });
-    await stub.publish({ type: "progress", request_id: "req-new", stage: "queued", status: "pending", data: {} });
-    await runInDurableObject(stub, async (instance: UserHub, state) => {
+    await ref.publish({ type: "progress", request_id: "req-new", stage: "queued", status: "pending", data: {} });
+    await runInDurableObject(ref, async (instance: UserHub, state) => {
       // Nothing is pruned until a request finishes.
       expect(state.storage.sql.exec("SELECT count(*) AS n FROM request_events").one().n).toBe(4);
       expect(instance.lastState("req-old")).toMatchObject({ type: "completed", status: "identified" });
       expect(instance.lastState("req-new")).toMatchObject({ type: "progress", stage: "queued" });
     });
-    await stub.publish({ type: "completed", request_id: "req-new", status: "identified", results_count: 2 });
-    await runInDurableObject(stub, async (instance: UserHub, state) => {
+    await ref.publish({ type: "completed", request_id: "req-new", status: "identified", results_count: 2 });
+    await runInDurableObject(ref, async (instance: UserHub, state) => {
       expect(instance.lastState("req-old")).toBeNull();
       expect(instance.lastState("req-week")).toMatchObject({ type: "completed", status: "needs_help" });
       expect(instance.lastState("req-new")).toMatchObject({ type: "completed", results_count: 2 });
@@ -378,19 +378,19 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
       ).toEqual(["req-week", "req-new", "req-new"]);
     });
     // A late subscriber to the pruned request gets the final state D1 holds, if the Worker sends it.
-    const late = await connect(stub, "req-week");
+    const late = await connect(ref, "req-week");
     await received(late.messages, 2);
     expect(late.messages[1]).toMatchObject({ type: "completed", request_id: "req-week", status: "needs_help" });
   });
 
   it("prunes every earlier event when all of them have expired", async () => {
-    const stub = hub("hub-user-retention-all");
-    await stub.publish({ type: "progress", request_id: "req-a", stage: "queued", status: "pending", data: {} });
-    await runInDurableObject(stub, async (_instance: UserHub, state) => {
+    const ref = hub("hub-user-retention-all");
+    await ref.publish({ type: "progress", request_id: "req-a", stage: "queued", status: "pending", data: {} });
+    await runInDurableObject(ref, async (_instance: UserHub, state) => {
       state.storage.sql.exec("UPDATE request_events SET created_at = created_at - ?", 8 * 24 * 60 * 60 * 1000);
     });
-    await stub.publish({ type: "completed", request_id: "req-b", status: "failed", results_count: 0 });
-    await runInDurableObject(stub, async (instance: UserHub, state) => {
+    await ref.publish({ type: "completed", request_id: "req-b", status: "failed", results_count: 0 });
+    await runInDurableObject(ref, async (instance: UserHub, state) => {
       expect(instance.lastState("req-a")).toBeNull();
       // The event that triggered the pruning is new, so it stays.
       expect(state.storage.sql.exec("SELECT count(*) AS n FROM request_events").one().n).toBe(1);
@@ -398,9 +398,9 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
   });
 
   it("uses the hibernation API: sockets are tracked by the runtime with tags and attachments", async () => {
-    const stub = hub("hub-user-3");
-    await connect(stub, "req-x");
-    await runInDurableObject(stub, async (_instance: UserHub, state) => {
+    const ref = hub("hub-user-3");
+    await connect(ref, "req-x");
+    await runInDurableObject(ref, async (_instance: UserHub, state) => {
       const sockets = state.getWebSockets("req:req-x");
       expect(sockets).toHaveLength(1);
       expect(sockets[0]!.deserializeAttachment()).toMatchObject({ requestId: "req-x" });
@@ -413,26 +413,26 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
   });
 
   it("sockets survive hibernation: after the hub is evicted from memory they still get messages and still end with their session", async () => {
-    const stub = hub("hub-user-evicted");
-    const follower = await connect(stub, "req-h", "session-1");
-    const other = await connect(stub, undefined, "session-2");
+    const ref = hub("hub-user-evicted");
+    const follower = await connect(ref, "req-h", "session-1");
+    const other = await connect(ref, undefined, "session-2");
     await received(follower.messages, 1);
-    await evictDurableObject(stub);
+    await evictDurableObject(ref);
     // A new instance: the runtime kept the sockets, their tags and attachments.
-    expect(await stub.publish({ type: "progress", request_id: "req-h", stage: "queued", status: "pending", data: {} })).toBe(2);
+    expect(await ref.publish({ type: "progress", request_id: "req-h", stage: "queued", status: "pending", data: {} })).toBe(2);
     await received(follower.messages, 2);
     await received(other.messages, 2);
     expect(follower.messages.at(-1)).toMatchObject({ type: "progress", request_id: "req-h", stage: "queued" });
     const closed = new Promise<number>((resolve) => follower.ws.addEventListener("close", (e) => resolve(e.code)));
-    await evictDurableObject(stub);
-    expect(await stub.closeSessions({ sessionId: "session-1" })).toBe(1);
+    await evictDurableObject(ref);
+    expect(await ref.closeSessions({ sessionId: "session-1" })).toBe(1);
     expect(await closed).toBe(CLOSE_CODES.SESSION_ENDED);
-    expect(await stub.connectionCount()).toBe(1);
+    expect(await ref.connectionCount()).toBe(1);
   });
 
   it("answers a JSON ping (parsed, not substring-matched) with pong, and ignores other text", async () => {
-    const stub = hub("hub-user-ping");
-    const socket = await connect(stub);
+    const ref = hub("hub-user-ping");
+    const socket = await connect(ref);
     await received(socket.messages, 1);
     socket.ws.send('this mentions "ping" but is not one');
     socket.ws.send('{"type":"pinged"}');
@@ -456,8 +456,8 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
   });
 
   it("sends only to open sockets, and closes a socket whose send fails with 1011", async () => {
-    const stub = hub("hub-user-broken");
-    await runInDurableObject(stub, async (instance: UserHub) => {
+    const ref = hub("hub-user-broken");
+    await runInDurableObject(ref, async (instance: UserHub) => {
       const fake = (readyState: number, fails: boolean) => ({
         readyState,
         sent: [] as string[],

@@ -69,14 +69,14 @@ function dyingAfterCompletion(kind: Kind) {
       const value = Reflect.get(target, prop, target);
       if (prop !== "get") return typeof value === "function" ? value.bind(target) : value;
       return (id: DurableObjectId) => {
-        const stub = target.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
+        const ref = target.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
         return new Proxy(
           {},
           {
             get:
               (_, method: string) =>
               (...args: unknown[]) =>
-                state.dead ? Promise.reject(gone()) : stub[method]!(...args),
+                state.dead ? Promise.reject(gone()) : ref[method]!(...args),
           },
         );
       };

@@ -157,7 +157,7 @@ describe("queue jobs: telling the owner", () => {
     expect(await unreadFailures()).toBe(1);
     await env.DB.prepare("UPDATE notifications SET is_read = 1 WHERE user_id = ?").bind(u.userId).run();
 
-    // The owner retries it (API.md §2.2 retry/); the queue is stubbed so only our deliveries run it.
+    // The owner retries it (API.md §2.2 retry/); the queue is replaced so only our deliveries run it.
     const queue = { send: async () => {}, sendBatch: async () => {} } as unknown as Queue;
     const retried = await retryOwnRequest({ ...env, IDENTIFY_QUEUE: queue }, IdentificationRequests, u.userId, id, createLogger({}));
     expect(retried.status).toBe("pending");

@@ -22,13 +22,13 @@ function racingEnv(meanwhile: () => Promise<unknown>): Env {
   const wrapped = {
     idFromName: (name: string) => hubs.idFromName(name),
     get: (id: DurableObjectId) => {
-      const stub = hubs.get(id);
+      const ref = hubs.get(id);
       return {
         fetch: async (request: Request) => {
           await meanwhile();
-          return stub.fetch(request);
+          return ref.fetch(request);
         },
-        closeSessions: (...args: Parameters<typeof stub.closeSessions>) => stub.closeSessions(...args),
+        closeSessions: (...args: Parameters<typeof ref.closeSessions>) => ref.closeSessions(...args),
       };
     },
   };

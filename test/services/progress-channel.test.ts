@@ -110,8 +110,8 @@ describe("progressChannel", () => {
 
 describe("UserHub.publishAll", () => {
   it("records and delivers a batch in order, as the same publish calls would", async () => {
-    const stub = env.USER_HUB.get(env.USER_HUB.idFromName("hub-batch-user"));
-    const res = await stub.fetch("https://user-hub/connect", { headers: { Upgrade: "websocket" } });
+    const ref = env.USER_HUB.get(env.USER_HUB.idFromName("hub-batch-user"));
+    const res = await ref.fetch("https://user-hub/connect", { headers: { Upgrade: "websocket" } });
     const ws = res.webSocket!;
     const received: { type: string; stage?: string }[] = [];
     ws.addEventListener("message", (e) => received.push(JSON.parse(e.data as string)));
@@ -121,7 +121,7 @@ describe("UserHub.publishAll", () => {
       progress("req-b", "processing_start", "processing", { attempt: 1 }),
       { type: "completed", request_id: "req-b", status: "identified", results_count: 2 },
     ];
-    expect(await stub.publishAll(batch)).toBe(3);
+    expect(await ref.publishAll(batch)).toBe(3);
     await eventually(
       () => received.length >= 4,
       10_000,
@@ -129,7 +129,7 @@ describe("UserHub.publishAll", () => {
     );
     expect(received.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "processing_start", "completed"]);
     // A socket joining now is replayed the whole run, in order.
-    const late = await stub.fetch("https://user-hub/connect", { headers: { Upgrade: "websocket", "X-Hub-Request-Id": "req-b" } });
+    const late = await ref.fetch("https://user-hub/connect", { headers: { Upgrade: "websocket", "X-Hub-Request-Id": "req-b" } });
     const lateWs = late.webSocket!;
     const replayed: { type: string; stage?: string }[] = [];
     lateWs.addEventListener("message", (e) => replayed.push(JSON.parse(e.data as string)));
@@ -147,10 +147,10 @@ describe("UserHub.publishAll", () => {
 
 describe("a hub call given up on", () => {
   it("is dropped by the hub when it runs after the caller's deadline, so it cannot land after what was said next", async () => {
-    const stub = env.USER_HUB.get(env.USER_HUB.idFromName("hub-late-user"));
-    await stub.publish(progress("req-late", "queued", "pending", {}));
+    const ref = env.USER_HUB.get(env.USER_HUB.idFromName("hub-late-user"));
+    await ref.publish(progress("req-late", "queued", "pending", {}));
     // The hub is busy for 400 ms: the channel's call waits in its queue past the 50 ms deadline.
-    const busy = runInDurableObject(stub, (_hub, state) =>
+    const busy = runInDurableObject(ref, (_hub, state) =>
       state.blockConcurrencyWhile(() => new Promise((resolve) => setTimeout(resolve, 400))),
     );
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -161,30 +161,30 @@ describe("a hub call given up on", () => {
     expect(JSON.stringify(warnings)).toContain("did not answer within 50 ms");
     await busy;
     // The given-up call has now run (calls reach an object in order); it recorded nothing.
-    await runInDurableObject(stub, async (hub: UserHub) => {
+    await runInDurableObject(ref, async (hub: UserHub) => {
       expect(hub.lastState("req-late")).toMatchObject({ stage: "queued" });
     });
     // A call in time is recorded as before.
-    expect(await stub.publishAll([progress("req-late", "processing_start", "processing", { attempt: 1 })], Date.now() + 5_000)).toBe(0);
-    await runInDurableObject(stub, async (hub: UserHub) => {
+    expect(await ref.publishAll([progress("req-late", "processing_start", "processing", { attempt: 1 })], Date.now() + 5_000)).toBe(0);
+    await runInDurableObject(ref, async (hub: UserHub) => {
       expect(hub.lastState("req-late")).toMatchObject({ stage: "processing_start" });
     });
   });
 
   it("is reported with -1, and of its messages only a completed is kept: a run's last word is kept late rather than lost", async () => {
-    const stub = env.USER_HUB.get(env.USER_HUB.idFromName("hub-late-user-2"));
+    const ref = env.USER_HUB.get(env.USER_HUB.idFromName("hub-late-user-2"));
     const past = Date.now() - 1;
     expect(
-      await stub.publishAll(
+      await ref.publishAll(
         [progress("req-x", "queued", "pending", {}), progress("req-x", "processing_start", "processing", { attempt: 1 })],
         past,
       ),
     ).toBe(-1);
-    await runInDurableObject(stub, async (hub: UserHub) => {
+    await runInDurableObject(ref, async (hub: UserHub) => {
       expect(hub.lastState("req-x")).toBeNull();
     });
-    expect(await stub.publish({ type: "completed", request_id: "req-x", status: "identified", results_count: 1 }, past)).toBe(-1);
-    await runInDurableObject(stub, async (hub: UserHub) => {
+    expect(await ref.publish({ type: "completed", request_id: "req-x", status: "identified", results_count: 1 }, past)).toBe(-1);
+    await runInDurableObject(ref, async (hub: UserHub) => {
       expect(hub.lastState("req-x")).toMatchObject({ type: "completed", status: "identified" });
     });
   });

@@ -24,8 +24,8 @@ function recordingLimiter(calls: string[]): typeof env.RATE_LIMITER {
         };
       if (key !== "get") return Reflect.get(target, key, target);
       return (id: DurableObjectId) => {
-        const stub = target.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
-        return new Proxy(stub, {
+        const ref = target.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
+        return new Proxy(ref, {
           get(s, method) {
             if (typeof method !== "string" || method === "then") return Reflect.get(s, method, s);
             return (...args: unknown[]) => {
