@@ -94,6 +94,10 @@ export class UserHub extends DurableObject<Env> {
          request_id TEXT PRIMARY KEY,
          message TEXT NOT NULL,
          mark INTEGER NOT NULL
+       );
+       CREATE TABLE IF NOT EXISTS closed_requests (
+         request_id TEXT PRIMARY KEY,
+         at INTEGER NOT NULL
        );`,
     );
     this.deleted = this.sql.exec("SELECT 1 FROM account_deleted LIMIT 1").toArray().length > 0;
@@ -270,9 +274,14 @@ export class UserHub extends DurableObject<Env> {
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
+  /** Whether the request was deleted (`closeRequest`): nothing is recorded or sent for it any more. */
+  private isClosed(requestId: string): boolean {
+    return this.sql.exec("SELECT 1 FROM closed_requests WHERE request_id = ?", requestId).toArray().length > 0;
+  }
+
   /** Records `message` and sends it to the sockets following its request (those `to` accepts). */
   private record(message: HubMessage, to: (ws: WebSocket) => boolean = () => true): number {
-    if (this.deleted) return 0;
+    if (this.deleted || this.isClosed(message.request_id)) return 0;
     const text = JSON.stringify(message);
     const now = Date.now();
     // `queued` starts a run (a submit, or a retry of a finished request): the earlier run's story
@@ -307,6 +316,8 @@ export class UserHub extends DurableObject<Env> {
         "DELETE FROM request_events WHERE seq < (SELECT seq FROM request_events WHERE created_at >= ? ORDER BY seq LIMIT 1)",
         now - STATE_RETENTION_MS,
       );
+      // A deleted request's job is long over by then (a request lives at most a day).
+      this.sql.exec("DELETE FROM closed_requests WHERE at < ?", now - STATE_RETENTION_MS);
     }
     let delivered = 0;
     for (const tag of [requestTag(message.request_id), ALL_TAG]) {
@@ -357,10 +368,16 @@ export class UserHub extends DurableObject<Env> {
     this.sql.exec("INSERT INTO account_deleted (at) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM account_deleted)", Date.now());
   }
 
-  /** Closes the sockets that follow one request (e.g. it was deleted). */
+  /**
+   * The request was deleted: its stored messages go, its sockets close, and nothing more is
+   * recorded for it. A job that was running when the deletion landed reports on until its
+   * completion finds no row; what it says names species, and stored it would be kept (and
+   * replayed to the owner's `/ws/` sockets) for STATE_RETENTION_MS after the request was gone.
+   */
   async closeRequest(requestId: string, code: number, reason: string): Promise<void> {
     this.sql.exec("DELETE FROM request_events WHERE request_id = ?", requestId);
     this.sql.exec("DELETE FROM held_retells WHERE request_id = ?", requestId);
+    this.sql.exec("INSERT OR REPLACE INTO closed_requests (request_id, at) VALUES (?, ?)", requestId, Date.now());
     for (const ws of this.ctx.getWebSockets(requestTag(requestId))) ws.close(code, reason);
   }
 

@@ -86,6 +86,33 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     });
   });
 
+  it("records and sends nothing more for a deleted request: a job still running says on, and its species stay unsaid", async () => {
+    const ref = hub("hub-user-deleted-mid-run");
+    await ref.publish({ type: "progress", request_id: "req-gone", stage: "queued", status: "pending", data: {}, run: 0 });
+    const all = await connect(ref);
+    await ref.closeRequest("req-gone", 4404, "request deleted");
+    // The job that was running when its owner deleted the request reports on.
+    expect(
+      await ref.publish({
+        type: "progress",
+        request_id: "req-gone",
+        stage: "care_start",
+        status: "processing",
+        data: { scientific_name: "Monstera deliciosa" },
+        run: 0,
+      }),
+    ).toBe(0);
+    expect(await ref.publish({ type: "completed", request_id: "req-gone", status: "identified", results_count: 3, run: 0 })).toBe(0);
+    await runInDurableObject(ref, async (instance: UserHub, state) => {
+      expect(instance.lastState("req-gone")).toBeNull();
+      expect(state.storage.sql.exec("SELECT count(*) AS n FROM request_events WHERE request_id = 'req-gone'").one().n).toBe(0);
+    });
+    // Another request of the user's goes on as ever.
+    expect(await ref.publish({ type: "progress", request_id: "req-other", stage: "queued", status: "pending", data: {}, run: 0 })).toBe(1);
+    await received(all.messages, 2);
+    expect(all.messages.map((m) => m.request_id ?? m.type)).toEqual(["init", "req-other"]);
+  });
+
   it("replays every message so far to a socket that joins a running request", async () => {
     const ref = hub("hub-user-5");
     await ref.publish({ type: "progress", request_id: "req-run", stage: "queued", status: "pending", data: {} });
