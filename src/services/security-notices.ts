@@ -8,6 +8,7 @@
  */
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
+import { formatWhen } from "./email-templates";
 import { createNotification } from "./notifications";
 
 export type SecurityEvent =
@@ -76,7 +77,7 @@ const WORDS: Record<SecurityEvent, (detail: string) => { title: string; body: st
     title: "Someone asked to turn off two-factor sign-in on your Plant Community account",
     body:
       "They had your password and confirmed the link we emailed to your address. Unless it is cancelled, the first sign-in " +
-      `with your password after ${completesAfter.slice(0, 16).replace("T", " ")} UTC turns two-factor sign-in off. If this was ` +
+      `with your password after ${formatWhen(completesAfter, "UTC")} turns two-factor sign-in off. If this was ` +
       "not you, cancel it now (the link in the email we sent, or Security settings on any device you are signed in on) and change your password.",
   }),
   two_factor_reset_cancelled: () => ({

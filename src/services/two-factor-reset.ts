@@ -36,7 +36,9 @@ import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { randomToken, sha256Hex } from "../lib/hash";
 import { uuidv7 } from "../lib/ids";
+import { HOUR_MS } from "../lib/durations";
 import type { Logger } from "../lib/logger";
+import { formatWhen } from "./email-templates";
 import { deliverEmail } from "./mailer";
 import { mailBucketName, withinRateLimit } from "./rate-limits";
 import { tellSecurityEvent } from "./security-notices";
@@ -47,21 +49,21 @@ import type { UserRow } from "./users";
 /** How long the emailed start link stays valid. */
 export const TWO_FACTOR_RESET_LINK_TTL_S = 3600;
 /** The wait between following the link and the reset completing (see above for why 72 hours). */
-export const TWO_FACTOR_RESET_WAIT_MS = 72 * 3_600_000;
+export const TWO_FACTOR_RESET_WAIT_MS = 72 * HOUR_MS;
 /** Start links asked for per account and hour (the inbox's own limit applies too). */
-export const TWO_FACTOR_RESET_REQUEST_RATE = { limit: 3, windowMs: 3_600_000 };
+export const TWO_FACTOR_RESET_REQUEST_RATE = { limit: 3, windowMs: HOUR_MS };
 
 const nowS = (now: number) => Math.floor(now / 1000);
 
 /** Open: started, neither cancelled nor completed. */
 const open = () => and(isNotNull(twoFactorResets.startedAt), isNull(twoFactorResets.cancelledAt), isNull(twoFactorResets.completedAt));
 
-/** "9 December 2026, 18:04 UTC". */
-function utc(iso: string): string {
-  const d = new Date(iso);
-  const month = d.toLocaleString("en-GB", { month: "long", timeZone: "UTC" });
-  return `${d.getUTCDate()} ${month} ${d.getUTCFullYear()}, ${iso.slice(11, 16)} UTC`;
-}
+/** "9 December 2026, 18:04 (UTC)". */
+const utc = (iso: string) => formatWhen(iso, "UTC");
+
+/** A start link not yet followed nor expired, by its hash. */
+const liveLink = (linkHash: string, now: number) =>
+  and(eq(twoFactorResets.linkHash, linkHash), isNull(twoFactorResets.startedAt), sql`${twoFactorResets.linkExpiresAt} > ${nowS(now)}`);
 
 const invalidLink = () => new AppError("INVALID_TOKEN", 400, "This two-factor reset link is invalid, expired or used.");
 
@@ -152,13 +154,7 @@ export async function describeTwoFactorResetLink(
   const row = await database(env)
     .select({ expiresAt: twoFactorResets.linkExpiresAt })
     .from(twoFactorResets)
-    .where(
-      and(
-        eq(twoFactorResets.linkHash, await sha256Hex(token)),
-        isNull(twoFactorResets.startedAt),
-        sql`${twoFactorResets.linkExpiresAt} > ${nowS(now)}`,
-      ),
-    )
+    .where(liveLink(await sha256Hex(token), now))
     .get();
   return { valid: Boolean(row), linkExpiresAt: row ? new Date(row.expiresAt * 1000).toISOString() : null };
 }
@@ -191,9 +187,7 @@ export async function startTwoFactorReset(
     .set({ startedAt, completesAfter, cancelHash: await sha256Hex(cancelToken) })
     .where(
       and(
-        eq(twoFactorResets.linkHash, linkHash),
-        isNull(twoFactorResets.startedAt),
-        sql`${twoFactorResets.linkExpiresAt} > ${nowS(now)}`,
+        liveLink(linkHash, now),
         // Written out: drizzle names an UPDATE's own columns unqualified, which inside these
         // subqueries would name the subquery's table.
         sql`EXISTS (SELECT 1 FROM two_factor f WHERE f.user_id = two_factor_resets.user_id AND f.enabled_at IS NOT NULL)`,
@@ -203,17 +197,7 @@ export async function startTwoFactorReset(
     .returning({ id: twoFactorResets.id, userId: twoFactorResets.userId });
   const row = started[0];
   if (!row) {
-    const link = await db
-      .select({ userId: twoFactorResets.userId })
-      .from(twoFactorResets)
-      .where(
-        and(
-          eq(twoFactorResets.linkHash, linkHash),
-          isNull(twoFactorResets.startedAt),
-          sql`${twoFactorResets.linkExpiresAt} > ${nowS(now)}`,
-        ),
-      )
-      .get();
+    const link = await db.select({ userId: twoFactorResets.userId }).from(twoFactorResets).where(liveLink(linkHash, now)).get();
     const running = link ? (await openTwoFactorResets(env, link.userId))[0] : undefined;
     if (running) {
       throw new AppError(
