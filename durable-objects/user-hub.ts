@@ -274,14 +274,29 @@ export class UserHub extends DurableObject<Env> {
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
-  /** Whether the request was deleted (`closeRequest`): nothing is recorded or sent for it any more. */
-  private isClosed(requestId: string): boolean {
-    return this.sql.exec("SELECT 1 FROM closed_requests WHERE request_id = ?", requestId).toArray().length > 0;
+  /**
+   * What `record` needs to know of a request before it writes, in one read: whether it was deleted
+   * (`closeRequest`: nothing is recorded or sent for it any more), the highest run its events are
+   * tagged with (null: none is), and the run its last event ended, when that is a tagged `completed`.
+   */
+  private storySoFar(requestId: string): { closed: boolean; latestRun: number | null; endedRun: number | null } {
+    const row = this.sql
+      .exec<{ closed: number; latest: number | null; ended: number | null }>(
+        `SELECT EXISTS (SELECT 1 FROM closed_requests WHERE request_id = ?1) AS closed,
+                (SELECT max(json_extract(message, '$.run')) FROM request_events WHERE request_id = ?1) AS latest,
+                (SELECT CASE WHEN json_extract(message, '$.type') = 'completed' THEN json_extract(message, '$.run') END
+                   FROM request_events WHERE request_id = ?1 ORDER BY seq DESC LIMIT 1) AS ended`,
+        requestId,
+      )
+      .one();
+    return { closed: row.closed === 1, latestRun: row.latest, endedRun: row.ended };
   }
 
   /** Records `message` and sends it to the sockets following its request (those `to` accepts). */
   private record(message: HubMessage, to: (ws: WebSocket) => boolean = () => true): number {
-    if (this.deleted || this.isClosed(message.request_id)) return 0;
+    if (this.deleted) return 0;
+    const story = this.storySoFar(message.request_id);
+    if (story.closed) return 0;
     const text = JSON.stringify(message);
     const now = Date.now();
     // `queued` starts a run (a submit, or a retry of a finished request): the earlier run's story
@@ -292,13 +307,13 @@ export class UserHub extends DurableObject<Env> {
     // run: what the earlier one says after that is dropped, never sent or replayed. A later run's
     // first message starts its story as `queued` does, should that `queued` have been lost.
     if (message.run !== undefined) {
-      const latest = this.latestRun(message.request_id);
+      const latest = story.latestRun;
       if (latest !== null && message.run < latest) return 0;
       if (latest !== null && message.run > latest) startsRun = true;
       // A run's `completed` is its last word: a job's progress of that run arriving after it (said
       // before another path ended the request — the sweep or the dead letter failing it — and
       // delayed on its way) is stale, and recorded it would replay the ended request as running.
-      if (message.type === "progress" && !startsRun && this.endedRun(message.request_id) === message.run) return 0;
+      if (message.type === "progress" && !startsRun && story.endedRun === message.run) return 0;
     }
     if (startsRun) {
       this.sql.exec("DELETE FROM request_events WHERE request_id = ?", message.request_id);
@@ -489,13 +504,6 @@ export class UserHub extends DurableObject<Env> {
       mark,
       ...(finalFromD1 ? { held: { message: finalFromD1, quietAt: last.createdAt + RETELL_QUIET_MS } } : {}),
     };
-  }
-
-  /** The run the request's last recorded event ended, when that event is a tagged `completed` (else null). */
-  private endedRun(requestId: string): number | null {
-    const last = this.lastEvent(requestId);
-    const said = last ? (JSON.parse(last.message) as HubMessage) : null;
-    return said?.type === "completed" && said.run !== undefined ? said.run : null;
   }
 
   /** Whether `message` belongs to an earlier run of its request than one recorded: a later run began. */
