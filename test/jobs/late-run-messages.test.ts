@@ -54,6 +54,19 @@ function hubsCalling(before: (method: string, args: unknown[]) => Promise<void>)
   return { ...env, USER_HUB } as typeof env;
 }
 
+/** Bindings whose hubs let the owner retry `id` just before its first `error` reaches the hub; `retried`: whether that happened. */
+function retryingOnError(userId: string, id: string) {
+  let retried = false;
+  const bindings = hubsCalling(async (method, args) => {
+    const [message] = args as [HubMessage];
+    if (method === "publish" && message.type === "error" && message.request_id === id && !retried) {
+      retried = true;
+      await retry(userId, id);
+    }
+  });
+  return { bindings, retried: () => retried };
+}
+
 /** The owner retries the request (its job's message goes nowhere); `hubs`: the bindings its `queued` is told through. */
 const retry = (userId: string, id: string, hubs: Pick<typeof env, "USER_HUB"> = env) =>
   retryOwnRequest({ ...env, ...hubs, IDENTIFY_QUEUE: noQueue }, IdentificationRequests, userId, id, logger);
@@ -71,16 +84,9 @@ describe("a message of an earlier run reaching the hub after the owner's retry b
     const u = await bearerUser();
     const id = await pendingIdentificationRequest(u.userId, await photo(), { keepPhoto: false });
     const socket = await following(id, u.access);
-    let retried = false;
-    const bindings = hubsCalling(async (method, args) => {
-      const [message] = args as [HubMessage];
-      if (method === "publish" && message.type === "error" && message.request_id === id && !retried) {
-        retried = true;
-        await retry(u.userId, id);
-      }
-    });
+    const { bindings, retried } = retryingOnError(u.userId, id);
     expect((await deliverJobs([{ type: "identify", request_id: id, user_id: u.userId }], bindings)).acked).toHaveLength(1);
-    expect(retried, "the failure was committed, so the owner could retry").toBe(true);
+    expect(retried(), "the failure was committed, so the owner could retry").toBe(true);
     await settled(socket);
     expect(story(socket, id)).toEqual(["processing_start:0", "queued:1"]);
     const late = await following(id, u.access);
@@ -98,16 +104,9 @@ describe("a message of an earlier run reaching the hub after the owner's retry b
       .bind(id)
       .run();
     const socket = await following(id, u.access);
-    let retried = false;
-    const bindings = hubsCalling(async (method, args) => {
-      const [message] = args as [HubMessage];
-      if (method === "publish" && message.type === "error" && message.request_id === id && !retried) {
-        retried = true;
-        await retry(u.userId, id);
-      }
-    });
+    const { bindings, retried } = retryingOnError(u.userId, id);
     expect(await sweepStuckRequests({ ...bindings, IDENTIFY_QUEUE: noQueue })).toMatchObject({ failed: 1 });
-    expect(retried).toBe(true);
+    expect(retried()).toBe(true);
     await settled(socket);
     expect(story(socket, id)).toEqual(["queued:1"]);
     const late = await following(id, u.access);

@@ -31,6 +31,14 @@ function postTopic(bearer: string, key: string | undefined, title: string) {
   });
 }
 
+/** A queued identification of one leaf photo, `file`, under Idempotency-Key `key`. */
+function postUpload(bearer: string, key: string, file: File) {
+  const form = new FormData();
+  form.append("image_1", file);
+  form.append("organs", "leaf");
+  return call("/api/v1/plant-identification/requests/", { method: "POST", body: form, bearer, headers: { "Idempotency-Key": key } });
+}
+
 async function topicsTitled(title: string): Promise<number> {
   const row = await env.DB.prepare("SELECT count(*) AS n FROM forum_topics WHERE title = ?").bind(title).first<{ n: number }>();
   return row!.n;
@@ -257,18 +265,8 @@ describe("Idempotency-Key", () => {
     const u = await bearerUser();
     const key = newKey();
     const bytes = await makePng(320, 240, { seed: `idem-${key}` });
-    const send = () => {
-      // A new FormData each time: the client re-encodes the retry with a fresh boundary.
-      const form = new FormData();
-      form.append("image_1", new File([bytes], "leaf.png", { type: "image/png" }));
-      form.append("organs", "leaf");
-      return call("/api/v1/plant-identification/requests/", {
-        method: "POST",
-        body: form,
-        bearer: u.access,
-        headers: { "Idempotency-Key": key },
-      });
-    };
+    // A new FormData each time: the client re-encodes the retry with a fresh boundary.
+    const send = () => postUpload(u.access, key, new File([bytes], "leaf.png", { type: "image/png" }));
     const first = await send();
     expect(first.status).toBe(202);
     const { request_id } = (await first.json()) as { request_id: string };
@@ -282,15 +280,8 @@ describe("Idempotency-Key", () => {
     expect(rows!.n).toBe(1);
 
     // The same key with another photo is another payload.
-    const other = new FormData();
-    other.append("image_1", new File([await makePng(320, 240, { seed: `other-${key}` })], "leaf.png", { type: "image/png" }));
-    other.append("organs", "leaf");
-    const mismatch = await call("/api/v1/plant-identification/requests/", {
-      method: "POST",
-      body: other,
-      bearer: u.access,
-      headers: { "Idempotency-Key": key },
-    });
+    const otherPhoto = await makePng(320, 240, { seed: `other-${key}` });
+    const mismatch = await postUpload(u.access, key, new File([otherPhoto], "leaf.png", { type: "image/png" }));
     await expectError(mismatch, 422, "IDEMPOTENCY_KEY_REUSED");
   });
 
@@ -300,17 +291,7 @@ describe("Idempotency-Key", () => {
     const bytes = await makePng(320, 240, { seed: `colon-${key}` });
     // Joined with separators, ("leaf:x.png", "image/png") and ("leaf", "x.png:image/png") read
     // the same; they are two different files.
-    const send = (name: string, type: string) => {
-      const form = new FormData();
-      form.append("image_1", new File([bytes], name, { type }));
-      form.append("organs", "leaf");
-      return call("/api/v1/plant-identification/requests/", {
-        method: "POST",
-        body: form,
-        bearer: u.access,
-        headers: { "Idempotency-Key": key },
-      });
-    };
+    const send = (name: string, type: string) => postUpload(u.access, key, new File([bytes], name, { type }));
     expect((await send("leaf:x.png", "image/png")).status).toBe(202);
     const other = await send("leaf", "x.png:image/png");
     expect(other.headers.get("Idempotent-Replayed")).toBeNull();
