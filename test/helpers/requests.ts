@@ -18,6 +18,19 @@ export async function pendingIdentificationRequest(userId: string, image: Uint8A
   return id;
 }
 
+/** A pending disease request of `userId` for `image`, stored in R2 as the upload would. */
+export async function pendingDiseaseRequest(userId: string, image: Uint8Array): Promise<string> {
+  const sha = await sha256Hex(image);
+  await env.IMAGES.put(`images/${sha}.png`, image);
+  const id = crypto.randomUUID();
+  await env.DB.prepare(
+    "INSERT INTO disease_requests (id, user_id, status, image_hashes, symptoms_description) VALUES (?, ?, 'pending', ?, 'Brown spots.')",
+  )
+    .bind(id, userId, JSON.stringify([`${sha}.png`]))
+    .run();
+  return id;
+}
+
 /** An identified request of `userId` with one result (Monstera deliciosa), made straight in D1. */
 export async function identifiedResult(userId: string): Promise<{ requestId: string; resultId: string }> {
   const [requestId, resultId] = [crypto.randomUUID(), crypto.randomUUID()];

@@ -15,6 +15,7 @@ import { MAX_ATTEMPTS } from "../../src/jobs/job-policy";
 import { CIRCUIT_POLICIES, circuitFor } from "../../src/services/provider-calls";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
+import { pendingDiseaseRequest } from "../helpers/requests";
 import { eventually } from "../helpers/wait";
 import { bearerUser } from "../helpers/users";
 import { openReadySocket } from "../helpers/ws";
@@ -43,15 +44,8 @@ async function storedPhoto(): Promise<string> {
   return JSON.stringify([`${sha}.png`]);
 }
 
-async function pendingDiagnosis(userId: string): Promise<string> {
-  const id = crypto.randomUUID();
-  await env.DB.prepare(
-    "INSERT INTO disease_requests (id, user_id, status, image_hashes, symptoms_description) VALUES (?, ?, 'pending', ?, 'Brown spots.')",
-  )
-    .bind(id, userId, await storedPhoto())
-    .run();
-  return id;
-}
+const pendingDiagnosis = async (userId: string) =>
+  pendingDiseaseRequest(userId, await makePng(320, 240, { seed: `breaker-${++seed}-${Math.random()}` }));
 
 async function pendingIdentification(userId: string): Promise<string> {
   const id = crypto.randomUUID();
