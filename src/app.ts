@@ -14,11 +14,11 @@ import { HTTPException } from "hono/http-exception";
 import { matchedRoutes } from "hono/route";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { getConfig } from "./config";
+import { getConfig, loggerFor } from "./config";
 import type { AppEnv } from "./env";
 import { AppError, errorEnvelope, STATUS_DEFAULTS } from "./lib/errors";
 import { cacheControl } from "./lib/http-caching";
-import { createLogger, describeError, loggablePath } from "./lib/logger";
+import { describeError, loggablePath } from "./lib/logger";
 import { canonicalRequestUrl } from "./lib/public-url";
 import { recordRequestMetric } from "./lib/metrics";
 import { reportRequestError } from "./middleware/error-reporting";
@@ -70,7 +70,7 @@ export function createApp() {
   app.use("*", async (c, next) => {
     const incoming = c.req.header("X-Request-ID");
     const requestId = incoming && CLIENT_REQUEST_ID.test(incoming) ? incoming : uuidv7();
-    const logger = createLogger({ request_id: requestId }, getConfig(c.env).LOG_LEVEL);
+    const logger = loggerFor(c.env, { request_id: requestId });
     c.set("requestId", requestId);
     c.set("logger", logger);
     const started = Date.now();

@@ -8,7 +8,7 @@ import { runHousekeeping } from "./jobs/housekeeping";
 import { handleNotifyBatch, handleNotifyDeadLetters } from "./jobs/notify-consumer";
 import { handleDeadLetterBatch, handleJobBatch } from "./jobs/queue";
 import { AppError } from "./lib/errors";
-import { createLogger } from "./lib/logger";
+import { loggerFor } from "./config";
 import { unsubscribeByMail } from "./services/unsubscribe";
 
 export { HitCounter } from "../durable-objects/hit-counter";
@@ -39,7 +39,7 @@ export default {
    * as the one-click POST does. Without a valid token the message is rejected (bounced).
    */
   async email(message, env) {
-    const logger = createLogger({ email: "unsubscribe" });
+    const logger = loggerFor(env, { email: "unsubscribe" });
     try {
       const { scope } = await unsubscribeByMail(env, message.headers.get("subject") ?? "");
       logger.info("unsubscribed by mail", { scope });
@@ -50,7 +50,7 @@ export default {
   },
 
   async scheduled(controller, env, ctx) {
-    const logger = createLogger({ cron: controller.cron });
+    const logger = loggerFor(env, { cron: controller.cron });
     ctx.waitUntil(runHousekeeping(env, logger, controller.scheduledTime, (p) => ctx.waitUntil(p)));
   },
 } satisfies ExportedHandler<Bindings>;

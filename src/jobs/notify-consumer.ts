@@ -7,7 +7,8 @@
  * claim the row.
  */
 import type { Bindings } from "../env";
-import { createLogger, describeError } from "../lib/logger";
+import { loggerFor } from "../config";
+import { describeError } from "../lib/logger";
 import { reportError } from "../services/error-reporting";
 import {
   DeliveryRetry,
@@ -21,7 +22,7 @@ import { tellSecurityEvent } from "../services/security-notices";
 import { backoffDelayS } from "./job-policy";
 
 export async function handleNotifyBatch(batch: MessageBatch<unknown>, env: Bindings, ctx: ExecutionContext): Promise<void> {
-  const logger = createLogger({ queue: batch.queue });
+  const logger = loggerFor(env, { queue: batch.queue });
   await Promise.all(
     batch.messages.map(async (message) => {
       if (!isDeliveryJob(message.body)) {
@@ -57,7 +58,7 @@ export async function handleNotifyBatch(batch: MessageBatch<unknown>, env: Bindi
  * `sent` for a push that some of the user's devices took before the others' retries ran out.
  */
 export async function handleNotifyDeadLetters(batch: MessageBatch<unknown>, env: Bindings): Promise<void> {
-  const logger = createLogger({ queue: batch.queue });
+  const logger = loggerFor(env, { queue: batch.queue });
   for (const message of batch.messages) {
     if (isDeliveryJob(message.body)) {
       try {

@@ -12,7 +12,8 @@
  * job's last attempt the consumer does that itself).
  */
 import type { Bindings } from "../env";
-import { createLogger, describeError, type Logger } from "../lib/logger";
+import { loggerFor } from "../config";
+import { describeError, type Logger } from "../lib/logger";
 import { reportError } from "../services/error-reporting";
 import { diagnoseJobs } from "./diagnose-consumer";
 import { identifyJobs } from "./identify-consumer";
@@ -26,7 +27,7 @@ function kindOf(body: unknown): JobKind<AnyJob> | undefined {
 }
 
 export async function handleJobBatch(batch: MessageBatch<unknown>, env: Bindings, ctx: ExecutionContext): Promise<void> {
-  const logger = createLogger({ queue: batch.queue });
+  const logger = loggerFor(env, { queue: batch.queue });
   const claims = await claimBatch(batch.messages, env);
   // Messages of one batch are independent: run them concurrently.
   await Promise.all(batch.messages.map((message, i) => handleMessage(message, env, ctx, logger, claims[i])));
@@ -145,7 +146,7 @@ async function waitAsNewMessage(message: Message<unknown>, body: unknown, delayS
  * and the stuck-request sweep takes it.
  */
 export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: Bindings, ctx?: ExecutionContext): Promise<void> {
-  const logger = createLogger({ queue: batch.queue });
+  const logger = loggerFor(env, { queue: batch.queue });
   for (const message of batch.messages) {
     const kind = kindOf(message.body);
     if (kind) {

@@ -5,9 +5,9 @@
  * are no suggestions, and callers report failure.
  */
 import type { ProgressData, ProgressStage } from "../../durable-objects/user-hub-protocol";
-import { getConfig } from "../config";
+import { getConfig, loggerFor } from "../config";
 import type { Bindings } from "../env";
-import { createLogger, type Logger } from "../lib/logger";
+import type { Logger } from "../lib/logger";
 import type { StageRecorder } from "../lib/server-timing";
 import { type PlantNetOrgan, plantNetLanguage, plantNetProjectFor } from "../providers/plantnet";
 
@@ -112,7 +112,7 @@ export async function identifyPlant(
   report: ProgressReporter = () => {},
   options: IdentifyOptions = {},
 ): Promise<IdentifyOutcome> {
-  const logger = options.logger ?? createLogger({}, getConfig(env).LOG_LEVEL);
+  const logger = options.logger ?? loggerFor(env);
   const language = input.language ?? DEFAULT_LANGUAGE;
   const latitude = input.latitude ?? null;
   const longitude = input.longitude ?? null;

@@ -3,12 +3,12 @@
  * parameters (API.md §2.3), single flight through the SingleFlight Durable Object, the shared
  * circuit breaker, and exact hit/miss counters (hits: services/cache-hits.ts; misses: the breaker).
  */
-import { getConfig } from "../config";
+import { getConfig, loggerFor } from "../config";
 import type { Bindings } from "../env";
 import { withinDeadline } from "../lib/deadline";
 import { sha256Hex } from "../lib/hash";
 import type { ImageMime } from "../lib/images";
-import { createLogger, type Logger } from "../lib/logger";
+import type { Logger } from "../lib/logger";
 import type { StageRecorder } from "../lib/server-timing";
 import { recordProviderMetric } from "../lib/metrics";
 import { countHit, readHits, resetHits } from "./cache-hits";
@@ -219,7 +219,7 @@ export async function cachedProviderCall(
   job: ProviderJob,
   options: CallOptions = {},
 ): Promise<CachedCallResult> {
-  const logger = options.logger ?? createLogger({}, getConfig(env).LOG_LEVEL);
+  const logger = options.logger ?? loggerFor(env);
   const stages = options.stages ?? (() => {});
   const region = options.region ?? null;
   const started = Date.now();
