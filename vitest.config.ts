@@ -56,6 +56,13 @@ export default defineConfig(async () => {
       setupFiles: ["./test/setup.ts"],
       include: ["test/**/*.test.ts"],
       testTimeout: 20_000,
+      // A console line a job or waitUntil task writes while vitest closes a file's worker is lost,
+      // and vitest reports the lost line as an unhandled error that fails a run whose tests all
+      // passed (vitest-dev/vitest#11153). Only that one is dropped; every other unhandled error,
+      // and any teardown error on another call, still fails the run. test/setup.ts keeps such
+      // lines rare (LOG_LEVEL warn reaches the queue consumers; outbound calls fail at once).
+      onUnhandledError: (error: { name?: string; message?: string }) =>
+        !(error.name === "EnvironmentTeardownError" && (error.message ?? "").includes('Closing rpc while "onUserConsoleLog" was pending')),
     },
   };
 });

@@ -11,3 +11,13 @@ await applyD1Migrations(env.DB, env.TEST_MIGRATIONS);
 // (vitest-dev/vitest#11153, "Closing rpc while onUserConsoleLog was pending"). Background work
 // here fails or finishes within milliseconds; give it a moment before the file closes.
 afterAll(() => new Promise((resolve) => setTimeout(resolve, 250)));
+
+// Nothing here may reach the internet. Files that do not route outbound fetches to the
+// emulators (helpers/outbound.ts) still make some: a verification email at registration, a job
+// that runs after the file's last test. Those fail at once here instead of waiting on a DNS
+// lookup of a `.test` host, which can take seconds and then log after the file has closed.
+// useEmulators() spies on this fetch for each test and puts it back after.
+globalThis.fetch = async (input: RequestInfo | URL) => {
+  const url = input instanceof Request ? input.url : String(input);
+  throw new TypeError(`tests are offline: no emulator routes ${url} in this test`);
+};
