@@ -59,7 +59,7 @@ export function adminRoutes() {
     {
       params: z.object({ id: z.uuid() }),
       body: {
-        content: { "application/json": { schema: z.object({ role: z.enum(["user", "author", "moderator", "editor", "admin"]) }) } },
+        content: { "application/json": { schema: z.strictObject({ role: z.enum(["user", "author", "moderator", "editor", "admin"]) }) } },
         required: true,
       },
     },
@@ -79,7 +79,7 @@ export function adminRoutes() {
     {
       params: z.object({ id: z.uuid() }),
       body: {
-        content: { "application/json": { schema: z.object({ is_active: z.boolean() }).openapi("AccountActive") } },
+        content: { "application/json": { schema: z.strictObject({ is_active: z.boolean() }).openapi("AccountActive") } },
         required: true,
       },
     },

@@ -60,7 +60,7 @@ export function blogCommentRoutes() {
       {
         params: PostParam,
         body: requestJson(
-          z.object({
+          z.strictObject({
             body: z.string().min(1).max(COMMENT_MAX_CHARS).openapi({ description: "Text or a small HTML subset (sanitised)." }),
             parent_id: z.uuid().nullable().optional().openapi({ description: "An approved comment of the same post to answer." }),
           }),

@@ -64,6 +64,27 @@ describe("staff routes guard by role", () => {
     expect(found.results[0]).toMatchObject({ username: target.username, email });
   });
 
+  it("refuses a field the role or active body does not take, naming the ones it does, and changes nothing", async () => {
+    const admin = await withRole("admin");
+    const target = await bearerUser();
+    const refused = async (what: "role" | "active", json: unknown) =>
+      (
+        await expectError(
+          await call(`/api/v1/admin/users/${target.userId}/${what}/`, { method: "PATCH", bearer: admin.access, json }),
+          400,
+          "VALIDATION_ERROR",
+        )
+      ).errors?.non_field_errors;
+    // Both changes in one body: the role alone would be made, and the deactivation dropped.
+    expect(await refused("role", { role: "editor", is_active: false })).toEqual(['Unrecognized key: "is_active". Accepted fields: role.']);
+    expect(await refused("active", { is_active: false, role: "editor" })).toEqual([
+      'Unrecognized key: "role". Accepted fields: is_active.',
+    ]);
+    expect(await refused("active", { activ: false })).toEqual(['Unrecognized key: "activ". Accepted fields: is_active.']);
+    const row = await env.DB.prepare("SELECT role, is_active FROM users WHERE id = ?").bind(target.userId).first();
+    expect(row).toEqual({ role: "user", is_active: 1 });
+  });
+
   it("search treats % and _ literally", async () => {
     const admin = await withRole("admin");
     const res = await call("/api/v1/admin/users/?search=%25", { bearer: admin.access });

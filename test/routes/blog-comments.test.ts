@@ -108,6 +108,16 @@ describe("blog comments", () => {
     expect(await commentCount(post.id)).toBe(0);
   });
 
+  it("refuses a field it does not take, naming the ones it does: a misspelt parent_id posts no top-level comment", async () => {
+    const post = await blogPost();
+    const u = await trusted();
+    const first = await json<Comment>(await comment(post.id, u.access, { body: "Which soil?" }), 201);
+    const refused = await expectError(await comment(post.id, u.access, { body: "Bark mix.", parent: first.id }), 400, "VALIDATION_ERROR");
+    expect(refused.errors?.non_field_errors).toEqual(['Unrecognized key: "parent". Accepted fields: body, parent_id.']);
+    expect((await comments(post.id)).map((c) => c.id)).toEqual([first.id]);
+    expect(await commentCount(post.id)).toBe(1);
+  });
+
   it("answers an approved comment with a reply, and its author hears of it once", async () => {
     const post = await blogPost();
     const [a, b] = [await trusted(), await trusted()];
