@@ -334,7 +334,7 @@ const AccountDeleteBody = z
 
 // Optional for the validator: one route takes JSON or multipart, and a required part would refuse every JSON update.
 const AvatarForm = z
-  .object({ avatar: z.any().optional().openapi({ type: "string", format: "binary", description: "JPEG, PNG or WebP, ≤ 2 MiB" }) })
+  .strictObject({ avatar: z.any().optional().openapi({ type: "string", format: "binary", description: "JPEG, PNG or WebP, ≤ 2 MiB" }) })
   .openapi("AvatarUpload");
 
 const PasswordChangeBody = z

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
 import { call, expectError } from "../helpers/http";
+import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
 import { identifiedResult } from "../helpers/requests";
 import { bearerUser, GOOD_PASSWORD, uniqueName } from "../helpers/users";
@@ -145,5 +146,18 @@ describe("a field the route does not take", () => {
     ]);
     // Nothing was deleted.
     expect((await call("/api/v1/auth/user/", { bearer: u.access })).status).toBe(200);
+  });
+
+  it("on the avatar upload too: a profile field sent beside the photo is refused, not dropped, and nothing changes", async () => {
+    const u = await bearerUser();
+    const form = new FormData();
+    form.append("avatar", new File([await makePng(64, 64, { seed: u.username })], "me.png", { type: "image/png" }));
+    form.append("bio", "Fern person");
+    const res = await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, body: form });
+    expect((await expectError(res, 400, "VALIDATION_ERROR")).errors?.non_field_errors).toEqual([
+      'Unrecognized key: "bio". Accepted fields: avatar.',
+    ]);
+    const profile = (await (await call("/api/v1/auth/user/", { bearer: u.access })).json()) as { bio: string; avatar_url: string | null };
+    expect(profile).toMatchObject({ bio: "", avatar_url: null });
   });
 });
