@@ -116,7 +116,7 @@ const UploadForm = z
   })
   .openapi("DiseaseUpload");
 
-const MetaSchema = z.object({
+const MetaSchema = z.strictObject({
   symptoms_description: z
     .string({ error: "This field is required." })
     .trim()

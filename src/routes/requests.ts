@@ -116,7 +116,7 @@ const UploadForm = z
   })
   .openapi("IdentificationUpload");
 
-const MetaSchema = z.object({
+const MetaSchema = z.strictObject({
   organs: z
     .string()
     .optional()

@@ -342,6 +342,8 @@ describe("bad uploads", () => {
       [[good], { symptoms_description: "x".repeat(2001) }, 400, "VALIDATION_ERROR", "symptoms_description"],
       [[good], withSymptoms({ plant_condition: "on fire" }), 400, "VALIDATION_ERROR", "plant_condition"],
       [[good], withSymptoms({ location: "y".repeat(201) }), 400, "VALIDATION_ERROR", "location"],
+      // A misspelt plant_condition: refused, not a diagnosis without it.
+      [[good], withSymptoms({ condition: "dying" }), 400, "VALIDATION_ERROR", "non_field_errors"],
       [[await makePng(100, 100, { seed: "tiny" })], withSymptoms({}), 400, "VALIDATION_ERROR", "image_1"],
       [[good, padToSize(await photo("huge"), 10 * 1024 * 1024 + 100)], withSymptoms({}), 413, "FILE_TOO_LARGE", "image_2"],
     ];

@@ -181,6 +181,11 @@ describe("bad uploads to requests/", () => {
     const six = await Promise.all([1, 2, 3, 4, 5, 6].map(() => photo()));
     const sixthBody = await expectError(await upload(u.access, six), 400, "VALIDATION_ERROR");
     expect(Object.keys(sixthBody.errors ?? {})).toEqual(["image_6"]);
+    // A misspelt text field is refused, naming the ones the route takes, not an identification without it.
+    const misspelt = await expectError(await upload(u.access, [await photo()], { organ: "flower" }), 400, "VALIDATION_ERROR");
+    expect(misspelt.errors?.non_field_errors).toEqual([
+      'Unrecognized key: "organ". Accepted fields: organs, latitude, longitude, location, description, plant_size, habitat, language.',
+    ]);
     const after = (await env.DB.prepare("SELECT count(*) AS n FROM identification_requests").first<{ n: number }>())!.n;
     expect(after).toBe(before);
   });
