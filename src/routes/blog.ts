@@ -50,7 +50,7 @@ import { storeBlogImage } from "../services/photos";
 import { pageOf, PaginationQuery } from "./pagination";
 import { createRouter, documentOnly, noContentAfter, routeSet } from "./router";
 import { errorResponse, errorResponses, filePart, IdParam, jsonBody, noContent, PostParam, pageSchema, requestJson } from "./schemas";
-import { readMultipartForm, throwIfFieldErrors } from "./uploads";
+import { parseFields, readMultipartForm, throwIfFieldErrors } from "./uploads";
 
 const tags = ["Blog"];
 
@@ -211,7 +211,9 @@ const SeriesCreate = z
   })
   .openapi("BlogSeriesCreate");
 const SeriesUpdate = SeriesCreate.partial().openapi("BlogSeriesUpdate");
-const UploadForm = z.object({ image: filePart("JPEG, PNG or WebP (the photo rules of docs/api.md § Limits)") }).openapi("BlogImageUpload");
+const UploadForm = z
+  .strictObject({ image: filePart("JPEG, PNG or WebP (the photo rules of docs/api.md § Limits)") })
+  .openapi("BlogImageUpload");
 const UploadedImage = z
   .object({ id: z.string(), url: z.string(), width: z.number().int(), height: z.number().int() })
   .openapi("BlogImage", { description: "Use `id` in image blocks, featured_image and cover_image." });
@@ -226,6 +228,9 @@ async function readImage(c: Context<AppEnv>) {
   const file = files[0];
   if (files.length > 1) fieldErrors.image = ["Send one file."];
   else if (!(file instanceof File)) fieldErrors.image = [file === undefined ? "No file was submitted." : "Expected a file."];
+  // Any other part (alt text, a caption) would be dropped without a word: named, with the one field taken.
+  const others = Object.fromEntries([...form.entries()].filter(([name]) => name !== "image"));
+  parseFields(UploadForm.partial(), others, fieldErrors);
   throwIfFieldErrors(fieldErrors);
   const result = await validateImageUpload(
     { bytes: new Uint8Array(await (file as File).arrayBuffer()), declaredType: (file as File).type, filename: (file as File).name },

@@ -4,7 +4,9 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { sha256Hex } from "../../src/lib/hash";
 import { call, expectError, jsonWithStatus as json, type Page } from "../helpers/http";
+import { makePng } from "../helpers/images";
 import {
   API,
   action,
@@ -42,6 +44,17 @@ describe("images", () => {
     const reader = await withRole("user");
     await expectError(await upload(reader.access), 403, "FORBIDDEN");
     await expectError(await upload(""), 401, "AUTHENTICATION_REQUIRED");
+  });
+
+  it("refuses a part other than the image, naming the one it takes, and stores nothing", async () => {
+    const author = await withRole("author");
+    const bytes = await makePng(320, 200, { seed: uniq() });
+    const form = new FormData();
+    form.append("image", new File([bytes], "photo.png", { type: "image/png" }));
+    form.append("alt", "A fern in a pot");
+    const e = await expectError(await call(`${API}/images/`, { bearer: author.access, body: form }), 400, "VALIDATION_ERROR");
+    expect(e.errors).toEqual({ non_field_errors: ['Unrecognized key: "alt". Accepted fields: image.'] });
+    expect(await inR2(`${await sha256Hex(bytes)}.png`)).toBe(false);
   });
 });
 
