@@ -129,7 +129,7 @@ const PlantPatch = z
   .openapi("PlantUpdate");
 
 const PlantUpload = z
-  .object({
+  .strictObject({
     image: filePart("JPEG, PNG or WebP (the upload rules of identification photos)").optional(),
     collection: z.string().optional(),
     species: z.string().optional().openapi({ description: "Species id; empty for none." }),

@@ -107,7 +107,7 @@ function entryBody(row: DiseaseEntryRow) {
 }
 
 const UploadForm = z
-  .object({
+  .strictObject({
     ...REQUEST_PHOTO_PARTS,
     symptoms_description: z.string().openapi({ description: "What is wrong, 10–2000 characters (trimmed)." }),
     plant_condition: CONDITION.optional(),

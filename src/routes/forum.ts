@@ -176,8 +176,8 @@ const binary = (n: number) =>
           : `Photo ${n}.`,
     });
 const imageFields = Object.fromEntries(Array.from({ length: MAX_ATTACHMENTS }, (_, i) => [`image_${i + 1}`, binary(i + 1)]));
-const TopicUpload = z.object({ title, body, ...imageFields }).openapi("ForumTopicUpload");
-const PostUpload = z.object({ body, ...imageFields }).openapi("ForumPostUpload");
+const TopicUpload = z.strictObject({ title, body, ...imageFields }).openapi("ForumTopicUpload");
+const PostUpload = z.strictObject({ body, ...imageFields }).openapi("ForumPostUpload");
 const withImages = <J extends z.ZodType, M extends z.ZodType>(jsonSchema: J, multipartSchema: M) => ({
   body: { content: { "application/json": { schema: jsonSchema }, "multipart/form-data": { schema: multipartSchema } }, required: true },
 });

@@ -103,7 +103,7 @@ const AddedPlantSchema = z
   .openapi("AddedPlant");
 
 const UploadForm = z
-  .object({
+  .strictObject({
     ...REQUEST_PHOTO_PARTS,
     organs: z.string().optional().openapi({ description: "Comma list, one per image: leaf, flower, fruit, bark, auto" }),
     latitude: z.string().optional(),
