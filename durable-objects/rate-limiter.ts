@@ -20,6 +20,8 @@ export interface ConsumeResult {
   remaining: number;
   /** Seconds until the next hit would be allowed (0 when allowed). */
   retryAfterS: number;
+  /** The counted hit's time (epoch ms), which `refund` takes back; absent when refused. */
+  at?: number;
 }
 
 export interface FailureResult {
@@ -111,7 +113,15 @@ export class RateLimiter extends DurableObject<Env> {
     hits.push(now);
     this.state.hits = hits;
     await this.save(now + windowMs);
-    return { allowed: true, remaining: limit - hits.length, retryAfterS: 0 };
+    return { allowed: true, remaining: limit - hits.length, retryAfterS: 0, at: now };
+  }
+
+  /** Takes back one hit `consume` counted at `at` (nothing when it has left the log already). */
+  async refund(at: number): Promise<void> {
+    const i = this.state.hits.indexOf(at);
+    if (i === -1) return;
+    this.state.hits.splice(i, 1);
+    await this.ctx.storage.put("state", this.state);
   }
 
   /** Epoch ms until which the bucket is locked, or null. */

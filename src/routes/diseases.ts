@@ -21,7 +21,7 @@ import {
   PLANT_CONDITIONS,
   treatmentOf,
 } from "../services/diseases";
-import { DiseaseRequests, listOwnRequests, ownRequest, spendRequestBudget, submitRequest } from "../services/queued-requests";
+import { DiseaseRequests, listOwnRequests, ownRequest, withRequestBudget, submitRequest } from "../services/queued-requests";
 import { cacheKey, cachedJson, canonicalReadUrl, notModified } from "./cached-reads";
 import { pageOf, PaginationQuery } from "./pagination";
 import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestLanguage, RequestStatus, requestErrors } from "./queued-request-schemas";
@@ -163,23 +163,25 @@ export function diseaseRoutes() {
   app.post(createDiseaseRequest.path, requireAuth, async (c) => {
     const userId = userIdOf(c);
     const timer = new StageTimer();
-    await timer.time("limit", spendRequestBudget(c.env, userId));
-    const upload = await timer.time("upload", readUpload(c));
-    const row = await submitRequest(
-      c.env,
-      DiseaseRequests,
-      userId,
-      upload.images,
-      {
-        status: "pending",
-        symptomsDescription: upload.meta.symptoms_description,
-        plantCondition: upload.meta.plant_condition ?? null,
-        location: upload.meta.location ?? "",
-        language: upload.meta.language ?? DEFAULT_LANGUAGE,
-      },
-      c.get("logger"),
-      timer,
-    );
+    // Nothing queued (the upload refused, the photos not stored, the queue down): the budget comes back.
+    const row = await withRequestBudget(c.env, userId, timer, async () => {
+      const upload = await timer.time("upload", readUpload(c));
+      return submitRequest(
+        c.env,
+        DiseaseRequests,
+        userId,
+        upload.images,
+        {
+          status: "pending",
+          symptomsDescription: upload.meta.symptoms_description,
+          plantCondition: upload.meta.plant_condition ?? null,
+          location: upload.meta.location ?? "",
+          language: upload.meta.language ?? DEFAULT_LANGUAGE,
+        },
+        c.get("logger"),
+        timer,
+      );
+    });
     c.header("Server-Timing", timer.header());
     return c.json(diseaseRequestBody(row), 202);
   });

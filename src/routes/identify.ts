@@ -15,7 +15,7 @@ import { NO_IMAGE_MESSAGE, UPLOAD_RULES, validateImageUpload, type ImageUploadIn
 import { assertCsrf } from "../middleware/auth";
 import { DEFAULT_LANGUAGE, identifyNow, providerStatuses, type IdentifyOutcome } from "../services/identification";
 import { identificationProviderHealth, providerCacheCounters } from "../services/provider-calls";
-import { clientIp, enforceRateLimit } from "../services/rate-limits";
+import { clientIp, spendRateLimit } from "../services/rate-limits";
 import { catalogueCareAhead, recordIdentification } from "../services/identification-requests";
 import { reportRequestError } from "../middleware/error-reporting";
 import { jsonBody, errorResponse, filePart, IdentificationLanguage } from "./schemas";
@@ -233,19 +233,26 @@ export function identifyRoutes() {
     const timer = new StageTimer();
     // The limiter's round trip overlaps reading, checking and hashing the upload; its verdict
     // still comes first.
-    const [limited, image] = await Promise.all([
+    const [spent, image] = await Promise.all([
       timer.time(
         "limit",
-        enforceRateLimit(c.env, user ? `identify:user:${user.id}` : `identify:ip:${clientIp(c.req.raw)}`, config.IDENTIFY_RATE_LIMIT).then(
-          () => null,
-          (err: unknown) => err,
+        spendRateLimit(c.env, user ? `identify:user:${user.id}` : `identify:ip:${clientIp(c.req.raw)}`, config.IDENTIFY_RATE_LIMIT).then(
+          (refund) => ({ refund }),
+          (error: unknown) => ({ error }),
         ),
       ),
       readImage(c, timer),
     ]);
-    if (limited instanceof AppError) return failure(c, 429, limited.message, limited.code, limited.headers);
-    if (limited) throw limited;
-    if (!image.ok) return failure(c, 400, image.message, image.code);
+    if ("error" in spent) {
+      if (spent.error instanceof AppError) return failure(c, 429, spent.error.message, spent.error.code, spent.error.headers);
+      throw spent.error;
+    }
+    // The allowance pays for an identification: a refused photo, or providers that all failed, give it back.
+    const { refund } = spent;
+    if (!image.ok) {
+      await refund().catch(() => {});
+      return failure(c, 400, image.message, image.code);
+    }
 
     // The care of each provider's top suggestion is looked up as soon as it answers, so the
     // merged top's is usually ready by the time the merge is.
@@ -265,6 +272,7 @@ export function identifyRoutes() {
     );
     const cached = { plant_id: outcome.providers.plant_id.cached, plantnet: outcome.providers.plantnet.cached };
     if (outcome.allFailed) {
+      await refund().catch(() => {});
       return failure(
         c,
         503,

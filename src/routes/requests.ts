@@ -24,7 +24,7 @@ import {
   listOwnRequests,
   ownRequest,
   retryOwnRequest,
-  spendRequestBudget,
+  withRequestBudget,
   submitRequest,
 } from "../services/queued-requests";
 import { pageOf, PaginationQuery } from "./pagination";
@@ -174,27 +174,29 @@ export function requestRoutes() {
   app.openAPIRegistry.registerPath(documentOnly(createRequestRoute));
   app.post(createRequestRoute.path, requireAuth, async (c) => {
     const timer = new StageTimer();
-    await timer.time("limit", spendRequestBudget(c.env, userIdOf(c)));
-    const upload = await timer.time("upload", readUpload(c));
-    const row = await submitRequest(
-      c.env,
-      IdentificationRequests,
-      userIdOf(c),
-      upload.images,
-      {
-        status: "pending",
-        organs: upload.organs,
-        latitude: upload.meta.latitude ?? null,
-        longitude: upload.meta.longitude ?? null,
-        location: upload.meta.location,
-        description: upload.meta.description,
-        plantSize: upload.meta.plant_size,
-        habitat: upload.meta.habitat,
-        language: upload.meta.language ?? DEFAULT_LANGUAGE,
-      },
-      c.get("logger"),
-      timer,
-    );
+    // Nothing queued (the upload refused, the photos not stored, the queue down): the budget comes back.
+    const row = await withRequestBudget(c.env, userIdOf(c), timer, async () => {
+      const upload = await timer.time("upload", readUpload(c));
+      return submitRequest(
+        c.env,
+        IdentificationRequests,
+        userIdOf(c),
+        upload.images,
+        {
+          status: "pending",
+          organs: upload.organs,
+          latitude: upload.meta.latitude ?? null,
+          longitude: upload.meta.longitude ?? null,
+          location: upload.meta.location,
+          description: upload.meta.description,
+          plantSize: upload.meta.plant_size,
+          habitat: upload.meta.habitat,
+          language: upload.meta.language ?? DEFAULT_LANGUAGE,
+        },
+        c.get("logger"),
+        timer,
+      );
+    });
     c.header("Server-Timing", timer.header());
     return c.json(identificationRequestBody(row), 202);
   });

@@ -32,7 +32,7 @@ import { imageUrl, photoRef, photosOf, releasePhotos, type StoredImage, type sto
 import { queuedDeliveriesQuery, queuedDeliveryIds } from "./notification-delivery";
 import { announceNotifications, insertNotifications, type Notification } from "./notifications";
 import { progress, publish, retellCompleted, userHub } from "./progress";
-import { enforceRateLimit } from "./rate-limits";
+import { type Refund, refundingOnFailure, spendRateLimit } from "./rate-limits";
 
 export type RequestStatus = (typeof identificationRequests.$inferSelect)["status"];
 
@@ -161,7 +161,7 @@ export function listOwnRequests<T extends RequestTable>(
 /**
  * A new request: its photos stored (content-addressed), its row inserted with `values`, its job
  * queued. The caller spends the submitter's budget first (`spendRequestBudget`), before the
- * upload is even read.
+ * upload is even read, and gives it back when this or the upload fails (`refundingOnFailure`).
  */
 export async function submitRequest<T extends RequestTable>(
   env: Bindings,
@@ -191,9 +191,18 @@ export async function submitRequest<T extends RequestTable>(
   return row;
 }
 
-/** Identification and diagnosis share one budget of Plant.id calls per user (429 when spent). */
-export function spendRequestBudget(env: Bindings, userId: string): Promise<void> {
-  return enforceRateLimit(env, `identify:user:${userId}`, getConfig(env).IDENTIFY_RATE_LIMIT);
+/**
+ * Identification and diagnosis share one budget of Plant.id calls per user (429 when spent). It
+ * pays for a queued job: the refund gives it back when none is queued after all (an upload
+ * refused, a request that cannot be retried, the queue down).
+ */
+export function spendRequestBudget(env: Bindings, userId: string): Promise<Refund> {
+  return spendRateLimit(env, `identify:user:${userId}`, getConfig(env).IDENTIFY_RATE_LIMIT);
+}
+
+/** Runs `work` (which queues a job) on one of the user's budget, given back when it throws. */
+export async function withRequestBudget<R>(env: Bindings, userId: string, timer: StageTimer, work: () => Promise<R>): Promise<R> {
+  return refundingOnFailure(await timer.time("limit", spendRequestBudget(env, userId)), work);
 }
 
 /**
@@ -460,30 +469,32 @@ export async function retryOwnRequest<T extends RequestTable>(
   now = Date.now(),
 ): Promise<RowOf<T>> {
   const before = await ownRequest(env, kind, userId, id);
-  await spendRequestBudget(env, userId);
-  const t = lifecycle(kind);
-  const updated = (await database(env)
-    .update(t)
-    .set({
-      status: "pending",
-      errorMessage: null,
-      leaseExpiresAt: isoIn(0, now),
-      requeueCount: 0,
-      run: sql`${t.run} + 1`,
-      updatedAt: sqlNow,
-    })
-    .where(and(eq(t.id, id), or(inArray(t.status, ["failed", "needs_help"]), stuckCondition(kind, now))))
-    .returning()
-    .get()) as RowOf<T> | undefined;
-  if (!updated) {
-    throw new AppError(
-      "INVALID_STATE",
-      409,
-      `Only failed or needs-help requests, or pending/processing ones whose job was lost, can be retried (this one is ${before.status}).`,
-    );
-  }
-  await enqueueRequestJob(env, kind, id, userId, logger, updated.run);
-  return updated;
+  // A retry refused (409) or whose job the queue refused (503) queued nothing: its budget comes back.
+  return refundingOnFailure(await spendRequestBudget(env, userId), async () => {
+    const t = lifecycle(kind);
+    const updated = (await database(env)
+      .update(t)
+      .set({
+        status: "pending",
+        errorMessage: null,
+        leaseExpiresAt: isoIn(0, now),
+        requeueCount: 0,
+        run: sql`${t.run} + 1`,
+        updatedAt: sqlNow,
+      })
+      .where(and(eq(t.id, id), or(inArray(t.status, ["failed", "needs_help"]), stuckCondition(kind, now))))
+      .returning()
+      .get()) as RowOf<T> | undefined;
+    if (!updated) {
+      throw new AppError(
+        "INVALID_STATE",
+        409,
+        `Only failed or needs-help requests, or pending/processing ones whose job was lost, can be retried (this one is ${before.status}).`,
+      );
+    }
+    await enqueueRequestJob(env, kind, id, userId, logger, updated.run);
+    return updated;
+  });
 }
 
 /**

@@ -31,10 +31,39 @@ export async function enforceRateLimit(env: Bindings, name: string, rate: Rate):
 /** Counts one hit in `name`; the 429 RATE_LIMITED to answer when over the limit, else undefined. */
 export async function rateLimitRefusal(env: Bindings, name: string, rate: Rate): Promise<AppError | undefined> {
   const result = await bucket(env, name).consume(rate.limit, rate.windowMs);
-  if (result.allowed) return undefined;
-  return new AppError("RATE_LIMITED", 429, `Too many requests. Please try again in ${humanDuration(result.retryAfterS)}.`, undefined, {
-    "Retry-After": String(result.retryAfterS),
+  return result.allowed ? undefined : tooMany(result.retryAfterS);
+}
+
+function tooMany(retryAfterS: number): AppError {
+  return new AppError("RATE_LIMITED", 429, `Too many requests. Please try again in ${humanDuration(retryAfterS)}.`, undefined, {
+    "Retry-After": String(retryAfterS),
   });
+}
+
+/** Gives back a hit that paid for work which then did not happen. */
+export type Refund = () => Promise<void>;
+
+/**
+ * Counts one hit in `name` (429 RATE_LIMITED when over the limit), for a limit that pays for
+ * work: the refund gives the hit back when the work does not happen after all.
+ */
+export async function spendRateLimit(env: Bindings, name: string, rate: Rate): Promise<Refund> {
+  const result = await bucket(env, name).consume(rate.limit, rate.windowMs);
+  if (!result.allowed) throw tooMany(result.retryAfterS);
+  return () => bucket(env, name).refund(result.at!);
+}
+
+/**
+ * Runs `work` paid for by an already spent hit: when it throws, the hit is given back (the error
+ * still goes to the caller, and a failed refund only leaves the hit spent).
+ */
+export async function refundingOnFailure<R>(refund: Refund, work: () => Promise<R>): Promise<R> {
+  try {
+    return await work();
+  } catch (err) {
+    await refund().catch(() => {});
+    throw err;
+  }
 }
 
 /**

@@ -1,0 +1,84 @@
+/**
+ * The identification allowance (IDENTIFY_RATE_LIMIT) pays for provider work. Bad input loses
+ * nothing: an upload refused with 400, a retry refused with 409, a job the queue refused (503) and
+ * a synchronous identification no provider could answer each give the allowance back. Each
+ * case spends the whole allowance on the failure first, then shows the next good call is not
+ * refused with 429, as it was when the failure kept the hit.
+ */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { createApp } from "../../src/app";
+import { makePng } from "../helpers/images";
+import { freshIp } from "../helpers/http";
+import { useEmulators } from "../helpers/outbound";
+import { pendingIdentificationRequest } from "../helpers/requests";
+import { bearerUser } from "../helpers/users";
+
+const emulators = useEmulators();
+
+const ONE_AN_HOUR = { IDENTIFY_RATE_LIMIT: "1/3600" };
+const REQUESTS = "/api/v1/plant-identification/requests/";
+const DISEASES = "/api/v1/plant-identification/disease-requests/";
+const IDENTIFY = "/api/v1/plant-identification/identify/";
+
+const photo = (seed: string) => makePng(320, 240, { seed: `${seed}-${Math.random()}` });
+
+function form(field: string, bytes: Uint8Array | string, extra: Record<string, string> = {}): FormData {
+  const f = new FormData();
+  f.append(field, new File([bytes], "leaf.png", { type: "image/png" }));
+  for (const [k, v] of Object.entries(extra)) f.append(k, v);
+  return f;
+}
+
+/** POSTs `body` to `path` as the app runs with a one-an-hour allowance and `overrides`. */
+async function post(path: string, body: FormData | undefined, headers: Record<string, string>, overrides: Partial<Env> = {}) {
+  const ctx = createExecutionContext();
+  const res = await createApp().request(path, { method: "POST", body, headers }, { ...env, ...ONE_AN_HOUR, ...overrides }, ctx);
+  await waitOnExecutionContext(ctx);
+  return res;
+}
+
+describe("the identification allowance is given back when nothing was identified", () => {
+  for (const [name, path, extra] of [
+    ["an identification request", REQUESTS, {}],
+    ["a disease request", DISEASES, { symptoms_description: "Yellow spots spreading on the older leaves." }],
+  ] as const) {
+    it(`${name} refused for its upload (400), then a good one is accepted`, async () => {
+      const u = await bearerUser();
+      const auth = { Authorization: `Bearer ${u.access}` };
+      expect((await post(path, form("image_1", "not an image at all", extra), auth)).status).toBe(400);
+      expect((await post(path, form("image_1", await photo("refund"), { ...extra, organz: "leaf" }), auth)).status).toBe(400);
+      expect((await post(path, form("image_1", await photo("refund"), extra), auth)).status).toBe(202);
+      // The allowance was spent by that one: the next is refused, so the budget still counts.
+      expect((await post(path, form("image_1", await photo("refund"), extra), auth)).status).toBe(429);
+    });
+  }
+
+  it("a request whose job the queue refused (503), then a good one is accepted", async () => {
+    const u = await bearerUser();
+    const auth = { Authorization: `Bearer ${u.access}` };
+    const queueDown = { IDENTIFY_QUEUE: { send: () => Promise.reject(new Error("queue down")) } as unknown as Queue };
+    expect((await post(REQUESTS, form("image_1", await photo("queue")), auth, queueDown)).status).toBe(503);
+    expect((await post(REQUESTS, form("image_1", await photo("queue")), auth)).status).toBe(202);
+  });
+
+  it("a retry refused because the request is not retryable (409), then a good request is accepted", async () => {
+    const u = await bearerUser();
+    const auth = { Authorization: `Bearer ${u.access}` };
+    const id = await pendingIdentificationRequest(u.userId, await photo("retry"));
+    await env.DB.prepare("UPDATE identification_requests SET status = 'completed' WHERE id = ?").bind(id).run();
+    expect((await post(`${REQUESTS}${id}/retry/`, undefined, auth)).status).toBe(409);
+    expect((await post(REQUESTS, form("image_1", await photo("retry")), auth)).status).toBe(202);
+  });
+
+  it("a synchronous identification refused for its photo (400), or that no provider answered (503), then a good one answers", async () => {
+    const ip = { "CF-Connecting-IP": freshIp() };
+    expect((await post(IDENTIFY, form("image", "not an image at all"), ip)).status).toBe(400);
+    emulators.plantId.setMode({ failure: "500", times: 1 });
+    emulators.plantnet.setMode({ failure: "500", times: 1 });
+    expect((await post(IDENTIFY, form("image", await photo("sync")), ip)).status).toBe(503);
+    expect((await post(IDENTIFY, form("image", await photo("sync")), ip)).status).toBe(200);
+    expect((await post(IDENTIFY, form("image", await photo("sync")), ip)).status).toBe(429);
+  });
+});
