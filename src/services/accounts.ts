@@ -40,7 +40,7 @@ import {
   withinRateLimit,
 } from "./rate-limits";
 import { checkCurrentPassword, notifyLockout, proveAccountOwner } from "./account-proof";
-import { endEverySession, sessionStillLive, sessionsEndedIf } from "./sessions";
+import { endEverySession, refuseIfDeactivated, sessionStillLive, sessionsEndedIf } from "./sessions";
 import { guardedTokenPair, type TokenPair } from "./tokens";
 import { keepRehash, type SignInVia, twoFactorEnabled, twoFactorRequired } from "./two-factor";
 import { cancelOpenTwoFactorResets, completeDueTwoFactorReset, forgetTwoFactorResetLinks } from "./two-factor-reset";
@@ -586,15 +586,17 @@ export async function updateProfile(env: Bindings, userId: string, profile: Prof
   // drizzle leaves undefined fields out of the SET list; nothing given, nothing written.
   if (Object.values(set).every((value) => value === undefined)) return;
   const db = database(env);
+  // Only while the account is active: its name stays beside its forum posts after a deactivation,
+  // and a change sent just before one must not land after it.
   const update = db
     .update(users)
     .set({ ...set, updatedAt: new Date().toISOString() })
-    .where(eq(users.id, userId));
+    .where(and(eq(users.id, userId), eq(users.isActive, true)));
   // The name (shown only while the profile is public: users.ts `byline`) is a published author's
   // byline in the blog's cached public reads (an hour at the edge) and a poster's in the forum's:
   // a changed, removed or now hidden real name must not stay there. Only writers' and posters' names purge.
   const byline = profile.first_name !== undefined || profile.last_name !== undefined || profile.profile_visibility !== undefined;
-  await runBatch(db, [
+  const [updated] = await runBatch(db, [
     update,
     ...(byline
       ? [
@@ -609,6 +611,7 @@ export async function updateProfile(env: Bindings, userId: string, profile: Prof
         ]
       : []),
   ]);
+  if (changes(updated) === 0) await refuseIfDeactivated(env, userId);
 }
 
 /** Validates and stores an avatar in the photo store, points the profile at it, and releases the one it replaces. */
@@ -626,9 +629,15 @@ export async function updateAvatar(env: Bindings, userId: string, file: unknown)
   }
   const ref = photoRef(result.image);
   const before = await database(env).select({ avatarKey: users.avatarKey }).from(users).where(eq(users.id, userId)).get();
-  await withStoredPhotos(env, [result.image], () =>
-    database(env).update(users).set({ avatarKey: ref, updatedAt: new Date().toISOString() }).where(eq(users.id, userId)),
-  );
+  // Only while the account is active (its avatar stays beside its forum posts after a
+  // deactivation); refused, the photo stored for it is released again.
+  await withStoredPhotos(env, [result.image], async () => {
+    const updated = await database(env)
+      .update(users)
+      .set({ avatarKey: ref, updatedAt: new Date().toISOString() })
+      .where(and(eq(users.id, userId), eq(users.isActive, true)));
+    if (changes(updated) === 0) await refuseIfDeactivated(env, userId);
+  });
   // The avatar it replaces is released (kept while anything else still shows it).
   if (before?.avatarKey && before.avatarKey !== ref) await releasePhotoRefs(env, [before.avatarKey]);
 }

@@ -17,7 +17,7 @@
  *   deleted or rejected withdraws that notification (and its unsent email and push), which quotes it.
  */
 import { and, asc, count, desc, eq, or, type SQL, sql } from "drizzle-orm";
-import { type Database, database, runBatch, tableRows } from "../db/client";
+import { changes, type Database, database, rowIf, runBatch, tableRows } from "../db/client";
 import type { Page, PageRequest } from "../db/pagination";
 import { blogCommentReports, blogComments, blogPosts, notifications, users } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
@@ -27,7 +27,8 @@ import { sanitisePostBody, visibleText } from "../lib/sanitise";
 import { purgeBlogReadsStatement } from "./blog-cache";
 import { withdrawStatements } from "./notification-delivery";
 import { announceNotifications, announceWithdrawals, createNotification, insertNotifications, underHourlyCap } from "./notifications";
-import { byline, type Role, trustLevelOf } from "./users";
+import { refuseIfDeactivated } from "./sessions";
+import { accountActive, byline, type Role, trustLevelOf } from "./users";
 
 export const COMMENT_MODERATOR_ROLES: Role[] = ["editor", "moderator", "admin"];
 export const COMMENT_MAX_CHARS = 5000;
@@ -162,13 +163,26 @@ export async function addComment(
   // An approved comment moves the post's comment_count, which the cached public reads show: the
   // purge is in the insert's batch, so the comment never commits without it (a purge failing
   // after the commit would answer a written comment with a 5xx, and the retry of its
-  // Idempotency-Key would post it again).
+  // Idempotency-Key would post it again). The author's account is active inside the insert: a
+  // deactivation (or deletion) committed while the comment was on its way leaves none.
   await runBatch(db, [
-    db.insert(c).values({ id, postId, userId: user.id, parentId: input.parent_id ?? null, body, status: held ? "pending" : "approved" }),
+    db
+      .insert(c)
+      .select(
+        rowIf(
+          c,
+          { id, postId, userId: user.id, parentId: input.parent_id ?? null, body, status: held ? "pending" : "approved" },
+          accountActive(sql`${user.id}`),
+        ),
+      ),
     recount(env, postId),
     ...(held ? [] : [purgeBlogReadsStatement()]),
   ]);
-  const row = (await commentRow(env, id))!;
+  const row = await commentRow(env, id);
+  if (!row) {
+    await refuseIfDeactivated(env, user.id);
+    throw new Error("The comment's insert wrote nothing");
+  }
   if (!held) await tellParentAuthor(env, row, post.slug);
   return commentBody(row);
 }
@@ -306,12 +320,16 @@ export async function reportComment(env: Bindings, user: AuthenticatedUser, id: 
     throw new AppError("VALIDATION_ERROR", 400, "You cannot report your own comment.", {
       comment: ["You cannot report your own comment."],
     });
+  let written: unknown;
   try {
-    await database(env).insert(blogCommentReports).values({ id: uuidv7(), commentId: id, reporterId: user.id, reason });
+    written = await database(env)
+      .insert(blogCommentReports)
+      .select(rowIf(blogCommentReports, { id: uuidv7(), commentId: id, reporterId: user.id, reason }, accountActive(sql`${user.id}`)));
   } catch (err) {
     if (isUniqueViolation(err)) throw new AppError("ALREADY_REPORTED", 409, "You have already reported this comment.");
     throw err;
   }
+  if (changes(written) === 0) await refuseIfDeactivated(env, user.id); // deactivated (or deleted) meanwhile
   return { reported: true as const };
 }
 

@@ -32,6 +32,7 @@ import { AppError, PER_USER_CAPS, perUserCapError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
 import { announceNotifications, insertNotifications, type Notification } from "./notifications";
 import { uuidv7 } from "../lib/ids";
+import { refuseIfDeactivated } from "./sessions";
 import { accountActive } from "./users";
 import { DAY_MS } from "../lib/durations";
 
@@ -454,6 +455,7 @@ export async function upsertRsvp(
           .from(e)
           .where(
             sql`${e.id} = ${id} AND ${e.organizerId} <> ${user.id} AND ${rsvpableBy(user)} AND ${e.startsAt} > ${nowIso}
+             AND ${accountActive(sql`${user.id}`)}
              AND (${status} <> 'going' OR ${e.capacity} IS NULL
                   OR (SELECT count(*) FROM ${rsvp} WHERE ${rsvp.eventId} = ${e.id} AND ${rsvp.status} = 'going' AND ${rsvp.userId} <> ${user.id}) < ${e.capacity})`,
           ),
@@ -466,6 +468,7 @@ export async function upsertRsvp(
     selectEvents(db, user, eq(e.id, id)),
   ])) as [{ status: RsvpStatus }[], EventRow[]];
   if (written.length === 0) {
+    await refuseIfDeactivated(env, user.id); // the caller's account deactivated (or deleted) meanwhile
     const fresh = await loadEvent(env, user, id);
     if (!fresh || !mayRsvpTo(fresh, user)) throw notFound();
     if (fresh.startsAt <= nowIso) throw new AppError("EVENT_STARTED", 409, "RSVPs are closed: this event has already started.");

@@ -19,7 +19,7 @@
  * supported with a vote that counts: by the rule above, a `new` or deactivated account helped none).
  */
 import { and, desc, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
-import { database, runBatch, sqlNow, tableRows } from "../db/client";
+import { database, rowIf, runBatch, sqlNow, tableRows } from "../db/client";
 import { type Page, type PageRequest, selectPage } from "../db/pagination";
 import { identificationRequests, identificationResults, notifications, proposalReports, species, users } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
@@ -29,6 +29,7 @@ import type { Logger } from "../lib/logger";
 import { withdrawStatements } from "./notification-delivery";
 import { announceNotifications, announceWithdrawals, insertNotifications, type Notification, underHourlyCap } from "./notifications";
 import { requestImagesBody } from "./queued-requests";
+import { refuseIfDeactivated } from "./sessions";
 import { lookupSpeciesOrUnavailable, type SpeciesRow } from "./species";
 import { ABOVE_NEW_SQL, accountActive } from "./users";
 
@@ -513,9 +514,11 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
   const now = new Date().toISOString();
   const rank = sql`(SELECT coalesce(max(rank), 0) + 1 FROM identification_results WHERE request_id = ${request.id})`;
   // sharedRequestFor's rule, again inside the write: a request its owner took out of the community
-  // (or deleted) while the species was being looked up takes no proposal.
+  // (or deleted) while the species was being looked up takes no proposal; nor does the request,
+  // once the proposer's own account was deactivated (or deleted) meanwhile.
   const stillShared = sql`EXISTS (SELECT 1 FROM identification_requests sq WHERE sq.id = ${request.id}
-      AND sq.is_shared_with_community = 1 AND sq.user_id IS NOT ${user.id} AND ${accountActive(sql`sq.user_id`)})`;
+      AND sq.is_shared_with_community = 1 AND sq.user_id IS NOT ${user.id} AND ${accountActive(sql`sq.user_id`)})
+    AND ${accountActive(sql`${user.id}`)}`;
   const write = existing
     ? // Only while still hidden: a racing proposal that took it over first wins, and this one is a 409.
       sql`UPDATE identification_results SET is_hidden = 0, proposed_by = ${user.id}, comment = ${input.comment ?? ""}, created_at = ${now}
@@ -541,6 +544,7 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
     .where(and(eq(r.id, id), eq(r.proposedBy, user.id), eq(r.createdAt, now), eq(r.isHidden, false)))
     .get();
   if (!created) {
+    await refuseIfDeactivated(env, user.id);
     await sharedRequestFor(env, user.id, request.id); // 404 when it was unshared or deleted meanwhile
     throw new AppError("CONFLICT", 409, `${sp.scientificName} was just proposed for this request; vote on it instead.`);
   }
@@ -639,8 +643,16 @@ export async function reportProposal(env: Bindings, userId: string, resultId: st
   if (row.result.identificationSource !== "community")
     throw new AppError("VALIDATION_ERROR", 400, "Only community proposals can be reported.", { result_id: ["Not a proposal."] });
   if (row.result.proposedBy === userId) throw new AppError("VALIDATION_ERROR", 400, "You cannot report your own proposal.");
-  const inserted = await db.insert(proposalReports).values({ resultId, userId, reason }).onConflictDoNothing().returning().get();
-  if (!inserted) throw new AppError("ALREADY_REPORTED", 409, "You already reported this proposal.");
+  const inserted = await db
+    .insert(proposalReports)
+    .select(rowIf(proposalReports, { resultId, userId, reason }, accountActive(sql`${userId}`)))
+    .onConflictDoNothing()
+    .returning()
+    .get();
+  if (!inserted) {
+    await refuseIfDeactivated(env, userId); // deactivated (or deleted) meanwhile: nothing written
+    throw new AppError("ALREADY_REPORTED", 409, "You already reported this proposal.");
+  }
   return { result_id: resultId, reported: true as const };
 }
 

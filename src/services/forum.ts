@@ -27,7 +27,7 @@
  *   releases photos that nothing else uses.
  */
 import { and, asc, count, desc, eq, inArray, type SQL, sql } from "drizzle-orm";
-import { batchRows, changes, type Database, database, runBatch, tableRows } from "../db/client";
+import { batchRows, changes, type Database, database, rowIf, runBatch, tableRows } from "../db/client";
 import { type Page, type PageRequest, countedPage } from "../db/pagination";
 import {
   forumAttachments,
@@ -50,7 +50,8 @@ import { recountAccounts } from "./community";
 import { notWithdrawn, withdrawStatements } from "./notification-delivery";
 import { insertNotifications, type Notification, underHourlyCap, type WithdrawnNotification } from "./notifications";
 import { imageUrl, parsePhotoRef, photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
-import { byline, computeTrustLevel, type Role, TRUST_ORDER, type TrustLevel, trustLevelOf } from "./users";
+import { refuseIfDeactivated } from "./sessions";
+import { accountActive, byline, computeTrustLevel, type Role, TRUST_ORDER, type TrustLevel, trustLevelOf } from "./users";
 import { HOUR_MS } from "../lib/durations";
 
 export const FORUM_MODERATOR_ROLES: Role[] = ["moderator", "admin"];
@@ -477,18 +478,35 @@ export async function createTopic(
   const postId = uuidv7();
   const now = new Date().toISOString();
   const db = database(env);
-  const results = await withStoredImages(env, images, () =>
-    runBatch(db, [
+  // The author's account is active inside the insert (a deactivation committed while this was on
+  // its way leaves no topic); everything else holds only if the topic landed.
+  const landed = sql`EXISTS (SELECT 1 FROM forum_topics WHERE id = ${topicId})`;
+  const results = await withStoredImages(env, images, async () => {
+    const results = await runBatch(db, [
       db
         .insert(forumTopics)
-        .values({ id: topicId, categoryId: category.id, authorId: user.id, title, lastActivityAt: now, createdAt: now, updatedAt: now }),
-      db.insert(forumPosts).values({ id: postId, topicId, authorId: user.id, body, isFirst: true, createdAt: now, updatedAt: now }),
-      ...insertAttachments(env, postId, images, now),
-      db.insert(forumSubscriptions).values({ topicId, userId: user.id, createdAt: now }),
-      countPost(env, user.id),
-      mentionNotifications(db, { id: postId, body, topicId, categorySlug: category.slug, topicTitle: title }, user, now),
-    ]),
-  );
+        .select(
+          rowIf(
+            forumTopics,
+            { id: topicId, categoryId: category.id, authorId: user.id, title, lastActivityAt: now, createdAt: now, updatedAt: now },
+            authorActive(user),
+          ),
+        )
+        .returning({ id: forumTopics.id }),
+      db
+        .insert(forumPosts)
+        .select(rowIf(forumPosts, { id: postId, topicId, authorId: user.id, body, isFirst: true, createdAt: now, updatedAt: now }, landed)),
+      ...insertAttachments(env, postId, images, now, landed),
+      db.insert(forumSubscriptions).select(rowIf(forumSubscriptions, { topicId, userId: user.id, createdAt: now }, landed)),
+      countPost(env, user.id, landed),
+      mentionNotifications(db, { id: postId, body, topicId, categorySlug: category.slug, topicTitle: title }, user, now, landed),
+    ]);
+    if (batchRows(results[0]).length === 0) {
+      await refuseIfDeactivated(env, user.id);
+      throw new Error("The topic's insert wrote nothing"); // thrown in here so that the photos stored for it are released
+    }
+    return results;
+  });
   return { topic: await getTopic(env, topicId), notifications: tableRows(notifications, results.at(-1)) };
 }
 
@@ -531,8 +549,9 @@ export async function updateTopicTitle(
     db
       .update(forumTopics)
       .set({ title, updatedAt: new Date(now).toISOString() })
-      // The lock, checked again inside the write (a moderator's change ignores it).
-      .where(and(eq(forumTopics.id, id), isForumModerator(user) ? undefined : eq(forumTopics.isLocked, false))),
+      // The lock, checked again inside the write (a moderator's change ignores it), and the
+      // writer's account still active.
+      .where(and(eq(forumTopics.id, id), isForumModerator(user) ? undefined : eq(forumTopics.isLocked, false), authorActive(user))),
     // Usernames never change, so the post's author is who the title names: a title per type
     // and author, not per notification (a busy topic raises thousands; one value holding them
     // all would pass D1's 2 MB value limit).
@@ -546,6 +565,7 @@ export async function updateTopicTitle(
     NOTICE_TITLES[r.type as PostNotificationType](r.username as string, title),
   ]);
   if (changes(renamed) === 0) {
+    await refuseIfDeactivated(env, user.id);
     await getTopic(env, id); // 404 when it was deleted meanwhile
     throw lockedError();
   }
@@ -609,6 +629,15 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
 /** SQL: topic `topicId` is not locked (a write by anyone but a moderator holds only then). */
 function unlocked(topicId: string): SQL {
   return sql`NOT EXISTS (SELECT 1 FROM ${forumTopics} WHERE ${forumTopics.id} = ${topicId} AND ${forumTopics.isLocked} = 1)`;
+}
+
+/**
+ * SQL: the account of `user`, who asked for a write, is still active: held inside the write, so a
+ * deactivation (or deletion) committed while the request was on its way lands nothing of theirs
+ * after it; refuseIfDeactivated then answers 401.
+ */
+function authorActive(user: Pick<AuthenticatedUser, "id">): SQL {
+  return accountActive(sql`${user.id}`);
 }
 
 function lockedError() {
@@ -710,7 +739,8 @@ export async function createReply(
   const title = NOTICE_TITLES.forum_reply(user.username, topic.title);
   const subscriber = sql.raw("s.user_id");
   // The lock is checked again by the insert itself: a lock committed since the check above
-  // refuses the reply. Every other statement holds only if the post landed (its id is new).
+  // refuses the reply, as does the author's deactivation. Every other statement holds only if
+  // the post landed (its id is new).
   const open = isForumModerator(user) ? undefined : eq(forumTopics.isLocked, false);
   const landed = sql`EXISTS (SELECT 1 FROM forum_posts WHERE id = ${id})`;
   const results = await withStoredImages(env, images, async () => {
@@ -734,7 +764,7 @@ export async function createReply(
               updatedAt: sql<string>`${now}`.as("updated_at"),
             })
             .from(forumTopics)
-            .where(and(eq(forumTopics.id, topicId), open)),
+            .where(and(eq(forumTopics.id, topicId), open, authorActive(user))),
         )
         .returning({ id: forumPosts.id }),
       ...insertAttachments(env, id, images, now, landed),
@@ -762,8 +792,10 @@ export async function createReply(
       ),
     ]);
     if (batchRows(results[0]).length === 0) {
+      // Thrown in here so that the photos stored for it are released.
+      await refuseIfDeactivated(env, user.id);
       await getTopic(env, topicId); // 404 when the topic was deleted meanwhile
-      throw lockedError(); // thrown in here so that the photos stored for it are released
+      throw lockedError();
     }
     return results;
   });
@@ -851,8 +883,9 @@ export async function editPost(
   const body = cleanBody(rawBody);
   const at = new Date(now).toISOString();
   const db = database(env);
-  // The lock, checked again inside the write (a moderator's edit ignores it).
-  const open = isForumModerator(user) ? sql`1` : unlocked(post.topic_id);
+  // The lock, checked again inside the write (a moderator's edit ignores it), and the editor's
+  // account still active.
+  const open = and(isForumModerator(user) ? sql`1` : unlocked(post.topic_id), authorActive(user))!;
   // The notifications the post raised quote it: they quote what it says now. Both writes hold
   // only while the post is live (and its topic open), checked again inside the batch: a delete
   // that landed since the check above has withdrawn those notifications, and the edit must not
@@ -868,6 +901,7 @@ export async function editPost(
         RETURNING *`,
   ]);
   if (changes(edited) === 0) {
+    await refuseIfDeactivated(env, user.id);
     if ((await getTopic(env, post.topic_id)).is_locked && !isForumModerator(user)) throw lockedError();
     throw new AppError("POST_DELETED", 409, "This post has been deleted.");
   }
@@ -920,19 +954,24 @@ export async function toggleReaction(env: Bindings, userId: string, postId: stri
   const [removed, added, state] = (await runBatch(db, [
     db
       .delete(r)
-      .where(and(eq(r.postId, postId), eq(r.userId, userId), eq(r.type, type)))
+      .where(and(eq(r.postId, postId), eq(r.userId, userId), eq(r.type, type), authorActive({ id: userId })))
       .returning({ type: r.type }),
     // changes() is the point: insert only when the delete just before removed nothing, in the same transaction.
     sql`INSERT INTO forum_reactions (post_id, user_id, type, created_at)
         SELECT ${postId}, ${userId}, ${type}, ${new Date().toISOString()}
          WHERE changes() = 0 AND EXISTS (SELECT 1 FROM forum_posts WHERE id = ${postId} AND is_deleted = 0)
+           AND ${authorActive({ id: userId })}
         RETURNING type`,
     // Read inside the same transaction (a raw batch answers rows by these aliases).
     sql`SELECT type, count(*) AS n, max(user_id = ${userId}) AS mine FROM forum_reactions WHERE post_id = ${postId} GROUP BY type ORDER BY type`,
   ])) as { results: { type: ReactionType; n?: number; mine?: number }[] }[];
   const reacted = added!.results.length > 0;
-  // Neither removed nor added: the post was deleted between the check above and the batch.
-  if (!reacted && removed!.results.length === 0) throw new AppError("POST_DELETED", 409, "This post has been deleted.");
+  // Neither removed nor added: the account was deactivated, or the post deleted, between the
+  // check above and the batch.
+  if (!reacted && removed!.results.length === 0) {
+    await refuseIfDeactivated(env, userId);
+    throw new AppError("POST_DELETED", 409, "This post has been deleted.");
+  }
   const reactions = noReactions();
   const mine: ReactionType[] = [];
   for (const row of state!.results) {
@@ -959,10 +998,11 @@ export async function setSolution(env: Bindings, user: AuthenticatedUser, topicI
   const marked = await database(env)
     .update(forumTopics)
     .set({ solutionPostId: postId, updatedAt: new Date().toISOString() })
-    .where(and(eq(forumTopics.id, topicId), candidate))
+    .where(and(eq(forumTopics.id, topicId), candidate, authorActive(user)))
     .returning({ id: forumTopics.id });
   if (marked.length === 0) {
     // The update carries the rule; only a refusal reads the post, to say why.
+    await refuseIfDeactivated(env, user.id);
     await getTopic(env, topicId); // 404 when the topic was deleted meanwhile
     if (postId !== null) await assertSolutionCandidate(env, topicId, postId);
     throw new AppError("CONFLICT", 409, "The topic changed at the same moment; try again.");
@@ -1057,13 +1097,20 @@ async function getReport(env: Bindings, id: string): Promise<NonNullable<ReportR
 export async function reportPost(env: Bindings, userId: string, postId: string, reason: string): Promise<NonNullable<ReportRow>> {
   await getPost(env, postId);
   const id = uuidv7();
+  const db = database(env);
   try {
-    await database(env).insert(forumReports).values({ id, postId, reporterId: userId, reason, createdAt: new Date().toISOString() });
+    await db
+      .insert(forumReports)
+      .select(
+        rowIf(forumReports, { id, postId, reporterId: userId, reason, createdAt: new Date().toISOString() }, authorActive({ id: userId })),
+      );
   } catch (err) {
     if (isUniqueViolation(err)) throw new AppError("ALREADY_REPORTED", 409, "You have already reported this post.");
     throw err;
   }
-  return getReport(env, id);
+  const report = await selectReports(env).where(eq(forumReports.id, id)).get();
+  if (!report) await refuseIfDeactivated(env, userId);
+  return orNotFound(report, "Report");
 }
 
 export async function resolveReport(

@@ -37,6 +37,7 @@ import {
   queuedRequestBody,
   runCompletion,
 } from "./queued-requests";
+import { refuseIfDeactivated } from "./sessions";
 import { accountActive } from "./users";
 
 /** API.md §2.2: `identified` when the best result is at least this confident. */
@@ -360,10 +361,12 @@ export async function voteOnResult(env: Bindings, userId: string, resultId: stri
   const r = identificationResults;
   const tally = (type: VoteType) => sql<number>`(SELECT count(*) FROM votes WHERE result_id = ${resultId} AND vote_type = ${type})`;
   // The checks above, again inside the writes: the owner taking the request out of the community,
-  // accepting the result or deleting the request between them and the batch leaves no vote.
+  // accepting the result or deleting the request between them and the batch leaves no vote, nor
+  // does the voter's own deactivation (or deletion) committed meanwhile.
   const stillOpen = sql`EXISTS (SELECT 1 FROM identification_results vr JOIN identification_requests vq ON vq.id = vr.request_id
       WHERE vr.id = ${resultId} AND vr.is_hidden = 0 AND vr.is_accepted = 0
-        AND (vq.user_id = ${userId} OR (vq.is_shared_with_community = 1 AND ${accountActive(sql`vq.user_id`)})))`;
+        AND (vq.user_id = ${userId} OR (vq.is_shared_with_community = 1 AND ${accountActive(sql`vq.user_id`)})))
+    AND ${accountActive(sql`${userId}`)}`;
   const results = await runBatch(db, [
     db.delete(v).where(and(eq(v.resultId, resultId), eq(v.userId, userId), eq(v.voteType, voteType), stillOpen)),
     // changes() is the point: insert only when (1) removed nothing, in the same transaction.
@@ -413,6 +416,7 @@ async function votableResult(env: Bindings, userId: string, resultId: string): P
 
 /** A vote its batch refused: the reason, as the checks now give it (404 when the request is gone). */
 async function refuseVote(env: Bindings, userId: string, resultId: string): Promise<never> {
+  await refuseIfDeactivated(env, userId);
   await votableResult(env, userId, resultId);
   throw new AppError("CONFLICT", 409, "The result changed at the same moment; try again.");
 }

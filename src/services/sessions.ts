@@ -192,6 +192,16 @@ export function sessionStillLive(userId: string, claims: Pick<TokenClaims, "jti"
 /** The refusal of a write whose session ended while it was on its way (sessionStillLive). */
 export const sessionEnded = () => new AppError("TOKEN_INVALID", 401, "Your session has ended. Sign in again.");
 
+/**
+ * For a write held inside its statement to the writer's account being active (users.ts
+ * `accountActive`) that wrote nothing: 401, as the token is now, when the account was deactivated
+ * (or deleted) while the write was on its way; else nothing, and the caller says what else refused it.
+ */
+export async function refuseIfDeactivated(env: Bindings, userId: string): Promise<void> {
+  const row = await database(env).select({ active: users.isActive }).from(users).where(eq(users.id, userId)).get();
+  if (!row?.active) throw sessionEnded();
+}
+
 /** A live session of the user, as "Where you're signed in" shows it. */
 export interface SessionSummary {
   /** The session's id (the refresh family's, the access token's `sid`): it names the session, it authorises nothing. */

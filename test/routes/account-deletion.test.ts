@@ -492,9 +492,23 @@ describe("a write authenticated just before the deletion that lands just after i
     const u = await bearerUser();
     await json(await remove(u, { current_password: GOOD_PASSWORD }), 200);
     const deleted = (await row(u.userId))!;
-    // The profile edit and the sign-in's stamp, as their services write them after their checks passed.
-    await expect(updateProfile(env, u.userId, { gardening_experience: "expert" })).rejects.toThrow(/ACCOUNT_DELETED/);
-    await expect(updateProfile(env, u.userId, { bio: "Back again", location: "Leeds" })).rejects.toThrow(/ACCOUNT_DELETED/);
+    // The profile edit and the sign-in's stamp, as their services write them after their checks
+    // passed: the profile edit holds the account being active in its update (401, as the token
+    // is now), and the row's own guard (migration 0042/0045) refuses the same fields written directly.
+    await expect(updateProfile(env, u.userId, { gardening_experience: "expert" })).rejects.toMatchObject({
+      status: 401,
+      code: "TOKEN_INVALID",
+    });
+    await expect(updateProfile(env, u.userId, { bio: "Back again", location: "Leeds" })).rejects.toMatchObject({
+      status: 401,
+      code: "TOKEN_INVALID",
+    });
+    await expect(env.DB.prepare("UPDATE users SET gardening_experience = 'expert' WHERE id = ?").bind(u.userId).run()).rejects.toThrow(
+      /ACCOUNT_DELETED/,
+    );
+    await expect(
+      env.DB.prepare("UPDATE users SET bio = 'Back again', location = 'Leeds' WHERE id = ?").bind(u.userId).run(),
+    ).rejects.toThrow(/ACCOUNT_DELETED/);
     await expect(
       env.DB.prepare("UPDATE users SET last_login = ? WHERE id = ?").bind(new Date().toISOString(), u.userId).run(),
     ).rejects.toThrow(/ACCOUNT_DELETED/);
