@@ -11,7 +11,7 @@ import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { matchesEtag } from "../lib/http-caching";
 import { isWriter } from "../services/blog-posts";
-import { photoAccess, photoObject } from "../services/photos";
+import { type PhotoAccess, photoAccess, photoObject } from "../services/photos";
 import { STAFF_ROLES } from "../services/users";
 import { errorResponse } from "./schemas";
 
@@ -24,7 +24,7 @@ export function mediaRoutes() {
       { 200: { description: "The image", content: { "image/*": { schema: z.any().openapi({ type: "string", format: "binary" }) } } } },
       {
         description:
-          "Served to anyone while something shows it to everyone (a shared request, a public collection's plant, a live forum post, an avatar, a published blog post): `Cache-Control: public, max-age=3600`. Otherwise only to its owner (bearer or session cookie), blog writers for blog photos, and staff: `private, no-cache`. Anyone else gets 404, as for no photo.",
+          "Served to anyone while something shows it to everyone (a shared request, a public collection's plant, a live forum post, a published blog post): `Cache-Control: public, max-age=3600`; the avatar of a public profile to anyone too, kept by no shared cache: `private, max-age=3600`. Otherwise only to its owner (bearer or session cookie; an avatar of a profile that is not public included), blog writers for blog photos, and staff: `private, no-cache`. Anyone else gets 404, as for no photo.",
       },
     );
   app.openapi(image, async (c) => (await storedImageResponse(c, c.req.valid("param").file)) as never);
@@ -33,6 +33,17 @@ export function mediaRoutes() {
 
 /** How long anyone may keep a photo that is on show: an unshared one leaves shared caches within it. */
 const PUBLIC_PHOTO_MAX_AGE_S = 3600;
+
+/**
+ * Who may keep a served photo. An avatar on show only beside a public profile is kept by each
+ * reader's own browser and by no shared cache (an edge, a proxy): its owner making the profile
+ * private stops it being served to anyone who has not fetched it already, at once.
+ */
+const CACHE_CONTROL: Record<NonNullable<PhotoAccess>, string> = {
+  public: `public, max-age=${PUBLIC_PHOTO_MAX_AGE_S}`,
+  profile: `private, max-age=${PUBLIC_PHOTO_MAX_AGE_S}`,
+  private: "private, no-cache",
+};
 
 /**
  * A stored photo as an HTTP answer (here and under /media/ for the blog), to whoever may see it
@@ -53,7 +64,7 @@ export async function storedImageResponse(c: Context<AppEnv>, file: string): Pro
   const headers = new Headers();
   object.writeHttpMetadata(headers);
   headers.set("ETag", object.httpEtag);
-  headers.set("Cache-Control", access === "public" ? `public, max-age=${PUBLIC_PHOTO_MAX_AGE_S}` : "private, no-cache");
+  headers.set("Cache-Control", CACHE_CONTROL[access]);
   if (access === "private") headers.set("Vary", "Authorization, Cookie");
   headers.set("Content-Security-Policy", "default-src 'none'; sandbox");
   if (matchesEtag(ifNoneMatch, object.httpEtag)) return new Response(null, { status: 304, headers });

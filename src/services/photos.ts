@@ -214,8 +214,12 @@ export async function withStoredPhotos<T>(
  */
 const LEGACY_AVATAR_PREFIX = "avatars/";
 
-/** Who may fetch a photo: anyone (it is on show somewhere), this viewer only, or nobody (404). */
-export type PhotoAccess = "public" | "private" | null;
+/**
+ * Who may fetch a photo: anyone (it is on show somewhere), anyone but kept by no shared cache
+ * (`profile`: on show only as the avatar of a public profile, which its owner may make private at
+ * any moment), this viewer only, or nobody (404).
+ */
+export type PhotoAccess = "public" | "profile" | "private" | null;
 
 /** Who is asking, as photo access needs it (the roles' meaning stays with their services). */
 export interface PhotoViewer {
@@ -230,11 +234,13 @@ export interface PhotoViewer {
  * Whether `ref` may be served to `viewer`. A photo's URL names its content hash, which anyone
  * who once saw it keeps; what decides is where the photo is on show *now*:
  * - **public** while a row shows it to everyone: a shared identification request or a plant in
- *   a public collection (of an active account with a public profile), a live forum post's attachment, an avatar, a
- *   published blog post (featured, or an image block's photo from the blog's library — never text that
+ *   a public collection (of an active account with a public profile), a live forum post's attachment,
+ *   a published blog post (featured, or an image block's photo from the blog's library — never text that
  *   merely spells a reference), a series cover;
+ * - **profile** while it is only the avatar of a public profile (as users.ts `byline` shows it:
+ *   a profile that is not public shows no avatar anywhere);
  * - **private** to whoever owns a row that holds it (their requests, disease requests, plants,
- *   forum attachments), to staff, and to blog writers for the blog's own photos (its media
+ *   forum attachments, their avatar), to staff, and to blog writers for the blog's own photos (its media
  *   library, `blog_images`: a draft's, a revision's, one uploaded and not yet placed);
  * - otherwise nobody: unsharing a request, making a collection or profile private or deleting
  *   a post stops its photos being served to others from the next request on.
@@ -251,9 +257,9 @@ export async function photoAccess(env: Bindings, ref: string, viewer?: PhotoView
   const inJson = (column: SQL, key?: string) =>
     sql`instr(${column}, ${r}) > 0 AND EXISTS (SELECT 1 FROM json_tree(${column}) j
           WHERE j.type = 'text' AND j.value = ${r}${key ? sql` AND j.key = ${key}` : sql``})`;
+  const avatar = sql`EXISTS (SELECT 1 FROM users u WHERE u.avatar_key = ${r} AND u.profile_visibility = 'public')`;
   const shown = sql`(
-       EXISTS (SELECT 1 FROM users u WHERE u.avatar_key = ${r})
-    OR EXISTS (SELECT 1 FROM forum_attachments a JOIN forum_posts fp ON fp.id = a.post_id WHERE a.image = ${r} AND fp.is_deleted = 0)
+       EXISTS (SELECT 1 FROM forum_attachments a JOIN forum_posts fp ON fp.id = a.post_id WHERE a.image = ${r} AND fp.is_deleted = 0)
     OR EXISTS (SELECT 1 FROM user_plants p JOIN collections c ON c.id = p.collection_id JOIN users u ON u.id = p.user_id
                WHERE p.image_key = ${r} AND c.is_public = 1 AND u.is_active = 1 AND u.profile_visibility = 'public')
     OR EXISTS (SELECT 1 FROM blog_series s WHERE s.cover_image = ${r})
@@ -267,14 +273,16 @@ export async function photoAccess(env: Bindings, ref: string, viewer?: PhotoView
        EXISTS (SELECT 1 FROM identification_requests q WHERE q.user_id = ${viewer.id} AND ${inJson(sql`q.image_hashes`)})
     OR EXISTS (SELECT 1 FROM disease_requests d WHERE d.user_id = ${viewer.id} AND ${inJson(sql`d.image_hashes`)})
     OR EXISTS (SELECT 1 FROM user_plants p WHERE p.user_id = ${viewer.id} AND p.image_key = ${r})
-    OR EXISTS (SELECT 1 FROM forum_attachments a JOIN forum_posts fp ON fp.id = a.post_id WHERE a.image = ${r} AND fp.author_id = ${viewer.id}))`
+    OR EXISTS (SELECT 1 FROM forum_attachments a JOIN forum_posts fp ON fp.id = a.post_id WHERE a.image = ${r} AND fp.author_id = ${viewer.id})
+    OR EXISTS (SELECT 1 FROM users u WHERE u.id = ${viewer.id} AND u.avatar_key = ${r}))`
     : sql`0`;
   // Every photo a post, a revision or a series can hold is in the blog's media library.
   const blog = writer ? sql`EXISTS (SELECT 1 FROM blog_images bi WHERE bi.ref = ${r})` : sql`0`;
-  const [row] = await database(env).all<{ public: number; mine: number; blog: number }>(
-    sql`SELECT ${shown} AS public, ${mine} AS mine, ${blog} AS blog`,
+  const [row] = await database(env).all<{ public: number; avatar: number; mine: number; blog: number }>(
+    sql`SELECT ${shown} AS public, ${avatar} AS avatar, ${mine} AS mine, ${blog} AS blog`,
   );
   if (row?.public) return "public";
+  if (row?.avatar) return "profile";
   if (!viewer) return null;
   return row?.mine || row?.blog || viewer.staff ? "private" : null;
 }

@@ -6,8 +6,10 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { blogPost } from "../helpers/blog";
+import { makePng } from "../helpers/images";
 import { call, jsonWithStatus as json } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
+import { bearerUser } from "../helpers/users";
 import { uniq, withRole } from "../routes/blog-editorial-setup";
 
 useEmulators(); // registration sends its verification email
@@ -94,5 +96,64 @@ describe("bylines of a profile that is not public", () => {
 
     expect((await profile(writer.access, { profile_visibility: "private" })).status).toBe(200);
     expect(await byline()).toBe(writer.username);
+  });
+});
+
+describe("the avatar of a profile that is not public", () => {
+  it("is served to nobody but its owner and staff, and while public no shared cache keeps it, so its URL stops working at once", async () => {
+    const [owner, stranger, mod] = [await bearerUser(), await bearerUser(), await withRole("moderator")];
+    const form = new FormData();
+    form.append("avatar", new File([await makePng(64, 64, { seed: `avatar-${owner.userId}` })], "me.png", { type: "image/png" }));
+    const set = await json<{ avatar_url: string }>(
+      await call("/api/v1/auth/user/", { method: "PATCH", bearer: owner.access, body: form }),
+      200,
+    );
+    // The same photo by both of its paths.
+    const urls = [set.avatar_url, set.avatar_url.replace("/media/avatars/", "/media/images/")];
+
+    // Public: served to anyone, but kept only by each reader's own browser, not by an edge or proxy
+    // cache, which would go on serving it to others after the profile went private.
+    for (const url of urls) {
+      const anonymous = await call(url);
+      expect(anonymous.status).toBe(200);
+      expect(anonymous.headers.get("Cache-Control")).toBe("private, max-age=3600");
+    }
+
+    expect((await profile(owner.access, { profile_visibility: "private" })).status).toBe(200);
+    for (const url of urls) {
+      expect((await call(url)).status).toBe(404);
+      expect((await call(url, { bearer: stranger.access })).status).toBe(404);
+      const own = await call(url, { bearer: owner.access });
+      expect(own.status).toBe(200);
+      expect(own.headers.get("Cache-Control")).toBe("private, no-cache");
+      expect((await call(url, { bearer: mod.access })).status).toBe(200);
+    }
+
+    // "followers" is not public either; public again serves it to anyone.
+    expect((await profile(owner.access, { profile_visibility: "followers" })).status).toBe(200);
+    expect((await call(urls[0]!)).status).toBe(404);
+    expect((await profile(owner.access, { profile_visibility: "public" })).status).toBe(200);
+    expect((await call(urls[0]!)).status).toBe(200);
+  });
+
+  it("is still served to anyone when the same photo is on show elsewhere (a live forum post's attachment)", async () => {
+    const owner = await bearerUser();
+    const bytes = await makePng(320, 240, { seed: `shared-${owner.userId}` });
+    await env.DB.prepare("UPDATE users SET trust_level = 'basic' WHERE id = ?").bind(owner.userId).run();
+    const post = new FormData();
+    post.append("title", `Avatar and post ${uniq()}`);
+    post.append("body", "My fern.");
+    post.append("image_1", new File([bytes], "fern.png", { type: "image/png" }));
+    expect((await call("/api/v1/forum/categories/houseplants/topics/", { bearer: owner.access, body: post })).status).toBe(201);
+    const form = new FormData();
+    form.append("avatar", new File([bytes], "me.png", { type: "image/png" }));
+    const set = await json<{ avatar_url: string }>(
+      await call("/api/v1/auth/user/", { method: "PATCH", bearer: owner.access, body: form }),
+      200,
+    );
+    expect((await profile(owner.access, { profile_visibility: "private" })).status).toBe(200);
+    const served = await call(set.avatar_url);
+    expect(served.status).toBe(200);
+    expect(served.headers.get("Cache-Control")).toBe("public, max-age=3600");
   });
 });
