@@ -130,7 +130,7 @@ const AccountExportSchema = z
     saved_care_instructions: exportedList("Your saved care cards."),
     reminders: exportedList("Your care reminders."),
     calendar: z.object({
-      events: exportedList("Events you organise."),
+      events: exportedList("Events you organise, in the order you made them."),
       rsvps: exportedList("Your RSVPs: event id and status."),
       feed: z.object({ created_at: z.string(), last_fetched_at: z.string().nullable() }).nullable().openapi({
         description:
@@ -145,7 +145,7 @@ const AccountExportSchema = z
     }),
     blog: z.object({
       posts: exportedList(
-        "Blog posts you wrote (drafts included while you hold a writing role; the published ones only once it is taken away), as the editor's `GET blog/posts/{id}/` answers.",
+        "Blog posts you wrote, in the order you started them (drafts included while you hold a writing role; the published ones only once it is taken away), as the editor's `GET blog/posts/{id}/` answers.",
       ),
       revisions: exportedList("Revisions you saved, on any post: `post_id` and the revision as `blog/posts/{id}/revisions/` lists it."),
       images: exportedList("Blog images you uploaded: `id`, `url`, `created_at`."),

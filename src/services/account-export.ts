@@ -18,11 +18,13 @@
  *   read is scoped to the user: their rows, or rows joined to their own (results of their
  *   requests, reactions on their posts).
  *
- * The parts with a cap (docs/api.md Limits) and the one-row ones are read whole, in one `db.batch`
- * with the first page of each part that grows without a cap: one round trip for most accounts.
- * Those parts (requests, diagnoses, RSVPs, the forum's topics, posts, reactions and follows,
- * revisions, blog images and comments, reports, proposals, votes, notifications) go on a page at a
- * time as the document is written (exportAccountStream), so the Worker never holds one of them whole.
+ * The parts with a small cap (docs/api.md Limits: collections, care cards, reminders) and the
+ * one-row ones are read whole, in one `db.batch` with the first page of each part that grows
+ * without a cap and of the plants: one round trip for most accounts. Those parts (requests,
+ * diagnoses, events, RSVPs, the forum's topics, posts, reactions and follows, blog posts,
+ * revisions, images and comments, reports, proposals, votes, notifications) and each collection's
+ * plants (up to 5 000) go on a page at a time as the document is written (exportAccountStream), so
+ * the Worker never holds one of them whole.
  * The file is then no one snapshot (D1 has no long read transaction): a write during the download
  * may or may not be in it, but each list's order is one no write changes on a row (when it was
  * made, then a unique key) and each page starts after the last row written, so a row that stays
@@ -34,7 +36,7 @@ import type { BatchItem, BatchResponse } from "drizzle-orm/batch";
 import { alias, type SQLiteColumn, type SQLiteTable } from "drizzle-orm/sqlite-core";
 import { getConfig } from "../config";
 import { type Database, database } from "../db/client";
-import { type KeysetOrder, keysetOrderBy, keysetPages, type OrderKey } from "../db/keyset";
+import { type KeysetOrder, keysetAfter, keysetOrderBy, keysetPages, type OrderKey } from "../db/keyset";
 import {
   blogCommentReports,
   blogComments,
@@ -76,7 +78,7 @@ import { mediaUrl } from "./blog-blocks";
 import { commentBody, selectComments } from "./blog-comments";
 import { detailBody, groupTaxonomy, isWriter, revisionBody, selectPostDetails, selectTaxonomy } from "./blog-posts";
 import { eventBody, selectEvents } from "./calendar";
-import { collectionBody, plantBody, selectCollections, selectPlants } from "./collections";
+import { collectionBody, type PlantRow, plantBody, selectCollections, selectPlants } from "./collections";
 import { diseaseRequestBody, diseaseResultBody } from "./diseases";
 import {
   type Attachment,
@@ -273,6 +275,40 @@ function openedLists<T extends Record<string, Opening<unknown>>>(
     return [key, list] as const;
   });
   return Object.fromEntries(lists) as never;
+}
+
+/** A collection's plants, newest first (`created_at`, then `id`): an order no edit changes on a plant. */
+const NEWEST_PLANT_FIRST: KeysetOrder<PlantRow> = [
+  { column: userPlants.createdAt, direction: "desc", of: (x) => x.createdAt },
+  { column: userPlants.id, direction: "desc", of: (x) => x.id },
+];
+
+/**
+ * Each collection's plants as a Streamed list, from the first page of all of them: the user's
+ * plants in the document's order (their collection's place in `collectionIds`, then newest first),
+ * read in the batch that read the collections. When that page is short it holds every plant; else
+ * the collections before its last plant's are whole in it, that one goes on after its last plant,
+ * and the ones after it are read from their start, each a page at a time within its collection.
+ */
+function collectionPlants(db: Database, userId: string, pageSize: number, collectionIds: readonly string[], firstPage: PlantRow[]) {
+  const head = groupBy(firstPage, (p) => p.collectionId);
+  // The place of the collection the first page ends in (none when it holds every plant).
+  const lastAt = firstPage.length < pageSize ? collectionIds.length : collectionIds.indexOf(firstPage.at(-1)!.collectionId);
+  const read = (collectionId: string) => async (after: SQL | undefined) => {
+    const rows = await selectPlants(db, and(eq(userPlants.userId, userId), eq(userPlants.collectionId, collectionId), after))
+      .orderBy(...keysetOrderBy(NEWEST_PLANT_FIRST))
+      .limit(pageSize);
+    return { rows, bodies: rows.map(plantBody) };
+  };
+  async function* pages(collectionId: string, at: number): AsyncGenerator<ReturnType<typeof plantBody>[], void, undefined> {
+    const rows = head.get(collectionId) ?? [];
+    if (rows.length > 0) yield rows.map(plantBody);
+    if (at < lastAt) return;
+    const page = read(collectionId);
+    const lastRead = rows.at(-1);
+    yield* keysetPages(NEWEST_PLANT_FIRST, pageSize, page, lastRead && (await page(keysetAfter(NEWEST_PLANT_FIRST, lastRead))));
+  }
+  return new Map(collectionIds.map((id, at) => [id, new Streamed(pages(id, at))]));
 }
 
 /**
@@ -702,14 +738,56 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
         voteBody,
       ),
   };
+  // Events the user organises, and blog posts they wrote, in the order they were made: when an event
+  // starts and when a post was last changed move with edits, which a keyset page could skip or repeat.
+  const events: PagedPart<{ id: string; createdAt: string }, unknown> = {
+    order: [
+      { column: calendarEvents.createdAt, direction: "asc", of: (x) => x.createdAt },
+      { column: calendarEvents.id, direction: "asc", of: (x) => x.id },
+    ],
+    read: (after) =>
+      rowsRead(
+        selectEvents(db, viewer, and(eq(calendarEvents.organizerId, userId), after))
+          .orderBy(...keysetOrderBy(events.order))
+          .limit(pageSize),
+        eventBody,
+      ),
+  };
+  // Blog posts the user wrote (drafts included while a writer), as the editor shows them, with their categories and tags.
+  const blogPostList: PagedPart<{ id: string; createdAt: string }, unknown> = {
+    order: [
+      { column: blogPosts.createdAt, direction: "asc", of: (x) => x.createdAt },
+      { column: blogPosts.id, direction: "asc", of: (x) => x.id },
+    ],
+    read: (after) => {
+      const where = and(ownPost, after);
+      const onPage = idsOnPage(blogPosts, blogPosts.id, where, blogPostList.order);
+      return pageRead(
+        [
+          selectPostDetails(env)
+            .where(where)
+            .orderBy(...keysetOrderBy(blogPostList.order))
+            .limit(pageSize),
+          ...selectTaxonomy(db, (postId) => inArray(postId, onPage)),
+        ] as const,
+        ([rows, categoryRows, tagRows]) => {
+          const taxonomy = groupTaxonomy(categoryRows, tagRows);
+          return { rows, bodies: rows.map((row) => detailBody(row, taxonomy)) };
+        },
+      );
+    },
+  };
+  const collectionOrder = [desc(collections.isDefault), asc(collections.createdAt), asc(collections.id)] as const;
   const openings = {
     requests: opening(db, pageSize, requests),
     diagnoses: opening(db, pageSize, diagnoses),
+    events: opening(db, pageSize, events),
     rsvps: opening(db, pageSize, rsvps),
     topics: opening(db, pageSize, topics),
     posts: opening(db, pageSize, posts),
     reactions: opening(db, pageSize, reactions),
     subscriptions: opening(db, pageSize, subscriptions),
+    blogPosts: opening(db, pageSize, blogPostList),
     revisions: opening(db, pageSize, revisions),
     images: opening(db, pageSize, images),
     comments: opening(db, pageSize, comments),
@@ -729,11 +807,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     plantRows,
     careCards,
     reminderRows,
-    eventRows,
     [feed],
-    blogPostRows,
-    blogCategoryRows,
-    blogTagRows,
     deviceRows,
     sessionRows,
     ...firstPages
@@ -765,30 +839,24 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       )
       .where(eq(users.id, userId))
       .orderBy(asc(emailSuppressions.createdAt), asc(emailSuppressions.address)),
-    // Capped (docs/api.md Limits): collections, plants, care cards and reminders are read whole.
-    selectCollections(db, eq(collections.userId, userId)).orderBy(
-      desc(collections.isDefault),
-      asc(collections.createdAt),
-      asc(collections.id),
-    ),
-    selectPlants(db, eq(userPlants.userId, userId)).orderBy(desc(userPlants.createdAt), desc(userPlants.id)),
+    // Capped (docs/api.md Limits): collections, care cards and reminders are read whole.
+    selectCollections(db, eq(collections.userId, userId)).orderBy(...collectionOrder),
+    // The first page of the plants, in the document's order: their collection's place, then newest first.
+    selectPlants(db, eq(userPlants.userId, userId))
+      .innerJoin(collections, eq(collections.id, userPlants.collectionId))
+      .orderBy(...collectionOrder, ...keysetOrderBy(NEWEST_PLANT_FIRST))
+      .limit(pageSize),
     db
       .select()
       .from(savedCareInstructions)
       .where(eq(savedCareInstructions.userId, userId))
       .orderBy(desc(savedCareInstructions.createdAt), desc(savedCareInstructions.id)),
     selectReminders(db, eq(careReminders.userId, userId)).orderBy(asc(careReminders.nextDueAt), asc(careReminders.id)),
-    // Events and blog posts are read whole: their order (when an event starts, when a post was last
-    // changed) moves when they are edited, which a keyset page could skip or repeat.
-    selectEvents(db, viewer, eq(calendarEvents.organizerId, userId)).orderBy(asc(calendarEvents.startsAt), asc(calendarEvents.id)),
     // Whether the user has a calendar feed URL, and its dates: never its id, which the URL is signed over.
     db
       .select({ createdAt: calendarFeeds.createdAt, lastFetchedAt: calendarFeeds.lastFetchedAt })
       .from(calendarFeeds)
       .where(eq(calendarFeeds.userId, userId)),
-    // Blog posts the user wrote (drafts included while a writer), as the editor shows them, with their categories and tags.
-    selectPostDetails(env).where(ownPost).orderBy(desc(blogPosts.updatedAt), desc(blogPosts.id)),
-    ...selectTaxonomy(db, (postId) => inArray(postId, db.select({ id: blogPosts.id }).from(blogPosts).where(ownPost))),
     // When each device subscribed and what it called itself, and its push service (the endpoint's
     // host, below): never the endpoint itself, a capability to push to the device, or its keys.
     db
@@ -810,8 +878,13 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
   if (!user) throw new AppError("AUTHENTICATION_REQUIRED", 401, "User no longer exists.");
   const lists = openedLists(openings, firstPages);
 
-  const plantsByCollection = groupBy(plantRows, (p) => p.collectionId);
-  const taxonomy = groupTaxonomy(blogCategoryRows, blogTagRows);
+  const plants = collectionPlants(
+    db,
+    userId,
+    pageSize,
+    collectionRows.map((c) => c.id),
+    plantRows,
+  );
 
   return {
     format: EXPORT_FORMAT,
@@ -822,13 +895,13 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     two_factor: { enabled: twoFactor.enabled, enabled_at: twoFactor.enabledAt },
     notification_preferences: preferencesOf(preferences),
     email_suppressions: suppressionRows.map((x) => apiFields(x, "address reason createdAt")),
-    collections: collectionRows.map((c) => ({ ...collectionBody(c), plants: (plantsByCollection.get(c.id) ?? []).map(plantBody) })),
+    collections: collectionRows.map((c) => ({ ...collectionBody(c), plants: plants.get(c.id)! })),
     identification_requests: lists.requests,
     disease_requests: lists.diagnoses,
     saved_care_instructions: careCards.map(savedCareBody),
     reminders: reminderRows.map(reminderBody),
     calendar: {
-      events: eventRows.map(eventBody),
+      events: lists.events,
       rsvps: lists.rsvps,
       feed: feed ? apiFields(feed, "createdAt lastFetchedAt") : null,
     },
@@ -839,7 +912,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       subscriptions: lists.subscriptions,
     },
     blog: {
-      posts: blogPostRows.map((row) => detailBody(row, taxonomy)),
+      posts: lists.blogPosts,
       revisions: lists.revisions,
       images: lists.images,
     },
@@ -957,6 +1030,14 @@ async function* jsonPieces(value: unknown): AsyncGenerator<string, void, undefin
       first = false;
     }
     yield "]";
+  } else if (Array.isArray(value) && holdsStreamed(value)) {
+    yield "[";
+    for (const [i, item] of value.entries()) {
+      if (i > 0) yield ",";
+      // As JSON.stringify: an undefined item is null.
+      yield* jsonPieces(item === undefined ? null : item);
+    }
+    yield "]";
   } else if (holdsStreamed(value)) {
     yield "{";
     let first = true;
@@ -973,9 +1054,10 @@ async function* jsonPieces(value: unknown): AsyncGenerator<string, void, undefin
   }
 }
 
-/** Whether `value` is a plain object with a Streamed list in it, at any depth. */
+/** Whether `value` is an array or a plain object with a Streamed list in it, at any depth. */
 function holdsStreamed(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Object.getPrototypeOf(value) !== Object.prototype) return false;
+  if (typeof value !== "object" || value === null) return false;
+  if (!Array.isArray(value) && Object.getPrototypeOf(value) !== Object.prototype) return false;
   return Object.values(value).some((item) => item instanceof Streamed || holdsStreamed(item));
 }
 

@@ -15,7 +15,12 @@ const at = (i: number) => `2026-01-0${i}T00:00:00.000Z`;
 const image = (i: number) => `${String(i).repeat(64)}.jpg`;
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
-/** `ROWS` rows of each paged part for `u` (made at `at(i)`, ids ending in `-i`), on `other`'s request, events and blog post. */
+/**
+ * `ROWS` rows of each paged part for `u` (made at `at(i)`, ids ending in `-i`), on `other`'s
+ * request, events and blog post. `u`'s own events start, and their blog posts were last changed,
+ * in the reverse order. `u`'s plants: 1–3 in their default collection, 4–5 in a second (their
+ * only two collections: no more rows than a page).
+ */
 async function seed(u: string, other: string) {
   const s = (sql: string, ...args: unknown[]) => env.DB.prepare(sql).bind(...args);
   const each = (make: (i: number) => D1PreparedStatement) => range(ROWS).map(make);
@@ -102,6 +107,43 @@ async function seed(u: string, other: string) {
       ),
     ),
     ...each((i) =>
+      s(
+        `INSERT INTO calendar_events (id, organizer_id, title, starts_at, ends_at, created_at) VALUES (?1, ?2, 'Mine', ?3, ?3, ?4)`,
+        `oev-${u}-${i}`,
+        u,
+        at(ROWS + 1 - i),
+        at(i),
+      ),
+    ),
+    ...each((i) =>
+      s(
+        `INSERT INTO blog_posts (id, slug, title, author_id, status, created_at, updated_at) VALUES (?1, ?1, 'Mine', ?2, 'published', ?3, ?4)`,
+        `obp-${u}-${i}`,
+        u,
+        at(i),
+        at(ROWS + 1 - i),
+      ),
+    ),
+    s(`DELETE FROM collections WHERE user_id = ?1`, u),
+    ...["a", "b"].map((c, n) =>
+      s(
+        `INSERT INTO collections (id, user_id, name, is_default, created_at) VALUES (?1, ?2, ?1, ?3, ?4)`,
+        `col-${u}-${c}`,
+        u,
+        n === 0 ? 1 : 0,
+        at(n + 1),
+      ),
+    ),
+    ...each((i) =>
+      s(
+        `INSERT INTO user_plants (id, user_id, collection_id, created_at) VALUES (?1, ?2, ?3, ?4)`,
+        `plant-${u}-${i}`,
+        u,
+        `col-${u}-${i <= 3 ? "a" : "b"}`,
+        at(i),
+      ),
+    ),
+    ...each((i) =>
       s(`INSERT INTO calendar_rsvps (event_id, user_id, status, created_at) VALUES (?1, ?2, 'going', ?3)`, `ev-${u}-${i}`, u, at(i)),
     ),
     ...each((i) =>
@@ -183,9 +225,10 @@ type Row = Record<string, unknown>;
 interface Paged {
   identification_requests: (Row & { results: Row[]; my_votes: Row[] })[];
   disease_requests: (Row & { results: Row[] })[];
-  calendar: { rsvps: Row[] };
+  collections: (Row & { plants: Row[] })[];
+  calendar: { events: Row[]; rsvps: Row[] };
   forum: { topics: Row[]; posts: Row[]; reactions: Row[]; subscriptions: Row[] };
-  blog: { revisions: Row[]; images: Row[] };
+  blog: { posts: Row[]; revisions: Row[]; images: Row[] };
   blog_comments: Row[];
   reports: { forum_posts: Row[]; blog_comments: Row[]; proposals: Row[] };
   community: { proposals: Row[]; votes: Row[] };
@@ -195,13 +238,16 @@ interface Paged {
 /** Each paged list of an export, by one key of its rows. */
 function pagedLists(doc: Paged) {
   return {
+    plants: doc.collections.map((c) => [c.id, c.plants.map((x) => x.id)]),
     identification_requests: doc.identification_requests.map((x) => x.request_id),
     disease_requests: doc.disease_requests.map((x) => x.request_id),
+    events: doc.calendar.events.map((x) => x.id),
     rsvps: doc.calendar.rsvps.map((x) => x.event_id),
     topics: doc.forum.topics.map((x) => x.id),
     posts: doc.forum.posts.map((x) => x.id),
     reactions: doc.forum.reactions.map((x) => x.post_id),
     subscriptions: doc.forum.subscriptions.map((x) => x.topic_id),
+    blog_posts: doc.blog.posts.map((x) => x.id),
     revisions: doc.blog.revisions.map((x) => x.number),
     images: doc.blog.images.map((x) => x.id),
     blog_comments: doc.blog_comments.map((x) => x.id),
@@ -250,13 +296,19 @@ describe("the account export's paged parts", () => {
     const text = await exportText(counting.env, u, PAGE);
     const doc = JSON.parse(text) as Paged;
     expect(pagedLists(doc)).toEqual({
+      plants: [
+        [`col-${u.userId}-a`, ids("plant", [3, 2, 1])],
+        [`col-${u.userId}-b`, ids("plant", [5, 4])],
+      ],
       identification_requests: ids("req", newestFirst),
       disease_requests: ids("dreq", newestFirst),
+      events: ids("oev", oldestFirst),
       rsvps: ids("ev", oldestFirst),
       topics: ids("top", oldestFirst),
       posts: ids("post", oldestFirst),
       reactions: ids("post", oldestFirst),
       subscriptions: ids("top", oldestFirst),
+      blog_posts: ids("obp", oldestFirst),
       revisions: oldestFirst,
       images: ids("img", oldestFirst),
       blog_comments: ids("com", oldestFirst),
@@ -301,7 +353,8 @@ describe("the account export's paged parts", () => {
     // Newest first, two a page: the first page is requests 5 and 4. Before the second page is read,
     // a request newer than all (before the position: not in this export), one older than all and
     // one made in the same millisecond as request 4 with a smaller id (after it: in the export)
-    // are made, and request 3 (not yet read) is deleted.
+    // are made, and request 3 (not yet read) is deleted. Meanwhile the first event and blog post
+    // (read on the first page) are edited: the event starts last and the post is the latest changed.
     const racing = envAroundBatches(async (n) => {
       if (n !== 2) return;
       await env.DB.batch([
@@ -309,9 +362,14 @@ describe("the account export's paged parts", () => {
         request(`req-${u.userId}-0`, "2025-12-31T00:00:00.000Z"),
         request(`req-${u.userId}-3x`, at(4)),
         env.DB.prepare(`DELETE FROM identification_requests WHERE id = ?1`).bind(`req-${u.userId}-3`),
+        env.DB.prepare(`UPDATE calendar_events SET starts_at = ?1, ends_at = ?1 WHERE id = ?2`).bind(at(9), `oev-${u.userId}-1`),
+        env.DB.prepare(`UPDATE blog_posts SET updated_at = ?1 WHERE id = ?2`).bind(at(9), `obp-${u.userId}-1`),
       ]);
     });
     const doc = JSON.parse(await exportText(racing.env, u, PAGE)) as Paged;
+    const each = (prefix: string) => range(ROWS).map((i) => `${prefix}-${u.userId}-${i}`);
+    expect(doc.calendar.events.map((x) => x.id)).toEqual(each("oev"));
+    expect(doc.blog.posts.map((x) => x.id)).toEqual(each("obp"));
     expect(doc.identification_requests.map((x) => x.request_id)).toEqual([
       `req-${u.userId}-5`,
       `req-${u.userId}-4`,
