@@ -741,7 +741,11 @@ export const forumPosts = sqliteTable(
     editedAt: text("edited_at"),
     ...timestamps,
   },
-  (t) => [index("forum_posts_topic_created_idx").on(t.topicId, t.createdAt), index("forum_posts_author_idx").on(t.authorId)],
+  (t) => [
+    index("forum_posts_topic_created_idx").on(t.topicId, t.createdAt),
+    // A user's posts oldest first: the account export's pages (migration 0053).
+    index("forum_posts_author_created_idx").on(t.authorId, t.createdAt, t.id),
+  ],
 );
 
 /** One reaction per (post, user, type): the unique index makes concurrent toggles safe. */

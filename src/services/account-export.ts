@@ -277,6 +277,20 @@ function openedLists<T extends Record<string, Opening<unknown>>>(
   return Object.fromEntries(lists) as never;
 }
 
+/** The user's forum posts, oldest first: `created_at`, then `id` (forum_posts_author_created_idx holds them so). */
+export const OLDEST_POST_FIRST: KeysetOrder<{ id: string; created_at: string }> = [
+  { column: forumPosts.createdAt, direction: "asc", of: (x) => x.created_at },
+  { column: forumPosts.id, direction: "asc", of: (x) => x.id },
+];
+
+/** One page of the user's forum posts, after `after` (none: from the first), as the forum reads them. */
+export function ownPostsPage(env: Bindings, userId: string, after: SQL | undefined, pageSize: number) {
+  return selectPosts(env)
+    .where(and(eq(forumPosts.authorId, userId), after))
+    .orderBy(...keysetOrderBy(OLDEST_POST_FIRST))
+    .limit(pageSize);
+}
+
 /** A collection's plants, newest first (`created_at`, then `id`): an order no edit changes on a plant. */
 const NEWEST_PLANT_FIRST: KeysetOrder<PlantRow> = [
   { column: userPlants.createdAt, direction: "desc", of: (x) => x.createdAt },
@@ -469,10 +483,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       ),
   };
   const posts: PagedPart<{ id: string; created_at: string }, unknown> = {
-    order: [
-      { column: fp.createdAt, direction: "asc", of: (x) => x.created_at },
-      { column: fp.id, direction: "asc", of: (x) => x.id },
-    ],
+    order: OLDEST_POST_FIRST,
     read: (after) => {
       const where = and(eq(fp.authorId, userId), after);
       const onPage = inArray(fp.id, idsOnPage(fp, fp.id, where, posts.order));
@@ -480,10 +491,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       const livePostOnPage = and(onPage, eq(fp.isDeleted, false));
       return pageRead(
         [
-          selectPosts(env)
-            .where(where)
-            .orderBy(...keysetOrderBy(posts.order))
-            .limit(pageSize),
+          ownPostsPage(env, userId, after, pageSize),
           // Reactions on the user's posts, counted per type as the forum shows them (whose they are stays out).
           db
             .select({ postId: fr.postId, type: fr.type, n: count(), mine: sql<number>`max(${fr.userId} = ${userId})` })

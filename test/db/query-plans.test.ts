@@ -4,6 +4,8 @@ import { env } from "cloudflare:workers";
 import { type SQL, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client";
+import { keysetAfter } from "../../src/db/keyset";
+import { OLDEST_POST_FIRST, ownPostsPage } from "../../src/services/account-export";
 import { heldReadersPage, staleDeliveries } from "../../src/services/notification-delivery";
 
 async function planOf(query: SQL): Promise<string[]> {
@@ -61,6 +63,18 @@ describe("query plans", () => {
       expect(events.length, plan.join("\n")).toBe(1);
       // Not every event the organiser ever held: past ones are skipped by the index's range.
       expect(events[0], plan.join("\n")).toMatch(/^SEARCH calendar_events USING COVERING INDEX \S+ \(organizer_id=\? AND ends_at>\?\)$/);
+    }
+  });
+
+  it("a page of the account export's forum posts reads the user's posts in order from an index, without sorting them all", async () => {
+    const after = keysetAfter(OLDEST_POST_FIRST, { id: "post-id", created_at: "2026-01-01T00:00:00.000Z" });
+    for (const page of [ownPostsPage(env, "user-id", undefined, 500), ownPostsPage(env, "user-id", after, 500)]) {
+      const plan = await planOf(page.getSQL());
+      const posts = plan.filter((line) => /forum_posts/.test(line));
+      expect(posts.length, plan.join("\n")).toBe(1);
+      expect(posts[0], plan.join("\n")).toMatch(/^SEARCH forum_posts USING INDEX forum_posts_author_created_idx \(author_id=\?/);
+      // Through (author_id) alone, every page sorted every post the user ever wrote.
+      expect(plan.join("\n")).not.toMatch(/TEMP B-TREE/);
     }
   });
 });
