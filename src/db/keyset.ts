@@ -21,6 +21,27 @@ export type OrderKey = Pick<KeysetKey<unknown>, "column" | "direction">;
 /** An order to page by: its last key unique among the rows read. */
 export type KeysetOrder<Row> = readonly [KeysetKey<Row>, ...KeysetKey<Row>[]];
 
+/** The fields of a row read that can hold a key's value. */
+type KeyField<Row> = { [K in keyof Row]-?: Row[K] extends string | number ? K : never }[keyof Row];
+
+/** A key given to `ascending` or `descending`: its column, and the field of a row read that holds its value. */
+export type KeyOf<Row> = readonly [column: SQLiteColumn, field: KeyField<Row>];
+
+function orderOf<Row>(direction: "asc" | "desc", [first, ...rest]: readonly [KeyOf<Row>, ...KeyOf<Row>[]]): KeysetOrder<Row> {
+  const key = ([column, field]: KeyOf<Row>): KeysetKey<Row> => ({ column, direction, of: (row) => row[field] as string | number });
+  return [key(first), ...rest.map(key)];
+}
+
+/** The order of `keys`, each ascending: `ascending([t.createdAt, "createdAt"], [t.id, "id"])` is oldest first, then by id. */
+export function ascending<Row>(...keys: [KeyOf<Row>, ...KeyOf<Row>[]]): KeysetOrder<Row> {
+  return orderOf("asc", keys);
+}
+
+/** The order of `keys`, each descending: `descending([t.createdAt, "createdAt"], [t.id, "id"])` is newest first. */
+export function descending<Row>(...keys: [KeyOf<Row>, ...KeyOf<Row>[]]): KeysetOrder<Row> {
+  return orderOf("desc", keys);
+}
+
 /** The `ORDER BY` of `order`. */
 export function keysetOrderBy(order: readonly OrderKey[]): SQL[] {
   return order.map((key) => (key.direction === "asc" ? asc(key.column) : desc(key.column)));

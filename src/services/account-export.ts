@@ -36,7 +36,7 @@ import type { BatchItem, BatchResponse } from "drizzle-orm/batch";
 import { alias, type SQLiteColumn, type SQLiteTable } from "drizzle-orm/sqlite-core";
 import { getConfig } from "../config";
 import { type Database, database } from "../db/client";
-import { type KeysetOrder, keysetAfter, keysetOrderBy, keysetPages, type OrderKey } from "../db/keyset";
+import { ascending, descending, type KeysetOrder, keysetAfter, keysetOrderBy, keysetPages, type OrderKey } from "../db/keyset";
 import {
   blogCommentReports,
   blogComments,
@@ -278,10 +278,10 @@ function openedLists<T extends Record<string, Opening<unknown>>>(
 }
 
 /** The user's forum posts, oldest first: `created_at`, then `id` (forum_posts_author_created_idx holds them so). */
-export const OLDEST_POST_FIRST: KeysetOrder<{ id: string; created_at: string }> = [
-  { column: forumPosts.createdAt, direction: "asc", of: (x) => x.created_at },
-  { column: forumPosts.id, direction: "asc", of: (x) => x.id },
-];
+export const OLDEST_POST_FIRST: KeysetOrder<{ id: string; created_at: string }> = ascending(
+  [forumPosts.createdAt, "created_at"],
+  [forumPosts.id, "id"],
+);
 
 /** One page of the user's forum posts, after `after` (none: from the first), as the forum reads them. */
 export function ownPostsPage(env: Bindings, userId: string, after: SQL | undefined, pageSize: number) {
@@ -292,10 +292,7 @@ export function ownPostsPage(env: Bindings, userId: string, after: SQL | undefin
 }
 
 /** A collection's plants, newest first (`created_at`, then `id`): an order no edit changes on a plant. */
-const NEWEST_PLANT_FIRST: KeysetOrder<PlantRow> = [
-  { column: userPlants.createdAt, direction: "desc", of: (x) => x.createdAt },
-  { column: userPlants.id, direction: "desc", of: (x) => x.id },
-];
+const NEWEST_PLANT_FIRST: KeysetOrder<PlantRow> = descending([userPlants.createdAt, "createdAt"], [userPlants.id, "id"]);
 
 /**
  * Each collection's plants as a Streamed list, from the first page of all of them: the user's
@@ -369,10 +366,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
   // The parts that grow without a cap, each in an order no write changes on a row (when it was
   // made, then a unique key): a keyset page then neither repeats nor skips a row that stays.
   const requests: PagedPart<typeof q.$inferSelect, unknown> = {
-    order: [
-      { column: q.createdAt, direction: "desc", of: (x) => x.createdAt },
-      { column: q.id, direction: "desc", of: (x) => x.id },
-    ],
+    order: descending([q.createdAt, "createdAt"], [q.id, "id"]),
     read: (after) => {
       const where = and(eq(q.userId, userId), after);
       const onPage = idsOnPage(q, q.id, where, requests.order);
@@ -414,10 +408,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     },
   };
   const diagnoses: PagedPart<typeof dq.$inferSelect, unknown> = {
-    order: [
-      { column: dq.createdAt, direction: "desc", of: (x) => x.createdAt },
-      { column: dq.id, direction: "desc", of: (x) => x.id },
-    ],
+    order: descending([dq.createdAt, "createdAt"], [dq.id, "id"]),
     read: (after) => {
       const where = and(eq(dq.userId, userId), after);
       return pageRead(
@@ -448,10 +439,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     },
   };
   const rsvps: PagedPart<{ eventId: string; createdAt: string }, unknown> = {
-    order: [
-      { column: calendarRsvps.createdAt, direction: "asc", of: (x) => x.createdAt },
-      { column: calendarRsvps.eventId, direction: "asc", of: (x) => x.eventId },
-    ],
+    order: ascending([calendarRsvps.createdAt, "createdAt"], [calendarRsvps.eventId, "eventId"]),
     read: (after) =>
       rowsRead(
         db
@@ -469,10 +457,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       ),
   };
   const topics: PagedPart<{ id: string; created_at: string }, unknown> = {
-    order: [
-      { column: forumTopics.createdAt, direction: "asc", of: (x) => x.created_at },
-      { column: forumTopics.id, direction: "asc", of: (x) => x.id },
-    ],
+    order: ascending([forumTopics.createdAt, "created_at"], [forumTopics.id, "id"]),
     read: (after) =>
       rowsRead(
         selectTopics(env)
@@ -543,11 +528,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
     },
   };
   const reactions: PagedPart<{ postId: string; type: string; createdAt: string }, unknown> = {
-    order: [
-      { column: fr.createdAt, direction: "asc", of: (x) => x.createdAt },
-      { column: fr.postId, direction: "asc", of: (x) => x.postId },
-      { column: fr.type, direction: "asc", of: (x) => x.type },
-    ],
+    order: ascending([fr.createdAt, "createdAt"], [fr.postId, "postId"], [fr.type, "type"]),
     read: (after) =>
       rowsRead(
         db
@@ -560,10 +541,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       ),
   };
   const subscriptions: PagedPart<{ topicId: string; createdAt: string }, unknown> = {
-    order: [
-      { column: forumSubscriptions.createdAt, direction: "asc", of: (x) => x.createdAt },
-      { column: forumSubscriptions.topicId, direction: "asc", of: (x) => x.topicId },
-    ],
+    order: ascending([forumSubscriptions.createdAt, "createdAt"], [forumSubscriptions.topicId, "topicId"]),
     read: (after) =>
       rowsRead(
         db
@@ -576,11 +554,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       ),
   };
   const revisions: PagedPart<{ postId: string; number: number; createdAt: string }, unknown> = {
-    order: [
-      { column: blogRevisions.createdAt, direction: "asc", of: (x) => x.createdAt },
-      { column: blogRevisions.postId, direction: "asc", of: (x) => x.postId },
-      { column: blogRevisions.number, direction: "asc", of: (x) => x.number },
-    ],
+    order: ascending([blogRevisions.createdAt, "createdAt"], [blogRevisions.postId, "postId"], [blogRevisions.number, "number"]),
     // The revisions the user saved, on any post: which, its number and when (the post's own text is in `posts`).
     read: (after) =>
       rowsRead(
@@ -603,10 +577,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       ),
   };
   const images: PagedPart<{ ref: string; createdAt: string }, unknown> = {
-    order: [
-      { column: blogImages.createdAt, direction: "asc", of: (x) => x.createdAt },
-      { column: blogImages.ref, direction: "asc", of: (x) => x.ref },
-    ],
+    order: ascending([blogImages.createdAt, "createdAt"], [blogImages.ref, "ref"]),
     read: (after) =>
       rowsRead(
         db
@@ -619,10 +590,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       ),
   };
   const comments: PagedPart<{ id: string; createdAt: string }, unknown> = {
-    order: [
-      { column: blogComments.createdAt, direction: "asc", of: (x) => x.createdAt },
-      { column: blogComments.id, direction: "asc", of: (x) => x.id },
-    ],
+    order: ascending([blogComments.createdAt, "createdAt"], [blogComments.id, "id"]),
     read: (after) =>
       rowsRead(
         selectComments(env)
@@ -634,10 +602,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
   };
   // Reports the user filed: what, why, and where it stands. Never who dealt with it, nor anyone else's reports.
   const forumReportList: PagedPart<{ id: string; created_at: string }, unknown> = {
-    order: [
-      { column: forumReports.createdAt, direction: "asc", of: (x) => x.created_at },
-      { column: forumReports.id, direction: "asc", of: (x) => x.id },
-    ],
+    order: ascending([forumReports.createdAt, "created_at"], [forumReports.id, "id"]),
     read: (after) =>
       rowsRead(
         db
@@ -657,10 +622,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       ),
   };
   const commentReportList: PagedPart<{ id: string; createdAt: string }, unknown> = {
-    order: [
-      { column: blogCommentReports.createdAt, direction: "asc", of: (x) => x.createdAt },
-      { column: blogCommentReports.id, direction: "asc", of: (x) => x.id },
-    ],
+    order: ascending([blogCommentReports.createdAt, "createdAt"], [blogCommentReports.id, "id"]),
     read: (after) =>
       rowsRead(
         db
@@ -679,10 +641,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
       ),
   };
   const proposalReportList: PagedPart<{ resultId: string; createdAt: string }, unknown> = {
-    order: [
-      { column: proposalReports.createdAt, direction: "asc", of: (x) => x.createdAt },
-      { column: proposalReports.resultId, direction: "asc", of: (x) => x.resultId },
-    ],
+    order: ascending([proposalReports.createdAt, "createdAt"], [proposalReports.resultId, "resultId"]),
     read: (after) =>
       rowsRead(
         db
@@ -709,10 +668,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
   // On other people's requests (or a request whose owner is gone).
   const notOwnRequest = or(isNull(q.userId), ne(q.userId, userId));
   const proposals: PagedPart<{ id: string; createdAt: string }, unknown> = {
-    order: [
-      { column: r.createdAt, direction: "asc", of: (x) => x.createdAt },
-      { column: r.id, direction: "asc", of: (x) => x.id },
-    ],
+    order: ascending([r.createdAt, "createdAt"], [r.id, "id"]),
     // Species the user proposed on other people's requests: their own words, and the request's id only.
     // Whether the request is on show now: once it is not, what became of the proposal is its owner's.
     read: (after) =>
@@ -729,10 +685,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
   };
   // The user's own votes on other people's results: other people's votes are in the results' counts.
   const communityVotes: PagedPart<{ id: string; createdAt: string }, unknown> = {
-    order: [
-      { column: votes.createdAt, direction: "asc", of: (x) => x.createdAt },
-      { column: votes.id, direction: "asc", of: (x) => x.id },
-    ],
+    order: ascending([votes.createdAt, "createdAt"], [votes.id, "id"]),
     read: (after) =>
       rowsRead(
         db
@@ -749,10 +702,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
   // Events the user organises, and blog posts they wrote, in the order they were made: when an event
   // starts and when a post was last changed move with edits, which a keyset page could skip or repeat.
   const events: PagedPart<{ id: string; createdAt: string }, unknown> = {
-    order: [
-      { column: calendarEvents.createdAt, direction: "asc", of: (x) => x.createdAt },
-      { column: calendarEvents.id, direction: "asc", of: (x) => x.id },
-    ],
+    order: ascending([calendarEvents.createdAt, "createdAt"], [calendarEvents.id, "id"]),
     read: (after) =>
       rowsRead(
         selectEvents(db, viewer, and(eq(calendarEvents.organizerId, userId), after))
@@ -763,10 +713,7 @@ export async function exportAccount(env: Bindings, viewer: AuthenticatedUser, no
   };
   // Blog posts the user wrote (drafts included while a writer), as the editor shows them, with their categories and tags.
   const blogPostList: PagedPart<{ id: string; createdAt: string }, unknown> = {
-    order: [
-      { column: blogPosts.createdAt, direction: "asc", of: (x) => x.createdAt },
-      { column: blogPosts.id, direction: "asc", of: (x) => x.id },
-    ],
+    order: ascending([blogPosts.createdAt, "createdAt"], [blogPosts.id, "id"]),
     read: (after) => {
       const where = and(ownPost, after);
       const onPage = idsOnPage(blogPosts, blogPosts.id, where, blogPostList.order);

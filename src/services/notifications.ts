@@ -7,7 +7,7 @@ import { apiFields } from "../lib/fields";
 import { and, count, desc, eq, inArray, lt, or, type SQL, sql } from "drizzle-orm";
 import { NOTIFICATION_TYPES, type NotificationPayload } from "../../durable-objects/user-hub-protocol";
 import { changes, type Database, database, eqIfGiven } from "../db/client";
-import { type KeysetOrder, keysetAfter } from "../db/keyset";
+import { descending, type KeysetOrder, keysetAfter } from "../db/keyset";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
 import { notifications } from "../db/schema";
 import type { Bindings } from "../env";
@@ -189,10 +189,10 @@ function inAppItems(rows: Notification[]): { userId: string; notification: Notif
 }
 
 /** Newest first: by `created_at`, then `id`, so pages neither repeat nor skip rows made in the same millisecond. */
-export const NEWEST_FIRST: KeysetOrder<{ createdAt: string; id: string }> = [
-  { column: notifications.createdAt, direction: "desc", of: (n) => n.createdAt },
-  { column: notifications.id, direction: "desc", of: (n) => n.id },
-];
+export const NEWEST_FIRST: KeysetOrder<{ createdAt: string; id: string }> = descending(
+  [notifications.createdAt, "createdAt"],
+  [notifications.id, "id"],
+);
 
 /** Notifications after `position` in the newest-first order: the keyset of a page. */
 export function olderThan(position: { createdAt: string; id: string }): SQL | undefined {
