@@ -39,6 +39,7 @@ import {
   cancelTwoFactorReset,
   cancelTwoFactorResetByLink,
   describeTwoFactorResetLink,
+  type OpenTwoFactorReset,
   openTwoFactorResets,
   requestTwoFactorReset,
   startTwoFactorReset,
@@ -418,14 +419,6 @@ const TwoFactorDisableBody = z
   .refine(oneFactor, oneFactorIssue)
   .openapi("TwoFactorDisable");
 const RecoveryCodesBody = z.object(SecondFactorFields).strict().refine(oneFactor, oneFactorIssue).openapi("RecoveryCodesRequest");
-const TwoFactorStatusSchema = z
-  .object({
-    enabled: z.boolean(),
-    enabled_at: z.string().nullable(),
-    recovery_codes_left: z.number().int(),
-  })
-  .openapi("TwoFactorStatus");
-
 const TwoFactorResetRequestBody = z
   .object({
     two_factor_token: z
@@ -452,6 +445,20 @@ const TwoFactorResetSchema = z
     }),
   })
   .openapi("TwoFactorReset");
+/** An open reset as the API shows it. */
+const twoFactorResetBody = (r: OpenTwoFactorReset) => ({ id: r.id, started_at: r.startedAt, completes_after: r.completesAfter });
+const TwoFactorStatusSchema = z
+  .object({
+    enabled: z.boolean(),
+    enabled_at: z.string().nullable(),
+    recovery_codes_left: z.number().int(),
+    reset: TwoFactorResetSchema.nullable().openapi({
+      description:
+        "A two-factor reset under way on your account (it completes after `completes_after` unless cancelled: " +
+        "`POST 2fa/resets/{id}/cancel/`), or null",
+    }),
+  })
+  .openapi("TwoFactorStatus");
 const TwoFactorResetParam = z.object({ id: z.string().max(100).openapi({ description: "A reset id from `GET 2fa/resets/`" }) });
 
 const errors = {
@@ -658,8 +665,16 @@ export function authRoutes() {
     .get("/2fa", "Whether two-factor sign-in is on, since when, and how many recovery codes are left")
     .io({}, { 200: jsonBody(TwoFactorStatusSchema, "Status (never the secret or the codes)") });
   app.openapi(getTwoFactor, async (c) => {
-    const status = await twoFactorStatus(c.env, userIdOf(c));
-    return c.json({ enabled: status.enabled, enabled_at: status.enabledAt, recovery_codes_left: status.recoveryCodesLeft }, 200);
+    const [status, [reset]] = await Promise.all([twoFactorStatus(c.env, userIdOf(c)), openTwoFactorResets(c.env, userIdOf(c))]);
+    return c.json(
+      {
+        enabled: status.enabled,
+        enabled_at: status.enabledAt,
+        recovery_codes_left: status.recoveryCodesLeft,
+        reset: reset ? twoFactorResetBody(reset) : null,
+      },
+      200,
+    );
   });
 
   const postTwoFactorSetup = mine
@@ -855,7 +870,7 @@ export function authRoutes() {
     return c.json(
       {
         message: "The two-factor reset has started. After the wait, sign in with your password.",
-        reset: { id: reset.id, started_at: reset.startedAt, completes_after: reset.completesAfter },
+        reset: twoFactorResetBody(reset),
       },
       200,
     );
@@ -879,10 +894,7 @@ export function authRoutes() {
   app.openapi(getTwoFactorResets, async (c) => {
     const resets = await openTwoFactorResets(c.env, userIdOf(c));
     c.header("Cache-Control", "private, no-store");
-    return c.json(
-      resets.map((r) => ({ id: r.id, started_at: r.startedAt, completes_after: r.completesAfter })),
-      200,
-    );
+    return c.json(resets.map(twoFactorResetBody), 200);
   });
 
   const postTwoFactorResetCancelMine = mine.post("/2fa/resets/{id}/cancel", "Cancel a two-factor reset under way on your account").io(

@@ -296,6 +296,23 @@ describe("cancel always wins", () => {
     await expectError(await signInWithPassword(user.username), 401, "TWO_FACTOR_REQUIRED");
   });
 
+  it("the two-factor status every session reads shows the reset under way, until it is cancelled; nobody else's", async () => {
+    const user = await twoFactorUser();
+    const status = async (access: string) => (await (await call("/api/v1/auth/2fa/", { bearer: access })).json()) as { reset: unknown };
+    expect((await status(user.access)).reset).toBeNull();
+    await startReset(user);
+    const [open] = (await (await call("/api/v1/auth/2fa/resets/", { bearer: user.access })).json()) as {
+      id: string;
+      started_at: string;
+      completes_after: string;
+    }[];
+    expect((await status(user.access)).reset).toEqual(open);
+    const stranger = await bearerUser();
+    expect((await status(stranger.access)).reset).toBeNull();
+    expect((await call(`/api/v1/auth/2fa/resets/${open!.id}/cancel/`, { bearer: user.access, json: {} })).status).toBe(200);
+    expect((await status(user.access)).reset).toBeNull();
+  });
+
   it("a cancel landing just before the completion's batch: the completion loses and writes nothing", async () => {
     const user = await twoFactorUser();
     await startReset(user);

@@ -65,6 +65,7 @@ const status = async (access: string) =>
     enabled: boolean;
     enabled_at: string | null;
     recovery_codes_left: number;
+    reset: unknown;
   };
 const liveSessions = async (userId: string) =>
   (await env.DB.prepare("SELECT count(*) AS n FROM refresh_tokens WHERE user_id = ? AND revoked_at IS NULL")
@@ -97,7 +98,7 @@ describe("setting up and turning on", () => {
     await expectError(await setUp(user.access, null), 400, "VALIDATION_ERROR");
     await expectError(await setUp(user.access, "Not-The-Password-1"), 400, "VALIDATION_ERROR");
     await expectError(await call("/api/v1/auth/2fa/setup/", { json: { current_password: GOOD_PASSWORD } }), 401, "AUTHENTICATION_REQUIRED");
-    expect(await status(user.access)).toEqual({ enabled: false, enabled_at: null, recovery_codes_left: 0 });
+    expect(await status(user.access)).toEqual({ enabled: false, enabled_at: null, recovery_codes_left: 0, reset: null });
     const passwordless = await bearerUser();
     await env.DB.prepare("UPDATE users SET password_hash = NULL WHERE id = ?").bind(passwordless.userId).run();
     await expectError(await setUp(passwordless.access, null), 409, "INVALID_STATE");
@@ -582,7 +583,7 @@ describe("turning off and new recovery codes", () => {
     );
     expect((await status(user.access)).enabled).toBe(true);
     expect((await disable({ current_password: GOOD_PASSWORD, code })).status).toBe(200);
-    expect(await status(user.access)).toEqual({ enabled: false, enabled_at: null, recovery_codes_left: 0 });
+    expect(await status(user.access)).toEqual({ enabled: false, enabled_at: null, recovery_codes_left: 0, reset: null });
     expect((await call("/api/v1/auth/token/", { json: { username: user.username, password: GOOD_PASSWORD } })).status).toBe(200);
     expect(await env.DB.prepare("SELECT 1 FROM two_factor WHERE user_id = ?").bind(user.userId).first()).toBeNull();
   });
