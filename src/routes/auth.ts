@@ -860,8 +860,8 @@ export function authRoutes() {
       },
       {
         description:
-          "The link works once. The owner is told at once: a security notice (in-app, every signed-in session, and email) and a mail " +
-          "with a one-click cancel link. Any signed-in session can cancel too (`2fa/resets/`). After the wait, the first sign-in with " +
+          "The link works once. The owner is told at once: a security notice (in-app, every signed-in session, and email); its email " +
+          "carries a one-click cancel link. Any signed-in session can cancel too (`2fa/resets/`). After the wait, the first sign-in with " +
           "the right password turns two-factor sign-in off, deletes the recovery codes and ends every other session.",
       },
     );

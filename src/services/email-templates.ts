@@ -30,6 +30,15 @@ export interface EmailLinks {
   frontend: string;
   /** The RFC 8058 unsubscribe URL of this mail (the same as in List-Unsubscribe). */
   unsubscribe: string;
+  /** A link only this mail carries, made when it is sent and never stored with the notification. */
+  action?: EmailAction;
+}
+
+/** A link an email shows before its notice's own, with its token spelled out too (for a client that asks for it). */
+export interface EmailAction {
+  label: string;
+  url: string;
+  token: { label: string; value: string };
 }
 
 export interface RenderedEmail {
@@ -214,6 +223,8 @@ export function renderNotificationEmail(n: EmailNotification, to: Recipient, lin
       paragraph(`Hello ${to.username},`),
       n.body ? paragraph(n.body) : "",
       paragraph(when, `color:${COLORS.soft};font-size:14px`),
+      links.action ? button(links.action.url, links.action.label) : "",
+      links.action ? paragraph(`${links.action.token.label}: ${links.action.token.value}`, `color:${COLORS.soft};font-size:14px`) : "",
       button(url, t.action),
     ].join("\n"),
     footer: foot.html,
@@ -226,6 +237,7 @@ export function renderNotificationEmail(n: EmailNotification, to: Recipient, lin
     "",
     when,
     "",
+    links.action ? `${links.action.label}: ${links.action.url}\n\n${links.action.token.label}: ${links.action.token.value}\n` : "",
     `${t.action}: ${url}`,
     "",
     "--",

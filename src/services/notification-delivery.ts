@@ -34,6 +34,7 @@ import { type EmailNotification, renderDigestEmail, renderNotificationEmail } fr
 import { deliverEmail } from "./mailer";
 import { ALWAYS_EMAILED, emailWanted, getPreferences, type PreferenceType } from "./notification-preferences";
 import { pushServiceProblem } from "./push-subscriptions";
+import { securityNoticeAction } from "./two-factor-reset-cancel";
 import { listUnsubscribeHeaders } from "./unsubscribe";
 import { DAY_MS } from "../lib/durations";
 
@@ -350,6 +351,7 @@ async function sendEmailDelivery(env: Bindings, row: Delivery): Promise<Result> 
     mail = renderNotificationEmail(asEmailNotification(n), recipientInfo, {
       frontend: config.FRONTEND_URL,
       unsubscribe: headers ? unsubscribeUrl(headers) : "",
+      action: security ? await securityNoticeAction(env, config, n.data) : undefined,
     });
   }
   // Asked again just before the provider call: an account deleted (or deactivated) since the

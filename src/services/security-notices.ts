@@ -72,13 +72,16 @@ const WORDS: Record<SecurityEvent, (detail: string) => { title: string; body: st
     title: "New recovery codes were made for your Plant Community account",
     body: "Your old recovery codes no longer work. If this was not you, reset your password and review your account.",
   }),
-  // The detail is when the wait ends (ISO); services/two-factor-reset.ts.
+  // The detail is when the wait ends (ISO); the data names the reset, whose one-click cancel link
+  // this notice's email alone carries (services/two-factor-reset-cancel.ts).
   two_factor_reset_started: (completesAfter) => ({
     title: "Someone asked to turn off two-factor sign-in on your Plant Community account",
     body:
       "They had your password and confirmed the link we emailed to your address. Unless it is cancelled, the first sign-in " +
-      `with your password after ${formatWhen(completesAfter, "UTC")} turns two-factor sign-in off. If this was ` +
-      "not you, cancel it now (the link in the email we sent, or Security settings on any device you are signed in on) and change your password.",
+      `with your password after ${formatWhen(completesAfter, "UTC")} turns two-factor sign-in off, deletes your recovery codes ` +
+      "and signs out every other session. If this was not you, cancel it now (the one-click link in the email of this notice, " +
+      "or Security settings on any device you are signed in on), then change your password: whoever started it knows it and " +
+      "can read your mailbox.",
   }),
   two_factor_reset_cancelled: () => ({
     title: "The two-factor reset on your Plant Community account was cancelled",
@@ -106,13 +109,15 @@ export async function tellSecurityEvent(
   event: SecurityEvent,
   detail = "",
   logger?: Logger,
+  /** More for the notification's data (never a secret: it is listed, pushed and exported). */
+  data: Record<string, string> = {},
 ): Promise<void> {
   const { title, body } = WORDS[event](detail);
   const at = new Date().toISOString();
   try {
     await createNotification(
       env,
-      { userId: user.id, type: "security", title, body, data: { event, detail }, dedupeKey: `security:${event}:${user.id}:${at}` },
+      { userId: user.id, type: "security", title, body, data: { ...data, event, detail }, dedupeKey: `security:${event}:${user.id}:${at}` },
       logger,
     );
   } catch (err) {

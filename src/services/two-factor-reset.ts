@@ -10,10 +10,11 @@
  *   scanners follow GETs). Only the newest link is valid; a password change or reset, or an email
  *   change, kills it (accounts.ts forgetEmailedLinks).
  * - Following it starts a 72-hour wait, and tells the owner at once: a security notice (in-app, on
- *   every signed-in session's socket, and by email) and a mail with a one-click cancel link (its own
- *   single-use token, stored hashed). 72 hours: long enough for an owner who reads mail or opens the
- *   app every day or two to notice (a weekend included) and cancel; short enough that someone who
- *   really lost their phone is back in within days, not weeks.
+ *   every signed-in session's socket, and by email). Its email, the one mail a start sends, carries
+ *   a one-click cancel link whose token is stored nowhere, only hashed (two-factor-reset-cancel.ts).
+ *   72 hours: long enough for an owner who reads mail or opens the app every day or two to notice
+ *   (a weekend included) and cancel; short enough that someone who really lost their phone is back
+ *   in within days, not weeks.
  * - Cancel always wins: from that link, or from any signed-in session (`openTwoFactorResets`,
  *   `cancelTwoFactorReset`). A completed password reset cancels every open reset too: the reset
  *   replaced the password that started it, and an owner who reacts to the notice by resetting
@@ -44,6 +45,7 @@ import { mailBucketName, withinRateLimit } from "./rate-limits";
 import { tellSecurityEvent } from "./security-notices";
 import { endEverySession, sessionsEndedIf } from "./sessions";
 import { liveChallenge } from "./two-factor";
+import { twoFactorResetCancelToken } from "./two-factor-reset-cancel";
 import type { UserRow } from "./users";
 
 /** How long the emailed start link stays valid. */
@@ -167,7 +169,7 @@ export interface OpenTwoFactorReset {
 
 /**
  * Follows a start link (POST): starts the 72-hour wait, once, and tells the owner (a security
- * notice, and a mail with the cancel link). The link is spent in the write that starts it; one
+ * notice, whose email carries the cancel link). The link is spent in the write that starts it; one
  * expired, spent or unknown is 400 INVALID_TOKEN; a valid one while another reset is open is 409.
  */
 export async function startTwoFactorReset(
@@ -179,7 +181,7 @@ export async function startTwoFactorReset(
 ): Promise<OpenTwoFactorReset> {
   const db = database(env);
   const linkHash = await sha256Hex(token);
-  const cancelToken = randomToken(32);
+  const cancelToken = await twoFactorResetCancelToken(config, linkHash);
   const startedAt = new Date(now).toISOString();
   const completesAfter = new Date(now + TWO_FACTOR_RESET_WAIT_MS).toISOString();
   const started = await db
@@ -208,22 +210,8 @@ export async function startTwoFactorReset(
     }
     throw invalidLink();
   }
-  const user = await db.select().from(users).where(eq(users.id, row.userId)).get();
-  if (user) {
-    await tellSecurityEvent(env, user, "two_factor_reset_started", completesAfter, logger);
-    const cancel = `${config.FRONTEND_URL}/two-factor-reset/cancel?token=${encodeURIComponent(cancelToken)}`;
-    await deliverEmail(env, {
-      to: user.email,
-      subject: "Two-factor sign-in on your Plant Community account turns off in 72 hours",
-      text:
-        `Hello ${user.username},\n\nA reset of two-factor sign-in was confirmed from the link we emailed. Unless you cancel it, ` +
-        `the first sign-in with your password after ${utc(completesAfter)} turns two-factor sign-in off, deletes your ` +
-        "recovery codes and signs out every other session.\n\n" +
-        `If this was not you, cancel it now with this link (one click, once):\n${cancel}\n\nCancel token: ${cancelToken}\n\n` +
-        "You can also cancel it from Security settings on any device you are signed in on. Then change your password: " +
-        "whoever started it knows it and can read this mailbox.\n",
-    }).catch((err: unknown) => logger?.error("two-factor reset cancel email failed", { user_id: user.id, error: String(err) }));
-  }
+  // One mail: the notice's email carries the cancel link, derived again when it is sent.
+  await tellSecurityEvent(env, { id: row.userId }, "two_factor_reset_started", completesAfter, logger, { reset_id: row.id });
   return { id: row.id, startedAt, completesAfter };
 }
 

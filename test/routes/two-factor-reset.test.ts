@@ -40,7 +40,8 @@ async function passwordStep(username: string, password = GOOD_PASSWORD): Promise
 
 const mailsTo = (email: string, subject: RegExp) => emulators.email.outbox.filter((m) => m.to.includes(email) && subject.test(m.subject));
 const START_SUBJECT = /Turn off two-factor/;
-const CANCEL_SUBJECT = /turns off in 72 hours/;
+/** The `two_factor_reset_started` notice's email, which carries the cancel link. */
+const CANCEL_SUBJECT = /Someone asked to turn off two-factor/;
 
 /** "Lost my device" with the sign-in's token: the start link's token, read from the owner's mailbox. */
 async function askForLink(user: TwoFactorUser): Promise<string> {
@@ -87,6 +88,17 @@ const securityEvents = async (userId: string) =>
   (
     await env.DB.prepare("SELECT data FROM notifications WHERE user_id = ? AND type = 'security'").bind(userId).all<{ data: string }>()
   ).results.map((r) => (JSON.parse(r.data) as { event: string }).event);
+
+/** Every email and push delivery of the user's notifications has been sent or skipped. */
+const deliveriesDone = (userId: string) =>
+  eventually(
+    async () =>
+      (await env.DB.prepare(
+        "SELECT count(*) AS n FROM notification_deliveries WHERE user_id = ? AND status IN ('queued', 'sending', 'held')",
+      )
+        .bind(userId)
+        .first<{ n: number }>())!.n === 0,
+  );
 
 /** A password reset by whoever holds the inbox. */
 async function resetPassword(email: string, password: string): Promise<void> {
@@ -257,6 +269,29 @@ describe("the wait cannot be shortened", () => {
     expect(await twoFactorOn(user.userId)).toBe(true);
     expect((await signInWithPassword(user.username, "Brand-New-Bramble-9")).status).toBe(200);
     expect(await twoFactorOn(user.userId)).toBe(false);
+  });
+
+  it("a start mails the owner once: the notice's email carries the cancel link, and no stored notice holds its token", async () => {
+    const user = await twoFactorUser();
+    const link = await askForLink(user);
+    // The notices before it (two-factor sign-in turned on) have been mailed.
+    await deliveriesDone(user.userId);
+    const before = emulators.email.outbox.length;
+    expect((await start(link)).status).toBe(200);
+    const mail = await eventually(() => mailsTo(user.email, CANCEL_SUBJECT)[0]);
+    // Every delivery of the start's notice has run too: the owner got that one mail.
+    await deliveriesDone(user.userId);
+    expect(emulators.email.outbox.slice(before).filter((m) => m.to.includes(user.email))).toHaveLength(1);
+    const cancel = tokenIn(mail.text, "Cancel token");
+    expect(mail.text).toContain(`/two-factor-reset/cancel?token=${encodeURIComponent(cancel)}`);
+    // The notice itself: in the app's list, with the reset's id and no token.
+    const stored = await env.DB.prepare("SELECT * FROM notifications WHERE user_id = ?").bind(user.userId).all();
+    const listed = await (await call("/api/v1/notifications/", { bearer: user.access })).text();
+    const [open] = (await (await call("/api/v1/auth/2fa/resets/", { bearer: user.access })).json()) as { id: string }[];
+    expect(listed).toContain("two_factor_reset_started");
+    expect(listed).toContain(open!.id);
+    for (const text of [JSON.stringify(stored.results), listed]) expect(text).not.toContain(cancel);
+    expect((await call("/api/v1/auth/2fa/reset/cancel/", { json: { token: cancel } })).status).toBe(200);
   });
 
   it("tokens are stored only as hashes", async () => {
