@@ -351,7 +351,7 @@ async function sendEmailDelivery(env: Bindings, row: Delivery): Promise<Result> 
     mail = renderNotificationEmail(asEmailNotification(n), recipientInfo, {
       frontend: config.FRONTEND_URL,
       unsubscribe: headers ? unsubscribeUrl(headers) : "",
-      action: security ? await securityNoticeAction(env, config, n.data) : undefined,
+      action: security ? await securityNoticeAction(env, config, n) : undefined,
     });
   }
   // Asked again just before the provider call: an account deleted (or deactivated) since the

@@ -12,7 +12,7 @@
  * Should JWT_SECRET be rotated between the start and the mail, the derived token no longer matches
  * the stored hash: the mail then goes without the link (Security settings still cancel).
  */
-import { eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import type { Config } from "../config";
 import { database } from "../db/client";
 import { twoFactorResets } from "../db/schema";
@@ -31,14 +31,20 @@ export async function twoFactorResetCancelToken(config: Config, linkHash: string
 
 /**
  * The cancel link a security notice's email carries: for `two_factor_reset_started` (its data
- * names the reset), when the token derived now is the one the reset stored; otherwise none.
+ * names the reset), when the reset is the notice owner's and the token derived now is the one it
+ * stored; otherwise none.
  */
-export async function securityNoticeAction(env: Bindings, config: Config, data: Record<string, unknown>): Promise<EmailAction | undefined> {
+export async function securityNoticeAction(
+  env: Bindings,
+  config: Config,
+  notice: { userId: string; data: Record<string, unknown> },
+): Promise<EmailAction | undefined> {
+  const { data } = notice;
   if (data.event !== "two_factor_reset_started" || typeof data.reset_id !== "string") return undefined;
   const reset = await database(env)
     .select({ linkHash: twoFactorResets.linkHash, cancelHash: twoFactorResets.cancelHash })
     .from(twoFactorResets)
-    .where(eq(twoFactorResets.id, data.reset_id))
+    .where(and(eq(twoFactorResets.id, data.reset_id), eq(twoFactorResets.userId, notice.userId)))
     .get();
   if (!reset?.cancelHash) return undefined;
   const token = await twoFactorResetCancelToken(config, reset.linkHash);

@@ -1,10 +1,12 @@
 // Two-factor recovery without the authenticator or the recovery codes (services/two-factor-reset.ts),
 // attacked end to end: both factors to start, a 72-hour wait nobody can shorten, a cancel that wins.
 import { env } from "cloudflare:workers";
+import { getConfig } from "../../src/config";
 import { describe, expect, it } from "vitest";
 import { sha256Hex } from "../../src/lib/hash";
 import { cancelTwoFactorReset, completeDueTwoFactorReset } from "../../src/services/two-factor-reset";
 import { purgeExpiredTokens } from "../../src/services/tokens";
+import { securityNoticeAction } from "../../src/services/two-factor-reset-cancel";
 import { findUserById } from "../../src/services/users";
 import { call, expectError } from "../helpers/http";
 import { tokenIn } from "../helpers/mail";
@@ -56,9 +58,11 @@ const start = (token: string) => call("/api/v1/auth/2fa/reset/start/", { json: {
 
 /** Asks for the link and follows it: the cancel link's token, from the mailbox. */
 async function startReset(user: TwoFactorUser): Promise<string> {
-  const res = await start(await askForLink(user));
+  const link = await askForLink(user);
+  const before = mailsTo(user.email, CANCEL_SUBJECT).length;
+  const res = await start(link);
   expect(res.status, await res.clone().text()).toBe(200);
-  const mail = await eventually(() => mailsTo(user.email, CANCEL_SUBJECT).at(-1));
+  const mail = await eventually(() => mailsTo(user.email, CANCEL_SUBJECT)[before]);
   return tokenIn(mail.text, "Cancel token");
 }
 
@@ -382,6 +386,57 @@ describe("cancel always wins", () => {
     await waitIsOver(user.userId);
     await expectError(await signInWithPassword(user.username), 401, "TWO_FACTOR_REQUIRED");
     expect(await twoFactorOn(user.userId)).toBe(true);
+  });
+});
+
+describe("someone holding only the mailbox, or only the password", () => {
+  it("the mailed cancel token only cancels its own reset: refused as a start link or any other emailed token, and useless on the next reset", async () => {
+    const user = await twoFactorUser();
+    const cancel = await startReset(user);
+    const first = (await resetRow(user.userId))!;
+    await expectError(await start(cancel), 400, "INVALID_TOKEN");
+    await expectError(
+      await call("/api/v1/auth/password/reset/confirm/", { json: { token: cancel, new_password: "Brand-New-Bramble-9" } }),
+      400,
+      "INVALID_TOKEN",
+    );
+    expect((await call("/api/v1/auth/email/confirm/", { json: { token: cancel } })).status).toBe(400);
+    expect(await env.DB.prepare("SELECT completes_after FROM two_factor_resets WHERE id = ?").bind(first.id).first("completes_after")).toBe(
+      first.completes_after,
+    );
+    expect((await signInWithPassword(user.username, "Brand-New-Bramble-9")).status).toBe(401);
+
+    expect((await call("/api/v1/auth/2fa/reset/cancel/", { json: { token: cancel } })).status).toBe(200);
+    const next = await startReset(user);
+    expect(next).not.toBe(cancel);
+    await expectError(await call("/api/v1/auth/2fa/reset/cancel/", { json: { token: cancel } }), 400, "INVALID_TOKEN");
+    expect((await resetRow(user.userId))!.cancelled_at).toBeNull();
+  });
+
+  it("a notice's email carries a cancel link only for its owner's reset", async () => {
+    const owner = await twoFactorUser();
+    await startReset(owner);
+    const { id } = (await resetRow(owner.userId))!;
+    const other = await bearerUser();
+    const data = { event: "two_factor_reset_started", detail: "", reset_id: id };
+    expect(await securityNoticeAction(env, getConfig(env), { userId: other.userId, data })).toBeUndefined();
+    expect((await securityNoticeAction(env, getConfig(env), { userId: owner.userId, data }))?.token.label).toBe("Cancel token");
+  });
+
+  it("the password alone learns nothing of a reset under way: the sign-in answers alike, and its status needs a session", async () => {
+    const user = await twoFactorUser();
+    const calm = await twoFactorUser();
+    await startReset(user);
+    const shape = async (username: string) => {
+      const {
+        request_id: _,
+        two_factor_token: token,
+        ...rest
+      } = (await (await signInWithPassword(username)).json()) as Record<string, unknown>;
+      return { ...rest, token: typeof token };
+    };
+    expect(await shape(user.username)).toEqual(await shape(calm.username));
+    await expectError(await call("/api/v1/auth/2fa/"), 401, "AUTHENTICATION_REQUIRED");
   });
 });
 
