@@ -39,6 +39,20 @@ describe("notification email templates", () => {
     expect(security.text).toContain("always sent");
   });
 
+  it("show a link only this mail carries (a two-factor reset's cancel) before the notice's own, with its token, in both parts", () => {
+    const action = {
+      label: "Cancel the reset (one click, once)",
+      url: "https://app.example/two-factor-reset/cancel?token=a-b_c&x=<1>",
+      token: { label: "Cancel token", value: "a-b_c" },
+    };
+    const mail = renderNotificationEmail(note("security"), to, { ...links, action });
+    expect(mail.text).toContain(`${action.label}: ${action.url}\n\nCancel token: a-b_c\n`);
+    expect(mail.text.indexOf(action.url)).toBeLessThan(mail.text.indexOf("Review your account: https://app.example/settings/security"));
+    expect(mail.html).toContain('href="https://app.example/two-factor-reset/cancel?token=a-b_c&amp;x=&lt;1&gt;"');
+    expect(mail.html).toContain("Cancel token: a-b_c");
+    expect(renderNotificationEmail(note("security"), to, links).text).not.toContain("Cancel");
+  });
+
   it("escape everything users wrote", () => {
     const mail = renderNotificationEmail(
       note("forum_reply", { title: '<img src=x onerror=alert(1)> "hi"', body: "<script>alert(1)</script>\nline two" }),
