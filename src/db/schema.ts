@@ -368,16 +368,21 @@ export const passwordResetTokens = sqliteTable(
 );
 
 /** Single-use, 60-second tickets that let a browser open a WebSocket without a token in the URL. */
-export const wsTickets = sqliteTable("ws_tickets", {
-  ticketHash: text("ticket_hash").primaryKey(),
-  userId: text("user_id")
-    .notNull()
-    .references(() => users.id, { onDelete: "cascade" }),
-  /** The session (refresh family) that asked for it; its sign-out closes the socket. */
-  sessionId: text("session_id"),
-  expiresAt: integer("expires_at").notNull(),
-  usedAt: integer("used_at"),
-});
+export const wsTickets = sqliteTable(
+  "ws_tickets",
+  {
+    ticketHash: text("ticket_hash").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    /** The session (refresh family) that asked for it; its sign-out closes the socket. */
+    sessionId: text("session_id"),
+    expiresAt: integer("expires_at").notNull(),
+    usedAt: integer("used_at"),
+  },
+  // What deleting the user walks (migration 0054).
+  (t) => [index("ws_tickets_user_idx").on(t.userId)],
+);
 
 /**
  * Two-factor sign-in with an authenticator app (migrations/0046; services/two-factor.ts). `secret`
@@ -718,6 +723,8 @@ export const forumTopics = sqliteTable(
   },
   (t) => [
     index("forum_topics_category_order_idx").on(t.categoryId, t.isPinned, t.lastActivityAt),
+    // A user's rows in the account export's order; also what deleting the user walks (migration 0054).
+    index("forum_topics_author_created_idx").on(t.authorId, t.createdAt, t.id),
     // Title completions are an index range (migration 0026).
     index("forum_topics_title_lower_idx").on(sql`lower(${t.title})`),
   ],
@@ -761,7 +768,11 @@ export const forumReactions = sqliteTable(
     type: text("type", { enum: ["like", "love", "helpful", "thanks"] }).notNull(),
     createdAt: text("created_at").notNull().default(now),
   },
-  (t) => [uniqueIndex("forum_reactions_post_user_type_unique").on(t.postId, t.userId, t.type)],
+  (t) => [
+    uniqueIndex("forum_reactions_post_user_type_unique").on(t.postId, t.userId, t.type),
+    // A user's rows in the account export's order; also what deleting the user walks (migration 0054).
+    index("forum_reactions_user_created_idx").on(t.userId, t.createdAt, t.postId, t.type),
+  ],
 );
 
 /**
@@ -820,6 +831,10 @@ export const forumReports = sqliteTable(
   },
   (t) => [
     uniqueIndex("forum_reports_post_reporter_unique").on(t.postId, t.reporterId),
+    // A user's rows in the account export's order; also what deleting the user walks (migration 0054).
+    index("forum_reports_reporter_created_idx").on(t.reporterId, t.createdAt, t.id),
+    // The reports a moderator resolved: what deleting that moderator walks (migration 0054).
+    index("forum_reports_resolved_by_idx").on(t.resolvedBy).where(sql`${t.resolvedBy} IS NOT NULL`),
     index("forum_reports_status_created_idx").on(t.status, t.createdAt),
   ],
 );
@@ -932,11 +947,18 @@ export const blogSeries = sqliteTable(
  * that only its owner may see. Blog writers may fetch them. A row leaves with its photo, when
  * nothing refers to that any more (services/photos.ts releasePhotos).
  */
-export const blogImages = sqliteTable("blog_images", {
-  ref: text("ref").primaryKey(),
-  uploadedBy: text("uploaded_by").references(() => users.id, { onDelete: "set null" }),
-  createdAt: text("created_at").notNull().default(now),
-});
+export const blogImages = sqliteTable(
+  "blog_images",
+  {
+    ref: text("ref").primaryKey(),
+    uploadedBy: text("uploaded_by").references(() => users.id, { onDelete: "set null" }),
+    createdAt: text("created_at").notNull().default(now),
+  },
+  (t) => [
+    // A user's rows in the account export's order; also what deleting the user walks (migration 0054).
+    index("blog_images_uploader_created_idx").on(t.uploadedBy, t.createdAt, t.ref),
+  ],
+);
 
 /** One content block as stored: `value` is already validated and sanitised per type. */
 export interface StoredBlock {
@@ -1033,7 +1055,11 @@ export const blogRevisions = sqliteTable(
     snapshot: text("snapshot", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
     createdAt: text("created_at").notNull().default(now),
   },
-  (t) => [uniqueIndex("blog_revisions_post_number_unique").on(t.postId, t.number)],
+  (t) => [
+    uniqueIndex("blog_revisions_post_number_unique").on(t.postId, t.number),
+    // A user's rows in the account export's order; also what deleting the user walks (migration 0054).
+    index("blog_revisions_author_created_idx").on(t.authorId, t.createdAt, t.postId, t.number),
+  ],
 );
 
 /** Exact views per post per UTC day: an UPSERT increment, never a read-modify-write. */
@@ -1073,6 +1099,8 @@ export const blogComments = sqliteTable(
     index("blog_comments_post_status_created_idx").on(t.postId, t.status, t.createdAt),
     index("blog_comments_status_created_idx").on(t.status, t.createdAt),
     index("blog_comments_user_created_idx").on(t.userId, t.createdAt),
+    // The comments a moderator decided: what deleting that moderator walks (migration 0054).
+    index("blog_comments_moderated_by_idx").on(t.moderatedBy).where(sql`${t.moderatedBy} IS NOT NULL`),
   ],
 );
 
@@ -1095,6 +1123,8 @@ export const blogCommentReports = sqliteTable(
   },
   (t) => [
     uniqueIndex("blog_comment_reports_comment_reporter_unique").on(t.commentId, t.reporterId),
+    // A user's rows in the account export's order; also what deleting the user walks (migration 0054).
+    index("blog_comment_reports_reporter_created_idx").on(t.reporterId, t.createdAt, t.id),
     index("blog_comment_reports_status_created_idx").on(t.status, t.createdAt),
   ],
 );
@@ -1274,7 +1304,11 @@ export const proposalReports = sqliteTable(
     createdAt: text("created_at").notNull().default(now),
     resolvedAt: text("resolved_at"),
   },
-  (t) => [primaryKey({ columns: [t.resultId, t.userId] })],
+  (t) => [
+    primaryKey({ columns: [t.resultId, t.userId] }),
+    // A user's rows in the account export's order; also what deleting the user walks (migration 0054).
+    index("proposal_reports_user_created_idx").on(t.userId, t.createdAt, t.resultId),
+  ],
 );
 
 /** A fitted calibration map per provider and version (migrations/0022); the newest version is in use. */
