@@ -14,20 +14,27 @@ import type { Bindings } from "../../src/env";
 import { progress, progressChannel } from "../../src/services/progress";
 import { eventually } from "../helpers/wait";
 
-/** An env whose USER_HUB records each publishAll call; each call takes `delayMs`, and calls listed in `failing` throw. */
-function fakeHub(delayMs: number, failing: number[] = []) {
+/**
+ * An env whose USER_HUB records each publishAll call; no call answers until `answer()` is called
+ * (the test decides when the hub is done, not a timer), and calls listed in `failing` then throw.
+ */
+function fakeHub(failing: number[] = []) {
   const calls: HubMessage[][] = [];
+  let answer!: () => void;
+  const answered = new Promise<void>((resolve) => {
+    answer = resolve;
+  });
   const hub = {
     async publishAll(messages: HubMessage[]) {
       calls.push(messages);
       const n = calls.length;
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      await answered;
       if (failing.includes(n)) throw new Error(`hub call ${n} failed`);
       return messages.length;
     },
   };
   const fake = { USER_HUB: { idFromName: (name: string) => name, get: () => hub } } as unknown as Bindings;
-  return { fake, calls };
+  return { fake, calls, answer };
 }
 
 const step = (i: number) => progress("req-1", "processing_start", "processing", { attempt: i });
@@ -36,11 +43,12 @@ const logger = { warn: (...args: unknown[]) => warnings.push(args) } as never;
 
 describe("progressChannel", () => {
   it("keeps the order, batches what is said during a call, and lets the job go on at once", async () => {
-    const { fake, calls } = fakeHub(20);
+    const { fake, calls, answer } = fakeHub();
     const say = progressChannel(fake, "user-1", logger);
-    const started = Date.now();
+    // Saying never waits for the hub: all eleven are said while its first call has not answered.
     for (let i = 1; i <= 11; i++) await say(step(i));
-    expect(Date.now() - started).toBeLessThan(20); // saying never waits for the hub
+    expect(calls.length).toBe(1);
+    answer();
     await say.flush();
     const sent = calls.flat().map((m) => (m as { data: { attempt: number } }).data.attempt);
     expect(sent).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
@@ -77,26 +85,28 @@ describe("progressChannel", () => {
   });
 
   it("hands each sending to waitUntil, so what a job said before it crashed is still sent", async () => {
-    const { fake, calls } = fakeHub(10);
+    const { fake, calls, answer } = fakeHub();
     const kept: Promise<unknown>[] = [];
     const say = progressChannel(fake, "user-1", logger, { waitUntil: (p) => kept.push(p) });
     await say(step(1));
     await say(step(2));
     // The job crashes here: it never flushes. The runtime waits for what waitUntil was given.
     expect(kept.length).toBe(1);
+    answer();
     await Promise.all(kept);
     expect(calls.flat().map((m) => (m as { data: { attempt: number } }).data.attempt)).toEqual([1, 2]);
   });
 
   it("flush with nothing said resolves at once", async () => {
-    const { fake, calls } = fakeHub(5);
+    const { fake, calls } = fakeHub();
     await progressChannel(fake, "user-1", logger).flush();
     expect(calls).toEqual([]);
   });
 
   it("a failed hub call loses its batch only, is logged, and never throws into the job", async () => {
     warnings.length = 0;
-    const { fake, calls } = fakeHub(10, [1]);
+    const { fake, calls, answer } = fakeHub([1]);
+    answer();
     const say = progressChannel(fake, "user-1", logger);
     await say(step(1));
     await say(step(2));
@@ -149,16 +159,24 @@ describe("a hub call given up on", () => {
   it("is dropped by the hub when it runs after the caller's deadline, so it cannot land after what was said next", async () => {
     const ref = env.USER_HUB.get(env.USER_HUB.idFromName("hub-late-user"));
     await ref.publish(progress("req-late", "queued", "pending", {}));
-    // The hub is busy for 400 ms: the channel's call waits in its queue past the 50 ms deadline.
+    // The hub is busy until the test lets it go: the channel's call waits in its queue past the
+    // 50 ms deadline however slowly the machine runs (no timer decides who comes first). Plain
+    // flags, polled: a promise resolved across the object's context and the test's is refused.
+    let busyNow = false;
+    let letGo = false;
     const busy = runInDurableObject(ref, (_hub, state) =>
-      state.blockConcurrencyWhile(() => new Promise((resolve) => setTimeout(resolve, 400))),
+      state.blockConcurrencyWhile(async () => {
+        busyNow = true;
+        while (!letGo) await new Promise((resolve) => setTimeout(resolve, 5));
+      }),
     );
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await eventually(() => busyNow);
     warnings.length = 0;
     const say = progressChannel(env, "hub-late-user", logger, { deadlineMs: 50 });
     await say(progress("req-late", "processing_start", "processing", { attempt: 1 }));
     await say.flush();
     expect(JSON.stringify(warnings)).toContain("did not answer within 50 ms");
+    letGo = true;
     await busy;
     // The given-up call has now run (calls reach an object in order); it recorded nothing.
     await runInDurableObject(ref, async (hub: UserHub) => {
