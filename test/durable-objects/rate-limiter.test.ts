@@ -1,6 +1,6 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { RateLimiter } from "../../durable-objects/rate-limiter";
 
 function limiter(name: string) {
@@ -152,21 +152,32 @@ describe("RateLimiter", () => {
   });
 
   it("keeps a bucket whose window later hits moved on, and clears it once the last hit's window has passed", async () => {
-    const ref = limiter("test:alarm-moved");
-    await ref.consume(5, 600, Date.now());
-    await new Promise((r) => setTimeout(r, 400));
-    await ref.consume(5, 600, Date.now()); // the bucket now lives until ~1 000 ms
-    await new Promise((r) => setTimeout(r, 400));
-    await runDurableObjectAlarm(ref); // the first alarm (~600 ms) is early: it must set itself again
-    await runInDurableObject(ref, async (_instance: RateLimiter, state) => {
-      expect(await state.storage.get("state")).toBeDefined();
-      expect(await state.storage.getAlarm()).not.toBeNull();
-    });
-    expect((await ref.consume(1, 600, Date.now())).allowed).toBe(false); // the second hit still counts
-    await new Promise((r) => setTimeout(r, 400));
-    await runDurableObjectAlarm(ref);
-    await runInDurableObject(ref, async (_instance: RateLimiter, state) => {
-      expect(await state.storage.get("state")).toBeUndefined();
-    });
+    // The object's clock is the test's (fake Date, a day ahead: the runtime's own alarm, set for
+    // then, never fires here and the test runs it). With real time the first alarm had to run
+    // after the first hit's window and before the second's, a 200 ms slot a loaded machine misses.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      let t = Date.now() + 86_400_000;
+      const at = (ms: number) => vi.setSystemTime((t += ms));
+      at(0);
+      const ref = limiter("test:alarm-moved");
+      await ref.consume(5, 600, Date.now()); // the alarm is set for t + 600
+      at(400);
+      await ref.consume(5, 600, Date.now()); // the bucket now lives until t + 1 000
+      at(400);
+      await runDurableObjectAlarm(ref); // the first alarm (t + 600) is early: it must set itself again
+      await runInDurableObject(ref, async (_instance: RateLimiter, state) => {
+        expect(await state.storage.get("state")).toBeDefined();
+        expect(await state.storage.getAlarm()).not.toBeNull();
+      });
+      expect((await ref.consume(1, 600, Date.now())).allowed).toBe(false); // the second hit still counts
+      at(400);
+      await runDurableObjectAlarm(ref);
+      await runInDurableObject(ref, async (_instance: RateLimiter, state) => {
+        expect(await state.storage.get("state")).toBeUndefined();
+      });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
