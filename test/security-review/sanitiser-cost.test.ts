@@ -15,11 +15,17 @@ describe("sanitiser cost", () => {
   for (const unit of HOSTILE) {
     it(`a ${FORUM_BODY_MAX}-character body of ${JSON.stringify(unit)} is sanitised in linear time`, () => {
       const body = unit.repeat(Math.floor(FORUM_BODY_MAX / unit.length));
-      const started = performance.now();
-      const html = sanitisePostBody(body);
-      const elapsed = performance.now() - started;
-      expect(html).not.toContain("<a");
-      expect(elapsed).toBeLessThan(250);
+      // The fastest of up to three runs: one run's wall time also counts a garbage collection or the
+      // machine running something else meanwhile, which a loaded CI machine can stretch past the
+      // bound; all three stretched so is unlikely. The quadratic scan took seconds every run.
+      let fastest = Number.POSITIVE_INFINITY;
+      for (let run = 0; run < 3 && fastest >= 250; run++) {
+        const started = performance.now();
+        const html = sanitisePostBody(body);
+        fastest = Math.min(fastest, performance.now() - started);
+        expect(html).not.toContain("<a");
+      }
+      expect(fastest).toBeLessThan(250);
     });
   }
 
