@@ -7,7 +7,7 @@
 import { DOMParser } from "@xmldom/xmldom";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { getConfig } from "../../src/config";
 import { database } from "../../src/db/client";
 import { blogCacheState, blogPosts, blogPostViews } from "../../src/db/schema";
@@ -346,19 +346,27 @@ describe("edge caching", () => {
 describe("views and popular", () => {
   it("counts every detail read exactly, hits included, per day and in total", async () => {
     const post = await blogPost();
-    await Promise.all(Array.from({ length: 20 }, () => get(`/api/v2/blog-posts/${post.id}/`)));
-    await json(await get(`/api/v2/blog-posts/?slug=${post.slug}`), 200);
-    const expected = 21;
-    // Views are written after the answer (waitUntil): wait for them to land.
-    for (let i = 0; i < 50; i++) {
+    // The Worker's clock stopped (same isolate): a run crossing midnight UTC would split the
+    // views over two days, or look for them under the next day.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(Date.now());
+      await Promise.all(Array.from({ length: 20 }, () => get(`/api/v2/blog-posts/${post.id}/`)));
+      await json(await get(`/api/v2/blog-posts/?slug=${post.slug}`), 200);
+      const expected = 21;
+      // Views are written after the answer (waitUntil): wait for them to land.
+      for (let i = 0; i < 50; i++) {
+        const row = await database(env).select({ v: blogPosts.viewCount }).from(blogPosts).where(eq(blogPosts.id, post.id)).get();
+        if (row!.v >= expected) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
       const row = await database(env).select({ v: blogPosts.viewCount }).from(blogPosts).where(eq(blogPosts.id, post.id)).get();
-      if (row!.v >= expected) break;
-      await new Promise((r) => setTimeout(r, 50));
+      expect(row!.v).toBe(expected);
+      const days = await database(env).select().from(blogPostViews).where(eq(blogPostViews.postId, post.id));
+      expect(days).toEqual([{ postId: post.id, day: new Date().toISOString().slice(0, 10), views: expected }]);
+    } finally {
+      vi.useRealTimers();
     }
-    const row = await database(env).select({ v: blogPosts.viewCount }).from(blogPosts).where(eq(blogPosts.id, post.id)).get();
-    expect(row!.v).toBe(expected);
-    const days = await database(env).select().from(blogPostViews).where(eq(blogPostViews.postId, post.id));
-    expect(days).toEqual([{ postId: post.id, day: new Date().toISOString().slice(0, 10), views: expected }]);
   });
 
   it("ranks by views in the window, then total views, then newest — a bare array", async () => {
