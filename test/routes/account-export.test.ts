@@ -151,18 +151,22 @@ describe("GET auth/user/export/", () => {
     const theirs = await privatePlant(other.access, "Their diary: repotted at midnight");
     const theirRequest = await identifiedResult(other.userId);
 
+    // The day before and after the call: a run crossing midnight UTC exports on either.
+    const dayBefore = new Date().toISOString().slice(0, 10);
     const res = await call(EXPORT, { bearer: owner.access });
     expect(res.status, await res.clone().text()).toBe(200);
+    const dayAfter = new Date().toISOString().slice(0, 10);
     expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
-    const today = new Date().toISOString().slice(0, 10);
-    expect(res.headers.get("Content-Disposition")).toBe(`attachment; filename="plant-community-${owner.username}-${today}.json"`);
+    const day = /-(\d{4}-\d{2}-\d{2})\.json"$/.exec(res.headers.get("Content-Disposition") ?? "")?.[1];
+    expect([dayBefore, dayAfter]).toContain(day);
+    expect(res.headers.get("Content-Disposition")).toBe(`attachment; filename="plant-community-${owner.username}-${day}.json"`);
     expect(res.headers.get("Cache-Control")).toBe("no-store");
     const text = await res.text();
     const body = JSON.parse(text) as Export;
 
     expect(Object.keys(body)).toEqual(KEYS);
     expect(body).toMatchObject({ format: "plant-community-export", version: 1 });
-    expect(body.exported_at.slice(0, 10)).toBe(today);
+    expect(body.exported_at.slice(0, 10)).toBe(day);
     // The profile as GET auth/user/ shows it.
     const profile = await json<Row>(await call("/api/v1/auth/user/", { bearer: owner.access }), 200);
     expect(body.account).toEqual(profile);
