@@ -63,7 +63,7 @@ const bearerSocket = (access: string) => socket("/ws/", { Authorization: `Bearer
 
 /** Closed with 4401 soon after `since` — long before any access token would expire. */
 async function expectClosedBySignOut(s: OpenSocket, since: number) {
-  const closed = await Promise.race([s.closed, new Promise<null>((r) => setTimeout(() => r(null), 5000))]);
+  const closed = await Promise.race([s.closed, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
   expect(closed, "socket was not closed").not.toBeNull();
   expect(closed!.code).toBe(4401);
   expect(closed!.at).toBeGreaterThanOrEqual(since);

@@ -52,7 +52,7 @@ async function firstEvent(racing: Env, access: string): Promise<string> {
     ws.addEventListener("close", (e) => resolve(`close:${e.code}`));
   });
   ws.accept();
-  const outcome = await Promise.race([first, new Promise<string>((r) => setTimeout(() => r("timeout"), 5000))]);
+  const outcome = await Promise.race([first, new Promise<string>((r) => setTimeout(() => r("timeout"), 10_000))]);
   return outcome;
 }
 

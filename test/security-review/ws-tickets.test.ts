@@ -34,7 +34,7 @@ async function firstEventWithTicket(ticket: string): Promise<string> {
     ws.addEventListener("close", (e) => resolve(`close:${e.code}`));
   });
   ws.accept();
-  const outcome = await Promise.race([first, new Promise<string>((r) => setTimeout(() => r("timeout"), 5000))]);
+  const outcome = await Promise.race([first, new Promise<string>((r) => setTimeout(() => r("timeout"), 10_000))]);
   try {
     ws.close(1000);
   } catch {
