@@ -24,6 +24,7 @@ import { useEmulators } from "../helpers/outbound";
 import { envRacingFirstBatch } from "../helpers/racing-env";
 import { pendingIdentificationRequest } from "../helpers/requests";
 import { bearerUser, GOOD_PASSWORD, registerWeb, tokenLogin } from "../helpers/users";
+import { userForeignKeys } from "../helpers/user-keys";
 
 const emulators = useEmulators();
 type User = Awaited<ReturnType<typeof bearerUser>>;
@@ -620,19 +621,7 @@ describe("every column that names an account", () => {
   ];
 
   it("is either deleted with the account, kept under its generated name, or staff's", async () => {
-    const tables = (
-      await env.DB.prepare(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'",
-      ).all<{
-        name: string;
-      }>()
-    ).results.map((t) => t.name);
-    const columns: string[] = [];
-    for (const table of tables) {
-      const fks = (await env.DB.prepare(`PRAGMA foreign_key_list(${JSON.stringify(table)})`).all<{ table: string; from: string }>())
-        .results;
-      for (const fk of fks) if (fk.table === "users") columns.push(`${table}.${fk.from}`);
-    }
+    const columns = (await userForeignKeys()).map((k) => `${k.table}.${k.column}`);
     expect(columns.sort()).toEqual([...DELETED, ...KEPT, ...STAFF].sort());
     // What the account writes itself is refused once it is deleted (a write racing the deletion).
     const guarded = new Set(
