@@ -13,7 +13,7 @@
  */
 import { and, eq, gt, isNull, ne, type SQL, sql } from "drizzle-orm";
 import { type Config, getConfig } from "../config";
-import { changes, database, rowIf, runBatch, type Statement } from "../db/client";
+import { changes, type Database, database, rowIf, runBatch, type Statement } from "../db/client";
 import { blogPosts, emailChangeTokens, forumPosts, forumTopics, oauthAccounts, passwordResetTokens, users, wsTickets } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
@@ -603,15 +603,23 @@ export async function updateProfile(env: Bindings, userId: string, profile: Prof
           purgeBlogReadsStatement(
             sql`EXISTS (SELECT 1 FROM ${blogPosts} WHERE ${blogPosts.authorId} = ${userId} AND ${blogPosts.status} = 'published')`,
           ),
-          purgeStatement(
-            db,
-            "forum",
-            sql`(EXISTS (SELECT 1 FROM ${forumTopics} WHERE ${forumTopics.authorId} = ${userId}) OR EXISTS (SELECT 1 FROM ${forumPosts} WHERE ${forumPosts.authorId} = ${userId}))`,
-          ),
+          purgeForumBylines(db, userId),
         ]
       : []),
   ]);
   if (changes(updated) === 0) await refuseIfDeactivated(env, userId);
+}
+
+/**
+ * Purges the forum's cached reads (users.ts `byline`: the name and avatar beside each topic and
+ * post) when the user has posted there, sent with a write that changes their byline.
+ */
+function purgeForumBylines(db: Database, userId: string) {
+  return purgeStatement(
+    db,
+    "forum",
+    sql`(EXISTS (SELECT 1 FROM ${forumTopics} WHERE ${forumTopics.authorId} = ${userId}) OR EXISTS (SELECT 1 FROM ${forumPosts} WHERE ${forumPosts.authorId} = ${userId}))`,
+  );
 }
 
 /** Validates and stores an avatar in the photo store, points the profile at it, and releases the one it replaces. */
@@ -630,12 +638,18 @@ export async function updateAvatar(env: Bindings, userId: string, file: unknown)
   const ref = photoRef(result.image);
   const before = await database(env).select({ avatarKey: users.avatarKey }).from(users).where(eq(users.id, userId)).get();
   // Only while the account is active (its avatar stays beside its forum posts after a
-  // deactivation); refused, the photo stored for it is released again.
+  // deactivation); refused, the photo stored for it is released again. The forum's cached pages
+  // show a poster's avatar beside their posts: they purge with it, or they would show the old one,
+  // whose photo is released just below, for their whole TTL (blog bylines show no avatar).
   await withStoredPhotos(env, [result.image], async () => {
-    const updated = await database(env)
-      .update(users)
-      .set({ avatarKey: ref, updatedAt: new Date().toISOString() })
-      .where(and(eq(users.id, userId), eq(users.isActive, true)));
+    const db = database(env);
+    const [updated] = await runBatch(db, [
+      db
+        .update(users)
+        .set({ avatarKey: ref, updatedAt: new Date().toISOString() })
+        .where(and(eq(users.id, userId), eq(users.isActive, true))),
+      purgeForumBylines(db, userId),
+    ]);
     if (changes(updated) === 0) await refuseIfDeactivated(env, userId);
   });
   // The avatar it replaces is released (kept while anything else still shows it).

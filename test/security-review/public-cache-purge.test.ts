@@ -12,7 +12,9 @@ import { createLogger } from "../../src/lib/logger";
 import type { MergedSuggestion } from "../../src/services/merge";
 import { blogPost } from "../helpers/blog";
 import { call, jsonWithStatus as json } from "../helpers/http";
+import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
+import { bearerUser } from "../helpers/users";
 import { API, uniq, withRole } from "../routes/blog-editorial-setup";
 
 useEmulators(); // registration sends its verification email
@@ -128,5 +130,43 @@ describe("purges of the public reads", () => {
 
     expect((await patch({ first_name: "", last_name: "" })).status).toBe(200);
     expect(await byline()).toBe(author.username);
+  });
+
+  it("shows a forum poster's new avatar in the cached forum pages at once (the old one's photo is released)", async () => {
+    const poster = await bearerUser();
+    await env.DB.prepare("UPDATE users SET trust_level = 'basic' WHERE id = ?").bind(poster.userId).run();
+    const setAvatar = async (seed: string) => {
+      const form = new FormData();
+      form.append("avatar", new File([await makePng(64, 64, { seed: `${seed}-${poster.userId}` })], "me.png", { type: "image/png" }));
+      return (
+        await json<{ avatar_url: string }>(await call("/api/v1/auth/user/", { method: "PATCH", bearer: poster.access, body: form }), 200)
+      ).avatar_url;
+    };
+    const first = await setAvatar("first");
+    const topic = await json<{ id: string }>(
+      await call("/api/v1/forum/categories/houseplants/topics/", {
+        bearer: poster.access,
+        json: { title: `Avatar ${uniq()}`, body: "Hi" },
+      }),
+      201,
+    );
+    const list = "/api/v1/forum/categories/houseplants/topics/?page_size=100";
+    const posts = `/api/v1/forum/topics/${topic.id}/posts/`;
+    const avatars = async () => [
+      (await json<{ results: { id: string; author: { avatar_url: string | null } }[] }>(await call(list), 200)).results.find(
+        (t) => t.id === topic.id,
+      )!.author.avatar_url,
+      ...(await json<{ results: { author: { avatar_url: string | null } }[] }>(await call(posts), 200)).results.map(
+        (p) => p.author.avatar_url,
+      ),
+    ];
+    expect(await avatars()).toEqual([first, first]);
+    expect((await call(list)).headers.get("X-Cache")).toBe("HIT");
+    expect((await call(posts)).headers.get("X-Cache")).toBe("HIT");
+
+    const second = await setAvatar("second");
+    expect(second).not.toBe(first);
+    expect(await avatars()).toEqual([second, second]);
+    expect((await call(first)).status).toBe(404); // released: the pages kept from before would show a broken image
   });
 });
