@@ -228,9 +228,13 @@ export function communityRoutes() {
         },
       );
   const postHide = moderate(true);
-  app.openapi(postHide, async (c) => c.json(await moderateProposal(c.env, c.req.valid("param").id, true, c.get("logger")), 200));
+  app.openapi(postHide, async (c) =>
+    c.json(await moderateProposal(c.env, userIdOf(c), c.req.valid("param").id, true, c.get("logger")), 200),
+  );
   const postUnhide = moderate(false);
-  app.openapi(postUnhide, async (c) => c.json(await moderateProposal(c.env, c.req.valid("param").id, false, c.get("logger")), 200));
+  app.openapi(postUnhide, async (c) =>
+    c.json(await moderateProposal(c.env, userIdOf(c), c.req.valid("param").id, false, c.get("logger")), 200),
+  );
 
   // After community/reports: `{id}` would otherwise claim that path.
   const getOne = open

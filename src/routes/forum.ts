@@ -547,7 +547,7 @@ export function forumRoutes() {
     .patch(`/topics/{id}/moderate`, "Lock or pin a topic (moderators)")
     .io({ params: IdParam, ...json(ModerateBody) }, { 200: jsonBody(TopicSchema, "The topic") });
   app.openapi(patchTopicsByIdModerate, async (c) =>
-    c.json(topicBody(await moderateTopic(c.env, c.req.valid("param").id, c.req.valid("json"))), 200),
+    c.json(topicBody(await moderateTopic(c.env, c.get("user")!, c.req.valid("param").id, c.req.valid("json"))), 200),
   );
 
   const getReports = moderators

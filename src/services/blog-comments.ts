@@ -231,10 +231,11 @@ async function commentFor(env: Bindings, user: AuthenticatedUser, id: string): P
 /**
  * Withdraws the reply notification comment `id` raised (its parent's author's, which quotes it),
  * for the batch that removes the comment from view: its text must not stay readable there nor go
- * out later by email, push or digest. The first statement reads the rows withdrawn.
+ * out later by email, push or digest; only while `when` holds (the removal's own condition). The
+ * first statement reads the rows withdrawn.
  */
-function withdrawReplyNotice(db: Database, id: string) {
-  return withdrawStatements(db, sql`(SELECT id FROM notifications n WHERE ${replyNoticeOf(sql`${id}`)})`);
+function withdrawReplyNotice(db: Database, id: string, when: SQL = sql`1`) {
+  return withdrawStatements(db, sql`(SELECT id FROM notifications n WHERE ${replyNoticeOf(sql`${id}`)} AND ${when})`);
 }
 
 /** SQL: notification `n` is the reply notice comment `commentId` (an expression for one id) raised. */
@@ -258,12 +259,17 @@ export function withdrawPostReplyNotices(db: Database, postId: string, when: SQL
 export async function deleteComment(env: Bindings, user: AuthenticatedUser, id: string): Promise<void> {
   const row = await commentFor(env, user, id);
   const db = database(env);
-  const [withdrawn] = await runBatch(db, [
-    ...withdrawReplyNotice(db, id),
-    db.delete(c).where(eq(c.id, id)),
+  // Someone else's comment is deleted by a moderator only while their account is active, checked
+  // inside the batch. (One's own goes whether or not one was deactivated meanwhile: harmless.)
+  const own = row.userId === user.id;
+  const allowed = own ? undefined : accountActive(sql`${user.id}`);
+  const [withdrawn, , , deleted] = await runBatch(db, [
+    ...withdrawReplyNotice(db, id, allowed),
+    db.delete(c).where(and(eq(c.id, id), allowed)),
     recount(env, row.postId),
     purgeBlogReadsStatement(),
   ]);
+  if (!own && changes(deleted) === 0) await refuseIfDeactivated(env, user.id);
   await announceWithdrawals(env, tableRows(notifications, withdrawn));
 }
 
@@ -272,20 +278,25 @@ export async function moderateComment(env: Bindings, moderator: AuthenticatedUse
   const row = await commentRow(env, id);
   if (!row) throw new AppError("NOT_FOUND", 404, "No such comment.");
   const db = database(env);
-  const [withdrawn] = await runBatch(db, [
-    ...(status === "rejected" ? withdrawReplyNotice(db, id) : []),
+  // Only while the moderator's account is active, checked in each write of the batch.
+  const active = accountActive(sql`${moderator.id}`);
+  const withdraw = status === "rejected" ? withdrawReplyNotice(db, id, active) : [];
+  const results = await runBatch(db, [
+    ...withdraw,
     db
       .update(c)
       .set({ status, moderatedBy: moderator.id, moderatedAt: new Date().toISOString(), updatedAt: new Date().toISOString() })
-      .where(eq(c.id, id)),
+      .where(and(eq(c.id, id), active)),
     db
       .update(blogCommentReports)
       .set({ status: status === "rejected" ? "resolved" : "dismissed" })
-      .where(and(eq(blogCommentReports.commentId, id), eq(blogCommentReports.status, "open"))),
+      .where(and(eq(blogCommentReports.commentId, id), eq(blogCommentReports.status, "open"), active)),
     recount(env, row.postId),
     // In the batch (as for a new comment): the moderation never commits without its purge.
     purgeBlogReadsStatement(),
   ]);
+  if (changes(results[withdraw.length]) === 0) await refuseIfDeactivated(env, moderator.id);
+  const withdrawn = results[0];
   if (status === "rejected") await announceWithdrawals(env, tableRows(notifications, withdrawn));
   const after = (await commentRow(env, id))!;
   // Told only while its post is published: one taken off the blog shows no comments, and its title

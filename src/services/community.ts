@@ -19,7 +19,7 @@
  * supported with a vote that counts: by the rule above, a `new` or deactivated account helped none).
  */
 import { and, desc, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
-import { database, rowIf, runBatch, sqlNow, tableRows } from "../db/client";
+import { changes, database, rowIf, runBatch, sqlNow, tableRows } from "../db/client";
 import { type Page, type PageRequest, selectPage } from "../db/pagination";
 import { identificationRequests, identificationResults, notifications, proposalReports, species, users } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
@@ -694,24 +694,31 @@ export async function reportedProposals(env: Bindings, page: PageRequest) {
 
 /**
  * A moderator hides a proposal (it stops counting and is not shown to others) or shows it again;
- * either way its open reports are resolved and consensus is recomputed in the same batch.
+ * either way its open reports are resolved and consensus is recomputed in the same batch, which
+ * writes only while the moderator's account is active (a deactivation committed meanwhile: 401).
  */
-export async function moderateProposal(env: Bindings, resultId: string, hidden: boolean, logger?: Logger) {
+export async function moderateProposal(env: Bindings, moderatorId: string, resultId: string, hidden: boolean, logger?: Logger) {
   const db = database(env);
   const row = await db.select().from(r).where(eq(r.id, resultId)).get();
   if (row?.identificationSource !== "community") throw new AppError("NOT_FOUND", 404, "Proposal not found.");
+  const active = accountActive(sql`${moderatorId}`);
   // Hidden for what its proposer wrote: the "suggests" notifications that quote it are withdrawn
   // too (each proposer's, by their dedupe keys `community_proposal:<result>[:<proposer>]`).
-  const raised = sql`(SELECT id FROM notifications n WHERE ${proposalNoticesOf(sql`${resultId}`)})`;
+  const raised = sql`(SELECT id FROM notifications n WHERE ${proposalNoticesOf(sql`${resultId}`)} AND ${active})`;
+  const withdraw = hidden ? withdrawStatements(db, raised) : [];
   const results = await runBatch(db, [
-    ...(hidden ? withdrawStatements(db, raised) : []),
-    db.update(r).set({ isHidden: hidden }).where(eq(r.id, resultId)),
+    ...withdraw,
+    db
+      .update(r)
+      .set({ isHidden: hidden })
+      .where(and(eq(r.id, resultId), active)),
     db
       .update(proposalReports)
       .set({ resolvedAt: new Date().toISOString() })
-      .where(and(eq(proposalReports.resultId, resultId), isNull(proposalReports.resolvedAt))),
+      .where(and(eq(proposalReports.resultId, resultId), isNull(proposalReports.resolvedAt), active)),
     ...consensusStatements(row.requestId),
   ]);
+  if (changes(results[withdraw.length]) === 0) await refuseIfDeactivated(env, moderatorId);
   if (hidden) await announceWithdrawals(env, tableRows(notifications, results[0]), logger);
   const change = consensusChange(results);
   await tellConsensus(env, row.requestId, change, logger);

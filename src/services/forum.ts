@@ -589,11 +589,15 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
   const db = database(env);
   const p = forumPosts;
   const hasReplies = () => new AppError("TOPIC_HAS_REPLIES", 409, "This topic has replies from others; ask a moderator to remove it.");
-  // Its author may delete it only while nobody else has replied: checked inside the batch, so a
-  // reply that lands meanwhile stops every statement.
-  const noOtherReplies = isForumModerator(user)
-    ? sql`1`
-    : sql`NOT EXISTS (SELECT 1 FROM forum_posts op WHERE op.topic_id = ${id} AND op.author_id <> ${user.id} AND op.is_deleted = 0)`;
+  // Its author may delete it only while nobody else has replied, a moderator only while their
+  // account is active: checked inside the batch, so a reply that lands meanwhile, or the
+  // moderator's deactivation, stops every statement. (An author's own topic goes whether or not
+  // they were deactivated meanwhile: removing what one wrote is harmless.)
+  const authorMay =
+    topic.author_id === user.id
+      ? sql`NOT EXISTS (SELECT 1 FROM forum_posts op WHERE op.topic_id = ${id} AND op.author_id <> ${user.id} AND op.is_deleted = 0)`
+      : sql`0`;
+  const mayDelete = isForumModerator(user) ? sql`(${authorMay} OR ${authorActive(user)})` : authorMay;
   // The posts and their attachments go with the topic (cascade), the notifications they raised
   // are withdrawn first; then release photos nothing else uses.
   const [attached, withdrawn, , , uncounted, deleted] = await runBatch(db, [
@@ -601,19 +605,20 @@ export async function deleteTopic(env: Bindings, user: AuthenticatedUser, id: st
       .selectDistinct({ image: forumAttachments.image })
       .from(forumAttachments)
       .innerJoin(p, eq(p.id, forumAttachments.postId))
-      .where(and(eq(p.topicId, id), noOtherReplies)),
-    ...withdrawNotifications(db, sql`SELECT tp.id AS id FROM forum_posts tp WHERE tp.topic_id = ${id} AND ${noOtherReplies}`),
+      .where(and(eq(p.topicId, id), mayDelete)),
+    ...withdrawNotifications(db, sql`SELECT tp.id AS id FROM forum_posts tp WHERE tp.topic_id = ${id} AND ${mayDelete}`),
     // Its live posts stop counting towards their authors' trust, before the cascade takes them.
     sql`UPDATE users SET post_count = max(post_count -
           (SELECT count(*) FROM forum_posts tp WHERE tp.topic_id = ${id} AND tp.author_id = users.id AND tp.is_deleted = 0), 0)
-        WHERE id IN (SELECT author_id FROM forum_posts tp WHERE tp.topic_id = ${id} AND tp.is_deleted = 0) AND ${noOtherReplies}
+        WHERE id IN (SELECT author_id FROM forum_posts tp WHERE tp.topic_id = ${id} AND tp.is_deleted = 0) AND ${mayDelete}
         ${uncountedAuthors(sql`(SELECT count(*) FROM forum_posts tp WHERE tp.topic_id = ${id} AND tp.author_id = users.id AND tp.is_deleted = 0)`)}`,
     db
       .delete(forumTopics)
-      .where(and(eq(forumTopics.id, id), noOtherReplies))
+      .where(and(eq(forumTopics.id, id), mayDelete))
       .returning({ id: forumTopics.id }),
   ]);
   if (batchRows(deleted).length === 0) {
+    if (isForumModerator(user)) await refuseIfDeactivated(env, user.id);
     await getTopic(env, id); // 404 when someone else deleted it meanwhile
     throw hasReplies();
   }
@@ -911,26 +916,32 @@ export async function editPost(
 /** Deletes a post (a placeholder stays); answers the notifications withdrawn with it, for the caller to tell their owners' sockets. */
 export async function deletePost(env: Bindings, user: AuthenticatedUser, id: string, logger?: Logger): Promise<WithdrawnNotification[]> {
   const { post } = await livePost(env, id);
-  if (post.author_id !== user.id && !isForumModerator(user)) throw new AppError("FORBIDDEN", 403, "You can only delete your own posts.");
+  const own = post.author_id === user.id;
+  if (!own && !isForumModerator(user)) throw new AppError("FORBIDDEN", 403, "You can only delete your own posts.");
   const now = new Date().toISOString();
   const db = database(env);
-  const [, uncounted, withdrawn] = await runBatch(db, [
+  // Someone else's post is deleted by a moderator only while their account is active, checked in
+  // every statement: a deactivation committed meanwhile deletes and withdraws nothing. (One's own
+  // post goes whether or not one was deactivated meanwhile: removing what one wrote is harmless.)
+  const allowed = own ? sql`1` : authorActive(user);
+  const [marked, uncounted, withdrawn] = await runBatch(db, [
     db
       .update(forumPosts)
       .set({ isDeleted: true, deletedAt: now, updatedAt: now })
-      .where(and(eq(forumPosts.id, id), eq(forumPosts.isDeleted, false))),
+      .where(and(eq(forumPosts.id, id), eq(forumPosts.isDeleted, false), allowed)),
     // Right after it: changes() is that update's, so a post deleted twice is uncounted once.
     sql`UPDATE users SET post_count = max(post_count - 1, 0)
         WHERE id = (SELECT author_id FROM forum_posts WHERE id = ${id}) AND changes() = 1
         ${uncountedAuthors(sql`1`)}`,
-    ...withdrawNotifications(db, sql`SELECT ${id} AS id`),
-    db.delete(forumReactions).where(eq(forumReactions.postId, id)),
+    ...withdrawNotifications(db, sql`SELECT ${id} AS id WHERE ${allowed}`),
+    db.delete(forumReactions).where(and(eq(forumReactions.postId, id), allowed)),
     db
       .update(forumTopics)
       .set({ solutionPostId: null })
-      .where(and(eq(forumTopics.id, post.topic_id), eq(forumTopics.solutionPostId, id))),
-    refreshTopicCounters(env, post.topic_id, now),
+      .where(and(eq(forumTopics.id, post.topic_id), eq(forumTopics.solutionPostId, id), allowed)),
+    refreshTopicCounters(env, post.topic_id, now, allowed),
   ]);
+  if (!own && changes(marked) === 0) await refuseIfDeactivated(env, user.id);
   await recountFallen(env, uncounted, logger);
   // Read by the table's columns whichever way runBatch sent the batch (drizzle's or raw D1).
   return tableRows(notifications, withdrawn).map(({ id, userId, inApp }) => ({ id, userId, inApp }));
@@ -1027,16 +1038,19 @@ async function assertSolutionCandidate(env: Bindings, topicId: string, postId: s
   if (problem) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { post_id: [problem] });
 }
 
+/** Locks or pins a topic, only while the moderator's account is active (checked inside the write). */
 export async function moderateTopic(
   env: Bindings,
+  moderator: Pick<AuthenticatedUser, "id">,
   topicId: string,
   patch: { is_locked?: boolean; is_pinned?: boolean },
 ): Promise<TopicRow> {
   await getTopic(env, topicId);
-  await database(env)
+  const changed = await database(env)
     .update(forumTopics)
     .set({ isLocked: patch.is_locked, isPinned: patch.is_pinned, updatedAt: new Date().toISOString() })
-    .where(eq(forumTopics.id, topicId));
+    .where(and(eq(forumTopics.id, topicId), authorActive(moderator)));
+  if (changes(changed) === 0) await refuseIfDeactivated(env, moderator.id);
   return getTopic(env, topicId);
 }
 
@@ -1121,9 +1135,11 @@ export async function resolveReport(
 ): Promise<NonNullable<ReportRow>> {
   await getReport(env, id);
   const open = status === "open";
-  await database(env)
+  // Only while the moderator's account is active (checked inside the write).
+  const changed = await database(env)
     .update(forumReports)
     .set({ status, resolvedBy: open ? null : moderatorId, resolvedAt: open ? null : new Date().toISOString() })
-    .where(eq(forumReports.id, id));
+    .where(and(eq(forumReports.id, id), authorActive({ id: moderatorId })));
+  if (changes(changed) === 0) await refuseIfDeactivated(env, moderatorId);
   return getReport(env, id);
 }
