@@ -1059,7 +1059,14 @@ export async function setSubscription(env: Bindings, userId: string, topicId: st
   const db = database(env);
   const sub = forumSubscriptions;
   if (subscribed) {
-    await db.insert(sub).values({ topicId, userId, createdAt: new Date().toISOString() }).onConflictDoNothing();
+    // Only while the account is active (checked inside the insert): a deactivation committed while
+    // this was on its way subscribes nothing (401). Stopping is left to land: it is harmless.
+    const added = await db
+      .insert(sub)
+      .select(rowIf(sub, { topicId, userId, createdAt: new Date().toISOString() }, authorActive({ id: userId })))
+      .onConflictDoNothing();
+    // Nothing added: already subscribed, or refused.
+    if (changes(added) === 0) await refuseIfDeactivated(env, userId);
   } else {
     await db.delete(sub).where(and(eq(sub.topicId, topicId), eq(sub.userId, userId)));
   }

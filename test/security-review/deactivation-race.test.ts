@@ -18,6 +18,7 @@ import {
   editPost,
   reportPost,
   setSolution,
+  setSubscription,
   toggleReaction,
   updateTopicTitle,
 } from "../../src/services/forum";
@@ -106,7 +107,7 @@ describe("a forum write by an account deactivated on its way lands nothing", () 
     expect(stored!.title).toBe(topic.title);
   });
 
-  it("a reaction, a report and a solution mark are not recorded", async () => {
+  it("a reaction, a report, a subscription and a solution mark are not recorded", async () => {
     const [author, other] = [await person(), await person()];
     const { topic, firstPostId } = await topicBy(author);
     const { post: answer } = await createReply(env, other, topic.id, "Too much water.");
@@ -121,6 +122,12 @@ describe("a forum write by an account deactivated on its way lands nothing", () 
     await expect(reportPost(reporting.env, other.id, firstPostId, "spam")).rejects.toMatchObject(refused);
     expect(reporting.fired()).toBe(true);
     expect(await count("SELECT count(*) AS n FROM forum_reports WHERE reporter_id = ?", other.id)).toBe(0);
+
+    const follower = await person();
+    const subscribing = deactivatedBefore(/insert into "forum_subscriptions"/i, follower);
+    await expect(setSubscription(subscribing.env, follower.id, topic.id, true)).rejects.toMatchObject(refused);
+    expect(subscribing.fired()).toBe(true);
+    expect(await count("SELECT count(*) AS n FROM forum_subscriptions WHERE user_id = ?", follower.id)).toBe(0);
 
     const marking = deactivatedBefore(/^update "forum_topics"/i, author);
     await expect(setSolution(marking.env, author, topic.id, answer.id)).rejects.toMatchObject(refused);
