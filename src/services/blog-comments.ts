@@ -295,10 +295,14 @@ export async function moderateComment(env: Bindings, moderator: AuthenticatedUse
     // In the batch (as for a new comment): the moderation never commits without its purge.
     purgeBlogReadsStatement(),
   ]);
-  if (changes(results[withdraw.length]) === 0) await refuseIfDeactivated(env, moderator.id);
+  if (changes(results[withdraw.length]) === 0) {
+    await refuseIfDeactivated(env, moderator.id);
+    throw new AppError("NOT_FOUND", 404, "No such comment."); // deleted while this was on its way
+  }
   const withdrawn = results[0];
   if (status === "rejected") await announceWithdrawals(env, tableRows(notifications, withdrawn));
-  const after = (await commentRow(env, id))!;
+  const after = await commentRow(env, id);
+  if (!after) throw new AppError("NOT_FOUND", 404, "No such comment.");
   // Told only while its post is published: one taken off the blog shows no comments, and its title
   // and slug may by now be a draft's, which only its writers may see.
   const post =

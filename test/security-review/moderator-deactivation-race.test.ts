@@ -141,6 +141,13 @@ describe("a blog comment's moderation by a moderator deactivated on its way land
     });
   }
 
+  it("a comment deleted while its moderation was on its way answers 404, not a crash", async () => {
+    const { mod, comment } = await reply();
+    const racing = envRacingFirstBatch(() => env.DB.prepare("DELETE FROM blog_comments WHERE id = ?").bind(comment.id).run());
+    await expect(moderateComment(racing.env, mod, comment.id, "approved")).rejects.toMatchObject({ status: 404, code: "NOT_FOUND" });
+    expect(racing.fired()).toBe(true);
+  });
+
   it("someone else's comment is not deleted, and its notice stays", async () => {
     const { writer, mod, comment } = await reply();
     const racing = deactivatedBeforeBatch(mod);
