@@ -6,7 +6,6 @@
 import type { z } from "zod";
 import { ConfigSchema } from "./config-schema";
 import type { Bindings } from "./env";
-import { createLogger, type Logger } from "./lib/logger";
 
 export type Config = z.infer<typeof ConfigSchema> & { isLocal: boolean };
 
@@ -52,12 +51,4 @@ export function deriveEnv<E extends Bindings>(base: E, overrides: Partial<E>): E
   const derived = { ...base, ...overrides };
   cache.set(derived, getConfig(base));
   return derived;
-}
-
-/**
- * A logger at the configured LOG_LEVEL. Every entry point (requests, queue consumers, the cron,
- * the email handler) and the services' fallbacks take theirs from here, so LOG_LEVEL governs them all.
- */
-export function loggerFor(env: Bindings, base: Record<string, unknown> = {}): Logger {
-  return createLogger(base, getConfig(env).LOG_LEVEL);
 }

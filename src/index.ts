@@ -8,7 +8,7 @@ import { runHousekeeping } from "./jobs/housekeeping";
 import { handleNotifyBatch, handleNotifyDeadLetters } from "./jobs/notify-consumer";
 import { handleDeadLetterBatch, handleJobBatch } from "./jobs/queue";
 import { AppError } from "./lib/errors";
-import { loggerFor } from "./config";
+import { loggerFor } from "./services/logging";
 import { unsubscribeByMail } from "./services/unsubscribe";
 
 export { HitCounter } from "../durable-objects/hit-counter";

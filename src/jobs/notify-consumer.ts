@@ -7,7 +7,7 @@
  * claim the row.
  */
 import type { Bindings } from "../env";
-import { loggerFor } from "../config";
+import { loggerFor } from "../services/logging";
 import { describeError } from "../lib/logger";
 import { reportError } from "../services/error-reporting";
 import {

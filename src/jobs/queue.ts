@@ -12,7 +12,7 @@
  * job's last attempt the consumer does that itself).
  */
 import type { Bindings } from "../env";
-import { loggerFor } from "../config";
+import { loggerFor } from "../services/logging";
 import { describeError, type Logger } from "../lib/logger";
 import { reportError } from "../services/error-reporting";
 import { diagnoseJobs } from "./diagnose-consumer";

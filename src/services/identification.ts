@@ -5,7 +5,8 @@
  * are no suggestions, and callers report failure.
  */
 import type { ProgressData, ProgressStage } from "../../durable-objects/user-hub-protocol";
-import { getConfig, loggerFor } from "../config";
+import { getConfig } from "../config";
+import { loggerFor } from "./logging";
 import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 import type { StageRecorder } from "../lib/server-timing";

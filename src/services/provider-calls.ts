@@ -3,7 +3,8 @@
  * parameters (API.md §2.3), single flight through the SingleFlight Durable Object, the shared
  * circuit breaker, and exact hit/miss counters (hits: services/cache-hits.ts; misses: the breaker).
  */
-import { getConfig, loggerFor } from "../config";
+import { getConfig } from "../config";
+import { loggerFor } from "./logging";
 import type { Bindings } from "../env";
 import { withinDeadline } from "../lib/deadline";
 import { sha256Hex } from "../lib/hash";
