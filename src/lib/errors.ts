@@ -66,9 +66,7 @@ export function defaultValidationMessage(issue: z.core.$ZodRawIssue): string | u
       // `current_password` also needs the names it should have sent.
       const shape = (issue.inst as z.core.$ZodObject | undefined)?._zod.def.shape;
       if (!shape) return undefined;
-      const keys = `Unrecognized key${issue.keys.length === 1 ? "" : "s"}: ${issue.keys.map((k) => `"${k}"`).join(", ")}.`;
-      const accepted = Object.keys(shape);
-      return accepted.length === 0 ? `${keys} No fields are accepted here.` : `${keys} Accepted fields: ${accepted.join(", ")}.`;
+      return unrecognizedMessage(issue.keys, Object.keys(shape), "body");
     }
     default:
       return undefined;
@@ -76,6 +74,22 @@ export function defaultValidationMessage(issue: z.core.$ZodRawIssue): string | u
 }
 
 z.config({ customError: defaultValidationMessage });
+
+/**
+ * What a request is told about names it sent that the route does not take, with the names it
+ * does take: `Unrecognized key: "password". Accepted fields: current_password.` for a body,
+ * `Unrecognized query parameter: "serach". Accepted parameters: search, page.` for a query.
+ */
+export function unrecognizedMessage(sent: readonly string[], accepted: readonly string[], where: "body" | "query"): string {
+  const plural = sent.length === 1 ? "" : "s";
+  const quoted = sent.map((k) => `"${k}"`).join(", ");
+  const [what, noun] = where === "body" ? [`Unrecognized key${plural}`, "fields"] : [`Unrecognized query parameter${plural}`, "parameters"];
+  const tail =
+    accepted.length === 0
+      ? `No ${where === "body" ? "fields" : "query parameters"} are accepted here.`
+      : `Accepted ${noun}: ${accepted.join(", ")}.`;
+  return `${what}: ${quoted}. ${tail}`;
+}
 
 /** The value at `path` inside `input`; undefined where the path leaves it or meets no own property. */
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
