@@ -28,7 +28,7 @@ import { sha256Hex } from "../../src/lib/hash";
 import { blogPost } from "../helpers/blog";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
-import { envRacingFirstBatch, envRacingStatement } from "../helpers/racing-env";
+import { deactivatedBefore, deactivatedBeforeBatch, refusedDeactivated } from "../helpers/deactivation";
 import { identifiedResult } from "../helpers/requests";
 import { registerWeb } from "../helpers/users";
 
@@ -42,17 +42,12 @@ async function person(trust: "new" | "basic" = "basic"): Promise<Person> {
   return { id: userId, username, role: "user" };
 }
 
-/** An `env` on which `who` is deactivated just before the write's first batch. */
-const deactivatedBeforeBatch = (who: Person) => envRacingFirstBatch(() => setAccountActive(env, who.id, false));
-/** An `env` on which `who` is deactivated just before the statement matching `sql` runs. */
-const deactivatedBefore = (sql: RegExp, who: Person) => envRacingStatement(sql, () => setAccountActive(env, who.id, false));
-
 const count = async (query: string, ...params: unknown[]) =>
   (await env.DB.prepare(query)
     .bind(...params)
     .first<{ n: number }>())!.n;
 
-const refused = { status: 401, code: "TOKEN_INVALID" };
+const refused = refusedDeactivated;
 
 async function topicBy(author: Person) {
   const category = await categoryBySlug(env, "houseplants");

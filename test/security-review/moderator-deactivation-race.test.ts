@@ -14,7 +14,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AuthenticatedUser } from "../../src/env";
-import { setAccountActive } from "../../src/services/accounts";
 import { addComment, deleteComment, moderateComment } from "../../src/services/blog-comments";
 import { moderateProposal, propose, reportProposal, setShared } from "../../src/services/community";
 import {
@@ -30,7 +29,8 @@ import {
 } from "../../src/services/forum";
 import { blogPost } from "../helpers/blog";
 import { useEmulators } from "../helpers/outbound";
-import { envRacingFirstBatch, envRacingStatement } from "../helpers/racing-env";
+import { deactivatedBefore, deactivatedBeforeBatch, refusedDeactivated } from "../helpers/deactivation";
+import { envRacingFirstBatch } from "../helpers/racing-env";
 import { identifiedResult } from "../helpers/requests";
 import { registerWeb } from "../helpers/users";
 
@@ -42,17 +42,12 @@ async function person(role: "user" | "moderator" = "user"): Promise<Authenticate
   return { id: userId, username, role };
 }
 
-/** An `env` on which `who` is deactivated just before the action's first batch. */
-const deactivatedBeforeBatch = (who: AuthenticatedUser) => envRacingFirstBatch(() => setAccountActive(env, who.id, false));
-/** An `env` on which `who` is deactivated just before the statement matching `sql` runs. */
-const deactivatedBefore = (sql: RegExp, who: AuthenticatedUser) => envRacingStatement(sql, () => setAccountActive(env, who.id, false));
-
 const count = async (query: string, ...params: unknown[]) =>
   (await env.DB.prepare(query)
     .bind(...params)
     .first<{ n: number }>())!.n;
 
-const refused = { status: 401, code: "TOKEN_INVALID" };
+const refused = refusedDeactivated;
 
 /** A topic by `author` with a reply by `replier`, which notified the author. */
 async function topicWithReply(author: AuthenticatedUser, replier: AuthenticatedUser) {
