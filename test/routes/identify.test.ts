@@ -425,11 +425,18 @@ describe("POST identify/ (synchronous, seed-compatible)", () => {
 
 describe("our own failures", () => {
   it("answer 500 in the seed shape, never a stack trace", async () => {
-    const brokenDb = { prepare: () => ({ bind: () => ({ first: () => Promise.reject(new Error("D1 down")) }) }) } as unknown as D1Database;
+    // Every D1 call fails. Signed in, so the path must write (the identification is saved): an
+    // anonymous one may read nothing from D1 at all, its care being cached in the isolate.
+    const user = await bearerUser();
+    const down = () => Promise.reject(new Error("D1 down"));
+    const statement: object = new Proxy({}, { get: (_, prop) => (prop === "then" ? undefined : prop === "bind" ? () => statement : down) });
+    // A session of it (the D1 Sessions API) is itself, with no bookmark yet.
+    const session: Record<PropertyKey, unknown> = { prepare: () => statement, withSession: () => brokenDb, getBookmark: () => null };
+    const brokenDb = new Proxy({}, { get: (_, prop) => (prop === "then" ? undefined : (session[prop] ?? down)) }) as D1Database;
     const ctx = createExecutionContext();
     const res = await createApp().request(
       PATH,
-      { method: "POST", body: form(await photo()), headers: { "CF-Connecting-IP": freshIp() } },
+      { method: "POST", body: form(await photo()), headers: { "CF-Connecting-IP": freshIp(), Authorization: `Bearer ${user.access}` } },
       { ...env, DB: brokenDb },
       ctx,
     );
