@@ -201,9 +201,7 @@ export function createApp() {
       version: getConfig(c.env).APP_VERSION,
       description:
         "Plant identification, care and community. Errors use one envelope " +
-        "`{error, code, message, status_code, errors?, request_id}`. Every route answers with and without a trailing slash. " +
-        "A GET under /api/v1 refuses a query parameter it does not take (400 VALIDATION_ERROR naming it), except `_` (a cache-buster); " +
-        "the routes whose URLs others build (OAuth callbacks, links in mails, calendar files) ignore them.",
+        "`{error, code, message, status_code, errors?, request_id}`. Every route answers with and without a trailing slash.",
     },
     servers: [{ url: getConfig(c.env).PUBLIC_API_URL }],
   }));

@@ -832,8 +832,6 @@ export function authRoutes() {
     },
     {
       description: "For a page that asks before it starts: mail scanners follow links, so only `POST 2fa/reset/start/` starts the wait.",
-      // Opened from a mail: mail tooling and link scanners add utm_* and the like.
-      toleratesUnknownQuery: "a link in a mail",
     },
   );
   app.openapi(getTwoFactorResetStart, async (c) => {

@@ -153,25 +153,10 @@ function answer(c: Context<AppEnv>, key: string, contentType: string, build: () 
 
 const waitUntilOf = (c: Context<AppEnv>) => (p: Promise<unknown>) => c.executionCtx.waitUntil(p.catch(() => {}));
 
-/**
- * Outside /api/v1, so not its rule for unknown query parameters: the v2 listings refuse them by
- * Wagtail's own rule and words (refuseUnknownQuery above); the feeds, sitemap and images are
- * fetched by feed readers, crawlers and CDNs that add their own.
- */
-const OWN_QUERY_RULE = "outside /api/v1 (Wagtail's rule, or fetched by feed readers and crawlers)";
-
 export function blogPublicRoutes() {
   const app = createRouter();
-  const reads = routeSet({
-    tags,
-    errors: { 400: errorResponse(400, "A query parameter is not valid (e.g. limit over 20)") },
-    toleratesUnknownQuery: OWN_QUERY_RULE,
-  });
-  const reads404 = routeSet({
-    tags,
-    errors: { 404: errorResponse(404, "No published post with this id") },
-    toleratesUnknownQuery: OWN_QUERY_RULE,
-  });
+  const reads = routeSet({ tags, errors: { 400: errorResponse(400, "A query parameter is not valid (e.g. limit over 20)") } });
+  const reads404 = routeSet({ tags, errors: { 404: errorResponse(404, "No published post with this id") } });
 
   const list = reads.get("/api/v2/blog-posts", "Published posts, Wagtail API v2 listing").io(
     { query: PostsQuery },
@@ -280,7 +265,7 @@ export function blogPublicRoutes() {
 
   // Feeds and the sitemap: the newest published posts, absolute links to the web app.
   const xml = (description: string) => ({ 200: { description, content: { "application/xml": { schema: z.string() } } }, ...notModified });
-  const feeds = routeSet({ tags, errors: {}, toleratesUnknownQuery: OWN_QUERY_RULE });
+  const feeds = routeSet({ tags, errors: {} });
   const rss = feeds.get("/blog/feed.rss", "RSS 2.0 feed of the 20 newest published posts").io({}, xml("RSS 2.0"));
   app.openapi(rss, async (c) => answer(c, "/blog/feed.rss", "application/rss+xml; charset=UTF-8", async () => rssFeed(c)) as never);
   const atom = feeds.get("/blog/feed.atom", "Atom feed of the 20 newest published posts").io({}, xml("Atom (RFC 4287)"));
@@ -290,7 +275,7 @@ export function blogPublicRoutes() {
 
   // Blog images on our own origin (§5a: `url`s under /media/): a published post's to anyone, a
   // draft's to blog writers (signed in: app.ts authenticates /media/ too).
-  const media = routeSet({ tags, errors: { 404: errorResponse(404, "No such image") }, toleratesUnknownQuery: OWN_QUERY_RULE })
+  const media = routeSet({ tags, errors: { 404: errorResponse(404, "No such image") } })
     .get("/media/images/{file}", "A blog image (the original; `width`/`height` in the JSON give its display box)")
     .io(
       { params: z.object({ file: z.string().max(80) }) },

@@ -176,15 +176,13 @@ export function notificationRoutes() {
   const PAGE_CSP = "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
   const typeName = (scope: string) => (scope === "all" ? "all notification email" : `${scope.replaceAll("_", " ")} email`);
 
-  const getUnsubscribe = open.get(`/unsubscribe`, "The confirmation page of an email's unsubscribe link (changes nothing)").io(
-    { query: TokenQuery },
-    { 200: html("A page with one button that unsubscribes") },
-    {
-      description: "GET never unsubscribes (mail scanners follow links); the page's button POSTs. A tampered or expired token: 400.",
-      // Opened from a mail: mail tooling and link scanners add utm_* and the like.
-      toleratesUnknownQuery: "a link in a mail",
-    },
-  );
+  const getUnsubscribe = open
+    .get(`/unsubscribe`, "The confirmation page of an email's unsubscribe link (changes nothing)")
+    .io(
+      { query: TokenQuery },
+      { 200: html("A page with one button that unsubscribes") },
+      { description: "GET never unsubscribes (mail scanners follow links); the page's button POSTs. A tampered or expired token: 400." },
+    );
   app.openapi(getUnsubscribe, async (c) => {
     const { token } = c.req.valid("query");
     const { scope } = await verifyUnsubscribeToken(c.env, token);

@@ -129,8 +129,6 @@ export function oauthRoutes(mount: OAuthMount) {
           "token_exchange_failed, invalid_id_token, profile_fetch_failed, email_required, email_not_verified, two_factor_required, " +
           "account_disabled, not_configured, server_error. An existing account is linked only when the provider " +
           "says the email is verified.",
-        // The provider builds this URL and adds what it likes (Google: scope, authuser, prompt…).
-        toleratesUnknownQuery: "a provider's redirect",
       },
     );
   app.openapi(getByProviderCallback, async (c) => {

@@ -205,8 +205,6 @@ export function reminderRoutes() {
         },
         401: errors[401],
       },
-      // An .ics that calendar apps are pointed at too, and they may add their own parameters.
-      { toleratesUnknownQuery: "a calendar app's download" },
     );
   app.openAPIRegistry.registerPath(documentOnly(calendarRoute));
   app.get(calendarRoute.path, requireAuth, async (c) => {
@@ -249,11 +247,7 @@ export function reminderRoutes() {
     .io(
       { params: z.object({ token: z.string().max(200) }) },
       { 200: { description: "VCALENDAR (RFC 5545) with VALARMs", content: { "text/calendar": { schema: z.string() } } } },
-      {
-        description: "No credentials: the signed URL is the credential. A forged, altered or revoked URL: 404.",
-        // Subscribed to by calendar apps, which may add their own parameters when they poll.
-        toleratesUnknownQuery: "a calendar app's subscription",
-      },
+      { description: "No credentials: the signed URL is the credential. A forged, altered or revoked URL: 404." },
     );
   app.openapi(getFeed, async (c) => {
     const userId = await feedOwner(c.env, c.req.valid("param").token);

@@ -13,7 +13,7 @@
 import { createRoute, OpenAPIHono, type RouteConfig, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
-import { AppError, fieldErrorsFrom, unrecognizedMessage } from "../lib/errors";
+import { AppError, fieldErrorsFrom } from "../lib/errors";
 import type { Role } from "../services/users";
 
 import { CSRF_HEADER, requireAuth, requireRole } from "../middleware/auth";
@@ -72,41 +72,6 @@ export function registerSecuritySchemes(app: OpenAPIHono<AppEnv>) {
 /** More of a route's OpenAPI description than a summary. */
 interface Details {
   description?: string;
-  /**
-   * Why this GET ignores query parameters it does not take, where something other than a client
-   * of this API builds the URL (a provider's redirect, a link in a mail, a calendar app). Without
-   * it a GET refuses them (refuseUnknownQuery).
-   */
-  toleratesUnknownQuery?: string;
-}
-
-/** The cache-buster (jQuery's `cache: false`, and others) every GET accepts and ignores. */
-export const CACHE_BUSTER = "_";
-
-/** The parameter names a route's `request.query` schema (a zod object) takes. */
-function queryNames(query: Request["query"]): string[] {
-  if (query === undefined) return [];
-  const shape = (query as unknown as z.core.$ZodObject)._zod?.def?.shape;
-  if (!shape) throw new Error("A route's query must be a zod object, so its parameter names are known.");
-  return Object.keys(shape);
-}
-
-/**
- * A GET refuses a query parameter it does not take, as a JSON body refuses an unknown field:
- * `?serach=x` would otherwise list everything. 400 VALIDATION_ERROR naming it and the names the
- * route takes (`_`, the cache-buster, is always allowed). It runs before the route's other
- * middleware, authentication included: the names it tells are those of the public OpenAPI
- * document.
- */
-function refuseUnknownQuery(accepted: readonly string[]): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const unknown = Object.keys(c.req.queries()).filter((name) => name !== CACHE_BUSTER && !accepted.includes(name));
-    if (unknown.length > 0)
-      throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
-        non_field_errors: [unrecognizedMessage(unknown, accepted, "query")],
-      });
-    await next();
-  };
 }
 
 /** What a signed-in route adds: the middleware that checks the caller, and the document's note of it. */
@@ -152,13 +117,6 @@ const IDEMPOTENCY_LIMIT = errorResponse(
  */
 const JSON_ONLY = errorResponse(415, "The body is not application/json", "UNSUPPORTED_MEDIA_TYPE");
 
-/** A route's own 400 (or its module's) replaces this one in the document; the rule holds for it too. */
-const UNKNOWN_QUERY = errorResponse(
-  400,
-  `A query parameter the route does not take (\`${CACHE_BUSTER}\`, a cache-buster, excepted), named in \`errors.non_field_errors\``,
-  "VALIDATION_ERROR",
-);
-
 /** Whether a route takes Idempotency-Key: a signed-in POST outside the auth endpoints. */
 function takesIdempotencyKey(method: Method, tags: string[], extra: { security?: unknown }, request: Request): boolean {
   return method === "post" && extra.security !== undefined && !tags.includes("Auth") && request.headers === undefined;
@@ -181,39 +139,23 @@ const emptyOptionalBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
-/** What a whole module's routes share beyond tags and errors. */
-interface SetOptions {
-  /** Why every GET of the module ignores query parameters it does not take (see Details). */
-  toleratesUnknownQuery?: string;
-}
-
-function builder<const E extends Responses, const X extends Partial<ReturnType<typeof signedInBy>>>(
-  tags: string[],
-  errors: E,
-  extra: X,
-  options: SetOptions,
-) {
+function builder<const E extends Responses, const X extends Partial<ReturnType<typeof signedInBy>>>(tags: string[], errors: E, extra: X) {
   const method =
     <M extends Method>(method: M) =>
     <P extends string>(path: P, summary: string) => ({
       /** What the route takes (params, query, body) and answers (its own responses; the module's errors are added). */
-      io: <const Q extends Request, const R extends Responses>(request: Q, responses: R, allDetails: Details = {}) => {
-        const { toleratesUnknownQuery, ...details } = allDetails;
-        const strictQuery = method === "get" && toleratesUnknownQuery === undefined && options.toleratesUnknownQuery === undefined;
+      io: <const Q extends Request, const R extends Responses>(request: Q, responses: R, details: Details = {}) => {
         const idempotent = takesIdempotencyKey(method, tags, extra, request);
         const withKey = idempotent ? { ...request, headers: IdempotencyHeaders } : request;
         const takesJson = request.body?.content?.["application/json"] !== undefined;
         const withReused = {
-          ...(strictQuery ? { 400: UNKNOWN_QUERY } : {}),
           ...(takesJson ? { 415: JSON_ONLY } : {}),
           ...(idempotent ? { 409: IDEMPOTENCY_IN_USE, 422: IDEMPOTENCY_REUSED, 429: IDEMPOTENCY_LIMIT } : {}),
           ...errors,
           ...responses,
         };
         const optionalBody = request.body?.required === false;
-        const own = [...(strictQuery ? [refuseUnknownQuery(queryNames(request.query))] : []), ...(extra.middleware ?? [])];
-        const withBody = optionalBody ? [...own, emptyOptionalBody] : own;
-        const middleware = withBody.length > 0 ? withBody : undefined;
+        const middleware = optionalBody ? [...(extra.middleware ?? []), emptyOptionalBody] : extra.middleware;
         return createRoute({
           method,
           path,
@@ -234,14 +176,14 @@ function builder<const E extends Responses, const X extends Partial<ReturnType<t
  * A module's route builder. `errors` are the error responses every route of the module can give
  * (a route's own entry for a status wins).
  */
-export function routeSet<const E extends Responses>(options: { tags: string[]; errors: E } & SetOptions) {
-  const { tags, errors, ...rest } = options;
+export function routeSet<const E extends Responses>(options: { tags: string[]; errors: E }) {
+  const { tags, errors } = options;
   return {
-    ...builder(tags, errors, {}, rest),
+    ...builder(tags, errors, {}),
     /** The same routes, for a signed-in user (401 otherwise). */
-    signedIn: () => builder(tags, errors, signedInBy(requireAuth), rest),
+    signedIn: () => builder(tags, errors, signedInBy(requireAuth)),
     /** The same routes, for a signed-in user with one of these roles (403 otherwise). */
-    forRoles: (...roles: Role[]) => builder(tags, errors, signedInBy(requireRole(...roles)), rest),
+    forRoles: (...roles: Role[]) => builder(tags, errors, signedInBy(requireRole(...roles))),
   };
 }
 

@@ -104,12 +104,7 @@ describe("edge cache of public reads", () => {
     await anySpeciesId();
     await anySpeciesId();
     await purgePublicReads(env, "species");
-    // A parameter the route does not take is refused before anything is cached…
-    const refused = await call(`${SPECIES}?page_size=1&page=1&utm_source=%22%3E%3Cscript%3E&next=https://evil.example`);
-    expect(refused.status).toBe(400);
-    expect(refused.headers.get("X-Cache")).toBeNull();
-    // …and the one it ignores, the cache-buster, stays out of the answer's links.
-    const poisoned = await call(`${SPECIES}?page_size=1&page=1&_=%22%3E%3Cscript%3E`);
+    const poisoned = await call(`${SPECIES}?page_size=1&page=1&utm_source=%22%3E%3Cscript%3E&next=https://evil.example`);
     expect(poisoned.headers.get("X-Cache")).toBe("MISS");
     const first = (await poisoned.json()) as { next: string | null };
     const clean = await call(`${SPECIES}?page=1&page_size=1`);
