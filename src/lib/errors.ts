@@ -66,7 +66,7 @@ export function defaultValidationMessage(issue: z.core.$ZodRawIssue): string | u
       // `current_password` also needs the names it should have sent.
       const shape = (issue.inst as z.core.$ZodObject | undefined)?._zod.def.shape;
       if (!shape) return undefined;
-      return unrecognizedMessage(issue.keys, Object.keys(shape), "body");
+      return unrecognizedMessage(issue.keys, Object.keys(shape));
     }
     default:
       return undefined;
@@ -76,19 +76,13 @@ export function defaultValidationMessage(issue: z.core.$ZodRawIssue): string | u
 z.config({ customError: defaultValidationMessage });
 
 /**
- * What a request is told about names it sent that the route does not take, with the names it
- * does take: `Unrecognized key: "password". Accepted fields: current_password.` for a body,
- * `Unrecognized query parameter: "serach". Accepted parameters: search, page.` for a query.
+ * What a request is told about body fields it sent that the route does not take, with the fields
+ * it does take: `Unrecognized key: "password". Accepted fields: current_password.`
  */
-export function unrecognizedMessage(sent: readonly string[], accepted: readonly string[], where: "body" | "query"): string {
-  const plural = sent.length === 1 ? "" : "s";
+function unrecognizedMessage(sent: readonly string[], accepted: readonly string[]): string {
   const quoted = sent.map((k) => `"${k}"`).join(", ");
-  const [what, noun] = where === "body" ? [`Unrecognized key${plural}`, "fields"] : [`Unrecognized query parameter${plural}`, "parameters"];
-  const tail =
-    accepted.length === 0
-      ? `No ${where === "body" ? "fields" : "query parameters"} are accepted here.`
-      : `Accepted ${noun}: ${accepted.join(", ")}.`;
-  return `${what}: ${quoted}. ${tail}`;
+  const tail = accepted.length === 0 ? "No fields are accepted here." : `Accepted fields: ${accepted.join(", ")}.`;
+  return `Unrecognized key${sent.length === 1 ? "" : "s"}: ${quoted}. ${tail}`;
 }
 
 /** The value at `path` inside `input`; undefined where the path leaves it or meets no own property. */
