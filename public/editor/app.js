@@ -235,8 +235,8 @@
   // Post list
 
   async function loadCategories() {
-    const res = await api("/blog/categories/?page_size=100");
-    const list = res.ok ? (Array.isArray(res.data) ? res.data : res.data.results || []) : [];
+    const res = await api("/blog/categories/");
+    const list = res.ok ? res.data.results : [];
     state.categories = list;
     renderCategories(state.post ? categorySlugs(state.post) : []);
   }
@@ -773,7 +773,7 @@
   async function loadRevisions() {
     if (!state.post) return;
     const res = await api(`/blog/posts/${state.post.id}/revisions/`);
-    const list = res.ok ? (Array.isArray(res.data) ? res.data : res.data.results || []) : [];
+    const list = res.ok ? res.data.results : [];
     el.revisions.replaceChildren(
       ...list.map((r) => {
         const li = h("li", "revision");
