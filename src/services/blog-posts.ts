@@ -43,7 +43,7 @@ import {
   users,
 } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
-import { AppError, errorMatches, isUniqueViolation } from "../lib/errors";
+import { AppError, errorMatches, isUniqueViolation, orNotFound } from "../lib/errors";
 import { isUuid, uuidv7 } from "../lib/ids";
 import { sanitisePostBody } from "../lib/sanitise";
 import { mediaUrl, postExcerpt, postSearchText, prepareBlocks, readingTime, renderBlock, type StoredImageValue } from "./blog-blocks";
@@ -485,7 +485,8 @@ export async function createPost(env: Bindings, user: AuthenticatedUser, input: 
   } catch (err) {
     throw saveConflict(err) ?? err;
   }
-  return (await loadPost(env, id))!;
+  // Read back: an editor may have deleted the new draft already (a 404, as for any missing post).
+  return orNotFound(await loadPost(env, id), "Post");
 }
 
 /**
@@ -531,14 +532,15 @@ async function save(env: Bindings, user: AuthenticatedUser, post: PostRow, befor
     throw saveConflict(err) ?? err;
   }
   if (changes(updated) === 0) throw savedMeanwhile();
-  const after = (await loadPost(env, post.id))!;
+  // Deleted since the save landed: the photos it dropped still go, and the answer is the 404 of a missing post.
+  const after = await loadPost(env, post.id);
   const kept = new Set(photosIn(next));
   await releasePhotoRefs(
     env,
     photosIn(before).filter((ref) => !kept.has(ref)),
     { fromBlog: true },
   );
-  return after;
+  return orNotFound(after, "Post");
 }
 
 const savedMeanwhile = () => new AppError("CONFLICT", 409, "The post was saved by someone else meanwhile; reload it and try again.");
@@ -623,7 +625,7 @@ async function move(
     if (reviewed !== undefined && current.revision !== reviewed) throw changedSince(current.revision);
     throw stateError(current.status);
   }
-  return (await loadPost(env, post.id))!;
+  return orNotFound(await loadPost(env, post.id), "Post"); // deleted since the move landed
 }
 
 /** Draft or unpublished → review: the post's author (a writer) or an editor. */

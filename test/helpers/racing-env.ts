@@ -96,3 +96,44 @@ export function envBeforeBatchInto(table: string, before: () => Promise<void>): 
   });
   return { env: { ...env, DB } as typeof env, fired: () => fired };
 }
+
+/**
+ * An `env` whose D1 binding runs `after` once, as soon as the first statement or batch whose SQL
+ * matches `sql` has run: a request (a delete, say) landing between a service's write and its
+ * read-back of what it wrote. `fired` says whether it ran.
+ */
+export function envAfterWrite(sql: RegExp, after: () => Promise<unknown>): { env: typeof env; fired: () => boolean } {
+  let fired = false;
+  const thenAfter = async <T>(result: T): Promise<T> => {
+    if (!fired) {
+      fired = true;
+      await after();
+    }
+    return result;
+  };
+  const wrap = (statement: D1PreparedStatement): D1PreparedStatement =>
+    new Proxy(statement, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target);
+        if (typeof value !== "function") return value;
+        if (prop === "bind") return (...args: unknown[]) => wrap(value.apply(target, args));
+        if (prop === "first" || prop === "all" || prop === "raw" || prop === "run")
+          return async (...args: unknown[]) => thenAfter(await value.apply(target, args));
+        return value.bind(target);
+      },
+    });
+  const DB = new Proxy(env.DB, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (prop === "prepare") return (query: string) => (sql.test(query) ? wrap(target.prepare(query)) : target.prepare(query));
+      if (prop === "batch")
+        return async (statements: D1PreparedStatement[]) => {
+          // Unwrapped: D1 takes its own statements, not the proxies above.
+          const results = await target.batch(statements.map((st) => (st as unknown as { valueOf(): D1PreparedStatement }).valueOf()));
+          return statements.some((st) => sql.test(statementText(st))) ? thenAfter(results) : results;
+        };
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { env: { ...env, DB } as typeof env, fired: () => fired };
+}
