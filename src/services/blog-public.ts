@@ -216,20 +216,20 @@ export async function listPublishedPosts(env: Bindings, filters: V2Filters, orde
 /** The detail shape of a published post, by id; 404 for anything else. */
 export async function postDetail(env: Bindings, id: string) {
   const db = database(env);
-  const row = (await selectList(env)
-    .where(and(published, eq(p.id, id)))
-    .get()) as ListRow | undefined;
-  if (!row) throw new AppError("NOT_FOUND", 404, "No published post with this id.");
-  const [extra] = await db
-    .select({ introduction: p.introduction, contentBlocks: p.contentBlocks, seriesId: p.seriesId })
-    .from(p)
-    .where(eq(p.id, id));
-  const [item] = await listItems(env, [row]);
-  const series = extra!.seriesId ? await db.select().from(blogSeries).where(eq(blogSeries.id, extra!.seriesId)).get() : undefined;
+  const thisPost = and(published, eq(p.id, id));
+  // One batch, so one snapshot: a post deleted or unpublished between two reads would be found by
+  // the first and missing (or no longer published) in the second.
+  const [[row], [extra]] = await db.batch([
+    selectList(env).where(thisPost),
+    db.select({ introduction: p.introduction, contentBlocks: p.contentBlocks, seriesId: p.seriesId }).from(p).where(thisPost),
+  ]);
+  if (!row || !extra) throw new AppError("NOT_FOUND", 404, "No published post with this id.");
+  const [item] = await listItems(env, [row as ListRow]);
+  const series = extra.seriesId ? await db.select().from(blogSeries).where(eq(blogSeries.id, extra.seriesId)).get() : undefined;
   return {
     ...item!,
-    introduction: extra!.introduction,
-    content_blocks: (extra!.contentBlocks as StoredBlock[]).map(renderBlock),
+    introduction: extra.introduction,
+    content_blocks: (extra.contentBlocks as StoredBlock[]).map(renderBlock),
     series: series ? seriesItem(series) : null,
     related_posts: await relatedPosts(
       env,

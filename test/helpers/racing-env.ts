@@ -100,9 +100,9 @@ export function envBeforeBatchInto(table: string, before: () => Promise<void>): 
 /**
  * An `env` whose D1 binding runs `after` once, as soon as the first statement or batch whose SQL
  * matches `sql` has run: a request (a delete, say) landing between a service's write and its
- * read-back of what it wrote. `fired` says whether it ran.
+ * read-back of what it wrote, or between two reads. `fired` says whether it ran.
  */
-export function envAfterWrite(sql: RegExp, after: () => Promise<unknown>): { env: typeof env; fired: () => boolean } {
+export function envAfterStatement(sql: RegExp, after: () => Promise<unknown>): { env: typeof env; fired: () => boolean } {
   let fired = false;
   const thenAfter = async <T>(result: T): Promise<T> => {
     if (!fired) {

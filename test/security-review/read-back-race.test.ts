@@ -5,10 +5,11 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AuthenticatedUser } from "../../src/env";
+import { postDetail as publishedPostDetail } from "../../src/services/blog-public";
 import { createPost, publishPost, restoreRevision, submitPost, updatePost } from "../../src/services/blog-posts";
 import { call } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
-import { envAfterWrite } from "../helpers/racing-env";
+import { envAfterStatement } from "../helpers/racing-env";
 import { API, createPost as createPostByApi, withRole } from "../routes/blog-editorial-setup";
 
 useEmulators();
@@ -23,7 +24,7 @@ describe("a blog post deleted by an editor between a write and its read-back ans
 
   it("creating a draft", async () => {
     const [author, editor] = [await withRole("author"), await withRole("editor")];
-    const racing = envAfterWrite(/insert into "blog_posts"/i, async () => {
+    const racing = envAfterStatement(/insert into "blog_posts"/i, async () => {
       const created = await env.DB.prepare("SELECT id FROM blog_posts WHERE author_id = ?").bind(author.userId).first<{ id: string }>();
       await editorDeletes(editor, created!.id)();
     });
@@ -40,7 +41,7 @@ describe("a blog post deleted by an editor between a write and its read-back ans
     it(what, async () => {
       const [author, editor] = [await withRole("author"), await withRole("editor")];
       const post = await createPostByApi(author.access, { content_blocks: [{ type: "paragraph", value: "<p>Soon gone</p>" }] });
-      const racing = envAfterWrite(/update "blog_posts"/i, editorDeletes(editor, post.id));
+      const racing = envAfterStatement(/update "blog_posts"/i, editorDeletes(editor, post.id));
       await expect(write(racing.env, asAuthenticated(author, "author"), post.id)).rejects.toMatchObject(notFound);
       expect(racing.fired()).toBe(true);
     });
@@ -49,8 +50,23 @@ describe("a blog post deleted by an editor between a write and its read-back ans
   it("publishing it", async () => {
     const [editor, other] = [await withRole("editor"), await withRole("editor")];
     const post = await createPostByApi(editor.access, {});
-    const racing = envAfterWrite(/update "blog_posts"/i, editorDeletes(other, post.id));
+    const racing = envAfterStatement(/update "blog_posts"/i, editorDeletes(other, post.id));
     await expect(publishPost(racing.env, asAuthenticated(editor, "editor"), post.id)).rejects.toMatchObject(notFound);
     expect(racing.fired()).toBe(true);
+  });
+});
+
+describe("a published post deleted between the reads of its public detail", () => {
+  it("is answered as read, not a server error: the detail is read in one batch", async () => {
+    const [editor, other] = [await withRole("editor"), await withRole("editor")];
+    const post = await createPostByApi(editor.access, { content_blocks: [{ type: "paragraph", value: "<p>Read whole</p>" }] });
+    expect((await call(`${API}/posts/${post.id}/publish/`, { method: "POST", bearer: editor.access })).status).toBe(200);
+    const racing = envAfterStatement(/from "blog_posts"/i, async () =>
+      expect((await call(`${API}/posts/${post.id}/`, { method: "DELETE", bearer: other.access })).status).toBe(204),
+    );
+    const detail = await publishedPostDetail(racing.env, post.id);
+    expect(racing.fired()).toBe(true);
+    expect(detail).toMatchObject({ id: post.id, title: post.title });
+    expect(JSON.stringify(detail.content_blocks)).toContain("Read whole");
   });
 });
