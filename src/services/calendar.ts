@@ -28,7 +28,7 @@ import { type Database, database, runBatch, eqIfGiven } from "../db/client";
 import { type Page, type PageRequest, selectPage, tablePage } from "../db/pagination";
 import { calendarEvents, calendarRsvps, seasonalTaskTemplates, users } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
-import { AppError, PER_USER_CAPS, perUserCapError } from "../lib/errors";
+import { AppError, orNotFound, PER_USER_CAPS, perUserCapError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
 import { announceNotifications, insertNotifications, type Notification } from "./notifications";
 import { uuidv7 } from "../lib/ids";
@@ -237,7 +237,7 @@ export async function createEvent(env: Bindings, organizer: AuthenticatedUser, f
     // The organiser's cap is migration 0036's trigger, inside the insert.
     throw perUserCapError(err) ?? err;
   }
-  return (await loadEvent(env, organizer, id))!;
+  return orNotFound(await loadEvent(env, organizer, id), "Event"); // deleted by a moderator since the insert
 }
 
 export async function updateEvent(env: Bindings, viewer: AuthenticatedUser, id: string, patch: Partial<EventFields>): Promise<EventRow> {
@@ -297,7 +297,7 @@ export async function updateEvent(env: Bindings, viewer: AuthenticatedUser, id: 
     throw new AppError("CAPACITY_BELOW_GOING", 409, "Capacity cannot be lower than the number of people already going.");
   }
   await announceNotifications(env, told);
-  return (await loadEvent(env, viewer, id))!;
+  return orNotFound(await loadEvent(env, viewer, id), "Event"); // deleted since the update
 }
 
 export async function deleteEvent(env: Bindings, viewer: AuthenticatedUser, id: string): Promise<void> {

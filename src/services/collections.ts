@@ -135,7 +135,7 @@ export async function createCollection(
     if (isUniqueViolation(err)) throw duplicateName(input.name);
     throw perUserCapError(err) ?? err;
   }
-  return (await findCollection(env, userId, id))!;
+  return ownCollection(env, userId, id); // 404 when deleted (from another tab) since the insert
 }
 
 /**
@@ -365,7 +365,7 @@ export async function insertPlant(
     if (isForeignKeyViolation(err)) throw collectionGone();
     throw perUserCapError(err) ?? err;
   }
-  return (await findPlant(env, userId, id))!;
+  return ownPlant(env, userId, id); // 404 when deleted since the insert, or its collection with it
 }
 
 /** `imageKey`: undefined keeps the photo, null removes it, a key replaces it. */
@@ -482,5 +482,7 @@ export async function addIdentifiedPlant(
     .from(p)
     .where(and(eq(p.collectionId, collectionId), eq(p.resultId, input.resultId)))
     .get();
-  return { plant: { ...plant!, result_id: plant!.result_id! }, created: changes(inserted) > 0 };
+  // Gone since the insert: the collection deleted (its plants with it) or the plant itself.
+  const found = orNotFound(plant, "Plant");
+  return { plant: { ...found, result_id: input.resultId }, created: changes(inserted) > 0 };
 }

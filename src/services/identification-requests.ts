@@ -447,7 +447,10 @@ export async function acceptResult(env: Bindings, userId: string, resultId: stri
       .where(and(eq(q.id, result.requestId), sql`${q.status} IN ('identified', 'needs_help')`)),
     db.select().from(r).where(eq(r.id, resultId)),
   ]);
-  return (accepted as IdentificationResultRow[])[0]!;
+  // Deleted with its request (by the owner, in another tab) since it was loaded: the batch found nothing.
+  const row = (accepted as IdentificationResultRow[])[0];
+  if (!row) throw resultNotFound();
+  return row;
 }
 
 /** The compact history page: each request with its best result (the accepted one, else the most confident). */

@@ -7,9 +7,14 @@ import { describe, expect, it } from "vitest";
 import type { AuthenticatedUser } from "../../src/env";
 import { postDetail as publishedPostDetail } from "../../src/services/blog-public";
 import { createPost, publishPost, restoreRevision, submitPost, updatePost } from "../../src/services/blog-posts";
-import { call } from "../helpers/http";
+import { createEvent, updateEvent } from "../../src/services/calendar";
+import { addIdentifiedPlant, addPlant, createCollection } from "../../src/services/collections";
+import { acceptResult } from "../../src/services/identification-requests";
+import { call, jsonWithStatus as json } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
-import { envAfterStatement } from "../helpers/racing-env";
+import { envAfterStatement, envRacingFirstBatch } from "../helpers/racing-env";
+import { identifiedResult } from "../helpers/requests";
+import { bearerUser } from "../helpers/users";
 import { API, createPost as createPostByApi, withRole } from "../routes/blog-editorial-setup";
 
 useEmulators();
@@ -68,5 +73,122 @@ describe("a published post deleted between the reads of its public detail", () =
     expect(racing.fired()).toBe(true);
     expect(detail).toMatchObject({ id: post.id, title: post.title });
     expect(JSON.stringify(detail.content_blocks)).toContain("Read whole");
+  });
+});
+
+describe("a calendar event deleted between a write and its read-back answers 404", () => {
+  const CALENDAR = "/api/v1/calendar";
+  const DAY = 86_400_000;
+  const fields = () => {
+    const start = Date.now() + 10 * DAY;
+    return {
+      title: "Seed swap in the park",
+      description: "Bring seeds, take seeds.",
+      start: new Date(start).toISOString(),
+      end: new Date(start + 2 * 3_600_000).toISOString(),
+      location: "Community garden shed",
+      privacy: "public" as const,
+      capacity: null,
+    };
+  };
+  const deletes = (organizer: User, id: string) => async () =>
+    expect((await call(`${CALENDAR}/events/${id}/`, { method: "DELETE", bearer: organizer.access })).status).toBe(204);
+  const eventGone = { status: 404, code: "NOT_FOUND", message: "Event not found." };
+
+  it("creating it (the organiser deletes it from another tab)", async () => {
+    const organizer = await bearerUser();
+    const racing = envAfterStatement(/insert into "calendar_events"/i, async () => {
+      const created = await env.DB.prepare("SELECT id FROM calendar_events WHERE organizer_id = ?")
+        .bind(organizer.userId)
+        .first<{ id: string }>();
+      await deletes(organizer, created!.id)();
+    });
+    await expect(createEvent(racing.env, asAuthenticated(organizer, "user"), fields())).rejects.toMatchObject(eventGone);
+    expect(racing.fired()).toBe(true);
+  });
+
+  // A new title is written alone; a new place in a batch with the notice to those going.
+  for (const patch of [{ title: "Seed swap, moved on" }, { location: "The library" }]) {
+    it(`changing its ${Object.keys(patch)[0]}`, async () => {
+      const organizer = await bearerUser();
+      const event = await json<{ id: string }>(await call(`${CALENDAR}/events/`, { bearer: organizer.access, json: fields() }), 201);
+      const racing = envAfterStatement(/update "calendar_events"/i, deletes(organizer, event.id));
+      await expect(updateEvent(racing.env, asAuthenticated(organizer, "user"), event.id, patch)).rejects.toMatchObject(eventGone);
+      expect(racing.fired()).toBe(true);
+    });
+  }
+});
+
+describe("a collection or plant deleted (from another tab) between its insert and its read-back answers 404", () => {
+  const PLANTS = "/api/v1/plant-identification";
+  const newCollection = async (u: User) =>
+    (
+      await json<{ id: string }>(
+        await call(`${PLANTS}/collections/`, { bearer: u.access, json: { name: `Shelf ${crypto.randomUUID()}` } }),
+        201,
+      )
+    ).id;
+  const deletesWithPlants = (u: User, id: string) => async () =>
+    expect((await call(`${PLANTS}/collections/${id}/?delete_plants=true`, { method: "DELETE", bearer: u.access })).status).toBe(204);
+
+  it("creating a collection", async () => {
+    const u = await bearerUser();
+    const racing = envAfterStatement(/insert into "collections"/i, async () => {
+      const created = await env.DB.prepare("SELECT id FROM collections WHERE user_id = ? AND name = 'Racing shelf'")
+        .bind(u.userId)
+        .first<{ id: string }>();
+      await deletesWithPlants(u, created!.id)();
+    });
+    await expect(createCollection(racing.env, u.userId, { name: "Racing shelf" })).rejects.toMatchObject({
+      status: 404,
+      code: "NOT_FOUND",
+      message: "Collection not found.",
+    });
+    expect(racing.fired()).toBe(true);
+  });
+
+  it("adding a plant", async () => {
+    const u = await bearerUser();
+    const shelf = await newCollection(u);
+    const racing = envAfterStatement(/insert into "user_plants"/i, deletesWithPlants(u, shelf));
+    await expect(addPlant(racing.env, u.userId, { collection: shelf, nickname: "Fern" }, null)).rejects.toMatchObject({
+      status: 404,
+      code: "NOT_FOUND",
+      message: "Plant not found.",
+    });
+    expect(racing.fired()).toBe(true);
+  });
+
+  it("adding an identified plant", async () => {
+    const u = await bearerUser();
+    const shelf = await newCollection(u);
+    const { resultId } = await identifiedResult(u.userId);
+    const racing = envAfterStatement(/insert into "user_plants"/i, deletesWithPlants(u, shelf));
+    const adding = addIdentifiedPlant(racing.env, u.userId, {
+      collectionId: shelf,
+      resultId,
+      speciesId: null,
+      nickname: "Monstera",
+      notes: "",
+    });
+    await expect(adding).rejects.toMatchObject({ status: 404, code: "NOT_FOUND", message: "Plant not found." });
+    expect(racing.fired()).toBe(true);
+  });
+});
+
+describe("an identification result deleted with its request while its acceptance is on its way", () => {
+  it("answers 404, not a server error", async () => {
+    const u = await bearerUser();
+    const { requestId, resultId } = await identifiedResult(u.userId);
+    // The owner deletes the request (another tab) between the acceptance's check and its batch.
+    const racing = envRacingFirstBatch(async () =>
+      expect((await call(`/api/v1/plant-identification/requests/${requestId}/`, { method: "DELETE", bearer: u.access })).status).toBe(204),
+    );
+    await expect(acceptResult(racing.env, u.userId, resultId)).rejects.toMatchObject({
+      status: 404,
+      code: "NOT_FOUND",
+      message: "Result not found.",
+    });
+    expect(racing.fired()).toBe(true);
   });
 });
