@@ -221,6 +221,7 @@ export function calendarRoutes() {
       201: jsonBody(EventSchema, "Created"),
       400: errors[400],
       401: authErrors[401],
+      404: errorResponse(404, "Deleted (by you elsewhere, or a moderator) before the answer was read back"),
       409: errorResponse(409, `You already organise ${MAX_UPCOMING_EVENTS} events that have not ended (EVENT_LIMIT)`),
       429: rateLimited,
     },
