@@ -42,11 +42,21 @@ export function envAroundBatches(around: (n: number) => Promise<void>): { env: t
  */
 export function envRacingStatement(sql: RegExp, before: () => Promise<unknown>): { env: typeof env; fired: () => boolean } {
   let fired = false;
-  const runFirst = async () => {
-    if (fired) return;
-    fired = true;
-    await before();
-  };
+  const DB = withMatchingStatements(sql, async (run) => {
+    if (!fired) {
+      fired = true;
+      await before();
+    }
+    return run();
+  });
+  return { env: { ...env, DB } as typeof env, fired: () => fired };
+}
+
+/**
+ * `env.DB` whose statements matching `sql` execute (first, all, raw, run) through `around`, which
+ * calls `run` to execute them; other statements and batches go straight through.
+ */
+function withMatchingStatements(sql: RegExp, around: (run: () => Promise<unknown>) => Promise<unknown>): D1Database {
   const wrap = (statement: D1PreparedStatement): D1PreparedStatement =>
     new Proxy(statement, {
       get(target, prop) {
@@ -54,21 +64,17 @@ export function envRacingStatement(sql: RegExp, before: () => Promise<unknown>):
         if (typeof value !== "function") return value;
         if (prop === "bind") return (...args: unknown[]) => wrap(value.apply(target, args));
         if (prop === "first" || prop === "all" || prop === "raw" || prop === "run")
-          return async (...args: unknown[]) => {
-            await runFirst();
-            return value.apply(target, args);
-          };
+          return (...args: unknown[]) => around(() => value.apply(target, args));
         return value.bind(target);
       },
     });
-  const DB = new Proxy(env.DB, {
+  return new Proxy(env.DB, {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
       if (prop !== "prepare") return typeof value === "function" ? value.bind(target) : value;
       return (query: string) => (sql.test(query) ? wrap(target.prepare(query)) : target.prepare(query));
     },
   });
-  return { env: { ...env, DB } as typeof env, fired: () => fired };
 }
 
 const statementText = (st: D1PreparedStatement) => String((st as unknown as { statement?: string }).statement ?? "");
@@ -111,28 +117,15 @@ export function envAfterStatement(sql: RegExp, after: () => Promise<unknown>): {
     }
     return result;
   };
-  const wrap = (statement: D1PreparedStatement): D1PreparedStatement =>
-    new Proxy(statement, {
-      get(target, prop) {
-        const value = Reflect.get(target, prop, target);
-        if (typeof value !== "function") return value;
-        if (prop === "bind") return (...args: unknown[]) => wrap(value.apply(target, args));
-        if (prop === "first" || prop === "all" || prop === "raw" || prop === "run")
-          return async (...args: unknown[]) => thenAfter(await value.apply(target, args));
-        return value.bind(target);
-      },
-    });
-  const DB = new Proxy(env.DB, {
+  const statements = withMatchingStatements(sql, async (run) => thenAfter(await run()));
+  const DB = new Proxy(statements, {
     get(target, prop) {
-      const value = Reflect.get(target, prop, target);
-      if (prop === "prepare") return (query: string) => (sql.test(query) ? wrap(target.prepare(query)) : target.prepare(query));
-      if (prop === "batch")
-        return async (statements: D1PreparedStatement[]) => {
-          // Unwrapped: D1 takes its own statements, not the proxies above.
-          const results = await target.batch(statements.map((st) => (st as unknown as { valueOf(): D1PreparedStatement }).valueOf()));
-          return statements.some((st) => sql.test(statementText(st))) ? thenAfter(results) : results;
-        };
-      return typeof value === "function" ? value.bind(target) : value;
+      if (prop !== "batch") return Reflect.get(target, prop, target);
+      return async (batch: D1PreparedStatement[]) => {
+        // Unwrapped: D1 takes its own statements, not the proxies above.
+        const results = await env.DB.batch(batch.map((st) => (st as unknown as { valueOf(): D1PreparedStatement }).valueOf()));
+        return batch.some((st) => sql.test(statementText(st))) ? thenAfter(results) : results;
+      };
     },
   });
   return { env: { ...env, DB } as typeof env, fired: () => fired };

@@ -21,7 +21,8 @@ useEmulators();
 
 type User = Awaited<ReturnType<typeof withRole>>;
 const asAuthenticated = (u: User, role: AuthenticatedUser["role"]): AuthenticatedUser => ({ id: u.userId, username: u.username, role });
-const notFound = { status: 404, code: "NOT_FOUND", message: "Post not found." };
+/** The 404 of a missing `what`, as the services answer it. */
+const missing = (what: string) => ({ status: 404, code: "NOT_FOUND", message: `${what} not found.` });
 
 describe("a blog post deleted by an editor between a write and its read-back answers 404", () => {
   const editorDeletes = (editor: User, id: string) => async () =>
@@ -33,7 +34,9 @@ describe("a blog post deleted by an editor between a write and its read-back ans
       const created = await env.DB.prepare("SELECT id FROM blog_posts WHERE author_id = ?").bind(author.userId).first<{ id: string }>();
       await editorDeletes(editor, created!.id)();
     });
-    await expect(createPost(racing.env, asAuthenticated(author, "author"), { title: "Gone at once" })).rejects.toMatchObject(notFound);
+    await expect(createPost(racing.env, asAuthenticated(author, "author"), { title: "Gone at once" })).rejects.toMatchObject(
+      missing("Post"),
+    );
     expect(racing.fired()).toBe(true);
   });
 
@@ -47,7 +50,7 @@ describe("a blog post deleted by an editor between a write and its read-back ans
       const [author, editor] = [await withRole("author"), await withRole("editor")];
       const post = await createPostByApi(author.access, { content_blocks: [{ type: "paragraph", value: "<p>Soon gone</p>" }] });
       const racing = envAfterStatement(/update "blog_posts"/i, editorDeletes(editor, post.id));
-      await expect(write(racing.env, asAuthenticated(author, "author"), post.id)).rejects.toMatchObject(notFound);
+      await expect(write(racing.env, asAuthenticated(author, "author"), post.id)).rejects.toMatchObject(missing("Post"));
       expect(racing.fired()).toBe(true);
     });
   }
@@ -56,7 +59,7 @@ describe("a blog post deleted by an editor between a write and its read-back ans
     const [editor, other] = [await withRole("editor"), await withRole("editor")];
     const post = await createPostByApi(editor.access, {});
     const racing = envAfterStatement(/update "blog_posts"/i, editorDeletes(other, post.id));
-    await expect(publishPost(racing.env, asAuthenticated(editor, "editor"), post.id)).rejects.toMatchObject(notFound);
+    await expect(publishPost(racing.env, asAuthenticated(editor, "editor"), post.id)).rejects.toMatchObject(missing("Post"));
     expect(racing.fired()).toBe(true);
   });
 });
@@ -93,7 +96,6 @@ describe("a calendar event deleted between a write and its read-back answers 404
   };
   const deletes = (organizer: User, id: string) => async () =>
     expect((await call(`${CALENDAR}/events/${id}/`, { method: "DELETE", bearer: organizer.access })).status).toBe(204);
-  const eventGone = { status: 404, code: "NOT_FOUND", message: "Event not found." };
 
   it("creating it (the organiser deletes it from another tab)", async () => {
     const organizer = await bearerUser();
@@ -103,7 +105,7 @@ describe("a calendar event deleted between a write and its read-back answers 404
         .first<{ id: string }>();
       await deletes(organizer, created!.id)();
     });
-    await expect(createEvent(racing.env, asAuthenticated(organizer, "user"), fields())).rejects.toMatchObject(eventGone);
+    await expect(createEvent(racing.env, asAuthenticated(organizer, "user"), fields())).rejects.toMatchObject(missing("Event"));
     expect(racing.fired()).toBe(true);
   });
 
@@ -113,7 +115,7 @@ describe("a calendar event deleted between a write and its read-back answers 404
       const organizer = await bearerUser();
       const event = await json<{ id: string }>(await call(`${CALENDAR}/events/`, { bearer: organizer.access, json: fields() }), 201);
       const racing = envAfterStatement(/update "calendar_events"/i, deletes(organizer, event.id));
-      await expect(updateEvent(racing.env, asAuthenticated(organizer, "user"), event.id, patch)).rejects.toMatchObject(eventGone);
+      await expect(updateEvent(racing.env, asAuthenticated(organizer, "user"), event.id, patch)).rejects.toMatchObject(missing("Event"));
       expect(racing.fired()).toBe(true);
     });
   }
@@ -139,11 +141,7 @@ describe("a collection or plant deleted (from another tab) between its insert an
         .first<{ id: string }>();
       await deletesWithPlants(u, created!.id)();
     });
-    await expect(createCollection(racing.env, u.userId, { name: "Racing shelf" })).rejects.toMatchObject({
-      status: 404,
-      code: "NOT_FOUND",
-      message: "Collection not found.",
-    });
+    await expect(createCollection(racing.env, u.userId, { name: "Racing shelf" })).rejects.toMatchObject(missing("Collection"));
     expect(racing.fired()).toBe(true);
   });
 
@@ -151,11 +149,7 @@ describe("a collection or plant deleted (from another tab) between its insert an
     const u = await bearerUser();
     const shelf = await newCollection(u);
     const racing = envAfterStatement(/insert into "user_plants"/i, deletesWithPlants(u, shelf));
-    await expect(addPlant(racing.env, u.userId, { collection: shelf, nickname: "Fern" }, null)).rejects.toMatchObject({
-      status: 404,
-      code: "NOT_FOUND",
-      message: "Plant not found.",
-    });
+    await expect(addPlant(racing.env, u.userId, { collection: shelf, nickname: "Fern" }, null)).rejects.toMatchObject(missing("Plant"));
     expect(racing.fired()).toBe(true);
   });
 
@@ -171,7 +165,7 @@ describe("a collection or plant deleted (from another tab) between its insert an
       nickname: "Monstera",
       notes: "",
     });
-    await expect(adding).rejects.toMatchObject({ status: 404, code: "NOT_FOUND", message: "Plant not found." });
+    await expect(adding).rejects.toMatchObject(missing("Plant"));
     expect(racing.fired()).toBe(true);
   });
 });
@@ -184,11 +178,7 @@ describe("an identification result deleted with its request while its acceptance
     const racing = envRacingFirstBatch(async () =>
       expect((await call(`/api/v1/plant-identification/requests/${requestId}/`, { method: "DELETE", bearer: u.access })).status).toBe(204),
     );
-    await expect(acceptResult(racing.env, u.userId, resultId)).rejects.toMatchObject({
-      status: 404,
-      code: "NOT_FOUND",
-      message: "Result not found.",
-    });
+    await expect(acceptResult(racing.env, u.userId, resultId)).rejects.toMatchObject(missing("Result"));
     expect(racing.fired()).toBe(true);
   });
 });
