@@ -216,7 +216,7 @@ export function notificationRoutes() {
     },
     {
       description:
-        "Mail clients POST `List-Unsubscribe=One-Click`; the body is not needed. A tampered or expired token: 400, nothing changed. Security email stays on.",
+        "Mail clients POST `List-Unsubscribe=One-Click`; the body is not needed. A tampered or expired token: 400, nothing changed. A link mailed to an address the account has since left: answered the same, nothing changed. Security email stays on.",
     },
   );
   app.openapi(postUnsubscribe, async (c) => {

@@ -334,7 +334,7 @@ async function sendEmailDelivery(env: Bindings, row: Delivery): Promise<Result> 
     // unsubscribe, or the app) stays out, as a single email of it would be skipped.
     const wanted = items.filter((i) => emailWanted(prefs, i.n.type));
     if (wanted.length === 0) return { status: "skipped", detail: "types turned off" };
-    headers = await listUnsubscribeHeaders(env, user.id, "all", issuedAt);
+    headers = await listUnsubscribeHeaders(env, user, "all", issuedAt);
     const period = row.period?.startsWith("weekly") ? "weekly" : "daily";
     mail = renderDigestEmail(
       wanted.map((i) => asEmailNotification(i.n)),
@@ -347,7 +347,7 @@ async function sendEmailDelivery(env: Bindings, row: Delivery): Promise<Result> 
       ? await database(env).select().from(notifications).where(eq(notifications.id, row.notificationId)).get()
       : undefined;
     if (!n || isWithdrawn(n)) return { status: "skipped", detail: "notification gone" };
-    headers = security ? undefined : await listUnsubscribeHeaders(env, user.id, row.type as PreferenceType, issuedAt);
+    headers = security ? undefined : await listUnsubscribeHeaders(env, user, row.type as PreferenceType, issuedAt);
     mail = renderNotificationEmail(asEmailNotification(n), recipientInfo, {
       frontend: config.FRONTEND_URL,
       unsubscribe: headers ? unsubscribeUrl(headers) : "",

@@ -427,7 +427,9 @@ describe("digest", () => {
     await quietNotification(u.userId, "blog_comment_reply", "Reply after unsubscribing", "2026-12-02T12:00:00.000Z");
     // The reader stops mention mail by the one-click link of an earlier email, and reply mail in the app.
     const { listUnsubscribeHeaders } = await import("../../src/services/unsubscribe");
-    const link = /<(https:[^>]+)>/.exec((await listUnsubscribeHeaders(env, u.userId, "forum_mention"))["List-Unsubscribe"]!)![1]!;
+    const link = /<(https:[^>]+)>/.exec(
+      (await listUnsubscribeHeaders(env, { id: u.userId, email: u.email }, "forum_mention"))["List-Unsubscribe"]!,
+    )![1]!;
     const unsubscribed = await call(link.replace(BASE, ""), {
       method: "POST",
       body: "List-Unsubscribe=One-Click",

@@ -24,7 +24,7 @@ const oneClick = (token: string, init: { headers?: Record<string, string>; cooki
 
 describe("one-click unsubscribe", () => {
   it("builds both RFC 8058 headers from the public origin", async () => {
-    const headers = await listUnsubscribeHeaders(env, crypto.randomUUID(), "forum_reply");
+    const headers = await listUnsubscribeHeaders(env, { id: crypto.randomUUID(), email: "reader@example.com" }, "forum_reply");
     expect(headers["List-Unsubscribe-Post"]).toBe("List-Unsubscribe=One-Click");
     expect(headers["List-Unsubscribe"]).toMatch(
       /^<https:\/\/api\.test\/api\/v1\/notifications\/unsubscribe\/\?token=[\w-]+\.[\w-]+>, <mailto:unsubscribe@[^?]+\?subject=unsubscribe%20[\w.-]+>$/,
@@ -33,7 +33,7 @@ describe("one-click unsubscribe", () => {
 
   it("announces one-click only for an https link: a plain-http local run keeps RFC 2369's header alone", async () => {
     const local = { ...env, ENVIRONMENT: "local", PUBLIC_API_URL: "http://127.0.0.1:8787" } as typeof env;
-    const headers = await listUnsubscribeHeaders(local, crypto.randomUUID(), "forum_reply");
+    const headers = await listUnsubscribeHeaders(local, { id: crypto.randomUUID(), email: "reader@example.com" }, "forum_reply");
     expect(headers["List-Unsubscribe-Post"]).toBeUndefined();
     expect(headers["List-Unsubscribe"]).toMatch(
       /^<http:\/\/127\.0\.0\.1:8787\/api\/v1\/notifications\/unsubscribe\/\?token=[\w.-]+>, <mailto:/,
@@ -167,7 +167,7 @@ describe("unsubscribing by mail (the mailto: of List-Unsubscribe)", () => {
   it("a mail client that sends the mailto: instead of the one-click POST unsubscribes just the same; a bad token is refused, nothing changed", async () => {
     const worker = (await import("../../src/index")).default as ExportedHandler<typeof env>;
     const u = await bearerUser();
-    const headers = await listUnsubscribeHeaders(env, u.userId, "forum_mention");
+    const headers = await listUnsubscribeHeaders(env, { id: u.userId, email: u.email }, "forum_mention");
     const mailto = /<mailto:([^>]+)>/.exec(headers["List-Unsubscribe"]!)![1]!;
     const subject = decodeURIComponent(new URL(`mailto:${mailto}`).searchParams.get("subject")!);
     expect(subject).toMatch(/^unsubscribe [\w-]+\.[\w-]+$/);
