@@ -41,8 +41,10 @@ export function describeError(error: unknown): Record<string, unknown> {
 
 /**
  * A request path fit for logs and error reports: a path segment that is itself a credential (a
- * calendar feed's signed token) is replaced, so whoever reads the logs cannot use it.
+ * calendar feed's signed token) is replaced, so whoever reads the logs cannot use it. Whatever
+ * follows `/calendar-feed/`, not only the feed's own route: a URL mistyped after the token (the
+ * file name left off, another one) answers 404 but carries the same working token.
  */
 export function loggablePath(path: string): string {
-  return path.replace(/(\/calendar-feed\/)[^/]+\/plant-community\.ics$/, "$1[token]/plant-community.ics");
+  return path.replace(/(\/calendar-feed\/)[^/]+/, "$1[token]");
 }
