@@ -8,21 +8,12 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { isSuppressed } from "../../src/services/email-events";
 import { deliverEmail } from "../../src/services/mailer";
-import { call, expectError, jsonWithStatus as json } from "../helpers/http";
+import { postEmailEvent as post, sentMail as sent, WEBHOOK_SECRET as SECRET } from "../helpers/email-webhook";
+import { expectError, jsonWithStatus as json } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 
 const emulators = useEmulators();
-const SECRET = env.EMAIL_WEBHOOK_SECRET as string;
 const PATH = "/api/v1/notifications/email-events/";
-const post = (delivery: { headers: Record<string, string>; body: string }) =>
-  call(PATH, { method: "POST", headers: delivery.headers, body: delivery.body });
-
-/** Sends one email through the service and returns its emulator id. */
-async function sent(to: string): Promise<string> {
-  const result = await deliverEmail(env, { to, subject: "Hello", text: "Hi" });
-  if (!result.sent || !result.id) throw new Error("not sent");
-  return result.id;
-}
 const address = () => `grower-${crypto.randomUUID().slice(0, 8)}@example.com`;
 
 describe("the email webhook", () => {

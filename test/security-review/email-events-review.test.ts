@@ -5,26 +5,16 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { isSuppressed } from "../../src/services/email-events";
-import { deliverEmail } from "../../src/services/mailer";
-import { call, expectError } from "../helpers/http";
+import { postEmailEvent as post, sentMail, WEBHOOK_SECRET as SECRET } from "../helpers/email-webhook";
+import { expectError } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 
 const emulators = useEmulators();
-const SECRET = env.EMAIL_WEBHOOK_SECRET as string;
-const PATH = "/api/v1/notifications/email-events/";
-const post = (delivery: { headers: Record<string, string>; body: string }) =>
-  call(PATH, { method: "POST", headers: delivery.headers, body: delivery.body });
-
-async function sentTo(to: string): Promise<string> {
-  const result = await deliverEmail(env, { to, subject: "Hello", text: "Hi" });
-  if (!result.sent || !result.id) throw new Error("not sent");
-  return result.id;
-}
 
 describe("the email webhook", () => {
   it("the signature covers the raw body: the same event re-serialised is refused, nothing suppressed", async () => {
     const to = `raw-${crypto.randomUUID().slice(0, 8)}@example.com`;
-    const good = await emulators.email.webhook(await sentTo(to), "email.complained", SECRET);
+    const good = await emulators.email.webhook(await sentMail(to), "email.complained", SECRET);
     for (const body of [JSON.stringify(JSON.parse(good.body), null, 2), `${good.body}\n`, ` ${good.body}`]) {
       expect(JSON.parse(body)).toEqual(JSON.parse(good.body));
       await expectError(await post({ headers: good.headers, body }), 401, "INVALID_SIGNATURE");
