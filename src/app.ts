@@ -311,14 +311,17 @@ function methodNotAllowedMessage(method: string, path: string, allow: string[]):
 }
 
 /**
- * What a 404 for an API path says: where every route is listed and, for a path that leaves out
- * its resource's prefix (`/api/v1/plants/` for `/api/v1/plant-identification/plants/`, as the
- * README's short names invite), the routes it may have meant.
+ * What a 404 for an API path says: where every route is listed (also for `/api/v1/` itself, the
+ * first thing a newcomer tries) and, for a path that leaves out its resource's prefix
+ * (`/api/v1/plants/` for `/api/v1/plant-identification/plants/`, as the README's short names
+ * invite), the routes it may have meant.
  */
 function notFoundMessage(app: OpenAPIHono<AppEnv>, method: string, path: string): string {
   const message = `No route for ${method} ${path}.`;
+  const docs = " Every route is listed at /api/docs.";
+  if (path !== "/api" && !path.startsWith("/api/")) return message;
   const version = /^\/api\/v\d+\//.exec(path)?.[0];
-  if (!version) return message;
+  if (!version) return `${message}${docs}`;
   const normalised = path.replace(/\/+$/, "");
   const meant = new Set<string>();
   for (const route of app.routes) {
@@ -332,7 +335,7 @@ function notFoundMessage(app: OpenAPIHono<AppEnv>, method: string, path: string)
   }
   const suggestions = [...meant].slice(0, 3);
   const didYouMean = suggestions.length > 0 ? ` Did you mean ${suggestions.join(" or ")}?` : "";
-  return `${message}${didYouMean} Every route is listed at /api/docs.`;
+  return `${message}${didYouMean}${docs}`;
 }
 
 const patternCache = new Map<string, RegExp>();

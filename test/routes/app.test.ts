@@ -45,6 +45,12 @@ describe("error envelope", () => {
       /Did you mean \/api\/v1\/plant-identification\/species\/\{id\}\/care\/\?/,
     );
     expect(await message("/api/v1/reminder/")).toBe("No route for GET /api/v1/reminder. Every route is listed at /api/docs.");
+    // The API's own roots, where a newcomer starts, point at the docs too.
+    for (const root of ["/api/v1/", "/api/v1", "/api/", "/api/v2/"]) {
+      expect(await message(root)).toBe(`No route for GET ${root.replace(/\/$/, "")}. Every route is listed at /api/docs.`);
+    }
+    // A path outside the API is not told about the API's docs.
+    expect(await message("/nope/")).toBe("No route for GET /nope.");
   });
 
   it("405 with Allow for a known path and the wrong method", async () => {
