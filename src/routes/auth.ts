@@ -16,6 +16,7 @@ import { sessionDeviceOf } from "../lib/session-device";
 import { accessClaimsOf, assertCsrf, userIdOf } from "../middleware/auth";
 import {
   assertPasswordPolicy,
+  passwordFieldErrors,
   changePassword,
   confirmEmailChange,
   sendVerificationEmail,
@@ -282,6 +283,29 @@ const RegisterBody = z
     first_name: z.string().trim().max(150).optional(),
     last_name: z.string().trim().max(150).optional(),
   })
+  // A body refused for another field (a short username, a bad email) also says what is wrong
+  // with the password, so a sign-up form shows every reason at once rather than one round trip
+  // each. Otherwise the route applies the policy (the service's rule) as before.
+  .superRefine(
+    (_body, ctx) => {
+      const raw = ctx.value as Record<string, unknown>;
+      const text = (v: unknown) => (typeof v === "string" ? v : undefined);
+      const errors = passwordFieldErrors(
+        raw.password as string,
+        text(raw.password_confirm),
+        { username: text(raw.username), email: text(raw.email) },
+        "password",
+      );
+      for (const [field, messages] of Object.entries(errors))
+        for (const message of messages) ctx.addIssue({ code: "custom", message, path: [field] });
+    },
+    {
+      when: (payload) =>
+        payload.issues.length > 0 &&
+        typeof (payload.value as Record<string, unknown> | null)?.password === "string" &&
+        !payload.issues.some((issue) => issue.path?.[0] === "password" || issue.path?.[0] === "password_confirm"),
+    },
+  )
   .openapi("RegisterRequest");
 
 const LoginBody = z

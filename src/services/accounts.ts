@@ -63,6 +63,20 @@ export const WS_TICKET_TTL_S = 60;
 
 const nowS = () => Math.floor(Date.now() / 1000);
 
+/** What is wrong with a new `password` (the policy) and its `confirm`, by field; empty when nothing. */
+export function passwordFieldErrors(
+  password: string,
+  confirm: string | undefined,
+  user: { username?: string; email?: string },
+  field: string,
+): Record<string, string[]> {
+  const fieldErrors: Record<string, string[]> = {};
+  const problems = passwordPolicyErrors(password, user);
+  if (problems.length > 0) fieldErrors[field] = problems;
+  if (confirm !== undefined && confirm !== password) fieldErrors[`${field}_confirm`] = ["Passwords do not match."];
+  return fieldErrors;
+}
+
 /** Throws 400 with field errors when `password` breaks the policy or does not match `confirm`. */
 export function assertPasswordPolicy(
   password: string,
@@ -70,10 +84,7 @@ export function assertPasswordPolicy(
   user: { username?: string; email?: string },
   field: string,
 ): void {
-  const fieldErrors: Record<string, string[]> = {};
-  const problems = passwordPolicyErrors(password, user);
-  if (problems.length > 0) fieldErrors[field] = problems;
-  if (confirm !== undefined && confirm !== password) fieldErrors[`${field}_confirm`] = ["Passwords do not match."];
+  const fieldErrors = passwordFieldErrors(password, confirm, user, field);
   if (Object.keys(fieldErrors).length > 0) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", fieldErrors);
 }
 

@@ -262,6 +262,23 @@ describe("registration rules", () => {
     expect((await expectError(mismatch, 400, "VALIDATION_ERROR")).errors?.password_confirm).toBeDefined();
   });
 
+  it("a body refused for another field also names what is wrong with the password, so a form shows it all at once", async () => {
+    const res = await call("/api/v1/auth/register/", {
+      json: { username: "x", email: "not-an-email", password: "123", password_confirm: "1234" },
+    });
+    const errors = (await expectError(res, 400, "VALIDATION_ERROR")).errors;
+    expect(errors?.username).toBeDefined();
+    expect(errors?.email).toBeDefined();
+    expect(errors?.password).toEqual([
+      "This password is too short. It must contain at least 12 characters.",
+      "This password is entirely numeric.",
+    ]);
+    expect(errors?.password_confirm).toEqual(["Passwords do not match."]);
+    // A good password is not complained about for the others' sake.
+    const good = await call("/api/v1/auth/register/", { json: { username: "x", email: "ok@example.com", password: GOOD_PASSWORD } });
+    expect((await expectError(good, 400, "VALIDATION_ERROR")).errors).toEqual({ username: ["Username must be at least 3 characters."] });
+  });
+
   it("sign-in bodies take fields they do not know, and a misspelt one leaves the real field named as required", async () => {
     const u = await bearerUser();
     // Extra fields some clients send (docs/api.md, "Unknown fields in sign-in bodies").
