@@ -15,7 +15,6 @@ import { clearSessionCookies, ensureCsrfCookie, REFRESH_COOKIE, setSessionCookie
 import { sessionDeviceOf } from "../lib/session-device";
 import { accessClaimsOf, assertCsrf, userIdOf } from "../middleware/auth";
 import {
-  assertPasswordPolicy,
   passwordFieldErrors,
   changePassword,
   confirmEmailChange,
@@ -283,9 +282,9 @@ const RegisterBody = z
     first_name: z.string().trim().max(150).optional(),
     last_name: z.string().trim().max(150).optional(),
   })
-  // A body refused for another field (a short username, a bad email) also says what is wrong
-  // with the password, so a sign-up form shows every reason at once rather than one round trip
-  // each. Otherwise the route applies the policy (the service's rule) as before.
+  // The password policy (the service's rule) is checked with the other fields, so a body refused
+  // for a short username or a bad email also says what is wrong with the password: a sign-up form
+  // shows every reason at once rather than one round trip each.
   .superRefine(
     (_body, ctx) => {
       const raw = ctx.value as Record<string, unknown>;
@@ -301,7 +300,6 @@ const RegisterBody = z
     },
     {
       when: (payload) =>
-        payload.issues.length > 0 &&
         typeof (payload.value as Record<string, unknown> | null)?.password === "string" &&
         !payload.issues.some((issue) => issue.path?.[0] === "password" || issue.path?.[0] === "password_confirm"),
     },
@@ -610,7 +608,6 @@ export function authRoutes() {
     const config = getConfig(c.env);
     await enforceRateLimit(c.env, `register:ip:${clientIp(c.req.raw)}`, config.REGISTER_RATE_LIMIT);
     const body = c.req.valid("json");
-    assertPasswordPolicy(body.password, body.password_confirm, { username: body.username, email: body.email }, "password");
     const user = await createUser(c.env, {
       username: body.username,
       email: body.email,
