@@ -110,13 +110,19 @@ export class RateLimiter extends DurableObject<Env> {
       this.state.hits = hits;
       return { allowed: false, remaining: 0, retryAfterS: Math.max(1, Math.ceil((oldest + windowMs - now) / 1000)) };
     }
-    hits.push(now);
+    // Each hit's time is its own (one after another in the same millisecond is counted a
+    // millisecond later), so `refund` takes back the hit it names and never a neighbour's.
+    const at = Math.max(now, (hits.at(-1) ?? Number.NEGATIVE_INFINITY) + 1);
+    hits.push(at);
     this.state.hits = hits;
-    await this.save(now + windowMs);
-    return { allowed: true, remaining: limit - hits.length, retryAfterS: 0, at: now };
+    await this.save(at + windowMs);
+    return { allowed: true, remaining: limit - hits.length, retryAfterS: 0, at };
   }
 
-  /** Takes back one hit `consume` counted at `at` (nothing when it has left the log already). */
+  /**
+   * Takes back the hit `consume` counted at `at`: nothing when it is not in the log (given back
+   * already, or left the window), so a refund never gives back more than its own hit.
+   */
   async refund(at: number): Promise<void> {
     const i = this.state.hits.indexOf(at);
     if (i === -1) return;

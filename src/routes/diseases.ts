@@ -164,7 +164,7 @@ export function diseaseRoutes() {
     const userId = userIdOf(c);
     const timer = new StageTimer();
     // Nothing queued (the upload refused, the photos not stored, the queue down): the budget comes back.
-    const row = await withRequestBudget(c.env, userId, timer, async () => {
+    const row = await withRequestBudget(c.env, userId, c.get("logger"), timer, async () => {
       const upload = await timer.time("upload", readUpload(c));
       return submitRequest(
         c.env,

@@ -236,7 +236,12 @@ export function identifyRoutes() {
     const [spent, image] = await Promise.all([
       timer.time(
         "limit",
-        spendRateLimit(c.env, user ? `identify:user:${user.id}` : `identify:ip:${clientIp(c.req.raw)}`, config.IDENTIFY_RATE_LIMIT).then(
+        spendRateLimit(
+          c.env,
+          user ? `identify:user:${user.id}` : `identify:ip:${clientIp(c.req.raw)}`,
+          config.IDENTIFY_RATE_LIMIT,
+          c.get("logger"),
+        ).then(
           (refund) => ({ refund }),
           (error: unknown) => ({ error }),
         ),
@@ -250,7 +255,7 @@ export function identifyRoutes() {
     // The allowance pays for an identification: a refused photo, or providers that all failed, give it back.
     const { refund } = spent;
     if (!image.ok) {
-      await refund().catch(() => {});
+      await refund();
       return failure(c, 400, image.message, image.code);
     }
 
@@ -272,7 +277,7 @@ export function identifyRoutes() {
     );
     const cached = { plant_id: outcome.providers.plant_id.cached, plantnet: outcome.providers.plantnet.cached };
     if (outcome.allFailed) {
-      await refund().catch(() => {});
+      await refund();
       return failure(
         c,
         503,

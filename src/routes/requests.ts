@@ -175,7 +175,7 @@ export function requestRoutes() {
   app.post(createRequestRoute.path, requireAuth, async (c) => {
     const timer = new StageTimer();
     // Nothing queued (the upload refused, the photos not stored, the queue down): the budget comes back.
-    const row = await withRequestBudget(c.env, userIdOf(c), timer, async () => {
+    const row = await withRequestBudget(c.env, userIdOf(c), c.get("logger"), timer, async () => {
       const upload = await timer.time("upload", readUpload(c));
       return submitRequest(
         c.env,

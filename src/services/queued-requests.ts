@@ -196,13 +196,19 @@ export async function submitRequest<T extends RequestTable>(
  * pays for a queued job: the refund gives it back when none is queued after all (an upload
  * refused, a request that cannot be retried, the queue down).
  */
-export function spendRequestBudget(env: Bindings, userId: string): Promise<Refund> {
-  return spendRateLimit(env, `identify:user:${userId}`, getConfig(env).IDENTIFY_RATE_LIMIT);
+export function spendRequestBudget(env: Bindings, userId: string, logger: Logger): Promise<Refund> {
+  return spendRateLimit(env, `identify:user:${userId}`, getConfig(env).IDENTIFY_RATE_LIMIT, logger);
 }
 
 /** Runs `work` (which queues a job) on one of the user's budget, given back when it throws. */
-export async function withRequestBudget<R>(env: Bindings, userId: string, timer: StageTimer, work: () => Promise<R>): Promise<R> {
-  return refundingOnFailure(await timer.time("limit", spendRequestBudget(env, userId)), work);
+export async function withRequestBudget<R>(
+  env: Bindings,
+  userId: string,
+  logger: Logger,
+  timer: StageTimer,
+  work: () => Promise<R>,
+): Promise<R> {
+  return refundingOnFailure(await timer.time("limit", spendRequestBudget(env, userId, logger)), work);
 }
 
 /**
@@ -470,7 +476,7 @@ export async function retryOwnRequest<T extends RequestTable>(
 ): Promise<RowOf<T>> {
   const before = await ownRequest(env, kind, userId, id);
   // A retry refused (409) or whose job the queue refused (503) queued nothing: its budget comes back.
-  return refundingOnFailure(await spendRequestBudget(env, userId), async () => {
+  return refundingOnFailure(await spendRequestBudget(env, userId, logger), async () => {
     const t = lifecycle(kind);
     const updated = (await database(env)
       .update(t)

@@ -7,6 +7,7 @@ import type { Config } from "../config";
 import type { Bindings } from "../env";
 import { humanDuration } from "../lib/durations";
 import { AppError } from "../lib/errors";
+import type { Logger } from "../lib/logger";
 
 export interface Rate {
   limit: number;
@@ -40,28 +41,41 @@ function tooMany(retryAfterS: number): AppError {
   });
 }
 
-/** Gives back a hit that paid for work which then did not happen. */
+/** Gives back a hit that paid for work which then did not happen; never throws, and gives back once however often it is called. */
 export type Refund = () => Promise<void>;
 
 /**
  * Counts one hit in `name` (429 RATE_LIMITED when over the limit), for a limit that pays for
- * work: the refund gives the hit back when the work does not happen after all.
+ * work: the refund gives the hit back when the work does not happen after all. A refund the
+ * limiter does not take (unreachable, or failing just then) leaves the hit spent and is logged:
+ * the caller's own answer (a 400, 409 or 503) still stands.
  */
-export async function spendRateLimit(env: Bindings, name: string, rate: Rate): Promise<Refund> {
+export async function spendRateLimit(env: Bindings, name: string, rate: Rate, logger: Logger): Promise<Refund> {
   const result = await bucket(env, name).consume(rate.limit, rate.windowMs);
   if (!result.allowed) throw tooMany(result.retryAfterS);
-  return () => bucket(env, name).refund(result.at!);
+  const at = result.at!;
+  let given = false;
+  return async () => {
+    if (given) return;
+    given = true;
+    try {
+      await bucket(env, name).refund(at);
+    } catch (err) {
+      // The bucket's kind, not its key: a key can be the caller's IP address.
+      logger.warn("giving back a rate-limit hit failed; it stays spent", {
+        limit: name.slice(0, name.lastIndexOf(":")),
+        error: String(err),
+      });
+    }
+  };
 }
 
-/**
- * Runs `work` paid for by an already spent hit: when it throws, the hit is given back (the error
- * still goes to the caller, and a failed refund only leaves the hit spent).
- */
+/** Runs `work` paid for by an already spent hit: when it throws, the hit is given back and the error still goes to the caller. */
 export async function refundingOnFailure<R>(refund: Refund, work: () => Promise<R>): Promise<R> {
   try {
     return await work();
   } catch (err) {
-    await refund().catch(() => {});
+    await refund();
     throw err;
   }
 }

@@ -19,6 +19,28 @@ describe("RateLimiter", () => {
     expect((await ref.consume(3, 60_000, t0 + 60_002)).allowed).toBe(false);
   });
 
+  it("a refund takes back only the hit it names, once, even among hits of the same millisecond", async () => {
+    const ref = limiter("test:refund-same-ms");
+    const t0 = Date.now();
+    const first = await ref.consume(2, 60_000, t0);
+    const second = await ref.consume(2, 60_000, t0);
+    expect(second.at).not.toBe(first.at);
+    await ref.refund(first.at!);
+    await ref.refund(first.at!);
+    // One hit came back, not two: one more passes, the next is refused.
+    expect((await ref.consume(2, 60_000, t0 + 1)).allowed).toBe(true);
+    expect((await ref.consume(2, 60_000, t0 + 2)).allowed).toBe(false);
+  });
+
+  it("a refund of a hit that has left the window gives back nothing of the new one", async () => {
+    const ref = limiter("test:refund-rolled-over");
+    const t0 = Date.now();
+    const old = await ref.consume(1, 1000, t0);
+    expect((await ref.consume(1, 1000, t0 + 1500)).allowed).toBe(true);
+    await ref.refund(old.at!);
+    expect((await ref.consume(1, 1000, t0 + 1600)).allowed).toBe(false);
+  });
+
   it("counts exactly under concurrency", async () => {
     const ref = limiter("test:concurrent");
     const results = await Promise.all(Array.from({ length: 25 }, () => ref.consume(10, 60_000)));

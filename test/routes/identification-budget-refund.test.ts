@@ -7,8 +7,10 @@
  */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../../src/app";
+import { createLogger } from "../../src/lib/logger";
+import { spendRateLimit } from "../../src/services/rate-limits";
 import { makePng } from "../helpers/images";
 import { freshIp } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
@@ -91,5 +93,106 @@ describe("the identification allowance is given back when nothing was identified
     expect((await post(IDENTIFY, form("image", await photo("sync")), ip)).status).toBe(503);
     expect((await post(IDENTIFY, form("image", await photo("sync")), ip)).status).toBe(200);
     expect((await post(IDENTIFY, form("image", await photo("sync")), ip)).status).toBe(429);
+  });
+});
+
+/**
+ * The RATE_LIMITER binding, with its objects' `refund` answered by `refund` (the limiter
+ * unreachable or failing just then) and every other call passed on; `refunds` counts the calls.
+ */
+function limiterRefundingWith(refund: (at: number) => Promise<void>) {
+  let refunds = 0;
+  const real = env.RATE_LIMITER;
+  const RATE_LIMITER = new Proxy(real, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (prop !== "get") return typeof value === "function" ? value.bind(target) : value;
+      return (id: DurableObjectId) => {
+        const stub = target.get(id);
+        return new Proxy(stub, {
+          get(s, p) {
+            if (p === "refund")
+              return (at: number) => {
+                refunds++;
+                return refund(at);
+              };
+            // An RPC stub's members are themselves stubs (their `apply` would be a remote call): called by name.
+            return (...args: unknown[]) => (s as unknown as Record<string | symbol, (...a: unknown[]) => unknown>)[p]!(...args);
+          },
+        });
+      };
+    },
+  });
+  return { RATE_LIMITER, refunds: () => refunds };
+}
+
+describe("a refund the rate limiter does not take leaves the answer as it was, and is logged", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  const failures = {
+    "rejects (unreachable)": () => Promise.reject(new Error("rate limiter unreachable")),
+    "throws at once": () => {
+      throw new Error("rate limiter binding broken");
+    },
+  } as const;
+
+  for (const [how, refund] of Object.entries(failures)) {
+    it(`its refund ${how}: 400, 409, 503 and the synchronous 400 and 503 keep their status and code`, async () => {
+      const warned = vi.spyOn(console, "warn").mockImplementation(() => {});
+      // Ten an hour: each failure below keeps its hit, since its refund is lost.
+      const failing = {
+        RATE_LIMITER: limiterRefundingWith(refund).RATE_LIMITER as unknown as Env["RATE_LIMITER"],
+        IDENTIFY_RATE_LIMIT: "10/3600",
+      };
+      const u = await bearerUser();
+      const auth = { Authorization: `Bearer ${u.access}` };
+      const answers: [Response, number, string][] = [];
+      answers.push([await post(REQUESTS, form("image_1", "not an image at all"), auth, failing), 400, "VALIDATION_ERROR"]);
+      const id = await pendingIdentificationRequest(u.userId, await photo("refund-fails"));
+      await env.DB.prepare("UPDATE identification_requests SET status = 'completed' WHERE id = ?").bind(id).run();
+      answers.push([await post(`${REQUESTS}${id}/retry/`, undefined, auth, failing), 409, "INVALID_STATE"]);
+      const queueDown = { IDENTIFY_QUEUE: { send: () => Promise.reject(new Error("queue down")) } as unknown as Queue };
+      answers.push([
+        await post(REQUESTS, form("image_1", await photo("refund-fails")), auth, { ...failing, ...queueDown }),
+        503,
+        "QUEUE_UNAVAILABLE",
+      ]);
+      const ip = { "CF-Connecting-IP": freshIp() };
+      answers.push([await post(IDENTIFY, form("image", "not an image at all"), ip, failing), 400, ""]);
+      emulators.plantId.setMode({ failure: "500", times: 1 });
+      emulators.plantnet.setMode({ failure: "500", times: 1 });
+      answers.push([await post(IDENTIFY, form("image", await photo("refund-fails")), ip, failing), 503, "PROVIDERS_UNAVAILABLE"]);
+      for (const [res, status, code] of answers) {
+        expect(res.status).toBe(status);
+        const body = (await res.json()) as { code?: string };
+        if (code) expect(body.code).toBe(code);
+      }
+      // Each lost refund is logged, with the kind of limit and not its key (an IP address here).
+      const lines = warned.mock.calls.map((args) => JSON.parse(String(args[0])) as Record<string, unknown>);
+      const lost = lines.filter((l) => l.msg === "giving back a rate-limit hit failed; it stays spent");
+      expect(lost.map((l) => l.limit)).toEqual(["identify:user", "identify:user", "identify:user", "identify:ip", "identify:ip"]);
+      expect(JSON.stringify(lost)).not.toContain(ip["CF-Connecting-IP"]);
+    });
+  }
+});
+
+describe("a refund never gives back more than was spent", () => {
+  const logger = createLogger({}, "error");
+
+  it("a refund called twice reaches the limiter once", async () => {
+    const limiter = limiterRefundingWith(async () => {});
+    const spender = { ...env, RATE_LIMITER: limiter.RATE_LIMITER as unknown as Env["RATE_LIMITER"] };
+    const refund = await spendRateLimit(spender, `test:refund-twice:${crypto.randomUUID()}`, { limit: 2, windowMs: 3_600_000 }, logger);
+    await refund();
+    await refund();
+    expect(limiter.refunds()).toBe(1);
+  });
+
+  it("a call refused by the limit has nothing to give back: a refused synchronous identification with a bad photo stays refused", async () => {
+    const ip = { "CF-Connecting-IP": freshIp() };
+    expect((await post(IDENTIFY, form("image", await photo("spent")), ip)).status).toBe(200);
+    // Refused by the limit (429), with a photo that would have been refused too: no hit comes back.
+    expect((await post(IDENTIFY, form("image", "not an image at all"), ip)).status).toBe(429);
+    expect((await post(IDENTIFY, form("image", await photo("spent")), ip)).status).toBe(429);
   });
 });
