@@ -459,6 +459,19 @@ export function stuckCondition(kind: RequestKind, now = Date.now()): SQL {
   return and(inArray(t.status, ["pending", "processing"]), lt(sql`coalesce(${t.leaseExpiresAt}, ${t.updatedAt})`, stuckCutoff(now)))!;
 }
 
+/** What the owner's retry/ takes: a `failed` or `needs_help` request, or one whose job was lost. */
+function retryableCondition(kind: RequestKind, now: number): SQL {
+  return or(inArray(lifecycle(kind).status, ["failed", "needs_help"]), stuckCondition(kind, now))!;
+}
+
+function notRetryable(status: string): AppError {
+  return new AppError(
+    "INVALID_STATE",
+    409,
+    `Only failed or needs-help requests, or pending/processing ones whose job was lost, can be retried (this one is ${status}).`,
+  );
+}
+
 /**
  * The owner's retry/ (API.md §2.2, widened): a `failed` or `needs_help` request, or one whose
  * job was lost (stuckCondition) — exactly what the cron sweep would re-queue. A request with a
@@ -474,10 +487,19 @@ export async function retryOwnRequest<T extends RequestTable>(
   logger: Logger,
   now = Date.now(),
 ): Promise<RowOf<T>> {
-  const before = await ownRequest(env, kind, userId, id);
-  // A retry refused (409) or whose job the queue refused (503) queued nothing: its budget comes back.
+  const t = lifecycle(kind);
+  // The read that finds the request says whether it may be retried (the UPDATE's own condition):
+  // one that may not is refused before the budget is spent, without two limiter round trips.
+  const before = await database(env)
+    .select({ userId: t.userId, status: t.status, retryable: sql<number>`${retryableCondition(kind, now)}` })
+    .from(t)
+    .where(eq(t.id, id))
+    .get();
+  if (!before || before.userId !== userId) throw new AppError("NOT_FOUND", 404, kind.notFound);
+  if (!before.retryable) throw notRetryable(before.status);
+  // The UPDATE holds the condition again (the request may have moved since the read). A retry
+  // refused there (409) or whose job the queue refused (503) queued nothing: its budget comes back.
   return refundingOnFailure(await spendRequestBudget(env, userId, logger), async () => {
-    const t = lifecycle(kind);
     const updated = (await database(env)
       .update(t)
       .set({
@@ -488,16 +510,10 @@ export async function retryOwnRequest<T extends RequestTable>(
         run: sql`${t.run} + 1`,
         updatedAt: sqlNow,
       })
-      .where(and(eq(t.id, id), or(inArray(t.status, ["failed", "needs_help"]), stuckCondition(kind, now))))
+      .where(and(eq(t.id, id), retryableCondition(kind, now)))
       .returning()
       .get()) as RowOf<T> | undefined;
-    if (!updated) {
-      throw new AppError(
-        "INVALID_STATE",
-        409,
-        `Only failed or needs-help requests, or pending/processing ones whose job was lost, can be retried (this one is ${before.status}).`,
-      );
-    }
+    if (!updated) throw notRetryable(before.status);
     await enqueueRequestJob(env, kind, id, userId, logger, updated.run);
     return updated;
   });

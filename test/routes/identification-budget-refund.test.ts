@@ -1,7 +1,8 @@
 /**
  * The identification allowance (IDENTIFY_RATE_LIMIT) pays for provider work. Bad input loses
- * nothing: an upload refused with 400, a retry refused with 409, a job the queue refused (503) and
- * a synchronous identification no provider could answer each give the allowance back. Each
+ * nothing: an upload refused with 400, a retry refused with 409 (or not counted at all, when its
+ * request is read as not retryable), a job the queue refused (503) and a synchronous
+ * identification no provider could answer each give the allowance back. Each
  * case spends the whole allowance on the failure first, then shows the next good call is not
  * refused with 429, as it was when the failure kept the hit.
  */
@@ -10,10 +11,12 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../../src/app";
 import { createLogger } from "../../src/lib/logger";
+import { IdentificationRequests, retryOwnRequest } from "../../src/services/queued-requests";
 import { spendRateLimit } from "../../src/services/rate-limits";
 import { makePng } from "../helpers/images";
 import { freshIp } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
+import { envRacingStatement } from "../helpers/racing-env";
 import { pendingIdentificationRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
 
@@ -97,13 +100,12 @@ describe("the identification allowance is given back when nothing was identified
 });
 
 /**
- * The RATE_LIMITER binding, with its objects' `refund` answered by `refund` (the limiter
- * unreachable or failing just then) and every other call passed on; `refunds` counts the calls.
+ * The RATE_LIMITER binding, watched: `calls` lists the methods called on its objects, in order;
+ * with `refund`, their `refund` is answered by it (the limiter unreachable or failing just then).
  */
-function limiterRefundingWith(refund: (at: number) => Promise<void>) {
-  let refunds = 0;
-  const real = env.RATE_LIMITER;
-  const RATE_LIMITER = new Proxy(real, {
+function watchedLimiter(refund?: (at: number) => Promise<void>) {
+  const calls: string[] = [];
+  const RATE_LIMITER = new Proxy(env.RATE_LIMITER, {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
       if (prop !== "get") return typeof value === "function" ? value.bind(target) : value;
@@ -111,19 +113,18 @@ function limiterRefundingWith(refund: (at: number) => Promise<void>) {
         const stub = target.get(id);
         return new Proxy(stub, {
           get(s, p) {
-            if (p === "refund")
-              return (at: number) => {
-                refunds++;
-                return refund(at);
-              };
-            // An RPC stub's members are themselves stubs (their `apply` would be a remote call): called by name.
-            return (...args: unknown[]) => (s as unknown as Record<string | symbol, (...a: unknown[]) => unknown>)[p]!(...args);
+            return (...args: unknown[]) => {
+              calls.push(String(p));
+              if (p === "refund" && refund) return refund(args[0] as number);
+              // An RPC stub's members are themselves stubs (their `apply` would be a remote call): called by name.
+              return (s as unknown as Record<string | symbol, (...a: unknown[]) => unknown>)[p]!(...args);
+            };
           },
         });
       };
     },
   });
-  return { RATE_LIMITER, refunds: () => refunds };
+  return { RATE_LIMITER: RATE_LIMITER as unknown as Env["RATE_LIMITER"], calls: () => calls };
 }
 
 describe("a refund the rate limiter does not take leaves the answer as it was, and is logged", () => {
@@ -137,20 +138,17 @@ describe("a refund the rate limiter does not take leaves the answer as it was, a
   } as const;
 
   for (const [how, refund] of Object.entries(failures)) {
-    it(`its refund ${how}: 400, 409, 503 and the synchronous 400 and 503 keep their status and code`, async () => {
+    it(`its refund ${how}: 400, 503 and the synchronous 400 and 503 keep their status and code`, async () => {
       const warned = vi.spyOn(console, "warn").mockImplementation(() => {});
       // Ten an hour: each failure below keeps its hit, since its refund is lost.
       const failing = {
-        RATE_LIMITER: limiterRefundingWith(refund).RATE_LIMITER as unknown as Env["RATE_LIMITER"],
+        RATE_LIMITER: watchedLimiter(refund).RATE_LIMITER,
         IDENTIFY_RATE_LIMIT: "10/3600",
       };
       const u = await bearerUser();
       const auth = { Authorization: `Bearer ${u.access}` };
       const answers: [Response, number, string][] = [];
       answers.push([await post(REQUESTS, form("image_1", "not an image at all"), auth, failing), 400, "VALIDATION_ERROR"]);
-      const id = await pendingIdentificationRequest(u.userId, await photo("refund-fails"));
-      await env.DB.prepare("UPDATE identification_requests SET status = 'completed' WHERE id = ?").bind(id).run();
-      answers.push([await post(`${REQUESTS}${id}/retry/`, undefined, auth, failing), 409, "INVALID_STATE"]);
       const queueDown = { IDENTIFY_QUEUE: { send: () => Promise.reject(new Error("queue down")) } as unknown as Queue };
       answers.push([
         await post(REQUESTS, form("image_1", await photo("refund-fails")), auth, { ...failing, ...queueDown }),
@@ -170,7 +168,7 @@ describe("a refund the rate limiter does not take leaves the answer as it was, a
       // Each lost refund is logged, with the kind of limit and not its key (an IP address here).
       const lines = warned.mock.calls.map((args) => JSON.parse(String(args[0])) as Record<string, unknown>);
       const lost = lines.filter((l) => l.msg === "giving back a rate-limit hit failed; it stays spent");
-      expect(lost.map((l) => l.limit)).toEqual(["identify:user", "identify:user", "identify:user", "identify:ip", "identify:ip"]);
+      expect(lost.map((l) => l.limit)).toEqual(["identify:user", "identify:user", "identify:ip", "identify:ip"]);
       expect(JSON.stringify(lost)).not.toContain(ip["CF-Connecting-IP"]);
     });
   }
@@ -180,12 +178,12 @@ describe("a refund never gives back more than was spent", () => {
   const logger = createLogger({}, "error");
 
   it("a refund called twice reaches the limiter once", async () => {
-    const limiter = limiterRefundingWith(async () => {});
-    const spender = { ...env, RATE_LIMITER: limiter.RATE_LIMITER as unknown as Env["RATE_LIMITER"] };
+    const limiter = watchedLimiter(async () => {});
+    const spender = { ...env, RATE_LIMITER: limiter.RATE_LIMITER };
     const refund = await spendRateLimit(spender, `test:refund-twice:${crypto.randomUUID()}`, { limit: 2, windowMs: 3_600_000 }, logger);
     await refund();
     await refund();
-    expect(limiter.refunds()).toBe(1);
+    expect(limiter.calls()).toEqual(["consume", "refund"]);
   });
 
   it("a call refused by the limit has nothing to give back: a refused synchronous identification with a bad photo stays refused", async () => {
@@ -194,5 +192,49 @@ describe("a refund never gives back more than was spent", () => {
     // Refused by the limit (429), with a photo that would have been refused too: no hit comes back.
     expect((await post(IDENTIFY, form("image", "not an image at all"), ip)).status).toBe(429);
     expect((await post(IDENTIFY, form("image", await photo("spent")), ip)).status).toBe(429);
+  });
+});
+
+describe("a retry: refused for its request's state before the allowance is spent, counted when it queues", () => {
+  it("a request that is not retryable is refused (409) without a round trip to the limiter", async () => {
+    const u = await bearerUser();
+    const auth = { Authorization: `Bearer ${u.access}` };
+    const id = await pendingIdentificationRequest(u.userId, await photo("retry-read"));
+    await env.DB.prepare("UPDATE identification_requests SET status = 'completed' WHERE id = ?").bind(id).run();
+    const limiter = watchedLimiter();
+    const res = await post(`${REQUESTS}${id}/retry/`, undefined, auth, { RATE_LIMITER: limiter.RATE_LIMITER });
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { code: string }).code).toBe("INVALID_STATE");
+    expect(limiter.calls()).toEqual([]);
+  });
+
+  it("retrying in a loop does not dodge the allowance: the queued retry is counted, the next is refused", async () => {
+    const u = await bearerUser();
+    const auth = { Authorization: `Bearer ${u.access}` };
+    const id = await pendingIdentificationRequest(u.userId, await photo("retry-loop"));
+    const fail = () => env.DB.prepare("UPDATE identification_requests SET status = 'failed' WHERE id = ?").bind(id).run();
+    await fail();
+    expect((await post(`${REQUESTS}${id}/retry/`, undefined, auth)).status).toBe(202);
+    // Pending again: refused for its state, which spends nothing and gives nothing back.
+    expect((await post(`${REQUESTS}${id}/retry/`, undefined, auth)).status).toBe(409);
+    await fail();
+    expect((await post(`${REQUESTS}${id}/retry/`, undefined, auth)).status).toBe(429);
+  });
+
+  it("a request ended between the read and the UPDATE is still refused there (409), and the allowance comes back", async () => {
+    const u = await bearerUser();
+    const id = await pendingIdentificationRequest(u.userId, await photo("retry-race"));
+    await env.DB.prepare("UPDATE identification_requests SET status = 'failed' WHERE id = ?").bind(id).run();
+    const racing = envRacingStatement(/^update "identification_requests"/i, () =>
+      env.DB.prepare("UPDATE identification_requests SET status = 'completed' WHERE id = ?").bind(id).run(),
+    );
+    const limiter = watchedLimiter();
+    const raced = { ...racing.env, ...QUEUE_TAKES, RATE_LIMITER: limiter.RATE_LIMITER };
+    const refused = await retryOwnRequest(raced, IdentificationRequests, u.userId, id, createLogger({}, "error")).catch((e: unknown) => e);
+    expect(racing.fired()).toBe(true);
+    expect(refused).toMatchObject({ status: 409, code: "INVALID_STATE" });
+    expect(limiter.calls()).toEqual(["consume", "refund"]);
+    const row = await env.DB.prepare("SELECT status, run FROM identification_requests WHERE id = ?").bind(id).first();
+    expect(row).toMatchObject({ status: "completed" });
   });
 });
