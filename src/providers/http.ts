@@ -23,7 +23,7 @@ export async function fetchWithTimeout(
 
 /** Maps a non-2xx answer to a typed error (429 keeps the provider's Retry-After). */
 export async function errorFromResponse(provider: Provider, res: Response): Promise<ProviderError> {
-  const text = (await res.text().catch(() => "")).slice(0, 300);
+  const text = (await readUpTo(res, 300).catch(() => ({ text: "" }))).text.slice(0, 300);
   const detail = `${provider} answered ${res.status}${text ? `: ${text}` : ""}`;
   if (res.status === 429) return new ProviderError(provider, "rate_limited", detail, 429, parseRetryAfter(res.headers.get("Retry-After")));
   if (res.status === 401 || res.status === 403) return new ProviderError(provider, "auth", detail, res.status);
@@ -31,16 +31,53 @@ export async function errorFromResponse(provider: Provider, res: Response): Prom
   return new ProviderError(provider, "bad_request", detail, res.status);
 }
 
-/** Reads a JSON body; a body that is not JSON (truncated, HTML error page) is "malformed". */
+/**
+ * The most of a provider's answer read (bytes). Their real answers are tens of kilobytes; a body
+ * past this (a misbehaving upstream or proxy) would otherwise be held whole in the isolate's
+ * memory, and the isolate could die with every request it serves.
+ */
+export const MAX_PROVIDER_BODY_BYTES = 4 * 1024 * 1024;
+
+/** Reads at most `maxBytes` of the body (the rest is cancelled, unread); `over` when there was more. */
+async function readUpTo(res: Response, maxBytes: number): Promise<{ text: string; over: boolean }> {
+  if (!res.body) return { text: "", over: false };
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (size + value.byteLength > maxBytes) {
+      chunks.push(value.subarray(0, maxBytes - size));
+      await reader.cancel().catch(() => {});
+      return { text: decode(chunks), over: true };
+    }
+    chunks.push(value);
+    size += value.byteLength;
+  }
+  return { text: decode(chunks), over: false };
+}
+
+function decode(chunks: Uint8Array[]): string {
+  const decoder = new TextDecoder();
+  return chunks.map((chunk) => decoder.decode(chunk, { stream: true })).join("") + decoder.decode();
+}
+
+/**
+ * Reads a JSON body; a body that is not JSON (truncated, HTML error page) or is over
+ * MAX_PROVIDER_BODY_BYTES is "malformed".
+ */
 export async function readJson(provider: Provider, res: Response, timeoutMs: number): Promise<unknown> {
-  let text: string;
+  let body: { text: string; over: boolean };
   try {
-    text = await res.text();
+    body = await readUpTo(res, MAX_PROVIDER_BODY_BYTES);
   } catch {
     throw new ProviderError(provider, "timeout", `${provider} body not received within ${timeoutMs} ms`);
   }
+  if (body.over)
+    throw new ProviderError(provider, "malformed", `${provider} sent a body over ${MAX_PROVIDER_BODY_BYTES} bytes`, res.status);
   try {
-    return JSON.parse(text);
+    return JSON.parse(body.text);
   } catch {
     throw new ProviderError(provider, "malformed", `${provider} sent a body that is not JSON`, res.status);
   }

@@ -1,0 +1,62 @@
+/**
+ * A provider's answer is read up to MAX_PROVIDER_BODY_BYTES: a body past it (a misbehaving
+ * upstream or proxy) fails that provider's call as malformed, never held whole in the isolate's
+ * memory. The other provider still answers; with both over it, identify/ answers 503.
+ */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { hostMap } from "../../emulators/index";
+import { createApp } from "../../src/app";
+import { MAX_PROVIDER_BODY_BYTES } from "../../src/providers/http";
+import { freshIp } from "../helpers/http";
+import { makePng } from "../helpers/images";
+import { useEmulators } from "../helpers/outbound";
+
+const emulators = useEmulators();
+const HOSTS = { plant_id: "plant-id.emulator.test", plantnet: "plantnet.emulator.test" } as const;
+
+/** The emulator's own good answer for `host`, padded with an unknown field past the limit. */
+function paddedPastTheLimit(host: string) {
+  emulators.overrides[host] = async (request) => {
+    const answer = (await (await hostMap(emulators)(request)!).json()) as Record<string, unknown>;
+    return Response.json({ ...answer, padding: "x".repeat(MAX_PROVIDER_BODY_BYTES) });
+  };
+}
+
+async function identify() {
+  const f = new FormData();
+  f.append("image", new File([await makePng(320, 240, { seed: `huge-${Math.random()}` })], "leaf.png", { type: "image/png" }));
+  const ctx = createExecutionContext();
+  const res = await createApp().request(
+    "/api/v1/plant-identification/identify/",
+    { method: "POST", body: f, headers: { "CF-Connecting-IP": freshIp() } },
+    env,
+    ctx,
+  );
+  await waitOnExecutionContext(ctx);
+  return { status: res.status, body: (await res.json()) as { success: boolean; code?: string; providers?: Record<string, unknown> } };
+}
+
+describe("a provider answer over the body limit", () => {
+  for (const [provider, other] of [
+    ["plant_id", "plantnet"],
+    ["plantnet", "plant_id"],
+  ] as const) {
+    it(`from ${provider} fails that call as malformed; ${other} still answers`, async () => {
+      paddedPastTheLimit(HOSTS[provider]);
+      const { status, body } = await identify();
+      expect(status).toBe(200);
+      expect(body.providers?.[provider]).toEqual({ status: "failed", error: "malformed" });
+      expect(body.providers?.[other]).toEqual({ status: "answered" });
+    });
+  }
+
+  it("from both answers 503 PROVIDERS_UNAVAILABLE", async () => {
+    paddedPastTheLimit(HOSTS.plant_id);
+    paddedPastTheLimit(HOSTS.plantnet);
+    const { status, body } = await identify();
+    expect(status).toBe(503);
+    expect(body).toMatchObject({ success: false, code: "PROVIDERS_UNAVAILABLE" });
+  });
+});
