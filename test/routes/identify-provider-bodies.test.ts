@@ -1,7 +1,8 @@
 /**
  * A provider's answer is read up to MAX_PROVIDER_BODY_BYTES: a body past it (a misbehaving
  * upstream or proxy) fails that provider's call as malformed, never held whole in the isolate's
- * memory. The other provider still answers; with both over it, identify/ answers 503.
+ * memory. The other provider still answers; with both over it, identify/ answers 503. A 200 that
+ * is JSON of another shape fails the same way.
  */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
@@ -59,4 +60,19 @@ describe("a provider answer over the body limit", () => {
     expect(status).toBe(503);
     expect(body).toMatchObject({ success: false, code: "PROVIDERS_UNAVAILABLE" });
   });
+});
+
+describe("a provider's 200 that is JSON of a shape the parser does not expect", () => {
+  for (const [provider, other] of [
+    ["plant_id", "plantnet"],
+    ["plantnet", "plant_id"],
+  ] as const) {
+    it(`from ${provider} fails that call as malformed; ${other} still answers`, async () => {
+      emulators.overrides[HOSTS[provider]] = async () => Response.json({ status: "ok", data: [{ name: "Monstera" }] });
+      const { status, body } = await identify();
+      expect(status).toBe(200);
+      expect(body.providers?.[provider]).toEqual({ status: "failed", error: "malformed" });
+      expect(body.providers?.[other]).toEqual({ status: "answered" });
+    });
+  }
 });
