@@ -5,28 +5,28 @@
 import { env } from "cloudflare:workers";
 import { sha256Hex } from "../../src/lib/hash";
 
-/** A pending identification request of `userId` for `image`, stored in R2 as the upload would (unless `keepPhoto` is false). */
-export async function pendingIdentificationRequest(userId: string, image: Uint8Array, { keepPhoto = true } = {}): Promise<string> {
+/** Each kind's table and the one column its upload fills besides the photos. */
+const PENDING = {
+  identify: { table: "identification_requests", column: "organs", value: '["auto"]' },
+  diagnose: { table: "disease_requests", column: "symptoms_description", value: "Brown spots." },
+} as const;
+
+/**
+ * A pending request of `kind` (its job's `type`) of `userId` for `image`, stored in R2 as the
+ * upload would (unless `keepPhoto` is false).
+ */
+export async function pendingRequest(
+  kind: keyof typeof PENDING,
+  userId: string,
+  image: Uint8Array,
+  { keepPhoto = true } = {},
+): Promise<string> {
+  const { table, column, value } = PENDING[kind];
   const sha = await sha256Hex(image);
   if (keepPhoto) await env.IMAGES.put(`images/${sha}.png`, image);
   const id = crypto.randomUUID();
-  await env.DB.prepare(
-    "INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'pending', ?, '[\"auto\"]')",
-  )
-    .bind(id, userId, JSON.stringify([`${sha}.png`]))
-    .run();
-  return id;
-}
-
-/** A pending disease request of `userId` for `image`, stored in R2 as the upload would. */
-export async function pendingDiseaseRequest(userId: string, image: Uint8Array): Promise<string> {
-  const sha = await sha256Hex(image);
-  await env.IMAGES.put(`images/${sha}.png`, image);
-  const id = crypto.randomUUID();
-  await env.DB.prepare(
-    "INSERT INTO disease_requests (id, user_id, status, image_hashes, symptoms_description) VALUES (?, ?, 'pending', ?, 'Brown spots.')",
-  )
-    .bind(id, userId, JSON.stringify([`${sha}.png`]))
+  await env.DB.prepare(`INSERT INTO ${table} (id, user_id, status, image_hashes, ${column}) VALUES (?, ?, 'pending', ?, ?)`)
+    .bind(id, userId, JSON.stringify([`${sha}.png`]), value)
     .run();
   return id;
 }

@@ -13,14 +13,14 @@ import worker from "../../src/index";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
 import { bearerUser } from "../helpers/users";
-import { pendingIdentificationRequest } from "../helpers/requests";
+import { pendingRequest } from "../helpers/requests";
 
 useEmulators();
 
 type Body = { type: string; request_id: string; user_id: string };
 
 function pendingIdentification(userId: string): Promise<string> {
-  return makePng(320, 240, { seed: `batch-claim-${Math.random()}` }).then((bytes) => pendingIdentificationRequest(userId, bytes));
+  return makePng(320, 240, { seed: `batch-claim-${Math.random()}` }).then((bytes) => pendingRequest("identify", userId, bytes));
 }
 
 const row = async (id: string) =>

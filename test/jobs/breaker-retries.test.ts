@@ -10,12 +10,11 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { ProviderCircuit } from "../../durable-objects/provider-circuit";
 import worker from "../../src/index";
-import { sha256Hex } from "../../src/lib/hash";
 import { MAX_ATTEMPTS } from "../../src/jobs/job-policy";
 import { CIRCUIT_POLICIES, circuitFor } from "../../src/services/provider-calls";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
-import { pendingDiseaseRequest } from "../helpers/requests";
+import { pendingRequest } from "../helpers/requests";
 import { eventually } from "../helpers/wait";
 import { bearerUser } from "../helpers/users";
 import { openReadySocket } from "../helpers/ws";
@@ -37,25 +36,10 @@ function recordingQueue() {
   return { queue, sent };
 }
 
-async function storedPhoto(): Promise<string> {
-  const bytes = await makePng(320, 240, { seed: `breaker-${++seed}-${Math.random()}` });
-  const sha = await sha256Hex(bytes);
-  await env.IMAGES.put(`images/${sha}.png`, bytes);
-  return JSON.stringify([`${sha}.png`]);
-}
-
-const pendingDiagnosis = async (userId: string) =>
-  pendingDiseaseRequest(userId, await makePng(320, 240, { seed: `breaker-${++seed}-${Math.random()}` }));
-
-async function pendingIdentification(userId: string): Promise<string> {
-  const id = crypto.randomUUID();
-  await env.DB.prepare(
-    "INSERT INTO identification_requests (id, user_id, status, image_hashes, organs) VALUES (?, ?, 'pending', ?, '[\"auto\"]')",
-  )
-    .bind(id, userId, await storedPhoto())
-    .run();
-  return id;
-}
+const pendingOf = (kind: "identify" | "diagnose") => async (userId: string) =>
+  pendingRequest(kind, userId, await makePng(320, 240, { seed: `breaker-${++seed}-${Math.random()}` }));
+const pendingDiagnosis = pendingOf("diagnose");
+const pendingIdentification = pendingOf("identify");
 
 /** Delivers one message to the Worker's queue handler; returns acks, retries (with delays) and what it sent. */
 async function deliver(body: Body, attempts = 1) {

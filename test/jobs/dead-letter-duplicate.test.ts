@@ -14,7 +14,7 @@ import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
 import { deliverJobs, type JobBody } from "../helpers/queue";
 import { envBeforeBatchInto } from "../helpers/racing-env";
-import { pendingIdentificationRequest } from "../helpers/requests";
+import { pendingRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
 import { openReadySocket, settled } from "../helpers/ws";
 
@@ -31,7 +31,7 @@ async function deadLetter(body: JobBody) {
 describe("a dead-lettered copy of a job while another delivery runs it", () => {
   it("fails nothing: the running delivery completes the request, and its owner hears one end, D1's", async () => {
     const u = await bearerUser();
-    const id = await pendingIdentificationRequest(u.userId, await makePng(320, 240, { seed: `dlq-dup-${Math.random()}` }));
+    const id = await pendingRequest("identify", u.userId, await makePng(320, 240, { seed: `dlq-dup-${Math.random()}` }));
     const socket = await openReadySocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
     const job = { type: "identify", request_id: id, user_id: u.userId };
     const racing = envBeforeBatchInto("identification_results", async () => {
@@ -61,7 +61,7 @@ describe("a dead-lettered copy of a job while another delivery runs it", () => {
 
   it("still fails a request nobody holds (pending, or processing past its lease)", async () => {
     const u = await bearerUser();
-    const id = await pendingIdentificationRequest(u.userId, await makePng(64, 48, { seed: `dlq-open-${Math.random()}` }));
+    const id = await pendingRequest("identify", u.userId, await makePng(64, 48, { seed: `dlq-open-${Math.random()}` }));
     await env.DB.prepare(
       "UPDATE identification_requests SET status = 'processing', claim_token = 'gone', lease_expires_at = '2000-01-01T00:00:00.000Z' WHERE id = ?",
     )
@@ -74,7 +74,7 @@ describe("a dead-lettered copy of a job while another delivery runs it", () => {
 
   it("leaves alone a later run its owner's retry began: only that run's job ends it", async () => {
     const u = await bearerUser();
-    const id = await pendingIdentificationRequest(u.userId, await makePng(64, 48, { seed: `dlq-run-${Math.random()}` }));
+    const id = await pendingRequest("identify", u.userId, await makePng(64, 48, { seed: `dlq-run-${Math.random()}` }));
     // Run 0's job was lost; the owner retried (run 1, pending, its message not yet delivered).
     await env.DB.prepare("UPDATE identification_requests SET run = 1 WHERE id = ?").bind(id).run();
     const status = async () =>

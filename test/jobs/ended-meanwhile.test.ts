@@ -12,7 +12,7 @@ import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
 import { deliverJobs } from "../helpers/queue";
 import { envBeforeBatchInto } from "../helpers/racing-env";
-import { pendingDiseaseRequest, pendingIdentificationRequest } from "../helpers/requests";
+import { pendingRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
 import { eventually } from "../helpers/wait";
 import { openReadySocket, settled } from "../helpers/ws";
@@ -21,15 +21,14 @@ useEmulators();
 
 const noQueue = { send: async () => {}, sendBatch: async () => {} } as unknown as Queue;
 
-/** Each kind's tables, the stage its job says just before its completion, and a pending request of it. */
+/** Each kind's tables and the stage its job says just before its completion. */
 const KINDS = {
   identify: {
     requests: "identification_requests",
     results: "identification_results",
     lastStage: "merge_done",
-    pending: pendingIdentificationRequest,
   },
-  diagnose: { requests: "disease_requests", results: "disease_results", lastStage: "health_start", pending: pendingDiseaseRequest },
+  diagnose: { requests: "disease_requests", results: "disease_results", lastStage: "health_start" },
 } as const;
 
 /**
@@ -40,7 +39,7 @@ const KINDS = {
 async function sweptWhileRunning(type: keyof typeof KINDS) {
   const kind = KINDS[type];
   const u = await bearerUser();
-  const id = await kind.pending(u.userId, await makePng(320, 240, { seed: `ended-${type}-${Math.random()}` }));
+  const id = await pendingRequest(type, u.userId, await makePng(320, 240, { seed: `ended-${type}-${Math.random()}` }));
   const path = `/ws/plant-identification/requests/${id}/`;
   const socket = await openReadySocket(path, { bearer: u.access });
   const racing = envBeforeBatchInto(kind.results, async () => {

@@ -17,7 +17,7 @@ import { IdentificationRequests, retryOwnRequest } from "../../src/services/queu
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
 import { deliverJobs } from "../helpers/queue";
-import { pendingIdentificationRequest } from "../helpers/requests";
+import { pendingRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
 import { hubOf, openReadySocket, quietFor, type Socket, settled } from "../helpers/ws";
 
@@ -82,7 +82,7 @@ const photo = () => makePng(64, 48, { seed: `late-run-${Math.random()}` });
 describe("a message of an earlier run reaching the hub after the owner's retry began the next", () => {
   it("the job's failure (its photos are gone): its error and completed are dropped, not the new run's end", async () => {
     const u = await bearerUser();
-    const id = await pendingIdentificationRequest(u.userId, await photo(), { keepPhoto: false });
+    const id = await pendingRequest("identify", u.userId, await photo(), { keepPhoto: false });
     const socket = await following(id, u.access);
     const { bindings, retried } = retryingOnError(u.userId, id);
     expect((await deliverJobs([{ type: "identify", request_id: id, user_id: u.userId }], bindings)).acked).toHaveLength(1);
@@ -97,7 +97,7 @@ describe("a message of an earlier run reaching the hub after the owner's retry b
 
   it("the sweep's failure of a request lost too often: its error and completed are dropped", async () => {
     const u = await bearerUser();
-    const id = await pendingIdentificationRequest(u.userId, await photo());
+    const id = await pendingRequest("identify", u.userId, await photo());
     await env.DB.prepare(
       "UPDATE identification_requests SET status = 'processing', lease_expires_at = '2000-01-01T00:00:00.000Z', updated_at = '2000-01-01T00:00:00.000Z', requeue_count = 3 WHERE id = ?",
     )
@@ -117,7 +117,7 @@ describe("a message of an earlier run reaching the hub after the owner's retry b
 
   it("the sweep's `queued` for a lost job of the later run keeps its run: the earlier run's late `completed` after it is dropped", async () => {
     const u = await bearerUser();
-    const id = await pendingIdentificationRequest(u.userId, await photo());
+    const id = await pendingRequest("identify", u.userId, await photo());
     const hub = hubOf(u.userId);
     // Run 0 was saying its care advice when its owner retried; run 1's job message was then lost.
     const stage = (run: number, name: "queued" | "processing_start" | "care_start", data: object) =>
@@ -147,7 +147,7 @@ describe("a message of an earlier run reaching the hub after the owner's retry b
 
   it("a redelivery's retold `completed`: dropped when the later run's `queued` was lost and its job is waiting to retry", async () => {
     const u = await bearerUser();
-    const id = await pendingIdentificationRequest(u.userId, await photo());
+    const id = await pendingRequest("identify", u.userId, await photo());
     // Run 0 failed, and the hub has nothing of it (its messages were lost).
     await env.DB.prepare("UPDATE identification_requests SET status = 'failed', error_message = 'x' WHERE id = ?").bind(id).run();
     const all = await openReadySocket("/ws/", { bearer: u.access });

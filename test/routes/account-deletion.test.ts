@@ -22,7 +22,7 @@ import { makePng } from "../helpers/images";
 import { mailTo } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
 import { envRacingFirstBatch } from "../helpers/racing-env";
-import { pendingIdentificationRequest } from "../helpers/requests";
+import { pendingRequest } from "../helpers/requests";
 import { bearerUser, GOOD_PASSWORD, registerWeb, tokenLogin } from "../helpers/users";
 import { userForeignKeys } from "../helpers/user-keys";
 
@@ -84,7 +84,7 @@ describe("deleting your own account", () => {
       201,
     );
     const photo = new TextEncoder().encode(`a photo only this request shows: ${u.userId}`);
-    const requestId = await pendingIdentificationRequest(u.userId, photo);
+    const requestId = await pendingRequest("identify", u.userId, photo);
     const photoKey = (await env.DB.prepare("SELECT image_hashes AS h FROM identification_requests WHERE id = ?")
       .bind(requestId)
       .first<{ h: string }>())!.h;
@@ -170,7 +170,7 @@ describe("deleting your own account", () => {
 
   it("the email provider down changes nothing: the deletion stands and answers 200", async () => {
     const u = await bearerUser();
-    const requestId = await pendingIdentificationRequest(u.userId, new TextEncoder().encode(`provider down ${u.userId}`));
+    const requestId = await pendingRequest("identify", u.userId, new TextEncoder().encode(`provider down ${u.userId}`));
     emulators.email.setMode({ failure: "500" });
     try {
       expect(await json<{ message: string }>(await remove(u, { current_password: GOOD_PASSWORD }), 200)).toEqual({
@@ -286,7 +286,7 @@ describe("photos the deleted account shared with others", () => {
     const [u, other] = await Promise.all([bearerUser(), bearerUser()]);
     const bytes = (what: string) => new TextEncoder().encode(`${what} ${u.userId}`);
     const [onPlant, onPost, alone] = [bytes("also on a plant"), bytes("also on a post"), bytes("only here")];
-    for (const photo of [onPlant, onPost, alone]) await pendingIdentificationRequest(u.userId, photo);
+    for (const photo of [onPlant, onPost, alone]) await pendingRequest("identify", u.userId, photo);
     const ref = async (photo: Uint8Array) => `${await sha256Hex(photo)}.png`;
     // The same pictures, on the other user's plant and in a post of theirs.
     const collection = (await env.DB.prepare("SELECT id FROM collections WHERE user_id = ?").bind(other.userId).first<{ id: string }>())!
@@ -313,7 +313,7 @@ describe("photos the deleted account shared with others", () => {
 describe("the live-progress hub of the deleted account", () => {
   it("forgets the progress its requests reported (species named, a diagnosis), which no later run would prune", async () => {
     const u = await bearerUser();
-    const requestId = await pendingIdentificationRequest(u.userId, new TextEncoder().encode(`hub photo ${u.userId}`));
+    const requestId = await pendingRequest("identify", u.userId, new TextEncoder().encode(`hub photo ${u.userId}`));
     await userHub(env, u.userId).publish({
       type: "progress",
       request_id: requestId,

@@ -16,7 +16,7 @@ import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
 import { bearerUser, registerWeb } from "../helpers/users";
 import { eventually } from "../helpers/wait";
-import { pendingIdentificationRequest } from "../helpers/requests";
+import { pendingRequest } from "../helpers/requests";
 
 const emulators = useEmulators();
 
@@ -121,8 +121,8 @@ async function upload(path: string, bearer: string, fields: Record<string, strin
 }
 
 /** A pending request row whose photo is in R2 (or not), for jobs delivered by the test itself. */
-async function pendingRequest(userId: string, keepPhoto = true) {
-  return pendingIdentificationRequest(userId, await photo(), { keepPhoto });
+async function pendingIdentification(userId: string, keepPhoto = true) {
+  return pendingRequest("identify", userId, await photo(), { keepPhoto });
 }
 
 async function deliver(requestId: string, userId: string) {
@@ -206,11 +206,11 @@ describe("the served AsyncAPI document matches what the sockets send", () => {
     await eventually(() => socket.messages.find((m) => m.type === "init"));
     emulators.plantId.setMode({ failure: "429", retryAfterSeconds: 30 });
     emulators.plantnet.setMode({ failure: "500" });
-    await deliver(await pendingRequest(u.userId), u.userId);
+    await deliver(await pendingIdentification(u.userId), u.userId);
     await eventually(() => socket.messages.find((m) => m.stage === "retry_scheduled"));
     expect(seen.stages).toContain("rate_limited");
 
-    const gone = await pendingRequest(u.userId, false);
+    const gone = await pendingIdentification(u.userId, false);
     const follower = await open("requestEvents", `/ws/plant-identification/requests/${gone}/`, { bearer: u.access }, failures);
     await deliver(gone, u.userId);
     const completed = await completedFor(follower, gone);
@@ -298,7 +298,7 @@ describe("the served AsyncAPI document matches what the sockets send", () => {
   it("refusals and endings close with documented codes: 4401, 4404 (another user's request as an unknown one)", async () => {
     const owner = await bearerUser();
     const other = await bearerUser();
-    const id = await pendingRequest(owner.userId);
+    const id = await pendingIdentification(owner.userId);
     expect(await (await open("userEvents", "/ws/", {}, failures)).closed).toBe(4401);
     expect(await (await open("requestEvents", `/ws/plant-identification/requests/${id}/`, { bearer: other.access }, failures)).closed).toBe(
       4404,

@@ -17,7 +17,7 @@ import { makePng } from "../helpers/images";
 import { freshIp } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 import { envRacingStatement } from "../helpers/racing-env";
-import { pendingIdentificationRequest } from "../helpers/requests";
+import { pendingRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
 
 const emulators = useEmulators();
@@ -82,7 +82,7 @@ describe("the identification allowance is given back when nothing was identified
   it("a retry refused because the request is not retryable (409), then a good request is accepted", async () => {
     const u = await bearerUser();
     const auth = { Authorization: `Bearer ${u.access}` };
-    const id = await pendingIdentificationRequest(u.userId, await photo("retry"));
+    const id = await pendingRequest("identify", u.userId, await photo("retry"));
     await env.DB.prepare("UPDATE identification_requests SET status = 'completed' WHERE id = ?").bind(id).run();
     expect((await post(`${REQUESTS}${id}/retry/`, undefined, auth)).status).toBe(409);
     expect((await post(REQUESTS, form("image_1", await photo("retry")), auth)).status).toBe(202);
@@ -199,7 +199,7 @@ describe("a retry: refused for its request's state before the allowance is spent
   it("a request that is not retryable is refused (409) without a round trip to the limiter", async () => {
     const u = await bearerUser();
     const auth = { Authorization: `Bearer ${u.access}` };
-    const id = await pendingIdentificationRequest(u.userId, await photo("retry-read"));
+    const id = await pendingRequest("identify", u.userId, await photo("retry-read"));
     await env.DB.prepare("UPDATE identification_requests SET status = 'completed' WHERE id = ?").bind(id).run();
     const limiter = watchedLimiter();
     const res = await post(`${REQUESTS}${id}/retry/`, undefined, auth, { RATE_LIMITER: limiter.RATE_LIMITER });
@@ -211,7 +211,7 @@ describe("a retry: refused for its request's state before the allowance is spent
   it("retrying in a loop does not dodge the allowance: the queued retry is counted, the next is refused", async () => {
     const u = await bearerUser();
     const auth = { Authorization: `Bearer ${u.access}` };
-    const id = await pendingIdentificationRequest(u.userId, await photo("retry-loop"));
+    const id = await pendingRequest("identify", u.userId, await photo("retry-loop"));
     const fail = () => env.DB.prepare("UPDATE identification_requests SET status = 'failed' WHERE id = ?").bind(id).run();
     await fail();
     expect((await post(`${REQUESTS}${id}/retry/`, undefined, auth)).status).toBe(202);
@@ -223,7 +223,7 @@ describe("a retry: refused for its request's state before the allowance is spent
 
   it("a request ended between the read and the UPDATE is still refused there (409), and the allowance comes back", async () => {
     const u = await bearerUser();
-    const id = await pendingIdentificationRequest(u.userId, await photo("retry-race"));
+    const id = await pendingRequest("identify", u.userId, await photo("retry-race"));
     await env.DB.prepare("UPDATE identification_requests SET status = 'failed' WHERE id = ?").bind(id).run();
     const racing = envRacingStatement(/^update "identification_requests"/i, () =>
       env.DB.prepare("UPDATE identification_requests SET status = 'completed' WHERE id = ?").bind(id).run(),

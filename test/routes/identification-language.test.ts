@@ -15,7 +15,7 @@ import type { MergedSuggestion } from "../../src/services/merge";
 import { makePng } from "../helpers/images";
 import { call, expectError } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
-import { pendingIdentificationRequest } from "../helpers/requests";
+import { pendingRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
 import { eventually } from "../helpers/wait";
 
@@ -231,7 +231,7 @@ describe("requests/ and disease-requests/ with a language", () => {
 
   it("a job asks in its request's language on every attempt; a row from before languages asks in English", async () => {
     const u = await bearerUser();
-    const id = await pendingIdentificationRequest(u.userId, await photo());
+    const id = await pendingRequest("identify", u.userId, await photo());
     await env.DB.prepare("UPDATE identification_requests SET language = 'de' WHERE id = ?").bind(id).run();
     emulators.plantId.setMode({ failure: "500", times: 1 });
     emulators.plantnet.setMode({ failure: "500", times: 1 });
@@ -240,7 +240,7 @@ describe("requests/ and disease-requests/ with a language", () => {
     expect(emulators.plantId.requests.map((r) => new URLSearchParams(r.search).get("language"))).toEqual(["de", "de"]);
     expect(emulators.plantnet.requests.map((r) => new URLSearchParams(r.search).get("lang"))).toEqual(["de", "de"]);
 
-    const old = await pendingIdentificationRequest(u.userId, await photo());
+    const old = await pendingRequest("identify", u.userId, await photo());
     await deliver(old, u.userId, 1);
     expect(new URLSearchParams(emulators.plantId.requests.at(-1)!.search).get("language")).toBe("en");
     const row = await env.DB.prepare("SELECT language, status FROM identification_requests WHERE id = ?")
@@ -276,7 +276,7 @@ describe("care guides in the request's language", () => {
     const prompts = recordPrompts();
     const bytes = await photo();
     const requestIn = async (language: string) => {
-      const id = await pendingIdentificationRequest(u.userId, bytes);
+      const id = await pendingRequest("identify", u.userId, bytes);
       await env.DB.prepare("UPDATE identification_requests SET language = ? WHERE id = ?").bind(language, id).run();
       await deliver(id, u.userId, 1);
       const body = (await (await call(`/api/v1/plant-identification/requests/${id}/results/`, { bearer: u.access })).json()) as {
@@ -309,10 +309,10 @@ describe("care guides in the request's language", () => {
     const u = await bearerUser();
     await env.DB.prepare("DELETE FROM care_guides").run();
     const bytes = await photo();
-    const en = await pendingIdentificationRequest(u.userId, bytes);
+    const en = await pendingRequest("identify", u.userId, bytes);
     await deliver(en, u.userId, 1);
     emulators.openai.setMode({ failure: "500" });
-    const italian = await pendingIdentificationRequest(u.userId, bytes);
+    const italian = await pendingRequest("identify", u.userId, bytes);
     await env.DB.prepare("UPDATE identification_requests SET language = 'it' WHERE id = ?").bind(italian).run();
     await deliver(italian, u.userId, 1);
     const body = (await (await call(`/api/v1/plant-identification/requests/${italian}/results/`, { bearer: u.access })).json()) as {
@@ -336,7 +336,7 @@ describe("care guides in the request's language", () => {
     const inItalian = await careOf(italian);
     expect(inItalian).toMatchObject({ source: "rules", language: "it" });
     expect([inItalian.light, inItalian.water]).toEqual([expect.stringMatching(/^Pieno sole:/), expect.stringMatching(/^Annaffia/)]);
-    const japanese = await pendingIdentificationRequest(u.userId, bytes);
+    const japanese = await pendingRequest("identify", u.userId, bytes);
     await env.DB.prepare("UPDATE identification_requests SET language = 'ja' WHERE id = ?").bind(japanese).run();
     await deliver(japanese, u.userId, 1);
     const inEnglish = await careOf(japanese);
@@ -410,7 +410,7 @@ describe("the catalogue stays English", () => {
     rank: 1,
   });
   async function complete(userId: string, s: MergedSuggestion, language: string) {
-    const id = await pendingIdentificationRequest(userId, await photo());
+    const id = await pendingRequest("identify", userId, await photo());
     await env.DB.prepare("UPDATE identification_requests SET status = 'processing', language = ? WHERE id = ?").bind(language, id).run();
     await completeIdentificationRequest(env, id, userId, [s], null, null, language);
     return id;

@@ -18,7 +18,7 @@ import { call, expectError, jsonWithStatus as json } from "../helpers/http";
 import worker from "../../src/index";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
-import { pendingIdentificationRequest } from "../helpers/requests";
+import { pendingRequest } from "../helpers/requests";
 import { bearerUser, tokenLogin } from "../helpers/users";
 import { eventually } from "../helpers/wait";
 
@@ -103,7 +103,7 @@ describe("web push", () => {
   it("a queued identification's result reaches the device: the job's completion batch names the delivery it queues", async () => {
     const u = await bearerUser();
     const sub = await device(u);
-    const requestId = await pendingIdentificationRequest(u.userId, await makePng(320, 240, { seed: crypto.randomUUID() }));
+    const requestId = await pendingRequest("identify", u.userId, await makePng(320, 240, { seed: crypto.randomUUID() }));
     const batch = createMessageBatch("plant-identify", [
       { id: `msg-${requestId}`, timestamp: new Date(), attempts: 1, body: { type: "identify", request_id: requestId, user_id: u.userId } },
     ]);

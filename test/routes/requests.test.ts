@@ -8,7 +8,7 @@ import { useEmulators } from "../helpers/outbound";
 import { eventually } from "../helpers/wait";
 import { bearerUser } from "../helpers/users";
 import { openSocket } from "../helpers/ws";
-import { pendingIdentificationRequest } from "../helpers/requests";
+import { pendingRequest } from "../helpers/requests";
 
 const emulators = useEmulators();
 let seed = 0;
@@ -113,7 +113,7 @@ describe("WebSocket authentication and close codes", () => {
     const other = await bearerUser();
     // A request row without a queued job: an upload here would leave a real job running in the
     // background, calling the shared emulators (and their circuit breakers) during later tests.
-    const request_id = await pendingRequest(owner.userId);
+    const request_id = await pendingIdentification(owner.userId);
 
     const anon = await openSocket(`/ws/plant-identification/requests/${request_id}/`);
     expect((await anon.closed).code).toBe(4401);
@@ -193,8 +193,8 @@ describe("bad uploads to requests/", () => {
 
 // ---- The queue consumer, driven directly with message batches ------------------------------
 
-async function pendingRequest(userId: string, bytes?: Uint8Array) {
-  return pendingIdentificationRequest(userId, bytes ?? (await photo()));
+async function pendingIdentification(userId: string, bytes?: Uint8Array) {
+  return pendingRequest("identify", userId, bytes ?? (await photo()));
 }
 
 async function deliver(requestId: string, userId: string, attempts = 1, queue = "plant-identify", times = 1) {
@@ -249,7 +249,7 @@ async function status(id: string) {
 describe("queue consumer", () => {
   it("is idempotent: duplicate delivery never duplicates results or counts", async () => {
     const u = await bearerUser();
-    const id = await pendingRequest(u.userId);
+    const id = await pendingIdentification(u.userId);
     const first = await deliver(id, u.userId, 1, "plant-identify", 2); // the same job twice in one batch
     expect(first.explicitAcks.length).toBe(2);
     const again = await deliver(id, u.userId); // and re-delivered later
@@ -278,7 +278,7 @@ describe("queue consumer", () => {
 
   it("retries with backoff when both providers are down, back to pending (never stuck processing)", async () => {
     const u = await bearerUser();
-    const id = await pendingRequest(u.userId);
+    const id = await pendingIdentification(u.userId);
     emulators.plantId.setMode({ failure: "500" });
     emulators.plantnet.setMode({ failure: "500" });
     const result = await deliver(id, u.userId, 1);
@@ -293,7 +293,7 @@ describe("queue consumer", () => {
 
   it("honours a provider's Retry-After on 429, capped at 300 s", async () => {
     const u = await bearerUser();
-    const id = await pendingRequest(u.userId);
+    const id = await pendingIdentification(u.userId);
     const socket = await openSocket("/ws/", { bearer: u.access });
     emulators.plantId.setMode({ failure: "429", retryAfterSeconds: 42 });
     emulators.plantnet.setMode({ failure: "500" });
@@ -302,7 +302,7 @@ describe("queue consumer", () => {
     await eventually(() => socket.messages.find((m) => m.stage === "rate_limited"));
     await eventually(() => socket.messages.find((m) => m.stage === "retry_scheduled"));
 
-    const id2 = await pendingRequest(u.userId);
+    const id2 = await pendingIdentification(u.userId);
     emulators.plantId.setMode({ failure: "429", retryAfterSeconds: 4000 });
     expect((await deliver(id2, u.userId)).retryMessages[0]!.delaySeconds).toBe(300);
     socket.ws.close(1000);
@@ -310,7 +310,7 @@ describe("queue consumer", () => {
 
   it("fails the request after the last attempt and tells the owner", async () => {
     const u = await bearerUser();
-    const id = await pendingRequest(u.userId);
+    const id = await pendingIdentification(u.userId);
     const socket = await openSocket("/ws/", { bearer: u.access });
     emulators.plantId.setMode({ failure: "hang" });
     emulators.plantnet.setMode({ failure: "500" });
@@ -338,7 +338,7 @@ describe("queue consumer", () => {
 
   it("dead-lettered jobs end failed and the owner is told", async () => {
     const u = await bearerUser();
-    const id = await pendingRequest(u.userId);
+    const id = await pendingIdentification(u.userId);
     await env.DB.prepare("UPDATE identification_requests SET status = 'processing' WHERE id = ?").bind(id).run();
     const socket = await openSocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
     const result = await deliver(id, u.userId, 1, "plant-identify-dlq");
@@ -396,7 +396,7 @@ describe("unhappy paths around the job", () => {
   it("a job whose images vanished from R2 ends failed and tells the owner, without calling providers", async () => {
     const u = await bearerUser();
     const bytes = await photo();
-    const id = await pendingRequest(u.userId, bytes);
+    const id = await pendingIdentification(u.userId, bytes);
     const { sha256Hex } = await import("../../src/lib/hash");
     await env.IMAGES.delete(`images/${await sha256Hex(bytes)}.png`);
     const socket = await openSocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
@@ -410,7 +410,7 @@ describe("unhappy paths around the job", () => {
 
   it("Trefle and OpenAI being down never fail a job: enrichment is skipped, care falls back to rules", async () => {
     const u = await bearerUser();
-    const id = await pendingRequest(u.userId);
+    const id = await pendingIdentification(u.userId);
     // Earlier jobs in this file may have enriched whichever species the photo turns out to be:
     // care data in D1 (the job would skip Trefle "already has care data"), Trefle's answer in the
     // KV cache (the job would not call Trefle at all) and an AI care guide (served as "openai"
@@ -440,7 +440,7 @@ describe("request management", () => {
     const u = await bearerUser();
     const other = await bearerUser();
     const bytes = await photo();
-    const id = await pendingRequest(u.userId, bytes);
+    const id = await pendingIdentification(u.userId, bytes);
     await deliver(id, u.userId);
 
     const list = (await (await call("/api/v1/plant-identification/requests/?page_size=1", { bearer: u.access })).json()) as {
@@ -518,7 +518,7 @@ describe("request management", () => {
 
   it("tags a run's messages with it: retry/'s queued and every message of the job it queued carry the new run", async () => {
     const u = await bearerUser();
-    const id = await pendingRequest(u.userId);
+    const id = await pendingIdentification(u.userId);
     await env.DB.prepare("UPDATE identification_requests SET status = 'failed', run = 2 WHERE id = ?").bind(id).run();
     const socket = await openSocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
     await eventually(() => socket.messages.find((m) => m.type === "init"));
@@ -536,7 +536,7 @@ describe("request management", () => {
 
   it("retry/ also takes a request whose job was lost (lease expired past the margin), never a live one", async () => {
     const u = await bearerUser();
-    const id = await pendingRequest(u.userId);
+    const id = await pendingIdentification(u.userId);
     const retry = () => call(`/api/v1/plant-identification/requests/${id}/retry/`, { method: "POST", bearer: u.access });
     const set = (sql: string, ...binds: unknown[]) =>
       env.DB.prepare(`UPDATE identification_requests SET ${sql} WHERE id = ?`)
@@ -575,7 +575,7 @@ describe("request management", () => {
     );
     expect(["identified", "needs_help"]).toContain((await status(id)).status);
     // A pending request whose message became deliverable 20 minutes ago and never ran: accepted too.
-    const lost = await pendingRequest(u.userId);
+    const lost = await pendingIdentification(u.userId);
     await env.DB.prepare("UPDATE identification_requests SET updated_at = ? WHERE id = ?")
       .bind(ago(20 * 60_000), lost)
       .run();
@@ -596,8 +596,8 @@ describe("request management", () => {
   it("keeps an image another request still uses", async () => {
     const u = await bearerUser();
     const bytes = await photo();
-    const a = await pendingRequest(u.userId, bytes);
-    await pendingRequest(u.userId, bytes);
+    const a = await pendingIdentification(u.userId, bytes);
+    await pendingIdentification(u.userId, bytes);
     const { sha256Hex } = await import("../../src/lib/hash");
     expect((await call(`/api/v1/plant-identification/requests/${a}/`, { method: "DELETE", bearer: u.access })).status).toBe(204);
     expect(await env.IMAGES.head(`images/${await sha256Hex(bytes)}.png`)).not.toBeNull();

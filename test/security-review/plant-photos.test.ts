@@ -10,7 +10,7 @@ import { freshIp } from "../helpers/http";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
 import { envRacingStatement } from "../helpers/racing-env";
-import { pendingIdentificationRequest } from "../helpers/requests";
+import { pendingRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
 import { validateImageUpload, UPLOAD_RULES } from "../../src/lib/images";
 
@@ -114,7 +114,7 @@ describe("a plant write racing its collection's deletion", () => {
 describe("sharing a request racing its deletion", () => {
   it("answers 404, not 500, when the request is deleted between the read and the update", async () => {
     const u = await bearerUser();
-    const requestId = await pendingIdentificationRequest(u.userId, await photo("shared"));
+    const requestId = await pendingRequest("identify", u.userId, await photo("shared"));
     await env.DB.prepare("UPDATE identification_requests SET status = 'identified' WHERE id = ?").bind(requestId).run();
     const racing = envRacingStatement(/^update "identification_requests"/i, () =>
       env.DB.prepare("DELETE FROM identification_requests WHERE id = ?").bind(requestId).run(),

@@ -11,7 +11,7 @@ import { makePng } from "../helpers/images";
 import { BASE, freshIp } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 import { deliverJobs } from "../helpers/queue";
-import { pendingIdentificationRequest } from "../helpers/requests";
+import { pendingRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
 import { openReadySocket } from "../helpers/ws";
 import { eventually } from "../helpers/wait";
@@ -46,7 +46,7 @@ const refusingDb = new Proxy(env.DB, {
 describe("queue jobs: leases and completion", () => {
   it("a duplicate delivery whose batch claim fails must not release a request another delivery is running", async () => {
     const u = await bearerUser();
-    const id = await pendingIdentificationRequest(u.userId, await photo());
+    const id = await pendingRequest("identify", u.userId, await photo());
     const job = { type: "identify", request_id: id, user_id: u.userId };
 
     // Delivery A runs the job for real. Just before A's completion batch reaches D1, a duplicate
@@ -78,7 +78,7 @@ describe("queue jobs: leases and completion", () => {
 
   it("the same, directly: a failed claim leaves another delivery's live lease alone", async () => {
     const u = await bearerUser();
-    const id = await pendingIdentificationRequest(u.userId, await photo());
+    const id = await pendingRequest("identify", u.userId, await photo());
     // Delivery A holds the lease (claimed, running).
     const [held] = await claimRequests(env, IdentificationRequests, [id]);
     expect(held?.status).toBe("processing");
@@ -92,7 +92,7 @@ describe("queue jobs: leases and completion", () => {
 
   it("a job that dies after its completion committed still tells the owner's socket it completed (here or on redelivery)", async () => {
     const u = await bearerUser();
-    const id = await pendingIdentificationRequest(u.userId, await photo());
+    const id = await pendingRequest("identify", u.userId, await photo());
     const socket = await openReadySocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
     const job = { type: "identify", request_id: id, user_id: u.userId };
 
@@ -135,7 +135,7 @@ describe("queue jobs: leases and completion", () => {
 describe("queue jobs: telling the owner", () => {
   it("a request the owner retried that fails again tells them again (not only an already-read notice of the first failure)", async () => {
     const u = await bearerUser();
-    const id = await pendingIdentificationRequest(u.userId, await photo());
+    const id = await pendingRequest("identify", u.userId, await photo());
     const job = { type: "identify", request_id: id, user_id: u.userId };
     const dlq = async () => {
       const batch = createMessageBatch("plant-identify-dlq", [

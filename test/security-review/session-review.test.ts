@@ -8,7 +8,7 @@ import { call } from "../helpers/http";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
 import { deliverJobs } from "../helpers/queue";
-import { identifiedResult, pendingIdentificationRequest } from "../helpers/requests";
+import { identifiedResult, pendingRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
 
 useEmulators();
@@ -92,7 +92,7 @@ describe("queue jobs: only the claim's own delivery releases it", () => {
   // and only the cron sweep (lease + STUCK_MARGIN) ever picks it up again.
   it("a claim that committed but reported failure does not strand the request in processing", async () => {
     const u = await bearerUser();
-    const id = await pendingIdentificationRequest(u.userId, await makePng(320, 240, { seed: `h56-${Math.random()}` }));
+    const id = await pendingRequest("identify", u.userId, await makePng(320, 240, { seed: `h56-${Math.random()}` }));
     const job = { type: "identify", request_id: id, user_id: u.userId };
     let lost = false;
     const commitsThenFails = new Proxy(env.DB, {
