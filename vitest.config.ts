@@ -1,18 +1,41 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { unstable_readConfig } from "wrangler";
+
+type WranglerQueueConsumer = { queue: string; max_batch_size?: number; max_batch_timeout?: number; dead_letter_queue?: string };
 
 // Tests run inside workerd with the real bindings of wrangler.toml (local D1, KV, R2, Queues,
 // Durable Objects). Outbound provider calls go to *.emulator.test hosts, which test/setup.ts
 // routes to the emulators in emulators/ — the same handlers `npm start` serves over HTTP.
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
+  // wrangler.toml's queue consumers without their retries: a failed message goes to its
+  // dead-letter queue at once instead of coming back 5 s to minutes later (its backoff), into
+  // later tests or after the file has closed. The tests that check retries deliver their batches
+  // themselves (helpers/queue.ts) and read the outcome. Only the tests run this way; the
+  // environments keep wrangler.toml's. test/helpers/queue-work.ts waits for this work per file.
+  const { queues } = unstable_readConfig({ config: "./wrangler.toml" });
+  const consumers: WranglerQueueConsumer[] = queues.consumers ?? [];
+  const producers: { binding: string; queue: string }[] = queues.producers ?? [];
+  const queueConsumers = Object.fromEntries(
+    consumers.map((c) => [
+      c.queue,
+      { maxBatchSize: c.max_batch_size, maxBatchTimeout: c.max_batch_timeout, deadLetterQueue: c.dead_letter_queue, maxRetries: 0 },
+    ]),
+  );
+  const testQueues = {
+    producers: producers.map(({ binding, queue }) => ({ binding, queue })),
+    deadLetterQueues: Object.fromEntries(consumers.flatMap((c) => (c.dead_letter_queue ? [[c.queue, c.dead_letter_queue]] : []))),
+  };
   return {
     plugins: [
       cloudflareTest({
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
+          queueConsumers,
           bindings: {
             ENVIRONMENT: "test",
+            TEST_QUEUES: testQueues,
             // The tests' own public URL (test/helpers/http.ts BASE): links and redirect URIs use it.
             PUBLIC_API_URL: "https://api.test",
             LOG_LEVEL: "warn",
@@ -62,7 +85,8 @@ export default defineConfig(async () => {
       // (vitest-dev/vitest#11153). Only that teardown error is dropped: the file's tests had all
       // ended before its worker closed, so it cannot hide a test's failure. Every other unhandled
       // error still fails the run. test/setup.ts and the tests keep such work rare (LOG_LEVEL warn
-      // reaches the queue consumers; outbound calls fail at once; tests wait for their own work).
+      // reaches the queue consumers; outbound calls fail at once; tests wait for their own work;
+      // each file waits for its queue work, helpers/queue-work.ts).
       onUnhandledError: (error: { name?: string; message?: string }) =>
         !(error.name === "EnvironmentTeardownError" && (error.message ?? "").includes("[vitest-worker]: Closing rpc while")),
     },

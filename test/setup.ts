@@ -2,6 +2,7 @@
 import { applyD1Migrations } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll } from "vitest";
+import { queueWorkDone, trackQueueWork } from "./helpers/queue-work";
 
 await applyD1Migrations(env.DB, env.TEST_MIGRATIONS);
 
@@ -10,7 +11,13 @@ await applyD1Migrations(env.DB, env.TEST_MIGRATIONS);
 // tears the file's worker down fails the whole run with every test green
 // (vitest-dev/vitest#11153, "Closing rpc while onUserConsoleLog was pending"). Background work
 // here fails or finishes within milliseconds; give it a moment before the file closes.
-afterAll(() => new Promise((resolve) => setTimeout(resolve, 250)));
+// Then the file's queue work (helpers/queue-work.ts): jobs its tests sent to a real queue, and
+// what those jobs sent on, end before the file closes instead of failing as it closes.
+trackQueueWork();
+afterAll(async () => {
+  await new Promise((resolve) => setTimeout(resolve, 250));
+  await queueWorkDone(15_000);
+}, 20_000);
 
 // Nothing here may reach the internet. Files that do not route outbound fetches to the
 // emulators (helpers/outbound.ts) still make some: a verification email at registration, a job

@@ -36,21 +36,10 @@ function form(field: string, bytes: Uint8Array | string, extra: Record<string, s
   return f;
 }
 
-/**
- * The queue the accepted requests go to: it takes them and runs nothing (the allowance is spent
- * at acceptance). On the real queue their jobs ran after the file's last test, as vitest closed it.
- */
-const QUEUE_TAKES = { IDENTIFY_QUEUE: { send: async () => {} } as unknown as Queue };
-
 /** POSTs `body` to `path` as the app runs with a one-an-hour allowance and `overrides`. */
 async function post(path: string, body: FormData | undefined, headers: Record<string, string>, overrides: Partial<Env> = {}) {
   const ctx = createExecutionContext();
-  const res = await createApp().request(
-    path,
-    { method: "POST", body, headers },
-    { ...env, ...ONE_AN_HOUR, ...QUEUE_TAKES, ...overrides },
-    ctx,
-  );
+  const res = await createApp().request(path, { method: "POST", body, headers }, { ...env, ...ONE_AN_HOUR, ...overrides }, ctx);
   await waitOnExecutionContext(ctx);
   return res;
 }
