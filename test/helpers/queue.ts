@@ -8,6 +8,9 @@ import worker from "../../src/index";
 
 export type JobBody = { type: string; request_id: string; user_id: string; run?: number };
 
+/** A queue binding that takes every message and sends nothing: only the test's own deliveries run jobs. */
+export const NO_QUEUE = { send: async () => {}, sendBatch: async () => {} } as unknown as Queue;
+
 /** Delivers one batch of `bodies` (each delivery's `attempts`) with `bindings`; the acked and retried message ids. */
 export async function deliverJobs(bodies: JobBody[], bindings: typeof env = env, attempts = 1) {
   const batch = createMessageBatch(
@@ -15,8 +18,7 @@ export async function deliverJobs(bodies: JobBody[], bindings: typeof env = env,
     bodies.map((body, i) => ({ id: `job-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts, body })),
   );
   const ctx = createExecutionContext();
-  const queue = { send: async () => {}, sendBatch: async () => {} } as unknown as Queue;
-  await worker.queue(batch, { ...bindings, IDENTIFY_QUEUE: queue }, ctx);
+  await worker.queue(batch, { ...bindings, IDENTIFY_QUEUE: NO_QUEUE }, ctx);
   await waitOnExecutionContext(ctx);
   const result = await getQueueResult(batch, ctx);
   return { acked: result.explicitAcks, retried: result.retryMessages.map((m) => m.msgId) };

@@ -13,14 +13,19 @@ export interface Socket {
   closed: Promise<{ code: number; reason: string }>;
 }
 
-/** Opens `path` with a bearer token or a Cookie header; expects the upgrade (101). */
-export async function openSocket(path: string, auth: { bearer?: string; cookie?: string } = {}): Promise<Socket> {
+/** The upgrade of `path` through the Worker, with a bearer token or a Cookie header; expects 101. */
+export async function upgrade(path: string, auth: { bearer?: string; cookie?: string } = {}): Promise<WebSocket> {
   const headers: Record<string, string> = { Upgrade: "websocket" };
   if (auth.bearer) headers.Authorization = `Bearer ${auth.bearer}`;
   if (auth.cookie) headers.Cookie = auth.cookie;
   const res = await exports.default.fetch(new Request(`${BASE}${path}`, { headers }));
   expect(res.status).toBe(101);
-  const ws = res.webSocket!;
+  return res.webSocket!;
+}
+
+/** Opens `path` with a bearer token or a Cookie header; expects the upgrade (101). */
+export async function openSocket(path: string, auth: { bearer?: string; cookie?: string } = {}): Promise<Socket> {
+  const ws = await upgrade(path, auth);
   const messages: Record<string, unknown>[] = [];
   const closed = new Promise<{ code: number; reason: string }>((resolve) =>
     ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason })),

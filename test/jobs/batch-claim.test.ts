@@ -12,6 +12,7 @@ import { MAX_ATTEMPTS } from "../../src/jobs/job-policy";
 import worker from "../../src/index";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
+import { NO_QUEUE } from "../helpers/queue";
 import { bearerUser } from "../helpers/users";
 import { pendingRequest } from "../helpers/requests";
 
@@ -37,8 +38,7 @@ async function deliverBatch(bodies: Body[], db: D1Database = env.DB, attempts = 
     bodies.map((body, i) => ({ id: `m-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts, body })),
   );
   const ctx = createExecutionContext();
-  const queue = { send: async () => {}, sendBatch: async () => {} } as unknown as Queue;
-  await worker.queue(batch, { ...env, DB: db, IDENTIFY_QUEUE: queue }, ctx);
+  await worker.queue(batch, { ...env, DB: db, IDENTIFY_QUEUE: NO_QUEUE }, ctx);
   await waitOnExecutionContext(ctx);
   const result = await getQueueResult(batch, ctx);
   return { ids: batch.messages.map((m) => m.id), acked: result.explicitAcks, retried: result.retryMessages.map((m) => m.msgId) };

@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { STUCK_MESSAGE, sweepStuckRequests } from "../../src/jobs/stuck-requests";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
-import { deliverJobs } from "../helpers/queue";
+import { deliverJobs, NO_QUEUE } from "../helpers/queue";
 import { envBeforeBatchInto } from "../helpers/racing-env";
 import { pendingRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
@@ -18,8 +18,6 @@ import { eventually } from "../helpers/wait";
 import { openReadySocket, settled } from "../helpers/ws";
 
 useEmulators();
-
-const noQueue = { send: async () => {}, sendBatch: async () => {} } as unknown as Queue;
 
 /** Each kind's tables and the stage its job says just before its completion. */
 const KINDS = {
@@ -50,7 +48,7 @@ async function sweptWhileRunning(type: keyof typeof KINDS) {
     )
       .bind(id)
       .run();
-    expect(await sweepStuckRequests({ ...env, IDENTIFY_QUEUE: noQueue })).toMatchObject({ failed: 1 });
+    expect(await sweepStuckRequests({ ...env, IDENTIFY_QUEUE: NO_QUEUE })).toMatchObject({ failed: 1 });
   });
   expect((await deliverJobs([{ type, request_id: id, user_id: u.userId }], racing.env)).acked).toHaveLength(1);
   expect(racing.fired()).toBe(true);

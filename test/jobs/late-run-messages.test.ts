@@ -16,14 +16,13 @@ import { createLogger } from "../../src/lib/logger";
 import { IdentificationRequests, retryOwnRequest } from "../../src/services/queued-requests";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
-import { deliverJobs } from "../helpers/queue";
+import { deliverJobs, NO_QUEUE } from "../helpers/queue";
 import { pendingRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
 import { hubOf, openReadySocket, quietFor, type Socket, settled } from "../helpers/ws";
 
 useEmulators();
 
-const noQueue = { send: async () => {}, sendBatch: async () => {} } as unknown as Queue;
 const logger = createLogger({ test: "late-run-messages" });
 
 /**
@@ -69,7 +68,7 @@ function retryingOnError(userId: string, id: string) {
 
 /** The owner retries the request (its job's message goes nowhere); `hubs`: the bindings its `queued` is told through. */
 const retry = (userId: string, id: string, hubs: Pick<typeof env, "USER_HUB"> = env) =>
-  retryOwnRequest({ ...env, ...hubs, IDENTIFY_QUEUE: noQueue }, IdentificationRequests, userId, id, logger);
+  retryOwnRequest({ ...env, ...hubs, IDENTIFY_QUEUE: NO_QUEUE }, IdentificationRequests, userId, id, logger);
 
 /** What a socket heard of the request, as `stage-or-type:run`. */
 const story = (socket: Socket, id: string) =>
@@ -105,7 +104,7 @@ describe("a message of an earlier run reaching the hub after the owner's retry b
       .run();
     const socket = await following(id, u.access);
     const { bindings, retried } = retryingOnError(u.userId, id);
-    expect(await sweepStuckRequests({ ...bindings, IDENTIFY_QUEUE: noQueue })).toMatchObject({ failed: 1 });
+    expect(await sweepStuckRequests({ ...bindings, IDENTIFY_QUEUE: NO_QUEUE })).toMatchObject({ failed: 1 });
     expect(retried()).toBe(true);
     await settled(socket);
     expect(story(socket, id)).toEqual(["queued:1"]);
@@ -133,7 +132,7 @@ describe("a message of an earlier run reaching the hub after the owner's retry b
       .run();
     const socket = await following(id, u.access);
     await settled(socket);
-    expect(await sweepStuckRequests({ ...env, IDENTIFY_QUEUE: noQueue })).toMatchObject({ requeued: 1 });
+    expect(await sweepStuckRequests({ ...env, IDENTIFY_QUEUE: NO_QUEUE })).toMatchObject({ requeued: 1 });
     // Run 0's `completed`, held up on its way (a late one is kept rather than lost), arrives now.
     await hub.publish({ type: "completed", request_id: id, status: "identified", results_count: 2, run: 0 });
     await settled(socket);

@@ -17,6 +17,7 @@ import { useEmulators } from "../helpers/outbound";
 import { bearerUser, registerWeb } from "../helpers/users";
 import { eventually } from "../helpers/wait";
 import { pendingRequest } from "../helpers/requests";
+import { upgrade } from "../helpers/ws";
 
 const emulators = useEmulators();
 
@@ -75,12 +76,7 @@ async function open(
   auth: { bearer?: string; cookie?: string } = {},
   failures: unknown[] = [],
 ): Promise<Socket> {
-  const headers: Record<string, string> = { Upgrade: "websocket" };
-  if (auth.bearer) headers.Authorization = `Bearer ${auth.bearer}`;
-  if (auth.cookie) headers.Cookie = auth.cookie;
-  const res = await exports.default.fetch(new Request(`${BASE}${path}`, { headers }));
-  expect(res.status).toBe(101);
-  const ws = res.webSocket!;
+  const ws = await upgrade(path, auth);
   const socket: Socket = { ws, messages: [], texts: [], closed: Promise.resolve(0) };
   socket.closed = new Promise((resolve) =>
     ws.addEventListener("close", (e) => {

@@ -10,7 +10,7 @@ import { claimRequests, IdentificationRequests, retryOwnRequest } from "../../sr
 import { makePng } from "../helpers/images";
 import { BASE, freshIp } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
-import { deliverJobs } from "../helpers/queue";
+import { deliverJobs, NO_QUEUE } from "../helpers/queue";
 import { pendingRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
 import { openReadySocket } from "../helpers/ws";
@@ -158,8 +158,7 @@ describe("queue jobs: telling the owner", () => {
     await env.DB.prepare("UPDATE notifications SET is_read = 1 WHERE user_id = ?").bind(u.userId).run();
 
     // The owner retries it (API.md §2.2 retry/); the queue is replaced so only our deliveries run it.
-    const queue = { send: async () => {}, sendBatch: async () => {} } as unknown as Queue;
-    const retried = await retryOwnRequest({ ...env, IDENTIFY_QUEUE: queue }, IdentificationRequests, u.userId, id, createLogger({}));
+    const retried = await retryOwnRequest({ ...env, IDENTIFY_QUEUE: NO_QUEUE }, IdentificationRequests, u.userId, id, createLogger({}));
     expect(retried.status).toBe("pending");
 
     // The retried job fails again (dead-lettered): the request is failed — and the owner?

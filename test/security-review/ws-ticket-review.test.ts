@@ -14,7 +14,7 @@ import { setAccountActive } from "../../src/services/accounts";
 import { call, jsonWithStatus as json } from "../helpers/http";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
-import { pendingIdentificationRequest } from "../helpers/requests";
+import { pendingRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
 import { openReadySocket, openSocket } from "../helpers/ws";
 
@@ -60,7 +60,7 @@ describe("WebSocket tickets", () => {
 
   it("a ticket is its user's: aimed at another user's request it learns nothing (the unknown request's close), and is spent", async () => {
     const [owner, stranger] = [await bearerUser(), await bearerUser()];
-    const requestId = await pendingIdentificationRequest(owner.userId, await makePng(8, 8));
+    const requestId = await pendingRequest("identify", owner.userId, await makePng(8, 8));
     const ticket = await ticketOf(stranger.access);
     expect(await (await openSocket(`/ws/plant-identification/requests/${requestId}/?ticket=${ticket}`)).closed).toEqual({
       code: 4404,
