@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, START_COMMAND } from "../scripts/local-stack";
+import { freePort } from "../scripts/local-stack";
 
 const root = join(import.meta.dirname, "..");
 
@@ -20,7 +20,7 @@ interface StartRun {
 async function startOnce(stateDir: string): Promise<StartRun> {
   const [port, emulatorPort] = [await freePort(), await freePort()];
   const started = performance.now();
-  const child = spawn(START_COMMAND[0], START_COMMAND.slice(1), {
+  const child = spawn(join(root, "node_modules", ".bin", "tsx"), ["scripts/start.ts"], {
     cwd: root,
     env: { ...process.env, PORT: String(port), EMULATOR_PORT: String(emulatorPort), STATE_DIR: stateDir },
     stdio: ["ignore", "pipe", "pipe"],

@@ -12,14 +12,6 @@ import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-
-/**
- * How `npm start` runs scripts/start.ts (package.json): one Node process with tsx as a loader,
- * the project's Node 22. Not the `tsx` command: it runs the script in a child and, when that child
- * has not acknowledged a SIGINT/SIGTERM within 30 ms (a busy moment on a loaded machine), kills
- * it with SIGKILL, leaving wrangler and workerd — in process groups of their own — running.
- */
-export const START_COMMAND = [join(root, "node_modules", ".bin", "node"), "--import", "tsx", "scripts/start.ts"] as const;
 const STARTUP_TIMEOUT_MS = 120_000;
 const STOP_GRACE_MS = 10_000;
 
@@ -96,7 +88,7 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
   // node_modules/.bin first: wrangler needs the project's Node 22 (the `node` devDependency),
   // whatever `node` the machine has on its PATH.
   const bin = join(root, "node_modules", ".bin");
-  const child = spawn(START_COMMAND[0], START_COMMAND.slice(1), {
+  const child = spawn(join(bin, "tsx"), ["scripts/start.ts"], {
     cwd: root,
     env: {
       ...process.env,
@@ -108,7 +100,7 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
       ...options.env,
     },
     stdio: ["ignore", out, out],
-    // Its own process group, so stopping it reaches the script and nothing else.
+    // Its own process group, so stopping it reaches tsx and the script it runs.
     detached: true,
   });
   closeSync(out);
