@@ -114,3 +114,22 @@ export async function fetchStaging(path: string, init: RequestInit & { cookies?:
   await waitOnExecutionContext(ctx);
   return res;
 }
+
+/**
+ * One anonymous `identify/` of `bytes` (multipart `image`), answered once what the Worker left
+ * running after the answer (cache writes, hit counts) is done too, so none of it lands in a
+ * later test.
+ */
+export async function identifyAnonymously(bytes: Uint8Array): Promise<Response> {
+  const form = new FormData();
+  form.append("image", new File([bytes], "leaf.png", { type: "image/png" }));
+  const ctx = createExecutionContext();
+  const res = await createApp().request(
+    "/api/v1/plant-identification/identify/",
+    { method: "POST", body: form, headers: { "CF-Connecting-IP": freshIp() } },
+    env,
+    ctx,
+  );
+  await waitOnExecutionContext(ctx);
+  return res;
+}

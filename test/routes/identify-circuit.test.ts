@@ -1,10 +1,8 @@
 import { env } from "cloudflare:workers";
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { createApp } from "../../src/app";
 import { CIRCUIT_POLICIES, circuitFor } from "../../src/services/provider-calls";
 import { makePng } from "../helpers/images";
-import { call, freshIp } from "../helpers/http";
+import { call, identifyAnonymously } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 
 const emulators = useEmulators();
@@ -17,17 +15,8 @@ const photo = async () => makePng(300, 300, { seed: `circuit-${++n}-${Math.rando
  * would land in a later test, after the cache stats test's reset.
  */
 async function identify(bytes: Uint8Array) {
-  const f = new FormData();
-  f.append("image", new File([bytes], "p.png", { type: "image/png" }));
-  const ctx = createExecutionContext();
-  const res = await createApp().request(
-    "/api/v1/plant-identification/identify/",
-    { method: "POST", body: f, headers: { "CF-Connecting-IP": freshIp() } },
-    env,
-    ctx,
-  );
+  const res = await identifyAnonymously(bytes);
   const body = (await res.json()) as { success: boolean; cached?: { plant_id: boolean }; suggestions?: { sources: string[] }[] };
-  await waitOnExecutionContext(ctx);
   return { res, body };
 }
 

@@ -4,13 +4,10 @@
  * memory. The other provider still answers; with both over it, identify/ answers 503. A 200 that
  * is JSON of another shape fails the same way.
  */
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { hostMap } from "../../emulators/index";
-import { createApp } from "../../src/app";
 import { MAX_PROVIDER_BODY_BYTES } from "../../src/providers/http";
-import { freshIp } from "../helpers/http";
+import { identifyAnonymously } from "../helpers/http";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
 
@@ -26,16 +23,7 @@ function paddedPastTheLimit(host: string) {
 }
 
 async function identify() {
-  const f = new FormData();
-  f.append("image", new File([await makePng(320, 240, { seed: `huge-${Math.random()}` })], "leaf.png", { type: "image/png" }));
-  const ctx = createExecutionContext();
-  const res = await createApp().request(
-    "/api/v1/plant-identification/identify/",
-    { method: "POST", body: f, headers: { "CF-Connecting-IP": freshIp() } },
-    env,
-    ctx,
-  );
-  await waitOnExecutionContext(ctx);
+  const res = await identifyAnonymously(await makePng(320, 240, { seed: `huge-${Math.random()}` }));
   return { status: res.status, body: (await res.json()) as { success: boolean; code?: string; providers?: Record<string, unknown> } };
 }
 
