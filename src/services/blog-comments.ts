@@ -30,6 +30,9 @@ import { announceNotifications, announceWithdrawals, createNotification, insertN
 import { refuseIfDeactivated } from "./sessions";
 import { accountActive, byline, type Role, trustLevelOf } from "./users";
 
+/** The 404 for a comment that is not there (or not the caller's to see). */
+const noSuchComment = () => new AppError("NOT_FOUND", 404, "No such comment.");
+
 export const COMMENT_MODERATOR_ROLES: Role[] = ["editor", "moderator", "admin"];
 export const COMMENT_MAX_CHARS = 5000;
 const isModerator = (user: AuthenticatedUser | undefined) => !!user && COMMENT_MODERATOR_ROLES.includes(user.role);
@@ -224,7 +227,7 @@ async function tellParentAuthor(env: Bindings, reply: CommentRow, postSlug: stri
 /** The caller's own comment, or any comment for a moderator; others get "not found". */
 async function commentFor(env: Bindings, user: AuthenticatedUser, id: string): Promise<CommentRow> {
   const row = await commentRow(env, id);
-  if (!row || (row.userId !== user.id && !isModerator(user))) throw new AppError("NOT_FOUND", 404, "No such comment.");
+  if (!row || (row.userId !== user.id && !isModerator(user))) throw noSuchComment();
   return row;
 }
 
@@ -276,7 +279,7 @@ export async function deleteComment(env: Bindings, user: AuthenticatedUser, id: 
 export async function moderateComment(env: Bindings, moderator: AuthenticatedUser, id: string, status: "approved" | "rejected") {
   if (!isModerator(moderator)) throw new AppError("FORBIDDEN", 403, "Only editors and moderators can moderate comments.");
   const row = await commentRow(env, id);
-  if (!row) throw new AppError("NOT_FOUND", 404, "No such comment.");
+  if (!row) throw noSuchComment();
   const db = database(env);
   // Only while the moderator's account is active, checked in each write of the batch.
   const active = accountActive(sql`${moderator.id}`);
@@ -297,12 +300,12 @@ export async function moderateComment(env: Bindings, moderator: AuthenticatedUse
   ]);
   if (changes(results[withdraw.length]) === 0) {
     await refuseIfDeactivated(env, moderator.id);
-    throw new AppError("NOT_FOUND", 404, "No such comment."); // deleted while this was on its way
+    throw noSuchComment(); // deleted while this was on its way
   }
   const withdrawn = results[0];
   if (status === "rejected") await announceWithdrawals(env, tableRows(notifications, withdrawn));
   const after = await commentRow(env, id);
-  if (!after) throw new AppError("NOT_FOUND", 404, "No such comment.");
+  if (!after) throw noSuchComment(); // deleted since the moderation landed
   // Told only while its post is published: one taken off the blog shows no comments, and its title
   // and slug may by now be a draft's, which only its writers may see.
   const post =
@@ -330,7 +333,7 @@ export async function moderateComment(env: Bindings, moderator: AuthenticatedUse
 export async function reportComment(env: Bindings, user: AuthenticatedUser, id: string, reason: string) {
   const row = await commentRow(env, id);
   // Only what the reporter can see can be reported: approved comments (and never their own).
-  if (row?.status !== "approved") throw new AppError("NOT_FOUND", 404, "No such comment.");
+  if (row?.status !== "approved") throw noSuchComment();
   if (row.userId === user.id)
     throw new AppError("VALIDATION_ERROR", 400, "You cannot report your own comment.", {
       comment: ["You cannot report your own comment."],
