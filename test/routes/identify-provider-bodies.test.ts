@@ -64,3 +64,17 @@ describe("a provider's 200 that is JSON of a shape the parser does not expect", 
     });
   }
 });
+
+describe("a provider's error answer with a body past the limit (a proxy's error page)", () => {
+  it("fails that call as the error its status names, read no further than the detail logged; the other still answers", async () => {
+    emulators.overrides[HOSTS.plant_id] = async () =>
+      new Response(`<html><body>Bad gateway${" ".repeat(MAX_PROVIDER_BODY_BYTES)}</body></html>`, {
+        status: 502,
+        headers: { "Content-Type": "text/html" },
+      });
+    const { status, body } = await identify();
+    expect(status).toBe(200);
+    expect(body.providers?.plant_id).toEqual({ status: "failed", error: "server" });
+    expect(body.providers?.plantnet).toEqual({ status: "answered" });
+  });
+});
