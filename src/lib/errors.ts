@@ -189,6 +189,8 @@ export const ERROR_CODES = {
   DUPLICATE_COLLECTION: "A collection with this name exists (409).",
   DUPLICATE_PLANT: "The plant is already in that collection (409).",
   EMAIL_TAKEN: "The email address belongs to another account (409).",
+  EMAIL_SUPPRESSED:
+    "We send no email to the address: mail to it was reported as spam. Use another address, or ask support to lift the block (409).",
   USERNAME_TAKEN: "The username belongs to another account (409).",
   EVENT_FULL: "The event has no places left (409).",
   EVENT_STARTED: "The event has already started (409).",

@@ -18,6 +18,7 @@ import {
   passwordFieldErrors,
   changePassword,
   confirmEmailChange,
+  resendVerificationEmail,
   sendVerificationEmail,
   confirmPasswordReset,
   issueWsTicket,
@@ -29,7 +30,7 @@ import {
   WS_TICKET_TTL_S,
 } from "../services/accounts";
 import { hashPassword, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../services/passwords";
-import { clientIp, enforceRateLimit, mailBucketName, rateLimitRefusal } from "../services/rate-limits";
+import { clientIp, enforceRateLimit, rateLimitRefusal } from "../services/rate-limits";
 import { endEverySession, endOwnSession, endSession, listSessions } from "../services/sessions";
 import { issueTokenPair, revokeAccessToken, rotateRefreshToken, type TokenPair, verifyToken } from "../services/tokens";
 import { DELIVERY_STATUSES, EXPORT_FORMAT, EXPORT_VERSION, exportAccountStream, NOTIFICATION_CHANNELS } from "../services/account-export";
@@ -56,7 +57,6 @@ import {
   TWO_FACTOR_TOKEN_TTL_S,
   twoFactorStatus,
 } from "../services/two-factor";
-import { HOUR_MS } from "../lib/durations";
 
 // ---- Schemas --------------------------------------------------------------------------------
 
@@ -594,6 +594,17 @@ function secretUnavailable(then: string) {
   );
 }
 
+/** What sign-up answers, by what became of the confirmation link (services/accounts.ts sendVerificationEmail). */
+const REGISTERED = {
+  sent: "Registration successful. We sent you an email to confirm your address.",
+  bounce:
+    "Registration successful, but email to this address bounced before, so we sent no confirmation link. If the address is " +
+    "right, ask for a new link (POST /api/v1/auth/email/verify/) and we will try it again; if not, change it.",
+  complaint:
+    "Registration successful, but mail we sent to this address was reported as spam, so we send it nothing, not even a " +
+    "confirmation link. Change your address, or ask support to lift the block.",
+} as const;
+
 export function authRoutes() {
   const app = createRouter();
   const open = routeSet({ tags, errors });
@@ -601,9 +612,15 @@ export function authRoutes() {
 
   addCsrfRoute(app);
 
-  const postRegister = open
-    .post("/register", "Create an account (web: sets session cookies)")
-    .io({ body: requestJson(RegisterBody) }, { 201: jsonBody(UserEnvelope, "Account created") });
+  const postRegister = open.post("/register", "Create an account (web: sets session cookies)").io(
+    { body: requestJson(RegisterBody) },
+    { 201: jsonBody(UserEnvelope, "Account created") },
+    {
+      description:
+        "Mails a link confirming the address. None goes to an address our mail provider reported as a hard bounce or a " +
+        "spam complaint: `message` then says so, and what to do (a bounced address is tried again by `POST auth/email/verify/`).",
+    },
+  );
   app.openapi(postRegister, async (c) => {
     const config = getConfig(c.env);
     await enforceRateLimit(c.env, `register:ip:${clientIp(c.req.raw)}`, config.REGISTER_RATE_LIMIT);
@@ -615,9 +632,9 @@ export function authRoutes() {
       firstName: body.first_name,
       lastName: body.last_name,
     });
-    await sendVerificationEmail(c.env, config, user, c.get("logger"));
+    const mail = await sendVerificationEmail(c.env, config, user, c.get("logger"));
     await setSessionCookies(c, await issueTokenPair(c.env, config, user.id, sessionDeviceOf(c.req.raw)));
-    return c.json({ message: "Registration successful. We sent you an email to confirm your address.", user: userProfile(user) }, 201);
+    return c.json({ message: REGISTERED[mail === "complaint" || mail === "bounce" ? mail : "sent"], user: userProfile(user) }, 201);
   });
 
   const postLogin = open
@@ -1143,6 +1160,11 @@ export function authRoutes() {
     },
     {
       200: jsonBody(UserProfileSchema, "Updated profile"),
+      409: errorResponse(
+        409,
+        "EMAIL_SUPPRESSED: mail to the new `email` was reported as spam, so no confirmation link can reach it (use another address, or ask support); nothing changed",
+        "EMAIL_SUPPRESSED",
+      ),
       429: errorResponse(429, "Email change asked too often (per account, or to that address); see Retry-After", "RATE_LIMITED"),
     },
   );
@@ -1209,19 +1231,22 @@ export function authRoutes() {
     {},
     {
       202: jsonBody(z.object({ message: z.string() }), "Sent (confirm it with POST email/confirm/)"),
-      409: errorResponse(409, "Your address is already confirmed", "INVALID_STATE"),
+      409: errorResponse(
+        409,
+        "Your address is already confirmed (`INVALID_STATE`), or mail to it was reported as spam (`EMAIL_SUPPRESSED`: use another address, or ask support)",
+        "EMAIL_SUPPRESSED",
+      ),
       429: errorResponse(429, "Asked too often; see Retry-After", "RATE_LIMITED"),
+    },
+    {
+      description:
+        "An address that hard-bounced is tried again by this request (the bounce is lifted; if it bounces again, mail to it " +
+        "stops again). One whose holder reported our mail as spam is not: 409 `EMAIL_SUPPRESSED`, nothing sent.",
     },
   );
   app.openapi(postVerify, async (c) => {
     const user = await currentUserRow(c);
-    if (user.emailVerified) throw new AppError("INVALID_STATE", 409, "Your email address is already confirmed.");
-    await enforceRateLimit(c.env, `verify-email:user:${user.id}`, { limit: 3, windowMs: HOUR_MS });
-    // And per inbox, with every other account mail to it (reset links, address changes): an
-    // account squatting someone's address must not add a stream of its own.
-    const config = getConfig(c.env);
-    await enforceRateLimit(c.env, mailBucketName(user.email), config.ACCOUNT_MAIL_RATE_LIMIT);
-    await sendVerificationEmail(c.env, config, user, c.get("logger"));
+    await resendVerificationEmail(c.env, getConfig(c.env), user, c.get("logger"));
     return c.json({ message: `We sent a confirmation link to ${user.email}.` }, 202);
   });
 
@@ -1280,9 +1305,15 @@ export function authRoutes() {
     return c.json({ message: "Password changed.", ...tokenPairBody(pair) }, 200);
   });
 
-  const postPasswordReset = open
-    .post("/password/reset", "Email a single-use reset link (always 200: no account enumeration)")
-    .io({ body: requestJson(PasswordResetBody) }, { 200: jsonBody(MessageSchema, "Request accepted") });
+  const postPasswordReset = open.post("/password/reset", "Email a single-use reset link (always 200: no account enumeration)").io(
+    { body: requestJson(PasswordResetBody) },
+    { 200: jsonBody(MessageSchema, "Request accepted") },
+    {
+      description:
+        "The same answer whatever the address, including one we send no mail to (a hard bounce or spam complaint): a " +
+        "signed-in owner tries a bounced address again with `POST auth/email/verify/`; otherwise support lifts the block.",
+    },
+  );
   app.openapi(postPasswordReset, async (c) => {
     const config = getConfig(c.env);
     await enforceRateLimit(c.env, `reset:ip:${clientIp(c.req.raw)}`, config.REGISTER_RATE_LIMIT);

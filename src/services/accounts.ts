@@ -16,6 +16,7 @@ import { type Config, getConfig } from "../config";
 import { changes, type Database, database, rowIf, runBatch, type Statement } from "../db/client";
 import { blogPosts, emailChangeTokens, forumPosts, forumTopics, oauthAccounts, passwordResetTokens, users, wsTickets } from "../db/schema";
 import type { Bindings } from "../env";
+import { HOUR_MS } from "../lib/durations";
 import { AppError } from "../lib/errors";
 import { randomToken, sha256Hex } from "../lib/hash";
 import { purgeBlogReadsStatement } from "./blog-cache";
@@ -26,6 +27,7 @@ import type { Logger } from "../lib/logger";
 import type { SessionDevice } from "../lib/session-device";
 import type { TokenClaims } from "../lib/token-claims";
 import { accountRecountStatements, tellRecount } from "./community";
+import { liftSuppression, type SuppressionReason, suppressionOf } from "./email-events";
 import { deliverEmail } from "./mailer";
 import { tellSecurityEvent } from "./security-notices";
 import { burnPasswordCheck, hashPassword, needsRehash, passwordPolicyErrors, verifyPassword } from "./passwords";
@@ -277,7 +279,9 @@ export async function requestPasswordReset(env: Bindings, config: Config, addres
     ]);
     if (changes(inserted) === 0) return;
     const link = `${config.FRONTEND_URL}/reset-password?token=${encodeURIComponent(token)}`;
-    await deliverEmail(env, {
+    // Suppressed: nothing is sent and the answer stays the same (anyone may type the address);
+    // the account's owner lifts a bounce by asking for a confirmation link, support a complaint.
+    const mail = await deliverEmail(env, {
       to: user.email,
       subject: "Reset your Plant Community password",
       text:
@@ -285,6 +289,7 @@ export async function requestPasswordReset(env: Bindings, config: Config, addres
         `${Math.round(config.PASSWORD_RESET_TTL_S / 60)} minutes, once):\n${link}\n\nReset token: ${token}\n\n` +
         `If you did not ask for this, ignore this email.\n`,
     });
+    if (!mail.sent) logger?.warn("password reset mail not sent: address suppressed", { user_id: user.id });
   } catch (err) {
     logger?.error("password reset email failed", { error: String(err) });
   }
@@ -404,6 +409,7 @@ export async function requestEmailChange(
   const taken = await uniquenessErrors(env, null, newEmail, user.id);
   if (taken.email) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", taken);
   await enforceRateLimit(env, mailBucketName(newEmail), config.ACCOUNT_MAIL_RATE_LIMIT);
+  await openForAskedMail(env, newEmail, user.id, logger);
   const token = randomToken(32);
   const db = database(env);
   // Only while the session that asked (and proved the password) is live: every session ending
@@ -454,13 +460,59 @@ export async function requestEmailChange(
 }
 
 /**
- * Emails a link that proves the account's current address (new accounts get one at sign-up; a
- * signed-in user may ask again). It is an email-change link to the address already in use, so
- * `POST auth/email/confirm/` confirms it; older verification links stay valid until they expire.
- * Returns false when the address is already verified.
+ * Before mail a signed-in user asked for themselves (their address's confirmation link again, the
+ * link to a new address), to `address`: a bounce suppression is lifted — as email providers
+ * reactivate a bounced address (a mailbox recreated, a typo fixed at the provider); the caller has
+ * rate-limited the asking, and a new bounce suppresses the address again. A complaint is not
+ * lifted (someone there marked our mail as spam; only support lifts it): 409 EMAIL_SUPPRESSED,
+ * saying what to do, and nothing is written.
  */
-export async function sendVerificationEmail(env: Bindings, config: Config, user: UserRow, logger?: Logger): Promise<boolean> {
-  if (user.emailVerified) return false;
+async function openForAskedMail(env: Bindings, address: string, userId: string, logger?: Logger): Promise<void> {
+  const reason = await suppressionOf(env, address);
+  if (reason === "complaint")
+    throw new AppError(
+      "EMAIL_SUPPRESSED",
+      409,
+      `We send no email to ${address}: mail we sent there was reported as spam. Use another address, or ask support to lift the block.`,
+    );
+  if (reason === "bounce" && (await liftSuppression(env, address, "bounce")))
+    logger?.info("bounced address reopened on its user's request", { user_id: userId });
+}
+
+/** What `sendVerificationEmail` did: sent, nothing to send, or nothing sent for this suppression. */
+export type VerificationMail = "sent" | "already verified" | SuppressionReason;
+
+/**
+ * Emails a link that proves the account's current address (new accounts get one at sign-up; a
+ * signed-in user may ask again, `resendVerificationEmail`). It is an email-change link to the
+ * address already in use, so `POST auth/email/confirm/` confirms it; older verification links stay
+ * valid until they expire. Nothing goes to a suppressed address: the result says why.
+ */
+export async function sendVerificationEmail(env: Bindings, config: Config, user: UserRow, logger?: Logger): Promise<VerificationMail> {
+  if (user.emailVerified) return "already verified";
+  const suppressed = await suppressionOf(env, user.email);
+  if (suppressed) return suppressed;
+  await mailVerificationLink(env, config, user, logger);
+  return "sent";
+}
+
+/**
+ * The link again, on its signed-in user's request: 3 an hour per account, and counted per inbox
+ * with every other account mail to it (an account squatting someone's address must not add a
+ * stream of its own). A bounced address is tried again (`openForAskedMail`) — a verified one too,
+ * whose mailbox was recreated: the link proves it afresh; a complained one is refused (409
+ * EMAIL_SUPPRESSED). A verified address with nothing to lift: 409 INVALID_STATE.
+ */
+export async function resendVerificationEmail(env: Bindings, config: Config, user: UserRow, logger?: Logger): Promise<void> {
+  if (user.emailVerified && !(await suppressionOf(env, user.email)))
+    throw new AppError("INVALID_STATE", 409, "Your email address is already confirmed.");
+  await enforceRateLimit(env, `verify-email:user:${user.id}`, { limit: 3, windowMs: HOUR_MS });
+  await enforceRateLimit(env, mailBucketName(user.email), config.ACCOUNT_MAIL_RATE_LIMIT);
+  await openForAskedMail(env, user.email, user.id, logger);
+  await mailVerificationLink(env, config, user, logger);
+}
+
+async function mailVerificationLink(env: Bindings, config: Config, user: UserRow, logger?: Logger): Promise<void> {
   const token = randomToken(32);
   await database(env)
     .insert(emailChangeTokens)
@@ -479,7 +531,6 @@ export async function sendVerificationEmail(env: Bindings, config: Config, user:
   } catch (err) {
     logger?.warn("verification email failed", { user_id: user.id, error: String(err) });
   }
-  return true;
 }
 
 /**

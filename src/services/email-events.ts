@@ -8,8 +8,12 @@
  *
  * A hard bounce or a complaint suppresses the address: `isSuppressed` is checked before every
  * email we send. Soft bounces (`email.delivery_delayed`) and deliveries are accepted and ignored.
+ * A bounce is lifted when the account holding the address asks for mail to it itself
+ * (accounts.ts `openForAskedMail`: a recreated mailbox, a typo fixed), as providers reactivate a
+ * bounced address; a complaint (someone said "spam") only by support (`liftSuppression`: the
+ * admin route and `npm run admin -- lift-suppression`).
  */
-import { eq, lt, sql } from "drizzle-orm";
+import { and, eq, lt, sql } from "drizzle-orm";
 import { getConfig } from "../config";
 import { changes, database, runBatch } from "../db/client";
 import { emailSuppressions, emailWebhookEvents } from "../db/schema";
@@ -119,14 +123,48 @@ export async function handleEmailEvent(env: Bindings, id: string, body: string):
   return { type: event.type, suppressed };
 }
 
-/** Whether we must not email `address` (it hard-bounced or complained). */
-export async function isSuppressed(env: Bindings, address: string): Promise<boolean> {
+export type SuppressionReason = "bounce" | "complaint";
+
+export interface Suppression {
+  address: string;
+  reason: SuppressionReason;
+  createdAt: string;
+}
+const suppressionFields = { address: emailSuppressions.address, reason: emailSuppressions.reason, createdAt: emailSuppressions.createdAt };
+
+/** `address`'s suppression (since when, and why), or null when we may email it. */
+export async function findSuppression(env: Bindings, address: string): Promise<Suppression | null> {
   const row = await database(env)
-    .select({ a: emailSuppressions.address })
+    .select(suppressionFields)
     .from(emailSuppressions)
     .where(eq(emailSuppressions.address, bareAddress(address)))
     .get();
-  return row !== undefined;
+  return row ?? null;
+}
+
+/** Why we must not email `address` (it hard-bounced or complained), or null when we may. */
+export async function suppressionOf(env: Bindings, address: string): Promise<SuppressionReason | null> {
+  return (await findSuppression(env, address))?.reason ?? null;
+}
+
+/** Whether we must not email `address` (it hard-bounced or complained). */
+export async function isSuppressed(env: Bindings, address: string): Promise<boolean> {
+  return (await suppressionOf(env, address)) !== null;
+}
+
+/**
+ * Lifts `address`'s suppression — only one for `only` when given (a complaint recorded meanwhile
+ * stays) — so mail goes to it again; if it bounces or complains again, the webhook suppresses it
+ * again. Returns what was lifted, null when nothing was.
+ */
+export async function liftSuppression(env: Bindings, address: string, only?: SuppressionReason): Promise<Suppression | null> {
+  const bare = eq(emailSuppressions.address, bareAddress(address));
+  const row = await database(env)
+    .delete(emailSuppressions)
+    .where(only ? and(bare, eq(emailSuppressions.reason, only)) : bare)
+    .returning(suppressionFields)
+    .get();
+  return row ?? null;
 }
 
 /** Drops processed-delivery ids past WEBHOOK_ID_RETENTION_MS (cron), at most `limit` a run. */

@@ -1,0 +1,128 @@
+/**
+ * A suppressed address (the email provider reported a hard bounce or a spam complaint, API.md
+ * §5b): what its user is told on each path they asked for mail themselves, how its own user lifts
+ * a bounce (asking for the confirmation link again, rate-limited; a new bounce suppresses it again),
+ * and that asking lifts no complaint. The password reset answer stays the same whatever the
+ * address.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { findSuppression, isSuppressed } from "../../src/services/email-events";
+import { postEmailEvent, sentMail, WEBHOOK_SECRET } from "../helpers/email-webhook";
+import { call, expectError, jsonWithStatus as json } from "../helpers/http";
+import { mailTo, tokenIn } from "../helpers/mail";
+import { useEmulators } from "../helpers/outbound";
+import { eventually } from "../helpers/wait";
+import { GOOD_PASSWORD, tokenLogin, uniqueName } from "../helpers/users";
+
+const emulators = useEmulators();
+const VERIFY = "/api/v1/auth/email/verify/";
+
+async function suppress(address: string, reason: "bounce" | "complaint") {
+  await env.DB.prepare("INSERT OR REPLACE INTO email_suppressions (address, reason, event_id) VALUES (?, ?, ?)")
+    .bind(address.toLowerCase(), reason, `evt-${crypto.randomUUID()}`)
+    .run();
+}
+
+/** Registers an account on an address already suppressed for `reason`: the 201's message, and a bearer session. */
+async function registerSuppressed(reason: "bounce" | "complaint") {
+  const username = uniqueName("bounced");
+  const email = `${username}@example.com`;
+  await suppress(email, reason);
+  const res = await call("/api/v1/auth/register/", { json: { username, email, password: GOOD_PASSWORD } });
+  const body = await json<{ message: string; user: { id: string } }>(res, 201);
+  const { access } = await tokenLogin(username);
+  return { username, email, access, userId: body.user.id, message: body.message };
+}
+
+const mailsTo = (address: string, subject: RegExp) =>
+  emulators.email.outbox.filter((m) => m.to.some((to) => to.toLowerCase() === address) && subject.test(m.subject));
+const CONFIRM = /Confirm your email address/;
+
+describe("a bounced address", () => {
+  it("sign-up says no link was sent and why; asking again lifts the bounce and sends it; a new bounce suppresses again", async () => {
+    const u = await registerSuppressed("bounce");
+    expect(u.message).toMatch(/bounced before.*no confirmation link.*POST \/api\/v1\/auth\/email\/verify\//);
+    expect(mailsTo(u.email, CONFIRM)).toHaveLength(0);
+
+    expect((await call(VERIFY, { method: "POST", bearer: u.access })).status).toBe(202);
+    expect(await isSuppressed(env, u.email)).toBe(false);
+    const mail = await mailTo(emulators.email, u.email, CONFIRM);
+    const confirmed = await call("/api/v1/auth/email/confirm/", { json: { token: tokenIn(mail.text, "Confirmation token") } });
+    expect(await json(confirmed, 200)).toMatchObject({ email: u.email });
+
+    // It bounces again: the provider's webhook suppresses it again.
+    const id = await sentMail(u.email);
+    expect((await postEmailEvent(await emulators.email.webhook(id, "email.bounced", WEBHOOK_SECRET))).status).toBe(200);
+    expect(await findSuppression(env, u.email)).toMatchObject({ reason: "bounce" });
+  });
+
+  it("a verified address that bounced since is tried again on request; one with nothing to lift is 409 INVALID_STATE", async () => {
+    const u = await registerSuppressed("bounce");
+    await env.DB.prepare("UPDATE users SET email_verified = 1 WHERE id = ?").bind(u.userId).run();
+    expect((await call(VERIFY, { method: "POST", bearer: u.access })).status).toBe(202);
+    expect(await isSuppressed(env, u.email)).toBe(false);
+    await mailTo(emulators.email, u.email, CONFIRM);
+    await expectError(await call(VERIFY, { method: "POST", bearer: u.access }), 409, "INVALID_STATE");
+  });
+
+  it("lifting is rate-limited as the resend is: past the limit the suppression stays", async () => {
+    const u = await registerSuppressed("bounce");
+    for (let i = 0; i < 3; i++) {
+      await suppress(u.email, "bounce");
+      expect((await call(VERIFY, { method: "POST", bearer: u.access })).status).toBe(202);
+    }
+    await suppress(u.email, "bounce");
+    await expectError(await call(VERIFY, { method: "POST", bearer: u.access }), 429, "RATE_LIMITED");
+    expect(await isSuppressed(env, u.email)).toBe(true);
+  });
+});
+
+describe("a complained address", () => {
+  it("sign-up says so; asking again is 409 EMAIL_SUPPRESSED, nothing sent and nothing lifted", async () => {
+    const u = await registerSuppressed("complaint");
+    expect(u.message).toMatch(/reported as spam.*support/);
+    const refused = await expectError(await call(VERIFY, { method: "POST", bearer: u.access }), 409, "EMAIL_SUPPRESSED");
+    expect(refused.message).toMatch(/spam.*another address.*support/);
+    expect(await findSuppression(env, u.email)).toMatchObject({ reason: "complaint" });
+    expect(mailsTo(u.email, CONFIRM)).toHaveLength(0);
+    const links = await env.DB.prepare("SELECT count(*) AS n FROM email_change_tokens WHERE user_id = ?")
+      .bind(u.userId)
+      .first<{ n: number }>();
+    expect(links?.n).toBe(0);
+  });
+});
+
+describe("an email change to a suppressed address", () => {
+  it("to a complained one: 409 EMAIL_SUPPRESSED, nothing pending; to a bounced one: lifted and the link sent", async () => {
+    const u = await registerSuppressed("bounce");
+    const complained = `${uniqueName("spam")}@example.com`;
+    await suppress(complained, "complaint");
+    const change = (email: string) =>
+      call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email, current_password: GOOD_PASSWORD } });
+    await expectError(await change(complained), 409, "EMAIL_SUPPRESSED");
+    const me = await json<{ pending_email: string | null }>(await call("/api/v1/auth/user/", { bearer: u.access }), 200);
+    expect(me.pending_email).toBeNull();
+    expect(await isSuppressed(env, complained)).toBe(true);
+
+    const bounced = `${uniqueName("typo")}@example.com`;
+    await suppress(bounced, "bounce");
+    expect(await json(await change(bounced), 200)).toMatchObject({ pending_email: bounced });
+    expect(await isSuppressed(env, bounced)).toBe(false);
+    await mailTo(emulators.email, bounced, /Confirm your new Plant Community email address/);
+  });
+});
+
+describe("a password reset for a suppressed address", () => {
+  it("answers as for any address, sends nothing and lifts nothing", async () => {
+    const u = await registerSuppressed("bounce");
+    const stranger = `${uniqueName("nobody")}@example.com`;
+    const answer = async (email: string) => json(await call("/api/v1/auth/password/reset/", { json: { email } }), 200);
+    expect(await answer(u.email)).toEqual(await answer(stranger));
+    // The reset ran (after the response): its link was made, and not mailed.
+    const resetRow = "SELECT 1 AS made FROM password_reset_tokens WHERE user_id = ?";
+    await eventually(() => env.DB.prepare(resetRow).bind(u.userId).first<{ made: number }>());
+    expect(mailsTo(u.email, /Reset your/)).toHaveLength(0);
+    expect(await isSuppressed(env, u.email)).toBe(true);
+  });
+});
