@@ -1,7 +1,8 @@
 /**
  * /api/v1/admin — staff tools. Listing users is for moderators and up (emails and sign-in
- * details for admins only); changing roles, deactivating and deleting accounts is for admins only (the
- * CLI `npm run admin -- grant-role` bootstraps the first admin).
+ * details for admins only); changing roles, deactivating and deleting accounts, and reading or
+ * lifting an address's email suppression, is for admins only (the CLI `npm run admin -- grant-role`
+ * bootstraps the first admin; `lift-suppression` lifts one from the command line).
  */
 import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
@@ -11,6 +12,7 @@ import { createRouter, routeSet } from "./router";
 import { AppError } from "../lib/errors";
 import { deleteAccountAsAdmin } from "../services/account-deletion";
 import { setAccountActive } from "../services/accounts";
+import { findSuppression, liftSuppression, type Suppression } from "../services/email-events";
 import { listUsers, setUserRole, staffUserView, userProfile } from "../services/users";
 import { UserProfileSchema } from "./auth";
 import { pageOf, PaginationQuery } from "./pagination";
@@ -26,6 +28,20 @@ const errors = {
   403: errorResponse(403, "Wrong role"),
   404: errorResponse(404, "No such user"),
 };
+
+/** An address's suppression as the admin routes answer it. */
+const SuppressionSchema = z
+  .object({
+    address: z.string().openapi({ description: "The bare, lower-cased address" }),
+    reason: z
+      .enum(["bounce", "complaint"])
+      .openapi({ description: "What the email provider reported: a hard bounce, or a spam complaint" }),
+    created_at: z.string().openapi({ description: "When it was reported" }),
+  })
+  .openapi("EmailSuppression");
+const AddressParams = z.object({ address: z.email("Enter a valid email address.").max(254) });
+const suppressionBody = (s: Suppression) => ({ address: s.address, reason: s.reason, created_at: s.createdAt });
+const notSuppressed = () => new AppError("NOT_FOUND", 404, "We send email to this address: it is not suppressed.");
 
 /** `id`, unless it is the caller's own account (400 with `message`): an admin acts on others' here. */
 function notOwnAccount(c: Context<AppEnv>, id: string, message: string): string {
@@ -116,6 +132,37 @@ export function adminRoutes() {
     const id = notOwnAccount(c, c.req.valid("param").id, "Delete your own account with auth/user/delete/.");
     await deleteAccountAsAdmin(c.env, id, c.get("logger"));
     return c.body(null, 204);
+  });
+
+  const suppressionErrors = { 404: errorResponse(404, "The address is not suppressed", "NOT_FOUND") };
+  const getSuppression = admins.get("/email-suppressions/{address}", "Whether an address gets no email, and why (admin)").io(
+    { params: AddressParams },
+    { 200: jsonBody(SuppressionSchema, "Suppressed"), ...suppressionErrors },
+    {
+      description: 'For a support request ("I get no email"). The address is matched without case; 400 when it is not an email address.',
+    },
+  );
+  app.openapi(getSuppression, async (c) => {
+    const found = await findSuppression(c.env, c.req.valid("param").address);
+    if (!found) throw notSuppressed();
+    return c.json(suppressionBody(found), 200);
+  });
+
+  const deleteSuppression = admins.delete("/email-suppressions/{address}", "Lift an address's email suppression (admin)").io(
+    { params: AddressParams },
+    { 200: jsonBody(SuppressionSchema, "Lifted: mail goes to the address again"), ...suppressionErrors },
+    {
+      description:
+        "Lifts a hard bounce or a spam complaint (a complaint only on its holder's word: they marked our mail as spam once). " +
+        "If the address bounces or complains again, the provider's webhook suppresses it again. An account's own user lifts a " +
+        "bounce by asking for a confirmation link (`POST auth/email/verify/`); a complaint only staff lift.",
+    },
+  );
+  app.openapi(deleteSuppression, async (c) => {
+    const lifted = await liftSuppression(c.env, c.req.valid("param").address);
+    if (!lifted) throw notSuppressed();
+    c.get("logger")?.info("email suppression lifted by staff", { by: userIdOf(c), reason: lifted.reason });
+    return c.json(suppressionBody(lifted), 200);
   });
 
   return app;

@@ -2,8 +2,8 @@
  * A suppressed address (the email provider reported a hard bounce or a spam complaint, API.md
  * §5b): what its user is told on each path they asked for mail themselves, how its own user lifts
  * a bounce (asking for the confirmation link again, rate-limited; a new bounce suppresses it again),
- * and that asking lifts no complaint. The password reset answer stays the same whatever the
- * address.
+ * that a complaint only staff lift (and the admin routes that do, attacked by non-staff callers and
+ * malformed addresses). The password reset answer stays the same whatever the address.
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
@@ -38,6 +38,14 @@ async function registerSuppressed(reason: "bounce" | "complaint") {
 const mailsTo = (address: string, subject: RegExp) =>
   emulators.email.outbox.filter((m) => m.to.some((to) => to.toLowerCase() === address) && subject.test(m.subject));
 const CONFIRM = /Confirm your email address/;
+
+async function withRole(role: string) {
+  const username = uniqueName(role);
+  const res = await call("/api/v1/auth/register/", { json: { username, email: `${username}@example.com`, password: GOOD_PASSWORD } });
+  const { user } = await json<{ user: { id: string } }>(res, 201);
+  await env.DB.prepare("UPDATE users SET role = ? WHERE id = ?").bind(role, user.id).run();
+  return (await tokenLogin(username)).access;
+}
 
 describe("a bounced address", () => {
   it("sign-up says no link was sent and why; asking again lifts the bounce and sends it; a new bounce suppresses again", async () => {
@@ -124,5 +132,38 @@ describe("a password reset for a suppressed address", () => {
     await eventually(() => env.DB.prepare(resetRow).bind(u.userId).first<{ made: number }>());
     expect(mailsTo(u.email, /Reset your/)).toHaveLength(0);
     expect(await isSuppressed(env, u.email)).toBe(true);
+  });
+});
+
+describe("staff lift a suppression", () => {
+  const PATH = "/api/v1/admin/email-suppressions/";
+
+  it("admins read and lift any, a complaint too; the address is matched without case", async () => {
+    const admin = await withRole("admin");
+    const address = `${uniqueName("support")}@example.com`;
+    await suppress(address, "complaint");
+    const url = `${PATH}${encodeURIComponent(address.toUpperCase())}/`;
+    expect(await json(await call(url, { bearer: admin }), 200)).toMatchObject({ address, reason: "complaint" });
+    expect(await json(await call(url, { method: "DELETE", bearer: admin }), 200)).toMatchObject({ address, reason: "complaint" });
+    expect(await isSuppressed(env, address)).toBe(false);
+    await expectError(await call(url, { method: "DELETE", bearer: admin }), 404, "NOT_FOUND");
+    await expectError(await call(url, { bearer: admin }), 404, "NOT_FOUND");
+  });
+
+  it("refuses everyone else, and malformed addresses, with nothing lifted", async () => {
+    const address = `${uniqueName("guarded")}@example.com`;
+    await suppress(address, "complaint");
+    const url = `${PATH}${encodeURIComponent(address)}/`;
+    await expectError(await call(url, { method: "DELETE" }), 401, "AUTHENTICATION_REQUIRED");
+    for (const role of ["user", "author", "moderator", "editor"]) {
+      const access = await withRole(role);
+      await expectError(await call(url, { method: "DELETE", bearer: access }), 403, "FORBIDDEN");
+      await expectError(await call(url, { bearer: access }), 403, "FORBIDDEN");
+    }
+    const admin = await withRole("admin");
+    for (const bad of ["not-an-address", "x' OR 1=1 --@example.com", `${"a".repeat(250)}@example.com`, "%25"]) {
+      await expectError(await call(`${PATH}${encodeURIComponent(bad)}/`, { method: "DELETE", bearer: admin }), 400, "VALIDATION_ERROR");
+    }
+    expect(await isSuppressed(env, address)).toBe(true);
   });
 });
