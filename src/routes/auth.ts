@@ -119,7 +119,8 @@ const AccountExportSchema = z
       .openapi({
         description:
           "Your addresses (the account's email, or one you are changing to) that the email provider reported as hard-bouncing " +
-          "(`bounce`) or as marking our mail spam (`complaint`), and since when: no email goes to them.",
+          "(`bounce`) or as marking our mail spam (`complaint`), and since when: no email goes to them until lifted (a bounce by " +
+          "asking for a confirmation link again, `POST auth/email/verify/`; a complaint only by support).",
       }),
     collections: exportedList(
       "Your collections as `collections/` shows them, each with `plants` (as `plants/` shows them, private notes included).",

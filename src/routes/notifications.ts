@@ -239,7 +239,9 @@ export function notificationRoutes() {
     .object({
       received: z.literal(true),
       type: z.string(),
-      suppressed: z.array(z.string()).openapi({ description: "Addresses that get no more email." }),
+      suppressed: z.array(z.string()).openapi({
+        description: "Addresses that get no more email until lifted (its user asking again for a bounce; support for any).",
+      }),
     })
     .openapi("EmailEventResult");
   const postEmailEvents = routeSet({ tags, errors: errorResponses(400, 401) })
