@@ -14,6 +14,7 @@
 import { importJWK, SignJWT } from "jose";
 import { concatBytes } from "./bytes";
 import { base64UrlEncode } from "./hash";
+import { parseRetryAfter } from "./retry-after";
 
 export { base64UrlEncode };
 
@@ -310,12 +311,4 @@ function pushHeaders({ ttlS, urgency, topic }: SendPushOptions): Record<string, 
     ...(urgency ? { Urgency: urgency } : {}),
     ...(topic ? { Topic: topic } : {}),
   };
-}
-
-/** `Retry-After` as seconds from now: delta-seconds or an HTTP date; undefined when absent or unreadable. */
-function parseRetryAfter(value: string | null): number | undefined {
-  if (value === null) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim());
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
 }

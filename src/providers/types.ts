@@ -92,13 +92,7 @@ export class ProviderError extends Error {
   }
 }
 
-/** Parses Retry-After (seconds or an HTTP date) into seconds; undefined when absent or bad. */
-export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
-  if (!value) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim());
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
-}
+export { parseRetryAfter } from "../lib/retry-after";
 
 /**
  * A URL from an upstream answer that is handed on to clients (a link, an image source): kept
