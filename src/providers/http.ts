@@ -3,6 +3,13 @@ import { parseRetryAfter, ProviderError } from "./types";
 
 type Provider = ProviderError["provider"];
 
+/**
+ * The signal each answer's call ran under: it also ends the reading of the body, and readJson
+ * tells a body cut off by it (a timeout) from one whose connection broke off, whatever error
+ * the runtime's stream gives for either.
+ */
+const callSignals = new WeakMap<Response, AbortSignal>();
+
 /** fetch with a hard timeout; network failures and timeouts become ProviderErrors. */
 export async function fetchWithTimeout(
   provider: Provider,
@@ -14,7 +21,9 @@ export async function fetchWithTimeout(
   const timeout = AbortSignal.timeout(timeoutMs);
   const combined = signal ? AbortSignal.any([timeout, signal]) : timeout;
   try {
-    return await fetch(url, { ...init, signal: combined });
+    const res = await fetch(url, { ...init, signal: combined });
+    callSignals.set(res, combined);
+    return res;
   } catch (err) {
     if (timeout.aborted) throw new ProviderError(provider, "timeout", `${provider} did not answer within ${timeoutMs} ms`);
     throw new ProviderError(provider, "network", `${provider} unreachable: ${err instanceof Error ? err.message : String(err)}`);
@@ -65,14 +74,23 @@ function decode(chunks: Uint8Array[]): string {
 
 /**
  * Reads a JSON body; a body that is not JSON (truncated, HTML error page) or is over
- * MAX_PROVIDER_BODY_BYTES is "malformed".
+ * MAX_PROVIDER_BODY_BYTES is "malformed"; one still coming when the call's time is up is
+ * "timeout", and one whose connection broke off is "network".
  */
 export async function readJson(provider: Provider, res: Response, timeoutMs: number): Promise<unknown> {
   let body: { text: string; over: boolean };
   try {
     body = await readUpTo(res, MAX_PROVIDER_BODY_BYTES);
-  } catch {
-    throw new ProviderError(provider, "timeout", `${provider} body not received within ${timeoutMs} ms`);
+  } catch (err) {
+    // The call's signal (its timeout, or the caller's) ended the read; otherwise the connection
+    // was lost mid-body, which is no timeout and is not logged as one.
+    if (callSignals.get(res)?.aborted) throw new ProviderError(provider, "timeout", `${provider} body not received within ${timeoutMs} ms`);
+    throw new ProviderError(
+      provider,
+      "network",
+      `${provider} connection lost before the body ended: ${err instanceof Error ? err.message : String(err)}`,
+      res.status,
+    );
   }
   if (body.over)
     throw new ProviderError(provider, "malformed", `${provider} sent a body over ${MAX_PROVIDER_BODY_BYTES} bytes`, res.status);
