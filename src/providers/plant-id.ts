@@ -110,22 +110,25 @@ const DiseaseSchema = z.object({
     .passthrough()
     .nullish(),
 });
+/**
+ * The health part of an identification's answer (`health: "all"`). A side product of the call:
+ * when it has a shape we do not expect, the answer has no health assessment, and the species —
+ * what the call is for — are still given.
+ */
+const HealthPartSchema = z.object({
+  is_healthy: Probability,
+  disease: z.object({ suggestions: z.array(DiseaseSchema) }).nullish(),
+});
 const ResponseSchema = z.object({
-  result: z.object({
-    is_plant: Probability,
-    classification: z.object({ suggestions: z.array(SuggestionSchema) }),
-    is_healthy: Probability.nullish(),
-    disease: z.object({ suggestions: z.array(DiseaseSchema) }).nullish(),
-  }),
+  result: z
+    .object({
+      is_plant: Probability,
+      classification: z.object({ suggestions: z.array(SuggestionSchema) }),
+    })
+    .passthrough(),
 });
 /** `/health_assessment` answers `{is_plant, is_healthy, disease}` without a classification. */
-const HealthResponseSchema = z.object({
-  result: z.object({
-    is_plant: Probability,
-    is_healthy: Probability,
-    disease: z.object({ suggestions: z.array(DiseaseSchema) }).nullish(),
-  }),
-});
+const HealthResponseSchema = z.object({ result: HealthPartSchema.extend({ is_plant: Probability }) });
 
 function text(value: z.infer<typeof Described>): string {
   if (!value) return "";
@@ -224,15 +227,16 @@ export async function identifyWithPlantId(settings: PlantIdSettings, query: Plan
   if (!parsed.success) throw new ProviderError("plant_id", "malformed", "Plant.id answer does not have the v3 shape", status);
   const result = parsed.data.result;
   const isPlant = result.is_plant.binary ?? result.is_plant.probability >= 0.5;
+  const health = HealthPartSchema.safeParse(result);
   return {
     provider: "plant_id",
     isPlant,
     suggestions: isPlant ? result.classification.suggestions.map(normaliseSuggestion) : [],
-    health: result.is_healthy
+    health: health.success
       ? {
-          isHealthy: result.is_healthy.binary ?? result.is_healthy.probability >= 0.5,
-          isHealthyProbability: clamp01(result.is_healthy.probability),
-          diseases: (result.disease?.suggestions ?? []).map(normaliseDisease),
+          isHealthy: health.data.is_healthy.binary ?? health.data.is_healthy.probability >= 0.5,
+          isHealthyProbability: clamp01(health.data.is_healthy.probability),
+          diseases: (health.data.disease?.suggestions ?? []).map(normaliseDisease),
         }
       : null,
   };

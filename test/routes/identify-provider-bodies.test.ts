@@ -78,3 +78,27 @@ describe("a provider's error answer with a body past the limit (a proxy's error 
     expect(body.providers?.plantnet).toEqual({ status: "answered" });
   });
 });
+
+describe("a Plant.id identification whose health part has a shape the parser does not expect", () => {
+  for (const [what, health] of [
+    ["is_healthy a string", { is_healthy: "yes" }],
+    ["disease suggestions not a list", { disease: { suggestions: "none" } }],
+    ["a disease without a probability", { disease: { suggestions: [{ name: "Powdery mildew" }] } }],
+  ] as const) {
+    it(`(${what}) still gives Plant.id's species, without a health assessment`, async () => {
+      emulators.overrides[HOSTS.plant_id] = async (request) => {
+        const answer = (await (await hostMap(emulators)(request)!).json()) as { result: Record<string, unknown> };
+        return Response.json({ ...answer, result: { ...answer.result, ...health } });
+      };
+      const res = await identifyAnonymously(await makePng(320, 240, { seed: `health-shape-${Math.random()}` }));
+      const body = (await res.json()) as {
+        providers?: Record<string, unknown>;
+        suggestions?: { sources?: string[] }[];
+        disease_detection?: unknown;
+      };
+      expect(res.status, JSON.stringify(body)).toBe(200);
+      expect(body.providers?.plant_id).toEqual({ status: "answered" });
+      expect(body.disease_detection ?? null).toBeNull();
+    });
+  }
+});
