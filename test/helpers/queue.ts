@@ -23,3 +23,25 @@ export async function deliverJobs(bodies: JobBody[], bindings: typeof env = env,
   const result = await getQueueResult(batch, ctx);
   return { acked: result.explicitAcks, retried: result.retryMessages.map((m) => m.msgId) };
 }
+
+/**
+ * Delivers one message of `body` (delivery number `attempts`) with `bindings` and NO_QUEUE: acked
+ * or retried, and the delay its retry asked for.
+ */
+export async function deliverJob(body: JobBody, attempts = 1, bindings: Partial<typeof env> = {}) {
+  const batch = createMessageBatch("plant-identify", [{ id: `job-${crypto.randomUUID()}`, timestamp: new Date(), attempts, body }]);
+  let delay: number | undefined;
+  const message = batch.messages[0]!;
+  const retry = message.retry.bind(message);
+  Object.defineProperty(message, "retry", {
+    value: (o?: QueueRetryOptions) => {
+      delay = o?.delaySeconds;
+      retry(o);
+    },
+  });
+  const ctx = createExecutionContext();
+  await worker.queue(batch, { ...env, ...bindings, IDENTIFY_QUEUE: NO_QUEUE }, ctx);
+  await waitOnExecutionContext(ctx);
+  const result = await getQueueResult(batch, ctx);
+  return { acked: result.explicitAcks.length, retried: result.retryMessages.length, delay };
+}

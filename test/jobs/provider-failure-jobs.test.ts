@@ -9,16 +9,14 @@
  * notification. On the last attempt the request fails and its owner is told once, however often
  * the job is delivered again.
  */
-import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { hostMap } from "../../emulators/index";
-import worker from "../../src/index";
 import { MAX_ATTEMPTS } from "../../src/jobs/job-policy";
 import { MAX_PROVIDER_BODY_BYTES } from "../../src/providers/http";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
-import { NO_QUEUE } from "../helpers/queue";
+import { deliverJob, type JobBody } from "../helpers/queue";
 import { pendingRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
 import { eventually } from "../helpers/wait";
@@ -77,24 +75,7 @@ function recover() {
   for (const key of Object.keys(emulators.overrides)) delete emulators.overrides[key];
 }
 
-/** Delivers the job once as delivery number `attempts`: acked or retried, and the retry's delay. */
-async function deliver(body: { type: string; request_id: string; user_id: string }, attempts: number) {
-  const batch = createMessageBatch("plant-identify", [{ id: `m-${crypto.randomUUID()}`, timestamp: new Date(), attempts, body }]);
-  let delay: number | undefined;
-  const message = batch.messages[0]!;
-  const retry = message.retry.bind(message);
-  Object.defineProperty(message, "retry", {
-    value: (o?: QueueRetryOptions) => {
-      delay = o?.delaySeconds;
-      retry(o);
-    },
-  });
-  const ctx = createExecutionContext();
-  await worker.queue(batch, { ...env, ...SHORT_TIMEOUTS, IDENTIFY_QUEUE: NO_QUEUE }, ctx);
-  await waitOnExecutionContext(ctx);
-  const result = await getQueueResult(batch, ctx);
-  return { acked: result.explicitAcks.length, retried: result.retryMessages.length, delay };
-}
+const deliver = (body: JobBody, attempts: number) => deliverJob(body, attempts, SHORT_TIMEOUTS);
 
 const count = async (sql: string, id: string) => (await env.DB.prepare(sql).bind(id).first<{ n: number }>())!.n;
 const notices = (id: string) =>

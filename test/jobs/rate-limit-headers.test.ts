@@ -6,16 +6,14 @@
  * identification whose Plant.id call fails too (a job retries only when every provider failed).
  * The 429 is the emulator's own, in the provider's shape; only its header is changed.
  */
-import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { hostMap } from "../../emulators/index";
-import worker from "../../src/index";
 import { MAX_DELAY_S } from "../../src/jobs/job-policy";
 import { CIRCUIT_POLICIES, circuitFor } from "../../src/services/provider-calls";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
-import { NO_QUEUE } from "../helpers/queue";
+import { deliverJob } from "../helpers/queue";
 import { pendingRequest } from "../helpers/requests";
 import { bearerUser } from "../helpers/users";
 import { eventually } from "../helpers/wait";
@@ -50,22 +48,8 @@ async function runOnce(provider: Provider) {
   const u = await bearerUser();
   const id = await pendingRequest(kind, u.userId, await makePng(320, 240, { seed: `429-${Math.random()}` }));
   const socket = await openReadySocket(`/ws/plant-identification/requests/${id}/`, { bearer: u.access });
-  const batch = createMessageBatch("plant-identify", [
-    { id: `m-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body: { type: kind, request_id: id, user_id: u.userId } },
-  ]);
-  let delay: number | undefined;
-  const message = batch.messages[0]!;
-  const retry = message.retry.bind(message);
-  Object.defineProperty(message, "retry", {
-    value: (o?: QueueRetryOptions) => {
-      delay = o?.delaySeconds;
-      retry(o);
-    },
-  });
-  const ctx = createExecutionContext();
-  await worker.queue(batch, { ...env, IDENTIFY_QUEUE: NO_QUEUE }, ctx);
-  await waitOnExecutionContext(ctx);
-  expect((await getQueueResult(batch, ctx)).retryMessages).toHaveLength(1);
+  const { retried, delay } = await deliverJob({ type: kind, request_id: id, user_id: u.userId });
+  expect(retried).toBe(1);
   const scheduled = await eventually(() => socket.messages.find((m) => m.stage === "retry_scheduled"));
   await settled(socket);
   socket.ws.close(1000);
