@@ -327,6 +327,21 @@ const TokenPairSchema = z
 
 const RefreshBody = z.object({ refresh: z.string().min(1).optional() }).openapi("RefreshRequest");
 
+const SecondFactorFields = {
+  code: z
+    .string()
+    .trim()
+    .regex(/^\d{6}$/, "Enter the 6-digit code from your authenticator app.")
+    .optional()
+    .openapi({ description: "The 6-digit code your authenticator app shows now" }),
+  recovery_code: z
+    .string()
+    .trim()
+    .min(1)
+    .max(64)
+    .optional()
+    .openapi({ description: "One of the recovery codes answered when two-factor sign-in was turned on (each works once)" }),
+};
 const ProfilePatch = z
   .object({
     first_name: z.string().trim().max(150),
@@ -340,6 +355,12 @@ const ProfilePatch = z
     current_password: z.string().max(1024).openapi({
       description:
         "Required with `email` on accounts that have a password: a bare access token cannot move the account. An account without one (provider sign-in only) changes its email only from a session begun within the last 10 minutes (else 403).",
+    }),
+    code: SecondFactorFields.code.openapi({
+      description: "Required with `email` (or `recovery_code` instead) on an account with two-factor sign-in on: the app's current code",
+    }),
+    recovery_code: SecondFactorFields.recovery_code.openapi({
+      description: "Instead of `code` with `email`: one of the account's recovery codes (each works once)",
     }),
   })
   .partial()
@@ -386,21 +407,6 @@ const TWO_FACTOR_401 = {
   content: { "application/json": { schema: z.union([ErrorSchema, TwoFactorRequiredSchema]) } },
 };
 
-const SecondFactorFields = {
-  code: z
-    .string()
-    .trim()
-    .regex(/^\d{6}$/, "Enter the 6-digit code from your authenticator app.")
-    .optional()
-    .openapi({ description: "The 6-digit code your authenticator app shows now" }),
-  recovery_code: z
-    .string()
-    .trim()
-    .min(1)
-    .max(64)
-    .optional()
-    .openapi({ description: "One of the recovery codes answered when two-factor sign-in was turned on (each works once)" }),
-};
 const oneFactor = (b: { code?: string | undefined; recovery_code?: string | undefined }) =>
   (b.code === undefined) !== (b.recovery_code === undefined);
 const oneFactorIssue = { message: "Send either `code` or `recovery_code`.", path: ["code"] };
@@ -1175,13 +1181,25 @@ export function authRoutes() {
     if (contentType.toLowerCase().startsWith("multipart/form-data")) {
       await updateAvatar(c.env, user.id, (c.req.valid("form") as z.infer<typeof AvatarForm>).avatar);
     } else {
-      const { email: newEmail, current_password: currentPassword, ...changes } = c.req.valid("json") as z.infer<typeof ProfilePatch>;
+      const {
+        email: newEmail,
+        current_password: currentPassword,
+        code,
+        recovery_code: recoveryCode,
+        ...changes
+      } = c.req.valid("json") as z.infer<typeof ProfilePatch>;
       // The address changes only when the new one confirms the emailed link (see pending_email).
       if (newEmail !== undefined) {
         // When this session began: its id (the refresh family's) is a UUIDv7, stamped at sign-in.
         const session = accessClaimsOf(c);
         const sessionStartedAt = session.sid ? uuidv7Timestamp(session.sid) : undefined;
-        await requestEmailChange(c.env, getConfig(c.env), user, { newEmail, currentPassword, sessionStartedAt, session }, c.get("logger"));
+        await requestEmailChange(
+          c.env,
+          getConfig(c.env),
+          user,
+          { newEmail, currentPassword, secondFactor: { code, recoveryCode }, sessionStartedAt, session },
+          c.get("logger"),
+        );
       }
       await updateProfile(c.env, user.id, changes);
     }

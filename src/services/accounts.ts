@@ -44,7 +44,7 @@ import {
 import { checkCurrentPassword, notifyLockout, proveAccountOwner } from "./account-proof";
 import { endEverySession, refuseIfDeactivated, sessionStillLive, sessionsEndedIf } from "./sessions";
 import { guardedTokenPair, type TokenPair } from "./tokens";
-import { keepRehash, type SignInVia, twoFactorEnabled, twoFactorRequired } from "./two-factor";
+import { keepRehash, proveSecondFactorIfOn, type SecondFactor, type SignInVia, twoFactorEnabled, twoFactorRequired } from "./two-factor";
 import { cancelOpenTwoFactorResets, completeDueTwoFactorReset, forgetTwoFactorResetLinks } from "./two-factor-reset";
 import {
   accountActive,
@@ -385,6 +385,8 @@ export async function requestEmailChange(
   input: {
     newEmail: string;
     currentPassword: string | undefined;
+    /** Asked for too when the account has two-factor sign-in on (proveSecondFactorIfOn). */
+    secondFactor?: SecondFactor;
     sessionStartedAt?: number;
     /** The access token that asked: the change is written only while it is live (sessionStillLive). */
     session: Pick<TokenClaims, "jti" | "iat" | "sid">;
@@ -403,6 +405,7 @@ export async function requestEmailChange(
     return;
   }
   await proveAccountOwner(env, config, user, input, "change your email address", logger, now);
+  await proveSecondFactorIfOn(env, config, user, input.secondFactor ?? {}, "change your email address", logger);
   // Each request mails two inboxes: bounded per account (counted before "that address is taken",
   // so the answer cannot be used to test addresses without limit), and per new inbox whoever asks.
   await enforceRateLimit(env, `email-change:user:${user.id}`, config.EMAIL_CHANGE_RATE_LIMIT);

@@ -537,6 +537,31 @@ async function enabledRow(env: Bindings, userId: string): Promise<TwoFactorRow> 
   return row;
 }
 
+/**
+ * A change that hands the account to whoever holds another inbox (its email address) asks an
+ * account with two-factor sign-in on for the second factor too, as turning it off does: from the
+ * new inbox a password reset ends every session and a two-factor reset turns the second factor off
+ * with every notice going there, so the password and a stolen session must not be enough. Nothing
+ * is asked of an account without it; no factor at all is a 400 naming `code`, not a wrong code.
+ */
+export async function proveSecondFactorIfOn(
+  env: Bindings,
+  config: Config,
+  user: UserRow,
+  factor: SecondFactor,
+  action: string,
+  logger?: Logger,
+): Promise<void> {
+  const row = await twoFactorRow(env, user.id);
+  if (!row || row.enabledAt === null) return;
+  if (factor.code === undefined && factor.recoveryCode === undefined) {
+    throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
+      code: [`Two-factor sign-in is on: enter the code from your authenticator app (or a recovery code) to ${action}.`],
+    });
+  }
+  await proveSecondFactor(env, config, user, row, factor, 400, logger);
+}
+
 /** Turns it off: the password (or a recent sign-in) and a code or recovery code. */
 export async function disableTwoFactor(
   env: Bindings,

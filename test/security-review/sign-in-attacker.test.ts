@@ -14,6 +14,7 @@ import { call, expectError, freshIp, setCookies } from "../helpers/http";
 import { mailTo } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
 import { bearerUser, GOOD_PASSWORD, registerWeb, uniqueName } from "../helpers/users";
+import { codeAt, fromBase32, steadyStep } from "../helpers/totp";
 import { openSocket } from "../helpers/ws";
 
 const firebase = createFirebaseEmulator({ projectId: env.FIREBASE_PROJECT_ID, keyId: "firebase-attacker-review-key" });
@@ -251,5 +252,80 @@ describe("mailed links ignore a hostile Host header", () => {
     expect(`${confirm.text}${confirm.html ?? ""}`).not.toContain("evil.example");
     // And the session the registration started is an ordinary one on this host's cookies.
     expect(setCookies(reg).refresh_token?.attributes.path).toBe("/api/v1/auth/");
+  });
+});
+
+describe("two-factor sign-in is not a password plus a stolen session away from being lost", () => {
+  // A session left open (a shared computer) and the password (phished) are all it took: the
+  // email change asked for the password alone, and from the new inbox a password reset ends the
+  // owner's sessions and a two-factor reset turns the second factor off in 72 hours, every notice
+  // of which goes to that inbox. Turning it off directly has always asked for a code; moving the
+  // account to another inbox must too.
+  async function twoFactorAccount() {
+    const user = await bearerUser();
+    const setup = await call("/api/v1/auth/2fa/setup/", { bearer: user.access, json: { current_password: GOOD_PASSWORD } });
+    expect(setup.status, await setup.clone().text()).toBe(200);
+    const key = fromBase32(((await setup.json()) as { secret: string }).secret);
+    const step = await steadyStep();
+    const enabled = await call("/api/v1/auth/2fa/enable/", { bearer: user.access, json: { code: await codeAt(key, step - 1) } });
+    expect(enabled.status, await enabled.clone().text()).toBe(200);
+    const body = (await enabled.json()) as { access: string; recovery_codes: string[] };
+    return { ...user, access: body.access, key, step, recovery: body.recovery_codes };
+  }
+
+  const pendingEmail = async (userId: string) =>
+    (await env.DB.prepare("SELECT pending_email FROM users WHERE id = ?").bind(userId).first<{ pending_email: string | null }>())!
+      .pending_email;
+
+  it("the password alone does not move an account with two-factor sign-in to another inbox; a wrong code neither", async () => {
+    const owner = await twoFactorAccount();
+    const thief = `${uniqueName("thief")}@example.com`;
+    const alone = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      bearer: owner.access,
+      json: { email: thief, current_password: GOOD_PASSWORD },
+    });
+    expect((await expectError(alone, 400, "VALIDATION_ERROR")).errors?.code).toBeDefined();
+    const wrong = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      bearer: owner.access,
+      json: { email: thief, current_password: GOOD_PASSWORD, code: await codeAt(owner.key, owner.step - 5) },
+    });
+    await expectError(wrong, 400, "INVALID_TWO_FACTOR_CODE");
+    expect(await pendingEmail(owner.userId)).toBeNull();
+    expect(emulators.email.outbox.some((m) => m.to.includes(thief))).toBe(false);
+  });
+
+  it("with the password and a right code (or a recovery code) the owner moves it as before", async () => {
+    const owner = await twoFactorAccount();
+    const step = await steadyStep();
+    const next = `${uniqueName("moved")}@example.com`;
+    const withCode = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      bearer: owner.access,
+      json: { email: next, current_password: GOOD_PASSWORD, code: await codeAt(owner.key, step) },
+    });
+    expect(withCode.status, await withCode.clone().text()).toBe(200);
+    expect(await pendingEmail(owner.userId)).toBe(next);
+    const other = `${uniqueName("moved")}@example.com`;
+    const withRecovery = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      bearer: owner.access,
+      json: { email: other, current_password: GOOD_PASSWORD, recovery_code: owner.recovery[0] },
+    });
+    expect(withRecovery.status, await withRecovery.clone().text()).toBe(200);
+    expect(await pendingEmail(owner.userId)).toBe(other);
+  });
+
+  it("an account without two-factor sign-in changes its email with the password alone, as before", async () => {
+    const u = await bearerUser();
+    const next = `${uniqueName("plain")}@example.com`;
+    const res = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      bearer: u.access,
+      json: { email: next, current_password: GOOD_PASSWORD },
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(await pendingEmail(u.userId)).toBe(next);
   });
 });
