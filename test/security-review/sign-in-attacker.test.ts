@@ -273,6 +273,10 @@ describe("two-factor sign-in is not a password plus a stolen session away from b
     return { ...user, access: body.access, key, step, recovery: body.recovery_codes };
   }
 
+  /** PATCH auth/user/ with a new email, the password and `extra` (a code, a recovery code). */
+  const askToMove = (access: string, email: string, extra: Record<string, string> = {}) =>
+    call("/api/v1/auth/user/", { method: "PATCH", bearer: access, json: { email, current_password: GOOD_PASSWORD, ...extra } });
+
   const pendingEmail = async (userId: string) =>
     (await env.DB.prepare("SELECT pending_email FROM users WHERE id = ?").bind(userId).first<{ pending_email: string | null }>())!
       .pending_email;
@@ -280,17 +284,9 @@ describe("two-factor sign-in is not a password plus a stolen session away from b
   it("the password alone does not move an account with two-factor sign-in to another inbox; a wrong code neither", async () => {
     const owner = await twoFactorAccount();
     const thief = `${uniqueName("thief")}@example.com`;
-    const alone = await call("/api/v1/auth/user/", {
-      method: "PATCH",
-      bearer: owner.access,
-      json: { email: thief, current_password: GOOD_PASSWORD },
-    });
+    const alone = await askToMove(owner.access, thief);
     expect((await expectError(alone, 400, "VALIDATION_ERROR")).errors?.code).toBeDefined();
-    const wrong = await call("/api/v1/auth/user/", {
-      method: "PATCH",
-      bearer: owner.access,
-      json: { email: thief, current_password: GOOD_PASSWORD, code: await codeAt(owner.key, owner.step - 5) },
-    });
+    const wrong = await askToMove(owner.access, thief, { code: await codeAt(owner.key, owner.step - 5) });
     await expectError(wrong, 400, "INVALID_TWO_FACTOR_CODE");
     expect(await pendingEmail(owner.userId)).toBeNull();
     expect(emulators.email.outbox.some((m) => m.to.includes(thief))).toBe(false);
@@ -300,19 +296,11 @@ describe("two-factor sign-in is not a password plus a stolen session away from b
     const owner = await twoFactorAccount();
     const step = await steadyStep();
     const next = `${uniqueName("moved")}@example.com`;
-    const withCode = await call("/api/v1/auth/user/", {
-      method: "PATCH",
-      bearer: owner.access,
-      json: { email: next, current_password: GOOD_PASSWORD, code: await codeAt(owner.key, step) },
-    });
+    const withCode = await askToMove(owner.access, next, { code: await codeAt(owner.key, step) });
     expect(withCode.status, await withCode.clone().text()).toBe(200);
     expect(await pendingEmail(owner.userId)).toBe(next);
     const other = `${uniqueName("moved")}@example.com`;
-    const withRecovery = await call("/api/v1/auth/user/", {
-      method: "PATCH",
-      bearer: owner.access,
-      json: { email: other, current_password: GOOD_PASSWORD, recovery_code: owner.recovery[0] },
-    });
+    const withRecovery = await askToMove(owner.access, other, { recovery_code: owner.recovery[0]! });
     expect(withRecovery.status, await withRecovery.clone().text()).toBe(200);
     expect(await pendingEmail(owner.userId)).toBe(other);
   });
@@ -320,11 +308,7 @@ describe("two-factor sign-in is not a password plus a stolen session away from b
   it("an account without two-factor sign-in changes its email with the password alone, as before", async () => {
     const u = await bearerUser();
     const next = `${uniqueName("plain")}@example.com`;
-    const res = await call("/api/v1/auth/user/", {
-      method: "PATCH",
-      bearer: u.access,
-      json: { email: next, current_password: GOOD_PASSWORD },
-    });
+    const res = await askToMove(u.access, next);
     expect(res.status, await res.clone().text()).toBe(200);
     expect(await pendingEmail(u.userId)).toBe(next);
   });
