@@ -42,7 +42,7 @@ import {
   withinRateLimit,
 } from "./rate-limits";
 import { checkCurrentPassword, notifyLockout, proveAccountOwner } from "./account-proof";
-import { endEverySession, refuseIfDeactivated, sessionStillLive, sessionsEndedIf } from "./sessions";
+import { endEverySession, refuseIfDeactivated, sessionNotEnded, sessionStillLive, sessionsEndedIf } from "./sessions";
 import { guardedTokenPair, type TokenPair } from "./tokens";
 import { keepRehash, proveSecondFactorIfOn, type SecondFactor, type SignInVia, twoFactorEnabled, twoFactorRequired } from "./two-factor";
 import { cancelOpenTwoFactorResets, completeDueTwoFactorReset, forgetTwoFactorResetLinks } from "./two-factor-reset";
@@ -413,7 +413,10 @@ export async function requestEmailChange(
   if (taken.email) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", taken);
   await enforceRateLimit(env, mailBucketName(newEmail), config.ACCOUNT_MAIL_RATE_LIMIT);
   await openForAskedMail(env, newEmail, user.id, logger);
-  const token = randomToken(32);
+  // The link names the session that asked (after the last "."): it moves the account only while
+  // that session has not ended (confirmEmailChange), so the owner ending a session they do not
+  // recognise ends what it asked for too.
+  const token = input.session.sid ? `${randomToken(32)}.${input.session.sid}` : randomToken(32);
   const db = database(env);
   // Only while the session that asked (and proved the password) is live: every session ending
   // meanwhile — a password change, sign-out everywhere, a provider taking over an account a
@@ -568,6 +571,8 @@ export async function confirmEmailChange(env: Bindings, token: string, signedInA
   const current = await findUserById(env, pending.user_id);
   if (!current) throw invalid();
   const fromInside = signedInAs === pending.user_id;
+  const askedBy = askingSession(token);
+  const askerLive = askedBy ? sessionNotEnded(pending.user_id, askedBy, now) : undefined;
   // The link is claimed, and applied, in one batch: each write only while the link is still live
   // (the claim last), so a concurrent second use finds it used, and whatever deleted it meanwhile
   // — every session ending, a provider taking over an account a stranger set up on its owner's
@@ -589,6 +594,8 @@ export async function confirmEmailChange(env: Bindings, token: string, signedInA
     if (changes(claimed) === 0) throw invalid();
     return { ...current, ...proven };
   }
+  // An address change lands only while the session that asked for it has not ended.
+  const applies = askerLive ? sql`${stillLive} AND ${askerLive}` : stillLive;
   let claimed: unknown;
   try {
     // The claim is the last statement.
@@ -603,13 +610,13 @@ export async function confirmEmailChange(env: Bindings, token: string, signedInA
             pendingEmail: null,
             updatedAt: new Date().toISOString(),
           })
-          .where(and(eq(users.id, pending.user_id), stillLive)),
-        db.delete(passwordResetTokens).where(and(eq(passwordResetTokens.userId, pending.user_id), stillLive)),
-        forgetTwoFactorResetLinks(env, pending.user_id, stillLive),
+          .where(and(eq(users.id, pending.user_id), applies)),
+        db.delete(passwordResetTokens).where(and(eq(passwordResetTokens.userId, pending.user_id), applies)),
+        forgetTwoFactorResetLinks(env, pending.user_id, applies),
         db
           .delete(emailChangeTokens)
-          .where(and(eq(emailChangeTokens.userId, pending.user_id), ne(emailChangeTokens.tokenHash, tokenHash), stillLive)),
-        db.update(emailChangeTokens).set({ usedAt: now }).where(live),
+          .where(and(eq(emailChangeTokens.userId, pending.user_id), ne(emailChangeTokens.tokenHash, tokenHash), applies)),
+        db.update(emailChangeTokens).set({ usedAt: now }).where(and(live, askerLive)),
       ])
     ).at(-1);
   } catch (err) {
@@ -625,6 +632,12 @@ export async function confirmEmailChange(env: Bindings, token: string, signedInA
   const user = await findUserById(env, pending.user_id);
   if (!user) throw invalid();
   return user;
+}
+
+/** The session an email-change link names (requestEmailChange), or null: a verification link, or one from before links named it. */
+function askingSession(token: string): string | null {
+  const id = token.slice(token.lastIndexOf(".") + 1);
+  return token.includes(".") && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id) ? id : null;
 }
 
 /** Profile fields a user may edit (the email goes through `requestEmailChange`). */

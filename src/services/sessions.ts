@@ -189,6 +189,17 @@ export function sessionStillLive(userId: string, claims: Pick<TokenClaims, "jti"
     AND NOT EXISTS (SELECT 1 FROM ${revokedSessions} WHERE ${revokedSessions.familyId} = ${claims.sid ?? ""})`;
 }
 
+/**
+ * SQL: the session `sessionId` (a refresh family) of `userId` has not ended — a refresh token of
+ * it unrevoked and unexpired at `nowS`, and the session not in revoked_sessions: for what a session
+ * asked for that must die with it (an email change's link, followed later from anywhere).
+ */
+export function sessionNotEnded(userId: string, sessionId: string, nowS: number): SQL {
+  return sql`EXISTS (SELECT 1 FROM ${refreshTokens} lr WHERE lr.family_id = ${sessionId} AND lr.user_id = ${userId}
+      AND lr.revoked_at IS NULL AND lr.expires_at > ${nowS})
+    AND NOT EXISTS (SELECT 1 FROM ${revokedSessions} WHERE ${revokedSessions.familyId} = ${sessionId})`;
+}
+
 /** The refusal of a write whose session ended while it was on its way (sessionStillLive). */
 export const sessionEnded = () => new AppError("TOKEN_INVALID", 401, "Your session has ended. Sign in again.");
 

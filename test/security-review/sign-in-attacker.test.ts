@@ -11,9 +11,9 @@ import { getConfig } from "../../src/config";
 import { accessCookieName, csrfTokenForSession } from "../../src/lib/session-cookies";
 import { unsubscribeToken } from "../../src/services/unsubscribe";
 import { call, expectError, freshIp, setCookies } from "../helpers/http";
-import { mailTo } from "../helpers/mail";
+import { mailTo, tokenIn } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
-import { bearerUser, GOOD_PASSWORD, registerWeb, uniqueName } from "../helpers/users";
+import { bearerUser, GOOD_PASSWORD, registerWeb, tokenLogin, uniqueName } from "../helpers/users";
 import { codeAt, fromBase32, steadyStep } from "../helpers/totp";
 import { openSocket } from "../helpers/ws";
 
@@ -311,5 +311,58 @@ describe("two-factor sign-in is not a password plus a stolen session away from b
     const res = await askToMove(u.access, next);
     expect(res.status, await res.clone().text()).toBe(200);
     expect(await pendingEmail(u.userId)).toBe(next);
+  });
+});
+
+describe("an email change dies with the session that asked for it", () => {
+  // The owner who sees "someone asked to change your email address" and ends the session they do
+  // not recognise (or whose stolen refresh token was caught being reused) must not find the
+  // account moved when the intruder then follows the link mailed to the intruder's own inbox.
+  async function intruderAsksToMove() {
+    const owner = await bearerUser();
+    const intruder = await tokenLogin(owner.username);
+    const to = `${uniqueName("intruder")}@example.com`;
+    const asked = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      bearer: intruder.access,
+      json: { email: to, current_password: GOOD_PASSWORD },
+    });
+    expect(asked.status, await asked.clone().text()).toBe(200);
+    const mail = await mailTo(emulators.email, to, /Confirm your new/);
+    return { owner, intruder, to, token: tokenIn(mail.text, "Confirmation token") };
+  }
+  const emailOf = async (userId: string) =>
+    (await env.DB.prepare("SELECT email FROM users WHERE id = ?").bind(userId).first<{ email: string }>())!.email;
+
+  it("ended by the owner from the sessions list: the link moves nothing", async () => {
+    const { owner, intruder, token } = await intruderAsksToMove();
+    const sid = decodeJwt(intruder.access).sid as string;
+    expect((await call(`/api/v1/auth/sessions/${sid}/`, { method: "DELETE", bearer: owner.access })).status).toBe(204);
+    await expectError(await call("/api/v1/auth/email/confirm/", { json: { token } }), 400, "INVALID_TOKEN");
+    expect(await emailOf(owner.userId)).toBe(owner.email);
+  });
+
+  it("signed out, or its refresh token caught being reused: the link moves nothing", async () => {
+    const signedOut = await intruderAsksToMove();
+    expect((await call("/api/v1/auth/logout/", { method: "POST", bearer: signedOut.intruder.access })).status).toBe(200);
+    await expectError(await call("/api/v1/auth/email/confirm/", { json: { token: signedOut.token } }), 400, "INVALID_TOKEN");
+    expect(await emailOf(signedOut.owner.userId)).toBe(signedOut.owner.email);
+
+    const stolen = await intruderAsksToMove();
+    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 60 WHERE user_id = ?").bind(stolen.owner.userId).run();
+    expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: stolen.intruder.refresh } })).status).toBe(200);
+    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 60 WHERE user_id = ? AND revoked_at IS NOT NULL")
+      .bind(stolen.owner.userId)
+      .run();
+    await expectError(await call("/api/v1/auth/token/refresh/", { json: { refresh: stolen.intruder.refresh } }), 401, "TOKEN_REUSED");
+    await expectError(await call("/api/v1/auth/email/confirm/", { json: { token: stolen.token } }), 400, "INVALID_TOKEN");
+    expect(await emailOf(stolen.owner.userId)).toBe(stolen.owner.email);
+  });
+
+  it("while the session that asked is live, the link moves the account, from anywhere", async () => {
+    const { owner, to, token } = await intruderAsksToMove();
+    const confirmed = await call("/api/v1/auth/email/confirm/", { json: { token } });
+    expect(confirmed.status, await confirmed.clone().text()).toBe(200);
+    expect(await emailOf(owner.userId)).toBe(to);
   });
 });
