@@ -373,6 +373,12 @@ const AccountDeleteBody = z
       description:
         "Required on accounts that have a password. An account without one (provider sign-in only) sends none, from a session begun within the last 10 minutes (else 403).",
     }),
+    code: SecondFactorFields.code.openapi({
+      description: "Required (or `recovery_code` instead) on an account with two-factor sign-in on: the app's current code",
+    }),
+    recovery_code: SecondFactorFields.recovery_code.openapi({
+      description: "Instead of `code`: one of the account's recovery codes (each works once)",
+    }),
   })
   .strict()
   .openapi("AccountDelete");
@@ -1212,6 +1218,11 @@ export function authRoutes() {
       { body: requestJson(AccountDeleteBody, false) },
       {
         200: jsonBody(MessageSchema, "Deleted: every session has ended"),
+        400: errorResponse(
+          400,
+          "Two-factor sign-in is on and no `code` or `recovery_code` was sent (`VALIDATION_ERROR` naming `code`), or a wrong one (`INVALID_TWO_FACTOR_CODE`)",
+          "INVALID_TWO_FACTOR_CODE",
+        ),
         403: errorResponse(403, "An account without a password, from a session older than 10 minutes: sign in again first"),
         409: errorResponse(
           409,
@@ -1238,7 +1249,11 @@ export function authRoutes() {
       c.env,
       getConfig(c.env),
       user,
-      { currentPassword: body.current_password, sessionStartedAt: sid ? uuidv7Timestamp(sid) : undefined },
+      {
+        currentPassword: body.current_password,
+        secondFactor: { code: body.code, recoveryCode: body.recovery_code },
+        sessionStartedAt: sid ? uuidv7Timestamp(sid) : undefined,
+      },
       accessClaimsOf(c),
       c.get("logger"),
     );

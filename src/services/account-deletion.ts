@@ -69,6 +69,7 @@ import { userHub } from "./progress";
 import { purgeStatement } from "./public-cache";
 import { endEverySession, sessionEnded, sessionStillLive, sessionsEndedIf } from "./sessions";
 import type { TokenClaims } from "./tokens";
+import { proveSecondFactorIfOn, type SecondFactor } from "./two-factor";
 import { findUserById, retiredUsernameKey, type UserRow } from "./users";
 
 /**
@@ -109,7 +110,7 @@ export async function deleteAccount(
   env: Bindings,
   config: Config,
   user: UserRow,
-  proof: { currentPassword: string | undefined; sessionStartedAt?: number | undefined },
+  proof: { currentPassword: string | undefined; secondFactor?: SecondFactor; sessionStartedAt?: number | undefined },
   /** The access token that asked: the deletion lands only while it is live (sessionStillLive). */
   session: Pick<TokenClaims, "jti" | "iat" | "sid">,
   logger?: Logger,
@@ -122,6 +123,9 @@ export async function deleteAccount(
     );
   }
   await proveAccountOwner(env, config, user, proof, "delete your account", logger);
+  // What cannot be undone asks for what signing in asks for: a stolen session and the password
+  // must not be enough to destroy an account that has two-factor sign-in on.
+  await proveSecondFactorIfOn(env, config, user, proof.secondFactor ?? {}, "delete your account", logger);
   await eraseAccount(env, user, { by: "owner", session }, logger);
 }
 

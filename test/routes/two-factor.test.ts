@@ -607,7 +607,10 @@ describe("turning off and new recovery codes", () => {
 
   it("deleting the account deletes its two-factor row", async () => {
     const user = await twoFactorUser();
-    const res = await call("/api/v1/auth/user/delete/", { bearer: user.access, json: { current_password: GOOD_PASSWORD } });
+    const res = await call("/api/v1/auth/user/delete/", {
+      bearer: user.access,
+      json: { current_password: GOOD_PASSWORD, recovery_code: user.recovery[0]! },
+    });
     expect(res.status, await res.clone().text()).toBe(200);
     expect(await env.DB.prepare("SELECT 1 FROM two_factor WHERE user_id = ?").bind(user.userId).first()).toBeNull();
   });

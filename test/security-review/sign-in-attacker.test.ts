@@ -260,7 +260,7 @@ describe("two-factor sign-in is not a password plus a stolen session away from b
   // email change asked for the password alone, and from the new inbox a password reset ends the
   // owner's sessions and a two-factor reset turns the second factor off in 72 hours, every notice
   // of which goes to that inbox. Turning it off directly has always asked for a code; moving the
-  // account to another inbox must too.
+  // account to another inbox must too, and so must deleting it, which cannot be undone.
   async function twoFactorAccount() {
     const user = await bearerUser();
     const setup = await call("/api/v1/auth/2fa/setup/", { bearer: user.access, json: { current_password: GOOD_PASSWORD } });
@@ -303,6 +303,32 @@ describe("two-factor sign-in is not a password plus a stolen session away from b
     const withRecovery = await askToMove(owner.access, other, { recovery_code: owner.recovery[0]! });
     expect(withRecovery.status, await withRecovery.clone().text()).toBe(200);
     expect(await pendingEmail(owner.userId)).toBe(other);
+  });
+
+  /** POST auth/user/delete/ with the password and `extra` (a code, a recovery code). */
+  const askToDelete = (access: string, extra: Record<string, string> = {}) =>
+    call("/api/v1/auth/user/delete/", { bearer: access, json: { current_password: GOOD_PASSWORD, ...extra } });
+
+  const deletedAt = async (userId: string) =>
+    (await env.DB.prepare("SELECT deleted_at FROM users WHERE id = ?").bind(userId).first<{ deleted_at: string | null }>())!.deleted_at;
+
+  it("the password alone does not delete an account with two-factor sign-in; a wrong code neither; with a code it goes", async () => {
+    const owner = await twoFactorAccount();
+    const alone = await askToDelete(owner.access);
+    expect((await expectError(alone, 400, "VALIDATION_ERROR")).errors?.code).toBeDefined();
+    await expectError(await askToDelete(owner.access, { code: await codeAt(owner.key, owner.step - 5) }), 400, "INVALID_TWO_FACTOR_CODE");
+    await expectError(await askToDelete(owner.access, { recovery_code: "not-one-of-them" }), 400, "INVALID_TWO_FACTOR_CODE");
+    expect(await deletedAt(owner.userId)).toBeNull();
+    const withRecovery = await askToDelete(owner.access, { recovery_code: owner.recovery[0]! });
+    expect(withRecovery.status, await withRecovery.clone().text()).toBe(200);
+    expect(await deletedAt(owner.userId)).not.toBeNull();
+  });
+
+  it("an account without two-factor sign-in is deleted with the password alone, as before", async () => {
+    const u = await bearerUser();
+    const res = await askToDelete(u.access);
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(await deletedAt(u.userId)).not.toBeNull();
   });
 
   it("an account without two-factor sign-in changes its email with the password alone, as before", async () => {
