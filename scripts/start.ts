@@ -172,6 +172,43 @@ function takeStateDir(): void {
 
 const wrangler = join(root, "node_modules", ".bin", "wrangler");
 
+/**
+ * scripts/start-reaper.mjs, in a session of its own: it stops the process groups this script
+ * started if this script ends without stopping them. The `tsx` command that `npm start` runs
+ * kills this script with SIGKILL when it is slow to acknowledge Ctrl-C (30 ms; a busy moment on
+ * a loaded machine), and nothing in this process runs after that.
+ */
+let reaper: ChildProcess | null = null;
+
+function startReaper(): void {
+  reaper = spawn(process.execPath, [join(root, "scripts", "start-reaper.mjs"), String(process.pid), lockFile, logFile], {
+    cwd: root,
+    // Its stdout is this script's: what it says reaches the same terminal (or pipe).
+    stdio: ["pipe", "inherit", "inherit"],
+    detached: true,
+  });
+  reaper.on("error", (err) =>
+    log(`cannot start scripts/start-reaper.mjs (${err.message}): if this script is killed, stop wrangler yourself`),
+  );
+  // Nothing to tell it once it is gone (a write would fail with EPIPE).
+  reaper.stdin?.on("error", () => {});
+}
+
+/** Tells the reaper about a child's process group: started (its pgid), or its leader exited (-pgid). */
+function tellReaper(pgid: number | undefined, exited = false): void {
+  if (pgid !== undefined && reaper?.stdin?.writable) reaper.stdin.write(`${exited ? -pgid : pgid}\n`);
+}
+
+/** Runs `child` as one of this script's children: stopped with it, and by the reaper if it dies first. */
+function adopt(child: ChildProcess): void {
+  children.add(child);
+  tellReaper(child.pid);
+  child.on("exit", () => {
+    children.delete(child);
+    tellReaper(child.pid, true);
+  });
+}
+
 /** Stops a child and everything it started (each child leads its own process group). */
 function stop(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM") {
   if (child.pid === undefined || child.exitCode !== null) return;
@@ -185,12 +222,11 @@ function stop(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM") {
 function run(cmd: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: root, env: childEnv, stdio: ["ignore", "pipe", "pipe"], detached: true });
-    children.add(child);
+    adopt(child);
     child.stdout?.on("data", toLog);
     child.stderr?.on("data", toLog);
     child.on("error", reject);
     child.on("exit", (code) => {
-      children.delete(child);
       code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(" ")} exited with ${code}; its last lines:\n${logTail()}`));
     });
   });
@@ -330,6 +366,7 @@ async function main() {
   mkdirSync(dirname(logFile), { recursive: true });
   writeFileSync(logFile, "");
   log(`full output of every step: ${logFile}`);
+  startReaper();
   await run("node", ["scripts/vendor-assets.mjs"]);
 
   // Push subscriptions are kept under the same STATE_DIR as the devices D1 holds for them.
@@ -397,7 +434,7 @@ async function main() {
     ],
     { cwd: root, env: childEnv, stdio: ["ignore", "pipe", "pipe"], detached: true },
   );
-  children.add(dev);
+  adopt(dev);
   let announced = false;
   const bindings = new Set<string>();
   const watch = (chunk: Buffer) => {
@@ -422,7 +459,6 @@ async function main() {
   dev.stdout?.on("data", watch);
   dev.stderr?.on("data", watch);
   dev.on("exit", (code) => {
-    children.delete(dev);
     if (!stopping) {
       log(`wrangler dev exited with ${code}; its last lines:\n${logTail()}`);
       void shutdown("wrangler exit", code || 1);

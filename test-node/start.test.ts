@@ -1,10 +1,11 @@
 /**
  * `npm start` as a newcomer meets it (issue 12): a few summary lines before the URL and the
  * rest in a log file, no colour codes when the output is not a terminal, a clear message naming
- * the setting when a port is taken, and a non-zero exit when wrangler fails.
+ * the setting when a port is taken, a non-zero exit when wrangler fails, and Ctrl-C stopping
+ * everything it started even when the script is too busy to do it itself.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -68,6 +69,38 @@ function occupy(port: number): Promise<Server> {
     const server = createServer();
     server.listen(port, "127.0.0.1", () => resolve(server));
   });
+}
+
+/** Whether `port` is free to listen on (false: something still holds it). */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** Processes whose command line names `stateDir` (wrangler runs with --persist-to it), with their process groups. */
+function processesOf(stateDir: string): { pid: number; pgid: number; args: string }[] {
+  const found: { pid: number; pgid: number; args: string }[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const args = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").join(" ");
+      if (!args.includes(stateDir)) continue;
+      // /proc/<pid>/stat: "pid (comm) state ppid pgrp …"; comm may hold spaces, so read after its ")".
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      found.push({ pid: Number(entry), pgid: Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]), args });
+    } catch {} // exited meanwhile
+  }
+  return found;
+}
+
+/** Waits up to `ms` for `check` to hold; its last answer. */
+async function eventually(check: () => Promise<boolean> | boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!(await check()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  return check();
 }
 
 describe("npm start", () => {
@@ -153,6 +186,57 @@ describe("npm start", () => {
     // Stopped (SIGTERM, as Ctrl-C's SIGINT), it says it is gone.
     expect(run.output).toContain("[start] stopped: everything it started has exited");
   });
+
+  it.each(["the terminal's Ctrl-C (its process group)", "npm alone"] as const)(
+    "stops everything it started when the script is too busy to answer the signal: %s",
+    { timeout: 330_000 },
+    async (target) => {
+      // `npm start` exactly as the README runs it, in a process group of its own like a terminal's
+      // foreground job.
+      const [port, emulatorPort] = [await freePort(), await freePort()];
+      const stateDir = mkdtempSync(join(tmpdir(), "start-test-"));
+      stateDirs.push(stateDir);
+      const npm = spawn("npm", ["start"], {
+        cwd: root,
+        env: { ...process.env, STATE_DIR: stateDir, PORT: String(port), EMULATOR_PORT: String(emulatorPort) },
+        stdio: ["ignore", "pipe", "pipe"],
+        detached: true,
+      });
+      let output = "";
+      npm.stdout.on("data", (c: Buffer) => (output += c.toString()));
+      npm.stderr.on("data", (c: Buffer) => (output += c.toString()));
+      // "close": every process holding its output (npm's children and theirs) has ended.
+      const closed = new Promise<void>((resolve) => npm.once("close", () => resolve()));
+      try {
+        expect(await eventually(() => output.includes("is running at") || npm.exitCode !== null, 240_000), output).toBe(true);
+        expect(output).toContain("is running at");
+        // The script (its pid is in the lock file) is busy — here, stopped — for half a second while
+        // the signal arrives: under `tsx`, which kills a script that does not acknowledge a signal
+        // within 30 ms, that is what a loaded machine does to it.
+        const script = (JSON.parse(readFileSync(join(stateDir, "npm-start.json"), "utf8")) as { pid: number }).pid;
+        process.kill(script, "SIGSTOP");
+        process.kill(target === "npm alone" ? npm.pid! : -npm.pid!, "SIGINT");
+        await new Promise((r) => setTimeout(r, 500));
+        try {
+          process.kill(script, "SIGCONT");
+        } catch {} // killed meanwhile
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 60_000))]);
+        expect(await eventually(() => processesOf(stateDir).length === 0, 15_000), JSON.stringify(processesOf(stateDir))).toBe(true);
+        for (const p of [port, emulatorPort]) expect(await eventually(() => canListen(p), 15_000), `port ${p} is still in use`).toBe(true);
+        expect(output).toContain("[start] stopped: everything it started has exited");
+        expect(existsSync(join(stateDir, "npm-start.json"))).toBe(false);
+      } finally {
+        for (const left of processesOf(stateDir)) {
+          try {
+            process.kill(-left.pgid, "SIGKILL");
+          } catch {}
+        }
+        try {
+          process.kill(-npm.pid!, "SIGKILL");
+        } catch {}
+      }
+    },
+  );
 
   it("exits non-zero, with wrangler's last lines, when wrangler dev fails", { timeout: 200_000 }, async () => {
     const [port, emulatorPort] = [await freePort(), await freePort()];
