@@ -6,7 +6,6 @@
  * shown in the preview is the server's sanitised output.
  */
 (() => {
-  const API = "/api/v1";
   const WRITER_ROLES = ["author", "editor", "admin"];
   const PUBLISHER_ROLES = ["editor", "admin"];
   const BLOCK_LABELS = {
@@ -73,69 +72,18 @@
   // ------------------------------------------------------------------------------------------
   // HTTP
 
-  function h(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  const { h, request, errorText } = window.PlantApi;
 
-  function cookie(name) {
-    for (const part of document.cookie.split(";")) {
-      const [key, ...rest] = part.trim().split("=");
-      if (key === name) return decodeURIComponent(rest.join("="));
-    }
-    return "";
-  }
-
-  async function csrfToken() {
-    const existing = cookie("__Host-csrftoken") || cookie("csrftoken");
-    if (existing) return existing;
-    try {
-      const res = await fetch(`${API}/auth/csrf/`, { credentials: "same-origin", cache: "no-store" });
-      const data = await res.json();
-      return cookie("__Host-csrftoken") || cookie("csrftoken") || data?.csrfToken || "";
-    } catch {
-      return "";
-    }
-  }
-
-  /** fetch() for the JSON API; never throws (a network failure is status 0). */
+  /**
+   * The JSON API (/shared/api.js; never throws), renewing an expired access cookie once while
+   * someone is signed in (/shared/session.js).
+   */
   async function api(path, options = {}) {
-    const method = options.method || "GET";
-    const headers = { Accept: "application/json" };
-    let body;
-    if (options.json !== undefined) {
-      headers["Content-Type"] = "application/json";
-      body = JSON.stringify(options.json);
-    } else if (options.form) {
-      body = options.form;
+    const res = await request(path, options);
+    if (res.status === 401 && !options.retried && state.user && (await session.refresh(request))) {
+      return api(path, { ...options, retried: true });
     }
-    if (method !== "GET") headers["X-CSRFToken"] = await csrfToken();
-    let res;
-    try {
-      res = await fetch(API + path, { method, headers, body, credentials: "same-origin", cache: "no-store" });
-      if (res.status === 401 && !options.retried && state.user) {
-        const refreshed = await fetch(`${API}/auth/token/refresh/`, {
-          method: "POST",
-          headers: { "Content-Type": "application/json", "X-CSRFToken": await csrfToken() },
-          body: "{}",
-          credentials: "same-origin",
-        });
-        if (refreshed.ok) return api(path, { ...options, retried: true });
-      }
-    } catch {
-      return { ok: false, status: 0, data: null };
-    }
-    let data = null;
-    if ((res.headers.get("Content-Type") || "").includes("json")) data = await res.json().catch(() => null);
-    return { ok: res.ok, status: res.status, data };
-  }
-
-  function errorText(result, fallback) {
-    if (result.data && typeof result.data.message === "string") return result.data.message;
-    if (result.status === 0) return "Could not reach the server. Check your connection and try again.";
-    return fallback;
+    return res;
   }
 
   // ------------------------------------------------------------------------------------------

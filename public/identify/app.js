@@ -1,10 +1,10 @@
 /*
  * The identification page (plain browser JavaScript, no build step).
  *
- * CSP-clean on purpose: only script files (this one and /shared/session.js, the session check it
- * shares with the editor page), no inline handlers, and every piece of server data reaches the
- * page through textContent or element properties — never innerHTML — because names,
- * descriptions and error messages come from outside providers.
+ * CSP-clean on purpose: only script files (this one, and /shared/api.js and /shared/session.js:
+ * the API calls and the session check it shares with the editor page), no inline handlers, and
+ * every piece of server data reaches the page through textContent or element properties — never
+ * innerHTML — because names, descriptions and error messages come from outside providers.
  *
  * Two ways to identify:
  *   - signed in: POST requests/ (202) → live progress on the request's WebSocket → results;
@@ -13,7 +13,6 @@
  */
 
 (() => {
-  const API = "/api/v1";
   const ALLOWED_TYPES = ["image/jpeg", "image/png", "image/webp"];
   const MAX_BYTES = 10 * 1024 * 1024;
   const FINAL_STATUSES = ["identified", "needs_help", "failed"];
@@ -179,20 +178,7 @@
   // ------------------------------------------------------------------------------------------
   // Small helpers
 
-  function h(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function getCookie(name) {
-    for (const part of document.cookie.split(";")) {
-      const [key, ...rest] = part.trim().split("=");
-      if (key === name) return decodeURIComponent(rest.join("="));
-    }
-    return "";
-  }
+  const { h, request: api, csrfToken, errorText } = window.PlantApi;
 
   /** own-property lookup: server strings such as "constructor" must not reach the prototype. */
   function lookup(table, key) {
@@ -203,81 +189,6 @@
     const n = Number(value);
     if (!Number.isFinite(n)) return 0;
     return Math.max(0, Math.min(100, Math.round(n * 100)));
-  }
-
-  /**
-   * fetch() for the JSON API. Never throws: network failures come back as status 0. Unsafe
-   * methods carry the CSRF double-submit header (API.md §1).
-   */
-  async function api(path, options = {}) {
-    const method = options.method || "GET";
-    const headers = { Accept: "application/json" };
-    let body;
-    if (options.json !== undefined) {
-      headers["Content-Type"] = "application/json";
-      body = JSON.stringify(options.json);
-    } else if (options.form) {
-      body = options.form; // the browser sets the multipart boundary
-    }
-    if (method !== "GET" && method !== "HEAD") {
-      const token = await csrfToken();
-      if (token) headers["X-CSRFToken"] = token;
-    }
-    let res;
-    try {
-      res = await fetch(API + path, { method, headers, body, credentials: "same-origin", cache: "no-store" });
-    } catch {
-      return { ok: false, status: 0, data: null, headers: new Headers() };
-    }
-    let data = null;
-    if ((res.headers.get("Content-Type") || "").includes("json")) {
-      try {
-        data = await res.json();
-      } catch {
-        data = null;
-      }
-    }
-    return { ok: res.ok, status: res.status, data, headers: res.headers };
-  }
-
-  /**
-   * The CSRF cookie (`__Host-csrftoken` when served over HTTPS, `csrftoken` in local
-   * development), fetched from csrf/ when the browser has none yet.
-   */
-  function csrfCookie() {
-    return getCookie("__Host-csrftoken") || getCookie("csrftoken");
-  }
-  async function csrfToken() {
-    const existing = csrfCookie();
-    if (existing) return existing;
-    try {
-      const res = await fetch(`${API}/auth/csrf/`, { credentials: "same-origin", cache: "no-store" });
-      const data = await res.json();
-      return csrfCookie() || (data && typeof data.csrfToken === "string" ? data.csrfToken : "");
-    } catch {
-      return "";
-    }
-  }
-
-  /** A sentence for a failed API call: the envelope's message, else something by status. */
-  function errorText(result, fallback) {
-    const data = result.data;
-    if (data && typeof data.message === "string" && data.message) return withRetryAfter(data.message, result);
-    if (data && typeof data.error === "string" && data.error) return withRetryAfter(data.error, result);
-    if (result.status === 0) return "Could not reach the server. Check your connection and try again.";
-    if (result.status === 413) return "That photo is too large. Please choose one under 10 MB.";
-    if (result.status === 429) return withRetryAfter("Too many attempts. Please wait a moment.", result);
-    if (result.status >= 500) return "Something went wrong on our side. Please try again in a minute.";
-    return fallback;
-  }
-
-  function withRetryAfter(message, result) {
-    const retry = Number(result.headers?.get("Retry-After"));
-    if (result.status === 429 && Number.isFinite(retry) && retry > 0 && !/\btry again in\b/i.test(message)) {
-      const wait = retry >= 120 ? `${Math.ceil(retry / 60)} minutes` : `${retry} seconds`;
-      return `${message} Try again in ${wait}.`;
-    }
-    return message;
   }
 
   // ------------------------------------------------------------------------------------------
