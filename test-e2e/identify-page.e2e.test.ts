@@ -217,6 +217,30 @@ describe("identification page", () => {
     expect(problems).toEqual([]);
   });
 
+  it("offers a new account the confirmation link again, and mails it", async () => {
+    const { page, problems } = await openIdentifyPage();
+    const username = await registerThroughPage(page);
+    const address = `${username}@example.com`;
+    const mailsTo = async () => {
+      const res = await fetch(`http://127.0.0.1:${e2e.stack.emulatorPort}/email/emails?to=${encodeURIComponent(address)}`, {
+        headers: { Authorization: "Bearer emulator-key" },
+      });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { data: { subject: string }[] }).data.filter((m) => /confirm/i.test(m.subject)).length;
+    };
+    await page.waitForSelector("#verify-row:not([hidden])");
+    const before = await mailsTo();
+    expect(before).toBe(1); // the one registration mailed
+    const asked = page.waitForResponse((r) => r.url().includes("/api/v1/auth/email/verify") && r.request().method() === "POST");
+    await page.click("#resend-verification");
+    expect((await asked).status()).toBe(202);
+    await page.waitForFunction(() => /confirmation link to/.test(document.querySelector("#verify-status")?.textContent ?? ""));
+    expect(await page.textContent("#verify-status")).toBe(`We sent a confirmation link to ${address}.`);
+    expect(await mailsTo()).toBe(2);
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
+
   it("c. shows the server's message for a file that is not an image", async () => {
     const { page, problems } = await openIdentifyPage();
     await choosePhoto(page, "notes.png", "image/png", Buffer.from("These are my garden notes, not a photo.\n"));

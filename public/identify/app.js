@@ -116,6 +116,9 @@
     signedIn: $("signed-in"),
     signedInName: $("signed-in-name"),
     signedInNote: $("signed-in-note"),
+    verifyRow: $("verify-row"),
+    resendVerification: $("resend-verification"),
+    verifyStatus: $("verify-status"),
     identifyForm: $("identify-form"),
     dropzone: $("dropzone"),
     dropzoneEmpty: $("dropzone-empty"),
@@ -219,6 +222,9 @@
     el.signedIn.hidden = !signedIn;
     el.signedInName.textContent = signedIn ? user.username : "";
     el.signedInNote.hidden = true;
+    // The address is confirmed by the mailed link; until then the page offers to send it again.
+    el.verifyRow.hidden = !(signedIn && user.email_verified === false);
+    el.verifyStatus.textContent = "";
     el.accountHint.hidden = signedIn;
     document.querySelector(".tabs").hidden = signedIn;
     el.modeHint.textContent = signedIn
@@ -365,6 +371,25 @@
     } finally {
       el.authSubmit.disabled = false;
       el.authSubmit.removeAttribute("aria-busy");
+    }
+  }
+
+  /** POST email/verify/: the confirmation link mailed again (the API says where, or why not). */
+  async function onResendVerification() {
+    el.resendVerification.disabled = true;
+    el.verifyStatus.textContent = "Sending…";
+    try {
+      const res = await api("/auth/email/verify/", { method: "POST" });
+      if (res.ok) {
+        el.verifyStatus.textContent = res.data?.message || "We sent a new confirmation link.";
+      } else if (res.status === 409 && res.data?.code === "INVALID_STATE") {
+        el.verifyRow.hidden = true;
+        el.verifyStatus.textContent = "Your email address is already confirmed.";
+      } else {
+        el.verifyStatus.textContent = errorText(res, "Could not send the link. Please try again.");
+      }
+    } finally {
+      el.resendVerification.disabled = false;
     }
   }
 
@@ -1426,6 +1451,7 @@
   }
   el.authForm.addEventListener("submit", onAuthSubmit);
   el.signoutButton.addEventListener("click", onSignOut);
+  el.resendVerification.addEventListener("click", onResendVerification);
   el.signinLink.addEventListener("click", () => {
     setAuthMode("login");
     el.authUsername.focus({ preventScroll: true });
