@@ -498,7 +498,7 @@ export async function sendVerificationEmail(env: Bindings, config: Config, user:
   if (user.emailVerified) return "already verified";
   const suppressed = await suppressionOf(env, user.email);
   if (suppressed) return suppressed;
-  await mailVerificationLink(env, config, user, logger);
+  await mailVerificationLink(env, config, user, "welcome", logger);
   return "sent";
 }
 
@@ -515,10 +515,17 @@ export async function resendVerificationEmail(env: Bindings, config: Config, use
   await enforceRateLimit(env, `verify-email:user:${user.id}`, { limit: 3, windowMs: HOUR_MS });
   await enforceRateLimit(env, mailBucketName(user.email), config.ACCOUNT_MAIL_RATE_LIMIT);
   await openForAskedMail(env, user.email, user.id, logger);
-  await mailVerificationLink(env, config, user, logger);
+  await mailVerificationLink(env, config, user, "again", logger);
 }
 
-async function mailVerificationLink(env: Bindings, config: Config, user: UserRow, logger?: Logger): Promise<void> {
+/** The confirmation link: the welcome after sign-up, or a new link its user asked for. */
+async function mailVerificationLink(
+  env: Bindings,
+  config: Config,
+  user: UserRow,
+  occasion: "welcome" | "again",
+  logger?: Logger,
+): Promise<void> {
   const token = randomToken(32);
   await database(env)
     .insert(emailChangeTokens)
@@ -529,10 +536,12 @@ async function mailVerificationLink(env: Bindings, config: Config, user: UserRow
       to: user.email,
       subject: "Confirm your email address for Plant Community",
       text:
-        `Hello ${user.username},\n\nWelcome to Plant Community! Confirm that this address is yours (the link is valid for ` +
+        `Hello ${user.username},\n\n${occasion === "welcome" ? "Welcome to Plant Community! Confirm" : "Here is the new link you asked for: confirm"} ` +
+        `that this address is yours (the link is valid for ` +
         `${Math.round(EMAIL_CHANGE_TTL_S / 3600)} hours, once; open it where you are signed in to Plant Community):\n${link}\n\n` +
         `Confirmation token: ${token}\n\n` +
-        `Until you confirm, we send this address only account and security mail. If you did not sign up, ignore this email.\n`,
+        (user.emailVerified ? "" : "Until you confirm, we send this address only account and security mail. ") +
+        `If you did not ${occasion === "welcome" ? "sign up" : "ask for this"}, ignore this email.\n`,
     });
   } catch (err) {
     logger?.warn("verification email failed", { user_id: user.id, error: String(err) });

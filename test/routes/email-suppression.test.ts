@@ -70,7 +70,10 @@ describe("a bounced address", () => {
     await env.DB.prepare("UPDATE users SET email_verified = 1 WHERE id = ?").bind(u.userId).run();
     expect((await call(VERIFY, { method: "POST", bearer: u.access })).status).toBe(202);
     expect(await isSuppressed(env, u.email)).toBe(false);
-    await mailTo(emulators.email, u.email, CONFIRM);
+    const mail = await mailTo(emulators.email, u.email, CONFIRM);
+    // Neither a welcome nor "until you confirm" to an address confirmed long ago.
+    expect(mail.text).toContain("Here is the new link you asked for");
+    expect(mail.text).not.toContain("Until you confirm");
     await expectError(await call(VERIFY, { method: "POST", bearer: u.access }), 409, "INVALID_STATE");
   });
 

@@ -34,6 +34,13 @@ describe("email verification", () => {
     await expectError(await call("/api/v1/auth/email/verify/", { method: "POST", bearer: u.access }), 429, "RATE_LIMITED");
     const links = emulators.email.outbox.filter((m) => m.to.includes(u.email) && /Confirm your email address/.test(m.subject));
     expect(links).toHaveLength(4);
+    // The first is the welcome; the ones asked for say so, and that the address is not confirmed yet.
+    expect(links[0]!.text).toContain("Welcome to Plant Community!");
+    for (const again of links.slice(1)) {
+      expect(again.text).toContain("Here is the new link you asked for");
+      expect(again.text).not.toContain("Welcome");
+      expect(again.text).toContain("Until you confirm");
+    }
     expect((await confirm(tokenIn(links[1]!.text, "Confirmation token"))).status).toBe(200);
     expect((await profile(u.access)).email_verified).toBe(true);
     await expectError(await call("/api/v1/auth/email/verify/", { method: "POST" }), 401, "AUTHENTICATION_REQUIRED");
