@@ -139,7 +139,7 @@ describe("a field the route does not take", () => {
       (await expectError(await call(path, { bearer: u.access, json }), 400, "VALIDATION_ERROR")).errors?.non_field_errors ?? [];
     // The account's own password is `current_password` here, as on password/change/.
     expect(await refused("/api/v1/auth/user/delete/", { password: GOOD_PASSWORD })).toEqual([
-      'Unrecognized key: "password". Accepted fields: current_password.',
+      'Unrecognized key: "password". Accepted fields: current_password, code, recovery_code.',
     ]);
     expect(await refused(`/api/v1/plant-identification/results/${resultId}/add_to_collection/`, { nick_name: "Fern", note: "" })).toEqual([
       'Unrecognized keys: "nick_name", "note". Accepted fields: collection_id, nickname, notes.',
