@@ -114,10 +114,21 @@ export async function handleEmailEvent(env: Bindings, id: string, body: string):
   const suppressed = reason ? recipients : [];
   const db = database(env);
   // One batch: the id and the suppressions together. A replay's suppressions are no-ops (the
-  // first delivery inserted them), so "nothing changed" holds without a conditional insert.
+  // first delivery inserted them), so "nothing changed" holds without a conditional insert. A
+  // complaint outranks a bounce already recorded (the user may lift a bounce, only support a
+  // complaint); a bounce leaves a complaint as it is.
   const [recorded] = await runBatch(db, [
     db.insert(emailWebhookEvents).values({ id, type: event.type }).onConflictDoNothing(),
-    ...suppressed.map((address) => db.insert(emailSuppressions).values({ address, reason: reason!, eventId: id }).onConflictDoNothing()),
+    ...suppressed.map((address) =>
+      db
+        .insert(emailSuppressions)
+        .values({ address, reason: reason!, eventId: id })
+        .onConflictDoUpdate({
+          target: emailSuppressions.address,
+          set: { reason: "complaint", eventId: id },
+          setWhere: sql`${reason} = 'complaint' AND ${emailSuppressions.reason} = 'bounce'`,
+        }),
+    ),
   ]);
   if (changes(recorded) === 0) throw new AppError("CONFLICT", 409, "This webhook delivery was already processed.");
   return { type: event.type, suppressed };

@@ -63,6 +63,14 @@ describe("a bounced address", () => {
     const id = await sentMail(u.email);
     expect((await postEmailEvent(await emulators.email.webhook(id, "email.bounced", WEBHOOK_SECRET))).status).toBe(200);
     expect(await findSuppression(env, u.email)).toMatchObject({ reason: "bounce" });
+
+    // A complaint about an earlier mail arrives late: it outranks the bounce, which the user may
+    // lift, and asking again no longer lifts anything; a later bounce leaves the complaint.
+    expect((await postEmailEvent(await emulators.email.webhook(id, "email.complained", WEBHOOK_SECRET))).status).toBe(200);
+    expect(await findSuppression(env, u.email)).toMatchObject({ reason: "complaint" });
+    await expectError(await call(VERIFY, { method: "POST", bearer: u.access }), 409, "EMAIL_SUPPRESSED");
+    expect((await postEmailEvent(await emulators.email.webhook(id, "email.bounced", WEBHOOK_SECRET))).status).toBe(200);
+    expect(await findSuppression(env, u.email)).toMatchObject({ reason: "complaint" });
   });
 
   it("a verified address that bounced since is tried again on request; one with nothing to lift is 409 INVALID_STATE", async () => {
