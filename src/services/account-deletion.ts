@@ -1,6 +1,7 @@
 /**
  * Self-service account deletion. The owner proves it is them (the password, or a fresh sign-in
- * for an account without one), and in one atomic batch:
+ * for an account without one, and the second factor when two-factor sign-in is on), and in one
+ * atomic batch:
  *
  * - every session ends (tokens, sockets, socket tickets, push devices, the calendar feed);
  * - what is private to the account is deleted: identification and diagnosis requests with their

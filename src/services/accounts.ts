@@ -19,6 +19,7 @@ import type { Bindings } from "../env";
 import { HOUR_MS } from "../lib/durations";
 import { AppError } from "../lib/errors";
 import { randomToken, sha256Hex } from "../lib/hash";
+import { isUuid } from "../lib/ids";
 import { purgeBlogReadsStatement } from "./blog-cache";
 import { purgeStatement } from "./public-cache";
 import { photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
@@ -646,7 +647,7 @@ export async function confirmEmailChange(env: Bindings, token: string, signedInA
 /** The session an email-change link names (requestEmailChange), or null: a verification link, or one from before links named it. */
 function askingSession(token: string): string | null {
   const id = token.slice(token.lastIndexOf(".") + 1);
-  return token.includes(".") && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id) ? id : null;
+  return token.includes(".") && isUuid(id) ? id : null;
 }
 
 /** Profile fields a user may edit (the email goes through `requestEmailChange`). */

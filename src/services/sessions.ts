@@ -186,8 +186,12 @@ export async function authenticateAccessToken(
 export function sessionStillLive(userId: string, claims: Pick<TokenClaims, "jti" | "iat" | "sid">): SQL {
   return sql`EXISTS (SELECT 1 FROM ${users} su WHERE su.id = ${userId} AND su.is_active = 1 AND su.tokens_valid_after <= ${issuedAtMs(claims)})
     AND NOT EXISTS (SELECT 1 FROM ${revokedTokens} WHERE ${revokedTokens.jti} = ${claims.jti})
-    AND NOT EXISTS (SELECT 1 FROM ${revokedSessions} WHERE ${revokedSessions.familyId} = ${claims.sid ?? ""})`;
+    AND ${sessionNotRevoked(claims.sid ?? "")}`;
 }
+
+/** SQL: the session (refresh family) `sessionId` was not ended by a sign-out or from the sessions list. */
+const sessionNotRevoked = (sessionId: string): SQL =>
+  sql`NOT EXISTS (SELECT 1 FROM ${revokedSessions} WHERE ${revokedSessions.familyId} = ${sessionId})`;
 
 /**
  * SQL: the session `sessionId` (a refresh family) of `userId` has not ended — a refresh token of
@@ -197,7 +201,7 @@ export function sessionStillLive(userId: string, claims: Pick<TokenClaims, "jti"
 export function sessionNotEnded(userId: string, sessionId: string, nowS: number): SQL {
   return sql`EXISTS (SELECT 1 FROM ${refreshTokens} lr WHERE lr.family_id = ${sessionId} AND lr.user_id = ${userId}
       AND lr.revoked_at IS NULL AND lr.expires_at > ${nowS})
-    AND NOT EXISTS (SELECT 1 FROM ${revokedSessions} WHERE ${revokedSessions.familyId} = ${sessionId})`;
+    AND ${sessionNotRevoked(sessionId)}`;
 }
 
 /** The refusal of a write whose session ended while it was on its way (sessionStillLive). */

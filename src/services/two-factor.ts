@@ -538,11 +538,12 @@ async function enabledRow(env: Bindings, userId: string): Promise<TwoFactorRow> 
 }
 
 /**
- * A change that hands the account to whoever holds another inbox (its email address) asks an
- * account with two-factor sign-in on for the second factor too, as turning it off does: from the
- * new inbox a password reset ends every session and a two-factor reset turns the second factor off
- * with every notice going there, so the password and a stolen session must not be enough. Nothing
- * is asked of an account without it; no factor at all is a 400 naming `code`, not a wrong code.
+ * A change that hands the account to whoever holds another inbox (its email address), or that
+ * destroys it (account deletion), asks an account with two-factor sign-in on for the second factor
+ * too, as turning it off does: from a new inbox a password reset ends every session and a
+ * two-factor reset turns the second factor off with every notice going there, and a deletion cannot
+ * be undone, so the password and a stolen session must not be enough. Nothing is asked of an
+ * account without it; no factor at all is a 400 naming `code`, not a wrong code.
  */
 export async function proveSecondFactorIfOn(
   env: Bindings,
