@@ -99,6 +99,7 @@ async function mailStartLink(env: Bindings, config: Config, user: UserRow, logge
       return;
     }
     const token = randomToken(32);
+    const linkHash = await sha256Hex(token);
     const now = Date.now();
     const db = database(env);
     // Only the newest link is valid; written only while the address is still the account's.
@@ -109,7 +110,7 @@ async function mailStartLink(env: Bindings, config: Config, user: UserRow, logge
           .select({
             id: sql<string>`${uuidv7(now)}`.as("id"),
             userId: users.id,
-            linkHash: sql<string>`${await sha256Hex(token)}`.as("link_hash"),
+            linkHash: sql<string>`${linkHash}`.as("link_hash"),
             linkExpiresAt: sql<number>`${nowS(now) + TWO_FACTOR_RESET_LINK_TTL_S}`.as("link_expires_at"),
             startedAt: sql<null>`NULL`.as("started_at"),
             completesAfter: sql<null>`NULL`.as("completes_after"),
@@ -141,6 +142,10 @@ async function mailStartLink(env: Bindings, config: Config, user: UserRow, logge
         "Confirming starts a 72-hour wait; we tell you again then, and you can cancel until it ends. After it, signing in with " +
         "your password turns two-factor sign-in off.\n\n" +
         "If this was not you, someone has your password: ignore this email and change your password now.\n",
+    }).catch(async (err: unknown) => {
+      // Not taken by the provider: the link that never went out is taken back (logged below).
+      await db.delete(twoFactorResets).where(and(eq(twoFactorResets.linkHash, linkHash), isNull(twoFactorResets.startedAt)));
+      throw err;
     });
   } catch (err) {
     logger?.error("two-factor reset email failed", { user_id: user.id, error: String(err) });

@@ -194,6 +194,21 @@ describe("starting a two-factor reset needs the password and the mailbox", () =>
   });
 });
 
+describe("the email provider down", () => {
+  it("the answer stays the same, and the start link that never went out is taken back", async () => {
+    const user = await twoFactorUser();
+    const token = await passwordStep(user.username);
+    const calls = emulators.email.calls;
+    emulators.email.setMode({ failure: "500" });
+    const res = await call("/api/v1/auth/2fa/reset/", { json: { two_factor_token: token } });
+    expect(res.status, await res.clone().text()).toBe(202);
+    await eventually(() => emulators.email.calls > calls);
+    const links = () =>
+      env.DB.prepare("SELECT count(*) AS n FROM two_factor_resets WHERE user_id = ?").bind(user.userId).first<{ n: number }>();
+    await eventually(async () => (await links())!.n === 0);
+  });
+});
+
 describe("the wait cannot be shortened", () => {
   it("a sign-in before it ends still asks for the code; a replayed link, another link or a wrong token move nothing", async () => {
     const user = await twoFactorUser();
