@@ -616,6 +616,9 @@ const REGISTERED = {
   complaint:
     "Registration successful, but mail we sent to this address was reported as spam, so we send it nothing, not even a " +
     "confirmation link. Change your address, or ask support to lift the block.",
+  "not sent":
+    "Registration successful, but our email service is not answering, so we could not send you a confirmation link. Ask " +
+    "for a new link in a few minutes (POST /api/v1/auth/email/verify/).",
 } as const;
 
 export function authRoutes() {
@@ -631,7 +634,9 @@ export function authRoutes() {
     {
       description:
         "Mails a link confirming the address. None goes to an address our mail provider reported as a hard bounce or a " +
-        "spam complaint: `message` then says so, and what to do (a bounced address is tried again by `POST auth/email/verify/`).",
+        "spam complaint: `message` then says so, and what to do (a bounced address is tried again by `POST auth/email/verify/`). " +
+        "When the email provider does not take the link (down, timed out, refusing), the account is created all the same and " +
+        "`message` says no link was sent and to ask for one with `POST auth/email/verify/`.",
     },
   );
   app.openapi(postRegister, async (c) => {
@@ -647,7 +652,8 @@ export function authRoutes() {
     });
     const mail = await sendVerificationEmail(c.env, config, user, c.get("logger"));
     await setSessionCookies(c, await issueTokenPair(c.env, config, user.id, sessionDeviceOf(c.req.raw)));
-    return c.json({ message: REGISTERED[mail === "complaint" || mail === "bounce" ? mail : "sent"], user: userProfile(user) }, 201);
+    const said = mail === "complaint" || mail === "bounce" || mail === "not sent" ? mail : "sent";
+    return c.json({ message: REGISTERED[said], user: userProfile(user) }, 201);
   });
 
   const postLogin = open
@@ -1179,6 +1185,11 @@ export function authRoutes() {
         "EMAIL_SUPPRESSED",
       ),
       429: errorResponse(429, "Email change asked too often (per account, or to that address); see Retry-After", "RATE_LIMITED"),
+      503: errorResponse(
+        503,
+        "The email provider did not take the confirmation link for the new `email` (down, timed out or refusing): nothing is pending, the counts the request spent are given back; try again (see Retry-After when present)",
+        "SERVICE_UNAVAILABLE",
+      ),
     },
   );
   app.openapi(patchUser, async (c) => {
@@ -1271,6 +1282,11 @@ export function authRoutes() {
         "EMAIL_SUPPRESSED",
       ),
       429: errorResponse(429, "Asked too often; see Retry-After", "RATE_LIMITED"),
+      503: errorResponse(
+        503,
+        "The email provider did not take the link (down, timed out or refusing): nothing was sent and the request is not counted; try again (see Retry-After when present)",
+        "SERVICE_UNAVAILABLE",
+      ),
     },
     {
       description:

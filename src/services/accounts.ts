@@ -24,12 +24,13 @@ import { purgeBlogReadsStatement } from "./blog-cache";
 import { purgeStatement } from "./public-cache";
 import { photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 import { AVATAR_RULES, validateImageUpload } from "../lib/images";
-import type { Logger } from "../lib/logger";
+import { createLogger, type Logger } from "../lib/logger";
 import type { SessionDevice } from "../lib/session-device";
 import type { TokenClaims } from "../lib/token-claims";
 import { accountRecountStatements, tellRecount } from "./community";
 import { liftSuppression, type SuppressionReason, suppressionOf } from "./email-events";
-import { deliverEmail } from "./mailer";
+import { deliverEmail, mailNotSent } from "./mailer";
+import { EmailError } from "../providers/email";
 import { tellSecurityEvent } from "./security-notices";
 import { burnPasswordCheck, hashPassword, needsRehash, passwordPolicyErrors, verifyPassword } from "./passwords";
 import {
@@ -40,6 +41,8 @@ import {
   liftLockout,
   loginAttemptSucceeded,
   mailBucketName,
+  type Refund,
+  spendRateLimit,
   withinRateLimit,
 } from "./rate-limits";
 import { checkCurrentPassword, notifyLockout, proveAccountOwner } from "./account-proof";
@@ -260,6 +263,7 @@ export async function requestPasswordReset(env: Bindings, config: Config, addres
       return;
     }
     const token = randomToken(32);
+    const tokenHash = await sha256Hex(token);
     // Inserted only while the address is still the account's: an email change confirmed since
     // the lookup must not leave a live link in the old inbox.
     const db = database(env);
@@ -268,7 +272,7 @@ export async function requestPasswordReset(env: Bindings, config: Config, addres
       db.insert(passwordResetTokens).select(
         db
           .select({
-            tokenHash: sql<string>`${await sha256Hex(token)}`.as("token_hash"),
+            tokenHash: sql<string>`${tokenHash}`.as("token_hash"),
             userId: users.id,
             expiresAt: sql<number>`${nowS() + config.PASSWORD_RESET_TTL_S}`.as("expires_at"),
             usedAt: sql<null>`NULL`.as("used_at"),
@@ -282,6 +286,7 @@ export async function requestPasswordReset(env: Bindings, config: Config, addres
     const link = `${config.FRONTEND_URL}/reset-password?token=${encodeURIComponent(token)}`;
     // Suppressed: nothing is sent and the answer stays the same (anyone may type the address);
     // the account's owner lifts a bounce by asking for a confirmation link, support a complaint.
+    // The provider not taking it: the link that never went out is taken back (logged below).
     const mail = await deliverEmail(env, {
       to: user.email,
       subject: "Reset your Plant Community password",
@@ -289,6 +294,9 @@ export async function requestPasswordReset(env: Bindings, config: Config, addres
         `Hello ${user.username},\n\nUse this link to choose a new password (valid for ` +
         `${Math.round(config.PASSWORD_RESET_TTL_S / 60)} minutes, once):\n${link}\n\nReset token: ${token}\n\n` +
         `If you did not ask for this, ignore this email.\n`,
+    }).catch(async (err: unknown) => {
+      await db.delete(passwordResetTokens).where(eq(passwordResetTokens.tokenHash, tokenHash));
+      throw err;
     });
     if (!mail.sent) logger?.warn("password reset mail not sent: address suppressed", { user_id: user.id });
   } catch (err) {
@@ -377,7 +385,8 @@ export async function confirmPasswordReset(
 /**
  * Asks for an email change: nothing changes yet. The new address gets a single-use link (the
  * newest request replaces older ones); the current address is told, so an intruder's attempt is
- * seen. The new address must be free now and again when the link comes back.
+ * seen. The new address must be free now and again when the link comes back. A link the email
+ * provider does not take is 503 (`mailNotSent`): nothing stays pending and the counts come back.
  */
 export async function requestEmailChange(
   env: Bindings,
@@ -409,15 +418,18 @@ export async function requestEmailChange(
   await proveSecondFactorIfOn(env, config, user, input.secondFactor ?? {}, "change your email address", logger);
   // Each request mails two inboxes: bounded per account (counted before "that address is taken",
   // so the answer cannot be used to test addresses without limit), and per new inbox whoever asks.
-  await enforceRateLimit(env, `email-change:user:${user.id}`, config.EMAIL_CHANGE_RATE_LIMIT);
+  // Both counts are given back only when the link could not be sent (below): a refusal keeps them.
+  const log = logger ?? createLogger();
+  const perAccount = await spendRateLimit(env, `email-change:user:${user.id}`, config.EMAIL_CHANGE_RATE_LIMIT, log);
   const taken = await uniquenessErrors(env, null, newEmail, user.id);
   if (taken.email) throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", taken);
-  await enforceRateLimit(env, mailBucketName(newEmail), config.ACCOUNT_MAIL_RATE_LIMIT);
-  await openForAskedMail(env, newEmail, user.id, logger);
+  const perInbox = await spendRateLimit(env, mailBucketName(newEmail), config.ACCOUNT_MAIL_RATE_LIMIT, log);
+  const suppression = await refuseComplainedAddress(env, newEmail);
   // The link names the session that asked (after the last "."): it moves the account only while
   // that session has not ended (confirmEmailChange), so the owner ending a session they do not
   // recognise ends what it asked for too.
   const token = input.session.sid ? `${randomToken(32)}.${input.session.sid}` : randomToken(32);
+  const tokenHash = await sha256Hex(token);
   const db = database(env);
   // Only while the session that asked (and proved the password) is live: every session ending
   // meanwhile — a password change, sign-out everywhere, a provider taking over an account a
@@ -427,13 +439,7 @@ export async function requestEmailChange(
     db.delete(emailChangeTokens).where(and(eq(emailChangeTokens.userId, user.id), live)),
     db
       .insert(emailChangeTokens)
-      .select(
-        rowIf(
-          emailChangeTokens,
-          { tokenHash: await sha256Hex(token), userId: user.id, newEmail, expiresAt: nowS() + EMAIL_CHANGE_TTL_S },
-          live,
-        ),
-      ),
+      .select(rowIf(emailChangeTokens, { tokenHash, userId: user.id, newEmail, expiresAt: nowS() + EMAIL_CHANGE_TTL_S }, live)),
     db
       .update(users)
       .set({ pendingEmail: newEmail, updatedAt: new Date().toISOString() })
@@ -441,6 +447,8 @@ export async function requestEmailChange(
   ]);
   if (changes(inserted) === 0)
     throw new AppError("TOKEN_INVALID", 401, "Your session has ended. Sign in again to change your email address.");
+  // A bounce is lifted only now that the link is written and about to be sent.
+  if (suppression === "bounce") await liftBounce(env, newEmail, user.id, logger);
   const link = `${config.FRONTEND_URL}/confirm-email?token=${encodeURIComponent(token)}`;
   const hours = Math.round(EMAIL_CHANGE_TTL_S / 3600);
   const results = await Promise.allSettled([
@@ -464,17 +472,41 @@ export async function requestEmailChange(
   for (const result of results) {
     if (result.status === "rejected") logger?.error("email change mail failed", { user_id: user.id, error: String(result.reason) });
   }
+  const [sentLink] = results;
+  if (sentLink.status === "rejected") {
+    // The link never reached the new address: the change it would confirm is taken back (unless a
+    // newer request to the same address holds it now), and the counts it spent are given back, so
+    // the user can simply ask again.
+    await runBatch(db, [
+      db.delete(emailChangeTokens).where(eq(emailChangeTokens.tokenHash, tokenHash)),
+      db
+        .update(users)
+        .set({ pendingEmail: null })
+        .where(
+          and(
+            eq(users.id, user.id),
+            eq(users.pendingEmail, newEmail),
+            sql`NOT EXISTS (SELECT 1 FROM ${emailChangeTokens} t WHERE t.user_id = ${user.id} AND t.new_email = ${newEmail})`,
+          ),
+        ),
+    ]);
+    await giveBack(perAccount, perInbox);
+    throw mailNotSent(sentLink.reason, `the confirmation link to ${newEmail}`);
+  }
+}
+
+/** Gives back every count in `refunds` (each never throws: a refused refund is logged and stays spent). */
+async function giveBack(...refunds: Refund[]): Promise<void> {
+  await Promise.all(refunds.map((refund) => refund()));
 }
 
 /**
  * Before mail a signed-in user asked for themselves (their address's confirmation link again, the
- * link to a new address), to `address`: a bounce suppression is lifted — as email providers
- * reactivate a bounced address (a mailbox recreated, a typo fixed at the provider); the caller has
- * rate-limited the asking, and a new bounce suppresses the address again. A complaint is not
- * lifted (someone there marked our mail as spam; only support lifts it): 409 EMAIL_SUPPRESSED,
- * saying what to do, and nothing is written.
+ * link to a new address), to `address`, and before anything is written: a complaint is not lifted
+ * (someone there marked our mail as spam; only support lifts it): 409 EMAIL_SUPPRESSED, saying
+ * what to do. A bounce answers "bounce", for the caller to lift (`liftBounce`) just before it sends.
  */
-async function openForAskedMail(env: Bindings, address: string, userId: string, logger?: Logger): Promise<void> {
+async function refuseComplainedAddress(env: Bindings, address: string): Promise<SuppressionReason | null> {
   const reason = await suppressionOf(env, address);
   if (reason === "complaint")
     throw new AppError(
@@ -482,12 +514,24 @@ async function openForAskedMail(env: Bindings, address: string, userId: string, 
       409,
       `We send no email to ${address}: mail we sent there was reported as spam. Use another address, or ask support to lift the block.`,
     );
-  if (reason === "bounce" && (await liftSuppression(env, address, "bounce")))
-    logger?.info("bounced address reopened on its user's request", { user_id: userId });
+  return reason;
 }
 
-/** What `sendVerificationEmail` did: sent, nothing to send, or nothing sent for this suppression. */
-export type VerificationMail = "sent" | "already verified" | SuppressionReason;
+/**
+ * Lifts a bounce suppression of `address`, just before sending it mail its user asked for — as
+ * email providers reactivate a bounced address (a mailbox recreated, a typo fixed at the
+ * provider); the caller has rate-limited the asking, and a new bounce suppresses it again. Only
+ * once the mail is about to go: a request that fails before that leaves the bounce as it was.
+ */
+async function liftBounce(env: Bindings, address: string, userId: string, logger?: Logger): Promise<void> {
+  if (await liftSuppression(env, address, "bounce")) logger?.info("bounced address reopened on its user's request", { user_id: userId });
+}
+
+/**
+ * What `sendVerificationEmail` did: sent, nothing to send, nothing sent for this suppression, or
+ * nothing sent because the email provider did not take it ("not sent": logged; ask again later).
+ */
+export type VerificationMail = "sent" | "already verified" | "not sent" | SuppressionReason;
 
 /**
  * Emails a link that proves the account's current address (new accounts get one at sign-up; a
@@ -499,39 +543,60 @@ export async function sendVerificationEmail(env: Bindings, config: Config, user:
   if (user.emailVerified) return "already verified";
   const suppressed = await suppressionOf(env, user.email);
   if (suppressed) return suppressed;
-  await mailVerificationLink(env, config, user, "welcome", logger);
+  try {
+    await mailVerificationLink(env, config, user, "welcome", logger);
+  } catch (err) {
+    if (!(err instanceof EmailError)) throw err;
+    return "not sent";
+  }
   return "sent";
 }
 
 /**
  * The link again, on its signed-in user's request: 3 an hour per account, and counted per inbox
  * with every other account mail to it (an account squatting someone's address must not add a
- * stream of its own). A bounced address is tried again (`openForAskedMail`) — a verified one too,
- * whose mailbox was recreated: the link proves it afresh; a complained one is refused (409
- * EMAIL_SUPPRESSED). A verified address with nothing to lift: 409 INVALID_STATE.
+ * stream of its own). A bounced address is tried again (lifted just before the link goes,
+ * `liftBounce`) — a verified one too, whose mailbox was recreated: the link proves it afresh; a
+ * complained one is refused (409 EMAIL_SUPPRESSED). A verified address with nothing to lift: 409
+ * INVALID_STATE. A link the email provider does not take is 503 (`mailNotSent`), and the counts
+ * it spent come back.
  */
 export async function resendVerificationEmail(env: Bindings, config: Config, user: UserRow, logger?: Logger): Promise<void> {
   if (user.emailVerified && !(await suppressionOf(env, user.email)))
     throw new AppError("INVALID_STATE", 409, "Your email address is already confirmed.");
-  await enforceRateLimit(env, `verify-email:user:${user.id}`, { limit: 3, windowMs: HOUR_MS });
-  await enforceRateLimit(env, mailBucketName(user.email), config.ACCOUNT_MAIL_RATE_LIMIT);
-  await openForAskedMail(env, user.email, user.id, logger);
-  await mailVerificationLink(env, config, user, "again", logger);
+  const log = logger ?? createLogger();
+  const perAccount = await spendRateLimit(env, `verify-email:user:${user.id}`, { limit: 3, windowMs: HOUR_MS }, log);
+  const perInbox = await spendRateLimit(env, mailBucketName(user.email), config.ACCOUNT_MAIL_RATE_LIMIT, log);
+  const suppression = await refuseComplainedAddress(env, user.email);
+  try {
+    await mailVerificationLink(env, config, user, "again", logger, suppression === "bounce");
+  } catch (err) {
+    const answer = mailNotSent(err, `a new confirmation link to ${user.email}`);
+    // Not sent: the counts it spent come back, so asking again a moment later is not refused.
+    if (err instanceof EmailError) await giveBack(perAccount, perInbox);
+    throw answer;
+  }
 }
 
-/** The confirmation link: the welcome after sign-up, or a new link its user asked for. */
+/**
+ * The confirmation link: the welcome after sign-up, or a new link its user asked for (`liftBounced`:
+ * the address's bounce is lifted just before it is sent). What the provider throws, this throws,
+ * logged, after taking back the link that never went out.
+ */
 async function mailVerificationLink(
   env: Bindings,
   config: Config,
   user: UserRow,
   occasion: "welcome" | "again",
   logger?: Logger,
+  liftBounced = false,
 ): Promise<void> {
   const token = randomToken(32);
-  await database(env)
-    .insert(emailChangeTokens)
-    .values({ tokenHash: await sha256Hex(token), userId: user.id, newEmail: user.email, expiresAt: nowS() + EMAIL_CHANGE_TTL_S });
+  const tokenHash = await sha256Hex(token);
+  const db = database(env);
+  await db.insert(emailChangeTokens).values({ tokenHash, userId: user.id, newEmail: user.email, expiresAt: nowS() + EMAIL_CHANGE_TTL_S });
   const link = `${config.FRONTEND_URL}/confirm-email?token=${encodeURIComponent(token)}`;
+  if (liftBounced) await liftBounce(env, user.email, user.id, logger);
   try {
     await deliverEmail(env, {
       to: user.email,
@@ -546,6 +611,8 @@ async function mailVerificationLink(
     });
   } catch (err) {
     logger?.warn("verification email failed", { user_id: user.id, error: String(err) });
+    await db.delete(emailChangeTokens).where(eq(emailChangeTokens.tokenHash, tokenHash));
+    throw err;
   }
 }
 

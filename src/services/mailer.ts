@@ -4,7 +4,9 @@
  */
 import { getConfig } from "../config";
 import type { Bindings } from "../env";
-import { type EmailMessage, sendEmail } from "../providers/email";
+import { humanDuration } from "../lib/durations";
+import { AppError } from "../lib/errors";
+import { EmailError, type EmailMessage, sendEmail } from "../providers/email";
 import { isSuppressed } from "./email-events";
 
 export type MailResult = { sent: true; id: string | null } | { sent: false; reason: "suppressed" | "recipient gone" };
@@ -25,4 +27,24 @@ export async function deliverEmail(
   const config = getConfig(env);
   const { id } = await sendEmail({ apiUrl: config.EMAIL_API_URL, apiKey: config.EMAIL_API_KEY, from: config.EMAIL_FROM }, message);
   return { sent: true, id };
+}
+
+/**
+ * The answer to a signed-in user whose own request for mail (a confirmation link) the provider did
+ * not take — down, timed out, refusing (429), unreachable: 503 SERVICE_UNAVAILABLE saying so and
+ * to try again, with the provider's `Retry-After` when it named one. `what` is the mail ("a new
+ * confirmation link to …"). Anything else `err` is (a database error) is not the provider's and
+ * is answered as it is.
+ */
+export function mailNotSent(err: unknown, what: string): unknown {
+  if (!(err instanceof EmailError)) return err;
+  const wait = err.retryAfterS;
+  const again = wait === undefined ? "in a few minutes" : `in ${humanDuration(wait)}`;
+  return new AppError(
+    "SERVICE_UNAVAILABLE",
+    503,
+    `We could not send ${what} just now: our email service is not answering. Please try again ${again}.`,
+    undefined,
+    wait === undefined ? undefined : { "Retry-After": String(Math.max(1, wait)) },
+  );
 }

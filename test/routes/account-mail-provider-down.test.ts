@@ -1,0 +1,141 @@
+/**
+ * Account mail the email provider did not take (down, refusing with 429, unreachable): what the
+ * user is told on each path, and that nothing half-done stays behind. A signed-in user's own
+ * request (the confirmation link again, an email change) answers 503 saying so, with the
+ * provider's Retry-After when it named one, and gives back what it spent, so asking again works;
+ * sign-up creates the account and says no link went out; the password and two-factor resets keep
+ * their single answer and take back the link that never went out.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { getConfig } from "../../src/config";
+import { requestEmailChange } from "../../src/services/accounts";
+import { isSuppressed } from "../../src/services/email-events";
+import { verifyToken } from "../../src/services/tokens";
+import { findUserById } from "../../src/services/users";
+import { call, expectError, jsonWithStatus as json } from "../helpers/http";
+import { mailTo } from "../helpers/mail";
+import { useEmulators } from "../helpers/outbound";
+import { envRacingFirstBatch } from "../helpers/racing-env";
+import { bearerUser, GOOD_PASSWORD, tokenLogin, uniqueName } from "../helpers/users";
+import { eventually } from "../helpers/wait";
+
+const emulators = useEmulators();
+const VERIFY = "/api/v1/auth/email/verify/";
+
+const count = async (query: string, ...values: unknown[]) =>
+  (await env.DB.prepare(query)
+    .bind(...values)
+    .first<{ n: number }>())!.n;
+
+async function suppress(address: string, reason: "bounce" | "complaint") {
+  await env.DB.prepare("INSERT OR REPLACE INTO email_suppressions (address, reason, event_id) VALUES (?, ?, ?)")
+    .bind(address.toLowerCase(), reason, `evt-${crypto.randomUUID()}`)
+    .run();
+}
+
+const askForEmail = (access: string, email: string) =>
+  call("/api/v1/auth/user/", { method: "PATCH", bearer: access, json: { email, current_password: GOOD_PASSWORD } });
+
+describe("the confirmation link asked for again, the provider down", () => {
+  it("answers 503 saying nothing was sent, keeps no unsent link, and the failed asks do not count", async () => {
+    const u = await bearerUser();
+    const links = () => count("SELECT count(*) AS n FROM email_change_tokens WHERE user_id = ?", u.userId);
+    const before = await links();
+    emulators.email.setMode({ failure: "500" });
+    // More failed asks than the limits allow (3 an hour per account and per inbox): none counted.
+    for (let i = 0; i < 3; i++) {
+      const body = await expectError(await call(VERIFY, { method: "POST", bearer: u.access }), 503, "SERVICE_UNAVAILABLE");
+      expect(body.message).toMatch(/could not send a new confirmation link.*try again/);
+    }
+    expect(await links()).toBe(before);
+    emulators.email.setMode({ failure: "none" });
+    for (let i = 0; i < 3; i++) expect((await call(VERIFY, { method: "POST", bearer: u.access })).status, `ask ${i + 1}`).toBe(202);
+    expect(await links()).toBe(before + 3);
+  });
+
+  it("passes on the provider's Retry-After", async () => {
+    const u = await bearerUser();
+    emulators.email.setMode({ failure: "429", retryAfterSeconds: 30 });
+    const res = await call(VERIFY, { method: "POST", bearer: u.access });
+    const body = await expectError(res, 503, "SERVICE_UNAVAILABLE");
+    expect(res.headers.get("Retry-After")).toBe("30");
+    expect(body.message).toContain("try again in 30 seconds");
+  });
+});
+
+describe("an email change, the provider down", () => {
+  it("answers 503, leaves nothing pending, and gives back what it counted", async () => {
+    const u = await bearerUser();
+    const target = `${uniqueName("moving")}@example.com`;
+    emulators.email.setMode({ failure: "500" });
+    // As many as the per-account limit (5 an hour), more than the new inbox's (3): none counts.
+    for (let i = 0; i < 5; i++) {
+      const body = await expectError(await askForEmail(u.access, target), 503, "SERVICE_UNAVAILABLE");
+      expect(body.message).toContain(`could not send the confirmation link to ${target}`);
+    }
+    expect((await findUserById(env, u.userId))?.pendingEmail).toBeNull();
+    expect(await count("SELECT count(*) AS n FROM email_change_tokens WHERE new_email = ?", target)).toBe(0);
+    const profile = await json<{ pending_email: string | null }>(await call("/api/v1/auth/user/", { bearer: u.access }), 200);
+    expect(profile.pending_email).toBeNull();
+
+    emulators.email.setMode({ failure: "none" });
+    expect(await json<{ pending_email: string | null }>(await askForEmail(u.access, target), 200)).toMatchObject({
+      pending_email: target,
+    });
+    await mailTo(emulators.email, target, /Confirm your new/);
+  });
+
+  it("lifts a bounce on the new address only when the link is sent: a session ended meanwhile leaves it", async () => {
+    const u = await bearerUser();
+    const target = `${uniqueName("bounced")}@example.com`;
+    await suppress(target, "bounce");
+    const config = getConfig(env);
+    const claims = await verifyToken(config, u.access, "access");
+    const row = (await findUserById(env, u.userId))!;
+    const calls = emulators.email.calls;
+    // Every session ends (sign-out everywhere) between the checks and the change's write.
+    const racing = envRacingFirstBatch(() =>
+      env.DB.prepare("UPDATE users SET tokens_valid_after = ? WHERE id = ?")
+        .bind(Date.now() + 60_000, u.userId)
+        .run(),
+    );
+    const outcome = await requestEmailChange(racing.env, config, row, {
+      newEmail: target,
+      currentPassword: GOOD_PASSWORD,
+      session: claims,
+    }).catch((err: unknown) => err);
+    expect(racing.fired()).toBe(true);
+    expect(outcome).toMatchObject({ status: 401, code: "TOKEN_INVALID" });
+    expect(await isSuppressed(env, target)).toBe(true);
+    expect(emulators.email.calls).toBe(calls);
+  });
+});
+
+describe("sign-up, the provider down", () => {
+  it("creates the account, says no link was sent and how to ask, and keeps no unsent link", async () => {
+    emulators.email.setMode({ failure: "500" });
+    const username = uniqueName("unmailed");
+    const res = await call("/api/v1/auth/register/", { json: { username, email: `${username}@example.com`, password: GOOD_PASSWORD } });
+    const body = await json<{ message: string; user: { id: string } }>(res, 201);
+    expect(body.message).not.toMatch(/We sent/);
+    expect(body.message).toMatch(/could not send you a confirmation link.*POST \/api\/v1\/auth\/email\/verify\//);
+    expect(await count("SELECT count(*) AS n FROM email_change_tokens WHERE user_id = ?", body.user.id)).toBe(0);
+    // Asking again once the provider is back sends it.
+    emulators.email.setMode({ failure: "none" });
+    const { access } = await tokenLogin(username);
+    expect((await call(VERIFY, { method: "POST", bearer: access })).status).toBe(202);
+    await mailTo(emulators.email, `${username}@example.com`, /Confirm your email address/);
+  });
+});
+
+describe("a password reset, the provider down", () => {
+  it("answers as ever and keeps no link that never went out", async () => {
+    const u = await bearerUser();
+    const calls = emulators.email.calls;
+    emulators.email.setMode({ failure: "500" });
+    expect((await call("/api/v1/auth/password/reset/", { json: { email: u.email } })).status).toBe(200);
+    await eventually(() => emulators.email.calls > calls);
+    await eventually(async () => (await count("SELECT count(*) AS n FROM password_reset_tokens WHERE user_id = ?", u.userId)) === 0);
+  });
+});
