@@ -349,6 +349,8 @@ export const emailChangeTokens = sqliteTable(
     expiresAt: integer("expires_at").notNull(),
     usedAt: integer("used_at"),
     createdAt: text("created_at").notNull().default(now),
+    /** The session (refresh family) that asked for the change: its end cancels it (migration 0055). Null: a verification link, or older. */
+    sessionId: text("session_id"),
   },
   (t) => [index("email_change_user_idx").on(t.userId)],
 );

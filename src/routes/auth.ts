@@ -85,7 +85,14 @@ const UserProfileSchema = PublicUserSchema.extend({
   role: z.enum(["user", "author", "moderator", "editor", "admin"]),
   is_staff: z.boolean(),
   email_verified: z.boolean(),
-  pending_email: z.string().nullable().openapi({ description: "An email change waiting for the new address to confirm the emailed link" }),
+  pending_email: z
+    .string()
+    .nullable()
+    .openapi({
+      description:
+        "An email change waiting for the new address to confirm the emailed link; null when none is — none asked for, confirmed, " +
+        "or cancelled (asking for the current address, every session ending, or the end of the session that asked for it)",
+    }),
   last_login: z.string().nullable(),
 }).openapi("UserProfile");
 

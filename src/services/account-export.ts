@@ -147,7 +147,8 @@ export const EXPORTED_TABLES = {
 
 export const NOT_EXPORTED_TABLES = {
   password_reset_tokens: "secret: an emailed reset link's hash, valid for an hour",
-  email_change_tokens: "secret: an emailed confirmation link's hash; the address it would change to is `account.pending_email`",
+  email_change_tokens:
+    "secret: an emailed confirmation link's hash and the session that asked for it; the address it would change to is `account.pending_email`",
   ws_tickets: "secret: a one-use WebSocket ticket, valid for seconds",
   oauth_states: "secret: an OAuth sign-in's state, valid for minutes; no user column",
   revoked_tokens: "secret: ids of ended access tokens, kept until they expire; no user column",

@@ -437,9 +437,20 @@ export async function requestEmailChange(
   const live = sessionStillLive(user.id, input.session);
   const [, inserted] = await runBatch(db, [
     db.delete(emailChangeTokens).where(and(eq(emailChangeTokens.userId, user.id), live)),
-    db
-      .insert(emailChangeTokens)
-      .select(rowIf(emailChangeTokens, { tokenHash, userId: user.id, newEmail, expiresAt: nowS() + EMAIL_CHANGE_TTL_S }, live)),
+    db.insert(emailChangeTokens).select(
+      rowIf(
+        emailChangeTokens,
+        {
+          tokenHash,
+          userId: user.id,
+          newEmail,
+          expiresAt: nowS() + EMAIL_CHANGE_TTL_S,
+          // So that the session's end finds the change and cancels it (sessions.ts endSession).
+          sessionId: input.session.sid ?? null,
+        },
+        live,
+      ),
+    ),
     db
       .update(users)
       .set({ pendingEmail: newEmail, updatedAt: new Date().toISOString() })

@@ -43,8 +43,9 @@ export async function closeSessionSockets(env: Bindings, userId: string, scope: 
 /**
  * Sign-out of one session, or a family revoked for refresh-token reuse (`stolen`). The push
  * devices the session subscribed go with it: a signed-out browser must not keep showing the
- * account's notifications. A stolen session also loses the calendar URL it issued; a normal
- * sign-out keeps it (the URL lives in a calendar app, not in the browser that asked for it).
+ * account's notifications. So does the email change it asked for (emailChangeEndsWith). A stolen
+ * session also loses the calendar URL it issued; a normal sign-out keeps it (the URL lives in a
+ * calendar app, not in the browser that asked for it).
  */
 export async function endSession(
   env: Bindings,
@@ -57,11 +58,38 @@ export async function endSession(
   await runBatch(db, [
     ...revokeFamilyStatements(env, config, familyId),
     db.delete(pushSubscriptions).where(and(eq(pushSubscriptions.userId, userId), eq(pushSubscriptions.sessionId, familyId))),
+    ...emailChangeEndsWith(env, userId, familyId),
     ...(options.stolen
       ? [db.delete(calendarFeeds).where(and(eq(calendarFeeds.userId, userId), eq(calendarFeeds.sessionId, familyId)))]
       : []),
   ]);
   await closeSessionSockets(env, userId, { sessionId: familyId }, options.logger);
+}
+
+/**
+ * The email change the session `sessionId` asked for is cancelled with it: its link could no
+ * longer move the account (confirmEmailChange), so the profile must not go on showing it as
+ * waiting — the owner who ended an intruder's session would still read "an email change is
+ * waiting for" the intruder's address. `pending_email` is cleared only while it still names that
+ * change: a newer change, asked from another session, replaced this one's links, so nothing of
+ * this session's is found and the newer change stays. Links without a session (verification
+ * links, and change links from before migration 0055) are left as they are.
+ */
+function emailChangeEndsWith(env: Bindings, userId: string, sessionId: string): Statement[] {
+  const db = database(env);
+  return [
+    db
+      .update(users)
+      .set({ pendingEmail: null })
+      .where(
+        and(
+          eq(users.id, userId),
+          sql`EXISTS (SELECT 1 FROM ${emailChangeTokens} ec WHERE ec.user_id = ${userId} AND ec.session_id = ${sessionId}
+            AND ec.used_at IS NULL AND ec.new_email = ${users.pendingEmail})`,
+        ),
+      ),
+    db.delete(emailChangeTokens).where(and(eq(emailChangeTokens.userId, userId), eq(emailChangeTokens.sessionId, sessionId))),
+  ];
 }
 
 /**

@@ -391,4 +391,90 @@ describe("an email change dies with the session that asked for it", () => {
     expect(confirmed.status, await confirmed.clone().text()).toBe(200);
     expect(await emailOf(owner.userId)).toBe(to);
   });
+  // The owner reads the profile after ending the intruder's session: a change that can no longer
+  // land must not still show as waiting for the intruder's address.
+  async function pendingShown(access: string): Promise<string | null> {
+    const res = await call("/api/v1/auth/user/", { bearer: access });
+    expect(res.status, await res.clone().text()).toBe(200);
+    return ((await res.json()) as { pending_email: string | null }).pending_email;
+  }
+  const linksOf = async (userId: string) =>
+    (await env.DB.prepare("SELECT count(*) AS n FROM email_change_tokens WHERE user_id = ?").bind(userId).first<{ n: number }>())!.n;
+
+  it("ended from the sessions list: the profile shows no change waiting, and its link is gone", async () => {
+    const { owner, intruder, to, token } = await intruderAsksToMove();
+    expect(await pendingShown(owner.access)).toBe(to);
+    const sid = decodeJwt(intruder.access).sid as string;
+    expect((await call(`/api/v1/auth/sessions/${sid}/`, { method: "DELETE", bearer: owner.access })).status).toBe(204);
+    expect(await pendingShown(owner.access)).toBeNull();
+    expect(await linksOf(owner.userId)).toBe(0);
+    await expectError(await call("/api/v1/auth/email/confirm/", { json: { token } }), 400, "INVALID_TOKEN");
+    expect(await emailOf(owner.userId)).toBe(owner.email);
+  });
+
+  it("signed out: the profile shows no change waiting", async () => {
+    const { owner, intruder, token } = await intruderAsksToMove();
+    expect((await call("/api/v1/auth/logout/", { method: "POST", bearer: intruder.access })).status).toBe(200);
+    expect(await pendingShown(owner.access)).toBeNull();
+    await expectError(await call("/api/v1/auth/email/confirm/", { json: { token } }), 400, "INVALID_TOKEN");
+  });
+
+  it("its refresh token caught being reused: the profile shows no change waiting", async () => {
+    const { owner, intruder, token } = await intruderAsksToMove();
+    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 60 WHERE user_id = ?").bind(owner.userId).run();
+    expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: intruder.refresh } })).status).toBe(200);
+    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 60 WHERE user_id = ? AND revoked_at IS NOT NULL")
+      .bind(owner.userId)
+      .run();
+    await expectError(await call("/api/v1/auth/token/refresh/", { json: { refresh: intruder.refresh } }), 401, "TOKEN_REUSED");
+    expect(await pendingShown(owner.access)).toBeNull();
+    await expectError(await call("/api/v1/auth/email/confirm/", { json: { token } }), 400, "INVALID_TOKEN");
+  });
+
+  it("a newer change asked from another session outlives the first session's end, and ends with its own", async () => {
+    const { owner, intruder } = await intruderAsksToMove();
+    // The owner asks for their own change from their own session: it replaces the intruder's.
+    const mine = `${uniqueName("owner-new")}@example.com`;
+    const asked = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      bearer: owner.access,
+      json: { email: mine, current_password: GOOD_PASSWORD },
+    });
+    expect(asked.status, await asked.clone().text()).toBe(200);
+    const sid = decodeJwt(intruder.access).sid as string;
+    expect((await call(`/api/v1/auth/sessions/${sid}/`, { method: "DELETE", bearer: owner.access })).status).toBe(204);
+    expect(await pendingShown(owner.access)).toBe(mine);
+    expect(await linksOf(owner.userId)).toBe(1);
+
+    // Ending the owner's own session (from another of theirs) ends the change it asked for.
+    const other = await tokenLogin(owner.username);
+    const ownSid = decodeJwt(owner.access).sid as string;
+    expect((await call(`/api/v1/auth/sessions/${ownSid}/`, { method: "DELETE", bearer: other.access })).status).toBe(204);
+    expect(await pendingShown(other.access)).toBeNull();
+    expect(await linksOf(owner.userId)).toBe(0);
+  });
+
+  it("the owner's own sign-out cancels the change that session asked for (sign in again to ask anew)", async () => {
+    const owner = await bearerUser();
+    const to = `${uniqueName("owner-move")}@example.com`;
+    const asked = await call("/api/v1/auth/user/", {
+      method: "PATCH",
+      bearer: owner.access,
+      json: { email: to, current_password: GOOD_PASSWORD },
+    });
+    expect(asked.status, await asked.clone().text()).toBe(200);
+    const token = tokenIn((await mailTo(emulators.email, to, /Confirm your new/)).text, "Confirmation token");
+    expect((await call("/api/v1/auth/logout/", { method: "POST", bearer: owner.access })).status).toBe(200);
+    const again = await tokenLogin(owner.username);
+    expect(await pendingShown(again.access)).toBeNull();
+    await expectError(await call("/api/v1/auth/email/confirm/", { json: { token } }), 400, "INVALID_TOKEN");
+    expect(await emailOf(owner.userId)).toBe(owner.email);
+  });
+
+  it("a change link recorded without its session (from before migration 0055) stays shown until it expires, as before", async () => {
+    const { owner, intruder, to } = await intruderAsksToMove();
+    await env.DB.prepare("UPDATE email_change_tokens SET session_id = NULL WHERE user_id = ?").bind(owner.userId).run();
+    expect((await call("/api/v1/auth/logout/", { method: "POST", bearer: intruder.access })).status).toBe(200);
+    expect(await pendingShown(owner.access)).toBe(to);
+  });
 });
