@@ -348,14 +348,17 @@ describe("an email change dies with the session that asked for it", () => {
     const owner = await bearerUser();
     const intruder = await tokenLogin(owner.username);
     const to = `${uniqueName("intruder")}@example.com`;
+    return { owner, intruder, to, token: await askedToMove(intruder.access, to) };
+  }
+  /** The session of `access` asks to move its account to `to`: the confirmation token mailed there. */
+  async function askedToMove(access: string, to: string): Promise<string> {
     const asked = await call("/api/v1/auth/user/", {
       method: "PATCH",
-      bearer: intruder.access,
+      bearer: access,
       json: { email: to, current_password: GOOD_PASSWORD },
     });
     expect(asked.status, await asked.clone().text()).toBe(200);
-    const mail = await mailTo(emulators.email, to, /Confirm your new/);
-    return { owner, intruder, to, token: tokenIn(mail.text, "Confirmation token") };
+    return tokenIn((await mailTo(emulators.email, to, /Confirm your new/)).text, "Confirmation token");
   }
   const emailOf = async (userId: string) =>
     (await env.DB.prepare("SELECT email FROM users WHERE id = ?").bind(userId).first<{ email: string }>())!.email;
@@ -435,12 +438,7 @@ describe("an email change dies with the session that asked for it", () => {
     const { owner, intruder } = await intruderAsksToMove();
     // The owner asks for their own change from their own session: it replaces the intruder's.
     const mine = `${uniqueName("owner-new")}@example.com`;
-    const asked = await call("/api/v1/auth/user/", {
-      method: "PATCH",
-      bearer: owner.access,
-      json: { email: mine, current_password: GOOD_PASSWORD },
-    });
-    expect(asked.status, await asked.clone().text()).toBe(200);
+    await askedToMove(owner.access, mine);
     const sid = decodeJwt(intruder.access).sid as string;
     expect((await call(`/api/v1/auth/sessions/${sid}/`, { method: "DELETE", bearer: owner.access })).status).toBe(204);
     expect(await pendingShown(owner.access)).toBe(mine);
@@ -456,14 +454,7 @@ describe("an email change dies with the session that asked for it", () => {
 
   it("the owner's own sign-out cancels the change that session asked for (sign in again to ask anew)", async () => {
     const owner = await bearerUser();
-    const to = `${uniqueName("owner-move")}@example.com`;
-    const asked = await call("/api/v1/auth/user/", {
-      method: "PATCH",
-      bearer: owner.access,
-      json: { email: to, current_password: GOOD_PASSWORD },
-    });
-    expect(asked.status, await asked.clone().text()).toBe(200);
-    const token = tokenIn((await mailTo(emulators.email, to, /Confirm your new/)).text, "Confirmation token");
+    const token = await askedToMove(owner.access, `${uniqueName("owner-move")}@example.com`);
     expect((await call("/api/v1/auth/logout/", { method: "POST", bearer: owner.access })).status).toBe(200);
     const again = await tokenLogin(owner.username);
     expect(await pendingShown(again.access)).toBeNull();
