@@ -90,8 +90,9 @@ const UserProfileSchema = PublicUserSchema.extend({
     .nullable()
     .openapi({
       description:
-        "An email change waiting for the new address to confirm the emailed link; null when none is — none asked for, confirmed, " +
-        "or cancelled (asking for the current address, every session ending, or the end of the session that asked for it)",
+        "An email change waiting for the new address to confirm the emailed link; null when none is — none asked for, confirmed, or " +
+        "cancelled (asking for the current address, every session ending, or the end of the session that asked for it), or its " +
+        "link expired unconfirmed (cleared within five minutes)",
     }),
   last_login: z.string().nullable(),
 }).openapi("UserProfile");

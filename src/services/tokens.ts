@@ -14,7 +14,7 @@
  * whole family is revoked and the user must sign in again.
  */
 import { errors as joseErrors, SignJWT } from "jose";
-import { and, eq, gt, isNull, lt, type SQL, sql } from "drizzle-orm";
+import { and, eq, gt, inArray, isNull, lt, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import type { Config } from "../config";
 import { changes, database, runBatch, type Statement } from "../db/client";
@@ -388,6 +388,10 @@ export async function revokeAccessToken(env: Bindings, jti: string, exp: number)
   await database(env).insert(revokedTokens).values({ jti, expiresAt: exp }).onConflictDoNothing();
 }
 
+/** A user's `pending_email` that no unused, unexpired email-change link names any more (migration 0056 cleared the older ones). */
+const pendingEmailWithoutLiveLink = (now: number) =>
+  sql`${users.pendingEmail} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${emailChangeTokens} WHERE ${emailChangeTokens.userId} = ${users.id} AND ${emailChangeTokens.newEmail} = ${users.pendingEmail} AND ${emailChangeTokens.usedAt} IS NULL AND ${emailChangeTokens.expiresAt} >= ${now})`;
+
 /** Cron: forget revocations, tokens and tickets that have expired. */
 export async function purgeExpiredTokens(env: Bindings): Promise<void> {
   const db = database(env);
@@ -395,6 +399,20 @@ export async function purgeExpiredTokens(env: Bindings): Promise<void> {
   await runBatch(db, [
     db.delete(revokedTokens).where(lt(revokedTokens.expiresAt, now)),
     db.delete(revokedSessions).where(lt(revokedSessions.expiresAt, now)),
+    // An email change whose link ran out unconfirmed is no longer waiting: the profile stops
+    // showing it (unless a live link still names that address), before its link is forgotten.
+    db
+      .update(users)
+      .set({ pendingEmail: null })
+      .where(
+        and(
+          inArray(
+            users.id,
+            db.select({ id: emailChangeTokens.userId }).from(emailChangeTokens).where(lt(emailChangeTokens.expiresAt, now)),
+          ),
+          pendingEmailWithoutLiveLink(now),
+        ),
+      ),
     db.delete(emailChangeTokens).where(lt(emailChangeTokens.expiresAt, now)),
     db.delete(refreshTokens).where(lt(refreshTokens.expiresAt, now)),
     db.delete(passwordResetTokens).where(lt(passwordResetTokens.expiresAt, now)),

@@ -8,7 +8,7 @@ import { hashPassword } from "../../src/services/passwords";
 import { ipv4Mapped, ipv6Prefix64 } from "../../src/services/rate-limits";
 import { getConfig } from "../../src/config";
 import { uuidv7 } from "../../src/lib/ids";
-import { issueTokenPair } from "../../src/services/tokens";
+import { issueTokenPair, purgeExpiredTokens } from "../../src/services/tokens";
 import { createUser } from "../../src/services/users";
 import { BASE, call, expectError, fetchStaging, freshIp, setCookies } from "../helpers/http";
 import { createOAuthEmulators, githubIdentity, googleIdentity, oauthSignIn } from "../helpers/oauth";
@@ -233,6 +233,30 @@ describe("account takeover through an unproven email", () => {
     const cancel = await call("/api/v1/auth/user/", { method: "PATCH", bearer: u.access, json: { email: u.email.toUpperCase() } });
     expect(await cancel.json()).toMatchObject({ email: u.email, pending_email: null });
     await expectError(await call("/api/v1/auth/email/confirm/", { json: { token: secondToken } }), 400, "INVALID_TOKEN");
+  });
+
+  it("a change whose link expired unconfirmed stops showing once housekeeping forgets the link; a live one stays", async () => {
+    const expired = await bearerUser();
+    const waiting = await bearerUser();
+    const gone = `${uniqueName("expired")}@example.com`;
+    const live = `${uniqueName("live")}@example.com`;
+    for (const [u, to] of [
+      [expired, gone],
+      [waiting, live],
+    ] as const) {
+      const asked = await call("/api/v1/auth/user/", {
+        method: "PATCH",
+        bearer: u.access,
+        json: { email: to, current_password: GOOD_PASSWORD },
+      });
+      expect(await asked.json()).toMatchObject({ pending_email: to });
+    }
+    const token = tokenIn((await mailTo(gone, /Confirm your new/)).text, "Confirmation token");
+    await env.DB.prepare("UPDATE email_change_tokens SET expires_at = unixepoch() - 1 WHERE user_id = ?").bind(expired.userId).run();
+    await purgeExpiredTokens(env);
+    expect(await profile(expired.access)).toMatchObject({ email: expired.email, pending_email: null });
+    expect(await profile(waiting.access)).toMatchObject({ email: waiting.email, pending_email: live });
+    await expectError(await call("/api/v1/auth/email/confirm/", { json: { token } }), 400, "INVALID_TOKEN");
   });
 });
 
