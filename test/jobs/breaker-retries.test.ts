@@ -5,15 +5,15 @@
  * circuit. Outages are simulated with the emulators' failure modes; the circuit's clock is
  * moved forward (its `openedAt` moved back) instead of waiting a real minute.
  */
-import { createExecutionContext, createMessageBatch, getQueueResult, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { ProviderCircuit } from "../../durable-objects/provider-circuit";
-import worker from "../../src/index";
 import { MAX_ATTEMPTS } from "../../src/jobs/job-policy";
 import { CIRCUIT_POLICIES, circuitFor } from "../../src/services/provider-calls";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
+import { deliverBatch } from "../helpers/queue";
 import { pendingRequest } from "../helpers/requests";
 import { eventually } from "../helpers/wait";
 import { bearerUser } from "../helpers/users";
@@ -44,22 +44,8 @@ const pendingIdentification = pendingOf("identify");
 /** Delivers one message to the Worker's queue handler; returns acks, retries (with delays) and what it sent. */
 async function deliver(body: Body, attempts = 1) {
   const { queue, sent } = recordingQueue();
-  const batch = createMessageBatch("plant-identify", [{ id: `m-${crypto.randomUUID()}`, timestamp: new Date(), attempts, body }]);
-  const delays = new Map<string, number | undefined>();
-  for (const message of batch.messages) {
-    const retry = message.retry.bind(message);
-    Object.defineProperty(message, "retry", {
-      value: (o?: QueueRetryOptions) => {
-        delays.set(message.id, o?.delaySeconds);
-        retry(o);
-      },
-    });
-  }
-  const ctx = createExecutionContext();
-  await worker.queue(batch, { ...env, IDENTIFY_QUEUE: queue }, ctx);
-  await waitOnExecutionContext(ctx);
-  const result = await getQueueResult(batch, ctx);
-  return { acks: result.explicitAcks.length, retries: result.retryMessages.map((m) => delays.get(m.msgId)), sent };
+  const result = await deliverBatch("plant-identify", [body], { ...env, IDENTIFY_QUEUE: queue }, attempts);
+  return { acks: result.explicitAcks.length, retries: result.retryMessages.map((m) => m.delaySeconds), sent };
 }
 
 const dxRow = async (id: string) =>

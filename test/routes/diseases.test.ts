@@ -7,18 +7,18 @@
  * Photos are pinned (fixed seeds), and expectations come from a separate emulator instance fed
  * the same bytes, so no test depends on which disease a photo happens to map to.
  */
-import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createPlantIdEmulator } from "../../emulators/plant-id";
 import { createApp } from "../../src/app";
-import worker from "../../src/index";
 import { sha256Hex } from "../../src/lib/hash";
 import { bytesToBase64 } from "../../src/lib/images";
 import { PLANT_ID_HEALTH_DETAILS } from "../../src/providers/plant-id";
 import { makePng, padToSize } from "../helpers/images";
 import { BASE, call, expectError } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
+import { deliverBatch } from "../helpers/queue";
 import { eventually } from "../helpers/wait";
 import { bearerUser } from "../helpers/users";
 import { openReadySocket } from "../helpers/ws";
@@ -74,31 +74,9 @@ async function pendingDisease(userId: string, bytes: Uint8Array, status = "pendi
   return id;
 }
 
-async function deliver(body: unknown, opts: { attempts?: number; queue?: string; times?: number; env?: Partial<Env> } = {}) {
-  const attempts = opts.attempts ?? 1;
-  const messages = Array.from({ length: opts.times ?? 1 }, (_, i) => ({
-    id: `msg-${crypto.randomUUID()}-${i}`,
-    timestamp: new Date(),
-    attempts,
-    body,
-  }));
-  const batch = createMessageBatch(opts.queue ?? "plant-identify", messages);
-  const delays = new Map<string, number | undefined>();
-  for (const message of batch.messages) {
-    const retry = message.retry.bind(message);
-    Object.defineProperty(message, "retry", {
-      value: (o?: QueueRetryOptions) => {
-        delays.set(message.id, o?.delaySeconds);
-        retry(o);
-      },
-    });
-  }
-  const ctx = createExecutionContext();
-  await worker.queue(batch, { ...env, ...opts.env }, ctx);
-  await waitOnExecutionContext(ctx);
-  const result = await getQueueResult(batch, ctx);
-  return { ...result, retryMessages: result.retryMessages.map((m) => ({ ...m, delaySeconds: delays.get(m.msgId) })) };
-}
+/** Delivers `body` (`times` copies in one batch) with the real bindings and `opts.env`; retries carry their delay. */
+const deliver = (body: unknown, opts: { attempts?: number; queue?: string; times?: number; env?: Partial<Env> } = {}) =>
+  deliverBatch(opts.queue ?? "plant-identify", Array(opts.times ?? 1).fill(body), { ...env, ...opts.env }, opts.attempts);
 
 const diagnose = (requestId: string, userId: string) => ({ type: "diagnose", request_id: requestId, user_id: userId });
 

@@ -8,6 +8,7 @@ import { useEmulators } from "../helpers/outbound";
 import { eventually } from "../helpers/wait";
 import { bearerUser } from "../helpers/users";
 import { openSocket } from "../helpers/ws";
+import { deliverBatch } from "../helpers/queue";
 import { pendingRequest } from "../helpers/requests";
 
 const emulators = useEmulators();
@@ -197,36 +198,14 @@ async function pendingIdentification(userId: string, bytes?: Uint8Array) {
   return pendingRequest("identify", userId, bytes ?? (await photo()));
 }
 
-async function deliver(requestId: string, userId: string, attempts = 1, queue = "plant-identify", times = 1) {
-  const messages = Array.from({ length: times }, (_, i) => ({
-    id: `msg-${requestId}-${attempts}-${i}`,
-    timestamp: new Date(),
+/** Delivers the job for `requestId` (`times` copies in one batch) with the real bindings; retries carry their delay. */
+const deliver = (requestId: string, userId: string, attempts = 1, queue = "plant-identify", times = 1) =>
+  deliverBatch(
+    queue,
+    Array.from({ length: times }, () => ({ type: "identify", request_id: requestId, user_id: userId })),
+    env,
     attempts,
-    body: { type: "identify", request_id: requestId, user_id: userId },
-  }));
-  const batch = createMessageBatch(queue, messages);
-  const delays = recordRetryDelays(batch);
-  const ctx = createExecutionContext();
-  await worker.queue(batch, env, ctx);
-  await waitOnExecutionContext(ctx);
-  const result = await getQueueResult(batch, ctx);
-  // The test harness records which messages were retried but not their delay; add it.
-  return { ...result, retryMessages: result.retryMessages.map((m) => ({ ...m, delaySeconds: delays.get(m.msgId) })) };
-}
-
-function recordRetryDelays(batch: MessageBatch<unknown>): Map<string, number | undefined> {
-  const delays = new Map<string, number | undefined>();
-  for (const message of batch.messages) {
-    const retry = message.retry.bind(message);
-    Object.defineProperty(message, "retry", {
-      value: (options?: QueueRetryOptions) => {
-        delays.set(message.id, options?.delaySeconds);
-        retry(options);
-      },
-    });
-  }
-  return delays;
-}
+  );
 
 /** The notifications a request caused its owner (type and title). */
 async function notificationsOf(userId: string, requestId: string) {
