@@ -25,6 +25,7 @@ import type { Logger } from "../lib/logger";
 import { progress, publish } from "../services/progress";
 import { announceNotifications } from "../services/notifications";
 import {
+  ENDED,
   failureNotices,
   REQUEST_KINDS,
   type RequestJob,
@@ -73,7 +74,7 @@ async function sweepKind(env: Bindings, kind: RequestKind, logger: Logger | unde
     failureNotices(db, kind, giveUp, STUCK_MESSAGE),
     db
       .update(t)
-      .set({ status: "failed", errorMessage: STUCK_MESSAGE, leaseExpiresAt: null, processedAt: sqlNow, updatedAt: sqlNow })
+      .set({ status: "failed", errorMessage: STUCK_MESSAGE, ...ENDED })
       .where(giveUp)
       .returning({ id: t.id, userId: t.userId, run: t.run }),
   ]);

@@ -16,7 +16,7 @@ import type { DiseaseSuggestion, HealthAssessment, TreatmentPlan } from "../prov
 import { CATALOGUE_LANGUAGE } from "./identification";
 import { purgeStatement } from "./public-cache";
 import type { Notification } from "./notifications";
-import { DiseaseRequests, type DiseaseRequestRow, queuedRequestBody, runCompletion } from "./queued-requests";
+import { DiseaseRequests, type DiseaseRequestRow, ENDED, queuedRequestBody, runCompletion } from "./queued-requests";
 
 export const PLANT_CONDITIONS = ["mild", "moderate", "severe", "dying"] as const;
 export type PlantCondition = (typeof PLANT_CONDITIONS)[number];
@@ -120,8 +120,7 @@ export async function completeDiseaseRequest(
       isHealthy: health.isHealthy,
       isHealthyProbability: health.isHealthyProbability,
       errorMessage: null,
-      processedAt: sqlNow,
-      updatedAt: sqlNow,
+      ...ENDED,
     })
     .where(and(eq(q.id, requestId), eq(q.status, "processing")));
   return { status, ...(await runCompletion(db, DiseaseRequests, requestId, statements, statusChange, notify)) };

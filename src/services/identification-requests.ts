@@ -31,6 +31,7 @@ import { imageUrl, photoRef, photosOf, type storeImages, withStoredPhotos } from
 import type { Notification } from "./notifications";
 import {
   deleteOwnRequest,
+  ENDED,
   IdentificationRequests,
   type IdentificationRequestRow,
   ownRequest,
@@ -179,7 +180,7 @@ export async function completeIdentificationRequest(
   const t = identificationRequests;
   const statusChange = db
     .update(t)
-    .set({ status, health: health as Record<string, unknown> | null, errorMessage: null, processedAt: sqlNow, updatedAt: sqlNow })
+    .set({ status, health: health as Record<string, unknown> | null, errorMessage: null, ...ENDED })
     .where(and(eq(t.id, requestId), eq(t.status, "processing")));
   return { status, ...(await runCompletion(db, IdentificationRequests, requestId, statements, statusChange, notify)) };
 }

@@ -408,6 +408,13 @@ export async function releaseRequest(
 }
 
 /**
+ * What every write that ends a request (failed, identified, needs_help) sets besides its status:
+ * it was processed now, and no delivery holds it any more, so it has no lease (claims, the stuck
+ * sweep and the owner's retry look at the lease of `pending`/`processing` requests only).
+ */
+export const ENDED = { leaseExpiresAt: null, processedAt: sqlNow, updatedAt: sqlNow } as const;
+
+/**
  * Ends a request as failed (job gave up, dead-lettered, queue refused) and stores its owner's
  * notification in the same batch. `failedRun`: the run this write ended (null once the request
  * is final: nothing is written then), which the owner's sockets are told of.
@@ -443,7 +450,7 @@ export async function failRequest(
     failureNotices(db, kind, open, message),
     db
       .update(t)
-      .set({ status: "failed", errorMessage: message.slice(0, 500), processedAt: sqlNow, updatedAt: sqlNow })
+      .set({ status: "failed", errorMessage: message.slice(0, 500), ...ENDED })
       .where(open)
       .returning({ run: t.run }),
   ]);
