@@ -10,10 +10,13 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { reaperFinished } from "./stack-reaper";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const STARTUP_TIMEOUT_MS = 120_000;
 const STOP_GRACE_MS = 10_000;
+/** The reaper's own bound (5 s of SIGTERM, 2 s after SIGKILL) and some slack. */
+const REAPER_WAIT_MS = 10_000;
 
 export interface Stack {
   /** e.g. http://127.0.0.1:41234 */
@@ -72,6 +75,26 @@ function killGroup(pid: number, signal: NodeJS.Signals) {
   }
 }
 
+/**
+ * Stops the stack `child` leads (its process group: SIGTERM, SIGKILL after `graceMs`), then
+ * deletes `stateDir` — once start.ts's reaper has stopped whatever start.ts left running (it may
+ * take up to 7 s after start.ts has ended; bounded by `reaperMs`), so nothing is still writing
+ * into the folder, or re-creating it, as it goes.
+ */
+export async function stopStack(child: ChildProcess, stateDir: string, graceMs = STOP_GRACE_MS, reaperMs = REAPER_WAIT_MS) {
+  const pid = child.pid;
+  if (pid !== undefined && child.exitCode === null && child.signalCode === null) {
+    killGroup(pid, "SIGTERM");
+    const timer = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), graceMs).unref());
+    if ((await Promise.race([exited(child), timer])) === "timeout") {
+      killGroup(pid, "SIGKILL");
+      await exited(child);
+    }
+  }
+  await reaperFinished(stateDir, reaperMs);
+  rmSync(stateDir, { recursive: true, force: true });
+}
+
 export async function startStack(options: StartStackOptions = {}): Promise<Stack> {
   const port = await freePort();
   let emulatorPort = await freePort();
@@ -108,18 +131,7 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
   if (pid === undefined) throw new Error(`could not spawn scripts/start.ts (see ${logFile})`);
 
   let stopped: Promise<void> | null = null;
-  const stop = () =>
-    (stopped ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        killGroup(pid, "SIGTERM");
-        const timer = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), STOP_GRACE_MS).unref());
-        if ((await Promise.race([exited(child), timer])) === "timeout") {
-          killGroup(pid, "SIGKILL");
-          await exited(child);
-        }
-      }
-      rmSync(stateDir, { recursive: true, force: true });
-    })());
+  const stop = () => (stopped ??= stopStack(child, stateDir));
 
   const deadline = Date.now() + (options.timeoutMs ?? STARTUP_TIMEOUT_MS);
   let lastError = "no answer yet";

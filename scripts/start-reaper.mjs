@@ -8,12 +8,14 @@
 // a terminal's Ctrl-C does not reach it), and tells it on stdin the process groups it starts:
 // one number a line, "-N" once group N's leader has exited. When stdin ends — start.ts has
 // exited, however it ended — every group still alive is sent SIGTERM, and SIGKILL after 5 s.
+// Once they are gone it removes its pid file (written by start.ts): whoever deletes STATE_DIR
+// after start.ts has ended (scripts/local-stack.ts) waits for that (scripts/stack-reaper.ts).
 // Plain JavaScript run by node itself: nothing to compile, nothing loaded but node's own modules.
 //
-// Arguments: start.ts's pid, its lock file, its log file.
+// Arguments: start.ts's pid, its lock file, its log file, the pid file start.ts wrote for it.
 import { appendFileSync, readFileSync, rmSync } from "node:fs";
 
-const [parentPid, lockFile, logFile] = process.argv.slice(2);
+const [parentPid, lockFile, logFile, pidFile] = process.argv.slice(2);
 const GRACE_MS = 5000;
 const groups = new Set();
 
@@ -85,6 +87,10 @@ async function reap() {
   // The lock a killed start.ts could not remove (a later npm start would see it is stale anyway).
   try {
     if (JSON.parse(readFileSync(lockFile, "utf8")).pid === Number(parentPid)) rmSync(lockFile);
+  } catch {}
+  // Last: everything it started is gone, so STATE_DIR may be deleted now.
+  try {
+    if (pidFile && Number(readFileSync(pidFile, "utf8")) === process.pid) rmSync(pidFile);
   } catch {}
   process.exit(0);
 }

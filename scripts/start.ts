@@ -19,6 +19,7 @@ import { emulatorBaseUrls, LOCAL_FIREBASE_PROJECT, LOCAL_OAUTH_CLIENT } from "..
 import { startEmulatorServer } from "../emulators/server";
 import { CONFIG_NAMES } from "../src/config-schema";
 import { writeSpeciesSeedSql } from "./seed-sql";
+import { reaperPidFile, recordReaper } from "./stack-reaper";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const port = Number(process.env.PORT ?? 8787);
@@ -181,12 +182,15 @@ const wrangler = join(root, "node_modules", ".bin", "wrangler");
 let reaper: ChildProcess | null = null;
 
 function startReaper(): void {
-  reaper = spawn(process.execPath, [join(root, "scripts", "start-reaper.mjs"), String(process.pid), lockFile, logFile], {
+  const pidFile = reaperPidFile(stateDir);
+  reaper = spawn(process.execPath, [join(root, "scripts", "start-reaper.mjs"), String(process.pid), lockFile, logFile, pidFile], {
     cwd: root,
     // Its stdout is this script's: what it says reaches the same terminal (or pipe).
     stdio: ["pipe", "inherit", "inherit"],
     detached: true,
   });
+  // Whoever deletes STATE_DIR after this script (scripts/local-stack.ts) waits until it is gone.
+  if (reaper.pid !== undefined) recordReaper(stateDir, reaper.pid);
   reaper.on("error", (err) =>
     log(`cannot start scripts/start-reaper.mjs (${err.message}): if this script is killed, stop wrangler yourself`),
   );
