@@ -1,8 +1,9 @@
 /**
  * Queue batches delivered to the Worker's consumer by the test itself, as the queue would deliver
  * them. `deliverBatch` is the one way to do it and to learn the delay each retry asked for (the
- * harness reports which messages were retried, not their delay); `deliverJob`/`deliverJobs` use a
- * queue binding that sends nothing, so only the test's own deliveries run jobs.
+ * harness reports which messages were retried, not their delay), and `recordingQueue` the one way
+ * to learn what a job re-sent and with which delay; `deliverJob`/`deliverJobs` use a queue
+ * binding that sends nothing, so only the test's own deliveries run jobs.
  */
 import { createExecutionContext, createMessageBatch, getQueueResult, type QueueResult, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
@@ -12,6 +13,21 @@ export type JobBody = { type: string; request_id: string; user_id: string; run?:
 
 /** A queue binding that takes every message and sends nothing: only the test's own deliveries run jobs. */
 export const NO_QUEUE = { send: async () => {}, sendBatch: async () => {} } as unknown as Queue;
+
+/** What a job sent to a queue: the body, and the delay it asked for (a re-send that waits). */
+export type Sent<Body = JobBody> = { body: Body; delaySeconds?: number };
+
+/** A queue binding that records what is sent (with each message's delay) instead of delivering it. */
+export function recordingQueue<Body = JobBody>() {
+  const sent: Sent<Body>[] = [];
+  const queue = {
+    send: async (body: Body, o?: QueueSendOptions) => void sent.push({ body, delaySeconds: o?.delaySeconds }),
+    sendBatch: async (messages: Iterable<MessageSendRequest<Body>>) => {
+      for (const m of messages) sent.push({ body: m.body, delaySeconds: m.delaySeconds });
+    },
+  } as unknown as Queue;
+  return { queue, sent };
+}
 
 /**
  * Delivers one batch of `bodies` on `queue` (each delivery number `attempts`) to the consumer

@@ -13,7 +13,7 @@ import { MAX_ATTEMPTS } from "../../src/jobs/job-policy";
 import { CIRCUIT_POLICIES, circuitFor } from "../../src/services/provider-calls";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
-import { deliverBatch } from "../helpers/queue";
+import { deliverBatch, recordingQueue } from "../helpers/queue";
 import { pendingRequest } from "../helpers/requests";
 import { eventually } from "../helpers/wait";
 import { bearerUser } from "../helpers/users";
@@ -23,19 +23,6 @@ const emulators = useEmulators();
 let seed = 0;
 
 type Body = { type: string; request_id: string; user_id: string; failures?: number; circuit_waits?: number };
-type Sent = { body: Body; delaySeconds?: number };
-
-function recordingQueue() {
-  const sent: Sent[] = [];
-  const queue = {
-    send: async (body: Body, o?: QueueSendOptions) => void sent.push({ body, delaySeconds: o?.delaySeconds }),
-    sendBatch: async (messages: Iterable<MessageSendRequest<Body>>) => {
-      for (const m of messages) sent.push({ body: m.body, delaySeconds: m.delaySeconds });
-    },
-  } as unknown as Queue;
-  return { queue, sent };
-}
-
 const pendingOf = (kind: "identify" | "diagnose") => async (userId: string) =>
   pendingRequest(kind, userId, await makePng(320, 240, { seed: `breaker-${++seed}-${Math.random()}` }));
 const pendingDiagnosis = pendingOf("diagnose");
@@ -43,7 +30,7 @@ const pendingIdentification = pendingOf("identify");
 
 /** Delivers one message to the Worker's queue handler; returns acks, retries (with delays) and what it sent. */
 async function deliver(body: Body, attempts = 1) {
-  const { queue, sent } = recordingQueue();
+  const { queue, sent } = recordingQueue<Body>();
   const result = await deliverBatch("plant-identify", [body], { ...env, IDENTIFY_QUEUE: queue }, attempts);
   return { acks: result.explicitAcks.length, retries: result.retryMessages.map((m) => m.delaySeconds), sent };
 }

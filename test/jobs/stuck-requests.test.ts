@@ -6,14 +6,7 @@
  * is exclusive while a lease is live, so an old message that turns up after a re-queue writes
  * nothing twice.
  */
-import {
-  createExecutionContext,
-  createMessageBatch,
-  createScheduledController,
-  getQueueResult,
-  runInDurableObject,
-  waitOnExecutionContext,
-} from "cloudflare:test";
+import { createExecutionContext, createScheduledController, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { UserHub } from "../../durable-objects/user-hub";
@@ -21,6 +14,7 @@ import worker from "../../src/index";
 import { sha256Hex } from "../../src/lib/hash";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
+import { deliverBatch, recordingQueue } from "../helpers/queue";
 import { eventually } from "../helpers/wait";
 import { bearerUser } from "../helpers/users";
 
@@ -28,20 +22,6 @@ const emulators = useEmulators();
 const MIN = 60_000;
 const iso = (offsetMs: number, from = Date.now()) => new Date(from + offsetMs).toISOString();
 let seed = 0;
-
-type Sent = { body: { type: string; request_id: string; user_id: string }; delaySeconds?: number };
-
-/** A queue binding that records what is sent instead of delivering it. */
-function recordingQueue() {
-  const sent: Sent[] = [];
-  const queue = {
-    send: async (body: Sent["body"], o?: QueueSendOptions) => void sent.push({ body, delaySeconds: o?.delaySeconds }),
-    sendBatch: async (messages: Iterable<MessageSendRequest<Sent["body"]>>) => {
-      for (const m of messages) sent.push({ body: m.body, delaySeconds: m.delaySeconds });
-    },
-  } as unknown as Queue;
-  return { queue, sent };
-}
 
 async function sweep(opts: { env?: Partial<Env>; at?: number } = {}) {
   const ctx = createExecutionContext();
@@ -118,16 +98,7 @@ const dxRow = async (id: string) =>
     .bind(id)
     .first<Row>())!;
 
-async function deliver(bodies: unknown[], attempts = 1) {
-  const batch = createMessageBatch(
-    "plant-identify",
-    bodies.map((body, i) => ({ id: `m-${crypto.randomUUID()}-${i}`, timestamp: new Date(), attempts, body })),
-  );
-  const ctx = createExecutionContext();
-  await worker.queue(batch, env, ctx);
-  await waitOnExecutionContext(ctx);
-  return getQueueResult(batch, ctx);
-}
+const deliver = (bodies: unknown[], attempts = 1) => deliverBatch("plant-identify", bodies, env, attempts);
 
 describe("the sweep", () => {
   it("re-queues requests whose message was lost, leaves live ones alone, and fails the ones re-queued too often or too old", async () => {
