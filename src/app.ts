@@ -59,6 +59,8 @@ import { OAUTH_MOUNTS } from "./services/oauth";
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 
 export function createApp() {
+  /** Built at the first request, once every route is registered. */
+  let fixedPaths: Map<string, string[]> | undefined;
   const app = new OpenAPIHono<AppEnv>({
     strict: false,
     // Validation failures from every route's zod schemas become one 400 envelope.
@@ -162,6 +164,17 @@ export function createApp() {
   app.use("/media/*", edgeLimit);
   app.use("/ws/*", edgeLimit);
   app.use("/api/*", authenticate, csrfProtection, idempotency);
+  // A method a fixed path does not take is a 405 there, not a sibling `{id}` route's 400.
+  app.use("/api/*", async (c, next) => {
+    fixedPaths ??= fixedPathMethods(app);
+    const allow = fixedPaths.get(trimTrailingSlashes(c.req.path));
+    if (allow && !allow.includes(c.req.method)) {
+      throw new AppError("METHOD_NOT_ALLOWED", 405, methodNotAllowedMessage(c.req.method, c.req.path, allow), undefined, {
+        Allow: allow.join(", "),
+      });
+    }
+    await next();
+  });
   // The blog's images under /media/ are a draft's to its writers: who is asking matters there too.
   app.use("/media/*", authenticate);
 
@@ -287,17 +300,45 @@ function buildSecureHeaders(deployed: boolean) {
   });
 }
 
+function trimTrailingSlashes(path: string): string {
+  return path.length > 1 ? path.replace(/\/+$/, "") : path;
+}
+
+/** What a path's routes answer, with the HEAD a GET implies and OPTIONS, sorted (for 405 + Allow). */
+function withImplicitMethods(methods: Set<string>): string[] {
+  if (methods.has("GET")) methods.add("HEAD");
+  if (methods.size > 0) methods.add("OPTIONS");
+  return [...methods].sort();
+}
+
 /** For a path that exists under other methods, the methods it does answer (for 405 + Allow). */
 function allowedMethodsFor(app: OpenAPIHono<AppEnv>, path: string): string[] {
-  const normalised = path.length > 1 ? path.replace(/\/+$/, "") : path;
+  const normalised = trimTrailingSlashes(path);
   const methods = new Set<string>();
   for (const route of app.routes) {
     if (route.method === "ALL" || route.path.includes("*")) continue;
     if (routePattern(route.path).test(normalised)) methods.add(route.method);
   }
-  if (methods.has("GET")) methods.add("HEAD");
-  if (methods.size > 0) methods.add("OPTIONS");
-  return [...methods].sort();
+  return withImplicitMethods(methods);
+}
+
+/**
+ * The methods of every route path without parameters. Such a path can also fit a sibling's
+ * parameter — `reminders/calendar-feed/` (POST, DELETE) is `reminders/{id}/` (GET, PATCH) with
+ * `id` = `calendar-feed` — and the router would hand a method only the sibling takes to the
+ * sibling, whose answer (400: `id` is not a UUID) tells a client nothing. The path is one route's,
+ * so a method it does not take is answered as on any other path: 405 with the methods it takes.
+ */
+function fixedPathMethods(app: OpenAPIHono<AppEnv>): Map<string, string[]> {
+  const byPath = new Map<string, Set<string>>();
+  for (const route of app.routes) {
+    if (route.method === "ALL" || route.path.includes("*") || route.path.includes(":")) continue;
+    const path = trimTrailingSlashes(route.path);
+    const methods = byPath.get(path) ?? new Set<string>();
+    methods.add(route.method);
+    byPath.set(path, methods);
+  }
+  return new Map([...byPath].map(([path, methods]) => [path, withImplicitMethods(methods)]));
 }
 
 /**

@@ -66,6 +66,28 @@ describe("error envelope", () => {
     expect(body.message).toBe('Method "DELETE" not allowed on /api/v1/auth/user; it takes GET, PATCH.');
   });
 
+  it("405 on a fixed path that also fits a sibling's {id} route, not that route's 400 about the id", async () => {
+    const { access } = await bearerUser();
+    const headers = { Authorization: `Bearer ${access}` };
+    for (const [method, path, takes] of [
+      ["GET", "/api/v1/reminders/calendar-feed/", "DELETE, POST"],
+      ["PATCH", "/api/v1/reminders/calendar-feed", "DELETE, POST"],
+      ["DELETE", "/api/v1/reminders/preview/", "GET"],
+      ["PATCH", "/api/v1/reminders/calendar.ics", "GET"],
+      ["DELETE", "/api/v1/blog/comments/moderation/", "GET"],
+    ] as const) {
+      const res = await call(path, { method, headers });
+      const body = await expectEnvelope(res, 405, "METHOD_NOT_ALLOWED");
+      expect(body.message, `${method} ${path}`).toBe(`Method "${method}" not allowed on ${path.replace(/\/$/, "")}; it takes ${takes}.`);
+      expect(res.headers.get("Allow"), path).toContain(takes.split(", ")[0]);
+    }
+    // The sibling still answers for its own ids, and the fixed path for its own methods.
+    const reminder = await call(`/api/v1/reminders/${crypto.randomUUID()}/`, { headers });
+    await expectEnvelope(reminder, 404, "NOT_FOUND");
+    const preview = await call("/api/v1/reminders/preview/?days=3", { headers });
+    expect(preview.status).toBe(200);
+  });
+
   it("415 saying to send JSON for a form-encoded or plain-text body to a JSON route, signed in or not", async () => {
     const { access } = await bearerUser();
     for (const [path, bearer, type] of [
