@@ -105,7 +105,10 @@ describe("AsyncAPI document", () => {
     const messages = doc.components.messages;
     for (const type of Object.keys(SERVER_MESSAGES)) expect(messages[type]?.payload, type).toBeDefined();
     expect(Object.keys(doc.channels.userEvents!.messages)).toContain("notification");
-    expect(Object.keys(doc.channels.requestEvents!.messages)).not.toContain("notification");
+    // Notifications, their updates and withdrawals reach `/ws/` only (UserHub.notify, .withdraw).
+    for (const name of ["notification", "notification_updated", "notification_withdrawn"]) {
+      expect(Object.keys(doc.channels.requestEvents!.messages), name).not.toContain(name);
+    }
     const progress = messages.progress!.payload as { oneOf: { properties: { stage: { const: string } } }[] };
     expect(progress.oneOf.map((v) => v.properties.stage.const).sort()).toEqual(Object.keys(PROGRESS_STAGES).sort());
   });

@@ -111,8 +111,9 @@ them with \`GET /api/v1/notifications/\`).
 **Authenticating** (any one of the three security schemes): the \`__Host-access_token\` cookie (\`access_token\` in local development) set by
 \`POST /api/v1/auth/login/\`; an \`Authorization: Bearer <access>\` header; or, for browsers (which cannot
 set headers on a WebSocket), a single-use ticket from \`POST /api/v1/auth/ws-ticket/\` (valid 60 s)
-passed as \`?ticket=\`. Cookie and ticket upgrades must come from this site's Origin or an allowed
-client origin, else the upgrade is refused with HTTP 403 before a ticket is spent. A plain GET
+passed as \`?ticket=\`. A cookie or ticket upgrade that sends an Origin (every browser's does) must
+come from this site's Origin or an allowed client origin, else the upgrade is refused with HTTP 403
+before a ticket is spent; one without an Origin (an app's) is not checked. A plain GET
 without \`Upgrade: websocket\` is answered 426.
 
 **Refusals and endings** arrive as close codes (browsers hide the HTTP status of a failed
@@ -155,7 +156,8 @@ export function asyncApiDocument(opts: { publicApiUrl: string; version: string }
 function buildDocument(opts: { publicApiUrl: string; version: string }) {
   const url = new URL(opts.publicApiUrl);
   const serverMessages = Object.keys(SERVER_MESSAGES) as (keyof typeof SERVER_MESSAGES)[];
-  const requestMessages = serverMessages.filter((name) => name !== "notification" && name !== "notification_withdrawn");
+  // Notifications, and their updates and withdrawals, go to `/ws/` only (UserHub.notify, .withdraw).
+  const requestMessages = serverMessages.filter((name) => !name.startsWith("notification"));
 
   const messages: Record<string, unknown> = {};
   for (const name of serverMessages) {

@@ -263,6 +263,14 @@ describe("the served AsyncAPI document matches what the sockets send", () => {
     const replier = await bearerUser();
     const socket = await open("userEvents", "/ws/", { bearer: author.access }, failures);
     await eventually(() => socket.messages.find((m) => m.type === "init"));
+    // A socket on one of the author's requests hears none of it, and the document lists none of it there.
+    const follower = await open(
+      "requestEvents",
+      `/ws/plant-identification/requests/${await pendingIdentification(author.userId)}/`,
+      { bearer: author.access },
+      failures,
+    );
+    await eventually(() => follower.messages.find((m) => m.type === "init"));
     const topic = await jsonWithStatus<{ id: string }>(
       await call("/api/v1/forum/categories/houseplants/topics/", {
         bearer: author.access,
@@ -287,7 +295,10 @@ describe("the served AsyncAPI document matches what the sockets send", () => {
     await eventually(() => socket.messages.find((m) => m.type === "notification_updated"));
     expect((await call(`/api/v1/forum/posts/${post.id}/`, { method: "DELETE", bearer: replier.access })).status).toBe(204);
     await eventually(() => socket.messages.find((m) => m.type === "notification_withdrawn"));
+    expect(follower.messages.filter((m) => String(m.type).startsWith("notification"))).toEqual([]);
+    expect(Object.keys(doc.channels.requestEvents!.messages).filter((name) => name.startsWith("notification"))).toEqual([]);
     socket.ws.close(1000);
+    follower.ws.close(1000);
     expect(failures).toEqual([]);
   });
 
