@@ -169,7 +169,7 @@ export function createApp() {
     fixedPaths ??= fixedPathMethods(app);
     const allow = fixedPaths.get(trimTrailingSlashes(c.req.path));
     if (allow && !allow.includes(c.req.method)) {
-      throw new AppError("METHOD_NOT_ALLOWED", 405, methodNotAllowedMessage(c.req.method, c.req.path, allow), undefined, {
+      throw new AppError("METHOD_NOT_ALLOWED", 405, methodNotAllowedMessage(app, c.req.method, c.req.path, allow), undefined, {
         Allow: allow.join(", "),
       });
     }
@@ -226,7 +226,7 @@ export function createApp() {
     if (allow.length > 0) {
       return respondError(
         c,
-        new AppError("METHOD_NOT_ALLOWED", 405, methodNotAllowedMessage(c.req.method, c.req.path, allow), undefined, {
+        new AppError("METHOD_NOT_ALLOWED", 405, methodNotAllowedMessage(app, c.req.method, c.req.path, allow), undefined, {
           Allow: allow.join(", "),
         }),
       );
@@ -342,13 +342,17 @@ function fixedPathMethods(app: OpenAPIHono<AppEnv>): Map<string, string[]> {
 }
 
 /**
- * What a 405 says: the methods the path does take, so a client that guessed (`DELETE auth/user/`
- * for account deletion, which is `POST auth/user/delete/`) learns what there is without reading
- * the Allow header. HEAD and OPTIONS go without saying.
+ * What a 405 says: the methods the path does take, so a client that guessed learns what there is
+ * without reading the Allow header (HEAD and OPTIONS go without saying) — and, where the path has
+ * an action route for what the method meant (`DELETE auth/user/` for account deletion, which is
+ * `POST auth/user/delete/`), that route.
  */
-function methodNotAllowedMessage(method: string, path: string, allow: string[]): string {
+function methodNotAllowedMessage(app: OpenAPIHono<AppEnv>, method: string, path: string, allow: string[]): string {
   const takes = allow.filter((m) => m !== "HEAD" && m !== "OPTIONS");
-  return `Method "${method}" not allowed on ${path}; it takes ${takes.join(", ")}.`;
+  const verb = method.toLowerCase();
+  const action = `${trimTrailingSlashes(path)}/${verb}`;
+  const meant = app.routes.some((route) => route.method === "POST" && trimTrailingSlashes(route.path) === action);
+  return `Method "${method}" not allowed on ${path}; it takes ${takes.join(", ")}.${meant ? ` To ${verb}, POST ${action}/.` : ""}`;
 }
 
 /**

@@ -63,7 +63,10 @@ describe("error envelope", () => {
     const res = await call("/api/v1/auth/user/", { method: "DELETE" });
     const body = (await res.json()) as { message: string };
     expect(res.status).toBe(405);
-    expect(body.message).toBe('Method "DELETE" not allowed on /api/v1/auth/user; it takes GET, PATCH.');
+    // Deleting the account is an action route of its own; the 405 points at it.
+    expect(body.message).toBe(
+      'Method "DELETE" not allowed on /api/v1/auth/user; it takes GET, PATCH. To delete, POST /api/v1/auth/user/delete/.',
+    );
   });
 
   it("405 on a fixed path that also fits a sibling's {id} route, not that route's 400 about the id", async () => {
