@@ -252,7 +252,14 @@ export async function rotateRefreshToken(
     await onFamilyRevoked?.(row.userId, row.familyId, stolen);
     throw error;
   };
-  const reused = () => new AppError("TOKEN_REUSED", 401, "Refresh token has already been used. Please sign in again.");
+  // A token rotated away was used; a session's last token (never replaced) was not — its session
+  // ended (signed out, ended from auth/sessions/, or for theft) and the message says only that.
+  const reused = (rotated: boolean) =>
+    new AppError(
+      "TOKEN_REUSED",
+      401,
+      rotated ? "Refresh token has already been used. Please sign in again." : "This session has ended. Please sign in again.",
+    );
   // Over the budget (`overLimit`), only what ends a live session goes on: it is thrown where a
   // pair would be handed out and for a session already ended, and nowhere else.
   if (familyRevoked && overLimit) throw overLimit;
@@ -272,7 +279,7 @@ export async function rotateRefreshToken(
     }
     // Theft when a token that was rotated away comes back; a signed-out session's last token
     // (never replaced) is only late.
-    return revokeAndRefuse(reused(), row.replacedBy !== null);
+    return revokeAndRefuse(reused(row.replacedBy !== null), row.replacedBy !== null);
   }
   if (familyRevoked) return revokeAndRefuse(new AppError("TOKEN_INVALID", 401, "Token is invalid."));
   if (overLimit) throw overLimit;

@@ -11,6 +11,7 @@ const ISS = "plant-community";
 const AUD = "plant-community-api";
 const SECRET = new TextEncoder().encode(env.JWT_SECRET!);
 const emulators = useEmulators();
+const SESSION_ENDED = "This session has ended. Please sign in again.";
 
 describe("register → login → user → refresh → reuse → logout (web, cookies)", () => {
   it("runs the whole cookie session lifecycle", async () => {
@@ -61,9 +62,10 @@ describe("register → login → user → refresh → reuse → logout (web, coo
     // Reusing the old refresh token after the reuse window is theft: 401, and the whole family is revoked.
     await ageRotations(regBody.user.id, 60);
     const reuse = await call("/api/v1/auth/token/refresh/", { json: { refresh: jar.refresh_token } });
-    await expectError(reuse, 401, "TOKEN_REUSED");
+    expect((await expectError(reuse, 401, "TOKEN_REUSED")).message).toBe("Refresh token has already been used. Please sign in again.");
+    // The session's newest token was never used: it is told the session ended, not that it was used.
     const afterTheft = await call("/api/v1/auth/token/refresh/", { json: { refresh: rotated.refresh_token!.value } });
-    await expectError(afterTheft, 401, "TOKEN_REUSED");
+    expect((await expectError(afterTheft, 401, "TOKEN_REUSED")).message).toBe(SESSION_ENDED);
 
     // The revoked family's access token stops working at once, not when it expires.
     await expectError(
@@ -83,6 +85,9 @@ describe("register → login → user → refresh → reuse → logout (web, coo
     const afterLogout = await call("/api/v1/auth/user/", { cookies: jar2 });
     await expectError(afterLogout, 401, "TOKEN_INVALID");
     expect(afterLogout.headers.get("WWW-Authenticate")).toMatch(/^Bearer/);
+    // The signed-out session's refresh token, never used, is refused as the session's end.
+    const lateRefresh = await call("/api/v1/auth/token/refresh/", { json: { refresh: jar2.refresh_token } });
+    expect((await expectError(lateRefresh, 401, "TOKEN_REUSED")).message).toBe(SESSION_ENDED);
   });
 
   it.each(["/api/v1/auth/csrf/", "/api/csrf/"])("%s issues a readable csrftoken cookie", async (path) => {
