@@ -112,7 +112,10 @@ const EventCreate = z
     start: startTime,
     end: eventTime,
     location: fields.location.optional(),
-    privacy: fields.privacy.optional().openapi({ description: "Default public." }),
+    privacy: fields.privacy.optional().openapi({
+      description:
+        "Default public. `public`: everyone, anonymous readers included; `followers`: shared by its id (there is no follow graph): the organiser, whoever has RSVP'd, and moderators see it, and anyone signed in who has the id may RSVP; `private`: the organiser only.",
+    }),
     capacity: fields.capacity.nullable().optional().openapi({ description: "1..10000; absent or null for unlimited." }),
   })
   .strict()
