@@ -223,6 +223,22 @@ function stop(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM") {
   }
 }
 
+/** Whether any process of group `pgid` is still running (its leader may have exited before the rest). */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function killGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {}
+}
+
 function run(cmd: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: root, env: childEnv, stdio: ["ignore", "pipe", "pipe"], detached: true });
@@ -381,15 +397,19 @@ async function main() {
     if (stopping) return;
     stopping = true;
     log(`${signal}: stopping`);
+    // Each child leads a process group (wrangler's holds workerd): gone is every member gone, not
+    // only the leader, which may exit first.
+    const groups = [...children].flatMap((c) => (c.pid === undefined ? [] : [c.pid]));
     for (const child of children) stop(child);
     await emulators.close();
     // Anything still alive after 5 s is killed outright.
     setTimeout(() => {
-      for (const child of children) stop(child, "SIGKILL");
+      for (const pgid of groups.filter(groupAlive)) killGroup(pgid, "SIGKILL");
       log("stopped (what had not exited within 5 s was killed)");
       process.exit(exitCode);
     }, 5000).unref();
     await Promise.all([...children].map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : c.on("exit", resolve)))));
+    while (groups.some(groupAlive)) await new Promise((resolve) => setTimeout(resolve, 50));
     // Said, so a terminal shows the stack is gone and not merely asked to go.
     log("stopped: everything it started has exited");
     process.exit(exitCode);
