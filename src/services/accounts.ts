@@ -386,7 +386,8 @@ export async function confirmPasswordReset(
  * Asks for an email change: nothing changes yet. The new address gets a single-use link (the
  * newest request replaces older ones); the current address is told, so an intruder's attempt is
  * seen. The new address must be free now and again when the link comes back. A link the email
- * provider does not take is 503 (`mailNotSent`): nothing stays pending and the counts come back.
+ * provider does not take is 503 (`mailNotSent`): nothing stays pending and the counts come back
+ * (the per-account one only when the notice to the current address did not go out either).
  */
 export async function requestEmailChange(
   env: Bindings,
@@ -483,11 +484,13 @@ export async function requestEmailChange(
   for (const result of results) {
     if (result.status === "rejected") logger?.error("email change mail failed", { user_id: user.id, error: String(result.reason) });
   }
-  const [sentLink] = results;
+  const [sentLink, notice] = results;
   if (sentLink.status === "rejected") {
     // The link never reached the new address: the change it would confirm is taken back (unless a
-    // newer request to the same address holds it now), and the counts it spent are given back, so
-    // the user can simply ask again.
+    // newer request to the same address holds it now), and the new inbox's count is given back, so
+    // the user can simply ask again. The per-account count bounds the notices to the current
+    // address too: it comes back only when no notice went there either, or a link the provider
+    // refuses for an address of the caller's choosing would send that inbox notices without limit.
     await runBatch(db, [
       db.delete(emailChangeTokens).where(eq(emailChangeTokens.tokenHash, tokenHash)),
       db
@@ -501,7 +504,8 @@ export async function requestEmailChange(
           ),
         ),
     ]);
-    await giveBack(perAccount, perInbox);
+    const noticeWent = notice.status === "fulfilled" && notice.value.sent;
+    await giveBack(perInbox, ...(noticeWent ? [] : [perAccount]));
     throw mailNotSent(sentLink.reason, `the confirmation link to ${newEmail}`);
   }
 }

@@ -86,6 +86,26 @@ describe("an email change, the provider down", () => {
     await mailTo(emulators.email, target, /Confirm your new/);
   });
 
+  it("keeps the per-account count when the notice to the current address went out: refused links buy no unlimited notices", async () => {
+    // The provider refuses the link to one address only (as it may refuse a recipient it will not
+    // mail), and takes the notice to the account's current address: that inbox got mail, so the
+    // request stays counted, or the refusal would send it notices without limit.
+    const u = await bearerUser();
+    const refused = `${uniqueName("refused")}@example.com`;
+    emulators.overrides["email.emulator.test"] = async (request) => {
+      const { to } = (await request.clone().json()) as { to: string };
+      if (to === refused)
+        return Response.json({ statusCode: 422, name: "validation_error", message: "Invalid `to` field." }, { status: 422 });
+      return emulators.email.handle(request);
+    };
+    const notices = () => emulators.email.outbox.filter((m) => m.to.includes(u.email) && /change of your/.test(m.subject)).length;
+    const limit = getConfig(env).EMAIL_CHANGE_RATE_LIMIT.limit;
+    for (let i = 0; i < limit; i++) await expectError(await askForEmail(u.access, refused), 503, "SERVICE_UNAVAILABLE");
+    expect(notices()).toBe(limit);
+    await expectError(await askForEmail(u.access, refused), 429, "RATE_LIMITED");
+    expect(notices()).toBe(limit);
+  });
+
   it("lifts a bounce on the new address only when the link is sent: a session ended meanwhile leaves it", async () => {
     const u = await bearerUser();
     const target = `${uniqueName("bounced")}@example.com`;
