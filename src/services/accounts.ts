@@ -29,7 +29,7 @@ import type { SessionDevice } from "../lib/session-device";
 import type { TokenClaims } from "../lib/token-claims";
 import { accountRecountStatements, tellRecount } from "./community";
 import { liftSuppression, type SuppressionReason, suppressionOf } from "./email-events";
-import { deliverEmail, mailNotSent } from "./mailer";
+import { deliverEmail, mailMayGoLater, mailNotSent } from "./mailer";
 import { EmailError } from "../providers/email";
 import { tellSecurityEvent } from "./security-notices";
 import { burnPasswordCheck, hashPassword, needsRehash, passwordPolicyErrors, verifyPassword } from "./passwords";
@@ -487,10 +487,10 @@ export async function requestEmailChange(
   const [sentLink, notice] = results;
   if (sentLink.status === "rejected") {
     // The link never reached the new address: the change it would confirm is taken back (unless a
-    // newer request to the same address holds it now), and the new inbox's count is given back, so
-    // the user can simply ask again. The per-account count bounds the notices to the current
-    // address too: it comes back only when no notice went there either, or a link the provider
-    // refuses for an address of the caller's choosing would send that inbox notices without limit.
+    // newer request to the same address holds it now). When the provider may take it later, the
+    // new inbox's count is given back, so the user can simply ask again; the per-account count
+    // bounds the notices to the current address too, and comes back only when no notice went there
+    // either, or asking again and again would send that inbox notices without limit.
     await runBatch(db, [
       db.delete(emailChangeTokens).where(eq(emailChangeTokens.tokenHash, tokenHash)),
       db
@@ -505,7 +505,7 @@ export async function requestEmailChange(
         ),
     ]);
     const noticeWent = notice.status === "fulfilled" && notice.value.sent;
-    await giveBack(perInbox, ...(noticeWent ? [] : [perAccount]));
+    if (mailMayGoLater(sentLink.reason)) await giveBack(perInbox, ...(noticeWent ? [] : [perAccount]));
     throw mailNotSent(sentLink.reason, `the confirmation link to ${newEmail}`);
   }
 }
@@ -587,8 +587,8 @@ export async function resendVerificationEmail(env: Bindings, config: Config, use
     await mailVerificationLink(env, config, user, "again", logger, suppression === "bounce");
   } catch (err) {
     const answer = mailNotSent(err, `a new confirmation link to ${user.email}`);
-    // Not sent: the counts it spent come back, so asking again a moment later is not refused.
-    if (err instanceof EmailError) await giveBack(perAccount, perInbox);
+    // Not sent for now: the counts it spent come back, so asking again a moment later is not refused.
+    if (mailMayGoLater(err)) await giveBack(perAccount, perInbox);
     throw answer;
   }
 }

@@ -48,3 +48,13 @@ export function mailNotSent(err: unknown, what: string): unknown {
     wait === undefined ? undefined : { "Retry-After": String(Math.max(1, wait)) },
   );
 }
+
+/**
+ * Whether the provider did not take mail for now — unreachable, timed out, 429 or 5xx — so asking
+ * again may work and what the asking spent can be given back. Any other 4xx is its refusal of
+ * this message (the address, our key): asking again is refused again, and stays counted, or an
+ * address the provider refuses could have it called without limit.
+ */
+export function mailMayGoLater(err: unknown): boolean {
+  return err instanceof EmailError && (err.status === undefined || err.status === 429 || err.status >= 500);
+}

@@ -54,6 +54,16 @@ describe("the confirmation link asked for again, the provider down", () => {
     expect(await links()).toBe(before + 3);
   });
 
+  it("keeps the counts when the provider refuses the message (a 4xx other than 429): asking again would be refused again", async () => {
+    // A refusal is the provider's answer to this message, not an outage: giving the counts back
+    // would let an address the provider refuses call it without limit.
+    const u = await bearerUser();
+    emulators.overrides["email.emulator.test"] = async () =>
+      Response.json({ statusCode: 422, name: "validation_error", message: "Invalid `to` field." }, { status: 422 });
+    for (let i = 0; i < 3; i++) await expectError(await call(VERIFY, { method: "POST", bearer: u.access }), 503, "SERVICE_UNAVAILABLE");
+    await expectError(await call(VERIFY, { method: "POST", bearer: u.access }), 429, "RATE_LIMITED");
+  });
+
   it("passes on the provider's Retry-After", async () => {
     const u = await bearerUser();
     emulators.email.setMode({ failure: "429", retryAfterSeconds: 30 });
@@ -86,23 +96,23 @@ describe("an email change, the provider down", () => {
     await mailTo(emulators.email, target, /Confirm your new/);
   });
 
-  it("keeps the per-account count when the notice to the current address went out: refused links buy no unlimited notices", async () => {
-    // The provider refuses the link to one address only (as it may refuse a recipient it will not
-    // mail), and takes the notice to the account's current address: that inbox got mail, so the
-    // request stays counted, or the refusal would send it notices without limit.
+  it("keeps the per-account count when the notice to the current address went out: failed links buy no unlimited notices", async () => {
+    // The provider fails the link to one address (answering 500 for it only) and takes the notice
+    // to the account's current address: that inbox got mail, so the request stays counted, or
+    // asking again and again would send it notices without limit.
     const u = await bearerUser();
-    const refused = `${uniqueName("refused")}@example.com`;
+    const failing = `${uniqueName("failing")}@example.com`;
     emulators.overrides["email.emulator.test"] = async (request) => {
       const { to } = (await request.clone().json()) as { to: string };
-      if (to === refused)
-        return Response.json({ statusCode: 422, name: "validation_error", message: "Invalid `to` field." }, { status: 422 });
+      if (to === failing)
+        return Response.json({ statusCode: 500, name: "application_error", message: "An unexpected error occurred." }, { status: 500 });
       return emulators.email.handle(request);
     };
     const notices = () => emulators.email.outbox.filter((m) => m.to.includes(u.email) && /change of your/.test(m.subject)).length;
     const limit = getConfig(env).EMAIL_CHANGE_RATE_LIMIT.limit;
-    for (let i = 0; i < limit; i++) await expectError(await askForEmail(u.access, refused), 503, "SERVICE_UNAVAILABLE");
+    for (let i = 0; i < limit; i++) await expectError(await askForEmail(u.access, failing), 503, "SERVICE_UNAVAILABLE");
     expect(notices()).toBe(limit);
-    await expectError(await askForEmail(u.access, refused), 429, "RATE_LIMITED");
+    await expectError(await askForEmail(u.access, failing), 429, "RATE_LIMITED");
     expect(notices()).toBe(limit);
   });
 
