@@ -29,7 +29,7 @@ import type { SessionDevice } from "../lib/session-device";
 import type { TokenClaims } from "../lib/token-claims";
 import { accountRecountStatements, tellRecount } from "./community";
 import { liftSuppression, type SuppressionReason, suppressionOf } from "./email-events";
-import { deliverEmail, mailMayGoLater, mailNotSent } from "./mailer";
+import { deliverEmail, type MailResult, mailMayGoLater, mailNotSent } from "./mailer";
 import { EmailError } from "../providers/email";
 import { tellSecurityEvent } from "./security-notices";
 import { burnPasswordCheck, hashPassword, needsRehash, passwordPolicyErrors, verifyPassword } from "./passwords";
@@ -485,7 +485,8 @@ export async function requestEmailChange(
     if (result.status === "rejected") logger?.error("email change mail failed", { user_id: user.id, error: String(result.reason) });
   }
   const [sentLink, notice] = results;
-  if (sentLink.status === "rejected") {
+  const suppressedMeanwhile = sentLink.status === "fulfilled" && !sentLink.value.sent;
+  if (sentLink.status === "rejected" || suppressedMeanwhile) {
     // The link never reached the new address: the change it would confirm is taken back (unless a
     // newer request to the same address holds it now). When the provider may take it later, the
     // new inbox's count is given back, so the user can simply ask again; the per-account count
@@ -504,11 +505,35 @@ export async function requestEmailChange(
           ),
         ),
     ]);
+    // The address was suppressed between the check above and the send (its provider's report
+    // landing meanwhile): nothing went to it, and nothing is given back (asking again will not help).
+    if (sentLink.status === "fulfilled") throw await suppressedJustNow(env, newEmail);
     const noticeWent = notice.status === "fulfilled" && notice.value.sent;
     if (mailMayGoLater(sentLink.reason)) await giveBack(perInbox, ...(noticeWent ? [] : [perAccount]));
     throw mailNotSent(sentLink.reason, `the confirmation link to ${newEmail}`);
   }
 }
+
+/**
+ * The answer when mail a user asked for found `address` suppressed at the moment of sending — a
+ * bounce or complaint reported after the request's own check (409 EMAIL_SUPPRESSED): the complaint's
+ * usual answer, or for a bounce that the address just refused mail.
+ */
+async function suppressedJustNow(env: Bindings, address: string): Promise<AppError> {
+  if ((await suppressionOf(env, address)) === "complaint") return complainedAddress(address);
+  return new AppError(
+    "EMAIL_SUPPRESSED",
+    409,
+    `We could not send mail to ${address}: it was just reported as undeliverable. Check the address, or ask again later.`,
+  );
+}
+
+const complainedAddress = (address: string) =>
+  new AppError(
+    "EMAIL_SUPPRESSED",
+    409,
+    `We send no email to ${address}: mail we sent there was reported as spam. Use another address, or ask support to lift the block.`,
+  );
 
 /** Gives back every count in `refunds` (each never throws: a refused refund is logged and stays spent). */
 async function giveBack(...refunds: Refund[]): Promise<void> {
@@ -523,12 +548,7 @@ async function giveBack(...refunds: Refund[]): Promise<void> {
  */
 async function refuseComplainedAddress(env: Bindings, address: string): Promise<SuppressionReason | null> {
   const reason = await suppressionOf(env, address);
-  if (reason === "complaint")
-    throw new AppError(
-      "EMAIL_SUPPRESSED",
-      409,
-      `We send no email to ${address}: mail we sent there was reported as spam. Use another address, or ask support to lift the block.`,
-    );
+  if (reason === "complaint") throw complainedAddress(address);
   return reason;
 }
 
@@ -559,7 +579,8 @@ export async function sendVerificationEmail(env: Bindings, config: Config, user:
   const suppressed = await suppressionOf(env, user.email);
   if (suppressed) return suppressed;
   try {
-    await mailVerificationLink(env, config, user, "welcome", logger);
+    // Suppressed between the check above and the send (a report landing meanwhile): say why.
+    if (!(await mailVerificationLink(env, config, user, "welcome", logger))) return (await suppressionOf(env, user.email)) ?? "not sent";
   } catch (err) {
     if (!(err instanceof EmailError)) throw err;
     return "not sent";
@@ -583,20 +604,23 @@ export async function resendVerificationEmail(env: Bindings, config: Config, use
   const perAccount = await spendRateLimit(env, `verify-email:user:${user.id}`, { limit: 3, windowMs: HOUR_MS }, log);
   const perInbox = await spendRateLimit(env, mailBucketName(user.email), config.ACCOUNT_MAIL_RATE_LIMIT, log);
   const suppression = await refuseComplainedAddress(env, user.email);
+  let sent: boolean;
   try {
-    await mailVerificationLink(env, config, user, "again", logger, suppression === "bounce");
+    sent = await mailVerificationLink(env, config, user, "again", logger, suppression === "bounce");
   } catch (err) {
     const answer = mailNotSent(err, `a new confirmation link to ${user.email}`);
     // Not sent for now: the counts it spent come back, so asking again a moment later is not refused.
     if (mailMayGoLater(err)) await giveBack(perAccount, perInbox);
     throw answer;
   }
+  if (!sent) throw await suppressedJustNow(env, user.email);
 }
 
 /**
  * The confirmation link: the welcome after sign-up, or a new link its user asked for (`liftBounced`:
- * the address's bounce is lifted just before it is sent). What the provider throws, this throws,
- * logged, after taking back the link that never went out.
+ * the address's bounce is lifted just before it is sent). Whether it went: false when the address
+ * was suppressed by the time of sending. What the provider throws, this throws, logged. Either way
+ * a link that never went out is taken back.
  */
 async function mailVerificationLink(
   env: Bindings,
@@ -605,15 +629,17 @@ async function mailVerificationLink(
   occasion: "welcome" | "again",
   logger?: Logger,
   liftBounced = false,
-): Promise<void> {
+): Promise<boolean> {
   const token = randomToken(32);
   const tokenHash = await sha256Hex(token);
   const db = database(env);
   await db.insert(emailChangeTokens).values({ tokenHash, userId: user.id, newEmail: user.email, expiresAt: nowS() + EMAIL_CHANGE_TTL_S });
   const link = `${config.FRONTEND_URL}/confirm-email?token=${encodeURIComponent(token)}`;
   if (liftBounced) await liftBounce(env, user.email, user.id, logger);
+  const takeBack = () => db.delete(emailChangeTokens).where(eq(emailChangeTokens.tokenHash, tokenHash));
+  let mail: MailResult;
   try {
-    await deliverEmail(env, {
+    mail = await deliverEmail(env, {
       to: user.email,
       subject: "Confirm your email address for Plant Community",
       text:
@@ -626,9 +652,14 @@ async function mailVerificationLink(
     });
   } catch (err) {
     logger?.warn("verification email failed", { user_id: user.id, error: String(err) });
-    await db.delete(emailChangeTokens).where(eq(emailChangeTokens.tokenHash, tokenHash));
+    await takeBack();
     throw err;
   }
+  if (!mail.sent) {
+    logger?.warn("verification email not sent: address suppressed meanwhile", { user_id: user.id });
+    await takeBack();
+  }
+  return mail.sent;
 }
 
 /**

@@ -7,13 +7,18 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { getConfig } from "../../src/config";
+import { requestEmailChange, resendVerificationEmail, sendVerificationEmail } from "../../src/services/accounts";
 import { findSuppression, isSuppressed } from "../../src/services/email-events";
+import { verifyToken } from "../../src/services/tokens";
+import { findUserById } from "../../src/services/users";
 import { postEmailEvent, sentMail, WEBHOOK_SECRET } from "../helpers/email-webhook";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
 import { mailTo, tokenIn } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
+import { envRacingFirstBatch, envRacingStatement } from "../helpers/racing-env";
 import { eventually } from "../helpers/wait";
-import { GOOD_PASSWORD, tokenLogin, uniqueName } from "../helpers/users";
+import { bearerUser, GOOD_PASSWORD, tokenLogin, uniqueName } from "../helpers/users";
 
 const emulators = useEmulators();
 const VERIFY = "/api/v1/auth/email/verify/";
@@ -176,5 +181,57 @@ describe("staff lift a suppression", () => {
       await expectError(await call(`${PATH}${encodeURIComponent(bad)}/`, { method: "DELETE", bearer: admin }), 400, "VALIDATION_ERROR");
     }
     expect(await isSuppressed(env, address)).toBe(true);
+  });
+});
+
+describe("an address suppressed between the request's check and the send (the provider's report landing meanwhile)", () => {
+  const tokensOf = async (userId: string) =>
+    (await env.DB.prepare("SELECT count(*) AS n FROM email_change_tokens WHERE user_id = ?").bind(userId).first<{ n: number }>())!.n;
+
+  it("an email change answers 409 EMAIL_SUPPRESSED and leaves nothing pending, not a 200 for a link never sent", async () => {
+    const u = await bearerUser();
+    const target = `${uniqueName("complained-meanwhile")}@example.com`;
+    const config = getConfig(env);
+    const racing = envRacingFirstBatch(() => suppress(target, "complaint"));
+    const outcome = await requestEmailChange(racing.env, config, (await findUserById(env, u.userId))!, {
+      newEmail: target,
+      currentPassword: GOOD_PASSWORD,
+      session: await verifyToken(config, u.access, "access"),
+    }).catch((err: unknown) => err);
+    expect(racing.fired()).toBe(true);
+    expect(outcome).toMatchObject({ status: 409, code: "EMAIL_SUPPRESSED", message: expect.stringContaining("reported as spam") });
+    expect(await tokensOf(u.userId)).toBe(0);
+    expect((await findUserById(env, u.userId))!.pendingEmail).toBeNull();
+    expect(mailsTo(target, /Confirm your new/)).toHaveLength(0);
+  });
+
+  it("the link asked for again answers 409 EMAIL_SUPPRESSED and keeps no unsent link; at sign-up it says why", async () => {
+    const username = uniqueName("bounced-meanwhile");
+    const email = `${username}@example.com`;
+    const created = await json<{ user: { id: string } }>(
+      await call("/api/v1/auth/register/", { json: { username, email, password: GOOD_PASSWORD } }),
+      201,
+    );
+    const row = (await findUserById(env, created.user.id))!;
+    const before = await tokensOf(row.id);
+    const config = getConfig(env);
+    // Just before the link is written, after the request's own check.
+    const again = envRacingStatement(/^insert into "email_change_tokens"/i, () => suppress(email, "bounce"));
+    const outcome = await resendVerificationEmail(again.env, config, row).catch((err: unknown) => err);
+    expect(again.fired()).toBe(true);
+    expect(outcome).toMatchObject({
+      status: 409,
+      code: "EMAIL_SUPPRESSED",
+      message: expect.stringContaining("just reported as undeliverable"),
+    });
+    expect(await tokensOf(row.id)).toBe(before);
+    expect(mailsTo(email, CONFIRM)).toHaveLength(1); // the welcome only
+
+    // The same at sign-up: the registration is told the address's suppression, not "we sent you a link".
+    await env.DB.prepare("DELETE FROM email_suppressions WHERE address = ?").bind(email).run();
+    const welcome = envRacingStatement(/^insert into "email_change_tokens"/i, () => suppress(email, "complaint"));
+    expect(await sendVerificationEmail(welcome.env, config, row)).toBe("complaint");
+    expect(await tokensOf(row.id)).toBe(before);
+    expect(mailsTo(email, CONFIRM)).toHaveLength(1);
   });
 });
