@@ -636,7 +636,16 @@ async function mailVerificationLink(
   await db.insert(emailChangeTokens).values({ tokenHash, userId: user.id, newEmail: user.email, expiresAt: nowS() + EMAIL_CHANGE_TTL_S });
   const link = `${config.FRONTEND_URL}/confirm-email?token=${encodeURIComponent(token)}`;
   if (liftBounced) await liftBounce(env, user.email, user.id, logger);
-  const takeBack = () => db.delete(emailChangeTokens).where(eq(emailChangeTokens.tokenHash, tokenHash));
+  // A link never mailed is known to no one: failing to take it back is logged, not answered (at
+  // sign-up the account exists by now, and what the user must hear is that no link went out).
+  const takeBack = () =>
+    db
+      .delete(emailChangeTokens)
+      .where(eq(emailChangeTokens.tokenHash, tokenHash))
+      .then(
+        () => {},
+        (err: unknown) => logger?.error("unsent verification link not taken back", { user_id: user.id, error: String(err) }),
+      );
   let mail: MailResult;
   try {
     mail = await deliverEmail(env, {

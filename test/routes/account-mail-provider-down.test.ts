@@ -9,14 +9,14 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { getConfig } from "../../src/config";
-import { requestEmailChange } from "../../src/services/accounts";
+import { requestEmailChange, sendVerificationEmail } from "../../src/services/accounts";
 import { isSuppressed } from "../../src/services/email-events";
 import { verifyToken } from "../../src/services/tokens";
 import { findUserById } from "../../src/services/users";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
 import { mailTo } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
-import { envRacingFirstBatch } from "../helpers/racing-env";
+import { envRacingFirstBatch, envRacingStatement } from "../helpers/racing-env";
 import { bearerUser, GOOD_PASSWORD, tokenLogin, uniqueName } from "../helpers/users";
 import { eventually } from "../helpers/wait";
 
@@ -156,6 +156,22 @@ describe("sign-up, the provider down", () => {
     const { access } = await tokenLogin(username);
     expect((await call(VERIFY, { method: "POST", bearer: access })).status).toBe(202);
     await mailTo(emulators.email, `${username}@example.com`, /Confirm your email address/);
+  });
+
+  it("still says no link was sent when taking the unsent link back fails too (D1 refusing the delete)", async () => {
+    const username = uniqueName("unmailed-d1");
+    const created = await json<{ user: { id: string } }>(
+      await call("/api/v1/auth/register/", { json: { username, email: `${username}@example.com`, password: GOOD_PASSWORD } }),
+      201,
+    );
+    const row = (await findUserById(env, created.user.id))!;
+    emulators.email.setMode({ failure: "500" });
+    const failingDelete = envRacingStatement(/^delete from "email_change_tokens"/i, async () => {
+      throw new Error("D1_ERROR: the delete was refused");
+    });
+    expect(await sendVerificationEmail(failingDelete.env, getConfig(env), row)).toBe("not sent");
+    expect(failingDelete.fired()).toBe(true);
+    emulators.email.setMode({ failure: "none" });
   });
 });
 
