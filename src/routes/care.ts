@@ -19,7 +19,7 @@ const CareSchema = z
       .record(z.string(), z.unknown())
       .nullable()
       .openapi({
-        description: `The AI guide in the asked language (\`source: "openai"\`), or the rule-based advice (\`source: "rules"\`) whose \`language\` says which language it is written in: the asked one when it is one of ${CARE_RULES_LANGUAGES.join(", ")}, else en.`,
+        description: `The AI guide (\`source: "openai"\`), or the rule-based advice (\`source: "rules"\`). Both say in \`language\` which language they are written in: an AI guide the asked one (the language it is stored under), the rule-based advice the asked one when it is one of ${CARE_RULES_LANGUAGES.join(", ")}, else en.`,
       }),
   })
   .openapi("CareInstructions");

@@ -232,7 +232,10 @@ export function requestRoutes() {
           status: STATUS,
           results: z.array(ResultSchema),
           disease_detection: z.record(z.string(), z.unknown()).nullable(),
-          care_instructions: z.record(z.string(), z.unknown()).nullable(),
+          care_instructions: z.record(z.string(), z.unknown()).nullable().openapi({
+            description:
+              'The primary result\'s care in the request\'s language, as `species/{id}/care/` gives it: the stored AI guide (`source: "openai"`) or the rule-based advice (`source: "rules"`), each saying in `language` which language it is written in.',
+          }),
         }),
         "Results",
       ),

@@ -32,7 +32,7 @@ const speciesForCare = {
 export type SpeciesForCare = NonNullable<Awaited<ReturnType<typeof findSpeciesForCare>>>;
 
 export type CareInstructions =
-  | ({ source: "openai"; model: string; generated_at: string } & Record<string, unknown>)
+  | ({ source: "openai"; language: string; model: string; generated_at: string } & Record<string, unknown>)
   | NonNullable<ReturnType<typeof ruleBasedCare>>;
 
 export async function findSpeciesForCare(env: Bindings, by: { id?: string; scientificName?: string }) {
@@ -58,31 +58,37 @@ export async function findSpeciesWithStoredGuide(
   const s = species;
   const g = careGuides;
   const row = await database(env)
-    .select({ ...speciesForCare, guideContent: g.content, guideModel: g.model, guideUpdatedAt: g.updatedAt })
+    .select({ ...speciesForCare, guideContent: g.content, guideLanguage: g.language, guideModel: g.model, guideUpdatedAt: g.updatedAt })
     .from(s)
     .leftJoin(g, and(eq(g.speciesId, s.id), eq(g.language, language)))
     .where(eq(sql`lower(${s.scientificName})`, sql`lower(${scientificName})`))
     .get();
   if (!row) return null;
-  const { guideContent, guideModel, guideUpdatedAt, ...found } = row;
+  const { guideContent, guideLanguage, guideModel, guideUpdatedAt, ...found } = row;
   const guide =
-    guideContent && guideModel !== null && guideUpdatedAt !== null ? storedGuide(guideContent, guideModel, guideUpdatedAt) : null;
+    guideContent && guideLanguage !== null && guideModel !== null && guideUpdatedAt !== null
+      ? storedGuide(guideContent, { language: guideLanguage, model: guideModel, updatedAt: guideUpdatedAt })
+      : null;
   return { species: found, guide };
 }
 
-/** A stored guide as the API gives it: its content, and which model wrote it when. */
-function storedGuide(content: Record<string, unknown>, model: string, updatedAt: string): CareInstructions {
-  return { ...content, source: "openai", model, generated_at: updatedAt };
+/**
+ * A stored guide as the API gives it: its content, the language it was stored under (the stored
+ * content never names it, so the row's column does, as the rule-based advice's `language` does),
+ * and which model wrote it when.
+ */
+function storedGuide(content: Record<string, unknown>, row: { language: string; model: string; updatedAt: string }): CareInstructions {
+  return { ...content, source: "openai", language: row.language, model: row.model, generated_at: row.updatedAt };
 }
 
 export async function storedCareGuide(env: Bindings, speciesId: string, language: string): Promise<CareInstructions | null> {
   const g = careGuides;
   const row = await database(env)
-    .select({ content: g.content, model: g.model, updatedAt: g.updatedAt })
+    .select({ content: g.content, language: g.language, model: g.model, updatedAt: g.updatedAt })
     .from(g)
     .where(and(eq(g.speciesId, speciesId), eq(g.language, language)))
     .get();
-  return row ? storedGuide(row.content, row.model, row.updatedAt) : null;
+  return row ? storedGuide(row.content, row) : null;
 }
 
 /** Asks OpenAI for a guide and stores it (replacing any older one). Throws ProviderError. */
@@ -101,7 +107,7 @@ export async function generateAndStoreCareGuide(env: Bindings, species: SpeciesF
       target: [careGuides.speciesId, careGuides.language],
       set: { content: guide, model: config.OPENAI_MODEL, updatedAt: now },
     });
-  return storedGuide(guide, config.OPENAI_MODEL, now);
+  return storedGuide(guide, { language, model: config.OPENAI_MODEL, updatedAt: now });
 }
 
 /**

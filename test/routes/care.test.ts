@@ -35,6 +35,39 @@ describe("species care instructions", () => {
     expect(emulators.openai.calls).toBe(1);
   });
 
+  it("an AI guide says the language it was asked and stored in, when written, when served again and when regenerated", async () => {
+    const u = await bearerUser();
+    const id = await species();
+    const url = `/api/v1/plant-identification/species/${id}/care/?language=fr`;
+    const written = await careOf(await call(url, { bearer: u.access }));
+    expect(written).toMatchObject({ source: "openai", language: "fr" });
+    expect(await careOf(await call(url, { bearer: u.access }))).toEqual(written);
+    expect(await careOf(await call(`${url}&regenerate=true`, { bearer: u.access }))).toMatchObject({ source: "openai", language: "fr" });
+    // Each language's guide says its own.
+    const english = await careOf(await call(`/api/v1/plant-identification/species/${id}/care/`, { bearer: u.access }));
+    expect(english).toMatchObject({ source: "openai", language: "en" });
+    expect(emulators.openai.calls).toBe(3);
+  });
+
+  it("a guide stored before guides said their language answers with the language of its row", async () => {
+    const u = await bearerUser();
+    const id = await species();
+    // The stored content as OpenAI wrote it: the care-guide schema has no language field.
+    const content = {
+      overview: "Eine robuste Zimmerpflanze.",
+      difficulty_level: "easy",
+      light: { requirement: "Hell", details: "Kein pralles Licht." },
+    };
+    await env.DB.prepare(
+      "INSERT INTO care_guides (id, species_id, language, content, model, created_at, updated_at) VALUES (?, ?, 'de', ?, 'gpt-4o-mini', '2025-01-01T00:00:00.000Z', '2025-01-01T00:00:00.000Z')",
+    )
+      .bind(crypto.randomUUID(), id, JSON.stringify(content))
+      .run();
+    const care = await careOf(await call(`/api/v1/plant-identification/species/${id}/care/?language=de`, { bearer: u.access }));
+    expect(care).toEqual({ ...content, source: "openai", language: "de", model: "gpt-4o-mini", generated_at: "2025-01-01T00:00:00.000Z" });
+    expect(emulators.openai.calls).toBe(0);
+  });
+
   it(`one user causes at most ${CARE_GENERATE_PER_HOUR} new AI guides an hour; past that, rule-based advice and no OpenAI call`, async () => {
     const u = await bearerUser();
     const id = await species("full_sun", "low");

@@ -290,7 +290,8 @@ describe("care guides in the request's language", () => {
     expect(prompts).toHaveLength(1);
     expect(prompts[0]).toContain(`language with code "fr"`);
     expect((await guides(fr.top)).map((g) => g.language)).toEqual(["fr"]);
-    expect(fr.care).toMatchObject({ source: "openai", ...JSON.parse((await guides(fr.top))[0]!.content) });
+    // The results say the guide's language, as the rule-based advice does.
+    expect(fr.care).toMatchObject({ source: "openai", language: "fr", ...JSON.parse((await guides(fr.top))[0]!.content) });
 
     const de = await requestIn("de");
     expect(de.top).toBe(fr.top);
@@ -298,7 +299,7 @@ describe("care guides in the request's language", () => {
     expect(prompts[1]).toContain(`language with code "de"`);
     const stored = await guides(de.top);
     expect(stored.map((g) => g.language)).toEqual(["de", "fr"]);
-    expect(de.care).toMatchObject({ source: "openai", ...JSON.parse(stored[0]!.content) });
+    expect(de.care).toMatchObject({ source: "openai", language: "de", ...JSON.parse(stored[0]!.content) });
 
     // A second request in French finds its guide: OpenAI is not asked again.
     await requestIn("fr");
