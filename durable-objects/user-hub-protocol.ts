@@ -83,8 +83,9 @@ export const PROGRESS_STAGES = {
   enrich_skipped: { description: "No enrichment, and why.", data: z.object({ reason: z.string() }) },
   care_start: { description: "Writing the care guide for the best suggestion.", data: z.object({ scientific_name: z.string() }) },
   care_done: {
-    description: "The care guide is ready (`openai`, or `rules` as the fallback), or there is none (null).",
-    data: z.object({ source: z.enum(["openai", "rules"]).nullable() }),
+    description:
+      "The care guide is ready (`openai`, or `rules` as the fallback), or there is none (null); `language`: the two-letter code it is written in, as its `language` field says on the request's results (null with none).",
+    data: z.object({ source: z.enum(["openai", "rules"]).nullable(), language: z.string().nullable() }),
   },
   health_start: { description: "Asking Plant.id's health assessment (disease requests).", data: Empty },
   health_done: { description: "The health assessment answered or failed (disease requests).", data: HealthSummary },

@@ -120,5 +120,5 @@ async function prepareCare(
   if (!scientificName) return;
   await say(progress(requestId, "care_start", "processing", { scientific_name: scientificName }));
   const care = entry ? await careInstructionsFor(env, entry.species, language, logger, entry) : null;
-  await say(progress(requestId, "care_done", "processing", { source: care?.source ?? null }));
+  await say(progress(requestId, "care_done", "processing", { source: care?.source ?? null, language: care?.language ?? null }));
 }

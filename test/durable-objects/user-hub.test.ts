@@ -148,7 +148,13 @@ describe("UserHub (RPC and hibernatable sockets)", () => {
     const joined = await connect(ref, "req-join", undefined, final);
     await received(joined.messages, 3);
     expect(joined.messages.map((m) => m.stage ?? m.type)).toEqual(["init", "queued", "care_start"]);
-    await ref.publish({ type: "progress", request_id: "req-join", stage: "care_done", status: "processing", data: { source: "rules" } });
+    await ref.publish({
+      type: "progress",
+      request_id: "req-join",
+      stage: "care_done",
+      status: "processing",
+      data: { source: "rules", language: "en" },
+    });
     await ref.publish(final);
     await runDurableObjectAlarm(ref);
     // A new run's first message: everything said before it has arrived when it does.

@@ -72,8 +72,11 @@ describe("async requests: upload → queue → live progress → results", () =>
       disease_detection: unknown;
       care_instructions: { source: string } | null;
     };
-    // The job wrote an AI care guide for the best suggestion, served with the results.
-    expect(r.care_instructions).toMatchObject({ source: "openai" });
+    // The job wrote an AI care guide for the best suggestion, served with the results; the
+    // socket's care_done said its source and language as the results do.
+    expect(r.care_instructions).toMatchObject({ source: "openai", language: "en" });
+    const careDone = socket.messages.find((m) => m.request_id === body.request_id && m.stage === "care_done");
+    expect(careDone?.data).toEqual({ source: "openai", language: "en" });
     // Trefle filled in the new species' light and water needs.
     const enriched = await env.DB.prepare("SELECT trefle_id, light_requirements FROM species WHERE lower(scientific_name) = lower(?)")
       .bind(r.results[0]!.scientific_name)
