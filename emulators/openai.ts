@@ -4,7 +4,10 @@
 // Chat completions answer `json_schema` requests with a generated instance of the caller's own
 // schema, so clients are tested against what they asked for. Strict schemas are checked for the
 // two Structured Outputs rules clients most often break (`additionalProperties: false` and
-// every property listed in `required`). Not checked: `pattern`, `format` beyond a few common
+// every property listed in `required`). The generated text is English whatever the prompt asks;
+// when a user message asks for another language by its code (`language … "fr"`, as our care
+// prompt does), each generated string starts with `[fr] ` so tests can see the language reached
+// the model. Not checked: `pattern`, `format` beyond a few common
 // ones, `multipleOf`. Images are always PNG bytes, whatever `output_format` asks for.
 
 import {
@@ -199,13 +202,12 @@ async function chatCompletion(req: Request, takeScriptedFailure: () => OpenAIFai
     return openaiError(400, "Invalid 'n': expected an integer between 1 and 128.", "invalid_request_error", "n", "invalid_value");
   }
 
-  const plant = plantNameIn(
-    messages
-      .filter((m) => m.role === "user")
-      .map((m) => messageText(m.content))
-      .join("\n"),
-  );
-  const content = completionContent(body.response_format, promptText, plant);
+  const userText = messages
+    .filter((m) => m.role === "user")
+    .map((m) => messageText(m.content))
+    .join("\n");
+  const plant = plantNameIn(userText);
+  const content = completionContent(body.response_format, promptText, plant, languageAskedIn(userText));
   if (!content.ok) return content.response;
 
   const scripted = takeScriptedFailure() as ScriptedChatFailure;
@@ -265,9 +267,18 @@ function plantNameIn(text: string): string {
   return byCommonName?.scientificName ?? "this plant";
 }
 
+/**
+ * The language a user message asks the answer in by its code (`language with code "fr"`,
+ * `language: "pt-BR"`), or null when it names none or asks for English (the emulator's own).
+ */
+function languageAskedIn(text: string): string | null {
+  const code = /\blanguage\b[^"\n]{0,40}"([a-z]{2,3}(?:-[a-z]{2})?)"/i.exec(text)?.[1];
+  return code && !/^en(-|$)/i.test(code) ? code : null;
+}
+
 type Content = { ok: true; text: string } | { ok: false; response: Response };
 
-function completionContent(responseFormat: unknown, promptText: string, plant: string): Content {
+function completionContent(responseFormat: unknown, promptText: string, plant: string, language: string | null): Content {
   if (responseFormat === undefined || responseFormat === null) return { ok: true, text: plainAnswer(plant) };
   if (!isRecord(responseFormat)) {
     return {
@@ -357,7 +368,7 @@ function completionContent(responseFormat: unknown, promptText: string, plant: s
           };
         }
       }
-      return { ok: true, text: JSON.stringify(instanceOf(spec.schema, { root: spec.schema, plant, path: [], depth: 0 })) };
+      return { ok: true, text: JSON.stringify(instanceOf(spec.schema, { root: spec.schema, plant, language, path: [], depth: 0 })) };
     }
     default:
       return {
@@ -424,6 +435,8 @@ function strictSchemaProblem(schema: Record<string, unknown>, root: Record<strin
 interface InstanceContext {
   root: Record<string, unknown>;
   plant: string;
+  /** The language the prompt asked for other than English: strings start with `[code] `. */
+  language: string | null;
   /** Property names from the root, for readable strings. */
   path: string[];
   depth: number;
@@ -506,7 +519,7 @@ function stringInstance(schema: Record<string, unknown>, ctx: InstanceContext): 
       return "00000000-0000-4000-8000-000000000000";
   }
   const label = ctx.path.length > 0 ? ctx.path.join(" ").replace(/_/g, " ") : "care notes";
-  let text = `${label.charAt(0).toUpperCase()}${label.slice(1)} for ${ctx.plant}.`;
+  let text = `${ctx.language ? `[${ctx.language}] ` : ""}${label.charAt(0).toUpperCase()}${label.slice(1)} for ${ctx.plant}.`;
   const minLength = typeof schema.minLength === "number" ? schema.minLength : 0;
   const maxLength = typeof schema.maxLength === "number" ? schema.maxLength : Infinity;
   while (text.length < minLength) text += " More details follow.";

@@ -117,6 +117,27 @@ describe("OpenAI emulator: chat completions", () => {
     expect(care.notes).toEqual(expect.any(String));
   });
 
+  it("marks each generated string with the language a user message asks for by code; English and none are unmarked", async () => {
+    const asking = async (text: string) => {
+      const request = careRequest();
+      request.messages[1] = { role: "user", content: [{ type: "text", text }] };
+      const body = (await (await post(createOpenAIEmulator(), "/chat/completions", request)).json()) as Record<string, any>;
+      return JSON.parse(body.choices[0].message.content);
+    };
+    const french = await asking('Care guide for Monstera deliciosa. Write it in the language with code "fr".');
+    expect(validate(CARE_SCHEMA, french)).toEqual([]);
+    expect(french.overview).toMatch(/^\[fr\] .*Monstera deliciosa/);
+    expect(french.tips.every((tip: string) => tip.startsWith("[fr] "))).toBe(true);
+    expect(french.difficulty_level).toBe("very_easy");
+    expect((await asking('Care guide for Monstera deliciosa. Answer in the language "pt-BR".')).overview).toMatch(/^\[pt-BR\] /);
+    for (const text of [
+      'Care guide for Monstera deliciosa. Write it in the language with code "en".',
+      "Care guide for Monstera deliciosa.",
+    ]) {
+      expect((await asking(text)).overview).toMatch(/^Overview for Monstera deliciosa/);
+    }
+  });
+
   it("rejects strict schemas that break the Structured Outputs rules", async () => {
     const emulator = createOpenAIEmulator();
     const open = await post(

@@ -41,11 +41,14 @@ describe("species care instructions", () => {
     const url = `/api/v1/plant-identification/species/${id}/care/?language=fr`;
     const written = await careOf(await call(url, { bearer: u.access }));
     expect(written).toMatchObject({ source: "openai", language: "fr" });
+    // The emulator marks text asked for in another language: the service asked OpenAI in French.
+    expect(String(written!.overview)).toMatch(/^\[fr\] /);
     expect(await careOf(await call(url, { bearer: u.access }))).toEqual(written);
     expect(await careOf(await call(`${url}&regenerate=true`, { bearer: u.access }))).toMatchObject({ source: "openai", language: "fr" });
     // Each language's guide says its own.
     const english = await careOf(await call(`/api/v1/plant-identification/species/${id}/care/`, { bearer: u.access }));
     expect(english).toMatchObject({ source: "openai", language: "en" });
+    expect(String(english!.overview)).not.toMatch(/^\[/);
     expect(emulators.openai.calls).toBe(3);
   });
 
