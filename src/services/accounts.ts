@@ -29,7 +29,7 @@ import type { SessionDevice } from "../lib/session-device";
 import type { TokenClaims } from "../lib/token-claims";
 import { accountRecountStatements, tellRecount } from "./community";
 import { liftSuppression, type SuppressionReason, suppressionOf } from "./email-events";
-import { deliverEmail, type MailResult, mailMayGoLater, mailNotSent } from "./mailer";
+import { deliverEmail, deliverOrTakeBack, type MailResult, mailMayGoLater, mailNotSent } from "./mailer";
 import { EmailError } from "../providers/email";
 import { tellSecurityEvent } from "./security-notices";
 import { burnPasswordCheck, hashPassword, needsRehash, passwordPolicyErrors, verifyPassword } from "./passwords";
@@ -286,18 +286,21 @@ export async function requestPasswordReset(env: Bindings, config: Config, addres
     const link = `${config.FRONTEND_URL}/reset-password?token=${encodeURIComponent(token)}`;
     // Suppressed: nothing is sent and the answer stays the same (anyone may type the address);
     // the account's owner lifts a bounce by asking for a confirmation link, support a complaint.
-    // The provider not taking it: the link that never went out is taken back (logged below).
-    const mail = await deliverEmail(env, {
-      to: user.email,
-      subject: "Reset your Plant Community password",
-      text:
-        `Hello ${user.username},\n\nUse this link to choose a new password (valid for ` +
-        `${Math.round(config.PASSWORD_RESET_TTL_S / 60)} minutes, once):\n${link}\n\nReset token: ${token}\n\n` +
-        `If you did not ask for this, ignore this email.\n`,
-    }).catch(async (err: unknown) => {
-      await db.delete(passwordResetTokens).where(eq(passwordResetTokens.tokenHash, tokenHash));
-      throw err;
-    });
+    // Not sent, either way: the link that never went out is taken back (a provider failure is logged below).
+    const takeBack = () => db.delete(passwordResetTokens).where(eq(passwordResetTokens.tokenHash, tokenHash));
+    const mail = await deliverOrTakeBack(
+      env,
+      {
+        to: user.email,
+        subject: "Reset your Plant Community password",
+        text:
+          `Hello ${user.username},\n\nUse this link to choose a new password (valid for ` +
+          `${Math.round(config.PASSWORD_RESET_TTL_S / 60)} minutes, once):\n${link}\n\nReset token: ${token}\n\n` +
+          `If you did not ask for this, ignore this email.\n`,
+      },
+      takeBack,
+      logger,
+    );
     if (!mail.sent) logger?.warn("password reset mail not sent: address suppressed", { user_id: user.id });
   } catch (err) {
     logger?.error("password reset email failed", { error: String(err) });
@@ -463,36 +466,10 @@ export async function requestEmailChange(
   if (suppression === "bounce") await liftBounce(env, newEmail, user.id, logger);
   const link = `${config.FRONTEND_URL}/confirm-email?token=${encodeURIComponent(token)}`;
   const hours = Math.round(EMAIL_CHANGE_TTL_S / 3600);
-  const results = await Promise.allSettled([
-    deliverEmail(env, {
-      to: newEmail,
-      subject: "Confirm your new Plant Community email address",
-      text:
-        `Hello ${user.username},\n\nConfirm that this is your new address for Plant Community (the link is valid for ${hours} hours, ` +
-        `once; open it where you are signed in to Plant Community):\n` +
-        `${link}\n\nConfirmation token: ${token}\n\nUntil you confirm, your account keeps its current address. ` +
-        `If you did not ask for this, ignore this email.\n`,
-    }),
-    deliverEmail(env, {
-      to: user.email,
-      subject: "A change of your Plant Community email address was requested",
-      text:
-        `Hello ${user.username},\n\nSomeone signed in to your account asked to change its email address to ${newEmail}. ` +
-        `Nothing changes unless that address confirms.\nIf this was not you, change your password now:\n${config.FRONTEND_URL}/forgot-password\n`,
-    }),
-  ]);
-  for (const result of results) {
-    if (result.status === "rejected") logger?.error("email change mail failed", { user_id: user.id, error: String(result.reason) });
-  }
-  const [sentLink, notice] = results;
-  const suppressedMeanwhile = sentLink.status === "fulfilled" && !sentLink.value.sent;
-  if (sentLink.status === "rejected" || suppressedMeanwhile) {
-    // The link never reached the new address: the change it would confirm is taken back (unless a
-    // newer request to the same address holds it now). When the provider may take it later, the
-    // new inbox's count is given back, so the user can simply ask again; the per-account count
-    // bounds the notices to the current address too, and comes back only when no notice went there
-    // either, or asking again and again would send that inbox notices without limit.
-    await runBatch(db, [
+  // The link never reaching the new address takes back the change it would confirm (unless a
+  // newer request to the same address holds it now).
+  const takeBack = () =>
+    runBatch(db, [
       db.delete(emailChangeTokens).where(eq(emailChangeTokens.tokenHash, tokenHash)),
       db
         .update(users)
@@ -505,9 +482,41 @@ export async function requestEmailChange(
           ),
         ),
     ]);
-    // The address was suppressed between the check above and the send (its provider's report
-    // landing meanwhile): nothing went to it, and nothing is given back (asking again will not help).
-    if (sentLink.status === "fulfilled") throw await suppressedJustNow(env, newEmail);
+  const results = await Promise.allSettled([
+    deliverOrTakeBack(
+      env,
+      {
+        to: newEmail,
+        subject: "Confirm your new Plant Community email address",
+        text:
+          `Hello ${user.username},\n\nConfirm that this is your new address for Plant Community (the link is valid for ${hours} hours, ` +
+          `once; open it where you are signed in to Plant Community):\n` +
+          `${link}\n\nConfirmation token: ${token}\n\nUntil you confirm, your account keeps its current address. ` +
+          `If you did not ask for this, ignore this email.\n`,
+      },
+      takeBack,
+      logger,
+    ),
+    deliverEmail(env, {
+      to: user.email,
+      subject: "A change of your Plant Community email address was requested",
+      text:
+        `Hello ${user.username},\n\nSomeone signed in to your account asked to change its email address to ${newEmail}. ` +
+        `Nothing changes unless that address confirms.\nIf this was not you, change your password now:\n${config.FRONTEND_URL}/forgot-password\n`,
+    }),
+  ]);
+  for (const result of results) {
+    if (result.status === "rejected") logger?.error("email change mail failed", { user_id: user.id, error: String(result.reason) });
+  }
+  const [sentLink, notice] = results;
+  // The address was suppressed between the check above and the send (its provider's report
+  // landing meanwhile): nothing went to it, and nothing is given back (asking again will not help).
+  if (sentLink.status === "fulfilled" && !sentLink.value.sent) throw await suppressedJustNow(env, newEmail);
+  if (sentLink.status === "rejected") {
+    // When the provider may take it later, the new inbox's count is given back, so the user can
+    // simply ask again; the per-account count bounds the notices to the current address too, and
+    // comes back only when no notice went there either, or asking again and again would send that
+    // inbox notices without limit.
     const noticeWent = notice.status === "fulfilled" && notice.value.sent;
     if (mailMayGoLater(sentLink.reason)) await giveBack(perInbox, ...(noticeWent ? [] : [perAccount]));
     throw mailNotSent(sentLink.reason, `the confirmation link to ${newEmail}`);
@@ -636,38 +645,29 @@ async function mailVerificationLink(
   await db.insert(emailChangeTokens).values({ tokenHash, userId: user.id, newEmail: user.email, expiresAt: nowS() + EMAIL_CHANGE_TTL_S });
   const link = `${config.FRONTEND_URL}/confirm-email?token=${encodeURIComponent(token)}`;
   if (liftBounced) await liftBounce(env, user.email, user.id, logger);
-  // A link never mailed is known to no one: failing to take it back is logged, not answered (at
-  // sign-up the account exists by now, and what the user must hear is that no link went out).
-  const takeBack = () =>
-    db
-      .delete(emailChangeTokens)
-      .where(eq(emailChangeTokens.tokenHash, tokenHash))
-      .then(
-        () => {},
-        (err: unknown) => logger?.error("unsent verification link not taken back", { user_id: user.id, error: String(err) }),
-      );
   let mail: MailResult;
   try {
-    mail = await deliverEmail(env, {
-      to: user.email,
-      subject: "Confirm your email address for Plant Community",
-      text:
-        `Hello ${user.username},\n\n${occasion === "welcome" ? "Welcome to Plant Community! Confirm" : "Here is the new link you asked for: confirm"} ` +
-        `that this address is yours (the link is valid for ` +
-        `${Math.round(EMAIL_CHANGE_TTL_S / 3600)} hours, once; open it where you are signed in to Plant Community):\n${link}\n\n` +
-        `Confirmation token: ${token}\n\n` +
-        (user.emailVerified ? "" : "Until you confirm, we send this address only account and security mail. ") +
-        `If you did not ${occasion === "welcome" ? "sign up" : "ask for this"}, ignore this email.\n`,
-    });
+    mail = await deliverOrTakeBack(
+      env,
+      {
+        to: user.email,
+        subject: "Confirm your email address for Plant Community",
+        text:
+          `Hello ${user.username},\n\n${occasion === "welcome" ? "Welcome to Plant Community! Confirm" : "Here is the new link you asked for: confirm"} ` +
+          `that this address is yours (the link is valid for ` +
+          `${Math.round(EMAIL_CHANGE_TTL_S / 3600)} hours, once; open it where you are signed in to Plant Community):\n${link}\n\n` +
+          `Confirmation token: ${token}\n\n` +
+          (user.emailVerified ? "" : "Until you confirm, we send this address only account and security mail. ") +
+          `If you did not ${occasion === "welcome" ? "sign up" : "ask for this"}, ignore this email.\n`,
+      },
+      () => db.delete(emailChangeTokens).where(eq(emailChangeTokens.tokenHash, tokenHash)),
+      logger,
+    );
   } catch (err) {
     logger?.warn("verification email failed", { user_id: user.id, error: String(err) });
-    await takeBack();
     throw err;
   }
-  if (!mail.sent) {
-    logger?.warn("verification email not sent: address suppressed meanwhile", { user_id: user.id });
-    await takeBack();
-  }
+  if (!mail.sent) logger?.warn("verification email not sent: address suppressed meanwhile", { user_id: user.id });
   return mail.sent;
 }
 

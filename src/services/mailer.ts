@@ -6,6 +6,7 @@ import { getConfig } from "../config";
 import type { Bindings } from "../env";
 import { humanDuration } from "../lib/durations";
 import { AppError } from "../lib/errors";
+import type { Logger } from "../lib/logger";
 import { EmailError, type EmailMessage, sendEmail } from "../providers/email";
 import { isSuppressed } from "./email-events";
 
@@ -27,6 +28,35 @@ export async function deliverEmail(
   const config = getConfig(env);
   const { id } = await sendEmail({ apiUrl: config.EMAIL_API_URL, apiKey: config.EMAIL_API_KEY, from: config.EMAIL_FROM }, message);
   return { sent: true, id };
+}
+
+/**
+ * Sends `message`, which carries a link just written (a confirmation or reset link), as
+ * `deliverEmail` does; when it did not go — the provider threw, or the address was suppressed by
+ * the time of sending — `takeBack` undoes what the link stands for first. The link was mailed to no
+ * one, so a failed take-back is logged, not thrown: the caller answers what happened to the mail.
+ * What the provider threw, this throws.
+ */
+export async function deliverOrTakeBack(
+  env: Bindings,
+  message: EmailMessage,
+  takeBack: () => Promise<unknown>,
+  logger?: Logger,
+): Promise<MailResult> {
+  const undo = () =>
+    takeBack().then(
+      () => {},
+      (err: unknown) => logger?.error("an unsent link was not taken back", { error: String(err) }),
+    );
+  let mail: MailResult;
+  try {
+    mail = await deliverEmail(env, message);
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+  if (!mail.sent) await undo();
+  return mail;
 }
 
 /**

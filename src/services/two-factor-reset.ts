@@ -40,7 +40,7 @@ import { uuidv7 } from "../lib/ids";
 import { HOUR_MS } from "../lib/durations";
 import type { Logger } from "../lib/logger";
 import { formatWhen } from "./email-templates";
-import { deliverEmail } from "./mailer";
+import { deliverOrTakeBack } from "./mailer";
 import { mailBucketName, withinRateLimit } from "./rate-limits";
 import { tellSecurityEvent } from "./security-notices";
 import { endEverySession, sessionsEndedIf } from "./sessions";
@@ -132,21 +132,23 @@ async function mailStartLink(env: Bindings, config: Config, user: UserRow, logge
     ]);
     if (changes(inserted) === 0) return;
     const link = `${config.FRONTEND_URL}/two-factor-reset?token=${encodeURIComponent(token)}`;
-    await deliverEmail(env, {
-      to: user.email,
-      subject: "Turn off two-factor sign-in on your Plant Community account?",
-      text:
-        `Hello ${user.username},\n\nSomeone who knows your password said they lost their authenticator app and recovery codes. ` +
-        `If that was you, open this link (valid for ${TWO_FACTOR_RESET_LINK_TTL_S / 60} minutes, once) and confirm:\n${link}\n\n` +
-        `Two-factor reset token: ${token}\n\n` +
-        "Confirming starts a 72-hour wait; we tell you again then, and you can cancel until it ends. After it, signing in with " +
-        "your password turns two-factor sign-in off.\n\n" +
-        "If this was not you, someone has your password: ignore this email and change your password now.\n",
-    }).catch(async (err: unknown) => {
-      // Not taken by the provider: the link that never went out is taken back (logged below).
-      await db.delete(twoFactorResets).where(and(eq(twoFactorResets.linkHash, linkHash), isNull(twoFactorResets.startedAt)));
-      throw err;
-    });
+    await deliverOrTakeBack(
+      env,
+      {
+        to: user.email,
+        subject: "Turn off two-factor sign-in on your Plant Community account?",
+        text:
+          `Hello ${user.username},\n\nSomeone who knows your password said they lost their authenticator app and recovery codes. ` +
+          `If that was you, open this link (valid for ${TWO_FACTOR_RESET_LINK_TTL_S / 60} minutes, once) and confirm:\n${link}\n\n` +
+          `Two-factor reset token: ${token}\n\n` +
+          "Confirming starts a 72-hour wait; we tell you again then, and you can cancel until it ends. After it, signing in with " +
+          "your password turns two-factor sign-in off.\n\n" +
+          "If this was not you, someone has your password: ignore this email and change your password now.\n",
+      },
+      // Not sent: the link that never went out is taken back (a provider failure is logged below).
+      () => db.delete(twoFactorResets).where(and(eq(twoFactorResets.linkHash, linkHash), isNull(twoFactorResets.startedAt))),
+      logger,
+    );
   } catch (err) {
     logger?.error("two-factor reset email failed", { user_id: user.id, error: String(err) });
   }
