@@ -4,12 +4,32 @@
  * it; the reaper removes that file once every process group it was told of has exited (up to
  * 5 s of SIGTERM, then SIGKILL), which can be well after start.ts itself has ended. Until then
  * wrangler dev and workerd may still be writing into STATE_DIR, so scripts/local-stack.ts waits
- * for it before deleting the folder.
+ * for it before deleting the folder. Also the process-group calls both scripts use.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const REAPER_PID_FILE = "start-reaper.pid";
+
+/** Whether any process of group `pgid` still runs (its leader may have exited before the rest). */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, another user's (not ours, but not gone either).
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Sends `signal` to every process of group `pgid`; a group already gone is left be. */
+export function killGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // The group is already gone.
+  }
+}
 
 /** The file in `stateDir` that names the reaper while it runs. */
 export function reaperPidFile(stateDir: string): string {

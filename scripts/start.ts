@@ -19,7 +19,7 @@ import { emulatorBaseUrls, LOCAL_FIREBASE_PROJECT, LOCAL_OAUTH_CLIENT } from "..
 import { startEmulatorServer } from "../emulators/server";
 import { CONFIG_NAMES } from "../src/config-schema";
 import { writeSpeciesSeedSql } from "./seed-sql";
-import { reaperPidFile, recordReaper } from "./stack-reaper";
+import { groupAlive, killGroup, reaperPidFile, recordReaper } from "./stack-reaper";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const port = Number(process.env.PORT ?? 8787);
@@ -221,22 +221,6 @@ function stop(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM") {
   } catch {
     child.kill(signal);
   }
-}
-
-/** Whether any process of group `pgid` is still running (its leader may have exited before the rest). */
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-function killGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal);
-  } catch {}
 }
 
 function run(cmd: string, args: string[]): Promise<void> {
