@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { stopStack } from "../scripts/local-stack";
-import { reaperFinished, reaperPidFile } from "../scripts/stack-reaper";
+import { groupAlive, reaperFinished, reaperPidFile } from "../scripts/stack-reaper";
 
 const REAPER = join(import.meta.dirname, "..", "scripts", "start-reaper.mjs");
 
@@ -57,15 +57,6 @@ afterEach(() => {
   }
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function stateDir(): string {
   const dir = mkdtempSync(join(tmpdir(), "stack-reaper-test-"));
