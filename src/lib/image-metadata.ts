@@ -4,16 +4,20 @@
  * rounds a shared request's coordinates to about 11 km, and anyone who fetched the photo itself
  * would otherwise read the garden's position from it.
  *
- * - JPEG: APP1 EXIF and XMP segments, APP2 MPF and APP13 (Photoshop/IPTC) go, wherever they
+ * - JPEG: APP1 EXIF and XMP segments, APP2 MPF, APP11 (JUMBF: C2PA content credentials) and APP13 (Photoshop/IPTC) go, wherever they
  *   sit (before the first scan or between a progressive image's scans). An EXIF orientation
  *   other than "upright" is kept, in a new EXIF segment that holds nothing else, so the photo
  *   still shows the right way up. Everything after the image's end (EOI) goes too: cameras and
  *   phones append secondary images there (MPF: a preview, a depth map), each with EXIF and GPS
  *   of its own, and decoders never show them.
- * - PNG: `eXIf` chunks and text chunks that hold EXIF or XMP (`iTXt` `XML:com.adobe.xmp`, and
+ * - PNG: `eXIf` and `caBX` (C2PA) chunks and text chunks that hold EXIF or XMP (`iTXt` `XML:com.adobe.xmp`, and
  *   ImageMagick's `Raw profile type exif/xmp/iptc/app1/8bim`, in any case, in `tEXt`/`zTXt`/`iTXt`) go; other text
  *   chunks stay. Bytes after IEND go.
- * - WebP: `EXIF` and `XMP ` chunks go, and VP8X's flags for them are cleared.
+ * - WebP: `EXIF`, `XMP ` and `C2PA` chunks go, and VP8X's flags for EXIF and XMP are cleared.
+ *
+ * C2PA content credentials (a signed manifest some phones and editors now embed) hold their own
+ * copy of the EXIF tags, GPS included, in a `stds.exif` assertion: they go whole (removing the
+ * EXIF already breaks the signature that binds them to the file).
  *
  * The pixels are not touched. Runs after the structure checks (lib/images.ts), so the container
  * is known to be well formed; should it still not parse, the photo is refused rather than kept
@@ -86,6 +90,7 @@ function stripJpeg(b: Uint8Array): Uint8Array {
     } else if (
       (marker === 0xe1 && XMP_IDS.some((id) => ascii(b, payload, id))) ||
       (marker === 0xe2 && ascii(b, payload, MPF_ID)) ||
+      marker === 0xeb ||
       marker === 0xed
     ) {
       stripped = true;
@@ -207,6 +212,7 @@ function stripPng(b: Uint8Array): Uint8Array {
     const type = fourcc(b, pos + 4);
     const metadata =
       type === "eXIf" ||
+      type === "caBX" ||
       ((type === "iTXt" || type === "tEXt" || type === "zTXt") && PNG_METADATA_KEYWORDS.has(pngKeyword(b, pos + 8, end - 4).toLowerCase()));
     if (metadata) stripped = true;
     else kept.push(b.subarray(pos, end));
@@ -235,7 +241,7 @@ function stripWebp(b: Uint8Array): Uint8Array {
     if (end > b.length && pos + 8 + size !== b.length) throw new MetadataStripError("a chunk runs past the end");
     const chunk = b.subarray(pos, Math.min(end, b.length));
     const kind = fourcc(b, pos);
-    if (kind === "EXIF" || kind === "XMP ") {
+    if (kind === "EXIF" || kind === "XMP " || kind === "C2PA") {
       stripped = true;
     } else if (kind === "VP8X" && size >= 1) {
       const copy = chunk.slice();

@@ -185,6 +185,33 @@ describe("photos are stored without where they were taken", () => {
     expect(image.bytes.length).toBe(png.length);
   });
 
+  it("C2PA content credentials (JUMBF: JPEG APP11, PNG caBX, WebP C2PA) go: their stds.exif assertion carries GPS too", async () => {
+    // A C2PA manifest store is JUMBF boxes; its `stds.exif` assertion holds EXIF tags as JSON-LD.
+    const manifest = text('JP\0\x01\0\0\0\x01jumbc2pa{"label":"stds.exif","data":{"exif:GPSLatitude":"51,30.44N"}} GPS 51.5074 N');
+    const jpeg = await stored(jpegWith(jpegSegment(0xeb, manifest)), "image/jpeg");
+    expect(has(jpeg.bytes, "GPS 51.5074")).toBe(false);
+    expect(has(jpeg.bytes, "jumb")).toBe(false);
+    expect(readImageDimensions(jpeg.bytes, "jpeg")).toEqual({ width: 320, height: 240 });
+    expect(imageStructureProblem(jpeg.bytes, "jpeg")).toBeNull();
+
+    const png = await makePng(320, 240, { text: "a comment" });
+    const iend = png.length - 12;
+    const pngImage = await stored(concatBytes(png.subarray(0, iend), pngChunk("caBX", manifest), png.subarray(iend)), "image/png");
+    expect(has(pngImage.bytes, "GPS 51.5074")).toBe(false);
+    expect(Buffer.from(pngImage.bytes).equals(Buffer.from(png))).toBe(true);
+
+    const base = makeWebp("VP8X", 320, 240);
+    const size = new Uint8Array([manifest.length & 0xff, (manifest.length >> 8) & 0xff, 0, 0]);
+    const body = concatBytes(base.subarray(12), text("C2PA"), size, manifest, manifest.length & 1 ? new Uint8Array(1) : new Uint8Array(0));
+    const riff = body.length + 4;
+    const webp = concatBytes(text("RIFF"), new Uint8Array([riff & 0xff, (riff >> 8) & 0xff, 0, 0]), text("WEBP"), body);
+    expect(imageStructureProblem(webp, "webp")).toBeNull();
+    const webpImage = await stored(webp, "image/webp");
+    expect(has(webpImage.bytes, "GPS 51.5074")).toBe(false);
+    expect(new DataView(webpImage.bytes.buffer, webpImage.bytes.byteOffset).getUint32(4, true)).toBe(webpImage.bytes.length - 8);
+    expect(readImageDimensions(webpImage.bytes, "webp")).toEqual({ width: 320, height: 240 });
+  });
+
   it("WebP: EXIF and XMP chunks go, VP8X's flags for them are cleared and the RIFF size fits", async () => {
     const base = makeWebp("VP8X", 320, 240);
     const chunk = (fourcc: string, data: Uint8Array) => {
