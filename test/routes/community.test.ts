@@ -605,3 +605,63 @@ describe("moderation", () => {
     });
   });
 });
+
+describe("an attacker who has read the code (helper-124)", () => {
+  it("a proposal takes no field but what it proposes: naming another proposer, a source or a hidden flag is a 400 and writes nothing", async () => {
+    const [owner, attacker, victim] = await Promise.all([bearerUser(), identifier(), identifier()]);
+    const req = await finishedRequest(owner);
+    await json(await share(owner, req.id), 200);
+    const sp = await aSpecies(`Ficus elastica${crypto.randomUUID().slice(0, 6)}`, "Moraceae");
+    const planted = { proposed_by: victim.userId, user_id: victim.userId, identification_source: "ai_combined", is_hidden: false };
+    for (const [field, value] of Object.entries(planted)) {
+      const res = await call(`${BASE}/requests/${req.id}/propose/`, { bearer: attacker.access, json: { species_id: sp, [field]: value } });
+      const body = await expectError(res, 400, "VALIDATION_ERROR");
+      expect(JSON.stringify(body.errors), field).toContain(field);
+    }
+    expect((await detail(req.id)).candidates).toHaveLength(2); // the engines' two, nothing proposed
+    expect(await notes(owner, "community_proposal")).toEqual([]);
+  });
+
+  it("a proposer's own upvote of their proposal is not a second supporter: it takes someone else to confirm it", async () => {
+    const [owner, proposer, other] = await Promise.all([bearerUser(), identifier(), identifier()]);
+    const { req, result_id } = await sharedWithProposal(owner, proposer, "Calathea orbifolia", "Marantaceae");
+    expect(await json<{ upvotes: number; community_result_id: string | null }>(await vote(proposer, result_id), 200)).toMatchObject({
+      upvotes: 1,
+      community_result_id: null,
+    });
+    expect((await detail(req.id)).status).toBe("needs_id");
+    expect(await helped(proposer)).toBe(0);
+    expect(await json<{ community_result_id: string | null }>(await vote(other, result_id), 200)).toMatchObject({
+      community_result_id: result_id,
+    });
+  });
+
+  it("a request taken out of the community answers every stranger's route as an id that never existed (same status, code and message)", async () => {
+    const [owner, proposer, stranger] = await Promise.all([bearerUser(), identifier(), identifier()]);
+    const { req, result_id } = await sharedWithProposal(owner, proposer, "Pilea peperomioides", "Urticaceae", "Round leaves");
+    await json(await share(owner, req.id, "DELETE"), 200);
+    const ghost = crypto.randomUUID();
+    const asked = (id: string, resultId: string) => [
+      call(`${BASE}/community/${id}/`),
+      call(`${BASE}/community/${id}/`, { bearer: stranger.access }),
+      call(`${BASE}/requests/${id}/`, { bearer: stranger.access }),
+      call(`${BASE}/requests/${id}/results/`, { bearer: stranger.access }),
+      call(`${BASE}/requests/${id}/propose/`, { bearer: stranger.access, json: { scientific_name: "Pilea peperomioides" } }),
+      call(`${BASE}/requests/${id}/share/`, { method: "POST", bearer: stranger.access }),
+      call(`${BASE}/results/${resultId}/vote/`, { bearer: stranger.access, json: { vote_type: "upvote" } }),
+      call(`${BASE}/results/${resultId}/report/`, { bearer: stranger.access, json: { reason: "spam" } }),
+    ];
+    const shape = async (res: Response) => {
+      const body = (await res.json()) as { code: string; message: string };
+      return { status: res.status, code: body.code, message: body.message };
+    };
+    const real = await Promise.all((await Promise.all(asked(req.id, result_id))).map(shape));
+    const none = await Promise.all((await Promise.all(asked(ghost, crypto.randomUUID()))).map(shape));
+    expect(real).toEqual(none);
+    for (const answer of real) expect(answer.status).toBe(404);
+    // Nor is it in the feed under any filter that matches it.
+    expect((await feed("?family=Urticaceae&page_size=100")).results.map((i) => i.request_id)).not.toContain(req.id);
+    // Nothing the stranger sent was written.
+    expect(await notes(owner, "community_proposal")).toHaveLength(1);
+  });
+});
