@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { call, expectError, jsonWithStatus as json, type Page } from "../helpers/http";
 import { setAccountActive } from "../../src/services/accounts";
 import { useEmulators } from "../helpers/outbound";
-import { bearerUser } from "../helpers/users";
+import { bearerUser, GOOD_PASSWORD, tokenLogin, uniqueName } from "../helpers/users";
 
 useEmulators();
 type User = Awaited<ReturnType<typeof bearerUser>>;
@@ -620,6 +620,37 @@ describe("an attacker who has read the code (helper-124)", () => {
     }
     expect((await detail(req.id)).candidates).toHaveLength(2); // the engines' two, nothing proposed
     expect(await notes(owner, "community_proposal")).toEqual([]);
+  });
+
+  it("a sign-up that plants a trust level, a role, an active or verified flag or post count gets an account whose votes do not count", async () => {
+    const [owner, a] = await Promise.all([bearerUser(), identifier()]);
+    const req = await finishedRequest(owner);
+    await json(await share(owner, req.id), 200);
+    const username = uniqueName("sybil");
+    const planted = {
+      trust_level: "veteran",
+      role: "admin",
+      is_staff: true,
+      is_active: true,
+      email_verified: true,
+      is_confirmed: true,
+      post_count: 500,
+      date_joined: "2020-01-01T00:00:00.000Z",
+      identifications_helped: 99,
+    };
+    const res = await call("/api/v1/auth/register/", {
+      json: { username, email: `${username}@example.com`, password: GOOD_PASSWORD, ...planted },
+    });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const { access } = await tokenLogin(username);
+    const me = await json<Record<string, unknown>>(await call("/api/v1/auth/user/", { bearer: access }), 200);
+    expect(me).toMatchObject({ trust_level: "new", is_staff: false, email_verified: false, identifications_helped: 0 });
+    await json(await vote(a, req.results[0]!), 200);
+    const sybilVote = await json<{ upvotes: number; community_result_id: string | null }>(
+      await call(`${BASE}/results/${req.results[0]}/vote/`, { bearer: access, json: { vote_type: "upvote" } }),
+      200,
+    );
+    expect(sybilVote).toMatchObject({ upvotes: 2, community_result_id: null });
   });
 
   it("a proposer's own upvote of their proposal is not a second supporter: it takes someone else to confirm it", async () => {
