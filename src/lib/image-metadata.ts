@@ -10,7 +10,7 @@
  *   still shows the right way up. Everything after the image's end (EOI) goes too: cameras and
  *   phones append secondary images there (MPF: a preview, a depth map), each with EXIF and GPS
  *   of its own, and decoders never show them.
- * - PNG: `eXIf` and `caBX` (C2PA) chunks and text chunks that hold EXIF or XMP (`iTXt` `XML:com.adobe.xmp`, and
+ * - PNG: `eXIf` (and the earlier `exIf`, `zxIf`) and `caBX` (C2PA) chunks and text chunks that hold EXIF or XMP (`iTXt` `XML:com.adobe.xmp`, and
  *   ImageMagick's `Raw profile type exif/xmp/iptc/app1/8bim`, in any case, in `tEXt`/`zTXt`/`iTXt`) go; other text
  *   chunks stay. Bytes after IEND go.
  * - WebP: `EXIF`, `XMP ` and `C2PA` chunks go, and VP8X's flags for EXIF and XMP are cleared.
@@ -211,7 +211,10 @@ function stripPng(b: Uint8Array): Uint8Array {
     if (end > b.length) throw new MetadataStripError("a chunk runs past the end");
     const type = fourcc(b, pos + 4);
     const metadata =
+      // exIf and zxIf (compressed): the names EXIF chunks had before eXIf was registered, which older writers still use.
       type === "eXIf" ||
+      type === "exIf" ||
+      type === "zxIf" ||
       type === "caBX" ||
       ((type === "iTXt" || type === "tEXt" || type === "zTXt") && PNG_METADATA_KEYWORDS.has(pngKeyword(b, pos + 8, end - 4).toLowerCase()));
     if (metadata) stripped = true;

@@ -167,12 +167,14 @@ describe("photos are stored without where they were taken", () => {
     expect(Buffer.from(image.bytes).equals(Buffer.from(png))).toBe(true);
   });
 
-  it("PNG: eXIf and XMP chunks go, other text chunks stay", async () => {
+  it("PNG: eXIf (and exIf, zxIf: its names before it was registered) and XMP chunks go, other text chunks stay", async () => {
     const png = await makePng(320, 240, { text: "a comment" });
     const iend = png.length - 12;
     const upload = concatBytes(
       png.subarray(0, iend),
       pngChunk("eXIf", exifWithGps(1).subarray(6)),
+      pngChunk("exIf", exifWithGps(1).subarray(6)),
+      pngChunk("zxIf", text("GPS 51.5074 N (compressed, say)")),
       pngChunk("iTXt", text("XML:com.adobe.xmp\0\0\0\0\0<x:xmpmeta GPSLatitude='51,30.44N'/>")),
       png.subarray(iend),
     );
