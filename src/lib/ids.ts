@@ -13,6 +13,15 @@ export function uuidv7(now: number = Date.now()): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
+/**
+ * A random UUID (v4) for a row whose creation time is not anyone's business: a catalogue species
+ * first met in someone's private identification is public, and a v7 id would tell anyone to the
+ * millisecond when that identification ran.
+ */
+export function untimedId(): string {
+  return crypto.randomUUID();
+}
+
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
 
 export function isUuid(value: string): boolean {

@@ -15,7 +15,7 @@ import { identificationRequests, identificationResults, species, users, votes } 
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { apiFields } from "../lib/fields";
-import { uuidv7 } from "../lib/ids";
+import { untimedId, uuidv7 } from "../lib/ids";
 import { TtlCache } from "../lib/ttl-cache";
 import type { Logger } from "../lib/logger";
 import type { HealthAssessment, ProviderAnswer } from "../providers/types";
@@ -96,7 +96,8 @@ export async function completeIdentificationRequest(
   const guard = sql`EXISTS (SELECT 1 FROM identification_requests WHERE id = ${requestId} AND status = 'processing')`;
   const statements: (Statement | SQL)[] = [];
 
-  const newIds = suggestions.map(() => uuidv7());
+  // Public catalogue rows: ids that do not carry the moment a private request met the name.
+  const newIds = suggestions.map(() => untimedId());
   const english = language === CATALOGUE_LANGUAGE;
   suggestions.forEach((s, i) => {
     const names = english ? catalogueCommonNames(s.common_names) : [];

@@ -17,7 +17,7 @@ import { startsWith } from "../db/text-match";
 import type { Bindings } from "../env";
 import { AppError, orNotFound } from "../lib/errors";
 import { sha256Hex } from "../lib/hash";
-import { uuidv7 } from "../lib/ids";
+import { untimedId } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { type TrefleSpecies, trefleSpeciesFor } from "../providers/trefle";
 import { ProviderError } from "../providers/types";
@@ -280,7 +280,7 @@ export async function lookupSpecies(env: Bindings, scientificName: string, budge
     db
       .insert(species)
       .values({
-        id: uuidv7(),
+        id: untimedId(), // public: no moment of whoever looked it up first
         scientificName: t.scientificName,
         commonNames: catalogueCommonNames(t.commonName ? [t.commonName] : []),
         family: t.family ?? "",
