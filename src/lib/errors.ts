@@ -165,7 +165,8 @@ export const ERROR_CODES = {
     "The authenticator code or recovery code is wrong, or was used already; counts toward the account lockout (401 when signing in, 400 elsewhere).",
   TOKEN_INVALID:
     "A session credential (access or refresh token) is malformed, of the wrong type, revoked or its session ended (401). Not an emailed link: see INVALID_TOKEN.",
-  TOKEN_EXPIRED: "A session credential has expired; refresh it (401).",
+  TOKEN_EXPIRED:
+    "A session credential has expired: an access token, refresh it; a refresh token (from auth/token/refresh/), sign in again (401).",
   TOKEN_REUSED: "A refresh token was used twice; its whole session is ended (401).",
   INVALID_SIGNATURE: "A webhook delivery's signature is missing, does not match, or its timestamp is more than 5 minutes off (401).",
   FIREBASE_TOKEN_INVALID: "The Firebase ID token is malformed, not signed by Google, for another project, expired or not yet valid (401).",

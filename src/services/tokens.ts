@@ -49,6 +49,10 @@ const ALGORITHM = "HS256";
  */
 export const REFRESH_REUSE_WINDOW_S = 20;
 
+/** What a refresh answers once its session is over, whichever way it ended: sign in again. */
+const SESSION_ENDED = "This session has ended. Please sign in again.";
+const SESSION_EXPIRED = "This session has expired. Please sign in again.";
+
 /** revoked_sessions rows outlive the longest access token a deployment may configure (1 day). */
 const MAX_ACCESS_TTL_S = 86_400;
 
@@ -101,7 +105,11 @@ export async function verifyToken(config: Config, token: string, expected: Token
     return payload as TokenClaims;
   } catch (err) {
     if (err instanceof AppError) throw err;
-    if (err instanceof joseErrors.JWTExpired) throw new AppError("TOKEN_EXPIRED", 401, "Token has expired.");
+    // An expired access token is refreshed; an expired refresh token cannot be: its session is
+    // over, and a client that only read the code would try to refresh it again.
+    if (err instanceof joseErrors.JWTExpired) {
+      throw new AppError("TOKEN_EXPIRED", 401, expected === "refresh" ? SESSION_EXPIRED : "Token has expired.");
+    }
     throw new AppError("TOKEN_INVALID", 401, "Token is invalid.");
   }
 }
@@ -255,16 +263,14 @@ export async function rotateRefreshToken(
   // A token rotated away was used; a session's last token (never replaced) was not — its session
   // ended (signed out, ended from auth/sessions/, or for theft) and the message says only that.
   const reused = (rotated: boolean) =>
-    new AppError(
-      "TOKEN_REUSED",
-      401,
-      rotated ? "Refresh token has already been used. Please sign in again." : "This session has ended. Please sign in again.",
-    );
+    new AppError("TOKEN_REUSED", 401, rotated ? "Refresh token has already been used. Please sign in again." : SESSION_ENDED);
   // Over the budget (`overLimit`), only what ends a live session goes on: it is thrown where a
   // pair would be handed out and for a session already ended, and nowhere else.
   if (familyRevoked && overLimit) throw overLimit;
+  // Ended elsewhere (a password change or reset, sign-out everywhere, deactivation, or this
+  // session signed out from another device): the app must sign in again, and the message says so.
   if (!row.isActive || issuedBefore(claims, row.tokensValidAfter)) {
-    return revokeAndRefuse(new AppError("TOKEN_INVALID", 401, "Token is invalid."));
+    return revokeAndRefuse(new AppError("TOKEN_INVALID", 401, SESSION_ENDED));
   }
   if (row.revokedAt !== null) {
     // Rotated moments ago, and its replacement is still the live one: a concurrent tab, not a thief.
@@ -281,7 +287,7 @@ export async function rotateRefreshToken(
     // (never replaced) is only late.
     return revokeAndRefuse(reused(row.replacedBy !== null), row.replacedBy !== null);
   }
-  if (familyRevoked) return revokeAndRefuse(new AppError("TOKEN_INVALID", 401, "Token is invalid."));
+  if (familyRevoked) return revokeAndRefuse(new AppError("TOKEN_INVALID", 401, SESSION_ENDED));
   if (overLimit) throw overLimit;
 
   const now = nowS();

@@ -165,6 +165,35 @@ describe("mobile tokens", () => {
     await expectError(await call("/api/v1/auth/token/refresh/", { method: "POST" }), 400, "VALIDATION_ERROR");
   });
 
+  it("an expired refresh token (a phone offline past its 7 days) says to sign in again, not to refresh", async () => {
+    const u = await bearerUser();
+    const now = Math.floor(Date.now() / 1000);
+    const expired = await new SignJWT({ type: "refresh", fam: crypto.randomUUID() })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject(u.userId)
+      .setJti(crypto.randomUUID())
+      .setIssuedAt(now - 8 * 86_400)
+      .setExpirationTime(now - 86_400)
+      .setIssuer(ISS)
+      .setAudience(AUD)
+      .sign(SECRET);
+    const res = await call("/api/v1/auth/token/refresh/", { json: { refresh: expired } });
+    expect((await expectError(res, 401, "TOKEN_EXPIRED")).message).toBe("This session has expired. Please sign in again.");
+    // An expired access token is still the one to refresh.
+    const access = await new SignJWT({ type: "access", sid: crypto.randomUUID() })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject(u.userId)
+      .setJti(crypto.randomUUID())
+      .setIssuedAt(now - 1000)
+      .setExpirationTime(now - 100)
+      .setIssuer(ISS)
+      .setAudience(AUD)
+      .sign(SECRET);
+    expect((await expectError(await call("/api/v1/auth/user/", { bearer: access }), 401, "TOKEN_EXPIRED")).message).toBe(
+      "Token has expired.",
+    );
+  });
+
   it("a cookie-authenticated unsafe request without CSRF is 403", async () => {
     const s = await registerWeb();
     await expectError(await call("/api/v1/auth/ws-ticket/", { method: "POST", cookies: s.cookies }), 403, "CSRF_FAILED");
@@ -478,7 +507,9 @@ describe("password change", () => {
     const fresh = (await ok.json()) as { access: string };
     expect((await call("/api/v1/auth/user/", { bearer: fresh.access })).status).toBe(200);
     expect((await call("/api/v1/auth/user/", { bearer: other.access })).status).toBe(401);
-    expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: other.refresh } })).status).toBe(401);
+    // The other device learns why its refresh fails: its session ended, so it signs in again.
+    const otherRefresh = await call("/api/v1/auth/token/refresh/", { json: { refresh: other.refresh } });
+    expect((await expectError(otherRefresh, 401, "TOKEN_INVALID")).message).toBe(SESSION_ENDED);
     expect((await call("/api/v1/auth/token/", { json: { username: u.username, password: "Another-Fine-Fern-77" } })).status).toBe(200);
   });
 });
