@@ -343,7 +343,7 @@ export function notificationRoutes() {
     },
     {
       description:
-        "The body is `PushSubscription.toJSON()`. A non-https endpoint, a p256dh that is not a 65-byte P-256 point, an auth secret that is not 16 bytes: 400 naming the field, nothing stored. An endpoint another account subscribed moves to you.",
+        "The body is `PushSubscription.toJSON()`: a Web Push subscription, as a browser's PushManager makes it. A native app's FCM registration token or APNs device token is not one and cannot be registered. A non-https endpoint, a p256dh that is not a 65-byte P-256 point, an auth secret that is not 16 bytes: 400 naming the field, nothing stored. An endpoint another account subscribed moves to you.",
     },
   );
   app.openapi(postSubscription, async (c) => {
