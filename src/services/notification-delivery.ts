@@ -36,7 +36,7 @@ import { ALWAYS_EMAILED, emailWanted, getPreferences, type PreferenceType } from
 import { pushServiceProblem } from "./push-subscriptions";
 import { securityNoticeAction } from "./two-factor-reset-cancel";
 import { listUnsubscribeHeaders } from "./unsubscribe";
-import { DAY_MS } from "../lib/durations";
+import { DAY_MS, HOUR_MS } from "../lib/durations";
 
 export type Delivery = typeof notificationDeliveries.$inferSelect;
 
@@ -595,41 +595,76 @@ export function staleDeliveries(now: number): SQL {
     LIMIT 500`;
 }
 
-/** The wall clock in `timeZone` as fields. */
-function localParts(at: number, timeZone: string) {
-  const parts = Object.fromEntries(
-    new Intl.DateTimeFormat("en-GB", {
-      timeZone,
-      year: "numeric",
-      month: "2-digit",
-      day: "2-digit",
-      hour: "2-digit",
-      minute: "2-digit",
-      second: "2-digit",
-      hourCycle: "h23",
-    })
+/** Wall-clock formatters by zone: a digest run reads the clock of every reader holding mail. */
+const clocks = new Map<string, Intl.DateTimeFormat>();
+
+/**
+ * The formatter for `timeZone`'s clock; UTC's for a name this runtime does not know (saved ones
+ * are checked, but one unknown name must not stop every reader's digest).
+ */
+function clockOf(timeZone: string): Intl.DateTimeFormat {
+  let clock = clocks.get(timeZone);
+  if (clock) return clock;
+  const options = {
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hourCycle: "h23",
+  } as const;
+  try {
+    clock = new Intl.DateTimeFormat("en-GB", { ...options, timeZone });
+  } catch {
+    clock = new Intl.DateTimeFormat("en-GB", { ...options, timeZone: "UTC" });
+  }
+  if (clocks.size >= 1000) clocks.clear();
+  clocks.set(timeZone, clock);
+  return clock;
+}
+
+/** The wall clock in `timeZone` at `at`, as UTC milliseconds (whole seconds). */
+function wallMs(at: number, timeZone: string): number {
+  const p = Object.fromEntries(
+    clockOf(timeZone)
       .formatToParts(new Date(at))
-      .map((p) => [p.type, p.value]),
+      .map((part) => [part.type, Number(part.value)]),
   );
-  return {
-    y: Number(parts.year),
-    m: Number(parts.month),
-    d: Number(parts.day),
-    h: Number(parts.hour),
-    min: Number(parts.minute),
-    s: Number(parts.second),
-  };
+  return Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!, p.second!);
+}
+
+/**
+ * The first instant at which the clock in `timeZone` reads `wall` (a wall-clock time as UTC ms)
+ * or later: the earlier of the two when clocks going back show it twice, and the change itself
+ * when clocks going forward skip it (Pacific/Apia skipped all of 30 December 2011). Assumes at
+ * most one change within a day of `wall`, as every zone has.
+ */
+function firstInstantAt(wall: number, timeZone: string): number {
+  const before = wall - (wallMs(wall - DAY_MS, timeZone) - (wall - DAY_MS));
+  const after = wall - (wallMs(wall + DAY_MS, timeZone) - (wall + DAY_MS));
+  const showing = [before, after].filter((t) => wallMs(t, timeZone) === wall);
+  if (showing.length > 0) return Math.min(...showing);
+  // Skipped: the low end shows an earlier time, the high end a later one; bisect to the second.
+  let lo = Math.min(before, after);
+  let hi = Math.max(before, after);
+  while (hi - lo > 1000) {
+    const mid = lo + Math.floor((hi - lo) / 2000) * 1000;
+    if (wallMs(mid, timeZone) < wall) lo = mid;
+    else hi = mid;
+  }
+  return hi;
 }
 
 /**
  * The digest period `at` falls in, for a reader in `timeZone`, and the instant it started (UTC
- * ms). Daily periods start at DIGEST_HOUR local time; weekly ones on Monday at that hour.
+ * ms). Daily periods start at DIGEST_HOUR local time; weekly ones on Monday at that hour — the
+ * local hour also on days clocks change, so a period is 23 or 25 hours long then.
  */
 export function digestPeriod(kind: "daily" | "weekly", timeZone: string, at: number): { key: string; startedAt: number } {
-  const p = localParts(at, timeZone);
-  const wall = Date.UTC(p.y, p.m - 1, p.d, p.h, p.min, p.s);
+  const wall = wallMs(at, timeZone);
   // The local calendar day the period belongs to: before 08:00 it is still yesterday's.
-  let start = Date.UTC(p.y, p.m - 1, p.d, DIGEST_HOUR);
+  let start = Math.floor(wall / DAY_MS) * DAY_MS + DIGEST_HOUR * HOUR_MS;
   if (wall < start) start -= DAY_MS;
   if (kind === "weekly") {
     const weekday = (new Date(start).getUTCDay() + 6) % 7; // Monday 0
@@ -637,8 +672,9 @@ export function digestPeriod(kind: "daily" | "weekly", timeZone: string, at: num
   }
   const day = new Date(start);
   const key = kind === "daily" ? `daily:${day.toISOString().slice(0, 10)}` : `weekly:${isoWeek(day)}`;
-  // Wall-clock difference = real elapsed time, except across a DST change (off by its hour).
-  return { key, startedAt: at - (wall - start) };
+  // Not `at - (wall - start)`: across a clock change that is off by the change (an hour late
+  // after clocks go back, so mail held in the period's first hour went out at 02:00 that night).
+  return { key, startedAt: firstInstantAt(start, timeZone) };
 }
 
 function isoWeek(day: Date): string {

@@ -369,6 +369,17 @@ describe("digest", () => {
     expect(digestPeriod("weekly", "UTC", Date.parse("2026-11-30T07:59:00Z")).key).toBe("weekly:2026-W48");
   });
 
+  it("after clocks go back, mail from the period's first hour waits for 08:00, not 02:00 that night", async () => {
+    const u = await verifiedUser({ time_zone: "Europe/Berlin" }); // daily by default
+    // 08:30 CEST on Saturday 24 October 2026: after that day's period began, with nothing held then.
+    await quietNotification(u.userId, "forum_mention", "Early in the period", "2026-10-24T06:30:00.000Z");
+    // 02:05 CET on Sunday 25 October, the hour after clocks went back from 03:00 to 02:00.
+    await gatherDigests(env, Date.parse("2026-10-25T01:05:00Z"));
+    expect(await digestOf(u.userId)).toBeUndefined();
+    await gatherDigests(env, Date.parse("2026-10-25T07:05:00Z")); // 08:05 CET
+    expect(await digestOf(u.userId)).toMatchObject({ status: "queued", period: "daily:2026-10-25" });
+  });
+
   it("gathers what was held before the period began into one email, once per period", async () => {
     const u = await verifiedUser({ time_zone: "Europe/Berlin" }); // daily by default
     const yesterday = "2026-12-02T12:00:00.000Z";
