@@ -61,9 +61,13 @@ export const DEFAULT_TIME_ZONE = "UTC";
 /** Compare-and-swap rounds `updatePreferences` tries before answering 409. */
 const MAX_UPDATE_ATTEMPTS = 5;
 
-/** Whether `zone` is an IANA time zone this runtime knows (e.g. Europe/Berlin). */
+/**
+ * Whether `zone` is an IANA time zone name this runtime knows (e.g. Europe/Berlin), legacy ones
+ * included (EST5EDT, NZ-CHAT, US/Pacific: a device may report them). Not a UTC offset (+05:30):
+ * the name is what follows summer time.
+ */
 export function isTimeZone(zone: string): boolean {
-  if (!/^[A-Za-z_]+(?:\/[A-Za-z0-9_+-]+){0,2}$/.test(zone) && zone !== "UTC") return false;
+  if (!/^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+){0,2}$/.test(zone)) return false;
   try {
     new Intl.DateTimeFormat("en", { timeZone: zone });
     return true;

@@ -55,6 +55,25 @@ describe("notification preferences", () => {
     expect(reset.types).toEqual({ ...NOTIFICATION_DEFAULTS, care_reminder: { ...NOTIFICATION_DEFAULTS.care_reminder, push: false } });
   });
 
+  it("accept every IANA zone name, legacy ones too (EST5EDT, US/Pacific, Etc/GMT+5, NZ-CHAT), kept as given", async () => {
+    const u = await bearerUser();
+    for (const zone of [
+      "EST5EDT",
+      "GMT0",
+      "NZ-CHAT",
+      "US/Pacific",
+      "Etc/GMT+5",
+      "Etc/GMT-14",
+      "Pacific/Kiritimati",
+      "Pacific/Chatham",
+      "America/Argentina/Buenos_Aires",
+      "America/Port-au-Prince",
+    ]) {
+      const prefs = await json<Prefs>(await put(u.access, { time_zone: zone }), 200);
+      expect(prefs.time_zone, zone).toBe(zone);
+    }
+  });
+
   it("refuse unknown types and channels, non-booleans, security email off, bad digests and time zones — nothing changed", async () => {
     const u = await bearerUser();
     await json(await put(u.access, { digest: "weekly" }), 200);
@@ -67,6 +86,8 @@ describe("notification preferences", () => {
       [{ digest: "hourly" }, "digest"],
       [{ time_zone: "Mars/Olympus_Mons" }, "time_zone"],
       [{ time_zone: "../../etc/passwd" }, "time_zone"],
+      [{ time_zone: "+05:30" }, "time_zone"], // an offset, not a zone: it would not follow summer time
+      [{ time_zone: "Europe/Berlin\n" }, "time_zone"],
     ];
     for (const [body, field] of cases) {
       const error = await expectError(
