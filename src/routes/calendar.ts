@@ -166,17 +166,33 @@ const feedBound = z.union([z.iso.date(), z.iso.datetime({ offset: true })], {
   error: "Enter a date (YYYY-MM-DD) or an ISO-8601 date-time with an offset.",
 });
 
-/** A bare date as a bound: `from` means 00:00 UTC that day, `to` includes the whole day. */
-function feedRange(q: { from: string; to: string }): { from: Date; to: Date } {
-  const from = new Date(q.from.length === 10 ? `${q.from}T00:00:00Z` : q.from);
-  const to = new Date(q.to.length === 10 ? Date.parse(`${q.to}T00:00:00Z`) + DAY_MS : Date.parse(q.to));
-  return { from, to };
+/**
+ * A bare date as a bound: `from` means 00:00 UTC that day, `to` includes the whole day. `local`:
+ * the same range as the asker's clock reads it (a date-time's own offset; UTC for a bare date),
+ * which decides the months whose seasonal tasks are wanted.
+ */
+function feedRange(q: { from: string; to: string }): { from: Date; to: Date; local: { from: Date; to: Date } } {
+  // A bare date is read as UTC; a date-time without its offset is its wall clock, read as UTC.
+  const wall = (v: string, endOfDay: boolean) =>
+    v.length === 10 ? Date.parse(`${v}T00:00:00Z`) + (endOfDay ? DAY_MS : 0) : Date.parse(v.replace(/(?:Z|[+-]\d{2}:\d{2})$/i, "Z"));
+  const instant = (v: string, endOfDay: boolean) => (v.length === 10 ? wall(v, endOfDay) : Date.parse(v));
+  return {
+    from: new Date(instant(q.from, false)),
+    to: new Date(instant(q.to, true)),
+    local: { from: new Date(wall(q.from, false)), to: new Date(wall(q.to, true)) },
+  };
 }
 
 const FeedQuery = z
   .object({
-    from: feedBound.openapi({ description: "Range start (inclusive). A bare date means 00:00 UTC that day." }),
-    to: feedBound.openapi({ description: "Range end (exclusive). A bare date includes that whole day (UTC)." }),
+    from: feedBound.openapi({
+      description:
+        "Range start (inclusive). A bare date means 00:00 UTC that day; for a day in your own zone send a date-time with your offset (2026-12-01T00:00:00+01:00).",
+    }),
+    to: feedBound.openapi({
+      description:
+        "Range end (exclusive). A bare date includes that whole day (UTC). The months the range touches at the offsets given pick the seasonal tasks.",
+    }),
     hemisphere: z.enum(HEMISPHERES).default("north").openapi({ description: "For the seasonal tasks (default north)." }),
   })
   .superRefine((q, ctx) => {
@@ -253,9 +269,9 @@ export function calendarRoutes() {
     .io({ query: FeedQuery }, { 200: jsonBody(FeedSchema, "Feed"), 400: errors[400] });
   app.openapi(getFeed, async (c) => {
     const query = c.req.valid("query");
-    const { from, to } = feedRange(query);
+    const { from, to, local } = feedRange(query);
     const hemisphere = query.hemisphere;
-    const feed = await calendarFeed(c.env, c.get("user"), from, to, hemisphere);
+    const feed = await calendarFeed(c.env, c.get("user"), from, to, hemisphere, local);
     return c.json(
       {
         from: from.toISOString(),

@@ -520,9 +520,20 @@ export function monthsInRange(from: Date, to: Date): { year: number; month: numb
   return out;
 }
 
-/** The viewer's visible events overlapping [from, to), and the seasonal tasks of those months. */
-export async function calendarFeed(env: Bindings, viewer: AuthenticatedUser | undefined, from: Date, to: Date, hemisphere: Hemisphere) {
-  const months = monthsInRange(from, to);
+/**
+ * The viewer's visible events overlapping [from, to), and the seasonal tasks of the months the
+ * range touches on the asker's clock: `local`, the range's wall-clock times read as UTC (a
+ * December asked for at +01:00 starts on 30 November in UTC, but has no November tasks).
+ */
+export async function calendarFeed(
+  env: Bindings,
+  viewer: AuthenticatedUser | undefined,
+  from: Date,
+  to: Date,
+  hemisphere: Hemisphere,
+  local: { from: Date; to: Date } = { from, to },
+) {
+  const months = monthsInRange(local.from, local.to);
   const monthNumbers = [...new Set(months.map((m) => m.month))];
   const db = database(env);
   const t = seasonalTaskTemplates;

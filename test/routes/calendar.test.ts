@@ -448,6 +448,29 @@ describe("feed", () => {
     expect(body.from).toBe(new Date(from.getTime() - 2 * HOUR).toISOString());
   });
 
+  it("a month asked for in the asker's own offset has that month's seasonal tasks, whichever side of UTC", async () => {
+    type Months = { from: string; seasonal_tasks: { year: number; month: number }[] };
+    const months = async (from: string, to: string) => {
+      const body = await jsonWithStatus<Months>(
+        await call(`${BASE}/feed/?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`),
+        200,
+      );
+      return body.seasonal_tasks.map((m) => [m.year, m.month]);
+    };
+    // December in Berlin starts at 23:00 UTC on 30 November; in Kiritimati (+14) at 10:00 UTC.
+    expect(await months("2026-12-01T00:00:00+01:00", "2027-01-01T00:00:00+01:00")).toEqual([[2026, 12]]);
+    expect(await months("2026-12-01T00:00:00+14:00", "2027-01-01T00:00:00+14:00")).toEqual([[2026, 12]]);
+    // December in Pago Pago (−11) ends at 11:00 UTC on 1 January.
+    expect(await months("2026-12-01T00:00:00-11:00", "2027-01-01T00:00:00-11:00")).toEqual([[2026, 12]]);
+    // A leap February, in India (+05:30), and bare dates (UTC) as before.
+    expect(await months("2028-02-01T00:00:00+05:30", "2028-03-01T00:00:00+05:30")).toEqual([[2028, 2]]);
+    expect(await months("2026-12-01", "2026-12-31")).toEqual([[2026, 12]]);
+    expect(await months("2026-11-30T23:00:00Z", "2027-01-01T00:00:00Z")).toEqual([
+      [2026, 11],
+      [2026, 12],
+    ]);
+  });
+
   it("returns the caller's visible events overlapping the range and that range's seasonal tasks", async () => {
     const organiser = await bearerUser();
     const other = await bearerUser();
