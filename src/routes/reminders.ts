@@ -77,7 +77,10 @@ const ReminderCreate = z
       .optional()
       .openapi({ description: "Required with frequency `custom`, forbidden otherwise." }),
     title: fields.title.optional(),
-    first_due_at: dueTime.optional().openapi({ description: "First occurrence (default: one interval from now)." }),
+    first_due_at: dueTime.optional().openapi({
+      description:
+        "First occurrence (default: one interval from now). An instant: the schedule repeats it in UTC, so its local time moves with summer time.",
+    }),
   })
   .strict()
   .superRefine((body, ctx) => {

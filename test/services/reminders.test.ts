@@ -37,6 +37,18 @@ describe("schedule arithmetic", () => {
     expect(iso(addIntervals(at("2026-01-31T00:00:00.000Z"), monthly(31), 13))).toBe("2027-02-28T00:00:00.000Z");
   });
 
+  it("a schedule keeps its UTC instant across a summer-time change (docs/api.md: reminders have no zone)", () => {
+    // 08:00 in Berlin on 28 March 2026 (CET) is 07:00 UTC; the next day, after clocks go
+    // forward, the same instant reads 09:00 there. A snooze is real hours across the change.
+    const daily: Schedule = { frequency: "daily", customIntervalDays: null, anchorDay: 28 };
+    expect(iso(addIntervals(at("2026-03-28T07:00:00.000Z"), daily))).toBe("2026-03-29T07:00:00.000Z");
+    expect(iso(addIntervals(at("2026-10-24T06:00:00.000Z"), { ...daily, anchorDay: 24 }))).toBe("2026-10-25T06:00:00.000Z");
+    const state = { schedule: daily, nextDueAt: at("2026-03-29T00:00:00.000Z"), streak: 0, lastCompletedAt: null };
+    expect(iso(applyActionToSchedule(state, "snooze", Date.parse("2026-03-29T00:30:00.000Z"), 3).nextDueAt)).toBe(
+      "2026-03-29T03:30:00.000Z",
+    );
+  });
+
   it("RRULEs match the arithmetic, including the month-end clamp", () => {
     expect(recurrenceFor({ frequency: "daily", customIntervalDays: null, anchorDay: 1 })).toEqual({ freq: "DAILY" });
     expect(recurrenceFor({ frequency: "biweekly", customIntervalDays: null, anchorDay: 1 })).toEqual({ freq: "WEEKLY", interval: 2 });
