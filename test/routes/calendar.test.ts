@@ -469,6 +469,9 @@ describe("feed", () => {
       [2026, 11],
       [2026, 12],
     ]);
+    // Bounds at offsets 25 hours apart: an instant range of a day whose ends read backwards on
+    // their own clocks (1 December at +14, 30 November at −11) is still answered.
+    expect(await months("2026-12-01T00:00:00+14:00", "2026-11-30T23:00:00-11:00")).toEqual(expect.any(Array));
   });
 
   it("returns the caller's visible events overlapping the range and that range's seasonal tasks", async () => {
