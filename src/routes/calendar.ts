@@ -23,6 +23,7 @@ import {
   eventBody,
   listEvents,
   FEED_MAX_EVENTS,
+  MAX_EVENT_DURATION_MS,
   MAX_UPCOMING_EVENTS,
   HEMISPHERES,
   RSVP_STATUSES,
@@ -102,7 +103,7 @@ const startBeforeEnd = (body: { start?: string; end?: string }, ctx: z.Refinemen
   const s = Date.parse(body.start);
   const e = Date.parse(body.end);
   if (!(s < e)) ctx.addIssue({ code: "custom", path: ["end"], message: "Must be after start." });
-  else if (e - s > 14 * DAY_MS) ctx.addIssue({ code: "custom", path: ["end"], message: "An event may last at most 14 days." });
+  else if (e - s > MAX_EVENT_DURATION_MS) ctx.addIssue({ code: "custom", path: ["end"], message: "An event may last at most 14 days." });
 };
 
 const EventCreate = z

@@ -34,7 +34,7 @@ import { announceNotifications, insertNotifications, type Notification } from ".
 import { uuidv7 } from "../lib/ids";
 import { refuseIfDeactivated } from "./sessions";
 import { accountActive } from "./users";
-import { DAY_MS } from "../lib/durations";
+import { DAY_MS, HOUR_MS } from "../lib/durations";
 
 export const EVENT_PRIVACY = ["public", "followers", "private"] as const;
 export const RSVP_STATUSES = ["going", "maybe", "not_going"] as const;
@@ -46,7 +46,11 @@ export type Hemisphere = (typeof HEMISPHERES)[number];
 
 /** Moderators of community content may edit or remove any event they can see. */
 export const CALENDAR_MODERATOR_ROLES: AuthenticatedUser["role"][] = ["moderator", "admin"];
-export const MAX_EVENT_DURATION_MS = 14 * DAY_MS;
+/**
+ * 14 days on the organiser's clock: 14 × 24 hours, plus the hour a summer-time change within them
+ * adds (18 October 10:00 CEST to 1 November 10:00 CET is 14 days and an hour).
+ */
+export const MAX_EVENT_DURATION_MS = 14 * DAY_MS + HOUR_MS;
 /** Events not yet ended that one organiser may hold (migration 0036's triggers). */
 export const MAX_UPCOMING_EVENTS = PER_USER_CAPS.calendar_events.max;
 /** The feed returns at most this many events; `truncated` says when there were more. */

@@ -60,7 +60,7 @@ const badEvents = (now: number): [Record<string, unknown>, string][] => [
   [{ capacity: 2.5 }, "capacity"],
   [{ start: new Date(now + 5 * DAY).toISOString(), end: new Date(now + 5 * DAY).toISOString() }, "end"],
   [{ start: new Date(now + 5 * DAY).toISOString(), end: new Date(now + 4 * DAY).toISOString() }, "end"],
-  [{ start: new Date(now + 5 * DAY).toISOString(), end: new Date(now + 19 * DAY + HOUR).toISOString() }, "end"],
+  [{ start: new Date(now + 5 * DAY).toISOString(), end: new Date(now + 19 * DAY + 2 * HOUR).toISOString() }, "end"],
   [{ start: new Date(now - DAY).toISOString(), end: new Date(now + DAY).toISOString() }, "start"],
   [{ start: "2030-01-01T10:00:00" }, "start"],
   [{ start: "next tuesday" }, "start"],
@@ -122,6 +122,29 @@ describe("creating events", () => {
     // Exactly 14 days is allowed.
     const start = now + 5 * DAY;
     await createEvent(u, { start: new Date(start).toISOString(), end: new Date(start + 14 * DAY).toISOString() });
+  });
+
+  it("14 days on the organiser's clock include the hour clocks go back in them", async () => {
+    const u = await bearerUser();
+    // Berlin's clocks go back on 31 October 2027: 24 October 10:00 CEST to 7 November 10:00 CET.
+    const across = await createEvent(u, { start: "2027-10-24T10:00:00+02:00", end: "2027-11-07T10:00:00+01:00" });
+    expect(across.end).toBe("2027-11-07T09:00:00.000Z");
+    const tooLong = await expectError(
+      await call(`${BASE}/events/`, {
+        json: eventBody({ start: "2027-10-24T10:00:00+02:00", end: "2027-11-07T10:00:01+01:00" }),
+        bearer: u.access,
+      }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    expect(tooLong.errors?.end).toEqual(["An event may last at most 14 days."]);
+    // A PATCH checks the merged times the same way.
+    const res = await call(`${BASE}/events/${across.id}/`, {
+      method: "PATCH",
+      json: { start: "2027-10-24T09:00:00+02:00" },
+      bearer: u.access,
+    });
+    expect((await expectError(res, 400, "VALIDATION_ERROR")).errors?.end).toEqual(["An event may last at most 14 days."]);
   });
 
   it("a time that is not one is refused for its format alone, not also as too late, in the past or before the start", async () => {
