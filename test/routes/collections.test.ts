@@ -283,6 +283,15 @@ describe("plants", () => {
     expect(await plantRows(u.userId)).toBe(0);
   });
 
+  it("an acquisition date of today in Kiritimati (UTC+14) is not in the future; its tomorrow is", async () => {
+    const u = await bearerUser();
+    const kiritimatiDay = (days: number) =>
+      new Intl.DateTimeFormat("en-CA", { timeZone: "Pacific/Kiritimati" }).format(new Date(Date.now() + days * 86_400_000));
+    await newPlant(u.access, { nickname: "Kiritimati", acquisition_date: kiritimatiDay(0) });
+    const soon = await call(`${API}/plants/`, { bearer: u.access, json: { nickname: "Too soon", acquisition_date: kiritimatiDay(1) } });
+    expect((await expectError(soon, 400, "VALIDATION_ERROR")).errors?.acquisition_date).toBeDefined();
+  });
+
   it("creates with JSON (default collection when none is given), reads, updates, moves and deletes", async () => {
     const u = await bearerUser();
     const sp = await species();
