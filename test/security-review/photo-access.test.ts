@@ -11,6 +11,7 @@ import { photoRef, storeImages } from "../../src/services/photos";
 import { call } from "../helpers/http";
 import { makePng } from "../helpers/images";
 import { useEmulators } from "../helpers/outbound";
+import { plantInPublicCollection } from "../helpers/public-plant";
 import { bearerUser } from "../helpers/users";
 import { upload, withRole } from "../routes/blog-editorial-setup";
 
@@ -76,16 +77,7 @@ describe("who may fetch a stored photo", () => {
   it("a plant's photo is anyone's while its collection (and profile) is public, and its owner's alone once private", async () => {
     const [owner, stranger] = await Promise.all([bearerUser(), bearerUser()]);
     const photo = await storedPhoto(`plant-${owner.userId}`);
-    const collection = crypto.randomUUID();
-    await env.DB.batch([
-      env.DB.prepare("INSERT INTO collections (id, user_id, name, is_public) VALUES (?, ?, 'Balcony', 1)").bind(collection, owner.userId),
-      env.DB.prepare("INSERT INTO user_plants (id, user_id, collection_id, image_key) VALUES (?, ?, ?, ?)").bind(
-        crypto.randomUUID(),
-        owner.userId,
-        collection,
-        photo.ref,
-      ),
-    ]);
+    const collection = await plantInPublicCollection(owner.userId, photo.ref);
     expect((await call(photo.url)).status).toBe(200);
     // A private profile hides its public collections, and so their photos.
     await env.DB.prepare("UPDATE users SET profile_visibility = 'private' WHERE id = ?").bind(owner.userId).run();
