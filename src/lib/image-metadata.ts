@@ -27,6 +27,14 @@ import { concatBytes, fourcc, joinBytes, u16be, u16le, u32be, u32le } from "./by
 
 export class MetadataStripError extends Error {}
 
+/**
+ * Which version of this stripping cleaned a stored photo (services/photos.ts records it on each
+ * R2 object). Raise it whenever what goes changes: every object without the current version is
+ * cleaned again the next time it is served.
+ * 1: everything above (EXIF/XMP/IPTC/MPF, C2PA, PNG exIf/zxIf, trailers).
+ */
+export const METADATA_STRIP_VERSION = 1;
+
 /** The container formats uploads may use (lib/images.ts's ImageType). */
 type Container = "jpeg" | "png" | "webp";
 

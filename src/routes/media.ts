@@ -11,7 +11,7 @@ import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { matchesEtag } from "../lib/http-caching";
 import { isWriter } from "../services/blog-posts";
-import { type PhotoAccess, photoAccess, photoObject } from "../services/photos";
+import { type PhotoAccess, photoAccess, photoObject, servablePhoto } from "../services/photos";
 import { STAFF_ROLES } from "../services/users";
 import { errorResponse } from "./schemas";
 
@@ -55,18 +55,21 @@ export async function storedImageResponse(c: Context<AppEnv>, file: string): Pro
   const user = c.get("user");
   const viewer = user ? { id: user.id, blogWriter: isWriter(user), staff: STAFF_ROLES.includes(user.role) } : undefined;
   // The check and the read run side by side: a photo on show costs one round trip, not two.
-  const [access, object] = await Promise.all([photoAccess(c.env, file, viewer), photoObject(c.env, file)]);
-  if (!access || !object) {
-    await object?.body.cancel();
+  const [access, found] = await Promise.all([photoAccess(c.env, file, viewer), photoObject(c.env, file)]);
+  if (!access || !found) {
+    await found?.object.body.cancel();
     throw new AppError("NOT_FOUND", 404, "Image not found.");
   }
+  // A photo stored before the current metadata stripping leaves stripped (services/photos.ts).
+  const photo = await servablePhoto(c.env, found, c.get("logger"));
+  if (!photo) throw new AppError("NOT_FOUND", 404, "Image not found.");
   const ifNoneMatch = c.req.header("If-None-Match");
   const headers = new Headers();
-  object.writeHttpMetadata(headers);
-  headers.set("ETag", object.httpEtag);
+  found.object.writeHttpMetadata(headers);
+  if (photo.httpEtag) headers.set("ETag", photo.httpEtag);
   headers.set("Cache-Control", CACHE_CONTROL[access]);
   if (access === "private") headers.set("Vary", "Authorization, Cookie");
   headers.set("Content-Security-Policy", "default-src 'none'; sandbox");
-  if (matchesEtag(ifNoneMatch, object.httpEtag)) return new Response(null, { status: 304, headers });
-  return new Response(object.body, { status: 200, headers });
+  if (photo.httpEtag && matchesEtag(ifNoneMatch, photo.httpEtag)) return new Response(null, { status: 304, headers });
+  return new Response(photo.body, { status: 200, headers });
 }

@@ -19,7 +19,9 @@ import {
   users,
 } from "../db/schema";
 import type { Bindings } from "../env";
+import { METADATA_STRIP_VERSION, MetadataStripError, withoutLocationMetadata } from "../lib/image-metadata";
 import { IMAGE_EXTENSION, IMAGE_MIME, type ImageMime, type ImageType } from "../lib/images";
+import { describeError, type Logger } from "../lib/logger";
 
 /** A stored photo: its content hash and image type. */
 export interface StoredImage {
@@ -62,13 +64,34 @@ export function imageUrl(image: StoredImage): string {
   return `/api/v1/media/${imageKey(image)}`;
 }
 
-/** Content-addressed: the same photo uploaded twice is stored once. */
+/**
+ * The R2 custom metadata key that records which version of the metadata stripping
+ * (lib/image-metadata.ts `METADATA_STRIP_VERSION`) cleaned an object. An object without the
+ * current one — stored before the stripping existed, or before it learnt to remove something —
+ * is cleaned when served (`servablePhoto`).
+ */
+const STRIPPED_BY = "metadata-stripped";
+const CLEAN_MARK = { [STRIPPED_BY]: String(METADATA_STRIP_VERSION) };
+
+const isClean = (object: R2Object) => object.customMetadata?.[STRIPPED_BY] === CLEAN_MARK[STRIPPED_BY];
+
+/**
+ * Content-addressed: the same photo uploaded twice is stored once. Uploads arrive stripped
+ * (lib/images.ts), so each object is stored with the mark of the stripping that cleaned it; an
+ * object already there without it holds these same bytes (its key is their hash) and is written
+ * again with the mark.
+ */
 export async function storeImages(env: Bindings, images: readonly (StoredImage & { mime: ImageMime; bytes: Uint8Array })[]) {
   await Promise.all(
     images.map(async (image) => {
       const key = imageKey(image);
-      if (await env.IMAGES.head(key)) return;
-      await env.IMAGES.put(key, image.bytes, { httpMetadata: { contentType: image.mime }, sha256: image.sha256 });
+      const existing = await env.IMAGES.head(key);
+      if (existing && isClean(existing)) return;
+      await env.IMAGES.put(key, image.bytes, {
+        httpMetadata: { contentType: image.mime },
+        customMetadata: CLEAN_MARK,
+        sha256: image.sha256,
+      });
     }),
   );
 }
@@ -96,7 +119,12 @@ export async function blogLibraryRefs(env: Bindings, refs: readonly string[]): P
   return new Set(rows.map((r) => r.ref));
 }
 
-/** Photos from R2, in the given order; null when any of them is gone. */
+/**
+ * Photos from R2, in the given order, for the identification services; null when any of them is
+ * gone. One stored before the current metadata stripping is stripped on the way (not written
+ * back: serving does that); should its bytes not parse, they go as stored — the services accepted
+ * them at upload, and these bytes never reach another user.
+ */
 export async function loadPhotos(
   env: Bindings,
   images: readonly StoredImage[],
@@ -104,12 +132,26 @@ export async function loadPhotos(
   const objects = await Promise.all(images.map((img) => env.IMAGES.get(imageKey(img))));
   if (objects.some((o) => o === null)) return null;
   return Promise.all(
-    objects.map(async (o, i) => ({
-      bytes: new Uint8Array(await o!.arrayBuffer()),
-      mime: IMAGE_MIME[images[i]!.type],
-      sha256: images[i]!.sha256,
-    })),
+    objects.map(async (o, i) => {
+      const bytes = new Uint8Array(await o!.arrayBuffer());
+      const image = images[i]!;
+      return {
+        bytes: isClean(o!) ? bytes : (stripped(bytes, image.type) ?? bytes),
+        mime: IMAGE_MIME[image.type],
+        sha256: image.sha256,
+      };
+    }),
   );
+}
+
+/** `bytes` without location metadata (lib/image-metadata.ts), or null when they do not parse as `type`. */
+function stripped(bytes: Uint8Array, type: ImageType): Uint8Array | null {
+  try {
+    return withoutLocationMetadata(bytes, type);
+  } catch (err) {
+    if (err instanceof MetadataStripError) return null;
+    throw err;
+  }
 }
 
 /**
@@ -287,9 +329,55 @@ export async function photoAccess(env: Bindings, ref: string, viewer?: PhotoView
   return row?.mine || row?.blog || viewer.staff ? "private" : null;
 }
 
+/** A stored photo's object as found: its key (`images/…` or the legacy avatars prefix) and type. */
+export interface FoundPhoto {
+  key: string;
+  type: ImageType;
+  object: R2ObjectBody;
+}
+
 /** A stored photo's object, for serving it; null when it is not a photo reference or is gone. */
-export async function photoObject(env: Bindings, ref: string): Promise<R2ObjectBody | null> {
+export async function photoObject(env: Bindings, ref: string): Promise<FoundPhoto | null> {
   const image = parsePhotoRef(ref);
   if (!image) return null;
-  return (await env.IMAGES.get(imageKey(image))) ?? env.IMAGES.get(LEGACY_AVATAR_PREFIX + photoRef(image));
+  for (const key of [imageKey(image), LEGACY_AVATAR_PREFIX + photoRef(image)]) {
+    const object = await env.IMAGES.get(key);
+    if (object) return { key, type: image.type, object };
+  }
+  return null;
+}
+
+/**
+ * A found photo's bytes as they may leave: as stored when the current stripping cleaned them;
+ * otherwise (stored before it, with EXIF GPS, XMP, C2PA…) stripped now, and written back under
+ * the same key with the mark so it happens once. Keys stay as they are: references in rows and
+ * JSON name them, and a key no longer being its bytes' hash harms nothing (keys are names, the
+ * bytes are never checked against them). The write-back is conditional on the object being the
+ * one read (a photo released meanwhile is not brought back; concurrent serves write the same
+ * bytes, the first wins); when it fails the answer is still the stripped bytes, without an ETag,
+ * and the next serve tries again. `httpEtag` is the cleaned object's, never the old one's: a
+ * browser holding the unstripped copy revalidates with the old ETag and gets the clean bytes.
+ * Null when the stored bytes cannot be read as their type (so cannot be cleaned): not served.
+ */
+export async function servablePhoto(
+  env: Bindings,
+  found: FoundPhoto,
+  logger?: Logger,
+): Promise<{ body: ReadableStream | Uint8Array; httpEtag: string | null } | null> {
+  const { object } = found;
+  if (isClean(object)) return { body: object.body, httpEtag: object.httpEtag };
+  const clean = stripped(new Uint8Array(await object.arrayBuffer()), found.type);
+  if (!clean) {
+    logger?.error("stored photo does not parse as its type, so cannot be cleaned of its metadata; not served", { key: found.key });
+    return null;
+  }
+  const written = await env.IMAGES.put(found.key, clean, {
+    httpMetadata: object.httpMetadata,
+    customMetadata: { ...object.customMetadata, ...CLEAN_MARK },
+    onlyIf: { etagMatches: object.etag },
+  }).catch((err: unknown) => {
+    logger?.warn("cleaned photo not written back; served clean", { key: found.key, ...describeError(err) });
+    return null;
+  });
+  return { body: clean, httpEtag: written?.httpEtag ?? null };
 }
