@@ -10,6 +10,7 @@ import { describeError, type Logger } from "../lib/logger";
 import { publishScheduledPosts } from "../services/blog-posts";
 import { scheduledCalibrationFit } from "../services/calibration";
 import { notifyStartingEvents } from "../services/calendar";
+import { recountAgedAccounts } from "../services/community";
 import { feedsPolledUnderPreviousSecret } from "../services/calendar-feed";
 import { purgeWebhookEvents } from "../services/email-events";
 import { reportError } from "../services/error-reporting";
@@ -60,6 +61,8 @@ export async function runHousekeeping(
   const digests = await task("notification_digests", () => gatherDigests(env, now));
   // The in-app list's keeping: read notifications 90 days, unread a year.
   const oldNotifications = await task("notification_retention", () => purgeOldNotifications(env, now));
+  // Issue 11: community votes of accounts whose age made them count since the last runs, recounted.
+  const aged = await task("community_aged_accounts", () => recountAgedAccounts(env, now, logger));
   // Issue 11: the calibration maps, refitted daily from community-confirmed requests.
   const calibration = await task("calibration_fit", () => scheduledCalibrationFit(env, now));
   // A rotation of JWT_SECRET: two-factor secrets sealed under a previous one, sealed again, every
@@ -85,6 +88,7 @@ export async function runHousekeeping(
   logger.info("housekeeping", {
     calibration_versions: calibration?.map((r) => `${r.provider}:${r.version ?? "raw"}`).join(",") ?? null,
     calendar_starting_notifications: starting,
+    community_aged_accounts_recounted: aged,
     idempotency_keys_purged: idempotencyKeys,
     email_webhook_ids_purged: webhookIds,
     notification_deliveries_requeued: requeued,

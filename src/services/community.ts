@@ -25,13 +25,14 @@ import { identificationRequests, identificationResults, notifications, proposalR
 import type { AuthenticatedUser, Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
+import { DAY_MS, HOUR_MS } from "../lib/durations";
 import type { Logger } from "../lib/logger";
 import { withdrawStatements } from "./notification-delivery";
 import { announceNotifications, announceWithdrawals, insertNotifications, type Notification, underHourlyCap } from "./notifications";
 import { requestImagesBody } from "./queued-requests";
 import { refuseIfDeactivated } from "./sessions";
 import { lookupSpeciesOrUnavailable, type SpeciesRow } from "./species";
-import { ABOVE_NEW_SQL, accountActive } from "./users";
+import { ABOVE_NEW_SQL, accountActive, BASIC_TRUST } from "./users";
 
 const q = identificationRequests;
 const r = identificationResults;
@@ -47,6 +48,18 @@ const COUNTED_ACCOUNT = sql.raw(`${ABOVE_NEW_SQL} AND u.is_active = 1`);
  * cannot flood the owner's notifications and inbox (as with forum mentions).
  */
 export const MAX_PROPOSAL_NOTICES_PER_HOUR_FROM_ONE_PROPOSER = 5;
+/**
+ * A proposer hears "X agrees" at most this many times an hour, from all voters together: past it
+ * the votes still count and show, but many accounts upvoting one person's proposals cannot flood
+ * their notifications (a cap per voter would not stop many voters).
+ */
+export const MAX_AGREEMENT_NOTICES_PER_HOUR = 10;
+/**
+ * How far back the five-minute sweep looks for accounts whose age made their votes start counting
+ * (`recountAgedAccounts`): each is recounted on every run in this window, so up to this long a
+ * gap in the cron loses nothing; a recount finding nothing new tells nobody.
+ */
+export const AGED_ACCOUNTS_LOOKBACK_MS = HOUR_MS;
 
 // ---- Consensus -------------------------------------------------------------------------------
 
@@ -257,6 +270,35 @@ export async function recountAccounts(env: Bindings, userIds: string[], logger?:
     const results = await runBatch(database(env), accountRecountStatements(userId));
     await tellRecount(env, results, logger);
   }
+}
+
+/**
+ * SQL: the accounts whose age made them `basic` (so their community votes started counting) at a
+ * time in (`from`, `to`] — still `new` as stored, with the posts the level needs, active. Seeks
+ * `users_new_by_age_idx` (migrations/0059).
+ */
+export function agedAccountsBetween(from: number, to: number): SQL {
+  const joined = (t: number) => new Date(t - BASIC_TRUST.days * DAY_MS).toISOString();
+  return sql`SELECT id FROM users
+    WHERE trust_level = 'new' AND post_count >= ${BASIC_TRUST.posts} AND date_joined > ${joined(from)} AND date_joined <= ${joined(to)}
+      AND is_active = 1`;
+}
+
+/**
+ * The housekeeping's share of "the stored consensus always equals a recount": a vote cast by an
+ * account 6 days old starts counting at day 7 with no vote, proposal or moderation to recount it.
+ * Every run recounts the identifications of the accounts that crossed the age threshold within
+ * `AGED_ACCOUNTS_LOOKBACK_MS` before `now`; a consensus gained is told as after a vote, each
+ * person once (the notices' dedupe keys), however many runs recount it. Answers how many accounts.
+ */
+export async function recountAgedAccounts(env: Bindings, now: number, logger?: Logger): Promise<number> {
+  const rows = await database(env).all<{ id: string }>(agedAccountsBetween(now - AGED_ACCOUNTS_LOOKBACK_MS, now));
+  await recountAccounts(
+    env,
+    rows.map((row) => row.id),
+    logger,
+  );
+  return rows.length;
 }
 
 // ---- Sharing and the feed ------------------------------------------------------------------
@@ -610,6 +652,7 @@ export async function tellAgreement(
   consensusTold: readonly Notification[] = [],
 ): Promise<void> {
   const db = database(env);
+  const createdAt = new Date().toISOString();
   const told = await insertNotifications(
     db,
     "community_agreement",
@@ -619,10 +662,11 @@ export async function tellAgreement(
       body: sql`''`,
       data: sql`json_object('request_id', ${r.requestId}, 'result_id', ${r.id})`,
       dedupeKey: agreementKey(sql`${r.id}`, sql`${voterId}`),
-      createdAt: new Date().toISOString(),
+      createdAt,
     },
     sql`FROM ${r} WHERE ${r.id} = ${resultId} AND ${r.proposedBy} IS NOT NULL AND ${r.proposedBy} <> ${voterId}
          AND ${notAmong(sql`${r.proposedBy}`, consensusTold)}
+         AND ${underHourlyCap(sql`${r.proposedBy}`, "community_agreement", null, createdAt, MAX_AGREEMENT_NOTICES_PER_HOUR)}
          AND EXISTS (SELECT 1 FROM ${q} WHERE ${q.id} = ${r.requestId} AND ${q.isSharedWithCommunity} = 1)`,
   );
   await announceNotifications(env, told, logger);

@@ -83,14 +83,16 @@ export interface NotificationColumns {
  * SQL: under `max` notifications of `type` that `authorId` caused `recipient` (an SQL expression,
  * e.g. the source row's user column) in the hour before `now` — a per-sender cap a notice's
  * `source` puts in its WHERE (forum mentions, blog comment replies, community proposals). The
- * notice's data must carry `author_id`; withdrawn ones keep it, so they count too. It reads the
- * recipient's last hour by their (user_id, created_at) index.
+ * notice's data must carry `author_id`; withdrawn ones keep it, so they count too. With `authorId`
+ * null, a cap on all senders together (community agreements, where the flood is many accounts).
+ * It reads the recipient's last hour by their (user_id, created_at) index.
  */
-export function underHourlyCap(recipient: SQL, type: NotificationType, authorId: string, now: string, max: number): SQL {
+export function underHourlyCap(recipient: SQL, type: NotificationType, authorId: string | null, now: string, max: number): SQL {
   const hourAgo = new Date(Date.parse(now) - HOUR_MS).toISOString();
+  const byAuthor = authorId === null ? sql`` : sql` AND json_extract(recent.data, '$.author_id') = ${authorId}`;
   return sql`(SELECT count(*) FROM notifications recent
               WHERE recent.user_id = ${recipient} AND recent.created_at > ${hourAgo}
-                AND recent.type = ${type} AND json_extract(recent.data, '$.author_id') = ${authorId}) < ${max}`;
+                AND recent.type = ${type}${byAuthor}) < ${max}`;
 }
 
 /**

@@ -31,13 +31,15 @@ const TRUST_RULES: { level: TrustLevel; posts: number; days: number }[] = [
   { level: "trusted", posts: 25, days: 30 },
   { level: "basic", posts: 5, days: 7 },
 ];
+/** The `basic` rule: the one whose age part can make an account's community votes start counting. */
+export const BASIC_TRUST = TRUST_RULES[2]!;
 export const TRUST_ORDER: readonly TrustLevel[] = ["new", "basic", "trusted", "veteran"];
 
 /**
  * SQL over a `users` row aliased `u`: true when computeTrustLevel would answer something above
  * `new` (a stored level above it, or the basic level earned by posts and account age).
  */
-export const ABOVE_NEW_SQL = `(u.trust_level <> 'new' OR (u.post_count >= ${TRUST_RULES[2]!.posts} AND julianday('now') - julianday(u.date_joined) >= ${TRUST_RULES[2]!.days}))`;
+export const ABOVE_NEW_SQL = `(u.trust_level <> 'new' OR (u.post_count >= ${BASIC_TRUST.posts} AND julianday('now') - julianday(u.date_joined) >= ${BASIC_TRUST.days}))`;
 
 /** The level earned by activity, never below the stored one (no automatic downgrades). */
 export function computeTrustLevel(user: Pick<UserRow, "postCount" | "dateJoined" | "trustLevel">, now = Date.now()): TrustLevel {

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client";
 import { keysetAfter } from "../../src/db/keyset";
 import { OLDEST_POST_FIRST, ownPostsPage } from "../../src/services/account-export";
+import { accountRecountStatements, agedAccountsBetween } from "../../src/services/community";
 import { heldReadersPage, staleDeliveries } from "../../src/services/notification-delivery";
 
 async function planOf(query: SQL): Promise<string[]> {
@@ -39,6 +40,18 @@ describe("query plans", () => {
     for (const line of deliveries) {
       expect(line, plan.join("\n")).toMatch(/^SEARCH notification_deliveries USING COVERING INDEX \S+ \(status=\? AND user_id>\?\)$/);
     }
+  });
+
+  it("the five-minute recount of accounts whose age made their votes count seeks them, and their votes and proposals, by index", async () => {
+    const now = Date.now();
+    const plan = await planOf(agedAccountsBetween(now - 3_600_000, now));
+    expect(plan.join("\n")).toMatch(/^SEARCH users USING INDEX users_new_by_age_idx \(date_joined>\? AND date_joined<\?\)$/m);
+    // Each account's recount: the requests it proposed for or voted on, found from its id.
+    const ids = await planOf(accountRecountStatements("someone")[0]!);
+    for (const line of ids.filter((l) => / (votes|identification_results|res|v) /.test(l) && /^(SCAN|SEARCH)/.test(l)))
+      expect(line, ids.join("\n")).not.toMatch(/^SCAN (votes|identification_results|res|v)\b/);
+    expect(ids.join("\n")).toMatch(/votes_user_idx/);
+    expect(ids.join("\n")).toMatch(/results_proposed_by_idx/);
   });
 
   it("the five-minute sweep seeks the open deliveries, not every delivery ever written", async () => {

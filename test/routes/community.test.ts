@@ -6,7 +6,12 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call, expectError, jsonWithStatus as json, type Page } from "../helpers/http";
+import { runHousekeeping } from "../../src/jobs/housekeeping";
+import { DAY_MS, HOUR_MS } from "../../src/lib/durations";
+import { createLogger } from "../../src/lib/logger";
 import { setAccountActive } from "../../src/services/accounts";
+import { AGED_ACCOUNTS_LOOKBACK_MS, agedAccountsBetween, MAX_AGREEMENT_NOTICES_PER_HOUR } from "../../src/services/community";
+import { database } from "../../src/db/client";
 import { useEmulators } from "../helpers/outbound";
 import { bearerUser, GOOD_PASSWORD, tokenLogin, uniqueName } from "../helpers/users";
 
@@ -694,5 +699,76 @@ describe("an attacker who has read the code (helper-124)", () => {
     expect((await feed("?family=Urticaceae&page_size=100")).results.map((i) => i.request_id)).not.toContain(req.id);
     // Nothing the stranger sent was written.
     expect(await notes(owner, "community_proposal")).toHaveLength(1);
+  });
+});
+
+describe("consensus and time", () => {
+  const quiet = createLogger({ test: "community-aging" }, "error");
+  /** Sets `u`'s join time: 5 posts, joined `ms` before `now` (the basic level is 5 posts and 7 days). */
+  const joined = (u: User, now: number, ms: number) =>
+    env.DB.prepare("UPDATE users SET post_count = 5, date_joined = ? WHERE id = ?")
+      .bind(new Date(now - ms).toISOString(), u.userId)
+      .run();
+
+  it("a vote cast at day 6 counts from day 7: the five-minute housekeeping recounts it, and tells each person once", async () => {
+    const now = Date.now();
+    const [owner, counted, young] = await Promise.all([bearerUser(), identifier(), bearerUser()]);
+    const req = await finishedRequest(owner);
+    await json(await share(owner, req.id), 200);
+    await joined(young, now, 6 * DAY_MS);
+    await json(await vote(counted, req.results[0]!), 200);
+    expect(await json<{ community_result_id: string | null }>(await vote(young, req.results[0]!), 200)).toMatchObject({
+      community_result_id: null,
+    });
+    // A day passes: the young account is 7 days old a minute before this run.
+    await joined(young, now, 7 * DAY_MS + 60_000);
+    expect((await detail(req.id)).community_result_id).toBeNull(); // nothing recounted it yet
+    await runHousekeeping(env, quiet, now);
+    expect((await detail(req.id)).community_result_id).toBe(req.results[0]);
+    expect(await inFeed("confirmed", req.id)).toBe(true);
+    expect(await helped(young)).toBe(1);
+    // The next runs still see the crossing within their look-back, and tell nobody again.
+    await runHousekeeping(env, quiet, now + 5 * 60_000);
+    await runHousekeeping(env, quiet, now + 10 * 60_000);
+    for (const u of [owner, counted, young]) expect(await notes(u, "community_consensus"), u.username).toHaveLength(1);
+  });
+
+  it("the housekeeping recounts only accounts whose age made them count within its look-back", async () => {
+    const now = Date.now();
+    const accounts = await Promise.all(Array.from({ length: 6 }, () => bearerUser()));
+    const [crossed, sixDays, fewPosts, longAgo, stored, deactivated] = accounts;
+    for (const u of [crossed!, stored!, deactivated!]) await joined(u, now, 7 * DAY_MS + 60_000);
+    await joined(sixDays!, now, 6 * DAY_MS);
+    await joined(longAgo!, now, 7 * DAY_MS + AGED_ACCOUNTS_LOOKBACK_MS + 60_000); // earlier runs recounted it
+    await env.DB.prepare("UPDATE users SET post_count = 4, date_joined = ? WHERE id = ?")
+      .bind(new Date(now - 7 * DAY_MS - 60_000).toISOString(), fewPosts!.userId)
+      .run();
+    await env.DB.prepare("UPDATE users SET trust_level = 'basic' WHERE id = ?").bind(stored!.userId).run(); // counted already
+    await env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(deactivated!.userId).run();
+    const ids = new Set(accounts.map((u) => u.userId));
+    const rows = await database(env).all<{ id: string }>(agedAccountsBetween(now - AGED_ACCOUNTS_LOOKBACK_MS, now));
+    expect(rows.map((row) => row.id).filter((id) => ids.has(id))).toEqual([crossed!.userId]);
+  });
+});
+
+describe("agreement notices are capped", () => {
+  it(`a proposer hears "agrees" at most ${MAX_AGREEMENT_NOTICES_PER_HOUR} times an hour from all voters together; the votes still count and show`, async () => {
+    const [owner, proposer] = await Promise.all([bearerUser(), identifier()]);
+    const { req, result_id } = await sharedWithProposal(owner, proposer, "Pilea peperomioides", "Urticaceae");
+    // Many fresh accounts (their votes are shown, not counted: no consensus to tell instead).
+    const voters = await Promise.all(Array.from({ length: MAX_AGREEMENT_NOTICES_PER_HOUR + 3 }, () => bearerUser()));
+    for (const v of voters) await json(await vote(v, result_id), 200);
+    const candidate = (await detail(req.id)).candidates.find((c) => c.result_id === result_id);
+    expect(candidate?.upvotes).toBe(voters.length);
+    expect(await notes(proposer, "community_agreement")).toHaveLength(MAX_AGREEMENT_NOTICES_PER_HOUR);
+    // An hour later (the notices' times moved back) the next agreement is told again.
+    await env.DB.prepare("UPDATE notifications SET created_at = ? WHERE user_id = ? AND type = 'community_agreement'")
+      .bind(new Date(Date.now() - HOUR_MS - 60_000).toISOString(), proposer.userId)
+      .run();
+    const late = await bearerUser();
+    await json(await vote(late, result_id), 200);
+    const titles = (await notes(proposer, "community_agreement")).map((n) => n.title);
+    expect(titles).toHaveLength(MAX_AGREEMENT_NOTICES_PER_HOUR + 1);
+    expect(titles).toContain(`${late.username} agrees: ${candidate?.scientific_name}`);
   });
 });
