@@ -420,12 +420,16 @@ function refreshTopicCounters(env: Bindings, topicId: string, now: string, lande
     .where(and(eq(t.id, topicId), landed));
 }
 
-/** Counts a post towards its author's trust; with `landed`, only if it holds. */
+/**
+ * Counts a post towards its author's trust; with `landed`, only if it holds. Answers the author as
+ * now, for `recountRisen`.
+ */
 function countPost(env: Bindings, userId: string, landed?: SQL) {
   return database(env)
     .update(users)
     .set({ postCount: sql`${users.postCount} + 1` })
-    .where(and(eq(users.id, userId), landed));
+    .where(and(eq(users.id, userId), landed))
+    .returning({ id: users.id, post_count: users.postCount, trust_level: users.trustLevel, date_joined: users.dateJoined });
 }
 
 /**
@@ -507,6 +511,7 @@ export async function createTopic(
     }
     return results;
   });
+  await recountRisen(env, results.at(-2)); // countPost's answer
   return { topic: await getTopic(env, topicId), notifications: tableRows(notifications, results.at(-1)) };
 }
 
@@ -690,17 +695,36 @@ const uncountedAuthors = (deducted: SQL) => sql`RETURNING id, post_count, trust_
  * those requests recounts them.
  */
 async function recountFallen(env: Bindings, uncounted: unknown, logger?: Logger): Promise<void> {
-  const levelAt = (row: Record<string, unknown>, postCount: number) =>
-    computeTrustLevel({ postCount, trustLevel: row.trust_level as TrustLevel, dateJoined: String(row.date_joined) });
-  const fallen = batchRows(uncounted)
-    .filter((row) => {
-      const now = Number(row.post_count);
-      return levelAt(row, now) === "new" && levelAt(row, now + Number(row.deducted)) !== "new";
-    })
+  await recountCrossed(env, uncounted, (row) => Number(row.post_count) + Number(row.deducted), logger);
+}
+
+/**
+ * The other way: the post that earns its author the `basic` level (the fifth, from an account a
+ * week old) makes their community votes count, so the identifications they voted on are recounted
+ * — as a vote would, telling a consensus gained. After the post and best effort, as above.
+ */
+async function recountRisen(env: Bindings, counted: unknown, logger?: Logger): Promise<void> {
+  await recountCrossed(env, counted, (row) => Number(row.post_count) - 1, logger);
+}
+
+/**
+ * Recounts the identifications of the authors in `rows` (`id, post_count, trust_level,
+ * date_joined` as they are now) whose level crossed `new` between `postsBefore` posts and now.
+ */
+async function recountCrossed(
+  env: Bindings,
+  rows: unknown,
+  postsBefore: (row: Record<string, unknown>) => number,
+  logger?: Logger,
+): Promise<void> {
+  const isNew = (row: Record<string, unknown>, postCount: number) =>
+    computeTrustLevel({ postCount, trustLevel: row.trust_level as TrustLevel, dateJoined: String(row.date_joined) }) === "new";
+  const crossed = batchRows(rows)
+    .filter((row) => isNew(row, Number(row.post_count)) !== isNew(row, postsBefore(row)))
     .map((row) => String(row.id));
-  if (fallen.length === 0) return;
-  await recountAccounts(env, fallen).catch((err: unknown) =>
-    logger?.warn("community recount failed", { users: fallen, error: String(err) }),
+  if (crossed.length === 0) return;
+  await recountAccounts(env, crossed, logger).catch((err: unknown) =>
+    logger?.warn("community recount failed", { users: crossed, error: String(err) }),
   );
 }
 
@@ -804,6 +828,7 @@ export async function createReply(
     }
     return results;
   });
+  await recountRisen(env, results.at(-3)); // countPost's answer
   return { post: await getPost(env, id), notifications: [...(results.at(-2) as Notification[]), ...(results.at(-1) as Notification[])] };
 }
 

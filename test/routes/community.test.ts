@@ -564,6 +564,41 @@ describe("moderation", () => {
     expect((await detail(req.id)).community_result_id).toBeNull();
   });
 
+  it("a vote cast before its author's fifth forum post counts from that post: the post recounts it", async () => {
+    const [owner, a] = await Promise.all([bearerUser(), identifier()]);
+    const farmer = await bearerUser();
+    await env.DB.prepare("UPDATE users SET post_count = 3, date_joined = '2026-01-01T00:00:00.000Z' WHERE id = ?")
+      .bind(farmer.userId)
+      .run();
+    const { req, result_id } = await sharedWithProposal(owner, a, "Ficus elastica", "Moraceae");
+    await json(await vote(farmer, result_id), 200);
+    expect((await detail(req.id)).community_result_id).toBeNull(); // 3 posts: not counted
+    const topic = await json<{ id: string }>(
+      await call("/api/v1/forum/categories/houseplants/topics/", { bearer: farmer.access, json: { title: "Fourth", body: "Four." } }),
+      201,
+    );
+    expect((await detail(req.id)).community_result_id).toBeNull(); // 4 posts: still not
+    await json(await call(`/api/v1/forum/topics/${topic.id}/posts/`, { bearer: farmer.access, json: { body: "Five." } }), 201);
+    expect((await detail(req.id)).community_result_id).toBe(result_id);
+    expect(await notes(owner, "community_consensus")).toHaveLength(1);
+  });
+
+  it("a topic that is its author's fifth post counts their votes from then on", async () => {
+    const [owner, a] = await Promise.all([bearerUser(), identifier()]);
+    const farmer = await bearerUser();
+    await env.DB.prepare("UPDATE users SET post_count = 4, date_joined = '2026-01-01T00:00:00.000Z' WHERE id = ?")
+      .bind(farmer.userId)
+      .run();
+    const { req, result_id } = await sharedWithProposal(owner, a, "Ficus benjamina", "Moraceae");
+    await json(await vote(farmer, result_id), 200);
+    expect((await detail(req.id)).community_result_id).toBeNull();
+    await json(
+      await call("/api/v1/forum/categories/houseplants/topics/", { bearer: farmer.access, json: { title: "Fifth", body: "Five." } }),
+      201,
+    );
+    expect((await detail(req.id)).community_result_id).toBe(result_id);
+  });
+
   it("a reported proposal reaches the moderators' queue; hiding it stops it counting and showing", async () => {
     const [owner, a, b, reporter, mod] = await Promise.all([bearerUser(), identifier(), identifier(), bearerUser(), bearerUser()]);
     await env.DB.prepare("UPDATE users SET role = 'moderator' WHERE id = ?").bind(mod.userId).run();
