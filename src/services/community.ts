@@ -60,6 +60,12 @@ export const MAX_AGREEMENT_NOTICES_PER_HOUR = 10;
  * gap in the cron loses nothing; a recount finding nothing new tells nobody.
  */
 export const AGED_ACCOUNTS_LOOKBACK_MS = HOUR_MS;
+/**
+ * At most this many accounts a run (one recount batch each), oldest crossing first: a burst of
+ * accounts made together (a bot farm a week old) cannot exhaust one run's subrequests; the rest
+ * are taken by the next runs while still within the look-back.
+ */
+export const MAX_AGED_ACCOUNTS_PER_RUN = 100;
 
 // ---- Consensus -------------------------------------------------------------------------------
 
@@ -281,7 +287,8 @@ export function agedAccountsBetween(from: number, to: number): SQL {
   const joined = (t: number) => new Date(t - BASIC_TRUST.days * DAY_MS).toISOString();
   return sql`SELECT id FROM users
     WHERE trust_level = 'new' AND post_count >= ${BASIC_TRUST.posts} AND date_joined > ${joined(from)} AND date_joined <= ${joined(to)}
-      AND is_active = 1`;
+      AND is_active = 1
+    ORDER BY date_joined LIMIT ${MAX_AGED_ACCOUNTS_PER_RUN}`;
 }
 
 /**
