@@ -63,7 +63,7 @@ export const users = sqliteTable(
     uniqueIndex("users_username_lower_unique").on(sql`lower(${t.username})`),
     uniqueIndex("users_email_lower_unique").on(sql`lower(${t.email})`),
     // The five-minute sweep's accounts whose age is about to make their votes count
-    // (services/community.ts recountAgedAccounts; migrations/0059). Its condition is BASIC_TRUST's.
+    // (services/community.ts recountAgedAccounts; migrations/0057). Its condition is BASIC_TRUST's.
     index("users_new_by_age_idx").on(t.dateJoined).where(sql`${t.trustLevel} = 'new' AND ${t.postCount} >= 5`),
   ],
 );
@@ -223,7 +223,7 @@ export const identificationResults = sqliteTable(
     // Idempotent job writes: one row per species per request, however often a job re-runs.
     uniqueIndex("results_request_species_unique").on(t.requestId, sql`lower(${t.scientificName})`),
     index("results_request_rank_idx").on(t.requestId, t.rank),
-    // An account's proposals, for the recount when whether its votes count changes (migrations/0059).
+    // An account's proposals, for the recount when whether its votes count changes (migrations/0057).
     index("results_proposed_by_idx").on(t.proposedBy).where(sql`${t.proposedBy} IS NOT NULL`),
   ],
 );
@@ -243,7 +243,7 @@ export const votes = sqliteTable(
   },
   (t) => [
     uniqueIndex("votes_result_user_unique").on(t.resultId, t.userId),
-    // An account's votes, for the recount when whether they count changes (migrations/0059).
+    // An account's votes, for the recount when whether they count changes (migrations/0057).
     index("votes_user_idx").on(t.userId),
   ],
 );

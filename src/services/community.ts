@@ -281,7 +281,7 @@ export async function recountAccounts(env: Bindings, userIds: string[], logger?:
 /**
  * SQL: the accounts whose age made them `basic` (so their community votes started counting) at a
  * time in (`from`, `to`] — still `new` as stored, with the posts the level needs, active. Seeks
- * `users_new_by_age_idx` (migrations/0059).
+ * `users_new_by_age_idx` (migrations/0057).
  */
 export function agedAccountsBetween(from: number, to: number): SQL {
   const joined = (t: number) => new Date(t - BASIC_TRUST.days * DAY_MS).toISOString();
