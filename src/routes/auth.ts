@@ -1197,7 +1197,7 @@ export function authRoutes() {
       429: errorResponse(429, "Email change asked too often (per account, or to that address); see Retry-After", "RATE_LIMITED"),
       503: errorResponse(
         503,
-        "The email provider did not take the confirmation link for the new `email` (down, timed out or refusing): nothing is pending, the counts the request spent are given back (not when the provider refused the message itself, a 4xx other than 429; the per-account one only when the notice to the current address did not go out either); try again (see Retry-After when present)",
+        "The email provider did not take the confirmation link for the new `email`: nothing is pending. Down, timed out or answering 429/5xx: the counts the request spent are given back (the per-account one only when the notice to the current address did not go out either); try again after `Retry-After`. Refusing the message itself (a 4xx other than 429): `message` says so, the counts stay spent and there is no `Retry-After` — retrying will not help",
         "SERVICE_UNAVAILABLE",
       ),
     },
@@ -1294,7 +1294,7 @@ export function authRoutes() {
       429: errorResponse(429, "Asked too often; see Retry-After", "RATE_LIMITED"),
       503: errorResponse(
         503,
-        "The email provider did not take the link (down, timed out or refusing): nothing was sent and the request is not counted (unless the provider refused the message itself, a 4xx other than 429); try again (see Retry-After when present)",
+        "The email provider did not take the link: nothing was sent. Down, timed out or answering 429/5xx: the request is not counted; try again after `Retry-After`. Refusing the message itself (a 4xx other than 429): `message` says so, the request stays counted and there is no `Retry-After` — retrying will not help",
         "SERVICE_UNAVAILABLE",
       ),
     },

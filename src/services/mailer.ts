@@ -59,15 +59,31 @@ export async function deliverOrTakeBack(
   return mail;
 }
 
+/** The wait an outage's answer names when the provider named none ("in a few minutes"). */
+const MAIL_OUTAGE_RETRY_AFTER_S = 300;
+
 /**
  * The answer to a signed-in user whose own request for mail (a confirmation link) the provider did
- * not take — down, timed out, refusing (429), unreachable: 503 SERVICE_UNAVAILABLE saying so and
- * to try again, with the provider's `Retry-After` when it named one. `what` is the mail ("a new
- * confirmation link to …"). Anything else `err` is (a database error) is not the provider's and
- * is answered as it is.
+ * not take: 503 SERVICE_UNAVAILABLE either way (the code clients switch on), telling apart what
+ * `mailMayGoLater` does. The provider down, timed out, unreachable or refusing with 429 or a 5xx:
+ * its `message` says the email service is not answering and to try again, and `Retry-After` gives
+ * the provider's wait, or a few minutes when it named none. The provider refusing this message (any
+ * other 4xx — the address, our key): the email service did not accept it, asking again will not
+ * help, check the address or contact support; no `Retry-After`, which in this API is how a 503 says
+ * that retrying will not help (a client's retry logic must not loop on it). What the provider said
+ * is logged by the caller, never shown. `what` is the mail ("a new confirmation link to …").
+ * Anything else `err` is (a database error) is not the provider's and is answered as it is.
  */
 export function mailNotSent(err: unknown, what: string): unknown {
   if (!(err instanceof EmailError)) return err;
+  if (!mailMayGoLater(err)) {
+    return new AppError(
+      "SERVICE_UNAVAILABLE",
+      503,
+      `We could not send ${what}: our email service did not accept the message, and asking again will not help. ` +
+        "Check that the address is right, or contact support if it is.",
+    );
+  }
   const wait = err.retryAfterS;
   const again = wait === undefined ? "in a few minutes" : `in ${humanDuration(wait)}`;
   return new AppError(
@@ -75,7 +91,7 @@ export function mailNotSent(err: unknown, what: string): unknown {
     503,
     `We could not send ${what} just now: our email service is not answering. Please try again ${again}.`,
     undefined,
-    wait === undefined ? undefined : { "Retry-After": String(Math.max(1, wait)) },
+    { "Retry-After": String(wait === undefined ? MAIL_OUTAGE_RETRY_AFTER_S : Math.max(1, wait)) },
   );
 }
 

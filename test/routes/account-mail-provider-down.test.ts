@@ -2,7 +2,9 @@
  * Account mail the email provider did not take (down, refusing with 429, unreachable): what the
  * user is told on each path, and that nothing half-done stays behind. A signed-in user's own
  * request (the confirmation link again, an email change) answers 503 saying so, with the
- * provider's Retry-After when it named one, and gives back what it spent, so asking again works;
+ * provider's Retry-After (or a few minutes when it named none), and gives back what it spent, so
+ * asking again works; the provider refusing the message itself is 503 too, saying so, without
+ * Retry-After;
  * sign-up creates the account and says no link went out; the password and two-factor resets keep
  * their single answer and take back the link that never went out.
  */
@@ -34,6 +36,25 @@ async function suppress(address: string, reason: "bounce" | "complaint") {
     .run();
 }
 
+/** The provider refuses every message (a 4xx other than 429), naming its own reasons. */
+function providerRefuses() {
+  emulators.overrides["email.emulator.test"] = async () =>
+    Response.json({ statusCode: 422, name: "validation_error", message: "Invalid `to` field." }, { status: 422 });
+}
+
+/**
+ * A refusal's answer: 503 SERVICE_UNAVAILABLE (the code clients switch on) saying the message was
+ * not accepted and what to do, with no Retry-After (retrying will not help) and nothing of what
+ * the provider said.
+ */
+async function expectRefusalAnswer(res: Response, what: string) {
+  const body = await expectError(res, 503, "SERVICE_UNAVAILABLE");
+  expect(res.headers.get("Retry-After")).toBeNull();
+  expect(body.message).toContain(`We could not send ${what}: our email service did not accept the message`);
+  expect(body.message).toMatch(/asking again will not help\. Check that the address is right, or contact support/);
+  expect(body.message).not.toMatch(/not answering|try again|Invalid|validation_error/);
+}
+
 const askForEmail = (access: string, email: string) =>
   call("/api/v1/auth/user/", { method: "PATCH", bearer: access, json: { email, current_password: GOOD_PASSWORD } });
 
@@ -46,8 +67,12 @@ describe("the confirmation link asked for again, the provider down", () => {
     // More failed asks than the limits allow (3 an hour per account and per inbox): none counted.
     for (let i = 0; i < 3; i++) {
       const body = await expectError(await call(VERIFY, { method: "POST", bearer: u.access }), 503, "SERVICE_UNAVAILABLE");
-      expect(body.message).toMatch(/could not send a new confirmation link.*try again/);
+      expect(body.message).toMatch(/could not send a new confirmation link.*not answering.*try again in a few minutes/);
     }
+    // The provider named no wait: the answer still says, for programs, when to try again.
+    const res = await call(VERIFY, { method: "POST", bearer: u.access });
+    await expectError(res, 503, "SERVICE_UNAVAILABLE");
+    expect(res.headers.get("Retry-After")).toBe("300");
     expect(await links()).toBe(before);
     emulators.email.setMode({ failure: "none" });
     for (let i = 0; i < 3; i++) expect((await call(VERIFY, { method: "POST", bearer: u.access })).status, `ask ${i + 1}`).toBe(202);
@@ -58,10 +83,18 @@ describe("the confirmation link asked for again, the provider down", () => {
     // A refusal is the provider's answer to this message, not an outage: giving the counts back
     // would let an address the provider refuses call it without limit.
     const u = await bearerUser();
-    emulators.overrides["email.emulator.test"] = async () =>
-      Response.json({ statusCode: 422, name: "validation_error", message: "Invalid `to` field." }, { status: 422 });
+    providerRefuses();
     for (let i = 0; i < 3; i++) await expectError(await call(VERIFY, { method: "POST", bearer: u.access }), 503, "SERVICE_UNAVAILABLE");
     await expectError(await call(VERIFY, { method: "POST", bearer: u.access }), 429, "RATE_LIMITED");
+  });
+
+  it("says the provider did not accept the link, not that it is down, and invites no retry", async () => {
+    const u = await bearerUser();
+    const links = () => count("SELECT count(*) AS n FROM email_change_tokens WHERE user_id = ?", u.userId);
+    const before = await links();
+    providerRefuses();
+    await expectRefusalAnswer(await call(VERIFY, { method: "POST", bearer: u.access }), `a new confirmation link to ${u.email}`);
+    expect(await links()).toBe(before);
   });
 
   it("passes on the provider's Retry-After", async () => {
@@ -94,6 +127,15 @@ describe("an email change, the provider down", () => {
       pending_email: target,
     });
     await mailTo(emulators.email, target, /Confirm your new/);
+  });
+
+  it("says the provider did not accept the link, not that it is down, and leaves nothing pending", async () => {
+    const u = await bearerUser();
+    const target = `${uniqueName("refused")}@example.com`;
+    providerRefuses();
+    await expectRefusalAnswer(await askForEmail(u.access, target), `the confirmation link to ${target}`);
+    expect((await findUserById(env, u.userId))?.pendingEmail).toBeNull();
+    expect(await count("SELECT count(*) AS n FROM email_change_tokens WHERE new_email = ?", target)).toBe(0);
   });
 
   it("keeps the per-account count when the notice to the current address went out: failed links buy no unlimited notices", async () => {
