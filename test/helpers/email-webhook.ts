@@ -11,6 +11,13 @@ const PATH = "/api/v1/notifications/email-events/";
 export const postEmailEvent = (delivery: { headers: Record<string, string>; body: string }) =>
   call(PATH, { method: "POST", headers: delivery.headers, body: delivery.body });
 
+/** Suppresses `address` for `reason`, as the webhook records the provider's report of it. */
+export async function suppress(address: string, reason: "bounce" | "complaint") {
+  await env.DB.prepare("INSERT OR REPLACE INTO email_suppressions (address, reason, event_id) VALUES (?, ?, ?)")
+    .bind(address.toLowerCase(), reason, `evt-${crypto.randomUUID()}`)
+    .run();
+}
+
 /** Sends one email through the service and returns its emulator id. */
 export async function sentMail(to: string): Promise<string> {
   const result = await deliverEmail(env, { to, subject: "Hello", text: "Hi" });

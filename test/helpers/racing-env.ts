@@ -17,17 +17,18 @@ export function envRacingFirstBatch(before: () => Promise<unknown>): { env: type
 }
 
 /**
- * An `env` whose D1 binding calls `around(n)` before its n-th batch (from 1); what it throws,
- * the batch throws (D1 failing mid-way through a service's work). `batches` counts them.
+ * An `env` whose D1 binding calls `around(n, sql)` before its n-th batch (from 1), `sql` the
+ * batch's statements' text; what it throws, the batch throws (D1 failing mid-way through a
+ * service's work). `batches` counts them.
  */
-export function envAroundBatches(around: (n: number) => Promise<void>): { env: typeof env; batches: () => number } {
+export function envAroundBatches(around: (n: number, sql: string[]) => Promise<void>): { env: typeof env; batches: () => number } {
   let n = 0;
   const DB = new Proxy(env.DB, {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
       if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
       return async (statements: D1PreparedStatement[]) => {
-        await around(++n);
+        await around(++n, statements.map(statementText));
         return target.batch(statements);
       };
     },

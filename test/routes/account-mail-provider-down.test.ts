@@ -9,16 +9,18 @@
  * their single answer and take back the link that never went out.
  */
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { getConfig } from "../../src/config";
+import { createLogger } from "../../src/lib/logger";
 import { requestEmailChange, sendVerificationEmail } from "../../src/services/accounts";
 import { isSuppressed } from "../../src/services/email-events";
 import { verifyToken } from "../../src/services/tokens";
 import { findUserById } from "../../src/services/users";
+import { suppress } from "../helpers/email-webhook";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
 import { mailTo } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
-import { envRacingFirstBatch, envRacingStatement } from "../helpers/racing-env";
+import { envAroundBatches, envRacingFirstBatch, envRacingStatement } from "../helpers/racing-env";
 import { bearerUser, GOOD_PASSWORD, tokenLogin, uniqueName } from "../helpers/users";
 import { eventually } from "../helpers/wait";
 
@@ -29,12 +31,6 @@ const count = async (query: string, ...values: unknown[]) =>
   (await env.DB.prepare(query)
     .bind(...values)
     .first<{ n: number }>())!.n;
-
-async function suppress(address: string, reason: "bounce" | "complaint") {
-  await env.DB.prepare("INSERT OR REPLACE INTO email_suppressions (address, reason, event_id) VALUES (?, ?, ?)")
-    .bind(address.toLowerCase(), reason, `evt-${crypto.randomUUID()}`)
-    .run();
-}
 
 /** The provider refuses every message (a 4xx other than 429), naming its own reasons. */
 function providerRefuses() {
@@ -156,6 +152,35 @@ describe("an email change, the provider down", () => {
     expect(notices()).toBe(limit);
     await expectError(await askForEmail(u.access, failing), 429, "RATE_LIMITED");
     expect(notices()).toBe(limit);
+  });
+
+  it("answers 503, not 500, when taking the unsent link back fails too (D1 refusing the delete), and logs it", async () => {
+    const u = await bearerUser();
+    const target = `${uniqueName("untaken")}@example.com`;
+    const config = getConfig(env);
+    emulators.email.setMode({ failure: "500" });
+    const failingTakeBack = envAroundBatches(async (_n, statements) => {
+      if (statements.some((q) => /^delete from "email_change_tokens" where "email_change_tokens"\."token_hash"/i.test(q)))
+        throw new Error("D1_ERROR: the delete was refused");
+    });
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      const outcome = await requestEmailChange(
+        failingTakeBack.env,
+        config,
+        (await findUserById(env, u.userId))!,
+        { newEmail: target, currentPassword: GOOD_PASSWORD, session: await verifyToken(config, u.access, "access") },
+        createLogger(),
+      ).catch((err: unknown) => err);
+      expect(outcome).toMatchObject({ status: 503, code: "SERVICE_UNAVAILABLE" });
+      expect((outcome as Error).message).toContain(`could not send the confirmation link to ${target}`);
+      const lines = logged.mock.calls.map(([line]) => JSON.parse(String(line)) as { msg: string; error?: string });
+      expect(lines).toContainEqual(
+        expect.objectContaining({ msg: "an unsent link was not taken back", error: expect.stringContaining("the delete was refused") }),
+      );
+    } finally {
+      logged.mockRestore();
+    }
   });
 
   it("lifts a bounce on the new address only when the link is sent: a session ended meanwhile leaves it", async () => {

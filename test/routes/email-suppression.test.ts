@@ -12,7 +12,7 @@ import { requestEmailChange, resendVerificationEmail, sendVerificationEmail } fr
 import { findSuppression, isSuppressed } from "../../src/services/email-events";
 import { verifyToken } from "../../src/services/tokens";
 import { findUserById } from "../../src/services/users";
-import { postEmailEvent, sentMail, WEBHOOK_SECRET } from "../helpers/email-webhook";
+import { postEmailEvent, sentMail, suppress, WEBHOOK_SECRET } from "../helpers/email-webhook";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
 import { mailTo, tokenIn } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
@@ -22,12 +22,6 @@ import { bearerUser, GOOD_PASSWORD, tokenLogin, uniqueName } from "../helpers/us
 
 const emulators = useEmulators();
 const VERIFY = "/api/v1/auth/email/verify/";
-
-async function suppress(address: string, reason: "bounce" | "complaint") {
-  await env.DB.prepare("INSERT OR REPLACE INTO email_suppressions (address, reason, event_id) VALUES (?, ?, ?)")
-    .bind(address.toLowerCase(), reason, `evt-${crypto.randomUUID()}`)
-    .run();
-}
 
 /** Registers an account on an address already suppressed for `reason`: the 201's message, and a bearer session. */
 async function registerSuppressed(reason: "bounce" | "complaint") {

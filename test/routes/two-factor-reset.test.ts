@@ -4,10 +4,11 @@ import { env } from "cloudflare:workers";
 import { getConfig } from "../../src/config";
 import { describe, expect, it } from "vitest";
 import { sha256Hex } from "../../src/lib/hash";
-import { cancelTwoFactorReset, completeDueTwoFactorReset } from "../../src/services/two-factor-reset";
+import { cancelTwoFactorReset, completeDueTwoFactorReset, requestTwoFactorReset } from "../../src/services/two-factor-reset";
 import { purgeExpiredTokens } from "../../src/services/tokens";
 import { securityNoticeAction } from "../../src/services/two-factor-reset-cancel";
 import { findUserById } from "../../src/services/users";
+import { suppress } from "../helpers/email-webhook";
 import { call, expectError } from "../helpers/http";
 import { tokenIn } from "../helpers/mail";
 import { useEmulators } from "../helpers/outbound";
@@ -206,6 +207,21 @@ describe("the email provider down", () => {
     const links = () =>
       env.DB.prepare("SELECT count(*) AS n FROM two_factor_resets WHERE user_id = ?").bind(user.userId).first<{ n: number }>();
     await eventually(async () => (await links())!.n === 0);
+  });
+});
+
+describe("the address suppressed between the request's checks and the send (the provider's report landing meanwhile)", () => {
+  it("mails nothing, keeps no unsent start link, and the request ends as any other does", async () => {
+    const user = await twoFactorUser();
+    const config = getConfig(env);
+    // After the checks (a confirmed address, the rates), just before the link is written.
+    const racing = envRacingFirstBatch(() => suppress(user.email, "bounce"));
+    const { mail } = await requestTwoFactorReset(racing.env, config, await passwordStep(user.username));
+    // The route answers its one 202 before this runs: nothing here may throw into it.
+    await expect(mail()).resolves.toBeUndefined();
+    expect(racing.fired()).toBe(true);
+    expect(await resetRow(user.userId)).toBeNull();
+    expect(mailsTo(user.email, START_SUBJECT)).toEqual([]);
   });
 });
 
