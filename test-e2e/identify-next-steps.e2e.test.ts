@@ -86,6 +86,38 @@ function rows(page: Page) {
 // biome-ignore lint/performance/useDomNodeTextContent: innerText is the rendered text, which is the point here.
 const occurrences = (page: Page, text: string) => page.evaluate((t) => document.body.innerText.split(t).length - 1, text);
 
+/**
+ * Makes the page's next identification ask in `language` (the page itself never names one; a
+ * mobile client does): the multipart body the page sends gets a `language` part.
+ */
+async function askNextIdentificationIn(page: Page, language: string) {
+  const identify = /\/plant-identification\/identify\/?$/;
+  await page.route(
+    identify,
+    async (route) => {
+      const request = route.request();
+      const boundary = /boundary=(.+)$/.exec(request.headers()["content-type"] ?? "")?.[1];
+      const body = request.postDataBuffer();
+      expect(boundary && body).toBeTruthy();
+      const end = body!.lastIndexOf(`--${boundary}--`);
+      const part = `--${boundary}\r\nContent-Disposition: form-data; name="language"\r\n\r\n${language}\r\n`;
+      await route.continue({ postData: Buffer.concat([body!.subarray(0, end), Buffer.from(part), body!.subarray(end)]) });
+    },
+    { times: 1 },
+  );
+}
+
+/** Each care row: its field, and the `lang` its label and its value are read in ("" for the page's). */
+function careLanguages(page: Page) {
+  return page.$$eval("#care-list .care__item", (items) =>
+    items.map((i) => ({
+      field: (i as HTMLElement).dataset.field ?? "",
+      label: i.querySelector("dt")?.closest("[lang]")?.getAttribute("lang") ?? "",
+      value: i.querySelector("dd")?.closest("[lang]")?.getAttribute("lang") ?? "",
+    })),
+  );
+}
+
 describe("identification page: results people can act on", () => {
   it("shows care instructions, folds long descriptions, links each species and credits similar images that load", async () => {
     const { page, problems } = await openPage();
@@ -156,6 +188,36 @@ describe("identification page: results people can act on", () => {
       expect(image.width, image.src).toBeGreaterThan(0);
       expect(image.credit).toMatch(/^© \S/);
     }
+    expect(problems).toEqual([]);
+  });
+
+  it("marks the care guide's language, so a screen reader reads a French guide with a French voice", async () => {
+    const { page, problems } = await openPage();
+    await askNextIdentificationIn(page, "fr");
+    await choose(page, "care-fr");
+    const answer = page.waitForResponse((r) => r.url().includes("/plant-identification/identify") && r.request().method() === "POST");
+    await page.click("#identify-button");
+    const body = (await (await answer).json()) as { care_instructions: Record<string, unknown> | null };
+    expect(body.care_instructions?.language).toBe("fr");
+    await page.waitForSelector("#care:not([hidden])");
+    const french = await careLanguages(page);
+    expect(french.length).toBeGreaterThan(0);
+    for (const row of french) {
+      // The page's own words (labels, title) stay English; the guide's prose is French, an English
+      // code such as "very_easy" is not.
+      expect(row.label, row.field).toBe("en");
+      expect(row.value, row.field).toBe(["difficulty_level", "plant_type"].includes(row.field) ? "en" : "fr");
+    }
+    expect(french.some((row) => row.value === "fr")).toBe(true);
+    expect(await page.$eval("#care-title", (t) => t.closest("[lang]")?.getAttribute("lang"))).toBe("en");
+
+    // The next guide, in English, is not left marked French.
+    await choose(page, "care-en");
+    const again = page.waitForResponse((r) => r.url().includes("/plant-identification/identify") && r.request().method() === "POST");
+    await page.click("#identify-button");
+    expect(((await (await again).json()) as { care_instructions: { language?: string } | null }).care_instructions?.language).toBe("en");
+    await page.waitForFunction(() => !document.querySelector('#care-list [lang="fr"]'));
+    for (const row of await careLanguages(page)) expect(row.value, row.field).toBe("en");
     expect(problems).toEqual([]);
   });
 

@@ -86,6 +86,8 @@
     ["hardiness", "Hardiness"],
     ["plant_type", "Plant type"],
   ];
+  /** Care fields whose values are the API's English codes ("very_easy"), whatever the guide's language. */
+  const CARE_CODE_FIELDS = new Set(["difficulty_level", "plant_type"]);
 
   const CLOSE_REASONS = {
     4401: "your session has expired",
@@ -1281,6 +1283,11 @@
     return String(value);
   }
 
+  /** The guide's language as a `lang` value (a language tag such as "fr"), or "" when it has none. */
+  function careLanguage(value) {
+    return typeof value === "string" && /^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$/.test(value) ? value : "";
+  }
+
   /** The care instructions the server wrote (AI guide) or derived (catalogue rules). */
   function renderCare(care, name) {
     el.careList.replaceChildren();
@@ -1288,12 +1295,17 @@
       el.care.hidden = true;
       return;
     }
+    // The guide's prose is in its own language (a French guide reads with a French voice); the
+    // labels, the title and the English codes stay in the page's language.
+    const language = careLanguage(care.language);
     for (const [key, label] of CARE_FIELDS) {
       const text = careText(care[key]);
       if (!text) continue;
       const row = h("div", "care__item");
       row.dataset.field = key;
-      row.append(h("dt", "", label), h("dd", "", capitalise(text)));
+      const value = h("dd", "", capitalise(text));
+      if (language && !CARE_CODE_FIELDS.has(key)) value.lang = language;
+      row.append(h("dt", "", label), value);
       el.careList.append(row);
     }
     if (el.careList.childElementCount === 0) {
