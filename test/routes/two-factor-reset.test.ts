@@ -2,6 +2,7 @@
 // attacked end to end: both factors to start, a 72-hour wait nobody can shorten, a cancel that wins.
 import { env } from "cloudflare:workers";
 import { getConfig } from "../../src/config";
+import { createLogger } from "../../src/lib/logger";
 import { describe, expect, it } from "vitest";
 import { sha256Hex } from "../../src/lib/hash";
 import { cancelTwoFactorReset, completeDueTwoFactorReset, requestTwoFactorReset } from "../../src/services/two-factor-reset";
@@ -216,12 +217,17 @@ describe("the address suppressed between the request's checks and the send (the 
     const config = getConfig(env);
     // After the checks (a confirmed address, the rates), just before the link is written.
     const racing = envRacingFirstBatch(() => suppress(user.email, "bounce"));
-    const { mail } = await requestTwoFactorReset(racing.env, config, await passwordStep(user.username));
+    const warnings: { msg: string; fields?: Record<string, unknown> }[] = [];
+    const base = createLogger({ test: "two-factor-reset" });
+    const logger = { ...base, warn: (msg: string, fields?: Record<string, unknown>) => warnings.push({ msg, fields }) };
+    const { mail } = await requestTwoFactorReset(racing.env, config, await passwordStep(user.username), logger);
     // The route answers its one 202 before this runs: nothing here may throw into it.
     await expect(mail()).resolves.toBeUndefined();
     expect(racing.fired()).toBe(true);
     expect(await resetRow(user.userId)).toBeNull();
     expect(mailsTo(user.email, START_SUBJECT)).toEqual([]);
+    // The one answer is the same for every address, so the operator's log is where this shows.
+    expect(warnings).toEqual([{ msg: "two-factor reset mail not sent: address suppressed", fields: { user_id: user.userId } }]);
   });
 });
 
