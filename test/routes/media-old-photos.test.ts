@@ -11,6 +11,7 @@ import { concatBytes, jpegSegment, makeJpeg, makePng, pngChunk } from "../helper
 import { useEmulators } from "../helpers/outbound";
 import { plantInPublicCollection } from "../helpers/public-plant";
 import { bearerUser } from "../helpers/users";
+import { withRole } from "./blog-editorial-setup";
 
 useEmulators();
 
@@ -111,6 +112,33 @@ describe("photos stored before the current metadata stripping", () => {
     const served = await bytesOf(res);
     for (const secret of SECRETS) expect(has(served, secret), secret).toBe(false);
     expect(has(served, "IHDR") && has(served, "IDAT") && has(served, "IEND")).toBe(true);
+    expect((await env.IMAGES.head(photo.key))?.customMetadata?.["metadata-stripped"]).toBe(String(METADATA_STRIP_VERSION));
+  });
+
+  it("an old avatar under the pre-0013 avatars/ prefix is cleaned there, and no copy appears under images/", async () => {
+    const bytes = oldJpeg("legacy-avatar-old");
+    const ref = `${await sha256Hex(bytes)}.jpg`;
+    await env.IMAGES.put(`avatars/${ref}`, bytes, { httpMetadata: { contentType: "image/jpeg" } });
+    const u = await bearerUser();
+    await env.DB.prepare("UPDATE users SET avatar_key = ? WHERE id = ?").bind(ref, u.userId).run();
+    const res = await call(`/api/v1/media/avatars/${ref}`);
+    expect(res.status).toBe(200);
+    const served = await bytesOf(res);
+    for (const secret of SECRETS) expect(has(served, secret), secret).toBe(false);
+    const stored = await env.IMAGES.get(`avatars/${ref}`);
+    expect(stored?.customMetadata?.["metadata-stripped"]).toBe(String(METADATA_STRIP_VERSION));
+    expect(new Uint8Array(await stored!.arrayBuffer())).toEqual(served);
+    expect(await env.IMAGES.head(`images/${ref}`)).toBeNull();
+  });
+
+  it("the blog's own /media/ route serves an old photo of its library clean too", async () => {
+    const photo = await storedTheOldWay(oldJpeg("blog-library-old"), "jpg");
+    const author = await withRole("author");
+    await env.DB.prepare("INSERT INTO blog_images (ref, uploaded_by) VALUES (?, ?)").bind(photo.ref, author.userId).run();
+    const res = await call(`/media/images/${photo.ref}`, { bearer: author.access });
+    expect(res.status).toBe(200);
+    const served = await bytesOf(res);
+    for (const secret of SECRETS) expect(has(served, secret), secret).toBe(false);
     expect((await env.IMAGES.head(photo.key))?.customMetadata?.["metadata-stripped"]).toBe(String(METADATA_STRIP_VERSION));
   });
 
