@@ -371,7 +371,7 @@ export function forumRoutes() {
     const { fields, images } = await readPostInput(c, TopicCreate);
     const category = await categoryBySlug(c.env, slug);
     await limitWrites(c, "post");
-    const { topic, notifications } = await createTopic(c.env, c.get("user")!, category, fields.title, fields.body, images);
+    const { topic, notifications } = await createTopic(c.env, c.get("user")!, category, fields.title, fields.body, images, c.get("logger"));
     // Stored with the topic already; the live push to the mentioned must not delay the answer.
     if (notifications.length > 0) c.executionCtx.waitUntil(announceNotifications(c.env, notifications, c.get("logger")));
     return c.json(await topicDetail(c.env, topic, c.get("user")?.id), 201);
@@ -450,7 +450,7 @@ export function forumRoutes() {
     const { fields, images } = await readPostInput(c, PostCreate);
     await getTopic(c.env, topicId);
     await limitWrites(c, "post");
-    const { post, notifications } = await createReply(c.env, c.get("user")!, topicId, fields.body, images);
+    const { post, notifications } = await createReply(c.env, c.get("user")!, topicId, fields.body, images, c.get("logger"));
     // Stored with the reply already; the live push to subscribers' sockets must not delay the answer.
     if (notifications.length > 0) c.executionCtx.waitUntil(announceNotifications(c.env, notifications, c.get("logger")));
     const attachments = await attachmentsFor(c.env, [post.id]);

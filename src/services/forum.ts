@@ -476,6 +476,7 @@ export async function createTopic(
   title: string,
   rawBody: string,
   images: ValidatedImage[] = [],
+  logger?: Logger,
 ): Promise<{ topic: TopicRow; notifications: Notification[] }> {
   const body = cleanBody(rawBody);
   const topicId = uuidv7();
@@ -511,7 +512,7 @@ export async function createTopic(
     }
     return results;
   });
-  await recountRisen(env, results.at(-2)); // countPost's answer
+  await recountRisen(env, results.at(-2), logger); // countPost's answer
   return { topic: await getTopic(env, topicId), notifications: tableRows(notifications, results.at(-1)) };
 }
 
@@ -758,6 +759,7 @@ export async function createReply(
   topicId: string,
   rawBody: string,
   images: ValidatedImage[] = [],
+  logger?: Logger,
 ): Promise<{ post: NonNullable<PostRow>; notifications: Notification[] }> {
   const topic = await getTopic(env, topicId);
   if (topic.is_locked && !isForumModerator(user)) throw lockedError();
@@ -828,7 +830,7 @@ export async function createReply(
     }
     return results;
   });
-  await recountRisen(env, results.at(-3)); // countPost's answer
+  await recountRisen(env, results.at(-3), logger); // countPost's answer
   return { post: await getPost(env, id), notifications: [...(results.at(-2) as Notification[]), ...(results.at(-1) as Notification[])] };
 }
 

@@ -9,6 +9,8 @@ import { describe, expect, it } from "vitest";
 import type { AuthenticatedUser } from "../../src/env";
 import { categoryBySlug, createTopic, EDIT_WINDOW_MS, editPost, firstPost, getPost } from "../../src/services/forum";
 import { createUser, type TrustLevel } from "../../src/services/users";
+import { createLogger } from "../../src/lib/logger";
+import { envAroundBatches } from "../helpers/racing-env";
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -115,5 +117,26 @@ describe("editPost: staff", () => {
     const other = await member("user", "veteran");
     const id = await postBy(author);
     await expect(editPost(env, other, id, "Vandalised.", CREATED)).rejects.toMatchObject({ code: "FORBIDDEN", status: 403 });
+  });
+});
+
+describe("a post that earns its author the basic level", () => {
+  it("still lands when the recount of the author's community votes fails, and the failure is logged", async () => {
+    const author = await member();
+    await env.DB.prepare("UPDATE users SET post_count = 4 WHERE id = ?").bind(author.id).run();
+    // The post's own batch goes through; the recount's (the next one) finds D1 failing.
+    const failing = envAroundBatches(async (n) => {
+      if (n > 1) throw new Error("D1 is down");
+    });
+    const warnings: { msg: string; fields?: Record<string, unknown> }[] = [];
+    const logger = {
+      ...createLogger({ test: "forum" }),
+      warn: (msg: string, fields?: Record<string, unknown>) => warnings.push({ msg, fields }),
+    };
+    const category = await categoryBySlug(env, "houseplants");
+    const { topic } = await createTopic(failing.env, author, category, "Fifth post", "Earns the basic level.", [], logger);
+    expect(failing.batches()).toBe(2);
+    expect((await firstPost(env, topic.id))?.body).toContain("Earns the basic level.");
+    expect(warnings).toEqual([{ msg: "community recount failed", fields: { users: [author.id], error: "Error: D1 is down" } }]);
   });
 });
