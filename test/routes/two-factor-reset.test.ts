@@ -2,7 +2,6 @@
 // attacked end to end: both factors to start, a 72-hour wait nobody can shorten, a cancel that wins.
 import { env } from "cloudflare:workers";
 import { getConfig } from "../../src/config";
-import { createLogger } from "../../src/lib/logger";
 import { describe, expect, it } from "vitest";
 import { sha256Hex } from "../../src/lib/hash";
 import { cancelTwoFactorReset, completeDueTwoFactorReset, requestTwoFactorReset } from "../../src/services/two-factor-reset";
@@ -12,6 +11,7 @@ import { findUserById } from "../../src/services/users";
 import { suppress } from "../helpers/email-webhook";
 import { call, expectError } from "../helpers/http";
 import { tokenIn } from "../helpers/mail";
+import { recordingLogger } from "../helpers/logger";
 import { useEmulators } from "../helpers/outbound";
 import { envRacingFirstBatch } from "../helpers/racing-env";
 import { codeAt, fromBase32, steadyStep } from "../helpers/totp";
@@ -217,9 +217,7 @@ describe("the address suppressed between the request's checks and the send (the 
     const config = getConfig(env);
     // After the checks (a confirmed address, the rates), just before the link is written.
     const racing = envRacingFirstBatch(() => suppress(user.email, "bounce"));
-    const warnings: { msg: string; fields?: Record<string, unknown> }[] = [];
-    const base = createLogger({ test: "two-factor-reset" });
-    const logger = { ...base, warn: (msg: string, fields?: Record<string, unknown>) => warnings.push({ msg, fields }) };
+    const { logger, warnings } = recordingLogger();
     const { mail } = await requestTwoFactorReset(racing.env, config, await passwordStep(user.username), logger);
     // The route answers its one 202 before this runs: nothing here may throw into it.
     await expect(mail()).resolves.toBeUndefined();

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import type { AuthenticatedUser } from "../../src/env";
 import { categoryBySlug, createTopic, EDIT_WINDOW_MS, editPost, firstPost, getPost } from "../../src/services/forum";
 import { createUser, type TrustLevel } from "../../src/services/users";
-import { createLogger } from "../../src/lib/logger";
+import { recordingLogger } from "../helpers/logger";
 import { envAroundBatches } from "../helpers/racing-env";
 
 const HOUR_MS = 3_600_000;
@@ -128,11 +128,7 @@ describe("a post that earns its author the basic level", () => {
     const failing = envAroundBatches(async (n) => {
       if (n > 1) throw new Error("D1 is down");
     });
-    const warnings: { msg: string; fields?: Record<string, unknown> }[] = [];
-    const logger = {
-      ...createLogger({ test: "forum" }),
-      warn: (msg: string, fields?: Record<string, unknown>) => warnings.push({ msg, fields }),
-    };
+    const { logger, warnings } = recordingLogger();
     const category = await categoryBySlug(env, "houseplants");
     const { topic } = await createTopic(failing.env, author, category, "Fifth post", "Earns the basic level.", [], logger);
     expect(failing.batches()).toBe(2);

@@ -1,25 +1,12 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Logger } from "../../src/lib/logger";
 import { sha256Hex } from "../../src/lib/hash";
 import { COORDINATION_TIMEOUT_MS, cachedProviderCall, plantIdJob, plantNetJob } from "../../src/services/provider-calls";
 import { makePng } from "../helpers/images";
+import { recordingLogger } from "../helpers/logger";
 import { useEmulators } from "../helpers/outbound";
 
 useEmulators();
-
-/** A logger that keeps its warnings. */
-function recordingLogger() {
-  const warnings: { msg: string; fields?: Record<string, unknown> }[] = [];
-  const logger: Logger = {
-    debug: () => {},
-    info: () => {},
-    warn: (msg, fields) => warnings.push({ msg, fields }),
-    error: () => {},
-    child: () => logger,
-  };
-  return { logger, warnings };
-}
 
 /** The provider circuits' namespace, with objects that are unreachable except for the breaker's gate. */
 const unreachableCircuits = {
