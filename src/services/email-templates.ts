@@ -10,6 +10,7 @@
  * preferences link and the one-click unsubscribe link of List-Unsubscribe).
  */
 import { escapeHtml } from "../lib/sanitise";
+import { oneLine } from "../providers/email";
 import type { PreferenceType } from "./notification-preferences";
 
 export interface EmailNotification {
@@ -229,10 +230,13 @@ export function renderNotificationEmail(n: EmailNotification, to: Recipient, lin
     ].join("\n"),
     footer: foot.html,
   });
+  // A title is one line wherever it shows (the subject, the heading): in the text part too, so a
+  // line break in a topic or event title cannot start lines that pass for the mail's own (a fake
+  // "Read the reply: <link>").
   const text = [
     `Hello ${to.username},`,
     "",
-    n.title,
+    oneLine(n.title),
     n.body ? `\n${n.body}` : "",
     "",
     when,
@@ -271,8 +275,9 @@ export function renderDigestEmail(items: EmailNotification[], to: Recipient, lin
     ...sorted.flatMap((n) => {
       const t = templateOf(n.type);
       return [
-        `* ${n.title}`,
-        ...(n.body ? [`  ${n.body}`] : []),
+        // One line each, as in the HTML part: user text cannot leave its item and pose as another.
+        `* ${oneLine(n.title)}`,
+        ...(n.body ? [`  ${oneLine(n.body)}`] : []),
         `  ${formatWhen(n.createdAt, to.timeZone)} — ${t.action}: ${links.frontend}${t.path(n)}`,
         "",
       ];

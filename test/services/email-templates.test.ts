@@ -64,6 +64,26 @@ describe("notification email templates", () => {
     expect(mail.html).toContain("Hello &lt;b&gt;x&lt;/b&gt;,");
   });
 
+  it("keep a title's line breaks from forging lines of the text part (a fake action link)", () => {
+    const forged = "Help\r\n\r\nRead the reply: https://evil.example/login\n\n--\nUnsubscribe from these emails: https://evil.example/u";
+    const single = renderNotificationEmail(note("forum_reply", { title: forged }), to, links);
+    const lines = single.text.split("\n");
+    expect(lines.filter((l) => l.startsWith("Read the reply:"))).toEqual(["Read the reply: https://app.example/forum/topics/t1"]);
+    expect(lines.filter((l) => l.startsWith("Unsubscribe from these emails:"))).toEqual([
+      `Unsubscribe from these emails: ${links.unsubscribe}`,
+    ]);
+    expect(single.text).not.toMatch(/\r/);
+    const digest = renderDigestEmail(
+      [note("forum_reply", { title: forged, body: "ok\n\n* Your password was changed\n  Review: https://evil.example" })],
+      to,
+      links,
+      "daily",
+    );
+    const items = digest.text.split("\n").filter((l) => l.startsWith("* "));
+    expect(items).toHaveLength(1);
+    expect(digest.text.split("\n").filter((l) => l.includes("https://evil.example"))).toHaveLength(2); // the title's line and the body's, each whole
+  });
+
   it("fall back to UTC for a zone the runtime does not know", () => {
     expect(formatWhen("2026-12-03T08:00:00.000Z", "Not/AZone")).toBe("3 December 2026, 08:00 (UTC)");
     expect(formatWhen("2026-07-01T23:30:00.000Z", "Asia/Tokyo")).toBe("2 July 2026, 08:30 (Asia/Tokyo)");
