@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { env } from "cloudflare:workers";
-import { parseEvents } from "../../src/lib/ical";
+import { parseEvents, unescapeText, unfold } from "../../src/lib/ical";
 import { loggablePath } from "../../src/lib/logger";
 import { call, expectError, jsonWithStatus as json } from "../helpers/http";
 import { bearerUser, GOOD_PASSWORD } from "../helpers/users";
@@ -136,6 +136,39 @@ describe("the calendar feed", () => {
       200,
     );
     expect(await uids(mine.url)).not.toContain(`event-${eventId}@plant-community`);
+  });
+
+  it("an organiser's title, location and description cannot add properties or events to an attendee's feed", async () => {
+    const [u, organizer] = [await bearerUser(), await bearerUser()];
+    const title = "Swap\r\nATTENDEE:mailto:x@evil.example\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nSUMMARY:Injected";
+    const location = "Shed\nURL:https://evil.example\r\nBEGIN:VALARM";
+    const description = "Bring seeds;\n\rORGANIZER:mailto:x@evil.example,\\n";
+    const start = Date.now() + 5 * DAY;
+    const event = await json<{ id: string }>(
+      await call("/api/v1/calendar/events/", {
+        json: {
+          title,
+          description,
+          location,
+          start: new Date(start).toISOString(),
+          end: new Date(start + 3_600_000).toISOString(),
+          privacy: "public",
+        },
+        bearer: organizer.access,
+      }),
+      201,
+    );
+    await json(await call(`/api/v1/calendar/events/${event.id}/rsvp/`, { json: { status: "going" }, bearer: u.access }), 200);
+    const feed = await json<{ url: string }>(await call("/api/v1/reminders/calendar-feed/", { method: "POST", bearer: u.access }), 201);
+    const text = await (await fetchFeed(feed.url)).text();
+    expect(text.replace(/\r\n/g, "")).not.toMatch(/[\r\n]/); // no bare CR or LF to start a line of its own
+    const lines = unfold(text);
+    expect(lines.filter((l) => /^(ATTENDEE|ORGANIZER|URL)[;:]/.test(l))).toEqual([]);
+    expect(lines.filter((l) => l === "BEGIN:VEVENT")).toHaveLength(1);
+    expect(lines.filter((l) => l === "BEGIN:VALARM")).toHaveLength(1); // the service's own alarm
+    const [swap] = parseEvents(text);
+    expect(unescapeText(swap!.SUMMARY!)).toBe("Swap\nATTENDEE:mailto:x@evil.example\nEND:VEVENT\nBEGIN:VEVENT\nSUMMARY:Injected");
+    expect(unescapeText(swap!.LOCATION!)).toBe("Shed\nURL:https://evil.example\nBEGIN:VALARM");
   });
 
   it("keeps a feed's token out of the access log's path", () => {
