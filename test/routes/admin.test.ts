@@ -85,6 +85,26 @@ describe("staff routes guard by role", () => {
     expect(row).toEqual({ role: "user", is_active: 1 });
   });
 
+  it("a role taken away ends its powers at once, on the access token issued while it was held", async () => {
+    const [admin, moderator, editor] = [await withRole("admin"), await withRole("moderator"), await withRole("editor")];
+    const draft = await call("/api/v1/blog/posts/", { method: "POST", json: { title: "Before the demotion" }, bearer: editor.access });
+    expect(draft.status).toBe(201);
+    const { id } = (await draft.json()) as { id: string };
+    for (const who of [moderator, editor]) {
+      const demote = await call(`/api/v1/admin/users/${who.userId}/role/`, {
+        method: "PATCH",
+        json: { role: "user" },
+        bearer: admin.access,
+      });
+      expect(demote.status).toBe(200);
+    }
+    await expectError(await call("/api/v1/admin/users/", { bearer: moderator.access }), 403, "FORBIDDEN");
+    await expectError(await call("/api/v1/blog/comments/moderation/", { bearer: moderator.access }), 403, "FORBIDDEN");
+    await expectError(await call(`/api/v1/blog/posts/${id}/publish/`, { method: "POST", bearer: editor.access }), 403, "FORBIDDEN");
+    // Not even their own draft: without a writing role it is no longer theirs to see.
+    await expectError(await call(`/api/v1/blog/posts/${id}/`, { bearer: editor.access }), 404, "NOT_FOUND");
+  });
+
   it("search treats % and _ literally", async () => {
     const admin = await withRole("admin");
     const res = await call("/api/v1/admin/users/?search=%25", { bearer: admin.access });
