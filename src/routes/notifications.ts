@@ -54,7 +54,11 @@ const PreferencesSchema = z
     digest: z
       .enum(DIGESTS)
       .openapi({ description: "How non-urgent email arrives: at once, gathered daily or weekly (in your time zone), or not at all." }),
-    time_zone: z.string().openapi({ description: "IANA time zone for digests and dates in email.", example: "Europe/Berlin" }),
+    time_zone: z.string().openapi({
+      description:
+        "IANA time zone for digests and dates in email, as the zone's own name: one sent in another case or as an alias (europe/berlin, US/Pacific, Asia/Calcutta) is saved as Europe/Berlin, America/Los_Angeles, Asia/Kolkata.",
+      example: "Europe/Berlin",
+    }),
   })
   .openapi("NotificationPreferences", {
     description: `Defaults: ${PREFERENCE_TYPES.map((t) => `${t} → ${CHANNELS.filter((ch) => NOTIFICATION_DEFAULTS[t][ch]).join("+")}`).join("; ")}; digest daily; time zone UTC. \`security\` email cannot be turned off.`,
@@ -68,7 +72,11 @@ const PreferencesUpdate = z
         example: { forum_reply: { email: true } },
       }),
     digest: z.string().max(16).optional(),
-    time_zone: z.string().max(64).optional(),
+    time_zone: z
+      .string()
+      .max(64)
+      .optional()
+      .openapi({ description: "An IANA time zone name in any case, aliases included; saved as the zone's own name (see the answer)." }),
   })
   .openapi("NotificationPreferencesUpdate");
 

@@ -62,18 +62,73 @@ export const DEFAULT_TIME_ZONE = "UTC";
 const MAX_UPDATE_ATTEMPTS = 5;
 
 /**
- * Whether `zone` is an IANA time zone name this runtime knows (e.g. Europe/Berlin), legacy ones
- * included (EST5EDT, NZ-CHAT, US/Pacific: a device may report them). Not a UTC offset (+05:30):
- * the name is what follows summer time.
+ * Zones whose name this runtime's time-zone data (ICU, following CLDR) still spells the old way
+ * while the IANA database has renamed them: CLDR keeps its first spelling for stability, so
+ * `Intl` answers `Asia/Calcutta` even for `Asia/Kolkata`. Keyed by the runtime's name.
  */
-export function isTimeZone(zone: string): boolean {
-  if (!/^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+){0,2}$/.test(zone)) return false;
+const RENAMED: Readonly<Record<string, string>> = {
+  "Africa/Asmera": "Africa/Asmara",
+  "America/Buenos_Aires": "America/Argentina/Buenos_Aires",
+  "America/Catamarca": "America/Argentina/Catamarca",
+  "America/Coral_Harbour": "America/Atikokan",
+  "America/Cordoba": "America/Argentina/Cordoba",
+  "America/Godthab": "America/Nuuk",
+  "America/Indianapolis": "America/Indiana/Indianapolis",
+  "America/Jujuy": "America/Argentina/Jujuy",
+  "America/Louisville": "America/Kentucky/Louisville",
+  "America/Mendoza": "America/Argentina/Mendoza",
+  "Asia/Calcutta": "Asia/Kolkata",
+  "Asia/Katmandu": "Asia/Kathmandu",
+  "Asia/Rangoon": "Asia/Yangon",
+  "Asia/Saigon": "Asia/Ho_Chi_Minh",
+  "Atlantic/Faeroe": "Atlantic/Faroe",
+  "Europe/Kiev": "Europe/Kyiv",
+  "Pacific/Enderbury": "Pacific/Kanton",
+  "Pacific/Ponape": "Pacific/Pohnpei",
+  "Pacific/Truk": "Pacific/Chuuk",
+};
+
+/** The runtime's name for `zone` (any case, any alias), or null when it does not know it. */
+function runtimeName(zone: string): string | null {
   try {
-    new Intl.DateTimeFormat("en", { timeZone: zone });
-    return true;
+    return new Intl.DateTimeFormat("en", { timeZone: zone }).resolvedOptions().timeZone;
   } catch {
-    return false;
+    return null;
   }
+}
+
+/**
+ * The one name `zone` is saved and answered as, or null when it is not an IANA time zone name this
+ * runtime knows (e.g. Europe/Berlin). Any case (`europe/berlin`) and any alias a device may report
+ * (`US/Pacific`, `NZ-CHAT`, `Asia/Calcutta`) are accepted and become the zone's own name
+ * (`Europe/Berlin`, `America/Los_Angeles`, `Pacific/Chatham`, `Asia/Kolkata`); names of their own
+ * such as `EST5EDT` stay. Not a UTC offset (+05:30): the name is what follows summer time.
+ */
+export function canonicalTimeZone(zone: string): string | null {
+  if (!/^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+){0,2}$/.test(zone)) return null;
+  const name = runtimeName(zone);
+  if (name === null) return null;
+  const renamed = RENAMED[name];
+  // The IANA spelling only if this runtime knows it as the same zone (older time-zone data may not).
+  return renamed !== undefined && runtimeName(renamed) === name ? renamed : name;
+}
+
+/** Names read back from the database, as answered; bounded (stored names are few). */
+const shown = new Map<string, string>();
+
+/**
+ * A saved zone as answered: rows saved before names were made canonical may hold `europe/berlin`
+ * or `US/Pacific` (Intl reads them all, so digests always worked); they answer as the canonical
+ * name, with no migration. A name this runtime no longer knows is answered as saved.
+ */
+function savedZone(zone: string): string {
+  let name = shown.get(zone);
+  if (name === undefined) {
+    name = canonicalTimeZone(zone) ?? zone;
+    if (shown.size >= 1000) shown.clear();
+    shown.set(zone, name);
+  }
+  return name;
 }
 
 function withDefaults(overrides: Record<string, Partial<ChannelChoice>>): Record<PreferenceType, ChannelChoice> {
@@ -95,7 +150,7 @@ export function preferencesOf(row: typeof notificationPreferences.$inferSelect |
   return {
     types: withDefaults(row?.types ?? {}),
     digest: row?.digest ?? DEFAULT_DIGEST,
-    time_zone: row?.timeZone ?? DEFAULT_TIME_ZONE,
+    time_zone: savedZone(row?.timeZone ?? DEFAULT_TIME_ZONE),
   };
 }
 
@@ -132,8 +187,8 @@ export async function updatePreferences(env: Bindings, userId: string, update: P
   }
   if (update.digest !== undefined && !(DIGESTS as readonly string[]).includes(update.digest))
     add("digest", `Use one of: ${DIGESTS.join(", ")}.`);
-  if (update.time_zone !== undefined && !isTimeZone(update.time_zone))
-    add("time_zone", "Not a known IANA time zone (e.g. Europe/Berlin, America/New_York, UTC).");
+  const timeZone = update.time_zone === undefined ? undefined : canonicalTimeZone(update.time_zone);
+  if (timeZone === null) add("time_zone", "Not a known IANA time zone (e.g. Europe/Berlin, America/New_York, UTC).");
   if (Object.keys(errors).length > 0) throw new AppError("VALIDATION_ERROR", 400, "Some preferences are not valid.", errors);
 
   const db = database(env);
@@ -160,7 +215,7 @@ export async function updatePreferences(env: Bindings, userId: string, update: P
       userId,
       types: overrides,
       digest: (update.digest as Digest | undefined) ?? current?.digest ?? DEFAULT_DIGEST,
-      timeZone: update.time_zone ?? current?.timeZone ?? DEFAULT_TIME_ZONE,
+      timeZone: timeZone ?? current?.timeZone ?? DEFAULT_TIME_ZONE,
       updatedAt: new Date().toISOString(),
     };
     const written = current
@@ -178,7 +233,7 @@ export async function updatePreferences(env: Bindings, userId: string, update: P
           .returning({ userId: np.userId })
           .get()
       : await db.insert(np).values(values).onConflictDoNothing().returning({ userId: np.userId }).get();
-    if (written) return { types: withDefaults(overrides), digest: values.digest, time_zone: values.timeZone };
+    if (written) return { types: withDefaults(overrides), digest: values.digest, time_zone: savedZone(values.timeZone) };
   }
   throw new AppError("CONFLICT", 409, "Your preferences were changed at the same moment; try again.");
 }

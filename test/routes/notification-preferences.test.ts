@@ -55,22 +55,68 @@ describe("notification preferences", () => {
     expect(reset.types).toEqual({ ...NOTIFICATION_DEFAULTS, care_reminder: { ...NOTIFICATION_DEFAULTS.care_reminder, push: false } });
   });
 
-  it("accept every IANA zone name, legacy ones too (EST5EDT, US/Pacific, Etc/GMT+5, NZ-CHAT), kept as given", async () => {
+  it("accept every IANA zone name in any case, legacy ones and aliases too, saved and answered as the zone's own name", async () => {
     const u = await bearerUser();
-    for (const zone of [
-      "EST5EDT",
-      "GMT0",
-      "NZ-CHAT",
-      "US/Pacific",
-      "Etc/GMT+5",
-      "Etc/GMT-14",
-      "Pacific/Kiritimati",
-      "Pacific/Chatham",
-      "America/Argentina/Buenos_Aires",
-      "America/Port-au-Prince",
+    const cases: [string, string][] = [
+      ["Europe/Berlin", "Europe/Berlin"],
+      ["europe/berlin", "Europe/Berlin"],
+      ["AMERICA/PORT-AU-PRINCE", "America/Port-au-Prince"],
+      ["US/Pacific", "America/Los_Angeles"],
+      ["Asia/Calcutta", "Asia/Kolkata"],
+      ["asia/kolkata", "Asia/Kolkata"],
+      ["Europe/Kiev", "Europe/Kyiv"],
+      ["Europe/Kyiv", "Europe/Kyiv"],
+      ["NZ-CHAT", "Pacific/Chatham"],
+      ["GMT0", "UTC"],
+      ["Etc/UTC", "UTC"],
+      ["est5edt", "EST5EDT"],
+      ["EST5EDT", "EST5EDT"],
+      ["etc/gmt+5", "Etc/GMT+5"],
+      ["Etc/GMT-14", "Etc/GMT-14"],
+      ["Pacific/Kiritimati", "Pacific/Kiritimati"],
+      ["America/Argentina/Buenos_Aires", "America/Argentina/Buenos_Aires"],
+      ["America/Buenos_Aires", "America/Argentina/Buenos_Aires"],
+    ];
+    for (const [sent, saved] of cases) {
+      const prefs = await json<Prefs>(await put(u.access, { time_zone: sent }), 200);
+      expect(prefs.time_zone, sent).toBe(saved);
+      expect((await get(u.access)).time_zone, sent).toBe(saved);
+    }
+  });
+
+  it("save every zone this runtime knows as one name that names the same zone and saves as itself", async () => {
+    const { canonicalTimeZone } = await import("../../src/services/notification-preferences");
+    const zones = Intl.supportedValuesOf("timeZone");
+    expect(zones.length).toBeGreaterThan(300);
+    const runtimeName = (zone: string) => new Intl.DateTimeFormat("en", { timeZone: zone }).resolvedOptions().timeZone;
+    for (const zone of zones) {
+      const saved = canonicalTimeZone(zone);
+      expect(saved, zone).not.toBeNull();
+      expect(runtimeName(saved!), zone).toBe(runtimeName(zone));
+      expect(canonicalTimeZone(saved!), zone).toBe(saved);
+      expect(canonicalTimeZone(zone.toLowerCase()), zone).toBe(saved);
+    }
+  });
+
+  it("answer a zone saved before names were made canonical by its own name (no migration needed)", async () => {
+    const { env } = await import("cloudflare:workers");
+    const { database } = await import("../../src/db/client");
+    const { notificationPreferences } = await import("../../src/db/schema");
+    const { eq } = await import("drizzle-orm");
+    const u = await bearerUser();
+    await json(await put(u.access, { digest: "weekly", time_zone: "UTC" }), 200);
+    const np = notificationPreferences;
+    for (const [stored, answered] of [
+      ["europe/berlin", "Europe/Berlin"],
+      ["US/Pacific", "America/Los_Angeles"],
+      ["Asia/Calcutta", "Asia/Kolkata"],
     ]) {
-      const prefs = await json<Prefs>(await put(u.access, { time_zone: zone }), 200);
-      expect(prefs.time_zone, zone).toBe(zone);
+      await database(env).update(np).set({ timeZone: stored }).where(eq(np.userId, u.userId));
+      expect((await get(u.access)).time_zone, stored).toBe(answered);
+      // A change that leaves the zone alone answers it canonical too, and the change holds.
+      const after = await json<Prefs>(await put(u.access, { types: { forum_reply: { push: false } } }), 200);
+      expect(after.time_zone, stored).toBe(answered);
+      await json(await put(u.access, { types: { forum_reply: { push: true } } }), 200);
     }
   });
 
