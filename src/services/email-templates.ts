@@ -50,7 +50,50 @@ export interface RenderedEmail {
 
 const COLORS = { ink: "#1d2a22", soft: "#4d5d53", green: "#1d5236", line: "#d9e5dc", bg: "#f3faf4", button: "#256b45" };
 
-/** "3 December 2026, 09:00 (Europe/Berlin)" in the recipient's zone; UTC when the zone is unknown. */
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+
+/** The wall clock in `zone` at `at`, as UTC milliseconds (whole minutes), and the zone's offset then ("GMT+2"). */
+function wallClock(at: number, zone: string): { wall: number; offset: string } {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat("en-GB", {
+      timeZone: zone,
+      year: "numeric",
+      month: "numeric",
+      day: "numeric",
+      hour: "numeric",
+      minute: "numeric",
+      hourCycle: "h23",
+      timeZoneName: "shortOffset",
+    })
+      .formatToParts(at)
+      .map((p) => [p.type, p.value]),
+  );
+  const n = (key: string) => Number(parts[key]);
+  return { wall: Date.UTC(n("year"), n("month") - 1, n("day"), n("hour"), n("minute")), offset: parts.timeZoneName ?? "" };
+}
+
+/**
+ * The offset to show beside a time that the clock in `zone` shows twice (the hour repeated when
+ * clocks go back: 02:30 in Berlin on 25 October 2026 is 00:30 UTC and 01:30 UTC), else null. The
+ * other reading would be one offset change away: the offset a day before or after, applied to the
+ * same wall clock.
+ */
+function repeatedHourOffset(at: number, zone: string): string | null {
+  const minute = Math.floor(at / 60_000) * 60_000;
+  const here = wallClock(minute, zone);
+  for (const elsewhere of [minute - DAY_MS, minute + DAY_MS]) {
+    const other = here.wall - (wallClock(elsewhere, zone).wall - elsewhere);
+    if (other !== minute && wallClock(other, zone).wall === here.wall) return here.offset;
+  }
+  return null;
+}
+
+/**
+ * "3 December 2026, 09:00 (Europe/Berlin)" in the recipient's zone; UTC when the zone is unknown.
+ * A time the clock shows twice adds its offset: "25 October 2026, 02:30 GMT+2 (Europe/Berlin)" and
+ * "… 02:30 GMT+1 …" an hour later.
+ */
 export function formatWhen(iso: string, timeZone: string): string {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
@@ -69,7 +112,8 @@ export function formatWhen(iso: string, timeZone: string): string {
         .formatToParts(date)
         .map((p) => [p.type, p.value]),
     );
-    return `${parts.day} ${parts.month} ${parts.year}, ${parts.hour}:${parts.minute}`;
+    const offset = repeatedHourOffset(date.getTime(), zone);
+    return `${parts.day} ${parts.month} ${parts.year}, ${parts.hour}:${parts.minute}${offset ? ` ${offset}` : ""}`;
   };
   try {
     return `${format(timeZone)} (${timeZone})`;

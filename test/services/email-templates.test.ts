@@ -89,6 +89,34 @@ describe("notification email templates", () => {
     expect(formatWhen("2026-07-01T23:30:00.000Z", "Asia/Tokyo")).toBe("2 July 2026, 08:30 (Asia/Tokyo)");
   });
 
+  it("tell the two readings of a time the clock shows twice apart by their offset, and only those", () => {
+    const berlin = (iso: string) => formatWhen(iso, "Europe/Berlin");
+    // Clocks go back at 01:00 UTC on 25 October 2026: 02:00–02:59 happens twice.
+    expect(berlin("2026-10-25T00:30:00.000Z")).toBe("25 October 2026, 02:30 GMT+2 (Europe/Berlin)");
+    expect(berlin("2026-10-25T01:30:00.000Z")).toBe("25 October 2026, 02:30 GMT+1 (Europe/Berlin)");
+    expect(berlin("2026-10-25T00:00:00.000Z")).toBe("25 October 2026, 02:00 GMT+2 (Europe/Berlin)");
+    expect(berlin("2026-10-25T01:59:59.000Z")).toBe("25 October 2026, 02:59 GMT+1 (Europe/Berlin)");
+    // Just outside it, and the hour skipped in spring, read as before.
+    expect(berlin("2026-10-24T23:59:00.000Z")).toBe("25 October 2026, 01:59 (Europe/Berlin)");
+    expect(berlin("2026-10-25T02:00:00.000Z")).toBe("25 October 2026, 03:00 (Europe/Berlin)");
+    expect(berlin("2026-03-29T01:00:00.000Z")).toBe("29 March 2026, 03:00 (Europe/Berlin)");
+    expect(berlin("2026-03-29T00:59:00.000Z")).toBe("29 March 2026, 01:59 (Europe/Berlin)");
+    // Other zones and changes of other sizes: New York's hour, Lord Howe Island's half hour.
+    expect(formatWhen("2026-11-01T05:30:00.000Z", "America/New_York")).toBe("1 November 2026, 01:30 GMT-4 (America/New_York)");
+    expect(formatWhen("2026-11-01T06:30:00.000Z", "America/New_York")).toBe("1 November 2026, 01:30 GMT-5 (America/New_York)");
+    expect(formatWhen("2026-04-04T14:45:00.000Z", "Australia/Lord_Howe")).toBe("5 April 2026, 01:45 GMT+11 (Australia/Lord_Howe)");
+    expect(formatWhen("2026-04-04T15:15:00.000Z", "Australia/Lord_Howe")).toBe("5 April 2026, 01:45 GMT+10:30 (Australia/Lord_Howe)");
+    expect(formatWhen("2026-04-04T14:15:00.000Z", "Australia/Lord_Howe")).toBe("5 April 2026, 01:15 (Australia/Lord_Howe)");
+
+    // Both parts of a mail, and a digest's items, say it the same way.
+    const at = { ...note("forum_reply"), createdAt: "2026-10-25T01:30:00.000Z" };
+    const inBerlin = { ...to, timeZone: "Europe/Berlin" };
+    for (const mail of [renderNotificationEmail(at, inBerlin, links), renderDigestEmail([at], inBerlin, links, "daily")]) {
+      expect(mail.html).toContain("25 October 2026, 02:30 GMT+1 (Europe/Berlin)");
+      expect(mail.text).toContain("25 October 2026, 02:30 GMT+1 (Europe/Berlin)");
+    }
+  });
+
   it("gather a digest newest first with a count, each item with its own link", () => {
     const items = [
       { ...note("forum_reply", { title: "Older" }), createdAt: "2026-12-01T10:00:00.000Z" },
