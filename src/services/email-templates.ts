@@ -50,25 +50,34 @@ export interface RenderedEmail {
 
 const COLORS = { ink: "#1d2a22", soft: "#4d5d53", green: "#1d5236", line: "#d9e5dc", bg: "#f3faf4", button: "#256b45" };
 
-const HOUR_MS = 3_600_000;
-const DAY_MS = 24 * HOUR_MS;
+const DAY_MS = 86_400_000;
+/** Formatters by zone and month style: a digest formats many times in one zone. */
+const clocks = new Map<string, Intl.DateTimeFormat>();
+
+/** The date and clock in `zone` at `at`, as named parts (day, month, year, hour, minute, timeZoneName "GMT+2"). */
+function clockParts(at: number, zone: string, month: "long" | "numeric"): Record<string, string> {
+  const key = `${zone} ${month}`;
+  let clock = clocks.get(key);
+  if (clock === undefined) {
+    clock = new Intl.DateTimeFormat("en-GB", {
+      timeZone: zone,
+      day: "numeric",
+      month,
+      year: "numeric",
+      hour: "2-digit",
+      minute: "2-digit",
+      hourCycle: "h23",
+      timeZoneName: "shortOffset",
+    });
+    if (clocks.size >= 1000) clocks.clear();
+    clocks.set(key, clock);
+  }
+  return Object.fromEntries(clock.formatToParts(at).map((p) => [p.type, p.value]));
+}
 
 /** The wall clock in `zone` at `at`, as UTC milliseconds (whole minutes), and the zone's offset then ("GMT+2"). */
 function wallClock(at: number, zone: string): { wall: number; offset: string } {
-  const parts = Object.fromEntries(
-    new Intl.DateTimeFormat("en-GB", {
-      timeZone: zone,
-      year: "numeric",
-      month: "numeric",
-      day: "numeric",
-      hour: "numeric",
-      minute: "numeric",
-      hourCycle: "h23",
-      timeZoneName: "shortOffset",
-    })
-      .formatToParts(at)
-      .map((p) => [p.type, p.value]),
-  );
+  const parts = clockParts(at, zone, "numeric");
   const n = (key: string) => Number(parts[key]);
   return { wall: Date.UTC(n("year"), n("month") - 1, n("day"), n("hour"), n("minute")), offset: parts.timeZoneName ?? "" };
 }
@@ -99,19 +108,7 @@ export function formatWhen(iso: string, timeZone: string): string {
   if (Number.isNaN(date.getTime())) return iso;
   // Assembled from parts: ICU's own joining ("… at 08:00") differs between runtimes.
   const format = (zone: string) => {
-    const parts = Object.fromEntries(
-      new Intl.DateTimeFormat("en-GB", {
-        timeZone: zone,
-        day: "numeric",
-        month: "long",
-        year: "numeric",
-        hour: "2-digit",
-        minute: "2-digit",
-        hourCycle: "h23",
-      })
-        .formatToParts(date)
-        .map((p) => [p.type, p.value]),
-    );
+    const parts = clockParts(date.getTime(), zone, "long");
     const offset = repeatedHourOffset(date.getTime(), zone);
     return `${parts.day} ${parts.month} ${parts.year}, ${parts.hour}:${parts.minute}${offset ? ` ${offset}` : ""}`;
   };
