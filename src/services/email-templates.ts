@@ -121,6 +121,15 @@ export function formatWhen(iso: string, timeZone: string): string {
 
 const str = (v: unknown) => (typeof v === "string" ? v : "");
 
+/**
+ * An event's start in the reader's zone ("Event starts 5 December 2026, 19:00 (Europe/Berlin)"),
+ * for notices that carry one; the notice's own text gives it in UTC. Empty for the rest.
+ */
+function eventStart(n: EmailNotification, timeZone: string): string {
+  const startsAt = str(n.data.starts_at);
+  return startsAt && !Number.isNaN(Date.parse(startsAt)) ? `Event starts ${formatWhen(startsAt, timeZone)}` : "";
+}
+
 /** What each type says and where its one action leads (a path on the web app). */
 const TYPES: Record<
   string,
@@ -256,6 +265,7 @@ export function renderNotificationEmail(n: EmailNotification, to: Recipient, lin
   const t = templateOf(n.type);
   const url = `${links.frontend}${t.path(n)}`;
   const when = formatWhen(n.createdAt, to.timeZone);
+  const starts = eventStart(n, to.timeZone);
   const security = n.type === ("security" satisfies PreferenceType);
   const foot = footer(t.why, links, security);
   const html = layout({
@@ -264,6 +274,7 @@ export function renderNotificationEmail(n: EmailNotification, to: Recipient, lin
     rows: [
       paragraph(`Hello ${to.username},`),
       n.body ? paragraph(n.body) : "",
+      starts ? paragraph(starts) : "",
       paragraph(when, `color:${COLORS.soft};font-size:14px`),
       links.action ? button(links.action.url, links.action.label) : "",
       links.action ? paragraph(`${links.action.token.label}: ${links.action.token.value}`, `color:${COLORS.soft};font-size:14px`) : "",
@@ -279,6 +290,7 @@ export function renderNotificationEmail(n: EmailNotification, to: Recipient, lin
     "",
     oneLine(n.title),
     n.body ? `\n${n.body}` : "",
+    starts ? `\n${starts}` : "",
     "",
     when,
     "",
@@ -299,9 +311,10 @@ export function renderDigestEmail(items: EmailNotification[], to: Recipient, lin
   const rows = sorted.map((n) => {
     const t = templateOf(n.type);
     const url = `${links.frontend}${t.path(n)}`;
+    const starts = eventStart(n, to.timeZone);
     return `<tr><td style="padding:12px 28px;border-top:1px solid ${COLORS.line}"><h2 style="margin:0 0 4px;font-size:17px;color:${COLORS.ink}">${escapeHtml(n.title)}</h2>${
       n.body ? `<p style="margin:0 0 4px">${escapeHtml(n.body)}</p>` : ""
-    }<p style="margin:0;color:${COLORS.soft};font-size:14px">${escapeHtml(formatWhen(n.createdAt, to.timeZone))} · <a href="${escapeHtml(url)}" style="color:${COLORS.green}">${escapeHtml(t.action)}</a></p></td></tr>`;
+    }${starts ? `<p style="margin:0 0 4px">${escapeHtml(starts)}</p>` : ""}<p style="margin:0;color:${COLORS.soft};font-size:14px">${escapeHtml(formatWhen(n.createdAt, to.timeZone))} · <a href="${escapeHtml(url)}" style="color:${COLORS.green}">${escapeHtml(t.action)}</a></p></td></tr>`;
   });
   const foot = footer(`you chose a ${period} digest of your notifications`, links, false);
   const html = layout({
@@ -315,10 +328,12 @@ export function renderDigestEmail(items: EmailNotification[], to: Recipient, lin
     "",
     ...sorted.flatMap((n) => {
       const t = templateOf(n.type);
+      const starts = eventStart(n, to.timeZone);
       return [
         // One line each, as in the HTML part: user text cannot leave its item and pose as another.
         `* ${oneLine(n.title)}`,
         ...(n.body ? [`  ${oneLine(n.body)}`] : []),
+        ...(starts ? [`  ${starts}`] : []),
         `  ${formatWhen(n.createdAt, to.timeZone)} — ${t.action}: ${links.frontend}${t.path(n)}`,
         "",
       ];

@@ -117,6 +117,21 @@ describe("notification email templates", () => {
     }
   });
 
+  it("give an event's start in the reader's zone, as well as the notice's UTC, in both parts and in a digest", () => {
+    const changed = {
+      ...note("calendar_event_changed", { title: "Changed: Seed swap", body: "Now: 2026-12-05 18:00 UTC · Park." }),
+      data: { event_id: "e1", change: "updated", starts_at: "2026-12-05T18:00:00.000Z" },
+    };
+    const inBerlin = { ...to, timeZone: "Europe/Berlin" };
+    for (const mail of [renderNotificationEmail(changed, inBerlin, links), renderDigestEmail([changed], inBerlin, links, "daily")]) {
+      expect(mail.html).toContain("Event starts 5 December 2026, 19:00 (Europe/Berlin)");
+      expect(mail.text).toContain("Event starts 5 December 2026, 19:00 (Europe/Berlin)");
+    }
+    // Notices without a start (or with a broken one) say nothing of it.
+    expect(renderNotificationEmail(note("forum_reply"), inBerlin, links).text).not.toContain("Event starts");
+    expect(renderNotificationEmail({ ...changed, data: { starts_at: "soon" } }, inBerlin, links).text).not.toContain("Event starts");
+  });
+
   it("gather a digest newest first with a count, each item with its own link", () => {
     const items = [
       { ...note("forum_reply", { title: "Older" }), createdAt: "2026-12-01T10:00:00.000Z" },
