@@ -1,8 +1,11 @@
 /**
- * iCalendar (RFC 5545) writing: just what a calendar export of recurring UTC events needs.
- * Pure functions, no I/O. Lines end in CRLF and are folded at 75 octets (§3.1) without ever
+ * iCalendar (RFC 5545) writing: just what a calendar export of recurring events needs, in UTC or
+ * on a named zone's clock (`DTSTART;TZID=` with the zone's VTIMEZONE). Pure functions, no I/O. Lines end in CRLF and are folded at 75 octets (§3.1) without ever
  * splitting a UTF-8 character; TEXT values are escaped as §3.3.11 requires.
  */
+
+import { DAY_MS } from "./durations";
+import { localWall, offsetAt } from "./wall-clock";
 
 const encoder = new TextEncoder();
 const MAX_LINE_OCTETS = 75;
@@ -53,6 +56,76 @@ export function formatDateTime(date: Date): string {
     .replace(/[-:]/g, "");
 }
 
+/** A local DATE-TIME (a wall-clock time as UTC ms) in basic format, no `Z`: 20261126T080000. */
+export function formatLocalDateTime(wall: number): string {
+  return formatDateTime(new Date(Math.floor(wall / 1000) * 1000)).slice(0, -1);
+}
+
+/** A UTC-OFFSET (§3.3.14): +0100, -0500, +0530 (seconds when there are any). */
+export function formatOffset(offsetMs: number): string {
+  const sign = offsetMs < 0 ? "-" : "+";
+  const total = Math.abs(Math.round(offsetMs / 1000));
+  const two = (n: number) => String(n).padStart(2, "0");
+  const seconds = total % 60;
+  return `${sign}${two(Math.floor(total / 3600))}${two(Math.floor(total / 60) % 60)}${seconds ? two(seconds) : ""}`;
+}
+
+const WEEK_MS = 7 * DAY_MS;
+
+/** The first instant at or after which the zone's offset is `offsetAt(hi)`, to the second. */
+function changeBetween(lo: number, hi: number, timeZone: string): number {
+  const after = offsetAt(hi, timeZone);
+  while (hi - lo > 1000) {
+    const mid = lo + Math.floor((hi - lo) / 2000) * 1000;
+    if (offsetAt(mid, timeZone) === after) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+
+/**
+ * A VTIMEZONE (§3.6.5) for `timeZone` from `Intl`: the offset in force at the start of `fromYear`,
+ * then every change up to the end of `toYear` as a DAYLIGHT (the offset grows) or STANDARD
+ * sub-component with the local time it happens at. Changes are found week by week, so two within
+ * one week (no zone has them in the years a calendar shows) would be missed.
+ */
+export function timeZoneLines(timeZone: string, fromYear: number, toYear: number): string[] {
+  const start = Date.UTC(fromYear, 0, 1);
+  const end = Date.UTC(toYear + 1, 0, 1);
+  const changes: { at: number; from: number; to: number }[] = [];
+  let previous = offsetAt(start, timeZone);
+  for (let t = start + WEEK_MS; t < end + WEEK_MS; t += WEEK_MS) {
+    const offset = offsetAt(t, timeZone);
+    if (offset === previous) continue;
+    changes.push({ at: changeBetween(t - WEEK_MS, t, timeZone), from: previous, to: offset });
+    previous = offset;
+  }
+  const kind = (from: number, to: number) => (to > from ? "DAYLIGHT" : "STANDARD");
+  const initial = offsetAt(start, timeZone);
+  const lines = ["BEGIN:VTIMEZONE", `TZID:${timeZone}`];
+  const sub = (name: string, at: number, from: number, to: number) =>
+    lines.push(
+      `BEGIN:${name}`,
+      `DTSTART:${formatLocalDateTime(at + from)}`,
+      `TZOFFSETFROM:${formatOffset(from)}`,
+      `TZOFFSETTO:${formatOffset(to)}`,
+      `END:${name}`,
+    );
+  // Before the first change: the opposite kind of that change (standard time before clocks go forward).
+  sub(
+    changes[0] && kind(changes[0].from, changes[0].to) === "DAYLIGHT" ? "STANDARD" : changes[0] ? "DAYLIGHT" : "STANDARD",
+    start,
+    initial,
+    initial,
+  );
+  for (const change of changes) sub(kind(change.from, change.to), change.at, change.from, change.to);
+  lines.push("END:VTIMEZONE");
+  return lines;
+}
+
+/** Years of zone changes a VTIMEZONE lists after the later of its first event and the calendar's stamp. */
+const ZONE_YEARS_AHEAD = 10;
+
 export interface RecurrenceRule {
   freq: "DAILY" | "WEEKLY" | "MONTHLY";
   interval?: number;
@@ -78,6 +151,11 @@ export interface CalendarEvent {
   end?: Date;
   location?: string;
   rrule?: RecurrenceRule;
+  /**
+   * The IANA zone whose clock `start` and the RRULE keep (`DTSTART;TZID=`, §3.3.5 form 3, with a
+   * VTIMEZONE in the calendar); absent or UTC: `DTSTART` in UTC.
+   */
+  timeZone?: string;
   /** VALARMs (RFC 5545 §3.6.6): a display alarm this many minutes before the start (0: at it). */
   alarms?: { minutesBefore: number; description: string }[];
 }
@@ -94,8 +172,22 @@ export function buildCalendar(calendar: Calendar): string {
   const lines = ["BEGIN:VCALENDAR", "VERSION:2.0", `PRODID:${calendar.prodId}`, "CALSCALE:GREGORIAN", "METHOD:PUBLISH"];
   if (calendar.name) lines.push(`X-WR-CALNAME:${escapeText(calendar.name)}`);
   const stamp = formatDateTime(calendar.stamp);
+  // One VTIMEZONE per TZID used (§3.6.5), from the year of its earliest event.
+  const zoneFrom = new Map<string, number>();
   for (const event of calendar.events) {
-    lines.push("BEGIN:VEVENT", `UID:${event.uid}`, `DTSTAMP:${stamp}`, `DTSTART:${formatDateTime(event.start)}`);
+    if (!event.timeZone || event.timeZone === "UTC") continue;
+    const year = new Date(event.start).getUTCFullYear();
+    zoneFrom.set(event.timeZone, Math.min(year, zoneFrom.get(event.timeZone) ?? year));
+  }
+  for (const [zone, fromYear] of zoneFrom) {
+    lines.push(...timeZoneLines(zone, fromYear, Math.max(fromYear, calendar.stamp.getUTCFullYear()) + ZONE_YEARS_AHEAD));
+  }
+  for (const event of calendar.events) {
+    const start =
+      event.timeZone && event.timeZone !== "UTC"
+        ? `DTSTART;TZID=${event.timeZone}:${formatLocalDateTime(localWall(event.start.getTime(), event.timeZone))}`
+        : `DTSTART:${formatDateTime(event.start)}`;
+    lines.push("BEGIN:VEVENT", `UID:${event.uid}`, `DTSTAMP:${stamp}`, start);
     if (event.end) lines.push(`DTEND:${formatDateTime(event.end)}`);
     else if (event.durationMinutes) lines.push(`DURATION:PT${event.durationMinutes}M`);
     if (event.rrule) lines.push(`RRULE:${formatRecurrence(event.rrule)}`);

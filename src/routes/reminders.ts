@@ -79,7 +79,7 @@ const ReminderCreate = z
     title: fields.title.optional(),
     first_due_at: dueTime.optional().openapi({
       description:
-        "First occurrence (default: one interval from now). An instant: the schedule repeats it in UTC, so its local time moves with summer time.",
+        "First occurrence (default: one interval from now). An instant; later occurrences keep its time of day (monthly: its day of the month) on the clock of your notification preferences' `time_zone` (UTC when not set), across summer-time changes.",
     }),
   })
   .strict()

@@ -37,6 +37,7 @@ import { pushServiceProblem } from "./push-subscriptions";
 import { securityNoticeAction } from "./two-factor-reset-cancel";
 import { listUnsubscribeHeaders } from "./unsubscribe";
 import { DAY_MS, HOUR_MS } from "../lib/durations";
+import { firstInstantAt, wallMs } from "../lib/wall-clock";
 
 export type Delivery = typeof notificationDeliveries.$inferSelect;
 
@@ -593,67 +594,6 @@ export function staleDeliveries(now: number): SQL {
     SELECT id FROM notification_deliveries
      WHERE ${open} AND status = 'sending' AND claimed_at < ${leaseEnd}
     LIMIT 500`;
-}
-
-/** Wall-clock formatters by zone: a digest run reads the clock of every reader holding mail. */
-const clocks = new Map<string, Intl.DateTimeFormat>();
-
-/**
- * The formatter for `timeZone`'s clock; UTC's for a name this runtime does not know (saved ones
- * are checked, but one unknown name must not stop every reader's digest).
- */
-function clockOf(timeZone: string): Intl.DateTimeFormat {
-  let clock = clocks.get(timeZone);
-  if (clock) return clock;
-  const options = {
-    year: "numeric",
-    month: "2-digit",
-    day: "2-digit",
-    hour: "2-digit",
-    minute: "2-digit",
-    second: "2-digit",
-    hourCycle: "h23",
-  } as const;
-  try {
-    clock = new Intl.DateTimeFormat("en-GB", { ...options, timeZone });
-  } catch {
-    clock = new Intl.DateTimeFormat("en-GB", { ...options, timeZone: "UTC" });
-  }
-  if (clocks.size >= 1000) clocks.clear();
-  clocks.set(timeZone, clock);
-  return clock;
-}
-
-/** The wall clock in `timeZone` at `at`, as UTC milliseconds (whole seconds). */
-function wallMs(at: number, timeZone: string): number {
-  const p = Object.fromEntries(
-    clockOf(timeZone)
-      .formatToParts(new Date(at))
-      .map((part) => [part.type, Number(part.value)]),
-  );
-  return Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!, p.second!);
-}
-
-/**
- * The first instant at which the clock in `timeZone` reads `wall` (a wall-clock time as UTC ms)
- * or later: the earlier of the two when clocks going back show it twice, and the change itself
- * when clocks going forward skip it (Pacific/Apia skipped all of 30 December 2011). Assumes at
- * most one change within a day of `wall`, as every zone has.
- */
-function firstInstantAt(wall: number, timeZone: string): number {
-  const before = wall - (wallMs(wall - DAY_MS, timeZone) - (wall - DAY_MS));
-  const after = wall - (wallMs(wall + DAY_MS, timeZone) - (wall + DAY_MS));
-  const showing = [before, after].filter((t) => wallMs(t, timeZone) === wall);
-  if (showing.length > 0) return Math.min(...showing);
-  // Skipped: the low end shows an earlier time, the high end a later one; bisect to the second.
-  let lo = Math.min(before, after);
-  let hi = Math.max(before, after);
-  while (hi - lo > 1000) {
-    const mid = lo + Math.floor((hi - lo) / 2000) * 1000;
-    if (wallMs(mid, timeZone) < wall) lo = mid;
-    else hi = mid;
-  }
-  return hi;
 }
 
 /**

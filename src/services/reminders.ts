@@ -3,12 +3,20 @@
  * arithmetic, the actions that move them (complete, snooze, skip), a calendar export and the
  * cron that turns due occurrences into notifications.
  *
- * Every time in here is UTC; every function that needs "now" takes it as a parameter so the
- * schedule can be tested at fixed instants. Rules the spec leaves open, decided here:
+ * Times are stored and answered as UTC instants, but schedules count on the owner's clock: the
+ * `time_zone` of their notification preferences (UTC when never set), so a daily 08:00 reminder
+ * stays at 08:00 local across summer time. Every function that needs "now" takes it as a
+ * parameter so the schedule can be tested at fixed instants. Rules the spec leaves open, decided here:
  * - Without `first_due_at` the first occurrence is one interval from creation.
+ * - Daily, weekly, biweekly and custom keep the local time of day (a day is 23 or 25 hours when
+ *   clocks change). A local time clocks skip is read with the offset before the gap (it moves on
+ *   by the gap); one they show twice is the first (RFC 5545 §3.3.5, as calendar apps read the feed).
  * - Monthly means calendar months with the day clamped to the month's end, pinned to an anchor
- *   day so Jan 31 → Feb 28 → Mar 31 (not Mar 28). The anchor is the day of whatever set the
+ *   day so Jan 31 → Feb 28 → Mar 31 (not Mar 28). The anchor is the local day of whatever set the
  *   schedule last: creation, completion, snooze, or a PATCH of `frequency`/`next_due_at`.
+ * - The zone is read when the schedule moves, not stored per reminder: after the owner changes
+ *   it, the stored next due instant stays and the occurrences after it keep its time of day on
+ *   the new zone's clock.
  * - Skip advances from the current due time; complete and snooze count from now.
  * - Each occurrence (reminder, next_due_at) is notified at most once; an overdue reminder does
  *   not nag again until it is acted on or rescheduled.
@@ -17,7 +25,7 @@ import { apiFields } from "../lib/fields";
 import { and, asc, count, eq, exists, lt, lte, type SQL, sql } from "drizzle-orm";
 import { changes, type Database, database, runBatch, ownedBy } from "../db/client";
 import { type Page, type PageRequest, selectPage } from "../db/pagination";
-import { careReminders, notifications, species, userPlants, users } from "../db/schema";
+import { careReminders, notificationPreferences, notifications, species, userPlants, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError, orNotFound } from "../lib/errors";
 import { buildCalendar, type CalendarEvent, type RecurrenceRule } from "../lib/ical";
@@ -26,6 +34,8 @@ import type { Logger } from "../lib/logger";
 import { ownPlant } from "./collections";
 import { insertNotifications, type Notification, announceNotifications } from "./notifications";
 import { DAY_MS, HOUR_MS } from "../lib/durations";
+import { localInstant, localWall } from "../lib/wall-clock";
+import { getPreferences } from "./notification-preferences";
 
 export const REMINDER_TYPES = ["water", "fertilize", "prune", "repot", "mist", "custom"] as const;
 export const FREQUENCIES = ["daily", "weekly", "biweekly", "monthly", "custom"] as const;
@@ -45,8 +55,10 @@ export const DELIVERY_BATCH = 500;
 export interface Schedule {
   frequency: Frequency;
   customIntervalDays: number | null;
-  /** Day of the month (1..31) a monthly series is pinned to. */
+  /** Day of the month (1..31) a monthly series is pinned to, on the local clock. */
   anchorDay: number;
+  /** The IANA zone whose clock the series keeps (the owner's); UTC when absent. */
+  timeZone?: string;
 }
 
 /** Days between occurrences, or null for calendar months. */
@@ -69,15 +81,31 @@ function daysInMonth(year: number, month: number): number {
   return new Date(Date.UTC(year, month + 1, 0)).getUTCDate();
 }
 
-/** `from` moved `count` intervals forward (monthly: to the anchor day, clamped to month end). */
+/** The day of the month `at` falls on in `timeZone`. */
+export function localDay(at: Date | number, timeZone = "UTC"): number {
+  return new Date(localWall(new Date(at).getTime(), timeZone)).getUTCDate();
+}
+
+/**
+ * `from` moved `count` intervals forward on the clock of the schedule's zone, at the same local
+ * time of day (monthly: to the anchor day, clamped to month end). See the header for the gap and
+ * the repeated hour.
+ */
 export function addIntervals(from: Date, schedule: Schedule, count = 1): Date {
+  const zone = schedule.timeZone ?? "UTC";
+  const wall = new Date(localWall(from.getTime(), zone));
   const days = intervalDays(schedule);
-  if (days !== null) return new Date(from.getTime() + count * days * DAY_MS);
-  const monthIndex = from.getUTCMonth() + count;
-  const year = from.getUTCFullYear() + Math.floor(monthIndex / 12);
+  if (days !== null) return new Date(localInstant(wall.getTime() + count * days * DAY_MS, zone));
+  const monthIndex = wall.getUTCMonth() + count;
+  const year = wall.getUTCFullYear() + Math.floor(monthIndex / 12);
   const month = ((monthIndex % 12) + 12) % 12;
   const day = Math.min(schedule.anchorDay, daysInMonth(year, month));
-  return new Date(Date.UTC(year, month, day, from.getUTCHours(), from.getUTCMinutes(), from.getUTCSeconds(), from.getUTCMilliseconds()));
+  return new Date(
+    localInstant(
+      Date.UTC(year, month, day, wall.getUTCHours(), wall.getUTCMinutes(), wall.getUTCSeconds(), wall.getUTCMilliseconds()),
+      zone,
+    ),
+  );
 }
 
 /** The RRULE (RFC 5545) that repeats the schedule from an occurrence. */
@@ -119,7 +147,7 @@ export function applyActionToSchedule(
   const nowDate = new Date(now);
   switch (action) {
     case "complete": {
-      const anchorDay = nowDate.getUTCDate();
+      const anchorDay = localDay(nowDate, state.schedule.timeZone);
       return {
         nextDueAt: addIntervals(nowDate, { ...state.schedule, anchorDay }),
         anchorDay,
@@ -136,7 +164,12 @@ export function applyActionToSchedule(
       };
     case "snooze": {
       const nextDueAt = new Date(now + (hours ?? 0) * HOUR_MS);
-      return { nextDueAt, anchorDay: nextDueAt.getUTCDate(), streak: state.streak, lastCompletedAt: state.lastCompletedAt };
+      return {
+        nextDueAt,
+        anchorDay: localDay(nextDueAt, state.schedule.timeZone),
+        streak: state.streak,
+        lastCompletedAt: state.lastCompletedAt,
+      };
     }
   }
 }
@@ -168,17 +201,40 @@ const reminderColumns = {
   lastCompletedAt: r.lastCompletedAt,
   createdAt: r.createdAt,
   updatedAt: r.updatedAt,
+  /** The owner's clock, which the schedule keeps (not part of the reminder's answer). */
+  timeZone: sql<string>`COALESCE(${notificationPreferences.timeZone}, 'UTC')`,
 };
 
 /** Reminders with their plant's name, as every reminder read (and the account export) selects them. */
 export function selectReminders(db: Database, where: SQL | undefined) {
-  return db.select(reminderColumns).from(r).innerJoin(p, eq(p.id, r.plantId)).leftJoin(s, eq(s.id, p.speciesId)).where(where).$dynamic();
+  return db
+    .select(reminderColumns)
+    .from(r)
+    .innerJoin(p, eq(p.id, r.plantId))
+    .leftJoin(s, eq(s.id, p.speciesId))
+    .leftJoin(notificationPreferences, eq(notificationPreferences.userId, r.userId))
+    .where(where)
+    .$dynamic();
 }
 
 export type ReminderRow = Awaited<ReturnType<typeof selectReminders>>[number];
 
-export function scheduleOf(row: Pick<ReminderRow, "frequency" | "customIntervalDays" | "anchorDay">): Schedule {
-  return { frequency: row.frequency, customIntervalDays: row.customIntervalDays, anchorDay: row.anchorDay };
+type ScheduleColumns = Pick<ReminderRow, "frequency" | "customIntervalDays" | "anchorDay" | "timeZone" | "nextDueAt">;
+
+/**
+ * The monthly anchor on the owner's clock. Rows written while schedules counted in UTC hold the
+ * UTC day of their due time; where that is not the local day (a time near midnight), the local
+ * day is meant. A clamped anchor (31 with a due time on 28 February) is never its due time's UTC
+ * day, so it is kept.
+ */
+function localAnchor(row: ScheduleColumns): number {
+  const due = new Date(row.nextDueAt);
+  const local = localDay(due, row.timeZone);
+  return row.anchorDay === due.getUTCDate() && row.anchorDay !== local ? local : row.anchorDay;
+}
+
+export function scheduleOf(row: ScheduleColumns): Schedule {
+  return { frequency: row.frequency, customIntervalDays: row.customIntervalDays, anchorDay: localAnchor(row), timeZone: row.timeZone };
 }
 
 export function reminderBody(row: ReminderRow) {
@@ -261,14 +317,15 @@ export async function createReminder(env: Bindings, userId: string, input: Remin
   const plant = await ownPlant(env, userId, input.plant_id);
   const plantName = plant.nickname || plant.speciesScientificName || "your plant";
   const customIntervalDays = input.frequency === "custom" ? (input.custom_interval_days ?? null) : null;
+  const timeZone = (await getPreferences(env, userId)).time_zone;
   let nextDueAt: Date;
   let anchorDay: number;
   if (input.first_due_at) {
     nextDueAt = new Date(input.first_due_at);
-    anchorDay = nextDueAt.getUTCDate();
+    anchorDay = localDay(nextDueAt, timeZone);
   } else {
-    anchorDay = new Date(now).getUTCDate();
-    nextDueAt = addIntervals(new Date(now), { frequency: input.frequency, customIntervalDays, anchorDay });
+    anchorDay = localDay(now, timeZone);
+    nextDueAt = addIntervals(new Date(now), { frequency: input.frequency, customIntervalDays, anchorDay, timeZone });
   }
   const id = uuidv7();
   const stamp = new Date(now).toISOString();
@@ -352,7 +409,7 @@ export async function updateReminder(
     // A new base for the series: the monthly anchor follows the (new) due day.
     const nextDueAt = patch.next_due_at ?? row.nextDueAt;
     set.nextDueAt = nextDueAt;
-    set.anchorDay = new Date(nextDueAt).getUTCDate();
+    set.anchorDay = localDay(new Date(nextDueAt), row.timeZone);
   }
   await database(env)
     .update(r)
@@ -448,11 +505,12 @@ export function previewOccurrences(
     out.push(item(base));
     const schedule = scheduleOf(row);
     const step = intervalDays(schedule);
-    // Jump over the overdue stretch instead of walking it.
-    let k = step !== null ? Math.max(1, Math.ceil((now - base.getTime()) / (step * DAY_MS))) : 1;
+    // Jump over the overdue stretch instead of walking it, landing a step short: local days are
+    // 23 or 25 hours and local months start up to a day off UTC ones; the loop skips what is past.
+    let k = step !== null ? Math.max(1, Math.ceil((now - base.getTime()) / (step * DAY_MS)) - 1) : 1;
     if (step === null && base.getTime() < now) {
       const nowDate = new Date(now);
-      k = Math.max(1, (nowDate.getUTCFullYear() - base.getUTCFullYear()) * 12 + nowDate.getUTCMonth() - base.getUTCMonth() - 1);
+      k = Math.max(1, (nowDate.getUTCFullYear() - base.getUTCFullYear()) * 12 + nowDate.getUTCMonth() - base.getUTCMonth() - 2);
     }
     for (; ; k++) {
       const due = addIntervals(base, schedule, k);
@@ -464,7 +522,7 @@ export function previewOccurrences(
   return { results: out.slice(0, max), truncated: out.length > max };
 }
 
-/** Active reminders as recurring calendar events (one VEVENT with an RRULE each). */
+/** Active reminders as recurring calendar events (one VEVENT with an RRULE each, on the owner's clock). */
 export function reminderCalendarEvents(rows: ReminderRow[]): CalendarEvent[] {
   return rows
     .filter((row) => row.isActive)
@@ -475,6 +533,8 @@ export function reminderCalendarEvents(rows: ReminderRow[]): CalendarEvent[] {
       summary: row.title,
       description: `${TYPE_LABEL[row.reminderType]}: ${row.plantName}`,
       rrule: recurrenceFor(scheduleOf(row)),
+      // The RRULE repeats on the owner's clock, as the schedule does (BYMONTHDAY: local days).
+      timeZone: row.timeZone,
     }));
 }
 

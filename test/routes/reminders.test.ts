@@ -413,3 +413,49 @@ describe("care reminders: calendar and preview", () => {
       await expectError(await call(`/api/v1/reminders/preview/?days=${days}`, { bearer: u.access }), 400, "VALIDATION_ERROR");
   });
 });
+
+describe("care reminders keep the owner's clock (notification preferences' time_zone)", () => {
+  it("skips across Berlin's summer-time change at 08:00 local, pins months on the local day, and exports TZID", async () => {
+    const u = await bearerUser();
+    const saved = await call("/api/v1/notifications/preferences/", {
+      method: "PUT",
+      bearer: u.access,
+      json: { time_zone: "Europe/Berlin" },
+    });
+    expect(saved.status).toBe(200);
+    const plant = await newPlant(u.access);
+    // 29 March 2031 08:00 CET; clocks go forward on the 30th.
+    const daily = await newReminder(u.access, {
+      plant_id: plant,
+      reminder_type: "water",
+      frequency: "daily",
+      first_due_at: "2031-03-29T07:00:00.000Z",
+    });
+    const skipped = await jsonWithStatus<Reminder>(
+      await call(`/api/v1/reminders/${daily.id}/action/`, { json: { action: "skip" }, bearer: u.access }),
+      200,
+    );
+    expect(skipped.next_due_at).toBe("2031-03-30T06:00:00.000Z"); // 08:00 CEST
+    expect(Object.keys(skipped)).not.toContain("time_zone");
+
+    // 1 March 00:30 CET is 28 February in UTC: the series is pinned on the local 1st.
+    const monthly = await newReminder(u.access, { plant_id: plant, reminder_type: "fertilize", frequency: "monthly" });
+    const moved = await call(`/api/v1/reminders/${monthly.id}/`, {
+      method: "PATCH",
+      json: { next_due_at: "2031-02-28T23:30:00.000Z" },
+      bearer: u.access,
+    });
+    expect(moved.status).toBe(200);
+    const next = await jsonWithStatus<Reminder>(
+      await call(`/api/v1/reminders/${monthly.id}/action/`, { json: { action: "skip" }, bearer: u.access }),
+      200,
+    );
+    expect(next.next_due_at).toBe("2031-03-31T22:30:00.000Z"); // 1 April 00:30 CEST
+
+    const text = await (await call("/api/v1/reminders/calendar.ics", { bearer: u.access })).text();
+    const lines = unfold(text);
+    expect(lines).toContain("DTSTART;TZID=Europe/Berlin:20310330T080000");
+    expect(lines).toContain("DTSTART;TZID=Europe/Berlin:20310401T003000");
+    expect(lines.filter((l) => l === "TZID:Europe/Berlin")).toHaveLength(1);
+  });
+});

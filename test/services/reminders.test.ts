@@ -1,12 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  addIntervals,
-  applyActionToSchedule,
-  previewOccurrences,
-  recurrenceFor,
-  type ReminderRow,
-  type Schedule,
-} from "../../src/services/reminders";
+import { reminderRow } from "../helpers/reminder-rows";
+import { addIntervals, applyActionToSchedule, previewOccurrences, recurrenceFor, type Schedule } from "../../src/services/reminders";
 
 const at = (iso: string) => new Date(iso);
 const iso = (d: Date) => d.toISOString();
@@ -37,7 +31,7 @@ describe("schedule arithmetic", () => {
     expect(iso(addIntervals(at("2026-01-31T00:00:00.000Z"), monthly(31), 13))).toBe("2027-02-28T00:00:00.000Z");
   });
 
-  it("a schedule keeps its UTC instant across a summer-time change (docs/api.md: reminders have no zone)", () => {
+  it("with no zone (UTC) a schedule keeps its UTC instant across Berlin's summer-time change", () => {
     // 08:00 in Berlin on 28 March 2026 (CET) is 07:00 UTC; the next day, after clocks go
     // forward, the same instant reads 09:00 there. A snooze is real hours across the change.
     const daily: Schedule = { frequency: "daily", customIntervalDays: null, anchorDay: 28 };
@@ -98,24 +92,7 @@ describe("actions", () => {
 });
 
 describe("preview", () => {
-  const row = (over: Partial<ReminderRow>): ReminderRow => ({
-    id: "00000000-0000-4000-8000-000000000001",
-    userId: "u",
-    plantId: "00000000-0000-4000-8000-0000000000aa",
-    plantName: "Fern",
-    reminderType: "water",
-    frequency: "weekly",
-    customIntervalDays: null,
-    title: "Water Fern",
-    nextDueAt: "2026-03-02T08:00:00.000Z",
-    anchorDay: 2,
-    isActive: true,
-    streak: 0,
-    lastCompletedAt: null,
-    createdAt: "",
-    updatedAt: "",
-    ...over,
-  });
+  const row = reminderRow;
   const now = Date.parse("2026-03-01T00:00:00.000Z");
 
   it("lists each occurrence in the window, sorted across reminders", () => {
