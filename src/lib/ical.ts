@@ -90,6 +90,22 @@ function changeBetween(lo: number, hi: number, timeZone: string): number {
  * one week (no zone has them in the years a calendar shows) would be missed.
  */
 export function timeZoneLines(timeZone: string, fromYear: number, toYear: number): string[] {
+  const key = `${timeZone}|${fromYear}|${toYear}`;
+  const known = zoneLinesMemo.get(key);
+  if (known) return [...known];
+  const lines = zoneLinesFromIntl(timeZone, fromYear, toYear);
+  // A calendar app polls its feed every hour or so, and its owner's zone and years rarely change:
+  // the ~1 000 Intl calls are spent once per isolate, not on every poll.
+  if (zoneLinesMemo.size >= ZONE_MEMO_ENTRIES) zoneLinesMemo.delete(zoneLinesMemo.keys().next().value as string);
+  zoneLinesMemo.set(key, lines);
+  return [...lines];
+}
+
+/** Zones' VTIMEZONE lines this isolate has built (insertion order: the oldest goes first). */
+const zoneLinesMemo = new Map<string, readonly string[]>();
+const ZONE_MEMO_ENTRIES = 64;
+
+function zoneLinesFromIntl(timeZone: string, fromYear: number, toYear: number): string[] {
   const start = Date.UTC(fromYear, 0, 1);
   const end = Date.UTC(toYear + 1, 0, 1);
   const changes: { at: number; from: number; to: number }[] = [];
