@@ -282,13 +282,16 @@ export function renderNotificationEmail(n: EmailNotification, to: Recipient, lin
     ].join("\n"),
     footer: foot.html,
   });
-  // A title is one line wherever it shows (the subject, the heading): in the text part too, so a
-  // line break in a topic or event title cannot start lines that pass for the mail's own (a fake
+  // The text part says what the HTML part says, in its order: the masthead and heading first. A
+  // title is one line wherever it shows (the subject, the heading): in the text part too, so a line
+  // break in a topic or event title cannot start lines that pass for the mail's own (a fake
   // "Read the reply: <link>").
   const text = [
-    `Hello ${to.username},`,
+    "Plant Community",
     "",
     oneLine(n.title),
+    "",
+    `Hello ${to.username},`,
     n.body ? `\n${n.body}` : "",
     starts ? `\n${starts}` : "",
     "",
@@ -324,6 +327,10 @@ export function renderDigestEmail(items: EmailNotification[], to: Recipient, lin
     footer: foot.html,
   });
   const text = [
+    "Plant Community",
+    "",
+    heading,
+    "",
     `Hello ${to.username}, here is what happened: ${count}.`,
     "",
     ...sorted.flatMap((n) => {

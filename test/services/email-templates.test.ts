@@ -145,4 +145,63 @@ describe("notification email templates", () => {
     expect(mail.text).toContain("https://app.example/forum/topics/t1");
     expect(mail.html).toContain(links.unsubscribe);
   });
+
+  it("carry in the text part every heading, sentence, link text and link of the HTML part", () => {
+    const action = {
+      label: "Cancel the reset (one click, once)",
+      url: "https://app.example/two-factor-reset/cancel?token=a-b_c",
+      token: { label: "Cancel token", value: "a-b_c" },
+    };
+    const mails = [
+      ...PREFERENCE_TYPES.map((type) => renderNotificationEmail(note(type), to, links)),
+      renderNotificationEmail(note("security"), to, { ...links, action }),
+      renderNotificationEmail(note("unknown_type", { body: "" }), to, links),
+      renderDigestEmail([note("forum_reply"), note("care_reminder", { title: "Water the fern" })], to, links, "weekly"),
+    ];
+    const decode = (s: string) =>
+      s
+        .replace(/&lt;/g, "<")
+        .replace(/&gt;/g, ">")
+        .replace(/&quot;/g, '"')
+        .replace(/&#39;/g, "'")
+        .replace(/&amp;/g, "&");
+    for (const mail of mails) {
+      // What a reader of the HTML part sees (the hidden preheader repeats the content), piece by piece.
+      const body = mail.html.replace(/<head>[\s\S]*?<\/head>/, "").replace(/<div style="display:none[^>]*>[\s\S]*?<\/div>/, "");
+      const pieces = decode(body.replace(/<[^>]+>/g, "\n"))
+        .split(/\n| · /)
+        .map((piece) => piece.trim())
+        .filter(Boolean);
+      expect(pieces.length, mail.subject).toBeGreaterThan(4);
+      for (const piece of pieces) expect(mail.text, `${mail.subject}: "${piece}"`).toContain(piece);
+      const hrefs = [...mail.html.matchAll(/href="([^"]+)"/g)].map((m) => decode(m[1] ?? ""));
+      for (const href of hrefs) expect(mail.text, mail.subject).toContain(href);
+    }
+  });
+
+  it("write every text in COLORS that are readable on the white card (WCAG AA 4.5:1), the button's label on the button too", () => {
+    const luminance = (hex: string) => {
+      const [r, g, b] = [1, 3, 5].map((i) => {
+        const s = Number.parseInt(hex.slice(i, i + 2), 16) / 255;
+        return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+      });
+      return 0.2126 * (r ?? 0) + 0.7152 * (g ?? 0) + 0.0722 * (b ?? 0);
+    };
+    const ratio = (a: string, b: string) => {
+      const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+      return ((hi ?? 0) + 0.05) / ((lo ?? 0) + 0.05);
+    };
+    const html = [
+      renderNotificationEmail(note("forum_reply"), to, links).html,
+      renderDigestEmail([note("forum_reply")], to, links, "daily").html,
+    ].join("\n");
+    const styles = [...html.matchAll(/<(?:td|p|h1|h2|a)\b[^>]*style="([^"]*)"/g)].map((m) => m[1] ?? "");
+    const colored = styles.filter((s) => /(?:^|;)color:#/.test(s));
+    expect(colored.length).toBeGreaterThan(3);
+    for (const style of colored) {
+      const color = /(?:^|;)color:(#[0-9a-f]{6})/i.exec(style)?.[1] ?? "";
+      const background = /background:(#[0-9a-f]{6})/i.exec(style)?.[1] ?? "#ffffff";
+      expect(ratio(color, background), style).toBeGreaterThanOrEqual(4.5);
+    }
+  });
 });
