@@ -7,16 +7,17 @@ const DOCS_HTML = `<!doctype html>
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>Plant Community API</title>
+  <title>API documentation · Plant Community</title>
   <link rel="icon" href="/favicon.svg" type="image/svg+xml">
   <link rel="stylesheet" href="/vendor/swagger-ui/swagger-ui.css">
 </head>
 <body>
-  <nav style="font-family: sans-serif; padding: 12px 20px; border-bottom: 1px solid #ddd">
+  <nav aria-label="API documents" style="font-family: sans-serif; padding: 12px 20px; border-bottom: 1px solid #ddd">
+    <a href="/">Plant Community</a> ·
     HTTP routes below (OpenAPI: <a href="/api/openapi.json">/api/openapi.json</a>) ·
     WebSocket protocol (AsyncAPI 3.0): <a id="asyncapi-link" href="/api/asyncapi.json">/api/asyncapi.json</a>
   </nav>
-  <div id="swagger-ui" data-spec-url="/api/openapi.json"></div>
+  <main id="swagger-ui" data-spec-url="/api/openapi.json"></main>
   <script src="/vendor/swagger-ui/swagger-ui-bundle.js"></script>
   <script src="/docs/init.js"></script>
 </body>

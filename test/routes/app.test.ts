@@ -162,6 +162,15 @@ describe("OpenAPI and docs", () => {
     expect(res.headers.get("Content-Security-Policy")).toContain("script-src 'self'");
   });
 
+  it("gives the docs page landmarks and a title that say where you are, and a way back to the site", async () => {
+    const html = await (await call("/api/docs")).text();
+    // Swagger UI draws into the page's one main landmark (a screen reader's "jump to main" lands on the reference).
+    expect(html).toMatch(/<main id="swagger-ui"[^>]*><\/main>/);
+    expect(html).toMatch(/<nav aria-label="[^"]+"/);
+    expect(html).toContain('<a href="/">Plant Community</a>');
+    expect(/<title>([^<]+)<\/title>/.exec(html)?.[1]).toBe("API documentation · Plant Community");
+  });
+
   it("names an icon the service serves, so a browser does not ask for a missing /favicon.ico", async () => {
     const html = await (await call("/api/docs")).text();
     const href = /<link rel="icon" href="([^"]+)"/.exec(html)?.[1];
