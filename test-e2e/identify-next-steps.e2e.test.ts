@@ -289,6 +289,19 @@ describe("identification page, signed in", () => {
     page.on("websocket", (ws) => ws.on("framereceived", (f) => frames.push(String(f.payload))));
 
     await choose(page, "outage");
+    // The progress list is a polite live region: each rewrite of the waiting row's detail is read
+    // aloud, so a rewrite must say something new (a change), not the same words again (a tick).
+    await page.evaluate(() => {
+      const rewrites: { before: string; after: string }[] = [];
+      (window as unknown as { rewrites: typeof rewrites }).rewrites = rewrites;
+      new MutationObserver((records) => {
+        for (const r of records) {
+          if (r.type !== "childList" || !(r.target as Element).classList?.contains("step__detail")) continue;
+          const text = (nodes: NodeList) => [...nodes].map((n) => n.textContent ?? "").join("");
+          rewrites.push({ before: text(r.removedNodes), after: text(r.addedNodes) });
+        }
+      }).observe(document.getElementById("progress-list") as HTMLElement, { childList: true, subtree: true, characterData: true });
+    });
     const submitted = Date.now();
     await page.click("#identify-button");
     await page.waitForSelector('#outage[data-state="waiting"]:not([hidden])', { timeout: 15_000 });
@@ -311,6 +324,9 @@ describe("identification page, signed in", () => {
     expect(shown.filter((r) => r.stage === "waiting")).toHaveLength(1);
     // A failed provider is never a tick.
     for (const r of shown.filter((x) => /_done$/.test(x.stage))) expect(r.kind).toBe("error");
+    const rewrites = await page.evaluate(() => (window as unknown as { rewrites: { before: string; after: string }[] }).rewrites);
+    expect(rewrites.length).toBeGreaterThan(0);
+    expect(rewrites.filter((r) => r.before === r.after)).toEqual([]);
 
     // The history lists it as failed, with its own "Try again".
     await page.waitForSelector('#history-list .history__item[data-status="failed"]');

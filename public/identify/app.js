@@ -638,7 +638,8 @@
       node = h("span", "step__detail");
       row.querySelector(".step__text").append(node);
     }
-    node.textContent = detail;
+    // The list is a polite live region: writing the same words again makes a screen reader say them again.
+    if (node.textContent !== detail) node.textContent = detail;
   }
 
   /** A provider answered again: the waiting row is done and ordinary progress resumes. */
