@@ -42,6 +42,16 @@ async function openEditor(username: string): Promise<{ page: Page; problems: str
   return { page, problems };
 }
 
+/** A new account with the author role (its name starts with `prefix`), signed in, its workspace shown. */
+async function openAsAuthor(prefix: string): Promise<{ author: string; page: Page; problems: string[] }> {
+  const author = `${prefix}_${Date.now().toString(36)}`;
+  await register(author);
+  e2e.grantRole(author, "author");
+  const { page, problems } = await openEditor(author);
+  await page.waitForSelector("#workspace:not([hidden])");
+  return { author, page, problems };
+}
+
 /** The block at `index` (0-based) of the editor. */
 const block = (page: Page, index: number) => page.locator("#blocks > li").nth(index);
 
@@ -149,11 +159,7 @@ describe("the blog editor page", () => {
   }, 180_000);
 
   it("leaves the new post's empty starter paragraph out of the saved post, and still puts a block's error under that block", async () => {
-    const author = `starter_${Date.now().toString(36)}`;
-    await register(author);
-    e2e.grantRole(author, "author");
-    const { page, problems } = await openEditor(author);
-    await page.waitForSelector("#workspace:not([hidden])");
+    const { author, page, problems } = await openAsAuthor("starter");
     await page.fill("#post-title", `Only a heading ${author}`);
     // The starter paragraph (block 0) stays empty; a call to action after it has a bad link.
     await addBlock(page, "heading");
@@ -175,6 +181,59 @@ describe("the blog editor page", () => {
     const post = (await (await saved).json()) as { content_blocks: { type: string; value: unknown }[] };
     expect(post.content_blocks.map((b) => b.type)).toEqual(["heading"]);
     await page.waitForFunction(() => document.querySelectorAll("#blocks > li").length === 1);
+    expect(problems).toEqual([]);
+  }, 120_000);
+
+  it("marks each refused field invalid, tied to its message, and moves the focus to the first one", async () => {
+    const { author, page, problems } = await openAsAuthor("fixer");
+    // What a screen reader reads for a control: invalid or not, and the text of what describes it.
+    const described = (selector: string) =>
+      page.evaluate((s) => {
+        const input = document.querySelector(s) as HTMLElement;
+        const ids = (input.getAttribute("aria-describedby") ?? "").split(/\s+/).filter(Boolean);
+        return {
+          invalid: input.getAttribute("aria-invalid"),
+          description: ids
+            .map((id) => document.getElementById(id)?.textContent ?? "")
+            .join(" ")
+            .trim(),
+        };
+      }, selector);
+    const focusedId = () => page.evaluate(() => document.activeElement?.id ?? "");
+    const linkSelector = "#blocks > li:nth-child(2) [data-name='button_url']";
+
+    // A call to action whose link is refused (the block check runs once the post's own fields pass).
+    await page.fill("#post-title", `Fixed ${author}`);
+    await addBlock(page, "call_to_action");
+    await block(page, 1).locator("[data-name='cta_title']").fill("Read more");
+    await block(page, 1).locator("[data-name='button_text']").fill("Go");
+    await block(page, 1).locator("[data-name='button_url']").fill("javascript:alert(1)");
+    expect(await save(page)).toBe(400);
+    await page.waitForFunction((s) => document.querySelector(s)?.getAttribute("aria-invalid") === "true", linkSelector);
+    const link = await described(linkSelector);
+    expect(link.description).not.toBe("");
+    // Its neighbours in the block and the title were not refused.
+    expect((await described("#blocks > li:nth-child(2) [data-name='button_text']")).invalid).toBeNull();
+    expect((await described("#post-title")).invalid).toBeNull();
+    // The keyboard is taken to the thing to fix, not left on the Save button below the form.
+    expect(await focusedId()).toBe(await page.locator(linkSelector).getAttribute("id"));
+
+    // No title now, the link fixed: the title is the one marked, and the link no longer is.
+    await page.fill("#post-title", "");
+    await page.locator(linkSelector).fill("/identify/");
+    expect(await save(page)).toBe(400);
+    await page.waitForFunction(() => (document.getElementById("post-title-error")?.textContent ?? "") !== "");
+    const title = await described("#post-title");
+    expect(title.invalid).toBe("true");
+    expect(title.description).toMatch(/blank/i);
+    expect((await described(linkSelector)).invalid).toBeNull();
+    expect(await focusedId()).toBe("post-title");
+
+    // Fixed and saved: nothing is marked invalid any more.
+    await page.fill("#post-title", `Fixed ${author}`);
+    expect(await save(page)).toBe(201);
+    await page.waitForSelector("#post-status[data-status='draft']");
+    expect(await page.locator("#post-form [aria-invalid='true']").count()).toBe(0);
     expect(problems).toEqual([]);
   }, 120_000);
 

@@ -255,7 +255,9 @@
     input.id = id;
     input.dataset.name = name;
     const error = h("p", "field__error");
+    error.id = `${id}-error`;
     error.dataset.blockField = name;
+    input.setAttribute("aria-describedby", error.id);
     wrap.append(lab, input, error);
     return wrap;
   }
@@ -544,7 +546,11 @@
     for (const node of el.form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
   }
 
-  /** Field errors under their inputs: `content_blocks.3.value.alt` goes under block 4's alt. */
+  /**
+   * Field errors under their inputs: `content_blocks.3.value.alt` goes under block 4's alt. The
+   * control a message describes (its aria-describedby) is marked invalid, and the first of them
+   * in the form takes the focus, so a keyboard or screen reader user lands on what to fix.
+   */
   function showErrors(result, fallback) {
     const errors = result.data?.errors || {};
     const unplaced = [];
@@ -557,16 +563,27 @@
         if (li) {
           const name = blockMatch[2] || "value";
           slot = li.querySelector(`[data-block-field="${name}"]`) || li.querySelector(".field__error");
-          const input = li.querySelector(`[data-name="${name}"]`);
-          if (input) input.setAttribute("aria-invalid", "true");
         }
       } else {
         slot = el.form.querySelector(`.field__error[data-field="${CSS.escape(key)}"]`);
       }
-      if (slot) slot.textContent = `${slot.textContent} ${text}`.trim();
-      else unplaced.push(`${key}: ${text}`);
+      if (slot) {
+        slot.textContent = `${slot.textContent} ${text}`.trim();
+        markInvalid(slot);
+      } else unplaced.push(`${key}: ${text}`);
     }
     el.error.textContent = [errorText(result, fallback), ...unplaced].join(" ");
+    const first = el.form.querySelector("input[aria-invalid='true'], textarea[aria-invalid='true'], select[aria-invalid='true']");
+    if (first) first.focus();
+  }
+
+  /** Marks the control(s) whose description is this error message (a fieldset's first control for a group). */
+  function markInvalid(slot) {
+    if (!slot.id) return;
+    for (const owner of el.form.querySelectorAll(`[aria-describedby~="${CSS.escape(slot.id)}"]`)) {
+      const control = owner.matches("input, textarea, select") ? owner : owner.querySelector("input, textarea, select");
+      if (control) control.setAttribute("aria-invalid", "true");
+    }
   }
 
   function setMessage(text) {
