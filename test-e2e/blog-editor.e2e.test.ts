@@ -237,6 +237,31 @@ describe("the blog editor page", () => {
     expect(problems).toEqual([]);
   }, 120_000);
 
+  it("moves between the post status tabs with the arrow keys, and Tab leaves the tab list in one step", async () => {
+    const { page, problems } = await openAsAuthor("keys");
+    const focused = () =>
+      page.evaluate(() => ({
+        status: (document.activeElement as HTMLElement | null)?.dataset.status ?? null,
+        id: document.activeElement?.id ?? "",
+        selected: document.querySelector("#status-tabs [aria-selected='true']")?.getAttribute("data-status"),
+      }));
+    await page.focus("#status-tabs [data-status='draft']");
+    await page.keyboard.press("ArrowRight");
+    expect(await focused()).toMatchObject({ status: "review", selected: "review" });
+    await page.keyboard.press("End");
+    expect(await focused()).toMatchObject({ status: "unpublished", selected: "unpublished" });
+    await page.keyboard.press("ArrowRight");
+    expect(await focused()).toMatchObject({ status: "draft", selected: "draft" });
+    await page.keyboard.press("ArrowLeft");
+    expect(await focused()).toMatchObject({ status: "unpublished", selected: "unpublished" });
+    // One Tab stop for the whole list: from the selected tab, Tab goes past the other four.
+    await page.keyboard.press("Tab");
+    expect((await focused()).status).toBeNull();
+    await page.keyboard.press("Shift+Tab");
+    expect(await focused()).toMatchObject({ status: "unpublished" });
+    expect(problems).toEqual([]);
+  });
+
   it("lines the sign-in form up under the header's brand, the width of a form, not of the page", async () => {
     const context = await e2e.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();

@@ -225,10 +225,26 @@
     el.empty.hidden = posts.length > 0;
   }
 
+  /** The selected tab is the only one in the Tab order; the arrow keys move between them (ARIA's tabs pattern). */
   function selectTab(status) {
     state.status = status;
-    for (const tab of el.tabs.querySelectorAll("[role=tab]")) tab.setAttribute("aria-selected", String(tab.dataset.status === status));
+    for (const tab of el.tabs.querySelectorAll("[role=tab]")) {
+      const selected = tab.dataset.status === status;
+      tab.setAttribute("aria-selected", String(selected));
+      tab.tabIndex = selected ? 0 : -1;
+    }
     void loadPosts();
+  }
+
+  function onTabKey(event) {
+    const tabs = [...el.tabs.querySelectorAll("[role=tab]")];
+    const at = tabs.indexOf(event.target.closest("[role=tab]"));
+    const to = { ArrowLeft: at - 1, ArrowRight: at + 1, Home: 0, End: tabs.length - 1 }[event.key];
+    if (at < 0 || to === undefined) return;
+    event.preventDefault();
+    const next = tabs[(to + tabs.length) % tabs.length];
+    selectTab(next.dataset.status);
+    next.focus();
   }
 
   // ------------------------------------------------------------------------------------------
@@ -827,6 +843,7 @@
     const tab = e.target.closest("[role=tab]");
     if (tab) selectTab(tab.dataset.status);
   });
+  el.tabs.addEventListener("keydown", onTabKey);
   el.newPost.addEventListener("click", newPost);
   el.addBlock.addEventListener("click", () => {
     const node = blockNode(el.addType.value, null);
