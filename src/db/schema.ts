@@ -730,6 +730,9 @@ export const forumTopics = sqliteTable(
     replyCount: integer("reply_count").notNull().default(0),
     lastActivityAt: text("last_activity_at").notNull().default(now),
     solutionPostId: text("solution_post_id"),
+    // When a moderator last changed the title of a topic that is not theirs: from then on its
+    // author may no longer change it (migration 0059).
+    titleModeratorEditedAt: text("title_moderator_edited_at"),
     ...timestamps,
   },
   (t) => [
@@ -757,6 +760,9 @@ export const forumPosts = sqliteTable(
     isDeleted: integer("is_deleted", { mode: "boolean" }).notNull().default(false),
     deletedAt: text("deleted_at"),
     editedAt: text("edited_at"),
+    // When a moderator last edited a post that is not theirs: from then on its author may no
+    // longer edit it (migration 0059).
+    moderatorEditedAt: text("moderator_edited_at"),
     ...timestamps,
   },
   (t) => [

@@ -101,6 +101,10 @@ export const TopicSchema = z
     reply_count: z.number().int().openapi({ description: "Replies (not counting the opening post), deleted ones excluded." }),
     last_activity_at: z.string().openapi({ format: "date-time" }),
     solution_post_id: z.uuid().nullable(),
+    title_edited_by_moderator: z.boolean().openapi({
+      description:
+        "A moderator has changed the title of this topic (not their own): its author can no longer change it (403 EDIT_WINDOW_CLOSED).",
+    }),
     created_at: z.string(),
     updated_at: z.string(),
   })
@@ -135,6 +139,9 @@ export const PostSchema = z
     my_reactions: z.array(z.enum(REACTION_TYPES)).openapi({ description: "The caller's reactions (empty when anonymous)." }),
     attachments: z.array(AttachmentSchema).openapi({ description: "Attached photos in upload order (empty for deleted posts)." }),
     edited_at: z.string().nullable(),
+    edited_by_moderator: z.boolean().openapi({
+      description: "A moderator has edited this post (not their own): its author can no longer edit it (403 EDIT_WINDOW_CLOSED).",
+    }),
     created_at: z.string(),
     updated_at: z.string(),
   })
@@ -388,7 +395,10 @@ export function forumRoutes() {
   });
 
   const patchTopicsById = signedIn
-    .patch(`/topics/{id}`, "Change a topic's title (its author or a moderator)")
+    .patch(
+      `/topics/{id}`,
+      "Change a topic's title (its author within the edit window of their trust level and until a moderator has changed it, or a moderator)",
+    )
     .io({ params: IdParam, ...json(TopicPatch) }, { 200: jsonBody(TopicDetailSchema, "Updated") });
   app.openapi(patchTopicsById, async (c) => {
     await limitWrites(c, "post");
@@ -458,7 +468,10 @@ export function forumRoutes() {
   });
 
   const patchPostsById = signedIn
-    .patch(`/posts/{id}`, "Edit a post (its author within the edit window of their trust level, or a moderator); sets edited_at")
+    .patch(
+      `/posts/{id}`,
+      "Edit a post (its author within the edit window of their trust level and until a moderator has edited it, or a moderator); sets edited_at",
+    )
     .io(
       { params: IdParam, ...json(PostCreate.openapi("ForumPostUpdate")) },
       { 200: jsonBody(PostSchema, "Updated"), 409: errorResponse(409, "The post is deleted") },

@@ -26,7 +26,7 @@
  *   rows stay, like its body, and keep the photos alive); deleting a topic removes them and
  *   releases photos that nothing else uses.
  */
-import { and, asc, count, desc, eq, inArray, type SQL, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
 import { batchRows, changes, type Database, database, rowIf, runBatch, tableRows } from "../db/client";
 import { type Page, type PageRequest, countedPage } from "../db/pagination";
 import {
@@ -132,6 +132,7 @@ const topicColumns = {
   reply_count: forumTopics.replyCount,
   last_activity_at: forumTopics.lastActivityAt,
   solution_post_id: forumTopics.solutionPostId,
+  title_moderator_edited_at: forumTopics.titleModeratorEditedAt,
   created_at: forumTopics.createdAt,
   updated_at: forumTopics.updatedAt,
   author_id: forumTopics.authorId,
@@ -146,6 +147,7 @@ const postColumns = {
   is_deleted: forumPosts.isDeleted,
   deleted_at: forumPosts.deletedAt,
   edited_at: forumPosts.editedAt,
+  moderator_edited_at: forumPosts.moderatorEditedAt,
   created_at: forumPosts.createdAt,
   updated_at: forumPosts.updatedAt,
   author_id: forumPosts.authorId,
@@ -210,6 +212,7 @@ export function topicBody(row: TopicRow) {
     reply_count: row.reply_count,
     last_activity_at: row.last_activity_at,
     solution_post_id: row.solution_post_id,
+    title_edited_by_moderator: Boolean(row.title_moderator_edited_at),
     created_at: row.created_at,
     updated_at: row.updated_at,
   };
@@ -245,6 +248,7 @@ export function postBody(
     my_reactions: deleted ? [] : mine,
     attachments: deleted ? [] : attachments,
     edited_at: row.edited_at,
+    edited_by_moderator: Boolean(row.moderator_edited_at),
     created_at: row.created_at,
     updated_at: row.updated_at,
   };
@@ -534,6 +538,14 @@ async function assertWithinEditWindow(env: Bindings, user: AuthenticatedUser, wr
 }
 
 /**
+ * Once a moderator has rewritten someone else's post or title, its author may no longer change it
+ * (else they could write back what the moderator removed); the moderator and their peers still may.
+ */
+function moderatorEditedError(what: string) {
+  return new AppError("EDIT_WINDOW_CLOSED", 403, `A moderator has edited this ${what}; only a moderator can change it now.`);
+}
+
+/**
  * Changes a topic's title. The reply and mention notifications its posts raised quote the title:
  * they quote the new one (a moderator rewriting an abusive title must not leave it in inboxes and
  * the next digest), and come back for the caller to tell their owners' sockets. The rewrite holds
@@ -548,16 +560,26 @@ export async function updateTopicTitle(
 ): Promise<{ topic: NonNullable<TopicRow>; updated: Notification[] }> {
   const topic = await getTopic(env, id);
   assertTopicAuthorOrModerator(user, topic, "change its title");
-  if (topic.is_locked && !isForumModerator(user)) throw lockedError();
+  const moderator = isForumModerator(user);
+  if (topic.is_locked && !moderator) throw lockedError();
+  if (topic.title_moderator_edited_at && !moderator) throw moderatorEditedError("title");
   await assertWithinEditWindow(env, user, topic.created_at, "Titles", now);
+  const at = new Date(now).toISOString();
   const db = database(env);
   const [renamed, raised] = await runBatch(db, [
     db
       .update(forumTopics)
-      .set({ title, updatedAt: new Date(now).toISOString() })
-      // The lock, checked again inside the write (a moderator's change ignores it), and the
-      // writer's account still active.
-      .where(and(eq(forumTopics.id, id), isForumModerator(user) ? undefined : eq(forumTopics.isLocked, false), authorActive(user))),
+      // A moderator's change of someone else's title is recorded: its author may no longer change it.
+      .set({ title, updatedAt: at, ...(moderator && topic.author_id !== user.id ? { titleModeratorEditedAt: at } : {}) })
+      // The lock and a moderator's rewrite, checked again inside the write (a moderator's change
+      // ignores both), and the writer's account still active.
+      .where(
+        and(
+          eq(forumTopics.id, id),
+          moderator ? undefined : and(eq(forumTopics.isLocked, false), isNull(forumTopics.titleModeratorEditedAt)),
+          authorActive(user),
+        ),
+      ),
     // Usernames never change, so the post's author is who the title names: a title per type
     // and author, not per notification (a busy topic raises thousands; one value holding them
     // all would pass D1's 2 MB value limit).
@@ -572,7 +594,8 @@ export async function updateTopicTitle(
   ]);
   if (changes(renamed) === 0) {
     await refuseIfDeactivated(env, user.id);
-    await getTopic(env, id); // 404 when it was deleted meanwhile
+    const current = await getTopic(env, id); // 404 when it was deleted meanwhile
+    if (current.title_moderator_edited_at && !current.is_locked) throw moderatorEditedError("title");
     throw lockedError();
   }
   const statements: SQL[] = [];
@@ -791,6 +814,7 @@ export async function createReply(
               isDeleted: sql<boolean>`0`.as("is_deleted"),
               deletedAt: sql<null>`NULL`.as("deleted_at"),
               editedAt: sql<null>`NULL`.as("edited_at"),
+              moderatorEditedAt: sql<null>`NULL`.as("moderator_edited_at"),
               createdAt: sql<string>`${now}`.as("created_at"),
               updatedAt: sql<string>`${now}`.as("updated_at"),
             })
@@ -907,17 +931,24 @@ export async function editPost(
   now = Date.now(),
 ): Promise<{ post: NonNullable<PostRow>; topic: NonNullable<TopicRow>; updated: Notification[] }> {
   const { post, topic } = await livePost(env, id);
-  if (!isForumModerator(user)) {
+  const moderator = isForumModerator(user);
+  if (!moderator) {
     if (post.author_id !== user.id) throw new AppError("FORBIDDEN", 403, "You can only edit your own posts.");
     if (topic.is_locked) throw lockedError();
+    if (post.moderator_edited_at) throw moderatorEditedError("post");
   }
   await assertWithinEditWindow(env, user, post.created_at, "Posts", now);
   const body = cleanBody(rawBody);
   const at = new Date(now).toISOString();
   const db = database(env);
-  // The lock, checked again inside the write (a moderator's edit ignores it), and the editor's
-  // account still active.
-  const open = and(isForumModerator(user) ? sql`1` : unlocked(post.topic_id), authorActive(user))!;
+  // The lock and a moderator's rewrite, checked again inside the write (a moderator's edit
+  // ignores both), and the editor's account still active.
+  const open = and(
+    moderator
+      ? sql`1`
+      : and(unlocked(post.topic_id), sql`NOT EXISTS (SELECT 1 FROM forum_posts WHERE id = ${id} AND moderator_edited_at IS NOT NULL)`),
+    authorActive(user),
+  )!;
   // The notifications the post raised quote it: they quote what it says now. Both writes hold
   // only while the post is live (and its topic open), checked again inside the batch: a delete
   // that landed since the check above has withdrawn those notifications, and the edit must not
@@ -925,7 +956,8 @@ export async function editPost(
   const [edited, updated] = await runBatch(db, [
     db
       .update(forumPosts)
-      .set({ body, editedAt: at, updatedAt: at })
+      // A moderator's edit of someone else's post is recorded: its author may no longer edit it.
+      .set({ body, editedAt: at, updatedAt: at, ...(moderator && post.author_id !== user.id ? { moderatorEditedAt: at } : {}) })
       .where(and(eq(forumPosts.id, id), eq(forumPosts.isDeleted, false), open)),
     sql`UPDATE notifications SET body = ${excerpt(body, REPLY_EXCERPT_CHARS)}
         WHERE ${raisedBy(sql`${id}`)} AND ${notWithdrawn()}
@@ -934,7 +966,9 @@ export async function editPost(
   ]);
   if (changes(edited) === 0) {
     await refuseIfDeactivated(env, user.id);
-    if ((await getTopic(env, post.topic_id)).is_locked && !isForumModerator(user)) throw lockedError();
+    if ((await getTopic(env, post.topic_id)).is_locked && !moderator) throw lockedError();
+    const current = await getPost(env, id);
+    if (current.moderator_edited_at && !current.is_deleted && !moderator) throw moderatorEditedError("post");
     throw new AppError("POST_DELETED", 409, "This post has been deleted.");
   }
   return { post: await getPost(env, id), topic, updated: tableRows(notifications, updated) };

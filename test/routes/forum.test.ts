@@ -211,7 +211,7 @@ describe("posts", () => {
     expect(listed.body).not.toMatch(/onerror|onload|javascript:|data:|<script|<svg|<img/i);
   });
 
-  it("edits: author within the trust window, moderators always, others 403; edited_at is kept", async () => {
+  it("edits: author within the trust window until a moderator's edit, moderators always, others 403; edited_at is kept", async () => {
     const author = await bearerUser();
     const other = await bearerUser();
     const mod = await moderator();
@@ -228,10 +228,17 @@ describe("posts", () => {
       .bind(new Date(Date.now() - 25 * 3_600_000).toISOString(), p.id)
       .run();
     await expectError(await edit(author.access, "too late"), 403, "EDIT_WINDOW_CLOSED");
-    expect((await json<Post>(await edit(mod.access, "moderator fix"), 200)).body).toBe("moderator fix");
     // Trusted users have no window.
     await env.DB.prepare("UPDATE users SET trust_level = 'trusted' WHERE id = ?").bind(author.userId).run();
-    expect((await json<Post>(await edit(author.access, "late but trusted"), 200)).body).toBe("late but trusted");
+    const late = await json<Post>(await edit(author.access, "late but trusted"), 200);
+    expect(late).toMatchObject({ body: "late but trusted", edited_by_moderator: false });
+    // A moderator's fix is theirs to change from then on, whatever the author's window.
+    expect(await json<Post>(await edit(mod.access, "moderator fix"), 200)).toMatchObject({
+      body: "moderator fix",
+      edited_by_moderator: true,
+    });
+    await expectError(await edit(author.access, "the abuse again"), 403, "EDIT_WINDOW_CLOSED");
+    expect(await json<Post>(await edit(mod.access, "moderator fix, reworded"), 200)).toMatchObject({ edited_by_moderator: true });
     await expectError(await edit(author.access, "x", crypto.randomUUID()), 404, "NOT_FOUND");
     await expectError(await call(`${API}/posts/${p.id}/`, { method: "PATCH", json: { body: "anon" } }), 401, "AUTHENTICATION_REQUIRED");
   });

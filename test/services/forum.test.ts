@@ -7,10 +7,21 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AuthenticatedUser } from "../../src/env";
-import { categoryBySlug, createTopic, EDIT_WINDOW_MS, editPost, firstPost, getPost } from "../../src/services/forum";
+import {
+  categoryBySlug,
+  createTopic,
+  EDIT_WINDOW_MS,
+  editPost,
+  firstPost,
+  getPost,
+  getTopic,
+  postBody,
+  topicBody,
+  updateTopicTitle,
+} from "../../src/services/forum";
 import { createUser, type TrustLevel } from "../../src/services/users";
 import { recordingLogger } from "../helpers/logger";
-import { envAroundBatches } from "../helpers/racing-env";
+import { envAroundBatches, envRacingFirstBatch } from "../helpers/racing-env";
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -134,5 +145,82 @@ describe("a post that earns its author the basic level", () => {
     expect(failing.batches()).toBe(2);
     expect((await firstPost(env, topic.id))?.body).toContain("Earns the basic level.");
     expect(warnings).toEqual([{ msg: "community recount failed", fields: { users: [author.id], error: "Error: D1 is down" } }]);
+  });
+});
+
+describe("a moderator's rewrite: its author can no longer undo it", () => {
+  const lockedPost = {
+    code: "EDIT_WINDOW_CLOSED",
+    status: 403,
+    message: "A moderator has edited this post; only a moderator can change it now.",
+  };
+  const lockedTitle = {
+    code: "EDIT_WINDOW_CLOSED",
+    status: 403,
+    message: "A moderator has edited this title; only a moderator can change it now.",
+  };
+  const topicOf = async (postId: string) => (await getPost(env, postId)).topic_id;
+
+  it.each(["new", "veteran"] as const)("a %s author's post edit after a moderator's is a 403 and changes nothing", async (level) => {
+    const author = await member("user", level);
+    const moderator = await member("moderator", "new");
+    const id = await postBy(author);
+    const { post } = await editPost(env, moderator, id, "Removed by a moderator.", CREATED + HOUR_MS);
+    expect(postBody(post, null).edited_by_moderator).toBe(true);
+    await expect(editPost(env, author, id, "The abuse, written back.", CREATED + 2 * HOUR_MS)).rejects.toMatchObject(lockedPost);
+    expect((await getPost(env, id)).body).toBe("Removed by a moderator.");
+    // Moderators still may, another one too.
+    const other = await member("admin", "new");
+    expect((await editPost(env, other, id, "Reworded.", CREATED + 3 * HOUR_MS)).post.body).toBe("Reworded.");
+  });
+
+  it("an author's title change after a moderator's is a 403 and changes nothing; their posts stay theirs", async () => {
+    const author = await member("user", "veteran");
+    const moderator = await member("moderator", "new");
+    const id = await postBy(author);
+    const topicId = await topicOf(id);
+    const { topic } = await updateTopicTitle(env, moderator, topicId, "A calm title", CREATED + HOUR_MS);
+    expect(topicBody(topic).title_edited_by_moderator).toBe(true);
+    await expect(updateTopicTitle(env, author, topicId, "The abuse again", CREATED + 2 * HOUR_MS)).rejects.toMatchObject(lockedTitle);
+    expect((await getTopic(env, topicId)).title).toBe("A calm title");
+    // The title's rewrite does not lock the opening post, which the moderator left alone.
+    expect((await editPost(env, author, id, "Still mine.", CREATED + 2 * HOUR_MS)).post.body).toBe("Still mine.");
+    expect((await updateTopicTitle(env, moderator, topicId, "Calmer", CREATED + 3 * HOUR_MS)).topic.title).toBe("Calmer");
+  });
+
+  it("an author's post edit checked before a moderator's and written after it is refused", async () => {
+    const author = await member("user", "veteran");
+    const moderator = await member("moderator", "new");
+    const id = await postBy(author);
+    const racing = envRacingFirstBatch(() => editPost(env, moderator, id, "Removed by a moderator.", CREATED + HOUR_MS));
+    await expect(editPost(racing.env, author, id, "The abuse, written back.", CREATED + 2 * HOUR_MS)).rejects.toMatchObject(lockedPost);
+    expect(racing.fired()).toBe(true);
+    expect((await getPost(env, id)).body).toBe("Removed by a moderator.");
+  });
+
+  it("an author's title change checked before a moderator's and written after it is refused", async () => {
+    const author = await member("user", "veteran");
+    const moderator = await member("moderator", "new");
+    const topicId = await topicOf(await postBy(author));
+    const racing = envRacingFirstBatch(() => updateTopicTitle(env, moderator, topicId, "A calm title", CREATED + HOUR_MS));
+    await expect(updateTopicTitle(racing.env, author, topicId, "The abuse again", CREATED + 2 * HOUR_MS)).rejects.toMatchObject(
+      lockedTitle,
+    );
+    expect(racing.fired()).toBe(true);
+    expect((await getTopic(env, topicId)).title).toBe("A calm title");
+  });
+
+  it("a moderator editing their own post or title locks nothing", async () => {
+    const moderator = await member("moderator", "new");
+    const id = await postBy(moderator);
+    const topicId = await topicOf(id);
+    const { post } = await editPost(env, moderator, id, "Own words, fixed.", CREATED + HOUR_MS);
+    const { topic } = await updateTopicTitle(env, moderator, topicId, "Own title, fixed", CREATED + HOUR_MS);
+    expect(postBody(post, null).edited_by_moderator).toBe(false);
+    expect(topicBody(topic).title_edited_by_moderator).toBe(false);
+    // Their role taken away, they edit them as any author within their window.
+    const demoted = { ...moderator, role: "user" as const };
+    expect((await editPost(env, demoted, id, "Still mine.", CREATED + 2 * HOUR_MS)).post.body).toBe("Still mine.");
+    expect((await updateTopicTitle(env, demoted, topicId, "Still my title", CREATED + 2 * HOUR_MS)).topic.title).toBe("Still my title");
   });
 });
