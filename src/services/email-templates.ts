@@ -260,6 +260,19 @@ function footer(why: string, links: EmailLinks, security: boolean): { html: stri
   return { html, text };
 }
 
+/**
+ * A notification's body in the text part: it can be what a user wrote (a proposal's comment, an
+ * event's location), so each of its lines is quoted ("> ") as mail clients quote: none can pass
+ * for the mail's own (a fake "Read the reply: <link>" or unsubscribe line). The HTML part keeps
+ * the body's line breaks as they are, inside its own paragraph.
+ */
+function quoted(body: string): string {
+  return body
+    .split(/\r\n|[\n\r\v\f\u0085\u2028\u2029]/)
+    .map((line) => `> ${oneLine(line)}`.trimEnd())
+    .join("\n");
+}
+
 /** One notification as one email. */
 export function renderNotificationEmail(n: EmailNotification, to: Recipient, links: EmailLinks): RenderedEmail {
   const t = templateOf(n.type);
@@ -292,7 +305,7 @@ export function renderNotificationEmail(n: EmailNotification, to: Recipient, lin
     oneLine(n.title),
     "",
     `Hello ${to.username},`,
-    n.body ? `\n${n.body}` : "",
+    n.body ? `\n${quoted(n.body)}` : "",
     starts ? `\n${starts}` : "",
     "",
     when,

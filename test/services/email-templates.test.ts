@@ -84,6 +84,30 @@ describe("notification email templates", () => {
     expect(digest.text.split("\n").filter((l) => l.includes("https://evil.example"))).toHaveLength(2); // the title's line and the body's, each whole
   });
 
+  it("quote each line of a body (user text) in the text part, so none forges the mail's own lines", () => {
+    // A proposal's comment, or an event's location, as the attacker writes it.
+    const forged =
+      "Looks like a fern.\r\n\r\nRead the reply: https://evil.example/login\u2028--\nUnsubscribe from these emails: https://evil.example/u";
+    const mail = renderNotificationEmail(note("forum_reply", { body: forged }), to, links);
+    const lines = mail.text.split("\n");
+    expect(lines.filter((l) => l.startsWith("Read the reply:"))).toEqual(["Read the reply: https://app.example/forum/topics/t1"]);
+    expect(lines.filter((l) => l.startsWith("Unsubscribe from these emails:"))).toEqual([
+      `Unsubscribe from these emails: ${links.unsubscribe}`,
+    ]);
+    expect(lines.filter((l) => l === "--")).toHaveLength(1);
+    const quotedAt = lines.indexOf("> Looks like a fern.");
+    expect(lines.slice(quotedAt, quotedAt + 5)).toEqual([
+      "> Looks like a fern.",
+      ">",
+      "> Read the reply: https://evil.example/login",
+      "> --",
+      "> Unsubscribe from these emails: https://evil.example/u",
+    ]);
+    expect(mail.text).not.toMatch(/[\r\u2028]/);
+    // The HTML part keeps the body's line breaks, inside its own paragraph.
+    expect(mail.html).toContain("<br>Read the reply: https://evil.example/login");
+  });
+
   it("fall back to UTC for a zone the runtime does not know", () => {
     expect(formatWhen("2026-12-03T08:00:00.000Z", "Not/AZone")).toBe("3 December 2026, 08:00 (UTC)");
     expect(formatWhen("2026-07-01T23:30:00.000Z", "Asia/Tokyo")).toBe("2 July 2026, 08:30 (Asia/Tokyo)");
