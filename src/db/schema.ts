@@ -731,7 +731,7 @@ export const forumTopics = sqliteTable(
     lastActivityAt: text("last_activity_at").notNull().default(now),
     solutionPostId: text("solution_post_id"),
     // When a moderator last changed the title of a topic that is not theirs: from then on its
-    // author may no longer change it (migration 0059).
+    // author may no longer change it (migration 0058).
     titleModeratorEditedAt: text("title_moderator_edited_at"),
     ...timestamps,
   },
@@ -761,7 +761,7 @@ export const forumPosts = sqliteTable(
     deletedAt: text("deleted_at"),
     editedAt: text("edited_at"),
     // When a moderator last edited a post that is not theirs: from then on its author may no
-    // longer edit it (migration 0059).
+    // longer edit it (migration 0058).
     moderatorEditedAt: text("moderator_edited_at"),
     ...timestamps,
   },
