@@ -35,7 +35,7 @@ import { ownPlant } from "./collections";
 import { insertNotifications, type Notification, announceNotifications } from "./notifications";
 import { DAY_MS, HOUR_MS } from "../lib/durations";
 import { localInstant, localWall } from "../lib/wall-clock";
-import { getPreferences } from "./notification-preferences";
+import { canonicalTimeZone, getPreferences } from "./notification-preferences";
 
 export const REMINDER_TYPES = ["water", "fertilize", "prune", "repot", "mist", "custom"] as const;
 export const FREQUENCIES = ["daily", "weekly", "biweekly", "monthly", "custom"] as const;
@@ -533,8 +533,10 @@ export function reminderCalendarEvents(rows: ReminderRow[]): CalendarEvent[] {
       summary: row.title,
       description: `${TYPE_LABEL[row.reminderType]}: ${row.plantName}`,
       rrule: recurrenceFor(scheduleOf(row)),
-      // The RRULE repeats on the owner's clock, as the schedule does (BYMONTHDAY: local days).
-      timeZone: row.timeZone,
+      // The RRULE repeats on the owner's clock, as the schedule does (BYMONTHDAY: local days). By
+      // its IANA name: a zone saved before names were made canonical may read `europe/berlin` or
+      // `US/Pacific`, which a calendar app would not match to its own zone.
+      timeZone: canonicalTimeZone(row.timeZone) ?? "UTC",
     }));
 }
 

@@ -287,6 +287,19 @@ describe("the calendar export repeats at the same local time", () => {
     for (const line of text.split("\r\n")) expect(new TextEncoder().encode(line).length).toBeLessThanOrEqual(75);
   });
 
+  it("names a zone saved before names were made canonical by its IANA name, in TZID and VTIMEZONE alike", () => {
+    const saved = remindersCalendar(
+      [row({ timeZone: "europe/berlin" }), row({ id: "00000000-0000-4000-8000-000000000002", timeZone: "US/Pacific" })],
+      Date.parse("2026-03-01T00:00:00.000Z"),
+    );
+    const lines = unfold(saved);
+    expect(lines.filter((l) => l.startsWith("TZID:"))).toEqual(["TZID:Europe/Berlin", "TZID:America/Los_Angeles"]);
+    expect(lines.filter((l) => l.startsWith("DTSTART;TZID="))).toEqual([
+      "DTSTART;TZID=Europe/Berlin:20260327T080000",
+      "DTSTART;TZID=America/Los_Angeles:20260327T000000",
+    ]);
+  });
+
   it("gives each zone a VTIMEZONE whose offsets are Intl's at every day of the years it covers", () => {
     for (const zone of ["Europe/Berlin", "Australia/Sydney", "Asia/Kolkata"]) {
       const tz = vtimezone(text, zone);
