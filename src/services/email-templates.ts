@@ -127,7 +127,9 @@ const str = (v: unknown) => (typeof v === "string" ? v : "");
  */
 function eventStart(n: EmailNotification, timeZone: string): string {
   const startsAt = str(n.data.starts_at);
-  return startsAt && !Number.isNaN(Date.parse(startsAt)) ? `Event starts ${formatWhen(startsAt, timeZone)}` : "";
+  if (!startsAt || Number.isNaN(Date.parse(startsAt))) return "";
+  // A cancelled event no longer starts: say when it was to.
+  return `${n.data.change === "cancelled" ? "The event was to start" : "Event starts"} ${formatWhen(startsAt, timeZone)}`;
 }
 
 /** What each type says and where its one action leads (a path on the web app). */

@@ -151,6 +151,12 @@ describe("notification email templates", () => {
       expect(mail.html).toContain("Event starts 5 December 2026, 19:00 (Europe/Berlin)");
       expect(mail.text).toContain("Event starts 5 December 2026, 19:00 (Europe/Berlin)");
     }
+    // A cancelled event's notice says when it was to start, not that it starts.
+    const cancelled = { ...changed, title: "Cancelled: Seed swap", data: { ...changed.data, change: "cancelled" } };
+    for (const mail of [renderNotificationEmail(cancelled, inBerlin, links), renderDigestEmail([cancelled], inBerlin, links, "daily")]) {
+      expect(mail.text).toContain("The event was to start 5 December 2026, 19:00 (Europe/Berlin)");
+      expect(mail.text).not.toContain("Event starts");
+    }
     // Notices without a start (or with a broken one) say nothing of it.
     expect(renderNotificationEmail(note("forum_reply"), inBerlin, links).text).not.toContain("Event starts");
     expect(renderNotificationEmail({ ...changed, data: { starts_at: "soon" } }, inBerlin, links).text).not.toContain("Event starts");
