@@ -81,6 +81,12 @@ export function firstInstantAt(wall: number, timeZone: string): number {
   return hi;
 }
 
+/** Whether the clock in `timeZone` shows `wall` twice (the hour repeated when clocks go back). */
+export function shownTwice(wall: number, timeZone: string): boolean {
+  const { before, after, showing } = readings(wall, timeZone);
+  return showing.length === 2 && before !== after;
+}
+
 /**
  * The instant a local time means, by RFC 5545 §3.3.5 (as calendar apps read `DTSTART;TZID=`): a
  * time clocks going back show twice is its first occurrence; one clocks going forward skip is read

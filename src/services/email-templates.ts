@@ -10,6 +10,7 @@
  * preferences link and the one-click unsubscribe link of List-Unsubscribe).
  */
 import { escapeHtml } from "../lib/sanitise";
+import { localWall, shownTwice } from "../lib/wall-clock";
 import { oneLine } from "../providers/email";
 import type { PreferenceType } from "./notification-preferences";
 
@@ -50,19 +51,17 @@ export interface RenderedEmail {
 
 const COLORS = { ink: "#1d2a22", soft: "#4d5d53", green: "#1d5236", line: "#d9e5dc", bg: "#f3faf4", button: "#256b45" };
 
-const DAY_MS = 86_400_000;
-/** Formatters by zone and month style: a digest formats many times in one zone. */
+/** Formatters by zone: a digest formats many times in one zone. */
 const clocks = new Map<string, Intl.DateTimeFormat>();
 
 /** The date and clock in `zone` at `at`, as named parts (day, month, year, hour, minute, timeZoneName "GMT+2"). */
-function clockParts(at: number, zone: string, month: "long" | "numeric"): Record<string, string> {
-  const key = `${zone} ${month}`;
-  let clock = clocks.get(key);
+function clockParts(at: number, zone: string): Record<string, string> {
+  let clock = clocks.get(zone);
   if (clock === undefined) {
     clock = new Intl.DateTimeFormat("en-GB", {
       timeZone: zone,
       day: "numeric",
-      month,
+      month: "long",
       year: "numeric",
       hour: "2-digit",
       minute: "2-digit",
@@ -70,32 +69,9 @@ function clockParts(at: number, zone: string, month: "long" | "numeric"): Record
       timeZoneName: "shortOffset",
     });
     if (clocks.size >= 1000) clocks.clear();
-    clocks.set(key, clock);
+    clocks.set(zone, clock);
   }
   return Object.fromEntries(clock.formatToParts(at).map((p) => [p.type, p.value]));
-}
-
-/** The wall clock in `zone` at `at`, as UTC milliseconds (whole minutes), and the zone's offset then ("GMT+2"). */
-function wallClock(at: number, zone: string): { wall: number; offset: string } {
-  const parts = clockParts(at, zone, "numeric");
-  const n = (key: string) => Number(parts[key]);
-  return { wall: Date.UTC(n("year"), n("month") - 1, n("day"), n("hour"), n("minute")), offset: parts.timeZoneName ?? "" };
-}
-
-/**
- * The offset to show beside a time that the clock in `zone` shows twice (the hour repeated when
- * clocks go back: 02:30 in Berlin on 25 October 2026 is 00:30 UTC and 01:30 UTC), else null. The
- * other reading would be one offset change away: the offset a day before or after, applied to the
- * same wall clock.
- */
-function repeatedHourOffset(at: number, zone: string): string | null {
-  const minute = Math.floor(at / 60_000) * 60_000;
-  const here = wallClock(minute, zone);
-  for (const elsewhere of [minute - DAY_MS, minute + DAY_MS]) {
-    const other = here.wall - (wallClock(elsewhere, zone).wall - elsewhere);
-    if (other !== minute && wallClock(other, zone).wall === here.wall) return here.offset;
-  }
-  return null;
 }
 
 /**
@@ -108,9 +84,11 @@ export function formatWhen(iso: string, timeZone: string): string {
   if (Number.isNaN(date.getTime())) return iso;
   // Assembled from parts: ICU's own joining ("… at 08:00") differs between runtimes.
   const format = (zone: string) => {
-    const parts = clockParts(date.getTime(), zone, "long");
-    const offset = repeatedHourOffset(date.getTime(), zone);
-    return `${parts.day} ${parts.month} ${parts.year}, ${parts.hour}:${parts.minute}${offset ? ` ${offset}` : ""}`;
+    const parts = clockParts(date.getTime(), zone);
+    // The clock shows this minute twice (clocks went back): its offset tells the two apart.
+    const minute = Math.floor(date.getTime() / 60_000) * 60_000;
+    const offset = shownTwice(localWall(minute, zone), zone) ? ` ${parts.timeZoneName}` : "";
+    return `${parts.day} ${parts.month} ${parts.year}, ${parts.hour}:${parts.minute}${offset}`;
   };
   try {
     return `${format(timeZone)} (${timeZone})`;
