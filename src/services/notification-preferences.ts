@@ -113,8 +113,22 @@ export function canonicalTimeZone(zone: string): string | null {
   return renamed !== undefined && runtimeName(renamed) === name ? renamed : name;
 }
 
-/** Names read back from the database, as answered; bounded (stored names are few). */
-const shown = new Map<string, string>();
+/** Canonical names of the zones this isolate has read (null: unknown); bounded (stored names are few). */
+const known = new Map<string, string | null>();
+
+/**
+ * `canonicalTimeZone` for a name read back from the database, remembered: every reminder read and
+ * every preferences answer asks it, and each answer costs up to two `Intl` formatters.
+ */
+export function knownTimeZone(zone: string): string | null {
+  let name = known.get(zone);
+  if (name === undefined) {
+    name = canonicalTimeZone(zone);
+    if (known.size >= 1000) known.clear();
+    known.set(zone, name);
+  }
+  return name;
+}
 
 /**
  * A saved zone as answered: rows saved before names were made canonical may hold `europe/berlin`
@@ -122,13 +136,7 @@ const shown = new Map<string, string>();
  * name, with no migration. A name this runtime no longer knows is answered as saved.
  */
 function savedZone(zone: string): string {
-  let name = shown.get(zone);
-  if (name === undefined) {
-    name = canonicalTimeZone(zone) ?? zone;
-    if (shown.size >= 1000) shown.clear();
-    shown.set(zone, name);
-  }
-  return name;
+  return knownTimeZone(zone) ?? zone;
 }
 
 function withDefaults(overrides: Record<string, Partial<ChannelChoice>>): Record<PreferenceType, ChannelChoice> {

@@ -35,7 +35,7 @@ import { ownPlant } from "./collections";
 import { insertNotifications, type Notification, announceNotifications } from "./notifications";
 import { DAY_MS, HOUR_MS } from "../lib/durations";
 import { localInstant, localWall } from "../lib/wall-clock";
-import { canonicalTimeZone, getPreferences } from "./notification-preferences";
+import { getPreferences, knownTimeZone } from "./notification-preferences";
 
 export const REMINDER_TYPES = ["water", "fertilize", "prune", "repot", "mist", "custom"] as const;
 export const FREQUENCIES = ["daily", "weekly", "biweekly", "monthly", "custom"] as const;
@@ -535,8 +535,9 @@ export function reminderCalendarEvents(rows: ReminderRow[]): CalendarEvent[] {
       rrule: recurrenceFor(scheduleOf(row)),
       // The RRULE repeats on the owner's clock, as the schedule does (BYMONTHDAY: local days). By
       // its IANA name: a zone saved before names were made canonical may read `europe/berlin` or
-      // `US/Pacific`, which a calendar app would not match to its own zone.
-      timeZone: canonicalTimeZone(row.timeZone) ?? "UTC",
+      // `US/Pacific`, which a calendar app would not match to its own zone; one this runtime does
+      // not know is counted in UTC (wall-clock.ts), so the feed says UTC.
+      timeZone: knownTimeZone(row.timeZone) ?? "UTC",
     }));
 }
 

@@ -298,6 +298,10 @@ describe("the calendar export repeats at the same local time", () => {
       "DTSTART;TZID=Europe/Berlin:20260327T080000",
       "DTSTART;TZID=America/Los_Angeles:20260327T000000",
     ]);
+    // A saved name this runtime does not know is counted in UTC, and the feed says so.
+    const unknown = unfold(remindersCalendar([row({ timeZone: "Mars/Olympus_Mons" })], Date.parse("2026-03-01T00:00:00.000Z")));
+    expect(unknown.filter((l) => l.startsWith("DTSTART"))).toEqual(["DTSTART:20260327T070000Z"]);
+    expect(unknown).not.toContain("BEGIN:VTIMEZONE");
   });
 
   it("gives each zone a VTIMEZONE whose offsets are Intl's at every day of the years it covers", () => {
