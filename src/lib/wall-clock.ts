@@ -59,6 +59,9 @@ export function offsetAt(at: number, timeZone: string): number {
 function readings(wall: number, timeZone: string): { before: number; after: number; showing: number[] } {
   const before = wall - offsetAt(wall - DAY_MS, timeZone);
   const after = wall - offsetAt(wall + DAY_MS, timeZone);
+  // The same offset on both sides: no change between them, so the clock shows `wall` once, there
+  // (the common case, spared two more readings of the clock).
+  if (before === after) return { before, after, showing: [before] };
   return { before, after, showing: [before, after].filter((t) => wallMs(t, timeZone) === wall) };
 }
 
@@ -83,8 +86,7 @@ export function firstInstantAt(wall: number, timeZone: string): number {
 
 /** Whether the clock in `timeZone` shows `wall` twice (the hour repeated when clocks go back). */
 export function shownTwice(wall: number, timeZone: string): boolean {
-  const { before, after, showing } = readings(wall, timeZone);
-  return showing.length === 2 && before !== after;
+  return readings(wall, timeZone).showing.length === 2;
 }
 
 /**
