@@ -1,7 +1,8 @@
 /**
  * iCalendar (RFC 5545) writing: just what a calendar export of recurring events needs, in UTC or
- * on a named zone's clock (`DTSTART;TZID=` with the zone's VTIMEZONE). Pure functions, no I/O. Lines end in CRLF and are folded at 75 octets (§3.1) without ever
- * splitting a UTF-8 character; TEXT values are escaped as §3.3.11 requires.
+ * on a named zone's clock (`DTSTART;TZID=` with the zone's VTIMEZONE). Pure functions, no I/O.
+ * Lines end in CRLF and are folded at 75 octets (§3.1) without ever splitting a UTF-8 character;
+ * TEXT values are escaped as §3.3.11 requires.
  */
 
 import { DAY_MS } from "./durations";
@@ -109,7 +110,8 @@ function zoneLinesFromIntl(timeZone: string, fromYear: number, toYear: number): 
   const start = Date.UTC(fromYear, 0, 1);
   const end = Date.UTC(toYear + 1, 0, 1);
   const changes: { at: number; from: number; to: number }[] = [];
-  let previous = offsetAt(start, timeZone);
+  const initial = offsetAt(start, timeZone);
+  let previous = initial;
   for (let t = start + WEEK_MS; t < end + WEEK_MS; t += WEEK_MS) {
     const offset = offsetAt(t, timeZone);
     if (offset === previous) continue;
@@ -117,7 +119,6 @@ function zoneLinesFromIntl(timeZone: string, fromYear: number, toYear: number): 
     previous = offset;
   }
   const kind = (from: number, to: number) => (to > from ? "DAYLIGHT" : "STANDARD");
-  const initial = offsetAt(start, timeZone);
   const lines = ["BEGIN:VTIMEZONE", `TZID:${timeZone}`];
   const sub = (name: string, at: number, from: number, to: number) =>
     lines.push(
@@ -128,12 +129,7 @@ function zoneLinesFromIntl(timeZone: string, fromYear: number, toYear: number): 
       `END:${name}`,
     );
   // Before the first change: the opposite kind of that change (standard time before clocks go forward).
-  sub(
-    changes[0] && kind(changes[0].from, changes[0].to) === "DAYLIGHT" ? "STANDARD" : changes[0] ? "DAYLIGHT" : "STANDARD",
-    start,
-    initial,
-    initial,
-  );
+  sub(changes[0] && kind(changes[0].from, changes[0].to) === "STANDARD" ? "DAYLIGHT" : "STANDARD", start, initial, initial);
   for (const change of changes) sub(kind(change.from, change.to), change.at, change.from, change.to);
   lines.push("END:VTIMEZONE");
   return lines;
