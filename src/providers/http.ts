@@ -10,6 +10,41 @@ type Provider = ProviderError["provider"];
  */
 const callSignals = new WeakMap<Response, AbortSignal>();
 
+/**
+ * The credentials each answer's call carried, for redactCredentials: a ProviderError's message
+ * is logged, reported and kept in a request's `errors` (which its owner reads), and it can hold
+ * the call's URL (a runtime's "Fetch API cannot load: <url>") or an upstream's echo of the
+ * request, where Pl@ntNet's `api-key` rides in the query and Trefle's token in a header.
+ */
+const callCredentials = new WeakMap<Response, string[]>();
+
+/** Query parameters and headers that carry a provider credential. */
+const CREDENTIAL_PARAM = /key|token|secret|signature/i;
+const CREDENTIAL_HEADERS = ["authorization", "api-key", "x-api-key"];
+
+function credentialsOf(url: string, init: RequestInit): string[] {
+  const found: string[] = [];
+  try {
+    for (const [name, value] of new URL(url).searchParams) if (CREDENTIAL_PARAM.test(name)) found.push(value);
+  } catch {
+    // An unparsable URL carries no query to take credentials from; fetch refuses it anyway.
+  }
+  const headers = new Headers(init.headers);
+  for (const name of CREDENTIAL_HEADERS) {
+    const value = headers.get(name);
+    if (value) found.push(value, value.replace(/^(Bearer|Basic|Token)\s+/i, ""));
+  }
+  // Longest first, so a header's whole value goes before the bare token inside it; each also as
+  // a URL would write it (percent-encoded), since that is how a URL in a message shows it.
+  const all = found.flatMap((v) => [v, encodeURIComponent(v)]).filter((v) => v.length >= 4);
+  return [...new Set(all)].sort((a, b) => b.length - a.length);
+}
+
+/** `text` with every credential of the call replaced, so no message built from it carries one. */
+function redactCredentials(text: string, credentials: readonly string[]): string {
+  return credentials.reduce((out, credential) => out.replaceAll(credential, "[redacted]"), text);
+}
+
 /** fetch with a hard timeout; network failures and timeouts become ProviderErrors. */
 export async function fetchWithTimeout(
   provider: Provider,
@@ -20,19 +55,24 @@ export async function fetchWithTimeout(
 ): Promise<Response> {
   const timeout = AbortSignal.timeout(timeoutMs);
   const combined = signal ? AbortSignal.any([timeout, signal]) : timeout;
+  const credentials = credentialsOf(url, init);
   try {
     const res = await fetch(url, { ...init, signal: combined });
     callSignals.set(res, combined);
+    callCredentials.set(res, credentials);
     return res;
   } catch (err) {
     if (timeout.aborted) throw new ProviderError(provider, "timeout", `${provider} did not answer within ${timeoutMs} ms`);
-    throw new ProviderError(provider, "network", `${provider} unreachable: ${err instanceof Error ? err.message : String(err)}`);
+    const reason = redactCredentials(err instanceof Error ? err.message : String(err), credentials);
+    throw new ProviderError(provider, "network", `${provider} unreachable: ${reason}`);
   }
 }
 
 /** Maps a non-2xx answer to a typed error (429 keeps the provider's Retry-After). */
 export async function errorFromResponse(provider: Provider, res: Response): Promise<ProviderError> {
-  const text = (await readUpTo(res, 300).catch(() => ({ text: "" }))).text.slice(0, 300);
+  // Read past the 300 characters kept, so a credential that straddles the cut is still whole when redacted.
+  const read = (await readUpTo(res, 1024).catch(() => ({ text: "" }))).text;
+  const text = redactCredentials(read, callCredentials.get(res) ?? []).slice(0, 300);
   const detail = `${provider} answered ${res.status}${text ? `: ${text}` : ""}`;
   if (res.status === 429) return new ProviderError(provider, "rate_limited", detail, 429, parseRetryAfter(res.headers.get("Retry-After")));
   if (res.status === 401 || res.status === 403) return new ProviderError(provider, "auth", detail, res.status);
@@ -88,7 +128,7 @@ export async function readJson(provider: Provider, res: Response, timeoutMs: num
     throw new ProviderError(
       provider,
       "network",
-      `${provider} connection lost before the body ended: ${err instanceof Error ? err.message : String(err)}`,
+      `${provider} connection lost before the body ended: ${redactCredentials(err instanceof Error ? err.message : String(err), callCredentials.get(res) ?? [])}`,
       res.status,
     );
   }
