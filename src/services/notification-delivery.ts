@@ -480,7 +480,10 @@ async function pushToDevices(env: Bindings, row: Delivery, attempt: PushAttempt)
         topic,
       });
     } catch (err) {
-      if (!(await failedAgain(env, device, attempt))) transient = `push service unreachable: ${String(err)}`;
+      // The endpoint is a capability (whoever holds it can post to the device): the runtime's error
+      // may name it, and this text is logged and kept on the delivery, so only its host stays.
+      const reason = String(err).replaceAll(device.endpoint, `${new URL(device.endpoint).origin}/[endpoint]`);
+      if (!(await failedAgain(env, device, attempt))) transient = `push service unreachable: ${reason}`;
       continue;
     }
     const at = new Date().toISOString();

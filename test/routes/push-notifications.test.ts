@@ -8,7 +8,7 @@
 import { env } from "cloudflare:workers";
 import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
 import { and, eq, sql } from "drizzle-orm";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { database, runBatch } from "../../src/db/client";
 import { notificationDeliveries, notifications, pushSubscriptions } from "../../src/db/schema";
 import { handleNotifyBatch, handleNotifyDeadLetters } from "../../src/jobs/notify-consumer";
@@ -392,6 +392,30 @@ describe("a device whose push service keeps failing", () => {
     );
     expect(listed.find((x) => x.endpoint === down.endpoint)!.failing_since).toBe((await row(down.endpoint))!.failingSince);
     expect(listed.find((x) => x.endpoint === busy.endpoint)!.failing_since).toBeNull();
+  });
+
+  it("an unreachable push service's error, naming the endpoint, leaves the endpoint out of the logs and the delivery's record", async () => {
+    const u = await bearerUser();
+    const sub = await device(u);
+    const endpoint = new URL(sub.endpoint);
+    // The runtime's network errors can name the URL; a push endpoint is a capability (anyone
+    // holding it, with the VAPID key, can post to that device), so it must not reach the logs.
+    emulators.overrides[endpoint.hostname] = async (request) => {
+      throw new TypeError(`Network connection lost: ${request.url}`);
+    };
+    const logged: string[] = [];
+    const spies = (["log", "warn", "error"] as const).map((level) =>
+      vi.spyOn(console, level).mockImplementation((...args: unknown[]) => void logged.push(args.map(String).join(" "))),
+    );
+    const [d] = (await quiet(u.userId, "forum_mention", "Anyone there?")).filter((x) => x.channel === "push");
+    const result = await run([d!.id]).finally(() => {
+      for (const spy of spies) spy.mockRestore();
+    });
+    expect(result.retryMessages).toHaveLength(1);
+    const given = await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, d!.id)).get();
+    expect(given?.detail).toMatch(/push service unreachable/);
+    expect(logged.join("\n")).toMatch(/push service unreachable/);
+    for (const text of [given?.detail ?? "", ...logged]) expect(text).not.toContain(endpoint.pathname);
   });
 });
 
