@@ -649,6 +649,12 @@ export const careReminders = sqliteTable(
     /** The `next_due_at` the cron last delivered a notification for. */
     notifiedDueAt: text("notified_due_at"),
     ...timestamps,
+    /**
+     * The local time of day (ms after midnight, owner's clock) the schedule repeats at, which a
+     * due time moved on by a skipped hour no longer shows (migration 0059). NULL on older rows:
+     * the due time's own.
+     */
+    localTimeMs: integer("local_time_ms"),
   },
   (t) => [
     index("care_reminders_user_due_idx").on(t.userId, t.nextDueAt),

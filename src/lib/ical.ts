@@ -168,6 +168,11 @@ export interface CalendarEvent {
    * VTIMEZONE in the calendar); absent or UTC: `DTSTART` in UTC.
    */
   timeZone?: string;
+  /**
+   * With `timeZone`: the local time `DTSTART` names (a wall-clock time as UTC ms), when it is not
+   * `start`'s own (a time clocks skip, which §3.3.5 reads with the offset before the gap).
+   */
+  localStart?: number;
   /** VALARMs (RFC 5545 §3.6.6): a display alarm this many minutes before the start (0: at it). */
   alarms?: { minutesBefore: number; description: string }[];
 }
@@ -197,7 +202,7 @@ export function buildCalendar(calendar: Calendar): string {
   for (const event of calendar.events) {
     const start =
       event.timeZone && event.timeZone !== "UTC"
-        ? `DTSTART;TZID=${event.timeZone}:${formatLocalDateTime(localWall(event.start.getTime(), event.timeZone))}`
+        ? `DTSTART;TZID=${event.timeZone}:${formatLocalDateTime(event.localStart ?? localWall(event.start.getTime(), event.timeZone))}`
         : `DTSTART:${formatDateTime(event.start)}`;
     lines.push("BEGIN:VEVENT", `UID:${event.uid}`, `DTSTAMP:${stamp}`, start);
     if (event.end) lines.push(`DTEND:${formatDateTime(event.end)}`);

@@ -14,6 +14,10 @@
  * - Monthly means calendar months with the day clamped to the month's end, pinned to an anchor
  *   day so Jan 31 → Feb 28 → Mar 31 (not Mar 28). The anchor is the local day of whatever set the
  *   schedule last: creation, completion, snooze, or a PATCH of `frequency`/`next_due_at`.
+ * - Each reminder stores the local time of day it was set to (`local_time_ms`): a due time a
+ *   skipped hour moved on (02:30 → 03:30) does not carry it, so skips, the preview and the feed
+ *   repeat 02:30 after it. NULL (older rows), or one that no longer means the due instant on the
+ *   owner's clock (they changed zone): the due instant's own time of day.
  * - The zone is read when the schedule moves, not stored per reminder: after the owner changes
  *   it, the stored next due instant stays and the occurrences after it keep its time of day on
  *   the new zone's clock.
@@ -59,6 +63,11 @@ export interface Schedule {
   anchorDay: number;
   /** The IANA zone whose clock the series keeps (the owner's); UTC when absent. */
   timeZone?: string;
+  /**
+   * The local time of day (ms after midnight) the series repeats at; absent: that of the time it
+   * counts from. A due time a skipped hour moved on (02:30 → 03:30) does not show it.
+   */
+  localTime?: number;
 }
 
 /** Days between occurrences, or null for calendar months. */
@@ -86,14 +95,21 @@ export function localDay(at: Date | number, timeZone = "UTC"): number {
   return new Date(localWall(new Date(at).getTime(), timeZone)).getUTCDate();
 }
 
+/** The local time of day at `at` on `timeZone`'s clock, in ms after midnight. */
+export function timeOfDay(at: Date | number, timeZone = "UTC"): number {
+  const wall = localWall(new Date(at).getTime(), timeZone);
+  return ((wall % DAY_MS) + DAY_MS) % DAY_MS;
+}
+
 /**
- * `from` moved `count` intervals forward on the clock of the schedule's zone, at the same local
- * time of day (monthly: to the anchor day, clamped to month end). See the header for the gap and
- * the repeated hour.
+ * `from` moved `count` intervals forward on the clock of the schedule's zone, at the schedule's
+ * local time of day (`from`'s own when it has none; monthly: to the anchor day, clamped to month
+ * end). See the header for the gap and the repeated hour.
  */
 export function addIntervals(from: Date, schedule: Schedule, count = 1): Date {
   const zone = schedule.timeZone ?? "UTC";
-  const wall = new Date(localWall(from.getTime(), zone));
+  const fromWall = localWall(from.getTime(), zone);
+  const wall = new Date(schedule.localTime === undefined ? fromWall : fromWall - timeOfDay(from, zone) + schedule.localTime);
   const days = intervalDays(schedule);
   if (days !== null) return new Date(localInstant(wall.getTime() + count * days * DAY_MS, zone));
   const monthIndex = wall.getUTCMonth() + count;
@@ -133,6 +149,8 @@ export function recurrenceFor(schedule: Schedule): RecurrenceRule {
 export interface ActionOutcome {
   nextDueAt: Date;
   anchorDay: number;
+  /** The local time of day the series repeats at from now on (ms after midnight). */
+  localTime: number;
   streak: number;
   lastCompletedAt: Date | null;
 }
@@ -148,9 +166,11 @@ export function applyActionToSchedule(
   switch (action) {
     case "complete": {
       const anchorDay = localDay(nowDate, state.schedule.timeZone);
+      const localTime = timeOfDay(nowDate, state.schedule.timeZone);
       return {
-        nextDueAt: addIntervals(nowDate, { ...state.schedule, anchorDay }),
+        nextDueAt: addIntervals(nowDate, { ...state.schedule, anchorDay, localTime }),
         anchorDay,
+        localTime,
         streak: state.streak + 1,
         lastCompletedAt: nowDate,
       };
@@ -159,6 +179,7 @@ export function applyActionToSchedule(
       return {
         nextDueAt: addIntervals(state.nextDueAt, state.schedule),
         anchorDay: state.schedule.anchorDay,
+        localTime: state.schedule.localTime ?? timeOfDay(state.nextDueAt, state.schedule.timeZone),
         streak: 0,
         lastCompletedAt: state.lastCompletedAt,
       };
@@ -167,6 +188,7 @@ export function applyActionToSchedule(
       return {
         nextDueAt,
         anchorDay: localDay(nextDueAt, state.schedule.timeZone),
+        localTime: timeOfDay(nextDueAt, state.schedule.timeZone),
         streak: state.streak,
         lastCompletedAt: state.lastCompletedAt,
       };
@@ -196,6 +218,7 @@ const reminderColumns = {
   title: r.title,
   nextDueAt: r.nextDueAt,
   anchorDay: r.anchorDay,
+  localTimeMs: r.localTimeMs,
   isActive: r.isActive,
   streak: r.streak,
   lastCompletedAt: r.lastCompletedAt,
@@ -219,7 +242,7 @@ export function selectReminders(db: Database, where: SQL | undefined) {
 
 export type ReminderRow = Awaited<ReturnType<typeof selectReminders>>[number];
 
-type ScheduleColumns = Pick<ReminderRow, "frequency" | "customIntervalDays" | "anchorDay" | "timeZone" | "nextDueAt">;
+type ScheduleColumns = Pick<ReminderRow, "frequency" | "customIntervalDays" | "anchorDay" | "timeZone" | "nextDueAt" | "localTimeMs">;
 
 /**
  * The monthly anchor on the owner's clock. Rows written while schedules counted in UTC hold the
@@ -233,8 +256,26 @@ function localAnchor(row: ScheduleColumns): number {
   return row.anchorDay === due.getUTCDate() && row.anchorDay !== local ? local : row.anchorDay;
 }
 
+/**
+ * The local time of day the series repeats at: the one it was set to while that still means its
+ * due instant on the owner's clock (read before a gap, 02:30 is due at 03:30); else the due
+ * instant's own (rows from before it was stored, and after the owner changed zone, as documented).
+ */
+function localTimeOf(row: ScheduleColumns): number {
+  const due = Date.parse(row.nextDueAt);
+  const own = timeOfDay(due, row.timeZone);
+  if (row.localTimeMs === null || row.localTimeMs === own) return own;
+  return localInstant(localWall(due, row.timeZone) - own + row.localTimeMs, row.timeZone) === due ? row.localTimeMs : own;
+}
+
 export function scheduleOf(row: ScheduleColumns): Schedule {
-  return { frequency: row.frequency, customIntervalDays: row.customIntervalDays, anchorDay: localAnchor(row), timeZone: row.timeZone };
+  return {
+    frequency: row.frequency,
+    customIntervalDays: row.customIntervalDays,
+    anchorDay: localAnchor(row),
+    timeZone: row.timeZone,
+    localTime: localTimeOf(row),
+  };
 }
 
 export function reminderBody(row: ReminderRow) {
@@ -320,6 +361,9 @@ export async function createReminder(env: Bindings, userId: string, input: Remin
   const timeZone = (await getPreferences(env, userId)).time_zone;
   let nextDueAt: Date;
   let anchorDay: number;
+  // The series repeats the local time of its first due time, or of now (which one interval on
+  // may fall in a skipped hour and be due later).
+  const localTime = timeOfDay(input.first_due_at ? new Date(input.first_due_at) : now, timeZone);
   if (input.first_due_at) {
     nextDueAt = new Date(input.first_due_at);
     anchorDay = localDay(nextDueAt, timeZone);
@@ -354,6 +398,7 @@ export async function createReminder(env: Bindings, userId: string, input: Remin
           notifiedDueAt: sql<null>`NULL`.as("notified_due_at"),
           createdAt: sql<string>`${stamp}`.as("created_at"),
           updatedAt: sql<string>`${stamp}`.as("updated_at"),
+          localTimeMs: sql<number>`${localTime}`.as("local_time_ms"),
         })
         .from(p)
         .where(
@@ -410,6 +455,8 @@ export async function updateReminder(
     const nextDueAt = patch.next_due_at ?? row.nextDueAt;
     set.nextDueAt = nextDueAt;
     set.anchorDay = localDay(new Date(nextDueAt), row.timeZone);
+    // A new due time sets the time of day; a new frequency alone keeps the one the series has.
+    set.localTimeMs = patch.next_due_at !== undefined ? timeOfDay(new Date(nextDueAt), row.timeZone) : localTimeOf(row);
   }
   await database(env)
     .update(r)
@@ -453,6 +500,7 @@ export async function performAction(
     .set({
       nextDueAt: outcome.nextDueAt.toISOString(),
       anchorDay: outcome.anchorDay,
+      localTimeMs: outcome.localTime,
       streak: outcome.streak,
       lastCompletedAt: outcome.lastCompletedAt?.toISOString() ?? null,
       updatedAt: new Date(now).toISOString(),
@@ -526,19 +574,27 @@ export function previewOccurrences(
 export function reminderCalendarEvents(rows: ReminderRow[]): CalendarEvent[] {
   return rows
     .filter((row) => row.isActive)
-    .map((row) => ({
-      uid: `${row.id}@plant-community`,
-      start: new Date(row.nextDueAt),
-      durationMinutes: 30,
-      summary: row.title,
-      description: `${TYPE_LABEL[row.reminderType]}: ${row.plantName}`,
-      rrule: recurrenceFor(scheduleOf(row)),
-      // The RRULE repeats on the owner's clock, as the schedule does (BYMONTHDAY: local days). By
-      // its IANA name: a zone saved before names were made canonical may read `europe/berlin` or
-      // `US/Pacific`, which a calendar app would not match to its own zone; one this runtime does
-      // not know is counted in UTC (wall-clock.ts), so the feed says UTC.
-      timeZone: knownTimeZone(row.timeZone) ?? "UTC",
-    }));
+    .map((row) => {
+      const schedule = scheduleOf(row);
+      const due = Date.parse(row.nextDueAt);
+      return {
+        uid: `${row.id}@plant-community`,
+        start: new Date(due),
+        // The time of day the series repeats, on the due day: where a skipped hour moved the due
+        // time on (02:30 → 03:30), DTSTART says 02:30, which a calendar reads as 03:30 that day and
+        // repeats at 02:30, as the schedule does.
+        localStart: localWall(due, row.timeZone) - timeOfDay(due, row.timeZone) + (schedule.localTime ?? timeOfDay(due, row.timeZone)),
+        durationMinutes: 30,
+        summary: row.title,
+        description: `${TYPE_LABEL[row.reminderType]}: ${row.plantName}`,
+        rrule: recurrenceFor(schedule),
+        // The RRULE repeats on the owner's clock, as the schedule does (BYMONTHDAY: local days). By
+        // its IANA name: a zone saved before names were made canonical may read `europe/berlin` or
+        // `US/Pacific`, which a calendar app would not match to its own zone; one this runtime does
+        // not know is counted in UTC (wall-clock.ts), so the feed says UTC.
+        timeZone: knownTimeZone(row.timeZone) ?? "UTC",
+      };
+    });
 }
 
 export function remindersCalendar(rows: ReminderRow[], now: number): string {

@@ -13,6 +13,7 @@ export function reminderRow(over: Partial<ReminderRow>): ReminderRow {
     title: "Water Fern",
     nextDueAt: "2026-03-02T08:00:00.000Z",
     anchorDay: 2,
+    localTimeMs: null,
     isActive: true,
     streak: 0,
     lastCompletedAt: null,

@@ -458,4 +458,26 @@ describe("care reminders keep the owner's clock (notification preferences' time_
     expect(lines).toContain("DTSTART;TZID=Europe/Berlin:20310401T003000");
     expect(lines.filter((l) => l === "TZID:Europe/Berlin")).toHaveLength(1);
   });
+  it("a daily 02:30 reminder skipped past the night clocks skip 02:30 goes back to 02:30, in the app and the feed", async () => {
+    const u = await bearerUser();
+    await jsonWithStatus(
+      await call("/api/v1/notifications/preferences/", { method: "PUT", bearer: u.access, json: { time_zone: "Europe/Berlin" } }),
+      200,
+    );
+    const plant = await newPlant(u.access);
+    // 29 March 2031 02:30 CET; on the 30th Berlin's clocks skip from 02:00 to 03:00.
+    const daily = await newReminder(u.access, {
+      plant_id: plant,
+      reminder_type: "mist",
+      frequency: "daily",
+      first_due_at: "2031-03-29T01:30:00.000Z",
+    });
+    const skip = async () =>
+      jsonWithStatus<Reminder>(await call(`/api/v1/reminders/${daily.id}/action/`, { json: { action: "skip" }, bearer: u.access }), 200);
+    expect((await skip()).next_due_at).toBe("2031-03-30T01:30:00.000Z"); // 03:30 CEST: 02:30 read before the gap
+    // The feed names the time the series keeps, which a calendar reads as that same 03:30.
+    const feed = unfold(await (await call("/api/v1/reminders/calendar.ics", { bearer: u.access })).text());
+    expect(feed).toContain("DTSTART;TZID=Europe/Berlin:20310330T023000");
+    expect((await skip()).next_due_at).toBe("2031-03-31T00:30:00.000Z"); // 02:30 CEST again, not 03:30
+  });
 });

@@ -181,6 +181,63 @@ describe("actions on the owner's clock", () => {
 const row = (over: Partial<ReminderRow>): ReminderRow =>
   reminderRow({ frequency: "daily", nextDueAt: "2026-03-27T07:00:00.000Z", anchorDay: 27, timeZone: "Europe/Berlin", ...over });
 
+describe("a due time a skipped hour moved on does not move the series", () => {
+  const HALF_PAST_TWO = (2 * 60 + 30) * 60_000;
+  /** Skips `times` times from `start`, reading the row back as the service does after each write. */
+  function skips(start: ReminderRow, times: number): ReminderRow[] {
+    const rows = [start];
+    for (let i = 0; i < times; i++) {
+      const last = rows[rows.length - 1]!;
+      const out = applyActionToSchedule(
+        { schedule: scheduleOf(last), nextDueAt: at(last.nextDueAt), streak: 0, lastCompletedAt: null },
+        "skip",
+        Date.parse(last.nextDueAt),
+      );
+      rows.push({ ...last, nextDueAt: iso(out.nextDueAt), anchorDay: out.anchorDay, localTimeMs: out.localTime });
+    }
+    return rows;
+  }
+
+  it("skip, the preview and the feed all go back to 02:30 after the day Berlin skips it", () => {
+    // 28 March 2026 02:30 CET, set to repeat at 02:30.
+    const start = row({ nextDueAt: "2026-03-28T01:30:00.000Z", anchorDay: 28, localTimeMs: HALF_PAST_TWO });
+    const chain = skips(start, 3);
+    expect(chain.map((r) => clock(r.nextDueAt, "Europe/Berlin"))).toEqual([
+      "2026-03-28 02:30",
+      "2026-03-29 03:30", // read before the gap
+      "2026-03-30 02:30",
+      "2026-03-31 02:30",
+    ]);
+    // The preview from the start lists the same instants the skips set, and so from the moved one.
+    const preview = (r: ReminderRow) => previewOccurrences([r], Date.parse(r.nextDueAt), 3.5).results.map((o) => o.due_at);
+    expect(preview(start)).toEqual(chain.map((r) => r.nextDueAt));
+    expect(preview(chain[1]!)).toEqual([...chain.slice(1).map((r) => r.nextDueAt), "2026-04-01T00:30:00.000Z"]);
+    // The feed from the moved due time names 02:30 on the 29th (a calendar reads it as 03:30 then) and repeats daily.
+    const [event] = parseEvents(remindersCalendar([chain[1]!], Date.parse("2026-03-01T00:00:00.000Z")));
+    expect(unfold(remindersCalendar([chain[1]!], 0))).toContain("DTSTART;TZID=Europe/Berlin:20260329T023000");
+    expect(event!.RRULE).toBe("FREQ=DAILY");
+  });
+
+  it("a completion sets now's local time, a snooze the snoozed-to one, and a skip keeps the series' own", () => {
+    const schedule = { ...daily("Europe/Berlin", 28), localTime: HALF_PAST_TWO };
+    const state = { schedule, nextDueAt: at("2026-03-29T01:30:00.000Z"), streak: 1, lastCompletedAt: null };
+    const completed = applyActionToSchedule(state, "complete", Date.parse("2026-03-29T07:15:00.000Z"));
+    expect(completed.localTime).toBe((9 * 60 + 15) * 60_000); // 09:15 CEST
+    expect(clock(completed.nextDueAt, "Europe/Berlin")).toBe("2026-03-30 09:15");
+    const snoozed = applyActionToSchedule(state, "snooze", Date.parse("2026-03-29T07:15:00.000Z"), 2);
+    expect(snoozed.localTime).toBe((11 * 60 + 15) * 60_000);
+    expect(applyActionToSchedule(state, "skip", 0).localTime).toBe(HALF_PAST_TWO);
+  });
+
+  it("a stored time that no longer means the due instant (zone changed, or none stored) gives way to the instant's own", () => {
+    // Set at 08:00 in Berlin (07:00Z); the owner now counts in New York, where 07:00Z is 02:00 or 03:00.
+    expect(
+      scheduleOf(row({ timeZone: "America/New_York", nextDueAt: "2026-03-06T07:00:00.000Z", localTimeMs: 8 * 3_600_000 })).localTime,
+    ).toBe(2 * 3_600_000);
+    expect(scheduleOf(row({ nextDueAt: "2026-03-29T01:30:00.000Z", localTimeMs: null })).localTime).toBe((3 * 60 + 30) * 60_000);
+  });
+});
+
 describe("reminders saved while schedules counted in UTC", () => {
   it("a monthly anchor holding the UTC day of a near-midnight due time is read as the local day", () => {
     // 1 March 00:30 in Berlin, saved with the UTC day (28) as its anchor.
