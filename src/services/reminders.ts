@@ -570,30 +570,42 @@ export function previewOccurrences(
   return { results: out.slice(0, max), truncated: out.length > max };
 }
 
-/** Active reminders as recurring calendar events (one VEVENT with an RRULE each, on the owner's clock). */
+/**
+ * Active reminders as recurring calendar events: one VEVENT with an RRULE each, on the owner's
+ * clock. A due time `DTSTART;TZID=` cannot name — the second time clocks going back show, which
+ * §3.3.5 reads as the first (a snooze can land there) — is a one-off event in UTC of its own, and
+ * the series starts at the occurrence after it.
+ */
 export function reminderCalendarEvents(rows: ReminderRow[]): CalendarEvent[] {
   return rows
     .filter((row) => row.isActive)
-    .map((row) => {
+    .flatMap((row) => {
       const schedule = scheduleOf(row);
-      const due = Date.parse(row.nextDueAt);
-      return {
+      // The RRULE repeats on the owner's clock, as the schedule does (BYMONTHDAY: local days). By
+      // its IANA name: a zone saved before names were made canonical may read `europe/berlin` or
+      // `US/Pacific`, which a calendar app would not match to its own zone; one this runtime does
+      // not know is counted in UTC (wall-clock.ts), so the feed says UTC.
+      const timeZone = knownTimeZone(row.timeZone) ?? "UTC";
+      const event = { durationMinutes: 30, summary: row.title, description: `${TYPE_LABEL[row.reminderType]}: ${row.plantName}` };
+      // The time of day the series repeats, on an occurrence's day: where a skipped hour moved the
+      // due time on (02:30 → 03:30), DTSTART says 02:30, which a calendar reads as 03:30 that day
+      // and repeats at 02:30, as the schedule does.
+      const series = (start: number): CalendarEvent => ({
+        ...event,
         uid: `${row.id}@plant-community`,
-        start: new Date(due),
-        // The time of day the series repeats, on the due day: where a skipped hour moved the due
-        // time on (02:30 → 03:30), DTSTART says 02:30, which a calendar reads as 03:30 that day and
-        // repeats at 02:30, as the schedule does.
-        localStart: localWall(due, row.timeZone) - timeOfDay(due, row.timeZone) + (schedule.localTime ?? timeOfDay(due, row.timeZone)),
-        durationMinutes: 30,
-        summary: row.title,
-        description: `${TYPE_LABEL[row.reminderType]}: ${row.plantName}`,
+        start: new Date(start),
+        localStart:
+          localWall(start, row.timeZone) - timeOfDay(start, row.timeZone) + (schedule.localTime ?? timeOfDay(start, row.timeZone)),
         rrule: recurrenceFor(schedule),
-        // The RRULE repeats on the owner's clock, as the schedule does (BYMONTHDAY: local days). By
-        // its IANA name: a zone saved before names were made canonical may read `europe/berlin` or
-        // `US/Pacific`, which a calendar app would not match to its own zone; one this runtime does
-        // not know is counted in UTC (wall-clock.ts), so the feed says UTC.
-        timeZone: knownTimeZone(row.timeZone) ?? "UTC",
-      };
+        timeZone,
+      });
+      const due = Date.parse(row.nextDueAt);
+      const first = series(due);
+      if (timeZone === "UTC" || localInstant(first.localStart!, row.timeZone) === due) return [first];
+      return [
+        { ...event, uid: `${row.id}.once@plant-community`, start: new Date(due), timeZone: "UTC" },
+        series(addIntervals(new Date(due), schedule).getTime()),
+      ];
     });
 }
 

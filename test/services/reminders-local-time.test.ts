@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { reminderRow } from "../helpers/reminder-rows";
 import { parseEvents, unfold } from "../../src/lib/ical";
+import { localInstant } from "../../src/lib/wall-clock";
 import {
   addIntervals,
   applyActionToSchedule,
@@ -235,6 +236,41 @@ describe("a due time a skipped hour moved on does not move the series", () => {
       scheduleOf(row({ timeZone: "America/New_York", nextDueAt: "2026-03-06T07:00:00.000Z", localTimeMs: 8 * 3_600_000 })).localTime,
     ).toBe(2 * 3_600_000);
     expect(scheduleOf(row({ nextDueAt: "2026-03-29T01:30:00.000Z", localTimeMs: null })).localTime).toBe((3 * 60 + 30) * 60_000);
+  });
+});
+
+describe("a due time in the second run of the hour clocks repeat", () => {
+  /** A feed's daily events read as a calendar app reads them (§3.3.5, by wall-clock.ts), `days` occurrences each. */
+  function occurrences(text: string, timeZone: string, days: number): string[] {
+    const out: string[] = [];
+    for (const event of parseEvents(text)) {
+      const value = event.DTSTART!;
+      const [, y, mo, d, h, mi, sec] = /^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z?$/.exec(value)!.map(Number);
+      const wall = Date.UTC(y!, mo! - 1, d!, h!, mi!, sec!);
+      if (value.endsWith("Z")) {
+        expect(event.RRULE).toBeUndefined();
+        out.push(iso(new Date(wall)));
+        continue;
+      }
+      expect(event.RRULE).toBe("FREQ=DAILY");
+      for (let k = 0; k < days; k++) out.push(iso(new Date(localInstant(wall + k * 86_400_000, timeZone))));
+    }
+    return out.sort();
+  }
+
+  it("is in the feed at its own instant, and the series after it at 02:30 each day, as the preview lists them", () => {
+    // Snoozed to 25 October 2026 02:30 CET (01:30Z), the second 02:30 that night.
+    const snoozed = row({ nextDueAt: "2026-10-25T01:30:00.000Z", anchorDay: 25, localTimeMs: (2 * 60 + 30) * 60_000 });
+    const text = remindersCalendar([snoozed], Date.parse("2026-10-01T00:00:00.000Z"));
+    const preview = previewOccurrences([snoozed], Date.parse(snoozed.nextDueAt), 3.5).results.map((o) => o.due_at);
+    expect(preview[0]).toBe("2026-10-25T01:30:00.000Z");
+    expect(occurrences(text, "Europe/Berlin", 3)).toEqual(preview);
+    // Two events, their UIDs distinct; the first 02:30 that night (00:30Z) is no occurrence.
+    const uids = parseEvents(text).map((e) => e.UID);
+    expect(new Set(uids).size).toBe(2);
+    expect(occurrences(text, "Europe/Berlin", 3)).not.toContain("2026-10-25T00:30:00.000Z");
+    // The first run of the hour is written as one series, as before.
+    expect(parseEvents(remindersCalendar([row({ nextDueAt: "2026-10-25T00:30:00.000Z", anchorDay: 25 })], 0))).toHaveLength(1);
   });
 });
 
