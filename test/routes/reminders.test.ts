@@ -415,7 +415,8 @@ describe("care reminders: calendar and preview", () => {
 });
 
 describe("care reminders keep the owner's clock (notification preferences' time_zone)", () => {
-  it("skips across Berlin's summer-time change at 08:00 local, pins months on the local day, and exports TZID", async () => {
+  /** A user whose clock is Berlin's, one plant, and a daily reminder first due at `firstDueAt`. */
+  async function berlinDaily(firstDueAt: string) {
     const u = await bearerUser();
     const saved = await call("/api/v1/notifications/preferences/", {
       method: "PUT",
@@ -424,13 +425,13 @@ describe("care reminders keep the owner's clock (notification preferences' time_
     });
     expect(saved.status).toBe(200);
     const plant = await newPlant(u.access);
+    const daily = await newReminder(u.access, { plant_id: plant, reminder_type: "water", frequency: "daily", first_due_at: firstDueAt });
+    return { u, plant, daily };
+  }
+
+  it("skips across Berlin's summer-time change at 08:00 local, pins months on the local day, and exports TZID", async () => {
     // 29 March 2031 08:00 CET; clocks go forward on the 30th.
-    const daily = await newReminder(u.access, {
-      plant_id: plant,
-      reminder_type: "water",
-      frequency: "daily",
-      first_due_at: "2031-03-29T07:00:00.000Z",
-    });
+    const { u, plant, daily } = await berlinDaily("2031-03-29T07:00:00.000Z");
     const skipped = await jsonWithStatus<Reminder>(
       await call(`/api/v1/reminders/${daily.id}/action/`, { json: { action: "skip" }, bearer: u.access }),
       200,
@@ -458,20 +459,10 @@ describe("care reminders keep the owner's clock (notification preferences' time_
     expect(lines).toContain("DTSTART;TZID=Europe/Berlin:20310401T003000");
     expect(lines.filter((l) => l === "TZID:Europe/Berlin")).toHaveLength(1);
   });
+
   it("a daily 02:30 reminder skipped past the night clocks skip 02:30 goes back to 02:30, in the app and the feed", async () => {
-    const u = await bearerUser();
-    await jsonWithStatus(
-      await call("/api/v1/notifications/preferences/", { method: "PUT", bearer: u.access, json: { time_zone: "Europe/Berlin" } }),
-      200,
-    );
-    const plant = await newPlant(u.access);
     // 29 March 2031 02:30 CET; on the 30th Berlin's clocks skip from 02:00 to 03:00.
-    const daily = await newReminder(u.access, {
-      plant_id: plant,
-      reminder_type: "mist",
-      frequency: "daily",
-      first_due_at: "2031-03-29T01:30:00.000Z",
-    });
+    const { u, daily } = await berlinDaily("2031-03-29T01:30:00.000Z");
     const skip = async () =>
       jsonWithStatus<Reminder>(await call(`/api/v1/reminders/${daily.id}/action/`, { json: { action: "skip" }, bearer: u.access }), 200);
     expect((await skip()).next_due_at).toBe("2031-03-30T01:30:00.000Z"); // 03:30 CEST: 02:30 read before the gap
