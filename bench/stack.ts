@@ -15,7 +15,6 @@ import { fileURLToPath } from "node:url";
 import { startStack } from "../scripts/local-stack";
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const STARTUP_TIMEOUT_MS = 180_000;
 
 /** The process environment scripts/start.ts gets (API.md §7 overrides, and wrangler's own switches). */
 export const SETTINGS: Readonly<Record<string, string>> = {
@@ -115,7 +114,7 @@ export async function startBenchStack(log: (msg: string) => void = () => {}): Pr
   }
   const started = Date.now();
   log("starting the stack (emulators, migrations, seed, wrangler dev) with fresh local storage");
-  const stack = await startStack({ purpose: "bench", env: { ...SETTINGS }, timeoutMs: STARTUP_TIMEOUT_MS });
+  const stack = await startStack({ purpose: "bench", env: { ...SETTINGS } });
   log(`stack healthy on ${stack.baseUrl} after ${((Date.now() - started) / 1000).toFixed(1)} s (log ${stack.logFile})`);
   return {
     baseUrl: stack.baseUrl,

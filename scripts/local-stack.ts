@@ -2,7 +2,8 @@
  * Starts the whole service exactly as `npm start` does (provider emulators, local D1 migrations
  * and seed, `wrangler dev`) on free ports and with its own fresh local storage, so it can run
  * next to a developer's own `npm start`. Used by the end-to-end tests and the benchmarks.
- * Output goes to a log file under /tmp; when startup fails the error carries the log's tail.
+ * Output goes to a log file under /tmp; when startup fails the error says what it was waiting
+ * for, the last step start.ts reached, where the log is, and carries the log's tail.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
@@ -13,7 +14,15 @@ import { fileURLToPath } from "node:url";
 import { killGroup, reaperFinished } from "./stack-reaper";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const STARTUP_TIMEOUT_MS = 120_000;
+/**
+ * How long a stack may take to answer its health check. A cold start (vendored assets, ~60
+ * migrations, the seed, wrangler's bundle) took about a minute on an idle 2-core machine and more
+ * than two under a load of ~12, so the default leaves room; STACK_STARTUP_TIMEOUT_MS sets it.
+ */
+export const STARTUP_TIMEOUT_MS = 300_000;
+export const STARTUP_TIMEOUT_VARIABLE = "STACK_STARTUP_TIMEOUT_MS";
+/** Each health check's own limit: a loaded machine may answer slowly, and that is not a failure yet. */
+const HEALTH_CHECK_TIMEOUT_MS = 5_000;
 const STOP_GRACE_MS = 10_000;
 /** The reaper's own bound (5 s of SIGTERM, 2 s after SIGKILL) and some slack. */
 const REAPER_WAIT_MS = 10_000;
@@ -36,6 +45,7 @@ export interface Stack {
 export interface StartStackOptions {
   /** Extra environment for scripts/start.ts (e.g. API.md §7 overrides). */
   env?: Record<string, string>;
+  /** The start-up limit; without it STACK_STARTUP_TIMEOUT_MS, or STARTUP_TIMEOUT_MS. */
   timeoutMs?: number;
   /** Names the log file: /tmp/plant-community-<purpose>-<port>.log. */
   purpose?: string;
@@ -53,6 +63,31 @@ export function freePort(): Promise<number> {
       server.close(() => (port ? resolve(port) : reject(new Error("could not find a free port"))));
     });
   });
+}
+
+/**
+ * The start-up limit from the environment: STACK_STARTUP_TIMEOUT_MS in milliseconds (a positive
+ * whole number), STARTUP_TIMEOUT_MS when unset or empty. Anything else is refused, not ignored:
+ * a limit someone meant to raise must not silently stay at the default.
+ */
+export function startupTimeoutMs(env: Record<string, string | undefined> = process.env): number {
+  const raw = env[STARTUP_TIMEOUT_VARIABLE]?.trim();
+  if (!raw) return STARTUP_TIMEOUT_MS;
+  if (!/^[1-9][0-9]*$/.test(raw)) {
+    throw new Error(
+      `${STARTUP_TIMEOUT_VARIABLE} must be a whole number of milliseconds above 0 (e.g. 600000 for 10 minutes), not "${raw}"`,
+    );
+  }
+  return Number(raw);
+}
+
+/** The last step start.ts logged ("[start] …"), and whether wrangler dev had said it was ready. */
+function lastStep(file: string): string {
+  const lines = existsSync(file) ? readFileSync(file, "utf8").split("\n") : [];
+  const steps = lines.filter((line) => line.startsWith("[start] "));
+  const step = steps.at(-1)?.slice("[start] ".length) ?? "none logged yet";
+  const ready = lines.some((line) => /Ready on/i.test(line));
+  return `start.ts's last step: "${step}"${ready ? "" : " (wrangler dev had not said it was ready)"}`;
 }
 
 function tail(file: string, lines: number): string {
@@ -88,6 +123,8 @@ export async function stopStack(child: ChildProcess, stateDir: string, graceMs =
 }
 
 export async function startStack(options: StartStackOptions = {}): Promise<Stack> {
+  // Read before anything is started: a bad setting fails at once and leaves nothing running.
+  const limitMs = options.timeoutMs ?? startupTimeoutMs();
   const port = await freePort();
   let emulatorPort = await freePort();
   while (emulatorPort === port) emulatorPort = await freePort();
@@ -125,28 +162,43 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
   let stopped: Promise<void> | null = null;
   const stop = () => (stopped ??= stopStack(child, stateDir));
 
-  const deadline = Date.now() + (options.timeoutMs ?? STARTUP_TIMEOUT_MS);
+  const health = `${baseUrl}/api/v1/health/`;
+  const deadline = Date.now() + limitMs;
   let lastError = "no answer yet";
+  let exitedEarly: string | null = null;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      lastError = `scripts/start.ts exited early (code ${child.exitCode}, signal ${child.signalCode})`;
+      exitedEarly = `code ${child.exitCode}, signal ${child.signalCode}`;
       break;
     }
     try {
-      const res = await fetch(`${baseUrl}/api/v1/health/`, { signal: AbortSignal.timeout(5_000) });
+      const res = await fetch(health, { signal: AbortSignal.timeout(HEALTH_CHECK_TIMEOUT_MS) });
       await res.arrayBuffer();
       if (res.status === 200) {
         return { baseUrl, port, emulatorPort, pid, logFile, stateDir, logTail: (lines = 60) => tail(logFile, lines), stop };
       }
       lastError = `health answered ${res.status}`;
     } catch (err) {
-      lastError = err instanceof Error ? err.message : String(err);
+      lastError =
+        err instanceof Error && err.name === "TimeoutError"
+          ? `health did not answer within ${HEALTH_CHECK_TIMEOUT_MS / 1000} s`
+          : err instanceof Error
+            ? (err.cause instanceof Error ? err.cause.message : "") || err.message
+            : String(err);
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
+  // Read before stopping it: the stop adds its own lines.
+  const reached = lastStep(logFile);
   await stop();
+  // The reason first, then where to look: a failed run's first line should say why.
+  const why =
+    exitedEarly !== null
+      ? `scripts/start.ts exited (${exitedEarly}) before ${health} answered 200`
+      : `The stack did not answer 200 at ${health} within ${limitMs / 1000} s ` +
+        `(${STARTUP_TIMEOUT_VARIABLE}; a slow or loaded machine may need more)`;
   throw new Error(
-    `The stack did not become healthy at ${baseUrl}/api/v1/health/ (${lastError}). Last lines of ${logFile}:\n${tail(logFile, 60)}\n` +
-      `Its terminal output (${terminalFile}):\n${tail(terminalFile, 20)}`,
+    `${why}. Last health check: ${lastError}; ${reached}. Full log: ${logFile}\n` +
+      `Its last lines:\n${tail(logFile, 60)}\nIts terminal output (${terminalFile}):\n${tail(terminalFile, 20)}`,
   );
 }

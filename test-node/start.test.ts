@@ -2,7 +2,8 @@
  * `npm start` as a newcomer meets it (issue 12): a few summary lines before the URL and the
  * rest in a log file, no colour codes when the output is not a terminal, a clear message naming
  * the setting when a port is taken, a non-zero exit when wrangler fails, and Ctrl-C stopping
- * everything it started even when the script is too busy to do it itself.
+ * everything it started even when the script is too busy to do it itself. And the launcher tests
+ * and benchmarks start it with (scripts/local-stack.ts): its start-up limit and what its failure says.
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -10,7 +11,7 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { freePort } from "../scripts/local-stack";
+import { freePort, STARTUP_TIMEOUT_MS, startStack, startupTimeoutMs } from "../scripts/local-stack";
 
 const root = join(import.meta.dirname, "..");
 const stateDirs: string[] = [];
@@ -250,5 +251,89 @@ describe("npm start", () => {
     expect(run.output).toContain("wrangler dev exited with");
     expect(run.exitCode).not.toBe(0);
     expect(existsSync(join(run.stateDir, "start.log"))).toBe(true);
+  });
+});
+
+describe("the stack launcher (scripts/local-stack.ts)", () => {
+  /** Runs `body` with STACK_STARTUP_TIMEOUT_MS set to `value`, then restores it. */
+  async function withLimit<T>(value: string, body: () => Promise<T>): Promise<T> {
+    const before = process.env.STACK_STARTUP_TIMEOUT_MS;
+    process.env.STACK_STARTUP_TIMEOUT_MS = value;
+    try {
+      return await body();
+    } finally {
+      if (before === undefined) delete process.env.STACK_STARTUP_TIMEOUT_MS;
+      else process.env.STACK_STARTUP_TIMEOUT_MS = before;
+    }
+  }
+
+  it("takes its start-up limit from STACK_STARTUP_TIMEOUT_MS, and the default when it is unset or empty", () => {
+    expect(startupTimeoutMs({})).toBe(STARTUP_TIMEOUT_MS);
+    expect(startupTimeoutMs({ STACK_STARTUP_TIMEOUT_MS: "" })).toBe(STARTUP_TIMEOUT_MS);
+    expect(startupTimeoutMs({ STACK_STARTUP_TIMEOUT_MS: " 600000 " })).toBe(600_000);
+    // Room for a cold start on a loaded 2-core machine (more than two minutes under a load of ~12).
+    expect(STARTUP_TIMEOUT_MS).toBeGreaterThanOrEqual(300_000);
+  });
+
+  it.each(["0", "-1", "1.5", "10m", "1e6", "soon"])("refuses STACK_STARTUP_TIMEOUT_MS=%s, naming the variable", (value) => {
+    expect(() => startupTimeoutMs({ STACK_STARTUP_TIMEOUT_MS: value })).toThrow(
+      `STACK_STARTUP_TIMEOUT_MS must be a whole number of milliseconds above 0 (e.g. 600000 for 10 minutes), not "${value}"`,
+    );
+  });
+
+  it("refuses a bad limit before it starts anything", { timeout: 10_000 }, async () => {
+    const started = Date.now();
+    await expect(withLimit("soon", () => startStack({ purpose: "launcher-test" }))).rejects.toThrow("STACK_STARTUP_TIMEOUT_MS must be");
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it("fails at the limit set in STACK_STARTUP_TIMEOUT_MS, saying what it waited for, the last step and where the log is", {
+    timeout: 90_000,
+  }, async () => {
+    const started = Date.now();
+    const error = await withLimit("3000", () => startStack({ purpose: "launcher-test" })).then(
+      () => null,
+      (err: Error) => err,
+    );
+    expect(error).toBeInstanceOf(Error);
+    const message = error!.message;
+    const health =
+      /^The stack did not answer 200 at http:\/\/127\.0\.0\.1:(\d+)\/api\/v1\/health\/ within 3 s \(STACK_STARTUP_TIMEOUT_MS; a slow or loaded machine may need more\)\. /.exec(
+        message,
+      );
+    expect(health, message).not.toBeNull();
+    expect(message).toMatch(/Last health check: [^;]+; start\.ts's last step: "[^"]+" \(wrangler dev had not said it was ready\)\./);
+    // The step it was at when the limit came, not the stop that followed it.
+    expect(message).not.toMatch(/last step: "[^"]*stop/);
+    const log = /Full log: (\S+\/plant-community-launcher-test-\d+\.log)\n/.exec(message)?.[1];
+    expect(log, message).toBeDefined();
+    expect(existsSync(log!)).toBe(true);
+    rmSync(log!, { force: true });
+    rmSync(`${log}.terminal`, { force: true });
+    // Stopped at the limit (plus the stop's own bounded wait), not at a default it ignored.
+    expect(Date.now() - started).toBeLessThan(40_000);
+    expect(await eventually(() => canListen(Number(health![1])), 15_000)).toBe(true);
+  });
+
+  it("says start.ts exited, with its own reason, when the stack cannot start at all", { timeout: 90_000 }, async () => {
+    const port = await freePort();
+    const taken = await occupy(port);
+    try {
+      // start.ts itself is told to use a port that is taken: it stops at once.
+      const error = await startStack({ purpose: "launcher-test", env: { PORT: String(port) } }).then(
+        () => null,
+        (err: Error) => err,
+      );
+      expect(error).toBeInstanceOf(Error);
+      expect(error!.message).toMatch(
+        /^scripts\/start\.ts exited \(code 1, signal null\) before http:\/\/127\.0\.0\.1:\d+\/api\/v1\/health\/ answered 200\./,
+      );
+      expect(error!.message).not.toContain("STACK_STARTUP_TIMEOUT_MS");
+      expect(error!.message).toContain(`port ${port} is already in use (PORT)`);
+      for (const file of error!.message.match(/\S+\/plant-community-launcher-test-\d+\.log(\.terminal)?/g) ?? [])
+        rmSync(file, { force: true });
+    } finally {
+      taken.close();
+    }
   });
 });
