@@ -196,6 +196,14 @@ describe("identification page", () => {
     const progressText = await page.textContent("#progress-list");
     expect(progressText).toMatch(/Started working on your photo|Waiting in the queue/);
     expect(progressText).toMatch(/Identified|Not sure/);
+    // Each step shows its time, but the live region announces the step without it.
+    const times = page.locator("#progress-list .step__time");
+    expect(await times.count()).toBe(steps.length);
+    expect(await times.first().isVisible()).toBe(true);
+    expect(await times.first().textContent()).toMatch(/\d{1,2}:\d{2}:\d{2}/);
+    const spoken = await page.locator("#progress-list").ariaSnapshot();
+    expect(spoken).toMatch(/Identified|Not sure/);
+    expect(spoken).not.toMatch(/\d{1,2}:\d{2}:\d{2}/);
     expect(await page.getAttribute("#progress-bar", "aria-valuenow")).toBe("100");
 
     const results = (await page.evaluate(async (id) => {

@@ -484,6 +484,9 @@
     item.append(text);
     const time = h("time", "step__time", new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }));
     time.dateTime = new Date().toISOString();
+    // Shown for the eye, kept out of the live region's announcement: a clock reading with every
+    // step says nothing about the plant.
+    time.setAttribute("aria-hidden", "true");
     item.append(time);
     el.progressList.append(item);
     return item;
