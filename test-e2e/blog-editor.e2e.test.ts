@@ -262,6 +262,54 @@ describe("the blog editor page", () => {
     expect(problems).toEqual([]);
   });
 
+  it("says the post list's count once per tab switch or change, in a status region, and does not read the list aloud", async () => {
+    const { author, page, problems } = await openAsAuthor("count");
+    // Nothing around the list is live: a re-render would otherwise be read out whole.
+    expect(await page.$eval("#post-items", (list) => list.closest("[aria-live]") === null)).toBe(true);
+    expect(await page.getAttribute("#post-list-status", "role")).toBe("status");
+    // Not shown: the visible list and its "No posts here yet." say the same to the eye.
+    const box = await page.locator("#post-list-status").boundingBox();
+    expect(box && box.width <= 1 && box.height <= 1, JSON.stringify(box)).toBe(true);
+    /** What the status region should say for the list as shown (fewer than 100 posts in these tests). */
+    const expected = (one: string, many: string) =>
+      page.$$eval("#post-items > li", (items) => items.length).then((n) => (n === 0 ? `No ${many}` : `${n} ${n === 1 ? one : many}`));
+    const said = () => page.textContent("#post-list-status");
+    await page.waitForFunction(() => (document.getElementById("post-list-status")?.textContent ?? "") !== "");
+    expect(await said()).toBe(await expected("draft", "drafts"));
+
+    // Every change the region makes from now on is a separate announcement.
+    await page.evaluate(() => {
+      const w = window as unknown as { __said: string[] };
+      w.__said = [];
+      const region = document.getElementById("post-list-status") as HTMLElement;
+      new MutationObserver(() => w.__said.push(region.textContent ?? "")).observe(region, {
+        childList: true,
+        characterData: true,
+        subtree: true,
+      });
+    });
+    const announcements = () => page.evaluate(() => (window as unknown as { __said: string[] }).__said);
+
+    await page.click("#status-tabs [data-status='review']");
+    await page.waitForSelector("#post-items[data-status='review']", { state: "attached" });
+    const review = await expected("post in review", "posts in review");
+    expect(await said()).toBe(review);
+    expect(await announcements()).toEqual([review]);
+
+    // Back to the drafts, then a saved new draft: each says its count once.
+    await page.click("#status-tabs [data-status='draft']");
+    await page.waitForSelector("#post-items[data-status='draft']", { state: "attached" });
+    const drafts = await page.$$eval("#post-items > li", (items) => items.length);
+    await page.fill("#post-title", `Counted ${author}`);
+    expect(await save(page)).toBe(201);
+    const before = drafts === 0 ? "No drafts" : `${drafts} ${drafts === 1 ? "draft" : "drafts"}`;
+    const after = `${drafts + 1} ${drafts + 1 === 1 ? "draft" : "drafts"}`;
+    await page.waitForFunction((n) => document.querySelectorAll("#post-items > li").length === n + 1, drafts);
+    await page.waitForFunction((text) => document.getElementById("post-list-status")?.textContent === text, after);
+    expect(await announcements()).toEqual([review, before, after]);
+    expect(problems).toEqual([]);
+  }, 120_000);
+
   it("lines the sign-in form up under the header's brand, the width of a form, not of the page", async () => {
     const context = await e2e.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();

@@ -32,6 +32,7 @@
     tabs: $("status-tabs"),
     items: $("post-items"),
     empty: $("post-list-empty"),
+    listStatus: $("post-list-status"),
     newPost: $("new-post"),
     title: $("editor-title"),
     status: $("post-status"),
@@ -209,6 +210,7 @@
     // A slower answer for a tab no longer selected must not replace the current list.
     if (status !== state.status) return;
     const posts = res.ok ? res.data.results || [] : [];
+    announceList(status, res.ok ? (typeof res.data.count === "number" ? res.data.count : posts.length) : null);
     el.items.dataset.status = status;
     el.items.replaceChildren(
       ...posts.map((p) => {
@@ -223,6 +225,25 @@
       }),
     );
     el.empty.hidden = posts.length > 0;
+  }
+
+  const LIST_NAMES = {
+    draft: ["draft", "drafts"],
+    review: ["post in review", "posts in review"],
+    scheduled: ["scheduled post", "scheduled posts"],
+    published: ["published post", "published posts"],
+    unpublished: ["unpublished post", "unpublished posts"],
+  };
+
+  /**
+   * Says what the list now holds ("12 drafts", "No posts in review") in a status region, not
+   * the list itself: a live list would be read out whole at every tab switch and refresh. The
+   * text is only replaced when it changes, so a refresh that changes nothing says nothing.
+   */
+  function announceList(status, count) {
+    const [one, many] = LIST_NAMES[status] || ["post", "posts"];
+    const text = count === null ? `The ${many} could not be loaded.` : count === 0 ? `No ${many}` : `${count} ${count === 1 ? one : many}`;
+    if (el.listStatus.textContent !== text) el.listStatus.textContent = text;
   }
 
   /** The selected tab is the only one in the Tab order; the arrow keys move between them (ARIA's tabs pattern). */
