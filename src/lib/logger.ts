@@ -43,8 +43,17 @@ export function describeError(error: unknown): Record<string, unknown> {
  * A request path fit for logs and error reports: a path segment that is itself a credential (a
  * calendar feed's signed token) is replaced, so whoever reads the logs cannot use it. Whatever
  * follows `/calendar-feed/`, not only the feed's own route: a URL mistyped after the token (the
- * file name left off, another one) answers 404 but carries the same working token.
+ * file name left off, another one) answers 404 but carries the same working token — so also in
+ * any case, after doubled slashes, and with percent-escapes read as the router reads them
+ * (`calendar%2Dfeed` is the feed's own route; the error reporter is given the raw path).
  */
 export function loggablePath(path: string): string {
-  return path.replace(/(\/calendar-feed\/)[^/]+/, "$1[token]");
+  const decoded = path.replace(/(?:%[0-9A-Fa-f]{2})+/g, (escapes) => {
+    try {
+      return decodeURIComponent(escapes);
+    } catch {
+      return escapes;
+    }
+  });
+  return decoded.replace(/(\/calendar-feed\/+)[^/]+/i, "$1[token]");
 }

@@ -7,11 +7,13 @@
 import { env } from "cloudflare:workers";
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { BASE, call, jsonWithStatus as json } from "../helpers/http";
+import { createSentryEmulator } from "../../emulators/sentry";
+import { createApp } from "../../src/app";
+import { BASE, call, freshIp, jsonWithStatus as json } from "../helpers/http";
 import { useEmulators } from "../helpers/outbound";
 import { bearerUser } from "../helpers/users";
 
-useEmulators();
+const outbound = useEmulators();
 
 /** Requests `path` with the access log on (the tests run at warn), and answers the lines logged. */
 async function loggedFetch(path: string): Promise<{ status: number; lines: string[]; response: Response }> {
@@ -60,6 +62,52 @@ describe("a calendar feed's token stays out of the logs", () => {
     for (const path of [base, `${base}/`, `${base}/calendar.ics`]) {
       const { status, lines } = await loggedFetch(path);
       expect(status, path).toBe(404);
+      expect(
+        lines.filter((l) => l.includes(token)),
+        path,
+      ).toEqual([]);
+    }
+  });
+});
+
+// Review helper-139: the router decodes percent-escapes before it matches (`calendar%2Dfeed` is the
+// feed's own route and serves it) and the error reporter records the raw path, so a failure there
+// sent the working token to Sentry; a path's letters in another case (a 404, as a mistyped file
+// name is) carried it into the access log.
+describe("another spelling of the feed's path does not carry its token into a log or report", () => {
+  it("percent-escaped letters: the router serves the feed, and a failure there reports no token", async () => {
+    const { url, token } = await feedToken();
+    const escaped = new URL(url).pathname.replace("/calendar-feed/", "/calendar%2Dfeed/").replace("/reminders/", "/%72eminders/");
+    const served = await loggedFetch(escaped);
+    expect(served.status).toBe(200);
+    expect(served.lines.filter((l) => l.includes(token))).toEqual([]);
+
+    const sentry = createSentryEmulator();
+    outbound.overrides["sentry.emulator.test"] = (req) => sentry.handle(req);
+    const failing = () => Promise.reject(new Error("D1 down"));
+    const statement = { bind: () => statement, first: failing, all: failing, raw: failing, run: failing };
+    const ctx = createExecutionContext();
+    const res = await createApp().request(
+      escaped,
+      { headers: { "CF-Connecting-IP": freshIp() } },
+      { ...env, DB: { prepare: () => statement, batch: failing, exec: failing }, SENTRY_DSN: "https://emulatorkey@sentry.emulator.test/1" },
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(500);
+    expect(sentry.events).toHaveLength(1);
+    expect(JSON.stringify(sentry.events[0]!.event)).not.toContain(token);
+  });
+
+  it("the path's words in another case: a 404 whose access line holds no token", async () => {
+    const { url, token } = await feedToken();
+    for (const path of [
+      new URL(url).pathname.replace("/calendar-feed/", "/Calendar-Feed/"),
+      new URL(url).pathname.replace("/calendar-feed/", "/calendar-feed//"),
+    ]) {
+      const { status, lines } = await loggedFetch(path);
+      expect(status, path).toBe(404);
+      expect(lines.some((l) => l.includes('"msg":"request"'))).toBe(true);
       expect(
         lines.filter((l) => l.includes(token)),
         path,
