@@ -481,8 +481,13 @@ async function pushToDevices(env: Bindings, row: Delivery, attempt: PushAttempt)
       });
     } catch (err) {
       // The endpoint is a capability (whoever holds it can post to the device): the runtime's error
-      // may name it, and this text is logged and kept on the delivery, so only its host stays.
-      const reason = String(err).replaceAll(device.endpoint, `${new URL(device.endpoint).origin}/[endpoint]`);
+      // may name it, and this text is logged and kept on the delivery, so only its host stays. As
+      // saved and as the runtime writes it (parsed: a host saved in capitals is lower-case there).
+      const url = new URL(device.endpoint);
+      const reason = [device.endpoint, url.href].reduce(
+        (text, spelling) => text.replaceAll(spelling, `${url.origin}/[endpoint]`),
+        String(err),
+      );
       if (!(await failedAgain(env, device, attempt))) transient = `push service unreachable: ${reason}`;
       continue;
     }

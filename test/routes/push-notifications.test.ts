@@ -394,20 +394,20 @@ describe("a device whose push service keeps failing", () => {
     expect(listed.find((x) => x.endpoint === busy.endpoint)!.failing_since).toBeNull();
   });
 
-  it("an unreachable push service's error, naming the endpoint, leaves the endpoint out of the logs and the delivery's record", async () => {
-    const u = await bearerUser();
-    const sub = await device(u);
-    const endpoint = new URL(sub.endpoint);
-    // The runtime's network errors can name the URL; a push endpoint is a capability (anyone
-    // holding it, with the VAPID key, can post to that device), so it must not reach the logs.
-    emulators.overrides[endpoint.hostname] = async (request) => {
+  /**
+   * Makes `hostname`'s push service unreachable with an error naming the URL it was asked for (the
+   * runtime's network errors can), delivers one push to `userId`, and answers the delivery's kept
+   * reason and every line logged meanwhile.
+   */
+  async function unreachablePush(userId: string, hostname: string): Promise<string[]> {
+    emulators.overrides[hostname] = async (request) => {
       throw new TypeError(`Network connection lost: ${request.url}`);
     };
     const logged: string[] = [];
     const spies = (["log", "warn", "error"] as const).map((level) =>
       vi.spyOn(console, level).mockImplementation((...args: unknown[]) => void logged.push(args.map(String).join(" "))),
     );
-    const [d] = (await quiet(u.userId, "forum_mention", "Anyone there?")).filter((x) => x.channel === "push");
+    const [d] = (await quiet(userId, "forum_mention", "Anyone there?")).filter((x) => x.channel === "push");
     const result = await run([d!.id]).finally(() => {
       for (const spy of spies) spy.mockRestore();
     });
@@ -415,7 +415,27 @@ describe("a device whose push service keeps failing", () => {
     const given = await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, d!.id)).get();
     expect(given?.detail).toMatch(/push service unreachable/);
     expect(logged.join("\n")).toMatch(/push service unreachable/);
-    for (const text of [given?.detail ?? "", ...logged]) expect(text).not.toContain(endpoint.pathname);
+    return [given?.detail ?? "", ...logged];
+  }
+
+  it("an unreachable push service's error, naming the endpoint, leaves the endpoint out of the logs and the delivery's record", async () => {
+    const u = await bearerUser();
+    // A push endpoint is a capability (anyone holding it, with the VAPID key, can post to that
+    // device), so it must not reach the logs.
+    const endpoint = new URL((await device(u)).endpoint);
+    for (const text of await unreachablePush(u.userId, endpoint.hostname)) expect(text).not.toContain(endpoint.pathname);
+  });
+
+  it("an endpoint saved in another spelling than the URL the error names (its host in capitals) is left out too", async () => {
+    // Review helper-139: the allow-list reads a host in any case, and the runtime names the URL as
+    // parsed (lower-case host), which is not the saved text.
+    const u = await bearerUser();
+    const { public_key } = await json<{ public_key: string }>(await call("/api/v1/notifications/push/vapid-public-key/"), 200);
+    const sub = await emulators.push.subscribe({ applicationServerKey: public_key });
+    const endpoint = new URL(sub.endpoint);
+    const spelled = sub.endpoint.replace(endpoint.host, endpoint.host.toUpperCase());
+    await json(await call(SUBS, { bearer: u.access, json: { ...sub, endpoint: spelled, expirationTime: null } }), 201);
+    for (const text of await unreachablePush(u.userId, endpoint.hostname)) expect(text).not.toContain(endpoint.pathname);
   });
 });
 
