@@ -35,8 +35,9 @@ function credentialsOf(url: string, init: RequestInit): string[] {
     if (value) found.push(value, value.replace(/^(Bearer|Basic|Token)\s+/i, ""));
   }
   // Longest first, so a header's whole value goes before the bare token inside it; each also as
-  // a URL would write it (percent-encoded), since that is how a URL in a message shows it.
-  const all = found.flatMap((v) => [v, encodeURIComponent(v)]).filter((v) => v.length >= 4);
+  // a URL would write it, since that is how a URL in a message shows it: percent-encoded, and as
+  // a query writes it (form-encoded: ~ ' ( ) ! escaped, a space as +).
+  const all = found.flatMap((v) => [v, encodeURIComponent(v), new URLSearchParams({ v }).toString().slice(2)]).filter((v) => v.length >= 4);
   return [...new Set(all)].sort((a, b) => b.length - a.length);
 }
 

@@ -17,9 +17,9 @@ const TREFLE_TOKEN = "trefleSecretToken-9876543210fedcba";
 
 afterEach(() => vi.restoreAllMocks());
 
-function plantNetCall() {
+function plantNetCall(apiKey = PLANTNET_KEY) {
   return identifyWithPlantNet(
-    { baseUrl: "https://plantnet.example", apiKey: PLANTNET_KEY, timeoutMs: 5000 },
+    { baseUrl: "https://plantnet.example", apiKey, timeoutMs: 5000 },
     {
       images: [{ bytes: new Uint8Array([1]), mime: "image/jpeg" }],
       organs: ["leaf"],
@@ -46,6 +46,19 @@ function everything(err: ProviderError): string {
 }
 
 describe("provider credentials in failed calls", () => {
+  it("a key with characters a query writes otherwise than encodeURIComponent (~ ' ( ) !, a space) is not carried either", async () => {
+    // Review helper-139: a URL's query is form-encoded (%7E, %27, +), not as encodeURIComponent writes it.
+    const key = "2b10Plant~Net'(Secret) Key!0123";
+    const inQuery = new URLSearchParams({ k: key }).toString().slice(2);
+    vi.spyOn(globalThis, "fetch").mockImplementation(async (input) => {
+      throw new TypeError(`Fetch API cannot load: ${String(input)}`);
+    });
+    const text = everything(await failure(plantNetCall(key)));
+    expect(text).toContain("plantnet unreachable");
+    expect(text).not.toContain(inQuery);
+    expect(text).not.toContain("Secret");
+  });
+
   it("a fetch the runtime refuses, naming the URL with Pl@ntNet's key in it, does not carry the key", async () => {
     vi.spyOn(globalThis, "fetch").mockImplementation(async (input) => {
       throw new TypeError(`Fetch API cannot load: ${String(input)}`);
