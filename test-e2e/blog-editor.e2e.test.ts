@@ -310,6 +310,26 @@ describe("the blog editor page", () => {
     expect(problems).toEqual([]);
   }, 120_000);
 
+  it("says a list that could not be loaded failed, to the eye and to a screen reader alike", async () => {
+    const { page } = await openAsAuthor("failed");
+    await page.waitForFunction(() => (document.getElementById("post-list-status")?.textContent ?? "") !== "");
+    await page.route(/\/api\/v1\/blog\/posts\/\?status=review/, (route) =>
+      route.fulfill({ status: 503, contentType: "application/json", body: JSON.stringify({ error: "unavailable", code: "UNAVAILABLE" }) }),
+    );
+    await page.click("#status-tabs [data-status='review']");
+    await page.waitForSelector("#post-items[data-status='review']", { state: "attached" });
+    expect(await page.textContent("#post-list-status")).toBe("The posts in review could not be loaded.");
+    expect(await page.isVisible("#post-list-empty")).toBe(true);
+    expect(await page.textContent("#post-list-empty")).toBe("The posts in review could not be loaded.");
+    // Loaded again, an empty list reads as empty once more.
+    await page.unroute(/\/api\/v1\/blog\/posts\/\?status=review/);
+    await page.click("#status-tabs [data-status='draft']");
+    await page.waitForSelector("#post-items[data-status='draft']", { state: "attached" });
+    await page.click("#status-tabs [data-status='review']");
+    await page.waitForFunction(() => !document.getElementById("post-list-status")?.textContent?.includes("could not"));
+    expect(await page.textContent("#post-list-empty")).toBe("No posts here yet.");
+  }, 120_000);
+
   it("lines the sign-in form up under the header's brand, the width of a form, not of the page", async () => {
     const context = await e2e.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();

@@ -224,7 +224,14 @@
         return li;
       }),
     );
+    // A list that could not be loaded says so to the eye too, not "No posts here yet." (the status
+    // region says it to a screen reader).
+    el.empty.textContent = res.ok ? "No posts here yet." : listFailure(status);
     el.empty.hidden = posts.length > 0;
+  }
+
+  function listFailure(status) {
+    return `The ${(LIST_NAMES[status] || ["post", "posts"])[1]} could not be loaded.`;
   }
 
   const LIST_NAMES = {
@@ -242,7 +249,7 @@
    */
   function announceList(status, count) {
     const [one, many] = LIST_NAMES[status] || ["post", "posts"];
-    const text = count === null ? `The ${many} could not be loaded.` : count === 0 ? `No ${many}` : `${count} ${count === 1 ? one : many}`;
+    const text = count === null ? listFailure(status) : count === 0 ? `No ${many}` : `${count} ${count === 1 ? one : many}`;
     if (el.listStatus.textContent !== text) el.listStatus.textContent = text;
   }
 
