@@ -95,10 +95,19 @@ export function localDay(at: Date | number, timeZone = "UTC"): number {
   return new Date(localWall(new Date(at).getTime(), timeZone)).getUTCDate();
 }
 
+/** A wall-clock reading's time of day, in ms after midnight. */
+function msAfterMidnight(wall: number): number {
+  return ((wall % DAY_MS) + DAY_MS) % DAY_MS;
+}
+
 /** The local time of day at `at` on `timeZone`'s clock, in ms after midnight. */
 export function timeOfDay(at: Date | number, timeZone = "UTC"): number {
-  const wall = localWall(new Date(at).getTime(), timeZone);
-  return ((wall % DAY_MS) + DAY_MS) % DAY_MS;
+  return msAfterMidnight(localWall(new Date(at).getTime(), timeZone));
+}
+
+/** A wall-clock reading moved, on its own day, to the schedule's local time of day (if it has one). */
+function atScheduleTime(wall: number, schedule: Schedule): number {
+  return schedule.localTime === undefined ? wall : wall - msAfterMidnight(wall) + schedule.localTime;
 }
 
 /**
@@ -108,8 +117,7 @@ export function timeOfDay(at: Date | number, timeZone = "UTC"): number {
  */
 export function addIntervals(from: Date, schedule: Schedule, count = 1): Date {
   const zone = schedule.timeZone ?? "UTC";
-  const fromWall = localWall(from.getTime(), zone);
-  const wall = new Date(schedule.localTime === undefined ? fromWall : fromWall - timeOfDay(from, zone) + schedule.localTime);
+  const wall = new Date(atScheduleTime(localWall(from.getTime(), zone), schedule));
   const days = intervalDays(schedule);
   if (days !== null) return new Date(localInstant(wall.getTime() + count * days * DAY_MS, zone));
   const monthIndex = wall.getUTCMonth() + count;
@@ -263,9 +271,10 @@ function localAnchor(row: ScheduleColumns): number {
  */
 function localTimeOf(row: ScheduleColumns): number {
   const due = Date.parse(row.nextDueAt);
-  const own = timeOfDay(due, row.timeZone);
+  const wall = localWall(due, row.timeZone);
+  const own = msAfterMidnight(wall);
   if (row.localTimeMs === null || row.localTimeMs === own) return own;
-  return localInstant(localWall(due, row.timeZone) - own + row.localTimeMs, row.timeZone) === due ? row.localTimeMs : own;
+  return localInstant(wall - own + row.localTimeMs, row.timeZone) === due ? row.localTimeMs : own;
 }
 
 export function scheduleOf(row: ScheduleColumns): Schedule {
@@ -590,18 +599,17 @@ export function reminderCalendarEvents(rows: ReminderRow[]): CalendarEvent[] {
       // The time of day the series repeats, on an occurrence's day: where a skipped hour moved the
       // due time on (02:30 → 03:30), DTSTART says 02:30, which a calendar reads as 03:30 that day
       // and repeats at 02:30, as the schedule does.
-      const series = (start: number): CalendarEvent => ({
+      const series = (start: number, localStart = atScheduleTime(localWall(start, row.timeZone), schedule)): CalendarEvent => ({
         ...event,
         uid: `${row.id}@plant-community`,
         start: new Date(start),
-        localStart:
-          localWall(start, row.timeZone) - timeOfDay(start, row.timeZone) + (schedule.localTime ?? timeOfDay(start, row.timeZone)),
+        localStart,
         rrule: recurrenceFor(schedule),
         timeZone,
       });
       const due = Date.parse(row.nextDueAt);
-      const first = series(due);
-      if (timeZone === "UTC" || localInstant(first.localStart!, row.timeZone) === due) return [first];
+      const dueLocal = atScheduleTime(localWall(due, row.timeZone), schedule);
+      if (timeZone === "UTC" || localInstant(dueLocal, row.timeZone) === due) return [series(due, dueLocal)];
       return [
         { ...event, uid: `${row.id}.once@plant-community`, start: new Date(due), timeZone: "UTC" },
         series(addIntervals(new Date(due), schedule).getTime()),
