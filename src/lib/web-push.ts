@@ -287,17 +287,39 @@ export async function sendPush(
 ): Promise<PushAnswer> {
   const headers = { ...pushHeaders(options), ...(await vapidHeaders(subscription.endpoint, vapid)) };
   const body = await encryptPushPayload(encoder.encode(payload), subscription.keys);
-  const response = await fetch(subscription.endpoint, {
-    method: "POST",
-    headers,
-    body,
-    // A push service answers; it does not send the message elsewhere. A 3xx is returned as it is.
-    redirect: "manual",
-    signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
-  });
+  let response: Response;
+  try {
+    response = await fetch(subscription.endpoint, {
+      method: "POST",
+      headers,
+      body,
+      // A push service answers; it does not send the message elsewhere. A 3xx is returned as it is.
+      redirect: "manual",
+      signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+    });
+  } catch (err) {
+    throw withoutEndpoint(err, subscription.endpoint);
+  }
   await response.body?.cancel();
   const retryAfterS = parseRetryAfter(response.headers.get("retry-after"));
   return retryAfterS === undefined ? { status: response.status } : { status: response.status, retryAfterS };
+}
+
+/**
+ * A failed send's error with the endpoint cut to its origin: the endpoint is a capability (whoever
+ * holds it can post to the device), the runtime's error may name it, and callers log and keep what
+ * a failure says. As given and as the runtime writes it (parsed: a host in capitals is lower-case
+ * there). The same kind of error, without its cause (which would name it again).
+ */
+function withoutEndpoint(err: unknown, endpoint: string): Error {
+  const url = new URL(endpoint);
+  const message = [endpoint, url.href].reduce(
+    (text, spelling) => text.replaceAll(spelling, `${url.origin}/[endpoint]`),
+    err instanceof Error ? err.message : String(err),
+  );
+  const error = new Error(message);
+  if (err instanceof Error) error.name = err.name;
+  return error;
 }
 
 function pushHeaders({ ttlS, urgency, topic }: SendPushOptions): Record<string, string> {

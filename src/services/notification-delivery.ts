@@ -480,15 +480,8 @@ async function pushToDevices(env: Bindings, row: Delivery, attempt: PushAttempt)
         topic,
       });
     } catch (err) {
-      // The endpoint is a capability (whoever holds it can post to the device): the runtime's error
-      // may name it, and this text is logged and kept on the delivery, so only its host stays. As
-      // saved and as the runtime writes it (parsed: a host saved in capitals is lower-case there).
-      const url = new URL(device.endpoint);
-      const reason = [device.endpoint, url.href].reduce(
-        (text, spelling) => text.replaceAll(spelling, `${url.origin}/[endpoint]`),
-        String(err),
-      );
-      if (!(await failedAgain(env, device, attempt))) transient = `push service unreachable: ${reason}`;
+      // Logged and kept on the delivery: sendPush's error names the endpoint by its origin only.
+      if (!(await failedAgain(env, device, attempt))) transient = `push service unreachable: ${String(err)}`;
       continue;
     }
     const at = new Date().toISOString();

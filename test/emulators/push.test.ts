@@ -122,6 +122,25 @@ describe("push emulator: delivery", () => {
       /reach the internet/,
     );
   });
+
+  it("sendPush's error names the endpoint by its origin only, keeping the error's kind", async () => {
+    // The endpoint is a capability; whoever calls sendPush logs what its failure says. The runtime
+    // names the URL as parsed (a host given in capitals is lower-case there).
+    const subscription = await push.subscribe();
+    const endpoint = new URL("https://push.elsewhere.test/push/a-device-capability");
+    for (const given of [endpoint.href, endpoint.href.replace(endpoint.host, endpoint.host.toUpperCase())]) {
+      spy?.mockImplementationOnce(async (input: RequestInfo | URL) => {
+        throw new TypeError(`Network connection lost: ${new URL(String(input)).href}`);
+      });
+      const failure = await sendPush({ ...subscription, endpoint: given }, "x", vapid, { ttlS: 60 }).then(
+        () => null,
+        (err: unknown) => err as Error,
+      );
+      expect(failure?.name).toBe("TypeError");
+      expect(failure?.message).toBe(`Network connection lost: ${endpoint.origin}/[endpoint]`);
+      expect(String(failure)).not.toContain(endpoint.pathname);
+    }
+  });
 });
 
 describe("push emulator: VAPID", () => {
