@@ -11,69 +11,58 @@ type Provider = ProviderError["provider"];
 const callSignals = new WeakMap<Response, AbortSignal>();
 
 /**
- * The call each answer came from (its URL and headers), for redactCredentials: a ProviderError's
- * message is logged, reported and kept in a request's `errors` (which its owner reads), and it can
- * hold the call's URL (a runtime's "Fetch API cannot load: <url>") or an upstream's echo of the
- * request, where Pl@ntNet's `api-key` rides in the query and Trefle's token in a header.
+ * The credentials each answer's call carried, for redactCredentials: a ProviderError's message is
+ * logged, reported and kept in a request's `errors` (which its owner reads), and it can hold the
+ * call's URL (a runtime's "Fetch API cannot load: <url>") or an upstream's echo of the request,
+ * where Pl@ntNet's `api-key` rides in the query and Trefle's token in a header.
  */
-interface Call {
-  url: string;
-  headers: RequestInit["headers"];
-}
-const calls = new WeakMap<Response, Call>();
+const callCredentials = new WeakMap<Response, readonly string[]>();
 
-/** Query parameters and headers that carry a provider credential. */
-const CREDENTIAL_PARAM = /key|token|secret|signature/i;
-const CREDENTIAL_HEADERS = ["authorization", "api-key", "x-api-key"];
-
-function credentialsOf({ url, headers: sent }: Call): string[] {
-  const found: string[] = [];
-  try {
-    for (const [name, value] of new URL(url).searchParams) if (CREDENTIAL_PARAM.test(name)) found.push(value);
-  } catch {
-    // An unparsable URL carries no query to take credentials from; fetch refuses it anyway.
-  }
-  const headers = new Headers(sent);
-  for (const name of CREDENTIAL_HEADERS) {
-    const value = headers.get(name);
-    if (value) found.push(value, value.replace(/^(Bearer|Basic|Token)\s+/i, ""));
-  }
-  // Longest first, so a header's whole value goes before the bare token inside it; each also as
-  // a URL would write it, since that is how a URL in a message shows it: percent-encoded, and as
-  // a query writes it (form-encoded: ~ ' ( ) ! escaped, a space as +).
-  const all = found.flatMap((v) => [v, encodeURIComponent(v), new URLSearchParams({ v }).toString().slice(2)]).filter((v) => v.length >= 4);
+/**
+ * Each credential as a message may show it, longest first (so a header's whole value goes before
+ * a shorter one inside it): as given, percent-encoded (how a URL in a message shows it) and as a
+ * query writes it (form-encoded: ~ ' ( ) ! escaped, a space as +).
+ */
+function spellings(credentials: readonly string[]): string[] {
+  const all = credentials
+    .flatMap((v) => [v, encodeURIComponent(v), new URLSearchParams({ v }).toString().slice(2)])
+    .filter((v) => v.length >= 4);
   return [...new Set(all)].sort((a, b) => b.length - a.length);
 }
 
 /**
  * `text` with every credential of the call replaced, so no message built from it carries one. The
- * credentials are found only here, when a failure's message is built: a call that succeeds (every
+ * spellings are made only here, when a failure's message is built: a call that succeeds (every
  * identification's) pays nothing for them.
  */
-function redactCredentials(text: string, call: Call | undefined): string {
-  if (!call) return text;
-  return credentialsOf(call).reduce((out, credential) => out.replaceAll(credential, "[redacted]"), text);
+function redactCredentials(text: string, credentials: readonly string[] | undefined): string {
+  if (!credentials?.length) return text;
+  return spellings(credentials).reduce((out, credential) => out.replaceAll(credential, "[redacted]"), text);
 }
 
-/** fetch with a hard timeout; network failures and timeouts become ProviderErrors. */
+/**
+ * fetch with a hard timeout; network failures and timeouts become ProviderErrors. `credentials`
+ * are the secrets the call carries (a key in its query or a header, as sent): the provider names
+ * them, so every message built from the call has them redacted wherever the provider puts them,
+ * whatever the parameter or header is called.
+ */
 export async function fetchWithTimeout(
   provider: Provider,
   url: string,
   init: RequestInit,
-  timeoutMs: number,
-  signal?: AbortSignal,
+  call: { timeoutMs: number; credentials: readonly string[]; signal?: AbortSignal },
 ): Promise<Response> {
+  const { timeoutMs, credentials, signal } = call;
   const timeout = AbortSignal.timeout(timeoutMs);
   const combined = signal ? AbortSignal.any([timeout, signal]) : timeout;
-  const call: Call = { url, headers: init.headers };
   try {
     const res = await fetch(url, { ...init, signal: combined });
     callSignals.set(res, combined);
-    calls.set(res, call);
+    callCredentials.set(res, credentials);
     return res;
   } catch (err) {
     if (timeout.aborted) throw new ProviderError(provider, "timeout", `${provider} did not answer within ${timeoutMs} ms`);
-    const reason = redactCredentials(err instanceof Error ? err.message : String(err), call);
+    const reason = redactCredentials(err instanceof Error ? err.message : String(err), credentials);
     throw new ProviderError(provider, "network", `${provider} unreachable: ${reason}`);
   }
 }
@@ -82,7 +71,7 @@ export async function fetchWithTimeout(
 export async function errorFromResponse(provider: Provider, res: Response): Promise<ProviderError> {
   // Read past the 300 characters kept, so a credential that straddles the cut is still whole when redacted.
   const read = (await readUpTo(res, 1024).catch(() => ({ text: "" }))).text;
-  const text = redactCredentials(read, calls.get(res)).slice(0, 300);
+  const text = redactCredentials(read, callCredentials.get(res)).slice(0, 300);
   const detail = `${provider} answered ${res.status}${text ? `: ${text}` : ""}`;
   if (res.status === 429) return new ProviderError(provider, "rate_limited", detail, 429, parseRetryAfter(res.headers.get("Retry-After")));
   if (res.status === 401 || res.status === 403) return new ProviderError(provider, "auth", detail, res.status);
@@ -138,7 +127,7 @@ export async function readJson(provider: Provider, res: Response, timeoutMs: num
     throw new ProviderError(
       provider,
       "network",
-      `${provider} connection lost before the body ended: ${redactCredentials(err instanceof Error ? err.message : String(err), calls.get(res))}`,
+      `${provider} connection lost before the body ended: ${redactCredentials(err instanceof Error ? err.message : String(err), callCredentials.get(res))}`,
       res.status,
     );
   }

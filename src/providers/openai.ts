@@ -98,7 +98,7 @@ export async function generateCareGuide(
         max_completion_tokens: 1500,
       }),
     },
-    settings.timeoutMs,
+    { timeoutMs: settings.timeoutMs, credentials: [settings.apiKey] },
   );
   if (!res.ok) {
     const error = await errorFromResponse("openai", res);

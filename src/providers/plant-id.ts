@@ -214,8 +214,7 @@ async function postToPlantId(
     "plant_id",
     url.toString(),
     { method: "POST", headers: { "Api-Key": settings.apiKey, "Content-Type": "application/json" }, body: JSON.stringify(body) },
-    settings.timeoutMs,
-    signal,
+    { timeoutMs: settings.timeoutMs, credentials: [settings.apiKey], signal },
   );
   if (!res.ok) throw await errorFromResponse("plant_id", res);
   return { json: await readJson("plant_id", res, settings.timeoutMs), status: res.status };

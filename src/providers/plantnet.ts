@@ -128,7 +128,12 @@ export async function identifyWithPlantNet(
     form.append("images", new Blob([image.bytes], { type: image.mime }), `photo_${i}.${image.mime === "image/png" ? "png" : "jpg"}`);
     form.append("organs", query.organs[i]!);
   });
-  const res = await fetchWithTimeout("plantnet", url.toString(), { method: "POST", body: form }, settings.timeoutMs, signal);
+  const res = await fetchWithTimeout(
+    "plantnet",
+    url.toString(),
+    { method: "POST", body: form },
+    { timeoutMs: settings.timeoutMs, credentials: [settings.apiKey], signal },
+  );
   if (res.status === 404) {
     await res.body?.cancel();
     return { provider: "plantnet", isPlant: false, suggestions: [], health: null };

@@ -87,7 +87,7 @@ async function get(settings: TrefleSettings, path: string, query: Record<string,
     "trefle",
     url.toString(),
     { headers: { Authorization: `Bearer ${settings.token}` } },
-    settings.timeoutMs,
+    { timeoutMs: settings.timeoutMs, credentials: [settings.token] },
   );
   if (res.status === 404) {
     await res.body?.cancel();

@@ -6,6 +6,7 @@
  * the request (or the header's token) in an error body.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { errorFromResponse, fetchWithTimeout } from "../../src/providers/http";
 import { identifyWithPlantId } from "../../src/providers/plant-id";
 import { identifyWithPlantNet } from "../../src/providers/plantnet";
 import { trefleSpeciesFor } from "../../src/providers/trefle";
@@ -114,5 +115,32 @@ describe("provider credentials in failed calls", () => {
     const err = await failure(plantNetCall());
     expect(err.kind).toBe("network");
     expect(everything(err)).not.toContain(PLANTNET_KEY);
+  });
+
+  it("a credential is redacted whatever its query parameter or header is called: the provider names it, not a pattern", async () => {
+    // Until now credentials were found by name (key|token|secret|signature, three headers): a
+    // provider sending its key as `auth=` or in `X-Client-Auth` would have had it carried out.
+    const queryKey = "queryCredential-0123456789abcdef";
+    const headerKey = "headerCredential-fedcba9876543210";
+    const url = `https://new-provider.example/v1/identify?auth=${queryKey}`;
+    const init = { headers: { "X-Client-Auth": headerKey } };
+    const call = { timeoutMs: 5000, credentials: [queryKey, headerKey] };
+    vi.spyOn(globalThis, "fetch").mockImplementationOnce(async (input) => {
+      throw new TypeError(`Fetch API cannot load: ${String(input)}`);
+    });
+    const refused = await failure(fetchWithTimeout("plantnet", url, init, call));
+    expect(refused.message).toContain("unreachable: Fetch API cannot load: https://new-provider.example/v1/identify?auth=[redacted]");
+    vi.spyOn(globalThis, "fetch").mockImplementationOnce(async (input, sent) => {
+      const echoed = new Headers(sent?.headers).get("X-Client-Auth");
+      return new Response(`bad request to ${String(input)} with ${echoed}`, { status: 400 });
+    });
+    const answered = await errorFromResponse("plantnet", await fetchWithTimeout("plantnet", url, init, call));
+    expect(answered.message).toBe(
+      "plantnet answered 400: bad request to https://new-provider.example/v1/identify?auth=[redacted] with [redacted]",
+    );
+    for (const err of [refused, answered]) {
+      expect(everything(err)).not.toContain(queryKey);
+      expect(everything(err)).not.toContain(headerKey);
+    }
   });
 });
