@@ -129,6 +129,15 @@ export function eqIfGiven<T>(column: SQLiteColumn, value: T | undefined): SQL | 
   return value === undefined ? undefined : eq(column, value);
 }
 
+/**
+ * `column IN values` as ONE bound parameter (the list as JSON, read back by json_each), for lists
+ * that grow with a page or an input: D1 binds at most 100 parameters to a statement, and drizzle's
+ * `inArray` binds one per value (docs/scaling.md "Limits each request keeps under").
+ */
+export function inList(column: SQLiteColumn | SQL, values: readonly (string | number)[]): SQL {
+  return sql`${column} IN (SELECT value FROM json_each(${JSON.stringify(values)}))`;
+}
+
 /** The row `id` of `table` when it belongs to `userId` (owner-scoped reads, updates, deletes). */
 export function ownedBy(table: { id: SQLiteColumn; userId: SQLiteColumn }, userId: string, id: string): SQL | undefined {
   return and(eq(table.id, id), eq(table.userId, userId));

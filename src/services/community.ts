@@ -18,8 +18,8 @@
  * and each identifier's `identifications_helped` (requests of others whose consensus they
  * supported with a vote that counts: by the rule above, a `new` or deactivated account helped none).
  */
-import { and, desc, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
-import { changes, database, rowIf, runBatch, sqlNow, tableRows } from "../db/client";
+import { and, desc, eq, isNull, type SQL, sql } from "drizzle-orm";
+import { changes, database, inList, rowIf, runBatch, sqlNow, tableRows } from "../db/client";
 import { type Page, type PageRequest, selectPage } from "../db/pagination";
 import { identificationRequests, identificationResults, notifications, proposalReports, species, users } from "../db/schema";
 import type { AuthenticatedUser, Bindings } from "../env";
@@ -413,7 +413,7 @@ export async function communityFeed(env: Bindings, filter: FeedFilter, page: Pag
     ? await db
         .select()
         .from(r)
-        .where(and(inArray(r.requestId, ids), eq(r.isHidden, false)))
+        .where(and(inList(r.requestId, ids), eq(r.isHidden, false)))
         .all()
     : [];
   const round = (v: number | null) => (v === null ? null : Math.round(v * 10 ** COORDINATE_DECIMALS) / 10 ** COORDINATE_DECIMALS);
