@@ -5,8 +5,8 @@
  * (the same picture may belong to rows of any user), so one is deleted only when no row refers
  * to it any more; which rows can refer to a photo is the declared list PHOTO_REFERENCES below.
  */
-import { inArray, type SQL, sql } from "drizzle-orm";
-import { database, runBatch } from "../db/client";
+import { type SQL, sql } from "drizzle-orm";
+import { database, inList, runBatch } from "../db/client";
 import {
   blogImages,
   blogPosts,
@@ -115,7 +115,7 @@ export async function blogLibraryRefs(env: Bindings, refs: readonly string[]): P
   const rows = await database(env)
     .select({ ref: blogImages.ref })
     .from(blogImages)
-    .where(inArray(blogImages.ref, [...new Set(refs)]));
+    .where(inList(blogImages.ref, [...new Set(refs)]));
   return new Set(rows.map((r) => r.ref));
 }
 
@@ -223,7 +223,7 @@ export async function releasePhotos(
   const unused = candidates.filter((img) => !used.has(photoRef(img)));
   if (unused.length === 0) return;
   const refs = [...new Set(unused.map(photoRef))];
-  if (opts.fromBlog) await database(env).delete(blogImages).where(inArray(blogImages.ref, refs));
+  if (opts.fromBlog) await database(env).delete(blogImages).where(inList(blogImages.ref, refs));
   await env.IMAGES.delete([...new Set(unused.flatMap((img) => [imageKey(img), LEGACY_AVATAR_PREFIX + photoRef(img)]))]);
 }
 

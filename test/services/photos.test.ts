@@ -28,6 +28,7 @@ async function photo(seed: string) {
   return { sha256, type: "png" as const, mime: "image/png" as const, bytes };
 }
 
+const i8 = (image: StoredImage) => Number.parseInt(image.sha256.slice(0, 2), 16);
 const stored = async (image: StoredImage) => (await env.IMAGES.head(imageKey(image))) !== null;
 
 async function avatar(access: string, seed: string): Promise<string> {
@@ -104,6 +105,25 @@ describe("release", () => {
     expect(await stored(p)).toBe(false);
     expect(await withStoredPhotos(env, [p], async () => "written")).toBe("written");
     expect(await stored(p)).toBe(true);
+  });
+});
+
+describe("release of many photos at once", () => {
+  it("a blog release of more photos than D1 binds to a statement (100) releases every one: library rows and R2 objects go", async () => {
+    // A deleted post lets go of every photo its revisions showed: many more than 100.
+    const images: StoredImage[] = [];
+    for (let i = 0; i < 130; i++) images.push({ sha256: await sha256Hex(`many-photos-${i}`), type: "png" });
+    await Promise.all(images.map((img) => env.IMAGES.put(imageKey(img), new Uint8Array([i8(img)]))));
+    const insert = env.DB.prepare("INSERT INTO blog_images (ref) VALUES (?)");
+    await env.DB.batch(images.map((img) => insert.bind(photoRef(img))));
+
+    await releasePhotoRefs(env, images.map(photoRef), { fromBlog: true });
+
+    const left = await env.DB.prepare("SELECT count(*) AS n FROM blog_images WHERE ref IN (SELECT value FROM json_each(?))")
+      .bind(JSON.stringify(images.map(photoRef)))
+      .first<{ n: number }>();
+    expect(left?.n).toBe(0);
+    expect((await Promise.all(images.map(stored))).filter(Boolean)).toHaveLength(0);
   });
 });
 
