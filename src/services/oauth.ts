@@ -13,9 +13,10 @@
  */
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from "jose";
 import { z } from "zod";
-import { and, eq, gt, isNull, not, or, type SQL, sql } from "drizzle-orm";
+import { and, eq, gt, isNull, not, type SQL, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { batchRows, changes, database, rowIf, runBatch, type Statement } from "../db/client";
+import { startsWith } from "../db/text-match";
 import { emailChangeTokens, oauthAccounts, oauthStates, passwordResetTokens, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
@@ -743,12 +744,15 @@ export function usernameBase(hint: string): string {
  */
 async function availableUsername(env: Bindings, hint: string): Promise<string> {
   const base = usernameBase(hint);
-  // The base alphabet has no GLOB metacharacters, so it can be used in the pattern as is.
+  // The base and its numbered forms: a range over the lower(username) index, then digits only
+  // after the base. Not `GLOB base[0-9]*`: D1 refuses LIKE/GLOB patterns over 50 bytes, and a base
+  // may hold 144 characters (the base alphabet is ASCII, so SQLite and JS count it alike).
   const lower = base.toLowerCase();
+  const name = sql`lower(${users.username})`;
   const results = await database(env)
-    .select({ name: sql<string>`lower(${users.username})` })
+    .select({ name: sql<string>`${name}` })
     .from(users)
-    .where(or(sql`lower(${users.username}) = ${lower}`, sql`lower(${users.username}) GLOB ${`${lower}[0-9]*`}`));
+    .where(and(startsWith(name, lower), sql`substr(${name}, ${lower.length + 1}) NOT GLOB '*[^0-9]*'`));
   const taken = new Set(results.map((row) => row.name));
   // The names nobody has, in order, looked up in the retired ones a few at a time.
   let suffix = 1;

@@ -657,6 +657,15 @@ describe("services/oauth linking rules (called directly)", () => {
     }
   });
 
+  it("a hint longer than D1's 50-byte GLOB/LIKE pattern limit still names the account, and a second one takes the suffix", async () => {
+    // An email's local part may be 64 characters; the name base keeps up to 144.
+    const hint = `${uniqueName("long")}${"x".repeat(60)}`;
+    const first = await signInWithIdentity(env, identity({ usernameHint: hint }));
+    expect(first.username).toBe(hint);
+    const second = await signInWithIdentity(env, identity({ usernameHint: hint.toUpperCase() }));
+    expect(second.username).toBe(`${hint.toUpperCase()}2`);
+  });
+
   it("derives usernames from the registration alphabet", () => {
     expect(usernameBase("José.María+plants")).toBe("Jose.Maria+plants");
     expect(usernameBase("fern gully!")).toBe("ferngully");
