@@ -9,6 +9,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call, jsonWithStatus as json, type Page } from "../helpers/http";
 import { bearerUser } from "../helpers/users";
+import { action, category, createPost, withRole } from "./blog-editorial-setup";
 
 const MAX_PAGE = 100;
 
@@ -27,5 +28,20 @@ describe("a full page (page_size=100) stays under D1's 100 bound parameters", ()
     const res = await call(`/api/v1/plant-identification/community/?page_size=${MAX_PAGE}`);
     const page = await json<Page<{ request_id: string }>>(res, 200);
     expect(page.results).toHaveLength(MAX_PAGE);
+  });
+});
+
+describe("the largest input the API accepts stays under D1's 100 bound parameters", () => {
+  it("a post with the most categories (20) and tags (20): saved, published, read with its related posts", async () => {
+    const editor = await withRole("editor");
+    const cats = await Promise.all(Array.from({ length: 20 }, () => category(editor.access)));
+    const tags = Array.from({ length: 20 }, (_, i) => `tag-${i}`);
+    const body = { categories: cats.map((c) => c.slug), tags };
+    const post = await createPost(editor.access, body);
+    await createPost(editor.access, body).then((other) => action(editor.access, other.id, "publish"));
+    expect((await action(editor.access, post.id, "publish")).status).toBe(200);
+    const read = await json<{ tags: string[]; related_posts: unknown[] }>(await call(`/api/v2/blog-posts/${post.id}/`), 200);
+    expect(read.tags).toHaveLength(20);
+    expect(read.related_posts).toHaveLength(1);
   });
 });
