@@ -8,8 +8,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call, jsonWithStatus as json, type Page } from "../helpers/http";
+import { blogPost } from "../helpers/blog";
 import { bearerUser } from "../helpers/users";
-import { action, category, createPost, withRole } from "./blog-editorial-setup";
+import { API, action, category, createPost, withRole } from "./blog-editorial-setup";
 
 const MAX_PAGE = 100;
 
@@ -27,6 +28,14 @@ describe("a full page (page_size=100) stays under D1's 100 bound parameters", ()
     );
     const res = await call(`/api/v1/plant-identification/community/?page_size=${MAX_PAGE}`);
     const page = await json<Page<{ request_id: string }>>(res, 200);
+    expect(page.results).toHaveLength(MAX_PAGE);
+  });
+
+  it("the editorial post list, with each post's categories and tags", async () => {
+    const editor = await withRole("editor");
+    for (let i = 0; i <= MAX_PAGE; i++) await blogPost({ tags: i === 0 ? ["first"] : [] });
+    const res = await call(`${API}/posts/?page_size=${MAX_PAGE}`, { bearer: editor.access });
+    const page = await json<Page<{ id: string; tags: string[] }>>(res, 200);
     expect(page.results).toHaveLength(MAX_PAGE);
   });
 });
