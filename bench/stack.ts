@@ -20,6 +20,7 @@ export const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const SETTINGS: Readonly<Record<string, string>> = {
   EDGE_RATE_LIMIT_ENABLED: "false",
   IDENTIFY_RATE_LIMIT: "1000000/3600",
+  IDENTIFY_ADDRESS_RATE_LIMIT: "1000000/3600",
   REGISTER_RATE_LIMIT: "100000/3600",
   LOGIN_RATE_LIMIT: "100000/900",
   REFRESH_RATE_LIMIT: "100000/3600",

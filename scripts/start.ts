@@ -243,6 +243,7 @@ const LOCAL_LIMITS = {
   REFRESH_RATE_LIMIT: "200/3600",
   REFRESH_SESSION_RATE_LIMIT: "200/3600",
   IDENTIFY_RATE_LIMIT: "1000/3600",
+  IDENTIFY_ADDRESS_RATE_LIMIT: "10000/3600",
 };
 
 function localSettings(emulatorUrl: string): Record<string, string> {

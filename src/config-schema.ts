@@ -82,6 +82,13 @@ export const ConfigSchema = z.object({
    * token that verifies spends its session's budget, anything else REFRESH_RATE_LIMIT, per address.
    */
   REFRESH_SESSION_RATE_LIMIT: z.string().default("30/3600").pipe(rate),
+  /**
+   * Paid identifications (synchronous, queued, diagnosis, retries) per client address, whoever
+   * is signed in (default 300 an hour, three accounts' IDENTIFY_RATE_LIMIT): each may cost a
+   * Plant.id and a Pl@ntNet call, and accounts are cheap (REGISTER_RATE_LIMIT per address), so
+   * per-account allowances alone grow with every account one address makes. IPv6 counts per /64.
+   */
+  IDENTIFY_ADDRESS_RATE_LIMIT: z.string().default("300/3600").pipe(rate),
   /** Plant photos stored per user, new plants and replaced photos alike (default 100 an hour). */
   PLANT_PHOTO_RATE_LIMIT: z.string().default("100/3600").pipe(rate),
   /**

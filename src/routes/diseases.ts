@@ -28,6 +28,7 @@ import { queuedRequestSchema, REQUEST_PHOTO_PARTS, RequestLanguage, RequestStatu
 import { apiFields } from "../lib/fields";
 import { StageTimer } from "../lib/server-timing";
 import { jsonBody, pageSchema, searchText, errorResponse, IdParam, IdentificationLanguage } from "./schemas";
+import { clientIp } from "../services/rate-limits";
 import { DEFAULT_LANGUAGE } from "../services/identification";
 import { throwIfFieldErrors, readPhotoForm } from "./uploads";
 
@@ -155,7 +156,7 @@ export function diseaseRoutes() {
       },
       {
         description:
-          "Shares the identification rate limit (one budget of Plant.id calls per user). Photos follow the upload rules of identification requests.",
+          "Shares the identification rate limit (one budget of Plant.id calls per user, and one per client address across accounts: IDENTIFY_ADDRESS_RATE_LIMIT). Photos follow the upload rules of identification requests.",
       },
     );
   // Registered for the document, routed with app.post: the body is validated part by part.
@@ -164,7 +165,7 @@ export function diseaseRoutes() {
     const userId = userIdOf(c);
     const timer = new StageTimer();
     // Nothing queued (the upload refused, the photos not stored, the queue down): the budget comes back.
-    const row = await withRequestBudget(c.env, userId, c.get("logger"), timer, async () => {
+    const row = await withRequestBudget(c.env, { userId, address: clientIp(c.req.raw) }, c.get("logger"), timer, async () => {
       const upload = await timer.time("upload", readUpload(c));
       return submitRequest(
         c.env,

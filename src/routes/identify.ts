@@ -15,7 +15,7 @@ import { NO_IMAGE_MESSAGE, UPLOAD_RULES, validateImageUpload, type ImageUploadIn
 import { assertCsrf } from "../middleware/auth";
 import { DEFAULT_LANGUAGE, identifyNow, providerStatuses, type IdentifyOutcome } from "../services/identification";
 import { identificationProviderHealth, providerCacheCounters } from "../services/provider-calls";
-import { clientIp, spendRateLimit } from "../services/rate-limits";
+import { clientIp, spendIdentifyBudget } from "../services/rate-limits";
 import { catalogueCareAhead, recordIdentification } from "../services/identification-requests";
 import { reportRequestError } from "../middleware/error-reporting";
 import { jsonBody, errorResponse, filePart, IdentificationLanguage } from "./schemas";
@@ -236,12 +236,7 @@ export function identifyRoutes() {
     const [spent, image] = await Promise.all([
       timer.time(
         "limit",
-        spendRateLimit(
-          c.env,
-          user ? `identify:user:${user.id}` : `identify:ip:${clientIp(c.req.raw)}`,
-          config.IDENTIFY_RATE_LIMIT,
-          c.get("logger"),
-        ).then(
+        spendIdentifyBudget(c.env, { userId: user?.id ?? null, address: clientIp(c.req.raw) }, c.get("logger")).then(
           (refund) => ({ refund }),
           (error: unknown) => ({ error }),
         ),

@@ -8,6 +8,7 @@ import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { createRouter, routeSet, documentOnly, noContentAfter } from "./router";
 import { requireAuth, userIdOf } from "../middleware/auth";
+import { clientIp } from "../services/rate-limits";
 import { DEFAULT_LANGUAGE, PLANT_ORGANS, type PlantOrgan } from "../services/identification";
 import {
   acceptResult,
@@ -175,7 +176,7 @@ export function requestRoutes() {
   app.post(createRequestRoute.path, requireAuth, async (c) => {
     const timer = new StageTimer();
     // Nothing queued (the upload refused, the photos not stored, the queue down): the budget comes back.
-    const row = await withRequestBudget(c.env, userIdOf(c), c.get("logger"), timer, async () => {
+    const row = await withRequestBudget(c.env, { userId: userIdOf(c), address: clientIp(c.req.raw) }, c.get("logger"), timer, async () => {
       const upload = await timer.time("upload", readUpload(c));
       return submitRequest(
         c.env,
@@ -276,7 +277,13 @@ export function requestRoutes() {
     },
   );
   app.openapi(postRequestsByIdRetry, async (c) => {
-    const updated = await retryOwnRequest(c.env, IdentificationRequests, userIdOf(c), c.req.valid("param").id, c.get("logger"));
+    const updated = await retryOwnRequest(
+      c.env,
+      IdentificationRequests,
+      { userId: userIdOf(c), address: clientIp(c.req.raw) },
+      c.req.valid("param").id,
+      c.get("logger"),
+    );
     return c.json(identificationRequestBody(updated), 202);
   });
 

@@ -16,7 +16,6 @@
  * exactly one does the work, and a final request is never moved again.
  */
 import { and, desc, eq, inArray, isNull, lt, lte, or, type SQL, sql } from "drizzle-orm";
-import { getConfig } from "../config";
 import { CLOSE_CODES, type CompletedMessage, FinalStatus } from "../../durable-objects/user-hub-protocol";
 import { batchRows, changes, type Database, database, runBatch, type Statement, sqlNow, tableRows } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
@@ -32,7 +31,7 @@ import { imageUrl, photoRef, photosOf, releasePhotos, type StoredImage, type sto
 import { queuedDeliveriesQuery, queuedDeliveryIds } from "./notification-delivery";
 import { announceNotifications, insertNotifications, type Notification } from "./notifications";
 import { progress, publish, retellCompleted, userHub } from "./progress";
-import { type Refund, refundingOnFailure, spendRateLimit } from "./rate-limits";
+import { type Refund, refundingOnFailure, spendIdentifyBudget } from "./rate-limits";
 
 export type RequestStatus = (typeof identificationRequests.$inferSelect)["status"];
 
@@ -192,23 +191,24 @@ export async function submitRequest<T extends RequestTable>(
 }
 
 /**
- * Identification and diagnosis share one budget of Plant.id calls per user (429 when spent). It
+ * Identification and diagnosis share one budget of Plant.id calls per user, and one per client
+ * address that every account from it shares (`spendIdentifyBudget`; 429 when either is spent). It
  * pays for a queued job: the refund gives it back when none is queued after all (an upload
  * refused, a request that cannot be retried, the queue down).
  */
-export function spendRequestBudget(env: Bindings, userId: string, logger: Logger): Promise<Refund> {
-  return spendRateLimit(env, `identify:user:${userId}`, getConfig(env).IDENTIFY_RATE_LIMIT, logger);
+export function spendRequestBudget(env: Bindings, userId: string, address: string, logger: Logger): Promise<Refund> {
+  return spendIdentifyBudget(env, { userId, address }, logger);
 }
 
-/** Runs `work` (which queues a job) on one of the user's budget, given back when it throws. */
+/** Runs `work` (which queues a job) on one of the user's (and their address's) budget, given back when it throws. */
 export async function withRequestBudget<R>(
   env: Bindings,
-  userId: string,
+  caller: { userId: string; address: string },
   logger: Logger,
   timer: StageTimer,
   work: () => Promise<R>,
 ): Promise<R> {
-  return refundingOnFailure(await timer.time("limit", spendRequestBudget(env, userId, logger)), work);
+  return refundingOnFailure(await timer.time("limit", spendRequestBudget(env, caller.userId, caller.address, logger)), work);
 }
 
 /**
@@ -489,7 +489,7 @@ function notRetryable(status: string): AppError {
 export async function retryOwnRequest<T extends RequestTable>(
   env: Bindings,
   kind: RequestKind<T>,
-  userId: string,
+  { userId, address }: { userId: string; address: string },
   id: string,
   logger: Logger,
   now = Date.now(),
@@ -506,7 +506,7 @@ export async function retryOwnRequest<T extends RequestTable>(
   if (!before.retryable) throw notRetryable(before.status);
   // The UPDATE holds the condition again (the request may have moved since the read). A retry
   // refused there (409) or whose job the queue refused (503) queued nothing: its budget comes back.
-  return refundingOnFailure(await spendRequestBudget(env, userId, logger), async () => {
+  return refundingOnFailure(await spendRequestBudget(env, userId, address, logger), async () => {
     const updated = (await database(env)
       .update(t)
       .set({

@@ -3,7 +3,7 @@
  * per bucket, so every isolate in every location sees the same count. Refusals are 429 with
  * Retry-After and code RATE_LIMITED — never 403.
  */
-import type { Config } from "../config";
+import { type Config, getConfig } from "../config";
 import type { Bindings } from "../env";
 import { humanDuration } from "../lib/durations";
 import { AppError } from "../lib/errors";
@@ -68,6 +68,38 @@ export async function spendRateLimit(env: Bindings, name: string, rate: Rate, lo
       });
     }
   };
+}
+
+/**
+ * Counts one hit in each of `limits` at once, for work they all pay for: when any refuses, the
+ * others' hits are given back and its 429 is thrown. The refund gives back every hit.
+ */
+export async function spendRateLimits(env: Bindings, limits: [name: string, rate: Rate][], logger: Logger): Promise<Refund> {
+  const spent = await Promise.allSettled(limits.map(([name, rate]) => spendRateLimit(env, name, rate, logger)));
+  const refunds = spent.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+  const refundAll: Refund = async () => {
+    await Promise.all(refunds.map((refund) => refund()));
+  };
+  const refused = spent.find((s) => s.status === "rejected");
+  if (refused) {
+    await refundAll();
+    throw refused.reason;
+  }
+  return refundAll;
+}
+
+/**
+ * The allowance a paid identification spends (synchronous, queued or diagnosis): the caller's
+ * IDENTIFY_RATE_LIMIT (per account, or per address when anonymous) and its address's
+ * IDENTIFY_ADDRESS_RATE_LIMIT, which every account from that address shares. An address
+ * Cloudflare did not give ("unknown", never in production) is not one client: only the account's.
+ */
+export function spendIdentifyBudget(env: Bindings, caller: { userId: string | null; address: string }, logger: Logger): Promise<Refund> {
+  const config = getConfig(env);
+  const own = caller.userId ? `identify:user:${caller.userId}` : `identify:ip:${caller.address}`;
+  const limits: [string, Rate][] = [[own, config.IDENTIFY_RATE_LIMIT]];
+  if (caller.address !== "unknown") limits.push([`identify-address:ip:${caller.address}`, config.IDENTIFY_ADDRESS_RATE_LIMIT]);
+  return spendRateLimits(env, limits, logger);
 }
 
 /** Runs `work` paid for by an already spent hit: when it throws, the hit is given back and the error still goes to the caller. */

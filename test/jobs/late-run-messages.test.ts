@@ -68,7 +68,7 @@ function retryingOnError(userId: string, id: string) {
 
 /** The owner retries the request (its job's message goes nowhere); `hubs`: the bindings its `queued` is told through. */
 const retry = (userId: string, id: string, hubs: Pick<typeof env, "USER_HUB"> = env) =>
-  retryOwnRequest({ ...env, ...hubs, IDENTIFY_QUEUE: NO_QUEUE }, IdentificationRequests, userId, id, logger);
+  retryOwnRequest({ ...env, ...hubs, IDENTIFY_QUEUE: NO_QUEUE }, IdentificationRequests, { userId, address: "unknown" }, id, logger);
 
 /** What a socket heard of the request, as `stage-or-type:run`. */
 const story = (socket: Socket, id: string) =>

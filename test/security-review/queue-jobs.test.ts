@@ -158,7 +158,13 @@ describe("queue jobs: telling the owner", () => {
     await env.DB.prepare("UPDATE notifications SET is_read = 1 WHERE user_id = ?").bind(u.userId).run();
 
     // The owner retries it (API.md §2.2 retry/); the queue is replaced so only our deliveries run it.
-    const retried = await retryOwnRequest({ ...env, IDENTIFY_QUEUE: NO_QUEUE }, IdentificationRequests, u.userId, id, createLogger({}));
+    const retried = await retryOwnRequest(
+      { ...env, IDENTIFY_QUEUE: NO_QUEUE },
+      IdentificationRequests,
+      { userId: u.userId, address: "unknown" },
+      id,
+      createLogger({}),
+    );
     expect(retried.status).toBe("pending");
 
     // The retried job fails again (dead-lettered): the request is failed — and the owner?
