@@ -2,7 +2,7 @@
  * GET /api/v1/plant-identification/species/{id}/care — care instructions for a species
  * (API.md §4): the stored AI guide, generated on first request when OpenAI is configured, else
  * rule-based advice from the catalogue. `?regenerate=true` asks for a fresh AI guide (limited
- * per user, CARE_REGENERATE_RATE_LIMIT).
+ * per user, CARE_REGENERATE_RATE_LIMIT, and with first-time guides 30 an hour).
  */
 import { z } from "@hono/zod-openapi";
 import { CARE_RULES_LANGUAGES } from "../services/care";
@@ -40,7 +40,7 @@ export function careRoutes() {
     {
       200: jsonBody(CareSchema, "Care instructions"),
       404: errorResponse(404, "Unknown species"),
-      429: errorResponse(429, "Too many regenerations"),
+      429: errorResponse(429, "Too many regenerations: CARE_REGENERATE_RATE_LIMIT a minute, or the 30 AI guides an hour a user may cause"),
       503: errorResponse(503, "AI care unavailable for a regeneration"),
     },
   );

@@ -10,11 +10,11 @@ import { careGuides, species } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
-import type { Logger } from "../lib/logger";
+import { createLogger, type Logger } from "../lib/logger";
 import { generateCareGuide } from "../providers/openai";
 import { ProviderError } from "../providers/types";
 import { ruleBasedCare } from "./care";
-import { enforceRateLimit, withinRateLimit } from "./rate-limits";
+import { spendRateLimits, withinRateLimit } from "./rate-limits";
 import { HOUR_MS } from "../lib/durations";
 
 /** The catalogue fields care advice needs, named as `ruleBasedCare` reads them (API field names). */
@@ -137,9 +137,10 @@ export async function careInstructionsFor(
   return ruleBasedCare(species, language);
 }
 
-/** First-time AI guides one user may cause per hour through the care route. */
+/** AI guides one user may cause per hour through the care route: first-time ones and regenerations together. */
 export const CARE_GENERATE_PER_HOUR = 30;
 const CARE_GENERATE_RATE = { limit: CARE_GENERATE_PER_HOUR, windowMs: HOUR_MS };
+const careGenerateBucket = (userId: string) => `care-generate:user:${userId}`;
 
 /**
  * Care instructions for a species as the care route answers them: 404 for an unknown species;
@@ -157,10 +158,20 @@ export async function careForSpecies(
     // A guide not yet written costs an OpenAI call: each user may cause CARE_GENERATE_PER_HOUR an
     // hour (any species, any language); past that the answer is the rule-based advice, not an
     // error, and the guide is written when someone within their allowance asks.
-    const allowance = () => withinRateLimit(env, `care-generate:user:${request.userId}`, CARE_GENERATE_RATE);
+    const allowance = () => withinRateLimit(env, careGenerateBucket(request.userId), CARE_GENERATE_RATE);
     return { species, care: await careInstructionsFor(env, species, request.language, logger, undefined, allowance) };
   }
-  await enforceRateLimit(env, `care:user:${request.userId}`, getConfig(env).CARE_REGENERATE_RATE_LIMIT);
+  // A regeneration is an OpenAI call like a first guide: it spends the same hourly allowance as
+  // well as its own per-minute one, so CARE_REGENERATE_RATE_LIMIT alone (5 a minute, 300 an
+  // hour) is not what one account may cost. Either refusing is a 429 that spends neither.
+  await spendRateLimits(
+    env,
+    [
+      [`care:user:${request.userId}`, getConfig(env).CARE_REGENERATE_RATE_LIMIT],
+      [careGenerateBucket(request.userId), CARE_GENERATE_RATE],
+    ],
+    logger ?? createLogger(),
+  );
   try {
     return { species, care: await generateAndStoreCareGuide(env, species, request.language) };
   } catch (err) {

@@ -195,6 +195,24 @@ describe("species care instructions", () => {
     await expectError(refused, 503, "CARE_UNAVAILABLE");
   });
 
+  it(`regenerations spend the hourly allowance of AI guides too: one account causes at most ${CARE_GENERATE_PER_HOUR} OpenAI calls an hour`, async () => {
+    const u = await bearerUser();
+    const id = await species();
+    // The per-minute limit out of the way: what is left is what an hour of patient calls costs.
+    const patient = { ...env, CARE_REGENERATE_RATE_LIMIT: "1000/60" } as Env;
+    const ask = (regenerate: boolean, language = "en") =>
+      careForSpecies(patient, { speciesId: id, language, regenerate, userId: u.userId });
+    expect((await ask(false)).care).toMatchObject({ source: "openai" });
+    for (let i = 1; i < CARE_GENERATE_PER_HOUR; i++)
+      expect((await ask(true)).care, `regeneration ${i}`).toMatchObject({ source: "openai" });
+    expect(emulators.openai.calls).toBe(CARE_GENERATE_PER_HOUR);
+    const refused = await ask(true).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ status: 429, code: "RATE_LIMITED", headers: { "Retry-After": expect.stringMatching(/^[1-9]\d*$/) } });
+    // Nor does a first-time guide in another language get written past it.
+    expect((await ask(false, "fr")).care).toMatchObject({ source: "rules" });
+    expect(emulators.openai.calls).toBe(CARE_GENERATE_PER_HOUR);
+  });
+
   it("404 for an unknown species, 400 for a bad id, 401 without a session", async () => {
     const u = await bearerUser();
     await expectError(
