@@ -107,6 +107,7 @@ export const ConfigSchema = z.object({
   /**
    * Account mail to one address (a password reset link, an email-change confirmation), per
    * address, whoever asks (default 3 an hour): many addresses asking cannot fill one inbox.
+   * Sign-up confirmation links have as many per address, in a count of their own.
    */
   ACCOUNT_MAIL_RATE_LIMIT: z.string().default("3/3600").pipe(rate),
   /** Email-change requests per account (default 5 an hour); each mails two addresses. */

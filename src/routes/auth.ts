@@ -624,6 +624,9 @@ const REGISTERED = {
   complaint:
     "Registration successful, but mail we sent to this address was reported as spam, so we send it nothing, not even a " +
     "confirmation link. Change your address, or ask support to lift the block.",
+  "inbox limit":
+    "Registration successful, but this address was sent several sign-up emails in the last hour, so we sent no " +
+    "confirmation link now. Ask for one later (POST /api/v1/auth/email/verify/).",
   "not sent":
     "Registration successful, but our email service is not answering, so we could not send you a confirmation link. Ask " +
     "for a new link in a few minutes (POST /api/v1/auth/email/verify/).",
@@ -643,6 +646,8 @@ export function authRoutes() {
       description:
         "Mails a link confirming the address. None goes to an address our mail provider reported as a hard bounce or a " +
         "spam complaint: `message` then says so, and what to do (a bounced address is tried again by `POST auth/email/verify/`). " +
+        "Nor when the inbox was already sent ACCOUNT_MAIL_RATE_LIMIT sign-up links this hour (sign-ups naming one inbox, in any spelling, from many places): " +
+        "the account is created and `message` says to ask for a link later. " +
         "When the email provider does not take the link (down, timed out, refusing), the account is created all the same and " +
         "`message` says no link was sent and to ask for one with `POST auth/email/verify/`.",
     },
@@ -660,7 +665,7 @@ export function authRoutes() {
     });
     const mail = await sendVerificationEmail(c.env, config, user, c.get("logger"));
     await setSessionCookies(c, await issueTokenPair(c.env, config, user.id, sessionDeviceOf(c.req.raw)));
-    const said = mail === "complaint" || mail === "bounce" || mail === "not sent" ? mail : "sent";
+    const said = mail === "complaint" || mail === "bounce" || mail === "not sent" || mail === "inbox limit" ? mail : "sent";
     return c.json({ message: REGISTERED[said], user: userProfile(user) }, 201);
   });
 

@@ -572,10 +572,11 @@ async function liftBounce(env: Bindings, address: string, userId: string, logger
 }
 
 /**
- * What `sendVerificationEmail` did: sent, nothing to send, nothing sent for this suppression, or
- * nothing sent because the email provider did not take it ("not sent": logged; ask again later).
+ * What `sendVerificationEmail` did: sent, nothing to send, nothing sent for this suppression,
+ * nothing sent because the inbox had its hour's account mail ("inbox limit"), or nothing sent
+ * because the email provider did not take it ("not sent": logged; ask again later).
  */
-export type VerificationMail = "sent" | "already verified" | "not sent" | SuppressionReason;
+export type VerificationMail = "sent" | "already verified" | "not sent" | "inbox limit" | SuppressionReason;
 
 /**
  * Emails a link that proves the account's current address (new accounts get one at sign-up; a
@@ -587,6 +588,10 @@ export async function sendVerificationEmail(env: Bindings, config: Config, user:
   if (user.emailVerified) return "already verified";
   const suppressed = await suppressionOf(env, user.email);
   if (suppressed) return suppressed;
+  // Sign-ups from many addresses naming one inbox (its +tags, Gmail's dots) must not fill it with
+  // links: ACCOUNT_MAIL_RATE_LIMIT of them per inbox, in a count of their own, so they never use
+  // up what its holder's own reset or email change needs.
+  if (!(await withinRateLimit(env, `welcome-${mailBucketName(user.email)}`, config.ACCOUNT_MAIL_RATE_LIMIT))) return "inbox limit";
   try {
     // Suppressed between the check above and the send (a report landing meanwhile): say why.
     if (!(await mailVerificationLink(env, config, user, "welcome", logger))) return (await suppressionOf(env, user.email)) ?? "not sent";

@@ -113,4 +113,21 @@ describe("account mail cannot flood an inbox", () => {
     expect(statuses).toEqual([200, 200, 200, 429]);
     expect(spellings.flatMap((address) => mailsTo(address, /Confirm your new/))).toHaveLength(3);
   });
+
+  it("sign-ups naming one stranger's inbox, in other spellings, send it at most the per-inbox limit of links; its own reset still goes", async () => {
+    const name = uniqueName("signup");
+    const spellings = [`${name}@example.com`, `${name}+a@example.com`, `${name.toUpperCase()}+b@Example.com`, `${name}+c+d@example.com`];
+    const limit = config.ACCOUNT_MAIL_RATE_LIMIT.limit;
+    for (const email of spellings.slice(0, limit)) await registerWeb({ email });
+    // One more: the account is made (refusing it would let anyone block a stranger's sign-up), no link goes.
+    const last = await call("/api/v1/auth/register/", {
+      json: { username: uniqueName(), email: spellings[limit], password: GOOD_PASSWORD },
+    });
+    expect(last.status).toBe(201);
+    expect(((await last.json()) as { message: string }).message).toMatch(/sent no confirmation link now/);
+    expect(spellings.flatMap((address) => mailsTo(address, /Confirm your email/))).toHaveLength(limit);
+    // The sign-up links have a count of their own: the inbox's holder can still reset a password.
+    await requestPasswordReset(env, config, spellings[0]!);
+    expect(mailsTo(spellings[0]!, /Reset/)).toHaveLength(1);
+  });
 });
