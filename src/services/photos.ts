@@ -224,8 +224,16 @@ export async function releasePhotos(
   if (unused.length === 0) return;
   const refs = [...new Set(unused.map(photoRef))];
   if (opts.fromBlog) await database(env).delete(blogImages).where(inList(blogImages.ref, refs));
-  await env.IMAGES.delete([...new Set(unused.flatMap((img) => [imageKey(img), LEGACY_AVATAR_PREFIX + photoRef(img)]))]);
+  const keys = [...new Set(unused.flatMap((img) => [imageKey(img), LEGACY_AVATAR_PREFIX + photoRef(img)]))];
+  for (let i = 0; i < keys.length; i += R2_DELETE_MAX_KEYS) await env.IMAGES.delete(keys.slice(i, i + R2_DELETE_MAX_KEYS));
 }
+
+/**
+ * The most keys R2 deletes in one call (R2's Workers API; S3's DeleteObjects has the same bound).
+ * The local bucket takes more, so only a deployed one would refuse a post that let go of over 500
+ * photos, two keys each.
+ */
+export const R2_DELETE_MAX_KEYS = 1000;
 
 /** `releasePhotos` for stored references (null and non-references are skipped). */
 export function releasePhotoRefs(env: Bindings, refs: readonly (string | null)[], opts: { fromBlog?: boolean } = {}): Promise<void> {

@@ -3,7 +3,7 @@
  * that refer to photos, release only when nothing refers to a photo, and store-or-undo.
  */
 import { env } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { sha256Hex } from "../../src/lib/hash";
 import {
   imageKey,
@@ -11,6 +11,7 @@ import {
   parsePhotoRef,
   photoObject,
   photoRef,
+  R2_DELETE_MAX_KEYS,
   releasePhotoRefs,
   releasePhotos,
   type StoredImage,
@@ -123,6 +124,27 @@ describe("release of many photos at once", () => {
       .bind(JSON.stringify(images.map(photoRef)))
       .first<{ n: number }>();
     expect(left?.n).toBe(0);
+    expect((await Promise.all(images.map(stored))).filter(Boolean)).toHaveLength(0);
+  });
+
+  it("a release of more keys than R2 deletes in one call (1000) deletes them in calls it takes, every one", async () => {
+    // Two keys a photo (its key and the pre-0013 avatar key): 600 photos are 1200 keys. The local
+    // bucket takes any number, so the calls' sizes are what the test reads.
+    const images: StoredImage[] = [];
+    for (let i = 0; i < 600; i++) images.push({ sha256: await sha256Hex(`r2-delete-bound-${i}`), type: "png" });
+    await Promise.all(images.map((img) => env.IMAGES.put(imageKey(img), new Uint8Array([i8(img)]))));
+    const deleteCalls: number[] = [];
+    const bucketDelete = env.IMAGES.delete.bind(env.IMAGES);
+    const spy = vi.spyOn(env.IMAGES, "delete").mockImplementation((keys) => {
+      deleteCalls.push(Array.isArray(keys) ? keys.length : 1);
+      return bucketDelete(keys);
+    });
+    try {
+      await releasePhotoRefs(env, images.map(photoRef));
+    } finally {
+      spy.mockRestore();
+    }
+    expect(deleteCalls).toEqual([R2_DELETE_MAX_KEYS, 200]);
     expect((await Promise.all(images.map(stored))).filter(Boolean)).toHaveLength(0);
   });
 });
