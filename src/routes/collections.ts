@@ -66,7 +66,16 @@ export const CollectionSchema = z
   .openapi("Collection");
 
 const collectionFields = {
-  name: z.string().trim().min(1, "This field may not be blank.").max(100, "Ensure this field has no more than 100 characters."),
+  name: z
+    .string()
+    .trim()
+    .min(1, "This field may not be blank.")
+    .max(100, "Ensure this field has no more than 100 characters.")
+    .openapi({
+      description:
+        "Stored composed (Unicode NFC). Unique among your collections whatever the case or form, in any script: " +
+        '"Küche", "KÜCHE", "Ku\u0308che" and fullwidth "ｋüche" are one name (409 `DUPLICATE_COLLECTION`).',
+    }),
   description: z.string().max(1000, "Ensure this field has no more than 1000 characters."),
   is_public: z.boolean(),
 };

@@ -18,6 +18,7 @@ import { collections, species, userPlants, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError, isForeignKeyViolation, isUniqueViolation, orNotFound, perUserCapError } from "../lib/errors";
 import { uuidv7 } from "../lib/ids";
+import { composed, textKey } from "../lib/text";
 import type { ValidatedImage } from "../lib/images";
 import { imageUrl, parsePhotoRef, photoRef, releasePhotoRefs, withStoredPhotos } from "./photos";
 import { enforceRateLimit } from "./rate-limits";
@@ -121,18 +122,30 @@ function duplicateName(name: string): AppError {
   });
 }
 
+/**
+ * 409 when the user has another collection of the same name under Unicode case folding and
+ * normalisation (the UNIQUE index on lower(name) only sees A–Z; it still catches ASCII races).
+ */
+async function checkNameFree(env: Bindings, userId: string, name: string, exceptId?: string): Promise<void> {
+  const key = textKey(name);
+  const rows = await database(env).select({ id: c.id, name: c.name }).from(c).where(eq(c.userId, userId));
+  if (rows.some((row) => row.id !== exceptId && textKey(row.name) === key)) throw duplicateName(name);
+}
+
 export async function createCollection(
   env: Bindings,
   userId: string,
   input: { name: string; description?: string; is_public?: boolean },
 ): Promise<CollectionRow> {
   const id = uuidv7();
+  const name = composed(input.name);
+  await checkNameFree(env, userId, name);
   try {
     await database(env)
       .insert(c)
-      .values({ id, userId, name: input.name, description: input.description ?? "", isPublic: input.is_public ?? false });
+      .values({ id, userId, name, description: input.description ?? "", isPublic: input.is_public ?? false });
   } catch (err) {
-    if (isUniqueViolation(err)) throw duplicateName(input.name);
+    if (isUniqueViolation(err)) throw duplicateName(name);
     throw perUserCapError(err) ?? err;
   }
   return ownCollection(env, userId, id); // 404 when deleted (from another tab) since the insert
@@ -177,8 +190,10 @@ export async function updateCollection(
   patch: { name?: string; description?: string; is_public?: boolean },
 ): Promise<CollectionRow> {
   await ownCollection(env, userId, id);
-  const set = { ...columnFields(patch, "name description"), isPublic: patch.is_public };
-  await updateOwned(env, c, userId, id, set, () => duplicateName(patch.name ?? ""));
+  const name = patch.name === undefined ? undefined : composed(patch.name);
+  if (name !== undefined) await checkNameFree(env, userId, name, id);
+  const set = { ...columnFields({ ...patch, name }, "name description"), isPublic: patch.is_public };
+  await updateOwned(env, c, userId, id, set, () => duplicateName(name ?? ""));
   return ownCollection(env, userId, id);
 }
 

@@ -109,6 +109,34 @@ describe("collections", () => {
     expect((await listCollections(u.access)).count).toBe(2);
   });
 
+  it("names are unique beyond ASCII: other scripts' case, NFD/NFC and compatibility forms clash too", async () => {
+    const u = await bearerUser();
+    const kitchen = await newCollection(u.access, { name: "Küche" });
+    // SQLite's lower() folds A–Z only: these reached the table as new names before.
+    for (const name of ["KÜCHE", "Ku\u0308che", "ｋüche", "ΚΉΠΟΣ", "Straße"]) {
+      if (name === "ΚΉΠΟΣ") await newCollection(u.access, { name: "κήπος" });
+      if (name === "Straße") await newCollection(u.access, { name: "STRASSE" });
+      const dup = await expectError(await call(`${API}/collections/`, { bearer: u.access, json: { name } }), 409, "DUPLICATE_COLLECTION");
+      expect(dup.errors?.name).toBeDefined();
+    }
+    const renamed = await newCollection(u.access, { name: "Сад" });
+    await expectError(
+      await call(`${API}/collections/${renamed.id}/`, { method: "PATCH", bearer: u.access, json: { name: "KÜCHE" } }),
+      409,
+      "DUPLICATE_COLLECTION",
+    );
+    // Renaming a collection to another spelling of its own name is not a clash, and a name is kept as sent.
+    const same = await json<Collection>(
+      await call(`${API}/collections/${kitchen.id}/`, { method: "PATCH", bearer: u.access, json: { name: "KÜCHE" } }),
+      200,
+    );
+    expect(same.name).toBe("KÜCHE");
+    // Composed (NFC) on the way in, so what looks the same is the same text.
+    const decomposed = await newCollection(u.access, { name: "Cafe\u0301" });
+    expect(decomposed.name).toBe("Caf\u00e9");
+    expect((await listCollections(u.access)).count).toBe(6);
+  });
+
   it.each(badCollections.map(([body, field]) => ({ body, field, label: JSON.stringify(body).slice(0, 60) })))(
     "rejects $label with 400 on $field and writes nothing",
     async ({ body, field }) => {
