@@ -17,3 +17,13 @@ export function composed(text: string): string {
 export function textKey(text: string): string {
   return text.normalize("NFKC").toUpperCase().toLowerCase().normalize("NFKC");
 }
+
+/**
+ * `text` cut to at most `max` UTF-16 units (how zod's max() and the stored limits count) without
+ * leaving half of a surrogate pair: a half emoji is not text, and D1 stores it as "���".
+ */
+export function cutText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const cut = text.slice(0, max);
+  return /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut;
+}

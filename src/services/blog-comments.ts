@@ -23,7 +23,7 @@ import { blogCommentReports, blogComments, blogPosts, notifications, users } fro
 import type { AuthenticatedUser, Bindings } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
 import { isUuid, uuidv7 } from "../lib/ids";
-import { sanitisePostBody, visibleText } from "../lib/sanitise";
+import { sanitisePostBody, truncateText, visibleText } from "../lib/sanitise";
 import { purgeBlogReadsStatement } from "./blog-cache";
 import { withdrawStatements } from "./notification-delivery";
 import { announceNotifications, announceWithdrawals, createNotification, insertNotifications, underHourlyCap } from "./notifications";
@@ -211,7 +211,7 @@ async function tellParentAuthor(env: Bindings, reply: CommentRow, postSlug: stri
     {
       userId: sql`parent.user_id`,
       title: sql`${`${reply.username} answered your comment`}`,
-      body: sql`${visibleText(reply.body).slice(0, 140)}`,
+      body: sql`${truncateText(visibleText(reply.body), 140)}`,
       data: sql`json_object('post_id', ${reply.postId}, 'post_slug', ${postSlug}, 'comment_id', ${reply.id}, 'author_id', ${reply.userId})`,
       dedupeKey: sql`${`blog_comment_reply:${reply.id}`}`,
       createdAt: now,
@@ -321,7 +321,7 @@ export async function moderateComment(env: Bindings, moderator: AuthenticatedUse
       userId: row.userId,
       type: "blog_comment_approved",
       title: `Your comment on "${post.title}" is published`,
-      body: visibleText(row.body).slice(0, 140),
+      body: truncateText(visibleText(row.body), 140),
       data: { post_id: row.postId, post_slug: post.slug, comment_id: row.id },
       dedupeKey: `blog_comment_approved:${row.id}`,
     }).catch(() => false); // best effort: the moderation is done either way

@@ -30,6 +30,7 @@ import type { Bindings } from "../env";
 import type { Logger } from "../lib/logger";
 import { clientLabel } from "../lib/session-device";
 import { sendPush } from "../lib/web-push";
+import { cutText } from "../lib/text";
 import { type EmailNotification, renderDigestEmail, renderNotificationEmail } from "./email-templates";
 import { deliverEmail } from "./mailer";
 import { ALWAYS_EMAILED, emailWanted, getPreferences, type PreferenceType } from "./notification-preferences";
@@ -395,8 +396,8 @@ export function pushPayload(n: typeof notifications.$inferSelect, frontend: stri
   const payload = {
     id: n.id,
     type: n.type,
-    title: n.title.slice(0, 200),
-    body: n.body.slice(0, 1000),
+    title: cutText(n.title, 200),
+    body: cutText(n.body, 1000),
     data: n.data,
     created_at: n.createdAt,
     url: `${frontend}/notifications`,

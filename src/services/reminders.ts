@@ -34,6 +34,7 @@ import type { Bindings } from "../env";
 import { AppError, orNotFound } from "../lib/errors";
 import { buildCalendar, type CalendarEvent, type RecurrenceRule } from "../lib/ical";
 import { uuidv7 } from "../lib/ids";
+import { cutText } from "../lib/text";
 import type { Logger } from "../lib/logger";
 import { ownPlant } from "./collections";
 import { insertNotifications, type Notification, announceNotifications } from "./notifications";
@@ -305,7 +306,7 @@ const TYPE_LABEL: Record<ReminderType, string> = {
 };
 
 export function defaultTitle(type: ReminderType, plantName: string): string {
-  return `${TYPE_LABEL[type]} ${plantName}`.slice(0, 100);
+  return cutText(`${TYPE_LABEL[type]} ${plantName}`, 100);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -135,6 +135,14 @@ describe("blog comments", () => {
     ]);
   });
 
+  it("cuts a long reply's notification preview between characters, never inside an emoji", async () => {
+    const post = await blogPost();
+    const [a, b] = [await trusted(), await trusted()];
+    const first = await json<Comment>(await comment(post.id, a.access, { body: "Which soil?" }), 201);
+    await json<Comment>(await comment(post.id, b.access, { body: `<p>${"a".repeat(139)}🌱 and more</p>`, parent_id: first.id }), 201);
+    expect((await notes(a.access, "blog_comment_reply")).map((n) => n.body)).toEqual([`${"a".repeat(139)}…`]);
+  });
+
   it("tells a held comment's author when it is approved, and the parent's author of the reply then", async () => {
     const post = await blogPost({ title: "Orchid rescue" });
     const [parentAuthor, mod] = [await trusted(), await trusted("moderator")];

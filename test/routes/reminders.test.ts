@@ -240,6 +240,13 @@ describe("care reminders: CRUD", () => {
     );
   });
 
+  it("a default title cut to 100 units never ends in half an emoji", async () => {
+    const u = await bearerUser();
+    const plant = await newPlant(u.access, `${"x".repeat(93)}🌿`);
+    const r = await newReminder(u.access, { plant_id: plant, reminder_type: "water", frequency: "weekly" });
+    expect(r.title).toBe(`Water ${"x".repeat(93)}`);
+  });
+
   it("deleting the plant deletes its reminders", async () => {
     const u = await bearerUser();
     const plant = await newPlant(u.access);
