@@ -24,15 +24,33 @@ import { releasePhotoRefs } from "./photos";
 export const SLUG_RE = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 export const SLUG_MAX = 100;
 
-/** A slug from free text: accents dropped, lower case, runs of anything else become one hyphen. */
+/** Latin letters NFKD does not split into a base letter and a mark (German, Nordic, Polish, Vietnamese, Turkish…). */
+const LATIN_LETTERS: Record<string, string> = { ß: "ss", đ: "d", ð: "d", ø: "o", æ: "ae", œ: "oe", ł: "l", þ: "th", ı: "i", ħ: "h" };
+
+/**
+ * A slug from free text: accents dropped, Latin letters spelt in a–z ("Straße" → "strasse",
+ * "Đà Lạt" → "da-lat"), lower case, runs of anything else become one hyphen. Other scripts give
+ * nothing: the caller asks for a slug (derivedSlug) or falls back.
+ */
 export function slugify(text: string, max = 80): string {
   return text
     .normalize("NFKD")
     .replace(/[\u0300-\u036f]/g, "")
     .toLowerCase()
+    .replace(/[ßđðøæœłþıħ]/g, (ch) => LATIN_LETTERS[ch]!)
     .replace(/[^a-z0-9]+/g, "-")
     .slice(0, max)
     .replace(/^-+|-+$/g, "");
+}
+
+/** The slug made from `text` (the request's `field`); 400 on `slug` when the text has nothing to make it from. */
+function derivedSlug(text: string, field: string): string {
+  const slug = slugify(text);
+  if (!slug)
+    throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
+      slug: [`The ${field} has no letters a–z or digits to make a slug from: send a slug.`],
+    });
+  return slug;
 }
 
 /** 400 when a slug is not of the form, or could be taken for an id (posts are read by id or slug). */
@@ -99,7 +117,7 @@ export interface CategoryInput {
 }
 
 export async function createCategory(env: Bindings, input: Required<Pick<CategoryInput, "name">> & CategoryInput): Promise<CategoryRow> {
-  const slug = checkSlug(input.slug ?? slugify(input.name));
+  const slug = checkSlug(input.slug ?? derivedSlug(input.name, "name"));
   const id = uuidv7();
   try {
     // The public category list (/api/v2/categories/) shows every category: it purges with the insert.
@@ -241,7 +259,7 @@ export interface SeriesInput {
 }
 
 export async function createSeries(env: Bindings, input: SeriesInput & { title: string }): Promise<SeriesWithCount> {
-  const slug = checkSlug(input.slug ?? slugify(input.title));
+  const slug = checkSlug(input.slug ?? derivedSlug(input.title, "title"));
   if (input.cover_image) await checkImage(env, input.cover_image, input.cover_image_alt ?? "", "cover_image");
   const id = uuidv7();
   try {

@@ -289,6 +289,25 @@ describe("categories, tags and series", () => {
     await expectError(await call(`${API}/categories/${cat.id}/`, { method: "DELETE", bearer: editor.access }), 404, "NOT_FOUND");
   });
 
+  it("makes slugs from Latin letters NFKD cannot split, and asks for one when a name has no Latin letters", async () => {
+    const editor = await withRole("editor");
+    const id = uniq();
+    expect((await category(editor.access, `Đà Lạt Straße Ærø Łódź ${id}`)).slug).toBe(`da-lat-strasse-aero-lodz-${id}`);
+    for (const [path, body, field] of [
+      ["categories", { name: "盆栽" }, "name"],
+      ["categories", { name: "Комнатные растения" }, "name"],
+      ["series", { title: "Κήπος" }, "title"],
+    ] as const) {
+      const err = await expectError(await call(`${API}/${path}/`, { bearer: editor.access, json: body }), 400, "VALIDATION_ERROR");
+      expect(err.errors?.slug?.[0]).toContain(`The ${field} has no letters a–z or digits to make a slug from`);
+    }
+    const named = await json<{ name: string; slug: string }>(
+      await call(`${API}/categories/`, { bearer: editor.access, json: { name: "盆栽", slug: `bonsai-${id}` } }),
+      201,
+    );
+    expect(named).toMatchObject({ name: "盆栽", slug: `bonsai-${id}` });
+  });
+
   it("counts the tags of published posts only", async () => {
     const author = await withRole("author");
     const editor = await withRole("editor");
