@@ -56,7 +56,7 @@ export function speciesRoutes() {
       query: PaginationQuery.extend({
         search: searchText(100).optional().openapi({
           description:
-            "A plain filter: species whose scientific or common name contains this text (case-insensitive, no typo tolerance), still most identified first. For the typo-tolerant search ranked by match quality use `GET /api/v1/plant-identification/search/plants/?q=` or `GET /api/v1/search/?q=`.",
+            "A plain filter: species whose scientific or common name contains this text (case-insensitive in every script, accents not ignored, no typo tolerance), still most identified first. For the typo-tolerant search ranked by match quality use `GET /api/v1/plant-identification/search/plants/?q=` or `GET /api/v1/search/?q=`.",
         }),
         family: z.string().max(100).optional().openapi({ description: "Only this family (exact name, case-insensitive)." }),
       }),

@@ -13,7 +13,7 @@ import { getConfig } from "../config";
 import { type Database, database } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
 import { species, speciesCommonNames } from "../db/schema";
-import { startsWith } from "../db/text-match";
+import { foldedLower, searchNeedle, startsWith } from "../db/text-match";
 import type { Bindings } from "../env";
 import { AppError, orNotFound } from "../lib/errors";
 import { sha256Hex } from "../lib/hash";
@@ -46,8 +46,10 @@ export function listSpecies(
   if (filter.search) {
     // A literal substring: instr, not LIKE — D1 refuses LIKE patterns over 50 bytes, and `%`
     // and `_` must match themselves anyway.
-    const needle = filter.search.toLowerCase();
-    conditions.push(sql`(instr(lower(${s.scientificName}), ${needle}) > 0 OR instr(lower(${s.commonNames}), ${needle}) > 0)`);
+    const needle = searchNeedle(filter.search);
+    conditions.push(
+      sql`(instr(${foldedLower(s.scientificName, needle)}, ${needle}) > 0 OR instr(${foldedLower(s.commonNames, needle)}, ${needle}) > 0)`,
+    );
   }
   if (filter.family) conditions.push(sql`lower(${s.family}) = lower(${filter.family})`);
   return tablePage(database(env), s, and(...conditions), [desc(s.identificationCount), s.scientificName], page);

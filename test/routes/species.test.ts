@@ -57,6 +57,26 @@ describe("species catalogue", () => {
     await expectError(await call(`/api/v1/plant-identification/species/${crypto.randomUUID()}/`), 404, "NOT_FOUND");
     await expectError(await call("/api/v1/plant-identification/species/?page=0"), 400, "VALIDATION_ERROR");
   });
+
+  it("search folds case in every script, not A–Z only, and composes an NFD query", async () => {
+    const name = `Spinacia testensis ${crypto.randomUUID().slice(0, 8)}`;
+    await env.DB.prepare("INSERT INTO species (id, scientific_name, common_names) VALUES (?, ?, ?)")
+      .bind(crypto.randomUUID(), name, JSON.stringify(["Épinard d'hiver", "Шпинат", "ΣΠΑΝΆΚΙ"]))
+      .run();
+    for (const q of ["ÉPINARD", "épinard", "e\u0301pinard", "шпинат", "ШПИНАТ", "σπανάκι"]) {
+      const page = (await (await call(`/api/v1/plant-identification/species/?search=${encodeURIComponent(q)}`)).json()) as Page;
+      expect(
+        page.results.map((r) => r.scientific_name),
+        q,
+      ).toEqual([name]);
+    }
+    // Many different letters: the folding stays bounded and the answer is still an answer.
+    const many = await call(
+      `/api/v1/plant-identification/species/?search=${encodeURIComponent("абвгдеёжзийклмнопрстуфхцчшщъыьэюяàáâãäåæçèéêëìíîï'")}`,
+    );
+    expect(many.status).toBe(200);
+    expect(((await many.json()) as Page).count).toBe(0);
+  });
 });
 
 describe("plant search (FTS5 trigram)", () => {
