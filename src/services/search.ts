@@ -28,7 +28,7 @@
 import { and, asc, count, desc, eq, type SQL, sql } from "drizzle-orm";
 import { database, runBatch } from "../db/client";
 import { blogPosts, forumTopics, species, speciesCommonNames } from "../db/schema";
-import { ftsPhrase, startsWith } from "../db/text-match";
+import { foldedLower, ftsPhrase, searchNeedle, startsWith } from "../db/text-match";
 import type { Bindings } from "../env";
 import { getConfig } from "../config";
 import { stableUuid } from "../lib/ids";
@@ -136,7 +136,7 @@ function postMatches(stored: string, longestWord: string, shortWordPosts: number
   return sql`p.is_deleted = 0 AND ${candidates} AND instr(${sql.raw(STRIPPED_BODY)}, ${stored}) > 0`;
 }
 function topicMatches(ql: string, stored: string, longestWord: string, shortWordPosts: number): SQL {
-  return sql`(instr(lower(t.title), ${ql}) > 0 OR t.id IN (SELECT p.topic_id FROM forum_posts p WHERE ${postMatches(stored, longestWord, shortWordPosts)}))`;
+  return sql`(instr(${foldedLower(sql`t.title`, ql)}, ${ql}) > 0 OR t.id IN (SELECT p.topic_id FROM forum_posts p WHERE ${postMatches(stored, longestWord, shortWordPosts)}))`;
 }
 
 interface ForumRow {
@@ -153,7 +153,8 @@ interface ForumRow {
 }
 
 export async function searchForumGroup(env: Bindings, q: string, limit: number): Promise<Group<ForumHit>> {
-  const ql = q.toLowerCase().replace(/\s+/g, " ");
+  const ql = searchNeedle(q).replace(/\s+/g, " ");
+  const title = foldedLower(sql`t.title`, ql);
   const stored = escapeHtml(ql);
   const longestWord = stored.split(" ").reduce((a, b) => (b.length > a.length ? b : a), "");
   const shortWordPosts = getConfig(env).SEARCH_SHORT_WORD_POSTS;
@@ -164,8 +165,8 @@ export async function searchForumGroup(env: Bindings, q: string, limit: number):
   const [page] = (await runBatch(database(env), [
     sql`SELECT h.*, mp.id AS post_id, mp.body AS post_body, fp.body AS first_body
           FROM (SELECT t.id, t.title, c.slug AS category_slug, t.last_activity_at,
-                       CASE WHEN lower(t.title) = ${ql} THEN 1.0 WHEN instr(lower(t.title), ${ql}) = 1 THEN 0.8
-                            WHEN instr(lower(t.title), ${ql}) > 0 THEN 0.6 ELSE 0.4 END AS score,
+                       CASE WHEN ${title} = ${ql} THEN 1.0 WHEN instr(${title}, ${ql}) = 1 THEN 0.8
+                            WHEN instr(${title}, ${ql}) > 0 THEN 0.6 ELSE 0.4 END AS score,
                        count(*) OVER () AS total
                   FROM forum_topics t JOIN forum_categories c ON c.id = t.category_id
                  WHERE ${matches}

@@ -233,6 +233,17 @@ describe("unified search", () => {
     expect((await searchForumGroup(narrow, "bottom", 10)).hits.map((h) => h.id)).toEqual([old.id]);
   });
 
+  it("finds and ranks forum titles whatever their case in any script", async () => {
+    const id = crypto.randomUUID().slice(0, 8);
+    const exact = await topic(`Übersicht ${id}`, "Welche Gießkanne?");
+    const prefix = await topic(`ÜBERSICHT ${id} der Kakteen`, "Bitte helfen.");
+    const body = await q(`übersicht ${id}`, "&types=forum");
+    expect(body.results.forum!.map((h) => [h.id, h.score])).toEqual([
+      [exact.id, 1],
+      [prefix.id, 0.8],
+    ]);
+  });
+
   it("matches % and _ literally", async () => {
     const percent = await topic("Using 50% shade cloth for lettuce", "Keeps it from bolting.");
     await topic("Using 500 shade cloth rolls", "Not a percentage.");
