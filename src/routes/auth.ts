@@ -256,7 +256,12 @@ const username = z
   .min(3, "Username must be at least 3 characters.")
   .max(150, "Username must be at most 150 characters.")
   // `*`, not `+`: an empty name is the length rule's to report, alone.
-  .regex(/^[\w.@+-]*$/, "Enter a valid username. It may contain only letters, digits and @/./+/-/_ characters.")
+  // ASCII only (no `u` flag: \w is [A-Za-z0-9_]): no look-alike letters of other scripts (Cyrillic "а"),
+  // fullwidth forms, invisible or bidi characters, or NFC/NFD twins can make a name that passes for another.
+  .regex(
+    /^[\w.@+-]*$/,
+    "Enter a valid username. It may contain only letters A–Z and a–z (no accents or other scripts), digits and @/./+/-/_ characters.",
+  )
   // Both are sign-in names: a username that is an email address could be someone else's address
   // (and keep its owner from signing up with it, services/users.ts uniquenessErrors).
   // Anything shaped like one (name@domain.tld, whatever the top-level domain), not only what z.email() accepts.

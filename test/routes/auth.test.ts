@@ -347,6 +347,21 @@ describe("registration rules", () => {
     expect(Object.keys(body.errors ?? {})).toEqual(expect.arrayContaining(["username", "email"]));
   });
 
+  it("usernames are ASCII: look-alike, fullwidth, invisible and bidi letters cannot pass for another account, and the error says so", async () => {
+    const register = (username: string) =>
+      call("/api/v1/auth/register/", {
+        json: { username, email: `${uniqueName("script")}@example.com`, password: GOOD_PASSWORD },
+        ip: freshIp(),
+      });
+    // Cyrillic а, fullwidth letters, a zero-width space, a right-to-left override, a combining mark, an accented letter.
+    for (const username of ["\u0430nna", "\uff41nna", "an\u200bna", "\u202eanna", "anna\u0301", "Müller", "ｍｕｌｌｅｒ"]) {
+      const body = await expectError(await register(username), 400, "VALIDATION_ERROR");
+      expect(body.errors?.username, JSON.stringify(username)).toEqual([
+        "Enter a valid username. It may contain only letters A–Z and a–z (no accents or other scripts), digits and @/./+/-/_ characters.",
+      ]);
+    }
+  });
+
   it("an empty or blank username is told its length alone; a short one with a bad character is told both", async () => {
     const register = (username: string) =>
       call("/api/v1/auth/register/", {
