@@ -193,7 +193,9 @@ export function normaliseTags(tags: readonly string[]): string[] {
   const bad = out.filter((t) => !SLUG_RE.test(t) || t.length > TAG_MAX);
   if (bad.length > 0)
     throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", {
-      tags: [`Tags are words of letters, digits and hyphens, at most ${TAG_MAX} characters: ${bad.slice(0, 3).join(", ")}.`],
+      tags: [
+        `Tags are words of letters a–z (no accents or other scripts), digits and hyphens, at most ${TAG_MAX} characters: ${bad.slice(0, 3).join(", ")}.`,
+      ],
     });
   if (out.length > TAGS_PER_POST)
     throw new AppError("VALIDATION_ERROR", 400, "Invalid input.", { tags: [`At most ${TAGS_PER_POST} tags.`] });

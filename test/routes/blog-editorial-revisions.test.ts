@@ -306,6 +306,15 @@ describe("categories, tags and series", () => {
       201,
     );
     expect(named).toMatchObject({ name: "盆栽", slug: `bonsai-${id}` });
+    const author = await withRole("author");
+    const tags = await expectError(
+      await call(`${API}/posts/`, { bearer: author.access, json: { title: "Küche", tags: ["Küche", "盆栽"] } }),
+      400,
+      "VALIDATION_ERROR",
+    );
+    expect(tags.errors?.tags?.[0]).toBe(
+      "Tags are words of letters a–z (no accents or other scripts), digits and hyphens, at most 50 characters: küche, 盆栽.",
+    );
   });
 
   it("counts the tags of published posts only", async () => {
