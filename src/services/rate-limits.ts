@@ -72,7 +72,9 @@ export async function spendRateLimit(env: Bindings, name: string, rate: Rate, lo
 
 /**
  * Counts one hit in each of `limits` at once, for work they all pay for: when any refuses, the
- * others' hits are given back and its 429 is thrown. The refund gives back every hit.
+ * others' hits are given back and a 429 is thrown — the one with the longest wait when several
+ * refuse, since the call is refused again until every limit has room. The refund gives back
+ * every hit.
  */
 export async function spendRateLimits(env: Bindings, limits: [name: string, rate: Rate][], logger: Logger): Promise<Refund> {
   const spent = await Promise.allSettled(limits.map(([name, rate]) => spendRateLimit(env, name, rate, logger)));
@@ -80,10 +82,13 @@ export async function spendRateLimits(env: Bindings, limits: [name: string, rate
   const refundAll: Refund = async () => {
     await Promise.all(refunds.map((refund) => refund()));
   };
-  const refused = spent.find((s) => s.status === "rejected");
-  if (refused) {
+  const reasons = spent.flatMap((s) => (s.status === "rejected" ? [s.reason as unknown] : []));
+  if (reasons.length > 0) {
     await refundAll();
-    throw refused.reason;
+    // A failure that is no refusal (the limiter unreachable) goes first; else the longest wait.
+    const wait = (reason: unknown) =>
+      reason instanceof AppError ? Number(reason.headers?.["Retry-After"] ?? 0) : Number.POSITIVE_INFINITY;
+    throw reasons.reduce((longest, reason) => (wait(reason) > wait(longest) ? reason : longest));
   }
   return refundAll;
 }
