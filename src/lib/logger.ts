@@ -45,7 +45,8 @@ export function describeError(error: unknown): Record<string, unknown> {
  * follows `/calendar-feed/`, not only the feed's own route: a URL mistyped after the token (the
  * file name left off, another one) answers 404 but carries the same working token — so also in
  * any case, after doubled slashes, and with percent-escapes read as the router reads them
- * (`calendar%2Dfeed` is the feed's own route; the error reporter is given the raw path).
+ * (`calendar%2Dfeed` is the feed's own route; the error reporter is given the raw path), and
+ * each time it appears (a feed URL pasted after another).
  */
 export function loggablePath(path: string): string {
   const decoded = path.replace(/(?:%[0-9A-Fa-f]{2})+/g, (escapes) => {
@@ -55,5 +56,5 @@ export function loggablePath(path: string): string {
       return escapes;
     }
   });
-  return decoded.replace(/(\/calendar-feed\/+)[^/]+/i, "$1[token]");
+  return decoded.replace(/(\/calendar-feed\/+)[^/]+/gi, "$1[token]");
 }

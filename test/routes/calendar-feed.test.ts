@@ -176,6 +176,11 @@ describe("the calendar feed", () => {
       "/api/v1/reminders/calendar-feed/[token]/plant-community.ics",
     );
     expect(loggablePath("/api/v1/reminders/calendar-feed/")).toBe("/api/v1/reminders/calendar-feed/");
+    // The feed URL pasted after another one (a calendar app given it twice): each token goes.
+    const token = "0190aaaa-bbbb-7ccc-8ddd-eeeeffff0000.c2lnbmF0dXJl";
+    expect(loggablePath(`/api/v1/reminders/calendar-feed/${token}/https:/api.example/api/v1/reminders/calendar-feed/${token}/x.ics`)).toBe(
+      "/api/v1/reminders/calendar-feed/[token]/https:/api.example/api/v1/reminders/calendar-feed/[token]/x.ics",
+    );
   });
 
   it("is issued and revoked only by its signed-in owner", async () => {
