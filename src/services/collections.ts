@@ -125,11 +125,14 @@ function duplicateName(name: string): AppError {
 /**
  * 409 when the user has another collection of the same name under Unicode case folding and
  * normalisation (the UNIQUE index on lower(name) only sees A–Z; it still catches ASCII races).
+ * A rename keeping the collection's own name under that folding (`current`) is no new clash: two
+ * names made before the rule ("Küche" and "KÜCHE") stay editable, description and all.
  */
-async function checkNameFree(env: Bindings, userId: string, name: string, exceptId?: string): Promise<void> {
+async function checkNameFree(env: Bindings, userId: string, name: string, current?: CollectionRow): Promise<void> {
   const key = textKey(name);
+  if (current && textKey(current.name) === key) return;
   const rows = await database(env).select({ id: c.id, name: c.name }).from(c).where(eq(c.userId, userId));
-  if (rows.some((row) => row.id !== exceptId && textKey(row.name) === key)) throw duplicateName(name);
+  if (rows.some((row) => row.id !== current?.id && textKey(row.name) === key)) throw duplicateName(name);
 }
 
 export async function createCollection(
@@ -189,9 +192,9 @@ export async function updateCollection(
   id: string,
   patch: { name?: string; description?: string; is_public?: boolean },
 ): Promise<CollectionRow> {
-  await ownCollection(env, userId, id);
+  const current = await ownCollection(env, userId, id);
   const name = patch.name === undefined ? undefined : composed(patch.name);
-  if (name !== undefined) await checkNameFree(env, userId, name, id);
+  if (name !== undefined) await checkNameFree(env, userId, name, current);
   const set = { ...columnFields({ ...patch, name }, "name description"), isPublic: patch.is_public };
   await updateOwned(env, c, userId, id, set, () => duplicateName(name ?? ""));
   return ownCollection(env, userId, id);

@@ -137,6 +137,36 @@ describe("collections", () => {
     expect((await listCollections(u.access)).count).toBe(6);
   });
 
+  it("two names that clash under the rule but were made before it stay editable, and neither may take a third spelling of the other's", async () => {
+    const u = await bearerUser();
+    const kitchen = await newCollection(u.access, { name: "Küche" });
+    const shouting = await newCollection(u.access, { name: "Garten" });
+    // Made before names were folded beyond A–Z: the lower() index let both in.
+    await env.DB.prepare("UPDATE collections SET name = 'KÜCHE' WHERE id = ?").bind(shouting.id).run();
+    // A client saving its edit form sends the unchanged name with the new description.
+    const edited = await json<Collection>(
+      await call(`${API}/collections/${kitchen.id}/`, {
+        method: "PATCH",
+        bearer: u.access,
+        json: { name: "Küche", description: "Kräuter" },
+      }),
+      200,
+    );
+    expect(edited.description).toBe("Kräuter");
+    const other = await json<Collection>(
+      await call(`${API}/collections/${shouting.id}/`, { method: "PATCH", bearer: u.access, json: { name: "KÜCHE", is_public: true } }),
+      200,
+    );
+    expect(other.is_public).toBe(true);
+    // A rename to a name only another collection holds is still a clash.
+    const third = await newCollection(u.access, { name: "Balkon" });
+    await expectError(
+      await call(`${API}/collections/${third.id}/`, { method: "PATCH", bearer: u.access, json: { name: "küche" } }),
+      409,
+      "DUPLICATE_COLLECTION",
+    );
+  });
+
   it.each(badCollections.map(([body, field]) => ({ body, field, label: JSON.stringify(body).slice(0, 60) })))(
     "rejects $label with 400 on $field and writes nothing",
     async ({ body, field }) => {
