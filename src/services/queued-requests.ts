@@ -31,7 +31,7 @@ import { imageUrl, photoRef, photosOf, releasePhotos, type StoredImage, type sto
 import { queuedDeliveriesQuery, queuedDeliveryIds } from "./notification-delivery";
 import { announceNotifications, insertNotifications, type Notification } from "./notifications";
 import { progress, publish, retellCompleted, userHub } from "./progress";
-import { type Refund, refundingOnFailure, spendIdentifyBudget } from "./rate-limits";
+import { refundingOnFailure, spendIdentifyBudget } from "./rate-limits";
 
 export type RequestStatus = (typeof identificationRequests.$inferSelect)["status"];
 
@@ -159,7 +159,7 @@ export function listOwnRequests<T extends RequestTable>(
 
 /**
  * A new request: its photos stored (content-addressed), its row inserted with `values`, its job
- * queued. The caller spends the submitter's budget first (`spendRequestBudget`), before the
+ * queued. The caller spends the submitter's budget first (`withRequestBudget`), before the
  * upload is even read, and gives it back when this or the upload fails (`refundingOnFailure`).
  */
 export async function submitRequest<T extends RequestTable>(
@@ -194,13 +194,9 @@ export async function submitRequest<T extends RequestTable>(
  * Identification and diagnosis share one budget of Plant.id calls per user, and one per client
  * address that every account from it shares (`spendIdentifyBudget`; 429 when either is spent). It
  * pays for a queued job: the refund gives it back when none is queued after all (an upload
- * refused, a request that cannot be retried, the queue down).
+ * refused, a request that cannot be retried, the queue down). Runs `work` (which queues a job) on
+ * one of that budget, given back when it throws.
  */
-export function spendRequestBudget(env: Bindings, userId: string, address: string, logger: Logger): Promise<Refund> {
-  return spendIdentifyBudget(env, { userId, address }, logger);
-}
-
-/** Runs `work` (which queues a job) on one of the user's (and their address's) budget, given back when it throws. */
 export async function withRequestBudget<R>(
   env: Bindings,
   caller: { userId: string; address: string },
@@ -208,7 +204,7 @@ export async function withRequestBudget<R>(
   timer: StageTimer,
   work: () => Promise<R>,
 ): Promise<R> {
-  return refundingOnFailure(await timer.time("limit", spendRequestBudget(env, caller.userId, caller.address, logger)), work);
+  return refundingOnFailure(await timer.time("limit", spendIdentifyBudget(env, caller, logger)), work);
 }
 
 /**
@@ -506,7 +502,7 @@ export async function retryOwnRequest<T extends RequestTable>(
   if (!before.retryable) throw notRetryable(before.status);
   // The UPDATE holds the condition again (the request may have moved since the read). A retry
   // refused there (409) or whose job the queue refused (503) queued nothing: its budget comes back.
-  return refundingOnFailure(await spendRequestBudget(env, userId, address, logger), async () => {
+  return refundingOnFailure(await spendIdentifyBudget(env, { userId, address }, logger), async () => {
     const updated = (await database(env)
       .update(t)
       .set({

@@ -135,8 +135,8 @@ function postMatches(stored: string, longestWord: string, shortWordPosts: number
       : sql`p.rowid > (SELECT coalesce(max(rowid), 0) FROM forum_posts) - ${shortWordPosts} AND instr(lower(p.body), ${longestWord}) > 0`;
   return sql`p.is_deleted = 0 AND ${candidates} AND instr(${sql.raw(STRIPPED_BODY)}, ${stored}) > 0`;
 }
-function topicMatches(ql: string, stored: string, longestWord: string, shortWordPosts: number): SQL {
-  return sql`(instr(${foldedLower(sql`t.title`, ql)}, ${ql}) > 0 OR t.id IN (SELECT p.topic_id FROM forum_posts p WHERE ${postMatches(stored, longestWord, shortWordPosts)}))`;
+function topicMatches(title: SQL, ql: string, stored: string, longestWord: string, shortWordPosts: number): SQL {
+  return sql`(instr(${title}, ${ql}) > 0 OR t.id IN (SELECT p.topic_id FROM forum_posts p WHERE ${postMatches(stored, longestWord, shortWordPosts)}))`;
 }
 
 interface ForumRow {
@@ -158,7 +158,7 @@ export async function searchForumGroup(env: Bindings, q: string, limit: number):
   const stored = escapeHtml(ql);
   const longestWord = stored.split(" ").reduce((a, b) => (b.length > a.length ? b : a), "");
   const shortWordPosts = getConfig(env).SEARCH_SHORT_WORD_POSTS;
-  const matches = topicMatches(ql, stored, longestWord, shortWordPosts);
+  const matches = topicMatches(title, ql, stored, longestWord, shortWordPosts);
   // Text search over sanitised HTML: SQL is the point (tag stripping and substring tests in one
   // pass). One statement: the window count is every match, taken before the page's LIMIT, so the
   // costly test runs once per topic rather than once for the count and once for the page.
