@@ -61,13 +61,8 @@ export const idempotency: MiddlewareHandler<AppEnv> = async (c, next) => {
   const user = c.get("user");
   if (header === undefined || !user || AUTH_PATH.test(c.req.path)) return next();
   const key = parseIdempotencyKey(header);
-  const { fingerprint, legacy } = await requestFingerprints(c);
-  let outcome = await claimIdempotencyKey(c.env, user.id, key, fingerprint);
-  if (outcome.kind === "reused") {
-    // A key stored before the fingerprint's encoding changed keeps its 24 h (requestFingerprints).
-    const earlier = await claimIdempotencyKey(c.env, user.id, key, legacy);
-    if (earlier.kind !== "reused") outcome = earlier;
-  }
+  const fingerprint = await requestFingerprint(c);
+  const outcome = await claimIdempotencyKey(c.env, user.id, key, fingerprint);
   if (outcome.kind === "reused") {
     throw new AppError(
       "IDEMPOTENCY_KEY_REUSED",
@@ -141,17 +136,11 @@ async function storableAnswer(res: Response): Promise<StoredAnswer | null> {
  * SHA-256 over method, path, query, media type and payload (multipart by its parts), encoded as
  * one JSON array, so no part can end where another begins: a file named `leaf:x.png` of type
  * `image/png` and one named `leaf` of type `x.png:image/png` are two requests.
- *
- * `legacy` is the fingerprint keys stored before 2026-12-06 carry: the same parts joined with
- * newlines, and each file's as `name=file:name:type:size:hash`, where such pairs collided. It is
- * only compared with a key the new one does not match; drop it once those keys expired (24 h).
  */
-async function requestFingerprints(c: Context<AppEnv>): Promise<{ fingerprint: string; legacy: string }> {
+async function requestFingerprint(c: Context<AppEnv>): Promise<string> {
   const url = new URL(c.req.url);
   const contentType = (c.req.header("Content-Type") ?? "").split(";")[0]!.trim().toLowerCase();
-  const head = [c.req.method, url.pathname.replace(/\/+$/, ""), url.search, contentType];
-  const parts: unknown[] = [...head];
-  const legacy = [...head];
+  const parts: unknown[] = [c.req.method, url.pathname.replace(/\/+$/, ""), url.search, contentType];
   if (contentType.startsWith("multipart/")) {
     let form: FormData;
     try {
@@ -163,17 +152,14 @@ async function requestFingerprints(c: Context<AppEnv>): Promise<{ fingerprint: s
       if (typeof value === "string") {
         const hash = await sha256Hex(value);
         parts.push([name, hash]);
-        legacy.push(`${name}=${hash}`);
       } else {
         const hash = await sha256Hex(await value.arrayBuffer());
         parts.push([name, value.name, value.type, value.size, hash]);
-        legacy.push(`${name}=file:${value.name}:${value.type}:${value.size}:${hash}`);
       }
     }
   } else {
     const hash = await sha256Hex(await c.req.arrayBuffer());
     parts.push(hash);
-    legacy.push(hash);
   }
-  return { fingerprint: await sha256Hex(JSON.stringify(parts)), legacy: await sha256Hex(legacy.join("\n")) };
+  return sha256Hex(JSON.stringify(parts));
 }
