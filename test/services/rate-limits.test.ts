@@ -8,6 +8,24 @@ import { createLogger } from "../../src/lib/logger";
 import { spendRateLimits } from "../../src/services/rate-limits";
 
 const logger = createLogger({}, "error");
+
+/** The RATE_LIMITER binding with one bucket unreachable: its object's every call throws. */
+function oneBucketDown(down: string) {
+  const ids = new Map<unknown, string>();
+  const limiter = {
+    idFromName(name: string) {
+      const id = env.RATE_LIMITER.idFromName(name);
+      ids.set(id, name);
+      return id;
+    },
+    get(id: DurableObjectId) {
+      if (ids.get(id) !== down) return env.RATE_LIMITER.get(id);
+      const unreachable = () => Promise.reject(new Error("Durable Object unreachable"));
+      return { consume: unreachable, refund: unreachable };
+    },
+  };
+  return { ...env, RATE_LIMITER: limiter as unknown as typeof env.RATE_LIMITER };
+}
 const MINUTE = { limit: 1, windowMs: 60_000 };
 const HOUR = { limit: 1, windowMs: 3_600_000 };
 
@@ -27,6 +45,29 @@ describe("spendRateLimits", () => {
       expect(wait, order.join(", ")).toBeGreaterThan(60);
       expect(wait, order.join(", ")).toBeLessThanOrEqual(3600);
       expect((refused as Error).message, order.join(", ")).toMatch(/minutes|hour/);
+    }
+  });
+
+  it("a limiter that cannot be reached goes ahead of a refusal, and the hit another limit took is given back", async () => {
+    for (const refusing of [false, true]) {
+      const open = `test-open:${crypto.randomUUID()}`;
+      const down = `test-down:${crypto.randomUUID()}`;
+      if (refusing) await spendRateLimits(env, [[open, HOUR]], logger);
+      const failed = await spendRateLimits(
+        oneBucketDown(down),
+        [
+          [open, HOUR],
+          [down, HOUR],
+        ],
+        logger,
+      ).catch((e: unknown) => e);
+      // Not a 429 with a wait that means nothing: the caller decides what a limiter failure means (care falls back to its rule-based advice).
+      expect(failed, `open limit refusing: ${refusing}`).toBeInstanceOf(Error);
+      expect((failed as Error).message).toBe("Durable Object unreachable");
+      if (!refusing) {
+        // The open limit's hit was given back: its one allowed call is still there.
+        await expect(spendRateLimits(env, [[open, HOUR]], logger)).resolves.toBeTypeOf("function");
+      }
     }
   });
 });
