@@ -215,6 +215,8 @@ export const identificationResults = sqliteTable(
     comment: text("comment").notNull().default(""),
     /** Hidden by a moderator: not shown to others and not counted. */
     isHidden: integer("is_hidden", { mode: "boolean" }).notNull().default(false),
+    /** When its proposer withdrew a community proposal: still a candidate, their support no longer counted (migrations/0062). */
+    withdrawnAt: text("withdrawn_at"),
     createdAt: text("created_at").notNull().default(now),
   },
   (t) => [

@@ -174,7 +174,7 @@ const AccountExportSchema = z
       .openapi({ description: "Reports you filed. Never who handled them, nor anyone else's reports." }),
     community: z.object({
       proposals: exportedList(
-        "Species you proposed on other people's shared requests, each as `requests/{id}/results/` shows a result. On a request no longer shared (or whose owner's account is deactivated), only what you wrote: `id`, `request_id`, `species_id`, `scientific_name`, `plant_name`, `common_names`, `family`, `genus`, `identification_source`, `proposed_by`, `comment`, `created_at`.",
+        "Species you proposed on other people's shared requests, each as `requests/{id}/results/` shows a result. On a request no longer shared (or whose owner's account is deactivated), only what you wrote: `id`, `request_id`, `species_id`, `scientific_name`, `plant_name`, `common_names`, `family`, `genus`, `identification_source`, `proposed_by`, `withdrawn_at`, `comment`, `created_at`.",
       ),
       votes: exportedList("Your votes on other people's results."),
     }),

@@ -15,6 +15,7 @@ import {
   reportedProposals,
   reportProposal,
   setShared,
+  withdrawProposal,
 } from "../services/community";
 import { enforceRateLimit } from "../services/rate-limits";
 import { pageOf, PaginationQuery } from "./pagination";
@@ -43,6 +44,10 @@ const Candidate = z
     upvotes: z.number().int(),
     downvotes: z.number().int(),
     proposed_by: z.string().nullable(),
+    withdrawn_at: z
+      .string()
+      .nullable()
+      .openapi({ description: "When its proposer withdrew it: still a candidate, their support no longer counted. Null otherwise." }),
     community_confirmed: z.boolean(),
   })
   .openapi("CommunityCandidate");
@@ -154,7 +159,7 @@ export function communityRoutes() {
     },
     {
       description:
-        "A species from the catalogue (`species_id`) or by name (looked up like species/lookup/). Not on your own request (403); a species already a candidate: 409 naming its result (vote on it). 30 proposals an hour.",
+        "A species from the catalogue (`species_id`) or by name (looked up like species/lookup/). Not on your own request (403); a species already a candidate: 409 naming its result (vote on it), unless it is your own withdrawn proposal, which this takes back (201, the same result). 30 proposals an hour.",
     },
   );
   app.openapi(postPropose, async (c) => {
@@ -163,6 +168,28 @@ export function communityRoutes() {
     const created = await propose(c.env, user, c.req.valid("param").id, c.req.valid("json"), c.get("logger"));
     return c.json({ result_id: created.id, scientific_name: created.scientificName, identification_source: "community" as const }, 201);
   });
+
+  const postWithdraw = mine.post("/results/{id}/withdraw", "Withdraw your community proposal: your support stops counting").io(
+    { params: ResultIdParam },
+    {
+      200: jsonBody(
+        z
+          .object({
+            result_id: z.uuid(),
+            withdrawn_at: z.string().nullable().openapi({ description: "When it was withdrawn (the first time, when sent again)." }),
+            community_result_id: z.uuid().nullable(),
+          })
+          .openapi("ProposalWithdrawn"),
+        "Withdrawn; consensus recomputed",
+      ),
+      403: errorResponses(403)[403],
+    },
+    {
+      description:
+        "Only its proposer (403 for anyone else's). It stays a candidate with the votes others gave it, shown with `withdrawn_at`; your support no longer counts toward a consensus. Sending it again changes nothing; proposing the species again (`requests/{id}/propose/`) takes the withdrawal back.",
+    },
+  );
+  app.openapi(postWithdraw, async (c) => c.json(await withdrawProposal(c.env, userIdOf(c), c.req.valid("param").id, c.get("logger")), 200));
 
   const postReport = mine.post("/results/{id}/report", "Report a community proposal to the moderators").io(
     { params: ResultIdParam, body: requestJson(z.strictObject({ reason: z.string().trim().min(1).max(500) }).openapi("ProposalReport")) },

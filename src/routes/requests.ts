@@ -81,6 +81,10 @@ const ResultSchema = z
     plantnet_score: z.number().nullable(),
     calibration_version: z.string().nullable().openapi({ description: "Which calibration maps produced the confidence (engine results)." }),
     proposed_by: z.string().nullable().openapi({ description: "A community proposal's author (source community)." }),
+    withdrawn_at: z.string().nullable().openapi({
+      description:
+        "When its proposer withdrew this community proposal: still a candidate, their support no longer counted. Null otherwise.",
+    }),
     comment: z.string(),
     created_at: z.string(),
   })

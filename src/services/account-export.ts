@@ -193,7 +193,7 @@ function ownData(data: Record<string, unknown>): Record<string, unknown> {
 function proposalAsWritten(row: typeof identificationResults.$inferSelect) {
   return apiFields(
     row,
-    "id requestId speciesId scientificName plantName commonNames family genus identificationSource proposedBy comment createdAt",
+    "id requestId speciesId scientificName plantName commonNames family genus identificationSource proposedBy withdrawnAt comment createdAt",
   );
 }
 

@@ -3,8 +3,8 @@
  * propose species and vote; the community confirms a species by consensus.
  *
  * Consensus. On a request, every counting account's *identifying votes* are its supports — a
- * proposal it made, an upvote it gave (one per account and result) — and its disagreements (a
- * downvote). A species (one result per species per request) is **community confirmed** when at
+ * proposal it made and has not withdrawn, an upvote it gave (one per account and result) — and its
+ * disagreements (a downvote). A species (one result per species per request) is **community confirmed** when at
  * least 2 accounts support it and its supports are more than 2/3 of all identifying votes on the
  * request. Hidden proposals, and the votes of accounts with trust level `new` or deactivated, are
  * shown but never counted; nor are the request owner's own votes (owners may vote on their
@@ -73,7 +73,7 @@ export const MAX_AGED_ACCOUNTS_PER_RUN = 100;
 function countedVotes(rid: SQL | string) {
   return sql`WITH sup AS (
       SELECT res.proposed_by AS user_id, res.id AS result_id FROM identification_results res
-       WHERE res.request_id = ${rid} AND res.is_hidden = 0 AND res.proposed_by IS NOT NULL
+       WHERE res.request_id = ${rid} AND res.is_hidden = 0 AND res.proposed_by IS NOT NULL AND res.withdrawn_at IS NULL
       UNION
       SELECT v.user_id, v.result_id FROM votes v JOIN identification_results res ON res.id = v.result_id
        WHERE res.request_id = ${rid} AND res.is_hidden = 0 AND v.vote_type = 'upvote'),
@@ -140,7 +140,7 @@ function counterStatements(ids: SQL): SQL[] {
            WHERE cq.community_result_id IS NOT NULL AND cq.user_id IS NOT users.id
              AND cq.community_result_id IN (
                SELECT result_id FROM votes WHERE user_id = users.id AND vote_type = 'upvote'
-               UNION SELECT id FROM identification_results WHERE proposed_by = users.id AND is_hidden = 0)) ELSE 0 END
+               UNION SELECT id FROM identification_results WHERE proposed_by = users.id AND is_hidden = 0 AND withdrawn_at IS NULL)) ELSE 0 END
         WHERE id IN (
           SELECT proposed_by FROM identification_results WHERE request_id IN ${ids} AND proposed_by IS NOT NULL
           UNION SELECT v.user_id FROM votes v JOIN identification_results res ON res.id = v.result_id WHERE res.request_id IN ${ids})`,
@@ -231,7 +231,7 @@ export async function tellConsensus(
         dedupeKey: key(sql`s.user_id`),
         createdAt,
       },
-      sql`FROM (SELECT proposed_by AS user_id FROM identification_results WHERE id = ${resultId} AND proposed_by IS NOT NULL
+      sql`FROM (SELECT proposed_by AS user_id FROM identification_results WHERE id = ${resultId} AND proposed_by IS NOT NULL AND withdrawn_at IS NULL
                 UNION SELECT user_id FROM votes WHERE result_id = ${resultId} AND vote_type = 'upvote') s
           JOIN ${r} ON ${r.id} = ${resultId} JOIN ${q} ON ${q.id} = ${r.requestId}
           WHERE s.user_id IS NOT ${q.userId} AND ${q.isSharedWithCommunity} = 1 AND ${accountActive(q.userId)}`,
@@ -369,6 +369,7 @@ export interface Candidate {
   upvotes: number;
   downvotes: number;
   proposed_by: string | null;
+  withdrawn_at: string | null;
   community_confirmed: boolean;
 }
 
@@ -479,6 +480,7 @@ export function leading(results: (typeof r.$inferSelect)[], confirmed: string | 
       upvotes: res.upvotes,
       downvotes: res.downvotes,
       proposed_by: res.proposedBy,
+      withdrawn_at: res.withdrawnAt,
       community_confirmed: res.id === confirmed,
     }));
 }
@@ -543,15 +545,29 @@ async function speciesFor(env: Bindings, userId: string, input: ProposalInput, l
  * proposal of that species takes the hidden result over (the new proposer and comment, shown and
  * counted again), so hiding an abusive proposal never keeps the right answer off the request.
  */
+/**
+ * SQL: `sharedRequestFor`'s rule, again inside a write: request `requestId` is still shared by an
+ * active owner other than `userId` (not taken out of the community or deleted meanwhile), and
+ * `userId`'s own account is still active.
+ */
+function stillOpenTo(requestId: string, userId: string): SQL {
+  return sql`EXISTS (SELECT 1 FROM identification_requests sq WHERE sq.id = ${requestId}
+      AND sq.is_shared_with_community = 1 AND sq.user_id IS NOT ${userId} AND ${accountActive(sql`sq.user_id`)})
+    AND ${accountActive(sql`${userId}`)}`;
+}
+
 export async function propose(env: Bindings, user: AuthenticatedUser, requestId: string, input: ProposalInput, logger?: Logger) {
   const request = await sharedRequestFor(env, user.id, requestId);
   const sp = await speciesFor(env, user.id, input, logger);
   const db = database(env);
   const existing = await db
-    .select({ id: r.id, isHidden: r.isHidden, proposedBy: r.proposedBy })
+    .select({ id: r.id, isHidden: r.isHidden, proposedBy: r.proposedBy, withdrawnAt: r.withdrawnAt })
     .from(r)
     .where(and(eq(r.requestId, request.id), sql`lower(${r.scientificName}) = lower(${sp.scientificName})`))
     .get();
+  // Proposing again what you withdrew takes it back: your support counts again.
+  if (existing && !existing.isHidden && existing.proposedBy === user.id && existing.withdrawnAt !== null)
+    return restoreProposal(env, user.id, request.id, existing.id, input, logger);
   if (existing && !existing.isHidden)
     throw new AppError("CONFLICT", 409, `${sp.scientificName} is already a candidate for this request; vote on it instead.`, {
       result_id: [existing.id],
@@ -565,12 +581,10 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
   // sharedRequestFor's rule, again inside the write: a request its owner took out of the community
   // (or deleted) while the species was being looked up takes no proposal; nor does the request,
   // once the proposer's own account was deactivated (or deleted) meanwhile.
-  const stillShared = sql`EXISTS (SELECT 1 FROM identification_requests sq WHERE sq.id = ${request.id}
-      AND sq.is_shared_with_community = 1 AND sq.user_id IS NOT ${user.id} AND ${accountActive(sql`sq.user_id`)})
-    AND ${accountActive(sql`${user.id}`)}`;
+  const stillShared = stillOpenTo(request.id, user.id);
   const write = existing
     ? // Only while still hidden: a racing proposal that took it over first wins, and this one is a 409.
-      sql`UPDATE identification_results SET is_hidden = 0, proposed_by = ${user.id}, comment = ${input.comment ?? ""}, created_at = ${now}
+      sql`UPDATE identification_results SET is_hidden = 0, proposed_by = ${user.id}, comment = ${input.comment ?? ""}, created_at = ${now}, withdrawn_at = NULL
           WHERE id = ${id} AND is_hidden = 1 AND proposed_by IS NOT ${user.id} AND ${stillShared}`
     : sql`INSERT INTO identification_results (id, request_id, species_id, scientific_name, plant_name, common_names, family, genus,
           confidence_score, identification_source, rank, proposed_by, comment, details, created_at)
@@ -623,6 +637,70 @@ export async function propose(env: Bindings, user: AuthenticatedUser, requestId:
 }
 
 /**
+ * Its proposer withdraws a community proposal: it stays a candidate with the votes others gave it
+ * (they backed the species, not the proposer), and its proposer's support stops counting, in the
+ * same batch as the consensus it may move. Nobody is told of a withdrawal, and what was told of the
+ * proposal stays; a consensus it brings about (support for another species now over 2/3) is told
+ * as any other. Withdrawing again changes nothing. Proposing the species again takes it back.
+ */
+export async function withdrawProposal(env: Bindings, userId: string, resultId: string, logger?: Logger) {
+  const db = database(env);
+  const row = await db
+    .select({ result: r, shared: q.isSharedWithCommunity, ownerActive: accountActive(q.userId) })
+    .from(r)
+    .innerJoin(q, eq(q.id, r.requestId))
+    .where(eq(r.id, resultId))
+    .get();
+  if (row?.result.identificationSource !== "community") throw new AppError("NOT_FOUND", 404, "Proposal not found.");
+  if (row.result.proposedBy !== userId) {
+    // Someone else's: refused where it is shown to the caller, absent where it is not.
+    if (row.result.isHidden || !row.shared || !row.ownerActive) throw new AppError("NOT_FOUND", 404, "Proposal not found.");
+    throw new AppError("FORBIDDEN", 403, "Only its proposer can withdraw a proposal; downvote it to disagree.");
+  }
+  const now = new Date().toISOString();
+  const results = await runBatch(db, [
+    db
+      .update(r)
+      .set({ withdrawnAt: now })
+      .where(and(eq(r.id, resultId), eq(r.proposedBy, userId), isNull(r.withdrawnAt), accountActive(sql`${userId}`))),
+    ...consensusStatements(row.result.requestId),
+  ]);
+  if (changes(results[0]) === 0) await refuseIfDeactivated(env, userId);
+  const change = consensusChange(results);
+  await tellConsensus(env, row.result.requestId, change, logger);
+  // Withdrawn already (again, or by a racing request): the time it was.
+  const stored = await db.select({ withdrawnAt: r.withdrawnAt }).from(r).where(eq(r.id, resultId)).get();
+  if (!stored) throw new AppError("NOT_FOUND", 404, "Proposal not found.");
+  return { result_id: resultId, withdrawn_at: stored.withdrawnAt, community_result_id: change.after };
+}
+
+/**
+ * A proposer proposing again the species they withdrew: the same result counts as their support
+ * again (its comment replaced when they send one), while the request is still shared by an active
+ * owner and their own account is active, in the same batch as the consensus.
+ */
+async function restoreProposal(env: Bindings, userId: string, requestId: string, resultId: string, input: ProposalInput, logger?: Logger) {
+  const db = database(env);
+  const results = await runBatch(db, [
+    sql`UPDATE identification_results SET withdrawn_at = NULL, comment = ${input.comment ?? sql`comment`}
+        WHERE id = ${resultId} AND proposed_by = ${userId} AND withdrawn_at IS NOT NULL AND is_hidden = 0 AND ${stillOpenTo(requestId, userId)}`,
+    ...consensusStatements(requestId),
+  ]);
+  if (changes(results[0]) === 0) {
+    await refuseIfDeactivated(env, userId);
+    await sharedRequestFor(env, userId, requestId); // 404 when it was unshared or deleted meanwhile
+  }
+  const restored = await db
+    .select()
+    .from(r)
+    .where(and(eq(r.id, resultId), eq(r.proposedBy, userId), isNull(r.withdrawnAt), eq(r.isHidden, false)))
+    .get();
+  if (!restored) throw new AppError("CONFLICT", 409, "This proposal just changed; load the request again.");
+  await tellConsensus(env, requestId, consensusChange(results), logger);
+  return restored;
+}
+
+/**
  * SQL: notification `n` is a "suggests" notice proposal `resultId` (an expression for one id)
  * raised: dedupe keys `community_proposal:<result>` and `…:<result>:<proposer>`, a range on the
  * unique index.
@@ -671,7 +749,7 @@ export async function tellAgreement(
       dedupeKey: agreementKey(sql`${r.id}`, sql`${voterId}`),
       createdAt,
     },
-    sql`FROM ${r} WHERE ${r.id} = ${resultId} AND ${r.proposedBy} IS NOT NULL AND ${r.proposedBy} <> ${voterId}
+    sql`FROM ${r} WHERE ${r.id} = ${resultId} AND ${r.proposedBy} IS NOT NULL AND ${r.proposedBy} <> ${voterId} AND ${r.withdrawnAt} IS NULL
          AND ${notAmong(sql`${r.proposedBy}`, consensusTold)}
          AND ${underHourlyCap(sql`${r.proposedBy}`, "community_agreement", null, createdAt, MAX_AGREEMENT_NOTICES_PER_HOUR)}
          AND EXISTS (SELECT 1 FROM ${q} WHERE ${q.id} = ${r.requestId} AND ${q.isSharedWithCommunity} = 1)`,

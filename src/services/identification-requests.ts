@@ -334,7 +334,10 @@ export function identificationResultBody(row: IdentificationResultRow) {
   const details = row.details as ResultDetails;
   return {
     ...apiFields(row, "id requestId speciesId scientificName plantName commonNames family genus gbifId"),
-    ...apiFields(row, "confidenceScore identificationSource rank isPrimary isAccepted upvotes downvotes proposedBy comment createdAt"),
+    ...apiFields(
+      row,
+      "confidenceScore identificationSource rank isPrimary isAccepted upvotes downvotes proposedBy withdrawnAt comment createdAt",
+    ),
     description: details.description ?? "",
     similar_images: details.similar_images ?? [],
     sources: details.sources ?? [],

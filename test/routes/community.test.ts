@@ -485,6 +485,8 @@ describe("moderation", () => {
     const reporter = await bearerUser();
     await json(await call(`${BASE}/results/${hidden.result_id}/report/`, { bearer: reporter.access, json: { reason: "Insult" } }), 201);
     expect((await notes(owner, "community_proposal")).map((n) => n.body)).toEqual(["you idiot"]);
+    // Withdrawn by the griefer too: the one who takes it over proposes afresh, their support counted.
+    await json(await call(`${BASE}/results/${hidden.result_id}/withdraw/`, { method: "POST", bearer: griefer.access }), 200);
     await json(await call(`${BASE}/results/${hidden.result_id}/hide/`, { method: "POST", bearer: mod.access }), 200);
     // The insult leaves the owner's notifications with it (review helper-49).
     expect(await notes(owner, "community_proposal")).toEqual([]);
@@ -504,6 +506,7 @@ describe("moderation", () => {
     expect((await detail(req.id)).candidates.find((c) => c.result_id === hidden.result_id)).toMatchObject({
       proposed_by: honest.userId,
       comment: "Silver bands.",
+      withdrawn_at: null,
     });
     expect((await notes(owner, "community_proposal")).map((n) => n.title)).toContain(
       `${honest.username} suggests ${(await detail(req.id)).candidates.find((c) => c.result_id === hidden.result_id)!.scientific_name}`,
@@ -805,5 +808,88 @@ describe("agreement notices are capped", () => {
     const titles = (await notes(proposer, "community_agreement")).map((n) => n.title);
     expect(titles).toHaveLength(MAX_AGREEMENT_NOTICES_PER_HOUR + 1);
     expect(titles).toContain(`${late.username} agrees: ${candidate?.scientific_name}`);
+  });
+});
+
+describe("withdrawing a proposal", () => {
+  const withdraw = (u: User, resultId: string) => call(`${BASE}/results/${resultId}/withdraw/`, { method: "POST", bearer: u.access });
+  const candidateOf = async (requestId: string, resultId: string) =>
+    (await detail(requestId)).candidates.find((c) => c.id === resultId) as (Candidate & { withdrawn_at: string | null }) | undefined;
+  const reproposal = (u: User, requestId: string, resultId: string) =>
+    env.DB.prepare("SELECT species_id FROM identification_results WHERE id = ?")
+      .bind(resultId)
+      .first<{ species_id: string }>()
+      .then((row) => call(`${BASE}/requests/${requestId}/propose/`, { bearer: u.access, json: { species_id: row!.species_id } }));
+
+  it("stops its proposer's support counting, loses a consensus it carried, and proposing again takes it back", async () => {
+    const [owner, a, b] = await Promise.all([bearerUser(), identifier(), identifier()]);
+    const { req, result_id } = await sharedWithProposal(owner, a, "Alocasia zebrina", "Araceae");
+    expect(await json(await vote(b, result_id), 200)).toMatchObject({ community_result_id: result_id });
+    expect(await helped(a)).toBe(1);
+
+    const withdrawn = await json<{ result_id: string; withdrawn_at: string; community_result_id: string | null }>(
+      await withdraw(a, result_id),
+      200,
+    );
+    expect(withdrawn).toMatchObject({ result_id, community_result_id: null });
+    expect(Date.parse(withdrawn.withdrawn_at)).not.toBeNaN();
+    // Still a candidate, with b's vote, shown as withdrawn — to the community and to the owner.
+    expect(await candidateOf(req.id, result_id)).toMatchObject({ upvotes: 1, proposed_by: a.userId, withdrawn_at: withdrawn.withdrawn_at });
+    const own = await json<{ results: { id: string; withdrawn_at: string | null }[] }>(
+      await call(`${BASE}/requests/${req.id}/results/`, { bearer: owner.access }),
+      200,
+    );
+    expect(own.results.find((r) => r.id === result_id)?.withdrawn_at).toBe(withdrawn.withdrawn_at);
+    expect((await detail(req.id)).status).toBe("needs_id");
+    expect(await helped(a)).toBe(0);
+    // Again: nothing changes, and it answers when it was withdrawn.
+    expect(await json(await withdraw(a, result_id), 200)).toMatchObject({
+      withdrawn_at: withdrawn.withdrawn_at,
+      community_result_id: null,
+    });
+
+    // Proposing the species again is the same result, counted again: the consensus is back, told once.
+    const again = await json<{ result_id: string }>(await reproposal(a, req.id, result_id), 201);
+    expect(again.result_id).toBe(result_id);
+    expect(await candidateOf(req.id, result_id)).toMatchObject({ withdrawn_at: null, community_confirmed: true });
+    expect(await helped(a)).toBe(1);
+    expect(await notes(owner, "community_consensus")).toHaveLength(1);
+  });
+
+  it("a withdrawn proposer is not told of agreement or of the consensus others reach on it", async () => {
+    const [owner, a, b, c] = await Promise.all([bearerUser(), identifier(), identifier(), identifier()]);
+    const { req, result_id } = await sharedWithProposal(owner, a, "Calathea orbifolia", "Marantaceae");
+    await json(await withdraw(a, result_id), 200);
+    // b alone supports it now: one supporter is no consensus.
+    expect(await json(await vote(b, result_id), 200)).toMatchObject({ community_result_id: null });
+    expect(await json(await vote(c, result_id), 200)).toMatchObject({ community_result_id: result_id });
+    expect((await detail(req.id)).status).toBe("confirmed");
+    expect(await notes(a, "community_agreement")).toEqual([]);
+    expect(await notes(a, "community_consensus")).toEqual([]);
+    expect((await notes(b, "community_consensus")).map((n) => n.title)).toEqual([
+      expect.stringContaining("Your identification was confirmed"),
+    ]);
+    expect(await helped(a)).toBe(0);
+    expect(await helped(b)).toBe(1);
+  });
+
+  it("only its proposer withdraws it: 403 for a proposal shown to you, 404 for anything else", async () => {
+    const [owner, a, b] = await Promise.all([bearerUser(), identifier(), identifier()]);
+    const { req, result_id } = await sharedWithProposal(owner, a, "Pilea peperomioides", "Urticaceae");
+    await expectError(await withdraw(b, result_id), 403, "FORBIDDEN");
+    await expectError(await withdraw(owner, result_id), 403, "FORBIDDEN");
+    // An engine's result is no proposal; an id that names nothing.
+    await expectError(await withdraw(owner, req.results[0]!), 404, "NOT_FOUND");
+    await expectError(await withdraw(a, crypto.randomUUID()), 404, "NOT_FOUND");
+    await expectError(await call(`${BASE}/results/not-a-uuid/withdraw/`, { method: "POST", bearer: a.access }), 400, "VALIDATION_ERROR");
+    expect((await call(`${BASE}/results/${result_id}/withdraw/`, { method: "POST" })).status).toBe(401);
+    // Once the owner takes the request out of the community, another's proposal there is not shown to b at all.
+    await json(await share(owner, req.id, "DELETE"), 200);
+    await expectError(await withdraw(b, result_id), 404, "NOT_FOUND");
+    // Nothing above withdrew it.
+    const row = await env.DB.prepare("SELECT withdrawn_at FROM identification_results WHERE id = ?")
+      .bind(result_id)
+      .first<{ withdrawn_at: string | null }>();
+    expect(row!.withdrawn_at).toBeNull();
   });
 });
