@@ -1030,11 +1030,12 @@ export function authRoutes() {
     { 200: jsonBody(z.union([TokenPairSchema, z.object({ message: z.string(), expires_in: z.number() })]), "New token pair") },
     {
       description:
-        "The presented refresh token is revoked and a new pair issued. Presenting it again within 20 seconds (two tabs " +
-        "refreshing at once) returns the same new pair; later, it counts as theft and revokes the whole family (the session " +
+        "The presented refresh token is revoked and a new pair issued. Presenting it again within 60 seconds (two tabs " +
+        "refreshing at once), while that new pair's refresh token is still unused, returns the same new pair, even past the " +
+        "session's refresh limit; otherwise it counts as theft and revokes the whole family (the session " +
         "ends everywhere, its WebSockets close with 4401), even past the session's refresh limit, which otherwise answers 429. Cookie-based refresh needs the session's X-CSRFToken header and " +
         "answers with cookies; body-based refresh answers with tokens. A client whose answer was lost (a dropped connection) " +
-        "presents the same token again within those 20 seconds and gets the pair it missed. Every 401 here means sign in " +
+        "presents the same token again within those 60 seconds and gets the pair it missed. Every 401 here means sign in " +
         "again, TOKEN_EXPIRED included (the refresh token's own lifetime is over).",
     },
   );

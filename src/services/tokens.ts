@@ -44,10 +44,18 @@ const ALGORITHM = "HS256";
 /**
  * Two tabs (or a retrying phone) may refresh with the same token at once. Inside this window a
  * second use of a just-rotated token gets the very pair the first use received instead of being
- * treated as theft; after it, reuse revokes the family. Short, because a thief inside the window
- * gets nothing new either: the same pair, in a family the owner still holds.
+ * treated as theft; after it, reuse revokes the family. Only the latest rotation is forgiven: once
+ * the replacement has itself been used, the old token is theft even inside the window.
+ *
+ * 60 s: a phone whose answer was lost often retries only after its network is back (30 s offline
+ * is common), and 20 s signed those users out. It is the ceiling hosted servers allow for the same
+ * grace (Cognito's RetryGracePeriodSeconds, Okta's grace period: at most 60 s), and RFC 9700
+ * §4.14.2's point is kept: a token rotated away and then used by a second party still ends the
+ * session, at most 60 s later than without a window. A thief inside it gets nothing new either:
+ * the same pair, in a family the owner still holds, whose next rotation by either party makes the
+ * other's token theft.
  */
-export const REFRESH_REUSE_WINDOW_S = 20;
+export const REFRESH_REUSE_WINDOW_S = 60;
 
 /** What a refresh answers once its session is over, whichever way it ended: sign in again. */
 const SESSION_ENDED = "This session has ended. Please sign in again.";
@@ -218,9 +226,10 @@ export type RotationOutcome = TokenPair & { userId: string };
  * before sessions were labelled, migration 0045), and only with a label it can tell: a known label
  * is never replaced, so whoever holds a token can never relabel the owner's session.
  *
- * `overLimit`: the session has spent its refresh budget. Nothing is issued (that error is thrown),
- * but a token that ends a live session still ends it: a thief who keeps the budget spent by
- * rotating must not keep the owner's return with a rotated-away token from being seen as theft.
+ * `overLimit`: the session has spent its refresh budget. Nothing new is issued (that error is
+ * thrown), but a token that ends a live session still ends it: a thief who keeps the budget spent
+ * by rotating must not keep the owner's return with a rotated-away token from being seen as theft.
+ * A retry inside the reuse window still gets the pair it missed: that issues nothing new.
  */
 export async function rotateRefreshToken(
   env: Bindings,
@@ -276,7 +285,8 @@ export async function rotateRefreshToken(
     // Rotated moments ago, and its replacement is still the live one: a concurrent tab, not a thief.
     const withinWindow = nowS() - row.revokedAt <= REFRESH_REUSE_WINDOW_S;
     if (withinWindow && row.replacedBy && row.replacedAccessJti && row.nextRevokedAt === null && !familyRevoked) {
-      if (overLimit) throw overLimit;
+      // Not refused over the budget: this mints nothing, it repeats an answer that was lost. A 429
+      // here would send the phone back after Retry-After, outside the window, and sign it out.
       const pair = await signPair(config, row.userId, row.familyId, row.revokedAt, {
         access: row.replacedAccessJti,
         refresh: row.replacedBy,

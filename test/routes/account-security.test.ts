@@ -373,7 +373,7 @@ describe("ending a session reaches its sockets and its access tokens", () => {
       refresh: string;
     };
     const ws = await bearerSocket(rotated.access);
-    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 60 WHERE user_id = ? AND revoked_at IS NOT NULL")
+    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 90 WHERE user_id = ? AND revoked_at IS NOT NULL")
       .bind(u.userId)
       .run();
     const started = Date.now();

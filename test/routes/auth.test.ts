@@ -60,7 +60,7 @@ describe("register → login → user → refresh → reuse → logout (web, coo
     expect(rotated.refresh_token!.value).not.toBe(jar.refresh_token);
 
     // Reusing the old refresh token after the reuse window is theft: 401, and the whole family is revoked.
-    await ageRotations(regBody.user.id, 60);
+    await ageRotations(regBody.user.id, 90);
     const reuse = await call("/api/v1/auth/token/refresh/", { json: { refresh: jar.refresh_token } });
     expect((await expectError(reuse, 401, "TOKEN_REUSED")).message).toBe("Refresh token has already been used. Please sign in again.");
     // The session's newest token was never used: it is told the session ended, not that it was used.

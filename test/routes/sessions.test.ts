@@ -239,7 +239,7 @@ describe("DELETE auth/sessions/{id}/", () => {
     await json(await call("/api/v1/auth/logout/", { method: "POST", bearer: signedOut.access, json: { refresh: signedOut.refresh } }), 200);
     await json(await refresh(stolen.refresh), 200);
     // Past the reuse window the rotated-away token coming back is theft: the family is revoked.
-    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 60 WHERE family_id = ? AND revoked_at IS NOT NULL")
+    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 90 WHERE family_id = ? AND revoked_at IS NOT NULL")
       .bind(sidOf(stolen.access))
       .run();
     expect((await refresh(stolen.refresh)).status).toBe(401);

@@ -378,9 +378,9 @@ describe("an email change dies with the session that asked for it", () => {
     expect(await emailOf(signedOut.owner.userId)).toBe(signedOut.owner.email);
 
     const stolen = await intruderAsksToMove();
-    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 60 WHERE user_id = ?").bind(stolen.owner.userId).run();
+    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 90 WHERE user_id = ?").bind(stolen.owner.userId).run();
     expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: stolen.intruder.refresh } })).status).toBe(200);
-    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 60 WHERE user_id = ? AND revoked_at IS NOT NULL")
+    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 90 WHERE user_id = ? AND revoked_at IS NOT NULL")
       .bind(stolen.owner.userId)
       .run();
     await expectError(await call("/api/v1/auth/token/refresh/", { json: { refresh: stolen.intruder.refresh } }), 401, "TOKEN_REUSED");
@@ -424,9 +424,9 @@ describe("an email change dies with the session that asked for it", () => {
 
   it("its refresh token caught being reused: the profile shows no change waiting", async () => {
     const { owner, intruder, token } = await intruderAsksToMove();
-    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 60 WHERE user_id = ?").bind(owner.userId).run();
+    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 90 WHERE user_id = ?").bind(owner.userId).run();
     expect((await call("/api/v1/auth/token/refresh/", { json: { refresh: intruder.refresh } })).status).toBe(200);
-    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 60 WHERE user_id = ? AND revoked_at IS NOT NULL")
+    await env.DB.prepare("UPDATE refresh_tokens SET revoked_at = revoked_at - 90 WHERE user_id = ? AND revoked_at IS NOT NULL")
       .bind(owner.userId)
       .run();
     await expectError(await call("/api/v1/auth/token/refresh/", { json: { refresh: intruder.refresh } }), 401, "TOKEN_REUSED");
