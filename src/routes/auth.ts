@@ -1334,6 +1334,8 @@ export function authRoutes() {
           "Until this call the account keeps its old address, and the new one claims nothing (registration, sign-in, OAuth " +
           "linking and password reset ignore it). Confirming marks the address verified and invalidates outstanding reset links. " +
           "A change whose asking session has ended since (signed out, ended from `sessions/`, or for refresh-token reuse) answers 400 INVALID_TOKEN. " +
+          "A link sent again after it worked (an answer lost, or a mail scanner's visit sent it first) answers the same 200 and does nothing " +
+          "again, while it is unexpired and the account is still at its address. " +
           "Send it with the account's session (bearer, or cookies and X-CSRFToken) when you can: only a confirmation from inside " +
           "the account also proves the password (and the other sign-ins) are the address holder's. A password not proven so is " +
           "removed when a Google, GitHub or Firebase sign-in is first linked to the account by its address, with the linked " +

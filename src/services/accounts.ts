@@ -11,7 +11,7 @@
  * - a successful reset proves the address, so on an account whose address was never proven it
  *   also removes every other way in (linked providers), and it ends every session.
  */
-import { and, eq, gt, isNull, ne, type SQL, sql } from "drizzle-orm";
+import { and, eq, gt, isNotNull, isNull, ne, type SQL, sql } from "drizzle-orm";
 import { type Config, getConfig } from "../config";
 import { changes, type Database, database, rowIf, runBatch, type Statement } from "../db/client";
 import { blogPosts, emailChangeTokens, forumPosts, forumTopics, oauthAccounts, passwordResetTokens, users, wsTickets } from "../db/schema";
@@ -700,7 +700,11 @@ export async function confirmEmailChange(env: Bindings, token: string, signedInA
     .from(emailChangeTokens)
     .where(live)
     .get();
-  if (!pending) throw invalid();
+  if (!pending) {
+    const confirmed = await confirmedBefore(env, tokenHash, now);
+    if (confirmed) return confirmed;
+    throw invalid();
+  }
   const taken = await uniquenessErrors(env, null, pending.new_email, pending.user_id);
   if (taken.email) {
     throw new AppError("EMAIL_TAKEN", 409, "Another account confirmed this email address first.", taken);
@@ -769,6 +773,23 @@ export async function confirmEmailChange(env: Bindings, token: string, signedInA
   const user = await findUserById(env, pending.user_id);
   if (!user) throw invalid();
   return user;
+}
+
+/**
+ * The account a link already confirmed, while that confirmation still stands (the account is at
+ * the link's address, verified) and the link has not expired; else null. Its second use is a
+ * retry — an answer lost on the way back, or the owner's click after a mail scanner's visit already
+ * sent the link — and answers as the first did, changing nothing: the address it names is all it
+ * tells, and the link's holder has it already.
+ */
+async function confirmedBefore(env: Bindings, tokenHash: string, now: number): Promise<UserRow | null> {
+  const used = await database(env)
+    .select({ userId: emailChangeTokens.userId, newEmail: emailChangeTokens.newEmail })
+    .from(emailChangeTokens)
+    .where(and(eq(emailChangeTokens.tokenHash, tokenHash), isNotNull(emailChangeTokens.usedAt), gt(emailChangeTokens.expiresAt, now)))
+    .get();
+  const user = used ? await findUserById(env, used.userId) : null;
+  return user?.emailVerified && used && user.email.toLowerCase() === used.newEmail.toLowerCase() ? user : null;
 }
 
 /** The session an email-change link names (requestEmailChange), or null: a verification link, or one from before links named it. */

@@ -23,7 +23,8 @@ describe("email verification", () => {
     const token = tokenIn(mail.text, "Confirmation token");
     expect(await json(await confirm(token), 200)).toEqual({ message: "Your email address is confirmed.", email: u.email });
     expect(await profile(u.access)).toMatchObject({ email: u.email, email_verified: true });
-    await expectError(await confirm(token), 400, "INVALID_TOKEN");
+    // Sent again (its answer was lost, or a mail scanner's visit sent it first): the same answer, nothing done again.
+    expect(await json(await confirm(token), 200)).toEqual({ message: "Your email address is confirmed.", email: u.email });
     // Verified: nothing to send again.
     await expectError(await call("/api/v1/auth/email/verify/", { method: "POST", bearer: u.access }), 409, "INVALID_STATE");
   });
