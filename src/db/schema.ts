@@ -258,12 +258,22 @@ export const collections = sqliteTable(
       .notNull()
       .references(() => users.id, { onDelete: "cascade" }),
     name: text("name").notNull(),
+    /**
+     * textKey(name), written with every name (db/collection-names.ts). None on rows from before
+     * migrations/0060 whose name is not plain ASCII until the owner's next create or rename keys
+     * them, nor on the younger of two names made before the rule that clash under it.
+     */
+    nameKey: text("name_key"),
     description: text("description").notNull().default(""),
     isPublic: integer("is_public", { mode: "boolean" }).notNull().default(false),
     isDefault: integer("is_default", { mode: "boolean" }).notNull().default(false),
     ...timestamps,
   },
-  (t) => [uniqueIndex("collections_user_name_unique").on(t.userId, sql`lower(${t.name})`)],
+  (t) => [
+    uniqueIndex("collections_user_name_unique").on(t.userId, sql`lower(${t.name})`),
+    // One name per user under Unicode folding, whatever two writes at once checked (migrations/0060).
+    uniqueIndex("collections_user_name_key_unique").on(t.userId, t.nameKey).where(sql`${t.nameKey} IS NOT NULL`),
+  ],
 );
 
 export const userPlants = sqliteTable(

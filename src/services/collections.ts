@@ -13,6 +13,7 @@ import { getConfig } from "../config";
 import { apiFields, columnFields } from "../lib/fields";
 import { and, asc, count, desc, eq, getTableColumns, not, notExists, or, type SQL, sql } from "drizzle-orm";
 import { changes, type Database, database, runBatch, ownedBy } from "../db/client";
+import { collectionName, keyUnkeyedCollections } from "../db/collection-names";
 import { type Page, type PageRequest, countedPage } from "../db/pagination";
 import { collections, species, userPlants, users } from "../db/schema";
 import type { Bindings } from "../env";
@@ -124,15 +125,25 @@ function duplicateName(name: string): AppError {
 
 /**
  * 409 when the user has another collection of the same name under Unicode case folding and
- * normalisation (the UNIQUE index on lower(name) only sees A–Z; it still catches ASCII races).
+ * normalisation. Two writes at once both pass this; the UNIQUE index on `name_key` (migrations/0060)
+ * refuses the second, answered with the same 409 (`collectionWriteError`). Rows without a key yet
+ * are keyed here, as all the user's names are read anyway (db/collection-names.ts).
  * A rename keeping the collection's own name under that folding (`current`) is no new clash: two
  * names made before the rule ("Küche" and "KÜCHE") stay editable, description and all.
  */
 async function checkNameFree(env: Bindings, userId: string, name: string, current?: CollectionRow): Promise<void> {
   const key = textKey(name);
   if (current && textKey(current.name) === key) return;
-  const rows = await database(env).select({ id: c.id, name: c.name }).from(c).where(eq(c.userId, userId));
+  const db = database(env);
+  const rows = await db.select({ id: c.id, name: c.name, nameKey: c.nameKey, createdAt: c.createdAt }).from(c).where(eq(c.userId, userId));
   if (rows.some((row) => row.id !== current?.id && textKey(row.name) === key)) throw duplicateName(name);
+  await keyUnkeyedCollections(db, rows, current?.id);
+}
+
+/** A collection write's failure as the API answers it: a UNIQUE index on the name (the other of two writes at once) is the 409 the check gives. */
+function collectionWriteError(err: unknown, name: string): unknown {
+  if (isUniqueViolation(err)) return duplicateName(name);
+  return perUserCapError(err) ?? err;
 }
 
 export async function createCollection(
@@ -146,10 +157,9 @@ export async function createCollection(
   try {
     await database(env)
       .insert(c)
-      .values({ id, userId, name, description: input.description ?? "", isPublic: input.is_public ?? false });
+      .values({ id, userId, ...collectionName(name), description: input.description ?? "", isPublic: input.is_public ?? false });
   } catch (err) {
-    if (isUniqueViolation(err)) throw duplicateName(name);
-    throw perUserCapError(err) ?? err;
+    throw collectionWriteError(err, name);
   }
   return ownCollection(env, userId, id); // 404 when deleted (from another tab) since the insert
 }
@@ -195,7 +205,10 @@ export async function updateCollection(
   const current = await ownCollection(env, userId, id);
   const name = patch.name === undefined ? undefined : composed(patch.name);
   if (name !== undefined) await checkNameFree(env, userId, name, current);
-  const set = { ...columnFields({ ...patch, name }, "name description"), isPublic: patch.is_public };
+  // Another spelling of its own name keeps the row's key: a name made before the rule that clashes
+  // with an older one has none, and must not take the older one's.
+  const renamed = name !== undefined && textKey(name) !== textKey(current.name) ? collectionName(name) : { name };
+  const set = { ...columnFields(patch, "description"), ...renamed, isPublic: patch.is_public };
   await updateOwned(env, c, userId, id, set, () => duplicateName(name ?? ""));
   return ownCollection(env, userId, id);
 }

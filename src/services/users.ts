@@ -5,6 +5,7 @@
 import { and, desc, eq, inArray, ne, or, type SQL, type SQLWrapper, sql } from "drizzle-orm";
 import { database, runBatch, tableRows } from "../db/client";
 import { type Page, type PageRequest, tablePage } from "../db/pagination";
+import { collectionName } from "../db/collection-names";
 import { collections, oauthAccounts, retiredUsernames, users } from "../db/schema";
 import type { Bindings } from "../env";
 import { AppError, isUniqueViolation } from "../lib/errors";
@@ -228,6 +229,7 @@ export async function createUser(env: Bindings, input: NewUser): Promise<UserRow
   const db = database(env);
   const retiredKey = await retiredUsernameKey(input.username);
   const stamp = sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`;
+  const defaultName = collectionName(DEFAULT_COLLECTION_NAME);
   let inserted: unknown;
   try {
     [inserted] = await runBatch(db, [
@@ -242,7 +244,8 @@ export async function createUser(env: Bindings, input: NewUser): Promise<UserRow
           .select({
             id: sql<string>`${uuidv7()}`.as("id"),
             userId: users.id,
-            name: sql<string>`${DEFAULT_COLLECTION_NAME}`.as("name"),
+            name: sql<string>`${defaultName.name}`.as("name"),
+            nameKey: sql<string>`${defaultName.nameKey}`.as("name_key"),
             description: sql<string>`''`.as("description"),
             isPublic: sql<boolean>`0`.as("is_public"),
             isDefault: sql<boolean>`1`.as("is_default"),

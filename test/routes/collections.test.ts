@@ -142,7 +142,7 @@ describe("collections", () => {
     const kitchen = await newCollection(u.access, { name: "Küche" });
     const shouting = await newCollection(u.access, { name: "Garten" });
     // Made before names were folded beyond A–Z: the lower() index let both in.
-    await env.DB.prepare("UPDATE collections SET name = 'KÜCHE' WHERE id = ?").bind(shouting.id).run();
+    await env.DB.prepare("UPDATE collections SET name = 'KÜCHE', name_key = NULL WHERE id = ?").bind(shouting.id).run();
     // A client saving its edit form sends the unchanged name with the new description.
     const edited = await json<Collection>(
       await call(`${API}/collections/${kitchen.id}/`, {
