@@ -14,6 +14,19 @@ describe("user text in any script", () => {
     expect(textKey("Сад")).not.toBe(textKey("Cad"));
   });
 
+  it("keys Greek final ς and σ as one letter, wherever a word ends", () => {
+    for (const [a, b] of [
+      ["κήποσ", "κήπος"],
+      ["ΚΉΠΟΣ", "κήποσ"],
+      ["κήποσ μου", "ΚΉΠΟΣ ΜΟΥ"],
+      ["κήποσ2", "κήπος2"],
+      ["ΣΟΦΌς", "σοφόσ"],
+    ]) {
+      expect(textKey(a!), `${a} / ${b}`).toBe(textKey(b!));
+    }
+    expect(textKey("κήπος")).not.toBe(textKey("κήπο"));
+  });
+
   it("cuts to at most max UTF-16 units without splitting a character", () => {
     expect(cutText(`${"a".repeat(9)}🌱`, 10)).toBe("a".repeat(9));
     expect(cutText(`${"a".repeat(8)}🌱`, 10)).toBe(`${"a".repeat(8)}🌱`);
