@@ -62,10 +62,19 @@ export const MAX_AGREEMENT_NOTICES_PER_HOUR = 10;
 export const AGED_ACCOUNTS_LOOKBACK_MS = HOUR_MS;
 /**
  * At most this many accounts a run (one recount batch each), oldest crossing first: a burst of
- * accounts made together (a bot farm a week old) cannot exhaust one run's subrequests; the rest
- * are taken by the next runs while still within the look-back.
+ * accounts made together (a bot farm a week old) cannot exhaust one run's D1 queries (1 000 per
+ * invocation) and subrequests; the next runs take the rest from where this one stopped
+ * (`AGED_ACCOUNTS_CURSOR_KEY`), however long the burst takes to work through.
  */
-export const MAX_AGED_ACCOUNTS_PER_RUN = 100;
+export const MAX_AGED_ACCOUNTS_PER_RUN = 50;
+/**
+ * KV key of the aged-accounts pass's position: `date_joined` and `id` of the last account a run
+ * recounted, written once the run's recounts are done. The next run goes on after it; a run that
+ * died before writing it recounts the same accounts again (a recount is idempotent and each
+ * consensus is told once), so nothing is lost or told twice. Without it (the first run, or KV lost
+ * it), a run starts `AGED_ACCOUNTS_LOOKBACK_MS` back.
+ */
+export const AGED_ACCOUNTS_CURSOR_KEY = "housekeeping:community_aged_accounts:cursor";
 
 // ---- Consensus -------------------------------------------------------------------------------
 
@@ -278,33 +287,60 @@ export async function recountAccounts(env: Bindings, userIds: string[], logger?:
   }
 }
 
+/** Where the aged-accounts pass stopped: the last account it recounted, in its order. */
+export interface AgedAccountsCursor {
+  joined: string;
+  id: string;
+}
+
 /**
  * SQL: the accounts whose age made them `basic` (so their community votes started counting) at a
- * time in (`from`, `to`] — still `new` as stored, with the posts the level needs, active. Seeks
- * `users_new_by_age_idx` (migrations/0057).
+ * time in (`from`, `to`] — still `new` as stored, with the posts the level needs, active — and,
+ * given `after`, only those after it in the order (`date_joined`, `id`): at most
+ * MAX_AGED_ACCOUNTS_PER_RUN, as `id, date_joined`. Seeks `users_new_by_age_idx` (migrations/0057).
  */
-export function agedAccountsBetween(from: number, to: number): SQL {
+export function agedAccountsBetween(from: number, to: number, after?: AgedAccountsCursor): SQL {
   const joined = (t: number) => new Date(t - BASIC_TRUST.days * DAY_MS).toISOString();
-  return sql`SELECT id FROM users
+  const rest = after ? sql`AND date_joined >= ${after.joined} AND (date_joined > ${after.joined} OR id > ${after.id})` : sql``;
+  return sql`SELECT id, date_joined FROM users
     WHERE trust_level = 'new' AND post_count >= ${BASIC_TRUST.posts} AND date_joined > ${joined(from)} AND date_joined <= ${joined(to)}
-      AND is_active = 1
-    ORDER BY date_joined LIMIT ${MAX_AGED_ACCOUNTS_PER_RUN}`;
+      AND is_active = 1 ${rest}
+    ORDER BY date_joined, id LIMIT ${MAX_AGED_ACCOUNTS_PER_RUN}`;
+}
+
+/** The stored cursor, if it is one this run can go on from (not past `now`'s crossing time). */
+async function agedAccountsCursor(env: Bindings, now: number): Promise<AgedAccountsCursor | null> {
+  const stored = await env.CACHE.get<Partial<AgedAccountsCursor>>(AGED_ACCOUNTS_CURSOR_KEY, "json").catch(() => null);
+  if (typeof stored?.joined !== "string" || typeof stored.id !== "string") return null;
+  // A cursor ahead of this run's clock (a clock set back) would skip accounts: start from the look-back.
+  if (Date.parse(stored.joined) + BASIC_TRUST.days * DAY_MS > now) return null;
+  return { joined: stored.joined, id: stored.id };
 }
 
 /**
  * The housekeeping's share of "the stored consensus always equals a recount": a vote cast by an
  * account 6 days old starts counting at day 7 with no vote, proposal or moderation to recount it.
- * Every run recounts the identifications of the accounts that crossed the age threshold within
- * `AGED_ACCOUNTS_LOOKBACK_MS` before `now`; a consensus gained is told as after a vote, each
- * person once (the notices' dedupe keys), however many runs recount it. Answers how many accounts.
+ * Every run recounts the identifications of up to MAX_AGED_ACCOUNTS_PER_RUN accounts that crossed
+ * the age threshold after the stored cursor (without one, within `AGED_ACCOUNTS_LOOKBACK_MS`
+ * before `now`), then stores the last one as the cursor; a consensus gained is told as after a
+ * vote, each person once (the notices' dedupe keys), however many runs recount it. Answers how
+ * many accounts.
  */
 export async function recountAgedAccounts(env: Bindings, now: number, logger?: Logger): Promise<number> {
-  const rows = await database(env).all<{ id: string }>(agedAccountsBetween(now - AGED_ACCOUNTS_LOOKBACK_MS, now));
+  const cursor = await agedAccountsCursor(env, now);
+  // Behind the look-back only as far as a stored cursor says nobody recounted them yet.
+  const from = cursor
+    ? Math.min(now - AGED_ACCOUNTS_LOOKBACK_MS, Date.parse(cursor.joined) + BASIC_TRUST.days * DAY_MS - 1)
+    : now - AGED_ACCOUNTS_LOOKBACK_MS;
+  const rows = await database(env).all<{ id: string; date_joined: string }>(agedAccountsBetween(from, now, cursor ?? undefined));
   await recountAccounts(
     env,
     rows.map((row) => row.id),
     logger,
   );
+  const last = rows[rows.length - 1];
+  if (last)
+    await env.CACHE.put(AGED_ACCOUNTS_CURSOR_KEY, JSON.stringify({ joined: last.date_joined, id: last.id } satisfies AgedAccountsCursor));
   return rows.length;
 }
 
