@@ -47,7 +47,9 @@ describe("query plans", () => {
     const plan = await planOf(agedAccountsBetween(now - 3_600_000, now));
     expect(plan.join("\n")).toMatch(/^SEARCH users USING INDEX users_new_by_age_idx \(date_joined>\? AND date_joined<\?\)$/m);
     // Going on from where the last run stopped: still a seek, from the stored position on.
-    const after = await planOf(agedAccountsBetween(now - 3_600_000, now, { joined: new Date(now - 7 * 86_400_000).toISOString(), id: "x" }));
+    const after = await planOf(
+      agedAccountsBetween(now - 3_600_000, now, { joined: new Date(now - 7 * 86_400_000).toISOString(), id: "x" }),
+    );
     expect(after.join("\n")).toMatch(/^SEARCH users USING INDEX users_new_by_age_idx \(date_joined>\? AND date_joined<\?\)$/m);
     // Each account's recount: the requests it proposed for or voted on, found from its id.
     const ids = await planOf(accountRecountStatements("someone")[0]!);
