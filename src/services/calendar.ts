@@ -366,14 +366,23 @@ function eventNotice(db: Database, ids: SQL, change: "updated" | "cancelled", ts
 export const STARTING_SOON_MS = 60 * 60_000;
 
 /**
+ * Starting-soon notices one run writes, at most (soonest event first): each is a hub call to push
+ * it live, so a run (one invocation, its subrequests shared by the whole housekeeping) stays well
+ * under the limits however many people RSVP to one event; the next runs take the rest.
+ */
+export const MAX_STARTING_NOTICES_PER_RUN = 250;
+
+/**
  * Cron: `calendar_event_starting` for everyone going (or maybe) to an event that starts within
- * the hour. The dedupe key names the start time, so each start is told once however many runs
- * see it — and a moved event is told again for its new time.
+ * the hour, at most MAX_STARTING_NOTICES_PER_RUN a run among those not told yet, so the next runs
+ * go on with the rest. The dedupe key names the start time, so each start is told once however
+ * many runs see it — and a moved event is told again for its new time.
  */
 export async function notifyStartingEvents(env: Bindings, now = Date.now(), logger?: Logger): Promise<number> {
   const db = database(env);
   const nowIso = new Date(now).toISOString();
   const soon = new Date(now + STARTING_SOON_MS).toISOString();
+  const dedupeKey = sql`'calendar_starting:' || ${e.id} || ':' || ${e.startsAt} || ':' || ${rsvp.userId}`;
   const inserted = await insertNotifications(
     db,
     "calendar_event_starting",
@@ -382,14 +391,17 @@ export async function notifyStartingEvents(env: Bindings, now = Date.now(), logg
       title: sql`'Starting soon: ' || ${e.title}`,
       body: sql`${whenWhere}`,
       data: sql`json_object('event_id', ${e.id}, 'starts_at', ${e.startsAt})`,
-      dedupeKey: sql`'calendar_starting:' || ${e.id} || ':' || ${e.startsAt} || ':' || ${rsvp.userId}`,
+      dedupeKey,
       createdAt: nowIso,
     },
+    // Those told already are left out before the LIMIT (not only refused by the dedupe key's
+    // conflict), or the same first rows would fill every run and the rest never be told.
     sql`FROM ${rsvp} JOIN ${e} ON ${e.id} = ${rsvp.eventId} JOIN ${users} ON ${users.id} = ${rsvp.userId}
       WHERE ${e.startsAt} > ${nowIso} AND ${e.startsAt} <= ${soon} AND ${rsvp.status} IN ('going', 'maybe') AND ${users.isActive} = 1
         AND ${e.privacy} <> 'private' AND ${rsvp.userId} <> ${e.organizerId}
         AND ${accountActive(e.organizerId)}
-      ORDER BY ${e.startsAt} LIMIT 1000`,
+        AND NOT EXISTS (SELECT 1 FROM notifications told WHERE told.dedupe_key = ${dedupeKey})
+      ORDER BY ${e.startsAt}, ${e.id}, ${rsvp.userId} LIMIT ${MAX_STARTING_NOTICES_PER_RUN}`,
   );
   await announceNotifications(env, inserted, logger);
   return inserted.length;
