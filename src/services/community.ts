@@ -56,8 +56,8 @@ export const MAX_PROPOSAL_NOTICES_PER_HOUR_FROM_ONE_PROPOSER = 5;
 export const MAX_AGREEMENT_NOTICES_PER_HOUR = 10;
 /**
  * How far back the five-minute sweep looks for accounts whose age made their votes start counting
- * (`recountAgedAccounts`): each is recounted on every run in this window, so up to this long a
- * gap in the cron loses nothing; a recount finding nothing new tells nobody.
+ * (`recountAgedAccounts`) when it has no stored position (the first run, or KV lost it): up to
+ * this long a gap loses nothing even then; a recount finding nothing new tells nobody.
  */
 export const AGED_ACCOUNTS_LOOKBACK_MS = HOUR_MS;
 /**
