@@ -61,9 +61,9 @@ export const MAX_AGREEMENT_NOTICES_PER_HOUR = 10;
  */
 export const AGED_ACCOUNTS_LOOKBACK_MS = HOUR_MS;
 /**
- * At most this many accounts a run (one recount batch each), oldest crossing first: a burst of
- * accounts made together (a bot farm a week old) cannot exhaust one run's D1 queries (1 000 per
- * invocation) and subrequests; the next runs take the rest from where this one stopped
+ * At most this many accounts a run (recounted in one batch; each request whose consensus that
+ * gains is told in a batch of its own), oldest crossing first: a burst of accounts made together
+ * (a bot farm a week old) cannot exhaust one run's D1 queries (1 000 per invocation) and subrequests; the next runs take the rest from where this one stopped
  * (`AGED_ACCOUNTS_CURSOR_KEY`), however long the burst takes to work through.
  */
 export const MAX_AGED_ACCOUNTS_PER_RUN = 50;
@@ -259,10 +259,15 @@ export async function tellConsensus(
  * self-contained condition), they recount nothing unless it holds.
  */
 export function accountRecountStatements(userId: string, when: SQL = sql`1`): SQL[] {
+  return accountsRecountStatements([userId], when);
+}
+
+/** `accountRecountStatements` for several accounts at once: still a fixed number of statements. */
+function accountsRecountStatements(userIds: readonly string[], when: SQL = sql`1`): SQL[] {
   return recountStatements(sql`(
-    SELECT res.request_id FROM identification_results res WHERE res.proposed_by = ${userId} AND ${when}
+    SELECT res.request_id FROM identification_results res WHERE ${inList(sql`res.proposed_by`, userIds)} AND ${when}
     UNION
-    SELECT res.request_id FROM votes v JOIN identification_results res ON res.id = v.result_id WHERE v.user_id = ${userId} AND ${when})`);
+    SELECT res.request_id FROM votes v JOIN identification_results res ON res.id = v.result_id WHERE ${inList(sql`v.user_id`, userIds)} AND ${when})`);
 }
 
 /**
@@ -277,14 +282,15 @@ export async function tellRecount(env: Bindings, results: unknown[], logger?: Lo
 
 /**
  * Recounts every request these accounts proposed for or voted on, after something changed whether
- * their votes count other than by a vote (forum posts deleted: a trust level lost). One batch
- * per account; consensus gained is announced as usual.
+ * their votes count other than by a vote (forum posts deleted: a trust level lost; an account's
+ * age). One batch, a fixed number of statements however many accounts (one transaction: a failure
+ * recounts none of them); consensus gained is announced as usual, a batch per request gaining it.
  */
 export async function recountAccounts(env: Bindings, userIds: string[], logger?: Logger): Promise<void> {
-  for (const userId of new Set(userIds)) {
-    const results = await runBatch(database(env), accountRecountStatements(userId));
-    await tellRecount(env, results, logger);
-  }
+  const ids = [...new Set(userIds)];
+  if (ids.length === 0) return;
+  const results = await runBatch(database(env), accountsRecountStatements(ids));
+  await tellRecount(env, results, logger);
 }
 
 /** Where the aged-accounts pass stopped: the last account it recounted, in its order. */
