@@ -91,6 +91,19 @@ export const ConfigSchema = z.object({
   IDENTIFY_ADDRESS_RATE_LIMIT: z.string().default("300/3600").pipe(rate),
   /** Plant photos stored per user, new plants and replaced photos alike (default 100 an hour). */
   PLANT_PHOTO_RATE_LIMIT: z.string().default("100/3600").pipe(rate),
+  /** Avatars stored per user (default 10 an hour): each upload is a new photo kept while it is the avatar. */
+  AVATAR_RATE_LIMIT: z.string().default("10/3600").pipe(rate),
+  /**
+   * Photo bytes each user may keep stored (default 1 GiB): the photos their requests, disease
+   * requests, plants, forum attachments and avatar refer to, each counted once per user (a photo
+   * shared with others counts for each who keeps it). An upload past it is refused (413
+   * STORAGE_FULL) before anything is stored; deleting what refers to a photo frees it.
+   */
+  USER_STORAGE_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024 * 1024),
   /**
    * Garden calendar events created or changed per user (default 20 an hour): each is listed to
    * everyone (public ones), and a change of time or place notifies every attendee.

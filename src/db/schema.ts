@@ -995,6 +995,25 @@ export const blogImages = sqliteTable(
   ],
 );
 
+/**
+ * The photo bytes charged to each user against USER_STORAGE_BYTES (migration 0061): one row per
+ * photo the user's rows refer to, charged before the photo is stored (services/photos.ts
+ * `chargeStorage`); a photo shared by several users is charged to each. `pendingSince` (seconds)
+ * while the upload's rows are being written, null once they are.
+ */
+export const userPhotoBytes = sqliteTable(
+  "user_photo_bytes",
+  {
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    ref: text("ref").notNull(),
+    bytes: integer("bytes").notNull(),
+    pendingSince: integer("pending_since"),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.ref] })],
+);
+
 /** One content block as stored: `value` is already validated and sanitised per type. */
 export interface StoredBlock {
   id: string;

@@ -204,6 +204,7 @@ export const ERROR_CODES = {
   TOPIC_HAS_REPLIES: "A topic with replies cannot be deleted by its author (409).",
   IDEMPOTENCY_KEY_IN_USE: "A request with this Idempotency-Key is still running; retry after it (409).",
   FILE_TOO_LARGE: "An uploaded file is over the size limit (413).",
+  STORAGE_FULL: "The photos the account keeps would go over its storage allowance; delete some first (413).",
   PAYLOAD_TOO_LARGE: "The body is over the size limit (413).",
   UNSUPPORTED_MEDIA_TYPE: "The body's content type is not accepted here (415).",
   IDEMPOTENCY_KEY_REUSED: "This Idempotency-Key was used for another request (another path or payload) within 24 h (422).",

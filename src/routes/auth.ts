@@ -29,6 +29,7 @@ import {
   updateProfile,
   WS_TICKET_TTL_S,
 } from "../services/accounts";
+import { storageUsage } from "../services/photos";
 import { hashPassword, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../services/passwords";
 import { clientIp, enforceRateLimit, rateLimitRefusal } from "../services/rate-limits";
 import { endEverySession, endOwnSession, endSession, listSessions } from "../services/sessions";
@@ -96,6 +97,13 @@ const UserProfileSchema = PublicUserSchema.extend({
     }),
   last_login: z.string().nullable(),
 }).openapi("UserProfile");
+
+const StorageSchema = z
+  .object({
+    used_bytes: z.number().int().openapi({ description: "Bytes of the photos you keep stored, each counted once" }),
+    limit_bytes: z.number().int().openapi({ description: "Your allowance (`USER_STORAGE_BYTES`)" }),
+  })
+  .openapi("Storage");
 
 const UserEnvelope = z.object({ message: z.string(), user: UserProfileSchema });
 
@@ -1153,6 +1161,23 @@ export function authRoutes() {
   const getUser = mine.get("/user", "The signed-in user's profile").io({}, { 200: jsonBody(UserProfileSchema, "Profile") });
   app.openapi(getUser, async (c) => c.json(userProfile(await currentUserRow(c)), 200));
 
+  const getUserStorage = mine.get("/user/storage", "How much of your photo storage allowance your photos take").io(
+    {},
+    { 200: jsonBody(StorageSchema, "Your storage") },
+    {
+      description:
+        "The bytes of the photos your requests, disease requests, plants, forum attachments and avatar keep stored, each photo " +
+        "counted once (a photo someone else also keeps counts for each of you), and your allowance (`USER_STORAGE_BYTES`). An " +
+        "upload that would go over it is refused with 413 `STORAGE_FULL` before anything is stored; deleting what shows a photo " +
+        "frees its bytes.",
+    },
+  );
+  app.openapi(getUserStorage, async (c) => {
+    const { usedBytes, limitBytes } = await storageUsage(c.env, userIdOf(c));
+    c.header("Cache-Control", "private, no-store");
+    return c.json({ used_bytes: usedBytes, limit_bytes: limitBytes }, 200);
+  });
+
   const getUserExport = mine.get("/user/export", "Download everything the service holds about you, as one JSON file").io(
     {},
     {
@@ -1205,7 +1230,16 @@ export function authRoutes() {
         "EMAIL_SUPPRESSED: mail to the new `email` was reported as spam, so no confirmation link can reach it (use another address, or ask support); nothing changed",
         "EMAIL_SUPPRESSED",
       ),
-      429: errorResponse(429, "Email change asked too often (per account, or to that address); see Retry-After", "RATE_LIMITED"),
+      413: errorResponse(
+        413,
+        "The avatar is over 2 MiB (`FILE_TOO_LARGE`), or would take the account past its storage allowance (`STORAGE_FULL`); nothing changed",
+        "FILE_TOO_LARGE",
+      ),
+      429: errorResponse(
+        429,
+        "Email change asked too often (per account, or to that address), or avatars uploaded too often (`AVATAR_RATE_LIMIT`); see Retry-After",
+        "RATE_LIMITED",
+      ),
       503: errorResponse(
         503,
         "The email provider did not take the confirmation link for the new `email`: nothing is pending. Down, timed out or answering 429/5xx: the counts the request spent are given back (the per-account one only when the notice to the current address did not go out either); try again after `Retry-After`. Refusing the message itself (a 4xx other than 429): `message` says so, the counts stay spent and there is no `Retry-After` — retrying will not help",

@@ -312,7 +312,11 @@ export function collectionRoutes() {
     {
       201: jsonBody(PlantSchema, "Created"),
       409: errorResponse(409, "The account has the most plants allowed", "PLANT_LIMIT"),
-      413: errorResponse(413, "Image too large", "FILE_TOO_LARGE"),
+      413: errorResponse(
+        413,
+        "Image too large (`FILE_TOO_LARGE`), or would take the account past its storage allowance (`STORAGE_FULL`)",
+        "FILE_TOO_LARGE",
+      ),
       415: errorResponse(415, "Neither JSON nor multipart"),
       429: errorResponse(429, "Too many plant photos stored; see Retry-After", "RATE_LIMITED"),
     },
@@ -344,7 +348,11 @@ export function collectionRoutes() {
       {
         200: jsonBody(PlantSchema, "Updated"),
         409: errorResponse(409, "The target collection already holds this identified plant"),
-        413: errorResponse(413, "Image too large", "FILE_TOO_LARGE"),
+        413: errorResponse(
+          413,
+          "Image too large (`FILE_TOO_LARGE`), or would take the account past its storage allowance (`STORAGE_FULL`)",
+          "FILE_TOO_LARGE",
+        ),
         415: errorResponse(415, "Neither JSON nor multipart"),
         429: errorResponse(429, "Too many plant photos stored; see Retry-After", "RATE_LIMITED"),
       },

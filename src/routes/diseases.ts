@@ -151,7 +151,11 @@ export function diseaseRoutes() {
       { body: { content: { "multipart/form-data": { schema: UploadForm } }, required: true } },
       {
         202: jsonBody(DiseaseRequestSchema, "Accepted; follow ws_url (or /ws/) for progress"),
-        413: errorResponse(413, "An image is too large", "FILE_TOO_LARGE"),
+        413: errorResponse(
+          413,
+          "An image is too large (`FILE_TOO_LARGE`), or would take the account past its storage allowance (`STORAGE_FULL`)",
+          "FILE_TOO_LARGE",
+        ),
         503: errorResponse(503, "The job queue is unavailable (retry after Retry-After)"),
       },
       {

@@ -355,7 +355,11 @@ export function forumRoutes() {
   });
 
   const photoPostErrors = {
-    413: errorResponse(413, "A photo is too large", "FILE_TOO_LARGE"),
+    413: errorResponse(
+      413,
+      "A photo is too large (`FILE_TOO_LARGE`), or would take the account past its storage allowance (`STORAGE_FULL`)",
+      "FILE_TOO_LARGE",
+    ),
     415: errorResponse(415, "Neither JSON nor multipart"),
   };
   const createTopicRoute = signedIn

@@ -289,8 +289,15 @@ export function identifyRoutes() {
 
     const top = outcome.suggestions[0]!;
     const careInstructions = await timer.time("care", care.careFor(top.scientific_name));
+    // The providers are paid and the answer known: an account whose storage allowance is full
+    // gets it all the same, without a recorded request (no `request_id`), rather than a 413.
     const requestId = user
-      ? await timer.time("record", recordIdentification(c.env, user.id, image.image, outcome.suggestions, outcome.health, image.language))
+      ? await timer
+          .time("record", recordIdentification(c.env, user.id, image.image, outcome.suggestions, outcome.health, image.language))
+          .catch((err: unknown) => {
+            if (err instanceof AppError && err.code === "STORAGE_FULL") return undefined;
+            throw err;
+          })
       : undefined;
     c.header("Server-Timing", timer.header());
 

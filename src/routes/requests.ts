@@ -172,7 +172,11 @@ export function requestRoutes() {
     { body: { content: { "multipart/form-data": { schema: UploadForm } }, required: true } },
     {
       202: jsonBody(RequestSchema, "Accepted; follow ws_url for progress"),
-      413: errorResponse(413, "An image is too large", "FILE_TOO_LARGE"),
+      413: errorResponse(
+        413,
+        "An image is too large (`FILE_TOO_LARGE`), or would take the account past its storage allowance (`STORAGE_FULL`)",
+        "FILE_TOO_LARGE",
+      ),
     },
   );
   // Registered for the document, routed with app.post: the body is validated part by part.

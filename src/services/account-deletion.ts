@@ -51,6 +51,7 @@ import {
   retiredUsernames,
   savedCareInstructions,
   twoFactor,
+  userPhotoBytes,
   users,
 } from "../db/schema";
 import type { Bindings } from "../env";
@@ -95,6 +96,7 @@ const OWN_ROWS: [SQLiteTable, SQLiteColumn][] = [
   [refreshTokens, refreshTokens.userId],
   [twoFactor, twoFactor.userId],
   [twoFactorResets, twoFactorResets.userId],
+  [userPhotoBytes, userPhotoBytes.userId],
 ];
 
 /** The domain of a deleted account's address: reserved (RFC 2606), so it can never receive mail or be registered. */

@@ -146,6 +146,8 @@ export const EXPORTED_TABLES = {
 } as const;
 
 export const NOT_EXPORTED_TABLES = {
+  user_photo_bytes:
+    "the stored size of each photo the account keeps, for its storage allowance; the photos themselves are in the export with their rows",
   password_reset_tokens: "secret: an emailed reset link's hash, valid for an hour",
   email_change_tokens:
     "secret: an emailed confirmation link's hash and the session that asked for it; the address it would change to is `account.pending_email`",

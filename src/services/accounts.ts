@@ -871,13 +871,16 @@ export async function updateAvatar(env: Bindings, userId: string, file: unknown)
     const tooLarge = result.code === "FILE_TOO_LARGE";
     throw new AppError(tooLarge ? "FILE_TOO_LARGE" : "INVALID_IMAGE", tooLarge ? 413 : 400, result.message, { avatar: [result.message] });
   }
+  // Each avatar is a new photo kept while it is the avatar, the one before released: spent like
+  // other uploads (a file refused above costs nothing), and charged to the storage allowance.
+  await enforceRateLimit(env, `avatar:user:${userId}`, getConfig(env).AVATAR_RATE_LIMIT);
   const ref = photoRef(result.image);
   const before = await database(env).select({ avatarKey: users.avatarKey }).from(users).where(eq(users.id, userId)).get();
   // Only while the account is active (its avatar stays beside its forum posts after a
   // deactivation); refused, the photo stored for it is released again. The forum's cached pages
   // show a poster's avatar beside their posts: they purge with it, or they would show the old one,
   // whose photo is released just below, for their whole TTL (blog bylines show no avatar).
-  await withStoredPhotos(env, [result.image], async () => {
+  await withStoredPhotos(env, userId, [result.image], async () => {
     const db = database(env);
     const [updated] = await runBatch(db, [
       db

@@ -430,7 +430,7 @@ export async function addPlant(env: Bindings, userId: string, fields: PlantField
   if (image) await spendPhotoBudget(env, userId);
   const collectionId = fields.collection ?? (await defaultCollectionId(env, userId));
   if (!collectionId) throw new AppError("VALIDATION_ERROR", 400, "Choose a collection.", { collection: ["This field is required."] });
-  return withStoredImage(env, image, (key) => insertPlant(env, userId, collectionId, fields, key));
+  return withStoredImage(env, userId, image, (key) => insertPlant(env, userId, collectionId, fields, key));
 }
 
 /**
@@ -447,7 +447,7 @@ export async function changePlant(
 ): Promise<PlantRow> {
   await checkPlantReferences(env, userId, fields);
   if (image) await spendPhotoBudget(env, userId);
-  const row = await withStoredImage(env, image, (key) =>
+  const row = await withStoredImage(env, userId, image, (key) =>
     updatePlant(env, userId, before.id, fields, key ?? (removeImage ? null : undefined)),
   );
   if (before.imageKey && before.imageKey !== row.imageKey) await releasePhotoRefs(env, [before.imageKey]);
@@ -465,9 +465,14 @@ function spendPhotoBudget(env: Bindings, userId: string): Promise<void> {
 }
 
 /** Stores the photo (if any), then runs `write` with its reference; a failed write releases it again. */
-function withStoredImage(env: Bindings, image: ValidatedImage | null, write: (ref: string | null) => Promise<PlantRow>): Promise<PlantRow> {
+function withStoredImage(
+  env: Bindings,
+  userId: string,
+  image: ValidatedImage | null,
+  write: (ref: string | null) => Promise<PlantRow>,
+): Promise<PlantRow> {
   if (!image) return write(null);
-  return withStoredPhotos(env, [image], () => write(photoRef(image)));
+  return withStoredPhotos(env, userId, [image], () => write(photoRef(image)));
 }
 
 /**

@@ -465,8 +465,8 @@ function insertAttachments(env: Bindings, postId: string, images: ValidatedImage
 }
 
 /** Stores the photos, then runs the D1 write; a failed write releases them again (photos.ts). */
-function withStoredImages<T>(env: Bindings, images: ValidatedImage[], write: () => Promise<T>): Promise<T> {
-  return images.length === 0 ? write() : withStoredPhotos(env, images, write);
+function withStoredImages<T>(env: Bindings, authorId: string, images: ValidatedImage[], write: () => Promise<T>): Promise<T> {
+  return images.length === 0 ? write() : withStoredPhotos(env, authorId, images, write);
 }
 
 /**
@@ -490,7 +490,7 @@ export async function createTopic(
   // The author's account is active inside the insert (a deactivation committed while this was on
   // its way leaves no topic); everything else holds only if the topic landed.
   const landed = sql`EXISTS (SELECT 1 FROM forum_topics WHERE id = ${topicId})`;
-  const results = await withStoredImages(env, images, async () => {
+  const results = await withStoredImages(env, user.id, images, async () => {
     const results = await runBatch(db, [
       db
         .insert(forumTopics)
@@ -797,7 +797,7 @@ export async function createReply(
   // the post landed (its id is new).
   const open = isForumModerator(user) ? undefined : eq(forumTopics.isLocked, false);
   const landed = sql`EXISTS (SELECT 1 FROM forum_posts WHERE id = ${id})`;
-  const results = await withStoredImages(env, images, async () => {
+  const results = await withStoredImages(env, user.id, images, async () => {
     const results = await runBatch(db, [
       // Each value named by its column: drizzle refuses a select whose fields are not the
       // table's, in its order, where a raw SELECT's values would silently shift.

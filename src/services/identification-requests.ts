@@ -200,7 +200,7 @@ export async function recordIdentification(
 ): Promise<string> {
   const t = identificationRequests;
   // Store-or-undo: if the row cannot be written, the photo does not stay behind.
-  const row = await withStoredPhotos(env, [image], () =>
+  const row = await withStoredPhotos(env, userId, [image], () =>
     database(env)
       .insert(t)
       .values({ id: uuidv7(), userId, status: "processing", imageHashes: [photoRef(image)], organs: ["auto"], language })

@@ -6,7 +6,8 @@
  * to it any more; which rows can refer to a photo is the declared list PHOTO_REFERENCES below.
  */
 import { type SQL, sql } from "drizzle-orm";
-import { database, inList, runBatch } from "../db/client";
+import { changes, database, inList, runBatch } from "../db/client";
+import { getConfig } from "../config";
 import {
   blogImages,
   blogPosts,
@@ -16,11 +17,13 @@ import {
   forumAttachments,
   identificationRequests,
   userPlants,
+  userPhotoBytes,
   users,
 } from "../db/schema";
 import type { Bindings } from "../env";
 import { METADATA_STRIP_VERSION, MetadataStripError, withoutLocationMetadata } from "../lib/image-metadata";
 import { IMAGE_EXTENSION, IMAGE_MIME, type ImageMime, type ImageType } from "../lib/images";
+import { AppError } from "../lib/errors";
 import { describeError, type Logger } from "../lib/logger";
 
 /** A stored photo: its content hash and image type. */
@@ -103,7 +106,7 @@ export async function storeImages(env: Bindings, images: readonly (StoredImage &
  */
 export async function storeBlogImage(env: Bindings, image: PhotoBytes, uploadedBy: string): Promise<string> {
   const ref = photoRef(image);
-  await withStoredPhotos(env, [image], () =>
+  await withStoredPhotos(env, null, [image], () =>
     database(env).insert(blogImages).values({ ref, uploadedBy }).onConflictDoNothing({ target: blogImages.ref }),
   );
   return ref;
@@ -241,21 +244,114 @@ export function releasePhotoRefs(env: Bindings, refs: readonly (string | null)[]
 }
 
 /**
- * Stores `images`, then runs `write` (the rows that refer to them); if the write fails, the
- * upload is undone — the photos are released again, so a failed request leaves nothing behind.
+ * Charges `owner`'s storage allowance for `images` (when given), stores them, then runs `write`
+ * (the rows that refer to them); if the write fails, the upload is undone — the photos are
+ * released again and their charge dropped, so a failed request leaves nothing behind. `owner`
+ * null: not charged to a user (the blog's media library, uploaded by its writers).
  */
 export async function withStoredPhotos<T>(
   env: Bindings,
+  owner: string | null,
   images: readonly (StoredImage & { mime: ImageMime; bytes: Uint8Array })[],
   write: () => Promise<T>,
 ): Promise<T> {
+  if (owner) await chargeStorage(env, owner, images);
   await storeImages(env, images);
   try {
-    return await write();
+    const written = await write();
+    if (owner) await settleCharges(env, owner, images.map(photoRef));
+    return written;
   } catch (err) {
     await releasePhotos(env, images).catch(() => {});
+    if (owner) await pruneCharges(env, owner, 0, images.map(photoRef)).catch(() => {});
     throw err;
   }
+}
+
+/**
+ * How long a pending charge stays without a row referring to its photo (seconds): an upload is
+ * charged before its row is written, so a charge pending for less than this is an upload still
+ * on its way (one whose worker died keeps its charge this long). Once written, it is settled.
+ */
+const CHARGE_GRACE_S = 15 * 60;
+
+const nowS = () => Math.floor(Date.now() / 1000);
+
+/**
+ * The photos `userId`'s rows refer to, as one compound SELECT of `ref`s (the same columns as
+ * PHOTO_REFERENCES, those a user owns; blog rows are the blog's, not charged).
+ */
+function userPhotoRefs(userId: string): SQL {
+  return sql`SELECT j.value FROM ${identificationRequests} q, json_each(q.image_hashes) j WHERE q.user_id = ${userId}
+    UNION SELECT j.value FROM ${diseaseRequests} d, json_each(d.image_hashes) j WHERE d.user_id = ${userId}
+    UNION SELECT image_key FROM ${userPlants} WHERE user_id = ${userId} AND image_key IS NOT NULL
+    UNION SELECT a.image FROM ${forumAttachments} a JOIN forum_posts p ON p.id = a.post_id WHERE p.author_id = ${userId}
+    UNION SELECT avatar_key FROM ${users} WHERE id = ${userId} AND avatar_key IS NOT NULL`;
+}
+
+const refsIn = (refs: readonly string[]) => sql`ref IN (SELECT value FROM json_each(${JSON.stringify(refs)}))`;
+
+/**
+ * Drops `userId`'s charges for photos their rows no longer refer to: settled ones, and pending
+ * ones older than `graceS` seconds (only those of `refs` when given). A deleted request, plant,
+ * post or replaced avatar frees its photos' bytes here, when the allowance is next counted.
+ */
+function pruneCharges(env: Bindings, userId: string, graceS: number, refs?: readonly string[]) {
+  return database(env).run(
+    sql`DELETE FROM ${userPhotoBytes} WHERE user_id = ${userId}
+        AND (pending_since IS NULL OR pending_since <= ${nowS() - graceS})${refs ? sql` AND ${refsIn(refs)}` : sql``}
+        AND ref NOT IN (${userPhotoRefs(userId)})`,
+  );
+}
+
+/** Marks `userId`'s charges for `refs` settled: their rows are written. */
+function settleCharges(env: Bindings, userId: string, refs: readonly string[]) {
+  return database(env).run(sql`UPDATE ${userPhotoBytes} SET pending_since = NULL WHERE user_id = ${userId} AND ${refsIn(refs)}`);
+}
+
+/**
+ * The photo bytes `userId` keeps (their charges, after dropping those of photos no longer
+ * referred to) and their allowance (USER_STORAGE_BYTES).
+ */
+export async function storageUsage(env: Bindings, userId: string): Promise<{ usedBytes: number; limitBytes: number }> {
+  await pruneCharges(env, userId, CHARGE_GRACE_S);
+  const row = await database(env).get<{ used: number }>(
+    sql`SELECT coalesce(sum(bytes), 0) AS used FROM ${userPhotoBytes} WHERE user_id = ${userId}`,
+  );
+  return { usedBytes: row?.used ?? 0, limitBytes: getConfig(env).USER_STORAGE_BYTES };
+}
+
+/**
+ * Charges `userId` for those of `images` not already charged to them, or refuses (413
+ * STORAGE_FULL) when that would take them over USER_STORAGE_BYTES. One statement: the check and
+ * the charge cannot be split by a concurrent upload. A photo the user already keeps costs nothing
+ * more (its charge is pending again, so a row about to refer to it keeps it).
+ */
+async function chargeStorage(env: Bindings, userId: string, images: readonly (StoredImage & { bytes: Uint8Array })[]) {
+  if (images.length === 0) return;
+  const sizes = new Map(images.map((img) => [photoRef(img), img.bytes.byteLength]));
+  const wanted = JSON.stringify([...sizes]);
+  const limit = getConfig(env).USER_STORAGE_BYTES;
+  const charge = () =>
+    database(env).run(
+      sql`INSERT INTO ${userPhotoBytes} (user_id, ref, bytes, pending_since)
+          SELECT ${userId}, j.value ->> 0, j.value ->> 1, ${nowS()} FROM json_each(${wanted}) j
+          WHERE (SELECT coalesce(sum(bytes), 0) FROM ${userPhotoBytes} WHERE user_id = ${userId})
+              + (SELECT coalesce(sum(n.value ->> 1), 0) FROM json_each(${wanted}) n
+                 WHERE NOT EXISTS (SELECT 1 FROM ${userPhotoBytes} e WHERE e.user_id = ${userId} AND e.ref = n.value ->> 0))
+              <= ${limit}
+          ON CONFLICT (user_id, ref) DO UPDATE SET pending_since = excluded.pending_since`,
+    );
+  if (changes(await charge()) > 0) return;
+  // Refused: perhaps only for charges whose rows are gone; drop those and ask once more.
+  await pruneCharges(env, userId, CHARGE_GRACE_S);
+  if (changes(await charge()) > 0) return;
+  const { usedBytes } = await storageUsage(env, userId);
+  throw new AppError(
+    "STORAGE_FULL",
+    413,
+    `Your photos take ${usedBytes} of the ${limit} bytes your account may keep; this upload would go over. Delete some photos first.`,
+  );
 }
 
 /**

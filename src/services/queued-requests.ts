@@ -175,7 +175,7 @@ export async function submitRequest<T extends RequestTable>(
   // The photo store's store-or-undo: a failed insert leaves no photo behind. (`store` includes `record`.)
   const row = (await timer.time(
     "store",
-    withStoredPhotos(env, photos, () =>
+    withStoredPhotos(env, userId, photos, () =>
       timer.time(
         "record",
         database(env)

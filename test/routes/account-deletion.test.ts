@@ -601,6 +601,7 @@ describe("every column that names an account", () => {
     "push_subscriptions.user_id",
     "two_factor.user_id",
     "two_factor_resets.user_id",
+    "user_photo_bytes.user_id",
   ];
   const KEPT = [
     "forum_topics.author_id",

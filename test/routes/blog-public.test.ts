@@ -38,7 +38,7 @@ async function storedPhoto(width: number, height: number) {
   const bytes = await makePng(width, height, { seed: crypto.randomUUID() });
   const { sha256Hex } = await import("../../src/lib/hash");
   const sha256 = await sha256Hex(bytes);
-  await withStoredPhotos(env, [{ sha256, type: "png", mime: "image/png", bytes }], async () => {});
+  await withStoredPhotos(env, null, [{ sha256, type: "png", mime: "image/png", bytes }], async () => {});
   return `${sha256}.png`;
 }
 

@@ -76,7 +76,7 @@ describe("release", () => {
   it("deletes a photo nothing refers to, and keeps one a declared column still uses", async () => {
     const free = await photo("release-free");
     const used = await photo("release-used");
-    await withStoredPhotos(env, [free, used], async () => {});
+    await withStoredPhotos(env, null, [free, used], async () => {});
     const u = await bearerUser();
     // An avatar is one of the declared references; any of them keeps the photo.
     await env.DB.prepare("UPDATE users SET avatar_key = ? WHERE id = ?").bind(photoRef(used), u.userId).run();
@@ -87,7 +87,7 @@ describe("release", () => {
 
   it("keeps a photo an identification request holds in its JSON list", async () => {
     const p = await photo("release-request");
-    await withStoredPhotos(env, [p], async () => {});
+    await withStoredPhotos(env, null, [p], async () => {});
     const u = await bearerUser();
     await env.DB.prepare("INSERT INTO identification_requests (id, user_id, status, image_hashes) VALUES (?, ?, 'identified', ?)")
       .bind(crypto.randomUUID(), u.userId, JSON.stringify(["x", photoRef(p)]))
@@ -99,12 +99,12 @@ describe("release", () => {
   it("a failed write undoes the upload; a successful one keeps it", async () => {
     const p = await photo("undo");
     await expect(
-      withStoredPhotos(env, [p], async () => {
+      withStoredPhotos(env, null, [p], async () => {
         throw new Error("write failed");
       }),
     ).rejects.toThrow("write failed");
     expect(await stored(p)).toBe(false);
-    expect(await withStoredPhotos(env, [p], async () => "written")).toBe("written");
+    expect(await withStoredPhotos(env, null, [p], async () => "written")).toBe("written");
     expect(await stored(p)).toBe(true);
   });
 });
