@@ -974,7 +974,12 @@ export async function editPost(
   return { post: await getPost(env, id), topic, updated: tableRows(notifications, updated) };
 }
 
-/** Deletes a post (a placeholder stays); answers the notifications withdrawn with it, for the caller to tell their owners' sockets. */
+/**
+ * Deletes a post (a placeholder stays); answers the notifications withdrawn with it, for the caller
+ * to tell their owners' sockets. Its attachments go with it (a deleted post shows none), and their
+ * photos are released unless another row still shows them: a deleted post's photos no longer count
+ * toward its author's storage allowance, nor stay stored for nobody.
+ */
 export async function deletePost(env: Bindings, user: AuthenticatedUser, id: string, logger?: Logger): Promise<WithdrawnNotification[]> {
   const { post } = await livePost(env, id);
   const own = post.author_id === user.id;
@@ -985,7 +990,8 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
   // every statement: a deactivation committed meanwhile deletes and withdraws nothing. (One's own
   // post goes whether or not one was deactivated meanwhile: removing what one wrote is harmless.)
   const allowed = own ? sql`1` : authorActive(user);
-  const [marked, uncounted, withdrawn] = await runBatch(db, [
+  const postDeleted = sql`EXISTS (SELECT 1 FROM ${forumPosts} dp WHERE dp.id = ${id} AND dp.is_deleted = 1)`;
+  const batch = await runBatch(db, [
     db
       .update(forumPosts)
       .set({ isDeleted: true, deletedAt: now, updatedAt: now })
@@ -1001,8 +1007,19 @@ export async function deletePost(env: Bindings, user: AuthenticatedUser, id: str
       .set({ solutionPostId: null })
       .where(and(eq(forumTopics.id, post.topic_id), eq(forumTopics.solutionPostId, id), allowed)),
     refreshTopicCounters(env, post.topic_id, now, allowed),
+    // Last, once the post is marked deleted (by this request or an earlier one): its attachments.
+    db
+      .delete(forumAttachments)
+      .where(and(eq(forumAttachments.postId, id), postDeleted, allowed))
+      .returning({ image: forumAttachments.image }),
   ]);
+  const [marked, uncounted, withdrawn] = batch;
+  const detached = batch.at(-1);
   if (!own && changes(marked) === 0) await refuseIfDeactivated(env, user.id);
+  await releasePhotoRefs(
+    env,
+    batchRows(detached).map((r) => String(r.image)),
+  );
   await recountFallen(env, uncounted, logger);
   // Read by the table's columns whichever way runBatch sent the batch (drizzle's or raw D1).
   return tableRows(notifications, withdrawn).map(({ id, userId, inApp }) => ({ id, userId, inApp }));

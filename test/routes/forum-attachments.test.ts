@@ -335,6 +335,33 @@ describe("deletes", () => {
     expect((await json<TopicDetail>(await call(`${API}/topics/${topic.id}/`), 200)).first_post!.attachments).toHaveLength(1);
   });
 
+  // Review helper-148: a deleted post kept its attachment rows, so its photos stayed stored (and
+  // their URLs served) for nobody, and counted toward its author's storage allowance for good —
+  // while docs/api.md § Your photo storage says deleting a forum post frees its bytes.
+  it("deleting a post removes its attachments: its photo is released and its bytes leave the author's storage", async () => {
+    const u = await userAt("basic");
+    const first = await png();
+    const second = await png();
+    const used = async () =>
+      (await json<{ used_bytes: number }>(await call("/api/v1/auth/user/storage/", { bearer: u.access }), 200)).used_bytes;
+    const topic = await json<TopicDetail>(
+      await postTopic(u.access, form({ title: "Freeing a photo", body: "Opening." }, [{ bytes: first }])),
+      201,
+    );
+    const withTopic = await used();
+    const reply = await json<Post>(await postReply(u.access, topic.id, form({ body: "Wrong plant, sorry." }, [{ bytes: second }])), 201);
+    expect(await used()).toBeGreaterThan(withTopic);
+    const key = await keyOf(second, "png");
+
+    expect((await call(`${API}/posts/${reply.id}/`, { method: "DELETE", bearer: u.access })).status).toBe(204);
+    expect(await count("SELECT count(*) AS n FROM forum_attachments WHERE post_id = ?", reply.id)).toBe(0);
+    expect(await env.IMAGES.head(key)).toBeNull();
+    await expectError(await call(await urlOf(second, "png")), 404, "NOT_FOUND");
+    expect(await used()).toBe(withTopic);
+    // The opening post keeps its photo.
+    expect(await env.IMAGES.head(await keyOf(first, "png"))).not.toBeNull();
+  });
+
   it("deleting an identification request keeps a photo a post still shows; deleting the topic releases it", async () => {
     const u = await userAt("basic");
     const photo = await png();
