@@ -163,8 +163,10 @@ export async function careForSpecies(
   }
   // A regeneration is an OpenAI call like a first guide: it spends the same hourly allowance as
   // well as its own per-minute one, so CARE_REGENERATE_RATE_LIMIT alone (5 a minute, 300 an
-  // hour) is not what one account may cost. Either refusing is a 429 that spends neither.
-  await spendRateLimits(
+  // hour) is not what one account may cost. Either refusing is a 429 that spends neither; and
+  // a regeneration OpenAI does not write (the 503 below) spends neither, as an identification no
+  // provider answers is given back.
+  const refund = await spendRateLimits(
     env,
     [
       [`care:user:${request.userId}`, getConfig(env).CARE_REGENERATE_RATE_LIMIT],
@@ -176,6 +178,7 @@ export async function careForSpecies(
     return { species, care: await generateAndStoreCareGuide(env, species, request.language) };
   } catch (err) {
     if (!(err instanceof ProviderError)) throw err;
+    await refund();
     throw new AppError("CARE_UNAVAILABLE", 503, "AI care instructions are unavailable right now. Please try again later.", undefined, {
       "Retry-After": "60",
     });

@@ -213,6 +213,18 @@ describe("species care instructions", () => {
     expect(emulators.openai.calls).toBe(CARE_GENERATE_PER_HOUR);
   });
 
+  it("a regeneration OpenAI does not write (503) spends no allowance: the retry once it answers is not refused", async () => {
+    const u = await bearerUser();
+    const id = await species();
+    // One regeneration a minute: the failed one must not use it up.
+    const strict = { ...env, CARE_REGENERATE_RATE_LIMIT: "1/60" } as Env;
+    const ask = () => careForSpecies(strict, { speciesId: id, language: "en", regenerate: true, userId: u.userId });
+    emulators.openai.setMode({ failure: "insufficient_quota", times: 1 });
+    expect(await ask().catch((e: unknown) => e)).toMatchObject({ status: 503, code: "CARE_UNAVAILABLE" });
+    expect((await ask()).care).toMatchObject({ source: "openai" });
+    expect(await ask().catch((e: unknown) => e)).toMatchObject({ status: 429, code: "RATE_LIMITED" });
+  });
+
   it("404 for an unknown species, 400 for a bad id, 401 without a session", async () => {
     const u = await bearerUser();
     await expectError(
