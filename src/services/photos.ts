@@ -321,6 +321,13 @@ export async function storageUsage(env: Bindings, userId: string): Promise<{ use
   return { usedBytes: row?.used ?? 0, limitBytes: getConfig(env).USER_STORAGE_BYTES };
 }
 
+/** Bytes as a person reads them (1024-based, as the file-size messages count them). */
+function readableBytes(bytes: number): string {
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GB`;
+}
+
 /**
  * Charges `userId` for those of `images` not already charged to them, or refuses (413
  * STORAGE_FULL) when that would take them over USER_STORAGE_BYTES. One statement: the check and
@@ -350,7 +357,7 @@ async function chargeStorage(env: Bindings, userId: string, images: readonly (St
   throw new AppError(
     "STORAGE_FULL",
     413,
-    `Your photos take ${usedBytes} of the ${limit} bytes your account may keep; this upload would go over. Delete some photos first.`,
+    `Your photos take ${readableBytes(usedBytes)} of the ${readableBytes(limit)} your account may keep; this upload would go over. Delete some photos first.`,
   );
 }
 

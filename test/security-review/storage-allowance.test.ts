@@ -73,7 +73,13 @@ describe("each account has a storage allowance in bytes", () => {
 
     const refused = await send("POST", `${API}/plants/`, u.access, plantForm(c, "c"));
     expect(refused.status).toBe(413);
-    expect(((await refused.json()) as { code: string }).code).toBe("STORAGE_FULL");
+    const body = (await refused.json()) as { code: string; message: string };
+    expect(body.code).toBe("STORAGE_FULL");
+    // In units a person reads, not a count of bytes.
+    const kb = ((a.size + b.size) / 1024).toFixed(1);
+    expect(body.message).toBe(
+      `Your photos take ${kb} KB of the ${kb} KB your account may keep; this upload would go over. Delete some photos first.`,
+    );
     expect(await stored(c)).toBe(false);
     const plants = await env.DB.prepare("SELECT count(*) AS n FROM user_plants WHERE user_id = ?").bind(u.userId).first<{ n: number }>();
     expect(plants!.n).toBe(3);
