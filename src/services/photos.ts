@@ -161,18 +161,24 @@ function stripped(bytes: Uint8Array, type: ImageType): Uint8Array | null {
  * Every column that can refer to a photo, and how: `ref` holds one reference, `refs` a JSON
  * array of them, `json` a JSON document any of whose string leaves may be one (a post's blocks;
  * a revision's snapshot, so a restored revision still finds its images). A new feature that keeps photos adds its column here, and the store keeps its
- * photos while its rows refer to them.
+ * photos while its rows refer to them. `owner` is whose storage allowance its photos count
+ * toward (`userPhotoRefs`); the blog's are nobody's (null).
  */
 export const PHOTO_REFERENCES = [
-  { table: identificationRequests, column: identificationRequests.imageHashes, form: "refs" },
-  { table: diseaseRequests, column: diseaseRequests.imageHashes, form: "refs" },
-  { table: userPlants, column: userPlants.imageKey, form: "ref" },
-  { table: forumAttachments, column: forumAttachments.image, form: "ref" },
-  { table: users, column: users.avatarKey, form: "ref" },
-  { table: blogPosts, column: blogPosts.featuredImage, form: "ref" },
-  { table: blogPosts, column: blogPosts.contentBlocks, form: "json" },
-  { table: blogRevisions, column: blogRevisions.snapshot, form: "json" },
-  { table: blogSeries, column: blogSeries.coverImage, form: "ref" },
+  { table: identificationRequests, column: identificationRequests.imageHashes, form: "refs", owner: identificationRequests.userId },
+  { table: diseaseRequests, column: diseaseRequests.imageHashes, form: "refs", owner: diseaseRequests.userId },
+  { table: userPlants, column: userPlants.imageKey, form: "ref", owner: userPlants.userId },
+  {
+    table: forumAttachments,
+    column: forumAttachments.image,
+    form: "ref",
+    owner: sql`(SELECT fp.author_id FROM forum_posts fp WHERE fp.id = ${forumAttachments.postId})`,
+  },
+  { table: users, column: users.avatarKey, form: "ref", owner: users.id },
+  { table: blogPosts, column: blogPosts.featuredImage, form: "ref", owner: null },
+  { table: blogPosts, column: blogPosts.contentBlocks, form: "json", owner: null },
+  { table: blogRevisions, column: blogRevisions.snapshot, form: "json", owner: null },
+  { table: blogSeries, column: blogSeries.coverImage, form: "ref", owner: null },
 ] as const;
 
 /** SELECTs per compound query (D1 refused nine). */
@@ -278,15 +284,18 @@ const CHARGE_GRACE_S = 15 * 60;
 const nowS = () => Math.floor(Date.now() / 1000);
 
 /**
- * The photos `userId`'s rows refer to, as one compound SELECT of `ref`s (the same columns as
- * PHOTO_REFERENCES, those a user owns; blog rows are the blog's, not charged).
+ * The photos `userId`'s rows refer to, as one compound SELECT of `ref`s: the columns of
+ * PHOTO_REFERENCES that have an owner (the blog's are not charged), so a new column declared there
+ * with its owner is counted too.
  */
 function userPhotoRefs(userId: string): SQL {
-  return sql`SELECT j.value FROM ${identificationRequests} q, json_each(q.image_hashes) j WHERE q.user_id = ${userId}
-    UNION SELECT j.value FROM ${diseaseRequests} d, json_each(d.image_hashes) j WHERE d.user_id = ${userId}
-    UNION SELECT image_key FROM ${userPlants} WHERE user_id = ${userId} AND image_key IS NOT NULL
-    UNION SELECT a.image FROM ${forumAttachments} a JOIN forum_posts p ON p.id = a.post_id WHERE p.author_id = ${userId}
-    UNION SELECT avatar_key FROM ${users} WHERE id = ${userId} AND avatar_key IS NOT NULL`;
+  const parts = PHOTO_REFERENCES.flatMap(({ table, column, form, owner }) => {
+    // Owned columns hold `ref` or `refs` (an owned `json` one would need json_tree, as referencedPhotos).
+    if (owner === null) return [];
+    if (form === "refs") return [sql`SELECT j.value FROM ${table}, json_each(${column}) j WHERE ${owner} = ${userId}`];
+    return [sql`SELECT ${column} FROM ${table} WHERE ${owner} = ${userId} AND ${column} IS NOT NULL`];
+  });
+  return sql.join(parts, sql` UNION `);
 }
 
 const refsIn = (refs: readonly string[]) => sql`ref IN (SELECT value FROM json_each(${JSON.stringify(refs)}))`;
